@@ -1,0 +1,105 @@
+/**
+ * The fleet CA on the controller: its key never leaves this directory. Keeps a register of
+ * issued certificates (for `gaxx certs list`) and the signed revocation list.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GaxxError } from '../proto/index.js';
+import { describeIdentity, normalizeSerial, type Identity } from './identity.js';
+import { createCaCertificate, issueLeafCertificate, type IssuedCertificate, type LeafOptions } from './issue.js';
+import { REVOCATION_FILE, signRevocationList, verifyRevocationList } from './revocation.js';
+import { readPrivateFile, readRequiredFile, writeFileAtomic } from './store.js';
+import { parseCertificate } from './verify.js';
+
+export const CA_CERT_FILE = 'ca.pem';
+export const CA_KEY_FILE = 'ca-key.pem';
+const REGISTER_FILE = 'issued.json';
+
+/** One issued certificate as the register keeps it. */
+export interface IssuedRecord {
+  serial: string;
+  identity: Identity;
+  subject: string;
+  hosts: string[];
+  notBefore: string;
+  notAfter: string;
+  issuedAt: string;
+}
+
+export class FleetCa {
+  private constructor(
+    readonly dir: string,
+    readonly certPem: string,
+    private readonly keyPem: string,
+  ) {}
+
+  /** Opens the CA in `dir`, creating it first when absent. Re-running is harmless. */
+  static async init(dir: string, commonName = 'gaxx fleet CA'): Promise<{ ca: FleetCa; created: boolean }> {
+    if (existsSync(join(dir, CA_CERT_FILE))) return { ca: FleetCa.open(dir), created: false };
+    const made = await createCaCertificate(commonName);
+    writeFileAtomic(join(dir, CA_KEY_FILE), made.keyPem, 0o600);
+    writeFileAtomic(join(dir, CA_CERT_FILE), made.certPem, 0o644);
+    return { ca: FleetCa.open(dir), created: true };
+  }
+
+  /** Opens an existing CA; NOT_FOUND when `gaxx init` has not been run. */
+  static open(dir: string): FleetCa {
+    if (!existsSync(join(dir, CA_CERT_FILE))) {
+      throw new GaxxError('NOT_FOUND', `no CA in ${dir}: run 'gaxx init' first`);
+    }
+    const certPem = readRequiredFile(join(dir, CA_CERT_FILE), 'CA certificate').toString();
+    const keyPem = readPrivateFile(join(dir, CA_KEY_FILE), 'CA key').toString();
+    return new FleetCa(dir, certPem, keyPem);
+  }
+
+  /** Issues a leaf and records it in the register. */
+  async issue(opts: LeafOptions): Promise<IssuedCertificate> {
+    const made = await issueLeafCertificate({ certPem: this.certPem, keyPem: this.keyPem }, opts);
+    const rec: IssuedRecord = {
+      serial: made.serial,
+      identity: opts.identity,
+      subject: describeIdentity(opts.identity),
+      hosts: opts.hosts ?? [],
+      notBefore: made.notBefore.toISOString(),
+      notAfter: made.notAfter.toISOString(),
+      issuedAt: new Date().toISOString(),
+    };
+    writeFileAtomic(join(this.dir, REGISTER_FILE), JSON.stringify([...this.list(), rec], null, 2), 0o600);
+    return made;
+  }
+
+  /** Every certificate this CA issued, oldest first. */
+  list(): IssuedRecord[] {
+    const p = join(this.dir, REGISTER_FILE);
+    return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as IssuedRecord[]) : [];
+  }
+
+  /** Serials revoked so far (verified against this CA). */
+  revoked(): Set<string> {
+    const p = join(this.dir, REVOCATION_FILE);
+    if (!existsSync(p)) return new Set();
+    return verifyRevocationList(readFileSync(p, 'utf8'), [parseCertificate(this.certPem)]).serials;
+  }
+
+  /**
+   * Revokes `serial` and re-signs the list. NOT_FOUND when this CA never issued it.
+   * Returns the new signed list text, to be pushed to agents.
+   */
+  revoke(serial: string): string {
+    const s = normalizeSerial(serial);
+    if (!this.list().some((r) => r.serial === s)) throw new GaxxError('NOT_FOUND', `no certificate with serial ${s} was issued by this CA`);
+    return this.writeRevocationList([...this.revoked(), s]);
+  }
+
+  /** The current signed revocation list text (an empty one when nothing is revoked). */
+  revocationListText(): string {
+    const p = join(this.dir, REVOCATION_FILE);
+    return existsSync(p) ? readFileSync(p, 'utf8') : this.writeRevocationList([]);
+  }
+
+  private writeRevocationList(serials: string[]): string {
+    const text = signRevocationList(this.keyPem, serials);
+    writeFileAtomic(join(this.dir, REVOCATION_FILE), text, 0o644);
+    return text;
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * A certificate directory as agents and clients use it: cert.pem, key.pem (0600), ca.pem (one or
+ * more CAs, for overlap during CA rotation) and an optional signed revoked.json.
+ */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GaxxError } from '../proto/index.js';
+import { REVOCATION_FILE, verifyRevocationList } from './revocation.js';
+import { readPrivateFile, readRequiredFile, writeFileAtomic } from './store.js';
+import { parseCertificate, splitPemBundle, summarizeCertificate, verifyLeaf, type CertSummary } from './verify.js';
+
+export const CERT_FILE = 'cert.pem';
+export const KEY_FILE = 'key.pem';
+export const CA_FILE = 'ca.pem';
+
+/** A loaded, verified cert dir. */
+export interface CertBundle {
+  dir: string;
+  certPem: Buffer;
+  keyPem: Buffer;
+  caPem: Buffer;
+  cert: X509Certificate;
+  cas: X509Certificate[];
+  summary: CertSummary;
+  revoked: Set<string>;
+}
+
+/** Writes a cert dir: cert.pem and ca.pem 0644, key.pem 0600, revoked.json when given. */
+export function writeCertDir(dir: string, files: { certPem: string; keyPem: string; caPem: string; revokedText?: string }): void {
+  writeFileAtomic(join(dir, KEY_FILE), files.keyPem, 0o600);
+  writeFileAtomic(join(dir, CERT_FILE), files.certPem, 0o644);
+  writeFileAtomic(join(dir, CA_FILE), files.caPem, 0o644);
+  if (files.revokedText !== undefined) writeFileAtomic(join(dir, REVOCATION_FILE), files.revokedText, 0o644);
+}
+
+/**
+ * Loads and checks a cert dir: files present, key 0600, cert signed by a CA in ca.pem and
+ * within its validity window, key matching the cert, revocation list signed by a trusted CA.
+ */
+export function loadCertDir(dir: string, now = new Date()): CertBundle {
+  const certPem = readRequiredFile(join(dir, CERT_FILE), 'certificate');
+  const keyPem = readPrivateFile(join(dir, KEY_FILE), 'private key');
+  const caPem = readRequiredFile(join(dir, CA_FILE), 'CA bundle');
+  const cert = parseCertificate(certPem);
+  const cas = splitPemBundle(caPem).map(parseCertificate);
+  if (cas.length === 0) throw new GaxxError('CERT_INVALID', `${join(dir, CA_FILE)} holds no certificate`);
+  verifyLeaf(cert, cas, now);
+  if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw new GaxxError('CERT_INVALID', `${join(dir, KEY_FILE)} does not match ${join(dir, CERT_FILE)}`);
+  const revPath = join(dir, REVOCATION_FILE);
+  const revoked = existsSync(revPath) ? verifyRevocationList(readFileSync(revPath, 'utf8'), cas).serials : new Set<string>();
+  const summary = summarizeCertificate(cert);
+  if (revoked.has(summary.serial)) throw new GaxxError('CERT_REVOKED', `certificate ${summary.serial} in ${dir} is revoked`);
+  return { dir, certPem, keyPem, caPem, cert, cas, summary, revoked };
+}

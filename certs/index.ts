@@ -1,0 +1,30 @@
+/** certs: the fleet CA (issue with node-forge), identities, cert dirs, revocation, TLS policy. */
+export { FleetCa, CA_CERT_FILE, CA_KEY_FILE, type IssuedRecord } from './ca.js';
+export { loadCertDir, writeCertDir, CERT_FILE, KEY_FILE, CA_FILE, type CertBundle } from './certdir.js';
+export {
+  ROLES,
+  SPIFFE_PREFIX,
+  assertName,
+  describeIdentity,
+  identityFromSan,
+  identityUri,
+  normalizeSerial,
+  parseIdentityUri,
+  subjectAltNames,
+  type Identity,
+  type Role,
+} from './identity.js';
+export {
+  createCaCertificate,
+  issueLeafCertificate,
+  DEFAULT_CA_VALIDITY_MS,
+  DEFAULT_LEAF_VALIDITY_MS,
+  type IssuedCertificate,
+  type LeafOptions,
+  type SignerKey,
+} from './issue.js';
+export { generateRsaKeyPair } from './keys.js';
+export { REVOCATION_FILE, signRevocationList, verifyRevocationList } from './revocation.js';
+export { readPrivateFile, readRequiredFile, writeFileAtomic } from './store.js';
+export { TLS_CIPHERS, TLS_MIN_VERSION, secureContextOptions } from './tls.js';
+export { parseCertificate, renewalDue, splitPemBundle, summarizeCertificate, verifyLeaf, type CertSummary } from './verify.js';

@@ -1,0 +1,56 @@
+/**
+ * Files that hold keys and certificates: written atomically with explicit modes, and private
+ * files refused when group or others can read them.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { GaxxError } from '../proto/index.js';
+
+/** Writes `data` to `path` through a temp file in the same dir, fsync, then rename. */
+export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(tmp, 'wx', mode);
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+}
+
+/** Reads a file that must exist; a missing file is NOT_FOUND with the path. */
+export function readRequiredFile(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new GaxxError('NOT_FOUND', `${what} not found: ${path}`, { cause: e });
+    throw new GaxxError('FAILED_PRECONDITION', `cannot read ${what} ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * Reads a private file (key, secrets). Refused with INSECURE_FILE_MODE when group or others have
+ * any access, since a key others can read is no longer a secret.
+ */
+export function readPrivateFile(path: string, what = 'private key'): Buffer {
+  let mode: number;
+  try {
+    mode = statSync(path).mode & 0o777;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new GaxxError('NOT_FOUND', `${what} not found: ${path}`, { cause: e });
+    throw e;
+  }
+  if (mode & 0o077) {
+    throw new GaxxError(
+      'INSECURE_FILE_MODE',
+      `${what} ${path} has mode ${mode.toString(8).padStart(4, '0')}; it must not be readable by group or others (chmod 600 ${path})`,
+    );
+  }
+  return readRequiredFile(path, what);
+}

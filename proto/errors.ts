@@ -1,0 +1,88 @@
+/**
+ * GaxxError and ErrorCode: the one error vocabulary of every module. Expected failures throw a
+ * GaxxError; boundaries map its code to a gRPC status (agent), a task result (scheduler) or an
+ * exit code (CLI). Tests assert codes, never message text.
+ */
+import { status as GrpcStatus } from '@grpc/grpc-js';
+
+/** Every expected failure, with the gRPC status and CLI exit code it maps to. */
+export const ERROR_CODES = {
+  INVALID_ARGUMENT: { grpc: GrpcStatus.INVALID_ARGUMENT, exit: 2 },
+  USAGE: { grpc: GrpcStatus.INVALID_ARGUMENT, exit: 2 },
+  CONFIG_INVALID: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 3 },
+  NOT_FOUND: { grpc: GrpcStatus.NOT_FOUND, exit: 4 },
+  ALREADY_EXISTS: { grpc: GrpcStatus.ALREADY_EXISTS, exit: 5 },
+  FAILED_PRECONDITION: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 6 },
+  INSECURE_FILE_MODE: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 7 },
+  ROOT_REFUSED: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 7 },
+  PROFILING_IN_PRODUCTION: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 7 },
+  WEAK_SECRET: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 7 },
+  CERT_INVALID: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
+  CERT_EXPIRED: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
+  CERT_REVOKED: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
+  IDENTITY_MISMATCH: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
+  UNAUTHENTICATED: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
+  PERMISSION_DENIED: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
+  PATH_ESCAPE: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
+  CHECKSUM_MISMATCH: { grpc: GrpcStatus.DATA_LOSS, exit: 10 },
+  RESOURCE_EXHAUSTED: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, exit: 11 },
+  UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, exit: 12 },
+  REDIS_UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, exit: 12 },
+  DEADLINE_EXCEEDED: { grpc: GrpcStatus.DEADLINE_EXCEEDED, exit: 13 },
+  CANCELLED: { grpc: GrpcStatus.CANCELLED, exit: 130 },
+  INTERNAL: { grpc: GrpcStatus.INTERNAL, exit: 70 },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An expected failure with a stable code; `message` is one human line, never a secret. */
+export class GaxxError extends Error {
+  readonly code: ErrorCode;
+  /** Extra machine-readable facts (e.g. a dot-path list for validation errors). */
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'GaxxError';
+    this.code = code;
+    this.details = opts.details;
+  }
+}
+
+export function isGaxxError(e: unknown, code?: ErrorCode): e is GaxxError {
+  return e instanceof GaxxError && (code === undefined || e.code === code);
+}
+
+/** The gRPC status a code maps to at the agent boundary. */
+export function grpcStatusFor(code: ErrorCode): number {
+  return ERROR_CODES[code].grpc;
+}
+
+/** The process exit code a code maps to at the CLI boundary. */
+export function exitCodeFor(code: ErrorCode): number {
+  return ERROR_CODES[code].exit;
+}
+
+/** Metadata key that carries the GaxxError code across gRPC, so clients can rebuild it. */
+export const ERROR_CODE_METADATA_KEY = 'gaxx-error-code';
+
+/** Reverse map for statuses from peers that sent no gaxx code. */
+const FROM_GRPC: Record<number, ErrorCode> = {
+  [GrpcStatus.INVALID_ARGUMENT]: 'INVALID_ARGUMENT',
+  [GrpcStatus.NOT_FOUND]: 'NOT_FOUND',
+  [GrpcStatus.ALREADY_EXISTS]: 'ALREADY_EXISTS',
+  [GrpcStatus.PERMISSION_DENIED]: 'PERMISSION_DENIED',
+  [GrpcStatus.UNAUTHENTICATED]: 'UNAUTHENTICATED',
+  [GrpcStatus.RESOURCE_EXHAUSTED]: 'RESOURCE_EXHAUSTED',
+  [GrpcStatus.FAILED_PRECONDITION]: 'FAILED_PRECONDITION',
+  [GrpcStatus.UNAVAILABLE]: 'UNAVAILABLE',
+  [GrpcStatus.DEADLINE_EXCEEDED]: 'DEADLINE_EXCEEDED',
+  [GrpcStatus.CANCELLED]: 'CANCELLED',
+  [GrpcStatus.DATA_LOSS]: 'CHECKSUM_MISMATCH',
+};
+
+/** Rebuilds a GaxxError from a gRPC status and the optional gaxx code the peer attached. */
+export function errorFromGrpc(grpcCode: number, details: string, gaxxCode?: string): GaxxError {
+  const code = gaxxCode && gaxxCode in ERROR_CODES ? (gaxxCode as ErrorCode) : (FROM_GRPC[grpcCode] ?? 'INTERNAL');
+  return new GaxxError(code, details || `gRPC status ${grpcCode}`);
+}

@@ -1,0 +1,10 @@
+// Original file: /work/main/proto/gaxx/agent/v1/agent.proto
+
+
+export interface CancelRequest {
+  'taskId'?: (string);
+}
+
+export interface CancelRequest__Output {
+  'taskId': (string);
+}

@@ -1,0 +1,10 @@
+// Original file: /work/main/proto/gaxx/agent/v1/agent.proto
+
+
+export interface CancelResponse {
+  'found'?: (boolean);
+}
+
+export interface CancelResponse__Output {
+  'found': (boolean);
+}

@@ -1,0 +1,10 @@
+// Original file: /work/main/proto/gaxx/agent/v1/agent.proto
+
+
+export interface GetFileRequest {
+  'path'?: (string);
+}
+
+export interface GetFileRequest__Output {
+  'path': (string);
+}

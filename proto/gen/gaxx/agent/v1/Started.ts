@@ -1,0 +1,14 @@
+// Original file: /work/main/proto/gaxx/agent/v1/agent.proto
+
+
+export interface Started {
+  'pid'?: (number);
+  'attached'?: (boolean);
+  'replayed'?: (boolean);
+}
+
+export interface Started__Output {
+  'pid': (number);
+  'attached': (boolean);
+  'replayed': (boolean);
+}

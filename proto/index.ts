@@ -1,0 +1,23 @@
+/** proto: the wire contract (loaded services and generated types) and the shared error model. */
+export * from './errors.js';
+export { loadProtos, LOADER_OPTIONS, PROTO_DIR } from './load.js';
+export type { AgentClient as AgentGrpcClient, AgentHandlers } from './gen/gaxx/agent/v1/Agent.js';
+export type { ExecRequest, ExecRequest__Output } from './gen/gaxx/agent/v1/ExecRequest.js';
+export type { ExecEvent, ExecEvent__Output } from './gen/gaxx/agent/v1/ExecEvent.js';
+export type { Exit, Exit__Output } from './gen/gaxx/agent/v1/Exit.js';
+export type { Started, Started__Output } from './gen/gaxx/agent/v1/Started.js';
+export type { CancelRequest, CancelRequest__Output } from './gen/gaxx/agent/v1/CancelRequest.js';
+export type { CancelResponse, CancelResponse__Output } from './gen/gaxx/agent/v1/CancelResponse.js';
+export type { PutFileChunk, PutFileChunk__Output } from './gen/gaxx/agent/v1/PutFileChunk.js';
+export type { PutFileHeader, PutFileHeader__Output } from './gen/gaxx/agent/v1/PutFileHeader.js';
+export type { PutFileResponse, PutFileResponse__Output } from './gen/gaxx/agent/v1/PutFileResponse.js';
+export type { GetFileRequest, GetFileRequest__Output } from './gen/gaxx/agent/v1/GetFileRequest.js';
+export type { GetFileChunk, GetFileChunk__Output } from './gen/gaxx/agent/v1/GetFileChunk.js';
+export type { GetFileHeader, GetFileHeader__Output } from './gen/gaxx/agent/v1/GetFileHeader.js';
+export type { InfoRequest, InfoRequest__Output } from './gen/gaxx/agent/v1/InfoRequest.js';
+export type { InfoResponse, InfoResponse__Output } from './gen/gaxx/agent/v1/InfoResponse.js';
+export type { BlockedPeer, BlockedPeer__Output } from './gen/gaxx/agent/v1/BlockedPeer.js';
+export type { FileArea } from './gen/gaxx/agent/v1/FileArea.js';
+export type { HealthClient, HealthHandlers } from './gen/grpc/health/v1/Health.js';
+export type { HealthCheckRequest, HealthCheckRequest__Output } from './gen/grpc/health/v1/HealthCheckRequest.js';
+export type { HealthCheckResponse, HealthCheckResponse__Output } from './gen/grpc/health/v1/HealthCheckResponse.js';

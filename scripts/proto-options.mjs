@@ -1,0 +1,3 @@
+// The .proto files gaxx loads (relative to proto/). The loader options live in proto/load.ts;
+// scripts/gen-proto.mjs passes the same ones as flags.
+export const PROTO_FILES = ['gaxx/agent/v1/agent.proto', 'grpc/health/v1/health.proto'];

@@ -1,0 +1,103 @@
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  FleetCa,
+  identityFromSan,
+  loadCertDir,
+  parseCertificate,
+  readPrivateFile,
+  signRevocationList,
+  summarizeCertificate,
+  verifyLeaf,
+  verifyRevocationList,
+  writeCertDir,
+} from '../../certs/index.js';
+import { isGaxxError, type ErrorCode } from '../../proto/index.js';
+
+function codeOf(fn: () => unknown): ErrorCode | 'none' {
+  try {
+    fn();
+    return 'none';
+  } catch (e) {
+    if (isGaxxError(e)) return e.code;
+    throw e;
+  }
+}
+
+let dir: string;
+let ca: FleetCa;
+let other: FleetCa;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gaxx-certs-'));
+  ca = (await FleetCa.init(join(dir, 'ca'))).ca;
+  other = (await FleetCa.init(join(dir, 'other'))).ca;
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('fleet CA', () => {
+  it('init is idempotent and keeps the CA key 0600', async () => {
+    const again = await FleetCa.init(join(dir, 'ca'));
+    expect(again.created).toBe(false);
+    expect(again.ca.certPem).toBe(ca.certPem);
+    expect(statSync(join(dir, 'ca', 'ca-key.pem')).mode & 0o777).toBe(0o600);
+    const caCert = parseCertificate(ca.certPem);
+    expect(caCert.ca).toBe(true);
+  });
+
+  it('issues an agent leaf with one URI SAN, host SANs, cA=false', async () => {
+    const made = await ca.issue({ identity: { role: 'agent', fleet: 'web', host: 'h1' }, hosts: ['127.0.0.1', 'h1.example'] });
+    const cert = parseCertificate(made.certPem);
+    expect(cert.ca).toBe(false);
+    const s = summarizeCertificate(cert);
+    expect(s.identity).toEqual({ role: 'agent', fleet: 'web', host: 'h1' });
+    expect(s.ips).toEqual(['127.0.0.1']);
+    expect(s.dns).toEqual(['h1.example']);
+    expect(s.serial).toBe(made.serial);
+    expect(cert.keyUsage ?? []).not.toContain('keyCertSign');
+    verifyLeaf(cert, [parseCertificate(ca.certPem)]);
+    expect(ca.list().map((r) => r.serial)).toContain(made.serial);
+  });
+
+  it('refuses leaves from another CA, expired leaves and several URI SANs', async () => {
+    const foreign = await other.issue({ identity: { role: 'operator', name: 'eve' } });
+    const cas = [parseCertificate(ca.certPem)];
+    expect(codeOf(() => verifyLeaf(parseCertificate(foreign.certPem), cas))).toBe('CERT_INVALID');
+    const old = await ca.issue({
+      identity: { role: 'operator', name: 'old' },
+      notBefore: new Date(Date.now() - 7200_000),
+      notAfter: new Date(Date.now() - 3600_000),
+    });
+    expect(codeOf(() => verifyLeaf(parseCertificate(old.certPem), cas))).toBe('CERT_EXPIRED');
+    const two = await ca.issue({ identity: { role: 'operator', name: 'two' }, extraUris: ['spiffe://gaxx/monitor/x'] });
+    expect(codeOf(() => identityFromSan(parseCertificate(two.certPem).subjectAltName))).toBe('CERT_INVALID');
+    expect(codeOf(() => identityFromSan('URI:spiffe://gaxx/janitor/x'))).toBe('CERT_INVALID');
+    expect(codeOf(() => identityFromSan('DNS:x'))).toBe('CERT_INVALID');
+  });
+
+  it('signs a revocation list that only its own CA verifies', async () => {
+    const made = await ca.issue({ identity: { role: 'operator', name: 'bob' } });
+    const text = ca.revoke(made.serial);
+    expect(verifyRevocationList(text, [parseCertificate(ca.certPem)]).serials.has(made.serial)).toBe(true);
+    expect(codeOf(() => verifyRevocationList(text, [parseCertificate(other.certPem)]))).toBe('CERT_INVALID');
+    const tampered = text.replace(made.serial, 'ABCDEF');
+    expect(codeOf(() => verifyRevocationList(tampered, [parseCertificate(ca.certPem)]))).toBe('CERT_INVALID');
+    expect(codeOf(() => ca.revoke('DEADBEEF'))).toBe('NOT_FOUND');
+    expect(signRevocationList).toBeTypeOf('function');
+  });
+
+  it('loads a cert dir and refuses a key readable by others, or a revoked cert', async () => {
+    const made = await ca.issue({ identity: { role: 'scheduler', name: 's1' } });
+    const d = join(dir, 'sched');
+    writeCertDir(d, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem });
+    expect(loadCertDir(d).summary.identity).toEqual({ role: 'scheduler', name: 's1' });
+    chmodSync(join(d, 'key.pem'), 0o644);
+    expect(codeOf(() => loadCertDir(d))).toBe('INSECURE_FILE_MODE');
+    chmodSync(join(d, 'key.pem'), 0o600);
+    writeFileSync(join(d, 'revoked.json'), ca.revoke(made.serial));
+    expect(codeOf(() => loadCertDir(d))).toBe('CERT_REVOKED');
+    expect(codeOf(() => readPrivateFile(join(d, 'missing.pem')))).toBe('NOT_FOUND');
+  });
+});
