@@ -34,8 +34,6 @@ export const BlockSchema = z
 /** The agent's guards; `GuardsSchema.parse({})` yields the production defaults. */
 export const GuardsSchema = z
   .object({
-    /** Largest inbound gRPC message (grpc.max_receive_message_length). */
-    maxMessageBytes: int(1024).default(16 * 1024 * 1024),
     /** Open connections at most, all peers together. */
     maxConnections: int(1).default(1024),
     /** Open connections at most from one address (TLS handshakes in progress included). */
@@ -67,12 +65,12 @@ export function defaultGuards(): GuardsConfig {
 }
 
 /**
- * grpc-js server options derived from the guards: message size, streams per connection, idle
- * close. grpc-js does not police client pings itself; ping-policer.ts does.
+ * grpc-js server options derived from the guards: streams per connection, idle close. (The
+ * message size limit is the agent config's maxMessageBytes.) grpc-js does not police client
+ * pings itself; ping-policer.ts does.
  */
 export function grpcServerOptions(g: GuardsConfig): Record<string, number> {
   return {
-    'grpc.max_receive_message_length': g.maxMessageBytes,
     'grpc.max_concurrent_streams': g.maxStreamsPerConnection,
     'grpc.max_connection_idle_ms': g.idleTimeoutMs,
   };

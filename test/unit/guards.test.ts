@@ -12,7 +12,7 @@ describe('guard config', () => {
     const g = defaultGuards();
     expect(g.maxConnectionsPerAddress).toBeGreaterThan(0);
     expect(g.block.threshold).toBeGreaterThan(1);
-    expect(grpcServerOptions(g)['grpc.max_receive_message_length']).toBe(g.maxMessageBytes);
+    expect(grpcServerOptions(g)['grpc.max_connection_idle_ms']).toBe(g.idleTimeoutMs);
     expect(grpcServerOptions(g)['grpc.max_concurrent_streams']).toBe(g.maxStreamsPerConnection);
   });
 

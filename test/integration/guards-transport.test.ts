@@ -1,0 +1,292 @@
+// Transport and call guards over real mTLS on loopback in front of a real grpc-js server fed
+// through its connection injector (the agent's transport shape): blocking after wrong-CA
+// handshakes, handshake timeout, per-address connection cap, ping flood cut, per-identity rate
+// limit, per-peer call cap, bearer token, and a good client served throughout.
+import * as grpc from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect as h2connect, constants as h2 } from 'node:http2';
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect, createServer as createTlsServer, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PeerBlocker } from '../../agent/blocklist.js';
+import { callGuardInterceptor, RETRY_AFTER_METADATA_KEY } from '../../agent/call-guard.js';
+import { ConnectionTracker, StreamLimiter } from '../../agent/conn-limits.js';
+import { GuardsSchema, type GuardsConfig } from '../../agent/guard-config.js';
+import { installPingPolicing } from '../../agent/ping-policer.js';
+import { RateLimiter } from '../../agent/rate-limit.js';
+import { BearerToken } from '../../agent/secrets.js';
+import { transportGuards } from '../../agent/transport-guards.js';
+import { FleetCa, identityFromSan, secureContextOptions } from '../../certs/index.js';
+import { ERROR_CODE_METADATA_KEY, loadProtos } from '../../proto/index.js';
+
+type Id = { certPem: string; keyPem: string };
+let dir: string;
+let caPem: string;
+let serverId: Id;
+let alice: Id;
+let bob: Id;
+let mon: Id;
+let foreign: Id;
+const token = randomBytes(32).toString('hex');
+
+interface Harness {
+  port: number;
+  events: string[];
+  blocker: PeerBlocker;
+  policing: boolean;
+  close(): Promise<void>;
+}
+
+/** The agent transport's shape: TCP hooks, a never-listening tls.Server, grpc-js injector. */
+async function startHarness(guards: GuardsConfig, bearer?: BearerToken): Promise<Harness> {
+  const events: string[] = [];
+  const blocker = new PeerBlocker(guards.block, { onBlock: (e) => events.push(`block ${e.address}`), onUnblock: (a) => events.push(`unblock ${a}`) });
+  const hooks = transportGuards({
+    blocker,
+    connections: new ConnectionTracker(guards),
+    events: { refused: (a, r) => events.push(`refused ${a} ${r}`), handshakeFailed: (a, c) => events.push(`handshake ${a} ${c}`) },
+  });
+  const server = new grpc.Server({
+    'grpc.max_concurrent_streams': guards.maxStreamsPerConnection,
+    interceptors: [
+      callGuardInterceptor({
+        blocker,
+        token: bearer,
+        limiter: new RateLimiter(guards.rateLimit),
+        streams: new StreamLimiter(guards.maxStreamsPerPeer),
+        events: {
+          rateLimited: (c) => events.push(`rate ${c.identity}`),
+          streamRefused: (c) => events.push(`streams ${c.peer}`),
+          denied: (c, code) => events.push(`denied ${c.peer} ${code}`),
+        },
+      }),
+    ],
+  });
+  const { health } = loadProtos();
+  server.addService(health.grpc.health.v1.Health.service, {
+    // A monitor may not call Check here: stands in for the agent's role policy.
+    Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, cb: grpc.sendUnaryData<{ status: string }>) => {
+      const san = call.getAuthContext().sslPeerCertificate?.subjectaltname;
+      if (identityFromSan(san).role === 'monitor') return cb({ code: grpc.status.PERMISSION_DENIED, details: 'role' });
+      const wait = Number(call.request.service) || 0;
+      setTimeout(() => cb(null, { status: 'SERVING' }), wait);
+    },
+    Watch: () => undefined,
+  });
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const policing = await installPingPolicing(injector, guards, (a) => events.push(`ping ${a}`));
+  const tlsServer = createTlsServer({ ...secureContextOptions({ ...serverId, caPem }), requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'], handshakeTimeout: guards.handshakeTimeoutMs });
+  tlsServer.on('secureConnection', (s: TLSSocket) => {
+    hooks.onSecure(s);
+    injector.injectConnection(s);
+  });
+  tlsServer.on('tlsClientError', (err: Error & { code?: string }, s: TLSSocket) => hooks.onHandshakeError(err, s));
+  const raw = new Set<Socket>();
+  const listener: Server = createServer((socket) => {
+    socket.on('error', () => socket.destroy());
+    raw.add(socket);
+    socket.once('close', () => raw.delete(socket));
+    if (!hooks.onConnection(socket)) return void socket.destroy();
+    tlsServer.emit('connection', socket);
+  });
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (listener.address() as { port: number }).port,
+    events,
+    blocker,
+    policing,
+    async close() {
+      server.forceShutdown();
+      for (const s of raw) s.destroy();
+      await new Promise((r) => listener.close(r));
+    },
+  };
+}
+
+/** One Health.Check over a fresh channel; the status name, or the error's gaxx code. */
+function check(port: number, id: Id, opts: { service?: string; token?: string; clients?: number } = {}): Promise<{ ok: boolean; code?: string; retry?: string }> {
+  const { health } = loadProtos();
+  const creds = grpc.credentials.createSsl(Buffer.from(caPem), Buffer.from(id.keyPem), Buffer.from(id.certPem));
+  const client = new health.grpc.health.v1.Health(`localhost:${port}`, creds);
+  const md = new grpc.Metadata();
+  if (opts.token) md.set('authorization', `Bearer ${opts.token}`);
+  return new Promise((resolve) => {
+    client.Check({ service: opts.service ?? '' }, md, { deadline: Date.now() + 5000 }, (err) => {
+      client.close();
+      if (!err) return resolve({ ok: true });
+      const code = err.metadata?.get(ERROR_CODE_METADATA_KEY)[0];
+      resolve({ ok: false, code: typeof code === 'string' ? code : grpc.status[err.code], retry: err.metadata?.get(RETRY_AFTER_METADATA_KEY)[0] as string | undefined });
+    });
+  });
+}
+
+/** A raw TLS handshake from `localAddress`: 'secure' when it held, else how it failed. */
+function handshake(port: number, localAddress: string, id: Id): Promise<string> {
+  return new Promise((resolve) => {
+    const opts = { host: '127.0.0.1', port, localAddress, ca: caPem, cert: id.certPem, key: id.keyPem, servername: 'localhost', ALPNProtocols: ['h2'] };
+    const s = tlsConnect(opts as ConnectionOptions);
+    // TLS 1.3: a refused client cert shows up after 'secureConnect', as an alert or a close.
+    s.once('secureConnect', () => setTimeout(() => resolve(s.destroyed ? 'closed' : 'secure'), 150));
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code ?? e.message}`));
+    s.once('close', () => resolve('closed'));
+    setTimeout(() => s.destroy(), 400).unref();
+  });
+}
+
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gaxx-guards-'));
+  const ca = (await FleetCa.init(join(dir, 'ca'))).ca;
+  const other = (await FleetCa.init(join(dir, 'other'))).ca;
+  caPem = ca.certPem;
+  serverId = await ca.issue({ identity: { role: 'agent', fleet: 't', host: 'h1' }, hosts: ['127.0.0.1', 'localhost'] });
+  alice = await ca.issue({ identity: { role: 'operator', name: 'alice' } });
+  bob = await ca.issue({ identity: { role: 'scheduler', name: 'bob' } });
+  mon = await ca.issue({ identity: { role: 'monitor', name: 'mon' } });
+  foreign = await other.issue({ identity: { role: 'operator', name: 'eve' } });
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('transport guards', () => {
+  const guards = GuardsSchema.parse({
+    handshakeTimeoutMs: 800,
+    maxConnectionsPerAddress: 3,
+    minPingIntervalMs: 1000,
+    maxPingStrikes: 2,
+    block: { threshold: 3, windowMs: 10_000, cooldownMs: 1500 },
+  });
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness(guards);
+  });
+  afterAll(() => h.close());
+
+  it('serves a good client, with ping policing active', async () => {
+    expect(await check(h.port, alice)).toEqual({ ok: true });
+    expect(h.policing).toBe(true);
+  });
+
+  it('blocks an address after repeated wrong-CA handshakes, never the good client, and lifts the block', async () => {
+    for (let i = 0; i < guards.block.threshold; i++) expect(await handshake(h.port, '127.0.0.2', foreign)).not.toBe('secure');
+    expect(h.events).toContain('block 127.0.0.2');
+    // Even a valid certificate is refused from the blocked address...
+    expect(await handshake(h.port, '127.0.0.2', alice)).not.toBe('secure');
+    expect(h.events).toContain('refused 127.0.0.2 blocked');
+    // ...while the good client on another address keeps being served.
+    expect(await check(h.port, alice)).toEqual({ ok: true });
+    expect(h.blocker.isBlocked('127.0.0.1')).toBe(false);
+    await wait(guards.block.cooldownMs + 100);
+    expect(await handshake(h.port, '127.0.0.2', alice)).toBe('secure');
+    expect(h.events).toContain('unblock 127.0.0.2');
+  });
+
+  it('cuts a connection that never finishes its handshake', async () => {
+    const closedAfter = await new Promise<number>((resolve) => {
+      const t0 = Date.now();
+      const s = netConnect({ host: '127.0.0.1', port: h.port, localAddress: '127.0.0.3' });
+      s.on('error', () => undefined);
+      s.on('close', () => resolve(Date.now() - t0));
+    });
+    expect(closedAfter).toBeGreaterThanOrEqual(guards.handshakeTimeoutMs - 50);
+    expect(h.events).toContain('handshake 127.0.0.3 ERR_TLS_HANDSHAKE_TIMEOUT');
+    expect(await check(h.port, alice)).toEqual({ ok: true });
+  });
+
+  it('caps concurrent connections per address', async () => {
+    const open: Socket[] = [];
+    for (let i = 0; i < guards.maxConnectionsPerAddress; i++) {
+      const s = netConnect({ host: '127.0.0.1', port: h.port, localAddress: '127.0.0.4' });
+      s.on('error', () => undefined);
+      open.push(s);
+      await new Promise((r) => s.once('connect', r));
+    }
+    await wait(50);
+    const extra = await new Promise<string>((resolve) => {
+      const s = netConnect({ host: '127.0.0.1', port: h.port, localAddress: '127.0.0.4' });
+      s.on('error', () => undefined);
+      s.on('close', () => resolve('closed'));
+      setTimeout(() => resolve('open'), 500).unref();
+    });
+    expect(extra).toBe('closed');
+    expect(h.events).toContain('refused 127.0.0.4 too_many_connections');
+    expect(await check(h.port, alice)).toEqual({ ok: true });
+    for (const s of open) s.destroy();
+  });
+
+  it('cuts a peer that pings too often with ENHANCE_YOUR_CALM', async () => {
+    const code = await new Promise<number | string>((resolve) => {
+      const opts = { ca: caPem, cert: alice.certPem, key: alice.keyPem, localAddress: '127.0.0.5' };
+      const session = h2connect(`https://localhost:${h.port}`, opts as Parameters<typeof h2connect>[1]);
+      session.on('error', () => undefined);
+      session.on('goaway', (errorCode) => resolve(errorCode));
+      session.on('close', () => resolve('closed'));
+      session.on('connect', () => {
+        for (let i = 0; i < 10; i++) session.ping(() => undefined);
+      });
+      setTimeout(() => resolve('timeout'), 4000).unref();
+    });
+    expect(code).toBe(h2.NGHTTP2_ENHANCE_YOUR_CALM);
+    expect(h.events).toContain('ping 127.0.0.5');
+    expect(await check(h.port, alice)).toEqual({ ok: true });
+  });
+});
+
+describe('call guards', () => {
+  const guards = GuardsSchema.parse({
+    maxStreamsPerPeer: 2,
+    rateLimit: { burst: 4, perSecond: 0.5 },
+    block: { threshold: 3, windowMs: 10_000, cooldownMs: 60_000 },
+  });
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness(guards);
+  });
+  afterAll(() => h.close());
+
+  it('rate-limits an identity with a retry hint, while another identity is served', async () => {
+    const results = [];
+    for (let i = 0; i < 5; i++) results.push(await check(h.port, alice));
+    expect(results.slice(0, 4).every((r) => r.ok)).toBe(true);
+    expect(results[4]).toMatchObject({ ok: false, code: 'RESOURCE_EXHAUSTED' });
+    expect(Number(results[4]?.retry)).toBeGreaterThan(0);
+    expect(h.events).toContain('rate operator alice');
+    expect(await check(h.port, bob)).toEqual({ ok: true });
+  });
+
+  it('caps concurrent calls per peer address', async () => {
+    // bob has tokens left (burst 4, one spent); two slow calls fill the cap, a third is refused.
+    const slow = [check(h.port, bob, { service: '600' }), check(h.port, bob, { service: '600' })];
+    await wait(200);
+    const third = await check(h.port, bob);
+    expect(third).toMatchObject({ ok: false, code: 'RESOURCE_EXHAUSTED' });
+    expect(h.events).toContain('streams 127.0.0.1');
+    expect((await Promise.all(slow)).every((r) => r.ok)).toBe(true);
+  });
+
+  it('counts authorization failures towards blocking the address', async () => {
+    for (let i = 0; i < guards.block.threshold; i++) expect(await check(h.port, mon)).toMatchObject({ ok: false, code: 'PERMISSION_DENIED' });
+    expect(h.events.filter((e) => e.startsWith('denied 127.0.0.1 PERMISSION_DENIED'))).toHaveLength(3);
+    expect(h.events).toContain('block 127.0.0.1');
+    // Blocked: new connections are refused; open ones get UNAVAILABLE.
+    expect((await check(h.port, bob)).ok).toBe(false);
+  });
+});
+
+describe('bearer token', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness(GuardsSchema.parse({}), BearerToken.fromValue(token));
+  });
+  afterAll(() => h.close());
+
+  it('refuses a call without the token or with a wrong one, serves the right one', async () => {
+    expect(await check(h.port, alice)).toMatchObject({ ok: false, code: 'UNAUTHENTICATED' });
+    expect(await check(h.port, alice, { token: `${token.slice(0, -1)}0` === token ? `${token.slice(0, -1)}1` : `${token.slice(0, -1)}0` })).toMatchObject({ ok: false, code: 'UNAUTHENTICATED' });
+    expect(await check(h.port, alice, { token })).toEqual({ ok: true });
+    expect(h.events.filter((e) => e.includes('UNAUTHENTICATED'))).toHaveLength(2);
+  });
+});
