@@ -31,7 +31,6 @@ export function flattenLimits(g: GuardsConfig): Record<string, number> {
 /** Guard counters and gauges, registered into `registry`. */
 export class GuardMetrics {
   readonly refused: Counter<'reason'>;
-  readonly handshakeFailures: Counter<'reason'>;
   readonly blocks: Counter;
   readonly rateLimited: Counter;
   readonly streamsRefused: Counter;
@@ -66,7 +65,6 @@ export class GuardMetrics {
       },
     });
     this.refused = new Counter({ name: 'gaxx_agent_connections_refused_total', help: 'Connections refused before TLS', labelNames: ['reason'], registers });
-    this.handshakeFailures = new Counter({ name: 'gaxx_agent_handshake_failures_total', help: 'TLS handshakes that failed', labelNames: ['reason'], registers });
     this.blocks = new Counter({ name: 'gaxx_agent_peer_blocks_total', help: 'Peer addresses blocked after repeated failures', registers });
     this.rateLimited = new Counter({ name: 'gaxx_agent_rate_limited_total', help: 'Calls refused by the per-identity rate limit', registers });
     this.streamsRefused = new Counter({ name: 'gaxx_agent_streams_refused_total', help: 'Calls refused by the per-peer concurrent call cap', registers });
