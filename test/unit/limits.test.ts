@@ -1,7 +1,7 @@
 // Per-task limits on real children through the real /usr/bin/prlimit.
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { classifyExit, detectIsolation, limitedArgv, TailBuffer, TaskLimitsSchema, type Isolation, type TaskLimits } from '../../agent/limits.js';
+import { classifyExit, commandExists, detectIsolation, limitedArgv, TailBuffer, TaskLimitsSchema, type Isolation, type TaskLimits } from '../../agent/limits.js';
 
 const rlimit: Isolation = { kind: 'rlimit', prlimit: '/usr/bin/prlimit', detail: 'test' };
 const NOBODY = 65534;
@@ -80,6 +80,14 @@ describe('task limits', () => {
     expect(classifyExit({ code: null, signal: 'SIGKILL', stderrTail: '', agentReason: 'timeout' }, limits, rlimit)).toBe('timeout');
     expect(classifyExit({ code: null, signal: 'SIGKILL', stderrTail: 'Cannot fork', agentReason: 'cancelled' }, limits, rlimit)).toBe('cancelled');
     expect(classifyExit({ code: 1, signal: null, stderrTail: 'out of memory' }, limits, { kind: 'none', detail: '' })).toBe('');
+  });
+
+  it('tells whether a command exists, as spawn would find it', () => {
+    expect(commandExists('sh', '/usr/bin:/bin', '/')).toBe(true);
+    expect(commandExists('/bin/sh', '', '/')).toBe(true);
+    expect(commandExists('no-such-command-gaxx', '/usr/bin:/bin', '/')).toBe(false);
+    expect(commandExists('bin/sh', '', '/')).toBe(true);
+    expect(commandExists('/etc', '', '/')).toBe(false);
   });
 
   it('keeps only the tail of stderr', () => {

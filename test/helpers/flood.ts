@@ -1,0 +1,92 @@
+/**
+ * A hostile client for flood tests and benches: raw HTTP/2 over mTLS from a chosen loopback
+ * source address (grpc-js cannot bind one), firing unary gRPC calls with empty request messages
+ * as fast as `concurrency` allows, over `connections` sessions. Counts outcomes by grpc-status.
+ */
+import { connect, type ClientHttp2Session } from 'node:http2';
+
+export interface FloodOptions {
+  port: number;
+  /** Source address, e.g. 127.0.0.2, so the flood is told apart from a good client. */
+  localAddress: string;
+  certPem: string | Buffer;
+  keyPem: string | Buffer;
+  caPem: string | Buffer;
+  /** Full method path; the request message must be empty (Info, Health.Check). */
+  path?: string;
+  connections?: number;
+  /** Calls in flight per connection. */
+  concurrency?: number;
+  durationMs: number;
+}
+
+export interface FloodResult {
+  calls: number;
+  /** Count by grpc-status ('0' = OK), or 'conn_error' / 'stream_error'. */
+  outcomes: Record<string, number>;
+  sessionsOpened: number;
+}
+
+const EMPTY_MESSAGE = Buffer.from([0, 0, 0, 0, 0]);
+
+function oneCall(session: ClientHttp2Session, path: string): Promise<string> {
+  return new Promise((resolve) => {
+    let status: string | undefined;
+    let stream;
+    try {
+      stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+    } catch {
+      return resolve('stream_error');
+    }
+    const grab = (h: Record<string, unknown>) => {
+      if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+    };
+    stream.on('response', grab);
+    stream.on('trailers', grab);
+    stream.on('data', () => undefined);
+    stream.on('error', () => undefined);
+    stream.on('close', () => resolve(status ?? 'stream_error'));
+    stream.end(EMPTY_MESSAGE);
+  });
+}
+
+/** Runs the flood until `durationMs` has passed; never throws. */
+export async function flood(o: FloodOptions): Promise<FloodResult> {
+  const result: FloodResult = { calls: 0, outcomes: {}, sessionsOpened: 0 };
+  const end = Date.now() + o.durationMs;
+  const path = o.path ?? '/gaxx.agent.v1.Agent/Info';
+  const count = (k: string) => (result.outcomes[k] = (result.outcomes[k] ?? 0) + 1);
+  const worker = async () => {
+    while (Date.now() < end) {
+      const session = connect(`https://localhost:${o.port}`, {
+        ca: o.caPem,
+        cert: o.certPem,
+        key: o.keyPem,
+        localAddress: o.localAddress,
+      } as Parameters<typeof connect>[1]);
+      session.on('error', () => undefined);
+      result.sessionsOpened += 1;
+      const alive = await new Promise<boolean>((resolve) => {
+        session.once('connect', () => resolve(true));
+        session.once('close', () => resolve(false));
+        setTimeout(() => resolve(false), 2000).unref();
+      });
+      if (!alive) {
+        count('conn_error');
+        session.destroy();
+        await new Promise((r) => setTimeout(r, 20));
+        continue;
+      }
+      const lanes = Array.from({ length: o.concurrency ?? 16 }, async () => {
+        while (Date.now() < end && !session.closed && !session.destroyed) {
+          result.calls += 1;
+          count(await oneCall(session, path));
+        }
+      });
+      await Promise.all(lanes);
+      session.destroy();
+    }
+  };
+  await Promise.all(Array.from({ length: o.connections ?? 4 }, worker));
+  return result;
+}
