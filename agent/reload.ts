@@ -25,12 +25,12 @@ export interface CertWatcherOptions {
 
 const FILES = [CERT_FILE, KEY_FILE, CA_FILE, REVOCATION_FILE];
 
-/** A cheap signature of the watched files (inode, size, mtime), to notice changes by polling. */
+/** A cheap signature of the watched files (inode, size, mtime, ctime: a chown counts), for polling. */
 export function dirSignature(dir: string): string {
   return FILES.map((f) => {
     try {
       const s = statSync(join(dir, f));
-      return `${s.ino}:${s.size}:${s.mtimeMs}`;
+      return `${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
     } catch {
       return '-';
     }
