@@ -203,14 +203,30 @@ export class AgentClient {
     const deadlineMs = opts.deadlineMs ?? (req.timeoutMs ? Number(req.timeoutMs) + 30_000 : undefined);
     const call = this.grpcClient.exec(req, deadlineMs === undefined ? {} : this.callOptions(deadlineMs));
     let grace: NodeJS.Timeout | undefined;
-    const onAbort = () => {
-      // Ask the agent to stop the task's process group, then wait for its exit event.
+    let started = false;
+    let cancelWanted = false;
+    const sendCancel = () => {
+      // Ask the agent to stop the task's process group, then give it time to send the exit event.
       this.cancel(req.taskId ?? '').catch(() => undefined);
+      clearTimeout(grace);
       grace = setTimeout(() => call.cancel(), CANCEL_GRACE_MS);
+    };
+    const onAbort = () => {
+      cancelWanted = true;
+      // Before 'started' the agent may not know the task yet: cancel once it does (or drop the
+      // stream if it never says so).
+      if (started) sendCancel();
+      else grace = setTimeout(() => call.cancel(), CANCEL_GRACE_MS);
     };
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      for await (const ev of call as AsyncIterable<ExecEvent__Output>) yield ev;
+      for await (const ev of call as AsyncIterable<ExecEvent__Output>) {
+        if (ev.started && !started) {
+          started = true;
+          if (cancelWanted) sendCancel();
+        }
+        yield ev;
+      }
     } catch (e) {
       throw this.mapError(e);
     } finally {

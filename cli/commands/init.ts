@@ -69,9 +69,13 @@ export const command: Command = {
     const { paths } = config;
     mkdirSync(paths.configDir, { recursive: true, mode: 0o700 });
     mkdirSync(paths.stateDir, { recursive: true, mode: 0o700 });
+    const progress = out.progress('gaxx init');
+    progress.update('fleet CA');
     const { ca, created: caCreated } = await FleetCa.init(paths.caDir);
+    progress.update('SSH key');
     const ssh = ensureSshKeyPair(paths.sshPrivateKey, paths.sshPublicKey, `gaxx-${name}`);
-    const operator = await ensureOperator(ca, config, name);
+    progress.update('operator certificate');
+    const operator = await ensureOperator(ca, config, name).finally(() => progress.done());
     const fingerprint256 = parseCertificate(ca.certPem).fingerprint256;
     const result = {
       configDir: paths.configDir,
