@@ -266,7 +266,10 @@ export class AgentClient {
     if (e instanceof GaxxError) return e;
     const se = e as Partial<grpc.ServiceError> | null;
     if (!se || typeof se.code !== 'number') return new GaxxError('UNAVAILABLE', `agent ${this.address}: ${String(e)}`, { cause: e });
-    if (se.code === grpc.status.UNAVAILABLE && this.identityError) return this.identityError;
+    // The refusal's text reaches us inside the transport error; match it so a later, unrelated
+    // outage is not reported as a mismatch.
+    const idErr = this.identityError;
+    if (se.code === grpc.status.UNAVAILABLE && idErr && (se.details ?? '').includes(idErr.message)) return idErr;
     const trailer = se.metadata?.get(ERROR_CODE_METADATA_KEY)[0];
     // grpc-js appends an empty "Resolution note:" to transport errors; it only adds noise.
     const details = (se.details ?? se.message ?? '').replace(/\.? ?Resolution note: *$/, '');

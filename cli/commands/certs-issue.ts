@@ -66,6 +66,9 @@ export const command: Command = {
       hosts: req.hosts,
       ...(req.days === undefined ? {} : { validityMs: req.days * 24 * 3600 * 1000 }),
     });
+    if (req.identity.role === 'agent' && req.hosts.length === 0) {
+      out.note('gaxx: warning: no --host given; clients check the address they dial against the certificate, so none can reach this agent');
+    }
     writeCertDir(req.out, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem, revokedText: ca.revocationListText() });
     const result = { serial: made.serial, identity: identityUri(req.identity), hosts: req.hosts, notBefore: made.notBefore.toISOString(), notAfter: made.notAfter.toISOString(), dir: req.out };
     out.result(result, () => `issued ${result.identity} serial ${made.serial}, valid until ${result.notAfter}, in ${req.out}`);

@@ -1,8 +1,8 @@
 /** `gaxx exec --agent ADDR -- CMD ARGS...`: one command on one agent, directly over mTLS. */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
-import { loadCertDir } from '../../certs/index.js';
-import { GaxxError, type Exit__Output } from '../../proto/index.js';
+import { loadCertDir, type CertBundle } from '../../certs/index.js';
+import { GaxxError, isGaxxError, type Exit__Output } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/index.js';
 import { JSON_FLAG, stringFlag, stringsFlag, type Command, type FlagValues } from '../command.js';
 import type { Output } from '../output.js';
@@ -45,6 +45,16 @@ function envFrom(flags: FlagValues): Record<string, string> {
   return env;
 }
 
+/** The operator's cert bundle; NOT_FOUND says to run `gaxx init` first. */
+function operatorCredentials(dir: string): CertBundle {
+  try {
+    return loadCertDir(dir);
+  } catch (e) {
+    if (isGaxxError(e, 'NOT_FOUND')) throw new GaxxError('NOT_FOUND', `no operator certificate in ${dir}: run 'gaxx init' first`, { cause: e });
+    throw e;
+  }
+}
+
 function reportExit(out: Output, exit: Exit__Output): void {
   if (exit.error) out.note(`gaxx: remote command failed to start: ${exit.error}`);
   if (exit.truncated) out.note('gaxx: output truncated at the output cap');
@@ -83,7 +93,7 @@ export const command: Command = {
     const cap = positiveNumber(flags, 'output-cap');
     const taskId = stringFlag(flags, 'task-id') ?? `exec-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
     const address = agentAddress(rawAgent, config.agent.port);
-    const creds = loadCertDir(config.paths.operatorCertDir);
+    const creds = operatorCredentials(config.paths.operatorCertDir);
     const client = AgentClient.connect({ address }, creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
