@@ -142,6 +142,22 @@ describe('gaxx usage and transport errors', () => {
     expect(r.stderr).toMatch(/^gaxx: .*\[USAGE\]\n$/);
   });
 
+  it('without GAXX_HOME, init uses the XDG directories under HOME', async () => {
+    const userHome = mkdtempSync(join(tmpdir(), 'gaxx-e2e-xdg-'));
+    try {
+      const r = await new Promise<{ code: number; stdout: string }>((done) => {
+        execFile(process.execPath, [MAIN, 'init', '--json'], { env: { PATH: process.env.PATH ?? '', HOME: userHome } }, (err, stdout) =>
+          done({ code: err ? Number(err.code) : 0, stdout }),
+        );
+      });
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ configDir: join(userHome, '.config', 'gaxx'), stateDir: join(userHome, '.local', 'state', 'gaxx') });
+      expect(mode(join(userHome, '.config', 'gaxx', 'ca', 'ca-key.pem'))).toBe(0o600);
+    } finally {
+      rmSync(userHome, { recursive: true, force: true });
+    }
+  });
+
   it('a bad config file exits with CONFIG_INVALID', async () => {
     const other = mkdtempSync(join(tmpdir(), 'gaxx-e2e-cfg-'));
     try {
