@@ -3,6 +3,7 @@
  * cert/key/CA, plus promise helpers that collect a call's result or its gaxx error code.
  */
 import * as grpc from '@grpc/grpc-js';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkServerIdentity, createSecureContext } from 'node:tls';
@@ -13,6 +14,8 @@ import {
   type AgentGrpcClient,
   type ExecEvent__Output,
   type ExecRequest,
+  type GetFileChunk__Output,
+  type PutFileResponse__Output,
   type HealthClient,
 } from '../../proto/index.js';
 
@@ -117,4 +120,41 @@ export function execCollect(
 /** The Exit event of a result (undefined when the call failed before one). */
 export function exitOf(r: ExecResult): NonNullable<ExecEvent__Output['exit']> | undefined {
   return r.events.find((e) => e.exit)?.exit ?? undefined;
+}
+
+/** Uploads `data` with PutFile; `header` overrides the computed size/sha256 (for negative tests). */
+export function putFile(
+  client: AgentGrpcClient,
+  header: { path: string; mode?: number; size?: number; sha256?: string; area?: 'FILE_AREA_DATA' | 'FILE_AREA_CERTS' },
+  data: Buffer,
+): Promise<Outcome<PutFileResponse__Output>> {
+  return new Promise((resolve) => {
+    const call = client.PutFile({ deadline: deadline(10_000) }, (e, r) => resolve(e ? failure(e) : { ok: true, value: r as PutFileResponse__Output }));
+    call.write({
+      header: {
+        path: header.path,
+        mode: header.mode ?? 0,
+        size: header.size ?? data.length,
+        sha256: header.sha256 ?? createHash('sha256').update(data).digest('hex'),
+        area: header.area ?? 'FILE_AREA_DATA',
+      },
+    });
+    for (let i = 0; i < data.length; i += 64 * 1024) call.write({ data: data.subarray(i, i + 64 * 1024) });
+    call.end();
+  });
+}
+
+/** Downloads a file with GetFile: its header and content, or the failure. */
+export function getFile(client: AgentGrpcClient, path: string): Promise<Outcome<{ header: GetFileChunk__Output['header']; data: Buffer }>> {
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    let header: GetFileChunk__Output['header'];
+    const call = client.GetFile({ path }, { deadline: deadline(10_000) });
+    call.on('data', (c: GetFileChunk__Output) => {
+      if (c.header) header = c.header;
+      if (c.data) parts.push(c.data);
+    });
+    call.on('error', (e: grpc.ServiceError) => resolve(failure(e)));
+    call.on('end', () => resolve({ ok: true, value: { header, data: Buffer.concat(parts) } }));
+  });
 }
