@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, exitOf, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
 import { makePki, type Pki } from '../helpers/pki.js';
+import type { InfoRequest, InfoResponse__Output } from '../../proto/index.js';
 
 let dir: string;
 let pki: Pki;
@@ -14,7 +15,7 @@ let agent: AgentProcess;
 let op: RawClients;
 
 const info = async () => {
-  const r = await unary(op.agent.Info.bind(op.agent), {});
+  const r = await unary<InfoRequest, InfoResponse__Output>(op.agent.Info.bind(op.agent), {});
   if (!r.ok) throw new Error(`Info failed: ${r.status}`);
   return r.value;
 };
