@@ -76,7 +76,7 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; o
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const drop = !o.asRoot && process.getuid?.() === 0;
   if (drop) {
-    chownTree(o.certsDir);
+    if (existsSync(o.certsDir)) chownTree(o.certsDir);
     chownTree(dataDir);
     openAncestors(o.certsDir);
     openAncestors(dataDir);
