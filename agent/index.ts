@@ -79,7 +79,7 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   const { agent, health } = loadProtos();
   server.addService(
     agent.gaxx.agent.v1.Agent.service,
-    createAgentService({ config, registry, auth, bundle: () => bundle, version: opts.version, startedAt: Date.now(), log }),
+    createAgentService({ config, registry, auth, bundle: () => bundle, version: opts.version, startedAt: Date.now(), log, serving: () => serving }),
   );
   server.addService(health.grpc.health.v1.Health.service, createHealthService(auth, () => serving, (e) => toServiceError(e, log)));
   const transport: AgentTransport = await startTransport(server, config.listen, tlsOptions, {

@@ -4,11 +4,11 @@
  * CA signed, names one known gaxx role and is not revoked may scrape.
  */
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { identityFromSan, normalizeSerial } from '../certs/index.js';
 import type { ListenAddress } from './config.js';
+import { listenOn } from './server.js';
 
 /** The agent's instruments. */
 export class AgentMetrics {
@@ -64,9 +64,5 @@ export async function startMetricsServer(
       () => res.writeHead(500).end('error\n'),
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => resolve());
-  });
-  return { server, port: (server.address() as AddressInfo).port };
+  return { server, port: await listenOn(server, listen) };
 }

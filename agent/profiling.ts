@@ -6,10 +6,10 @@
  */
 import { createServer, type Server } from 'node:https';
 import { Session } from 'node:inspector';
-import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { identityFromSan, normalizeSerial } from '../certs/index.js';
 import type { ListenAddress } from './config.js';
+import { listenOn } from './server.js';
 
 function post(session: Session, method: string, params?: object): Promise<unknown> {
   return new Promise((resolve, reject) => session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res))));
@@ -78,9 +78,5 @@ export async function startProfilingServer(
       () => res.writeHead(500).end('error\n'),
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => resolve());
-  });
-  return { server, port: (server.address() as AddressInfo).port };
+  return { server, port: await listenOn(server, listen) };
 }

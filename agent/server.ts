@@ -13,6 +13,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { GaxxError } from '../proto/index.js';
 import type { ListenAddress } from './config.js';
 
 /** Observes the connection life cycle (issue 3's guards count handshake failures here). */
@@ -32,6 +33,19 @@ export interface AgentTransport {
 }
 
 const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** Listens on `listen`; UNAVAILABLE (e.g. EADDRINUSE) when the address cannot be bound. */
+export function listenOn(server: NetServer, listen: ListenAddress): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException) =>
+      reject(new GaxxError('UNAVAILABLE', `cannot listen on ${listen.host}:${listen.port}: ${e.code ?? e.message}`, { cause: e }));
+    server.once('error', onError);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
 
 /** Listens on `listen` and injects authenticated TLS connections into `server`. */
 export async function startTransport(
@@ -67,13 +81,7 @@ export async function startTransport(
     }
     tlsServer.emit('connection', socket);
   });
-  await new Promise<void>((resolve, reject) => {
-    net.once('error', reject);
-    net.listen(listen.port, listen.host, () => {
-      net.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOn(net, listen);
   return {
     port: (net.address() as AddressInfo).port,
     setSecureContext: (options) => tlsServer.setSecureContext({ ...tlsOptions, ...options }),

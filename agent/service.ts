@@ -35,6 +35,8 @@ export interface ServiceDeps {
   version: string;
   startedAt: number;
   log: Logger;
+  /** False once the agent drains: new tasks are refused, attach and replay still work. */
+  serving: () => boolean;
 }
 
 /** A gRPC error for `e`: its gaxx code and message, or an opaque INTERNAL. */
@@ -111,6 +113,7 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
     }
     return;
   }
+  if (!d.serving()) throw new GaxxError('UNAVAILABLE', 'agent is shutting down');
   const spec = execSpec(call.request, d.config);
   if (!d.registry.hasRoom()) throw new GaxxError('RESOURCE_EXHAUSTED', `agent is running ${d.registry.capacity} tasks, its capacity`);
   const task = d.registry.start(spec, listener);

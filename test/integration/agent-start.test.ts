@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../../certs/index.js';
-import { exitCodeFor, type ErrorCode } from '../../proto/index.js';
+import { exitCodeFor, type ErrorCode, type HealthCheckRequest, type HealthCheckResponse__Output } from '../../proto/index.js';
 import { runAgentExpectFailure, startAgent, stopAllAgents } from '../helpers/agent.js';
-import { execCollect, exitOf, rawAgentClient } from '../helpers/grpc.js';
+import { execCollect, exitOf, rawAgentClient, unary } from '../helpers/grpc.js';
 import { issueCertDir, makePki, type Pki } from '../helpers/pki.js';
 
 let dir: string;
@@ -84,6 +84,17 @@ describe('start-up refusals', () => {
     await expectRefused({ certsDir: pki.clients.operator.dir }, 'CERT_INVALID');
   });
 
+  it('a listen address already in use', async () => {
+    const held = createServer();
+    await new Promise<void>((r) => held.listen(0, '127.0.0.1', () => r()));
+    const port = (held.address() as { port: number }).port;
+    try {
+      await expectRefused({ certsDir: copyCerts('busy'), args: ['--listen', `127.0.0.1:${port}`] }, 'UNAVAILABLE');
+    } finally {
+      await new Promise<void>((r) => held.close(() => r()));
+    }
+  });
+
   it('bad flags and values', async () => {
     await expectRefused({ certsDir: copyCerts('flags'), args: ['--bogus'] }, 'USAGE');
     await expectRefused({ certsDir: copyCerts('values'), args: ['--capacity', 'lots'] }, 'CONFIG_INVALID');
@@ -123,9 +134,19 @@ describe('graceful shutdown', () => {
   it('SIGTERM lets a running task finish, then exits 0', async () => {
     const a = await startAgent({ certsDir: copyCerts('drain') });
     const c = rawAgentClient(a.address, pki.clients.operator.dir);
-    const run = execCollect(c.agent, { taskId: 'drain-1', argv: ['sh', '-c', 'sleep 1; echo done'] }, (ev) => {
+    const run = execCollect(c.agent, { taskId: 'drain-1', argv: ['sh', '-c', 'sleep 2; echo done'] }, (ev) => {
       if (ev.started) a.kill('SIGTERM');
     });
+    // Draining: health turns NOT_SERVING and new tasks are refused on the open connection.
+    let status = '';
+    for (let i = 0; i < 100 && status !== 'NOT_SERVING'; i++) {
+      const h = await unary<HealthCheckRequest, HealthCheckResponse__Output>(c.health.Check.bind(c.health), { service: '' });
+      status = h.ok ? h.value.status : 'error';
+      if (status !== 'NOT_SERVING') await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(status).toBe('NOT_SERVING');
+    const late = await execCollect(c.agent, { taskId: 'drain-2', argv: ['true'] });
+    expect(late.error).toEqual({ status: 14, gaxxCode: 'UNAVAILABLE' });
     const r = await run;
     c.close();
     expect(r.stdout).toBe('done\n');
