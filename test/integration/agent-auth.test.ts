@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -124,6 +125,24 @@ describe('refused connections and calls', () => {
     });
     // Whatever came back is a TLS record (an alert, type 0x15) or nothing: never an HTTP/2 frame.
     expect(reply.length === 0 || reply[0] === 0x15).toBe(true);
+    await stillServing();
+  });
+
+  it('TLS policy: a TLS 1.2 CBC-only client is refused, an AEAD one is served', async () => {
+    const read = (f: string) => readFileSync(join(pki.clients.operator.dir, f));
+    const attempt = (ciphers: string) =>
+      new Promise<string>((resolve) => {
+        const s = tlsConnect(
+          { host: '127.0.0.1', port: agent.port, servername: 'localhost', ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem'), maxVersion: 'TLSv1.2', ciphers, ALPNProtocols: ['h2'] },
+          () => {
+            s.destroy();
+            resolve('connected');
+          },
+        );
+        s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+      });
+    expect(await attempt('ECDHE-RSA-AES128-SHA')).toBe('ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE');
+    expect(await attempt('ECDHE-RSA-AES128-GCM-SHA256')).toBe('connected');
     await stillServing();
   });
 
