@@ -52,6 +52,23 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/** Kills a process group once: SIGTERM now, SIGKILL after the grace; remembers why. */
+function groupKiller(pid: number): { kill: ExecHandle['kill']; reason(): KillReason | undefined; clear(): void } {
+  let reason: KillReason | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    kill(why, graceMs = DEFAULT_KILL_GRACE_MS) {
+      if (reason !== undefined || pid === 0) return;
+      reason = why;
+      signalGroup(pid, 'SIGTERM');
+      timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
+      timer.unref();
+    },
+    reason: () => reason,
+    clear: () => clearTimeout(timer),
+  };
+}
+
 /** Starts `spec`; events go to `sink`. */
 export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
   const t0 = Date.now();
@@ -62,21 +79,11 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const pid = child.pid ?? 0;
-  let reason: KillReason | undefined;
+  const killer = groupKiller(pid);
+  const handle: ExecHandle = { pid, kill: killer.kill };
   let truncated = false;
   let sent = 0;
   const bytes = { stdout: 0, stderr: 0 };
-  let killTimer: NodeJS.Timeout | undefined;
-  const handle: ExecHandle = {
-    pid,
-    kill(why, graceMs = DEFAULT_KILL_GRACE_MS) {
-      if (reason !== undefined || pid === 0) return;
-      reason = why;
-      signalGroup(pid, 'SIGTERM');
-      killTimer = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
-      killTimer.unref();
-    },
-  };
   sink.started(pid);
   const timer = setTimeout(() => handle.kill('timeout'), spec.timeoutMs);
   const onData = (stream: 'stdout' | 'stderr') => (data: Buffer) => {
@@ -102,7 +109,7 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
   });
   child.on('close', (code, signal) => {
     clearTimeout(timer);
-    if (killTimer) clearTimeout(killTimer);
+    killer.clear();
     sink.exit({
       code: spawnError && pid === 0 ? (spawnError.code === 'ENOENT' ? 127 : 126) : (code ?? -1),
       signal: signal ?? '',
@@ -110,7 +117,7 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
       truncated,
       stdoutBytes: bytes.stdout,
       stderrBytes: bytes.stderr,
-      reason: reason ?? '',
+      reason: killer.reason() ?? '',
       error: spawnError && pid === 0 ? `cannot start ${spec.argv[0]}: ${spawnError.code ?? spawnError.message}` : '',
     });
   });

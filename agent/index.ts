@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { loadCertDir, secureContextOptions, type CertBundle } from '../certs/index.js';
 import { GaxxError, loadProtos } from '../proto/index.js';
@@ -45,15 +46,9 @@ export function preflight(config: AgentConfig, uid: number): CertBundle {
   return bundle;
 }
 
-/** Starts every listener of the agent. */
-export async function startAgent(config: AgentConfig, opts: { version: string; log: Logger; uid: number }): Promise<RunningAgent> {
-  const { log } = opts;
-  const bundle = preflight(config, opts.uid);
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const tlsOptions = secureContextOptions(bundle);
-  const revoked = () => bundle.revoked;
-  const metrics = new AgentMetrics(opts.version);
-  const registry = new TaskRegistry({
+/** A task registry whose life cycle feeds the metrics. */
+function meteredRegistry(config: AgentConfig, metrics: AgentMetrics): TaskRegistry {
+  return new TaskRegistry({
     capacity: config.capacity,
     onStart: () => {
       metrics.started.inc();
@@ -67,6 +62,56 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
     },
     onOutput: (stream, n) => metrics.bytes.inc({ stream }, n),
   });
+}
+
+/** Metrics (when configured) and profiling (development only) listeners. */
+async function startHttpListeners(
+  config: AgentConfig,
+  metrics: AgentMetrics,
+  tlsOptions: SecureContextOptions,
+  revoked: () => ReadonlySet<string>,
+): Promise<{ servers: HttpsServer[]; metricsPort: number | undefined; profilingPort: number | undefined }> {
+  const out: { servers: HttpsServer[]; metricsPort: number | undefined; profilingPort: number | undefined } = {
+    servers: [],
+    metricsPort: undefined,
+    profilingPort: undefined,
+  };
+  if (config.metricsListen) {
+    const m = await startMetricsServer(metrics, config.metricsListen, tlsOptions, revoked);
+    out.servers.push(m.server);
+    out.metricsPort = m.port;
+  }
+  if (config.profilingListen && config.environment === 'development') {
+    const p = await startProfilingServer(config.profilingListen, tlsOptions, revoked);
+    out.servers.push(p.server);
+    out.profilingPort = p.port;
+  }
+  return out;
+}
+
+/** Graceful gRPC shutdown; idle client connections may never close on their own, so force after 1 s. */
+function shutdownGrpc(server: grpc.Server): Promise<void> {
+  return new Promise<void>((r) => {
+    const t = setTimeout(() => {
+      server.forceShutdown();
+      r();
+    }, 1000);
+    server.tryShutdown(() => {
+      clearTimeout(t);
+      r();
+    });
+  });
+}
+
+/** Starts every listener of the agent. */
+export async function startAgent(config: AgentConfig, opts: { version: string; log: Logger; uid: number }): Promise<RunningAgent> {
+  const { log } = opts;
+  const bundle = preflight(config, opts.uid);
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const tlsOptions = secureContextOptions(bundle);
+  const revoked = () => bundle.revoked;
+  const metrics = new AgentMetrics(opts.version);
+  const registry = meteredRegistry(config, metrics);
   const auth = createAuthorizer(revoked, (reason, rpc) => {
     metrics.authFailures.inc({ reason });
     log.warn({ reason, rpc }, 'call refused');
@@ -88,40 +133,18 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
       log.info({ code: err.code, peer: addr }, 'TLS handshake refused');
     },
   });
-  const extra: HttpsServer[] = [];
-  let metricsPort: number | undefined;
-  let profilingPort: number | undefined;
-  if (config.metricsListen) {
-    const m = await startMetricsServer(metrics, config.metricsListen, tlsOptions, revoked);
-    extra.push(m.server);
-    metricsPort = m.port;
-  }
-  if (config.profilingListen && config.environment === 'development') {
-    const p = await startProfilingServer(config.profilingListen, tlsOptions, revoked);
-    extra.push(p.server);
-    profilingPort = p.port;
-  }
+  const http = await startHttpListeners(config, metrics, tlsOptions, revoked);
   return {
     grpcPort: transport.port,
-    metricsPort,
-    profilingPort,
+    metricsPort: http.metricsPort,
+    profilingPort: http.profilingPort,
     async stop() {
       serving = false;
       await transport.close();
       await registry.shutdown(config.shutdownGraceMs);
-      // Idle client connections may never close on their own: give them a moment, then force.
-      await new Promise<void>((r) => {
-        const t = setTimeout(() => {
-          server.forceShutdown();
-          r();
-        }, 1000);
-        server.tryShutdown(() => {
-          clearTimeout(t);
-          r();
-        });
-      });
-      for (const s of extra) s.closeAllConnections();
-      await Promise.all(extra.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      await shutdownGrpc(server);
+      for (const s of http.servers) s.closeAllConnections();
+      await Promise.all(http.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     },
   };
 }
