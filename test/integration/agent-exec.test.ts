@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { execCollect, exitOf, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
+import { execCollect, exitOf, rawAgentClient, unary, type ExecResult, type RawClients } from '../helpers/grpc.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import type { InfoRequest, InfoResponse__Output } from '../../proto/index.js';
 
@@ -122,10 +122,11 @@ describe('agent Exec', () => {
   it('attaches to a running task id and replays a finished one; the command runs once', async () => {
     const before = (await info()).tasksStartedTotal;
     const argv = ['sh', '-c', 'echo begin; sleep 1; echo end'];
-    const first = execCollect(op.agent, { taskId: 'once-1', argv });
-    await new Promise((r) => setTimeout(r, 300));
-    const attached = await execCollect(op.agent, { taskId: 'once-1', argv });
-    const firstResult = await first;
+    let second: Promise<ExecResult> | undefined;
+    const firstResult = await execCollect(op.agent, { taskId: 'once-1', argv }, (ev) => {
+      if (ev.stdout && !second) second = execCollect(op.agent, { taskId: 'once-1', argv });
+    });
+    const attached = await (second as Promise<ExecResult>);
     const replayed = await execCollect(op.agent, { taskId: 'once-1', argv });
     expect(attached.events[0]?.started).toMatchObject({ attached: true, replayed: false });
     expect(attached.stdout).toBe('begin\nend\n');
@@ -140,8 +141,12 @@ describe('agent Exec', () => {
   it('refuses tasks beyond capacity with RESOURCE_EXHAUSTED and keeps serving', async () => {
     const a = execCollect(op.agent, { taskId: 'cap-a', argv: ['sleep', '100'] });
     const b = execCollect(op.agent, { taskId: 'cap-b', argv: ['sleep', '100'] });
-    await new Promise((r) => setTimeout(r, 300));
-    expect((await info()).runningTasks).toBe(2);
+    let running = 0;
+    for (let i = 0; i < 200 && running < 2; i++) {
+      running = (await info()).runningTasks;
+      if (running < 2) await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(running).toBe(2);
     const c = await execCollect(op.agent, { taskId: 'cap-c', argv: ['true'] });
     expect(c.error).toMatchObject({ status: 8, gaxxCode: 'RESOURCE_EXHAUSTED' });
     await unary(op.agent.Cancel.bind(op.agent), { taskId: 'cap-a' });

@@ -134,7 +134,7 @@ describe('graceful shutdown', () => {
   it('SIGTERM lets a running task finish, then exits 0', async () => {
     const a = await startAgent({ certsDir: copyCerts('drain') });
     const c = rawAgentClient(a.address, pki.clients.operator.dir);
-    const run = execCollect(c.agent, { taskId: 'drain-1', argv: ['sh', '-c', 'sleep 2; echo done'] }, (ev) => {
+    const run = execCollect(c.agent, { taskId: 'drain-1', argv: ['sh', '-c', 'sleep 3; echo done'] }, (ev) => {
       if (ev.started) a.kill('SIGTERM');
     });
     // Draining: health turns NOT_SERVING and new tasks are refused on the open connection.
