@@ -30,6 +30,15 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * True once `pid` is gone, polling up to 2 s: a killed process closes its pipes (which ends the
+ * task) a moment before the kernel marks it a zombie.
+ */
+async function gone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
+  return !alive(pid);
+}
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'gaxx-agent-exec-'));
   pki = await makePki(dir);
@@ -99,7 +108,7 @@ describe('agent Exec', () => {
     const grandchild = Number(r.stdout.trim());
     expect(grandchild).toBeGreaterThan(0);
     expect(exitOf(r)).toMatchObject({ reason: 'timeout', signal: 'SIGTERM' });
-    expect(alive(grandchild)).toBe(false);
+    expect(await gone(grandchild)).toBe(true);
   });
 
   it('Cancel kills a running task', async () => {
@@ -108,7 +117,7 @@ describe('agent Exec', () => {
     });
     const r = await running;
     expect(exitOf(r)).toMatchObject({ reason: 'cancelled', signal: 'SIGTERM' });
-    expect(alive(Number(r.stdout.trim()))).toBe(false);
+    expect(await gone(Number(r.stdout.trim()))).toBe(true);
     const again = await unary(op.agent.Cancel.bind(op.agent), { taskId: 'cancel-1' });
     expect(again).toMatchObject({ ok: true, value: { found: false } });
   });
