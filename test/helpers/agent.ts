@@ -31,7 +31,7 @@ export interface StartAgentOptions {
   dataDir?: string;
   /** Extra environment (the agent gets only PATH and this, plus GAXX_ENV when given). */
   env?: Record<string, string>;
-  /** Extra flags after the defaults (later flags win). */
+  /** Extra flags after the defaults (later flags win). Defaults: --listen 127.0.0.1:0, --shutdown-grace 2s. */
   args?: string[];
   /** Keep our uid (root here) instead of dropping to nobody. */
   asRoot?: boolean;
@@ -82,6 +82,7 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; o
     openAncestors(dataDir);
   }
   const args = [AGENT_MAIN, '--listen', '127.0.0.1:0', '--certs', o.certsDir, '--data-dir', dataDir];
+  args.push('--shutdown-grace', '2s');
   if (o.metrics ?? true) args.push('--metrics-listen', '127.0.0.1:0');
   args.push(...(o.args ?? []));
   const child = spawn(process.execPath, args, {
@@ -151,9 +152,14 @@ export async function runAgentExpectFailure(o: StartAgentOptions): Promise<{ cod
   return { code, stderr: out.text };
 }
 
-/** Stops every agent this process started (SIGKILL; for afterAll). */
+/**
+ * Stops every agent this process started (for afterAll): SIGTERM, so each kills its tasks'
+ * process groups (after its --shutdown-grace, 2 s by default here), then SIGKILL after 8 s.
+ */
 export async function stopAllAgents(): Promise<void> {
   const all = [...live];
-  for (const c of all) c.kill('SIGKILL');
+  for (const c of all) c.kill('SIGTERM');
+  const t = setTimeout(() => all.forEach((c) => c.kill('SIGKILL')), 8000);
   await Promise.all(all.map(exitPromise));
+  clearTimeout(t);
 }

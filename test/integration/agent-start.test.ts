@@ -132,7 +132,7 @@ describe('development mode', () => {
 
 describe('graceful shutdown', () => {
   it('SIGTERM lets a running task finish, then exits 0', async () => {
-    const a = await startAgent({ certsDir: copyCerts('drain') });
+    const a = await startAgent({ certsDir: copyCerts('drain'), args: ['--shutdown-grace', '10s'] });
     const c = rawAgentClient(a.address, pki.clients.operator.dir);
     const run = execCollect(c.agent, { taskId: 'drain-1', argv: ['sh', '-c', 'sleep 3; echo done'] }, (ev) => {
       if (ev.started) a.kill('SIGTERM');
