@@ -104,8 +104,8 @@ export async function receivePut(chunks: AsyncIterable<PutFileChunk__Output>, ar
   }
 }
 
-/** Sends a data-area file: header (size, mode, sha256), then 64 KiB chunks. */
-export async function sendFile(dataDir: string, rel: string, write: (c: GetFileChunk) => void): Promise<void> {
+/** Sends a data-area file: header (size, mode, sha256), then 64 KiB chunks; `write` resolves when the peer can take more. */
+export async function sendFile(dataDir: string, rel: string, write: (c: GetFileChunk) => Promise<void>): Promise<void> {
   const full = confinedPath(dataDir, rel);
   const st = await stat(full).catch((e: NodeJS.ErrnoException) => {
     throw new GaxxError('NOT_FOUND', `no file '${rel}'`, { cause: e });
@@ -113,6 +113,6 @@ export async function sendFile(dataDir: string, rel: string, write: (c: GetFileC
   if (!st.isFile()) throw new GaxxError('NOT_FOUND', `'${rel}' is not a regular file`);
   const hash = createHash('sha256');
   for await (const c of createReadStream(full, { highWaterMark: CHUNK })) hash.update(c as Buffer);
-  write({ header: { size: st.size, mode: st.mode & 0o777, sha256: hash.digest('hex') } });
-  for await (const c of createReadStream(full, { highWaterMark: CHUNK })) write({ data: c as Buffer });
+  await write({ header: { size: st.size, mode: st.mode & 0o777, sha256: hash.digest('hex') } });
+  for await (const c of createReadStream(full, { highWaterMark: CHUNK })) await write({ data: c as Buffer });
 }

@@ -143,6 +143,25 @@ function info(d: ServiceDeps): InfoResponse {
   };
 }
 
+/** Writes `msg`, resolving once the stream can take more (so a slow reader does not fill memory). */
+function writeWithBackpressure<T>(call: grpc.ServerWritableStream<unknown, T>, msg: T): Promise<void> {
+  const gone = () => new GaxxError('CANCELLED', 'the caller went away');
+  if (call.cancelled) return Promise.reject(gone());
+  if (call.write(msg)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const settle = (cancelled: boolean) => () => {
+      call.off('drain', onDrain);
+      call.off('cancelled', onCancel);
+      if (cancelled) reject(gone());
+      else resolve();
+    };
+    const onDrain = settle(false);
+    const onCancel = settle(true);
+    call.on('drain', onDrain);
+    call.on('cancelled', onCancel);
+  });
+}
+
 /** The Agent service handlers. */
 export function createAgentService(d: ServiceDeps): AgentHandlers {
   const fail = (e: unknown) => toServiceError(e, d.log);
@@ -176,7 +195,7 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
     GetFile(call) {
       Promise.resolve()
         .then(() => d.auth.authorize(call, 'GetFile'))
-        .then(() => sendFile(d.config.dataDir, call.request.path, (c) => call.write(c)))
+        .then(() => sendFile(d.config.dataDir, call.request.path, (c) => writeWithBackpressure(call, c)))
         .then(() => call.end(), (e: unknown) => call.emit('error', fail(e)));
     },
     Info(call, cb) {
