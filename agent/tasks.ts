@@ -81,7 +81,7 @@ export class TaskRegistry {
 
   constructor(opts: TaskRegistryOptions) {
     this.o = { retentionMs: 10 * 60_000, maxFinished: 10_000, replayBytesPerTask: 64 * 1024, replayBytesTotal: 64 * 1024 * 1024, ...opts };
-    this.sweeper = setInterval(() => this.prune(), 30_000);
+    this.sweeper = setInterval(() => this.prune(true), 30_000);
     this.sweeper.unref();
   }
 
@@ -94,8 +94,12 @@ export class TaskRegistry {
   }
 
   get(taskId: string): Task | undefined {
-    this.prune();
-    return this.tasks.get(taskId);
+    const t = this.tasks.get(taskId);
+    if (t && !t.running && t.finishedAt < Date.now() - this.o.retentionMs) {
+      this.forget(taskId, t);
+      return undefined;
+    }
+    return t;
   }
 
   /** Whether a new task may start now (the concurrency cap). */
@@ -176,15 +180,26 @@ export class TaskRegistry {
     }
   }
 
-  /** Forgets finished tasks past the TTL or beyond the count bound (oldest first). */
-  private prune(): void {
+  private forget(id: string, t: Task): void {
+    this.totalBuffered -= t.bufferedBytes;
+    this.tasks.delete(id);
+  }
+
+  /**
+   * Forgets finished tasks past the TTL or beyond the count bound, oldest first. The eager pass
+   * (after each exit) stops at the first entry it keeps, since entries are in start order; the
+   * sweeper's full pass catches what that skips.
+   */
+  private prune(full = false): void {
     const cutoff = Date.now() - this.o.retentionMs;
     let finished = this.tasks.size - this.runningCount;
     for (const [id, t] of this.tasks) {
       if (t.running) continue;
-      if (t.finishedAt >= cutoff && finished <= this.o.maxFinished) continue;
-      this.totalBuffered -= t.bufferedBytes;
-      this.tasks.delete(id);
+      if (t.finishedAt >= cutoff && finished <= this.o.maxFinished) {
+        if (full) continue;
+        break;
+      }
+      this.forget(id, t);
       finished--;
     }
   }
