@@ -22,7 +22,25 @@ function packageVersion(): string {
   return '0.0.0';
 }
 
+const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX_AGENT_<FLAG>, e.g. GAXX_AGENT_DATA_DIR)
+  --listen ADDR:PORT            gRPC over mTLS (default 0.0.0.0:8088)
+  --certs DIR                   cert.pem, key.pem (0600), ca.pem, optional revoked.json
+  --data-dir DIR                task work dirs and files (default ~/.local/state/gaxx-agent)
+  --metrics-listen ADDR:PORT    Prometheus over mTLS, e.g. 0.0.0.0:9091 (default off)
+  --profiling-listen ADDR:PORT  CPU/heap profiles over mTLS, GAXX_ENV=development only (default off)
+  --capacity N                  concurrent tasks (default 16)
+  --default-timeout DURATION    per task when the request gives none (default 1h)
+  --default-output-cap SIZE     stdout+stderr per task when the request gives none (default 16MiB)
+  --max-message-bytes SIZE      largest inbound gRPC message (default 4MiB)
+  --shutdown-grace DURATION     how long running tasks may finish on SIGTERM (default 10s)
+GAXX_ENV=production (default) | development
+`;
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return;
+  }
   const config = loadAgentConfig({ argv: process.argv.slice(2), env: process.env });
   const log = pino({ base: { component: 'agent' } }, destination(2));
   const agent = await startAgent(config, { version: packageVersion(), log, uid: process.getuid?.() ?? -1 });
