@@ -94,6 +94,12 @@ describe('AgentClient round trips', () => {
     expect(got.mode & 0o777).toBe(0o640);
   });
 
+  it('a stream past its deadline is DEADLINE_EXCEEDED, and the agent serves on', async () => {
+    expect(await codeOf(client.run({ taskId: 'deadline-1', argv: ['sleep', '5'] }, { deadlineMs: 300 }))).toBe('DEADLINE_EXCEEDED');
+    await client.cancel('deadline-1');
+    expect(await client.health()).toBe('SERVING');
+  });
+
   it("agent refusals come back as GaxxErrors with the agent's code", async () => {
     expect(await codeOf(client.getFile('../outside'))).toBe('PATH_ESCAPE');
     expect(await codeOf(client.putFile('/etc/x', Buffer.from('x')))).toBe('PATH_ESCAPE');
