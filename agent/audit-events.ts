@@ -43,7 +43,7 @@ export const AuditEventSchema = z.discriminatedUnion('event', [
     reason: z.string().max(40).optional(),
     durationMs: z.number().int().nonnegative(),
   }),
-  z.object({ event: z.literal('file_put'), peer, identity, area: z.string().max(40), path: z.string().max(4096), sha256, size: z.number().int() }),
+  z.object({ event: z.literal('file_put'), peer, identity, area: z.string().max(40).optional(), path: z.string().max(4096), sha256, size: z.number().int() }),
   z.object({ event: z.literal('file_get'), peer, identity, path: z.string().max(4096), sha256, size: z.number().int() }),
   z.object({
     event: z.literal('cert_reload'),

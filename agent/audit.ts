@@ -9,6 +9,7 @@
 import { closeSync, constants as fsc, existsSync, fchmodSync, fstatSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';
+import { GaxxError } from '../proto/index.js';
 import { AuditEventSchema, type AuditEvent } from './audit-events.js';
 
 export const AuditConfigSchema = z
@@ -45,19 +46,29 @@ export class AuditLog {
     readonly path: string,
     private readonly cfg: AuditConfig,
     private readonly now: () => number,
+    private readonly onError: (e: unknown) => void,
   ) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     this.fd = AuditLog.openFile(path);
     this.size = fstatSync(this.fd).size;
   }
 
-  /** Opens (creating 0600) the audit log at `path`. */
-  static open(path: string, cfg: Partial<AuditConfig> = {}, now: () => number = Date.now): AuditLog {
-    return new AuditLog(path, AuditConfigSchema.parse(cfg), now);
+  /**
+   * Opens (creating 0600) the audit log at `path`. A failed write later (disk full) goes to
+   * `onError` rather than failing the call being audited.
+   */
+  static open(path: string, cfg: Partial<AuditConfig> = {}, now: () => number = Date.now, onError: (e: unknown) => void = () => undefined): AuditLog {
+    return new AuditLog(path, AuditConfigSchema.parse(cfg), now, onError);
   }
 
   private static openFile(path: string): number {
-    const fd = openSync(path, OPEN_FLAGS, 0o600);
+    let fd: number;
+    try {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      fd = openSync(path, OPEN_FLAGS, 0o600);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? 'error';
+      throw new GaxxError('FAILED_PRECONDITION', `cannot open the audit log ${path} (${code}); choose another with --audit-log`, { cause: e });
+    }
     // An existing file keeps its mode on open; the log must not be readable by others.
     fchmodSync(fd, 0o600);
     return fd;
@@ -97,6 +108,14 @@ export class AuditLog {
   }
 
   private append(event: AuditEvent): void {
+    try {
+      this.appendLine(event);
+    } catch (e) {
+      this.onError(e);
+    }
+  }
+
+  private appendLine(event: AuditEvent): void {
     const line = Buffer.from(`${JSON.stringify({ ts: new Date(this.now()).toISOString(), ...event })}\n`);
     if (this.size > 0 && this.size + line.length > this.cfg.maxBytes) this.rotate();
     writeSync(this.fd, line);
@@ -113,8 +132,12 @@ export class AuditLog {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (!this.dirty) return;
-    fsyncSync(this.fd);
-    this.dirty = false;
+    try {
+      fsyncSync(this.fd);
+      this.dirty = false;
+    } catch (e) {
+      this.onError(e);
+    }
   }
 
   /** audit.log -> .1 -> .2 ...; the oldest beyond `keep` is removed. */

@@ -5,10 +5,13 @@
  * Metrics are off unless `--metrics-listen` (or GAXX_AGENT_METRICS_LISTEN) is given: the
  * installer passes `0.0.0.0:9091`; an agent started by hand opens only its gRPC port.
  */
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { GaxxError } from '../proto/index.js';
+import { GuardsSchema, type GuardsConfig } from './guard-config.js';
+import { TaskLimitsSchema, type TaskLimits } from './limits.js';
+import { BearerToken } from './secrets.js';
 
 /** A host and port to listen on. Port 0 picks a free port. */
 export interface ListenAddress {
@@ -28,6 +31,16 @@ export interface AgentConfig {
   maxMessageBytes: number;
   shutdownGraceMs: number;
   environment: 'production' | 'development';
+  /** Connection, call and rate limits, address blocking (issue 3). */
+  guards: GuardsConfig;
+  /** Per-task CPU, memory and process limits. */
+  taskLimits: TaskLimits;
+  /** The audit log; outside the data dir, so PutFile/GetFile cannot reach it. */
+  auditLog: string;
+  /** Stat poll period of the cert dir watch (fs.watch does the rest). */
+  certPollMs: number;
+  /** Bearer token required on every call (GAXX_AGENT_TOKEN), when set; prints as [redacted]. */
+  token: BearerToken | undefined;
 }
 
 const FLAGS = {
@@ -41,6 +54,10 @@ const FLAGS = {
   'default-output-cap': 'DEFAULT_OUTPUT_CAP',
   'max-message-bytes': 'MAX_MESSAGE_BYTES',
   'shutdown-grace': 'SHUTDOWN_GRACE',
+  guards: 'GUARDS',
+  'task-limits': 'TASK_LIMITS',
+  'audit-log': 'AUDIT_LOG',
+  'cert-poll': 'CERT_POLL',
 } as const;
 type Flag = keyof typeof FLAGS;
 
@@ -72,6 +89,25 @@ const sizeSchema = z
     return Number(m[1]) * (SIZES[(m[2] ?? '').toLowerCase()] as number);
   });
 
+/** A JSON object flag validated by `inner` (its problems keep their dot-paths). */
+const jsonOf = <T extends z.ZodTypeAny>(inner: T) =>
+  z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'expected a JSON object' });
+        return z.NEVER;
+      }
+    })
+    .pipe(inner);
+
+/** Where the audit log goes by default: beside the data dir, never inside it. */
+export function defaultAuditLog(dataDir: string): string {
+  return join(dirname(dataDir), `${basename(dataDir)}-audit`, 'audit.log');
+}
+
 const schema = z.object({
   listen: listenSchema.default('0.0.0.0:8088'),
   certs: z.string().min(1, 'required (--certs DIR or GAXX_AGENT_CERTS)'),
@@ -83,6 +119,10 @@ const schema = z.object({
   'default-output-cap': sizeSchema.default('16MiB').pipe(z.number().min(1)),
   'max-message-bytes': sizeSchema.default('4MiB').pipe(z.number().min(1024).max(1024 ** 3)),
   'shutdown-grace': durationSchema.default('10s'),
+  guards: jsonOf(GuardsSchema).default('{}'),
+  'task-limits': jsonOf(TaskLimitsSchema).default('{}'),
+  'audit-log': z.string().min(1).optional(),
+  'cert-poll': durationSchema.default('30s').pipe(z.number().min(100)),
   env: z.enum(['production', 'development']).default('production'),
 });
 
@@ -108,6 +148,7 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
     throw new GaxxError('CONFIG_INVALID', `invalid agent config: ${problems.join('; ')}`, { details: { problems } });
   }
   const c = parsed.data;
+  const token = BearerToken.fromValue(env.GAXX_AGENT_TOKEN);
   return {
     listen: c.listen,
     certsDir: c.certs,
@@ -120,5 +161,10 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
     maxMessageBytes: c['max-message-bytes'],
     shutdownGraceMs: c['shutdown-grace'],
     environment: c.env,
+    guards: c.guards,
+    taskLimits: c['task-limits'],
+    auditLog: c['audit-log'] ?? defaultAuditLog(c['data-dir']),
+    certPollMs: c['cert-poll'],
+    token,
   };
 }

@@ -9,6 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { Exit } from '../proto/index.js';
+import { classifyExit, confinedArgv, TailBuffer, type Confinement } from './limits.js';
 
 /** What exec needs to run a validated request. */
 export interface ExecSpec {
@@ -19,6 +20,8 @@ export interface ExecSpec {
   stdin: Buffer;
   timeoutMs: number;
   outputCapBytes: number;
+  /** Per-task resource limits (CPU, memory, processes); none when absent. */
+  confine?: Confinement | undefined;
 }
 
 /** Receives a process's life: started (pid 0 when spawn failed), output chunks, exit. */
@@ -72,9 +75,11 @@ function groupKiller(pid: number): { kill: ExecHandle['kill']; reason(): KillRea
 /** Starts `spec`; events go to `sink`. */
 export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
   const t0 = Date.now();
-  const child = spawn(spec.argv[0] as string, spec.argv.slice(1), {
+  const env = taskEnv(spec.cwd, spec.env);
+  const argv = confinedArgv(spec.argv, spec.confine, env, spec.cwd, `gaxx-task-${spec.taskId}`);
+  const child = spawn(argv[0] as string, argv.slice(1), {
     cwd: spec.cwd,
-    env: taskEnv(spec.cwd, spec.env),
+    env,
     detached: true,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
@@ -84,6 +89,8 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
   let truncated = false;
   let sent = 0;
   const bytes = { stdout: 0, stderr: 0 };
+  // The end of stderr tells a task that hit a limit (failed allocation or fork) from one that failed.
+  const stderrTail = new TailBuffer();
   sink.started(pid);
   const timer = setTimeout(() => handle.kill('timeout'), spec.timeoutMs);
   const onData = (stream: 'stdout' | 'stderr') => (data: Buffer) => {
@@ -100,6 +107,7 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
   };
   child.stdout.on('data', onData('stdout'));
   child.stderr.on('data', onData('stderr'));
+  child.stderr.on('data', (d: Buffer) => stderrTail.push(d));
   child.stdin.on('error', () => undefined); // the command may exit without reading its stdin
   child.stdin.end(spec.stdin);
   child.on('exit', () => signalGroup(pid, 'SIGKILL'));
@@ -117,7 +125,9 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
       truncated,
       stdoutBytes: bytes.stdout,
       stderrBytes: bytes.stderr,
-      reason: killer.reason() ?? '',
+      reason: spec.confine
+        ? classifyExit({ code, signal, stderrTail: stderrTail.text(), agentReason: killer.reason() }, spec.confine.limits, spec.confine.isolation)
+        : (killer.reason() ?? ''),
       error: spawnError && pid === 0 ? `cannot start ${spec.argv[0]}: ${spawnError.code ?? spawnError.message}` : '',
     });
   });

@@ -10,8 +10,8 @@ const int = (min: number) => z.number().int().min(min);
 /** Token bucket per caller identity: `burst` calls at once, refilled at `perSecond`. */
 export const RateLimitSchema = z
   .object({
-    burst: int(1).default(200),
-    perSecond: z.number().positive().default(100),
+    burst: int(1).default(1000),
+    perSecond: z.number().positive().default(500),
     /** Buckets kept at most; idle full buckets are dropped first. */
     maxTracked: int(16).default(10_000),
   })
@@ -26,8 +26,11 @@ export const BlockSchema = z
     cooldownMs: int(1).default(300_000),
     /** Addresses tracked at most; the oldest failure records are dropped beyond it. */
     maxTracked: int(16).default(10_000),
-    /** Addresses never blocked (e.g. the controller's own address). */
-    exempt: z.array(z.string().min(1)).default([]),
+    /**
+     * Addresses never blocked, as fail2ban's ignoreip: by default the host itself (127.0.0.1,
+     * ::1), whose processes are already inside; add the controller's address if it is fixed.
+     */
+    exempt: z.array(z.string().min(1)).default(['127.0.0.1', '::1']),
   })
   .strict();
 

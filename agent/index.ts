@@ -8,17 +8,23 @@ import type { Server as HttpsServer } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { loadCertDir, secureContextOptions, type CertBundle } from '../certs/index.js';
-import { GaxxError, loadProtos } from '../proto/index.js';
+import { GaxxError, isGaxxError, loadProtos } from '../proto/index.js';
+import { AuditLog } from './audit.js';
 import { createAuthorizer } from './auth.js';
 import type { AgentConfig } from './config.js';
+import { createHardening } from './hardening.js';
 import { createHealthService } from './health.js';
+import { detectIsolation } from './limits.js';
 import { AgentMetrics, startMetricsServer } from './metrics.js';
+import type { Injector } from './ping-policer.js';
 import { startProfilingServer } from './profiling.js';
+import { CertWatcher } from './reload.js';
 import { startTransport, type AgentTransport } from './server.js';
 import { createAgentService, toServiceError } from './service.js';
 import { TaskRegistry } from './tasks.js';
 
-export { loadAgentConfig, type AgentConfig } from './config.js';
+export { defaultAuditLog, loadAgentConfig, type AgentConfig } from './config.js';
+export { runAuditCli } from './audit-cli.js';
 
 export interface RunningAgent {
   grpcPort: number;
@@ -103,48 +109,86 @@ function shutdownGrpc(server: grpc.Server): Promise<void> {
   });
 }
 
+/** Watches the cert dir: a verified new bundle reaches new connections; every outcome is audited. */
+function watchCerts(config: AgentConfig, initial: CertBundle, log: Logger, audit: AuditLog, apply: (b: CertBundle) => void): CertWatcher {
+  const watcher = new CertWatcher(config.certsDir, initial, {
+    pollMs: config.certPollMs,
+    onReload: (next) => {
+      apply(next);
+      const s = next.summary;
+      log.info({ serial: s.serial, notAfter: s.notAfter.toISOString(), revoked: next.revoked.size, cas: next.cas.length }, 'certificates reloaded');
+      audit.write({ event: 'cert_reload', ok: true, serial: s.serial, notAfter: s.notAfter.toISOString(), revoked: next.revoked.size, cas: next.cas.length });
+    },
+    onError: (e) => {
+      const code = isGaxxError(e) ? e.code : 'INTERNAL';
+      log.warn({ code }, 'cert dir changed but does not verify; keeping the current certificates');
+      audit.write({ event: 'cert_reload', ok: false, code, detail: isGaxxError(e) ? e.message.slice(0, 300) : undefined });
+    },
+  });
+  watcher.start();
+  return watcher;
+}
+
 /** Starts every listener of the agent. */
 export async function startAgent(config: AgentConfig, opts: { version: string; log: Logger; uid: number }): Promise<RunningAgent> {
   const { log } = opts;
-  const bundle = preflight(config, opts.uid);
+  const initial = preflight(config, opts.uid);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const tlsOptions = secureContextOptions(bundle);
-  const revoked = () => bundle.revoked;
+  const audit = AuditLog.open(config.auditLog, {}, Date.now, (e) => log.error({ code: (e as NodeJS.ErrnoException).code }, 'audit log write failed'));
+  const isolation = await detectIsolation({ prefer: config.taskLimits.isolation });
   const metrics = new AgentMetrics(opts.version);
+  // Filled once listening; a reload before that only updates the watcher's bundle.
+  const live: { transport?: AgentTransport; https: HttpsServer[] } = { https: [] };
+  const watcher = watchCerts(config, initial, log, audit, (next) => {
+    const options = secureContextOptions(next);
+    live.transport?.setSecureContext(options);
+    for (const s of live.https) s.setSecureContext(options);
+  });
+  const bundle = () => watcher.current();
+  const revoked = () => bundle().revoked;
   const registry = meteredRegistry(config, metrics);
   const auth = createAuthorizer(revoked, (reason, rpc) => {
     metrics.authFailures.inc({ reason });
     log.warn({ reason, rpc }, 'call refused');
   });
+  const guards = createHardening({ guards: config.guards, registry: metrics.registry, log, audit, token: config.token, onHandshakeFailure: () => metrics.handshakeFailures.inc() });
   let serving = true;
   const server = new grpc.Server({
+    ...guards.grpcOptions,
     'grpc.max_receive_message_length': config.maxMessageBytes,
     'grpc.max_send_message_length': Math.max(config.maxMessageBytes, 4 * 1024 * 1024),
+    interceptors: [guards.interceptor],
   });
   const { agent, health } = loadProtos();
+  const confine = { limits: config.taskLimits, isolation };
   server.addService(
     agent.gaxx.agent.v1.Agent.service,
-    createAgentService({ config, registry, auth, bundle: () => bundle, version: opts.version, startedAt: Date.now(), log, serving: () => serving }),
+    createAgentService({ config, registry, auth, bundle, version: opts.version, startedAt: Date.now(), log, serving: () => serving, confine, audit, blockedPeers: guards.blockedPeers }),
   );
   server.addService(health.grpc.health.v1.Health.service, createHealthService(auth, () => serving, (e) => toServiceError(e, log)));
-  const transport: AgentTransport = await startTransport(server, config.listen, tlsOptions, {
-    onHandshakeError: (err, addr) => {
-      metrics.handshakeFailures.inc();
-      log.info({ code: err.code, peer: addr }, 'TLS handshake refused');
-    },
-  });
+  // The bundle in force now (a rotation may have landed since preflight).
+  const tlsOptions = secureContextOptions(bundle());
+  const hooks = { ...guards.transportHooks, onInjector: (i: Injector) => guards.policePings(i) };
+  const transport = await startTransport(server, config.listen, tlsOptions, hooks, config.guards.handshakeTimeoutMs);
+  live.transport = transport;
+  audit.write({ event: 'agent_started', version: opts.version, isolation: isolation.kind, serial: initial.summary.serial });
   const http = await startHttpListeners(config, metrics, tlsOptions, revoked);
+  live.https.push(...http.servers);
+  // Logged once listening: a refused start stays one line.
+  log.info({ isolation: isolation.kind, detail: isolation.detail }, 'task isolation');
   return {
     grpcPort: transport.port,
     metricsPort: http.metricsPort,
     profilingPort: http.profilingPort,
     async stop() {
       serving = false;
+      watcher.stop();
       await transport.close();
       await registry.shutdown(config.shutdownGraceMs);
       await shutdownGrpc(server);
       for (const s of http.servers) s.closeAllConnections();
       await Promise.all(http.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      audit.close();
     },
   };
 }

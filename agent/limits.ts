@@ -104,8 +104,8 @@ export interface TaskEnd {
   signal: string | null;
   /** The last few KiB of the task's stderr (see TailBuffer). */
   stderrTail: string;
-  /** Why the agent itself ended the task, if it did. */
-  agentReason?: 'timeout' | 'cancelled' | 'output_cap';
+  /** Why the agent itself ended the task, if it did (timeout, cancelled, output_cap, ...). */
+  agentReason?: string | undefined;
 }
 
 /**
@@ -114,7 +114,7 @@ export interface TaskEnd {
  * cap, the OOM killer's signal). A cancel stays a cancel; otherwise a limit explains a timeout
  * or output cap better than the timeout does (a throttled fork bomb runs until its timeout).
  */
-export function classifyExit(end: TaskEnd, limits: TaskLimits, isolation: Isolation): LimitReason | TaskEnd['agentReason'] | '' {
+export function classifyExit(end: TaskEnd, limits: TaskLimits, isolation: Isolation): string {
   if (end.agentReason === 'cancelled') return 'cancelled';
   const limited = isolation.kind !== 'none';
   let reason: LimitReason | undefined;
@@ -156,4 +156,19 @@ export function commandExists(argv0: string, path: string, cwd: string): boolean
       return false;
     }
   });
+}
+
+/** The limits in force for tasks and how they are applied. */
+export interface Confinement {
+  limits: TaskLimits;
+  isolation: Isolation;
+}
+
+/**
+ * The argv to spawn for a task: wrapped in its limits, unless there are none or the command
+ * does not exist (left to fail as a spawn error, as it would unwrapped).
+ */
+export function confinedArgv(argv: string[], c: Confinement | undefined, env: { PATH?: string }, cwd: string, unitName: string): string[] {
+  if (!c || c.isolation.kind === 'none' || !commandExists(argv[0] ?? '', env.PATH ?? '', cwd)) return argv;
+  return limitedArgv(argv, c.limits, c.isolation, unitName);
 }

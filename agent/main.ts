@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { destination, pino } from 'pino';
 import { exitCodeFor, isGaxxError } from '../proto/index.js';
-import { loadAgentConfig, startAgent } from './index.js';
+import { defaultAuditLog, loadAgentConfig, runAuditCli, startAgent } from './index.js';
 
 /** The package version, from the nearest package.json above this file (src or dist). */
 function packageVersion(): string {
@@ -33,10 +33,28 @@ const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX
   --default-output-cap SIZE     stdout+stderr per task when the request gives none (default 16MiB)
   --max-message-bytes SIZE      largest inbound gRPC message (default 4MiB)
   --shutdown-grace DURATION     how long running tasks may finish on SIGTERM (default 10s)
+  --audit-log PATH              JSON-lines audit log, 0600 (default beside the data dir: <data-dir>-audit/audit.log)
+  --cert-poll DURATION          stat poll of the cert dir besides fs.watch (default 30s)
+  --guards JSON                 connection/call/rate limits and blocking, e.g. '{"block":{"threshold":10}}'
+  --task-limits JSON            per-task limits, e.g. '{"cpuSeconds":3600,"addressSpaceBytes":4294967296,"processes":1024}'
+GAXX_AGENT_TOKEN=<64 hex or 43 base64url chars>  optional bearer token every call must present
 GAXX_ENV=production (default) | development
+       gaxx-agent audit [--since 1h] [--json] [--file PATH]   print the audit log
 `;
 
+/** `gaxx-agent audit [--since 1h] [--json] [--file PATH]`: the audit log, readably. */
+function auditCommand(args: string[]): number {
+  const env = process.env;
+  const dataDir = env.GAXX_AGENT_DATA_DIR || join(env.HOME || '/var/lib', '.local/state/gaxx-agent');
+  const path = env.GAXX_AGENT_AUDIT_LOG || defaultAuditLog(dataDir);
+  return runAuditCli(args, path, { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) });
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === 'audit') {
+    process.exitCode = auditCommand(process.argv.slice(3));
+    return;
+  }
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
     process.stdout.write(USAGE);
     return;

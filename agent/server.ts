@@ -16,12 +16,16 @@ import { createServer as createTlsServer, type SecureContextOptions, type Server
 import { GaxxError } from '../proto/index.js';
 import type { ListenAddress } from './config.js';
 
-/** Observes the connection life cycle (issue 3's guards count handshake failures here). */
+/** Observes the connection life cycle; the guards (transport-guards.ts, ping-policer.ts) plug in here. */
 export interface TransportHooks {
   /** A TCP connection arrived; return false to drop it before TLS. */
   onConnection?(socket: Socket): boolean;
-  /** A TLS handshake failed (no/foreign/expired client cert, plaintext, timeout). */
-  onHandshakeError?(error: Error & { code?: string }, remoteAddress: string | undefined): void;
+  /** A TLS handshake failed (no/foreign client cert, plaintext, timeout); the socket is destroyed after. */
+  onHandshakeError?(error: Error & { code?: string }, socket: TLSSocket): void;
+  /** A verified mTLS connection is handed to grpc-js. */
+  onSecure?(socket: TLSSocket): void;
+  /** The grpc-js connection injector, once (ping policing watches its sessions). */
+  onInjector?(injector: Pick<grpc.ConnectionInjector, 'injectConnection'>): void | Promise<void>;
 }
 
 export interface AgentTransport {
@@ -32,7 +36,6 @@ export interface AgentTransport {
   close(): Promise<void>;
 }
 
-const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** Listens on `listen`; UNAVAILABLE (e.g. EADDRINUSE) when the address cannot be bound. */
 export function listenOn(server: NetServer, listen: ListenAddress): Promise<number> {
@@ -53,25 +56,30 @@ export async function startTransport(
   listen: ListenAddress,
   tlsOptions: SecureContextOptions,
   hooks: TransportHooks = {},
+  handshakeTimeoutMs = 10_000,
 ): Promise<AgentTransport> {
   const tlsServer: TlsServer = createTlsServer({
     ...tlsOptions,
     requestCert: true,
     rejectUnauthorized: true,
     ALPNProtocols: ['h2'],
-    handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    handshakeTimeout: handshakeTimeoutMs,
   });
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  await hooks.onInjector?.(injector);
   tlsServer.on('secureConnection', (tlsSocket: TLSSocket) => {
     // Belt and braces: Node already destroyed unauthorized sockets before this event.
     if (!tlsSocket.authorized || tlsSocket.alpnProtocol !== 'h2') {
       tlsSocket.destroy();
       return;
     }
+    hooks.onSecure?.(tlsSocket);
     injector.injectConnection(tlsSocket);
   });
   tlsServer.on('tlsClientError', (err: Error & { code?: string }, tlsSocket: TLSSocket) => {
-    hooks.onHandshakeError?.(err, tlsSocket.remoteAddress);
+    hooks.onHandshakeError?.(err, tlsSocket);
+    // A handshake timeout only reports; without this the connection would stay open.
+    tlsSocket.destroy();
   });
   const net: NetServer = createNetServer((socket) => {
     socket.on('error', () => socket.destroy());

@@ -9,7 +9,7 @@ import { hostname, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { renewalDue, type CertBundle } from '../certs/index.js';
+import { describeIdentity, type CertBundle, type Identity } from '../certs/index.js';
 import {
   ERROR_CODE_METADATA_KEY,
   GaxxError,
@@ -18,13 +18,19 @@ import {
   type AgentHandlers,
   type ExecEvent,
   type ExecRequest__Output,
+  type BlockedPeer,
   type InfoResponse,
 } from '../proto/index.js';
+import { argv0Of, argvSha256 } from './audit-events.js';
+import type { AuditLog } from './audit.js';
 import type { Authorizer } from './auth.js';
+import { peerAddress } from './conn-limits.js';
 import type { AgentConfig } from './config.js';
 import type { ExecSpec } from './exec.js';
 import { confinedPath, receivePut, sendFile } from './files.js';
-import type { TaskRegistry } from './tasks.js';
+import type { Confinement } from './limits.js';
+import { renewalDueWithJitter } from './reload.js';
+import type { Task, TaskRegistry } from './tasks.js';
 
 export interface ServiceDeps {
   config: AgentConfig;
@@ -37,6 +43,28 @@ export interface ServiceDeps {
   log: Logger;
   /** False once the agent drains: new tasks are refused, attach and replay still work. */
   serving: () => boolean;
+  /** Per-task limits and how they are applied. */
+  confine?: Confinement | undefined;
+  audit?: AuditLog | undefined;
+  /** Addresses the guards block now. */
+  blockedPeers?: () => BlockedPeer[];
+}
+
+/** Who made a call, for the audit log. */
+function whoCalled(call: { getPeer(): string }, id: Identity): { peer: string; identity: string } {
+  return { peer: peerAddress(call.getPeer()), identity: describeIdentity(id) };
+}
+
+/** Audits a task's start now and its end when it comes (never its env, stdin or output). */
+function auditExec(audit: AuditLog | undefined, who: { peer: string; identity: string }, spec: ExecSpec, task: Task): void {
+  if (!audit) return;
+  const base = { ...who, taskId: spec.taskId, argv0: argv0Of(spec.argv), argvSha256: argvSha256(spec.argv) };
+  audit.write({ event: 'exec_started', ...base, pid: task.pid });
+  void task.done().then(() => {
+    const e = task.exit;
+    if (!e) return;
+    audit.write({ event: 'exec_finished', ...base, code: e.code, signal: e.signal || undefined, reason: e.reason || undefined, durationMs: Number(e.durationMs) });
+  });
 }
 
 /** A gRPC error for `e`: its gaxx code and message, or an opaque INTERNAL. */
@@ -75,7 +103,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 }
 
 /** Builds the spec for a validated request: defaults, and the (confined) work dir created. */
-function execSpec(req: ExecRequest__Output, config: AgentConfig): ExecSpec {
+function execSpec(req: ExecRequest__Output, config: AgentConfig, confine: Confinement | undefined): ExecSpec {
   const r = parse(execSchema, req);
   const cwd = r.workDir ? confinedPath(config.dataDir, r.workDir) : join(config.dataDir, 'tasks', r.taskId);
   mkdirSync(cwd, { recursive: true, mode: 0o700 });
@@ -87,12 +115,13 @@ function execSpec(req: ExecRequest__Output, config: AgentConfig): ExecSpec {
     stdin: r.stdin,
     timeoutMs: r.timeoutMs || config.defaultTimeoutMs,
     outputCapBytes: r.outputCapBytes || config.defaultOutputCapBytes,
+    confine,
   };
 }
 
 /** Serves one Exec call: attach, replay, or a new run. */
 function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEvent>, d: ServiceDeps): void {
-  d.auth.authorize(call, 'Exec');
+  const id = d.auth.authorize(call, 'Exec');
   const taskId = parse(taskIdSchema, call.request.taskId);
   const existing = d.registry.get(taskId);
   const listener = (ev: ExecEvent) => {
@@ -114,9 +143,10 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
     return;
   }
   if (!d.serving()) throw new GaxxError('UNAVAILABLE', 'agent is shutting down');
-  const spec = execSpec(call.request, d.config);
+  const spec = execSpec(call.request, d.config, d.confine);
   if (!d.registry.hasRoom()) throw new GaxxError('RESOURCE_EXHAUSTED', `agent is running ${d.registry.capacity} tasks, its capacity`);
   const task = d.registry.start(spec, listener);
+  auditExec(d.audit, whoCalled(call, id), spec, task);
   // A caller that goes away leaves the task running, so a retry can attach to it.
   call.on('cancelled', () => task.listeners.delete(listener));
 }
@@ -133,12 +163,12 @@ function info(d: ServiceDeps): InfoResponse {
     loadAverage: loadavg(),
     certNotAfterUnixMs: b.summary.notAfter.getTime(),
     certSerial: b.summary.serial,
-    certRenewalDue: renewalDue(b.cert),
+    certRenewalDue: renewalDueWithJitter(b.cert, hostname()),
     fleet: id.role === 'agent' ? id.fleet : '',
     host: id.role === 'agent' ? id.host : '',
     environment: d.config.environment,
     uptimeMs: Date.now() - d.startedAt,
-    blockedPeers: [],
+    blockedPeers: d.blockedPeers?.() ?? [],
     tasksStartedTotal: d.registry.startedTotal,
   };
 }
@@ -182,20 +212,33 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
       }
     },
     PutFile(call, cb) {
-      let role: string;
+      let id: Identity;
       try {
-        role = d.auth.authorize(call, 'PutFile').role;
+        id = d.auth.authorize(call, 'PutFile');
       } catch (e) {
         cb(fail(e));
         return;
       }
       const areas = { dataDir: d.config.dataDir, certsDir: d.config.certsDir };
-      receivePut(call, areas, role === 'operator').then((r) => cb(null, r), (e: unknown) => cb(fail(e)));
+      receivePut(call, areas, id.role === 'operator').then(
+        (r) => {
+          d.audit?.write({ event: 'file_put', ...whoCalled(call, id), path: r.path ?? '', sha256: r.sha256 ?? '', size: Number(r.size) });
+          cb(null, r);
+        },
+        (e: unknown) => cb(fail(e)),
+      );
     },
     GetFile(call) {
+      let header: { size?: unknown; sha256?: string } | null | undefined;
       Promise.resolve()
         .then(() => d.auth.authorize(call, 'GetFile'))
-        .then(() => sendFile(d.config.dataDir, call.request.path, (c) => writeWithBackpressure(call, c)))
+        .then(async (id) => {
+          await sendFile(d.config.dataDir, call.request.path, (c) => {
+            if (c.header) header = c.header;
+            return writeWithBackpressure(call, c);
+          });
+          d.audit?.write({ event: 'file_get', ...whoCalled(call, id), path: call.request.path, sha256: header?.sha256 ?? '', size: Number(header?.size ?? 0) });
+        })
         .then(() => call.end(), (e: unknown) => call.emit('error', fail(e)));
     },
     Info(call, cb) {

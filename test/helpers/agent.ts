@@ -47,6 +47,8 @@ export interface AgentProcess {
   profilingPort: number | undefined;
   pid: number;
   dataDir: string;
+  /** The agent's audit log (outside its data dir). */
+  auditLog: string;
   /** SIGTERM, then waits for exit (SIGKILL after 10 s); resolves to the exit code. */
   stop(): Promise<number | null>;
   kill(signal?: NodeJS.Signals): void;
@@ -71,17 +73,22 @@ function openAncestors(p: string): void {
   }
 }
 
-function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; out: { text: string } } {
+function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; auditLog: string; out: { text: string } } {
   const dataDir = o.dataDir ?? join(dirname(resolve(o.certsDir)), `data-${process.pid}-${live.size}-${Date.now()}`);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // The audit log lives outside the data dir (file RPCs must not reach it).
+  const auditDir = `${dataDir}-audit`;
+  const auditLog = join(auditDir, 'audit.log');
+  mkdirSync(auditDir, { recursive: true, mode: 0o700 });
   const drop = !o.asRoot && process.getuid?.() === 0;
   if (drop) {
     if (existsSync(o.certsDir)) chownTree(o.certsDir);
     chownTree(dataDir);
+    chownTree(auditDir);
     openAncestors(o.certsDir);
     openAncestors(dataDir);
   }
-  const args = [AGENT_MAIN, '--listen', '127.0.0.1:0', '--certs', o.certsDir, '--data-dir', dataDir];
+  const args = [AGENT_MAIN, '--listen', '127.0.0.1:0', '--certs', o.certsDir, '--data-dir', dataDir, '--audit-log', auditLog];
   args.push('--shutdown-grace', '2s');
   if (o.metrics ?? true) args.push('--metrics-listen', '127.0.0.1:0');
   args.push(...(o.args ?? []));
@@ -94,7 +101,7 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; o
   const out = { text: '' };
   child.stderr?.on('data', (b: Buffer) => (out.text += b.toString()));
   child.on('exit', () => live.delete(child));
-  return { child, dataDir, out };
+  return { child, dataDir, auditLog, out };
 }
 
 function exitPromise(child: ChildProcess): Promise<number | null> {
@@ -104,7 +111,7 @@ function exitPromise(child: ChildProcess): Promise<number | null> {
 
 /** Starts an agent and waits for its "agent listening" line (15 s at most). */
 export async function startAgent(o: StartAgentOptions): Promise<AgentProcess> {
-  const { child, dataDir, out } = launch(o);
+  const { child, dataDir, auditLog, out } = launch(o);
   const exited = exitPromise(child);
   const line = await new Promise<Record<string, unknown>>((resolvePromise, reject) => {
     const timer = setTimeout(() => reject(new Error(`agent did not start in 15 s: ${out.text}`)), 15_000);
@@ -136,6 +143,7 @@ export async function startAgent(o: StartAgentOptions): Promise<AgentProcess> {
     profilingPort: (line.profilingPort as number | null) ?? undefined,
     pid: child.pid as number,
     dataDir,
+    auditLog,
     stop,
     kill: (signal = 'SIGKILL') => child.kill(signal),
     stderr: () => out.text,

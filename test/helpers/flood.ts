@@ -3,7 +3,10 @@
  * source address (grpc-js cannot bind one), firing unary gRPC calls with empty request messages
  * as fast as `concurrency` allows, over `connections` sessions. Counts outcomes by grpc-status.
  */
+import { spawn } from 'node:child_process';
 import { connect, type ClientHttp2Session } from 'node:http2';
+import { sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface FloodOptions {
   port: number;
@@ -89,4 +92,34 @@ export async function flood(o: FloodOptions): Promise<FloodResult> {
   };
   await Promise.all(Array.from({ length: o.connections ?? 4 }, worker));
   return result;
+}
+
+/**
+ * Runs `flood` in a child process (`node dist/test/helpers/flood.js '<options JSON>'`), so the
+ * flood's own CPU does not slow the well-behaved client being measured in the caller's process.
+ */
+export function floodInChild(o: FloodOptions): Promise<FloodResult> {
+  return new Promise((resolve, reject) => {
+    // From the sources (vitest) run the built copy; from dist, this very file.
+    const self = fileURLToPath(import.meta.url);
+    const script = self.endsWith('.ts') ? self.replace(`${sep}test${sep}helpers${sep}flood.ts`, `${sep}dist${sep}test${sep}helpers${sep}flood.js`) : self;
+    const child = spawn(process.execPath, [script], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as FloodResult) : reject(new Error(`flood child exited with ${code}`))));
+    const opts = { ...o, certPem: o.certPem.toString(), keyPem: o.keyPem.toString(), caPem: o.caPem.toString() };
+    child.stdin.end(JSON.stringify(opts));
+  });
+}
+
+// As a child: options on stdin, result on stdout.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  let input = '';
+  process.stdin.on('data', (b: Buffer) => (input += b.toString()));
+  process.stdin.on('end', () => {
+    void flood(JSON.parse(input) as FloodOptions).then((r) => process.stdout.write(JSON.stringify(r)));
+  });
 }

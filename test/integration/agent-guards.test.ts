@@ -1,0 +1,121 @@
+// Issue 3 guards on the built agent (run `npm run build` first), over real mTLS on loopback: a
+// flood from one identity and address is throttled while a well-behaved client on another
+// identity and address keeps getting answers; repeated wrong-CA handshakes get an address
+// blocked (visible in Info and the audit log) and the block lifts after its cool-down.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { floodInChild } from '../helpers/flood.js';
+import { rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
+import { issueCertDir, makePki, type Pki } from '../helpers/pki.js';
+import type { InfoResponse__Output } from '../../proto/index.js';
+
+const GUARDS = {
+  maxConnectionsPerAddress: 6,
+  handshakeTimeoutMs: 1000,
+  rateLimit: { burst: 20, perSecond: 20 },
+  block: { threshold: 4, windowMs: 10_000, cooldownMs: 2500 },
+};
+
+let dir: string;
+let pki: Pki;
+let agent: AgentProcess;
+let good: RawClients;
+let auditPath: string;
+let flooder: { dir: string };
+
+const read = (d: string, f: string) => readFileSync(join(d, f));
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function info(c: RawClients) {
+  return unary<object, InfoResponse__Output>((req, md, opts, cb) => c.agent.Info(req, md, opts, cb), {});
+}
+
+/** A raw TLS handshake from `localAddress` with a cert dir: 'secure' when the agent kept it. */
+function handshake(localAddress: string, certDir: string): Promise<string> {
+  return new Promise((resolve) => {
+    const opts = { host: '127.0.0.1', port: agent.port, localAddress, ca: read(pki.agent.dir, 'ca.pem'), cert: read(certDir, 'cert.pem'), key: read(certDir, 'key.pem'), servername: 'localhost', ALPNProtocols: ['h2'] };
+    const s = tlsConnect(opts as ConnectionOptions);
+    s.once('secureConnect', () => setTimeout(() => resolve(s.destroyed ? 'closed' : 'secure'), 200));
+    s.once('error', () => resolve('error'));
+    s.once('close', () => resolve('closed'));
+    setTimeout(() => s.destroy(), 500).unref();
+  });
+}
+
+function auditEvents(): Array<Record<string, unknown>> {
+  return readFileSync(auditPath, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gaxx-harden-'));
+  pki = await makePki(dir);
+  flooder = await issueCertDir(pki.ca, join(dir, 'clients', 'flooder'), { identity: { role: 'scheduler', name: 'flooder' } });
+  agent = await startAgent({ certsDir: pki.agent.dir, env: { GAXX_AGENT_GUARDS: JSON.stringify(GUARDS) } });
+  auditPath = agent.auditLog;
+  good = rawAgentClient(agent.address, pki.clients.operator.dir);
+});
+
+afterAll(async () => {
+  good?.close();
+  await stopAllAgents();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('agent under a flood', () => {
+  it('throttles the flooding identity and address; a well-behaved client keeps being answered', async () => {
+    const latencies: number[] = [];
+    const outcomes: boolean[] = [];
+    // The good client's channel is open before the flood starts, as a scheduler's would be.
+    expect((await info(good)).ok).toBe(true);
+    const flooding = floodInChild({
+      port: agent.port,
+      localAddress: '127.0.0.2',
+      certPem: read(flooder.dir, 'cert.pem'),
+      keyPem: read(flooder.dir, 'key.pem'),
+      caPem: read(pki.agent.dir, 'ca.pem'),
+      connections: 10,
+      concurrency: 32,
+      durationMs: 4000,
+    });
+    // Let the flood get going (its process starts first).
+    await wait(700);
+    // Well-behaved: 20 calls, 10 per second at most, inside the rate limit.
+    for (let i = 0; i < 20; i++) {
+      const s = performance.now();
+      const r = await info(good);
+      latencies.push(performance.now() - s);
+      outcomes.push(r.ok);
+      await wait(100);
+    }
+    const f = await flooding;
+    latencies.sort((a, b) => a - b);
+    const p99 = latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))] ?? NaN;
+    console.log(`good client under flood: ${outcomes.length} calls, p99 ${p99.toFixed(1)} ms; flood: ${f.calls} calls, outcomes ${JSON.stringify(f.outcomes)}, sessions ${f.sessionsOpened}`);
+    expect(outcomes.every(Boolean)).toBe(true);
+    // The flood was refused: rate-limited calls (RESOURCE_EXHAUSTED = 8) and refused connections.
+    expect(f.outcomes['8'] ?? 0).toBeGreaterThan(0);
+    expect(auditEvents().some((e) => e.event === 'connection_refused' && e.peer === '127.0.0.2' && e.reason === 'too_many_connections')).toBe(true);
+    expect((await info(good)).ok).toBe(true);
+  });
+});
+
+describe('automatic blocking', () => {
+  it('blocks an address after repeated wrong-CA handshakes, shows it in Info, and lifts it after the cool-down', async () => {
+    for (let i = 0; i < GUARDS.block.threshold; i++) expect(await handshake('127.0.0.3', pki.clients.foreign.dir)).not.toBe('secure');
+    // A valid certificate from the blocked address is refused too; the good client is not.
+    expect(await handshake('127.0.0.3', pki.clients.operator.dir)).not.toBe('secure');
+    const r = await info(good);
+    expect(r.ok && r.value.blockedPeers.map((p) => p.address)).toContain('127.0.0.3');
+    const events = auditEvents();
+    expect(events.filter((e) => e.event === 'peer_blocked' && e.peer === '127.0.0.3')).toHaveLength(1);
+    expect(events.some((e) => e.event === 'connection_refused' && e.peer === '127.0.0.3' && e.reason === 'blocked')).toBe(true);
+    await wait(GUARDS.block.cooldownMs + 200);
+    expect(await handshake('127.0.0.3', pki.clients.operator.dir)).toBe('secure');
+    expect(auditEvents().some((e) => e.event === 'peer_unblocked' && e.peer === '127.0.0.3')).toBe(true);
+    expect((await info(good)).ok).toBe(true);
+  });
+});

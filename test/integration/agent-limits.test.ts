@@ -1,0 +1,96 @@
+// Issue 3 per-task limits on the built agent (run `npm run build` first): a fork bomb, a memory
+// hog, a busy loop and an endless printer are each stopped by their limit with the right Exit
+// reason while the agent keeps serving; the audit log records each task without its env, and a
+// secret passed in a task's env appears in no log.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { execCollect, exitOf, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
+import { makePki } from '../helpers/pki.js';
+import type { ExecRequest, InfoResponse__Output } from '../../proto/index.js';
+
+const LIMITS = { cpuSeconds: 2, addressSpaceBytes: 256 * 1024 ** 2, processes: 48, isolation: 'rlimit' };
+const CANARY = `gaxx-canary-${randomBytes(12).toString('hex')}`;
+
+let dir: string;
+let agent: AgentProcess;
+let client: RawClients;
+let auditPath: string;
+let n = 0;
+
+function run(argv: string[], extra: Partial<ExecRequest> = {}) {
+  return execCollect(client.agent, { taskId: `lim-${++n}`, argv, timeoutMs: 20_000, ...extra });
+}
+
+async function stillServing(): Promise<boolean> {
+  const r = await unary<object, InfoResponse__Output>((req, md, opts, cb) => client.agent.Info(req, md, opts, cb), {});
+  const e = exitOf(await run(['/bin/echo', 'alive']));
+  return r.ok && e?.code === 0;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gaxx-limits-'));
+  const pki = await makePki(dir);
+  agent = await startAgent({ certsDir: pki.agent.dir, env: { GAXX_AGENT_TASK_LIMITS: JSON.stringify(LIMITS) } });
+  auditPath = agent.auditLog;
+  client = rawAgentClient(agent.address, pki.clients.operator.dir);
+});
+
+afterAll(async () => {
+  client?.close();
+  await stopAllAgents();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('per-task limits', () => {
+  it('stops a fork bomb at its process limit', async () => {
+    const e = exitOf(await run(['/bin/sh', '-c', 'while :; do sleep 5 & done']));
+    expect(e?.reason).toBe('process_limit');
+    expect(await stillServing()).toBe(true);
+  });
+
+  it('stops a memory hog at its address-space limit', async () => {
+    const e = exitOf(await run(['/usr/bin/perl', '-e', '$x = "a" x 1e6; while (1) { $x .= $x }']));
+    expect(e?.reason).toBe('memory_limit');
+    expect(e?.code).not.toBe(0);
+    expect(await stillServing()).toBe(true);
+  });
+
+  it('stops a busy loop at its CPU limit', async () => {
+    const e = exitOf(await run(['/bin/sh', '-c', 'while :; do :; done']));
+    expect(e?.signal).toBe('SIGXCPU');
+    expect(e?.reason).toBe('cpu_limit');
+    expect(await stillServing()).toBe(true);
+  });
+
+  it('stops an endless printer at its output cap', async () => {
+    const e = exitOf(await run(['/usr/bin/yes', 'spam'], { outputCapBytes: 256 * 1024 }));
+    expect(e?.reason).toBe('output_cap');
+    expect(e?.truncated).toBe(true);
+    expect(await stillServing()).toBe(true);
+  });
+
+  it('still reports a missing command as a spawn error', async () => {
+    const e = exitOf(await run(['no-such-command-gaxx']));
+    expect(e?.code).toBe(127);
+    expect(e?.error).not.toBe('');
+  });
+
+  it('audits every task with its reason, and no secret from its env reaches any log', async () => {
+    const r = await run(['/bin/sh', '-c', 'test -n "$SECRET_VALUE" && echo ok'], { env: { SECRET_VALUE: CANARY } });
+    expect(r.stdout.trim()).toBe('ok');
+    const audit = readFileSync(auditPath, 'utf8');
+    const events = audit.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const finished = events.filter((e) => e.event === 'exec_finished');
+    for (const reason of ['process_limit', 'memory_limit', 'cpu_limit', 'output_cap']) expect(finished.map((e) => e.reason)).toContain(reason);
+    const started = events.find((e) => e.event === 'exec_started' && e.argv0 === '/bin/sh');
+    expect(started).toMatchObject({ identity: 'operator alice', peer: '127.0.0.1' });
+    expect(String(started?.argvSha256)).toMatch(/^[0-9a-f]{64}$/);
+    expect(audit).not.toContain(CANARY);
+    expect(agent.stderr()).not.toContain(CANARY);
+    expect(agent.stderr()).toContain('task isolation');
+  });
+});

@@ -1,0 +1,98 @@
+// Issue 3 rotation without downtime on the built agent (run `npm run build` first): a new agent
+// certificate pushed over PutFile during a long Exec does not disturb the Exec, and new
+// connections see the new serial; a revocation list pushed the same way refuses the revoked
+// client on its next call on its already open channel. Audit lines exist for both.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { execCollect, exitOf, putFile, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
+import { issueCertDir, makePki, type Pki, type PkiCertDir } from '../helpers/pki.js';
+import type { InfoResponse__Output } from '../../proto/index.js';
+
+let dir: string;
+let pki: Pki;
+let agent: AgentProcess;
+let operator: RawClients;
+let auditPath: string;
+let bob: PkiCertDir;
+
+const info = (c: RawClients) => unary<object, InfoResponse__Output>((req, md, opts, cb) => c.agent.Info(req, md, opts, cb), {});
+const auditEvents = () => readFileSync(auditPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+
+function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const tick = () => (cond() ? resolve() : Date.now() - t0 > ms ? reject(new Error('condition not met in time')) : setTimeout(tick, 50));
+    tick();
+  });
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gaxx-rotate-'));
+  pki = await makePki(dir);
+  bob = await issueCertDir(pki.ca, join(dir, 'clients', 'bob'), { identity: { role: 'operator', name: 'bob' } });
+  agent = await startAgent({ certsDir: pki.agent.dir, args: ['--cert-poll', '500ms'] });
+  auditPath = agent.auditLog;
+  operator = rawAgentClient(agent.address, pki.clients.operator.dir);
+});
+
+afterAll(async () => {
+  operator?.close();
+  await stopAllAgents();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('rotation without downtime', () => {
+  it('rotates the agent certificate during a long Exec; new connections see the new serial', async () => {
+    const before = await info(operator);
+    expect(before.ok && before.value.certSerial).toBe(pki.agent.serial);
+    const long = execCollect(operator.agent, { taskId: 'long-1', argv: ['/bin/sh', '-c', 'sleep 2; echo done'], timeoutMs: 20_000 });
+    const fresh = await pki.ca.issue({ identity: { role: 'agent', fleet: pki.agent.fleet, host: pki.agent.host }, hosts: ['127.0.0.1', 'localhost'] });
+    expect((await putFile(operator.agent, { path: 'key.pem', area: 'FILE_AREA_CERTS' }, Buffer.from(fresh.keyPem))).ok).toBe(true);
+    expect((await putFile(operator.agent, { path: 'cert.pem', area: 'FILE_AREA_CERTS' }, Buffer.from(fresh.certPem))).ok).toBe(true);
+    await until(() => auditEvents().some((e) => e.event === 'cert_reload' && e.ok === true && e.serial === fresh.serial));
+    const r = await long;
+    expect(exitOf(r)?.code).toBe(0);
+    expect(r.stdout.trim()).toBe('done');
+    const next = rawAgentClient(agent.address, pki.clients.operator.dir);
+    try {
+      const after = await info(next);
+      expect(after.ok && after.value.certSerial).toBe(fresh.serial);
+    } finally {
+      next.close();
+    }
+  });
+
+  it('refuses a revoked client on its next call on the same open channel', async () => {
+    const victim = rawAgentClient(agent.address, bob.dir);
+    try {
+      expect((await info(victim)).ok).toBe(true);
+      const list = pki.ca.revoke(bob.serial);
+      expect((await putFile(operator.agent, { path: 'revoked.json', area: 'FILE_AREA_CERTS' }, Buffer.from(list))).ok).toBe(true);
+      await until(() => auditEvents().some((e) => e.event === 'cert_reload' && e.ok === true && Number(e.revoked) >= 2));
+      const refused = await info(victim);
+      expect(refused.ok).toBe(false);
+      expect(!refused.ok && refused.gaxxCode).toBe('CERT_REVOKED');
+      expect(auditEvents().some((e) => e.event === 'auth_denied' && e.code === 'CERT_REVOKED' && e.identity === 'operator bob')).toBe(true);
+      expect((await info(operator)).ok).toBe(true);
+    } finally {
+      victim.close();
+    }
+  });
+
+  it('keeps the old certificate when a pushed one is invalid, and says so in the audit log', async () => {
+    const foreignCert = readFileSync(join(pki.clients.foreign.dir, 'cert.pem'));
+    const failures = () => auditEvents().filter((e) => e.event === 'cert_reload' && e.ok === false).length;
+    const before = failures();
+    expect((await putFile(operator.agent, { path: 'cert.pem', area: 'FILE_AREA_CERTS' }, foreignCert)).ok).toBe(true);
+    await until(() => failures() > before);
+    const fresh = rawAgentClient(agent.address, pki.clients.operator.dir);
+    try {
+      expect((await info(fresh)).ok).toBe(true);
+    } finally {
+      fresh.close();
+    }
+  });
+});
