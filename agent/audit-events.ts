@@ -29,7 +29,6 @@ export const AuditEventSchema = z.discriminatedUnion('event', [
     method: z.string().max(100),
     code: z.string().max(40),
   }),
-  z.object({ event: z.literal('rate_limited'), peer, identity, method: z.string().max(100), retryAfterMs: z.number().int() }),
   z.object({ event: z.literal('exec_started'), peer, identity, taskId, argv0: z.string().max(300), argvSha256: sha256, pid: z.number().int() }),
   z.object({
     event: z.literal('exec_finished'),

@@ -7,8 +7,8 @@
 import { isIP } from 'node:net';
 import type { BlockConfig } from './guard-config.js';
 
-/** Why a failure was recorded. */
-export type FailureKind = 'handshake' | 'auth';
+/** Why a failure was recorded. Over-limit refusals (rate limit, call cap) are counted apart, against their own threshold. */
+export type FailureKind = 'handshake' | 'auth' | 'over_limit';
 
 /** A blocked address, as Info and the audit log show it. */
 export interface BlockedPeerEntry {
@@ -54,13 +54,16 @@ export class PeerBlocker {
   recordFailure(address: string | undefined, kind: FailureKind, nowMs = Date.now()): BlockedPeerEntry | undefined {
     const addr = normalizeAddress(address);
     if (this.exempt.has(addr) || this.isBlocked(addr, nowMs)) return undefined;
+    const threshold = kind === 'over_limit' ? this.cfg.overLimitThreshold : this.cfg.threshold;
+    if (threshold === 0) return undefined;
+    const key = kind === 'over_limit' ? `${addr}|over` : addr;
     const since = nowMs - this.cfg.windowMs;
-    const list = (this.failures.get(addr) ?? []).filter((t) => t > since);
+    const list = (this.failures.get(key) ?? []).filter((t) => t > since);
     list.push(nowMs);
-    this.failures.delete(addr);
-    if (list.length < this.cfg.threshold) {
+    this.failures.delete(key);
+    if (list.length < threshold) {
       if (this.failures.size >= this.cfg.maxTracked) this.pruneFailures(since);
-      this.failures.set(addr, list);
+      this.failures.set(key, list);
       return undefined;
     }
     const entry: BlockedPeerEntry = { address: addr, untilMs: nowMs + this.cfg.cooldownMs, reason: `${kind}_failures`, failures: list.length };
@@ -94,6 +97,7 @@ export class PeerBlocker {
   private lift(addr: string): void {
     this.blocks.delete(addr);
     this.failures.delete(addr);
+    this.failures.delete(`${addr}|over`);
     this.listener.onUnblock?.(addr);
   }
 

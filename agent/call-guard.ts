@@ -2,7 +2,8 @@
  * Per-call guards as one grpc-js server interceptor, so every service (Agent and Health) gets
  * them the same way: a blocked address is refused, the optional bearer token is checked (and
  * stripped from the metadata handlers see), the caller's identity spends a rate-limit token, the
- * peer takes a concurrent-call slot (given back when the call ends however it ends). Calls that
+ * peer takes a concurrent-call slot (given back when the call ends however it ends); many calls
+ * refused by these two limits get the address blocked. Calls that
  * end UNAUTHENTICATED or PERMISSION_DENIED, wherever the refusal came from, count as
  * authorization failures of the peer address for the block list.
  */
@@ -82,11 +83,13 @@ function admit(call: grpc.ServerInterceptingCallInterface, md: grpc.Metadata, ca
   const taken = d.limiter.take(caller.key);
   if (!taken.ok) {
     d.events?.rateLimited?.(caller, taken.retryAfterMs);
+    d.blocker.recordFailure(caller.peer, 'over_limit');
     return refusal('RESOURCE_EXHAUSTED', `rate limit exceeded; retry in ${taken.retryAfterMs} ms`, { [RETRY_AFTER_METADATA_KEY]: String(taken.retryAfterMs) });
   }
   const release = d.streams.tryOpen(caller.peer);
   if (!release) {
     d.events?.streamRefused?.(caller);
+    d.blocker.recordFailure(caller.peer, 'over_limit');
     return refusal('RESOURCE_EXHAUSTED', 'too many concurrent calls from this address');
   }
   return release;

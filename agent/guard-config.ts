@@ -22,6 +22,12 @@ export const BlockSchema = z
   .object({
     /** Failures (TLS handshake or authorization) within `windowMs` that trigger a block. */
     threshold: int(1).default(10),
+    /**
+     * Calls refused by the rate limit or the per-peer call cap within `windowMs` that also get
+     * the address blocked (its connections are cut): a client far beyond its limits costs the
+     * agent less blocked than throttled. 0: over-limit calls never block.
+     */
+    overLimitThreshold: int(0).default(500),
     windowMs: int(1).default(60_000),
     cooldownMs: int(1).default(300_000),
     /** Addresses tracked at most; the oldest failure records are dropped beyond it. */
@@ -44,7 +50,7 @@ export const GuardsSchema = z
     /** Concurrent streams on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
     maxStreamsPerConnection: int(1).default(100),
     /** Concurrent calls at most from one peer address, over all its connections. */
-    maxStreamsPerPeer: int(1).default(256),
+    maxStreamsPerPeer: int(1).default(128),
     /** A TLS handshake not finished within this is cut (and counts as a handshake failure). */
     handshakeTimeoutMs: int(100).default(10_000),
     /** A connection with no call for this long is closed. */

@@ -49,7 +49,8 @@ export function createHardening(d: HardeningDeps): Hardening {
   const blocker = new PeerBlocker(guards.block, {
     onBlock: (e) => {
       metrics.blocks.inc();
-      log.warn({ peer: e.address, untilMs: e.untilMs, failures: e.failures, reason: e.reason }, 'peer address blocked');
+      const cut = transportHooks.disconnect(e.address);
+      log.warn({ peer: e.address, untilMs: e.untilMs, failures: e.failures, reason: e.reason, connectionsCut: cut }, 'peer address blocked');
       audit?.write({ event: 'peer_blocked', peer: e.address, untilMs: e.untilMs, failures: e.failures, reason: e.reason });
     },
     onUnblock: (address) => {

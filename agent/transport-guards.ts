@@ -1,7 +1,7 @@
 /**
  * Connection-level guards for the agent's own listener (grpc-js has none): before any TLS work a
  * TCP connection from a blocked address, or beyond the per-address or total connection cap, is
- * dropped; every connection that does not reach a verified TLS session counts once towards
+ * dropped, and the connections an address has open when it gets blocked are cut; every connection that does not reach a verified TLS session counts once towards
  * blocking its address: a handshake error or timeout (reported by tls.Server as
  * 'tlsClientError'), and a connection that closes before 'secureConnection' (how Node ends a
  * client certificate from another CA: it destroys the socket after the handshake, silently).
@@ -28,6 +28,8 @@ export interface TransportGuardHooks {
   onHandshakeError(error: Error & { code?: string }, socket: Socket): void;
   /** tls.Server 'secureConnection': the peer presented a verified certificate. */
   onSecure(socket: Socket): void;
+  /** Cuts every open connection from `address` (when it gets blocked). */
+  disconnect(address: string): number;
 }
 
 /** A live connection's key: the raw and the TLS socket share the remote address and port. */
@@ -36,6 +38,7 @@ const keyOf = (s: Socket) => `${s.remoteAddress ?? '?'}|${s.remotePort ?? '?'}`;
 /** Hooks enforcing the block list and the connection caps. */
 export function transportGuards(deps: { blocker: PeerBlocker; connections: ConnectionTracker; events?: TransportGuardEvents }): TransportGuardHooks {
   const pending = new Set<string>();
+  const open = new Map<string, Set<Socket>>();
   const fail = (address: string, code: string) => {
     deps.events?.handshakeFailed?.(address, code);
     deps.blocker.recordFailure(address, 'handshake');
@@ -54,8 +57,12 @@ export function transportGuards(deps: { blocker: PeerBlocker; connections: Conne
       }
       const key = keyOf(socket);
       pending.add(key);
+      const mine = open.get(address) ?? new Set<Socket>();
+      open.set(address, mine.add(socket));
       socket.once('close', () => {
         slot.release();
+        mine.delete(socket);
+        if (mine.size === 0 && open.get(address) === mine) open.delete(address);
         if (pending.delete(key)) fail(address, 'CLOSED_BEFORE_SECURE');
       });
       return true;
@@ -66,6 +73,11 @@ export function transportGuards(deps: { blocker: PeerBlocker; connections: Conne
     },
     onSecure(socket) {
       pending.delete(keyOf(socket));
+    },
+    disconnect(address) {
+      const sockets = [...(open.get(normalizeAddress(address)) ?? [])];
+      for (const s of sockets) s.destroy();
+      return sockets.length;
     },
   };
 }

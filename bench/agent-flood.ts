@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAgent, stopAllAgents } from '../test/helpers/agent.js';
-import { flood } from '../test/helpers/flood.js';
+import { floodInChild } from '../test/helpers/flood.js';
 import { execCollect, exitOf, rawAgentClient, type RawClients } from '../test/helpers/grpc.js';
 import { issueCertDir, makePki } from '../test/helpers/pki.js';
 
@@ -37,13 +37,13 @@ async function main(): Promise<void> {
   try {
     const pki = await makePki(dir);
     const flooder = await issueCertDir(pki.ca, join(dir, 'clients', 'flooder'), { identity: { role: 'scheduler', name: 'flooder' } });
-    const guards = { rateLimit: { burst: 2000, perSecond: 2000 } };
-    const agent = await startAgent({ certsDir: pki.agent.dir, env: { GAXX_AGENT_GUARDS: JSON.stringify(guards), GAXX_AGENT_CAPACITY: '64' } });
+    const guards = JSON.parse(process.env.BENCH_GUARDS ?? '{}') as object;
+    const agent = await startAgent({ certsDir: pki.agent.dir, env: { GAXX_AGENT_GUARDS: JSON.stringify(guards), GAXX_AGENT_CAPACITY: '64', ...JSON.parse(process.env.BENCH_AGENT_ENV ?? '{}') } });
     const client = rawAgentClient(agent.address, pki.clients.operator.dir);
     const read = (d: string, f: string) => readFileSync(join(d, f));
     await execRate(client, 'warm', 1000);
     const quiet = await execRate(client, 'quiet', SECONDS * 1000);
-    const flooding = flood({
+    const flooding = floodInChild({
       port: agent.port,
       localAddress: '127.0.0.2',
       certPem: read(flooder.dir, 'cert.pem'),
@@ -53,7 +53,8 @@ async function main(): Promise<void> {
       concurrency: 64,
       durationMs: SECONDS * 1000 + 500,
     });
-    await new Promise((r) => setTimeout(r, 250));
+    // The flood runs in its own process (started first), so it does not slow this one.
+    await new Promise((r) => setTimeout(r, 700));
     const loud = await execRate(client, 'loud', SECONDS * 1000);
     const f = await flooding;
     client.close();

@@ -98,7 +98,10 @@ describe('agent under a flood', () => {
     expect(outcomes.every(Boolean)).toBe(true);
     // The flood was refused: rate-limited calls (RESOURCE_EXHAUSTED = 8) and refused connections.
     expect(f.outcomes['8'] ?? 0).toBeGreaterThan(0);
-    expect(auditEvents().some((e) => e.event === 'connection_refused' && e.peer === '127.0.0.2' && e.reason === 'too_many_connections')).toBe(true);
+    // Far beyond its limits for long, the flooding address got blocked and its connections cut.
+    const events = auditEvents();
+    expect(events.some((e) => e.event === 'peer_blocked' && e.peer === '127.0.0.2' && e.reason === 'over_limit_failures')).toBe(true);
+    expect(events.some((e) => e.event === 'connection_refused' && e.peer === '127.0.0.2')).toBe(true);
     expect((await info(good)).ok).toBe(true);
   });
 });

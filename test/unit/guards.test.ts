@@ -91,6 +91,16 @@ describe('peer blocker', () => {
     expect(b.totalBlocks()).toBe(1);
   });
 
+  it('counts over-limit refusals apart, against their own threshold', () => {
+    const b = new PeerBlocker(BlockSchema.parse({ threshold: 2, overLimitThreshold: 5, windowMs: 1000 }));
+    for (let i = 0; i < 4; i++) expect(b.recordFailure('10.0.0.5', 'over_limit', i)).toBeUndefined();
+    expect(b.recordFailure('10.0.0.5', 'auth', 10)).toBeUndefined();
+    expect(b.recordFailure('10.0.0.5', 'over_limit', 11)?.reason).toBe('over_limit_failures');
+    const never = new PeerBlocker(BlockSchema.parse({ overLimitThreshold: 0 }));
+    for (let i = 0; i < 1000; i++) never.recordFailure('10.0.0.6', 'over_limit', i);
+    expect(never.isBlocked('10.0.0.6', 1000)).toBe(false);
+  });
+
   it('normalizes addresses', () => {
     expect(normalizeAddress('::FFFF:127.0.0.2')).toBe('127.0.0.2');
     expect(normalizeAddress(undefined)).toBe('unknown');
