@@ -1,0 +1,87 @@
+// Issue 3 secrets hygiene and the audit subcommand on the built agent (run `npm run build`
+// first): a weak GAXX_AGENT_TOKEN is refused at start without being echoed; a strong one is
+// required on every call, never logged; `gaxx-agent audit` prints the trail readably.
+import * as grpc from '@grpc/grpc-js';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AGENT_MAIN, runAgentExpectFailure, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { rawAgentClient, type RawClients } from '../helpers/grpc.js';
+import { makePki, type Pki } from '../helpers/pki.js';
+import { ERROR_CODE_METADATA_KEY, exitCodeFor } from '../../proto/index.js';
+
+const TOKEN = randomBytes(32).toString('base64url');
+let dir: string;
+let pki: Pki;
+let agent: AgentProcess;
+let client: RawClients;
+
+/** Info with an optional bearer token: 'ok' or the gaxx error code. */
+function infoWith(token: string | undefined): Promise<string> {
+  const md = new grpc.Metadata();
+  if (token !== undefined) md.set('authorization', `Bearer ${token}`);
+  return new Promise((resolve) => {
+    client.agent.Info({}, md, { deadline: Date.now() + 10_000 }, (e) => {
+      resolve(e ? String(e.metadata?.get(ERROR_CODE_METADATA_KEY)[0] ?? e.code) : 'ok');
+    });
+  });
+}
+
+function auditCli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [AGENT_MAIN, 'audit', ...args], { env: { PATH: '/usr/bin:/bin', ...env } }, (e, stdout, stderr) =>
+      resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gaxx-secrets-'));
+  pki = await makePki(dir);
+  agent = await startAgent({ certsDir: pki.agent.dir, env: { GAXX_AGENT_TOKEN: TOKEN } });
+  client = rawAgentClient(agent.address, pki.clients.operator.dir);
+});
+
+afterAll(async () => {
+  client?.close();
+  await stopAllAgents();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('bearer token', () => {
+  it.each(['changeme', 'password123', 'a'.repeat(64), randomBytes(16).toString('hex')])('refuses to start with a weak token (%#)', async (weak) => {
+    const r = await runAgentExpectFailure({ certsDir: pki.agent.dir, env: { GAXX_AGENT_TOKEN: weak } });
+    expect(r.code).toBe(exitCodeFor('WEAK_SECRET'));
+    expect(r.stderr).toContain('WEAK_SECRET');
+    expect(r.stderr).not.toContain(weak);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('refuses calls without the token or with a wrong one, serves the right one, and never logs it', async () => {
+    expect(await infoWith(undefined)).toBe('UNAUTHENTICATED');
+    expect(await infoWith(randomBytes(32).toString('base64url'))).toBe('UNAUTHENTICATED');
+    expect(await infoWith(TOKEN)).toBe('ok');
+    const audit = readFileSync(agent.auditLog, 'utf8');
+    expect(audit).toContain('"code":"UNAUTHENTICATED"');
+    expect(audit).not.toContain(TOKEN);
+    expect(agent.stderr()).not.toContain(TOKEN);
+  });
+});
+
+describe('gaxx-agent audit', () => {
+  it('prints the audit log readably and as JSON lines, and refuses bad options', async () => {
+    const readable = await auditCli(['--since', '1h'], { GAXX_AGENT_AUDIT_LOG: agent.auditLog });
+    expect(readable.code).toBe(0);
+    expect(readable.stdout).toMatch(/agent_started/);
+    expect(readable.stdout).toMatch(/auth_denied .*code=UNAUTHENTICATED/);
+    const json = await auditCli(['--since', '1h', '--json', '--file', agent.auditLog], {});
+    const lines = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+    expect(lines.some((l) => l.event === 'auth_denied')).toBe(true);
+    const bad = await auditCli(['--since', 'soon', '--file', agent.auditLog], {});
+    expect(bad.code).toBe(exitCodeFor('USAGE'));
+    expect(bad.stderr).toContain('USAGE');
+  });
+});
