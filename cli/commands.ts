@@ -18,6 +18,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'init', summary: 'create the fleet CA, an SSH key pair and the operator certificate', load: () => import('./commands/init.js') },
   { name: 'certs issue', summary: 'issue a certificate for an agent, operator, scheduler or monitor', load: () => import('./commands/certs-issue.js') },
   { name: 'certs list', summary: 'list issued certificates with their status', load: () => import('./commands/certs-list.js') },
+  { name: 'certs rotate', summary: "issue fresh agent certificates for a fleet, push them over mTLS, verify each agent's new serial", load: () => import('./commands/certs-rotate.js') },
   { name: 'certs revoke', summary: 'revoke a certificate by serial and re-sign the revocation list', load: () => import('./commands/certs-revoke.js') },
   { name: 'exec', summary: 'run one command on one agent directly and stream its output', load: () => import('./commands/exec.js') },
 ];

@@ -1,0 +1,81 @@
+// `gaxx certs rotate --fleet F` with the built CLI against two real agents (built; run as
+// nobody): fresh certificates pushed over mTLS, each agent then presents its new serial, and a
+// task running during the rotation finishes undisturbed.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { execCollect, exitOf, rawAgentClient, unary } from '../helpers/grpc.js';
+import type { InfoResponse__Output } from '../../proto/index.js';
+
+const MAIN = resolve('dist/cli/main.js');
+let home: string;
+const agents: Record<string, AgentProcess> = {};
+
+function gaxx(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home } }, (err, stdout, stderr) => {
+      done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const operatorDir = () => join(home, 'config', 'operator');
+
+async function serialOf(agent: AgentProcess): Promise<string> {
+  const c = rawAgentClient(agent.address, operatorDir());
+  try {
+    const r = await unary<object, InfoResponse__Output>((req, md, opts, cb) => c.agent.Info(req, md, opts, cb), {});
+    return r.ok ? r.value.certSerial : `error ${r.gaxxCode}`;
+  } finally {
+    c.close();
+  }
+}
+
+beforeAll(async () => {
+  home = mkdtempSync(join(tmpdir(), 'gaxx-e2e-rotate-'));
+  expect((await gaxx(['init', '--name', 'alice'])).code).toBe(0);
+  for (const host of ['h1', 'h2']) {
+    const dir = join(home, 'agents', host);
+    const r = await gaxx(['certs', 'issue', '--role', 'agent', '--fleet', 'web', '--name', host, '--host', '127.0.0.1', '--host', 'localhost', '--out', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    agents[host] = await startAgent({ certsDir: dir });
+  }
+});
+
+afterAll(async () => {
+  await stopAllAgents();
+  rmSync(home, { recursive: true, force: true });
+});
+
+describe('gaxx certs rotate', () => {
+  it('issues, pushes and verifies new agent certificates without interrupting a running task', async () => {
+    const h1 = agents.h1 as AgentProcess;
+    const h2 = agents.h2 as AgentProcess;
+    const before = { h1: await serialOf(h1), h2: await serialOf(h2) };
+    const c = rawAgentClient(h1.address, operatorDir());
+    const long = execCollect(c.agent, { taskId: 'during-rotation', argv: ['/bin/sh', '-c', 'sleep 2; echo survived'], timeoutMs: 30_000 });
+    const r = await gaxx(['certs', 'rotate', '--fleet', 'web', '--agent', `h1=${h1.address}`, '--agent', `h2=${h2.address}`, '--verify-timeout', '20', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const results = JSON.parse(r.stdout) as Array<{ host: string; ok: boolean; oldSerial: string; newSerial: string }>;
+    expect(results.map((x) => x.host).sort()).toEqual(['h1', 'h2']);
+    for (const x of results) {
+      expect(x.ok).toBe(true);
+      expect(x.oldSerial).toBe(before[x.host as 'h1' | 'h2']);
+      expect(x.newSerial).not.toBe(x.oldSerial);
+    }
+    expect(await serialOf(h1)).toBe(results.find((x) => x.host === 'h1')?.newSerial);
+    const done = await long;
+    c.close();
+    expect(exitOf(done)?.code).toBe(0);
+    expect(done.stdout.trim()).toBe('survived');
+  });
+
+  it('refuses an unknown fleet with NOT_FOUND', async () => {
+    const r = await gaxx(['certs', 'rotate', '--fleet', 'nope']);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain('NOT_FOUND');
+  });
+});
