@@ -2,7 +2,10 @@
  * Bench: Exec of `true` through a real gaxx-agent over mTLS, beside the two things it is built
  * from, measured in the same run on the same machine:
  *   - spawn: `child_process.spawn('true')` in this process (the cost of starting a process);
- *   - unary: a bare grpc-js mTLS unary call, the agent's Info RPC (the cost of one RPC).
+ *   - unary: a bare grpc-js mTLS unary call, the agent's Info RPC (the cost of one RPC);
+ *   - flood: the same Exec of `true` while another identity floods the agent from another address
+ *     (127.0.0.2, its own process, connections and calls far beyond the limits), with the agent's
+ *     production guards: the ratio flood/agent-exec is what the flood costs a well-behaved caller.
  * Each section gets sequential p50/p99 latency and throughput at 1, 8 and 32 in flight; the
  * output is a table plus ratios (time per op over the baseline's), or JSON with --json.
  *
@@ -10,10 +13,14 @@
  * To add a measurement, write a Section and list it in SECTIONS (and its ratios in RATIOS).
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AgentClient } from '../scheduler/index.js';
+import { floodInChild, type FloodResult } from '../test/helpers/flood.js';
 import { rawAgentClient } from '../test/helpers/grpc.js';
+import { issueCertDir } from '../test/helpers/pki.js';
 import { startFixture, type BenchFixture } from './lib/fixture.js';
 import { planFor, profile, type Measurement, type Plan } from './lib/profile.js';
 import { computeRatios, formatMeasurements, formatRatios, type RatioSpec } from './lib/report.js';
@@ -37,12 +44,14 @@ const DEFAULT_ITERATIONS = 1000;
 /** In flight at most, plus room: the agent refuses tasks beyond its capacity. */
 const AGENT_CAPACITY = 64;
 
+/** Task ids are never reused within a run: the agent would replay a finished task's result. */
+let taskSeq = 0;
+
 /** Exec `true` through the typed client, one channel, fresh task id per call. */
 const agentExec: Section = async ({ fixture, plan }) => {
   const client = AgentClient.connect({ address: fixture.agent.address, expect: { fleet: 'bench', host: 'h1' } }, fixture.operator);
-  let n = 0;
   const op = async () => {
-    const r = await client.run({ taskId: `bench-${process.pid}-${n++}`, argv: ['true'] }, { deadlineMs: OP_DEADLINE_MS });
+    const r = await client.run({ taskId: `bench-${process.pid}-${taskSeq++}`, argv: ['true'] }, { deadlineMs: OP_DEADLINE_MS });
     if (r.exit.code !== 0 || r.exit.signal) throw new Error(`true ended with code ${r.exit.code} signal ${r.exit.signal}`);
   };
   try {
@@ -77,11 +86,43 @@ const grpcUnary: Section = async ({ fixture, plan }) => {
   }
 };
 
+/** What the flooder of the last section got (printed beside the tables). */
+let floodReport: FloodResult | undefined;
+
+/** Exec `true` as in agentExec, while a flood from another identity and address runs. */
+const agentExecUnderFlood: Section = async (ctx) => {
+  const { fixture } = ctx;
+  const flooder = await issueCertDir(fixture.ca, join(fixture.workDir, 'flooder'), { identity: { role: 'scheduler', name: 'flooder' } });
+  const read = (f: string) => readFileSync(join(flooder.dir, f));
+  const stop = new AbortController();
+  const flooding = floodInChild({
+    port: fixture.agent.port,
+    localAddress: '127.0.0.2',
+    certPem: read('cert.pem'),
+    keyPem: read('key.pem'),
+    caPem: read('ca.pem'),
+    connections: 16,
+    concurrency: 64,
+    durationMs: 600_000,
+    signal: stop.signal,
+  });
+  // Let the flood reach the agent before measuring.
+  await new Promise((r) => setTimeout(r, 1000));
+  try {
+    const m = await agentExec(ctx);
+    return { ...m, name: 'flood', label: 'Exec `true` under a flood from another identity' };
+  } finally {
+    stop.abort();
+    floodReport = await flooding;
+  }
+};
+
 /** The measurements, run one after another so none disturbs another. */
-const SECTIONS: Section[] = [agentExec, spawnTrue, grpcUnary];
+const SECTIONS: Section[] = [agentExec, spawnTrue, grpcUnary, agentExecUnderFlood];
 const RATIOS: RatioSpec[] = [
   { of: 'agent-exec', over: 'spawn' },
   { of: 'agent-exec', over: 'unary' },
+  { of: 'flood', over: 'agent-exec' },
 ];
 
 const USAGE = `usage: node dist/bench/agent-exec.js [--iterations N] [--json]
@@ -134,7 +175,7 @@ async function main(): Promise<void> {
   const env = { node: process.version, cpus: cpus().length, loadavgStart: loadStart, loadavgEnd: loadavg() };
   const seconds = (Date.now() - t0) / 1000;
   if (flags.json) {
-    const doc = { env, plan, measurements, ratios, seconds, workDir: fixture.workDir, agentPid: fixture.agent.pid };
+    const doc = { env, plan, measurements, ratios, flood: floodReport, seconds, workDir: fixture.workDir, agentPid: fixture.agent.pid };
     process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
     return;
   }
@@ -147,6 +188,10 @@ async function main(): Promise<void> {
       formatMeasurements(measurements),
       '',
       formatRatios(ratios),
+      '',
+      floodReport
+        ? `flood (127.0.0.2, another identity): ${floodReport.calls} calls, outcomes by grpc-status ${JSON.stringify(floodReport.outcomes)}, ${floodReport.sessionsOpened} sessions`
+        : '',
       '',
     ].join('\n'),
   );

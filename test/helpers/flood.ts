@@ -21,6 +21,8 @@ export interface FloodOptions {
   /** Calls in flight per connection. */
   concurrency?: number;
   durationMs: number;
+  /** Ends the flood early. */
+  signal?: AbortSignal;
 }
 
 export interface FloodResult {
@@ -57,10 +59,11 @@ function oneCall(session: ClientHttp2Session, path: string): Promise<string> {
 export async function flood(o: FloodOptions): Promise<FloodResult> {
   const result: FloodResult = { calls: 0, outcomes: {}, sessionsOpened: 0 };
   const end = Date.now() + o.durationMs;
+  const going = () => Date.now() < end && !o.signal?.aborted;
   const path = o.path ?? '/gaxx.agent.v1.Agent/Info';
   const count = (k: string) => (result.outcomes[k] = (result.outcomes[k] ?? 0) + 1);
   const worker = async () => {
-    while (Date.now() < end) {
+    while (going()) {
       const session = connect(`https://localhost:${o.port}`, {
         ca: o.caPem,
         cert: o.certPem,
@@ -81,7 +84,7 @@ export async function flood(o: FloodOptions): Promise<FloodResult> {
         continue;
       }
       const lanes = Array.from({ length: o.concurrency ?? 16 }, async () => {
-        while (Date.now() < end && !session.closed && !session.destroyed) {
+        while (going() && !session.closed && !session.destroyed) {
           result.calls += 1;
           count(await oneCall(session, path));
         }
@@ -95,8 +98,9 @@ export async function flood(o: FloodOptions): Promise<FloodResult> {
 }
 
 /**
- * Runs `flood` in a child process (`node dist/test/helpers/flood.js '<options JSON>'`), so the
- * flood's own CPU does not slow the well-behaved client being measured in the caller's process.
+ * Runs `flood` in a child process (the built dist/test/helpers/flood.js; options as a JSON line
+ * on its stdin, a `stop` line ends it early), so the flood's own CPU does not slow the
+ * well-behaved client measured in the caller's process.
  */
 export function floodInChild(o: FloodOptions): Promise<FloodResult> {
   return new Promise((resolve, reject) => {
@@ -110,16 +114,30 @@ export function floodInChild(o: FloodOptions): Promise<FloodResult> {
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as FloodResult) : reject(new Error(`flood child exited with ${code}`))));
-    const opts = { ...o, certPem: o.certPem.toString(), keyPem: o.keyPem.toString(), caPem: o.caPem.toString() };
-    child.stdin.end(JSON.stringify(opts));
+    const opts = { ...o, signal: undefined, certPem: o.certPem.toString(), keyPem: o.keyPem.toString(), caPem: o.caPem.toString() };
+    child.stdin.write(`${JSON.stringify(opts)}\n`);
+    const stop = () => child.stdin.end('stop\n');
+    if (o.signal?.aborted) stop();
+    else o.signal?.addEventListener('abort', stop, { once: true });
+    child.once('close', () => o.signal?.removeEventListener('abort', stop));
   });
 }
 
-// As a child: options on stdin, result on stdout.
+// As a child: an options line on stdin, then `stop` (or end of stdin) ends it; result on stdout.
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   let input = '';
-  process.stdin.on('data', (b: Buffer) => (input += b.toString()));
-  process.stdin.on('end', () => {
-    void flood(JSON.parse(input) as FloodOptions).then((r) => process.stdout.write(JSON.stringify(r)));
+  let started = false;
+  const ctl = new AbortController();
+  const begin = (line: string) => {
+    started = true;
+    // Done once the result is out, whether or not the parent still holds stdin open.
+    void flood({ ...(JSON.parse(line) as FloodOptions), signal: ctl.signal }).then((r) => process.stdout.write(JSON.stringify(r), () => process.exit(0)));
+  };
+  process.stdin.on('data', (b: Buffer) => {
+    input += b.toString();
+    const nl = input.indexOf('\n');
+    if (!started && nl >= 0) begin(input.slice(0, nl));
+    if (started && input.slice(nl + 1).includes('stop')) ctl.abort();
   });
+  process.stdin.on('end', () => ctl.abort());
 }
