@@ -3,6 +3,9 @@
 // identity and address keeps getting answers; repeated wrong-CA handshakes get an address
 // blocked (visible in Info and the audit log) and the block lifts after its cool-down.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:https';
+import { connect as h2connect, constants as h2 } from 'node:http2';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
@@ -103,6 +106,63 @@ describe('agent under a flood', () => {
     expect(events.some((e) => e.event === 'peer_blocked' && e.peer === '127.0.0.2' && e.reason === 'over_limit_failures')).toBe(true);
     expect(events.some((e) => e.event === 'connection_refused' && e.peer === '127.0.0.2')).toBe(true);
     expect((await info(good)).ok).toBe(true);
+  });
+});
+
+/** GET /metrics over mTLS with the monitor's certificate. */
+function scrape(): Promise<string> {
+  const d = pki.clients.monitor.dir;
+  return new Promise((resolve, reject) => {
+    const opts = { host: '127.0.0.1', port: agent.metricsPort, path: '/metrics', servername: 'localhost', ca: read(d, 'ca.pem'), cert: read(d, 'cert.pem'), key: read(d, 'key.pem') };
+    const req = request(opts, (res) => {
+      let body = '';
+      res.on('data', (b: Buffer) => (body += b.toString()));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('connection guards', () => {
+  it('cuts a connection that never finishes its TLS handshake, and audits it', async () => {
+    const closedAfter = await new Promise<number>((resolve) => {
+      const t0 = Date.now();
+      const s = netConnect({ host: '127.0.0.1', port: agent.port, localAddress: '127.0.0.4' });
+      s.on('error', () => undefined);
+      s.on('close', () => resolve(Date.now() - t0));
+    });
+    expect(closedAfter).toBeGreaterThanOrEqual(GUARDS.handshakeTimeoutMs - 100);
+    expect(auditEvents().some((e) => e.event === 'connection_refused' && e.peer === '127.0.0.4' && e.reason === 'handshake_timeout')).toBe(true);
+    expect((await info(good)).ok).toBe(true);
+  });
+
+  it('cuts a client that pings too often (GOAWAY ENHANCE_YOUR_CALM), and audits it', async () => {
+    const d = pki.clients.operator.dir;
+    const code = await new Promise<number | string>((resolve) => {
+      const opts = { ca: read(d, 'ca.pem'), cert: read(d, 'cert.pem'), key: read(d, 'key.pem'), localAddress: '127.0.0.5' };
+      const session = h2connect(`https://localhost:${agent.port}`, opts as Parameters<typeof h2connect>[1]);
+      session.on('error', () => undefined);
+      session.on('goaway', (errorCode) => resolve(errorCode));
+      session.on('close', () => resolve('closed'));
+      session.on('connect', () => {
+        for (let i = 0; i < 10; i++) session.ping(() => undefined);
+      });
+      setTimeout(() => resolve('timeout'), 5000).unref();
+    });
+    expect(code).toBe(h2.NGHTTP2_ENHANCE_YOUR_CALM);
+    expect(auditEvents().some((e) => e.event === 'connection_refused' && e.peer === '127.0.0.5' && e.reason === 'too_many_pings')).toBe(true);
+    expect((await info(good)).ok).toBe(true);
+  });
+
+  it('exports the limits in force and what the guards refused as metrics', async () => {
+    const body = await scrape();
+    expect(body).toContain(`gaxx_agent_guard_limit{limit="rate_limit_burst"} ${GUARDS.rateLimit.burst}`);
+    expect(body).toMatch(/gaxx_agent_rate_limited_total [1-9]/);
+    expect(body).toMatch(/gaxx_agent_peer_blocks_total [1-9]/);
+    expect(body).toMatch(/gaxx_agent_ping_violations_total [1-9]/);
+    expect(body).toMatch(/gaxx_agent_connections_refused_total\{reason="blocked"\} [1-9]/);
+    expect(body).toContain('gaxx_agent_connections_open');
   });
 });
 

@@ -53,6 +53,9 @@ describe('rotation without downtime', () => {
     expect((await putFile(operator.agent, { path: 'key.pem', area: 'FILE_AREA_CERTS' }, Buffer.from(fresh.keyPem))).ok).toBe(true);
     expect((await putFile(operator.agent, { path: 'cert.pem', area: 'FILE_AREA_CERTS' }, Buffer.from(fresh.certPem))).ok).toBe(true);
     await until(() => auditEvents().some((e) => e.event === 'cert_reload' && e.ok === true && e.serial === fresh.serial));
+    const pushed = auditEvents().filter((e) => e.event === 'file_put' && e.identity === 'operator alice');
+    expect(pushed.map((e) => e.path)).toEqual(expect.arrayContaining(['key.pem', 'cert.pem']));
+    expect(JSON.stringify(pushed)).not.toContain('PRIVATE KEY');
     const r = await long;
     expect(exitOf(r)?.code).toBe(0);
     expect(r.stdout.trim()).toBe('done');
