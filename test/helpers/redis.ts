@@ -1,0 +1,132 @@
+/**
+ * A real redis-server for tests: in a temp dir, on a unix socket (default) or a free loopback
+ * port, with AOF on. `kill9()` and `restart()` keep the data dir, so AOF recovery can be tested.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { socketCommand } from '../../scheduler/embedded-redis.js';
+
+export interface TestRedis {
+  url: string;
+  dir: string;
+  socketPath?: string;
+  port?: number;
+  pid(): number | undefined;
+  /** Graceful SHUTDOWN (AOF flushed). */
+  stop(): Promise<void>;
+  /** SIGKILL, no flush beyond what appendfsync already wrote. */
+  kill9(): Promise<void>;
+  /** Starts again on the same socket/port and data dir. */
+  restart(): Promise<void>;
+  /** Stops it and removes the temp dir. */
+  destroy(): Promise<void>;
+}
+
+export interface TestRedisOptions {
+  /** Listen on a free loopback TCP port instead of a unix socket. */
+  tcp?: boolean;
+  /** Extra redis.conf lines (e.g. 'appendonly no', ACL users). */
+  config?: string[];
+  /** appendfsync policy; tests that restart after kill -9 use 'always'. */
+  fsync?: 'always' | 'everysec';
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+async function exited(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return true;
+  return Promise.race([new Promise<boolean>((r) => child.once('exit', () => r(true))), sleep(ms).then(() => false)]);
+}
+
+/** Starts a redis-server; always `destroy()` it in afterAll. */
+export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis> {
+  const dir = mkdtempSync(join(tmpdir(), 'gxr-'));
+  const socketPath = opts.tcp ? undefined : join(dir, 'redis.sock');
+  const port = opts.tcp ? await freePort() : undefined;
+  const conf = join(dir, 'redis.conf');
+  writeFileSync(
+    conf,
+    [
+      port ? `port ${port}` : 'port 0',
+      port ? 'bind 127.0.0.1' : `unixsocket ${socketPath}`,
+      ...(socketPath ? ['unixsocketperm 700'] : []),
+      `dir ${dir}`,
+      'appendonly yes',
+      `appendfsync ${opts.fsync ?? 'everysec'}`,
+      'save ""',
+      'maxmemory-policy noeviction',
+      `logfile ${join(dir, 'redis.log')}`,
+      ...(opts.config ?? []),
+    ].join('\n') + '\n',
+  );
+  let child: ChildProcess | undefined;
+  const ping = (): Promise<string | null> =>
+    socketPath ? socketCommand(socketPath, 'PING', 300) : tcpPing(port as number);
+  const start = async (): Promise<void> => {
+    child = spawn('redis-server', [conf], { stdio: 'ignore' });
+    for (let i = 0; i < 500; i++) {
+      const r = await ping();
+      if (r === '+PONG' || r?.startsWith('-NOAUTH')) return;
+      if (child.exitCode !== null) break;
+      await sleep(10);
+    }
+    throw new Error(`redis-server did not start (see ${dir}/redis.log)`);
+  };
+  const kill = async (signal: NodeJS.Signals): Promise<void> => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    if (!(await exited(child, 5000))) child.kill('SIGKILL');
+    await exited(child, 2000);
+  };
+  await start();
+  return {
+    url: socketPath ? `unix://${socketPath}` : `redis://127.0.0.1:${port}`,
+    dir,
+    socketPath,
+    port,
+    pid: () => child?.pid,
+    stop: () => kill('SIGTERM'),
+    kill9: () => kill('SIGKILL'),
+    restart: async () => {
+      await kill('SIGTERM');
+      await start();
+    },
+    destroy: async () => {
+      await kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function tcpPing(port: number): Promise<string | null> {
+  const { createConnection } = await import('node:net');
+  return new Promise((resolve) => {
+    const sock = createConnection({ host: '127.0.0.1', port });
+    const timer = setTimeout(() => done(null), 300);
+    let buf = '';
+    function done(v: string | null): void {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(v);
+    }
+    sock.on('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (d) => {
+      buf += d.toString();
+      if (buf.includes('\r\n')) done(buf.split('\r\n')[0] ?? null);
+    });
+    sock.on('error', () => done(null));
+  });
+}
