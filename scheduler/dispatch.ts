@@ -1,0 +1,200 @@
+/**
+ * Dispatching one task: place it, Exec it on the agent, fold the events into a result, and
+ * decide what a failure means.
+ *
+ * - Transport failure (agent unreachable, connection dropped mid-task, stream ended without an
+ *   exit): recorded on the agent's breaker; any-host tasks move to another agent, pinned ones are
+ *   retried on theirs, with jittered exponential backoff, up to `retry.attempts`; then the task
+ *   ends `unreachable`.
+ * - RESOURCE_EXHAUSTED (the agent is full, e.g. other schedulers' tasks): wait and retry; not a
+ *   breaker failure.
+ * - Any other agent refusal (bad request, permission, identity): an `error` result, no retry.
+ * - A command that exits non-zero is a RESULT (`failed`), retried only with `retryOnFailure`,
+ *   each re-run under a new exec id `<jobId>.r<n>` so the agent does not replay the failure.
+ *
+ * Exactly-once: the exec task id is the job id, and the chosen agent is saved in the job before
+ * each dispatch, so a re-dispatch (scheduler crash, stalled job, lost stream) reaches the same
+ * agent, which attaches to the running task or replays its stored result. A command can still run
+ * a second time when: the agent restarted (or was killed) between the two dispatches, since its
+ * registry lives in memory; the registry entry expired (its TTL) before the re-dispatch; an
+ * any-host task's agent became unreachable (breaker open) after it had started the command, so
+ * the task moved to another agent while the first may still have run it; or `retryOnFailure`
+ * asked for re-runs.
+ */
+import { isGaxxError, type ErrorCode, type ExecRequest, type Exit__Output, type Started__Output } from '../proto/index.js';
+import type { AgentEndpoint, AgentLink, AgentPool } from './agent-pool.js';
+import { backoffDelay } from './breaker.js';
+import type { SchedulerMetrics } from './metrics.js';
+import { place } from './placement.js';
+import { outcomeOf, type OutputChunk, type TaskResult } from './results.js';
+import type { TaskSpec } from './task.js';
+
+/** What a dispatch needs from the job it serves. */
+export interface JobHandle {
+  id: string;
+  enqueuedAt: number;
+  signal: AbortSignal;
+  /** Persists the dispatch state in the job (before each Exec). */
+  saveDispatch(d: { placedOn?: string; round: number }): Promise<void>;
+  /** Loads a run input blob (for `input`). */
+  loadInput(name: string): Promise<Buffer>;
+}
+
+export interface DispatchContext {
+  pool: AgentPool;
+  metrics?: SchedulerMetrics;
+  /** The agents a task may use (fleet lookup, or its own list) and its pinned agent's address. */
+  resolve(spec: TaskSpec): Promise<{ endpoints: AgentEndpoint[]; pinned?: string }>;
+  backoffMaxMs?: number;
+}
+
+/** A finished task: its result and output. */
+export interface Dispatched {
+  result: TaskResult;
+  output: OutputChunk[];
+}
+
+const TRANSPORT: ReadonlySet<ErrorCode> = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'INTERNAL', 'CANCELLED']);
+
+class StreamEnded extends Error {}
+
+interface ExecOutcome {
+  exit: Exit__Output;
+  started: Started__Output | undefined;
+  startedAt: number;
+  output: OutputChunk[];
+}
+
+async function execOnce(link: AgentLink, req: ExecRequest, signal: AbortSignal, deadlineMs: number | undefined): Promise<ExecOutcome> {
+  const output: OutputChunk[] = [];
+  let started: Started__Output | undefined;
+  let startedAt = 0;
+  for await (const ev of link.exec(req, { signal, ...(deadlineMs ? { deadlineMs } : {}) })) {
+    if (ev.started) {
+      started = ev.started;
+      startedAt = Date.now();
+    } else if (ev.stdout) output.push({ stream: 1, data: ev.stdout });
+    else if (ev.stderr) output.push({ stream: 2, data: ev.stderr });
+    else if (ev.exit) return { exit: ev.exit, started, startedAt, output };
+  }
+  throw new StreamEnded('exec stream ended without an exit event');
+}
+
+function endResult(spec: TaskSpec, host: string, attempts: number, outcome: TaskResult['outcome'], reason: string, error: string): TaskResult {
+  return {
+    runId: spec.runId, taskId: spec.taskId, host, outcome, exitCode: null, signal: null, reason, error,
+    durationMs: 0, stdoutBytes: 0, stderrBytes: 0, truncated: false, attempts, attached: false, replayed: false,
+    finishedAt: new Date().toISOString(),
+  };
+}
+
+async function buildRequest(spec: TaskSpec, job: JobHandle, execId: string): Promise<ExecRequest> {
+  const stdin = spec.input !== undefined ? await job.loadInput(spec.input) : spec.stdin ? Buffer.from(spec.stdin, 'base64') : undefined;
+  return {
+    taskId: execId,
+    argv: spec.argv,
+    env: spec.env,
+    ...(stdin ? { stdin } : {}),
+    timeoutMs: spec.timeoutMs ?? 0,
+    outputCapBytes: spec.outputCapBytes,
+  };
+}
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+/** Runs one task to a result. Throws only when the job's signal aborts (hand the job back). */
+export async function dispatchTask(ctx: DispatchContext, spec: TaskSpec, job: JobHandle): Promise<Dispatched> {
+  const { endpoints, pinned } = await ctx.resolve(spec);
+  const candidates = endpoints.map((e) => e.address);
+  const backoff = { baseMs: spec.retry.backoffMs, maxMs: ctx.backoffMaxMs ?? 30_000 };
+  let placedOn = spec.dispatch?.placedOn;
+  let round = spec.dispatch?.round ?? 0;
+  let infra = 0;
+  let busy = 0;
+  let attempts = 0;
+  let lastHost = placedOn ?? pinned ?? candidates[0] ?? '';
+  let lastError = '';
+  const failedOn = new Set<string>();
+  const seed = Math.floor(Math.random() * 1e6);
+  if ('host' in spec.target && (pinned === undefined || !candidates.includes(pinned))) {
+    return { result: endResult(spec, spec.target.host, 0, 'error', 'NOT_FOUND', `no agent for host ${spec.target.host}`), output: [] };
+  }
+  await ctx.pool.ensure(endpoints);
+  for (;;) {
+    if (job.signal.aborted) throw new Error('dispatch aborted');
+    const p = place({ pinned, candidates, placedOn, failedOn, seed }, ctx.pool.snapshot(candidates));
+    if (p.kind === 'none') return { result: endResult(spec, lastHost, attempts, 'error', 'NOT_FOUND', `no agent for this task (${p.reason})`), output: [] };
+    if (p.kind === 'wait') {
+      if (p.reason === 'breaker-open' && ++infra >= spec.retry.attempts) break;
+      await ctx.pool.waitForChange(p.until ? p.until - Date.now() + 5 : 1000, job.signal);
+      await ctx.pool.ensure(endpoints);
+      continue;
+    }
+    const addr = p.address;
+    lastHost = addr;
+    if (placedOn !== addr) {
+      placedOn = addr;
+      await job.saveDispatch({ placedOn, round });
+    }
+    const execId = round === 0 ? job.id : `${job.id}.r${round}`;
+    const req = await buildRequest(spec, job, execId);
+    ctx.pool.acquire(addr);
+    attempts += 1;
+    let got: ExecOutcome;
+    try {
+      got = await execOnce(ctx.pool.link(addr), req, job.signal, spec.timeoutMs ? spec.timeoutMs + 30_000 : undefined);
+      ctx.pool.success(addr);
+    } catch (e) {
+      if (job.signal.aborted) throw e;
+      const code: ErrorCode = e instanceof StreamEnded ? 'UNAVAILABLE' : isGaxxError(e) ? e.code : 'INTERNAL';
+      lastError = `${code}: ${(e as Error).message}`;
+      if (code === 'RESOURCE_EXHAUSTED' && busy < 200) {
+        ctx.metrics?.retries.inc({ kind: 'busy' });
+        await sleep(backoffDelay(Math.min(++busy, 5), backoff), job.signal);
+        continue;
+      }
+      if (!TRANSPORT.has(code)) return { result: endResult(spec, addr, attempts, 'error', code, lastError), output: [] };
+      ctx.pool.failure(addr);
+      ctx.metrics?.retries.inc({ kind: 'transport' });
+      failedOn.add(addr);
+      if (pinned === undefined) placedOn = undefined;
+      if (++infra >= spec.retry.attempts) break;
+      await sleep(backoffDelay(infra, backoff), job.signal);
+      continue;
+    } finally {
+      ctx.pool.release(addr);
+    }
+    if (got.started) ctx.metrics?.dispatchLatency.observe(Math.max(0, got.startedAt - job.enqueuedAt) / 1000);
+    const outcome = outcomeOf(got.exit);
+    if (outcome !== 'succeeded' && spec.retry.retryOnFailure && round + 1 < spec.retry.attempts) {
+      round += 1;
+      ctx.metrics?.retries.inc({ kind: 'failure' });
+      await job.saveDispatch({ placedOn, round });
+      await sleep(backoffDelay(round, backoff), job.signal);
+      continue;
+    }
+    return { result: exitResult(spec, addr, attempts, got, outcome), output: got.output };
+  }
+  return { result: endResult(spec, lastHost, attempts, 'unreachable', 'UNAVAILABLE', lastError || 'no agent reachable'), output: [] };
+}
+
+function exitResult(spec: TaskSpec, host: string, attempts: number, got: ExecOutcome, outcome: TaskResult['outcome']): TaskResult {
+  const x = got.exit;
+  return {
+    runId: spec.runId, taskId: spec.taskId, host, outcome,
+    exitCode: x.signal ? null : x.code, signal: x.signal || null, reason: x.reason,
+    ...(x.error ? { error: x.error } : {}),
+    durationMs: Number(x.durationMs), stdoutBytes: Number(x.stdoutBytes), stderrBytes: Number(x.stderrBytes),
+    truncated: x.truncated, attempts, attached: got.started?.attached ?? false, replayed: got.started?.replayed ?? false,
+    finishedAt: new Date().toISOString(),
+  };
+}
