@@ -65,19 +65,39 @@ interface ExecOutcome {
   output: OutputChunk[];
 }
 
+/**
+ * Runs the Exec stream to its exit event. The job's abort signal is deliberately NOT handed to
+ * the client (that would Cancel the task on the agent): on abort we stop reading and drop the
+ * stream, and the agent keeps the task running for the worker that takes the job next.
+ */
 async function execOnce(link: AgentLink, req: ExecRequest, signal: AbortSignal, deadlineMs: number | undefined): Promise<ExecOutcome> {
   const output: OutputChunk[] = [];
   let started: Started__Output | undefined;
   let startedAt = 0;
-  for await (const ev of link.exec(req, { signal, ...(deadlineMs ? { deadlineMs } : {}) })) {
-    if (ev.started) {
-      started = ev.started;
-      startedAt = Date.now();
-    } else if (ev.stdout) output.push({ stream: 1, data: ev.stdout });
-    else if (ev.stderr) output.push({ stream: 2, data: ev.stderr });
-    else if (ev.exit) return { exit: ev.exit, started, startedAt, output };
+  const it = link.exec(req, deadlineMs ? { deadlineMs } : {})[Symbol.asyncIterator]();
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<'aborted'>((resolve) => {
+    onAbort = () => resolve('aborted');
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    for (;;) {
+      const next = await Promise.race([it.next(), aborted]);
+      if (next === 'aborted') throw new Error('dispatch aborted');
+      if (next.done) throw new StreamEnded('exec stream ended without an exit event');
+      const ev = next.value;
+      if (ev.started) {
+        started = ev.started;
+        startedAt = Date.now();
+      } else if (ev.stdout) output.push({ stream: 1, data: ev.stdout });
+      else if (ev.stderr) output.push({ stream: 2, data: ev.stderr });
+      else if (ev.exit) return { exit: ev.exit, started, startedAt, output };
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    void it.return?.()?.catch(() => undefined);
   }
-  throw new StreamEnded('exec stream ended without an exit event');
 }
 
 function endResult(spec: TaskSpec, host: string, attempts: number, outcome: TaskResult['outcome'], reason: string, error: string): TaskResult {

@@ -23,6 +23,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GaxxError } from '../proto/index.js';
+import { redisSettingsFromUrl, type RedisSettings } from './redis.js';
 
 /** A handle on the shared embedded server. */
 export interface EmbeddedRedis {
@@ -222,4 +223,20 @@ export async function acquireEmbeddedRedis(stateDir: string, opts: EmbeddedRedis
       });
     },
   };
+}
+
+/** The Redis to use: the configured URL, or the embedded server of `stateDir`. */
+export interface RedisTarget {
+  settings: RedisSettings;
+  /** Set when the embedded server is used. */
+  embedded: EmbeddedRedis | undefined;
+  /** Drops this process's use of the embedded server (no-op for a configured URL). */
+  release(): Promise<void>;
+}
+
+/** Resolves the Redis to use; starts or joins the embedded one when no URL is configured. */
+export async function redisTarget(url: string | undefined, stateDir: string, opts: EmbeddedRedisOptions = {}): Promise<RedisTarget> {
+  if (url) return { settings: redisSettingsFromUrl(url), embedded: undefined, release: async () => undefined };
+  const embedded = await acquireEmbeddedRedis(stateDir, opts);
+  return { settings: redisSettingsFromUrl(embedded.url), embedded, release: () => embedded.release() };
 }
