@@ -9,7 +9,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { GaxxError, type Exit__Output } from '../proto/index.js';
-import { gaxxKey, redisError } from './redis.js';
+import { gaxxKey, redisError, waitReady } from './redis.js';
 
 /** How a task ended. Only `succeeded` counts as success. */
 export type TaskOutcome = 'succeeded' | 'failed' | 'timeout' | 'cancelled' | 'killed' | 'unreachable' | 'error';
@@ -113,6 +113,7 @@ export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds:
   reader.on('error', () => undefined);
   let last = '0';
   try {
+    await waitReady(reader);
     while (out.results.size < want.size) {
       if (opts.signal?.aborted) throw new GaxxError('CANCELLED', 'stopped waiting for the run');
       const left = deadline - Date.now();

@@ -9,6 +9,7 @@
  * the rest back to the queue (moved to delayed for "now"), so another worker picks them up
  * at once and attaches to the executions still running on the agents.
  */
+import { setMaxListeners } from 'node:events';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { AgentPool, type AgentConnector, type AgentEndpoint } from './agent-pool.js';
@@ -66,6 +67,8 @@ export class SchedulerWorker {
     const redis = createRedis(opts.settings, 'worker');
     redis.on('error', (e: Error) => opts.log?.warn({ err: e.message }, 'redis connection error'));
     const w = new SchedulerWorker(opts, redis);
+    // Every in-flight dispatch listens on the one drain signal.
+    setMaxListeners(0, w.abort.signal);
     const ctx: DispatchContext = { pool: w.pool, metrics: opts.metrics, resolve: (s) => w.resolve(s), backoffMaxMs: opts.backoffMaxMs };
     w.worker = new Worker<TaskSpec, TaskResult>(QUEUE_NAME, (job, token) => w.process(ctx, job, token), {
       connection: redis,
