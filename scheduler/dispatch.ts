@@ -131,80 +131,128 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
     signal.addEventListener('abort', done, { once: true });
   });
 
+/** What one pass of the dispatch loop decided. */
+type Step = { done: Dispatched } | { again: true } | { giveUp: true };
+const AGAIN: Step = { again: true };
+const GIVE_UP: Step = { giveUp: true };
+
+/** One task's way through placement, Exec and retries (state of the loop in dispatchTask). */
+class TaskDispatch {
+  private placedOn: string | undefined;
+  private round: number;
+  private infra = 0;
+  private busy = 0;
+  private attempts = 0;
+  private lastHost: string;
+  private lastError = '';
+  private readonly failedOn = new Set<string>();
+  private readonly seed = Math.floor(Math.random() * 1e6);
+  private readonly backoff: { baseMs: number; maxMs: number };
+
+  constructor(
+    private readonly ctx: DispatchContext,
+    private readonly spec: TaskSpec,
+    private readonly job: JobHandle,
+    private readonly endpoints: AgentEndpoint[],
+    private readonly pinned: string | undefined,
+  ) {
+    this.placedOn = spec.dispatch?.placedOn;
+    this.round = spec.dispatch?.round ?? 0;
+    this.lastHost = this.placedOn ?? pinned ?? endpoints[0]?.address ?? '';
+    this.backoff = { baseMs: spec.retry.backoffMs, maxMs: ctx.backoffMaxMs ?? 30_000 };
+  }
+
+  async run(): Promise<Dispatched> {
+    await this.ctx.pool.ensure(this.endpoints);
+    for (;;) {
+      if (this.job.signal.aborted) throw new Error('dispatch aborted');
+      const step = await this.step();
+      if ('done' in step) return step.done;
+      if ('giveUp' in step) break;
+    }
+    return this.ended('unreachable', 'UNAVAILABLE', this.lastError || 'no agent reachable');
+  }
+
+  private ended(outcome: TaskResult['outcome'], reason: string, error: string): Dispatched {
+    return { result: endResult(this.spec, this.lastHost, this.attempts, outcome, reason, error), output: [] };
+  }
+
+  private async step(): Promise<Step> {
+    const candidates = this.endpoints.map((e) => e.address);
+    const p = place({ pinned: this.pinned, candidates, placedOn: this.placedOn, failedOn: this.failedOn, seed: this.seed }, this.ctx.pool.snapshot(candidates));
+    if (p.kind === 'none') return { done: this.ended('error', 'NOT_FOUND', `no agent for this task (${p.reason})`) };
+    if (p.kind === 'wait') {
+      if (p.reason === 'breaker-open' && ++this.infra >= this.spec.retry.attempts) return GIVE_UP;
+      await this.ctx.pool.waitForChange(p.until ? p.until - Date.now() + 5 : 1000, this.job.signal);
+      await this.ctx.pool.ensure(this.endpoints);
+      return AGAIN;
+    }
+    const addr = p.address;
+    this.lastHost = addr;
+    if (this.placedOn !== addr) {
+      this.placedOn = addr;
+      // A pinned task can only go back to its agent, so only any-host placements are saved.
+      if (this.pinned === undefined) await this.job.saveDispatch({ placedOn: addr, round: this.round });
+    }
+    const req = await buildRequest(this.spec, this.job, this.round === 0 ? this.job.id : `${this.job.id}.r${this.round}`);
+    this.ctx.pool.acquire(addr);
+    this.attempts += 1;
+    let got: ExecOutcome | undefined;
+    let failure: unknown;
+    try {
+      got = await execOnce(this.ctx.pool.link(addr), req, this.job.signal, this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined);
+    } catch (e) {
+      failure = e;
+    } finally {
+      this.ctx.pool.release(addr);
+    }
+    if (got === undefined) {
+      if (this.job.signal.aborted) throw failure;
+      return this.onError(addr, failure);
+    }
+    this.ctx.pool.success(addr);
+    return this.onExit(addr, got);
+  }
+
+  private async onExit(addr: string, got: ExecOutcome): Promise<Step> {
+    if (got.started) this.ctx.metrics?.dispatchLatency.observe(Math.max(0, got.startedAt - this.job.enqueuedAt) / 1000);
+    const outcome = outcomeOf(got.exit);
+    if (outcome !== 'succeeded' && this.spec.retry.retryOnFailure && this.round + 1 < this.spec.retry.attempts) {
+      this.round += 1;
+      this.ctx.metrics?.retries.inc({ kind: 'failure' });
+      await this.job.saveDispatch({ placedOn: this.placedOn, round: this.round });
+      await sleep(backoffDelay(this.round, this.backoff), this.job.signal);
+      return AGAIN;
+    }
+    return { done: { result: exitResult(this.spec, addr, this.attempts, got, outcome), output: got.output } };
+  }
+
+  private async onError(addr: string, e: unknown): Promise<Step> {
+    const code: ErrorCode = e instanceof StreamEnded ? 'UNAVAILABLE' : isGaxxError(e) ? e.code : 'INTERNAL';
+    this.lastError = `${code}: ${(e as Error).message}`;
+    if (code === 'RESOURCE_EXHAUSTED' && this.busy < 200) {
+      this.ctx.metrics?.retries.inc({ kind: 'busy' });
+      await sleep(backoffDelay(Math.min(++this.busy, 5), this.backoff), this.job.signal);
+      return AGAIN;
+    }
+    if (!TRANSPORT.has(code)) return { done: this.ended('error', code, this.lastError) };
+    this.ctx.pool.failure(addr);
+    this.ctx.metrics?.retries.inc({ kind: 'transport' });
+    this.failedOn.add(addr);
+    if (this.pinned === undefined) this.placedOn = undefined;
+    if (++this.infra >= this.spec.retry.attempts) return GIVE_UP;
+    await sleep(backoffDelay(this.infra, this.backoff), this.job.signal);
+    return AGAIN;
+  }
+}
+
 /** Runs one task to a result. Throws only when the job's signal aborts (hand the job back). */
 export async function dispatchTask(ctx: DispatchContext, spec: TaskSpec, job: JobHandle): Promise<Dispatched> {
   const { endpoints, pinned } = await ctx.resolve(spec);
-  const candidates = endpoints.map((e) => e.address);
-  const backoff = { baseMs: spec.retry.backoffMs, maxMs: ctx.backoffMaxMs ?? 30_000 };
-  let placedOn = spec.dispatch?.placedOn;
-  let round = spec.dispatch?.round ?? 0;
-  let infra = 0;
-  let busy = 0;
-  let attempts = 0;
-  let lastHost = placedOn ?? pinned ?? candidates[0] ?? '';
-  let lastError = '';
-  const failedOn = new Set<string>();
-  const seed = Math.floor(Math.random() * 1e6);
-  if ('host' in spec.target && (pinned === undefined || !candidates.includes(pinned))) {
+  if ('host' in spec.target && (pinned === undefined || !endpoints.some((e) => e.address === pinned))) {
     return { result: endResult(spec, spec.target.host, 0, 'error', 'NOT_FOUND', `no agent for host ${spec.target.host}`), output: [] };
   }
-  await ctx.pool.ensure(endpoints);
-  for (;;) {
-    if (job.signal.aborted) throw new Error('dispatch aborted');
-    const p = place({ pinned, candidates, placedOn, failedOn, seed }, ctx.pool.snapshot(candidates));
-    if (p.kind === 'none') return { result: endResult(spec, lastHost, attempts, 'error', 'NOT_FOUND', `no agent for this task (${p.reason})`), output: [] };
-    if (p.kind === 'wait') {
-      if (p.reason === 'breaker-open' && ++infra >= spec.retry.attempts) break;
-      await ctx.pool.waitForChange(p.until ? p.until - Date.now() + 5 : 1000, job.signal);
-      await ctx.pool.ensure(endpoints);
-      continue;
-    }
-    const addr = p.address;
-    lastHost = addr;
-    if (placedOn !== addr) {
-      placedOn = addr;
-      await job.saveDispatch({ placedOn, round });
-    }
-    const execId = round === 0 ? job.id : `${job.id}.r${round}`;
-    const req = await buildRequest(spec, job, execId);
-    ctx.pool.acquire(addr);
-    attempts += 1;
-    let got: ExecOutcome;
-    try {
-      got = await execOnce(ctx.pool.link(addr), req, job.signal, spec.timeoutMs ? spec.timeoutMs + 30_000 : undefined);
-      ctx.pool.success(addr);
-    } catch (e) {
-      if (job.signal.aborted) throw e;
-      const code: ErrorCode = e instanceof StreamEnded ? 'UNAVAILABLE' : isGaxxError(e) ? e.code : 'INTERNAL';
-      lastError = `${code}: ${(e as Error).message}`;
-      if (code === 'RESOURCE_EXHAUSTED' && busy < 200) {
-        ctx.metrics?.retries.inc({ kind: 'busy' });
-        await sleep(backoffDelay(Math.min(++busy, 5), backoff), job.signal);
-        continue;
-      }
-      if (!TRANSPORT.has(code)) return { result: endResult(spec, addr, attempts, 'error', code, lastError), output: [] };
-      ctx.pool.failure(addr);
-      ctx.metrics?.retries.inc({ kind: 'transport' });
-      failedOn.add(addr);
-      if (pinned === undefined) placedOn = undefined;
-      if (++infra >= spec.retry.attempts) break;
-      await sleep(backoffDelay(infra, backoff), job.signal);
-      continue;
-    } finally {
-      ctx.pool.release(addr);
-    }
-    if (got.started) ctx.metrics?.dispatchLatency.observe(Math.max(0, got.startedAt - job.enqueuedAt) / 1000);
-    const outcome = outcomeOf(got.exit);
-    if (outcome !== 'succeeded' && spec.retry.retryOnFailure && round + 1 < spec.retry.attempts) {
-      round += 1;
-      ctx.metrics?.retries.inc({ kind: 'failure' });
-      await job.saveDispatch({ placedOn, round });
-      await sleep(backoffDelay(round, backoff), job.signal);
-      continue;
-    }
-    return { result: exitResult(spec, addr, attempts, got, outcome), output: got.output };
-  }
-  return { result: endResult(spec, lastHost, attempts, 'unreachable', 'UNAVAILABLE', lastError || 'no agent reachable'), output: [] };
+  return new TaskDispatch(ctx, spec, job, endpoints, pinned).run();
 }
 
 function exitResult(spec: TaskSpec, host: string, attempts: number, got: ExecOutcome, outcome: TaskResult['outcome']): TaskResult {
