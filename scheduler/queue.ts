@@ -98,6 +98,22 @@ export class TaskQueue {
     await tx.exec();
   }
 
+  /**
+   * Removes a run's jobs that no worker has taken yet (waiting or delayed); returns how many.
+   * Jobs already running are left to finish (their results are still published).
+   */
+  async withdraw(jobIds: readonly string[]): Promise<number> {
+    let removed = 0;
+    for (const id of jobIds) {
+      const job = await this.queue.getJob(id);
+      const state = job ? await job.getState() : 'unknown';
+      if (job && (state === 'waiting' || state === 'delayed' || state === 'prioritized')) {
+        removed += await job.remove().then(() => 1, () => 0);
+      }
+    }
+    return removed;
+  }
+
   /** Jobs by state, for metrics and `gaxx scheduler` status. */
   async depth(): Promise<Record<string, number>> {
     return this.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed');

@@ -3,7 +3,7 @@
  * (a daemon's heartbeat, or else the same worker started in this process), and wait for every
  * task's result on the run's stream. A run always finishes on its own.
  */
-import { GaxxError } from '../proto/index.js';
+import { GaxxError, isGaxxError } from '../proto/index.js';
 import type { AgentConnector } from './agent-pool.js';
 import { schedulerAlive } from './daemon.js';
 import { TaskQueue } from './queue.js';
@@ -40,8 +40,14 @@ export async function runAndWait(run: RunSpecInput, opts: RunAndWaitOptions): Pr
       if (!opts.connect) throw new GaxxError('FAILED_PRECONDITION', 'no scheduler daemon is running and no agent credentials were given to run one here');
       worker = SchedulerWorker.start({ settings: opts.settings, connect: opts.connect, concurrency: opts.concurrency, log: opts.log });
     }
-    const results = await waitForRun(queue.redis, enq.runId, enq.taskIds, opts);
-    return { ...results, runId: enq.runId, inProcess: worker !== undefined };
+    try {
+      const results = await waitForRun(queue.redis, enq.runId, enq.taskIds, opts);
+      return { ...results, runId: enq.runId, inProcess: worker !== undefined };
+    } catch (e) {
+      // Interrupted (or timed out): tasks not yet taken are withdrawn; running ones finish.
+      if (isGaxxError(e, 'CANCELLED') || isGaxxError(e, 'DEADLINE_EXCEEDED')) await queue.withdraw(enq.jobIds).catch(() => 0);
+      throw e;
+    }
   } finally {
     await worker?.drain(5000);
     await queue.close();

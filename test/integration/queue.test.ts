@@ -54,6 +54,13 @@ describe('TaskQueue', () => {
     await q.queue.obliterate({ force: true });
   });
 
+  it('withdraws the jobs of a run that no worker has taken', async () => {
+    const enq = await q.enqueueRun({ runId: 'wd1', tasks: tasks(3) });
+    expect(await q.withdraw(enq.jobIds)).toBe(3);
+    expect((await q.depth()).waiting).toBe(0);
+    expect(await q.withdraw(enq.jobIds)).toBe(0);
+  });
+
   it('loses none of 1,000 queued tasks when redis-server restarts (AOF)', async () => {
     await q.enqueueRun({ runId: 'aof1', tasks: tasks(1000) });
     await q.close();
