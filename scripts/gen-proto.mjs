@@ -15,8 +15,9 @@ execFileSync(
   bin,
   [
     '--longs=Number', '--enums=String', '--defaults', '--oneofs', '--grpcLib=@grpc/grpc-js',
-    '--importFileExtension=.js', '-I', join(root, 'proto'), '-O', out,
-    ...PROTO_FILES.map((f) => join(root, 'proto', f)),
+    '--importFileExtension=.js', '-I', '.', '-O', out,
+    ...PROTO_FILES,
   ],
-  { stdio: ['ignore', 'ignore', 'inherit'] },
+  // Relative paths: the generated files name their source, and must not depend on the checkout.
+  { cwd: join(root, 'proto'), stdio: ['ignore', 'ignore', 'inherit'] },
 );

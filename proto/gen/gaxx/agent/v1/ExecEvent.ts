@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/gaxx/agent/v1/agent.proto
+// Original file: gaxx/agent/v1/agent.proto
 
 import type { Started as _gaxx_agent_v1_Started, Started__Output as _gaxx_agent_v1_Started__Output } from '../../../gaxx/agent/v1/Started.js';
 import type { Exit as _gaxx_agent_v1_Exit, Exit__Output as _gaxx_agent_v1_Exit__Output } from '../../../gaxx/agent/v1/Exit.js';

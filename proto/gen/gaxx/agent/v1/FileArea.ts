@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/gaxx/agent/v1/agent.proto
+// Original file: gaxx/agent/v1/agent.proto
 
 export const FileArea = {
   FILE_AREA_DATA: 'FILE_AREA_DATA',

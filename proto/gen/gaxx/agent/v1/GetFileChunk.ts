@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/gaxx/agent/v1/agent.proto
+// Original file: gaxx/agent/v1/agent.proto
 
 import type { GetFileHeader as _gaxx_agent_v1_GetFileHeader, GetFileHeader__Output as _gaxx_agent_v1_GetFileHeader__Output } from '../../../gaxx/agent/v1/GetFileHeader.js';
 

@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/gaxx/agent/v1/agent.proto
+// Original file: gaxx/agent/v1/agent.proto
 
 import type { BlockedPeer as _gaxx_agent_v1_BlockedPeer, BlockedPeer__Output as _gaxx_agent_v1_BlockedPeer__Output } from '../../../gaxx/agent/v1/BlockedPeer.js';
 import type { Long } from '@grpc/proto-loader';

@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/gaxx/agent/v1/agent.proto
+// Original file: gaxx/agent/v1/agent.proto
 
 import type { PutFileHeader as _gaxx_agent_v1_PutFileHeader, PutFileHeader__Output as _gaxx_agent_v1_PutFileHeader__Output } from '../../../gaxx/agent/v1/PutFileHeader.js';
 

@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/gaxx/agent/v1/agent.proto
+// Original file: gaxx/agent/v1/agent.proto
 
 import type { FileArea as _gaxx_agent_v1_FileArea, FileArea__Output as _gaxx_agent_v1_FileArea__Output } from '../../../gaxx/agent/v1/FileArea.js';
 import type { Long } from '@grpc/proto-loader';

@@ -1,0 +1,124 @@
+/**
+ * gaxx-agent configuration: flags over `GAXX_AGENT_*` env over defaults, validated once (zod).
+ * Pure: the caller passes argv and env; nothing here reads process state.
+ *
+ * Metrics are off unless `--metrics-listen` (or GAXX_AGENT_METRICS_LISTEN) is given: the
+ * installer passes `0.0.0.0:9091`; an agent started by hand opens only its gRPC port.
+ */
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { GaxxError } from '../proto/index.js';
+
+/** A host and port to listen on. Port 0 picks a free port. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface AgentConfig {
+  listen: ListenAddress;
+  certsDir: string;
+  dataDir: string;
+  metricsListen: ListenAddress | undefined;
+  profilingListen: ListenAddress | undefined;
+  capacity: number;
+  defaultTimeoutMs: number;
+  defaultOutputCapBytes: number;
+  maxMessageBytes: number;
+  shutdownGraceMs: number;
+  environment: 'production' | 'development';
+}
+
+const FLAGS = {
+  listen: 'LISTEN',
+  certs: 'CERTS',
+  'data-dir': 'DATA_DIR',
+  'metrics-listen': 'METRICS_LISTEN',
+  'profiling-listen': 'PROFILING_LISTEN',
+  capacity: 'CAPACITY',
+  'default-timeout': 'DEFAULT_TIMEOUT',
+  'default-output-cap': 'DEFAULT_OUTPUT_CAP',
+  'max-message-bytes': 'MAX_MESSAGE_BYTES',
+  'shutdown-grace': 'SHUTDOWN_GRACE',
+} as const;
+type Flag = keyof typeof FLAGS;
+
+const listenSchema = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected ADDR:PORT')
+  .transform((s, ctx) => {
+    const i = s.lastIndexOf(':');
+    const port = Number(s.slice(i + 1));
+    if (port > 65535) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'port out of range' });
+    return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port };
+  });
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const durationSchema = z
+  .string()
+  .regex(/^\d+(ms|s|m|h)?$/, 'expected a duration like 500ms, 30s, 10m, 1h')
+  .transform((s) => {
+    const m = /^(\d+)(ms|s|m|h)?$/.exec(s) as RegExpExecArray;
+    return Number(m[1]) * (UNITS[m[2] ?? 'ms'] as number);
+  });
+
+const SIZES: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+const sizeSchema = z
+  .string()
+  .regex(/^\d+([kKmMgG](i?B)?)?$/, 'expected a size like 65536, 64KiB, 16MiB')
+  .transform((s) => {
+    const m = /^(\d+)([kKmMgG])?/.exec(s) as RegExpExecArray;
+    return Number(m[1]) * (SIZES[(m[2] ?? '').toLowerCase()] as number);
+  });
+
+const schema = z.object({
+  listen: listenSchema.default('0.0.0.0:8088'),
+  certs: z.string().min(1, 'required (--certs DIR or GAXX_AGENT_CERTS)'),
+  'data-dir': z.string().min(1),
+  'metrics-listen': listenSchema.optional(),
+  'profiling-listen': listenSchema.optional(),
+  capacity: z.coerce.number().int().min(1).max(10_000).default(16),
+  'default-timeout': durationSchema.default('1h').pipe(z.number().min(1)),
+  'default-output-cap': sizeSchema.default('16MiB').pipe(z.number().min(1)),
+  'max-message-bytes': sizeSchema.default('4MiB').pipe(z.number().min(1024).max(1024 ** 3)),
+  'shutdown-grace': durationSchema.default('10s'),
+  env: z.enum(['production', 'development']).default('production'),
+});
+
+/** Parses flags and env into a validated config; USAGE for bad flags, CONFIG_INVALID for bad values. */
+export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<string, string | undefined> }): AgentConfig {
+  const options = Object.fromEntries(Object.keys(FLAGS).map((f) => [f, { type: 'string' as const }]));
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+  } catch (e) {
+    throw new GaxxError('USAGE', (e as Error).message, { cause: e });
+  }
+  const raw: Record<string, string | undefined> = {};
+  for (const [flag, suffix] of Object.entries(FLAGS) as Array<[Flag, string]>) {
+    const v = values[flag] ?? env[`GAXX_AGENT_${suffix}`];
+    if (typeof v === 'string') raw[flag] = v;
+  }
+  raw['data-dir'] ??= join(env.HOME || '/var/lib', '.local/state/gaxx-agent');
+  if (env.GAXX_ENV) raw.env = env.GAXX_ENV;
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new GaxxError('CONFIG_INVALID', `invalid agent config: ${problems.join('; ')}`, { details: { problems } });
+  }
+  const c = parsed.data;
+  return {
+    listen: c.listen,
+    certsDir: c.certs,
+    dataDir: c['data-dir'],
+    metricsListen: c['metrics-listen'],
+    profilingListen: c['profiling-listen'],
+    capacity: c.capacity,
+    defaultTimeoutMs: c['default-timeout'],
+    defaultOutputCapBytes: c['default-output-cap'],
+    maxMessageBytes: c['max-message-bytes'],
+    shutdownGraceMs: c['shutdown-grace'],
+    environment: c.env,
+  };
+}

@@ -1,0 +1,150 @@
+/**
+ * agent: composes gaxx-agent from its parts (transport, auth, service, registry, metrics,
+ * profiling) after the start-up checks. main.ts is the only caller in production.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { mkdirSync } from 'node:fs';
+import type { Server as HttpsServer } from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
+import type { Logger } from 'pino';
+import { loadCertDir, secureContextOptions, type CertBundle } from '../certs/index.js';
+import { GaxxError, loadProtos } from '../proto/index.js';
+import { createAuthorizer } from './auth.js';
+import type { AgentConfig } from './config.js';
+import { createHealthService } from './health.js';
+import { AgentMetrics, startMetricsServer } from './metrics.js';
+import { startProfilingServer } from './profiling.js';
+import { startTransport, type AgentTransport } from './server.js';
+import { createAgentService, toServiceError } from './service.js';
+import { TaskRegistry } from './tasks.js';
+
+export { loadAgentConfig, type AgentConfig } from './config.js';
+
+export interface RunningAgent {
+  grpcPort: number;
+  metricsPort: number | undefined;
+  profilingPort: number | undefined;
+  /** Stops accepting, lets running tasks finish up to the grace period, kills the rest. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Refuses unsafe starts: root or profiling in production, and a cert dir that is missing,
+ * insecure, expired, not signed by its CA, or not an agent-role certificate.
+ */
+export function preflight(config: AgentConfig, uid: number): CertBundle {
+  if (config.environment === 'production' && uid === 0) {
+    throw new GaxxError('ROOT_REFUSED', 'gaxx-agent does not run as root in production; run it as an unprivileged user (or set GAXX_ENV=development)');
+  }
+  if (config.environment === 'production' && config.profilingListen) {
+    throw new GaxxError('PROFILING_IN_PRODUCTION', 'profiling is available only with GAXX_ENV=development');
+  }
+  const bundle = loadCertDir(config.certsDir);
+  if (bundle.summary.identity.role !== 'agent') {
+    throw new GaxxError('CERT_INVALID', `${config.certsDir}/cert.pem is a ${bundle.summary.identity.role} certificate, not an agent certificate`);
+  }
+  return bundle;
+}
+
+/** A task registry whose life cycle feeds the metrics. */
+function meteredRegistry(config: AgentConfig, metrics: AgentMetrics): TaskRegistry {
+  return new TaskRegistry({
+    capacity: config.capacity,
+    onStart: () => {
+      metrics.started.inc();
+      metrics.running.inc();
+    },
+    onExit: (exit) => {
+      metrics.running.dec();
+      const outcome = exit.reason || (exit.error ? 'spawn_error' : exit.signal ? 'signal' : exit.code === 0 ? 'success' : 'failure');
+      metrics.execs.inc({ outcome });
+      metrics.duration.observe(Number(exit.durationMs) / 1000);
+    },
+    onOutput: (stream, n) => metrics.bytes.inc({ stream }, n),
+  });
+}
+
+/** Metrics (when configured) and profiling (development only) listeners. */
+async function startHttpListeners(
+  config: AgentConfig,
+  metrics: AgentMetrics,
+  tlsOptions: SecureContextOptions,
+  revoked: () => ReadonlySet<string>,
+): Promise<{ servers: HttpsServer[]; metricsPort: number | undefined; profilingPort: number | undefined }> {
+  const out: { servers: HttpsServer[]; metricsPort: number | undefined; profilingPort: number | undefined } = {
+    servers: [],
+    metricsPort: undefined,
+    profilingPort: undefined,
+  };
+  if (config.metricsListen) {
+    const m = await startMetricsServer(metrics, config.metricsListen, tlsOptions, revoked);
+    out.servers.push(m.server);
+    out.metricsPort = m.port;
+  }
+  if (config.profilingListen && config.environment === 'development') {
+    const p = await startProfilingServer(config.profilingListen, tlsOptions, revoked);
+    out.servers.push(p.server);
+    out.profilingPort = p.port;
+  }
+  return out;
+}
+
+/** Graceful gRPC shutdown; idle client connections may never close on their own, so force after 1 s. */
+function shutdownGrpc(server: grpc.Server): Promise<void> {
+  return new Promise<void>((r) => {
+    const t = setTimeout(() => {
+      server.forceShutdown();
+      r();
+    }, 1000);
+    server.tryShutdown(() => {
+      clearTimeout(t);
+      r();
+    });
+  });
+}
+
+/** Starts every listener of the agent. */
+export async function startAgent(config: AgentConfig, opts: { version: string; log: Logger; uid: number }): Promise<RunningAgent> {
+  const { log } = opts;
+  const bundle = preflight(config, opts.uid);
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const tlsOptions = secureContextOptions(bundle);
+  const revoked = () => bundle.revoked;
+  const metrics = new AgentMetrics(opts.version);
+  const registry = meteredRegistry(config, metrics);
+  const auth = createAuthorizer(revoked, (reason, rpc) => {
+    metrics.authFailures.inc({ reason });
+    log.warn({ reason, rpc }, 'call refused');
+  });
+  let serving = true;
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': config.maxMessageBytes,
+    'grpc.max_send_message_length': Math.max(config.maxMessageBytes, 4 * 1024 * 1024),
+  });
+  const { agent, health } = loadProtos();
+  server.addService(
+    agent.gaxx.agent.v1.Agent.service,
+    createAgentService({ config, registry, auth, bundle: () => bundle, version: opts.version, startedAt: Date.now(), log, serving: () => serving }),
+  );
+  server.addService(health.grpc.health.v1.Health.service, createHealthService(auth, () => serving, (e) => toServiceError(e, log)));
+  const transport: AgentTransport = await startTransport(server, config.listen, tlsOptions, {
+    onHandshakeError: (err, addr) => {
+      metrics.handshakeFailures.inc();
+      log.info({ code: err.code, peer: addr }, 'TLS handshake refused');
+    },
+  });
+  const http = await startHttpListeners(config, metrics, tlsOptions, revoked);
+  return {
+    grpcPort: transport.port,
+    metricsPort: http.metricsPort,
+    profilingPort: http.profilingPort,
+    async stop() {
+      serving = false;
+      await transport.close();
+      await registry.shutdown(config.shutdownGraceMs);
+      await shutdownGrpc(server);
+      for (const s of http.servers) s.closeAllConnections();
+      await Promise.all(http.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    },
+  };
+}

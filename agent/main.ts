@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+/**
+ * gaxx-agent entry point: config from flags and env, start-up checks, listeners, and graceful
+ * shutdown on SIGTERM/SIGINT. A refused start prints one line on stderr and exits with the
+ * code's documented exit status.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { destination, pino } from 'pino';
+import { exitCodeFor, isGaxxError } from '../proto/index.js';
+import { loadAgentConfig, startAgent } from './index.js';
+
+/** The package version, from the nearest package.json above this file (src or dist). */
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const p = join(dir, 'package.json');
+    if (existsSync(p)) return (JSON.parse(readFileSync(p, 'utf8')) as { version?: string }).version ?? '0.0.0';
+    dir = dirname(dir);
+  }
+  return '0.0.0';
+}
+
+const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX_AGENT_<FLAG>, e.g. GAXX_AGENT_DATA_DIR)
+  --listen ADDR:PORT            gRPC over mTLS (default 0.0.0.0:8088)
+  --certs DIR                   cert.pem, key.pem (0600), ca.pem, optional revoked.json
+  --data-dir DIR                task work dirs and files (default ~/.local/state/gaxx-agent)
+  --metrics-listen ADDR:PORT    Prometheus over mTLS, e.g. 0.0.0.0:9091 (default off)
+  --profiling-listen ADDR:PORT  CPU/heap profiles over mTLS, GAXX_ENV=development only (default off)
+  --capacity N                  concurrent tasks (default 16)
+  --default-timeout DURATION    per task when the request gives none (default 1h)
+  --default-output-cap SIZE     stdout+stderr per task when the request gives none (default 16MiB)
+  --max-message-bytes SIZE      largest inbound gRPC message (default 4MiB)
+  --shutdown-grace DURATION     how long running tasks may finish on SIGTERM (default 10s)
+GAXX_ENV=production (default) | development
+`;
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const config = loadAgentConfig({ argv: process.argv.slice(2), env: process.env });
+  const log = pino({ base: { component: 'agent' } }, destination(2));
+  const agent = await startAgent(config, { version: packageVersion(), log, uid: process.getuid?.() ?? -1 });
+  log.info(
+    { grpcPort: agent.grpcPort, metricsPort: agent.metricsPort ?? null, profilingPort: agent.profilingPort ?? null, environment: config.environment },
+    'agent listening',
+  );
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'agent stopping');
+    agent.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((e: unknown) => {
+  if (isGaxxError(e)) {
+    process.stderr.write(`gaxx-agent: ${e.code}: ${e.message}\n`);
+    process.exit(exitCodeFor(e.code));
+  }
+  process.stderr.write(`gaxx-agent: INTERNAL: unexpected error (a bug): ${(e as Error)?.message ?? String(e)}\n`);
+  process.exit(70);
+});

@@ -1,0 +1,210 @@
+/**
+ * The Agent service: authorize each call by role, validate the request once (zod), then hand
+ * it to the task registry or the file code. GaxxErrors become gRPC statuses with the gaxx code in
+ * trailing metadata; anything else is INTERNAL without details (never a stack on the wire).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { mkdirSync } from 'node:fs';
+import { hostname, loadavg } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { renewalDue, type CertBundle } from '../certs/index.js';
+import {
+  ERROR_CODE_METADATA_KEY,
+  GaxxError,
+  grpcStatusFor,
+  isGaxxError,
+  type AgentHandlers,
+  type ExecEvent,
+  type ExecRequest__Output,
+  type InfoResponse,
+} from '../proto/index.js';
+import type { Authorizer } from './auth.js';
+import type { AgentConfig } from './config.js';
+import type { ExecSpec } from './exec.js';
+import { confinedPath, receivePut, sendFile } from './files.js';
+import type { TaskRegistry } from './tasks.js';
+
+export interface ServiceDeps {
+  config: AgentConfig;
+  registry: TaskRegistry;
+  auth: Authorizer;
+  /** The agent's current certificate bundle (rotation replaces it). */
+  bundle: () => CertBundle;
+  version: string;
+  startedAt: number;
+  log: Logger;
+  /** False once the agent drains: new tasks are refused, attach and replay still work. */
+  serving: () => boolean;
+}
+
+/** A gRPC error for `e`: its gaxx code and message, or an opaque INTERNAL. */
+export function toServiceError(e: unknown, log: Logger): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  if (isGaxxError(e)) {
+    metadata.set(ERROR_CODE_METADATA_KEY, e.code);
+    return { code: grpcStatusFor(e.code), details: e.message, metadata };
+  }
+  log.error({ err: e }, 'unexpected error in a call');
+  metadata.set(ERROR_CODE_METADATA_KEY, 'INTERNAL');
+  return { code: grpc.status.INTERNAL, details: 'internal error', metadata };
+}
+
+const TASK_ID = /^[A-Za-z0-9._-]{1,128}$/;
+const taskIdSchema = z.string().regex(TASK_ID, '[A-Za-z0-9._-], 1..128 characters').refine((s) => s !== '.' && s !== '..', 'not . or ..');
+const execSchema = z.object({
+  taskId: taskIdSchema,
+  argv: z.array(z.string().max(128 * 1024).refine((s) => !s.includes('\0'), 'no NUL bytes')).min(1).max(4096)
+    .refine((a) => (a[0] ?? '') !== '', 'argv[0] must not be empty')
+    .refine((a) => a.reduce((n, s) => n + s.length, 0) <= 1024 * 1024, 'argv totals at most 1 MiB'),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names are [A-Za-z_][A-Za-z0-9_]*'), z.string().max(32 * 1024).refine((s) => !s.includes('\0'), 'no NUL bytes'))
+    .refine((e) => Object.keys(e).length <= 256, 'at most 256 env vars')
+    .refine((e) => Object.entries(e).reduce((n, [k, v]) => n + k.length + v.length, 0) <= 256 * 1024, 'env totals at most 256 KiB'),
+  workDir: z.string().max(4096),
+  stdin: z.instanceof(Buffer),
+  timeoutMs: z.number().int().min(0).max(7 * 24 * 3600_000),
+  outputCapBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+});
+
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const problems = r.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`);
+  throw new GaxxError('INVALID_ARGUMENT', problems.join('; '), { details: { problems } });
+}
+
+/** Builds the spec for a validated request: defaults, and the (confined) work dir created. */
+function execSpec(req: ExecRequest__Output, config: AgentConfig): ExecSpec {
+  const r = parse(execSchema, req);
+  const cwd = r.workDir ? confinedPath(config.dataDir, r.workDir) : join(config.dataDir, 'tasks', r.taskId);
+  mkdirSync(cwd, { recursive: true, mode: 0o700 });
+  return {
+    taskId: r.taskId,
+    argv: r.argv,
+    env: r.env,
+    cwd,
+    stdin: r.stdin,
+    timeoutMs: r.timeoutMs || config.defaultTimeoutMs,
+    outputCapBytes: r.outputCapBytes || config.defaultOutputCapBytes,
+  };
+}
+
+/** Serves one Exec call: attach, replay, or a new run. */
+function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEvent>, d: ServiceDeps): void {
+  d.auth.authorize(call, 'Exec');
+  const taskId = parse(taskIdSchema, call.request.taskId);
+  const existing = d.registry.get(taskId);
+  const listener = (ev: ExecEvent) => {
+    call.write(ev);
+    if (ev.exit) call.end();
+  };
+  if (existing) {
+    if (existing.argvKey !== JSON.stringify(call.request.argv)) {
+      throw new GaxxError('ALREADY_EXISTS', `task ${taskId} exists with a different command`);
+    }
+    const replayed = !existing.running;
+    call.write({ started: { pid: existing.pid, attached: !replayed, replayed } });
+    for (const ev of existing.replayEvents()) call.write(ev);
+    if (replayed) call.end();
+    else {
+      existing.listeners.add(listener);
+      call.on('cancelled', () => existing.listeners.delete(listener));
+    }
+    return;
+  }
+  if (!d.serving()) throw new GaxxError('UNAVAILABLE', 'agent is shutting down');
+  const spec = execSpec(call.request, d.config);
+  if (!d.registry.hasRoom()) throw new GaxxError('RESOURCE_EXHAUSTED', `agent is running ${d.registry.capacity} tasks, its capacity`);
+  const task = d.registry.start(spec, listener);
+  // A caller that goes away leaves the task running, so a retry can attach to it.
+  call.on('cancelled', () => task.listeners.delete(listener));
+}
+
+function info(d: ServiceDeps): InfoResponse {
+  const b = d.bundle();
+  const id = b.summary.identity;
+  return {
+    version: d.version,
+    hostname: hostname(),
+    uid: process.getuid?.() ?? -1,
+    capacity: d.registry.capacity,
+    runningTasks: d.registry.running,
+    loadAverage: loadavg(),
+    certNotAfterUnixMs: b.summary.notAfter.getTime(),
+    certSerial: b.summary.serial,
+    certRenewalDue: renewalDue(b.cert),
+    fleet: id.role === 'agent' ? id.fleet : '',
+    host: id.role === 'agent' ? id.host : '',
+    environment: d.config.environment,
+    uptimeMs: Date.now() - d.startedAt,
+    blockedPeers: [],
+    tasksStartedTotal: d.registry.startedTotal,
+  };
+}
+
+/** Writes `msg`, resolving once the stream can take more (so a slow reader does not fill memory). */
+function writeWithBackpressure<T>(call: grpc.ServerWritableStream<unknown, T>, msg: T): Promise<void> {
+  const gone = () => new GaxxError('CANCELLED', 'the caller went away');
+  if (call.cancelled) return Promise.reject(gone());
+  if (call.write(msg)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const settle = (cancelled: boolean) => () => {
+      call.off('drain', onDrain);
+      call.off('cancelled', onCancel);
+      if (cancelled) reject(gone());
+      else resolve();
+    };
+    const onDrain = settle(false);
+    const onCancel = settle(true);
+    call.on('drain', onDrain);
+    call.on('cancelled', onCancel);
+  });
+}
+
+/** The Agent service handlers. */
+export function createAgentService(d: ServiceDeps): AgentHandlers {
+  const fail = (e: unknown) => toServiceError(e, d.log);
+  return {
+    Exec(call) {
+      try {
+        serveExec(call, d);
+      } catch (e) {
+        call.emit('error', fail(e));
+      }
+    },
+    Cancel(call, cb) {
+      try {
+        d.auth.authorize(call, 'Cancel');
+        cb(null, { found: d.registry.cancel(parse(taskIdSchema, call.request.taskId)) });
+      } catch (e) {
+        cb(fail(e));
+      }
+    },
+    PutFile(call, cb) {
+      let role: string;
+      try {
+        role = d.auth.authorize(call, 'PutFile').role;
+      } catch (e) {
+        cb(fail(e));
+        return;
+      }
+      const areas = { dataDir: d.config.dataDir, certsDir: d.config.certsDir };
+      receivePut(call, areas, role === 'operator').then((r) => cb(null, r), (e: unknown) => cb(fail(e)));
+    },
+    GetFile(call) {
+      Promise.resolve()
+        .then(() => d.auth.authorize(call, 'GetFile'))
+        .then(() => sendFile(d.config.dataDir, call.request.path, (c) => writeWithBackpressure(call, c)))
+        .then(() => call.end(), (e: unknown) => call.emit('error', fail(e)));
+    },
+    Info(call, cb) {
+      try {
+        d.auth.authorize(call, 'Info');
+        cb(null, info(d));
+      } catch (e) {
+        cb(fail(e));
+      }
+    },
+  };
+}

@@ -1,0 +1,165 @@
+/**
+ * Starts the built agent (`node dist/agent/main.js`, so run `npm run build` first) as a real
+ * process for integration tests. When the tests run as root, the agent runs as nobody
+ * (uid/gid 65534) with its cert and data dirs chowned to it, since production refuses root.
+ * Every process is tracked; call stopAllAgents() in afterAll.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const AGENT_UID = 65534;
+export const AGENT_GID = 65534;
+
+/** The repository root (holding package.json), from src or dist. */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    if (dir === '/') throw new Error('package.json not found above test/helpers');
+    dir = dirname(dir);
+  }
+  return dir;
+}
+
+export const AGENT_MAIN = join(repoRoot(), 'dist', 'agent', 'main.js');
+
+export interface StartAgentOptions {
+  certsDir: string;
+  /** Default: a fresh dir beside certsDir. */
+  dataDir?: string;
+  /** Extra environment (the agent gets only PATH and this, plus GAXX_ENV when given). */
+  env?: Record<string, string>;
+  /** Extra flags after the defaults (later flags win). Defaults: --listen 127.0.0.1:0, --shutdown-grace 2s. */
+  args?: string[];
+  /** Keep our uid (root here) instead of dropping to nobody. */
+  asRoot?: boolean;
+  /** Pass `--metrics-listen 127.0.0.1:0` (default true). */
+  metrics?: boolean;
+}
+
+export interface AgentProcess {
+  /** '127.0.0.1:PORT' of the gRPC port. */
+  address: string;
+  port: number;
+  metricsPort: number | undefined;
+  profilingPort: number | undefined;
+  pid: number;
+  dataDir: string;
+  /** SIGTERM, then waits for exit (SIGKILL after 10 s); resolves to the exit code. */
+  stop(): Promise<number | null>;
+  kill(signal?: NodeJS.Signals): void;
+  /** Everything the agent wrote to stderr so far. */
+  stderr(): string;
+  exited: Promise<number | null>;
+}
+
+const live = new Set<ChildProcess>();
+
+function chownTree(p: string): void {
+  chownSync(p, AGENT_UID, AGENT_GID);
+  if (lstatSync(p).isDirectory()) for (const e of readdirSync(p)) chownTree(join(p, e));
+}
+
+/** Lets nobody traverse our temp dirs (mkdtemp makes them 0700). */
+function openAncestors(p: string): void {
+  const tmp = resolve(tmpdir());
+  for (let d = dirname(resolve(p)); d.startsWith(tmp + '/'); d = dirname(d)) {
+    const mode = statSync(d).mode & 0o777;
+    if ((mode & 0o011) !== 0o011) chmodSync(d, mode | 0o011);
+  }
+}
+
+function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; out: { text: string } } {
+  const dataDir = o.dataDir ?? join(dirname(resolve(o.certsDir)), `data-${process.pid}-${live.size}-${Date.now()}`);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const drop = !o.asRoot && process.getuid?.() === 0;
+  if (drop) {
+    if (existsSync(o.certsDir)) chownTree(o.certsDir);
+    chownTree(dataDir);
+    openAncestors(o.certsDir);
+    openAncestors(dataDir);
+  }
+  const args = [AGENT_MAIN, '--listen', '127.0.0.1:0', '--certs', o.certsDir, '--data-dir', dataDir];
+  args.push('--shutdown-grace', '2s');
+  if (o.metrics ?? true) args.push('--metrics-listen', '127.0.0.1:0');
+  args.push(...(o.args ?? []));
+  const child = spawn(process.execPath, args, {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...o.env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    ...(drop ? { uid: AGENT_UID, gid: AGENT_GID } : {}),
+  });
+  live.add(child);
+  const out = { text: '' };
+  child.stderr?.on('data', (b: Buffer) => (out.text += b.toString()));
+  child.on('exit', () => live.delete(child));
+  return { child, dataDir, out };
+}
+
+function exitPromise(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((r) => child.once('exit', (code) => r(code)));
+}
+
+/** Starts an agent and waits for its "agent listening" line (15 s at most). */
+export async function startAgent(o: StartAgentOptions): Promise<AgentProcess> {
+  const { child, dataDir, out } = launch(o);
+  const exited = exitPromise(child);
+  const line = await new Promise<Record<string, unknown>>((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error(`agent did not start in 15 s: ${out.text}`)), 15_000);
+    const check = () => {
+      const l = out.text.split('\n').find((s) => s.includes('"agent listening"'));
+      if (l) {
+        clearTimeout(timer);
+        resolvePromise(JSON.parse(l) as Record<string, unknown>);
+      }
+    };
+    child.stderr?.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`agent exited with ${code}: ${out.text}`));
+    });
+  });
+  const port = line.grpcPort as number;
+  const stop = async () => {
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const code = await exited;
+    clearTimeout(t);
+    return code;
+  };
+  return {
+    address: `127.0.0.1:${port}`,
+    port,
+    metricsPort: (line.metricsPort as number | null) ?? undefined,
+    profilingPort: (line.profilingPort as number | null) ?? undefined,
+    pid: child.pid as number,
+    dataDir,
+    stop,
+    kill: (signal = 'SIGKILL') => child.kill(signal),
+    stderr: () => out.text,
+    exited,
+  };
+}
+
+/** Runs an agent that should refuse to start; its exit code and stderr (killed after 15 s). */
+export async function runAgentExpectFailure(o: StartAgentOptions): Promise<{ code: number | null; stderr: string }> {
+  const { child, out } = launch(o);
+  const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const code = await exitPromise(child);
+  clearTimeout(t);
+  return { code, stderr: out.text };
+}
+
+/**
+ * Stops every agent this process started (for afterAll): SIGTERM, so each kills its tasks'
+ * process groups (after its --shutdown-grace, 2 s by default here), then SIGKILL after 8 s.
+ */
+export async function stopAllAgents(): Promise<void> {
+  const all = [...live];
+  for (const c of all) c.kill('SIGTERM');
+  const t = setTimeout(() => all.forEach((c) => c.kill('SIGKILL')), 8000);
+  await Promise.all(all.map(exitPromise));
+  clearTimeout(t);
+}

@@ -1,0 +1,167 @@
+// Exec through a real agent process over real mTLS: streaming, exits, signals, timeout,
+// cancel, output cap, stdin, clean env, attach/replay, capacity.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { execCollect, exitOf, rawAgentClient, unary, type ExecResult, type RawClients } from '../helpers/grpc.js';
+import { makePki, type Pki } from '../helpers/pki.js';
+import type { InfoRequest, InfoResponse__Output } from '../../proto/index.js';
+
+let dir: string;
+let pki: Pki;
+let agent: AgentProcess;
+let op: RawClients;
+
+const info = async () => {
+  const r = await unary<InfoRequest, InfoResponse__Output>(op.agent.Info.bind(op.agent), {});
+  if (!r.ok) throw new Error(`Info failed: ${r.status}`);
+  return r.value;
+};
+
+/** True while `pid` runs (a zombie waiting for its reaper counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * True once `pid` is gone, polling up to 2 s: a killed process closes its pipes (which ends the
+ * task) a moment before the kernel marks it a zombie.
+ */
+async function gone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
+  return !alive(pid);
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gaxx-agent-exec-'));
+  pki = await makePki(dir);
+  agent = await startAgent({ certsDir: pki.agent.dir, env: { GAXX_TEST_SECRET: 'hunter2' }, args: ['--capacity', '2'] });
+  op = rawAgentClient(agent.address, pki.clients.operator.dir);
+});
+afterAll(async () => {
+  op?.close();
+  await stopAllAgents();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('agent Exec', () => {
+  it('streams output as it is produced and reports the exit code', async () => {
+    let firstChunkBeforeExit = false;
+    let sawExit = false;
+    const r = await execCollect(op.agent, { taskId: 'stream-1', argv: ['sh', '-c', 'echo one; sleep 1; echo two; exit 3'] }, (ev) => {
+      if (ev.stdout && !sawExit && ev.stdout.toString().includes('one')) firstChunkBeforeExit = !ev.stdout.toString().includes('two');
+      if (ev.exit) sawExit = true;
+    });
+    expect(r.error).toBeUndefined();
+    expect(r.events[0]?.started?.pid).toBeGreaterThan(0);
+    expect(firstChunkBeforeExit).toBe(true);
+    expect(r.stdout).toBe('one\ntwo\n');
+    expect(exitOf(r)).toMatchObject({ code: 3, signal: '', truncated: false, reason: '', stdoutBytes: 8 });
+  });
+
+  it('reports a signal death and a spawn failure (127)', async () => {
+    const sig = await execCollect(op.agent, { taskId: 'sig-1', argv: ['sh', '-c', 'kill -USR1 $$'] });
+    expect(exitOf(sig)).toMatchObject({ code: -1, signal: 'SIGUSR1' });
+    const missing = await execCollect(op.agent, { taskId: 'enoent-1', argv: ['/no/such/command'] });
+    expect(exitOf(missing)?.code).toBe(127);
+    expect(exitOf(missing)?.error).not.toBe('');
+  });
+
+  it('writes stdin and closes it; runs with a clean env in the task dir', async () => {
+    const r = await execCollect(op.agent, {
+      taskId: 'stdin-1',
+      argv: ['sh', '-c', 'cat; echo; env; pwd'],
+      stdin: Buffer.from('from stdin'),
+      env: { GREETING: 'hello' },
+    });
+    expect(exitOf(r)?.code).toBe(0);
+    expect(r.stdout).toContain('from stdin\n');
+    expect(r.stdout).toContain('GREETING=hello');
+    expect(r.stdout).toContain('LANG=C.UTF-8');
+    expect(r.stdout).not.toContain('GAXX_TEST_SECRET');
+    expect(r.stdout).not.toContain('hunter2');
+    expect(r.stdout).toContain(join(agent.dataDir, 'tasks', 'stdin-1'));
+  });
+
+  it('refuses bad requests at the edge', async () => {
+    const bad = [
+      { taskId: '../x', argv: ['true'] },
+      { taskId: 'ok-1', argv: [] },
+      { taskId: 'ok-2', argv: ['true'], env: { 'BAD-NAME': 'x' } },
+      { taskId: 'ok-3', argv: ['true'], workDir: '../outside' },
+    ];
+    const codes = [];
+    for (const req of bad) codes.push((await execCollect(op.agent, req)).error?.gaxxCode);
+    expect(codes).toEqual(['INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'PATH_ESCAPE']);
+    expect((await info()).version).not.toBe('');
+  });
+
+  it('timeout kills the whole process group, grandchildren included', async () => {
+    const r = await execCollect(op.agent, { taskId: 'timeout-1', argv: ['sh', '-c', 'sleep 100 & echo $!; wait'], timeoutMs: 500 });
+    const grandchild = Number(r.stdout.trim());
+    expect(grandchild).toBeGreaterThan(0);
+    expect(exitOf(r)).toMatchObject({ reason: 'timeout', signal: 'SIGTERM' });
+    expect(await gone(grandchild)).toBe(true);
+  });
+
+  it('Cancel kills a running task', async () => {
+    const running = execCollect(op.agent, { taskId: 'cancel-1', argv: ['sh', '-c', 'sleep 100 & echo $!; wait'] }, (ev) => {
+      if (ev.stdout) void unary(op.agent.Cancel.bind(op.agent), { taskId: 'cancel-1' });
+    });
+    const r = await running;
+    expect(exitOf(r)).toMatchObject({ reason: 'cancelled', signal: 'SIGTERM' });
+    expect(await gone(Number(r.stdout.trim()))).toBe(true);
+    const again = await unary(op.agent.Cancel.bind(op.agent), { taskId: 'cancel-1' });
+    expect(again).toMatchObject({ ok: true, value: { found: false } });
+  });
+
+  it('output cap truncates, says so, and stops the task', async () => {
+    const r = await execCollect(op.agent, { taskId: 'cap-1', argv: ['sh', '-c', 'while :; do echo xxxxxxxxxxxxxxx; done'], outputCapBytes: 1000 });
+    expect(r.stdout.length).toBe(1000);
+    expect(exitOf(r)).toMatchObject({ truncated: true, reason: 'output_cap', stdoutBytes: 1000 });
+  });
+
+  it('attaches to a running task id and replays a finished one; the command runs once', async () => {
+    const before = (await info()).tasksStartedTotal;
+    const argv = ['sh', '-c', 'echo begin; sleep 1; echo end'];
+    let second: Promise<ExecResult> | undefined;
+    const firstResult = await execCollect(op.agent, { taskId: 'once-1', argv }, (ev) => {
+      if (ev.stdout && !second) second = execCollect(op.agent, { taskId: 'once-1', argv });
+    });
+    const attached = await (second as Promise<ExecResult>);
+    const replayed = await execCollect(op.agent, { taskId: 'once-1', argv });
+    expect(attached.events[0]?.started).toMatchObject({ attached: true, replayed: false });
+    expect(attached.stdout).toBe('begin\nend\n');
+    expect(replayed.events[0]?.started).toMatchObject({ attached: false, replayed: true });
+    expect(replayed.stdout).toBe('begin\nend\n');
+    expect(exitOf(replayed)).toEqual(exitOf(firstResult));
+    expect((await info()).tasksStartedTotal).toBe(before + 1);
+    const other = await execCollect(op.agent, { taskId: 'once-1', argv: ['true'] });
+    expect(other.error?.gaxxCode).toBe('ALREADY_EXISTS');
+  });
+
+  it('refuses tasks beyond capacity with RESOURCE_EXHAUSTED and keeps serving', async () => {
+    const a = execCollect(op.agent, { taskId: 'cap-a', argv: ['sleep', '100'] });
+    const b = execCollect(op.agent, { taskId: 'cap-b', argv: ['sleep', '100'] });
+    let running = 0;
+    for (let i = 0; i < 200 && running < 2; i++) {
+      running = (await info()).runningTasks;
+      if (running < 2) await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(running).toBe(2);
+    const c = await execCollect(op.agent, { taskId: 'cap-c', argv: ['true'] });
+    expect(c.error).toMatchObject({ status: 8, gaxxCode: 'RESOURCE_EXHAUSTED' });
+    await unary(op.agent.Cancel.bind(op.agent), { taskId: 'cap-a' });
+    await unary(op.agent.Cancel.bind(op.agent), { taskId: 'cap-b' });
+    await Promise.all([a, b]);
+    const d = await execCollect(op.agent, { taskId: 'cap-d', argv: ['true'] });
+    expect(exitOf(d)?.code).toBe(0);
+  });
+});

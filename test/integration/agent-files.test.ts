@@ -1,0 +1,85 @@
+// PutFile/GetFile through a real agent: round trip, confinement (.., absolute, symlink
+// escapes), checksum and size checks that leave nothing behind, and the operator-only cert area.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { getFile, putFile, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
+import { makePki, type Pki } from '../helpers/pki.js';
+
+let dir: string;
+let pki: Pki;
+let agent: AgentProcess;
+let op: RawClients;
+let sched: RawClients;
+
+async function stillServing(): Promise<void> {
+  expect((await unary(op.agent.Info.bind(op.agent), {})).ok).toBe(true);
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gaxx-agent-files-'));
+  pki = await makePki(dir);
+  agent = await startAgent({ certsDir: pki.agent.dir, metrics: false });
+  op = rawAgentClient(agent.address, pki.clients.operator.dir);
+  sched = rawAgentClient(agent.address, pki.clients.scheduler.dir);
+});
+afterAll(async () => {
+  op?.close();
+  sched?.close();
+  await stopAllAgents();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('PutFile and GetFile', () => {
+  it('round-trips a multi-chunk file atomically with its mode and sha256', async () => {
+    const data = Buffer.alloc(200 * 1024 + 7, 'abc');
+    const sha = createHash('sha256').update(data).digest('hex');
+    const put = await putFile(sched.agent, { path: 'in/data.bin', mode: 0o640 }, data);
+    expect(put).toEqual({ ok: true, value: { path: 'in/data.bin', size: data.length, sha256: sha } });
+    expect(statSync(join(agent.dataDir, 'in', 'data.bin')).mode & 0o777).toBe(0o640);
+    const got = await getFile(sched.agent, 'in/data.bin');
+    expect(got.ok && got.value.header).toEqual({ size: data.length, mode: 0o640, sha256: sha });
+    expect(got.ok && got.value.data.equals(data)).toBe(true);
+    expect(readdirSync(join(agent.dataDir, 'in'))).toEqual(['data.bin']);
+  });
+
+  it('refuses ../x, /etc/x and symlink escapes with PATH_ESCAPE', async () => {
+    symlinkSync('/etc', join(agent.dataDir, 'escape'));
+    const codes = [];
+    for (const path of ['../x', '/etc/x', 'a/../../x', 'escape/x']) {
+      const r = await putFile(op.agent, { path }, Buffer.from('x'));
+      codes.push(r.ok ? 'ok' : `${r.status}:${r.gaxxCode}`);
+    }
+    const g = await getFile(op.agent, 'escape/hostname');
+    codes.push(g.ok ? 'ok' : `${g.status}:${g.gaxxCode}`);
+    expect(codes).toEqual(Array(5).fill('7:PATH_ESCAPE'));
+    await stillServing();
+  });
+
+  it('a sha256 or size mismatch is refused and leaves nothing behind', async () => {
+    const bad = await putFile(op.agent, { path: 'sums/a.txt', sha256: '0'.repeat(64) }, Buffer.from('hello'));
+    expect(bad).toMatchObject({ ok: false, status: 15, gaxxCode: 'CHECKSUM_MISMATCH' });
+    const short = await putFile(op.agent, { path: 'sums/b.txt', size: 10 }, Buffer.from('hello'));
+    expect(short).toMatchObject({ ok: false, status: 3, gaxxCode: 'INVALID_ARGUMENT' });
+    expect(readdirSync(join(agent.dataDir, 'sums'))).toEqual([]);
+    expect((await getFile(op.agent, 'sums/a.txt')) as unknown).toMatchObject({ ok: false, gaxxCode: 'NOT_FOUND' });
+    await stillServing();
+  });
+
+  it('the cert area is operator-only and holds only the cert files', async () => {
+    const denied = await putFile(sched.agent, { path: 'revoked.json', area: 'FILE_AREA_CERTS' }, Buffer.from('{}'));
+    expect(denied).toMatchObject({ ok: false, status: 7, gaxxCode: 'PERMISSION_DENIED' });
+    const other = await putFile(op.agent, { path: 'evil.sh', area: 'FILE_AREA_CERTS' }, Buffer.from('x'));
+    expect(other).toMatchObject({ ok: false, status: 7, gaxxCode: 'PATH_ESCAPE' });
+    const ok = await putFile(op.agent, { path: 'staged.txt', area: 'FILE_AREA_DATA' }, Buffer.from('x'));
+    expect(ok.ok).toBe(true);
+    const text = pki.ca.revocationListText();
+    const cert = await putFile(op.agent, { path: 'revoked.json', area: 'FILE_AREA_CERTS', mode: 0o666 }, Buffer.from(text));
+    expect(cert.ok).toBe(true);
+    expect(statSync(join(pki.agent.dir, 'revoked.json')).mode & 0o777).toBe(0o644);
+    await stillServing();
+  });
+});

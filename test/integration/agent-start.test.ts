@@ -1,0 +1,156 @@
+// Start-up refusals (one line, documented exit code), development-only profiling, and
+// graceful shutdown, all with the built agent as a real process.
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:https';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FleetCa } from '../../certs/index.js';
+import { exitCodeFor, type ErrorCode, type HealthCheckRequest, type HealthCheckResponse__Output } from '../../proto/index.js';
+import { runAgentExpectFailure, startAgent, stopAllAgents } from '../helpers/agent.js';
+import { execCollect, exitOf, rawAgentClient, unary } from '../helpers/grpc.js';
+import { issueCertDir, makePki, type Pki } from '../helpers/pki.js';
+
+let dir: string;
+let pki: Pki;
+let expiredAgent: string;
+let foreignAgent: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gaxx-agent-start-'));
+  pki = await makePki(dir);
+  const id = { role: 'agent' as const, fleet: 'test', host: 'h9' };
+  const hourAgo = Date.now() - 3600_000;
+  [{ dir: expiredAgent }, { dir: foreignAgent }] = await Promise.all([
+    issueCertDir(pki.ca, join(dir, 'expired-agent'), { identity: id, notBefore: new Date(hourAgo - 3600_000), notAfter: new Date(hourAgo) }),
+    issueCertDir(FleetCa.open(join(dir, 'other-ca')), join(dir, 'foreign-agent'), { identity: id }, pki.ca.certPem),
+  ]);
+});
+afterAll(async () => {
+  await stopAllAgents();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A port nothing listens on (bound, then released). */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function copyCerts(name: string): string {
+  const to = join(dir, name);
+  cpSync(pki.agent.dir, to, { recursive: true });
+  return to;
+}
+
+async function expectRefused(o: Parameters<typeof runAgentExpectFailure>[0], code: ErrorCode): Promise<void> {
+  const r = await runAgentExpectFailure(o);
+  expect({ code: r.code, lines: r.stderr.trim().split('\n').length, named: r.stderr.includes(code) }).toEqual({
+    code: exitCodeFor(code),
+    lines: 1,
+    named: true,
+  });
+}
+
+describe('start-up refusals', () => {
+  it('root in production', async () => {
+    await expectRefused({ certsDir: copyCerts('root'), asRoot: true }, 'ROOT_REFUSED');
+  });
+
+  it('profiling in production, and nothing listens on the profiling port', async () => {
+    const port = await freePort();
+    await expectRefused({ certsDir: copyCerts('prof'), args: ['--profiling-listen', `127.0.0.1:${port}`] }, 'PROFILING_IN_PRODUCTION');
+    const err = await new Promise<string>((r) => {
+      const s = connect(port, '127.0.0.1', () => r('connected'));
+      s.on('error', (e: NodeJS.ErrnoException) => r(e.code ?? 'error'));
+    });
+    expect(err).toBe('ECONNREFUSED');
+  });
+
+  it('key file readable by others', async () => {
+    const d = copyCerts('mode');
+    chmodSync(join(d, 'key.pem'), 0o644);
+    await expectRefused({ certsDir: d }, 'INSECURE_FILE_MODE');
+  });
+
+  it('missing, expired, foreign-signed and non-agent certificates', async () => {
+    await expectRefused({ certsDir: join(dir, 'nowhere') }, 'NOT_FOUND');
+    await expectRefused({ certsDir: expiredAgent }, 'CERT_EXPIRED');
+    await expectRefused({ certsDir: foreignAgent }, 'CERT_INVALID');
+    await expectRefused({ certsDir: pki.clients.operator.dir }, 'CERT_INVALID');
+  });
+
+  it('a listen address already in use', async () => {
+    const held = createServer();
+    await new Promise<void>((r) => held.listen(0, '127.0.0.1', () => r()));
+    const port = (held.address() as { port: number }).port;
+    try {
+      await expectRefused({ certsDir: copyCerts('busy'), args: ['--listen', `127.0.0.1:${port}`] }, 'UNAVAILABLE');
+    } finally {
+      await new Promise<void>((r) => held.close(() => r()));
+    }
+  });
+
+  it('bad flags and values', async () => {
+    await expectRefused({ certsDir: copyCerts('flags'), args: ['--bogus'] }, 'USAGE');
+    await expectRefused({ certsDir: copyCerts('values'), args: ['--capacity', 'lots'] }, 'CONFIG_INVALID');
+  });
+});
+
+function profGet(port: number, path: string, certDir: string): Promise<{ status: number; body: string }> {
+  const read = (f: string) => readFileSync(join(certDir, f));
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, servername: 'localhost', ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') }, (res) => {
+      let body = '';
+      res.on('data', (b: Buffer) => (body += b.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('development mode', () => {
+  it('serves CPU profiles and heap snapshots to the operator over mTLS', async () => {
+    const a = await startAgent({ certsDir: copyCerts('dev'), env: { GAXX_ENV: 'development' }, args: ['--profiling-listen', '127.0.0.1:0'] });
+    const port = a.profilingPort as number;
+    expect(port).toBeGreaterThan(0);
+    const cpu = await profGet(port, '/debug/cpu?seconds=1', pki.clients.operator.dir);
+    expect(cpu.status).toBe(200);
+    expect(JSON.parse(cpu.body)).toHaveProperty('nodes');
+    const heap = await profGet(port, '/debug/heap', pki.clients.operator.dir);
+    expect(heap.status).toBe(200);
+    expect(JSON.parse(heap.body)).toHaveProperty('snapshot');
+    expect((await profGet(port, '/debug/heap', pki.clients.monitor.dir)).status).toBe(403);
+    expect(await a.stop()).toBe(0);
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('SIGTERM lets a running task finish, then exits 0', async () => {
+    const a = await startAgent({ certsDir: copyCerts('drain'), args: ['--shutdown-grace', '10s'] });
+    const c = rawAgentClient(a.address, pki.clients.operator.dir);
+    const run = execCollect(c.agent, { taskId: 'drain-1', argv: ['sh', '-c', 'sleep 3; echo done'] }, (ev) => {
+      if (ev.started) a.kill('SIGTERM');
+    });
+    // Draining: health turns NOT_SERVING and new tasks are refused on the open connection.
+    let status = '';
+    for (let i = 0; i < 100 && status !== 'NOT_SERVING'; i++) {
+      const h = await unary<HealthCheckRequest, HealthCheckResponse__Output>(c.health.Check.bind(c.health), { service: '' });
+      status = h.ok ? h.value.status : 'error';
+      if (status !== 'NOT_SERVING') await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(status).toBe('NOT_SERVING');
+    const late = await execCollect(c.agent, { taskId: 'drain-2', argv: ['true'] });
+    expect(late.error).toEqual({ status: 14, gaxxCode: 'UNAVAILABLE' });
+    const r = await run;
+    c.close();
+    expect(r.stdout).toBe('done\n');
+    expect(exitOf(r)?.code).toBe(0);
+    expect(await a.exited).toBe(0);
+  });
+});

@@ -1,0 +1,54 @@
+// loadAgentConfig: defaults, precedence (flags over GAXX_AGENT_* env), and refusals with codes.
+import { describe, expect, it } from 'vitest';
+import { loadAgentConfig } from '../../agent/index.js';
+import { isGaxxError } from '../../proto/index.js';
+
+const codeOf = (fn: () => unknown): string => {
+  try {
+    fn();
+    return 'none';
+  } catch (e) {
+    return isGaxxError(e) ? e.code : 'not a GaxxError';
+  }
+};
+
+describe('loadAgentConfig', () => {
+  it('applies defaults: :8088, metrics and profiling off, production', () => {
+    const c = loadAgentConfig({ argv: ['--certs', '/c'], env: { HOME: '/home/gx' } });
+    expect(c).toMatchObject({
+      listen: { host: '0.0.0.0', port: 8088 },
+      certsDir: '/c',
+      dataDir: '/home/gx/.local/state/gaxx-agent',
+      metricsListen: undefined,
+      profilingListen: undefined,
+      capacity: 16,
+      defaultTimeoutMs: 3_600_000,
+      defaultOutputCapBytes: 16 * 1024 * 1024,
+      maxMessageBytes: 4 * 1024 * 1024,
+      environment: 'production',
+    });
+  });
+
+  it('reads GAXX_AGENT_* env and lets flags win', () => {
+    const env = { GAXX_AGENT_CERTS: '/env-certs', GAXX_AGENT_CAPACITY: '3', GAXX_AGENT_METRICS_LISTEN: '127.0.0.1:9091', GAXX_ENV: 'development' };
+    const c = loadAgentConfig({ argv: ['--capacity', '5', '--default-timeout', '30s', '--max-message-bytes', '1MiB', '--listen', '[::1]:0'], env });
+    expect(c).toMatchObject({
+      certsDir: '/env-certs',
+      capacity: 5,
+      metricsListen: { host: '127.0.0.1', port: 9091 },
+      defaultTimeoutMs: 30_000,
+      maxMessageBytes: 1024 * 1024,
+      listen: { host: '::1', port: 0 },
+      environment: 'development',
+    });
+  });
+
+  it('refuses unknown flags (USAGE) and bad values (CONFIG_INVALID)', () => {
+    expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--nope'], env: {} }))).toBe('USAGE');
+    expect(codeOf(() => loadAgentConfig({ argv: [], env: {} }))).toBe('CONFIG_INVALID');
+    expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--listen', 'nowhere'], env: {} }))).toBe('CONFIG_INVALID');
+    expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--listen', '1.2.3.4:70000'], env: {} }))).toBe('CONFIG_INVALID');
+    expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c'], env: { GAXX_ENV: 'staging' } }))).toBe('CONFIG_INVALID');
+    expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--capacity', '0'], env: {} }))).toBe('CONFIG_INVALID');
+  });
+});

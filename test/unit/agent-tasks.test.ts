@@ -1,0 +1,51 @@
+// The task registry with real child processes: retention by TTL and count, the replay buffer
+// bound (a replay that lost output says truncated), and the concurrency cap.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TaskRegistry } from '../../agent/tasks.js';
+import type { ExecSpec } from '../../agent/exec.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'gaxx-tasks-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const spec = (taskId: string, argv: string[]): ExecSpec => ({ taskId, argv, env: {}, cwd: dir, stdin: Buffer.alloc(0), timeoutMs: 10_000, outputCapBytes: 1 << 20 });
+
+function run(reg: TaskRegistry, taskId: string, argv: string[]): Promise<void> {
+  return new Promise((resolve) => reg.start(spec(taskId, argv), (ev) => ev.exit && resolve()));
+}
+
+describe('TaskRegistry', () => {
+  it('forgets finished tasks after the TTL and beyond the count bound, oldest first', async () => {
+    const reg = new TaskRegistry({ capacity: 4, retentionMs: 200, maxFinished: 2 });
+    await run(reg, 'a', ['true']);
+    await run(reg, 'b', ['true']);
+    await run(reg, 'c', ['true']);
+    expect([reg.get('a'), reg.get('b') !== undefined, reg.get('c') !== undefined]).toEqual([undefined, true, true]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(reg.get('c')).toBeUndefined();
+    expect(reg.startedTotal).toBe(3);
+    await reg.shutdown(0);
+  });
+
+  it('keeps the tail of the output within the replay budget and marks the replay truncated', async () => {
+    const reg = new TaskRegistry({ capacity: 1, replayBytesPerTask: 1000 });
+    await run(reg, 'big', ['sh', '-c', 'head -c 5000 /dev/zero']);
+    const t = reg.get('big');
+    expect(t?.bufferedBytes).toBeLessThanOrEqual(1000);
+    const exit = t?.replayEvents().at(-1)?.exit;
+    expect(exit).toMatchObject({ truncated: true, stdoutBytes: 5000 });
+    expect(reg.hasRoom()).toBe(true);
+    await reg.shutdown(0);
+  });
+
+  it('counts running tasks against the capacity and kills them on shutdown', async () => {
+    const reg = new TaskRegistry({ capacity: 1 });
+    const done = run(reg, 'sleepy', ['sleep', '30']);
+    expect(reg.hasRoom()).toBe(false);
+    await reg.shutdown(50);
+    await done;
+    expect(reg.get('sleepy')?.exit?.reason).toBe('shutdown');
+  });
+});
