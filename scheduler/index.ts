@@ -1,4 +1,15 @@
-/** scheduler: the queue, its workers and daemon, and the Redis they share. The CLI's only door in. */
+/** scheduler: the public seam. Other modules (cli) import the scheduler only through this file. */
+export {
+  AgentClient,
+  FILE_CHUNK_BYTES,
+  MAX_MESSAGE_BYTES,
+  type AgentClientOptions,
+  type AgentTarget,
+  type ExecCallOptions,
+  type ExecResult,
+  type HealthStatus,
+} from './agent-client.js';
+export { checkAgentCertificate, grpcTarget, splitAddress, type AgentExpectation } from './agent-identity.js';
 export { acquireEmbeddedRedis, type EmbeddedRedis, type EmbeddedRedisOptions } from './embedded-redis.js';
 export { createRedis, durabilityWarnings, gaxxKey, KEY_PREFIX, redisSettingsFromUrl, waitReady, type RedisRole, type RedisSettings } from './redis.js';
 export { assertJobId, jobIdFor, newRunId, parseRunSpec, parseTaskSpec, LIMITS, type RunSpec, type RunSpecInput, type TaskInput, type TaskSpec } from './task.js';
@@ -12,3 +23,6 @@ export { SchedulerWorker, type SchedulerWorkerOptions, type WorkerLog } from './
 export { SchedulerMetrics } from './metrics.js';
 export { SchedulerDaemon, schedulerAlive, HEARTBEAT_KEY, type DaemonOptions } from './daemon.js';
 export { runAndWait, type RunAndWaitOptions, type RunOutcome } from './run.js';
+export { redisTarget, type RedisTarget } from './embedded-redis.js';
+export { agentConnector, type ConnectorOptions } from './connector.js';
+export { serveScheduler, type ServeOptions, type Served } from './serve.js';

@@ -1,0 +1,73 @@
+/**
+ * The contract between cli/main.ts and a command module (cli/commands/<name>.ts): each module
+ * exports `command: Command`, which main.ts loads lazily when that command is invoked.
+ */
+import type { GaxxConfig } from './config.js';
+import type { Io, Output } from './output.js';
+
+/** One flag of a command, with what `--help` prints about it. */
+export interface FlagSpec {
+  type: 'string' | 'boolean';
+  short?: string;
+  multiple?: boolean;
+  /** Placeholder shown in help, e.g. DIR. */
+  valueName?: string;
+  help: string;
+}
+
+/** Parsed flag values (as node:util parseArgs returns them). */
+export type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/** What a command's run() receives. */
+export interface CommandContext {
+  flags: FlagValues;
+  /** Positional arguments before `--`. */
+  positionals: string[];
+  /** Everything after `--`: an argv, never a shell string. Empty when there was no `--`. */
+  rest: string[];
+  /** True when the command line had a `--`. */
+  hasRest: boolean;
+  config: GaxxConfig;
+  out: Output;
+  io: Io;
+  /** Aborted on the first Ctrl-C (SIGINT); commands that can cancel remote work listen to it. */
+  signal: AbortSignal;
+}
+
+/** A command module's export. */
+export interface Command {
+  /** e.g. 'gaxx certs issue --role R --name N [--out DIR]' */
+  usage: string;
+  /** A paragraph describing what the command does. */
+  description: string;
+  flags: Record<string, FlagSpec>;
+  /** Positional arguments accepted before `--` (names for help; count is enforced). */
+  positionals?: { names: string[]; min: number };
+  /** Whether the command takes an argv after `--`. */
+  takesRest?: boolean;
+  /** Whether run() cancels its work when ctx.signal aborts (main.ts then defers Ctrl-C to it). */
+  handlesInterrupt?: boolean;
+  examples: string[];
+  /** Runs the command; resolves to the process exit code. Throws GaxxError for expected failures. */
+  run(ctx: CommandContext): Promise<number>;
+}
+
+/** The value of a string flag. */
+export function stringFlag(flags: FlagValues, name: string): string | undefined {
+  const v = flags[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** The values of a repeatable string flag. */
+export function stringsFlag(flags: FlagValues, name: string): string[] {
+  const v = flags[name];
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : typeof v === 'string' ? [v] : [];
+}
+
+/** The value of a boolean flag. */
+export function boolFlag(flags: FlagValues, name: string): boolean {
+  return flags[name] === true;
+}
+
+/** The common `--json` flag. */
+export const JSON_FLAG: FlagSpec = { type: 'boolean', help: 'print the result as one JSON document on stdout' };

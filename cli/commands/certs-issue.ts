@@ -1,0 +1,77 @@
+/** `gaxx certs issue`: a certificate for one identity, written as a cert dir. */
+import { resolve } from 'node:path';
+import { FleetCa, ROLES, identityUri, writeCertDir, type Identity, type Role } from '../../certs/index.js';
+import { GaxxError } from '../../proto/index.js';
+import { JSON_FLAG, stringFlag, stringsFlag, type Command, type FlagValues } from '../command.js';
+
+const MAX_DAYS = 3650;
+
+function usage(message: string): GaxxError {
+  return new GaxxError('USAGE', `${message} (see 'gaxx certs issue --help')`);
+}
+
+/** The identity, hosts and lifetime the flags ask for; USAGE when they do not fit the role. */
+function requestFrom(flags: FlagValues): { identity: Identity; hosts: string[]; days: number | undefined; out: string } {
+  const role = stringFlag(flags, 'role');
+  const name = stringFlag(flags, 'name');
+  const fleet = stringFlag(flags, 'fleet');
+  const hosts = stringsFlag(flags, 'host');
+  const out = stringFlag(flags, 'out');
+  if (!role || !(ROLES as readonly string[]).includes(role)) throw usage(`--role must be one of ${ROLES.join(', ')}`);
+  if (!name) throw usage('--name is required');
+  if (!out) throw usage('--out DIR is required');
+  const daysText = stringFlag(flags, 'days');
+  const days = daysText === undefined ? undefined : Number(daysText);
+  if (days !== undefined && !(Number.isInteger(days) && days >= 1 && days <= MAX_DAYS)) throw usage(`--days must be a whole number from 1 to ${MAX_DAYS}`);
+  let identity: Identity;
+  if ((role as Role) === 'agent') {
+    if (!fleet) throw usage('role agent needs --fleet FLEET (and --name HOST)');
+    identity = { role: 'agent', fleet, host: name };
+  } else {
+    if (fleet) throw usage(`--fleet applies to role agent only`);
+    if (hosts.length > 0) throw usage(`--host applies to role agent only`);
+    identity = { role: role as Exclude<Role, 'agent'>, name };
+  }
+  return { identity, hosts, days, out: resolve(out) };
+}
+
+export const command: Command = {
+  usage: 'gaxx certs issue --role R --name N [--fleet F] [--host H ...] [--days D] --out DIR [--json]',
+  description: [
+    "Issues a certificate signed by this installation's fleet CA and writes it as a cert dir:",
+    'cert.pem, key.pem (0600), ca.pem and the current signed revoked.json. Prints its serial and',
+    'expiry. Role agent names a host of a fleet (spiffe://gaxx/agent/<fleet>/<name>) and takes',
+    "the host's IP addresses and DNS names with --host; roles operator, scheduler and monitor",
+    'name a client (spiffe://gaxx/<role>/<name>).',
+  ].join('\n'),
+  flags: {
+    role: { type: 'string', valueName: 'R', help: `role: ${ROLES.join(', ')}` },
+    name: { type: 'string', valueName: 'N', help: 'host name (role agent) or client name' },
+    fleet: { type: 'string', valueName: 'F', help: 'fleet name (role agent only, required there)' },
+    host: { type: 'string', valueName: 'H', multiple: true, help: 'IP address or DNS name the agent answers on (role agent)' },
+    days: { type: 'string', valueName: 'D', help: `lifetime in days (default 30, at most ${MAX_DAYS})` },
+    out: { type: 'string', valueName: 'DIR', help: 'directory to write cert.pem, key.pem, ca.pem, revoked.json' },
+    json: JSON_FLAG,
+  },
+  examples: [
+    'gaxx certs issue --role agent --fleet web --name h1 --host 10.0.0.5 --host h1.internal --out ./h1-certs',
+    'gaxx certs issue --role scheduler --name sched1 --out /etc/gaxx/scheduler',
+    'gaxx certs issue --role monitor --name prom --days 7 --out ./prom --json',
+  ],
+  async run({ flags, config, out }) {
+    const req = requestFrom(flags);
+    const ca = FleetCa.open(config.paths.caDir);
+    const made = await ca.issue({
+      identity: req.identity,
+      hosts: req.hosts,
+      ...(req.days === undefined ? {} : { validityMs: req.days * 24 * 3600 * 1000 }),
+    });
+    if (req.identity.role === 'agent' && req.hosts.length === 0) {
+      out.note('gaxx: warning: no --host given; clients check the address they dial against the certificate, so none can reach this agent');
+    }
+    writeCertDir(req.out, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem, revokedText: ca.revocationListText() });
+    const result = { serial: made.serial, identity: identityUri(req.identity), hosts: req.hosts, notBefore: made.notBefore.toISOString(), notAfter: made.notAfter.toISOString(), dir: req.out };
+    out.result(result, () => `issued ${result.identity} serial ${made.serial}, valid until ${result.notAfter}, in ${req.out}`);
+    return 0;
+  },
+};

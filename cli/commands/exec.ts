@@ -1,0 +1,127 @@
+/** `gaxx exec --agent ADDR -- CMD ARGS...`: one command on one agent, directly over mTLS. */
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:os';
+import { loadCertDir, type CertBundle } from '../../certs/index.js';
+import { GaxxError, isGaxxError, type Exit__Output } from '../../proto/index.js';
+import { AgentClient } from '../../scheduler/index.js';
+import { JSON_FLAG, stringFlag, stringsFlag, type Command, type FlagValues } from '../command.js';
+import type { Output } from '../output.js';
+
+function usage(message: string): GaxxError {
+  return new GaxxError('USAGE', `${message} (see 'gaxx exec --help')`);
+}
+
+/** `host:port` as given, or `host` with the configured agent port. */
+export function agentAddress(raw: string, defaultPort: number): string {
+  if (/^\[[^\]]+\]:\d+$/.test(raw) || /^[^:[\]]+:\d+$/.test(raw)) return raw;
+  if (/^\[[^\]]+\]$/.test(raw)) return `${raw}:${defaultPort}`;
+  if (/^[^:[\]]+$/.test(raw)) return `${raw}:${defaultPort}`;
+  if (raw.includes(':') && !raw.includes('[')) return `[${raw}]:${defaultPort}`; // a bare IPv6 address
+  throw usage(`--agent '${raw}' must be HOST[:PORT]`);
+}
+
+/** The shell convention: a process ended by signal N exits 128+N. */
+export function exitCodeOf(exit: Exit__Output): number {
+  if (exit.reason === 'cancelled') return 130;
+  if (exit.signal) return 128 + ((constants.signals as Record<string, number>)[exit.signal] ?? 0);
+  return exit.code;
+}
+
+function positiveNumber(flags: FlagValues, name: string): number | undefined {
+  const raw = stringFlag(flags, name);
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!(Number.isFinite(n) && n > 0)) throw usage(`--${name} must be a positive number`);
+  return n;
+}
+
+function envFrom(flags: FlagValues): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const kv of stringsFlag(flags, 'env')) {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw usage(`--env '${kv}' must be NAME=VALUE`);
+    env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return env;
+}
+
+/** The operator's cert bundle; NOT_FOUND says to run `gaxx init` first. */
+function operatorCredentials(dir: string): CertBundle {
+  try {
+    return loadCertDir(dir);
+  } catch (e) {
+    if (isGaxxError(e, 'NOT_FOUND')) throw new GaxxError('NOT_FOUND', `no operator certificate in ${dir}: run 'gaxx init' first`, { cause: e });
+    throw e;
+  }
+}
+
+function reportExit(out: Output, exit: Exit__Output): void {
+  if (exit.error) out.note(`gaxx: remote command failed to start: ${exit.error}`);
+  if (exit.truncated) out.note('gaxx: output truncated at the output cap');
+  if (exit.reason && exit.reason !== 'output_cap') out.note(`gaxx: task ended by the agent (${exit.reason})`);
+}
+
+export const command: Command = {
+  usage: 'gaxx exec --agent ADDR [--timeout S] [--output-cap BYTES] [--task-id ID] [--env K=V ...] [--json] -- CMD ARGS...',
+  description: [
+    'Runs one command on one agent directly, with the operator certificate of this installation,',
+    'streams its stdout and stderr as they arrive, and exits with the remote exit code (128+N when',
+    'a signal N ended it). Everything after -- is the argv, never a shell string: use',
+    "`-- sh -c '...'` for shell syntax. Ctrl-C cancels the remote task; a second Ctrl-C quits.",
+    'Agent refusals exit with their error code (see gaxx --help). This path bypasses the queue.',
+  ].join('\n'),
+  flags: {
+    agent: { type: 'string', valueName: 'ADDR', help: 'agent address HOST[:PORT] (port default 8088)' },
+    timeout: { type: 'string', valueName: 'S', help: "seconds before the agent kills the task (default: the agent's)" },
+    'output-cap': { type: 'string', valueName: 'BYTES', help: "cap on stdout+stderr bytes (default: the agent's)" },
+    'task-id': { type: 'string', valueName: 'ID', help: 'task id ([A-Za-z0-9._-]); re-using a running id attaches to it' },
+    env: { type: 'string', valueName: 'K=V', multiple: true, help: "environment variable for the command (the agent's own is never inherited)" },
+    json: { ...JSON_FLAG, help: 'print one JSON result (exit, output, timings) at the end instead of streaming' },
+  },
+  takesRest: true,
+  handlesInterrupt: true,
+  examples: [
+    'gaxx exec --agent 10.0.0.5 -- uptime',
+    "gaxx exec --agent h1.internal:8088 --timeout 30 -- sh -c 'echo hi; exit 3'",
+    'gaxx exec --agent 127.0.0.1:8088 --json -- cat /etc/os-release',
+  ],
+  async run({ flags, rest, config, out, signal }) {
+    const rawAgent = stringFlag(flags, 'agent');
+    if (!rawAgent) throw usage('--agent ADDR is required');
+    if (rest.length === 0) throw usage('give the command after --, e.g. gaxx exec --agent ADDR -- uptime');
+    const timeout = positiveNumber(flags, 'timeout');
+    const cap = positiveNumber(flags, 'output-cap');
+    const taskId = stringFlag(flags, 'task-id') ?? `exec-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+    const address = agentAddress(rawAgent, config.agent.port);
+    const creds = operatorCredentials(config.paths.operatorCertDir);
+    const client = AgentClient.connect({ address }, creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    let pid = 0;
+    let exit: Exit__Output | undefined;
+    try {
+      const req = { taskId, argv: rest, env: envFrom(flags), timeoutMs: timeout ? Math.ceil(timeout * 1000) : 0, outputCapBytes: cap ? Math.floor(cap) : 0 };
+      for await (const ev of client.exec(req, { signal })) {
+        if (ev.started) pid = ev.started.pid;
+        else if (ev.stdout) {
+          if (out.json) stdout.push(ev.stdout);
+          else out.writeOut(ev.stdout);
+        } else if (ev.stderr) {
+          if (out.json) stderr.push(ev.stderr);
+          else out.writeErr(ev.stderr);
+        }
+        else if (ev.exit) exit = ev.exit;
+      }
+    } finally {
+      client.close();
+    }
+    if (!exit) throw new GaxxError('UNAVAILABLE', `agent ${address} ended task ${taskId} without an exit event`);
+    const code = exitCodeOf(exit);
+    if (out.json) {
+      const o = Buffer.concat(stdout).toString('utf8');
+      const e = Buffer.concat(stderr).toString('utf8');
+      out.result({ agent: address, taskId, pid, exitCode: code, ...exit, stdout: o, stderr: e }, () => '');
+    } else reportExit(out, exit);
+    return code;
+  },
+};

@@ -1,0 +1,97 @@
+/** `gaxx init`: the CA, the SSH key pair and the operator certificate, created when absent. */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  CERT_FILE,
+  FleetCa,
+  assertName,
+  identityUri,
+  loadCertDir,
+  parseCertificate,
+  writeCertDir,
+  type CertBundle,
+} from '../../certs/index.js';
+import { isGaxxError } from '../../proto/index.js';
+import { JSON_FLAG, stringFlag, type Command } from '../command.js';
+import type { GaxxConfig } from '../config.js';
+import { ensureSshKeyPair } from '../ssh/keys.js';
+
+interface OperatorState {
+  dir: string;
+  created: boolean;
+  renewed: boolean;
+  identity: string;
+  serial: string;
+  notAfter: string;
+}
+
+/** Loads the operator cert dir, issuing a certificate when there is none (or it expired). */
+async function ensureOperator(ca: FleetCa, config: GaxxConfig, name: string): Promise<OperatorState> {
+  const dir = config.paths.operatorCertDir;
+  let existing: CertBundle | undefined;
+  let renewed = false;
+  if (existsSync(join(dir, CERT_FILE))) {
+    try {
+      existing = loadCertDir(dir);
+    } catch (e) {
+      // An expired operator certificate is renewed; anything else (bad mode, wrong key) is reported.
+      if (!isGaxxError(e, 'CERT_EXPIRED')) throw e;
+      renewed = true;
+    }
+  }
+  if (existing) {
+    const s = existing.summary;
+    return { dir, created: false, renewed: false, identity: identityUri(s.identity), serial: s.serial, notAfter: s.notAfter.toISOString() };
+  }
+  const identity = { role: 'operator' as const, name };
+  const made = await ca.issue({ identity });
+  writeCertDir(dir, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem, revokedText: ca.revocationListText() });
+  return { dir, created: !renewed, renewed, identity: identityUri(identity), serial: made.serial, notAfter: made.notAfter.toISOString() };
+}
+
+export const command: Command = {
+  usage: 'gaxx init [--name NAME] [--json]',
+  description: [
+    'Creates, when absent, everything this installation needs under its config dir: the fleet CA',
+    '(<config>/ca, key 0600), an Ed25519 SSH key pair (<config>/ssh/id_ed25519, 0600) and the',
+    "operator's client certificate (<config>/operator, identity spiffe://gaxx/operator/<name>).",
+    'Re-running it is harmless: nothing that exists is regenerated, and it says what it found.',
+    'A CA key or SSH key readable by group or others is refused (INSECURE_FILE_MODE).',
+  ].join('\n'),
+  flags: {
+    name: { type: 'string', valueName: 'NAME', help: 'operator name for a new certificate (default: your user name)' },
+    json: JSON_FLAG,
+  },
+  examples: ['gaxx init', 'gaxx init --name alice', 'GAXX_HOME=/tmp/lab gaxx init --json'],
+  async run({ flags, config, out }) {
+    const name = stringFlag(flags, 'name') ?? config.operatorName;
+    assertName(name, 'operator name');
+    const { paths } = config;
+    mkdirSync(paths.configDir, { recursive: true, mode: 0o700 });
+    mkdirSync(paths.stateDir, { recursive: true, mode: 0o700 });
+    const progress = out.progress('gaxx init');
+    progress.update('fleet CA');
+    const { ca, created: caCreated } = await FleetCa.init(paths.caDir);
+    progress.update('SSH key');
+    const ssh = ensureSshKeyPair(paths.sshPrivateKey, paths.sshPublicKey, `gaxx-${name}`);
+    progress.update('operator certificate');
+    const operator = await ensureOperator(ca, config, name).finally(() => progress.done());
+    const fingerprint256 = parseCertificate(ca.certPem).fingerprint256;
+    const result = {
+      configDir: paths.configDir,
+      stateDir: paths.stateDir,
+      ca: { dir: paths.caDir, created: caCreated, fingerprint256 },
+      ssh: { privateKey: ssh.privateKeyPath, publicKey: ssh.publicKeyPath, created: ssh.created, fingerprint: ssh.fingerprint },
+      operator,
+    };
+    const said = (made: boolean) => (made ? 'created' : 'exists ');
+    out.result(result, () =>
+      [
+        `CA        ${said(caCreated)}  ${paths.caDir}  (SHA256 ${fingerprint256})`,
+        `SSH key   ${said(ssh.created)}  ${ssh.privateKeyPath}  (${ssh.fingerprint})`,
+        `operator  ${operator.renewed ? 'renewed' : said(operator.created)}  ${operator.dir}  (${operator.identity}, serial ${operator.serial}, valid until ${operator.notAfter})`,
+      ].join('\n'),
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,162 @@
+/**
+ * Command-line dispatch and THE error funnel: resolves the command from the table, parses its
+ * flags strictly, loads the config, runs it, and turns every failure into one stderr line and
+ * a documented exit code. main.ts feeds it the process's argv, env and streams.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { GaxxError, exitCodeFor } from '../proto/index.js';
+import type { Command, FlagValues } from './command.js';
+import { COMMANDS, type CommandEntry } from './commands.js';
+import { CONFIG_FLAGS, loadConfig, type ReadFile } from './config.js';
+import { commandHelp, groupHelp, programHelp } from './help.js';
+import { Output, type Io } from './output.js';
+
+/** Exit code of a bare Error reaching the funnel (EX_SOFTWARE): always a bug. */
+export const INTERNAL_EXIT = 70;
+
+export interface CliInput {
+  argv: readonly string[];
+  env: Readonly<Record<string, string | undefined>>;
+  io: Io;
+  readFile: ReadFile;
+  homeDir: string;
+  userName: string;
+  cwd: string;
+  /** Aborted by main.ts on the first Ctrl-C, for commands that declare `handlesInterrupt`. */
+  signal: AbortSignal;
+  /** Called when the command being run can cancel its work on Ctrl-C. */
+  onInterruptible?: () => void;
+}
+
+/** Runs one command line; resolves to the exit code. Never throws. */
+export async function runCli(input: CliInput): Promise<number> {
+  try {
+    return await dispatch(input);
+  } catch (e) {
+    return reportError(e, input.io, input.env.GAXX_DEBUG === '1');
+  }
+}
+
+/** The error funnel: one line on stderr, and the exit code for it. */
+export function reportError(e: unknown, io: Io, debug = false): number {
+  if (e instanceof GaxxError) {
+    io.stderr.write(`gaxx: ${e.message} [${e.code}]\n`);
+    return exitCodeFor(e.code);
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  io.stderr.write(`gaxx: internal error (this is a bug): ${msg}\n`);
+  if (debug && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`);
+  return INTERNAL_EXIT;
+}
+
+/** The version in package.json (found by walking up from this module, in src and dist). */
+export function version(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'gaxx' && pkg.version) return pkg.version;
+    } catch {
+      // not here; look one level up
+    }
+    dir = dirname(dir);
+  }
+  return 'unknown';
+}
+
+async function dispatch(input: CliInput): Promise<number> {
+  const { io } = input;
+  const dash = input.argv.indexOf('--');
+  const pre = dash === -1 ? [...input.argv] : input.argv.slice(0, dash);
+  const rest = dash === -1 ? [] : input.argv.slice(dash + 1);
+  const first = pre[0];
+  if (first === undefined) {
+    io.stderr.write(`${programHelp(COMMANDS, version())}\n`);
+    throw usage('no command given');
+  }
+  if (first === '--help' || first === '-h' || first === 'help') return print(io, programHelp(COMMANDS, version()));
+  if (first === '--version' || first === '-V') return print(io, version());
+  const { entry, words } = resolveCommand(pre);
+  const args = pre.slice(words);
+  const wantsHelp = args.includes('--help') || args.includes('-h');
+  if (!entry) {
+    if (wantsHelp || args.length === 0) {
+      if (wantsHelp) return print(io, groupHelp(first, COMMANDS));
+      io.stderr.write(`${groupHelp(first, COMMANDS)}\n`);
+    }
+    throw usage(`'${first}' needs a subcommand`);
+  }
+  const { command } = await entry.load();
+  if (wantsHelp) return print(io, commandHelp(command));
+  const parsed = parseCommandLine(entry, command, args);
+  if (dash !== -1 && !command.takesRest) throw usage(`'gaxx ${entry.name}' takes no arguments after --`, entry.name);
+  const config = loadConfig({ argv: args, env: input.env, readFile: input.readFile, homeDir: input.homeDir, userName: input.userName, cwd: input.cwd });
+  if (command.handlesInterrupt) input.onInterruptible?.();
+  return command.run({
+    flags: parsed.values,
+    positionals: parsed.positionals,
+    rest,
+    hasRest: dash !== -1,
+    config,
+    out: new Output(io, parsed.values.json === true),
+    io,
+    signal: input.signal,
+  });
+}
+
+function print(io: Io, text: string): number {
+  io.stdout.write(`${text}\n`);
+  return 0;
+}
+
+function usage(message: string, command?: string): GaxxError {
+  return new GaxxError('USAGE', `${message} (see 'gaxx ${command ? `${command} ` : ''}--help')`);
+}
+
+/** The table entry named by the leading words of the command line (longest match wins). */
+function resolveCommand(pre: readonly string[]): { entry: CommandEntry | undefined; words: number } {
+  const words: string[] = [];
+  for (const w of pre) {
+    if (w.startsWith('-')) break;
+    words.push(w);
+  }
+  for (let n = Math.min(words.length, 3); n > 0; n--) {
+    const name = words.slice(0, n).join(' ');
+    const entry = COMMANDS.find((c) => c.name === name);
+    if (entry) return { entry, words: n };
+  }
+  const first = words[0] ?? pre[0] ?? '';
+  if (COMMANDS.some((c) => c.name.startsWith(`${first} `))) {
+    if (words.length > 1) throw usage(`unknown command 'gaxx ${words.slice(0, 2).join(' ')}'`, first);
+    return { entry: undefined, words: 1 };
+  }
+  const hint = closest(first);
+  throw usage(`unknown command '${first}'${hint ? `; did you mean '${hint}'?` : ''}`);
+}
+
+function closest(word: string): string | undefined {
+  const names = [...new Set(COMMANDS.map((c) => c.name.split(' ')[0] as string))];
+  return names.find((n) => n.startsWith(word.slice(0, 2)) && word.length > 1);
+}
+
+function parseCommandLine(entry: CommandEntry, command: Command, args: string[]): { values: FlagValues; positionals: string[] } {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
+  for (const name of Object.keys(CONFIG_FLAGS)) options[name] = { type: 'string' };
+  for (const [name, f] of Object.entries(command.flags)) {
+    options[name] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
+  } catch (e) {
+    throw usage((e as Error).message, entry.name);
+  }
+  const max = command.positionals?.names.length ?? 0;
+  const min = command.positionals?.min ?? 0;
+  if (parsed.positionals.length > max) throw usage(`unexpected argument '${parsed.positionals[max]}'`, entry.name);
+  if (parsed.positionals.length < min) throw usage(`missing ${command.positionals?.names[parsed.positionals.length]}`, entry.name);
+  return { values: parsed.values as FlagValues, positionals: parsed.positionals };
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+/**
+ * The `gaxx` executable. The only CLI module that touches the process: it hands argv, env and
+ * the standard streams to runCli, turns the first Ctrl-C into a cancellation for commands that
+ * can cancel remote work, and exits with the code runCli returns.
+ */
+import { homedir, userInfo } from 'node:os';
+import { readFileIfExists } from './config.js';
+import { runCli } from './dispatch.js';
+
+function userName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env.USER ?? '';
+  }
+}
+
+const interrupt = new AbortController();
+let interruptible = false;
+process.on('SIGINT', () => {
+  if (interruptible && !interrupt.signal.aborted) {
+    process.stderr.write('gaxx: cancelling (press Ctrl-C again to quit)\n');
+    interrupt.abort();
+    return;
+  }
+  process.exit(130);
+});
+
+const code = await runCli({
+  argv: process.argv.slice(2),
+  env: process.env,
+  io: { stdout: process.stdout, stderr: process.stderr, stderrIsTty: process.stderr.isTTY === true },
+  readFile: readFileIfExists,
+  homeDir: homedir(),
+  userName: userName(),
+  cwd: process.cwd(),
+  signal: interrupt.signal,
+  onInterruptible: () => {
+    interruptible = true;
+  },
+});
+// Flush what is buffered before exiting; open handles (e.g. a gRPC channel) must not keep us alive.
+await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+await new Promise<void>((resolve) => process.stderr.write('', () => resolve()));
+process.exit(code);

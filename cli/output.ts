@@ -1,0 +1,91 @@
+/**
+ * Rendering: results go to stdout (human text or one JSON document with --json), diagnostics
+ * and progress to stderr, so `gaxx ... --json | jq` always sees clean JSON.
+ */
+import type { Writable } from 'node:stream';
+
+/** The streams a command writes to (process streams in main.ts, captured ones in tests). */
+export interface Io {
+  stdout: Writable;
+  stderr: Writable;
+  /** Progress lines are drawn only on a terminal. */
+  stderrIsTty: boolean;
+}
+
+/** A column of a human table. */
+export interface Column<T> {
+  header: string;
+  get: (row: T) => string;
+}
+
+/** Human vs JSON output for one command invocation. */
+export class Output {
+  constructor(
+    readonly io: Io,
+    readonly json: boolean,
+  ) {}
+
+  /** Prints the command's result: `value` as JSON with --json, else the human text. */
+  result(value: unknown, human: () => string): void {
+    if (this.json) this.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    else {
+      const text = human();
+      if (text !== '') this.io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    }
+  }
+
+  /** A diagnostic line on stderr (shown in both modes; never a result). */
+  note(message: string): void {
+    this.io.stderr.write(`${message}\n`);
+  }
+
+  /** Raw output bytes (e.g. a remote command's stdout), unchanged. */
+  writeOut(data: Buffer | string): void {
+    this.io.stdout.write(data);
+  }
+
+  /** Raw diagnostic bytes (e.g. a remote command's stderr), unchanged. */
+  writeErr(data: Buffer | string): void {
+    this.io.stderr.write(data);
+  }
+
+  /** Starts a progress display for long work; a no-op unless stderr is a terminal. */
+  progress(label: string): Progress {
+    return new Progress(this.io, label);
+  }
+}
+
+/** One updatable status line on a terminal's stderr. */
+export class Progress {
+  private readonly started = Date.now();
+  private active: boolean;
+
+  constructor(
+    private readonly io: Io,
+    private readonly label: string,
+  ) {
+    this.active = io.stderrIsTty;
+    this.update('');
+  }
+
+  /** Redraws the line with `detail`. */
+  update(detail: string): void {
+    if (!this.active) return;
+    const secs = ((Date.now() - this.started) / 1000).toFixed(1);
+    this.io.stderr.write(`\r\x1b[2K${this.label}${detail ? `: ${detail}` : ''} (${secs}s)`);
+  }
+
+  /** Clears the line; later output starts on a clean line. */
+  done(): void {
+    if (!this.active) return;
+    this.io.stderr.write('\r\x1b[2K');
+    this.active = false;
+  }
+}
+
+/** Renders rows as an aligned plain-text table. */
+export function renderTable<T>(rows: readonly T[], columns: readonly Column<T>[]): string {
+  const cells = [columns.map((c) => c.header), ...rows.map((r) => columns.map((c) => c.get(r)))];
+  const widths = columns.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length)));
+  return cells.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
+}

@@ -1,0 +1,53 @@
+/**
+ * The one on-disk layout of a gaxx installation. `GAXX_HOME=<dir>` relocates everything
+ * (`<dir>/config`, `<dir>/state`); otherwise the XDG base directories are used.
+ */
+import { join } from 'node:path';
+
+/** Where every file of an installation lives. */
+export interface GaxxPaths {
+  /** Set when GAXX_HOME (or --home) relocated the installation. */
+  home: string | undefined;
+  /** Config, keys and certificates: `<home>/config` or `$XDG_CONFIG_HOME/gaxx`. */
+  configDir: string;
+  /** `<configDir>/config.json` (optional). */
+  configFile: string;
+  /** The fleet CA (ca.pem, ca-key.pem 0600, issued.json, revoked.json). */
+  caDir: string;
+  /** The operator's client cert dir (cert.pem, key.pem, ca.pem, revoked.json). */
+  operatorCertDir: string;
+  /** Ed25519 SSH key pair used to reach fleet hosts. */
+  sshDir: string;
+  sshPrivateKey: string;
+  sshPublicKey: string;
+  /** Runtime state: `<home>/state` or `$XDG_STATE_HOME/gaxx`. */
+  stateDir: string;
+  /** Per-run records. */
+  runsDir: string;
+  /** Per-fleet records (hosts, pinned host keys). */
+  fleetsDir: string;
+}
+
+/**
+ * Resolves the layout. `home` wins over XDG; relative XDG values are ignored, as the XDG spec
+ * asks. `homeDir` is the user's home directory (for the XDG defaults).
+ */
+export function resolvePaths(opts: { home?: string; xdgConfigHome?: string; xdgStateHome?: string; homeDir: string }): GaxxPaths {
+  const abs = (p: string | undefined) => (p && p.startsWith('/') ? p : undefined);
+  const configDir = opts.home ? join(opts.home, 'config') : join(abs(opts.xdgConfigHome) ?? join(opts.homeDir, '.config'), 'gaxx');
+  const stateDir = opts.home ? join(opts.home, 'state') : join(abs(opts.xdgStateHome) ?? join(opts.homeDir, '.local', 'state'), 'gaxx');
+  const sshDir = join(configDir, 'ssh');
+  return {
+    home: opts.home,
+    configDir,
+    configFile: join(configDir, 'config.json'),
+    caDir: join(configDir, 'ca'),
+    operatorCertDir: join(configDir, 'operator'),
+    sshDir,
+    sshPrivateKey: join(sshDir, 'id_ed25519'),
+    sshPublicKey: join(sshDir, 'id_ed25519.pub'),
+    stateDir,
+    runsDir: join(stateDir, 'runs'),
+    fleetsDir: join(stateDir, 'fleets'),
+  };
+}

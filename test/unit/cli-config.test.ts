@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig, sanitizeName, type ReadFile } from '../../cli/config.js';
+import { isGaxxError, type GaxxError } from '../../proto/index.js';
+
+const files = (map: Record<string, string>): ReadFile => (p) => map[p];
+const noFiles: ReadFile = () => undefined;
+const base = { homeDir: '/home/u', userName: 'u' };
+
+function failure(fn: () => unknown): GaxxError {
+  try {
+    fn();
+  } catch (e) {
+    if (isGaxxError(e)) return e;
+    throw e;
+  }
+  throw new Error('expected a GaxxError');
+}
+
+describe('loadConfig paths', () => {
+  it('uses XDG defaults under the home directory', () => {
+    const c = loadConfig({ ...base, argv: [], env: {}, readFile: noFiles });
+    expect(c.paths.configDir).toBe('/home/u/.config/gaxx');
+    expect(c.paths.stateDir).toBe('/home/u/.local/state/gaxx');
+    expect(c.paths.caDir).toBe('/home/u/.config/gaxx/ca');
+    expect(c.paths.operatorCertDir).toBe('/home/u/.config/gaxx/operator');
+    expect(c.paths.sshPrivateKey).toBe('/home/u/.config/gaxx/ssh/id_ed25519');
+    expect(c.paths.sshPublicKey).toBe('/home/u/.config/gaxx/ssh/id_ed25519.pub');
+    expect(c.paths.home).toBeUndefined();
+  });
+
+  it('follows XDG_CONFIG_HOME and XDG_STATE_HOME (absolute only)', () => {
+    const c = loadConfig({ ...base, argv: [], env: { XDG_CONFIG_HOME: '/x/conf', XDG_STATE_HOME: '/x/state' }, readFile: noFiles });
+    expect(c.paths.configDir).toBe('/x/conf/gaxx');
+    expect(c.paths.runsDir).toBe('/x/state/gaxx/runs');
+    const rel = loadConfig({ ...base, argv: [], env: { XDG_CONFIG_HOME: 'relative' }, readFile: noFiles });
+    expect(rel.paths.configDir).toBe('/home/u/.config/gaxx');
+  });
+
+  it('GAXX_HOME relocates everything, over XDG; --home wins over GAXX_HOME', () => {
+    const env = { GAXX_HOME: '/g', XDG_CONFIG_HOME: '/x/conf', XDG_STATE_HOME: '/x/state' };
+    const c = loadConfig({ ...base, argv: [], env, readFile: noFiles });
+    expect(c.paths.configDir).toBe('/g/config');
+    expect(c.paths.stateDir).toBe('/g/state');
+    expect(c.paths.configFile).toBe('/g/config/config.json');
+    expect(c.paths.caDir).toBe('/g/config/ca');
+    const f = loadConfig({ ...base, argv: ['--home', '/h2'], env, readFile: noFiles });
+    expect(f.paths.stateDir).toBe('/h2/state');
+    const rel = loadConfig({ ...base, argv: [], env: { GAXX_HOME: 'lab' }, readFile: noFiles, cwd: '/work' });
+    expect(rel.paths.configDir).toBe('/work/lab/config');
+  });
+});
+
+describe('loadConfig precedence', () => {
+  const file = files({ '/g/config/config.json': JSON.stringify({ logLevel: 'debug', agent: { port: 9000, deadlineMs: 2000 } }) });
+
+  it('defaults apply when nothing is set', () => {
+    const c = loadConfig({ ...base, argv: [], env: {}, readFile: noFiles });
+    expect(c.agent).toEqual({ port: 8088, deadlineMs: 10_000, connectTimeoutMs: 5_000 });
+    expect(c.logLevel).toBe('info');
+    expect(c.operatorName).toBe('u');
+  });
+
+  it('file < env < flags, key by key', () => {
+    const fromFile = loadConfig({ ...base, argv: [], env: { GAXX_HOME: '/g' }, readFile: file });
+    expect(fromFile.agent).toEqual({ port: 9000, deadlineMs: 2000, connectTimeoutMs: 5_000 });
+    expect(fromFile.logLevel).toBe('debug');
+    const fromEnv = loadConfig({ ...base, argv: [], env: { GAXX_HOME: '/g', GAXX_DEADLINE_MS: '3000', GAXX_LOG_LEVEL: 'warn' }, readFile: file });
+    expect(fromEnv.agent).toEqual({ port: 9000, deadlineMs: 3000, connectTimeoutMs: 5_000 });
+    expect(fromEnv.logLevel).toBe('warn');
+    const fromFlags = loadConfig({
+      ...base,
+      argv: ['exec-like', '--deadline-ms', '4000', '--other', 'x', '--', '--deadline-ms', '1'],
+      env: { GAXX_HOME: '/g', GAXX_DEADLINE_MS: '3000', GAXX_LOG_LEVEL: 'warn' },
+      readFile: file,
+    });
+    expect(fromFlags.agent.deadlineMs).toBe(4000);
+    expect(fromFlags.logLevel).toBe('warn');
+    expect(fromFlags.agent.port).toBe(9000);
+  });
+
+  it('operator name: file, then env, defaulting to the sanitized user name', () => {
+    expect(loadConfig({ argv: [], env: {}, readFile: noFiles, homeDir: '/h', userName: 'Jane Doe!' }).operatorName).toBe('Jane-Doe-');
+    expect(loadConfig({ ...base, argv: [], env: { GAXX_OPERATOR_NAME: 'ops' }, readFile: noFiles }).operatorName).toBe('ops');
+    expect(sanitizeName('..')).toBe('operator');
+  });
+});
+
+describe('loadConfig errors', () => {
+  const at = (text: string) => files({ '/g/config/config.json': text });
+  const env = { GAXX_HOME: '/g' };
+
+  it('a bad value in the file is CONFIG_INVALID with its dot-path', () => {
+    const e = failure(() => loadConfig({ ...base, argv: [], env, readFile: at('{"agent":{"port":"80"}}') }));
+    expect(e.code).toBe('CONFIG_INVALID');
+    expect(e.details?.issues).toEqual([expect.objectContaining({ path: 'agent.port' })]);
+  });
+
+  it('an unknown key is CONFIG_INVALID naming it', () => {
+    const e = failure(() => loadConfig({ ...base, argv: [], env, readFile: at('{"agent":{"prot":80}}') }));
+    expect(e.code).toBe('CONFIG_INVALID');
+    expect(e.details?.issues).toEqual([expect.objectContaining({ path: 'agent.prot' })]);
+  });
+
+  it('malformed JSON is CONFIG_INVALID', () => {
+    expect(failure(() => loadConfig({ ...base, argv: [], env, readFile: at('{nope') })).code).toBe('CONFIG_INVALID');
+  });
+
+  it('a bad env value is CONFIG_INVALID; a bad flag value is USAGE', () => {
+    const e = failure(() => loadConfig({ ...base, argv: [], env: { GAXX_AGENT_PORT: 'eighty' }, readFile: noFiles }));
+    expect(e.code).toBe('CONFIG_INVALID');
+    expect(e.details?.issues).toEqual([expect.objectContaining({ path: 'agent.port' })]);
+    expect(failure(() => loadConfig({ ...base, argv: ['--log-level', 'loud'], env: {}, readFile: noFiles })).code).toBe('USAGE');
+    expect(failure(() => loadConfig({ ...base, argv: ['--deadline-ms', '0'], env: {}, readFile: noFiles })).code).toBe('USAGE');
+  });
+});

@@ -1,0 +1,84 @@
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { COMMANDS } from '../../cli/commands.js';
+import { reportError, runCli } from '../../cli/dispatch.js';
+import { exitCodeFor, GaxxError } from '../../proto/index.js';
+
+function capture() {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const text = { out: '', err: '' };
+  stdout.on('data', (d: Buffer) => (text.out += d.toString()));
+  stderr.on('data', (d: Buffer) => (text.err += d.toString()));
+  return { io: { stdout, stderr, stderrIsTty: false }, text };
+}
+
+async function cli(argv: string[]) {
+  const { io, text } = capture();
+  const code = await runCli({
+    argv,
+    env: { GAXX_HOME: '/nonexistent-gaxx-home' },
+    io,
+    readFile: () => undefined,
+    homeDir: '/nonexistent',
+    userName: 'u',
+    cwd: '/',
+    signal: new AbortController().signal,
+  });
+  return { code, ...text };
+}
+
+describe('cli dispatch', () => {
+  it('unknown command is USAGE (exit 2) with a hint', async () => {
+    const r = await cli(['frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^gaxx: .*\[USAGE\]\n$/);
+  });
+
+  it('no command is USAGE', async () => {
+    expect((await cli([])).code).toBe(2);
+  });
+
+  it('unknown flag, missing value and stray positional are USAGE', async () => {
+    expect((await cli(['init', '--bogus'])).code).toBe(2);
+    expect((await cli(['certs', 'issue', '--role'])).code).toBe(2);
+    expect((await cli(['certs', 'list', 'extra'])).code).toBe(2);
+    expect((await cli(['certs', 'revoke'])).code).toBe(2);
+    expect((await cli(['certs', 'nope'])).code).toBe(2);
+  });
+
+  it('-- is refused for commands that take no argv, and exec without one is USAGE', async () => {
+    expect((await cli(['certs', 'list', '--', 'x'])).code).toBe(2);
+    expect((await cli(['exec', '--agent', '127.0.0.1:1'])).code).toBe(2);
+    expect((await cli(['exec', '--', 'true'])).code).toBe(2);
+  });
+
+  it('--help and --version print to stdout and exit 0, for the program and every command', async () => {
+    const top = await cli(['--help']);
+    expect(top.code).toBe(0);
+    for (const c of COMMANDS) expect(top.out).toContain(c.name);
+    expect((await cli(['--version'])).out).toMatch(/^\d+\.\d+\.\d+/);
+    for (const c of COMMANDS) {
+      const r = await cli([...c.name.split(' '), '--help']);
+      expect(r.code).toBe(0);
+      expect(r.out).toContain('Usage: gaxx');
+      expect(r.out).toContain('Examples:');
+    }
+    expect((await cli(['certs', '--help'])).code).toBe(0);
+  });
+
+  it('a command that needs the CA reports NOT_FOUND through the funnel', async () => {
+    const r = await cli(['certs', 'list']);
+    expect(r.code).toBe(exitCodeFor('NOT_FOUND'));
+    expect(r.err).toMatch(/\[NOT_FOUND\]\n$/);
+  });
+
+  it('the funnel: GaxxError -> its exit code, bare Error -> 70 and says it is a bug', () => {
+    const a = capture();
+    expect(reportError(new GaxxError('INSECURE_FILE_MODE', 'x'), a.io)).toBe(exitCodeFor('INSECURE_FILE_MODE'));
+    const b = capture();
+    expect(reportError(new Error('boom'), b.io)).toBe(70);
+    b.io.stderr.end();
+    expect(b.text.err).toContain('internal error (this is a bug)');
+  });
+});

@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { agentAddress, exitCodeOf } from '../../cli/commands/exec.js';
+
+const exit = (o: Partial<{ code: number; signal: string; reason: string }>) => ({
+  code: 0, signal: '', durationMs: 1, truncated: false, stdoutBytes: 0, stderrBytes: 0, reason: '', error: '', ...o,
+});
+
+describe('gaxx exec helpers', () => {
+  it('adds the default port when the address has none', () => {
+    expect(agentAddress('10.0.0.5', 8088)).toBe('10.0.0.5:8088');
+    expect(agentAddress('h1.test:9000', 8088)).toBe('h1.test:9000');
+    expect(agentAddress('[::1]', 8088)).toBe('[::1]:8088');
+    expect(agentAddress('::1', 8088)).toBe('[::1]:8088');
+    expect(agentAddress('[::1]:7', 8088)).toBe('[::1]:7');
+    expect(() => agentAddress('a b:[x', 8088)).toThrow(expect.objectContaining({ code: 'USAGE' }));
+  });
+
+  it('maps the remote exit: code as is, 128+N for signal N, 130 when cancelled', () => {
+    expect(exitCodeOf(exit({ code: 3 }))).toBe(3);
+    expect(exitCodeOf(exit({ code: -1, signal: 'SIGKILL' }))).toBe(137);
+    expect(exitCodeOf(exit({ code: -1, signal: 'SIGTERM' }))).toBe(143);
+    expect(exitCodeOf(exit({ code: -1, signal: 'SIGTERM', reason: 'cancelled' }))).toBe(130);
+  });
+});
