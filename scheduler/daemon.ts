@@ -69,7 +69,7 @@ export class SchedulerDaemon {
 
   /** Starts the worker, heartbeat and metrics endpoint; warns about a Redis that can lose jobs. */
   static async start(opts: DaemonOptions): Promise<SchedulerDaemon> {
-    const queue = await TaskQueue.open(opts.settings);
+    const queue = await TaskQueue.open(opts.settings, 5000, 'worker');
     for (const w of await durabilityWarnings(queue.redis)) opts.log.warn({ redis: opts.settings.display }, w);
     const metrics = new SchedulerMetrics({ processMetrics: true });
     metrics.attach({ depth: () => queue.depth() });

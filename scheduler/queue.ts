@@ -8,7 +8,7 @@ import { Queue } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { GaxxError } from '../proto/index.js';
 import { unknownFleets } from './fleets.js';
-import { createRedis, gaxxKey, KEY_PREFIX, redisError, waitReady, type RedisSettings } from './redis.js';
+import { createRedis, gaxxKey, KEY_PREFIX, redisError, waitReady, type RedisRole, type RedisSettings } from './redis.js';
 import { jobIdFor, parseRunSpec, type RunSpec, type RunSpecInput, type TaskSpec } from './task.js';
 
 /** The one queue every fleet's tasks go through. */
@@ -37,9 +37,12 @@ export class TaskQueue {
     readonly queue: Queue,
   ) {}
 
-  /** Connects (REDIS_UNAVAILABLE within `timeoutMs` when Redis is down). */
-  static async open(settings: RedisSettings, timeoutMs = 5000): Promise<TaskQueue> {
-    const redis = createRedis(settings, 'producer');
+  /**
+   * Connects (REDIS_UNAVAILABLE within `timeoutMs` when Redis is down). `role` 'worker' makes a
+   * long-lived process (the daemon) ride out a Redis restart instead of failing fast.
+   */
+  static async open(settings: RedisSettings, timeoutMs = 5000, role: RedisRole = 'producer'): Promise<TaskQueue> {
+    const redis = createRedis(settings, role);
     redis.on('error', () => undefined); // surfaced through waitReady and command errors
     await waitReady(redis, timeoutMs, settings.display);
     const queue = new Queue(QUEUE_NAME, { connection: redis, prefix: KEY_PREFIX });

@@ -117,9 +117,10 @@ export function redisSettingsFromUrl(url: string): RedisSettings {
   return { kind: 'single', display: `${u.protocol}//${u.host}`, options };
 }
 
-/** Options that make a connection fail fast (producers) or wait for Redis (workers). */
-function roleOptions(role: RedisRole): RedisOptions {
-  if (role === 'worker') return { maxRetriesPerRequest: null, enableReadyCheck: true };
+/** Options that make a connection fail fast (producers) or wait for Redis (workers, daemons). */
+export function roleOptions(role: RedisRole): RedisOptions {
+  // Workers (and other long-lived readers) reconnect forever, backing off up to 2 s.
+  if (role === 'worker') return { maxRetriesPerRequest: null, enableReadyCheck: true, enableOfflineQueue: true, retryStrategy: (n) => Math.min(100 * n, 2000) };
   // Producers: no in-memory queue of commands while disconnected, one retry, short timeouts,
   // so `gaxx run` says REDIS_UNAVAILABLE at once instead of hanging.
   return { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 3000, retryStrategy: (n) => (n > 3 ? null : 100 * n) };
@@ -136,6 +137,14 @@ export function createRedis(settings: RedisSettings, role: RedisRole): Redis | C
     });
   }
   return new Redis({ ...settings.options, ...extra, lazyConnect: false });
+}
+
+/** A new connection to the same Redis with `role`'s behaviour (e.g. a blocking reader). */
+export function duplicateFor(client: Redis | Cluster, role: RedisRole): Redis | Cluster {
+  if (client instanceof Cluster) {
+    return client.duplicate(undefined, { enableOfflineQueue: role === 'worker', redisOptions: { ...client.options.redisOptions, ...roleOptions(role) } });
+  }
+  return client.duplicate(roleOptions(role));
 }
 
 /** Waits until `client` is ready; REDIS_UNAVAILABLE (and the client closed) after `timeoutMs`. */

@@ -9,7 +9,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { GaxxError, type Exit__Output } from '../proto/index.js';
-import { gaxxKey, redisError, waitReady } from './redis.js';
+import { duplicateFor, gaxxKey, redisError, waitReady } from './redis.js';
 
 /** How a task ended. Only `succeeded` counts as success. */
 export type TaskOutcome = 'succeeded' | 'failed' | 'timeout' | 'cancelled' | 'killed' | 'unreachable' | 'error';
@@ -108,8 +108,9 @@ export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds:
   const want = new Set(taskIds);
   const out: RunResults = { results: new Map(), output: new Map() };
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
-  // Blocking reads get their own connection, so the caller's stays free.
-  const reader = redis.duplicate();
+  // Blocking reads get their own connection, so the caller's stays free; it rides out a Redis
+  // restart (the results are in the AOF) instead of failing the wait.
+  const reader = duplicateFor(redis, 'worker');
   reader.on('error', () => undefined);
   let last = '0';
   try {

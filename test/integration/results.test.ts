@@ -41,6 +41,15 @@ describe('run results stream', () => {
     expect(await r.pttl(runEventsKey('res1'))).toBeGreaterThan(0);
   });
 
+  it('keeps waiting through a redis-server restart', async () => {
+    const waiting = waitForRun(r, 'res2', ['a'], { timeoutMs: 20_000 });
+    await new Promise((ok) => setTimeout(ok, 100));
+    await redis.restart();
+    await waitReady(r, 10_000);
+    await publishResult(r, result('a', { runId: 'res2' }), []);
+    expect((await waiting).results.get('a')?.outcome).toBe('succeeded');
+  });
+
   it('gives up with DEADLINE_EXCEEDED when results do not come', async () => {
     await expect(waitForRun(r, 'nores', ['x'], { timeoutMs: 300 })).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
   });

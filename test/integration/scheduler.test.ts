@@ -184,6 +184,24 @@ describe('scheduler with real agents', () => {
     }
   });
 
+  it('finishes every task when redis-server restarts mid-run, each run once', async () => {
+    const before = await startedTotal();
+    const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 32, lockDurationMs: 2000 });
+    try {
+      const enq = await q.enqueueRun(anyHost('kredis', 200, () => ['sleep', '0.02']));
+      for (let i = 0; i < 600 && (await resultCount('kredis')) < 50; i++) await sleep(20);
+      await redis.restart();
+      // The producer connection fails fast by design; a caller reconnects after an outage.
+      await q.close();
+      q = await TaskQueue.open(settings);
+      const res = await waitForRun(q.redis, 'kredis', enq.taskIds, { timeoutMs: 120_000 });
+      expect([...res.results.values()].filter((r) => r.outcome !== 'succeeded')).toEqual([]);
+      expect(await startedTotal()).toBe(before + 200);
+    } finally {
+      await w.drain(5000);
+    }
+  });
+
   it('treats a non-zero exit as a result, retries it only when asked, and never sends bad data to an agent', async () => {
     const a = (agents[0] as AgentProcess).address;
     const pinned = (taskId: string, argv: string[], extra: Partial<TaskInput> = {}): TaskInput => ({ taskId, agents: [a], target: { host: a }, argv, ...extra });
