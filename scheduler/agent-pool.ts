@@ -36,8 +36,9 @@ export interface AgentPoolOptions {
 }
 
 interface AgentState {
-  endpoint: AgentEndpoint;
-  link: AgentLink | undefined;
+  address: string;
+  /** One client per identity expectation: a task only ever talks to the agent it expects. */
+  links: Map<string, AgentLink>;
   breaker: Breaker;
   capacity: number;
   inflight: number;
@@ -65,7 +66,7 @@ export class AgentPool {
     for (const ep of endpoints) {
       let s = this.agents.get(ep.address);
       if (!s) {
-        s = { endpoint: ep, link: undefined, breaker: new Breaker(this.opts.breaker ?? DEFAULT_BREAKER), capacity: this.opts.defaultCapacity ?? 1, inflight: 0, info: undefined, lastState: 'closed' };
+        s = { address: ep.address, links: new Map(), breaker: new Breaker(this.opts.breaker ?? DEFAULT_BREAKER), capacity: this.opts.defaultCapacity ?? 1, inflight: 0, info: undefined, lastState: 'closed' };
         this.agents.set(ep.address, s);
       }
       if (!s.info && s.breaker.allows(Date.now())) s.info = this.fetchInfo(s);
@@ -76,21 +77,31 @@ export class AgentPool {
 
   private async fetchInfo(s: AgentState): Promise<void> {
     try {
-      const info = await this.link(s).info();
+      // Info and Health carry no task data: the address check (an agent cert naming it) suffices.
+      const info = await this.link(s.address).info();
       s.capacity = info.capacity > 0 ? info.capacity : (this.opts.defaultCapacity ?? 1);
-      this.success(s.endpoint.address);
+      this.success(s.address);
     } catch {
-      this.failure(s.endpoint.address);
+      this.failure(s.address);
       s.info = undefined;
     }
   }
 
-  /** The client for `address` (reconnected after its breaker opened). */
-  link(s: AgentState | string): AgentLink {
-    const st = typeof s === 'string' ? this.agents.get(s) : s;
-    if (!st) throw new Error(`agent ${String(s)} not in the pool`);
-    st.link ??= this.connect(st.endpoint);
-    return st.link;
+  /**
+   * The client for `address` that pins `expect` (fleet/host), reconnected after the agent's
+   * breaker opened. Tasks of different fleets never share a client, so a certificate checked for
+   * one expectation is never trusted for another.
+   */
+  link(address: string, expect?: AgentEndpoint['expect']): AgentLink {
+    const st = this.agents.get(address);
+    if (!st) throw new Error(`agent ${address} not in the pool`);
+    const key = expect ? `${expect.fleet ?? ''}/${expect.host ?? ''}` : '';
+    let l = st.links.get(key);
+    if (!l) {
+      l = this.connect({ address, ...(expect ? { expect } : {}) });
+      st.links.set(key, l);
+    }
+    return l;
   }
 
   /** What placement needs to know about `addresses`. */
@@ -130,8 +141,8 @@ export class AgentPool {
     if (!s) return;
     s.breaker.recordFailure(Date.now());
     if (s.breaker.state(Date.now()) !== 'closed') {
-      s.link?.close();
-      s.link = undefined;
+      for (const l of s.links.values()) l.close();
+      s.links.clear();
       s.info = undefined;
     }
     this.noteState(s);
@@ -165,7 +176,7 @@ export class AgentPool {
 
   close(): void {
     clearInterval(this.timer);
-    for (const s of this.agents.values()) s.link?.close();
+    for (const s of this.agents.values()) for (const l of s.links.values()) l.close();
     this.agents.clear();
     this.wake();
   }
@@ -180,7 +191,7 @@ export class AgentPool {
     const st = s.breaker.state(Date.now());
     if (st !== s.lastState) {
       s.lastState = st;
-      this.opts.onBreaker?.(s.endpoint.address, st);
+      this.opts.onBreaker?.(s.address, st);
       this.wake();
     }
   }
@@ -197,15 +208,15 @@ export class AgentPool {
   private async probe(s: AgentState): Promise<void> {
     let ok = false;
     try {
-      ok = (await this.link(s).health()) === 'SERVING';
+      ok = (await this.link(s.address).health()) === 'SERVING';
     } catch {
       ok = false;
     }
     if (!ok) {
-      this.failure(s.endpoint.address);
+      this.failure(s.address);
       return;
     }
-    this.success(s.endpoint.address);
+    this.success(s.address);
     s.info = this.fetchInfo(s);
   }
 }

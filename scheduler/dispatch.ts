@@ -200,7 +200,7 @@ class TaskDispatch {
     let got: ExecOutcome | undefined;
     let failure: unknown;
     try {
-      got = await execOnce(this.ctx.pool.link(addr), req, this.job.signal, this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined);
+      got = await execOnce(this.ctx.pool.link(addr, this.endpoints.find((e) => e.address === addr)?.expect), req, this.job.signal, this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined);
     } catch (e) {
       failure = e;
     } finally {

@@ -12,6 +12,7 @@ import { loadCertDir } from '../../certs/index.js';
 import { AgentClient } from '../../scheduler/agent-client.js';
 import { agentConnector } from '../../scheduler/connector.js';
 import { schedulerAlive } from '../../scheduler/daemon.js';
+import { registerFleet } from '../../scheduler/fleets.js';
 import { TaskQueue } from '../../scheduler/queue.js';
 import { redisSettingsFromUrl, type RedisSettings } from '../../scheduler/redis.js';
 import { runDoneKey, runEventsKey, waitForRun } from '../../scheduler/results.js';
@@ -230,6 +231,31 @@ describe('scheduler with real agents', () => {
       runAndWait({ runId: 'bad3', tasks: [pinned('x', ['true'], { env: { BIG: 'y'.repeat(100_000) } })] }, { settings, connect: connect(), timeoutMs: 5000 }),
     ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(await startedTotal([agents[0] as AgentProcess])).toBe(before + 5);
+  });
+
+  it('dispatches fleet tasks by host name and refuses an agent whose certificate names another fleet', async () => {
+    const a = (agents[1] as AgentProcess).address;
+    // makePki's agent certificate is spiffe://gaxx/agent/test/h1.
+    await registerFleet(q.redis, 'test', [{ host: 'h1', address: a }]);
+    await registerFleet(q.redis, 'impostor', [{ host: 'h1', address: a }]);
+    const before = await startedTotal([agents[1] as AgentProcess]);
+    const out = await runAndWait(
+      {
+        runId: 'fleet2',
+        tasks: [
+          { taskId: 'pinned', fleet: 'test', target: { host: 'h1' }, argv: ['true'] },
+          { taskId: 'any', fleet: 'test', target: { any: true }, argv: ['true'] },
+          { taskId: 'wrong', fleet: 'impostor', target: { host: 'h1' }, argv: ['true'] },
+          { taskId: 'nohost', fleet: 'test', target: { host: 'h9' }, argv: ['true'] },
+        ],
+      },
+      { settings, connect: connect(), timeoutMs: 30_000 },
+    );
+    expect(out.results.get('pinned')).toMatchObject({ outcome: 'succeeded', host: a });
+    expect(out.results.get('any')).toMatchObject({ outcome: 'succeeded', host: a });
+    expect(out.results.get('wrong')).toMatchObject({ outcome: 'error', reason: 'IDENTITY_MISMATCH' });
+    expect(out.results.get('nohost')).toMatchObject({ outcome: 'error', reason: 'NOT_FOUND' });
+    expect(await startedTotal([agents[1] as AgentProcess])).toBe(before + 2);
   });
 
   it('ends a pinned task on an unreachable agent as unreachable after its attempts', async () => {
