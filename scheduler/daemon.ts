@@ -78,7 +78,12 @@ export class SchedulerDaemon {
     await worker.ready();
     await d.beat();
     d.timer = setInterval(() => void d.beat().catch((e: Error) => opts.log.warn({ err: e.message }, 'heartbeat failed')), opts.heartbeatMs ?? 2000);
-    if (opts.metricsListen) await d.serveMetrics(opts.metricsListen);
+    if (opts.metricsListen) {
+      await d.serveMetrics(opts.metricsListen).catch(async (e: unknown) => {
+        await d.stop(0);
+        throw e;
+      });
+    }
     opts.log.info({ id: d.id, concurrency: opts.concurrency ?? 64, redis: opts.settings.display, metrics: d.metricsAddress() }, 'scheduler started');
     return d;
   }
@@ -105,7 +110,7 @@ export class SchedulerDaemon {
     }
     this.server = this.opts.metricsTls ? createHttps({ ...this.opts.metricsTls, requestCert: true, rejectUnauthorized: true }, handler) : createHttp(handler);
     await new Promise<void>((resolve, reject) => {
-      this.server?.once('error', reject);
+      this.server?.once('error', (e) => reject(new GaxxError('FAILED_PRECONDITION', `metrics cannot listen on ${listen}: ${e.message}`, { cause: e })));
       this.server?.listen(port, host, () => resolve());
     });
   }

@@ -1,6 +1,7 @@
 // The built CLI's `gaxx run` against real agents, with the embedded redis-server of GAXX_HOME.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,6 +63,53 @@ describe('gaxx run', () => {
     const r = await gaxx(['run', '--retries', '1', '--agent', `${(agents[0] as AgentProcess).address},127.0.0.1:1`, '--', 'true']);
     expect(r.code, r.stderr).toBe(exitCodeFor('UNAVAILABLE'));
     expect(r.stdout).toContain('== 127.0.0.1:1: unreachable');
+  });
+
+  it('leaves the work to a running `gaxx scheduler`, which drains and stops its redis on SIGTERM', async () => {
+    const daemon = spawn(process.execPath, [MAIN, 'scheduler', '--metrics-listen', '127.0.0.1:0', '--concurrency', '8'], {
+      env: { PATH: process.env.PATH ?? '', GAXX_HOME: home },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const exited = new Promise<number | null>((r) => daemon.once('exit', (code) => r(code)));
+    try {
+      let err = '';
+      const started = await new Promise<Record<string, unknown>>((resolveStart, reject) => {
+        const t = setTimeout(() => reject(new Error(`gaxx scheduler did not start: ${err}`)), 15_000);
+        daemon.stderr.on('data', (b: Buffer) => {
+          err += b.toString();
+          const line = err.split('\n').find((l) => l.includes('"scheduler started"'));
+          if (line) {
+            clearTimeout(t);
+            resolveStart(JSON.parse(line) as Record<string, unknown>);
+          }
+        });
+      });
+      const r = await gaxx(['run', '--agent', agents.map((a) => a.address).join(','), '--', 'true']);
+      expect(r.code, r.stderr).toBe(0);
+      const metrics = await fetch(`http://${started.metrics as string}/metrics`).then((x) => x.text());
+      expect(metrics).toMatch(/gaxx_scheduler_tasks_total\{outcome="succeeded"\} 2/);
+      // The run released its use of the embedded redis; the daemon still holds it.
+      expect(existsSync(join(home, 'state', 'redis', 'redis.sock'))).toBe(true);
+      daemon.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(existsSync(join(home, 'state', 'redis', 'redis.sock'))).toBe(false);
+    } finally {
+      daemon.kill('SIGKILL');
+      await exited;
+    }
+  });
+
+  it('`gaxx scheduler` refuses a metrics address in use (FAILED_PRECONDITION) and leaves nothing running', async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (busy.address() as { port: number }).port;
+      const r = await gaxx(['scheduler', '--metrics-listen', `127.0.0.1:${port}`]);
+      expect(r.code, r.stderr).toBe(exitCodeFor('FAILED_PRECONDITION'));
+      expect(existsSync(join(home, 'state', 'redis', 'redis.sock'))).toBe(false);
+    } finally {
+      busy.close();
+    }
   });
 
   it('refuses a run without an agent or a command (USAGE)', async () => {
