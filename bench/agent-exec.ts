@@ -1,0 +1,158 @@
+/**
+ * Bench: Exec of `true` through a real gaxx-agent over mTLS, beside the two things it is built
+ * from, measured in the same run on the same machine:
+ *   - spawn: `child_process.spawn('true')` in this process (the cost of starting a process);
+ *   - unary: a bare grpc-js mTLS unary call, the agent's Info RPC (the cost of one RPC).
+ * Each section gets sequential p50/p99 latency and throughput at 1, 8 and 32 in flight; the
+ * output is a table plus ratios (time per op over the baseline's), or JSON with --json.
+ *
+ * Usage: npm run bench:agent [-- --iterations N] [-- --json]
+ * To add a measurement, write a Section and list it in SECTIONS (and its ratios in RATIOS).
+ */
+import { spawn } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { AgentClient } from '../scheduler/index.js';
+import { rawAgentClient } from '../test/helpers/grpc.js';
+import { startFixture, type BenchFixture } from './lib/fixture.js';
+import { planFor, profile, type Measurement, type Plan } from './lib/profile.js';
+import { computeRatios, formatMeasurements, formatRatios, type RatioSpec } from './lib/report.js';
+
+/** What every section gets: the running agent and its PKI, and the plan. */
+export interface BenchContext {
+  fixture: BenchFixture;
+  plan: Plan;
+}
+
+/** One measurement of the bench; it must release what it opens. */
+export type Section = (ctx: BenchContext) => Promise<Measurement>;
+
+/** No single operation may take longer than this (a stuck call fails the run, never hangs it). */
+const OP_DEADLINE_MS = 30_000;
+/**
+ * Operations per in-flight level. 1,000 keeps a run near 15 s on 2 quiet cores and near a minute
+ * when the machine is shared.
+ */
+const DEFAULT_ITERATIONS = 1000;
+/** In flight at most, plus room: the agent refuses tasks beyond its capacity. */
+const AGENT_CAPACITY = 64;
+
+/** Exec `true` through the typed client, one channel, fresh task id per call. */
+const agentExec: Section = async ({ fixture, plan }) => {
+  const client = AgentClient.connect({ address: fixture.agent.address, expect: { fleet: 'bench', host: 'h1' } }, fixture.operator);
+  let n = 0;
+  const op = async () => {
+    const r = await client.run({ taskId: `bench-${process.pid}-${n++}`, argv: ['true'] }, { deadlineMs: OP_DEADLINE_MS });
+    if (r.exit.code !== 0 || r.exit.signal) throw new Error(`true ended with code ${r.exit.code} signal ${r.exit.signal}`);
+  };
+  try {
+    return await profile({ name: 'agent-exec', label: 'Exec `true` via AgentClient' }, plan, op, fixture.agent.pid);
+  } finally {
+    client.close();
+  }
+};
+
+/** The process-start baseline: spawn `true` here, with stdio pipes as the agent uses, until 'close'. */
+const spawnTrue: Section = async ({ fixture, plan }) => {
+  const op = () =>
+    new Promise<void>((resolve, reject) => {
+      const child = spawn('true');
+      child.once('error', reject);
+      child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`true exited with ${code}`))));
+    });
+  return profile({ name: 'spawn', label: "child_process.spawn('true')" }, plan, op, fixture.agent.pid);
+};
+
+/** The RPC baseline: the agent's Info over a bare grpc-js mTLS channel (same server, same TLS). */
+const grpcUnary: Section = async ({ fixture, plan }) => {
+  const raw = rawAgentClient(fixture.agent.address, fixture.operatorDir);
+  const op = () =>
+    new Promise<void>((resolve, reject) => {
+      raw.agent.info({}, { deadline: Date.now() + OP_DEADLINE_MS }, (e) => (e ? reject(e) : resolve()));
+    });
+  try {
+    return await profile({ name: 'unary', label: 'grpc-js mTLS unary (Info)' }, plan, op, fixture.agent.pid);
+  } finally {
+    raw.close();
+  }
+};
+
+/** The measurements, run one after another so none disturbs another. */
+const SECTIONS: Section[] = [agentExec, spawnTrue, grpcUnary];
+const RATIOS: RatioSpec[] = [
+  { of: 'agent-exec', over: 'spawn' },
+  { of: 'agent-exec', over: 'unary' },
+];
+
+const USAGE = `usage: node dist/bench/agent-exec.js [--iterations N] [--json]
+  --iterations N  operations per in-flight level (default 1000; sequential: 30% of N, warm-up: 5%)
+  --json          print one JSON document instead of tables
+`;
+
+function parseFlags(argv: string[]): { iterations: number; json: boolean } {
+  const { values } = parseArgs({
+    args: argv,
+    options: { iterations: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const iterations = Number(values.iterations ?? DEFAULT_ITERATIONS);
+  if (!Number.isInteger(iterations) || iterations < 1 || iterations > 1_000_000) throw new Error(`--iterations must be an integer in 1..1000000\n${USAGE}`);
+  return { iterations, json: values.json ?? false };
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2));
+  const plan = planFor(flags.iterations);
+  const t0 = Date.now();
+  const loadStart = loadavg();
+  const progress = (s: string) => process.stderr.write(`${s}\n`);
+  progress(`starting agent (capacity ${AGENT_CAPACITY}) ...`);
+  const fixture = await startFixture({ capacity: AGENT_CAPACITY });
+  // Bounded even if something stalls below the per-call deadlines.
+  const watchdogMs = 300_000 + plan.perLevel * plan.levels.length * 30;
+  const watchdog = setTimeout(() => {
+    progress(`bench exceeded ${watchdogMs} ms; stopping`);
+    void fixture.close().finally(() => process.exit(1));
+  }, watchdogMs);
+  watchdog.unref();
+  const measurements: Measurement[] = [];
+  try {
+    for (const section of SECTIONS) {
+      const m = await section({ fixture, plan });
+      progress(`done: ${m.name}`);
+      measurements.push(m);
+    }
+  } finally {
+    clearTimeout(watchdog);
+    await fixture.close();
+  }
+  const ratios = computeRatios(measurements, RATIOS);
+  const env = { node: process.version, cpus: cpus().length, loadavgStart: loadStart, loadavgEnd: loadavg() };
+  const seconds = (Date.now() - t0) / 1000;
+  if (flags.json) {
+    const doc = { env, plan, measurements, ratios, seconds, workDir: fixture.workDir, agentPid: fixture.agent.pid };
+    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    return;
+  }
+  const load = (l: number[]) => l.map((v) => v.toFixed(2)).join(' ');
+  process.stdout.write(
+    [
+      `gaxx agent bench: Exec of \`true\` (node ${env.node}, ${env.cpus} cores, load ${load(env.loadavgStart)} -> ${load(env.loadavgEnd)})`,
+      `${plan.sequential} sequential, ${plan.perLevel} per in-flight level, ${plan.warmup} warm-up; ${seconds.toFixed(1)} s`,
+      '',
+      formatMeasurements(measurements),
+      '',
+      formatRatios(ratios),
+      '',
+    ].join('\n'),
+  );
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exitCode = 1;
+});

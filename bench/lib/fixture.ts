@@ -1,0 +1,79 @@
+/**
+ * The bench's world: a temp fleet CA with one agent cert and one operator cert, and one real
+ * agent process on loopback (as nobody when we are root, via the test helper). `close()` stops
+ * the agent and removes the temp dir; it is also run on SIGINT/SIGTERM and, as a last resort,
+ * synchronously on process exit, so a failed or interrupted run leaves nothing behind.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FleetCa, loadCertDir, type CertBundle } from '../../certs/index.js';
+import { startAgent, stopAllAgents, type AgentProcess } from '../../test/helpers/agent.js';
+import { issueCertDir } from '../../test/helpers/pki.js';
+
+export interface BenchFixture {
+  /** The temp dir holding the CA, both cert dirs and the agent's data dir. */
+  workDir: string;
+  agent: AgentProcess;
+  /** The operator's cert dir (cert.pem, key.pem, ca.pem) and its loaded bundle. */
+  operatorDir: string;
+  operator: CertBundle;
+  /** The fleet CA, for sections that need more identities (e.g. a second caller). */
+  ca: FleetCa;
+  /** Stops the agent and removes workDir; safe to call more than once. */
+  close(): Promise<void>;
+}
+
+export interface FixtureOptions {
+  /** The agent's --capacity (concurrent tasks). */
+  capacity: number;
+}
+
+/** Creates the PKI and starts the agent; on any failure, undoes what it made before rethrowing. */
+export async function startFixture(opts: FixtureOptions): Promise<BenchFixture> {
+  const workDir = mkdtempSync(join(tmpdir(), 'gaxx-bench-'));
+  let agent: AgentProcess | undefined;
+  let closed = false;
+  const removeDir = () => rmSync(workDir, { recursive: true, force: true });
+  // Last resort when the process dies without close(): no awaiting is possible on 'exit'.
+  const onExit = () => {
+    agent?.kill('SIGKILL');
+    removeDir();
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    void close().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  async function close(): Promise<void> {
+    if (closed) return;
+    closed = true;
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    try {
+      // Every agent this process started, including one that never reported it was listening.
+      await stopAllAgents();
+    } finally {
+      removeDir();
+      process.off('exit', onExit);
+    }
+  }
+  process.on('exit', onExit);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const { ca } = await FleetCa.init(join(workDir, 'ca'));
+    const [agentDir, operatorDir] = await Promise.all([
+      issueCertDir(ca, join(workDir, 'agent'), { identity: { role: 'agent', fleet: 'bench', host: 'h1' }, hosts: ['127.0.0.1', 'localhost'] }),
+      issueCertDir(ca, join(workDir, 'operator'), { identity: { role: 'operator', name: 'bench' } }),
+    ]);
+    agent = await startAgent({
+      certsDir: agentDir.dir,
+      dataDir: join(workDir, 'data'),
+      metrics: false,
+      args: ['--capacity', String(opts.capacity)],
+    });
+    return { workDir, agent, operatorDir: operatorDir.dir, operator: loadCertDir(operatorDir.dir), ca, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
