@@ -28,17 +28,27 @@ export interface RunOutcome extends RunResults {
   inProcess: boolean;
 }
 
+/** How often a waiting run checks that a daemon is still there (else it works on the queue itself). */
+const WATCH_MS = 2000;
+
 /** Enqueues `run` and waits for all its results. */
 export async function runAndWait(run: RunSpecInput, opts: RunAndWaitOptions): Promise<RunOutcome> {
   const queue = await TaskQueue.open(opts.settings);
   let worker: SchedulerWorker | undefined;
+  let watch: NodeJS.Timeout | undefined;
+  const mode = opts.worker ?? 'auto';
+  const startWorker = (): void => {
+    if (worker || !opts.connect) return;
+    worker = SchedulerWorker.start({ settings: opts.settings, connect: opts.connect, concurrency: opts.concurrency, log: opts.log });
+  };
   try {
     const enq = await queue.enqueueRun(run);
-    const mode = opts.worker ?? 'auto';
-    const needWorker = mode === 'always' || (mode === 'auto' && !(await schedulerAlive(queue.redis)));
-    if (needWorker) {
+    if (mode === 'always' || (mode === 'auto' && !(await schedulerAlive(queue.redis)))) {
       if (!opts.connect) throw new GaxxError('FAILED_PRECONDITION', 'no scheduler daemon is running and no agent credentials were given to run one here');
-      worker = SchedulerWorker.start({ settings: opts.settings, connect: opts.connect, concurrency: opts.concurrency, log: opts.log });
+      startWorker();
+    } else if (mode === 'auto') {
+      // A daemon that dies while we wait stops refreshing its heartbeat: take over then.
+      watch = setInterval(() => void schedulerAlive(queue.redis).then((alive) => (alive ? undefined : startWorker()), () => undefined), WATCH_MS);
     }
     try {
       const results = await waitForRun(queue.redis, enq.runId, enq.taskIds, opts);
@@ -49,7 +59,8 @@ export async function runAndWait(run: RunSpecInput, opts: RunAndWaitOptions): Pr
       throw e;
     }
   } finally {
-    await worker?.drain(5000);
+    clearInterval(watch);
+    await (worker as SchedulerWorker | undefined)?.drain(5000);
     await queue.close();
   }
 }

@@ -20,7 +20,7 @@ import type { SchedulerMetrics } from './metrics.js';
 import { QUEUE_NAME, runInputKey } from './queue.js';
 import { createRedis, KEY_PREFIX, type RedisSettings } from './redis.js';
 import { publishResult, type TaskResult } from './results.js';
-import { parseTaskSpec, type TaskSpec } from './task.js';
+import { parseTaskSpec, RUN_ID, TASK_ID, type TaskSpec } from './task.js';
 
 /** Minimal logger shape (pino's). */
 export interface WorkerLog {
@@ -95,7 +95,9 @@ export class SchedulerWorker {
     try {
       spec = parseTaskSpec(job.data);
     } catch (e) {
+      // Enqueue validates, so this is data written around it: never dispatched, reported if possible.
       this.opts.log?.error({ job: job.id, err: (e as Error).message }, 'invalid job data');
+      await this.reportInvalid(job, e as Error);
       throw new UnrecoverableError((e as Error).message);
     }
     const handle: JobHandle = {
@@ -118,6 +120,16 @@ export class SchedulerWorker {
     if (fresh) this.opts.metrics?.tasks.inc({ outcome: done.result.outcome });
     else this.opts.metrics?.published.inc();
     return done.result;
+  }
+
+  private async reportInvalid(job: Job, e: Error): Promise<void> {
+    const d = (job.data ?? {}) as { runId?: unknown; taskId?: unknown };
+    if (typeof d.runId !== 'string' || !RUN_ID.test(d.runId) || typeof d.taskId !== 'string' || !TASK_ID.test(d.taskId)) return;
+    const result: TaskResult = {
+      runId: d.runId, taskId: d.taskId, host: '', outcome: 'error', exitCode: null, signal: null, reason: 'INVALID_ARGUMENT', error: e.message,
+      durationMs: 0, stdoutBytes: 0, stderrBytes: 0, truncated: false, attempts: 0, attached: false, replayed: false, finishedAt: new Date().toISOString(),
+    };
+    if (await publishResult(this.redis, result, []).catch(() => false)) this.opts.metrics?.tasks.inc({ outcome: 'error' });
   }
 
   private async resolve(spec: TaskSpec): Promise<{ endpoints: AgentEndpoint[]; pinned?: string }> {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
 import { AgentClient } from '../../scheduler/agent-client.js';
 import { agentConnector } from '../../scheduler/connector.js';
-import { schedulerAlive } from '../../scheduler/daemon.js';
+import { HEARTBEAT_KEY, schedulerAlive } from '../../scheduler/daemon.js';
 import { registerFleet } from '../../scheduler/fleets.js';
 import { TaskQueue } from '../../scheduler/queue.js';
 import { redisSettingsFromUrl, type RedisSettings } from '../../scheduler/redis.js';
@@ -256,6 +256,31 @@ describe('scheduler with real agents', () => {
     expect(out.results.get('wrong')).toMatchObject({ outcome: 'error', reason: 'IDENTITY_MISMATCH' });
     expect(out.results.get('nohost')).toMatchObject({ outcome: 'error', reason: 'NOT_FOUND' });
     expect(await startedTotal([agents[1] as AgentProcess])).toBe(before + 2);
+  });
+
+  it('never dispatches job data written around enqueue validation; reports it as an error result', async () => {
+    const a = (agents[0] as AgentProcess).address;
+    const before = await startedTotal();
+    await q.queue.add('raw', { runId: 'raw1', taskId: 't', agents: [a], target: { host: a }, argv: 'true' } as never, { jobId: 'raw1-t' });
+    const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 2 });
+    try {
+      const res = await waitForRun(q.redis, 'raw1', ['t'], { timeoutMs: 20_000 });
+      expect(res.results.get('t')).toMatchObject({ outcome: 'error', reason: 'INVALID_ARGUMENT', attempts: 0 });
+      expect(await startedTotal()).toBe(before);
+    } finally {
+      await w.drain(5000);
+    }
+  });
+
+  it('takes over in-process when the daemon whose heartbeat it saw goes away', async () => {
+    const a = (agents[0] as AgentProcess).address;
+    await q.redis.zadd(HEARTBEAT_KEY, Date.now() + 2500, 'ghost');
+    const out = await runAndWait(
+      { runId: 'ghost1', tasks: [{ taskId: 'x', agents: [a], target: { host: a }, argv: ['true'] }] },
+      { settings, connect: connect(), timeoutMs: 30_000 },
+    );
+    expect(out.inProcess).toBe(true);
+    expect(out.results.get('x')?.outcome).toBe('succeeded');
   });
 
   it('ends a pinned task on an unreachable agent as unreachable after its attempts', async () => {
