@@ -133,6 +133,9 @@ describe('scheduler with real agents', () => {
     expect(await schedulerAlive(q.redis)).toBe(true);
     second.kill('SIGTERM');
     expect(await second.exited).toBe(0);
+    expect(await q.redis.zscore(HEARTBEAT_KEY, second.started.id as string)).toBeNull();
+    // The killed one's heartbeat ages out by itself.
+    for (let i = 0; i < 100 && (await schedulerAlive(q.redis)); i++) await sleep(100);
     expect(await schedulerAlive(q.redis)).toBe(false);
   });
 
