@@ -10,6 +10,7 @@
  * - `redis+cluster://[user:pass@]h1:p1,h2:p2` (`rediss+cluster://` for TLS)
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
 import { GaxxError } from '../proto/index.js';
 
@@ -62,7 +63,8 @@ function credentials(userinfo: string | undefined): { username?: string; passwor
 
 function tlsOptions(params: URLSearchParams, servername?: string): RedisOptions['tls'] {
   const ca = params.get('ca');
-  return { ...(servername ? { servername } : {}), ...(ca ? { ca: readFileSync(ca) } : {}), minVersion: 'TLSv1.2' };
+  // An IP is never sent as SNI (Node refuses it); the certificate is still checked against it.
+  return { ...(servername && !isIP(servername) ? { servername } : {}), ...(ca ? { ca: readFileSync(ca) } : {}), minVersion: 'TLSv1.2' };
 }
 
 function parseHostListUrl(url: string, m: RegExpExecArray): RedisSettings {

@@ -33,6 +33,8 @@ export interface TestRedisOptions {
   config?: string[];
   /** appendfsync policy; tests that restart after kill -9 use 'always'. */
   fsync?: 'always' | 'everysec';
+  /** Serve TLS only, on a free loopback port, with these PEM files (client certs not required). */
+  tls?: { certFile: string; keyFile: string; caFile: string };
 }
 
 async function freePort(): Promise<number> {
@@ -54,8 +56,12 @@ async function exited(child: ChildProcess, ms: number): Promise<boolean> {
 /** Starts a redis-server; always `destroy()` it in afterAll. */
 export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis> {
   const dir = mkdtempSync(join(tmpdir(), 'gxr-'));
-  const socketPath = opts.tcp ? undefined : join(dir, 'redis.sock');
-  const port = opts.tcp ? await freePort() : undefined;
+  const tcp = opts.tcp || opts.tls !== undefined;
+  const socketPath = tcp ? undefined : join(dir, 'redis.sock');
+  const port = tcp ? await freePort() : undefined;
+  const tlsLines = opts.tls
+    ? ['port 0', `tls-port ${port}`, `tls-cert-file ${opts.tls.certFile}`, `tls-key-file ${opts.tls.keyFile}`, `tls-ca-cert-file ${opts.tls.caFile}`, 'tls-auth-clients no']
+    : [];
   const conf = join(dir, 'redis.conf');
   writeFileSync(
     conf,
@@ -69,12 +75,13 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
       'save ""',
       'maxmemory-policy noeviction',
       `logfile ${join(dir, 'redis.log')}`,
+      ...tlsLines,
       ...(opts.config ?? []),
     ].join('\n') + '\n',
   );
   let child: ChildProcess | undefined;
   const ping = (): Promise<string | null> =>
-    socketPath ? socketCommand(socketPath, 'PING', 300) : tcpPing(port as number);
+    socketPath ? socketCommand(socketPath, 'PING', 300) : tcpPing(port as number, opts.tls !== undefined);
   const start = async (): Promise<void> => {
     child = spawn('redis-server', [conf], { stdio: 'ignore' });
     for (let i = 0; i < 500; i++) {
@@ -93,7 +100,7 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
   };
   await start();
   return {
-    url: socketPath ? `unix://${socketPath}` : `redis://127.0.0.1:${port}`,
+    url: socketPath ? `unix://${socketPath}` : opts.tls ? `rediss://127.0.0.1:${port}?ca=${encodeURIComponent(opts.tls.caFile)}` : `redis://127.0.0.1:${port}`,
     dir,
     socketPath,
     port,
@@ -111,10 +118,12 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
   };
 }
 
-async function tcpPing(port: number): Promise<string | null> {
+async function tcpPing(port: number, tls: boolean): Promise<string | null> {
   const { createConnection } = await import('node:net');
+  const tlsConnect = (await import('node:tls')).connect;
   return new Promise((resolve) => {
-    const sock = createConnection({ host: '127.0.0.1', port });
+    // Readiness only: the TLS probe does not verify the server (the tests' clients do).
+    const sock = tls ? tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }) : createConnection({ host: '127.0.0.1', port });
     const timer = setTimeout(() => done(null), 300);
     let buf = '';
     function done(v: string | null): void {
@@ -122,7 +131,7 @@ async function tcpPing(port: number): Promise<string | null> {
       sock.destroy();
       resolve(v);
     }
-    sock.on('connect', () => sock.write('PING\r\n'));
+    sock.on(tls ? 'secureConnect' : 'connect', () => sock.write('PING\r\n'));
     sock.on('data', (d) => {
       buf += d.toString();
       if (buf.includes('\r\n')) done(buf.split('\r\n')[0] ?? null);

@@ -1,7 +1,8 @@
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FleetCa } from '../../certs/index.js';
 import { acquireEmbeddedRedis, socketCommand } from '../../scheduler/embedded-redis.js';
 import { createRedis, durabilityWarnings, redisSettingsFromUrl, waitReady } from '../../scheduler/redis.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
@@ -59,6 +60,39 @@ describe('redis connections', () => {
   });
 });
 
+describe('redis over TLS (rediss://)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gxt-'));
+  let tlsRedis: TestRedis;
+  beforeAll(async () => {
+    const [{ ca }, { ca: other }] = await Promise.all([FleetCa.init(join(dir, 'ca')), FleetCa.init(join(dir, 'other'))]);
+    const made = await ca.issue({ identity: { role: 'agent', fleet: 'infra', host: 'redis' }, hosts: ['127.0.0.1'] });
+    writeFileSync(join(dir, 'cert.pem'), made.certPem);
+    writeFileSync(join(dir, 'key.pem'), made.keyPem, { mode: 0o600 });
+    writeFileSync(join(dir, 'ca.pem'), ca.certPem);
+    writeFileSync(join(dir, 'other.pem'), other.certPem);
+    tlsRedis = await startRedis({ tls: { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem'), caFile: join(dir, 'ca.pem') } });
+  });
+  afterAll(async () => {
+    await tlsRedis?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('connects with the server CA and refuses a server its CA did not sign', async () => {
+    const r = createRedis(redisSettingsFromUrl(tlsRedis.url), 'producer');
+    await waitReady(r);
+    expect(await r.ping()).toBe('PONG');
+    r.disconnect();
+    const wrong = createRedis(redisSettingsFromUrl(`rediss://127.0.0.1:${tlsRedis.port}?ca=${encodeURIComponent(join(dir, 'other.pem'))}`), 'producer');
+    wrong.on('error', () => undefined);
+    await expect(waitReady(wrong, 1500)).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE' });
+    // The server keeps serving after the refused handshake.
+    const again = createRedis(redisSettingsFromUrl(tlsRedis.url), 'producer');
+    await waitReady(again);
+    expect(await again.ping()).toBe('PONG');
+    again.disconnect();
+  });
+});
+
 describe('embedded redis-server', () => {
   const stateDir = mkdtempSync(join(tmpdir(), 'gxe-'));
   afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
@@ -95,7 +129,6 @@ describe('embedded redis-server', () => {
 
   it('prunes users whose process is gone', async () => {
     const a = await acquireEmbeddedRedis(stateDir);
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(join(a.dir, 'users', '999999999.dead'), '999999999');
     await a.release();
     expect(existsSync(a.socketPath)).toBe(false);
