@@ -4,7 +4,8 @@
  * gaxx key lives under, and a durability check that warns about a Redis that can lose jobs.
  *
  * URL forms (user and password are ACL credentials; `db` is the database number):
- * - `redis://[user:pass@]host:port[/db]`, `rediss://...` (TLS; `?ca=PATH` adds a CA bundle)
+ * - `redis://[user:pass@]host:port[/db]`, `rediss://...` (TLS; `?ca=PATH` adds a CA bundle,
+ *   `&cert=PATH&key=PATH` a client certificate)
  * - `unix:///path/redis.sock[?db=N&user=U&password=P]`
  * - `redis+sentinel://[user:pass@]h1:p1,h2:p2/<master>[/db]` (`rediss+sentinel://` for TLS)
  * - `redis+cluster://[user:pass@]h1:p1,h2:p2` (`rediss+cluster://` for TLS)
@@ -63,8 +64,11 @@ function credentials(userinfo: string | undefined): { username?: string; passwor
 
 function tlsOptions(params: URLSearchParams, servername?: string): RedisOptions['tls'] {
   const ca = params.get('ca');
+  const cert = params.get('cert');
+  const key = params.get('key');
+  const client = cert && key ? { cert: readFileSync(cert), key: readFileSync(key) } : {};
   // An IP is never sent as SNI (Node refuses it); the certificate is still checked against it.
-  return { ...(servername && !isIP(servername) ? { servername } : {}), ...(ca ? { ca: readFileSync(ca) } : {}), minVersion: 'TLSv1.2' };
+  return { ...(servername && !isIP(servername) ? { servername } : {}), ...(ca ? { ca: readFileSync(ca) } : {}), ...client, minVersion: 'TLSv1.2' };
 }
 
 function parseHostListUrl(url: string, m: RegExpExecArray): RedisSettings {

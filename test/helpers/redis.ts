@@ -3,7 +3,7 @@
  * port, with AOF on. `kill9()` and `restart()` keep the data dir, so AOF recovery can be tested.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,7 +81,7 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
   );
   let child: ChildProcess | undefined;
   const ping = (): Promise<string | null> =>
-    socketPath ? socketCommand(socketPath, 'PING', 300) : tcpPing(port as number, opts.tls !== undefined);
+    socketPath ? socketCommand(socketPath, 'PING', 300) : tcpPing(port as number, opts.tls);
   const start = async (): Promise<void> => {
     child = spawn('redis-server', [conf], { stdio: 'ignore' });
     for (let i = 0; i < 500; i++) {
@@ -90,6 +90,8 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
       if (child.exitCode !== null) break;
       await sleep(10);
     }
+    child.kill('SIGKILL');
+    await exited(child, 2000);
     throw new Error(`redis-server did not start (see ${dir}/redis.log)`);
   };
   const kill = async (signal: NodeJS.Signals): Promise<void> => {
@@ -118,12 +120,15 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
   };
 }
 
-async function tcpPing(port: number, tls: boolean): Promise<string | null> {
+async function tcpPing(port: number, tls: TestRedisOptions['tls']): Promise<string | null> {
   const { createConnection } = await import('node:net');
   const tlsConnect = (await import('node:tls')).connect;
   return new Promise((resolve) => {
-    // Readiness only: the TLS probe does not verify the server (the tests' clients do).
-    const sock = tls ? tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }) : createConnection({ host: '127.0.0.1', port });
+    // Readiness only: the TLS probe does not verify the server (the tests' clients do), and
+    // shows the server's own certificate in case client certificates are required.
+    const sock = tls
+      ? tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) })
+      : createConnection({ host: '127.0.0.1', port });
     const timer = setTimeout(() => done(null), 300);
     let buf = '';
     function done(v: string | null): void {
