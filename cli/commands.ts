@@ -20,5 +20,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'certs list', summary: 'list issued certificates with their status', load: () => import('./commands/certs-list.js') },
   { name: 'certs rotate', summary: "issue fresh agent certificates for a fleet, push them over mTLS, verify each agent's new serial", load: () => import('./commands/certs-rotate.js') },
   { name: 'certs revoke', summary: 'revoke a certificate by serial and re-sign the revocation list', load: () => import('./commands/certs-revoke.js') },
+  { name: 'run', summary: 'run a command on agents through the queue, one task per agent', load: () => import('./commands/run.js') },
+  { name: 'scheduler', summary: 'run the scheduler daemon that dispatches queued tasks to agents', load: () => import('./commands/scheduler.js') },
   { name: 'exec', summary: 'run one command on one agent directly and stream its output', load: () => import('./commands/exec.js') },
 ];

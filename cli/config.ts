@@ -28,7 +28,7 @@ export const ConfigFileSchema = z
       })
       .strict()
       .partial(),
-    // New sections go here, e.g. the scheduler's `redis: z.object({ url: z.string() }).strict().partial()`.
+    redis: z.object({ url: z.string().min(1) }).strict().partial(),
   })
   .strict()
   .partial();
@@ -48,7 +48,10 @@ export interface GaxxConfig {
     /** How long to wait for an agent connection before UNAVAILABLE. */
     connectTimeoutMs: number;
   };
-  // The scheduler adds `redis: { url: string }` here (plus its schema, DEFAULTS and SETTINGS rows).
+  redis: {
+    /** The queue's Redis; undefined: the embedded redis-server in the state dir. */
+    url: string | undefined;
+  };
 }
 
 const DEFAULTS = {
@@ -73,7 +76,7 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'agent.port', env: 'GAXX_AGENT_PORT', kind: 'int', help: 'agent port when an address has none (8088)' },
   { path: 'agent.deadlineMs', env: 'GAXX_DEADLINE_MS', flag: 'deadline-ms', kind: 'int', help: 'deadline of agent calls in ms (10000)' },
   { path: 'agent.connectTimeoutMs', env: 'GAXX_CONNECT_TIMEOUT_MS', flag: 'connect-timeout-ms', kind: 'int', help: 'agent connect timeout in ms (5000)' },
-  // The scheduler adds: { path: 'redis.url', env: 'GAXX_REDIS_URL', flag: 'redis-url', kind: 'string', help: 'Redis URL' },
+  { path: 'redis.url', env: 'GAXX_REDIS_URL', flag: 'redis-url', kind: 'string', help: 'Redis URL (default: an embedded redis-server in the state dir)' },
 ];
 
 /** A global option: accepted by every command, documented in `gaxx --help`. */
@@ -136,6 +139,7 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
     operatorName: merged.operatorName ?? sanitizeName(input.userName ?? env('USER') ?? ''),
     logLevel: merged.logLevel ?? DEFAULTS.logLevel,
     agent: { ...DEFAULTS.agent, ...merged.agent },
+    redis: { url: merged.redis?.url },
   };
 }
 

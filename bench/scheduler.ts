@@ -1,0 +1,120 @@
+/**
+ * Scheduler throughput and latency, measured against baselines in the same run:
+ *  - end to end: 5,000 `true` tasks over 4 local agents through the queue (in-process worker)
+ *  - raw BullMQ: the same number of jobs, same Redis, same concurrency, no-op processor
+ *  - agent-direct: the same Execs through AgentClient, same concurrency, no queue
+ *  - idle latency: enqueue -> result for one task, p50/p99 over 200 single-task runs
+ * Prints ratios. Run with `npm run bench:scheduler` (builds first). Needs redis-server.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Queue, Worker } from 'bullmq';
+import { loadCertDir } from '../certs/index.js';
+import { AgentClient } from '../scheduler/agent-client.js';
+import { agentConnector } from '../scheduler/connector.js';
+import { TaskQueue } from '../scheduler/queue.js';
+import { KEY_PREFIX, createRedis, redisSettingsFromUrl, type RedisSettings } from '../scheduler/redis.js';
+import { waitForRun } from '../scheduler/results.js';
+import { SchedulerWorker } from '../scheduler/worker.js';
+import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/agent.js';
+import { makePki } from '../test/helpers/pki.js';
+import { startRedis } from '../test/helpers/redis.js';
+
+const N = Number(process.env.BENCH_TASKS ?? 5000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
+const LATENCY_RUNS = 200;
+
+async function rawBullmq(settings: RedisSettings): Promise<number> {
+  const conn = createRedis(settings, 'worker');
+  const queue = new Queue('bench-raw', { connection: conn, prefix: KEY_PREFIX });
+  await queue.obliterate({ force: true });
+  let done = 0;
+  let finish: () => void = () => undefined;
+  const all = new Promise<void>((r) => (finish = r));
+  const worker = new Worker('bench-raw', async () => {
+    if (++done === N) finish();
+  }, { connection: createRedis(settings, 'worker'), prefix: KEY_PREFIX, concurrency: CONCURRENCY, autorun: false });
+  await queue.addBulk(Array.from({ length: N }, (_, i) => ({ name: 'x', data: { i }, opts: { jobId: `raw-${i}`, removeOnComplete: true } })));
+  const t0 = performance.now();
+  void worker.run();
+  await all;
+  const s = (performance.now() - t0) / 1000;
+  await worker.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  conn.disconnect();
+  return N / s;
+}
+
+async function agentDirect(agents: AgentProcess[], certsDir: string): Promise<number> {
+  const creds = loadCertDir(certsDir);
+  const clients = agents.map((a) => AgentClient.connect({ address: a.address }, creds));
+  await Promise.all(clients.map((c) => c.info()));
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async (_, lane) => {
+      const c = clients[lane % clients.length] as AgentClient;
+      for (let i = next++; i < N; i = next++) await c.run({ taskId: `direct-${i}`, argv: ['true'] });
+    }),
+  );
+  const s = (performance.now() - t0) / 1000;
+  for (const c of clients) c.close();
+  return N / s;
+}
+
+async function endToEnd(q: TaskQueue, agents: AgentProcess[], runId: string, n: number): Promise<number> {
+  const tasks = Array.from({ length: n }, (_, i) => ({ taskId: `t${i}`, agents: agents.map((a) => a.address), target: { any: true as const }, argv: ['true'] }));
+  const t0 = performance.now();
+  const enq = await q.enqueueRun({ runId, tasks });
+  await waitForRun(q.redis, runId, enq.taskIds, { timeoutMs: 600_000 });
+  return n / ((performance.now() - t0) / 1000);
+}
+
+async function latency(q: TaskQueue, agent: AgentProcess): Promise<{ p50: number; p99: number }> {
+  const ms: number[] = [];
+  for (let i = 0; i < LATENCY_RUNS; i++) {
+    const t0 = performance.now();
+    const runId = `lat${i}`;
+    const enq = await q.enqueueRun({ runId, tasks: [{ taskId: 't', agents: [agent.address], target: { host: agent.address }, argv: ['true'] }] });
+    await waitForRun(q.redis, runId, enq.taskIds, { timeoutMs: 30_000 });
+    ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  return { p50: ms[Math.floor(ms.length * 0.5)] as number, p99: ms[Math.floor(ms.length * 0.99)] as number };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'gxb-'));
+  const redis = await startRedis();
+  try {
+    const pki = await makePki(dir);
+    const settings = redisSettingsFromUrl(redis.url);
+    const agents = await Promise.all([0, 1, 2, 3].map(() => startAgent({ certsDir: pki.agent.dir, metrics: false, args: ['--capacity', String(CONCURRENCY)] })));
+    const raw = await rawBullmq(settings);
+    const direct = await agentDirect(agents, pki.clients.scheduler.dir);
+    const q = await TaskQueue.open(settings);
+    const worker = SchedulerWorker.start({ settings, connect: agentConnector(loadCertDir(pki.clients.scheduler.dir)), concurrency: CONCURRENCY });
+    await worker.ready();
+    await endToEnd(q, agents, 'warm', 200);
+    const e2e = await endToEnd(q, agents, 'bench', N);
+    const lat = await latency(q, agents[0] as AgentProcess);
+    await worker.drain(5000);
+    await q.close();
+    console.log(`scheduler bench: ${N} tasks, concurrency ${CONCURRENCY}, 4 agents`);
+    console.log(`  raw BullMQ no-op          ${raw.toFixed(0).padStart(7)} jobs/s`);
+    console.log(`  agent-direct Exec         ${direct.toFixed(0).padStart(7)} tasks/s`);
+    console.log(`  end-to-end through queue  ${e2e.toFixed(0).padStart(7)} tasks/s`);
+    console.log(`  agent-direct / end-to-end ${(direct / e2e).toFixed(2).padStart(7)}x  (target <= 2x)`);
+    console.log(`  raw BullMQ / end-to-end   ${(raw / e2e).toFixed(2).padStart(7)}x`);
+    console.log(`  idle enqueue->result      p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms (${LATENCY_RUNS} single-task runs)`);
+  } finally {
+    await stopAllAgents();
+    await redis.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
+process.exit(0);

@@ -1,0 +1,125 @@
+/** `gaxx run --agent ADDR[,ADDR...] -- CMD ARGS...`: one task per agent, through the queue. */
+import { GaxxError, exitCodeFor } from '../../proto/index.js';
+import { agentConnector, newRunId, redisTarget, runAndWait, type OutputChunk, type TaskInput, type TaskResult } from '../../scheduler/index.js';
+import { boolFlag, JSON_FLAG, stringFlag, stringsFlag, type Command, type FlagValues } from '../command.js';
+import type { Output } from '../output.js';
+import { schedulerCredentials } from '../scheduler-credentials.js';
+import { agentAddress } from './exec.js';
+
+function usage(message: string): GaxxError {
+  return new GaxxError('USAGE', `${message} (see 'gaxx run --help')`);
+}
+
+function count(flags: FlagValues, name: string, min: number): number | undefined {
+  const raw = stringFlag(flags, name);
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!(Number.isFinite(n) && n >= min)) throw usage(`--${name} must be a number >= ${min}`);
+  return n;
+}
+
+function envFrom(flags: FlagValues): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const kv of stringsFlag(flags, 'env')) {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw usage(`--env '${kv}' must be NAME=VALUE`);
+    env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return env;
+}
+
+/** A task id from an agent address: its position plus the address made id-safe. */
+export function taskIdFor(index: number, address: string): string {
+  return `${index}-${address.replace(/[^A-Za-z0-9._-]+/g, '_')}`.slice(0, 80);
+}
+
+/** The tasks of a fleet-less run: one per address, pinned to it. */
+export function buildTasks(addresses: string[], argv: string[], flags: FlagValues): TaskInput[] {
+  const timeout = count(flags, 'timeout', 0.001);
+  const retries = count(flags, 'retries', 0);
+  return addresses.map((address, i) => ({
+    taskId: taskIdFor(i, address),
+    agents: [address],
+    target: { host: address },
+    argv,
+    env: envFrom(flags),
+    ...(timeout ? { timeoutMs: Math.ceil(timeout * 1000) } : {}),
+    retry: { attempts: (retries ?? 4) + 1, retryOnFailure: boolFlag(flags, 'retry-on-failure') },
+  }));
+}
+
+function summary(r: TaskResult): string {
+  const how = r.signal ? `signal ${r.signal}` : r.exitCode !== null ? `exit ${r.exitCode}` : r.reason;
+  const extra = [r.reason && r.exitCode !== null ? r.reason : '', r.truncated ? 'output truncated' : '', r.attempts > 1 ? `${r.attempts} attempts` : '', r.error ?? '']
+    .filter(Boolean)
+    .join(', ');
+  return `== ${r.host}: ${r.outcome} (${how}, ${r.durationMs} ms${extra ? `; ${extra}` : ''})\n`;
+}
+
+function printHuman(out: Output, r: TaskResult, output: OutputChunk[]): void {
+  out.writeOut(summary(r));
+  for (const c of output) (c.stream === 1 ? out.writeOut : out.writeErr).call(out, c.data);
+}
+
+function printJson(out: Output, r: TaskResult, output: OutputChunk[]): void {
+  const text = (s: 1 | 2): string => Buffer.concat(output.filter((c) => c.stream === s).map((c) => c.data)).toString('utf8');
+  out.writeOut(`${JSON.stringify({ ...r, stdout: text(1), stderr: text(2) })}\n`);
+}
+
+/** 0 when every task succeeded; UNAVAILABLE's code when some never ran; else 1. */
+export function runExitCode(results: TaskResult[]): number {
+  if (results.some((r) => r.outcome === 'unreachable' || r.outcome === 'error')) return exitCodeFor('UNAVAILABLE');
+  return results.every((r) => r.outcome === 'succeeded') ? 0 : 1;
+}
+
+export const command: Command = {
+  usage: 'gaxx run --agent ADDR[,ADDR...] [--timeout S] [--retries N] [--retry-on-failure] [--env K=V ...] [--json] -- CMD ARGS...',
+  description: [
+    'Runs CMD on every listed agent through the Redis queue: one task per agent, pinned to it.',
+    'Output is printed per host as each task finishes (--json: one JSON object per task, one per',
+    'line). Exits 0 only when every task succeeded, 1 when some command failed, and 12 when an',
+    'agent could not be reached. A non-zero exit is a result, not retried unless',
+    '--retry-on-failure. Without a running `gaxx scheduler`, this process works on the queue',
+    'itself until the run is done. Redis: --redis-url / GAXX_REDIS_URL, else an embedded',
+    'redis-server in the state dir. Agents are reached with the scheduler certificate in',
+    '<state>/scheduler/certs, issued from the local CA on first use.',
+  ].join('\n'),
+  flags: {
+    agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses HOST[:PORT] (port default 8088); repeat or comma-separate' },
+    timeout: { type: 'string', valueName: 'S', help: "seconds before the agent kills a task (default: the agent's)" },
+    retries: { type: 'string', valueName: 'N', help: 'dispatch retries when an agent is unreachable (default 4)' },
+    'retry-on-failure': { type: 'boolean', help: 'also re-run a command that exits non-zero (up to --retries more times)' },
+    env: { type: 'string', valueName: 'K=V', multiple: true, help: 'environment variable for the command' },
+    'wait-timeout': { type: 'string', valueName: 'S', help: 'give up waiting for results after S seconds (default: no limit)' },
+    json: { ...JSON_FLAG, help: 'print one JSON object per task (JSON Lines) instead of text' },
+  },
+  takesRest: true,
+  handlesInterrupt: true,
+  examples: ['gaxx run --agent 10.0.0.5,10.0.0.6 -- uptime', "gaxx run --agent 127.0.0.1:8088 --json -- sh -c 'echo hi'"],
+  async run({ flags, rest, config, out, signal }) {
+    const raw = stringsFlag(flags, 'agent').flatMap((a) => a.split(',')).filter((a) => a !== '');
+    if (raw.length === 0) throw usage('--agent ADDR[,ADDR...] is required');
+    if (rest.length === 0) throw usage('give the command after --, e.g. gaxx run --agent ADDR -- uptime');
+    const addresses = [...new Set(raw.map((a) => agentAddress(a, config.agent.port)))];
+    const tasks = buildTasks(addresses, rest, flags);
+    const waitS = count(flags, 'wait-timeout', 0.001);
+    const creds = await schedulerCredentials(config.paths);
+    const target = await redisTarget(config.redis.url, config.paths.stateDir);
+    try {
+      const print = out.json ? printJson : printHuman;
+      const res = await runAndWait(
+        { runId: newRunId(), tasks },
+        {
+          settings: target.settings,
+          connect: agentConnector(creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs }),
+          signal,
+          ...(waitS ? { timeoutMs: waitS * 1000 } : {}),
+          onResult: (r, o) => print(out, r, o),
+        },
+      );
+      return runExitCode([...res.results.values()]);
+    } finally {
+      await target.release();
+    }
+  },
+};

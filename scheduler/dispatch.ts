@@ -1,0 +1,268 @@
+/**
+ * Dispatching one task: place it, Exec it on the agent, fold the events into a result, and
+ * decide what a failure means.
+ *
+ * - Transport failure (agent unreachable, connection dropped mid-task, stream ended without an
+ *   exit): recorded on the agent's breaker; any-host tasks move to another agent, pinned ones are
+ *   retried on theirs, with jittered exponential backoff, up to `retry.attempts`; then the task
+ *   ends `unreachable`.
+ * - RESOURCE_EXHAUSTED (the agent is full, e.g. other schedulers' tasks): wait and retry; not a
+ *   breaker failure.
+ * - Any other agent refusal (bad request, permission, identity): an `error` result, no retry.
+ * - A command that exits non-zero is a RESULT (`failed`), retried only with `retryOnFailure`,
+ *   each re-run under a new exec id `<jobId>.r<n>` so the agent does not replay the failure.
+ *
+ * Exactly-once: the exec task id is the job id, and the chosen agent is saved in the job before
+ * each dispatch, so a re-dispatch (scheduler crash, stalled job, lost stream) reaches the same
+ * agent, which attaches to the running task or replays its stored result. A command can still run
+ * a second time when: the agent restarted (or was killed) between the two dispatches, since its
+ * registry lives in memory; the registry entry expired (its TTL) before the re-dispatch; an
+ * any-host task's agent became unreachable (breaker open) after it had started the command, so
+ * the task moved to another agent while the first may still have run it; or `retryOnFailure`
+ * asked for re-runs.
+ */
+import { isGaxxError, type ErrorCode, type ExecRequest, type Exit__Output, type Started__Output } from '../proto/index.js';
+import type { AgentEndpoint, AgentLink, AgentPool } from './agent-pool.js';
+import { backoffDelay } from './breaker.js';
+import type { SchedulerMetrics } from './metrics.js';
+import { place } from './placement.js';
+import { outcomeOf, type OutputChunk, type TaskResult } from './results.js';
+import type { TaskSpec } from './task.js';
+
+/** What a dispatch needs from the job it serves. */
+export interface JobHandle {
+  id: string;
+  enqueuedAt: number;
+  signal: AbortSignal;
+  /** Persists the dispatch state in the job (before each Exec). */
+  saveDispatch(d: { placedOn?: string; round: number }): Promise<void>;
+  /** Loads a run input blob (for `input`). */
+  loadInput(name: string): Promise<Buffer>;
+}
+
+export interface DispatchContext {
+  pool: AgentPool;
+  metrics?: SchedulerMetrics;
+  /** The agents a task may use (fleet lookup, or its own list) and its pinned agent's address. */
+  resolve(spec: TaskSpec): Promise<{ endpoints: AgentEndpoint[]; pinned?: string }>;
+  backoffMaxMs?: number;
+}
+
+/** A finished task: its result and output. */
+export interface Dispatched {
+  result: TaskResult;
+  output: OutputChunk[];
+}
+
+const TRANSPORT: ReadonlySet<ErrorCode> = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'INTERNAL', 'CANCELLED']);
+
+class StreamEnded extends Error {}
+
+interface ExecOutcome {
+  exit: Exit__Output;
+  started: Started__Output | undefined;
+  startedAt: number;
+  output: OutputChunk[];
+}
+
+/**
+ * Runs the Exec stream to its exit event. The job's abort signal is deliberately NOT handed to
+ * the client (that would Cancel the task on the agent): on abort we stop reading and drop the
+ * stream, and the agent keeps the task running for the worker that takes the job next.
+ */
+async function execOnce(link: AgentLink, req: ExecRequest, signal: AbortSignal, deadlineMs: number | undefined): Promise<ExecOutcome> {
+  const output: OutputChunk[] = [];
+  let started: Started__Output | undefined;
+  let startedAt = 0;
+  const it = link.exec(req, deadlineMs ? { deadlineMs } : {})[Symbol.asyncIterator]();
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<'aborted'>((resolve) => {
+    onAbort = () => resolve('aborted');
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    for (;;) {
+      const next = await Promise.race([it.next(), aborted]);
+      if (next === 'aborted') throw new Error('dispatch aborted');
+      if (next.done) throw new StreamEnded('exec stream ended without an exit event');
+      const ev = next.value;
+      if (ev.started) {
+        started = ev.started;
+        startedAt = Date.now();
+      } else if (ev.stdout) output.push({ stream: 1, data: ev.stdout });
+      else if (ev.stderr) output.push({ stream: 2, data: ev.stderr });
+      else if (ev.exit) return { exit: ev.exit, started, startedAt, output };
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    void it.return?.()?.catch(() => undefined);
+  }
+}
+
+function endResult(spec: TaskSpec, host: string, attempts: number, outcome: TaskResult['outcome'], reason: string, error: string): TaskResult {
+  return {
+    runId: spec.runId, taskId: spec.taskId, host, outcome, exitCode: null, signal: null, reason, error,
+    durationMs: 0, stdoutBytes: 0, stderrBytes: 0, truncated: false, attempts, attached: false, replayed: false,
+    finishedAt: new Date().toISOString(),
+  };
+}
+
+async function buildRequest(spec: TaskSpec, job: JobHandle, execId: string): Promise<ExecRequest> {
+  const stdin = spec.input !== undefined ? await job.loadInput(spec.input) : spec.stdin ? Buffer.from(spec.stdin, 'base64') : undefined;
+  return {
+    taskId: execId,
+    argv: spec.argv,
+    env: spec.env,
+    ...(stdin ? { stdin } : {}),
+    timeoutMs: spec.timeoutMs ?? 0,
+    outputCapBytes: spec.outputCapBytes,
+  };
+}
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+/** What one pass of the dispatch loop decided. */
+type Step = { done: Dispatched } | { again: true } | { giveUp: true };
+const AGAIN: Step = { again: true };
+const GIVE_UP: Step = { giveUp: true };
+
+/** One task's way through placement, Exec and retries (state of the loop in dispatchTask). */
+class TaskDispatch {
+  private placedOn: string | undefined;
+  private round: number;
+  private infra = 0;
+  private busy = 0;
+  private attempts = 0;
+  private lastHost: string;
+  private lastError = '';
+  private readonly failedOn = new Set<string>();
+  private readonly seed = Math.floor(Math.random() * 1e6);
+  private readonly backoff: { baseMs: number; maxMs: number };
+
+  constructor(
+    private readonly ctx: DispatchContext,
+    private readonly spec: TaskSpec,
+    private readonly job: JobHandle,
+    private readonly endpoints: AgentEndpoint[],
+    private readonly pinned: string | undefined,
+  ) {
+    this.placedOn = spec.dispatch?.placedOn;
+    this.round = spec.dispatch?.round ?? 0;
+    this.lastHost = this.placedOn ?? pinned ?? endpoints[0]?.address ?? '';
+    this.backoff = { baseMs: spec.retry.backoffMs, maxMs: ctx.backoffMaxMs ?? 30_000 };
+  }
+
+  async run(): Promise<Dispatched> {
+    await this.ctx.pool.ensure(this.endpoints);
+    for (;;) {
+      if (this.job.signal.aborted) throw new Error('dispatch aborted');
+      const step = await this.step();
+      if ('done' in step) return step.done;
+      if ('giveUp' in step) break;
+    }
+    return this.ended('unreachable', 'UNAVAILABLE', this.lastError || 'no agent reachable');
+  }
+
+  private ended(outcome: TaskResult['outcome'], reason: string, error: string): Dispatched {
+    return { result: endResult(this.spec, this.lastHost, this.attempts, outcome, reason, error), output: [] };
+  }
+
+  private async step(): Promise<Step> {
+    const candidates = this.endpoints.map((e) => e.address);
+    const p = place({ pinned: this.pinned, candidates, placedOn: this.placedOn, failedOn: this.failedOn, seed: this.seed }, this.ctx.pool.snapshot(candidates));
+    if (p.kind === 'none') return { done: this.ended('error', 'NOT_FOUND', `no agent for this task (${p.reason})`) };
+    if (p.kind === 'wait') {
+      if (p.reason === 'breaker-open' && ++this.infra >= this.spec.retry.attempts) return GIVE_UP;
+      await this.ctx.pool.waitForChange(p.until ? p.until - Date.now() + 5 : 1000, this.job.signal);
+      await this.ctx.pool.ensure(this.endpoints);
+      return AGAIN;
+    }
+    const addr = p.address;
+    this.lastHost = addr;
+    if (this.placedOn !== addr) {
+      this.placedOn = addr;
+      // A pinned task can only go back to its agent, so only any-host placements are saved.
+      if (this.pinned === undefined) await this.job.saveDispatch({ placedOn: addr, round: this.round });
+    }
+    const req = await buildRequest(this.spec, this.job, this.round === 0 ? this.job.id : `${this.job.id}.r${this.round}`);
+    this.ctx.pool.acquire(addr);
+    this.attempts += 1;
+    let got: ExecOutcome | undefined;
+    let failure: unknown;
+    try {
+      got = await execOnce(this.ctx.pool.link(addr, this.endpoints.find((e) => e.address === addr)?.expect), req, this.job.signal, this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined);
+    } catch (e) {
+      failure = e;
+    } finally {
+      this.ctx.pool.release(addr);
+    }
+    if (got === undefined) {
+      if (this.job.signal.aborted) throw failure;
+      return this.onError(addr, failure);
+    }
+    this.ctx.pool.success(addr);
+    return this.onExit(addr, got);
+  }
+
+  private async onExit(addr: string, got: ExecOutcome): Promise<Step> {
+    if (got.started) this.ctx.metrics?.dispatchLatency.observe(Math.max(0, got.startedAt - this.job.enqueuedAt) / 1000);
+    const outcome = outcomeOf(got.exit);
+    if (outcome !== 'succeeded' && this.spec.retry.retryOnFailure && this.round + 1 < this.spec.retry.attempts) {
+      this.round += 1;
+      this.ctx.metrics?.retries.inc({ kind: 'failure' });
+      await this.job.saveDispatch({ placedOn: this.placedOn, round: this.round });
+      await sleep(backoffDelay(this.round, this.backoff), this.job.signal);
+      return AGAIN;
+    }
+    return { done: { result: exitResult(this.spec, addr, this.attempts, got, outcome), output: got.output } };
+  }
+
+  private async onError(addr: string, e: unknown): Promise<Step> {
+    const code: ErrorCode = e instanceof StreamEnded ? 'UNAVAILABLE' : isGaxxError(e) ? e.code : 'INTERNAL';
+    this.lastError = `${code}: ${(e as Error).message}`;
+    if (code === 'RESOURCE_EXHAUSTED' && this.busy < 200) {
+      this.ctx.metrics?.retries.inc({ kind: 'busy' });
+      await sleep(backoffDelay(Math.min(++this.busy, 5), this.backoff), this.job.signal);
+      return AGAIN;
+    }
+    if (!TRANSPORT.has(code)) return { done: this.ended('error', code, this.lastError) };
+    this.ctx.pool.failure(addr);
+    this.ctx.metrics?.retries.inc({ kind: 'transport' });
+    this.failedOn.add(addr);
+    if (this.pinned === undefined) this.placedOn = undefined;
+    if (++this.infra >= this.spec.retry.attempts) return GIVE_UP;
+    await sleep(backoffDelay(this.infra, this.backoff), this.job.signal);
+    return AGAIN;
+  }
+}
+
+/** Runs one task to a result. Throws only when the job's signal aborts (hand the job back). */
+export async function dispatchTask(ctx: DispatchContext, spec: TaskSpec, job: JobHandle): Promise<Dispatched> {
+  const { endpoints, pinned } = await ctx.resolve(spec);
+  if ('host' in spec.target && (pinned === undefined || !endpoints.some((e) => e.address === pinned))) {
+    return { result: endResult(spec, spec.target.host, 0, 'error', 'NOT_FOUND', `no agent for host ${spec.target.host}`), output: [] };
+  }
+  return new TaskDispatch(ctx, spec, job, endpoints, pinned).run();
+}
+
+function exitResult(spec: TaskSpec, host: string, attempts: number, got: ExecOutcome, outcome: TaskResult['outcome']): TaskResult {
+  const x = got.exit;
+  return {
+    runId: spec.runId, taskId: spec.taskId, host, outcome,
+    exitCode: x.signal ? null : x.code, signal: x.signal || null, reason: x.reason,
+    ...(x.error ? { error: x.error } : {}),
+    durationMs: Number(x.durationMs), stdoutBytes: Number(x.stdoutBytes), stderrBytes: Number(x.stderrBytes),
+    truncated: x.truncated, attempts, attached: got.started?.attached ?? false, replayed: got.started?.replayed ?? false,
+    finishedAt: new Date().toISOString(),
+  };
+}

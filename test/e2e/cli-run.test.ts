@@ -1,0 +1,119 @@
+// The built CLI's `gaxx run` against real agents, with the embedded redis-server of GAXX_HOME.
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FleetCa, writeCertDir } from '../../certs/index.js';
+import { exitCodeFor } from '../../proto/index.js';
+import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+
+const MAIN = resolve('dist/cli/main.js');
+let home: string;
+let agents: AgentProcess[];
+
+function gaxx(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home } }, (err, stdout, stderr) => {
+      done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+beforeAll(async () => {
+  home = mkdtempSync(join(tmpdir(), 'gxr-'));
+  const init = await gaxx(['init', '--name', 'alice']);
+  expect(init.code, init.stderr).toBe(0);
+  const ca = FleetCa.open(join(home, 'config', 'ca'));
+  const made = await ca.issue({ identity: { role: 'agent', fleet: 'adhoc', host: 'h1' }, hosts: ['127.0.0.1'] });
+  const certs = join(home, 'agent-certs');
+  mkdirSync(certs, { mode: 0o700 });
+  writeCertDir(certs, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem });
+  agents = await Promise.all([0, 1].map(() => startAgent({ certsDir: certs })));
+});
+
+afterAll(async () => {
+  await stopAllAgents();
+  rmSync(home, { recursive: true, force: true });
+});
+
+describe('gaxx run', () => {
+  it('runs one task per agent through the queue and prints each host', async () => {
+    const r = await gaxx(['run', '--agent', agents.map((a) => a.address).join(','), '--', 'echo', 'hello']);
+    expect(r.code, r.stderr).toBe(0);
+    for (const a of agents) expect(r.stdout).toContain(`== ${a.address}: succeeded (exit 0`);
+    expect(r.stdout.match(/^hello$/gm)).toHaveLength(2);
+    // The embedded redis-server ran on a 0700 socket dir and stopped with its last user.
+    expect(statSync(join(home, 'state', 'redis')).mode & 0o777).toBe(0o700);
+    expect(existsSync(join(home, 'state', 'redis', 'redis.sock'))).toBe(false);
+    expect(existsSync(join(home, 'state', 'scheduler', 'certs', 'cert.pem'))).toBe(true);
+  });
+
+  it('--json prints one object per task; exit 1 when a command fails', async () => {
+    const r = await gaxx(['run', '--json', '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+    expect(r.code, r.stderr).toBe(1);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(2);
+    for (const l of lines) expect(l).toMatchObject({ outcome: 'failed', exitCode: 3, attempts: 1, stdout: 'out\n', stderr: 'err\n' });
+    expect(new Set(lines.map((l) => l.host))).toEqual(new Set(agents.map((a) => a.address)));
+  });
+
+  it('exits with the UNAVAILABLE code when an agent cannot be reached', async () => {
+    const r = await gaxx(['run', '--retries', '1', '--agent', `${(agents[0] as AgentProcess).address},127.0.0.1:1`, '--', 'true']);
+    expect(r.code, r.stderr).toBe(exitCodeFor('UNAVAILABLE'));
+    expect(r.stdout).toContain('== 127.0.0.1:1: unreachable');
+  });
+
+  it('leaves the work to a running `gaxx scheduler`, which drains and stops its redis on SIGTERM', async () => {
+    const daemon = spawn(process.execPath, [MAIN, 'scheduler', '--metrics-listen', '127.0.0.1:0', '--concurrency', '8'], {
+      env: { PATH: process.env.PATH ?? '', GAXX_HOME: home },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const exited = new Promise<number | null>((r) => daemon.once('exit', (code) => r(code)));
+    try {
+      let err = '';
+      const started = await new Promise<Record<string, unknown>>((resolveStart, reject) => {
+        const t = setTimeout(() => reject(new Error(`gaxx scheduler did not start: ${err}`)), 15_000);
+        daemon.stderr.on('data', (b: Buffer) => {
+          err += b.toString();
+          const line = err.split('\n').find((l) => l.includes('"scheduler started"'));
+          if (line) {
+            clearTimeout(t);
+            resolveStart(JSON.parse(line) as Record<string, unknown>);
+          }
+        });
+      });
+      const r = await gaxx(['run', '--agent', agents.map((a) => a.address).join(','), '--', 'true']);
+      expect(r.code, r.stderr).toBe(0);
+      const metrics = await fetch(`http://${started.metrics as string}/metrics`).then((x) => x.text());
+      expect(metrics).toMatch(/gaxx_scheduler_tasks_total\{outcome="succeeded"\} 2/);
+      // The run released its use of the embedded redis; the daemon still holds it.
+      expect(existsSync(join(home, 'state', 'redis', 'redis.sock'))).toBe(true);
+      daemon.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(existsSync(join(home, 'state', 'redis', 'redis.sock'))).toBe(false);
+    } finally {
+      daemon.kill('SIGKILL');
+      await exited;
+    }
+  });
+
+  it('`gaxx scheduler` refuses a metrics address in use (FAILED_PRECONDITION) and leaves nothing running', async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (busy.address() as { port: number }).port;
+      const r = await gaxx(['scheduler', '--metrics-listen', `127.0.0.1:${port}`]);
+      expect(r.code, r.stderr).toBe(exitCodeFor('FAILED_PRECONDITION'));
+      expect(existsSync(join(home, 'state', 'redis', 'redis.sock'))).toBe(false);
+    } finally {
+      busy.close();
+    }
+  });
+
+  it('refuses a run without an agent or a command (USAGE)', async () => {
+    expect((await gaxx(['run', '--', 'true'])).code).toBe(exitCodeFor('USAGE'));
+    expect((await gaxx(['run', '--agent', (agents[0] as AgentProcess).address])).code).toBe(exitCodeFor('USAGE'));
+  });
+});

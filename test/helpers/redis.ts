@@ -1,0 +1,146 @@
+/**
+ * A real redis-server for tests: in a temp dir, on a unix socket (default) or a free loopback
+ * port, with AOF on. `kill9()` and `restart()` keep the data dir, so AOF recovery can be tested.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { socketCommand } from '../../scheduler/embedded-redis.js';
+
+export interface TestRedis {
+  url: string;
+  dir: string;
+  socketPath?: string;
+  port?: number;
+  pid(): number | undefined;
+  /** Graceful SHUTDOWN (AOF flushed). */
+  stop(): Promise<void>;
+  /** SIGKILL, no flush beyond what appendfsync already wrote. */
+  kill9(): Promise<void>;
+  /** Starts again on the same socket/port and data dir. */
+  restart(): Promise<void>;
+  /** Stops it and removes the temp dir. */
+  destroy(): Promise<void>;
+}
+
+export interface TestRedisOptions {
+  /** Listen on a free loopback TCP port instead of a unix socket. */
+  tcp?: boolean;
+  /** Extra redis.conf lines (e.g. 'appendonly no', ACL users). */
+  config?: string[];
+  /** appendfsync policy; tests that restart after kill -9 use 'always'. */
+  fsync?: 'always' | 'everysec';
+  /** Serve TLS only, on a free loopback port, with these PEM files (client certs not required). */
+  tls?: { certFile: string; keyFile: string; caFile: string };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+async function exited(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return true;
+  return Promise.race([new Promise<boolean>((r) => child.once('exit', () => r(true))), sleep(ms).then(() => false)]);
+}
+
+/** Starts a redis-server; always `destroy()` it in afterAll. */
+export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis> {
+  const dir = mkdtempSync(join(tmpdir(), 'gxr-'));
+  const tcp = opts.tcp || opts.tls !== undefined;
+  const socketPath = tcp ? undefined : join(dir, 'redis.sock');
+  const port = tcp ? await freePort() : undefined;
+  const tlsLines = opts.tls
+    ? ['port 0', `tls-port ${port}`, `tls-cert-file ${opts.tls.certFile}`, `tls-key-file ${opts.tls.keyFile}`, `tls-ca-cert-file ${opts.tls.caFile}`, 'tls-auth-clients no']
+    : [];
+  const conf = join(dir, 'redis.conf');
+  writeFileSync(
+    conf,
+    [
+      port ? `port ${port}` : 'port 0',
+      port ? 'bind 127.0.0.1' : `unixsocket ${socketPath}`,
+      ...(socketPath ? ['unixsocketperm 700'] : []),
+      `dir ${dir}`,
+      'appendonly yes',
+      `appendfsync ${opts.fsync ?? 'everysec'}`,
+      'save ""',
+      'maxmemory-policy noeviction',
+      `logfile ${join(dir, 'redis.log')}`,
+      ...tlsLines,
+      ...(opts.config ?? []),
+    ].join('\n') + '\n',
+  );
+  let child: ChildProcess | undefined;
+  const ping = (): Promise<string | null> =>
+    socketPath ? socketCommand(socketPath, 'PING', 300) : tcpPing(port as number, opts.tls);
+  const start = async (): Promise<void> => {
+    child = spawn('redis-server', [conf], { stdio: 'ignore' });
+    for (let i = 0; i < 500; i++) {
+      const r = await ping();
+      if (r === '+PONG' || r?.startsWith('-NOAUTH')) return;
+      if (child.exitCode !== null) break;
+      await sleep(10);
+    }
+    child.kill('SIGKILL');
+    await exited(child, 2000);
+    throw new Error(`redis-server did not start (see ${dir}/redis.log)`);
+  };
+  const kill = async (signal: NodeJS.Signals): Promise<void> => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    if (!(await exited(child, 5000))) child.kill('SIGKILL');
+    await exited(child, 2000);
+  };
+  await start();
+  return {
+    url: socketPath ? `unix://${socketPath}` : opts.tls ? `rediss://127.0.0.1:${port}?ca=${encodeURIComponent(opts.tls.caFile)}` : `redis://127.0.0.1:${port}`,
+    dir,
+    socketPath,
+    port,
+    pid: () => child?.pid,
+    stop: () => kill('SIGTERM'),
+    kill9: () => kill('SIGKILL'),
+    restart: async () => {
+      await kill('SIGTERM');
+      await start();
+    },
+    destroy: async () => {
+      await kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function tcpPing(port: number, tls: TestRedisOptions['tls']): Promise<string | null> {
+  const { createConnection } = await import('node:net');
+  const tlsConnect = (await import('node:tls')).connect;
+  return new Promise((resolve) => {
+    // Readiness only: the TLS probe does not verify the server (the tests' clients do), and
+    // shows the server's own certificate in case client certificates are required.
+    const sock = tls
+      ? tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) })
+      : createConnection({ host: '127.0.0.1', port });
+    const timer = setTimeout(() => done(null), 300);
+    let buf = '';
+    function done(v: string | null): void {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(v);
+    }
+    sock.on(tls ? 'secureConnect' : 'connect', () => sock.write('PING\r\n'));
+    sock.on('data', (d) => {
+      buf += d.toString();
+      if (buf.includes('\r\n')) done(buf.split('\r\n')[0] ?? null);
+    });
+    sock.on('error', () => done(null));
+  });
+}

@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerFleet } from '../../scheduler/fleets.js';
+import { TaskQueue } from '../../scheduler/queue.js';
+import { redisSettingsFromUrl } from '../../scheduler/redis.js';
+import type { TaskInput } from '../../scheduler/task.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+
+// Deliberately loose: some tests send wrong types, as a caller outside TypeScript could.
+const tasks = (n: number, over: Record<string, unknown> = {}): TaskInput[] =>
+  Array.from({ length: n }, (_, i) => ({ taskId: `t${i}`, agents: ['127.0.0.1:8088'], target: { any: true }, argv: ['true'], ...over }) as TaskInput);
+
+describe('TaskQueue', () => {
+  let redis: TestRedis;
+  let q: TaskQueue;
+  beforeAll(async () => {
+    redis = await startRedis({ fsync: 'always' });
+    q = await TaskQueue.open(redisSettingsFromUrl(redis.url));
+  });
+  afterAll(async () => {
+    await q?.close();
+    await redis?.destroy();
+  });
+
+  it('enqueues a run as jobs <runId>-<taskId>; the same run twice adds nothing', async () => {
+    const run = { runId: 'dup1', tasks: tasks(5) };
+    const a = await q.enqueueRun(run);
+    expect(a.jobIds).toEqual(['dup1-t0', 'dup1-t1', 'dup1-t2', 'dup1-t3', 'dup1-t4']);
+    await q.enqueueRun(run);
+    expect((await q.depth()).waiting).toBe(5);
+    const job = await q.queue.getJob('dup1-t3');
+    expect(job?.data).toMatchObject({ runId: 'dup1', taskId: 't3', argv: ['true'] });
+    expect(job?.opts.removeOnComplete).toMatchObject({ age: expect.any(Number), count: expect.any(Number) });
+    expect(job?.opts.removeOnFail).toMatchObject({ age: expect.any(Number), count: expect.any(Number) });
+    await q.queue.obliterate({ force: true });
+  });
+
+  it.each([
+    ['wrong types', { argv: 'uptime' }, 'tasks.0.argv'],
+    ['argv empty', { argv: [] }, 'tasks.0.argv'],
+    ['huge env', { env: { X: 'y'.repeat(100_000) } }, 'tasks.0.env'],
+    ['unknown fleet', { agents: undefined, fleet: 'nosuchfleet' }, 'tasks.0.fleet'],
+  ])('refuses %s at enqueue and writes nothing', async (_n, over, path) => {
+    const err = await q.enqueueRun({ runId: 'bad1', tasks: tasks(3, over) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(((err as { details: { issues: Array<{ path: string }> } }).details.issues).map((i) => i.path)).toContain(path);
+    expect(await q.queue.getJob('bad1-t0')).toBeUndefined();
+    expect((await q.depth()).waiting).toBe(0);
+  });
+
+  it('accepts a registered fleet', async () => {
+    await registerFleet(q.redis, 'web', [{ host: 'h1', address: '127.0.0.1:8088' }]);
+    await q.enqueueRun({ runId: 'fleet1', tasks: tasks(1, { agents: undefined, fleet: 'web' }) });
+    expect(await q.queue.getJob('fleet1-t0')).toBeDefined();
+    await q.queue.obliterate({ force: true });
+  });
+
+  it('withdraws the jobs of a run that no worker has taken', async () => {
+    const enq = await q.enqueueRun({ runId: 'wd1', tasks: tasks(3) });
+    expect(await q.withdraw(enq.jobIds)).toBe(3);
+    expect((await q.depth()).waiting).toBe(0);
+    expect(await q.withdraw(enq.jobIds)).toBe(0);
+  });
+
+  it('loses none of 1,000 queued tasks when redis-server restarts (AOF)', async () => {
+    await q.enqueueRun({ runId: 'aof1', tasks: tasks(1000) });
+    await q.close();
+    await redis.kill9();
+    await redis.restart();
+    q = await TaskQueue.open(redisSettingsFromUrl(redis.url));
+    expect((await q.depth()).waiting).toBe(1000);
+    const ids = new Set((await q.queue.getWaiting(0, 2000)).map((j) => j.id));
+    expect(ids.size).toBe(1000);
+    expect(ids.has('aof1-t999')).toBe(true);
+  });
+
+  it('fails fast with REDIS_UNAVAILABLE when redis is down', async () => {
+    await redis.stop();
+    const t0 = Date.now();
+    await expect(q.enqueueRun({ runId: 'down1', tasks: tasks(1) })).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE' });
+    await expect(TaskQueue.open(redisSettingsFromUrl(redis.url), 1000)).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE' });
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    await redis.restart();
+  });
+});

@@ -1,0 +1,151 @@
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FleetCa } from '../../certs/index.js';
+import { acquireEmbeddedRedis, socketCommand } from '../../scheduler/embedded-redis.js';
+import { createRedis, durabilityWarnings, redisSettingsFromUrl, waitReady } from '../../scheduler/redis.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+
+describe('redis connections', () => {
+  let good: TestRedis;
+  let lossy: TestRedis;
+  let acl: TestRedis;
+  beforeAll(async () => {
+    [good, lossy, acl] = await Promise.all([
+      startRedis(),
+      startRedis({ config: ['appendonly no', 'maxmemory-policy allkeys-lru'] }),
+      startRedis({ tcp: true, config: ['user default off', 'user gaxx on >s3cret-pass ~* &* +@all'] }),
+    ]);
+  });
+  afterAll(async () => {
+    await Promise.all([good?.destroy(), lossy?.destroy(), acl?.destroy()]);
+  });
+
+  it('finds nothing to warn about on an AOF + noeviction redis', async () => {
+    const r = createRedis(redisSettingsFromUrl(good.url), 'producer');
+    await waitReady(r);
+    expect(await durabilityWarnings(r)).toEqual([]);
+    r.disconnect();
+  });
+
+  it('warns when redis does not persist and when it evicts', async () => {
+    const r = createRedis(redisSettingsFromUrl(lossy.url), 'producer');
+    await waitReady(r);
+    const w = await durabilityWarnings(r);
+    expect(w).toHaveLength(2);
+    expect(w.join('\n')).toMatch(/allkeys-lru/);
+    r.disconnect();
+  });
+
+  it('authenticates with an ACL user and is refused with a wrong password', async () => {
+    const r = createRedis(redisSettingsFromUrl(`redis://gaxx:s3cret-pass@127.0.0.1:${acl.port}`), 'producer');
+    await waitReady(r);
+    expect(await r.set('{gaxx}:probe', '1')).toBe('OK');
+    r.disconnect();
+    const bad = createRedis(redisSettingsFromUrl(`redis://gaxx:wrong@127.0.0.1:${acl.port}`), 'producer');
+    bad.on('error', () => undefined);
+    await expect(waitReady(bad, 1500)).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE' });
+  });
+
+  it('a producer fails fast with REDIS_UNAVAILABLE when redis is down', async () => {
+    const dead = await startRedis();
+    await dead.stop();
+    const r = createRedis(redisSettingsFromUrl(dead.url), 'producer');
+    r.on('error', () => undefined);
+    const t0 = Date.now();
+    await expect(waitReady(r, 2000)).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE' });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    await dead.destroy();
+  });
+});
+
+describe('redis over TLS (rediss://)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gxt-'));
+  let tlsRedis: TestRedis;
+  beforeAll(async () => {
+    const [{ ca }, { ca: other }] = await Promise.all([FleetCa.init(join(dir, 'ca')), FleetCa.init(join(dir, 'other'))]);
+    const made = await ca.issue({ identity: { role: 'agent', fleet: 'infra', host: 'redis' }, hosts: ['127.0.0.1'] });
+    writeFileSync(join(dir, 'cert.pem'), made.certPem);
+    writeFileSync(join(dir, 'key.pem'), made.keyPem, { mode: 0o600 });
+    writeFileSync(join(dir, 'ca.pem'), ca.certPem);
+    writeFileSync(join(dir, 'other.pem'), other.certPem);
+    tlsRedis = await startRedis({ tls: { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem'), caFile: join(dir, 'ca.pem') } });
+  });
+  afterAll(async () => {
+    await tlsRedis?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('connects with the server CA and refuses a server its CA did not sign', async () => {
+    const r = createRedis(redisSettingsFromUrl(tlsRedis.url), 'producer');
+    await waitReady(r);
+    expect(await r.ping()).toBe('PONG');
+    r.disconnect();
+    const wrong = createRedis(redisSettingsFromUrl(`rediss://127.0.0.1:${tlsRedis.port}?ca=${encodeURIComponent(join(dir, 'other.pem'))}`), 'producer');
+    wrong.on('error', () => undefined);
+    await expect(waitReady(wrong, 1500)).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE' });
+    // The server keeps serving after the refused handshake.
+    const again = createRedis(redisSettingsFromUrl(tlsRedis.url), 'producer');
+    await waitReady(again);
+    expect(await again.ping()).toBe('PONG');
+    again.disconnect();
+  });
+
+  it('presents a client certificate when the server requires one', async () => {
+    const strict = await startRedis({ tls: { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem'), caFile: join(dir, 'ca.pem') }, config: ['tls-auth-clients yes'] });
+    try {
+      const bare = createRedis(redisSettingsFromUrl(strict.url), 'producer');
+      bare.on('error', () => undefined);
+      await expect(waitReady(bare, 1500)).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE' });
+      const withCert = createRedis(redisSettingsFromUrl(`${strict.url}&cert=${encodeURIComponent(join(dir, 'cert.pem'))}&key=${encodeURIComponent(join(dir, 'key.pem'))}`), 'producer');
+      await waitReady(withCert);
+      expect(await withCert.ping()).toBe('PONG');
+      withCert.disconnect();
+    } finally {
+      await strict.destroy();
+    }
+  });
+});
+
+describe('embedded redis-server', () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'gxe-'));
+  afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
+
+  it('runs on a 0700 socket dir, is shared, and stops when the last user is done', async () => {
+    const a = await acquireEmbeddedRedis(stateDir);
+    expect(a.started).toBe(true);
+    expect(statSync(a.dir).mode & 0o777).toBe(0o700);
+    expect(statSync(a.socketPath).isSocket()).toBe(true);
+    const b = await acquireEmbeddedRedis(stateDir);
+    expect(b.started).toBe(false);
+    expect(b.socketPath).toBe(a.socketPath);
+
+    const r = createRedis(redisSettingsFromUrl(a.url), 'producer');
+    await waitReady(r);
+    expect(await durabilityWarnings(r)).toEqual([]);
+    expect(await r.config('GET', 'port')).toEqual(['port', '0']);
+    await r.set('{gaxx}:kept', 'yes');
+    r.disconnect();
+
+    await a.release();
+    expect(await socketCommand(b.socketPath, 'PING')).toBe('+PONG');
+    await b.release();
+    expect(existsSync(b.socketPath)).toBe(false);
+    expect(await socketCommand(b.socketPath, 'PING')).toBeNull();
+
+    // Started again, the AOF brings the data back.
+    const c = await acquireEmbeddedRedis(stateDir);
+    expect(c.started).toBe(true);
+    expect(await socketCommand(c.socketPath, 'GET {gaxx}:kept')).toBe('$3');
+    await c.release();
+    expect(existsSync(c.socketPath)).toBe(false);
+  });
+
+  it('prunes users whose process is gone', async () => {
+    const a = await acquireEmbeddedRedis(stateDir);
+    writeFileSync(join(a.dir, 'users', '999999999.dead'), '999999999');
+    await a.release();
+    expect(existsSync(a.socketPath)).toBe(false);
+  });
+});

@@ -1,0 +1,297 @@
+/**
+ * The scheduler end to end: real redis-server, four real agents over mTLS, the worker in this
+ * process or as its own process (to kill -9 it). Nothing lost, nothing run twice.
+ */
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCertDir } from '../../certs/index.js';
+import { AgentClient } from '../../scheduler/agent-client.js';
+import { agentConnector } from '../../scheduler/connector.js';
+import { HEARTBEAT_KEY, schedulerAlive } from '../../scheduler/daemon.js';
+import { registerFleet } from '../../scheduler/fleets.js';
+import { TaskQueue } from '../../scheduler/queue.js';
+import { redisSettingsFromUrl, type RedisSettings } from '../../scheduler/redis.js';
+import { runDoneKey, runEventsKey, waitForRun } from '../../scheduler/results.js';
+import { runAndWait } from '../../scheduler/run.js';
+import type { TaskInput } from '../../scheduler/task.js';
+import { SchedulerWorker } from '../../scheduler/worker.js';
+import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { makePki, type Pki } from '../helpers/pki.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startSchedulerProcess, stopAllSchedulers } from '../helpers/scheduler.js';
+
+const FAST_BREAKER = { failureThreshold: 2, openMs: 300, maxOpenMs: 1500 };
+
+describe('scheduler with real agents', () => {
+  let dir: string;
+  let pki: Pki;
+  let redis: TestRedis;
+  let settings: RedisSettings;
+  let agents: AgentProcess[];
+  let q: TaskQueue;
+  const connect = (): ReturnType<typeof agentConnector> => agentConnector(loadCertDir(pki.clients.scheduler.dir));
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gxs-'));
+    pki = await makePki(dir);
+    redis = await startRedis();
+    settings = redisSettingsFromUrl(redis.url);
+    agents = await Promise.all([0, 1, 2, 3].map(() => startAgent({ certsDir: pki.agent.dir })));
+    q = await TaskQueue.open(settings);
+  });
+
+  afterAll(async () => {
+    await stopAllSchedulers();
+    await q?.close();
+    await stopAllAgents();
+    await redis?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Sum of the agents' own execution counters. */
+  async function startedTotal(list = agents): Promise<number> {
+    const creds = loadCertDir(pki.clients.scheduler.dir);
+    let n = 0;
+    for (const a of list) {
+      const c = AgentClient.connect({ address: a.address }, creds);
+      n += Number((await c.info()).tasksStartedTotal);
+      c.close();
+    }
+    return n;
+  }
+
+  const anyHost = (runId: string, n: number, argv: (id: string) => string[]): { runId: string; tasks: TaskInput[] } => ({
+    runId,
+    tasks: Array.from({ length: n }, (_, i) => ({ taskId: `t${i}`, agents: agents.map((a) => a.address), target: { any: true }, argv: argv(`${runId}-t${i}`) })),
+  });
+
+  /** An empty file every agent (user nobody) can append to: tasks log their ids there. */
+  function sharedFile(name: string): string {
+    const ranDir = join(dir, 'ran');
+    mkdirSync(ranDir, { recursive: true });
+    chmodSync(ranDir, 0o777);
+    const f = join(ranDir, name);
+    writeFileSync(f, '');
+    chmodSync(f, 0o666);
+    return f;
+  }
+
+  async function resultCount(runId: string): Promise<number> {
+    return (q.redis as Redis).hlen(runDoneKey(runId));
+  }
+
+  it('runs 1,000 tasks over 4 agents: one result each, 1,000 executions counted by the agents', async () => {
+    const before = await startedTotal();
+    const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 64 });
+    try {
+      const enq = await q.enqueueRun(anyHost('k1000', 1000, () => ['true']));
+      const res = await waitForRun(q.redis, 'k1000', enq.taskIds, { timeoutMs: 120_000 });
+      expect(res.results.size).toBe(1000);
+      expect([...res.results.values()].filter((r) => r.outcome !== 'succeeded')).toEqual([]);
+      const entries = await (q.redis as Redis).xrange(runEventsKey('k1000'), '-', '+');
+      expect(entries.filter(([, f]) => f[1] === 'res')).toHaveLength(1000);
+      expect(await startedTotal()).toBe(before + 1000);
+      const hosts = new Set([...res.results.values()].map((r) => r.host));
+      expect(hosts.size).toBe(4);
+    } finally {
+      await w.drain(5000);
+    }
+  });
+
+  it('survives kill -9 of the scheduler halfway through 500 tasks: all complete, none ran twice', async () => {
+    const ranFile = sharedFile('ran.log');
+    const before = await startedTotal();
+    const common = { redisUrl: redis.url, stateDir: join(dir, 'sched-state'), certsDir: pki.clients.scheduler.dir, concurrency: 32, lockMs: 2000 };
+    const first = await startSchedulerProcess(common);
+    const enq = await q.enqueueRun(anyHost('k9', 500, (id) => ['sh', '-c', 'echo "$0" >> "$1"; sleep 0.1', id, ranFile]));
+    for (let i = 0; i < 600 && (await resultCount('k9')) < 200; i++) await sleep(50);
+    first.kill('SIGKILL');
+    await first.exited;
+    const done = await resultCount('k9');
+    expect(done).toBeGreaterThanOrEqual(200);
+    expect(done).toBeLessThan(500);
+
+    const second = await startSchedulerProcess(common);
+    const res = await waitForRun(q.redis, 'k9', enq.taskIds, { timeoutMs: 120_000 });
+    expect(res.results.size).toBe(500);
+    expect([...res.results.values()].filter((r) => r.outcome !== 'succeeded')).toEqual([]);
+    const lines = readFileSync(ranFile, 'utf8').trim().split('\n');
+    expect(new Set(lines).size).toBe(500);
+    expect(lines).toHaveLength(500);
+    expect(await startedTotal()).toBe(before + 500);
+    // The tasks in flight at the kill were re-dispatched to the same agents, which attached or replayed.
+    expect([...res.results.values()].some((r) => r.attached || r.replayed)).toBe(true);
+
+    // The daemon serves metrics, publishes a heartbeat, and drains on SIGTERM (exit 0).
+    const metrics = await fetch(`http://${second.started.metrics as string}/metrics`).then((r) => r.text());
+    expect(metrics).toMatch(/gaxx_scheduler_tasks_total\{outcome="succeeded"\} \d+/);
+    expect(metrics).toMatch(/gaxx_scheduler_queue_depth\{state="waiting"\} 0/);
+    expect(await schedulerAlive(q.redis)).toBe(true);
+    second.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+    expect(await q.redis.zscore(HEARTBEAT_KEY, second.started.id as string)).toBeNull();
+    // The killed one's heartbeat ages out by itself.
+    for (let i = 0; i < 100 && (await schedulerAlive(q.redis)); i++) await sleep(100);
+    expect(await schedulerAlive(q.redis)).toBe(false);
+  });
+
+  it('drains on SIGTERM by handing in-flight tasks back; two schedulers then share the work', async () => {
+    const ranFile = sharedFile('drain.log');
+    const common = { redisUrl: redis.url, stateDir: join(dir, 'sched-state'), certsDir: pki.clients.scheduler.dir, lockMs: 2000 };
+    const first = await startSchedulerProcess({ ...common, concurrency: 8, drainMs: 200 });
+    const slow = await q.enqueueRun(anyHost('kdrain', 8, (id) => ['sh', '-c', 'echo "$0" >> "$1"; sleep 1.5', id, ranFile]));
+    for (let i = 0; i < 200 && readFileSync(ranFile, 'utf8').split('\n').length < 9; i++) await sleep(25);
+    first.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+    expect(await resultCount('kdrain')).toBe(0);
+
+    const [b, c] = await Promise.all([startSchedulerProcess({ ...common, concurrency: 4 }), startSchedulerProcess({ ...common, concurrency: 4 })]);
+    const quick = await q.enqueueRun(anyHost('kshare', 60, () => ['sleep', '0.05']));
+    const res = await waitForRun(q.redis, 'kdrain', slow.taskIds, { timeoutMs: 60_000 });
+    await waitForRun(q.redis, 'kshare', quick.taskIds, { timeoutMs: 60_000 });
+    expect([...res.results.values()].every((r) => r.outcome === 'succeeded' && (r.attached || r.replayed))).toBe(true);
+    expect(readFileSync(ranFile, 'utf8').trim().split('\n')).toHaveLength(8);
+    for (const p of [b, c]) {
+      const m = await fetch(`http://${p.started.metrics as string}/metrics`).then((r) => r.text());
+      expect(Number(/gaxx_scheduler_tasks_total\{outcome="succeeded"\} (\d+)/.exec(m)?.[1] ?? 0)).toBeGreaterThan(0);
+      p.kill('SIGTERM');
+      expect(await p.exited).toBe(0);
+    }
+  });
+
+  it('moves any-host tasks off an agent killed mid-run; its breaker opens, then closes when it returns', async () => {
+    const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 32, breaker: FAST_BREAKER, backoffMaxMs: 500 });
+    const victim = agents[3] as AgentProcess;
+    try {
+      const enq = await q.enqueueRun(anyHost('kagent', 300, () => ['sleep', '0.05']));
+      for (let i = 0; i < 600 && (await resultCount('kagent')) < 60; i++) await sleep(20);
+      victim.kill('SIGKILL');
+      await victim.exited;
+      const res = await waitForRun(q.redis, 'kagent', enq.taskIds, { timeoutMs: 120_000 });
+      expect([...res.results.values()].filter((r) => r.outcome !== 'succeeded')).toEqual([]);
+      expect([...res.results.values()].some((r) => r.attempts > 1 && r.host !== victim.address)).toBe(true);
+      expect(w.pool.states().get(victim.address)).not.toBe('closed');
+
+      const back = await startAgent({ certsDir: pki.agent.dir, dataDir: victim.dataDir, args: ['--listen', victim.address] });
+      agents[3] = back;
+      for (let i = 0; i < 200 && w.pool.states().get(back.address) !== 'closed'; i++) await sleep(50);
+      expect(w.pool.states().get(back.address)).toBe('closed');
+      const again = await q.enqueueRun(anyHost('kback', 80, () => ['sleep', '0.02']));
+      const res2 = await waitForRun(q.redis, 'kback', again.taskIds, { timeoutMs: 60_000 });
+      expect([...res2.results.values()].some((r) => r.host === back.address)).toBe(true);
+    } finally {
+      await w.drain(5000);
+    }
+  });
+
+  it('finishes every task when redis-server restarts mid-run, each run once', async () => {
+    const before = await startedTotal();
+    const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 32, lockDurationMs: 2000 });
+    try {
+      const enq = await q.enqueueRun(anyHost('kredis', 200, () => ['sleep', '0.02']));
+      for (let i = 0; i < 600 && (await resultCount('kredis')) < 50; i++) await sleep(20);
+      await redis.restart();
+      // The producer connection fails fast by design; a caller reconnects after an outage.
+      await q.close();
+      q = await TaskQueue.open(settings);
+      const res = await waitForRun(q.redis, 'kredis', enq.taskIds, { timeoutMs: 120_000 });
+      expect([...res.results.values()].filter((r) => r.outcome !== 'succeeded')).toEqual([]);
+      expect(await startedTotal()).toBe(before + 200);
+    } finally {
+      await w.drain(5000);
+    }
+  });
+
+  it('treats a non-zero exit as a result, retries it only when asked, and never sends bad data to an agent', async () => {
+    const a = (agents[0] as AgentProcess).address;
+    const pinned = (taskId: string, argv: string[], extra: Partial<TaskInput> = {}): TaskInput => ({ taskId, agents: [a], target: { host: a }, argv, ...extra });
+    const before = await startedTotal([agents[0] as AgentProcess]);
+    const out = await runAndWait(
+      {
+        runId: 'pin1',
+        tasks: [
+          pinned('fail', ['sh', '-c', 'echo oops >&2; exit 3']),
+          pinned('retry', ['sh', '-c', 'exit 4'], { retry: { attempts: 3, retryOnFailure: true, backoffMs: 10 } }),
+          pinned('ok', ['echo', 'hello'], { env: { GREETING: 'x' } }),
+        ],
+      },
+      { settings, connect: connect(), timeoutMs: 30_000 },
+    );
+    expect(out.inProcess).toBe(true);
+    expect(out.results.get('fail')).toMatchObject({ outcome: 'failed', exitCode: 3, attempts: 1, host: a });
+    expect(Buffer.concat((out.output.get('fail') ?? []).map((c) => c.data)).toString()).toBe('oops\n');
+    expect(out.results.get('retry')).toMatchObject({ outcome: 'failed', exitCode: 4 });
+    expect(out.results.get('ok')).toMatchObject({ outcome: 'succeeded', exitCode: 0 });
+    expect(Buffer.concat((out.output.get('ok') ?? []).map((c) => c.data)).toString()).toBe('hello\n');
+    expect(await startedTotal([agents[0] as AgentProcess])).toBe(before + 5);
+
+    await expect(runAndWait({ runId: 'bad2', tasks: [pinned('x', [])] }, { settings, connect: connect(), timeoutMs: 5000 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(
+      runAndWait({ runId: 'bad3', tasks: [pinned('x', ['true'], { env: { BIG: 'y'.repeat(100_000) } })] }, { settings, connect: connect(), timeoutMs: 5000 }),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(await startedTotal([agents[0] as AgentProcess])).toBe(before + 5);
+  });
+
+  it('dispatches fleet tasks by host name and refuses an agent whose certificate names another fleet', async () => {
+    const a = (agents[1] as AgentProcess).address;
+    // makePki's agent certificate is spiffe://gaxx/agent/test/h1.
+    await registerFleet(q.redis, 'test', [{ host: 'h1', address: a }]);
+    await registerFleet(q.redis, 'impostor', [{ host: 'h1', address: a }]);
+    const before = await startedTotal([agents[1] as AgentProcess]);
+    const out = await runAndWait(
+      {
+        runId: 'fleet2',
+        tasks: [
+          { taskId: 'pinned', fleet: 'test', target: { host: 'h1' }, argv: ['true'] },
+          { taskId: 'any', fleet: 'test', target: { any: true }, argv: ['true'] },
+          { taskId: 'wrong', fleet: 'impostor', target: { host: 'h1' }, argv: ['true'] },
+          { taskId: 'nohost', fleet: 'test', target: { host: 'h9' }, argv: ['true'] },
+        ],
+      },
+      { settings, connect: connect(), timeoutMs: 30_000 },
+    );
+    expect(out.results.get('pinned')).toMatchObject({ outcome: 'succeeded', host: a });
+    expect(out.results.get('any')).toMatchObject({ outcome: 'succeeded', host: a });
+    expect(out.results.get('wrong')).toMatchObject({ outcome: 'error', reason: 'IDENTITY_MISMATCH' });
+    expect(out.results.get('nohost')).toMatchObject({ outcome: 'error', reason: 'NOT_FOUND' });
+    expect(await startedTotal([agents[1] as AgentProcess])).toBe(before + 2);
+  });
+
+  it('never dispatches job data written around enqueue validation; reports it as an error result', async () => {
+    const a = (agents[0] as AgentProcess).address;
+    const before = await startedTotal();
+    await q.queue.add('raw', { runId: 'raw1', taskId: 't', agents: [a], target: { host: a }, argv: 'true' } as never, { jobId: 'raw1-t' });
+    const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 2 });
+    try {
+      const res = await waitForRun(q.redis, 'raw1', ['t'], { timeoutMs: 20_000 });
+      expect(res.results.get('t')).toMatchObject({ outcome: 'error', reason: 'INVALID_ARGUMENT', attempts: 0 });
+      expect(await startedTotal()).toBe(before);
+    } finally {
+      await w.drain(5000);
+    }
+  });
+
+  it('takes over in-process when the daemon whose heartbeat it saw goes away', async () => {
+    const a = (agents[0] as AgentProcess).address;
+    await q.redis.zadd(HEARTBEAT_KEY, Date.now() + 2500, 'ghost');
+    const out = await runAndWait(
+      { runId: 'ghost1', tasks: [{ taskId: 'x', agents: [a], target: { host: a }, argv: ['true'] }] },
+      { settings, connect: connect(), timeoutMs: 30_000 },
+    );
+    expect(out.inProcess).toBe(true);
+    expect(out.results.get('x')?.outcome).toBe('succeeded');
+  });
+
+  it('ends a pinned task on an unreachable agent as unreachable after its attempts', async () => {
+    const dead = '127.0.0.1:1';
+    const out = await runAndWait(
+      { runId: 'dead1', tasks: [{ taskId: 'x', agents: [dead], target: { host: dead }, argv: ['true'], retry: { attempts: 3, backoffMs: 20 } }] },
+      { settings, connect: connect(), timeoutMs: 30_000 },
+    );
+    expect(out.results.get('x')).toMatchObject({ outcome: 'unreachable', reason: 'UNAVAILABLE' });
+  });
+});
