@@ -36,7 +36,6 @@ export interface AgentTransport {
   close(): Promise<void>;
 }
 
-
 /** Listens on `listen`; UNAVAILABLE (e.g. EADDRINUSE) when the address cannot be bound. */
 export function listenOn(server: NetServer, listen: ListenAddress): Promise<number> {
   return new Promise((resolve, reject) => {
