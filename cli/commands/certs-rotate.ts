@@ -7,7 +7,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { assertName, FleetCa, loadCertDir, normalizeSerial, type CertBundle, type IssuedRecord } from '../../certs/index.js';
 import { ERROR_CODES, exitCodeFor, GaxxError, isGaxxError, type ErrorCode } from '../../proto/index.js';
 import { AgentClient, splitAddress } from '../../scheduler/index.js';
-import { JSON_FLAG, stringFlag, stringsFlag, type Command } from '../command.js';
+import { boolFlag, JSON_FLAG, stringFlag, stringsFlag, type Command } from '../command.js';
 import { agentAddress } from './exec.js';
 
 /** One agent's rotation outcome. */
@@ -17,6 +17,8 @@ export interface RotationResult {
   oldSerial: string;
   newSerial: string;
   ok: boolean;
+  /** With --due-only: the agent did not report its renewal as due, nothing was changed. */
+  skipped?: boolean;
   error?: string;
   code?: string;
 }
@@ -60,12 +62,24 @@ async function waitForSerial(address: string, creds: CertBundle, want: string, t
 }
 
 /** Issues, pushes and verifies one agent's new certificate. */
-async function rotateOne(ca: FleetCa, rec: IssuedRecord, address: string, creds: CertBundle, opts: { deadlineMs: number; connectTimeoutMs: number; verifyMs: number }): Promise<RotationResult> {
+async function rotateOne(
+  ca: FleetCa,
+  rec: IssuedRecord,
+  address: string,
+  creds: CertBundle,
+  opts: { deadlineMs: number; connectTimeoutMs: number; verifyMs: number; dueOnly: boolean },
+): Promise<RotationResult> {
   const id = rec.identity as Extract<IssuedRecord['identity'], { role: 'agent' }>;
   const result: RotationResult = { host: id.host, address, oldSerial: rec.serial, newSerial: '', ok: false };
   const client = AgentClient.connect({ address, expect: { fleet: id.fleet, host: id.host } }, creds, opts);
   try {
-    result.oldSerial = (await client.info()).certSerial;
+    const info = await client.info();
+    result.oldSerial = info.certSerial;
+    if (opts.dueOnly && !info.certRenewalDue) {
+      result.skipped = true;
+      result.ok = true;
+      return result;
+    }
     const fresh = await ca.issue({ identity: id, hosts: rec.hosts });
     result.newSerial = fresh.serial;
     // The key first: the agent keeps its current pair until cert and key match again.
@@ -95,21 +109,24 @@ function overrides(raw: string[], port: number): Map<string, string> {
 }
 
 export const command: Command = {
-  usage: 'gaxx certs rotate --fleet F [--agent HOST=ADDR ...] [--verify-timeout S] [--json]',
+  usage: 'gaxx certs rotate --fleet F [--due-only] [--agent HOST=ADDR ...] [--verify-timeout S] [--json]',
   description: [
     "Issues a fresh certificate for every agent of fleet F (the newest valid one per host in this CA's",
     'register), pushes key.pem, cert.pem and the current revoked.json into each agent\'s cert dir over',
     'mTLS (PutFile, operator only), and checks that each agent now presents the new serial. Agents',
     'reload without restarting; running tasks are not interrupted. Agents are dialled at the first',
     'name in their certificate and the configured agent port unless --agent HOST=ADDR says otherwise.',
+    'With --due-only, only agents whose Info reports their renewal as due (about two thirds of the',
+    "certificate's lifetime) are rotated: run it periodically (e.g. from cron) to renew a fleet.",
   ].join('\n'),
   flags: {
     fleet: { type: 'string', valueName: 'F', help: 'the fleet whose agents get new certificates' },
     agent: { type: 'string', valueName: 'HOST=ADDR', multiple: true, help: 'where agent HOST listens (ADDR[:PORT])' },
+    'due-only': { type: 'boolean', help: 'rotate only agents that report their renewal as due' },
     'verify-timeout': { type: 'string', valueName: 'S', help: 'seconds to wait for each agent to present its new certificate (default 60)' },
     json: JSON_FLAG,
   },
-  examples: ['gaxx certs rotate --fleet web', 'gaxx certs rotate --fleet web --agent h1=10.0.0.5:8088 --json'],
+  examples: ['gaxx certs rotate --fleet web', 'gaxx certs rotate --fleet web --due-only', 'gaxx certs rotate --fleet web --agent h1=10.0.0.5:8088 --json'],
   async run({ flags, config, out }) {
     const fleet = stringFlag(flags, 'fleet');
     if (!fleet) throw new GaxxError('USAGE', "--fleet F is required (see 'gaxx certs rotate --help')");
@@ -121,7 +138,7 @@ export const command: Command = {
     const agents = fleetAgents(ca, fleet);
     if (agents.length === 0) throw new GaxxError('NOT_FOUND', `no valid agent certificate of fleet ${fleet} in this CA`);
     const creds = loadCertDir(config.paths.operatorCertDir);
-    const opts = { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs, verifyMs: verifySeconds * 1000 };
+    const opts = { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs, verifyMs: verifySeconds * 1000, dueOnly: boolFlag(flags, 'due-only') };
     const results = await Promise.all(
       agents.map((rec) => {
         const host = (rec.identity as { host: string }).host;
@@ -130,7 +147,9 @@ export const command: Command = {
         return rotateOne(ca, rec, address, creds, opts);
       }),
     );
-    out.result(results, () => results.map((r) => (r.ok ? `${r.host} (${r.address}): ${r.oldSerial} -> ${r.newSerial}` : `${r.host} (${r.address}): FAILED: ${r.error}`)).join('\n'));
+    const line = (r: RotationResult) =>
+      r.skipped ? `${r.host} (${r.address}): not due, kept ${r.oldSerial}` : r.ok ? `${r.host} (${r.address}): ${r.oldSerial} -> ${r.newSerial}` : `${r.host} (${r.address}): FAILED: ${r.error}`;
+    out.result(results, () => results.map(line).join('\n'));
     const failed = results.find((r) => !r.ok);
     if (!failed) return 0;
     return exitCodeFor(failed.code && failed.code in ERROR_CODES ? (failed.code as ErrorCode) : 'UNAVAILABLE');

@@ -8,6 +8,8 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, exitOf, rawAgentClient, unary } from '../helpers/grpc.js';
+import { FleetCa } from '../../certs/index.js';
+import { issueCertDir } from '../helpers/pki.js';
 import type { InfoResponse__Output } from '../../proto/index.js';
 
 const MAIN = resolve('dist/cli/main.js');
@@ -51,6 +53,16 @@ afterAll(async () => {
 });
 
 describe('gaxx certs rotate', () => {
+  it('with --due-only leaves agents whose renewal is not due alone', async () => {
+    const h1 = agents.h1 as AgentProcess;
+    const before = await serialOf(h1);
+    const r = await gaxx(['certs', 'rotate', '--fleet', 'web', '--due-only', '--agent', `h1=${h1.address}`, '--agent', `h2=${(agents.h2 as AgentProcess).address}`, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const results = JSON.parse(r.stdout) as Array<{ skipped?: boolean; newSerial: string }>;
+    expect(results.every((x) => x.skipped === true && x.newSerial === '')).toBe(true);
+    expect(await serialOf(h1)).toBe(before);
+  });
+
   it('issues, pushes and verifies new agent certificates without interrupting a running task', async () => {
     const h1 = agents.h1 as AgentProcess;
     const h2 = agents.h2 as AgentProcess;
@@ -71,6 +83,21 @@ describe('gaxx certs rotate', () => {
     c.close();
     expect(exitOf(done)?.code).toBe(0);
     expect(done.stdout.trim()).toBe('survived');
+  });
+
+  it('with --due-only renews an agent past about two thirds of its certificate lifetime', async () => {
+    const ca = FleetCa.open(join(home, 'config', 'ca'));
+    const hour = 3600_000;
+    const dir = join(home, 'agents', 'old');
+    // 75% of its lifetime gone: due whatever the per-host jitter (+-5%).
+    await issueCertDir(ca, dir, { identity: { role: 'agent', fleet: 'ops', host: 'old' }, hosts: ['127.0.0.1', 'localhost'], notBefore: new Date(Date.now() - 3 * hour), notAfter: new Date(Date.now() + hour) });
+    const old = await startAgent({ certsDir: dir });
+    const r = await gaxx(['certs', 'rotate', '--fleet', 'ops', '--due-only', '--agent', `old=${old.address}`, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const [x] = JSON.parse(r.stdout) as Array<{ ok: boolean; skipped?: boolean; newSerial: string }>;
+    expect(x).toMatchObject({ ok: true });
+    expect(x?.skipped).toBeUndefined();
+    expect(await serialOf(old)).toBe(x?.newSerial);
   });
 
   it('refuses an unknown fleet with NOT_FOUND', async () => {
