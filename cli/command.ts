@@ -2,6 +2,7 @@
  * The contract between cli/main.ts and a command module (cli/commands/<name>.ts): each module
  * exports `command: Command`, which main.ts loads lazily when that command is invoked.
  */
+import { GaxxError } from '../proto/index.js';
 import type { GaxxConfig } from './config.js';
 import type { Io, Output } from './output.js';
 
@@ -67,6 +68,33 @@ export function stringsFlag(flags: FlagValues, name: string): string[] {
 /** The value of a boolean flag. */
 export function boolFlag(flags: FlagValues, name: string): boolean {
   return flags[name] === true;
+}
+
+/** A USAGE error that points at the command's help. */
+export function usageError(command: string, message: string): GaxxError {
+  return new GaxxError('USAGE', `${message} (see 'gaxx ${command} --help')`);
+}
+
+/** A numeric flag that must be finite and at least `min` (exclusive when `exclusive`). */
+export function numberFlag(flags: FlagValues, name: string, command: string, min: number, exclusive = false): number | undefined {
+  const raw = stringFlag(flags, name);
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!(Number.isFinite(n) && (exclusive ? n > min : n >= min))) {
+    throw usageError(command, `--${name} must be a number ${exclusive ? '>' : '>='} ${min}`);
+  }
+  return n;
+}
+
+/** The repeatable `--env NAME=VALUE` flag as a map. */
+export function envFlag(flags: FlagValues, command: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const kv of stringsFlag(flags, 'env')) {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw usageError(command, `--env '${kv}' must be NAME=VALUE`);
+    env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return env;
 }
 
 /** The common `--json` flag. */

@@ -4,12 +4,10 @@ import { constants } from 'node:os';
 import { loadCertDir, type CertBundle } from '../../certs/index.js';
 import { GaxxError, isGaxxError, type Exit__Output } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/index.js';
-import { JSON_FLAG, stringFlag, stringsFlag, type Command, type FlagValues } from '../command.js';
+import { envFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command } from '../command.js';
 import type { Output } from '../output.js';
 
-function usage(message: string): GaxxError {
-  return new GaxxError('USAGE', `${message} (see 'gaxx exec --help')`);
-}
+const usage = (message: string): GaxxError => usageError('exec', message);
 
 /** `host:port` as given, or `host` with the configured agent port. */
 export function agentAddress(raw: string, defaultPort: number): string {
@@ -27,23 +25,6 @@ export function exitCodeOf(exit: Exit__Output): number {
   return exit.code;
 }
 
-function positiveNumber(flags: FlagValues, name: string): number | undefined {
-  const raw = stringFlag(flags, name);
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (!(Number.isFinite(n) && n > 0)) throw usage(`--${name} must be a positive number`);
-  return n;
-}
-
-function envFrom(flags: FlagValues): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const kv of stringsFlag(flags, 'env')) {
-    const i = kv.indexOf('=');
-    if (i <= 0) throw usage(`--env '${kv}' must be NAME=VALUE`);
-    env[kv.slice(0, i)] = kv.slice(i + 1);
-  }
-  return env;
-}
 
 /** The operator's cert bundle; NOT_FOUND says to run `gaxx init` first. */
 function operatorCredentials(dir: string): CertBundle {
@@ -89,8 +70,8 @@ export const command: Command = {
     const rawAgent = stringFlag(flags, 'agent');
     if (!rawAgent) throw usage('--agent ADDR is required');
     if (rest.length === 0) throw usage('give the command after --, e.g. gaxx exec --agent ADDR -- uptime');
-    const timeout = positiveNumber(flags, 'timeout');
-    const cap = positiveNumber(flags, 'output-cap');
+    const timeout = numberFlag(flags, 'timeout', 'exec', 0, true);
+    const cap = numberFlag(flags, 'output-cap', 'exec', 0, true);
     const taskId = stringFlag(flags, 'task-id') ?? `exec-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
     const address = agentAddress(rawAgent, config.agent.port);
     const creds = operatorCredentials(config.paths.operatorCertDir);
@@ -100,7 +81,7 @@ export const command: Command = {
     let pid = 0;
     let exit: Exit__Output | undefined;
     try {
-      const req = { taskId, argv: rest, env: envFrom(flags), timeoutMs: timeout ? Math.ceil(timeout * 1000) : 0, outputCapBytes: cap ? Math.floor(cap) : 0 };
+      const req = { taskId, argv: rest, env: envFlag(flags, 'exec'), timeoutMs: timeout ? Math.ceil(timeout * 1000) : 0, outputCapBytes: cap ? Math.floor(cap) : 0 };
       for await (const ev of client.exec(req, { signal })) {
         if (ev.started) pid = ev.started.pid;
         else if (ev.stdout) {

@@ -1,32 +1,13 @@
 /** `gaxx run --agent ADDR[,ADDR...] -- CMD ARGS...`: one task per agent, through the queue. */
 import { GaxxError, exitCodeFor } from '../../proto/index.js';
 import { agentConnector, newRunId, redisTarget, runAndWait, type OutputChunk, type TaskInput, type TaskResult } from '../../scheduler/index.js';
-import { boolFlag, JSON_FLAG, stringFlag, stringsFlag, type Command, type FlagValues } from '../command.js';
+import { boolFlag, envFlag, JSON_FLAG, numberFlag, stringsFlag, usageError, type Command, type FlagValues } from '../command.js';
 import type { Output } from '../output.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
 import { agentAddress } from './exec.js';
 
-function usage(message: string): GaxxError {
-  return new GaxxError('USAGE', `${message} (see 'gaxx run --help')`);
-}
+const usage = (message: string): GaxxError => usageError('run', message);
 
-function count(flags: FlagValues, name: string, min: number): number | undefined {
-  const raw = stringFlag(flags, name);
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (!(Number.isFinite(n) && n >= min)) throw usage(`--${name} must be a number >= ${min}`);
-  return n;
-}
-
-function envFrom(flags: FlagValues): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const kv of stringsFlag(flags, 'env')) {
-    const i = kv.indexOf('=');
-    if (i <= 0) throw usage(`--env '${kv}' must be NAME=VALUE`);
-    env[kv.slice(0, i)] = kv.slice(i + 1);
-  }
-  return env;
-}
 
 /** A task id from an agent address: its position plus the address made id-safe. */
 export function taskIdFor(index: number, address: string): string {
@@ -35,14 +16,14 @@ export function taskIdFor(index: number, address: string): string {
 
 /** The tasks of a fleet-less run: one per address, pinned to it. */
 export function buildTasks(addresses: string[], argv: string[], flags: FlagValues): TaskInput[] {
-  const timeout = count(flags, 'timeout', 0.001);
-  const retries = count(flags, 'retries', 0);
+  const timeout = numberFlag(flags, 'timeout', 'run', 0.001);
+  const retries = numberFlag(flags, 'retries', 'run', 0);
   return addresses.map((address, i) => ({
     taskId: taskIdFor(i, address),
     agents: [address],
     target: { host: address },
     argv,
-    env: envFrom(flags),
+    env: envFlag(flags, 'run'),
     ...(timeout ? { timeoutMs: Math.ceil(timeout * 1000) } : {}),
     retry: { attempts: (retries ?? 4) + 1, retryOnFailure: boolFlag(flags, 'retry-on-failure') },
   }));
@@ -102,7 +83,7 @@ export const command: Command = {
     if (rest.length === 0) throw usage('give the command after --, e.g. gaxx run --agent ADDR -- uptime');
     const addresses = [...new Set(raw.map((a) => agentAddress(a, config.agent.port)))];
     const tasks = buildTasks(addresses, rest, flags);
-    const waitS = count(flags, 'wait-timeout', 0.001);
+    const waitS = numberFlag(flags, 'wait-timeout', 'run', 0.001);
     const creds = await schedulerCredentials(config.paths);
     const target = await redisTarget(config.redis.url, config.paths.stateDir);
     try {
