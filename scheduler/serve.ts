@@ -8,6 +8,7 @@ import { secureContextOptions, type CertBundle } from '../certs/index.js';
 import { agentConnector } from './connector.js';
 import { SchedulerDaemon } from './daemon.js';
 import { redisTarget } from './embedded-redis.js';
+import { CertRenewer } from './renewer.js';
 import type { WorkerLog } from './worker.js';
 
 export interface ServeOptions {
@@ -19,12 +20,16 @@ export interface ServeOptions {
   concurrency?: number;
   metricsListen?: string;
   lockDurationMs?: number;
+  /** Agent certificate renewal (scheduler/renewer.ts); absent or interval 0: off. */
+  renewal?: { intervalMs: number; caDir: string; operatorCertDir: string };
   log: WorkerLog;
 }
 
 /** A running scheduler and how to stop it (drain, then release the embedded Redis). */
 export interface Served {
   daemon: SchedulerDaemon;
+  /** The certificate renewal loop, when on. */
+  renewer: CertRenewer | undefined;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -41,9 +46,14 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
       lockDurationMs: opts.lockDurationMs,
       log: opts.log,
     });
+    const renewer = opts.renewal
+      ? CertRenewer.start({ ...opts.renewal, redis: daemon.queue.redis, schedulerCreds: opts.certs, registry: daemon.metrics.registry, log: opts.log })
+      : undefined;
     return {
       daemon,
+      renewer,
       stop: async (graceMs) => {
+        await renewer?.stop();
         await daemon.stop(graceMs);
         await target.release();
       },

@@ -1,6 +1,6 @@
 /** `gaxx scheduler [--concurrency N]`: the scheduler daemon, until SIGTERM or Ctrl-C. */
 import { GaxxError } from '../../proto/index.js';
-import { serveScheduler, type WorkerLog } from '../../scheduler/index.js';
+import { DEFAULT_RENEW_INTERVAL_MS, parseInterval, serveScheduler, type WorkerLog } from '../../scheduler/index.js';
 import { stringFlag, type Command, type FlagValues } from '../command.js';
 import type { Output } from '../output.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
@@ -13,6 +13,15 @@ function positive(flags: FlagValues, name: string, dflt: number): number {
   return n;
 }
 
+/** A bad --renew-interval is a usage error, as the other flags' are. */
+function parseIntervalFlag(raw: string): number {
+  try {
+    return parseInterval(raw);
+  } catch (e) {
+    throw new GaxxError('USAGE', `--renew-interval '${raw}' must be a duration like 30s, 10m, 1h, or 0 (off)`, { cause: e });
+  }
+}
+
 /** JSON log lines on stderr, as the daemons log. */
 function jsonLog(out: Output): WorkerLog {
   const line = (level: string) => (obj: object, msg?: string) => out.note(JSON.stringify({ level, time: Date.now(), component: 'scheduler', ...obj, msg }));
@@ -20,25 +29,31 @@ function jsonLog(out: Output): WorkerLog {
 }
 
 export const command: Command = {
-  usage: 'gaxx scheduler [--concurrency N] [--metrics-listen ADDR] [--certs DIR] [--drain-ms N]',
+  usage: 'gaxx scheduler [--concurrency N] [--metrics-listen ADDR] [--certs DIR] [--drain-ms N] [--renew-interval D]',
   description: [
     'Runs the scheduler daemon: workers that take every fleet\'s tasks from the Redis queue and',
     'dispatch them to the agents, a heartbeat (so `gaxx run` leaves the work to it), and',
     'Prometheus metrics on --metrics-listen (default 127.0.0.1:9092; a non-loopback address is',
     'served over mTLS with the scheduler certificate). Several schedulers on one Redis share the',
     'work. SIGTERM or Ctrl-C drains: no new tasks, in-flight ones finish or are handed back.',
+    'Every --renew-interval (default 10m, jittered; 0 turns it off) it renews the certificates of',
+    'agents of registered fleets that report renewal as due, with the local CA and the operator',
+    'certificate (as `gaxx certs rotate --due-only` does); without them renewal stays off.',
   ].join('\n'),
   flags: {
     concurrency: { type: 'string', valueName: 'N', help: 'tasks in flight at once (default 64)' },
     'metrics-listen': { type: 'string', valueName: 'ADDR', help: 'host:port for /metrics; empty to disable (default 127.0.0.1:9092)' },
     certs: { type: 'string', valueName: 'DIR', help: 'scheduler certificate dir (default: issued from the local CA into the state dir)' },
     'drain-ms': { type: 'string', valueName: 'N', help: 'how long in-flight tasks may finish on shutdown before being handed back (default 10000)' },
+    'renew-interval': { type: 'string', valueName: 'D', help: 'how often agent certificates due for renewal are renewed: 30s, 10m, 1h; 0 off (default 10m)' },
   },
   handlesInterrupt: true,
   examples: ['gaxx scheduler', 'gaxx scheduler --concurrency 128 --metrics-listen 127.0.0.1:9200'],
   async run({ flags, config, out, signal }) {
     const concurrency = positive(flags, 'concurrency', 64);
     const drainMs = positive(flags, 'drain-ms', 10_000);
+    const renewRaw = stringFlag(flags, 'renew-interval');
+    const renewMs = renewRaw === undefined ? DEFAULT_RENEW_INTERVAL_MS : parseIntervalFlag(renewRaw);
     const creds = await schedulerCredentials(config.paths, stringFlag(flags, 'certs'));
     const served = await serveScheduler({
       redisUrl: config.redis.url,
@@ -46,6 +61,7 @@ export const command: Command = {
       certs: creds,
       concurrency,
       metricsListen: stringFlag(flags, 'metrics-listen') ?? '127.0.0.1:9092',
+      renewal: { intervalMs: renewMs, caDir: config.paths.caDir, operatorCertDir: config.paths.operatorCertDir },
       log: jsonLog(out),
     });
     // SIGTERM (service managers) drains like Ctrl-C does.

@@ -28,6 +28,8 @@ export interface SchedulerProcessOptions {
   drainMs?: number;
   /** Default 127.0.0.1:0 (port in started.metrics). */
   metricsListen?: string;
+  /** Extra flags after the others (e.g. --renew-interval 1s). */
+  args?: string[];
 }
 
 export interface SchedulerProcess {
@@ -48,6 +50,7 @@ export async function startSchedulerProcess(o: SchedulerProcessOptions): Promise
   if (o.concurrency) args.push('--concurrency', String(o.concurrency));
   if (o.lockMs) args.push('--lock-ms', String(o.lockMs));
   if (o.drainMs) args.push('--drain-ms', String(o.drainMs));
+  if (o.args) args.push(...o.args);
   const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, stdio: ['ignore', 'ignore', 'pipe'] });
   live.add(child);
   let text = '';

@@ -1,0 +1,146 @@
+/**
+ * The scheduler daemon renews agent certificates: a real redis-server, two real agents (built;
+ * run as nobody) in a registered fleet, the daemon as its own process with a 1 s renewal
+ * interval. The agent past two thirds of its certificate's lifetime gets a new one and still
+ * runs tasks; the fresh one is left alone; an unreachable agent is a logged, counted failure
+ * that does not stop the daemon.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCertDir } from '../../certs/index.js';
+import { AgentClient } from '../../scheduler/agent-client.js';
+import { registerFleet, registeredFleets } from '../../scheduler/fleets.js';
+import { TaskQueue } from '../../scheduler/queue.js';
+import { redisSettingsFromUrl, type RedisSettings } from '../../scheduler/redis.js';
+import { CertRenewer } from '../../scheduler/renewer.js';
+import { runAndWait } from '../../scheduler/run.js';
+import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { issueCertDir, makePki, type Pki, type PkiCertDir } from '../helpers/pki.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startSchedulerProcess, stopAllSchedulers, type SchedulerProcess } from '../helpers/scheduler.js';
+
+const HOUR = 3600_000;
+
+describe('scheduler certificate renewal', () => {
+  let dir: string;
+  let pki: Pki;
+  let stale: PkiCertDir;
+  let redis: TestRedis;
+  let settings: RedisSettings;
+  let q: TaskQueue;
+  let fresh: AgentProcess;
+  let old: AgentProcess;
+  let daemon: SchedulerProcess;
+
+  async function info(agent: AgentProcess, host: string) {
+    const c = AgentClient.connect({ address: agent.address, expect: { fleet: 'web', host } }, loadCertDir(pki.clients.scheduler.dir));
+    try {
+      return await c.info();
+    } finally {
+      c.close();
+    }
+  }
+
+  async function renewals(): Promise<Record<string, number>> {
+    const text = await (await fetch(`http://${String(daemon.started.metrics)}/metrics`)).text();
+    const out: Record<string, number> = {};
+    for (const m of text.matchAll(/^gaxx_scheduler_cert_renewals_total\{outcome="(\w+)"\} (\d+)$/gm)) out[m[1] as string] = Number(m[2]);
+    return out;
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gxrn-'));
+    pki = await makePki(dir, { fleet: 'web', host: 'fresh' });
+    // 75% of its lifetime gone: due whatever the per-host jitter (+-5%).
+    stale = await issueCertDir(pki.ca, join(dir, 'old'), {
+      identity: { role: 'agent', fleet: 'web', host: 'old' },
+      hosts: ['127.0.0.1', 'localhost'],
+      notBefore: new Date(Date.now() - 3 * HOUR),
+      notAfter: new Date(Date.now() + HOUR),
+    });
+    redis = await startRedis();
+    settings = redisSettingsFromUrl(redis.url);
+    q = await TaskQueue.open(settings);
+    [fresh, old] = await Promise.all([startAgent({ certsDir: pki.agent.dir }), startAgent({ certsDir: stale.dir })]);
+    await registerFleet(q.redis, 'web', [
+      { host: 'fresh', address: fresh.address },
+      { host: 'old', address: old.address },
+    ]);
+    // Nothing listens on port 1: every round's check of this agent fails.
+    await registerFleet(q.redis, 'lost', [{ host: 'gone', address: '127.0.0.1:1' }]);
+    daemon = await startSchedulerProcess({
+      redisUrl: redis.url,
+      stateDir: join(dir, 'state'),
+      certsDir: pki.clients.scheduler.dir,
+      args: ['--renew-interval', '1s', '--ca-dir', pki.caDir, '--operator-certs', pki.clients.operator.dir],
+    });
+  });
+
+  afterAll(async () => {
+    await stopAllSchedulers();
+    await q?.close();
+    await stopAllAgents();
+    await redis?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('renews the agent that reports renewal as due, leaves the other alone, and keeps serving', async () => {
+    expect(await registeredFleets(q.redis)).toEqual(['lost', 'web']);
+    expect((await info(old, 'old')).certRenewalDue).toBe(true);
+    let now = await info(old, 'old');
+    for (let i = 0; i < 100 && now.certSerial === stale.serial; i++) {
+      await sleep(200);
+      now = await info(old, 'old');
+    }
+    expect(now.certSerial).not.toBe(stale.serial);
+    expect(now.certRenewalDue).toBe(false);
+    const rec = pki.ca.list().find((r) => r.serial === now.certSerial);
+    expect(rec?.identity).toEqual({ role: 'agent', fleet: 'web', host: 'old' });
+    expect(rec?.hosts).toEqual(['127.0.0.1', 'localhost']);
+
+    // A few more rounds: the fresh agent is checked and kept, the renewed one is not renewed again.
+    let m = await renewals();
+    for (let i = 0; i < 50 && ((m.not_due ?? 0) < 4 || (m.failed ?? 0) < 2); i++) {
+      await sleep(200);
+      m = await renewals();
+    }
+    expect(m).toMatchObject({ renewed: 1 });
+    expect(m.not_due).toBeGreaterThanOrEqual(4);
+    expect(m.failed).toBeGreaterThanOrEqual(2);
+    expect((await info(fresh, 'fresh')).certSerial).toBe(pki.agent.serial);
+    expect((await info(old, 'old')).certSerial).toBe(now.certSerial);
+    expect(daemon.stderr()).toContain('agent certificate renewal failed');
+
+    const out = await runAndWait(
+      { runId: 'afterrenew', tasks: [{ taskId: 't', fleet: 'web', target: { host: 'old' }, argv: ['/bin/echo', 'renewed'] }] },
+      { settings, worker: 'never', timeoutMs: 20_000 },
+    );
+    expect(out.results.get('t')).toMatchObject({ outcome: 'succeeded', exitCode: 0, host: old.address });
+    expect(Buffer.concat((out.output.get('t') ?? []).map((c) => c.data)).toString()).toBe('renewed\n');
+  });
+
+  it('stays off, logged once, without a CA or operator certificate', () => {
+    const lines: string[] = [];
+    const log = { info: (_o: object, msg?: string) => lines.push(`info ${msg}`), warn: (_o: object, msg?: string) => lines.push(`warn ${msg}`), error: (_o: object, msg?: string) => lines.push(`error ${msg}`) };
+    const base = { redis: q.redis, intervalMs: 1000, schedulerCreds: loadCertDir(pki.clients.scheduler.dir), log };
+    expect(CertRenewer.start({ ...base, caDir: join(dir, 'no-ca'), operatorCertDir: pki.clients.operator.dir })).toBeUndefined();
+    expect(CertRenewer.start({ ...base, caDir: pki.caDir, operatorCertDir: join(dir, 'no-operator') })).toBeUndefined();
+    expect(lines.filter((l) => l.startsWith('warn certificate renewal off'))).toHaveLength(2);
+    expect(lines).toHaveLength(2);
+  });
+
+  it('gaxx scheduler refuses a bad --renew-interval with USAGE', async () => {
+    const r = await new Promise<{ code: number; stderr: string }>((done) => {
+      const env = { PATH: process.env.PATH ?? '', GAXX_HOME: join(dir, 'home') };
+      execFile(process.execPath, [resolve('dist/cli/main.js'), 'scheduler', '--renew-interval', '5x'], { env }, (err, _out, stderr) =>
+        done({ code: err && typeof err.code === 'number' ? err.code : 0, stderr }),
+      );
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('USAGE');
+  });
+});
