@@ -48,6 +48,12 @@ export interface RotateOptions {
   infoCreds?: CertBundle;
   /** Ends the wait for the new serial early (daemon shutdown). */
   signal?: AbortSignal;
+  /**
+   * Refuse (CERT_REVOKED) an agent whose presented certificate this CA has revoked: an
+   * unattended renewal must not hand a fresh key to whoever holds a revoked one. The CLI, where
+   * the operator chose the addresses, leaves it off.
+   */
+  refuseRevoked?: boolean;
 }
 
 /** The newest valid, unrevoked agent certificate of each host of `fleet` in the CA's register. */
@@ -101,6 +107,12 @@ async function waitForSerial(address: string, creds: CertBundle, want: string, t
   }
 }
 
+/** CERT_REVOKED when the certificate the agent presents (on the wire, not as Info says) is revoked. */
+async function assertNotRevoked(ca: FleetCa, address: string, creds: CertBundle): Promise<void> {
+  const serial = await presentedSerial(address, creds);
+  if (ca.revoked().has(serial)) throw new GaxxError('CERT_REVOKED', `${address} presents revoked certificate ${serial}; not renewed`);
+}
+
 /**
  * Renews one agent's certificate when `opts.select` (default: always) says so: issues it from
  * `ca`, pushes it with `creds` (an operator certificate: the cert area is operator-only) and
@@ -120,6 +132,7 @@ export async function rotateAgent(ca: FleetCa, target: RotationTarget, creds: Ce
       result.ok = true;
       return result;
     }
+    if (opts.refuseRevoked) await assertNotRevoked(ca, address, creds);
     if (!record) throw new GaxxError('NOT_FOUND', `no valid certificate of agent ${fleet}/${host} in this CA's register`);
     const fresh = await ca.issue({ identity: { role: 'agent', fleet, host }, hosts: record.hosts });
     result.newSerial = fresh.serial;

@@ -152,6 +152,7 @@ export class CertRenewer {
         infoCreds: this.opts.schedulerCreds,
         verifyMs: this.opts.verifyMs ?? 60_000,
         signal: this.abort.signal,
+        refuseRevoked: true,
         select: (info) => {
           reason = renewalReason(info, this.marginMs());
           return reason !== undefined;

@@ -2,8 +2,8 @@
  * The scheduler daemon renews agent certificates: a real redis-server, two real agents (built;
  * run as nobody) in a registered fleet, the daemon as its own process with a 1 s renewal
  * interval. The agent past two thirds of its certificate's lifetime gets a new one and still
- * runs tasks; the fresh one is left alone; an unreachable agent is a logged, counted failure
- * that does not stop the daemon.
+ * runs tasks; the fresh one is left alone; an unreachable agent and one presenting a revoked
+ * certificate are logged, counted failures (the latter gets no new key) that do not stop the daemon.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -34,6 +34,8 @@ describe('scheduler certificate renewal', () => {
   let q: TaskQueue;
   let fresh: AgentProcess;
   let old: AgentProcess;
+  let leaked: AgentProcess;
+  let leakedCert: PkiCertDir;
   let daemon: SchedulerProcess;
 
   async function info(agent: AgentProcess, host: string) {
@@ -65,10 +67,21 @@ describe('scheduler certificate renewal', () => {
     redis = await startRedis();
     settings = redisSettingsFromUrl(redis.url);
     q = await TaskQueue.open(settings);
-    [fresh, old] = await Promise.all([startAgent({ certsDir: pki.agent.dir }), startAgent({ certsDir: stale.dir })]);
+    // Due too, but revoked once its agent runs: whoever presents it must not get a fresh key.
+    leakedCert = await issueCertDir(pki.ca, join(dir, 'leaked'), {
+      identity: { role: 'agent', fleet: 'web', host: 'leaked' },
+      hosts: ['127.0.0.1', 'localhost'],
+      notBefore: new Date(Date.now() - 3 * HOUR),
+      notAfter: new Date(Date.now() + HOUR),
+    });
+    [fresh, old, leaked] = await Promise.all([startAgent({ certsDir: pki.agent.dir }), startAgent({ certsDir: stale.dir }), startAgent({ certsDir: leakedCert.dir })]);
+    pki.ca.revoke(leakedCert.serial);
+    // The operator issued its replacement (not deployed yet): a valid register entry for the host.
+    await pki.ca.issue({ identity: { role: 'agent', fleet: 'web', host: 'leaked' }, hosts: ['127.0.0.1', 'localhost'] });
     await registerFleet(q.redis, 'web', [
       { host: 'fresh', address: fresh.address },
       { host: 'old', address: old.address },
+      { host: 'leaked', address: leaked.address },
     ]);
     // Nothing listens on port 1: every round's check of this agent fails.
     await registerFleet(q.redis, 'lost', [{ host: 'gone', address: '127.0.0.1:1' }]);
@@ -102,18 +115,25 @@ describe('scheduler certificate renewal', () => {
     expect(rec?.identity).toEqual({ role: 'agent', fleet: 'web', host: 'old' });
     expect(rec?.hosts).toEqual(['127.0.0.1', 'localhost']);
 
-    // A few more rounds: the fresh agent is checked and kept, the renewed one is not renewed again.
+    // A few more rounds: the fresh agent is checked and kept, the renewed one is not renewed
+    // again; the unreachable and the revoked one fail every round and the daemon goes on.
     let m = await renewals();
-    for (let i = 0; i < 50 && ((m.not_due ?? 0) < 4 || (m.failed ?? 0) < 2); i++) {
+    for (let i = 0; i < 50 && ((m.not_due ?? 0) < 4 || (m.failed ?? 0) < 4); i++) {
       await sleep(200);
       m = await renewals();
     }
     expect(m).toMatchObject({ renewed: 1 });
     expect(m.not_due).toBeGreaterThanOrEqual(4);
-    expect(m.failed).toBeGreaterThanOrEqual(2);
+    expect(m.failed).toBeGreaterThanOrEqual(4);
     expect((await info(fresh, 'fresh')).certSerial).toBe(pki.agent.serial);
     expect((await info(old, 'old')).certSerial).toBe(now.certSerial);
-    expect(daemon.stderr()).toContain('agent certificate renewal failed');
+    const failures = daemon.stderr().split('\n').filter((l) => l.includes('agent certificate renewal failed')).map((l) => JSON.parse(l) as { host: string; code: string });
+    expect(failures.filter((f) => f.host === 'gone').every((f) => f.code === 'UNAVAILABLE')).toBe(true);
+    expect(failures.filter((f) => f.host === 'leaked').map((f) => f.code)).toContain('CERT_REVOKED');
+    expect(failures.filter((f) => f.host === 'leaked').every((f) => f.code === 'CERT_REVOKED')).toBe(true);
+    const leakedNow = await info(leaked, 'leaked');
+    expect(leakedNow.certSerial).toBe(leakedCert.serial);
+    expect(pki.ca.list().filter((r) => r.identity.role === 'agent' && r.identity.host === 'leaked')).toHaveLength(2);
 
     const out = await runAndWait(
       { runId: 'afterrenew', tasks: [{ taskId: 't', fleet: 'web', target: { host: 'old' }, argv: ['/bin/echo', 'renewed'] }] },
