@@ -56,6 +56,7 @@ export function preflight(config: AgentConfig, uid: number): CertBundle {
 function meteredRegistry(config: AgentConfig, metrics: AgentMetrics): TaskRegistry {
   return new TaskRegistry({
     capacity: config.capacity,
+    dataDir: config.dataDir,
     onStart: () => {
       metrics.started.inc();
       metrics.running.inc();

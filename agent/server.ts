@@ -64,6 +64,9 @@ export async function startTransport(
     ALPNProtocols: ['h2'],
     handshakeTimeout: handshakeTimeoutMs,
   });
+  // Not a plaintext path: grpc-js only ever receives sockets that our tls.Server above has
+  // authenticated (mTLS, AEAD, client cert verified); the injector just must not wrap them in a
+  // second TLS layer, hence HTTP/2 credentials without TLS of their own.
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   await hooks.onInjector?.(injector);
   tlsServer.on('secureConnection', (tlsSocket: TLSSocket) => {

@@ -6,7 +6,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
 import { hostname, loadavg } from 'node:os';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { describeIdentity, type CertBundle, type Identity } from '../certs/index.js';
@@ -30,7 +29,7 @@ import type { ExecSpec } from './exec.js';
 import { confinedPath, receivePut, sendFile } from './files.js';
 import type { Confinement } from './limits.js';
 import { renewalDueWithJitter } from './reload.js';
-import type { Task, TaskRegistry } from './tasks.js';
+import { scratchDir, type Task, type TaskRegistry } from './tasks.js';
 
 export interface ServiceDeps {
   config: AgentConfig;
@@ -105,7 +104,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 /** Builds the spec for a validated request: defaults, and the (confined) work dir created. */
 function execSpec(req: ExecRequest__Output, config: AgentConfig, confine: Confinement | undefined): ExecSpec {
   const r = parse(execSchema, req);
-  const cwd = r.workDir ? confinedPath(config.dataDir, r.workDir) : join(config.dataDir, 'tasks', r.taskId);
+  const cwd = r.workDir ? confinedPath(config.dataDir, r.workDir) : scratchDir(config.dataDir, r.taskId);
   mkdirSync(cwd, { recursive: true, mode: 0o700 });
   return {
     taskId: r.taskId,

@@ -7,10 +7,21 @@
  * A second run can still happen when: the agent restarts (the registry lives in memory), the
  * finished entry aged out (TTL) or was evicted (count bound), or the retry goes to another agent.
  */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { ExecEvent, Exit } from '../proto/index.js';
 import { startExec, type ExecHandle, type ExecSink, type ExecSpec, type KillReason } from './exec.js';
 
 export type TaskExit = Parameters<ExecSink['exit']>[0];
+
+/**
+ * The scratch work dir of a task that asked for none: `<data-dir>/tasks/<taskId>`. It lives as
+ * long as the task's registry entry and is removed with it, so a long-lived agent does not keep
+ * one directory per task forever. A task that must leave files behind names its own work dir.
+ */
+export function scratchDir(dataDir: string, taskId: string): string {
+  return join(dataDir, 'tasks', taskId);
+}
 
 /** Receives a task's events from the moment of subscription on. */
 export type TaskListener = (ev: ExecEvent) => void;
@@ -21,6 +32,8 @@ export interface TaskRegistryOptions {
   maxFinished?: number;
   replayBytesPerTask?: number;
   replayBytesTotal?: number;
+  /** The agent's data dir: a forgotten task's scratch dir under it (see scratchDir) is removed. */
+  dataDir?: string;
   /** Observes every task start and finish (metrics). */
   onStart?(): void;
   onExit?(exit: TaskExit): void;
@@ -76,7 +89,7 @@ export class TaskRegistry {
   private runningCount = 0;
   private totalBuffered = 0;
   startedTotal = 0;
-  private readonly o: Required<Omit<TaskRegistryOptions, 'onStart' | 'onExit' | 'onOutput'>> & TaskRegistryOptions;
+  private readonly o: Required<Omit<TaskRegistryOptions, 'onStart' | 'onExit' | 'onOutput' | 'dataDir'>> & TaskRegistryOptions;
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(opts: TaskRegistryOptions) {
@@ -183,6 +196,10 @@ export class TaskRegistry {
   private forget(id: string, t: Task): void {
     this.totalBuffered -= t.bufferedBytes;
     this.tasks.delete(id);
+    if (this.o.dataDir !== undefined && t.spec.cwd === scratchDir(this.o.dataDir, id)) {
+      // Best effort and off the event loop: a dir the task made unremovable stays.
+      rm(t.spec.cwd, { recursive: true, force: true }).catch(() => undefined);
+    }
   }
 
   /**

@@ -14,7 +14,7 @@ export const AGENT_UID = 65534;
 export const AGENT_GID = 65534;
 
 /** The repository root (holding package.json), from src or dist. */
-function repoRoot(): string {
+export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     if (dir === '/') throw new Error('package.json not found above test/helpers');

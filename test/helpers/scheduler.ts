@@ -4,18 +4,8 @@
  * stopped by stopAllSchedulers() in afterAll.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    if (dir === '/') throw new Error('package.json not found above test/helpers');
-    dir = dirname(dir);
-  }
-  return dir;
-}
+import { join } from 'node:path';
+import { repoRoot } from './agent.js';
 
 export const SCHEDULER_MAIN = join(repoRoot(), 'dist', 'scheduler', 'main.js');
 

@@ -1,10 +1,10 @@
 // The task registry with real child processes: retention by TTL and count, the replay buffer
 // bound (a replay that lost output says truncated), and the concurrency cap.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { TaskRegistry } from '../../agent/tasks.js';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { scratchDir, TaskRegistry } from '../../agent/tasks.js';
 import type { ExecSpec } from '../../agent/exec.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gaxx-tasks-'));
@@ -26,6 +26,27 @@ describe('TaskRegistry', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(reg.get('c')).toBeUndefined();
     expect(reg.startedTotal).toBe(3);
+    await reg.shutdown(0);
+  });
+
+  it("removes a forgotten task's scratch dir, and never a work dir the task named", async () => {
+    const data = join(dir, 'data');
+    const reg = new TaskRegistry({ capacity: 2, retentionMs: 100, dataDir: data });
+    const start = (taskId: string, cwd: string) => {
+      mkdirSync(cwd, { recursive: true });
+      return new Promise<void>((resolve) =>
+        reg.start({ ...spec(taskId, ['sh', '-c', 'echo out > result.txt']), cwd }, (ev) => ev.exit && resolve()),
+      );
+    };
+    const named = join(data, 'keep');
+    await start('s1', scratchDir(data, 's1'));
+    await start('n1', named);
+    expect(existsSync(join(scratchDir(data, 's1'), 'result.txt'))).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(reg.get('s1')).toBeUndefined();
+    expect(reg.get('n1')).toBeUndefined();
+    await vi.waitFor(() => expect(existsSync(scratchDir(data, 's1'))).toBe(false));
+    expect(existsSync(join(named, 'result.txt'))).toBe(true);
     await reg.shutdown(0);
   });
 
