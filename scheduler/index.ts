@@ -27,5 +27,5 @@ export { redisTarget, type RedisTarget } from './embedded-redis.js';
 export { agentConnector, type ConnectorOptions } from './connector.js';
 export { serveScheduler, type ServeOptions, type Served } from './serve.js';
 export { issuedAgentCerts, renewalReason, rotateAgent, type RenewalReason, type RotateOptions, type RotationResult, type RotationTarget } from './renewal.js';
-export { CertRenewer, DEFAULT_RENEW_INTERVAL_MS, parseInterval, type RenewerOptions, type RoundSummary } from './renewer.js';
+export { CertRenewer, DEFAULT_RENEW_INTERVAL_MS, parseInterval, renewalSettings, type RenewerOptions, type RoundSummary } from './renewer.js';
 export { registeredFleets } from './fleets.js';

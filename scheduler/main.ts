@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { destination, pino } from 'pino';
 import { loadCertDir } from '../certs/index.js';
 import { exitCodeFor, isGaxxError } from '../proto/index.js';
-import { DEFAULT_RENEW_INTERVAL_MS, parseInterval } from './renewer.js';
+import { renewalSettings } from './renewer.js';
 import { serveScheduler } from './serve.js';
 
 const log = pino({ base: { component: 'scheduler' } }, destination(2));
@@ -36,9 +36,6 @@ async function main(): Promise<void> {
   const stateDir = values['state-dir'] ?? env.GAXX_STATE_DIR ?? (env.GAXX_HOME ? `${env.GAXX_HOME}/state` : `${env.HOME ?? '/root'}/.local/state/gaxx`);
   const certsDir = values.certs ?? env.GAXX_SCHEDULER_CERTS ?? `${stateDir}/scheduler-certs`;
   const num = (v: string | undefined, d: number): number => (v === undefined ? d : Number(v));
-  const xdgConfig = env.XDG_CONFIG_HOME?.startsWith('/') ? env.XDG_CONFIG_HOME : `${env.HOME ?? '/root'}/.config`;
-  const configDir = env.GAXX_HOME ? `${env.GAXX_HOME}/config` : `${xdgConfig}/gaxx`;
-  const renewInterval = values['renew-interval'] ?? env.GAXX_SCHEDULER_RENEW_INTERVAL;
   const served = await serveScheduler({
     redisUrl: values['redis-url'] ?? env.GAXX_REDIS_URL,
     stateDir,
@@ -46,11 +43,7 @@ async function main(): Promise<void> {
     concurrency: num(values.concurrency, 64),
     metricsListen: values['metrics-listen'] ?? env.GAXX_SCHEDULER_METRICS_LISTEN ?? '127.0.0.1:9092',
     lockDurationMs: num(values['lock-ms'], 30_000),
-    renewal: {
-      intervalMs: renewInterval === undefined ? DEFAULT_RENEW_INTERVAL_MS : parseInterval(renewInterval),
-      caDir: values['ca-dir'] ?? `${configDir}/ca`,
-      operatorCertDir: values['operator-certs'] ?? `${configDir}/operator`,
-    },
+    renewal: renewalSettings(values, env),
     log,
   });
   const drainMs = num(values['drain-ms'], 10_000);

@@ -1,6 +1,6 @@
 /** `gaxx scheduler [--concurrency N]`: the scheduler daemon, until SIGTERM or Ctrl-C. */
 import { GaxxError } from '../../proto/index.js';
-import { DEFAULT_RENEW_INTERVAL_MS, parseInterval, serveScheduler, type WorkerLog } from '../../scheduler/index.js';
+import { renewalSettings, serveScheduler, type WorkerLog } from '../../scheduler/index.js';
 import { stringFlag, type Command, type FlagValues } from '../command.js';
 import type { Output } from '../output.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
@@ -11,15 +11,6 @@ function positive(flags: FlagValues, name: string, dflt: number): number {
   const n = Number(raw);
   if (!(Number.isInteger(n) && n > 0)) throw new GaxxError('USAGE', `--${name} must be a positive integer (see 'gaxx scheduler --help')`);
   return n;
-}
-
-/** A bad --renew-interval is a usage error, as the other flags' are. */
-function parseIntervalFlag(raw: string): number {
-  try {
-    return parseInterval(raw);
-  } catch (e) {
-    throw new GaxxError('USAGE', `--renew-interval '${raw}' must be a duration like 30s, 10m, 1h, or 0 (off)`, { cause: e });
-  }
 }
 
 /** JSON log lines on stderr, as the daemons log. */
@@ -52,8 +43,8 @@ export const command: Command = {
   async run({ flags, config, out, signal }) {
     const concurrency = positive(flags, 'concurrency', 64);
     const drainMs = positive(flags, 'drain-ms', 10_000);
-    const renewRaw = stringFlag(flags, 'renew-interval');
-    const renewMs = renewRaw === undefined ? DEFAULT_RENEW_INTERVAL_MS : parseIntervalFlag(renewRaw);
+    // The same parsing as the daemon process's; CA and operator certificate from this installation.
+    const renewal = { ...renewalSettings({ 'renew-interval': stringFlag(flags, 'renew-interval') }, {}), caDir: config.paths.caDir, operatorCertDir: config.paths.operatorCertDir };
     const creds = await schedulerCredentials(config.paths, stringFlag(flags, 'certs'));
     const served = await serveScheduler({
       redisUrl: config.redis.url,
@@ -61,7 +52,7 @@ export const command: Command = {
       certs: creds,
       concurrency,
       metricsListen: stringFlag(flags, 'metrics-listen') ?? '127.0.0.1:9092',
-      renewal: { intervalMs: renewMs, caDir: config.paths.caDir, operatorCertDir: config.paths.operatorCertDir },
+      renewal,
       log: jsonLog(out),
     });
     // SIGTERM (service managers) drains like Ctrl-C does.
