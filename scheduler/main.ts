@@ -4,9 +4,7 @@
  * runs). Flags over env: --redis-url (GAXX_REDIS_URL; none: the embedded redis-server of the
  * state dir), --state-dir (GAXX_STATE_DIR, else $GAXX_HOME/state), --certs (GAXX_SCHEDULER_CERTS:
  * a scheduler-role cert dir), --concurrency, --metrics-listen (GAXX_SCHEDULER_METRICS_LISTEN),
- * --lock-ms, --drain-ms, and agent certificate renewal: --renew-interval (GAXX_SCHEDULER_RENEW_INTERVAL,
- * default 10m, 0 off), --ca-dir and --operator-certs (default: the installation's config dir,
- * $GAXX_HOME/config or the XDG one). Logs pino JSON to stderr; SIGTERM/SIGINT drain and exit 0.
+ * --lock-ms, --drain-ms. Logs pino JSON to stderr; SIGTERM/SIGINT drain and exit 0.
  */
 import { parseArgs } from 'node:util';
 import { destination, pino } from 'pino';
@@ -27,6 +25,7 @@ async function main(): Promise<void> {
       'metrics-listen': { type: 'string' },
       'lock-ms': { type: 'string' },
       'drain-ms': { type: 'string' },
+      // Agent certificate renewal: see renewalSettings (scheduler/renewer.ts).
       'renew-interval': { type: 'string' },
       'ca-dir': { type: 'string' },
       'operator-certs': { type: 'string' },
