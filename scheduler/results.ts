@@ -91,6 +91,8 @@ export interface WaitOptions {
   /** Give up (DEADLINE_EXCEEDED) after this long; no limit when absent. */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Stop waiting and return the results collected so far (unlike `signal`, which throws). */
+  until?: AbortSignal;
   /** Called once per task as its result arrives, with its output. */
   onResult?: (result: TaskResult, output: OutputChunk[]) => void;
 }
@@ -116,6 +118,7 @@ export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds:
   try {
     await waitReady(reader);
     while (out.results.size < want.size) {
+      if (opts.until?.aborted) break;
       if (opts.signal?.aborted) throw new GaxxError('CANCELLED', 'stopped waiting for the run');
       const left = deadline - Date.now();
       if (left <= 0) throw new GaxxError('DEADLINE_EXCEEDED', `run ${runId}: ${want.size - out.results.size} of ${want.size} tasks had no result in time`);

@@ -58,12 +58,14 @@ export const command: Command = {
   description: [
     'Runs CMD on every listed agent through the Redis queue: one task per agent, pinned to it.',
     'Output is printed per host as each task finishes (--json: one JSON object per task, one per',
-    'line). Exits 0 only when every task succeeded, 1 when some command failed, and 12 when an',
-    'agent could not be reached. A non-zero exit is a result, not retried unless',
-    '--retry-on-failure. Without a running `gaxx scheduler`, this process works on the queue',
-    'itself until the run is done. Redis: --redis-url / GAXX_REDIS_URL, else an embedded',
-    'redis-server in the state dir. Agents are reached with the scheduler certificate in',
-    '<state>/scheduler/certs, issued from the local CA on first use.',
+    'line). Exits 0 only when every task succeeded, 1 when some command failed, 12 when an agent',
+    'could not be reached, and 130 when cancelled. A non-zero exit is a result, not retried',
+    'unless --retry-on-failure. Ctrl-C cancels the run: tasks not yet taken are withdrawn,',
+    'running ones are stopped on their agents, and every task\'s outcome is reported (cancelled',
+    'for the stopped ones); a second Ctrl-C quits at once. Without a running `gaxx scheduler`,',
+    'this process works on the queue itself until the run is done. Redis: --redis-url /',
+    'GAXX_REDIS_URL, else an embedded redis-server in the state dir. Agents are reached with the',
+    'scheduler certificate in <state>/scheduler/certs, issued from the local CA on first use.',
   ].join('\n'),
   flags: {
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses HOST[:PORT] (port default 8088); repeat or comma-separate' },
@@ -93,11 +95,15 @@ export const command: Command = {
         {
           settings: target.settings,
           connect: agentConnector(creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs }),
-          signal,
+          cancel: signal,
           ...(waitS ? { timeoutMs: waitS * 1000 } : {}),
           onResult: (r, o) => print(out, r, o),
         },
       );
+      if (res.cancelled) {
+        out.note(`gaxx: run ${res.runId} cancelled`);
+        return exitCodeFor('CANCELLED');
+      }
       return runExitCode([...res.results.values()]);
     } finally {
       await target.release();

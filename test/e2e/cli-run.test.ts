@@ -5,8 +5,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FleetCa, writeCertDir } from '../../certs/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FleetCa, loadCertDir, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
+import { AgentClient } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 
 const MAIN = resolve('dist/cli/main.js');
@@ -32,6 +34,34 @@ beforeAll(async () => {
   writeCertDir(certs, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem });
   agents = await Promise.all([0, 1].map(() => startAgent({ certsDir: certs })));
 });
+
+/** The agents' running task counts, asked with the operator certificate. */
+async function runningTasks(): Promise<number[]> {
+  const creds = loadCertDir(join(home, 'config', 'operator'));
+  return Promise.all(
+    agents.map(async (a) => {
+      const c = AgentClient.connect({ address: a.address }, creds);
+      try {
+        return (await c.info()).runningTasks;
+      } finally {
+        c.close();
+      }
+    }),
+  );
+}
+
+/** Starts `gaxx run` as a child we can signal; resolves once both agents run its tasks. */
+async function startedRun(args: string[]): Promise<{ sigint: () => void; done: Promise<{ code: number | null; stdout: string; stderr: string }> }> {
+  const child = spawn(process.execPath, [MAIN, 'run', ...args], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) => child.once('exit', (code) => r({ code, stdout, stderr })));
+  for (let i = 0; i < 300 && (await runningTasks()).some((n) => n === 0); i++) await sleep(50);
+  expect(await runningTasks(), stderr).toEqual([1, 1]);
+  return { sigint: () => child.kill('SIGINT'), done };
+}
 
 afterAll(async () => {
   await stopAllAgents();
@@ -110,6 +140,38 @@ describe('gaxx run', () => {
     } finally {
       busy.close();
     }
+  });
+
+  it('Ctrl-C cancels the run: tasks stopped on the agents, reported cancelled, exit 130', async () => {
+    const run = await startedRun(['--agent', agents.map((a) => a.address).join(','), '--', 'sleep', '30']);
+    run.sigint();
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(130);
+    for (const a of agents) expect(r.stdout).toContain(`== ${a.address}: cancelled`);
+    expect(r.stderr).toContain('cancelled');
+    expect(await runningTasks()).toEqual([0, 0]);
+  });
+
+  it('Ctrl-C with --json: one object per task, outcome cancelled', async () => {
+    const run = await startedRun(['--json', '--agent', agents.map((a) => a.address).join(','), '--', 'sleep', '30']);
+    run.sigint();
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(130);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(2);
+    for (const l of lines) expect(l).toMatchObject({ outcome: 'cancelled', reason: 'cancelled', attempts: 1 });
+    expect(await runningTasks()).toEqual([0, 0]);
+  });
+
+  it('a second Ctrl-C quits at once with 130', async () => {
+    const run = await startedRun(['--agent', agents.map((a) => a.address).join(','), '--', 'sleep', '2']);
+    run.sigint();
+    run.sigint();
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(130);
+    // The tasks (2 s) end on their own if the first Ctrl-C's cancel did not reach them.
+    for (let i = 0; i < 100 && (await runningTasks()).some((n) => n > 0); i++) await sleep(50);
+    expect(await runningTasks()).toEqual([0, 0]);
   });
 
   it('refuses a run without an agent or a command (USAGE)', async () => {
