@@ -21,9 +21,10 @@
  * the task moved to another agent while the first may still have run it; or `retryOnFailure`
  * asked for re-runs.
  */
-import { isGaxxError, type ErrorCode, type ExecRequest, type Exit__Output, type Started__Output } from '../proto/index.js';
-import type { AgentEndpoint, AgentLink, AgentPool } from './agent-pool.js';
+import { isGaxxError, type ErrorCode, type ExecRequest } from '../proto/index.js';
+import type { AgentEndpoint, AgentPool } from './agent-pool.js';
 import { backoffDelay } from './breaker.js';
+import { execOnce, StreamEnded, type ExecOutcome, type LiveSink } from './exec-once.js';
 import type { SchedulerMetrics } from './metrics.js';
 import { place } from './placement.js';
 import { outcomeOf, type OutputChunk, type TaskResult } from './results.js';
@@ -41,6 +42,8 @@ export interface JobHandle {
   takenBefore: boolean;
   /** Persists the dispatch state in the job (before each Exec). */
   saveDispatch(d: { placedOn?: string; round: number }): Promise<void>;
+  /** Where output goes as it arrives (live display); absent: only with the result. */
+  live?: LiveSink;
   /** Loads a run input blob (for `input`); null when it is gone (expired or deleted). */
   loadInput(name: string): Promise<Buffer | null>;
 }
@@ -60,51 +63,6 @@ export interface Dispatched {
 }
 
 const TRANSPORT: ReadonlySet<ErrorCode> = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'INTERNAL', 'CANCELLED']);
-
-class StreamEnded extends Error {}
-
-interface ExecOutcome {
-  exit: Exit__Output;
-  started: Started__Output | undefined;
-  startedAt: number;
-  output: OutputChunk[];
-}
-
-/**
- * Runs the Exec stream to its exit event. The drain signal is deliberately NOT handed to the
- * client (that would Cancel the task on the agent): on drain we stop reading and drop the
- * stream, and the agent keeps the task running for the worker that takes the job next. The
- * run's cancel signal is: the client then sends Cancel and reads on to the agent's exit event.
- */
-async function execOnce(link: AgentLink, req: ExecRequest, signal: AbortSignal, cancel: AbortSignal, deadlineMs: number | undefined): Promise<ExecOutcome> {
-  const output: OutputChunk[] = [];
-  let started: Started__Output | undefined;
-  let startedAt = 0;
-  const it = link.exec(req, { signal: cancel, ...(deadlineMs ? { deadlineMs } : {}) })[Symbol.asyncIterator]();
-  let onAbort = (): void => undefined;
-  const aborted = new Promise<'aborted'>((resolve) => {
-    onAbort = () => resolve('aborted');
-    if (signal.aborted) onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    for (;;) {
-      const next = await Promise.race([it.next(), aborted]);
-      if (next === 'aborted') throw new Error('dispatch aborted');
-      if (next.done) throw new StreamEnded('exec stream ended without an exit event');
-      const ev = next.value;
-      if (ev.started) {
-        started = ev.started;
-        startedAt = Date.now();
-      } else if (ev.stdout) output.push({ stream: 1, data: ev.stdout });
-      else if (ev.stderr) output.push({ stream: 2, data: ev.stderr });
-      else if (ev.exit) return { exit: ev.exit, started, startedAt, output };
-    }
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-    void it.return?.()?.catch(() => undefined);
-  }
-}
 
 function endResult(spec: TaskSpec, host: string, attempts: number, outcome: TaskResult['outcome'], reason: string, error: string): TaskResult {
   return {
@@ -222,11 +180,13 @@ class TaskDispatch {
     const req = buildRequest(this.spec, this.stdin, this.round === 0 ? this.job.id : `${this.job.id}.r${this.round}`);
     this.ctx.pool.acquire(addr);
     this.attempts += 1;
+    // Output of an earlier execution was streamed already: this one's is not its continuation.
+    if (this.attempts > 1) this.job.live?.spoil();
     let got: ExecOutcome | undefined;
     let failure: unknown;
     try {
       const link = this.ctx.pool.link(addr, this.endpoints.find((e) => e.address === addr)?.expect);
-      got = await execOnce(link, req, this.job.signal, this.job.cancel, this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined);
+      got = await execOnce(link, req, this.job.signal, this.job.cancel, this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined, this.job.live);
     } catch (e) {
       failure = e;
     } finally {

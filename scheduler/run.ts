@@ -127,6 +127,6 @@ function fillMissing(results: RunResults, enq: EnqueuedRun, run: RunSpecInput, o
     if (results.results.has(taskId)) continue;
     const r = syntheticResult(enq.runId, taskId, hostOf(run, taskId), 'error', 'DEADLINE_EXCEEDED', 'no result in time after the run was cancelled; the task may still be running');
     results.results.set(taskId, r);
-    opts.onResult?.(r, []);
+    opts.onResult?.(r, [], false);
   }
 }

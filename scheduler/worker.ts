@@ -17,6 +17,7 @@ import type { BreakerOptions } from './breaker.js';
 import { CancelWatch, isCancelled } from './cancel.js';
 import { dispatchTask, type DispatchContext, type JobHandle } from './dispatch.js';
 import { fleetAgents } from './fleets.js';
+import { LiveOutput } from './live.js';
 import type { SchedulerMetrics } from './metrics.js';
 import { QUEUE_NAME, runInputKey } from './queue.js';
 import { createRedis, KEY_PREFIX, type RedisSettings } from './redis.js';
@@ -104,6 +105,7 @@ export class SchedulerWorker {
       throw new UnrecoverableError((e as Error).message);
     }
     const watch = this.cancels.track(spec.runId);
+    const live = new LiveOutput(this.redis, spec.runId, spec.taskId, spec.outputCapBytes);
     let done;
     try {
       if (await isCancelled(this.redis, spec.runId)) watch.controller.abort();
@@ -112,6 +114,7 @@ export class SchedulerWorker {
         enqueuedAt: job.timestamp,
         signal: this.abort.signal,
         cancel: watch.controller.signal,
+        live,
         takenBefore: (job.attemptsStarted ?? 0) > 1 || (job.stalledCounter ?? 0) > 0 || spec.dispatch !== undefined,
         saveDispatch: (d) => job.updateData({ ...spec, dispatch: d }),
         loadInput: (name) => this.redis.getBuffer(runInputKey(spec.runId, name)),
@@ -124,8 +127,11 @@ export class SchedulerWorker {
       throw new DelayedError();
     } finally {
       watch.done();
+      // A task handed back or failed still publishes what it streamed (display only).
+      if (done === undefined) void live.close();
     }
-    const fresh = await publishResult(this.redis, done.result, done.output);
+    const streamed = await live.close();
+    const fresh = await publishResult(this.redis, done.result, done.output, streamed.exact ? streamed.bytes : undefined);
     if (fresh) this.opts.metrics?.tasks.inc({ outcome: done.result.outcome });
     else this.opts.metrics?.published.inc();
     return done.result;

@@ -72,8 +72,11 @@ describe('gaxx run', () => {
   it('runs one task per agent through the queue and prints each host', async () => {
     const r = await gaxx(['run', '--agent', agents.map((a) => a.address).join(','), '--', 'echo', 'hello']);
     expect(r.code, r.stderr).toBe(0);
-    for (const a of agents) expect(r.stdout).toContain(`== ${a.address}: succeeded (exit 0`);
-    expect(r.stdout.match(/^hello$/gm)).toHaveLength(2);
+    for (const a of agents) {
+      expect(r.stdout).toContain(`== ${a.address}: succeeded (exit 0`);
+      // Several hosts: each output line carries its host.
+      expect(r.stdout.split('\n')).toContain(`${a.address}: hello`);
+    }
     // The embedded redis-server ran on a 0700 socket dir and stopped with its last user.
     expect(statSync(join(home, 'state', 'redis')).mode & 0o777).toBe(0o700);
     expect(existsSync(join(home, 'state', 'redis', 'redis.sock'))).toBe(false);
@@ -140,6 +143,25 @@ describe('gaxx run', () => {
     } finally {
       busy.close();
     }
+  });
+
+  it('prints a long task\'s output as it arrives, before the task ends', async () => {
+    const a = agents[0] as AgentProcess;
+    const child = spawn(process.execPath, [MAIN, 'run', '--agent', a.address, '--', 'sh', '-c', 'echo first; sleep 3; echo second'], {
+      env: { PATH: process.env.PATH ?? '', GAXX_HOME: home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let atFirst = '';
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+      if (!atFirst && stdout.includes('first\n')) atFirst = stdout;
+    });
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect(code).toBe(0);
+    // When 'first' showed, the task was still running: no 'second', no summary line yet.
+    expect(atFirst).toBe('first\n');
+    expect(stdout).toBe(`first\nsecond\n== ${a.address}: succeeded (exit 0, ${/(\d+) ms/.exec(stdout)?.[1]} ms)\n`);
   });
 
   it('Ctrl-C cancels the run: tasks stopped on the agents, reported cancelled, exit 130', async () => {
