@@ -31,6 +31,8 @@ export async function isCancelled(redis: Redis | Cluster, runId: string): Promis
  */
 export class CancelWatch {
   private readonly runs = new Map<string, Set<AbortController>>();
+  /** Recent answers of `check`, so a run's many tasks cost one lookup per poll interval. */
+  private readonly checked = new Map<string, { at: number; cancelled: Promise<boolean> }>();
   private timer: NodeJS.Timeout | undefined;
   private polling = false;
 
@@ -52,6 +54,19 @@ export class CancelWatch {
       if (this.runs.size === 0) this.stop();
     };
     return { controller, done };
+  }
+
+  /**
+   * Whether `runId` is cancelled, asked at most once per poll interval (a task taken just after
+   * a cancel is then caught by the poll, and Cancelled on its agent).
+   */
+  check(runId: string, now = Date.now()): Promise<boolean> {
+    const hit = this.checked.get(runId);
+    if (hit && now - hit.at < this.pollMs) return hit.cancelled;
+    if (this.checked.size > 10_000) this.checked.clear();
+    const cancelled = isCancelled(this.redis, runId).catch(() => false);
+    this.checked.set(runId, { at: now, cancelled });
+    return cancelled;
   }
 
   /** Cancels every tracked task of `runId` now (the in-process path). */

@@ -97,8 +97,10 @@ export async function runAndWait(run: RunSpecInput, opts: RunAndWaitOptions): Pr
     const stop = new AbortController();
     let cancelling: Promise<void> | undefined;
     onCancel = () => {
-      cancelling ??= cancelRun(queue, run, enq, worker).catch((e: Error) => opts.log?.warn({ run: enq.runId, err: e.message }, 'cancel incomplete'));
-      grace ??= setTimeout(() => stop.abort(), opts.cancelGraceMs ?? CANCEL_GRACE_MS);
+      // The grace for running tasks' results starts once the withdrawn ones are published.
+      cancelling ??= cancelRun(queue, run, enq, worker)
+        .catch((e: Error) => opts.log?.warn({ run: enq.runId, err: e.message }, 'cancel incomplete'))
+        .finally(() => (grace = setTimeout(() => stop.abort(), opts.cancelGraceMs ?? CANCEL_GRACE_MS).unref()));
     };
     if (opts.cancel?.aborted) onCancel();
     else opts.cancel?.addEventListener('abort', onCancel, { once: true });

@@ -14,7 +14,7 @@ import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { AgentPool, type AgentConnector, type AgentEndpoint } from './agent-pool.js';
 import type { BreakerOptions } from './breaker.js';
-import { CancelWatch, isCancelled } from './cancel.js';
+import { CancelWatch } from './cancel.js';
 import { dispatchTask, type DispatchContext, type JobHandle } from './dispatch.js';
 import { fleetAgents } from './fleets.js';
 import { LiveOutput } from './live.js';
@@ -108,7 +108,7 @@ export class SchedulerWorker {
     const live = new LiveOutput(this.redis, spec.runId, spec.taskId, spec.outputCapBytes);
     let done;
     try {
-      if (await isCancelled(this.redis, spec.runId)) watch.controller.abort();
+      if (await this.cancels.check(spec.runId)) watch.controller.abort();
       const handle: JobHandle = {
         id: job.id as string,
         enqueuedAt: job.timestamp,

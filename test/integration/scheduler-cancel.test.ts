@@ -131,6 +131,26 @@ describe('cancelling runs and missing inputs', () => {
     }
   });
 
+  it('a task handed back while running is not withdrawn; the worker taking it Cancels it on its agent', async () => {
+    const a = agents[0] as AgentProcess;
+    const enq = await q.enqueueRun({ runId: 'cx4', tasks: [pinnedSleep(a, 't')] });
+    const w1 = SchedulerWorker.start({ settings, connect: connect(), concurrency: 2 });
+    await runningReaches(1);
+    // Drained with no grace: the job goes back to the queue, the command keeps running.
+    await w1.drain(1);
+    expect((await infos())[0]?.running).toBe(1);
+    await requestCancel(q.redis, 'cx4');
+    expect(await q.withdrawIds(enq.jobIds)).toEqual([]);
+    const w2 = SchedulerWorker.start({ settings, connect: connect(), concurrency: 2 });
+    try {
+      const res = await waitForRun(q.redis, 'cx4', enq.taskIds, { timeoutMs: 20_000 });
+      expect(res.results.get('t')).toMatchObject({ outcome: 'cancelled', host: a.address });
+      expect((await infos()).map((x) => x.running)).toEqual([0, 0]);
+    } finally {
+      await w2.drain(5000);
+    }
+  });
+
   it('ends a task whose run input is gone as an error (NOT_FOUND), never running it without its stdin', async () => {
     const a = agents[0] as AgentProcess;
     const before = await infos();
