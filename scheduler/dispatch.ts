@@ -112,7 +112,8 @@ class TaskDispatch {
   private readonly seed = Math.floor(Math.random() * 1e6);
   private readonly backoff: { baseMs: number; maxMs: number };
   /** Wakes waits and backoffs on drain or cancel. */
-  private readonly wake: AbortSignal;
+  private readonly wakeCtl = new AbortController();
+  private readonly wake = this.wakeCtl.signal;
 
   constructor(
     private readonly ctx: DispatchContext,
@@ -126,11 +127,23 @@ class TaskDispatch {
     this.round = spec.dispatch?.round ?? 0;
     this.lastHost = this.placedOn ?? pinned ?? endpoints[0]?.address ?? '';
     this.backoff = { baseMs: spec.retry.backoffMs, maxMs: ctx.backoffMaxMs ?? 30_000 };
-    this.wake = AbortSignal.any([job.signal, job.cancel]);
   }
 
   async run(): Promise<Dispatched> {
     if (this.job.cancel.aborted) return this.cancelledBeforeDispatch();
+    // Listeners on the worker-wide drain signal are removed when the task ends (it lives long).
+    const wakeUp = (): void => this.wakeCtl.abort();
+    this.job.signal.addEventListener('abort', wakeUp, { once: true });
+    this.job.cancel.addEventListener('abort', wakeUp, { once: true });
+    try {
+      return await this.loop();
+    } finally {
+      this.job.signal.removeEventListener('abort', wakeUp);
+      this.job.cancel.removeEventListener('abort', wakeUp);
+    }
+  }
+
+  private async loop(): Promise<Dispatched> {
     await this.ctx.pool.ensure(this.endpoints);
     for (;;) {
       if (this.job.signal.aborted) throw new Error('dispatch aborted');
