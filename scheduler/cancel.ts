@@ -62,15 +62,17 @@ export class CancelWatch {
    */
   check(runId: string, now = Date.now()): Promise<boolean> {
     const hit = this.checked.get(runId);
-    if (hit && now - hit.at < this.pollMs) return hit.cancelled;
+    if (hit && (hit.at === Infinity || now - hit.at < this.pollMs)) return hit.cancelled;
     if (this.checked.size > 10_000) this.checked.clear();
     const cancelled = isCancelled(this.redis, runId).catch(() => false);
     this.checked.set(runId, { at: now, cancelled });
     return cancelled;
   }
 
-  /** Cancels every tracked task of `runId` now (the in-process path). */
+  /** Cancels every tracked task of `runId` now (the in-process path), and any taken later. */
   cancelRun(runId: string): void {
+    // A cancel is final: later checks of this run need not ask Redis.
+    this.checked.set(runId, { at: Infinity, cancelled: Promise.resolve(true) });
     for (const c of this.runs.get(runId) ?? []) c.abort();
   }
 

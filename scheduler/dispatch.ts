@@ -62,6 +62,9 @@ export interface Dispatched {
   output: OutputChunk[];
 }
 
+/** How long to wait for a Cancelled task's exit when attaching to it after a cancel. */
+const CANCEL_ATTACH_MS = 30_000;
+
 const TRANSPORT: ReadonlySet<ErrorCode> = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'INTERNAL', 'CANCELLED']);
 
 function endResult(spec: TaskSpec, host: string, attempts: number, outcome: TaskResult['outcome'], reason: string, error: string): TaskResult {
@@ -165,8 +168,18 @@ class TaskDispatch {
     await this.ctx.pool.ensure(this.endpoints);
     const execId = this.round === 0 ? this.job.id : `${this.job.id}.r${this.round}`;
     const expect = this.endpoints.find((e) => e.address === addr)?.expect;
-    const found = await this.ctx.pool.link(addr, expect).cancel(execId).catch(() => false);
-    return this.ended('cancelled', 'cancelled', found ? 'run cancelled; stopped on the agent' : 'run cancelled');
+    const link = this.ctx.pool.link(addr, expect);
+    this.lastHost = addr;
+    const found = await link.cancel(execId).catch(() => false);
+    if (!found) return this.ended('cancelled', 'cancelled', 'run cancelled');
+    // It was running there: attach (the registry holds it, so this never starts it again) and
+    // read on to the exit the Cancel causes, for the task's real end and output.
+    try {
+      const got = await execOnce(link, buildRequest(this.spec, this.stdin, execId), this.job.signal, new AbortController().signal, CANCEL_ATTACH_MS);
+      return { result: exitResult(this.spec, addr, 1, got, outcomeOf(got.exit)), output: got.output };
+    } catch {
+      return this.ended('cancelled', 'cancelled', 'run cancelled; stop sent to the agent');
+    }
   }
 
   private ended(outcome: TaskResult['outcome'], reason: string, error: string): Dispatched {
@@ -207,7 +220,11 @@ class TaskDispatch {
     }
     if (got === undefined) {
       if (this.job.signal.aborted) throw failure;
-      if (this.job.cancel.aborted) return { done: this.ended('cancelled', 'cancelled', `run cancelled (${String((failure as Error).message)})`) };
+      if (this.job.cancel.aborted) {
+        // No exit event after the Cancel: say so rather than claim the agent stopped it.
+        const code = isGaxxError(failure) ? failure.code : 'UNAVAILABLE';
+        return { done: this.ended('cancelled', code, `run cancelled; the agent did not confirm the stop (${(failure as Error).message})`) };
+      }
       return this.onError(addr, failure);
     }
     this.ctx.pool.success(addr);

@@ -64,8 +64,10 @@ function hostOf(run: RunSpecInput, taskId: string): string {
  */
 async function cancelRun(queue: TaskQueue, run: RunSpecInput, enq: EnqueuedRun, worker: SchedulerWorker | undefined): Promise<void> {
   await requestCancel(queue.redis, enq.runId);
-  worker?.cancelRun(enq.runId);
+  // Withdraw before stopping this process's running tasks, so the slots they free do not take
+  // queued ones (a worker that does take one sees the flag and never dispatches it).
   const withdrawn = new Set(await queue.withdrawIds(enq.jobIds));
+  worker?.cancelRun(enq.runId);
   for (const [i, jobId] of enq.jobIds.entries()) {
     if (!withdrawn.has(jobId)) continue;
     const taskId = enq.taskIds[i] as string;

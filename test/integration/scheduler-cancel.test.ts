@@ -144,7 +144,10 @@ describe('cancelling runs and missing inputs', () => {
     const w2 = SchedulerWorker.start({ settings, connect: connect(), concurrency: 2 });
     try {
       const res = await waitForRun(q.redis, 'cx4', enq.taskIds, { timeoutMs: 20_000 });
-      expect(res.results.get('t')).toMatchObject({ outcome: 'cancelled', host: a.address });
+      const r = res.results.get('t');
+      expect(r).toMatchObject({ outcome: 'cancelled', reason: 'cancelled', host: a.address });
+      // The agent's own end of the execution the first worker started (attached to, never re-run).
+      expect(r?.attached === true || r?.replayed === true).toBe(true);
       expect((await infos()).map((x) => x.running)).toEqual([0, 0]);
     } finally {
       await w2.drain(5000);
