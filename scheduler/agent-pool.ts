@@ -19,6 +19,8 @@ export interface AgentLink {
   exec(req: ExecRequest, opts?: { signal?: AbortSignal; deadlineMs?: number }): AsyncIterable<ExecEvent__Output>;
   info(): Promise<InfoResponse__Output>;
   health(): Promise<string>;
+  /** Stops a running task by exec id; false when the agent has none running under it. */
+  cancel(taskId: string): Promise<boolean>;
   close(): void;
 }
 

@@ -21,9 +21,10 @@
  * the task moved to another agent while the first may still have run it; or `retryOnFailure`
  * asked for re-runs.
  */
-import { isGaxxError, type ErrorCode, type ExecRequest, type Exit__Output, type Started__Output } from '../proto/index.js';
-import type { AgentEndpoint, AgentLink, AgentPool } from './agent-pool.js';
+import { isGaxxError, type ErrorCode, type ExecRequest } from '../proto/index.js';
+import type { AgentEndpoint, AgentPool } from './agent-pool.js';
 import { backoffDelay } from './breaker.js';
+import { execOnce, StreamEnded, type ExecOutcome, type LiveSink } from './exec-once.js';
 import type { SchedulerMetrics } from './metrics.js';
 import { place } from './placement.js';
 import { outcomeOf, type OutputChunk, type TaskResult } from './results.js';
@@ -33,11 +34,18 @@ import type { TaskSpec } from './task.js';
 export interface JobHandle {
   id: string;
   enqueuedAt: number;
+  /** Draining: stop reading and hand the job back; the agent keeps running the task. */
   signal: AbortSignal;
+  /** The run was cancelled: Cancel the task on its agent and end it `cancelled`. */
+  cancel: AbortSignal;
+  /** Whether a worker may have dispatched this job before (it was taken, then stalled or handed back). */
+  takenBefore: boolean;
   /** Persists the dispatch state in the job (before each Exec). */
   saveDispatch(d: { placedOn?: string; round: number }): Promise<void>;
-  /** Loads a run input blob (for `input`). */
-  loadInput(name: string): Promise<Buffer>;
+  /** Where output goes as it arrives (live display); absent: only with the result. */
+  live?: LiveSink;
+  /** Loads a run input blob (for `input`); null when it is gone (expired or deleted). */
+  loadInput(name: string): Promise<Buffer | null>;
 }
 
 export interface DispatchContext {
@@ -54,51 +62,10 @@ export interface Dispatched {
   output: OutputChunk[];
 }
 
+/** How long to wait for a Cancelled task's exit when attaching to it after a cancel. */
+const CANCEL_ATTACH_MS = 30_000;
+
 const TRANSPORT: ReadonlySet<ErrorCode> = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'INTERNAL', 'CANCELLED']);
-
-class StreamEnded extends Error {}
-
-interface ExecOutcome {
-  exit: Exit__Output;
-  started: Started__Output | undefined;
-  startedAt: number;
-  output: OutputChunk[];
-}
-
-/**
- * Runs the Exec stream to its exit event. The job's abort signal is deliberately NOT handed to
- * the client (that would Cancel the task on the agent): on abort we stop reading and drop the
- * stream, and the agent keeps the task running for the worker that takes the job next.
- */
-async function execOnce(link: AgentLink, req: ExecRequest, signal: AbortSignal, deadlineMs: number | undefined): Promise<ExecOutcome> {
-  const output: OutputChunk[] = [];
-  let started: Started__Output | undefined;
-  let startedAt = 0;
-  const it = link.exec(req, deadlineMs ? { deadlineMs } : {})[Symbol.asyncIterator]();
-  let onAbort = (): void => undefined;
-  const aborted = new Promise<'aborted'>((resolve) => {
-    onAbort = () => resolve('aborted');
-    if (signal.aborted) onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    for (;;) {
-      const next = await Promise.race([it.next(), aborted]);
-      if (next === 'aborted') throw new Error('dispatch aborted');
-      if (next.done) throw new StreamEnded('exec stream ended without an exit event');
-      const ev = next.value;
-      if (ev.started) {
-        started = ev.started;
-        startedAt = Date.now();
-      } else if (ev.stdout) output.push({ stream: 1, data: ev.stdout });
-      else if (ev.stderr) output.push({ stream: 2, data: ev.stderr });
-      else if (ev.exit) return { exit: ev.exit, started, startedAt, output };
-    }
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-    void it.return?.()?.catch(() => undefined);
-  }
-}
 
 function endResult(spec: TaskSpec, host: string, attempts: number, outcome: TaskResult['outcome'], reason: string, error: string): TaskResult {
   return {
@@ -108,8 +75,7 @@ function endResult(spec: TaskSpec, host: string, attempts: number, outcome: Task
   };
 }
 
-async function buildRequest(spec: TaskSpec, job: JobHandle, execId: string): Promise<ExecRequest> {
-  const stdin = spec.input !== undefined ? await job.loadInput(spec.input) : spec.stdin ? Buffer.from(spec.stdin, 'base64') : undefined;
+function buildRequest(spec: TaskSpec, stdin: Buffer | undefined, execId: string): ExecRequest {
   return {
     taskId: execId,
     argv: spec.argv,
@@ -148,6 +114,9 @@ class TaskDispatch {
   private readonly failedOn = new Set<string>();
   private readonly seed = Math.floor(Math.random() * 1e6);
   private readonly backoff: { baseMs: number; maxMs: number };
+  /** Wakes waits and backoffs on drain or cancel. */
+  private readonly wakeCtl = new AbortController();
+  private readonly wake = this.wakeCtl.signal;
 
   constructor(
     private readonly ctx: DispatchContext,
@@ -155,6 +124,7 @@ class TaskDispatch {
     private readonly job: JobHandle,
     private readonly endpoints: AgentEndpoint[],
     private readonly pinned: string | undefined,
+    private readonly stdin: Buffer | undefined,
   ) {
     this.placedOn = spec.dispatch?.placedOn;
     this.round = spec.dispatch?.round ?? 0;
@@ -163,14 +133,53 @@ class TaskDispatch {
   }
 
   async run(): Promise<Dispatched> {
+    if (this.job.cancel.aborted) return this.cancelledBeforeDispatch();
+    // Listeners on the worker-wide drain signal are removed when the task ends (it lives long).
+    const wakeUp = (): void => this.wakeCtl.abort();
+    this.job.signal.addEventListener('abort', wakeUp, { once: true });
+    this.job.cancel.addEventListener('abort', wakeUp, { once: true });
+    try {
+      return await this.loop();
+    } finally {
+      this.job.signal.removeEventListener('abort', wakeUp);
+      this.job.cancel.removeEventListener('abort', wakeUp);
+    }
+  }
+
+  private async loop(): Promise<Dispatched> {
     await this.ctx.pool.ensure(this.endpoints);
     for (;;) {
       if (this.job.signal.aborted) throw new Error('dispatch aborted');
+      if (this.job.cancel.aborted) return this.ended('cancelled', 'cancelled', 'run cancelled before the task ran');
       const step = await this.step();
       if ('done' in step) return step.done;
       if ('giveUp' in step) break;
     }
     return this.ended('unreachable', 'UNAVAILABLE', this.lastError || 'no agent reachable');
+  }
+
+  /**
+   * The run was cancelled before this worker dispatched the task. A job taken before (its worker
+   * died or handed it back) may still be running on its agent under its exec id: Cancel it there.
+   */
+  private async cancelledBeforeDispatch(): Promise<Dispatched> {
+    const addr = this.pinned ?? this.placedOn;
+    if (!this.job.takenBefore || addr === undefined) return this.ended('cancelled', 'cancelled', 'run cancelled before the task ran');
+    await this.ctx.pool.ensure(this.endpoints);
+    const execId = this.round === 0 ? this.job.id : `${this.job.id}.r${this.round}`;
+    const expect = this.endpoints.find((e) => e.address === addr)?.expect;
+    const link = this.ctx.pool.link(addr, expect);
+    this.lastHost = addr;
+    const found = await link.cancel(execId).catch(() => false);
+    if (!found) return this.ended('cancelled', 'cancelled', 'run cancelled');
+    // It was running there: attach (the registry holds it, so this never starts it again) and
+    // read on to the exit the Cancel causes, for the task's real end and output.
+    try {
+      const got = await execOnce(link, buildRequest(this.spec, this.stdin, execId), this.job.signal, new AbortController().signal, CANCEL_ATTACH_MS);
+      return { result: exitResult(this.spec, addr, 1, got, outcomeOf(got.exit)), output: got.output };
+    } catch {
+      return this.ended('cancelled', 'cancelled', 'run cancelled; stop sent to the agent');
+    }
   }
 
   private ended(outcome: TaskResult['outcome'], reason: string, error: string): Dispatched {
@@ -183,7 +192,7 @@ class TaskDispatch {
     if (p.kind === 'none') return { done: this.ended('error', 'NOT_FOUND', `no agent for this task (${p.reason})`) };
     if (p.kind === 'wait') {
       if (p.reason === 'breaker-open' && ++this.infra >= this.spec.retry.attempts) return GIVE_UP;
-      await this.ctx.pool.waitForChange(p.until ? p.until - Date.now() + 5 : 1000, this.job.signal);
+      await this.ctx.pool.waitForChange(p.until ? p.until - Date.now() + 5 : 1000, this.wake);
       await this.ctx.pool.ensure(this.endpoints);
       return AGAIN;
     }
@@ -194,13 +203,16 @@ class TaskDispatch {
       // A pinned task can only go back to its agent, so only any-host placements are saved.
       if (this.pinned === undefined) await this.job.saveDispatch({ placedOn: addr, round: this.round });
     }
-    const req = await buildRequest(this.spec, this.job, this.round === 0 ? this.job.id : `${this.job.id}.r${this.round}`);
+    const req = buildRequest(this.spec, this.stdin, this.round === 0 ? this.job.id : `${this.job.id}.r${this.round}`);
     this.ctx.pool.acquire(addr);
     this.attempts += 1;
+    // Output of an earlier execution was streamed already: this one's is not its continuation.
+    if (this.attempts > 1) this.job.live?.spoil();
     let got: ExecOutcome | undefined;
     let failure: unknown;
     try {
-      got = await execOnce(this.ctx.pool.link(addr, this.endpoints.find((e) => e.address === addr)?.expect), req, this.job.signal, this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined);
+      const link = this.ctx.pool.link(addr, this.endpoints.find((e) => e.address === addr)?.expect);
+      got = await execOnce(link, req, this.job.signal, this.job.cancel, this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined, this.job.live);
     } catch (e) {
       failure = e;
     } finally {
@@ -208,6 +220,11 @@ class TaskDispatch {
     }
     if (got === undefined) {
       if (this.job.signal.aborted) throw failure;
+      if (this.job.cancel.aborted) {
+        // No exit event after the Cancel: say so rather than claim the agent stopped it.
+        const code = isGaxxError(failure) ? failure.code : 'UNAVAILABLE';
+        return { done: this.ended('cancelled', code, `run cancelled; the agent did not confirm the stop (${(failure as Error).message})`) };
+      }
       return this.onError(addr, failure);
     }
     this.ctx.pool.success(addr);
@@ -217,11 +234,11 @@ class TaskDispatch {
   private async onExit(addr: string, got: ExecOutcome): Promise<Step> {
     if (got.started) this.ctx.metrics?.dispatchLatency.observe(Math.max(0, got.startedAt - this.job.enqueuedAt) / 1000);
     const outcome = outcomeOf(got.exit);
-    if (outcome !== 'succeeded' && this.spec.retry.retryOnFailure && this.round + 1 < this.spec.retry.attempts) {
+    if (outcome !== 'succeeded' && !this.job.cancel.aborted && this.spec.retry.retryOnFailure && this.round + 1 < this.spec.retry.attempts) {
       this.round += 1;
       this.ctx.metrics?.retries.inc({ kind: 'failure' });
       await this.job.saveDispatch({ placedOn: this.placedOn, round: this.round });
-      await sleep(backoffDelay(this.round, this.backoff), this.job.signal);
+      await sleep(backoffDelay(this.round, this.backoff), this.wake);
       return AGAIN;
     }
     return { done: { result: exitResult(this.spec, addr, this.attempts, got, outcome), output: got.output } };
@@ -232,7 +249,7 @@ class TaskDispatch {
     this.lastError = `${code}: ${(e as Error).message}`;
     if (code === 'RESOURCE_EXHAUSTED' && this.busy < 200) {
       this.ctx.metrics?.retries.inc({ kind: 'busy' });
-      await sleep(backoffDelay(Math.min(++this.busy, 5), this.backoff), this.job.signal);
+      await sleep(backoffDelay(Math.min(++this.busy, 5), this.backoff), this.wake);
       return AGAIN;
     }
     if (!TRANSPORT.has(code)) return { done: this.ended('error', code, this.lastError) };
@@ -241,7 +258,7 @@ class TaskDispatch {
     this.failedOn.add(addr);
     if (this.pinned === undefined) this.placedOn = undefined;
     if (++this.infra >= this.spec.retry.attempts) return GIVE_UP;
-    await sleep(backoffDelay(this.infra, this.backoff), this.job.signal);
+    await sleep(backoffDelay(this.infra, this.backoff), this.wake);
     return AGAIN;
   }
 }
@@ -252,7 +269,14 @@ export async function dispatchTask(ctx: DispatchContext, spec: TaskSpec, job: Jo
   if ('host' in spec.target && (pinned === undefined || !endpoints.some((e) => e.address === pinned))) {
     return { result: endResult(spec, spec.target.host, 0, 'error', 'NOT_FOUND', `no agent for host ${spec.target.host}`), output: [] };
   }
-  return new TaskDispatch(ctx, spec, job, endpoints, pinned).run();
+  let stdin: Buffer | undefined = spec.stdin ? Buffer.from(spec.stdin, 'base64') : undefined;
+  if (spec.input !== undefined) {
+    const blob = await job.loadInput(spec.input);
+    // Never run a command that expects input with an empty stdin instead.
+    if (blob === null) return { result: endResult(spec, pinned ?? '', 0, 'error', 'NOT_FOUND', `run input '${spec.input}' is gone (expired or deleted)`), output: [] };
+    stdin = blob;
+  }
+  return new TaskDispatch(ctx, spec, job, endpoints, pinned, stdin).run();
 }
 
 function exitResult(spec: TaskSpec, host: string, attempts: number, got: ExecOutcome, outcome: TaskResult['outcome']): TaskResult {

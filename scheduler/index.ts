@@ -28,3 +28,4 @@ export { runAndWait, type RunAndWaitOptions, type RunOutcome } from './run.js';
 export { redisTarget, type RedisTarget } from './embedded-redis.js';
 export { agentConnector, type ConnectorOptions } from './connector.js';
 export { serveScheduler, type ServeOptions, type Served } from './serve.js';
+export { requestCancel, isCancelled, runCancelKey, CancelWatch, CANCEL_POLL_MS } from './cancel.js';

@@ -106,12 +106,22 @@ export class TaskQueue {
    * Jobs already running are left to finish (their results are still published).
    */
   async withdraw(jobIds: readonly string[]): Promise<number> {
-    let removed = 0;
+    return (await this.withdrawIds(jobIds)).length;
+  }
+
+  /**
+   * Like withdraw, returning the removed job ids. A job some worker took before (then stalled or
+   * handed back) is kept even while it waits: its command may be running on an agent, and only a
+   * worker taking it again can reach that execution (attach, or Cancel when the run is cancelled).
+   */
+  async withdrawIds(jobIds: readonly string[]): Promise<string[]> {
+    const removed: string[] = [];
     for (const id of jobIds) {
       const job = await this.queue.getJob(id);
-      const state = job ? await job.getState() : 'unknown';
-      if (job && (state === 'waiting' || state === 'delayed' || state === 'prioritized')) {
-        removed += await job.remove().then(() => 1, () => 0);
+      if (!job || job.processedOn !== undefined || (job.attemptsStarted ?? 0) > 0) continue;
+      const state = await job.getState();
+      if (state === 'waiting' || state === 'delayed' || state === 'prioritized') {
+        if (await job.remove().then(() => true, () => false)) removed.push(id);
       }
     }
     return removed;

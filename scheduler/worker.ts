@@ -14,8 +14,10 @@ import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { AgentPool, type AgentConnector, type AgentEndpoint } from './agent-pool.js';
 import type { BreakerOptions } from './breaker.js';
+import { CancelWatch } from './cancel.js';
 import { dispatchTask, type DispatchContext, type JobHandle } from './dispatch.js';
 import { fleetAgents } from './fleets.js';
+import { LiveOutput } from './live.js';
 import type { SchedulerMetrics } from './metrics.js';
 import { QUEUE_NAME, runInputKey } from './queue.js';
 import { createRedis, KEY_PREFIX, type RedisSettings } from './redis.js';
@@ -49,6 +51,7 @@ export class SchedulerWorker {
   readonly pool: AgentPool;
   private readonly abort = new AbortController();
   private readonly fleetCache = new Map<string, { at: number; agents: Promise<AgentEndpoint[]> }>();
+  private readonly cancels: CancelWatch;
   private worker!: Worker<TaskSpec, TaskResult>;
   private closed: Promise<void> | undefined;
 
@@ -56,6 +59,7 @@ export class SchedulerWorker {
     private readonly opts: SchedulerWorkerOptions,
     readonly redis: Redis | Cluster,
   ) {
+    this.cancels = new CancelWatch(redis);
     this.pool = new AgentPool(opts.connect, {
       breaker: opts.breaker,
       onBreaker: (address, state) => opts.log?.info({ agent: address, breaker: state }, 'agent breaker changed'),
@@ -100,26 +104,42 @@ export class SchedulerWorker {
       await this.reportInvalid(job, e as Error);
       throw new UnrecoverableError((e as Error).message);
     }
-    const handle: JobHandle = {
-      id: job.id as string,
-      enqueuedAt: job.timestamp,
-      signal: this.abort.signal,
-      saveDispatch: (d) => job.updateData({ ...spec, dispatch: d }),
-      loadInput: async (name) => (await this.redis.getBuffer(runInputKey(spec.runId, name))) ?? Buffer.alloc(0),
-    };
+    const watch = this.cancels.track(spec.runId);
+    const live = new LiveOutput(this.redis, spec.runId, spec.taskId, spec.outputCapBytes);
     let done;
     try {
+      if (await this.cancels.check(spec.runId)) watch.controller.abort();
+      const handle: JobHandle = {
+        id: job.id as string,
+        enqueuedAt: job.timestamp,
+        signal: this.abort.signal,
+        cancel: watch.controller.signal,
+        live,
+        takenBefore: (job.attemptsStarted ?? 0) > 1 || (job.stalledCounter ?? 0) > 0 || spec.dispatch !== undefined,
+        saveDispatch: (d) => job.updateData({ ...spec, dispatch: d }),
+        loadInput: (name) => this.redis.getBuffer(runInputKey(spec.runId, name)),
+      };
       done = await dispatchTask(ctx, spec, handle);
     } catch (e) {
       if (!this.abort.signal.aborted) throw e;
       // Draining: hand the job back so another worker takes it now (and attaches on the agent).
       await job.moveToDelayed(Date.now(), token);
       throw new DelayedError();
+    } finally {
+      watch.done();
+      // A task handed back or failed still publishes what it streamed (display only).
+      if (done === undefined) void live.close();
     }
-    const fresh = await publishResult(this.redis, done.result, done.output);
+    const streamed = await live.close();
+    const fresh = await publishResult(this.redis, done.result, done.output, streamed.exact ? streamed.bytes : undefined);
     if (fresh) this.opts.metrics?.tasks.inc({ outcome: done.result.outcome });
     else this.opts.metrics?.published.inc();
     return done.result;
+  }
+
+  /** Cancels this worker's in-flight tasks of `runId` at once (the flag in Redis reaches the others). */
+  cancelRun(runId: string): void {
+    this.cancels.cancelRun(runId);
   }
 
   private async reportInvalid(job: Job, e: Error): Promise<void> {
@@ -160,6 +180,7 @@ export class SchedulerWorker {
         this.abort.abort();
         await closing;
       }
+      this.cancels.stop();
       this.pool.close();
       this.redis.disconnect();
     })();

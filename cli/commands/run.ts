@@ -3,6 +3,7 @@ import { GaxxError, exitCodeFor } from '../../proto/index.js';
 import { agentConnector, newRunId, redisTarget, runAndWait, type OutputChunk, type TaskInput, type TaskResult } from '../../scheduler/index.js';
 import { boolFlag, envFlag, JSON_FLAG, numberFlag, stringsFlag, usageError, type Command, type FlagValues } from '../command.js';
 import type { Output } from '../output.js';
+import { HumanRunPrinter } from '../run-printer.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
 import { agentAddress } from './exec.js';
 
@@ -29,19 +30,6 @@ export function buildTasks(addresses: string[], argv: string[], flags: FlagValue
   }));
 }
 
-function summary(r: TaskResult): string {
-  const how = r.signal ? `signal ${r.signal}` : r.exitCode !== null ? `exit ${r.exitCode}` : r.reason;
-  const extra = [r.reason && r.exitCode !== null ? r.reason : '', r.truncated ? 'output truncated' : '', r.attempts > 1 ? `${r.attempts} attempts` : '', r.error ?? '']
-    .filter(Boolean)
-    .join(', ');
-  return `== ${r.host}: ${r.outcome} (${how}, ${r.durationMs} ms${extra ? `; ${extra}` : ''})\n`;
-}
-
-function printHuman(out: Output, r: TaskResult, output: OutputChunk[]): void {
-  out.writeOut(summary(r));
-  for (const c of output) (c.stream === 1 ? out.writeOut : out.writeErr).call(out, c.data);
-}
-
 function printJson(out: Output, r: TaskResult, output: OutputChunk[]): void {
   const text = (s: 1 | 2): string => Buffer.concat(output.filter((c) => c.stream === s).map((c) => c.data)).toString('utf8');
   out.writeOut(`${JSON.stringify({ ...r, stdout: text(1), stderr: text(2) })}\n`);
@@ -57,13 +45,17 @@ export const command: Command = {
   usage: 'gaxx run --agent ADDR[,ADDR...] [--timeout S] [--retries N] [--retry-on-failure] [--env K=V ...] [--json] -- CMD ARGS...',
   description: [
     'Runs CMD on every listed agent through the Redis queue: one task per agent, pinned to it.',
-    'Output is printed per host as each task finishes (--json: one JSON object per task, one per',
-    'line). Exits 0 only when every task succeeded, 1 when some command failed, and 12 when an',
-    'agent could not be reached. A non-zero exit is a result, not retried unless',
-    '--retry-on-failure. Without a running `gaxx scheduler`, this process works on the queue',
-    'itself until the run is done. Redis: --redis-url / GAXX_REDIS_URL, else an embedded',
-    'redis-server in the state dir. Agents are reached with the scheduler certificate in',
-    '<state>/scheduler/certs, issued from the local CA on first use.',
+    'Output is printed as it arrives, each line prefixed with its host when there are several,',
+    'and a summary line per host as each task finishes (--json: one JSON object per task, one per',
+    'line, as each finishes). Exits 0 only when every task succeeded, 1 when some command',
+    'failed, 12 when an agent could not be reached, and 130 when cancelled. A non-zero exit is a',
+    'result, not retried unless --retry-on-failure. Ctrl-C cancels the run: tasks not yet taken',
+    'are withdrawn, running ones are stopped on their agents, and every task\'s outcome is',
+    'reported (cancelled for the stopped ones); a second Ctrl-C quits at once. Without a running',
+    '`gaxx scheduler`, this process works on the queue itself until the run is done. Redis:',
+    '--redis-url / GAXX_REDIS_URL, else an embedded redis-server in the state dir. Agents are',
+    'reached with the scheduler certificate in <state>/scheduler/certs, issued from the local CA',
+    'on first use.',
   ].join('\n'),
   flags: {
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses HOST[:PORT] (port default 8088); repeat or comma-separate' },
@@ -87,17 +79,23 @@ export const command: Command = {
     const creds = await schedulerCredentials(config.paths);
     const target = await redisTarget(config.redis.url, config.paths.stateDir);
     try {
-      const print = out.json ? printJson : printHuman;
+      const human = new HumanRunPrinter(out, new Map(tasks.map((t, i) => [t.taskId, addresses[i] as string])));
       const res = await runAndWait(
         { runId: newRunId(), tasks },
         {
           settings: target.settings,
           connect: agentConnector(creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs }),
-          signal,
+          cancel: signal,
           ...(waitS ? { timeoutMs: waitS * 1000 } : {}),
-          onResult: (r, o) => print(out, r, o),
+          ...(out.json
+            ? { onResult: (r: TaskResult, o: OutputChunk[]) => printJson(out, r, o) }
+            : { onLive: (id: string, c: OutputChunk) => human.live(id, c), onResult: (r: TaskResult, o: OutputChunk[], shown: boolean) => human.result(r, o, shown) }),
         },
       );
+      if (res.cancelled) {
+        out.note(`gaxx: run ${res.runId} cancelled`);
+        return exitCodeFor('CANCELLED');
+      }
       return runExitCode([...res.results.values()]);
     } finally {
       await target.release();

@@ -26,7 +26,11 @@ export const command: Command = {
     'dispatch them to the agents, a heartbeat (so `gaxx run` leaves the work to it), and',
     'Prometheus metrics on --metrics-listen (default 127.0.0.1:9092; a non-loopback address is',
     'served over mTLS with the scheduler certificate). Several schedulers on one Redis share the',
-    'work. SIGTERM or Ctrl-C drains: no new tasks, in-flight ones finish or are handed back.',
+    'work. A cancelled run (Ctrl-C in `gaxx run`) has its running tasks stopped on the agents.',
+    'Redis: the global --redis-url / GAXX_REDIS_URL, else the embedded redis-server of the state',
+    'dir. SIGTERM or Ctrl-C drains: no new tasks; in-flight ones get --drain-ms to finish, the',
+    'rest are handed back to the queue (the agents keep running them for the next scheduler).',
+    'The same daemon runs as `node dist/scheduler/main.js` (see its --help).',
   ].join('\n'),
   flags: {
     concurrency: { type: 'string', valueName: 'N', help: 'tasks in flight at once (default 64)' },

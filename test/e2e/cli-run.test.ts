@@ -5,8 +5,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FleetCa, writeCertDir } from '../../certs/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FleetCa, loadCertDir, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
+import { AgentClient } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 
 const MAIN = resolve('dist/cli/main.js');
@@ -33,6 +35,34 @@ beforeAll(async () => {
   agents = await Promise.all([0, 1].map(() => startAgent({ certsDir: certs })));
 });
 
+/** The agents' running task counts, asked with the operator certificate. */
+async function runningTasks(): Promise<number[]> {
+  const creds = loadCertDir(join(home, 'config', 'operator'));
+  return Promise.all(
+    agents.map(async (a) => {
+      const c = AgentClient.connect({ address: a.address }, creds);
+      try {
+        return (await c.info()).runningTasks;
+      } finally {
+        c.close();
+      }
+    }),
+  );
+}
+
+/** Starts `gaxx run` as a child we can signal; resolves once both agents run its tasks. */
+async function startedRun(args: string[]): Promise<{ sigint: () => void; done: Promise<{ code: number | null; stdout: string; stderr: string }> }> {
+  const child = spawn(process.execPath, [MAIN, 'run', ...args], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) => child.once('exit', (code) => r({ code, stdout, stderr })));
+  for (let i = 0; i < 300 && (await runningTasks()).some((n) => n === 0); i++) await sleep(50);
+  expect(await runningTasks(), stderr).toEqual([1, 1]);
+  return { sigint: () => child.kill('SIGINT'), done };
+}
+
 afterAll(async () => {
   await stopAllAgents();
   rmSync(home, { recursive: true, force: true });
@@ -42,8 +72,11 @@ describe('gaxx run', () => {
   it('runs one task per agent through the queue and prints each host', async () => {
     const r = await gaxx(['run', '--agent', agents.map((a) => a.address).join(','), '--', 'echo', 'hello']);
     expect(r.code, r.stderr).toBe(0);
-    for (const a of agents) expect(r.stdout).toContain(`== ${a.address}: succeeded (exit 0`);
-    expect(r.stdout.match(/^hello$/gm)).toHaveLength(2);
+    for (const a of agents) {
+      expect(r.stdout).toContain(`== ${a.address}: succeeded (exit 0`);
+      // Several hosts: each output line carries its host.
+      expect(r.stdout.split('\n')).toContain(`${a.address}: hello`);
+    }
     // The embedded redis-server ran on a 0700 socket dir and stopped with its last user.
     expect(statSync(join(home, 'state', 'redis')).mode & 0o777).toBe(0o700);
     expect(existsSync(join(home, 'state', 'redis', 'redis.sock'))).toBe(false);
@@ -110,6 +143,70 @@ describe('gaxx run', () => {
     } finally {
       busy.close();
     }
+  });
+
+  it('prints a long task\'s output as it arrives, before the task ends', async () => {
+    const a = agents[0] as AgentProcess;
+    const child = spawn(process.execPath, [MAIN, 'run', '--agent', a.address, '--', 'sh', '-c', 'echo first; sleep 3; echo second'], {
+      env: { PATH: process.env.PATH ?? '', GAXX_HOME: home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let atFirst = '';
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+      if (!atFirst && stdout.includes('first\n')) atFirst = stdout;
+    });
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect(code).toBe(0);
+    // When 'first' showed, the task was still running: no 'second', no summary line yet.
+    expect(atFirst).toBe('first\n');
+    expect(stdout).toBe(`first\nsecond\n== ${a.address}: succeeded (exit 0, ${/(\d+) ms/.exec(stdout)?.[1]} ms)\n`);
+  });
+
+  it('Ctrl-C cancels the run: tasks stopped on the agents, reported cancelled, exit 130', async () => {
+    const run = await startedRun(['--agent', agents.map((a) => a.address).join(','), '--', 'sleep', '30']);
+    run.sigint();
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(130);
+    for (const a of agents) expect(r.stdout).toContain(`== ${a.address}: cancelled`);
+    expect(r.stderr).toContain('cancelled');
+    expect(await runningTasks()).toEqual([0, 0]);
+  });
+
+  it('Ctrl-C with --json: one object per task, outcome cancelled', async () => {
+    const run = await startedRun(['--json', '--agent', agents.map((a) => a.address).join(','), '--', 'sleep', '30']);
+    run.sigint();
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(130);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(2);
+    for (const l of lines) expect(l).toMatchObject({ outcome: 'cancelled', reason: 'cancelled', attempts: 1 });
+    expect(await runningTasks()).toEqual([0, 0]);
+  });
+
+  it('a second Ctrl-C quits at once with 130', async () => {
+    const run = await startedRun(['--agent', agents.map((a) => a.address).join(','), '--', 'sleep', '2']);
+    run.sigint();
+    run.sigint();
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(130);
+    // The tasks (2 s) end on their own if the first Ctrl-C's cancel did not reach them.
+    for (let i = 0; i < 100 && (await runningTasks()).some((n) => n > 0); i++) await sleep(50);
+    expect(await runningTasks()).toEqual([0, 0]);
+  });
+
+  it('the daemon entry and `gaxx scheduler` explain their flags; the daemon refuses bad ones (USAGE)', async () => {
+    const node = (args: string[]): Promise<{ code: number; stdout: string }> =>
+      new Promise((done) => execFile(process.execPath, [resolve('dist/scheduler/main.js'), ...args], { env: { PATH: process.env.PATH ?? '' } }, (err, stdout) => done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout })));
+    const daemonHelp = await node(['--help']);
+    expect(daemonHelp.code).toBe(0);
+    for (const f of ['--redis-url', '--state-dir', '--certs', '--concurrency', '--metrics-listen', '--lock-ms', '--drain-ms']) expect(daemonHelp.stdout).toContain(f);
+    expect((await node(['--bogus'])).code).toBe(exitCodeFor('USAGE'));
+    expect((await node(['--concurrency', '0'])).code).toBe(exitCodeFor('USAGE'));
+    const cliHelp = await gaxx(['scheduler', '--help']);
+    expect(cliHelp.code).toBe(0);
+    for (const f of ['--concurrency', '--metrics-listen', '--certs', '--drain-ms']) expect(cliHelp.stdout).toContain(f);
   });
 
   it('refuses a run without an agent or a command (USAGE)', async () => {

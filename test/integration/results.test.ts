@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/redis.js';
-import { publishResult, runEventsKey, waitForRun, type TaskResult } from '../../scheduler/results.js';
+import { LiveOutput } from '../../scheduler/live.js';
+import { publishResult, runEventsKey, waitForRun, type OutputChunk, type TaskResult } from '../../scheduler/results.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import type { Redis } from 'ioredis';
 
@@ -48,6 +49,48 @@ describe('run results stream', () => {
     await waitReady(r, 10_000);
     await publishResult(r, result('a', { runId: 'res2' }), []);
     expect((await waiting).results.get('a')?.outcome).toBe('succeeded');
+  });
+
+  it('streams live output, coalesced and capped; a reader that saw exactly it need not show the output again', async () => {
+    const chunk = (stream: 1 | 2, text: string): OutputChunk => ({ stream, data: Buffer.from(text) });
+    const lines = ['a\n', 'b\n', 'c\n'].map((t) => chunk(1, t));
+    const live = new LiveOutput(r, 'live1', 'ok', 1024, { flushMs: 20 });
+    for (const c of lines) live.push(c);
+    expect(await live.close()).toEqual({ bytes: 6, exact: true });
+    // Three small chunks of one stream became one entry.
+    const entries = await r.xrange(runEventsKey('live1'), '-', '+');
+    expect(entries.filter(([, f]) => f[1] === 'live')).toHaveLength(1);
+    await publishResult(r, result('ok', { runId: 'live1' }), lines, 6);
+
+    // Capped at 4 bytes: not the whole output, so not exact.
+    const capped = new LiveOutput(r, 'live1', 'capped', 4, { flushMs: 20 });
+    for (const c of lines) capped.push(c);
+    expect(await capped.close()).toEqual({ bytes: 4, exact: false });
+    await publishResult(r, result('capped', { runId: 'live1' }), lines);
+
+    // A scheduler that died mid-task streamed a part; the next one's exact stream follows it.
+    const dead = new LiveOutput(r, 'live1', 'again', 1024, { flushMs: 20 });
+    dead.push(chunk(2, 'partial'));
+    await dead.close();
+    const next = new LiveOutput(r, 'live1', 'again', 1024, { flushMs: 20 });
+    next.push(chunk(1, 'whole\n'));
+    await next.close();
+    await publishResult(r, result('again', { runId: 'live1' }), [chunk(1, 'whole\n')], 6);
+
+    // After its result, no live entry is added for a task.
+    const late = new LiveOutput(r, 'live1', 'ok', 1024, { flushMs: 20 });
+    late.push(chunk(1, 'late'));
+    expect(await late.close()).toEqual({ bytes: 0, exact: false });
+
+    const seenLive: string[] = [];
+    const shown = new Map<string, boolean>();
+    await waitForRun(r, 'live1', ['ok', 'capped', 'again'], {
+      timeoutMs: 10_000,
+      onLive: (task, c) => seenLive.push(`${task}:${c.data.toString()}`),
+      onResult: (x, _o, liveShown) => shown.set(x.taskId, liveShown),
+    });
+    expect(seenLive).toEqual(['ok:a\nb\nc\n', 'capped:a\nb\n', 'again:partial', 'again:whole\n']);
+    expect(Object.fromEntries(shown)).toEqual({ ok: true, capped: false, again: false });
   });
 
   it('gives up with DEADLINE_EXCEEDED when results do not come', async () => {

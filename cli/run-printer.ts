@@ -1,0 +1,81 @@
+/**
+ * Human output of `gaxx run`: each task's output as it arrives (live), then a summary line per
+ * task when its result comes. With several hosts, every output line is prefixed with its host
+ * (partial lines are held until their newline or the task's end, so hosts never interleave
+ * inside a line); with one host, output passes through unchanged.
+ */
+import type { OutputChunk, TaskResult } from '../scheduler/index.js';
+import type { Output } from './output.js';
+
+/** The summary line of a finished task. */
+export function summaryLine(r: TaskResult): string {
+  const how = r.signal ? `signal ${r.signal}` : r.exitCode !== null ? `exit ${r.exitCode}` : r.reason;
+  const extra = [r.reason && r.exitCode !== null ? r.reason : '', r.truncated ? 'output truncated' : '', r.attempts > 1 ? `${r.attempts} attempts` : '', r.error ?? '']
+    .filter(Boolean)
+    .join(', ');
+  return `== ${r.host}: ${r.outcome} (${how}, ${r.durationMs} ms${extra ? `; ${extra}` : ''})\n`;
+}
+
+/** Prints a run's live output and results for people. */
+export class HumanRunPrinter {
+  /** Held partial lines by task and stream. */
+  private readonly partial = new Map<string, Buffer>();
+  private readonly shownLive = new Set<string>();
+
+  constructor(
+    private readonly out: Output,
+    /** Host of each task id. */
+    private readonly hosts: ReadonlyMap<string, string>,
+  ) {}
+
+  private get prefixed(): boolean {
+    return this.hosts.size > 1;
+  }
+
+  /** A chunk of a running task's output. */
+  live(taskId: string, c: OutputChunk): void {
+    this.shownLive.add(taskId);
+    this.write(taskId, c);
+  }
+
+  /** A task's result, with its full output (printed unless the live view already showed it). */
+  result(r: TaskResult, output: OutputChunk[], liveShown: boolean): void {
+    this.endLines(r.taskId);
+    if (!liveShown && output.length > 0) {
+      if (this.shownLive.has(r.taskId)) this.out.writeOut(`== ${r.host}: output in full (the live view was incomplete)\n`);
+      for (const c of output) this.write(r.taskId, c);
+      this.endLines(r.taskId);
+    }
+    this.out.writeOut(summaryLine(r));
+  }
+
+  private write(taskId: string, c: OutputChunk): void {
+    const sink = (data: Buffer | string): void => (c.stream === 1 ? this.out.writeOut(data) : this.out.writeErr(data));
+    if (!this.prefixed) {
+      sink(c.data);
+      return;
+    }
+    const key = `${taskId}\u0000${c.stream}`;
+    let buf = Buffer.concat([this.partial.get(key) ?? Buffer.alloc(0), c.data]);
+    const host = this.hosts.get(taskId) ?? taskId;
+    for (let nl = buf.indexOf(10); nl !== -1; nl = buf.indexOf(10)) {
+      sink(Buffer.concat([Buffer.from(`${host}: `), buf.subarray(0, nl + 1)]));
+      buf = buf.subarray(nl + 1);
+    }
+    this.partial.set(key, buf);
+  }
+
+  /** Ends a task's held partial lines (a last line without a newline gets one). */
+  private endLines(taskId: string): void {
+    const host = this.hosts.get(taskId) ?? taskId;
+    for (const stream of [1, 2] as const) {
+      const key = `${taskId}\u0000${stream}`;
+      const rest = this.partial.get(key);
+      this.partial.delete(key);
+      if (!rest || rest.length === 0) continue;
+      const line = Buffer.concat([Buffer.from(`${host}: `), rest, Buffer.from('\n')]);
+      if (stream === 1) this.out.writeOut(line);
+      else this.out.writeErr(line);
+    }
+  }
+}
