@@ -2,7 +2,7 @@
  * Bench: Exec of `true` through a real gaxx-agent over mTLS, beside the two things it is built
  * from, measured in the same run on the same machine:
  *   - spawn: `child_process.spawn('true')` in this process (the cost of starting a process);
- *   - unary: a bare grpc-js mTLS unary call, the agent's Info RPC (the cost of one RPC);
+ *   - unary: a bare grpc-js mTLS unary call (Health.Check on a guard-less server; the cost of one RPC);
  *   - flood: the same Exec of `true` while another identity floods the agent from another address
  *     (127.0.0.2, its own process, connections and calls far beyond the limits), with the agent's
  *     production guards: the ratio flood/agent-exec is what the flood costs a well-behaved caller.
@@ -21,6 +21,7 @@ import { AgentClient } from '../scheduler/index.js';
 import { floodInChild, type FloodResult } from '../test/helpers/flood.js';
 import { rawAgentClient } from '../test/helpers/grpc.js';
 import { issueCertDir } from '../test/helpers/pki.js';
+import { startBareServer } from './lib/bare-server.js';
 import { startFixture, type BenchFixture } from './lib/fixture.js';
 import { planFor, profile, type Measurement, type Plan } from './lib/profile.js';
 import { computeRatios, formatMeasurements, formatRatios, type RatioSpec } from './lib/report.js';
@@ -72,17 +73,22 @@ const spawnTrue: Section = async ({ fixture, plan }) => {
   return profile({ name: 'spawn', label: "child_process.spawn('true')" }, plan, op, fixture.agent.pid);
 };
 
-/** The RPC baseline: the agent's Info over a bare grpc-js mTLS channel (same server, same TLS). */
+/**
+ * The RPC baseline: a bare grpc-js mTLS unary call (Health.Check on a guard-less server with the
+ * agent's certificate; see bench/lib/bare-server.ts), through the same raw client.
+ */
 const grpcUnary: Section = async ({ fixture, plan }) => {
-  const raw = rawAgentClient(fixture.agent.address, fixture.operatorDir);
+  const server = await startBareServer(join(fixture.workDir, 'agent'));
+  const raw = rawAgentClient(server.address, fixture.operatorDir);
   const op = () =>
     new Promise<void>((resolve, reject) => {
-      raw.agent.info({}, { deadline: Date.now() + OP_DEADLINE_MS }, (e) => (e ? reject(e) : resolve()));
+      raw.health.check({ service: '' }, { deadline: Date.now() + OP_DEADLINE_MS }, (e) => (e ? reject(e) : resolve()));
     });
   try {
-    return await profile({ name: 'unary', label: 'grpc-js mTLS unary (Info)' }, plan, op, fixture.agent.pid);
+    return await profile({ name: 'unary', label: 'bare grpc-js mTLS unary (Health.Check)' }, plan, op, fixture.agent.pid);
   } finally {
     raw.close();
+    await server.close();
   }
 };
 
