@@ -5,6 +5,7 @@
  * can cancel remote work, and exits with the code runCli returns.
  */
 import { homedir, userInfo } from 'node:os';
+import { isatty } from 'node:tty';
 import { readFileIfExists } from './config.js';
 import { runCli } from './dispatch.js';
 
@@ -30,7 +31,16 @@ process.on('SIGINT', () => {
 const code = await runCli({
   argv: process.argv.slice(2),
   env: process.env,
-  io: { stdout: process.stdout, stderr: process.stderr, stderrIsTty: process.stderr.isTTY === true },
+  io: {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stderrIsTty: process.stderr.isTTY === true,
+    // Lazy: process.stdin is created only for a command that reads it.
+    get stdin() {
+      return process.stdin;
+    },
+    stdinIsTty: isatty(0),
+  },
   readFile: readFileIfExists,
   homeDir: homedir(),
   userName: userName(),

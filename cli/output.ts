@@ -2,7 +2,7 @@
  * Rendering: results go to stdout (human text or one JSON document with --json), diagnostics
  * and progress to stderr, so `gaxx ... --json | jq` always sees clean JSON.
  */
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
 /** The streams a command writes to (process streams in main.ts, captured ones in tests). */
 export interface Io {
@@ -10,6 +10,10 @@ export interface Io {
   stderr: Writable;
   /** Progress lines are drawn only on a terminal. */
   stderrIsTty: boolean;
+  /** Standard input, for commands that forward it (absent: there is none to read). */
+  stdin?: Readable;
+  /** A terminal on stdin is never read implicitly (it would wait for typing). */
+  stdinIsTty?: boolean;
 }
 
 /** A column of a human table. */

@@ -4,7 +4,8 @@ import { constants } from 'node:os';
 import { loadCertDir, type CertBundle } from '../../certs/index.js';
 import { GaxxError, isGaxxError, type Exit__Output } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/index.js';
-import { envFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command } from '../command.js';
+import { boolFlag, envFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command } from '../command.js';
+import { MAX_EXEC_STDIN_BYTES, readExecStdin } from '../exec-stdin.js';
 import type { Output } from '../output.js';
 
 const usage = (message: string): GaxxError => usageError('exec', message);
@@ -43,12 +44,15 @@ function reportExit(out: Output, exit: Exit__Output): void {
 }
 
 export const command: Command = {
-  usage: 'gaxx exec --agent ADDR [--timeout S] [--output-cap BYTES] [--task-id ID] [--env K=V ...] [--json] -- CMD ARGS...',
+  usage: 'gaxx exec --agent ADDR [--timeout S] [--output-cap BYTES] [--task-id ID] [--env K=V ...] [--stdin FILE | --no-stdin] [--json] -- CMD ARGS...',
   description: [
     'Runs one command on one agent directly, with the operator certificate of this installation,',
     'streams its stdout and stderr as they arrive, and exits with the remote exit code (128+N when',
     'a signal N ended it). Everything after -- is the argv, never a shell string: use',
     "`-- sh -c '...'` for shell syntax. Ctrl-C cancels the remote task; a second Ctrl-C quits.",
+    'When stdin is a pipe or a file it is read to its end first and sent as the command\'s stdin',
+    `(at most ${MAX_EXEC_STDIN_BYTES} bytes; more is refused with exit 2 before anything is sent);`,
+    'a terminal is never read. Use --no-stdin when stdin stays open (like ssh -n).',
     'Agent refusals exit with their error code (see gaxx --help). This path bypasses the queue.',
   ].join('\n'),
   flags: {
@@ -57,6 +61,8 @@ export const command: Command = {
     'output-cap': { type: 'string', valueName: 'BYTES', help: "cap on stdout+stderr bytes (default: the agent's)" },
     'task-id': { type: 'string', valueName: 'ID', help: 'task id ([A-Za-z0-9._-]); re-using a running id attaches to it' },
     env: { type: 'string', valueName: 'K=V', multiple: true, help: "environment variable for the command (the agent's own is never inherited)" },
+    stdin: { type: 'string', valueName: 'FILE', help: "send FILE as the command's stdin ('-': standard input, even a terminal)" },
+    'no-stdin': { type: 'boolean', help: 'send no stdin, even when standard input is a pipe or a file' },
     json: { ...JSON_FLAG, help: 'print one JSON result (exit, output, timings) at the end instead of streaming' },
   },
   takesRest: true,
@@ -65,23 +71,31 @@ export const command: Command = {
     'gaxx exec --agent 10.0.0.5 -- uptime',
     "gaxx exec --agent h1.internal:8088 --timeout 30 -- sh -c 'echo hi; exit 3'",
     'gaxx exec --agent 127.0.0.1:8088 --json -- cat /etc/os-release',
+    "printf 'a\\nb\\n' | gaxx exec --agent 10.0.0.5 -- wc -l",
+    'gaxx exec --agent 10.0.0.5 --stdin job.json -- jq .name',
   ],
-  async run({ flags, rest, config, out, signal }) {
+  async run({ flags, rest, config, out, io, signal }) {
     const rawAgent = stringFlag(flags, 'agent');
     if (!rawAgent) throw usage('--agent ADDR is required');
     if (rest.length === 0) throw usage('give the command after --, e.g. gaxx exec --agent ADDR -- uptime');
     const timeout = numberFlag(flags, 'timeout', 'exec', 0, true);
     const cap = numberFlag(flags, 'output-cap', 'exec', 0, true);
+    const stdinFile = stringFlag(flags, 'stdin');
+    const noStdin = boolFlag(flags, 'no-stdin');
+    if (noStdin && stdinFile !== undefined) throw usage('give --stdin FILE or --no-stdin, not both');
+    if (stdinFile === '') throw usage('--stdin needs a FILE (or - for standard input)');
     const taskId = stringFlag(flags, 'task-id') ?? `exec-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
     const address = agentAddress(rawAgent, config.agent.port);
     const creds = operatorCredentials(config.paths.operatorCertDir);
+    // Read before connecting: input over the limit is refused with nothing sent to the agent.
+    const input = await readExecStdin({ ...(stdinFile !== undefined ? { file: stdinFile } : {}), none: noStdin }, io, signal);
     const client = AgentClient.connect({ address }, creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     let pid = 0;
     let exit: Exit__Output | undefined;
     try {
-      const req = { taskId, argv: rest, env: envFlag(flags, 'exec'), timeoutMs: timeout ? Math.ceil(timeout * 1000) : 0, outputCapBytes: cap ? Math.floor(cap) : 0 };
+      const req = { taskId, argv: rest, env: envFlag(flags, 'exec'), timeoutMs: timeout ? Math.ceil(timeout * 1000) : 0, outputCapBytes: cap ? Math.floor(cap) : 0, ...(input ? { stdin: input } : {}) };
       for await (const ev of client.exec(req, { signal })) {
         if (ev.started) pid = ev.started.pid;
         else if (ev.stdout) {
