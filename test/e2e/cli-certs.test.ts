@@ -173,7 +173,7 @@ describe('gaxx usage and transport errors', () => {
   });
 
   it('exec to a port where nothing listens is UNAVAILABLE', async () => {
-    const r = await gaxx(['exec', '--agent', '127.0.0.1:1', '--', 'true']);
+    const r = await gaxx(['exec', '--agent', '127.0.0.1:1', '--no-stdin', '--', 'true']);
     expect(r.code).toBe(exitCodeFor('UNAVAILABLE'));
     expect(r.stderr).toMatch(/\[UNAVAILABLE\]\n$/);
   });

@@ -1,9 +1,10 @@
 // `gaxx exec` (the built CLI) against the real built agent, with a GAXX_HOME whose CA issued the agent cert.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_EXEC_STDIN_BYTES } from '../../cli/exec-stdin.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { loadCertDir } from '../../certs/index.js';
 import { AgentClient } from '../../scheduler/index.js';
@@ -13,12 +14,26 @@ const MAIN = resolve('dist/cli/main.js');
 let home: string;
 let agent: AgentProcess;
 
-function gaxx(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs the built CLI with `input` piped to its stdin (an empty pipe when none). */
+function gaxx(args: string[], input?: string | Buffer): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home } }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home } }, (err, stdout, stderr) => {
       done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
     });
+    // The CLI may stop reading early (input over the limit, --no-stdin): EPIPE here is expected.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(input);
   });
+}
+
+async function agentInfo(): Promise<{ started: number; running: number }> {
+  const client = AgentClient.connect({ address: agent.address }, loadCertDir(join(home, 'config', 'operator')));
+  try {
+    const i = await client.info();
+    return { started: Number(i.tasksStartedTotal), running: i.runningTasks };
+  } finally {
+    client.close();
+  }
 }
 
 beforeAll(async () => {
@@ -63,6 +78,81 @@ describe('gaxx exec', () => {
     const r = await gaxx(['exec', '--agent', agent.address, '--task-id', 'bad id!', '--', 'true']);
     expect(r.code).toBe(exitCodeFor('INVALID_ARGUMENT'));
     expect(r.stderr).toMatch(/^gaxx: .*\[INVALID_ARGUMENT\]\n$/);
+  });
+});
+
+describe('gaxx exec stdin', () => {
+  it('sends piped stdin to the remote command', async () => {
+    const r = await gaxx(['exec', '--agent', agent.address, '--', 'wc', '-l'], 'a\nb\n');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('2');
+  });
+
+  it('passes binary stdin through unchanged', async () => {
+    const bytes = Buffer.from([0, 255, 10, 13, 128, 1]);
+    const r = await gaxx(['exec', '--agent', agent.address, '--', 'od', '-An', '-tx1'], bytes);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split(/\s+/)).toEqual(['00', 'ff', '0a', '0d', '80', '01']);
+  });
+
+  it('--stdin FILE sends the file; --stdin - reads standard input', async () => {
+    const file = join(home, 'input.txt');
+    writeFileSync(file, 'from file\n');
+    const f = await gaxx(['exec', '--agent', agent.address, '--stdin', file, '--', 'cat'], 'ignored\n');
+    expect(f.code, f.stderr).toBe(0);
+    expect(f.stdout).toBe('from file\n');
+    const d = await gaxx(['exec', '--agent', agent.address, '--stdin', '-', '--', 'cat'], 'from pipe\n');
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toBe('from pipe\n');
+  });
+
+  it('--no-stdin sends nothing even when stdin is piped', async () => {
+    const r = await gaxx(['exec', '--agent', agent.address, '--no-stdin', '--', 'cat'], 'not sent\n');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('');
+  });
+
+  it('a missing --stdin FILE is NOT_FOUND; --stdin with --no-stdin is USAGE', async () => {
+    const missing = await gaxx(['exec', '--agent', agent.address, '--stdin', join(home, 'nope'), '--', 'cat']);
+    expect(missing.code).toBe(exitCodeFor('NOT_FOUND'));
+    expect(missing.stderr).toMatch(/\[NOT_FOUND\]\n$/);
+    const both = await gaxx(['exec', '--agent', agent.address, '--stdin', '-', '--no-stdin', '--', 'cat']);
+    expect(both.code).toBe(exitCodeFor('USAGE'));
+  });
+
+  it('input over the limit is refused before anything reaches the agent, which keeps serving', async () => {
+    const before = await agentInfo();
+    const big = Buffer.alloc(MAX_EXEC_STDIN_BYTES + 1, 0x61);
+    const piped = await gaxx(['exec', '--agent', agent.address, '--', 'wc', '-c'], big);
+    expect(piped.code).toBe(exitCodeFor('INVALID_ARGUMENT'));
+    expect(piped.stderr).toMatch(/^gaxx: .*\[INVALID_ARGUMENT\]\n$/);
+    expect(piped.stdout).toBe('');
+    const file = join(home, 'big.bin');
+    writeFileSync(file, big);
+    const fromFile = await gaxx(['exec', '--agent', agent.address, '--stdin', file, '--', 'wc', '-c']);
+    expect(fromFile.code).toBe(exitCodeFor('INVALID_ARGUMENT'));
+    expect((await agentInfo()).started).toBe(before.started);
+    // Exactly the limit still fits in one request.
+    const ok = await gaxx(['exec', '--agent', agent.address, '--', 'wc', '-c'], big.subarray(0, MAX_EXEC_STDIN_BYTES));
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout.trim()).toBe(String(MAX_EXEC_STDIN_BYTES));
+  });
+
+  it('a terminal on stdin is not read: the command runs at once with empty stdin', async () => {
+    // script(1) gives the CLI a pseudo-terminal as stdin that never reaches end-of-file.
+    const cmd = [process.execPath, MAIN, 'exec', '--agent', agent.address, '--', 'sh', '-c', 'cat; echo done'].map((a) => `'${a}'`).join(' ');
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    try {
+      expect(await exited).toBe(0);
+      expect(out).toContain('done');
+    } finally {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+    }
   });
 });
 

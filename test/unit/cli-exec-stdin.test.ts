@@ -1,0 +1,69 @@
+// readExecStdin against real streams and files: which input is read, the bound, cancellation.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MAX_EXEC_STDIN_BYTES, readExecStdin } from '../../cli/exec-stdin.js';
+import type { Io } from '../../cli/output.js';
+import { MAX_MESSAGE_BYTES } from '../../scheduler/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'gaxx-exec-stdin-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function io(stdin: Readable | undefined, tty = false): Io {
+  return { stdout: new PassThrough(), stderr: new PassThrough(), stderrIsTty: false, ...(stdin ? { stdin } : {}), stdinIsTty: tty };
+}
+const live = (): AbortSignal => new AbortController().signal;
+
+describe('readExecStdin', () => {
+  it('leaves room in one request for the rest of the message', () => {
+    expect(MAX_EXEC_STDIN_BYTES).toBeGreaterThan(0);
+    expect(MAX_EXEC_STDIN_BYTES).toBeLessThan(MAX_MESSAGE_BYTES);
+  });
+
+  it('reads piped stdin whole; empty input is no stdin', async () => {
+    expect((await readExecStdin({ none: false }, io(Readable.from([Buffer.from('a\n'), Buffer.from('b\n')])), live()))?.toString()).toBe('a\nb\n');
+    expect(await readExecStdin({ none: false }, io(Readable.from([])), live())).toBeUndefined();
+    expect(await readExecStdin({ none: false }, io(undefined), live())).toBeUndefined();
+  });
+
+  it('never reads a terminal unless --stdin - asks for it', async () => {
+    const never = new PassThrough(); // never ends: reading it would hang the test
+    expect(await readExecStdin({ none: false }, io(never, true), live())).toBeUndefined();
+    const asked = new PassThrough();
+    asked.end('typed\n');
+    expect((await readExecStdin({ file: '-', none: false }, io(asked, true), live()))?.toString()).toBe('typed\n');
+  });
+
+  it('--no-stdin reads nothing, even a pipe', async () => {
+    const never = new PassThrough();
+    expect(await readExecStdin({ none: true }, io(never), live())).toBeUndefined();
+  });
+
+  it('refuses input over the limit with INVALID_ARGUMENT, from a pipe and from a file', async () => {
+    const pipe = Readable.from([Buffer.alloc(6), Buffer.alloc(5)]);
+    await expect(readExecStdin({ none: false }, io(pipe), live(), 10)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const file = join(dir, 'eleven');
+    writeFileSync(file, Buffer.alloc(11));
+    await expect(readExecStdin({ file, none: false }, io(undefined), live(), 10)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect((await readExecStdin({ file, none: false }, io(undefined), live(), 11))?.length).toBe(11);
+  });
+
+  it('a missing file is NOT_FOUND and a directory INVALID_ARGUMENT', async () => {
+    await expect(readExecStdin({ file: join(dir, 'nope'), none: false }, io(undefined), live())).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(readExecStdin({ file: dir, none: false }, io(undefined), live())).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+
+  it('Ctrl-C while waiting for input is CANCELLED', async () => {
+    const open = new PassThrough();
+    open.write('partial');
+    const ac = new AbortController();
+    const reading = readExecStdin({ none: false }, io(open), ac.signal);
+    setImmediate(() => ac.abort());
+    await expect(reading).rejects.toMatchObject({ code: 'CANCELLED' });
+    const pre = new AbortController();
+    pre.abort();
+    await expect(readExecStdin({ none: false }, io(new PassThrough()), pre.signal)).rejects.toMatchObject({ code: 'CANCELLED' });
+  });
+});
