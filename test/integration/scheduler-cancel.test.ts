@@ -2,8 +2,6 @@
  * Cancelling a run and missing run inputs, with a real redis-server and two real agents over
  * mTLS: the worker in this process, or a scheduler daemon as its own process.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
@@ -11,42 +9,35 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
 import { AgentClient } from '../../scheduler/agent-client.js';
 import { isCancelled, requestCancel } from '../../scheduler/cancel.js';
-import { agentConnector } from '../../scheduler/connector.js';
-import { TaskQueue, runInputKey } from '../../scheduler/queue.js';
-import { redisSettingsFromUrl, type RedisSettings } from '../../scheduler/redis.js';
+import { runInputKey, type TaskQueue } from '../../scheduler/queue.js';
+import type { RedisSettings } from '../../scheduler/redis.js';
 import { waitForRun } from '../../scheduler/results.js';
 import { runAndWait } from '../../scheduler/run.js';
 import type { TaskInput } from '../../scheduler/task.js';
 import { SchedulerWorker } from '../../scheduler/worker.js';
-import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { makePki, type Pki } from '../helpers/pki.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { startSchedulerProcess, stopAllSchedulers } from '../helpers/scheduler.js';
+import type { AgentProcess } from '../helpers/agent.js';
+import type { Pki } from '../helpers/pki.js';
+import type { TestRedis } from '../helpers/redis.js';
+import { startSchedulerProcess } from '../helpers/scheduler.js';
+import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 
 describe('cancelling runs and missing inputs', () => {
+  let world: SchedulerWorld;
   let dir: string;
   let pki: Pki;
   let redis: TestRedis;
   let settings: RedisSettings;
   let agents: AgentProcess[];
   let q: TaskQueue;
-  const connect = (): ReturnType<typeof agentConnector> => agentConnector(loadCertDir(pki.clients.scheduler.dir));
+  const connect = (): ReturnType<SchedulerWorld['connect']> => world.connect();
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gxc-'));
-    pki = await makePki(dir);
-    redis = await startRedis();
-    settings = redisSettingsFromUrl(redis.url);
-    agents = await Promise.all([0, 1].map(() => startAgent({ certsDir: pki.agent.dir })));
-    q = await TaskQueue.open(settings);
+    world = await startSchedulerWorld({ agents: 2, prefix: 'gxc-' });
+    ({ dir, pki, redis, settings, agents, queue: q } = world);
   });
 
   afterAll(async () => {
-    await stopAllSchedulers();
-    await q?.close();
-    await stopAllAgents();
-    await redis?.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    await world?.close();
   });
 
   async function infos(): Promise<Array<{ running: number; started: number }>> {

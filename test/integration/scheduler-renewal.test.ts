@@ -6,26 +6,26 @@
  * certificate are logged, counted failures (the latter gets no new key) that do not stop the daemon.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
 import { AgentClient } from '../../scheduler/agent-client.js';
 import { registerFleet, registeredFleets } from '../../scheduler/fleets.js';
-import { TaskQueue } from '../../scheduler/queue.js';
-import { redisSettingsFromUrl, type RedisSettings } from '../../scheduler/redis.js';
+import type { TaskQueue } from '../../scheduler/queue.js';
+import type { RedisSettings } from '../../scheduler/redis.js';
 import { CertRenewer } from '../../scheduler/renewer.js';
 import { runAndWait } from '../../scheduler/run.js';
-import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { issueCertDir, makePki, type Pki, type PkiCertDir } from '../helpers/pki.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { startSchedulerProcess, stopAllSchedulers, type SchedulerProcess } from '../helpers/scheduler.js';
+import { startAgent, type AgentProcess } from '../helpers/agent.js';
+import { issueCertDir, type Pki, type PkiCertDir } from '../helpers/pki.js';
+import type { TestRedis } from '../helpers/redis.js';
+import { startSchedulerProcess, type SchedulerProcess } from '../helpers/scheduler.js';
+import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 
 const HOUR = 3600_000;
 
 describe('scheduler certificate renewal', () => {
+  let world: SchedulerWorld;
   let dir: string;
   let pki: Pki;
   let stale: PkiCertDir;
@@ -55,8 +55,8 @@ describe('scheduler certificate renewal', () => {
   }
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gxrn-'));
-    pki = await makePki(dir, { fleet: 'web', host: 'fresh' });
+    world = await startSchedulerWorld({ agents: 0, prefix: 'gxrn-', pki: { fleet: 'web', host: 'fresh' } });
+    ({ dir, pki, redis, settings, queue: q } = world);
     // 75% of its lifetime gone: due whatever the per-host jitter (+-5%).
     stale = await issueCertDir(pki.ca, join(dir, 'old'), {
       identity: { role: 'agent', fleet: 'web', host: 'old' },
@@ -64,9 +64,6 @@ describe('scheduler certificate renewal', () => {
       notBefore: new Date(Date.now() - 3 * HOUR),
       notAfter: new Date(Date.now() + HOUR),
     });
-    redis = await startRedis();
-    settings = redisSettingsFromUrl(redis.url);
-    q = await TaskQueue.open(settings);
     // Due too, but revoked once its agent runs: whoever presents it must not get a fresh key.
     leakedCert = await issueCertDir(pki.ca, join(dir, 'leaked'), {
       identity: { role: 'agent', fleet: 'web', host: 'leaked' },
@@ -94,11 +91,7 @@ describe('scheduler certificate renewal', () => {
   });
 
   afterAll(async () => {
-    await stopAllSchedulers();
-    await q?.close();
-    await stopAllAgents();
-    await redis?.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    await world?.close();
   });
 
   it('renews the agent that reports renewal as due, leaves the other alone, and keeps serving', async () => {

@@ -2,54 +2,46 @@
  * The scheduler end to end: real redis-server, four real agents over mTLS, the worker in this
  * process or as its own process (to kill -9 it). Nothing lost, nothing run twice.
  */
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
 import { AgentClient } from '../../scheduler/agent-client.js';
-import { agentConnector } from '../../scheduler/connector.js';
 import { HEARTBEAT_KEY, schedulerAlive } from '../../scheduler/daemon.js';
 import { registerFleet } from '../../scheduler/fleets.js';
 import { TaskQueue } from '../../scheduler/queue.js';
-import { redisSettingsFromUrl, type RedisSettings } from '../../scheduler/redis.js';
+import type { RedisSettings } from '../../scheduler/redis.js';
 import { runDoneKey, runEventsKey, waitForRun } from '../../scheduler/results.js';
 import { runAndWait } from '../../scheduler/run.js';
 import type { TaskInput } from '../../scheduler/task.js';
 import { SchedulerWorker } from '../../scheduler/worker.js';
-import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { makePki, type Pki } from '../helpers/pki.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { startSchedulerProcess, stopAllSchedulers } from '../helpers/scheduler.js';
+import { startAgent, type AgentProcess } from '../helpers/agent.js';
+import type { Pki } from '../helpers/pki.js';
+import type { TestRedis } from '../helpers/redis.js';
+import { startSchedulerProcess } from '../helpers/scheduler.js';
+import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 
 const FAST_BREAKER = { failureThreshold: 2, openMs: 300, maxOpenMs: 1500 };
 
 describe('scheduler with real agents', () => {
+  let world: SchedulerWorld;
   let dir: string;
   let pki: Pki;
   let redis: TestRedis;
   let settings: RedisSettings;
   let agents: AgentProcess[];
   let q: TaskQueue;
-  const connect = (): ReturnType<typeof agentConnector> => agentConnector(loadCertDir(pki.clients.scheduler.dir));
+  const connect = (): ReturnType<SchedulerWorld['connect']> => world.connect();
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gxs-'));
-    pki = await makePki(dir);
-    redis = await startRedis();
-    settings = redisSettingsFromUrl(redis.url);
-    agents = await Promise.all([0, 1, 2, 3].map(() => startAgent({ certsDir: pki.agent.dir })));
-    q = await TaskQueue.open(settings);
+    world = await startSchedulerWorld({ agents: 4, prefix: 'gxs-' });
+    ({ dir, pki, redis, settings, agents, queue: q } = world);
   });
 
   afterAll(async () => {
-    await stopAllSchedulers();
-    await q?.close();
-    await stopAllAgents();
-    await redis?.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    await world?.close();
   });
 
   /** Sum of the agents' own execution counters. */
@@ -198,6 +190,7 @@ describe('scheduler with real agents', () => {
       // The producer connection fails fast by design; a caller reconnects after an outage.
       await q.close();
       q = await TaskQueue.open(settings);
+      world.queue = q;
       const res = await waitForRun(q.redis, 'kredis', enq.taskIds, { timeoutMs: 120_000 });
       expect([...res.results.values()].filter((r) => r.outcome !== 'succeeded')).toEqual([]);
       expect(await startedTotal()).toBe(before + 200);

@@ -1,0 +1,80 @@
+/**
+ * The set-up the scheduler integration tests share: a temp dir, the test PKI, a real
+ * redis-server, N real agents (built, run as nobody) and a TaskQueue. One world per file
+ * (beforeAll); close() in afterAll tears it down in a fixed order.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadCertDir } from '../../certs/index.js';
+import { agentConnector } from '../../scheduler/connector.js';
+import { TaskQueue } from '../../scheduler/queue.js';
+import { redisSettingsFromUrl, type RedisSettings } from '../../scheduler/redis.js';
+import { startAgent, stopAllAgents, type AgentProcess } from './agent.js';
+import { makePki, type MakePkiOptions, type Pki } from './pki.js';
+import { startRedis, type TestRedis } from './redis.js';
+import { stopAllSchedulers } from './scheduler.js';
+
+export interface SchedulerWorldOptions {
+  /** Agents to start with the PKI's agent cert dir (0 when the test starts its own). */
+  agents: number;
+  /** Prefix of the temp dir's name, e.g. 'gxs-'. */
+  prefix: string;
+  /** Passed to makePki (fleet/host of the agent cert). */
+  pki?: MakePkiOptions;
+}
+
+export interface SchedulerWorld {
+  dir: string;
+  pki: Pki;
+  redis: TestRedis;
+  settings: RedisSettings;
+  agents: AgentProcess[];
+  /** Writable: a test that reopens the queue stores the new one here, so close() closes that one. */
+  queue: TaskQueue;
+  /** An agent connector with the scheduler's client certificate. */
+  connect(): ReturnType<typeof agentConnector>;
+  /** Stops schedulers, queue, every agent and redis, then removes the dir. */
+  close(): Promise<void>;
+}
+
+/**
+ * Tears down in the order the tests always used: schedulers first (they hold agent calls and
+ * redis connections), then the queue, agents, redis, and the dir last. Agents and scheduler
+ * processes are tracked by their helpers, so ones a test started itself are stopped too.
+ */
+async function teardown(dir: string, queue?: TaskQueue, redis?: TestRedis): Promise<void> {
+  await stopAllSchedulers();
+  await queue?.close();
+  await stopAllAgents();
+  await redis?.destroy();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Starts the world; if any step fails, what was started is torn down before rethrowing. */
+export async function startSchedulerWorld(o: SchedulerWorldOptions): Promise<SchedulerWorld> {
+  const dir = mkdtempSync(join(tmpdir(), o.prefix));
+  let redis: TestRedis | undefined;
+  let queue: TaskQueue | undefined;
+  try {
+    const pki = await makePki(dir, o.pki);
+    redis = await startRedis();
+    const settings = redisSettingsFromUrl(redis.url);
+    const agents = await Promise.all(Array.from({ length: o.agents }, () => startAgent({ certsDir: pki.agent.dir })));
+    queue = await TaskQueue.open(settings);
+    const world: SchedulerWorld = {
+      dir,
+      pki,
+      redis,
+      settings,
+      agents,
+      queue,
+      connect: () => agentConnector(loadCertDir(pki.clients.scheduler.dir)),
+      close: () => teardown(world.dir, world.queue, world.redis),
+    };
+    return world;
+  } catch (err) {
+    await teardown(dir, queue, redis);
+    throw err;
+  }
+}
