@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FleetCa, loadCertDir, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
-import { AgentClient } from '../../scheduler/index.js';
+import { acquireEmbeddedRedis, AgentClient } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 
 const MAIN = resolve('dist/cli/main.js');
@@ -65,6 +65,9 @@ async function startedRun(args: string[]): Promise<{ sigint: () => void; done: P
 
 afterAll(async () => {
   await stopAllAgents();
+  // A test that kills `gaxx run` or the daemon leaves a dead user of the embedded redis-server;
+  // one more acquire/release prunes it and stops the server, before its dir goes away.
+  if (existsSync(join(home, 'state', 'redis'))) await (await acquireEmbeddedRedis(join(home, 'state'))).release();
   rmSync(home, { recursive: true, force: true });
 });
 
