@@ -141,3 +141,25 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   });
   process.stdin.on('end', () => ctl.abort());
 }
+
+/**
+ * Opens one HTTP/2 session over mTLS from `localAddress` and sends `pings` PINGs at once.
+ * Resolves to the GOAWAY error code the server answered with, or 'closed' / 'timeout'.
+ */
+export function pingFlood(
+  port: number,
+  tls: { ca: Buffer | string; cert: Buffer | string; key: Buffer | string },
+  localAddress: string,
+  opts: { pings?: number; timeoutMs?: number } = {},
+): Promise<number | string> {
+  return new Promise((resolve) => {
+    const session = connect(`https://localhost:${port}`, { ...tls, localAddress } as Parameters<typeof connect>[1]);
+    session.on('error', () => undefined);
+    session.on('goaway', (errorCode) => resolve(errorCode));
+    session.on('close', () => resolve('closed'));
+    session.on('connect', () => {
+      for (let i = 0; i < (opts.pings ?? 10); i++) session.ping(() => undefined);
+    });
+    setTimeout(() => resolve('timeout'), opts.timeoutMs ?? 5000).unref();
+  });
+}

@@ -4,14 +4,14 @@
 // blocked (visible in Info and the audit log) and the block lifts after its cool-down.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
-import { connect as h2connect, constants as h2 } from 'node:http2';
+import { constants as h2 } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { floodInChild } from '../helpers/flood.js';
+import { floodInChild, pingFlood } from '../helpers/flood.js';
 import { rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
 import { issueCertDir, makePki, type Pki } from '../helpers/pki.js';
 import type { InfoResponse__Output } from '../../proto/index.js';
@@ -139,17 +139,7 @@ describe('connection guards', () => {
 
   it('cuts a client that pings too often (GOAWAY ENHANCE_YOUR_CALM), and audits it', async () => {
     const d = pki.clients.operator.dir;
-    const code = await new Promise<number | string>((resolve) => {
-      const opts = { ca: read(d, 'ca.pem'), cert: read(d, 'cert.pem'), key: read(d, 'key.pem'), localAddress: '127.0.0.5' };
-      const session = h2connect(`https://localhost:${agent.port}`, opts as Parameters<typeof h2connect>[1]);
-      session.on('error', () => undefined);
-      session.on('goaway', (errorCode) => resolve(errorCode));
-      session.on('close', () => resolve('closed'));
-      session.on('connect', () => {
-        for (let i = 0; i < 10; i++) session.ping(() => undefined);
-      });
-      setTimeout(() => resolve('timeout'), 5000).unref();
-    });
+    const code = await pingFlood(agent.port, { ca: read(d, 'ca.pem'), cert: read(d, 'cert.pem'), key: read(d, 'key.pem') }, '127.0.0.5');
     expect(code).toBe(h2.NGHTTP2_ENHANCE_YOUR_CALM);
     expect(auditEvents().some((e) => e.event === 'connection_refused' && e.peer === '127.0.0.5' && e.reason === 'too_many_pings')).toBe(true);
     expect((await info(good)).ok).toBe(true);

@@ -5,12 +5,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect as h2connect, constants as h2 } from 'node:http2';
+import { constants as h2 } from 'node:http2';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, createServer as createTlsServer, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pingFlood } from '../helpers/flood.js';
 import { PeerBlocker } from '../../agent/blocklist.js';
 import { callGuardInterceptor, RETRY_AFTER_METADATA_KEY } from '../../agent/call-guard.js';
 import { ConnectionTracker, StreamLimiter } from '../../agent/conn-limits.js';
@@ -218,17 +219,7 @@ describe('transport guards', () => {
   });
 
   it('cuts a peer that pings too often with ENHANCE_YOUR_CALM', async () => {
-    const code = await new Promise<number | string>((resolve) => {
-      const opts = { ca: caPem, cert: alice.certPem, key: alice.keyPem, localAddress: '127.0.0.5' };
-      const session = h2connect(`https://localhost:${h.port}`, opts as Parameters<typeof h2connect>[1]);
-      session.on('error', () => undefined);
-      session.on('goaway', (errorCode) => resolve(errorCode));
-      session.on('close', () => resolve('closed'));
-      session.on('connect', () => {
-        for (let i = 0; i < 10; i++) session.ping(() => undefined);
-      });
-      setTimeout(() => resolve('timeout'), 4000).unref();
-    });
+    const code = await pingFlood(h.port, { ca: caPem, cert: alice.certPem, key: alice.keyPem }, '127.0.0.5', { timeoutMs: 4000 });
     expect(code).toBe(h2.NGHTTP2_ENHANCE_YOUR_CALM);
     expect(h.events).toContain('ping 127.0.0.5');
     expect(await check(h.port, alice)).toEqual({ ok: true });
