@@ -8,7 +8,7 @@
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { GaxxError } from '../proto/index.js';
+import { DURATION_PATTERN, GaxxError, parseDuration } from '../proto/index.js';
 import { GuardsSchema, type GuardsConfig } from './guard-config.js';
 import { TaskLimitsSchema, type TaskLimits } from './limits.js';
 import { BearerToken } from './secrets.js';
@@ -71,14 +71,10 @@ const listenSchema = z
     return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port };
   });
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 const durationSchema = z
   .string()
-  .regex(/^\d+(ms|s|m|h)?$/, 'expected a duration like 500ms, 30s, 10m, 1h')
-  .transform((s) => {
-    const m = /^(\d+)(ms|s|m|h)?$/.exec(s) as RegExpExecArray;
-    return Number(m[1]) * (UNITS[m[2] ?? 'ms'] as number);
-  });
+  .regex(DURATION_PATTERN, 'expected a duration like 500ms, 30s, 10m, 1h')
+  .transform((s) => parseDuration(s) as number);
 
 const SIZES: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 const sizeSchema = z

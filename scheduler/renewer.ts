@@ -13,7 +13,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { Counter, type Registry } from 'prom-client';
 import { FleetCa, loadCertDir, type CertBundle } from '../certs/index.js';
-import { GaxxError, isGaxxError } from '../proto/index.js';
+import { GaxxError, isGaxxError, parseDuration } from '../proto/index.js';
 import { fleetAgents, registeredFleets } from './fleets.js';
 import { issuedAgentCerts, renewalReason, rotateAgent, type RenewalReason, type RotationResult, type RotationTarget } from './renewal.js';
 import type { WorkerLog } from './worker.js';
@@ -49,13 +49,11 @@ export interface RoundSummary {
   notDue: number;
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
 /** `0`, `500ms`, `30s`, `10m`, `1h` (a bare number is milliseconds) -> ms; CONFIG_INVALID otherwise. */
 export function parseInterval(text: string, what = '--renew-interval'): number {
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new GaxxError('CONFIG_INVALID', `${what} '${text}' is not a duration like 30s, 10m, 1h or 0 (off)`);
-  return Number(m[1]) * (UNITS[m[2] ?? 'ms'] as number);
+  const ms = parseDuration(text.trim());
+  if (ms === undefined) throw new GaxxError('CONFIG_INVALID', `${what} '${text}' is not a duration like 30s, 10m, 1h or 0 (off)`);
+  return ms;
 }
 
 /**
