@@ -9,9 +9,9 @@ import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { DURATION_PATTERN, GaxxError, parseDuration } from '../proto/index.js';
-import { GuardsSchema, type GuardsConfig } from './guard-config.js';
-import { TaskLimitsSchema, type TaskLimits } from './limits.js';
-import { BearerToken } from './secrets.js';
+import { GuardsSchema, type GuardsConfig } from './transport/guard-config.js';
+import { TaskLimitsSchema, type TaskLimits } from './exec/limits.js';
+import { BearerToken } from './auth/secrets.js';
 
 /** A host and port to listen on. Port 0 picks a free port. */
 export interface ListenAddress {

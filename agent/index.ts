@@ -9,22 +9,22 @@ import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { loadCertDir, secureContextOptions, type CertBundle } from '../certs/index.js';
 import { GaxxError, isGaxxError, loadProtos } from '../proto/index.js';
-import { AuditLog } from './audit.js';
-import { createAuthorizer } from './auth.js';
+import { AuditLog } from './audit/audit.js';
+import { createAuthorizer } from './auth/auth.js';
 import type { AgentConfig } from './config.js';
-import { createHardening } from './hardening.js';
-import { createHealthService } from './health.js';
-import { detectIsolation } from './limits.js';
-import { AgentMetrics, startMetricsServer } from './metrics.js';
-import type { Injector } from './ping-policer.js';
-import { startProfilingServer } from './profiling.js';
-import { CertWatcher } from './reload.js';
-import { startTransport, type AgentTransport } from './server.js';
+import { createHardening } from './transport/hardening.js';
+import { createHealthService } from './observe/health.js';
+import { detectIsolation } from './exec/limits.js';
+import { AgentMetrics, startMetricsServer } from './observe/metrics.js';
+import type { Injector } from './transport/ping-policer.js';
+import { startProfilingServer } from './observe/profiling.js';
+import { CertWatcher } from './auth/reload.js';
+import { startTransport, type AgentTransport } from './transport/server.js';
 import { createAgentService, toServiceError } from './service.js';
-import { TaskRegistry } from './tasks.js';
+import { TaskRegistry } from './exec/tasks.js';
 
 export { defaultAuditLog, loadAgentConfig, type AgentConfig } from './config.js';
-export { runAuditCli } from './audit-cli.js';
+export { runAuditCli } from './audit/audit-cli.js';
 
 export interface RunningAgent {
   grpcPort: number;

@@ -20,16 +20,16 @@ import {
   type BlockedPeer,
   type InfoResponse,
 } from '../proto/index.js';
-import { argv0Of, argvSha256 } from './audit-events.js';
-import type { AuditLog } from './audit.js';
-import type { Authorizer } from './auth.js';
-import { peerAddress } from './conn-limits.js';
+import { argv0Of, argvSha256 } from './audit/audit-events.js';
+import type { AuditLog } from './audit/audit.js';
+import type { Authorizer } from './auth/auth.js';
+import { peerAddress } from './transport/conn-limits.js';
 import type { AgentConfig } from './config.js';
-import type { ExecSpec } from './exec.js';
-import { confinedPath, receivePut, sendFile } from './files.js';
-import type { Confinement } from './limits.js';
-import { renewalDueWithJitter } from './reload.js';
-import { scratchDir, type Task, type TaskRegistry } from './tasks.js';
+import type { ExecSpec } from './exec/exec.js';
+import { confinedPath, receivePut, sendFile } from './files/files.js';
+import type { Confinement } from './exec/limits.js';
+import { renewalDueWithJitter } from './auth/reload.js';
+import { scratchDir, type Task, type TaskRegistry } from './exec/tasks.js';
 
 export interface ServiceDeps {
   config: AgentConfig;

@@ -7,8 +7,8 @@ import { parseArgs } from 'node:util';
 import { destination, pino } from 'pino';
 import { loadCertDir } from '../certs/index.js';
 import { exitCodeFor, GaxxError, isGaxxError } from '../proto/index.js';
-import { renewalSettings } from './renewer.js';
-import { serveScheduler } from './serve.js';
+import { renewalSettings } from './renewal/renewer.js';
+import { serveScheduler } from './daemon/serve.js';
 
 const HELP = `Usage: node dist/scheduler/main.js [flags]
 

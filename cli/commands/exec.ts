@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
 import { loadCertDir, type CertBundle } from '../../certs/index.js';
 import { GaxxError, isGaxxError, type Exit__Output } from '../../proto/index.js';
-import { AgentClient } from '../../scheduler/index.js';
+import { AgentClient } from '../../scheduler/client/index.js';
 import { boolFlag, envFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command } from '../command.js';
 import { MAX_EXEC_STDIN_BYTES, readExecStdin } from '../exec-stdin.js';
 import type { Output } from '../output.js';

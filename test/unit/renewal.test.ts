@@ -1,8 +1,8 @@
 // The renewal decisions of scheduler/renewal.ts and the daemon's interval parsing: no network.
 import { describe, expect, it } from 'vitest';
 import type { InfoResponse__Output } from '../../proto/index.js';
-import { parseInterval, renewalSettings } from '../../scheduler/renewer.js';
-import { renewalReason } from '../../scheduler/renewal.js';
+import { parseInterval, renewalSettings } from '../../scheduler/renewal/renewer.js';
+import { renewalReason } from '../../scheduler/renewal/renewal.js';
 
 const HOUR = 3600_000;
 const infoWith = (certRenewalDue: boolean, certNotAfterUnixMs: number) => ({ certRenewalDue, certNotAfterUnixMs }) as InfoResponse__Output;
