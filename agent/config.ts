@@ -5,7 +5,7 @@
  * Metrics are off unless `--metrics-listen` (or GAXX_AGENT_METRICS_LISTEN) is given: the
  * installer passes `0.0.0.0:9091`; an agent started by hand opens only its gRPC port.
  */
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { DURATION_PATTERN, GaxxError, parseDuration } from '../proto/index.js';
@@ -37,6 +37,8 @@ export interface AgentConfig {
   taskLimits: TaskLimits;
   /** The audit log; outside the data dir, so PutFile/GetFile cannot reach it. */
   auditLog: string;
+  /** The task journal's dir (restart-safe exactly-once); outside the data dir, like the audit log. */
+  stateDir: string;
   /** Stat poll period of the cert dir watch (fs.watch does the rest). */
   certPollMs: number;
   /** Bearer token required on every call (GAXX_AGENT_TOKEN), when set; prints as [redacted]. */
@@ -57,6 +59,7 @@ const FLAGS = {
   guards: 'GUARDS',
   'task-limits': 'TASK_LIMITS',
   'audit-log': 'AUDIT_LOG',
+  'state-dir': 'STATE_DIR',
   'cert-poll': 'CERT_POLL',
 } as const;
 type Flag = keyof typeof FLAGS;
@@ -99,6 +102,19 @@ const jsonOf = <T extends z.ZodTypeAny>(inner: T) =>
     })
     .pipe(inner);
 
+/** Where the task journal goes by default: beside the data dir, never inside it. */
+export function defaultStateDir(dataDir: string): string {
+  return join(dirname(dataDir), `${basename(dataDir)}-state`);
+}
+
+/** CONFIG_INVALID when `inner` is `outer` or below it (file RPCs serve the data dir). */
+function refuseInside(what: string, inner: string, outer: string): void {
+  const rel = relative(resolve(outer), resolve(inner));
+  if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+    throw new GaxxError('CONFIG_INVALID', `invalid agent config: ${what}: must be outside the data dir ${outer} (file RPCs can reach it)`, { details: { problems: [`${what}: inside the data dir`] } });
+  }
+}
+
 /** Where the audit log goes by default: beside the data dir, never inside it. */
 export function defaultAuditLog(dataDir: string): string {
   return join(dirname(dataDir), `${basename(dataDir)}-audit`, 'audit.log');
@@ -118,6 +134,7 @@ const schema = z.object({
   guards: jsonOf(GuardsSchema).default('{}'),
   'task-limits': jsonOf(TaskLimitsSchema).default('{}'),
   'audit-log': z.string().min(1).optional(),
+  'state-dir': z.string().min(1).optional(),
   'cert-poll': durationSchema.default('30s').pipe(z.number().min(100)),
   env: z.enum(['production', 'development']).default('production'),
 });
@@ -145,6 +162,8 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
   }
   const c = parsed.data;
   const token = BearerToken.fromValue(env.GAXX_AGENT_TOKEN);
+  const stateDir = c['state-dir'] ?? defaultStateDir(c['data-dir']);
+  refuseInside('state-dir', stateDir, c['data-dir']);
   return {
     listen: c.listen,
     certsDir: c.certs,
@@ -160,6 +179,7 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
     guards: c.guards,
     taskLimits: c['task-limits'],
     auditLog: c['audit-log'] ?? defaultAuditLog(c['data-dir']),
+    stateDir,
     certPollMs: c['cert-poll'],
     token,
   };

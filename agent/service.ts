@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { describeIdentity, type CertBundle, type Identity } from '../certs/index.js';
 import {
   ERROR_CODE_METADATA_KEY,
+  RETRY_AFTER_METADATA_KEY,
   GaxxError,
   grpcStatusFor,
   isGaxxError,
@@ -29,7 +30,7 @@ import type { ExecSpec } from './exec/exec.js';
 import { confinedPath, receivePut, sendFile } from './files/files.js';
 import type { Confinement } from './exec/limits.js';
 import { renewalDueWithJitter } from './auth/reload.js';
-import { scratchDir, type Task, type TaskRegistry } from './exec/tasks.js';
+import { argvKeyOf, scratchDir, type Task, type TaskRegistry } from './exec/tasks.js';
 
 export interface ServiceDeps {
   config: AgentConfig;
@@ -71,12 +72,17 @@ export function toServiceError(e: unknown, log: Logger): Partial<grpc.StatusObje
   const metadata = new grpc.Metadata();
   if (isGaxxError(e)) {
     metadata.set(ERROR_CODE_METADATA_KEY, e.code);
+    const retry = e.details?.retryAfterMs;
+    if (typeof retry === 'number') metadata.set(RETRY_AFTER_METADATA_KEY, String(retry));
     return { code: grpcStatusFor(e.code), details: e.message, metadata };
   }
   log.error({ err: e }, 'unexpected error in a call');
   metadata.set(ERROR_CODE_METADATA_KEY, 'INTERNAL');
   return { code: grpc.status.INTERNAL, details: 'internal error', metadata };
 }
+
+/** Retry hint sent with a capacity refusal (the scheduler's busy wait reads it). */
+const BUSY_RETRY_AFTER_MS = 50;
 
 const TASK_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const taskIdSchema = z.string().regex(TASK_ID, '[A-Za-z0-9._-], 1..128 characters').refine((s) => s !== '.' && s !== '..', 'not . or ..');
@@ -128,7 +134,7 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
     if (ev.exit) call.end();
   };
   if (existing) {
-    if (existing.argvKey !== JSON.stringify(call.request.argv)) {
+    if (existing.argvKey !== argvKeyOf(call.request.argv)) {
       throw new GaxxError('ALREADY_EXISTS', `task ${taskId} exists with a different command`);
     }
     const replayed = !existing.running;
@@ -143,7 +149,8 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
   }
   if (!d.serving()) throw new GaxxError('UNAVAILABLE', 'agent is shutting down');
   const spec = execSpec(call.request, d.config, d.confine);
-  if (!d.registry.hasRoom()) throw new GaxxError('RESOURCE_EXHAUSTED', `agent is running ${d.registry.capacity} tasks, its capacity`);
+  // The hint: a slot of a full agent frees when some task ends; ask again soon, not at once.
+  if (!d.registry.hasRoom()) throw new GaxxError('RESOURCE_EXHAUSTED', `agent is running ${d.registry.capacity} tasks, its capacity`, { details: { retryAfterMs: BUSY_RETRY_AFTER_MS } });
   const task = d.registry.start(spec, listener);
   auditExec(d.audit, whoCalled(call, id), spec, task);
   // A caller that goes away leaves the task running, so a retry can attach to it.

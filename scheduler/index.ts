@@ -7,9 +7,10 @@ export { assertJobId, jobIdFor, newRunId, parseRunSpec, parseTaskSpec, LIMITS, t
 export { TaskQueue, QUEUE_NAME, RETENTION, type EnqueuedRun } from './queue/queue.js';
 export { registerFleet, forgetFleet, fleetAgents, registeredFleets, type FleetAgent } from './queue/fleets.js';
 export { place, type AgentView, type Placement, type PlacementRequest } from './dispatch/placement.js';
-export { Breaker, backoffDelay, DEFAULT_BREAKER, type BreakerOptions, type BreakerState } from './dispatch/breaker.js';
+export { backoffDelay, busyDelay, isTransportFailure, retryPolicy, RETRY_DEFAULTS, type RetryPolicy } from './dispatch/retry-policy.js';
+export { Breaker, DEFAULT_BREAKER, type BreakerOptions, type BreakerState } from './dispatch/breaker.js';
 export { AgentPool, type AgentConnector, type AgentEndpoint, type AgentLink } from './dispatch/agent-pool.js';
-export { publishResult, waitForRun, outcomeOf, type OutputChunk, type RunResults, type TaskOutcome, type TaskResult } from './queue/results.js';
+export { publishResult, taskResult, waitForRun, outcomeOf, type OutputChunk, type RunResults, type TaskOutcome, type TaskResult } from './queue/results.js';
 export { SchedulerWorker, type SchedulerWorkerOptions, type WorkerLog } from './dispatch/worker.js';
 export { SchedulerMetrics } from './daemon/metrics.js';
 export { issuedAgentCerts, renewalReason, rotateAgent, type RenewalReason, type RotateOptions, type RotationResult, type RotationTarget } from './renewal/renewal.js';

@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { secureContextOptions, type CertBundle } from '../../certs/index.js';
 import {
   ERROR_CODE_METADATA_KEY,
+  RETRY_AFTER_METADATA_KEY,
   GaxxError,
   errorFromGrpc,
   loadProtos,
@@ -201,6 +202,9 @@ export class AgentClient {
     if (opts.signal?.aborted) throw new GaxxError('CANCELLED', `task ${req.taskId ?? ''} cancelled before it started`);
     await this.ready();
     const deadlineMs = opts.deadlineMs ?? (req.timeoutMs ? Number(req.timeoutMs) + 30_000 : undefined);
+    // On a READY channel the request goes out at once, so a failure may come after the agent
+    // started the task; on any other state grpc-js fails the call before sending anything.
+    const sent = this.grpcClient.getChannel().getConnectivityState(false) === grpc.connectivityState.READY;
     const call = this.grpcClient.exec(req, deadlineMs === undefined ? {} : this.callOptions(deadlineMs));
     let grace: NodeJS.Timeout | undefined;
     let started = false;
@@ -228,7 +232,9 @@ export class AgentClient {
         yield ev;
       }
     } catch (e) {
-      throw this.mapError(e);
+      const err = this.mapError(e);
+      // `requestSent`: the agent may have started the task (the retry policy must not move it).
+      throw new GaxxError(err.code, err.message, { cause: err.cause, details: { ...err.details, requestSent: sent } });
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
       clearTimeout(grace);
@@ -274,6 +280,8 @@ export class AgentClient {
     // grpc-js appends an empty "Resolution note:" to transport errors; it only adds noise.
     const details = (se.details ?? se.message ?? '').replace(/\.? ?Resolution note: *$/, '');
     const mapped = errorFromGrpc(se.code, `agent ${this.address}: ${details}`, typeof trailer === 'string' ? trailer : undefined);
-    return new GaxxError(mapped.code, mapped.message, { cause: e });
+    // The agent's retry hint (RESOURCE_EXHAUSTED) travels on as a detail the retry policy reads.
+    const hint = Number(se.metadata?.get(RETRY_AFTER_METADATA_KEY)[0] ?? NaN);
+    return new GaxxError(mapped.code, mapped.message, { cause: e, ...(Number.isFinite(hint) ? { details: { retryAfterMs: hint } } : {}) });
   }
 }

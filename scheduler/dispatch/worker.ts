@@ -14,6 +14,7 @@ import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { AgentPool, type AgentConnector, type AgentEndpoint } from './agent-pool.js';
 import type { BreakerOptions } from './breaker.js';
+import type { RetryPolicy } from './retry-policy.js';
 import { CancelWatch } from '../queue/cancel.js';
 import { dispatchTask, type DispatchContext, type JobHandle } from './dispatch.js';
 import { fleetAgents } from '../queue/fleets.js';
@@ -21,7 +22,7 @@ import { LiveOutput } from '../queue/live.js';
 import type { SchedulerMetrics } from '../daemon/metrics.js';
 import { QUEUE_NAME, runInputKey } from '../queue/queue.js';
 import { createRedis, KEY_PREFIX, type RedisSettings } from '../redis/redis.js';
-import { publishResult, type TaskResult } from '../queue/results.js';
+import { publishResult, taskResult, type TaskResult } from '../queue/results.js';
 import { parseTaskSpec, RUN_ID, TASK_ID, type TaskSpec } from '../queue/task.js';
 
 /** Minimal logger shape (pino's). */
@@ -39,7 +40,8 @@ export interface SchedulerWorkerOptions {
   lockDurationMs?: number;
   stalledIntervalMs?: number;
   breaker?: BreakerOptions;
-  backoffMaxMs?: number;
+  /** Overrides of the retry policy (retry-policy.ts), e.g. `agentGoneMs`. */
+  policy?: Partial<RetryPolicy>;
   metrics?: SchedulerMetrics;
   log?: WorkerLog;
 }
@@ -73,7 +75,7 @@ export class SchedulerWorker {
     const w = new SchedulerWorker(opts, redis);
     // Every in-flight dispatch listens on the one drain signal.
     setMaxListeners(0, w.abort.signal);
-    const ctx: DispatchContext = { pool: w.pool, metrics: opts.metrics, resolve: (s) => w.resolve(s), backoffMaxMs: opts.backoffMaxMs };
+    const ctx: DispatchContext = { pool: w.pool, metrics: opts.metrics, resolve: (s) => w.resolve(s), policy: opts.policy };
     w.worker = new Worker<TaskSpec, TaskResult>(QUEUE_NAME, (job, token) => w.process(ctx, job, token), {
       connection: redis,
       prefix: KEY_PREFIX,
@@ -145,10 +147,7 @@ export class SchedulerWorker {
   private async reportInvalid(job: Job, e: Error): Promise<void> {
     const d = (job.data ?? {}) as { runId?: unknown; taskId?: unknown };
     if (typeof d.runId !== 'string' || !RUN_ID.test(d.runId) || typeof d.taskId !== 'string' || !TASK_ID.test(d.taskId)) return;
-    const result: TaskResult = {
-      runId: d.runId, taskId: d.taskId, host: '', outcome: 'error', exitCode: null, signal: null, reason: 'INVALID_ARGUMENT', error: e.message,
-      durationMs: 0, stdoutBytes: 0, stderrBytes: 0, truncated: false, attempts: 0, attached: false, replayed: false, finishedAt: new Date().toISOString(),
-    };
+    const result = taskResult({ runId: d.runId, taskId: d.taskId, host: '', outcome: 'error', reason: 'INVALID_ARGUMENT' }, { error: e.message });
     if (await publishResult(this.redis, result, []).catch(() => false)) this.opts.metrics?.tasks.inc({ outcome: 'error' });
   }
 

@@ -11,11 +11,16 @@
  * show the output again.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { GaxxError, type Exit__Output } from '../../proto/index.js';
+import { GaxxError, LOST_IN_RESTART, type Exit__Output } from '../../proto/index.js';
 import { duplicateFor, gaxxKey, redisError, waitReady } from '../redis/redis.js';
 
-/** How a task ended. Only `succeeded` counts as success. */
-export type TaskOutcome = 'succeeded' | 'failed' | 'timeout' | 'cancelled' | 'killed' | 'unreachable' | 'error';
+/**
+ * How a task ended. Only `succeeded` counts as success. `unreachable`: it never ran (no agent
+ * took it). `unknown`: it started (see `startedOn`) but its outcome was lost: the stream broke
+ * and the agent never gave its result back (gone too long, restarted mid-task, or the waiting
+ * run ended first).
+ */
+export type TaskOutcome = 'succeeded' | 'failed' | 'timeout' | 'cancelled' | 'killed' | 'unreachable' | 'unknown' | 'error';
 
 /** One task's result, as published and returned by waitForRun. */
 export interface TaskResult {
@@ -34,8 +39,15 @@ export interface TaskResult {
   stdoutBytes: number;
   stderrBytes: number;
   truncated: boolean;
-  /** Dispatches made for this task (1 when nothing went wrong). */
+  /**
+   * Dispatches that reached an agent (1 when nothing went wrong). Waits on an open breaker and
+   * busy refusals (RESOURCE_EXHAUSTED) are not attempts.
+   */
   attempts: number;
+  /** Agents an execution of this task was seen starting on, one entry per fresh start. */
+  startedOn: string[];
+  /** The command may have run more than once (more than one start, or re-placed after it may have started). */
+  mayHaveRepeated: boolean;
   /** The agent attached to / replayed an execution an earlier dispatch started. */
   attached: boolean;
   replayed: boolean;
@@ -48,6 +60,29 @@ export interface OutputChunk {
   data: Buffer;
 }
 
+/** The fields every result has; the rest default to "nothing happened". */
+export type ResultBase = Pick<TaskResult, 'runId' | 'taskId' | 'host' | 'outcome' | 'reason'>;
+
+/** The one constructor of TaskResult: `base` plus `fields`, defaults for the rest. */
+export function taskResult(base: ResultBase, fields: Partial<Omit<TaskResult, keyof ResultBase>> = {}): TaskResult {
+  return {
+    ...base,
+    exitCode: null,
+    signal: null,
+    durationMs: 0,
+    stdoutBytes: 0,
+    stderrBytes: 0,
+    truncated: false,
+    attempts: 0,
+    startedOn: [],
+    mayHaveRepeated: false,
+    attached: false,
+    replayed: false,
+    finishedAt: new Date().toISOString(),
+    ...fields,
+  };
+}
+
 export const STREAM_MAXLEN = 500_000;
 export const RESULT_TTL_MS = 24 * 3600 * 1000;
 const ENTRY_BYTES = 64 * 1024;
@@ -58,6 +93,8 @@ export const runDoneKey = (runId: string): string => gaxxKey('run', runId, 'done
 /** The outcome an agent's Exit event stands for. */
 export function outcomeOf(exit: Exit__Output): TaskOutcome {
   if (exit.reason === 'timeout') return 'timeout';
+  // A restarted agent that found the task running in its journal: it stopped what was left of it.
+  if (exit.reason === LOST_IN_RESTART) return 'unknown';
   if (exit.reason === 'cancelled') return 'cancelled';
   if (exit.signal) return 'killed';
   return exit.code === 0 && !exit.error ? 'succeeded' : 'failed';

@@ -15,7 +15,7 @@ import { requestCancel } from './cancel.js';
 import { schedulerAlive } from '../daemon/daemon.js';
 import { TaskQueue, type EnqueuedRun } from './queue.js';
 import type { RedisSettings } from '../redis/redis.js';
-import { publishResult, waitForRun, type RunResults, type TaskResult, type WaitOptions } from './results.js';
+import { publishResult, taskResult, waitForRun, type RunResults, type TaskResult, type WaitOptions } from './results.js';
 import type { RunSpecInput } from './task.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 
@@ -47,10 +47,7 @@ const CANCEL_GRACE_MS = 15_000;
 
 /** A result for a task that never got one of its own. */
 function syntheticResult(runId: string, taskId: string, host: string, outcome: TaskResult['outcome'], reason: string, error: string): TaskResult {
-  return {
-    runId, taskId, host, outcome, exitCode: null, signal: null, reason, error, durationMs: 0, stdoutBytes: 0, stderrBytes: 0,
-    truncated: false, attempts: 0, attached: false, replayed: false, finishedAt: new Date().toISOString(),
-  };
+  return taskResult({ runId, taskId, host, outcome, reason }, { error });
 }
 
 function hostOf(run: RunSpecInput, taskId: string): string {

@@ -1,15 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/redis/redis.js';
 import { LiveOutput } from '../../scheduler/queue/live.js';
-import { publishResult, runEventsKey, waitForRun, type OutputChunk, type TaskResult } from '../../scheduler/queue/results.js';
+import { publishResult, runEventsKey, taskResult, waitForRun, type OutputChunk, type TaskResult } from '../../scheduler/queue/results.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import type { Redis } from 'ioredis';
 
-const result = (taskId: string, over: Partial<TaskResult> = {}): TaskResult => ({
-  runId: 'res1', taskId, host: '127.0.0.1:1', outcome: 'succeeded', exitCode: 0, signal: null, reason: '',
-  durationMs: 3, stdoutBytes: 2, stderrBytes: 0, truncated: false, attempts: 1, attached: false, replayed: false,
-  finishedAt: new Date().toISOString(), ...over,
-});
+const result = (taskId: string, over: Partial<TaskResult> = {}): TaskResult =>
+  taskResult({ runId: 'res1', taskId, host: '127.0.0.1:1', outcome: 'succeeded', reason: '' }, { exitCode: 0, durationMs: 3, stdoutBytes: 2, attempts: 1, startedOn: ['127.0.0.1:1'], ...over });
 
 describe('run results stream', () => {
   let redis: TestRedis;

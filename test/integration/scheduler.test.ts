@@ -156,7 +156,7 @@ describe('scheduler with real agents', () => {
   });
 
   it('moves any-host tasks off an agent killed mid-run; its breaker opens, then closes when it returns', async () => {
-    const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 32, breaker: FAST_BREAKER, backoffMaxMs: 500 });
+    const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 32, breaker: FAST_BREAKER, policy: { backoffMaxMs: 500 } });
     const victim = agents[3] as AgentProcess;
     try {
       const enq = await q.enqueueRun(anyHost('kagent', 300, () => ['sleep', '0.05']));
