@@ -45,6 +45,12 @@ export interface AgentClientOptions {
   deadlineMs?: number;
   /** How long a call waits for the connection before UNAVAILABLE (5 s). */
   connectTimeoutMs?: number;
+  /**
+   * Keepalive ping period while a call is active (30 s) and how long a ping may go unanswered
+   * (10 s): a stalled agent's streams fail after about their sum. Agents refuse pings closer
+   * together than their `minPingIntervalMs` guard (10 s by default).
+   */
+  keepalive?: { timeMs: number; timeoutMs: number };
 }
 
 export interface ExecCallOptions {
@@ -88,8 +94,8 @@ export class AgentClient {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
       // Long, quiet Exec streams stay up through NATs; pings only while a call is active.
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_time_ms': opts.keepalive?.timeMs ?? 30_000,
+      'grpc.keepalive_timeout_ms': opts.keepalive?.timeoutMs ?? 10_000,
       'grpc.keepalive_permit_without_calls': 0,
       // This client's channel is its own: nothing shared with clients holding other credentials.
       'grpc.use_local_subchannel_pool': 1,

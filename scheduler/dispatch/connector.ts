@@ -12,6 +12,8 @@ export interface ConnectorOptions {
   deadlineMs?: number;
   /** How long a call waits for a connection before UNAVAILABLE. */
   connectTimeoutMs?: number;
+  /** Keepalive of Exec streams (AgentClientOptions.keepalive). */
+  keepalive?: { timeMs: number; timeoutMs: number };
 }
 
 /** Connector for SchedulerWorker / runAndWait. */
@@ -20,5 +22,6 @@ export function agentConnector(creds: CertBundle, opts: ConnectorOptions = {}): 
     AgentClient.connect({ address: ep.address, ...(ep.expect ? { expect: ep.expect } : {}) }, creds, {
       deadlineMs: opts.deadlineMs ?? 5000,
       connectTimeoutMs: opts.connectTimeoutMs ?? 3000,
+      ...(opts.keepalive ? { keepalive: opts.keepalive } : {}),
     });
 }

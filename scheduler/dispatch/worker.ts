@@ -1,16 +1,18 @@
 /**
- * The BullMQ worker: takes task jobs from the shared queue, dispatches each through the agent
+ * The BullMQ worker: takes task jobs from the runs' queues, dispatches each through the agent
  * pool (see dispatch.ts for retries and exactly-once), publishes its result to the run's stream
- * and completes the job with the result as its return value. Several workers (in one scheduler
- * or many) share the queue; a job whose worker died stalls and is taken again by another, whose
- * re-dispatch reaches the same agent and attaches to or replays the first execution.
+ * and completes the job with the result as its return value. With `runId` it serves that run
+ * only (the in-process worker of `gaxx run`, or `--resume`); without, every registered run
+ * (the daemon; see run-discovery.ts), one BullMQ worker per run queue. Several workers share a
+ * run; a job whose worker died stalls and is taken again by another, whose re-dispatch reaches
+ * the same agent and attaches to or replays the first execution.
  *
  * Draining (`drain`): stop taking jobs, let in-flight ones finish for a grace period, then hand
  * the rest back to the queue (moved to delayed for "now"), so another worker picks them up
  * at once and attaches to the executions still running on the agents.
  */
 import { setMaxListeners } from 'node:events';
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { AgentPool, type AgentConnector, type AgentEndpoint } from './agent-pool.js';
 import type { BreakerOptions } from './breaker.js';
@@ -20,8 +22,11 @@ import { dispatchTask, type DispatchContext, type JobHandle } from './dispatch.j
 import { fleetAgents } from '../queue/fleets.js';
 import { LiveOutput } from '../queue/live.js';
 import type { SchedulerMetrics } from '../daemon/metrics.js';
-import { QUEUE_NAME, runInputKey } from '../queue/queue.js';
-import { createRedis, KEY_PREFIX, type RedisSettings } from '../redis/redis.js';
+import { runInputKey } from '../queue/queue.js';
+import { runQueueName } from '../queue/runs.js';
+import { QuietLog } from './quiet-log.js';
+import { RunDiscovery } from './run-discovery.js';
+import { createRedis, gaxxKey, KEY_PREFIX, type RedisSettings } from '../redis/redis.js';
 import { publishResult, taskResult, type TaskResult } from '../queue/results.js';
 import { parseTaskSpec, RUN_ID, TASK_ID, type TaskSpec } from '../queue/task.js';
 
@@ -34,6 +39,8 @@ export interface WorkerLog {
 
 export interface SchedulerWorkerOptions {
   settings: RedisSettings;
+  /** Serve this run only; without it, every registered run. */
+  runId?: string;
   connect: AgentConnector;
   concurrency?: number;
   /** BullMQ lock: a dead worker's jobs are taken again after about this long. */
@@ -54,7 +61,11 @@ export class SchedulerWorker {
   private readonly abort = new AbortController();
   private readonly fleetCache = new Map<string, { at: number; agents: Promise<AgentEndpoint[]> }>();
   private readonly cancels: CancelWatch;
-  private worker!: Worker<TaskSpec, TaskResult>;
+  private readonly workers = new Map<string, Worker<TaskSpec, TaskResult>>();
+  private readonly quiet: QuietLog;
+  private discovery: RunDiscovery | undefined;
+  private discovering: Promise<void> | undefined;
+  private ctx!: DispatchContext;
   private closed: Promise<void> | undefined;
 
   private constructor(
@@ -62,6 +73,7 @@ export class SchedulerWorker {
     readonly redis: Redis | Cluster,
   ) {
     this.cancels = new CancelWatch(redis);
+    this.quiet = new QuietLog(opts.log);
     this.pool = new AgentPool(opts.connect, {
       breaker: opts.breaker,
       onBreaker: (address, state) => opts.log?.info({ agent: address, breaker: state }, 'agent breaker changed'),
@@ -71,29 +83,76 @@ export class SchedulerWorker {
   /** Connects and starts taking jobs. */
   static start(opts: SchedulerWorkerOptions): SchedulerWorker {
     const redis = createRedis(opts.settings, 'worker');
-    redis.on('error', (e: Error) => opts.log?.warn({ err: e.message }, 'redis connection error'));
     const w = new SchedulerWorker(opts, redis);
+    redis.on('error', (e: Error) => w.quiet.warn('redis connection error', e.message));
     // Every in-flight dispatch listens on the one drain signal.
     setMaxListeners(0, w.abort.signal);
-    const ctx: DispatchContext = { pool: w.pool, metrics: opts.metrics, resolve: (s) => w.resolve(s), policy: opts.policy };
-    w.worker = new Worker<TaskSpec, TaskResult>(QUEUE_NAME, (job, token) => w.process(ctx, job, token), {
-      connection: redis,
-      prefix: KEY_PREFIX,
-      concurrency: opts.concurrency ?? 64,
-      lockDuration: opts.lockDurationMs ?? 30_000,
-      stalledInterval: opts.stalledIntervalMs ?? opts.lockDurationMs ?? 30_000,
-      // A scheduler crash stalls its jobs; they must come back, not fail.
-      maxStalledCount: 1000,
-    });
-    w.worker.on('error', (e) => opts.log?.warn({ err: e.message }, 'worker error'));
-    w.worker.on('failed', (job, e) => opts.log?.error({ job: job?.id, err: e.message }, 'job failed'));
+    w.ctx = { pool: w.pool, metrics: opts.metrics, resolve: (s) => w.resolve(s), policy: opts.policy };
+    if (opts.runId !== undefined) w.serve(opts.runId);
+    else {
+      w.discovery = new RunDiscovery({
+        redis,
+        onRun: (runId) => w.serve(runId),
+        onGone: (runId) => void w.unserve(runId),
+        hasWork: async (runId) => {
+          const q = new Queue(runQueueName(runId), { connection: redis, prefix: KEY_PREFIX });
+          const c = await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized').finally(() => void q.close().catch(() => undefined));
+          return Object.values(c).some((n) => n > 0);
+        },
+        forget: (runId) => w.forgetIdleRun(runId),
+        onError: (e) => w.quiet.warn('run discovery error', e.message),
+      });
+      w.discovering = w.discovery.start();
+      w.discovering.catch((e: Error) => w.quiet.warn('run discovery error', e.message));
+    }
     opts.metrics?.attach({ breakers: () => w.pool.states(), inflight: () => w.pool.inflightTotal() });
     return w;
   }
 
-  /** Resolves once the worker is connected and fetching. */
+  /** The BullMQ worker of one run's queue (started on first use). */
+  private serve(runId: string): Worker<TaskSpec, TaskResult> {
+    let bw = this.workers.get(runId);
+    if (bw) return bw;
+    // Locks: a worker that stalls (SIGSTOP, a long GC) longer than lockDuration loses its jobs to
+    // another worker; the re-dispatch attaches on the agent (task-dispatch.ts), and the stalled
+    // worker, once it runs again, reattaches too instead of moving the task elsewhere.
+    bw = new Worker<TaskSpec, TaskResult>(runQueueName(runId), (job, token) => this.process(this.ctx, job, token), {
+      connection: this.redis,
+      prefix: KEY_PREFIX,
+      concurrency: this.opts.concurrency ?? 64,
+      lockDuration: this.opts.lockDurationMs ?? 30_000,
+      stalledInterval: this.opts.stalledIntervalMs ?? this.opts.lockDurationMs ?? 30_000,
+      // A scheduler crash stalls its jobs; they must come back, not fail.
+      maxStalledCount: 1000,
+    });
+    bw.on('error', (e) => this.quiet.warn('worker error', e.message));
+    bw.on('failed', (job, e) => this.opts.log?.error({ job: job?.id, err: e.message }, 'job failed'));
+    this.workers.set(runId, bw);
+    return bw;
+  }
+
+  private async unserve(runId: string): Promise<void> {
+    const bw = this.workers.get(runId);
+    this.workers.delete(runId);
+    await bw?.close().catch(() => undefined);
+  }
+
+  /** A stale run with nothing left to run: stop serving it and remove its queue. */
+  private async forgetIdleRun(runId: string): Promise<void> {
+    await this.unserve(runId);
+    const q = new Queue(runQueueName(runId), { connection: this.redis, prefix: KEY_PREFIX });
+    try {
+      await q.obliterate({ force: true });
+      await this.redis.zrem(gaxxKey('runs'), runId);
+    } finally {
+      await q.close().catch(() => undefined);
+    }
+  }
+
+  /** Resolves once the worker is connected and fetching (a daemon: once it knows the runs). */
   async ready(): Promise<void> {
-    await this.worker.waitUntilReady();
+    await this.discovering;
+    await Promise.all([...this.workers.values()].map((bw) => bw.waitUntilReady()));
   }
 
   private async process(ctx: DispatchContext, job: Job<TaskSpec, TaskResult>, token: string | undefined): Promise<TaskResult> {
@@ -171,7 +230,8 @@ export class SchedulerWorker {
    */
   drain(graceMs = 10_000): Promise<void> {
     this.closed ??= (async () => {
-      const closing = this.worker.close();
+      this.discovery?.stop();
+      const closing = Promise.all([...this.workers.values()].map((bw) => bw.close())).then(() => undefined);
       let timer: NodeJS.Timeout | undefined;
       const late = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
       clearTimeout(timer);

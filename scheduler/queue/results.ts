@@ -11,8 +11,8 @@
  * show the output again.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { GaxxError, LOST_IN_RESTART, type Exit__Output } from '../../proto/index.js';
-import { duplicateFor, gaxxKey, redisError, waitReady } from '../redis/redis.js';
+import { LOST_IN_RESTART, type Exit__Output } from '../../proto/index.js';
+import { gaxxKey } from '../redis/redis.js';
 
 /**
  * How a task ended. Only `succeeded` counts as success. `unreachable`: it never ran (no agent
@@ -126,90 +126,3 @@ export async function publishResult(redis: Redis | Cluster, result: TaskResult, 
   return added === 1;
 }
 
-/** A finished run: results and output per task id. */
-export interface RunResults {
-  results: Map<string, TaskResult>;
-  output: Map<string, OutputChunk[]>;
-}
-
-export interface WaitOptions {
-  /** Give up (DEADLINE_EXCEEDED) after this long; no limit when absent. */
-  timeoutMs?: number;
-  signal?: AbortSignal;
-  /** Stop waiting and return the results collected so far (unlike `signal`, which throws). */
-  until?: AbortSignal;
-  /**
-   * Called once per task as its result arrives, with its output; `liveShown` is true when the
-   * live chunks passed to `onLive` were exactly that output (no need to show it again).
-   */
-  onResult?: (result: TaskResult, output: OutputChunk[], liveShown: boolean) => void;
-  /** Called with a running task's output as it arrives (before its result). */
-  onLive?: (taskId: string, chunk: OutputChunk) => void;
-}
-
-type StreamReply = Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
-
-function fieldsOf(flat: Buffer[]): Map<string, Buffer> {
-  const m = new Map<string, Buffer>();
-  for (let i = 0; i + 1 < flat.length; i += 2) m.set((flat[i] as Buffer).toString(), flat[i + 1] as Buffer);
-  return m;
-}
-
-/** Reads the run's stream until every one of `taskIds` has a result. */
-export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds: readonly string[], opts: WaitOptions = {}): Promise<RunResults> {
-  const want = new Set(taskIds);
-  const out: RunResults = { results: new Map(), output: new Map() };
-  const liveBytes = new Map<string, number>();
-  const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
-  // Blocking reads get their own connection, so the caller's stays free; it rides out a Redis
-  // restart (the results are in the AOF) instead of failing the wait.
-  const reader = duplicateFor(redis, 'worker');
-  reader.on('error', () => undefined);
-  let last = '0';
-  try {
-    await waitReady(reader);
-    while (out.results.size < want.size) {
-      if (opts.until?.aborted) break;
-      if (opts.signal?.aborted) throw new GaxxError('CANCELLED', 'stopped waiting for the run');
-      const left = deadline - Date.now();
-      if (left <= 0) throw new GaxxError('DEADLINE_EXCEEDED', `run ${runId}: ${want.size - out.results.size} of ${want.size} tasks had no result in time`);
-      const block = Math.max(1, Math.min(1000, left));
-      const reply = (await reader.xreadBuffer('COUNT', 1000, 'BLOCK', block, 'STREAMS', runEventsKey(runId), last)) as StreamReply;
-      for (const [, entries] of reply ?? []) {
-        for (const [id, flat] of entries) {
-          last = id.toString();
-          collect(fieldsOf(flat), want, out, opts, liveBytes);
-        }
-      }
-    }
-    return out;
-  } catch (e) {
-    throw redisError(e, `waiting for run ${runId}`);
-  } finally {
-    reader.disconnect();
-  }
-}
-
-function collect(f: Map<string, Buffer>, want: Set<string>, out: RunResults, opts: WaitOptions, liveBytes: Map<string, number>): void {
-  const task = f.get('task')?.toString() ?? '';
-  if (!want.has(task) || out.results.has(task)) return;
-  const type = f.get('t')?.toString();
-  if (type === 'live') {
-    const chunk: OutputChunk = { stream: f.get('s')?.toString() === '2' ? 2 : 1, data: f.get('d') ?? Buffer.alloc(0) };
-    liveBytes.set(task, (liveBytes.get(task) ?? 0) + chunk.data.length);
-    opts.onLive?.(task, chunk);
-  } else if (type === 'out') {
-    const chunks = out.output.get(task) ?? [];
-    chunks.push({ stream: f.get('s')?.toString() === '2' ? 2 : 1, data: f.get('d') ?? Buffer.alloc(0) });
-    out.output.set(task, chunks);
-  } else if (type === 'res') {
-    const r = JSON.parse(f.get('r')?.toString() ?? '{}') as TaskResult;
-    out.results.set(task, r);
-    const output = out.output.get(task) ?? [];
-    const shown = liveBytes.get(task) ?? 0;
-    // Shown exactly when the publishing worker vouches that its live bytes were the output's
-    // start, the reader saw just those (no dead worker's, none trimmed), and that was all of it.
-    const total = output.reduce((n, c) => n + c.data.length, 0);
-    opts.onResult?.(r, output, Number(f.get('lb')?.toString() ?? '-1') === shown && shown === total);
-  }
-}

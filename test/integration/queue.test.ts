@@ -26,12 +26,13 @@ describe('TaskQueue', () => {
     const a = await q.enqueueRun(run);
     expect(a.jobIds).toEqual(['dup1-t0', 'dup1-t1', 'dup1-t2', 'dup1-t3', 'dup1-t4']);
     await q.enqueueRun(run);
-    expect((await q.depth()).waiting).toBe(5);
-    const job = await q.queue.getJob('dup1-t3');
+    expect((await q.depth(['dup1'])).waiting).toBe(5);
+    const job = await q.queueFor('dup1').getJob('dup1-t3');
     expect(job?.data).toMatchObject({ runId: 'dup1', taskId: 't3', argv: ['true'] });
     expect(job?.opts.removeOnComplete).toMatchObject({ age: expect.any(Number), count: expect.any(Number) });
     expect(job?.opts.removeOnFail).toMatchObject({ age: expect.any(Number), count: expect.any(Number) });
-    await q.queue.obliterate({ force: true });
+    await q.forgetRun('dup1');
+    expect((await q.depth()).waiting).toBe(0);
   });
 
   it.each([
@@ -43,15 +44,15 @@ describe('TaskQueue', () => {
     const err = await q.enqueueRun({ runId: 'bad1', tasks: tasks(3, over) }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(((err as { details: { issues: Array<{ path: string }> } }).details.issues).map((i) => i.path)).toContain(path);
-    expect(await q.queue.getJob('bad1-t0')).toBeUndefined();
+    expect(await q.queueFor('bad1').getJob('bad1-t0')).toBeUndefined();
     expect((await q.depth()).waiting).toBe(0);
   });
 
   it('accepts a registered fleet', async () => {
     await registerFleet(q.redis, 'web', [{ host: 'h1', address: '127.0.0.1:8088' }]);
     await q.enqueueRun({ runId: 'fleet1', tasks: tasks(1, { agents: undefined, fleet: 'web' }) });
-    expect(await q.queue.getJob('fleet1-t0')).toBeDefined();
-    await q.queue.obliterate({ force: true });
+    expect(await q.queueFor('fleet1').getJob('fleet1-t0')).toBeDefined();
+    await q.forgetRun('fleet1');
   });
 
   it('withdraws the jobs of a run that no worker has taken', async () => {
@@ -68,7 +69,7 @@ describe('TaskQueue', () => {
     await redis.restart();
     q = await TaskQueue.open(redisSettingsFromUrl(redis.url));
     expect((await q.depth()).waiting).toBe(1000);
-    const ids = new Set((await q.queue.getWaiting(0, 2000)).map((j) => j.id));
+    const ids = new Set((await q.queueFor('aof1').getWaiting(0, 2000)).map((j) => j.id));
     expect(ids.size).toBe(1000);
     expect(ids.has('aof1-t999')).toBe(true);
   });

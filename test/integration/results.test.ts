@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/redis/redis.js';
 import { LiveOutput } from '../../scheduler/queue/live.js';
-import { publishResult, runEventsKey, taskResult, waitForRun, type OutputChunk, type TaskResult } from '../../scheduler/queue/results.js';
+import { publishResult, runEventsKey, taskResult, type OutputChunk, type TaskResult } from '../../scheduler/queue/results.js';
+import { waitForRun } from '../../scheduler/queue/wait.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import type { Redis } from 'ioredis';
 

@@ -13,7 +13,8 @@ import { HEARTBEAT_KEY, schedulerAlive } from '../../scheduler/daemon/daemon.js'
 import { registerFleet } from '../../scheduler/queue/fleets.js';
 import { TaskQueue } from '../../scheduler/queue/queue.js';
 import type { RedisSettings } from '../../scheduler/redis/redis.js';
-import { runDoneKey, runEventsKey, waitForRun } from '../../scheduler/queue/results.js';
+import { runDoneKey, runEventsKey } from '../../scheduler/queue/results.js';
+import { waitForRun } from '../../scheduler/queue/wait.js';
 import { runAndWait } from '../../scheduler/queue/run.js';
 import type { TaskInput } from '../../scheduler/queue/task.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
@@ -257,7 +258,8 @@ describe('scheduler with real agents', () => {
   it('never dispatches job data written around enqueue validation; reports it as an error result', async () => {
     const a = (agents[0] as AgentProcess).address;
     const before = await startedTotal();
-    await q.queue.add('raw', { runId: 'raw1', taskId: 't', agents: [a], target: { host: a }, argv: 'true' } as never, { jobId: 'raw1-t' });
+    await q.queueFor('raw1').add('raw', { runId: 'raw1', taskId: 't', agents: [a], target: { host: a }, argv: 'true' } as never, { jobId: 'raw1-t' });
+    await q.redis.zadd('{gaxx}:runs', Date.now(), 'raw1');
     const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 2 });
     try {
       const res = await waitForRun(q.redis, 'raw1', ['t'], { timeoutMs: 20_000 });
