@@ -85,6 +85,8 @@ export class TaskQueue {
       await this.queueFor(run.runId).addBulk(jobs);
       return { runId: run.runId, taskIds: run.tasks.map((t) => t.taskId), jobIds: jobs.map((j) => j.opts.jobId) };
     } catch (e) {
+      // Best effort (a Redis refusing writes refuses this too): no registry entry without jobs.
+      await unregisterRun(this.redis, run.runId).catch(() => undefined);
       throw redisError(e, 'enqueue failed');
     }
   }
