@@ -70,7 +70,9 @@ export function version(): string {
 async function dispatch(input: CliInput): Promise<number> {
   const { io } = input;
   const dash = input.argv.indexOf('--');
-  const pre = dash === -1 ? [...input.argv] : input.argv.slice(0, dash);
+  const all = dash === -1 ? [...input.argv] : input.argv.slice(0, dash);
+  // Global flags may come before the command (`gaxx --home D certs list`).
+  const { globals, after: pre } = leadingGlobals(all);
   const rest = dash === -1 ? [] : input.argv.slice(dash + 1);
   const first = pre[0];
   if (first === undefined) {
@@ -93,7 +95,7 @@ async function dispatch(input: CliInput): Promise<number> {
   if (wantsHelp) return print(io, commandHelp(command));
   const parsed = parseCommandLine(entry, command, args);
   if (dash !== -1 && !command.takesRest) throw usage(`'gaxx ${entry.name}' takes no arguments after --`, entry.name);
-  const config = loadConfig({ argv: args, env: input.env, readFile: input.readFile, homeDir: input.homeDir, userName: input.userName, cwd: input.cwd });
+  const config = loadConfig({ argv: [...globals, ...args], env: input.env, readFile: input.readFile, homeDir: input.homeDir, userName: input.userName, cwd: input.cwd, command: entry.name });
   if (command.handlesInterrupt) input.onInterruptible?.();
   return command.run({
     flags: parsed.values,
@@ -105,6 +107,22 @@ async function dispatch(input: CliInput): Promise<number> {
     io,
     signal: input.signal,
   });
+}
+
+/** Splits global flags (`--home D`, `--redis-url=U`, ...) off the front of the command line. */
+function leadingGlobals(args: readonly string[]): { globals: string[]; after: string[] } {
+  let i = 0;
+  while (i < args.length) {
+    const a = args[i] as string;
+    const m = /^--([a-z-]+)(=.*)?$/.exec(a);
+    if (!m || !(m[1] as string in CONFIG_FLAGS)) break;
+    if (m[2] !== undefined) i += 1;
+    else {
+      if (i + 1 >= args.length) throw usage(`${a} needs a value`);
+      i += 2;
+    }
+  }
+  return { globals: args.slice(0, i), after: args.slice(i) };
 }
 
 function print(io: Io, text: string): number {

@@ -29,13 +29,13 @@ export interface GaxxPaths {
 }
 
 /**
- * Resolves the layout. `home` wins over XDG; relative XDG values are ignored, as the XDG spec
+ * Resolves the layout. `stateDir` relocates the state dir alone; `home` wins over XDG; relative XDG values are ignored, as the XDG spec
  * asks. `homeDir` is the user's home directory (for the XDG defaults).
  */
-export function resolvePaths(opts: { home?: string; xdgConfigHome?: string; xdgStateHome?: string; homeDir: string }): GaxxPaths {
+export function resolvePaths(opts: { home?: string | undefined; xdgConfigHome?: string | undefined; xdgStateHome?: string | undefined; homeDir: string; stateDir?: string | undefined }): GaxxPaths {
   const abs = (p: string | undefined) => (p && p.startsWith('/') ? p : undefined);
   const configDir = opts.home ? join(opts.home, 'config') : join(abs(opts.xdgConfigHome) ?? join(opts.homeDir, '.config'), 'gaxx');
-  const stateDir = opts.home ? join(opts.home, 'state') : join(abs(opts.xdgStateHome) ?? join(opts.homeDir, '.local', 'state'), 'gaxx');
+  const stateDir = opts.stateDir ?? (opts.home ? join(opts.home, 'state') : join(abs(opts.xdgStateHome) ?? join(opts.homeDir, '.local', 'state'), 'gaxx'));
   const sshDir = join(configDir, 'ssh');
   return {
     home: opts.home,

@@ -16,7 +16,7 @@ export { waitForRun, type RunResults, type WaitOptions } from './queue/wait.js';
 export { SchedulerWorker, type SchedulerWorkerOptions, type WorkerLog } from './dispatch/worker.js';
 export { SchedulerMetrics } from './daemon/metrics.js';
 export { issuedAgentCerts, renewalReason, rotateAgent, type RenewalReason, type RotateOptions, type RotationResult, type RotationTarget } from './renewal/renewal.js';
-export { CertRenewer, DEFAULT_RENEW_INTERVAL_MS, parseInterval, renewalSettings, type RenewerOptions, type RoundSummary } from './renewal/renewer.js';
+export { CertRenewer, type RenewerOptions, type RoundSummary } from './renewal/renewer.js';
 export { SchedulerDaemon, schedulerAlive, HEARTBEAT_KEY, type DaemonOptions } from './daemon/daemon.js';
 export { resumeRun, runAndWait, REDIS_GONE_MS, type RunAndWaitOptions, type RunOutcome } from './queue/run.js';
 export { redisTarget, type RedisTarget } from './redis/embedded-redis.js';

@@ -1,7 +1,7 @@
 /** `gaxx run --agent ADDR[,ADDR...] -- CMD ARGS...`: one task per agent, through the queue. */
 import { GaxxError, exitCodeFor } from '../../proto/index.js';
 import { agentConnector, newRunId, redisTarget, resumeRun, runAndWait, type OutputChunk, type RunAndWaitOptions, type RunOutcome, type TaskInput, type TaskResult } from '../../scheduler/index.js';
-import { boolFlag, envFlag, JSON_FLAG, numberFlag, stringsFlag, usageError, type Command, type FlagValues } from '../command.js';
+import { boolFlag, durationFlag, envFlag, JSON_FLAG, numberFlag, stringsFlag, usageError, type Command, type FlagValues } from '../command.js';
 import type { Output } from '../output.js';
 import { HumanRunPrinter } from '../run-printer.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
@@ -17,7 +17,7 @@ export function taskIdFor(index: number, address: string): string {
 
 /** The tasks of a fleet-less run: one per address, pinned to it. */
 export function buildTasks(addresses: string[], argv: string[], flags: FlagValues): TaskInput[] {
-  const timeout = numberFlag(flags, 'timeout', 'run', 0.001);
+  const timeoutMs = durationFlag(flags, 'timeout', 'run');
   const retries = numberFlag(flags, 'retries', 'run', 0);
   return addresses.map((address, i) => ({
     taskId: taskIdFor(i, address),
@@ -25,7 +25,7 @@ export function buildTasks(addresses: string[], argv: string[], flags: FlagValue
     target: { host: address },
     argv,
     env: envFlag(flags, 'run'),
-    ...(timeout ? { timeoutMs: Math.ceil(timeout * 1000) } : {}),
+    ...(timeoutMs ? { timeoutMs } : {}),
     retry: { attempts: (retries ?? 4) + 1, retryOnFailure: boolFlag(flags, 'retry-on-failure') },
   }));
 }
@@ -49,7 +49,7 @@ export function outcomeExitCode(res: RunOutcome): number {
 }
 
 export const command: Command = {
-  usage: 'gaxx run --agent ADDR[,ADDR...] [--timeout S] [--retries N] [--retry-on-failure] [--env K=V ...] [--json] -- CMD ARGS...',
+  usage: 'gaxx run --agent ADDR[,ADDR...] [--timeout D] [--retries N] [--retry-on-failure] [--env K=V ...] [--json] -- CMD ARGS...',
   description: [
     'Runs CMD on every listed agent through the Redis queue: one task per agent, pinned to it.',
     'Output is printed as it arrives, each line prefixed with its host when there are several,',
@@ -71,11 +71,11 @@ export const command: Command = {
   ].join('\n'),
   flags: {
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses HOST[:PORT] (port default 8088); repeat or comma-separate' },
-    timeout: { type: 'string', valueName: 'S', help: "seconds before the agent kills a task (default: the agent's)" },
+    timeout: { type: 'string', valueName: 'D', help: "how long before the agent kills a task: 30s, 10m, 1h (default: the agent's)" },
     retries: { type: 'string', valueName: 'N', help: 'dispatch retries when an agent is unreachable (default 4)' },
     'retry-on-failure': { type: 'boolean', help: 'also re-run a command that exits non-zero (up to --retries more times)' },
     env: { type: 'string', valueName: 'K=V', multiple: true, help: 'environment variable for the command' },
-    'wait-timeout': { type: 'string', valueName: 'S', help: 'stop waiting after S seconds: tasks without a result are reported unknown and stay queued (exit 13)' },
+    'wait-timeout': { type: 'string', valueName: 'D', help: 'stop waiting after D (e.g. 10m): tasks without a result are reported unknown and stay queued (exit 13)' },
     resume: { type: 'string', valueName: 'ID', help: 'serve and wait for the remaining tasks of an earlier run (no --agent or command)' },
     json: { ...JSON_FLAG, help: 'print one JSON object per task (JSON Lines) instead of text' },
   },
@@ -99,7 +99,7 @@ type Ctx = Pick<Parameters<Command['run']>[0], 'flags' | 'config' | 'signal'>;
 
 /** Runs `go` with the shared wait options, prints per task, returns the exit code. */
 async function waitAndReport(out: Output, human: HumanRunPrinter, ctx: Ctx, go: (o: RunAndWaitOptions) => Promise<RunOutcome>): Promise<number> {
-  const waitS = numberFlag(ctx.flags, 'wait-timeout', 'run', 0.001);
+  const waitMs = durationFlag(ctx.flags, 'wait-timeout', 'run');
   const creds = await schedulerCredentials(ctx.config.paths);
   const target = await redisTarget(ctx.config.redis.url, ctx.config.paths.stateDir);
   try {
@@ -107,7 +107,7 @@ async function waitAndReport(out: Output, human: HumanRunPrinter, ctx: Ctx, go: 
       settings: target.settings,
       connect: agentConnector(creds, { deadlineMs: ctx.config.agent.deadlineMs, connectTimeoutMs: ctx.config.agent.connectTimeoutMs }),
       cancel: ctx.signal,
-      ...(waitS ? { timeoutMs: waitS * 1000 } : {}),
+      ...(waitMs ? { timeoutMs: waitMs } : {}),
       onStart: (runId) => (out.json ? out.writeOut(`${JSON.stringify({ runId })}\n`) : out.note(`gaxx: run ${runId}`)),
       onRedis: (down, ms) => out.note(down ? `gaxx: Redis unreachable for ${Math.round(ms / 1000)}s` : `gaxx: Redis is back after ${Math.round(ms / 1000)}s`),
       ...(out.json

@@ -95,7 +95,7 @@ describe('gaxx run when Redis dies and does not come back', () => {
   }
 
   it('--wait-timeout ends the run: exit 13, every task reported unknown', async () => {
-    const run = await runThenKillRedis(['--wait-timeout', '12']);
+    const run = await runThenKillRedis(['--wait-timeout', '12s']);
     const r = await run.done;
     expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
     const [first, ...results] = jsonLines(r.stdout);
