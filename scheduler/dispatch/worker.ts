@@ -47,6 +47,8 @@ export interface SchedulerWorkerOptions {
   lockDurationMs?: number;
   stalledIntervalMs?: number;
   breaker?: BreakerOptions;
+  /** Output a run may store, live and final together (default RUN_OUTPUT_BUDGET_BYTES). */
+  runOutputBudgetBytes?: number;
   /** Overrides of the retry policy (retry-policy.ts), e.g. `agentGoneMs`. */
   policy?: Partial<RetryPolicy>;
   metrics?: SchedulerMetrics;
@@ -166,7 +168,7 @@ export class SchedulerWorker {
       throw new UnrecoverableError((e as Error).message);
     }
     const watch = this.cancels.track(spec.runId);
-    const live = new LiveOutput(this.redis, spec.runId, spec.taskId, spec.outputCapBytes);
+    const live = new LiveOutput(this.redis, spec.runId, spec.taskId, spec.outputCapBytes, { budgetBytes: this.opts.runOutputBudgetBytes });
     let done;
     try {
       if (await this.cancels.check(spec.runId)) watch.controller.abort();
@@ -192,7 +194,10 @@ export class SchedulerWorker {
       if (done === undefined) void live.close();
     }
     const streamed = await live.close();
-    const fresh = await publishResult(this.redis, done.result, done.output, streamed.exact ? streamed.bytes : undefined);
+    // Output streamed live exactly and completely is not stored a second time.
+    const total = done.output.reduce((n, c) => n + c.data.length, 0);
+    const outputIsLive = streamed.exact && total > 0 && streamed.bytes === total;
+    const fresh = await publishResult(this.redis, done.result, done.output, streamed.exact ? streamed.bytes : undefined, { outputIsLive, budgetBytes: this.opts.runOutputBudgetBytes });
     if (fresh) this.opts.metrics?.tasks.inc({ outcome: done.result.outcome });
     else this.opts.metrics?.published.inc();
     return done.result;

@@ -100,29 +100,53 @@ export function outcomeOf(exit: Exit__Output): TaskOutcome {
   return exit.code === 0 && !exit.error ? 'succeeded' : 'failed';
 }
 
+// KEYS: events, done, the run's stored-output byte count. ARGV: task, maxlen, ttl, result json,
+// live bytes, output-is-live flag, output size, run budget, then (stream, data) pairs.
 const PUBLISH = `
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[4]) == 0 then return 0 end
-for i = 6, #ARGV, 2 do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 't', 'out', 'task', ARGV[1], 's', ARGV[i], 'd', ARGV[i + 1])
+local size = tonumber(ARGV[7])
+local keep = tonumber(redis.call('GET', KEYS[3]) or '0') + size <= tonumber(ARGV[8])
+if keep then
+  for i = 9, #ARGV, 2 do
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 't', 'out', 'task', ARGV[1], 's', ARGV[i], 'd', ARGV[i + 1])
+  end
+  redis.call('INCRBY', KEYS[3], size)
 end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 't', 'res', 'task', ARGV[1], 'r', ARGV[4], 'lb', ARGV[5])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 't', 'res', 'task', ARGV[1], 'r', ARGV[4], 'lb', ARGV[5], 'lo', ARGV[6], 'ob', keep and '0' or '1')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return 1
 `;
+
+/** Output a run may store (live and final together), unless the worker is told otherwise. */
+export const RUN_OUTPUT_BUDGET_BYTES = 256 * 1024 * 1024;
+
+export const runBytesKey = (runId: string): string => gaxxKey('run', runId, 'bytes');
+
+export interface PublishOptions {
+  /** The live entries already hold exactly the whole output (`exactLiveBytes` of it): store it once. */
+  outputIsLive?: boolean;
+  /** The run's output budget in bytes (default RUN_OUTPUT_BUDGET_BYTES). */
+  budgetBytes?: number;
+}
 
 /**
  * Publishes a task's output and result once; false when it had been published already.
  * `exactLiveBytes`: the live output streamed before was exactly this many bytes of `output`'s
- * start (omit when it was not, or none was streamed).
+ * start (omit when it was not, or none was streamed). With `outputIsLive` the output is not
+ * stored again: readers take it from the live entries. Output beyond the run's byte budget is
+ * not stored (the result entry says `ob=1`; readers mark the result truncated).
  */
-export async function publishResult(redis: Redis | Cluster, result: TaskResult, output: OutputChunk[], exactLiveBytes?: number): Promise<boolean> {
+export async function publishResult(redis: Redis | Cluster, result: TaskResult, output: OutputChunk[], exactLiveBytes?: number, opts: PublishOptions = {}): Promise<boolean> {
   const live = exactLiveBytes === undefined ? '-1' : String(exactLiveBytes);
-  const args: Array<string | Buffer> = [result.taskId, String(STREAM_MAXLEN), String(RESULT_TTL_MS), JSON.stringify(result), live];
-  for (const c of output) {
+  const stored = opts.outputIsLive ? [] : output;
+  const size = stored.reduce((n, c) => n + c.data.length, 0);
+  const args: Array<string | Buffer> = [result.taskId, String(STREAM_MAXLEN), String(RESULT_TTL_MS), JSON.stringify(result), live, opts.outputIsLive ? '1' : '0', String(size), String(opts.budgetBytes ?? RUN_OUTPUT_BUDGET_BYTES)];
+  for (const c of stored) {
     for (let off = 0; off < c.data.length; off += ENTRY_BYTES) args.push(String(c.stream), c.data.subarray(off, off + ENTRY_BYTES));
   }
-  const added = await redis.eval(PUBLISH, 2, runEventsKey(result.runId), runDoneKey(result.runId), ...args);
+  const added = await redis.eval(PUBLISH, 3, runEventsKey(result.runId), runDoneKey(result.runId), runBytesKey(result.runId), ...args);
   return added === 1;
 }
 

@@ -99,7 +99,7 @@ function stopped(signals: Array<AbortSignal | undefined>): { promise: Promise<'s
 export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds: readonly string[], opts: WaitOptions = {}): Promise<RunResults> {
   const want = new Set(taskIds);
   const out: RunResults = opts.into ?? { results: new Map(), output: new Map() };
-  const liveBytes = new Map<string, number>();
+  const seen: Seen = { liveBytes: new Map(), liveChunks: new Map() };
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
   // Blocking reads get their own connection, so the caller's stays free; it rides out a Redis
   // restart (the results are in the AOF) instead of failing the wait.
@@ -130,7 +130,7 @@ export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds:
       for (const [, entries] of got ?? []) {
         for (const [id, flat] of entries) {
           last = id.toString();
-          collect(fieldsOf(flat), want, out, opts, liveBytes);
+          collect(fieldsOf(flat), want, out, opts, seen);
         }
       }
     }
@@ -144,26 +144,43 @@ export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds:
   }
 }
 
-function collect(f: Map<string, Buffer>, want: Set<string>, out: RunResults, opts: WaitOptions, liveBytes: Map<string, number>): void {
+interface Seen {
+  /** Live bytes and chunks per task (the output itself when the result says it is the live part). */
+  liveBytes: Map<string, number>;
+  liveChunks: Map<string, OutputChunk[]>;
+}
+
+function collect(f: Map<string, Buffer>, want: Set<string>, out: RunResults, opts: WaitOptions, seen: Seen): void {
   const task = f.get('task')?.toString() ?? '';
   if (!want.has(task) || out.results.has(task)) return;
   const type = f.get('t')?.toString();
+  const chunkOf = (): OutputChunk => ({ stream: f.get('s')?.toString() === '2' ? 2 : 1, data: f.get('d') ?? Buffer.alloc(0) });
   if (type === 'live') {
-    const chunk: OutputChunk = { stream: f.get('s')?.toString() === '2' ? 2 : 1, data: f.get('d') ?? Buffer.alloc(0) };
-    liveBytes.set(task, (liveBytes.get(task) ?? 0) + chunk.data.length);
+    const chunk = chunkOf();
+    seen.liveBytes.set(task, (seen.liveBytes.get(task) ?? 0) + chunk.data.length);
+    seen.liveChunks.set(task, [...(seen.liveChunks.get(task) ?? []), chunk]);
     opts.onLive?.(task, chunk);
   } else if (type === 'out') {
-    const chunks = out.output.get(task) ?? [];
-    chunks.push({ stream: f.get('s')?.toString() === '2' ? 2 : 1, data: f.get('d') ?? Buffer.alloc(0) });
-    out.output.set(task, chunks);
+    out.output.set(task, [...(out.output.get(task) ?? []), chunkOf()]);
   } else if (type === 'res') {
     const r = JSON.parse(f.get('r')?.toString() ?? '{}') as TaskResult;
+    const shown = seen.liveBytes.get(task) ?? 0;
+    const lb = Number(f.get('lb')?.toString() ?? '-1');
+    if (f.get('lo')?.toString() === '1') {
+      // Stored once, as the live entries: complete when this reader saw all of them.
+      out.output.set(task, seen.liveChunks.get(task) ?? []);
+      if (shown !== lb) r.truncated = true;
+    }
+    if (f.get('ob')?.toString() === '1') {
+      r.truncated = true;
+      r.error = [r.error, "output not stored: over the run's output budget"].filter(Boolean).join('; ');
+    }
+    seen.liveChunks.delete(task);
     out.results.set(task, r);
     const output = out.output.get(task) ?? [];
-    const shown = liveBytes.get(task) ?? 0;
     // Shown exactly when the publishing worker vouches that its live bytes were the output's
     // start, the reader saw just those (no dead worker's, none trimmed), and that was all of it.
     const total = output.reduce((n, c) => n + c.data.length, 0);
-    opts.onResult?.(r, output, Number(f.get('lb')?.toString() ?? '-1') === shown && shown === total);
+    opts.onResult?.(r, output, lb === shown && shown === total);
   }
 }

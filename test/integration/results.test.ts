@@ -91,6 +91,26 @@ describe('run results stream', () => {
     expect(Object.fromEntries(shown)).toEqual({ ok: true, capped: false, again: false });
   });
 
+  it('stores output streamed live exactly only once, and keeps a run within its output budget', async () => {
+    const chunk = (text: string): OutputChunk => ({ stream: 1, data: Buffer.from(text) });
+    const live = new LiveOutput(r, 'once1', 'a', 1024, { flushMs: 20 });
+    live.push(chunk('0123456789'));
+    expect(await live.close()).toEqual({ bytes: 10, exact: true });
+    await publishResult(r, result('a', { runId: 'once1' }), [chunk('0123456789')], 10, { outputIsLive: true, budgetBytes: 25 });
+    // Over the budget (10 live + 20 > 25): the result is stored, its output is not.
+    await publishResult(r, result('b', { runId: 'once1' }), [chunk('x'.repeat(20))], undefined, { budgetBytes: 25 });
+    await publishResult(r, result('c', { runId: 'once1' }), [chunk('small')], undefined, { budgetBytes: 25 });
+    const entries = await r.xrange(runEventsKey('once1'), '-', '+');
+    const kinds = entries.map(([, f]) => `${f[1]}:${f[3]}`);
+    expect(kinds).toEqual(['live:a', 'res:a', 'res:b', 'out:c', 'res:c']);
+    const res = await waitForRun(r, 'once1', ['a', 'b', 'c'], { timeoutMs: 10_000 });
+    expect(Buffer.concat((res.output.get('a') ?? []).map((c) => c.data)).toString()).toBe('0123456789');
+    expect(res.results.get('a')?.truncated).toBe(false);
+    expect(res.results.get('b')).toMatchObject({ truncated: true });
+    expect(res.output.get('b') ?? []).toEqual([]);
+    expect(Buffer.concat((res.output.get('c') ?? []).map((c) => c.data)).toString()).toBe('small');
+  });
+
   it('gives up with DEADLINE_EXCEEDED when results do not come', async () => {
     await expect(waitForRun(r, 'nores', ['x'], { timeoutMs: 300 })).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
   });
