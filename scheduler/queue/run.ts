@@ -20,6 +20,7 @@
 import { GaxxError, isGaxxError, type ErrorCode } from '../../proto/index.js';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import type { RetryPolicy } from '../dispatch/retry-policy.js';
+import { expireAbandonedRuns } from './abandoned.js';
 import { requestCancel } from './cancel.js';
 import { HEARTBEAT_KEY } from '../daemon/daemon.js';
 import { TaskQueue, type EnqueuedRun } from './queue.js';
@@ -201,6 +202,8 @@ export async function runAndWait(run: RunSpecInput, opts: RunAndWaitOptions): Pr
   const queue = await TaskQueue.open(opts.settings);
   let enq: EnqueuedRun | undefined;
   try {
+    // In passing: runs abandoned long ago expire (their untaken jobs end EXPIRED), best effort.
+    void bounded(expireAbandonedRuns(queue), CLEANUP_MS);
     enq = await queue.enqueueRun(run);
     const hosts = Object.fromEntries(run.tasks.map((t) => [t.taskId, 'host' in t.target ? t.target.host : '']));
     return await waitOn(new RunWait(queue, { runId: enq.runId, taskIds: enq.taskIds, hosts, createdAt: Date.now() }, opts), opts);

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerFleet } from '../../scheduler/queue/fleets.js';
+import { expireAbandonedRuns } from '../../scheduler/queue/abandoned.js';
 import { TaskQueue } from '../../scheduler/queue/queue.js';
+import { ABANDONED_RUN_MS, listRuns, RUNS_KEY } from '../../scheduler/queue/runs.js';
+import { waitForRun } from '../../scheduler/queue/wait.js';
 import { redisSettingsFromUrl } from '../../scheduler/redis/redis.js';
 import type { TaskInput } from '../../scheduler/queue/task.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
@@ -60,6 +63,19 @@ describe('TaskQueue', () => {
     expect(await q.withdraw(enq.jobIds)).toBe(3);
     expect((await q.depth()).waiting).toBe(0);
     expect(await q.withdraw(enq.jobIds)).toBe(0);
+  });
+
+  it('expires the untaken jobs of a run abandoned for longer than the limit, with an EXPIRED result each', async () => {
+    await q.enqueueRun({ runId: 'old1', tasks: tasks(2) });
+    await q.enqueueRun({ runId: 'young1', tasks: tasks(1) });
+    await q.redis.zadd(RUNS_KEY, Date.now() - ABANDONED_RUN_MS - 1000, 'old1');
+    expect(await expireAbandonedRuns(q)).toBe(2);
+    const res = await waitForRun(q.redis, 'old1', ['t0', 't1'], { timeoutMs: 10_000 });
+    for (const r of res.results.values()) expect(r).toMatchObject({ outcome: 'error', reason: 'EXPIRED', attempts: 0 });
+    const runs = await listRuns(q.redis);
+    expect([runs.includes('old1'), runs.includes('young1')]).toEqual([false, true]);
+    expect((await q.depth(['young1'])).waiting).toBe(1);
+    await q.forgetRun('young1');
   });
 
   it('loses none of 1,000 queued tasks when redis-server restarts (AOF)', async () => {
