@@ -54,15 +54,23 @@ export class RunDiscovery {
     if (this.polling) return;
     this.polling = true;
     try {
-      const runs = new Set(await listRuns(this.o.redis));
-      for (const r of runs) this.add(r);
+      const runs = await listRuns(this.o.redis);
+      const stale = new Set(await staleRuns(this.o.redis, Date.now() - 3 * RUN_TOUCH_MS));
+      for (const r of runs) {
+        // A stale run with nothing left is forgotten, never served (a worker started and closed
+        // at once would still be connecting).
+        if (stale.has(r) && !(await this.o.hasWork(r))) {
+          await this.o.forget(r);
+          if (this.known.delete(r)) this.o.onGone(r);
+          continue;
+        }
+        this.add(r);
+      }
+      const listed = new Set(runs);
       for (const r of [...this.known]) {
-        if (runs.has(r)) continue;
+        if (listed.has(r)) continue;
         this.known.delete(r);
         this.o.onGone(r);
-      }
-      for (const r of await staleRuns(this.o.redis, Date.now() - 3 * RUN_TOUCH_MS)) {
-        if (!(await this.o.hasWork(r))) await this.o.forget(r);
       }
     } catch (e) {
       this.o.onError?.(e as Error);

@@ -96,11 +96,7 @@ export class SchedulerWorker {
         redis,
         onRun: (runId) => w.serve(runId),
         onGone: (runId) => void w.unserve(runId),
-        hasWork: async (runId) => {
-          const q = new Queue(runQueueName(runId), { connection: redis, prefix: KEY_PREFIX });
-          const c = await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized').finally(() => void q.close().catch(() => undefined));
-          return Object.values(c).some((n) => n > 0);
-        },
+        hasWork: (runId) => w.hasWork(runId),
         forget: (runId) => w.forgetIdleRun(runId),
         onError: (e) => w.quiet.warn('run discovery error', e.message),
       });
@@ -136,16 +132,35 @@ export class SchedulerWorker {
   private async unserve(runId: string): Promise<void> {
     const bw = this.workers.get(runId);
     this.workers.delete(runId);
-    await bw?.close().catch(() => undefined);
+    if (!bw) return;
+    // Closing a worker whose connection is still being set up makes BullMQ emit an error with
+    // no listener left (a crash): let it finish connecting first.
+    await bw.waitUntilReady().catch(() => undefined);
+    await bw.close().catch(() => undefined);
   }
 
   /** A stale run with nothing left to run: stop serving it and remove its queue. */
   private async forgetIdleRun(runId: string): Promise<void> {
     await this.unserve(runId);
     const q = new Queue(runQueueName(runId), { connection: this.redis, prefix: KEY_PREFIX });
+    q.on('error', () => undefined);
     try {
+      await q.waitUntilReady();
       await q.obliterate({ force: true });
       await this.redis.zrem(gaxxKey('runs'), runId);
+    } finally {
+      await q.close().catch(() => undefined);
+    }
+  }
+
+  /** Whether a run has jobs left to run (or running). */
+  private async hasWork(runId: string): Promise<boolean> {
+    const q = new Queue(runQueueName(runId), { connection: this.redis, prefix: KEY_PREFIX });
+    q.on('error', () => undefined);
+    try {
+      await q.waitUntilReady();
+      const c = await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+      return Object.values(c).some((n) => n > 0);
     } finally {
       await q.close().catch(() => undefined);
     }

@@ -156,7 +156,7 @@ describe('scheduler with real agents', () => {
     }
   });
 
-  it('moves any-host tasks off an agent killed mid-run; its breaker opens, then closes when it returns', async () => {
+  it('an agent killed mid-run: tasks it had started wait for it (lost in its restart), the rest move; its breaker opens, then closes', async () => {
     const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 32, breaker: FAST_BREAKER, policy: { backoffMaxMs: 500 } });
     const victim = agents[3] as AgentProcess;
     try {
@@ -164,13 +164,16 @@ describe('scheduler with real agents', () => {
       for (let i = 0; i < 600 && (await resultCount('kagent')) < 60; i++) await sleep(20);
       victim.kill('SIGKILL');
       await victim.exited;
-      const res = await waitForRun(q.redis, 'kagent', enq.taskIds, { timeoutMs: 120_000 });
-      expect([...res.results.values()].filter((r) => r.outcome !== 'succeeded')).toEqual([]);
-      expect([...res.results.values()].some((r) => r.attempts > 1 && r.host !== victim.address)).toBe(true);
+      for (let i = 0; i < 200 && w.pool.states().get(victim.address) === 'closed'; i++) await sleep(50);
       expect(w.pool.states().get(victim.address)).not.toBe('closed');
-
+      // It comes back with its journal (same data dir, same address).
       const back = await startAgent({ certsDir: pki.agent.dir, dataDir: victim.dataDir, args: ['--listen', victim.address] });
       agents[3] = back;
+      const res = await waitForRun(q.redis, 'kagent', enq.taskIds, { timeoutMs: 120_000 });
+      const results = [...res.results.values()];
+      // Never moved after it may have started: what ran on the victim when it died is lost, honestly.
+      expect(results.filter((r) => r.outcome !== 'succeeded' && !(r.outcome === 'unknown' && r.host === victim.address))).toEqual([]);
+      expect(results.filter((r) => r.startedOn.length > 1 || r.mayHaveRepeated)).toEqual([]);
       for (let i = 0; i < 200 && w.pool.states().get(back.address) !== 'closed'; i++) await sleep(50);
       expect(w.pool.states().get(back.address)).toBe('closed');
       const again = await q.enqueueRun(anyHost('kback', 80, () => ['sleep', '0.02']));
@@ -179,7 +182,7 @@ describe('scheduler with real agents', () => {
     } finally {
       await w.drain(5000);
     }
-  });
+  }, 180_000);
 
   it('finishes every task when redis-server restarts mid-run, each run once', async () => {
     const before = await startedTotal();
