@@ -93,7 +93,7 @@ describe('scheduler with real agents', () => {
     } finally {
       await w.drain(5000);
     }
-  });
+  }, 300_000);
 
   it('survives kill -9 of the scheduler halfway through 500 tasks: all complete, none ran twice', async () => {
     const ranFile = sharedFile('ran.log');
@@ -130,17 +130,20 @@ describe('scheduler with real agents', () => {
     // The killed one's heartbeat ages out by itself.
     for (let i = 0; i < 100 && (await schedulerAlive(q.redis)); i++) await sleep(100);
     expect(await schedulerAlive(q.redis)).toBe(false);
-  });
+  }, 300_000);
 
   it('drains on SIGTERM by handing in-flight tasks back; two schedulers then share the work', async () => {
     const ranFile = sharedFile('drain.log');
     const common = { redisUrl: redis.url, stateDir: join(dir, 'sched-state'), certsDir: pki.clients.scheduler.dir, lockMs: 2000 };
     const first = await startSchedulerProcess({ ...common, concurrency: 8, drainMs: 200 });
-    const slow = await q.enqueueRun(anyHost('kdrain', 8, (id) => ['sh', '-c', 'echo "$0" >> "$1"; sleep 1.5', id, ranFile]));
-    for (let i = 0; i < 200 && readFileSync(ranFile, 'utf8').split('\n').length < 9; i++) await sleep(25);
+    // The tasks run until the test releases them (an event, not a time: a loaded machine may be slow).
+    const release = join(dir, 'ran', 'drain.release');
+    const slow = await q.enqueueRun(anyHost('kdrain', 8, (id) => ['sh', '-c', 'echo "$0" >> "$1"; while [ ! -e "$2" ]; do sleep 0.05; done', id, ranFile, release]));
+    for (let i = 0; i < 2400 && readFileSync(ranFile, 'utf8').split('\n').length < 9; i++) await sleep(25);
     first.kill('SIGTERM');
     expect(await first.exited).toBe(0);
     expect(await resultCount('kdrain')).toBe(0);
+    writeFileSync(release, '');
 
     const [b, c] = await Promise.all([startSchedulerProcess({ ...common, concurrency: 4 }), startSchedulerProcess({ ...common, concurrency: 4 })]);
     const quick = await q.enqueueRun(anyHost('kshare', 60, () => ['sleep', '0.05']));
@@ -154,7 +157,7 @@ describe('scheduler with real agents', () => {
       p.kill('SIGTERM');
       expect(await p.exited).toBe(0);
     }
-  });
+  }, 300_000);
 
   it('an agent killed mid-run: tasks it had started wait for it (lost in its restart), the rest move; its breaker opens, then closes', async () => {
     const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 32, breaker: FAST_BREAKER, policy: { backoffMaxMs: 500 } });
@@ -201,9 +204,16 @@ describe('scheduler with real agents', () => {
     } finally {
       await w.drain(5000);
     }
-  });
+  }, 300_000);
+
+  /** An earlier test's daemon heartbeat ages out by itself (a few seconds): wait for it. */
+  async function noDaemon(): Promise<void> {
+    for (let i = 0; i < 600 && (await schedulerAlive(q.redis)); i++) await sleep(100);
+    expect(await schedulerAlive(q.redis)).toBe(false);
+  }
 
   it('treats a non-zero exit as a result, retries it only when asked, and never sends bad data to an agent', async () => {
+    await noDaemon();
     const a = (agents[0] as AgentProcess).address;
     const pinned = (taskId: string, argv: string[], extra: Partial<TaskInput> = {}): TaskInput => ({ taskId, agents: [a], target: { host: a }, argv, ...extra });
     const before = await startedTotal([agents[0] as AgentProcess]);
@@ -274,6 +284,7 @@ describe('scheduler with real agents', () => {
   });
 
   it('takes over in-process when the daemon whose heartbeat it saw goes away', async () => {
+    await noDaemon();
     const a = (agents[0] as AgentProcess).address;
     await q.redis.zadd(HEARTBEAT_KEY, Date.now() + 2500, 'ghost');
     const out = await runAndWait(
