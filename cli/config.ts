@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { DURATION_HINT, DURATION_PATTERN, GaxxError, parseDuration, parseHostPort } from '../proto/index.js';
+import { DURATION_HINT, DURATION_PATTERN, fileAccessError, GaxxError, parseDuration, parseHostPort } from '../proto/index.js';
 import { resolvePaths, type GaxxPaths } from './paths.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -223,6 +223,8 @@ export const readFileIfExists: ReadFile = (path) => {
     return readFileSync(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const fsErr = fileAccessError(e, `check the owner and mode of ${path} and its directories (ls -ld), or point GAXX_HOME (--home) at a directory you own`);
+    if (fsErr) throw fsErr;
     throw new GaxxError('CONFIG_INVALID', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }
 };
