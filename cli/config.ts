@@ -9,11 +9,23 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { GaxxError } from '../proto/index.js';
 import { resolvePaths, type GaxxPaths } from './paths.js';
+import { Secret } from './secrets.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/** One cloud provider's settings in the config file (never its token: that lives in secrets.env). */
+const ProviderFileSchema = z
+  .object({
+    url: z.string().url(),
+    region: z.string().min(1),
+    type: z.string().min(1),
+    image: z.string().min(1),
+  })
+  .strict()
+  .partial();
 
 /** The config file: every key optional, unknown keys refused (a typo should not pass silently). */
 export const ConfigFileSchema = z
@@ -29,6 +41,13 @@ export const ConfigFileSchema = z
       .strict()
       .partial(),
     redis: z.object({ url: z.string().min(1) }).strict().partial(),
+    providers: z
+      .object({
+        linode: ProviderFileSchema,
+        vultr: ProviderFileSchema,
+      })
+      .strict()
+      .partial(),
   })
   .strict()
   .partial();
@@ -52,7 +71,23 @@ export interface GaxxConfig {
     /** The queue's Redis; undefined: the embedded redis-server in the state dir. */
     url: string | undefined;
   };
+  /** Cloud provider settings by provider name (base URL, create defaults, a token from the env). */
+  providers: Record<string, ProviderConfig>;
 }
+
+/** One provider's resolved settings. */
+export interface ProviderConfig {
+  /** API base URL; undefined: the provider's public endpoint. */
+  url: string | undefined;
+  region: string | undefined;
+  type: string | undefined;
+  image: string | undefined;
+  /** The API token from the environment (LINODE_TOKEN, VULTR_API_KEY), kept out of logs and JSON. */
+  envToken: Secret | undefined;
+}
+
+/** Env vars holding provider tokens (secrets.env uses the same names). */
+export const PROVIDER_TOKEN_ENV: Readonly<Record<string, string>> = { linode: 'LINODE_TOKEN', vultr: 'VULTR_API_KEY' };
 
 const DEFAULTS = {
   logLevel: 'info' as LogLevel,
@@ -76,6 +111,8 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'agent.port', env: 'GAXX_AGENT_PORT', kind: 'int', help: 'agent port when an address has none (8088)' },
   { path: 'agent.deadlineMs', env: 'GAXX_DEADLINE_MS', flag: 'deadline-ms', kind: 'int', help: 'deadline of agent calls in ms (10000)' },
   { path: 'agent.connectTimeoutMs', env: 'GAXX_CONNECT_TIMEOUT_MS', flag: 'connect-timeout-ms', kind: 'int', help: 'agent connect timeout in ms (5000)' },
+  { path: 'providers.linode.url', env: 'GAXX_LINODE_URL', kind: 'string', help: 'Linode API base URL' },
+  { path: 'providers.vultr.url', env: 'GAXX_VULTR_URL', kind: 'string', help: 'Vultr API base URL' },
   { path: 'redis.url', env: 'GAXX_REDIS_URL', flag: 'redis-url', kind: 'string', help: 'Redis URL (default: an embedded redis-server in the state dir)' },
 ];
 
@@ -140,6 +177,13 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
     logLevel: merged.logLevel ?? DEFAULTS.logLevel,
     agent: { ...DEFAULTS.agent, ...merged.agent },
     redis: { url: merged.redis?.url },
+    providers: Object.fromEntries(
+      Object.entries(PROVIDER_TOKEN_ENV).map(([name, tokenEnv]) => {
+        const p = merged.providers?.[name as 'linode' | 'vultr'] ?? {};
+        const token = env(tokenEnv);
+        return [name, { url: p.url, region: p.region, type: p.type, image: p.image, envToken: token === undefined ? undefined : new Secret(token) }];
+      }),
+    ),
   };
 }
 

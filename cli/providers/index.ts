@@ -2,3 +2,4 @@
 export { fleetTag, hasFleetTag } from './types.js';
 export type { CallOptions, Clock, CreateRequest, DestroyOutcome, Instance, InstanceStatus, Provider, ProviderCapabilities, ProviderFactory, ProviderSettings } from './types.js';
 export { isProviderName, loadProvider, providerNames } from './registry.js';
+export { scaledClock, systemClock } from './pacer.js';
