@@ -2,9 +2,8 @@
 import { createInterface } from 'node:readline';
 import { FleetCa } from '../../certs/index.js';
 import { exitCodeFor, GaxxError, isGaxxError } from '../../proto/index.js';
-import { createRedis, forgetFleet, redisTarget } from '../../scheduler/index.js';
 import { boolFlag, JSON_FLAG, stringFlag, usageError, type Command } from '../command.js';
-import type { GaxxConfig } from '../config.js';
+import { unpublishFleet } from '../fleet/fleet-directory.js';
 import { providerFor } from '../fleet/provider-for.js';
 import type { Io } from '../output.js';
 import { providerNames, type DestroyOutcome } from '../providers/index.js';
@@ -39,17 +38,6 @@ export function revokeFleetCerts(caDir: string, fleet: string): string[] {
     .map((r) => r.serial);
   for (const s of serials) ca.revoke(s);
   return serials;
-}
-
-async function forget(config: GaxxConfig, fleet: string): Promise<void> {
-  const target = await redisTarget(config.redis.url, config.paths.stateDir);
-  const redis = createRedis(target.settings, 'producer');
-  try {
-    await forgetFleet(redis, fleet);
-  } finally {
-    redis.disconnect();
-    await target.release();
-  }
 }
 
 export const command: Command = {
@@ -97,7 +85,7 @@ export const command: Command = {
     const count = (k: DestroyOutcome) => [...outcomes.values()].filter((v) => v === k).length;
     const revoked = errors.length ? [] : revokeFleetCerts(config.paths.caDir, fleet);
     if (!errors.length) {
-      if (!state || state.hosts.some((h) => h.status === 'ready')) await forget(config, fleet);
+      if (!state || state.hosts.some((h) => h.status === 'ready')) await unpublishFleet(config, fleet);
       removeFleet(config.paths.fleetsDir, fleet);
     }
     const result = { fleet, provider: name, destroyed: count('deleted'), alreadyGone: count('gone'), refused: count('refused'), failed: errors.map(([id, e]) => ({ id, code: e.code, error: e.message })), revokedCerts: revoked };

@@ -1,9 +1,9 @@
 /** `gaxx spawn --provider P --count N --fleet F [...]`: rent (or take) hosts, bootstrap them, register the fleet. */
 import { exitCodeFor, GaxxError } from '../../proto/index.js';
-import { createRedis, redisTarget, registerFleet } from '../../scheduler/index.js';
 import { boolFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command, type CommandContext } from '../command.js';
 import type { GaxxConfig } from '../config.js';
 import { loadBootstrapStep } from '../fleet/bootstrap-step.js';
+import { publishFleet } from '../fleet/fleet-directory.js';
 import { providerFor } from '../fleet/provider-for.js';
 import { adoptTagged, awaitAddresses, bootstrapCreated, createHosts, destroyHosts, missingIndices, type SpawnContext } from '../fleet/spawn-flow.js';
 import { providerNames, systemClock } from '../providers/index.js';
@@ -41,16 +41,9 @@ function plan(flags: CommandContext['flags'], config: GaxxConfig): Plan {
   return { fleet, provider, count, minCount, settings, existing };
 }
 
-async function register(config: GaxxConfig, state: FleetState): Promise<void> {
+function register(config: GaxxConfig, state: FleetState): Promise<void> {
   const agents = state.hosts.filter((h) => h.status === 'ready' && h.ipv4).map((h) => ({ host: h.name, address: agentAddress(h.ipv4 as string, config.agent.port) }));
-  const target = await redisTarget(config.redis.url, config.paths.stateDir);
-  const redis = createRedis(target.settings, 'producer');
-  try {
-    await registerFleet(redis, state.fleet, agents);
-  } finally {
-    redis.disconnect();
-    await target.release();
-  }
+  return publishFleet(config, state.fleet, agents);
 }
 
 export const command: Command = {
@@ -87,7 +80,6 @@ export const command: Command = {
     const store = p.existing
       ? new FleetStore(config.paths.fleetsDir, { ...p.existing, count: p.count, minCount: p.minCount, settings: p.settings })
       : FleetStore.create(config.paths.fleetsDir, { fleet: p.fleet, provider: p.provider, count: p.count, minCount: p.minCount, settings: p.settings });
-    await store.update(() => undefined);
     const ctx: SpawnContext = {
       provider,
       store,
@@ -98,12 +90,17 @@ export const command: Command = {
       progress: (line) => out.note(`gaxx: ${p.fleet}: ${line}`),
     };
     const before = new Set(store.state.hosts.filter((h) => h.status === 'ready').map((h) => h.index));
-    await adoptTagged(ctx);
-    const todo = missingIndices(store.state.hosts, p.count);
-    const failed = await createHosts(ctx, todo, p.settings);
-    for (const [i, e] of await awaitAddresses(ctx)) failed.set(i, e);
-    await bootstrapCreated(ctx, failed);
-    return finish(ctx, config, out, { p, before, failed });
+    try {
+      await adoptTagged(ctx);
+      const failed = await createHosts(ctx, missingIndices(store.state.hosts, p.count), p.settings);
+      for (const [i, e] of await awaitAddresses(ctx)) failed.set(i, e);
+      await bootstrapCreated(ctx, failed);
+      return await finish(ctx, config, out, { p, before, failed });
+    } catch (e) {
+      // Nothing recorded (e.g. the token was refused before any create): leave no empty fleet.
+      if (store.state.hosts.length === 0) removeFleet(config.paths.fleetsDir, p.fleet);
+      throw e;
+    }
   },
 };
 
