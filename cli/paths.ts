@@ -3,6 +3,7 @@
  * (`<dir>/config`, `<dir>/state`); otherwise the XDG base directories are used.
  */
 import { join } from 'node:path';
+import { GaxxError } from '../proto/index.js';
 
 /** Where every file of an installation lives. */
 export interface GaxxPaths {
@@ -50,4 +51,23 @@ export function resolvePaths(opts: { home?: string | undefined; xdgConfigHome?: 
     runsDir: join(stateDir, 'runs'),
     fleetsDir: join(stateDir, 'fleets'),
   };
+}
+
+/** The mode bits of a path, or undefined when it does not exist. */
+export type ModeOf = (path: string) => number | undefined;
+
+/**
+ * INSECURE_FILE_MODE when the installation's home, config or state dir is writable by every
+ * user: anyone could then replace the CA, the operator key or the embedded Redis socket.
+ * (Group-writable is left alone: user-private groups make it common and harmless.)
+ */
+export function refuseSharedDirs(paths: GaxxPaths, modeOf: ModeOf): void {
+  for (const dir of [paths.home, paths.configDir, paths.stateDir]) {
+    if (dir === undefined) continue;
+    const mode = modeOf(dir);
+    if (mode === undefined) continue;
+    if (mode & 0o002) {
+      throw new GaxxError('INSECURE_FILE_MODE', `${dir} is writable by every user (mode ${(mode & 0o7777).toString(8)}); run 'chmod o-w ${dir}' or use another GAXX_HOME`);
+    }
+  }
 }

@@ -23,7 +23,8 @@ export interface ParseHostPortOptions {
 
 const NAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$/;
 
-function validHost(host: string): boolean {
+/** Whether `host` is an IP address or a DNS name. */
+export function isHostName(host: string): boolean {
   return isIP(host) !== 0 || (host.length <= 253 && NAME.test(host));
 }
 
@@ -46,7 +47,7 @@ export function parseHostPort(text: string, opts: ParseHostPortOptions = {}): Ho
     host = m[1] as string;
     portText = m[2];
   }
-  if (!validHost(host)) throw bad('has no valid host name or IP address');
+  if (!isHostName(host)) throw bad('has no valid host name or IP address');
   if (portText === undefined) {
     if (opts.defaultPort === undefined) throw bad('must be HOST:PORT (IPv6 as [ADDR]:PORT)');
     return { host, port: opts.defaultPort };
