@@ -270,7 +270,9 @@ export class TaskDispatch {
       // It may be running there: go back to the same agent (attach or replay), never elsewhere.
       this.sticky ??= { address: addr, since: Date.now(), confirmed: seen.started !== undefined };
       if (seen.started) this.sticky.confirmed = true;
-      await sleep(backoffDelay(Math.min(++this.infra, 6), { baseMs: this.policy.backoffMs, maxMs: this.policy.backoffMaxMs }), this.wake);
+      // A short pause only: the agent's breaker paces the retries (its probe wakes the wait the
+      // moment the agent answers again), bounded by agentGoneMs.
+      await sleep(backoffDelay(Math.min(++this.infra, 2), { baseMs: this.policy.backoffMs, maxMs: this.policy.backoffMaxMs }), this.wake);
       return AGAIN;
     }
     this.failedOn.add(addr);

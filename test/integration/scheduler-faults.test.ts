@@ -110,6 +110,31 @@ describe('scheduler under faults', () => {
     }
   });
 
+  it('waiting for a restarting agent (breaker open) is not an attempt: the task runs when it is back', async () => {
+    const agent = await startAgent({ certsDir: world.pki.agent.dir });
+    const address = agent.address;
+    const w = SchedulerWorker.start({ settings: world.settings, connect: connect(), concurrency: 2, breaker: { failureThreshold: 2, openMs: 200, maxOpenMs: 400 }, policy: { backoffMaxMs: 100 } });
+    let back: AgentProcess | undefined;
+    try {
+      // Reached once, so the pool knows it as a live agent that may come back.
+      const warm = await world.queue.enqueueRun({ runId: 'warm1', tasks: [{ taskId: 't', agents: [address], target: { host: address }, argv: ['true'] }] });
+      await waitForRun(world.queue.redis, 'warm1', warm.taskIds, { timeoutMs: 60_000 });
+      agent.kill('SIGKILL');
+      await agent.exited;
+      const enq = await world.queue.enqueueRun({ runId: 'back1', tasks: [{ taskId: 't', agents: [address], target: { host: address }, argv: ['true'], retry: { attempts: 3, backoffMs: 10 } }] });
+      // Its breaker opens and stays open for many probe periods: far more waits than 3 attempts.
+      await vi.waitFor(() => expect(w.pool.states().get(address)).not.toBe('closed'), { timeout: 30_000, interval: 20 });
+      await new Promise((r) => setTimeout(r, 3000));
+      back = await startAgent({ certsDir: world.pki.agent.dir, dataDir: agent.dataDir, args: ['--listen', address] });
+      const res = await waitForRun(world.queue.redis, 'back1', enq.taskIds, { timeoutMs: 120_000 });
+      expect(res.results.get('t')).toMatchObject({ outcome: 'succeeded', host: address });
+      expect(res.results.get('t')?.attempts).toBeLessThanOrEqual(3);
+    } finally {
+      await w.drain(5000);
+      await back?.stop();
+    }
+  });
+
   it('Redis answering MISCONF at enqueue: REDIS_UNAVAILABLE with its reason, nothing left queued', async () => {
     const redis = await startRedis({ config: ['enable-protected-configs yes', 'save 3600 1'] });
     const admin = createRedis(redisSettingsFromUrl(redis.url), 'worker');
