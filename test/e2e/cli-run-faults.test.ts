@@ -3,14 +3,14 @@
 // result for every task; a `gaxx run` killed (-9) mid-run leaves its jobs to itself: an
 // unrelated run does not execute them, `gaxx run --resume ID` finishes them, each once.
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { FleetCa, loadCertDir, writeCertDir } from '../../certs/index.js';
+import { FleetCa, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
-import { AgentClient, createRedis, redisSettingsFromUrl } from '../../scheduler/index.js';
+import { createRedis, redisSettingsFromUrl } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -55,21 +55,6 @@ afterAll(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-/** The agents' running task counts, asked with the operator certificate. */
-async function runningTasks(list = agents): Promise<number[]> {
-  const creds = loadCertDir(join(home, 'config', 'operator'));
-  return Promise.all(
-    list.map(async (a) => {
-      const c = AgentClient.connect({ address: a.address }, creds);
-      try {
-        return (await c.info()).runningTasks;
-      } finally {
-        c.close();
-      }
-    }),
-  );
-}
-
 function jsonLines(stdout: string): Array<Record<string, unknown>> {
   return stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
@@ -85,10 +70,20 @@ describe('gaxx run when Redis dies and does not come back', () => {
 
   async function runThenKillRedis(extra: string[]): Promise<Child> {
     await redis.restart().catch(() => undefined);
-    // An earlier case's tasks may still run on the agents (an early end leaves them running).
-    const base = await runningTasks();
-    const run = gaxx(['run', '--json', ...extra, '--agent', agents.map((a) => a.address).join(','), '--', 'sleep', '20'], redis.url);
-    await vi.waitFor(async () => expect(await runningTasks()).toEqual(base.map((n) => n + 1)), { timeout: 60_000, interval: 100 });
+    // This run's tasks say they started in a file of their own (other runs' tasks may still run).
+    const marks = join(home, `marks-${Date.now()}`);
+    mkdirSync(marks, { mode: 0o777 });
+    chmodSync(marks, 0o777);
+    const run = gaxx(['run', '--json', ...extra, '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', `touch ${marks}/$$; exec sleep 20`], redis.url);
+    let exited = false;
+    void run.done.then(() => (exited = true));
+    await vi.waitFor(
+      () => {
+        if (exited) throw new Error(`gaxx run ended early: ${run.stderr()}`);
+        expect(readdirSync(marks)).toHaveLength(2);
+      },
+      { timeout: 90_000, interval: 100 },
+    );
     await redis.kill9();
     await vi.waitFor(() => expect(run.stderr()).toMatch(/Redis unreachable for \d+s/), { timeout: 60_000, interval: 100 });
     return run;
@@ -102,7 +97,7 @@ describe('gaxx run when Redis dies and does not come back', () => {
     expect(first).toEqual({ runId: expect.any(String) });
     expect(results).toHaveLength(2);
     for (const x of results) expect(x).toMatchObject({ runId: first?.runId, outcome: 'unknown', reason: 'DEADLINE_EXCEEDED' });
-  }, 120_000);
+  }, 180_000);
 
   it('one Ctrl-C ends the run: exit 130, every task reported', async () => {
     const run = await runThenKillRedis([]);
@@ -112,7 +107,7 @@ describe('gaxx run when Redis dies and does not come back', () => {
     const results = jsonLines(r.stdout).slice(1);
     expect(results).toHaveLength(2);
     for (const x of results) expect(x).toMatchObject({ outcome: 'unknown', reason: 'CANCELLED' });
-  }, 120_000);
+  }, 180_000);
 });
 
 describe('gaxx run killed (-9) mid-run', () => {
