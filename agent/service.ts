@@ -23,6 +23,7 @@ import {
 import { argv0Of, argvSha256 } from './audit/audit-events.js';
 import type { AuditLog } from './audit/audit.js';
 import type { Authorizer } from './auth/auth.js';
+import { checkExec, type CheckedExec, type SignedWorkContext } from './auth/signed-work.js';
 import { peerAddress } from './transport/conn-limits.js';
 import type { AgentConfig } from './config.js';
 import type { ExecSpec } from './exec/exec.js';
@@ -47,6 +48,8 @@ export interface ServiceDeps {
   audit?: AuditLog | undefined;
   /** Addresses the guards block now. */
   blockedPeers?: () => BlockedPeer[];
+  /** The port the gRPC listener is bound to (a signed target names host:port). */
+  listenPort: () => number;
 }
 
 /** Who made a call, for the audit log. */
@@ -63,6 +66,33 @@ function auditExec(audit: AuditLog | undefined, who: { peer: string; identity: s
     const e = task.exit;
     if (!e) return;
     audit.write({ event: 'exec_finished', ...base, code: e.code, signal: e.signal || undefined, reason: e.reason || undefined, durationMs: Number(e.durationMs) });
+  });
+}
+
+/**
+ * Checks an Exec's signed work (agent/auth/signed-work.ts) before anything runs, attaches or
+ * replays; a refusal is audited with the signer when one was named, never the command's args.
+ */
+function checkSigned(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEvent>, id: Identity, d: ServiceDeps): CheckedExec {
+  const ctx: SignedWorkContext = { bundle: d.bundle, port: d.listenPort };
+  try {
+    return checkExec(call.request, id, ctx);
+  } catch (e) {
+    if (isGaxxError(e)) auditRefusal(d, call, id, e.code);
+    throw e;
+  }
+}
+
+function auditRefusal(d: ServiceDeps, call: grpc.ServerWritableStream<ExecRequest__Output, ExecEvent>, id: Identity, code: string): void {
+  const r = call.request;
+  d.audit?.write({
+    event: 'exec_refused',
+    ...whoCalled(call, id),
+    taskId: r.taskId.slice(0, 128),
+    argv0: argv0Of(r.argv),
+    argvSha256: argvSha256(r.argv),
+    code,
+    ...(r.signed?.runId ? { signedTask: `${r.signed.runId}/${r.signed.taskId}`.slice(0, 260) } : {}),
   });
 }
 
@@ -122,14 +152,17 @@ function execSpec(req: ExecRequest__Output, config: AgentConfig, confine: Confin
 function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEvent>, d: ServiceDeps): void {
   const id = d.auth.authorize(call, 'Exec');
   const taskId = parse(taskIdSchema, call.request.taskId);
+  const checked = checkSigned(call, id, d);
   const existing = d.registry.get(taskId);
   const listener = (ev: ExecEvent) => {
     call.write(ev);
     if (ev.exit) call.end();
   };
   if (existing) {
-    if (existing.argvKey !== JSON.stringify(call.request.argv)) {
-      throw new GaxxError('ALREADY_EXISTS', `task ${taskId} exists with a different command`);
+    // Attach and replay only for the very spec the task was started for.
+    if (existing.specKey !== checked.digest) {
+      auditRefusal(d, call, id, 'TASK_SPEC_MISMATCH');
+      throw new GaxxError('TASK_SPEC_MISMATCH', `task ${taskId} exists with a different spec`);
     }
     const replayed = !existing.running;
     call.write({ started: { pid: existing.pid, attached: !replayed, replayed } });
@@ -144,7 +177,7 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
   if (!d.serving()) throw new GaxxError('UNAVAILABLE', 'agent is shutting down');
   const spec = execSpec(call.request, d.config, d.confine);
   if (!d.registry.hasRoom()) throw new GaxxError('RESOURCE_EXHAUSTED', `agent is running ${d.registry.capacity} tasks, its capacity`);
-  const task = d.registry.start(spec, listener);
+  const task = d.registry.start(spec, listener, checked.digest);
   auditExec(d.audit, whoCalled(call, id), spec, task);
   // A caller that goes away leaves the task running, so a retry can attach to it.
   call.on('cancelled', () => task.listeners.delete(listener));
