@@ -28,7 +28,7 @@ export const ConfigFileSchema = z
       })
       .strict()
       .partial(),
-    redis: z.object({ url: z.string().min(1) }).strict().partial(),
+    redis: z.object({ url: z.string().min(1), insecure: z.boolean() }).strict().partial(),
   })
   .strict()
   .partial();
@@ -51,6 +51,8 @@ export interface GaxxConfig {
   redis: {
     /** The queue's Redis; undefined: the embedded redis-server in the state dir. */
     url: string | undefined;
+    /** Accept a plaintext, password-less redis:// URL to a non-loopback host (refused by default). */
+    insecure: boolean;
   };
 }
 
@@ -65,7 +67,7 @@ interface Setting {
   path: string;
   env: string;
   flag?: string;
-  kind: 'string' | 'int';
+  kind: 'string' | 'int' | 'bool';
   help: string;
 }
 
@@ -77,11 +79,18 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'agent.deadlineMs', env: 'GAXX_DEADLINE_MS', flag: 'deadline-ms', kind: 'int', help: 'deadline of agent calls in ms (10000)' },
   { path: 'agent.connectTimeoutMs', env: 'GAXX_CONNECT_TIMEOUT_MS', flag: 'connect-timeout-ms', kind: 'int', help: 'agent connect timeout in ms (5000)' },
   { path: 'redis.url', env: 'GAXX_REDIS_URL', flag: 'redis-url', kind: 'string', help: 'Redis URL (default: an embedded redis-server in the state dir)' },
+  {
+    path: 'redis.insecure',
+    env: 'GAXX_REDIS_INSECURE',
+    flag: 'redis-insecure',
+    kind: 'bool',
+    help: 'allow a redis:// URL to a non-loopback host with no password and no TLS (refused otherwise: anyone on the path could read and write the queue)',
+  },
 ];
 
 /** A global option: accepted by every command, documented in `gaxx --help`. */
 export interface GlobalFlag {
-  type: 'string';
+  type: 'string' | 'boolean';
   help: string;
   valueName: string;
 }
@@ -90,7 +99,10 @@ export interface GlobalFlag {
 export const CONFIG_FLAGS: Record<string, GlobalFlag> = {
   home: { type: 'string', valueName: 'DIR', help: 'relocate all config, keys and state to DIR (as GAXX_HOME)' },
   ...Object.fromEntries(
-    SETTINGS.filter((s) => s.flag).map((s) => [s.flag as string, { type: 'string' as const, valueName: s.kind === 'int' ? 'N' : 'VALUE', help: s.help }]),
+    SETTINGS.filter((s) => s.flag).map((s) => [
+      s.flag as string,
+      { type: s.kind === 'bool' ? ('boolean' as const) : ('string' as const), valueName: s.kind === 'int' ? 'N' : 'VALUE', help: s.help },
+    ]),
   ),
 };
 
@@ -114,12 +126,13 @@ export interface LoadConfigInput {
 export function loadConfig(input: LoadConfigInput): GaxxConfig {
   const flags = parseArgs({
     args: [...input.argv],
-    options: Object.fromEntries(Object.keys(CONFIG_FLAGS).map((k) => [k, { type: 'string' as const }])),
+    options: Object.fromEntries(Object.entries(CONFIG_FLAGS).map(([k, f]) => [k, { type: f.type }])),
     strict: false,
     allowPositionals: true,
   }).values;
   const flag = (name: string): string | undefined => {
     const v = flags[name];
+    if (v === true) return 'true';
     return typeof v === 'string' && v !== '' ? v : undefined;
   };
   const env = (name: string): string | undefined => (input.env[name] ? input.env[name] : undefined);
@@ -139,7 +152,7 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
     operatorName: merged.operatorName ?? sanitizeName(input.userName ?? env('USER') ?? ''),
     logLevel: merged.logLevel ?? DEFAULTS.logLevel,
     agent: { ...DEFAULTS.agent, ...merged.agent },
-    redis: { url: merged.redis?.url },
+    redis: { url: merged.redis?.url, insecure: merged.redis?.insecure ?? false },
   };
 }
 
@@ -178,10 +191,18 @@ function layerFrom(get: (s: Setting) => string | undefined, label: (s: Setting) 
     const raw = get(s);
     if (raw === undefined) continue;
     // Leave a non-integer as a string so the schema reports it with the setting's path.
-    setPath(obj, s.path, s.kind === 'int' && /^\d+$/.test(raw) ? Number(raw) : raw);
+    setPath(obj, s.path, settingValue(s, raw));
     labels.set(s.path, label(s));
   }
   return validateLayer(obj, code, source, (p) => `${labels.get(p) ?? p} (${p})`);
+}
+
+/** A raw env/flag value as its setting's type; left a string when malformed, so the schema names it. */
+function settingValue(s: Setting, raw: string): unknown {
+  if (s.kind === 'int' && /^\d+$/.test(raw)) return Number(raw);
+  if (s.kind === 'bool' && /^(1|true|yes)$/i.test(raw)) return true;
+  if (s.kind === 'bool' && /^(0|false|no)$/i.test(raw)) return false;
+  return raw;
 }
 
 function validateLayer(value: unknown, code: 'CONFIG_INVALID' | 'USAGE', source: string, name: (dotPath: string) => string): ConfigLayer {

@@ -21,6 +21,8 @@ Logs are JSON lines on stderr.
 Flags (environment variable in parentheses; flags win):
   --redis-url URL        Redis to use (GAXX_REDIS_URL); default: the embedded redis-server
                          of the state dir (unix socket, no TCP port)
+  --redis-insecure       accept a redis:// URL to a non-loopback host with no password and
+                         no TLS (GAXX_REDIS_INSECURE=1); refused otherwise
   --state-dir DIR        state dir (GAXX_STATE_DIR); default $GAXX_HOME/state, else
                          ~/.local/state/gaxx
   --certs DIR            scheduler-role certificate dir: cert.pem, key.pem (0600), ca.pem
@@ -55,6 +57,7 @@ function parseFlags(): Record<string, string | boolean | undefined> {
     return parseArgs({
       options: {
         'redis-url': { type: 'string' },
+        'redis-insecure': { type: 'boolean' },
         'state-dir': { type: 'string' },
         certs: { type: 'string' },
         concurrency: { type: 'string' },
@@ -97,6 +100,7 @@ async function main(): Promise<void> {
   const drainMs = positive(values, 'drain-ms', 10_000);
   const served = await serveScheduler({
     redisUrl: str('redis-url') ?? env.GAXX_REDIS_URL,
+    redisInsecure: values['redis-insecure'] === true || /^(1|true|yes)$/i.test(env.GAXX_REDIS_INSECURE ?? ''),
     stateDir,
     certs: loadCertDir(certsDir),
     concurrency,

@@ -81,7 +81,7 @@ export const command: Command = {
     // Signed with the operator's key: agents run queued work only as an operator signed it.
     const signer = operatorSigner(config.paths.operatorCertDir);
     const creds = await schedulerCredentials(config.paths);
-    const target = await redisTarget(config.redis.url, config.paths.stateDir);
+    const target = await redisTarget(config.redis.url, config.paths.stateDir, { allowInsecure: config.redis.insecure });
     try {
       const human = new HumanRunPrinter(out, new Map(tasks.map((t, i) => [t.taskId, addresses[i] as string])));
       const res = await runAndWait(
