@@ -152,7 +152,15 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
     metrics.authFailures.inc({ reason });
     log.warn({ reason, rpc }, 'call refused');
   });
-  const guards = createHardening({ guards: config.guards, registry: metrics.registry, log, audit, token: config.token, onHandshakeFailure: () => metrics.handshakeFailures.inc() });
+  const guards = createHardening({
+    guards: config.guards,
+    registry: metrics.registry,
+    log,
+    audit,
+    token: config.token,
+    authorize: (call, method) => auth.authorize(call, method),
+    onHandshakeFailure: () => metrics.handshakeFailures.inc(),
+  });
   let serving = true;
   const server = new grpc.Server({
     ...guards.grpcOptions,
@@ -170,7 +178,7 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
       listenPort: () => live.transport?.port ?? 0,
     }),
   );
-  server.addService(health.grpc.health.v1.Health.service, createHealthService(auth, () => serving, (e) => toServiceError(e, log)));
+  server.addService(health.grpc.health.v1.Health.service, createHealthService(() => serving, (e) => toServiceError(e, log)));
   // The bundle in force now (a rotation may have landed since preflight).
   const tlsOptions = secureContextOptions(bundle());
   const hooks = { ...guards.transportHooks, onInjector: (i: Injector) => guards.policePings(i) };
