@@ -1,7 +1,7 @@
 /** `gaxx exec --agent ADDR -- CMD ARGS...`: one command on one agent, directly over mTLS. */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
-import { GaxxError, isGaxxError, type Exit__Output } from '../../proto/index.js';
+import { GaxxError, type Exit__Output } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { boolFlag, envFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command } from '../command.js';
 import { MAX_EXEC_STDIN_BYTES, readExecStdin } from '../exec-stdin.js';

@@ -104,6 +104,8 @@ function parseHostListUrl(url: string, m: RegExpExecArray, o: RedisUrlOptions): 
   const params = new URLSearchParams(query ?? '');
   const creds = credentials(userinfo);
   const display = `${scheme}+${mode}://${hosts}${path ?? ''}`;
+  // Malformed first (CONFIG_INVALID), then insecure.
+  if (mode === 'sentinel' && !(path ?? '').split('/')[1]) throw invalid('a sentinel url names its master: redis+sentinel://h:p/<master>');
   refuseInsecure(scheme === 'rediss', creds.password, parseHostList(hosts as string, 0).map((h) => h.host), display, o);
   const tls = scheme === 'rediss' ? tlsOptions(params) : undefined;
   if (mode === 'sentinel') {
