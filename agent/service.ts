@@ -27,7 +27,7 @@ import {
 import { argv0Of, argvSha256 } from './audit/audit-events.js';
 import type { AuditLog } from './audit/audit.js';
 import type { Authorizer } from './auth/auth.js';
-import { checkExec, type CheckedExec, type SignedWorkContext } from './auth/signed-work.js';
+import { admitExec, auditExecRefusal } from './auth/signed-work.js';
 import { peerAddress } from './transport/conn-limits.js';
 import type { AgentConfig } from './config.js';
 import type { ExecSpec } from './exec/exec.js';
@@ -70,33 +70,6 @@ function auditExec(audit: AuditLog | undefined, who: { peer: string; identity: s
     const e = task.exit;
     if (!e) return;
     audit.write({ event: 'exec_finished', ...base, code: e.code, signal: e.signal || undefined, reason: e.reason || undefined, durationMs: Number(e.durationMs) });
-  });
-}
-
-/**
- * Checks an Exec's signed work (agent/auth/signed-work.ts) before anything runs, attaches or
- * replays; a refusal is audited with the signer when one was named, never the command's args.
- */
-function checkSigned(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEvent>, id: Identity, d: ServiceDeps): CheckedExec {
-  const ctx: SignedWorkContext = { bundle: d.bundle, port: d.listenPort };
-  try {
-    return checkExec(call.request, id, ctx);
-  } catch (e) {
-    if (isGaxxError(e)) auditRefusal(d, call, id, e.code);
-    throw e;
-  }
-}
-
-function auditRefusal(d: ServiceDeps, call: grpc.ServerWritableStream<ExecRequest__Output, ExecEvent>, id: Identity, code: string): void {
-  const r = call.request;
-  d.audit?.write({
-    event: 'exec_refused',
-    ...whoCalled(call, id),
-    taskId: r.taskId.slice(0, 128),
-    argv0: argv0Of(r.argv),
-    argvSha256: argvSha256(r.argv),
-    code,
-    ...(r.signed?.runId ? { signedTask: `${r.signed.runId}/${r.signed.taskId}`.slice(0, 260) } : {}),
   });
 }
 
@@ -159,7 +132,8 @@ function execSpec(req: ExecRequest__Output, config: AgentConfig, confine: Confin
 function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEvent>, d: ServiceDeps): void {
   const id = d.auth.identity(call);
   const taskId = parse(taskIdSchema, call.request.taskId);
-  const checked = checkSigned(call, id, d);
+  const who = whoCalled(call, id);
+  const checked = admitExec(call.request, id, { bundle: d.bundle, port: d.listenPort }, d.audit, who);
   const existing = d.registry.get(taskId);
   const listener = (ev: ExecEvent) => {
     call.write(ev);
@@ -168,7 +142,7 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
   if (existing) {
     // Attach and replay only for the very spec the task was started for.
     if (existing.specKey !== checked.digest) {
-      auditRefusal(d, call, id, 'TASK_SPEC_MISMATCH');
+      auditExecRefusal(d.audit, who, call.request, 'TASK_SPEC_MISMATCH');
       throw new GaxxError('TASK_SPEC_MISMATCH', `task ${taskId} exists with a different spec`);
     }
     const replayed = !existing.running;
@@ -185,7 +159,7 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
   const spec = execSpec(call.request, d.config, d.confine);
   if (!d.registry.hasRoom()) throw new GaxxError('RESOURCE_EXHAUSTED', `agent is running ${d.registry.capacity} tasks, its capacity`);
   const task = d.registry.start(spec, listener, checked.digest);
-  auditExec(d.audit, whoCalled(call, id), spec, task);
+  auditExec(d.audit, who, spec, task);
   // A caller that goes away leaves the task running, so a retry can attach to it.
   call.on('cancelled', () => task.listeners.delete(listener));
 }

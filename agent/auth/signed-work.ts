@@ -19,6 +19,8 @@
  * a stored result only to a request with the same digest.
  */
 import { X509Certificate } from 'node:crypto';
+import type { AuditLog } from '../audit/audit.js';
+import { argv0Of, argvSha256 } from '../audit/audit-events.js';
 import { isIP } from 'node:net';
 import { describeIdentity, identityFromSan, normalizeSerial, verifyLeaf, type CertBundle, type Identity } from '../../certs/index.js';
 import {
@@ -151,4 +153,33 @@ export function verifySignedExec(req: ExecRequest__Output, ctx: SignedWorkContex
 export function checkExec(req: ExecRequest__Output, caller: Identity, ctx: SignedWorkContext): CheckedExec {
   if (caller.role === 'scheduler' || req.signed) return verifySignedExec(req, ctx);
   return { digest: taskSpecDigest(fieldsOfRequest(req, null)), signer: undefined };
+}
+
+/** Audits a refused Exec: who, the task id, argv[0] and the argv hash, the code; never the arguments. */
+export function auditExecRefusal(audit: AuditLog | undefined, who: { peer: string; identity: string }, req: ExecRequest__Output, code: string): void {
+  audit?.write({
+    event: 'exec_refused',
+    ...who,
+    taskId: req.taskId.slice(0, 128),
+    argv0: argv0Of(req.argv),
+    argvSha256: argvSha256(req.argv),
+    code,
+    ...(req.signed?.runId ? { signedTask: `${req.signed.runId}/${req.signed.taskId}`.slice(0, 260) } : {}),
+  });
+}
+
+/** checkExec, with a refusal audited before it is thrown. */
+export function admitExec(
+  req: ExecRequest__Output,
+  caller: Identity,
+  ctx: SignedWorkContext,
+  audit: AuditLog | undefined,
+  who: { peer: string; identity: string },
+): CheckedExec {
+  try {
+    return checkExec(req, caller, ctx);
+  } catch (e) {
+    if (isGaxxError(e)) auditExecRefusal(audit, who, req, e.code);
+    throw e;
+  }
 }

@@ -23,8 +23,8 @@ import { QUEUE_NAME, runInputKey } from '../queue/queue.js';
 import { createRedis, KEY_PREFIX, type RedisSettings } from '../redis/redis.js';
 import { publishResult, type TaskResult } from '../queue/results.js';
 import { checkJobSignature } from '../queue/sign.js';
-import { parseTaskSpec, RUN_ID, TASK_ID, type TaskSpec } from '../queue/task.js';
-import { isGaxxError } from '../../proto/index.js';
+import { jobIdFor, parseTaskSpec, RUN_ID, TASK_ID, type TaskSpec } from '../queue/task.js';
+import { GaxxError, isGaxxError } from '../../proto/index.js';
 
 /** Minimal logger shape (pino's). */
 export interface WorkerLog {
@@ -102,6 +102,8 @@ export class SchedulerWorker {
       spec = parseTaskSpec(job.data);
       // The queue is not a trust root: unsigned, altered or expired work is never dispatched.
       checkJobSignature(spec);
+      // The job id is the exec task id the agents see: a signed task copied under another id is a replay.
+      if (job.id !== jobIdFor(spec.runId, spec.taskId)) throw new GaxxError('TASK_ID_MISMATCH', `job ${job.id} carries task ${spec.runId}-${spec.taskId}`);
     } catch (e) {
       // Enqueue validates and signs, so this is data written around it: never dispatched, reported if possible.
       this.opts.log?.error({ job: job.id, code: isGaxxError(e) ? e.code : undefined, err: (e as Error).message }, 'job refused');
