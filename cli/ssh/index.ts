@@ -13,4 +13,4 @@ export {
   type HostKeyVerdict,
   type KnownHostEntry,
 } from './known-hosts.js';
-export { openSftp, sha256Hex, uploadVerified } from './sftp.js';
+export { openSftp, parseSha256sum, sha256Hex, uploadVerified } from './sftp.js';

@@ -3,7 +3,7 @@
  * sends into a shell script run inside the host before its sshd starts, as cloud-init would on
  * a VM's first boot. Supported: users (name, shell, lock_passwd, ssh_authorized_keys, sudo is
  * recorded), ssh_keys (ed25519 host keys; existing host keys deleted as ssh_deletekeys does),
- * write_files (content, encoding b64, permissions, owner), runcmd. power_state (the TTL
+ * write_files (content, encoding b64, permissions, owner, append), runcmd. power_state (the TTL
  * poweroff) is recorded, not acted on. Anything else is refused, so a new key gaxx starts to
  * send cannot be silently ignored by the tests.
  */
@@ -26,10 +26,10 @@ export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-function writeFileCmd(path: string, content: Buffer, mode: string, owner: string): string {
+function writeFileCmd(path: string, content: Buffer, mode: string, owner: string, append = false): string {
   return [
     `mkdir -p "$(dirname ${shq(path)})"`,
-    `printf %s ${shq(content.toString('base64'))} | base64 -d > ${shq(path)}`,
+    `printf %s ${shq(content.toString('base64'))} | base64 -d ${append ? '>>' : '>'} ${shq(path)}`,
     `chmod ${shq(mode)} ${shq(path)}`,
     `chown ${shq(owner)} ${shq(path)}`,
   ].join('\n');
@@ -85,7 +85,7 @@ function writeFilesCmds(files: unknown[], out: AppliedCloudConfig): string[] {
     const raw = String(o.content ?? '');
     const content = enc === 'b64' || enc === 'base64' ? Buffer.from(raw, 'base64') : Buffer.from(raw);
     out.files.push(path);
-    return writeFileCmd(path, content, String(o.permissions ?? '0644').replace(/^0o/, '0'), String(o.owner ?? 'root:root'));
+    return writeFileCmd(path, content, String(o.permissions ?? '0644').replace(/^0o/, '0'), String(o.owner ?? 'root:root'), o.append === true);
   });
 }
 
