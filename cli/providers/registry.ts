@@ -8,7 +8,9 @@ import type { Provider, ProviderSettings } from './types.js';
 type Loader = () => Promise<(settings: ProviderSettings) => Provider>;
 
 // One line per backend, e.g. `linode: async () => (await import('./linode.js')).createLinodeProvider,`
-const LOADERS: Record<string, Loader> = {};
+const LOADERS: Record<string, Loader> = {
+  ssh: async () => (await import('./ssh.js')).createSshProvider,
+};
 
 /** Names of every known provider, for help texts and validation. */
 export function providerNames(): string[] {

@@ -73,6 +73,8 @@ function mountScript(tmp: string, hostname: string): string {
     'mount -t tmpfs -o mode=1777 tmpfs /tmp',
     'mkdir -p /run/sshd /run/lock && chmod 755 /run/sshd',
     `hostname ${shq(hostname)}`,
+    // As on a VM, the host resolves its own name (sudo looks it up; there is no DNS here).
+    `printf '127.0.1.1 %s\n' ${shq(hostname)} >> /etc/hosts`,
     // A fresh VM's root has a plain .bashrc (this machine's runs pyenv init on every command).
     `printf '%s\\n' '# test host' 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' > /root/.bashrc`,
   ].join('\n');
