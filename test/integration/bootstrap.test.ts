@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, loadCertDir, type CertBundle } from '../../certs/index.js';
-import { bootstrapHosts, type BootstrapEvent, type BootstrapResult, type BootstrapTarget } from '../../cli/bootstrap/index.js';
+import { bootstrapHosts, cloudInitUserData, generateHostKey, type BootstrapEvent, type BootstrapResult, type BootstrapTarget } from '../../cli/bootstrap/index.js';
 import { createSshProvider } from '../../cli/providers/ssh.js';
 import { KnownHosts, connectSsh, ensureSshKeyPair, execRemote, type SshKeyPair } from '../../cli/ssh/index.js';
 import { isGaxxError } from '../../proto/index.js';
@@ -196,5 +196,25 @@ describe('a host whose key does not match', () => {
     // The same host with its real key pinned is reachable: the refusal was about the key.
     const ok = await connectSsh({ host: impostor.address, port: 22, user: 'root', privateKey: readFileSync(key.privateKeyPath) }, { kind: 'pinned', publicKey: impostor.hostPublicKey }, { deadlineMs: 10_000 });
     ok.end();
+  });
+});
+
+describe('a cloud instance', () => {
+  it('applies the user data (gx, pinned host key, TTL), then bootstraps with the pinned key alone', async () => {
+    const hostKey = generateHostKey();
+    const userData = cloudInitUserData({ operatorPublicKey: key.publicKey, hostKey, ttlSeconds: 1800 });
+    const vm = await startTestHost({ userData });
+    expect(vm.applied?.powerState?.mode).toBe('poweroff');
+    expect(vm.hostPublicKey).toBe(hostKey.publicKey);
+    const [r] = await bootstrapHosts(
+      [{ name: 'c1', host: vm.address, port: 22, user: 'root', privateKey: readFileSync(key.privateKeyPath), hostKey: { kind: 'pinned', publicKey: hostKey.publicKey }, addresses: [vm.address] }],
+      { ...options(vm.controllerAddress), fleet: 'cloud', agentBundle: await agentBundle(), retryAuth: true },
+    );
+    expect(r?.ok ? 'ok' : `${r?.error.code}: ${r?.error.message}`).toBe('ok');
+    const health = AgentClient.connect({ address: `${vm.address}:8088`, expect: { fleet: 'cloud', host: 'c1' } }, operator);
+    expect(await health.health()).toBe('SERVING');
+    health.close();
+    // Root had key-only login for bootstrap; now it has none.
+    expect((await vm.sh('/usr/sbin/sshd -T | grep -i ^permitrootlogin')).stdout.trim()).toBe('permitrootlogin no');
   });
 });
