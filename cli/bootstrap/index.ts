@@ -51,18 +51,17 @@ export type BootstrapResult =
   | { name: string; host: string; ok: true; agentAddress: string; serial: string; report: InstallReport; ms: number }
   | { name: string; host: string; ok: false; error: GaxxError; ms: number };
 
-/** Issues certificates one at a time: the CA's register is rewritten on every issue. */
-function serialIssuer(o: BootstrapOptions, serials: Map<string, string>): (t: BootstrapTarget) => Promise<AgentCertFiles> {
-  let chain: Promise<unknown> = Promise.resolve();
-  return (t) => {
-    const next = chain.then(async () => {
-      const hosts = [...new Set([t.host, ...t.addresses])];
-      const made = await o.ca.issue({ identity: { role: 'agent', fleet: o.fleet, host: t.name }, hosts, ...(o.certValidityMs ? { validityMs: o.certValidityMs } : {}) });
-      serials.set(t.name, made.serial);
-      return { certPem: made.certPem, keyPem: made.keyPem, caPem: o.ca.certPem, revokedText: o.ca.revocationListText() };
-    });
-    chain = next.catch(() => undefined);
-    return next;
+/**
+ * Issues each host's certificate for its addresses. Calls run in parallel (key generation is
+ * native and async); FleetCa rewrites its register synchronously after each key is made, so
+ * concurrent issues in one process lose no record.
+ */
+function issuer(o: BootstrapOptions, serials: Map<string, string>): (t: BootstrapTarget) => Promise<AgentCertFiles> {
+  return async (t) => {
+    const hosts = [...new Set([t.host, ...t.addresses])];
+    const made = await o.ca.issue({ identity: { role: 'agent', fleet: o.fleet, host: t.name }, hosts, ...(o.certValidityMs ? { validityMs: o.certValidityMs } : {}) });
+    serials.set(t.name, made.serial);
+    return { certPem: made.certPem, keyPem: made.keyPem, caPem: o.ca.certPem, revokedText: o.ca.revocationListText() };
   };
 }
 
@@ -122,7 +121,7 @@ export async function bootstrapHosts(targets: BootstrapTarget[], o: BootstrapOpt
   const ctx = {
     fleet: o.fleet,
     payload,
-    issueCerts: serialIssuer(o, serials),
+    issueCerts: issuer(o, serials),
     operatorPublicKey: o.operatorPublicKey,
     controllerAddresses: o.controllerAddresses,
     monitorAddresses: o.monitorAddresses ?? [],

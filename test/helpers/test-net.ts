@@ -141,8 +141,12 @@ export async function releaseNetSlot(): Promise<void> {
   rmSync(lockPath(slot.index), { force: true });
 }
 
-/** Makes namespace `n` of the slot with a veth on the bridge; returns the host's address. */
-export async function addHostNetns(slot: NetSlot, n: number): Promise<string> {
+/**
+ * Makes namespace `n` of the slot with a veth on the bridge. Returns the host's address and the
+ * shell lines that configure the namespace side (run by the host's init, inside the namespace,
+ * to save process starts on a loaded machine).
+ */
+export async function addHostNetns(slot: NetSlot, n: number): Promise<{ address: string; setup: string }> {
   const ns = slot.netnsName(n);
   const veth = slot.vethName(n);
   const address = slot.hostAddress(n);
@@ -150,9 +154,6 @@ export async function addHostNetns(slot: NetSlot, n: number): Promise<string> {
   await ip('netns', 'add', ns);
   await ip('link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
   await ip('link', 'set', veth, 'master', slot.bridge, 'up');
-  await ip('-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'eth0');
-  await ip('-n', ns, 'link', 'set', 'eth0', 'up');
-  await ip('-n', ns, 'link', 'set', 'lo', 'up');
-  await ip('-n', ns, 'route', 'add', 'default', 'via', slot.gateway);
-  return address;
+  const setup = [`ip addr add ${address}/24 dev eth0`, 'ip link set eth0 up', 'ip link set lo up', `ip route add default via ${slot.gateway}`].join('\n');
+  return { address, setup };
 }
