@@ -8,7 +8,7 @@
  * ended, its namespaces and bridge deleted. So a crash never breaks the next run.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { threadId } from 'node:worker_threads';
 
@@ -102,8 +102,27 @@ function ownerOf(k: number): number {
 
 let current: Promise<NetSlot> | undefined;
 
-async function claim(): Promise<NetSlot> {
+/**
+ * Sweeps every slot whose owner process is gone (a crashed run): ends what is left in its
+ * namespaces, deletes them and its bridge, frees the slot. Returns the slots swept.
+ */
+export async function sweepStaleSlots(): Promise<number[]> {
   mkdirSync(LOCK_DIR, { recursive: true, mode: 0o755 });
+  const swept: number[] = [];
+  for (const name of readdirSync(LOCK_DIR)) {
+    const k = Number(name);
+    if (!Number.isInteger(k) || k < 0 || k >= SLOTS) continue;
+    const owner = ownerOf(k);
+    if (owner > 0 && alive(owner)) continue;
+    await sweepSlot(k);
+    rmSync(lockPath(k), { force: true });
+    swept.push(k);
+  }
+  return swept;
+}
+
+async function claim(): Promise<NetSlot> {
+  await sweepStaleSlots();
   const start = (process.pid * 7 + threadId) % SLOTS;
   for (let i = 0; i < SLOTS; i++) {
     const k = (start + i) % SLOTS;

@@ -3,12 +3,15 @@
  * is reachable only through the namespaces made here, cloud-config user data is applied before
  * sshd starts, and stopping a host leaves no namespace or process behind.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../helpers/agent.js';
 import { startTestHost, stopAllTestHosts, type TestHost } from '../helpers/test-host.js';
+import { sweepStaleSlots } from '../helpers/test-net.js';
 
 const run = promisify(execFile);
 
@@ -108,5 +111,41 @@ describe('cloud-config user data', () => {
     const { stdout } = await run('ip', ['netns', 'list']);
     expect(stdout.split('\n').map((l) => l.split(' ')[0])).not.toContain(host.netns);
     expect(existsSync(`/proc/${host.initPid}`)).toBe(false);
+  });
+});
+
+describe('a crashed test run', () => {
+  it('leaves nothing that outlives the next sweep: its host ends with it, its namespace and slot are cleared', async () => {
+    // A separate process starts a host and is killed without any cleanup.
+    const script = [
+      `import { startTestHost } from ${JSON.stringify(join(repoRoot(), 'dist', 'test', 'helpers', 'test-host.js'))};`,
+      'const h = await startTestHost();',
+      'console.log(JSON.stringify({ netns: h.netns, initPid: h.initPid }));',
+      'setInterval(() => {}, 1000);',
+    ].join('\n');
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => {
+        out += b.toString();
+        if (out.includes('\n')) resolve(out.split('\n')[0] as string);
+      });
+      child.once('exit', (code) => reject(new Error(`child exited with ${code} before starting a host`)));
+    });
+    const { netns, initPid } = JSON.parse(line) as { netns: string; initPid: number };
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await gone;
+    // The host's init sees its stdin close and ends; the kernel ends the rest of the host.
+    for (let i = 0; i < 200 && existsSync(`/proc/${initPid}`); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(existsSync(`/proc/${initPid}`)).toBe(false);
+    expect((await run('ip', ['netns', 'list'])).stdout).toContain(netns);
+    // (A test process running beside this one may sweep it first: either way it goes.)
+    await sweepStaleSlots();
+    expect((await run('ip', ['netns', 'list'])).stdout).not.toContain(netns);
+    // And the next host starts as usual.
+    const next = await startTestHost();
+    expect((await next.sh('echo ok')).stdout).toBe('ok\n');
+    await stopAllTestHosts();
   });
 });
