@@ -41,6 +41,10 @@ export const ERROR_CODES = {
   UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, exit: 12 },
   REDIS_UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, exit: 12 },
   DEADLINE_EXCEEDED: { grpc: GrpcStatus.DEADLINE_EXCEEDED, exit: 13 },
+  /** An SSH host presented a key other than the pinned / known one: nothing was sent to it. */
+  HOST_KEY_MISMATCH: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 14 },
+  /** An SSH host not in known_hosts, and trust on first use was not asked for (--accept-new). */
+  HOST_KEY_UNKNOWN: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 14 },
   CANCELLED: { grpc: GrpcStatus.CANCELLED, exit: 130 },
   INTERNAL: { grpc: GrpcStatus.INTERNAL, exit: 70 },
 } as const;
