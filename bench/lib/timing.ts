@@ -1,0 +1,57 @@
+/**
+ * Wall-clock timing of whole commands (process start to exit), for start-up and fan-out
+ * benches: median and spread of N runs after one warm-up, and a table of ratios against a
+ * baseline measured in the same run.
+ */
+import { spawnSync } from 'node:child_process';
+
+/** One command to time. */
+export interface TimedCommand {
+  name: string;
+  argv: readonly string[];
+  env?: Record<string, string | undefined>;
+  /** Exit codes that count as success (default [0]). */
+  okCodes?: readonly number[];
+}
+
+/** Median, min and max wall time of one command, in milliseconds. */
+export interface Timing {
+  name: string;
+  runs: number;
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+}
+
+/** Runs `cmd` once to warm caches, then `runs` times; throws when a run fails. */
+export function timeCommand(cmd: TimedCommand, runs: number): Timing {
+  const once = () => {
+    const t0 = performance.now();
+    const r = spawnSync(cmd.argv[0] as string, cmd.argv.slice(1), { env: cmd.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const ms = performance.now() - t0;
+    if (r.error) throw r.error;
+    if (!(cmd.okCodes ?? [0]).includes(r.status ?? -1)) {
+      throw new Error(`${cmd.name}: exit ${r.status ?? r.signal}: ${r.stderr.toString().trim().slice(0, 500)}`);
+    }
+    return ms;
+  };
+  once();
+  const times = Array.from({ length: runs }, once).sort((a, b) => a - b);
+  return { name: cmd.name, runs, medianMs: median(times), minMs: times[0] ?? NaN, maxMs: times[times.length - 1] ?? NaN };
+}
+
+/** The median of a sorted array. */
+export function median(sorted: readonly number[]): number {
+  if (sorted.length === 0) return NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** A table of timings with each one's ratio to the baseline named `over`. */
+export function formatTimings(ts: readonly Timing[], over: string): string {
+  const base = ts.find((t) => t.name === over)?.medianMs ?? NaN;
+  const rows = [['what', 'median ms', 'min ms', 'max ms', `x ${over}`]];
+  for (const t of ts) rows.push([t.name, t.medianMs.toFixed(1), t.minMs.toFixed(1), t.maxMs.toFixed(1), `${(t.medianMs / base).toFixed(2)}x`]);
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[0] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ').trimEnd()).join('\n');
+}
