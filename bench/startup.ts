@@ -1,6 +1,6 @@
 /**
  * `npm run bench:startup`: start-up time of the gaxx CLI beside `node -e 0`, measured in the
- * same run (median of N runs after a warm-up), printed as ratios.
+ * same run (median of N runs after a warm-up; the commands take turns), printed as ratios.
  *
  *   node dist/bench/startup.js [--runs N] [--cli PATH] [--json]
  *
@@ -8,21 +8,14 @@
  * (dist/cli/main.js) and the bundle can be compared.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { repoRoot } from '../test/helpers/agent.js';
-import { formatTimings, timeCommand, type Timing } from './lib/timing.js';
+import { packageBin } from '../test/helpers/cli.js';
+import { formatTimings, timeCommands } from './lib/timing.js';
 
 const USAGE = 'usage: node dist/bench/startup.js [--runs N] [--cli PATH] [--json]\n';
-
-/** The `gaxx` bin named by package.json, absolute. */
-export function packageBin(name: 'gaxx' | 'gaxx-agent'): string {
-  const root = repoRoot();
-  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> };
-  return resolve(root, pkg.bin[name] as string);
-}
 
 function main(): number {
   const { values } = parseArgs({ options: { runs: { type: 'string' }, cli: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
@@ -45,7 +38,7 @@ function main(): number {
       { name: 'gaxx exec --help', argv: [node, cli, 'exec', '--help'] },
       { name: 'gaxx certs list', argv: [node, cli, 'certs', 'list'] },
     ];
-    const timings: Timing[] = cmds.map((c) => timeCommand({ ...c, env }, runs));
+    const timings = timeCommands(cmds.map((c) => ({ ...c, env })), runs);
     if (values.json) process.stdout.write(`${JSON.stringify({ cli, runs, timings })}\n`);
     else process.stdout.write(`gaxx start-up (${cli}), median of ${runs} runs\n${formatTimings(timings, 'node -e 0')}\n`);
     return 0;

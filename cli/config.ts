@@ -3,15 +3,15 @@
  * defaults < `<configDir>/config.json` < `GAXX_*` env < flags. Nothing below main.ts reads
  * process.env; commands get the resulting GaxxConfig.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { GaxxError } from '../proto/index.js';
 import { resolvePaths, type GaxxPaths } from './paths.js';
+import { CONFIG_FLAGS, LOG_LEVELS, SETTINGS, type LogLevel, type ReadFile, type Setting } from './settings.js';
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { readFileIfExists } from './settings.js';
+export { CONFIG_FLAGS, LOG_LEVELS, SETTINGS, type GlobalFlag, type LogLevel, type Setting } from './settings.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
@@ -59,43 +59,7 @@ const DEFAULTS = {
   agent: { port: 8088, deadlineMs: 10_000, connectTimeoutMs: 5_000 },
 };
 
-/** One setting reachable from the environment and (optionally) a global flag. */
-interface Setting {
-  /** Dot-path in the config file. */
-  path: string;
-  env: string;
-  flag?: string;
-  kind: 'string' | 'int';
-  help: string;
-}
-
-/** Env vars and global flags; one row per setting. */
-export const SETTINGS: readonly Setting[] = [
-  { path: 'operatorName', env: 'GAXX_OPERATOR_NAME', kind: 'string', help: 'default operator name' },
-  { path: 'logLevel', env: 'GAXX_LOG_LEVEL', flag: 'log-level', kind: 'string', help: `log level (${LOG_LEVELS.join('|')})` },
-  { path: 'agent.port', env: 'GAXX_AGENT_PORT', kind: 'int', help: 'agent port when an address has none (8088)' },
-  { path: 'agent.deadlineMs', env: 'GAXX_DEADLINE_MS', flag: 'deadline-ms', kind: 'int', help: 'deadline of agent calls in ms (10000)' },
-  { path: 'agent.connectTimeoutMs', env: 'GAXX_CONNECT_TIMEOUT_MS', flag: 'connect-timeout-ms', kind: 'int', help: 'agent connect timeout in ms (5000)' },
-  { path: 'redis.url', env: 'GAXX_REDIS_URL', flag: 'redis-url', kind: 'string', help: 'Redis URL (default: an embedded redis-server in the state dir)' },
-];
-
-/** A global option: accepted by every command, documented in `gaxx --help`. */
-export interface GlobalFlag {
-  type: 'string';
-  help: string;
-  valueName: string;
-}
-
-/** Global flags, merged into every command's options by main.ts. */
-export const CONFIG_FLAGS: Record<string, GlobalFlag> = {
-  home: { type: 'string', valueName: 'DIR', help: 'relocate all config, keys and state to DIR (as GAXX_HOME)' },
-  ...Object.fromEntries(
-    SETTINGS.filter((s) => s.flag).map((s) => [s.flag as string, { type: 'string' as const, valueName: s.kind === 'int' ? 'N' : 'VALUE', help: s.help }]),
-  ),
-};
-
-/** Reads a file's text, or undefined when it does not exist. */
-export type ReadFile = (path: string) => string | undefined;
+export type { ReadFile } from './settings.js';
 
 export interface LoadConfigInput {
   /** The command line (global flags are picked out of it; `--` ends them). */
@@ -142,16 +106,6 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
     redis: { url: merged.redis?.url },
   };
 }
-
-/** The default config file reader for main.ts. */
-export const readFileIfExists: ReadFile = (path) => {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new GaxxError('CONFIG_INVALID', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
-  }
-};
 
 /** A user name made into a valid identity name ("Jane Doe" -> "Jane-Doe"); 'operator' if nothing is left. */
 export function sanitizeName(raw: string): string {

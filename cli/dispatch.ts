@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { GaxxError, exitCodeFor } from '../proto/index.js';
 import type { Command, FlagValues } from './command.js';
 import { COMMANDS, type CommandEntry } from './commands.js';
-import { CONFIG_FLAGS, loadConfig, type ReadFile } from './config.js';
+import { CONFIG_FLAGS, type ReadFile } from './settings.js';
 import { commandHelp, groupHelp, programHelp } from './help.js';
 import { Output, type Io } from './output.js';
 
@@ -93,6 +93,8 @@ async function dispatch(input: CliInput): Promise<number> {
   if (wantsHelp) return print(io, commandHelp(command));
   const parsed = parseCommandLine(entry, command, args);
   if (dash !== -1 && !command.takesRest) throw usage(`'gaxx ${entry.name}' takes no arguments after --`, entry.name);
+  // Loaded here, not at the top: its validation (zod) is not needed for --help or --version.
+  const { loadConfig } = await import('./config.js');
   const config = loadConfig({ argv: args, env: input.env, readFile: input.readFile, homeDir: input.homeDir, userName: input.userName, cwd: input.cwd });
   if (command.handlesInterrupt) input.onInterruptible?.();
   return command.run({

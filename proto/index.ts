@@ -1,5 +1,6 @@
 /** proto: the wire contract (loaded services and generated types) and the shared error model. */
 export * from './errors.js';
+export { GrpcStatus } from './grpc-status.js';
 export { DURATION_PATTERN, parseDuration } from './durations.js';
 export { loadProtos, LOADER_OPTIONS } from './load.js';
 export type { AgentClient as AgentGrpcClient, AgentHandlers } from './gen/gaxx/agent/v1/Agent.js';

@@ -2,6 +2,7 @@
 # Installs what gaxx's build, tests and quick start need, when missing: npm packages (npm ci),
 # and the Debian packages the integration tests use (redis-server, openssh-server, iproute2,
 # util-linux). Says what to install when it cannot do it itself.
+# --bench: also what bench:fanout compares against (pssh's parallel-ssh, openssh-client).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,9 @@ fi
 
 # Debian packages: binary -> package.
 declare -A need=([redis-server]=redis-server [sshd]=openssh-server [ip]=iproute2 [prlimit]=util-linux [unshare]=util-linux)
+if [ "${1:-}" = "--bench" ]; then
+  need+=([parallel-ssh]=pssh [ssh]=openssh-client [ssh-keygen]=openssh-client)
+fi
 missing=()
 for bin in "${!need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing+=("${need[$bin]}")

@@ -23,21 +23,33 @@ export interface Timing {
   maxMs: number;
 }
 
-/** Runs `cmd` once to warm caches, then `runs` times; throws when a run fails. */
-export function timeCommand(cmd: TimedCommand, runs: number): Timing {
-  const once = () => {
-    const t0 = performance.now();
-    const r = spawnSync(cmd.argv[0] as string, cmd.argv.slice(1), { env: cmd.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'] });
-    const ms = performance.now() - t0;
-    if (r.error) throw r.error;
-    if (!(cmd.okCodes ?? [0]).includes(r.status ?? -1)) {
-      throw new Error(`${cmd.name}: exit ${r.status ?? r.signal}: ${r.stderr.toString().trim().slice(0, 500)}`);
-    }
-    return ms;
-  };
-  once();
-  const times = Array.from({ length: runs }, once).sort((a, b) => a - b);
-  return { name: cmd.name, runs, medianMs: median(times), minMs: times[0] ?? NaN, maxMs: times[times.length - 1] ?? NaN };
+/** Wall time of one run of `cmd`, in ms; throws when the command fails. */
+export function runOnce(cmd: TimedCommand): number {
+  const t0 = performance.now();
+  const r = spawnSync(cmd.argv[0] as string, cmd.argv.slice(1), { env: cmd.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const ms = performance.now() - t0;
+  if (r.error) throw r.error;
+  if (!(cmd.okCodes ?? [0]).includes(r.status ?? -1)) {
+    throw new Error(`${cmd.name}: exit ${r.status ?? r.signal}: ${r.stderr.toString().trim().slice(0, 500)}`);
+  }
+  return ms;
+}
+
+/**
+ * Times every command `runs` times after one warm-up run each. The commands take turns (round
+ * robin), so a change in the machine's load touches all of them alike and the ratios hold.
+ */
+export function timeCommands(cmds: readonly TimedCommand[], runs: number): Timing[] {
+  const times = cmds.map(() => [] as number[]);
+  for (const c of cmds) runOnce(c);
+  for (let i = 0; i < runs; i++) cmds.forEach((c, j) => times[j]?.push(runOnce(c)));
+  return cmds.map((c, j) => summarize(c.name, times[j] ?? []));
+}
+
+/** Median, min and max of a list of times. */
+export function summarize(name: string, times: readonly number[]): Timing {
+  const sorted = [...times].sort((a, b) => a - b);
+  return { name, runs: sorted.length, medianMs: median(sorted), minMs: sorted[0] ?? NaN, maxMs: sorted[sorted.length - 1] ?? NaN };
 }
 
 /** The median of a sorted array. */

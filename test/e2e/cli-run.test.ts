@@ -10,8 +10,9 @@ import { FleetCa, loadCertDir, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { acquireEmbeddedRedis, AgentClient } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { CLI_MAIN } from '../helpers/cli.js';
 
-const MAIN = resolve('dist/cli/main.js');
+const MAIN = CLI_MAIN;
 let home: string;
 let agents: AgentProcess[];
 

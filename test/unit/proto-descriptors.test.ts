@@ -38,3 +38,12 @@ describe('embedded proto descriptors', () => {
     expect(fileExec?.requestDeserialize(bytes)).toEqual(exec?.requestDeserialize(bytes));
   });
 });
+
+describe('GrpcStatus', () => {
+  it("is grpc-js's status enum", async () => {
+    const { status } = await import('@grpc/grpc-js');
+    const { GrpcStatus } = await import('../../proto/index.js');
+    const numeric = Object.fromEntries(Object.entries(status).filter(([k]) => Number.isNaN(Number(k))));
+    expect(GrpcStatus).toEqual(numeric);
+  });
+});
