@@ -46,6 +46,8 @@ export interface StartAgentOptions {
   asRoot?: boolean;
   /** Pass `--metrics-listen 127.0.0.1:0` (default true). */
   metrics?: boolean;
+  /** The agent bundle to install and run (default: the checkout's dist/bundle/gaxx-agent.mjs). */
+  agentBundle?: string;
 }
 
 export interface AgentProcess {
@@ -97,7 +99,8 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; a
     openAncestors(o.certsDir);
     openAncestors(dataDir);
   }
-  const args = [agentMain(), '--listen', '127.0.0.1:0', '--certs', o.certsDir, '--data-dir', dataDir, '--audit-log', auditLog];
+  const main = o.agentBundle ? installAgentBundle({ source: o.agentBundle }) : agentMain();
+  const args = [main, '--listen', '127.0.0.1:0', '--certs', o.certsDir, '--data-dir', dataDir, '--audit-log', auditLog];
   args.push('--shutdown-grace', '2s');
   if (o.metrics ?? true) args.push('--metrics-listen', '127.0.0.1:0');
   args.push(...(o.args ?? []));
