@@ -1,19 +1,74 @@
-// Lint: typescript-eslint, plus the import rules of ARCHITECTURE.md (who may import whom,
-// and every module entered through its index.ts).
+// Lint: typescript-eslint, plus the import rules of ARCHITECTURE.md (who may import whom, and
+// every module entered through its index.ts). The layers are one table: a top-level folder
+// holding TypeScript that is not in it fails `npm run lint` (scripts/check-layers.mjs), so a new
+// folder is layer-checked from its first file.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-// Relative paths to a top-level module from files up to four folders deep.
-const ups = ['../', '../../', '../../../', '../../../../'];
-const internals = (mod) => ({
-  group: ups.flatMap((u) => [`${u}${mod}/*`, `!${u}${mod}/index.js`]),
-  message: `enter ${mod}/ through its index.ts`,
+/** Top-level modules: what each may import, and the npm packages it must not carry. */
+export const LAYERS = {
+  proto: { may: [], banned: ['bullmq', 'ioredis', 'ssh2', 'prom-client'], why: 'proto is shared with the agent' },
+  certs: { may: ['proto'], banned: ['bullmq', 'ioredis', 'ssh2', 'prom-client'], why: 'certs is shared with the agent' },
+  agent: { may: ['proto', 'certs'], banned: ['bullmq', 'ioredis', 'ssh2'], why: 'the agent carries no queue, Redis or SSH code' },
+  scheduler: { may: ['proto', 'certs'], banned: ['ssh2'], why: 'the scheduler carries no SSH code' },
+  cli: { may: ['proto', 'certs', 'scheduler'], banned: [], why: 'cli sits on top' },
+  // Tools around the product: they may use every module, still through its index.ts.
+  scripts: { may: ['proto', 'certs', 'scheduler', 'cli', 'agent', 'test'], banned: [], why: '' },
+  bench: { may: ['proto', 'certs', 'scheduler', 'cli', 'agent', 'test'], banned: [], why: '' },
+  test: { may: ['proto', 'certs', 'scheduler', 'cli', 'agent', 'scripts', 'bench', 'modules'], banned: [], why: '' },
+  modules: { may: [], banned: [], why: '' },
+};
+const MODULES = ['proto', 'certs', 'agent', 'scheduler', 'cli'];
+
+// A relative specifier reaching a top-level folder from anywhere below the root.
+const up = '^(\\.\\./)+';
+/** Import of `mod` other than through its entry points. */
+const intoInternals = (mod, entries) => ({
+  regex: `${up}${mod}/(?!(${entries.map((e) => e.replace(/[./]/g, (c) => `\\${c}`)).join('|')})$)`,
+  message: `enter ${mod}/ through ${entries.join(' or ')}`,
 });
-const forbid = (mods, why) => mods.map((m) => ({ group: ups.flatMap((u) => [`${u}${m}`, `${u}${m}/*`]), message: why }));
-const nodePkgs = (names, why) => names.map((name) => ({ name, message: why }));
+const ENTRIES = { scheduler: ['index.js', 'client/index.js'] };
+const forbidModule = (mod, why) => ({ regex: `${up}${mod}(/|$)`, message: why });
+
+function layerRules(name) {
+  const layer = LAYERS[name];
+  const patterns = [];
+  for (const mod of Object.keys(LAYERS)) {
+    if (mod === name) continue;
+    if (!layer.may.includes(mod)) patterns.push(forbidModule(mod, `${name} may import only ${layer.may.join(', ') || 'nothing of the project'}`));
+    else if (MODULES.includes(mod) && MODULES.includes(name)) patterns.push(intoInternals(mod, ENTRIES[mod] ?? ['index.js']));
+  }
+  return {
+    files: [`${name}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: layer.banned.map((p) => ({ name: p, message: layer.why })),
+        patterns,
+      }],
+    },
+  };
+}
+
+// The agent client (scheduler/client) is loaded by `gaxx exec`: no queue code, nothing else of
+// the scheduler.
+const clientRule = {
+  files: ['scheduler/client/**/*.ts'],
+  rules: {
+    'no-restricted-imports': ['error', {
+      paths: ['bullmq', 'ioredis', 'prom-client', 'ssh2', 'pino'].map((p) => ({ name: p, message: 'the agent client stays light: no queue, Redis, metrics or SSH code' })),
+      patterns: [
+        { regex: '^\\.\\./(?!\\.\\./)', message: 'the agent client imports only proto and certs, not the rest of the scheduler' },
+        forbidModule('cli', 'scheduler imports only proto and certs'),
+        forbidModule('agent', 'scheduler imports only proto and certs'),
+        intoInternals('proto', ['index.js']),
+        intoInternals('certs', ['index.js']),
+      ],
+    }],
+  },
+};
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'proto/gen/**', '.tmp/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'proto/gen/**', '.tmp/**', 'test/fixtures/lint/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -26,43 +81,6 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
-  {
-    files: ['agent/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', {
-        paths: nodePkgs(['bullmq', 'ioredis', 'ssh2'], 'the agent carries no queue, Redis or SSH code'),
-        patterns: [
-          ...forbid(['scheduler', 'cli'], 'agent imports only proto and certs'),
-          internals('certs'),
-          internals('proto'),
-        ],
-      }],
-    },
-  },
-  {
-    files: ['certs/**/*.ts', 'proto/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', {
-        paths: nodePkgs(['bullmq', 'ioredis', 'ssh2'], 'certs and proto are shared with the agent'),
-        patterns: [...forbid(['scheduler', 'cli', 'agent'], 'certs and proto depend on nothing above them'), internals('proto')],
-      }],
-    },
-  },
-  {
-    files: ['scheduler/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', {
-        paths: nodePkgs(['ssh2'], 'the scheduler carries no SSH code'),
-        patterns: [...forbid(['cli', 'agent'], 'scheduler imports only proto and certs'), internals('certs'), internals('proto')],
-      }],
-    },
-  },
-  {
-    files: ['cli/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [...forbid(['agent'], 'cli never imports the agent'), internals('certs'), internals('scheduler'), internals('proto')],
-      }],
-    },
-  },
+  ...Object.keys(LAYERS).map(layerRules),
+  clientRule,
 );

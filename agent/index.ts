@@ -9,22 +9,22 @@ import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { loadCertDir, secureContextOptions, type CertBundle } from '../certs/index.js';
 import { GaxxError, isGaxxError, loadProtos } from '../proto/index.js';
-import { AuditLog } from './audit.js';
-import { createAuthorizer } from './auth.js';
+import { AuditLog } from './audit/audit.js';
+import { createAuthorizer } from './auth/auth.js';
 import type { AgentConfig } from './config.js';
-import { createHardening } from './hardening.js';
-import { createHealthService } from './health.js';
-import { detectIsolation } from './limits.js';
-import { AgentMetrics, startMetricsServer } from './metrics.js';
-import type { Injector } from './ping-policer.js';
-import { startProfilingServer } from './profiling.js';
-import { CertWatcher } from './reload.js';
-import { startTransport, type AgentTransport } from './server.js';
+import { createHardening } from './transport/hardening.js';
+import { createHealthService } from './observe/health.js';
+import { detectIsolation } from './exec/limits.js';
+import { AgentMetrics, startMetricsServer } from './observe/metrics.js';
+import type { Injector } from './transport/ping-policer.js';
+import { startProfilingServer } from './observe/profiling.js';
+import { CertWatcher } from './auth/reload.js';
+import { startTransport, type AgentTransport } from './transport/server.js';
 import { createAgentService, toServiceError } from './service.js';
-import { TaskRegistry } from './tasks.js';
+import { TaskRegistry } from './exec/tasks.js';
 
 export { defaultAuditLog, loadAgentConfig, type AgentConfig } from './config.js';
-export { runAuditCli } from './audit-cli.js';
+export { runAuditCli } from './audit/audit-cli.js';
 
 export interface RunningAgent {
   grpcPort: number;
@@ -152,7 +152,15 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
     metrics.authFailures.inc({ reason });
     log.warn({ reason, rpc }, 'call refused');
   });
-  const guards = createHardening({ guards: config.guards, registry: metrics.registry, log, audit, token: config.token, onHandshakeFailure: () => metrics.handshakeFailures.inc() });
+  const guards = createHardening({
+    guards: config.guards,
+    registry: metrics.registry,
+    log,
+    audit,
+    token: config.token,
+    authorize: (call, method) => auth.authorize(call, method),
+    onHandshakeFailure: () => metrics.handshakeFailures.inc(),
+  });
   let serving = true;
   const server = new grpc.Server({
     ...guards.grpcOptions,
@@ -166,7 +174,7 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
     agent.gaxx.agent.v1.Agent.service,
     createAgentService({ config, registry, auth, bundle, version: opts.version, startedAt: Date.now(), log, serving: () => serving, confine, audit, blockedPeers: guards.blockedPeers }),
   );
-  server.addService(health.grpc.health.v1.Health.service, createHealthService(auth, () => serving, (e) => toServiceError(e, log)));
+  server.addService(health.grpc.health.v1.Health.service, createHealthService(() => serving, (e) => toServiceError(e, log)));
   // The bundle in force now (a rotation may have landed since preflight).
   const tlsOptions = secureContextOptions(bundle());
   const hooks = { ...guards.transportHooks, onInjector: (i: Injector) => guards.policePings(i) };

@@ -1,19 +1,32 @@
 /**
- * The CLI's configuration, loaded once in main.ts by one pure function. Precedence:
+ * The installation's configuration, for every process gaxx starts on the controller (the CLI's
+ * commands and the scheduler daemon, which is `gaxx scheduler`): paths, defaults (one table,
+ * DEFAULTS) and precedence, loaded once in main.ts by one pure function. Precedence:
  * defaults < `<configDir>/config.json` < `GAXX_*` env < flags. Nothing below main.ts reads
  * process.env; commands get the resulting GaxxConfig.
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { GaxxError } from '../proto/index.js';
+import { DURATION_HINT, DURATION_PATTERN, GaxxError, parseDuration, parseHostPort } from '../proto/index.js';
 import { resolvePaths, type GaxxPaths } from './paths.js';
-import { CONFIG_FLAGS, LOG_LEVELS, SETTINGS, type LogLevel, type ReadFile, type Setting } from './settings.js';
+import { LOG_LEVELS, SETTINGS, type LogLevel, type ReadFile, type Setting } from './settings.js';
 
 export { readFileIfExists } from './settings.js';
-export { CONFIG_FLAGS, LOG_LEVELS, SETTINGS, type GlobalFlag, type LogLevel, type Setting } from './settings.js';
+export { CONFIG_FLAGS, LOG_LEVELS, SETTINGS, scopedFlags, type GlobalFlag, type LogLevel, type Setting } from './settings.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const duration = z.string().regex(DURATION_PATTERN, `must be ${DURATION_HINT}`);
+/** host:port (port 0: any free port), or '' for off. */
+const listenAddress = z.string().refine((s) => {
+  if (s === '') return true;
+  try {
+    parseHostPort(s, { allowPortZero: true });
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be HOST:PORT (IPv6 as [ADDR]:PORT), or empty for off');
 
 /** The config file: every key optional, unknown keys refused (a typo should not pass silently). */
 export const ConfigFileSchema = z
@@ -29,6 +42,18 @@ export const ConfigFileSchema = z
       .strict()
       .partial(),
     redis: z.object({ url: z.string().min(1) }).strict().partial(),
+    /** Relocates the state dir alone (queue, embedded Redis, scheduler certificate, fleets). */
+    stateDir: z.string().startsWith('/', 'must be an absolute path'),
+    scheduler: z
+      .object({
+        concurrency: z.number().int().min(1).max(10_000),
+        metricsListen: listenAddress,
+        drain: duration,
+        lock: duration.refine((s) => (parseDuration(s) ?? 0) >= 1000, 'must be at least 1s'),
+        renewInterval: duration,
+      })
+      .strict()
+      .partial(),
   })
   .strict()
   .partial();
@@ -52,12 +77,27 @@ export interface GaxxConfig {
     /** The queue's Redis; undefined: the embedded redis-server in the state dir. */
     url: string | undefined;
   };
+  /** The scheduler daemon (`gaxx scheduler`). */
+  scheduler: {
+    /** Tasks in flight at once. */
+    concurrency: number;
+    /** host:port of its /metrics; '' for off. */
+    metricsListen: string;
+    /** On shutdown, how long in-flight tasks may finish before being handed back. */
+    drainMs: number;
+    /** Job lock: a dead scheduler's tasks are taken again after about this long. */
+    lockMs: number;
+    /** Agent certificate renewal interval; 0 off. */
+    renewIntervalMs: number;
+  };
 }
 
-const DEFAULTS = {
+/** Every default of the installation, in one place. */
+export const DEFAULTS = {
   logLevel: 'info' as LogLevel,
   agent: { port: 8088, deadlineMs: 10_000, connectTimeoutMs: 5_000 },
-};
+  scheduler: { concurrency: 64, metricsListen: '127.0.0.1:9092', drainMs: 10_000, lockMs: 30_000, renewIntervalMs: 10 * 60_000 },
+} as const;
 
 export type { ReadFile } from './settings.js';
 
@@ -72,38 +112,55 @@ export interface LoadConfigInput {
   userName?: string;
   /** Base for a relative GAXX_HOME (default '/'). */
   cwd?: string;
+  /** The command being run: its scoped settings' flags are read from argv too. */
+  command?: string;
 }
 
 /** Loads the configuration. CONFIG_INVALID (file, env) or USAGE (flags) name the dot-path. */
 export function loadConfig(input: LoadConfigInput): GaxxConfig {
+  const flagSettings = SETTINGS.filter((s) => s.flag && (!s.scope || s.scope === input.command));
   const flags = parseArgs({
     args: [...input.argv],
-    options: Object.fromEntries(Object.keys(CONFIG_FLAGS).map((k) => [k, { type: 'string' as const }])),
+    options: Object.fromEntries(['home', ...flagSettings.map((s) => s.flag as string)].map((k) => [k, { type: 'string' as const }])),
     strict: false,
     allowPositionals: true,
   }).values;
-  const flag = (name: string): string | undefined => {
+  const flag = (name: string, allowEmpty = false): string | undefined => {
     const v = flags[name];
-    return typeof v === 'string' && v !== '' ? v : undefined;
+    return typeof v === 'string' && (v !== '' || allowEmpty) ? v : undefined;
   };
-  const env = (name: string): string | undefined => (input.env[name] ? input.env[name] : undefined);
+  const env = (name: string, allowEmpty = false): string | undefined => {
+    const v = input.env[name];
+    return typeof v === 'string' && (v !== '' || allowEmpty) ? v : undefined;
+  };
   const home = flag('home') ?? env('GAXX_HOME');
-  const paths = resolvePaths({
+  const where = {
     home: home === undefined ? undefined : resolve(input.cwd ?? '/', home),
     xdgConfigHome: env('XDG_CONFIG_HOME'),
     xdgStateHome: env('XDG_STATE_HOME'),
     homeDir: input.homeDir ?? env('HOME') ?? '/',
-  });
+  };
+  let paths = resolvePaths(where);
   const fileLayer = readConfigFile(paths.configFile, input.readFile);
-  const envLayer = layerFrom((s) => env(s.env), (s) => s.env, 'CONFIG_INVALID', 'environment');
-  const flagLayer = layerFrom((s) => (s.flag ? flag(s.flag) : undefined), (s) => `--${s.flag}`, 'USAGE', 'flags');
+  const envLayer = layerFrom((s) => env(s.env, s.allowEmpty), (s) => s.env, 'CONFIG_INVALID', 'environment');
+  const flagLayer = layerFrom((s) => (s.flag && flagSettings.includes(s) ? flag(s.flag, s.allowEmpty) : undefined), (s) => `--${s.flag}`, 'USAGE', 'flags');
   const merged = [fileLayer, envLayer, flagLayer].reduce<ConfigLayer>((acc, l) => deepMerge(acc, l), {});
+  if (merged.stateDir) paths = resolvePaths({ ...where, stateDir: merged.stateDir });
+  const ms = (d: string | undefined, dflt: number): number => (d === undefined ? dflt : (parseDuration(d) as number));
+  const s = merged.scheduler ?? {};
   return {
     paths,
     operatorName: merged.operatorName ?? sanitizeName(input.userName ?? env('USER') ?? ''),
     logLevel: merged.logLevel ?? DEFAULTS.logLevel,
     agent: { ...DEFAULTS.agent, ...merged.agent },
     redis: { url: merged.redis?.url },
+    scheduler: {
+      concurrency: s.concurrency ?? DEFAULTS.scheduler.concurrency,
+      metricsListen: s.metricsListen ?? DEFAULTS.scheduler.metricsListen,
+      drainMs: ms(s.drain, DEFAULTS.scheduler.drainMs),
+      lockMs: ms(s.lock, DEFAULTS.scheduler.lockMs),
+      renewIntervalMs: ms(s.renewInterval, DEFAULTS.scheduler.renewIntervalMs),
+    },
   };
 }
 

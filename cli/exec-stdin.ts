@@ -5,7 +5,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { GaxxError } from '../proto/index.js';
-import { MAX_MESSAGE_BYTES } from '../scheduler/index.js';
+import { MAX_MESSAGE_BYTES } from '../scheduler/client/index.js';
 import type { Io } from './output.js';
 
 /** Room left in the request for argv, env, task id and framing. */

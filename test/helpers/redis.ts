@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { socketCommand } from '../../scheduler/embedded-redis.js';
+import { socketCommand } from '../../scheduler/redis/embedded-redis.js';
 
 export interface TestRedis {
   url: string;

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerFleet } from '../../scheduler/fleets.js';
-import { TaskQueue } from '../../scheduler/queue.js';
-import { redisSettingsFromUrl } from '../../scheduler/redis.js';
-import type { TaskInput } from '../../scheduler/task.js';
+import { registerFleet } from '../../scheduler/queue/fleets.js';
+import { TaskQueue } from '../../scheduler/queue/queue.js';
+import { redisSettingsFromUrl } from '../../scheduler/redis/redis.js';
+import type { TaskInput } from '../../scheduler/queue/task.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 // Deliberately loose: some tests send wrong types, as a caller outside TypeScript could.

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../../certs/index.js';
-import { acquireEmbeddedRedis, socketCommand } from '../../scheduler/embedded-redis.js';
-import { createRedis, durabilityWarnings, redisSettingsFromUrl, waitReady } from '../../scheduler/redis.js';
+import { acquireEmbeddedRedis, socketCommand } from '../../scheduler/redis/embedded-redis.js';
+import { createRedis, durabilityWarnings, redisSettingsFromUrl, waitReady } from '../../scheduler/redis/redis.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 describe('redis connections', () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/redis.js';
-import { LiveOutput } from '../../scheduler/live.js';
-import { publishResult, runEventsKey, waitForRun, type OutputChunk, type TaskResult } from '../../scheduler/results.js';
+import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/redis/redis.js';
+import { LiveOutput } from '../../scheduler/queue/live.js';
+import { publishResult, runEventsKey, waitForRun, type OutputChunk, type TaskResult } from '../../scheduler/queue/results.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import type { Redis } from 'ioredis';
 

@@ -4,8 +4,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { scratchDir, TaskRegistry } from '../../agent/tasks.js';
-import type { ExecSpec } from '../../agent/exec.js';
+import { scratchDir, TaskRegistry } from '../../agent/exec/tasks.js';
+import type { ExecSpec } from '../../agent/exec/exec.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gaxx-tasks-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -2,9 +2,9 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, sym
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatRecord, parseSince, readAudit, runAuditCli } from '../../agent/audit-cli.js';
-import { argvSha256, type AuditEvent } from '../../agent/audit-events.js';
-import { AuditLog } from '../../agent/audit.js';
+import { formatRecord, parseSince, readAudit, runAuditCli } from '../../agent/audit/audit-cli.js';
+import { argvSha256, type AuditEvent } from '../../agent/audit/audit-events.js';
+import { AuditLog } from '../../agent/audit/audit.js';
 import { isGaxxError } from '../../proto/index.js';
 
 let dir: string;

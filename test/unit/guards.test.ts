@@ -1,11 +1,11 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { normalizeAddress, PeerBlocker, type BlockedPeerEntry } from '../../agent/blocklist.js';
-import { ConnectionTracker, KeyedCounter, peerAddress, StreamLimiter } from '../../agent/conn-limits.js';
-import { BlockSchema, defaultGuards, grpcServerOptions, GuardsSchema } from '../../agent/guard-config.js';
-import { flattenLimits, GuardMetrics } from '../../agent/guard-metrics.js';
-import { PingStrikes } from '../../agent/ping-policer.js';
-import { RateLimiter } from '../../agent/rate-limit.js';
+import { normalizeAddress, PeerBlocker, type BlockedPeerEntry } from '../../agent/transport/blocklist.js';
+import { ConnectionTracker, KeyedCounter, peerAddress, StreamLimiter } from '../../agent/transport/conn-limits.js';
+import { BlockSchema, defaultGuards, grpcServerOptions, GuardsSchema } from '../../agent/transport/guard-config.js';
+import { flattenLimits, GuardMetrics } from '../../agent/transport/guard-metrics.js';
+import { PingStrikes } from '../../agent/transport/ping-policer.js';
+import { RateLimiter } from '../../agent/transport/rate-limit.js';
 
 describe('guard config', () => {
   it('has safe defaults and maps to grpc-js options', () => {

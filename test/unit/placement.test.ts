@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, Breaker } from '../../scheduler/breaker.js';
-import { place, type AgentView } from '../../scheduler/placement.js';
+import { backoffDelay, Breaker } from '../../scheduler/dispatch/breaker.js';
+import { place, type AgentView } from '../../scheduler/dispatch/placement.js';
 
 const agent = (address: string, over: Partial<AgentView> = {}): AgentView => ({ address, breaker: 'closed', reopensAt: 0, capacity: 4, inflight: 0, ...over });
 const snap = (...a: AgentView[]): Map<string, AgentView> => new Map(a.map((x) => [x.address, x]));

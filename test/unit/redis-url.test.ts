@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { gaxxKey, KEY_PREFIX, redisSettingsFromUrl } from '../../scheduler/redis.js';
+import { gaxxKey, KEY_PREFIX, redisSettingsFromUrl } from '../../scheduler/redis/redis.js';
 
 describe('redisSettingsFromUrl', () => {
   it('parses redis:// with ACL user, password and db', () => {

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CertWatcher, renewalDueWithJitter } from '../../agent/reload.js';
+import { CertWatcher, renewalDueWithJitter } from '../../agent/auth/reload.js';
 import { CA_KEY_FILE, FleetCa, loadCertDir, signRevocationList, writeCertDir, type CertBundle } from '../../certs/index.js';
 import { isGaxxError } from '../../proto/index.js';
 

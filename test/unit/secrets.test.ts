@@ -3,7 +3,7 @@ import { inspect } from 'node:util';
 import pino from 'pino';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { BearerToken, presentedToken, secretWeakness } from '../../agent/secrets.js';
+import { BearerToken, presentedToken, secretWeakness } from '../../agent/auth/secrets.js';
 import { isGaxxError } from '../../proto/index.js';
 
 const hex = randomBytes(32).toString('hex');

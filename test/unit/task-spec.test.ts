@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isGaxxError } from '../../proto/index.js';
-import { assertJobId, jobIdFor, newRunId, parseRunSpec, parseTaskSpec } from '../../scheduler/task.js';
+import { assertJobId, jobIdFor, newRunId, parseRunSpec, parseTaskSpec } from '../../scheduler/queue/task.js';
 
 const task = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
   taskId: 't1',

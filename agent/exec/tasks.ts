@@ -1,0 +1,223 @@
+/**
+ * The task registry: the agent side of exactly-once execution. Running tasks and recently
+ * finished ones (bounded by count and TTL) are kept by task id with a bounded replay buffer of
+ * their output (per task and globally). An Exec for a running id attaches; one for a finished id
+ * replays the stored result; neither runs the command again.
+ *
+ * A second run can still happen when: the agent restarts (the registry lives in memory), the
+ * finished entry aged out (TTL) or was evicted (count bound), or the retry goes to another agent.
+ */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ExecEvent, Exit } from '../../proto/index.js';
+import { startExec, type ExecHandle, type ExecSink, type ExecSpec, type KillReason } from './exec.js';
+
+export type TaskExit = Parameters<ExecSink['exit']>[0];
+
+/**
+ * The scratch work dir of a task that asked for none: `<data-dir>/tasks/<taskId>`. It lives as
+ * long as the task's registry entry and is removed with it, so a long-lived agent does not keep
+ * one directory per task forever. A task that must leave files behind names its own work dir.
+ */
+export function scratchDir(dataDir: string, taskId: string): string {
+  return join(dataDir, 'tasks', taskId);
+}
+
+/** Receives a task's events from the moment of subscription on. */
+export type TaskListener = (ev: ExecEvent) => void;
+
+export interface TaskRegistryOptions {
+  capacity: number;
+  retentionMs?: number;
+  maxFinished?: number;
+  replayBytesPerTask?: number;
+  replayBytesTotal?: number;
+  /** The agent's data dir: a forgotten task's scratch dir under it (see scratchDir) is removed. */
+  dataDir?: string;
+  /** Observes every task start and finish (metrics). */
+  onStart?(): void;
+  onExit?(exit: TaskExit): void;
+  onOutput?(stream: 'stdout' | 'stderr', bytes: number): void;
+}
+
+/** One task: its spec key, process, replay buffer and listeners. */
+export class Task {
+  readonly argvKey: string;
+  pid = 0;
+  exit: TaskExit | undefined;
+  finishedAt = 0;
+  /** Buffered output (the tail, when more than the per-task budget was produced). */
+  buffer: Array<{ stream: 'stdout' | 'stderr'; data: Buffer }> = [];
+  bufferedBytes = 0;
+  /** True when the buffer no longer holds all of the output. */
+  dropped = false;
+  readonly listeners = new Set<TaskListener>();
+  handle: ExecHandle | undefined;
+  private exited: Array<() => void> = [];
+
+  constructor(readonly spec: ExecSpec) {
+    this.argvKey = JSON.stringify(spec.argv);
+  }
+
+  get running(): boolean {
+    return this.exit === undefined;
+  }
+
+  /** Resolves when the task has exited. */
+  done(): Promise<void> {
+    return this.running ? new Promise((r) => this.exited.push(r)) : Promise.resolve();
+  }
+
+  /** Marks the task finished and wakes done() waiters. */
+  finish(exit: TaskExit): void {
+    this.exit = exit;
+    this.finishedAt = Date.now();
+    for (const r of this.exited.splice(0)) r();
+  }
+
+  /** The stored result as events: output from the buffer, then Exit (truncated when output was dropped). */
+  replayEvents(): ExecEvent[] {
+    const evs: ExecEvent[] = this.buffer.map((c) => (c.stream === 'stdout' ? { stdout: c.data } : { stderr: c.data }));
+    if (this.exit) evs.push({ exit: { ...this.exit, truncated: this.exit.truncated || this.dropped } as Exit });
+    return evs;
+  }
+}
+
+/** Running and recently finished tasks by id. */
+export class TaskRegistry {
+  private readonly tasks = new Map<string, Task>();
+  private runningCount = 0;
+  private totalBuffered = 0;
+  startedTotal = 0;
+  private readonly o: Required<Omit<TaskRegistryOptions, 'onStart' | 'onExit' | 'onOutput' | 'dataDir'>> & TaskRegistryOptions;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(opts: TaskRegistryOptions) {
+    this.o = { retentionMs: 10 * 60_000, maxFinished: 10_000, replayBytesPerTask: 64 * 1024, replayBytesTotal: 64 * 1024 * 1024, ...opts };
+    this.sweeper = setInterval(() => this.prune(true), 30_000);
+    this.sweeper.unref();
+  }
+
+  get running(): number {
+    return this.runningCount;
+  }
+
+  get capacity(): number {
+    return this.o.capacity;
+  }
+
+  get(taskId: string): Task | undefined {
+    const t = this.tasks.get(taskId);
+    if (t && !t.running && t.finishedAt < Date.now() - this.o.retentionMs) {
+      this.forget(taskId, t);
+      return undefined;
+    }
+    return t;
+  }
+
+  /** Whether a new task may start now (the concurrency cap). */
+  hasRoom(): boolean {
+    return this.runningCount < this.o.capacity;
+  }
+
+  /** Starts a new task (the caller checked get() and hasRoom()); `first` subscribes before any event. */
+  start(spec: ExecSpec, first: TaskListener): Task {
+    const task = new Task(spec);
+    task.listeners.add(first);
+    this.tasks.set(spec.taskId, task);
+    this.runningCount++;
+    this.startedTotal++;
+    this.o.onStart?.();
+    const emit = (ev: ExecEvent) => {
+      for (const l of task.listeners) l(ev);
+    };
+    task.handle = startExec(spec, {
+      started: (pid) => {
+        task.pid = pid;
+        emit({ started: { pid } });
+      },
+      output: (stream, data) => {
+        this.o.onOutput?.(stream, data.length);
+        this.remember(task, stream, data);
+        emit(stream === 'stdout' ? { stdout: data } : { stderr: data });
+      },
+      exit: (exit) => {
+        this.runningCount--;
+        task.finish(exit);
+        this.o.onExit?.(exit);
+        emit({ exit });
+        task.listeners.clear();
+        this.prune();
+      },
+    });
+    return task;
+  }
+
+  /** Kills a running task's group; false when no such task is running. */
+  cancel(taskId: string, reason: KillReason = 'cancelled'): boolean {
+    const t = this.tasks.get(taskId);
+    if (!t?.running) return false;
+    t.handle?.kill(reason);
+    return true;
+  }
+
+  /** Waits up to `graceMs` for running tasks, then kills the rest and waits for them to go. */
+  async shutdown(graceMs: number): Promise<void> {
+    clearInterval(this.sweeper);
+    const running = [...this.tasks.values()].filter((t) => t.running);
+    const all = Promise.all(running.map((t) => t.done()));
+    const timer = new Promise<void>((r) => setTimeout(r, graceMs).unref());
+    await Promise.race([all, timer]);
+    for (const t of running) if (t.running) t.handle?.kill('shutdown', 1000);
+    await all;
+  }
+
+  private remember(task: Task, stream: 'stdout' | 'stderr', data: Buffer): void {
+    task.buffer.push({ stream, data });
+    task.bufferedBytes += data.length;
+    this.totalBuffered += data.length;
+    while (task.bufferedBytes > this.o.replayBytesPerTask && task.buffer.length > 0) {
+      const old = task.buffer.shift() as { data: Buffer };
+      task.bufferedBytes -= old.data.length;
+      this.totalBuffered -= old.data.length;
+      task.dropped = true;
+    }
+    // Over the global budget: drop the output (not the result) of the oldest finished tasks.
+    for (const t of this.tasks.values()) {
+      if (this.totalBuffered <= this.o.replayBytesTotal) break;
+      if (t.running || t.bufferedBytes === 0) continue;
+      this.totalBuffered -= t.bufferedBytes;
+      t.buffer = [];
+      t.bufferedBytes = 0;
+      t.dropped = true;
+    }
+  }
+
+  private forget(id: string, t: Task): void {
+    this.totalBuffered -= t.bufferedBytes;
+    this.tasks.delete(id);
+    if (this.o.dataDir !== undefined && t.spec.cwd === scratchDir(this.o.dataDir, id)) {
+      // Best effort and off the event loop: a dir the task made unremovable stays.
+      rm(t.spec.cwd, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Forgets finished tasks past the TTL or beyond the count bound, oldest first. The eager pass
+   * (after each exit) stops at the first entry it keeps, since entries are in start order; the
+   * sweeper's full pass catches what that skips.
+   */
+  private prune(full = false): void {
+    const cutoff = Date.now() - this.o.retentionMs;
+    let finished = this.tasks.size - this.runningCount;
+    for (const [id, t] of this.tasks) {
+      if (t.running) continue;
+      if (t.finishedAt >= cutoff && finished <= this.o.maxFinished) {
+        if (full) continue;
+        break;
+      }
+      this.forget(id, t);
+      finished--;
+    }
+  }
+}

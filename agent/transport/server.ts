@@ -1,0 +1,100 @@
+/**
+ * The agent's transport: we own the TCP listener and the TLS layer, and hand finished mTLS
+ * connections to grpc-js through a connection injector.
+ *
+ * A net.Server accepts TCP (where per-peer guards can act before any TLS work); each socket is
+ * fed to a tls.Server that never listens itself, so Node's own server-side checks apply
+ * (requestCert + rejectUnauthorized: a missing or foreign client certificate fails the handshake,
+ * `socket.authorized` is set, handshake timeouts and errors surface as 'tlsClientError'). The
+ * secure socket then goes to grpc-js as plain HTTP/2: `call.getAuthContext()` still reports the
+ * peer certificate because it reads the session's socket, which is our authorized TLSSocket.
+ * Rotation swaps the context for new connections with `setSecureContext`.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { GaxxError } from '../../proto/index.js';
+import type { ListenAddress } from '../config.js';
+
+/** Observes the connection life cycle; the guards (transport-guards.ts, ping-policer.ts) plug in here. */
+export interface TransportHooks {
+  /** A TCP connection arrived; return false to drop it before TLS. */
+  onConnection?(socket: Socket): boolean;
+  /** A TLS handshake failed (no/foreign client cert, plaintext, timeout); the socket is destroyed after. */
+  onHandshakeError?(error: Error & { code?: string }, socket: TLSSocket): void;
+  /** A verified mTLS connection is handed to grpc-js. */
+  onSecure?(socket: TLSSocket): void;
+  /** The grpc-js connection injector, once (ping policing watches its sessions). */
+  onInjector?(injector: Pick<grpc.ConnectionInjector, 'injectConnection'>): void | Promise<void>;
+}
+
+export interface AgentTransport {
+  port: number;
+  /** Uses new certificate material for connections accepted from now on. */
+  setSecureContext(options: SecureContextOptions): void;
+  /** Stops accepting; existing connections are left to the gRPC server's shutdown. */
+  close(): Promise<void>;
+}
+
+/** Listens on `listen`; UNAVAILABLE (e.g. EADDRINUSE) when the address cannot be bound. */
+export function listenOn(server: NetServer, listen: ListenAddress): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException) =>
+      reject(new GaxxError('UNAVAILABLE', `cannot listen on ${listen.host}:${listen.port}: ${e.code ?? e.message}`, { cause: e }));
+    server.once('error', onError);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Listens on `listen` and injects authenticated TLS connections into `server`. */
+export async function startTransport(
+  server: grpc.Server,
+  listen: ListenAddress,
+  tlsOptions: SecureContextOptions,
+  hooks: TransportHooks = {},
+  handshakeTimeoutMs = 10_000,
+): Promise<AgentTransport> {
+  const tlsServer: TlsServer = createTlsServer({
+    ...tlsOptions,
+    requestCert: true,
+    rejectUnauthorized: true,
+    ALPNProtocols: ['h2'],
+    handshakeTimeout: handshakeTimeoutMs,
+  });
+  // Not a plaintext path: grpc-js only ever receives sockets that our tls.Server above has
+  // authenticated (mTLS, AEAD, client cert verified); the injector just must not wrap them in a
+  // second TLS layer, hence HTTP/2 credentials without TLS of their own.
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  await hooks.onInjector?.(injector);
+  tlsServer.on('secureConnection', (tlsSocket: TLSSocket) => {
+    // Belt and braces: Node already destroyed unauthorized sockets before this event.
+    if (!tlsSocket.authorized || tlsSocket.alpnProtocol !== 'h2') {
+      tlsSocket.destroy();
+      return;
+    }
+    hooks.onSecure?.(tlsSocket);
+    injector.injectConnection(tlsSocket);
+  });
+  tlsServer.on('tlsClientError', (err: Error & { code?: string }, tlsSocket: TLSSocket) => {
+    hooks.onHandshakeError?.(err, tlsSocket);
+    // A handshake timeout only reports; without this the connection would stay open.
+    tlsSocket.destroy();
+  });
+  const net: NetServer = createNetServer((socket) => {
+    socket.on('error', () => socket.destroy());
+    if (hooks.onConnection && !hooks.onConnection(socket)) {
+      socket.destroy();
+      return;
+    }
+    tlsServer.emit('connection', socket);
+  });
+  await listenOn(net, listen);
+  return {
+    port: (net.address() as AddressInfo).port,
+    setSecureContext: (options) => tlsServer.setSecureContext({ ...tlsOptions, ...options }),
+    close: () => new Promise<void>((resolve) => net.close(() => resolve())),
+  };
+}

@@ -1,0 +1,294 @@
+/**
+ * AgentClient: the typed mTLS client of gaxx-agent. It trusts only the fleet CA in the caller's
+ * cert bundle, pins the agent's identity (see agent-identity.ts), puts deadlines on calls, and
+ * turns every failure into a GaxxError (the agent's own code is rebuilt from the trailer).
+ */
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { secureContextOptions, type CertBundle } from '../../certs/index.js';
+import {
+  ERROR_CODE_METADATA_KEY,
+  GaxxError,
+  errorFromGrpc,
+  loadProtos,
+  type AgentGrpcClient,
+  type ExecEvent__Output,
+  type ExecRequest,
+  type Exit__Output,
+  type HealthClient,
+  type InfoResponse__Output,
+  type PutFileResponse__Output,
+  type Started__Output,
+} from '../../proto/index.js';
+import { checkAgentCertificate, grpcTarget, splitAddress, type AgentExpectation } from './agent-identity.js';
+
+/** Largest gRPC message either side accepts; the agent uses the same limit. */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** File transfers are sent in chunks of this size. */
+export const FILE_CHUNK_BYTES = 64 * 1024;
+/** After a Cancel, how long to wait for the agent's exit event before dropping the stream. */
+const CANCEL_GRACE_MS = 5_000;
+/** Placeholder TLS server name when dialling an IP (Node refuses an IP as SNI: DEP0123). */
+const IP_SERVER_NAME = 'gaxx-agent';
+
+export interface AgentTarget {
+  /** 'host:port' */
+  address: string;
+  expect?: AgentExpectation;
+}
+
+export interface AgentClientOptions {
+  /** Default deadline per unary call (10 s). */
+  deadlineMs?: number;
+  /** How long a call waits for the connection before UNAVAILABLE (5 s). */
+  connectTimeoutMs?: number;
+}
+
+export interface ExecCallOptions {
+  /** Aborting sends Cancel for the task and ends the stream after the agent's exit event. */
+  signal?: AbortSignal;
+  /** Deadline of the whole stream; default: the request's timeout plus 30 s, else none. */
+  deadlineMs?: number;
+}
+
+/** The collected outcome of one Exec. */
+export interface ExecResult {
+  exit: Exit__Output;
+  stdout: Buffer;
+  stderr: Buffer;
+  started: Started__Output;
+}
+
+export type HealthStatus = 'SERVING' | 'NOT_SERVING' | 'UNKNOWN' | 'SERVICE_UNKNOWN';
+
+export class AgentClient {
+  readonly address: string;
+  private readonly grpcClient: AgentGrpcClient;
+  private readonly healthClient: HealthClient;
+  private readonly deadlineMs: number;
+  private readonly connectTimeoutMs: number;
+  /** Set when the last handshake refused the agent's identity; explains the UNAVAILABLE that follows. */
+  private identityError: GaxxError | undefined;
+
+  private constructor(target: AgentTarget, creds: CertBundle, opts: AgentClientOptions) {
+    const { host, port } = splitAddress(target.address);
+    this.address = target.address;
+    this.deadlineMs = opts.deadlineMs ?? 10_000;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
+    const credentials = grpc.credentials.createFromSecureContext(createSecureContext(secureContextOptions(creds)), {
+      checkServerIdentity: (_servername, cert) => {
+        this.identityError = checkAgentCertificate(host, cert, target.expect);
+        return this.identityError;
+      },
+    });
+    const options: grpc.ChannelOptions = {
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      // Long, quiet Exec streams stay up through NATs; pings only while a call is active.
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_permit_without_calls': 0,
+      // This client's channel is its own: nothing shared with clients holding other credentials.
+      'grpc.use_local_subchannel_pool': 1,
+      ...(isIP(host) ? { 'grpc.ssl_target_name_override': IP_SERVER_NAME } : {}),
+    };
+    const { agent, health } = loadProtos();
+    this.grpcClient = new agent.gaxx.agent.v1.Agent(grpcTarget(host, port), credentials, options);
+    this.healthClient = new health.grpc.health.v1.Health(grpcTarget(host, port), credentials, {
+      channelOverride: this.grpcClient.getChannel(),
+    });
+  }
+
+  /** A client for one agent; no connection is made until the first call. */
+  static connect(target: AgentTarget, creds: CertBundle, opts: AgentClientOptions = {}): AgentClient {
+    return new AgentClient(target, creds, opts);
+  }
+
+  /** Runs a command and yields its events as they arrive: started, stdout/stderr chunks, exit. */
+  exec(req: ExecRequest, opts: ExecCallOptions = {}): AsyncIterable<ExecEvent__Output> {
+    return { [Symbol.asyncIterator]: () => this.execEvents(req, opts) };
+  }
+
+  /** Runs a command and collects its output and exit. */
+  async run(req: ExecRequest, opts: ExecCallOptions = {}): Promise<ExecResult> {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let started: Started__Output = { pid: 0, attached: false, replayed: false };
+    let exit: Exit__Output | undefined;
+    for await (const ev of this.exec(req, opts)) {
+      if (ev.started) started = ev.started;
+      else if (ev.stdout) out.push(ev.stdout);
+      else if (ev.stderr) err.push(ev.stderr);
+      else if (ev.exit) exit = ev.exit;
+    }
+    if (!exit) throw new GaxxError('UNAVAILABLE', `agent ${this.address} ended task ${req.taskId ?? ''} without an exit event`);
+    return { exit, stdout: Buffer.concat(out), stderr: Buffer.concat(err), started };
+  }
+
+  /** Cancels a running task; false when the agent has no running task with that id. */
+  async cancel(taskId: string): Promise<boolean> {
+    await this.ready();
+    const res = await new Promise<{ found: boolean }>((resolve, reject) => {
+      this.grpcClient.cancel({ taskId }, this.callOptions(), (e, r) => (e || !r ? reject(this.mapError(e)) : resolve(r)));
+    });
+    return res.found;
+  }
+
+  /** The agent's version, host, capacity, load and certificate state. */
+  async info(): Promise<InfoResponse__Output> {
+    await this.ready();
+    return new Promise((resolve, reject) => {
+      this.grpcClient.info({}, this.callOptions(), (e, r) => (e || !r ? reject(this.mapError(e)) : resolve(r)));
+    });
+  }
+
+  /** The standard gRPC health status of the agent (service ''). */
+  async health(): Promise<HealthStatus> {
+    await this.ready();
+    return new Promise((resolve, reject) => {
+      this.healthClient.check({ service: '' }, this.callOptions(), (e, r) => (e || !r ? reject(this.mapError(e)) : resolve(r.status)));
+    });
+  }
+
+  /** Uploads `data` to `path` in the agent's data (or certs) area; the agent verifies the sha256. */
+  async putFile(path: string, data: Buffer, opts: { mode?: number; area?: 'FILE_AREA_DATA' | 'FILE_AREA_CERTS'; deadlineMs?: number } = {}): Promise<PutFileResponse__Output> {
+    await this.ready();
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    const res = await new Promise<PutFileResponse__Output>((resolve, reject) => {
+      const call = this.grpcClient.putFile(this.callOptions(opts.deadlineMs ?? this.transferDeadline(data.length)), (e, r) =>
+        e || !r ? reject(this.mapError(e)) : resolve(r),
+      );
+      call.write({ header: { path, mode: opts.mode ?? 0, size: data.length, sha256, area: opts.area ?? 'FILE_AREA_DATA' } });
+      // The data is already in memory, so queueing every chunk costs no extra copies.
+      for (let i = 0; i < data.length; i += FILE_CHUNK_BYTES) call.write({ data: data.subarray(i, i + FILE_CHUNK_BYTES) });
+      call.end();
+    });
+    if (res.sha256 !== sha256) throw new GaxxError('CHECKSUM_MISMATCH', `agent ${this.address} stored ${path} with sha256 ${res.sha256}, sent ${sha256}`);
+    return res;
+  }
+
+  /** Downloads a file from the agent's data area; CHECKSUM_MISMATCH when it does not match its header. */
+  async getFile(path: string, opts: { deadlineMs?: number } = {}): Promise<{ data: Buffer; sha256: string; mode: number }> {
+    await this.ready();
+    const call = this.grpcClient.getFile({ path }, this.callOptions(opts.deadlineMs ?? this.transferDeadline(0)));
+    let header: { size: number; mode: number; sha256: string } | undefined;
+    const parts: Buffer[] = [];
+    try {
+      for await (const chunk of call as AsyncIterable<{ header?: { size: number; mode: number; sha256: string } | null; data?: Buffer }>) {
+        if (chunk.header) header = chunk.header;
+        else if (chunk.data) parts.push(chunk.data);
+      }
+    } catch (e) {
+      throw this.mapError(e);
+    }
+    if (!header) throw new GaxxError('UNAVAILABLE', `agent ${this.address} sent ${path} without a header`);
+    const data = Buffer.concat(parts);
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    if (sha256 !== header.sha256 || data.length !== header.size) {
+      throw new GaxxError('CHECKSUM_MISMATCH', `${path} from agent ${this.address}: got ${data.length} bytes sha256 ${sha256}, header says ${header.size} bytes ${header.sha256}`);
+    }
+    return { data, sha256, mode: header.mode };
+  }
+
+  /** Closes the channel; calls in flight fail with CANCELLED/UNAVAILABLE. */
+  close(): void {
+    this.grpcClient.close();
+  }
+
+  private async *execEvents(req: ExecRequest, opts: ExecCallOptions): AsyncGenerator<ExecEvent__Output> {
+    if (opts.signal?.aborted) throw new GaxxError('CANCELLED', `task ${req.taskId ?? ''} cancelled before it started`);
+    await this.ready();
+    const deadlineMs = opts.deadlineMs ?? (req.timeoutMs ? Number(req.timeoutMs) + 30_000 : undefined);
+    const call = this.grpcClient.exec(req, deadlineMs === undefined ? {} : this.callOptions(deadlineMs));
+    let grace: NodeJS.Timeout | undefined;
+    let started = false;
+    let cancelWanted = false;
+    const sendCancel = () => {
+      // Ask the agent to stop the task's process group, then give it time to send the exit event.
+      this.cancel(req.taskId ?? '').catch(() => undefined);
+      clearTimeout(grace);
+      grace = setTimeout(() => call.cancel(), CANCEL_GRACE_MS);
+    };
+    const onAbort = () => {
+      cancelWanted = true;
+      // Before 'started' the agent may not know the task yet: cancel once it does (or drop the
+      // stream if it never says so).
+      if (started) sendCancel();
+      else grace = setTimeout(() => call.cancel(), CANCEL_GRACE_MS);
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const ev of call as AsyncIterable<ExecEvent__Output>) {
+        if (ev.started && !started) {
+          started = true;
+          if (cancelWanted) sendCancel();
+        }
+        yield ev;
+      }
+    } catch (e) {
+      throw this.mapError(e);
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+      clearTimeout(grace);
+      call.cancel();
+    }
+  }
+
+  /**
+   * Waits for the channel to leave IDLE/CONNECTING, at most connectTimeoutMs. A failed connection
+   * is left to the call itself, which fails fast with the transport's reason.
+   */
+  private async ready(): Promise<void> {
+    const channel = this.grpcClient.getChannel();
+    const deadline = Date.now() + this.connectTimeoutMs;
+    let state = channel.getConnectivityState(true);
+    while (state === grpc.connectivityState.IDLE || state === grpc.connectivityState.CONNECTING) {
+      const changed = await new Promise<boolean>((resolve) => channel.watchConnectivityState(state, deadline, (e) => resolve(!e)));
+      if (!changed) throw new GaxxError('UNAVAILABLE', `no gaxx-agent answering at ${this.address} within ${this.connectTimeoutMs} ms; is it running, and is the port open from here?`);
+      state = channel.getConnectivityState(true);
+    }
+    if (state === grpc.connectivityState.SHUTDOWN) throw new GaxxError('UNAVAILABLE', `client for agent ${this.address} is closed`);
+  }
+
+  private callOptions(deadlineMs = this.deadlineMs): grpc.CallOptions {
+    return { deadline: Date.now() + deadlineMs };
+  }
+
+  private transferDeadline(bytes: number): number {
+    // Allow at least a minute, plus a second per MiB, for transfers.
+    return Math.max(this.deadlineMs, 60_000) + Math.ceil(bytes / (1024 * 1024)) * 1000;
+  }
+
+  /**
+   * A connection that never reached an agent, said plainly: refused, unreachable, or a TLS
+   * handshake that failed (the grpc/OpenSSL text stays in the cause).
+   */
+  private transportError(se: Partial<grpc.ServiceError>): GaxxError {
+    const d = `${se.details ?? ''} ${se.message ?? ''}`;
+    let why = 'it did not answer';
+    if (/ECONNREFUSED/.test(d)) why = 'connection refused: is gaxx-agent running and listening on that port?';
+    else if (/EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ENOTFOUND|EAI_AGAIN/.test(d)) why = 'the host cannot be reached from here (address, DNS or firewall)';
+    else if (/SSL|TLS|handshake|certificate|alert/i.test(d)) why = 'the TLS handshake failed: it is not an agent of this fleet\'s CA, or it refused our certificate (revoked or expired?)';
+    else if (/ECONNRESET|socket hang up|closed/i.test(d)) why = 'the connection was closed (an agent blocking this address, or not a gaxx-agent)';
+    return new GaxxError('UNAVAILABLE', `no gaxx-agent answering at ${this.address}: ${why}`, { cause: se });
+  }
+
+  /** Any failure as a GaxxError: the agent's trailer code, a pinned-identity refusal, or the transport's. */
+  private mapError(e: unknown): GaxxError {
+    if (e instanceof GaxxError) return e;
+    const se = e as Partial<grpc.ServiceError> | null;
+    if (!se || typeof se.code !== 'number') return new GaxxError('UNAVAILABLE', `agent ${this.address}: ${String(e)}`, { cause: e });
+    // The refusal's text reaches us inside the transport error; match it so a later, unrelated
+    // outage is not reported as a mismatch.
+    const idErr = this.identityError;
+    if (se.code === grpc.status.UNAVAILABLE && idErr && (se.details ?? '').includes(idErr.message)) return idErr;
+    const trailer = se.metadata?.get(ERROR_CODE_METADATA_KEY)[0];
+    if (se.code === grpc.status.UNAVAILABLE && trailer === undefined) return this.transportError(se);
+    // grpc-js appends an empty "Resolution note:" to transport errors; it only adds noise.
+    const details = (se.details ?? se.message ?? '').replace(/\.? ?Resolution note: *$/, '');
+    const mapped = errorFromGrpc(se.code, `agent ${this.address}: ${details}`, typeof trailer === 'string' ? trailer : undefined);
+    return new GaxxError(mapped.code, mapped.message, { cause: e });
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * Pinning an agent's identity: TLS already checked that the fleet CA signed the agent's
+ * certificate; this checks that the certificate is an agent's and names the host we dialled
+ * (and, when asked, the fleet and host we expect), so one agent cannot stand in for another.
+ */
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { describeIdentity, identityFromSan } from '../../certs/index.js';
+import { formatHostPort, GaxxError, parseHostPort } from '../../proto/index.js';
+
+/** What the caller expects the agent's certificate to name. */
+export interface AgentExpectation {
+  fleet?: string;
+  host?: string;
+}
+
+/** Splits 'host:port' / '[v6]:port'; INVALID_ARGUMENT when there is no valid port. */
+export function splitAddress(address: string): { host: string; port: number } {
+  return parseHostPort(address, { what: 'agent address' });
+}
+
+/** The IP-aware gRPC target for a host and port. */
+export function grpcTarget(host: string, port: number): string {
+  return formatHostPort(host, port);
+}
+
+/**
+ * Checks the agent's certificate against the dialled host and the expectation. Returns the
+ * refusal (IDENTITY_MISMATCH) or undefined when the certificate is acceptable.
+ */
+export function checkAgentCertificate(dialledHost: string, cert: PeerCertificate, expect: AgentExpectation | undefined): GaxxError | undefined {
+  // Node's own hostname/IP check first (our callback replaces it, so it must be called here).
+  const hostErr = checkServerIdentity(dialledHost, cert);
+  if (hostErr) return new GaxxError('IDENTITY_MISMATCH', `agent certificate does not name ${dialledHost}: ${hostErr.message}`, { cause: hostErr });
+  let id;
+  try {
+    id = identityFromSan(cert.subjectaltname);
+  } catch (e) {
+    return new GaxxError('IDENTITY_MISMATCH', `agent at ${dialledHost} presented no valid gaxx identity: ${(e as Error).message}`, { cause: e });
+  }
+  if (id.role !== 'agent') return new GaxxError('IDENTITY_MISMATCH', `${dialledHost} presented a ${describeIdentity(id)} certificate, not an agent's`);
+  if (expect?.fleet !== undefined && id.fleet !== expect.fleet) {
+    return new GaxxError('IDENTITY_MISMATCH', `${dialledHost} is ${describeIdentity(id)}, expected fleet ${expect.fleet}`);
+  }
+  if (expect?.host !== undefined && id.host !== expect.host) {
+    return new GaxxError('IDENTITY_MISMATCH', `${dialledHost} is ${describeIdentity(id)}, expected host ${expect.host}`);
+  }
+  return undefined;
+}

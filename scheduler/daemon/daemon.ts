@@ -1,0 +1,134 @@
+/**
+ * The scheduler daemon (`gaxx scheduler`): a worker for every fleet's tasks, a heartbeat so
+ * `gaxx run` knows a daemon is serving the queue, and its own Prometheus endpoint. Several
+ * daemons on one Redis share the work (BullMQ hands each job to one worker at a time).
+ *
+ * Heartbeat: member `<id>` of the sorted set `{gaxx}:schedulers`, scored with the time it
+ * expires (now + 3 heartbeats); a daemon that dies stops refreshing and ages out by itself.
+ *
+ * Metrics: plain HTTP on a loopback address by default; any other address needs TLS with a
+ * required client certificate from the fleet CA (`metricsTls`), as the agents' :9091 does.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttps } from 'node:https';
+import { hostname } from 'node:os';
+import type { Cluster, Redis } from 'ioredis';
+import { GaxxError, isLoopbackHost, parseHostPort } from '../../proto/index.js';
+import type { SecureContextOptions } from 'node:tls';
+import type { AgentConnector } from '../dispatch/agent-pool.js';
+import { SchedulerMetrics } from './metrics.js';
+import { TaskQueue } from '../queue/queue.js';
+import { durabilityWarnings, gaxxKey, type RedisSettings } from '../redis/redis.js';
+import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
+
+export const HEARTBEAT_KEY = gaxxKey('schedulers');
+
+export interface DaemonOptions {
+  settings: RedisSettings;
+  connect: AgentConnector;
+  concurrency?: number;
+  /** `host:port` for /metrics; empty or undefined: no metrics endpoint. */
+  metricsListen?: string;
+  /** Required for a non-loopback metrics address: server cert/key/CA (client certs are required). */
+  metricsTls?: SecureContextOptions;
+  id?: string;
+  heartbeatMs?: number;
+  lockDurationMs?: number;
+  log: WorkerLog;
+}
+
+/** Whether some scheduler daemon has refreshed its heartbeat recently. */
+export async function schedulerAlive(redis: Redis | Cluster, now = Date.now()): Promise<boolean> {
+  await redis.zremrangebyscore(HEARTBEAT_KEY, '-inf', now);
+  return (await redis.zcount(HEARTBEAT_KEY, now, '+inf')) > 0;
+}
+
+function splitListen(addr: string): { host: string; port: number } {
+  try {
+    return parseHostPort(addr, { allowPortZero: true, what: 'metrics address' });
+  } catch (e) {
+    throw new GaxxError('CONFIG_INVALID', (e as Error).message, { cause: e });
+  }
+}
+
+/** A running daemon. */
+export class SchedulerDaemon {
+  private timer: NodeJS.Timeout | undefined;
+  private server: Server | undefined;
+  readonly id: string;
+
+  private constructor(
+    readonly worker: SchedulerWorker,
+    readonly queue: TaskQueue,
+    readonly metrics: SchedulerMetrics,
+    private readonly opts: DaemonOptions,
+  ) {
+    this.id = opts.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  }
+
+  /** Starts the worker, heartbeat and metrics endpoint; warns about a Redis that can lose jobs. */
+  static async start(opts: DaemonOptions): Promise<SchedulerDaemon> {
+    const queue = await TaskQueue.open(opts.settings, 5000, 'worker');
+    for (const w of await durabilityWarnings(queue.redis)) opts.log.warn({ redis: opts.settings.display }, w);
+    const metrics = new SchedulerMetrics({ processMetrics: true });
+    metrics.attach({ depth: () => queue.depth() });
+    const worker = SchedulerWorker.start({ settings: opts.settings, connect: opts.connect, concurrency: opts.concurrency, lockDurationMs: opts.lockDurationMs, metrics, log: opts.log });
+    const d = new SchedulerDaemon(worker, queue, metrics, opts);
+    await worker.ready();
+    await d.beat();
+    d.timer = setInterval(() => void d.beat().catch((e: Error) => opts.log.warn({ err: e.message }, 'heartbeat failed')), opts.heartbeatMs ?? 2000);
+    if (opts.metricsListen) {
+      await d.serveMetrics(opts.metricsListen).catch(async (e: unknown) => {
+        await d.stop(0);
+        throw e;
+      });
+    }
+    opts.log.info({ id: d.id, concurrency: opts.concurrency ?? 64, redis: opts.settings.display, metrics: d.metricsAddress() }, 'scheduler started');
+    return d;
+  }
+
+  private async beat(): Promise<void> {
+    const ttl = 3 * (this.opts.heartbeatMs ?? 2000);
+    await this.queue.redis.zadd(HEARTBEAT_KEY, Date.now() + ttl, this.id);
+  }
+
+  private async serveMetrics(listen: string): Promise<void> {
+    const { host, port } = splitListen(listen);
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end();
+        return;
+      }
+      this.metrics.text().then(
+        (body) => res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(body),
+        () => res.writeHead(500).end(),
+      );
+    };
+    if (!isLoopbackHost(host) && !this.opts.metricsTls) {
+      throw new GaxxError('CONFIG_INVALID', `metrics on non-loopback address ${listen} need TLS (a scheduler certificate)`);
+    }
+    this.server = this.opts.metricsTls ? createHttps({ ...this.opts.metricsTls, requestCert: true, rejectUnauthorized: true }, handler) : createHttp(handler);
+    await new Promise<void>((resolve, reject) => {
+      this.server?.once('error', (e) => reject(new GaxxError('FAILED_PRECONDITION', `metrics cannot listen on ${listen}: ${e.message}`, { cause: e })));
+      this.server?.listen(port, host, () => resolve());
+    });
+  }
+
+  /** `host:port` the metrics endpoint listens on, if any. */
+  metricsAddress(): string | undefined {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}` : undefined;
+  }
+
+  /** SIGTERM path: stop taking jobs, finish or hand back in-flight ones, drop the heartbeat. */
+  async stop(graceMs = 10_000): Promise<void> {
+    clearInterval(this.timer);
+    this.opts.log.info({ id: this.id, graceMs }, 'scheduler draining');
+    await this.worker.drain(graceMs);
+    await this.queue.redis.zrem(HEARTBEAT_KEY, this.id).catch(() => undefined);
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await this.queue.close();
+    this.opts.log.info({ id: this.id }, 'scheduler stopped');
+  }
+}

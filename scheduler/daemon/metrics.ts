@@ -1,0 +1,79 @@
+/**
+ * The scheduler's Prometheus metrics, in a registry of its own (several workers may live in one
+ * process in tests): tasks by outcome, retries by kind, dispatch latency (enqueue -> agent
+ * started), breaker states, in-flight tasks, and queue depth read from Redis at scrape time.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BreakerState } from '../dispatch/breaker.js';
+
+const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
+
+export interface MetricsSources {
+  depth?: () => Promise<Record<string, number>>;
+  breakers?: () => Map<string, BreakerState>;
+  inflight?: () => number;
+}
+
+/** Metrics of one scheduler process. */
+export class SchedulerMetrics {
+  readonly registry = new Registry();
+  readonly tasks: Counter<'outcome'>;
+  readonly retries: Counter<'kind'>;
+  readonly dispatchLatency: Histogram;
+  readonly published: Counter;
+  private sources: MetricsSources = {};
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.tasks = new Counter({ name: 'gaxx_scheduler_tasks_total', help: 'Tasks finished, by outcome', labelNames: ['outcome'], registers });
+    this.retries = new Counter({ name: 'gaxx_scheduler_retries_total', help: 'Dispatch retries, by kind (transport, busy, failure)', labelNames: ['kind'], registers });
+    this.published = new Counter({ name: 'gaxx_scheduler_duplicate_results_total', help: 'Results not published because the task already had one', registers });
+    this.dispatchLatency = new Histogram({
+      name: 'gaxx_scheduler_dispatch_latency_seconds',
+      help: 'Time from enqueue to the agent starting (or attaching to) the task',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    const src = (): MetricsSources => this.sources;
+    new Gauge({
+      name: 'gaxx_scheduler_queue_depth',
+      help: 'Jobs in the queue by state',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        const depth = src().depth;
+        if (!depth) return;
+        this.reset();
+        for (const [state, n] of Object.entries(await depth().catch(() => ({})))) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'gaxx_scheduler_breaker_state',
+      help: 'Circuit breaker per agent: 0 closed, 1 half-open, 2 open',
+      labelNames: ['agent'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [agent, st] of src().breakers?.() ?? []) this.set({ agent }, BREAKER_VALUE[st]);
+      },
+    });
+    new Gauge({
+      name: 'gaxx_scheduler_inflight_tasks',
+      help: 'Tasks dispatched and not yet finished',
+      registers,
+      collect() {
+        this.set(src().inflight?.() ?? 0);
+      },
+    });
+    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'gaxx_scheduler_' });
+  }
+
+  /** Where scrape-time gauges read from. */
+  attach(sources: MetricsSources): void {
+    this.sources = { ...this.sources, ...sources };
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

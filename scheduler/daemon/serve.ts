@@ -1,0 +1,68 @@
+/**
+ * Runs the scheduler daemon on the configured Redis (or the embedded one), with the agent
+ * connector built from the scheduler's certificate. What `gaxx scheduler` runs.
+ */
+import type { SecureContextOptions } from 'node:tls';
+import { secureContextOptions, type CertBundle } from '../../certs/index.js';
+import { isLoopbackHost, parseHostPort } from '../../proto/index.js';
+import { agentConnector } from '../dispatch/connector.js';
+import { SchedulerDaemon } from './daemon.js';
+import { redisTarget } from '../redis/embedded-redis.js';
+import { CertRenewer } from '../renewal/renewer.js';
+import type { WorkerLog } from '../dispatch/worker.js';
+
+export interface ServeOptions {
+  /** A Redis URL; none: the embedded redis-server of `stateDir`. */
+  redisUrl?: string;
+  stateDir: string;
+  /** Scheduler-role client certificate (also serves non-loopback metrics over mTLS). */
+  certs: CertBundle;
+  concurrency?: number;
+  metricsListen?: string;
+  lockDurationMs?: number;
+  /** Deadline of unary agent calls, and how long a call waits for a connection. */
+  agentDeadlineMs?: number;
+  agentConnectTimeoutMs?: number;
+  /** Agent certificate renewal (scheduler/renewer.ts); absent or interval 0: off. */
+  renewal?: { intervalMs: number; caDir: string; operatorCertDir: string };
+  log: WorkerLog;
+}
+
+/** A running scheduler and how to stop it (drain, then release the embedded Redis). */
+export interface Served {
+  daemon: SchedulerDaemon;
+  /** The certificate renewal loop, when on. */
+  renewer: CertRenewer | undefined;
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function serveScheduler(opts: ServeOptions): Promise<Served> {
+  const target = await redisTarget(opts.redisUrl, opts.stateDir);
+  try {
+    const metricsTls: SecureContextOptions = secureContextOptions(opts.certs);
+    const daemon = await SchedulerDaemon.start({
+      settings: target.settings,
+      connect: agentConnector(opts.certs, { deadlineMs: opts.agentDeadlineMs, connectTimeoutMs: opts.agentConnectTimeoutMs }),
+      concurrency: opts.concurrency,
+      metricsListen: opts.metricsListen,
+      metricsTls: opts.metricsListen && !isLoopbackHost(parseHostPort(opts.metricsListen, { allowPortZero: true, what: 'metrics address' }).host) ? metricsTls : undefined,
+      lockDurationMs: opts.lockDurationMs,
+      log: opts.log,
+    });
+    const renewer = opts.renewal
+      ? CertRenewer.start({ ...opts.renewal, redis: daemon.queue.redis, schedulerCreds: opts.certs, registry: daemon.metrics.registry, log: opts.log })
+      : undefined;
+    return {
+      daemon,
+      renewer,
+      stop: async (graceMs) => {
+        await renewer?.stop();
+        await daemon.stop(graceMs);
+        await target.release();
+      },
+    };
+  } catch (e) {
+    await target.release();
+    throw e;
+  }
+}

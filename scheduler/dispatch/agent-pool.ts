@@ -1,0 +1,224 @@
+/**
+ * The worker's view of the agents it dispatches to: one client, breaker, capacity (from Info)
+ * and in-flight count per agent address. Open breakers are probed through the Health service
+ * with a fresh connection (an old grpc-js channel may sit in its reconnect backoff long after
+ * the agent came back). Waiters are woken whenever a slot frees or a breaker changes.
+ */
+import type { ExecEvent__Output, ExecRequest, InfoResponse__Output } from '../../proto/index.js';
+import { Breaker, DEFAULT_BREAKER, type BreakerOptions, type BreakerState } from './breaker.js';
+import type { AgentView } from './placement.js';
+
+/** Where an agent is and who it must prove to be (fleet agents: `spiffe://gaxx/agent/<fleet>/<host>`). */
+export interface AgentEndpoint {
+  address: string;
+  expect?: { fleet?: string; host?: string };
+}
+
+/** The part of AgentClient the worker uses. */
+export interface AgentLink {
+  exec(req: ExecRequest, opts?: { signal?: AbortSignal; deadlineMs?: number }): AsyncIterable<ExecEvent__Output>;
+  info(): Promise<InfoResponse__Output>;
+  health(): Promise<string>;
+  /** Stops a running task by exec id; false when the agent has none running under it. */
+  cancel(taskId: string): Promise<boolean>;
+  close(): void;
+}
+
+/** Opens a client for an agent (AgentClient.connect with the scheduler's certificate). */
+export type AgentConnector = (endpoint: AgentEndpoint) => AgentLink;
+
+export interface AgentPoolOptions {
+  breaker?: BreakerOptions;
+  /** Slots assumed until Info answers, and when it reports none. */
+  defaultCapacity?: number;
+  /** How often open breakers are checked for a probe. */
+  probeIntervalMs?: number;
+  /** Called whenever a breaker changes state (metrics, logs). */
+  onBreaker?: (address: string, state: BreakerState) => void;
+}
+
+interface AgentState {
+  address: string;
+  /** One client per identity expectation: a task only ever talks to the agent it expects. */
+  links: Map<string, AgentLink>;
+  breaker: Breaker;
+  capacity: number;
+  inflight: number;
+  info: Promise<void> | undefined;
+  lastState: BreakerState;
+}
+
+/** Agents by address, shared by every job a worker runs. */
+export class AgentPool {
+  private readonly agents = new Map<string, AgentState>();
+  private waiters: Array<() => void> = [];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly connect: AgentConnector,
+    private readonly opts: AgentPoolOptions = {},
+  ) {
+    this.timer = setInterval(() => this.probeOpen(), opts.probeIntervalMs ?? 200);
+    this.timer.unref();
+  }
+
+  /** Makes sure the agents are known and their capacity asked for (first use waits for Info). */
+  async ensure(endpoints: AgentEndpoint[]): Promise<void> {
+    const pending: Array<Promise<void>> = [];
+    for (const ep of endpoints) {
+      let s = this.agents.get(ep.address);
+      if (!s) {
+        s = { address: ep.address, links: new Map(), breaker: new Breaker(this.opts.breaker ?? DEFAULT_BREAKER), capacity: this.opts.defaultCapacity ?? 1, inflight: 0, info: undefined, lastState: 'closed' };
+        this.agents.set(ep.address, s);
+      }
+      if (!s.info && s.breaker.allows(Date.now())) s.info = this.fetchInfo(s);
+      if (s.info) pending.push(s.info);
+    }
+    await Promise.all(pending);
+  }
+
+  private async fetchInfo(s: AgentState): Promise<void> {
+    try {
+      // Info and Health carry no task data: the address check (an agent cert naming it) suffices.
+      const info = await this.link(s.address).info();
+      s.capacity = info.capacity > 0 ? info.capacity : (this.opts.defaultCapacity ?? 1);
+      this.success(s.address);
+    } catch {
+      this.failure(s.address);
+      s.info = undefined;
+    }
+  }
+
+  /**
+   * The client for `address` that pins `expect` (fleet/host), reconnected after the agent's
+   * breaker opened. Tasks of different fleets never share a client, so a certificate checked for
+   * one expectation is never trusted for another.
+   */
+  link(address: string, expect?: AgentEndpoint['expect']): AgentLink {
+    const st = this.agents.get(address);
+    if (!st) throw new Error(`agent ${address} not in the pool`);
+    const key = expect ? `${expect.fleet ?? ''}/${expect.host ?? ''}` : '';
+    let l = st.links.get(key);
+    if (!l) {
+      l = this.connect({ address, ...(expect ? { expect } : {}) });
+      st.links.set(key, l);
+    }
+    return l;
+  }
+
+  /** What placement needs to know about `addresses`. */
+  snapshot(addresses: readonly string[]): Map<string, AgentView> {
+    const now = Date.now();
+    const out = new Map<string, AgentView>();
+    for (const a of addresses) {
+      const s = this.agents.get(a);
+      if (!s) continue;
+      out.set(a, { address: a, breaker: s.breaker.state(now), reopensAt: s.breaker.reopensAt(), capacity: s.capacity, inflight: s.inflight });
+    }
+    return out;
+  }
+
+  acquire(address: string): void {
+    const s = this.agents.get(address);
+    if (s) s.inflight += 1;
+  }
+
+  release(address: string): void {
+    const s = this.agents.get(address);
+    if (s) s.inflight = Math.max(0, s.inflight - 1);
+    this.wake();
+  }
+
+  /** A call reached the agent. */
+  success(address: string): void {
+    const s = this.agents.get(address);
+    if (!s) return;
+    s.breaker.recordSuccess();
+    this.noteState(s);
+  }
+
+  /** A transport failure; an opening breaker drops the client so the probe reconnects. */
+  failure(address: string): void {
+    const s = this.agents.get(address);
+    if (!s) return;
+    s.breaker.recordFailure(Date.now());
+    if (s.breaker.state(Date.now()) !== 'closed') {
+      for (const l of s.links.values()) l.close();
+      s.links.clear();
+      s.info = undefined;
+    }
+    this.noteState(s);
+  }
+
+  /** Resolves when a slot frees or a breaker changes, after `ms` at most, or on abort. */
+  waitForChange(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const t = setTimeout(done, Math.max(1, ms));
+      signal?.addEventListener('abort', done, { once: true });
+      this.waiters.push(done);
+    });
+  }
+
+  /** Breaker states by address, for metrics. */
+  states(): Map<string, BreakerState> {
+    const now = Date.now();
+    return new Map([...this.agents].map(([a, s]) => [a, s.breaker.state(now)]));
+  }
+
+  inflightTotal(): number {
+    let n = 0;
+    for (const s of this.agents.values()) n += s.inflight;
+    return n;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    for (const s of this.agents.values()) for (const l of s.links.values()) l.close();
+    this.agents.clear();
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private noteState(s: AgentState): void {
+    const st = s.breaker.state(Date.now());
+    if (st !== s.lastState) {
+      s.lastState = st;
+      this.opts.onBreaker?.(s.address, st);
+      this.wake();
+    }
+  }
+
+  private probeOpen(): void {
+    const now = Date.now();
+    for (const s of this.agents.values()) {
+      this.noteState(s);
+      if (!s.breaker.takeProbe(now)) continue;
+      void this.probe(s);
+    }
+  }
+
+  private async probe(s: AgentState): Promise<void> {
+    let ok = false;
+    try {
+      ok = (await this.link(s.address).health()) === 'SERVING';
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      this.failure(s.address);
+      return;
+    }
+    this.success(s.address);
+    s.info = this.fetchInfo(s);
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * One Exec stream, read to the agent's exit event: the events folded into exit, start and output,
+ * with output also handed to the task's live sink as it arrives.
+ */
+import type { ExecRequest, Exit__Output, Started__Output } from '../../proto/index.js';
+import type { AgentLink } from './agent-pool.js';
+import type { OutputChunk } from '../queue/results.js';
+
+/** Live output of one task (live.ts): chunks as they arrive; spoiled when not the final output's start. */
+export interface LiveSink {
+  push(c: OutputChunk): void;
+  spoil(): void;
+}
+
+/** The stream ended without an exit event (agent gone mid-task). */
+export class StreamEnded extends Error {}
+
+/** What one Exec produced. */
+export interface ExecOutcome {
+  exit: Exit__Output;
+  started: Started__Output | undefined;
+  startedAt: number;
+  output: OutputChunk[];
+}
+
+/**
+ * Runs the Exec stream to its exit event. The drain signal is deliberately NOT handed to the
+ * client (that would Cancel the task on the agent): on drain we stop reading and drop the
+ * stream, and the agent keeps the task running for the worker that takes the job next. The
+ * run's cancel signal is: the client then sends Cancel and reads on to the agent's exit event.
+ */
+export async function execOnce(link: AgentLink, req: ExecRequest, signal: AbortSignal, cancel: AbortSignal, deadlineMs: number | undefined, live?: LiveSink): Promise<ExecOutcome> {
+  const output: OutputChunk[] = [];
+  let started: Started__Output | undefined;
+  let startedAt = 0;
+  const it = link.exec(req, { signal: cancel, ...(deadlineMs ? { deadlineMs } : {}) })[Symbol.asyncIterator]();
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<'aborted'>((resolve) => {
+    onAbort = () => resolve('aborted');
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    for (;;) {
+      const next = await Promise.race([it.next(), aborted]);
+      if (next === 'aborted') throw new Error('dispatch aborted');
+      if (next.done) throw new StreamEnded('exec stream ended without an exit event');
+      const ev = next.value;
+      if (ev.started) {
+        started = ev.started;
+        startedAt = Date.now();
+        // An attach or replay sends the agent's buffered tail, not necessarily from the start.
+        if (started.attached || started.replayed) live?.spoil();
+      } else if (ev.stdout || ev.stderr) {
+        const chunk: OutputChunk = ev.stdout ? { stream: 1, data: ev.stdout } : { stream: 2, data: ev.stderr as Buffer };
+        output.push(chunk);
+        live?.push(chunk);
+      } else if (ev.exit) return { exit: ev.exit, started, startedAt, output };
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    void it.return?.()?.catch(() => undefined);
+  }
+}

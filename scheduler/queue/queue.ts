@@ -1,0 +1,144 @@
+/**
+ * The producer side of the queue: a run is validated, then enqueued as ONE addBulk with job id
+ * `<runId>-<taskId>`, so enqueueing the same run twice adds nothing while its jobs are kept.
+ * Finished jobs are removed by age and count. The producer connection fails fast
+ * (REDIS_UNAVAILABLE) instead of buffering commands while Redis is down.
+ */
+import { Queue } from 'bullmq';
+import type { Cluster, Redis } from 'ioredis';
+import { GaxxError } from '../../proto/index.js';
+import { unknownFleets } from './fleets.js';
+import { createRedis, gaxxKey, KEY_PREFIX, redisError, waitReady, type RedisRole, type RedisSettings } from '../redis/redis.js';
+import { jobIdFor, parseRunSpec, type RunSpec, type RunSpecInput, type TaskSpec } from './task.js';
+
+/** The one queue every fleet's tasks go through. */
+export const QUEUE_NAME = 'tasks';
+
+/** How long finished jobs, results and run inputs are kept. */
+export const RETENTION = {
+  completedAgeS: 24 * 3600,
+  completedCount: 100_000,
+  failedAgeS: 7 * 24 * 3600,
+  failedCount: 100_000,
+  resultTtlMs: 24 * 3600 * 1000,
+} as const;
+
+/** A run as enqueued. */
+export interface EnqueuedRun {
+  runId: string;
+  taskIds: string[];
+  jobIds: string[];
+}
+
+/** The producer: a fail-fast connection and the BullMQ queue on it. */
+export class TaskQueue {
+  private constructor(
+    readonly redis: Redis | Cluster,
+    readonly queue: Queue,
+  ) {}
+
+  /**
+   * Connects (REDIS_UNAVAILABLE within `timeoutMs` when Redis is down). `role` 'worker' makes a
+   * long-lived process (the daemon) ride out a Redis restart instead of failing fast.
+   */
+  static async open(settings: RedisSettings, timeoutMs = 5000, role: RedisRole = 'producer'): Promise<TaskQueue> {
+    const redis = createRedis(settings, role);
+    redis.on('error', () => undefined); // surfaced through waitReady and command errors
+    await waitReady(redis, timeoutMs, settings.display);
+    const queue = new Queue(QUEUE_NAME, { connection: redis, prefix: KEY_PREFIX });
+    queue.on('error', () => undefined);
+    return new TaskQueue(redis, queue);
+  }
+
+  /** Validates and enqueues a run; INVALID_ARGUMENT (with dot-paths) before anything is written. */
+  async enqueueRun(input: RunSpecInput): Promise<EnqueuedRun> {
+    const run = parseRunSpec(input);
+    await this.checkFleets(run);
+    try {
+      await this.storeInputs(run);
+      const jobs = run.tasks.map((t) => {
+        const data: TaskSpec = { ...t, runId: run.runId };
+        return {
+          name: t.fleet ?? '_agents',
+          data,
+          opts: {
+            jobId: jobIdFor(run.runId, t.taskId),
+            // Job-level attempts cover only unexpected worker errors (e.g. Redis gone while
+            // publishing a result); dispatch retries are the worker's own loop.
+            attempts: 3,
+            backoff: { type: 'exponential', delay: 1000 },
+            removeOnComplete: { age: RETENTION.completedAgeS, count: RETENTION.completedCount },
+            removeOnFail: { age: RETENTION.failedAgeS, count: RETENTION.failedCount },
+          },
+        };
+      });
+      await this.queue.addBulk(jobs);
+      return { runId: run.runId, taskIds: run.tasks.map((t) => t.taskId), jobIds: jobs.map((j) => j.opts.jobId) };
+    } catch (e) {
+      throw redisError(e, 'enqueue failed');
+    }
+  }
+
+  private async checkFleets(run: RunSpec): Promise<void> {
+    const named = run.tasks.flatMap((t) => (t.fleet ? [t.fleet] : []));
+    if (named.length === 0) return;
+    let unknown: string[];
+    try {
+      unknown = await unknownFleets(this.redis, named);
+    } catch (e) {
+      throw redisError(e, 'fleet lookup failed');
+    }
+    if (unknown.length === 0) return;
+    const issues = run.tasks.flatMap((t, i) => (t.fleet && unknown.includes(t.fleet) ? [{ path: `tasks.${i}.fleet`, message: `unknown fleet '${t.fleet}'` }] : []));
+    throw new GaxxError('INVALID_ARGUMENT', `invalid task data: ${issues[0]?.path}: ${issues[0]?.message}`, { details: { issues } });
+  }
+
+  private async storeInputs(run: RunSpec): Promise<void> {
+    const entries = Object.entries(run.inputs ?? {});
+    if (entries.length === 0) return;
+    const tx = this.redis.multi();
+    for (const [name, b64] of entries) tx.set(runInputKey(run.runId, name), Buffer.from(b64, 'base64'), 'PX', RETENTION.resultTtlMs);
+    await tx.exec();
+  }
+
+  /**
+   * Removes a run's jobs that no worker has taken yet (waiting or delayed); returns how many.
+   * Jobs already running are left to finish (their results are still published).
+   */
+  async withdraw(jobIds: readonly string[]): Promise<number> {
+    return (await this.withdrawIds(jobIds)).length;
+  }
+
+  /**
+   * Like withdraw, returning the removed job ids. A job some worker took before (then stalled or
+   * handed back) is kept even while it waits: its command may be running on an agent, and only a
+   * worker taking it again can reach that execution (attach, or Cancel when the run is cancelled).
+   */
+  async withdrawIds(jobIds: readonly string[]): Promise<string[]> {
+    const removed: string[] = [];
+    for (const id of jobIds) {
+      const job = await this.queue.getJob(id);
+      if (!job || job.processedOn !== undefined || (job.attemptsStarted ?? 0) > 0) continue;
+      const state = await job.getState();
+      if (state === 'waiting' || state === 'delayed' || state === 'prioritized') {
+        if (await job.remove().then(() => true, () => false)) removed.push(id);
+      }
+    }
+    return removed;
+  }
+
+  /** Jobs by state, for metrics and `gaxx scheduler` status. */
+  async depth(): Promise<Record<string, number>> {
+    return this.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed');
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close().catch(() => undefined);
+    this.redis.disconnect();
+  }
+}
+
+/** Key of a run's shared input blob. */
+export function runInputKey(runId: string, name: string): string {
+  return gaxxKey('run', runId, 'input', name);
+}

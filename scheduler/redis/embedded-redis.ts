@@ -1,0 +1,242 @@
+/**
+ * The embedded redis-server: when no Redis URL is configured, gaxx runs its own redis-server on a
+ * unix socket in the state dir, so a single machine needs no Redis setup and no port is opened.
+ *
+ * Layout of `<stateDir>/redis/` (0700, so only this user reaches the socket):
+ *   redis.conf, redis.sock (unixsocketperm 700), redis.pid, redis.log,
+ *   data/      the server's own `dir` (appendonly AOF, fsync every second),
+ *   users/     one file per live user, named `<pid>.<token>`: the reference count,
+ *   lock/      a mkdir lock held while deciding to start, reuse or stop the server.
+ *
+ * Sharing and stopping: `acquireEmbeddedRedis` registers a user file and reuses a server that
+ * answers PING on the socket, or starts one (detached, so it outlives the process that started
+ * it while others still use it). `release()` removes the user file; the user that leaves no
+ * live user behind shuts the server down (SHUTDOWN, which fsyncs the AOF). Files of users whose
+ * pid is gone (killed) are pruned under the lock, so a crashed user delays the stop only until
+ * the next acquire/release. If every user was killed, the server keeps running until the next
+ * gaxx process uses and releases it.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GaxxError } from '../../proto/index.js';
+import { redisSettingsFromUrl, type RedisSettings } from './redis.js';
+
+/** A handle on the shared embedded server. */
+export interface EmbeddedRedis {
+  /** `unix://<dir>/redis.sock`, for redisSettingsFromUrl. */
+  url: string;
+  socketPath: string;
+  dir: string;
+  /** True when this call started the server (false: reused a running one). */
+  started: boolean;
+  /** Drops this user; the last one stops the server. Idempotent. */
+  release(): Promise<void>;
+}
+
+export interface EmbeddedRedisOptions {
+  /** The redis-server binary (default: `redis-server` on PATH). */
+  redisServer?: string;
+  startTimeoutMs?: number;
+}
+
+const SOCKET_PATH_MAX = 100; // sun_path is 108 bytes on Linux; keep a margin
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Sends one inline command to the socket; resolves with the first reply line, or null. */
+export function socketCommand(path: string, command: string, timeoutMs = 1000): Promise<string | null> {
+  return new Promise((resolve) => {
+    const sock = createConnection({ path });
+    let buf = '';
+    const finish = (v: string | null): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(v);
+    };
+    const timer = setTimeout(() => finish(null), timeoutMs);
+    sock.on('connect', () => sock.write(`${command}\r\n`));
+    sock.on('data', (d) => {
+      buf += d.toString();
+      const i = buf.indexOf('\r\n');
+      if (i >= 0) finish(buf.slice(0, i));
+    });
+    sock.on('error', () => finish(null));
+    sock.on('close', () => finish(buf || null));
+  });
+}
+
+async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const lock = join(dir, 'lock');
+  for (let i = 0; ; i++) {
+    try {
+      mkdirSync(lock, { mode: 0o700 });
+      writeFileSync(join(lock, 'owner'), String(process.pid));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const owner = Number(readFileSafe(join(lock, 'owner')));
+      const age = Date.now() - statSafe(lock);
+      // A lock whose owner died (or that never got an owner file) is broken after a grace period.
+      if ((owner > 0 && !isAlive(owner)) || (!owner && age > 5000)) rmSync(lock, { recursive: true, force: true });
+      else if (i > 1000) throw new GaxxError('UNAVAILABLE', `embedded redis: lock ${lock} held by pid ${owner} for too long`);
+      else await sleep(10);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+function readFileSafe(p: string): string {
+  try {
+    return readFileSync(p, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+function statSafe(p: string): number {
+  try {
+    return statSync(p).mtimeMs;
+  } catch {
+    return Date.now();
+  }
+}
+
+/** Live users after removing the files of dead pids. */
+function pruneUsers(usersDir: string): string[] {
+  const live: string[] = [];
+  for (const name of readdirSync(usersDir)) {
+    const pid = Number(name.split('.')[0]);
+    if (pid > 0 && isAlive(pid)) live.push(name);
+    else rmSync(join(usersDir, name), { force: true });
+  }
+  return live;
+}
+
+function quote(p: string): string {
+  return `"${p.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+/** The server's config: no TCP port, a private socket, AOF every second, never evict. */
+function writeConfig(dir: string, socketPath: string): string {
+  const conf = join(dir, 'redis.conf');
+  const lines = [
+    'port 0',
+    `unixsocket ${quote(socketPath)}`,
+    'unixsocketperm 700',
+    `dir ${quote(join(dir, 'data'))}`,
+    'appendonly yes',
+    'appendfsync everysec',
+    'save ""',
+    'maxmemory-policy noeviction',
+    'daemonize no',
+    `pidfile ${quote(join(dir, 'redis.pid'))}`,
+    `logfile ${quote(join(dir, 'redis.log'))}`,
+    'databases 1',
+  ];
+  writeFileSync(conf, `${lines.join('\n')}\n`, { mode: 0o600 });
+  return conf;
+}
+
+async function startServer(dir: string, socketPath: string, opts: EmbeddedRedisOptions): Promise<void> {
+  mkdirSync(join(dir, 'data'), { recursive: true, mode: 0o700 });
+  if (existsSync(socketPath)) unlinkSync(socketPath);
+  const conf = writeConfig(dir, socketPath);
+  const child = spawn(opts.redisServer ?? 'redis-server', [conf], { detached: true, stdio: 'ignore', cwd: dir });
+  let spawnError: Error | undefined;
+  child.on('error', (e) => (spawnError = e));
+  child.unref();
+  const deadline = Date.now() + (opts.startTimeoutMs ?? 10_000);
+  while (Date.now() < deadline) {
+    if (spawnError) throw new GaxxError('FAILED_PRECONDITION', `cannot start redis-server: ${spawnError.message}`, { cause: spawnError });
+    if ((await socketCommand(socketPath, 'PING', 200)) === '+PONG') return;
+    if (child.exitCode !== null) break;
+    await sleep(20);
+  }
+  if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
+  throw new GaxxError('UNAVAILABLE', `embedded redis-server did not start; see ${join(dir, 'redis.log')}`);
+}
+
+async function stopServer(dir: string, socketPath: string): Promise<void> {
+  const pid = Number(readFileSafe(join(dir, 'redis.pid')));
+  await socketCommand(socketPath, 'SHUTDOWN', 5000);
+  for (let i = 0; i < 500 && pid > 0 && isAlive(pid); i++) await sleep(10);
+  if (pid > 0 && isAlive(pid)) process.kill(pid, 'SIGKILL');
+  rmSync(socketPath, { force: true });
+}
+
+/** Makes `dir` exist with mode 0700 (tightening it when it was looser). */
+function privateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
+}
+
+/** Starts (or joins) the embedded redis-server of `stateDir`. See the module comment. */
+export async function acquireEmbeddedRedis(stateDir: string, opts: EmbeddedRedisOptions = {}): Promise<EmbeddedRedis> {
+  const dir = join(stateDir, 'redis');
+  const socketPath = join(dir, 'redis.sock');
+  if (socketPath.length > SOCKET_PATH_MAX) {
+    throw new GaxxError('FAILED_PRECONDITION', `state dir path too long for a unix socket (${socketPath.length} > ${SOCKET_PATH_MAX}): set GAXX_HOME shorter`);
+  }
+  privateDir(stateDir);
+  privateDir(dir);
+  privateDir(join(dir, 'users'));
+  const userFile = join(dir, 'users', `${process.pid}.${randomBytes(6).toString('hex')}`);
+  const started = await withLock(dir, async () => {
+    pruneUsers(join(dir, 'users'));
+    writeFileSync(userFile, String(process.pid), { mode: 0o600 });
+    if ((await socketCommand(socketPath, 'PING', 500)) === '+PONG') return false;
+    try {
+      await startServer(dir, socketPath, opts);
+    } catch (e) {
+      rmSync(userFile, { force: true });
+      throw e;
+    }
+    return true;
+  });
+  let released = false;
+  return {
+    url: `unix://${socketPath}`,
+    socketPath,
+    dir,
+    started,
+    release: async () => {
+      if (released) return;
+      released = true;
+      await withLock(dir, async () => {
+        rmSync(userFile, { force: true });
+        if (pruneUsers(join(dir, 'users')).length === 0) await stopServer(dir, socketPath);
+      });
+    },
+  };
+}
+
+/** The Redis to use: the configured URL, or the embedded server of `stateDir`. */
+export interface RedisTarget {
+  settings: RedisSettings;
+  /** Set when the embedded server is used. */
+  embedded: EmbeddedRedis | undefined;
+  /** Drops this process's use of the embedded server (no-op for a configured URL). */
+  release(): Promise<void>;
+}
+
+/** Resolves the Redis to use; starts or joins the embedded one when no URL is configured. */
+export async function redisTarget(url: string | undefined, stateDir: string, opts: EmbeddedRedisOptions = {}): Promise<RedisTarget> {
+  if (url) return { settings: redisSettingsFromUrl(url), embedded: undefined, release: async () => undefined };
+  const embedded = await acquireEmbeddedRedis(stateDir, opts);
+  return { settings: redisSettingsFromUrl(embedded.url), embedded, release: () => embedded.release() };
+}
