@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadCertDir } from '../certs/index.js';
+import type { TaskSigner } from '../proto/index.js';
 import { agentConnector } from '../scheduler/dispatch/connector.js';
 import { SchedulerWorker } from '../scheduler/dispatch/worker.js';
 import { TaskQueue } from '../scheduler/queue/queue.js';
@@ -21,6 +22,7 @@ import { redisSettingsFromUrl } from '../scheduler/redis/redis.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/agent.js';
 import { makePki, type Pki } from '../test/helpers/pki.js';
 import { startRedis } from '../test/helpers/redis.js';
+import { operatorSigner } from '../test/helpers/scheduler-world.js';
 
 const STALL_MS = Number(process.env.BENCH_STALL_MS ?? 6000);
 const KEEPALIVE = { timeMs: 1000, timeoutMs: 1000 };
@@ -37,6 +39,7 @@ async function redisDies(pki: Pki, agents: AgentProcess[]): Promise<{ toldMs: nu
     { runId: `rd${Date.now()}`, tasks: agents.map((a, i) => ({ taskId: `t${i}`, agents: [a.address], target: { host: a.address }, argv: ['sh', '-c', 'echo go; sleep 30'] })) },
     {
       settings: redisSettingsFromUrl(redis.url),
+      signer: operatorSigner(pki.clients.operator.dir),
       connect: agentConnector(loadCertDir(pki.clients.scheduler.dir)),
       worker: 'always',
       cancel: cancel.signal,
@@ -57,10 +60,10 @@ async function redisDies(pki: Pki, agents: AgentProcess[]): Promise<{ toldMs: nu
   return { toldMs: toldAt - killedAt, endedMs: endedAt - killedAt };
 }
 
-async function anyHostRun(q: TaskQueue, agents: AgentProcess[], runId: string, stall?: AgentProcess): Promise<{ totalMs: number; fromStallMs: number }> {
+async function anyHostRun(q: TaskQueue, signer: TaskSigner, agents: AgentProcess[], runId: string, stall?: AgentProcess): Promise<{ totalMs: number; fromStallMs: number }> {
   const tasks = Array.from({ length: 200 }, (_, i) => ({ taskId: `t${i}`, agents: agents.map((a) => a.address), target: { any: true as const }, argv: ['sleep', '0.1'] }));
   const t0 = performance.now();
-  const enq = await q.enqueueRun({ runId, tasks });
+  const enq = await q.enqueueRun({ runId, tasks }, signer);
   const waiting = waitForRun(q.redis, runId, enq.taskIds, { timeoutMs: 600_000 });
   let stalledAt = t0;
   if (stall) {
@@ -88,8 +91,9 @@ async function main(): Promise<void> {
     const q = await TaskQueue.open(settings);
     const worker = SchedulerWorker.start({ settings, connect: agentConnector(loadCertDir(pki.clients.scheduler.dir), { keepalive: KEEPALIVE }), concurrency: 32 });
     await worker.ready();
-    const base = await anyHostRun(q, agents, 'nostall');
-    const stalled = await anyHostRun(q, agents, 'stall', agents[0]);
+    const signer = operatorSigner(pki.clients.operator.dir);
+    const base = await anyHostRun(q, signer, agents, 'nostall');
+    const stalled = await anyHostRun(q, signer, agents, 'stall', agents[0]);
     await worker.drain(5000);
     await q.close();
     await redis.destroy();

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { GaxxError, exitCodeFor, fileAccessError } from '../proto/index.js';
 import type { Command, FlagValues } from './command.js';
 import { COMMANDS, type CommandEntry } from './commands.js';
-import { CONFIG_FLAGS, loadConfig, type ReadFile } from './config.js';
+import { CONFIG_FLAGS, type ReadFile } from './settings.js';
 import { commandHelp, groupHelp, programHelp } from './help.js';
 import { refuseSharedDirs, type ModeOf } from './paths.js';
 import { Output, type Io } from './output.js';
@@ -44,21 +44,25 @@ const modeOfPath: ModeOf = (p) => {
 
 /** Runs one command line; resolves to the exit code. Never throws. */
 export async function runCli(input: CliInput): Promise<number> {
+  const mode = { json: false };
   try {
-    return await dispatch(input);
+    return await dispatch(input, mode);
   } catch (e) {
-    return reportError(e, input.io, input.env.GAXX_DEBUG === '1');
+    return reportError(e, input.io, input.env.GAXX_DEBUG === '1', mode.json);
   }
 }
 
 /** The error funnel: one line on stderr, and the exit code for it. */
-export function reportError(e: unknown, io: Io, debug = false): number {
+export function reportError(e: unknown, io: Io, debug = false, json = false): number {
   // A permission or disk problem is the user's to fix, not a bug: name the path and the fix.
   const fsErr = e instanceof GaxxError ? undefined : fileAccessError(e, FILE_HINT(e));
   if (fsErr) e = fsErr;
   if (e instanceof GaxxError) {
     io.stderr.write(`gaxx: ${e.message} [${e.code}]\n`);
-    return exitCodeFor(e.code);
+    const exitCode = exitCodeFor(e.code);
+    // With --json, scripts read stdout: they get the failure there too, as one object.
+    if (json) io.stdout.write(`${JSON.stringify({ error: { code: e.code, message: e.message, exitCode } })}\n`);
+    return exitCode;
   }
   const msg = e instanceof Error ? e.message : String(e);
   io.stderr.write(`gaxx: internal error (this is a bug): ${msg}\n`);
@@ -87,7 +91,7 @@ export function version(): string {
   return 'unknown';
 }
 
-async function dispatch(input: CliInput): Promise<number> {
+async function dispatch(input: CliInput, mode: { json: boolean }): Promise<number> {
   const { io } = input;
   const dash = input.argv.indexOf('--');
   const all = dash === -1 ? [...input.argv] : input.argv.slice(0, dash);
@@ -114,7 +118,10 @@ async function dispatch(input: CliInput): Promise<number> {
   const { command } = await entry.load();
   if (wantsHelp) return print(io, commandHelp(command));
   const parsed = parseCommandLine(entry, command, args);
+  mode.json = parsed.values.json === true;
   if (dash !== -1 && !command.takesRest) throw usage(`'gaxx ${entry.name}' takes no arguments after --`, entry.name);
+  // Loaded here, not at the top: its validation (zod) is not needed for --help or --version.
+  const { loadConfig } = await import('./config.js');
   const config = loadConfig({ argv: [...globals, ...args], env: input.env, readFile: input.readFile, homeDir: input.homeDir, userName: input.userName, cwd: input.cwd, command: entry.name });
   refuseSharedDirs(config.paths, input.modeOf ?? modeOfPath);
   if (command.handlesInterrupt) input.onInterruptible?.();
@@ -183,7 +190,7 @@ function closest(word: string): string | undefined {
 
 function parseCommandLine(entry: CommandEntry, command: Command, args: string[]): { values: FlagValues; positionals: string[] } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
-  for (const name of Object.keys(CONFIG_FLAGS)) options[name] = { type: 'string' };
+  for (const [name, f] of Object.entries(CONFIG_FLAGS)) options[name] = { type: f.type };
   for (const [name, f] of Object.entries(command.flags)) {
     options[name] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
   }

@@ -6,6 +6,7 @@ export { createRedis, durabilityWarnings, gaxxKey, KEY_PREFIX, redisSettingsFrom
 export { assertJobId, jobIdFor, newRunId, parseRunSpec, parseTaskSpec, LIMITS, type RunSpec, type RunSpecInput, type TaskInput, type TaskSpec } from './queue/task.js';
 export { TaskQueue, RETENTION, type EnqueuedRun } from './queue/queue.js';
 export { loadRunMeta, runQueueName, type RunMeta } from './queue/runs.js';
+export { checkJobSignature, signTask, signedFieldsOf, DEFAULT_SIGNED_TTL_MS, type SignedBlock } from './queue/sign.js';
 export { registerFleet, forgetFleet, fleetAgents, registeredFleets, type FleetAgent } from './queue/fleets.js';
 export { place, type AgentView, type Placement, type PlacementRequest } from './dispatch/placement.js';
 export { backoffDelay, busyDelay, isTransportFailure, retryPolicy, RETRY_DEFAULTS, type RetryPolicy } from './dispatch/retry-policy.js';

@@ -1,6 +1,6 @@
 /**
  * The task registry's journal: what lets exactly-once survive an agent restart. One JSON line
- * per task start (`s`: id, command hash, pid and the process's start time) and per finish (`x`:
+ * per task start (`s`: id, spec key, pid and the process's start time) and per finish (`x`:
  * the exit and the tail of the output), appended to `<state-dir>/tasks.jsonl` (0600; the state
  * dir is outside the data dir, so PutFile/GetFile cannot reach it).
  *
@@ -24,7 +24,8 @@ export { LOST_IN_RESTART } from '../../proto/index.js';
 /** One task as the journal remembers it. */
 export interface JournalEntry {
   id: string;
-  argvKey: string;
+  /** What the task was started for (Task.specKey: the digest of its signed spec). */
+  specKey: string;
   pid: number;
   /** The process's start time in clock ticks since boot (/proc/<pid>/stat field 22); 0 unknown. */
   startTicks: number;
@@ -105,8 +106,8 @@ export class TaskJournal {
     return { journal: new TaskJournal(dir), entries };
   }
 
-  started(e: Pick<JournalEntry, 'id' | 'argvKey' | 'pid' | 'startTicks' | 'startedAt'>): void {
-    this.append({ t: 's', id: e.id, k: e.argvKey, pid: e.pid, st: e.startTicks, at: e.startedAt });
+  started(e: Pick<JournalEntry, 'id' | 'specKey' | 'pid' | 'startTicks' | 'startedAt'>): void {
+    this.append({ t: 's', id: e.id, k: e.specKey, pid: e.pid, st: e.startTicks, at: e.startedAt });
   }
 
   finished(id: string, exit: TaskExit, output: JournalEntry['output'] = [], dropped = false): void {
@@ -156,7 +157,7 @@ function tail(output: NonNullable<JournalEntry['output']>, max: number): { chunk
 }
 
 function encode(e: JournalEntry): Line[] {
-  const s: Line = { t: 's', id: e.id, k: e.argvKey, pid: e.pid, st: e.startTicks, at: e.startedAt };
+  const s: Line = { t: 's', id: e.id, k: e.specKey, pid: e.pid, st: e.startTicks, at: e.startedAt };
   if (!e.exit) return [s];
   const out = (e.output ?? []).map((c): [0 | 1, string] => [c.stream === 'stdout' ? 0 : 1, c.data.toString('base64')]);
   return [s, { t: 'x', id: e.id, exit: e.exit, at: e.finishedAt ?? Date.now(), out, dropped: e.dropped ?? false }];
@@ -178,7 +179,7 @@ function readEntries(path: string): JournalEntry[] {
     } catch {
       continue;
     }
-    if (l.t === 's') byId.set(l.id, { id: l.id, argvKey: l.k, pid: l.pid, startTicks: l.st, startedAt: l.at });
+    if (l.t === 's') byId.set(l.id, { id: l.id, specKey: l.k, pid: l.pid, startTicks: l.st, startedAt: l.at });
     else if (l.t === 'x') {
       const e = byId.get(l.id);
       if (!e) continue;

@@ -9,7 +9,6 @@
  * A second run can still happen when: the finished entry aged out (TTL) or was evicted (count
  * bound), the state dir was lost, or the retry goes to another agent.
  */
-import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecEvent, Exit } from '../../proto/index.js';
@@ -26,11 +25,6 @@ export type TaskExit = Parameters<ExecSink['exit']>[0];
  */
 export function scratchDir(dataDir: string, taskId: string): string {
   return join(dataDir, 'tasks', taskId);
-}
-
-/** The key a task's command is compared by (a re-sent Exec must carry the same argv). */
-export function argvKeyOf(argv: readonly string[]): string {
-  return createHash('sha256').update(JSON.stringify(argv)).digest('hex');
 }
 
 /** Receives a task's events from the moment of subscription on. */
@@ -54,7 +48,11 @@ export interface TaskRegistryOptions {
 
 /** One task: its spec key, process, replay buffer and listeners. */
 export class Task {
-  readonly argvKey: string;
+  /**
+   * What the task was started for: the digest of its (signed) spec. Only a request with the same
+   * key may attach to it or have its result replayed; kept after the spec's stdin and env go.
+   */
+  readonly specKey: string;
   pid = 0;
   startTicks = 0;
   readonly startedAt = Date.now();
@@ -71,9 +69,9 @@ export class Task {
 
   constructor(
     readonly spec: ExecSpec,
-    argvKey?: string,
+    specKey?: string,
   ) {
-    this.argvKey = argvKey ?? argvKeyOf(spec.argv);
+    this.specKey = specKey ?? JSON.stringify(spec.argv);
   }
 
   get running(): boolean {
@@ -126,7 +124,7 @@ export class TaskRegistry {
   /** Restores the journal's tasks: finished ones replay, running ones are swept and marked lost. */
   private recover(entries: JournalEntry[]): void {
     for (const e of entries) {
-      const task = new Task({ taskId: e.id, argv: [], env: {}, cwd: '', stdin: Buffer.alloc(0), timeoutMs: 0, outputCapBytes: 0 }, e.argvKey);
+      const task = new Task({ taskId: e.id, argv: [], env: {}, cwd: '', stdin: Buffer.alloc(0), timeoutMs: 0, outputCapBytes: 0 }, e.specKey);
       task.pid = e.pid;
       let exit = e.exit;
       if (!exit) {
@@ -147,7 +145,7 @@ export class TaskRegistry {
 
   private journalEntries(): JournalEntry[] {
     return [...this.tasks.entries()].map(([id, t]) => ({
-      id, argvKey: t.argvKey, pid: t.pid, startTicks: t.startTicks, startedAt: t.startedAt,
+      id, specKey: t.specKey, pid: t.pid, startTicks: t.startTicks, startedAt: t.startedAt,
       ...(t.exit ? { exit: t.exit, finishedAt: t.finishedAt, output: t.buffer, dropped: t.dropped } : {}),
     }));
   }
@@ -174,9 +172,12 @@ export class TaskRegistry {
     return this.runningCount < this.o.capacity;
   }
 
-  /** Starts a new task (the caller checked get() and hasRoom()); `first` subscribes before any event. */
-  start(spec: ExecSpec, first: TaskListener): Task {
-    const task = new Task(spec);
+  /**
+   * Starts a new task (the caller checked get() and hasRoom()); `first` subscribes before any
+   * event. `specKey` identifies the spec for later attach and replay (see Task.specKey).
+   */
+  start(spec: ExecSpec, first: TaskListener, specKey?: string): Task {
+    const task = new Task(spec, specKey);
     task.listeners.add(first);
     this.tasks.set(spec.taskId, task);
     this.runningCount++;
@@ -189,7 +190,7 @@ export class TaskRegistry {
       started: (pid) => {
         task.pid = pid;
         task.startTicks = pid > 0 ? processStartTicks(pid) : 0;
-        this.journal?.started({ id: spec.taskId, argvKey: task.argvKey, pid, startTicks: task.startTicks, startedAt: task.startedAt });
+        this.journal?.started({ id: spec.taskId, specKey: task.specKey, pid, startTicks: task.startTicks, startedAt: task.startedAt });
         emit({ started: { pid } });
       },
       output: (stream, data) => {

@@ -3,7 +3,9 @@ import { GaxxError, exitCodeFor } from '../../proto/index.js';
 import { agentConnector, newRunId, redisTarget, resumeRun, runAndWait, type OutputChunk, type RunAndWaitOptions, type RunOutcome, type TaskInput, type TaskResult } from '../../scheduler/index.js';
 import { boolFlag, durationFlag, envFlag, JSON_FLAG, numberFlag, stringsFlag, usageError, type Command, type FlagValues } from '../command.js';
 import type { Output } from '../output.js';
+import { taskResultJson } from '../result-json.js';
 import { HumanRunPrinter } from '../run-printer.js';
+import { operatorSigner } from '../operator-credentials.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
 import { agentAddress } from './exec.js';
 
@@ -31,8 +33,7 @@ export function buildTasks(addresses: string[], argv: string[], flags: FlagValue
 }
 
 function printJson(out: Output, r: TaskResult, output: OutputChunk[]): void {
-  const text = (s: 1 | 2): string => Buffer.concat(output.filter((c) => c.stream === s).map((c) => c.data)).toString('utf8');
-  out.writeOut(`${JSON.stringify({ ...r, stdout: text(1), stderr: text(2) })}\n`);
+  out.writeOut(`${JSON.stringify(taskResultJson(r, output))}\n`);
 }
 
 /** 0 when every task succeeded; UNAVAILABLE's code when some never ran or its outcome was lost; else 1. */
@@ -67,7 +68,8 @@ export const command: Command = {
     '`gaxx scheduler`, this process works on the queue itself until the run is done. Redis:',
     '--redis-url / GAXX_REDIS_URL, else an embedded redis-server in the state dir. Agents are',
     'reached with the scheduler certificate in <state>/scheduler/certs, issued from the local CA',
-    'on first use.',
+    'on first use. Every task is signed with the operator certificate (as for gaxx exec) and',
+    'agents run only what it signed: a job written into Redis by other means is refused.',
   ].join('\n'),
   flags: {
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses HOST[:PORT] (port default 8088); repeat or comma-separate' },
@@ -100,11 +102,14 @@ type Ctx = Pick<Parameters<Command['run']>[0], 'flags' | 'config' | 'signal'>;
 /** Runs `go` with the shared wait options, prints per task, returns the exit code. */
 async function waitAndReport(out: Output, human: HumanRunPrinter, ctx: Ctx, go: (o: RunAndWaitOptions) => Promise<RunOutcome>): Promise<number> {
   const waitMs = durationFlag(ctx.flags, 'wait-timeout', 'run');
+  // Signed with the operator's key: agents run queued work only as an operator signed it.
+  const signer = operatorSigner(ctx.config.paths.operatorCertDir);
   const creds = await schedulerCredentials(ctx.config.paths);
-  const target = await redisTarget(ctx.config.redis.url, ctx.config.paths.stateDir);
+  const target = await redisTarget(ctx.config.redis.url, ctx.config.paths.stateDir, { allowInsecure: ctx.config.redis.insecure });
   try {
     const res = await go({
       settings: target.settings,
+      signer,
       connect: agentConnector(creds, { deadlineMs: ctx.config.agent.deadlineMs, connectTimeoutMs: ctx.config.agent.connectTimeoutMs }),
       cancel: ctx.signal,
       ...(waitMs ? { timeoutMs: waitMs } : {}),

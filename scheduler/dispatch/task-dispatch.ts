@@ -17,6 +17,7 @@ import type { DispatchContext, Dispatched, JobHandle } from './dispatch.js';
 import { place } from './placement.js';
 import { backoffDelay, busyDelay, isTransportFailure, retryAfterHint, retryPolicy, type RetryPolicy } from './retry-policy.js';
 import { outcomeOf, taskResult, type TaskResult } from '../queue/results.js';
+import { signedTaskOf } from '../queue/sign.js';
 import type { TaskSpec } from '../queue/task.js';
 
 /** How long to wait for a Cancelled task's exit when attaching to it after a cancel. */
@@ -29,7 +30,16 @@ const GIVE_UP: Step = { giveUp: true };
 
 /** The exec request of one execution of `spec`. */
 export function buildRequest(spec: TaskSpec, stdin: Buffer | undefined, execId: string): ExecRequest {
-  return { taskId: execId, argv: spec.argv, env: spec.env, ...(stdin ? { stdin } : {}), timeoutMs: spec.timeoutMs ?? 0, outputCapBytes: spec.outputCapBytes };
+  return {
+    // The operator's signature travels with every Exec; the agent checks it before running.
+    ...(spec.signed ? { signed: signedTaskOf(spec, spec.signed) } : {}),
+    taskId: execId,
+    argv: spec.argv,
+    env: spec.env,
+    ...(stdin ? { stdin } : {}),
+    timeoutMs: spec.timeoutMs ?? 0,
+    outputCapBytes: spec.outputCapBytes,
+  };
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */

@@ -11,7 +11,6 @@
  * show the output again.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { LOST_IN_RESTART, type Exit__Output } from '../../proto/index.js';
 import { gaxxKey } from '../redis/redis.js';
 
 /**
@@ -90,15 +89,7 @@ const ENTRY_BYTES = 64 * 1024;
 export const runEventsKey = (runId: string): string => gaxxKey('run', runId, 'events');
 export const runDoneKey = (runId: string): string => gaxxKey('run', runId, 'done');
 
-/** The outcome an agent's Exit event stands for. */
-export function outcomeOf(exit: Exit__Output): TaskOutcome {
-  if (exit.reason === 'timeout') return 'timeout';
-  // A restarted agent that found the task running in its journal: it stopped what was left of it.
-  if (exit.reason === LOST_IN_RESTART) return 'unknown';
-  if (exit.reason === 'cancelled') return 'cancelled';
-  if (exit.signal) return 'killed';
-  return exit.code === 0 && !exit.error ? 'succeeded' : 'failed';
-}
+export { outcomeOf } from '../client/outcome.js';
 
 // KEYS: events, done, the run's stored-output byte count. ARGV: task, maxlen, ttl, result json,
 // live bytes, output-is-live flag, output size, run budget, then (stream, data) pairs.

@@ -17,7 +17,7 @@
  *
  * A failure after enqueue withdraws the run's jobs before it is reported.
  */
-import { GaxxError, isGaxxError, type ErrorCode } from '../../proto/index.js';
+import { GaxxError, isGaxxError, type ErrorCode, type TaskSigner } from '../../proto/index.js';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import type { RetryPolicy } from '../dispatch/retry-policy.js';
 import { expireAbandonedRuns } from './abandoned.js';
@@ -33,6 +33,10 @@ import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 
 export interface RunAndWaitOptions extends WaitOptions {
   settings: RedisSettings;
+  /** The submitting operator's key: every task is signed with it (agents run only signed work). */
+  signer: TaskSigner;
+  /** When the signatures expire (default: a day from now). */
+  expiresAtUnixMs?: number;
   /** For the in-process worker; without it, a daemon must be running. */
   connect?: AgentConnector;
   /** 'auto' (default): in-process worker only when no daemon heartbeat is present. */
@@ -204,7 +208,7 @@ export async function runAndWait(run: RunSpecInput, opts: RunAndWaitOptions): Pr
   try {
     // In passing: runs abandoned long ago expire (their untaken jobs end EXPIRED), best effort.
     void bounded(expireAbandonedRuns(queue), CLEANUP_MS);
-    enq = await queue.enqueueRun(run);
+    enq = await queue.enqueueRun(run, opts.signer, opts.expiresAtUnixMs === undefined ? {} : { expiresAtUnixMs: opts.expiresAtUnixMs });
     const hosts = Object.fromEntries(run.tasks.map((t) => [t.taskId, 'host' in t.target ? t.target.host : '']));
     return await waitOn(new RunWait(queue, { runId: enq.runId, taskIds: enq.taskIds, hosts, createdAt: Date.now() }, opts), opts);
   } catch (e) {

@@ -67,7 +67,7 @@ describe('scheduler under faults', () => {
       taskId: `t${i}`, agents: agents.map((a) => a.address), target: { any: true as const },
       argv: ['sh', '-c', `sleep 0.2; echo t${i} >> ${f}`],
     }));
-    const enq = await world.queue.enqueueRun({ runId: 'stall1', tasks });
+    const enq = await world.queue.enqueueRun({ runId: 'stall1', tasks }, world.signer);
     const w = SchedulerWorker.start({ settings: world.settings, connect: connect(), concurrency: 32, policy: { agentGoneMs: 120_000 } });
     try {
       // Stall one agent once both are busy, for well over the keepalive (about 2 s).
@@ -97,7 +97,7 @@ describe('scheduler under faults', () => {
     const f = sharedFile('restart');
     const address = first.address;
     const run = { runId: 'restart1', tasks: [{ taskId: 't', agents: [address], target: { host: address }, argv: ['sh', '-c', `echo ran >> ${f}; exec sleep 60`] }] };
-    const enq = await world.queue.enqueueRun(run);
+    const enq = await world.queue.enqueueRun(run, world.signer);
     const w = SchedulerWorker.start({ settings: world.settings, connect: connect(), concurrency: 2, breaker: { failureThreshold: 2, openMs: 200, maxOpenMs: 1000 } });
     let second: AgentProcess | undefined;
     try {
@@ -129,11 +129,11 @@ describe('scheduler under faults', () => {
     let back: AgentProcess | undefined;
     try {
       // Reached once, so the pool knows it as a live agent that may come back.
-      const warm = await world.queue.enqueueRun({ runId: 'warm1', tasks: [{ taskId: 't', agents: [address], target: { host: address }, argv: ['true'] }] });
+      const warm = await world.queue.enqueueRun({ runId: 'warm1', tasks: [{ taskId: 't', agents: [address], target: { host: address }, argv: ['true'] }] }, world.signer);
       await waitForRun(world.queue.redis, 'warm1', warm.taskIds, { timeoutMs: 60_000 });
       agent.kill('SIGKILL');
       await agent.exited;
-      const enq = await world.queue.enqueueRun({ runId: 'back1', tasks: [{ taskId: 't', agents: [address], target: { host: address }, argv: ['true'], retry: { attempts: 3, backoffMs: 10 } }] });
+      const enq = await world.queue.enqueueRun({ runId: 'back1', tasks: [{ taskId: 't', agents: [address], target: { host: address }, argv: ['true'], retry: { attempts: 3, backoffMs: 10 } }] }, world.signer);
       // Its breaker opens again after each failed probe: far more waits than the task's 3 attempts.
       await vi.waitFor(() => expect(opened).toBeGreaterThanOrEqual(6), { timeout: 60_000, interval: 20 });
       back = await startAgent({ certsDir: world.pki.agent.dir, dataDir: agent.dataDir, args: ['--listen', address] });
@@ -156,7 +156,7 @@ describe('scheduler under faults', () => {
       await vi.waitFor(async () => expect(await admin.info('persistence')).toContain('rdb_last_bgsave_status:err'), { timeout: 20_000, interval: 50 });
       const settings = redisSettingsFromUrl(redis.url);
       const run = { runId: 'misconf1', tasks: [{ taskId: 't', agents: ['127.0.0.1:1'], target: { any: true as const }, argv: ['true'] }] };
-      const err = await runAndWait(run, { settings, connect: connect(), worker: 'always' }).catch((e: unknown) => e);
+      const err = await runAndWait(run, { settings, signer: world.signer, connect: connect(), worker: 'always' }).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'REDIS_UNAVAILABLE' });
       expect((err as Error).message).toContain('MISCONF');
       // Disk back: nothing of the run is queued or registered.

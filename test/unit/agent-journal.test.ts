@@ -44,7 +44,7 @@ describe('TaskJournal', () => {
     expect(Buffer.concat(evs.flatMap((e) => (e.stdout ? [e.stdout as Buffer] : []))).toString()).toBe('hello\n');
     expect(evs.at(-1)?.exit).toMatchObject({ code: 0, reason: '' });
     // Same command check survives too: the key is kept.
-    expect(done?.argvKey).toBe(before.get('done')?.argvKey);
+    expect(done?.specKey).toBe(before.get('done')?.specKey);
     await after.shutdown(0);
     await before.shutdown(0);
     // A third start does not report it lost again (the journal recorded the verdict).
