@@ -66,7 +66,7 @@ export const command: Command = {
     const name = state?.provider ?? stringFlag(flags, 'provider');
     if (!name) throw new GaxxError('NOT_FOUND', `no state for fleet ${fleet}; pass --provider P to look for its tagged instances`);
     if (state && stringFlag(flags, 'provider') && stringFlag(flags, 'provider') !== state.provider) throw usageError('delete', `fleet ${fleet} runs on ${state.provider}`);
-    const provider = await providerFor(config, name);
+    const provider = await providerFor(config, name, { state });
     const tagged = await provider.list(fleet, { signal });
     const ids = [...new Set([...tagged.map((i) => i.id), ...(state?.hosts.flatMap((h) => (h.id ? [h.id] : [])) ?? [])])];
     if (boolFlag(flags, 'dry-run')) {
