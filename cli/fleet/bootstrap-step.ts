@@ -107,6 +107,11 @@ async function sshBootstrap(config: GaxxConfig, o: StepOptions, targets: Bootstr
     ...(o.connectDeadlineMs ? { connectDeadlineMs: o.connectDeadlineMs } : {}),
     onProgress: (e: BootstrapEvent) => opts.onProgress?.(e.host, e.detail ? `${e.step} ${e.detail}` : e.step),
   });
+  // A pinned key that was verified goes to gaxx's known_hosts (for `gaxx ssh`; delete removes it).
+  for (const [i, r] of results.entries()) {
+    const t = targets[i];
+    if (r.ok && t?.hostKey) knownHosts.add(t.address, t.port, t.hostKey, fleet);
+  }
   return new Map(results.map((r) => [r.name, r.ok ? { ok: true, agentAddress: r.agentAddress } : { ok: false, error: r.error }]));
 }
 
