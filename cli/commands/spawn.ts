@@ -52,7 +52,7 @@ function register(config: GaxxConfig, state: FleetState): Promise<void> {
 }
 
 export const command: Command = {
-  usage: 'gaxx spawn --provider P --count N --fleet F [--region R] [--type T] [--image I] [--min-count K] [--inventory FILE] [--accept-new] [--fill] [--ready-timeout S] [--json]',
+  usage: 'gaxx spawn --provider P --count N --fleet F [--region R] [--type T] [--image I] [--min-count K] [--inventory FILE] [--accept-new] [--fill] [--ready-timeout S] [--ssh-timeout S] [--json]',
   description: [
     'Creates N hosts for fleet F on provider P, each tagged gaxx-fleet:F and named gaxx-F-<i>, waits',
     'until each has an address, bootstraps it (hardening, agent install, Health over mTLS) and',
@@ -76,6 +76,7 @@ export const command: Command = {
     inventory: { type: 'string', valueName: 'FILE', help: 'with --provider ssh: YAML file of hosts you have (hosts: [{host, port, user, key}])' },
     'accept-new': { type: 'boolean', help: 'ssh inventory: trust a host missing from known_hosts on first use (and record its key)' },
     fill: { type: 'boolean', help: "create the fleet's missing or failed hosts (resumes an interrupted spawn)" },
+    'ssh-timeout': { type: 'string', valueName: 'S', help: 'seconds to keep retrying SSH to a new host (default 180)' },
     'ready-timeout': { type: 'string', valueName: 'S', help: 'seconds to wait for a new host to have an address (default 600)' },
     json: JSON_FLAG,
   },
@@ -90,7 +91,7 @@ export const command: Command = {
     const ctx: SpawnContext = {
       provider,
       store,
-      step: await loadBootstrapStep(config, { startsAgent: provider.capabilities.startsAgent, acceptNew: boolFlag(flags, 'accept-new') }),
+      step: await loadBootstrapStep(config, { startsAgent: provider.capabilities.startsAgent, acceptNew: boolFlag(flags, 'accept-new'), connectDeadlineMs: (numberFlag(flags, 'ssh-timeout', 'spawn', 1) ?? 180) * 1000 }),
       agentPort: config.agent.port,
       clock: systemClock,
       signal,
