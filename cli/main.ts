@@ -40,6 +40,7 @@ const code = await runCli({
       return process.stdin;
     },
     stdinIsTty: isatty(0),
+    colour: process.stdout.isTTY === true && !process.env.NO_COLOR,
   },
   readFile: readFileIfExists,
   homeDir: homedir(),

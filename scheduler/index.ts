@@ -20,3 +20,10 @@ export { redisTarget, type RedisTarget } from './redis/embedded-redis.js';
 export { agentConnector, type ConnectorOptions } from './dispatch/connector.js';
 export { serveScheduler, type ServeOptions, type Served } from './daemon/serve.js';
 export { requestCancel, isCancelled, runCancelKey, CancelWatch, CANCEL_POLL_MS } from './queue/cancel.js';
+export { streamRun, syntheticResult, type StreamRunOptions, type StreamRunOutcome } from './queue/stream-run.js';
+export { followRun, type FollowHandlers, type FollowOptions } from './queue/follow.js';
+export {
+  countOutcome, countTotal, getRunRecord, listRunRecords, submitterAlive, updateRunRecord, createRunRecord, RUN_INDEX_TTL_MS, PRODUCER_STALE_MS,
+  type OutcomeCounts, type RunRecord, type RunState,
+} from './queue/run-index.js';
+export { RESULT_TTL_MS, runDoneKey } from './queue/results.js';
