@@ -20,7 +20,11 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'certs list', summary: 'list issued certificates with their status', load: () => import('./commands/certs-list.js') },
   { name: 'certs rotate', summary: "issue fresh agent certificates for a fleet, push them over mTLS, verify each agent's new serial", load: () => import('./commands/certs-rotate.js') },
   { name: 'certs revoke', summary: 'revoke a certificate by serial and re-sign the revocation list', load: () => import('./commands/certs-revoke.js') },
-  { name: 'run', summary: 'run a command on agents through the queue, one task per agent', load: () => import('./commands/run.js') },
+  { name: 'run', summary: 'run a command through the queue: on every host, or once per line of a task list', load: () => import('./commands/run.js') },
+  { name: 'runs', summary: 'list recent runs with their state and counts by outcome', load: () => import('./commands/runs.js') },
+  { name: 'runs show', summary: "show a run's per-task results", load: () => import('./commands/runs-show.js') },
+  { name: 'runs wait', summary: "attach to a run and print its results as 'gaxx run' would", load: () => import('./commands/runs-wait.js') },
+  { name: 'runs cancel', summary: 'cancel a run from any process', load: () => import('./commands/runs-cancel.js') },
   { name: 'scheduler', summary: 'run the scheduler daemon that dispatches queued tasks to agents', load: () => import('./commands/scheduler.js') },
   { name: 'exec', summary: 'run one command on one agent directly and stream its output', load: () => import('./commands/exec.js') },
 ];

@@ -27,3 +27,4 @@ export {
   type OutcomeCounts, type RunRecord, type RunState,
 } from './queue/run-index.js';
 export { RESULT_TTL_MS, runDoneKey } from './queue/results.js';
+export { attachRun, cancelRecordedRun, requireRun, runComplete, storedResults, type AttachOptions, type Attached } from './queue/run-control.js';

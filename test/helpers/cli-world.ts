@@ -65,7 +65,7 @@ export async function cliWorld(count: number, fleet = 'tf'): Promise<CliWorld> {
   await registerFleet(conn, fleet, hosts.map((host, i) => ({ host, address: (agents[i] as AgentProcess).address })));
   conn.disconnect();
   const spawnGaxx = (args: string[]): ReturnType<CliWorld['spawnGaxx']> => {
-    const child = spawn(process.execPath, [CLI_MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI_MAIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
