@@ -26,5 +26,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'runs wait', summary: "attach to a run and print its results as 'gaxx run' would", load: () => import('./commands/runs-wait.js') },
   { name: 'runs cancel', summary: 'cancel a run from any process', load: () => import('./commands/runs-cancel.js') },
   { name: 'scheduler', summary: 'run the scheduler daemon that dispatches queued tasks to agents', load: () => import('./commands/scheduler.js') },
+  { name: 'cp', summary: 'copy a file to or from every agent of a fleet (sha256 checked)', load: () => import('./commands/cp.js') },
+  { name: 'status', summary: 'per agent: reachable, version, load, capacity, certificate expiry, breaker, blocked peers', load: () => import('./commands/status.js') },
   { name: 'exec', summary: 'run one command on one agent directly and stream its output', load: () => import('./commands/exec.js') },
 ];

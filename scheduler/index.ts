@@ -28,3 +28,4 @@ export {
 } from './queue/run-index.js';
 export { RESULT_TTL_MS, runDoneKey } from './queue/results.js';
 export { attachRun, cancelRecordedRun, requireRun, runComplete, storedResults, type AttachOptions, type Attached } from './queue/run-control.js';
+export { readBreakers } from './daemon/breakers.js';

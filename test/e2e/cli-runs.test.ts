@@ -73,6 +73,12 @@ describe('gaxx runs', () => {
     const show = await w.gaxx(['runs', 'show', rec.runId, '--json']);
     expect((JSON.parse(show.stdout) as { results: unknown[] }).results).toHaveLength(6);
     expect((await w.gaxx(['runs', 'show', 'rnope'])).code).toBe(exitCodeFor('NOT_FOUND'));
+    // The daemon that ran the tasks publishes its breakers with its heartbeat: `status` shows them.
+    let rows: Array<{ breaker: string }> = [];
+    for (let i = 0; i < 40 && !(rows.length === 2 && rows.every((x) => x.breaker === 'closed')); i++) {
+      rows = JSON.parse((await w.gaxx(['status', w.fleet, '--json'])).stdout) as Array<{ breaker: string }>;
+    }
+    expect(rows.map((x) => x.breaker)).toEqual(['closed', 'closed']);
   });
 
   it('`runs cancel` from another process ends a running run: its gaxx run exits 130, tasks cancelled', async () => {
