@@ -28,5 +28,6 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'scheduler', summary: 'run the scheduler daemon that dispatches queued tasks to agents', load: () => import('./commands/scheduler.js') },
   { name: 'cp', summary: 'copy a file to or from every agent of a fleet (sha256 checked)', load: () => import('./commands/cp.js') },
   { name: 'status', summary: 'per agent: reachable, version, load, capacity, certificate expiry, breaker, blocked peers', load: () => import('./commands/status.js') },
+  { name: 'completion', summary: 'print a shell completion script (bash, zsh, fish)', load: () => import('./commands/completion.js') },
   { name: 'exec', summary: 'run one command on one agent directly and stream its output', load: () => import('./commands/exec.js') },
 ];
