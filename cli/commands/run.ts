@@ -3,34 +3,9 @@
  * list (--tasks FILE|-), through the queue. Flags are checked in cli/run/plan.ts, the run is
  * carried out in cli/run/execute.ts.
  */
-import { exitCodeFor } from '../../proto/index.js';
-import type { TaskInput, TaskResult } from '../../scheduler/index.js';
-import { boolFlag, envFlag, JSON_FLAG, numberFlag, type Command, type FlagValues } from '../command.js';
-import { executeRun, taskIdFor } from '../run/execute.js';
+import { JSON_FLAG, type Command } from '../command.js';
+import { executeRun } from '../run/execute.js';
 import { planRun } from '../run/plan.js';
-
-export { taskIdFor };
-
-/** The tasks of a fleet-less run: one per address, pinned to it. */
-export function buildTasks(addresses: string[], argv: string[], flags: FlagValues): TaskInput[] {
-  const timeout = numberFlag(flags, 'timeout', 'run', 0.001);
-  const retries = numberFlag(flags, 'retries', 'run', 0);
-  return addresses.map((address, i) => ({
-    taskId: taskIdFor(i, address),
-    agents: [address],
-    target: { host: address },
-    argv,
-    env: envFlag(flags, 'run'),
-    ...(timeout ? { timeoutMs: Math.ceil(timeout * 1000) } : {}),
-    retry: { attempts: (retries ?? 4) + 1, retryOnFailure: boolFlag(flags, 'retry-on-failure') },
-  }));
-}
-
-/** 0 when every task succeeded; UNAVAILABLE's code when some never ran; else 1. */
-export function runExitCode(results: TaskResult[]): number {
-  if (results.some((r) => r.outcome === 'unreachable' || r.outcome === 'error')) return exitCodeFor('UNAVAILABLE');
-  return results.every((r) => r.outcome === 'succeeded') ? 0 : 1;
-}
 
 export const command: Command = {
   usage: 'gaxx run (--fleet F | --agent ADDR[,ADDR...]) [--tasks FILE|- [-0]] [--each-host] [--concurrency N] [--timeout S] [--retries N] [--output-cap BYTES] [--results DIR] [--json] -- CMD ARGS...',

@@ -32,6 +32,28 @@ export function taskIdFor(index: number, host: string): string {
   return `${index}-${host.replace(/[^A-Za-z0-9._-]+/g, '_')}`.slice(0, 80);
 }
 
+/** One task per host (a fleet's host names, or addresses), pinned to it. */
+export function eachHostTasks(plan: RunPlan, hosts: readonly string[]): TaskInput[] {
+  return hosts.map((host, i) => ({
+    taskId: taskIdFor(i, host),
+    ...(plan.fleet ? { fleet: plan.fleet } : { agents: [host] }),
+    target: { host },
+    argv: plan.argv,
+    ...plan.common,
+  }));
+}
+
+/** The task of input record number `seq` (task id = seq), for any free host. */
+export function recordTask(plan: RunPlan, record: string, seq: number): TaskInput {
+  return {
+    taskId: String(seq),
+    ...(plan.fleet ? { fleet: plan.fleet } : { agents: plan.agents as string[] }),
+    target: { any: true },
+    argv: plan.template?.render(record, seq) ?? plan.argv,
+    ...plan.common,
+  };
+}
+
 /** The fleet's agents; NOT_FOUND when the registry does not know the fleet. */
 async function resolveFleet(settings: RedisSettings, fleet: string): Promise<{ host: string; address: string }[]> {
   const redis = createRedis(settings, 'producer');
@@ -83,13 +105,7 @@ function viewsFor(plan: RunPlan, ctx: ExecuteContext, progress: ProgressLine | u
 
 /** One task per host, pinned to it (the default without --tasks). */
 async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { hosts: string[] }): Promise<number> {
-  const tasks: TaskInput[] = s.hosts.map((host, i) => ({
-    taskId: taskIdFor(i, host),
-    ...(plan.fleet ? { fleet: plan.fleet } : { agents: [host] }),
-    target: { host },
-    argv: plan.argv,
-    ...plan.common,
-  }));
+  const tasks = eachHostTasks(plan, s.hosts);
   const view = viewsFor(plan, ctx, undefined, new Map(tasks.map((t, i) => [t.taskId, s.hosts[i] as string])));
   const started = Date.now();
   const counts: OutcomeCounts = {};
@@ -142,15 +158,8 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
     let seq = 0;
     for await (const record of readRecords(s.input, plan.separator)) {
       seq++;
-      const taskId = String(seq);
-      records.set(taskId, record);
-      yield {
-        taskId,
-        ...(plan.fleet ? { fleet: plan.fleet } : { agents: plan.agents as string[] }),
-        target: { any: true },
-        argv: plan.template?.render(record, seq) ?? plan.argv,
-        ...plan.common,
-      };
+      records.set(String(seq), record);
+      yield recordTask(plan, record, seq);
     }
     total = seq;
   }
