@@ -136,6 +136,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
     await updateRunRecord(redis, s.runId, { state: res.cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }).catch(() => undefined);
     const summary = summarize(s.runId, counts, Date.now() - started, down);
     view.end(summary);
+    if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
     return summaryExitCode(summary, res.cancelled);
   } finally {
     redis.disconnect();
@@ -183,6 +184,7 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
     });
     const summary = summarize(s.runId, res.counts, Date.now() - started, down);
     view.end(summary);
+    if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
     return summaryExitCode(summary, res.cancelled);
   } finally {
     progress?.stop();
