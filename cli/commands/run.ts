@@ -8,7 +8,7 @@ import { executeRun } from '../run/execute.js';
 import { planRun } from '../run/plan.js';
 
 export const command: Command = {
-  usage: 'gaxx run (--fleet F | --agent ADDR[,ADDR...]) [--tasks FILE|- [-0]] [--each-host] [--concurrency N] [--timeout S] [--retries N] [--output-cap BYTES] [--results DIR] [--json] -- CMD ARGS...',
+  usage: 'gaxx run (--fleet F | --agent ADDR[,ADDR...]) [--tasks FILE|- [-0]] [--each-host] [--concurrency N] [--timeout D] [--retries N] [--output-cap BYTES] [--results DIR] [--json] -- CMD ARGS...',
   description: [
     'Runs CMD through the Redis queue. Without --tasks (or with --each-host): one task per host,',
     'pinned to it. With --tasks FILE (- for stdin): one task per input line (NUL-separated record',
@@ -40,13 +40,13 @@ export const command: Command = {
     null: { type: 'boolean', short: '0', help: 'records of --tasks are NUL-separated (find -print0)' },
     'each-host': { type: 'boolean', help: 'one task per host (the default without --tasks)' },
     concurrency: { type: 'string', valueName: 'N', help: 'at most N tasks of this run queued or running at once (--tasks; default 1000)' },
-    timeout: { type: 'string', valueName: 'S', help: "seconds before the agent kills a task (default: the agent's)" },
+    timeout: { type: 'string', valueName: 'D', help: "how long before the agent kills a task: 30s, 10m, 1h (default: the agent's)" },
     retries: { type: 'string', valueName: 'N', help: 'dispatch retries when an agent is unreachable (default 4)' },
     'retry-on-failure': { type: 'boolean', help: 'also re-run a command that exits non-zero (up to --retries more times)' },
     'output-cap': { type: 'string', valueName: 'BYTES', help: 'keep at most BYTES of each task\'s output (default 1 MiB)' },
     env: { type: 'string', valueName: 'K=V', multiple: true, help: 'environment variable for the command' },
     results: { type: 'string', valueName: 'DIR', help: 'write each task\'s stdout, stderr and result.json under DIR (must be new or empty)' },
-    'wait-timeout': { type: 'string', valueName: 'S', help: 'give up waiting for results after S seconds (default: no limit)' },
+    'wait-timeout': { type: 'string', valueName: 'D', help: 'give up waiting for results after D (e.g. 10m; default: no limit)' },
     json: { ...JSON_FLAG, help: 'print JSON Lines: the run first, one object per task, a summary last' },
   },
   takesRest: true,

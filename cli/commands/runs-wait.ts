@@ -1,13 +1,13 @@
 /** `gaxx runs wait ID [--json]`: attach to a run and print its results as `gaxx run` would. */
 import { agentConnector, attachRun } from '../../scheduler/index.js';
-import { JSON_FLAG, numberFlag, type Command } from '../command.js';
+import { durationFlag, JSON_FLAG, type Command } from '../command.js';
 import { withRedis } from '../run/redis-session.js';
 import { summarize, summaryExitCode } from '../run/summary.js';
 import { HumanView, JsonView, type RunView } from '../run/views.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
 
 export const command: Command = {
-  usage: 'gaxx runs wait ID [--wait-timeout S] [--json]',
+  usage: 'gaxx runs wait ID [--wait-timeout D] [--json]',
   description: [
     'Attaches to a run started elsewhere, or whose `gaxx run` died, and prints every task\'s',
     'result from the start, as `gaxx run` does (--json: the run first, one object per task, a',
@@ -18,14 +18,14 @@ export const command: Command = {
     'enqueued. Unknown or expired run: exit 4.',
   ].join('\n'),
   flags: {
-    'wait-timeout': { type: 'string', valueName: 'S', help: 'give up after S seconds (exit 13)' },
+    'wait-timeout': { type: 'string', valueName: 'D', help: 'give up after D, e.g. 10m (exit 13)' },
     json: { ...JSON_FLAG, help: 'print JSON Lines: the run first, one object per task, a summary last' },
   },
   positionals: { names: ['ID'], min: 1 },
   examples: ['gaxx runs wait rmx5i3k2abc123', 'gaxx runs wait rmx5i3k2abc123 --json > results.jsonl'],
   async run({ flags, positionals, config, out, io }) {
     const runId = positionals[0] as string;
-    const waitS = numberFlag(flags, 'wait-timeout', 'runs wait', 0.001);
+    const waitMs = durationFlag(flags, 'wait-timeout', 'runs wait');
     const creds = await schedulerCredentials(config.paths);
     const view: RunView = out.json ? new JsonView(out) : new HumanView(out, { colour: io.colour === true });
     const started = Date.now();
@@ -34,7 +34,7 @@ export const command: Command = {
       attachRun(runId, {
         settings,
         connect: agentConnector(creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs }),
-        ...(waitS ? { timeoutMs: waitS * 1000 } : {}),
+        ...(waitMs ? { timeoutMs: waitMs } : {}),
         onStart: (rec) => view.start({ runId, argv: rec.argv, fleet: rec.fleet, mode: rec.mode }),
         onResult: (r, o, shown) => {
           if (r.outcome === 'unreachable' && r.host) down.add(r.host);

@@ -2,7 +2,7 @@
 import { exitCodeFor, isGaxxError, type ErrorCode } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { createRedis, fleetAgents, HEARTBEAT_KEY, readBreakers, registeredFleets, waitReady, type RedisSettings } from '../../scheduler/index.js';
-import { JSON_FLAG, numberFlag, type Command } from '../command.js';
+import { durationFlag, JSON_FLAG, type Command } from '../command.js';
 import type { GaxxConfig } from '../config.js';
 import { renderTable } from '../output.js';
 import { agentTargets, operatorCreds, parallelMap, type Target } from '../fleet/targets.js';
@@ -64,7 +64,7 @@ async function probe(t: Target, config: GaxxConfig, breaker: string, deadlineMs:
 }
 
 export const command: Command = {
-  usage: 'gaxx status [F] [--agent ADDR[,ADDR...]] [--timeout S] [--json]',
+  usage: 'gaxx status [F] [--agent ADDR[,ADDR...]] [--timeout D] [--json]',
   description: [
     'Asks every agent of fleet F (all registered fleets without F, or the --agent addresses) for',
     'its Info over mTLS: reachable, version, uid, running tasks, capacity, load, certificate',
@@ -74,7 +74,7 @@ export const command: Command = {
   ].join('\n'),
   flags: {
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses instead of a fleet' },
-    timeout: { type: 'string', valueName: 'S', help: 'seconds to wait for each agent (default 5)' },
+    timeout: { type: 'string', valueName: 'D', help: 'how long to wait for each agent, e.g. 3s (default 5s)' },
     json: { ...JSON_FLAG, help: 'print one JSON array, one object per agent' },
   },
   positionals: { names: ['F'], min: 0 },
@@ -83,7 +83,7 @@ export const command: Command = {
     const agents = agentTargets(flags, config.agent.port);
     const fleet = positionals[0];
     if (fleet && agents.length) throw new GaxxError('USAGE', "give a fleet or --agent, not both (see 'gaxx status --help')");
-    const deadlineMs = Math.ceil((numberFlag(flags, 'timeout', 'status', 0.001, true) ?? 5) * 1000);
+    const deadlineMs = durationFlag(flags, 'timeout', 'status') ?? 5000;
     const { targets, breakers } = await withRedis(config, (s) => lookup(s, fleet, agents));
     const rows = await parallelMap(out, 'gaxx status', targets, 32, (t) => probe(t, config, breakers.get(t.address) ?? 'unknown', deadlineMs));
     const down = rows.filter((r) => !r.reachable);

@@ -5,7 +5,7 @@
  */
 import { GaxxError } from '../../proto/index.js';
 import { LIMITS, type TaskInput } from '../../scheduler/index.js';
-import { boolFlag, envFlag, numberFlag, stringFlag, stringsFlag, usageError, type FlagValues } from '../command.js';
+import { boolFlag, durationFlag, envFlag, numberFlag, stringFlag, stringsFlag, usageError, type FlagValues } from '../command.js';
 import { agentAddress } from '../commands/exec.js';
 import { CommandTemplate, hasPlaceholder } from './template.js';
 
@@ -43,12 +43,12 @@ function intFlag(flags: FlagValues, name: string, min: number, max: number): num
 }
 
 function commonOf(flags: FlagValues): TaskCommon {
-  const timeout = numberFlag(flags, 'timeout', 'run', 0.001);
+  const timeoutMs = durationFlag(flags, 'timeout', 'run');
   const retries = intFlag(flags, 'retries', 0, LIMITS.attempts - 1);
   const cap = intFlag(flags, 'output-cap', 1, LIMITS.outputCapBytes);
   return {
     env: envFlag(flags, 'run'),
-    ...(timeout ? { timeoutMs: Math.ceil(timeout * 1000) } : {}),
+    ...(timeoutMs ? { timeoutMs } : {}),
     ...(cap ? { outputCapBytes: cap } : {}),
     retry: { attempts: (retries ?? 4) + 1, retryOnFailure: boolFlag(flags, 'retry-on-failure') },
   };
@@ -77,7 +77,7 @@ export function planRun(flags: FlagValues, rest: string[], defaultPort: number):
   if (tasks === '') throw usage('--tasks needs a file name, or - for stdin');
   const hosts = hostsOf(flags, defaultPort);
   const concurrency = intFlag(flags, 'concurrency', 1, 100_000);
-  const waitS = numberFlag(flags, 'wait-timeout', 'run', 0.001);
+  const waitMs = durationFlag(flags, 'wait-timeout', 'run');
   const resultsDir = stringFlag(flags, 'results');
   if (resultsDir === '') throw usage('--results needs a directory');
   return {
@@ -89,6 +89,6 @@ export function planRun(flags: FlagValues, rest: string[], defaultPort: number):
     common: commonOf(flags),
     window: concurrency ?? DEFAULT_WINDOW,
     ...(resultsDir ? { resultsDir } : {}),
-    ...(waitS ? { waitTimeoutMs: waitS * 1000 } : {}),
+    ...(waitMs ? { waitTimeoutMs: waitMs } : {}),
   };
 }

@@ -69,7 +69,7 @@ describe('gaxx status', () => {
     const rows = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
     expect(rows.map((x) => x.host)).toEqual(w.hosts);
     for (const x of rows) expect(x).toMatchObject({ reachable: true, uid: 65534, capacity: 16, runningTasks: 0, breaker: 'unknown' });
-    const down = await w.gaxx(['status', '--agent', `${(w.agents[0] as { address: string }).address},127.0.0.1:1`, '--timeout', '3']);
+    const down = await w.gaxx(['status', '--agent', `${(w.agents[0] as { address: string }).address},127.0.0.1:1`, '--timeout', '3s']);
     expect(down.code).toBe(exitCodeFor('UNAVAILABLE'));
     expect(down.stdout).toMatch(/unreachable: 127\.0\.0\.1:1 \(UNAVAILABLE/);
     expect((await w.gaxx(['status', 'nofleet'])).code).toBe(exitCodeFor('NOT_FOUND'));
