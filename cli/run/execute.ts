@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { GaxxError } from '../../proto/index.js';
 import {
   agentConnector, createRedis, createRunRecord, fleetAgents, newRunId, redisTarget, runAndWait, streamRun, updateRunRecord, waitReady,
-  countOutcome, type OutcomeCounts, type RedisSettings, type TaskInput,
+  countOutcome, isCancelled, type OutcomeCounts, type RedisSettings, type TaskInput,
 } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
 import type { Io, Output } from '../output.js';
@@ -133,11 +133,13 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
         },
       },
     );
-    await updateRunRecord(redis, s.runId, { state: res.cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }).catch(() => undefined);
+    // `gaxx runs cancel` from another shell sets the flag without aborting this process's signal.
+    const cancelled = res.cancelled || (await isCancelled(redis, s.runId).catch(() => false));
+    await updateRunRecord(redis, s.runId, { state: cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }).catch(() => undefined);
     const summary = summarize(s.runId, counts, Date.now() - started, down);
     view.end(summary);
-    if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
-    return summaryExitCode(summary, res.cancelled);
+    if (cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
+    return summaryExitCode(summary, cancelled);
   } finally {
     redis.disconnect();
   }

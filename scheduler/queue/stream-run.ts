@@ -124,8 +124,10 @@ class StreamedRun {
       this.fillMissing();
       if (followed) throw followed;
       if (inputError) throw inputError;
-      state = this.cancelling ? 'cancelled' : 'done';
-      return { runId: this.runId, total: this.enqueued, counts: this.counts, cancelled: this.cancelling !== undefined, inProcess: this.worker !== undefined };
+      // A cancel from elsewhere can end every task before the heartbeat notices the flag.
+      const cancelled = this.cancelling !== undefined || (await isCancelled(redis, this.runId));
+      state = cancelled ? 'cancelled' : 'done';
+      return { runId: this.runId, total: this.enqueued, counts: this.counts, cancelled, inProcess: this.worker !== undefined };
     } catch (e) {
       if (isGaxxError(e, 'DEADLINE_EXCEEDED') || isGaxxError(e, 'CANCELLED')) await this.queue.withdraw([...this.outstanding.values()]).catch(() => 0);
       throw e;
