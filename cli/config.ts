@@ -63,6 +63,7 @@ export const ConfigFileSchema = z
         drain: duration,
         lock: duration.refine((s) => (parseDuration(s) ?? 0) >= 1000, 'must be at least 1s'),
         renewInterval: duration,
+        reapInterval: duration,
       })
       .strict()
       .partial(),
@@ -108,6 +109,8 @@ export interface GaxxConfig {
     lockMs: number;
     /** Agent certificate renewal interval; 0 off. */
     renewIntervalMs: number;
+    /** How often fleets with a TTL or budget are checked; 0: never. */
+    reapIntervalMs: number;
   };
   /** Cloud provider settings by provider name (base URL, create defaults, a token from the env). */
   providers: Record<string, ProviderConfig>;
@@ -131,7 +134,7 @@ export const PROVIDER_TOKEN_ENV: Readonly<Record<string, string>> = { linode: 'L
 export const DEFAULTS = {
   logLevel: 'info' as LogLevel,
   agent: { port: 8088, deadlineMs: 10_000, connectTimeoutMs: 5_000 },
-  scheduler: { concurrency: 64, metricsListen: '127.0.0.1:9092', drainMs: 10_000, lockMs: 30_000, renewIntervalMs: 10 * 60_000 },
+  scheduler: { concurrency: 64, metricsListen: '127.0.0.1:9092', drainMs: 10_000, lockMs: 30_000, renewIntervalMs: 10 * 60_000, reapIntervalMs: 15_000 },
 } as const;
 
 /** One setting reachable from the environment and (optionally) a global flag. */
@@ -163,6 +166,7 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'scheduler.metricsListen', env: 'GAXX_SCHEDULER_METRICS_LISTEN', flag: 'metrics-listen', scope: 'scheduler', kind: 'string', allowEmpty: true, help: 'host:port for /metrics; empty to disable (default 127.0.0.1:9092); a non-loopback address is served over mTLS' },
   { path: 'scheduler.drain', env: 'GAXX_SCHEDULER_DRAIN', flag: 'drain', scope: 'scheduler', kind: 'duration', help: 'on shutdown, how long in-flight tasks may finish before being handed back (default 10s)' },
   { path: 'scheduler.lock', env: 'GAXX_SCHEDULER_LOCK', flag: 'lock', scope: 'scheduler', kind: 'duration', help: "job lock: a dead scheduler's tasks are taken again after about this long (default 30s)" },
+  { path: 'scheduler.reapInterval', env: 'GAXX_SCHEDULER_REAP_INTERVAL', flag: 'reap-interval', scope: 'scheduler', kind: 'duration', help: 'check fleets with a TTL or budget every D and delete those past it; 0 off (default 15s)' },
   { path: 'scheduler.renewInterval', env: 'GAXX_SCHEDULER_RENEW_INTERVAL', flag: 'renew-interval', scope: 'scheduler', kind: 'duration', help: "renew the due certificates of registered fleets' agents every D (jittered): 30s, 10m, 1h; 0 off (default 10m)" },
 ];
 
@@ -250,6 +254,7 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
       drainMs: ms(s.drain, DEFAULTS.scheduler.drainMs),
       lockMs: ms(s.lock, DEFAULTS.scheduler.lockMs),
       renewIntervalMs: ms(s.renewInterval, DEFAULTS.scheduler.renewIntervalMs),
+      reapIntervalMs: ms(s.reapInterval, DEFAULTS.scheduler.reapIntervalMs),
     },
     providers: Object.fromEntries(
       Object.entries(PROVIDER_TOKEN_ENV).map(([name, tokenEnv]) => {

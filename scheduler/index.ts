@@ -29,3 +29,5 @@ export {
 export { RESULT_TTL_MS, runDoneKey } from './queue/results.js';
 export { attachRun, cancelRecordedRun, requireRun, runComplete, storedResults, type AttachOptions, type Attached } from './queue/run-control.js';
 export { readBreakers } from './daemon/breakers.js';
+export { clearFleetLimits, fleetCost, getFleetLimits, limitedFleets, limitReached, setFleetLimits, type FleetLimits, type LimitReason } from './queue/fleet-limits.js';
+export { FleetReaper, DEFAULT_REAP_INTERVAL_MS, type ReaperOptions } from './daemon/reaper.js';
