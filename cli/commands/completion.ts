@@ -2,7 +2,6 @@
 import { readdirSync } from 'node:fs';
 import { GaxxError } from '../../proto/index.js';
 import { type Command } from '../command.js';
-import { COMMANDS } from '../commands.js';
 import { bashScript, completionCommand, fishScript, zshScript } from '../completion-scripts.js';
 import { CONFIG_FLAGS } from '../config.js';
 
@@ -28,7 +27,7 @@ export const command: Command = {
   flags: {},
   positionals: { names: ['SHELL'], min: 1 },
   examples: ['source <(gaxx completion bash)', 'gaxx completion fish > ~/.config/fish/completions/gaxx.fish'],
-  async run({ positionals, config, out }) {
+  async run({ positionals, config, out, commands = [] }) {
     const shell = positionals[0];
     if (shell === 'fleets') {
       for (const n of localFleetNames(config.paths.fleetsDir)) out.writeOut(`${n}\n`);
@@ -37,7 +36,7 @@ export const command: Command = {
     const make = shell === 'bash' ? bashScript : shell === 'zsh' ? zshScript : shell === 'fish' ? fishScript : undefined;
     if (!make) throw new GaxxError('USAGE', `unknown shell '${shell}': give bash, zsh or fish (see 'gaxx completion --help')`);
     const globals = Object.keys(CONFIG_FLAGS);
-    const cmds = await Promise.all(COMMANDS.map(async (e) => completionCommand(e.name, e.summary, (await e.load()).command, globals)));
+    const cmds = await Promise.all(commands.map(async (e) => completionCommand(e.name, e.summary, (await e.load()).command, globals)));
     out.writeOut(make(cmds));
     return 0;
   },
