@@ -51,7 +51,9 @@ describe('streamRun', () => {
       expect(seen.size).toBe(N);
       // Pulled ahead of results by at most the window plus the one item a batch may hold back.
       expect(maxAhead).toBeLessThanOrEqual(WINDOW + 1);
-      expect(maxQueued).toBeLessThanOrEqual(WINDOW);
+      // BullMQ's own counts also hold jobs whose result is out but which are not yet marked
+      // completed (the slot is free once the result is published): bounded, never the input.
+      expect(maxQueued).toBeLessThanOrEqual(2 * WINDOW);
       expect(await getRunRecord(w.queue.redis, res.runId)).toMatchObject({ state: 'done', total: N, enqueued: N, counts: { succeeded: N } });
     } finally {
       clearInterval(sample);
