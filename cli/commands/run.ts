@@ -31,7 +31,9 @@ export const command: Command = {
     '--retry-on-failure. Ctrl-C cancels: queued tasks are withdrawn, running ones stopped, every',
     'task reported; a second Ctrl-C quits at once. Runs are listed by `gaxx runs`. Without a',
     'running `gaxx scheduler`, this process works on the queue itself. Redis: --redis-url /',
-    'GAXX_REDIS_URL, else an embedded redis-server in the state dir.',
+    'GAXX_REDIS_URL, else an embedded redis-server in the state dir. Every task is signed with',
+    'the operator certificate (as for gaxx exec) and agents run only what it signed: a job',
+    'written into Redis by other means is refused.',
   ].join('\n'),
   flags: {
     fleet: { type: 'string', valueName: 'F', help: "a fleet registered with the scheduler (see 'gaxx status F')" },

@@ -5,12 +5,13 @@
  * through streamRun, and presents results through the views. Every run is in the run index.
  */
 import type { Readable } from 'node:stream';
-import { GaxxError } from '../../proto/index.js';
+import { GaxxError, type TaskSigner } from '../../proto/index.js';
 import {
   agentConnector, createRedis, createRunRecord, fleetAgents, newRunId, redisTarget, runAndWait, streamRun, updateRunRecord, waitReady,
   countOutcome, isCancelled, type OutcomeCounts, type RedisSettings, type TaskInput,
 } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
+import { operatorSigner } from '../operator-credentials.js';
 import type { Io, Output } from '../output.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
 import type { RunPlan } from './plan.js';
@@ -77,12 +78,13 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
     const target = await redisTarget(ctx.config.redis.url, ctx.config.paths.stateDir);
     try {
       const fleetHosts = plan.fleet ? await resolveFleet(target.settings, plan.fleet) : undefined;
+      const signer = operatorSigner(ctx.config.paths.operatorCertDir);
       const connect = agentConnector(creds, { deadlineMs: ctx.config.agent.deadlineMs, connectTimeoutMs: ctx.config.agent.connectTimeoutMs });
       const runId = newRunId();
       const hosts = fleetHosts?.map((a) => a.host) ?? plan.agents ?? [];
       return input
-        ? await runTaskList(plan, ctx, { runId, settings: target.settings, connect, input, agentCount: hosts.length })
-        : await runEachHost(plan, ctx, { runId, settings: target.settings, connect, hosts });
+        ? await runTaskList(plan, ctx, { runId, settings: target.settings, connect, signer, input, agentCount: hosts.length })
+        : await runEachHost(plan, ctx, { runId, settings: target.settings, connect, signer, hosts });
     } finally {
       await target.release();
     }
@@ -95,6 +97,7 @@ interface Started {
   runId: string;
   settings: RedisSettings;
   connect: ReturnType<typeof agentConnector>;
+  signer: TaskSigner;
 }
 
 function viewsFor(plan: RunPlan, ctx: ExecuteContext, progress: ProgressLine | undefined, labels?: ReadonlyMap<string, string>): RunView {
@@ -122,6 +125,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
       { runId: s.runId, tasks },
       {
         settings: s.settings,
+        signer: s.signer,
         connect: s.connect,
         cancel: ctx.signal,
         ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
@@ -170,6 +174,7 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
     const res = await streamRun(tasks(), {
       runId: s.runId,
       settings: s.settings,
+      signer: s.signer,
       connect: s.connect,
       window: plan.window,
       cancel: ctx.signal,

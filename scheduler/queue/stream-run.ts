@@ -11,7 +11,7 @@
  * `cancelled`), cancels running ones, and reports any still without a result after the grace
  * period as `error` (DEADLINE_EXCEEDED).
  */
-import { GaxxError, isGaxxError } from '../../proto/index.js';
+import { GaxxError, isGaxxError, type TaskSigner } from '../../proto/index.js';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 import { schedulerAlive } from '../daemon/daemon.js';
@@ -26,6 +26,10 @@ import { newRunId, type TaskInput } from './task.js';
 
 export interface StreamRunOptions extends FollowHandlers {
   settings: RedisSettings;
+  /** The submitting operator's key: every task is signed with it as its batch is enqueued. */
+  signer: TaskSigner;
+  /** When the signatures expire (default: a day after each batch is enqueued). */
+  expiresAtUnixMs?: number;
   connect?: AgentConnector;
   worker?: 'auto' | 'always' | 'never';
   workerConcurrency?: number;
@@ -152,7 +156,8 @@ class StreamedRun {
           if (puller.ended || this.stopInput.signal.aborted) break;
           continue;
         }
-        const enq = await this.queue.enqueueRun({ runId: this.runId, tasks: batch });
+        const expiry = this.opts.expiresAtUnixMs === undefined ? {} : { expiresAtUnixMs: this.opts.expiresAtUnixMs };
+        const enq = await this.queue.enqueueRun({ runId: this.runId, tasks: batch }, this.opts.signer, expiry);
         enq.taskIds.forEach((id, i) => (this.early.delete(id) ? undefined : this.outstanding.set(id, enq.jobIds[i] as string)));
         this.enqueued += batch.length;
         await noteEnqueued(this.queue.redis, this.runId, batch.length);

@@ -37,6 +37,7 @@ describe('streamRun', () => {
     try {
       const res = await streamRun(tasks(), {
         settings: w.settings,
+        signer: w.signer,
         connect: w.connect(),
         window: WINDOW,
         record: { argv: ['echo'], fleet: '', agents: 2, mode: 'tasks' },
