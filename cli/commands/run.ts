@@ -22,7 +22,7 @@ export const command: Command = {
     'print each task\'s output when it ends, each line prefixed with host and task number',
     '(coloured on a terminal unless NO_COLOR is set), a progress line on stderr when it is a',
     'terminal, and a summary line on stderr. --json: JSON Lines on stdout, {"type":"run"} first,',
-    'one {"type":"task"} per task (binary output base64, see stdoutEncoding), {"type":"summary"}',
+    'one {"type":"task"} per task (non-UTF-8 output as stdoutBase64), {"type":"summary"}',
     'last. --results DIR: per task DIR/1/<record>/{seq,stdout,stderr,result.json} (GNU parallel\'s',
     'layout), written as results arrive. Exit codes: 0 every task succeeded; 1 some command',
     'failed, timed out or was killed; 12 some outcome is unknown (agent unreachable or scheduler',

@@ -2,10 +2,11 @@
  * How `gaxx run` (and `gaxx runs wait/show`) present results: people get output prefixed by
  * host and task (coloured on a terminal unless NO_COLOR), scripts get JSON Lines with the run
  * id first and a summary last, and `--results DIR` gets files. Binary output is written as is
- * to files and terminals, and base64 in JSON (`stdoutEncoding: "base64"`).
+ * to files and terminals, and base64 in JSON (`stdoutBase64` instead of `stdout`).
  */
 import type { OutputChunk, TaskResult } from '../../scheduler/index.js';
 import type { Output } from '../output.js';
+import { taskResultJson } from '../result-json.js';
 import { HumanRunPrinter, summaryLine } from '../run-printer.js';
 import type { ProgressLine } from './progress.js';
 import { summaryText, type RunSummary } from './summary.js';
@@ -90,12 +91,6 @@ export class HumanView implements RunView {
   }
 }
 
-/** Output bytes as JSON: text when valid UTF-8, else base64 (said by the encoding field). */
-export function encodeBytes(data: Buffer): { text: string; encoding: 'utf8' | 'base64' } {
-  const text = data.toString('utf8');
-  return Buffer.from(text, 'utf8').equals(data) ? { text, encoding: 'utf8' } : { text: data.toString('base64'), encoding: 'base64' };
-}
-
 /** JSON Lines: `{"type":"run",...}` first, `{"type":"task",...}` per task, `{"type":"summary",...}` last. */
 export class JsonView implements RunView {
   constructor(private readonly out: Output) {}
@@ -107,10 +102,8 @@ export class JsonView implements RunView {
   live(): void {}
 
   result(r: TaskResult, output: OutputChunk[], _liveShown: boolean, input: string | undefined): void {
-    const enc = (s: 1 | 2): ReturnType<typeof encodeBytes> => encodeBytes(Buffer.concat(output.filter((c) => c.stream === s).map((c) => c.data)));
-    const o = enc(1);
-    const e = enc(2);
-    const task = { type: 'task', ...r, ...(input !== undefined ? { input } : {}), stdout: o.text, stdoutEncoding: o.encoding, stderr: e.text, stderrEncoding: e.encoding };
+    // The one task JSON shape (as gaxx exec --json): `stdout` text, or `stdoutBase64` when not UTF-8.
+    const task = { type: 'task', ...taskResultJson(r, output, input !== undefined ? { input } : {}) };
     this.out.writeOut(`${JSON.stringify(task)}\n`);
   }
 

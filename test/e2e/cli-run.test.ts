@@ -97,7 +97,7 @@ describe('gaxx run', () => {
     expect(all.at(-1)).toMatchObject({ type: 'summary', runId: all[0]?.runId, total: 2, failed: 2 });
     const lines = all.filter((l) => l.type === 'task');
     expect(lines).toHaveLength(2);
-    for (const l of lines) expect(l).toMatchObject({ outcome: 'failed', exitCode: 3, attempts: 1, stdout: 'out\n', stderr: 'err\n', stdoutEncoding: 'utf8' });
+    for (const l of lines) expect(l).toMatchObject({ outcome: 'failed', exitCode: 3, attempts: 1, stdout: 'out\n', stderr: 'err\n' });
     expect(new Set(lines.map((l) => l.host))).toEqual(new Set(agents.map((a) => a.address)));
   });
 

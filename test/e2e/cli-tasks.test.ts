@@ -77,8 +77,8 @@ describe('gaxx run --tasks', () => {
     const b = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', '-', '-0', '--json', '--results', results, '--', 'printf', '\\377\\000{}'], { input: 'x\0y/z\0' });
     expect(b.code, b.stderr).toBe(0);
     const tasks = jsonLines(b.stdout).filter((l) => l.type === 'task');
-    expect(tasks.map((t) => [t.input, t.stdoutEncoding, Buffer.from(t.stdout as string, 'base64')])).toEqual(
-      expect.arrayContaining([['x', 'base64', Buffer.from([0xff, 0, 0x78])], ['y/z', 'base64', Buffer.from([0xff, 0, 0x79, 0x2f, 0x7a])]]),
+    expect(tasks.map((t) => [t.input, t.stdout, Buffer.from(t.stdoutBase64 as string, 'base64')])).toEqual(
+      expect.arrayContaining([['x', undefined, Buffer.from([0xff, 0, 0x78])], ['y/z', undefined, Buffer.from([0xff, 0, 0x79, 0x2f, 0x7a])]]),
     );
     expect(readFileSync(join(results, '1', 'y\\_z', 'stdout'))).toEqual(Buffer.from([0xff, 0, 0x79, 0x2f, 0x7a]));
   });

@@ -8,7 +8,6 @@ import { resultName } from '../../cli/run/results-dir.js';
 import { summarize, summaryExitCode } from '../../cli/run/summary.js';
 import { MAX_RECORD_BYTES, readRecords } from '../../cli/run/task-source.js';
 import { CommandTemplate } from '../../cli/run/template.js';
-import { encodeBytes } from '../../cli/run/views.js';
 import { BatchPuller } from '../../scheduler/queue/batches.js';
 
 async function records(chunks: Array<string | Buffer>, sep: '\n' | '\0' = '\n'): Promise<string[]> {
@@ -110,11 +109,6 @@ describe('results and summary', () => {
   it('progress text: done/total, failed, rate, ETA; total unknown while input is read', () => {
     expect(progressText({ done: 50, failed: 2, enqueued: 100, total: 200 }, 10_000)).toBe('gaxx: 50/200 done, 2 failed, 5.0/s, ETA 30s');
     expect(progressText({ done: 50, failed: 0, enqueued: 100, total: undefined }, 10_000)).toBe('gaxx: 50/100+ done, 0 failed, 5.0/s');
-  });
-
-  it('binary output is base64 in JSON, text stays text', () => {
-    expect(encodeBytes(Buffer.from('héllo\n'))).toEqual({ text: 'héllo\n', encoding: 'utf8' });
-    expect(encodeBytes(Buffer.from([0xff, 0, 1]))).toEqual({ text: '/wAB', encoding: 'base64' });
   });
 });
 
