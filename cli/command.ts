@@ -3,6 +3,7 @@
  * exports `command: Command`, which main.ts loads lazily when that command is invoked.
  */
 import { DURATION_HINT, GaxxError, parseDuration } from '../proto/index.js';
+import type { CommandEntry } from './commands.js';
 import type { GaxxConfig } from './config.js';
 import type { Io, Output } from './output.js';
 
@@ -33,6 +34,8 @@ export interface CommandContext {
   io: Io;
   /** Aborted on the first Ctrl-C (SIGINT); commands that can cancel remote work listen to it. */
   signal: AbortSignal;
+  /** The command table (for commands that describe the others, e.g. completion). */
+  commands?: readonly CommandEntry[];
 }
 
 /** A command module's export. */

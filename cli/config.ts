@@ -63,6 +63,7 @@ export const ConfigFileSchema = z
         drain: duration,
         lock: duration.refine((s) => (parseDuration(s) ?? 0) >= 1000, 'must be at least 1s'),
         renewInterval: duration,
+        reapInterval: duration,
       })
       .strict()
       .partial(),
@@ -110,6 +111,8 @@ export interface GaxxConfig {
     lockMs: number;
     /** Agent certificate renewal interval; 0 off. */
     renewIntervalMs: number;
+    /** How often fleets with a TTL or budget are checked; 0: never. */
+    reapIntervalMs: number;
   };
   /** Cloud provider settings by provider name (base URL, create defaults, a token from the env). */
   providers: Record<string, ProviderConfig>;
@@ -133,7 +136,7 @@ export const PROVIDER_TOKEN_ENV: Readonly<Record<string, string>> = { linode: 'L
 export const DEFAULTS = {
   logLevel: 'info' as LogLevel,
   agent: { port: 8088, deadlineMs: 10_000, connectTimeoutMs: 5_000 },
-  scheduler: { concurrency: 64, metricsListen: '127.0.0.1:9092', drainMs: 10_000, lockMs: 30_000, renewIntervalMs: 10 * 60_000 },
+  scheduler: { concurrency: 64, metricsListen: '127.0.0.1:9092', drainMs: 10_000, lockMs: 30_000, renewIntervalMs: 10 * 60_000, reapIntervalMs: 15_000 },
 } as const;
 
 export type { ReadFile } from './settings.js';
@@ -198,6 +201,7 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
       drainMs: ms(s.drain, DEFAULTS.scheduler.drainMs),
       lockMs: ms(s.lock, DEFAULTS.scheduler.lockMs),
       renewIntervalMs: ms(s.renewInterval, DEFAULTS.scheduler.renewIntervalMs),
+      reapIntervalMs: ms(s.reapInterval, DEFAULTS.scheduler.reapIntervalMs),
     },
     providers: Object.fromEntries(
       Object.entries(PROVIDER_TOKEN_ENV).map(([name, tokenEnv]) => {

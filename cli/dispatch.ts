@@ -134,6 +134,7 @@ async function dispatch(input: CliInput, mode: { json: boolean }): Promise<numbe
     out: new Output(io, parsed.values.json === true),
     io,
     signal: input.signal,
+    commands: COMMANDS,
   });
 }
 

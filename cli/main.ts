@@ -17,6 +17,11 @@ function userName(): string {
   }
 }
 
+// A reader that went away (`gaxx run ... | head`) ends us quietly, as SIGPIPE ends other tools.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' ? process.exit(141) : undefined));
+}
+
 const interrupt = new AbortController();
 let interruptible = false;
 process.on('SIGINT', () => {
@@ -40,6 +45,7 @@ const code = await runCli({
       return process.stdin;
     },
     stdinIsTty: isatty(0),
+    colour: process.stdout.isTTY === true && !process.env.NO_COLOR,
   },
   readFile: readFileIfExists,
   homeDir: homedir(),

@@ -14,6 +14,8 @@ export interface Io {
   stdin?: Readable;
   /** A terminal on stdin is never read implicitly (it would wait for typing). */
   stdinIsTty?: boolean;
+  /** Colour output: stdout is a terminal and NO_COLOR is unset (decided in main.ts). */
+  colour?: boolean;
 }
 
 /** A column of a human table. */

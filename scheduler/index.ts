@@ -24,3 +24,14 @@ export { redisTarget, type RedisTarget } from './redis/embedded-redis.js';
 export { agentConnector, type ConnectorOptions } from './dispatch/connector.js';
 export { serveScheduler, type ServeOptions, type Served } from './daemon/serve.js';
 export { requestCancel, isCancelled, runCancelKey, CancelWatch, CANCEL_POLL_MS } from './queue/cancel.js';
+export { streamRun, syntheticResult, type StreamRunOptions, type StreamRunOutcome } from './queue/stream-run.js';
+export { followRun, type FollowHandlers, type FollowOptions } from './queue/follow.js';
+export {
+  countOutcome, countTotal, getRunRecord, listRunRecords, submitterAlive, updateRunRecord, createRunRecord, RUN_INDEX_TTL_MS, PRODUCER_STALE_MS,
+  type OutcomeCounts, type RunRecord, type RunState,
+} from './queue/run-index.js';
+export { RESULT_TTL_MS, runDoneKey } from './queue/results.js';
+export { attachRun, cancelRecordedRun, requireRun, runComplete, storedResults, type AttachOptions, type Attached } from './queue/run-control.js';
+export { readBreakers } from './daemon/breakers.js';
+export { clearFleetLimits, fleetCost, getFleetLimits, limitedFleets, limitReached, setFleetLimits, type FleetLimits, type LimitReason } from './queue/fleet-limits.js';
+export { FleetReaper, DEFAULT_REAP_INTERVAL_MS, type ReaperOptions } from './daemon/reaper.js';

@@ -7,8 +7,9 @@ import { fleetKnownHosts } from '../fleet/bootstrap-step.js';
 import { unpublishFleet } from '../fleet/fleet-directory.js';
 import { providerFor } from '../fleet/provider-for.js';
 import type { Io } from '../output.js';
-import { providerNames, type DestroyOutcome } from '../providers/index.js';
-import { assertFleetName, readFleet, removeFleet } from '../state.js';
+import { providerNames, type DestroyOutcome, type Provider } from '../providers/index.js';
+import { assertFleetName, readFleet, removeFleet, type FleetState } from '../state.js';
+import type { GaxxConfig } from '../config.js';
 
 /** Asks on the terminal; true only for y/yes. */
 async function confirm(io: Io, question: string): Promise<boolean> {
@@ -39,6 +40,50 @@ export function revokeFleetCerts(caDir: string, fleet: string): string[] {
     .map((r) => r.serial);
   for (const s of serials) ca.revoke(s);
   return serials;
+}
+
+/** What destroying a fleet did. */
+export interface DestroyReport {
+  result: { fleet: string; provider: string; destroyed: number; alreadyGone: number; refused: number; failed: { id: string; code: string; error: string }[]; revokedCerts: string[]; knownHostsRemoved: number };
+  errors: Array<[string, GaxxError]>;
+}
+
+/**
+ * Destroys `ids` (each re-checked for the fleet's tag by the provider), then, when every destroy
+ * succeeded, revokes the fleet's certificates, unregisters it and removes its state. Shared by
+ * `gaxx delete` and the scheduler daemon's TTL/budget reaper.
+ */
+export async function destroyFleet(
+  config: GaxxConfig,
+  fleet: string,
+  o: { state: FleetState | undefined; provider: Provider; name: string; ids: string[]; signal?: AbortSignal },
+): Promise<DestroyReport> {
+  const { state, provider, name, ids, signal } = o;
+  const outcomes = new Map<string, DestroyOutcome | GaxxError>();
+  await Promise.all(ids.map(async (id) => outcomes.set(id, await provider.destroy(fleet, id, { signal }).catch((e: unknown) => (e instanceof GaxxError ? e : new GaxxError('INTERNAL', String(e)))))));
+  const errors = [...outcomes].filter((o): o is [string, GaxxError] => o[1] instanceof GaxxError);
+  const count = (k: DestroyOutcome) => [...outcomes.values()].filter((v) => v === k).length;
+  const revoked = errors.length ? [] : revokeFleetCerts(config.paths.caDir, fleet);
+  let knownHostsRemoved = 0;
+  if (!errors.length) {
+    if (!state || state.hosts.some((h) => h.status === 'ready')) await unpublishFleet(config, fleet);
+    knownHostsRemoved = fleetKnownHosts(config).removeFleet(fleet);
+    removeFleet(config.paths.fleetsDir, fleet);
+  }
+  const result = { fleet, provider: name, destroyed: count('deleted'), alreadyGone: count('gone'), refused: count('refused'), failed: errors.map(([id, e]) => ({ id, code: e.code, error: e.message })), revokedCerts: revoked, knownHostsRemoved };
+  return { result, errors };
+}
+
+/** Deletes a fleet without asking (the daemon's reaper): its tagged and recorded instances, certificates, registration, state. */
+export async function reapFleet(config: GaxxConfig, fleet: string, signal?: AbortSignal): Promise<DestroyReport> {
+  const state = readFleet(config.paths.fleetsDir, fleet);
+  if (!state) throw new GaxxError('NOT_FOUND', `no state for fleet ${fleet}`);
+  const provider = await providerFor(config, state.provider);
+  const tagged = await provider.list(fleet, { signal });
+  const ids = [...new Set([...tagged.map((i) => i.id), ...state.hosts.flatMap((h) => (h.id ? [h.id] : []))])];
+  const report = await destroyFleet(config, fleet, { state, provider, name: state.provider, ids, signal });
+  if (report.errors.length) throw (report.errors[0] as [string, GaxxError])[1];
+  return report;
 }
 
 export const command: Command = {
@@ -81,23 +126,12 @@ export const command: Command = {
       if (!io.stdinIsTty) throw usageError('delete', `refusing to delete fleet ${fleet} without --yes when stdin is not a terminal`);
       if (!(await confirm(io, `destroy ${ids.length} instance(s) of fleet ${fleet} on ${name}?`))) throw new GaxxError('CANCELLED', 'nothing deleted');
     }
-    const outcomes = new Map<string, DestroyOutcome | GaxxError>();
-    await Promise.all(ids.map(async (id) => outcomes.set(id, await provider.destroy(fleet, id, { signal }).catch((e: unknown) => (e instanceof GaxxError ? e : new GaxxError('INTERNAL', String(e)))))));
-    const errors = [...outcomes].filter((o): o is [string, GaxxError] => o[1] instanceof GaxxError);
-    const count = (k: DestroyOutcome) => [...outcomes.values()].filter((v) => v === k).length;
-    const revoked = errors.length ? [] : revokeFleetCerts(config.paths.caDir, fleet);
-    let knownHostsRemoved = 0;
-    if (!errors.length) {
-      if (!state || state.hosts.some((h) => h.status === 'ready')) await unpublishFleet(config, fleet);
-      knownHostsRemoved = fleetKnownHosts(config).removeFleet(fleet);
-      removeFleet(config.paths.fleetsDir, fleet);
-    }
-    const result = { fleet, provider: name, destroyed: count('deleted'), alreadyGone: count('gone'), refused: count('refused'), failed: errors.map(([id, e]) => ({ id, code: e.code, error: e.message })), revokedCerts: revoked, knownHostsRemoved };
+    const { result, errors } = await destroyFleet(config, fleet, { state, provider, name, ids, signal });
     out.result(result, () =>
       [
         `fleet ${fleet}: destroyed ${result.destroyed}, already gone ${result.alreadyGone}${result.refused ? `, left ${result.refused} not carrying the fleet's tag` : ''}`,
         ...result.failed.map((f) => `  ${f.id}: ${f.error} [${f.code}]`),
-        errors.length ? `state kept: run 'gaxx delete ${fleet}' again` : `revoked ${revoked.length} certificate(s), removed ${knownHostsRemoved} known_hosts entr${knownHostsRemoved === 1 ? 'y' : 'ies'}; state cleared`,
+        errors.length ? `state kept: run 'gaxx delete ${fleet}' again` : `revoked ${result.revokedCerts.length} certificate(s), removed ${result.knownHostsRemoved} known_hosts entr${result.knownHostsRemoved === 1 ? 'y' : 'ies'}; state cleared`,
       ].join('\n'),
     );
     return errors.length ? exitCodeFor((errors[0] as [string, GaxxError])[1].code) : 0;

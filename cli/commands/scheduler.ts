@@ -10,7 +10,7 @@ import { scopedFlags } from '../config.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
 
 export const command: Command = {
-  usage: 'gaxx scheduler [--concurrency N] [--metrics-listen ADDR] [--certs DIR] [--drain D] [--renew-interval D]',
+  usage: 'gaxx scheduler [--concurrency N] [--metrics-listen ADDR] [--certs DIR] [--drain D] [--renew-interval D] [--reap-interval D]',
   description: [
     'Runs the scheduler daemon: workers that take every fleet\'s tasks from the Redis queue and',
     'dispatch them to the agents, a heartbeat (so `gaxx run` leaves the work to it), and',
@@ -22,7 +22,10 @@ export const command: Command = {
     'rest are handed back to the queue (the agents keep running them for the next scheduler).',
     'It also renews the certificates of registered fleets\' agents that report renewal as due,',
     'with the local CA and the operator certificate (only the operator role may write an',
-    'agent\'s cert area). Every flag has a GAXX_SCHEDULER_* variable and a `scheduler` key in',
+    'agent\'s cert area). A fleet given a TTL or budget (recorded in Redis beside the fleet) is',
+    'deleted through its provider once the TTL passes or its cost reaches the budget (checked',
+    'every --reap-interval; one scheduler deletes it; a failed delete is tried again). Every',
+    'flag has a GAXX_SCHEDULER_* variable and a `scheduler` key in',
     'the config file. Logs are JSON lines on stderr (--log-level).',
   ].join('\n'),
   flags: {
@@ -53,6 +56,18 @@ export const command: Command = {
       agentDeadlineMs: config.agent.deadlineMs,
       agentConnectTimeoutMs: config.agent.connectTimeoutMs,
       renewal,
+      // Fleets given a TTL or budget are deleted through their provider when they reach it.
+      ...(s.reapIntervalMs > 0
+        ? {
+            reaper: {
+              intervalMs: s.reapIntervalMs,
+              reap: async (fleet: string) => {
+                const { reapFleet } = await import('./delete.js');
+                await reapFleet(config, fleet);
+              },
+            },
+          }
+        : {}),
       log,
     });
     // SIGTERM (service managers) drains like Ctrl-C does.

@@ -17,6 +17,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { GaxxError, isLoopbackHost, parseHostPort } from '../../proto/index.js';
 import type { SecureContextOptions } from 'node:tls';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
+import { publishBreakers } from './breakers.js';
 import { SchedulerMetrics } from './metrics.js';
 import { TaskQueue } from '../queue/queue.js';
 import { durabilityWarnings, gaxxKey, type RedisSettings } from '../redis/redis.js';
@@ -91,6 +92,7 @@ export class SchedulerDaemon {
   private async beat(): Promise<void> {
     const ttl = 3 * (this.opts.heartbeatMs ?? 2000);
     await this.queue.redis.zadd(HEARTBEAT_KEY, Date.now() + ttl, this.id);
+    await publishBreakers(this.queue.redis, this.id, this.worker.pool.states(), ttl);
   }
 
   private async serveMetrics(listen: string): Promise<void> {

@@ -7,6 +7,7 @@ import { secureContextOptions, type CertBundle } from '../../certs/index.js';
 import { isLoopbackHost, parseHostPort } from '../../proto/index.js';
 import { agentConnector } from '../dispatch/connector.js';
 import { SchedulerDaemon } from './daemon.js';
+import { FleetReaper, type ReaperOptions } from './reaper.js';
 import { redisTarget } from '../redis/embedded-redis.js';
 import { CertRenewer } from '../renewal/renewer.js';
 import type { WorkerLog } from '../dispatch/worker.js';
@@ -27,6 +28,8 @@ export interface ServeOptions {
   agentConnectTimeoutMs?: number;
   /** Agent certificate renewal (scheduler/renewer.ts); absent or interval 0: off. */
   renewal?: { intervalMs: number; caDir: string; operatorCertDir: string };
+  /** Ends fleets past their TTL or budget (daemon/reaper.ts); absent: off. */
+  reaper?: Pick<ReaperOptions, 'reap' | 'intervalMs'>;
   log: WorkerLog;
 }
 
@@ -35,6 +38,8 @@ export interface Served {
   daemon: SchedulerDaemon;
   /** The certificate renewal loop, when on. */
   renewer: CertRenewer | undefined;
+  /** The fleet TTL/budget reaper, when on. */
+  reaper: FleetReaper | undefined;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -54,10 +59,13 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
     const renewer = opts.renewal
       ? CertRenewer.start({ ...opts.renewal, redis: daemon.queue.redis, schedulerCreds: opts.certs, registry: daemon.metrics.registry, log: opts.log })
       : undefined;
+    const reaper = opts.reaper ? FleetReaper.start({ ...opts.reaper, redis: daemon.queue.redis, log: opts.log }) : undefined;
     return {
       daemon,
       renewer,
+      reaper,
       stop: async (graceMs) => {
+        await reaper?.stop();
         await renewer?.stop();
         await daemon.stop(graceMs);
         await target.release();

@@ -117,7 +117,7 @@ describe('loadConfig errors', () => {
 describe('the scheduler daemon settings (one table with the CLI)', () => {
   it('has one set of defaults, and the agent deadlines of gaxx run', () => {
     const c = loadConfig({ ...base, argv: [], env: {}, readFile: noFiles, command: 'scheduler' });
-    expect(c.scheduler).toEqual({ concurrency: 64, metricsListen: '127.0.0.1:9092', drainMs: 10_000, lockMs: 30_000, renewIntervalMs: 600_000 });
+    expect(c.scheduler).toEqual({ concurrency: 64, metricsListen: '127.0.0.1:9092', drainMs: 10_000, lockMs: 30_000, renewIntervalMs: 600_000, reapIntervalMs: 15_000 });
     expect(c.agent.deadlineMs).toBe(10_000);
   });
 

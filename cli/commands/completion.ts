@@ -1,0 +1,43 @@
+/** `gaxx completion bash|zsh|fish`: a shell completion script (and `fleets`, which those scripts call). */
+import { readdirSync } from 'node:fs';
+import { GaxxError } from '../../proto/index.js';
+import { type Command } from '../command.js';
+import { bashScript, completionCommand, fishScript, zshScript } from '../completion-scripts.js';
+import { CONFIG_FLAGS } from '../config.js';
+
+/** Fleet names in the local state dir (`<state>/fleets/<name>[.json]`), sorted; none when it does not exist. */
+export function localFleetNames(fleetsDir: string): string[] {
+  try {
+    return [...new Set(readdirSync(fleetsDir).map((n) => n.replace(/\.json$/, '')).filter((n) => /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(n)))].sort();
+  } catch {
+    return [];
+  }
+}
+
+export const command: Command = {
+  usage: 'gaxx completion bash|zsh|fish',
+  description: [
+    'Prints a completion script for commands, flags and fleet names. Install:',
+    '  bash: source <(gaxx completion bash)    (or save it under /etc/bash_completion.d/gaxx)',
+    '  zsh:  source <(gaxx completion zsh)',
+    '  fish: gaxx completion fish | source     (or save it as ~/.config/fish/completions/gaxx.fish)',
+    'Fleet names come from the local state (the fleets this machine created), without network.',
+    '`gaxx completion fleets` prints them, one per line (the scripts call it).',
+  ].join('\n'),
+  flags: {},
+  positionals: { names: ['SHELL'], min: 1 },
+  examples: ['source <(gaxx completion bash)', 'gaxx completion fish > ~/.config/fish/completions/gaxx.fish'],
+  async run({ positionals, config, out, commands = [] }) {
+    const shell = positionals[0];
+    if (shell === 'fleets') {
+      for (const n of localFleetNames(config.paths.fleetsDir)) out.writeOut(`${n}\n`);
+      return 0;
+    }
+    const make = shell === 'bash' ? bashScript : shell === 'zsh' ? zshScript : shell === 'fish' ? fishScript : undefined;
+    if (!make) throw new GaxxError('USAGE', `unknown shell '${shell}': give bash, zsh or fish (see 'gaxx completion --help')`);
+    const globals = Object.keys(CONFIG_FLAGS);
+    const cmds = await Promise.all(commands.map(async (e) => completionCommand(e.name, e.summary, (await e.load()).command, globals)));
+    out.writeOut(make(cmds));
+    return 0;
+  },
+};

@@ -1,0 +1,133 @@
+/**
+ * `gaxx cp LOCAL F:REMOTE` / `gaxx cp F:REMOTE LOCALDIR`: a file to or from every agent of a
+ * fleet (or `--agent` addresses, written `:REMOTE`), over the agents' PutFile/GetFile with the
+ * sha256 checked on both ends, several hosts at once.
+ */
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { exitCodeFor, GaxxError, isGaxxError, type ErrorCode } from '../../proto/index.js';
+import { AgentClient } from '../../scheduler/client/index.js';
+import { JSON_FLAG, numberFlag, stringsFlag, usageError, type Command } from '../command.js';
+import type { GaxxConfig } from '../config.js';
+import { renderTable } from '../output.js';
+import { agentTargets, fleetTargets, operatorCreds, parallelMap, type Target } from '../fleet/targets.js';
+
+const usage = (m: string): GaxxError => usageError('cp', m);
+
+/** One side of a copy: `F:PATH` / `:PATH` (remote) or a local path. */
+export type Side = { remote: true; fleet: string; path: string } | { remote: false; path: string };
+
+/** Parses a side; a local path containing ':' is written `./a:b`. */
+export function parseSide(s: string): Side {
+  const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,62})?:(.*)$/.exec(s);
+  if (!m || s.startsWith('./') || s.startsWith('/')) return { remote: false, path: s };
+  if (m[2] === '') throw usage(`'${s}' names no remote path`);
+  return { remote: true, fleet: m[1] ?? '', path: m[2] as string };
+}
+
+/** A host's folder name under LOCALDIR (never a path separator or '..'). */
+export function hostDirName(name: string): string {
+  const safe = name.replace(/[^A-Za-z0-9._:[\]-]/g, '_');
+  return safe === '.' || safe === '..' || safe === '' ? `_${safe}` : safe;
+}
+
+interface Row {
+  host: string;
+  address: string;
+  ok: boolean;
+  bytes: number;
+  sha256: string;
+  path: string;
+  error?: { code: ErrorCode; message: string };
+}
+
+async function targetsFor(remote: { fleet: string }, flags: Parameters<Command['run']>[0]['flags'], config: GaxxConfig): Promise<Target[]> {
+  const agents = agentTargets(flags, config.agent.port);
+  if (remote.fleet && agents.length) throw usage('name a fleet (F:PATH) or give --agent with :PATH, not both');
+  if (!remote.fleet && agents.length === 0) throw usage(':PATH needs --agent ADDR[,ADDR...]; or write F:PATH for a fleet');
+  return remote.fleet ? fleetTargets(config, remote.fleet, stringsFlag(flags, 'host').flatMap((h) => h.split(',')).filter(Boolean)) : agents;
+}
+
+async function onAgent(t: Target, config: GaxxConfig, fn: (c: AgentClient) => Promise<Omit<Row, 'host' | 'address' | 'ok'>>): Promise<Row> {
+  const c = AgentClient.connect({ address: t.address, ...(t.expect ? { expect: t.expect } : {}) }, operatorCreds(config), { connectTimeoutMs: config.agent.connectTimeoutMs });
+  try {
+    return { host: t.name, address: t.address, ok: true, ...(await fn(c)) };
+  } catch (e) {
+    const code: ErrorCode = isGaxxError(e) ? e.code : 'INTERNAL';
+    return { host: t.name, address: t.address, ok: false, bytes: 0, sha256: '', path: '', error: { code, message: (e as Error).message } };
+  } finally {
+    c.close();
+  }
+}
+
+export const command: Command = {
+  usage: 'gaxx cp [--agent ADDR[,ADDR...]] [--host H[,H...]] [--parallel N] [--json] SRC DST',
+  description: [
+    'Copies a file to or from agents. `gaxx cp LOCAL F:REMOTE` uploads LOCAL to REMOTE on every',
+    'agent of fleet F (--host picks some); `gaxx cp F:REMOTE LOCALDIR` downloads REMOTE from each',
+    'into LOCALDIR/<host>/<name>, so one host\'s file never overwrites another\'s. With --agent,',
+    'write the remote side as :REMOTE. REMOTE is relative to the agent\'s data dir. The sha256 is',
+    'checked by the agent on upload and by gaxx on download. A local path with a colon is',
+    'written ./a:b. Exit 0 when every host succeeded, else the code of the first failure (12 when',
+    'an agent could not be reached, 10 on a checksum mismatch).',
+  ].join('\n'),
+  flags: {
+    agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses instead of a fleet (remote side :PATH)' },
+    host: { type: 'string', valueName: 'H[,H...]', multiple: true, help: "only these hosts of the fleet" },
+    parallel: { type: 'string', valueName: 'N', help: 'hosts at once (default 16)' },
+    json: { ...JSON_FLAG, help: 'print one JSON array: per host ok, bytes, sha256, path, error' },
+  },
+  positionals: { names: ['SRC', 'DST'], min: 2 },
+  examples: ['gaxx cp ./tool.tar.gz web:tool.tar.gz', 'gaxx cp web:out/report.csv ./reports', 'gaxx cp --agent 10.0.0.5,10.0.0.6 ./x :x'],
+  async run({ flags, positionals, config, out }) {
+    const [src, dst] = (positionals as [string, string]).map(parseSide) as [Side, Side];
+    if (src.remote === dst.remote) throw usage('exactly one of SRC and DST must be remote (F:PATH or :PATH)');
+    const parallel = Math.floor(numberFlag(flags, 'parallel', 'cp', 1) ?? 16);
+    const remote = (src.remote ? src : dst) as Extract<Side, { remote: true }>;
+    const targets = await targetsFor(remote, flags, config);
+    let rows: Row[];
+    if (!src.remote) {
+      let data: Buffer;
+      let mode: number;
+      try {
+        const st = statSync(src.path);
+        if (!st.isFile()) throw usage(`'${src.path}' is not a regular file`);
+        mode = st.mode & 0o777;
+        data = readFileSync(src.path);
+      } catch (e) {
+        if (isGaxxError(e)) throw e;
+        throw new GaxxError('NOT_FOUND', `cannot read '${src.path}': ${(e as Error).message}`);
+      }
+      rows = await parallelMap(out, 'gaxx cp: uploading', targets, parallel, (t) =>
+        onAgent(t, config, async (c) => {
+          const res = await c.putFile(remote.path, data, { mode });
+          return { bytes: Number(res.size), sha256: res.sha256, path: res.path };
+        }),
+      );
+    } else {
+      const dirs = new Map(targets.map((t) => [hostDirName(t.name), t]));
+      if (dirs.size !== targets.length) throw usage('two hosts map to the same folder name; copy them separately');
+      rows = await parallelMap(out, 'gaxx cp: downloading', targets, parallel, (t) =>
+        onAgent(t, config, async (c) => {
+          const got = await c.getFile(remote.path);
+          const dir = join(dst.path, hostDirName(t.name));
+          mkdirSync(dir, { recursive: true });
+          const file = join(dir, basename(remote.path));
+          writeFileSync(`${file}.gaxx-part`, got.data, { mode: (got.mode & 0o777) || 0o600 });
+          renameSync(`${file}.gaxx-part`, file);
+          return { bytes: got.data.length, sha256: got.sha256, path: file };
+        }),
+      );
+    }
+    out.result(rows, () =>
+      renderTable(rows, [
+        { header: 'HOST', get: (r) => r.host },
+        { header: 'RESULT', get: (r) => (r.ok ? 'ok' : `${r.error?.code}: ${r.error?.message}`) },
+        { header: 'BYTES', get: (r) => (r.ok ? String(r.bytes) : '-') },
+        { header: 'SHA256', get: (r) => (r.ok ? r.sha256 : '-') },
+      ]),
+    );
+    const failed = rows.find((r) => !r.ok);
+    return failed?.error ? exitCodeFor(failed.error.code) : 0;
+  },
+};

@@ -1,0 +1,41 @@
+/** `gaxx runs show ID [--json]`: a run's record and its per-task results. */
+import { storedResults } from '../../scheduler/index.js';
+import { JSON_FLAG, type Command } from '../command.js';
+import { renderTable } from '../output.js';
+import { withRedis } from '../run/redis-session.js';
+import { countsText, shownState } from './runs.js';
+
+export const command: Command = {
+  usage: 'gaxx runs show ID [--json]',
+  description: [
+    'Shows one run: its record (command, fleet, state, counts) and every task result stored so',
+    'far: task, host, outcome, exit code, duration, attempts. Output bytes are not shown here',
+    '(gaxx runs wait ID prints them). Unknown or expired run: exit 4.',
+  ].join('\n'),
+  flags: { json: JSON_FLAG },
+  positionals: { names: ['ID'], min: 1 },
+  examples: ['gaxx runs show rmx5i3k2abc123', "gaxx runs show rmx5i3k2abc123 --json | jq '.results[] | select(.outcome != \"succeeded\")'"],
+  async run({ positionals, config, out }) {
+    const runId = positionals[0] as string;
+    const { record, results } = await withRedis(config, (settings) => storedResults(settings, runId));
+    out.result({ ...record, state: shownState(record), results }, () =>
+      [
+        `run ${record.runId}: ${shownState(record)}, ${results.length}/${record.total ?? `${record.enqueued}+`} tasks (${countsText(record)})`,
+        `command: ${record.argv.join(' ')}`,
+        `fleet: ${record.fleet || `${record.agents} agents`}; started ${new Date(record.startedAt).toISOString()}`,
+        '',
+        results.length === 0
+          ? 'no results yet'
+          : renderTable(results, [
+              { header: 'TASK', get: (r) => r.taskId },
+              { header: 'HOST', get: (r) => r.host || '-' },
+              { header: 'OUTCOME', get: (r) => r.outcome },
+              { header: 'EXIT', get: (r) => (r.signal ? r.signal : r.exitCode === null ? '-' : String(r.exitCode)) },
+              { header: 'MS', get: (r) => String(r.durationMs) },
+              { header: 'ATTEMPTS', get: (r) => String(r.attempts) },
+            ]),
+      ].join('\n'),
+    );
+    return 0;
+  },
+};

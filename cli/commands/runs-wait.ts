@@ -1,0 +1,50 @@
+/** `gaxx runs wait ID [--json]`: attach to a run and print its results as `gaxx run` would. */
+import { agentConnector, attachRun } from '../../scheduler/index.js';
+import { durationFlag, JSON_FLAG, type Command } from '../command.js';
+import { withRedis } from '../run/redis-session.js';
+import { summarize, summaryExitCode } from '../run/summary.js';
+import { HumanView, JsonView, type RunView } from '../run/views.js';
+import { schedulerCredentials } from '../scheduler-credentials.js';
+
+export const command: Command = {
+  usage: 'gaxx runs wait ID [--wait-timeout D] [--json]',
+  description: [
+    'Attaches to a run started elsewhere, or whose `gaxx run` died, and prints every task\'s',
+    'result from the start, as `gaxx run` does (--json: the run first, one object per task, a',
+    'summary last), then exits with the run\'s exit code (0, 1, 12 or 130, see gaxx run --help).',
+    'Tasks already queued keep running: a `gaxx scheduler` takes them, or, when none runs, this',
+    'process does (tasks of a dead worker come back after their 30 s lock). A run whose `gaxx run`',
+    'died before enqueueing all its input ends as interrupted, with the results of what was',
+    'enqueued. Unknown or expired run: exit 4.',
+  ].join('\n'),
+  flags: {
+    'wait-timeout': { type: 'string', valueName: 'D', help: 'give up after D, e.g. 10m (exit 13)' },
+    json: { ...JSON_FLAG, help: 'print JSON Lines: the run first, one object per task, a summary last' },
+  },
+  positionals: { names: ['ID'], min: 1 },
+  examples: ['gaxx runs wait rmx5i3k2abc123', 'gaxx runs wait rmx5i3k2abc123 --json > results.jsonl'],
+  async run({ flags, positionals, config, out, io }) {
+    const runId = positionals[0] as string;
+    const waitMs = durationFlag(flags, 'wait-timeout', 'runs wait');
+    const creds = await schedulerCredentials(config.paths);
+    const view: RunView = out.json ? new JsonView(out) : new HumanView(out, { colour: io.colour === true });
+    const started = Date.now();
+    const down = new Set<string>();
+    const res = await withRedis(config, (settings) =>
+      attachRun(runId, {
+        settings,
+        connect: agentConnector(creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs }),
+        ...(waitMs ? { timeoutMs: waitMs } : {}),
+        onStart: (rec) => view.start({ runId, argv: rec.argv, fleet: rec.fleet, mode: rec.mode }),
+        onResult: (r, o, shown) => {
+          if (r.outcome === 'unreachable' && r.host) down.add(r.host);
+          view.result(r, o, shown, undefined);
+        },
+      }),
+    );
+    const summary = summarize(runId, res.counts, Date.now() - started, down);
+    view.end(summary);
+    if (res.state === 'interrupted') out.note(`gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${summary.total} tasks ran`);
+    return summaryExitCode(summary, res.state === 'cancelled');
+  },
+};

@@ -1,0 +1,58 @@
+/** `gaxx runs [--json]`: the recent runs from the run index. */
+import { createRedis, listRunRecords, RESULT_TTL_MS, RUN_INDEX_TTL_MS, submitterAlive, waitReady, type RunRecord } from '../../scheduler/index.js';
+import { JSON_FLAG, numberFlag, type Command } from '../command.js';
+import { renderTable } from '../output.js';
+import { withRedis } from '../run/redis-session.js';
+
+/** `succeeded 3, failed 1`, in a fixed order. */
+export function countsText(r: RunRecord): string {
+  const order = ['succeeded', 'failed', 'timeout', 'killed', 'unreachable', 'error', 'cancelled'] as const;
+  const parts = order.filter((o) => (r.counts[o] ?? 0) > 0).map((o) => `${o} ${r.counts[o]}`);
+  return parts.length ? parts.join(', ') : '-';
+}
+
+/** The state to show: a running run whose submitter stopped heartbeating before the end of its input is shown as such. */
+export function shownState(r: RunRecord, now = Date.now()): string {
+  if (r.state === 'running' && r.total === null && !submitterAlive(r, now)) return 'submitter-gone';
+  return r.state;
+}
+
+export const command: Command = {
+  usage: 'gaxx runs [--limit N] [--json]',
+  description: [
+    'Lists recent runs, newest first: id, state, command, fleet, tasks (done/total), counts by',
+    'outcome and start time. States: running, done, cancelled, interrupted (its `gaxx run` died',
+    'before enqueueing all its input), submitter-gone (same, not yet followed to its end), failed.',
+    `Runs are listed for ${RUN_INDEX_TTL_MS / 86_400_000} days; their per-task results and output are kept`,
+    `for ${RESULT_TTL_MS / 3_600_000} hours (gaxx runs show / wait). See also gaxx runs show|wait|cancel ID.`,
+  ].join('\n'),
+  flags: { limit: { type: 'string', valueName: 'N', help: 'how many runs (default 20)' }, json: JSON_FLAG },
+  examples: ['gaxx runs', "gaxx runs --json | jq '.[0].runId'"],
+  async run({ flags, config, out }) {
+    const limit = numberFlag(flags, 'limit', 'runs', 1) ?? 20;
+    const runs = await withRedis(config, async (settings) => {
+      const redis = createRedis(settings, 'producer');
+      redis.on('error', () => undefined);
+      try {
+        await waitReady(redis, 5000, settings.display);
+        return await listRunRecords(redis, Math.floor(limit));
+      } finally {
+        redis.disconnect();
+      }
+    });
+    out.result(runs.map((r) => ({ ...r, state: shownState(r) })), () =>
+      runs.length === 0
+        ? 'no runs yet'
+        : renderTable(runs, [
+            { header: 'RUN', get: (r) => r.runId },
+            { header: 'STATE', get: (r) => shownState(r) },
+            { header: 'STARTED', get: (r) => new Date(r.startedAt).toISOString().replace(/\.\d+Z$/, 'Z') },
+            { header: 'FLEET', get: (r) => r.fleet || `${r.agents} agents` },
+            { header: 'TASKS', get: (r) => `${Object.values(r.counts).reduce((n, v) => n + (v ?? 0), 0)}/${r.total ?? `${r.enqueued}+`}` },
+            { header: 'OUTCOMES', get: (r) => countsText(r) },
+            { header: 'COMMAND', get: (r) => r.argv.join(' ').slice(0, 60) },
+          ]),
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,73 @@
+/**
+ * The agents a direct command (`gaxx cp`, `gaxx status`) talks to: a fleet's agents from the
+ * scheduler's fleet registry (each pinned to its fleet and host name), or `--agent` addresses.
+ * Also the operator credentials and a bounded parallel map with progress, shared by both.
+ */
+import { loadCertDir, type CertBundle } from '../../certs/index.js';
+import { GaxxError, isGaxxError } from '../../proto/index.js';
+import { createRedis, fleetAgents, waitReady } from '../../scheduler/index.js';
+import type { AgentExpectation } from '../../scheduler/client/index.js';
+import { stringsFlag, type FlagValues } from '../command.js';
+import { agentAddress } from '../commands/exec.js';
+import type { GaxxConfig } from '../config.js';
+import type { Output } from '../output.js';
+import { withRedis } from '../run/redis-session.js';
+
+/** One agent to talk to: `name` is its host name in the fleet, or its address. */
+export interface Target {
+  name: string;
+  address: string;
+  expect?: AgentExpectation;
+}
+
+/** A fleet's agents (NOT_FOUND when unknown), optionally only the `hosts` named. */
+export async function fleetTargets(config: GaxxConfig, fleet: string, hosts: string[] = []): Promise<Target[]> {
+  const agents = await withRedis(config, async (settings) => {
+    const redis = createRedis(settings, 'producer');
+    redis.on('error', () => undefined);
+    try {
+      await waitReady(redis, 5000, settings.display);
+      return await fleetAgents(redis, fleet);
+    } finally {
+      redis.disconnect();
+    }
+  });
+  if (agents.length === 0) throw new GaxxError('NOT_FOUND', `unknown fleet '${fleet}' (no agents registered for it)`);
+  const wanted = new Set(hosts);
+  for (const h of wanted) if (!agents.some((a) => a.host === h)) throw new GaxxError('NOT_FOUND', `fleet '${fleet}' has no host '${h}'`);
+  return agents.filter((a) => wanted.size === 0 || wanted.has(a.host)).map((a) => ({ name: a.host, address: a.address, expect: { fleet, host: a.host } }));
+}
+
+/** The `--agent ADDR[,ADDR...]` targets (empty when not given). */
+export function agentTargets(flags: FlagValues, defaultPort: number): Target[] {
+  const raw = stringsFlag(flags, 'agent').flatMap((a) => a.split(',')).filter((a) => a !== '');
+  return [...new Set(raw.map((a) => agentAddress(a, defaultPort)))].map((address) => ({ name: address, address }));
+}
+
+/** The operator's certificate bundle; NOT_FOUND says to run `gaxx init`. */
+export function operatorCreds(config: GaxxConfig): CertBundle {
+  try {
+    return loadCertDir(config.paths.operatorCertDir);
+  } catch (e) {
+    if (isGaxxError(e, 'NOT_FOUND')) throw new GaxxError('NOT_FOUND', `no operator certificate in ${config.paths.operatorCertDir}: run 'gaxx init' first`, { cause: e });
+    throw e;
+  }
+}
+
+/** Maps `fn` over `items` with at most `limit` at once, showing `done/total` progress on a terminal. */
+export async function parallelMap<T, R>(out: Output, label: string, items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  const progress = out.progress(label);
+  let next = 0;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      for (let i = next++; i < items.length; i = next++) {
+        results[i] = await fn(items[i] as T);
+        progress.update(`${++done}/${items.length}`);
+      }
+    }),
+  );
+  progress.done();
+  return results;
+}

@@ -1,0 +1,201 @@
+/**
+ * Carries out a checked `gaxx run` plan: resolves the hosts (a fleet through the scheduler's
+ * fleet registry: an unknown fleet is NOT_FOUND before anything is enqueued), opens the task
+ * list, then either one task per host through runAndWait (each-host) or a streamed task list
+ * through streamRun, and presents results through the views. Every run is in the run index.
+ */
+import type { Readable } from 'node:stream';
+import { GaxxError, type TaskSigner } from '../../proto/index.js';
+import {
+  agentConnector, createRedis, createRunRecord, fleetAgents, newRunId, redisTarget, runAndWait, streamRun, updateRunRecord, waitReady,
+  countOutcome, isCancelled, type OutcomeCounts, type RedisSettings, type TaskInput,
+} from '../../scheduler/index.js';
+import type { GaxxConfig } from '../config.js';
+import { operatorSigner } from '../operator-credentials.js';
+import type { Io, Output } from '../output.js';
+import { schedulerCredentials } from '../scheduler-credentials.js';
+import type { RunPlan } from './plan.js';
+import { ProgressLine } from './progress.js';
+import { prepareResultsDir, ResultsDirView } from './results-dir.js';
+import { summarize, summaryExitCode } from './summary.js';
+import { openTaskList, readRecords } from './task-source.js';
+import { HumanView, JsonView, Views, type RunView } from './views.js';
+
+export interface ExecuteContext {
+  config: GaxxConfig;
+  out: Output;
+  io: Io;
+  signal: AbortSignal;
+}
+
+/** A task id from a host: its position plus the host made id-safe. */
+export function taskIdFor(index: number, host: string): string {
+  return `${index}-${host.replace(/[^A-Za-z0-9._-]+/g, '_')}`.slice(0, 80);
+}
+
+/** One task per host (a fleet's host names, or addresses), pinned to it. */
+export function eachHostTasks(plan: RunPlan, hosts: readonly string[]): TaskInput[] {
+  return hosts.map((host, i) => ({
+    taskId: taskIdFor(i, host),
+    ...(plan.fleet ? { fleet: plan.fleet } : { agents: [host] }),
+    target: { host },
+    argv: plan.argv,
+    ...plan.common,
+  }));
+}
+
+/** The task of input record number `seq` (task id = seq), for any free host. */
+export function recordTask(plan: RunPlan, record: string, seq: number): TaskInput {
+  return {
+    taskId: String(seq),
+    ...(plan.fleet ? { fleet: plan.fleet } : { agents: plan.agents as string[] }),
+    target: { any: true },
+    argv: plan.template?.render(record, seq) ?? plan.argv,
+    ...plan.common,
+  };
+}
+
+/** The fleet's agents; NOT_FOUND when the registry does not know the fleet. */
+async function resolveFleet(settings: RedisSettings, fleet: string): Promise<{ host: string; address: string }[]> {
+  const redis = createRedis(settings, 'producer');
+  redis.on('error', () => undefined);
+  try {
+    await waitReady(redis, 5000, settings.display);
+    const agents = await fleetAgents(redis, fleet);
+    if (agents.length === 0) throw new GaxxError('NOT_FOUND', `unknown fleet '${fleet}' (no agents registered for it)`);
+    return agents;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Runs the plan; resolves to the exit code. */
+export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<number> {
+  if (plan.resultsDir) prepareResultsDir(plan.resultsDir);
+  const input = plan.tasks !== undefined ? openTaskList(plan.tasks, ctx.io.stdin, ctx.io.stdinIsTty) : undefined;
+  try {
+    const creds = await schedulerCredentials(ctx.config.paths);
+    const target = await redisTarget(ctx.config.redis.url, ctx.config.paths.stateDir, { allowInsecure: ctx.config.redis.insecure });
+    try {
+      const fleetHosts = plan.fleet ? await resolveFleet(target.settings, plan.fleet) : undefined;
+      const signer = operatorSigner(ctx.config.paths.operatorCertDir);
+      const connect = agentConnector(creds, { deadlineMs: ctx.config.agent.deadlineMs, connectTimeoutMs: ctx.config.agent.connectTimeoutMs });
+      const runId = newRunId();
+      const hosts = fleetHosts?.map((a) => a.host) ?? plan.agents ?? [];
+      return input
+        ? await runTaskList(plan, ctx, { runId, settings: target.settings, connect, signer, input, agentCount: hosts.length })
+        : await runEachHost(plan, ctx, { runId, settings: target.settings, connect, signer, hosts });
+    } finally {
+      await target.release();
+    }
+  } finally {
+    if (input && input !== ctx.io.stdin) input.destroy();
+  }
+}
+
+interface Started {
+  runId: string;
+  settings: RedisSettings;
+  connect: ReturnType<typeof agentConnector>;
+  signer: TaskSigner;
+}
+
+function viewsFor(plan: RunPlan, ctx: ExecuteContext, progress: ProgressLine | undefined, labels?: ReadonlyMap<string, string>): RunView {
+  const views: RunView[] = [ctx.out.json ? new JsonView(ctx.out) : new HumanView(ctx.out, { colour: ctx.io.colour === true, progress, ...(labels ? { eachHostLabels: labels } : {}) })];
+  if (plan.resultsDir) views.push(new ResultsDirView(plan.resultsDir));
+  return new Views(views);
+}
+
+/** One task per host, pinned to it (the default without --tasks). */
+async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { hosts: string[] }): Promise<number> {
+  const tasks = eachHostTasks(plan, s.hosts);
+  const view = viewsFor(plan, ctx, undefined, new Map(tasks.map((t, i) => [t.taskId, s.hosts[i] as string])));
+  const started = Date.now();
+  const counts: OutcomeCounts = {};
+  const down = new Set<string>();
+  view.start({ runId: s.runId, argv: plan.argv, fleet: plan.fleet ?? '', mode: 'each-host' });
+  const record = { argv: plan.argv, fleet: plan.fleet ?? '', agents: s.hosts.length, mode: 'each-host' as const };
+  const redis = createRedis(s.settings, 'producer');
+  redis.on('error', () => undefined);
+  try {
+    await waitReady(redis, 5000, s.settings.display);
+    await createRunRecord(redis, { runId: s.runId, startedAt: started, total: tasks.length, ...record });
+    await updateRunRecord(redis, s.runId, { enqueued: tasks.length });
+    const res = await runAndWait(
+      { runId: s.runId, tasks },
+      {
+        settings: s.settings,
+        signer: s.signer,
+        connect: s.connect,
+        cancel: ctx.signal,
+        ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
+        onRedis: (isDown, ms) => ctx.out.note(isDown ? `gaxx: Redis unreachable for ${Math.round(ms / 1000)}s` : `gaxx: Redis is back after ${Math.round(ms / 1000)}s`),
+        onLive: (id, c) => view.live(id, c),
+        onResult: (r, o, shown) => {
+          countOutcome(counts, r.outcome);
+          if (r.outcome === 'unreachable' && r.host) down.add(r.host);
+          view.result(r, o, shown, undefined);
+        },
+      },
+    );
+    // `gaxx runs cancel` from another shell sets the flag without aborting this process's signal.
+    const cancelled = res.cancelled || (await isCancelled(redis, s.runId).catch(() => false));
+    await updateRunRecord(redis, s.runId, { state: cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }).catch(() => undefined);
+    const summary = summarize(s.runId, counts, Date.now() - started, down);
+    view.end(summary);
+    if (cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
+    else if (res.ended) ctx.out.note(`gaxx: ${res.ended.message}; tasks without a result stay queued: gaxx run --resume ${s.runId}`);
+    return summaryExitCode(summary, cancelled, res.ended);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** One task per input record, placed on any free host, streamed through the queue window. */
+async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { input: Readable; agentCount: number }): Promise<number> {
+  const records = new Map<string, string>();
+  let done = 0;
+  let failed = 0;
+  let enqueued = 0;
+  let total: number | undefined;
+  const down = new Set<string>();
+  const progress = ctx.out.json ? undefined : new ProgressLine(ctx.io, ctx.io.stderrIsTty, () => ({ done, failed, enqueued, total }));
+  const view = viewsFor(plan, ctx, progress);
+  const started = Date.now();
+  view.start({ runId: s.runId, argv: plan.argv, fleet: plan.fleet ?? '', mode: 'tasks' });
+  async function* tasks(): AsyncGenerator<TaskInput> {
+    let seq = 0;
+    for await (const record of readRecords(s.input, plan.separator)) {
+      seq++;
+      records.set(String(seq), record);
+      yield recordTask(plan, record, seq);
+    }
+    total = seq;
+  }
+  try {
+    const res = await streamRun(tasks(), {
+      runId: s.runId,
+      settings: s.settings,
+      signer: s.signer,
+      connect: s.connect,
+      window: plan.window,
+      cancel: ctx.signal,
+      ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
+      record: { argv: plan.argv, fleet: plan.fleet ?? '', agents: s.agentCount, mode: 'tasks' },
+      onEnqueued: (n) => (enqueued = n),
+      onResult: (r, o, shown) => {
+        done++;
+        if (r.outcome !== 'succeeded') failed++;
+        if (r.outcome === 'unreachable' && r.host) down.add(r.host);
+        view.result(r, o, shown, records.get(r.taskId));
+        records.delete(r.taskId);
+      },
+    });
+    const summary = summarize(s.runId, res.counts, Date.now() - started, down);
+    view.end(summary);
+    if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
+    return summaryExitCode(summary, res.cancelled);
+  } finally {
+    progress?.stop();
+  }
+}

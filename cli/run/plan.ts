@@ -1,0 +1,94 @@
+/**
+ * `gaxx run`'s flags as one checked plan, before anything touches Redis or an agent: which
+ * hosts (addresses or a fleet), which mode (one task per host, or one per input record), the
+ * command template and the per-task limits. Every mistake is a USAGE error naming the flag.
+ */
+import { GaxxError } from '../../proto/index.js';
+import { LIMITS, type TaskInput } from '../../scheduler/index.js';
+import { boolFlag, durationFlag, envFlag, numberFlag, stringFlag, stringsFlag, usageError, type FlagValues } from '../command.js';
+import { agentAddress } from '../commands/exec.js';
+import { CommandTemplate, hasPlaceholder } from './template.js';
+
+/** Default bound on a run's tasks queued or running at once (without --concurrency). */
+export const DEFAULT_WINDOW = 1000;
+
+/** The per-task fields every task of the run shares. */
+export type TaskCommon = Pick<TaskInput, 'env' | 'timeoutMs' | 'outputCapBytes' | 'retry'>;
+
+export interface RunPlan {
+  mode: 'each-host' | 'tasks';
+  argv: string[];
+  /** Set in tasks mode. */
+  template?: CommandTemplate;
+  /** `--tasks` value: a file or '-'. */
+  tasks?: string;
+  separator: '\n' | '\0';
+  /** Agent addresses (with --agent). */
+  agents?: string[];
+  /** Fleet name (with --fleet). */
+  fleet?: string;
+  common: TaskCommon;
+  /** At most this many tasks of the run queued or running at once. */
+  window: number;
+  resultsDir?: string;
+  waitTimeoutMs?: number;
+}
+
+const usage = (message: string): GaxxError => usageError('run', message);
+
+function intFlag(flags: FlagValues, name: string, min: number, max: number): number | undefined {
+  const n = numberFlag(flags, name, 'run', min);
+  if (n !== undefined && (!Number.isInteger(n) || n > max)) throw usage(`--${name} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+function commonOf(flags: FlagValues): TaskCommon {
+  const timeoutMs = durationFlag(flags, 'timeout', 'run');
+  const retries = intFlag(flags, 'retries', 0, LIMITS.attempts - 1);
+  const cap = intFlag(flags, 'output-cap', 1, LIMITS.outputCapBytes);
+  return {
+    env: envFlag(flags, 'run'),
+    ...(timeoutMs ? { timeoutMs } : {}),
+    ...(cap ? { outputCapBytes: cap } : {}),
+    retry: { attempts: (retries ?? 4) + 1, retryOnFailure: boolFlag(flags, 'retry-on-failure') },
+  };
+}
+
+function hostsOf(flags: FlagValues, defaultPort: number): Pick<RunPlan, 'agents' | 'fleet'> {
+  const raw = stringsFlag(flags, 'agent').flatMap((a) => a.split(',')).filter((a) => a !== '');
+  const fleet = stringFlag(flags, 'fleet');
+  if (fleet !== undefined && raw.length > 0) throw usage('give --fleet or --agent, not both');
+  if (fleet !== undefined) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(fleet)) throw usage(`--fleet '${fleet}' is not a fleet name`);
+    return { fleet };
+  }
+  if (raw.length === 0) throw usage('give --fleet F or --agent ADDR[,ADDR...]');
+  return { agents: [...new Set(raw.map((a) => agentAddress(a, defaultPort)))] };
+}
+
+/** Checks `gaxx run`'s flags and argv; throws USAGE for any mistake. */
+export function planRun(flags: FlagValues, rest: string[], defaultPort: number): RunPlan {
+  if (rest.length === 0 || rest[0] === '') throw usage('give the command after --, e.g. gaxx run --agent ADDR -- uptime');
+  const tasks = stringFlag(flags, 'tasks');
+  const eachHost = boolFlag(flags, 'each-host');
+  if (tasks !== undefined && eachHost) throw usage('--each-host runs one task per host; it does not take --tasks');
+  if (tasks === undefined && boolFlag(flags, 'null')) throw usage('-0 separates --tasks records by NUL; give --tasks');
+  if (tasks === undefined && hasPlaceholder(rest)) throw usage('{} stands for a task list record: give --tasks FILE (or - for stdin)');
+  if (tasks === '') throw usage('--tasks needs a file name, or - for stdin');
+  const hosts = hostsOf(flags, defaultPort);
+  const concurrency = intFlag(flags, 'concurrency', 1, 100_000);
+  const waitMs = durationFlag(flags, 'wait-timeout', 'run');
+  const resultsDir = stringFlag(flags, 'results');
+  if (resultsDir === '') throw usage('--results needs a directory');
+  return {
+    mode: tasks === undefined ? 'each-host' : 'tasks',
+    argv: rest,
+    ...(tasks !== undefined ? { tasks, template: CommandTemplate.compile(rest) } : {}),
+    separator: boolFlag(flags, 'null') ? '\0' : '\n',
+    ...hosts,
+    common: commonOf(flags),
+    window: concurrency ?? DEFAULT_WINDOW,
+    ...(resultsDir ? { resultsDir } : {}),
+    ...(waitMs ? { waitTimeoutMs: waitMs } : {}),
+  };
+}

@@ -1,0 +1,60 @@
+/**
+ * The progress line of a run on a terminal's stderr: done/total, failed, rate and ETA, redrawn
+ * at most every 200 ms. Output written meanwhile clears it first (`hide`), so lines never mix.
+ * Off (every method a no-op) when stderr is not a terminal.
+ */
+import type { Io } from '../output.js';
+
+const REDRAW_MS = 200;
+
+/** Live counts a progress line shows. */
+export interface ProgressCounts {
+  done: number;
+  failed: number;
+  enqueued: number;
+  /** The total, once the whole input has been read. */
+  total: number | undefined;
+}
+
+/** A redrawn progress line; `text` is pure so it is unit-tested. */
+export class ProgressLine {
+  private shown = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly started = Date.now();
+
+  constructor(
+    private readonly io: Io,
+    private readonly enabled: boolean,
+    private readonly counts: () => ProgressCounts,
+  ) {
+    if (enabled) this.timer = setInterval(() => this.draw(), REDRAW_MS);
+    this.timer?.unref();
+  }
+
+  /** Clears the line before other output (it is redrawn on the next tick). */
+  hide(): void {
+    if (!this.shown) return;
+    this.io.stderr.write('\r\x1b[2K');
+    this.shown = false;
+  }
+
+  private draw(): void {
+    this.hide();
+    this.io.stderr.write(progressText(this.counts(), Date.now() - this.started));
+    this.shown = true;
+  }
+
+  /** Removes the line for good. */
+  stop(): void {
+    clearInterval(this.timer);
+    this.hide();
+  }
+}
+
+/** `1234/2000 done, 3 failed, 250.0/s, ETA 3s` (`1234/1500+` while input is still being read). */
+export function progressText(c: ProgressCounts, elapsedMs: number): string {
+  const rate = elapsedMs > 0 ? (c.done * 1000) / elapsedMs : 0;
+  const of = c.total === undefined ? `${c.enqueued}+` : String(c.total);
+  const eta = c.total !== undefined && rate > 0 ? `, ETA ${Math.ceil((c.total - c.done) / rate)}s` : '';
+  return `gaxx: ${c.done}/${of} done, ${c.failed} failed, ${rate.toFixed(1)}/s${eta}`;
+}

@@ -1,0 +1,58 @@
+/**
+ * A run's tally and exit code, shared by `gaxx run`, `gaxx runs wait` and `gaxx runs show`.
+ *
+ * Exit codes: 0 every task succeeded; 1 some command failed, timed out or was killed; 12
+ * (UNAVAILABLE) some task's outcome is unknown because its agent could not be reached or the
+ * scheduler failed it (infrastructure); 130 the run was cancelled; 2 usage.
+ */
+import { exitCodeFor, type ErrorCode } from '../../proto/index.js';
+import type { OutcomeCounts, TaskOutcome } from '../../scheduler/index.js';
+
+/** The outcome groups people read: failed covers killed; unknown covers unreachable and error. */
+export interface RunSummary {
+  runId: string;
+  total: number;
+  succeeded: number;
+  failed: number;
+  timedOut: number;
+  unknown: number;
+  cancelled: number;
+  durationMs: number;
+  counts: OutcomeCounts;
+  /** Hosts some task could not reach (its outcome `unreachable`). */
+  unreachableHosts: string[];
+}
+
+/** The summary of `counts`. */
+export function summarize(runId: string, counts: OutcomeCounts, durationMs: number, unreachable: Iterable<string> = []): RunSummary {
+  const c = (o: TaskOutcome): number => counts[o] ?? 0;
+  return {
+    runId,
+    total: Object.values(counts).reduce((n, v) => n + (v ?? 0), 0),
+    succeeded: c('succeeded'),
+    failed: c('failed') + c('killed'),
+    timedOut: c('timeout'),
+    unknown: c('unreachable') + c('error') + c('unknown'),
+    cancelled: c('cancelled'),
+    durationMs,
+    counts,
+    unreachableHosts: [...new Set(unreachable)].sort(),
+  };
+}
+
+/** The process exit code for a finished (or cancelled) run; `ended`: why the wait stopped early. */
+export function summaryExitCode(s: RunSummary, cancelled: boolean, ended?: { code: ErrorCode }): number {
+  if (cancelled) return exitCodeFor('CANCELLED');
+  if (ended) return exitCodeFor(ended.code);
+  if (s.unknown > 0) return exitCodeFor('UNAVAILABLE');
+  return s.succeeded === s.total ? 0 : 1;
+}
+
+/** The one human summary line. */
+export function summaryText(s: RunSummary): string {
+  const secs = (s.durationMs / 1000).toFixed(1);
+  const parts = [`${s.succeeded} succeeded`, `${s.failed} failed`, `${s.timedOut} timed out`, `${s.unknown} unknown`];
+  if (s.cancelled) parts.push(`${s.cancelled} cancelled`);
+  const down = s.unreachableHosts.length ? `\ngaxx: unreachable: ${s.unreachableHosts.join(', ')}` : '';
+  return `gaxx: run ${s.runId}: ${s.total} tasks: ${parts.join(', ')} in ${secs} s${down}`;
+}

@@ -1,0 +1,130 @@
+/**
+ * How `gaxx run` (and `gaxx runs wait/show`) present results: people get output prefixed by
+ * host and task (coloured on a terminal unless NO_COLOR), scripts get JSON Lines with the run
+ * id first and a summary last, and `--results DIR` gets files. Binary output is written as is
+ * to files and terminals, and base64 in JSON (`stdoutBase64` instead of `stdout`).
+ */
+import type { OutputChunk, TaskResult } from '../../scheduler/index.js';
+import type { Output } from '../output.js';
+import { taskResultJson } from '../result-json.js';
+import { HumanRunPrinter, summaryLine } from '../run-printer.js';
+import type { ProgressLine } from './progress.js';
+import { summaryText, type RunSummary } from './summary.js';
+
+/** What the run is, for the first JSON line. */
+export interface RunHeader {
+  runId: string;
+  argv: string[];
+  fleet: string;
+  mode: 'each-host' | 'tasks';
+}
+
+/** One presentation of a run. */
+export interface RunView {
+  start(h: RunHeader): void;
+  live(taskId: string, c: OutputChunk): void;
+  /** `input`: the task's record, when known. */
+  result(r: TaskResult, output: OutputChunk[], liveShown: boolean, input: string | undefined): void;
+  end(s: RunSummary): void;
+}
+
+const COLOURS = [36, 33, 35, 32, 34, 96, 93, 95];
+
+function colourOf(host: string): number {
+  let h = 0;
+  for (let i = 0; i < host.length; i++) h = (h * 31 + host.charCodeAt(i)) >>> 0;
+  return COLOURS[h % COLOURS.length] as number;
+}
+
+/** `text` in the host's colour (when colour is on). */
+export function paint(text: string, host: string, colour: boolean): string {
+  return colour ? `\x1b[${colourOf(host)}m${text}\x1b[0m` : text;
+}
+
+/** Human output. Each-host runs stream live (HumanRunPrinter); task runs print each task's output as one group when it ends, so concurrent tasks never interleave. */
+export class HumanView implements RunView {
+  private each: HumanRunPrinter | undefined;
+
+  constructor(
+    private readonly out: Output,
+    private readonly opts: { colour: boolean; progress?: ProgressLine; eachHostLabels?: ReadonlyMap<string, string> },
+  ) {
+    if (opts.eachHostLabels) {
+      const painted = new Map([...opts.eachHostLabels].map(([id, host]) => [id, paint(host, host, opts.colour)]));
+      this.each = new HumanRunPrinter(out, painted);
+    }
+  }
+
+  start(): void {}
+
+  live(taskId: string, c: OutputChunk): void {
+    this.opts.progress?.hide();
+    this.each?.live(taskId, c);
+  }
+
+  result(r: TaskResult, output: OutputChunk[], liveShown: boolean): void {
+    this.opts.progress?.hide();
+    if (this.each) return this.each.result(r, output, liveShown);
+    const label = `${paint(r.host || '-', r.host, this.opts.colour)} [${r.taskId}]`;
+    for (const stream of [1, 2] as const) {
+      const data = Buffer.concat(output.filter((c) => c.stream === stream).map((c) => c.data));
+      if (data.length === 0) continue;
+      const lines: Buffer[] = [];
+      let start = 0;
+      for (let nl = data.indexOf(10); nl !== -1; nl = data.indexOf(10, start)) {
+        lines.push(Buffer.from(`${label}: `), data.subarray(start, nl + 1));
+        start = nl + 1;
+      }
+      if (start < data.length) lines.push(Buffer.from(`${label}: `), data.subarray(start), Buffer.from('\n'));
+      if (stream === 1) this.out.writeOut(Buffer.concat(lines));
+      else this.out.writeErr(Buffer.concat(lines));
+    }
+    if (r.outcome !== 'succeeded') {
+      const line = summaryLine({ ...r, host: `${r.host || '-'} [${r.taskId}]` });
+      this.out.writeOut(this.opts.colour ? `\x1b[31m${line.trimEnd()}\x1b[0m\n` : line);
+    }
+  }
+
+  end(s: RunSummary): void {
+    this.opts.progress?.stop();
+    this.out.note(summaryText(s));
+  }
+}
+
+/** JSON Lines: `{"type":"run",...}` first, `{"type":"task",...}` per task, `{"type":"summary",...}` last. */
+export class JsonView implements RunView {
+  constructor(private readonly out: Output) {}
+
+  start(h: RunHeader): void {
+    this.out.writeOut(`${JSON.stringify({ type: 'run', ...h })}\n`);
+  }
+
+  live(): void {}
+
+  result(r: TaskResult, output: OutputChunk[], _liveShown: boolean, input: string | undefined): void {
+    // The one task JSON shape (as gaxx exec --json): `stdout` text, or `stdoutBase64` when not UTF-8.
+    const task = { type: 'task', ...taskResultJson(r, output, input !== undefined ? { input } : {}) };
+    this.out.writeOut(`${JSON.stringify(task)}\n`);
+  }
+
+  end(s: RunSummary): void {
+    this.out.writeOut(`${JSON.stringify({ type: 'summary', ...s })}\n`);
+  }
+}
+
+/** Several views as one. */
+export class Views implements RunView {
+  constructor(private readonly views: RunView[]) {}
+  start(h: RunHeader): void {
+    for (const v of this.views) v.start(h);
+  }
+  live(taskId: string, c: OutputChunk): void {
+    for (const v of this.views) v.live(taskId, c);
+  }
+  result(r: TaskResult, output: OutputChunk[], liveShown: boolean, input: string | undefined): void {
+    for (const v of this.views) v.result(r, output, liveShown, input);
+  }
+  end(s: RunSummary): void {
+    for (const v of this.views) v.end(s);
+  }
+}

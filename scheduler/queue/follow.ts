@@ -1,0 +1,99 @@
+/**
+ * Following a run's stream without knowing its task ids up front: a streamed run (tasks
+ * enqueued in batches as input is read) or a run started elsewhere (`gaxx runs wait`). Every
+ * result entry in a run's stream is a distinct task (results are published once per task, see
+ * results.ts), so the follower counts results instead of holding a set of ids, and keeps a
+ * task's output only until its result arrives: memory stays bounded by the tasks in flight.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import { GaxxError } from '../../proto/index.js';
+import { duplicateFor, redisError, waitReady } from '../redis/redis.js';
+import { runEventsKey, type OutputChunk, type TaskResult } from './results.js';
+
+/** What a follower reports as entries arrive. */
+export interface FollowHandlers {
+  /** Once per task, with its whole output; `liveShown`: the chunks passed to onLive were exactly that output. */
+  onResult?: (result: TaskResult, output: OutputChunk[], liveShown: boolean) => void;
+  /** A running task's output as it arrives. */
+  onLive?: (taskId: string, chunk: OutputChunk) => void;
+}
+
+export interface FollowOptions extends FollowHandlers {
+  /** Checked after every read (at least every `pollMs`): true ends the follow. */
+  done: (finished: number) => boolean;
+  /** Stop following at once (no error). */
+  until?: AbortSignal;
+  /** DEADLINE_EXCEEDED after this long. */
+  timeoutMs?: number;
+  pollMs?: number;
+}
+
+type StreamReply = Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+
+/** Reads a run's stream from its start until `done` says so; resolves to the number of results seen. */
+export async function followRun(redis: Redis | Cluster, runId: string, opts: FollowOptions): Promise<number> {
+  const state = new FollowState(opts);
+  const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
+  const reader = duplicateFor(redis, 'worker');
+  reader.on('error', () => undefined);
+  let last = '0';
+  try {
+    await waitReady(reader);
+    while (!opts.done(state.finished) && !opts.until?.aborted) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new GaxxError('DEADLINE_EXCEEDED', `run ${runId}: no more results in time (${state.finished} arrived)`);
+      const block = Math.max(1, Math.min(opts.pollMs ?? 250, left));
+      const reply = (await reader.xreadBuffer('COUNT', 2000, 'BLOCK', block, 'STREAMS', runEventsKey(runId), last)) as StreamReply;
+      for (const [, entries] of reply ?? []) {
+        for (const [id, flat] of entries) {
+          last = id.toString();
+          state.entry(flat);
+        }
+      }
+    }
+    return state.finished;
+  } catch (e) {
+    throw redisError(e, `following run ${runId}`);
+  } finally {
+    reader.disconnect();
+  }
+}
+
+/** Per-task output and live byte counts, dropped when the task's result arrives. */
+class FollowState {
+  finished = 0;
+  private readonly output = new Map<string, OutputChunk[]>();
+  private readonly liveBytes = new Map<string, number>();
+
+  constructor(private readonly h: FollowHandlers) {}
+
+  entry(flat: Buffer[]): void {
+    const f = new Map<string, Buffer>();
+    for (let i = 0; i + 1 < flat.length; i += 2) f.set((flat[i] as Buffer).toString(), flat[i + 1] as Buffer);
+    const task = f.get('task')?.toString() ?? '';
+    const type = f.get('t')?.toString();
+    const chunk = (): OutputChunk => ({ stream: f.get('s')?.toString() === '2' ? 2 : 1, data: f.get('d') ?? Buffer.alloc(0) });
+    if (type === 'live') {
+      const c = chunk();
+      this.liveBytes.set(task, (this.liveBytes.get(task) ?? 0) + c.data.length);
+      this.h.onLive?.(task, c);
+    } else if (type === 'out') {
+      const list = this.output.get(task) ?? [];
+      list.push(chunk());
+      this.output.set(task, list);
+    } else if (type === 'res') {
+      this.result(task, f);
+    }
+  }
+
+  private result(task: string, f: Map<string, Buffer>): void {
+    const output = this.output.get(task) ?? [];
+    const shown = this.liveBytes.get(task) ?? 0;
+    this.output.delete(task);
+    this.liveBytes.delete(task);
+    this.finished++;
+    const r = JSON.parse(f.get('r')?.toString() ?? '{}') as TaskResult;
+    const total = output.reduce((n, c) => n + c.data.length, 0);
+    this.h.onResult?.(r, output, Number(f.get('lb')?.toString() ?? '-1') === shown && shown === total);
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Runs found through the run index, from any process: attach to a run and get every result
+ * (`gaxx runs wait`), read its stored results (`gaxx runs show`), cancel it (`gaxx runs cancel`).
+ *
+ * Attaching reads the run's stream from its start, so a run whose `gaxx run` died is followed
+ * to its end: the tasks it had enqueued still run (a daemon, or a worker started here when no
+ * daemon heartbeats, takes them; a dead worker's tasks come back after their lock expires). A
+ * run whose submitter died before enqueueing all its input ends `interrupted` once the tasks it
+ * did enqueue have results.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import { GaxxError } from '../../proto/index.js';
+import type { AgentConnector } from '../dispatch/agent-pool.js';
+import { SchedulerWorker } from '../dispatch/worker.js';
+import { schedulerAlive } from '../daemon/daemon.js';
+import { jobIdFor } from './task.js';
+import { requestCancel } from './cancel.js';
+import { followRun, type FollowHandlers } from './follow.js';
+import { TaskQueue } from './queue.js';
+import { publishResult, runDoneKey, type TaskResult } from './results.js';
+import { countOutcome, getRunRecord, submitterAlive, updateRunRecord, type OutcomeCounts, type RunRecord, type RunState } from './run-index.js';
+import { syntheticResult } from './stream-run.js';
+import type { RedisSettings } from '../redis/redis.js';
+
+/** A run's record, or NOT_FOUND. */
+export async function requireRun(redis: Redis | Cluster, runId: string): Promise<RunRecord> {
+  const rec = await getRunRecord(redis, runId);
+  if (!rec) throw new GaxxError('NOT_FOUND', `no run '${runId}' (unknown, or older than the index keeps runs)`);
+  return rec;
+}
+
+/** Whether a follower has seen the whole run, given its record. */
+export function runComplete(rec: RunRecord, finished: number, now = Date.now()): RunState | undefined {
+  if (rec.total !== null && finished >= rec.total) return rec.state === 'running' ? 'done' : rec.state;
+  if (rec.total === null && !submitterAlive(rec, now) && finished >= rec.enqueued) return 'interrupted';
+  return undefined;
+}
+
+export interface AttachOptions extends FollowHandlers {
+  settings: RedisSettings;
+  connect?: AgentConnector;
+  timeoutMs?: number;
+  /** Called with the run's record before any result. */
+  onStart?: (rec: RunRecord) => void;
+}
+
+export interface Attached {
+  record: RunRecord;
+  counts: OutcomeCounts;
+  state: RunState;
+}
+
+/** Follows a recorded run from its start until every enqueued task has a result. */
+export async function attachRun(runId: string, opts: AttachOptions): Promise<Attached> {
+  const queue = await TaskQueue.open(opts.settings);
+  let worker: SchedulerWorker | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    let rec = await requireRun(queue.redis, runId);
+    opts.onStart?.(rec);
+    const counts: OutcomeCounts = {};
+    let state: RunState | undefined;
+    const refresh = async (): Promise<void> => {
+      rec = (await getRunRecord(queue.redis, runId).catch(() => undefined)) ?? rec;
+      if (!worker && opts.connect && !(await schedulerAlive(queue.redis).catch(() => true))) {
+        worker = SchedulerWorker.start({ settings: opts.settings, connect: opts.connect, runId });
+      }
+    };
+    await refresh();
+    timer = setInterval(() => void refresh(), 500);
+    await followRun(queue.redis, runId, {
+      onLive: opts.onLive,
+      onResult: (r, o, shown) => {
+        countOutcome(counts, r.outcome);
+        opts.onResult?.(r, o, shown);
+      },
+      done: (n) => (state = runComplete(rec, n)) !== undefined,
+      ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+    });
+    const final = state ?? 'done';
+    if (rec.state === 'running' || final === 'interrupted') await updateRunRecord(queue.redis, runId, { state: final, counts, finishedAt: Date.now() });
+    return { record: rec, counts, state: final };
+  } finally {
+    clearInterval(timer);
+    await worker?.drain(5000);
+    await queue.close();
+  }
+}
+
+/** The stored results of a run (from its done hash), in task order. */
+export async function storedResults(settings: RedisSettings, runId: string): Promise<{ record: RunRecord; results: TaskResult[] }> {
+  const queue = await TaskQueue.open(settings);
+  try {
+    const record = await requireRun(queue.redis, runId);
+    const results: TaskResult[] = [];
+    let cursor = '0';
+    do {
+      const [next, flat] = await queue.redis.hscan(runDoneKey(runId), cursor, 'COUNT', 1000);
+      cursor = next;
+      for (let i = 1; i < flat.length; i += 2) results.push(JSON.parse(flat[i] as string) as TaskResult);
+    } while (cursor !== '0');
+    const key = (id: string): [number, string] => [Number.parseInt(id, 10), id];
+    results.sort((a, b) => {
+      const [na, sa] = key(a.taskId);
+      const [nb, sb] = key(b.taskId);
+      return na - nb || sa.localeCompare(sb);
+    });
+    return { record, results };
+  } finally {
+    await queue.close();
+  }
+}
+
+/**
+ * Cancels a recorded run: sets its cancel flag (workers stop its running tasks; a live
+ * submitter stops reading input) and withdraws its queued tasks, reporting them `cancelled`.
+ * Resolves to the number withdrawn here.
+ */
+export async function cancelRecordedRun(settings: RedisSettings, runId: string): Promise<{ record: RunRecord; withdrawn: number }> {
+  const queue = await TaskQueue.open(settings);
+  try {
+    const record = await requireRun(queue.redis, runId);
+    await requestCancel(queue.redis, runId);
+    const jobs = await queue.queueFor(runId).getJobs(['waiting', 'delayed', 'prioritized'], 0, -1);
+    const ids = jobs.filter((j) => j?.id?.startsWith(`${runId}-`)).map((j) => j.id as string);
+    const withdrawn = await queue.withdrawIds(ids);
+    for (const jobId of withdrawn) {
+      const taskId = jobId.slice(runId.length + 1);
+      if (jobIdFor(runId, taskId) !== jobId) continue;
+      await publishResult(queue.redis, syntheticResult(runId, taskId, 'cancelled', 'cancelled', 'run cancelled before the task ran'), []);
+    }
+    if (!submitterAlive(record) && record.state === 'running') await updateRunRecord(queue.redis, runId, { state: 'cancelled' });
+    return { record, withdrawn: withdrawn.length };
+  } finally {
+    await queue.close();
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The run index: a small record per run so runs can be listed, followed and cancelled from any
+ * process sharing the queue (`gaxx runs`). One hash per run, `{gaxx}:run:<runId>:info`, and a
+ * sorted set `{gaxx}:runs` (score = start time) naming them.
+ *
+ * Retention: a run's record is kept for RUN_INDEX_TTL_MS (7 days) after its last update; its
+ * per-task results and output (the run's stream and done hash, see results.ts) for
+ * RESULT_TTL_MS (24 hours). A listed run whose results expired says so.
+ *
+ * Who writes: the process that submits the run (`gaxx run`) creates the record, counts what it
+ * enqueued, heartbeats while it is alive and sets `total` once its input is exhausted; whoever
+ * follows the run (`gaxx run` or `gaxx runs wait`) writes counts by outcome and the final state.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import { gaxxKey } from '../redis/redis.js';
+import type { TaskOutcome } from './results.js';
+
+export const RUN_INDEX_KEY = gaxxKey('runs');
+export const RUN_INDEX_TTL_MS = 7 * 24 * 3600 * 1000;
+/** A submitting process that has not refreshed `seen` for this long is taken as gone. */
+export const PRODUCER_STALE_MS = 15_000;
+
+/** running: input still being enqueued or tasks pending; interrupted: its submitter died before all input was enqueued. */
+export type RunState = 'running' | 'done' | 'cancelled' | 'interrupted' | 'failed';
+
+/** Counts of finished tasks by outcome. */
+export type OutcomeCounts = Partial<Record<TaskOutcome, number>>;
+
+/** One run as the index holds it. */
+export interface RunRecord {
+  runId: string;
+  argv: string[];
+  /** The fleet, or empty when the run named agent addresses. */
+  fleet: string;
+  agents: number;
+  mode: 'each-host' | 'tasks';
+  startedAt: number;
+  /** Last heartbeat of the submitting process. */
+  seen: number;
+  state: RunState;
+  enqueued: number;
+  /** Known once the whole input has been enqueued. */
+  total: number | null;
+  counts: OutcomeCounts;
+  finishedAt: number | null;
+}
+
+export const runInfoKey = (runId: string): string => gaxxKey('run', runId, 'info');
+
+function encode(r: Partial<RunRecord>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(r)) if (v !== undefined) out[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  return out;
+}
+
+function decode(h: Record<string, string>): RunRecord | undefined {
+  if (!h.runId) return undefined;
+  const j = <T>(v: string | undefined, d: T): T => {
+    try {
+      return v === undefined ? d : (JSON.parse(v) as T);
+    } catch {
+      return d;
+    }
+  };
+  return {
+    runId: h.runId,
+    argv: j(h.argv, []),
+    fleet: h.fleet ?? '',
+    agents: j(h.agents, 0),
+    mode: h.mode === 'each-host' ? 'each-host' : 'tasks',
+    startedAt: j(h.startedAt, 0),
+    seen: j(h.seen, 0),
+    state: (h.state ?? 'running') as RunState,
+    enqueued: j(h.enqueued, 0),
+    total: j(h.total, null),
+    counts: j(h.counts, {}),
+    finishedAt: j(h.finishedAt, null),
+  };
+}
+
+/** Records a new run (and forgets index entries past retention). */
+export async function createRunRecord(redis: Redis | Cluster, r: Omit<RunRecord, 'seen' | 'state' | 'enqueued' | 'counts' | 'finishedAt'>): Promise<void> {
+  const now = Date.now();
+  const rec: RunRecord = { ...r, seen: now, state: 'running', enqueued: 0, counts: {}, finishedAt: null };
+  await redis
+    .multi()
+    .hset(runInfoKey(r.runId), encode(rec))
+    .pexpire(runInfoKey(r.runId), RUN_INDEX_TTL_MS)
+    .zadd(RUN_INDEX_KEY, r.startedAt, r.runId)
+    .zremrangebyscore(RUN_INDEX_KEY, '-inf', now - RUN_INDEX_TTL_MS)
+    .exec();
+}
+
+/** Updates some fields of a run's record (and refreshes its retention). */
+export async function updateRunRecord(redis: Redis | Cluster, runId: string, patch: Partial<Omit<RunRecord, 'runId'>>): Promise<void> {
+  await redis.multi().hset(runInfoKey(runId), encode(patch)).pexpire(runInfoKey(runId), RUN_INDEX_TTL_MS).exec();
+}
+
+/** Adds `n` to the enqueued count and refreshes the submitter's heartbeat. */
+export async function noteEnqueued(redis: Redis | Cluster, runId: string, n: number): Promise<void> {
+  await redis.multi().hincrby(runInfoKey(runId), 'enqueued', n).hset(runInfoKey(runId), 'seen', String(Date.now())).exec();
+}
+
+/** One run's record, or undefined when unknown (or past retention). */
+export async function getRunRecord(redis: Redis | Cluster, runId: string): Promise<RunRecord | undefined> {
+  return decode(await redis.hgetall(runInfoKey(runId)));
+}
+
+/** The most recent runs, newest first. */
+export async function listRunRecords(redis: Redis | Cluster, limit = 20): Promise<RunRecord[]> {
+  await redis.zremrangebyscore(RUN_INDEX_KEY, '-inf', Date.now() - RUN_INDEX_TTL_MS);
+  const ids = await redis.zrevrange(RUN_INDEX_KEY, 0, Math.max(0, limit - 1));
+  const recs = await Promise.all(ids.map((id) => getRunRecord(redis, id)));
+  return recs.filter((r): r is RunRecord => r !== undefined);
+}
+
+/** Whether a run's submitter still heartbeats (or finished enqueueing, so it is not needed). */
+export function submitterAlive(r: RunRecord, now = Date.now()): boolean {
+  return now - r.seen < PRODUCER_STALE_MS;
+}
+
+/** Adds one outcome to a counts object. */
+export function countOutcome(counts: OutcomeCounts, outcome: TaskOutcome): void {
+  counts[outcome] = (counts[outcome] ?? 0) + 1;
+}
+
+/** The sum of a counts object. */
+export function countTotal(counts: OutcomeCounts): number {
+  return Object.values(counts).reduce((n, v) => n + (v ?? 0), 0);
+}

@@ -1,0 +1,77 @@
+// `gaxx cp` both ways and `gaxx status`: the built CLI against real agents of a registered fleet.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exitCodeFor } from '../../proto/index.js';
+import { cliWorld, type CliWorld } from '../helpers/cli-world.js';
+
+let w: CliWorld;
+let tmp: string;
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+beforeAll(async () => {
+  w = await cliWorld(3);
+  tmp = mkdtempSync(join(tmpdir(), 'gxf-'));
+});
+
+afterAll(async () => {
+  await w?.close();
+});
+
+type Row = { host: string; ok: boolean; sha256: string; path: string; error?: { code: string } };
+
+describe('gaxx cp', () => {
+  it('out to 3 agents and back: identical sha256 per host, each host in its own folder', async () => {
+    const data = randomBytes(300_000);
+    const file = join(tmp, 'blob.bin');
+    writeFileSync(file, data);
+    const up = await w.gaxx(['cp', '--json', file, `${w.fleet}:in/blob.bin`]);
+    expect(up.code, up.stderr).toBe(0);
+    const upRows = JSON.parse(up.stdout) as Row[];
+    expect(upRows.map((r) => [r.host, r.ok, r.sha256])).toEqual(w.hosts.map((h) => [h, true, sha(data)]));
+    const dir = join(tmp, 'back');
+    const down = await w.gaxx(['cp', '--json', `${w.fleet}:in/blob.bin`, dir]);
+    expect(down.code, down.stderr).toBe(0);
+    for (const h of w.hosts) expect(sha(readFileSync(join(dir, h, 'blob.bin')))).toBe(sha(data));
+  });
+
+  it("one host's file never overwrites another's: --host uploads differ, downloads keep each", async () => {
+    for (const h of w.hosts) {
+      writeFileSync(join(tmp, `own-${h}`), `I am ${h}\n`);
+      const r = await w.gaxx(['cp', '--host', h, join(tmp, `own-${h}`), `${w.fleet}:own.txt`]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const dir = join(tmp, 'own');
+    expect((await w.gaxx(['cp', `${w.fleet}:own.txt`, dir])).code).toBe(0);
+    for (const h of w.hosts) expect(readFileSync(join(dir, h, 'own.txt'), 'utf8')).toBe(`I am ${h}\n`);
+  });
+
+  it('refuses a path escaping the data dir (PATH_ESCAPE), an unknown fleet (NOT_FOUND), two local sides (USAGE); a good copy still works', async () => {
+    const file = join(tmp, 'small');
+    writeFileSync(file, 'x');
+    const esc = await w.gaxx(['cp', '--json', file, `${w.fleet}:../escape`]);
+    expect(esc.code).toBe(exitCodeFor('PATH_ESCAPE'));
+    expect((JSON.parse(esc.stdout) as Row[]).every((r) => !r.ok && r.error?.code === 'PATH_ESCAPE')).toBe(true);
+    expect((await w.gaxx(['cp', file, 'nofleet:x'])).code).toBe(exitCodeFor('NOT_FOUND'));
+    expect((await w.gaxx(['cp', file, join(tmp, 'other')])).code).toBe(exitCodeFor('USAGE'));
+    const agent = (w.agents[0] as { address: string }).address;
+    const ok = await w.gaxx(['cp', '--agent', agent, file, ':small']);
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+});
+
+describe('gaxx status', () => {
+  it('shows every agent of the fleet; names an unreachable one (exit 12)', async () => {
+    const r = await w.gaxx(['status', w.fleet, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
+    expect(rows.map((x) => x.host)).toEqual(w.hosts);
+    for (const x of rows) expect(x).toMatchObject({ reachable: true, uid: 65534, capacity: 16, runningTasks: 0, breaker: 'unknown' });
+    const down = await w.gaxx(['status', '--agent', `${(w.agents[0] as { address: string }).address},127.0.0.1:1`, '--timeout', '3s']);
+    expect(down.code).toBe(exitCodeFor('UNAVAILABLE'));
+    expect(down.stdout).toMatch(/unreachable: 127\.0\.0\.1:1 \(UNAVAILABLE/);
+    expect((await w.gaxx(['status', 'nofleet'])).code).toBe(exitCodeFor('NOT_FOUND'));
+  });
+});

@@ -1,0 +1,94 @@
+// `gaxx runs`, `runs wait` on a run whose CLI was killed, `runs cancel`: the built CLI, a daemon, real agents.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exitCodeFor } from '../../proto/index.js';
+import { createRedis, getRunRecord, listRunRecords, redisSettingsFromUrl, waitReady, type RunRecord } from '../../scheduler/index.js';
+import { cliWorld, type CliWorld } from '../helpers/cli-world.js';
+
+let w: CliWorld;
+let tmp: string;
+let daemon: ReturnType<CliWorld['spawnGaxx']>;
+
+beforeAll(async () => {
+  w = await cliWorld(2);
+  tmp = mkdtempSync(join(tmpdir(), 'gxt-'));
+  daemon = w.spawnGaxx(['scheduler', '--metrics-listen', '127.0.0.1:0']);
+  for (let i = 0; i < 600 && !daemon.err().includes('"scheduler started"'); i++) await sleep(50);
+  expect(daemon.err()).toContain('"scheduler started"');
+});
+
+afterAll(async () => {
+  daemon?.child.kill('SIGTERM');
+  await daemon?.exited;
+  await w?.close();
+});
+
+/** Polls the run index until `pred` holds for the newest run. */
+async function newestRun(pred: (r: RunRecord) => boolean): Promise<RunRecord> {
+  const redis = createRedis(redisSettingsFromUrl(w.redis.url), 'producer');
+  try {
+    await waitReady(redis);
+    for (let i = 0; i < 1200; i++) {
+      const [r] = await listRunRecords(redis, 1);
+      if (r && pred(r)) return r;
+      await sleep(50);
+    }
+    throw new Error('run did not reach the expected state');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function record(runId: string): Promise<RunRecord | undefined> {
+  const redis = createRedis(redisSettingsFromUrl(w.redis.url), 'producer');
+  try {
+    await waitReady(redis);
+    return await getRunRecord(redis, runId);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+describe('gaxx runs', () => {
+  it('`runs wait` on a run whose CLI was killed prints every result; `runs` and `runs show` list it', async () => {
+    const file = join(tmp, 'six.txt');
+    writeFileSync(file, 'one\ntwo\nthree\nfour\nfive\nsix\n');
+    const run = w.spawnGaxx(['run', '--fleet', w.fleet, '--tasks', file, '--', 'sh', '-c', 'sleep 1; echo "got $1"', '_', '{}']);
+    const rec = await newestRun((r) => r.total === 6 && r.argv[0] === 'sh');
+    run.child.kill('SIGKILL');
+    await run.exited;
+    const r = await w.gaxx(['runs', 'wait', rec.runId, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines[0]).toMatchObject({ type: 'run', runId: rec.runId, argv: ['sh', '-c', 'sleep 1; echo "got $1"', '_', '{}'] });
+    expect(lines.at(-1)).toMatchObject({ type: 'summary', total: 6, succeeded: 6 });
+    const tasks = lines.filter((l) => l.type === 'task');
+    expect(tasks.map((t) => t.stdout).sort()).toEqual(['five', 'four', 'one', 'six', 'three', 'two'].map((x) => `got ${x}\n`));
+    const list = await w.gaxx(['runs', '--json']);
+    expect(list.code, list.stderr).toBe(0);
+    expect((JSON.parse(list.stdout) as RunRecord[]).find((x) => x.runId === rec.runId)).toMatchObject({ state: 'done', counts: { succeeded: 6 }, fleet: w.fleet });
+    const show = await w.gaxx(['runs', 'show', rec.runId, '--json']);
+    expect((JSON.parse(show.stdout) as { results: unknown[] }).results).toHaveLength(6);
+    expect((await w.gaxx(['runs', 'show', 'rnope'])).code).toBe(exitCodeFor('NOT_FOUND'));
+    // The daemon that ran the tasks publishes its breakers with its heartbeat: `status` shows them.
+    let rows: Array<{ breaker: string }> = [];
+    for (let i = 0; i < 40 && !(rows.length === 2 && rows.every((x) => x.breaker === 'closed')); i++) {
+      rows = JSON.parse((await w.gaxx(['status', w.fleet, '--json'])).stdout) as Array<{ breaker: string }>;
+    }
+    expect(rows.map((x) => x.breaker)).toEqual(['closed', 'closed']);
+  });
+
+  it('`runs cancel` from another process ends a running run: its gaxx run exits 130, tasks cancelled', async () => {
+    const run = w.spawnGaxx(['run', '--fleet', w.fleet, '--tasks', '-', '--concurrency', '2', '--', 'sleep', '{}']);
+    run.child.stdin?.end('30\n30\n30\n30\n');
+    const rec = await newestRun((r) => r.argv[0] === 'sleep' && r.enqueued >= 2);
+    const c = await w.gaxx(['runs', 'cancel', rec.runId]);
+    expect(c.code, c.stderr).toBe(0);
+    expect(await run.exited).toBe(exitCodeFor('CANCELLED'));
+    expect(run.err()).toMatch(/cancelled/);
+    expect((await record(rec.runId))?.state).toBe('cancelled');
+  });
+});

@@ -1,0 +1,57 @@
+// Shell completion scripts: generated from the command table; the bash one is run in a real bash.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { localFleetNames } from '../../cli/commands/completion.js';
+import { COMMANDS } from '../../cli/commands.js';
+import { bashScript, completionCommand, fishScript, zshScript } from '../../cli/completion-scripts.js';
+
+async function commands(): Promise<ReturnType<typeof completionCommand>[]> {
+  return Promise.all(COMMANDS.map(async (e) => completionCommand(e.name, e.summary, (await e.load()).command, ['home', 'redis-url'])));
+}
+
+/** What `_gaxx` offers for the words typed so far (the last one being completed). */
+function complete(script: string, words: string[]): string[] {
+  const arr = words.map((w) => `'${w}'`).join(' ');
+  // `gaxx completion fleets` stands in as a function: the script calls it for fleet names.
+  const body = `${script}\ngaxx() { printf 'web\\ndb\\n'; }\nCOMP_WORDS=(${arr}); COMP_CWORD=${words.length - 1}; _gaxx; printf '%s\\n' "\${COMPREPLY[@]}"`;
+  const r = spawnSync('bash', ['--norc', '-c', body], { encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout.split('\n').filter(Boolean).sort();
+}
+
+describe('gaxx completion', () => {
+  it('bash completes commands, subcommands, flags and fleet names', async () => {
+    const script = bashScript(await commands());
+    expect(complete(script, ['gaxx', 'ru'])).toEqual(['run', 'runs']);
+    expect(complete(script, ['gaxx', 'runs', 'w'])).toEqual(['wait']);
+    expect(complete(script, ['gaxx', 'runs', '--l'])).toEqual(['--limit']);
+    expect(complete(script, ['gaxx', 'run', '--con'])).toEqual(['--concurrency']);
+    expect(complete(script, ['gaxx', 'run', '--fleet', ''])).toEqual(['db', 'web']);
+    expect(complete(script, ['gaxx', 'status', 'w'])).toEqual(['web']);
+    expect(complete(script, ['gaxx', 'certs', 'rotate', '--fl'])).toEqual(['--fleet']);
+  });
+
+  it('zsh and fish scripts name every command and the fleet helper', async () => {
+    const cmds = await commands();
+    const zsh = zshScript(cmds);
+    expect(zsh).toContain('bashcompinit');
+    expect(zsh).toContain('complete -F _gaxx gaxx');
+    const fish = fishScript(cmds);
+    for (const c of ['run', 'runs', 'cp', 'status', 'completion']) expect(fish).toContain(`-a '${c}'`);
+    expect(fish).toContain("-l fleet -x -a '(gaxx completion fleets 2>/dev/null)'");
+    if (spawnSync('zsh', ['--version']).status === 0) expect(spawnSync('zsh', ['-n', '-c', zsh]).status).toBe(0);
+  });
+
+  it('fleet names come from the local state dir, none when it does not exist', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gxcomp-'));
+    expect(localFleetNames(join(dir, 'missing'))).toEqual([]);
+    mkdirSync(join(dir, 'fleets'));
+    writeFileSync(join(dir, 'fleets', 'web.json'), '{}');
+    mkdirSync(join(dir, 'fleets', 'db'));
+    writeFileSync(join(dir, 'fleets', '.hidden'), '');
+    expect(localFleetNames(join(dir, 'fleets'))).toEqual(['db', 'web']);
+  });
+});
