@@ -3,8 +3,8 @@
  * list (--tasks FILE|-), through the queue. Flags are checked in cli/run/plan.ts, the run is
  * carried out in cli/run/execute.ts.
  */
-import { JSON_FLAG, type Command } from '../command.js';
-import { executeRun } from '../run/execute.js';
+import { durationFlag, JSON_FLAG, type Command } from '../command.js';
+import { executeRun, resumeRunCommand } from '../run/execute.js';
 import { planRun } from '../run/plan.js';
 
 export const command: Command = {
@@ -49,6 +49,7 @@ export const command: Command = {
     env: { type: 'string', valueName: 'K=V', multiple: true, help: 'environment variable for the command' },
     results: { type: 'string', valueName: 'DIR', help: 'write each task\'s stdout, stderr and result.json under DIR (must be new or empty)' },
     'wait-timeout': { type: 'string', valueName: 'D', help: 'give up waiting for results after D (e.g. 10m; default: no limit)' },
+    resume: { type: 'string', valueName: 'ID', help: 'serve and collect the remaining tasks of an earlier run (e.g. one whose gaxx run was killed); no command' },
     json: { ...JSON_FLAG, help: 'print JSON Lines: the run first, one object per task, a summary last' },
   },
   takesRest: true,
@@ -60,6 +61,7 @@ export const command: Command = {
     "gaxx run --agent 127.0.0.1:8088 --json -- sh -c 'echo hi'",
   ],
   async run({ flags, rest, config, out, io, signal }) {
+    if (typeof flags.resume === 'string') return resumeRunCommand(flags.resume, { config, out, io, signal }, durationFlag(flags, 'wait-timeout', 'run'));
     return executeRun(planRun(flags, rest, config.agent.port), { config, out, io, signal });
   },
 };

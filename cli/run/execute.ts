@@ -7,7 +7,7 @@
 import type { Readable } from 'node:stream';
 import { GaxxError, type TaskSigner } from '../../proto/index.js';
 import {
-  agentConnector, createRedis, createRunRecord, fleetAgents, newRunId, redisTarget, runAndWait, streamRun, updateRunRecord, waitReady,
+  agentConnector, createRedis, createRunRecord, fleetAgents, newRunId, redisTarget, resumeRun, runAndWait, streamRun, updateRunRecord, waitReady,
   countOutcome, isCancelled, type OutcomeCounts, type RedisSettings, type TaskInput,
 } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
@@ -197,5 +197,37 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
     return summaryExitCode(summary, res.cancelled);
   } finally {
     progress?.stop();
+  }
+}
+
+/** `gaxx run --resume ID`: serves an earlier run's remaining tasks here and prints every result. */
+export async function resumeRunCommand(runId: string, ctx: ExecuteContext, waitTimeoutMs?: number): Promise<number> {
+  const creds = await schedulerCredentials(ctx.config.paths);
+  const target = await redisTarget(ctx.config.redis.url, ctx.config.paths.stateDir, { allowInsecure: ctx.config.redis.insecure });
+  try {
+    const view: RunView = ctx.out.json ? new JsonView(ctx.out) : new HumanView(ctx.out, { colour: ctx.io.colour === true, progress: undefined });
+    const counts: OutcomeCounts = {};
+    const down = new Set<string>();
+    const started = Date.now();
+    view.start({ runId, argv: [], fleet: '', mode: 'each-host' });
+    const res = await resumeRun(runId, {
+      settings: target.settings,
+      signer: operatorSigner(ctx.config.paths.operatorCertDir),
+      connect: agentConnector(creds, { deadlineMs: ctx.config.agent.deadlineMs, connectTimeoutMs: ctx.config.agent.connectTimeoutMs }),
+      cancel: ctx.signal,
+      ...(waitTimeoutMs ? { timeoutMs: waitTimeoutMs } : {}),
+      onRedis: (isDown, ms) => ctx.out.note(isDown ? `gaxx: Redis unreachable for ${Math.round(ms / 1000)}s` : `gaxx: Redis is back after ${Math.round(ms / 1000)}s`),
+      onResult: (r, o, shown) => {
+        countOutcome(counts, r.outcome);
+        if (r.outcome === 'unreachable' && r.host) down.add(r.host);
+        view.result(r, o, shown, undefined);
+      },
+    });
+    const summary = summarize(runId, counts, Date.now() - started, down);
+    view.end(summary);
+    if (res.ended) ctx.out.note(`gaxx: ${res.ended.message}; tasks without a result stay queued: gaxx run --resume ${runId}`);
+    return summaryExitCode(summary, res.cancelled, res.ended);
+  } finally {
+    await target.release();
   }
 }
