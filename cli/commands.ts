@@ -23,4 +23,5 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'run', summary: 'run a command on agents through the queue, one task per agent', load: () => import('./commands/run.js') },
   { name: 'scheduler', summary: 'run the scheduler daemon that dispatches queued tasks to agents', load: () => import('./commands/scheduler.js') },
   { name: 'exec', summary: 'run one command on one agent directly and stream its output', load: () => import('./commands/exec.js') },
+  { name: 'ui', summary: 'the dashboard and local metrics collection of fleets, agents and runs (127.0.0.1:9090)', load: () => import('./commands/ui.js') },
 ];

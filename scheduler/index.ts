@@ -20,3 +20,8 @@ export { redisTarget, type RedisTarget } from './redis/embedded-redis.js';
 export { agentConnector, type ConnectorOptions } from './dispatch/connector.js';
 export { serveScheduler, type ServeOptions, type Served } from './daemon/serve.js';
 export { requestCancel, isCancelled, runCancelKey, CancelWatch, CANCEL_POLL_MS } from './queue/cancel.js';
+export { Dashboard, DEFAULT_UI_LISTEN, type AgentView as DashboardAgentView, type DashboardOptions } from './ui/dashboard.js';
+export { fleetTargets, parseAgentItem, registerMetricsAddresses, DEFAULT_METRICS_PORT, type MonitorTarget } from './ui/targets.js';
+export { parsePrometheusText, mergeExpositions, type Family, type Sample } from './ui/prom-text.js';
+export { indexRun, recentRuns, type RunMeta } from './queue/run-index.js';
+export { readDashboardUrl, dashboardUrlFile } from './ui/url-file.js';

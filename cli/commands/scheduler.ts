@@ -1,9 +1,10 @@
 /** `gaxx scheduler [--concurrency N]`: the scheduler daemon, until SIGTERM or Ctrl-C. */
 import { GaxxError } from '../../proto/index.js';
-import { renewalSettings, serveScheduler, type WorkerLog } from '../../scheduler/index.js';
+import { DEFAULT_UI_LISTEN, renewalSettings, serveScheduler, type WorkerLog } from '../../scheduler/index.js';
 import { stringFlag, type Command, type FlagValues } from '../command.js';
 import type { Output } from '../output.js';
-import { schedulerCredentials } from '../scheduler-credentials.js';
+import { monitorCredentials, schedulerCredentials } from '../scheduler-credentials.js';
+import { isGaxxError } from '../../proto/index.js';
 
 function positive(flags: FlagValues, name: string, dflt: number): number {
   const raw = stringFlag(flags, name);
@@ -20,7 +21,7 @@ function jsonLog(out: Output): WorkerLog {
 }
 
 export const command: Command = {
-  usage: 'gaxx scheduler [--concurrency N] [--metrics-listen ADDR] [--certs DIR] [--drain-ms N] [--renew-interval D]',
+  usage: 'gaxx scheduler [--concurrency N] [--metrics-listen ADDR] [--ui-listen ADDR] [--certs DIR] [--drain-ms N] [--renew-interval D]',
   description: [
     'Runs the scheduler daemon: workers that take every fleet\'s tasks from the Redis queue and',
     'dispatch them to the agents, a heartbeat (so `gaxx run` leaves the work to it), and',
@@ -30,11 +31,14 @@ export const command: Command = {
     'Redis: the global --redis-url / GAXX_REDIS_URL, else the embedded redis-server of the state',
     'dir. SIGTERM or Ctrl-C drains: no new tasks; in-flight ones get --drain-ms to finish, the',
     'rest are handed back to the queue (the agents keep running them for the next scheduler).',
+    'The daemon also collects the registered fleets\' agent metrics and serves the dashboard and',
+    'their /metrics on --ui-listen (default 127.0.0.1:9090; see `gaxx ui`, which prints its URL).',
     'The same daemon runs as `node dist/scheduler/main.js` (see its --help).',
   ].join('\n'),
   flags: {
     concurrency: { type: 'string', valueName: 'N', help: 'tasks in flight at once (default 64)' },
     'metrics-listen': { type: 'string', valueName: 'ADDR', help: 'host:port for /metrics; empty to disable (default 127.0.0.1:9092)' },
+    'ui-listen': { type: 'string', valueName: 'ADDR', help: 'host:port of the dashboard and collected /metrics; loopback only; empty to disable (default 127.0.0.1:9090)' },
     certs: { type: 'string', valueName: 'DIR', help: 'scheduler certificate dir (default: issued from the local CA into the state dir)' },
     'drain-ms': { type: 'string', valueName: 'N', help: 'how long in-flight tasks may finish on shutdown before being handed back (default 10000)' },
     'renew-interval': { type: 'string', valueName: 'D', help: 'renew the due certificates of registered fleets\' agents every D (jittered) with the local CA and operator certificate: 30s, 10m, 1h; 0 off (default 10m)' },
@@ -47,6 +51,10 @@ export const command: Command = {
     // The same parsing as the daemon process's; CA and operator certificate from this installation.
     const renewal = { ...renewalSettings({ 'renew-interval': stringFlag(flags, 'renew-interval') }, {}), caDir: config.paths.caDir, operatorCertDir: config.paths.operatorCertDir };
     const creds = await schedulerCredentials(config.paths, stringFlag(flags, 'certs'));
+    const uiListen = stringFlag(flags, 'ui-listen') ?? DEFAULT_UI_LISTEN;
+    // The dashboard asks agents with a monitor certificate; without a local CA to issue one,
+    // with the scheduler's (which may read the same).
+    const monitor = uiListen ? await monitorCredentials(config.paths).catch((e: unknown) => (isGaxxError(e, 'NOT_FOUND') ? creds : Promise.reject(e))) : undefined;
     const served = await serveScheduler({
       redisUrl: config.redis.url,
       stateDir: config.paths.stateDir,
@@ -54,6 +62,7 @@ export const command: Command = {
       concurrency,
       metricsListen: stringFlag(flags, 'metrics-listen') ?? '127.0.0.1:9092',
       renewal,
+      ...(monitor ? { ui: { listen: uiListen, creds: monitor } } : {}),
       log: jsonLog(out),
     });
     // SIGTERM (service managers) drains like Ctrl-C does.

@@ -10,6 +10,8 @@ import { SchedulerDaemon } from './daemon.js';
 import { redisTarget } from '../redis/embedded-redis.js';
 import { CertRenewer } from '../renewal/renewer.js';
 import type { WorkerLog } from '../dispatch/worker.js';
+import type { DaemonOptions } from './daemon.js';
+import { clearDashboardUrl, writeDashboardUrl } from '../ui/url-file.js';
 
 export interface ServeOptions {
   /** A Redis URL; none: the embedded redis-server of `stateDir`. */
@@ -22,6 +24,8 @@ export interface ServeOptions {
   lockDurationMs?: number;
   /** Agent certificate renewal (scheduler/renewer.ts); absent or interval 0: off. */
   renewal?: { intervalMs: number; caDir: string; operatorCertDir: string };
+  /** The dashboard (scheduler/ui); its URL with the token is left in `<stateDir>/ui` for `gaxx ui`. */
+  ui?: DaemonOptions['ui'];
   log: WorkerLog;
 }
 
@@ -44,8 +48,10 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
       metricsListen: opts.metricsListen,
       metricsTls: opts.metricsListen && !/^(127\.|localhost:|\[::1\]:)/.test(opts.metricsListen) ? metricsTls : undefined,
       lockDurationMs: opts.lockDurationMs,
+      ui: opts.ui,
       log: opts.log,
     });
+    if (daemon.dashboard) writeDashboardUrl(opts.stateDir, daemon.dashboard.url);
     const renewer = opts.renewal
       ? CertRenewer.start({ ...opts.renewal, redis: daemon.queue.redis, schedulerCreds: opts.certs, registry: daemon.metrics.registry, log: opts.log })
       : undefined;
@@ -54,6 +60,7 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
       renewer,
       stop: async (graceMs) => {
         await renewer?.stop();
+        if (daemon.dashboard) clearDashboardUrl(opts.stateDir);
         await daemon.stop(graceMs);
         await target.release();
       },

@@ -8,6 +8,7 @@ import { Queue } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { GaxxError } from '../../proto/index.js';
 import { unknownFleets } from './fleets.js';
+import { indexRun } from './run-index.js';
 import { createRedis, gaxxKey, KEY_PREFIX, redisError, waitReady, type RedisRole, type RedisSettings } from '../redis/redis.js';
 import { jobIdFor, parseRunSpec, type RunSpec, type RunSpecInput, type TaskSpec } from './task.js';
 
@@ -73,6 +74,8 @@ export class TaskQueue {
         };
       });
       await this.queue.addBulk(jobs);
+      // Listed for readers that did not enqueue it (the dashboard).
+      await indexRun(this.redis, run);
       return { runId: run.runId, taskIds: run.tasks.map((t) => t.taskId), jobIds: jobs.map((j) => j.opts.jobId) };
     } catch (e) {
       throw redisError(e, 'enqueue failed');
