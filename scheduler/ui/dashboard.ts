@@ -75,6 +75,8 @@ export class Dashboard {
   private lastQueue = '';
   private queueDepth: Record<string, number> = {};
   private ticking = false;
+  /** Agent address -> host name, refreshed each collector round. */
+  private hostByAddress = new Map<string, string>();
 
   private constructor(
     private readonly opts: DashboardOptions,
@@ -83,12 +85,15 @@ export class Dashboard {
     readonly url: string,
     private readonly assets: Map<string, Asset>,
   ) {
-    this.runs = opts.redis ? new RunTracker(opts.redis) : undefined;
+    this.runs = opts.redis ? new RunTracker(opts.redis, (address) => this.hostOf(address)) : undefined;
     this.collector = new Collector({
       creds: opts.creds,
       targets: opts.targets,
       intervalMs: opts.scrapeIntervalMs,
-      onRound: () => this.pushAgents(),
+      onRound: (states) => {
+        this.hostByAddress = new Map(states.map((s) => [s.address, s.host]));
+        this.pushAgents();
+      },
       onError: (e) => opts.log.warn({ component: 'ui', err: e.message }, 'collector round failed'),
     });
   }
@@ -116,6 +121,10 @@ export class Dashboard {
   }
 
   private hosts: Set<string> | undefined;
+
+  private hostOf(address: string): string {
+    return this.hostByAddress.get(address) ?? address;
+  }
 
   /** The port listened on. */
   get port(): number {

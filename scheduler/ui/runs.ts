@@ -64,7 +64,8 @@ interface Tracked {
   byOutcome: Record<string, number>;
   hosts: Map<string, { done: number; failed: number }>;
   buckets: Map<number, [number, number]>;
-  tails: Map<string, Buffer>;
+  /** Output tails of tasks without a result yet: live chunks, then the result's own output. */
+  tails: Map<string, { live: boolean; data: Buffer }>;
   failures: FailureView[];
   failedTotal: number;
   firstAt: number;
@@ -84,8 +85,13 @@ function fields(flat: Buffer[]): Map<string, Buffer> {
 export class RunTracker {
   private readonly runs = new Map<string, Tracked>();
 
+  /**
+   * `hostName` turns the agent address a result names into the host name the page shows
+   * (the collector knows both); unknown addresses stay as they are.
+   */
   constructor(
     private readonly redis: Redis | Cluster,
+    private readonly hostName: (address: string) => string = (a) => a,
     private readonly limit = 20,
   ) {}
 
@@ -138,10 +144,12 @@ export class RunTracker {
     const task = f.get('task')?.toString() ?? '';
     const type = f.get('t')?.toString();
     if (type === 'out' || type === 'live') {
+      const live = type === 'live';
       const prev = t.tails.get(task);
       const d = f.get('d') ?? Buffer.alloc(0);
-      const joined = prev ? Buffer.concat([prev, d]) : d;
-      t.tails.set(task, joined.length > TAIL_BYTES ? joined.subarray(joined.length - TAIL_BYTES) : joined);
+      // The result's output is the whole output: it replaces what was shown live.
+      const joined = prev && prev.live === live ? Buffer.concat([prev.data, d]) : d;
+      t.tails.set(task, { live, data: joined.length > TAIL_BYTES ? joined.subarray(joined.length - TAIL_BYTES) : joined });
       return;
     }
     if (type !== 'res') return;
@@ -155,10 +163,11 @@ export class RunTracker {
     const failed = r.outcome !== 'succeeded';
     t.done++;
     t.byOutcome[r.outcome] = (t.byOutcome[r.outcome] ?? 0) + 1;
-    const h = t.hosts.get(r.host) ?? { done: 0, failed: 0 };
+    const host = this.hostName(r.host);
+    const h = t.hosts.get(host) ?? { done: 0, failed: 0 };
     h.done++;
     if (failed) h.failed++;
-    t.hosts.set(r.host, h);
+    t.hosts.set(host, h);
     const sec = Math.floor(at / 1000);
     const b = t.buckets.get(sec) ?? [0, 0];
     b[0]++;
@@ -169,7 +178,7 @@ export class RunTracker {
     t.tails.delete(task);
     if (!failed) return;
     t.failedTotal++;
-    t.failures.unshift({ taskId: r.taskId, host: r.host, outcome: r.outcome, exitCode: r.exitCode, reason: r.reason, error: r.error, tail: tail?.toString('utf8') ?? '', at });
+    t.failures.unshift({ taskId: r.taskId, host, outcome: r.outcome, exitCode: r.exitCode, reason: r.reason, error: r.error, tail: tail?.data.toString('utf8') ?? '', at });
     if (t.failures.length > MAX_FAILURES) t.failures.pop();
   }
 
