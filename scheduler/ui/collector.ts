@@ -68,6 +68,7 @@ export class Collector {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  private rounds = 0;
   readonly intervalMs: number;
 
   constructor(private readonly opts: CollectorOptions) {
@@ -100,10 +101,14 @@ export class Collector {
     }
     for (const k of this.states.keys()) if (!keys.has(k)) this.states.delete(k);
     let next = 0;
+    let seen = 0;
+    // The first round of a large fleet takes a while: show agents as they answer.
+    const first = this.rounds++ === 0;
     const worker = async (): Promise<void> => {
       while (next < targets.length && !this.stopped) {
         const t = targets[next++] as MonitorTarget;
         this.states.set(keyOf(t), await this.look(t));
+        if (first && ++seen % 50 === 0) this.opts.onRound?.([...this.states.values()]);
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.opts.parallel ?? 64, targets.length) }, worker));

@@ -179,7 +179,7 @@ export function mergeExpositions(sources: Array<{ families: Map<string, Family>;
   }
   const out: string[] = [];
   for (const [name, m] of merged) {
-    if (m.lines.length === 0) continue;
+    // A family without samples yet (a labelled counter never incremented) keeps its HELP/TYPE.
     if (m.help !== undefined) out.push(`# HELP ${name} ${escapeHelp(m.help)}`);
     if (m.type) out.push(`# TYPE ${name} ${m.type}`);
     out.push(...m.lines);

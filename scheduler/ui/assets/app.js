@@ -75,6 +75,12 @@
   }
 
   function renderAgents() {
+    // A hidden table is brought up to date when its view is shown (showView marks it dirty).
+    if (!$('view-agents').classList.contains('active')) {
+      const up = state.agents.filter((a) => a.reachable).length;
+      set($('agents-summary'), state.agents.length + ' agents: ' + up + ' reachable, ' + (state.agents.length - up) + ' unreachable');
+      return;
+    }
     const body = $('agents-table').tBodies[0];
     const seen = new Set();
     let prev = null;
@@ -93,9 +99,7 @@
     const up = state.agents.filter((a) => a.reachable).length;
     const fleets = new Set(state.agents.map((a) => a.fleet || '(agents)'));
     set($('agents-summary'), state.agents.length + ' agents in ' + fleets.size + ' fleet(s): ' + up + ' reachable, ' + (state.agents.length - up) + ' unreachable');
-    if ($('view-agents').classList.contains('active')) {
-      charts.load.update(state.agents.map((a) => a.host), state.agents.map((a) => (a.load ? a.load[0] : null)));
-    }
+    charts.load.update(state.agents.map((a) => a.host), state.agents.map((a) => (a.load ? a.load[0] : null)));
   }
 
   // --- runs --------------------------------------------------------------------------------
@@ -164,21 +168,46 @@
     const outcomes = Object.entries(r.byOutcome).map(([k, v]) => k + ' ' + v).join(', ') || 'no results yet';
     for (const t of [r.done + '/' + r.total + ' done', fmt(r.rate, 1) + ' tasks/s', r.state === 'done' ? 'finished' : 'ETA ' + duration(r.etaS), outcomes]) stats.appendChild(el('span', '', t));
     charts.run.update(r.series);
-    const hb = $('hosts-table').tBodies[0];
-    hb.textContent = '';
-    for (const h of r.hosts) {
-      const tr = hb.appendChild(el('tr'));
-      for (const v of [h.host, h.done, h.failed, fmt(h.rate, 2)]) tr.appendChild(el('td', '', String(v)));
-      tr.appendChild(el('td', h.straggler ? 'straggler' : '', h.straggler ? 'straggler' : ''));
-    }
+    renderHosts(r.hosts);
     set($('failed-count'), '(' + r.failedTotal + ')');
+    // The failures list changes only when a new failure arrives.
+    const fkey = r.runId + ':' + r.failedTotal;
     const fl = $('failures');
+    if (fl.dataset.key === fkey) return;
+    fl.dataset.key = fkey;
     fl.textContent = '';
     for (const f of r.failures) {
       const d = fl.appendChild(el('div', 'failure'));
       d.dataset.task = f.taskId;
       d.appendChild(el('div', '', f.taskId + ' on ' + f.host + ': ' + f.outcome + (f.exitCode != null ? ' (exit ' + f.exitCode + ')' : '') + (f.error ? ' – ' + f.error : '')));
       d.appendChild(el('pre', 'tail', f.tail || '(no output)'));
+    }
+  }
+
+  // Rows are kept per host and only their changed cells rewritten (hundreds of hosts).
+  const hostRows = new Map();
+  function renderHosts(hosts) {
+    const body = $('hosts-table').tBodies[0];
+    const seen = new Set();
+    hosts.forEach((h, i) => {
+      let r = hostRows.get(h.host);
+      if (!r) {
+        const tr = el('tr');
+        r = { tr, cells: [0, 1, 2, 3, 4].map(() => tr.appendChild(el('td'))) };
+        hostRows.set(h.host, r);
+      }
+      seen.add(h.host);
+      set(r.cells[0], h.host);
+      set(r.cells[1], h.done);
+      set(r.cells[2], h.failed);
+      set(r.cells[3], fmt(h.rate, 2));
+      set(r.cells[4], h.straggler ? 'straggler' : '', h.straggler ? 'straggler' : '');
+      if (body.children[i] !== r.tr) body.insertBefore(r.tr, body.children[i] || null);
+    });
+    for (const [k, r] of hostRows) {
+      if (seen.has(k)) continue;
+      r.tr.remove();
+      hostRows.delete(k);
     }
   }
 
