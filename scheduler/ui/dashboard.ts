@@ -9,6 +9,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { SecureContextOptions } from 'node:tls';
 import type { Cluster, Redis } from 'ioredis';
 import type { CertBundle } from '../../certs/index.js';
+import { formatHostPort } from '../../proto/index.js';
 import type { BreakerState } from '../dispatch/breaker.js';
 import { requestCancel } from '../queue/cancel.js';
 import type { WorkerLog } from '../dispatch/worker.js';
@@ -109,8 +110,7 @@ export class Dashboard {
       else res.writeHead(503).end();
     };
     const l = await listen({ listen: opts.listen ?? DEFAULT_UI_LISTEN, tls: opts.tls }, handler);
-    const hostPart = l.host.includes(':') ? `[${l.host}]` : l.host;
-    const url = `${opts.tls ? 'https' : 'http'}://${hostPart}:${l.port}/?token=${token}`;
+    const url = `${opts.tls ? 'https' : 'http'}://${formatHostPort(l.host, l.port)}/?token=${token}`;
     const self = new Dashboard(opts, l.server, token, url, assets);
     self.hosts = l.loopback ? loopbackHosts(l.host, l.port) : undefined;
     ref.d = self;

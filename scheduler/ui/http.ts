@@ -10,7 +10,7 @@ import { createServer as createHttp, type IncomingMessage, type Server, type Ser
 import { createServer as createHttps } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
-import { GaxxError } from '../../proto/index.js';
+import { formatHostPort, GaxxError, isLoopbackHost, parseHostPort } from '../../proto/index.js';
 
 /** The cookie a page load with a valid token sets, so the page's assets need no token in their URLs. */
 export const TOKEN_COOKIE = 'gaxx_ui_token';
@@ -41,14 +41,9 @@ export const SECURITY_HEADERS: Record<string, string> = {
 /** A fresh token: 32 random bytes, URL-safe. */
 export const newToken = (): string => randomBytes(32).toString('base64url');
 
-const isLoopbackHost = (h: string): boolean => h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
-
-/** Splits `host:port` / `[v6]:port`; CONFIG_INVALID otherwise. */
+/** Splits a listen address (port 0: any free port); INVALID_ARGUMENT when it is not one. */
 export function splitListen(addr: string): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:[\]]+):(\d{1,5})$/.exec(addr);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new GaxxError('CONFIG_INVALID', `listen address '${addr}' is not host:port`);
-  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
+  return parseHostPort(addr, { allowPortZero: true, what: 'dashboard listen address' });
 }
 
 function sameToken(given: string | undefined, token: string): boolean {
@@ -133,6 +128,6 @@ export async function listen(o: ListenOptions, handler: (req: IncomingMessage, r
 /** Host header values that name a loopback listener on `port`. */
 export function loopbackHosts(host: string, port: number): Set<string> {
   const names = new Set([`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]);
-  names.add(host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+  names.add(formatHostPort(host, port));
   return names;
 }

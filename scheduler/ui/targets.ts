@@ -7,7 +7,7 @@
  * `{gaxx}:fleet:<name>:metrics` (host -> host:port), e.g. local fleets on loopback ports.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { GaxxError } from '../../proto/index.js';
+import { formatHostPort, GaxxError } from '../../proto/index.js';
 import { splitAddress } from '../client/index.js';
 import { fleetAgents, registeredFleets } from '../queue/fleets.js';
 import { gaxxKey } from '../redis/redis.js';
@@ -37,8 +37,7 @@ export async function registerMetricsAddresses(redis: Redis | Cluster, fleet: st
 
 /** host:9091 for a gRPC address host:port. */
 export function defaultMetricsAddress(address: string): string {
-  const { host } = splitAddress(address);
-  return host.includes(':') ? `[${host}]:${DEFAULT_METRICS_PORT}` : `${host}:${DEFAULT_METRICS_PORT}`;
+  return formatHostPort(splitAddress(address).host, DEFAULT_METRICS_PORT);
 }
 
 /**
@@ -53,7 +52,7 @@ export function parseAgentItem(item: string): MonitorTarget {
   if (mport !== undefined) {
     const p = Number(mport);
     if (!(Number.isInteger(p) && p >= 1 && p <= 65535)) throw new GaxxError('INVALID_ARGUMENT', `agent '${item}': metrics port must be 1-65535`);
-    metricsAddress = host.includes(':') ? `[${host}]:${p}` : `${host}:${p}`;
+    metricsAddress = formatHostPort(host, p);
   }
   return { fleet: '', host: address, address, metricsAddress };
 }

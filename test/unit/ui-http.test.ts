@@ -23,7 +23,7 @@ describe('listen', () => {
       } catch (e) {
         err = e;
       }
-      expect(isGaxxError(err, 'CONFIG_INVALID'), bad).toBe(true);
+      expect(isGaxxError(err, 'INVALID_ARGUMENT'), bad).toBe(true);
     }
   });
 });
