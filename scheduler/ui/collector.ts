@@ -8,6 +8,7 @@
 import { request, Agent as HttpsAgent } from 'node:https';
 import type { PeerCertificate } from 'node:tls';
 import { secureContextOptions, type CertBundle } from '../../certs/index.js';
+import { isGaxxError } from '../../proto/index.js';
 import { AgentClient, checkAgentCertificate, splitAddress, type AgentExpectation } from '../client/index.js';
 import { parsePrometheusText, type Family } from './prom-text.js';
 import type { MonitorTarget } from './targets.js';
@@ -38,6 +39,8 @@ export interface AgentState extends MonitorTarget {
   metricsUp: boolean;
   /** Why the last Info or scrape failed. */
   error?: string;
+  /** The GaxxError code of the Info failure, else of the scrape's (e.g. IDENTITY_MISMATCH). */
+  errorCode?: string;
   info?: AgentInfo;
   families?: Map<string, Family>;
   scrapeMs: number;
@@ -129,7 +132,10 @@ export class Collector {
       state.invalidLines = parsed.invalid;
     }
     const failed = [info, scrape].find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) state.error = (failed.reason as Error).message;
+    if (failed) {
+      state.error = (failed.reason as Error).message;
+      if (isGaxxError(failed.reason)) state.errorCode = failed.reason.code;
+    }
     return state;
   }
 

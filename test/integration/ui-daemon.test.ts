@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
+import { Collector } from '../../scheduler/ui/collector.js';
 import { newRunId, parsePrometheusText, registerFleet, registerMetricsAddresses, runAndWait, SchedulerDaemon } from '../../scheduler/index.js';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
@@ -58,5 +59,21 @@ describe('daemon dashboard', () => {
     const state = async () => (await fetch(`http://127.0.0.1:${port}/api/state?token=${daemon.dashboard?.token}`).then((r) => r.json())) as { agents: Array<{ host: string; breaker: string; reachable: boolean }>; runs: Array<{ done: number }> };
     await expect.poll(async () => (await state()).agents.map((a) => `${a.host}:${a.breaker}:${a.reachable}`), { timeout: 30_000 }).toEqual(['h1:closed:true']);
     await expect.poll(async () => (await state()).runs[0]?.done, { timeout: 30_000 }).toBe(1);
+  });
+
+  it('pins the agent\'s identity: an agent that is not the fleet host named is refused (IDENTITY_MISMATCH) for Info and metrics, the right name is let in', async () => {
+    const creds = loadCertDir(world.pki.clients.monitor.dir);
+    const look = async (host: string) => {
+      const c = new Collector({ creds, targets: async () => [{ fleet: 'test', host, address: agent.address, metricsAddress: `127.0.0.1:${agent.metricsPort}` }], intervalMs: 2000 });
+      try {
+        return (await c.round())[0];
+      } finally {
+        await c.stop();
+      }
+    };
+    const wrong = await look('h9');
+    expect([wrong?.reachable, wrong?.metricsUp, wrong?.errorCode]).toEqual([false, false, 'IDENTITY_MISMATCH']);
+    const right = await look('h1');
+    expect([right?.reachable, right?.metricsUp, right?.errorCode]).toEqual([true, true, undefined]);
   });
 });
