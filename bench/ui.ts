@@ -92,9 +92,9 @@ async function measure(browser: TestBrowser, redisUrl: string, dir: string, agen
     await page.click('#tab-runs');
     const runId = newRunId();
     const r0 = Date.now();
+    // A failed write ends the wait at once (and is reported), instead of a timeout later.
     const writing = writeRun(redis, runId, tasks, targets.map((t) => t.host), RATE);
-    await page.locator(`.run[data-run="${runId}"] .progress`, { hasText: `${tasks}/${tasks}` }).waitFor({ timeout: 600_000 });
-    await writing;
+    await Promise.all([writing, page.locator(`.run[data-run="${runId}"] .progress`, { hasText: `${tasks}/${tasks}` }).waitFor({ timeout: 600_000 })]);
     const runSeconds = (Date.now() - r0) / 1000;
     const got = await page.evaluate(() => {
       const g = globalThis as unknown as PageGlobals;
