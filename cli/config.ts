@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { DURATION_HINT, DURATION_PATTERN, fileAccessError, GaxxError, parseDuration, parseHostPort } from '../proto/index.js';
 import { resolvePaths, type GaxxPaths } from './paths.js';
+import { Secret } from './secrets.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -27,6 +28,17 @@ const listenAddress = z.string().refine((s) => {
     return false;
   }
 }, 'must be HOST:PORT (IPv6 as [ADDR]:PORT), or empty for off');
+
+/** One cloud provider's settings in the config file (never its token: that lives in secrets.env). */
+const ProviderFileSchema = z
+  .object({
+    url: z.string().url(),
+    region: z.string().min(1),
+    type: z.string().min(1),
+    image: z.string().min(1),
+  })
+  .strict()
+  .partial();
 
 /** The config file: every key optional, unknown keys refused (a typo should not pass silently). */
 export const ConfigFileSchema = z
@@ -52,6 +64,13 @@ export const ConfigFileSchema = z
         drain: duration,
         lock: duration.refine((s) => (parseDuration(s) ?? 0) >= 1000, 'must be at least 1s'),
         renewInterval: duration,
+      })
+      .strict()
+      .partial(),
+    providers: z
+      .object({
+        linode: ProviderFileSchema,
+        vultr: ProviderFileSchema,
       })
       .strict()
       .partial(),
@@ -93,7 +112,23 @@ export interface GaxxConfig {
     /** Agent certificate renewal interval; 0 off. */
     renewIntervalMs: number;
   };
+  /** Cloud provider settings by provider name (base URL, create defaults, a token from the env). */
+  providers: Record<string, ProviderConfig>;
 }
+
+/** One provider's resolved settings. */
+export interface ProviderConfig {
+  /** API base URL; undefined: the provider's public endpoint. */
+  url: string | undefined;
+  region: string | undefined;
+  type: string | undefined;
+  image: string | undefined;
+  /** The API token from the environment (LINODE_TOKEN, VULTR_API_KEY), kept out of logs and JSON. */
+  envToken: Secret | undefined;
+}
+
+/** Env vars holding provider tokens (secrets.env uses the same names). */
+export const PROVIDER_TOKEN_ENV: Readonly<Record<string, string>> = { linode: 'LINODE_TOKEN', vultr: 'VULTR_API_KEY' };
 
 /** Every default of the installation, in one place. */
 export const DEFAULTS = {
@@ -123,6 +158,8 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'agent.port', env: 'GAXX_AGENT_PORT', kind: 'int', help: 'agent port when an address has none (8088)' },
   { path: 'agent.deadlineMs', env: 'GAXX_DEADLINE_MS', flag: 'deadline-ms', kind: 'int', help: 'deadline of agent calls in ms (10000)' },
   { path: 'agent.connectTimeoutMs', env: 'GAXX_CONNECT_TIMEOUT_MS', flag: 'connect-timeout-ms', kind: 'int', help: 'agent connect timeout in ms (5000)' },
+  { path: 'providers.linode.url', env: 'GAXX_LINODE_URL', kind: 'string', help: 'Linode API base URL' },
+  { path: 'providers.vultr.url', env: 'GAXX_VULTR_URL', kind: 'string', help: 'Vultr API base URL' },
   { path: 'redis.url', env: 'GAXX_REDIS_URL', flag: 'redis-url', kind: 'string', help: 'Redis URL (default: an embedded redis-server in the state dir)' },
   { path: 'stateDir', env: 'GAXX_STATE_DIR', flag: 'state-dir', kind: 'string', help: 'state dir (default <home>/state or $XDG_STATE_HOME/gaxx)' },
   { path: 'scheduler.concurrency', env: 'GAXX_SCHEDULER_CONCURRENCY', flag: 'concurrency', scope: 'scheduler', kind: 'int', help: 'tasks in flight at once (default 64)' },
@@ -219,6 +256,13 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
       lockMs: ms(s.lock, DEFAULTS.scheduler.lockMs),
       renewIntervalMs: ms(s.renewInterval, DEFAULTS.scheduler.renewIntervalMs),
     },
+    providers: Object.fromEntries(
+      Object.entries(PROVIDER_TOKEN_ENV).map(([name, tokenEnv]) => {
+        const p = merged.providers?.[name as 'linode' | 'vultr'] ?? {};
+        const token = env(tokenEnv);
+        return [name, { url: p.url, region: p.region, type: p.type, image: p.image, envToken: token === undefined ? undefined : new Secret(token) }];
+      }),
+    ),
   };
 }
 
