@@ -15,7 +15,7 @@ import {
   type MonitorTarget,
   type RedisTarget,
 } from '../../scheduler/index.js';
-import { numberFlag, stringFlag, stringsFlag, usageError, type Command } from '../command.js';
+import { durationFlag, JSON_FLAG, stringFlag, stringsFlag, usageError, type Command } from '../command.js';
 import type { Output } from '../output.js';
 import { monitorCredentials } from '../scheduler-credentials.js';
 
@@ -40,7 +40,7 @@ function logTo(out: Output) {
 }
 
 export const command: Command = {
-  usage: 'gaxx ui [--fleet F[,F...] | --agent ADDR[,ADDR...]] [--listen ADDR] [--interval S] [--json]',
+  usage: 'gaxx ui [--fleet F[,F...] | --agent ADDR[,ADDR...]] [--listen ADDR] [--interval D] [--json]',
   description: [
     'The dashboard: fleets and agents (reachable, version, uid, load, tasks and capacity,',
     'certificate expiry, breaker state, blocked peers), runs (progress, rate, ETA, throughput per',
@@ -48,7 +48,7 @@ export const command: Command = {
     'with live updates. Also serves /metrics: this collection\'s view of every agent (up = 0 when a',
     'scrape fails) and every agent\'s own series labelled with fleet and host, for a local',
     'Prometheus. Agents are asked over mTLS with a monitor certificate kept in',
-    '<state>/monitor/certs (issued from the local CA on first use), every --interval seconds.',
+    '<state>/monitor/certs (issued from the local CA on first use), every --interval.',
     'When `gaxx scheduler` runs, it serves the dashboard itself and this command prints its URL.',
     'Otherwise this process serves it until Ctrl-C. The URL carries a random token: requests',
     'without it are refused (401). Loopback only.',
@@ -58,8 +58,8 @@ export const command: Command = {
     fleet: { type: 'string', valueName: 'F[,F...]', multiple: true, help: 'watch only these registered fleets (default: all)' },
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'watch these agents instead of the registered fleets' },
     listen: { type: 'string', valueName: 'ADDR', help: `where to serve (default ${DEFAULT_UI_LISTEN}; port 0 picks a free one)` },
-    interval: { type: 'string', valueName: 'S', help: 'seconds between looks at the agents (default 5)' },
-    json: { type: 'boolean', help: 'print {"url": ...} as JSON instead of text' },
+    interval: { type: 'string', valueName: 'D', help: 'time between looks at the agents: 500ms, 5s, 1m (default 5s)' },
+    json: { ...JSON_FLAG, help: 'print {"url": ..., "served": "here"|"daemon"} as JSON instead of text' },
   },
   handlesInterrupt: true,
   examples: ['gaxx ui', 'gaxx ui --fleet web', 'gaxx ui --agent 10.0.0.5:8088,10.0.0.6:8088 --listen 127.0.0.1:0'],
@@ -68,7 +68,7 @@ export const command: Command = {
     const agents = stringsFlag(flags, 'agent').flatMap((a) => a.split(',')).filter(Boolean);
     if (fleets.length && agents.length) throw usage('give --fleet or --agent, not both');
     const list: MonitorTarget[] = agents.map((a) => parseAgentItem(a.includes(':') ? a : `${a}:${config.agent.port}`));
-    const interval = numberFlag(flags, 'interval', 'ui', 0.1) ?? 5;
+    const intervalMs = durationFlag(flags, 'interval', 'ui', 100) ?? 5000;
     const print = (url: string, served: 'daemon' | 'here'): void =>
       out.json ? out.writeOut(`${JSON.stringify({ url, served })}\n`) : out.writeOut(`${served === 'daemon' ? 'The scheduler daemon serves the dashboard' : 'Dashboard (Ctrl-C to stop)'}: ${url}\n`);
     const recorded = readDashboardUrl(config.paths.stateDir);
@@ -94,7 +94,7 @@ export const command: Command = {
         creds,
         targets: agents.length || !redis ? async () => list : () => fleetTargets(redis, fleets.length ? fleets : undefined),
         ...(queue ? { redis: queue.redis, depth: () => (queue as TaskQueue).depth() } : {}),
-        scrapeIntervalMs: Math.round(interval * 1000),
+        scrapeIntervalMs: intervalMs,
         log: logTo(out),
       });
       print(dash.url, 'here');

@@ -43,10 +43,11 @@ describe('gaxx ui', () => {
   it('refuses --fleet with --agent (USAGE) and a non-loopback address (CONFIG_INVALID)', async () => {
     expect((await gaxx(['ui', '--fleet', 'a', '--agent', agent.address])).code).toBe(exitCodeFor('USAGE'));
     expect((await gaxx(['ui', '--agent', agent.address, '--listen', '0.0.0.0:0'])).code).toBe(exitCodeFor('CONFIG_INVALID'));
+    expect((await gaxx(['ui', '--agent', agent.address, '--interval', '5'])).code).toBe(exitCodeFor('USAGE'));
   });
 
   it('serves an --agent list, prints the URL with its token, collects the agent, and stops on Ctrl-C', async () => {
-    const child = spawn(process.execPath, [MAIN, 'ui', '--agent', `${agent.address}/${agent.metricsPort}`, '--listen', '127.0.0.1:0', '--interval', '0.3', '--json'], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MAIN, 'ui', '--agent', `${agent.address}/${agent.metricsPort}`, '--listen', '127.0.0.1:0', '--interval', '300ms', '--json'], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
