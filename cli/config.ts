@@ -5,16 +5,16 @@
  * defaults < `<configDir>/config.json` < `GAXX_*` env < flags. Nothing below main.ts reads
  * process.env; commands get the resulting GaxxConfig.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { DURATION_HINT, DURATION_PATTERN, fileAccessError, GaxxError, parseDuration, parseHostPort } from '../proto/index.js';
+import { DURATION_HINT, DURATION_PATTERN, GaxxError, parseDuration, parseHostPort } from '../proto/index.js';
 import { resolvePaths, type GaxxPaths } from './paths.js';
 import { Secret } from './secrets.js';
+import { CONFIG_FLAGS, LOG_LEVELS, SETTINGS, type LogLevel, type ReadFile, type Setting } from './settings.js';
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { readFileIfExists } from './settings.js';
+export { CONFIG_FLAGS, LOG_LEVELS, SETTINGS, scopedFlags, type GlobalFlag, type LogLevel, type Setting } from './settings.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const duration = z.string().regex(DURATION_PATTERN, `must be ${DURATION_HINT}`);
@@ -53,7 +53,7 @@ export const ConfigFileSchema = z
       })
       .strict()
       .partial(),
-    redis: z.object({ url: z.string().min(1) }).strict().partial(),
+    redis: z.object({ url: z.string().min(1), insecure: z.boolean() }).strict().partial(),
     /** Relocates the state dir alone (queue, embedded Redis, scheduler certificate, fleets). */
     stateDir: z.string().startsWith('/', 'must be an absolute path'),
     scheduler: z
@@ -96,6 +96,8 @@ export interface GaxxConfig {
   redis: {
     /** The queue's Redis; undefined: the embedded redis-server in the state dir. */
     url: string | undefined;
+    /** Accept a plaintext, password-less redis:// URL to a non-loopback host (refused by default). */
+    insecure: boolean;
   };
   /** The scheduler daemon (`gaxx scheduler`). */
   scheduler: {
@@ -137,63 +139,7 @@ export const DEFAULTS = {
   scheduler: { concurrency: 64, metricsListen: '127.0.0.1:9092', uiListen: '127.0.0.1:9090', drainMs: 10_000, lockMs: 30_000, renewIntervalMs: 10 * 60_000 },
 } as const;
 
-/** One setting reachable from the environment and (optionally) a global flag. */
-interface Setting {
-  /** Dot-path in the config file. */
-  path: string;
-  env: string;
-  flag?: string;
-  kind: 'string' | 'int' | 'duration';
-  /** The command whose flag this is; unscoped flags are global (accepted by every command). */
-  scope?: 'scheduler';
-  /** An empty value is a value (e.g. '' turns metrics off) rather than "not set". */
-  allowEmpty?: boolean;
-  help: string;
-}
-
-/** Env vars and global flags; one row per setting. */
-export const SETTINGS: readonly Setting[] = [
-  { path: 'operatorName', env: 'GAXX_OPERATOR_NAME', kind: 'string', help: 'default operator name' },
-  { path: 'logLevel', env: 'GAXX_LOG_LEVEL', flag: 'log-level', kind: 'string', help: `log level (${LOG_LEVELS.join('|')})` },
-  { path: 'agent.port', env: 'GAXX_AGENT_PORT', kind: 'int', help: 'agent port when an address has none (8088)' },
-  { path: 'agent.deadlineMs', env: 'GAXX_DEADLINE_MS', flag: 'deadline-ms', kind: 'int', help: 'deadline of agent calls in ms (10000)' },
-  { path: 'agent.connectTimeoutMs', env: 'GAXX_CONNECT_TIMEOUT_MS', flag: 'connect-timeout-ms', kind: 'int', help: 'agent connect timeout in ms (5000)' },
-  { path: 'providers.linode.url', env: 'GAXX_LINODE_URL', kind: 'string', help: 'Linode API base URL' },
-  { path: 'providers.vultr.url', env: 'GAXX_VULTR_URL', kind: 'string', help: 'Vultr API base URL' },
-  { path: 'redis.url', env: 'GAXX_REDIS_URL', flag: 'redis-url', kind: 'string', help: 'Redis URL (default: an embedded redis-server in the state dir)' },
-  { path: 'stateDir', env: 'GAXX_STATE_DIR', flag: 'state-dir', kind: 'string', help: 'state dir (default <home>/state or $XDG_STATE_HOME/gaxx)' },
-  { path: 'scheduler.concurrency', env: 'GAXX_SCHEDULER_CONCURRENCY', flag: 'concurrency', scope: 'scheduler', kind: 'int', help: 'tasks in flight at once (default 64)' },
-  { path: 'scheduler.metricsListen', env: 'GAXX_SCHEDULER_METRICS_LISTEN', flag: 'metrics-listen', scope: 'scheduler', kind: 'string', allowEmpty: true, help: 'host:port for /metrics; empty to disable (default 127.0.0.1:9092); a non-loopback address is served over mTLS' },
-  { path: 'scheduler.uiListen', env: 'GAXX_SCHEDULER_UI_LISTEN', flag: 'ui-listen', scope: 'scheduler', kind: 'string', allowEmpty: true, help: 'host:port of the dashboard and the collected agent /metrics (see gaxx ui); loopback only; empty to disable (default 127.0.0.1:9090)' },
-  { path: 'scheduler.drain', env: 'GAXX_SCHEDULER_DRAIN', flag: 'drain', scope: 'scheduler', kind: 'duration', help: 'on shutdown, how long in-flight tasks may finish before being handed back (default 10s)' },
-  { path: 'scheduler.lock', env: 'GAXX_SCHEDULER_LOCK', flag: 'lock', scope: 'scheduler', kind: 'duration', help: "job lock: a dead scheduler's tasks are taken again after about this long (default 30s)" },
-  { path: 'scheduler.renewInterval', env: 'GAXX_SCHEDULER_RENEW_INTERVAL', flag: 'renew-interval', scope: 'scheduler', kind: 'duration', help: "renew the due certificates of registered fleets' agents every D (jittered): 30s, 10m, 1h; 0 off (default 10m)" },
-];
-
-/** The flags of settings scoped to `command`, for its flag table (so help and parsing agree). */
-export function scopedFlags(command: 'scheduler'): Record<string, { type: 'string'; valueName: string; help: string }> {
-  return Object.fromEntries(
-    SETTINGS.filter((s) => s.scope === command && s.flag).map((s) => [s.flag as string, { type: 'string' as const, valueName: s.kind === 'int' ? 'N' : s.kind === 'duration' ? 'D' : 'VALUE', help: s.help }]),
-  );
-}
-
-/** A global option: accepted by every command, documented in `gaxx --help`. */
-export interface GlobalFlag {
-  type: 'string';
-  help: string;
-  valueName: string;
-}
-
-/** Global flags, merged into every command's options by main.ts. */
-export const CONFIG_FLAGS: Record<string, GlobalFlag> = {
-  home: { type: 'string', valueName: 'DIR', help: 'relocate all config, keys and state to DIR (as GAXX_HOME)' },
-  ...Object.fromEntries(
-    SETTINGS.filter((s) => s.flag && !s.scope).map((s) => [s.flag as string, { type: 'string' as const, valueName: s.kind === 'int' ? 'N' : 'VALUE', help: s.help }]),
-  ),
-};
-
-/** Reads a file's text, or undefined when it does not exist. */
-export type ReadFile = (path: string) => string | undefined;
+export type { ReadFile } from './settings.js';
 
 export interface LoadConfigInput {
   /** The command line (global flags are picked out of it; `--` ends them). */
@@ -215,12 +161,13 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
   const flagSettings = SETTINGS.filter((s) => s.flag && (!s.scope || s.scope === input.command));
   const flags = parseArgs({
     args: [...input.argv],
-    options: Object.fromEntries(['home', ...flagSettings.map((s) => s.flag as string)].map((k) => [k, { type: 'string' as const }])),
+    options: Object.fromEntries(['home', ...flagSettings.map((s) => s.flag as string)].map((k) => [k, { type: CONFIG_FLAGS[k]?.type ?? ('string' as const) }])),
     strict: false,
     allowPositionals: true,
   }).values;
   const flag = (name: string, allowEmpty = false): string | undefined => {
     const v = flags[name];
+    if (v === true) return 'true';
     return typeof v === 'string' && (v !== '' || allowEmpty) ? v : undefined;
   };
   const env = (name: string, allowEmpty = false): string | undefined => {
@@ -247,7 +194,7 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
     operatorName: merged.operatorName ?? sanitizeName(input.userName ?? env('USER') ?? ''),
     logLevel: merged.logLevel ?? DEFAULTS.logLevel,
     agent: { ...DEFAULTS.agent, ...merged.agent },
-    redis: { url: merged.redis?.url },
+    redis: { url: merged.redis?.url, insecure: merged.redis?.insecure ?? false },
     scheduler: {
       concurrency: s.concurrency ?? DEFAULTS.scheduler.concurrency,
       metricsListen: s.metricsListen ?? DEFAULTS.scheduler.metricsListen,
@@ -265,18 +212,6 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
     ),
   };
 }
-
-/** The default config file reader for main.ts. */
-export const readFileIfExists: ReadFile = (path) => {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    const fsErr = fileAccessError(e, `check the owner and mode of ${path} and its directories (ls -ld), or point GAXX_HOME (--home) at a directory you own`);
-    if (fsErr) throw fsErr;
-    throw new GaxxError('CONFIG_INVALID', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
-  }
-};
 
 /** A user name made into a valid identity name ("Jane Doe" -> "Jane-Doe"); 'operator' if nothing is left. */
 export function sanitizeName(raw: string): string {
@@ -303,10 +238,18 @@ function layerFrom(get: (s: Setting) => string | undefined, label: (s: Setting) 
     const raw = get(s);
     if (raw === undefined) continue;
     // Leave a non-integer as a string so the schema reports it with the setting's path.
-    setPath(obj, s.path, s.kind === 'int' && /^\d+$/.test(raw) ? Number(raw) : raw);
+    setPath(obj, s.path, settingValue(s, raw));
     labels.set(s.path, label(s));
   }
   return validateLayer(obj, code, source, (p) => `${labels.get(p) ?? p} (${p})`);
+}
+
+/** A raw env/flag value as its setting's type; left a string when malformed, so the schema names it. */
+function settingValue(s: Setting, raw: string): unknown {
+  if (s.kind === 'int' && /^\d+$/.test(raw)) return Number(raw);
+  if (s.kind === 'bool' && /^(1|true|yes)$/i.test(raw)) return true;
+  if (s.kind === 'bool' && /^(0|false|no)$/i.test(raw)) return false;
+  return raw;
 }
 
 function validateLayer(value: unknown, code: 'CONFIG_INVALID' | 'USAGE', source: string, name: (dotPath: string) => string): ConfigLayer {

@@ -1,13 +1,14 @@
 #!/usr/bin/env node
-// Copies the .proto files next to the compiled proto/load.js, and the dashboard's page with
-// the charting library (uPlot, from node_modules) next to scheduler/ui, so dist/ runs on its own.
+// Completes dist/ after tsc: hand-written CommonJS (proto/grpc-modules.cjs), scan modules beside
+// the code, and executable bins. (The .proto files need no copy: proto/gen/descriptors.ts
+// carries them.) And the dashboard's page with the charting library (uPlot, from node_modules)
+// next to scheduler/ui.
 import { cpSync, chmodSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PROTO_FILES } from './proto-options.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-for (const f of PROTO_FILES) cpSync(join(root, 'proto', f), join(root, 'dist', 'proto', f));
+cpSync(join(root, 'proto', 'grpc-modules.cjs'), join(root, 'dist', 'proto', 'grpc-modules.cjs'));
 if (existsSync(join(root, 'modules'))) cpSync(join(root, 'modules'), join(root, 'dist', 'modules'), { recursive: true });
 cpSync(join(root, 'scheduler', 'ui', 'assets'), join(root, 'dist', 'scheduler', 'ui', 'assets'), { recursive: true });
 for (const f of ['uPlot.iife.min.js', 'uPlot.min.css']) {

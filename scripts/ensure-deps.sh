@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what gaxx's build, tests and quick start need, when missing: npm packages (npm ci),
-# and the Debian packages the integration tests use (redis-server, openssh-server, iproute2,
-# util-linux; chromium for the dashboard's browser tests, prometheus for promtool). Says what to
-# install when it cannot do it itself.
+# and the Debian packages the integration tests use (redis-server, openssh-server and -client,
+# iproute2, util-linux; nftables, bubblewrap and sudo, which bootstrap finds on a fresh VM and the
+# isolated test hosts borrow from this machine through their overlays). Says what to install
+# when it cannot do it itself. chromium runs the dashboard's browser tests, prometheus brings
+# promtool for the alert rules' tests.
+# --bench: also what bench:fanout compares against (pssh's parallel-ssh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +22,12 @@ if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ packag
 fi
 
 # Debian packages: binary -> package.
-declare -A need=([redis-server]=redis-server [sshd]=openssh-server [ip]=iproute2 [prlimit]=util-linux [unshare]=util-linux [chromium]=chromium [promtool]=prometheus)
+declare -A need=([redis-server]=redis-server [sshd]=openssh-server [ssh]=openssh-client [ssh-keyscan]=openssh-client
+  [ip]=iproute2 [prlimit]=util-linux [unshare]=util-linux [nsenter]=util-linux [nft]=nftables [bwrap]=bubblewrap [sudo]=sudo
+  [chromium]=chromium [promtool]=prometheus)
+if [ "${1:-}" = "--bench" ]; then
+  need+=([parallel-ssh]=pssh [ssh-keygen]=openssh-client)
+fi
 missing=()
 for bin in "${!need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing+=("${need[$bin]}")

@@ -50,6 +50,7 @@ export const command: Command = {
     const monitor = s.uiListen ? await monitorCredentials(config.paths).catch((e: unknown) => (isGaxxError(e, 'NOT_FOUND') ? creds : Promise.reject(e))) : undefined;
     const served = await serveScheduler({
       redisUrl: config.redis.url,
+      redisInsecure: config.redis.insecure,
       stateDir: config.paths.stateDir,
       certs: creds,
       concurrency: s.concurrency,

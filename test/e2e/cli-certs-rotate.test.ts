@@ -4,15 +4,16 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { CLI_MAIN } from '../helpers/cli.js';
 import { execCollect, exitOf, rawAgentClient, unary } from '../helpers/grpc.js';
 import { FleetCa } from '../../certs/index.js';
 import { issueCertDir } from '../helpers/pki.js';
 import type { InfoResponse__Output } from '../../proto/index.js';
 
-const MAIN = resolve('dist/cli/main.js');
+const MAIN = CLI_MAIN;
 let home: string;
 const agents: Record<string, AgentProcess> = {};
 

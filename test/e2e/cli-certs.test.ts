@@ -3,12 +3,13 @@ import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyRevocationList } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
+import { CLI_MAIN } from '../helpers/cli.js';
 
-const MAIN = resolve('dist/cli/main.js');
+const MAIN = CLI_MAIN;
 let home: string;
 
 function gaxx(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {

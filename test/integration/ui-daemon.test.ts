@@ -54,7 +54,7 @@ describe('daemon dashboard', () => {
   it('answers the page only with the token, and shows the breaker of an agent it dispatched to', async () => {
     const port = daemon.dashboard?.port;
     expect((await fetch(`http://127.0.0.1:${port}/api/state`)).status).toBe(401);
-    const run = await runAndWait({ runId: newRunId(), tasks: [{ taskId: 'a', fleet: 'test', target: { any: true }, argv: ['true'] }] }, { settings: world.settings, worker: 'never' });
+    const run = await runAndWait({ runId: newRunId(), tasks: [{ taskId: 'a', fleet: 'test', target: { any: true }, argv: ['true'] }] }, { settings: world.settings, signer: world.signer, worker: 'never' });
     expect(run.results.get('a')?.outcome).toBe('succeeded');
     const state = async () => (await fetch(`http://127.0.0.1:${port}/api/state?token=${daemon.dashboard?.token}`).then((r) => r.json())) as { agents: Array<{ host: string; breaker: string; reachable: boolean }>; runs: Array<{ done: number }> };
     await expect.poll(async () => (await state()).agents.map((a) => `${a.host}:${a.breaker}:${a.reachable}`), { timeout: 30_000 }).toEqual(['h1:closed:true']);

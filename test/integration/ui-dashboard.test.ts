@@ -138,7 +138,7 @@ describe('dashboard', () => {
       argv: i === 123 ? ['sh', '-c', 'echo first-line; echo the-failing-tail >&2; exit 3'] : ['true'],
     }));
     const runId = newRunId();
-    const run = runAndWait({ runId, tasks }, { settings: world.settings, connect: world.connect(), worker: 'always', concurrency: 48 });
+    const run = runAndWait({ runId, tasks }, { settings: world.settings, signer: world.signer, connect: world.connect(), worker: 'always', concurrency: 48 });
     await waitForText(page, `.run[data-run="${runId}"] .progress`, '500/500');
     const outcome = await run;
     expect(outcome.results.size).toBe(500);
@@ -165,7 +165,7 @@ describe('dashboard', () => {
     const tasks: TaskInput[] = Array.from({ length: 40 }, (_, i) => ({ taskId: `s${i}`, fleet: 'test', target: { any: true }, argv: ['sleep', '30'] }));
     const runId = newRunId();
     const ac = new AbortController();
-    const run = runAndWait({ runId, tasks }, { settings: world.settings, connect: world.connect(), worker: 'always', concurrency: 4, cancel: ac.signal, cancelGraceMs: 20_000 });
+    const run = runAndWait({ runId, tasks }, { settings: world.settings, signer: world.signer, connect: world.connect(), worker: 'always', concurrency: 4, cancel: ac.signal, cancelGraceMs: 20_000 });
     const card = `.run[data-run="${runId}"]`;
     await waitForText(page, `${card} .state`, 'running');
     await page.click(`${card} button.cancel`);
