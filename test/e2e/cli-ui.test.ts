@@ -3,13 +3,15 @@
 import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { CLI_MAIN } from '../helpers/cli.js';
 
-const MAIN = resolve('dist/cli/main.js');
+// The installed bin (the bundle): the page's assets are read from beside it.
+const MAIN = CLI_MAIN;
 let home: string;
 let agent: AgentProcess;
 const env = () => ({ PATH: process.env.PATH ?? '', GAXX_HOME: home });
@@ -66,6 +68,7 @@ describe('gaxx ui', () => {
     expect(u.searchParams.get('token')?.length).toBeGreaterThanOrEqual(40);
     expect((await fetch(`${u.origin}/`)).status).toBe(401);
     expect((await fetch(url)).status).toBe(200);
+    expect((await fetch(`${u.origin}/assets/uPlot.iife.min.js?token=${u.searchParams.get('token')}`)).status).toBe(200);
     // The monitor certificate was issued into the state dir, its key private.
     expect(statSync(join(home, 'state', 'monitor', 'certs', 'key.pem')).mode & 0o077).toBe(0);
     const metricsHasAgent = async () => /^up\{[^}]*host="127\.0\.0\.1:\d+"[^}]*\} 1$/m.test(await (await fetch(`${u.origin}/metrics`)).text());
