@@ -98,7 +98,7 @@ export function createLocalProvider(settings: ProviderSettings): Provider {
   });
   return {
     name: 'local',
-    capabilities: { creates: true, destroys: true, userData: false, maxInstances: MAX_INSTANCES },
+    capabilities: { creates: true, destroys: true, userData: false, maxInstances: MAX_INSTANCES, startsAgent: true },
     async create(req: CreateRequest) {
       const rec = await startLocalAgent(o, req, records());
       return toInstance(rec);

@@ -44,6 +44,8 @@ export function runGaxx(args: readonly string[], o: RunGaxxOptions = {}): Promis
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
       done({ code, stdout: String(stdout), stderr: String(stderr) });
     });
+    // The CLI may stop reading early (input over a limit, --no-stdin): EPIPE here is expected.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(o.input ?? '');
   });
 }
