@@ -33,4 +33,5 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'status', summary: 'per agent: reachable, version, load, capacity, certificate expiry, breaker, blocked peers', load: () => import('./commands/status.js') },
   { name: 'completion', summary: 'print a shell completion script (bash, zsh, fish)', load: () => import('./commands/completion.js') },
   { name: 'exec', summary: 'run one command on one agent directly and stream its output', load: () => import('./commands/exec.js') },
+  { name: 'ui', summary: 'the dashboard and local metrics collection of fleets, agents and runs (127.0.0.1:9090)', load: () => import('./commands/ui.js') },
 ];

@@ -60,6 +60,7 @@ export const ConfigFileSchema = z
       .object({
         concurrency: z.number().int().min(1).max(10_000),
         metricsListen: listenAddress,
+        uiListen: listenAddress,
         drain: duration,
         lock: duration.refine((s) => (parseDuration(s) ?? 0) >= 1000, 'must be at least 1s'),
         renewInterval: duration,
@@ -105,6 +106,8 @@ export interface GaxxConfig {
     concurrency: number;
     /** host:port of its /metrics; '' for off. */
     metricsListen: string;
+    /** host:port of the dashboard and the collected /metrics (scheduler/ui); '' for off. */
+    uiListen: string;
     /** On shutdown, how long in-flight tasks may finish before being handed back. */
     drainMs: number;
     /** Job lock: a dead scheduler's tasks are taken again after about this long. */
@@ -136,7 +139,7 @@ export const PROVIDER_TOKEN_ENV: Readonly<Record<string, string>> = { linode: 'L
 export const DEFAULTS = {
   logLevel: 'info' as LogLevel,
   agent: { port: 8088, deadlineMs: 10_000, connectTimeoutMs: 5_000 },
-  scheduler: { concurrency: 64, metricsListen: '127.0.0.1:9092', drainMs: 10_000, lockMs: 30_000, renewIntervalMs: 10 * 60_000, reapIntervalMs: 15_000 },
+  scheduler: { concurrency: 64, metricsListen: '127.0.0.1:9092', uiListen: '127.0.0.1:9090', drainMs: 10_000, lockMs: 30_000, renewIntervalMs: 10 * 60_000, reapIntervalMs: 15_000 },
 } as const;
 
 export type { ReadFile } from './settings.js';
@@ -198,6 +201,7 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
     scheduler: {
       concurrency: s.concurrency ?? DEFAULTS.scheduler.concurrency,
       metricsListen: s.metricsListen ?? DEFAULTS.scheduler.metricsListen,
+      uiListen: s.uiListen ?? DEFAULTS.scheduler.uiListen,
       drainMs: ms(s.drain, DEFAULTS.scheduler.drainMs),
       lockMs: ms(s.lock, DEFAULTS.scheduler.lockMs),
       renewIntervalMs: ms(s.renewInterval, DEFAULTS.scheduler.renewIntervalMs),

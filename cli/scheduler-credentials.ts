@@ -4,7 +4,8 @@
  * `<state>/scheduler/certs`, issued from this installation's CA on first use and re-issued when
  * it is past 2/3 of its lifetime. The operator certificate is kept for direct `gaxx exec`, so an
  * agent's audit log tells queued work from interactive commands. A scheduler on a machine
- * without the CA is given a cert dir instead (`gaxx scheduler --certs DIR`).
+ * without the CA is given a cert dir instead (`gaxx scheduler --certs DIR`). The dashboard's
+ * monitor certificate (`monitor/local`, in `<state>/monitor/certs`) is handled the same way.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,10 +18,26 @@ export function schedulerCertDir(paths: GaxxPaths): string {
   return join(paths.stateDir, 'scheduler', 'certs');
 }
 
+/** Where the local monitor certificate (`gaxx ui`, the daemon's dashboard) lives. */
+export function monitorCertDir(paths: GaxxPaths): string {
+  return join(paths.stateDir, 'monitor', 'certs');
+}
+
 /** The scheduler certificate: `dir` when given, else the local one (issued when missing or due). */
 export async function schedulerCredentials(paths: GaxxPaths, dir?: string): Promise<CertBundle> {
-  if (dir) return loadCertDir(dir);
-  const local = schedulerCertDir(paths);
+  return dir ? loadCertDir(dir) : localCredentials(paths, 'scheduler', schedulerCertDir(paths));
+}
+
+/**
+ * The monitor certificate (`spiffe://gaxx/monitor/local`) the dashboard asks agents with: it may
+ * read Info, Health and metrics, and run nothing. `dir` when given, else the local one.
+ */
+export async function monitorCredentials(paths: GaxxPaths, dir?: string): Promise<CertBundle> {
+  return dir ? loadCertDir(dir) : localCredentials(paths, 'monitor', monitorCertDir(paths));
+}
+
+/** A local `<role>/local` certificate in `local`, issued from the CA when missing or due. */
+async function localCredentials(paths: GaxxPaths, role: 'scheduler' | 'monitor', local: string): Promise<CertBundle> {
   if (existsSync(join(local, CERT_FILE))) {
     try {
       const b = loadCertDir(local);
@@ -33,10 +50,10 @@ export async function schedulerCredentials(paths: GaxxPaths, dir?: string): Prom
   try {
     ca = FleetCa.open(paths.caDir);
   } catch (e) {
-    if (isGaxxError(e, 'NOT_FOUND')) throw new GaxxError('NOT_FOUND', `no CA in ${paths.caDir} to issue the scheduler certificate: run 'gaxx init' first`, { cause: e });
+    if (isGaxxError(e, 'NOT_FOUND')) throw new GaxxError('NOT_FOUND', `no CA in ${paths.caDir} to issue the ${role} certificate: run 'gaxx init' first`, { cause: e });
     throw e;
   }
-  const made = await ca.issue({ identity: { role: 'scheduler', name: 'local' } });
+  const made = await ca.issue({ identity: { role, name: 'local' } });
   writeCertDir(local, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem, revokedText: ca.revocationListText() });
   return loadCertDir(local);
 }

@@ -43,6 +43,7 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'stateDir', env: 'GAXX_STATE_DIR', flag: 'state-dir', kind: 'string', help: 'state dir (default <home>/state or $XDG_STATE_HOME/gaxx)' },
   { path: 'scheduler.concurrency', env: 'GAXX_SCHEDULER_CONCURRENCY', flag: 'concurrency', scope: 'scheduler', kind: 'int', help: 'tasks in flight at once (default 64)' },
   { path: 'scheduler.metricsListen', env: 'GAXX_SCHEDULER_METRICS_LISTEN', flag: 'metrics-listen', scope: 'scheduler', kind: 'string', allowEmpty: true, help: 'host:port for /metrics; empty to disable (default 127.0.0.1:9092); a non-loopback address is served over mTLS' },
+  { path: 'scheduler.uiListen', env: 'GAXX_SCHEDULER_UI_LISTEN', flag: 'ui-listen', scope: 'scheduler', kind: 'string', allowEmpty: true, help: 'host:port of the dashboard and the collected agent /metrics (see gaxx ui); loopback only; empty to disable (default 127.0.0.1:9090)' },
   { path: 'scheduler.drain', env: 'GAXX_SCHEDULER_DRAIN', flag: 'drain', scope: 'scheduler', kind: 'duration', help: 'on shutdown, how long in-flight tasks may finish before being handed back (default 10s)' },
   { path: 'scheduler.lock', env: 'GAXX_SCHEDULER_LOCK', flag: 'lock', scope: 'scheduler', kind: 'duration', help: "job lock: a dead scheduler's tasks are taken again after about this long (default 30s)" },
   { path: 'scheduler.reapInterval', env: 'GAXX_SCHEDULER_REAP_INTERVAL', flag: 'reap-interval', scope: 'scheduler', kind: 'duration', help: 'check fleets with a TTL or budget every D and delete those past it; 0 off (default 15s)' },

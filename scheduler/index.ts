@@ -35,3 +35,8 @@ export { attachRun, cancelRecordedRun, requireRun, runComplete, storedResults, t
 export { readBreakers } from './daemon/breakers.js';
 export { clearFleetLimits, fleetCost, getFleetLimits, limitedFleets, limitReached, setFleetLimits, type FleetLimits, type LimitReason } from './queue/fleet-limits.js';
 export { FleetReaper, DEFAULT_REAP_INTERVAL_MS, type ReaperOptions } from './daemon/reaper.js';
+export { Dashboard, DEFAULT_UI_LISTEN, type AgentView as DashboardAgentView, type DashboardOptions } from './ui/dashboard.js';
+export { fleetTargets, parseAgentItem, registerMetricsAddresses, DEFAULT_METRICS_PORT, type MonitorTarget } from './ui/targets.js';
+export { parsePrometheusText, mergeExpositions, type Family, type Sample } from './ui/prom-text.js';
+export { indexRun, recentRuns, type RunMeta as RunFeedEntry } from './queue/run-feed.js';
+export { readDashboardUrl, dashboardUrlFile } from './ui/url-file.js';

@@ -10,7 +10,7 @@
 // Usage: node scripts/bundle.mjs [--analyze]   (--analyze prints each output's largest inputs)
 import { build } from 'esbuild';
 import { createRequire } from 'node:module';
-import { chmodSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -95,6 +95,10 @@ const results = await Promise.all([
   vendor('@grpc/proto-loader'),
 ]);
 for (const bin of ['gaxx.mjs', 'gaxx-agent.mjs']) chmodSync(join(out, bin), 0o755);
+// The dashboard's page and uPlot, in ./assets beside the chunks (scheduler/ui/assets.ts reads
+// them relative to its own module).
+cpSync(join(root, 'scheduler', 'ui', 'assets'), join(out, 'assets'), { recursive: true });
+for (const f of ['uPlot.iife.min.js', 'uPlot.min.css']) cpSync(join(root, 'node_modules', 'uplot', 'dist', f), join(out, 'assets', 'vendor', f));
 
 if (process.argv.includes('--analyze')) {
   for (const r of results) {

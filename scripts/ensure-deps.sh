@@ -3,7 +3,8 @@
 # and the Debian packages the integration tests use (redis-server, openssh-server and -client,
 # iproute2, util-linux; nftables, bubblewrap and sudo, which bootstrap finds on a fresh VM and the
 # isolated test hosts borrow from this machine through their overlays). Says what to install
-# when it cannot do it itself.
+# when it cannot do it itself. chromium runs the dashboard's browser tests, prometheus brings
+# promtool for the alert rules' tests.
 # --bench: also what bench:fanout compares against (pssh's parallel-ssh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,8 @@ fi
 
 # Debian packages: binary -> package.
 declare -A need=([redis-server]=redis-server [sshd]=openssh-server [ssh]=openssh-client [ssh-keyscan]=openssh-client
-  [ip]=iproute2 [prlimit]=util-linux [unshare]=util-linux [nsenter]=util-linux [nft]=nftables [bwrap]=bubblewrap [sudo]=sudo)
+  [ip]=iproute2 [prlimit]=util-linux [unshare]=util-linux [nsenter]=util-linux [nft]=nftables [bwrap]=bubblewrap [sudo]=sudo
+  [chromium]=chromium [promtool]=prometheus)
 if [ "${1:-}" = "--bench" ]; then
   need+=([parallel-ssh]=pssh [ssh-keygen]=openssh-client)
 fi

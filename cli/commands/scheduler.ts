@@ -4,13 +4,14 @@
  * (cli/config.ts): defaults < config file < GAXX_SCHEDULER_* < flags.
  */
 import { destination, pino } from 'pino';
+import { isGaxxError } from '../../proto/index.js';
 import { serveScheduler } from '../../scheduler/index.js';
 import { stringFlag, type Command } from '../command.js';
 import { scopedFlags } from '../config.js';
-import { schedulerCredentials } from '../scheduler-credentials.js';
+import { monitorCredentials, schedulerCredentials } from '../scheduler-credentials.js';
 
 export const command: Command = {
-  usage: 'gaxx scheduler [--concurrency N] [--metrics-listen ADDR] [--certs DIR] [--drain D] [--renew-interval D] [--reap-interval D]',
+  usage: 'gaxx scheduler [--concurrency N] [--metrics-listen ADDR] [--ui-listen ADDR] [--certs DIR] [--drain D] [--renew-interval D] [--reap-interval D]',
   description: [
     'Runs the scheduler daemon: workers that take every fleet\'s tasks from the Redis queue and',
     'dispatch them to the agents, a heartbeat (so `gaxx run` leaves the work to it), and',
@@ -26,7 +27,9 @@ export const command: Command = {
     'deleted through its provider once the TTL passes or its cost reaches the budget (checked',
     'every --reap-interval; one scheduler deletes it; a failed delete is tried again). Every',
     'flag has a GAXX_SCHEDULER_* variable and a `scheduler` key in',
-    'the config file. Logs are JSON lines on stderr (--log-level).',
+    'the config file. Logs are JSON lines on stderr (--log-level). It also collects the registered',
+    'fleets\' agent metrics and serves the dashboard and their /metrics on --ui-listen (default',
+    '127.0.0.1:9090; `gaxx ui` prints its URL with the token).',
   ].join('\n'),
   flags: {
     ...scopedFlags('scheduler'),
@@ -45,6 +48,9 @@ export const command: Command = {
       operatorCertDir: stringFlag(flags, 'operator-certs') ?? config.paths.operatorCertDir,
     };
     const creds = await schedulerCredentials(config.paths, stringFlag(flags, 'certs'));
+    // The dashboard asks agents with a monitor certificate; without a local CA to issue one,
+    // with the scheduler's (which may read the same).
+    const monitor = s.uiListen ? await monitorCredentials(config.paths).catch((e: unknown) => (isGaxxError(e, 'NOT_FOUND') ? creds : Promise.reject(e))) : undefined;
     const served = await serveScheduler({
       redisUrl: config.redis.url,
       redisInsecure: config.redis.insecure,
@@ -68,6 +74,7 @@ export const command: Command = {
             },
           }
         : {}),
+      ...(monitor ? { ui: { listen: s.uiListen, creds: monitor } } : {}),
       log,
     });
     // SIGTERM (service managers) drains like Ctrl-C does.

@@ -8,13 +8,14 @@
  *
  * Metrics: plain HTTP on a loopback address by default; any other address needs TLS with a
  * required client certificate from the fleet CA (`metricsTls`), as the agents' :9091 does.
+ * With `ui`, the daemon also collects the fleets' metrics and serves the dashboard (scheduler/ui).
  */
 import { randomBytes } from 'node:crypto';
 import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import { hostname } from 'node:os';
 import type { Cluster, Redis } from 'ioredis';
-import { GaxxError, isLoopbackHost, parseHostPort } from '../../proto/index.js';
+import { GaxxError, isGaxxError, isLoopbackHost, parseHostPort } from '../../proto/index.js';
 import type { SecureContextOptions } from 'node:tls';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import { publishBreakers } from './breakers.js';
@@ -22,6 +23,8 @@ import { SchedulerMetrics } from './metrics.js';
 import { TaskQueue } from '../queue/queue.js';
 import { durabilityWarnings, gaxxKey, type RedisSettings } from '../redis/redis.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
+import { Dashboard, type DashboardOptions } from '../ui/dashboard.js';
+import { fleetTargets } from '../ui/targets.js';
 
 export const HEARTBEAT_KEY = gaxxKey('schedulers');
 
@@ -36,6 +39,8 @@ export interface DaemonOptions {
   id?: string;
   heartbeatMs?: number;
   lockDurationMs?: number;
+  /** The local metrics collection and dashboard (scheduler/ui), watching the registered fleets. */
+  ui?: Pick<DashboardOptions, 'listen' | 'tls' | 'token' | 'creds' | 'scrapeIntervalMs'>;
   log: WorkerLog;
 }
 
@@ -57,6 +62,8 @@ function splitListen(addr: string): { host: string; port: number } {
 export class SchedulerDaemon {
   private timer: NodeJS.Timeout | undefined;
   private server: Server | undefined;
+  /** The dashboard, when `ui` was given. */
+  dashboard: Dashboard | undefined;
   readonly id: string;
 
   private constructor(
@@ -85,8 +92,27 @@ export class SchedulerDaemon {
         throw e;
       });
     }
-    opts.log.info({ id: d.id, concurrency: opts.concurrency ?? 64, redis: opts.settings.display, metrics: d.metricsAddress() }, 'scheduler started');
+    if (opts.ui) await d.startDashboard(opts.ui);
+    opts.log.info({ id: d.id, concurrency: opts.concurrency ?? 64, redis: opts.settings.display, metrics: d.metricsAddress(), dashboardPort: d.dashboard?.port }, 'scheduler started');
     return d;
+  }
+
+  private async startDashboard(ui: NonNullable<DaemonOptions['ui']>): Promise<void> {
+    const queue = this.queue;
+    this.dashboard = await Dashboard.start({
+      ...ui,
+      targets: () => fleetTargets(queue.redis),
+      redis: queue.redis,
+      depth: () => queue.depth(),
+      ownMetrics: () => this.metrics.text(),
+      breakers: () => this.worker.pool.states(),
+      log: this.opts.log,
+    }).catch(async (e: unknown) => {
+      // A taken port costs the dashboard, not the queue: the daemon's work goes on.
+      if (isGaxxError(e, 'FAILED_PRECONDITION')) return void this.opts.log.warn({ err: (e as Error).message }, 'dashboard not started');
+      await this.stop(0);
+      throw e;
+    });
   }
 
   private async beat(): Promise<void> {
@@ -127,6 +153,7 @@ export class SchedulerDaemon {
   async stop(graceMs = 10_000): Promise<void> {
     clearInterval(this.timer);
     this.opts.log.info({ id: this.id, graceMs }, 'scheduler draining');
+    await this.dashboard?.stop();
     await this.worker.drain(graceMs);
     await this.queue.redis.zrem(HEARTBEAT_KEY, this.id).catch(() => undefined);
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));

@@ -11,6 +11,8 @@ import { FleetReaper, type ReaperOptions } from './reaper.js';
 import { redisTarget } from '../redis/embedded-redis.js';
 import { CertRenewer } from '../renewal/renewer.js';
 import type { WorkerLog } from '../dispatch/worker.js';
+import type { DaemonOptions } from './daemon.js';
+import { clearDashboardUrl, writeDashboardUrl } from '../ui/url-file.js';
 
 export interface ServeOptions {
   /** A Redis URL; none: the embedded redis-server of `stateDir`. */
@@ -30,6 +32,8 @@ export interface ServeOptions {
   renewal?: { intervalMs: number; caDir: string; operatorCertDir: string };
   /** Ends fleets past their TTL or budget (daemon/reaper.ts); absent: off. */
   reaper?: Pick<ReaperOptions, 'reap' | 'intervalMs'>;
+  /** The dashboard (scheduler/ui); its URL with the token is left in `<stateDir>/ui` for `gaxx ui`. */
+  ui?: DaemonOptions['ui'];
   log: WorkerLog;
 }
 
@@ -54,8 +58,10 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
       metricsListen: opts.metricsListen,
       metricsTls: opts.metricsListen && !isLoopbackHost(parseHostPort(opts.metricsListen, { allowPortZero: true, what: 'metrics address' }).host) ? metricsTls : undefined,
       lockDurationMs: opts.lockDurationMs,
+      ui: opts.ui,
       log: opts.log,
     });
+    if (daemon.dashboard) writeDashboardUrl(opts.stateDir, daemon.dashboard.url);
     const renewer = opts.renewal
       ? CertRenewer.start({ ...opts.renewal, redis: daemon.queue.redis, schedulerCreds: opts.certs, registry: daemon.metrics.registry, log: opts.log })
       : undefined;
@@ -67,6 +73,7 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
       stop: async (graceMs) => {
         await reaper?.stop();
         await renewer?.stop();
+        if (daemon.dashboard) clearDashboardUrl(opts.stateDir);
         await daemon.stop(graceMs);
         await target.release();
       },

@@ -10,6 +10,7 @@ import { Queue } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { GaxxError, type TaskSigner } from '../../proto/index.js';
 import { unknownFleets } from './fleets.js';
+import { indexRun } from './run-feed.js';
 import { createRedis, gaxxKey, KEY_PREFIX, redisError, waitReady, type RedisRole, type RedisSettings } from '../redis/redis.js';
 import { listRuns as listRunsOf, registerRun, runQueueName, unregisterRun } from './runs.js';
 import { DEFAULT_SIGNED_TTL_MS, signTask } from './sign.js';
@@ -92,6 +93,8 @@ export class TaskQueue {
       const hosts = Object.fromEntries(run.tasks.map((t) => [t.taskId, 'host' in t.target ? t.target.host : '']));
       await registerRun(this.redis, { runId: run.runId, taskIds: run.tasks.map((t) => t.taskId), hosts, createdAt: Date.now() });
       await this.queueFor(run.runId).addBulk(jobs);
+      // Listed for readers that did not enqueue it (the dashboard).
+      await indexRun(this.redis, run);
       return { runId: run.runId, taskIds: run.tasks.map((t) => t.taskId), jobIds: jobs.map((j) => j.opts.jobId) };
     } catch (e) {
       // Best effort (a Redis refusing writes refuses this too): no registry entry without jobs.

@@ -15,7 +15,8 @@ import type { Cluster, Redis } from 'ioredis';
 import { gaxxKey } from '../redis/redis.js';
 import type { TaskOutcome } from './results.js';
 
-export const RUN_INDEX_KEY = gaxxKey('runs');
+// Not `{gaxx}:runs`: that is the registry of runs workers serve (queue/runs.ts).
+export const RUN_INDEX_KEY = gaxxKey('runs', 'index');
 export const RUN_INDEX_TTL_MS = 7 * 24 * 3600 * 1000;
 /** A submitting process that has not refreshed `seen` for this long is taken as gone. */
 export const PRODUCER_STALE_MS = 15_000;

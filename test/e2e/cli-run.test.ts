@@ -108,7 +108,7 @@ describe('gaxx run', () => {
   });
 
   it('leaves the work to a running `gaxx scheduler`, which drains and stops its redis on SIGTERM', async () => {
-    const daemon = spawn(process.execPath, [MAIN, 'scheduler', '--metrics-listen', '127.0.0.1:0', '--concurrency', '8'], {
+    const daemon = spawn(process.execPath, [MAIN, 'scheduler', '--metrics-listen', '127.0.0.1:0', '--ui-listen', '127.0.0.1:0', '--concurrency', '8'], {
       env: { PATH: process.env.PATH ?? '', GAXX_HOME: home },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

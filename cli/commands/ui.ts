@@ -1,0 +1,109 @@
+/**
+ * `gaxx ui [--fleet F | --agent A,B]`: the dashboard and the local metrics collection. When a
+ * scheduler daemon already serves it (and no agent list is asked for), prints that one's URL;
+ * otherwise serves it from this process until Ctrl-C, printing the URL with its token.
+ */
+import { GaxxError } from '../../proto/index.js';
+import {
+  Dashboard,
+  DEFAULT_UI_LISTEN,
+  fleetTargets,
+  parseAgentItem,
+  readDashboardUrl,
+  redisTarget,
+  TaskQueue,
+  type MonitorTarget,
+  type RedisTarget,
+} from '../../scheduler/index.js';
+import { durationFlag, JSON_FLAG, stringFlag, stringsFlag, usageError, type Command } from '../command.js';
+import type { Output } from '../output.js';
+import { monitorCredentials } from '../scheduler-credentials.js';
+
+const usage = (message: string): GaxxError => usageError('ui', message);
+
+/** Whether a recorded dashboard URL answers (with its token). */
+async function answers(url: string): Promise<boolean> {
+  try {
+    const u = new URL(url);
+    u.pathname = '/api/state';
+    const res = await fetch(u, { signal: AbortSignal.timeout(2000) });
+    await res.body?.cancel();
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+function logTo(out: Output) {
+  const line = (level: string) => (obj: object, msg?: string) => out.note(JSON.stringify({ level, time: Date.now(), component: 'ui', ...obj, msg }));
+  return { info: () => undefined, warn: line('warn'), error: line('error') };
+}
+
+export const command: Command = {
+  usage: 'gaxx ui [--fleet F[,F...] | --agent ADDR[,ADDR...]] [--listen ADDR] [--interval D] [--json]',
+  description: [
+    'The dashboard: fleets and agents (reachable, version, uid, load, tasks and capacity,',
+    'certificate expiry, breaker state, blocked peers), runs (progress, rate, ETA, throughput per',
+    'host with slow hosts flagged, failures with the tail of their output, cancel), queue depth,',
+    'with live updates. Also serves /metrics: this collection\'s view of every agent (up = 0 when a',
+    'scrape fails) and every agent\'s own series labelled with fleet and host, for a local',
+    'Prometheus. Agents are asked over mTLS with a monitor certificate kept in',
+    '<state>/monitor/certs (issued from the local CA on first use), every --interval.',
+    'When `gaxx scheduler` runs, it serves the dashboard itself and this command prints its URL.',
+    'Otherwise this process serves it until Ctrl-C. The URL carries a random token: requests',
+    'without it are refused (401). Loopback only.',
+    '--agent takes HOST:PORT (metrics on HOST:9091) or HOST:PORT/METRICS_PORT.',
+  ].join('\n'),
+  flags: {
+    fleet: { type: 'string', valueName: 'F[,F...]', multiple: true, help: 'watch only these registered fleets (default: all)' },
+    agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'watch these agents instead of the registered fleets' },
+    listen: { type: 'string', valueName: 'ADDR', help: `where to serve (default ${DEFAULT_UI_LISTEN}; port 0 picks a free one)` },
+    interval: { type: 'string', valueName: 'D', help: 'time between looks at the agents: 500ms, 5s, 1m (default 5s)' },
+    json: { ...JSON_FLAG, help: 'print {"url": ..., "served": "here"|"daemon"} as JSON instead of text' },
+  },
+  handlesInterrupt: true,
+  examples: ['gaxx ui', 'gaxx ui --fleet web', 'gaxx ui --agent 10.0.0.5:8088,10.0.0.6:8088 --listen 127.0.0.1:0'],
+  async run({ flags, config, out, signal }) {
+    const fleets = stringsFlag(flags, 'fleet').flatMap((f) => f.split(',')).filter(Boolean);
+    const agents = stringsFlag(flags, 'agent').flatMap((a) => a.split(',')).filter(Boolean);
+    if (fleets.length && agents.length) throw usage('give --fleet or --agent, not both');
+    const list: MonitorTarget[] = agents.map((a) => parseAgentItem(a.includes(':') ? a : `${a}:${config.agent.port}`));
+    const intervalMs = durationFlag(flags, 'interval', 'ui', 100) ?? 5000;
+    const print = (url: string, served: 'daemon' | 'here'): void =>
+      out.json ? out.writeOut(`${JSON.stringify({ url, served })}\n`) : out.writeOut(`${served === 'daemon' ? 'The scheduler daemon serves the dashboard' : 'Dashboard (Ctrl-C to stop)'}: ${url}\n`);
+    const recorded = readDashboardUrl(config.paths.stateDir);
+    if (!agents.length && recorded && (await answers(recorded.url))) {
+      print(recorded.url, 'daemon');
+      return 0;
+    }
+    const creds = await monitorCredentials(config.paths);
+    // Fleets and runs live in Redis; an --agent list alone needs none, but shows runs when there is one.
+    let target: RedisTarget | undefined;
+    let queue: TaskQueue | undefined;
+    if (!agents.length || config.redis.url) {
+      target = await redisTarget(config.redis.url, config.paths.stateDir);
+      queue = await TaskQueue.open(target.settings).catch(async (e: unknown) => {
+        await target?.release();
+        throw e;
+      });
+    }
+    try {
+      const redis = queue?.redis;
+      const dash = await Dashboard.start({
+        listen: stringFlag(flags, 'listen') ?? DEFAULT_UI_LISTEN,
+        creds,
+        targets: agents.length || !redis ? async () => list : () => fleetTargets(redis, fleets.length ? fleets : undefined),
+        ...(queue ? { redis: queue.redis, depth: () => (queue as TaskQueue).depth() } : {}),
+        scrapeIntervalMs: intervalMs,
+        log: logTo(out),
+      });
+      print(dash.url, 'here');
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      await dash.stop();
+      return 0;
+    } finally {
+      await queue?.close();
+      await target?.release();
+    }
+  },
+};

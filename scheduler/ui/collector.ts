@@ -1,0 +1,207 @@
+/**
+ * The collector: every interval, each watched agent's `/metrics` (HTTPS with the monitor
+ * certificate, the agent's identity pinned as the scheduler pins it) and its Info RPC. A failed
+ * scrape is a state (`up` 0 with the reason), never an exception: one dead or hostile agent
+ * costs one slot of the round and nothing else. Rounds never overlap and every call has a
+ * deadline shorter than the interval.
+ */
+import { request, Agent as HttpsAgent } from 'node:https';
+import type { PeerCertificate } from 'node:tls';
+import { secureContextOptions, type CertBundle } from '../../certs/index.js';
+import { isGaxxError } from '../../proto/index.js';
+import { AgentClient, checkAgentCertificate, splitAddress, type AgentExpectation } from '../client/index.js';
+import { parsePrometheusText, type Family } from './prom-text.js';
+import type { MonitorTarget } from './targets.js';
+
+/** Largest scrape body read (an agent's exposition is a few KiB). */
+const MAX_SCRAPE_BYTES = 4 * 1024 * 1024;
+
+/** What the Info RPC said, in the page's units. */
+export interface AgentInfo {
+  version: string;
+  uid: number;
+  capacity: number;
+  running: number;
+  load: number[];
+  certNotAfterMs: number;
+  certRenewalDue: boolean;
+  environment: string;
+  uptimeMs: number;
+  tasksStarted: number;
+  blockedPeers: Array<{ address: string; untilMs: number; reason: string }>;
+}
+
+/** The latest view of one agent. */
+export interface AgentState extends MonitorTarget {
+  /** Info answered in the last round. */
+  reachable: boolean;
+  /** /metrics answered in the last round. */
+  metricsUp: boolean;
+  /** Why the last Info or scrape failed. */
+  error?: string;
+  /** The GaxxError code of the Info failure, else of the scrape's (e.g. IDENTITY_MISMATCH). */
+  errorCode?: string;
+  info?: AgentInfo;
+  families?: Map<string, Family>;
+  scrapeMs: number;
+  invalidLines: number;
+  /** When this agent was last looked at (ms since epoch). */
+  at: number;
+}
+
+export interface CollectorOptions {
+  creds: CertBundle;
+  /** The agents to watch, asked again before every round (fleets change). */
+  targets: () => Promise<MonitorTarget[]>;
+  intervalMs?: number;
+  /** Agents looked at in parallel (default 64). */
+  parallel?: number;
+  /** Called after each round. */
+  onRound?: (states: AgentState[]) => void;
+  onError?: (e: Error) => void;
+}
+
+const expectOf = (t: MonitorTarget): AgentExpectation | undefined => (t.fleet ? { fleet: t.fleet, host: t.host } : undefined);
+
+/** Scrapes and asks agents at an interval. */
+export class Collector {
+  readonly states = new Map<string, AgentState>();
+  private readonly clients = new Map<string, AgentClient>();
+  private readonly https: HttpsAgent;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private rounds = 0;
+  readonly intervalMs: number;
+
+  constructor(private readonly opts: CollectorOptions) {
+    this.intervalMs = opts.intervalMs ?? 5000;
+    this.https = new HttpsAgent({ ...secureContextOptions(opts.creds), keepAlive: true, maxSockets: 1 });
+  }
+
+  /** Runs a first round now, then one per interval. */
+  start(): void {
+    const tick = (): void => {
+      if (this.stopped) return;
+      this.running = this.round()
+        .then(() => undefined)
+        .catch((e: Error) => this.opts.onError?.(e))
+        .finally(() => {
+          if (!this.stopped) this.timer = setTimeout(tick, this.intervalMs);
+        });
+    };
+    tick();
+  }
+
+  /** One round over every target; resolves when all answered or timed out. */
+  async round(): Promise<AgentState[]> {
+    const targets = await this.opts.targets();
+    const keys = new Set(targets.map(keyOf));
+    for (const [k, c] of this.clients) {
+      if (keys.has(k)) continue;
+      c.close();
+      this.clients.delete(k);
+    }
+    for (const k of this.states.keys()) if (!keys.has(k)) this.states.delete(k);
+    let next = 0;
+    let seen = 0;
+    // The first round of a large fleet takes a while: show agents as they answer.
+    const first = this.rounds++ === 0;
+    const worker = async (): Promise<void> => {
+      while (next < targets.length && !this.stopped) {
+        const t = targets[next++] as MonitorTarget;
+        this.states.set(keyOf(t), await this.look(t));
+        if (first && ++seen % 50 === 0) this.opts.onRound?.([...this.states.values()]);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.opts.parallel ?? 64, targets.length) }, worker));
+    const states = [...this.states.values()];
+    this.opts.onRound?.(states);
+    return states;
+  }
+
+  private async look(t: MonitorTarget): Promise<AgentState> {
+    const deadline = Math.max(500, Math.min(4000, this.intervalMs - 100));
+    const t0 = Date.now();
+    const [info, scrape] = await Promise.allSettled([this.info(t, deadline), this.scrape(t, deadline)]);
+    const state: AgentState = { ...t, reachable: info.status === 'fulfilled', metricsUp: scrape.status === 'fulfilled', scrapeMs: Date.now() - t0, invalidLines: 0, at: Date.now() };
+    if (info.status === 'fulfilled') state.info = info.value;
+    if (scrape.status === 'fulfilled') {
+      const parsed = parsePrometheusText(scrape.value);
+      state.families = parsed.families;
+      state.invalidLines = parsed.invalid;
+    }
+    const failed = [info, scrape].find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      state.error = (failed.reason as Error).message;
+      if (isGaxxError(failed.reason)) state.errorCode = failed.reason.code;
+    }
+    return state;
+  }
+
+  private async info(t: MonitorTarget, deadlineMs: number): Promise<AgentInfo> {
+    let c = this.clients.get(keyOf(t));
+    if (!c) {
+      const expect = expectOf(t);
+      c = AgentClient.connect({ address: t.address, ...(expect ? { expect } : {}) }, this.opts.creds, { deadlineMs, connectTimeoutMs: deadlineMs });
+      this.clients.set(keyOf(t), c);
+    }
+    const r = await c.info();
+    return {
+      version: r.version,
+      uid: r.uid,
+      capacity: r.capacity,
+      running: r.runningTasks,
+      load: r.loadAverage,
+      certNotAfterMs: Number(r.certNotAfterUnixMs),
+      certRenewalDue: r.certRenewalDue,
+      environment: r.environment,
+      uptimeMs: Number(r.uptimeMs),
+      tasksStarted: Number(r.tasksStartedTotal),
+      blockedPeers: r.blockedPeers.map((b) => ({ address: b.address, untilMs: Number(b.untilUnixMs), reason: b.reason })),
+    };
+  }
+
+  private scrape(t: MonitorTarget, deadlineMs: number): Promise<string> {
+    const { host, port } = splitAddress(t.metricsAddress);
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          host,
+          port,
+          path: '/metrics',
+          agent: this.https,
+          timeout: deadlineMs,
+          checkServerIdentity: (_name: string, cert: PeerCertificate) => checkAgentCertificate(host, cert, expectOf(t)),
+        },
+        (res) => {
+          const parts: Buffer[] = [];
+          let size = 0;
+          res.on('data', (b: Buffer) => {
+            size += b.length;
+            if (size > MAX_SCRAPE_BYTES) req.destroy(new Error(`metrics of ${t.metricsAddress} exceed ${MAX_SCRAPE_BYTES} bytes`));
+            else parts.push(b);
+          });
+          res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(parts).toString()) : reject(new Error(`metrics of ${t.metricsAddress} answered ${res.statusCode}`))));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`metrics of ${t.metricsAddress}: no answer within ${deadlineMs} ms`)));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  /** Stops the rounds and closes every connection. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+    this.https.destroy();
+  }
+}
+
+/** The key of an agent in the collector's maps. */
+export const keyOf = (t: Pick<MonitorTarget, 'fleet' | 'host'>): string => `${t.fleet}/${t.host}`;

@@ -1,0 +1,246 @@
+/**
+ * The local metrics collection and dashboard (default 127.0.0.1:9090): the collector's rounds,
+ * the run tracker's ticks and the HTTP side put together. `/metrics` for Prometheus; `/` the
+ * page; `/events` server-sent events with what changed (agents, runs, queue depth) at most once
+ * per tick; `/api/state` the whole picture; `POST /api/runs/<id>/cancel` cancels a run.
+ * Started by the scheduler daemon, or by `gaxx ui` when no daemon serves it.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { SecureContextOptions } from 'node:tls';
+import type { Cluster, Redis } from 'ioredis';
+import type { CertBundle } from '../../certs/index.js';
+import { formatHostPort } from '../../proto/index.js';
+import type { BreakerState } from '../dispatch/breaker.js';
+import { requestCancel } from '../queue/cancel.js';
+import type { WorkerLog } from '../dispatch/worker.js';
+import { loadAssets, type Asset } from './assets.js';
+import { Collector, type AgentState } from './collector.js';
+import { buildExposition } from './exposition.js';
+import { gate, listen, loopbackHosts, newToken, SECURITY_HEADERS, tokenCookie } from './http.js';
+import { RunTracker, type RunView } from './runs.js';
+import { EventHub } from './sse.js';
+import type { MonitorTarget } from './targets.js';
+
+/** The default address, as gaxx's security guide lists it. */
+export const DEFAULT_UI_LISTEN = '127.0.0.1:9090';
+
+export interface DashboardOptions {
+  /** host:port (default 127.0.0.1:9090; port 0 picks one). */
+  listen?: string;
+  /** Off loopback: server certificate, key and CA (client certificates required). */
+  tls?: SecureContextOptions;
+  /** Default: a fresh random one. */
+  token?: string;
+  /** The monitor certificate the agents are asked with. */
+  creds: CertBundle;
+  targets: () => Promise<MonitorTarget[]>;
+  /** Runs, cancel and queue depth need Redis; without it the page shows agents only. */
+  redis?: Redis | Cluster;
+  depth?: () => Promise<Record<string, number>>;
+  /** This process's own metrics text (the scheduler's registry). */
+  ownMetrics?: () => Promise<string>;
+  /** Breaker state by agent address (the daemon's worker). */
+  breakers?: () => Map<string, BreakerState>;
+  scrapeIntervalMs?: number;
+  /** How often runs and queue are read and changes pushed (default 1 s). */
+  tickMs?: number;
+  log: WorkerLog;
+}
+
+/** What the page shows of an agent. */
+export interface AgentView {
+  fleet: string;
+  host: string;
+  address: string;
+  reachable: boolean;
+  metricsUp: boolean;
+  error?: string;
+  version?: string;
+  uid?: number;
+  load?: number[];
+  running?: number;
+  capacity?: number;
+  certNotAfterMs?: number;
+  certRenewalDue?: boolean;
+  breaker: BreakerState | 'unknown';
+  blockedPeers: Array<{ address: string; untilMs: number; reason: string }>;
+}
+
+/** A running dashboard. */
+export class Dashboard {
+  readonly collector: Collector;
+  readonly runs: RunTracker | undefined;
+  private readonly hub = new EventHub();
+  private timer: NodeJS.Timeout | undefined;
+  private lastAgents = '';
+  private lastQueue = '';
+  private queueDepth: Record<string, number> = {};
+  private ticking = false;
+  /** Agent address -> host name, refreshed each collector round. */
+  private hostByAddress = new Map<string, string>();
+
+  private constructor(
+    private readonly opts: DashboardOptions,
+    private readonly server: Server,
+    readonly token: string,
+    readonly url: string,
+    private readonly assets: Map<string, Asset>,
+  ) {
+    this.runs = opts.redis ? new RunTracker(opts.redis, (address) => this.hostOf(address)) : undefined;
+    this.collector = new Collector({
+      creds: opts.creds,
+      targets: opts.targets,
+      intervalMs: opts.scrapeIntervalMs,
+      onRound: (states) => {
+        this.hostByAddress = new Map(states.map((s) => [s.address, s.host]));
+        this.pushAgents();
+      },
+      onError: (e) => opts.log.warn({ component: 'ui', err: e.message }, 'collector round failed'),
+    });
+  }
+
+  /** Listens, then starts collecting; CONFIG_INVALID for a non-loopback address without TLS. */
+  static async start(opts: DashboardOptions): Promise<Dashboard> {
+    const token = opts.token ?? newToken();
+    const assets = loadAssets();
+    // The server answers before the dashboard object exists (503 for that instant).
+    const ref: { d?: Dashboard } = {};
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      if (ref.d) ref.d.handle(req, res);
+      else res.writeHead(503).end();
+    };
+    const l = await listen({ listen: opts.listen ?? DEFAULT_UI_LISTEN, tls: opts.tls }, handler);
+    const url = `${opts.tls ? 'https' : 'http'}://${formatHostPort(l.host, l.port)}/?token=${token}`;
+    const self = new Dashboard(opts, l.server, token, url, assets);
+    self.hosts = l.loopback ? loopbackHosts(l.host, l.port) : undefined;
+    ref.d = self;
+    self.collector.start();
+    self.timer = setInterval(() => void self.tick(), opts.tickMs ?? 1000);
+    void self.tick();
+    return self;
+  }
+
+  private hosts: Set<string> | undefined;
+
+  private hostOf(address: string): string {
+    return this.hostByAddress.get(address) ?? address;
+  }
+
+  /** The port listened on. */
+  get port(): number {
+    const a = this.server.address();
+    return a && typeof a === 'object' ? a.port : 0;
+  }
+
+  /** The agents as the page shows them. */
+  agentViews(): AgentView[] {
+    const breakers = this.opts.breakers?.() ?? new Map<string, BreakerState>();
+    return [...this.collector.states.values()].sort(byFleetHost).map((s) => agentView(s, breakers.get(s.address)));
+  }
+
+  /** The whole picture, as `/api/state` and the first event of a stream send it. */
+  snapshot(): { agents: AgentView[]; runs: RunView[]; queue: Record<string, number>; scrapeIntervalMs: number } {
+    return { agents: this.agentViews(), runs: this.runs?.all() ?? [], queue: this.queueDepth, scrapeIntervalMs: this.collector.intervalMs };
+  }
+
+  /** The `/metrics` text. */
+  async exposition(): Promise<string> {
+    const own = (await this.opts.ownMetrics?.().catch(() => '')) ?? '';
+    return buildExposition(own, [...this.collector.states.values()]);
+  }
+
+  private pushAgents(): void {
+    const agents = this.agentViews();
+    const text = JSON.stringify(agents);
+    if (text === this.lastAgents) return;
+    this.lastAgents = text;
+    this.hub.send('agents', text);
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      const changed = (await this.runs?.tick()) ?? [];
+      if (changed.length) this.hub.send('runs', JSON.stringify(changed));
+      if (this.opts.depth) {
+        this.queueDepth = await this.opts.depth();
+        const q = JSON.stringify(this.queueDepth);
+        if (q !== this.lastQueue) this.hub.send('queue', (this.lastQueue = q));
+      }
+      this.pushAgents(); // breaker states change between rounds
+    } catch (e) {
+      this.opts.log.warn({ component: 'ui', err: (e as Error).message }, 'dashboard tick failed');
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const authed = gate(req, res, { token: this.token, open: new Set(['/metrics']), hosts: this.hosts });
+    if (!authed) return;
+    const path = authed.url.pathname;
+    const headers: Record<string, string> = { ...SECURITY_HEADERS };
+    if (authed.viaQuery) headers['set-cookie'] = tokenCookie(this.token, Boolean(this.opts.tls));
+    if (req.method === 'POST') return void this.post(path, req, res, headers);
+    if (req.method !== 'GET' && req.method !== 'HEAD') return void res.writeHead(405, headers).end();
+    if (path === '/metrics') {
+      this.exposition().then(
+        (body) => res.writeHead(200, { ...headers, 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(body),
+        () => res.writeHead(500, headers).end(),
+      );
+      return;
+    }
+    if (path === '/events') return void this.hub.add(req, res, headers, () => this.snapshotEvents());
+    if (path === '/api/state') return void res.writeHead(200, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify(this.snapshot()));
+    const asset = this.assets.get(path === '/' ? '/index.html' : path);
+    if (!asset) return void res.writeHead(404, headers).end();
+    res.writeHead(200, { ...headers, 'content-type': asset.type }).end(asset.body);
+  }
+
+  private snapshotEvents(): Array<[string, string]> {
+    const s = this.snapshot();
+    return [['agents', JSON.stringify(s.agents)], ['runs', JSON.stringify(s.runs)], ['queue', JSON.stringify(s.queue)], ['config', JSON.stringify({ scrapeIntervalMs: s.scrapeIntervalMs })]];
+  }
+
+  private async post(path: string, req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
+    req.resume();
+    const m = /^\/api\/runs\/([A-Za-z0-9_.]{1,40})\/cancel$/.exec(path);
+    if (!m || !this.opts.redis || !this.runs) return void res.writeHead(404, headers).end();
+    const runId = m[1] as string;
+    if (!this.runs.has(runId)) return void res.writeHead(404, headers).end();
+    try {
+      await requestCancel(this.opts.redis, runId);
+      this.opts.log.info({ component: 'ui', run: runId }, 'run cancel requested from the dashboard');
+      res.writeHead(202, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify({ runId, cancel: 'requested' }));
+    } catch (e) {
+      res.writeHead(503, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify({ error: (e as Error).message }));
+    }
+  }
+
+  /** Stops collecting, ends every event stream and closes the server. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.hub.close();
+    await this.collector.stop();
+    this.server.closeAllConnections?.();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+const byFleetHost = (a: AgentState, b: AgentState): number => a.fleet.localeCompare(b.fleet) || a.host.localeCompare(b.host);
+
+function agentView(s: AgentState, breaker: BreakerState | undefined): AgentView {
+  const i = s.info;
+  return {
+    fleet: s.fleet,
+    host: s.host,
+    address: s.address,
+    reachable: s.reachable,
+    metricsUp: s.metricsUp,
+    ...(s.error ? { error: s.error } : {}),
+    ...(i ? { version: i.version, uid: i.uid, load: i.load, running: i.running, capacity: i.capacity, certNotAfterMs: i.certNotAfterMs, certRenewalDue: i.certRenewalDue } : {}),
+    breaker: breaker ?? 'unknown',
+    blockedPeers: i?.blockedPeers ?? [],
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * The dashboard's HTTP side: who may ask (a random token, as notebook servers use; a Host
+ * header naming the loopback address, against DNS rebinding), the headers every answer carries
+ * (a Content-Security-Policy allowing only this origin, no caching, no referrer so the token
+ * never leaks) and the listening rules: loopback by default; any other address only over TLS
+ * with a client certificate from the fleet CA, and the token still required.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttps } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { SecureContextOptions } from 'node:tls';
+import { formatHostPort, GaxxError, isLoopbackHost, parseHostPort } from '../../proto/index.js';
+
+/** The cookie a page load with a valid token sets, so the page's assets need no token in their URLs. */
+export const TOKEN_COOKIE = 'gaxx_ui_token';
+/** The header a state-changing request must carry the token in (a cross-site form cannot set it). */
+export const TOKEN_HEADER = 'x-gaxx-token';
+
+export const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "font-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+export const SECURITY_HEADERS: Record<string, string> = {
+  'content-security-policy': CSP,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cache-control': 'no-store',
+  'cross-origin-resource-policy': 'same-origin',
+};
+
+/** A fresh token: 32 random bytes, URL-safe. */
+export const newToken = (): string => randomBytes(32).toString('base64url');
+
+/** Splits a listen address (port 0: any free port); INVALID_ARGUMENT when it is not one. */
+export function splitListen(addr: string): { host: string; port: number } {
+  return parseHostPort(addr, { allowPortZero: true, what: 'dashboard listen address' });
+}
+
+function sameToken(given: string | undefined, token: string): boolean {
+  if (!given) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function cookieToken(req: IncomingMessage): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const [k, v] = part.trim().split('=');
+    if (k === TOKEN_COOKIE) return v;
+  }
+  return undefined;
+}
+
+/** What a handler learns about a request that passed the checks. */
+export interface Authed {
+  url: URL;
+  /** The token came in the query string (a page load): set the cookie. */
+  viaQuery: boolean;
+}
+
+export interface GateOptions {
+  token: string;
+  /** Paths served without a token (e.g. /metrics on loopback). */
+  open?: ReadonlySet<string>;
+  /** Host header values accepted (loopback listeners); undefined: any. */
+  hosts?: ReadonlySet<string>;
+}
+
+/**
+ * Checks a request: Host, then token (query, cookie, or the header for POST). Answers the
+ * refusal itself (421 wrong host, 401 no or bad token) and returns undefined then.
+ */
+export function gate(req: IncomingMessage, res: ServerResponse, o: GateOptions): Authed | undefined {
+  const host = req.headers.host ?? '';
+  if (o.hosts && !o.hosts.has(host.toLowerCase())) {
+    res.writeHead(421, { ...SECURITY_HEADERS, 'content-type': 'text/plain' }).end('misdirected request\n');
+    return undefined;
+  }
+  const url = new URL(req.url ?? '/', 'http://x');
+  if (o.open?.has(url.pathname) && req.method === 'GET') return { url, viaQuery: false };
+  const query = url.searchParams.get('token') ?? undefined;
+  const header = req.headers[TOKEN_HEADER];
+  const ok =
+    req.method === 'GET' || req.method === 'HEAD'
+      ? sameToken(query, o.token) || sameToken(cookieToken(req), o.token)
+      : sameToken(typeof header === 'string' ? header : undefined, o.token);
+  if (!ok) {
+    res.writeHead(401, { ...SECURITY_HEADERS, 'content-type': 'text/plain' }).end('unauthorized: open the URL with the token that gaxx printed\n');
+    return undefined;
+  }
+  return { url, viaQuery: sameToken(query, o.token) };
+}
+
+/** The cookie header for a page loaded with the token. */
+export const tokenCookie = (token: string, secure: boolean): string => `${TOKEN_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+
+export interface ListenOptions {
+  listen: string;
+  /** Required off loopback: server certificate, key and the CA whose client certificates are let in. */
+  tls?: SecureContextOptions;
+}
+
+/** Starts an HTTP(S) server per the listening rules; resolves with it and its bound address. */
+export async function listen(o: ListenOptions, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; host: string; port: number; loopback: boolean }> {
+  const { host, port } = splitListen(o.listen);
+  const loopback = isLoopbackHost(host);
+  if (!loopback && !o.tls) {
+    throw new GaxxError('CONFIG_INVALID', `the dashboard on ${o.listen} (not loopback) needs TLS with client certificates; listen on 127.0.0.1 or give a server certificate`);
+  }
+  const server: Server = o.tls ? createHttps({ ...o.tls, requestCert: true, rejectUnauthorized: true }, handler) : createHttp(handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => reject(new GaxxError('FAILED_PRECONDITION', `cannot listen on ${o.listen}: ${e.code ?? e.message}`, { cause: e })));
+    server.listen(port, host, () => resolve());
+  });
+  return { server, host, port: (server.address() as AddressInfo).port, loopback };
+}
+
+/** Host header values that name a loopback listener on `port`. */
+export function loopbackHosts(host: string, port: number): Set<string> {
+  const names = new Set([`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]);
+  names.add(formatHostPort(host, port));
+  return names;
+}
