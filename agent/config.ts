@@ -5,7 +5,7 @@
  * Metrics are off unless `--metrics-listen` (or GAXX_AGENT_METRICS_LISTEN) is given: the
  * installer passes `0.0.0.0:9091`; an agent started by hand opens only its gRPC port.
  */
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { DURATION_PATTERN, GaxxError, parseDuration } from '../proto/index.js';
@@ -41,6 +41,10 @@ export interface AgentConfig {
   certPollMs: number;
   /** Bearer token required on every call (GAXX_AGENT_TOKEN), when set; prints as [redacted]. */
   token: BearerToken | undefined;
+  /** The agent's own state (e.g. the newest revocation list seen); hidden from tasks. */
+  stateDir: string;
+  /** Run tasks without a sandbox even in production (--unsafe-no-isolation); audited at start. */
+  unsafeNoIsolation: boolean;
 }
 
 const FLAGS = {
@@ -58,7 +62,10 @@ const FLAGS = {
   'task-limits': 'TASK_LIMITS',
   'audit-log': 'AUDIT_LOG',
   'cert-poll': 'CERT_POLL',
+  'state-dir': 'STATE_DIR',
 } as const;
+/** Boolean flags: present means on; their env form takes 1/true. */
+const SWITCHES = { 'unsafe-no-isolation': 'UNSAFE_NO_ISOLATION' } as const;
 type Flag = keyof typeof FLAGS;
 
 const listenSchema = z
@@ -104,6 +111,29 @@ export function defaultAuditLog(dataDir: string): string {
   return join(dirname(dataDir), `${basename(dataDir)}-audit`, 'audit.log');
 }
 
+/** Where the agent's state goes by default: beside the data dir, never inside it. */
+export function defaultStateDir(dataDir: string): string {
+  return join(dirname(dataDir), `${basename(dataDir)}-state`);
+}
+
+function within(parent: string, p: string): boolean {
+  const rel = relative(resolve(parent), resolve(p));
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/**
+ * CONFIG_INVALID when the audit log or the cert dir lies inside the data dir (file RPCs and tasks
+ * could reach them), or the data dir inside the cert dir or the audit log's dir (hiding those
+ * from tasks would hide the tasks' work dirs too).
+ */
+function refuseOverlaps(dataDir: string, certsDir: string, auditLog: string): void {
+  const problems: string[] = [];
+  if (within(dataDir, auditLog)) problems.push('audit-log: must be outside the data dir');
+  if (within(dataDir, certsDir) || within(certsDir, dataDir)) problems.push('certs: the cert dir and the data dir must not contain each other');
+  if (within(dirname(auditLog), dataDir)) problems.push("audit-log: the audit log's dir must not contain the data dir");
+  if (problems.length > 0) throw new GaxxError('CONFIG_INVALID', `invalid agent config: ${problems.join('; ')}`, { details: { problems } });
+}
+
 const schema = z.object({
   listen: listenSchema.default('0.0.0.0:8088'),
   certs: z.string().min(1, 'required (--certs DIR or GAXX_AGENT_CERTS)'),
@@ -119,12 +149,16 @@ const schema = z.object({
   'task-limits': jsonOf(TaskLimitsSchema).default('{}'),
   'audit-log': z.string().min(1).optional(),
   'cert-poll': durationSchema.default('30s').pipe(z.number().min(100)),
+  'state-dir': z.string().min(1).optional(),
   env: z.enum(['production', 'development']).default('production'),
 });
 
 /** Parses flags and env into a validated config; USAGE for bad flags, CONFIG_INVALID for bad values. */
 export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<string, string | undefined> }): AgentConfig {
-  const options = Object.fromEntries(Object.keys(FLAGS).map((f) => [f, { type: 'string' as const }]));
+  const options = {
+    ...Object.fromEntries(Object.keys(FLAGS).map((f) => [f, { type: 'string' as const }])),
+    ...Object.fromEntries(Object.keys(SWITCHES).map((f) => [f, { type: 'boolean' as const }])),
+  };
   let values: Record<string, string | boolean | undefined>;
   try {
     values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
@@ -145,6 +179,9 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
   }
   const c = parsed.data;
   const token = BearerToken.fromValue(env.GAXX_AGENT_TOKEN);
+  const unsafeEnv = env[`GAXX_AGENT_${SWITCHES['unsafe-no-isolation']}`];
+  const auditLog = c['audit-log'] ?? defaultAuditLog(c['data-dir']);
+  refuseOverlaps(c['data-dir'], c.certs, auditLog);
   return {
     listen: c.listen,
     certsDir: c.certs,
@@ -159,8 +196,10 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
     environment: c.env,
     guards: c.guards,
     taskLimits: c['task-limits'],
-    auditLog: c['audit-log'] ?? defaultAuditLog(c['data-dir']),
+    auditLog,
     certPollMs: c['cert-poll'],
     token,
+    stateDir: c['state-dir'] ?? defaultStateDir(c['data-dir']),
+    unsafeNoIsolation: values['unsafe-no-isolation'] === true || unsafeEnv === '1' || unsafeEnv === 'true',
   };
 }

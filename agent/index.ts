@@ -4,6 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
@@ -22,6 +23,9 @@ import { CertWatcher } from './auth/reload.js';
 import { startTransport, type AgentTransport } from './transport/server.js';
 import { createAgentService, toServiceError } from './service.js';
 import { TaskRegistry } from './exec/tasks.js';
+import type { LaunchContext } from './exec/exec.js';
+import { inProcessRunner, Launcher } from './exec/launcher.js';
+import { detectSandbox, type Sandbox } from './exec/sandbox.js';
 
 export { defaultAuditLog, loadAgentConfig, type AgentConfig } from './config.js';
 export { runAuditCli } from './audit/audit-cli.js';
@@ -130,6 +134,24 @@ function watchCerts(config: AgentConfig, initial: CertBundle, log: Logger, audit
   return watcher;
 }
 
+/** The launcher and the sandbox tasks run in (none when opted out or unavailable). */
+async function taskLaunch(config: AgentConfig, uid: number, log: Logger): Promise<LaunchContext> {
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const sandbox: Sandbox = config.unsafeNoIsolation
+    ? { kind: 'none', detail: 'disabled by --unsafe-no-isolation', remedy: 'start the agent without --unsafe-no-isolation' }
+    : await detectSandbox();
+  const runner = Launcher.available() ? new Launcher((detail) => log.error({ detail }, 'task launcher died')) : inProcessRunner;
+  const runUser = uid >= 0 ? `/run/user/${uid}` : undefined;
+  const hide = runUser ? [runUser] : [];
+  return { runner, sandbox, paths: { certsDir: config.certsDir, auditDir: dirname(config.auditLog), stateDir: config.stateDir, hide } };
+}
+
+/** Why tasks are refused on this agent, if they are: no sandbox in production without the opt-out. */
+function tasksRefusal(config: AgentConfig, sandbox: Sandbox): GaxxError | undefined {
+  if (sandbox.kind !== 'none' || config.unsafeNoIsolation || config.environment !== 'production') return undefined;
+  return new GaxxError('ISOLATION_UNAVAILABLE', `this host cannot isolate tasks (${sandbox.detail}); ${sandbox.remedy}, or start the agent with --unsafe-no-isolation to run tasks with the agent's privileges`);
+}
+
 /** Starts every listener of the agent. */
 export async function startAgent(config: AgentConfig, opts: { version: string; log: Logger; uid: number }): Promise<RunningAgent> {
   const { log } = opts;
@@ -137,6 +159,7 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const audit = AuditLog.open(config.auditLog, {}, Date.now, (e) => log.error({ code: (e as NodeJS.ErrnoException).code }, 'audit log write failed'));
   const isolation = await detectIsolation({ prefer: config.taskLimits.isolation });
+  const launch = await taskLaunch(config, opts.uid, log);
   const metrics = new AgentMetrics(opts.version);
   // Filled once listening; a reload before that only updates the watcher's bundle.
   const live: { transport?: AgentTransport; https: HttpsServer[] } = { https: [] };
@@ -162,9 +185,10 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   });
   const { agent, health } = loadProtos();
   const confine = { limits: config.taskLimits, isolation };
+  const refuseTasks = tasksRefusal(config, launch.sandbox);
   server.addService(
     agent.gaxx.agent.v1.Agent.service,
-    createAgentService({ config, registry, auth, bundle, version: opts.version, startedAt: Date.now(), log, serving: () => serving, confine, audit, blockedPeers: guards.blockedPeers }),
+    createAgentService({ config, registry, auth, bundle, version: opts.version, startedAt: Date.now(), log, serving: () => serving, confine, launch, refuseTasks, audit, blockedPeers: guards.blockedPeers }),
   );
   server.addService(health.grpc.health.v1.Health.service, createHealthService(auth, () => serving, (e) => toServiceError(e, log)));
   // The bundle in force now (a rotation may have landed since preflight).
@@ -172,11 +196,21 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   const hooks = { ...guards.transportHooks, onInjector: (i: Injector) => guards.policePings(i) };
   const transport = await startTransport(server, config.listen, tlsOptions, hooks, config.guards.handshakeTimeoutMs);
   live.transport = transport;
-  audit.write({ event: 'agent_started', version: opts.version, isolation: isolation.kind, serial: initial.summary.serial });
+  audit.write({
+    event: 'agent_started',
+    version: opts.version,
+    isolation: isolation.kind,
+    serial: initial.summary.serial,
+    sandbox: launch.sandbox.kind,
+    sandboxDetail: launch.sandbox.detail,
+    unsafeNoIsolation: config.unsafeNoIsolation || undefined,
+  });
   const http = await startHttpListeners(config, metrics, tlsOptions, revoked);
   live.https.push(...http.servers);
   // Logged once listening: a refused start stays one line.
-  log.info({ isolation: isolation.kind, detail: isolation.detail }, 'task isolation');
+  log.info({ isolation: isolation.kind, detail: isolation.detail, sandbox: launch.sandbox.kind, sandboxDetail: launch.sandbox.detail }, 'task isolation');
+  if (refuseTasks) log.error({ code: refuseTasks.code }, refuseTasks.message);
+  else if (launch.sandbox.kind === 'none') log.warn({ unsafeNoIsolation: config.unsafeNoIsolation }, 'tasks run WITHOUT isolation, with the agent\'s privileges');
   return {
     grpcPort: transport.port,
     metricsPort: http.metricsPort,
@@ -186,6 +220,7 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
       watcher.stop();
       await transport.close();
       await registry.shutdown(config.shutdownGraceMs);
+      launch.runner.close();
       await shutdownGrpc(server);
       for (const s of http.servers) s.closeAllConnections();
       await Promise.all(http.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));

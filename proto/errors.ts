@@ -17,6 +17,10 @@ export const ERROR_CODES = {
   ROOT_REFUSED: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 7 },
   PROFILING_IN_PRODUCTION: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 7 },
   WEAK_SECRET: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 7 },
+  /** The host cannot isolate tasks and the agent was not started with --unsafe-no-isolation. */
+  ISOLATION_UNAVAILABLE: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 7 },
+  /** A task env name that changes how programs load (LD_*, NODE_OPTIONS, ...). */
+  ENV_REFUSED: { grpc: GrpcStatus.INVALID_ARGUMENT, exit: 2 },
   CERT_INVALID: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
   CERT_EXPIRED: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
   CERT_REVOKED: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },

@@ -80,15 +80,19 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; a
   const auditDir = `${dataDir}-audit`;
   const auditLog = join(auditDir, 'audit.log');
   mkdirSync(auditDir, { recursive: true, mode: 0o700 });
+  // The agent's state (e.g. the newest revocation list seen), also outside the data dir.
+  const stateDir = `${dataDir}-state`;
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const drop = !o.asRoot && process.getuid?.() === 0;
   if (drop) {
     if (existsSync(o.certsDir)) chownTree(o.certsDir);
     chownTree(dataDir);
     chownTree(auditDir);
+    chownTree(stateDir);
     openAncestors(o.certsDir);
     openAncestors(dataDir);
   }
-  const args = [AGENT_MAIN, '--listen', '127.0.0.1:0', '--certs', o.certsDir, '--data-dir', dataDir, '--audit-log', auditLog];
+  const args = [AGENT_MAIN, '--listen', '127.0.0.1:0', '--certs', o.certsDir, '--data-dir', dataDir, '--audit-log', auditLog, '--state-dir', stateDir];
   args.push('--shutdown-grace', '2s');
   if (o.metrics ?? true) args.push('--metrics-listen', '127.0.0.1:0');
   args.push(...(o.args ?? []));
