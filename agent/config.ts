@@ -43,6 +43,8 @@ export interface AgentConfig {
   token: BearerToken | undefined;
   /** The agent's own state (e.g. the newest revocation list seen); hidden from tasks. */
   stateDir: string;
+  /** The bubblewrap binary tasks are sandboxed with. */
+  bwrapPath: string;
   /** Run tasks without a sandbox even in production (--unsafe-no-isolation); audited at start. */
   unsafeNoIsolation: boolean;
 }
@@ -63,6 +65,7 @@ const FLAGS = {
   'audit-log': 'AUDIT_LOG',
   'cert-poll': 'CERT_POLL',
   'state-dir': 'STATE_DIR',
+  bwrap: 'BWRAP',
 } as const;
 /** Boolean flags: present means on; their env form takes 1/true. */
 const SWITCHES = { 'unsafe-no-isolation': 'UNSAFE_NO_ISOLATION' } as const;
@@ -150,6 +153,7 @@ const schema = z.object({
   'audit-log': z.string().min(1).optional(),
   'cert-poll': durationSchema.default('30s').pipe(z.number().min(100)),
   'state-dir': z.string().min(1).optional(),
+  bwrap: z.string().min(1).default('/usr/bin/bwrap'),
   env: z.enum(['production', 'development']).default('production'),
 });
 
@@ -199,6 +203,7 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
     auditLog,
     certPollMs: c['cert-poll'],
     token,
+    bwrapPath: c.bwrap,
     stateDir: c['state-dir'] ?? defaultStateDir(c['data-dir']),
     unsafeNoIsolation: values['unsafe-no-isolation'] === true || unsafeEnv === '1' || unsafeEnv === 'true',
   };

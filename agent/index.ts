@@ -139,7 +139,7 @@ async function taskLaunch(config: AgentConfig, uid: number, log: Logger): Promis
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const sandbox: Sandbox = config.unsafeNoIsolation
     ? { kind: 'none', detail: 'disabled by --unsafe-no-isolation', remedy: 'start the agent without --unsafe-no-isolation' }
-    : await detectSandbox();
+    : await detectSandbox(config.bwrapPath);
   const runner = Launcher.available() ? new Launcher((detail) => log.error({ detail }, 'task launcher died')) : inProcessRunner;
   const runUser = uid >= 0 ? `/run/user/${uid}` : undefined;
   const hide = runUser ? [runUser] : [];
