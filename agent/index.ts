@@ -175,7 +175,15 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
     metrics.authFailures.inc({ reason });
     log.warn({ reason, rpc }, 'call refused');
   });
-  const guards = createHardening({ guards: config.guards, registry: metrics.registry, log, audit, token: config.token, onHandshakeFailure: () => metrics.handshakeFailures.inc() });
+  const guards = createHardening({
+    guards: config.guards,
+    registry: metrics.registry,
+    log,
+    audit,
+    token: config.token,
+    authorize: (call, method) => auth.authorize(call, method),
+    onHandshakeFailure: () => metrics.handshakeFailures.inc(),
+  });
   let serving = true;
   const server = new grpc.Server({
     ...guards.grpcOptions,
@@ -190,7 +198,7 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
     agent.gaxx.agent.v1.Agent.service,
     createAgentService({ config, registry, auth, bundle, version: opts.version, startedAt: Date.now(), log, serving: () => serving, confine, launch, refuseTasks, audit, blockedPeers: guards.blockedPeers }),
   );
-  server.addService(health.grpc.health.v1.Health.service, createHealthService(auth, () => serving, (e) => toServiceError(e, log)));
+  server.addService(health.grpc.health.v1.Health.service, createHealthService(() => serving, (e) => toServiceError(e, log)));
   // The bundle in force now (a rotation may have landed since preflight).
   const tlsOptions = secureContextOptions(bundle());
   const hooks = { ...guards.transportHooks, onInjector: (i: Injector) => guards.policePings(i) };

@@ -1,7 +1,7 @@
 /**
- * The Agent service: authorize each call by role, validate the request once (zod), then hand
- * it to the task registry or the file code. GaxxErrors become gRPC statuses with the gaxx code in
- * trailing metadata; anything else is INTERNAL without details (never a stack on the wire).
+ * The Agent service (the call guard has authorized each call by the RPC policy table): validate
+ * the request once (zod), then hand it to the task registry or the file code. GaxxErrors become
+ * gRPC statuses with the gaxx code in trailing metadata; anything else is INTERNAL without details (never a stack on the wire).
  */
 import * as grpc from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
@@ -10,6 +10,10 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { describeIdentity, type CertBundle, type Identity } from '../certs/index.js';
 import {
+  argvBytes,
+  envBytes,
+  ENV_NAME_PATTERN,
+  REQUEST_LIMITS,
   ERROR_CODE_METADATA_KEY,
   GaxxError,
   grpcStatusFor,
@@ -85,17 +89,20 @@ export function toServiceError(e: unknown, log: Logger): Partial<grpc.StatusObje
 
 const TASK_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const taskIdSchema = z.string().regex(TASK_ID, '[A-Za-z0-9._-], 1..128 characters').refine((s) => s !== '.' && s !== '..', 'not . or ..');
+const L = REQUEST_LIMITS;
+const noNul = (s: string) => !s.includes('\0');
 const execSchema = z.object({
   taskId: taskIdSchema,
-  argv: z.array(z.string().max(128 * 1024).refine((s) => !s.includes('\0'), 'no NUL bytes')).min(1).max(4096)
+  argv: z.array(z.string().refine((s) => Buffer.byteLength(s) <= L.argBytes, `an argv entry is at most ${L.argBytes} bytes`).refine(noNul, 'no NUL bytes')).min(1).max(L.argvItems)
     .refine((a) => (a[0] ?? '') !== '', 'argv[0] must not be empty')
-    .refine((a) => a.reduce((n, s) => n + s.length, 0) <= 1024 * 1024, 'argv totals at most 1 MiB'),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names are [A-Za-z_][A-Za-z0-9_]*'), z.string().max(32 * 1024).refine((s) => !s.includes('\0'), 'no NUL bytes'))
-    .refine((e) => Object.keys(e).length <= 256, 'at most 256 env vars')
-    .refine((e) => Object.entries(e).reduce((n, [k, v]) => n + k.length + v.length, 0) <= 256 * 1024, 'env totals at most 256 KiB'),
-  workDir: z.string().max(4096),
+    .refine((a) => argvBytes(a) <= L.argvBytes, `argv totals at most ${L.argvBytes} bytes`),
+  env: z.record(z.string().regex(ENV_NAME_PATTERN, 'env names are [A-Za-z_][A-Za-z0-9_]*, at most 128'), z.string().refine((s) => Buffer.byteLength(s) <= L.envValueBytes, `an env value is at most ${L.envValueBytes} bytes`).refine(noNul, 'no NUL bytes'))
+    .refine((e) => Object.keys(e).length <= L.envEntries, `at most ${L.envEntries} env vars`)
+    .refine((e) => envBytes(e) <= L.envBytes, `env totals at most ${L.envBytes} bytes`),
+  workDir: z.string().max(L.workDirChars),
+  // Bounded by the agent's message size (--max-message-bytes), which the queue's inputs respect.
   stdin: z.instanceof(Buffer),
-  timeoutMs: z.number().int().min(0).max(7 * 24 * 3600_000),
+  timeoutMs: z.number().int().min(0).max(L.timeoutMs),
   outputCapBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
 });
 
@@ -143,7 +150,7 @@ function execSpec(req: ExecRequest__Output, config: AgentConfig, confine: Confin
 
 /** Serves one Exec call: attach, replay, or a new run. */
 function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEvent>, d: ServiceDeps): void {
-  const id = d.auth.authorize(call, 'Exec');
+  const id = d.auth.identity(call);
   const taskId = parse(taskIdSchema, call.request.taskId);
   const existing = d.registry.get(taskId);
   const listener = (ev: ExecEvent) => {
@@ -228,7 +235,6 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
     },
     Cancel(call, cb) {
       try {
-        d.auth.authorize(call, 'Cancel');
         cb(null, { found: d.registry.cancel(parse(taskIdSchema, call.request.taskId)) });
       } catch (e) {
         cb(fail(e));
@@ -237,7 +243,7 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
     PutFile(call, cb) {
       let id: Identity;
       try {
-        id = d.auth.authorize(call, 'PutFile');
+        id = d.auth.identity(call);
       } catch (e) {
         cb(fail(e));
         return;
@@ -254,7 +260,7 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
     GetFile(call) {
       let header: { size?: unknown; sha256?: string } | null | undefined;
       Promise.resolve()
-        .then(() => d.auth.authorize(call, 'GetFile'))
+        .then(() => d.auth.identity(call))
         .then(async (id) => {
           await sendFile(d.config.dataDir, call.request.path, (c) => {
             if (c.header) header = c.header;
@@ -266,7 +272,6 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
     },
     Info(call, cb) {
       try {
-        d.auth.authorize(call, 'Info');
         cb(null, info(d));
       } catch (e) {
         cb(fail(e));

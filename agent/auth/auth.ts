@@ -1,57 +1,86 @@
 /**
  * Per-call authorization from the peer certificate that our TLS layer verified against the fleet
- * CA. Never from metadata. The revocation set is read on every call, so a revoked client is
- * refused on its next call even on an open connection.
+ * CA. Never from metadata. One table keyed by gRPC method path says which roles may call what;
+ * the call guard (transport/call-guard.ts) applies it to every call of every service before any
+ * handler runs, and a method missing from the table is denied. The revocation set is read on
+ * every call, so a revoked client is refused on its next call even on an open connection.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { describeIdentity, identityFromSan, normalizeSerial, type Identity } from '../../certs/index.js';
+import { describeIdentity, identityFromSan, normalizeSerial, type Identity, type Role } from '../../certs/index.js';
 import { GaxxError, isGaxxError } from '../../proto/index.js';
 
-/** The RPCs the agent serves, as the policy names them. */
-export type Rpc = 'Exec' | 'Cancel' | 'PutFile' | 'GetFile' | 'Info' | 'Health';
+const ALL: readonly Role[] = ['operator', 'scheduler'];
+const WITH_MONITOR: readonly Role[] = ['operator', 'scheduler', 'monitor'];
 
-/** Which role may call what. The agent role and anything unknown may call nothing. */
-const POLICY: Record<string, ReadonlySet<Rpc>> = {
-  operator: new Set<Rpc>(['Exec', 'Cancel', 'PutFile', 'GetFile', 'Info', 'Health']),
-  scheduler: new Set<Rpc>(['Exec', 'Cancel', 'PutFile', 'GetFile', 'Info', 'Health']),
-  monitor: new Set<Rpc>(['Info', 'Health']),
+/**
+ * Which roles may call each method. The agent role and anything unknown may call nothing. A new
+ * RPC must be added here or it is refused (test/unit/rpc-policy.test.ts walks the services).
+ */
+export const RPC_POLICY: Readonly<Record<string, readonly Role[]>> = {
+  '/gaxx.agent.v1.Agent/Exec': ALL,
+  '/gaxx.agent.v1.Agent/Cancel': ALL,
+  '/gaxx.agent.v1.Agent/PutFile': ALL,
+  '/gaxx.agent.v1.Agent/GetFile': ALL,
+  '/gaxx.agent.v1.Agent/Info': WITH_MONITOR,
+  '/grpc.health.v1.Health/Check': WITH_MONITOR,
+  '/grpc.health.v1.Health/Watch': WITH_MONITOR,
 };
 
 /** Why a call was refused, as the auth-failure metric labels it. */
 export type DenyReason = 'no_certificate' | 'bad_identity' | 'revoked' | 'role';
 
+type AuthContextCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext'>;
+
 export interface Authorizer {
-  /** The caller's identity when it may call `rpc`; throws a GaxxError otherwise. */
-  authorize(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext'>, rpc: Rpc): Identity;
+  /** The caller's identity when it may call `method` (a path); throws a GaxxError otherwise. */
+  authorize(call: AuthContextCall, method: string): Identity;
+  /**
+   * The identity of a caller the call guard already authorized (handlers use it for audit and
+   * role-dependent behaviour; it decides nothing).
+   */
+  identity(call: AuthContextCall): Identity;
+}
+
+/** The short name of a method path, for logs and metrics: '/pkg.Svc/Exec' -> 'Exec'. */
+export function rpcName(method: string): string {
+  return method.slice(method.lastIndexOf('/') + 1) || method;
+}
+
+function peerIdentity(call: AuthContextCall): Identity {
+  const cert = call.getAuthContext().sslPeerCertificate;
+  if (!cert) throw new GaxxError('UNAUTHENTICATED', 'no verified client certificate');
+  return identityFromSan(cert.subjectaltname);
 }
 
 /**
  * An authorizer reading the current revocation set through `revoked()` on every call;
  * `onDenied` observes refusals (metrics, logs).
  */
-export function createAuthorizer(revoked: () => ReadonlySet<string>, onDenied: (reason: DenyReason, rpc: Rpc) => void): Authorizer {
-  const deny = (reason: DenyReason, rpc: Rpc, err: GaxxError): never => {
-    onDenied(reason, rpc);
+export function createAuthorizer(revoked: () => ReadonlySet<string>, onDenied: (reason: DenyReason, rpc: string) => void, policy = RPC_POLICY): Authorizer {
+  const deny = (reason: DenyReason, method: string, err: GaxxError): never => {
+    onDenied(reason, rpcName(method));
     throw err;
   };
   return {
-    authorize(call, rpc) {
+    authorize(call, method) {
       const cert = call.getAuthContext().sslPeerCertificate;
-      if (!cert) return deny('no_certificate', rpc, new GaxxError('UNAUTHENTICATED', 'no verified client certificate'));
+      if (!cert) return deny('no_certificate', method, new GaxxError('UNAUTHENTICATED', 'no verified client certificate'));
       let id: Identity;
       try {
         id = identityFromSan(cert.subjectaltname);
       } catch (e) {
         if (!isGaxxError(e)) throw e;
-        return deny('bad_identity', rpc, new GaxxError('CERT_INVALID', 'client certificate names no single known gaxx role'));
+        return deny('bad_identity', method, new GaxxError('CERT_INVALID', 'client certificate names no single known gaxx role'));
       }
       if (revoked().has(normalizeSerial(cert.serialNumber))) {
-        return deny('revoked', rpc, new GaxxError('CERT_REVOKED', 'client certificate is revoked'));
+        return deny('revoked', method, new GaxxError('CERT_REVOKED', 'client certificate is revoked'));
       }
-      if (!POLICY[id.role]?.has(rpc)) {
-        return deny('role', rpc, new GaxxError('PERMISSION_DENIED', `${describeIdentity(id)} may not call ${rpc}`));
+      const roles = Object.hasOwn(policy, method) ? policy[method] : undefined;
+      if (!roles?.includes(id.role)) {
+        return deny('role', method, new GaxxError('PERMISSION_DENIED', `${describeIdentity(id)} may not call ${rpcName(method)}`));
       }
       return id;
     },
+    identity: peerIdentity,
   };
 }

@@ -1,16 +1,15 @@
 /**
  * grpc.health.v1.Health: SERVING for the whole server ('') and for gaxx.agent.v1.Agent while the
- * agent runs, NOT_SERVING once it drains. Authorized like Info (monitor may call it).
+ * agent runs, NOT_SERVING once it drains. The call guard authorizes it like Info (monitor may
+ * call it).
  */
 import type * as grpc from '@grpc/grpc-js';
 import { GaxxError, type HealthHandlers } from '../../proto/index.js';
-import type { Authorizer } from '../auth/auth.js';
 
 const KNOWN = new Set(['', 'gaxx.agent.v1.Agent']);
 
 /** Health handlers; `serving()` says whether the agent still takes work. */
 export function createHealthService(
-  auth: Authorizer,
   serving: () => boolean,
   fail: (e: unknown) => Partial<grpc.StatusObject>,
 ): HealthHandlers {
@@ -21,7 +20,6 @@ export function createHealthService(
   return {
     Check(call, cb) {
       try {
-        auth.authorize(call, 'Health');
         cb(null, { status: status(call.request.service) });
       } catch (e) {
         cb(fail(e));
@@ -30,7 +28,6 @@ export function createHealthService(
     // Minimal Watch: the current status once; the stream stays open until the caller leaves.
     Watch(call) {
       try {
-        auth.authorize(call, 'Health');
         call.write({ status: status(call.request.service) });
       } catch (e) {
         call.emit('error', fail(e));

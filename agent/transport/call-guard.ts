@@ -1,7 +1,8 @@
 /**
  * Per-call guards as one grpc-js server interceptor, so every service (Agent and Health) gets
  * them the same way: a blocked address is refused, the optional bearer token is checked (and
- * stripped from the metadata handlers see), the caller's identity spends a rate-limit token, the
+ * stripped from the metadata handlers see), the RPC policy table decides whether the caller's
+ * role may call the method, the caller's identity spends a rate-limit token, the
  * peer takes a concurrent-call slot (given back when the call ends however it ends); many calls
  * refused by these two limits get the address blocked. Calls that
  * end UNAUTHENTICATED or PERMISSION_DENIED, wherever the refusal came from, count as
@@ -9,7 +10,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { identityFromSan, normalizeSerial, describeIdentity } from '../../certs/index.js';
-import { ERROR_CODE_METADATA_KEY, grpcStatusFor, type ErrorCode } from '../../proto/index.js';
+import { ERROR_CODE_METADATA_KEY, grpcStatusFor, isGaxxError, type ErrorCode } from '../../proto/index.js';
 import type { PeerBlocker } from './blocklist.js';
 import { peerAddress, type Release, type StreamLimiter } from './conn-limits.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -41,6 +42,11 @@ export interface CallGuardDeps {
   blocker: PeerBlocker;
   /** The bearer token required on every call, if one is configured. */
   token?: BearerToken | undefined;
+  /**
+   * The RPC policy (auth/auth.ts): throws a GaxxError when the caller may not call `method`.
+   * Applied to every call of every service before its handler runs.
+   */
+  authorize(call: grpc.ServerInterceptingCallInterface, method: string): unknown;
   events?: CallGuardEvents;
 }
 
@@ -79,6 +85,12 @@ function admit(call: grpc.ServerInterceptingCallInterface, md: grpc.Metadata, ca
     if (!d.token.matches(presentedToken(typeof auth === 'string' ? auth : undefined))) {
       return refusal('UNAUTHENTICATED', 'missing or wrong bearer token');
     }
+  }
+  try {
+    d.authorize(call, caller.method);
+  } catch (e) {
+    if (!isGaxxError(e)) throw e;
+    return refusal(e.code, e.message);
   }
   const taken = d.limiter.take(caller.key);
   if (!taken.ok) {

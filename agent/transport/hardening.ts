@@ -24,6 +24,8 @@ export interface HardeningDeps {
   log: Logger;
   audit?: AuditLog | undefined;
   token?: BearerToken | undefined;
+  /** The RPC policy, applied by the call guard to every call. */
+  authorize(call: grpc.ServerInterceptingCallInterface, method: string): unknown;
   /** Also told about failed handshakes and refused calls (the agent's own counters). */
   onHandshakeFailure?(address: string, code: string): void;
   onDenied?(caller: Caller, code: string): void;
@@ -82,6 +84,7 @@ export function createHardening(d: HardeningDeps): Hardening {
     streams,
     limiter,
     token: d.token,
+    authorize: d.authorize,
     events: {
       rateLimited: () => metrics.rateLimited.inc(),
       streamRefused: () => metrics.streamsRefused.inc(),

@@ -4,26 +4,21 @@
  * reaches an agent: it is refused with INVALID_ARGUMENT and the dot-path of every problem.
  */
 import { z } from 'zod';
-import { GaxxError } from '../../proto/index.js';
+import { argvBytes, envBytes, ENV_NAME_PATTERN, GaxxError, REQUEST_LIMITS } from '../../proto/index.js';
 
 /** Run ids: no '-' (the job-id separator) and no ':' (BullMQ's key separator). */
 export const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_.]{0,39}$/;
 /** Task ids: the agent's task-id alphabet, short enough that `<runId>-<taskId>.rNN` fits 128. */
 export const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/;
 const FLEET = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 /** host:port, [v6]:port, or name:port. */
 const ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):\d{1,5}$/;
 
+/** The queue's limits: the shared request limits (proto/limits.ts) plus the queue's own. */
 export const LIMITS = {
-  argvItems: 4096,
-  argBytes: 128 * 1024,
-  envEntries: 256,
-  envBytes: 64 * 1024,
-  stdinBytes: 1024 * 1024,
+  ...REQUEST_LIMITS,
   inputBytes: 8 * 1024 * 1024,
   outputCapBytes: 64 * 1024 * 1024,
-  timeoutMs: 7 * 24 * 3600 * 1000,
   tasksPerRun: 100_000,
   agentsPerRun: 10_000,
   attempts: 20,
@@ -46,12 +41,12 @@ const RetrySchema = z
   .strict();
 
 const EnvSchema = z
-  .record(z.string().regex(ENV_NAME, 'env names are [A-Za-z_][A-Za-z0-9_]*'), z.string())
+  .record(
+    z.string().regex(ENV_NAME_PATTERN, 'env names are [A-Za-z_][A-Za-z0-9_]*, at most 128'),
+    z.string().refine((v) => Buffer.byteLength(v) <= LIMITS.envValueBytes, `an env value is at most ${LIMITS.envValueBytes} bytes`),
+  )
   .refine((env) => Object.keys(env).length <= LIMITS.envEntries, `at most ${LIMITS.envEntries} env entries`)
-  .refine(
-    (env) => Object.entries(env).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v) + 2, 0) <= LIMITS.envBytes,
-    `env is larger than ${LIMITS.envBytes} bytes`,
-  );
+  .refine((env) => envBytes(env) <= LIMITS.envBytes, `env is larger than ${LIMITS.envBytes} bytes`);
 
 const TargetSchema = z.union([
   z.object({ host: z.string().min(1).max(260) }).strict(),
@@ -65,10 +60,11 @@ const TaskFields = z.object({
   agents: z.array(z.string().regex(ADDRESS, 'agent addresses are host:port')).min(1).max(LIMITS.agentsPerRun).optional(),
   target: TargetSchema,
   argv: z
-    .array(z.string().max(LIMITS.argBytes))
+    .array(z.string().refine((s) => Buffer.byteLength(s) <= LIMITS.argBytes, `an argv entry is at most ${LIMITS.argBytes} bytes`))
     .min(1, 'argv needs at least the command')
     .max(LIMITS.argvItems)
-    .refine((a) => (a[0] ?? '') !== '', 'argv[0] is empty'),
+    .refine((a) => (a[0] ?? '') !== '', 'argv[0] is empty')
+    .refine((a) => argvBytes(a) <= LIMITS.argvBytes, `argv totals at most ${LIMITS.argvBytes} bytes`),
   env: EnvSchema.default({}),
   /** Bytes for the command's stdin, base64. */
   stdin: base64Max(LIMITS.stdinBytes).optional(),

@@ -18,9 +18,10 @@ import { ConnectionTracker, StreamLimiter } from '../../agent/transport/conn-lim
 import { GuardsSchema, type GuardsConfig } from '../../agent/transport/guard-config.js';
 import { installPingPolicing } from '../../agent/transport/ping-policer.js';
 import { RateLimiter } from '../../agent/transport/rate-limit.js';
+import { createAuthorizer, RPC_POLICY } from '../../agent/auth/auth.js';
 import { BearerToken } from '../../agent/auth/secrets.js';
 import { transportGuards } from '../../agent/transport/transport-guards.js';
-import { FleetCa, identityFromSan, secureContextOptions } from '../../certs/index.js';
+import { FleetCa, secureContextOptions } from '../../certs/index.js';
 import { ERROR_CODE_METADATA_KEY, loadProtos } from '../../proto/index.js';
 
 type Id = { certPem: string; keyPem: string };
@@ -50,12 +51,15 @@ async function startHarness(guards: GuardsConfig, bearer?: BearerToken): Promise
     connections: new ConnectionTracker(guards),
     events: { refused: (a, r) => events.push(`refused ${a} ${r}`), handshakeFailed: (a, c) => events.push(`handshake ${a} ${c}`) },
   });
+  const harnessAuth = createAuthorizer(() => new Set(), () => undefined, { ...RPC_POLICY, '/grpc.health.v1.Health/Check': ['operator', 'scheduler'] });
   const server = new grpc.Server({
     'grpc.max_concurrent_streams': guards.maxStreamsPerConnection,
     interceptors: [
       callGuardInterceptor({
         blocker,
         token: bearer,
+        // The agent's own policy table, except that a monitor may not call Check here.
+        authorize: (call, method) => harnessAuth.authorize(call, method),
         limiter: new RateLimiter(guards.rateLimit),
         streams: new StreamLimiter(guards.maxStreamsPerPeer),
         events: {
@@ -68,10 +72,7 @@ async function startHarness(guards: GuardsConfig, bearer?: BearerToken): Promise
   });
   const { health } = loadProtos();
   server.addService(health.grpc.health.v1.Health.service, {
-    // A monitor may not call Check here: stands in for the agent's role policy.
     Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, cb: grpc.sendUnaryData<{ status: string }>) => {
-      const san = call.getAuthContext().sslPeerCertificate?.subjectaltname;
-      if (identityFromSan(san).role === 'monitor') return cb({ code: grpc.status.PERMISSION_DENIED, details: 'role' });
       const wait = Number(call.request.service) || 0;
       setTimeout(() => cb(null, { status: 'SERVING' }), wait);
     },
