@@ -230,6 +230,7 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
       await registry.shutdown(config.shutdownGraceMs);
       launch.runner.close();
       await shutdownGrpc(server);
+      transport.destroyAll();
       for (const s of http.servers) s.closeAllConnections();
       await Promise.all(http.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       audit.close();

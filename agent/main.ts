@@ -75,6 +75,9 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'agent stopping');
+    // However stop() fares, the agent is gone shortly after its grace (clients holding
+    // connections open cannot keep it alive).
+    setTimeout(() => process.exit(1), config.shutdownGraceMs + 5000).unref();
     agent.stop().then(
       () => process.exit(0),
       () => process.exit(1),
