@@ -25,6 +25,8 @@ export const ConfigFileSchema = z
         port: z.number().int().min(1).max(65535),
         deadlineMs: z.number().int().positive(),
         connectTimeoutMs: z.number().int().positive(),
+        /** The agents' bearer token; prefer GAXX_AGENT_TOKEN in the environment. */
+        token: z.string().min(1),
       })
       .strict()
       .partial(),
@@ -47,6 +49,8 @@ export interface GaxxConfig {
     deadlineMs: number;
     /** How long to wait for an agent connection before UNAVAILABLE. */
     connectTimeoutMs: number;
+    /** Bearer token for agents that require one (GAXX_AGENT_TOKEN or agent.token); never a flag. */
+    token?: string | undefined;
   };
   redis: {
     /** The queue's Redis; undefined: the embedded redis-server in the state dir. */
@@ -76,6 +80,7 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'agent.port', env: 'GAXX_AGENT_PORT', kind: 'int', help: 'agent port when an address has none (8088)' },
   { path: 'agent.deadlineMs', env: 'GAXX_DEADLINE_MS', flag: 'deadline-ms', kind: 'int', help: 'deadline of agent calls in ms (10000)' },
   { path: 'agent.connectTimeoutMs', env: 'GAXX_CONNECT_TIMEOUT_MS', flag: 'connect-timeout-ms', kind: 'int', help: 'agent connect timeout in ms (5000)' },
+  { path: 'agent.token', env: 'GAXX_AGENT_TOKEN', kind: 'string', help: "the agents' bearer token, when they require one (env or config file only)" },
   { path: 'redis.url', env: 'GAXX_REDIS_URL', flag: 'redis-url', kind: 'string', help: 'Redis URL (default: an embedded redis-server in the state dir)' },
 ];
 

@@ -99,6 +99,7 @@ async function main(): Promise<void> {
     redisUrl: str('redis-url') ?? env.GAXX_REDIS_URL,
     stateDir,
     certs: loadCertDir(certsDir),
+    agentToken: env.GAXX_AGENT_TOKEN || undefined,
     concurrency,
     metricsListen: str('metrics-listen') ?? env.GAXX_SCHEDULER_METRICS_LISTEN ?? '127.0.0.1:9092',
     lockDurationMs,

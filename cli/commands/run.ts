@@ -84,7 +84,7 @@ export const command: Command = {
         { runId: newRunId(), tasks },
         {
           settings: target.settings,
-          connect: agentConnector(creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs }),
+          connect: agentConnector(creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs, token: config.agent.token }),
           cancel: signal,
           ...(waitS ? { timeoutMs: waitS * 1000 } : {}),
           ...(out.json

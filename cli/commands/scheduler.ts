@@ -51,6 +51,7 @@ export const command: Command = {
       redisUrl: config.redis.url,
       stateDir: config.paths.stateDir,
       certs: creds,
+      agentToken: config.agent.token,
       concurrency,
       metricsListen: stringFlag(flags, 'metrics-listen') ?? '127.0.0.1:9092',
       renewal,

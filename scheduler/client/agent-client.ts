@@ -44,6 +44,8 @@ export interface AgentClientOptions {
   deadlineMs?: number;
   /** How long a call waits for the connection before UNAVAILABLE (5 s). */
   connectTimeoutMs?: number;
+  /** The agents' bearer token (GAXX_AGENT_TOKEN), sent on every call when set. */
+  token?: string | undefined;
 }
 
 export interface ExecCallOptions {
@@ -63,6 +65,15 @@ export interface ExecResult {
 
 export type HealthStatus = 'SERVING' | 'NOT_SERVING' | 'UNKNOWN' | 'SERVICE_UNKNOWN';
 
+/** Call credentials presenting `token` as `authorization: Bearer` (only ever over the mTLS channel). */
+function bearer(token: string): grpc.CallCredentials {
+  return grpc.credentials.createFromMetadataGenerator((_params, cb) => {
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${token}`);
+    cb(null, md);
+  });
+}
+
 export class AgentClient {
   readonly address: string;
   private readonly grpcClient: AgentGrpcClient;
@@ -77,12 +88,13 @@ export class AgentClient {
     this.address = target.address;
     this.deadlineMs = opts.deadlineMs ?? 10_000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
-    const credentials = grpc.credentials.createFromSecureContext(createSecureContext(secureContextOptions(creds)), {
+    const channelCreds = grpc.credentials.createFromSecureContext(createSecureContext(secureContextOptions(creds)), {
       checkServerIdentity: (_servername, cert) => {
         this.identityError = checkAgentCertificate(host, cert, target.expect);
         return this.identityError;
       },
     });
+    const credentials = opts.token ? grpc.credentials.combineChannelCredentials(channelCreds, bearer(opts.token)) : channelCreds;
     const options: grpc.ChannelOptions = {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,

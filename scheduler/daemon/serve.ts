@@ -17,6 +17,8 @@ export interface ServeOptions {
   stateDir: string;
   /** Scheduler-role client certificate (also serves non-loopback metrics over mTLS). */
   certs: CertBundle;
+  /** The agents' bearer token (GAXX_AGENT_TOKEN), when they require one. */
+  agentToken?: string | undefined;
   concurrency?: number;
   metricsListen?: string;
   lockDurationMs?: number;
@@ -39,7 +41,7 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
     const metricsTls: SecureContextOptions = secureContextOptions(opts.certs);
     const daemon = await SchedulerDaemon.start({
       settings: target.settings,
-      connect: agentConnector(opts.certs),
+      connect: agentConnector(opts.certs, { token: opts.agentToken }),
       concurrency: opts.concurrency,
       metricsListen: opts.metricsListen,
       metricsTls: opts.metricsListen && !/^(127\.|localhost:|\[::1\]:)/.test(opts.metricsListen) ? metricsTls : undefined,

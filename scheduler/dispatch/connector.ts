@@ -12,6 +12,8 @@ export interface ConnectorOptions {
   deadlineMs?: number;
   /** How long a call waits for a connection before UNAVAILABLE. */
   connectTimeoutMs?: number;
+  /** The agents' bearer token, when they require one. */
+  token?: string | undefined;
 }
 
 /** Connector for SchedulerWorker / runAndWait. */
@@ -20,5 +22,6 @@ export function agentConnector(creds: CertBundle, opts: ConnectorOptions = {}): 
     AgentClient.connect({ address: ep.address, ...(ep.expect ? { expect: ep.expect } : {}) }, creds, {
       deadlineMs: opts.deadlineMs ?? 5000,
       connectTimeoutMs: opts.connectTimeoutMs ?? 3000,
+      token: opts.token,
     });
 }
