@@ -20,6 +20,7 @@ import { AgentMetrics, startMetricsServer } from './observe/metrics.js';
 import type { Injector } from './transport/ping-policer.js';
 import { startProfilingServer } from './observe/profiling.js';
 import { CertWatcher } from './auth/reload.js';
+import { RevocationFloor } from './auth/revocation-floor.js';
 import { startTransport, type AgentTransport } from './transport/server.js';
 import { createAgentService, toServiceError } from './service.js';
 import { TaskRegistry } from './exec/tasks.js';
@@ -115,9 +116,10 @@ function shutdownGrpc(server: grpc.Server): Promise<void> {
 }
 
 /** Watches the cert dir: a verified new bundle reaches new connections; every outcome is audited. */
-function watchCerts(config: AgentConfig, initial: CertBundle, log: Logger, audit: AuditLog, apply: (b: CertBundle) => void): CertWatcher {
+function watchCerts(config: AgentConfig, initial: CertBundle, log: Logger, audit: AuditLog, load: (dir: string) => CertBundle, apply: (b: CertBundle) => void): CertWatcher {
   const watcher = new CertWatcher(config.certsDir, initial, {
     pollMs: config.certPollMs,
+    load,
     onReload: (next) => {
       apply(next);
       const s = next.summary;
@@ -136,7 +138,6 @@ function watchCerts(config: AgentConfig, initial: CertBundle, log: Logger, audit
 
 /** The launcher and the sandbox tasks run in (none when opted out or unavailable). */
 async function taskLaunch(config: AgentConfig, uid: number, log: Logger): Promise<LaunchContext> {
-  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const sandbox: Sandbox = config.unsafeNoIsolation
     ? { kind: 'none', detail: 'disabled by --unsafe-no-isolation', remedy: 'start the agent without --unsafe-no-isolation' }
     : await detectSandbox(config.bwrapPath);
@@ -155,15 +156,22 @@ function tasksRefusal(config: AgentConfig, sandbox: Sandbox): GaxxError | undefi
 /** Starts every listener of the agent. */
 export async function startAgent(config: AgentConfig, opts: { version: string; log: Logger; uid: number }): Promise<RunningAgent> {
   const { log } = opts;
-  const initial = preflight(config, opts.uid);
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const floor = new RevocationFloor(config.stateDir);
+  const start = floor.atStart(preflight(config, opts.uid));
+  const initial = start.bundle;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const audit = AuditLog.open(config.auditLog, {}, Date.now, (e) => log.error({ code: (e as NodeJS.ErrnoException).code }, 'audit log write failed'));
+  if (start.rolledBack) {
+    log.warn({ code: 'REVOCATION_ROLLBACK' }, 'the cert dir holds an older revocation list than this agent has seen; enforcing the newest');
+    audit.write({ event: 'cert_reload', ok: false, code: 'REVOCATION_ROLLBACK', detail: 'at start: enforcing the newest revocation list seen' });
+  }
   const isolation = await detectIsolation({ prefer: config.taskLimits.isolation });
   const launch = await taskLaunch(config, opts.uid, log);
   const metrics = new AgentMetrics(opts.version);
   // Filled once listening; a reload before that only updates the watcher's bundle.
   const live: { transport?: AgentTransport; https: HttpsServer[] } = { https: [] };
-  const watcher = watchCerts(config, initial, log, audit, (next) => {
+  const watcher = watchCerts(config, initial, log, audit, (dir) => floor.check(loadCertDir(dir)), (next) => {
     const options = secureContextOptions(next);
     live.transport?.setSecureContext(options);
     for (const s of live.https) s.setSecureContext(options);

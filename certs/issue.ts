@@ -69,6 +69,8 @@ export interface LeafOptions {
   notAfter?: Date;
   /** Extra URI SANs; only for tests of the one-URI rule. */
   extraUris?: string[];
+  /** Marks the leaf CA:TRUE; only for tests of the refusal of CA certificates as clients. */
+  testOnlyCaTrue?: boolean;
 }
 
 /** Issues a leaf (cA=false, digitalSignature, no keyCertSign) signed by `ca`. */
@@ -92,7 +94,7 @@ export async function issueLeafCertificate(ca: SignerKey, opts: LeafOptions): Pr
   for (const h of opts.hosts ?? []) altNames.push(isIP(h) ? { type: 7, ip: h } : { type: 2, value: h });
   const isAgent = opts.identity.role === 'agent';
   cert.setExtensions([
-    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'basicConstraints', cA: opts.testOnlyCaTrue === true, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: isAgent, clientAuth: true },
     { name: 'subjectAltName', altNames },

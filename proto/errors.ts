@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   CERT_INVALID: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
   CERT_EXPIRED: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
   CERT_REVOKED: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
+  /** A revocation list older than the newest the agent has seen. */
+  REVOCATION_ROLLBACK: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 8 },
   IDENTITY_MISMATCH: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
   UNAUTHENTICATED: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
   PERMISSION_DENIED: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
