@@ -8,7 +8,7 @@
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { DURATION_PATTERN, GaxxError, parseDuration } from '../proto/index.js';
+import { DURATION_HINT, DURATION_PATTERN, GaxxError, isGaxxError, parseDuration, parseHostPort } from '../proto/index.js';
 import { GuardsSchema, type GuardsConfig } from './transport/guard-config.js';
 import { TaskLimitsSchema, type TaskLimits } from './exec/limits.js';
 import { BearerToken } from './auth/secrets.js';
@@ -71,19 +71,18 @@ const FLAGS = {
 const SWITCHES = { 'unsafe-no-isolation': 'UNSAFE_NO_ISOLATION' } as const;
 type Flag = keyof typeof FLAGS;
 
-const listenSchema = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected ADDR:PORT')
-  .transform((s, ctx) => {
-    const i = s.lastIndexOf(':');
-    const port = Number(s.slice(i + 1));
-    if (port > 65535) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'port out of range' });
-    return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port };
-  });
+const listenSchema = z.string().transform((s, ctx) => {
+  try {
+    return parseHostPort(s, { allowPortZero: true, what: 'listen address' });
+  } catch (e) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: isGaxxError(e) ? e.message : 'expected ADDR:PORT' });
+    return z.NEVER;
+  }
+});
 
 const durationSchema = z
   .string()
-  .regex(DURATION_PATTERN, 'expected a duration like 500ms, 30s, 10m, 1h')
+  .regex(DURATION_PATTERN, `expected ${DURATION_HINT}`)
   .transform((s) => parseDuration(s) as number);
 
 const SIZES: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { destination, pino } from 'pino';
-import { exitCodeFor, isGaxxError } from '../proto/index.js';
+import { exitCodeFor, fileAccessError, isGaxxError } from '../proto/index.js';
 import { defaultAuditLog, loadAgentConfig, runAuditCli, startAgent } from './index.js';
 
 /** The package version, from the nearest package.json above this file (src or dist). */
@@ -46,8 +46,19 @@ GAXX_ENV=production (default) | development
        gaxx-agent audit [--since 1h] [--json] [--file PATH]   print the audit log
 `;
 
+const AUDIT_USAGE = `usage: gaxx-agent audit [--since DURATION|TIME] [--json] [--file PATH]
+  Prints the agent's audit log (rotated files included, oldest first).
+  --since 1h        only records from the last hour (30m, 2d, or an ISO time)
+  --json            the stored JSON lines instead of readable lines
+  --file PATH       another audit log (default: GAXX_AGENT_AUDIT_LOG, else <data-dir>-audit/audit.log)
+`;
+
 /** `gaxx-agent audit [--since 1h] [--json] [--file PATH]`: the audit log, readably. */
 function auditCommand(args: string[]): number {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(AUDIT_USAGE);
+    return 0;
+  }
   const env = process.env;
   const dataDir = env.GAXX_AGENT_DATA_DIR || join(env.HOME || '/var/lib', '.local/state/gaxx-agent');
   const path = env.GAXX_AGENT_AUDIT_LOG || defaultAuditLog(dataDir);
@@ -87,7 +98,9 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-main().catch((e: unknown) => {
+main().catch((err: unknown) => {
+  // A data dir, audit log or cert dir it cannot create or read: name the path and the fix.
+  const e = fileAccessError(err, 'create it for the agent user (install -d -o gx -m 0700 DIR) or point --data-dir / --audit-log elsewhere') ?? err;
   if (isGaxxError(e)) {
     process.stderr.write(`gaxx-agent: ${e.code}: ${e.message}\n`);
     process.exit(exitCodeFor(e.code));

@@ -2,7 +2,7 @@
  * The contract between cli/main.ts and a command module (cli/commands/<name>.ts): each module
  * exports `command: Command`, which main.ts loads lazily when that command is invoked.
  */
-import { GaxxError } from '../proto/index.js';
+import { DURATION_HINT, GaxxError, parseDuration } from '../proto/index.js';
 import type { GaxxConfig } from './config.js';
 import type { Io, Output } from './output.js';
 
@@ -84,6 +84,19 @@ export function numberFlag(flags: FlagValues, name: string, command: string, min
     throw usageError(command, `--${name} must be a number ${exclusive ? '>' : '>='} ${min}`);
   }
   return n;
+}
+
+/**
+ * A duration flag in milliseconds (`30s`, `500ms`, `10m`, `1h`; a bare number is refused, as
+ * everywhere in gaxx); at least `minMs`.
+ */
+export function durationFlag(flags: FlagValues, name: string, command: string, minMs = 1): number | undefined {
+  const raw = stringFlag(flags, name);
+  if (raw === undefined) return undefined;
+  const ms = parseDuration(raw);
+  if (ms === undefined) throw usageError(command, `--${name} '${raw}' must be ${DURATION_HINT}`);
+  if (ms < minMs) throw usageError(command, `--${name} must be at least ${minMs} ms`);
+  return ms;
 }
 
 /** The repeatable `--env NAME=VALUE` flag as a map. */

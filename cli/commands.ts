@@ -22,5 +22,8 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'certs revoke', summary: 'revoke a certificate by serial and re-sign the revocation list', load: () => import('./commands/certs-revoke.js') },
   { name: 'run', summary: 'run a command on agents through the queue, one task per agent', load: () => import('./commands/run.js') },
   { name: 'scheduler', summary: 'run the scheduler daemon that dispatches queued tasks to agents', load: () => import('./commands/scheduler.js') },
+  { name: 'spawn', summary: 'create a fleet: rent or take hosts, bootstrap them, register the fleet', load: () => import('./commands/spawn.js') },
+  { name: 'ls', summary: 'list fleets and their hosts', load: () => import('./commands/ls.js') },
+  { name: 'delete', summary: "destroy a fleet's tagged instances, revoke its certificates, clear its state", load: () => import('./commands/delete.js') },
   { name: 'exec', summary: 'run one command on one agent directly and stream its output', load: () => import('./commands/exec.js') },
 ];

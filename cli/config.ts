@@ -1,5 +1,7 @@
 /**
- * The CLI's configuration, loaded once in main.ts by one pure function. Precedence:
+ * The installation's configuration, for every process gaxx starts on the controller (the CLI's
+ * commands and the scheduler daemon, which is `gaxx scheduler`): paths, defaults (one table,
+ * DEFAULTS) and precedence, loaded once in main.ts by one pure function. Precedence:
  * defaults < `<configDir>/config.json` < `GAXX_*` env < flags. Nothing below main.ts reads
  * process.env; commands get the resulting GaxxConfig.
  */
@@ -7,13 +9,36 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { GaxxError } from '../proto/index.js';
+import { DURATION_HINT, DURATION_PATTERN, fileAccessError, GaxxError, parseDuration, parseHostPort } from '../proto/index.js';
 import { resolvePaths, type GaxxPaths } from './paths.js';
+import { Secret } from './secrets.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const duration = z.string().regex(DURATION_PATTERN, `must be ${DURATION_HINT}`);
+/** host:port (port 0: any free port), or '' for off. */
+const listenAddress = z.string().refine((s) => {
+  if (s === '') return true;
+  try {
+    parseHostPort(s, { allowPortZero: true });
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be HOST:PORT (IPv6 as [ADDR]:PORT), or empty for off');
+
+/** One cloud provider's settings in the config file (never its token: that lives in secrets.env). */
+const ProviderFileSchema = z
+  .object({
+    url: z.string().url(),
+    region: z.string().min(1),
+    type: z.string().min(1),
+    image: z.string().min(1),
+  })
+  .strict()
+  .partial();
 
 /** The config file: every key optional, unknown keys refused (a typo should not pass silently). */
 export const ConfigFileSchema = z
@@ -31,6 +56,25 @@ export const ConfigFileSchema = z
       .strict()
       .partial(),
     redis: z.object({ url: z.string().min(1) }).strict().partial(),
+    /** Relocates the state dir alone (queue, embedded Redis, scheduler certificate, fleets). */
+    stateDir: z.string().startsWith('/', 'must be an absolute path'),
+    scheduler: z
+      .object({
+        concurrency: z.number().int().min(1).max(10_000),
+        metricsListen: listenAddress,
+        drain: duration,
+        lock: duration.refine((s) => (parseDuration(s) ?? 0) >= 1000, 'must be at least 1s'),
+        renewInterval: duration,
+      })
+      .strict()
+      .partial(),
+    providers: z
+      .object({
+        linode: ProviderFileSchema,
+        vultr: ProviderFileSchema,
+      })
+      .strict()
+      .partial(),
   })
   .strict()
   .partial();
@@ -56,12 +100,43 @@ export interface GaxxConfig {
     /** The queue's Redis; undefined: the embedded redis-server in the state dir. */
     url: string | undefined;
   };
+  /** The scheduler daemon (`gaxx scheduler`). */
+  scheduler: {
+    /** Tasks in flight at once. */
+    concurrency: number;
+    /** host:port of its /metrics; '' for off. */
+    metricsListen: string;
+    /** On shutdown, how long in-flight tasks may finish before being handed back. */
+    drainMs: number;
+    /** Job lock: a dead scheduler's tasks are taken again after about this long. */
+    lockMs: number;
+    /** Agent certificate renewal interval; 0 off. */
+    renewIntervalMs: number;
+  };
+  /** Cloud provider settings by provider name (base URL, create defaults, a token from the env). */
+  providers: Record<string, ProviderConfig>;
 }
 
-const DEFAULTS = {
+/** One provider's resolved settings. */
+export interface ProviderConfig {
+  /** API base URL; undefined: the provider's public endpoint. */
+  url: string | undefined;
+  region: string | undefined;
+  type: string | undefined;
+  image: string | undefined;
+  /** The API token from the environment (LINODE_TOKEN, VULTR_API_KEY), kept out of logs and JSON. */
+  envToken: Secret | undefined;
+}
+
+/** Env vars holding provider tokens (secrets.env uses the same names). */
+export const PROVIDER_TOKEN_ENV: Readonly<Record<string, string>> = { linode: 'LINODE_TOKEN', vultr: 'VULTR_API_KEY' };
+
+/** Every default of the installation, in one place. */
+export const DEFAULTS = {
   logLevel: 'info' as LogLevel,
   agent: { port: 8088, deadlineMs: 10_000, connectTimeoutMs: 5_000 },
-};
+  scheduler: { concurrency: 64, metricsListen: '127.0.0.1:9092', drainMs: 10_000, lockMs: 30_000, renewIntervalMs: 10 * 60_000 },
+} as const;
 
 /** One setting reachable from the environment and (optionally) a global flag. */
 interface Setting {
@@ -69,7 +144,11 @@ interface Setting {
   path: string;
   env: string;
   flag?: string;
-  kind: 'string' | 'int';
+  kind: 'string' | 'int' | 'duration';
+  /** The command whose flag this is; unscoped flags are global (accepted by every command). */
+  scope?: 'scheduler';
+  /** An empty value is a value (e.g. '' turns metrics off) rather than "not set". */
+  allowEmpty?: boolean;
   help: string;
 }
 
@@ -81,8 +160,23 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'agent.deadlineMs', env: 'GAXX_DEADLINE_MS', flag: 'deadline-ms', kind: 'int', help: 'deadline of agent calls in ms (10000)' },
   { path: 'agent.connectTimeoutMs', env: 'GAXX_CONNECT_TIMEOUT_MS', flag: 'connect-timeout-ms', kind: 'int', help: 'agent connect timeout in ms (5000)' },
   { path: 'agent.token', env: 'GAXX_AGENT_TOKEN', kind: 'string', help: "the agents' bearer token, when they require one (env or config file only)" },
+  { path: 'providers.linode.url', env: 'GAXX_LINODE_URL', kind: 'string', help: 'Linode API base URL' },
+  { path: 'providers.vultr.url', env: 'GAXX_VULTR_URL', kind: 'string', help: 'Vultr API base URL' },
   { path: 'redis.url', env: 'GAXX_REDIS_URL', flag: 'redis-url', kind: 'string', help: 'Redis URL (default: an embedded redis-server in the state dir)' },
+  { path: 'stateDir', env: 'GAXX_STATE_DIR', flag: 'state-dir', kind: 'string', help: 'state dir (default <home>/state or $XDG_STATE_HOME/gaxx)' },
+  { path: 'scheduler.concurrency', env: 'GAXX_SCHEDULER_CONCURRENCY', flag: 'concurrency', scope: 'scheduler', kind: 'int', help: 'tasks in flight at once (default 64)' },
+  { path: 'scheduler.metricsListen', env: 'GAXX_SCHEDULER_METRICS_LISTEN', flag: 'metrics-listen', scope: 'scheduler', kind: 'string', allowEmpty: true, help: 'host:port for /metrics; empty to disable (default 127.0.0.1:9092); a non-loopback address is served over mTLS' },
+  { path: 'scheduler.drain', env: 'GAXX_SCHEDULER_DRAIN', flag: 'drain', scope: 'scheduler', kind: 'duration', help: 'on shutdown, how long in-flight tasks may finish before being handed back (default 10s)' },
+  { path: 'scheduler.lock', env: 'GAXX_SCHEDULER_LOCK', flag: 'lock', scope: 'scheduler', kind: 'duration', help: "job lock: a dead scheduler's tasks are taken again after about this long (default 30s)" },
+  { path: 'scheduler.renewInterval', env: 'GAXX_SCHEDULER_RENEW_INTERVAL', flag: 'renew-interval', scope: 'scheduler', kind: 'duration', help: "renew the due certificates of registered fleets' agents every D (jittered): 30s, 10m, 1h; 0 off (default 10m)" },
 ];
+
+/** The flags of settings scoped to `command`, for its flag table (so help and parsing agree). */
+export function scopedFlags(command: 'scheduler'): Record<string, { type: 'string'; valueName: string; help: string }> {
+  return Object.fromEntries(
+    SETTINGS.filter((s) => s.scope === command && s.flag).map((s) => [s.flag as string, { type: 'string' as const, valueName: s.kind === 'int' ? 'N' : s.kind === 'duration' ? 'D' : 'VALUE', help: s.help }]),
+  );
+}
 
 /** A global option: accepted by every command, documented in `gaxx --help`. */
 export interface GlobalFlag {
@@ -95,7 +189,7 @@ export interface GlobalFlag {
 export const CONFIG_FLAGS: Record<string, GlobalFlag> = {
   home: { type: 'string', valueName: 'DIR', help: 'relocate all config, keys and state to DIR (as GAXX_HOME)' },
   ...Object.fromEntries(
-    SETTINGS.filter((s) => s.flag).map((s) => [s.flag as string, { type: 'string' as const, valueName: s.kind === 'int' ? 'N' : 'VALUE', help: s.help }]),
+    SETTINGS.filter((s) => s.flag && !s.scope).map((s) => [s.flag as string, { type: 'string' as const, valueName: s.kind === 'int' ? 'N' : 'VALUE', help: s.help }]),
   ),
 };
 
@@ -113,38 +207,62 @@ export interface LoadConfigInput {
   userName?: string;
   /** Base for a relative GAXX_HOME (default '/'). */
   cwd?: string;
+  /** The command being run: its scoped settings' flags are read from argv too. */
+  command?: string;
 }
 
 /** Loads the configuration. CONFIG_INVALID (file, env) or USAGE (flags) name the dot-path. */
 export function loadConfig(input: LoadConfigInput): GaxxConfig {
+  const flagSettings = SETTINGS.filter((s) => s.flag && (!s.scope || s.scope === input.command));
   const flags = parseArgs({
     args: [...input.argv],
-    options: Object.fromEntries(Object.keys(CONFIG_FLAGS).map((k) => [k, { type: 'string' as const }])),
+    options: Object.fromEntries(['home', ...flagSettings.map((s) => s.flag as string)].map((k) => [k, { type: 'string' as const }])),
     strict: false,
     allowPositionals: true,
   }).values;
-  const flag = (name: string): string | undefined => {
+  const flag = (name: string, allowEmpty = false): string | undefined => {
     const v = flags[name];
-    return typeof v === 'string' && v !== '' ? v : undefined;
+    return typeof v === 'string' && (v !== '' || allowEmpty) ? v : undefined;
   };
-  const env = (name: string): string | undefined => (input.env[name] ? input.env[name] : undefined);
+  const env = (name: string, allowEmpty = false): string | undefined => {
+    const v = input.env[name];
+    return typeof v === 'string' && (v !== '' || allowEmpty) ? v : undefined;
+  };
   const home = flag('home') ?? env('GAXX_HOME');
-  const paths = resolvePaths({
+  const where = {
     home: home === undefined ? undefined : resolve(input.cwd ?? '/', home),
     xdgConfigHome: env('XDG_CONFIG_HOME'),
     xdgStateHome: env('XDG_STATE_HOME'),
     homeDir: input.homeDir ?? env('HOME') ?? '/',
-  });
+  };
+  let paths = resolvePaths(where);
   const fileLayer = readConfigFile(paths.configFile, input.readFile);
-  const envLayer = layerFrom((s) => env(s.env), (s) => s.env, 'CONFIG_INVALID', 'environment');
-  const flagLayer = layerFrom((s) => (s.flag ? flag(s.flag) : undefined), (s) => `--${s.flag}`, 'USAGE', 'flags');
+  const envLayer = layerFrom((s) => env(s.env, s.allowEmpty), (s) => s.env, 'CONFIG_INVALID', 'environment');
+  const flagLayer = layerFrom((s) => (s.flag && flagSettings.includes(s) ? flag(s.flag, s.allowEmpty) : undefined), (s) => `--${s.flag}`, 'USAGE', 'flags');
   const merged = [fileLayer, envLayer, flagLayer].reduce<ConfigLayer>((acc, l) => deepMerge(acc, l), {});
+  if (merged.stateDir) paths = resolvePaths({ ...where, stateDir: merged.stateDir });
+  const ms = (d: string | undefined, dflt: number): number => (d === undefined ? dflt : (parseDuration(d) as number));
+  const s = merged.scheduler ?? {};
   return {
     paths,
     operatorName: merged.operatorName ?? sanitizeName(input.userName ?? env('USER') ?? ''),
     logLevel: merged.logLevel ?? DEFAULTS.logLevel,
     agent: { ...DEFAULTS.agent, ...merged.agent },
     redis: { url: merged.redis?.url },
+    scheduler: {
+      concurrency: s.concurrency ?? DEFAULTS.scheduler.concurrency,
+      metricsListen: s.metricsListen ?? DEFAULTS.scheduler.metricsListen,
+      drainMs: ms(s.drain, DEFAULTS.scheduler.drainMs),
+      lockMs: ms(s.lock, DEFAULTS.scheduler.lockMs),
+      renewIntervalMs: ms(s.renewInterval, DEFAULTS.scheduler.renewIntervalMs),
+    },
+    providers: Object.fromEntries(
+      Object.entries(PROVIDER_TOKEN_ENV).map(([name, tokenEnv]) => {
+        const p = merged.providers?.[name as 'linode' | 'vultr'] ?? {};
+        const token = env(tokenEnv);
+        return [name, { url: p.url, region: p.region, type: p.type, image: p.image, envToken: token === undefined ? undefined : new Secret(token) }];
+      }),
+    ),
   };
 }
 
@@ -154,6 +272,8 @@ export const readFileIfExists: ReadFile = (path) => {
     return readFileSync(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const fsErr = fileAccessError(e, `check the owner and mode of ${path} and its directories (ls -ld), or point GAXX_HOME (--home) at a directory you own`);
+    if (fsErr) throw fsErr;
     throw new GaxxError('CONFIG_INVALID', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }
 };

@@ -3,15 +3,16 @@
  * flags strictly, loads the config, runs it, and turns every failure into one stderr line and
  * a documented exit code. main.ts feeds it the process's argv, env and streams.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { GaxxError, exitCodeFor } from '../proto/index.js';
+import { GaxxError, exitCodeFor, fileAccessError } from '../proto/index.js';
 import type { Command, FlagValues } from './command.js';
 import { COMMANDS, type CommandEntry } from './commands.js';
 import { CONFIG_FLAGS, loadConfig, type ReadFile } from './config.js';
 import { commandHelp, groupHelp, programHelp } from './help.js';
+import { refuseSharedDirs, type ModeOf } from './paths.js';
 import { Output, type Io } from './output.js';
 
 /** Exit code of a bare Error reaching the funnel (EX_SOFTWARE): always a bug. */
@@ -29,7 +30,17 @@ export interface CliInput {
   signal: AbortSignal;
   /** Called when the command being run can cancel its work on Ctrl-C. */
   onInterruptible?: () => void;
+  /** Mode bits of a path (default: stat); the installation's dirs must not be group/world-writable. */
+  modeOf?: ModeOf;
 }
+
+const modeOfPath: ModeOf = (p) => {
+  try {
+    return statSync(p).mode;
+  } catch {
+    return undefined;
+  }
+};
 
 /** Runs one command line; resolves to the exit code. Never throws. */
 export async function runCli(input: CliInput): Promise<number> {
@@ -42,6 +53,9 @@ export async function runCli(input: CliInput): Promise<number> {
 
 /** The error funnel: one line on stderr, and the exit code for it. */
 export function reportError(e: unknown, io: Io, debug = false): number {
+  // A permission or disk problem is the user's to fix, not a bug: name the path and the fix.
+  const fsErr = e instanceof GaxxError ? undefined : fileAccessError(e, FILE_HINT(e));
+  if (fsErr) e = fsErr;
   if (e instanceof GaxxError) {
     io.stderr.write(`gaxx: ${e.message} [${e.code}]\n`);
     return exitCodeFor(e.code);
@@ -50,6 +64,12 @@ export function reportError(e: unknown, io: Io, debug = false): number {
   io.stderr.write(`gaxx: internal error (this is a bug): ${msg}\n`);
   if (debug && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`);
   return INTERNAL_EXIT;
+}
+
+/** What to suggest for a path the CLI cannot write. */
+function FILE_HINT(e: unknown): string | undefined {
+  const path = (e as NodeJS.ErrnoException | null)?.path;
+  return path ? `check the owner and mode of ${path} (ls -ld), or point GAXX_HOME (--home) at a directory you own` : undefined;
 }
 
 /** The version in package.json (found by walking up from this module, in src and dist). */
@@ -70,7 +90,9 @@ export function version(): string {
 async function dispatch(input: CliInput): Promise<number> {
   const { io } = input;
   const dash = input.argv.indexOf('--');
-  const pre = dash === -1 ? [...input.argv] : input.argv.slice(0, dash);
+  const all = dash === -1 ? [...input.argv] : input.argv.slice(0, dash);
+  // Global flags may come before the command (`gaxx --home D certs list`).
+  const { globals, after: pre } = leadingGlobals(all);
   const rest = dash === -1 ? [] : input.argv.slice(dash + 1);
   const first = pre[0];
   if (first === undefined) {
@@ -93,7 +115,8 @@ async function dispatch(input: CliInput): Promise<number> {
   if (wantsHelp) return print(io, commandHelp(command));
   const parsed = parseCommandLine(entry, command, args);
   if (dash !== -1 && !command.takesRest) throw usage(`'gaxx ${entry.name}' takes no arguments after --`, entry.name);
-  const config = loadConfig({ argv: args, env: input.env, readFile: input.readFile, homeDir: input.homeDir, userName: input.userName, cwd: input.cwd });
+  const config = loadConfig({ argv: [...globals, ...args], env: input.env, readFile: input.readFile, homeDir: input.homeDir, userName: input.userName, cwd: input.cwd, command: entry.name });
+  refuseSharedDirs(config.paths, input.modeOf ?? modeOfPath);
   if (command.handlesInterrupt) input.onInterruptible?.();
   return command.run({
     flags: parsed.values,
@@ -105,6 +128,22 @@ async function dispatch(input: CliInput): Promise<number> {
     io,
     signal: input.signal,
   });
+}
+
+/** Splits global flags (`--home D`, `--redis-url=U`, ...) off the front of the command line. */
+function leadingGlobals(args: readonly string[]): { globals: string[]; after: string[] } {
+  let i = 0;
+  while (i < args.length) {
+    const a = args[i] as string;
+    const m = /^--([a-z-]+)(=.*)?$/.exec(a);
+    if (!m || !(m[1] as string in CONFIG_FLAGS)) break;
+    if (m[2] !== undefined) i += 1;
+    else {
+      if (i + 1 >= args.length) throw usage(`${a} needs a value`);
+      i += 2;
+    }
+  }
+  return { globals: args.slice(0, i), after: args.slice(i) };
 }
 
 function print(io: Io, text: string): number {

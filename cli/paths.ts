@@ -3,6 +3,7 @@
  * (`<dir>/config`, `<dir>/state`); otherwise the XDG base directories are used.
  */
 import { join } from 'node:path';
+import { GaxxError } from '../proto/index.js';
 
 /** Where every file of an installation lives. */
 export interface GaxxPaths {
@@ -29,13 +30,13 @@ export interface GaxxPaths {
 }
 
 /**
- * Resolves the layout. `home` wins over XDG; relative XDG values are ignored, as the XDG spec
+ * Resolves the layout. `stateDir` relocates the state dir alone; `home` wins over XDG; relative XDG values are ignored, as the XDG spec
  * asks. `homeDir` is the user's home directory (for the XDG defaults).
  */
-export function resolvePaths(opts: { home?: string; xdgConfigHome?: string; xdgStateHome?: string; homeDir: string }): GaxxPaths {
+export function resolvePaths(opts: { home?: string | undefined; xdgConfigHome?: string | undefined; xdgStateHome?: string | undefined; homeDir: string; stateDir?: string | undefined }): GaxxPaths {
   const abs = (p: string | undefined) => (p && p.startsWith('/') ? p : undefined);
   const configDir = opts.home ? join(opts.home, 'config') : join(abs(opts.xdgConfigHome) ?? join(opts.homeDir, '.config'), 'gaxx');
-  const stateDir = opts.home ? join(opts.home, 'state') : join(abs(opts.xdgStateHome) ?? join(opts.homeDir, '.local', 'state'), 'gaxx');
+  const stateDir = opts.stateDir ?? (opts.home ? join(opts.home, 'state') : join(abs(opts.xdgStateHome) ?? join(opts.homeDir, '.local', 'state'), 'gaxx'));
   const sshDir = join(configDir, 'ssh');
   return {
     home: opts.home,
@@ -50,4 +51,23 @@ export function resolvePaths(opts: { home?: string; xdgConfigHome?: string; xdgS
     runsDir: join(stateDir, 'runs'),
     fleetsDir: join(stateDir, 'fleets'),
   };
+}
+
+/** The mode bits of a path, or undefined when it does not exist. */
+export type ModeOf = (path: string) => number | undefined;
+
+/**
+ * INSECURE_FILE_MODE when the installation's home, config or state dir is writable by every
+ * user: anyone could then replace the CA, the operator key or the embedded Redis socket.
+ * (Group-writable is left alone: user-private groups make it common and harmless.)
+ */
+export function refuseSharedDirs(paths: GaxxPaths, modeOf: ModeOf): void {
+  for (const dir of [paths.home, paths.configDir, paths.stateDir]) {
+    if (dir === undefined) continue;
+    const mode = modeOf(dir);
+    if (mode === undefined) continue;
+    if (mode & 0o002) {
+      throw new GaxxError('INSECURE_FILE_MODE', `${dir} is writable by every user (mode ${(mode & 0o7777).toString(8)}); run 'chmod o-w ${dir}' or use another GAXX_HOME`);
+    }
+  }
 }

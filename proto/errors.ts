@@ -10,6 +10,8 @@ export const ERROR_CODES = {
   INVALID_ARGUMENT: { grpc: GrpcStatus.INVALID_ARGUMENT, exit: 2 },
   USAGE: { grpc: GrpcStatus.INVALID_ARGUMENT, exit: 2 },
   CONFIG_INVALID: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 3 },
+  /** A file or directory gaxx needs cannot be read or written (permissions, read-only, full). */
+  FILE_ACCESS: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 3 },
   NOT_FOUND: { grpc: GrpcStatus.NOT_FOUND, exit: 4 },
   ALREADY_EXISTS: { grpc: GrpcStatus.ALREADY_EXISTS, exit: 5 },
   FAILED_PRECONDITION: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 6 },
@@ -57,6 +59,29 @@ export class GaxxError extends Error {
 
 export function isGaxxError(e: unknown, code?: ErrorCode): e is GaxxError {
   return e instanceof GaxxError && (code === undefined || e.code === code);
+}
+
+const FS_PROBLEMS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  ENOTDIR: 'a part of the path is not a directory',
+};
+
+/**
+ * A file-system failure of Node (EACCES on mkdir, EROFS, ENOSPC...) as FILE_ACCESS naming the
+ * path and what to do about it; undefined for anything else. `hint` is the fix to suggest.
+ */
+export function fileAccessError(e: unknown, hint?: string): GaxxError | undefined {
+  const err = e as NodeJS.ErrnoException | null;
+  const problem = err && typeof err.code === 'string' ? FS_PROBLEMS[err.code] : undefined;
+  if (!problem || !err) return undefined;
+  const path = err.path;
+  const where = path ? `${err.syscall ?? 'access'} ${path}` : (err.syscall ?? 'file access');
+  const fix = hint ?? (path ? `check the owner and mode of ${path} and its parent directories (ls -ld)` : 'check file permissions');
+  return new GaxxError('FILE_ACCESS', `cannot ${where}: ${problem}; ${fix}`, { cause: e, details: { path, errno: err.code } });
 }
 
 /** The gRPC status a code maps to at the agent boundary. */

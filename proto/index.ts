@@ -1,6 +1,7 @@
 /** proto: the wire contract (loaded services and generated types) and the shared error model. */
 export * from './errors.js';
-export { DURATION_PATTERN, parseDuration } from './durations.js';
+export { formatHostPort, isHostName, isLoopbackHost, parseHostPort, type HostPort, type ParseHostPortOptions } from './address.js';
+export { DURATION_HINT, DURATION_PATTERN, parseDuration } from './durations.js';
 export { argvBytes, envBytes, ENV_NAME_PATTERN, REQUEST_LIMITS } from './limits.js';
 export { loadProtos, LOADER_OPTIONS, PROTO_DIR } from './load.js';
 export type { AgentClient as AgentGrpcClient, AgentHandlers } from './gen/gaxx/agent/v1/Agent.js';

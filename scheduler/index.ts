@@ -13,7 +13,7 @@ export { publishResult, waitForRun, outcomeOf, type OutputChunk, type RunResults
 export { SchedulerWorker, type SchedulerWorkerOptions, type WorkerLog } from './dispatch/worker.js';
 export { SchedulerMetrics } from './daemon/metrics.js';
 export { issuedAgentCerts, renewalReason, rotateAgent, type RenewalReason, type RotateOptions, type RotationResult, type RotationTarget } from './renewal/renewal.js';
-export { CertRenewer, DEFAULT_RENEW_INTERVAL_MS, parseInterval, renewalSettings, type RenewerOptions, type RoundSummary } from './renewal/renewer.js';
+export { CertRenewer, type RenewerOptions, type RoundSummary } from './renewal/renewer.js';
 export { SchedulerDaemon, schedulerAlive, HEARTBEAT_KEY, type DaemonOptions } from './daemon/daemon.js';
 export { runAndWait, type RunAndWaitOptions, type RunOutcome } from './queue/run.js';
 export { redisTarget, type RedisTarget } from './redis/embedded-redis.js';

@@ -1,10 +1,19 @@
 /** `gaxx certs issue`: a certificate for one identity, written as a cert dir. */
+import { readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { FleetCa, ROLES, identityUri, writeCertDir, type Identity, type Role } from '../../certs/index.js';
-import { GaxxError } from '../../proto/index.js';
-import { JSON_FLAG, stringFlag, stringsFlag, type Command, type FlagValues } from '../command.js';
+import { GaxxError, isHostName } from '../../proto/index.js';
+import { boolFlag, JSON_FLAG, stringFlag, stringsFlag, type Command, type FlagValues } from '../command.js';
 
 const MAX_DAYS = 3650;
+
+function dirEntries(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
 
 function usage(message: string): GaxxError {
   return new GaxxError('USAGE', `${message} (see 'gaxx certs issue --help')`);
@@ -20,6 +29,8 @@ function requestFrom(flags: FlagValues): { identity: Identity; hosts: string[]; 
   if (!role || !(ROLES as readonly string[]).includes(role)) throw usage(`--role must be one of ${ROLES.join(', ')}`);
   if (!name) throw usage('--name is required');
   if (!out) throw usage('--out DIR is required');
+  const badHost = hosts.find((h) => !isHostName(h));
+  if (badHost !== undefined) throw usage(`--host '${badHost}' is not an IP address or a DNS name`);
   const daysText = stringFlag(flags, 'days');
   const days = daysText === undefined ? undefined : Number(daysText);
   if (days !== undefined && !(Number.isInteger(days) && days >= 1 && days <= MAX_DAYS)) throw usage(`--days must be a whole number from 1 to ${MAX_DAYS}`);
@@ -36,7 +47,7 @@ function requestFrom(flags: FlagValues): { identity: Identity; hosts: string[]; 
 }
 
 export const command: Command = {
-  usage: 'gaxx certs issue --role R --name N [--fleet F] [--host H ...] [--days D] --out DIR [--json]',
+  usage: 'gaxx certs issue --role R --name N [--fleet F] [--host H ...] [--days D] --out DIR [--force] [--json]',
   description: [
     "Issues a certificate signed by this installation's fleet CA and writes it as a cert dir:",
     'cert.pem, key.pem (0600), ca.pem and the current signed revoked.json. Prints its serial and',
@@ -50,7 +61,8 @@ export const command: Command = {
     fleet: { type: 'string', valueName: 'F', help: 'fleet name (role agent only, required there)' },
     host: { type: 'string', valueName: 'H', multiple: true, help: 'IP address or DNS name the agent answers on (role agent)' },
     days: { type: 'string', valueName: 'D', help: `lifetime in days (default 30, at most ${MAX_DAYS})` },
-    out: { type: 'string', valueName: 'DIR', help: 'directory to write cert.pem, key.pem, ca.pem, revoked.json' },
+    out: { type: 'string', valueName: 'DIR', help: 'directory to write cert.pem, key.pem, ca.pem, revoked.json (must be empty or new)' },
+    force: { type: 'boolean', help: 'write into a non-empty --out DIR, replacing its cert files' },
     json: JSON_FLAG,
   },
   examples: [
@@ -60,6 +72,10 @@ export const command: Command = {
   ],
   async run({ flags, config, out }) {
     const req = requestFrom(flags);
+    // Never mix a new key into a dir holding something else (another host's certs, say).
+    if (dirEntries(req.out).length > 0 && !boolFlag(flags, 'force')) {
+      throw new GaxxError('ALREADY_EXISTS', `${req.out} is not empty; choose an empty --out DIR, or --force to overwrite its cert files`);
+    }
     const ca = FleetCa.open(config.paths.caDir);
     const made = await ca.issue({
       identity: req.identity,

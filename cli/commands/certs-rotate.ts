@@ -6,7 +6,7 @@
 import { assertName, FleetCa, loadCertDir } from '../../certs/index.js';
 import { ERROR_CODES, exitCodeFor, GaxxError, type ErrorCode, type InfoResponse__Output } from '../../proto/index.js';
 import { issuedAgentCerts, renewalReason, rotateAgent, type RotationResult } from '../../scheduler/index.js';
-import { boolFlag, JSON_FLAG, stringFlag, stringsFlag, type Command } from '../command.js';
+import { boolFlag, durationFlag, JSON_FLAG, stringFlag, stringsFlag, type Command } from '../command.js';
 import { agentAddress } from './exec.js';
 
 /** `--agent HOST=ADDR` overrides (where an agent listens elsewhere than its certificate's first name). */
@@ -21,7 +21,7 @@ function overrides(raw: string[], port: number): Map<string, string> {
 }
 
 export const command: Command = {
-  usage: 'gaxx certs rotate --fleet F [--due-only] [--agent HOST=ADDR ...] [--verify-timeout S] [--json]',
+  usage: 'gaxx certs rotate --fleet F [--due-only] [--agent HOST=ADDR ...] [--verify-timeout D] [--json]',
   description: [
     "Issues a fresh certificate for every agent of fleet F (the newest valid one per host in this CA's",
     'register), pushes key.pem, cert.pem and the current revoked.json into each agent\'s cert dir over',
@@ -35,7 +35,7 @@ export const command: Command = {
     fleet: { type: 'string', valueName: 'F', help: 'the fleet whose agents get new certificates' },
     agent: { type: 'string', valueName: 'HOST=ADDR', multiple: true, help: 'where agent HOST listens (ADDR[:PORT])' },
     'due-only': { type: 'boolean', help: 'rotate only agents that report their renewal as due' },
-    'verify-timeout': { type: 'string', valueName: 'S', help: 'seconds to wait for each agent to present its new certificate (default 60)' },
+    'verify-timeout': { type: 'string', valueName: 'D', help: 'how long to wait for each agent to present its new certificate (default 60s)' },
     json: JSON_FLAG,
   },
   examples: ['gaxx certs rotate --fleet web', 'gaxx certs rotate --fleet web --due-only', 'gaxx certs rotate --fleet web --agent h1=10.0.0.5:8088 --json'],
@@ -43,8 +43,7 @@ export const command: Command = {
     const fleet = stringFlag(flags, 'fleet');
     if (!fleet) throw new GaxxError('USAGE', "--fleet F is required (see 'gaxx certs rotate --help')");
     assertName(fleet, 'fleet');
-    const verifySeconds = Number(stringFlag(flags, 'verify-timeout') ?? 60);
-    if (!(verifySeconds > 0)) throw new GaxxError('USAGE', '--verify-timeout must be a positive number of seconds');
+    const verifyMs = durationFlag(flags, 'verify-timeout', 'certs rotate') ?? 60_000;
     const where = overrides(stringsFlag(flags, 'agent'), config.agent.port);
     const ca = FleetCa.open(config.paths.caDir);
     const agents = issuedAgentCerts(ca, fleet);
@@ -53,7 +52,7 @@ export const command: Command = {
     const opts = {
       deadlineMs: config.agent.deadlineMs,
       connectTimeoutMs: config.agent.connectTimeoutMs,
-      verifyMs: verifySeconds * 1000,
+      verifyMs,
       // --due-only: what the agent's Info reports (no expiry margin, unlike the daemon's loop).
       ...(boolFlag(flags, 'due-only') ? { select: (info: InfoResponse__Output) => renewalReason(info) !== undefined } : {}),
     };

@@ -2,9 +2,9 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
 import { loadCertDir, type CertBundle } from '../../certs/index.js';
-import { GaxxError, isGaxxError, type Exit__Output } from '../../proto/index.js';
+import { formatHostPort, GaxxError, isGaxxError, parseHostPort, type Exit__Output } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
-import { boolFlag, envFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command } from '../command.js';
+import { boolFlag, durationFlag, envFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command } from '../command.js';
 import { MAX_EXEC_STDIN_BYTES, readExecStdin } from '../exec-stdin.js';
 import type { Output } from '../output.js';
 
@@ -12,11 +12,12 @@ const usage = (message: string): GaxxError => usageError('exec', message);
 
 /** `host:port` as given, or `host` with the configured agent port. */
 export function agentAddress(raw: string, defaultPort: number): string {
-  if (/^\[[^\]]+\]:\d+$/.test(raw) || /^[^:[\]]+:\d+$/.test(raw)) return raw;
-  if (/^\[[^\]]+\]$/.test(raw)) return `${raw}:${defaultPort}`;
-  if (/^[^:[\]]+$/.test(raw)) return `${raw}:${defaultPort}`;
-  if (raw.includes(':') && !raw.includes('[')) return `[${raw}]:${defaultPort}`; // a bare IPv6 address
-  throw usage(`--agent '${raw}' must be HOST[:PORT]`);
+  try {
+    const { host, port } = parseHostPort(raw, { defaultPort, what: '--agent' });
+    return formatHostPort(host, port);
+  } catch (e) {
+    throw usage(`${(e as Error).message}; use HOST[:PORT]`);
+  }
 }
 
 /** The shell convention: a process ended by signal N exits 128+N. */
@@ -57,7 +58,7 @@ export const command: Command = {
   ].join('\n'),
   flags: {
     agent: { type: 'string', valueName: 'ADDR', help: 'agent address HOST[:PORT] (port default 8088)' },
-    timeout: { type: 'string', valueName: 'S', help: "seconds before the agent kills the task (default: the agent's)" },
+    timeout: { type: 'string', valueName: 'D', help: "how long before the agent kills the task: 30s, 10m, 1h (default: the agent's)" },
     'output-cap': { type: 'string', valueName: 'BYTES', help: "cap on stdout+stderr bytes (default: the agent's)" },
     'task-id': { type: 'string', valueName: 'ID', help: 'task id ([A-Za-z0-9._-]); re-using a running id attaches to it' },
     env: { type: 'string', valueName: 'K=V', multiple: true, help: "environment variable for the command (the agent's own is never inherited)" },
@@ -78,7 +79,7 @@ export const command: Command = {
     const rawAgent = stringFlag(flags, 'agent');
     if (!rawAgent) throw usage('--agent ADDR is required');
     if (rest.length === 0) throw usage('give the command after --, e.g. gaxx exec --agent ADDR -- uptime');
-    const timeout = numberFlag(flags, 'timeout', 'exec', 0, true);
+    const timeoutMs = durationFlag(flags, 'timeout', 'exec');
     const cap = numberFlag(flags, 'output-cap', 'exec', 0, true);
     const stdinFile = stringFlag(flags, 'stdin');
     const noStdin = boolFlag(flags, 'no-stdin');
@@ -95,7 +96,7 @@ export const command: Command = {
     let pid = 0;
     let exit: Exit__Output | undefined;
     try {
-      const req = { taskId, argv: rest, env: envFlag(flags, 'exec'), timeoutMs: timeout ? Math.ceil(timeout * 1000) : 0, outputCapBytes: cap ? Math.floor(cap) : 0, ...(input ? { stdin: input } : {}) };
+      const req = { taskId, argv: rest, env: envFlag(flags, 'exec'), timeoutMs: timeoutMs ?? 0, outputCapBytes: cap ? Math.floor(cap) : 0, ...(input ? { stdin: input } : {}) };
       for await (const ev of client.exec(req, { signal })) {
         if (ev.started) pid = ev.started.pid;
         else if (ev.stdout) {

@@ -1,10 +1,11 @@
 /** `gaxx init`: the CA, the SSH key pair and the operator certificate, created when absent. */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CERT_FILE,
   FleetCa,
   assertName,
+  identityFromSan,
   identityUri,
   loadCertDir,
   parseCertificate,
@@ -25,6 +26,16 @@ interface OperatorState {
   notAfter: string;
 }
 
+/** The operator name in an (expired) operator certificate, if it names one. */
+function expiredOperatorName(certFile: string): string | undefined {
+  try {
+    const id = identityFromSan(parseCertificate(readFileSync(certFile)).subjectAltName);
+    return id.role === 'operator' ? id.name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Loads the operator cert dir, issuing a certificate when there is none (or it expired). */
 async function ensureOperator(ca: FleetCa, config: GaxxConfig, name: string): Promise<OperatorState> {
   const dir = config.paths.operatorCertDir;
@@ -34,9 +45,11 @@ async function ensureOperator(ca: FleetCa, config: GaxxConfig, name: string): Pr
     try {
       existing = loadCertDir(dir);
     } catch (e) {
-      // An expired operator certificate is renewed; anything else (bad mode, wrong key) is reported.
+      // An expired operator certificate is renewed under the same name (the identity agents and
+      // audit logs know); anything else (bad mode, wrong key) is reported.
       if (!isGaxxError(e, 'CERT_EXPIRED')) throw e;
       renewed = true;
+      name = expiredOperatorName(join(dir, CERT_FILE)) ?? name;
     }
   }
   if (existing) {

@@ -1,7 +1,7 @@
 /** `gaxx run --agent ADDR[,ADDR...] -- CMD ARGS...`: one task per agent, through the queue. */
 import { GaxxError, exitCodeFor } from '../../proto/index.js';
 import { agentConnector, newRunId, redisTarget, runAndWait, type OutputChunk, type TaskInput, type TaskResult } from '../../scheduler/index.js';
-import { boolFlag, envFlag, JSON_FLAG, numberFlag, stringsFlag, usageError, type Command, type FlagValues } from '../command.js';
+import { boolFlag, durationFlag, envFlag, JSON_FLAG, numberFlag, stringsFlag, usageError, type Command, type FlagValues } from '../command.js';
 import type { Output } from '../output.js';
 import { HumanRunPrinter } from '../run-printer.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
@@ -17,7 +17,7 @@ export function taskIdFor(index: number, address: string): string {
 
 /** The tasks of a fleet-less run: one per address, pinned to it. */
 export function buildTasks(addresses: string[], argv: string[], flags: FlagValues): TaskInput[] {
-  const timeout = numberFlag(flags, 'timeout', 'run', 0.001);
+  const timeoutMs = durationFlag(flags, 'timeout', 'run');
   const retries = numberFlag(flags, 'retries', 'run', 0);
   return addresses.map((address, i) => ({
     taskId: taskIdFor(i, address),
@@ -25,7 +25,7 @@ export function buildTasks(addresses: string[], argv: string[], flags: FlagValue
     target: { host: address },
     argv,
     env: envFlag(flags, 'run'),
-    ...(timeout ? { timeoutMs: Math.ceil(timeout * 1000) } : {}),
+    ...(timeoutMs ? { timeoutMs } : {}),
     retry: { attempts: (retries ?? 4) + 1, retryOnFailure: boolFlag(flags, 'retry-on-failure') },
   }));
 }
@@ -42,7 +42,7 @@ export function runExitCode(results: TaskResult[]): number {
 }
 
 export const command: Command = {
-  usage: 'gaxx run --agent ADDR[,ADDR...] [--timeout S] [--retries N] [--retry-on-failure] [--env K=V ...] [--json] -- CMD ARGS...',
+  usage: 'gaxx run --agent ADDR[,ADDR...] [--timeout D] [--retries N] [--retry-on-failure] [--env K=V ...] [--json] -- CMD ARGS...',
   description: [
     'Runs CMD on every listed agent through the Redis queue: one task per agent, pinned to it.',
     'Output is printed as it arrives, each line prefixed with its host when there are several,',
@@ -59,11 +59,11 @@ export const command: Command = {
   ].join('\n'),
   flags: {
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses HOST[:PORT] (port default 8088); repeat or comma-separate' },
-    timeout: { type: 'string', valueName: 'S', help: "seconds before the agent kills a task (default: the agent's)" },
+    timeout: { type: 'string', valueName: 'D', help: "how long before the agent kills a task: 30s, 10m, 1h (default: the agent's)" },
     retries: { type: 'string', valueName: 'N', help: 'dispatch retries when an agent is unreachable (default 4)' },
     'retry-on-failure': { type: 'boolean', help: 'also re-run a command that exits non-zero (up to --retries more times)' },
     env: { type: 'string', valueName: 'K=V', multiple: true, help: 'environment variable for the command' },
-    'wait-timeout': { type: 'string', valueName: 'S', help: 'give up waiting for results after S seconds (default: no limit)' },
+    'wait-timeout': { type: 'string', valueName: 'D', help: 'give up waiting for results after D (e.g. 10m; default: no limit)' },
     json: { ...JSON_FLAG, help: 'print one JSON object per task (JSON Lines) instead of text' },
   },
   takesRest: true,
@@ -75,7 +75,7 @@ export const command: Command = {
     if (rest.length === 0) throw usage('give the command after --, e.g. gaxx run --agent ADDR -- uptime');
     const addresses = [...new Set(raw.map((a) => agentAddress(a, config.agent.port)))];
     const tasks = buildTasks(addresses, rest, flags);
-    const waitS = numberFlag(flags, 'wait-timeout', 'run', 0.001);
+    const waitMs = durationFlag(flags, 'wait-timeout', 'run');
     const creds = await schedulerCredentials(config.paths);
     const target = await redisTarget(config.redis.url, config.paths.stateDir);
     try {
@@ -86,7 +86,7 @@ export const command: Command = {
           settings: target.settings,
           connect: agentConnector(creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs, token: config.agent.token }),
           cancel: signal,
-          ...(waitS ? { timeoutMs: waitS * 1000 } : {}),
+          ...(waitMs ? { timeoutMs: waitMs } : {}),
           ...(out.json
             ? { onResult: (r: TaskResult, o: OutputChunk[]) => printJson(out, r, o) }
             : { onLive: (id: string, c: OutputChunk) => human.live(id, c), onResult: (r: TaskResult, o: OutputChunk[], shown: boolean) => human.result(r, o, shown) }),

@@ -258,7 +258,7 @@ export class AgentClient {
     let state = channel.getConnectivityState(true);
     while (state === grpc.connectivityState.IDLE || state === grpc.connectivityState.CONNECTING) {
       const changed = await new Promise<boolean>((resolve) => channel.watchConnectivityState(state, deadline, (e) => resolve(!e)));
-      if (!changed) throw new GaxxError('UNAVAILABLE', `could not connect to agent ${this.address} within ${this.connectTimeoutMs} ms`);
+      if (!changed) throw new GaxxError('UNAVAILABLE', `no gaxx-agent answering at ${this.address} within ${this.connectTimeoutMs} ms; is it running, and is the port open from here?`);
       state = channel.getConnectivityState(true);
     }
     if (state === grpc.connectivityState.SHUTDOWN) throw new GaxxError('UNAVAILABLE', `client for agent ${this.address} is closed`);
@@ -273,6 +273,20 @@ export class AgentClient {
     return Math.max(this.deadlineMs, 60_000) + Math.ceil(bytes / (1024 * 1024)) * 1000;
   }
 
+  /**
+   * A connection that never reached an agent, said plainly: refused, unreachable, or a TLS
+   * handshake that failed (the grpc/OpenSSL text stays in the cause).
+   */
+  private transportError(se: Partial<grpc.ServiceError>): GaxxError {
+    const d = `${se.details ?? ''} ${se.message ?? ''}`;
+    let why = 'it did not answer';
+    if (/ECONNREFUSED/.test(d)) why = 'connection refused: is gaxx-agent running and listening on that port?';
+    else if (/EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ENOTFOUND|EAI_AGAIN/.test(d)) why = 'the host cannot be reached from here (address, DNS or firewall)';
+    else if (/SSL|TLS|handshake|certificate|alert/i.test(d)) why = 'the TLS handshake failed: it is not an agent of this fleet\'s CA, or it refused our certificate (revoked or expired?)';
+    else if (/ECONNRESET|socket hang up|closed/i.test(d)) why = 'the connection was closed (an agent blocking this address, or not a gaxx-agent)';
+    return new GaxxError('UNAVAILABLE', `no gaxx-agent answering at ${this.address}: ${why}`, { cause: se });
+  }
+
   /** Any failure as a GaxxError: the agent's trailer code, a pinned-identity refusal, or the transport's. */
   private mapError(e: unknown): GaxxError {
     if (e instanceof GaxxError) return e;
@@ -283,6 +297,7 @@ export class AgentClient {
     const idErr = this.identityError;
     if (se.code === grpc.status.UNAVAILABLE && idErr && (se.details ?? '').includes(idErr.message)) return idErr;
     const trailer = se.metadata?.get(ERROR_CODE_METADATA_KEY)[0];
+    if (se.code === grpc.status.UNAVAILABLE && trailer === undefined) return this.transportError(se);
     // grpc-js appends an empty "Resolution note:" to transport errors; it only adds noise.
     const details = (se.details ?? se.message ?? '').replace(/\.? ?Resolution note: *$/, '');
     const mapped = errorFromGrpc(se.code, `agent ${this.address}: ${details}`, typeof trailer === 'string' ? trailer : undefined);

@@ -3,10 +3,9 @@
  * certificate; this checks that the certificate is an agent's and names the host we dialled
  * (and, when asked, the fleet and host we expect), so one agent cannot stand in for another.
  */
-import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { describeIdentity, identityFromSan } from '../../certs/index.js';
-import { GaxxError } from '../../proto/index.js';
+import { formatHostPort, GaxxError, parseHostPort } from '../../proto/index.js';
 
 /** What the caller expects the agent's certificate to name. */
 export interface AgentExpectation {
@@ -16,15 +15,12 @@ export interface AgentExpectation {
 
 /** Splits 'host:port' / '[v6]:port'; INVALID_ARGUMENT when there is no valid port. */
 export function splitAddress(address: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:[\]]+):(\d+)$/.exec(address);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || !(port >= 1 && port <= 65535)) throw new GaxxError('INVALID_ARGUMENT', `agent address '${address}' must be host:port`);
-  return { host: m[1] as string, port };
+  return parseHostPort(address, { what: 'agent address' });
 }
 
 /** The IP-aware gRPC target for a host and port. */
 export function grpcTarget(host: string, port: number): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+  return formatHostPort(host, port);
 }
 
 /**

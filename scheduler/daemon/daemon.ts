@@ -14,7 +14,7 @@ import { createServer as createHttp, type IncomingMessage, type Server, type Ser
 import { createServer as createHttps } from 'node:https';
 import { hostname } from 'node:os';
 import type { Cluster, Redis } from 'ioredis';
-import { GaxxError } from '../../proto/index.js';
+import { GaxxError, isLoopbackHost, parseHostPort } from '../../proto/index.js';
 import type { SecureContextOptions } from 'node:tls';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import { SchedulerMetrics } from './metrics.js';
@@ -45,12 +45,12 @@ export async function schedulerAlive(redis: Redis | Cluster, now = Date.now()): 
 }
 
 function splitListen(addr: string): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(addr);
-  if (!m) throw new GaxxError('CONFIG_INVALID', `metrics address '${addr}' is not host:port`);
-  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+  try {
+    return parseHostPort(addr, { allowPortZero: true, what: 'metrics address' });
+  } catch (e) {
+    throw new GaxxError('CONFIG_INVALID', (e as Error).message, { cause: e });
+  }
 }
-
-const isLoopback = (h: string): boolean => h === 'localhost' || h === '::1' || /^127\./.test(h);
 
 /** A running daemon. */
 export class SchedulerDaemon {
@@ -105,7 +105,7 @@ export class SchedulerDaemon {
         () => res.writeHead(500).end(),
       );
     };
-    if (!isLoopback(host) && !this.opts.metricsTls) {
+    if (!isLoopbackHost(host) && !this.opts.metricsTls) {
       throw new GaxxError('CONFIG_INVALID', `metrics on non-loopback address ${listen} need TLS (a scheduler certificate)`);
     }
     this.server = this.opts.metricsTls ? createHttps({ ...this.opts.metricsTls, requestCert: true, rejectUnauthorized: true }, handler) : createHttp(handler);

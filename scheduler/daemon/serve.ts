@@ -1,10 +1,10 @@
 /**
  * Runs the scheduler daemon on the configured Redis (or the embedded one), with the agent
- * connector built from the scheduler's certificate. Shared by `gaxx scheduler` and
- * scheduler/main.ts so both behave the same.
+ * connector built from the scheduler's certificate. What `gaxx scheduler` runs.
  */
 import type { SecureContextOptions } from 'node:tls';
 import { secureContextOptions, type CertBundle } from '../../certs/index.js';
+import { isLoopbackHost, parseHostPort } from '../../proto/index.js';
 import { agentConnector } from '../dispatch/connector.js';
 import { SchedulerDaemon } from './daemon.js';
 import { redisTarget } from '../redis/embedded-redis.js';
@@ -22,6 +22,9 @@ export interface ServeOptions {
   concurrency?: number;
   metricsListen?: string;
   lockDurationMs?: number;
+  /** Deadline of unary agent calls, and how long a call waits for a connection. */
+  agentDeadlineMs?: number;
+  agentConnectTimeoutMs?: number;
   /** Agent certificate renewal (scheduler/renewer.ts); absent or interval 0: off. */
   renewal?: { intervalMs: number; caDir: string; operatorCertDir: string };
   log: WorkerLog;
@@ -41,10 +44,10 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
     const metricsTls: SecureContextOptions = secureContextOptions(opts.certs);
     const daemon = await SchedulerDaemon.start({
       settings: target.settings,
-      connect: agentConnector(opts.certs, { token: opts.agentToken }),
+      connect: agentConnector(opts.certs, { deadlineMs: opts.agentDeadlineMs, connectTimeoutMs: opts.agentConnectTimeoutMs, token: opts.agentToken }),
       concurrency: opts.concurrency,
       metricsListen: opts.metricsListen,
-      metricsTls: opts.metricsListen && !/^(127\.|localhost:|\[::1\]:)/.test(opts.metricsListen) ? metricsTls : undefined,
+      metricsTls: opts.metricsListen && !isLoopbackHost(parseHostPort(opts.metricsListen, { allowPortZero: true, what: 'metrics address' }).host) ? metricsTls : undefined,
       lockDurationMs: opts.lockDurationMs,
       log: opts.log,
     });

@@ -9,9 +9,9 @@ import type { AgentConnector } from './agent-pool.js';
 
 export interface ConnectorOptions {
   /** Deadline of unary calls (Info, Health, Cancel). */
-  deadlineMs?: number;
+  deadlineMs?: number | undefined;
   /** How long a call waits for a connection before UNAVAILABLE. */
-  connectTimeoutMs?: number;
+  connectTimeoutMs?: number | undefined;
   /** The agents' bearer token, when they require one. */
   token?: string | undefined;
 }

@@ -4,15 +4,13 @@
  * reaches an agent: it is refused with INVALID_ARGUMENT and the dot-path of every problem.
  */
 import { z } from 'zod';
-import { argvBytes, envBytes, ENV_NAME_PATTERN, GaxxError, REQUEST_LIMITS } from '../../proto/index.js';
+import { argvBytes, envBytes, ENV_NAME_PATTERN, GaxxError, parseHostPort, REQUEST_LIMITS } from '../../proto/index.js';
 
 /** Run ids: no '-' (the job-id separator) and no ':' (BullMQ's key separator). */
 export const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_.]{0,39}$/;
 /** Task ids: the agent's task-id alphabet, short enough that `<runId>-<taskId>.rNN` fits 128. */
 export const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/;
 const FLEET = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-/** host:port, [v6]:port, or name:port. */
-const ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):\d{1,5}$/;
 
 /** The queue's limits: the shared request limits (proto/limits.ts) plus the queue's own. */
 export const LIMITS = {
@@ -26,6 +24,16 @@ export const LIMITS = {
 
 /** Default output cap for queued tasks: the worker holds a task's output until it completes. */
 export const DEFAULT_OUTPUT_CAP_BYTES = 1024 * 1024;
+
+/** host:port, [v6]:port, or name:port. */
+function isHostPort(s: string): boolean {
+  try {
+    parseHostPort(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const base64Max = (bytes: number): z.ZodString => z.string().base64().max(Math.ceil(bytes / 3) * 4);
 
@@ -57,7 +65,7 @@ const TaskFields = z.object({
   taskId: z.string().regex(TASK_ID, 'task ids are 1-80 characters of [A-Za-z0-9._-]'),
   /** A registered fleet; or, fleet-less, `agents` lists the agent addresses. */
   fleet: z.string().regex(FLEET, 'fleet names are 1-63 characters of [A-Za-z0-9._-]').optional(),
-  agents: z.array(z.string().regex(ADDRESS, 'agent addresses are host:port')).min(1).max(LIMITS.agentsPerRun).optional(),
+  agents: z.array(z.string().refine(isHostPort, 'agent addresses are host:port ([v6]:port)')).min(1).max(LIMITS.agentsPerRun).optional(),
   target: TargetSchema,
   argv: z
     .array(z.string().refine((s) => Buffer.byteLength(s) <= LIMITS.argBytes, `an argv entry is at most ${LIMITS.argBytes} bytes`))

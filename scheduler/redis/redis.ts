@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
-import { GaxxError } from '../../proto/index.js';
+import { GaxxError, parseHostPort } from '../../proto/index.js';
 
 /**
  * Prefix of every gaxx key, BullMQ's included. The braces make it a Redis Cluster hash tag, so
@@ -42,9 +42,11 @@ function invalid(message: string): GaxxError {
 
 function parseHostList(list: string, defaultPort: number): Array<{ host: string; port: number }> {
   return list.split(',').map((hp) => {
-    const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(hp.trim());
-    if (!m) throw invalid(`bad host '${hp}'`);
-    return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : defaultPort };
+    try {
+      return parseHostPort(hp.trim(), { defaultPort, what: 'host' });
+    } catch (e) {
+      throw invalid((e as Error).message);
+    }
   });
 }
 

@@ -13,13 +13,10 @@
 import type { Cluster, Redis } from 'ioredis';
 import { Counter, type Registry } from 'prom-client';
 import { FleetCa, loadCertDir, type CertBundle } from '../../certs/index.js';
-import { GaxxError, isGaxxError, parseDuration } from '../../proto/index.js';
+import { isGaxxError } from '../../proto/index.js';
 import { fleetAgents, registeredFleets } from '../queue/fleets.js';
 import { issuedAgentCerts, renewalReason, rotateAgent, type RenewalReason, type RotationResult, type RotationTarget } from './renewal.js';
 import type { WorkerLog } from '../dispatch/worker.js';
-
-/** Default round period. */
-export const DEFAULT_RENEW_INTERVAL_MS = 10 * 60_000;
 
 export interface RenewerOptions {
   redis: Redis | Cluster;
@@ -47,37 +44,6 @@ export interface RoundSummary {
   renewed: number;
   failed: number;
   notDue: number;
-}
-
-/** `0`, `500ms`, `30s`, `10m`, `1h` (a bare number is milliseconds) -> ms; CONFIG_INVALID otherwise. */
-export function parseInterval(text: string, what = '--renew-interval'): number {
-  const ms = parseDuration(text.trim());
-  if (ms === undefined) throw new GaxxError('CONFIG_INVALID', `${what} '${text}' is not a duration like 30s, 10m, 1h or 0 (off)`);
-  return ms;
-}
-
-/**
- * The daemon process's renewal settings from its flags and environment (scheduler/main.ts):
- * --renew-interval (GAXX_SCHEDULER_RENEW_INTERVAL, default 10m, 0 off), --ca-dir and
- * --operator-certs (default: the installation's config dir, `$GAXX_HOME/config`, else
- * `$XDG_CONFIG_HOME/gaxx` or `~/.config/gaxx`). A bad flag is USAGE, a bad variable CONFIG_INVALID.
- */
-export function renewalSettings(flags: Record<string, unknown>, env: Record<string, string | undefined>): { intervalMs: number; caDir: string; operatorCertDir: string } {
-  const flag = (name: string): string | undefined => (typeof flags[name] === 'string' ? (flags[name] as string) : undefined);
-  const xdgConfig = env.XDG_CONFIG_HOME?.startsWith('/') ? env.XDG_CONFIG_HOME : `${env.HOME ?? '/root'}/.config`;
-  const configDir = env.GAXX_HOME ? `${env.GAXX_HOME}/config` : `${xdgConfig}/gaxx`;
-  const raw = flag('renew-interval');
-  let intervalMs = DEFAULT_RENEW_INTERVAL_MS;
-  if (raw !== undefined) {
-    try {
-      intervalMs = parseInterval(raw);
-    } catch (e) {
-      throw new GaxxError('USAGE', `--renew-interval '${raw}' must be a duration like 30s, 10m, 1h, or 0 (off)`, { cause: e });
-    }
-  } else if (env.GAXX_SCHEDULER_RENEW_INTERVAL !== undefined) {
-    intervalMs = parseInterval(env.GAXX_SCHEDULER_RENEW_INTERVAL, 'GAXX_SCHEDULER_RENEW_INTERVAL');
-  }
-  return { intervalMs, caDir: flag('ca-dir') ?? `${configDir}/ca`, operatorCertDir: flag('operator-certs') ?? `${configDir}/operator` };
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time. */

@@ -69,7 +69,7 @@ describe('gaxx certs rotate', () => {
     const before = { h1: await serialOf(h1), h2: await serialOf(h2) };
     const c = rawAgentClient(h1.address, operatorDir());
     const long = execCollect(c.agent, { taskId: 'during-rotation', argv: ['/bin/sh', '-c', 'sleep 2; echo survived'], timeoutMs: 30_000 });
-    const r = await gaxx(['certs', 'rotate', '--fleet', 'web', '--agent', `h1=${h1.address}`, '--agent', `h2=${h2.address}`, '--verify-timeout', '20', '--json']);
+    const r = await gaxx(['certs', 'rotate', '--fleet', 'web', '--agent', `h1=${h1.address}`, '--agent', `h2=${h2.address}`, '--verify-timeout', '20s', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const results = JSON.parse(r.stdout) as Array<{ host: string; ok: boolean; oldSerial: string; newSerial: string }>;
     expect(results.map((x) => x.host).sort()).toEqual(['h1', 'h2']);

@@ -199,17 +199,14 @@ describe('gaxx run', () => {
     expect(await runningTasks()).toEqual([0, 0]);
   });
 
-  it('the daemon entry and `gaxx scheduler` explain their flags; the daemon refuses bad ones (USAGE)', async () => {
-    const node = (args: string[]): Promise<{ code: number; stdout: string }> =>
-      new Promise((done) => execFile(process.execPath, [resolve('dist/scheduler/main.js'), ...args], { env: { PATH: process.env.PATH ?? '' } }, (err, stdout) => done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout })));
-    const daemonHelp = await node(['--help']);
-    expect(daemonHelp.code).toBe(0);
-    for (const f of ['--redis-url', '--state-dir', '--certs', '--concurrency', '--metrics-listen', '--lock-ms', '--drain-ms']) expect(daemonHelp.stdout).toContain(f);
-    expect((await node(['--bogus'])).code).toBe(exitCodeFor('USAGE'));
-    expect((await node(['--concurrency', '0'])).code).toBe(exitCodeFor('USAGE'));
-    const cliHelp = await gaxx(['scheduler', '--help']);
-    expect(cliHelp.code).toBe(0);
-    for (const f of ['--concurrency', '--metrics-listen', '--certs', '--drain-ms']) expect(cliHelp.stdout).toContain(f);
+  it('`gaxx scheduler` explains its flags and refuses bad ones (USAGE) before starting anything', async () => {
+    const help = await gaxx(['scheduler', '--help']);
+    expect(help.code).toBe(0);
+    for (const f of ['--concurrency', '--metrics-listen', '--certs', '--drain', '--lock', '--renew-interval', 'GAXX_SCHEDULER_']) expect(help.stdout).toContain(f);
+    expect((await gaxx(['scheduler', '--bogus'])).code).toBe(exitCodeFor('USAGE'));
+    expect((await gaxx(['scheduler', '--concurrency', '0'])).code).toBe(exitCodeFor('USAGE'));
+    expect((await gaxx(['scheduler', '--drain', '30'])).code).toBe(exitCodeFor('USAGE'));
+    expect((await gaxx(['scheduler', '--metrics-listen', 'nonsense'])).code).toBe(exitCodeFor('USAGE'));
   });
 
   it('refuses a run without an agent or a command (USAGE)', async () => {

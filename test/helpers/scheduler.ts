@@ -1,13 +1,13 @@
 /**
- * Runs the built scheduler daemon (`node dist/scheduler/main.js`) as its own process, so tests
- * can kill -9 it. Waits for its "scheduler started" log line; every process is tracked and
+ * Runs the built scheduler daemon (`gaxx scheduler`, from dist/cli/main.js) as its own process,
+ * so tests can kill -9 it. Waits for its "scheduler started" log line; every process is tracked and
  * stopped by stopAllSchedulers() in afterAll.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { repoRoot } from './agent.js';
 
-export const SCHEDULER_MAIN = join(repoRoot(), 'dist', 'scheduler', 'main.js');
+export const CLI_MAIN = join(repoRoot(), 'dist', 'cli', 'main.js');
 
 export interface SchedulerProcessOptions {
   redisUrl?: string;
@@ -35,11 +35,11 @@ const live = new Set<ChildProcess>();
 
 /** Starts a scheduler process (15 s at most to come up). */
 export async function startSchedulerProcess(o: SchedulerProcessOptions): Promise<SchedulerProcess> {
-  const args = [SCHEDULER_MAIN, '--state-dir', o.stateDir, '--certs', o.certsDir, '--metrics-listen', o.metricsListen ?? '127.0.0.1:0'];
+  const args = [CLI_MAIN, 'scheduler', '--state-dir', o.stateDir, '--certs', o.certsDir, '--metrics-listen', o.metricsListen ?? '127.0.0.1:0'];
   if (o.redisUrl) args.push('--redis-url', o.redisUrl);
   if (o.concurrency) args.push('--concurrency', String(o.concurrency));
-  if (o.lockMs) args.push('--lock-ms', String(o.lockMs));
-  if (o.drainMs) args.push('--drain-ms', String(o.drainMs));
+  if (o.lockMs) args.push('--lock', `${o.lockMs}ms`);
+  if (o.drainMs) args.push('--drain', `${o.drainMs}ms`);
   if (o.args) args.push(...o.args);
   const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, stdio: ['ignore', 'ignore', 'pipe'] });
   live.add(child);

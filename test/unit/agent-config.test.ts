@@ -50,5 +50,8 @@ describe('loadAgentConfig', () => {
     expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--listen', '1.2.3.4:70000'], env: {} }))).toBe('CONFIG_INVALID');
     expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c'], env: { GAXX_ENV: 'staging' } }))).toBe('CONFIG_INVALID');
     expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--capacity', '0'], env: {} }))).toBe('CONFIG_INVALID');
+    // A duration without a unit is refused: 30 could be 30 ms or 30 s.
+    expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--default-timeout', '30'], env: {} }))).toBe('CONFIG_INVALID');
+    expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--metrics-listen', 'nonsense'], env: {} }))).toBe('CONFIG_INVALID');
   });
 });

@@ -113,3 +113,52 @@ describe('loadConfig errors', () => {
     expect(failure(() => loadConfig({ ...base, argv: ['--deadline-ms', '0'], env: {}, readFile: noFiles })).code).toBe('USAGE');
   });
 });
+
+describe('the scheduler daemon settings (one table with the CLI)', () => {
+  it('has one set of defaults, and the agent deadlines of gaxx run', () => {
+    const c = loadConfig({ ...base, argv: [], env: {}, readFile: noFiles, command: 'scheduler' });
+    expect(c.scheduler).toEqual({ concurrency: 64, metricsListen: '127.0.0.1:9092', drainMs: 10_000, lockMs: 30_000, renewIntervalMs: 600_000 });
+    expect(c.agent.deadlineMs).toBe(10_000);
+  });
+
+  it('follows XDG_STATE_HOME like every command, and GAXX_STATE_DIR over it', () => {
+    const env = { XDG_STATE_HOME: '/x/state' };
+    expect(loadConfig({ ...base, argv: [], env, readFile: noFiles, command: 'scheduler' }).paths.stateDir).toBe('/x/state/gaxx');
+    const moved = loadConfig({ ...base, argv: [], env: { ...env, GAXX_STATE_DIR: '/s' }, readFile: noFiles, command: 'scheduler' });
+    expect(moved.paths.stateDir).toBe('/s');
+    expect(moved.paths.fleetsDir).toBe('/s/fleets');
+    expect(failure(() => loadConfig({ ...base, argv: [], env: { GAXX_STATE_DIR: 'rel' }, readFile: noFiles })).code).toBe('CONFIG_INVALID');
+  });
+
+  it('takes file < GAXX_SCHEDULER_* < flags, durations with units', () => {
+    const file = files({ '/g/config/config.json': JSON.stringify({ scheduler: { concurrency: 8, drain: '2s' }, agent: { deadlineMs: 2500 } }) });
+    const env = { GAXX_HOME: '/g', GAXX_SCHEDULER_RENEW_INTERVAL: '1h', GAXX_SCHEDULER_DRAIN: '3s' };
+    const c = loadConfig({ ...base, argv: ['--concurrency', '16', '--renew-interval', '0'], env, readFile: file, command: 'scheduler' });
+    expect(c.scheduler.concurrency).toBe(16);
+    expect(c.scheduler.drainMs).toBe(3000);
+    expect(c.scheduler.renewIntervalMs).toBe(0);
+    // The config file's agent deadline reaches the daemon.
+    expect(c.agent.deadlineMs).toBe(2500);
+    // The env alone (no flag) is honoured.
+    expect(loadConfig({ ...base, argv: [], env, readFile: file, command: 'scheduler' }).scheduler.renewIntervalMs).toBe(3_600_000);
+  });
+
+  it('reads scheduler flags only for the scheduler command', () => {
+    const c = loadConfig({ ...base, argv: ['--concurrency', '5'], env: {}, readFile: noFiles, command: 'run' });
+    expect(c.scheduler.concurrency).toBe(64);
+  });
+
+  it('refuses bad values: USAGE for flags, CONFIG_INVALID for env and file', () => {
+    const sched = { ...base, readFile: noFiles, command: 'scheduler' };
+    expect(failure(() => loadConfig({ ...sched, argv: ['--renew-interval', 'soon'], env: {} })).code).toBe('USAGE');
+    expect(failure(() => loadConfig({ ...sched, argv: ['--drain', '30'], env: {} })).code).toBe('USAGE');
+    expect(failure(() => loadConfig({ ...sched, argv: ['--metrics-listen', 'nonsense'], env: {} })).code).toBe('USAGE');
+    expect(failure(() => loadConfig({ ...sched, argv: ['--concurrency', '0'], env: {} })).code).toBe('USAGE');
+    expect(failure(() => loadConfig({ ...sched, argv: [], env: { GAXX_SCHEDULER_RENEW_INTERVAL: 'soon' } })).code).toBe('CONFIG_INVALID');
+    expect(failure(() => loadConfig({ ...sched, argv: [], env: { GAXX_SCHEDULER_LOCK: '10ms' } })).code).toBe('CONFIG_INVALID');
+    const file = files({ '/home/u/.config/gaxx/config.json': JSON.stringify({ scheduler: { metricsListen: 'x:99999' } }) });
+    expect(failure(() => loadConfig({ ...sched, argv: [], env: {}, readFile: file })).code).toBe('CONFIG_INVALID');
+    // An empty metrics address turns metrics off.
+    expect(loadConfig({ ...sched, argv: ['--metrics-listen', ''], env: {} }).scheduler.metricsListen).toBe('');
+  });
+});

@@ -10,7 +10,7 @@ const result = (outcome: TaskResult['outcome']): TaskResult => ({
 
 describe('gaxx run helpers', () => {
   it('makes one valid pinned task per address', () => {
-    const tasks = buildTasks(['127.0.0.1:8088', '[::1]:9000'], ['uptime'], { timeout: '2.5', retries: '2', env: ['A=1'] });
+    const tasks = buildTasks(['127.0.0.1:8088', '[::1]:9000'], ['uptime'], { timeout: '2500ms', retries: '2', env: ['A=1'] });
     expect(tasks.map((t) => t.taskId)).toEqual([taskIdFor(0, '127.0.0.1:8088'), taskIdFor(1, '[::1]:9000')]);
     expect(tasks[1]).toMatchObject({ agents: ['[::1]:9000'], target: { host: '[::1]:9000' }, timeoutMs: 2500, env: { A: '1' }, retry: { attempts: 3, retryOnFailure: false } });
     expect(() => parseRunSpec({ runId: 'r1', tasks })).not.toThrow();
@@ -26,5 +26,12 @@ describe('gaxx run helpers', () => {
     expect(runExitCode([result('succeeded'), result('failed')])).toBe(1);
     expect(runExitCode([result('timeout')])).toBe(1);
     expect(runExitCode([result('failed'), result('unreachable')])).toBe(exitCodeFor('UNAVAILABLE'));
+  });
+});
+
+describe('durations need a unit', () => {
+  it('refuses a bare number for --timeout (30 could be ms or s) and takes 30s', () => {
+    expect(() => buildTasks(['h:1'], ['x'], { timeout: '30' })).toThrow(expect.objectContaining({ code: 'USAGE' }));
+    expect(buildTasks(['h:1'], ['x'], { timeout: '30s' })[0]).toMatchObject({ timeoutMs: 30_000 });
   });
 });

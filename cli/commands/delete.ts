@@ -1,0 +1,101 @@
+/** `gaxx delete F [--dry-run] [--yes]`: destroy a fleet's tagged instances, revoke its certificates, clear its state. */
+import { createInterface } from 'node:readline';
+import { FleetCa } from '../../certs/index.js';
+import { exitCodeFor, GaxxError, isGaxxError } from '../../proto/index.js';
+import { boolFlag, JSON_FLAG, stringFlag, usageError, type Command } from '../command.js';
+import { unpublishFleet } from '../fleet/fleet-directory.js';
+import { providerFor } from '../fleet/provider-for.js';
+import type { Io } from '../output.js';
+import { providerNames, type DestroyOutcome } from '../providers/index.js';
+import { assertFleetName, readFleet, removeFleet } from '../state.js';
+
+/** Asks on the terminal; true only for y/yes. */
+async function confirm(io: Io, question: string): Promise<boolean> {
+  if (!io.stdin) return false;
+  const rl = createInterface({ input: io.stdin, output: io.stderr, terminal: false });
+  io.stderr.write(`${question} [y/N] `);
+  try {
+    for await (const line of rl) return /^y(es)?$/i.test(line.trim());
+    return false;
+  } finally {
+    rl.close();
+  }
+}
+
+/** Revokes every unrevoked agent certificate of `fleet`; the serials revoked (none without a CA). */
+export function revokeFleetCerts(caDir: string, fleet: string): string[] {
+  let ca: FleetCa;
+  try {
+    ca = FleetCa.open(caDir);
+  } catch (e) {
+    if (isGaxxError(e, 'NOT_FOUND')) return [];
+    throw e;
+  }
+  const revoked = ca.revoked();
+  const serials = ca
+    .list()
+    .filter((r) => r.identity.role === 'agent' && r.identity.fleet === fleet && !revoked.has(r.serial))
+    .map((r) => r.serial);
+  for (const s of serials) ca.revoke(s);
+  return serials;
+}
+
+export const command: Command = {
+  usage: 'gaxx delete F [--provider P] [--dry-run] [--yes] [--json]',
+  description: [
+    'Destroys every instance of fleet F: those in its state and those the provider lists with the',
+    "fleet's tag (gaxx-fleet:F), so instances an interrupted spawn lost are found too. Each instance",
+    'is checked for the tag again right before it is destroyed: an untagged or foreign instance,',
+    "whatever its name, is never touched. Then revokes the fleet's agent certificates, unregisters",
+    'the fleet and removes its state. Asks first on a terminal; when stdin is not a terminal it',
+    'refuses unless --yes. --dry-run lists what would be destroyed and changes nothing. --provider',
+    'is needed only when the state is gone.',
+  ].join('\n'),
+  flags: {
+    provider: { type: 'string', valueName: 'P', help: `provider to search when the fleet has no state (${providerNames().join(', ')})` },
+    'dry-run': { type: 'boolean', help: 'show what would be destroyed; change nothing' },
+    yes: { type: 'boolean', short: 'y', help: 'do not ask' },
+    json: JSON_FLAG,
+  },
+  positionals: { names: ['F'], min: 1 },
+  examples: ['gaxx delete web', 'gaxx delete web --dry-run', 'gaxx delete web --yes --json', 'gaxx delete web --provider linode --yes'],
+  async run({ flags, positionals, config, out, io, signal }) {
+    const fleet = positionals[0] as string;
+    assertFleetName(fleet);
+    const state = readFleet(config.paths.fleetsDir, fleet);
+    const name = state?.provider ?? stringFlag(flags, 'provider');
+    if (!name) throw new GaxxError('NOT_FOUND', `no state for fleet ${fleet}; pass --provider P to look for its tagged instances`);
+    if (state && stringFlag(flags, 'provider') && stringFlag(flags, 'provider') !== state.provider) throw usageError('delete', `fleet ${fleet} runs on ${state.provider}`);
+    const provider = await providerFor(config, name);
+    const tagged = await provider.list(fleet, { signal });
+    const ids = [...new Set([...tagged.map((i) => i.id), ...(state?.hosts.flatMap((h) => (h.id ? [h.id] : [])) ?? [])])];
+    if (boolFlag(flags, 'dry-run')) {
+      out.result({ fleet, provider: name, wouldDestroy: tagged.map((i) => ({ id: i.id, label: i.label, address: i.ipv4 })), stateHosts: state?.hosts.length ?? 0 }, () =>
+        [`fleet ${fleet} (${name}): would destroy ${tagged.length} tagged instance(s)`, ...tagged.map((i) => `  ${i.label} ${i.id} ${i.ipv4 ?? '-'}`)].join('\n'),
+      );
+      return 0;
+    }
+    if (!boolFlag(flags, 'yes')) {
+      if (!io.stdinIsTty) throw usageError('delete', `refusing to delete fleet ${fleet} without --yes when stdin is not a terminal`);
+      if (!(await confirm(io, `destroy ${ids.length} instance(s) of fleet ${fleet} on ${name}?`))) throw new GaxxError('CANCELLED', 'nothing deleted');
+    }
+    const outcomes = new Map<string, DestroyOutcome | GaxxError>();
+    await Promise.all(ids.map(async (id) => outcomes.set(id, await provider.destroy(fleet, id, { signal }).catch((e: unknown) => (e instanceof GaxxError ? e : new GaxxError('INTERNAL', String(e)))))));
+    const errors = [...outcomes].filter((o): o is [string, GaxxError] => o[1] instanceof GaxxError);
+    const count = (k: DestroyOutcome) => [...outcomes.values()].filter((v) => v === k).length;
+    const revoked = errors.length ? [] : revokeFleetCerts(config.paths.caDir, fleet);
+    if (!errors.length) {
+      if (!state || state.hosts.some((h) => h.status === 'ready')) await unpublishFleet(config, fleet);
+      removeFleet(config.paths.fleetsDir, fleet);
+    }
+    const result = { fleet, provider: name, destroyed: count('deleted'), alreadyGone: count('gone'), refused: count('refused'), failed: errors.map(([id, e]) => ({ id, code: e.code, error: e.message })), revokedCerts: revoked };
+    out.result(result, () =>
+      [
+        `fleet ${fleet}: destroyed ${result.destroyed}, already gone ${result.alreadyGone}${result.refused ? `, left ${result.refused} not carrying the fleet's tag` : ''}`,
+        ...result.failed.map((f) => `  ${f.id}: ${f.error} [${f.code}]`),
+        errors.length ? `state kept: run 'gaxx delete ${fleet}' again` : `revoked ${revoked.length} certificate(s); state cleared`,
+      ].join('\n'),
+    );
+    return errors.length ? exitCodeFor((errors[0] as [string, GaxxError])[1].code) : 0;
+  },
+};

@@ -1,0 +1,70 @@
+/** `gaxx ls [F] [--json]`: fleets and their hosts from the fleet state (no provider call). */
+import { GaxxError } from '../../proto/index.js';
+import { JSON_FLAG, type Command } from '../command.js';
+import { renderTable } from '../output.js';
+import { assertFleetName, listFleets, readFleet, type FleetState, type HostRecord } from '../state.js';
+
+/** "3d4h", "5m", "12s": the age of something created at `iso`. */
+export function age(iso: string, now = Date.now()): string {
+  const s = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3600)}h`;
+}
+
+interface Row {
+  fleet: FleetState;
+  host: HostRecord;
+}
+
+export const command: Command = {
+  usage: 'gaxx ls [F] [--json]',
+  description: [
+    'Lists fleets and their hosts as gaxx recorded them: provider, region, address, state (intent:',
+    'creation asked, maybe interrupted; created; ready; failed), age and hourly price where the',
+    'provider gives one. With F, only that fleet. Reads local state only, so it needs no token;',
+    '`gaxx delete F --dry-run` asks the provider what exists.',
+  ].join('\n'),
+  flags: { json: JSON_FLAG },
+  positionals: { names: ['F'], min: 0 },
+  examples: ['gaxx ls', 'gaxx ls web', 'gaxx ls --json'],
+  async run({ positionals, config, out }) {
+    const name = positionals[0];
+    let fleets: FleetState[];
+    if (name !== undefined) {
+      assertFleetName(name);
+      const f = readFleet(config.paths.fleetsDir, name);
+      if (!f) throw new GaxxError('NOT_FOUND', `no fleet ${name}`);
+      fleets = [f];
+    } else fleets = listFleets(config.paths.fleetsDir);
+    const now = Date.now();
+    const json = fleets.map((f) => ({
+      fleet: f.fleet,
+      provider: f.provider,
+      count: f.count,
+      minCount: f.minCount,
+      ready: f.hosts.filter((h) => h.status === 'ready').length,
+      pricePerHour: f.hosts.reduce((sum, h) => sum + (h.pricePerHour ?? 0), 0),
+      createdAt: f.createdAt,
+      hosts: f.hosts.map((h) => ({ name: h.name, id: h.id, region: h.region, address: h.ipv4, state: h.status, createdAt: h.createdAt, ageSeconds: Math.floor((now - Date.parse(h.createdAt)) / 1000), pricePerHour: h.pricePerHour, error: h.error })),
+    }));
+    out.result(json, () => {
+      if (fleets.length === 0) return 'no fleets (create one with gaxx spawn)';
+      const rows: Row[] = fleets.flatMap((fleet) => fleet.hosts.map((host) => ({ fleet, host })));
+      const summary = fleets.map((f, i) => `${f.fleet}: ${f.provider}, ${json[i]?.ready}/${f.count} ready, $${(json[i]?.pricePerHour ?? 0).toFixed(4)}/h`);
+      const table = renderTable(rows, [
+        { header: 'FLEET', get: (r) => r.fleet.fleet },
+        { header: 'HOST', get: (r) => r.host.name },
+        { header: 'PROVIDER', get: (r) => r.fleet.provider },
+        { header: 'REGION', get: (r) => r.host.region ?? '-' },
+        { header: 'ADDRESS', get: (r) => r.host.ipv4 ?? '-' },
+        { header: 'STATE', get: (r) => r.host.status },
+        { header: 'AGE', get: (r) => age(r.host.createdAt, now) },
+        { header: 'PRICE/H', get: (r) => (r.host.pricePerHour === undefined ? '-' : `$${r.host.pricePerHour}`) },
+      ]);
+      return [...summary, ...(rows.length ? ['', table] : [])].join('\n');
+    });
+    return 0;
+  },
+};

@@ -1,0 +1,132 @@
+/** `gaxx spawn --provider P --count N --fleet F [...]`: rent (or take) hosts, bootstrap them, register the fleet. */
+import { exitCodeFor, GaxxError } from '../../proto/index.js';
+import { boolFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command, type CommandContext } from '../command.js';
+import type { GaxxConfig } from '../config.js';
+import { loadBootstrapStep } from '../fleet/bootstrap-step.js';
+import { publishFleet } from '../fleet/fleet-directory.js';
+import { providerFor } from '../fleet/provider-for.js';
+import { adoptTagged, awaitAddresses, bootstrapCreated, createHosts, destroyHosts, missingIndices, type SpawnContext } from '../fleet/spawn-flow.js';
+import { providerNames, systemClock } from '../providers/index.js';
+import { assertFleetName, FleetStore, readFleet, removeFleet, type FleetState } from '../state.js';
+import { agentAddress } from './exec.js';
+
+const usage = (m: string): GaxxError => usageError('spawn', m);
+
+interface Plan {
+  fleet: string;
+  provider: string;
+  count: number;
+  minCount: number;
+  settings: FleetState['settings'];
+  existing: FleetState | undefined;
+}
+
+function plan(flags: CommandContext['flags'], config: GaxxConfig): Plan {
+  const fleet = stringFlag(flags, 'fleet');
+  if (!fleet) throw usage('--fleet F is required');
+  assertFleetName(fleet);
+  const existing = readFleet(config.paths.fleetsDir, fleet);
+  const fill = boolFlag(flags, 'fill');
+  if (existing && !fill) throw new GaxxError('ALREADY_EXISTS', `fleet ${fleet} exists: add its missing hosts with 'gaxx spawn --fleet ${fleet} --fill', or remove it with 'gaxx delete ${fleet}'`);
+  if (!existing && fill) throw new GaxxError('NOT_FOUND', `no fleet ${fleet} to fill (gaxx ls shows the fleets)`);
+  const provider = stringFlag(flags, 'provider') ?? existing?.provider;
+  if (!provider) throw usage(`--provider P is required (${providerNames().join(', ')})`);
+  if (existing && provider !== existing.provider) throw usage(`fleet ${fleet} runs on ${existing.provider}, not ${provider}`);
+  const count = numberFlag(flags, 'count', 'spawn', 1) ?? existing?.count;
+  if (count === undefined || !Number.isInteger(count)) throw usage('--count N (a whole number >= 1) is required');
+  const minCount = numberFlag(flags, 'min-count', 'spawn', 1) ?? existing?.minCount ?? count;
+  if (!Number.isInteger(minCount) || minCount > count) throw usage('--min-count K must be a whole number between 1 and --count');
+  const pick = (k: 'region' | 'type' | 'image') => stringFlag(flags, k) ?? existing?.settings[k];
+  const settings = Object.fromEntries((['region', 'type', 'image'] as const).map((k) => [k, pick(k)]).filter(([, v]) => v !== undefined));
+  return { fleet, provider, count, minCount, settings, existing };
+}
+
+function register(config: GaxxConfig, state: FleetState): Promise<void> {
+  const agents = state.hosts.filter((h) => h.status === 'ready' && h.ipv4).map((h) => ({ host: h.name, address: agentAddress(h.ipv4 as string, config.agent.port) }));
+  return publishFleet(config, state.fleet, agents);
+}
+
+export const command: Command = {
+  usage: 'gaxx spawn --provider P --count N --fleet F [--region R] [--type T] [--image I] [--min-count K] [--fill] [--ready-timeout S] [--json]',
+  description: [
+    'Creates N hosts for fleet F on provider P, each tagged gaxx-fleet:F and named gaxx-F-<i>, waits',
+    'until each has an address, bootstraps it (hardening, agent install, Health over mTLS) and',
+    'registers the fleet for `gaxx run --fleet F`. Requests are paced to the provider\'s documented',
+    'limits and retried on 429/5xx. The fleet is usable when at least --min-count K hosts are ready',
+    '(default: all N); hosts that failed are destroyed and reported, and `--fill` adds them later.',
+    'When fewer than K are ready, every host this run created is destroyed. Each step is recorded',
+    'in the fleet\'s state before it happens, so an interrupted spawn can be resumed with --fill or',
+    'removed with `gaxx delete F`. Tokens: LINODE_TOKEN / VULTR_API_KEY in the environment or in',
+    '<config>/secrets.env (mode 0600); never on the command line. API base URLs: the config file',
+    '(providers.<name>.url) or GAXX_LINODE_URL / GAXX_VULTR_URL.',
+  ].join('\n'),
+  flags: {
+    provider: { type: 'string', valueName: 'P', help: `where the hosts come from (${providerNames().join(', ')})` },
+    count: { type: 'string', valueName: 'N', help: 'how many hosts the fleet has' },
+    fleet: { type: 'string', valueName: 'F', help: 'fleet name (1-39 characters of [a-z0-9-])' },
+    region: { type: 'string', valueName: 'R', help: "provider region (default: the provider's default or the config file's)" },
+    type: { type: 'string', valueName: 'T', help: 'instance type / plan' },
+    image: { type: 'string', valueName: 'I', help: 'OS image' },
+    'min-count': { type: 'string', valueName: 'K', help: 'ready hosts that make the fleet usable (default N)' },
+    fill: { type: 'boolean', help: "create the fleet's missing or failed hosts (resumes an interrupted spawn)" },
+    'ready-timeout': { type: 'string', valueName: 'S', help: 'seconds to wait for a new host to have an address (default 600)' },
+    json: JSON_FLAG,
+  },
+  handlesInterrupt: true,
+  examples: ['gaxx spawn --provider linode --count 10 --fleet web', 'gaxx spawn --provider vultr --count 100 --min-count 90 --fleet scan --region ams', 'gaxx spawn --fleet web --fill'],
+  async run({ flags, config, out, signal }) {
+    const p = plan(flags, config);
+    const provider = await providerFor(config, p.provider);
+    const store = p.existing
+      ? new FleetStore(config.paths.fleetsDir, { ...p.existing, count: p.count, minCount: p.minCount, settings: p.settings })
+      : FleetStore.create(config.paths.fleetsDir, { fleet: p.fleet, provider: p.provider, count: p.count, minCount: p.minCount, settings: p.settings });
+    const ctx: SpawnContext = {
+      provider,
+      store,
+      step: await loadBootstrapStep(config),
+      clock: systemClock,
+      signal,
+      readyTimeoutMs: (numberFlag(flags, 'ready-timeout', 'spawn', 1) ?? 600) * 1000,
+      progress: (line) => out.note(`gaxx: ${p.fleet}: ${line}`),
+    };
+    const before = new Set(store.state.hosts.filter((h) => h.status === 'ready').map((h) => h.index));
+    try {
+      await adoptTagged(ctx);
+      const failed = await createHosts(ctx, missingIndices(store.state.hosts, p.count), p.settings);
+      for (const [i, e] of await awaitAddresses(ctx)) failed.set(i, e);
+      await bootstrapCreated(ctx, failed);
+      return await finish(ctx, config, out, { p, before, failed });
+    } catch (e) {
+      // Nothing recorded (e.g. the token was refused before any create): leave no empty fleet.
+      if (store.state.hosts.length === 0) removeFleet(config.paths.fleetsDir, p.fleet);
+      throw e;
+    }
+  },
+};
+
+async function finish(ctx: SpawnContext, config: GaxxConfig, out: CommandContext['out'], r: { p: Plan; before: Set<number>; failed: Map<number, GaxxError> }): Promise<number> {
+  const { store } = ctx;
+  const ready = store.state.hosts.filter((h) => h.status === 'ready');
+  const notReady = new Set(store.state.hosts.filter((h) => h.status !== 'ready').map((h) => h.index));
+  for (const i of r.failed.keys()) notReady.add(i);
+  const usable = ready.length >= r.p.minCount;
+  // Below --min-count: undo this run entirely (hosts that were ready before it stay).
+  const undo = usable ? notReady : new Set([...notReady, ...ready.filter((h) => !r.before.has(h.index)).map((h) => h.index)]);
+  const destroyed = undo.size > 0 ? await destroyHosts(ctx, undo, r.failed, !usable) : [];
+  const failures = [...r.failed].map(([i, e]) => ({ host: `gaxx-${r.p.fleet}-${i}`, code: e.code, error: e.message }));
+  if (store.state.hosts.length === 0) removeFleet(config.paths.fleetsDir, r.p.fleet);
+  else if (usable) await register(config, store.state);
+  const result = { fleet: r.p.fleet, provider: r.p.provider, ready: store.state.hosts.filter((h) => h.status === 'ready').map((h) => ({ name: h.name, address: h.ipv4 })), failed: failures, destroyed };
+  out.result(result, () =>
+    [
+      `fleet ${r.p.fleet}: ${result.ready.length}/${r.p.count} hosts ready${usable ? '' : ` (fewer than --min-count ${r.p.minCount})`}`,
+      ...failures.map((f) => `  ${f.host}: ${f.error} [${f.code}]`),
+      ...(destroyed.length ? [`destroyed ${destroyed.length} instance(s) that did not become ready`] : []),
+      ...(usable && failures.length ? [`add the missing hosts later with: gaxx spawn --fleet ${r.p.fleet} --fill`] : []),
+    ].join('\n'),
+  );
+  if (usable) return 0;
+  const first = failures[0];
+  if (first && !out.json) out.note(`gaxx: spawn of ${r.p.fleet} failed: ${first.error} [${first.code}]`);
+  return exitCodeFor(first?.code ?? 'UNAVAILABLE');
+}

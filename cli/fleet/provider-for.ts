@@ -1,0 +1,19 @@
+/** The provider of a command: its settings from the CLI config, its token from env or secrets.env. */
+import type { GaxxConfig } from '../config.js';
+import { PROVIDER_TOKEN_ENV } from '../config.js';
+import { isProviderName, loadProvider, providerNames, type Provider } from '../providers/index.js';
+import { providerToken } from '../secrets.js';
+import { GaxxError } from '../../proto/index.js';
+
+/** Loads provider `name` configured from `config`. USAGE for an unknown name. */
+export async function providerFor(config: GaxxConfig, name: string): Promise<Provider> {
+  if (!isProviderName(name)) throw new GaxxError('USAGE', `unknown provider '${name}' (known: ${providerNames().join(', ')})`);
+  const p = config.providers[name];
+  const envName = PROVIDER_TOKEN_ENV[name];
+  const token = envName ? providerToken(config.paths.configDir, envName, p?.envToken) : undefined;
+  if (envName && !token) {
+    throw new GaxxError('UNAUTHENTICATED', `no ${name} API token: set ${envName} in the environment or in ${config.paths.configDir}/secrets.env (mode 0600)`);
+  }
+  const defaults = Object.fromEntries(Object.entries({ region: p?.region, type: p?.type, image: p?.image }).filter(([, v]) => v !== undefined)) as Record<string, string>;
+  return loadProvider(name, { token: token?.reveal(), baseUrl: p?.url, defaults });
+}

@@ -1,0 +1,152 @@
+/**
+ * The steps of `gaxx spawn` after its flags are checked: adopt tagged instances the state lost,
+ * create the missing hosts (intent recorded first), wait for their addresses, bootstrap them,
+ * and clean up every host that did not become ready. When fewer than --min-count hosts are
+ * ready, nothing this run created is left behind.
+ */
+import { GaxxError, isGaxxError, type ErrorCode } from '../../proto/index.js';
+import type { Clock, Instance, Provider } from '../providers/index.js';
+import { hostName, type FleetStore, type HostRecord } from '../state.js';
+import type { BootstrapStep, BootstrapTarget } from './bootstrap-step.js';
+import { waitForAddress } from './wait-ready.js';
+
+export interface SpawnContext {
+  provider: Provider;
+  store: FleetStore;
+  step: BootstrapStep;
+  clock: Clock;
+  signal: AbortSignal;
+  readyTimeoutMs: number;
+  /** One progress line per event (stderr). */
+  progress: (line: string) => void;
+}
+
+/** What a run did per host. */
+export interface SpawnReport {
+  ready: HostRecord[];
+  failed: { name: string; code: ErrorCode; error: string }[];
+  /** Instances destroyed while cleaning up. */
+  destroyed: string[];
+}
+
+/** Adopts instances carrying the fleet tag whose label names a host the state lost or holds as intent. */
+export async function adoptTagged(ctx: SpawnContext): Promise<Instance[]> {
+  const { store } = ctx;
+  const tagged = await ctx.provider.list(store.state.fleet, { signal: ctx.signal });
+  for (const inst of tagged) {
+    const m = new RegExp(`^${hostName(store.state.fleet, 0).slice(0, -1)}(\\d+)$`).exec(inst.label);
+    if (!m) continue;
+    const index = Number(m[1]);
+    const known = store.state.hosts.find((h) => h.index === index);
+    if (!known || known.status === 'intent' || (known.status !== 'failed' && known.id !== inst.id)) {
+      await store.setHost(index, { status: 'created', id: inst.id, ipv4: inst.ipv4, region: inst.region, type: inst.type });
+    }
+  }
+  return tagged;
+}
+
+/** Indices 0..count-1 without a live host. */
+export function missingIndices(hosts: HostRecord[], count: number): number[] {
+  const live = new Set(hosts.filter((h) => h.status === 'created' || h.status === 'ready').map((h) => h.index));
+  return Array.from({ length: count }, (_, i) => i).filter((i) => !live.has(i));
+}
+
+async function createOne(ctx: SpawnContext, index: number, opts: { region?: string | undefined; type?: string | undefined; image?: string | undefined }): Promise<void> {
+  const { store } = ctx;
+  const fleet = store.state.fleet;
+  const name = hostName(fleet, index);
+  await store.setHost(index, { status: 'intent', id: undefined, error: undefined });
+  const userData = await ctx.step.userData({ fleet, name });
+  try {
+    const inst = await ctx.provider.create({ fleet, label: name, index, userData, ...opts }, { signal: ctx.signal });
+    const price = inst.type ? await ctx.provider.pricePerHour(inst.type, { signal: ctx.signal }).catch(() => undefined) : undefined;
+    await store.setHost(index, { status: 'created', id: inst.id, region: inst.region, type: inst.type, ...(price !== undefined ? { pricePerHour: price } : {}) });
+    ctx.progress(`${name}: created (${inst.id})`);
+  } catch (e) {
+    // A refused create made nothing; an uncertain one (network, 5xx) stays as intent for cleanup by tag.
+    if (isGaxxError(e) && ['INVALID_ARGUMENT', 'UNAUTHENTICATED', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED'].includes(e.code)) await store.dropHost(index);
+    throw e;
+  }
+}
+
+/** Creates the hosts at `indices`; resolves with the errors of those that failed, by index. */
+export async function createHosts(ctx: SpawnContext, indices: number[], opts: { region?: string | undefined; type?: string | undefined; image?: string | undefined }): Promise<Map<number, GaxxError>> {
+  const failures = new Map<number, GaxxError>();
+  await Promise.all(
+    indices.map((i) =>
+      createOne(ctx, i, opts).catch((e: unknown) => {
+        failures.set(i, toGaxx(e));
+      }),
+    ),
+  );
+  return failures;
+}
+
+/** Waits for each created host's address; failures by index. */
+export async function awaitAddresses(ctx: SpawnContext): Promise<Map<number, GaxxError>> {
+  const failures = new Map<number, GaxxError>();
+  const pending = ctx.store.state.hosts.filter((h) => h.status === 'created' && h.id);
+  await Promise.all(
+    pending.map(async (h) => {
+      try {
+        const inst = await waitForAddress(ctx.provider, h.id as string, { timeoutMs: ctx.readyTimeoutMs, clock: ctx.clock, signal: ctx.signal });
+        await ctx.store.setHost(h.index, { status: 'created', ipv4: inst.ipv4 });
+        ctx.progress(`${h.name}: address ${inst.ipv4 ?? ''}`);
+      } catch (e) {
+        failures.set(h.index, toGaxx(e));
+      }
+    }),
+  );
+  return failures;
+}
+
+/** Bootstraps every created host with an address; failures by index. */
+export async function bootstrapCreated(ctx: SpawnContext, failed: Map<number, GaxxError>): Promise<void> {
+  const hosts = ctx.store.state.hosts.filter((h) => h.status === 'created' && h.ipv4 && h.id && !failed.has(h.index));
+  if (hosts.length === 0) return;
+  const targets: BootstrapTarget[] = hosts.map((h) => ({ fleet: ctx.store.state.fleet, name: h.name, instanceId: h.id as string, address: h.ipv4 as string, port: 22, user: 'root' }));
+  let outcomes;
+  try {
+    outcomes = await ctx.step.run(targets, { signal: ctx.signal, onProgress: (name, step) => ctx.progress(`${name}: ${step}`) });
+  } catch (e) {
+    for (const h of hosts) failed.set(h.index, toGaxx(e));
+    return;
+  }
+  for (const h of hosts) {
+    const o = outcomes.get(h.name);
+    if (o?.ok) await ctx.store.setHost(h.index, { status: 'ready', error: undefined });
+    else failed.set(h.index, o ? o.error : new GaxxError('INTERNAL', `bootstrap reported nothing for ${h.name}`));
+  }
+}
+
+/**
+ * Destroys the hosts at `indices` (by id, and by label among the fleet's tagged instances for
+ * those whose create answer was lost) and records them failed (or drops them when `drop`).
+ */
+export async function destroyHosts(ctx: SpawnContext, indices: Set<number>, failed: Map<number, GaxxError>, drop: boolean): Promise<string[]> {
+  const fleet = ctx.store.state.fleet;
+  const names = new Map([...indices].map((i) => [hostName(fleet, i), i]));
+  const ids = new Map<string, number>();
+  for (const h of ctx.store.state.hosts) if (indices.has(h.index) && h.id) ids.set(h.id, h.index);
+  for (const inst of await ctx.provider.list(fleet, { signal: ctx.signal })) {
+    const i = names.get(inst.label);
+    if (i !== undefined) ids.set(inst.id, i);
+  }
+  const destroyed: string[] = [];
+  await Promise.all(
+    [...ids].map(async ([id]) => {
+      if ((await ctx.provider.destroy(fleet, id, { signal: ctx.signal })) === 'deleted') destroyed.push(id);
+    }),
+  );
+  for (const i of indices) {
+    const err = failed.get(i);
+    if (drop) await ctx.store.dropHost(i);
+    else await ctx.store.setHost(i, { status: 'failed', id: undefined, ipv4: undefined, error: err ? `${err.message} [${err.code}]` : 'not ready' });
+  }
+  return destroyed;
+}
+
+/** Any thrown value as a GaxxError (a bare Error stays INTERNAL, which the CLI reports as a bug). */
+export function toGaxx(e: unknown): GaxxError {
+  return e instanceof GaxxError ? e : new GaxxError('INTERNAL', e instanceof Error ? e.message : String(e), { cause: e });
+}

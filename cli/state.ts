@@ -1,0 +1,179 @@
+/**
+ * Fleet state: one JSON file per fleet under `<state>/fleets/<fleet>.json`, mode 0600, written
+ * atomically (temp file, fsync, rename, fsync of the directory) so a crash at any point leaves
+ * either the old or the new file. Spawn records each host's intent before asking the provider,
+ * so an interrupted spawn can be resumed (`--fill`) or deleted: a host in 'intent' may or may
+ * not exist at the provider, and both spawn and delete look it up by the fleet's tag.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { GaxxError } from '../proto/index.js';
+
+/** A fleet name: also part of tags (`gaxx-fleet:F`, at most 50 characters) and labels. */
+export const FLEET_NAME = /^[a-z0-9][a-z0-9-]{0,38}$/;
+
+/** INVALID_ARGUMENT unless `fleet` is a valid fleet name. */
+export function assertFleetName(fleet: string): void {
+  if (!FLEET_NAME.test(fleet)) throw new GaxxError('INVALID_ARGUMENT', `fleet '${fleet}' must be 1-39 characters of [a-z0-9-], starting with a letter or digit`);
+}
+
+const HostSchema = z.object({
+  /** Label and host name: `gaxx-<fleet>-<index>`. */
+  name: z.string(),
+  index: z.number().int().min(0),
+  /** intent: create about to be asked (may exist); created: the provider accepted it; ready: bootstrapped. */
+  status: z.enum(['intent', 'created', 'ready', 'failed']),
+  id: z.string().optional(),
+  ipv4: z.string().optional(),
+  region: z.string().optional(),
+  type: z.string().optional(),
+  pricePerHour: z.number().optional(),
+  createdAt: z.string(),
+  error: z.string().optional(),
+});
+export type HostRecord = z.infer<typeof HostSchema>;
+
+const FleetSchema = z.object({
+  version: z.literal(1),
+  fleet: z.string(),
+  provider: z.string(),
+  /** Hosts asked for (the target of --fill). */
+  count: z.number().int().min(0),
+  minCount: z.number().int().min(0),
+  settings: z.object({ region: z.string().optional(), type: z.string().optional(), image: z.string().optional() }),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  hosts: z.array(HostSchema),
+});
+export type FleetState = z.infer<typeof FleetSchema>;
+
+/** The state file of `fleet`. */
+export function fleetFile(fleetsDir: string, fleet: string): string {
+  assertFleetName(fleet);
+  return join(fleetsDir, `${fleet}.json`);
+}
+
+/** Writes `data` durably: temp + fsync + rename + fsync of the directory. */
+export function writeDurable(path: string, data: string, dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tmp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+  const dfd = openSync(dir, 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
+
+/** Reads a fleet's state; undefined when there is none; CONFIG_INVALID with dot-paths when damaged. */
+export function readFleet(fleetsDir: string, fleet: string): FleetState | undefined {
+  const path = fleetFile(fleetsDir, fleet);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new GaxxError('FAILED_PRECONDITION', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new GaxxError('CONFIG_INVALID', `${path}: not valid JSON`, { cause: e });
+  }
+  const r = FleetSchema.safeParse(json);
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+    throw new GaxxError('CONFIG_INVALID', `${path}: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`, { details: { issues } });
+  }
+  return r.data;
+}
+
+/** Every fleet with a state file, sorted by name. */
+export function listFleets(fleetsDir: string): FleetState[] {
+  let names: string[];
+  try {
+    names = readdirSync(fleetsDir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  return names
+    .filter((n) => n.endsWith('.json') && FLEET_NAME.test(n.slice(0, -5)))
+    .sort()
+    .map((n) => readFleet(fleetsDir, n.slice(0, -5)))
+    .filter((f): f is FleetState => f !== undefined);
+}
+
+/** Removes a fleet's state file (no error when it is already gone). */
+export function removeFleet(fleetsDir: string, fleet: string): void {
+  try {
+    unlinkSync(fleetFile(fleetsDir, fleet));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
+
+/**
+ * One fleet's state held by one command: every change is written through at once, and changes
+ * from parallel host work are applied one at a time (no lost update).
+ */
+export class FleetStore {
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly fleetsDir: string,
+    public state: FleetState,
+  ) {}
+
+  /** A new fleet's state (not yet written). */
+  static create(fleetsDir: string, init: Omit<FleetState, 'version' | 'createdAt' | 'updatedAt' | 'hosts'>, now = new Date()): FleetStore {
+    return new FleetStore(fleetsDir, { version: 1, ...init, createdAt: now.toISOString(), updatedAt: now.toISOString(), hosts: [] });
+  }
+
+  /** Applies `change` and writes the file durably before resolving. */
+  update(change: (s: FleetState) => void): Promise<void> {
+    const next = this.chain.then(() => {
+      change(this.state);
+      this.state.updatedAt = new Date().toISOString();
+      this.state.hosts.sort((a, b) => a.index - b.index);
+      writeDurable(fleetFile(this.fleetsDir, this.state.fleet), `${JSON.stringify(this.state, null, 2)}\n`, this.fleetsDir);
+    });
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Inserts or changes the host with `index`. */
+  setHost(index: number, fields: Partial<HostRecord> & Pick<HostRecord, 'status'>): Promise<void> {
+    return this.update((s) => {
+      const h = s.hosts.find((x) => x.index === index);
+      if (h) Object.assign(h, fields);
+      else s.hosts.push({ name: hostName(s.fleet, index), index, createdAt: new Date().toISOString(), ...fields });
+    });
+  }
+
+  /** Drops the host with `index`. */
+  dropHost(index: number): Promise<void> {
+    return this.update((s) => {
+      s.hosts = s.hosts.filter((h) => h.index !== index);
+    });
+  }
+}
+
+/** The label/host name of host `index` of `fleet`. */
+export function hostName(fleet: string, index: number): string {
+  return `gaxx-${fleet}-${index}`;
+}

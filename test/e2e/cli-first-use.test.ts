@@ -1,0 +1,142 @@
+/**
+ * What a first-time user meets: errors that say what happened and what to do (with their exit
+ * codes), cert commands that do not destroy or mislabel anything, and flags that work where a
+ * user puts them. The built CLI and agent, real processes.
+ */
+import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FleetCa, writeCertDir } from '../../certs/index.js';
+import { exitCodeFor } from '../../proto/index.js';
+import { AGENT_MAIN } from '../helpers/agent.js';
+import { runGaxx } from '../helpers/cli.js';
+
+let root: string;
+let home: string;
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'gaxx-first-use-'));
+  home = join(root, 'home');
+  const r = await runGaxx(['init', '--name', 'alice'], { home });
+  expect(r.code, r.stderr).toBe(0);
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('errors name the problem and the fix', () => {
+  it('an unwritable GAXX_HOME is FILE_ACCESS (exit 3), not an internal error', async () => {
+    const ro = join(root, 'ro');
+    mkdirSync(ro, { mode: 0o555 });
+    chmodSync(root, 0o711);
+    // Root ignores modes: run the CLI as nobody so the directory really is unwritable.
+    const r = await new Promise<{ code: number | null; stderr: string }>((done) => {
+      const c = spawn(process.execPath, [AGENT_MAIN.replace(/agent\/main\.js$/, 'cli/main.js'), 'init'], {
+        env: { PATH: process.env.PATH ?? '', GAXX_HOME: join(ro, 'gaxx') },
+        ...(process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}),
+      });
+      let stderr = '';
+      c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      c.on('close', (code) => done({ code, stderr }));
+    });
+    expect(r.stderr).toContain('[FILE_ACCESS]');
+    expect(r.stderr).not.toContain('internal error');
+    expect(r.code).toBe(exitCodeFor('FILE_ACCESS'));
+  });
+
+  it('a world-writable GAXX_HOME is refused (INSECURE_FILE_MODE), and works once fixed', async () => {
+    const shared = join(root, 'shared');
+    mkdirSync(shared, { mode: 0o700 });
+    chmodSync(shared, 0o777);
+    const r = await runGaxx(['certs', 'list'], { home: shared });
+    expect(r.code).toBe(exitCodeFor('INSECURE_FILE_MODE'));
+    chmodSync(shared, 0o700);
+    expect((await runGaxx(['init'], { home: shared })).code).toBe(0);
+  });
+
+  it('an agent address with nothing listening is UNAVAILABLE (exit 12), said without gRPC internals', async () => {
+    const r = await runGaxx(['exec', '--agent', '127.0.0.1:1', '--no-stdin', '--', 'true'], { home });
+    expect(r.code).toBe(exitCodeFor('UNAVAILABLE'));
+    expect(r.stderr).not.toMatch(/Resolution note|No connection established|internal error/);
+  });
+
+  it('gaxx-agent with a data dir it cannot create is FILE_ACCESS (exit 3)', async () => {
+    const ca = FleetCa.open(join(home, 'config', 'ca'));
+    const made = await ca.issue({ identity: { role: 'agent', fleet: 'f', host: 'h' }, hosts: ['127.0.0.1'] });
+    const certs = join(root, 'agent-certs');
+    writeCertDir(certs, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem, revokedText: ca.revocationListText() });
+    chmodSync(root, 0o711);
+    // As in production: an unprivileged agent, here with a data dir under a root-owned directory.
+    const asNobody = process.getuid?.() === 0;
+    if (asNobody) for (const f of ['', 'cert.pem', 'key.pem', 'ca.pem', 'revoked.json']) chownSync(join(certs, f), 65534, 65534);
+    const dataDir = asNobody ? join(root, 'root-owned', 'data') : '/proc/gaxx-cannot-exist/data';
+    mkdirSync(join(root, 'root-owned'), { mode: 0o755 });
+    const r = await new Promise<{ code: number | null; stderr: string }>((done) => {
+      const c = spawn(process.execPath, [AGENT_MAIN, '--listen', '127.0.0.1:0', '--certs', certs, '--data-dir', dataDir], {
+        env: { PATH: process.env.PATH ?? '' },
+        ...(asNobody ? { uid: 65534, gid: 65534 } : {}),
+      });
+      let stderr = '';
+      c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      c.on('close', (code) => done({ code, stderr }));
+    });
+    expect(r.stderr).toContain('FILE_ACCESS');
+    expect(r.code).toBe(exitCodeFor('FILE_ACCESS'));
+  });
+
+  it('gaxx-agent audit --help explains itself', async () => {
+    const r = await new Promise<{ code: number | null; stdout: string }>((done) => {
+      const c = spawn(process.execPath, [AGENT_MAIN, 'audit', '--help'], { env: { PATH: process.env.PATH ?? '' } });
+      let stdout = '';
+      c.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+      c.on('close', (code) => done({ code, stdout }));
+    });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('--since');
+  });
+});
+
+describe('cert commands keep what they should', () => {
+  it('certs issue refuses a non-empty --out without --force, and a bad --host', async () => {
+    const out = join(root, 'not-empty');
+    mkdirSync(out);
+    writeFileSync(join(out, 'notes.txt'), 'mine');
+    const args = ['certs', 'issue', '--role', 'agent', '--fleet', 'web', '--name', 'h1', '--host', '127.0.0.1', '--out', out];
+    expect((await runGaxx(args, { home })).code).toBe(exitCodeFor('ALREADY_EXISTS'));
+    expect(readFileSync(join(out, 'notes.txt'), 'utf8')).toBe('mine');
+    expect((await runGaxx([...args, '--force'], { home })).code).toBe(0);
+    const bad = ['certs', 'issue', '--role', 'agent', '--fleet', 'web', '--name', 'h2', '--out', join(root, 'h2')];
+    for (const host of ['bad host', 'a..b', '-x', 'http://x']) expect((await runGaxx([...bad, '--host', host], { home })).code, host).toBe(exitCodeFor('USAGE'));
+  });
+
+  it('lists a certificate replaced by a newer one of the same identity as superseded', async () => {
+    const mk = (dir: string) => runGaxx(['certs', 'issue', '--role', 'monitor', '--name', 'prom', '--out', join(root, dir), '--json'], { home });
+    const first = JSON.parse((await mk('prom1')).stdout) as { serial: string };
+    const second = JSON.parse((await mk('prom2')).stdout) as { serial: string };
+    const rows = JSON.parse((await runGaxx(['certs', 'list', '--json'], { home })).stdout) as Array<{ serial: string; status: string }>;
+    expect(rows.find((r) => r.serial === first.serial)?.status).toBe('superseded');
+    expect(rows.find((r) => r.serial === second.serial)?.status).toBe('valid');
+  });
+
+  it('gaxx init renews an expired operator certificate under the same name', async () => {
+    const h = join(root, 'renew-home');
+    expect((await runGaxx(['init', '--name', 'carol'], { home: h })).code).toBe(0);
+    const ca = FleetCa.open(join(h, 'config', 'ca'));
+    const hourAgo = Date.now() - 3600_000;
+    const old = await ca.issue({ identity: { role: 'operator', name: 'carol' }, notBefore: new Date(hourAgo - 3600_000), notAfter: new Date(hourAgo) });
+    writeCertDir(join(h, 'config', 'operator'), { certPem: old.certPem, keyPem: old.keyPem, caPem: ca.certPem, revokedText: ca.revocationListText() });
+    // Another user name in the environment must not rename the operator.
+    const r = await runGaxx(['init', '--json'], { home: h, env: { USER: 'mallory' } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).operator).toMatchObject({ renewed: true, identity: 'spiffe://gaxx/operator/carol' });
+  });
+});
+
+describe('flags where users put them', () => {
+  it('global flags work before the command', async () => {
+    const r = await runGaxx(['--home', home, 'certs', 'list', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).some((x: { identity: string }) => x.identity === 'spiffe://gaxx/operator/alice')).toBe(true);
+    expect((await runGaxx(['--home'])).code).toBe(exitCodeFor('USAGE'));
+  });
+});

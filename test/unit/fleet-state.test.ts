@@ -1,0 +1,93 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inspect } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../cli/config.js';
+import { missingIndices } from '../../cli/fleet/spawn-flow.js';
+import { parseSecretsEnv, providerToken, readSecretsEnv, Secret } from '../../cli/secrets.js';
+import { assertFleetName, FleetStore, listFleets, readFleet, removeFleet } from '../../cli/state.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'gaxx-state-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('fleet state', () => {
+  it('records intent before anything else and writes every change 0600, with no temp file left', async () => {
+    const store = FleetStore.create(dir, { fleet: 'web', provider: 'linode', count: 2, minCount: 1, settings: { region: 'us-east' } });
+    await store.setHost(0, { status: 'intent' });
+    expect(readFleet(dir, 'web')?.hosts).toMatchObject([{ name: 'gaxx-web-0', index: 0, status: 'intent' }]);
+    await Promise.all([store.setHost(1, { status: 'intent' }), store.setHost(0, { status: 'created', id: '7' }), store.setHost(1, { status: 'created', id: '8' })]);
+    const back = readFleet(dir, 'web');
+    expect(back?.hosts.map((h) => [h.index, h.status, h.id])).toEqual([
+      [0, 'created', '7'],
+      [1, 'created', '8'],
+    ]);
+    expect(statSync(join(dir, 'web.json')).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dir)).toEqual(['web.json']);
+    expect(listFleets(dir).map((f) => f.fleet)).toEqual(['web']);
+    removeFleet(dir, 'web');
+    expect(readFleet(dir, 'web')).toBeUndefined();
+  });
+
+  it('a damaged state file is CONFIG_INVALID naming the dot-path', () => {
+    writeFileSync(join(dir, 'web.json'), JSON.stringify({ version: 1, fleet: 'web', provider: 'linode', count: 'two' }));
+    expect(() => readFleet(dir, 'web')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    writeFileSync(join(dir, 'web.json'), '{"version": 1,');
+    expect(() => readFleet(dir, 'web')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+  });
+
+  it('refuses fleet names that cannot be a tag or a path', () => {
+    for (const bad of ['', 'Web', '../x', 'a'.repeat(40), '-x', 'a b']) expect(() => assertFleetName(bad)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => assertFleetName('web-2')).not.toThrow();
+  });
+
+  it('missing indices are those without a created or ready host', () => {
+    const h = (index: number, status: 'intent' | 'created' | 'ready' | 'failed') => ({ name: `gaxx-w-${index}`, index, status, createdAt: '' });
+    expect(missingIndices([h(0, 'ready'), h(1, 'intent'), h(2, 'failed'), h(3, 'created')], 5)).toEqual([1, 2, 4]);
+  });
+});
+
+describe('secrets', () => {
+  it('parses KEY=VALUE lines with comments, export and quotes, and never prints a value', () => {
+    const m = parseSecretsEnv('# tokens\nexport LINODE_TOKEN="abc def"\n\nVULTR_API_KEY=xyz\n');
+    expect(m.get('LINODE_TOKEN')?.reveal()).toBe('abc def');
+    expect(m.get('VULTR_API_KEY')?.reveal()).toBe('xyz');
+    const s = new Secret('hunter2-secret');
+    expect(`${s}`).toBe('[redacted]');
+    expect(JSON.stringify({ s })).not.toContain('hunter2');
+    expect(inspect({ s })).not.toContain('hunter2');
+    expect(() => parseSecretsEnv('not a line')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+  });
+
+  it('refuses secrets.env readable by group or others, then reads it at 0600', () => {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'secrets.env'), 'LINODE_TOKEN=t0k\n', { mode: 0o640 });
+    chmodSync(join(dir, 'secrets.env'), 0o640);
+    expect(() => readSecretsEnv(dir)).toThrow(expect.objectContaining({ code: 'INSECURE_FILE_MODE' }));
+    // The environment does not hide an unsafe file.
+    expect(() => providerToken(dir, 'LINODE_TOKEN', new Secret('from-env'))).toThrow(expect.objectContaining({ code: 'INSECURE_FILE_MODE' }));
+    chmodSync(join(dir, 'secrets.env'), 0o600);
+    expect(providerToken(dir, 'LINODE_TOKEN', undefined)?.reveal()).toBe('t0k');
+    expect(providerToken(dir, 'LINODE_TOKEN', new Secret('from-env'))?.reveal()).toBe('from-env');
+    expect(readFileSync(join(dir, 'secrets.env'), 'utf8')).toContain('t0k');
+  });
+
+  it('a missing secrets.env is no secrets', () => {
+    expect(readSecretsEnv(join(dir, 'nope')).size).toBe(0);
+  });
+});
+
+describe('provider config', () => {
+  it('takes base URLs from the file and GAXX_*_URL, tokens only from the environment, redacted', () => {
+    const file = JSON.stringify({ providers: { linode: { url: 'http://127.0.0.1:1', region: 'eu-west' } } });
+    const c = loadConfig({ argv: [], env: { GAXX_HOME: dir, GAXX_VULTR_URL: 'http://127.0.0.1:2', LINODE_TOKEN: 'secret-linode' }, readFile: (p) => (p.endsWith('config.json') ? file : undefined) });
+    expect(c.providers.linode).toMatchObject({ url: 'http://127.0.0.1:1', region: 'eu-west' });
+    expect(c.providers.vultr?.url).toBe('http://127.0.0.1:2');
+    expect(c.providers.linode?.envToken?.reveal()).toBe('secret-linode');
+    expect(JSON.stringify(c)).not.toContain('secret-linode');
+    expect(() => loadConfig({ argv: [], env: { GAXX_HOME: dir }, readFile: () => JSON.stringify({ providers: { linode: { token: 'x' } } }) })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+  });
+});
