@@ -5,18 +5,17 @@
 import * as grpc from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Server as HttpsServer } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { loadCertDir, secureContextOptions, type CertBundle } from '../certs/index.js';
 import { GaxxError, isGaxxError, loadProtos } from '../proto/index.js';
 import { AuditLog } from './audit/audit.js';
-import { createAuthorizer } from './auth/auth.js';
+import { createAuthorizer, METRICS_POLICY, METRICS_SCRAPE } from './auth/auth.js';
 import type { AgentConfig } from './config.js';
 import { createHardening } from './transport/hardening.js';
 import { createHealthService } from './observe/health.js';
 import { detectIsolation } from './exec/limits.js';
-import { AgentMetrics, startMetricsServer } from './observe/metrics.js';
+import { AgentMetrics, startMetricsServer, type HttpListener, type MetricsGuards } from './observe/metrics.js';
 import type { Injector } from './transport/ping-policer.js';
 import { startProfilingServer } from './observe/profiling.js';
 import { CertWatcher } from './auth/reload.js';
@@ -82,14 +81,15 @@ async function startHttpListeners(
   metrics: AgentMetrics,
   tlsOptions: SecureContextOptions,
   revoked: () => ReadonlySet<string>,
-): Promise<{ servers: HttpsServer[]; metricsPort: number | undefined; profilingPort: number | undefined }> {
-  const out: { servers: HttpsServer[]; metricsPort: number | undefined; profilingPort: number | undefined } = {
+  metricsGuards: MetricsGuards,
+): Promise<{ servers: HttpListener[]; metricsPort: number | undefined; profilingPort: number | undefined }> {
+  const out: { servers: HttpListener[]; metricsPort: number | undefined; profilingPort: number | undefined } = {
     servers: [],
     metricsPort: undefined,
     profilingPort: undefined,
   };
   if (config.metricsListen) {
-    const m = await startMetricsServer(metrics, config.metricsListen, tlsOptions, revoked);
+    const m = await startMetricsServer(metrics, config.metricsListen, tlsOptions, metricsGuards);
     out.servers.push(m.server);
     out.metricsPort = m.port;
   }
@@ -170,7 +170,7 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   const launch = await taskLaunch(config, opts.uid, log);
   const metrics = new AgentMetrics(opts.version);
   // Filled once listening; a reload before that only updates the watcher's bundle.
-  const live: { transport?: AgentTransport; https: HttpsServer[] } = { https: [] };
+  const live: { transport?: AgentTransport; https: HttpListener[] } = { https: [] };
   const watcher = watchCerts(config, initial, log, audit, (dir) => floor.check(loadCertDir(dir)), (next) => {
     const options = secureContextOptions(next);
     live.transport?.setSecureContext(options);
@@ -221,7 +221,17 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
     sandboxDetail: launch.sandbox.detail,
     unsafeNoIsolation: config.unsafeNoIsolation || undefined,
   });
-  const http = await startHttpListeners(config, metrics, tlsOptions, revoked);
+  const metricsAuth = createAuthorizer(revoked, (reason) => metrics.authFailures.inc({ reason }), METRICS_POLICY);
+  const metricsGuards: MetricsGuards = {
+    hooks: guards.transportHooks,
+    handshakeTimeoutMs: config.guards.handshakeTimeoutMs,
+    authorize: (cert) => metricsAuth.authorize({ getAuthContext: () => ({ sslPeerCertificate: cert }) } as never, METRICS_SCRAPE),
+    onDenied: (peer, code) => {
+      guards.blocker.recordFailure(peer, 'auth');
+      audit.write({ event: 'auth_denied', peer, method: METRICS_SCRAPE, code });
+    },
+  };
+  const http = await startHttpListeners(config, metrics, tlsOptions, revoked, metricsGuards);
   live.https.push(...http.servers);
   // Logged once listening: a refused start stays one line.
   log.info({ isolation: isolation.kind, detail: isolation.detail, sandbox: launch.sandbox.kind, sandboxDetail: launch.sandbox.detail }, 'task isolation');

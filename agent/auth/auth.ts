@@ -27,6 +27,11 @@ export const RPC_POLICY: Readonly<Record<string, readonly Role[]>> = {
   '/grpc.health.v1.Health/Watch': WITH_MONITOR,
 };
 
+/** The metrics listener's one "method": a scrape. */
+export const METRICS_SCRAPE = 'GET /metrics';
+/** Who may scrape metrics (the metrics listener authorizes with this table). */
+export const METRICS_POLICY: Readonly<Record<string, readonly Role[]>> = { [METRICS_SCRAPE]: WITH_MONITOR };
+
 /** Why a call was refused, as the auth-failure metric labels it. */
 export type DenyReason = 'no_certificate' | 'bad_identity' | 'ca_certificate' | 'revoked' | 'role';
 
