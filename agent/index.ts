@@ -20,6 +20,7 @@ import type { Injector } from './transport/ping-policer.js';
 import { startProfilingServer } from './observe/profiling.js';
 import { CertWatcher } from './auth/reload.js';
 import { RevocationFloor } from './auth/revocation-floor.js';
+import { StagedCertArea } from './files/cert-area.js';
 import { startTransport, type AgentTransport } from './transport/server.js';
 import { createAgentService, toServiceError } from './service.js';
 import { TaskRegistry } from './exec/tasks.js';
@@ -204,7 +205,7 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   const refuseTasks = tasksRefusal(config, launch.sandbox);
   server.addService(
     agent.gaxx.agent.v1.Agent.service,
-    createAgentService({ config, registry, auth, bundle, version: opts.version, startedAt: Date.now(), log, serving: () => serving, confine, launch, refuseTasks, audit, blockedPeers: guards.blockedPeers }),
+    createAgentService({ config, registry, auth, bundle, version: opts.version, startedAt: Date.now(), log, serving: () => serving, confine, launch, refuseTasks, audit, certArea: new StagedCertArea(config.certsDir, config.stateDir, (dir) => floor.check(loadCertDir(dir)), () => floor.newestText()), blockedPeers: guards.blockedPeers }),
   );
   server.addService(health.grpc.health.v1.Health.service, createHealthService(() => serving, (e) => toServiceError(e, log)));
   // The bundle in force now (a rotation may have landed since preflight).

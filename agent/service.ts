@@ -31,6 +31,7 @@ import { peerAddress } from './transport/conn-limits.js';
 import type { AgentConfig } from './config.js';
 import type { ExecSpec, LaunchContext } from './exec/exec.js';
 import { confinedPath, receivePut, sendFile } from './files/files.js';
+import type { StagedCertArea } from './files/cert-area.js';
 import type { Confinement } from './exec/limits.js';
 import { renewalDueWithJitter } from './auth/reload.js';
 import { scratchDir, type Task, type TaskRegistry } from './exec/tasks.js';
@@ -54,6 +55,8 @@ export interface ServiceDeps {
   launch?: LaunchContext | undefined;
   /** Set when this agent may not run tasks (no isolation in production): every new Exec gets it. */
   refuseTasks?: GaxxError | undefined;
+  /** The cert area: staged pushes and renewal requests. */
+  certArea?: StagedCertArea | undefined;
   /** Addresses the guards block now. */
   blockedPeers?: () => BlockedPeer[];
 }
@@ -248,7 +251,7 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
         cb(fail(e));
         return;
       }
-      const areas = { dataDir: d.config.dataDir, certsDir: d.config.certsDir };
+      const areas = { dataDir: d.config.dataDir, certsDir: d.config.certsDir, certs: d.certArea };
       receivePut(call, areas, id.role === 'operator').then(
         (r) => {
           d.audit?.write({ event: 'file_put', ...whoCalled(call, id), path: r.path ?? '', sha256: r.sha256 ?? '', size: Number(r.size) });
@@ -269,6 +272,17 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
           d.audit?.write({ event: 'file_get', ...whoCalled(call, id), path: call.request.path, sha256: header?.sha256 ?? '', size: Number(header?.size ?? 0) });
         })
         .then(() => call.end(), (e: unknown) => call.emit('error', fail(e)));
+    },
+    CreateCsr(call, cb) {
+      Promise.resolve()
+        .then(async () => {
+          const id = d.auth.identity(call);
+          if (!d.certArea) throw new GaxxError('FAILED_PRECONDITION', 'this agent takes no renewals');
+          const csrPem = await d.certArea.createCsr(`gaxx-agent ${hostname()}`);
+          d.audit?.write({ event: 'csr_created', ...whoCalled(call, id) });
+          return { csrPem };
+        })
+        .then((r) => cb(null, r), (e: unknown) => cb(fail(e)));
     },
     Info(call, cb) {
       try {

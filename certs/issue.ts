@@ -69,6 +69,11 @@ export interface LeafOptions {
   notAfter?: Date;
   /** Extra URI SANs; only for tests of the one-URI rule. */
   extraUris?: string[];
+  /**
+   * The subject's public key (PEM) from a verified certificate request: no key pair is made and
+   * the result's keyPem is empty (the key stays with its holder).
+   */
+  publicKeyPem?: string;
   /** Marks the leaf CA:TRUE; only for tests of the refusal of CA certificates as clients. */
   testOnlyCaTrue?: boolean;
 }
@@ -76,7 +81,7 @@ export interface LeafOptions {
 /** Issues a leaf (cA=false, digitalSignature, no keyCertSign) signed by `ca`. */
 export async function issueLeafCertificate(ca: SignerKey, opts: LeafOptions): Promise<IssuedCertificate> {
   const uri = identityUri(opts.identity);
-  const { privateKeyPem, publicKeyPem } = await generateRsaKeyPair();
+  const { privateKeyPem, publicKeyPem } = opts.publicKeyPem ? { privateKeyPem: '', publicKeyPem: opts.publicKeyPem } : await generateRsaKeyPair();
   const caCert = forge.pki.certificateFromPem(ca.certPem);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);

@@ -43,6 +43,7 @@ export const AuditEventSchema = z.discriminatedUnion('event', [
     durationMs: z.number().int().nonnegative(),
   }),
   z.object({ event: z.literal('file_put'), peer, identity, area: z.string().max(40).optional(), path: z.string().max(4096), sha256, size: z.number().int() }),
+  z.object({ event: z.literal('csr_created'), peer, identity }),
   z.object({ event: z.literal('file_get'), peer, identity, path: z.string().max(4096), sha256, size: z.number().int() }),
   z.object({
     event: z.literal('cert_reload'),

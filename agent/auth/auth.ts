@@ -23,6 +23,8 @@ export const RPC_POLICY: Readonly<Record<string, readonly Role[]>> = {
   '/gaxx.agent.v1.Agent/PutFile': ALL,
   '/gaxx.agent.v1.Agent/GetFile': ALL,
   '/gaxx.agent.v1.Agent/Info': WITH_MONITOR,
+  // Renewal writes the cert area, which only operators may.
+  '/gaxx.agent.v1.Agent/CreateCsr': ['operator'],
   '/grpc.health.v1.Health/Check': WITH_MONITOR,
   '/grpc.health.v1.Health/Watch': WITH_MONITOR,
 };

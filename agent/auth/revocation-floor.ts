@@ -32,6 +32,11 @@ export class RevocationFloor {
     }
   }
 
+  /** The newest list seen, as signed (undefined when none). */
+  newestText(): string | undefined {
+    return this.text;
+  }
+
   /** Remembers `bundle`'s list when it is newer than the stored one. */
   private raise(bundle: CertBundle): void {
     const at = bundle.revocationIssuedAtMs;

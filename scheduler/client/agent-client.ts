@@ -156,6 +156,14 @@ export class AgentClient {
     });
   }
 
+  /** Starts a renewal: the agent makes a new key (it never leaves the host) and returns a PEM request for it. */
+  async createCsr(): Promise<string> {
+    await this.ready();
+    return new Promise((resolve, reject) => {
+      this.grpcClient.createCsr({}, this.callOptions(), (e, r) => (e || !r ? reject(this.mapError(e)) : resolve(r.csrPem)));
+    });
+  }
+
   /** The standard gRPC health status of the agent (service ''). */
   async health(): Promise<HealthStatus> {
     await this.ready();
