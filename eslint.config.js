@@ -67,6 +67,21 @@ const clientRule = {
   },
 };
 
+// Type-aware rules on the product code: a promise nobody awaits or handles is how a daemon loses
+// an error or a task silently. (GAXX_LINT_UNTYPED=1 skips them: the layer-rule tests lint
+// virtual files that no tsconfig knows.)
+const typed = process.env.GAXX_LINT_UNTYPED === '1'
+  ? []
+  : [{
+      files: MODULES.map((m) => `${m}/**/*.ts`),
+      languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+      rules: {
+        '@typescript-eslint/no-floating-promises': 'error',
+        '@typescript-eslint/no-misused-promises': 'error',
+        '@typescript-eslint/await-thenable': 'error',
+      },
+    }];
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'proto/gen/**', '.tmp/**', 'test/fixtures/lint/**'] },
   js.configs.recommended,
@@ -83,4 +98,5 @@ export default tseslint.config(
   },
   ...Object.keys(LAYERS).map(layerRules),
   clientRule,
+  ...typed,
 );

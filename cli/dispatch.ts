@@ -44,21 +44,25 @@ const modeOfPath: ModeOf = (p) => {
 
 /** Runs one command line; resolves to the exit code. Never throws. */
 export async function runCli(input: CliInput): Promise<number> {
+  const mode = { json: false };
   try {
-    return await dispatch(input);
+    return await dispatch(input, mode);
   } catch (e) {
-    return reportError(e, input.io, input.env.GAXX_DEBUG === '1');
+    return reportError(e, input.io, input.env.GAXX_DEBUG === '1', mode.json);
   }
 }
 
 /** The error funnel: one line on stderr, and the exit code for it. */
-export function reportError(e: unknown, io: Io, debug = false): number {
+export function reportError(e: unknown, io: Io, debug = false, json = false): number {
   // A permission or disk problem is the user's to fix, not a bug: name the path and the fix.
   const fsErr = e instanceof GaxxError ? undefined : fileAccessError(e, FILE_HINT(e));
   if (fsErr) e = fsErr;
   if (e instanceof GaxxError) {
     io.stderr.write(`gaxx: ${e.message} [${e.code}]\n`);
-    return exitCodeFor(e.code);
+    const exitCode = exitCodeFor(e.code);
+    // With --json, scripts read stdout: they get the failure there too, as one object.
+    if (json) io.stdout.write(`${JSON.stringify({ error: { code: e.code, message: e.message, exitCode } })}\n`);
+    return exitCode;
   }
   const msg = e instanceof Error ? e.message : String(e);
   io.stderr.write(`gaxx: internal error (this is a bug): ${msg}\n`);
@@ -87,7 +91,7 @@ export function version(): string {
   return 'unknown';
 }
 
-async function dispatch(input: CliInput): Promise<number> {
+async function dispatch(input: CliInput, mode: { json: boolean }): Promise<number> {
   const { io } = input;
   const dash = input.argv.indexOf('--');
   const all = dash === -1 ? [...input.argv] : input.argv.slice(0, dash);
@@ -114,6 +118,7 @@ async function dispatch(input: CliInput): Promise<number> {
   const { command } = await entry.load();
   if (wantsHelp) return print(io, commandHelp(command));
   const parsed = parseCommandLine(entry, command, args);
+  mode.json = parsed.values.json === true;
   if (dash !== -1 && !command.takesRest) throw usage(`'gaxx ${entry.name}' takes no arguments after --`, entry.name);
   const config = loadConfig({ argv: [...globals, ...args], env: input.env, readFile: input.readFile, homeDir: input.homeDir, userName: input.userName, cwd: input.cwd, command: entry.name });
   refuseSharedDirs(config.paths, input.modeOf ?? modeOfPath);

@@ -4,6 +4,8 @@ import { constants } from 'node:os';
 import { loadCertDir, type CertBundle } from '../../certs/index.js';
 import { formatHostPort, GaxxError, isGaxxError, parseHostPort, type Exit__Output } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
+import type { OutputChunk } from '../../scheduler/index.js';
+import { execTaskResult, taskResultJson } from '../result-json.js';
 import { boolFlag, durationFlag, envFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command } from '../command.js';
 import { MAX_EXEC_STDIN_BYTES, readExecStdin } from '../exec-stdin.js';
 import type { Output } from '../output.js';
@@ -64,7 +66,7 @@ export const command: Command = {
     env: { type: 'string', valueName: 'K=V', multiple: true, help: "environment variable for the command (the agent's own is never inherited)" },
     stdin: { type: 'string', valueName: 'FILE', help: "send FILE as the command's stdin ('-': standard input, even a terminal)" },
     'no-stdin': { type: 'boolean', help: 'send no stdin, even when standard input is a pipe or a file' },
-    json: { ...JSON_FLAG, help: 'print one JSON result (exit, output, timings) at the end instead of streaming' },
+    json: { ...JSON_FLAG, help: 'print one JSON result at the end instead of streaming: the shape of `gaxx run --json` (outcome, exitCode, signal, durationMs, output...)' },
   },
   takesRest: true,
   handlesInterrupt: true,
@@ -91,19 +93,18 @@ export const command: Command = {
     // Read before connecting: input over the limit is refused with nothing sent to the agent.
     const input = await readExecStdin({ ...(stdinFile !== undefined ? { file: stdinFile } : {}), none: noStdin }, io, signal);
     const client = AgentClient.connect({ address }, creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs, token: config.agent.token });
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    let pid = 0;
+    const output: OutputChunk[] = [];
+    let started = { pid: 0, attached: false, replayed: false };
     let exit: Exit__Output | undefined;
     try {
       const req = { taskId, argv: rest, env: envFlag(flags, 'exec'), timeoutMs: timeoutMs ?? 0, outputCapBytes: cap ? Math.floor(cap) : 0, ...(input ? { stdin: input } : {}) };
       for await (const ev of client.exec(req, { signal })) {
-        if (ev.started) pid = ev.started.pid;
+        if (ev.started) started = ev.started;
         else if (ev.stdout) {
-          if (out.json) stdout.push(ev.stdout);
+          if (out.json) output.push({ stream: 1, data: ev.stdout });
           else out.writeOut(ev.stdout);
         } else if (ev.stderr) {
-          if (out.json) stderr.push(ev.stderr);
+          if (out.json) output.push({ stream: 2, data: ev.stderr });
           else out.writeErr(ev.stderr);
         }
         else if (ev.exit) exit = ev.exit;
@@ -113,11 +114,9 @@ export const command: Command = {
     }
     if (!exit) throw new GaxxError('UNAVAILABLE', `agent ${address} ended task ${taskId} without an exit event`);
     const code = exitCodeOf(exit);
-    if (out.json) {
-      const o = Buffer.concat(stdout).toString('utf8');
-      const e = Buffer.concat(stderr).toString('utf8');
-      out.result({ agent: address, taskId, pid, exitCode: code, ...exit, stdout: o, stderr: e }, () => '');
-    } else reportExit(out, exit);
+    // The same shape as `gaxx run --json` (cli/result-json.ts), plus the remote pid.
+    if (out.json) out.result(taskResultJson(execTaskResult(taskId, address, exit, started), output, { pid: started.pid }), () => '');
+    else reportExit(out, exit);
     return code;
   },
 };

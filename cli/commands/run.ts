@@ -3,6 +3,7 @@ import { GaxxError, exitCodeFor } from '../../proto/index.js';
 import { agentConnector, newRunId, redisTarget, runAndWait, type OutputChunk, type TaskInput, type TaskResult } from '../../scheduler/index.js';
 import { boolFlag, durationFlag, envFlag, JSON_FLAG, numberFlag, stringsFlag, usageError, type Command, type FlagValues } from '../command.js';
 import type { Output } from '../output.js';
+import { taskResultJson } from '../result-json.js';
 import { HumanRunPrinter } from '../run-printer.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
 import { agentAddress } from './exec.js';
@@ -31,8 +32,7 @@ export function buildTasks(addresses: string[], argv: string[], flags: FlagValue
 }
 
 function printJson(out: Output, r: TaskResult, output: OutputChunk[]): void {
-  const text = (s: 1 | 2): string => Buffer.concat(output.filter((c) => c.stream === s).map((c) => c.data)).toString('utf8');
-  out.writeOut(`${JSON.stringify({ ...r, stdout: text(1), stderr: text(2) })}\n`);
+  out.writeOut(`${JSON.stringify(taskResultJson(r, output))}\n`);
 }
 
 /** 0 when every task succeeded; UNAVAILABLE's code when some never ran; else 1. */

@@ -13,4 +13,5 @@ export {
   type ExecResult,
   type HealthStatus,
 } from './agent-client.js';
+export { outcomeOf, type ExitOutcome } from './outcome.js';
 export { checkAgentCertificate, grpcTarget, splitAddress, type AgentExpectation } from './agent-identity.js';

@@ -55,13 +55,7 @@ const ENTRY_BYTES = 64 * 1024;
 export const runEventsKey = (runId: string): string => gaxxKey('run', runId, 'events');
 export const runDoneKey = (runId: string): string => gaxxKey('run', runId, 'done');
 
-/** The outcome an agent's Exit event stands for. */
-export function outcomeOf(exit: Exit__Output): TaskOutcome {
-  if (exit.reason === 'timeout') return 'timeout';
-  if (exit.reason === 'cancelled') return 'cancelled';
-  if (exit.signal) return 'killed';
-  return exit.code === 0 && !exit.error ? 'succeeded' : 'failed';
-}
+export { outcomeOf } from '../client/outcome.js';
 
 const PUBLISH = `
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[4]) == 0 then return 0 end

@@ -58,6 +58,10 @@ describe('errors name the problem and the fix', () => {
     const r = await runGaxx(['exec', '--agent', '127.0.0.1:1', '--no-stdin', '--', 'true'], { home });
     expect(r.code).toBe(exitCodeFor('UNAVAILABLE'));
     expect(r.stderr).not.toMatch(/Resolution note|No connection established|internal error/);
+    // With --json the failure is on stdout too, as one object a script can read.
+    const j = await runGaxx(['exec', '--agent', '127.0.0.1:1', '--no-stdin', '--json', '--', 'true'], { home });
+    expect(j.code).toBe(exitCodeFor('UNAVAILABLE'));
+    expect(JSON.parse(j.stdout)).toMatchObject({ error: { code: 'UNAVAILABLE', exitCode: exitCodeFor('UNAVAILABLE') } });
   });
 
   it('gaxx-agent with a data dir it cannot create is FILE_ACCESS (exit 3)', async () => {

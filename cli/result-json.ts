@@ -1,0 +1,43 @@
+/**
+ * The one JSON shape of a task's result, for `gaxx exec --json` and `gaxx run --json` alike:
+ * the scheduler's TaskResult fields plus the output. Output that is valid UTF-8 is a string
+ * (`stdout`, `stderr`); anything else is kept exact as base64 (`stdoutBase64`, `stderrBase64`).
+ */
+import type { Exit__Output } from '../proto/index.js';
+import { outcomeOf } from '../scheduler/client/index.js';
+import type { OutputChunk, TaskResult } from '../scheduler/index.js';
+
+/** `bytes` as `{NAME: text}` when it is UTF-8, else `{NAMEBase64: ...}`. */
+function outputField(name: 'stdout' | 'stderr', bytes: Buffer): Record<string, string> {
+  const text = bytes.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(bytes) ? { [name]: text } : { [`${name}Base64`]: bytes.toString('base64') };
+}
+
+/** A task result with its output, as one JSON-ready object. */
+export function taskResultJson(r: TaskResult, output: readonly OutputChunk[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const bytes = (s: 1 | 2): Buffer => Buffer.concat(output.filter((c) => c.stream === s).map((c) => c.data));
+  return { ...r, ...extra, ...outputField('stdout', bytes(1)), ...outputField('stderr', bytes(2)) };
+}
+
+
+/** A direct Exec's end as a TaskResult (no run: `runId` is empty, one attempt). */
+export function execTaskResult(taskId: string, host: string, exit: Exit__Output, started: { attached: boolean; replayed: boolean }): TaskResult {
+  return {
+    runId: '',
+    taskId,
+    host,
+    outcome: outcomeOf(exit),
+    exitCode: exit.signal ? null : exit.code,
+    signal: exit.signal || null,
+    reason: exit.reason || '',
+    ...(exit.error ? { error: exit.error } : {}),
+    durationMs: Number(exit.durationMs),
+    stdoutBytes: Number(exit.stdoutBytes),
+    stderrBytes: Number(exit.stderrBytes),
+    truncated: exit.truncated,
+    attempts: 1,
+    attached: started.attached,
+    replayed: started.replayed,
+    finishedAt: new Date().toISOString(),
+  };
+}

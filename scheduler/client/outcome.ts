@@ -1,0 +1,13 @@
+/** How an agent's Exit reads as a task outcome: the one rule for queued and direct tasks. */
+import type { Exit__Output } from '../../proto/index.js';
+
+/** The outcomes an Exit event can stand for (the queue adds its own, e.g. unreachable). */
+export type ExitOutcome = 'succeeded' | 'failed' | 'timeout' | 'cancelled' | 'killed';
+
+/** The outcome an agent's Exit event stands for. */
+export function outcomeOf(exit: Exit__Output): ExitOutcome {
+  if (exit.reason === 'timeout') return 'timeout';
+  if (exit.reason === 'cancelled') return 'cancelled';
+  if (exit.signal) return 'killed';
+  return exit.code === 0 && !exit.error ? 'succeeded' : 'failed';
+}
