@@ -11,7 +11,7 @@
  * show the output again.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { GaxxError, type Exit__Output } from '../../proto/index.js';
+import { GaxxError } from '../../proto/index.js';
 import { duplicateFor, gaxxKey, redisError, waitReady } from '../redis/redis.js';
 
 /** How a task ended. Only `succeeded` counts as success. */
