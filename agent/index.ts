@@ -205,7 +205,14 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   const refuseTasks = tasksRefusal(config, launch.sandbox);
   server.addService(
     agent.gaxx.agent.v1.Agent.service,
-    createAgentService({ config, registry, auth, bundle, version: opts.version, startedAt: Date.now(), log, serving: () => serving, confine, launch, refuseTasks, audit, certArea: new StagedCertArea(config.certsDir, config.stateDir, (dir) => floor.check(loadCertDir(dir)), () => floor.newestText()), blockedPeers: guards.blockedPeers }),
+    createAgentService({
+      config, registry, auth, bundle, version: opts.version, startedAt: Date.now(), log, serving: () => serving, confine, audit, blockedPeers: guards.blockedPeers,
+      launch,
+      refuseTasks,
+      certArea: new StagedCertArea(config.certsDir, config.stateDir, (dir) => floor.check(loadCertDir(dir)), () => floor.newestText()),
+      // No call is served before the transport listens, so the port is known by then.
+      listenPort: () => live.transport?.port ?? 0,
+    }),
   );
   server.addService(health.grpc.health.v1.Health.service, createHealthService(() => serving, (e) => toServiceError(e, log)));
   // The bundle in force now (a rotation may have landed since preflight).

@@ -27,6 +27,7 @@ import {
 import { argv0Of, argvSha256 } from './audit/audit-events.js';
 import type { AuditLog } from './audit/audit.js';
 import type { Authorizer } from './auth/auth.js';
+import { admitExec, auditExecRefusal } from './auth/signed-work.js';
 import { peerAddress } from './transport/conn-limits.js';
 import type { AgentConfig } from './config.js';
 import type { ExecSpec, LaunchContext } from './exec/exec.js';
@@ -59,6 +60,8 @@ export interface ServiceDeps {
   certArea?: StagedCertArea | undefined;
   /** Addresses the guards block now. */
   blockedPeers?: () => BlockedPeer[];
+  /** The port the gRPC listener is bound to (a signed target names host:port). */
+  listenPort: () => number;
 }
 
 /** Who made a call, for the audit log. */
@@ -155,14 +158,18 @@ function execSpec(req: ExecRequest__Output, config: AgentConfig, confine: Confin
 function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEvent>, d: ServiceDeps): void {
   const id = d.auth.identity(call);
   const taskId = parse(taskIdSchema, call.request.taskId);
+  const who = whoCalled(call, id);
+  const checked = admitExec(call.request, id, { bundle: d.bundle, port: d.listenPort }, d.audit, who);
   const existing = d.registry.get(taskId);
   const listener = (ev: ExecEvent) => {
     call.write(ev);
     if (ev.exit) call.end();
   };
   if (existing) {
-    if (existing.argvKey !== JSON.stringify(call.request.argv)) {
-      throw new GaxxError('ALREADY_EXISTS', `task ${taskId} exists with a different command`);
+    // Attach and replay only for the very spec the task was started for.
+    if (existing.specKey !== checked.digest) {
+      auditExecRefusal(d.audit, who, call.request, 'TASK_SPEC_MISMATCH');
+      throw new GaxxError('TASK_SPEC_MISMATCH', `task ${taskId} exists with a different spec`);
     }
     const replayed = !existing.running;
     call.write({ started: { pid: existing.pid, attached: !replayed, replayed } });
@@ -178,8 +185,8 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
   if (d.refuseTasks) throw d.refuseTasks;
   const spec = execSpec(call.request, d.config, d.confine, d.launch);
   if (!d.registry.hasRoom()) throw new GaxxError('RESOURCE_EXHAUSTED', `agent is running ${d.registry.capacity} tasks, its capacity`);
-  const task = d.registry.start(spec, listener);
-  auditExec(d.audit, whoCalled(call, id), spec, task);
+  const task = d.registry.start(spec, listener, checked.digest);
+  auditExec(d.audit, who, spec, task);
   // A caller that goes away leaves the task running, so a retry can attach to it.
   call.on('cancelled', () => task.listeners.delete(listener));
 }

@@ -55,7 +55,7 @@ export const ConfigFileSchema = z
       })
       .strict()
       .partial(),
-    redis: z.object({ url: z.string().min(1) }).strict().partial(),
+    redis: z.object({ url: z.string().min(1), insecure: z.boolean() }).strict().partial(),
     /** Relocates the state dir alone (queue, embedded Redis, scheduler certificate, fleets). */
     stateDir: z.string().startsWith('/', 'must be an absolute path'),
     scheduler: z
@@ -99,6 +99,8 @@ export interface GaxxConfig {
   redis: {
     /** The queue's Redis; undefined: the embedded redis-server in the state dir. */
     url: string | undefined;
+    /** Accept a plaintext, password-less redis:// URL to a non-loopback host (refused by default). */
+    insecure: boolean;
   };
   /** The scheduler daemon (`gaxx scheduler`). */
   scheduler: {
@@ -144,7 +146,7 @@ interface Setting {
   path: string;
   env: string;
   flag?: string;
-  kind: 'string' | 'int' | 'duration';
+  kind: 'string' | 'int' | 'duration' | 'bool';
   /** The command whose flag this is; unscoped flags are global (accepted by every command). */
   scope?: 'scheduler';
   /** An empty value is a value (e.g. '' turns metrics off) rather than "not set". */
@@ -163,6 +165,13 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'providers.linode.url', env: 'GAXX_LINODE_URL', kind: 'string', help: 'Linode API base URL' },
   { path: 'providers.vultr.url', env: 'GAXX_VULTR_URL', kind: 'string', help: 'Vultr API base URL' },
   { path: 'redis.url', env: 'GAXX_REDIS_URL', flag: 'redis-url', kind: 'string', help: 'Redis URL (default: an embedded redis-server in the state dir)' },
+  {
+    path: 'redis.insecure',
+    env: 'GAXX_REDIS_INSECURE',
+    flag: 'redis-insecure',
+    kind: 'bool',
+    help: 'allow a redis:// URL to a non-loopback host with no password and no TLS (refused otherwise: anyone on the path could read and write the queue)',
+  },
   { path: 'stateDir', env: 'GAXX_STATE_DIR', flag: 'state-dir', kind: 'string', help: 'state dir (default <home>/state or $XDG_STATE_HOME/gaxx)' },
   { path: 'scheduler.concurrency', env: 'GAXX_SCHEDULER_CONCURRENCY', flag: 'concurrency', scope: 'scheduler', kind: 'int', help: 'tasks in flight at once (default 64)' },
   { path: 'scheduler.metricsListen', env: 'GAXX_SCHEDULER_METRICS_LISTEN', flag: 'metrics-listen', scope: 'scheduler', kind: 'string', allowEmpty: true, help: 'host:port for /metrics; empty to disable (default 127.0.0.1:9092); a non-loopback address is served over mTLS' },
@@ -180,7 +189,7 @@ export function scopedFlags(command: 'scheduler'): Record<string, { type: 'strin
 
 /** A global option: accepted by every command, documented in `gaxx --help`. */
 export interface GlobalFlag {
-  type: 'string';
+  type: 'string' | 'boolean';
   help: string;
   valueName: string;
 }
@@ -189,7 +198,10 @@ export interface GlobalFlag {
 export const CONFIG_FLAGS: Record<string, GlobalFlag> = {
   home: { type: 'string', valueName: 'DIR', help: 'relocate all config, keys and state to DIR (as GAXX_HOME)' },
   ...Object.fromEntries(
-    SETTINGS.filter((s) => s.flag && !s.scope).map((s) => [s.flag as string, { type: 'string' as const, valueName: s.kind === 'int' ? 'N' : 'VALUE', help: s.help }]),
+    SETTINGS.filter((s) => s.flag && !s.scope).map((s) => [
+      s.flag as string,
+      { type: s.kind === 'bool' ? ('boolean' as const) : ('string' as const), valueName: s.kind === 'int' ? 'N' : 'VALUE', help: s.help },
+    ]),
   ),
 };
 
@@ -216,12 +228,13 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
   const flagSettings = SETTINGS.filter((s) => s.flag && (!s.scope || s.scope === input.command));
   const flags = parseArgs({
     args: [...input.argv],
-    options: Object.fromEntries(['home', ...flagSettings.map((s) => s.flag as string)].map((k) => [k, { type: 'string' as const }])),
+    options: Object.fromEntries(['home', ...flagSettings.map((s) => s.flag as string)].map((k) => [k, { type: CONFIG_FLAGS[k]?.type ?? ('string' as const) }])),
     strict: false,
     allowPositionals: true,
   }).values;
   const flag = (name: string, allowEmpty = false): string | undefined => {
     const v = flags[name];
+    if (v === true) return 'true';
     return typeof v === 'string' && (v !== '' || allowEmpty) ? v : undefined;
   };
   const env = (name: string, allowEmpty = false): string | undefined => {
@@ -248,7 +261,7 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
     operatorName: merged.operatorName ?? sanitizeName(input.userName ?? env('USER') ?? ''),
     logLevel: merged.logLevel ?? DEFAULTS.logLevel,
     agent: { ...DEFAULTS.agent, ...merged.agent },
-    redis: { url: merged.redis?.url },
+    redis: { url: merged.redis?.url, insecure: merged.redis?.insecure ?? false },
     scheduler: {
       concurrency: s.concurrency ?? DEFAULTS.scheduler.concurrency,
       metricsListen: s.metricsListen ?? DEFAULTS.scheduler.metricsListen,
@@ -303,10 +316,18 @@ function layerFrom(get: (s: Setting) => string | undefined, label: (s: Setting) 
     const raw = get(s);
     if (raw === undefined) continue;
     // Leave a non-integer as a string so the schema reports it with the setting's path.
-    setPath(obj, s.path, s.kind === 'int' && /^\d+$/.test(raw) ? Number(raw) : raw);
+    setPath(obj, s.path, settingValue(s, raw));
     labels.set(s.path, label(s));
   }
   return validateLayer(obj, code, source, (p) => `${labels.get(p) ?? p} (${p})`);
+}
+
+/** A raw env/flag value as its setting's type; left a string when malformed, so the schema names it. */
+function settingValue(s: Setting, raw: string): unknown {
+  if (s.kind === 'int' && /^\d+$/.test(raw)) return Number(raw);
+  if (s.kind === 'bool' && /^(1|true|yes)$/i.test(raw)) return true;
+  if (s.kind === 'bool' && /^(0|false|no)$/i.test(raw)) return false;
+  return raw;
 }
 
 function validateLayer(value: unknown, code: 'CONFIG_INVALID' | 'USAGE', source: string, name: (dotPath: string) => string): ConfigLayer {

@@ -188,7 +188,7 @@ function closest(word: string): string | undefined {
 
 function parseCommandLine(entry: CommandEntry, command: Command, args: string[]): { values: FlagValues; positionals: string[] } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
-  for (const name of Object.keys(CONFIG_FLAGS)) options[name] = { type: 'string' };
+  for (const [name, f] of Object.entries(CONFIG_FLAGS)) options[name] = { type: f.type };
   for (const [name, f] of Object.entries(command.flags)) {
     options[name] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
   }

@@ -31,12 +31,26 @@ export const ERROR_CODES = {
   IDENTITY_MISMATCH: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
   UNAUTHENTICATED: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
   PERMISSION_DENIED: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
+  // Signed work (proto/signed-task.ts): a queued task runs only as an operator signed it.
+  UNSIGNED_TASK: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
+  SIGNATURE_INVALID: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
+  SIGNATURE_EXPIRED: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
+  SIGNER_UNTRUSTED: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
+  SIGNER_NOT_OPERATOR: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
+  TASK_ID_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
+  TARGET_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
+  TASK_SPEC_MISMATCH: { grpc: GrpcStatus.ALREADY_EXISTS, exit: 5 },
+  REDIS_INSECURE: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 7 },
   PATH_ESCAPE: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
   CHECKSUM_MISMATCH: { grpc: GrpcStatus.DATA_LOSS, exit: 10 },
   RESOURCE_EXHAUSTED: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, exit: 11 },
   UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, exit: 12 },
   REDIS_UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, exit: 12 },
   DEADLINE_EXCEEDED: { grpc: GrpcStatus.DEADLINE_EXCEEDED, exit: 13 },
+  /** An SSH host presented a key other than the pinned / known one: nothing was sent to it. */
+  HOST_KEY_MISMATCH: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 14 },
+  /** An SSH host not in known_hosts, and trust on first use was not asked for (--accept-new). */
+  HOST_KEY_UNKNOWN: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 14 },
   CANCELLED: { grpc: GrpcStatus.CANCELLED, exit: 130 },
   INTERNAL: { grpc: GrpcStatus.INTERNAL, exit: 70 },
 } as const;

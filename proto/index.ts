@@ -4,8 +4,25 @@ export { formatHostPort, isHostName, isLoopbackHost, parseHostPort, type HostPor
 export { DURATION_HINT, DURATION_PATTERN, parseDuration } from './durations.js';
 export { argvBytes, envBytes, ENV_NAME_PATTERN, REQUEST_LIMITS } from './limits.js';
 export { loadProtos, LOADER_OPTIONS, PROTO_DIR } from './load.js';
+export {
+  SIGNED_TASK_CONTEXT,
+  canonicalJson,
+  canonicalTaskBytes,
+  createTaskSigner,
+  execIdAllowed,
+  execTaskId,
+  sha256Hex,
+  signTaskFields,
+  taskSpecDigest,
+  verifyTaskSignature,
+  type SignedTarget,
+  type SignedTaskFields,
+  type TaskSigner,
+} from './signed-task.js';
 export type { AgentClient as AgentGrpcClient, AgentHandlers } from './gen/gaxx/agent/v1/Agent.js';
 export type { ExecRequest, ExecRequest__Output } from './gen/gaxx/agent/v1/ExecRequest.js';
+export type { SignedTask, SignedTask__Output } from './gen/gaxx/agent/v1/SignedTask.js';
+export type { TaskTarget, TaskTarget__Output } from './gen/gaxx/agent/v1/TaskTarget.js';
 export type { ExecEvent, ExecEvent__Output } from './gen/gaxx/agent/v1/ExecEvent.js';
 export type { Exit, Exit__Output } from './gen/gaxx/agent/v1/Exit.js';
 export type { Started, Started__Output } from './gen/gaxx/agent/v1/Started.js';

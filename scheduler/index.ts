@@ -5,6 +5,7 @@ export { acquireEmbeddedRedis, type EmbeddedRedis, type EmbeddedRedisOptions } f
 export { createRedis, durabilityWarnings, gaxxKey, KEY_PREFIX, redisSettingsFromUrl, waitReady, type RedisRole, type RedisSettings } from './redis/redis.js';
 export { assertJobId, jobIdFor, newRunId, parseRunSpec, parseTaskSpec, LIMITS, type RunSpec, type RunSpecInput, type TaskInput, type TaskSpec } from './queue/task.js';
 export { TaskQueue, QUEUE_NAME, RETENTION, type EnqueuedRun } from './queue/queue.js';
+export { checkJobSignature, signTask, signedFieldsOf, DEFAULT_SIGNED_TTL_MS, type SignedBlock } from './queue/sign.js';
 export { registerFleet, forgetFleet, fleetAgents, registeredFleets, type FleetAgent } from './queue/fleets.js';
 export { place, type AgentView, type Placement, type PlacementRequest } from './dispatch/placement.js';
 export { Breaker, backoffDelay, DEFAULT_BREAKER, type BreakerOptions, type BreakerState } from './dispatch/breaker.js';

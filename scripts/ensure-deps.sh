@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what gaxx's build, tests and quick start need, when missing: npm packages (npm ci),
-# and the Debian packages the integration tests use (redis-server, openssh-server, iproute2,
-# util-linux, bubblewrap for task isolation). Says what to install when it cannot do it itself.
+# and the Debian packages the integration tests use (redis-server, openssh-server and -client,
+# iproute2, util-linux; nftables, bubblewrap and sudo, which bootstrap finds on a fresh VM and the
+# isolated test hosts borrow from this machine through their overlays). Says what to install
+# when it cannot do it itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +20,8 @@ if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ packag
 fi
 
 # Debian packages: binary -> package.
-declare -A need=([redis-server]=redis-server [bwrap]=bubblewrap [sshd]=openssh-server [ip]=iproute2 [prlimit]=util-linux [unshare]=util-linux)
+declare -A need=([redis-server]=redis-server [sshd]=openssh-server [ssh]=openssh-client [ssh-keyscan]=openssh-client
+  [ip]=iproute2 [prlimit]=util-linux [unshare]=util-linux [nsenter]=util-linux [nft]=nftables [bwrap]=bubblewrap [sudo]=sudo)
 missing=()
 for bin in "${!need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing+=("${need[$bin]}")

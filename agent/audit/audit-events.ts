@@ -29,6 +29,17 @@ export const AuditEventSchema = z.discriminatedUnion('event', [
     method: z.string().max(100),
     code: z.string().max(40),
   }),
+  z.object({
+    event: z.literal('exec_refused'),
+    peer,
+    identity,
+    taskId,
+    argv0: z.string().max(300),
+    argvSha256: sha256,
+    code: z.string().max(40),
+    /** `<runId>/<taskId>` a signed block named (unverified when the code says so). */
+    signedTask: z.string().max(260).optional(),
+  }),
   z.object({ event: z.literal('exec_started'), peer, identity, taskId, argv0: z.string().max(300), argvSha256: sha256, pid: z.number().int() }),
   z.object({
     event: z.literal('exec_finished'),

@@ -26,7 +26,7 @@ export const AuditConfigSchema = z
 
 export type AuditConfig = z.infer<typeof AuditConfigSchema>;
 
-const CRITICAL = new Set<AuditEvent['event']>(['auth_denied', 'peer_blocked', 'peer_unblocked', 'cert_reload', 'agent_started']);
+const CRITICAL = new Set<AuditEvent['event']>(['auth_denied', 'exec_refused', 'peer_blocked', 'peer_unblocked', 'cert_reload', 'agent_started']);
 const OPEN_FLAGS = fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW;
 
 /** The path of rotated file `n` (0 is the current file). */

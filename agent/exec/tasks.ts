@@ -44,7 +44,11 @@ export interface TaskRegistryOptions {
 
 /** One task: its spec key, process, replay buffer and listeners. */
 export class Task {
-  readonly argvKey: string;
+  /**
+   * What the task was started for: the digest of its (signed) spec. Only a request with the same
+   * key may attach to it or have its result replayed; kept after the spec's stdin and env go.
+   */
+  readonly specKey: string;
   pid = 0;
   exit: TaskExit | undefined;
   finishedAt = 0;
@@ -57,8 +61,11 @@ export class Task {
   handle: ExecHandle | undefined;
   private exited: Array<() => void> = [];
 
-  constructor(readonly spec: ExecSpec) {
-    this.argvKey = JSON.stringify(spec.argv);
+  constructor(
+    readonly spec: ExecSpec,
+    specKey?: string,
+  ) {
+    this.specKey = specKey ?? JSON.stringify(spec.argv);
   }
 
   get running(): boolean {
@@ -86,9 +93,9 @@ export class Task {
   }
 }
 
-/** What a finished entry holds besides its output: its argv key, ids and paths (approximate bytes). */
+/** What a finished entry holds besides its output: its argv, key, ids and paths (approximate bytes). */
 function entryBytes(t: Task): number {
-  return t.argvKey.length + t.spec.taskId.length + t.spec.cwd.length + 512;
+  return t.spec.argv.reduce((n, a) => n + a.length + 8, 0) + t.specKey.length + t.spec.taskId.length + t.spec.cwd.length + 512;
 }
 
 /** Running and recently finished tasks by id. */
@@ -130,9 +137,12 @@ export class TaskRegistry {
     return this.runningCount < this.o.capacity;
   }
 
-  /** Starts a new task (the caller checked get() and hasRoom()); `first` subscribes before any event. */
-  start(spec: ExecSpec, first: TaskListener): Task {
-    const task = new Task(spec);
+  /**
+   * Starts a new task (the caller checked get() and hasRoom()); `first` subscribes before any
+   * event. `specKey` identifies the spec for later attach and replay (see Task.specKey).
+   */
+  start(spec: ExecSpec, first: TaskListener, specKey?: string): Task {
+    const task = new Task(spec, specKey);
     task.listeners.add(first);
     this.tasks.set(spec.taskId, task);
     this.runningCount++;

@@ -1,13 +1,13 @@
 /** `gaxx exec --agent ADDR -- CMD ARGS...`: one command on one agent, directly over mTLS. */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
-import { loadCertDir, type CertBundle } from '../../certs/index.js';
-import { formatHostPort, GaxxError, isGaxxError, parseHostPort, type Exit__Output } from '../../proto/index.js';
+import { formatHostPort, GaxxError, parseHostPort, type Exit__Output } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import type { OutputChunk } from '../../scheduler/index.js';
 import { execTaskResult, taskResultJson } from '../result-json.js';
 import { boolFlag, durationFlag, envFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command } from '../command.js';
 import { MAX_EXEC_STDIN_BYTES, readExecStdin } from '../exec-stdin.js';
+import { operatorCredentials } from '../operator-credentials.js';
 import type { Output } from '../output.js';
 
 const usage = (message: string): GaxxError => usageError('exec', message);
@@ -29,16 +29,6 @@ export function exitCodeOf(exit: Exit__Output): number {
   return exit.code;
 }
 
-
-/** The operator's cert bundle; NOT_FOUND says to run `gaxx init` first. */
-function operatorCredentials(dir: string): CertBundle {
-  try {
-    return loadCertDir(dir);
-  } catch (e) {
-    if (isGaxxError(e, 'NOT_FOUND')) throw new GaxxError('NOT_FOUND', `no operator certificate in ${dir}: run 'gaxx init' first`, { cause: e });
-    throw e;
-  }
-}
 
 function reportExit(out: Output, exit: Exit__Output): void {
   if (exit.error) out.note(`gaxx: remote command failed to start: ${exit.error}`);

@@ -5,6 +5,7 @@ import { boolFlag, durationFlag, envFlag, JSON_FLAG, numberFlag, stringsFlag, us
 import type { Output } from '../output.js';
 import { taskResultJson } from '../result-json.js';
 import { HumanRunPrinter } from '../run-printer.js';
+import { operatorSigner } from '../operator-credentials.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
 import { agentAddress } from './exec.js';
 
@@ -55,7 +56,8 @@ export const command: Command = {
     '`gaxx scheduler`, this process works on the queue itself until the run is done. Redis:',
     '--redis-url / GAXX_REDIS_URL, else an embedded redis-server in the state dir. Agents are',
     'reached with the scheduler certificate in <state>/scheduler/certs, issued from the local CA',
-    'on first use.',
+    'on first use. Every task is signed with the operator certificate (as for gaxx exec) and',
+    'agents run only what it signed: a job written into Redis by other means is refused.',
   ].join('\n'),
   flags: {
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses HOST[:PORT] (port default 8088); repeat or comma-separate' },
@@ -76,14 +78,17 @@ export const command: Command = {
     const addresses = [...new Set(raw.map((a) => agentAddress(a, config.agent.port)))];
     const tasks = buildTasks(addresses, rest, flags);
     const waitMs = durationFlag(flags, 'wait-timeout', 'run');
+    // Signed with the operator's key: agents run queued work only as an operator signed it.
+    const signer = operatorSigner(config.paths.operatorCertDir);
     const creds = await schedulerCredentials(config.paths);
-    const target = await redisTarget(config.redis.url, config.paths.stateDir);
+    const target = await redisTarget(config.redis.url, config.paths.stateDir, { allowInsecure: config.redis.insecure });
     try {
       const human = new HumanRunPrinter(out, new Map(tasks.map((t, i) => [t.taskId, addresses[i] as string])));
       const res = await runAndWait(
         { runId: newRunId(), tasks },
         {
           settings: target.settings,
+          signer,
           connect: agentConnector(creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs, token: config.agent.token }),
           cancel: signal,
           ...(waitMs ? { timeoutMs: waitMs } : {}),

@@ -44,6 +44,7 @@ export const command: Command = {
     const creds = await schedulerCredentials(config.paths, stringFlag(flags, 'certs'));
     const served = await serveScheduler({
       redisUrl: config.redis.url,
+      redisInsecure: config.redis.insecure,
       stateDir: config.paths.stateDir,
       certs: creds,
       agentToken: config.agent.token,

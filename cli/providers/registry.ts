@@ -11,6 +11,7 @@ type Loader = () => Promise<(settings: ProviderSettings) => Provider>;
 const LOADERS: Record<string, Loader> = {
   linode: async () => (await import('./linode.js')).createLinodeProvider,
   vultr: async () => (await import('./vultr.js')).createVultrProvider,
+  ssh: async () => (await import('./ssh.js')).createSshProvider,
 };
 
 /** Names of every known provider, for help texts and validation. */

@@ -18,7 +18,9 @@ import type { InfoResponse as _gaxx_agent_v1_InfoResponse, InfoResponse__Output 
 import type { PutFileChunk as _gaxx_agent_v1_PutFileChunk, PutFileChunk__Output as _gaxx_agent_v1_PutFileChunk__Output } from './gaxx/agent/v1/PutFileChunk.js';
 import type { PutFileHeader as _gaxx_agent_v1_PutFileHeader, PutFileHeader__Output as _gaxx_agent_v1_PutFileHeader__Output } from './gaxx/agent/v1/PutFileHeader.js';
 import type { PutFileResponse as _gaxx_agent_v1_PutFileResponse, PutFileResponse__Output as _gaxx_agent_v1_PutFileResponse__Output } from './gaxx/agent/v1/PutFileResponse.js';
+import type { SignedTask as _gaxx_agent_v1_SignedTask, SignedTask__Output as _gaxx_agent_v1_SignedTask__Output } from './gaxx/agent/v1/SignedTask.js';
 import type { Started as _gaxx_agent_v1_Started, Started__Output as _gaxx_agent_v1_Started__Output } from './gaxx/agent/v1/Started.js';
+import type { TaskTarget as _gaxx_agent_v1_TaskTarget, TaskTarget__Output as _gaxx_agent_v1_TaskTarget__Output } from './gaxx/agent/v1/TaskTarget.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -46,7 +48,9 @@ export interface ProtoGrpcType {
         PutFileChunk: MessageTypeDefinition<_gaxx_agent_v1_PutFileChunk, _gaxx_agent_v1_PutFileChunk__Output>
         PutFileHeader: MessageTypeDefinition<_gaxx_agent_v1_PutFileHeader, _gaxx_agent_v1_PutFileHeader__Output>
         PutFileResponse: MessageTypeDefinition<_gaxx_agent_v1_PutFileResponse, _gaxx_agent_v1_PutFileResponse__Output>
+        SignedTask: MessageTypeDefinition<_gaxx_agent_v1_SignedTask, _gaxx_agent_v1_SignedTask__Output>
         Started: MessageTypeDefinition<_gaxx_agent_v1_Started, _gaxx_agent_v1_Started__Output>
+        TaskTarget: MessageTypeDefinition<_gaxx_agent_v1_TaskTarget, _gaxx_agent_v1_TaskTarget__Output>
       }
     }
   }

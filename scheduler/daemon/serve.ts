@@ -14,6 +14,8 @@ import type { WorkerLog } from '../dispatch/worker.js';
 export interface ServeOptions {
   /** A Redis URL; none: the embedded redis-server of `stateDir`. */
   redisUrl?: string;
+  /** Accept plaintext, password-less Redis beyond loopback (REDIS_INSECURE otherwise). */
+  redisInsecure?: boolean;
   stateDir: string;
   /** Scheduler-role client certificate (also serves non-loopback metrics over mTLS). */
   certs: CertBundle;
@@ -39,7 +41,7 @@ export interface Served {
 }
 
 export async function serveScheduler(opts: ServeOptions): Promise<Served> {
-  const target = await redisTarget(opts.redisUrl, opts.stateDir);
+  const target = await redisTarget(opts.redisUrl, opts.stateDir, { allowInsecure: opts.redisInsecure ?? false });
   try {
     const metricsTls: SecureContextOptions = secureContextOptions(opts.certs);
     const daemon = await SchedulerDaemon.start({

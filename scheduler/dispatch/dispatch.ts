@@ -28,6 +28,7 @@ import { execOnce, StreamEnded, type ExecOutcome, type LiveSink } from './exec-o
 import type { SchedulerMetrics } from '../daemon/metrics.js';
 import { place } from './placement.js';
 import { outcomeOf, type OutputChunk, type TaskResult } from '../queue/results.js';
+import { signedTaskOf } from '../queue/sign.js';
 import type { TaskSpec } from '../queue/task.js';
 
 /** What a dispatch needs from the job it serves. */
@@ -77,6 +78,8 @@ function endResult(spec: TaskSpec, host: string, attempts: number, outcome: Task
 
 function buildRequest(spec: TaskSpec, stdin: Buffer | undefined, execId: string): ExecRequest {
   return {
+    // The operator's signature travels with every Exec; the agent checks it before running.
+    ...(spec.signed ? { signed: signedTaskOf(spec, spec.signed) } : {}),
     taskId: execId,
     argv: spec.argv,
     env: spec.env,

@@ -22,7 +22,9 @@ import type { SchedulerMetrics } from '../daemon/metrics.js';
 import { QUEUE_NAME, runInputKey } from '../queue/queue.js';
 import { createRedis, KEY_PREFIX, type RedisSettings } from '../redis/redis.js';
 import { publishResult, type TaskResult } from '../queue/results.js';
-import { parseTaskSpec, RUN_ID, TASK_ID, type TaskSpec } from '../queue/task.js';
+import { checkJobSignature } from '../queue/sign.js';
+import { jobIdFor, parseTaskSpec, RUN_ID, TASK_ID, type TaskSpec } from '../queue/task.js';
+import { GaxxError, isGaxxError } from '../../proto/index.js';
 
 /** Minimal logger shape (pino's). */
 export interface WorkerLog {
@@ -98,9 +100,13 @@ export class SchedulerWorker {
     let spec: TaskSpec;
     try {
       spec = parseTaskSpec(job.data);
+      // The queue is not a trust root: unsigned, altered or expired work is never dispatched.
+      checkJobSignature(spec);
+      // The job id is the exec task id the agents see: a signed task copied under another id is a replay.
+      if (job.id !== jobIdFor(spec.runId, spec.taskId)) throw new GaxxError('TASK_ID_MISMATCH', `job ${job.id} carries task ${spec.runId}-${spec.taskId}`);
     } catch (e) {
-      // Enqueue validates, so this is data written around it: never dispatched, reported if possible.
-      this.opts.log?.error({ job: job.id, err: (e as Error).message }, 'invalid job data');
+      // Enqueue validates and signs, so this is data written around it: never dispatched, reported if possible.
+      this.opts.log?.error({ job: job.id, code: isGaxxError(e) ? e.code : undefined, err: (e as Error).message }, 'job refused');
       await this.reportInvalid(job, e as Error);
       throw new UnrecoverableError((e as Error).message);
     }
@@ -146,7 +152,7 @@ export class SchedulerWorker {
     const d = (job.data ?? {}) as { runId?: unknown; taskId?: unknown };
     if (typeof d.runId !== 'string' || !RUN_ID.test(d.runId) || typeof d.taskId !== 'string' || !TASK_ID.test(d.taskId)) return;
     const result: TaskResult = {
-      runId: d.runId, taskId: d.taskId, host: '', outcome: 'error', exitCode: null, signal: null, reason: 'INVALID_ARGUMENT', error: e.message,
+      runId: d.runId, taskId: d.taskId, host: '', outcome: 'error', exitCode: null, signal: null, reason: isGaxxError(e) ? e.code : 'INVALID_ARGUMENT', error: e.message,
       durationMs: 0, stdoutBytes: 0, stderrBytes: 0, truncated: false, attempts: 0, attached: false, replayed: false, finishedAt: new Date().toISOString(),
     };
     if (await publishResult(this.redis, result, []).catch(() => false)) this.opts.metrics?.tasks.inc({ outcome: 'error' });

@@ -6,9 +6,10 @@
  */
 import { Queue } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
-import { GaxxError } from '../../proto/index.js';
+import { GaxxError, type TaskSigner } from '../../proto/index.js';
 import { unknownFleets } from './fleets.js';
 import { createRedis, gaxxKey, KEY_PREFIX, redisError, waitReady, type RedisRole, type RedisSettings } from '../redis/redis.js';
+import { DEFAULT_SIGNED_TTL_MS, signTask } from './sign.js';
 import { jobIdFor, parseRunSpec, type RunSpec, type RunSpecInput, type TaskSpec } from './task.js';
 
 /** The one queue every fleet's tasks go through. */
@@ -50,14 +51,22 @@ export class TaskQueue {
     return new TaskQueue(redis, queue);
   }
 
-  /** Validates and enqueues a run; INVALID_ARGUMENT (with dot-paths) before anything is written. */
-  async enqueueRun(input: RunSpecInput): Promise<EnqueuedRun> {
+  /**
+   * Validates, signs (each task with `signer`, the submitting operator's key; valid until
+   * `opts.expiresAtUnixMs`, default a day) and enqueues a run; INVALID_ARGUMENT (with dot-paths)
+   * before anything is written.
+   */
+  async enqueueRun(input: RunSpecInput, signer: TaskSigner, opts: { expiresAtUnixMs?: number } = {}): Promise<EnqueuedRun> {
     const run = parseRunSpec(input);
     await this.checkFleets(run);
+    const expiresAt = opts.expiresAtUnixMs ?? Date.now() + DEFAULT_SIGNED_TTL_MS;
+    const inputs = new Map(Object.entries(run.inputs ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
     try {
       await this.storeInputs(run);
       const jobs = run.tasks.map((t) => {
-        const data: TaskSpec = { ...t, runId: run.runId };
+        const stdin = t.input !== undefined ? (inputs.get(t.input) as Buffer) : Buffer.from(t.stdin ?? '', 'base64');
+        const unsigned = { ...t, runId: run.runId };
+        const data: TaskSpec = { ...unsigned, signed: signTask(unsigned, stdin, signer, expiresAt) };
         return {
           name: t.fleet ?? '_agents',
           data,

@@ -9,7 +9,7 @@
  * by the workers and report `cancelled` themselves. The wait then returns what arrived within
  * `cancelGraceMs`; a task still without a result is reported as an `error` (DEADLINE_EXCEEDED).
  */
-import { GaxxError, isGaxxError } from '../../proto/index.js';
+import { GaxxError, isGaxxError, type TaskSigner } from '../../proto/index.js';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import { requestCancel } from './cancel.js';
 import { schedulerAlive } from '../daemon/daemon.js';
@@ -21,6 +21,10 @@ import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 
 export interface RunAndWaitOptions extends WaitOptions {
   settings: RedisSettings;
+  /** The submitting operator's key: every task is signed with it (agents run only signed work). */
+  signer: TaskSigner;
+  /** When the signatures expire (default: a day from now). */
+  expiresAtUnixMs?: number;
   /** For the in-process worker; without it, a daemon must be running. */
   connect?: AgentConnector;
   /** 'auto' (default): in-process worker only when no daemon heartbeat is present. */
@@ -88,7 +92,7 @@ export async function runAndWait(run: RunSpecInput, opts: RunAndWaitOptions): Pr
     worker = SchedulerWorker.start({ settings: opts.settings, connect: opts.connect, concurrency: opts.concurrency, log: opts.log });
   };
   try {
-    const enq = await queue.enqueueRun(run);
+    const enq = await queue.enqueueRun(run, opts.signer, opts.expiresAtUnixMs === undefined ? {} : { expiresAtUnixMs: opts.expiresAtUnixMs });
     if (mode === 'always' || (mode === 'auto' && !(await schedulerAlive(queue.redis)))) {
       if (!opts.connect) throw new GaxxError('FAILED_PRECONDITION', 'no scheduler daemon is running and no agent credentials were given to run one here');
       startWorker();

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { argvBytes, envBytes, ENV_NAME_PATTERN, GaxxError, parseHostPort, REQUEST_LIMITS } from '../../proto/index.js';
+import { SignedBlockSchema } from './sign.js';
 
 /** Run ids: no '-' (the job-id separator) and no ':' (BullMQ's key separator). */
 export const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_.]{0,39}$/;
@@ -127,6 +128,8 @@ export const TaskSpecSchema = TaskFields.extend({
   runId: z.string().regex(RUN_ID),
   /** Set by the worker before each dispatch, so a re-dispatch after a crash goes to the same agent. */
   dispatch: z.object({ placedOn: z.string().optional(), round: z.number().int().min(0).default(0) }).strict().optional(),
+  /** The submitting operator's signature (sign.ts); optional here so a missing one is UNSIGNED_TASK, not a parse error. */
+  signed: SignedBlockSchema.optional(),
 })
   .strict()
   .superRefine(taskRules);

@@ -23,7 +23,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GaxxError } from '../../proto/index.js';
-import { redisSettingsFromUrl, type RedisSettings } from './redis.js';
+import { redisSettingsFromUrl, type RedisSettings, type RedisUrlOptions } from './redis.js';
 
 /** A handle on the shared embedded server. */
 export interface EmbeddedRedis {
@@ -234,9 +234,12 @@ export interface RedisTarget {
   release(): Promise<void>;
 }
 
-/** Resolves the Redis to use; starts or joins the embedded one when no URL is configured. */
-export async function redisTarget(url: string | undefined, stateDir: string, opts: EmbeddedRedisOptions = {}): Promise<RedisTarget> {
-  if (url) return { settings: redisSettingsFromUrl(url), embedded: undefined, release: async () => undefined };
+/**
+ * Resolves the Redis to use; starts or joins the embedded one when no URL is configured.
+ * `allowInsecure`: see redisSettingsFromUrl (REDIS_INSECURE).
+ */
+export async function redisTarget(url: string | undefined, stateDir: string, opts: EmbeddedRedisOptions & RedisUrlOptions = {}): Promise<RedisTarget> {
+  if (url) return { settings: redisSettingsFromUrl(url, { allowInsecure: opts.allowInsecure ?? false }), embedded: undefined, release: async () => undefined };
   const embedded = await acquireEmbeddedRedis(stateDir, opts);
   return { settings: redisSettingsFromUrl(embedded.url), embedded, release: () => embedded.release() };
 }

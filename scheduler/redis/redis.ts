@@ -9,6 +9,12 @@
  * - `unix:///path/redis.sock[?db=N&user=U&password=P]`
  * - `redis+sentinel://[user:pass@]h1:p1,h2:p2/<master>[/db]` (`rediss+sentinel://` for TLS)
  * - `redis+cluster://[user:pass@]h1:p1,h2:p2` (`rediss+cluster://` for TLS)
+ *
+ * Whoever can write to the queue can ask for work (agents still run only what an operator
+ * signed, but a writer can delete, reorder or read jobs and results). So a plaintext `redis://`
+ * URL with no password to a host that is not loopback is refused (REDIS_INSECURE) unless the
+ * caller opts in (`allowInsecure`: `--redis-insecure` / `GAXX_REDIS_INSECURE=1`). A unix socket,
+ * loopback, a password or TLS passes.
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -73,12 +79,37 @@ function tlsOptions(params: URLSearchParams, servername?: string): RedisOptions[
   return { ...(servername && !isIP(servername) ? { servername } : {}), ...(ca ? { ca: readFileSync(ca) } : {}), ...client, minVersion: 'TLSv1.2' };
 }
 
-function parseHostListUrl(url: string, m: RegExpExecArray): RedisSettings {
+/** 127.0.0.0/8, ::1 (any spelling) or localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)) return true;
+  return isIP(h) === 6 && new URL(`http://[${h}]`).hostname === '[::1]';
+}
+
+/** Options of redisSettingsFromUrl. */
+export interface RedisUrlOptions {
+  /** Accept plaintext without a password to a non-loopback host (the user opted in explicitly). */
+  allowInsecure?: boolean;
+}
+
+/** REDIS_INSECURE for plaintext, password-less Redis beyond loopback, unless opted in. */
+function refuseInsecure(tls: boolean, password: string | undefined, hosts: string[], display: string, o: RedisUrlOptions): void {
+  if (tls || (password !== undefined && password !== '') || o.allowInsecure || hosts.every(isLoopbackHost)) return;
+  throw new GaxxError(
+    'REDIS_INSECURE',
+    `redis url ${display}: plaintext with no password to a non-loopback host lets anyone on the path read and write the queue; use rediss:// or a password, or opt in with --redis-insecure (GAXX_REDIS_INSECURE=1)`,
+  );
+}
+
+function parseHostListUrl(url: string, m: RegExpExecArray, o: RedisUrlOptions): RedisSettings {
   const [, scheme, mode, userinfo, hosts, path, query] = m;
   const params = new URLSearchParams(query ?? '');
   const creds = credentials(userinfo);
-  const tls = scheme === 'rediss' ? tlsOptions(params) : undefined;
   const display = `${scheme}+${mode}://${hosts}${path ?? ''}`;
+  // Malformed first (CONFIG_INVALID), then insecure.
+  if (mode === 'sentinel' && !(path ?? '').split('/')[1]) throw invalid('a sentinel url names its master: redis+sentinel://h:p/<master>');
+  refuseInsecure(scheme === 'rediss', creds.password, parseHostList(hosts as string, 0).map((h) => h.host), display, o);
+  const tls = scheme === 'rediss' ? tlsOptions(params) : undefined;
   if (mode === 'sentinel') {
     const [, name, db] = (path ?? '').split('/');
     if (!name) throw invalid('a sentinel url names its master: redis+sentinel://h:p/<master>');
@@ -91,10 +122,13 @@ function parseHostListUrl(url: string, m: RegExpExecArray): RedisSettings {
   return { kind: 'cluster', display, nodes: parseHostList(hosts as string, 6379), options: { redisOptions: { ...creds, ...(tls ? { tls } : {}) } } };
 }
 
-/** Parses a Redis URL into connection settings; CONFIG_INVALID for anything malformed. */
-export function redisSettingsFromUrl(url: string): RedisSettings {
+/**
+ * Parses a Redis URL into connection settings; CONFIG_INVALID for anything malformed,
+ * REDIS_INSECURE for plaintext without a password beyond loopback (see the module comment).
+ */
+export function redisSettingsFromUrl(url: string, o: RedisUrlOptions = {}): RedisSettings {
   const hostList = HOSTLIST_URL.exec(url);
-  if (hostList) return parseHostListUrl(url, hostList);
+  if (hostList) return parseHostListUrl(url, hostList, o);
   let u: URL;
   try {
     u = new URL(url);
@@ -122,7 +156,9 @@ export function redisSettingsFromUrl(url: string): RedisSettings {
     ...credentials(u.username || u.password ? `${u.username}:${u.password}` : undefined),
   };
   if (u.protocol === 'rediss:') options.tls = tlsOptions(params, host);
-  return { kind: 'single', display: `${u.protocol}//${u.host}`, options };
+  const display = `${u.protocol}//${u.host}`;
+  refuseInsecure(u.protocol === 'rediss:', options.password, [host], display, o);
+  return { kind: 'single', display, options };
 }
 
 /** Options that make a connection fail fast (producers) or wait for Redis (workers, daemons). */

@@ -1,6 +1,6 @@
 // The built CLI's `gaxx run` against real agents, with the embedded redis-server of GAXX_HOME.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,6 +10,7 @@ import { FleetCa, loadCertDir, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { acquireEmbeddedRedis, AgentClient } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { startRedis } from '../helpers/redis.js';
 
 const MAIN = resolve('dist/cli/main.js');
 let home: string;
@@ -207,6 +208,28 @@ describe('gaxx run', () => {
     expect((await gaxx(['scheduler', '--concurrency', '0'])).code).toBe(exitCodeFor('USAGE'));
     expect((await gaxx(['scheduler', '--drain', '30'])).code).toBe(exitCodeFor('USAGE'));
     expect((await gaxx(['scheduler', '--metrics-listen', 'nonsense'])).code).toBe(exitCodeFor('USAGE'));
+  });
+
+  it('refuses a plaintext, password-less Redis beyond loopback (REDIS_INSECURE) before queueing anything; loopback works', async () => {
+    const ran = join(home, 'ran');
+    mkdirSync(ran, { recursive: true, mode: 0o777 });
+    chmodSync(ran, 0o777);
+    const marker = join(ran, 'insecure');
+    const agent = (agents[0] as AgentProcess).address;
+    const argv = ['--agent', agent, '--', 'sh', '-c', 'echo ran >> "$0"', marker];
+    // A documentation-range address: refused while parsing the URL, never dialled.
+    const bad = await gaxx(['run', '--redis-url', 'redis://192.0.2.10:6379', ...argv]);
+    expect(bad.code).toBe(exitCodeFor('REDIS_INSECURE'));
+    expect(bad.stderr).toContain('[REDIS_INSECURE]');
+    expect(existsSync(marker)).toBe(false);
+    const redis = await startRedis({ tcp: true });
+    try {
+      const good = await gaxx(['run', '--redis-url', `redis://127.0.0.1:${redis.port as number}`, ...argv]);
+      expect(good.code, good.stderr).toBe(0);
+      expect(readFileSync(marker, 'utf8')).toBe('ran\n');
+    } finally {
+      await redis.destroy();
+    }
   });
 
   it('refuses a run without an agent or a command (USAGE)', async () => {

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadCertDir } from '../../certs/index.js';
+import { createTaskSigner, type TaskSigner } from '../../proto/index.js';
 import { agentConnector } from '../../scheduler/dispatch/connector.js';
 import { TaskQueue } from '../../scheduler/queue/queue.js';
 import { redisSettingsFromUrl, type RedisSettings } from '../../scheduler/redis/redis.js';
@@ -34,6 +35,8 @@ export interface SchedulerWorld {
   queue: TaskQueue;
   /** An agent connector with the scheduler's client certificate. */
   connect(): ReturnType<typeof agentConnector>;
+  /** Signs runs with the PKI's operator key (agents run queued work only as an operator signed it). */
+  signer: TaskSigner;
   /** Stops schedulers, queue, every agent and redis, then removes the dir. */
   close(): Promise<void>;
 }
@@ -49,6 +52,12 @@ async function teardown(dir: string, queue?: TaskQueue, redis?: TestRedis): Prom
   await stopAllAgents();
   await redis?.destroy();
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** A task signer with the certificate and key of an operator cert dir. */
+export function operatorSigner(certDir: string): TaskSigner {
+  const b = loadCertDir(certDir);
+  return createTaskSigner(b.certPem, b.keyPem);
 }
 
 /** Starts the world; if any step fails, what was started is torn down before rethrowing. */
@@ -70,6 +79,7 @@ export async function startSchedulerWorld(o: SchedulerWorldOptions): Promise<Sch
       agents,
       queue,
       connect: () => agentConnector(loadCertDir(pki.clients.scheduler.dir)),
+      signer: operatorSigner(pki.clients.operator.dir),
       close: () => teardown(world.dir, world.queue, world.redis),
     };
     return world;

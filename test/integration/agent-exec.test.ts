@@ -134,7 +134,7 @@ describe('agent Exec', () => {
     expect(exitOf(replayed)).toEqual(exitOf(firstResult));
     expect((await info()).tasksStartedTotal).toBe(before + 1);
     const other = await execCollect(op.agent, { taskId: 'once-1', argv: ['true'] });
-    expect(other.error?.gaxxCode).toBe('ALREADY_EXISTS');
+    expect(other.error?.gaxxCode).toBe('TASK_SPEC_MISMATCH');
   });
 
   it('refuses tasks beyond capacity with RESOURCE_EXHAUSTED and keeps serving', async () => {

@@ -1,4 +1,9 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FleetCa } from '../../certs/index.js';
+import { createTaskSigner, type TaskSigner } from '../../proto/index.js';
 import { registerFleet } from '../../scheduler/queue/fleets.js';
 import { TaskQueue } from '../../scheduler/queue/queue.js';
 import { redisSettingsFromUrl } from '../../scheduler/redis/redis.js';
@@ -12,20 +17,26 @@ const tasks = (n: number, over: Record<string, unknown> = {}): TaskInput[] =>
 describe('TaskQueue', () => {
   let redis: TestRedis;
   let q: TaskQueue;
+  let signer: TaskSigner;
+  const dir = mkdtempSync(join(tmpdir(), 'gxq-'));
   beforeAll(async () => {
+    const { ca } = await FleetCa.init(join(dir, 'ca'));
+    const op = await ca.issue({ identity: { role: 'operator', name: 'alice' } });
+    signer = createTaskSigner(op.certPem, op.keyPem);
     redis = await startRedis({ fsync: 'always' });
     q = await TaskQueue.open(redisSettingsFromUrl(redis.url));
   });
   afterAll(async () => {
     await q?.close();
     await redis?.destroy();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('enqueues a run as jobs <runId>-<taskId>; the same run twice adds nothing', async () => {
     const run = { runId: 'dup1', tasks: tasks(5) };
-    const a = await q.enqueueRun(run);
+    const a = await q.enqueueRun(run, signer);
     expect(a.jobIds).toEqual(['dup1-t0', 'dup1-t1', 'dup1-t2', 'dup1-t3', 'dup1-t4']);
-    await q.enqueueRun(run);
+    await q.enqueueRun(run, signer);
     expect((await q.depth()).waiting).toBe(5);
     const job = await q.queue.getJob('dup1-t3');
     expect(job?.data).toMatchObject({ runId: 'dup1', taskId: 't3', argv: ['true'] });
@@ -40,7 +51,7 @@ describe('TaskQueue', () => {
     ['huge env', { env: { X: 'y'.repeat(100_000) } }, 'tasks.0.env'],
     ['unknown fleet', { agents: undefined, fleet: 'nosuchfleet' }, 'tasks.0.fleet'],
   ])('refuses %s at enqueue and writes nothing', async (_n, over, path) => {
-    const err = await q.enqueueRun({ runId: 'bad1', tasks: tasks(3, over) }).catch((e: unknown) => e);
+    const err = await q.enqueueRun({ runId: 'bad1', tasks: tasks(3, over) }, signer).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(((err as { details: { issues: Array<{ path: string }> } }).details.issues).map((i) => i.path)).toContain(path);
     expect(await q.queue.getJob('bad1-t0')).toBeUndefined();
@@ -49,20 +60,20 @@ describe('TaskQueue', () => {
 
   it('accepts a registered fleet', async () => {
     await registerFleet(q.redis, 'web', [{ host: 'h1', address: '127.0.0.1:8088' }]);
-    await q.enqueueRun({ runId: 'fleet1', tasks: tasks(1, { agents: undefined, fleet: 'web' }) });
+    await q.enqueueRun({ runId: 'fleet1', tasks: tasks(1, { agents: undefined, fleet: 'web' }) }, signer);
     expect(await q.queue.getJob('fleet1-t0')).toBeDefined();
     await q.queue.obliterate({ force: true });
   });
 
   it('withdraws the jobs of a run that no worker has taken', async () => {
-    const enq = await q.enqueueRun({ runId: 'wd1', tasks: tasks(3) });
+    const enq = await q.enqueueRun({ runId: 'wd1', tasks: tasks(3) }, signer);
     expect(await q.withdraw(enq.jobIds)).toBe(3);
     expect((await q.depth()).waiting).toBe(0);
     expect(await q.withdraw(enq.jobIds)).toBe(0);
   });
 
   it('loses none of 1,000 queued tasks when redis-server restarts (AOF)', async () => {
-    await q.enqueueRun({ runId: 'aof1', tasks: tasks(1000) });
+    await q.enqueueRun({ runId: 'aof1', tasks: tasks(1000) }, signer);
     await q.close();
     await redis.kill9();
     await redis.restart();
@@ -76,7 +87,7 @@ describe('TaskQueue', () => {
   it('fails fast with REDIS_UNAVAILABLE when redis is down', async () => {
     await redis.stop();
     const t0 = Date.now();
-    await expect(q.enqueueRun({ runId: 'down1', tasks: tasks(1) })).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE' });
+    await expect(q.enqueueRun({ runId: 'down1', tasks: tasks(1) }, signer)).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE' });
     await expect(TaskQueue.open(redisSettingsFromUrl(redis.url), 1000)).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE' });
     expect(Date.now() - t0).toBeLessThan(15_000);
     await redis.restart();

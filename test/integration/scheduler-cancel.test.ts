@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
+import type { TaskSigner } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/agent-client.js';
 import { isCancelled, requestCancel } from '../../scheduler/queue/cancel.js';
 import { runInputKey, type TaskQueue } from '../../scheduler/queue/queue.js';
@@ -29,11 +30,12 @@ describe('cancelling runs and missing inputs', () => {
   let settings: RedisSettings;
   let agents: AgentProcess[];
   let q: TaskQueue;
+  let signer: TaskSigner;
   const connect = (): ReturnType<SchedulerWorld['connect']> => world.connect();
 
   beforeAll(async () => {
     world = await startSchedulerWorld({ agents: 2, prefix: 'gxc-' });
-    ({ dir, pki, redis, settings, agents, queue: q } = world);
+    ({ dir, pki, redis, settings, agents, queue: q, signer } = world);
   });
 
   afterAll(async () => {
@@ -73,7 +75,7 @@ describe('cancelling runs and missing inputs', () => {
     const running = runAndWait(
       { runId: 'cx1', tasks: [pinnedSleep(a, 'a'), pinnedSleep(b, 'b'), pinnedSleep(a, 'queued')] },
       // Concurrency 2: the third task stays in the queue until the cancel withdraws it.
-      { settings, connect: connect(), worker: 'always', concurrency: 2, cancel: cancel.signal, onResult: (r) => seen.push(r.taskId) },
+      { settings, signer, connect: connect(), worker: 'always', concurrency: 2, cancel: cancel.signal, onResult: (r) => seen.push(r.taskId) },
     );
     await runningReaches(2);
     cancel.abort();
@@ -93,7 +95,7 @@ describe('cancelling runs and missing inputs', () => {
     try {
       const [a, b] = agents as [AgentProcess, AgentProcess];
       const cancel = new AbortController();
-      const running = runAndWait({ runId: 'cx2', tasks: [pinnedSleep(a, 'a'), pinnedSleep(b, 'b')] }, { settings, worker: 'never', cancel: cancel.signal });
+      const running = runAndWait({ runId: 'cx2', tasks: [pinnedSleep(a, 'a'), pinnedSleep(b, 'b')] }, { settings, signer, worker: 'never', cancel: cancel.signal });
       await runningReaches(2);
       cancel.abort();
       const out = await running;
@@ -110,7 +112,7 @@ describe('cancelling runs and missing inputs', () => {
   it('a worker taking a task of a cancelled run never dispatches it', async () => {
     const a = agents[0] as AgentProcess;
     const before = await infos();
-    const enq = await q.enqueueRun({ runId: 'cx3', tasks: [{ taskId: 't', agents: [a.address], target: { host: a.address }, argv: ['true'] }] });
+    const enq = await q.enqueueRun({ runId: 'cx3', tasks: [{ taskId: 't', agents: [a.address], target: { host: a.address }, argv: ['true'] }] }, signer);
     await requestCancel(q.redis, 'cx3');
     const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 2 });
     try {
@@ -124,7 +126,7 @@ describe('cancelling runs and missing inputs', () => {
 
   it('a task handed back while running is not withdrawn; the worker taking it Cancels it on its agent', async () => {
     const a = agents[0] as AgentProcess;
-    const enq = await q.enqueueRun({ runId: 'cx4', tasks: [pinnedSleep(a, 't')] });
+    const enq = await q.enqueueRun({ runId: 'cx4', tasks: [pinnedSleep(a, 't')] }, signer);
     const w1 = SchedulerWorker.start({ settings, connect: connect(), concurrency: 2 });
     await runningReaches(1);
     // Drained with no grace: the job goes back to the queue, the command keeps running.
@@ -149,7 +151,7 @@ describe('cancelling runs and missing inputs', () => {
     const a = agents[0] as AgentProcess;
     const before = await infos();
     const task = (taskId: string): TaskInput => ({ taskId, agents: [a.address], target: { host: a.address }, argv: ['cat'], input: 'blob' });
-    const enq = await q.enqueueRun({ runId: 'in1', tasks: [task('gone')], inputs: { blob: Buffer.from('payload').toString('base64') } });
+    const enq = await q.enqueueRun({ runId: 'in1', tasks: [task('gone')], inputs: { blob: Buffer.from('payload').toString('base64') } }, signer);
     // The blob expires (or is deleted) before a worker takes the task.
     expect(await (q.redis as Redis).del(runInputKey('in1', 'blob'))).toBe(1);
     const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 2 });
@@ -158,7 +160,7 @@ describe('cancelling runs and missing inputs', () => {
       expect(res.results.get('gone')).toMatchObject({ outcome: 'error', reason: 'NOT_FOUND', attempts: 0 });
       expect((await infos()).map((x) => x.started)).toEqual(before.map((x) => x.started));
       // With the blob present, the same kind of task gets it as stdin.
-      const ok = await runAndWait({ runId: 'in2', tasks: [task('here')], inputs: { blob: Buffer.from('payload').toString('base64') } }, { settings, connect: connect(), worker: 'never', timeoutMs: 20_000 });
+      const ok = await runAndWait({ runId: 'in2', tasks: [task('here')], inputs: { blob: Buffer.from('payload').toString('base64') } }, { settings, signer, connect: connect(), worker: 'never', timeoutMs: 20_000 });
       expect(ok.results.get('here')?.outcome).toBe('succeeded');
       expect(Buffer.concat((ok.output.get('here') ?? []).map((c) => c.data)).toString()).toBe('payload');
     } finally {

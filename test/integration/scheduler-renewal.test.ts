@@ -130,7 +130,7 @@ describe('scheduler certificate renewal', () => {
 
     const out = await runAndWait(
       { runId: 'afterrenew', tasks: [{ taskId: 't', fleet: 'web', target: { host: 'old' }, argv: ['/bin/echo', 'renewed'] }] },
-      { settings, worker: 'never', timeoutMs: 20_000 },
+      { settings, signer: world.signer, worker: 'never', timeoutMs: 20_000 },
     );
     expect(out.results.get('t')).toMatchObject({ outcome: 'succeeded', exitCode: 0, host: old.address });
     expect(Buffer.concat((out.output.get('t') ?? []).map((c) => c.data)).toString()).toBe('renewed\n');

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
+import type { TaskSigner } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/agent-client.js';
 import { HEARTBEAT_KEY, schedulerAlive } from '../../scheduler/daemon/daemon.js';
 import { registerFleet } from '../../scheduler/queue/fleets.js';
@@ -33,11 +34,12 @@ describe('scheduler with real agents', () => {
   let settings: RedisSettings;
   let agents: AgentProcess[];
   let q: TaskQueue;
+  let signer: TaskSigner;
   const connect = (): ReturnType<SchedulerWorld['connect']> => world.connect();
 
   beforeAll(async () => {
     world = await startSchedulerWorld({ agents: 4, prefix: 'gxs-' });
-    ({ dir, pki, redis, settings, agents, queue: q } = world);
+    ({ dir, pki, redis, settings, agents, queue: q, signer } = world);
   });
 
   afterAll(async () => {
@@ -80,7 +82,7 @@ describe('scheduler with real agents', () => {
     const before = await startedTotal();
     const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 64 });
     try {
-      const enq = await q.enqueueRun(anyHost('k1000', 1000, () => ['true']));
+      const enq = await q.enqueueRun(anyHost('k1000', 1000, () => ['true']), signer);
       const res = await waitForRun(q.redis, 'k1000', enq.taskIds, { timeoutMs: 120_000 });
       expect(res.results.size).toBe(1000);
       expect([...res.results.values()].filter((r) => r.outcome !== 'succeeded')).toEqual([]);
@@ -99,7 +101,7 @@ describe('scheduler with real agents', () => {
     const before = await startedTotal();
     const common = { redisUrl: redis.url, stateDir: join(dir, 'sched-state'), certsDir: pki.clients.scheduler.dir, concurrency: 32, lockMs: 2000 };
     const first = await startSchedulerProcess(common);
-    const enq = await q.enqueueRun(anyHost('k9', 500, (id) => ['sh', '-c', 'echo "$0" >> "$1"; sleep 0.1', id, ranFile]));
+    const enq = await q.enqueueRun(anyHost('k9', 500, (id) => ['sh', '-c', 'echo "$0" >> "$1"; sleep 0.1', id, ranFile]), signer);
     for (let i = 0; i < 600 && (await resultCount('k9')) < 200; i++) await sleep(50);
     first.kill('SIGKILL');
     await first.exited;
@@ -135,14 +137,14 @@ describe('scheduler with real agents', () => {
     const ranFile = sharedFile('drain.log');
     const common = { redisUrl: redis.url, stateDir: join(dir, 'sched-state'), certsDir: pki.clients.scheduler.dir, lockMs: 2000 };
     const first = await startSchedulerProcess({ ...common, concurrency: 8, drainMs: 200 });
-    const slow = await q.enqueueRun(anyHost('kdrain', 8, (id) => ['sh', '-c', 'echo "$0" >> "$1"; sleep 1.5', id, ranFile]));
+    const slow = await q.enqueueRun(anyHost('kdrain', 8, (id) => ['sh', '-c', 'echo "$0" >> "$1"; sleep 1.5', id, ranFile]), signer);
     for (let i = 0; i < 200 && readFileSync(ranFile, 'utf8').split('\n').length < 9; i++) await sleep(25);
     first.kill('SIGTERM');
     expect(await first.exited).toBe(0);
     expect(await resultCount('kdrain')).toBe(0);
 
     const [b, c] = await Promise.all([startSchedulerProcess({ ...common, concurrency: 4 }), startSchedulerProcess({ ...common, concurrency: 4 })]);
-    const quick = await q.enqueueRun(anyHost('kshare', 60, () => ['sleep', '0.05']));
+    const quick = await q.enqueueRun(anyHost('kshare', 60, () => ['sleep', '0.05']), signer);
     const res = await waitForRun(q.redis, 'kdrain', slow.taskIds, { timeoutMs: 60_000 });
     await waitForRun(q.redis, 'kshare', quick.taskIds, { timeoutMs: 60_000 });
     expect([...res.results.values()].every((r) => r.outcome === 'succeeded' && (r.attached || r.replayed))).toBe(true);
@@ -159,7 +161,7 @@ describe('scheduler with real agents', () => {
     const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 32, breaker: FAST_BREAKER, backoffMaxMs: 500 });
     const victim = agents[3] as AgentProcess;
     try {
-      const enq = await q.enqueueRun(anyHost('kagent', 300, () => ['sleep', '0.05']));
+      const enq = await q.enqueueRun(anyHost('kagent', 300, () => ['sleep', '0.05']), signer);
       for (let i = 0; i < 600 && (await resultCount('kagent')) < 60; i++) await sleep(20);
       victim.kill('SIGKILL');
       await victim.exited;
@@ -172,7 +174,7 @@ describe('scheduler with real agents', () => {
       agents[3] = back;
       for (let i = 0; i < 200 && w.pool.states().get(back.address) !== 'closed'; i++) await sleep(50);
       expect(w.pool.states().get(back.address)).toBe('closed');
-      const again = await q.enqueueRun(anyHost('kback', 80, () => ['sleep', '0.02']));
+      const again = await q.enqueueRun(anyHost('kback', 80, () => ['sleep', '0.02']), signer);
       const res2 = await waitForRun(q.redis, 'kback', again.taskIds, { timeoutMs: 60_000 });
       expect([...res2.results.values()].some((r) => r.host === back.address)).toBe(true);
     } finally {
@@ -184,7 +186,7 @@ describe('scheduler with real agents', () => {
     const before = await startedTotal();
     const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 32, lockDurationMs: 2000 });
     try {
-      const enq = await q.enqueueRun(anyHost('kredis', 200, () => ['sleep', '0.02']));
+      const enq = await q.enqueueRun(anyHost('kredis', 200, () => ['sleep', '0.02']), signer);
       for (let i = 0; i < 600 && (await resultCount('kredis')) < 50; i++) await sleep(20);
       await redis.restart();
       // The producer connection fails fast by design; a caller reconnects after an outage.
@@ -212,7 +214,7 @@ describe('scheduler with real agents', () => {
           pinned('ok', ['echo', 'hello'], { env: { GREETING: 'x' } }),
         ],
       },
-      { settings, connect: connect(), timeoutMs: 30_000 },
+      { settings, signer, connect: connect(), timeoutMs: 30_000 },
     );
     expect(out.inProcess).toBe(true);
     expect(out.results.get('fail')).toMatchObject({ outcome: 'failed', exitCode: 3, attempts: 1, host: a });
@@ -222,9 +224,9 @@ describe('scheduler with real agents', () => {
     expect(Buffer.concat((out.output.get('ok') ?? []).map((c) => c.data)).toString()).toBe('hello\n');
     expect(await startedTotal([agents[0] as AgentProcess])).toBe(before + 5);
 
-    await expect(runAndWait({ runId: 'bad2', tasks: [pinned('x', [])] }, { settings, connect: connect(), timeoutMs: 5000 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(runAndWait({ runId: 'bad2', tasks: [pinned('x', [])] }, { settings, signer, connect: connect(), timeoutMs: 5000 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(
-      runAndWait({ runId: 'bad3', tasks: [pinned('x', ['true'], { env: { BIG: 'y'.repeat(100_000) } })] }, { settings, connect: connect(), timeoutMs: 5000 }),
+      runAndWait({ runId: 'bad3', tasks: [pinned('x', ['true'], { env: { BIG: 'y'.repeat(100_000) } })] }, { settings, signer, connect: connect(), timeoutMs: 5000 }),
     ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(await startedTotal([agents[0] as AgentProcess])).toBe(before + 5);
   });
@@ -245,7 +247,7 @@ describe('scheduler with real agents', () => {
           { taskId: 'nohost', fleet: 'test', target: { host: 'h9' }, argv: ['true'] },
         ],
       },
-      { settings, connect: connect(), timeoutMs: 30_000 },
+      { settings, signer, connect: connect(), timeoutMs: 30_000 },
     );
     expect(out.results.get('pinned')).toMatchObject({ outcome: 'succeeded', host: a });
     expect(out.results.get('any')).toMatchObject({ outcome: 'succeeded', host: a });
@@ -273,7 +275,7 @@ describe('scheduler with real agents', () => {
     await q.redis.zadd(HEARTBEAT_KEY, Date.now() + 2500, 'ghost');
     const out = await runAndWait(
       { runId: 'ghost1', tasks: [{ taskId: 'x', agents: [a], target: { host: a }, argv: ['true'] }] },
-      { settings, connect: connect(), timeoutMs: 30_000 },
+      { settings, signer, connect: connect(), timeoutMs: 30_000 },
     );
     expect(out.inProcess).toBe(true);
     expect(out.results.get('x')?.outcome).toBe('succeeded');
@@ -283,7 +285,7 @@ describe('scheduler with real agents', () => {
     const dead = '127.0.0.1:1';
     const out = await runAndWait(
       { runId: 'dead1', tasks: [{ taskId: 'x', agents: [dead], target: { host: dead }, argv: ['true'], retry: { attempts: 3, backoffMs: 20 } }] },
-      { settings, connect: connect(), timeoutMs: 30_000 },
+      { settings, signer, connect: connect(), timeoutMs: 30_000 },
     );
     expect(out.results.get('x')).toMatchObject({ outcome: 'unreachable', reason: 'UNAVAILABLE' });
   });

@@ -162,3 +162,21 @@ describe('the scheduler daemon settings (one table with the CLI)', () => {
     expect(loadConfig({ ...sched, argv: ['--metrics-listen', ''], env: {} }).scheduler.metricsListen).toBe('');
   });
 });
+
+describe('redis.insecure (--redis-insecure, GAXX_REDIS_INSECURE)', () => {
+  it('is off by default, on from the env, the file or the flag; a flag without a value does not eat the next argument', () => {
+    expect(loadConfig({ ...base, argv: [], env: {}, readFile: noFiles }).redis.insecure).toBe(false);
+    expect(loadConfig({ ...base, argv: [], env: { GAXX_REDIS_INSECURE: '1' }, readFile: noFiles }).redis.insecure).toBe(true);
+    expect(loadConfig({ ...base, argv: [], env: { GAXX_REDIS_INSECURE: 'false' }, readFile: noFiles }).redis.insecure).toBe(false);
+    const file = files({ '/home/u/.config/gaxx/config.json': JSON.stringify({ redis: { insecure: true } }) });
+    expect(loadConfig({ ...base, argv: [], env: {}, readFile: file }).redis.insecure).toBe(true);
+    const c = loadConfig({ ...base, argv: ['run', '--redis-insecure', '--redis-url', 'redis://10.0.0.5'], env: {}, readFile: noFiles });
+    expect(c.redis).toEqual({ url: 'redis://10.0.0.5', insecure: true });
+  });
+
+  it('refuses a value that is not a boolean, naming the variable', () => {
+    const e = failure(() => loadConfig({ ...base, argv: [], env: { GAXX_REDIS_INSECURE: 'maybe' }, readFile: noFiles }));
+    expect(e.code).toBe('CONFIG_INVALID');
+    expect(JSON.stringify(e.details)).toContain('redis.insecure');
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { gaxxKey, KEY_PREFIX, redisSettingsFromUrl } from '../../scheduler/redis/redis.js';
+import { gaxxKey, isLoopbackHost, KEY_PREFIX, redisSettingsFromUrl } from '../../scheduler/redis/redis.js';
 
 describe('redisSettingsFromUrl', () => {
   it('parses redis:// with ACL user, password and db', () => {
@@ -38,6 +38,38 @@ describe('redisSettingsFromUrl', () => {
 
   it.each(['http://x', 'not a url', 'redis://h/abc', 'redis+sentinel://h1:1', 'unix://'])('refuses %s with CONFIG_INVALID', (url) => {
     expect(() => redisSettingsFromUrl(url)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+  });
+
+  it.each([
+    'redis://10.0.0.5:6379',
+    'redis://gaxx@redis.internal:6379',
+    'redis://:@10.0.0.5',
+    'redis+sentinel://10.0.0.1:26379/mymaster',
+    'redis+cluster://127.0.0.1:7000,10.0.0.2:7001',
+  ])('refuses plaintext without a password beyond loopback: %s (REDIS_INSECURE), unless opted in', (url) => {
+    expect(() => redisSettingsFromUrl(url)).toThrow(expect.objectContaining({ code: 'REDIS_INSECURE' }));
+    expect(() => redisSettingsFromUrl(url, { allowInsecure: true })).not.toThrow();
+  });
+
+  it.each([
+    'redis://127.0.0.1:6379',
+    'redis://127.8.9.10:6379',
+    'redis://localhost:6379',
+    'redis://[::1]:6379',
+    'redis://[0:0:0:0:0:0:0:1]:6379',
+    'redis://:pw@10.0.0.5:6379',
+    'rediss://10.0.0.5:6379',
+    'unix:///tmp/gx/redis.sock',
+    'redis+cluster://127.0.0.1:7000,localhost:7001',
+    'rediss+sentinel://10.0.0.1:26379/mymaster',
+  ])('accepts %s: loopback, a unix socket, a password or TLS', (url) => {
+    expect(() => redisSettingsFromUrl(url)).not.toThrow();
+  });
+
+  it('does not take a loopback-looking name for loopback', () => {
+    expect(isLoopbackHost('127.0.0.1.evil.example')).toBe(false);
+    expect(isLoopbackHost('localhost.example')).toBe(false);
+    expect(isLoopbackHost('::ffff:10.0.0.1')).toBe(false);
   });
 
   it('puts every key under one cluster hash tag', () => {

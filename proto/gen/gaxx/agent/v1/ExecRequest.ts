@@ -1,5 +1,6 @@
 // Original file: gaxx/agent/v1/agent.proto
 
+import type { SignedTask as _gaxx_agent_v1_SignedTask, SignedTask__Output as _gaxx_agent_v1_SignedTask__Output } from '../../../gaxx/agent/v1/SignedTask.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface ExecRequest {
@@ -10,6 +11,7 @@ export interface ExecRequest {
   'stdin'?: (Buffer | Uint8Array | string);
   'timeoutMs'?: (number);
   'outputCapBytes'?: (number | string | Long);
+  'signed'?: (_gaxx_agent_v1_SignedTask | null);
 }
 
 export interface ExecRequest__Output {
@@ -20,4 +22,5 @@ export interface ExecRequest__Output {
   'stdin': (Buffer);
   'timeoutMs': (number);
   'outputCapBytes': (number);
+  'signed': (_gaxx_agent_v1_SignedTask__Output | null);
 }

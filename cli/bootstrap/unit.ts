@@ -1,0 +1,78 @@
+/**
+ * How the agent is kept running on a host: a systemd unit (shipped as
+ * cli/bootstrap/systemd/gaxx-agent.service for installing by hand; a test keeps the two equal),
+ * or, on hosts without systemd, a supervisor loop started as gx with no new privileges and no
+ * capabilities that restarts the agent when it fails, as Restart=on-failure would.
+ */
+import { AGENT_USER, LOG_DIR, SUPERVISOR_PID, agentArgs } from './layout.js';
+
+/** The systemd unit for the agent, with `nodePath` as the interpreter. */
+export function renderAgentUnit(nodePath: string): string {
+  return `# gaxx-agent: the gaxx fleet agent (gRPC over mTLS on :8088, metrics on :9091).
+# Installed by 'gaxx spawn'; to install by hand see docs/bootstrap.md.
+[Unit]
+Description=gaxx agent
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+User=${AGENT_USER}
+Group=${AGENT_USER}
+Environment=GAXX_ENV=production
+ExecStart=${[nodePath, ...agentArgs()].join(' ')}
+Restart=on-failure
+RestartSec=2s
+TimeoutStopSec=30s
+KillMode=control-group
+UMask=0077
+# No privileges: never root, no capabilities, nothing gained through exec.
+NoNewPrivileges=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+RestrictSUIDSGID=yes
+LockPersonality=yes
+# The file system is read-only but for the agent's own state and log directories.
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+StateDirectory=gaxx
+StateDirectoryMode=0700
+LogsDirectory=gaxx
+LogsDirectoryMode=0700
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+/** The supervisor script for hosts without systemd (run as gx by the start command below). */
+export function renderSupervisor(nodePath: string): string {
+  const cmd = [nodePath, ...agentArgs()].map((a) => `'${a}'`).join(' ');
+  return `#!/bin/sh
+# gaxx-agent supervisor for hosts without systemd: restarts the agent when it fails.
+export GAXX_ENV=production
+umask 077
+while :; do
+  ${cmd}
+  rc=$?
+  [ "$rc" -eq 0 ] && exit 0
+  echo "gaxx-agent exited with $rc; restarting in 2 s" >&2
+  sleep 2
+done
+`;
+}
+
+/**
+ * Shell (run as root) that stops a previous supervisor and starts the new one as gx in its own
+ * session: no new privileges, every capability dropped, output to the log dir.
+ */
+export function supervisorStartScript(supervisor: string): string {
+  return [
+    `if [ -s ${SUPERVISOR_PID} ]; then kill -TERM -- -"$(cat ${SUPERVISOR_PID})" 2>/dev/null || true; fi`,
+    `setsid sh -c 'echo $$ > ${SUPERVISOR_PID}; exec setpriv --reuid=${AGENT_USER} --regid=${AGENT_USER} --init-groups --no-new-privs --inh-caps=-all --bounding-set=-all -- /bin/sh ${supervisor}' >>${LOG_DIR}/agent.log 2>&1 </dev/null &`,
+  ].join('\n');
+}

@@ -1,0 +1,197 @@
+/**
+ * Signed work against a real agent process (run as nobody), a real redis-server and real mTLS:
+ * a scheduler-role caller runs only what an operator signed. Every refusal is asserted by code,
+ * with a marker file showing the command never ran, and followed by a good call that works.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execTaskId, type SignedTarget, type TaskSigner } from '../../proto/index.js';
+import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
+import { waitForRun, type TaskResult } from '../../scheduler/queue/results.js';
+import { signTask } from '../../scheduler/queue/sign.js';
+import type { AgentProcess } from '../helpers/agent.js';
+import { execCollect, exitOf, rawAgentClient, type RawClients } from '../helpers/grpc.js';
+import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
+import { addJobByHand, Markers, rawSigner, signedExec, type SignedExecOptions } from '../helpers/signed.js';
+
+describe('signed work', () => {
+  let world: SchedulerWorld;
+  let agent: AgentProcess;
+  let sched: RawClients;
+  let op: RawClients;
+  let markers: Markers;
+  let alice: TaskSigner;
+  let self: SignedTarget;
+  let n = 0;
+  const uniq = (p: string): string => `${p}${++n}`;
+
+  beforeAll(async () => {
+    world = await startSchedulerWorld({ agents: 1, prefix: 'gxsig-' });
+    agent = world.agents[0] as AgentProcess;
+    sched = rawAgentClient(agent.address, world.pki.clients.scheduler.dir);
+    op = rawAgentClient(agent.address, world.pki.clients.operator.dir);
+    markers = new Markers(join(world.dir, 'ran'));
+    alice = world.signer;
+    self = { fleet: '', host: agent.address, agents: [agent.address] };
+  });
+
+  afterAll(async () => {
+    sched?.close();
+    op?.close();
+    await world?.close();
+  });
+
+  /** A good signed Exec from the scheduler: it runs (the marker appears) and exits 0. */
+  async function goodCall(): Promise<void> {
+    const name = uniq('good');
+    const r = await execCollect(sched.agent, signedExec(alice, { runId: uniq('r'), taskId: 't', argv: markers.argv(name), target: self }));
+    expect(r.error).toBeUndefined();
+    expect(exitOf(r)).toMatchObject({ code: 0 });
+    expect(markers.ran(name)).toBe(true);
+  }
+
+  describe('the agent refuses a scheduler Exec that is not signed work', () => {
+    type Case = [string, string, (argv: string[]) => Parameters<typeof execCollect>[1]];
+    const base = (argv: string[], o: Partial<SignedExecOptions> = {}): SignedExecOptions => ({ runId: uniq('r'), taskId: 't', argv, target: self, ...o });
+    const cases: Case[] = [
+      ['unsigned', 'UNSIGNED_TASK', (argv) => ({ taskId: uniq('u'), argv })],
+      ['argv altered after signing', 'SIGNATURE_INVALID', (argv) => ({ ...signedExec(alice, base(['true'])), argv })],
+      ['env added after signing', 'SIGNATURE_INVALID', (argv) => ({ ...signedExec(alice, base(argv)), env: { EXTRA: '1' } })],
+      ['stdin swapped after signing', 'SIGNATURE_INVALID', (argv) => ({ ...signedExec(alice, base(argv, { stdin: Buffer.from('a') })), stdin: Buffer.from('b') })],
+      ['expired', 'SIGNATURE_EXPIRED', (argv) => signedExec(alice, base(argv, { expiresAtUnixMs: Date.now() - 1000 }))],
+      ['replayed under another task id', 'TASK_ID_MISMATCH', (argv) => signedExec(alice, base(argv, { execId: uniq('other') }))],
+      ['a round beyond the signed ones', 'TASK_ID_MISMATCH', (argv) => {
+        const b = base(argv, { maxRounds: 2 });
+        return signedExec(alice, { ...b, execId: `${execTaskId(b.runId, b.taskId)}.r2` });
+      }],
+      ['signed by a scheduler certificate', 'SIGNER_NOT_OPERATOR', (argv) => signedExec(rawSigner(world.pki.clients.scheduler.dir), base(argv))],
+      ['signed by a monitor certificate', 'SIGNER_NOT_OPERATOR', (argv) => signedExec(rawSigner(world.pki.clients.monitor.dir), base(argv))],
+      ['signed by a certificate with two URI SANs', 'SIGNER_NOT_OPERATOR', (argv) => signedExec(rawSigner(world.pki.clients.twoUri.dir), base(argv))],
+      ["signed by a foreign CA's operator", 'SIGNER_UNTRUSTED', (argv) => signedExec(rawSigner(world.pki.clients.foreign.dir), base(argv))],
+      ['signed by a revoked operator', 'SIGNER_UNTRUSTED', (argv) => signedExec(rawSigner(world.pki.clients.revoked.dir), base(argv))],
+      ['signed by an expired operator certificate', 'SIGNER_UNTRUSTED', (argv) => signedExec(rawSigner(world.pki.clients.expired.dir), base(argv))],
+      ['a foreign cert with the signature of its own key', 'SIGNER_UNTRUSTED', (argv) => {
+        // The operator's signature, but the certificate swapped for a foreign one.
+        const r = signedExec(alice, base(argv));
+        return { ...r, signed: { ...r.signed, signerCertPem: readFileSync(join(world.pki.clients.foreign.dir, 'cert.pem'), 'utf8') } };
+      }],
+      ['signed for another agent address', 'TARGET_MISMATCH', (argv) => signedExec(alice, base(argv, { target: { fleet: '', host: '127.0.0.1:1', agents: ['127.0.0.1:1'] } }))],
+      ['signed for another fleet', 'TARGET_MISMATCH', (argv) => signedExec(alice, base(argv, { target: { fleet: 'other', host: '', agents: [] } }))],
+      ['signed for another host of its fleet', 'TARGET_MISMATCH', (argv) => signedExec(alice, base(argv, { target: { fleet: 'test', host: 'h2', agents: [] } }))],
+    ];
+
+    it.each(cases)('%s: %s, nothing runs; then a good call works', async (_what, code, make) => {
+      const name = uniq('bad');
+      const r = await execCollect(sched.agent, make(markers.argv(name)));
+      expect(r.error?.gaxxCode).toBe(code);
+      expect(r.events).toHaveLength(0);
+      expect(markers.ran(name)).toBe(false);
+      await goodCall();
+    });
+
+    it('accepts a fleet target naming this agent, and an allowed re-run round', async () => {
+      const name = uniq('fleet');
+      const fleet = await execCollect(sched.agent, signedExec(alice, { runId: uniq('r'), taskId: 't', argv: markers.argv(name), target: { fleet: 'test', host: 'h1', agents: [] } }));
+      expect(exitOf(fleet)).toMatchObject({ code: 0 });
+      const b = { runId: uniq('r'), taskId: 't', argv: markers.argv(name), target: self, maxRounds: 3 };
+      const round2 = await execCollect(sched.agent, signedExec(alice, { ...b, execId: `${execTaskId(b.runId, b.taskId)}.r2` }));
+      expect(exitOf(round2)).toMatchObject({ code: 0 });
+      expect(readFileSync(markers.path(name), 'utf8')).toBe('ran\nran\n');
+    });
+
+    it('audits each refusal with its code and never the arguments', () => {
+      const lines = readFileSync(agent.auditLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const refused = lines.filter((l) => l.event === 'exec_refused');
+      expect(new Set(refused.map((l) => l.code))).toEqual(new Set(cases.map((c) => c[1])));
+      expect(refused.every((l) => l.identity === 'scheduler sched' && l.argv0 === 'sh')).toBe(true);
+      expect(readFileSync(agent.auditLog, 'utf8')).not.toContain('echo ran');
+    });
+  });
+
+  describe('the exactly-once registry replays only the same spec', () => {
+    it('refuses a different spec under an existing task id (operator), replays the same one', async () => {
+      const name = uniq('reg');
+      const id = uniq('reg-task');
+      const first = await execCollect(op.agent, { taskId: id, argv: markers.argv(name) });
+      expect(exitOf(first)).toMatchObject({ code: 0 });
+      for (const other of [{ argv: ['true'] }, { argv: markers.argv(name), env: { X: '1' } }, { argv: markers.argv(name), stdin: Buffer.from('x') }]) {
+        const r = await execCollect(op.agent, { taskId: id, ...other });
+        expect(r.error?.gaxxCode).toBe('TASK_SPEC_MISMATCH');
+      }
+      const again = await execCollect(op.agent, { taskId: id, argv: markers.argv(name) });
+      expect(again.events[0]?.started).toMatchObject({ replayed: true });
+      expect(readFileSync(markers.path(name), 'utf8')).toBe('ran\n');
+    });
+
+    it('replays a signed task only to the same signed spec', async () => {
+      const name = uniq('sreg');
+      const o = { runId: uniq('r'), taskId: 't', argv: markers.argv(name), target: self };
+      const req = signedExec(alice, o);
+      expect(exitOf(await execCollect(sched.agent, req))).toMatchObject({ code: 0 });
+      // Re-signed by the same operator with another expiry: a different spec under the same id.
+      const resigned = await execCollect(sched.agent, signedExec(alice, { ...o, expiresAtUnixMs: Date.now() + 7200_000 }));
+      expect(resigned.error?.gaxxCode).toBe('TASK_SPEC_MISMATCH');
+      // The operator's direct call with the same argv under that id is another spec too.
+      expect((await execCollect(op.agent, { taskId: req.taskId as string, argv: o.argv })).error?.gaxxCode).toBe('TASK_SPEC_MISMATCH');
+      const same = await execCollect(sched.agent, req);
+      expect(same.events[0]?.started).toMatchObject({ replayed: true });
+      expect(readFileSync(markers.path(name), 'utf8')).toBe('ran\n');
+    });
+  });
+
+  describe('jobs written into Redis by hand', () => {
+    let worker: SchedulerWorker;
+    beforeAll(async () => {
+      worker = SchedulerWorker.start({ settings: world.settings, connect: world.connect(), concurrency: 4 });
+      await worker.ready();
+    });
+    afterAll(async () => {
+      await worker?.drain(2000);
+    });
+
+    /** A job's data as enqueue would write it (signed by `signer`), for task `taskId` of `runId`. */
+    function jobData(runId: string, taskId: string, argv: string[], signer: TaskSigner, expiresAt = Date.now() + 3600_000): Record<string, unknown> {
+      const spec = {
+        runId, taskId, agents: [agent.address], target: { host: agent.address }, argv, env: {}, outputCapBytes: 1024 * 1024,
+        retry: { attempts: 1, retryOnFailure: false, backoffMs: 500 },
+      };
+      return { ...spec, signed: signTask(spec, Buffer.alloc(0), signer, expiresAt) };
+    }
+
+    async function resultOf(runId: string, taskId: string): Promise<TaskResult> {
+      const r = await waitForRun(world.queue.redis, runId, [taskId], { timeoutMs: 60_000 });
+      return r.results.get(taskId) as TaskResult;
+    }
+
+    type JobCase = [string, string, (runId: string, argv: string[]) => { jobId?: string; data: Record<string, unknown> }];
+    const cases: JobCase[] = [
+      ['unsigned', 'UNSIGNED_TASK', (runId, argv) => {
+        const { signed: _s, ...data } = jobData(runId, 't', argv, alice);
+        return { data };
+      }],
+      ['argv altered after signing', 'SIGNATURE_INVALID', (runId, argv) => ({ data: { ...jobData(runId, 't', ['true'], alice), argv } })],
+      ['target moved after signing', 'SIGNATURE_INVALID', (runId, argv) => ({ data: { ...jobData(runId, 't', argv, alice), target: { any: true } } })],
+      ['expired', 'SIGNATURE_EXPIRED', (runId, argv) => ({ data: jobData(runId, 't', argv, alice, Date.now() - 1000) })],
+      ['replayed under another task id', 'TASK_ID_MISMATCH', (runId, argv) => ({ jobId: `${runId}-replay`, data: jobData(runId, 't', argv, alice) })],
+      ['signed by the scheduler certificate', 'SIGNER_NOT_OPERATOR', (runId, argv) => ({ data: jobData(runId, 't', argv, rawSigner(world.pki.clients.scheduler.dir)) })],
+      ["signed by a foreign CA's operator", 'SIGNER_UNTRUSTED', (runId, argv) => ({ data: jobData(runId, 't', argv, rawSigner(world.pki.clients.foreign.dir)) })],
+    ];
+
+    it.each(cases)('%s: the run says %s and the command never runs; then a signed job runs', async (_what, code, make) => {
+      const runId = uniq('hand');
+      const name = uniq('job');
+      const { jobId, data } = make(runId, markers.argv(name));
+      await addJobByHand(world.queue.queue, jobId ?? `${runId}-t`, data);
+      const r = await resultOf(runId, 't');
+      expect(r).toMatchObject({ outcome: 'error', reason: code });
+      expect(markers.ran(name)).toBe(false);
+
+      const goodRun = uniq('handok');
+      const good = uniq('jobok');
+      await addJobByHand(world.queue.queue, `${goodRun}-t`, jobData(goodRun, 't', markers.argv(good), alice));
+      expect(await resultOf(goodRun, 't')).toMatchObject({ outcome: 'succeeded', exitCode: 0 });
+      expect(markers.ran(good)).toBe(true);
+    });
+  });
+});

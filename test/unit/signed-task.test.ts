@@ -1,0 +1,101 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import {
+  canonicalJson,
+  canonicalTaskBytes,
+  createTaskSigner,
+  execIdAllowed,
+  execTaskId,
+  sha256Hex,
+  signTaskFields,
+  taskSpecDigest,
+  verifyTaskSignature,
+  type SignedTaskFields,
+} from '../../proto/index.js';
+import { checkJobSignature, signTask, type SignableTask } from '../../scheduler/queue/sign.js';
+
+const fields = (over: Partial<SignedTaskFields> = {}): SignedTaskFields => ({
+  runId: 'r1', taskId: 't1', argv: ['sh', '-c', 'echo "$0"', 'x'], env: { B: '2', A: '1' }, stdinSha256: sha256Hex(''), workDir: '',
+  timeoutMs: 0, outputCapBytes: 1024, target: { fleet: '', host: '127.0.0.1:8088', agents: ['127.0.0.1:8088'] }, maxRounds: 1, expiresAtUnixMs: 1_900_000_000_000,
+  ...over,
+});
+
+function pemPair(type: 'rsa' | 'ed25519' | 'ec'): { certPem: string; keyPem: string; publicKey: ReturnType<typeof generateKeyPairSync>['publicKey'] } {
+  const { privateKey, publicKey } = type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : type === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
+  return { certPem: 'unused', keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, publicKey };
+}
+
+describe('canonical encoding of signed tasks', () => {
+  it('is deterministic: key order does not matter, every field does', () => {
+    const a = fields();
+    const b = { ...fields(), env: { A: '1', B: '2' }, target: { agents: ['127.0.0.1:8088'], host: '127.0.0.1:8088', fleet: '' } };
+    expect(canonicalTaskBytes(a).equals(canonicalTaskBytes(b))).toBe(true);
+    expect(canonicalTaskBytes(a).toString()).toBe(
+      'gaxx-signed-task-v1\n{"argv":["sh","-c","echo \\"$0\\"","x"],"env":{"A":"1","B":"2"},"expiresAtUnixMs":1900000000000,"maxRounds":1,"outputCapBytes":1024,'
+        + `"runId":"r1","stdinSha256":"${sha256Hex('')}","target":{"agents":["127.0.0.1:8088"],"fleet":"","host":"127.0.0.1:8088"},"taskId":"t1","timeoutMs":0,"v":1,"workDir":""}`,
+    );
+    const changes: Array<Partial<SignedTaskFields>> = [
+      { argv: ['sh', '-c', 'echo "$0" x'] }, { env: { A: '1', B: '2', C: '' } }, { stdinSha256: sha256Hex('x') }, { workDir: 'w' }, { timeoutMs: 1 },
+      { outputCapBytes: 1 }, { target: { fleet: 'f', host: '', agents: [] } }, { maxRounds: 2 }, { expiresAtUnixMs: 1 }, { runId: 'r2' }, { taskId: 't2' },
+    ];
+    for (const c of changes) expect(taskSpecDigest(fields(c))).not.toBe(taskSpecDigest(a));
+  });
+
+  it('frames argv so that joining or splitting arguments changes the bytes', () => {
+    expect(taskSpecDigest(fields({ argv: ['a b'] }))).not.toBe(taskSpecDigest(fields({ argv: ['a', 'b'] })));
+    expect(taskSpecDigest(fields({ argv: ['a","b'] }))).not.toBe(taskSpecDigest(fields({ argv: ['a', 'b'] })));
+  });
+
+  it('refuses values it cannot encode canonically', () => {
+    for (const v of [1.5, -1, Number.NaN, null, true, undefined]) expect(() => canonicalJson(v)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(canonicalJson({ b: [1, 'x'], a: {} })).toBe('{"a":{},"b":[1,"x"]}');
+  });
+
+  it.each(['rsa', 'ec', 'ed25519'] as const)('signs and verifies with %s keys; any change breaks the signature', (type) => {
+    const k = pemPair(type);
+    const signer = createTaskSigner(k.certPem, k.keyPem);
+    const sig = signTaskFields(fields(), signer);
+    expect(verifyTaskSignature(fields(), sig, k.publicKey)).toBe(true);
+    expect(verifyTaskSignature(fields({ argv: ['true'] }), sig, k.publicKey)).toBe(false);
+    expect(verifyTaskSignature(fields(), Buffer.from('garbage'), k.publicKey)).toBe(false);
+  });
+});
+
+describe('exec ids a signature allows', () => {
+  it('allows the base id and rounds below maxRounds only', () => {
+    expect(execTaskId('r1', 't1')).toBe('r1-t1');
+    expect(execTaskId('r1', 't1', 2)).toBe('r1-t1.r2');
+    expect(execIdAllowed('r1-t1', 'r1', 't1', 1)).toBe(true);
+    expect(execIdAllowed('r1-t1.r1', 'r1', 't1', 1)).toBe(false);
+    expect(execIdAllowed('r1-t1.r2', 'r1', 't1', 3)).toBe(true);
+    expect(execIdAllowed('r1-t1.r3', 'r1', 't1', 3)).toBe(false);
+    for (const bad of ['r1-t2', 'r1-t1.r01', 'r1-t1.r0', 'r1-t1x', 'r1-t1.r1.r1', 'x-r1-t1']) expect(execIdAllowed(bad, 'r1', 't1', 5)).toBe(false);
+  });
+});
+
+describe("the worker's early check of a job", () => {
+  // checkJobSignature reads the certificate: sign with the key of a real one.
+  it('refuses unsigned, altered and expired jobs by code', async () => {
+    const { FleetCa } = await import('../../certs/index.js');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'gxsu-'));
+    try {
+      const { ca } = await FleetCa.init(join(dir, 'ca'));
+      const op = await ca.issue({ identity: { role: 'operator', name: 'alice' } });
+      const signer = createTaskSigner(op.certPem, op.keyPem);
+      const task: SignableTask = { runId: 'r1', taskId: 't', agents: ['127.0.0.1:1'], target: { host: '127.0.0.1:1' }, argv: ['true'], env: {}, outputCapBytes: 1, retry: { attempts: 3, retryOnFailure: false } };
+      const signed = signTask(task, Buffer.from('in'), signer, Date.now() + 60_000);
+      const stdin = Buffer.from('in').toString('base64');
+      expect(checkJobSignature({ ...task, stdin, signed })).toBe(signed);
+      expect(() => checkJobSignature({ ...task, stdin })).toThrow(expect.objectContaining({ code: 'UNSIGNED_TASK' }));
+      expect(() => checkJobSignature({ ...task, stdin: Buffer.from('other').toString('base64'), signed })).toThrow(expect.objectContaining({ code: 'SIGNATURE_INVALID' }));
+      expect(() => checkJobSignature({ ...task, stdin, retry: { attempts: 3, retryOnFailure: true }, signed })).toThrow(expect.objectContaining({ code: 'SIGNATURE_INVALID' }));
+      expect(() => checkJobSignature({ ...task, stdin, signed: { ...signed, signerCertPem: 'x' } })).toThrow(expect.objectContaining({ code: 'SIGNATURE_INVALID' }));
+      expect(() => checkJobSignature({ ...task, stdin, signed }, Date.now() + 120_000)).toThrow(expect.objectContaining({ code: 'SIGNATURE_EXPIRED' }));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
