@@ -43,6 +43,8 @@ export interface AgentConfig {
   token: BearerToken | undefined;
   /** The agent's own state (e.g. the newest revocation list seen); hidden from tasks. */
   stateDir: string;
+  /** Absolute dirs tasks may write besides their work dir (--task-writable A:B); none by default. */
+  taskWritable: string[];
   /** The bubblewrap binary tasks are sandboxed with. */
   bwrapPath: string;
   /** Run tasks without a sandbox even in production (--unsafe-no-isolation); audited at start. */
@@ -66,6 +68,7 @@ const FLAGS = {
   'cert-poll': 'CERT_POLL',
   'state-dir': 'STATE_DIR',
   bwrap: 'BWRAP',
+  'task-writable': 'TASK_WRITABLE',
 } as const;
 /** Boolean flags: present means on; their env form takes 1/true. */
 const SWITCHES = { 'unsafe-no-isolation': 'UNSAFE_NO_ISOLATION' } as const;
@@ -153,6 +156,7 @@ const schema = z.object({
   'cert-poll': durationSchema.default('30s').pipe(z.number().min(100)),
   'state-dir': z.string().min(1).optional(),
   bwrap: z.string().min(1).default('/usr/bin/bwrap'),
+  'task-writable': z.string().optional(),
   env: z.enum(['production', 'development']).default('production'),
 });
 
@@ -203,6 +207,7 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
     certPollMs: c['cert-poll'],
     token,
     bwrapPath: c.bwrap,
+    taskWritable: (c['task-writable'] ?? '').split(':').filter((d) => d.startsWith('/')),
     stateDir: c['state-dir'] ?? defaultStateDir(c['data-dir']),
     unsafeNoIsolation: values['unsafe-no-isolation'] === true || unsafeEnv === '1' || unsafeEnv === 'true',
   };

@@ -145,7 +145,7 @@ async function taskLaunch(config: AgentConfig, uid: number, log: Logger): Promis
   const runner = Launcher.available() ? new Launcher((detail) => log.error({ detail }, 'task launcher died')) : inProcessRunner;
   const runUser = uid >= 0 ? `/run/user/${uid}` : undefined;
   const hide = runUser ? [runUser] : [];
-  return { runner, sandbox, paths: { certsDir: config.certsDir, auditDir: dirname(config.auditLog), stateDir: config.stateDir, hide } };
+  return { runner, sandbox, paths: { certsDir: config.certsDir, auditDir: dirname(config.auditLog), stateDir: config.stateDir, hide, writable: config.taskWritable } };
 }
 
 /** Why tasks are refused on this agent, if they are: no sandbox in production without the opt-out. */
@@ -209,7 +209,9 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
       config, registry, auth, bundle, version: opts.version, startedAt: Date.now(), log, serving: () => serving, confine, audit, blockedPeers: guards.blockedPeers,
       launch,
       refuseTasks,
-      certArea: new StagedCertArea(config.certsDir, config.stateDir, (dir) => floor.check(loadCertDir(dir)), () => floor.newestText()),
+      certArea: new StagedCertArea(config.certsDir, config.stateDir, (dir) => floor.check(loadCertDir(dir)), () => floor.newestText(), (name, e) => {
+        audit.write({ event: 'cert_reload', ok: false, code: isGaxxError(e) ? e.code : 'INTERNAL', detail: `push of ${name} refused` });
+      }),
       // No call is served before the transport listens, so the port is known by then.
       listenPort: () => live.transport?.port ?? 0,
     }),

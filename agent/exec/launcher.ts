@@ -33,7 +33,9 @@ export class Launcher implements TaskRunner {
 
   private ensure(): ChildProcess {
     if (this.child) return this.child;
-    const child = spawn(process.execPath, ['--max-old-space-size=64', MAIN], { env: {}, stdio: ['pipe', 'pipe', 'inherit'] });
+    // Few threads: RLIMIT_NPROC counts the agent user's threads too, and the launcher needs one
+    // helper thread at most.
+    const child = spawn(process.execPath, ['--max-old-space-size=64', '--v8-pool-size=1', MAIN], { env: { UV_THREADPOOL_SIZE: '1' }, stdio: ['pipe', 'pipe', 'inherit'] });
     const decoder = new FrameDecoder();
     child.stdout?.on('data', (chunk: Buffer) => {
       for (const f of decoder.push(chunk)) this.dispatch(f);

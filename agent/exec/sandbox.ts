@@ -27,6 +27,8 @@ export interface SandboxPaths {
   stateDir: string;
   /** More dirs to hide (e.g. the agent user's /run/user/UID with its service manager's socket). */
   hide?: string[];
+  /** Dirs tasks may write besides their work dir (--task-writable); the hidden dirs stay hidden inside them. */
+  writable?: string[];
 }
 
 const BASE_OPTIONS = ['--unshare-user', '--unshare-pid', '--unshare-ipc', '--unshare-cgroup-try', '--die-with-parent', '--new-session'];
@@ -65,7 +67,9 @@ export async function detectSandbox(bwrapPath = '/usr/bin/bwrap'): Promise<Sandb
 export function sandboxOptions(s: Extract<Sandbox, { kind: 'bwrap' }>, paths: SandboxPaths, cwd: string, env: Record<string, string>): string[] {
   const o = [...BASE_OPTIONS];
   if (s.disableUserns) o.push('--disable-userns');
-  o.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--bind', cwd, cwd);
+  o.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
+  for (const dir of paths.writable ?? []) if (existsSync(dir)) o.push('--bind', dir, dir);
+  o.push('--bind', cwd, cwd);
   for (const dir of [paths.certsDir, paths.auditDir, paths.stateDir, ...(paths.hide ?? [])]) {
     if (existsSync(dir)) o.push('--tmpfs', dir, '--remount-ro', dir);
   }

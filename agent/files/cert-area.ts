@@ -28,6 +28,8 @@ export class StagedCertArea implements CertArea {
     private readonly verify: (dir: string) => CertBundle,
     /** The newest revocation list the agent has seen, written along when the dir holds an older one. */
     private readonly newestList: () => string | undefined = () => undefined,
+    /** Told about every refused push (the agent audits it). */
+    private readonly onRefused: (name: string, err: unknown) => void = () => undefined,
   ) {}
 
   get pendingKeyPath(): string {
@@ -63,6 +65,15 @@ export class StagedCertArea implements CertArea {
   }
 
   async apply(name: string, data: Buffer): Promise<void> {
+    try {
+      await this.applyStaged(name, data);
+    } catch (e) {
+      this.onRefused(name, e);
+      throw e;
+    }
+  }
+
+  private async applyStaged(name: string, data: Buffer): Promise<void> {
     if (name === KEY_FILE) {
       throw new GaxxError('PERMISSION_DENIED', 'private keys are never pushed: renew with CreateCsr, then push only the signed cert.pem');
     }

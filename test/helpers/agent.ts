@@ -94,6 +94,9 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; a
   }
   const args = [AGENT_MAIN, '--listen', '127.0.0.1:0', '--certs', o.certsDir, '--data-dir', dataDir, '--audit-log', auditLog, '--state-dir', stateDir];
   args.push('--shutdown-grace', '2s');
+  // Tests let tasks write marker files anywhere under the temp dir (the agent's own dirs stay
+  // hidden from them); production agents have no writable dir but a task's work dir.
+  args.push('--task-writable', resolve(tmpdir()));
   if (o.metrics ?? true) args.push('--metrics-listen', '127.0.0.1:0');
   args.push(...(o.args ?? []));
   const child = spawn(process.execPath, args, {

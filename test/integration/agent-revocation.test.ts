@@ -2,12 +2,12 @@
 // `npm run build` first): an older revocation list written over a newer one is refused and
 // audited, the newer one stays in force, also across a restart; a client certificate with
 // CA:TRUE signed by the fleet CA is refused; good calls keep working.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REVOCATION_FILE } from '../../certs/index.js';
-import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { REVOCATION_FILE, writeFileAtomic } from '../../certs/index.js';
+import { AGENT_GID, AGENT_UID, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { putFile, rawAgentClient, unary } from '../helpers/grpc.js';
 import { issueCertDir, makePki, type Pki, type PkiCertDir } from '../helpers/pki.js';
 import type { InfoResponse__Output } from '../../proto/index.js';
@@ -25,12 +25,12 @@ async function infoAs(a: AgentProcess, certDir: string): Promise<string> {
   return r.ok ? 'ok' : String(r.gaxxCode);
 }
 
-/** Pushes revoked.json as an operator does (PutFile into the cert area). */
-async function pushList(a: AgentProcess, text: string): Promise<void> {
+/** Pushes revoked.json as an operator does (PutFile into the cert area): 'ok' or the gaxx code. */
+async function pushList(a: AgentProcess, text: string): Promise<string> {
   const c = rawAgentClient(a.address, pki.clients.operator.dir);
   const r = await putFile(c.agent, { path: REVOCATION_FILE, area: 'FILE_AREA_CERTS' }, Buffer.from(text));
   c.close();
-  expect(r.ok).toBe(true);
+  return r.ok ? 'ok' : String(r.gaxxCode);
 }
 
 /** Waits (bounded) for the `n`th cert_reload audit event and returns it. */
@@ -60,15 +60,19 @@ describe('revocation rollback', () => {
     expect(await infoAs(agent, bob.dir)).toBe('ok');
     // Signed later: revokes bob too.
     await new Promise((r) => setTimeout(r, 5));
-    await pushList(agent, pki.ca.revoke(bob.serial));
+    expect(await pushList(agent, pki.ca.revoke(bob.serial))).toBe('ok');
     expect(await nthReload(agent, 1)).toMatchObject({ ok: true });
     expect(await infoAs(agent, bob.dir)).toBe('CERT_REVOKED');
     // The rollback: the older list, in which bob is not revoked.
-    await pushList(agent, olderList);
+    expect(await pushList(agent, olderList)).toBe('REVOCATION_ROLLBACK');
     expect(await nthReload(agent, 2)).toMatchObject({ ok: false, code: 'REVOCATION_ROLLBACK' });
     expect(await infoAs(agent, bob.dir)).toBe('CERT_REVOKED');
     expect(await infoAs(agent, pki.clients.operator.dir)).toBe('ok');
     await agent.stop();
+    // The dir restored from an old backup behind the agent's back, then a restart.
+    const p = join(pki.agent.dir, REVOCATION_FILE);
+    writeFileAtomic(p, olderList, 0o644);
+    if (process.getuid?.() === 0) chownSync(p, AGENT_UID, AGENT_GID);
     // Restarted on the rolled-back dir: the newest list seen is still in force.
     const again = await startAgent({ certsDir: pki.agent.dir, dataDir: agent.dataDir });
     expect(await infoAs(again, bob.dir)).toBe('CERT_REVOKED');
