@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { GaxxError, exitCodeFor, fileAccessError } from '../proto/index.js';
 import type { Command, FlagValues } from './command.js';
 import { COMMANDS, type CommandEntry } from './commands.js';
-import { CONFIG_FLAGS, loadConfig, type ReadFile } from './config.js';
+import { CONFIG_FLAGS, type ReadFile } from './settings.js';
 import { commandHelp, groupHelp, programHelp } from './help.js';
 import { refuseSharedDirs, type ModeOf } from './paths.js';
 import { Output, type Io } from './output.js';
@@ -120,6 +120,8 @@ async function dispatch(input: CliInput, mode: { json: boolean }): Promise<numbe
   const parsed = parseCommandLine(entry, command, args);
   mode.json = parsed.values.json === true;
   if (dash !== -1 && !command.takesRest) throw usage(`'gaxx ${entry.name}' takes no arguments after --`, entry.name);
+  // Loaded here, not at the top: its validation (zod) is not needed for --help or --version.
+  const { loadConfig } = await import('./config.js');
   const config = loadConfig({ argv: [...globals, ...args], env: input.env, readFile: input.readFile, homeDir: input.homeDir, userName: input.userName, cwd: input.cwd, command: entry.name });
   refuseSharedDirs(config.paths, input.modeOf ?? modeOfPath);
   if (command.handlesInterrupt) input.onInterruptible?.();

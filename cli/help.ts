@@ -2,7 +2,7 @@
 import { ERROR_CODES } from '../proto/index.js';
 import type { Command, FlagSpec } from './command.js';
 import type { CommandEntry } from './commands.js';
-import { CONFIG_FLAGS, SETTINGS } from './config.js';
+import { CONFIG_FLAGS, SETTINGS } from './settings.js';
 
 function flagLines(flags: Record<string, FlagSpec | { valueName: string; help: string; type: 'string' }>): string[] {
   const rows = Object.entries(flags).map(([name, f]) => {

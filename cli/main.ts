@@ -6,7 +6,7 @@
  */
 import { homedir, userInfo } from 'node:os';
 import { isatty } from 'node:tty';
-import { readFileIfExists } from './config.js';
+import { readFileIfExists } from './settings.js';
 import { runCli } from './dispatch.js';
 
 function userName(): string {

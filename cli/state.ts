@@ -30,6 +30,12 @@ const HostSchema = z.object({
   region: z.string().optional(),
   type: z.string().optional(),
   pricePerHour: z.number().optional(),
+  /** The SSH host key gaxx generated and pinned through cloud-init (public half only, `ssh-ed25519 AAAA...`). */
+  hostKey: z.string().optional(),
+  /** SSH port, user and key file when they differ from 22/root and gaxx's key (inventory hosts). */
+  ssh: z.object({ port: z.number().int(), user: z.string(), keyPath: z.string().optional() }).optional(),
+  /** The agent's gRPC address (host:port) once it answered Health. */
+  agent: z.string().optional(),
   createdAt: z.string(),
   error: z.string().optional(),
 });
@@ -42,7 +48,8 @@ const FleetSchema = z.object({
   /** Hosts asked for (the target of --fill). */
   count: z.number().int().min(0),
   minCount: z.number().int().min(0),
-  settings: z.object({ region: z.string().optional(), type: z.string().optional(), image: z.string().optional() }),
+  /** Create settings; `inventory`: the ssh provider's inventory file (absolute path). */
+  settings: z.object({ region: z.string().optional(), type: z.string().optional(), image: z.string().optional(), inventory: z.string().optional() }),
   createdAt: z.string(),
   updatedAt: z.string(),
   hosts: z.array(HostSchema),

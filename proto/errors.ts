@@ -3,7 +3,7 @@
  * GaxxError; boundaries map its code to a gRPC status (agent), a task result (scheduler) or an
  * exit code (CLI). Tests assert codes, never message text.
  */
-import { status as GrpcStatus } from '@grpc/grpc-js';
+import { GrpcStatus } from './grpc-status.js';
 
 /** Every expected failure, with the gRPC status and CLI exit code it maps to. */
 export const ERROR_CODES = {

@@ -1,9 +1,10 @@
 /** proto: the wire contract (loaded services and generated types) and the shared error model. */
 export * from './errors.js';
+export { GrpcStatus } from './grpc-status.js';
 export { formatHostPort, isHostName, isLoopbackHost, parseHostPort, type HostPort, type ParseHostPortOptions } from './address.js';
 export { DURATION_HINT, DURATION_PATTERN, parseDuration } from './durations.js';
 export { argvBytes, envBytes, ENV_NAME_PATTERN, REQUEST_LIMITS } from './limits.js';
-export { loadProtos, LOADER_OPTIONS, PROTO_DIR } from './load.js';
+export { loadProtos, LOADER_OPTIONS } from './load.js';
 export {
   SIGNED_TASK_CONTEXT,
   canonicalJson,

@@ -1,13 +1,15 @@
 /**
- * Loads the .proto files with the one set of loader options that proto/gen was generated with
- * (scripts/gen-proto.mjs passes the same ones as flags).
+ * Loads the gRPC services with the one set of loader options that proto/gen was generated with
+ * (scripts/gen-proto.mjs passes the same ones as flags). The definitions come from
+ * proto/gen/descriptors.ts, the .proto files compiled to JSON at generation time, so no .proto
+ * file is read at run time and the bundled agent is a single file. grpc-js itself is loaded on
+ * the first call (grpc-modules.cts), not when proto/index.ts is imported.
  */
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType as AgentProto } from './gen/agent.js';
+import { AGENT_PROTO, HEALTH_PROTO } from './gen/descriptors.js';
 import type { ProtoGrpcType as HealthProto } from './gen/health.js';
+import { grpcModules } from './grpc-modules.cjs';
 
 /** proto-loader options; changing one means regenerating proto/gen. */
 export const LOADER_OPTIONS: protoLoader.Options = {
@@ -18,19 +20,18 @@ export const LOADER_OPTIONS: protoLoader.Options = {
   oneofs: true,
 };
 
-/** Directory holding gaxx/ and grpc/ (.proto files sit beside this module, in src and dist). */
-export const PROTO_DIR = dirname(fileURLToPath(import.meta.url));
+type ProtoJson = Parameters<typeof protoLoader.fromJSON>[0];
 
 let cached: { agent: AgentProto; health: HealthProto } | undefined;
 
 /** The loaded gaxx.agent.v1 and grpc.health.v1 packages (loaded once per process). */
 export function loadProtos(): { agent: AgentProto; health: HealthProto } {
   if (!cached) {
-    const load = (file: string) =>
-      grpc.loadPackageDefinition(protoLoader.loadSync(file, { ...LOADER_OPTIONS, includeDirs: [PROTO_DIR] }));
+    const { grpc, protoLoader: loader } = grpcModules();
+    const load = (json: object) => grpc.loadPackageDefinition(loader.fromJSON(json as ProtoJson, LOADER_OPTIONS));
     cached = {
-      agent: load('gaxx/agent/v1/agent.proto') as unknown as AgentProto,
-      health: load('grpc/health/v1/health.proto') as unknown as HealthProto,
+      agent: load(AGENT_PROTO) as unknown as AgentProto,
+      health: load(HEALTH_PROTO) as unknown as HealthProto,
     };
   }
   return cached;

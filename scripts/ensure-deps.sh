@@ -4,6 +4,7 @@
 # iproute2, util-linux; nftables, bubblewrap and sudo, which bootstrap finds on a fresh VM and the
 # isolated test hosts borrow from this machine through their overlays). Says what to install
 # when it cannot do it itself.
+# --bench: also what bench:fanout compares against (pssh's parallel-ssh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,9 @@ fi
 # Debian packages: binary -> package.
 declare -A need=([redis-server]=redis-server [sshd]=openssh-server [ssh]=openssh-client [ssh-keyscan]=openssh-client
   [ip]=iproute2 [prlimit]=util-linux [unshare]=util-linux [nsenter]=util-linux [nft]=nftables [bwrap]=bubblewrap [sudo]=sudo)
+if [ "${1:-}" = "--bench" ]; then
+  need+=([parallel-ssh]=pssh [ssh-keygen]=openssh-client)
+fi
 missing=()
 for bin in "${!need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing+=("${need[$bin]}")

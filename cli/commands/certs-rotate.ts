@@ -7,6 +7,7 @@ import { assertName, FleetCa, loadCertDir } from '../../certs/index.js';
 import { ERROR_CODES, exitCodeFor, GaxxError, type ErrorCode, type InfoResponse__Output } from '../../proto/index.js';
 import { issuedAgentCerts, renewalReason, rotateAgent, type RotationResult } from '../../scheduler/index.js';
 import { boolFlag, durationFlag, JSON_FLAG, stringFlag, stringsFlag, type Command } from '../command.js';
+import { readFleet } from '../state.js';
 import { agentAddress } from './exec.js';
 
 /** `--agent HOST=ADDR` overrides (where an agent listens elsewhere than its certificate's first name). */
@@ -20,15 +21,28 @@ function overrides(raw: string[], port: number): Map<string, string> {
   return m;
 }
 
+/** Host name -> agent address of the fleet's ready hosts, from its state (empty without one). */
+function stateAddresses(fleetsDir: string, fleet: string): Map<string, string> {
+  let state;
+  try {
+    state = readFleet(fleetsDir, fleet);
+  } catch {
+    // A fleet name the state cannot hold, or damaged state: fall back to the certificates.
+    return new Map();
+  }
+  return new Map((state?.hosts ?? []).flatMap((h) => (h.agent ? [[h.name, h.agent] as const] : [])));
+}
+
 export const command: Command = {
   usage: 'gaxx certs rotate --fleet F [--due-only] [--agent HOST=ADDR ...] [--verify-timeout D] [--json]',
   description: [
     "Issues a fresh certificate for every agent of fleet F (the newest valid one per host in this CA's",
     'register): each agent makes its new key and returns a certificate request (CreateCsr; no private',
     "key travels), the signed cert.pem and the current revoked.json are pushed into its cert dir over",
-    'mTLS (PutFile, operator only, staged and verified there), and each agent must then present the new serial. Agents',
-    'reload without restarting; running tasks are not interrupted. Agents are dialled at the first',
-    'name in their certificate and the configured agent port unless --agent HOST=ADDR says otherwise.',
+    'mTLS (PutFile, operator only, staged and verified there), and each agent must then present the new',
+    'serial. Agents reload without restarting; running tasks are not interrupted. Agents are dialled where the fleet',
+    "state (gaxx spawn) saw them answer, else at the first name in their certificate and the",
+    'configured agent port; --agent HOST=ADDR overrides both.',
     'With --due-only, only agents whose Info reports their renewal as due (about two thirds of the',
     "certificate's lifetime) are rotated: run it periodically (e.g. from cron) to renew a fleet.",
   ].join('\n'),
@@ -45,7 +59,8 @@ export const command: Command = {
     if (!fleet) throw new GaxxError('USAGE', "--fleet F is required (see 'gaxx certs rotate --help')");
     assertName(fleet, 'fleet');
     const verifyMs = durationFlag(flags, 'verify-timeout', 'certs rotate') ?? 60_000;
-    const where = overrides(stringsFlag(flags, 'agent'), config.agent.port);
+    // Where the fleet state saw each agent answer, unless --agent says otherwise.
+    const where = new Map([...stateAddresses(config.paths.fleetsDir, fleet), ...overrides(stringsFlag(flags, 'agent'), config.agent.port)]);
     const ca = FleetCa.open(config.paths.caDir);
     const agents = issuedAgentCerts(ca, fleet);
     if (agents.length === 0) throw new GaxxError('NOT_FOUND', `no valid agent certificate of fleet ${fleet} in this CA`);

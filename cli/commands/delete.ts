@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import { FleetCa } from '../../certs/index.js';
 import { exitCodeFor, GaxxError, isGaxxError } from '../../proto/index.js';
 import { boolFlag, JSON_FLAG, stringFlag, usageError, type Command } from '../command.js';
+import { fleetKnownHosts } from '../fleet/bootstrap-step.js';
 import { unpublishFleet } from '../fleet/fleet-directory.js';
 import { providerFor } from '../fleet/provider-for.js';
 import type { Io } from '../output.js';
@@ -46,8 +47,9 @@ export const command: Command = {
     'Destroys every instance of fleet F: those in its state and those the provider lists with the',
     "fleet's tag (gaxx-fleet:F), so instances an interrupted spawn lost are found too. Each instance",
     'is checked for the tag again right before it is destroyed: an untagged or foreign instance,',
-    "whatever its name, is never touched. Then revokes the fleet's agent certificates, unregisters",
-    'the fleet and removes its state. Asks first on a terminal; when stdin is not a terminal it',
+    "whatever its name, is never touched. Then revokes the fleet's agent certificates, removes its",
+    "entries from gaxx's known_hosts, unregisters the fleet",
+    'and removes its state. Asks first on a terminal; when stdin is not a terminal it',
     'refuses unless --yes. --dry-run lists what would be destroyed and changes nothing. --provider',
     'is needed only when the state is gone.',
   ].join('\n'),
@@ -66,7 +68,7 @@ export const command: Command = {
     const name = state?.provider ?? stringFlag(flags, 'provider');
     if (!name) throw new GaxxError('NOT_FOUND', `no state for fleet ${fleet}; pass --provider P to look for its tagged instances`);
     if (state && stringFlag(flags, 'provider') && stringFlag(flags, 'provider') !== state.provider) throw usageError('delete', `fleet ${fleet} runs on ${state.provider}`);
-    const provider = await providerFor(config, name);
+    const provider = await providerFor(config, name, { state });
     const tagged = await provider.list(fleet, { signal });
     const ids = [...new Set([...tagged.map((i) => i.id), ...(state?.hosts.flatMap((h) => (h.id ? [h.id] : [])) ?? [])])];
     if (boolFlag(flags, 'dry-run')) {
@@ -84,16 +86,18 @@ export const command: Command = {
     const errors = [...outcomes].filter((o): o is [string, GaxxError] => o[1] instanceof GaxxError);
     const count = (k: DestroyOutcome) => [...outcomes.values()].filter((v) => v === k).length;
     const revoked = errors.length ? [] : revokeFleetCerts(config.paths.caDir, fleet);
+    let knownHostsRemoved = 0;
     if (!errors.length) {
       if (!state || state.hosts.some((h) => h.status === 'ready')) await unpublishFleet(config, fleet);
+      knownHostsRemoved = fleetKnownHosts(config).removeFleet(fleet);
       removeFleet(config.paths.fleetsDir, fleet);
     }
-    const result = { fleet, provider: name, destroyed: count('deleted'), alreadyGone: count('gone'), refused: count('refused'), failed: errors.map(([id, e]) => ({ id, code: e.code, error: e.message })), revokedCerts: revoked };
+    const result = { fleet, provider: name, destroyed: count('deleted'), alreadyGone: count('gone'), refused: count('refused'), failed: errors.map(([id, e]) => ({ id, code: e.code, error: e.message })), revokedCerts: revoked, knownHostsRemoved };
     out.result(result, () =>
       [
         `fleet ${fleet}: destroyed ${result.destroyed}, already gone ${result.alreadyGone}${result.refused ? `, left ${result.refused} not carrying the fleet's tag` : ''}`,
         ...result.failed.map((f) => `  ${f.id}: ${f.error} [${f.code}]`),
-        errors.length ? `state kept: run 'gaxx delete ${fleet}' again` : `revoked ${revoked.length} certificate(s); state cleared`,
+        errors.length ? `state kept: run 'gaxx delete ${fleet}' again` : `revoked ${revoked.length} certificate(s), removed ${knownHostsRemoved} known_hosts entr${knownHostsRemoved === 1 ? 'y' : 'ies'}; state cleared`,
       ].join('\n'),
     );
     return errors.length ? exitCodeFor((errors[0] as [string, GaxxError])[1].code) : 0;

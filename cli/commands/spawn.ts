@@ -1,4 +1,5 @@
 /** `gaxx spawn --provider P --count N --fleet F [...]`: rent (or take) hosts, bootstrap them, register the fleet. */
+import { resolve } from 'node:path';
 import { exitCodeFor, GaxxError } from '../../proto/index.js';
 import { boolFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command, type CommandContext } from '../command.js';
 import type { GaxxConfig } from '../config.js';
@@ -37,17 +38,21 @@ function plan(flags: CommandContext['flags'], config: GaxxConfig): Plan {
   const minCount = numberFlag(flags, 'min-count', 'spawn', 1) ?? existing?.minCount ?? count;
   if (!Number.isInteger(minCount) || minCount > count) throw usage('--min-count K must be a whole number between 1 and --count');
   const pick = (k: 'region' | 'type' | 'image') => stringFlag(flags, k) ?? existing?.settings[k];
-  const settings = Object.fromEntries((['region', 'type', 'image'] as const).map((k) => [k, pick(k)]).filter(([, v]) => v !== undefined));
+  const settings: FleetState['settings'] = Object.fromEntries((['region', 'type', 'image'] as const).map((k) => [k, pick(k)]).filter(([, v]) => v !== undefined));
+  const inventory = stringFlag(flags, 'inventory');
+  if (inventory && provider !== 'ssh') throw usage('--inventory FILE goes with --provider ssh');
+  if (inventory || existing?.settings.inventory) settings.inventory = inventory ? resolve(inventory) : existing?.settings.inventory;
   return { fleet, provider, count, minCount, settings, existing };
 }
 
 function register(config: GaxxConfig, state: FleetState): Promise<void> {
-  const agents = state.hosts.filter((h) => h.status === 'ready' && h.ipv4).map((h) => ({ host: h.name, address: agentAddress(h.ipv4 as string, config.agent.port) }));
+  // The address the agent answered Health on; older state without one: its IPv4 and the agent port.
+  const agents = state.hosts.filter((h) => h.status === 'ready' && (h.agent || h.ipv4)).map((h) => ({ host: h.name, address: h.agent ?? agentAddress(h.ipv4 as string, config.agent.port) }));
   return publishFleet(config, state.fleet, agents);
 }
 
 export const command: Command = {
-  usage: 'gaxx spawn --provider P --count N --fleet F [--region R] [--type T] [--image I] [--min-count K] [--fill] [--ready-timeout S] [--json]',
+  usage: 'gaxx spawn --provider P --count N --fleet F [--region R] [--type T] [--image I] [--min-count K] [--inventory FILE] [--accept-new] [--fill] [--ready-timeout S] [--ssh-timeout S] [--json]',
   description: [
     'Creates N hosts for fleet F on provider P, each tagged gaxx-fleet:F and named gaxx-F-<i>, waits',
     'until each has an address, bootstraps it (hardening, agent install, Health over mTLS) and',
@@ -68,7 +73,10 @@ export const command: Command = {
     type: { type: 'string', valueName: 'T', help: 'instance type / plan' },
     image: { type: 'string', valueName: 'I', help: 'OS image' },
     'min-count': { type: 'string', valueName: 'K', help: 'ready hosts that make the fleet usable (default N)' },
+    inventory: { type: 'string', valueName: 'FILE', help: 'with --provider ssh: YAML file of hosts you have (hosts: [{host, port, user, key}])' },
+    'accept-new': { type: 'boolean', help: 'ssh inventory: trust a host missing from known_hosts on first use (and record its key)' },
     fill: { type: 'boolean', help: "create the fleet's missing or failed hosts (resumes an interrupted spawn)" },
+    'ssh-timeout': { type: 'string', valueName: 'S', help: 'seconds to keep retrying SSH to a new host (default 180)' },
     'ready-timeout': { type: 'string', valueName: 'S', help: 'seconds to wait for a new host to have an address (default 600)' },
     json: JSON_FLAG,
   },
@@ -76,14 +84,15 @@ export const command: Command = {
   examples: ['gaxx spawn --provider linode --count 10 --fleet web', 'gaxx spawn --provider vultr --count 100 --min-count 90 --fleet scan --region ams', 'gaxx spawn --fleet web --fill'],
   async run({ flags, config, out, signal }) {
     const p = plan(flags, config);
-    const provider = await providerFor(config, p.provider);
+    const provider = await providerFor(config, p.provider, { inventory: p.settings.inventory, state: p.existing });
     const store = p.existing
       ? new FleetStore(config.paths.fleetsDir, { ...p.existing, count: p.count, minCount: p.minCount, settings: p.settings })
       : FleetStore.create(config.paths.fleetsDir, { fleet: p.fleet, provider: p.provider, count: p.count, minCount: p.minCount, settings: p.settings });
     const ctx: SpawnContext = {
       provider,
       store,
-      step: await loadBootstrapStep(config),
+      step: await loadBootstrapStep(config, { startsAgent: provider.capabilities.startsAgent, acceptNew: boolFlag(flags, 'accept-new'), connectDeadlineMs: (numberFlag(flags, 'ssh-timeout', 'spawn', 1) ?? 180) * 1000 }),
+      agentPort: config.agent.port,
       clock: systemClock,
       signal,
       readyTimeoutMs: (numberFlag(flags, 'ready-timeout', 'spawn', 1) ?? 600) * 1000,
@@ -92,7 +101,8 @@ export const command: Command = {
     const before = new Set(store.state.hosts.filter((h) => h.status === 'ready').map((h) => h.index));
     try {
       await adoptTagged(ctx);
-      const failed = await createHosts(ctx, missingIndices(store.state.hosts, p.count), p.settings);
+      const { region, type, image } = p.settings;
+      const failed = await createHosts(ctx, missingIndices(store.state.hosts, p.count), { region, type, image });
       for (const [i, e] of await awaitAddresses(ctx)) failed.set(i, e);
       await bootstrapCreated(ctx, failed);
       return await finish(ctx, config, out, { p, before, failed });
@@ -116,7 +126,7 @@ async function finish(ctx: SpawnContext, config: GaxxConfig, out: CommandContext
   const failures = [...r.failed].map(([i, e]) => ({ host: `gaxx-${r.p.fleet}-${i}`, code: e.code, error: e.message }));
   if (store.state.hosts.length === 0) removeFleet(config.paths.fleetsDir, r.p.fleet);
   else if (usable) await register(config, store.state);
-  const result = { fleet: r.p.fleet, provider: r.p.provider, ready: store.state.hosts.filter((h) => h.status === 'ready').map((h) => ({ name: h.name, address: h.ipv4 })), failed: failures, destroyed };
+  const result = { fleet: r.p.fleet, provider: r.p.provider, ready: store.state.hosts.filter((h) => h.status === 'ready').map((h) => ({ name: h.name, address: h.ipv4, agent: h.agent })), failed: failures, destroyed };
   out.result(result, () =>
     [
       `fleet ${r.p.fleet}: ${result.ready.length}/${r.p.count} hosts ready${usable ? '' : ` (fewer than --min-count ${r.p.minCount})`}`,

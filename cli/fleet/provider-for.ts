@@ -4,9 +4,20 @@ import { PROVIDER_TOKEN_ENV } from '../config.js';
 import { isProviderName, loadProvider, providerNames, type Provider } from '../providers/index.js';
 import { providerToken } from '../secrets.js';
 import { GaxxError } from '../../proto/index.js';
+import { join } from 'node:path';
+import type { FleetState } from '../state.js';
 
-/** Loads provider `name` configured from `config`. USAGE for an unknown name. */
-export async function providerFor(config: GaxxConfig, name: string): Promise<Provider> {
+/** Options only some providers take: the ssh inventory file and the fleet state it was claimed in. */
+function providerOptions(config: GaxxConfig, name: string, o: { inventory?: string | undefined; state?: FleetState | undefined }): Record<string, unknown> | undefined {
+  if (name === 'local') return { caDir: config.paths.caDir, stateDir: join(config.paths.stateDir, 'local'), port: config.agent.port };
+  if (name !== 'ssh') return undefined;
+  const inventory = o.inventory ?? o.state?.settings.inventory;
+  const claimed = Object.fromEntries((o.state?.hosts ?? []).flatMap((h) => (h.id ? [[h.id, o.state?.fleet as string]] : [])));
+  return { ...(inventory ? { inventory } : {}), claimed };
+}
+
+/** Loads provider `name` configured from `config` (and, for ssh, its inventory). USAGE for an unknown name. */
+export async function providerFor(config: GaxxConfig, name: string, extra: { inventory?: string | undefined; state?: FleetState | undefined } = {}): Promise<Provider> {
   if (!isProviderName(name)) throw new GaxxError('USAGE', `unknown provider '${name}' (known: ${providerNames().join(', ')})`);
   const p = config.providers[name];
   const envName = PROVIDER_TOKEN_ENV[name];
@@ -15,5 +26,6 @@ export async function providerFor(config: GaxxConfig, name: string): Promise<Pro
     throw new GaxxError('UNAUTHENTICATED', `no ${name} API token: set ${envName} in the environment or in ${config.paths.configDir}/secrets.env (mode 0600)`);
   }
   const defaults = Object.fromEntries(Object.entries({ region: p?.region, type: p?.type, image: p?.image }).filter(([, v]) => v !== undefined)) as Record<string, string>;
-  return loadProvider(name, { token: token?.reveal(), baseUrl: p?.url, defaults });
+  const options = providerOptions(config, name, extra);
+  return loadProvider(name, { token: token?.reveal(), baseUrl: p?.url, defaults, ...(options ? { options } : {}) });
 }

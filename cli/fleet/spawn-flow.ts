@@ -17,6 +17,8 @@ export interface SpawnContext {
   clock: Clock;
   signal: AbortSignal;
   readyTimeoutMs: number;
+  /** The agent port (hosts whose provider starts the agent are dialled there). */
+  agentPort: number;
   /** One progress line per event (stderr). */
   progress: (line: string) => void;
 }
@@ -55,12 +57,14 @@ async function createOne(ctx: SpawnContext, index: number, opts: { region?: stri
   const { store } = ctx;
   const fleet = store.state.fleet;
   const name = hostName(fleet, index);
-  await store.setHost(index, { status: 'intent', id: undefined, error: undefined });
-  const userData = await ctx.step.userData({ fleet, name });
+  // The pinned host key's public half is recorded with the intent, before the provider sees the private half.
+  const data = ctx.provider.capabilities.userData ? await ctx.step.userData({ fleet, name }) : undefined;
+  await store.setHost(index, { status: 'intent', id: undefined, error: undefined, hostKey: data?.hostPublicKey, agent: undefined });
   try {
-    const inst = await ctx.provider.create({ fleet, label: name, index, userData, ...opts }, { signal: ctx.signal });
+    const inst = await ctx.provider.create({ fleet, label: name, index, userData: data?.userData, ...opts }, { signal: ctx.signal });
     const price = inst.type ? await ctx.provider.pricePerHour(inst.type, { signal: ctx.signal }).catch(() => undefined) : undefined;
-    await store.setHost(index, { status: 'created', id: inst.id, region: inst.region, type: inst.type, ...(price !== undefined ? { pricePerHour: price } : {}) });
+    const ssh = inst.ssh ? { ssh: { port: inst.ssh.port, user: inst.ssh.user, ...(inst.ssh.keyPath ? { keyPath: inst.ssh.keyPath } : {}) } } : {};
+    await store.setHost(index, { status: 'created', id: inst.id, region: inst.region, type: inst.type, ...ssh, ...(price !== undefined ? { pricePerHour: price } : {}) });
     ctx.progress(`${name}: created (${inst.id})`);
   } catch (e) {
     // A refused create made nothing; an uncertain one (network, 5xx) stays as intent for cleanup by tag.
@@ -104,7 +108,17 @@ export async function awaitAddresses(ctx: SpawnContext): Promise<Map<number, Gax
 export async function bootstrapCreated(ctx: SpawnContext, failed: Map<number, GaxxError>): Promise<void> {
   const hosts = ctx.store.state.hosts.filter((h) => h.status === 'created' && h.ipv4 && h.id && !failed.has(h.index));
   if (hosts.length === 0) return;
-  const targets: BootstrapTarget[] = hosts.map((h) => ({ fleet: ctx.store.state.fleet, name: h.name, instanceId: h.id as string, address: h.ipv4 as string, port: 22, user: 'root' }));
+  const targets: BootstrapTarget[] = hosts.map((h) => ({
+    fleet: ctx.store.state.fleet,
+    name: h.name,
+    instanceId: h.id as string,
+    address: h.ipv4 as string,
+    // Over SSH: the host's sshd; otherwise the agent the provider started.
+    port: ctx.step.overSsh ? (h.ssh?.port ?? 22) : ctx.agentPort,
+    user: h.ssh?.user ?? 'root',
+    keyPath: h.ssh?.keyPath,
+    hostKey: h.hostKey,
+  }));
   let outcomes;
   try {
     outcomes = await ctx.step.run(targets, { signal: ctx.signal, onProgress: (name, step) => ctx.progress(`${name}: ${step}`) });
@@ -114,7 +128,7 @@ export async function bootstrapCreated(ctx: SpawnContext, failed: Map<number, Ga
   }
   for (const h of hosts) {
     const o = outcomes.get(h.name);
-    if (o?.ok) await ctx.store.setHost(h.index, { status: 'ready', error: undefined });
+    if (o?.ok) await ctx.store.setHost(h.index, { status: 'ready', error: undefined, agent: o.agentAddress });
     else failed.set(h.index, o ? o.error : new GaxxError('INTERNAL', `bootstrap reported nothing for ${h.name}`));
   }
 }
@@ -141,7 +155,7 @@ export async function destroyHosts(ctx: SpawnContext, indices: Set<number>, fail
   for (const i of indices) {
     const err = failed.get(i);
     if (drop) await ctx.store.dropHost(i);
-    else await ctx.store.setHost(i, { status: 'failed', id: undefined, ipv4: undefined, error: err ? `${err.message} [${err.code}]` : 'not ready' });
+    else await ctx.store.setHost(i, { status: 'failed', id: undefined, ipv4: undefined, agent: undefined, error: err ? `${err.message} [${err.code}]` : 'not ready' });
   }
   return destroyed;
 }

@@ -12,6 +12,7 @@ const LOADERS: Record<string, Loader> = {
   linode: async () => (await import('./linode.js')).createLinodeProvider,
   vultr: async () => (await import('./vultr.js')).createVultrProvider,
   ssh: async () => (await import('./ssh.js')).createSshProvider,
+  local: async () => (await import('./local.js')).createLocalProvider,
 };
 
 /** Names of every known provider, for help texts and validation. */

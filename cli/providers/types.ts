@@ -79,6 +79,11 @@ export interface ProviderCapabilities {
   userData: boolean;
   /** Most instances create() can give (an inventory's host count); undefined: no fixed bound. */
   maxInstances?: number | undefined;
+  /**
+   * create() leaves a running, certified agent behind (local agents): spawn does no SSH
+   * bootstrap and only waits for its Health. Absent/false: hosts are bootstrapped over SSH.
+   */
+  startsAgent?: boolean | undefined;
 }
 
 /** Options every call accepts. */

@@ -1,28 +1,21 @@
 // `gaxx certs rotate --fleet F` with the built CLI against two real agents (built; run as
 // nobody): fresh certificates pushed over mTLS, each agent then presents its new serial, and a
 // task running during the rotation finishes undisturbed.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { runGaxx, type CliRun } from '../helpers/cli.js';
 import { execCollect, exitOf, rawAgentClient, unary } from '../helpers/grpc.js';
 import { FleetCa } from '../../certs/index.js';
 import { issueCertDir } from '../helpers/pki.js';
 import type { InfoResponse__Output } from '../../proto/index.js';
 
-const MAIN = resolve('dist/cli/main.js');
 let home: string;
 const agents: Record<string, AgentProcess> = {};
 
-function gaxx(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home } }, (err, stdout, stderr) => {
-      done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
+const gaxx = (args: string[]): Promise<CliRun> => runGaxx(args, { home });
 
 const operatorDir = () => join(home, 'config', 'operator');
 

@@ -1,24 +1,16 @@
 // The built CLI (node dist/cli/main.js) against a throwaway GAXX_HOME: init, certs issue/list/revoke.
-import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyRevocationList } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
+import { runGaxx, type CliRun } from '../helpers/cli.js';
 
-const MAIN = resolve('dist/cli/main.js');
 let home: string;
 
-function gaxx(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home, ...env } }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      done({ code, stdout, stderr });
-    });
-  });
-}
+const gaxx = (args: string[], env: Record<string, string> = {}): Promise<CliRun> => runGaxx(args, { home, env });
 const mode = (p: string) => statSync(p).mode & 0o777;
 const cfg = (...p: string[]) => join(home, 'config', ...p);
 
@@ -145,11 +137,7 @@ describe('gaxx usage and transport errors', () => {
   it('without GAXX_HOME, init uses the XDG directories under HOME', async () => {
     const userHome = mkdtempSync(join(tmpdir(), 'gaxx-e2e-xdg-'));
     try {
-      const r = await new Promise<{ code: number; stdout: string }>((done) => {
-        execFile(process.execPath, [MAIN, 'init', '--json'], { env: { PATH: process.env.PATH ?? '', HOME: userHome } }, (err, stdout) =>
-          done({ code: err ? Number(err.code) : 0, stdout }),
-        );
-      });
+      const r = await runGaxx(['init', '--json'], { env: { HOME: userHome } });
       expect(r.code).toBe(0);
       expect(JSON.parse(r.stdout)).toMatchObject({ configDir: join(userHome, '.config', 'gaxx'), stateDir: join(userHome, '.local', 'state', 'gaxx') });
       expect(mode(join(userHome, '.config', 'gaxx', 'ca', 'ca-key.pem'))).toBe(0o600);

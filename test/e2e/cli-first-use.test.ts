@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
-import { AGENT_MAIN } from '../helpers/agent.js';
-import { runGaxx } from '../helpers/cli.js';
+import { agentMain } from '../helpers/agent.js';
+import { CLI_MAIN, runGaxx } from '../helpers/cli.js';
 
 let root: string;
 let home: string;
@@ -31,7 +31,7 @@ describe('errors name the problem and the fix', () => {
     chmodSync(root, 0o711);
     // Root ignores modes: run the CLI as nobody so the directory really is unwritable.
     const r = await new Promise<{ code: number | null; stderr: string }>((done) => {
-      const c = spawn(process.execPath, [AGENT_MAIN.replace(/agent\/main\.js$/, 'cli/main.js'), 'init'], {
+      const c = spawn(process.execPath, [CLI_MAIN, 'init'], {
         env: { PATH: process.env.PATH ?? '', GAXX_HOME: join(ro, 'gaxx') },
         ...(process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}),
       });
@@ -76,7 +76,7 @@ describe('errors name the problem and the fix', () => {
     const dataDir = asNobody ? join(root, 'root-owned', 'data') : '/proc/gaxx-cannot-exist/data';
     mkdirSync(join(root, 'root-owned'), { mode: 0o755 });
     const r = await new Promise<{ code: number | null; stderr: string }>((done) => {
-      const c = spawn(process.execPath, [AGENT_MAIN, '--listen', '127.0.0.1:0', '--certs', certs, '--data-dir', dataDir], {
+      const c = spawn(process.execPath, [agentMain(), '--listen', '127.0.0.1:0', '--certs', certs, '--data-dir', dataDir], {
         env: { PATH: process.env.PATH ?? '' },
         ...(asNobody ? { uid: 65534, gid: 65534 } : {}),
       });
@@ -90,7 +90,7 @@ describe('errors name the problem and the fix', () => {
 
   it('gaxx-agent audit --help explains itself', async () => {
     const r = await new Promise<{ code: number | null; stdout: string }>((done) => {
-      const c = spawn(process.execPath, [AGENT_MAIN, 'audit', '--help'], { env: { PATH: process.env.PATH ?? '' } });
+      const c = spawn(process.execPath, [agentMain(), 'audit', '--help'], { env: { PATH: process.env.PATH ?? '' } });
       let stdout = '';
       c.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
       c.on('close', (code) => done({ code, stdout }));

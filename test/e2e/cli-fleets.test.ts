@@ -1,6 +1,6 @@
 // gaxx spawn / ls / delete with the built CLI against the fake Linode and Vultr APIs on loopback,
-// up to the bootstrap step: instances are created with the fleet's tag and cloud-init user data,
-// and when hosts do not become ready (bootstrap unavailable, no address, provider failures)
+// up to the bootstrap step: instances are created with the fleet's tag and cloud-init user data
+// carrying a pinned host key, and when hosts do not become ready (no SSH answers, no address, provider failures)
 // nothing is left behind. Delete destroys only tagged instances, including ones the state lost.
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,8 +42,10 @@ function gaxx(args: string[], env: Record<string, string> = {}): Promise<{ code:
 const linodeEnv = () => ({ GAXX_LINODE_URL: fake?.url ?? '', LINODE_TOKEN: TOKEN });
 const vultrEnv = () => ({ GAXX_VULTR_URL: fake?.url ?? '', VULTR_API_KEY: TOKEN });
 
-beforeEach(() => {
+beforeEach(async () => {
   home = mkdtempSync(join(tmpdir(), 'gaxx-e2e-fleets-'));
+  const init = await gaxx(['init', '--name', 'alice']);
+  expect(init.code, init.stderr).toBe(0);
 });
 
 afterEach(async () => {
@@ -59,15 +61,17 @@ describe.each([
   it('creates tagged instances with cloud-init user data, reaches the bootstrap step, and leaves nothing behind when it fails', async () => {
     const rec = recorder();
     fake = await make(rec.backend).start();
-    const r = await gaxx(['spawn', '--provider', name, '--count', '3', '--fleet', 'web', '--json'], env());
-    expect(r.code, r.stderr).toBe(exitCodeFor('UNAVAILABLE'));
+    const r = await gaxx(['spawn', '--provider', name, '--count', '3', '--fleet', 'web', '--json', '--ssh-timeout', '1'], env());
+    expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
     const out = JSON.parse(r.stdout) as { failed: { host: string; code: string }[]; destroyed: string[] };
-    expect(out.failed.map((f) => f.code)).toEqual(['UNAVAILABLE', 'UNAVAILABLE', 'UNAVAILABLE']);
+    expect(out.failed.map((f) => f.code)).toEqual(['DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED']);
     expect(out.destroyed.length).toBe(3);
     expect(rec.created.map((c) => c.label).sort()).toEqual(['gaxx-web-0', 'gaxx-web-1', 'gaxx-web-2']);
     for (const c of rec.created) {
       expect(c.tags).toEqual(['gaxx-fleet:web']);
-      expect(c.userData).toMatch(new RegExp(`^#cloud-config\\nhostname: ${c.label}\\n`));
+      // The pinned host key travels in the user data; nothing answers SSH at the fake's address.
+      expect(c.userData).toMatch(/^#cloud-config\n/);
+      expect(c.userData).toMatch(/ed25519_public: ssh-ed25519 [A-Za-z0-9+/]+/);
     }
     expect(fake.instances.size).toBe(0);
     const ls = await gaxx(['ls', '--json']);
@@ -80,8 +84,8 @@ describe.each([
     const bad = await gaxx(['spawn', '--provider', name, '--count', '1', '--fleet', 'web'], { ...env(), LINODE_TOKEN: 'nope', VULTR_API_KEY: 'nope' });
     expect(bad.code, bad.stderr).toBe(exitCodeFor('UNAUTHENTICATED'));
     expect(fake.requests.some((q) => q.method === 'POST')).toBe(false);
-    const good = await gaxx(['spawn', '--provider', name, '--count', '1', '--fleet', 'web'], env());
-    expect(good.code, good.stderr).toBe(exitCodeFor('UNAVAILABLE'));
+    const good = await gaxx(['spawn', '--provider', name, '--count', '1', '--fleet', 'web', '--ssh-timeout', '1'], env());
+    expect(good.code, good.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
     expect(fake.requests.some((q) => q.method === 'POST' && q.status < 300)).toBe(true);
     expect(fake.instances.size).toBe(0);
   });
@@ -91,13 +95,13 @@ describe.each([
     fake = await make(rec.backend).start();
     fake.faults.storm429 = 2;
     fake.faults.fail500 = 2;
-    const r = await gaxx(['spawn', '--provider', name, '--count', '2', '--fleet', 'web'], env());
-    expect(r.code, r.stderr).toBe(exitCodeFor('UNAVAILABLE'));
+    const r = await gaxx(['spawn', '--provider', name, '--count', '2', '--fleet', 'web', '--ssh-timeout', '1'], env());
+    expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
     expect(rec.created.length).toBe(2);
     expect(fake.requests.filter((q) => q.status === 429 || q.status === 500).length).toBe(4);
     expect(fake.instances.size).toBe(0);
     fake.faults.malformedJson = 1;
-    const m = await gaxx(['spawn', '--provider', name, '--count', '2', '--fleet', 'api'], env());
+    const m = await gaxx(['spawn', '--provider', name, '--count', '2', '--fleet', 'api', '--ssh-timeout', '1'], env());
     expect(m.code, m.stderr).toBe(exitCodeFor('UNAVAILABLE'));
     expect(rec.created.length).toBe(2);
   });

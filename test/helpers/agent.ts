@@ -1,7 +1,9 @@
 /**
- * Starts the built agent (`node dist/agent/main.js`, so run `npm run build` first) as a real
+ * Starts the bundled agent (dist/bundle/gaxx-agent.mjs, so run `npm run build` first) as a real
  * process for integration tests. When the tests run as root, the agent runs as nobody
  * (uid/gid 65534) with its cert and data dirs chowned to it, since production refuses root.
+ * The agent runs from an installed copy (installAgentBundle: a 0755 dir in the temp dir), never
+ * from the checkout, which nobody may not be able to read (a clone in root's 0700 home).
  * Every process is tracked; call stopAllAgents() in afterAll.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -9,6 +11,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, st
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { agentBundlePath, installAgentBundle } from '../../cli/providers/agent-bundle.js';
 
 export const AGENT_UID = 65534;
 export const AGENT_GID = 65534;
@@ -23,7 +26,13 @@ export function repoRoot(): string {
   return dir;
 }
 
-export const AGENT_MAIN = join(repoRoot(), 'dist', 'agent', 'main.js');
+let installed: string | undefined;
+
+/** The installed agent bundle every helper runs (installed on first use, once per process). */
+export function agentMain(): string {
+  installed ??= installAgentBundle({ source: agentBundlePath(join(repoRoot(), 'package.json')) });
+  return installed;
+}
 
 export interface StartAgentOptions {
   certsDir: string;
@@ -37,6 +46,8 @@ export interface StartAgentOptions {
   asRoot?: boolean;
   /** Pass `--metrics-listen 127.0.0.1:0` (default true). */
   metrics?: boolean;
+  /** The agent bundle to install and run (default: the checkout's dist/bundle/gaxx-agent.mjs). */
+  agentBundle?: string;
 }
 
 export interface AgentProcess {
@@ -92,7 +103,8 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; a
     openAncestors(o.certsDir);
     openAncestors(dataDir);
   }
-  const args = [AGENT_MAIN, '--listen', '127.0.0.1:0', '--certs', o.certsDir, '--data-dir', dataDir, '--audit-log', auditLog, '--state-dir', stateDir];
+  const main = o.agentBundle ? installAgentBundle({ source: o.agentBundle }) : agentMain();
+  const args = [main, '--listen', '127.0.0.1:0', '--certs', o.certsDir, '--data-dir', dataDir, '--audit-log', auditLog, '--state-dir', stateDir];
   args.push('--shutdown-grace', '2s');
   // Tests let tasks write marker files anywhere under the temp dir (the agent's own dirs stay
   // hidden from them); production agents have no writable dir but a task's work dir.

@@ -1,12 +1,23 @@
 /**
- * Runs the built CLI (`node dist/cli/main.js`, so run `npm run build` first) the way a user does:
- * its own process, a throw-away GAXX_HOME, PATH and nothing else of our environment unless asked.
+ * Runs the built CLI the way a user does: its own process, a throw-away GAXX_HOME, PATH and
+ * nothing else of our environment unless asked. The CLI is the package's `gaxx` bin (the bundle,
+ * dist/bundle/gaxx.mjs; run `npm run build` first); GAXX_TEST_CLI=tsc runs the tsc build
+ * (dist/cli/main.js) instead.
  */
 import { execFile, type ExecFileOptions } from 'node:child_process';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { repoRoot } from './agent.js';
 
-export const CLI_MAIN = join(repoRoot(), 'dist', 'cli', 'main.js');
+/** Absolute path of a bin named in package.json. */
+export function packageBin(name: 'gaxx' | 'gaxx-agent'): string {
+  const root = repoRoot();
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+  return resolve(root, pkg.bin[name] as string);
+}
+
+/** The CLI entry for `node <CLI_MAIN> ...` in tests. */
+export const CLI_MAIN = process.env.GAXX_TEST_CLI === 'tsc' ? join(repoRoot(), 'dist', 'cli', 'main.js') : packageBin('gaxx');
 
 export interface CliRun {
   code: number;
@@ -33,6 +44,8 @@ export function runGaxx(args: readonly string[], o: RunGaxxOptions = {}): Promis
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
       done({ code, stdout: String(stdout), stderr: String(stderr) });
     });
+    // The CLI may stop reading early (input over a limit, --no-stdin): EPIPE here is expected.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(o.input ?? '');
   });
 }

@@ -1,13 +1,12 @@
 /**
- * Runs the built scheduler daemon (`gaxx scheduler`, from dist/cli/main.js) as its own process,
+ * Runs the built scheduler daemon (`gaxx scheduler`, the CLI the tests run: see cli.ts) as its own process,
  * so tests can kill -9 it. Waits for its "scheduler started" log line; every process is tracked and
  * stopped by stopAllSchedulers() in afterAll.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { repoRoot } from './agent.js';
+import { CLI_MAIN } from './cli.js';
 
-export const CLI_MAIN = join(repoRoot(), 'dist', 'cli', 'main.js');
+export { CLI_MAIN };
 
 export interface SchedulerProcessOptions {
   redisUrl?: string;

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_MAIN, runAgentExpectFailure, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { agentMain, runAgentExpectFailure, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { rawAgentClient, type RawClients } from '../helpers/grpc.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import { ERROR_CODE_METADATA_KEY, exitCodeFor } from '../../proto/index.js';
@@ -32,7 +32,7 @@ function infoWith(token: string | undefined): Promise<string> {
 
 function auditCli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [AGENT_MAIN, 'audit', ...args], { env: { PATH: '/usr/bin:/bin', ...env } }, (e, stdout, stderr) =>
+    execFile(process.execPath, [agentMain(), 'audit', ...args], { env: { PATH: '/usr/bin:/bin', ...env } }, (e, stdout, stderr) =>
       resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });

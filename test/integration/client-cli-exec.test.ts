@@ -1,29 +1,23 @@
 // `gaxx exec` (the built CLI) against the real built agent, with a GAXX_HOME whose CA issued the agent cert.
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_EXEC_STDIN_BYTES } from '../../cli/exec-stdin.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { loadCertDir } from '../../certs/index.js';
 import { AgentClient } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { CLI_MAIN, runGaxx, type CliRun } from '../helpers/cli.js';
 
-const MAIN = resolve('dist/cli/main.js');
+const MAIN = CLI_MAIN;
 let home: string;
 let agent: AgentProcess;
 
 /** Runs the built CLI with `input` piped to its stdin (an empty pipe when none). */
-function gaxx(args: string[], input?: string | Buffer): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = execFile(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home } }, (err, stdout, stderr) => {
-      done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-    // The CLI may stop reading early (input over the limit, --no-stdin): EPIPE here is expected.
-    child.stdin?.on('error', () => undefined);
-    child.stdin?.end(input);
-  });
+function gaxx(args: string[], input?: string | Buffer): Promise<CliRun> {
+  return runGaxx(args, { home, ...(input === undefined ? {} : { input }) });
 }
 
 async function agentInfo(): Promise<{ started: number; running: number }> {

@@ -6,7 +6,7 @@
  * certificate are logged, counted failures (the latter gets no new key) that do not stop the daemon.
  */
 import { execFile } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
@@ -17,6 +17,7 @@ import type { RedisSettings } from '../../scheduler/redis/redis.js';
 import { CertRenewer } from '../../scheduler/renewal/renewer.js';
 import { runAndWait } from '../../scheduler/queue/run.js';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
+import { CLI_MAIN } from '../helpers/cli.js';
 import { issueCertDir, type Pki, type PkiCertDir } from '../helpers/pki.js';
 import type { TestRedis } from '../helpers/redis.js';
 import { startSchedulerProcess, type SchedulerProcess } from '../helpers/scheduler.js';
@@ -149,7 +150,7 @@ describe('scheduler certificate renewal', () => {
   it('gaxx scheduler refuses a bad --renew-interval with USAGE', async () => {
     const r = await new Promise<{ code: number; stderr: string }>((done) => {
       const env = { PATH: process.env.PATH ?? '', GAXX_HOME: join(dir, 'home') };
-      execFile(process.execPath, [resolve('dist/cli/main.js'), 'scheduler', '--renew-interval', '5x'], { env }, (err, _out, stderr) =>
+      execFile(process.execPath, [CLI_MAIN, 'scheduler', '--renew-interval', '5x'], { env }, (err, _out, stderr) =>
         done({ code: err && typeof err.code === 'number' ? err.code : 0, stderr }),
       );
     });

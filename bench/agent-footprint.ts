@@ -1,0 +1,96 @@
+/**
+ * `npm run bench:footprint`: the agent's memory. RSS of an idle agent (bare Node beside it as
+ * the baseline, measured in the same run), after 10,000 finished `true` tasks, and again once
+ * their registry entries have expired (the agent keeps finished tasks 10 minutes for replay,
+ * swept every 30 s: the full run takes ~11 minutes; --no-expiry skips that wait).
+ *
+ *   node dist/bench/agent-footprint.js [--tasks N] [--in-flight N] [--no-expiry] [--json]
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { AgentClient } from '../scheduler/index.js';
+import { startFixture } from './lib/fixture.js';
+
+const MiB = 1024 * 1024;
+/** The agent's finished-task retention (agent/tasks.ts) plus one sweep and a margin. */
+const EXPIRY_WAIT_MS = 10 * 60_000 + 30_000 + 15_000;
+
+/** Resident set size of `pid` in bytes, from /proc. */
+function rss(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** Median of 5 samples 200 ms apart (RSS moves with GC). */
+async function settledRss(pid: number): Promise<number> {
+  const xs: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    xs.push(rss(pid));
+    await sleep(200);
+  }
+  return xs.sort((a, b) => a - b)[2] as number;
+}
+
+/** RSS of a bare Node process that only waits: the floor any Node daemon starts from. */
+async function bareNodeRss(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  await sleep(500);
+  const v = await settledRss(child.pid as number);
+  child.kill('SIGKILL');
+  return v;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { tasks: { type: 'string' }, 'in-flight': { type: 'string' }, 'no-expiry': { type: 'boolean' }, json: { type: 'boolean' } } });
+  const tasks = Number(values.tasks ?? 10_000);
+  const inFlight = Number(values['in-flight'] ?? 8);
+  const fixture = await startFixture({ capacity: inFlight * 2 });
+  try {
+    const pid = fixture.agent.pid;
+    const client = AgentClient.connect({ address: fixture.agent.address, expect: { fleet: 'bench', host: 'h1' } }, fixture.operator);
+    await client.info();
+    const bare = await bareNodeRss();
+    const idle = await settledRss(pid);
+    let next = 0;
+    let peak = 0;
+    await Promise.all(
+      Array.from({ length: inFlight }, async () => {
+        for (let i = next++; i < tasks; i = next++) {
+          await client.run({ taskId: `fp-${i}`, argv: ['true'] });
+          if (i % 500 === 0) peak = Math.max(peak, rss(pid));
+        }
+      }),
+    );
+    const after = await settledRss(pid);
+    let expired: number | undefined;
+    if (!values['no-expiry']) {
+      process.stderr.write(`waiting ${Math.round(EXPIRY_WAIT_MS / 1000)} s for the finished tasks to expire...\n`);
+      await sleep(EXPIRY_WAIT_MS);
+      expired = await settledRss(pid);
+    }
+    client.close();
+    const r = { tasks, bareNodeMiB: bare / MiB, idleMiB: idle / MiB, peakMiB: peak / MiB, afterTasksMiB: after / MiB, afterExpiryMiB: expired === undefined ? null : expired / MiB };
+    if (values.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    else {
+      const f = (v: number | null) => (v === null ? '-' : `${v.toFixed(1)} MiB`);
+      process.stdout.write(
+        [
+          `agent RSS (bare node: ${f(r.bareNodeMiB)})`,
+          `idle:                          ${f(r.idleMiB)}  (${(r.idleMiB / r.bareNodeMiB).toFixed(2)}x bare node)`,
+          `peak while running ${tasks}:   ${f(r.peakMiB)}`,
+          `after ${tasks} finished tasks: ${f(r.afterTasksMiB)}  (${(r.afterTasksMiB / r.idleMiB).toFixed(2)}x idle)`,
+          `after their entries expired:   ${f(r.afterExpiryMiB)}${r.afterExpiryMiB === null ? '' : `  (${(r.afterExpiryMiB / r.idleMiB).toFixed(2)}x idle)`}`,
+        ].join('\n') + '\n',
+      );
+    }
+  } finally {
+    await fixture.close();
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench:footprint: ${(e as Error).stack ?? String(e)}\n`);
+  process.exitCode = 1;
+});

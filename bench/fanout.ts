@@ -1,0 +1,159 @@
+/**
+ * `npm run bench:fanout`: a command on 10 and 50 hosts, gaxx against parallel-ssh, in one run.
+ *
+ * Starts 50 local gaxx-agents (the local provider: as nobody, 127.0.0.2-51:8088, fresh
+ * certificates) and 50 OpenSSH hosts (one sshd each, 127.0.1.1-50:2200, key auth, strict host
+ * keys, a bench user with a plain shell), then times, round robin, median of N runs:
+ * `node -e 0`, `gaxx --version`, `gaxx exec -- true` to one agent, `gaxx run -- true` over 10
+ * and 50 agents without and then with a `gaxx scheduler` daemon, and `parallel-ssh -p N true`
+ * (or `xargs -P N ssh` when pssh is missing) over 10 and 50 sshd hosts. Prints the table and
+ * the ratios. Everything it started is stopped, also on Ctrl-C.
+ *
+ *   node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--json]
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createLocalProvider } from '../cli/providers/local.js';
+import type { Provider } from '../cli/providers/types.js';
+import { acquireEmbeddedRedis } from '../scheduler/index.js';
+import { CLI_MAIN } from '../test/helpers/cli.js';
+import { startSshdHosts, type SshdHosts } from './lib/sshd-hosts.js';
+import { formatTimings, timeCommands, type TimedCommand, type Timing } from './lib/timing.js';
+
+const FLEET = 'bench';
+const node = process.execPath;
+
+interface World {
+  home: string;
+  runDir: string;
+  sshDir: string;
+  provider?: Provider;
+  sshd?: SshdHosts;
+  daemon?: ChildProcess;
+}
+
+function hasCommand(name: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
+}
+
+/** Starts `count` local agents, 4 at a time (each start issues an RSA certificate). */
+async function startAgents(provider: Provider, count: number): Promise<string[]> {
+  const addrs: string[] = new Array(count);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      for (let i = next++; i < count; i = next++) {
+        const inst = await provider.create({ fleet: FLEET, label: `a${i + 1}`, index: i });
+        addrs[i] = inst.ipv4 as string;
+      }
+    }),
+  );
+  return addrs;
+}
+
+/** The fan-out command over `n` sshd hosts: parallel-ssh, or xargs -P over ssh. */
+function sshFanout(s: SshdHosts, n: number, dir: string): TimedCommand {
+  const hostsFile = join(dir, `hosts-${n}`);
+  writeFileSync(hostsFile, s.hosts.slice(0, n).map((h) => `${h}:${s.port}`).join('\n') + '\n');
+  if (hasCommand('parallel-ssh')) {
+    const opts = s.sshOptions.flatMap((o, i, all) => (all[i - 1] === '-o' ? ['-O', o] : []));
+    return { name: `parallel-ssh -p ${n} (${n} sshd)`, argv: ['parallel-ssh', '-p', String(n), '-t', '60', '-h', hostsFile, '-l', s.user, '-x', '-F /dev/null', ...opts, 'true'] };
+  }
+  const ssh = ['ssh', ...s.sshOptions, '-p', String(s.port), '-l', s.user].map((a) => `'${a}'`).join(' ');
+  return { name: `xargs -P ${n} ssh (${n} sshd)`, argv: ['sh', '-c', `xargs -P ${n} -I{} ${ssh} {} true < '${hostsFile}'`] };
+}
+
+async function startDaemon(env: Record<string, string | undefined>): Promise<ChildProcess> {
+  const daemon = spawn(node, [CLI_MAIN, 'scheduler', '--metrics-listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`gaxx scheduler did not start: ${err}`)), 30_000);
+    daemon.stderr?.on('data', (b: Buffer) => {
+      err += b.toString();
+      if (err.includes('"scheduler started"')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    daemon.once('exit', (code) => reject(new Error(`gaxx scheduler exited (${code}): ${err}`)));
+  });
+  return daemon;
+}
+
+async function cleanup(w: World): Promise<void> {
+  if (w.daemon && w.daemon.exitCode === null) {
+    const exited = new Promise((r) => w.daemon?.once('exit', r));
+    w.daemon.kill('SIGTERM');
+    await exited;
+  }
+  if (w.provider) for (const i of await w.provider.list(FLEET)) await w.provider.destroy(FLEET, i.id);
+  await w.sshd?.stop();
+  if (existsSync(join(w.home, 'state', 'redis'))) await (await acquireEmbeddedRedis(join(w.home, 'state'))).release();
+  for (const d of [w.home, w.runDir, w.sshDir]) rmSync(d, { recursive: true, force: true });
+}
+
+function ratioLines(t: Timing[]): string[] {
+  const m = new Map(t.map((x) => [x.name, x.medianMs]));
+  const out: string[] = [];
+  for (const [name, ms] of m) {
+    const n = /^gaxx run -- true \((\d+) agents/.exec(name)?.[1];
+    const ssh = n && [...m.keys()].find((k) => k.includes(`(${n} sshd)`));
+    if (ssh) out.push(`${ssh} / ${name}: ${((m.get(ssh) as number) / ms).toFixed(1)}x`);
+  }
+  return out;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { runs: { type: 'string' }, sizes: { type: 'string' }, port: { type: 'string' }, json: { type: 'boolean' } } });
+  const runs = Number(values.runs ?? 5);
+  const sizes = (values.sizes ?? '10,50').split(',').map(Number);
+  const max = Math.max(...sizes);
+  const w: World = {
+    home: mkdtempSync(join(tmpdir(), 'gaxx-bench-fanout-')),
+    runDir: join(tmpdir(), `gaxx-bench-fanout-agents-${process.pid}`),
+    sshDir: mkdtempSync(join(tmpdir(), 'gaxx-bench-fanout-ssh-')),
+  };
+  chmodSync(w.sshDir, 0o711);
+  process.once('SIGINT', () => void cleanup(w).finally(() => process.exit(130)));
+  const env = { PATH: process.env.PATH, GAXX_HOME: w.home };
+  try {
+    if (spawnSync(node, [CLI_MAIN, 'init', '--name', 'bench'], { env }).status !== 0) throw new Error('gaxx init failed');
+    w.provider = createLocalProvider({
+      options: { caDir: join(w.home, 'config', 'ca'), stateDir: join(w.home, 'state', 'local'), runDir: w.runDir, port: Number(values.port ?? 8088), agentArgs: ['--capacity', '64'] },
+    });
+    process.stderr.write(`starting ${max} local agents and ${max} sshd hosts...\n`);
+    const [agents, sshd] = await Promise.all([startAgents(w.provider, max), startSshdHosts(max, w.sshDir)]);
+    w.sshd = sshd;
+    const gaxx = (name: string, args: string[]): TimedCommand => ({ name, argv: [node, CLI_MAIN, ...args], env });
+    const run = (n: number, label: string) => gaxx(`gaxx run -- true (${n} agents, ${label})`, ['run', '--agent', agents.slice(0, n).join(','), '--', 'true']);
+    const plain = timeCommands(
+      [
+        { name: 'node -e 0', argv: [node, '-e', '0'] },
+        gaxx('gaxx --version', ['--version']),
+        gaxx('gaxx exec -- true (1 agent)', ['exec', '--agent', agents[0] as string, '--no-stdin', '--', 'true']),
+        ...sizes.map((n) => run(n, 'no daemon')),
+        ...sizes.map((n) => sshFanout(sshd, n, w.sshDir)),
+      ],
+      runs,
+    );
+    w.daemon = await startDaemon(env);
+    const withDaemon = timeCommands(sizes.map((n) => run(n, 'daemon')), runs);
+    const all = [...plain, ...withDaemon];
+    if (values.json) process.stdout.write(`${JSON.stringify({ runs, timings: all })}\n`);
+    else process.stdout.write(`fan-out, median of ${runs} runs\n${formatTimings(all, 'node -e 0')}\n\n${ratioLines(all).join('\n')}\n`);
+    return 0;
+  } finally {
+    await cleanup(w);
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`bench:fanout: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  },
+);

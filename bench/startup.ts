@@ -1,0 +1,59 @@
+/**
+ * `npm run bench:startup`: start-up time of the gaxx CLI beside `node -e 0`, measured in the
+ * same run (median of N runs after a warm-up; the commands take turns), printed as ratios.
+ *
+ *   node dist/bench/startup.js [--runs N] [--cli PATH ...] [--json]
+ *
+ * --cli picks the entry to time (default: the `gaxx` bin of package.json); given several times,
+ * every entry is timed in the same run, so two builds (say a tsc build and the bundle, or
+ * before and after a change) compare directly.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { packageBin } from '../test/helpers/cli.js';
+import { formatTimings, timeCommands, type TimedCommand } from './lib/timing.js';
+
+const USAGE = 'usage: node dist/bench/startup.js [--runs N] [--cli PATH ...] [--json]\n';
+
+/** The timed commands of one CLI entry, with a GAXX_HOME made by its `gaxx init`. */
+function commandsFor(cli: string, home: string, label: string): TimedCommand[] {
+  const env = { PATH: process.env.PATH, GAXX_HOME: home };
+  const init = spawnSync(process.execPath, [cli, 'init', '--name', 'bench'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  if (init.status !== 0) throw new Error(`${cli} init failed: ${init.stderr.toString()}`);
+  const node = process.execPath;
+  return [
+    ['--version'],
+    ['--help'],
+    ['exec', '--help'],
+    ['certs', 'list'],
+  ].map((args) => ({ name: `${label}gaxx ${args.join(' ')}`, argv: [node, cli, ...args], env }));
+}
+
+function main(): number {
+  const { values } = parseArgs({ options: { runs: { type: 'string' }, cli: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const runs = Number(values.runs ?? 15);
+  const clis = (values.cli ?? [packageBin('gaxx')]).map((c) => resolve(c));
+  const homes = clis.map(() => mkdtempSync(join(tmpdir(), 'gaxx-bench-startup-')));
+  try {
+    const cmds: TimedCommand[] = [{ name: 'node -e 0', argv: [process.execPath, '-e', '0'] }];
+    clis.forEach((cli, i) => cmds.push(...commandsFor(cli, homes[i] as string, clis.length > 1 ? `[${i + 1}] ` : '')));
+    const timings = timeCommands(cmds, runs);
+    if (values.json) process.stdout.write(`${JSON.stringify({ clis, runs, timings })}\n`);
+    else {
+      const legend = clis.map((c, i) => (clis.length > 1 ? `[${i + 1}] ${c}` : c)).join('\n');
+      process.stdout.write(`gaxx start-up, median of ${runs} runs\n${legend}\n${formatTimings(timings, 'node -e 0')}\n`);
+    }
+    return 0;
+  } finally {
+    for (const h of homes) rmSync(h, { recursive: true, force: true });
+  }
+}
+
+process.exitCode = main();

@@ -1,0 +1,99 @@
+/**
+ * The bundled agent (dist/bundle/gaxx-agent.mjs, one file) and its installation into a
+ * directory the agent user can read. A checkout or a GAXX_HOME under a private directory
+ * (root's home is 0700) cannot be read by `nobody`, so local agents never run from there: they
+ * run from a copy, as bootstrap runs them from an uploaded copy on a VM.
+ */
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GaxxError } from '../../proto/index.js';
+
+/** File name of the agent bundle, in dist/bundle and in an installation. */
+export const AGENT_BUNDLE_FILE = 'gaxx-agent.mjs';
+
+/**
+ * The agent bundle that belongs to this code: beside the CLI bundle's chunks, in dist/bundle
+ * of a tsc build, or in dist/bundle of the checkout when run from source. NOT_FOUND names the
+ * build command when there is none.
+ */
+export function agentBundlePath(from: string = fileURLToPath(import.meta.url)): string {
+  let dir = dirname(from);
+  for (let i = 0; i < 5; i++) {
+    for (const p of [join(dir, AGENT_BUNDLE_FILE), join(dir, 'bundle', AGENT_BUNDLE_FILE), join(dir, 'dist', 'bundle', AGENT_BUNDLE_FILE)]) {
+      if (existsSync(p)) return p;
+    }
+    dir = dirname(dir);
+  }
+  throw new GaxxError('NOT_FOUND', `no ${AGENT_BUNDLE_FILE} found near ${from}: run 'npm run build' in the gaxx checkout`);
+}
+
+/** Where and what to install. */
+export interface InstallAgentOptions {
+  /** The bundle to copy (default: agentBundlePath()). */
+  source?: string;
+  /**
+   * Directory to install into (default: `<tmpdir>/gaxx-agent-<hash of the bundle>`, shared by
+   * every caller of the same build). Created 0755 and owned by us; an existing one must be a
+   * directory owned by us that no one else can write to.
+   */
+  dir?: string;
+  /** Package version, written beside the bundle as package.json (the agent reports it). */
+  version?: string;
+}
+
+/**
+ * Copies the agent bundle into a directory every user can read but only we can write
+ * (0755/0644), atomically (write then rename), and returns the installed file's path. Safe to
+ * call from parallel processes: they write the same bytes.
+ */
+export function installAgentBundle(opts: InstallAgentOptions = {}): string {
+  const source = opts.source ?? agentBundlePath();
+  const bytes = readFileSync(source);
+  const hash = createHash('sha256').update(bytes).digest('hex');
+  const dir = opts.dir ?? join(tmpdir(), `gaxx-agent-${hash.slice(0, 16)}`);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  checkOwnDir(dir);
+  chmodSync(dir, 0o755);
+  const target = join(dir, AGENT_BUNDLE_FILE);
+  if (!existsSync(target) || createHash('sha256').update(readFileSync(target)).digest('hex') !== hash) {
+    writeAtomic(target, bytes);
+  }
+  const pkg = `${JSON.stringify({ name: 'gaxx-agent', version: opts.version ?? packageVersion(source), type: 'module', private: true })}\n`;
+  const pkgPath = join(dir, 'package.json');
+  if (!existsSync(pkgPath) || readFileSync(pkgPath, 'utf8') !== pkg) writeAtomic(pkgPath, Buffer.from(pkg));
+  return target;
+}
+
+function writeAtomic(path: string, bytes: Buffer): void {
+  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  writeFileSync(tmp, bytes, { mode: 0o644 });
+  chmodSync(tmp, 0o644);
+  renameSync(tmp, path);
+}
+
+/** Refuses a directory that is not ours or that others may write to (they could swap the agent). */
+function checkOwnDir(dir: string): void {
+  const st = lstatSync(dir);
+  const uid = process.getuid?.();
+  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0) {
+    throw new GaxxError('INSECURE_FILE_MODE', `${dir} must be a directory owned by uid ${uid ?? '?'} and writable only by it; remove it and retry`);
+  }
+}
+
+/** The version in the package.json above the bundle (the gaxx checkout or package), if any. */
+function packageVersion(source: string): string {
+  let dir = dirname(source);
+  for (let i = 0; i < 4; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'gaxx' && pkg.version) return pkg.version;
+    } catch {
+      // not here; look one level up
+    }
+    dir = dirname(dir);
+  }
+  return '0.0.0';
+}

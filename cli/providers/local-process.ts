@@ -1,0 +1,48 @@
+/**
+ * Process checks for the local provider: whether a pid is still the agent we started (pids are
+ * reused), and waits for an agent to listen or to exit.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GaxxError } from '../../proto/index.js';
+
+/** Whether `pid` is a live process running `bundle` (a zombie or a reused pid is not). */
+export function isAgentProcess(pid: number, bundle: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(bundle);
+  } catch {
+    return false;
+  }
+}
+
+/** Polls (every 25 ms, bounded) until `pid` no longer runs `bundle`; false on timeout. */
+export async function waitForExit(pid: number, bundle: string, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (isAgentProcess(pid, bundle)) {
+    if (Date.now() > end) return false;
+    await sleep(25);
+  }
+  return true;
+}
+
+/**
+ * Waits for the agent's "agent listening" log line (its gRPC port), or fails with UNAVAILABLE
+ * carrying the log's last lines when it exits or does not listen within `timeoutMs`.
+ */
+export async function waitForListening(child: ChildProcess, log: string, timeoutMs: number): Promise<number> {
+  let exited: number | string | null | undefined;
+  child.once('exit', (code, signal) => (exited = code ?? signal));
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const text = readFileSync(log, 'utf8');
+    const line = text.split('\n').find((l) => l.includes('"agent listening"'));
+    if (line) return (JSON.parse(line) as { grpcPort: number }).grpcPort;
+    if (exited !== undefined || Date.now() > end) {
+      const tail = text.trim().split('\n').slice(-3).join(' | ');
+      if (exited === undefined) child.kill('SIGKILL');
+      throw new GaxxError('UNAVAILABLE', `gaxx-agent (pid ${child.pid}) ${exited === undefined ? `did not listen within ${timeoutMs} ms` : `exited (${exited})`}: ${tail}`);
+    }
+    await sleep(25);
+  }
+}

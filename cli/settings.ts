@@ -1,0 +1,91 @@
+/**
+ * The CLI's settings table and global flags, as plain data, and the config file reader: what
+ * `gaxx --help` and main.ts need, without the validation in config.ts (zod), so that
+ * `gaxx --version` and `gaxx --help` load next to nothing.
+ */
+import { readFileSync } from 'node:fs';
+import { fileAccessError, GaxxError } from '../proto/index.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** One setting reachable from the environment and (optionally) a global flag. */
+export interface Setting {
+  /** Dot-path in the config file. */
+  path: string;
+  env: string;
+  flag?: string;
+  kind: 'string' | 'int' | 'duration' | 'bool';
+  /** The command whose flag this is; unscoped flags are global (accepted by every command). */
+  scope?: 'scheduler';
+  /** An empty value is a value (e.g. '' turns metrics off) rather than "not set". */
+  allowEmpty?: boolean;
+  help: string;
+}
+
+/** Env vars and global flags; one row per setting. */
+export const SETTINGS: readonly Setting[] = [
+  { path: 'operatorName', env: 'GAXX_OPERATOR_NAME', kind: 'string', help: 'default operator name' },
+  { path: 'logLevel', env: 'GAXX_LOG_LEVEL', flag: 'log-level', kind: 'string', help: `log level (${LOG_LEVELS.join('|')})` },
+  { path: 'agent.port', env: 'GAXX_AGENT_PORT', kind: 'int', help: 'agent port when an address has none (8088)' },
+  { path: 'agent.deadlineMs', env: 'GAXX_DEADLINE_MS', flag: 'deadline-ms', kind: 'int', help: 'deadline of agent calls in ms (10000)' },
+  { path: 'agent.connectTimeoutMs', env: 'GAXX_CONNECT_TIMEOUT_MS', flag: 'connect-timeout-ms', kind: 'int', help: 'agent connect timeout in ms (5000)' },
+  { path: 'agent.token', env: 'GAXX_AGENT_TOKEN', kind: 'string', help: "the agents' bearer token, when they require one (env or config file only)" },
+  { path: 'providers.linode.url', env: 'GAXX_LINODE_URL', kind: 'string', help: 'Linode API base URL' },
+  { path: 'providers.vultr.url', env: 'GAXX_VULTR_URL', kind: 'string', help: 'Vultr API base URL' },
+  { path: 'redis.url', env: 'GAXX_REDIS_URL', flag: 'redis-url', kind: 'string', help: 'Redis URL (default: an embedded redis-server in the state dir)' },
+  {
+    path: 'redis.insecure',
+    env: 'GAXX_REDIS_INSECURE',
+    flag: 'redis-insecure',
+    kind: 'bool',
+    help: 'allow a redis:// URL to a non-loopback host with no password and no TLS (refused otherwise: anyone on the path could read and write the queue)',
+  },
+  { path: 'stateDir', env: 'GAXX_STATE_DIR', flag: 'state-dir', kind: 'string', help: 'state dir (default <home>/state or $XDG_STATE_HOME/gaxx)' },
+  { path: 'scheduler.concurrency', env: 'GAXX_SCHEDULER_CONCURRENCY', flag: 'concurrency', scope: 'scheduler', kind: 'int', help: 'tasks in flight at once (default 64)' },
+  { path: 'scheduler.metricsListen', env: 'GAXX_SCHEDULER_METRICS_LISTEN', flag: 'metrics-listen', scope: 'scheduler', kind: 'string', allowEmpty: true, help: 'host:port for /metrics; empty to disable (default 127.0.0.1:9092); a non-loopback address is served over mTLS' },
+  { path: 'scheduler.drain', env: 'GAXX_SCHEDULER_DRAIN', flag: 'drain', scope: 'scheduler', kind: 'duration', help: 'on shutdown, how long in-flight tasks may finish before being handed back (default 10s)' },
+  { path: 'scheduler.lock', env: 'GAXX_SCHEDULER_LOCK', flag: 'lock', scope: 'scheduler', kind: 'duration', help: "job lock: a dead scheduler's tasks are taken again after about this long (default 30s)" },
+  { path: 'scheduler.renewInterval', env: 'GAXX_SCHEDULER_RENEW_INTERVAL', flag: 'renew-interval', scope: 'scheduler', kind: 'duration', help: "renew the due certificates of registered fleets' agents every D (jittered): 30s, 10m, 1h; 0 off (default 10m)" },
+];
+
+/** The flags of settings scoped to `command`, for its flag table (so help and parsing agree). */
+export function scopedFlags(command: 'scheduler'): Record<string, { type: 'string'; valueName: string; help: string }> {
+  return Object.fromEntries(
+    SETTINGS.filter((s) => s.scope === command && s.flag).map((s) => [s.flag as string, { type: 'string' as const, valueName: s.kind === 'int' ? 'N' : s.kind === 'duration' ? 'D' : 'VALUE', help: s.help }]),
+  );
+}
+
+/** A global option: accepted by every command, documented in `gaxx --help`. */
+export interface GlobalFlag {
+  type: 'string' | 'boolean';
+  help: string;
+  valueName: string;
+}
+
+/** Global flags, merged into every command's options by main.ts. */
+export const CONFIG_FLAGS: Record<string, GlobalFlag> = {
+  home: { type: 'string', valueName: 'DIR', help: 'relocate all config, keys and state to DIR (as GAXX_HOME)' },
+  ...Object.fromEntries(
+    SETTINGS.filter((s) => s.flag && !s.scope).map((s) => [
+      s.flag as string,
+      { type: s.kind === 'bool' ? ('boolean' as const) : ('string' as const), valueName: s.kind === 'int' ? 'N' : 'VALUE', help: s.help },
+    ]),
+  ),
+};
+
+/** Reads a file's text, or undefined when it does not exist. */
+export type ReadFile = (path: string) => string | undefined;
+
+/** The default config file reader for main.ts. */
+export const readFileIfExists: ReadFile = (path) => {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const fsErr = fileAccessError(e, `check the owner and mode of ${path} and its directories (ls -ld), or point GAXX_HOME (--home) at a directory you own`);
+    if (fsErr) throw fsErr;
+    throw new GaxxError('CONFIG_INVALID', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+};
+

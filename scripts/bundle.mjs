@@ -1,0 +1,114 @@
+#!/usr/bin/env node
+// Bundles the CLI and the agent with esbuild (ESM, node20), after tsc:
+//   dist/bundle/gaxx.mjs          the CLI; each command is a chunk beside it (dist/bundle/*.mjs),
+//                                 imported when it runs, so --version/--help load ~nothing
+//   dist/bundle/vendor-*.cjs      grpc-js and proto-loader for the CLI, one CommonJS file each:
+//                                 proto/grpc-modules.cts require()s them on first use, and the
+//                                 command chunks import the very same instances
+//   dist/bundle/gaxx-agent.mjs    the agent as ONE file (no chunks, no node_modules, no .proto
+//                                 files): what bootstrap uploads and local agents run
+// Usage: node scripts/bundle.mjs [--analyze]   (--analyze prints each output's largest inputs)
+import { build } from 'esbuild';
+import { createRequire } from 'node:module';
+import { chmodSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const out = join(root, 'dist', 'bundle');
+
+// CommonJS packages inside an ESM bundle still call require() for Node built-ins and use
+// __dirname; give them both.
+const cjsShim = [
+  "import { createRequire as __gaxxCreateRequire } from 'node:module';",
+  "import { fileURLToPath as __gaxxFileURLToPath } from 'node:url';",
+  "import { dirname as __gaxxDirname } from 'node:path';",
+  'const require = __gaxxCreateRequire(import.meta.url);',
+  'const __filename = __gaxxFileURLToPath(import.meta.url);',
+  'const __dirname = __gaxxDirname(__filename);',
+].join(' ');
+// Node >= 22.1 caches V8's compiled code for the chunks a command imports; Node 20 has no such
+// API for ES modules, so this is a no-op there.
+const compileCache = "import * as __gaxxModule from 'node:module'; __gaxxModule.enableCompileCache?.();";
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  outExtension: { '.js': '.mjs' },
+  // ssh2's optional native crypto binding: without it ssh2 uses its JavaScript code paths.
+  external: ['*.node'],
+  legalComments: 'none',
+  metafile: true,
+  logLevel: 'warning',
+};
+
+/**
+ * Inside the CLI bundle every chunk imports from a chunk that holds proto/, so a bundled
+ * grpc-js would be parsed on every start (~20 ms) even though only commands that talk to an
+ * agent use it. Instead the CLI resolves these packages to vendor files beside the chunks.
+ */
+const VENDORED = { '@grpc/grpc-js': 'vendor-grpc-js.cjs', '@grpc/proto-loader': 'vendor-proto-loader.cjs' };
+/** Resolves the vendored packages (but `self`, the one being vendored) to their vendor files. */
+const vendored = (self) => ({
+  name: 'vendored',
+  setup(b) {
+    b.onResolve({ filter: /^@grpc\/(grpc-js|proto-loader)$/ }, (a) => (a.path === self ? undefined : { path: `./${VENDORED[a.path]}`, external: true }));
+  },
+});
+
+/**
+ * One vendor file: the package as CommonJS, its export names spelled out so that Node finds
+ * them when an ES module imports the file (esbuild adds the annotation Node's lexer reads).
+ */
+function vendor(pkg) {
+  const names = Object.keys(createRequire(join(root, 'package.json'))(pkg)).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n) && n !== 'default');
+  return build({
+    ...common,
+    stdin: { contents: `import * as m from '${pkg}';\nexport const { ${names.join(', ')} } = m;\n`, resolveDir: root, loader: 'js' },
+    format: 'cjs',
+    outfile: join(out, VENDORED[pkg]),
+    plugins: [vendored(pkg)],
+  });
+}
+
+rmSync(out, { recursive: true, force: true });
+const results = await Promise.all([
+  build({
+    ...common,
+    entryPoints: { gaxx: join(root, 'cli', 'main.ts') },
+    outdir: out,
+    splitting: true,
+    // Chunks beside the entry, so that './vendor-*.cjs' names the same file from each of them.
+    chunkNames: '[name]-[hash]',
+    plugins: [vendored()],
+    banner: { js: `${cjsShim} ${compileCache}` },
+  }),
+  build({
+    ...common,
+    entryPoints: { 'gaxx-agent': join(root, 'agent', 'main.ts') },
+    outdir: out,
+    banner: { js: cjsShim },
+  }),
+  vendor('@grpc/grpc-js'),
+  vendor('@grpc/proto-loader'),
+]);
+for (const bin of ['gaxx.mjs', 'gaxx-agent.mjs']) chmodSync(join(out, bin), 0o755);
+
+if (process.argv.includes('--analyze')) {
+  for (const r of results) {
+    for (const [file, o] of Object.entries(r.metafile.outputs)) {
+      if (file.endsWith('.map')) continue;
+      const byPkg = new Map();
+      for (const [input, v] of Object.entries(o.inputs)) {
+        const m = input.match(/node_modules\/((@[^/]+\/)?[^/]+)/);
+        const key = m ? m[1] : input.split('/')[0];
+        byPkg.set(key, (byPkg.get(key) ?? 0) + v.bytesInOutput);
+      }
+      const top = [...byPkg].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, b]) => `${k} ${(b / 1024).toFixed(0)}k`);
+      const staticImports = o.imports.filter((i) => i.kind === 'import-statement' && !i.external).map((i) => i.path.split('/').pop());
+      console.log(`${file.replace(`${root}/`, '')} ${(o.bytes / 1024).toFixed(0)}k: ${top.join(', ')}${staticImports.length ? ` | imports ${staticImports.join(' ')}` : ''}`);
+    }
+  }
+}

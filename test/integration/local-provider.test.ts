@@ -1,0 +1,91 @@
+// The local provider: real gaxx-agent processes on distinct loopback addresses, started from the
+// installed agent bundle (as nobody when we are root), reachable over mTLS with certificates
+// naming their address; destroy stops them by pid and refuses another fleet's instance.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FleetCa, loadCertDir } from '../../certs/index.js';
+import { createLocalProvider, LOCAL_AGENT_UID } from '../../cli/providers/local.js';
+import { isAgentProcess } from '../../cli/providers/local-process.js';
+import type { Instance, Provider } from '../../cli/providers/types.js';
+import { isGaxxError } from '../../proto/index.js';
+import { AgentClient } from '../../scheduler/index.js';
+import { issueCertDir } from '../helpers/pki.js';
+
+let dir: string;
+let runDir: string;
+let provider: Provider;
+let operatorDir: string;
+const made: Instance[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gaxx-local-test-'));
+  // Not inside `dir` (0700): the agent user must be able to reach it.
+  runDir = join(tmpdir(), `gaxx-local-run-${process.pid}-${Date.now()}`);
+  const { ca } = await FleetCa.init(join(dir, 'ca'));
+  operatorDir = (await issueCertDir(ca, join(dir, 'operator'), { identity: { role: 'operator', name: 'alice' } })).dir;
+  // Port 0: each agent picks a free port, so parallel runs on this machine never collide.
+  provider = createLocalProvider({ options: { caDir: join(dir, 'ca'), stateDir: join(dir, 'state'), runDir, port: 0 } });
+  for (const label of ['a1', 'a2']) made.push(await provider.create({ fleet: 'lf', label }));
+}, 120_000);
+
+afterAll(async () => {
+  for (const i of await provider.list('lf')) await provider.destroy('lf', i.id);
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(runDir, { recursive: true, force: true });
+});
+
+function record(id: string): { pid: number; port: number; bundle: string } {
+  return JSON.parse(readFileSync(join(dir, 'state', `${id}.json`), 'utf8')) as { pid: number; port: number; bundle: string };
+}
+
+describe('local provider', () => {
+  it('starts each agent on its own loopback address, tagged with its fleet, running', async () => {
+    expect(made.map((i) => i.ipv4)).toEqual(['127.0.0.2', '127.0.0.3']);
+    const listed = await provider.list('lf');
+    expect(listed.map((i) => i.status)).toEqual(['running', 'running']);
+    expect(listed.every((i) => i.tags.includes('gaxx-fleet:lf'))).toBe(true);
+    expect(await provider.list('other')).toEqual([]);
+  });
+
+  it('agents answer over mTLS with a certificate naming their address, and run tasks as nobody', async () => {
+    const creds = loadCertDir(operatorDir);
+    for (const inst of made) {
+      const { port } = record(inst.id);
+      const client = AgentClient.connect({ address: `${inst.ipv4}:${port}`, expect: { fleet: 'lf', host: inst.label } }, creds);
+      try {
+        const r = await client.run({ taskId: `t-${inst.label}`, argv: ['id', '-u'] });
+        expect(r.exit.code).toBe(0);
+        expect(r.stdout.toString().trim()).toBe(process.getuid?.() === 0 ? String(LOCAL_AGENT_UID) : String(process.getuid?.()));
+      } finally {
+        client.close();
+      }
+    }
+  });
+
+  it('refuses a second instance on a taken address (ALREADY_EXISTS) and a bad option (CONFIG_INVALID)', async () => {
+    const err = await provider.create({ fleet: 'lf', label: 'dup', index: 0 }).catch((e: unknown) => e);
+    expect(isGaxxError(err) && err.code).toBe('ALREADY_EXISTS');
+    let bad: unknown;
+    try {
+      createLocalProvider({ options: { caDir: 'x', stateDir: 'y', port: 70000 } });
+    } catch (e) {
+      bad = e;
+    }
+    expect(isGaxxError(bad) && bad.code).toBe('CONFIG_INVALID');
+  });
+
+  it('destroy refuses another fleet, then stops the agent by pid and forgets it', async () => {
+    const inst = made[1] as Instance;
+    const { pid, bundle } = record(inst.id);
+    expect(await provider.destroy('other', inst.id)).toBe('refused');
+    expect(isAgentProcess(pid, bundle)).toBe(true);
+    expect(await provider.destroy('lf', inst.id)).toBe('deleted');
+    expect(isAgentProcess(pid, bundle)).toBe(false);
+    expect(existsSync(join(dir, 'state', `${inst.id}.pid`))).toBe(false);
+    expect(await provider.get(inst.id)).toBeUndefined();
+    expect(await provider.destroy('lf', inst.id)).toBe('gone');
+    expect((await provider.list('lf')).map((i) => i.id)).toEqual([made[0]?.id]);
+  });
+});
