@@ -37,12 +37,12 @@ export interface AgentConfig {
   taskLimits: TaskLimits;
   /** The audit log; outside the data dir, so PutFile/GetFile cannot reach it. */
   auditLog: string;
+  /** The agent's own state: the task journal, the newest revocation list seen, a pending renewal key; hidden from tasks, outside the data dir. */
+  stateDir: string;
   /** Stat poll period of the cert dir watch (fs.watch does the rest). */
   certPollMs: number;
   /** Bearer token required on every call (GAXX_AGENT_TOKEN), when set; prints as [redacted]. */
   token: BearerToken | undefined;
-  /** The agent's own state (e.g. the newest revocation list seen); hidden from tasks. */
-  stateDir: string;
   /** Absolute dirs tasks may write besides their work dir (--task-writable A:B); none by default. */
   taskWritable: string[];
   /** The bubblewrap binary tasks are sandboxed with. */
@@ -65,8 +65,8 @@ const FLAGS = {
   guards: 'GUARDS',
   'task-limits': 'TASK_LIMITS',
   'audit-log': 'AUDIT_LOG',
-  'cert-poll': 'CERT_POLL',
   'state-dir': 'STATE_DIR',
+  'cert-poll': 'CERT_POLL',
   bwrap: 'BWRAP',
   'task-writable': 'TASK_WRITABLE',
 } as const;
@@ -111,14 +111,22 @@ const jsonOf = <T extends z.ZodTypeAny>(inner: T) =>
     })
     .pipe(inner);
 
+/** Where the task journal goes by default: beside the data dir, never inside it. */
+export function defaultStateDir(dataDir: string): string {
+  return join(dirname(dataDir), `${basename(dataDir)}-state`);
+}
+
+/** CONFIG_INVALID when `inner` is `outer` or below it (file RPCs serve the data dir). */
+function refuseInside(what: string, inner: string, outer: string): void {
+  const rel = relative(resolve(outer), resolve(inner));
+  if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+    throw new GaxxError('CONFIG_INVALID', `invalid agent config: ${what}: must be outside the data dir ${outer} (file RPCs can reach it)`, { details: { problems: [`${what}: inside the data dir`] } });
+  }
+}
+
 /** Where the audit log goes by default: beside the data dir, never inside it. */
 export function defaultAuditLog(dataDir: string): string {
   return join(dirname(dataDir), `${basename(dataDir)}-audit`, 'audit.log');
-}
-
-/** Where the agent's state goes by default: beside the data dir, never inside it. */
-export function defaultStateDir(dataDir: string): string {
-  return join(dirname(dataDir), `${basename(dataDir)}-state`);
 }
 
 function within(parent: string, p: string): boolean {
@@ -153,8 +161,8 @@ const schema = z.object({
   guards: jsonOf(GuardsSchema).default('{}'),
   'task-limits': jsonOf(TaskLimitsSchema).default('{}'),
   'audit-log': z.string().min(1).optional(),
-  'cert-poll': durationSchema.default('30s').pipe(z.number().min(100)),
   'state-dir': z.string().min(1).optional(),
+  'cert-poll': durationSchema.default('30s').pipe(z.number().min(100)),
   bwrap: z.string().min(1).default('/usr/bin/bwrap'),
   'task-writable': z.string().optional(),
   env: z.enum(['production', 'development']).default('production'),
@@ -189,6 +197,8 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
   const unsafeEnv = env[`GAXX_AGENT_${SWITCHES['unsafe-no-isolation']}`];
   const auditLog = c['audit-log'] ?? defaultAuditLog(c['data-dir']);
   refuseOverlaps(c['data-dir'], c.certs, auditLog);
+  const stateDir = c['state-dir'] ?? defaultStateDir(c['data-dir']);
+  refuseInside('state-dir', stateDir, c['data-dir']);
   return {
     listen: c.listen,
     certsDir: c.certs,
@@ -204,11 +214,11 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
     guards: c.guards,
     taskLimits: c['task-limits'],
     auditLog,
+    stateDir,
     certPollMs: c['cert-poll'],
     token,
     bwrapPath: c.bwrap,
     taskWritable: (c['task-writable'] ?? '').split(':').filter((d) => d.startsWith('/')),
-    stateDir: c['state-dir'] ?? defaultStateDir(c['data-dir']),
     unsafeNoIsolation: values['unsafe-no-isolation'] === true || unsafeEnv === '1' || unsafeEnv === 'true',
   };
 }

@@ -62,6 +62,7 @@ function meteredRegistry(config: AgentConfig, metrics: AgentMetrics): TaskRegist
   return new TaskRegistry({
     capacity: config.capacity,
     dataDir: config.dataDir,
+    stateDir: config.stateDir,
     onStart: () => {
       metrics.started.inc();
       metrics.running.inc();

@@ -34,6 +34,7 @@ const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX
   --max-message-bytes SIZE      largest inbound gRPC message (default 4MiB)
   --shutdown-grace DURATION     how long running tasks may finish on SIGTERM (default 10s)
   --audit-log PATH              JSON-lines audit log, 0600 (default beside the data dir: <data-dir>-audit/audit.log)
+  --state-dir DIR               task journal kept across restarts, outside the data dir (default <data-dir>-state)
   --cert-poll DURATION          stat poll of the cert dir besides fs.watch (default 30s)
   --guards JSON                 connection/call/rate limits and blocking, e.g. '{"block":{"threshold":10}}'
   --task-limits JSON            per-task limits, e.g. '{"cpuSeconds":3600,"addressSpaceBytes":4294967296,"processes":1024}'

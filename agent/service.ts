@@ -15,6 +15,7 @@ import {
   ENV_NAME_PATTERN,
   REQUEST_LIMITS,
   ERROR_CODE_METADATA_KEY,
+  RETRY_AFTER_METADATA_KEY,
   GaxxError,
   grpcStatusFor,
   isGaxxError,
@@ -86,12 +87,17 @@ export function toServiceError(e: unknown, log: Logger): Partial<grpc.StatusObje
   const metadata = new grpc.Metadata();
   if (isGaxxError(e)) {
     metadata.set(ERROR_CODE_METADATA_KEY, e.code);
+    const retry = e.details?.retryAfterMs;
+    if (typeof retry === 'number') metadata.set(RETRY_AFTER_METADATA_KEY, String(retry));
     return { code: grpcStatusFor(e.code), details: e.message, metadata };
   }
   log.error({ err: e }, 'unexpected error in a call');
   metadata.set(ERROR_CODE_METADATA_KEY, 'INTERNAL');
   return { code: grpc.status.INTERNAL, details: 'internal error', metadata };
 }
+
+/** Retry hint sent with a capacity refusal (the scheduler's busy wait reads it). */
+const BUSY_RETRY_AFTER_MS = 50;
 
 const TASK_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const taskIdSchema = z.string().regex(TASK_ID, '[A-Za-z0-9._-], 1..128 characters').refine((s) => s !== '.' && s !== '..', 'not . or ..');
@@ -184,7 +190,8 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
   if (!d.serving()) throw new GaxxError('UNAVAILABLE', 'agent is shutting down');
   if (d.refuseTasks) throw d.refuseTasks;
   const spec = execSpec(call.request, d.config, d.confine, d.launch);
-  if (!d.registry.hasRoom()) throw new GaxxError('RESOURCE_EXHAUSTED', `agent is running ${d.registry.capacity} tasks, its capacity`);
+  // The hint: a slot of a full agent frees when some task ends; ask again soon, not at once.
+  if (!d.registry.hasRoom()) throw new GaxxError('RESOURCE_EXHAUSTED', `agent is running ${d.registry.capacity} tasks, its capacity`, { details: { retryAfterMs: BUSY_RETRY_AFTER_MS } });
   const task = d.registry.start(spec, listener, checked.digest);
   auditExec(d.audit, who, spec, task);
   // A caller that goes away leaves the task running, so a retry can attach to it.

@@ -16,7 +16,7 @@ import { AgentClient } from '../scheduler/client/agent-client.js';
 import { agentConnector } from '../scheduler/dispatch/connector.js';
 import { TaskQueue } from '../scheduler/queue/queue.js';
 import { KEY_PREFIX, createRedis, redisSettingsFromUrl, type RedisSettings } from '../scheduler/redis/redis.js';
-import { waitForRun } from '../scheduler/queue/results.js';
+import { waitForRun } from '../scheduler/queue/wait.js';
 import { SchedulerWorker } from '../scheduler/dispatch/worker.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/agent.js';
 import { makePki } from '../test/helpers/pki.js';

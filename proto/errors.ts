@@ -111,6 +111,9 @@ export function exitCodeFor(code: ErrorCode): number {
 /** Metadata key that carries the GaxxError code across gRPC, so clients can rebuild it. */
 export const ERROR_CODE_METADATA_KEY = 'gaxx-error-code';
 
+/** Trailing metadata of a RESOURCE_EXHAUSTED refusal: milliseconds after which a retry may succeed. */
+export const RETRY_AFTER_METADATA_KEY = 'gaxx-retry-after-ms';
+
 /** Reverse map for statuses from peers that sent no gaxx code. */
 const FROM_GRPC: Record<number, ErrorCode> = {
   [GrpcStatus.INVALID_ARGUMENT]: 'INVALID_ARGUMENT',
@@ -131,3 +134,6 @@ export function errorFromGrpc(grpcCode: number, details: string, gaxxCode?: stri
   const code = gaxxCode && gaxxCode in ERROR_CODES ? (gaxxCode as ErrorCode) : (FROM_GRPC[grpcCode] ?? 'INTERNAL');
   return new GaxxError(code, details || `gRPC status ${grpcCode}`);
 }
+
+/** Exit.reason of a task that was running when its agent died: found in the agent's journal at restart, never run again. */
+export const LOST_IN_RESTART = 'lost_in_restart';

@@ -4,13 +4,17 @@
  * their output (per task and globally). An Exec for a running id attaches; one for a finished id
  * replays the stored result; neither runs the command again.
  *
- * A second run can still happen when: the agent restarts (the registry lives in memory), the
- * finished entry aged out (TTL) or was evicted (count bound), or the retry goes to another agent.
+ * With a state dir the registry is journalled (journal.ts): after a restart a finished task is
+ * replayed and one that was running is reported lost (`lost_in_restart`), never run again.
+ * A second run can still happen when: the finished entry aged out (TTL) or was evicted (count
+ * bound), the state dir was lost, or the retry goes to another agent.
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecEvent, Exit } from '../../proto/index.js';
 import { startExec, type ExecHandle, type ExecSink, type ExecSpec, type KillReason } from './exec.js';
+import { LOST_IN_RESTART } from '../../proto/index.js';
+import { processStartTicks, sweepLostGroup, TaskJournal, type JournalEntry } from './journal.js';
 
 export type TaskExit = Parameters<ExecSink['exit']>[0];
 
@@ -36,6 +40,8 @@ export interface TaskRegistryOptions {
   maxFinishedBytes?: number;
   /** The agent's data dir: a forgotten task's scratch dir under it (see scratchDir) is removed. */
   dataDir?: string;
+  /** Where the journal lives (outside the data dir); none: the registry is in memory only. */
+  stateDir?: string;
   /** Observes every task start and finish (metrics). */
   onStart?(): void;
   onExit?(exit: TaskExit): void;
@@ -50,6 +56,8 @@ export class Task {
    */
   readonly specKey: string;
   pid = 0;
+  startTicks = 0;
+  readonly startedAt = Date.now();
   exit: TaskExit | undefined;
   finishedAt = 0;
   /** Buffered output (the tail, when more than the per-task budget was produced). */
@@ -106,13 +114,50 @@ export class TaskRegistry {
   /** Bytes held by finished entries besides their output (see entryBytes). */
   private finishedBytes = 0;
   startedTotal = 0;
-  private readonly o: Required<Omit<TaskRegistryOptions, 'onStart' | 'onExit' | 'onOutput' | 'dataDir'>> & TaskRegistryOptions;
+  private readonly o: Required<Omit<TaskRegistryOptions, 'onStart' | 'onExit' | 'onOutput' | 'dataDir' | 'stateDir'>> & TaskRegistryOptions;
   private readonly sweeper: NodeJS.Timeout;
+  private readonly journal: TaskJournal | undefined;
+  /** Tasks found running in the journal at start (their remains were killed). */
+  readonly lostInRestart: string[] = [];
 
   constructor(opts: TaskRegistryOptions) {
     this.o = { retentionMs: 10 * 60_000, maxFinished: 10_000, replayBytesPerTask: 64 * 1024, replayBytesTotal: 64 * 1024 * 1024, maxFinishedBytes: 64 * 1024 * 1024, ...opts };
+    if (opts.stateDir !== undefined) {
+      const { journal, entries } = TaskJournal.open(opts.stateDir);
+      this.journal = journal;
+      this.recover(entries);
+    }
     this.sweeper = setInterval(() => this.prune(true), 30_000);
     this.sweeper.unref();
+  }
+
+  /** Restores the journal's tasks: finished ones replay, running ones are swept and marked lost. */
+  private recover(entries: JournalEntry[]): void {
+    for (const e of entries) {
+      const task = new Task({ taskId: e.id, argv: [], env: {}, cwd: '', stdin: Buffer.alloc(0), timeoutMs: 0, outputCapBytes: 0 }, e.specKey);
+      task.pid = e.pid;
+      let exit = e.exit;
+      if (!exit) {
+        sweepLostGroup(e);
+        exit = { code: -1, signal: '', durationMs: Date.now() - e.startedAt, truncated: false, stdoutBytes: 0, stderrBytes: 0, reason: LOST_IN_RESTART, error: 'the agent stopped while the task ran; what was left of it was killed at restart' };
+        this.journal?.finished(e.id, exit);
+        this.lostInRestart.push(e.id);
+      }
+      task.finish(exit);
+      if (e.finishedAt) task.finishedAt = e.finishedAt;
+      for (const c of e.output ?? []) this.remember(task, c.stream, c.data);
+      task.dropped ||= e.dropped ?? false;
+      this.tasks.set(e.id, task);
+    }
+    this.prune(true);
+    this.journal?.rewrite(this.journalEntries());
+  }
+
+  private journalEntries(): JournalEntry[] {
+    return [...this.tasks.entries()].map(([id, t]) => ({
+      id, specKey: t.specKey, pid: t.pid, startTicks: t.startTicks, startedAt: t.startedAt,
+      ...(t.exit ? { exit: t.exit, finishedAt: t.finishedAt, output: t.buffer, dropped: t.dropped } : {}),
+    }));
   }
 
   get running(): number {
@@ -154,6 +199,8 @@ export class TaskRegistry {
     task.handle = startExec(spec, {
       started: (pid) => {
         task.pid = pid;
+        task.startTicks = pid > 0 ? processStartTicks(pid) : 0;
+        this.journal?.started({ id: spec.taskId, specKey: task.specKey, pid, startTicks: task.startTicks, startedAt: task.startedAt });
         emit({ started: { pid } });
       },
       output: (stream, data) => {
@@ -165,6 +212,7 @@ export class TaskRegistry {
         this.runningCount--;
         task.finish(exit);
         this.finishedBytes += entryBytes(task);
+        this.journal?.finished(spec.taskId, exit, task.buffer, task.dropped);
         this.o.onExit?.(exit);
         emit({ exit });
         task.listeners.clear();
@@ -191,6 +239,7 @@ export class TaskRegistry {
     await Promise.race([all, timer]);
     for (const t of running) if (t.running) t.handle?.kill('shutdown', 1000);
     await all;
+    this.journal?.close();
   }
 
   private remember(task: Task, stream: 'stdout' | 'stderr', data: Buffer): void {
@@ -241,5 +290,6 @@ export class TaskRegistry {
       this.forget(id, t);
       finished--;
     }
+    if (this.journal?.wantsCompaction(this.tasks.size)) this.journal.rewrite(this.journalEntries());
   }
 }

@@ -11,14 +11,14 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { identityFromSan, normalizeSerial, describeIdentity } from '../../certs/index.js';
-import { ERROR_CODE_METADATA_KEY, grpcStatusFor, isGaxxError, type ErrorCode } from '../../proto/index.js';
+import { ERROR_CODE_METADATA_KEY, RETRY_AFTER_METADATA_KEY, grpcStatusFor, isGaxxError, type ErrorCode } from '../../proto/index.js';
 import type { PeerBlocker } from './blocklist.js';
 import { peerAddress, type Release, type StreamLimiter } from './conn-limits.js';
 import type { RateLimiter } from './rate-limit.js';
 import { presentedToken, type BearerToken } from '../auth/secrets.js';
 
 /** Trailer carrying how long a rate-limited caller should wait before retrying. */
-export const RETRY_AFTER_METADATA_KEY = 'gaxx-retry-after-ms';
+export { RETRY_AFTER_METADATA_KEY };
 
 /** The caller of one call, as far as the transport knows it. */
 export interface Caller {

@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { secureContextOptions, type CertBundle } from '../../certs/index.js';
 import {
   ERROR_CODE_METADATA_KEY,
+  RETRY_AFTER_METADATA_KEY,
   GaxxError,
   errorFromGrpc,
   loadProtos,
@@ -46,6 +47,12 @@ export interface AgentClientOptions {
   connectTimeoutMs?: number;
   /** The agents' bearer token (GAXX_AGENT_TOKEN), sent on every call when set. */
   token?: string | undefined;
+  /**
+   * Keepalive ping period while a call is active (30 s) and how long a ping may go unanswered
+   * (10 s): a stalled agent's streams fail after about their sum. Agents refuse pings closer
+   * together than their `minPingIntervalMs` guard (10 s by default).
+   */
+  keepalive?: { timeMs: number; timeoutMs: number };
 }
 
 export interface ExecCallOptions {
@@ -99,8 +106,8 @@ export class AgentClient {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
       // Long, quiet Exec streams stay up through NATs; pings only while a call is active.
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_time_ms': opts.keepalive?.timeMs ?? 30_000,
+      'grpc.keepalive_timeout_ms': opts.keepalive?.timeoutMs ?? 10_000,
       'grpc.keepalive_permit_without_calls': 0,
       // This client's channel is its own: nothing shared with clients holding other credentials.
       'grpc.use_local_subchannel_pool': 1,
@@ -221,6 +228,9 @@ export class AgentClient {
     if (opts.signal?.aborted) throw new GaxxError('CANCELLED', `task ${req.taskId ?? ''} cancelled before it started`);
     await this.ready();
     const deadlineMs = opts.deadlineMs ?? (req.timeoutMs ? Number(req.timeoutMs) + 30_000 : undefined);
+    // On a READY channel the request goes out at once, so a failure may come after the agent
+    // started the task; on any other state grpc-js fails the call before sending anything.
+    const sent = this.grpcClient.getChannel().getConnectivityState(false) === grpc.connectivityState.READY;
     const call = this.grpcClient.exec(req, deadlineMs === undefined ? {} : this.callOptions(deadlineMs));
     let grace: NodeJS.Timeout | undefined;
     let started = false;
@@ -248,7 +258,9 @@ export class AgentClient {
         yield ev;
       }
     } catch (e) {
-      throw this.mapError(e);
+      const err = this.mapError(e);
+      // `requestSent`: the agent may have started the task (the retry policy must not move it).
+      throw new GaxxError(err.code, err.message, { cause: err.cause, details: { ...err.details, requestSent: sent } });
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
       clearTimeout(grace);
@@ -309,6 +321,8 @@ export class AgentClient {
     // grpc-js appends an empty "Resolution note:" to transport errors; it only adds noise.
     const details = (se.details ?? se.message ?? '').replace(/\.? ?Resolution note: *$/, '');
     const mapped = errorFromGrpc(se.code, `agent ${this.address}: ${details}`, typeof trailer === 'string' ? trailer : undefined);
-    return new GaxxError(mapped.code, mapped.message, { cause: e });
+    // The agent's retry hint (RESOURCE_EXHAUSTED) travels on as a detail the retry policy reads.
+    const hint = Number(se.metadata?.get(RETRY_AFTER_METADATA_KEY)[0] ?? NaN);
+    return new GaxxError(mapped.code, mapped.message, { cause: e, ...(Number.isFinite(hint) ? { details: { retryAfterMs: hint } } : {}) });
   }
 }

@@ -1,12 +1,16 @@
 /** How an agent's Exit reads as a task outcome: the one rule for queued and direct tasks. */
-import type { Exit__Output } from '../../proto/index.js';
+import { LOST_IN_RESTART, type Exit__Output } from '../../proto/index.js';
 
-/** The outcomes an Exit event can stand for (the queue adds its own, e.g. unreachable). */
-export type ExitOutcome = 'succeeded' | 'failed' | 'timeout' | 'cancelled' | 'killed';
+/**
+ * The outcomes an Exit event can stand for (the queue adds its own, e.g. unreachable). `unknown`:
+ * the agent restarted while the task ran (its journal says so): started, outcome lost.
+ */
+export type ExitOutcome = 'succeeded' | 'failed' | 'timeout' | 'cancelled' | 'killed' | 'unknown';
 
 /** The outcome an agent's Exit event stands for. */
 export function outcomeOf(exit: Exit__Output): ExitOutcome {
   if (exit.reason === 'timeout') return 'timeout';
+  if (exit.reason === LOST_IN_RESTART) return 'unknown';
   if (exit.reason === 'cancelled') return 'cancelled';
   if (exit.signal) return 'killed';
   return exit.code === 0 && !exit.error ? 'succeeded' : 'failed';

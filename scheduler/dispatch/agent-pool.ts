@@ -46,6 +46,8 @@ interface AgentState {
   inflight: number;
   info: Promise<void> | undefined;
   lastState: BreakerState;
+  /** Some call reached this agent since the pool knows it (a restart is then worth waiting for). */
+  reached: boolean;
 }
 
 /** Agents by address, shared by every job a worker runs. */
@@ -68,7 +70,7 @@ export class AgentPool {
     for (const ep of endpoints) {
       let s = this.agents.get(ep.address);
       if (!s) {
-        s = { address: ep.address, links: new Map(), breaker: new Breaker(this.opts.breaker ?? DEFAULT_BREAKER), capacity: this.opts.defaultCapacity ?? 1, inflight: 0, info: undefined, lastState: 'closed' };
+        s = { address: ep.address, links: new Map(), breaker: new Breaker(this.opts.breaker ?? DEFAULT_BREAKER), capacity: this.opts.defaultCapacity ?? 1, inflight: 0, info: undefined, lastState: 'closed', reached: false };
         this.agents.set(ep.address, s);
       }
       if (!s.info && s.breaker.allows(Date.now())) s.info = this.fetchInfo(s);
@@ -118,6 +120,11 @@ export class AgentPool {
     return out;
   }
 
+  /** Whether any call ever reached `address` (else a wait on its breaker is counted as an attempt). */
+  everReached(address: string): boolean {
+    return this.agents.get(address)?.reached ?? false;
+  }
+
   acquire(address: string): void {
     const s = this.agents.get(address);
     if (s) s.inflight += 1;
@@ -133,6 +140,7 @@ export class AgentPool {
   success(address: string): void {
     const s = this.agents.get(address);
     if (!s) return;
+    s.reached = true;
     s.breaker.recordSuccess();
     this.noteState(s);
   }

@@ -1,9 +1,11 @@
 /**
  * A circuit breaker per agent and the backoff every retry uses. The breaker opens after
  * `failureThreshold` consecutive transport failures, stays open for a growing, jittered period,
- * then lets one Health probe through (half-open): SERVING closes it, anything else re-opens it
+ * then lets one Health probe through (its open periods use the retry policy's backoff) (half-open): SERVING closes it, anything else re-opens it
  * for longer. Time is passed in, so the state machine is testable without clocks.
  */
+
+import { backoffDelay } from './retry-policy.js';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -15,20 +17,6 @@ export interface BreakerOptions {
 }
 
 export const DEFAULT_BREAKER: BreakerOptions = { failureThreshold: 3, openMs: 1000, maxOpenMs: 30_000 };
-
-export interface BackoffOptions {
-  baseMs: number;
-  maxMs: number;
-}
-
-/**
- * Exponential backoff with "equal jitter": half the exponential delay fixed, half random, so
- * retries spread out but never collapse to zero. `attempt` starts at 1.
- */
-export function backoffDelay(attempt: number, opts: BackoffOptions, random: () => number = Math.random): number {
-  const exp = Math.min(opts.maxMs, opts.baseMs * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
-  return Math.round(exp / 2 + random() * (exp / 2));
-}
 
 /** One agent's breaker. */
 export class Breaker {

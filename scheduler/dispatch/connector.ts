@@ -14,6 +14,8 @@ export interface ConnectorOptions {
   connectTimeoutMs?: number | undefined;
   /** The agents' bearer token, when they require one. */
   token?: string | undefined;
+  /** Keepalive of Exec streams (AgentClientOptions.keepalive). */
+  keepalive?: { timeMs: number; timeoutMs: number };
 }
 
 /** Connector for SchedulerWorker / runAndWait. */
@@ -23,5 +25,6 @@ export function agentConnector(creds: CertBundle, opts: ConnectorOptions = {}): 
       deadlineMs: opts.deadlineMs ?? 5000,
       connectTimeoutMs: opts.connectTimeoutMs ?? 3000,
       token: opts.token,
+      ...(opts.keepalive ? { keepalive: opts.keepalive } : {}),
     });
 }

@@ -23,13 +23,18 @@ export interface ExecOutcome {
   output: OutputChunk[];
 }
 
+/** What a failed Exec got before it failed (the caller's record: did the agent say Started?). */
+export interface ExecSeen {
+  started?: Started__Output;
+}
+
 /**
  * Runs the Exec stream to its exit event. The drain signal is deliberately NOT handed to the
  * client (that would Cancel the task on the agent): on drain we stop reading and drop the
  * stream, and the agent keeps the task running for the worker that takes the job next. The
  * run's cancel signal is: the client then sends Cancel and reads on to the agent's exit event.
  */
-export async function execOnce(link: AgentLink, req: ExecRequest, signal: AbortSignal, cancel: AbortSignal, deadlineMs: number | undefined, live?: LiveSink): Promise<ExecOutcome> {
+export async function execOnce(link: AgentLink, req: ExecRequest, signal: AbortSignal, cancel: AbortSignal, deadlineMs: number | undefined, live?: LiveSink, seen: ExecSeen = {}): Promise<ExecOutcome> {
   const output: OutputChunk[] = [];
   let started: Started__Output | undefined;
   let startedAt = 0;
@@ -48,6 +53,7 @@ export async function execOnce(link: AgentLink, req: ExecRequest, signal: AbortS
       const ev = next.value;
       if (ev.started) {
         started = ev.started;
+        seen.started = ev.started;
         startedAt = Date.now();
         // An attach or replay sends the agent's buffered tail, not necessarily from the start.
         if (started.attached || started.replayed) live?.spoil();

@@ -1,27 +1,33 @@
 /**
- * The BullMQ worker: takes task jobs from the shared queue, dispatches each through the agent
+ * The BullMQ worker: takes task jobs from the runs' queues, dispatches each through the agent
  * pool (see dispatch.ts for retries and exactly-once), publishes its result to the run's stream
- * and completes the job with the result as its return value. Several workers (in one scheduler
- * or many) share the queue; a job whose worker died stalls and is taken again by another, whose
- * re-dispatch reaches the same agent and attaches to or replays the first execution.
+ * and completes the job with the result as its return value. With `runId` it serves that run
+ * only (the in-process worker of `gaxx run`, or `--resume`); without, every registered run
+ * (the daemon; see run-discovery.ts), one BullMQ worker per run queue. Several workers share a
+ * run; a job whose worker died stalls and is taken again by another, whose re-dispatch reaches
+ * the same agent and attaches to or replays the first execution.
  *
  * Draining (`drain`): stop taking jobs, let in-flight ones finish for a grace period, then hand
  * the rest back to the queue (moved to delayed for "now"), so another worker picks them up
  * at once and attaches to the executions still running on the agents.
  */
 import { setMaxListeners } from 'node:events';
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { AgentPool, type AgentConnector, type AgentEndpoint } from './agent-pool.js';
 import type { BreakerOptions } from './breaker.js';
+import type { RetryPolicy } from './retry-policy.js';
 import { CancelWatch } from '../queue/cancel.js';
 import { dispatchTask, type DispatchContext, type JobHandle } from './dispatch.js';
 import { fleetAgents } from '../queue/fleets.js';
 import { LiveOutput } from '../queue/live.js';
 import type { SchedulerMetrics } from '../daemon/metrics.js';
-import { QUEUE_NAME, runInputKey } from '../queue/queue.js';
-import { createRedis, KEY_PREFIX, type RedisSettings } from '../redis/redis.js';
-import { publishResult, type TaskResult } from '../queue/results.js';
+import { runInputKey } from '../queue/queue.js';
+import { runQueueName } from '../queue/runs.js';
+import { QuietLog } from './quiet-log.js';
+import { RunDiscovery } from './run-discovery.js';
+import { createRedis, gaxxKey, KEY_PREFIX, type RedisSettings } from '../redis/redis.js';
+import { publishResult, taskResult, type TaskResult } from '../queue/results.js';
 import { checkJobSignature } from '../queue/sign.js';
 import { jobIdFor, parseTaskSpec, RUN_ID, TASK_ID, type TaskSpec } from '../queue/task.js';
 import { GaxxError, isGaxxError } from '../../proto/index.js';
@@ -35,13 +41,18 @@ export interface WorkerLog {
 
 export interface SchedulerWorkerOptions {
   settings: RedisSettings;
+  /** Serve this run only; without it, every registered run. */
+  runId?: string;
   connect: AgentConnector;
   concurrency?: number;
   /** BullMQ lock: a dead worker's jobs are taken again after about this long. */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
   breaker?: BreakerOptions;
-  backoffMaxMs?: number;
+  /** Output a run may store, live and final together (default RUN_OUTPUT_BUDGET_BYTES). */
+  runOutputBudgetBytes?: number;
+  /** Overrides of the retry policy (retry-policy.ts), e.g. `agentGoneMs`. */
+  policy?: Partial<RetryPolicy>;
   metrics?: SchedulerMetrics;
   log?: WorkerLog;
 }
@@ -54,7 +65,11 @@ export class SchedulerWorker {
   private readonly abort = new AbortController();
   private readonly fleetCache = new Map<string, { at: number; agents: Promise<AgentEndpoint[]> }>();
   private readonly cancels: CancelWatch;
-  private worker!: Worker<TaskSpec, TaskResult>;
+  private readonly workers = new Map<string, Worker<TaskSpec, TaskResult>>();
+  private readonly quiet: QuietLog;
+  private discovery: RunDiscovery | undefined;
+  private discovering: Promise<void> | undefined;
+  private ctx!: DispatchContext;
   private closed: Promise<void> | undefined;
 
   private constructor(
@@ -62,6 +77,7 @@ export class SchedulerWorker {
     readonly redis: Redis | Cluster,
   ) {
     this.cancels = new CancelWatch(redis);
+    this.quiet = new QuietLog(opts.log);
     this.pool = new AgentPool(opts.connect, {
       breaker: opts.breaker,
       onBreaker: (address, state) => opts.log?.info({ agent: address, breaker: state }, 'agent breaker changed'),
@@ -71,29 +87,91 @@ export class SchedulerWorker {
   /** Connects and starts taking jobs. */
   static start(opts: SchedulerWorkerOptions): SchedulerWorker {
     const redis = createRedis(opts.settings, 'worker');
-    redis.on('error', (e: Error) => opts.log?.warn({ err: e.message }, 'redis connection error'));
     const w = new SchedulerWorker(opts, redis);
+    redis.on('error', (e: Error) => w.quiet.warn('redis connection error', e.message));
     // Every in-flight dispatch listens on the one drain signal.
     setMaxListeners(0, w.abort.signal);
-    const ctx: DispatchContext = { pool: w.pool, metrics: opts.metrics, resolve: (s) => w.resolve(s), backoffMaxMs: opts.backoffMaxMs };
-    w.worker = new Worker<TaskSpec, TaskResult>(QUEUE_NAME, (job, token) => w.process(ctx, job, token), {
-      connection: redis,
-      prefix: KEY_PREFIX,
-      concurrency: opts.concurrency ?? 64,
-      lockDuration: opts.lockDurationMs ?? 30_000,
-      stalledInterval: opts.stalledIntervalMs ?? opts.lockDurationMs ?? 30_000,
-      // A scheduler crash stalls its jobs; they must come back, not fail.
-      maxStalledCount: 1000,
-    });
-    w.worker.on('error', (e) => opts.log?.warn({ err: e.message }, 'worker error'));
-    w.worker.on('failed', (job, e) => opts.log?.error({ job: job?.id, err: e.message }, 'job failed'));
+    w.ctx = { pool: w.pool, metrics: opts.metrics, resolve: (s) => w.resolve(s), policy: opts.policy };
+    if (opts.runId !== undefined) w.serve(opts.runId);
+    else {
+      w.discovery = new RunDiscovery({
+        redis,
+        onRun: (runId) => w.serve(runId),
+        onGone: (runId) => void w.unserve(runId),
+        hasWork: (runId) => w.hasWork(runId),
+        forget: (runId) => w.forgetIdleRun(runId),
+        onError: (e) => w.quiet.warn('run discovery error', e.message),
+      });
+      w.discovering = w.discovery.start();
+      w.discovering.catch((e: Error) => w.quiet.warn('run discovery error', e.message));
+    }
     opts.metrics?.attach({ breakers: () => w.pool.states(), inflight: () => w.pool.inflightTotal() });
     return w;
   }
 
-  /** Resolves once the worker is connected and fetching. */
+  /** The BullMQ worker of one run's queue (started on first use). */
+  private serve(runId: string): Worker<TaskSpec, TaskResult> {
+    let bw = this.workers.get(runId);
+    if (bw) return bw;
+    // Locks: a worker that stalls (SIGSTOP, a long GC) longer than lockDuration loses its jobs to
+    // another worker; the re-dispatch attaches on the agent (task-dispatch.ts), and the stalled
+    // worker, once it runs again, reattaches too instead of moving the task elsewhere.
+    bw = new Worker<TaskSpec, TaskResult>(runQueueName(runId), (job, token) => this.process(this.ctx, job, token), {
+      connection: this.redis,
+      prefix: KEY_PREFIX,
+      concurrency: this.opts.concurrency ?? 64,
+      lockDuration: this.opts.lockDurationMs ?? 30_000,
+      stalledInterval: this.opts.stalledIntervalMs ?? this.opts.lockDurationMs ?? 30_000,
+      // A scheduler crash stalls its jobs; they must come back, not fail.
+      maxStalledCount: 1000,
+    });
+    bw.on('error', (e) => this.quiet.warn('worker error', e.message));
+    bw.on('failed', (job, e) => this.opts.log?.error({ job: job?.id, err: e.message }, 'job failed'));
+    this.workers.set(runId, bw);
+    return bw;
+  }
+
+  private async unserve(runId: string): Promise<void> {
+    const bw = this.workers.get(runId);
+    this.workers.delete(runId);
+    if (!bw) return;
+    // Closing a worker whose connection is still being set up makes BullMQ emit an error with
+    // no listener left (a crash): let it finish connecting first.
+    await bw.waitUntilReady().catch(() => undefined);
+    await bw.close().catch(() => undefined);
+  }
+
+  /** A stale run with nothing left to run: stop serving it and remove its queue. */
+  private async forgetIdleRun(runId: string): Promise<void> {
+    await this.unserve(runId);
+    const q = new Queue(runQueueName(runId), { connection: this.redis, prefix: KEY_PREFIX });
+    q.on('error', () => undefined);
+    try {
+      await q.waitUntilReady();
+      await q.obliterate({ force: true });
+      await this.redis.zrem(gaxxKey('runs'), runId);
+    } finally {
+      await q.close().catch(() => undefined);
+    }
+  }
+
+  /** Whether a run has jobs left to run (or running). */
+  private async hasWork(runId: string): Promise<boolean> {
+    const q = new Queue(runQueueName(runId), { connection: this.redis, prefix: KEY_PREFIX });
+    q.on('error', () => undefined);
+    try {
+      await q.waitUntilReady();
+      const c = await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+      return Object.values(c).some((n) => n > 0);
+    } finally {
+      await q.close().catch(() => undefined);
+    }
+  }
+
+  /** Resolves once the worker is connected and fetching (a daemon: once it knows the runs). */
   async ready(): Promise<void> {
-    await this.worker.waitUntilReady();
+    await this.discovering;
+    await Promise.all([...this.workers.values()].map((bw) => bw.waitUntilReady()));
   }
 
   private async process(ctx: DispatchContext, job: Job<TaskSpec, TaskResult>, token: string | undefined): Promise<TaskResult> {
@@ -111,7 +189,7 @@ export class SchedulerWorker {
       throw new UnrecoverableError((e as Error).message);
     }
     const watch = this.cancels.track(spec.runId);
-    const live = new LiveOutput(this.redis, spec.runId, spec.taskId, spec.outputCapBytes);
+    const live = new LiveOutput(this.redis, spec.runId, spec.taskId, spec.outputCapBytes, { budgetBytes: this.opts.runOutputBudgetBytes });
     let done;
     try {
       if (await this.cancels.check(spec.runId)) watch.controller.abort();
@@ -137,7 +215,10 @@ export class SchedulerWorker {
       if (done === undefined) void live.close();
     }
     const streamed = await live.close();
-    const fresh = await publishResult(this.redis, done.result, done.output, streamed.exact ? streamed.bytes : undefined);
+    // Output streamed live exactly and completely is not stored a second time.
+    const total = done.output.reduce((n, c) => n + c.data.length, 0);
+    const outputIsLive = streamed.exact && total > 0 && streamed.bytes === total;
+    const fresh = await publishResult(this.redis, done.result, done.output, streamed.exact ? streamed.bytes : undefined, { outputIsLive, budgetBytes: this.opts.runOutputBudgetBytes });
     if (fresh) this.opts.metrics?.tasks.inc({ outcome: done.result.outcome });
     else this.opts.metrics?.published.inc();
     return done.result;
@@ -151,10 +232,7 @@ export class SchedulerWorker {
   private async reportInvalid(job: Job, e: Error): Promise<void> {
     const d = (job.data ?? {}) as { runId?: unknown; taskId?: unknown };
     if (typeof d.runId !== 'string' || !RUN_ID.test(d.runId) || typeof d.taskId !== 'string' || !TASK_ID.test(d.taskId)) return;
-    const result: TaskResult = {
-      runId: d.runId, taskId: d.taskId, host: '', outcome: 'error', exitCode: null, signal: null, reason: isGaxxError(e) ? e.code : 'INVALID_ARGUMENT', error: e.message,
-      durationMs: 0, stdoutBytes: 0, stderrBytes: 0, truncated: false, attempts: 0, attached: false, replayed: false, finishedAt: new Date().toISOString(),
-    };
+    const result = taskResult({ runId: d.runId, taskId: d.taskId, host: '', outcome: 'error', reason: isGaxxError(e) ? e.code : 'INVALID_ARGUMENT' }, { error: e.message });
     if (await publishResult(this.redis, result, []).catch(() => false)) this.opts.metrics?.tasks.inc({ outcome: 'error' });
   }
 
@@ -178,7 +256,8 @@ export class SchedulerWorker {
    */
   drain(graceMs = 10_000): Promise<void> {
     this.closed ??= (async () => {
-      const closing = this.worker.close();
+      this.discovery?.stop();
+      const closing = Promise.all([...this.workers.values()].map((bw) => bw.close())).then(() => undefined);
       let timer: NodeJS.Timeout | undefined;
       const late = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
       clearTimeout(timer);

@@ -6,21 +6,27 @@
  * unflushed byte), at most the task's output cap is published live, and an entry is added only
  * while the task has no result yet (a Lua guard on the run's `done` hash).
  *
- * The result (with the full output, as before) stays the record. Live entries are for display:
- * the worker that publishes the result says how many bytes it streamed live and whether they
- * are exactly the output's prefix (one fresh execution, nothing lost). A reader that displayed
+ * The result stays the record. When the live entries hold exactly the whole output (one fresh
+ * execution, nothing lost), the output is not stored a second time: the result entry says so
+ * (`lo=1`) and readers take it from the live entries. Otherwise the result carries the full
+ * output, and says how many bytes were streamed live as its exact prefix. Live and final output
+ * count against the run's byte budget; beyond it nothing more is stored. A reader that displayed
  * exactly that much needs not print the output again; otherwise (a scheduler died mid-task and
  * another attached, a re-run, a failed publish) it prints the full output after the live part.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { runDoneKey, runEventsKey, RESULT_TTL_MS, STREAM_MAXLEN, type OutputChunk } from './results.js';
+import { runBytesKey, runDoneKey, runEventsKey, RESULT_TTL_MS, RUN_OUTPUT_BUDGET_BYTES, STREAM_MAXLEN, type OutputChunk } from './results.js';
 
+// KEYS: events, done, the run's stored-output byte count. ARGV: task, maxlen, ttl, size, budget, pairs.
 const LIVE = `
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
-for i = 4, #ARGV, 2 do
+if tonumber(redis.call('GET', KEYS[3]) or '0') + tonumber(ARGV[4]) > tonumber(ARGV[5]) then return 0 end
+for i = 6, #ARGV, 2 do
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 't', 'live', 'task', ARGV[1], 's', ARGV[i], 'd', ARGV[i + 1])
 end
+redis.call('INCRBY', KEYS[3], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return 1
 `;
 
@@ -29,6 +35,8 @@ export interface LiveOptions {
   flushBytes?: number;
   /** Flush this long after the first pending byte (default 100 ms). */
   flushMs?: number;
+  /** The run's output budget (results.ts RUN_OUTPUT_BUDGET_BYTES by default). */
+  budgetBytes?: number;
 }
 
 /** What a task's live stream amounted to. */
@@ -49,6 +57,7 @@ export class LiveOutput {
   private spoiled = false;
   private readonly flushBytes: number;
   private readonly flushMs: number;
+  private readonly budgetBytes: number;
 
   constructor(
     private readonly redis: Redis | Cluster,
@@ -59,6 +68,7 @@ export class LiveOutput {
   ) {
     this.flushBytes = opts.flushBytes ?? 16 * 1024;
     this.flushMs = opts.flushMs ?? 100;
+    this.budgetBytes = opts.budgetBytes ?? RUN_OUTPUT_BUDGET_BYTES;
   }
 
   /** A chunk as it arrives from the agent. */
@@ -99,11 +109,11 @@ export class LiveOutput {
     const bytes = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
-    const args: Array<string | Buffer> = [this.taskId, String(STREAM_MAXLEN), String(RESULT_TTL_MS)];
+    const args: Array<string | Buffer> = [this.taskId, String(STREAM_MAXLEN), String(RESULT_TTL_MS), String(bytes), String(this.budgetBytes)];
     for (const c of chunks) args.push(String(c.stream), c.data);
     this.chain = this.chain.then(async () => {
       try {
-        const added = await this.redis.eval(LIVE, 2, runEventsKey(this.runId), runDoneKey(this.runId), ...args);
+        const added = await this.redis.eval(LIVE, 3, runEventsKey(this.runId), runDoneKey(this.runId), runBytesKey(this.runId), ...args);
         if (added === 1) this.published += bytes;
         else this.spoiled = true;
       } catch {

@@ -1,19 +1,19 @@
 /**
  * The producer side of the queue: a run is validated, then enqueued as ONE addBulk with job id
- * `<runId>-<taskId>`, so enqueueing the same run twice adds nothing while its jobs are kept.
- * Finished jobs are removed by age and count. The producer connection fails fast
- * (REDIS_UNAVAILABLE) instead of buffering commands while Redis is down.
+ * `<runId>-<taskId>` into the run's own queue (`run.<runId>`, see runs.ts), so enqueueing the
+ * same run twice adds nothing while its jobs are kept, and only workers serving that run (a
+ * daemon, its own `gaxx run`, or `gaxx run --resume`) take them. Finished jobs are removed by
+ * age and count; a finished run's queue is removed by its owner (`forgetRun`). The producer
+ * connection fails fast (REDIS_UNAVAILABLE) instead of buffering commands while Redis is down.
  */
 import { Queue } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { GaxxError, type TaskSigner } from '../../proto/index.js';
 import { unknownFleets } from './fleets.js';
 import { createRedis, gaxxKey, KEY_PREFIX, redisError, waitReady, type RedisRole, type RedisSettings } from '../redis/redis.js';
+import { listRuns as listRunsOf, registerRun, runQueueName, unregisterRun } from './runs.js';
 import { DEFAULT_SIGNED_TTL_MS, signTask } from './sign.js';
 import { jobIdFor, parseRunSpec, type RunSpec, type RunSpecInput, type TaskSpec } from './task.js';
-
-/** The one queue every fleet's tasks go through. */
-export const QUEUE_NAME = 'tasks';
 
 /** How long finished jobs, results and run inputs are kept. */
 export const RETENTION = {
@@ -33,10 +33,20 @@ export interface EnqueuedRun {
 
 /** The producer: a fail-fast connection and the BullMQ queue on it. */
 export class TaskQueue {
-  private constructor(
-    readonly redis: Redis | Cluster,
-    readonly queue: Queue,
-  ) {}
+  private readonly queues = new Map<string, Queue>();
+
+  private constructor(readonly redis: Redis | Cluster) {}
+
+  /** The BullMQ queue of one run's jobs. */
+  queueFor(runId: string): Queue {
+    let q = this.queues.get(runId);
+    if (!q) {
+      q = new Queue(runQueueName(runId), { connection: this.redis, prefix: KEY_PREFIX });
+      q.on('error', () => undefined);
+      this.queues.set(runId, q);
+    }
+    return q;
+  }
 
   /**
    * Connects (REDIS_UNAVAILABLE within `timeoutMs` when Redis is down). `role` 'worker' makes a
@@ -46,9 +56,7 @@ export class TaskQueue {
     const redis = createRedis(settings, role);
     redis.on('error', () => undefined); // surfaced through waitReady and command errors
     await waitReady(redis, timeoutMs, settings.display);
-    const queue = new Queue(QUEUE_NAME, { connection: redis, prefix: KEY_PREFIX });
-    queue.on('error', () => undefined);
-    return new TaskQueue(redis, queue);
+    return new TaskQueue(redis);
   }
 
   /**
@@ -81,9 +89,13 @@ export class TaskQueue {
           },
         };
       });
-      await this.queue.addBulk(jobs);
+      const hosts = Object.fromEntries(run.tasks.map((t) => [t.taskId, 'host' in t.target ? t.target.host : '']));
+      await registerRun(this.redis, { runId: run.runId, taskIds: run.tasks.map((t) => t.taskId), hosts, createdAt: Date.now() });
+      await this.queueFor(run.runId).addBulk(jobs);
       return { runId: run.runId, taskIds: run.tasks.map((t) => t.taskId), jobIds: jobs.map((j) => j.opts.jobId) };
     } catch (e) {
+      // Best effort (a Redis refusing writes refuses this too): no registry entry without jobs.
+      await unregisterRun(this.redis, run.runId).catch(() => undefined);
       throw redisError(e, 'enqueue failed');
     }
   }
@@ -126,7 +138,7 @@ export class TaskQueue {
   async withdrawIds(jobIds: readonly string[]): Promise<string[]> {
     const removed: string[] = [];
     for (const id of jobIds) {
-      const job = await this.queue.getJob(id);
+      const job = await this.queueFor(id.slice(0, id.indexOf('-'))).getJob(id);
       if (!job || job.processedOn !== undefined || (job.attemptsStarted ?? 0) > 0) continue;
       const state = await job.getState();
       if (state === 'waiting' || state === 'delayed' || state === 'prioritized') {
@@ -136,13 +148,27 @@ export class TaskQueue {
     return removed;
   }
 
-  /** Jobs by state, for metrics and `gaxx scheduler` status. */
-  async depth(): Promise<Record<string, number>> {
-    return this.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed');
+  /** Jobs by state over `runIds` (every registered run when omitted), for metrics and status. */
+  async depth(runIds?: readonly string[]): Promise<Record<string, number>> {
+    const total: Record<string, number> = { waiting: 0, active: 0, delayed: 0, prioritized: 0, completed: 0, failed: 0 };
+    for (const runId of runIds ?? (await listRunsOf(this.redis))) {
+      const counts = await this.queueFor(runId).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed');
+      for (const [k, n] of Object.entries(counts)) total[k] = (total[k] ?? 0) + n;
+    }
+    return total;
+  }
+
+  /** Removes a finished (or withdrawn) run's queue and registry entry; its results stay. */
+  async forgetRun(runId: string): Promise<void> {
+    const q = this.queueFor(runId);
+    await q.obliterate({ force: true });
+    await unregisterRun(this.redis, runId);
+    this.queues.delete(runId);
+    await q.close().catch(() => undefined);
   }
 
   async close(): Promise<void> {
-    await this.queue.close().catch(() => undefined);
+    await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
     this.redis.disconnect();
   }
 }

@@ -1,22 +1,34 @@
 /**
- * What `gaxx run` does with the queue: enqueue the run, make sure something will work on it
- * (a daemon's heartbeat, or else the same worker started in this process), and wait for every
- * task's result on the run's stream. A run always finishes on its own.
+ * What `gaxx run` does with the queue: enqueue the run into its own queue, make sure something
+ * will work on it (a daemon's heartbeat, or else a worker in this process that serves THIS run
+ * only), and wait for every task's result on the run's stream. A run always finishes on its own,
+ * and every task gets a result (`unknown` when its outcome cannot be known).
+ *
+ * Bounded: the wait ends at `timeoutMs` (DEADLINE_EXCEEDED), when Redis stays unreachable for
+ * `redisGoneMs` (REDIS_UNAVAILABLE), or on cancel; each ends within about a second. Tasks still
+ * without a result are reported `unknown`; their jobs stay in the run's queue (a daemon, or
+ * `gaxx run --resume ID`, finishes them) unless they were withdrawn.
  *
  * Cancelling (`cancel` aborts, e.g. Ctrl-C): the run's cancel flag is set in Redis for every
  * worker (daemon or in-process; the in-process one is also told directly), tasks no worker has
  * taken are withdrawn and published as `cancelled`, running ones are Cancelled on their agents
  * by the workers and report `cancelled` themselves. The wait then returns what arrived within
- * `cancelGraceMs`; a task still without a result is reported as an `error` (DEADLINE_EXCEEDED).
+ * `cancelGraceMs` (at once when Redis is unreachable).
+ *
+ * A failure after enqueue withdraws the run's jobs before it is reported.
  */
-import { GaxxError, isGaxxError, type TaskSigner } from '../../proto/index.js';
+import { GaxxError, isGaxxError, type ErrorCode, type TaskSigner } from '../../proto/index.js';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
+import type { RetryPolicy } from '../dispatch/retry-policy.js';
+import { expireAbandonedRuns } from './abandoned.js';
 import { requestCancel } from './cancel.js';
-import { schedulerAlive } from '../daemon/daemon.js';
+import { HEARTBEAT_KEY } from '../daemon/daemon.js';
 import { TaskQueue, type EnqueuedRun } from './queue.js';
-import type { RedisSettings } from '../redis/redis.js';
-import { publishResult, waitForRun, type RunResults, type TaskResult, type WaitOptions } from './results.js';
-import type { RunSpecInput } from './task.js';
+import { redisError, type RedisSettings } from '../redis/redis.js';
+import { publishResult, taskResult } from './results.js';
+import { loadRunMeta, RUN_TOUCH_MS, touchRun, type RunMeta } from './runs.js';
+import { jobIdFor, type RunSpecInput } from './task.js';
+import { waitForRun, type RunResults, type WaitOptions } from './wait.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 
 export interface RunAndWaitOptions extends WaitOptions {
@@ -35,6 +47,10 @@ export interface RunAndWaitOptions extends WaitOptions {
   cancel?: AbortSignal;
   /** After a cancel, how long to wait for the running tasks' results (default 15 s). */
   cancelGraceMs?: number;
+  /** Called with the run id once its jobs are queued (before any result). */
+  onStart?: (runId: string) => void;
+  /** Retry policy overrides for the in-process worker. */
+  policy?: Partial<RetryPolicy>;
 }
 
 export interface RunOutcome extends RunResults {
@@ -43,98 +59,191 @@ export interface RunOutcome extends RunResults {
   inProcess: boolean;
   /** Whether the run was cancelled before every task had a result. */
   cancelled: boolean;
+  /** Why the wait ended before every task had its own result (DEADLINE_EXCEEDED, REDIS_UNAVAILABLE). */
+  ended?: { code: ErrorCode; message: string };
 }
 
 /** How often a waiting run checks that a daemon is still there (else it works on the queue itself). */
 const WATCH_MS = 2000;
 const CANCEL_GRACE_MS = 15_000;
+/** Redis clean-up after the wait (withdraw, forget) gets this long, then is left. */
+const CLEANUP_MS = 1000;
+/** Default bound on a Redis outage during a wait. */
+export const REDIS_GONE_MS = 60_000;
 
-/** A result for a task that never got one of its own. */
-function syntheticResult(runId: string, taskId: string, host: string, outcome: TaskResult['outcome'], reason: string, error: string): TaskResult {
-  return {
-    runId, taskId, host, outcome, exitCode: null, signal: null, reason, error, durationMs: 0, stdoutBytes: 0, stderrBytes: 0,
-    truncated: false, attempts: 0, attached: false, replayed: false, finishedAt: new Date().toISOString(),
+/** Resolves with `p`'s value, or undefined after `ms` (the work goes on, unobserved). */
+async function bounded<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)));
+  try {
+    return await Promise.race([p.catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Whether a daemon heartbeat is live (read only: it must not need a writable Redis). */
+async function daemonAlive(queue: TaskQueue): Promise<boolean> {
+  return (await queue.redis.zcount(HEARTBEAT_KEY, Date.now(), '+inf')) > 0;
+}
+
+/** One waiting run: its queue, worker, cancel and clean-up. */
+class RunWait {
+  worker: SchedulerWorker | undefined;
+  private cancelling: Promise<void> | undefined;
+  private redisDown = false;
+  private readonly stop = new AbortController();
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    readonly queue: TaskQueue,
+    readonly meta: RunMeta,
+    private readonly opts: RunAndWaitOptions,
+  ) {}
+
+  get jobIds(): string[] {
+    return this.meta.taskIds.map((t) => jobIdFor(this.meta.runId, t));
+  }
+
+  startWorker(): void {
+    if (this.worker || !this.opts.connect) return;
+    this.worker = SchedulerWorker.start({ settings: this.opts.settings, connect: this.opts.connect, runId: this.meta.runId, concurrency: this.opts.concurrency, log: this.opts.log, policy: this.opts.policy });
+  }
+
+  /** In-process worker now, or a watch that starts one when the daemon goes away. */
+  async ensureWorker(): Promise<void> {
+    const mode = this.opts.worker ?? 'auto';
+    if (mode === 'always' || (mode === 'auto' && !(await daemonAlive(this.queue)))) {
+      if (!this.opts.connect) throw new GaxxError('FAILED_PRECONDITION', 'no scheduler daemon is running and no agent credentials were given to run one here');
+      this.startWorker();
+    } else if (mode === 'auto') {
+      this.timers.push(setInterval(() => void daemonAlive(this.queue).then((alive) => (alive ? undefined : this.startWorker()), () => undefined), WATCH_MS));
+    }
+    // The owner is alive: a daemon does not forget the run, and it does not expire.
+    this.timers.push(setInterval(() => void touchRun(this.queue.redis, this.meta.runId).catch(() => undefined), RUN_TOUCH_MS));
+  }
+
+  onCancel = (): void => {
+    // The grace for running tasks' results starts once the withdrawn ones are published; with
+    // Redis unreachable nothing more can arrive, so the wait ends at once.
+    this.cancelling ??= bounded(this.cancelRun(), CLEANUP_MS)
+      .then(() => undefined)
+      .finally(() => {
+        if (this.redisDown) this.stop.abort();
+        else this.timers.push(setTimeout(() => this.stop.abort(), this.opts.cancelGraceMs ?? CANCEL_GRACE_MS).unref());
+      });
   };
-}
 
-function hostOf(run: RunSpecInput, taskId: string): string {
-  const t = run.tasks.find((x) => x.taskId === taskId);
-  return t && 'host' in t.target ? t.target.host : '';
-}
+  /** Flag for every worker, direct cancel of this process's worker, `cancelled` for withdrawn tasks. */
+  private async cancelRun(): Promise<void> {
+    const { runId } = this.meta;
+    await requestCancel(this.queue.redis, runId);
+    // Withdraw before stopping this process's running tasks, so the slots they free do not take
+    // queued ones (a worker that does take one sees the flag and never dispatches it).
+    const withdrawn = new Set(await this.queue.withdrawIds(this.jobIds));
+    this.worker?.cancelRun(runId);
+    for (const taskId of this.meta.taskIds) {
+      if (!withdrawn.has(jobIdFor(runId, taskId))) continue;
+      const r = taskResult({ runId, taskId, host: this.meta.hosts[taskId] ?? '', outcome: 'cancelled', reason: 'cancelled' }, { error: 'run cancelled before the task ran' });
+      await publishResult(this.queue.redis, r, []);
+    }
+  }
 
-/**
- * Cancels an enqueued run: flag for every worker, direct cancel of this process's worker, and
- * `cancelled` results for the tasks withdrawn before any worker took them.
- */
-async function cancelRun(queue: TaskQueue, run: RunSpecInput, enq: EnqueuedRun, worker: SchedulerWorker | undefined): Promise<void> {
-  await requestCancel(queue.redis, enq.runId);
-  // Withdraw before stopping this process's running tasks, so the slots they free do not take
-  // queued ones (a worker that does take one sees the flag and never dispatches it).
-  const withdrawn = new Set(await queue.withdrawIds(enq.jobIds));
-  worker?.cancelRun(enq.runId);
-  for (const [i, jobId] of enq.jobIds.entries()) {
-    if (!withdrawn.has(jobId)) continue;
-    const taskId = enq.taskIds[i] as string;
-    await publishResult(queue.redis, syntheticResult(enq.runId, taskId, hostOf(run, taskId), 'cancelled', 'cancelled', 'run cancelled before the task ran'), []);
+  /** Waits for every result; an early end (deadline, Redis gone) is returned, not thrown. */
+  async wait(): Promise<RunOutcome> {
+    const results: RunResults = { results: new Map(), output: new Map() };
+    let ended: RunOutcome['ended'];
+    const onRedis = (down: boolean, forMs: number): void => {
+      this.redisDown = down;
+      if (down && this.cancelling) this.stop.abort();
+      this.opts.onRedis?.(down, forMs);
+    };
+    try {
+      await waitForRun(this.queue.redis, this.meta.runId, this.meta.taskIds, { ...this.opts, redisGoneMs: this.opts.redisGoneMs ?? REDIS_GONE_MS, onRedis, until: this.stop.signal, into: results });
+    } catch (e) {
+      if (!isGaxxError(e, 'DEADLINE_EXCEEDED') && !isGaxxError(e, 'REDIS_UNAVAILABLE')) throw e;
+      ended = { code: e.code, message: e.message };
+    }
+    await this.cancelling;
+    const cancelled = this.cancelling !== undefined;
+    this.fillMissing(results, cancelled ? 'CANCELLED' : (ended?.code ?? 'DEADLINE_EXCEEDED'));
+    return { ...results, runId: this.meta.runId, inProcess: this.worker !== undefined, cancelled, ...(ended ? { ended } : {}) };
+  }
+
+  /** Every task without a result gets an `unknown` one (it may be queued, running, or done). */
+  private fillMissing(results: RunResults, why: ErrorCode): void {
+    for (const taskId of this.meta.taskIds) {
+      if (results.results.has(taskId)) continue;
+      const r = taskResult(
+        { runId: this.meta.runId, taskId, host: this.meta.hosts[taskId] ?? '', outcome: 'unknown', reason: why },
+        { error: `no result when the wait ended (${why}); the task may be queued, running, or done: gaxx run --resume ${this.meta.runId}` },
+      );
+      results.results.set(taskId, r);
+      this.opts.onResult?.(r, [], false);
+    }
+  }
+
+  /** Stops timers and the in-process worker (handing back what runs), removes a finished run. */
+  async close(complete: boolean): Promise<void> {
+    for (const t of this.timers) clearTimeout(t);
+    const early = !complete;
+    // A complete run drains normally; an early end hands running tasks back at once (the agents
+    // keep running them; `--resume` or a daemon attaches), within the second the caller has.
+    if (this.worker) await bounded(this.worker.drain(early ? 0 : 5000), early ? CLEANUP_MS : 10_000);
+    if (complete) await bounded(this.forgetWhenIdle(), 3000);
+  }
+
+  private async forgetWhenIdle(): Promise<void> {
+    const q = this.queue.queueFor(this.meta.runId);
+    // A daemon may still be completing the last job it published: let it.
+    for (let i = 0; i < 20 && (await q.getActiveCount()) > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    await this.queue.forgetRun(this.meta.runId);
   }
 }
 
 /** Enqueues `run` and waits for all its results. */
 export async function runAndWait(run: RunSpecInput, opts: RunAndWaitOptions): Promise<RunOutcome> {
   const queue = await TaskQueue.open(opts.settings);
-  let worker: SchedulerWorker | undefined;
-  let watch: NodeJS.Timeout | undefined;
-  let grace: NodeJS.Timeout | undefined;
-  let onCancel = (): void => undefined;
-  const mode = opts.worker ?? 'auto';
-  const startWorker = (): void => {
-    if (worker || !opts.connect) return;
-    worker = SchedulerWorker.start({ settings: opts.settings, connect: opts.connect, concurrency: opts.concurrency, log: opts.log });
-  };
+  let enq: EnqueuedRun | undefined;
   try {
-    const enq = await queue.enqueueRun(run, opts.signer, opts.expiresAtUnixMs === undefined ? {} : { expiresAtUnixMs: opts.expiresAtUnixMs });
-    if (mode === 'always' || (mode === 'auto' && !(await schedulerAlive(queue.redis)))) {
-      if (!opts.connect) throw new GaxxError('FAILED_PRECONDITION', 'no scheduler daemon is running and no agent credentials were given to run one here');
-      startWorker();
-    } else if (mode === 'auto') {
-      // A daemon that dies while we wait stops refreshing its heartbeat: take over then.
-      watch = setInterval(() => void schedulerAlive(queue.redis).then((alive) => (alive ? undefined : startWorker()), () => undefined), WATCH_MS);
-    }
-    const stop = new AbortController();
-    let cancelling: Promise<void> | undefined;
-    onCancel = () => {
-      // The grace for running tasks' results starts once the withdrawn ones are published.
-      cancelling ??= cancelRun(queue, run, enq, worker)
-        .catch((e: Error) => opts.log?.warn({ run: enq.runId, err: e.message }, 'cancel incomplete'))
-        .finally(() => (grace = setTimeout(() => stop.abort(), opts.cancelGraceMs ?? CANCEL_GRACE_MS).unref()));
-    };
-    if (opts.cancel?.aborted) onCancel();
-    else opts.cancel?.addEventListener('abort', onCancel, { once: true });
-    try {
-      const results = await waitForRun(queue.redis, enq.runId, enq.taskIds, { ...opts, until: stop.signal });
-      await cancelling;
-      fillMissing(results, enq, run, opts);
-      return { ...results, runId: enq.runId, inProcess: worker !== undefined, cancelled: cancelling !== undefined };
-    } catch (e) {
-      // Interrupted (or timed out): tasks not yet taken are withdrawn; running ones finish.
-      if (isGaxxError(e, 'CANCELLED') || isGaxxError(e, 'DEADLINE_EXCEEDED')) await queue.withdraw(enq.jobIds).catch(() => 0);
-      throw e;
-    }
+    // In passing: runs abandoned long ago expire (their untaken jobs end EXPIRED), best effort.
+    void bounded(expireAbandonedRuns(queue), CLEANUP_MS);
+    enq = await queue.enqueueRun(run, opts.signer, opts.expiresAtUnixMs === undefined ? {} : { expiresAtUnixMs: opts.expiresAtUnixMs });
+    const hosts = Object.fromEntries(run.tasks.map((t) => [t.taskId, 'host' in t.target ? t.target.host : '']));
+    return await waitOn(new RunWait(queue, { runId: enq.runId, taskIds: enq.taskIds, hosts, createdAt: Date.now() }, opts), opts);
+  } catch (e) {
+    // Nothing may stay behind a failed run: its jobs would run later, unasked.
+    if (enq) await bounded(queue.forgetRun(enq.runId), CLEANUP_MS);
+    throw redisError(e, `run ${enq?.runId ?? run.runId}`);
   } finally {
-    opts.cancel?.removeEventListener('abort', onCancel);
-    clearInterval(watch);
-    clearTimeout(grace);
-    await (worker as SchedulerWorker | undefined)?.drain(5000);
-    await queue.close();
+    await bounded(queue.close(), CLEANUP_MS);
   }
 }
 
-/** After a cancel's grace: every task without a result gets an `error` one, and is reported. */
-function fillMissing(results: RunResults, enq: EnqueuedRun, run: RunSpecInput, opts: RunAndWaitOptions): void {
-  for (const taskId of enq.taskIds) {
-    if (results.results.has(taskId)) continue;
-    const r = syntheticResult(enq.runId, taskId, hostOf(run, taskId), 'error', 'DEADLINE_EXCEEDED', 'no result in time after the run was cancelled; the task may still be running');
-    results.results.set(taskId, r);
-    opts.onResult?.(r, [], false);
+/** `gaxx run --resume ID`: serves an earlier run's remaining jobs and waits for all its results. */
+export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise<RunOutcome> {
+  const queue = await TaskQueue.open(opts.settings);
+  try {
+    const meta = await loadRunMeta(queue.redis, runId).catch((e: unknown) => Promise.reject(redisError(e, `run ${runId}`)));
+    if (!meta) throw new GaxxError('NOT_FOUND', `run ${runId} is unknown (never enqueued, or its records expired)`);
+    return await waitOn(new RunWait(queue, meta, opts), opts);
+  } finally {
+    await bounded(queue.close(), CLEANUP_MS);
+  }
+}
+
+async function waitOn(w: RunWait, opts: RunAndWaitOptions): Promise<RunOutcome> {
+  let complete = false;
+  try {
+    opts.onStart?.(w.meta.runId);
+    await w.ensureWorker();
+    if (opts.cancel?.aborted) w.onCancel();
+    else opts.cancel?.addEventListener('abort', w.onCancel, { once: true });
+    const out = await w.wait();
+    complete = out.ended === undefined && !out.cancelled;
+    return out;
+  } finally {
+    opts.cancel?.removeEventListener('abort', w.onCancel);
+    await w.close(complete);
   }
 }

@@ -44,7 +44,7 @@ const RetrySchema = z
     attempts: z.number().int().min(1).max(LIMITS.attempts).default(5),
     /** Also run again when the command exits non-zero (up to `attempts` runs). Off by default. */
     retryOnFailure: z.boolean().default(false),
-    /** First backoff delay; doubled per attempt with full jitter, capped at 30 s. */
+    /** First backoff delay; doubled per attempt with equal jitter, capped at 30 s (dispatch/retry-policy.ts). */
     backoffMs: z.number().int().min(10).max(60_000).default(500),
   })
   .strict();

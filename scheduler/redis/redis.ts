@@ -216,7 +216,11 @@ export async function waitReady(client: Redis | Cluster, timeoutMs = 5000, displ
 /** Turns an ioredis failure into REDIS_UNAVAILABLE; GaxxErrors pass through. */
 export function redisError(e: unknown, what: string): GaxxError {
   if (e instanceof GaxxError) return e;
-  return new GaxxError('REDIS_UNAVAILABLE', `${what}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+  // A refused MULTI says only EXECABORT; the server's reason (MISCONF, OOM, READONLY...) is in
+  // the errors of the commands it queued.
+  const inner = (e as { previousErrors?: Error[] } | undefined)?.previousErrors?.[0];
+  const reason = inner?.message ?? (e as Error)?.message ?? String(e);
+  return new GaxxError('REDIS_UNAVAILABLE', `${what}: ${reason}`, { cause: e });
 }
 
 /** Parses `INFO` text into a field map. */

@@ -91,9 +91,11 @@ describe('gaxx run', () => {
   it('--json prints one object per task; exit 1 when a command fails', async () => {
     const r = await gaxx(['run', '--json', '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
     expect(r.code, r.stderr).toBe(1);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const [first, ...lines] = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    // The run id comes first, before any result.
+    expect(first).toEqual({ runId: expect.stringMatching(/^[A-Za-z0-9][A-Za-z0-9_.]*$/) });
     expect(lines).toHaveLength(2);
-    for (const l of lines) expect(l).toMatchObject({ outcome: 'failed', exitCode: 3, attempts: 1, stdout: 'out\n', stderr: 'err\n' });
+    for (const l of lines) expect(l).toMatchObject({ runId: first?.runId, outcome: 'failed', exitCode: 3, attempts: 1, stdout: 'out\n', stderr: 'err\n' });
     expect(new Set(lines.map((l) => l.host))).toEqual(new Set(agents.map((a) => a.address)));
   });
 
@@ -184,7 +186,7 @@ describe('gaxx run', () => {
     run.sigint();
     const r = await run.done;
     expect(r.code, r.stderr).toBe(130);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).slice(1);
     expect(lines).toHaveLength(2);
     for (const l of lines) expect(l).toMatchObject({ outcome: 'cancelled', reason: 'cancelled', attempts: 1 });
     expect(await runningTasks()).toEqual([0, 0]);

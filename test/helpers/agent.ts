@@ -91,7 +91,7 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; a
   const auditDir = `${dataDir}-audit`;
   const auditLog = join(auditDir, 'audit.log');
   mkdirSync(auditDir, { recursive: true, mode: 0o700 });
-  // The agent's state (e.g. the newest revocation list seen), also outside the data dir.
+  // The agent's state (the task journal, the newest revocation list seen), also outside the data dir.
   const stateDir = `${dataDir}-state`;
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const drop = !o.asRoot && process.getuid?.() === 0;
@@ -128,12 +128,12 @@ function exitPromise(child: ChildProcess): Promise<number | null> {
   return new Promise((r) => child.once('exit', (code) => r(code)));
 }
 
-/** Starts an agent and waits for its "agent listening" line (15 s at most). */
+/** Starts an agent and waits for its "agent listening" line (45 s at most: a loaded machine starts slowly). */
 export async function startAgent(o: StartAgentOptions): Promise<AgentProcess> {
   const { child, dataDir, auditLog, out } = launch(o);
   const exited = exitPromise(child);
   const line = await new Promise<Record<string, unknown>>((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error(`agent did not start in 15 s: ${out.text}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`agent did not start in 45 s: ${out.text}`)), 45_000);
     const check = () => {
       const l = out.text.split('\n').find((s) => s.includes('"agent listening"'));
       if (l) {

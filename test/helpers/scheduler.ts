@@ -32,7 +32,7 @@ export interface SchedulerProcess {
 
 const live = new Set<ChildProcess>();
 
-/** Starts a scheduler process (15 s at most to come up). */
+/** Starts a scheduler process (45 s at most to come up: a loaded machine starts slowly). */
 export async function startSchedulerProcess(o: SchedulerProcessOptions): Promise<SchedulerProcess> {
   const args = [CLI_MAIN, 'scheduler', '--state-dir', o.stateDir, '--certs', o.certsDir, '--metrics-listen', o.metricsListen ?? '127.0.0.1:0'];
   if (o.redisUrl) args.push('--redis-url', o.redisUrl);
@@ -49,7 +49,7 @@ export async function startSchedulerProcess(o: SchedulerProcessOptions): Promise
     r(code);
   }));
   const started = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`scheduler did not start in 15 s: ${text}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`scheduler did not start in 45 s: ${text}`)), 45_000);
     const check = (): void => {
       const l = text.split('\n').find((s) => s.includes('"scheduler started"'));
       if (l) {

@@ -5,7 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../../certs/index.js';
 import { createTaskSigner, type TaskSigner } from '../../proto/index.js';
 import { registerFleet } from '../../scheduler/queue/fleets.js';
+import { expireAbandonedRuns } from '../../scheduler/queue/abandoned.js';
 import { TaskQueue } from '../../scheduler/queue/queue.js';
+import { ABANDONED_RUN_MS, listRuns, RUNS_KEY } from '../../scheduler/queue/runs.js';
+import { waitForRun } from '../../scheduler/queue/wait.js';
 import { redisSettingsFromUrl } from '../../scheduler/redis/redis.js';
 import type { TaskInput } from '../../scheduler/queue/task.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
@@ -37,12 +40,13 @@ describe('TaskQueue', () => {
     const a = await q.enqueueRun(run, signer);
     expect(a.jobIds).toEqual(['dup1-t0', 'dup1-t1', 'dup1-t2', 'dup1-t3', 'dup1-t4']);
     await q.enqueueRun(run, signer);
-    expect((await q.depth()).waiting).toBe(5);
-    const job = await q.queue.getJob('dup1-t3');
+    expect((await q.depth(['dup1'])).waiting).toBe(5);
+    const job = await q.queueFor('dup1').getJob('dup1-t3');
     expect(job?.data).toMatchObject({ runId: 'dup1', taskId: 't3', argv: ['true'] });
     expect(job?.opts.removeOnComplete).toMatchObject({ age: expect.any(Number), count: expect.any(Number) });
     expect(job?.opts.removeOnFail).toMatchObject({ age: expect.any(Number), count: expect.any(Number) });
-    await q.queue.obliterate({ force: true });
+    await q.forgetRun('dup1');
+    expect((await q.depth()).waiting).toBe(0);
   });
 
   it.each([
@@ -54,15 +58,15 @@ describe('TaskQueue', () => {
     const err = await q.enqueueRun({ runId: 'bad1', tasks: tasks(3, over) }, signer).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(((err as { details: { issues: Array<{ path: string }> } }).details.issues).map((i) => i.path)).toContain(path);
-    expect(await q.queue.getJob('bad1-t0')).toBeUndefined();
+    expect(await q.queueFor('bad1').getJob('bad1-t0')).toBeUndefined();
     expect((await q.depth()).waiting).toBe(0);
   });
 
   it('accepts a registered fleet', async () => {
     await registerFleet(q.redis, 'web', [{ host: 'h1', address: '127.0.0.1:8088' }]);
     await q.enqueueRun({ runId: 'fleet1', tasks: tasks(1, { agents: undefined, fleet: 'web' }) }, signer);
-    expect(await q.queue.getJob('fleet1-t0')).toBeDefined();
-    await q.queue.obliterate({ force: true });
+    expect(await q.queueFor('fleet1').getJob('fleet1-t0')).toBeDefined();
+    await q.forgetRun('fleet1');
   });
 
   it('withdraws the jobs of a run that no worker has taken', async () => {
@@ -72,6 +76,19 @@ describe('TaskQueue', () => {
     expect(await q.withdraw(enq.jobIds)).toBe(0);
   });
 
+  it('expires the untaken jobs of a run abandoned for longer than the limit, with an EXPIRED result each', async () => {
+    await q.enqueueRun({ runId: 'old1', tasks: tasks(2) }, signer);
+    await q.enqueueRun({ runId: 'young1', tasks: tasks(1) }, signer);
+    await q.redis.zadd(RUNS_KEY, Date.now() - ABANDONED_RUN_MS - 1000, 'old1');
+    expect(await expireAbandonedRuns(q)).toBe(2);
+    const res = await waitForRun(q.redis, 'old1', ['t0', 't1'], { timeoutMs: 10_000 });
+    for (const r of res.results.values()) expect(r).toMatchObject({ outcome: 'error', reason: 'EXPIRED', attempts: 0 });
+    const runs = await listRuns(q.redis);
+    expect([runs.includes('old1'), runs.includes('young1')]).toEqual([false, true]);
+    expect((await q.depth(['young1'])).waiting).toBe(1);
+    await q.forgetRun('young1');
+  });
+
   it('loses none of 1,000 queued tasks when redis-server restarts (AOF)', async () => {
     await q.enqueueRun({ runId: 'aof1', tasks: tasks(1000) }, signer);
     await q.close();
@@ -79,7 +96,7 @@ describe('TaskQueue', () => {
     await redis.restart();
     q = await TaskQueue.open(redisSettingsFromUrl(redis.url));
     expect((await q.depth()).waiting).toBe(1000);
-    const ids = new Set((await q.queue.getWaiting(0, 2000)).map((j) => j.id));
+    const ids = new Set((await q.queueFor('aof1').getWaiting(0, 2000)).map((j) => j.id));
     expect(ids.size).toBe(1000);
     expect(ids.has('aof1-t999')).toBe(true);
   });

@@ -1,15 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/redis/redis.js';
 import { LiveOutput } from '../../scheduler/queue/live.js';
-import { publishResult, runEventsKey, waitForRun, type OutputChunk, type TaskResult } from '../../scheduler/queue/results.js';
+import { publishResult, runEventsKey, taskResult, type OutputChunk, type TaskResult } from '../../scheduler/queue/results.js';
+import { waitForRun } from '../../scheduler/queue/wait.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import type { Redis } from 'ioredis';
 
-const result = (taskId: string, over: Partial<TaskResult> = {}): TaskResult => ({
-  runId: 'res1', taskId, host: '127.0.0.1:1', outcome: 'succeeded', exitCode: 0, signal: null, reason: '',
-  durationMs: 3, stdoutBytes: 2, stderrBytes: 0, truncated: false, attempts: 1, attached: false, replayed: false,
-  finishedAt: new Date().toISOString(), ...over,
-});
+const result = (taskId: string, over: Partial<TaskResult> = {}): TaskResult =>
+  taskResult({ runId: 'res1', taskId, host: '127.0.0.1:1', outcome: 'succeeded', reason: '' }, { exitCode: 0, durationMs: 3, stdoutBytes: 2, attempts: 1, startedOn: ['127.0.0.1:1'], ...over });
 
 describe('run results stream', () => {
   let redis: TestRedis;
@@ -91,6 +89,26 @@ describe('run results stream', () => {
     });
     expect(seenLive).toEqual(['ok:a\nb\nc\n', 'capped:a\nb\n', 'again:partial', 'again:whole\n']);
     expect(Object.fromEntries(shown)).toEqual({ ok: true, capped: false, again: false });
+  });
+
+  it('stores output streamed live exactly only once, and keeps a run within its output budget', async () => {
+    const chunk = (text: string): OutputChunk => ({ stream: 1, data: Buffer.from(text) });
+    const live = new LiveOutput(r, 'once1', 'a', 1024, { flushMs: 20 });
+    live.push(chunk('0123456789'));
+    expect(await live.close()).toEqual({ bytes: 10, exact: true });
+    await publishResult(r, result('a', { runId: 'once1' }), [chunk('0123456789')], 10, { outputIsLive: true, budgetBytes: 25 });
+    // Over the budget (10 live + 20 > 25): the result is stored, its output is not.
+    await publishResult(r, result('b', { runId: 'once1' }), [chunk('x'.repeat(20))], undefined, { budgetBytes: 25 });
+    await publishResult(r, result('c', { runId: 'once1' }), [chunk('small')], undefined, { budgetBytes: 25 });
+    const entries = await r.xrange(runEventsKey('once1'), '-', '+');
+    const kinds = entries.map(([, f]) => `${f[1]}:${f[3]}`);
+    expect(kinds).toEqual(['live:a', 'res:a', 'res:b', 'out:c', 'res:c']);
+    const res = await waitForRun(r, 'once1', ['a', 'b', 'c'], { timeoutMs: 10_000 });
+    expect(Buffer.concat((res.output.get('a') ?? []).map((c) => c.data)).toString()).toBe('0123456789');
+    expect(res.results.get('a')?.truncated).toBe(false);
+    expect(res.results.get('b')).toMatchObject({ truncated: true });
+    expect(res.output.get('b') ?? []).toEqual([]);
+    expect(Buffer.concat((res.output.get('c') ?? []).map((c) => c.data)).toString()).toBe('small');
   });
 
   it('gives up with DEADLINE_EXCEEDED when results do not come', async () => {

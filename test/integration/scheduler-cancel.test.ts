@@ -12,7 +12,7 @@ import { AgentClient } from '../../scheduler/client/agent-client.js';
 import { isCancelled, requestCancel } from '../../scheduler/queue/cancel.js';
 import { runInputKey, type TaskQueue } from '../../scheduler/queue/queue.js';
 import type { RedisSettings } from '../../scheduler/redis/redis.js';
-import { waitForRun } from '../../scheduler/queue/results.js';
+import { waitForRun } from '../../scheduler/queue/wait.js';
 import { runAndWait } from '../../scheduler/queue/run.js';
 import type { TaskInput } from '../../scheduler/queue/task.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';

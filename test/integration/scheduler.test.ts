@@ -14,7 +14,8 @@ import { HEARTBEAT_KEY, schedulerAlive } from '../../scheduler/daemon/daemon.js'
 import { registerFleet } from '../../scheduler/queue/fleets.js';
 import { TaskQueue } from '../../scheduler/queue/queue.js';
 import type { RedisSettings } from '../../scheduler/redis/redis.js';
-import { runDoneKey, runEventsKey, waitForRun } from '../../scheduler/queue/results.js';
+import { runDoneKey, runEventsKey } from '../../scheduler/queue/results.js';
+import { waitForRun } from '../../scheduler/queue/wait.js';
 import { runAndWait } from '../../scheduler/queue/run.js';
 import type { TaskInput } from '../../scheduler/queue/task.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
@@ -94,7 +95,7 @@ describe('scheduler with real agents', () => {
     } finally {
       await w.drain(5000);
     }
-  });
+  }, 300_000);
 
   it('survives kill -9 of the scheduler halfway through 500 tasks: all complete, none ran twice', async () => {
     const ranFile = sharedFile('ran.log');
@@ -131,17 +132,20 @@ describe('scheduler with real agents', () => {
     // The killed one's heartbeat ages out by itself.
     for (let i = 0; i < 100 && (await schedulerAlive(q.redis)); i++) await sleep(100);
     expect(await schedulerAlive(q.redis)).toBe(false);
-  });
+  }, 300_000);
 
   it('drains on SIGTERM by handing in-flight tasks back; two schedulers then share the work', async () => {
     const ranFile = sharedFile('drain.log');
     const common = { redisUrl: redis.url, stateDir: join(dir, 'sched-state'), certsDir: pki.clients.scheduler.dir, lockMs: 2000 };
     const first = await startSchedulerProcess({ ...common, concurrency: 8, drainMs: 200 });
-    const slow = await q.enqueueRun(anyHost('kdrain', 8, (id) => ['sh', '-c', 'echo "$0" >> "$1"; sleep 1.5', id, ranFile]), signer);
-    for (let i = 0; i < 200 && readFileSync(ranFile, 'utf8').split('\n').length < 9; i++) await sleep(25);
+    // The tasks run until the test releases them (an event, not a time: a loaded machine may be slow).
+    const release = join(dir, 'ran', 'drain.release');
+    const slow = await q.enqueueRun(anyHost('kdrain', 8, (id) => ['sh', '-c', 'echo "$0" >> "$1"; while [ ! -e "$2" ]; do sleep 0.05; done', id, ranFile, release]), signer);
+    for (let i = 0; i < 2400 && readFileSync(ranFile, 'utf8').split('\n').length < 9; i++) await sleep(25);
     first.kill('SIGTERM');
     expect(await first.exited).toBe(0);
     expect(await resultCount('kdrain')).toBe(0);
+    writeFileSync(release, '');
 
     const [b, c] = await Promise.all([startSchedulerProcess({ ...common, concurrency: 4 }), startSchedulerProcess({ ...common, concurrency: 4 })]);
     const quick = await q.enqueueRun(anyHost('kshare', 60, () => ['sleep', '0.05']), signer);
@@ -155,23 +159,26 @@ describe('scheduler with real agents', () => {
       p.kill('SIGTERM');
       expect(await p.exited).toBe(0);
     }
-  });
+  }, 300_000);
 
-  it('moves any-host tasks off an agent killed mid-run; its breaker opens, then closes when it returns', async () => {
-    const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 32, breaker: FAST_BREAKER, backoffMaxMs: 500 });
+  it('an agent killed mid-run: tasks it had started wait for it (lost in its restart), the rest move; its breaker opens, then closes', async () => {
+    const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 32, breaker: FAST_BREAKER, policy: { backoffMaxMs: 500 } });
     const victim = agents[3] as AgentProcess;
     try {
       const enq = await q.enqueueRun(anyHost('kagent', 300, () => ['sleep', '0.05']), signer);
       for (let i = 0; i < 600 && (await resultCount('kagent')) < 60; i++) await sleep(20);
       victim.kill('SIGKILL');
       await victim.exited;
-      const res = await waitForRun(q.redis, 'kagent', enq.taskIds, { timeoutMs: 120_000 });
-      expect([...res.results.values()].filter((r) => r.outcome !== 'succeeded')).toEqual([]);
-      expect([...res.results.values()].some((r) => r.attempts > 1 && r.host !== victim.address)).toBe(true);
+      for (let i = 0; i < 200 && w.pool.states().get(victim.address) === 'closed'; i++) await sleep(50);
       expect(w.pool.states().get(victim.address)).not.toBe('closed');
-
+      // It comes back with its journal (same data dir, same address).
       const back = await startAgent({ certsDir: pki.agent.dir, dataDir: victim.dataDir, args: ['--listen', victim.address] });
       agents[3] = back;
+      const res = await waitForRun(q.redis, 'kagent', enq.taskIds, { timeoutMs: 120_000 });
+      const results = [...res.results.values()];
+      // Never moved after it may have started: what ran on the victim when it died is lost, honestly.
+      expect(results.filter((r) => r.outcome !== 'succeeded' && !(r.outcome === 'unknown' && r.host === victim.address))).toEqual([]);
+      expect(results.filter((r) => r.startedOn.length > 1 || r.mayHaveRepeated)).toEqual([]);
       for (let i = 0; i < 200 && w.pool.states().get(back.address) !== 'closed'; i++) await sleep(50);
       expect(w.pool.states().get(back.address)).toBe('closed');
       const again = await q.enqueueRun(anyHost('kback', 80, () => ['sleep', '0.02']), signer);
@@ -180,7 +187,7 @@ describe('scheduler with real agents', () => {
     } finally {
       await w.drain(5000);
     }
-  });
+  }, 180_000);
 
   it('finishes every task when redis-server restarts mid-run, each run once', async () => {
     const before = await startedTotal();
@@ -199,9 +206,16 @@ describe('scheduler with real agents', () => {
     } finally {
       await w.drain(5000);
     }
-  });
+  }, 300_000);
+
+  /** An earlier test's daemon heartbeat ages out by itself (a few seconds): wait for it. */
+  async function noDaemon(): Promise<void> {
+    for (let i = 0; i < 600 && (await schedulerAlive(q.redis)); i++) await sleep(100);
+    expect(await schedulerAlive(q.redis)).toBe(false);
+  }
 
   it('treats a non-zero exit as a result, retries it only when asked, and never sends bad data to an agent', async () => {
+    await noDaemon();
     const a = (agents[0] as AgentProcess).address;
     const pinned = (taskId: string, argv: string[], extra: Partial<TaskInput> = {}): TaskInput => ({ taskId, agents: [a], target: { host: a }, argv, ...extra });
     const before = await startedTotal([agents[0] as AgentProcess]);
@@ -259,7 +273,8 @@ describe('scheduler with real agents', () => {
   it('never dispatches job data written around enqueue validation; reports it as an error result', async () => {
     const a = (agents[0] as AgentProcess).address;
     const before = await startedTotal();
-    await q.queue.add('raw', { runId: 'raw1', taskId: 't', agents: [a], target: { host: a }, argv: 'true' } as never, { jobId: 'raw1-t' });
+    await q.queueFor('raw1').add('raw', { runId: 'raw1', taskId: 't', agents: [a], target: { host: a }, argv: 'true' } as never, { jobId: 'raw1-t' });
+    await q.redis.zadd('{gaxx}:runs', Date.now(), 'raw1');
     const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 2 });
     try {
       const res = await waitForRun(q.redis, 'raw1', ['t'], { timeoutMs: 20_000 });
@@ -271,6 +286,7 @@ describe('scheduler with real agents', () => {
   });
 
   it('takes over in-process when the daemon whose heartbeat it saw goes away', async () => {
+    await noDaemon();
     const a = (agents[0] as AgentProcess).address;
     await q.redis.zadd(HEARTBEAT_KEY, Date.now() + 2500, 'ghost');
     const out = await runAndWait(

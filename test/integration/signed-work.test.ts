@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execTaskId, type SignedTarget, type TaskSigner } from '../../proto/index.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
-import { waitForRun, type TaskResult } from '../../scheduler/queue/results.js';
+import type { TaskResult } from '../../scheduler/queue/results.js';
+import { RUNS_KEY } from '../../scheduler/queue/runs.js';
+import { waitForRun } from '../../scheduler/queue/wait.js';
 import { signTask } from '../../scheduler/queue/sign.js';
 import type { AgentProcess } from '../helpers/agent.js';
 import { execCollect, exitOf, rawAgentClient, type RawClients } from '../helpers/grpc.js';
@@ -182,14 +184,17 @@ describe('signed work', () => {
       const runId = uniq('hand');
       const name = uniq('job');
       const { jobId, data } = make(runId, markers.argv(name));
-      await addJobByHand(world.queue.queue, jobId ?? `${runId}-t`, data);
+      // Written into the run's own queue, registered as a run, as a Redis writer could.
+      await world.queue.redis.zadd(RUNS_KEY, Date.now(), runId);
+      await addJobByHand(world.queue.queueFor(runId), jobId ?? `${runId}-t`, data);
       const r = await resultOf(runId, 't');
       expect(r).toMatchObject({ outcome: 'error', reason: code });
       expect(markers.ran(name)).toBe(false);
 
       const goodRun = uniq('handok');
       const good = uniq('jobok');
-      await addJobByHand(world.queue.queue, `${goodRun}-t`, jobData(goodRun, 't', markers.argv(good), alice));
+      await world.queue.redis.zadd(RUNS_KEY, Date.now(), goodRun);
+      await addJobByHand(world.queue.queueFor(goodRun), `${goodRun}-t`, jobData(goodRun, 't', markers.argv(good), alice));
       expect(await resultOf(goodRun, 't')).toMatchObject({ outcome: 'succeeded', exitCode: 0 });
       expect(markers.ran(good)).toBe(true);
     });

@@ -54,4 +54,12 @@ describe('loadAgentConfig', () => {
     expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--default-timeout', '30'], env: {} }))).toBe('CONFIG_INVALID');
     expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--metrics-listen', 'nonsense'], env: {} }))).toBe('CONFIG_INVALID');
   });
+
+  it('keeps the task journal outside the data dir: refused inside it, beside it by default', () => {
+    const inside = ['--certs', '/c', '--data-dir', '/srv/data', '--state-dir', '/srv/data/state'];
+    expect(codeOf(() => loadAgentConfig({ argv: inside, env: {} }))).toBe('CONFIG_INVALID');
+    expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--data-dir', '/srv/data', '--state-dir', '/srv/data/'], env: {} }))).toBe('CONFIG_INVALID');
+    expect(loadAgentConfig({ argv: ['--certs', '/c', '--data-dir', '/srv/data'], env: {} }).stateDir).toBe('/srv/data-state');
+    expect(loadAgentConfig({ argv: ['--certs', '/c', '--data-dir', '/srv/data', '--state-dir', '/srv/data2'], env: {} }).stateDir).toBe('/srv/data2');
+  });
 });

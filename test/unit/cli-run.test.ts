@@ -1,12 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { buildTasks, runExitCode, taskIdFor } from '../../cli/commands/run.js';
 import { exitCodeFor } from '../../proto/index.js';
-import { parseRunSpec, type TaskResult } from '../../scheduler/index.js';
+import { parseRunSpec, taskResult, type TaskResult } from '../../scheduler/index.js';
 
-const result = (outcome: TaskResult['outcome']): TaskResult => ({
-  runId: 'r', taskId: 't', host: 'h:1', outcome, exitCode: outcome === 'succeeded' ? 0 : 1, signal: null, reason: '',
-  durationMs: 1, stdoutBytes: 0, stderrBytes: 0, truncated: false, attempts: 1, attached: false, replayed: false, finishedAt: '',
-});
+const result = (outcome: TaskResult['outcome']): TaskResult =>
+  taskResult({ runId: 'r', taskId: 't', host: 'h:1', outcome, reason: '' }, { exitCode: outcome === 'succeeded' ? 0 : 1, durationMs: 1, attempts: 1, finishedAt: '' });
 
 describe('gaxx run helpers', () => {
   it('makes one valid pinned task per address', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, Breaker } from '../../scheduler/dispatch/breaker.js';
+import { Breaker } from '../../scheduler/dispatch/breaker.js';
+import { backoffDelay } from '../../scheduler/dispatch/retry-policy.js';
 import { place, type AgentView } from '../../scheduler/dispatch/placement.js';
 
 const agent = (address: string, over: Partial<AgentView> = {}): AgentView => ({ address, breaker: 'closed', reopensAt: 0, capacity: 4, inflight: 0, ...over });

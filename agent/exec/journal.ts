@@ -1,0 +1,190 @@
+/**
+ * The task registry's journal: what lets exactly-once survive an agent restart. One JSON line
+ * per task start (`s`: id, spec key, pid and the process's start time) and per finish (`x`:
+ * the exit and the tail of the output), appended to `<state-dir>/tasks.jsonl` (0600; the state
+ * dir is outside the data dir, so PutFile/GetFile cannot reach it).
+ *
+ * On start the agent reads it back: a finished task is replayed as before the restart; a task
+ * that was still running when the agent died is "lost in a restart": whatever is left of its
+ * process group is killed (matched by pid AND start time, so a reused pid is never touched),
+ * and an Exec for it replays an Exit with reason `lost_in_restart` instead of running it again.
+ *
+ * Bounded: the file is rewritten with only the entries the registry keeps (TTL, count) at start
+ * and whenever it has grown to three times that; a finished task keeps at most
+ * `OUTPUT_TAIL_BYTES` of its output here (the in-memory buffer may hold more).
+ */
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TaskExit } from './tasks.js';
+
+/** Output kept per finished task in the journal. */
+export const OUTPUT_TAIL_BYTES = 16 * 1024;
+export { LOST_IN_RESTART } from '../../proto/index.js';
+
+/** One task as the journal remembers it. */
+export interface JournalEntry {
+  id: string;
+  /** What the task was started for (Task.specKey: the digest of its signed spec). */
+  specKey: string;
+  pid: number;
+  /** The process's start time in clock ticks since boot (/proc/<pid>/stat field 22); 0 unknown. */
+  startTicks: number;
+  startedAt: number;
+  exit?: TaskExit;
+  finishedAt?: number;
+  output?: Array<{ stream: 'stdout' | 'stderr'; data: Buffer }>;
+  dropped?: boolean;
+}
+
+type Line =
+  | { t: 's'; id: string; k: string; pid: number; st: number; at: number }
+  | { t: 'x'; id: string; exit: TaskExit; at: number; out: Array<[0 | 1, string]>; dropped: boolean };
+
+/** The start time of `pid` in clock ticks since boot, or 0 when it is gone (Linux /proc). */
+export function processStartTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at the last ')'.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[19]) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** The pids in process group `pgid` (scans /proc; empty when none or not Linux). */
+function groupMembers(pgid: number): number[] {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return [];
+  }
+  return pids.map(Number).filter((pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * Kills what is left of a lost task's process group. The group is ours when its leader still has
+ * the recorded start time, or when the leader is gone but the group lives on (Linux does not
+ * hand out a pid that is still some group's id); a pid reused by an unrelated leader is left alone.
+ */
+export function sweepLostGroup(e: Pick<JournalEntry, 'pid' | 'startTicks'>): boolean {
+  if (e.pid <= 1) return false;
+  const ticks = processStartTicks(e.pid);
+  if (ticks !== 0 && ticks !== e.startTicks) return false;
+  if (ticks === 0 && groupMembers(e.pid).length === 0) return false;
+  try {
+    process.kill(-e.pid, 'SIGKILL');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The append-only journal of one agent's tasks. */
+export class TaskJournal {
+  private fd: number;
+  private lines = 0;
+  private readonly path: string;
+
+  private constructor(dir: string) {
+    this.path = join(dir, 'tasks.jsonl');
+    this.fd = openSync(this.path, 'a', 0o600);
+  }
+
+  /** Opens `<dir>/tasks.jsonl` (creating dir 0700), returning the journal and what it remembers. */
+  static open(dir: string): { journal: TaskJournal; entries: JournalEntry[] } {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const entries = readEntries(join(dir, 'tasks.jsonl'));
+    return { journal: new TaskJournal(dir), entries };
+  }
+
+  started(e: Pick<JournalEntry, 'id' | 'specKey' | 'pid' | 'startTicks' | 'startedAt'>): void {
+    this.append({ t: 's', id: e.id, k: e.specKey, pid: e.pid, st: e.startTicks, at: e.startedAt });
+  }
+
+  finished(id: string, exit: TaskExit, output: JournalEntry['output'] = [], dropped = false): void {
+    const { chunks, cut } = tail(output, OUTPUT_TAIL_BYTES);
+    this.append({ t: 'x', id, exit, at: Date.now(), out: chunks.map((c) => [c.stream === 'stdout' ? 0 : 1, c.data.toString('base64')]), dropped: dropped || cut });
+  }
+
+  /** Whether the file has grown to `factor` times the entries kept (time to rewrite it). */
+  wantsCompaction(kept: number, factor = 3): boolean {
+    return this.lines > Math.max(1000, factor * kept * 2);
+  }
+
+  /** Rewrites the file with exactly `entries` (atomic: a temp file renamed over it). */
+  rewrite(entries: JournalEntry[]): void {
+    const text = entries.flatMap((e) => encode(e)).map((l) => `${JSON.stringify(l)}\n`).join('');
+    writeFileSync(`${this.path}.tmp`, text, { mode: 0o600 });
+    renameSync(`${this.path}.tmp`, this.path);
+    closeSync(this.fd);
+    this.fd = openSync(this.path, 'a', 0o600);
+    this.lines = text === '' ? 0 : entries.length * 2;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  private append(line: Line): void {
+    try {
+      writeSync(this.fd, `${JSON.stringify(line)}\n`);
+      this.lines++;
+    } catch {
+      // A full disk must not stop tasks; the entry is only missing after a restart.
+    }
+  }
+}
+
+function tail(output: NonNullable<JournalEntry['output']>, max: number): { chunks: NonNullable<JournalEntry['output']>; cut: boolean } {
+  const chunks: NonNullable<JournalEntry['output']> = [];
+  let n = 0;
+  for (let i = output.length - 1; i >= 0 && n < max; i--) {
+    const c = output[i] as { stream: 'stdout' | 'stderr'; data: Buffer };
+    const part = c.data.length > max - n ? c.data.subarray(c.data.length - (max - n)) : c.data;
+    chunks.unshift({ stream: c.stream, data: part });
+    n += part.length;
+  }
+  return { chunks, cut: output.reduce((s, c) => s + c.data.length, 0) > n };
+}
+
+function encode(e: JournalEntry): Line[] {
+  const s: Line = { t: 's', id: e.id, k: e.specKey, pid: e.pid, st: e.startTicks, at: e.startedAt };
+  if (!e.exit) return [s];
+  const out = (e.output ?? []).map((c): [0 | 1, string] => [c.stream === 'stdout' ? 0 : 1, c.data.toString('base64')]);
+  return [s, { t: 'x', id: e.id, exit: e.exit, at: e.finishedAt ?? Date.now(), out, dropped: e.dropped ?? false }];
+}
+
+/** Reads the journal; a torn last line (the agent died mid-write) is skipped. */
+function readEntries(path: string): JournalEntry[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return [];
+  }
+  const byId = new Map<string, JournalEntry>();
+  for (const raw of text.split('\n')) {
+    let l: Line;
+    try {
+      l = JSON.parse(raw) as Line;
+    } catch {
+      continue;
+    }
+    if (l.t === 's') byId.set(l.id, { id: l.id, specKey: l.k, pid: l.pid, startTicks: l.st, startedAt: l.at });
+    else if (l.t === 'x') {
+      const e = byId.get(l.id);
+      if (!e) continue;
+      Object.assign(e, { exit: l.exit, finishedAt: l.at, dropped: l.dropped, output: l.out.map(([s, d]) => ({ stream: s === 0 ? 'stdout' : 'stderr', data: Buffer.from(d, 'base64') })) });
+    }
+  }
+  return [...byId.values()];
+}

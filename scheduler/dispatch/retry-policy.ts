@@ -1,0 +1,73 @@
+/**
+ * The one retry policy of the scheduler: the backoff every wait uses, its defaults, which errors
+ * are transport failures, how long a busy agent is waited for (and the agent's own
+ * `gaxx-retry-after-ms` hint), and how long a task that may have started waits for its agent
+ * before its outcome is declared lost.
+ *
+ * Counting: an attempt is a dispatch that reached an agent and was not refused as busy. Waiting
+ * on an open breaker, and RESOURCE_EXHAUSTED (the scheduler freed a slot before the agent did),
+ * are not attempts; they are bounded by time instead (`agentGoneMs`, `busyWaitMs`).
+ */
+import { isGaxxError, type ErrorCode } from '../../proto/index.js';
+
+export interface BackoffOptions {
+  baseMs: number;
+  maxMs: number;
+}
+
+/** Defaults of every retry knob; a task's `retry` overrides attempts and the base delay. */
+export const RETRY_DEFAULTS = {
+  /** Dispatch attempts for transport failures (TaskSpec `retry.attempts`). */
+  attempts: 5,
+  /** First backoff delay (TaskSpec `retry.backoffMs`). */
+  backoffMs: 500,
+  /** Largest single backoff. */
+  backoffMaxMs: 30_000,
+  /** How long an agent that is down (breaker open, or unreachable) may be waited for. */
+  agentGoneMs: 120_000,
+  /** How long a busy agent (RESOURCE_EXHAUSTED) may be waited for before the task ends `error`. */
+  busyWaitMs: 600_000,
+  /** Busy retries back off up to this delay unless the agent's hint says otherwise. */
+  busyMaxDelayMs: 2_000,
+} as const;
+
+export type RetryPolicy = { -readonly [K in keyof typeof RETRY_DEFAULTS]: number };
+
+/** The defaults with `overrides` applied. */
+export function retryPolicy(overrides: Partial<RetryPolicy> = {}): RetryPolicy {
+  return { ...RETRY_DEFAULTS, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
+}
+
+/**
+ * Exponential backoff with EQUAL jitter: half of the exponential delay is fixed, half random, so
+ * retries spread out but never collapse to zero (full jitter can retry at once). `attempt`
+ * starts at 1. The only backoff in the scheduler (breakers use it too).
+ */
+export function backoffDelay(attempt: number, opts: BackoffOptions, random: () => number = Math.random): number {
+  const exp = Math.min(opts.maxMs, opts.baseMs * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
+  return Math.round(exp / 2 + random() * (exp / 2));
+}
+
+/** Codes that mean the agent could not be reached or the connection broke (not the agent's verdict). */
+const TRANSPORT: ReadonlySet<ErrorCode> = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'INTERNAL', 'CANCELLED']);
+
+/** Whether `code` is a transport failure (counted on the agent's breaker, retried). */
+export function isTransportFailure(code: ErrorCode): boolean {
+  return TRANSPORT.has(code);
+}
+
+/** The agent's retry hint carried by a refusal (AgentClient puts it in `details.retryAfterMs`). */
+export function retryAfterHint(e: unknown): number | undefined {
+  if (!isGaxxError(e)) return undefined;
+  const v = e.details?.retryAfterMs;
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
+}
+
+/**
+ * How long to wait before asking a busy agent again: its hint when it sent one (capped by the
+ * busy bound), else a backoff that grows to `busyMaxDelayMs`.
+ */
+export function busyDelay(n: number, hintMs: number | undefined, p: RetryPolicy, random: () => number = Math.random): number {
+  if (hintMs !== undefined) return Math.min(Math.max(1, hintMs), p.busyMaxDelayMs * 5);
+  return backoffDelay(Math.min(n, 8), { baseMs: 20, maxMs: p.busyMaxDelayMs }, random);
+}

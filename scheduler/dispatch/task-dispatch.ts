@@ -1,0 +1,304 @@
+/**
+ * One task's way through placement, Exec and retries (the state of the loop dispatchTask runs).
+ * The rules are those of dispatch.ts and retry-policy.ts; this file holds their bookkeeping:
+ *
+ * - Sticky agent: once an Exec may have started the task on an agent (the agent said Started, or
+ *   the request went out on a live connection, or an earlier worker saved that placement), a
+ *   broken stream does not move the task. It goes back to that agent under the same exec id,
+ *   whose registry attaches to the execution or replays its result. Only when that agent stays
+ *   unreachable longer than `agentGoneMs` may an any-host task run elsewhere, and its result then
+ *   says `mayHaveRepeated`; a pinned task (or one with nowhere else to go) ends `unknown`.
+ * - Attempts count dispatches that reached an agent, not breaker waits or busy refusals.
+ */
+import { isGaxxError, type ErrorCode, type ExecRequest } from '../../proto/index.js';
+import type { AgentEndpoint } from './agent-pool.js';
+import { execOnce, StreamEnded, type ExecOutcome, type ExecSeen } from './exec-once.js';
+import type { DispatchContext, Dispatched, JobHandle } from './dispatch.js';
+import { place } from './placement.js';
+import { backoffDelay, busyDelay, isTransportFailure, retryAfterHint, retryPolicy, type RetryPolicy } from './retry-policy.js';
+import { outcomeOf, taskResult, type TaskResult } from '../queue/results.js';
+import { signedTaskOf } from '../queue/sign.js';
+import type { TaskSpec } from '../queue/task.js';
+
+/** How long to wait for a Cancelled task's exit when attaching to it after a cancel. */
+const CANCEL_ATTACH_MS = 30_000;
+
+/** What one pass of the dispatch loop decided. */
+type Step = { done: Dispatched } | { again: true } | { giveUp: true };
+const AGAIN: Step = { again: true };
+const GIVE_UP: Step = { giveUp: true };
+
+/** The exec request of one execution of `spec`. */
+export function buildRequest(spec: TaskSpec, stdin: Buffer | undefined, execId: string): ExecRequest {
+  return {
+    // The operator's signature travels with every Exec; the agent checks it before running.
+    ...(spec.signed ? { signed: signedTaskOf(spec, spec.signed) } : {}),
+    taskId: execId,
+    argv: spec.argv,
+    env: spec.env,
+    ...(stdin ? { stdin } : {}),
+    timeoutMs: spec.timeoutMs ?? 0,
+    outputCapBytes: spec.outputCapBytes,
+  };
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+export class TaskDispatch {
+  private placedOn: string | undefined;
+  private round: number;
+  private infra = 0;
+  private busySince = 0;
+  private busy = 0;
+  private attempts = 0;
+  private lastHost: string;
+  private lastError = '';
+  private readonly failedOn = new Set<string>();
+  private readonly startedOn: string[] = [];
+  private repeated = false;
+  /** The agent the task may be running on and must go back to; since when it is unreachable. */
+  private sticky: { address: string; since: number; confirmed: boolean } | undefined;
+  /** Since when every usable agent's breaker has been open (breaker waits are bounded by time). */
+  private waitingSince = 0;
+  private readonly seed = Math.floor(Math.random() * 1e6);
+  private readonly policy: RetryPolicy;
+  private readonly wakeCtl = new AbortController();
+  private readonly wake = this.wakeCtl.signal;
+
+  constructor(
+    private readonly ctx: DispatchContext,
+    private readonly spec: TaskSpec,
+    private readonly job: JobHandle,
+    private readonly endpoints: AgentEndpoint[],
+    private readonly pinned: string | undefined,
+    private readonly stdin: Buffer | undefined,
+  ) {
+    this.placedOn = spec.dispatch?.placedOn;
+    this.round = spec.dispatch?.round ?? 0;
+    this.lastHost = this.placedOn ?? pinned ?? endpoints[0]?.address ?? '';
+    this.policy = retryPolicy({ ...ctx.policy, backoffMs: spec.retry.backoffMs, attempts: spec.retry.attempts });
+    // An earlier worker saved this placement before its Exec: the command may be running there.
+    if (job.takenBefore && this.placedOn !== undefined) this.sticky = { address: this.placedOn, since: Date.now(), confirmed: false };
+  }
+
+  async run(): Promise<Dispatched> {
+    if (this.job.cancel.aborted) return this.cancelledBeforeDispatch();
+    const wakeUp = (): void => this.wakeCtl.abort();
+    this.job.signal.addEventListener('abort', wakeUp, { once: true });
+    this.job.cancel.addEventListener('abort', wakeUp, { once: true });
+    try {
+      return await this.loop();
+    } finally {
+      this.job.signal.removeEventListener('abort', wakeUp);
+      this.job.cancel.removeEventListener('abort', wakeUp);
+    }
+  }
+
+  private execId(): string {
+    return this.round === 0 ? this.job.id : `${this.job.id}.r${this.round}`;
+  }
+
+  private async loop(): Promise<Dispatched> {
+    await this.ctx.pool.ensure(this.endpoints);
+    for (;;) {
+      if (this.job.signal.aborted) throw new Error('dispatch aborted');
+      if (this.job.cancel.aborted) return this.ended('cancelled', 'cancelled', 'run cancelled before the task ran');
+      const lost = this.stickyExpired();
+      if (lost) return lost;
+      const step = await this.step();
+      if ('done' in step) return step.done;
+      if ('giveUp' in step) break;
+    }
+    if (this.startedOn.length > 0) return this.ended('unknown', 'UNAVAILABLE', `started on ${this.startedOn.at(-1)}, outcome lost (${this.lastError || 'agent unreachable'})`);
+    return this.ended('unreachable', 'UNAVAILABLE', this.lastError || 'no agent reachable');
+  }
+
+  /**
+   * The sticky agent has been unreachable longer than the policy allows: an any-host task with
+   * another agent moves there (flagged as possibly repeated); otherwise its outcome is lost.
+   */
+  private stickyExpired(): Dispatched | undefined {
+    const s = this.sticky;
+    if (!s || Date.now() - s.since < this.policy.agentGoneMs) return undefined;
+    const gone = `${s.address} unreachable for ${Math.round((Date.now() - s.since) / 1000)} s`;
+    const elsewhere = this.pinned === undefined && this.endpoints.some((e) => e.address !== s.address);
+    if (!elsewhere) {
+      if (!s.confirmed && this.startedOn.length === 0) return this.ended('unreachable', 'UNAVAILABLE', `${gone}; the task may have reached it`, true);
+      return this.ended('unknown', 'UNAVAILABLE', `started on ${s.address}, outcome lost (${gone})`);
+    }
+    this.sticky = undefined;
+    this.failedOn.add(s.address);
+    this.placedOn = undefined;
+    this.repeated = true;
+    this.lastError = gone;
+    return undefined;
+  }
+
+  /**
+   * The run was cancelled before this worker dispatched the task. A job taken before (its worker
+   * died or handed it back) may still be running on its agent under its exec id: Cancel it there.
+   */
+  private async cancelledBeforeDispatch(): Promise<Dispatched> {
+    const addr = this.pinned ?? this.placedOn;
+    if (!this.job.takenBefore || addr === undefined) return this.ended('cancelled', 'cancelled', 'run cancelled before the task ran');
+    await this.ctx.pool.ensure(this.endpoints);
+    const expect = this.endpoints.find((e) => e.address === addr)?.expect;
+    const link = this.ctx.pool.link(addr, expect);
+    this.lastHost = addr;
+    const found = await link.cancel(this.execId()).catch(() => false);
+    if (!found) return this.ended('cancelled', 'cancelled', 'run cancelled');
+    // It was running there: attach (the registry holds it, so this never starts it again) and
+    // read on to the exit the Cancel causes, for the task's real end and output.
+    try {
+      const got = await execOnce(link, buildRequest(this.spec, this.stdin, this.execId()), this.job.signal, new AbortController().signal, CANCEL_ATTACH_MS);
+      this.attempts = 1;
+      return { result: this.exitResult(addr, got, outcomeOf(got.exit)), output: got.output };
+    } catch {
+      return this.ended('cancelled', 'cancelled', 'run cancelled; stop sent to the agent');
+    }
+  }
+
+  private ended(outcome: TaskResult['outcome'], reason: string, error: string, mayHaveRun = false): Dispatched {
+    const result = taskResult(
+      { runId: this.spec.runId, taskId: this.spec.taskId, host: this.lastHost, outcome, reason },
+      { error, attempts: this.attempts, startedOn: [...this.startedOn], mayHaveRepeated: this.repeated || (mayHaveRun && this.startedOn.length > 0) },
+    );
+    return { result, output: [] };
+  }
+
+  private exitResult(host: string, got: ExecOutcome, outcome: TaskResult['outcome']): TaskResult {
+    const x = got.exit;
+    const lost = outcome === 'unknown' ? `started on ${host}, outcome lost: ${x.error || 'the agent restarted while it ran'}` : x.error;
+    return taskResult(
+      { runId: this.spec.runId, taskId: this.spec.taskId, host, outcome, reason: x.reason },
+      {
+        exitCode: x.signal || outcome === 'unknown' ? null : x.code, signal: x.signal || null, ...(lost ? { error: lost } : {}),
+        durationMs: Number(x.durationMs), stdoutBytes: Number(x.stdoutBytes), stderrBytes: Number(x.stderrBytes), truncated: x.truncated,
+        attempts: this.attempts, startedOn: [...this.startedOn], mayHaveRepeated: this.repeated || this.startedOn.length > 1,
+        attached: got.started?.attached ?? false, replayed: got.started?.replayed ?? false,
+      },
+    );
+  }
+
+  /** Placement, honouring the sticky agent; breaker waits are not attempts (bounded by time). */
+  private async step(): Promise<Step> {
+    const candidates = this.endpoints.map((e) => e.address);
+    const pinned = this.pinned ?? this.sticky?.address;
+    const p = place({ pinned, candidates, placedOn: this.placedOn, failedOn: this.failedOn, seed: this.seed }, this.ctx.pool.snapshot(candidates));
+    if (p.kind === 'none') return { done: this.ended('error', 'NOT_FOUND', `no agent for this task (${p.reason})`) };
+    if (p.kind === 'wait') {
+      if (p.reason === 'breaker-open' && this.sticky === undefined && this.breakerWaitExhausted(pinned)) return GIVE_UP;
+      await this.ctx.pool.waitForChange(p.until ? p.until - Date.now() + 5 : 1000, this.wake);
+      await this.ctx.pool.ensure(this.endpoints);
+      return AGAIN;
+    }
+    this.waitingSince = 0;
+    return this.dispatchTo(p.address);
+  }
+
+  /** An agent never reached counts its breaker waits as attempts (fail fast); a known one gets `agentGoneMs`. */
+  private breakerWaitExhausted(pinned: string | undefined): boolean {
+    const known = pinned === undefined ? this.endpoints.some((e) => this.ctx.pool.everReached(e.address)) : this.ctx.pool.everReached(pinned);
+    if (!known) return ++this.infra >= this.policy.attempts;
+    if (this.waitingSince === 0) this.waitingSince = Date.now();
+    if (Date.now() - this.waitingSince < this.policy.agentGoneMs) return false;
+    this.lastError = `agent unreachable for ${Math.round((Date.now() - this.waitingSince) / 1000)} s`;
+    return true;
+  }
+
+  private async dispatchTo(addr: string): Promise<Step> {
+    this.lastHost = addr;
+    if (this.placedOn !== addr) {
+      this.placedOn = addr;
+      // A pinned task can only go back to its agent, so only any-host placements are saved.
+      if (this.pinned === undefined) await this.job.saveDispatch({ placedOn: addr, round: this.round });
+    }
+    this.ctx.pool.acquire(addr);
+    this.attempts += 1;
+    // Output of an earlier execution was streamed already: this one's is not its continuation.
+    if (this.attempts > 1) this.job.live?.spoil();
+    let got: ExecOutcome | undefined;
+    let failure: unknown;
+    const seen: ExecSeen = {};
+    try {
+      const link = this.ctx.pool.link(addr, this.endpoints.find((e) => e.address === addr)?.expect);
+      const deadline = this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined;
+      got = await execOnce(link, buildRequest(this.spec, this.stdin, this.execId()), this.job.signal, this.job.cancel, deadline, this.job.live, seen);
+    } catch (e) {
+      failure = e;
+    } finally {
+      this.ctx.pool.release(addr);
+    }
+    if (seen.started && !seen.started.attached && !seen.started.replayed) this.startedOn.push(addr);
+    if (got === undefined) {
+      if (this.job.signal.aborted) throw failure;
+      if (this.job.cancel.aborted) {
+        // No exit event after the Cancel: say so rather than claim the agent stopped it.
+        const code = isGaxxError(failure) ? failure.code : 'UNAVAILABLE';
+        return { done: this.ended('cancelled', code, `run cancelled; the agent did not confirm the stop (${(failure as Error).message})`) };
+      }
+      return this.onError(addr, failure, seen);
+    }
+    this.sticky = undefined;
+    this.ctx.pool.success(addr);
+    return this.onExit(addr, got);
+  }
+
+  private async onExit(addr: string, got: ExecOutcome): Promise<Step> {
+    if (got.started) this.ctx.metrics?.dispatchLatency.observe(Math.max(0, got.startedAt - this.job.enqueuedAt) / 1000);
+    const outcome = outcomeOf(got.exit);
+    if (outcome !== 'succeeded' && outcome !== 'unknown' && !this.job.cancel.aborted && this.spec.retry.retryOnFailure && this.round + 1 < this.spec.retry.attempts) {
+      this.round += 1;
+      this.ctx.metrics?.retries.inc({ kind: 'failure' });
+      await this.job.saveDispatch({ placedOn: this.placedOn, round: this.round });
+      await sleep(backoffDelay(this.round, { baseMs: this.policy.backoffMs, maxMs: this.policy.backoffMaxMs }), this.wake);
+      return AGAIN;
+    }
+    return { done: { result: this.exitResult(addr, got, outcome), output: got.output } };
+  }
+
+  private async onError(addr: string, e: unknown, seen: ExecSeen): Promise<Step> {
+    const code: ErrorCode = e instanceof StreamEnded ? 'UNAVAILABLE' : isGaxxError(e) ? e.code : 'INTERNAL';
+    this.lastError = `${code}: ${(e as Error).message}`;
+    if (code === 'RESOURCE_EXHAUSTED') return this.onBusy(e);
+    this.busySince = 0;
+    if (!isTransportFailure(code)) return { done: this.ended('error', code, this.lastError) };
+    this.ctx.pool.failure(addr);
+    this.ctx.metrics?.retries.inc({ kind: 'transport' });
+    const sent = e instanceof StreamEnded || seen.started !== undefined || (isGaxxError(e) && e.details?.requestSent === true);
+    if (sent || this.sticky?.address === addr) {
+      // It may be running there: go back to the same agent (attach or replay), never elsewhere.
+      this.sticky ??= { address: addr, since: Date.now(), confirmed: seen.started !== undefined };
+      if (seen.started) this.sticky.confirmed = true;
+      // A short pause only: the agent's breaker paces the retries (its probe wakes the wait the
+      // moment the agent answers again), bounded by agentGoneMs.
+      await sleep(backoffDelay(Math.min(++this.infra, 2), { baseMs: this.policy.backoffMs, maxMs: this.policy.backoffMaxMs }), this.wake);
+      return AGAIN;
+    }
+    this.failedOn.add(addr);
+    if (this.pinned === undefined) this.placedOn = undefined;
+    if (++this.infra >= this.policy.attempts) return GIVE_UP;
+    await sleep(backoffDelay(this.infra, { baseMs: this.policy.backoffMs, maxMs: this.policy.backoffMaxMs }), this.wake);
+    return AGAIN;
+  }
+
+  /** The agent is full (other schedulers' tasks, or it has not freed our slot yet): not an attempt. */
+  private async onBusy(e: unknown): Promise<Step> {
+    this.attempts -= 1;
+    if (this.busySince === 0) this.busySince = Date.now();
+    if (Date.now() - this.busySince > this.policy.busyWaitMs) return { done: this.ended('error', 'RESOURCE_EXHAUSTED', this.lastError) };
+    this.ctx.metrics?.retries.inc({ kind: 'busy' });
+    await sleep(busyDelay(++this.busy, retryAfterHint(e), this.policy), this.wake);
+    return AGAIN;
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * The run registry: which runs have (or had) jobs, so a worker can serve only its own run or
+ * every run. Each run's jobs live in a queue of their own, `run.<runId>` (BullMQ keys
+ * `{gaxx}:run.<runId>:*`), so the in-process worker of one `gaxx run` never takes another run's
+ * job: an abandoned run's jobs wait for a daemon or for `gaxx run --resume ID`.
+ *
+ * - `{gaxx}:runs`: sorted set, member runId, score = when its owner last showed it is alive
+ *   (enqueue, then every few seconds while `gaxx run` waits); a daemon serves every member.
+ * - `{gaxx}:run:<runId>:meta`: the run's task ids and hosts (for `--resume`), with the results' TTL.
+ * - `{gaxx}:runs:new`: pub/sub channel, a run id per enqueue, so daemons start serving at once.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import { gaxxKey } from '../redis/redis.js';
+import { RESULT_TTL_MS } from './results.js';
+
+export const RUNS_KEY = gaxxKey('runs');
+export const RUNS_CHANNEL = gaxxKey('runs', 'new');
+export const runMetaKey = (runId: string): string => gaxxKey('run', runId, 'meta');
+
+/** The BullMQ queue name of a run's jobs (run ids have no ':' and no '-'). */
+export const runQueueName = (runId: string): string => `run.${runId}`;
+
+/** What `--resume` needs to wait for a run it did not enqueue. */
+export interface RunMeta {
+  runId: string;
+  taskIds: string[];
+  /** Task id -> pinned host ('' for any-host tasks). */
+  hosts: Record<string, string>;
+  createdAt: number;
+}
+
+/** How often a waiting owner refreshes its run's entry. */
+export const RUN_TOUCH_MS = 5000;
+/** A run whose owner has not shown itself this long, with jobs nobody took, expires. */
+export const ABANDONED_RUN_MS = 6 * 3600 * 1000;
+
+/** Registers a run (meta, registry entry) and tells daemons. */
+export async function registerRun(redis: Redis | Cluster, meta: RunMeta): Promise<void> {
+  await redis.multi().set(runMetaKey(meta.runId), JSON.stringify(meta), 'PX', RESULT_TTL_MS).zadd(RUNS_KEY, Date.now(), meta.runId).exec().then(throwFirst);
+  await redis.publish(RUNS_CHANNEL, meta.runId);
+}
+
+/** Refreshes a run's registry entry (its owner is alive). */
+export async function touchRun(redis: Redis | Cluster, runId: string): Promise<void> {
+  await redis.zadd(RUNS_KEY, 'XX', Date.now(), runId);
+}
+
+/** Drops a run from the registry (its jobs are gone). */
+export async function unregisterRun(redis: Redis | Cluster, runId: string): Promise<void> {
+  await redis.zrem(RUNS_KEY, runId);
+}
+
+/** Every registered run id. */
+export async function listRuns(redis: Redis | Cluster): Promise<string[]> {
+  return redis.zrange(RUNS_KEY, 0, -1);
+}
+
+/** Runs whose owner has not shown itself since `before` (ms epoch). */
+export async function staleRuns(redis: Redis | Cluster, before: number): Promise<string[]> {
+  return redis.zrangebyscore(RUNS_KEY, '-inf', before);
+}
+
+/** The run's meta, or null when unknown (never enqueued, or expired). */
+export async function loadRunMeta(redis: Redis | Cluster, runId: string): Promise<RunMeta | null> {
+  const raw = await redis.get(runMetaKey(runId));
+  return raw === null ? null : (JSON.parse(raw) as RunMeta);
+}
+
+function throwFirst(res: Array<[Error | null, unknown]> | null): void {
+  const err = res?.find(([e]) => e !== null)?.[0];
+  if (err) throw err;
+}

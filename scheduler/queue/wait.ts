@@ -1,0 +1,186 @@
+/**
+ * Waiting for a run's results on its stream. Every wait is bounded: each blocking read races
+ * the deadline, the caller's stop signals and a tick (so a Redis that went away cannot hold the
+ * wait: a read on a reconnecting connection never returns by itself). While Redis is
+ * unreachable the caller hears about it (`onRedis`, about every 5 s), and after `redisGoneMs`
+ * the wait ends with REDIS_UNAVAILABLE. A Redis that comes back in time changes nothing: the
+ * results are in its AOF and the read goes on from the last entry seen.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import { GaxxError } from '../../proto/index.js';
+import { duplicateFor, redisError, waitReady } from '../redis/redis.js';
+import { runEventsKey, type OutputChunk, type TaskResult } from './results.js';
+
+/** A finished run: results and output per task id. */
+export interface RunResults {
+  results: Map<string, TaskResult>;
+  output: Map<string, OutputChunk[]>;
+}
+
+export interface WaitOptions {
+  /** Give up (DEADLINE_EXCEEDED) after this long; no limit when absent. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Stop waiting and return the results collected so far (unlike `signal`, which throws). */
+  until?: AbortSignal;
+  /**
+   * Called once per task as its result arrives, with its output; `liveShown` is true when the
+   * live chunks passed to `onLive` were exactly that output (no need to show it again).
+   */
+  onResult?: (result: TaskResult, output: OutputChunk[], liveShown: boolean) => void;
+  /** Called with a running task's output as it arrives (before its result). */
+  onLive?: (taskId: string, chunk: OutputChunk) => void;
+  /** Redis went away (`down`, repeated about every 5 s with how long) or came back. */
+  onRedis?: (down: boolean, forMs: number) => void;
+  /** End the wait (REDIS_UNAVAILABLE) when Redis stays unreachable this long (default: no limit). */
+  redisGoneMs?: number;
+  /** Collect into this object (the caller keeps what arrived when the wait throws). */
+  into?: RunResults;
+}
+
+type StreamReply = Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+
+const TICK_MS = 1000;
+const REPORT_EVERY_MS = 5000;
+
+function fieldsOf(flat: Buffer[]): Map<string, Buffer> {
+  const m = new Map<string, Buffer>();
+  for (let i = 0; i + 1 < flat.length; i += 2) m.set((flat[i] as Buffer).toString(), flat[i + 1] as Buffer);
+  return m;
+}
+
+/** Tracks a connection's reachability from its events. */
+class Reachability {
+  downSince = 0;
+  private reported = 0;
+
+  constructor(
+    conn: Redis | Cluster,
+    private readonly onRedis?: WaitOptions['onRedis'],
+  ) {
+    const down = (): void => {
+      if (this.downSince === 0) this.downSince = Date.now();
+    };
+    conn.on('close', down);
+    conn.on('reconnecting', down);
+    conn.on('end', down);
+    conn.on('ready', () => {
+      if (this.downSince !== 0 && this.reported !== 0) this.onRedis?.(false, Date.now() - this.downSince);
+      this.downSince = 0;
+      this.reported = 0;
+    });
+  }
+
+  /** Reports an outage about every 5 s (the first after a second); returns how long it lasts. */
+  tick(now = Date.now()): number {
+    if (this.downSince === 0) return 0;
+    const forMs = now - this.downSince;
+    if (forMs >= TICK_MS && now - this.reported >= REPORT_EVERY_MS) {
+      this.reported = now;
+      this.onRedis?.(true, forMs);
+    }
+    return forMs;
+  }
+}
+
+/** Resolves with 'stop' when any of `signals` aborts (or already has). */
+function stopped(signals: Array<AbortSignal | undefined>): { promise: Promise<'stop'>; dispose(): void } {
+  let dispose = (): void => undefined;
+  const promise = new Promise<'stop'>((resolve) => {
+    const on = (): void => resolve('stop');
+    for (const s of signals) if (s?.aborted) on();
+    for (const s of signals) s?.addEventListener('abort', on, { once: true });
+    dispose = () => signals.forEach((s) => s?.removeEventListener('abort', on));
+  });
+  return { promise, dispose };
+}
+
+/** Reads the run's stream until every one of `taskIds` has a result. */
+export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds: readonly string[], opts: WaitOptions = {}): Promise<RunResults> {
+  const want = new Set(taskIds);
+  const out: RunResults = opts.into ?? { results: new Map(), output: new Map() };
+  const seen: Seen = { liveBytes: new Map(), liveChunks: new Map() };
+  const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
+  // Blocking reads get their own connection, so the caller's stays free; it rides out a Redis
+  // restart (the results are in the AOF) instead of failing the wait.
+  const reader = duplicateFor(redis, 'worker');
+  reader.on('error', () => undefined);
+  const reach = new Reachability(reader, opts.onRedis);
+  const stop = stopped([opts.until, opts.signal]);
+  let last = '0';
+  let pending: Promise<StreamReply> | undefined;
+  try {
+    const ready = waitReady(reader, Math.min(opts.redisGoneMs ?? 30_000, Math.max(1, deadline - Date.now())));
+    if ((await Promise.race([ready, stop.promise])) === 'stop') return out;
+    while (out.results.size < want.size) {
+      if (opts.until?.aborted) break;
+      if (opts.signal?.aborted) throw new GaxxError('CANCELLED', 'stopped waiting for the run');
+      const left = deadline - Date.now();
+      if (left <= 0) throw new GaxxError('DEADLINE_EXCEEDED', `run ${runId}: ${want.size - out.results.size} of ${want.size} tasks had no result in time`);
+      const downFor = reach.tick();
+      if (opts.redisGoneMs !== undefined && downFor > opts.redisGoneMs) throw new GaxxError('REDIS_UNAVAILABLE', `redis unreachable for ${Math.round(downFor / 1000)} s while waiting for run ${runId}`);
+      // One read at a time: a read issued while Redis is away waits in the connection's queue
+      // and is raced again, never stacked (stacked blocking reads would run one after another).
+      pending ??= reader.xreadBuffer('COUNT', 1000, 'BLOCK', Math.max(1, Math.min(TICK_MS, left)), 'STREAMS', runEventsKey(runId), last) as Promise<StreamReply>;
+      let timer: NodeJS.Timeout | undefined;
+      const tick = new Promise<'tick'>((r) => (timer = setTimeout(() => r('tick'), Math.min(TICK_MS + 500, Math.max(1, left)))));
+      const got = await Promise.race([pending, stop.promise, tick]).finally(() => clearTimeout(timer));
+      if (got === 'stop' || got === 'tick') continue;
+      pending = undefined;
+      for (const [, entries] of got ?? []) {
+        for (const [id, flat] of entries) {
+          last = id.toString();
+          collect(fieldsOf(flat), want, out, opts, seen);
+        }
+      }
+    }
+    return out;
+  } catch (e) {
+    throw redisError(e, `waiting for run ${runId}`);
+  } finally {
+    stop.dispose();
+    pending?.catch(() => undefined);
+    reader.disconnect();
+  }
+}
+
+interface Seen {
+  /** Live bytes and chunks per task (the output itself when the result says it is the live part). */
+  liveBytes: Map<string, number>;
+  liveChunks: Map<string, OutputChunk[]>;
+}
+
+function collect(f: Map<string, Buffer>, want: Set<string>, out: RunResults, opts: WaitOptions, seen: Seen): void {
+  const task = f.get('task')?.toString() ?? '';
+  if (!want.has(task) || out.results.has(task)) return;
+  const type = f.get('t')?.toString();
+  const chunkOf = (): OutputChunk => ({ stream: f.get('s')?.toString() === '2' ? 2 : 1, data: f.get('d') ?? Buffer.alloc(0) });
+  if (type === 'live') {
+    const chunk = chunkOf();
+    seen.liveBytes.set(task, (seen.liveBytes.get(task) ?? 0) + chunk.data.length);
+    seen.liveChunks.set(task, [...(seen.liveChunks.get(task) ?? []), chunk]);
+    opts.onLive?.(task, chunk);
+  } else if (type === 'out') {
+    out.output.set(task, [...(out.output.get(task) ?? []), chunkOf()]);
+  } else if (type === 'res') {
+    const r = JSON.parse(f.get('r')?.toString() ?? '{}') as TaskResult;
+    const shown = seen.liveBytes.get(task) ?? 0;
+    const lb = Number(f.get('lb')?.toString() ?? '-1');
+    if (f.get('lo')?.toString() === '1') {
+      // Stored once, as the live entries: complete when this reader saw all of them.
+      out.output.set(task, seen.liveChunks.get(task) ?? []);
+      if (shown !== lb) r.truncated = true;
+    }
+    if (f.get('ob')?.toString() === '1') {
+      r.truncated = true;
+      r.error = [r.error, "output not stored: over the run's output budget"].filter(Boolean).join('; ');
+    }
+    seen.liveChunks.delete(task);
+    out.results.set(task, r);
+    const output = out.output.get(task) ?? [];
+    // Shown exactly when the publishing worker vouches that its live bytes were the output's
+    // start, the reader saw just those (no dead worker's, none trimmed), and that was all of it.
+    const total = output.reduce((n, c) => n + c.data.length, 0);
+    opts.onResult?.(r, output, lb === shown && shown === total);
+  }
+}

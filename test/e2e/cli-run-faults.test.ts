@@ -1,0 +1,158 @@
+// The built CLI's `gaxx run` under faults, with real processes: Redis killed (-9, not restarted)
+// during a run ends it at --wait-timeout or at one Ctrl-C, saying so while it lasts, with a
+// result for every task; a `gaxx run` killed (-9) mid-run leaves its jobs to itself: an
+// unrelated run does not execute them, `gaxx run --resume ID` finishes them, each once.
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Queue } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { FleetCa, writeCertDir } from '../../certs/index.js';
+import { exitCodeFor } from '../../proto/index.js';
+import { createRedis, redisSettingsFromUrl } from '../../scheduler/index.js';
+import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+
+const MAIN = resolve('dist/cli/main.js');
+let home: string;
+let certs: string;
+let agents: AgentProcess[];
+
+interface Child {
+  pid: number;
+  stdout(): string;
+  stderr(): string;
+  kill(signal: NodeJS.Signals): void;
+  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+/** `gaxx ARGS` against `redisUrl`, as a child we can signal. */
+function gaxx(args: string[], redisUrl: string): Child {
+  const child = spawn(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home, GAXX_REDIS_URL: redisUrl }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) => child.once('exit', (code) => r({ code, stdout: out, stderr: err })));
+  return { pid: child.pid as number, stdout: () => out, stderr: () => err, kill: (s) => child.kill(s), done };
+}
+
+beforeAll(async () => {
+  home = mkdtempSync(join(tmpdir(), 'gxrf-'));
+  const init = gaxx(['init', '--name', 'alice'], 'redis://127.0.0.1:1');
+  expect((await init.done).code).toBe(0);
+  const ca = FleetCa.open(join(home, 'config', 'ca'));
+  const made = await ca.issue({ identity: { role: 'agent', fleet: 'adhoc', host: 'h1' }, hosts: ['127.0.0.1'] });
+  certs = join(home, 'agent-certs');
+  mkdirSync(certs, { mode: 0o700 });
+  writeCertDir(certs, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem });
+  agents = await Promise.all([0, 1].map(() => startAgent({ certsDir: certs })));
+});
+
+afterAll(async () => {
+  await stopAllAgents();
+  rmSync(home, { recursive: true, force: true });
+});
+
+function jsonLines(stdout: string): Array<Record<string, unknown>> {
+  return stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('gaxx run when Redis dies and does not come back', () => {
+  let redis: TestRedis;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.destroy();
+  });
+
+  async function runThenKillRedis(extra: string[]): Promise<Child> {
+    await redis.restart().catch(() => undefined);
+    // This run's tasks say they started in a file of their own (other runs' tasks may still run).
+    const marks = join(home, `marks-${Date.now()}`);
+    mkdirSync(marks, { mode: 0o777 });
+    chmodSync(marks, 0o777);
+    const run = gaxx(['run', '--json', ...extra, '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', `touch ${marks}/$$; exec sleep 20`], redis.url);
+    let exited = false;
+    void run.done.then(() => (exited = true));
+    await vi.waitFor(
+      () => {
+        if (exited) throw new Error(`gaxx run ended early: ${run.stderr()}`);
+        expect(readdirSync(marks)).toHaveLength(2);
+      },
+      { timeout: 90_000, interval: 100 },
+    );
+    await redis.kill9();
+    await vi.waitFor(() => expect(run.stderr()).toMatch(/Redis unreachable for \d+s/), { timeout: 60_000, interval: 100 });
+    return run;
+  }
+
+  it('--wait-timeout ends the run: exit 13, every task reported unknown', async () => {
+    const run = await runThenKillRedis(['--wait-timeout', '12s']);
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
+    const [first, ...results] = jsonLines(r.stdout);
+    expect(first).toEqual({ runId: expect.any(String) });
+    expect(results).toHaveLength(2);
+    for (const x of results) expect(x).toMatchObject({ runId: first?.runId, outcome: 'unknown', reason: 'DEADLINE_EXCEEDED' });
+  }, 180_000);
+
+  it('one Ctrl-C ends the run: exit 130, every task reported', async () => {
+    const run = await runThenKillRedis([]);
+    run.kill('SIGINT');
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(exitCodeFor('CANCELLED'));
+    const results = jsonLines(r.stdout).slice(1);
+    expect(results).toHaveLength(2);
+    for (const x of results) expect(x).toMatchObject({ outcome: 'unknown', reason: 'CANCELLED' });
+  }, 180_000);
+});
+
+describe('gaxx run killed (-9) mid-run', () => {
+  let redis: TestRedis;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.destroy();
+  });
+
+  it('leaves its jobs to itself: an unrelated run does not take them, --resume finishes them once', async () => {
+    const shared = join(home, 'ran');
+    mkdirSync(shared, { mode: 0o777 });
+    chmodSync(shared, 0o777);
+    const f = join(shared, 'log');
+    writeFileSync(f, '');
+    chmodSync(f, 0o666);
+    const lines = (): string[] => readFileSync(f, 'utf8').split('\n').filter(Boolean);
+    const first = gaxx(['run', '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', `echo first >> ${f}; sleep 2`], redis.url);
+    await vi.waitFor(() => expect(lines()).toEqual(['first', 'first']), { timeout: 60_000, interval: 50 });
+    const runId = /gaxx: run (\S+)/.exec(first.stderr())?.[1] ?? '';
+    expect(runId).not.toBe('');
+    first.kill('SIGKILL');
+    await first.done;
+    // Wait until the dead worker's locks are gone: from now on any worker could take those jobs.
+    const admin = createRedis(redisSettingsFromUrl(redis.url), 'worker');
+    const queue = new Queue(`run.${runId}`, { connection: admin, prefix: '{gaxx}' });
+    try {
+      await vi.waitFor(async () => expect(await admin.keys(`{gaxx}:run.${runId}:*:lock`)).toEqual([]), { timeout: 90_000, interval: 250 });
+      const other = await gaxx(['run', '--agent', (agents[0] as AgentProcess).address, '--', 'sh', '-c', `echo other >> ${f}`], redis.url).done;
+      expect(other.code, other.stderr).toBe(0);
+      // The unrelated run took nothing of the killed one: its two jobs are still there, unfinished.
+      expect(await queue.getJobCounts('completed')).toEqual({ completed: 0 });
+      expect(Object.values(await queue.getJobCounts('waiting', 'active', 'delayed')).reduce((x, y) => x + y, 0)).toBe(2);
+      const resumed = await gaxx(['run', '--json', '--resume', runId], redis.url).done;
+      expect(resumed.code, resumed.stderr).toBe(0);
+      const results = jsonLines(resumed.stdout).slice(1);
+      expect(results.map((x) => x.outcome)).toEqual(['succeeded', 'succeeded']);
+      // Collected from the agents' registries: not run again.
+      for (const x of results) expect(x).toMatchObject({ replayed: true, mayHaveRepeated: false });
+      expect(lines().sort()).toEqual(['first', 'first', 'other']);
+    } finally {
+      await queue.close();
+      admin.disconnect();
+    }
+  }, 240_000);
+});

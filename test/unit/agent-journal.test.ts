@@ -1,0 +1,76 @@
+// The task registry's journal, with real child processes: a registry reopened on the same state
+// dir (as after an agent restart) replays a finished task and reports a running one as lost in
+// the restart, after killing what was left of its process group; the file stays bounded.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { LOST_IN_RESTART } from '../../proto/index.js';
+import { processStartTicks, sweepLostGroup } from '../../agent/exec/journal.js';
+import { TaskRegistry } from '../../agent/exec/tasks.js';
+import type { ExecSpec } from '../../agent/exec/exec.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'gaxx-journal-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const spec = (taskId: string, argv: string[]): ExecSpec => ({ taskId, argv, env: {}, cwd: dir, stdin: Buffer.alloc(0), timeoutMs: 60_000, outputCapBytes: 1 << 20 });
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('TaskJournal', () => {
+  it('replays a finished task and reports a running one lost after a restart, its processes killed', async () => {
+    const state = join(dir, 'state1');
+    const before = new TaskRegistry({ capacity: 4, stateDir: state });
+    await new Promise<void>((resolve) => before.start(spec('done', ['sh', '-c', 'echo hello']), (ev) => ev.exit && resolve()));
+    const running = before.start(spec('busy', ['sleep', '60']), () => undefined);
+    await vi.waitFor(() => expect(running.pid).toBeGreaterThan(0));
+    const pid = running.pid;
+    // The agent "dies": a new registry on the same state dir, the old one never shut down.
+    const after = new TaskRegistry({ capacity: 4, stateDir: state });
+    expect(after.lostInRestart).toEqual(['busy']);
+    await vi.waitFor(() => expect(alive(pid)).toBe(false));
+    const lost = after.get('busy');
+    expect(lost?.running).toBe(false);
+    expect(lost?.replayEvents().at(-1)?.exit).toMatchObject({ reason: LOST_IN_RESTART });
+    const done = after.get('done');
+    const evs = done?.replayEvents() ?? [];
+    expect(Buffer.concat(evs.flatMap((e) => (e.stdout ? [e.stdout as Buffer] : []))).toString()).toBe('hello\n');
+    expect(evs.at(-1)?.exit).toMatchObject({ code: 0, reason: '' });
+    // Same command check survives too: the key is kept.
+    expect(done?.specKey).toBe(before.get('done')?.specKey);
+    await after.shutdown(0);
+    await before.shutdown(0);
+    // A third start does not report it lost again (the journal recorded the verdict).
+    const third = new TaskRegistry({ capacity: 1, stateDir: state });
+    expect(third.lostInRestart).toEqual([]);
+    expect(third.get('busy')?.replayEvents().at(-1)?.exit).toMatchObject({ reason: LOST_IN_RESTART });
+    await third.shutdown(0);
+  });
+
+  it('never kills a process whose pid matches but whose start time does not (pid reuse)', () => {
+    const me = process.pid;
+    expect(processStartTicks(me)).toBeGreaterThan(0);
+    expect(sweepLostGroup({ pid: me, startTicks: processStartTicks(me) + 1 })).toBe(false);
+    expect(alive(me)).toBe(true);
+  });
+
+  it('stays bounded: retention applies to the file after a restart', async () => {
+    const state = join(dir, 'state2');
+    const reg = new TaskRegistry({ capacity: 2, stateDir: state, maxFinished: 3 });
+    for (const id of ['a', 'b', 'c', 'd', 'e']) await new Promise<void>((resolve) => reg.start(spec(id, ['true']), (ev) => ev.exit && resolve()));
+    await reg.shutdown(0);
+    const again = new TaskRegistry({ capacity: 2, stateDir: state, maxFinished: 3 });
+    expect(['a', 'b'].map((id) => again.get(id))).toEqual([undefined, undefined]);
+    expect(['c', 'd', 'e'].every((id) => again.get(id) !== undefined)).toBe(true);
+    const ids = new Set(readFileSync(join(state, 'tasks.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id));
+    expect([...ids].sort()).toEqual(['c', 'd', 'e']);
+    await again.shutdown(0);
+  });
+});
