@@ -37,12 +37,18 @@ export interface AgentConfig {
   taskLimits: TaskLimits;
   /** The audit log; outside the data dir, so PutFile/GetFile cannot reach it. */
   auditLog: string;
-  /** The task journal's dir (restart-safe exactly-once); outside the data dir, like the audit log. */
+  /** The agent's own state: the task journal, the newest revocation list seen, a pending renewal key; hidden from tasks, outside the data dir. */
   stateDir: string;
   /** Stat poll period of the cert dir watch (fs.watch does the rest). */
   certPollMs: number;
   /** Bearer token required on every call (GAXX_AGENT_TOKEN), when set; prints as [redacted]. */
   token: BearerToken | undefined;
+  /** Absolute dirs tasks may write besides their work dir (--task-writable A:B); none by default. */
+  taskWritable: string[];
+  /** The bubblewrap binary tasks are sandboxed with. */
+  bwrapPath: string;
+  /** Run tasks without a sandbox even in production (--unsafe-no-isolation); audited at start. */
+  unsafeNoIsolation: boolean;
 }
 
 const FLAGS = {
@@ -61,7 +67,11 @@ const FLAGS = {
   'audit-log': 'AUDIT_LOG',
   'state-dir': 'STATE_DIR',
   'cert-poll': 'CERT_POLL',
+  bwrap: 'BWRAP',
+  'task-writable': 'TASK_WRITABLE',
 } as const;
+/** Boolean flags: present means on; their env form takes 1/true. */
+const SWITCHES = { 'unsafe-no-isolation': 'UNSAFE_NO_ISOLATION' } as const;
 type Flag = keyof typeof FLAGS;
 
 const listenSchema = z.string().transform((s, ctx) => {
@@ -119,6 +129,24 @@ export function defaultAuditLog(dataDir: string): string {
   return join(dirname(dataDir), `${basename(dataDir)}-audit`, 'audit.log');
 }
 
+function within(parent: string, p: string): boolean {
+  const rel = relative(resolve(parent), resolve(p));
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/**
+ * CONFIG_INVALID when the audit log or the cert dir lies inside the data dir (file RPCs and tasks
+ * could reach them), or the data dir inside the cert dir or the audit log's dir (hiding those
+ * from tasks would hide the tasks' work dirs too).
+ */
+function refuseOverlaps(dataDir: string, certsDir: string, auditLog: string): void {
+  const problems: string[] = [];
+  if (within(dataDir, auditLog)) problems.push('audit-log: must be outside the data dir');
+  if (within(dataDir, certsDir) || within(certsDir, dataDir)) problems.push('certs: the cert dir and the data dir must not contain each other');
+  if (within(dirname(auditLog), dataDir)) problems.push("audit-log: the audit log's dir must not contain the data dir");
+  if (problems.length > 0) throw new GaxxError('CONFIG_INVALID', `invalid agent config: ${problems.join('; ')}`, { details: { problems } });
+}
+
 const schema = z.object({
   listen: listenSchema.default('0.0.0.0:8088'),
   certs: z.string().min(1, 'required (--certs DIR or GAXX_AGENT_CERTS)'),
@@ -135,12 +163,17 @@ const schema = z.object({
   'audit-log': z.string().min(1).optional(),
   'state-dir': z.string().min(1).optional(),
   'cert-poll': durationSchema.default('30s').pipe(z.number().min(100)),
+  bwrap: z.string().min(1).default('/usr/bin/bwrap'),
+  'task-writable': z.string().optional(),
   env: z.enum(['production', 'development']).default('production'),
 });
 
 /** Parses flags and env into a validated config; USAGE for bad flags, CONFIG_INVALID for bad values. */
 export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<string, string | undefined> }): AgentConfig {
-  const options = Object.fromEntries(Object.keys(FLAGS).map((f) => [f, { type: 'string' as const }]));
+  const options = {
+    ...Object.fromEntries(Object.keys(FLAGS).map((f) => [f, { type: 'string' as const }])),
+    ...Object.fromEntries(Object.keys(SWITCHES).map((f) => [f, { type: 'boolean' as const }])),
+  };
   let values: Record<string, string | boolean | undefined>;
   try {
     values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
@@ -161,6 +194,9 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
   }
   const c = parsed.data;
   const token = BearerToken.fromValue(env.GAXX_AGENT_TOKEN);
+  const unsafeEnv = env[`GAXX_AGENT_${SWITCHES['unsafe-no-isolation']}`];
+  const auditLog = c['audit-log'] ?? defaultAuditLog(c['data-dir']);
+  refuseOverlaps(c['data-dir'], c.certs, auditLog);
   const stateDir = c['state-dir'] ?? defaultStateDir(c['data-dir']);
   refuseInside('state-dir', stateDir, c['data-dir']);
   return {
@@ -177,9 +213,12 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
     environment: c.env,
     guards: c.guards,
     taskLimits: c['task-limits'],
-    auditLog: c['audit-log'] ?? defaultAuditLog(c['data-dir']),
+    auditLog,
     stateDir,
     certPollMs: c['cert-poll'],
     token,
+    bwrapPath: c.bwrap,
+    taskWritable: (c['task-writable'] ?? '').split(':').filter((d) => d.startsWith('/')),
+    unsafeNoIsolation: values['unsafe-no-isolation'] === true || unsafeEnv === '1' || unsafeEnv === 'true',
   };
 }

@@ -4,24 +4,29 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
-import type { Server as HttpsServer } from 'node:https';
+import { dirname } from 'node:path';
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { loadCertDir, secureContextOptions, type CertBundle } from '../certs/index.js';
 import { GaxxError, isGaxxError, loadProtos } from '../proto/index.js';
 import { AuditLog } from './audit/audit.js';
-import { createAuthorizer } from './auth/auth.js';
+import { createAuthorizer, METRICS_POLICY, METRICS_SCRAPE } from './auth/auth.js';
 import type { AgentConfig } from './config.js';
 import { createHardening } from './transport/hardening.js';
 import { createHealthService } from './observe/health.js';
 import { detectIsolation } from './exec/limits.js';
-import { AgentMetrics, startMetricsServer } from './observe/metrics.js';
+import { AgentMetrics, startMetricsServer, type HttpListener, type MetricsGuards } from './observe/metrics.js';
 import type { Injector } from './transport/ping-policer.js';
 import { startProfilingServer } from './observe/profiling.js';
 import { CertWatcher } from './auth/reload.js';
+import { RevocationFloor } from './auth/revocation-floor.js';
+import { StagedCertArea } from './files/cert-area.js';
 import { startTransport, type AgentTransport } from './transport/server.js';
 import { createAgentService, toServiceError } from './service.js';
 import { TaskRegistry } from './exec/tasks.js';
+import type { LaunchContext } from './exec/exec.js';
+import { inProcessRunner, Launcher } from './exec/launcher.js';
+import { detectSandbox, type Sandbox } from './exec/sandbox.js';
 
 export { defaultAuditLog, loadAgentConfig, type AgentConfig } from './config.js';
 export { runAuditCli } from './audit/audit-cli.js';
@@ -78,14 +83,15 @@ async function startHttpListeners(
   metrics: AgentMetrics,
   tlsOptions: SecureContextOptions,
   revoked: () => ReadonlySet<string>,
-): Promise<{ servers: HttpsServer[]; metricsPort: number | undefined; profilingPort: number | undefined }> {
-  const out: { servers: HttpsServer[]; metricsPort: number | undefined; profilingPort: number | undefined } = {
+  metricsGuards: MetricsGuards,
+): Promise<{ servers: HttpListener[]; metricsPort: number | undefined; profilingPort: number | undefined }> {
+  const out: { servers: HttpListener[]; metricsPort: number | undefined; profilingPort: number | undefined } = {
     servers: [],
     metricsPort: undefined,
     profilingPort: undefined,
   };
   if (config.metricsListen) {
-    const m = await startMetricsServer(metrics, config.metricsListen, tlsOptions, revoked);
+    const m = await startMetricsServer(metrics, config.metricsListen, tlsOptions, metricsGuards);
     out.servers.push(m.server);
     out.metricsPort = m.port;
   }
@@ -112,9 +118,10 @@ function shutdownGrpc(server: grpc.Server): Promise<void> {
 }
 
 /** Watches the cert dir: a verified new bundle reaches new connections; every outcome is audited. */
-function watchCerts(config: AgentConfig, initial: CertBundle, log: Logger, audit: AuditLog, apply: (b: CertBundle) => void): CertWatcher {
+function watchCerts(config: AgentConfig, initial: CertBundle, log: Logger, audit: AuditLog, load: (dir: string) => CertBundle, apply: (b: CertBundle) => void): CertWatcher {
   const watcher = new CertWatcher(config.certsDir, initial, {
     pollMs: config.certPollMs,
+    load,
     onReload: (next) => {
       apply(next);
       const s = next.summary;
@@ -131,17 +138,42 @@ function watchCerts(config: AgentConfig, initial: CertBundle, log: Logger, audit
   return watcher;
 }
 
+/** The launcher and the sandbox tasks run in (none when opted out or unavailable). */
+async function taskLaunch(config: AgentConfig, uid: number, log: Logger): Promise<LaunchContext> {
+  const sandbox: Sandbox = config.unsafeNoIsolation
+    ? { kind: 'none', detail: 'disabled by --unsafe-no-isolation', remedy: 'start the agent without --unsafe-no-isolation' }
+    : await detectSandbox(config.bwrapPath);
+  const runner = Launcher.available() ? new Launcher((detail) => log.error({ detail }, 'task launcher died')) : inProcessRunner;
+  const runUser = uid >= 0 ? `/run/user/${uid}` : undefined;
+  const hide = runUser ? [runUser] : [];
+  return { runner, sandbox, paths: { certsDir: config.certsDir, auditDir: dirname(config.auditLog), stateDir: config.stateDir, hide, writable: config.taskWritable } };
+}
+
+/** Why tasks are refused on this agent, if they are: no sandbox in production without the opt-out. */
+function tasksRefusal(config: AgentConfig, sandbox: Sandbox): GaxxError | undefined {
+  if (sandbox.kind !== 'none' || config.unsafeNoIsolation || config.environment !== 'production') return undefined;
+  return new GaxxError('ISOLATION_UNAVAILABLE', `this host cannot isolate tasks (${sandbox.detail}); ${sandbox.remedy}, or start the agent with --unsafe-no-isolation to run tasks with the agent's privileges`);
+}
+
 /** Starts every listener of the agent. */
 export async function startAgent(config: AgentConfig, opts: { version: string; log: Logger; uid: number }): Promise<RunningAgent> {
   const { log } = opts;
-  const initial = preflight(config, opts.uid);
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const floor = new RevocationFloor(config.stateDir);
+  const start = floor.atStart(preflight(config, opts.uid));
+  const initial = start.bundle;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const audit = AuditLog.open(config.auditLog, {}, Date.now, (e) => log.error({ code: (e as NodeJS.ErrnoException).code }, 'audit log write failed'));
+  if (start.rolledBack) {
+    log.warn({ code: 'REVOCATION_ROLLBACK' }, 'the cert dir holds an older revocation list than this agent has seen; enforcing the newest');
+    audit.write({ event: 'cert_reload', ok: false, code: 'REVOCATION_ROLLBACK', detail: 'at start: enforcing the newest revocation list seen' });
+  }
   const isolation = await detectIsolation({ prefer: config.taskLimits.isolation });
+  const launch = await taskLaunch(config, opts.uid, log);
   const metrics = new AgentMetrics(opts.version);
   // Filled once listening; a reload before that only updates the watcher's bundle.
-  const live: { transport?: AgentTransport; https: HttpsServer[] } = { https: [] };
-  const watcher = watchCerts(config, initial, log, audit, (next) => {
+  const live: { transport?: AgentTransport; https: HttpListener[] } = { https: [] };
+  const watcher = watchCerts(config, initial, log, audit, (dir) => floor.check(loadCertDir(dir)), (next) => {
     const options = secureContextOptions(next);
     live.transport?.setSecureContext(options);
     for (const s of live.https) s.setSecureContext(options);
@@ -171,10 +203,16 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   });
   const { agent, health } = loadProtos();
   const confine = { limits: config.taskLimits, isolation };
+  const refuseTasks = tasksRefusal(config, launch.sandbox);
   server.addService(
     agent.gaxx.agent.v1.Agent.service,
     createAgentService({
       config, registry, auth, bundle, version: opts.version, startedAt: Date.now(), log, serving: () => serving, confine, audit, blockedPeers: guards.blockedPeers,
+      launch,
+      refuseTasks,
+      certArea: new StagedCertArea(config.certsDir, config.stateDir, (dir) => floor.check(loadCertDir(dir)), () => floor.newestText(), (name, e) => {
+        audit.write({ event: 'cert_reload', ok: false, code: isGaxxError(e) ? e.code : 'INTERNAL', detail: `push of ${name} refused` });
+      }),
       // No call is served before the transport listens, so the port is known by then.
       listenPort: () => live.transport?.port ?? 0,
     }),
@@ -185,11 +223,31 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   const hooks = { ...guards.transportHooks, onInjector: (i: Injector) => guards.policePings(i) };
   const transport = await startTransport(server, config.listen, tlsOptions, hooks, config.guards.handshakeTimeoutMs);
   live.transport = transport;
-  audit.write({ event: 'agent_started', version: opts.version, isolation: isolation.kind, serial: initial.summary.serial });
-  const http = await startHttpListeners(config, metrics, tlsOptions, revoked);
+  audit.write({
+    event: 'agent_started',
+    version: opts.version,
+    isolation: isolation.kind,
+    serial: initial.summary.serial,
+    sandbox: launch.sandbox.kind,
+    sandboxDetail: launch.sandbox.detail,
+    unsafeNoIsolation: config.unsafeNoIsolation || undefined,
+  });
+  const metricsAuth = createAuthorizer(revoked, (reason) => metrics.authFailures.inc({ reason }), METRICS_POLICY);
+  const metricsGuards: MetricsGuards = {
+    hooks: guards.transportHooks,
+    handshakeTimeoutMs: config.guards.handshakeTimeoutMs,
+    authorize: (cert) => metricsAuth.authorize({ getAuthContext: () => ({ sslPeerCertificate: cert }) } as never, METRICS_SCRAPE),
+    onDenied: (peer, code) => {
+      guards.blocker.recordFailure(peer, 'auth');
+      audit.write({ event: 'auth_denied', peer, method: METRICS_SCRAPE, code });
+    },
+  };
+  const http = await startHttpListeners(config, metrics, tlsOptions, revoked, metricsGuards);
   live.https.push(...http.servers);
   // Logged once listening: a refused start stays one line.
-  log.info({ isolation: isolation.kind, detail: isolation.detail }, 'task isolation');
+  log.info({ isolation: isolation.kind, detail: isolation.detail, sandbox: launch.sandbox.kind, sandboxDetail: launch.sandbox.detail }, 'task isolation');
+  if (refuseTasks) log.error({ code: refuseTasks.code }, refuseTasks.message);
+  else if (launch.sandbox.kind === 'none') log.warn({ unsafeNoIsolation: config.unsafeNoIsolation }, 'tasks run WITHOUT isolation, with the agent\'s privileges');
   return {
     grpcPort: transport.port,
     metricsPort: http.metricsPort,
@@ -199,7 +257,9 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
       watcher.stop();
       await transport.close();
       await registry.shutdown(config.shutdownGraceMs);
+      launch.runner.close();
       await shutdownGrpc(server);
+      transport.destroyAll();
       for (const s of http.servers) s.closeAllConnections();
       await Promise.all(http.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       audit.close();

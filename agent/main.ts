@@ -38,6 +38,11 @@ const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX
   --cert-poll DURATION          stat poll of the cert dir besides fs.watch (default 30s)
   --guards JSON                 connection/call/rate limits and blocking, e.g. '{"block":{"threshold":10}}'
   --task-limits JSON            per-task limits, e.g. '{"cpuSeconds":3600,"addressSpaceBytes":4294967296,"processes":1024}'
+  --state-dir DIR               the agent's own state, hidden from tasks (default beside the data dir: <data-dir>-state)
+  --bwrap PATH                  bubblewrap, the task sandbox (default /usr/bin/bwrap)
+  --task-writable DIR[:DIR]     dirs tasks may write besides their work dir (default none; / is read-only)
+  --unsafe-no-isolation         run tasks WITHOUT a sandbox, with the agent's privileges (audited at start);
+                                without it, a production agent on a host that cannot sandbox refuses tasks
 GAXX_AGENT_TOKEN=<64 hex or 43 base64url chars>  optional bearer token every call must present
 GAXX_ENV=production (default) | development
        gaxx-agent audit [--since 1h] [--json] [--file PATH]   print the audit log
@@ -83,6 +88,9 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'agent stopping');
+    // However stop() fares, the agent is gone shortly after its grace (clients holding
+    // connections open cannot keep it alive).
+    setTimeout(() => process.exit(1), config.shutdownGraceMs + 5000).unref();
     agent.stop().then(
       () => process.exit(0),
       () => process.exit(1),

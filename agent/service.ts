@@ -31,11 +31,13 @@ import type { Authorizer } from './auth/auth.js';
 import { admitExec, auditExecRefusal } from './auth/signed-work.js';
 import { peerAddress } from './transport/conn-limits.js';
 import type { AgentConfig } from './config.js';
-import type { ExecSpec } from './exec/exec.js';
+import type { ExecSpec, LaunchContext } from './exec/exec.js';
 import { confinedPath, receivePut, sendFile } from './files/files.js';
+import type { StagedCertArea } from './files/cert-area.js';
 import type { Confinement } from './exec/limits.js';
 import { renewalDueWithJitter } from './auth/reload.js';
 import { scratchDir, type Task, type TaskRegistry } from './exec/tasks.js';
+import { inProcessRunner } from './exec/launcher.js';
 
 export interface ServiceDeps {
   config: AgentConfig;
@@ -51,6 +53,12 @@ export interface ServiceDeps {
   /** Per-task limits and how they are applied. */
   confine?: Confinement | undefined;
   audit?: AuditLog | undefined;
+  /** How tasks are started (launcher, sandbox). */
+  launch?: LaunchContext | undefined;
+  /** Set when this agent may not run tasks (no isolation in production): every new Exec gets it. */
+  refuseTasks?: GaxxError | undefined;
+  /** The cert area: staged pushes and renewal requests. */
+  certArea?: StagedCertArea | undefined;
   /** Addresses the guards block now. */
   blockedPeers?: () => BlockedPeer[];
   /** The port the gRPC listener is bound to (a signed target names host:port). */
@@ -110,6 +118,21 @@ const execSchema = z.object({
   outputCapBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
 });
 
+/**
+ * Env names that change how programs load or what a shell or interpreter runs before the
+ * command: refused at the edge (ENV_REFUSED), since they would turn any allowed command into
+ * arbitrary code in every program of the task, including the agent's own wrappers.
+ */
+const LOADER_ENV = /^(LD_.*|NODE_OPTIONS|NODE_PATH|GCONV_PATH|BASH_ENV|ENV|SHELLOPTS|BASHOPTS|PS4|PROMPT_COMMAND|PYTHONSTARTUP|PYTHONPATH|PYTHONHOME|PYTHONINSPECT|PERL5OPT|PERL5LIB|PERLLIB|PERL5DB|RUBYOPT|RUBYLIB|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|JDK_JAVA_OPTIONS|MALLOC_.*|GLIBC_TUNABLES|LOCPATH|NLSPATH|HOSTALIASES|RESOLV_HOST_CONF|DYLD_.*)$/;
+
+/** ENV_REFUSED for the first env name that changes how programs load; dot-path in details. */
+export function refuseLoaderEnv(env: Record<string, string>): void {
+  const bad = Object.keys(env).filter((k) => LOADER_ENV.test(k));
+  if (bad.length === 0) return;
+  const problems = bad.map((k) => `env.${k}: changes how programs load; refused`);
+  throw new GaxxError('ENV_REFUSED', problems.join('; '), { details: { problems } });
+}
+
 function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
@@ -118,11 +141,14 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 }
 
 /** Builds the spec for a validated request: defaults, and the (confined) work dir created. */
-function execSpec(req: ExecRequest__Output, config: AgentConfig, confine: Confinement | undefined): ExecSpec {
+function execSpec(req: ExecRequest__Output, config: AgentConfig, confine: Confinement | undefined, launch: LaunchContext | undefined): ExecSpec {
   const r = parse(execSchema, req);
+  refuseLoaderEnv(r.env);
   const cwd = r.workDir ? confinedPath(config.dataDir, r.workDir) : scratchDir(config.dataDir, r.taskId);
-  mkdirSync(cwd, { recursive: true, mode: 0o700 });
+  // The launcher makes the dir off this event loop; in-process, make it here.
+  if (!launch || launch.runner === inProcessRunner) mkdirSync(cwd, { recursive: true, mode: 0o700 });
   return {
+    launch,
     taskId: r.taskId,
     argv: r.argv,
     env: r.env,
@@ -162,7 +188,8 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
     return;
   }
   if (!d.serving()) throw new GaxxError('UNAVAILABLE', 'agent is shutting down');
-  const spec = execSpec(call.request, d.config, d.confine);
+  if (d.refuseTasks) throw d.refuseTasks;
+  const spec = execSpec(call.request, d.config, d.confine, d.launch);
   // The hint: a slot of a full agent frees when some task ends; ask again soon, not at once.
   if (!d.registry.hasRoom()) throw new GaxxError('RESOURCE_EXHAUSTED', `agent is running ${d.registry.capacity} tasks, its capacity`, { details: { retryAfterMs: BUSY_RETRY_AFTER_MS } });
   const task = d.registry.start(spec, listener, checked.digest);
@@ -238,7 +265,7 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
         cb(fail(e));
         return;
       }
-      const areas = { dataDir: d.config.dataDir, certsDir: d.config.certsDir };
+      const areas = { dataDir: d.config.dataDir, certsDir: d.config.certsDir, certs: d.certArea };
       receivePut(call, areas, id.role === 'operator').then(
         (r) => {
           d.audit?.write({ event: 'file_put', ...whoCalled(call, id), path: r.path ?? '', sha256: r.sha256 ?? '', size: Number(r.size) });
@@ -259,6 +286,17 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
           d.audit?.write({ event: 'file_get', ...whoCalled(call, id), path: call.request.path, sha256: header?.sha256 ?? '', size: Number(header?.size ?? 0) });
         })
         .then(() => call.end(), (e: unknown) => call.emit('error', fail(e)));
+    },
+    CreateCsr(call, cb) {
+      Promise.resolve()
+        .then(async () => {
+          const id = d.auth.identity(call);
+          if (!d.certArea) throw new GaxxError('FAILED_PRECONDITION', 'this agent takes no renewals');
+          const csrPem = await d.certArea.createCsr(`gaxx-agent ${hostname()}`);
+          d.audit?.write({ event: 'csr_created', ...whoCalled(call, id) });
+          return { csrPem };
+        })
+        .then((r) => cb(null, r), (e: unknown) => cb(fail(e)));
     },
     Info(call, cb) {
       try {

@@ -1,6 +1,7 @@
 /**
- * Bench: Exec of `true` through a real gaxx-agent over mTLS, beside the two things it is built
- * from, measured in the same run on the same machine:
+ * Bench: Exec of `true` through a real gaxx-agent over mTLS (tasks sandboxed, and an agent
+ * started with --unsafe-no-isolation), beside the two things it is built from, measured in the
+ * same run on the same machine:
  *   - spawn: `child_process.spawn('true')` in this process (the cost of starting a process);
  *   - unary: a bare grpc-js mTLS unary call (Health.Check on a guard-less server; the cost of one RPC);
  *   - flood: the same Exec of `true` while another identity floods the agent from another address
@@ -48,19 +49,24 @@ const AGENT_CAPACITY = 64;
 /** Task ids are never reused within a run: the agent would replay a finished task's result. */
 let taskSeq = 0;
 
-/** Exec `true` through the typed client, one channel, fresh task id per call. */
-const agentExec: Section = async ({ fixture, plan }) => {
-  const client = AgentClient.connect({ address: fixture.agent.address, expect: { fleet: 'bench', host: 'h1' } }, fixture.operator);
+/** Exec `true` through the typed client, one channel, fresh task id per call (tasks sandboxed). */
+const agentExec: Section = (ctx) => execTrue(ctx, ctx.fixture.agent, { name: 'agent-exec', label: 'Exec `true` via AgentClient (sandboxed)' });
+
+/** The same against the agent started with --unsafe-no-isolation. */
+const agentExecUnsafe: Section = (ctx) => execTrue(ctx, ctx.fixture.unsafeAgent, { name: 'agent-exec-unsafe', label: 'Exec `true`, --unsafe-no-isolation' });
+
+async function execTrue({ fixture, plan }: BenchContext, agent: BenchFixture['agent'], names: { name: string; label: string }): Promise<Measurement> {
+  const client = AgentClient.connect({ address: agent.address, expect: { fleet: 'bench', host: 'h1' } }, fixture.operator);
   const op = async () => {
     const r = await client.run({ taskId: `bench-${process.pid}-${taskSeq++}`, argv: ['true'] }, { deadlineMs: OP_DEADLINE_MS });
     if (r.exit.code !== 0 || r.exit.signal) throw new Error(`true ended with code ${r.exit.code} signal ${r.exit.signal}`);
   };
   try {
-    return await profile({ name: 'agent-exec', label: 'Exec `true` via AgentClient' }, plan, op, fixture.agent.pid);
+    return await profile(names, plan, op, agent.pid);
   } finally {
     client.close();
   }
-};
+}
 
 /** The process-start baseline: spawn `true` here, with stdio pipes as the agent uses, until 'close'. */
 const spawnTrue: Section = async ({ fixture, plan }) => {
@@ -124,9 +130,11 @@ const agentExecUnderFlood: Section = async (ctx) => {
 };
 
 /** The measurements, run one after another so none disturbs another. */
-const SECTIONS: Section[] = [agentExec, spawnTrue, grpcUnary, agentExecUnderFlood];
+const SECTIONS: Section[] = [agentExec, agentExecUnsafe, spawnTrue, grpcUnary, agentExecUnderFlood];
 const RATIOS: RatioSpec[] = [
   { of: 'agent-exec', over: 'spawn' },
+  { of: 'agent-exec-unsafe', over: 'spawn' },
+  { of: 'agent-exec', over: 'agent-exec-unsafe' },
   { of: 'agent-exec', over: 'unary' },
   { of: 'flood', over: 'agent-exec' },
 ];
@@ -149,6 +157,14 @@ function parseFlags(argv: string[]): { iterations: number; json: boolean } {
   const iterations = Number(values.iterations ?? DEFAULT_ITERATIONS);
   if (!Number.isInteger(iterations) || iterations < 1 || iterations > 1_000_000) throw new Error(`--iterations must be an integer in 1..1000000\n${USAGE}`);
   return { iterations, json: values.json ?? false };
+}
+
+/** Exec throughput as a share of bare spawn's, per in-flight level (issue targets: >= 80% / >= 60%). */
+function throughputLine(ratios: ReturnType<typeof computeRatios>): string {
+  return ratios
+    .filter((r) => r.over === 'spawn' && r.of.startsWith('agent-exec'))
+    .map((r) => `${r.of} throughput / spawn: ${r.levels.map((l) => `@${l.inFlight} ${(100 / l.ratio).toFixed(0)}%`).join(', ')}`)
+    .join('\n');
 }
 
 async function main(): Promise<void> {
@@ -194,6 +210,8 @@ async function main(): Promise<void> {
       formatMeasurements(measurements),
       '',
       formatRatios(ratios),
+      '',
+      throughputLine(ratios),
       '',
       floodReport
         ? `flood (127.0.0.2, another identity): ${floodReport.calls} calls, outcomes by grpc-status ${JSON.stringify(floodReport.outcomes)}, ${floodReport.sessionsOpened} sessions`

@@ -2,6 +2,7 @@
  * The fleet CA on the controller: its key never leaves this directory. Keeps a register of
  * issued certificates (for `gaxx certs list`) and the signed revocation list.
  */
+import { publicKeyOfCsr } from './csr.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GaxxError } from '../proto/index.js';
@@ -66,6 +67,14 @@ export class FleetCa {
     };
     writeFileAtomic(join(this.dir, REGISTER_FILE), JSON.stringify([...this.list(), rec], null, 2), 0o600);
     return made;
+  }
+
+  /**
+   * Issues a leaf for the key of a certificate request (renewal without moving a private key):
+   * the request's signature must verify; the identity and hosts come from `opts`, never from it.
+   */
+  async issueForCsr(csrPem: string, opts: Omit<LeafOptions, 'publicKeyPem'>): Promise<IssuedCertificate> {
+    return this.issue({ ...opts, publicKeyPem: publicKeyOfCsr(csrPem) });
   }
 
   /** Every certificate this CA issued, oldest first. */

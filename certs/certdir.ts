@@ -24,6 +24,10 @@ export interface CertBundle {
   cas: X509Certificate[];
   summary: CertSummary;
   revoked: Set<string>;
+  /** When the revocation list in force was signed; undefined when the dir has none. */
+  revocationIssuedAtMs?: number | undefined;
+  /** The revocation list's text as signed (kept so a holder can persist the newest it saw). */
+  revokedText?: string | undefined;
 }
 
 /** Writes a cert dir: cert.pem and ca.pem 0644, key.pem 0600, revoked.json when given. */
@@ -48,8 +52,10 @@ export function loadCertDir(dir: string, now = new Date()): CertBundle {
   verifyLeaf(cert, cas, now);
   if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw new GaxxError('CERT_INVALID', `${join(dir, KEY_FILE)} does not match ${join(dir, CERT_FILE)}`);
   const revPath = join(dir, REVOCATION_FILE);
-  const revoked = existsSync(revPath) ? verifyRevocationList(readFileSync(revPath, 'utf8'), cas).serials : new Set<string>();
+  const revokedText = existsSync(revPath) ? readFileSync(revPath, 'utf8') : undefined;
+  const list = revokedText === undefined ? undefined : verifyRevocationList(revokedText, cas);
+  const revoked = list?.serials ?? new Set<string>();
   const summary = summarizeCertificate(cert);
   if (revoked.has(summary.serial)) throw new GaxxError('CERT_REVOKED', `certificate ${summary.serial} in ${dir} is revoked`);
-  return { dir, certPem, keyPem, caPem, cert, cas, summary, revoked };
+  return { dir, certPem, keyPem, caPem, cert, cas, summary, revoked, revocationIssuedAtMs: list?.issuedAtMs, revokedText };
 }

@@ -28,3 +28,4 @@ export { REVOCATION_FILE, signRevocationList, verifyRevocationList } from './rev
 export { readPrivateFile, readRequiredFile, writeFileAtomic } from './store.js';
 export { TLS_CIPHERS, TLS_MIN_VERSION, secureContextOptions } from './tls.js';
 export { parseCertificate, renewalDue, splitPemBundle, summarizeCertificate, verifyLeaf, type CertSummary } from './verify.js';
+export { createCsr, publicKeyOfCsr } from './csr.js';

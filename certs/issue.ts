@@ -69,12 +69,19 @@ export interface LeafOptions {
   notAfter?: Date;
   /** Extra URI SANs; only for tests of the one-URI rule. */
   extraUris?: string[];
+  /**
+   * The subject's public key (PEM) from a verified certificate request: no key pair is made and
+   * the result's keyPem is empty (the key stays with its holder).
+   */
+  publicKeyPem?: string;
+  /** Marks the leaf CA:TRUE; only for tests of the refusal of CA certificates as clients. */
+  testOnlyCaTrue?: boolean;
 }
 
 /** Issues a leaf (cA=false, digitalSignature, no keyCertSign) signed by `ca`. */
 export async function issueLeafCertificate(ca: SignerKey, opts: LeafOptions): Promise<IssuedCertificate> {
   const uri = identityUri(opts.identity);
-  const { privateKeyPem, publicKeyPem } = await generateRsaKeyPair();
+  const { privateKeyPem, publicKeyPem } = opts.publicKeyPem ? { privateKeyPem: '', publicKeyPem: opts.publicKeyPem } : await generateRsaKeyPair();
   const caCert = forge.pki.certificateFromPem(ca.certPem);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
@@ -92,7 +99,7 @@ export async function issueLeafCertificate(ca: SignerKey, opts: LeafOptions): Pr
   for (const h of opts.hosts ?? []) altNames.push(isIP(h) ? { type: 7, ip: h } : { type: 2, value: h });
   const isAgent = opts.identity.role === 'agent';
   cert.setExtensions([
-    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'basicConstraints', cA: opts.testOnlyCaTrue === true, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: isAgent, clientAuth: true },
     { name: 'subjectAltName', altNames },

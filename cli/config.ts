@@ -50,6 +50,8 @@ export const ConfigFileSchema = z
         port: z.number().int().min(1).max(65535),
         deadlineMs: z.number().int().positive(),
         connectTimeoutMs: z.number().int().positive(),
+        /** The agents' bearer token; prefer GAXX_AGENT_TOKEN in the environment. */
+        token: z.string().min(1),
       })
       .strict()
       .partial(),
@@ -93,6 +95,8 @@ export interface GaxxConfig {
     deadlineMs: number;
     /** How long to wait for an agent connection before UNAVAILABLE. */
     connectTimeoutMs: number;
+    /** Bearer token for agents that require one (GAXX_AGENT_TOKEN or agent.token); never a flag. */
+    token?: string | undefined;
   };
   redis: {
     /** The queue's Redis; undefined: the embedded redis-server in the state dir. */

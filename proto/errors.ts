@@ -19,9 +19,15 @@ export const ERROR_CODES = {
   ROOT_REFUSED: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 7 },
   PROFILING_IN_PRODUCTION: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 7 },
   WEAK_SECRET: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 7 },
+  /** The host cannot isolate tasks and the agent was not started with --unsafe-no-isolation. */
+  ISOLATION_UNAVAILABLE: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 7 },
+  /** A task env name that changes how programs load (LD_*, NODE_OPTIONS, ...). */
+  ENV_REFUSED: { grpc: GrpcStatus.INVALID_ARGUMENT, exit: 2 },
   CERT_INVALID: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
   CERT_EXPIRED: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
   CERT_REVOKED: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
+  /** A revocation list older than the newest the agent has seen. */
+  REVOCATION_ROLLBACK: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 8 },
   IDENTITY_MISMATCH: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
   UNAUTHENTICATED: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 8 },
   PERMISSION_DENIED: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },

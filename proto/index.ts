@@ -38,6 +38,8 @@ export type { GetFileHeader, GetFileHeader__Output } from './gen/gaxx/agent/v1/G
 export type { InfoRequest, InfoRequest__Output } from './gen/gaxx/agent/v1/InfoRequest.js';
 export type { InfoResponse, InfoResponse__Output } from './gen/gaxx/agent/v1/InfoResponse.js';
 export type { BlockedPeer, BlockedPeer__Output } from './gen/gaxx/agent/v1/BlockedPeer.js';
+export type { CreateCsrRequest, CreateCsrRequest__Output } from './gen/gaxx/agent/v1/CreateCsrRequest.js';
+export type { CreateCsrResponse, CreateCsrResponse__Output } from './gen/gaxx/agent/v1/CreateCsrResponse.js';
 export type { FileArea } from './gen/gaxx/agent/v1/FileArea.js';
 export type { HealthClient, HealthHandlers } from './gen/grpc/health/v1/Health.js';
 export type { HealthCheckRequest, HealthCheckRequest__Output } from './gen/grpc/health/v1/HealthCheckRequest.js';

@@ -54,6 +54,7 @@ export const AuditEventSchema = z.discriminatedUnion('event', [
     durationMs: z.number().int().nonnegative(),
   }),
   z.object({ event: z.literal('file_put'), peer, identity, area: z.string().max(40).optional(), path: z.string().max(4096), sha256, size: z.number().int() }),
+  z.object({ event: z.literal('csr_created'), peer, identity }),
   z.object({ event: z.literal('file_get'), peer, identity, path: z.string().max(4096), sha256, size: z.number().int() }),
   z.object({
     event: z.literal('cert_reload'),
@@ -67,7 +68,17 @@ export const AuditEventSchema = z.discriminatedUnion('event', [
   }),
   z.object({ event: z.literal('peer_blocked'), peer, untilMs: z.number().int(), failures: z.number().int(), reason: z.string().max(40) }),
   z.object({ event: z.literal('peer_unblocked'), peer }),
-  z.object({ event: z.literal('agent_started'), version: z.string().max(40), isolation: z.string().max(40), serial: z.string().max(64) }),
+  z.object({
+    event: z.literal('agent_started'),
+    version: z.string().max(40),
+    isolation: z.string().max(40),
+    serial: z.string().max(64),
+    /** How tasks are sandboxed: bwrap, or none (with why). */
+    sandbox: z.string().max(40).optional(),
+    sandboxDetail: z.string().max(300).optional(),
+    /** Started with --unsafe-no-isolation: tasks run with the agent's privileges. */
+    unsafeNoIsolation: z.boolean().optional(),
+  }),
 ]);
 
 /** One audit event (without its timestamp). */

@@ -7,6 +7,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { describeIdentity, identityFromSan, normalizeSerial, type Identity, type Role } from '../../certs/index.js';
+import { claimsCa } from './ca-flag.js';
 import { GaxxError, isGaxxError } from '../../proto/index.js';
 
 const ALL: readonly Role[] = ['operator', 'scheduler'];
@@ -22,12 +23,19 @@ export const RPC_POLICY: Readonly<Record<string, readonly Role[]>> = {
   '/gaxx.agent.v1.Agent/PutFile': ALL,
   '/gaxx.agent.v1.Agent/GetFile': ALL,
   '/gaxx.agent.v1.Agent/Info': WITH_MONITOR,
+  // Renewal writes the cert area, which only operators may.
+  '/gaxx.agent.v1.Agent/CreateCsr': ['operator'],
   '/grpc.health.v1.Health/Check': WITH_MONITOR,
   '/grpc.health.v1.Health/Watch': WITH_MONITOR,
 };
 
+/** The metrics listener's one "method": a scrape. */
+export const METRICS_SCRAPE = 'GET /metrics';
+/** Who may scrape metrics (the metrics listener authorizes with this table). */
+export const METRICS_POLICY: Readonly<Record<string, readonly Role[]>> = { [METRICS_SCRAPE]: WITH_MONITOR };
+
 /** Why a call was refused, as the auth-failure metric labels it. */
-export type DenyReason = 'no_certificate' | 'bad_identity' | 'revoked' | 'role';
+export type DenyReason = 'no_certificate' | 'bad_identity' | 'ca_certificate' | 'revoked' | 'role';
 
 type AuthContextCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext'>;
 
@@ -65,6 +73,8 @@ export function createAuthorizer(revoked: () => ReadonlySet<string>, onDenied: (
     authorize(call, method) {
       const cert = call.getAuthContext().sslPeerCertificate;
       if (!cert) return deny('no_certificate', method, new GaxxError('UNAUTHENTICATED', 'no verified client certificate'));
+      // A CA certificate (basicConstraints CA:TRUE) could sign identities of its own: never a client.
+      if (cert.ca || claimsCa(cert.raw)) return deny('ca_certificate', method, new GaxxError('CERT_INVALID', 'client certificate is a CA certificate (CA:TRUE)'));
       let id: Identity;
       try {
         id = identityFromSan(cert.subjectaltname);

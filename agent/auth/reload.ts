@@ -18,6 +18,8 @@ export interface CertWatcherOptions {
   pollMs?: number;
   /** Use fs.watch (default true); polling alone when false. */
   watch?: boolean;
+  /** Loads and checks the dir (default loadCertDir); the agent adds the revocation floor. */
+  load?: (dir: string) => CertBundle;
   onReload(next: CertBundle, previous: CertBundle): void;
   /** The dir changed but does not verify; the previous bundle stays in force. */
   onError(err: unknown): void;
@@ -81,7 +83,12 @@ export class CertWatcher {
 
   private startPolling(): void {
     this.poller = setInterval(() => {
-      if (dirSignature(this.dir) !== this.seen) this.schedule();
+      // Remember what was seen at once: a poll period shorter than the debounce would otherwise
+      // re-arm the debounce on every tick and never reload.
+      const signature = dirSignature(this.dir);
+      if (signature === this.seen) return;
+      this.seen = signature;
+      this.schedule();
     }, this.opts.pollMs ?? 30_000);
     this.poller.unref();
   }
@@ -102,7 +109,7 @@ export class CertWatcher {
     this.seen = signature;
     let next: CertBundle;
     try {
-      next = loadCertDir(this.dir);
+      next = (this.opts.load ?? loadCertDir)(this.dir);
     } catch (e) {
       if (this.failedSignature !== signature) {
         this.failedSignature = signature;

@@ -32,6 +32,23 @@ function sequential(s: string): boolean {
   return true;
 }
 
+/**
+ * Whether `s` repeats itself: a shorter unit over and over (`0123456789abcdef` x4, `Password1!`
+ * x5), or so few distinct 4-character pieces that most of it is copies of the rest. A random
+ * token of 43+ characters has nearly all its 4-grams distinct.
+ */
+export function repetitive(s: string): boolean {
+  for (let p = 1; p <= s.length / 2; p++) {
+    let i = p;
+    while (i < s.length && s[i] === s[i - p]) i++;
+    if (i === s.length) return true;
+  }
+  if (s.length < 16) return false;
+  const grams = new Set<string>();
+  for (let i = 0; i + 4 <= s.length; i++) grams.add(s.slice(i, i + 4));
+  return grams.size < (s.length - 3) / 2;
+}
+
 /** Estimated bits: length times log2 of the smallest standard charset holding the string. */
 export function estimateBits(s: string): number {
   const charset = /^[0-9a-fA-F]+$/.test(s) ? 16 : /^[A-Za-z0-9_\-+/=]+$/.test(s) ? 64 : 95;
@@ -53,6 +70,7 @@ export function secretWeakness(value: string): string | undefined {
   if (v.length === 0) return 'it is empty';
   if (WEAK_WORDS.test(v) || PLACEHOLDER.test(v)) return 'it is a known default or placeholder';
   if (sequential(v) || new Set(v).size === 1) return 'it is a run of repeated or consecutive characters';
+  if (repetitive(v)) return 'it repeats a pattern';
   if (estimateBits(v) < MIN_SECRET_BITS) return `it carries about ${Math.floor(estimateBits(v))} bits; at least ${MIN_SECRET_BITS} are required (e.g. 64 hex or 43 base64url characters)`;
   if (shannonBitsPerChar(v) < 3) return 'it repeats too few characters to be random';
   return undefined;

@@ -7,9 +7,11 @@
  * output is stopped rather than left running unseen). When the leader exits, whatever it left
  * behind in its group is killed too: a task owns nothing after it ends.
  */
-import { spawn } from 'node:child_process';
 import type { Exit } from '../../proto/index.js';
-import { classifyExit, confinedArgv, TailBuffer, type Confinement } from './limits.js';
+import { inProcessRunner, type TaskRunner } from './launcher.js';
+import type { SpawnHead } from './launcher-protocol.js';
+import { classifyExit, limitedArgv, TailBuffer, type Confinement } from './limits.js';
+import { encodeArgs, sandboxArgv, sandboxOptions, type Sandbox, type SandboxPaths } from './sandbox.js';
 
 /** What exec needs to run a validated request. */
 export interface ExecSpec {
@@ -22,6 +24,15 @@ export interface ExecSpec {
   outputCapBytes: number;
   /** Per-task resource limits (CPU, memory, processes); none when absent. */
   confine?: Confinement | undefined;
+  /** How the process is started: the launcher and the sandbox (in-process and bare when absent). */
+  launch?: LaunchContext | undefined;
+}
+
+/** The agent's launcher and sandbox, shared by every task. */
+export interface LaunchContext {
+  runner: TaskRunner;
+  sandbox: Sandbox;
+  paths: SandboxPaths;
 }
 
 /** Receives a process's life: started (pid 0 when spawn failed), output chunks, exit. */
@@ -47,89 +58,91 @@ export function taskEnv(cwd: string, extra: Record<string, string>): Record<stri
   return { PATH: BASE_PATH, HOME: cwd, LANG: 'C.UTF-8', ...extra };
 }
 
-function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // ESRCH: the group is already gone.
-  }
-}
-
-/** Kills a process group once: SIGTERM now, SIGKILL after the grace; remembers why. */
-function groupKiller(pid: number): { kill: ExecHandle['kill']; reason(): KillReason | undefined; clear(): void } {
-  let reason: KillReason | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  return {
-    kill(why, graceMs = DEFAULT_KILL_GRACE_MS) {
-      if (reason !== undefined || pid === 0) return;
-      reason = why;
-      signalGroup(pid, 'SIGTERM');
-      timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
-      timer.unref();
-    },
-    reason: () => reason,
-    clear: () => clearTimeout(timer),
+/** The argv to start and its spawn head: limits outside, the sandbox (if any) inside them. */
+function launchPlan(spec: ExecSpec, env: Record<string, string>): { head: SpawnHead; body: Buffer } {
+  const iso = spec.launch?.sandbox;
+  const sandboxed = iso?.kind === 'bwrap';
+  const inner = sandboxed ? sandboxArgv(iso, spec.argv) : spec.argv;
+  const c = spec.confine;
+  const argv = c && c.isolation.kind !== 'none' ? limitedArgv(inner, c.limits, c.isolation, `gaxx-task-${spec.taskId}`) : inner;
+  const wrapped = argv !== spec.argv;
+  const fd3 = sandboxed && spec.launch ? encodeArgs(sandboxOptions(iso, spec.launch.paths, spec.cwd, env)) : Buffer.alloc(0);
+  const head: SpawnHead = {
+    file: argv[0] as string,
+    args: argv.slice(1),
+    cwd: spec.cwd,
+    // In the sandbox the task's env is set by bwrap; bwrap and prlimit get only a PATH.
+    env: sandboxed ? { PATH: BASE_PATH } : env,
+    fd3Bytes: fd3.length,
+    probe: wrapped ? { argv0: spec.argv[0] as string, path: env.PATH ?? BASE_PATH } : undefined,
+    sandboxed,
+    mkdir: true,
   };
+  return { head, body: fd3.length > 0 ? Buffer.concat([fd3, spec.stdin]) : spec.stdin };
 }
 
-/** Starts `spec`; events go to `sink`. */
+/** Starts `spec` through its runner (the launcher, or in-process); events go to `sink`. */
 export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
   const t0 = Date.now();
   const env = taskEnv(spec.cwd, spec.env);
-  const argv = confinedArgv(spec.argv, spec.confine, env, spec.cwd, `gaxx-task-${spec.taskId}`);
-  const child = spawn(argv[0] as string, argv.slice(1), {
-    cwd: spec.cwd,
-    env,
-    detached: true,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const pid = child.pid ?? 0;
-  const killer = groupKiller(pid);
-  const handle: ExecHandle = { pid, kill: killer.kill };
+  const { head, body } = launchPlan(spec, env);
+  const runner = spec.launch?.runner ?? inProcessRunner;
+  let reason: KillReason | undefined;
+  let killTimer: NodeJS.Timeout | undefined;
+  let exited = false;
   let truncated = false;
   let sent = 0;
+  let startError = '';
   const bytes = { stdout: 0, stderr: 0 };
   // The end of stderr tells a task that hit a limit (failed allocation or fork) from one that failed.
   const stderrTail = new TailBuffer();
-  sink.started(pid);
-  const timer = setTimeout(() => handle.kill('timeout'), spec.timeoutMs);
-  const onData = (stream: 'stdout' | 'stderr') => (data: Buffer) => {
-    if (truncated) return;
-    const room = spec.outputCapBytes - sent;
-    const part = data.length > room ? data.subarray(0, room) : data;
-    sent += part.length;
-    bytes[stream] += part.length;
-    if (part.length > 0) sink.output(stream, part);
-    if (data.length > room) {
-      truncated = true;
-      handle.kill('output_cap');
-    }
+  const handle: ExecHandle = {
+    pid: 0,
+    kill(why, graceMs = DEFAULT_KILL_GRACE_MS) {
+      if (reason !== undefined || exited) return;
+      reason = why;
+      proc.signal('term');
+      killTimer = setTimeout(() => proc.signal('kill'), graceMs);
+      killTimer.unref();
+    },
   };
-  child.stdout.on('data', onData('stdout'));
-  child.stderr.on('data', onData('stderr'));
-  child.stderr.on('data', (d: Buffer) => stderrTail.push(d));
-  child.stdin.on('error', () => undefined); // the command may exit without reading its stdin
-  child.stdin.end(spec.stdin);
-  child.on('exit', () => signalGroup(pid, 'SIGKILL'));
-  let spawnError: NodeJS.ErrnoException | undefined;
-  child.on('error', (e: NodeJS.ErrnoException) => {
-    spawnError = e;
-  });
-  child.on('close', (code, signal) => {
-    clearTimeout(timer);
-    killer.clear();
-    sink.exit({
-      code: spawnError && pid === 0 ? (spawnError.code === 'ENOENT' ? 127 : 126) : (code ?? -1),
-      signal: signal ?? '',
-      durationMs: Date.now() - t0,
-      truncated,
-      stdoutBytes: bytes.stdout,
-      stderrBytes: bytes.stderr,
-      reason: spec.confine
-        ? classifyExit({ code, signal, stderrTail: stderrTail.text(), agentReason: killer.reason() }, spec.confine.limits, spec.confine.isolation)
-        : (killer.reason() ?? ''),
-      error: spawnError && pid === 0 ? `cannot start ${spec.argv[0]}: ${spawnError.code ?? spawnError.message}` : '',
-    });
+  const timer = setTimeout(() => handle.kill('timeout'), spec.timeoutMs);
+  const proc = runner.spawn(head, body, {
+    started(pid, error) {
+      handle.pid = pid;
+      if (error) startError = error.message;
+      sink.started(pid);
+    },
+    output(stream, data) {
+      if (truncated) return;
+      if (stream === 'stderr') stderrTail.push(data);
+      const room = spec.outputCapBytes - sent;
+      const part = data.length > room ? data.subarray(0, room) : data;
+      sent += part.length;
+      bytes[stream] += part.length;
+      if (part.length > 0) sink.output(stream, part);
+      if (data.length > room) {
+        truncated = true;
+        handle.kill('output_cap');
+      }
+    },
+    exit(code, signal) {
+      exited = true;
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      sink.exit({
+        code: code ?? -1,
+        signal: signal ?? '',
+        durationMs: Date.now() - t0,
+        truncated,
+        stdoutBytes: bytes.stdout,
+        stderrBytes: bytes.stderr,
+        reason: spec.confine
+          ? classifyExit({ code, signal, stderrTail: stderrTail.text(), agentReason: reason }, spec.confine.limits, spec.confine.isolation)
+          : (reason ?? ''),
+        error: startError,
+      });
+    },
   });
   return handle;
 }

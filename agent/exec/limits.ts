@@ -13,9 +13,10 @@
  * processes of `capacity` concurrent tasks. A systemd scope (TasksMax) is the per-task fix.
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants as fsc, statSync } from 'node:fs';
-import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
+import { commandExists } from './command-exists.js';
+
+export { commandExists };
 
 /** Limits for one task; 0 means unlimited. */
 export const TaskLimitsSchema = z
@@ -139,23 +140,6 @@ export class TailBuffer {
   text(): string {
     return this.buf.toString('utf8');
   }
-}
-
-/**
- * Whether `argv0` names an executable file (searched in `path` when it has no slash), as the
- * kernel would find it. Wrapped in prlimit, a missing command would surface as prlimit's exit
- * 127 instead of a spawn error; checking first keeps "command not found" a spawn error.
- */
-export function commandExists(argv0: string, path: string, cwd: string): boolean {
-  const candidates = argv0.includes('/') ? [isAbsolute(argv0) ? argv0 : resolvePath(cwd, argv0)] : path.split(':').filter(Boolean).map((d) => join(d, argv0));
-  return candidates.some((c) => {
-    try {
-      accessSync(c, fsc.X_OK);
-      return statSync(c).isFile();
-    } catch {
-      return false;
-    }
-  });
 }
 
 /** The limits in force for tasks and how they are applied. */

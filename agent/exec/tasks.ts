@@ -1,6 +1,6 @@
 /**
  * The task registry: the agent side of exactly-once execution. Running tasks and recently
- * finished ones (bounded by count and TTL) are kept by task id with a bounded replay buffer of
+ * finished ones (bounded by count, bytes and TTL; their stdin and env are dropped) are kept by task id with a bounded replay buffer of
  * their output (per task and globally). An Exec for a running id attaches; one for a finished id
  * replays the stored result; neither runs the command again.
  *
@@ -36,6 +36,8 @@ export interface TaskRegistryOptions {
   maxFinished?: number;
   replayBytesPerTask?: number;
   replayBytesTotal?: number;
+  /** Bytes finished entries may hold besides their output (argv, paths): a bound beside the count. */
+  maxFinishedBytes?: number;
   /** The agent's data dir: a forgotten task's scratch dir under it (see scratchDir) is removed. */
   dataDir?: string;
   /** Where the journal lives (outside the data dir); none: the registry is in memory only. */
@@ -83,9 +85,10 @@ export class Task {
     return this.running ? new Promise((r) => this.exited.push(r)) : Promise.resolve();
   }
 
-  /** Marks the task finished and wakes done() waiters. */
+  /** Marks the task finished and wakes done() waiters; its stdin and env are dropped (they may hold secrets). */
   finish(exit: TaskExit): void {
     this.exit = exit;
+    Object.assign(this.spec, { stdin: Buffer.alloc(0), env: {} });
     this.finishedAt = Date.now();
     for (const r of this.exited.splice(0)) r();
   }
@@ -98,11 +101,18 @@ export class Task {
   }
 }
 
+/** What a finished entry holds besides its output: its argv, key, ids and paths (approximate bytes). */
+function entryBytes(t: Task): number {
+  return t.spec.argv.reduce((n, a) => n + a.length + 8, 0) + t.specKey.length + t.spec.taskId.length + t.spec.cwd.length + 512;
+}
+
 /** Running and recently finished tasks by id. */
 export class TaskRegistry {
   private readonly tasks = new Map<string, Task>();
   private runningCount = 0;
   private totalBuffered = 0;
+  /** Bytes held by finished entries besides their output (see entryBytes). */
+  private finishedBytes = 0;
   startedTotal = 0;
   private readonly o: Required<Omit<TaskRegistryOptions, 'onStart' | 'onExit' | 'onOutput' | 'dataDir' | 'stateDir'>> & TaskRegistryOptions;
   private readonly sweeper: NodeJS.Timeout;
@@ -111,7 +121,7 @@ export class TaskRegistry {
   readonly lostInRestart: string[] = [];
 
   constructor(opts: TaskRegistryOptions) {
-    this.o = { retentionMs: 10 * 60_000, maxFinished: 10_000, replayBytesPerTask: 64 * 1024, replayBytesTotal: 64 * 1024 * 1024, ...opts };
+    this.o = { retentionMs: 10 * 60_000, maxFinished: 10_000, replayBytesPerTask: 64 * 1024, replayBytesTotal: 64 * 1024 * 1024, maxFinishedBytes: 64 * 1024 * 1024, ...opts };
     if (opts.stateDir !== undefined) {
       const { journal, entries } = TaskJournal.open(opts.stateDir);
       this.journal = journal;
@@ -201,6 +211,7 @@ export class TaskRegistry {
       exit: (exit) => {
         this.runningCount--;
         task.finish(exit);
+        this.finishedBytes += entryBytes(task);
         this.journal?.finished(spec.taskId, exit, task.buffer, task.dropped);
         this.o.onExit?.(exit);
         emit({ exit });
@@ -254,6 +265,7 @@ export class TaskRegistry {
 
   private forget(id: string, t: Task): void {
     this.totalBuffered -= t.bufferedBytes;
+    if (!t.running) this.finishedBytes -= entryBytes(t);
     this.tasks.delete(id);
     if (this.o.dataDir !== undefined && t.spec.cwd === scratchDir(this.o.dataDir, id)) {
       // Best effort and off the event loop: a dir the task made unremovable stays.
@@ -271,7 +283,7 @@ export class TaskRegistry {
     let finished = this.tasks.size - this.runningCount;
     for (const [id, t] of this.tasks) {
       if (t.running) continue;
-      if (t.finishedAt >= cutoff && finished <= this.o.maxFinished) {
+      if (t.finishedAt >= cutoff && finished <= this.o.maxFinished && this.finishedBytes <= this.o.maxFinishedBytes) {
         if (full) continue;
         break;
       }

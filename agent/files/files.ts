@@ -1,14 +1,17 @@
 /**
  * PutFile/GetFile, confined to one root (the data dir, or the cert dir for rotation). Absolute
- * paths, `..` segments and symlinks whose real path leaves the root are PATH_ESCAPE. Uploads go
- * to a temp file beside the target and are renamed only after size and sha256 match.
+ * paths, `..` segments, symlinks and hard-linked files are PATH_ESCAPE, checked on what is opened
+ * (safe-open.ts), never by name before opening. Uploads go to a temp file beside the target and
+ * are renamed only after size and sha256 match; cert-area pushes are staged and validated as a
+ * whole cert dir first (cert-area.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, realpathSync } from 'node:fs';
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { existsSync, realpathSync } from 'node:fs';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { z } from 'zod';
 import { GaxxError, type GetFileChunk, type PutFileChunk__Output, type PutFileResponse } from '../../proto/index.js';
+import { fdPath, openFileIn, openParent } from './safe-open.js';
 
 /** Files the cert area accepts (issue 3 rotation pushes these). */
 export const CERT_AREA_FILES = new Set(['cert.pem', 'key.pem', 'ca.pem', 'revoked.json']);
@@ -45,15 +48,22 @@ const headerSchema = z.object({
   area: z.enum(['FILE_AREA_DATA', 'FILE_AREA_CERTS']),
 });
 
-/** Roots PutFile may write to. */
+/** Roots PutFile may write to; cert-area pushes go through `certs` (staged and validated). */
 export interface FileAreas {
   dataDir: string;
   certsDir: string;
+  certs?: CertArea | undefined;
 }
 
-/** Receives an upload (header first, then data) and commits it atomically. */
-export async function receivePut(chunks: AsyncIterable<PutFileChunk__Output>, areas: FileAreas, mayUseCerts: boolean): Promise<PutFileResponse> {
-  const it = chunks[Symbol.asyncIterator]();
+/** Applies one pushed cert-area file, or refuses it leaving everything as it was. */
+export interface CertArea {
+  apply(name: string, data: Buffer): Promise<void>;
+}
+
+type Header = z.infer<typeof headerSchema>;
+
+/** Reads the header chunk; INVALID_ARGUMENT with dot-paths when it is missing or bad. */
+async function readHeader(it: AsyncIterator<PutFileChunk__Output>): Promise<Header> {
   const first = await it.next();
   if (first.done || !first.value.header) throw new GaxxError('INVALID_ARGUMENT', 'PutFile must start with a header');
   const parsed = headerSchema.safeParse(first.value.header);
@@ -61,58 +71,106 @@ export async function receivePut(chunks: AsyncIterable<PutFileChunk__Output>, ar
     const problems = parsed.error.issues.map((i) => `header.${i.path.join('.')}: ${i.message}`);
     throw new GaxxError('INVALID_ARGUMENT', problems.join('; '), { details: { problems } });
   }
-  const h = parsed.data;
-  let target: string;
-  let mode = h.mode || 0o600;
-  if (h.area === 'FILE_AREA_CERTS') {
-    if (!mayUseCerts) throw new GaxxError('PERMISSION_DENIED', 'only the operator role may write the cert area');
-    if (!CERT_AREA_FILES.has(h.path)) throw new GaxxError('PATH_ESCAPE', `the cert area holds only ${[...CERT_AREA_FILES].join(', ')}`);
-    target = confinedPath(areas.certsDir, h.path);
-    mode = h.path === 'key.pem' ? 0o600 : 0o644;
-  } else {
-    target = confinedPath(areas.dataDir, h.path);
-  }
-  await mkdir(dirname(target), { recursive: true, mode: 0o700 });
-  confinedPath(h.area === 'FILE_AREA_CERTS' ? areas.certsDir : areas.dataDir, h.path); // re-check after mkdir
-  const tmp = join(dirname(target), `.${randomBytes(6).toString('hex')}.part`);
-  const fh = await open(tmp, 'wx', mode);
+  return parsed.data;
+}
+
+/** Receives the data chunks into `sink`, checking size and sha256 against the header. */
+async function receiveData(it: AsyncIterator<PutFileChunk__Output>, h: Header, sink: (b: Buffer) => Promise<unknown>): Promise<string> {
   const hash = createHash('sha256');
   let size = 0;
+  for (let n = await it.next(); !n.done; n = await it.next()) {
+    const data = n.value.data;
+    if (!data) throw new GaxxError('INVALID_ARGUMENT', 'PutFile sends one header, then only data');
+    size += data.length;
+    if (size > h.size) throw new GaxxError('INVALID_ARGUMENT', `more data than the header's size ${h.size}`);
+    hash.update(data);
+    await sink(data);
+  }
+  if (size !== h.size) throw new GaxxError('INVALID_ARGUMENT', `got ${size} bytes, header said ${h.size}`);
+  const digest = hash.digest('hex');
+  if (digest !== h.sha256) throw new GaxxError('CHECKSUM_MISMATCH', 'sha256 of the received data does not match the header');
+  return digest;
+}
+
+const MAX_CERT_FILE_BYTES = 1024 * 1024;
+
+/** A cert-area push: received whole, then staged and validated by `areas.certs` before anything is replaced. */
+async function receiveCertPush(it: AsyncIterator<PutFileChunk__Output>, h: Header, areas: FileAreas, mayUseCerts: boolean): Promise<PutFileResponse> {
+  if (!mayUseCerts) throw new GaxxError('PERMISSION_DENIED', 'only the operator role may write the cert area');
+  if (!CERT_AREA_FILES.has(h.path)) throw new GaxxError('PATH_ESCAPE', `the cert area holds only ${[...CERT_AREA_FILES].join(', ')}`);
+  if (h.size > MAX_CERT_FILE_BYTES) throw new GaxxError('INVALID_ARGUMENT', `a cert-area file is at most ${MAX_CERT_FILE_BYTES} bytes`);
+  if (!areas.certs) throw new GaxxError('FAILED_PRECONDITION', 'this agent takes no cert-area pushes');
+  const parts: Buffer[] = [];
+  const digest = await receiveData(it, h, async (b) => parts.push(b));
+  await areas.certs.apply(h.path, Buffer.concat(parts));
+  return { path: h.path, size: h.size, sha256: digest };
+}
+
+/** Receives an upload (header first, then data) and commits it atomically. */
+export async function receivePut(chunks: AsyncIterable<PutFileChunk__Output>, areas: FileAreas, mayUseCerts: boolean): Promise<PutFileResponse> {
+  const it = chunks[Symbol.asyncIterator]();
+  const h = await readHeader(it);
+  if (h.area === 'FILE_AREA_CERTS') return receiveCertPush(it, h, areas, mayUseCerts);
+  // The parent is walked and pinned (safe-open.ts); temp file and rename go through its descriptor.
+  const { dir, name } = await openParent(areas.dataDir, h.path, true);
+  const tmp = `${fdPath(dir)}/.${randomBytes(6).toString('hex')}.part`;
+  let fh: FileHandle | undefined;
   let committed = false;
   try {
-    for (let n = await it.next(); !n.done; n = await it.next()) {
-      const data = n.value.data;
-      if (!data) throw new GaxxError('INVALID_ARGUMENT', 'PutFile sends one header, then only data');
-      size += data.length;
-      if (size > h.size) throw new GaxxError('INVALID_ARGUMENT', `more data than the header's size ${h.size}`);
-      hash.update(data);
-      await fh.write(data);
-    }
-    if (size !== h.size) throw new GaxxError('INVALID_ARGUMENT', `got ${size} bytes, header said ${h.size}`);
-    const digest = hash.digest('hex');
-    if (digest !== h.sha256) throw new GaxxError('CHECKSUM_MISMATCH', 'sha256 of the received data does not match the header');
+    fh = await open(tmp, 'wx', h.mode || 0o600);
+    const out = fh;
+    const digest = await receiveData(it, h, (b) => out.write(b));
     await fh.sync();
     await fh.close();
-    await rename(tmp, target);
+    fh = undefined;
+    await rename(tmp, `${fdPath(dir)}/${name}`);
     committed = true;
-    return { path: h.path, size, sha256: digest };
+    return { path: h.path, size: h.size, sha256: digest };
   } finally {
     if (!committed) {
-      await fh.close().catch(() => undefined);
+      await fh?.close().catch(() => undefined);
       await unlink(tmp).catch(() => undefined);
     }
+    await dir.close();
   }
 }
 
-/** Sends a data-area file: header (size, mode, sha256), then 64 KiB chunks; `write` resolves when the peer can take more. */
-export async function sendFile(dataDir: string, rel: string, write: (c: GetFileChunk) => Promise<void>): Promise<void> {
-  const full = confinedPath(dataDir, rel);
-  const st = await stat(full).catch((e: NodeJS.ErrnoException) => {
-    throw new GaxxError('NOT_FOUND', `no file '${rel}'`, { cause: e });
-  });
-  if (!st.isFile()) throw new GaxxError('NOT_FOUND', `'${rel}' is not a regular file`);
+/** sha256 of the whole of `fh`, read by position (the descriptor is the one that is sent). */
+async function hashOf(fh: FileHandle): Promise<string> {
   const hash = createHash('sha256');
-  for await (const c of createReadStream(full, { highWaterMark: CHUNK })) hash.update(c as Buffer);
-  await write({ header: { size: st.size, mode: st.mode & 0o777, sha256: hash.digest('hex') } });
-  for await (const c of createReadStream(full, { highWaterMark: CHUNK })) await write({ data: c as Buffer });
+  const buf = Buffer.allocUnsafe(CHUNK);
+  for (let pos = 0; ; ) {
+    const { bytesRead } = await fh.read(buf, 0, CHUNK, pos);
+    if (bytesRead === 0) break;
+    hash.update(buf.subarray(0, bytesRead));
+    pos += bytesRead;
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * Sends a data-area file: header (size, mode, sha256), then 64 KiB chunks; `write` resolves when
+ * the peer can take more. Hashing and sending read the same open descriptor; a file that changes
+ * in between (a task still writing it) ends the stream with CHECKSUM_MISMATCH.
+ */
+export async function sendFile(dataDir: string, rel: string, write: (c: GetFileChunk) => Promise<void>): Promise<void> {
+  const fh = await openFileIn(dataDir, rel);
+  try {
+    const st = await fh.stat();
+    const digest = await hashOf(fh);
+    await write({ header: { size: st.size, mode: st.mode & 0o777, sha256: digest } });
+    const again = createHash('sha256');
+    for (let pos = 0; ; ) {
+      const buf = Buffer.allocUnsafe(CHUNK);
+      const { bytesRead } = await fh.read(buf, 0, CHUNK, pos);
+      if (bytesRead === 0) break;
+      const chunk = buf.subarray(0, bytesRead);
+      again.update(chunk);
+      pos += bytesRead;
+      await write({ data: chunk });
+    }
+    if (again.digest('hex') !== digest) throw new GaxxError('CHECKSUM_MISMATCH', `'${rel}' changed while it was sent`);
+  } finally {
+    await fh.close();
+  }
 }

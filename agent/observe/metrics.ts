@@ -1,12 +1,16 @@
 /**
  * Prometheus metrics on their own registry (never prom-client's global one), served over HTTPS
- * with the same CA, certificate and TLS policy as the gRPC port. Any certificate that the fleet
- * CA signed, names one known gaxx role and is not revoked may scrape.
+ * with the same CA, certificate and TLS policy as the gRPC port, and the same guards. Monitor,
+ * operator and scheduler certificates that are not revoked may scrape; agents may not.
  */
-import { createServer, type Server } from 'node:https';
-import type { SecureContextOptions, TLSSocket } from 'node:tls';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createNetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer, type PeerCertificate, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { identityFromSan, normalizeSerial } from '../../certs/index.js';
+import type { Identity } from '../../certs/index.js';
+import { isGaxxError } from '../../proto/index.js';
+import { normalizeAddress } from '../transport/blocklist.js';
+import type { TransportGuardHooks } from '../transport/transport-guards.js';
 import type { ListenAddress } from '../config.js';
 import { listenOn } from '../transport/server.js';
 
@@ -34,25 +38,55 @@ export class AgentMetrics {
   }
 }
 
-/** Serves `/metrics` on `listen` under mTLS; `revoked()` is read per request. */
+/** The guards the metrics listener shares with the gRPC port. */
+export interface MetricsGuards {
+  /** The transport guards (block list, connection caps, handshake failures counted and audited). */
+  hooks: TransportGuardHooks;
+  handshakeTimeoutMs: number;
+  /** The role policy for a scrape (monitor, operator, scheduler; revoked and CA certificates refused). */
+  authorize(cert: PeerCertificate): Identity;
+  /** A refused scrape: counted toward blocking the address and audited. */
+  onDenied(peer: string, code: string): void;
+}
+
+/** A GaxxError's code from authorize, or INTERNAL. */
+function scrapeVerdict(g: MetricsGuards, socket: TLSSocket): string | undefined {
+  try {
+    g.authorize(socket.getPeerCertificate(true));
+    return undefined;
+  } catch (e) {
+    return isGaxxError(e) ? e.code : 'INTERNAL';
+  }
+}
+
+/** A TLS listener as the agent manages it: new certificates on rotation, closed on stop. */
+export interface HttpListener {
+  setSecureContext(options: SecureContextOptions): void;
+  closeAllConnections(): void;
+  close(cb: () => void): void;
+}
+
+/**
+ * Serves `/metrics` on `listen` under mTLS, behind the same guards as the gRPC port and built the
+ * same way: TCP connections pass the block list and connection caps before TLS, a tls.Server
+ * with the handshake deadline authenticates them (failures counted and audited), and only
+ * verified sockets reach the HTTP server, where each scrape is authorized by role.
+ */
 export async function startMetricsServer(
   metrics: AgentMetrics,
   listen: ListenAddress,
   tlsOptions: SecureContextOptions,
-  revoked: () => ReadonlySet<string>,
-): Promise<{ server: Server; port: number }> {
-  const server = createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true }, (req, res) => {
-    const cert = (req.socket as TLSSocket).getPeerCertificate();
-    let allowed = false;
-    try {
-      identityFromSan(cert.subjectaltname);
-      allowed = !revoked().has(normalizeSerial(cert.serialNumber));
-    } catch {
-      allowed = false;
-    }
-    if (!allowed) {
+  guards: MetricsGuards,
+): Promise<{ server: HttpListener; port: number }> {
+  const http = createHttpServer((req, res) => {
+    const socket = req.socket as TLSSocket;
+    const code = scrapeVerdict(guards, socket);
+    if (code) {
       metrics.authFailures.inc({ reason: 'metrics' });
-      res.writeHead(403).end('forbidden\n');
+      // Counted once the refusal is sent, so the scrape that gets its address blocked still
+      // learns why.
+      res.on('finish', () => guards.onDenied(normalizeAddress(socket.remoteAddress), code));
+      res.writeHead(403, { 'gaxx-error-code': code }).end('forbidden\n');
       return;
     }
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
@@ -64,5 +98,37 @@ export async function startMetricsServer(
       () => res.writeHead(500).end('error\n'),
     );
   });
-  return { server, port: await listenOn(server, listen) };
+  const tls = createTlsServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true, handshakeTimeout: guards.handshakeTimeoutMs });
+  tls.on('secureConnection', (s: TLSSocket) => {
+    if (!s.authorized) return void s.destroy();
+    guards.hooks.onSecure(s);
+    http.emit('connection', s);
+  });
+  tls.on('tlsClientError', (err: Error & { code?: string }, s: TLSSocket) => {
+    guards.hooks.onHandshakeError(err, s);
+    s.destroy();
+  });
+  const sockets = new Set<Socket>();
+  const net = createNetServer((socket) => {
+    socket.on('error', () => socket.destroy());
+    if (!guards.hooks.onConnection(socket)) {
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    tls.emit('connection', socket);
+  });
+  const port = await listenOn(net, listen);
+  const server: HttpListener = {
+    setSecureContext: (options) => tls.setSecureContext({ ...tlsOptions, ...options }),
+    closeAllConnections: () => {
+      for (const s of sockets) s.destroy();
+    },
+    close: (cb) => {
+      http.close();
+      net.close(() => cb());
+    },
+  };
+  return { server, port };
 }

@@ -6,7 +6,8 @@
  * peer takes a concurrent-call slot (given back when the call ends however it ends); many calls
  * refused by these two limits get the address blocked. Calls that
  * end UNAUTHENTICATED or PERMISSION_DENIED, wherever the refusal came from, count as
- * authorization failures of the peer address for the block list.
+ * authorization failures of the peer address for the block list, except PATH_ESCAPE (a bad path
+ * from an admitted caller).
  */
 import * as grpc from '@grpc/grpc-js';
 import { identityFromSan, normalizeSerial, describeIdentity } from '../../certs/index.js';
@@ -111,6 +112,9 @@ function onDenied(status: PartialStatus, caller: Caller, d: CallGuardDeps): void
   if (!DENIALS.has(status.code)) return;
   const code = status.metadata?.get(ERROR_CODE_METADATA_KEY)[0];
   d.events?.denied?.(caller, typeof code === 'string' ? code : String(grpc.status[status.code]));
+  // A bad path from a caller the policy admitted is a request error, not an attack on the
+  // transport: it never gets the address blocked (an operator's typo must not lock it out).
+  if (code === 'PATH_ESCAPE') return;
   d.blocker.recordFailure(caller.peer, 'auth');
 }
 

@@ -34,6 +34,8 @@ export interface AgentTransport {
   setSecureContext(options: SecureContextOptions): void;
   /** Stops accepting; existing connections are left to the gRPC server's shutdown. */
   close(): Promise<void>;
+  /** Destroys every connection still open. */
+  destroyAll(): void;
 }
 
 /** Listens on `listen`; UNAVAILABLE (e.g. EADDRINUSE) when the address cannot be bound. */
@@ -83,7 +85,10 @@ export async function startTransport(
     // A handshake timeout only reports; without this the connection would stay open.
     tlsSocket.destroy();
   });
+  const sockets = new Set<Socket>();
   const net: NetServer = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     if (hooks.onConnection && !hooks.onConnection(socket)) {
       socket.destroy();
@@ -95,6 +100,14 @@ export async function startTransport(
   return {
     port: (net.address() as AddressInfo).port,
     setSecureContext: (options) => tlsServer.setSecureContext({ ...tlsOptions, ...options }),
-    close: () => new Promise<void>((resolve) => net.close(() => resolve())),
+    // Stops accepting at once; open connections are not waited for (clients may hold them open
+    // forever): destroyAll() ends them once running tasks had their grace.
+    close: () => {
+      net.close();
+      return Promise.resolve();
+    },
+    destroyAll: () => {
+      for (const s of sockets) s.destroy();
+    },
   };
 }

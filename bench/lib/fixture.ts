@@ -1,6 +1,6 @@
 /**
- * The bench's world: a temp fleet CA with one agent cert and one operator cert, and one real
- * agent process on loopback (as nobody when we are root, via the test helper). `close()` stops
+ * The bench's world: a temp fleet CA with one agent cert and one operator cert, and two real
+ * agent processes (tasks sandboxed, and not) on loopback (as nobody when we are root, via the test helper). `close()` stops
  * the agent and removes the temp dir; it is also run on SIGINT/SIGTERM and, as a last resort,
  * synchronously on process exit, so a failed or interrupted run leaves nothing behind.
  */
@@ -14,7 +14,10 @@ import { issueCertDir } from '../../test/helpers/pki.js';
 export interface BenchFixture {
   /** The temp dir holding the CA, both cert dirs and the agent's data dir. */
   workDir: string;
+  /** The agent as in production: tasks sandboxed. */
   agent: AgentProcess;
+  /** The same agent started with --unsafe-no-isolation (tasks unsandboxed), for the cost of isolation. */
+  unsafeAgent: AgentProcess;
   /** The operator's cert dir (cert.pem, key.pem, ca.pem) and its loaded bundle. */
   operatorDir: string;
   operator: CertBundle;
@@ -33,11 +36,13 @@ export interface FixtureOptions {
 export async function startFixture(opts: FixtureOptions): Promise<BenchFixture> {
   const workDir = mkdtempSync(join(tmpdir(), 'gaxx-bench-'));
   let agent: AgentProcess | undefined;
+  let unsafeAgent: AgentProcess | undefined;
   let closed = false;
   const removeDir = () => rmSync(workDir, { recursive: true, force: true });
   // Last resort when the process dies without close(): no awaiting is possible on 'exit'.
   const onExit = () => {
     agent?.kill('SIGKILL');
+    unsafeAgent?.kill('SIGKILL');
     removeDir();
   };
   const onSignal = (signal: NodeJS.Signals) => {
@@ -65,13 +70,10 @@ export async function startFixture(opts: FixtureOptions): Promise<BenchFixture> 
       issueCertDir(ca, join(workDir, 'agent'), { identity: { role: 'agent', fleet: 'bench', host: 'h1' }, hosts: ['127.0.0.1', 'localhost'] }),
       issueCertDir(ca, join(workDir, 'operator'), { identity: { role: 'operator', name: 'bench' } }),
     ]);
-    agent = await startAgent({
-      certsDir: agentDir.dir,
-      dataDir: join(workDir, 'data'),
-      metrics: false,
-      args: ['--capacity', String(opts.capacity)],
-    });
-    return { workDir, agent, operatorDir: operatorDir.dir, operator: loadCertDir(operatorDir.dir), ca, close };
+    const common = { certsDir: agentDir.dir, metrics: false };
+    agent = await startAgent({ ...common, dataDir: join(workDir, 'data'), args: ['--capacity', String(opts.capacity)] });
+    unsafeAgent = await startAgent({ ...common, dataDir: join(workDir, 'data-unsafe'), args: ['--capacity', String(opts.capacity), '--unsafe-no-isolation'] });
+    return { workDir, agent, unsafeAgent, operatorDir: operatorDir.dir, operator: loadCertDir(operatorDir.dir), ca, close };
   } catch (e) {
     await close();
     throw e;

@@ -37,9 +37,10 @@ export const command: Command = {
   usage: 'gaxx certs rotate --fleet F [--due-only] [--agent HOST=ADDR ...] [--verify-timeout D] [--json]',
   description: [
     "Issues a fresh certificate for every agent of fleet F (the newest valid one per host in this CA's",
-    'register), pushes key.pem, cert.pem and the current revoked.json into each agent\'s cert dir over',
-    'mTLS (PutFile, operator only), and checks that each agent now presents the new serial. Agents',
-    'reload without restarting; running tasks are not interrupted. Agents are dialled where the fleet',
+    'register): each agent makes its new key and returns a certificate request (CreateCsr; no private',
+    "key travels), the signed cert.pem and the current revoked.json are pushed into its cert dir over",
+    'mTLS (PutFile, operator only, staged and verified there), and each agent must then present the new',
+    'serial. Agents reload without restarting; running tasks are not interrupted. Agents are dialled where the fleet',
     "state (gaxx spawn) saw them answer, else at the first name in their certificate and the",
     'configured agent port; --agent HOST=ADDR overrides both.',
     'With --due-only, only agents whose Info reports their renewal as due (about two thirds of the',

@@ -49,7 +49,7 @@ async function targetsFor(remote: { fleet: string }, flags: Parameters<Command['
 }
 
 async function onAgent(t: Target, config: GaxxConfig, fn: (c: AgentClient) => Promise<Omit<Row, 'host' | 'address' | 'ok'>>): Promise<Row> {
-  const c = AgentClient.connect({ address: t.address, ...(t.expect ? { expect: t.expect } : {}) }, operatorCreds(config), { connectTimeoutMs: config.agent.connectTimeoutMs });
+  const c = AgentClient.connect({ address: t.address, ...(t.expect ? { expect: t.expect } : {}) }, operatorCreds(config), { connectTimeoutMs: config.agent.connectTimeoutMs, token: config.agent.token });
   try {
     return { host: t.name, address: t.address, ok: true, ...(await fn(c)) };
   } catch (e) {

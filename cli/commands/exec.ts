@@ -82,7 +82,7 @@ export const command: Command = {
     const creds = operatorCredentials(config.paths.operatorCertDir);
     // Read before connecting: input over the limit is refused with nothing sent to the agent.
     const input = await readExecStdin({ ...(stdinFile !== undefined ? { file: stdinFile } : {}), none: noStdin }, io, signal);
-    const client = AgentClient.connect({ address }, creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs });
+    const client = AgentClient.connect({ address }, creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs, token: config.agent.token });
     const output: OutputChunk[] = [];
     let started = { pid: 0, attached: false, replayed: false };
     let exit: Exit__Output | undefined;

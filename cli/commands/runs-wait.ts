@@ -33,7 +33,7 @@ export const command: Command = {
     const res = await withRedis(config, (settings) =>
       attachRun(runId, {
         settings,
-        connect: agentConnector(creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs }),
+        connect: agentConnector(creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs, token: config.agent.token }),
         ...(waitMs ? { timeoutMs: waitMs } : {}),
         onStart: (rec) => view.start({ runId, argv: rec.argv, fleet: rec.fleet, mode: rec.mode }),
         onResult: (r, o, shown) => {

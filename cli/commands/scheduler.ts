@@ -56,6 +56,7 @@ export const command: Command = {
       redisInsecure: config.redis.insecure,
       stateDir: config.paths.stateDir,
       certs: creds,
+      agentToken: config.agent.token,
       concurrency: s.concurrency,
       metricsListen: s.metricsListen,
       lockDurationMs: s.lockMs,

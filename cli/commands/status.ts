@@ -48,7 +48,7 @@ async function lookup(settings: RedisSettings, fleet: string | undefined, agents
 }
 
 async function probe(t: Target, config: GaxxConfig, breaker: string, deadlineMs: number): Promise<AgentStatus> {
-  const c = AgentClient.connect({ address: t.address, ...(t.expect ? { expect: t.expect } : {}) }, operatorCreds(config), { deadlineMs, connectTimeoutMs: deadlineMs });
+  const c = AgentClient.connect({ address: t.address, ...(t.expect ? { expect: t.expect } : {}) }, operatorCreds(config), { deadlineMs, connectTimeoutMs: deadlineMs, token: config.agent.token });
   try {
     const i = await c.info();
     return {

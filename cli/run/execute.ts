@@ -79,7 +79,7 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
     try {
       const fleetHosts = plan.fleet ? await resolveFleet(target.settings, plan.fleet) : undefined;
       const signer = operatorSigner(ctx.config.paths.operatorCertDir);
-      const connect = agentConnector(creds, { deadlineMs: ctx.config.agent.deadlineMs, connectTimeoutMs: ctx.config.agent.connectTimeoutMs });
+      const connect = agentConnector(creds, { deadlineMs: ctx.config.agent.deadlineMs, connectTimeoutMs: ctx.config.agent.connectTimeoutMs, token: ctx.config.agent.token });
       const runId = newRunId();
       const hosts = fleetHosts?.map((a) => a.host) ?? plan.agents ?? [];
       return input
@@ -213,7 +213,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, waitT
     const res = await resumeRun(runId, {
       settings: target.settings,
       signer: operatorSigner(ctx.config.paths.operatorCertDir),
-      connect: agentConnector(creds, { deadlineMs: ctx.config.agent.deadlineMs, connectTimeoutMs: ctx.config.agent.connectTimeoutMs }),
+      connect: agentConnector(creds, { deadlineMs: ctx.config.agent.deadlineMs, connectTimeoutMs: ctx.config.agent.connectTimeoutMs, token: ctx.config.agent.token }),
       cancel: ctx.signal,
       ...(waitTimeoutMs ? { timeoutMs: waitTimeoutMs } : {}),
       onRedis: (isDown, ms) => ctx.out.note(isDown ? `gaxx: Redis unreachable for ${Math.round(ms / 1000)}s` : `gaxx: Redis is back after ${Math.round(ms / 1000)}s`),

@@ -5,6 +5,8 @@ import type { AgentClient as _gaxx_agent_v1_AgentClient, AgentDefinition as _gax
 import type { BlockedPeer as _gaxx_agent_v1_BlockedPeer, BlockedPeer__Output as _gaxx_agent_v1_BlockedPeer__Output } from './gaxx/agent/v1/BlockedPeer.js';
 import type { CancelRequest as _gaxx_agent_v1_CancelRequest, CancelRequest__Output as _gaxx_agent_v1_CancelRequest__Output } from './gaxx/agent/v1/CancelRequest.js';
 import type { CancelResponse as _gaxx_agent_v1_CancelResponse, CancelResponse__Output as _gaxx_agent_v1_CancelResponse__Output } from './gaxx/agent/v1/CancelResponse.js';
+import type { CreateCsrRequest as _gaxx_agent_v1_CreateCsrRequest, CreateCsrRequest__Output as _gaxx_agent_v1_CreateCsrRequest__Output } from './gaxx/agent/v1/CreateCsrRequest.js';
+import type { CreateCsrResponse as _gaxx_agent_v1_CreateCsrResponse, CreateCsrResponse__Output as _gaxx_agent_v1_CreateCsrResponse__Output } from './gaxx/agent/v1/CreateCsrResponse.js';
 import type { ExecEvent as _gaxx_agent_v1_ExecEvent, ExecEvent__Output as _gaxx_agent_v1_ExecEvent__Output } from './gaxx/agent/v1/ExecEvent.js';
 import type { ExecRequest as _gaxx_agent_v1_ExecRequest, ExecRequest__Output as _gaxx_agent_v1_ExecRequest__Output } from './gaxx/agent/v1/ExecRequest.js';
 import type { Exit as _gaxx_agent_v1_Exit, Exit__Output as _gaxx_agent_v1_Exit__Output } from './gaxx/agent/v1/Exit.js';
@@ -32,6 +34,8 @@ export interface ProtoGrpcType {
         BlockedPeer: MessageTypeDefinition<_gaxx_agent_v1_BlockedPeer, _gaxx_agent_v1_BlockedPeer__Output>
         CancelRequest: MessageTypeDefinition<_gaxx_agent_v1_CancelRequest, _gaxx_agent_v1_CancelRequest__Output>
         CancelResponse: MessageTypeDefinition<_gaxx_agent_v1_CancelResponse, _gaxx_agent_v1_CancelResponse__Output>
+        CreateCsrRequest: MessageTypeDefinition<_gaxx_agent_v1_CreateCsrRequest, _gaxx_agent_v1_CreateCsrRequest__Output>
+        CreateCsrResponse: MessageTypeDefinition<_gaxx_agent_v1_CreateCsrResponse, _gaxx_agent_v1_CreateCsrResponse__Output>
         ExecEvent: MessageTypeDefinition<_gaxx_agent_v1_ExecEvent, _gaxx_agent_v1_ExecEvent__Output>
         ExecRequest: MessageTypeDefinition<_gaxx_agent_v1_ExecRequest, _gaxx_agent_v1_ExecRequest__Output>
         Exit: MessageTypeDefinition<_gaxx_agent_v1_Exit, _gaxx_agent_v1_Exit__Output>

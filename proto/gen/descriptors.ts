@@ -33,6 +33,21 @@ export const AGENT_PROTO: object = {
           "Info": {
            "requestType": "InfoRequest",
            "responseType": "InfoResponse"
+          },
+          "CreateCsr": {
+           "requestType": "CreateCsrRequest",
+           "responseType": "CreateCsrResponse"
+          }
+         }
+        },
+        "CreateCsrRequest": {
+         "fields": {}
+        },
+        "CreateCsrResponse": {
+         "fields": {
+          "csrPem": {
+           "type": "string",
+           "id": 1
           }
          }
         },

@@ -45,6 +45,8 @@ export interface AgentClientOptions {
   deadlineMs?: number;
   /** How long a call waits for the connection before UNAVAILABLE (5 s). */
   connectTimeoutMs?: number;
+  /** The agents' bearer token (GAXX_AGENT_TOKEN), sent on every call when set. */
+  token?: string | undefined;
   /**
    * Keepalive ping period while a call is active (30 s) and how long a ping may go unanswered
    * (10 s): a stalled agent's streams fail after about their sum. Agents refuse pings closer
@@ -70,6 +72,15 @@ export interface ExecResult {
 
 export type HealthStatus = 'SERVING' | 'NOT_SERVING' | 'UNKNOWN' | 'SERVICE_UNKNOWN';
 
+/** Call credentials presenting `token` as `authorization: Bearer` (only ever over the mTLS channel). */
+function bearer(token: string): grpc.CallCredentials {
+  return grpc.credentials.createFromMetadataGenerator((_params, cb) => {
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${token}`);
+    cb(null, md);
+  });
+}
+
 export class AgentClient {
   readonly address: string;
   private readonly grpcClient: AgentGrpcClient;
@@ -84,12 +95,13 @@ export class AgentClient {
     this.address = target.address;
     this.deadlineMs = opts.deadlineMs ?? 10_000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
-    const credentials = grpc.credentials.createFromSecureContext(createSecureContext(secureContextOptions(creds)), {
+    const channelCreds = grpc.credentials.createFromSecureContext(createSecureContext(secureContextOptions(creds)), {
       checkServerIdentity: (_servername, cert) => {
         this.identityError = checkAgentCertificate(host, cert, target.expect);
         return this.identityError;
       },
     });
+    const credentials = opts.token ? grpc.credentials.combineChannelCredentials(channelCreds, bearer(opts.token)) : channelCreds;
     const options: grpc.ChannelOptions = {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
@@ -148,6 +160,14 @@ export class AgentClient {
     await this.ready();
     return new Promise((resolve, reject) => {
       this.grpcClient.info({}, this.callOptions(), (e, r) => (e || !r ? reject(this.mapError(e)) : resolve(r)));
+    });
+  }
+
+  /** Starts a renewal: the agent makes a new key (it never leaves the host) and returns a PEM request for it. */
+  async createCsr(): Promise<string> {
+    await this.ready();
+    return new Promise((resolve, reject) => {
+      this.grpcClient.createCsr({}, this.callOptions(), (e, r) => (e || !r ? reject(this.mapError(e)) : resolve(r.csrPem)));
     });
   }
 

@@ -22,6 +22,8 @@ export interface ServeOptions {
   stateDir: string;
   /** Scheduler-role client certificate (also serves non-loopback metrics over mTLS). */
   certs: CertBundle;
+  /** The agents' bearer token (GAXX_AGENT_TOKEN), when they require one. */
+  agentToken?: string | undefined;
   concurrency?: number;
   metricsListen?: string;
   lockDurationMs?: number;
@@ -53,7 +55,7 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
     const metricsTls: SecureContextOptions = secureContextOptions(opts.certs);
     const daemon = await SchedulerDaemon.start({
       settings: target.settings,
-      connect: agentConnector(opts.certs, { deadlineMs: opts.agentDeadlineMs, connectTimeoutMs: opts.agentConnectTimeoutMs }),
+      connect: agentConnector(opts.certs, { deadlineMs: opts.agentDeadlineMs, connectTimeoutMs: opts.agentConnectTimeoutMs, token: opts.agentToken }),
       concurrency: opts.concurrency,
       metricsListen: opts.metricsListen,
       metricsTls: opts.metricsListen && !isLoopbackHost(parseHostPort(opts.metricsListen, { allowPortZero: true, what: 'metrics address' }).host) ? metricsTls : undefined,

@@ -12,6 +12,8 @@ export interface ConnectorOptions {
   deadlineMs?: number | undefined;
   /** How long a call waits for a connection before UNAVAILABLE. */
   connectTimeoutMs?: number | undefined;
+  /** The agents' bearer token, when they require one. */
+  token?: string | undefined;
   /** Keepalive of Exec streams (AgentClientOptions.keepalive). */
   keepalive?: { timeMs: number; timeoutMs: number };
 }
@@ -22,6 +24,7 @@ export function agentConnector(creds: CertBundle, opts: ConnectorOptions = {}): 
     AgentClient.connect({ address: ep.address, ...(ep.expect ? { expect: ep.expect } : {}) }, creds, {
       deadlineMs: opts.deadlineMs ?? 5000,
       connectTimeoutMs: opts.connectTimeoutMs ?? 3000,
+      token: opts.token,
       ...(opts.keepalive ? { keepalive: opts.keepalive } : {}),
     });
 }

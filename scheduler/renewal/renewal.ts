@@ -134,10 +134,9 @@ export async function rotateAgent(ca: FleetCa, target: RotationTarget, creds: Ce
     }
     if (opts.refuseRevoked) await assertNotRevoked(ca, address, creds);
     if (!record) throw new GaxxError('NOT_FOUND', `no valid certificate of agent ${fleet}/${host} in this CA's register`);
-    const fresh = await ca.issue({ identity: { role: 'agent', fleet, host }, hosts: record.hosts });
+    // The agent makes the new key; only its request and the signed certificate travel.
+    const fresh = await ca.issueForCsr(await pusher.createCsr(), { identity: { role: 'agent', fleet, host }, hosts: record.hosts });
     result.newSerial = fresh.serial;
-    // The key first: the agent keeps its current pair until cert and key match again.
-    await pusher.putFile('key.pem', Buffer.from(fresh.keyPem), { area: 'FILE_AREA_CERTS', mode: 0o600 });
     await pusher.putFile('cert.pem', Buffer.from(fresh.certPem), { area: 'FILE_AREA_CERTS', mode: 0o644 });
     await pusher.putFile('revoked.json', Buffer.from(ca.revocationListText()), { area: 'FILE_AREA_CERTS', mode: 0o644 });
     result.ok = await waitForSerial(address, creds, fresh.serial, opts.verifyMs, opts.signal);

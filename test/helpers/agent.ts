@@ -91,7 +91,7 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; a
   const auditDir = `${dataDir}-audit`;
   const auditLog = join(auditDir, 'audit.log');
   mkdirSync(auditDir, { recursive: true, mode: 0o700 });
-  // The task journal too (a restarted agent with the same data dir finds it again).
+  // The agent's state (the task journal, the newest revocation list seen), also outside the data dir.
   const stateDir = `${dataDir}-state`;
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const drop = !o.asRoot && process.getuid?.() === 0;
@@ -106,6 +106,9 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; a
   const main = o.agentBundle ? installAgentBundle({ source: o.agentBundle }) : agentMain();
   const args = [main, '--listen', '127.0.0.1:0', '--certs', o.certsDir, '--data-dir', dataDir, '--audit-log', auditLog, '--state-dir', stateDir];
   args.push('--shutdown-grace', '2s');
+  // Tests let tasks write marker files anywhere under the temp dir (the agent's own dirs stay
+  // hidden from them); production agents have no writable dir but a task's work dir.
+  args.push('--task-writable', resolve(tmpdir()));
   if (o.metrics ?? true) args.push('--metrics-listen', '127.0.0.1:0');
   args.push(...(o.args ?? []));
   const child = spawn(process.execPath, args, {

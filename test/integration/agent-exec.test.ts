@@ -1,12 +1,13 @@
 // Exec through a real agent process over real mTLS: streaming, exits, signals, timeout,
 // cancel, output cap, stdin, clean env, attach/replay, capacity.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, exitOf, rawAgentClient, unary, type ExecResult, type RawClients } from '../helpers/grpc.js';
 import { makePki, type Pki } from '../helpers/pki.js';
+import { noneLeft, pidsWith, sleepMarker } from '../helpers/procs.js';
 import type { InfoRequest, InfoResponse__Output } from '../../proto/index.js';
 
 let dir: string;
@@ -19,25 +20,6 @@ const info = async () => {
   if (!r.ok) throw new Error(`Info failed: ${r.status}`);
   return r.value;
 };
-
-/** True while `pid` runs (a zombie waiting for its reaper counts as gone). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/**
- * True once `pid` is gone, polling up to 2 s: a killed process closes its pipes (which ends the
- * task) a moment before the kernel marks it a zombie.
- */
-async function gone(pid: number): Promise<boolean> {
-  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
-  return !alive(pid);
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'gaxx-agent-exec-'));
@@ -104,20 +86,28 @@ describe('agent Exec', () => {
   });
 
   it('timeout kills the whole process group, grandchildren included', async () => {
-    const r = await execCollect(op.agent, { taskId: 'timeout-1', argv: ['sh', '-c', 'sleep 100 & echo $!; wait'], timeoutMs: 500 });
-    const grandchild = Number(r.stdout.trim());
-    expect(grandchild).toBeGreaterThan(0);
+    const m = sleepMarker();
+    let seen = 0;
+    const r = await execCollect(op.agent, { taskId: 'timeout-1', argv: ['sh', '-c', `sleep ${m} & echo $!; wait`], timeoutMs: 1500 }, (ev) => {
+      if (ev.stdout) seen = pidsWith(m).length;
+    });
+    expect(seen).toBeGreaterThan(0);
     expect(exitOf(r)).toMatchObject({ reason: 'timeout', signal: 'SIGTERM' });
-    expect(await gone(grandchild)).toBe(true);
+    expect(await noneLeft(m)).toBe(true);
   });
 
   it('Cancel kills a running task', async () => {
-    const running = execCollect(op.agent, { taskId: 'cancel-1', argv: ['sh', '-c', 'sleep 100 & echo $!; wait'] }, (ev) => {
-      if (ev.stdout) void unary(op.agent.Cancel.bind(op.agent), { taskId: 'cancel-1' });
+    const m = sleepMarker();
+    let seen = 0;
+    const running = execCollect(op.agent, { taskId: 'cancel-1', argv: ['sh', '-c', `sleep ${m} & echo $!; wait`] }, (ev) => {
+      if (!ev.stdout) return;
+      seen = pidsWith(m).length;
+      void unary(op.agent.Cancel.bind(op.agent), { taskId: 'cancel-1' });
     });
     const r = await running;
+    expect(seen).toBeGreaterThan(0);
     expect(exitOf(r)).toMatchObject({ reason: 'cancelled', signal: 'SIGTERM' });
-    expect(await gone(Number(r.stdout.trim()))).toBe(true);
+    expect(await noneLeft(m)).toBe(true);
     const again = await unary(op.agent.Cancel.bind(op.agent), { taskId: 'cancel-1' });
     expect(again).toMatchObject({ ok: true, value: { found: false } });
   });

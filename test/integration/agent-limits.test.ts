@@ -12,7 +12,9 @@ import { execCollect, exitOf, rawAgentClient, unary, type RawClients } from '../
 import { makePki } from '../helpers/pki.js';
 import type { ExecRequest, InfoResponse__Output } from '../../proto/index.js';
 
-const LIMITS = { cpuSeconds: 2, addressSpaceBytes: 256 * 1024 ** 2, processes: 48, isolation: 'rlimit' };
+// RLIMIT_NPROC counts every process and thread of the agent user on the machine (other agents
+// started as nobody by parallel test files, their task launchers): leave room for them.
+const LIMITS = { cpuSeconds: 2, addressSpaceBytes: 256 * 1024 ** 2, processes: 256, isolation: 'rlimit' };
 const CANARY = `gaxx-canary-${randomBytes(12).toString('hex')}`;
 
 let dir: string;

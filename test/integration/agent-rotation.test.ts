@@ -1,5 +1,6 @@
 // Issue 3 rotation without downtime on the built agent (run `npm run build` first): a new agent
-// certificate pushed over PutFile during a long Exec does not disturb the Exec, and new
+// certificate, for a key the agent made (CreateCsr), pushed over PutFile during a long Exec does
+// not disturb the Exec, and new
 // connections see the new serial; a revocation list pushed the same way refuses the revoked
 // client on its next call on its already open channel. Audit lines exist for both.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -9,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, exitOf, putFile, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
 import { issueCertDir, makePki, type Pki, type PkiCertDir } from '../helpers/pki.js';
-import type { InfoResponse__Output } from '../../proto/index.js';
+import type { CreateCsrResponse__Output, InfoResponse__Output } from '../../proto/index.js';
 
 let dir: string;
 let pki: Pki;
@@ -49,12 +50,15 @@ describe('rotation without downtime', () => {
     const before = await info(operator);
     expect(before.ok && before.value.certSerial).toBe(pki.agent.serial);
     const long = execCollect(operator.agent, { taskId: 'long-1', argv: ['/bin/sh', '-c', 'sleep 2; echo done'], timeoutMs: 20_000 });
-    const fresh = await pki.ca.issue({ identity: { role: 'agent', fleet: pki.agent.fleet, host: pki.agent.host }, hosts: ['127.0.0.1', 'localhost'] });
-    expect((await putFile(operator.agent, { path: 'key.pem', area: 'FILE_AREA_CERTS' }, Buffer.from(fresh.keyPem))).ok).toBe(true);
+    // The agent makes the key; only the request and the signed certificate travel.
+    const csr = await unary<object, CreateCsrResponse__Output>((req, md, opts, cb) => operator.agent.CreateCsr(req, md, opts, cb), {});
+    expect(csr.ok).toBe(true);
+    const fresh = await pki.ca.issueForCsr(csr.ok ? csr.value.csrPem : '', { identity: { role: 'agent', fleet: pki.agent.fleet, host: pki.agent.host }, hosts: ['127.0.0.1', 'localhost'] });
+    expect(fresh.keyPem).toBe('');
     expect((await putFile(operator.agent, { path: 'cert.pem', area: 'FILE_AREA_CERTS' }, Buffer.from(fresh.certPem))).ok).toBe(true);
     await until(() => auditEvents().some((e) => e.event === 'cert_reload' && e.ok === true && e.serial === fresh.serial));
     const pushed = auditEvents().filter((e) => e.event === 'file_put' && e.identity === 'operator alice');
-    expect(pushed.map((e) => e.path)).toEqual(expect.arrayContaining(['key.pem', 'cert.pem']));
+    expect(pushed.map((e) => e.path)).toEqual(['cert.pem']);
     expect(JSON.stringify(pushed)).not.toContain('PRIVATE KEY');
     const r = await long;
     expect(exitOf(r)?.code).toBe(0);
@@ -85,17 +89,29 @@ describe('rotation without downtime', () => {
     }
   });
 
-  it('keeps the old certificate when a pushed one is invalid, and says so in the audit log', async () => {
-    const foreignCert = readFileSync(join(pki.clients.foreign.dir, 'cert.pem'));
-    const failures = () => auditEvents().filter((e) => e.event === 'cert_reload' && e.ok === false).length;
-    const before = failures();
-    expect((await putFile(operator.agent, { path: 'cert.pem', area: 'FILE_AREA_CERTS' }, foreignCert)).ok).toBe(true);
-    await until(() => failures() > before);
-    const fresh = rawAgentClient(agent.address, pki.clients.operator.dir);
-    try {
-      expect((await info(fresh)).ok).toBe(true);
-    } finally {
-      fresh.close();
+  it('refuses a pushed private key, and a cert that does not verify, leaving the agent as it was, also after a restart', async () => {
+    const serial = async (c: RawClients) => {
+      const r = await info(c);
+      return r.ok ? r.value.certSerial : '';
+    };
+    const current = await serial(operator);
+    const someKey = readFileSync(join(pki.clients.monitor.dir, 'key.pem'));
+    const key = await putFile(operator.agent, { path: 'key.pem', area: 'FILE_AREA_CERTS' }, someKey);
+    expect(!key.ok && key.gaxxCode).toBe('PERMISSION_DENIED');
+    const certsBefore = ['cert.pem', 'key.pem', 'ca.pem'].map((f) => readFileSync(join(pki.agent.dir, f), 'utf8'));
+    // Another CA's certificate, and a valid one of ours for another key: neither verifies as a cert dir.
+    for (const bad of [readFileSync(join(pki.clients.foreign.dir, 'cert.pem')), readFileSync(join(pki.clients.monitor.dir, 'cert.pem'))]) {
+      const r = await putFile(operator.agent, { path: 'cert.pem', area: 'FILE_AREA_CERTS' }, bad);
+      expect(!r.ok && r.gaxxCode).toBe('CERT_INVALID');
     }
+    const badCa = await putFile(operator.agent, { path: 'ca.pem', area: 'FILE_AREA_CERTS' }, readFileSync(join(dir, 'other-ca', 'ca.pem')));
+    expect(!badCa.ok && badCa.gaxxCode).toBe('CERT_INVALID');
+    expect(['cert.pem', 'key.pem', 'ca.pem'].map((f) => readFileSync(join(pki.agent.dir, f), 'utf8'))).toEqual(certsBefore);
+    expect(await serial(operator)).toBe(current);
+    await agent.stop();
+    agent = await startAgent({ certsDir: pki.agent.dir, dataDir: agent.dataDir });
+    operator.close();
+    operator = rawAgentClient(agent.address, pki.clients.operator.dir);
+    expect(await serial(operator)).toBe(current);
   });
 });

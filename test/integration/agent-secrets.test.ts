@@ -52,7 +52,7 @@ afterAll(async () => {
 });
 
 describe('bearer token', () => {
-  it.each(['changeme', 'password123', 'a'.repeat(64), randomBytes(16).toString('hex')])('refuses to start with a weak token (%#)', async (weak) => {
+  it.each(['changeme', 'password123', 'a'.repeat(64), randomBytes(16).toString('hex'), '0123456789abcdef'.repeat(4), 'Password1!'.repeat(5)])('refuses to start with a weak token (%#)', async (weak) => {
     const r = await runAgentExpectFailure({ certsDir: pki.agent.dir, env: { GAXX_AGENT_TOKEN: weak } });
     expect(r.code).toBe(exitCodeFor('WEAK_SECRET'));
     expect(r.stderr).toContain('WEAK_SECRET');
@@ -64,10 +64,21 @@ describe('bearer token', () => {
     expect(await infoWith(undefined)).toBe('UNAUTHENTICATED');
     expect(await infoWith(randomBytes(32).toString('base64url'))).toBe('UNAUTHENTICATED');
     expect(await infoWith(TOKEN)).toBe('ok');
+    expect(() => process.kill(agent.pid, 0)).not.toThrow();
     const audit = readFileSync(agent.auditLog, 'utf8');
     expect(audit).toContain('"code":"UNAUTHENTICATED"');
     expect(audit).not.toContain(TOKEN);
     expect(agent.stderr()).not.toContain(TOKEN);
+  });
+});
+
+describe('an --audit-log inside the data dir', () => {
+  it('is refused at start with CONFIG_INVALID; the running agent still serves', async () => {
+    const dataDir = join(dir, 'data-audit-inside');
+    const r = await runAgentExpectFailure({ certsDir: pki.agent.dir, dataDir, env: { GAXX_AGENT_TOKEN: TOKEN }, args: ['--audit-log', join(dataDir, 'logs', 'audit.log')] });
+    expect(r.code).toBe(exitCodeFor('CONFIG_INVALID'));
+    expect(r.stderr).toContain('CONFIG_INVALID');
+    expect(await infoWith(TOKEN)).toBe('ok');
   });
 });
 

@@ -69,4 +69,29 @@ describe('TaskRegistry', () => {
     await done;
     expect(reg.get('sleepy')?.exit?.reason).toBe('shutdown');
   });
+
+  it('keeps no stdin or env of a finished task', async () => {
+    const reg = new TaskRegistry({ capacity: 1 });
+    const secret = 'stdin-secret-value';
+    await new Promise<void>((resolve) =>
+      reg.start({ ...spec('secretive', ['sh', '-c', 'cat >/dev/null; echo "$TOKEN" | wc -c']), stdin: Buffer.from(secret), env: { TOKEN: 'env-secret' } }, (ev) => ev.exit && resolve()),
+    );
+    const t = reg.get('secretive');
+    expect(t?.exit?.code).toBe(0);
+    expect(t?.spec.stdin.length).toBe(0);
+    expect(t?.spec.env).toEqual({});
+    expect(JSON.stringify(t?.replayEvents())).not.toContain('secret');
+    await reg.shutdown(0);
+  });
+
+  it('bounds finished entries by bytes as well as by count', async () => {
+    const reg = new TaskRegistry({ capacity: 1, maxFinished: 1000, maxFinishedBytes: 3 * (100_000 + 1000) });
+    const big = 'x'.repeat(100_000);
+    for (const id of ['b1', 'b2', 'b3', 'b4', 'b5']) await run(reg, id, ['true', big]);
+    const kept = ['b1', 'b2', 'b3', 'b4', 'b5'].filter((id) => reg.get(id) !== undefined);
+    expect(kept.length).toBeLessThanOrEqual(3);
+    expect(kept).toContain('b5');
+    expect(reg.get('b1')).toBeUndefined();
+    await reg.shutdown(0);
+  });
 });

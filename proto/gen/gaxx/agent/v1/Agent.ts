@@ -4,6 +4,8 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { CancelRequest as _gaxx_agent_v1_CancelRequest, CancelRequest__Output as _gaxx_agent_v1_CancelRequest__Output } from '../../../gaxx/agent/v1/CancelRequest.js';
 import type { CancelResponse as _gaxx_agent_v1_CancelResponse, CancelResponse__Output as _gaxx_agent_v1_CancelResponse__Output } from '../../../gaxx/agent/v1/CancelResponse.js';
+import type { CreateCsrRequest as _gaxx_agent_v1_CreateCsrRequest, CreateCsrRequest__Output as _gaxx_agent_v1_CreateCsrRequest__Output } from '../../../gaxx/agent/v1/CreateCsrRequest.js';
+import type { CreateCsrResponse as _gaxx_agent_v1_CreateCsrResponse, CreateCsrResponse__Output as _gaxx_agent_v1_CreateCsrResponse__Output } from '../../../gaxx/agent/v1/CreateCsrResponse.js';
 import type { ExecEvent as _gaxx_agent_v1_ExecEvent, ExecEvent__Output as _gaxx_agent_v1_ExecEvent__Output } from '../../../gaxx/agent/v1/ExecEvent.js';
 import type { ExecRequest as _gaxx_agent_v1_ExecRequest, ExecRequest__Output as _gaxx_agent_v1_ExecRequest__Output } from '../../../gaxx/agent/v1/ExecRequest.js';
 import type { GetFileChunk as _gaxx_agent_v1_GetFileChunk, GetFileChunk__Output as _gaxx_agent_v1_GetFileChunk__Output } from '../../../gaxx/agent/v1/GetFileChunk.js';
@@ -22,6 +24,15 @@ export interface AgentClient extends grpc.Client {
   cancel(argument: _gaxx_agent_v1_CancelRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_gaxx_agent_v1_CancelResponse__Output>): grpc.ClientUnaryCall;
   cancel(argument: _gaxx_agent_v1_CancelRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_gaxx_agent_v1_CancelResponse__Output>): grpc.ClientUnaryCall;
   cancel(argument: _gaxx_agent_v1_CancelRequest, callback: grpc.requestCallback<_gaxx_agent_v1_CancelResponse__Output>): grpc.ClientUnaryCall;
+  
+  CreateCsr(argument: _gaxx_agent_v1_CreateCsrRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_gaxx_agent_v1_CreateCsrResponse__Output>): grpc.ClientUnaryCall;
+  CreateCsr(argument: _gaxx_agent_v1_CreateCsrRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_gaxx_agent_v1_CreateCsrResponse__Output>): grpc.ClientUnaryCall;
+  CreateCsr(argument: _gaxx_agent_v1_CreateCsrRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_gaxx_agent_v1_CreateCsrResponse__Output>): grpc.ClientUnaryCall;
+  CreateCsr(argument: _gaxx_agent_v1_CreateCsrRequest, callback: grpc.requestCallback<_gaxx_agent_v1_CreateCsrResponse__Output>): grpc.ClientUnaryCall;
+  createCsr(argument: _gaxx_agent_v1_CreateCsrRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_gaxx_agent_v1_CreateCsrResponse__Output>): grpc.ClientUnaryCall;
+  createCsr(argument: _gaxx_agent_v1_CreateCsrRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_gaxx_agent_v1_CreateCsrResponse__Output>): grpc.ClientUnaryCall;
+  createCsr(argument: _gaxx_agent_v1_CreateCsrRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_gaxx_agent_v1_CreateCsrResponse__Output>): grpc.ClientUnaryCall;
+  createCsr(argument: _gaxx_agent_v1_CreateCsrRequest, callback: grpc.requestCallback<_gaxx_agent_v1_CreateCsrResponse__Output>): grpc.ClientUnaryCall;
   
   Exec(argument: _gaxx_agent_v1_ExecRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_gaxx_agent_v1_ExecEvent__Output>;
   Exec(argument: _gaxx_agent_v1_ExecRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_gaxx_agent_v1_ExecEvent__Output>;
@@ -56,6 +67,8 @@ export interface AgentClient extends grpc.Client {
 export interface AgentHandlers extends grpc.UntypedServiceImplementation {
   Cancel: grpc.handleUnaryCall<_gaxx_agent_v1_CancelRequest__Output, _gaxx_agent_v1_CancelResponse>;
   
+  CreateCsr: grpc.handleUnaryCall<_gaxx_agent_v1_CreateCsrRequest__Output, _gaxx_agent_v1_CreateCsrResponse>;
+  
   Exec: grpc.handleServerStreamingCall<_gaxx_agent_v1_ExecRequest__Output, _gaxx_agent_v1_ExecEvent>;
   
   GetFile: grpc.handleServerStreamingCall<_gaxx_agent_v1_GetFileRequest__Output, _gaxx_agent_v1_GetFileChunk>;
@@ -68,6 +81,7 @@ export interface AgentHandlers extends grpc.UntypedServiceImplementation {
 
 export interface AgentDefinition extends grpc.ServiceDefinition {
   Cancel: MethodDefinition<_gaxx_agent_v1_CancelRequest, _gaxx_agent_v1_CancelResponse, _gaxx_agent_v1_CancelRequest__Output, _gaxx_agent_v1_CancelResponse__Output>
+  CreateCsr: MethodDefinition<_gaxx_agent_v1_CreateCsrRequest, _gaxx_agent_v1_CreateCsrResponse, _gaxx_agent_v1_CreateCsrRequest__Output, _gaxx_agent_v1_CreateCsrResponse__Output>
   Exec: MethodDefinition<_gaxx_agent_v1_ExecRequest, _gaxx_agent_v1_ExecEvent, _gaxx_agent_v1_ExecRequest__Output, _gaxx_agent_v1_ExecEvent__Output>
   GetFile: MethodDefinition<_gaxx_agent_v1_GetFileRequest, _gaxx_agent_v1_GetFileChunk, _gaxx_agent_v1_GetFileRequest__Output, _gaxx_agent_v1_GetFileChunk__Output>
   Info: MethodDefinition<_gaxx_agent_v1_InfoRequest, _gaxx_agent_v1_InfoResponse, _gaxx_agent_v1_InfoRequest__Output, _gaxx_agent_v1_InfoResponse__Output>

@@ -1,0 +1,102 @@
+/**
+ * The task launcher: a small long-lived child of the agent that starts and signals task
+ * processes on its behalf, speaking the framed protocol of launcher-protocol.ts on stdin/stdout.
+ * Spawning here keeps fork() cheap (this process is small) and the agent's event loop free.
+ * Output of one tick is sent in one write. When the agent goes (stdin ends, also on kill -9),
+ * every task is killed and the launcher exits; sandboxed tasks also die with it (bwrap
+ * --die-with-parent).
+ */
+import { Socket } from 'node:net';
+import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead } from './launcher-protocol.js';
+import { spawnOne, type SpawnedProcess } from './spawn-one.js';
+
+const out = new Socket({ fd: 1, readable: false, writable: true });
+const procs = new Map<number, SpawnedProcess>();
+let queue: Buffer[] = [];
+let scheduled = false;
+/** Output waiting for the end of the tick, per task and stream, to go out as one frame. */
+const pendingOutput = new Map<string, { id: number; type: number; chunks: Buffer[] }>();
+
+function flush(): void {
+  scheduled = false;
+  for (const p of pendingOutput.values()) queue.push(encodeFrame(p.type, p.id, undefined, p.chunks.length === 1 ? p.chunks[0] : Buffer.concat(p.chunks)));
+  pendingOutput.clear();
+  if (queue.length === 0) return;
+  const all = queue.length === 1 ? (queue[0] as Buffer) : Buffer.concat(queue);
+  queue = [];
+  out.write(all);
+}
+
+function schedule(): void {
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(flush);
+  }
+}
+
+function send(type: number, id: number, head: unknown): void {
+  // Keep order: output of this task queued earlier goes first.
+  for (const [k, p] of pendingOutput) {
+    if (p.id !== id) continue;
+    queue.push(encodeFrame(p.type, p.id, undefined, Buffer.concat(p.chunks)));
+    pendingOutput.delete(k);
+  }
+  queue.push(encodeFrame(type, id, head));
+  schedule();
+}
+
+function output(id: number, stream: 'stdout' | 'stderr', data: Buffer): void {
+  const key = `${id}:${stream}`;
+  const p = pendingOutput.get(key);
+  if (p) p.chunks.push(data);
+  else pendingOutput.set(key, { id, type: stream === 'stdout' ? FRAME.STDOUT : FRAME.STDERR, chunks: [data] });
+  schedule();
+}
+
+/** Signals that arrived while their task was still starting. */
+const early = new Map<number, 'term' | 'kill'>();
+
+function onSpawn(f: Frame): void {
+  const h = f.head as SpawnHead;
+  let exited = false;
+  early.delete(f.id);
+  void spawnOne(h, f.body, {
+    started: (pid, error) => send(FRAME.STARTED, f.id, { pid, error }),
+    output: (stream, data) => output(f.id, stream, data),
+    exit: (code, signal) => {
+      exited = true;
+      procs.delete(f.id);
+      early.delete(f.id);
+      send(FRAME.EXIT, f.id, { code, signal });
+    },
+  }).then((p) => {
+    if (exited) return;
+    procs.set(f.id, p);
+    const phase = early.get(f.id);
+    early.delete(f.id);
+    if (phase) p.signal(phase);
+  });
+}
+
+function onSignal(f: Frame): void {
+  const phase = (f.head as { phase: 'term' | 'kill' }).phase;
+  const p = procs.get(f.id);
+  if (p) p.signal(phase);
+  else if (early.get(f.id) !== 'kill') early.set(f.id, phase);
+}
+
+const decoder = new FrameDecoder();
+process.stdin.on('data', (chunk: Buffer) => {
+  for (const f of decoder.push(chunk)) {
+    if (f.type === FRAME.SPAWN) onSpawn(f);
+    else if (f.type === FRAME.SIGNAL) onSignal(f);
+  }
+});
+process.stdin.on('end', () => {
+  for (const p of procs.values()) p.signal('kill');
+  process.exit(0);
+});
+out.on('error', () => {
+  for (const p of procs.values()) p.signal('kill');
+  process.exit(0);
+});

@@ -1,0 +1,85 @@
+/**
+ * The framed protocol between the agent and its task launcher, over the launcher's stdin and
+ * stdout pipes. One frame: u32 length of the rest, u8 type, u32 task number, u32 JSON length,
+ * the JSON head, then raw bytes (stdin for SPAWN, output for OUT_*). Output of one tick is
+ * batched into as few frames and writes as possible by the sender.
+ */
+
+export const FRAME = {
+  /** agent -> launcher: head SpawnHead, body = fd 3 bytes (sandbox options) + stdin, split by head.fd3Bytes */
+  SPAWN: 1,
+  /** agent -> launcher: head { phase: 'term' | 'kill' } */
+  SIGNAL: 2,
+  /** launcher -> agent: head { pid, error? } */
+  STARTED: 3,
+  STDOUT: 4,
+  STDERR: 5,
+  /** launcher -> agent: head { code, signal } */
+  EXIT: 6,
+} as const;
+
+/** What the launcher needs to start one task. */
+export interface SpawnHead {
+  file: string;
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+  /** Bytes of the body that go to the child's fd 3 (bwrap's options); the rest is stdin. */
+  fd3Bytes: number;
+  /** The task's own argv[0] and PATH: a missing command is reported as a spawn error, not as a wrapper's exit. */
+  probe: { argv0: string; path: string } | undefined;
+  /** The task runs in a sandbox whose init reports a signal death as exit code 128+N. */
+  sandboxed: boolean;
+  /** Create the work dir (0700) before starting, off the agent's event loop. */
+  mkdir: boolean;
+}
+
+export interface Frame {
+  type: number;
+  id: number;
+  head: unknown;
+  body: Buffer;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Encodes one frame. */
+export function encodeFrame(type: number, id: number, head: unknown, body: Buffer = EMPTY): Buffer {
+  const json = head === undefined ? EMPTY : Buffer.from(JSON.stringify(head));
+  const pre = Buffer.allocUnsafe(13);
+  pre.writeUInt32BE(9 + json.length + body.length, 0);
+  pre.writeUInt8(type, 4);
+  pre.writeUInt32BE(id, 5);
+  pre.writeUInt32BE(json.length, 9);
+  return Buffer.concat([pre, json, body]);
+}
+
+/** Splits a byte stream into frames; push() returns every frame completed by the chunk. */
+export class FrameDecoder {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  push(chunk: Buffer): Frame[] {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes < 4) return [];
+    let buf = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending);
+    const frames: Frame[] = [];
+    let off = 0;
+    while (buf.length - off >= 4) {
+      const len = buf.readUInt32BE(off);
+      if (buf.length - off - 4 < len) break;
+      const type = buf.readUInt8(off + 4);
+      const id = buf.readUInt32BE(off + 5);
+      const jsonLen = buf.readUInt32BE(off + 9);
+      const jsonEnd = off + 13 + jsonLen;
+      const head = jsonLen > 0 ? (JSON.parse(buf.toString('utf8', off + 13, jsonEnd)) as unknown) : undefined;
+      frames.push({ type, id, head, body: buf.subarray(jsonEnd, off + 4 + len) });
+      off += 4 + len;
+    }
+    buf = buf.subarray(off);
+    this.pending = buf.length > 0 ? [buf] : [];
+    this.pendingBytes = buf.length;
+    return frames;
+  }
+}

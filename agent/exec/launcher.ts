@@ -1,0 +1,102 @@
+/**
+ * The agent's side of the task launcher (launcher-main.ts): starts it on first use with an empty
+ * environment (the agent's token never reaches it), numbers tasks, sends SPAWN/SIGNAL frames and
+ * routes STARTED/STDOUT/STDERR/EXIT frames back. If the launcher dies, its running tasks end with
+ * an error and the next task starts a new one.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead } from './launcher-protocol.js';
+import { spawnOne, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
+
+/** Starts task processes; a Launcher or the in-process fallback. */
+export interface TaskRunner {
+  spawn(head: SpawnHead, body: Buffer, ev: SpawnEvents): SpawnedProcess;
+  close(): void;
+}
+
+const MAIN = fileURLToPath(new URL('./launcher-main.js', import.meta.url));
+
+/** A long-lived launcher child process. */
+export class Launcher implements TaskRunner {
+  private child: ChildProcess | undefined;
+  private nextId = 1;
+  private readonly tasks = new Map<number, SpawnEvents>();
+
+  constructor(private readonly onCrash: (detail: string) => void = () => undefined) {}
+
+  /** Whether the launcher's script is where the agent expects it (the built tree). */
+  static available(): boolean {
+    return existsSync(MAIN);
+  }
+
+  private ensure(): ChildProcess {
+    if (this.child) return this.child;
+    // Few threads: RLIMIT_NPROC counts the agent user's threads too, and the launcher needs one
+    // helper thread at most.
+    const child = spawn(process.execPath, ['--max-old-space-size=64', '--v8-pool-size=1', MAIN], { env: { UV_THREADPOOL_SIZE: '1' }, stdio: ['pipe', 'pipe', 'inherit'] });
+    const decoder = new FrameDecoder();
+    child.stdout?.on('data', (chunk: Buffer) => {
+      for (const f of decoder.push(chunk)) this.dispatch(f);
+    });
+    child.stdin?.on('error', () => undefined);
+    child.on('exit', (code, signal) => {
+      if (this.child !== child) return;
+      this.child = undefined;
+      const lost = [...this.tasks.values()];
+      this.tasks.clear();
+      if (lost.length > 0) this.onCrash(`launcher exited (${signal ?? code}) with ${lost.length} tasks running`);
+      for (const ev of lost) ev.exit(null, 'SIGKILL');
+    });
+    this.child = child;
+    return child;
+  }
+
+  private dispatch(f: Frame): void {
+    const ev = this.tasks.get(f.id);
+    if (!ev) return;
+    if (f.type === FRAME.STDOUT) ev.output('stdout', f.body);
+    else if (f.type === FRAME.STDERR) ev.output('stderr', f.body);
+    else if (f.type === FRAME.STARTED) {
+      const h = f.head as { pid: number; error?: { code: string; message: string } };
+      ev.started(h.pid, h.error);
+    } else if (f.type === FRAME.EXIT) {
+      const h = f.head as { code: number | null; signal: string | null };
+      this.tasks.delete(f.id);
+      ev.exit(h.code, h.signal);
+    }
+  }
+
+  spawn(head: SpawnHead, body: Buffer, ev: SpawnEvents): SpawnedProcess {
+    const child = this.ensure();
+    const id = this.nextId++;
+    if (this.nextId > 0xfffffff0) this.nextId = 1;
+    this.tasks.set(id, ev);
+    child.stdin?.write(encodeFrame(FRAME.SPAWN, id, head, body));
+    return {
+      signal: (phase) => {
+        if (this.tasks.has(id)) this.child?.stdin?.write(encodeFrame(FRAME.SIGNAL, id, { phase }));
+      },
+    };
+  }
+
+  /** Ends the launcher; it kills whatever still runs. */
+  close(): void {
+    this.child?.stdin?.end();
+  }
+}
+
+/** Spawns in this process (no launcher): for unit tests and tools that run tasks directly. */
+export const inProcessRunner: TaskRunner = {
+  spawn(head, body, ev) {
+    let proc: SpawnedProcess | undefined;
+    let early: 'term' | 'kill' | undefined;
+    void spawnOne(head, body, ev).then((p) => {
+      proc = p;
+      if (early) p.signal(early);
+    });
+    return { signal: (phase) => (proc ? proc.signal(phase) : (early = phase)) };
+  },
+  close: () => undefined,
+};

@@ -1,0 +1,89 @@
+/**
+ * Task isolation: every task runs inside bubblewrap (bwrap) with unprivileged user, PID, mount,
+ * IPC and cgroup namespaces. Inside, / is read-only, the agent's cert dir, audit log dir and
+ * state dir are empty read-only tmpfs mounts, /proc is the namespace's own (the agent's pid,
+ * environ and memory are not there to name), /tmp is private, and only the task's work dir is
+ * writable. The namespace's init (bwrap's pid 1) takes every descendant with it when the task's
+ * main process ends, and `--die-with-parent` ends the namespace when the launcher (and so the
+ * agent) goes. The network is shared on purpose: tasks probe networks.
+ *
+ * Why bwrap and not util-linux `unshare`: unshare leaves the task root in its user namespace,
+ * with the capabilities to unmount the tmpfs that hides the agent's files; bwrap drops every
+ * capability, sets no_new_privs and can forbid nested user namespaces. See
+ * docs/agent-hardening.md.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+/** How tasks are isolated on this host, and why (logged and audited at start). */
+export type Sandbox =
+  | { kind: 'bwrap'; bwrap: string; disableUserns: boolean; detail: string }
+  | { kind: 'none'; detail: string; /** Why isolation is missing: what to install or enable. */ remedy: string };
+
+/** What a task must not see or change, and where it may write. */
+export interface SandboxPaths {
+  certsDir: string;
+  auditDir: string;
+  stateDir: string;
+  /** More dirs to hide (e.g. the agent user's /run/user/UID with its service manager's socket). */
+  hide?: string[];
+  /** Dirs tasks may write besides their work dir (--task-writable); the hidden dirs stay hidden inside them. */
+  writable?: string[];
+}
+
+const BASE_OPTIONS = ['--unshare-user', '--unshare-pid', '--unshare-ipc', '--unshare-cgroup-try', '--die-with-parent', '--new-session'];
+
+function probe(bwrap: string, extra: string[]): Promise<string | undefined> {
+  const args = [...BASE_OPTIONS, ...extra, '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--', '/bin/true'];
+  return new Promise((resolve) => {
+    execFile(bwrap, args, { timeout: 5000, env: { PATH: '/usr/bin:/bin' } }, (err, _o, stderr) =>
+      resolve(err ? stderr.trim().split('\n')[0] || err.message : undefined),
+    );
+  });
+}
+
+/** Finds out whether this host, as this user, can run tasks in a bwrap sandbox. */
+export async function detectSandbox(bwrapPath = '/usr/bin/bwrap'): Promise<Sandbox> {
+  if (!existsSync(bwrapPath)) {
+    return { kind: 'none', detail: `${bwrapPath} not found`, remedy: 'install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap)' };
+  }
+  if ((await probe(bwrapPath, ['--disable-userns'])) === undefined) {
+    return { kind: 'bwrap', bwrap: bwrapPath, disableUserns: true, detail: 'bubblewrap: user, pid, mount, ipc namespaces; nested user namespaces disabled' };
+  }
+  const err = await probe(bwrapPath, []);
+  if (err === undefined) return { kind: 'bwrap', bwrap: bwrapPath, disableUserns: false, detail: 'bubblewrap: user, pid, mount, ipc namespaces' };
+  return {
+    kind: 'none',
+    detail: `bubblewrap cannot create namespaces as this user (${err})`,
+    remedy: 'enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0; on Ubuntu 24.04+ also kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap)',
+  };
+}
+
+/**
+ * The bwrap options for one task, given to bwrap on a pipe (`--args 3`) so the task's env values
+ * never appear on a command line other users can read. The env is set inside (`--clearenv`,
+ * `--setenv`), so nothing in it reaches bwrap or prlimit themselves.
+ */
+export function sandboxOptions(s: Extract<Sandbox, { kind: 'bwrap' }>, paths: SandboxPaths, cwd: string, env: Record<string, string>): string[] {
+  const o = [...BASE_OPTIONS];
+  if (s.disableUserns) o.push('--disable-userns');
+  o.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
+  for (const dir of paths.writable ?? []) if (existsSync(dir)) o.push('--bind', dir, dir);
+  o.push('--bind', cwd, cwd);
+  for (const dir of [paths.certsDir, paths.auditDir, paths.stateDir, ...(paths.hide ?? [])]) {
+    if (existsSync(dir)) o.push('--tmpfs', dir, '--remount-ro', dir);
+  }
+  o.push('--chdir', cwd, '--clearenv');
+  for (const [k, v] of Object.entries(env)) o.push('--setenv', k, v);
+  return o;
+}
+
+/** The argv prefix that runs a command with its options on fd 3 (see sandboxOptions). */
+export function sandboxArgv(s: Extract<Sandbox, { kind: 'bwrap' }>, argv: string[]): string[] {
+  return [s.bwrap, '--args', '3', '--', ...argv];
+}
+
+/** NUL-separated, as `bwrap --args` reads them. */
+export function encodeArgs(options: string[]): Buffer {
+  return Buffer.from(options.map((a) => `${a}\0`).join(''));
+}

@@ -1,0 +1,106 @@
+/**
+ * Starts one task process and reports its life; used inside the launcher process (and in-process
+ * where no launcher runs, as in unit tests). Kept free of the agent's modules so the launcher
+ * stays small: its fork is cheap and its event loop does nothing else.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, readFile } from 'node:fs/promises';
+import { constants as osc } from 'node:os';
+import { commandExists } from './command-exists.js';
+import type { SpawnHead } from './launcher-protocol.js';
+
+/** What a started process reports. */
+export interface SpawnEvents {
+  started(pid: number, error?: { code: string; message: string }): void;
+  output(stream: 'stdout' | 'stderr', data: Buffer): void;
+  exit(code: number | null, signal: string | null): void;
+}
+
+/** A running process: 'term' asks the task to end, 'kill' ends it and everything it started. */
+export interface SpawnedProcess {
+  signal(phase: 'term' | 'kill'): void;
+}
+
+const SIGNAL_NAMES = new Map(Object.entries(osc.signals).map(([name, n]) => [n, name]));
+
+function trySignal(pid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch {
+    return false; // ESRCH: already gone
+  }
+}
+
+/** Direct children of `pid` (CONFIG_PROC_CHILDREN), or none. */
+async function childrenOf(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return text.split(' ').filter(Boolean).map(Number);
+}
+
+/**
+ * Asks a sandboxed task to end: SIGTERM to the process group of the task's main process (bwrap
+ * -> the namespace's init -> the task, which leads its own session). The init itself ignores
+ * SIGTERM from outside, and bwrap does not forward it.
+ */
+async function termSandboxed(outer: number): Promise<void> {
+  for (const init of await childrenOf(outer)) {
+    for (const task of await childrenOf(init)) if (!trySignal(-task, 'SIGTERM')) trySignal(task, 'SIGTERM');
+  }
+}
+
+/** Maps the sandbox's exit code 128+N back to signal N, as a shell reports it. */
+function sandboxExit(code: number | null, signal: string | null): { code: number | null; signal: string | null } {
+  if (code !== null && code > 128 && code < 128 + 65) {
+    const name = SIGNAL_NAMES.get(code - 128);
+    if (name) return { code: null, signal: name };
+  }
+  return { code, signal };
+}
+
+function failed(ev: SpawnEvents, code: string, message: string): SpawnedProcess {
+  ev.started(0, { code, message });
+  ev.exit(code === 'ENOENT' ? 127 : 126, null);
+  return { signal: () => undefined };
+}
+
+/** Starts `h` (stdin and fd 3 bytes from `body`); resolves once the process is started or failed. */
+export async function spawnOne(h: SpawnHead, body: Buffer, ev: SpawnEvents): Promise<SpawnedProcess> {
+  if (h.mkdir) await mkdir(h.cwd, { recursive: true, mode: 0o700 }).catch(() => undefined);
+  if (h.probe && !commandExists(h.probe.argv0, h.probe.path, h.cwd)) return failed(ev, 'ENOENT', `cannot start ${h.probe.argv0}: ENOENT`);
+  const stdio: Array<'pipe'> = h.fd3Bytes > 0 ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'];
+  const child = spawn(h.file, h.args, { cwd: h.cwd, env: h.env, detached: true, stdio });
+  const pid = child.pid ?? 0;
+  let spawnError: NodeJS.ErrnoException | undefined;
+  child.on('error', (e: NodeJS.ErrnoException) => (spawnError = e));
+  if (pid === 0) {
+    await new Promise((r) => setImmediate(r));
+    return failed(ev, spawnError?.code ?? 'EACCES', `cannot start ${h.probe?.argv0 ?? h.file}: ${spawnError?.code ?? 'spawn failed'}`);
+  }
+  ev.started(pid);
+  if (h.fd3Bytes > 0) {
+    const fd3 = child.stdio[3] as NodeJS.WritableStream & { on(e: 'error', f: () => void): void };
+    fd3.on('error', () => undefined);
+    fd3.end(body.subarray(0, h.fd3Bytes));
+  }
+  child.stdin?.on('error', () => undefined); // the command may exit without reading its stdin
+  child.stdin?.end(body.subarray(h.fd3Bytes));
+  child.stdout?.on('data', (d: Buffer) => ev.output('stdout', d));
+  child.stderr?.on('data', (d: Buffer) => ev.output('stderr', d));
+  // A task owns nothing after its main process ends: its group goes (the sandbox's init does
+  // the same for the whole namespace).
+  child.on('exit', () => trySignal(-pid, 'SIGKILL'));
+  child.on('close', (code, signal) => {
+    const r = h.sandboxed ? sandboxExit(code, signal) : { code, signal };
+    ev.exit(r.code, r.signal);
+  });
+  return {
+    signal(phase) {
+      if (phase === 'kill') {
+        trySignal(-pid, 'SIGKILL');
+        trySignal(pid, 'SIGKILL');
+      } else if (h.sandboxed) void termSandboxed(pid);
+      else trySignal(-pid, 'SIGTERM');
+    },
+  };
+}

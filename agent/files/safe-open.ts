@@ -1,0 +1,98 @@
+/**
+ * Opening what was checked, never checking one path and opening another: a relative path is
+ * walked one component at a time from an open descriptor of the root, each directory opened with
+ * O_NOFOLLOW | O_DIRECTORY through the previous one's /proc/self/fd magic link (openat by another
+ * name: a task renaming a directory or swapping it for a symlink mid-walk cannot redirect the
+ * walk), and the final descriptor's real path is checked against the root once more. Regular
+ * files with more than one hard link are refused: a link to a file outside the root would
+ * otherwise carry it in.
+ */
+import { constants as fsc } from 'node:fs';
+import { mkdir, open, readlink, type FileHandle } from 'node:fs/promises';
+import { isAbsolute, relative } from 'node:path';
+import { GaxxError } from '../../proto/index.js';
+
+const escape = (rel: string) => new GaxxError('PATH_ESCAPE', `path '${rel}' leaves its area`);
+
+/** The path behind an open descriptor (the agent itself is never sandboxed, so /proc is its own). */
+export const fdPath = (fh: FileHandle) => `/proc/self/fd/${fh.fd}`;
+
+function inside(root: string, p: string): boolean {
+  const r = relative(root, p);
+  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+}
+
+/** PATH_ESCAPE unless `fh`'s real path lies under `realRoot`. */
+async function assertInside(fh: FileHandle, realRoot: string, rel: string): Promise<void> {
+  const real = await readlink(fdPath(fh));
+  if (!inside(realRoot, real)) throw escape(rel);
+}
+
+/** The components of a relative path; INVALID_ARGUMENT or PATH_ESCAPE for bad ones. */
+export function components(rel: string): string[] {
+  if (rel === '' || rel.includes('\0')) throw new GaxxError('INVALID_ARGUMENT', 'path must be a non-empty relative path');
+  const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
+  if (isAbsolute(rel) || rel.includes('\\') || parts.includes('..') || parts.length === 0) throw escape(rel);
+  return parts;
+}
+
+/** Opens a directory under `dir` without following a symlink; PATH_ESCAPE when it is one. */
+async function openDirAt(dir: FileHandle, name: string, rel: string): Promise<FileHandle> {
+  try {
+    return await open(`${fdPath(dir)}/${name}`, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP' || code === 'ENOTDIR') throw escape(rel);
+    if (code === 'ENOENT') throw new GaxxError('NOT_FOUND', `no such directory in '${rel}'`, { cause: e });
+    throw e;
+  }
+}
+
+/**
+ * Opens the parent directory of `rel` under `root` by the walk above (creating missing
+ * directories 0700 when `create`); the caller closes it. Returns it and the last component.
+ */
+export async function openParent(root: string, rel: string, create: boolean): Promise<{ dir: FileHandle; name: string; realRoot: string }> {
+  const parts = components(rel);
+  const name = parts.pop() as string;
+  let dir = await open(root, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  const realRoot = await readlink(fdPath(dir));
+  try {
+    for (const p of parts) {
+      if (create) await mkdir(`${fdPath(dir)}/${p}`, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => (e.code === 'EEXIST' ? undefined : Promise.reject(e)));
+      const next = await openDirAt(dir, p, rel);
+      await dir.close();
+      dir = next;
+    }
+    await assertInside(dir, realRoot, rel);
+    return { dir, name, realRoot };
+  } catch (e) {
+    await dir.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Opens a regular file `rel` under `root` for reading: no symlink anywhere, one hard link only. */
+export async function openFileIn(root: string, rel: string): Promise<FileHandle> {
+  const { dir, name, realRoot } = await openParent(root, rel, false);
+  let fh: FileHandle;
+  try {
+    fh = await open(`${fdPath(dir)}/${name}`, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw escape(rel);
+    throw new GaxxError('NOT_FOUND', `no file '${rel}'`, { cause: e });
+  } finally {
+    await dir.close();
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new GaxxError('NOT_FOUND', `'${rel}' is not a regular file`);
+    if (st.nlink > 1) throw new GaxxError('PATH_ESCAPE', `'${rel}' has ${st.nlink} hard links; a linked file may lie outside its area`);
+    await assertInside(fh, realRoot, rel);
+    return fh;
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+}

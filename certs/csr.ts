@@ -1,0 +1,28 @@
+/**
+ * Certificate requests for renewal without moving private keys: the agent makes a key and a
+ * PKCS#10 request for it; the CA takes only the public key out of a request whose signature
+ * verifies (identity and hosts come from the CA's register, never from the request).
+ */
+import forge from 'node-forge';
+import { GaxxError } from '../proto/index.js';
+
+/** A PEM certificate request for `privateKeyPem` (subject CN `cn`, informational only). */
+export function createCsr(privateKeyPem: string, publicKeyPem: string, cn: string): string {
+  const csr = forge.pki.createCertificationRequest();
+  csr.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
+  csr.setSubject([{ name: 'commonName', value: cn.slice(0, 64) }]);
+  csr.sign(forge.pki.privateKeyFromPem(privateKeyPem), forge.md.sha256.create());
+  return forge.pki.certificationRequestToPem(csr);
+}
+
+/** The public key (PEM) of a request whose self-signature verifies; CERT_INVALID otherwise. */
+export function publicKeyOfCsr(csrPem: string): string {
+  let csr: ReturnType<typeof forge.pki.certificationRequestFromPem>;
+  try {
+    csr = forge.pki.certificationRequestFromPem(csrPem);
+  } catch (e) {
+    throw new GaxxError('CERT_INVALID', 'certificate request is malformed', { cause: e });
+  }
+  if (!csr.verify() || !csr.publicKey) throw new GaxxError('CERT_INVALID', 'certificate request signature does not verify');
+  return forge.pki.publicKeyToPem(csr.publicKey as forge.pki.rsa.PublicKey);
+}

@@ -1,0 +1,216 @@
+// Task isolation on the built agent (run `npm run build` first), started as in production
+// (non-root, token set), attacked through the public Exec API: a task cannot read or write the
+// agent's secrets, see or signal the agent, or leave anything running after its end; env names
+// that change how programs load are refused; a host that cannot sandbox refuses tasks unless
+// the agent was started with --unsafe-no-isolation.
+import * as grpc from '@grpc/grpc-js';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { clientCredentials, execCollect, exitOf, rawAgentClient, unary, type ExecResult, type RawClients } from '../helpers/grpc.js';
+import { makePki, type Pki } from '../helpers/pki.js';
+import { noneLeft, pidsWith, sleepMarker } from '../helpers/procs.js';
+import type { ExecRequest, InfoResponse__Output } from '../../proto/index.js';
+
+const TOKEN = randomBytes(32).toString('base64url');
+let dir: string;
+let pki: Pki;
+let agent: AgentProcess;
+let op: RawClients;
+let n = 0;
+
+/** Operator clients that also present the agent's bearer token. */
+function clientFor(a: AgentProcess): RawClients {
+  const bearer = grpc.credentials.createFromMetadataGenerator((_p, cb) => {
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${TOKEN}`);
+    cb(null, md);
+  });
+  return rawAgentClient(a.address, pki.clients.operator.dir, { credentials: grpc.credentials.combineChannelCredentials(clientCredentials(pki.clients.operator.dir), bearer) });
+}
+
+const run = (script: string, extra: Partial<ExecRequest> = {}, onEvent?: Parameters<typeof execCollect>[2]) =>
+  execCollect(op.agent, { taskId: `iso-${++n}`, argv: ['/bin/sh', '-c', script], timeoutMs: 20_000, ...extra }, onEvent);
+
+async function serving(client = op): Promise<boolean> {
+  const info = await unary<object, InfoResponse__Output>(client.agent.Info.bind(client.agent), {});
+  const r = await execCollect(client.agent, { taskId: `alive-${++n}`, argv: ['/bin/echo', 'alive'] });
+  return info.ok && exitOf(r)?.code === 0 && r.stdout === 'alive\n';
+}
+
+const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gaxx-isolation-'));
+  pki = await makePki(dir);
+  agent = await startAgent({ certsDir: pki.agent.dir, env: { GAXX_AGENT_TOKEN: TOKEN } });
+  op = clientFor(agent);
+});
+afterAll(async () => {
+  op?.close();
+  await stopAllAgents();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a task cannot reach the agent', () => {
+  it("cannot read the agent's key, token, CA bundle, revocation list, audit log or environment", async () => {
+    const certs = pki.agent.dir;
+    const targets = [`${certs}/key.pem`, `${certs}/cert.pem`, `${certs}/ca.pem`, `${certs}/revoked.json`, agent.auditLog, `/proc/${agent.pid}/environ`, `/proc/${agent.pid}/mem`, `/proc/${agent.pid}/cmdline`];
+    expect(targets.filter((t) => !t.startsWith('/proc')).every((t) => existsSync(t))).toBe(true);
+    const script = `${targets.map((t) => `if head -c 1 '${t}' >/dev/null 2>&1; then echo "READ ${t}"; else echo "DENIED ${t}"; fi`).join('; ')}
+      cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'; ls /proc | grep -c '^[0-9]'`;
+    const r = await run(script);
+    expect(exitOf(r)?.code).toBe(0);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('DENIED '))).toHaveLength(targets.length);
+    expect(r.stdout).not.toContain('READ ');
+    expect(r.stdout).not.toContain(TOKEN);
+    expect(r.stdout).not.toContain('PRIVATE KEY');
+    expect(await serving()).toBe(true);
+  });
+
+  it('cannot write the key, CA bundle, revocation list, audit log or cert dir', async () => {
+    const certs = pki.agent.dir;
+    const files = ['key.pem', 'cert.pem', 'ca.pem', 'revoked.json'].map((f) => join(certs, f));
+    const before = files.map(sha);
+    const listing = readdirSync(certs).sort();
+    const auditBefore = readFileSync(agent.auditLog, 'utf8');
+    const writes = [...files.map((f) => `echo x >> '${f}'`), `: > '${agent.auditLog}'`, `touch '${certs}/evil.pem'`, `rm '${certs}/key.pem'`, `chmod 666 '${certs}/key.pem'`];
+    const r = await run(writes.map((w) => `if (${w}) 2>/dev/null; then echo WROTE; else echo REFUSED; fi`).join('; '));
+    expect(r.stdout.trim().split('\n')).toEqual(writes.map(() => 'REFUSED'));
+    expect(files.map(sha)).toEqual(before);
+    expect(readdirSync(certs).sort()).toEqual(listing);
+    expect(readFileSync(agent.auditLog, 'utf8').startsWith(auditBefore)).toBe(true);
+    expect(await serving()).toBe(true);
+  });
+
+  it('cannot ptrace or signal the agent: kill -9 $PPID, by pid, by name, kill -9 -1', async () => {
+    const script = [
+      `python3 -c "import ctypes; l=ctypes.CDLL(None, use_errno=True); print('ptrace', l.ptrace(16, ${agent.pid}, 0, 0), ctypes.get_errno())"`,
+      'kill -9 $PPID 2>/dev/null',
+      `kill -9 ${agent.pid} 2>/dev/null`,
+      // By name (the pattern would match this script itself with -f).
+      'pkill -9 -x node',
+      'echo after-kills',
+      // Every process the caller may signal but itself: in the sandbox, only the task's own.
+      'kill -9 -1',
+      'echo after-all',
+    ].join('\n');
+    const r = await run(script);
+    expect(r.stdout).toMatch(/^ptrace -1 3$/m); // ESRCH: no such process in the task's world
+    expect(r.stdout).toContain('after-kills');
+    expect(r.stdout).toContain('after-all');
+    expect(() => process.kill(agent.pid, 0)).not.toThrow();
+    expect(await serving()).toBe(true);
+  });
+});
+
+/** Starts every way of outliving a task, tagged with `m`, then waits for `go` in its work dir. */
+function escapes(m: string, then: string): string {
+  return [
+    `setsid sleep ${m} >/dev/null 2>&1 &`,
+    `nohup sleep ${m} >/dev/null 2>&1 &`,
+    `(sh -c "sleep ${m} >/dev/null 2>&1 &" &)`,
+    `setsid sh -c 'trap "" HUP TERM; exec sleep ${m}' </dev/null >/dev/null 2>&1 &`,
+    'echo ready',
+    'i=0; while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done',
+    then,
+  ].join('\n');
+}
+
+/** Runs an escaping task; once it is ready, checks its escapees exist, then lets it go on. */
+async function escapeRun(then: string, extra: Partial<ExecRequest> = {}, onReady?: (taskId: string) => void): Promise<{ r: ExecResult; m: string; seen: number }> {
+  const m = sleepMarker();
+  const taskId = `esc-${++n}`;
+  let seen = 0;
+  const r = await execCollect(op.agent, { taskId, argv: ['/bin/sh', '-c', escapes(m, then)], timeoutMs: 20_000, ...extra }, (ev) => {
+    if (!ev.stdout?.toString().includes('ready') || seen > 0) return;
+    seen = pidsWith(m).length;
+    writeFileSync(join(agent.dataDir, 'tasks', taskId, 'go'), '');
+    onReady?.(taskId);
+  });
+  return { r, m, seen };
+}
+
+describe('nothing a task started outlives it', () => {
+  it('after its exit', async () => {
+    const { r, m, seen } = await escapeRun('exit 0');
+    expect(seen).toBeGreaterThanOrEqual(4);
+    expect(exitOf(r)?.code).toBe(0);
+    expect(await noneLeft(m)).toBe(true);
+  });
+
+  it('after its timeout', async () => {
+    const { r, m, seen } = await escapeRun('sleep 600', { timeoutMs: 3000 });
+    expect(seen).toBeGreaterThanOrEqual(4);
+    expect(exitOf(r)?.reason).toBe('timeout');
+    expect(await noneLeft(m)).toBe(true);
+  });
+
+  it('after Cancel', async () => {
+    const { r, m, seen } = await escapeRun('sleep 600', {}, (taskId) => void unary(op.agent.Cancel.bind(op.agent), { taskId }));
+    expect(seen).toBeGreaterThanOrEqual(4);
+    expect(exitOf(r)?.reason).toBe('cancelled');
+    expect(await noneLeft(m)).toBe(true);
+  });
+
+  it('after its output cap', async () => {
+    const { r, m, seen } = await escapeRun('exec yes', { outputCapBytes: 64 * 1024 });
+    expect(seen).toBeGreaterThanOrEqual(4);
+    expect(exitOf(r)?.reason).toBe('output_cap');
+    expect(await noneLeft(m)).toBe(true);
+    expect(await serving()).toBe(true);
+  });
+});
+
+describe('env names that change how programs load', () => {
+  it('are refused at the edge with ENV_REFUSED; a good Exec still works', async () => {
+    const names = ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'NODE_OPTIONS', 'GCONV_PATH', 'BASH_ENV', 'ENV', 'PYTHONSTARTUP', 'PERL5OPT', 'GLIBC_TUNABLES'];
+    const codes = [];
+    for (const k of names) codes.push((await run('true', { env: { [k]: '/tmp/x' } })).error?.gaxxCode);
+    expect(codes).toEqual(names.map(() => 'ENV_REFUSED'));
+    const good = await run('echo "$GREETING"', { env: { GREETING: 'hello' } });
+    expect(good.stdout).toBe('hello\n');
+  });
+});
+
+describe('a host that cannot sandbox', () => {
+  it('refuses tasks with ISOLATION_UNAVAILABLE but keeps serving; --unsafe-no-isolation runs them and is audited', async () => {
+    const certsDir = pki.agent.dir;
+    const refusing = await startAgent({ certsDir, env: { GAXX_AGENT_TOKEN: TOKEN }, args: ['--bwrap', '/nonexistent/bwrap'] });
+    const c1 = clientFor(refusing);
+    const r = await execCollect(c1.agent, { taskId: 'no-iso-1', argv: ['true'] });
+    expect(r.error?.gaxxCode).toBe('ISOLATION_UNAVAILABLE');
+    expect((await unary<object, InfoResponse__Output>(c1.agent.Info.bind(c1.agent), {})).ok).toBe(true);
+    c1.close();
+    await refusing.stop();
+    const unsafe = await startAgent({ certsDir, env: { GAXX_AGENT_TOKEN: TOKEN }, args: ['--bwrap', '/nonexistent/bwrap', '--unsafe-no-isolation'] });
+    const c2 = clientFor(unsafe);
+    expect(await serving(c2)).toBe(true);
+    c2.close();
+    const started = readFileSync(unsafe.auditLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.event === 'agent_started');
+    expect(started).toMatchObject({ sandbox: 'none', unsafeNoIsolation: true });
+    await unsafe.stop();
+  });
+});
+
+describe('the agent killed with -9', () => {
+  it('takes every task process with it', async () => {
+    const m = sleepMarker();
+    const victim = await startAgent({ certsDir: pki.agent.dir, env: { GAXX_AGENT_TOKEN: TOKEN } });
+    const c = clientFor(victim);
+    let seen = 0;
+    const r = await execCollect(c.agent, { taskId: 'orphan-1', argv: ['/bin/sh', '-c', escapes(m, 'sleep 600')] }, (ev) => {
+      if (!ev.stdout?.toString().includes('ready') || seen > 0) return;
+      seen = pidsWith(m).length;
+      victim.kill('SIGKILL');
+    });
+    c.close();
+    expect(seen).toBeGreaterThanOrEqual(4);
+    expect(r.error).toBeDefined();
+    expect(await noneLeft(m, 10_000)).toBe(true);
+    expect(await serving()).toBe(true);
+  });
+});
