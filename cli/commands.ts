@@ -29,6 +29,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'spawn', summary: 'create a fleet: rent or take hosts, bootstrap them, register the fleet', load: () => import('./commands/spawn.js') },
   { name: 'ls', summary: 'list fleets and their hosts', load: () => import('./commands/ls.js') },
   { name: 'delete', summary: "destroy a fleet's tagged instances, revoke its certificates, clear its state", load: () => import('./commands/delete.js') },
+  { name: 'ssh', summary: "a shell or one command on a fleet host over OpenSSH, with gaxx's pinned host keys and key", load: () => import('./commands/ssh.js') },
   { name: 'cp', summary: 'copy a file to or from every agent of a fleet (sha256 checked)', load: () => import('./commands/cp.js') },
   { name: 'status', summary: 'per agent: reachable, version, load, capacity, certificate expiry, breaker, blocked peers', load: () => import('./commands/status.js') },
   { name: 'completion', summary: 'print a shell completion script (bash, zsh, fish)', load: () => import('./commands/completion.js') },

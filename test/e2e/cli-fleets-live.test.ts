@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAgentProcess } from '../../cli/providers/local-process.js';
 import { readFleet } from '../../cli/state.js';
+import { exitCodeFor } from '../../proto/index.js';
 import { runGaxx } from '../helpers/cli.js';
 import type { InstanceBackend } from '../helpers/fake-cloud.js';
 import { FakeLinode } from '../helpers/fake-linode.js';
@@ -110,6 +111,11 @@ describe('gaxx spawn -> run -> delete on a fake Linode with real test hosts', ()
     expect(listed.map((h) => h.agent)).toEqual(listed.map((h) => `${h.address}:8088`));
     const users = await runIdUn(listed.map((h) => h.agent as string));
     expect(users.every((u) => u !== '' && u !== 'root')).toBe(true);
+    // gaxx ssh: OpenSSH with gaxx's key and its known_hosts only, as gx.
+    const ssh = await gaxx(['ssh', 'f1/1', '--', 'id', '-un'], env());
+    expect(ssh.code, ssh.stderr).toBe(0);
+    expect(ssh.stdout.trim()).toBe('gx');
+    expect((await gaxx(['ssh', 'f1/9', '--', 'true'], env())).code).toBe(exitCodeFor('NOT_FOUND'));
 
     const del = await gaxx(['delete', 'f1', '--yes', '--json'], env());
     expect(del.code, del.stderr).toBe(0);
