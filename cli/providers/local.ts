@@ -147,16 +147,18 @@ async function startLocalAgent(o: Resolved, req: CreateRequest, existing: LocalR
   const certs = join(dir, 'certs');
   const data = join(dir, 'data');
   const audit = join(dir, 'audit');
-  for (const d of [dir, certs, data, audit]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  // The agent's own state (task journal, newest revocation list), outside the data dir.
+  const state = join(dir, 'state');
+  for (const d of [dir, certs, data, audit, state]) mkdirSync(d, { recursive: true, mode: 0o700 });
   const ca = FleetCa.open(o.caDir);
   const made = await ca.issue({ identity: { role: 'agent', fleet: req.fleet, host: req.label }, hosts: [address] });
   const revoked = join(o.caDir, REVOCATION_FILE);
   writeCertDir(certs, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem, ...(existsSync(revoked) ? { revokedText: readFileSync(revoked, 'utf8') } : {}) });
-  if (isRoot()) for (const d of [certs, data, audit]) chownTree(d);
+  if (isRoot()) for (const d of [certs, data, audit, state]) chownTree(d);
   chmodSync(dir, 0o711);
   const log = join(dir, 'agent.log');
   const fd = openSync(log, 'w', 0o600);
-  const args = [bundle, '--listen', `${address}:${o.port}`, '--certs', certs, '--data-dir', data, '--audit-log', join(audit, 'audit.log'), ...o.agentArgs];
+  const args = [bundle, '--listen', `${address}:${o.port}`, '--certs', certs, '--data-dir', data, '--state-dir', state, '--audit-log', join(audit, 'audit.log'), ...o.agentArgs];
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ['ignore', fd, fd],

@@ -55,7 +55,10 @@ export class HumanView implements RunView {
     }
   }
 
-  start(): void {}
+  /** The run id first, on stderr: a killed `gaxx run` can be resumed (`gaxx run --resume ID`). */
+  start(h: RunHeader): void {
+    this.out.note(`gaxx: run ${h.runId}`);
+  }
 
   live(taskId: string, c: OutputChunk): void {
     this.opts.progress?.hide();

@@ -4,6 +4,7 @@
  * result entry in a run's stream is a distinct task (results are published once per task, see
  * results.ts), so the follower counts results instead of holding a set of ids, and keeps a
  * task's output only until its result arrives: memory stays bounded by the tasks in flight.
+ * Result entries are read as waitForRun reads them (queue/wait.ts).
  */
 import type { Cluster, Redis } from 'ioredis';
 import { GaxxError } from '../../proto/index.js';
@@ -59,11 +60,11 @@ export async function followRun(redis: Redis | Cluster, runId: string, opts: Fol
   }
 }
 
-/** Per-task output and live byte counts, dropped when the task's result arrives. */
+/** Per-task output and live chunks, dropped when the task's result arrives. */
 class FollowState {
   finished = 0;
   private readonly output = new Map<string, OutputChunk[]>();
-  private readonly liveBytes = new Map<string, number>();
+  private readonly live = new Map<string, OutputChunk[]>();
 
   constructor(private readonly h: FollowHandlers) {}
 
@@ -75,25 +76,34 @@ class FollowState {
     const chunk = (): OutputChunk => ({ stream: f.get('s')?.toString() === '2' ? 2 : 1, data: f.get('d') ?? Buffer.alloc(0) });
     if (type === 'live') {
       const c = chunk();
-      this.liveBytes.set(task, (this.liveBytes.get(task) ?? 0) + c.data.length);
+      this.live.set(task, [...(this.live.get(task) ?? []), c]);
       this.h.onLive?.(task, c);
     } else if (type === 'out') {
-      const list = this.output.get(task) ?? [];
-      list.push(chunk());
-      this.output.set(task, list);
+      this.output.set(task, [...(this.output.get(task) ?? []), chunk()]);
     } else if (type === 'res') {
       this.result(task, f);
     }
   }
 
+  /** The same reading of a result entry as waitForRun's (queue/wait.ts): `lo`, `lb`, `ob`. */
   private result(task: string, f: Map<string, Buffer>): void {
-    const output = this.output.get(task) ?? [];
-    const shown = this.liveBytes.get(task) ?? 0;
-    this.output.delete(task);
-    this.liveBytes.delete(task);
-    this.finished++;
+    const live = this.live.get(task) ?? [];
+    const shown = live.reduce((n, c) => n + c.data.length, 0);
+    const lb = Number(f.get('lb')?.toString() ?? '-1');
     const r = JSON.parse(f.get('r')?.toString() ?? '{}') as TaskResult;
+    // Output stored once, as the live entries (not again with the result): complete when this
+    // reader saw all of them.
+    const liveOnly = f.get('lo')?.toString() === '1';
+    const output = liveOnly ? live : (this.output.get(task) ?? []);
+    if (liveOnly && shown !== lb) r.truncated = true;
+    if (f.get('ob')?.toString() === '1') {
+      r.truncated = true;
+      r.error = [r.error, "output not stored: over the run's output budget"].filter(Boolean).join('; ');
+    }
+    this.output.delete(task);
+    this.live.delete(task);
+    this.finished++;
     const total = output.reduce((n, c) => n + c.data.length, 0);
-    this.h.onResult?.(r, output, Number(f.get('lb')?.toString() ?? '-1') === shown && shown === total);
+    this.h.onResult?.(r, output, lb === shown && shown === total);
   }
 }

@@ -39,7 +39,7 @@ async function agentsOf(fleet: string): Promise<LsHost[]> {
 async function runIdUn(agents: string[]): Promise<string[]> {
   const r = await gaxx(['run', '--agent', agents.join(','), '--json', '--', 'id', '-un']);
   expect(r.code, r.stderr).toBe(0);
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { outcome: string; stdout?: string });
+  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type?: string; outcome: string; stdout?: string }).filter((l) => l.type === 'task');
   expect(lines.map((l) => l.outcome)).toEqual(agents.map(() => 'succeeded'));
   return lines.map((l) => (l.stdout ?? '').trim());
 }
