@@ -68,6 +68,7 @@ export const command: Command = {
     const opts = {
       deadlineMs: config.agent.deadlineMs,
       connectTimeoutMs: config.agent.connectTimeoutMs,
+      token: config.agent.token,
       verifyMs,
       // --due-only: what the agent's Info reports (no expiry margin, unlike the daemon's loop).
       ...(boolFlag(flags, 'due-only') ? { select: (info: InfoResponse__Output) => renewalReason(info) !== undefined } : {}),

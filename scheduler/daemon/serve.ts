@@ -65,7 +65,7 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
     });
     if (daemon.dashboard) writeDashboardUrl(opts.stateDir, daemon.dashboard.url);
     const renewer = opts.renewal
-      ? CertRenewer.start({ ...opts.renewal, redis: daemon.queue.redis, schedulerCreds: opts.certs, registry: daemon.metrics.registry, log: opts.log })
+      ? CertRenewer.start({ ...opts.renewal, token: opts.agentToken, redis: daemon.queue.redis, schedulerCreds: opts.certs, registry: daemon.metrics.registry, log: opts.log })
       : undefined;
     const reaper = opts.reaper ? FleetReaper.start({ ...opts.reaper, redis: daemon.queue.redis, log: opts.log }) : undefined;
     return {

@@ -40,6 +40,8 @@ export interface RotateOptions {
   /** Deadline of unary calls. */
   deadlineMs?: number;
   connectTimeoutMs?: number;
+  /** The agents' bearer token, when they require one. */
+  token?: string | undefined;
   /** How long to wait for the agent to present its new certificate. */
   verifyMs: number;
   /** Whether to renew, from the agent's Info; default: always. False leaves the agent alone (`skipped`). */
@@ -121,7 +123,7 @@ async function assertNotRevoked(ca: FleetCa, address: string, creds: CertBundle)
 export async function rotateAgent(ca: FleetCa, target: RotationTarget, creds: CertBundle, opts: RotateOptions): Promise<RotationResult> {
   const { fleet, host, address, record } = target;
   const result: RotationResult = { host, address, oldSerial: record?.serial ?? '', newSerial: '', ok: false };
-  const clientOpts = { deadlineMs: opts.deadlineMs, connectTimeoutMs: opts.connectTimeoutMs };
+  const clientOpts = { deadlineMs: opts.deadlineMs, connectTimeoutMs: opts.connectTimeoutMs, token: opts.token };
   const pusher = AgentClient.connect({ address, expect: { fleet, host } }, creds, clientOpts);
   const asker = opts.infoCreds ? AgentClient.connect({ address, expect: { fleet, host } }, opts.infoCreds, clientOpts) : pusher;
   try {

@@ -20,6 +20,8 @@ import type { WorkerLog } from '../dispatch/worker.js';
 
 export interface RenewerOptions {
   redis: Redis | Cluster;
+  /** The agents' bearer token, when they require one. */
+  token?: string | undefined;
   /** Round period; 0 turns renewal off. */
   intervalMs: number;
   /** The fleet CA (ca.pem, ca-key.pem). */
@@ -138,6 +140,7 @@ export class CertRenewer {
       let reason: RenewalReason | undefined;
       const res = await rotateAgent(ca, t, operator, {
         infoCreds: this.opts.schedulerCreds,
+        token: this.opts.token,
         verifyMs: this.opts.verifyMs ?? 60_000,
         signal: this.abort.signal,
         refuseRevoked: true,
