@@ -70,16 +70,16 @@ describe('gaxx run when Redis dies and does not come back', () => {
 
   async function runThenKillRedis(extra: string[]): Promise<Child> {
     await redis.restart().catch(() => undefined);
-    // This run's tasks say they started in a file of their own (other runs' tasks may still run).
-    const marks = join(home, `marks-${Date.now()}`);
-    mkdirSync(marks, { mode: 0o777 });
+    // This run's tasks say they started in a file of their own (other runs' tasks may still run),
+    // one file per task (a sandboxed task is pid 2 in its own namespace, so $$ names nothing).
+    const marks = mkdtempSync(join(tmpdir(), 'gxrf-marks-'));
     chmodSync(marks, 0o777);
-    const run = gaxx(['run', '--json', ...extra, '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', `touch ${marks}/$$; exec sleep 20`], redis.url);
+    const run = gaxx(['run', '--json', ...extra, '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', `mktemp ${marks}/started.XXXXXX >/dev/null; exec sleep 20`], redis.url);
     let exited = false;
     void run.done.then(() => (exited = true));
     await vi.waitFor(
       () => {
-        if (exited) throw new Error(`gaxx run ended early: ${run.stderr()}`);
+        if (exited) throw new Error(`gaxx run ended early: ${run.stderr()} ${run.stdout()}`);
         expect(readdirSync(marks)).toHaveLength(2);
       },
       { timeout: 90_000, interval: 100 },
@@ -93,8 +93,10 @@ describe('gaxx run when Redis dies and does not come back', () => {
     const run = await runThenKillRedis(['--wait-timeout', '12s']);
     const r = await run.done;
     expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
-    const [first, ...results] = jsonLines(r.stdout);
-    expect(first).toEqual({ runId: expect.any(String) });
+    const lines = jsonLines(r.stdout);
+    const first = lines[0];
+    const results = lines.filter((x) => x.type === 'task');
+    expect(first).toMatchObject({ type: 'run', runId: expect.any(String) });
     expect(results).toHaveLength(2);
     for (const x of results) expect(x).toMatchObject({ runId: first?.runId, outcome: 'unknown', reason: 'DEADLINE_EXCEEDED' });
   }, 180_000);
@@ -104,7 +106,7 @@ describe('gaxx run when Redis dies and does not come back', () => {
     run.kill('SIGINT');
     const r = await run.done;
     expect(r.code, r.stderr).toBe(exitCodeFor('CANCELLED'));
-    const results = jsonLines(r.stdout).slice(1);
+    const results = jsonLines(r.stdout).filter((x) => x.type === 'task');
     expect(results).toHaveLength(2);
     for (const x of results) expect(x).toMatchObject({ outcome: 'unknown', reason: 'CANCELLED' });
   }, 180_000);
@@ -145,7 +147,7 @@ describe('gaxx run killed (-9) mid-run', () => {
       expect(Object.values(await queue.getJobCounts('waiting', 'active', 'delayed')).reduce((x, y) => x + y, 0)).toBe(2);
       const resumed = await gaxx(['run', '--json', '--resume', runId], redis.url).done;
       expect(resumed.code, resumed.stderr).toBe(0);
-      const results = jsonLines(resumed.stdout).slice(1);
+      const results = jsonLines(resumed.stdout).filter((x) => x.type === 'task');
       expect(results.map((x) => x.outcome)).toEqual(['succeeded', 'succeeded']);
       // Collected from the agents' registries: not run again.
       for (const x of results) expect(x).toMatchObject({ replayed: true, mayHaveRepeated: false });
