@@ -69,7 +69,7 @@ export async function startTransport(
   // Not a plaintext path: grpc-js only ever receives sockets that our tls.Server above has
   // authenticated (mTLS, AEAD, client cert verified); the injector just must not wrap them in a
   // second TLS layer, hence HTTP/2 credentials without TLS of their own.
-  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure()); // insecure-ok: sockets arrive already mTLS-authenticated by tlsServer
   await hooks.onInjector?.(injector);
   tlsServer.on('secureConnection', (tlsSocket: TLSSocket) => {
     // Belt and braces: Node already destroyed unauthorized sockets before this event.
