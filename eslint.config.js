@@ -41,10 +41,13 @@ function layerRules(name) {
   return {
     files: [`${name}/**/*.ts`],
     rules: {
-      'no-restricted-imports': ['error', {
-        paths: layer.banned.map((p) => ({ name: p, message: layer.why })),
-        patterns,
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: layer.banned.map((p) => ({ name: p, message: layer.why })),
+          patterns,
+        },
+      ],
     },
   };
 }
@@ -54,33 +57,42 @@ function layerRules(name) {
 const clientRule = {
   files: ['scheduler/client/**/*.ts'],
   rules: {
-    'no-restricted-imports': ['error', {
-      paths: ['bullmq', 'ioredis', 'prom-client', 'ssh2', 'pino'].map((p) => ({ name: p, message: 'the agent client stays light: no queue, Redis, metrics or SSH code' })),
-      patterns: [
-        { regex: '^\\.\\./(?!\\.\\./)', message: 'the agent client imports only proto and certs, not the rest of the scheduler' },
-        forbidModule('cli', 'scheduler imports only proto and certs'),
-        forbidModule('agent', 'scheduler imports only proto and certs'),
-        intoInternals('proto', ['index.js']),
-        intoInternals('certs', ['index.js']),
-      ],
-    }],
+    'no-restricted-imports': [
+      'error',
+      {
+        paths: ['bullmq', 'ioredis', 'prom-client', 'ssh2', 'pino'].map((p) => ({
+          name: p,
+          message: 'the agent client stays light: no queue, Redis, metrics or SSH code',
+        })),
+        patterns: [
+          { regex: '^\\.\\./(?!\\.\\./)', message: 'the agent client imports only proto and certs, not the rest of the scheduler' },
+          forbidModule('cli', 'scheduler imports only proto and certs'),
+          forbidModule('agent', 'scheduler imports only proto and certs'),
+          intoInternals('proto', ['index.js']),
+          intoInternals('certs', ['index.js']),
+        ],
+      },
+    ],
   },
 };
 
 // Type-aware rules on the product code: a promise nobody awaits or handles is how a daemon loses
 // an error or a task silently. (GAXX_LINT_UNTYPED=1 skips them: the layer-rule tests lint
 // virtual files that no tsconfig knows.)
-const typed = process.env.GAXX_LINT_UNTYPED === '1'
-  ? []
-  : [{
-      files: MODULES.map((m) => `${m}/**/*.ts`),
-      languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
-      rules: {
-        '@typescript-eslint/no-floating-promises': 'error',
-        '@typescript-eslint/no-misused-promises': 'error',
-        '@typescript-eslint/await-thenable': 'error',
-      },
-    }];
+const typed =
+  process.env.GAXX_LINT_UNTYPED === '1'
+    ? []
+    : [
+        {
+          files: MODULES.map((m) => `${m}/**/*.ts`),
+          languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+          rules: {
+            '@typescript-eslint/no-floating-promises': 'error',
+            '@typescript-eslint/no-misused-promises': 'error',
+            '@typescript-eslint/await-thenable': 'error',
+          },
+        },
+      ];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'proto/gen/**', '.tmp/**', 'test/fixtures/lint/**'] },
@@ -95,7 +107,17 @@ export default tseslint.config(
     files: ['scheduler/ui/assets/**/*.js'],
     languageOptions: {
       sourceType: 'script',
-      globals: { window: 'readonly', document: 'readonly', location: 'readonly', performance: 'readonly', requestAnimationFrame: 'readonly', EventSource: 'readonly', fetch: 'readonly', URLSearchParams: 'readonly', uPlot: 'readonly' },
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        location: 'readonly',
+        performance: 'readonly',
+        requestAnimationFrame: 'readonly',
+        EventSource: 'readonly',
+        fetch: 'readonly',
+        URLSearchParams: 'readonly',
+        uPlot: 'readonly',
+      },
     },
   },
   {

@@ -120,7 +120,9 @@ export function defaultStateDir(dataDir: string): string {
 function refuseInside(what: string, inner: string, outer: string): void {
   const rel = relative(resolve(outer), resolve(inner));
   if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
-    throw new GaxxError('CONFIG_INVALID', `invalid agent config: ${what}: must be outside the data dir ${outer} (file RPCs can reach it)`, { details: { problems: [`${what}: inside the data dir`] } });
+    throw new GaxxError('CONFIG_INVALID', `invalid agent config: ${what}: must be outside the data dir ${outer} (file RPCs can reach it)`, {
+      details: { problems: [`${what}: inside the data dir`] },
+    });
   }
 }
 
@@ -156,7 +158,12 @@ const schema = z.object({
   capacity: z.coerce.number().int().min(1).max(10_000).default(16),
   'default-timeout': durationSchema.default('1h').pipe(z.number().min(1)),
   'default-output-cap': sizeSchema.default('16MiB').pipe(z.number().min(1)),
-  'max-message-bytes': sizeSchema.default('4MiB').pipe(z.number().min(1024).max(1024 ** 3)),
+  'max-message-bytes': sizeSchema.default('4MiB').pipe(
+    z
+      .number()
+      .min(1024)
+      .max(1024 ** 3),
+  ),
   'shutdown-grace': durationSchema.default('10s'),
   guards: jsonOf(GuardsSchema).default('{}'),
   'task-limits': jsonOf(TaskLimitsSchema).default('{}'),

@@ -118,7 +118,14 @@ function shutdownGrpc(server: grpc.Server): Promise<void> {
 }
 
 /** Watches the cert dir: a verified new bundle reaches new connections; every outcome is audited. */
-function watchCerts(config: AgentConfig, initial: CertBundle, log: Logger, audit: AuditLog, load: (dir: string) => CertBundle, apply: (b: CertBundle) => void): CertWatcher {
+function watchCerts(
+  config: AgentConfig,
+  initial: CertBundle,
+  log: Logger,
+  audit: AuditLog,
+  load: (dir: string) => CertBundle,
+  apply: (b: CertBundle) => void,
+): CertWatcher {
   const watcher = new CertWatcher(config.certsDir, initial, {
     pollMs: config.certPollMs,
     load,
@@ -146,13 +153,20 @@ async function taskLaunch(config: AgentConfig, uid: number, log: Logger): Promis
   const runner = Launcher.available() ? new Launcher((detail) => log.error({ detail }, 'task launcher died')) : inProcessRunner;
   const runUser = uid >= 0 ? `/run/user/${uid}` : undefined;
   const hide = runUser ? [runUser] : [];
-  return { runner, sandbox, paths: { certsDir: config.certsDir, auditDir: dirname(config.auditLog), stateDir: config.stateDir, hide, writable: config.taskWritable } };
+  return {
+    runner,
+    sandbox,
+    paths: { certsDir: config.certsDir, auditDir: dirname(config.auditLog), stateDir: config.stateDir, hide, writable: config.taskWritable },
+  };
 }
 
 /** Why tasks are refused on this agent, if they are: no sandbox in production without the opt-out. */
 function tasksRefusal(config: AgentConfig, sandbox: Sandbox): GaxxError | undefined {
   if (sandbox.kind !== 'none' || config.unsafeNoIsolation || config.environment !== 'production') return undefined;
-  return new GaxxError('ISOLATION_UNAVAILABLE', `this host cannot isolate tasks (${sandbox.detail}); ${sandbox.remedy}, or start the agent with --unsafe-no-isolation to run tasks with the agent's privileges`);
+  return new GaxxError(
+    'ISOLATION_UNAVAILABLE',
+    `this host cannot isolate tasks (${sandbox.detail}); ${sandbox.remedy}, or start the agent with --unsafe-no-isolation to run tasks with the agent's privileges`,
+  );
 }
 
 /** Starts every listener of the agent. */
@@ -173,11 +187,18 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   const metrics = new AgentMetrics(opts.version);
   // Filled once listening; a reload before that only updates the watcher's bundle.
   const live: { transport?: AgentTransport; https: HttpListener[] } = { https: [] };
-  const watcher = watchCerts(config, initial, log, audit, (dir) => floor.check(loadCertDir(dir)), (next) => {
-    const options = secureContextOptions(next);
-    live.transport?.setSecureContext(options);
-    for (const s of live.https) s.setSecureContext(options);
-  });
+  const watcher = watchCerts(
+    config,
+    initial,
+    log,
+    audit,
+    (dir) => floor.check(loadCertDir(dir)),
+    (next) => {
+      const options = secureContextOptions(next);
+      live.transport?.setSecureContext(options);
+      for (const s of live.https) s.setSecureContext(options);
+    },
+  );
   const bundle = () => watcher.current();
   const revoked = () => bundle().revoked;
   const registry = meteredRegistry(config, metrics);
@@ -207,17 +228,39 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   server.addService(
     agent.gaxx.agent.v1.Agent.service,
     createAgentService({
-      config, registry, auth, bundle, version: opts.version, startedAt: Date.now(), log, serving: () => serving, confine, audit, blockedPeers: guards.blockedPeers,
+      config,
+      registry,
+      auth,
+      bundle,
+      version: opts.version,
+      startedAt: Date.now(),
+      log,
+      serving: () => serving,
+      confine,
+      audit,
+      blockedPeers: guards.blockedPeers,
       launch,
       refuseTasks,
-      certArea: new StagedCertArea(config.certsDir, config.stateDir, (dir) => floor.check(loadCertDir(dir)), () => floor.newestText(), (name, e) => {
-        audit.write({ event: 'cert_reload', ok: false, code: isGaxxError(e) ? e.code : 'INTERNAL', detail: `push of ${name} refused` });
-      }),
+      certArea: new StagedCertArea(
+        config.certsDir,
+        config.stateDir,
+        (dir) => floor.check(loadCertDir(dir)),
+        () => floor.newestText(),
+        (name, e) => {
+          audit.write({ event: 'cert_reload', ok: false, code: isGaxxError(e) ? e.code : 'INTERNAL', detail: `push of ${name} refused` });
+        },
+      ),
       // No call is served before the transport listens, so the port is known by then.
       listenPort: () => live.transport?.port ?? 0,
     }),
   );
-  server.addService(health.grpc.health.v1.Health.service, createHealthService(() => serving, (e) => toServiceError(e, log)));
+  server.addService(
+    health.grpc.health.v1.Health.service,
+    createHealthService(
+      () => serving,
+      (e) => toServiceError(e, log),
+    ),
+  );
   // The bundle in force now (a rotation may have landed since preflight).
   const tlsOptions = secureContextOptions(bundle());
   const hooks = { ...guards.transportHooks, onInjector: (i: Injector) => guards.policePings(i) };
@@ -247,7 +290,8 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   // Logged once listening: a refused start stays one line.
   log.info({ isolation: isolation.kind, detail: isolation.detail, sandbox: launch.sandbox.kind, sandboxDetail: launch.sandbox.detail }, 'task isolation');
   if (refuseTasks) log.error({ code: refuseTasks.code }, refuseTasks.message);
-  else if (launch.sandbox.kind === 'none') log.warn({ unsafeNoIsolation: config.unsafeNoIsolation }, 'tasks run WITHOUT isolation, with the agent\'s privileges');
+  else if (launch.sandbox.kind === 'none')
+    log.warn({ unsafeNoIsolation: config.unsafeNoIsolation }, "tasks run WITHOUT isolation, with the agent's privileges");
   return {
     grpcPort: transport.port,
     metricsPort: http.metricsPort,

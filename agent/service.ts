@@ -78,7 +78,14 @@ function auditExec(audit: AuditLog | undefined, who: { peer: string; identity: s
   void task.done().then(() => {
     const e = task.exit;
     if (!e) return;
-    audit.write({ event: 'exec_finished', ...base, code: e.code, signal: e.signal || undefined, reason: e.reason || undefined, durationMs: Number(e.durationMs) });
+    audit.write({
+      event: 'exec_finished',
+      ...base,
+      code: e.code,
+      signal: e.signal || undefined,
+      reason: e.reason || undefined,
+      durationMs: Number(e.durationMs),
+    });
   });
 }
 
@@ -100,15 +107,33 @@ export function toServiceError(e: unknown, log: Logger): Partial<grpc.StatusObje
 const BUSY_RETRY_AFTER_MS = 50;
 
 const TASK_ID = /^[A-Za-z0-9._-]{1,128}$/;
-const taskIdSchema = z.string().regex(TASK_ID, '[A-Za-z0-9._-], 1..128 characters').refine((s) => s !== '.' && s !== '..', 'not . or ..');
+const taskIdSchema = z
+  .string()
+  .regex(TASK_ID, '[A-Za-z0-9._-], 1..128 characters')
+  .refine((s) => s !== '.' && s !== '..', 'not . or ..');
 const L = REQUEST_LIMITS;
 const noNul = (s: string) => !s.includes('\0');
 const execSchema = z.object({
   taskId: taskIdSchema,
-  argv: z.array(z.string().refine((s) => Buffer.byteLength(s) <= L.argBytes, `an argv entry is at most ${L.argBytes} bytes`).refine(noNul, 'no NUL bytes')).min(1).max(L.argvItems)
+  argv: z
+    .array(
+      z
+        .string()
+        .refine((s) => Buffer.byteLength(s) <= L.argBytes, `an argv entry is at most ${L.argBytes} bytes`)
+        .refine(noNul, 'no NUL bytes'),
+    )
+    .min(1)
+    .max(L.argvItems)
     .refine((a) => (a[0] ?? '') !== '', 'argv[0] must not be empty')
     .refine((a) => argvBytes(a) <= L.argvBytes, `argv totals at most ${L.argvBytes} bytes`),
-  env: z.record(z.string().regex(ENV_NAME_PATTERN, 'env names are [A-Za-z_][A-Za-z0-9_]*, at most 128'), z.string().refine((s) => Buffer.byteLength(s) <= L.envValueBytes, `an env value is at most ${L.envValueBytes} bytes`).refine(noNul, 'no NUL bytes'))
+  env: z
+    .record(
+      z.string().regex(ENV_NAME_PATTERN, 'env names are [A-Za-z_][A-Za-z0-9_]*, at most 128'),
+      z
+        .string()
+        .refine((s) => Buffer.byteLength(s) <= L.envValueBytes, `an env value is at most ${L.envValueBytes} bytes`)
+        .refine(noNul, 'no NUL bytes'),
+    )
     .refine((e) => Object.keys(e).length <= L.envEntries, `at most ${L.envEntries} env vars`)
     .refine((e) => envBytes(e) <= L.envBytes, `env totals at most ${L.envBytes} bytes`),
   workDir: z.string().max(L.workDirChars),
@@ -123,7 +148,8 @@ const execSchema = z.object({
  * command: refused at the edge (ENV_REFUSED), since they would turn any allowed command into
  * arbitrary code in every program of the task, including the agent's own wrappers.
  */
-const LOADER_ENV = /^(LD_.*|NODE_OPTIONS|NODE_PATH|GCONV_PATH|BASH_ENV|ENV|SHELLOPTS|BASHOPTS|PS4|PROMPT_COMMAND|PYTHONSTARTUP|PYTHONPATH|PYTHONHOME|PYTHONINSPECT|PERL5OPT|PERL5LIB|PERLLIB|PERL5DB|RUBYOPT|RUBYLIB|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|JDK_JAVA_OPTIONS|MALLOC_.*|GLIBC_TUNABLES|LOCPATH|NLSPATH|HOSTALIASES|RESOLV_HOST_CONF|DYLD_.*)$/;
+const LOADER_ENV =
+  /^(LD_.*|NODE_OPTIONS|NODE_PATH|GCONV_PATH|BASH_ENV|ENV|SHELLOPTS|BASHOPTS|PS4|PROMPT_COMMAND|PYTHONSTARTUP|PYTHONPATH|PYTHONHOME|PYTHONINSPECT|PERL5OPT|PERL5LIB|PERLLIB|PERL5DB|RUBYOPT|RUBYLIB|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|JDK_JAVA_OPTIONS|MALLOC_.*|GLIBC_TUNABLES|LOCPATH|NLSPATH|HOSTALIASES|RESOLV_HOST_CONF|DYLD_.*)$/;
 
 /** ENV_REFUSED for the first env name that changes how programs load; dot-path in details. */
 export function refuseLoaderEnv(env: Record<string, string>): void {
@@ -191,7 +217,10 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
   if (d.refuseTasks) throw d.refuseTasks;
   const spec = execSpec(call.request, d.config, d.confine, d.launch);
   // The hint: a slot of a full agent frees when some task ends; ask again soon, not at once.
-  if (!d.registry.hasRoom()) throw new GaxxError('RESOURCE_EXHAUSTED', `agent is running ${d.registry.capacity} tasks, its capacity`, { details: { retryAfterMs: BUSY_RETRY_AFTER_MS } });
+  if (!d.registry.hasRoom())
+    throw new GaxxError('RESOURCE_EXHAUSTED', `agent is running ${d.registry.capacity} tasks, its capacity`, {
+      details: { retryAfterMs: BUSY_RETRY_AFTER_MS },
+    });
   const task = d.registry.start(spec, listener, checked.digest);
   auditExec(d.audit, who, spec, task);
   // A caller that goes away leaves the task running, so a retry can attach to it.
@@ -285,7 +314,10 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
           });
           d.audit?.write({ event: 'file_get', ...whoCalled(call, id), path: call.request.path, sha256: header?.sha256 ?? '', size: Number(header?.size ?? 0) });
         })
-        .then(() => call.end(), (e: unknown) => call.emit('error', fail(e)));
+        .then(
+          () => call.end(),
+          (e: unknown) => call.emit('error', fail(e)),
+        );
     },
     CreateCsr(call, cb) {
       Promise.resolve()
@@ -296,7 +328,10 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
           d.audit?.write({ event: 'csr_created', ...whoCalled(call, id) });
           return { csrPem };
         })
-        .then((r) => cb(null, r), (e: unknown) => cb(fail(e)));
+        .then(
+          (r) => cb(null, r),
+          (e: unknown) => cb(fail(e)),
+        );
     },
     Info(call, cb) {
       try {

@@ -43,7 +43,9 @@ async function bareNodeRss(): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { tasks: { type: 'string' }, 'in-flight': { type: 'string' }, 'no-expiry': { type: 'boolean' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    options: { tasks: { type: 'string' }, 'in-flight': { type: 'string' }, 'no-expiry': { type: 'boolean' }, json: { type: 'boolean' } },
+  });
   const tasks = Number(values.tasks ?? 10_000);
   const inFlight = Number(values['in-flight'] ?? 8);
   const fixture = await startFixture({ capacity: inFlight * 2 });
@@ -71,7 +73,14 @@ async function main(): Promise<void> {
       expired = await settledRss(pid);
     }
     client.close();
-    const r = { tasks, bareNodeMiB: bare / MiB, idleMiB: idle / MiB, peakMiB: peak / MiB, afterTasksMiB: after / MiB, afterExpiryMiB: expired === undefined ? null : expired / MiB };
+    const r = {
+      tasks,
+      bareNodeMiB: bare / MiB,
+      idleMiB: idle / MiB,
+      peakMiB: peak / MiB,
+      afterTasksMiB: after / MiB,
+      afterExpiryMiB: expired === undefined ? null : expired / MiB,
+    };
     if (values.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     else {
       const f = (v: number | null) => (v === null ? '-' : `${v.toFixed(1)} MiB`);

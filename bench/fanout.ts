@@ -57,10 +57,19 @@ async function startAgents(provider: Provider, count: number): Promise<string[]>
 /** The fan-out command over `n` sshd hosts: parallel-ssh, or xargs -P over ssh. */
 function sshFanout(s: SshdHosts, n: number, dir: string): TimedCommand {
   const hostsFile = join(dir, `hosts-${n}`);
-  writeFileSync(hostsFile, s.hosts.slice(0, n).map((h) => `${h}:${s.port}`).join('\n') + '\n');
+  writeFileSync(
+    hostsFile,
+    s.hosts
+      .slice(0, n)
+      .map((h) => `${h}:${s.port}`)
+      .join('\n') + '\n',
+  );
   if (hasCommand('parallel-ssh')) {
     const opts = s.sshOptions.flatMap((o, i, all) => (all[i - 1] === '-o' ? ['-O', o] : []));
-    return { name: `parallel-ssh -p ${n} (${n} sshd)`, argv: ['parallel-ssh', '-p', String(n), '-t', '60', '-h', hostsFile, '-l', s.user, '-x', '-F /dev/null', ...opts, 'true'] };
+    return {
+      name: `parallel-ssh -p ${n} (${n} sshd)`,
+      argv: ['parallel-ssh', '-p', String(n), '-t', '60', '-h', hostsFile, '-l', s.user, '-x', '-F /dev/null', ...opts, 'true'],
+    };
   }
   const ssh = ['ssh', ...s.sshOptions, '-p', String(s.port), '-l', s.user].map((a) => `'${a}'`).join(' ');
   return { name: `xargs -P ${n} ssh (${n} sshd)`, argv: ['sh', '-c', `xargs -P ${n} -I{} ${ssh} {} true < '${hostsFile}'`] };
@@ -122,7 +131,13 @@ async function main(): Promise<number> {
   try {
     if (spawnSync(node, [CLI_MAIN, 'init', '--name', 'bench'], { env }).status !== 0) throw new Error('gaxx init failed');
     w.provider = createLocalProvider({
-      options: { caDir: join(w.home, 'config', 'ca'), stateDir: join(w.home, 'state', 'local'), runDir: w.runDir, port: Number(values.port ?? 8088), agentArgs: ['--capacity', '64'] },
+      options: {
+        caDir: join(w.home, 'config', 'ca'),
+        stateDir: join(w.home, 'state', 'local'),
+        runDir: w.runDir,
+        port: Number(values.port ?? 8088),
+        agentArgs: ['--capacity', '64'],
+      },
     });
     process.stderr.write(`starting ${max} local agents and ${max} sshd hosts...\n`);
     const [agents, sshd] = await Promise.all([startAgents(w.provider, max), startSshdHosts(max, w.sshDir)]);
@@ -140,7 +155,10 @@ async function main(): Promise<number> {
       runs,
     );
     w.daemon = await startDaemon(env);
-    const withDaemon = timeCommands(sizes.map((n) => run(n, 'daemon')), runs);
+    const withDaemon = timeCommands(
+      sizes.map((n) => run(n, 'daemon')),
+      runs,
+    );
     const all = [...plain, ...withDaemon];
     if (values.json) process.stdout.write(`${JSON.stringify({ runs, timings: all })}\n`);
     else process.stdout.write(`fan-out, median of ${runs} runs\n${formatTimings(all, 'node -e 0')}\n\n${ratioLines(all).join('\n')}\n`);

@@ -36,7 +36,10 @@ async function redisDies(pki: Pki, agents: AgentProcess[]): Promise<{ toldMs: nu
   let toldAt = 0;
   let started = 0;
   const run = runAndWait(
-    { runId: `rd${Date.now()}`, tasks: agents.map((a, i) => ({ taskId: `t${i}`, agents: [a.address], target: { host: a.address }, argv: ['sh', '-c', 'echo go; sleep 30'] })) },
+    {
+      runId: `rd${Date.now()}`,
+      tasks: agents.map((a, i) => ({ taskId: `t${i}`, agents: [a.address], target: { host: a.address }, argv: ['sh', '-c', 'echo go; sleep 30'] })),
+    },
     {
       settings: redisSettingsFromUrl(redis.url),
       signer: operatorSigner(pki.clients.operator.dir),
@@ -60,8 +63,19 @@ async function redisDies(pki: Pki, agents: AgentProcess[]): Promise<{ toldMs: nu
   return { toldMs: toldAt - killedAt, endedMs: endedAt - killedAt };
 }
 
-async function anyHostRun(q: TaskQueue, signer: TaskSigner, agents: AgentProcess[], runId: string, stall?: AgentProcess): Promise<{ totalMs: number; fromStallMs: number }> {
-  const tasks = Array.from({ length: 200 }, (_, i) => ({ taskId: `t${i}`, agents: agents.map((a) => a.address), target: { any: true as const }, argv: ['sleep', '0.1'] }));
+async function anyHostRun(
+  q: TaskQueue,
+  signer: TaskSigner,
+  agents: AgentProcess[],
+  runId: string,
+  stall?: AgentProcess,
+): Promise<{ totalMs: number; fromStallMs: number }> {
+  const tasks = Array.from({ length: 200 }, (_, i) => ({
+    taskId: `t${i}`,
+    agents: agents.map((a) => a.address),
+    target: { any: true as const },
+    argv: ['sleep', '0.1'],
+  }));
   const t0 = performance.now();
   const enq = await q.enqueueRun({ runId, tasks }, signer);
   const waiting = waitForRun(q.redis, runId, enq.taskIds, { timeoutMs: 600_000 });
@@ -89,7 +103,11 @@ async function main(): Promise<void> {
     const redis = await startRedis();
     const settings = redisSettingsFromUrl(redis.url);
     const q = await TaskQueue.open(settings);
-    const worker = SchedulerWorker.start({ settings, connect: agentConnector(loadCertDir(pki.clients.scheduler.dir), { keepalive: KEEPALIVE }), concurrency: 32 });
+    const worker = SchedulerWorker.start({
+      settings,
+      connect: agentConnector(loadCertDir(pki.clients.scheduler.dir), { keepalive: KEEPALIVE }),
+      concurrency: 32,
+    });
     await worker.ready();
     const signer = operatorSigner(pki.clients.operator.dir);
     const base = await anyHostRun(q, signer, agents, 'nostall');
@@ -99,10 +117,14 @@ async function main(): Promise<void> {
     await redis.destroy();
     const med = (xs: number[]): number => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
     console.log('fault bench (2 agents)');
-    console.log(`  redis kill -9 -> user told        median ${med(told.map((t) => t.toldMs)).toFixed(0)} ms (${told.map((t) => t.toldMs.toFixed(0)).join(', ')})`);
+    console.log(
+      `  redis kill -9 -> user told        median ${med(told.map((t) => t.toldMs)).toFixed(0)} ms (${told.map((t) => t.toldMs.toFixed(0)).join(', ')})`,
+    );
     console.log(`  redis kill -9 -> run ended (^C)   median ${med(told.map((t) => t.endedMs)).toFixed(0)} ms (Ctrl-C sent when told)`);
     console.log(`  200 any-host tasks, no stall      ${base.totalMs.toFixed(0)} ms`);
-    console.log(`  agent stalled ${STALL_MS} ms -> run completes ${stalled.fromStallMs.toFixed(0)} ms after the stall (run total ${stalled.totalMs.toFixed(0)} ms)`);
+    console.log(
+      `  agent stalled ${STALL_MS} ms -> run completes ${stalled.fromStallMs.toFixed(0)} ms after the stall (run total ${stalled.totalMs.toFixed(0)} ms)`,
+    );
   } finally {
     await stopAllAgents();
     rmSync(dir, { recursive: true, force: true });

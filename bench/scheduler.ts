@@ -33,9 +33,13 @@ async function rawBullmq(settings: RedisSettings): Promise<number> {
   let done = 0;
   let finish: () => void = () => undefined;
   const all = new Promise<void>((r) => (finish = r));
-  const worker = new Worker('bench-raw', async () => {
-    if (++done === N) finish();
-  }, { connection: createRedis(settings, 'worker'), prefix: KEY_PREFIX, concurrency: CONCURRENCY, autorun: false });
+  const worker = new Worker(
+    'bench-raw',
+    async () => {
+      if (++done === N) finish();
+    },
+    { connection: createRedis(settings, 'worker'), prefix: KEY_PREFIX, concurrency: CONCURRENCY, autorun: false },
+  );
   await queue.addBulk(Array.from({ length: N }, (_, i) => ({ name: 'x', data: { i }, opts: { jobId: `raw-${i}`, removeOnComplete: true } })));
   const t0 = performance.now();
   void worker.run();
@@ -66,7 +70,12 @@ async function agentDirect(agents: AgentProcess[], certsDir: string): Promise<nu
 }
 
 async function endToEnd(q: TaskQueue, signer: TaskSigner, agents: AgentProcess[], runId: string, n: number): Promise<number> {
-  const tasks = Array.from({ length: n }, (_, i) => ({ taskId: `t${i}`, agents: agents.map((a) => a.address), target: { any: true as const }, argv: ['true'] }));
+  const tasks = Array.from({ length: n }, (_, i) => ({
+    taskId: `t${i}`,
+    agents: agents.map((a) => a.address),
+    target: { any: true as const },
+    argv: ['true'],
+  }));
   const t0 = performance.now();
   // Signing each task is part of the measured path: `gaxx run` pays it too.
   const enq = await q.enqueueRun({ runId, tasks }, signer);
@@ -93,7 +102,9 @@ async function main(): Promise<void> {
   try {
     const pki = await makePki(dir);
     const settings = redisSettingsFromUrl(redis.url);
-    const agents = await Promise.all([0, 1, 2, 3].map(() => startAgent({ certsDir: pki.agent.dir, metrics: false, args: ['--capacity', String(CONCURRENCY)] })));
+    const agents = await Promise.all(
+      [0, 1, 2, 3].map(() => startAgent({ certsDir: pki.agent.dir, metrics: false, args: ['--capacity', String(CONCURRENCY)] })),
+    );
     const raw = await rawBullmq(settings);
     // Direct Exec is an operator's path (a scheduler's Exec must carry a signature).
     const direct = await agentDirect(agents, pki.clients.operator.dir);

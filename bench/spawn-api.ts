@@ -38,7 +38,14 @@ export function floorMs(count: number, pace: { limit: number; windowMs: number }
   return (Math.ceil(count / pace.limit) - 1) * pace.windowMs;
 }
 
-async function measure(name: string, fake: FakeCloud, provider: Provider, clock: Clock, count: number, pace: { limit: number; windowMs: number }): Promise<Result> {
+async function measure(
+  name: string,
+  fake: FakeCloud,
+  provider: Provider,
+  clock: Clock,
+  count: number,
+  pace: { limit: number; windowMs: number },
+): Promise<Result> {
   const t0 = clock.now();
   const w0 = performance.now();
   await Promise.all(Array.from({ length: count }, (_, i) => provider.create({ fleet: 'bench', label: `gaxx-bench-${i}` })));
@@ -46,11 +53,22 @@ async function measure(name: string, fake: FakeCloud, provider: Provider, clock:
   const wallMs = performance.now() - w0;
   if (fake.tagged('gaxx-fleet:bench').length !== count) throw new Error(`${name}: ${fake.tagged('gaxx-fleet:bench').length} of ${count} instances exist`);
   const floor = floorMs(count, pace);
-  return { provider: name, count, apiMs, wallMs, floorMs: floor, ratio: floor > 0 ? apiMs / floor : NaN, requests: fake.requests.length, rateLimited: fake.requests.filter((r) => r.status === 429).length };
+  return {
+    provider: name,
+    count,
+    apiMs,
+    wallMs,
+    floorMs: floor,
+    ratio: floor > 0 ? apiMs / floor : NaN,
+    requests: fake.requests.length,
+    rateLimited: fake.requests.filter((r) => r.status === 429).length,
+  };
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { count: { type: 'string', default: '100' }, speed: { type: 'string', default: '10' }, json: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    options: { count: { type: 'string', default: '100' }, speed: { type: 'string', default: '10' }, json: { type: 'boolean', default: false } },
+  });
   const count = Number(values.count);
   const speed = Number(values.speed);
   if (!(Number.isInteger(count) && count > 0 && speed > 0)) throw new Error('--count must be a positive integer and --speed positive');

@@ -87,21 +87,41 @@ async function measure(w: World, n: number, round: number, trace: boolean): Prom
   await stopAllTestHosts();
   const failed = results.filter((r) => !r.ok);
   for (const f of failed) if (!f.ok) console.error(`bench: ${f.name}: ${f.error.code}: ${f.error.message}`);
-  return { hosts: n, wallMs, perHostP50Ms: median(results.map((r) => r.ms)), perHostMaxMs: Math.max(...results.map((r) => r.ms)), failed: failed.length, controllerCpuMsPerHost };
+  return {
+    hosts: n,
+    wallMs,
+    perHostP50Ms: median(results.map((r) => r.ms)),
+    perHostMaxMs: Math.max(...results.map((r) => r.ms)),
+    failed: failed.length,
+    controllerCpuMsPerHost,
+  };
 }
 
 function format(runs: Run[], baselineMs: number): string {
-  const lines = [`${'hosts'.padEnd(8)}${'wall ms'.padStart(10)}${'per-host p50'.padStart(14)}${'per-host max'.padStart(14)}${'x baseline'.padStart(12)}${'ctl cpu ms/host'.padStart(17)}${'failed'.padStart(8)}`];
+  const lines = [
+    `${'hosts'.padEnd(8)}${'wall ms'.padStart(10)}${'per-host p50'.padStart(14)}${'per-host max'.padStart(14)}${'x baseline'.padStart(12)}${'ctl cpu ms/host'.padStart(17)}${'failed'.padStart(8)}`,
+  ];
   for (const r of runs) {
-    const cells = [r.wallMs.toFixed(0).padStart(10), r.perHostP50Ms.toFixed(0).padStart(14), r.perHostMaxMs.toFixed(0).padStart(14), (r.wallMs / baselineMs).toFixed(2).padStart(12), r.controllerCpuMsPerHost.toFixed(0).padStart(17)];
+    const cells = [
+      r.wallMs.toFixed(0).padStart(10),
+      r.perHostP50Ms.toFixed(0).padStart(14),
+      r.perHostMaxMs.toFixed(0).padStart(14),
+      (r.wallMs / baselineMs).toFixed(2).padStart(12),
+      r.controllerCpuMsPerHost.toFixed(0).padStart(17),
+    ];
     lines.push(`${String(r.hosts).padEnd(8)}${cells.join('')}${String(r.failed).padStart(8)}`);
   }
   return lines.join('\n');
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '1,10,20' }, json: { type: 'boolean', default: false }, trace: { type: 'boolean', default: false } } });
-  const sizes = values.sizes.split(',').map(Number).filter((n) => Number.isInteger(n) && n >= 1 && n <= 100);
+  const { values } = parseArgs({
+    options: { sizes: { type: 'string', default: '1,10,20' }, json: { type: 'boolean', default: false }, trace: { type: 'boolean', default: false } },
+  });
+  const sizes = values.sizes
+    .split(',')
+    .map(Number)
+    .filter((n) => Number.isInteger(n) && n >= 1 && n <= 100);
   if (process.getuid?.() !== 0) throw new Error('bench:spawn needs root (it makes network namespaces and overlay mounts)');
   const w = await world();
   try {
@@ -111,7 +131,13 @@ async function main(): Promise<void> {
     for (const n of sizes) runs.push(await measure(w, n, round++, values.trace));
     const after = await measure(w, 1, round++, values.trace);
     const baselineMs = (before.wallMs + after.wallMs) / 2;
-    const report = { machine: { cpus: cpus().length, loadavg: loadavg() }, baselineMs, baseline: [before, after], runs, ratios: runs.map((r) => ({ hosts: r.hosts, overBaseline: r.wallMs / baselineMs })) };
+    const report = {
+      machine: { cpus: cpus().length, loadavg: loadavg() },
+      baselineMs,
+      baseline: [before, after],
+      runs,
+      ratios: runs.map((r) => ({ hosts: r.hosts, overBaseline: r.wallMs / baselineMs })),
+    };
     if (values.json) console.log(JSON.stringify(report, null, 2));
     else {
       console.log(`bootstrap: "has an address" -> "agent healthy" (${cpus().length} cores, load ${loadavg()[0]?.toFixed(2)})`);

@@ -24,16 +24,17 @@ function commandsFor(cli: string, home: string, label: string): TimedCommand[] {
   const init = spawnSync(process.execPath, [cli, 'init', '--name', 'bench'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   if (init.status !== 0) throw new Error(`${cli} init failed: ${init.stderr.toString()}`);
   const node = process.execPath;
-  return [
-    ['--version'],
-    ['--help'],
-    ['exec', '--help'],
-    ['certs', 'list'],
-  ].map((args) => ({ name: `${label}gaxx ${args.join(' ')}`, argv: [node, cli, ...args], env }));
+  return [['--version'], ['--help'], ['exec', '--help'], ['certs', 'list']].map((args) => ({
+    name: `${label}gaxx ${args.join(' ')}`,
+    argv: [node, cli, ...args],
+    env,
+  }));
 }
 
 function main(): number {
-  const { values } = parseArgs({ options: { runs: { type: 'string' }, cli: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({
+    options: { runs: { type: 'string' }, cli: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  });
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;

@@ -21,7 +21,9 @@ const SLOTS = 64;
 function timed(cmd: string, args: string[], env: Record<string, string>): Promise<number> {
   const t0 = performance.now();
   return new Promise((resolve, reject) =>
-    execFile(cmd, args, { env, maxBuffer: 1 << 30 }, (err, _o, stderr) => (err ? reject(new Error(`${cmd} failed: ${stderr.slice(-500)}`)) : resolve((performance.now() - t0) / 1000))),
+    execFile(cmd, args, { env, maxBuffer: 1 << 30 }, (err, _o, stderr) =>
+      err ? reject(new Error(`${cmd} failed: ${stderr.slice(-500)}`)) : resolve((performance.now() - t0) / 1000),
+    ),
   );
 }
 

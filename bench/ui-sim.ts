@@ -20,15 +20,29 @@ export interface Pem {
 /** An agent's exposition, with counters that move between scrapes. */
 function exposition(i: number, n: number): string {
   const lines = [
-    '# HELP gaxx_agent_build_info Build information', '# TYPE gaxx_agent_build_info gauge', `gaxx_agent_build_info{version="0.1.0",node="v20"} 1`,
-    '# HELP gaxx_agent_exec_total Finished executions by outcome', '# TYPE gaxx_agent_exec_total counter',
-    `gaxx_agent_exec_total{outcome="succeeded"} ${n * 7 + i}`, `gaxx_agent_exec_total{outcome="failed"} ${n}`,
-    '# HELP gaxx_agent_running_tasks Tasks running now', '# TYPE gaxx_agent_running_tasks gauge', `gaxx_agent_running_tasks ${(n + i) % 16}`,
-    '# HELP gaxx_agent_exec_duration_seconds Execution wall time', '# TYPE gaxx_agent_exec_duration_seconds histogram',
+    '# HELP gaxx_agent_build_info Build information',
+    '# TYPE gaxx_agent_build_info gauge',
+    `gaxx_agent_build_info{version="0.1.0",node="v20"} 1`,
+    '# HELP gaxx_agent_exec_total Finished executions by outcome',
+    '# TYPE gaxx_agent_exec_total counter',
+    `gaxx_agent_exec_total{outcome="succeeded"} ${n * 7 + i}`,
+    `gaxx_agent_exec_total{outcome="failed"} ${n}`,
+    '# HELP gaxx_agent_running_tasks Tasks running now',
+    '# TYPE gaxx_agent_running_tasks gauge',
+    `gaxx_agent_running_tasks ${(n + i) % 16}`,
+    '# HELP gaxx_agent_exec_duration_seconds Execution wall time',
+    '# TYPE gaxx_agent_exec_duration_seconds histogram',
   ];
-  for (const le of ['0.005', '0.02', '0.1', '0.5', '1', '5', '30', '120', '600', '3600', '+Inf']) lines.push(`gaxx_agent_exec_duration_seconds_bucket{le="${le}"} ${n * 8}`);
+  for (const le of ['0.005', '0.02', '0.1', '0.5', '1', '5', '30', '120', '600', '3600', '+Inf'])
+    lines.push(`gaxx_agent_exec_duration_seconds_bucket{le="${le}"} ${n * 8}`);
   lines.push(`gaxx_agent_exec_duration_seconds_sum ${n * 0.4}`, `gaxx_agent_exec_duration_seconds_count ${n * 8}`);
-  for (const m of ['process_cpu_user_seconds_total', 'process_cpu_system_seconds_total', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) {
+  for (const m of [
+    'process_cpu_user_seconds_total',
+    'process_cpu_system_seconds_total',
+    'process_resident_memory_bytes',
+    'nodejs_heap_size_used_bytes',
+    'nodejs_eventloop_lag_seconds',
+  ]) {
     lines.push(`# HELP ${m} ${m}`, `# TYPE ${m} ${m.endsWith('_total') ? 'counter' : 'gauge'}`, `${m} ${(n * 1.5 + i) % 1e6}`);
   }
   return lines.join('\n') + '\n';
@@ -64,10 +78,29 @@ export async function serveInfo(pem: Pem): Promise<{ address: string; close: () 
     info: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
       calls++;
       const load = ((calls * 37) % 400) / 100;
-      cb(null, { version: '0.1.0', hostname: 'sim', uid: 1000, capacity: 16, runningTasks: calls % 16, loadAverage: [load, load * 0.8, load * 0.6], certNotAfterUnixMs: notAfter, certSerial: '01', fleet: '', host: 'sim', environment: 'production', uptimeMs: 1000, blockedPeers: [], tasksStartedTotal: calls });
+      cb(null, {
+        version: '0.1.0',
+        hostname: 'sim',
+        uid: 1000,
+        capacity: 16,
+        runningTasks: calls % 16,
+        loadAverage: [load, load * 0.8, load * 0.6],
+        certNotAfterUnixMs: notAfter,
+        certSerial: '01',
+        fleet: '',
+        host: 'sim',
+        environment: 'production',
+        uptimeMs: 1000,
+        blockedPeers: [],
+        tasksStartedTotal: calls,
+      });
     },
   });
-  const creds = grpc.ServerCredentials.createSsl(Buffer.from(pem.caPem), [{ cert_chain: Buffer.from(pem.certPem), private_key: Buffer.from(pem.keyPem) }], true);
+  const creds = grpc.ServerCredentials.createSsl(
+    Buffer.from(pem.caPem),
+    [{ cert_chain: Buffer.from(pem.certPem), private_key: Buffer.from(pem.keyPem) }],
+    true,
+  );
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', creds, (e, p) => (e ? reject(e) : resolve(p))));
   return { address: `127.0.0.1:${port}`, close: () => new Promise((r) => server.tryShutdown(() => r())) };
 }
@@ -85,7 +118,7 @@ export async function writeRun(redis: Redis | Cluster, runId: string, total: num
   const run = { runId, tasks: Array.from({ length: total }, () => ({ argv: ['bench-task'] })) } as unknown as RunSpec;
   await indexRun(redis, run);
   const batch = Math.max(1, Math.round(perSecond / 10));
-  for (let i = 0; i < total; ) {
+  for (let i = 0; i < total;) {
     const t0 = Date.now();
     const writes: Array<Promise<boolean>> = [];
     for (const end = Math.min(total, i + batch); i < end; i++) {

@@ -56,11 +56,15 @@ new PerformanceObserver((l) => { window.__bench.longTasks += l.getEntries().leng
 })();
 `;
 
-const pct = (xs: number[], p: number): number => (xs.length ? ([...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] as number) : 0);
+const pct = (xs: number[], p: number): number =>
+  xs.length ? ([...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] as number) : 0;
 
 async function pki(dir: string): Promise<{ agentPem: Pem; monitorDir: string }> {
   const { ca } = await FleetCa.init(join(dir, 'ca'));
-  const [a, m] = await Promise.all([ca.issue({ identity: { role: 'agent', fleet: 'bench', host: 'sim' }, hosts: ['127.0.0.1'] }), ca.issue({ identity: { role: 'monitor', name: 'bench' } })]);
+  const [a, m] = await Promise.all([
+    ca.issue({ identity: { role: 'agent', fleet: 'bench', host: 'sim' }, hosts: ['127.0.0.1'] }),
+    ca.issue({ identity: { role: 'monitor', name: 'bench' } }),
+  ]);
   writeCertDir(join(dir, 'monitor'), { certPem: m.certPem, keyPem: m.keyPem, caPem: ca.certPem });
   return { agentPem: { certPem: a.certPem, keyPem: a.keyPem, caPem: ca.certPem }, monitorDir: join(dir, 'monitor') };
 }
@@ -73,7 +77,15 @@ async function measure(browser: TestBrowser, redisUrl: string, dir: string, agen
   const redis = createRedis(redisSettingsFromUrl(redisUrl), 'worker');
   redis.on('error', () => undefined);
   await waitReady(redis, 30_000);
-  const dash = await Dashboard.start({ listen: '127.0.0.1:0', creds: loadCertDir(monitorDir), targets: async () => targets, redis, scrapeIntervalMs: 2000, tickMs: 1000, log: quiet });
+  const dash = await Dashboard.start({
+    listen: '127.0.0.1:0',
+    creds: loadCertDir(monitorDir),
+    targets: async () => targets,
+    redis,
+    scrapeIntervalMs: 2000,
+    tickMs: 1000,
+    log: quiet,
+  });
   const { page } = await browser.page();
   try {
     await page.addInitScript(PROBE);
@@ -81,9 +93,13 @@ async function measure(browser: TestBrowser, redisUrl: string, dir: string, agen
     await page.goto(`http://127.0.0.1:${dash.port}/?token=${dash.token}#agents`);
     // Page-side functions (a string would be eval'd in the page, which its CSP forbids); this
     // file is compiled without the DOM's types, hence the casts.
-    await page.waitForFunction((n) => (globalThis as unknown as PageGlobals).document.querySelectorAll('#agents-table tbody tr').length >= n, agents, { timeout: 300_000 });
+    await page.waitForFunction((n) => (globalThis as unknown as PageGlobals).document.querySelectorAll('#agents-table tbody tr').length >= n, agents, {
+      timeout: 300_000,
+    });
     const allAgentsMs = Date.now() - t0;
-    const firstPaintMs = await page.evaluate(() => (globalThis as unknown as PageGlobals).performance.getEntriesByType('paint').find((e) => e.name === 'first-contentful-paint')?.startTime ?? -1);
+    const firstPaintMs = await page.evaluate(
+      () => (globalThis as unknown as PageGlobals).performance.getEntriesByType('paint').find((e) => e.name === 'first-contentful-paint')?.startTime ?? -1,
+    );
     await page.evaluate(() => {
       const g = globalThis as unknown as PageGlobals;
       g.performance.clearMeasures('gaxx:update');
@@ -93,14 +109,31 @@ async function measure(browser: TestBrowser, redisUrl: string, dir: string, agen
     const runId = newRunId();
     const r0 = Date.now();
     // A failed write ends the wait at once (and is reported), instead of a timeout later.
-    const writing = writeRun(redis, runId, tasks, targets.map((t) => t.host), RATE);
+    const writing = writeRun(
+      redis,
+      runId,
+      tasks,
+      targets.map((t) => t.host),
+      RATE,
+    );
     await Promise.all([writing, page.locator(`.run[data-run="${runId}"] .progress`, { hasText: `${tasks}/${tasks}` }).waitFor({ timeout: 600_000 })]);
     const runSeconds = (Date.now() - r0) / 1000;
     const got = await page.evaluate(() => {
       const g = globalThis as unknown as PageGlobals;
       return { batches: g.performance.getEntriesByName('gaxx:update').map((e) => e.duration), b: g.__bench };
     });
-    return { firstPaintMs, allAgentsMs, batches: got.batches.length, batchMedianMs: pct(got.batches, 0.5), batchP95Ms: pct(got.batches, 0.95), batchMaxMs: Math.max(0, ...got.batches), longTasks: got.b.longTasks, frames: got.b.frames, framesOver100: got.b.over100, runSeconds };
+    return {
+      firstPaintMs,
+      allAgentsMs,
+      batches: got.batches.length,
+      batchMedianMs: pct(got.batches, 0.5),
+      batchP95Ms: pct(got.batches, 0.95),
+      batchMaxMs: Math.max(0, ...got.batches),
+      longTasks: got.b.longTasks,
+      frames: got.b.frames,
+      framesOver100: got.b.over100,
+      runSeconds,
+    };
   } finally {
     await page.close();
     await dash.stop();
@@ -126,7 +159,9 @@ async function main(): Promise<void> {
     const large = await measure(browser, redis.url, dir, AGENTS, TASKS);
     print(`large (${AGENTS} agents, ${TASKS / 1000}k)`, large);
     const r = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : 'n/a');
-    console.log(`ratios large/baseline: first paint ${r(large.firstPaintMs, base.firstPaintMs)}, all agents shown ${r(large.allAgentsMs, base.allAgentsMs)}, batch median ${r(large.batchMedianMs, base.batchMedianMs)}, batch p95 ${r(large.batchP95Ms, base.batchP95Ms)}`);
+    console.log(
+      `ratios large/baseline: first paint ${r(large.firstPaintMs, base.firstPaintMs)}, all agents shown ${r(large.allAgentsMs, base.allAgentsMs)}, batch median ${r(large.batchMedianMs, base.batchMedianMs)}, batch p95 ${r(large.batchP95Ms, base.batchP95Ms)}`,
+    );
     console.log(`responsive while streaming: ${large.framesOver100 === 0 ? 'yes' : 'no'} (${large.framesOver100} of ${large.frames} frames over 100 ms)`);
   } finally {
     await browser.close();

@@ -9,9 +9,7 @@ export const ROLES = ['agent', 'operator', 'scheduler', 'monitor'] as const;
 export type Role = (typeof ROLES)[number];
 
 /** A verified certificate's identity. */
-export type Identity =
-  | { role: 'agent'; fleet: string; host: string }
-  | { role: 'operator' | 'scheduler' | 'monitor'; name: string };
+export type Identity = { role: 'agent'; fleet: string; host: string } | { role: 'operator' | 'scheduler' | 'monitor'; name: string };
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 export const SPIFFE_PREFIX = 'spiffe://gaxx/';

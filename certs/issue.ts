@@ -47,7 +47,10 @@ export async function createCaCertificate(commonName: string, validityMs = DEFAU
   const notAfter = new Date(Date.now() + validityMs);
   cert.validity.notBefore = notBefore;
   cert.validity.notAfter = notAfter;
-  const subject = [{ name: 'commonName', value: commonName }, { name: 'organizationName', value: 'gaxx' }];
+  const subject = [
+    { name: 'commonName', value: commonName },
+    { name: 'organizationName', value: 'gaxx' },
+  ];
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([
@@ -92,7 +95,10 @@ export async function issueLeafCertificate(ca: SignerKey, opts: LeafOptions): Pr
   cert.validity.notBefore = notBefore;
   cert.validity.notAfter = notAfter;
   const cn = opts.identity.role === 'agent' ? `${opts.identity.fleet}/${opts.identity.host}` : opts.identity.name;
-  cert.setSubject([{ name: 'commonName', value: `${opts.identity.role}:${cn}` }, { name: 'organizationName', value: 'gaxx' }]);
+  cert.setSubject([
+    { name: 'commonName', value: `${opts.identity.role}:${cn}` },
+    { name: 'organizationName', value: 'gaxx' },
+  ]);
   cert.setIssuer(caCert.subject.attributes);
   const altNames: Array<{ type: number; value?: string; ip?: string }> = [{ type: 6, value: uri }];
   for (const u of opts.extraUris ?? []) altNames.push({ type: 6, value: u });

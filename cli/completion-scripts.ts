@@ -18,7 +18,11 @@ export interface CompletionCommand {
 
 /** The completion view of a loaded command. */
 export function completionCommand(name: string, summary: string, c: Command, globalFlags: string[]): CompletionCommand {
-  const flags = [...Object.entries(c.flags).flatMap(([n, f]) => [`--${n}`, ...(f.short ? [`-${f.short}`] : [])]), ...globalFlags.map((g) => `--${g}`), '--help'];
+  const flags = [
+    ...Object.entries(c.flags).flatMap(([n, f]) => [`--${n}`, ...(f.short ? [`-${f.short}`] : [])]),
+    ...globalFlags.map((g) => `--${g}`),
+    '--help',
+  ];
   return { name, summary, flags, fleetFlags: 'fleet' in c.flags ? ['--fleet'] : [], fleetPositional: c.positionals?.names[0] === 'F' };
 }
 
@@ -29,7 +33,17 @@ export function bashScript(cmds: readonly CompletionCommand[]): string {
   const top = [...new Set(cmds.map((c) => c.name.split(' ')[0] as string))];
   const groups = [...new Set(cmds.filter((c) => c.name.includes(' ')).map((c) => c.name.split(' ')[0] as string))];
   const cases = cmds.map((c) => `    ${q(c.name)}) flags=${q(c.flags.join(' '))}; fleetpos=${c.fleetPositional ? 1 : 0} ;;`).join('\n');
-  const subs = groups.map((g) => `    ${g}) subs=${q(cmds.filter((c) => c.name.startsWith(`${g} `)).map((c) => c.name.split(' ')[1]).join(' '))} ;;`).join('\n');
+  const subs = groups
+    .map(
+      (g) =>
+        `    ${g}) subs=${q(
+          cmds
+            .filter((c) => c.name.startsWith(`${g} `))
+            .map((c) => c.name.split(' ')[1])
+            .join(' '),
+        )} ;;`,
+    )
+    .join('\n');
   return `# gaxx completion for bash: source <(gaxx completion bash)
 _gaxx() {
   local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}" i w cmd="" pos=0 subs="" flags="" fleetpos=0
@@ -71,12 +85,22 @@ ${bashScript(cmds).split('\n').slice(1).join('\n')}`;
 export function fishScript(cmds: readonly CompletionCommand[]): string {
   const lines = ['# gaxx completion for fish: gaxx completion fish | source', 'complete -c gaxx -f'];
   const tops = new Map<string, string>();
-  for (const c of cmds) if (!tops.has(c.name.split(' ')[0] as string)) tops.set(c.name.split(' ')[0] as string, c.name.includes(' ') ? `${c.name.split(' ')[0]} commands` : c.summary);
+  for (const c of cmds)
+    if (!tops.has(c.name.split(' ')[0] as string))
+      tops.set(c.name.split(' ')[0] as string, c.name.includes(' ') ? `${c.name.split(' ')[0]} commands` : c.summary);
   for (const [t, d] of tops) lines.push(`complete -c gaxx -n __fish_use_subcommand -a ${q(t)} -d ${q(d.slice(0, 60))}`);
   for (const c of cmds) {
     const [g, sub] = c.name.split(' ') as [string, string | undefined];
     const cond = sub ? `__fish_seen_subcommand_from ${g}; and __fish_seen_subcommand_from ${sub}` : `__fish_seen_subcommand_from ${g}`;
-    if (sub) lines.push(`complete -c gaxx -n ${q(`__fish_seen_subcommand_from ${g}; and not __fish_seen_subcommand_from ${cmds.filter((x) => x.name.startsWith(`${g} `)).map((x) => x.name.split(' ')[1]).join(' ')}`)} -a ${q(sub)} -d ${q(c.summary.slice(0, 60))}`);
+    if (sub)
+      lines.push(
+        `complete -c gaxx -n ${q(
+          `__fish_seen_subcommand_from ${g}; and not __fish_seen_subcommand_from ${cmds
+            .filter((x) => x.name.startsWith(`${g} `))
+            .map((x) => x.name.split(' ')[1])
+            .join(' ')}`,
+        )} -a ${q(sub)} -d ${q(c.summary.slice(0, 60))}`,
+      );
     for (const f of c.flags) {
       const opt = f.startsWith('--') ? `-l ${f.slice(2)}` : `-s ${f.slice(1)}`;
       const fleet = c.fleetFlags.includes(f) ? " -x -a '(gaxx completion fleets 2>/dev/null)'" : '';

@@ -55,7 +55,10 @@ export const ConfigFileSchema = z
       })
       .strict()
       .partial(),
-    redis: z.object({ url: z.string().min(1), insecure: z.boolean() }).strict().partial(),
+    redis: z
+      .object({ url: z.string().min(1), insecure: z.boolean() })
+      .strict()
+      .partial(),
     /** Relocates the state dir alone (queue, embedded Redis, scheduler certificate, fleets). */
     stateDir: z.string().startsWith('/', 'must be an absolute path'),
     scheduler: z
@@ -143,7 +146,15 @@ export const PROVIDER_TOKEN_ENV: Readonly<Record<string, string>> = { linode: 'L
 export const DEFAULTS = {
   logLevel: 'info' as LogLevel,
   agent: { port: 8088, deadlineMs: 10_000, connectTimeoutMs: 5_000 },
-  scheduler: { concurrency: 64, metricsListen: '127.0.0.1:9092', uiListen: '127.0.0.1:9090', drainMs: 10_000, lockMs: 30_000, renewIntervalMs: 10 * 60_000, reapIntervalMs: 15_000 },
+  scheduler: {
+    concurrency: 64,
+    metricsListen: '127.0.0.1:9092',
+    uiListen: '127.0.0.1:9090',
+    drainMs: 10_000,
+    lockMs: 30_000,
+    renewIntervalMs: 10 * 60_000,
+    reapIntervalMs: 15_000,
+  },
 } as const;
 
 export type { ReadFile } from './settings.js';
@@ -190,8 +201,18 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
   };
   let paths = resolvePaths(where);
   const fileLayer = readConfigFile(paths.configFile, input.readFile);
-  const envLayer = layerFrom((s) => env(s.env, s.allowEmpty), (s) => s.env, 'CONFIG_INVALID', 'environment');
-  const flagLayer = layerFrom((s) => (s.flag && flagSettings.includes(s) ? flag(s.flag, s.allowEmpty) : undefined), (s) => `--${s.flag}`, 'USAGE', 'flags');
+  const envLayer = layerFrom(
+    (s) => env(s.env, s.allowEmpty),
+    (s) => s.env,
+    'CONFIG_INVALID',
+    'environment',
+  );
+  const flagLayer = layerFrom(
+    (s) => (s.flag && flagSettings.includes(s) ? flag(s.flag, s.allowEmpty) : undefined),
+    (s) => `--${s.flag}`,
+    'USAGE',
+    'flags',
+  );
   const merged = [fileLayer, envLayer, flagLayer].reduce<ConfigLayer>((acc, l) => deepMerge(acc, l), {});
   if (merged.stateDir) paths = resolvePaths({ ...where, stateDir: merged.stateDir });
   const ms = (d: string | undefined, dflt: number): number => (d === undefined ? dflt : (parseDuration(d) as number));
@@ -223,7 +244,10 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
 
 /** A user name made into a valid identity name ("Jane Doe" -> "Jane-Doe"); 'operator' if nothing is left. */
 export function sanitizeName(raw: string): string {
-  const s = raw.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 63);
+  const s = raw
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 63);
   return s === '' ? 'operator' : s;
 }
 
@@ -234,7 +258,10 @@ function readConfigFile(path: string, readFile: ReadFile): ConfigLayer {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new GaxxError('CONFIG_INVALID', `${path}: not valid JSON (${(e as Error).message})`, { cause: e, details: { issues: [{ path: '', message: 'invalid JSON' }] } });
+    throw new GaxxError('CONFIG_INVALID', `${path}: not valid JSON (${(e as Error).message})`, {
+      cause: e,
+      details: { issues: [{ path: '', message: 'invalid JSON' }] },
+    });
   }
   return validateLayer(json, 'CONFIG_INVALID', path, (p) => p);
 }
@@ -263,10 +290,12 @@ function settingValue(s: Setting, raw: string): unknown {
 function validateLayer(value: unknown, code: 'CONFIG_INVALID' | 'USAGE', source: string, name: (dotPath: string) => string): ConfigLayer {
   const r = ConfigFileSchema.safeParse(value);
   if (r.success) return r.data;
-  const issues = r.error.issues.map((i) => {
-    const keys = i.code === 'unrecognized_keys' ? i.keys.map((k) => [...i.path, k].join('.')) : [i.path.join('.')];
-    return keys.map((p) => ({ path: p, message: i.code === 'unrecognized_keys' ? 'unknown key' : i.message }));
-  }).flat();
+  const issues = r.error.issues
+    .map((i) => {
+      const keys = i.code === 'unrecognized_keys' ? i.keys.map((k) => [...i.path, k].join('.')) : [i.path.join('.')];
+      return keys.map((p) => ({ path: p, message: i.code === 'unrecognized_keys' ? 'unknown key' : i.message }));
+    })
+    .flat();
   const text = issues.map((i) => `${name(i.path) || '(root)'}: ${i.message}`).join('; ');
   throw new GaxxError(code, `${source}: ${text}`, { details: { issues } });
 }

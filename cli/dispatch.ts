@@ -122,7 +122,15 @@ async function dispatch(input: CliInput, mode: { json: boolean }): Promise<numbe
   if (dash !== -1 && !command.takesRest) throw usage(`'gaxx ${entry.name}' takes no arguments after --`, entry.name);
   // Loaded here, not at the top: its validation (zod) is not needed for --help or --version.
   const { loadConfig } = await import('./config.js');
-  const config = loadConfig({ argv: [...globals, ...args], env: input.env, readFile: input.readFile, homeDir: input.homeDir, userName: input.userName, cwd: input.cwd, command: entry.name });
+  const config = loadConfig({
+    argv: [...globals, ...args],
+    env: input.env,
+    readFile: input.readFile,
+    homeDir: input.homeDir,
+    userName: input.userName,
+    cwd: input.cwd,
+    command: entry.name,
+  });
   refuseSharedDirs(config.paths, input.modeOf ?? modeOfPath);
   if (command.handlesInterrupt) input.onInterruptible?.();
   return command.run({
@@ -144,7 +152,7 @@ function leadingGlobals(args: readonly string[]): { globals: string[]; after: st
   while (i < args.length) {
     const a = args[i] as string;
     const m = /^--([a-z-]+)(=.*)?$/.exec(a);
-    if (!m || !(m[1] as string in CONFIG_FLAGS)) break;
+    if (!m || !((m[1] as string) in CONFIG_FLAGS)) break;
     if (m[2] !== undefined) i += 1;
     else {
       if (i + 1 >= args.length) throw usage(`${a} needs a value`);

@@ -61,7 +61,10 @@ function openError(path: string, e: unknown): GaxxError {
 }
 
 function tooLarge(what: string, limit: number): GaxxError {
-  return new GaxxError('INVALID_ARGUMENT', `${what} exceeds ${limit} bytes, the most one exec request carries; copy large input to the agent as a file instead`);
+  return new GaxxError(
+    'INVALID_ARGUMENT',
+    `${what} exceeds ${limit} bytes, the most one exec request carries; copy large input to the agent as a file instead`,
+  );
 }
 
 /** Reads `stream` to its end, refusing more than `limit` bytes; stops reading as soon as it is over. */

@@ -40,7 +40,7 @@ export function programHelp(commands: readonly CommandEntry[], version: string):
     'Settings: defaults < <config>/config.json < environment < flags. Environment:',
     ...SETTINGS.map((s) => `  ${s.env.padEnd(24)} ${s.path}: ${s.help}`),
     '',
-    'Exit codes: 0 success; a remote command\'s own code for exec; otherwise',
+    "Exit codes: 0 success; a remote command's own code for exec; otherwise",
     ...[...exits.entries()].sort((a, b) => a[0] - b[0]).map(([n, codes]) => `  ${String(n).padStart(3)}  ${codes.join(', ')}`),
     '',
     "Run 'gaxx <command> --help' for a command's flags and examples.",
@@ -51,7 +51,14 @@ export function programHelp(commands: readonly CommandEntry[], version: string):
 export function groupHelp(group: string, commands: readonly CommandEntry[]): string {
   const subs = commands.filter((c) => c.name.startsWith(`${group} `));
   const width = Math.max(...subs.map((c) => c.name.length));
-  return [`Usage: gaxx ${group} <subcommand> [flags]`, '', 'Subcommands:', ...subs.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`), '', `Run 'gaxx ${group} <subcommand> --help' for details.`].join('\n');
+  return [
+    `Usage: gaxx ${group} <subcommand> [flags]`,
+    '',
+    'Subcommands:',
+    ...subs.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    `Run 'gaxx ${group} <subcommand> --help' for details.`,
+  ].join('\n');
 }
 
 /** A command's help: usage, description, flags, examples. */

@@ -33,7 +33,13 @@ export interface GaxxPaths {
  * Resolves the layout. `stateDir` relocates the state dir alone; `home` wins over XDG; relative XDG values are ignored, as the XDG spec
  * asks. `homeDir` is the user's home directory (for the XDG defaults).
  */
-export function resolvePaths(opts: { home?: string | undefined; xdgConfigHome?: string | undefined; xdgStateHome?: string | undefined; homeDir: string; stateDir?: string | undefined }): GaxxPaths {
+export function resolvePaths(opts: {
+  home?: string | undefined;
+  xdgConfigHome?: string | undefined;
+  xdgStateHome?: string | undefined;
+  homeDir: string;
+  stateDir?: string | undefined;
+}): GaxxPaths {
   const abs = (p: string | undefined) => (p && p.startsWith('/') ? p : undefined);
   const configDir = opts.home ? join(opts.home, 'config') : join(abs(opts.xdgConfigHome) ?? join(opts.homeDir, '.config'), 'gaxx');
   const stateDir = opts.stateDir ?? (opts.home ? join(opts.home, 'state') : join(abs(opts.xdgStateHome) ?? join(opts.homeDir, '.local', 'state'), 'gaxx'));
@@ -67,7 +73,10 @@ export function refuseSharedDirs(paths: GaxxPaths, modeOf: ModeOf): void {
     const mode = modeOf(dir);
     if (mode === undefined) continue;
     if (mode & 0o002) {
-      throw new GaxxError('INSECURE_FILE_MODE', `${dir} is writable by every user (mode ${(mode & 0o7777).toString(8)}); run 'chmod o-w ${dir}' or use another GAXX_HOME`);
+      throw new GaxxError(
+        'INSECURE_FILE_MODE',
+        `${dir} is writable by every user (mode ${(mode & 0o7777).toString(8)}); run 'chmod o-w ${dir}' or use another GAXX_HOME`,
+      );
     }
   }
 }

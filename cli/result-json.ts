@@ -19,7 +19,6 @@ export function taskResultJson(r: TaskResult, output: readonly OutputChunk[], ex
   return { ...r, ...extra, ...outputField('stdout', bytes(1)), ...outputField('stderr', bytes(2)) };
 }
 
-
 /** A direct Exec's end as a TaskResult (no run: `runId` is empty, one attempt). */
 export function execTaskResult(taskId: string, host: string, exit: Exit__Output, started: { attached: boolean; replayed: boolean }): TaskResult {
   return {

@@ -10,7 +10,13 @@ import type { Output } from './output.js';
 /** The summary line of a finished task. */
 export function summaryLine(r: TaskResult): string {
   const how = r.signal ? `signal ${r.signal}` : r.exitCode !== null ? `exit ${r.exitCode}` : r.reason;
-  const extra = [r.reason && r.exitCode !== null ? r.reason : '', r.truncated ? 'output truncated' : '', r.attempts > 1 ? `${r.attempts} attempts` : '', r.mayHaveRepeated ? `may have run more than once (started on ${(r.startedOn ?? []).join(', ') || r.host})` : '', r.error ?? '']
+  const extra = [
+    r.reason && r.exitCode !== null ? r.reason : '',
+    r.truncated ? 'output truncated' : '',
+    r.attempts > 1 ? `${r.attempts} attempts` : '',
+    r.mayHaveRepeated ? `may have run more than once (started on ${(r.startedOn ?? []).join(', ') || r.host})` : '',
+    r.error ?? '',
+  ]
     .filter(Boolean)
     .join(', ');
   return `== ${r.host}: ${r.outcome} (${how}, ${r.durationMs} ms${extra ? `; ${extra}` : ''})\n`;

@@ -50,7 +50,8 @@ async function localCredentials(paths: GaxxPaths, role: 'scheduler' | 'monitor',
   try {
     ca = FleetCa.open(paths.caDir);
   } catch (e) {
-    if (isGaxxError(e, 'NOT_FOUND')) throw new GaxxError('NOT_FOUND', `no CA in ${paths.caDir} to issue the ${role} certificate: run 'gaxx init' first`, { cause: e });
+    if (isGaxxError(e, 'NOT_FOUND'))
+      throw new GaxxError('NOT_FOUND', `no CA in ${paths.caDir} to issue the ${role} certificate: run 'gaxx init' first`, { cause: e });
     throw e;
   }
   const made = await ca.issue({ identity: { role, name: 'local' } });

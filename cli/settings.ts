@@ -42,19 +42,73 @@ export const SETTINGS: readonly Setting[] = [
     help: 'allow a redis:// URL to a non-loopback host with no password and no TLS (refused otherwise: anyone on the path could read and write the queue)',
   },
   { path: 'stateDir', env: 'GAXX_STATE_DIR', flag: 'state-dir', kind: 'string', help: 'state dir (default <home>/state or $XDG_STATE_HOME/gaxx)' },
-  { path: 'scheduler.concurrency', env: 'GAXX_SCHEDULER_CONCURRENCY', flag: 'concurrency', scope: 'scheduler', kind: 'int', help: 'tasks in flight at once (default 64)' },
-  { path: 'scheduler.metricsListen', env: 'GAXX_SCHEDULER_METRICS_LISTEN', flag: 'metrics-listen', scope: 'scheduler', kind: 'string', allowEmpty: true, help: 'host:port for /metrics; empty to disable (default 127.0.0.1:9092); a non-loopback address is served over mTLS' },
-  { path: 'scheduler.uiListen', env: 'GAXX_SCHEDULER_UI_LISTEN', flag: 'ui-listen', scope: 'scheduler', kind: 'string', allowEmpty: true, help: 'host:port of the dashboard and the collected agent /metrics (see gaxx ui); loopback only; empty to disable (default 127.0.0.1:9090)' },
-  { path: 'scheduler.drain', env: 'GAXX_SCHEDULER_DRAIN', flag: 'drain', scope: 'scheduler', kind: 'duration', help: 'on shutdown, how long in-flight tasks may finish before being handed back (default 10s)' },
-  { path: 'scheduler.lock', env: 'GAXX_SCHEDULER_LOCK', flag: 'lock', scope: 'scheduler', kind: 'duration', help: "job lock: a dead scheduler's tasks are taken again after about this long (default 30s)" },
-  { path: 'scheduler.reapInterval', env: 'GAXX_SCHEDULER_REAP_INTERVAL', flag: 'reap-interval', scope: 'scheduler', kind: 'duration', help: 'check fleets with a TTL or budget every D and delete those past it; 0 off (default 15s)' },
-  { path: 'scheduler.renewInterval', env: 'GAXX_SCHEDULER_RENEW_INTERVAL', flag: 'renew-interval', scope: 'scheduler', kind: 'duration', help: "renew the due certificates of registered fleets' agents every D (jittered): 30s, 10m, 1h; 0 off (default 10m)" },
+  {
+    path: 'scheduler.concurrency',
+    env: 'GAXX_SCHEDULER_CONCURRENCY',
+    flag: 'concurrency',
+    scope: 'scheduler',
+    kind: 'int',
+    help: 'tasks in flight at once (default 64)',
+  },
+  {
+    path: 'scheduler.metricsListen',
+    env: 'GAXX_SCHEDULER_METRICS_LISTEN',
+    flag: 'metrics-listen',
+    scope: 'scheduler',
+    kind: 'string',
+    allowEmpty: true,
+    help: 'host:port for /metrics; empty to disable (default 127.0.0.1:9092); a non-loopback address is served over mTLS',
+  },
+  {
+    path: 'scheduler.uiListen',
+    env: 'GAXX_SCHEDULER_UI_LISTEN',
+    flag: 'ui-listen',
+    scope: 'scheduler',
+    kind: 'string',
+    allowEmpty: true,
+    help: 'host:port of the dashboard and the collected agent /metrics (see gaxx ui); loopback only; empty to disable (default 127.0.0.1:9090)',
+  },
+  {
+    path: 'scheduler.drain',
+    env: 'GAXX_SCHEDULER_DRAIN',
+    flag: 'drain',
+    scope: 'scheduler',
+    kind: 'duration',
+    help: 'on shutdown, how long in-flight tasks may finish before being handed back (default 10s)',
+  },
+  {
+    path: 'scheduler.lock',
+    env: 'GAXX_SCHEDULER_LOCK',
+    flag: 'lock',
+    scope: 'scheduler',
+    kind: 'duration',
+    help: "job lock: a dead scheduler's tasks are taken again after about this long (default 30s)",
+  },
+  {
+    path: 'scheduler.reapInterval',
+    env: 'GAXX_SCHEDULER_REAP_INTERVAL',
+    flag: 'reap-interval',
+    scope: 'scheduler',
+    kind: 'duration',
+    help: 'check fleets with a TTL or budget every D and delete those past it; 0 off (default 15s)',
+  },
+  {
+    path: 'scheduler.renewInterval',
+    env: 'GAXX_SCHEDULER_RENEW_INTERVAL',
+    flag: 'renew-interval',
+    scope: 'scheduler',
+    kind: 'duration',
+    help: "renew the due certificates of registered fleets' agents every D (jittered): 30s, 10m, 1h; 0 off (default 10m)",
+  },
 ];
 
 /** The flags of settings scoped to `command`, for its flag table (so help and parsing agree). */
 export function scopedFlags(command: 'scheduler'): Record<string, { type: 'string'; valueName: string; help: string }> {
   return Object.fromEntries(
-    SETTINGS.filter((s) => s.scope === command && s.flag).map((s) => [s.flag as string, { type: 'string' as const, valueName: s.kind === 'int' ? 'N' : s.kind === 'duration' ? 'D' : 'VALUE', help: s.help }]),
+    SETTINGS.filter((s) => s.scope === command && s.flag).map((s) => [
+      s.flag as string,
+      { type: 'string' as const, valueName: s.kind === 'int' ? 'N' : s.kind === 'duration' ? 'D' : 'VALUE', help: s.help },
+    ]),
   );
 }
 
@@ -90,4 +144,3 @@ export const readFileIfExists: ReadFile = (path) => {
     throw new GaxxError('CONFIG_INVALID', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }
 };
-

@@ -16,7 +16,8 @@ export const FLEET_NAME = /^[a-z0-9][a-z0-9-]{0,38}$/;
 
 /** INVALID_ARGUMENT unless `fleet` is a valid fleet name. */
 export function assertFleetName(fleet: string): void {
-  if (!FLEET_NAME.test(fleet)) throw new GaxxError('INVALID_ARGUMENT', `fleet '${fleet}' must be 1-39 characters of [a-z0-9-], starting with a letter or digit`);
+  if (!FLEET_NAME.test(fleet))
+    throw new GaxxError('INVALID_ARGUMENT', `fleet '${fleet}' must be 1-39 characters of [a-z0-9-], starting with a letter or digit`);
 }
 
 const HostSchema = z.object({

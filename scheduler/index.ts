@@ -3,7 +3,18 @@
 export * from './client/index.js';
 export { acquireEmbeddedRedis, type EmbeddedRedis, type EmbeddedRedisOptions } from './redis/embedded-redis.js';
 export { createRedis, durabilityWarnings, gaxxKey, KEY_PREFIX, redisSettingsFromUrl, waitReady, type RedisRole, type RedisSettings } from './redis/redis.js';
-export { assertJobId, jobIdFor, newRunId, parseRunSpec, parseTaskSpec, LIMITS, type RunSpec, type RunSpecInput, type TaskInput, type TaskSpec } from './queue/task.js';
+export {
+  assertJobId,
+  jobIdFor,
+  newRunId,
+  parseRunSpec,
+  parseTaskSpec,
+  LIMITS,
+  type RunSpec,
+  type RunSpecInput,
+  type TaskInput,
+  type TaskSpec,
+} from './queue/task.js';
 export { TaskQueue, RETENTION, type EnqueuedRun } from './queue/queue.js';
 export { loadRunMeta, runQueueName, type RunMeta } from './queue/runs.js';
 export { checkJobSignature, signTask, signedFieldsOf, DEFAULT_SIGNED_TTL_MS, type SignedBlock } from './queue/sign.js';
@@ -16,7 +27,15 @@ export { publishResult, taskResult, outcomeOf, type OutputChunk, type TaskOutcom
 export { waitForRun, type RunResults, type WaitOptions } from './queue/wait.js';
 export { SchedulerWorker, type SchedulerWorkerOptions, type WorkerLog } from './dispatch/worker.js';
 export { SchedulerMetrics } from './daemon/metrics.js';
-export { issuedAgentCerts, renewalReason, rotateAgent, type RenewalReason, type RotateOptions, type RotationResult, type RotationTarget } from './renewal/renewal.js';
+export {
+  issuedAgentCerts,
+  renewalReason,
+  rotateAgent,
+  type RenewalReason,
+  type RotateOptions,
+  type RotationResult,
+  type RotationTarget,
+} from './renewal/renewal.js';
 export { CertRenewer, type RenewerOptions, type RoundSummary } from './renewal/renewer.js';
 export { SchedulerDaemon, schedulerAlive, HEARTBEAT_KEY, type DaemonOptions } from './daemon/daemon.js';
 export { resumeRun, runAndWait, REDIS_GONE_MS, type RunAndWaitOptions, type RunOutcome } from './queue/run.js';
@@ -27,13 +46,32 @@ export { requestCancel, isCancelled, runCancelKey, CancelWatch, CANCEL_POLL_MS }
 export { streamRun, syntheticResult, type StreamRunOptions, type StreamRunOutcome } from './queue/stream-run.js';
 export { followRun, type FollowHandlers, type FollowOptions } from './queue/follow.js';
 export {
-  countOutcome, countTotal, getRunRecord, listRunRecords, submitterAlive, updateRunRecord, createRunRecord, RUN_INDEX_TTL_MS, PRODUCER_STALE_MS,
-  type OutcomeCounts, type RunRecord, type RunState,
+  countOutcome,
+  countTotal,
+  getRunRecord,
+  listRunRecords,
+  submitterAlive,
+  updateRunRecord,
+  createRunRecord,
+  RUN_INDEX_TTL_MS,
+  PRODUCER_STALE_MS,
+  type OutcomeCounts,
+  type RunRecord,
+  type RunState,
 } from './queue/run-index.js';
 export { RESULT_TTL_MS, runDoneKey } from './queue/results.js';
 export { attachRun, cancelRecordedRun, requireRun, runComplete, storedResults, type AttachOptions, type Attached } from './queue/run-control.js';
 export { readBreakers } from './daemon/breakers.js';
-export { clearFleetLimits, fleetCost, getFleetLimits, limitedFleets, limitReached, setFleetLimits, type FleetLimits, type LimitReason } from './queue/fleet-limits.js';
+export {
+  clearFleetLimits,
+  fleetCost,
+  getFleetLimits,
+  limitedFleets,
+  limitReached,
+  setFleetLimits,
+  type FleetLimits,
+  type LimitReason,
+} from './queue/fleet-limits.js';
 export { FleetReaper, DEFAULT_REAP_INTERVAL_MS, type ReaperOptions } from './daemon/reaper.js';
 export { Dashboard, DEFAULT_UI_LISTEN, type AgentView as DashboardAgentView, type DashboardOptions } from './ui/dashboard.js';
 export { fleetTargets, parseAgentItem, registerMetricsAddresses, DEFAULT_METRICS_PORT, type MonitorTarget } from './ui/targets.js';

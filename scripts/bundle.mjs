@@ -110,9 +110,14 @@ if (process.argv.includes('--analyze')) {
         const key = m ? m[1] : input.split('/')[0];
         byPkg.set(key, (byPkg.get(key) ?? 0) + v.bytesInOutput);
       }
-      const top = [...byPkg].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, b]) => `${k} ${(b / 1024).toFixed(0)}k`);
+      const top = [...byPkg]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 8)
+        .map(([k, b]) => `${k} ${(b / 1024).toFixed(0)}k`);
       const staticImports = o.imports.filter((i) => i.kind === 'import-statement' && !i.external).map((i) => i.path.split('/').pop());
-      console.log(`${file.replace(`${root}/`, '')} ${(o.bytes / 1024).toFixed(0)}k: ${top.join(', ')}${staticImports.length ? ` | imports ${staticImports.join(' ')}` : ''}`);
+      console.log(
+        `${file.replace(`${root}/`, '')} ${(o.bytes / 1024).toFixed(0)}k: ${top.join(', ')}${staticImports.length ? ` | imports ${staticImports.join(' ')}` : ''}`,
+      );
     }
   }
 }

@@ -5,9 +5,10 @@ import { LAYERS } from '../eslint.config.js';
 
 // `--files A B ...` checks the given paths instead of the checkout (used by the lint tests).
 const given = process.argv.indexOf('--files');
-const files = given >= 0
-  ? process.argv.slice(given + 1)
-  : execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '*.ts'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+const files =
+  given >= 0
+    ? process.argv.slice(given + 1)
+    : execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '*.ts'], { encoding: 'utf8' }).split('\n').filter(Boolean);
 const folders = new Set(files.filter((f) => f.includes('/')).map((f) => f.split('/')[0]));
 const unknown = [...folders].filter((f) => !(f in LAYERS)).sort();
 if (unknown.length > 0) {

@@ -16,10 +16,14 @@ const walk = (dir) =>
 try {
   execFileSync(process.execPath, [join(root, 'scripts', 'gen-proto.mjs'), tmp], { stdio: 'inherit' });
   const committed = join(root, 'proto', 'gen');
-  const want = walk(tmp).map((p) => relative(tmp, p)).sort();
+  const want = walk(tmp)
+    .map((p) => relative(tmp, p))
+    .sort();
   let have = [];
   try {
-    have = walk(committed).map((p) => relative(committed, p)).sort();
+    have = walk(committed)
+      .map((p) => relative(committed, p))
+      .sort();
   } catch {
     /* missing dir: reported below */
   }

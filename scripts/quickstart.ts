@@ -46,7 +46,9 @@ async function main(): Promise<number> {
   for (let i = 1; i <= AGENTS; i++) {
     const dir = join(home, 'agents', `agent-${i}`);
     must(
-      gaxx(['certs', 'issue', '--role', 'agent', '--fleet', 'local', '--name', `agent-${i}`, '--host', '127.0.0.1', '--host', 'localhost', '--out', dir], { quiet: true }),
+      gaxx(['certs', 'issue', '--role', 'agent', '--fleet', 'local', '--name', `agent-${i}`, '--host', '127.0.0.1', '--host', 'localhost', '--out', dir], {
+        quiet: true,
+      }),
       'gaxx certs issue',
     );
     const agent = await startAgent({ certsDir: dir, dataDir: join(home, 'agents', `agent-${i}-data`), metrics: false });

@@ -15,7 +15,11 @@ import { AuditEventSchema, type AuditEvent } from './audit-events.js';
 export const AuditConfigSchema = z
   .object({
     /** Rotate when the current file would grow past this. */
-    maxBytes: z.number().int().min(4096).default(16 * 1024 * 1024),
+    maxBytes: z
+      .number()
+      .int()
+      .min(4096)
+      .default(16 * 1024 * 1024),
     /** Rotated files kept (audit.log.1 .. audit.log.N). */
     keep: z.number().int().min(1).max(100).default(5),
     fsyncIntervalMs: z.number().int().min(0).default(1000),

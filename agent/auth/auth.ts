@@ -74,7 +74,8 @@ export function createAuthorizer(revoked: () => ReadonlySet<string>, onDenied: (
       const cert = call.getAuthContext().sslPeerCertificate;
       if (!cert) return deny('no_certificate', method, new GaxxError('UNAUTHENTICATED', 'no verified client certificate'));
       // A CA certificate (basicConstraints CA:TRUE) could sign identities of its own: never a client.
-      if (cert.ca || claimsCa(cert.raw)) return deny('ca_certificate', method, new GaxxError('CERT_INVALID', 'client certificate is a CA certificate (CA:TRUE)'));
+      if (cert.ca || claimsCa(cert.raw))
+        return deny('ca_certificate', method, new GaxxError('CERT_INVALID', 'client certificate is a CA certificate (CA:TRUE)'));
       let id: Identity;
       try {
         id = identityFromSan(cert.subjectaltname);

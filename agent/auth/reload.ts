@@ -41,7 +41,11 @@ export function dirSignature(dir: string): string {
 
 /** What makes two bundles different for the server: cert, CAs, revoked serials. */
 function contentKey(b: CertBundle): string {
-  return createHash('sha256').update(b.certPem).update(b.caPem).update([...b.revoked].sort().join(',')).digest('hex');
+  return createHash('sha256')
+    .update(b.certPem)
+    .update(b.caPem)
+    .update([...b.revoked].sort().join(','))
+    .digest('hex');
 }
 
 /** Watches a cert dir and swaps in verified bundles. */

@@ -50,7 +50,10 @@ export class RevocationFloor {
   check(bundle: CertBundle): CertBundle {
     const floor = this.floorFor(bundle);
     if (floor && (bundle.revocationIssuedAtMs ?? -1) < floor.issuedAtMs) {
-      throw new GaxxError('REVOCATION_ROLLBACK', `the revocation list in ${bundle.dir} is older than the newest this agent has seen (${new Date(floor.issuedAtMs).toISOString()})`);
+      throw new GaxxError(
+        'REVOCATION_ROLLBACK',
+        `the revocation list in ${bundle.dir} is older than the newest this agent has seen (${new Date(floor.issuedAtMs).toISOString()})`,
+      );
     }
     this.raise(bundle);
     return bundle;

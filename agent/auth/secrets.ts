@@ -21,7 +21,8 @@ import { GaxxError } from '../../proto/index.js';
 /** Minimum estimated entropy, in bits. */
 export const MIN_SECRET_BITS = 256;
 
-const WEAK_WORDS = /^(changeme|change-me|change_me|password|passwd|secret|token|test|testing|admin|administrator|default|example|letmein|qwerty|gaxx|agent|root|guest|none|null|undefined)[\d!._-]*$/i;
+const WEAK_WORDS =
+  /^(changeme|change-me|change_me|password|passwd|secret|token|test|testing|admin|administrator|default|example|letmein|qwerty|gaxx|agent|root|guest|none|null|undefined)[\d!._-]*$/i;
 const PLACEHOLDER = /^(<.*>|\$\{.*\}|\{\{.*\}\}|x+|\*+|\.+|todo.*|fixme.*|your[-_ ]?(token|secret).*)$/i;
 
 function sequential(s: string): boolean {
@@ -71,7 +72,8 @@ export function secretWeakness(value: string): string | undefined {
   if (WEAK_WORDS.test(v) || PLACEHOLDER.test(v)) return 'it is a known default or placeholder';
   if (sequential(v) || new Set(v).size === 1) return 'it is a run of repeated or consecutive characters';
   if (repetitive(v)) return 'it repeats a pattern';
-  if (estimateBits(v) < MIN_SECRET_BITS) return `it carries about ${Math.floor(estimateBits(v))} bits; at least ${MIN_SECRET_BITS} are required (e.g. 64 hex or 43 base64url characters)`;
+  if (estimateBits(v) < MIN_SECRET_BITS)
+    return `it carries about ${Math.floor(estimateBits(v))} bits; at least ${MIN_SECRET_BITS} are required (e.g. 64 hex or 43 base64url characters)`;
   if (shannonBitsPerChar(v) < 3) return 'it repeats too few characters to be random';
   return undefined;
 }
@@ -97,7 +99,9 @@ export class BearerToken {
 
   /** Constant-time comparison (over sha256 digests, so lengths do not leak either). */
   matches(presented: string | undefined): boolean {
-    const candidate = createHash('sha256').update(presented ?? '', 'utf8').digest();
+    const candidate = createHash('sha256')
+      .update(presented ?? '', 'utf8')
+      .digest();
     return timingSafeEqual(candidate, this.#digest) && presented !== undefined;
   }
 

@@ -132,7 +132,10 @@ export function verifySignedExec(req: ExecRequest__Output, ctx: SignedWorkContex
   const signer = trustedSigner(s.signerCertPem, bundle, new Date(nowMs));
   const fields = fieldsOfRequest(req, s);
   if (!verifyTaskSignature(fields, s.signature, signer.cert.publicKey)) {
-    throw new GaxxError('SIGNATURE_INVALID', `the signature of ${describeIdentity(signer.id)} does not cover this request (altered or signed for something else)`);
+    throw new GaxxError(
+      'SIGNATURE_INVALID',
+      `the signature of ${describeIdentity(signer.id)} does not cover this request (altered or signed for something else)`,
+    );
   }
   if (nowMs > fields.expiresAtUnixMs) {
     throw new GaxxError('SIGNATURE_EXPIRED', `the signed task expired at ${new Date(fields.expiresAtUnixMs).toISOString()}`);

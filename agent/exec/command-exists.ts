@@ -8,7 +8,12 @@ import { isAbsolute, join, resolve as resolvePath } from 'node:path';
  * 127 instead of a spawn error; checking first keeps "command not found" a spawn error.
  */
 export function commandExists(argv0: string, path: string, cwd: string): boolean {
-  const candidates = argv0.includes('/') ? [isAbsolute(argv0) ? argv0 : resolvePath(cwd, argv0)] : path.split(':').filter(Boolean).map((d) => join(d, argv0));
+  const candidates = argv0.includes('/')
+    ? [isAbsolute(argv0) ? argv0 : resolvePath(cwd, argv0)]
+    : path
+        .split(':')
+        .filter(Boolean)
+        .map((d) => join(d, argv0));
   return candidates.some((c) => {
     try {
       accessSync(c, fsc.X_OK);
@@ -18,4 +23,3 @@ export function commandExists(argv0: string, path: string, cwd: string): boolean
     }
   });
 }
-

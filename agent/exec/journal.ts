@@ -112,7 +112,14 @@ export class TaskJournal {
 
   finished(id: string, exit: TaskExit, output: JournalEntry['output'] = [], dropped = false): void {
     const { chunks, cut } = tail(output, OUTPUT_TAIL_BYTES);
-    this.append({ t: 'x', id, exit, at: Date.now(), out: chunks.map((c) => [c.stream === 'stdout' ? 0 : 1, c.data.toString('base64')]), dropped: dropped || cut });
+    this.append({
+      t: 'x',
+      id,
+      exit,
+      at: Date.now(),
+      out: chunks.map((c) => [c.stream === 'stdout' ? 0 : 1, c.data.toString('base64')]),
+      dropped: dropped || cut,
+    });
   }
 
   /** Whether the file has grown to `factor` times the entries kept (time to rewrite it). */
@@ -122,7 +129,10 @@ export class TaskJournal {
 
   /** Rewrites the file with exactly `entries` (atomic: a temp file renamed over it). */
   rewrite(entries: JournalEntry[]): void {
-    const text = entries.flatMap((e) => encode(e)).map((l) => `${JSON.stringify(l)}\n`).join('');
+    const text = entries
+      .flatMap((e) => encode(e))
+      .map((l) => `${JSON.stringify(l)}\n`)
+      .join('');
     writeFileSync(`${this.path}.tmp`, text, { mode: 0o600 });
     renameSync(`${this.path}.tmp`, this.path);
     closeSync(this.fd);
@@ -183,7 +193,12 @@ function readEntries(path: string): JournalEntry[] {
     else if (l.t === 'x') {
       const e = byId.get(l.id);
       if (!e) continue;
-      Object.assign(e, { exit: l.exit, finishedAt: l.at, dropped: l.dropped, output: l.out.map(([s, d]) => ({ stream: s === 0 ? 'stdout' : 'stderr', data: Buffer.from(d, 'base64') })) });
+      Object.assign(e, {
+        exit: l.exit,
+        finishedAt: l.at,
+        dropped: l.dropped,
+        output: l.out.map(([s, d]) => ({ stream: s === 0 ? 'stdout' : 'stderr', data: Buffer.from(d, 'base64') })),
+      });
     }
   }
   return [...byId.values()];

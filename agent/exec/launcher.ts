@@ -35,7 +35,10 @@ export class Launcher implements TaskRunner {
     if (this.child) return this.child;
     // Few threads: RLIMIT_NPROC counts the agent user's threads too, and the launcher needs one
     // helper thread at most.
-    const child = spawn(process.execPath, ['--max-old-space-size=64', '--v8-pool-size=1', MAIN], { env: { UV_THREADPOOL_SIZE: '1' }, stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--max-old-space-size=64', '--v8-pool-size=1', MAIN], {
+      env: { UV_THREADPOOL_SIZE: '1' },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     const decoder = new FrameDecoder();
     child.stdout?.on('data', (chunk: Buffer) => {
       for (const f of decoder.push(chunk)) this.dispatch(f);

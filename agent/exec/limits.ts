@@ -24,7 +24,11 @@ export const TaskLimitsSchema = z
     /** CPU seconds (RLIMIT_CPU): SIGXCPU at the limit, SIGKILL two seconds of CPU later. */
     cpuSeconds: z.number().int().min(0).default(3600),
     /** Address space in bytes (RLIMIT_AS; MemoryMax in a systemd scope). */
-    addressSpaceBytes: z.number().int().min(0).default(4 * 1024 ** 3),
+    addressSpaceBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(4 * 1024 ** 3),
     /** Processes (RLIMIT_NPROC, per uid: see above; TasksMax in a systemd scope). */
     processes: z.number().int().min(0).default(1024),
     /** 'auto' picks a systemd scope when one can be made, else rlimits. */
@@ -69,7 +73,8 @@ export async function detectIsolation(p: IsolationProbe): Promise<Isolation> {
   if (prlimitErr !== undefined) return { kind: 'none', detail: `prlimit unusable (${prlimitErr}): tasks run without resource limits` };
   if (p.prefer === 'rlimit') return { kind: 'rlimit', prlimit, detail: 'rlimits via prlimit (configured)' };
   const scopeErr = await runs(systemdRun, ['--user', '--scope', '--quiet', '--collect', '-p', 'TasksMax=16', '--', '/bin/true'], p.userBusEnv);
-  if (scopeErr === undefined) return { kind: 'systemd-scope', prlimit, systemdRun, detail: 'systemd user scope per task (MemoryMax, TasksMax) plus RLIMIT_CPU' };
+  if (scopeErr === undefined)
+    return { kind: 'systemd-scope', prlimit, systemdRun, detail: 'systemd user scope per task (MemoryMax, TasksMax) plus RLIMIT_CPU' };
   return { kind: 'rlimit', prlimit, detail: `rlimits via prlimit; no systemd user scope (${scopeErr})` };
 }
 

@@ -55,7 +55,8 @@ export async function detectSandbox(bwrapPath = '/usr/bin/bwrap'): Promise<Sandb
   return {
     kind: 'none',
     detail: `bubblewrap cannot create namespaces as this user (${err})`,
-    remedy: 'enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0; on Ubuntu 24.04+ also kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap)',
+    remedy:
+      'enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0; on Ubuntu 24.04+ also kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap)',
   };
 }
 

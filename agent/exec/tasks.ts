@@ -121,7 +121,14 @@ export class TaskRegistry {
   readonly lostInRestart: string[] = [];
 
   constructor(opts: TaskRegistryOptions) {
-    this.o = { retentionMs: 10 * 60_000, maxFinished: 10_000, replayBytesPerTask: 64 * 1024, replayBytesTotal: 64 * 1024 * 1024, maxFinishedBytes: 64 * 1024 * 1024, ...opts };
+    this.o = {
+      retentionMs: 10 * 60_000,
+      maxFinished: 10_000,
+      replayBytesPerTask: 64 * 1024,
+      replayBytesTotal: 64 * 1024 * 1024,
+      maxFinishedBytes: 64 * 1024 * 1024,
+      ...opts,
+    };
     if (opts.stateDir !== undefined) {
       const { journal, entries } = TaskJournal.open(opts.stateDir);
       this.journal = journal;
@@ -139,7 +146,16 @@ export class TaskRegistry {
       let exit = e.exit;
       if (!exit) {
         sweepLostGroup(e);
-        exit = { code: -1, signal: '', durationMs: Date.now() - e.startedAt, truncated: false, stdoutBytes: 0, stderrBytes: 0, reason: LOST_IN_RESTART, error: 'the agent stopped while the task ran; what was left of it was killed at restart' };
+        exit = {
+          code: -1,
+          signal: '',
+          durationMs: Date.now() - e.startedAt,
+          truncated: false,
+          stdoutBytes: 0,
+          stderrBytes: 0,
+          reason: LOST_IN_RESTART,
+          error: 'the agent stopped while the task ran; what was left of it was killed at restart',
+        };
         this.journal?.finished(e.id, exit);
         this.lostInRestart.push(e.id);
       }
@@ -155,7 +171,11 @@ export class TaskRegistry {
 
   private journalEntries(): JournalEntry[] {
     return [...this.tasks.entries()].map(([id, t]) => ({
-      id, specKey: t.specKey, pid: t.pid, startTicks: t.startTicks, startedAt: t.startedAt,
+      id,
+      specKey: t.specKey,
+      pid: t.pid,
+      startTicks: t.startTicks,
+      startedAt: t.startedAt,
       ...(t.exit ? { exit: t.exit, finishedAt: t.finishedAt, output: t.buffer, dropped: t.dropped } : {}),
     }));
   }

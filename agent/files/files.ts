@@ -139,7 +139,7 @@ export async function receivePut(chunks: AsyncIterable<PutFileChunk__Output>, ar
 async function hashOf(fh: FileHandle): Promise<string> {
   const hash = createHash('sha256');
   const buf = Buffer.allocUnsafe(CHUNK);
-  for (let pos = 0; ; ) {
+  for (let pos = 0; ;) {
     const { bytesRead } = await fh.read(buf, 0, CHUNK, pos);
     if (bytesRead === 0) break;
     hash.update(buf.subarray(0, bytesRead));
@@ -160,7 +160,7 @@ export async function sendFile(dataDir: string, rel: string, write: (c: GetFileC
     const digest = await hashOf(fh);
     await write({ header: { size: st.size, mode: st.mode & 0o777, sha256: digest } });
     const again = createHash('sha256');
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const buf = Buffer.allocUnsafe(CHUNK);
       const { bytesRead } = await fh.read(buf, 0, CHUNK, pos);
       if (bytesRead === 0) break;

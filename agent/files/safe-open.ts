@@ -59,7 +59,8 @@ export async function openParent(root: string, rel: string, create: boolean): Pr
   const realRoot = await readlink(fdPath(dir));
   try {
     for (const p of parts) {
-      if (create) await mkdir(`${fdPath(dir)}/${p}`, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => (e.code === 'EEXIST' ? undefined : Promise.reject(e)));
+      if (create)
+        await mkdir(`${fdPath(dir)}/${p}`, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => (e.code === 'EEXIST' ? undefined : Promise.reject(e)));
       const next = await openDirAt(dir, p, rel);
       await dir.close();
       dir = next;

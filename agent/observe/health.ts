@@ -9,10 +9,7 @@ import { GaxxError, type HealthHandlers } from '../../proto/index.js';
 const KNOWN = new Set(['', 'gaxx.agent.v1.Agent']);
 
 /** Health handlers; `serving()` says whether the agent still takes work. */
-export function createHealthService(
-  serving: () => boolean,
-  fail: (e: unknown) => Partial<grpc.StatusObject>,
-): HealthHandlers {
+export function createHealthService(serving: () => boolean, fail: (e: unknown) => Partial<grpc.StatusObject>): HealthHandlers {
   const status = (service: string) => {
     if (!KNOWN.has(service)) throw new GaxxError('NOT_FOUND', `unknown service '${service}'`);
     return serving() ? ('SERVING' as const) : ('NOT_SERVING' as const);

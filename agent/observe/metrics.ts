@@ -19,7 +19,12 @@ export class AgentMetrics {
   readonly registry = new Registry();
   readonly execs = new Counter({ name: 'gaxx_agent_exec_total', help: 'Finished executions by outcome', labelNames: ['outcome'], registers: [this.registry] });
   readonly started = new Counter({ name: 'gaxx_agent_tasks_started_total', help: 'Commands started (attach and replay excluded)', registers: [this.registry] });
-  readonly replays = new Counter({ name: 'gaxx_agent_exec_reattach_total', help: 'Exec calls served from the task registry', labelNames: ['kind'], registers: [this.registry] });
+  readonly replays = new Counter({
+    name: 'gaxx_agent_exec_reattach_total',
+    help: 'Exec calls served from the task registry',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
   readonly duration = new Histogram({
     name: 'gaxx_agent_exec_duration_seconds',
     help: 'Execution wall time',
@@ -28,7 +33,12 @@ export class AgentMetrics {
   });
   readonly running = new Gauge({ name: 'gaxx_agent_running_tasks', help: 'Tasks running now', registers: [this.registry] });
   readonly bytes = new Counter({ name: 'gaxx_agent_stream_bytes_total', help: 'Output bytes streamed', labelNames: ['stream'], registers: [this.registry] });
-  readonly authFailures = new Counter({ name: 'gaxx_agent_auth_failures_total', help: 'Refused calls by reason', labelNames: ['reason'], registers: [this.registry] });
+  readonly authFailures = new Counter({
+    name: 'gaxx_agent_auth_failures_total',
+    help: 'Refused calls by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly handshakeFailures = new Counter({ name: 'gaxx_agent_tls_handshake_failures_total', help: 'Failed TLS handshakes', registers: [this.registry] });
 
   constructor(version: string) {

@@ -101,7 +101,22 @@ export async function startSshdHosts(n: number, dir: string, port = 2200): Promi
   const knownHosts = join(dir, 'known_hosts');
   writeFileSync(knownHosts, `${known.join('\n')}\n`);
   chmodSync(key, 0o600);
-  const sshOptions = ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${knownHosts}`, '-o', `IdentityFile=${key}`, '-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR'];
+  const sshOptions = [
+    '-F',
+    '/dev/null',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    `UserKnownHostsFile=${knownHosts}`,
+    '-o',
+    `IdentityFile=${key}`,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'LogLevel=ERROR',
+  ];
   return {
     hosts,
     port,
@@ -109,7 +124,9 @@ export async function startSshdHosts(n: number, dir: string, port = 2200): Promi
     user: BENCH_USER,
     async stop() {
       await Promise.all(
-        procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => (p.once('exit', () => r()), p.kill('SIGTERM'))))),
+        procs.map((p) =>
+          p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => (p.once('exit', () => r()), p.kill('SIGTERM'))),
+        ),
       );
       if (created) spawnSync('userdel', [BENCH_USER]);
     },

@@ -31,7 +31,9 @@ export interface Timing {
 
 /** CPU time of our reaped children so far, in ms (/proc/self/stat cutime + cstime, 100 Hz ticks). */
 function childrenCpuMs(): number {
-  const fields = readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /, '').split(' ');
+  const fields = readFileSync('/proc/self/stat', 'utf8')
+    .replace(/^.*\) /, '')
+    .split(' ');
   // After "(comm) ", field 3 is index 0: cutime and cstime are fields 16 and 17.
   return (Number(fields[13]) + Number(fields[14])) * 10;
 }
@@ -90,8 +92,23 @@ export function formatTimings(ts: readonly Timing[], over: string): string {
   const rows = [['what', 'median ms', 'min ms', 'max ms', `x ${over}`, 'cpu ms', `cpu x ${over}`]];
   for (const t of ts) {
     const ratio = (v: number, b: number | undefined) => `${(v / (b ?? NaN)).toFixed(2)}x`;
-    rows.push([t.name, t.medianMs.toFixed(1), t.minMs.toFixed(1), t.maxMs.toFixed(1), ratio(t.medianMs, base?.medianMs), t.cpuMs.toFixed(1), ratio(t.cpuMs, base?.cpuMs)]);
+    rows.push([
+      t.name,
+      t.medianMs.toFixed(1),
+      t.minMs.toFixed(1),
+      t.maxMs.toFixed(1),
+      ratio(t.medianMs, base?.medianMs),
+      t.cpuMs.toFixed(1),
+      ratio(t.cpuMs, base?.cpuMs),
+    ]);
   }
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[0] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => (i === 0 ? c.padEnd(widths[0] ?? 0) : c.padStart(widths[i] ?? 0)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

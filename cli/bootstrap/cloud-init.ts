@@ -34,7 +34,13 @@ export interface CloudInitOptions {
 }
 
 /** The sshd drop-in written at first boot: keys only; bootstrap later forbids root entirely. */
-export const FIRST_BOOT_SSHD = ['# gaxx first boot: keys only (bootstrap then sets PermitRootLogin no)', 'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', ''].join('\n');
+export const FIRST_BOOT_SSHD = [
+  '# gaxx first boot: keys only (bootstrap then sets PermitRootLogin no)',
+  'PermitRootLogin prohibit-password',
+  'PasswordAuthentication no',
+  'KbdInteractiveAuthentication no',
+  '',
+].join('\n');
 
 /** `#cloud-config` user data for one instance. */
 export function cloudInitUserData(o: CloudInitOptions): string {

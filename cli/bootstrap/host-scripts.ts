@@ -99,7 +99,14 @@ export function prepareScript(o: { packages: string[]; operatorKey: string; sshU
 }
 
 /** The sshd drop-in: no root login, no passwords, no keyboard-interactive. */
-export const SSHD_HARDENING = ['# gaxx: keys only, no root', 'PermitRootLogin no', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'PermitEmptyPasswords no', ''].join('\n');
+export const SSHD_HARDENING = [
+  '# gaxx: keys only, no root',
+  'PermitRootLogin no',
+  'PasswordAuthentication no',
+  'KbdInteractiveAuthentication no',
+  'PermitEmptyPasswords no',
+  '',
+].join('\n');
 
 function saddrRules(addresses: string[], ports: number[]): string[] {
   const v4 = addresses.filter((a) => isIP(a) === 4);
@@ -182,14 +189,36 @@ function serviceLines(o: InstallScriptOptions): string[] {
   if (o.systemd) {
     const fw = o.firewall === 'nft' ? [`printf '%s' ${q(firewallUnit())} > /etc/systemd/system/gaxx-firewall.service`] : [];
     const enableFw = o.firewall === 'nft' ? ['systemctl enable gaxx-firewall.service >/dev/null 2>&1'] : [];
-    return [...fw, `printf '%s' ${q(o.unit)} > ${UNIT_PATH}`, 'systemctl daemon-reload', ...enableFw, 'systemctl enable gaxx-agent.service >/dev/null 2>&1', 'systemctl restart gaxx-agent.service', 'echo service=systemd'];
+    return [
+      ...fw,
+      `printf '%s' ${q(o.unit)} > ${UNIT_PATH}`,
+      'systemctl daemon-reload',
+      ...enableFw,
+      'systemctl enable gaxx-agent.service >/dev/null 2>&1',
+      'systemctl restart gaxx-agent.service',
+      'echo service=systemd',
+    ];
   }
   return [`printf '%s' ${q(o.supervisor)} > ${SUPERVISOR}`, `chmod 755 ${SUPERVISOR}`, supervisorStartScript(SUPERVISOR), 'echo service=supervisor'];
 }
 
 /** Loads the firewall at boot on systemd hosts. */
 export function firewallUnit(): string {
-  return ['[Unit]', 'Description=gaxx firewall', 'Before=network-pre.target', 'Wants=network-pre.target', '', '[Service]', 'Type=oneshot', `ExecStart=/usr/sbin/nft -f ${FIREWALL_FILE}`, 'RemainAfterExit=yes', '', '[Install]', 'WantedBy=multi-user.target', ''].join('\n');
+  return [
+    '[Unit]',
+    'Description=gaxx firewall',
+    'Before=network-pre.target',
+    'Wants=network-pre.target',
+    '',
+    '[Service]',
+    'Type=oneshot',
+    `ExecStart=/usr/sbin/nft -f ${FIREWALL_FILE}`,
+    'RemainAfterExit=yes',
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ].join('\n');
 }
 
 /**
@@ -205,9 +234,7 @@ export function installScript(o: InstallScriptOptions): string {
     ...serviceLines(o),
     `printf '%s' ${q(SSHD_HARDENING)} > ${SSHD_DROP_IN} && chmod 644 ${SSHD_DROP_IN}`,
     `sshd=$(PATH=$PATH:/usr/sbin:/sbin command -v sshd); "$sshd" -t || { rm -f ${SSHD_DROP_IN}; echo sshd=invalid; exit 1; }`,
-    o.systemd
-      ? 'systemctl reload ssh.service 2>/dev/null || systemctl reload sshd.service'
-      : 'kill -HUP "$(cat /run/sshd.pid)"',
+    o.systemd ? 'systemctl reload ssh.service 2>/dev/null || systemctl reload sshd.service' : 'kill -HUP "$(cat /run/sshd.pid)"',
     'echo sshd=hardened',
   ].join('\n');
 }

@@ -13,7 +13,15 @@ import { AGENT_PORT } from './layout.js';
 import { loadAgentPayload } from './payload.js';
 
 export { cloudInitUserData, generateHostKey, FIRST_BOOT_SSHD, type CloudInitOptions, type HostKeyPair } from './cloud-init.js';
-export { installOnHost, type AgentCertFiles, type BootstrapEvent, type BootstrapStep, type BootstrapTarget, type InstallContext, type InstallReport } from './install.js';
+export {
+  installOnHost,
+  type AgentCertFiles,
+  type BootstrapEvent,
+  type BootstrapStep,
+  type BootstrapTarget,
+  type InstallContext,
+  type InstallReport,
+} from './install.js';
 export * as layout from './layout.js';
 export { loadAgentPayload, archMatches, nodeUsable, type PayloadFile } from './payload.js';
 export { nftRuleset, SSHD_HARDENING } from './host-scripts.js';
@@ -59,7 +67,11 @@ export type BootstrapResult =
 function issuer(o: BootstrapOptions, serials: Map<string, string>): (t: BootstrapTarget) => Promise<AgentCertFiles> {
   return async (t) => {
     const hosts = [...new Set([t.host, ...t.addresses])];
-    const made = await o.ca.issue({ identity: { role: 'agent', fleet: o.fleet, host: t.name }, hosts, ...(o.certValidityMs ? { validityMs: o.certValidityMs } : {}) });
+    const made = await o.ca.issue({
+      identity: { role: 'agent', fleet: o.fleet, host: t.name },
+      hosts,
+      ...(o.certValidityMs ? { validityMs: o.certValidityMs } : {}),
+    });
     serials.set(t.name, made.serial);
     return { certPem: made.certPem, keyPem: made.keyPem, caPem: o.ca.certPem, revokedText: o.ca.revocationListText() };
   };
@@ -92,10 +104,17 @@ export async function waitHealthy(address: string, creds: CertBundle, expect: { 
     await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
     delay = Math.min(delay * 2, 1_000);
   }
-  throw new GaxxError('DEADLINE_EXCEEDED', `agent ${address} did not report healthy within ${deadlineMs} ms${last ? `: ${(last as Error).message}` : ''}`, { cause: last });
+  throw new GaxxError('DEADLINE_EXCEEDED', `agent ${address} did not report healthy within ${deadlineMs} ms${last ? `: ${(last as Error).message}` : ''}`, {
+    cause: last,
+  });
 }
 
-async function bootstrapOne(t: BootstrapTarget, o: BootstrapOptions, ctx: Parameters<typeof installOnHost>[1], serials: Map<string, string>): Promise<BootstrapResult> {
+async function bootstrapOne(
+  t: BootstrapTarget,
+  o: BootstrapOptions,
+  ctx: Parameters<typeof installOnHost>[1],
+  serials: Map<string, string>,
+): Promise<BootstrapResult> {
   const started = Date.now();
   const progress = ctx.progress;
   try {

@@ -70,7 +70,11 @@ export interface InstallReport {
 }
 
 function kv(out: string, key: string): string | undefined {
-  return out.split('\n').find((l) => l.startsWith(`${key}=`))?.slice(key.length + 1).trim();
+  return out
+    .split('\n')
+    .find((l) => l.startsWith(`${key}=`))
+    ?.slice(key.length + 1)
+    .trim();
 }
 
 /** Runs `script` as root: directly when the SSH user is root, else through `sudo -n`. */
@@ -83,7 +87,10 @@ function chooseNode(facts: HostFacts, ctx: InstallContext): { nodePath: string; 
   if (nodeUsable(facts.nodeVersion) && facts.nodePath) return { nodePath: facts.nodePath, upload: undefined };
   const local = ctx.localNode ?? { path: process.execPath, arch: process.arch };
   if (!archMatches(local.arch, facts.arch)) {
-    throw new GaxxError('FAILED_PRECONDITION', `host has no Node >= 20 and is ${facts.arch}, while this controller's Node is ${local.arch}: install Node 20+ on the host`);
+    throw new GaxxError(
+      'FAILED_PRECONDITION',
+      `host has no Node >= 20 and is ${facts.arch}, while this controller's Node is ${local.arch}: install Node 20+ on the host`,
+    );
   }
   return { nodePath: UPLOADED_NODE, upload: readFileSync(local.path) };
 }
@@ -114,9 +121,13 @@ async function steps(client: ssh2.Client, target: BootstrapTarget, ctx: InstallC
   say('prepare');
   const packages = packagesToInstall(facts);
   const prep = await asRoot(client, facts, prepareScript({ packages, operatorKey: ctx.operatorPublicKey, sshUser: target.user }), 'preparing the host');
-  if (kv(prep, 'sudoers') === AGENT_USER) throw new GaxxError('FAILED_PRECONDITION', `a sudoers entry names ${AGENT_USER}; refusing to run the agent as a user with sudo`);
+  if (kv(prep, 'sudoers') === AGENT_USER)
+    throw new GaxxError('FAILED_PRECONDITION', `a sudoers entry names ${AGENT_USER}; refusing to run the agent as a user with sudo`);
   const packagesOk = kv(prep, 'packages') === 'ok';
-  if (!packagesOk) warnings.push(`could not install ${packages.join(', ')} with apt: ${facts.bwrap ? '' : 'tasks cannot be isolated with bubblewrap (the agent refuses tasks in production until it is installed)'}`);
+  if (!packagesOk)
+    warnings.push(
+      `could not install ${packages.join(', ')} with apt: ${facts.bwrap ? '' : 'tasks cannot be isolated with bubblewrap (the agent refuses tasks in production until it is installed)'}`,
+    );
   const staging = kv(prep, 'staging');
   if (!staging) throw new GaxxError('FAILED_PRECONDITION', 'the host made no staging directory');
   say('upload');
@@ -154,11 +165,10 @@ async function steps(client: ssh2.Client, target: BootstrapTarget, ctx: InstallC
  */
 export async function installOnHost(target: BootstrapTarget, ctx: InstallContext): Promise<InstallReport> {
   ctx.progress({ host: target.name, step: 'connect' });
-  const client = await connectSsh(
-    { host: target.host, port: target.port, user: target.user, privateKey: target.privateKey },
-    target.hostKey,
-    { deadlineMs: ctx.connectDeadlineMs ?? 180_000, retryAuth: ctx.retryAuth ?? false },
-  );
+  const client = await connectSsh({ host: target.host, port: target.port, user: target.user, privateKey: target.privateKey }, target.hostKey, {
+    deadlineMs: ctx.connectDeadlineMs ?? 180_000,
+    retryAuth: ctx.retryAuth ?? false,
+  });
   try {
     return await steps(client, target, ctx);
   } finally {

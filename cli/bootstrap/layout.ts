@@ -31,10 +31,15 @@ export const PROFILING_PORT = 6060;
 export function agentArgs(): string[] {
   return [
     AGENT_ENTRY,
-    '--listen', `0.0.0.0:${AGENT_PORT}`,
-    '--metrics-listen', `0.0.0.0:${METRICS_PORT}`,
-    '--certs', CERTS_DIR,
-    '--data-dir', DATA_DIR,
-    '--audit-log', AUDIT_LOG,
+    '--listen',
+    `0.0.0.0:${AGENT_PORT}`,
+    '--metrics-listen',
+    `0.0.0.0:${METRICS_PORT}`,
+    '--certs',
+    CERTS_DIR,
+    '--data-dir',
+    DATA_DIR,
+    '--audit-log',
+    AUDIT_LOG,
   ];
 }

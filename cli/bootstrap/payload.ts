@@ -45,7 +45,13 @@ function walk(dir: string): string[] {
 }
 
 /** `uname -m` names of Node's process.arch values. */
-const UNAME_OF: Record<string, string[]> = { x64: ['x86_64', 'amd64'], arm64: ['aarch64', 'arm64'], arm: ['armv7l', 'armv6l'], ppc64: ['ppc64le'], s390x: ['s390x'] };
+const UNAME_OF: Record<string, string[]> = {
+  x64: ['x86_64', 'amd64'],
+  arm64: ['aarch64', 'arm64'],
+  arm: ['armv7l', 'armv6l'],
+  ppc64: ['ppc64le'],
+  s390x: ['s390x'],
+};
 
 /** True when a Node binary built for `nodeArch` runs on a host whose `uname -m` is `hostArch`. */
 export function archMatches(nodeArch: string, hostArch: string): boolean {

@@ -86,7 +86,14 @@ export const command: Command = {
       out.note('gaxx: warning: no --host given; clients check the address they dial against the certificate, so none can reach this agent');
     }
     writeCertDir(req.out, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem, revokedText: ca.revocationListText() });
-    const result = { serial: made.serial, identity: identityUri(req.identity), hosts: req.hosts, notBefore: made.notBefore.toISOString(), notAfter: made.notAfter.toISOString(), dir: req.out };
+    const result = {
+      serial: made.serial,
+      identity: identityUri(req.identity),
+      hosts: req.hosts,
+      notBefore: made.notBefore.toISOString(),
+      notAfter: made.notAfter.toISOString(),
+      dir: req.out,
+    };
     out.result(result, () => `issued ${result.identity} serial ${made.serial}, valid until ${result.notAfter}, in ${req.out}`);
     return 0;
   },

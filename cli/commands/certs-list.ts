@@ -8,9 +8,10 @@ export type CertStatus = 'valid' | 'expired' | 'revoked' | 'superseded';
 
 export const command: Command = {
   usage: 'gaxx certs list [--json]',
-  description: 'Lists the certificates issued by this installation\'s fleet CA: serial, identity,\nexpiry and status (valid; superseded by a newer certificate of the same identity; expired;\nor revoked).',
+  description:
+    "Lists the certificates issued by this installation's fleet CA: serial, identity,\nexpiry and status (valid; superseded by a newer certificate of the same identity; expired;\nor revoked).",
   flags: { json: JSON_FLAG },
-  examples: ['gaxx certs list', "gaxx certs list --json | jq '.[] | select(.status == \"valid\")'"],
+  examples: ['gaxx certs list', 'gaxx certs list --json | jq \'.[] | select(.status == "valid")\''],
   async run({ config, out }) {
     const ca = FleetCa.open(config.paths.caDir);
     const revoked = ca.revoked();
@@ -21,7 +22,16 @@ export const command: Command = {
     const rows = records.map((r) => {
       const current = newest.get(identityUri(r.identity)) === r.serial;
       const status: CertStatus = revoked.has(r.serial) ? 'revoked' : Date.parse(r.notAfter) < now ? 'expired' : current ? 'valid' : 'superseded';
-      return { serial: r.serial, identity: identityUri(r.identity), role: r.identity.role, subject: r.subject, hosts: r.hosts, notBefore: r.notBefore, notAfter: r.notAfter, status };
+      return {
+        serial: r.serial,
+        identity: identityUri(r.identity),
+        role: r.identity.role,
+        subject: r.subject,
+        hosts: r.hosts,
+        notBefore: r.notBefore,
+        notAfter: r.notAfter,
+        status,
+      };
     });
     out.result(rows, () =>
       rows.length === 0

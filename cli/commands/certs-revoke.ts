@@ -7,7 +7,7 @@ export const command: Command = {
   usage: 'gaxx certs revoke SERIAL [--json]',
   description: [
     'Revokes a certificate this CA issued (serial as `gaxx certs list` shows it) and re-signs the',
-    'revocation list (<config>/ca/revoked.json). Agents load the list from their cert dir\'s',
+    "revocation list (<config>/ca/revoked.json). Agents load the list from their cert dir's",
     'revoked.json and refuse revoked serials on every call: copy the new list there (certificates',
     'issued from now on carry it).',
   ].join('\n'),

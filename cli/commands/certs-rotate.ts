@@ -38,10 +38,10 @@ export const command: Command = {
   description: [
     "Issues a fresh certificate for every agent of fleet F (the newest valid one per host in this CA's",
     'register): each agent makes its new key and returns a certificate request (CreateCsr; no private',
-    "key travels), the signed cert.pem and the current revoked.json are pushed into its cert dir over",
+    'key travels), the signed cert.pem and the current revoked.json are pushed into its cert dir over',
     'mTLS (PutFile, operator only, staged and verified there), and each agent must then present the new',
     'serial. Agents reload without restarting; running tasks are not interrupted. Agents are dialled where the fleet',
-    "state (gaxx spawn) saw them answer, else at the first name in their certificate and the",
+    'state (gaxx spawn) saw them answer, else at the first name in their certificate and the',
     'configured agent port; --agent HOST=ADDR overrides both.',
     'With --due-only, only agents whose Info reports their renewal as due (about two thirds of the',
     "certificate's lifetime) are rotated: run it periodically (e.g. from cron) to renew a fleet.",
@@ -77,12 +77,25 @@ export const command: Command = {
       agents.map((rec) => {
         const host = (rec.identity as { host: string }).host;
         const address = where.get(host) ?? (rec.hosts[0] ? agentAddress(rec.hosts[0], config.agent.port) : '');
-        if (!address) return Promise.resolve<RotationResult>({ host, address, oldSerial: rec.serial, newSerial: '', ok: false, error: 'no address: pass --agent HOST=ADDR', code: 'USAGE' });
+        if (!address)
+          return Promise.resolve<RotationResult>({
+            host,
+            address,
+            oldSerial: rec.serial,
+            newSerial: '',
+            ok: false,
+            error: 'no address: pass --agent HOST=ADDR',
+            code: 'USAGE',
+          });
         return rotateAgent(ca, { fleet, host, address, record: rec }, creds, opts);
       }),
     );
     const line = (r: RotationResult) =>
-      r.skipped ? `${r.host} (${r.address}): not due, kept ${r.oldSerial}` : r.ok ? `${r.host} (${r.address}): ${r.oldSerial} -> ${r.newSerial}` : `${r.host} (${r.address}): FAILED: ${r.error}`;
+      r.skipped
+        ? `${r.host} (${r.address}): not due, kept ${r.oldSerial}`
+        : r.ok
+          ? `${r.host} (${r.address}): ${r.oldSerial} -> ${r.newSerial}`
+          : `${r.host} (${r.address}): FAILED: ${r.error}`;
     out.result(results, () => results.map(line).join('\n'));
     const failed = results.find((r) => !r.ok);
     if (!failed) return 0;

@@ -8,7 +8,13 @@ import { CONFIG_FLAGS } from '../config.js';
 /** Fleet names in the local state dir (`<state>/fleets/<name>[.json]`), sorted; none when it does not exist. */
 export function localFleetNames(fleetsDir: string): string[] {
   try {
-    return [...new Set(readdirSync(fleetsDir).map((n) => n.replace(/\.json$/, '')).filter((n) => /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(n)))].sort();
+    return [
+      ...new Set(
+        readdirSync(fleetsDir)
+          .map((n) => n.replace(/\.json$/, ''))
+          .filter((n) => /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(n)),
+      ),
+    ].sort();
   } catch {
     return [];
   }

@@ -45,11 +45,22 @@ async function targetsFor(remote: { fleet: string }, flags: Parameters<Command['
   const agents = agentTargets(flags, config.agent.port);
   if (remote.fleet && agents.length) throw usage('name a fleet (F:PATH) or give --agent with :PATH, not both');
   if (!remote.fleet && agents.length === 0) throw usage(':PATH needs --agent ADDR[,ADDR...]; or write F:PATH for a fleet');
-  return remote.fleet ? fleetTargets(config, remote.fleet, stringsFlag(flags, 'host').flatMap((h) => h.split(',')).filter(Boolean)) : agents;
+  return remote.fleet
+    ? fleetTargets(
+        config,
+        remote.fleet,
+        stringsFlag(flags, 'host')
+          .flatMap((h) => h.split(','))
+          .filter(Boolean),
+      )
+    : agents;
 }
 
 async function onAgent(t: Target, config: GaxxConfig, fn: (c: AgentClient) => Promise<Omit<Row, 'host' | 'address' | 'ok'>>): Promise<Row> {
-  const c = AgentClient.connect({ address: t.address, ...(t.expect ? { expect: t.expect } : {}) }, operatorCreds(config), { connectTimeoutMs: config.agent.connectTimeoutMs, token: config.agent.token });
+  const c = AgentClient.connect({ address: t.address, ...(t.expect ? { expect: t.expect } : {}) }, operatorCreds(config), {
+    connectTimeoutMs: config.agent.connectTimeoutMs,
+    token: config.agent.token,
+  });
   try {
     return { host: t.name, address: t.address, ok: true, ...(await fn(c)) };
   } catch (e) {
@@ -65,15 +76,15 @@ export const command: Command = {
   description: [
     'Copies a file to or from agents. `gaxx cp LOCAL F:REMOTE` uploads LOCAL to REMOTE on every',
     'agent of fleet F (--host picks some); `gaxx cp F:REMOTE LOCALDIR` downloads REMOTE from each',
-    'into LOCALDIR/<host>/<name>, so one host\'s file never overwrites another\'s. With --agent,',
-    'write the remote side as :REMOTE. REMOTE is relative to the agent\'s data dir. The sha256 is',
+    "into LOCALDIR/<host>/<name>, so one host's file never overwrites another's. With --agent,",
+    "write the remote side as :REMOTE. REMOTE is relative to the agent's data dir. The sha256 is",
     'checked by the agent on upload and by gaxx on download. A local path with a colon is',
     'written ./a:b. Exit 0 when every host succeeded, else the code of the first failure (12 when',
     'an agent could not be reached, 10 on a checksum mismatch).',
   ].join('\n'),
   flags: {
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses instead of a fleet (remote side :PATH)' },
-    host: { type: 'string', valueName: 'H[,H...]', multiple: true, help: "only these hosts of the fleet" },
+    host: { type: 'string', valueName: 'H[,H...]', multiple: true, help: 'only these hosts of the fleet' },
     parallel: { type: 'string', valueName: 'N', help: 'hosts at once (default 16)' },
     json: { ...JSON_FLAG, help: 'print one JSON array: per host ok, bytes, sha256, path, error' },
   },
@@ -113,7 +124,7 @@ export const command: Command = {
           const dir = join(dst.path, hostDirName(t.name));
           mkdirSync(dir, { recursive: true });
           const file = join(dir, basename(remote.path));
-          writeFileSync(`${file}.gaxx-part`, got.data, { mode: (got.mode & 0o777) || 0o600 });
+          writeFileSync(`${file}.gaxx-part`, got.data, { mode: got.mode & 0o777 || 0o600 });
           renameSync(`${file}.gaxx-part`, file);
           return { bytes: got.data.length, sha256: got.sha256, path: file };
         }),

@@ -44,7 +44,16 @@ export function revokeFleetCerts(caDir: string, fleet: string): string[] {
 
 /** What destroying a fleet did. */
 export interface DestroyReport {
-  result: { fleet: string; provider: string; destroyed: number; alreadyGone: number; refused: number; failed: { id: string; code: string; error: string }[]; revokedCerts: string[]; knownHostsRemoved: number };
+  result: {
+    fleet: string;
+    provider: string;
+    destroyed: number;
+    alreadyGone: number;
+    refused: number;
+    failed: { id: string; code: string; error: string }[];
+    revokedCerts: string[];
+    knownHostsRemoved: number;
+  };
   errors: Array<[string, GaxxError]>;
 }
 
@@ -60,7 +69,14 @@ export async function destroyFleet(
 ): Promise<DestroyReport> {
   const { state, provider, name, ids, signal } = o;
   const outcomes = new Map<string, DestroyOutcome | GaxxError>();
-  await Promise.all(ids.map(async (id) => outcomes.set(id, await provider.destroy(fleet, id, { signal }).catch((e: unknown) => (e instanceof GaxxError ? e : new GaxxError('INTERNAL', String(e)))))));
+  await Promise.all(
+    ids.map(async (id) =>
+      outcomes.set(
+        id,
+        await provider.destroy(fleet, id, { signal }).catch((e: unknown) => (e instanceof GaxxError ? e : new GaxxError('INTERNAL', String(e)))),
+      ),
+    ),
+  );
   const errors = [...outcomes].filter((o): o is [string, GaxxError] => o[1] instanceof GaxxError);
   const count = (k: DestroyOutcome) => [...outcomes.values()].filter((v) => v === k).length;
   const revoked = errors.length ? [] : revokeFleetCerts(config.paths.caDir, fleet);
@@ -70,7 +86,16 @@ export async function destroyFleet(
     knownHostsRemoved = fleetKnownHosts(config).removeFleet(fleet);
     removeFleet(config.paths.fleetsDir, fleet);
   }
-  const result = { fleet, provider: name, destroyed: count('deleted'), alreadyGone: count('gone'), refused: count('refused'), failed: errors.map(([id, e]) => ({ id, code: e.code, error: e.message })), revokedCerts: revoked, knownHostsRemoved };
+  const result = {
+    fleet,
+    provider: name,
+    destroyed: count('deleted'),
+    alreadyGone: count('gone'),
+    refused: count('refused'),
+    failed: errors.map(([id, e]) => ({ id, code: e.code, error: e.message })),
+    revokedCerts: revoked,
+    knownHostsRemoved,
+  };
   return { result, errors };
 }
 
@@ -112,13 +137,18 @@ export const command: Command = {
     const state = readFleet(config.paths.fleetsDir, fleet);
     const name = state?.provider ?? stringFlag(flags, 'provider');
     if (!name) throw new GaxxError('NOT_FOUND', `no state for fleet ${fleet}; pass --provider P to look for its tagged instances`);
-    if (state && stringFlag(flags, 'provider') && stringFlag(flags, 'provider') !== state.provider) throw usageError('delete', `fleet ${fleet} runs on ${state.provider}`);
+    if (state && stringFlag(flags, 'provider') && stringFlag(flags, 'provider') !== state.provider)
+      throw usageError('delete', `fleet ${fleet} runs on ${state.provider}`);
     const provider = await providerFor(config, name, { state });
     const tagged = await provider.list(fleet, { signal });
     const ids = [...new Set([...tagged.map((i) => i.id), ...(state?.hosts.flatMap((h) => (h.id ? [h.id] : [])) ?? [])])];
     if (boolFlag(flags, 'dry-run')) {
-      out.result({ fleet, provider: name, wouldDestroy: tagged.map((i) => ({ id: i.id, label: i.label, address: i.ipv4 })), stateHosts: state?.hosts.length ?? 0 }, () =>
-        [`fleet ${fleet} (${name}): would destroy ${tagged.length} tagged instance(s)`, ...tagged.map((i) => `  ${i.label} ${i.id} ${i.ipv4 ?? '-'}`)].join('\n'),
+      out.result(
+        { fleet, provider: name, wouldDestroy: tagged.map((i) => ({ id: i.id, label: i.label, address: i.ipv4 })), stateHosts: state?.hosts.length ?? 0 },
+        () =>
+          [`fleet ${fleet} (${name}): would destroy ${tagged.length} tagged instance(s)`, ...tagged.map((i) => `  ${i.label} ${i.id} ${i.ipv4 ?? '-'}`)].join(
+            '\n',
+          ),
       );
       return 0;
     }
@@ -131,7 +161,9 @@ export const command: Command = {
       [
         `fleet ${fleet}: destroyed ${result.destroyed}, already gone ${result.alreadyGone}${result.refused ? `, left ${result.refused} not carrying the fleet's tag` : ''}`,
         ...result.failed.map((f) => `  ${f.id}: ${f.error} [${f.code}]`),
-        errors.length ? `state kept: run 'gaxx delete ${fleet}' again` : `revoked ${result.revokedCerts.length} certificate(s), removed ${result.knownHostsRemoved} known_hosts entr${result.knownHostsRemoved === 1 ? 'y' : 'ies'}; state cleared`,
+        errors.length
+          ? `state kept: run 'gaxx delete ${fleet}' again`
+          : `revoked ${result.revokedCerts.length} certificate(s), removed ${result.knownHostsRemoved} known_hosts entr${result.knownHostsRemoved === 1 ? 'y' : 'ies'}; state cleared`,
       ].join('\n'),
     );
     return errors.length ? exitCodeFor((errors[0] as [string, GaxxError])[1].code) : 0;

@@ -29,7 +29,6 @@ export function exitCodeOf(exit: Exit__Output): number {
   return exit.code;
 }
 
-
 function reportExit(out: Output, exit: Exit__Output): void {
   if (exit.error) out.note(`gaxx: remote command failed to start: ${exit.error}`);
   if (exit.truncated) out.note('gaxx: output truncated at the output cap');
@@ -43,7 +42,7 @@ export const command: Command = {
     'streams its stdout and stderr as they arrive, and exits with the remote exit code (128+N when',
     'a signal N ended it). Everything after -- is the argv, never a shell string: use',
     "`-- sh -c '...'` for shell syntax. Ctrl-C cancels the remote task; a second Ctrl-C quits.",
-    'When stdin is a pipe or a file it is read to its end first and sent as the command\'s stdin',
+    "When stdin is a pipe or a file it is read to its end first and sent as the command's stdin",
     `(at most ${MAX_EXEC_STDIN_BYTES} bytes; more is refused with exit 2 before anything is sent);`,
     'a terminal is never read. Use --no-stdin when stdin stays open (like ssh -n).',
     'Agent refusals exit with their error code (see gaxx --help). This path bypasses the queue.',
@@ -56,7 +55,10 @@ export const command: Command = {
     env: { type: 'string', valueName: 'K=V', multiple: true, help: "environment variable for the command (the agent's own is never inherited)" },
     stdin: { type: 'string', valueName: 'FILE', help: "send FILE as the command's stdin ('-': standard input, even a terminal)" },
     'no-stdin': { type: 'boolean', help: 'send no stdin, even when standard input is a pipe or a file' },
-    json: { ...JSON_FLAG, help: 'print one JSON result at the end instead of streaming: the shape of `gaxx run --json` (outcome, exitCode, signal, durationMs, output...)' },
+    json: {
+      ...JSON_FLAG,
+      help: 'print one JSON result at the end instead of streaming: the shape of `gaxx run --json` (outcome, exitCode, signal, durationMs, output...)',
+    },
   },
   takesRest: true,
   handlesInterrupt: true,
@@ -82,12 +84,23 @@ export const command: Command = {
     const creds = operatorCredentials(config.paths.operatorCertDir);
     // Read before connecting: input over the limit is refused with nothing sent to the agent.
     const input = await readExecStdin({ ...(stdinFile !== undefined ? { file: stdinFile } : {}), none: noStdin }, io, signal);
-    const client = AgentClient.connect({ address }, creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs, token: config.agent.token });
+    const client = AgentClient.connect({ address }, creds, {
+      deadlineMs: config.agent.deadlineMs,
+      connectTimeoutMs: config.agent.connectTimeoutMs,
+      token: config.agent.token,
+    });
     const output: OutputChunk[] = [];
     let started = { pid: 0, attached: false, replayed: false };
     let exit: Exit__Output | undefined;
     try {
-      const req = { taskId, argv: rest, env: envFlag(flags, 'exec'), timeoutMs: timeoutMs ?? 0, outputCapBytes: cap ? Math.floor(cap) : 0, ...(input ? { stdin: input } : {}) };
+      const req = {
+        taskId,
+        argv: rest,
+        env: envFlag(flags, 'exec'),
+        timeoutMs: timeoutMs ?? 0,
+        outputCapBytes: cap ? Math.floor(cap) : 0,
+        ...(input ? { stdin: input } : {}),
+      };
       for await (const ev of client.exec(req, { signal })) {
         if (ev.started) started = ev.started;
         else if (ev.stdout) {
@@ -96,8 +109,7 @@ export const command: Command = {
         } else if (ev.stderr) {
           if (out.json) output.push({ stream: 2, data: ev.stderr });
           else out.writeErr(ev.stderr);
-        }
-        else if (ev.exit) exit = ev.exit;
+        } else if (ev.exit) exit = ev.exit;
       }
     } finally {
       client.close();

@@ -47,7 +47,18 @@ export const command: Command = {
       ready: f.hosts.filter((h) => h.status === 'ready').length,
       pricePerHour: f.hosts.reduce((sum, h) => sum + (h.pricePerHour ?? 0), 0),
       createdAt: f.createdAt,
-      hosts: f.hosts.map((h) => ({ name: h.name, id: h.id, region: h.region, address: h.ipv4, agent: h.agent, state: h.status, createdAt: h.createdAt, ageSeconds: Math.floor((now - Date.parse(h.createdAt)) / 1000), pricePerHour: h.pricePerHour, error: h.error })),
+      hosts: f.hosts.map((h) => ({
+        name: h.name,
+        id: h.id,
+        region: h.region,
+        address: h.ipv4,
+        agent: h.agent,
+        state: h.status,
+        createdAt: h.createdAt,
+        ageSeconds: Math.floor((now - Date.parse(h.createdAt)) / 1000),
+        pricePerHour: h.pricePerHour,
+        error: h.error,
+      })),
     }));
     out.result(json, () => {
       if (fleets.length === 0) return 'no fleets (create one with gaxx spawn)';

@@ -8,7 +8,8 @@ import { executeRun, resumeRunCommand } from '../run/execute.js';
 import { planRun } from '../run/plan.js';
 
 export const command: Command = {
-  usage: 'gaxx run (--fleet F | --agent ADDR[,ADDR...]) [--tasks FILE|- [-0]] [--each-host] [--concurrency N] [--timeout D] [--retries N] [--output-cap BYTES] [--results DIR] [--json] -- CMD ARGS...',
+  usage:
+    'gaxx run (--fleet F | --agent ADDR[,ADDR...]) [--tasks FILE|- [-0]] [--each-host] [--concurrency N] [--timeout D] [--retries N] [--output-cap BYTES] [--results DIR] [--json] -- CMD ARGS...',
   description: [
     'Runs CMD through the Redis queue. Without --tasks (or with --each-host): one task per host,',
     'pinned to it. With --tasks FILE (- for stdin): one task per input line (NUL-separated record',
@@ -19,11 +20,11 @@ export const command: Command = {
     'as the last argument. The list is read as a stream: at most --concurrency tasks of the run',
     '(default 1000) are queued or running at once, so inputs of millions of lines are fine.',
     'Output: per-host runs stream output live, each line prefixed with its host; task-list runs',
-    'print each task\'s output when it ends, each line prefixed with host and task number',
+    "print each task's output when it ends, each line prefixed with host and task number",
     '(coloured on a terminal unless NO_COLOR is set), a progress line on stderr when it is a',
     'terminal, and a summary line on stderr. --json: JSON Lines on stdout, {"type":"run"} first,',
     'one {"type":"task"} per task (non-UTF-8 output as stdoutBase64), {"type":"summary"}',
-    'last. --results DIR: per task DIR/1/<record>/{seq,stdout,stderr,result.json} (GNU parallel\'s',
+    "last. --results DIR: per task DIR/1/<record>/{seq,stdout,stderr,result.json} (GNU parallel's",
     'layout), written as results arrive. Exit codes: 0 every task succeeded; 1 some command',
     'failed, timed out or was killed; 12 some outcome is unknown (agent unreachable or scheduler',
     'error: infrastructure); 130 cancelled; 2 usage; 4 unknown fleet or missing --tasks file;',
@@ -45,11 +46,15 @@ export const command: Command = {
     timeout: { type: 'string', valueName: 'D', help: "how long before the agent kills a task: 30s, 10m, 1h (default: the agent's)" },
     retries: { type: 'string', valueName: 'N', help: 'dispatch retries when an agent is unreachable (default 4)' },
     'retry-on-failure': { type: 'boolean', help: 'also re-run a command that exits non-zero (up to --retries more times)' },
-    'output-cap': { type: 'string', valueName: 'BYTES', help: 'keep at most BYTES of each task\'s output (default 1 MiB)' },
+    'output-cap': { type: 'string', valueName: 'BYTES', help: "keep at most BYTES of each task's output (default 1 MiB)" },
     env: { type: 'string', valueName: 'K=V', multiple: true, help: 'environment variable for the command' },
-    results: { type: 'string', valueName: 'DIR', help: 'write each task\'s stdout, stderr and result.json under DIR (must be new or empty)' },
+    results: { type: 'string', valueName: 'DIR', help: "write each task's stdout, stderr and result.json under DIR (must be new or empty)" },
     'wait-timeout': { type: 'string', valueName: 'D', help: 'give up waiting for results after D (e.g. 10m; default: no limit)' },
-    resume: { type: 'string', valueName: 'ID', help: 'serve and collect the remaining tasks of an earlier run (e.g. one whose gaxx run was killed); no command' },
+    resume: {
+      type: 'string',
+      valueName: 'ID',
+      help: 'serve and collect the remaining tasks of an earlier run (e.g. one whose gaxx run was killed); no command',
+    },
     json: { ...JSON_FLAG, help: 'print JSON Lines: the run first, one object per task, a summary last' },
   },
   takesRest: true,

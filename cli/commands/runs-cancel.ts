@@ -16,7 +16,10 @@ export const command: Command = {
   async run({ positionals, config, out }) {
     const runId = positionals[0] as string;
     const { withdrawn } = await withRedis(config, (settings) => cancelRecordedRun(settings, runId));
-    out.result({ runId, cancelled: true, withdrawn }, () => `run ${runId}: cancel requested; ${withdrawn} queued tasks withdrawn, running ones are being stopped`);
+    out.result(
+      { runId, cancelled: true, withdrawn },
+      () => `run ${runId}: cancel requested; ${withdrawn} queued tasks withdrawn, running ones are being stopped`,
+    );
     return 0;
   },
 };

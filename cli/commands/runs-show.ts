@@ -14,7 +14,7 @@ export const command: Command = {
   ].join('\n'),
   flags: { json: JSON_FLAG },
   positionals: { names: ['ID'], min: 1 },
-  examples: ['gaxx runs show rmx5i3k2abc123', "gaxx runs show rmx5i3k2abc123 --json | jq '.results[] | select(.outcome != \"succeeded\")'"],
+  examples: ['gaxx runs show rmx5i3k2abc123', 'gaxx runs show rmx5i3k2abc123 --json | jq \'.results[] | select(.outcome != "succeeded")\''],
   async run({ positionals, config, out }) {
     const runId = positionals[0] as string;
     const { record, results } = await withRedis(config, (settings) => storedResults(settings, runId));

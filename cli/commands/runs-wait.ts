@@ -9,9 +9,9 @@ import { schedulerCredentials } from '../scheduler-credentials.js';
 export const command: Command = {
   usage: 'gaxx runs wait ID [--wait-timeout D] [--json]',
   description: [
-    'Attaches to a run started elsewhere, or whose `gaxx run` died, and prints every task\'s',
+    "Attaches to a run started elsewhere, or whose `gaxx run` died, and prints every task's",
     'result from the start, as `gaxx run` does (--json: the run first, one object per task, a',
-    'summary last), then exits with the run\'s exit code (0, 1, 12 or 130, see gaxx run --help).',
+    "summary last), then exits with the run's exit code (0, 1, 12 or 130, see gaxx run --help).",
     'Tasks already queued keep running: a `gaxx scheduler` takes them, or, when none runs, this',
     'process does (tasks of a dead worker come back after their 30 s lock). A run whose `gaxx run`',
     'died before enqueueing all its input ends as interrupted, with the results of what was',
@@ -44,7 +44,8 @@ export const command: Command = {
     );
     const summary = summarize(runId, res.counts, Date.now() - started, down);
     view.end(summary);
-    if (res.state === 'interrupted') out.note(`gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${summary.total} tasks ran`);
+    if (res.state === 'interrupted')
+      out.note(`gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${summary.total} tasks ran`);
     return summaryExitCode(summary, res.state === 'cancelled');
   },
 };

@@ -40,18 +40,20 @@ export const command: Command = {
         redis.disconnect();
       }
     });
-    out.result(runs.map((r) => ({ ...r, state: shownState(r) })), () =>
-      runs.length === 0
-        ? 'no runs yet'
-        : renderTable(runs, [
-            { header: 'RUN', get: (r) => r.runId },
-            { header: 'STATE', get: (r) => shownState(r) },
-            { header: 'STARTED', get: (r) => new Date(r.startedAt).toISOString().replace(/\.\d+Z$/, 'Z') },
-            { header: 'FLEET', get: (r) => r.fleet || `${r.agents} agents` },
-            { header: 'TASKS', get: (r) => `${Object.values(r.counts).reduce((n, v) => n + (v ?? 0), 0)}/${r.total ?? `${r.enqueued}+`}` },
-            { header: 'OUTCOMES', get: (r) => countsText(r) },
-            { header: 'COMMAND', get: (r) => r.argv.join(' ').slice(0, 60) },
-          ]),
+    out.result(
+      runs.map((r) => ({ ...r, state: shownState(r) })),
+      () =>
+        runs.length === 0
+          ? 'no runs yet'
+          : renderTable(runs, [
+              { header: 'RUN', get: (r) => r.runId },
+              { header: 'STATE', get: (r) => shownState(r) },
+              { header: 'STARTED', get: (r) => new Date(r.startedAt).toISOString().replace(/\.\d+Z$/, 'Z') },
+              { header: 'FLEET', get: (r) => r.fleet || `${r.agents} agents` },
+              { header: 'TASKS', get: (r) => `${Object.values(r.counts).reduce((n, v) => n + (v ?? 0), 0)}/${r.total ?? `${r.enqueued}+`}` },
+              { header: 'OUTCOMES', get: (r) => countsText(r) },
+              { header: 'COMMAND', get: (r) => r.argv.join(' ').slice(0, 60) },
+            ]),
     );
     return 0;
   },

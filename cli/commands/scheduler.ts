@@ -13,7 +13,7 @@ import { monitorCredentials, schedulerCredentials } from '../scheduler-credentia
 export const command: Command = {
   usage: 'gaxx scheduler [--concurrency N] [--metrics-listen ADDR] [--ui-listen ADDR] [--certs DIR] [--drain D] [--renew-interval D] [--reap-interval D]',
   description: [
-    'Runs the scheduler daemon: workers that take every fleet\'s tasks from the Redis queue and',
+    "Runs the scheduler daemon: workers that take every fleet's tasks from the Redis queue and",
     'dispatch them to the agents, a heartbeat (so `gaxx run` leaves the work to it), and',
     'Prometheus metrics on --metrics-listen (default 127.0.0.1:9092; a non-loopback address is',
     'served over mTLS with the scheduler certificate). Several schedulers on one Redis share the',
@@ -21,14 +21,14 @@ export const command: Command = {
     'Redis: the global --redis-url / GAXX_REDIS_URL, else the embedded redis-server of the state',
     'dir. SIGTERM or Ctrl-C drains: no new tasks; in-flight ones get --drain to finish, the',
     'rest are handed back to the queue (the agents keep running them for the next scheduler).',
-    'It also renews the certificates of registered fleets\' agents that report renewal as due,',
+    "It also renews the certificates of registered fleets' agents that report renewal as due,",
     'with the local CA and the operator certificate (only the operator role may write an',
-    'agent\'s cert area). A fleet given a TTL or budget (recorded in Redis beside the fleet) is',
+    "agent's cert area). A fleet given a TTL or budget (recorded in Redis beside the fleet) is",
     'deleted through its provider once the TTL passes or its cost reaches the budget (checked',
     'every --reap-interval; one scheduler deletes it; a failed delete is tried again). Every',
     'flag has a GAXX_SCHEDULER_* variable and a `scheduler` key in',
     'the config file. Logs are JSON lines on stderr (--log-level). It also collects the registered',
-    'fleets\' agent metrics and serves the dashboard and their /metrics on --ui-listen (default',
+    "fleets' agent metrics and serves the dashboard and their /metrics on --ui-listen (default",
     '127.0.0.1:9090; `gaxx ui` prints its URL with the token).',
   ].join('\n'),
   flags: {
@@ -38,7 +38,11 @@ export const command: Command = {
     'operator-certs': { type: 'string', valueName: 'DIR', help: 'the operator certificate that pushes renewed certificates (default <config>/operator)' },
   },
   handlesInterrupt: true,
-  examples: ['gaxx scheduler', 'gaxx scheduler --concurrency 128 --metrics-listen 127.0.0.1:9200', 'GAXX_SCHEDULER_DRAIN=30s gaxx scheduler --renew-interval 0'],
+  examples: [
+    'gaxx scheduler',
+    'gaxx scheduler --concurrency 128 --metrics-listen 127.0.0.1:9200',
+    'GAXX_SCHEDULER_DRAIN=30s gaxx scheduler --renew-interval 0',
+  ],
   async run({ flags, config, signal }) {
     const log = pino({ level: config.logLevel, base: { component: 'scheduler' } }, destination(2));
     const s = config.scheduler;
@@ -50,7 +54,9 @@ export const command: Command = {
     const creds = await schedulerCredentials(config.paths, stringFlag(flags, 'certs'));
     // The dashboard asks agents with a monitor certificate; without a local CA to issue one,
     // with the scheduler's (which may read the same).
-    const monitor = s.uiListen ? await monitorCredentials(config.paths).catch((e: unknown) => (isGaxxError(e, 'NOT_FOUND') ? creds : Promise.reject(e))) : undefined;
+    const monitor = s.uiListen
+      ? await monitorCredentials(config.paths).catch((e: unknown) => (isGaxxError(e, 'NOT_FOUND') ? creds : Promise.reject(e)))
+      : undefined;
     const served = await serveScheduler({
       redisUrl: config.redis.url,
       redisInsecure: config.redis.insecure,

@@ -28,7 +28,11 @@ function plan(flags: CommandContext['flags'], config: GaxxConfig): Plan {
   assertFleetName(fleet);
   const existing = readFleet(config.paths.fleetsDir, fleet);
   const fill = boolFlag(flags, 'fill');
-  if (existing && !fill) throw new GaxxError('ALREADY_EXISTS', `fleet ${fleet} exists: add its missing hosts with 'gaxx spawn --fleet ${fleet} --fill', or remove it with 'gaxx delete ${fleet}'`);
+  if (existing && !fill)
+    throw new GaxxError(
+      'ALREADY_EXISTS',
+      `fleet ${fleet} exists: add its missing hosts with 'gaxx spawn --fleet ${fleet} --fill', or remove it with 'gaxx delete ${fleet}'`,
+    );
   if (!existing && fill) throw new GaxxError('NOT_FOUND', `no fleet ${fleet} to fill (gaxx ls shows the fleets)`);
   const provider = stringFlag(flags, 'provider') ?? existing?.provider;
   if (!provider) throw usage(`--provider P is required (${providerNames().join(', ')})`);
@@ -38,7 +42,9 @@ function plan(flags: CommandContext['flags'], config: GaxxConfig): Plan {
   const minCount = numberFlag(flags, 'min-count', 'spawn', 1) ?? existing?.minCount ?? count;
   if (!Number.isInteger(minCount) || minCount > count) throw usage('--min-count K must be a whole number between 1 and --count');
   const pick = (k: 'region' | 'type' | 'image') => stringFlag(flags, k) ?? existing?.settings[k];
-  const settings: FleetState['settings'] = Object.fromEntries((['region', 'type', 'image'] as const).map((k) => [k, pick(k)]).filter(([, v]) => v !== undefined));
+  const settings: FleetState['settings'] = Object.fromEntries(
+    (['region', 'type', 'image'] as const).map((k) => [k, pick(k)]).filter(([, v]) => v !== undefined),
+  );
   const inventory = stringFlag(flags, 'inventory');
   if (inventory && provider !== 'ssh') throw usage('--inventory FILE goes with --provider ssh');
   if (inventory || existing?.settings.inventory) settings.inventory = inventory ? resolve(inventory) : existing?.settings.inventory;
@@ -47,20 +53,23 @@ function plan(flags: CommandContext['flags'], config: GaxxConfig): Plan {
 
 function register(config: GaxxConfig, state: FleetState): Promise<void> {
   // The address the agent answered Health on; older state without one: its IPv4 and the agent port.
-  const agents = state.hosts.filter((h) => h.status === 'ready' && (h.agent || h.ipv4)).map((h) => ({ host: h.name, address: h.agent ?? agentAddress(h.ipv4 as string, config.agent.port) }));
+  const agents = state.hosts
+    .filter((h) => h.status === 'ready' && (h.agent || h.ipv4))
+    .map((h) => ({ host: h.name, address: h.agent ?? agentAddress(h.ipv4 as string, config.agent.port) }));
   return publishFleet(config, state.fleet, agents);
 }
 
 export const command: Command = {
-  usage: 'gaxx spawn --provider P --count N --fleet F [--region R] [--type T] [--image I] [--min-count K] [--inventory FILE] [--accept-new] [--fill] [--ready-timeout S] [--ssh-timeout S] [--json]',
+  usage:
+    'gaxx spawn --provider P --count N --fleet F [--region R] [--type T] [--image I] [--min-count K] [--inventory FILE] [--accept-new] [--fill] [--ready-timeout S] [--ssh-timeout S] [--json]',
   description: [
     'Creates N hosts for fleet F on provider P, each tagged gaxx-fleet:F and named gaxx-F-<i>, waits',
     'until each has an address, bootstraps it (hardening, agent install, Health over mTLS) and',
-    'registers the fleet for `gaxx run --fleet F`. Requests are paced to the provider\'s documented',
+    "registers the fleet for `gaxx run --fleet F`. Requests are paced to the provider's documented",
     'limits and retried on 429/5xx. The fleet is usable when at least --min-count K hosts are ready',
     '(default: all N); hosts that failed are destroyed and reported, and `--fill` adds them later.',
     'When fewer than K are ready, every host this run created is destroyed. Each step is recorded',
-    'in the fleet\'s state before it happens, so an interrupted spawn can be resumed with --fill or',
+    "in the fleet's state before it happens, so an interrupted spawn can be resumed with --fill or",
     'removed with `gaxx delete F`. Tokens: LINODE_TOKEN / VULTR_API_KEY in the environment or in',
     '<config>/secrets.env (mode 0600); never on the command line. API base URLs: the config file',
     '(providers.<name>.url) or GAXX_LINODE_URL / GAXX_VULTR_URL.',
@@ -81,7 +90,11 @@ export const command: Command = {
     json: JSON_FLAG,
   },
   handlesInterrupt: true,
-  examples: ['gaxx spawn --provider linode --count 10 --fleet web', 'gaxx spawn --provider vultr --count 100 --min-count 90 --fleet scan --region ams', 'gaxx spawn --fleet web --fill'],
+  examples: [
+    'gaxx spawn --provider linode --count 10 --fleet web',
+    'gaxx spawn --provider vultr --count 100 --min-count 90 --fleet scan --region ams',
+    'gaxx spawn --fleet web --fill',
+  ],
   async run({ flags, config, out, signal }) {
     const p = plan(flags, config);
     const provider = await providerFor(config, p.provider, { inventory: p.settings.inventory, state: p.existing });
@@ -91,7 +104,11 @@ export const command: Command = {
     const ctx: SpawnContext = {
       provider,
       store,
-      step: await loadBootstrapStep(config, { startsAgent: provider.capabilities.startsAgent, acceptNew: boolFlag(flags, 'accept-new'), connectDeadlineMs: (numberFlag(flags, 'ssh-timeout', 'spawn', 1) ?? 180) * 1000 }),
+      step: await loadBootstrapStep(config, {
+        startsAgent: provider.capabilities.startsAgent,
+        acceptNew: boolFlag(flags, 'accept-new'),
+        connectDeadlineMs: (numberFlag(flags, 'ssh-timeout', 'spawn', 1) ?? 180) * 1000,
+      }),
       agentPort: config.agent.port,
       clock: systemClock,
       signal,
@@ -114,7 +131,12 @@ export const command: Command = {
   },
 };
 
-async function finish(ctx: SpawnContext, config: GaxxConfig, out: CommandContext['out'], r: { p: Plan; before: Set<number>; failed: Map<number, GaxxError> }): Promise<number> {
+async function finish(
+  ctx: SpawnContext,
+  config: GaxxConfig,
+  out: CommandContext['out'],
+  r: { p: Plan; before: Set<number>; failed: Map<number, GaxxError> },
+): Promise<number> {
   const { store } = ctx;
   const ready = store.state.hosts.filter((h) => h.status === 'ready');
   const notReady = new Set(store.state.hosts.filter((h) => h.status !== 'ready').map((h) => h.index));
@@ -126,7 +148,13 @@ async function finish(ctx: SpawnContext, config: GaxxConfig, out: CommandContext
   const failures = [...r.failed].map(([i, e]) => ({ host: `gaxx-${r.p.fleet}-${i}`, code: e.code, error: e.message }));
   if (store.state.hosts.length === 0) removeFleet(config.paths.fleetsDir, r.p.fleet);
   else if (usable) await register(config, store.state);
-  const result = { fleet: r.p.fleet, provider: r.p.provider, ready: store.state.hosts.filter((h) => h.status === 'ready').map((h) => ({ name: h.name, address: h.ipv4, agent: h.agent })), failed: failures, destroyed };
+  const result = {
+    fleet: r.p.fleet,
+    provider: r.p.provider,
+    ready: store.state.hosts.filter((h) => h.status === 'ready').map((h) => ({ name: h.name, address: h.ipv4, agent: h.agent })),
+    failed: failures,
+    destroyed,
+  };
   out.result(result, () =>
     [
       `fleet ${r.p.fleet}: ${result.ready.length}/${r.p.count} hosts ready${usable ? '' : ` (fewer than --min-count ${r.p.minCount})`}`,

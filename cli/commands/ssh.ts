@@ -23,15 +23,24 @@ function parseTarget(raw: string): { fleet: string; index: number | undefined } 
 export function sshArgv(host: HostRecord & { ipv4: string }, o: { key: string; knownHosts: string; user: string; command: string[] }): string[] {
   const port = host.ssh?.port ?? 22;
   return [
-    '-i', host.ssh?.keyPath ?? o.key,
-    '-o', 'IdentitiesOnly=yes',
-    '-o', `UserKnownHostsFile=${o.knownHosts}`,
-    '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'PasswordAuthentication=no',
-    '-o', 'KbdInteractiveAuthentication=no',
-    '-p', String(port),
-    '-l', o.user,
+    '-i',
+    host.ssh?.keyPath ?? o.key,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    `UserKnownHostsFile=${o.knownHosts}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'PasswordAuthentication=no',
+    '-o',
+    'KbdInteractiveAuthentication=no',
+    '-p',
+    String(port),
+    '-l',
+    o.user,
     ...(o.command.length > 0 ? [] : ['-t']),
     host.ipv4,
     ...(o.command.length > 0 ? ['--', ...o.command] : []),
@@ -45,7 +54,7 @@ export const command: Command = {
     "OpenSSH as the agent user gx with gaxx's SSH key. The host key is checked against gaxx's own",
     'known_hosts (<config>/ssh/known_hosts), where bootstrap recorded the key it pinned or',
     'verified: a different key is refused, and nothing is trusted on first use. Local fleets have',
-    'no SSH: use gaxx exec. Exits with the remote command\'s code.',
+    "no SSH: use gaxx exec. Exits with the remote command's code.",
   ].join('\n'),
   flags: {
     user: { type: 'string', valueName: 'U', help: 'log in as U instead of gx (root login is off on bootstrapped hosts)' },
@@ -60,7 +69,11 @@ export const command: Command = {
     if (state.provider === 'local') throw new GaxxError('FAILED_PRECONDITION', `fleet ${fleet} runs on this machine without SSH; use 'gaxx exec --agent ADDR'`);
     const ready = state.hosts.filter((h): h is HostRecord & { ipv4: string } => h.status === 'ready' && h.ipv4 !== undefined);
     const host = index === undefined ? ready[0] : ready.find((h) => h.index === index);
-    if (!host) throw new GaxxError('NOT_FOUND', index === undefined ? `fleet ${fleet} has no ready host` : `fleet ${fleet} has no ready host ${index} (see 'gaxx ls ${fleet}')`);
+    if (!host)
+      throw new GaxxError(
+        'NOT_FOUND',
+        index === undefined ? `fleet ${fleet} has no ready host` : `fleet ${fleet} has no ready host ${index} (see 'gaxx ls ${fleet}')`,
+      );
     const knownHosts = join(config.paths.sshDir, 'known_hosts');
     if (!existsSync(knownHosts)) throw new GaxxError('NOT_FOUND', `no ${knownHosts}: this fleet's host keys were never recorded`);
     const argv = sshArgv(host, { key: config.paths.sshPrivateKey, knownHosts, user: stringFlag(flags, 'user') ?? 'gx', command: rest });

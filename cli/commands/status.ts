@@ -37,7 +37,8 @@ async function lookup(settings: RedisSettings, fleet: string | undefined, agents
     if (agents.length === 0) {
       const fleets = fleet ? [fleet] : await registeredFleets(redis);
       targets = [];
-      for (const f of fleets) targets.push(...(await fleetAgents(redis, f)).map((a) => ({ name: a.host, address: a.address, expect: { fleet: f, host: a.host } })));
+      for (const f of fleets)
+        targets.push(...(await fleetAgents(redis, f)).map((a) => ({ name: a.host, address: a.address, expect: { fleet: f, host: a.host } })));
       if (fleet && targets.length === 0) throw new GaxxError('NOT_FOUND', `unknown fleet '${fleet}' (no agents registered for it)`);
     }
     const daemons = await redis.zrangebyscore(HEARTBEAT_KEY, Date.now(), '+inf');
@@ -48,16 +49,35 @@ async function lookup(settings: RedisSettings, fleet: string | undefined, agents
 }
 
 async function probe(t: Target, config: GaxxConfig, breaker: string, deadlineMs: number): Promise<AgentStatus> {
-  const c = AgentClient.connect({ address: t.address, ...(t.expect ? { expect: t.expect } : {}) }, operatorCreds(config), { deadlineMs, connectTimeoutMs: deadlineMs, token: config.agent.token });
+  const c = AgentClient.connect({ address: t.address, ...(t.expect ? { expect: t.expect } : {}) }, operatorCreds(config), {
+    deadlineMs,
+    connectTimeoutMs: deadlineMs,
+    token: config.agent.token,
+  });
   try {
     const i = await c.info();
     return {
-      host: t.name, address: t.address, reachable: true, version: i.version, uid: i.uid, runningTasks: i.runningTasks, capacity: i.capacity,
-      load: i.loadAverage.map((x) => Math.round(x * 100) / 100), certNotAfter: new Date(Number(i.certNotAfterUnixMs)).toISOString(), certRenewalDue: i.certRenewalDue,
-      breaker, blockedPeers: i.blockedPeers.map((p) => ({ address: p.address, until: new Date(Number(p.untilUnixMs)).toISOString(), reason: p.reason })),
+      host: t.name,
+      address: t.address,
+      reachable: true,
+      version: i.version,
+      uid: i.uid,
+      runningTasks: i.runningTasks,
+      capacity: i.capacity,
+      load: i.loadAverage.map((x) => Math.round(x * 100) / 100),
+      certNotAfter: new Date(Number(i.certNotAfterUnixMs)).toISOString(),
+      certRenewalDue: i.certRenewalDue,
+      breaker,
+      blockedPeers: i.blockedPeers.map((p) => ({ address: p.address, until: new Date(Number(p.untilUnixMs)).toISOString(), reason: p.reason })),
     };
   } catch (e) {
-    return { host: t.name, address: t.address, reachable: false, breaker, error: { code: isGaxxError(e) ? e.code : 'INTERNAL', message: (e as Error).message } };
+    return {
+      host: t.name,
+      address: t.address,
+      reachable: false,
+      breaker,
+      error: { code: isGaxxError(e) ? e.code : 'INTERNAL', message: (e as Error).message },
+    };
   } finally {
     c.close();
   }
@@ -78,7 +98,7 @@ export const command: Command = {
     json: { ...JSON_FLAG, help: 'print one JSON array, one object per agent' },
   },
   positionals: { names: ['F'], min: 0 },
-  examples: ['gaxx status web', 'gaxx status --json | jq \'.[] | select(.reachable | not) | .host\''],
+  examples: ['gaxx status web', "gaxx status --json | jq '.[] | select(.reachable | not) | .host'"],
   async run({ flags, positionals, config, out }) {
     const agents = agentTargets(flags, config.agent.port);
     const fleet = positionals[0];
@@ -89,18 +109,20 @@ export const command: Command = {
     const down = rows.filter((r) => !r.reachable);
     out.result(rows, () =>
       [
-        rows.length === 0 ? 'no agents registered' : renderTable(rows, [
-          { header: 'HOST', get: (r) => r.host },
-          { header: 'ADDRESS', get: (r) => r.address },
-          { header: 'UP', get: (r) => (r.reachable ? 'yes' : 'NO') },
-          { header: 'VERSION', get: (r) => r.version ?? '-' },
-          { header: 'UID', get: (r) => (r.uid === undefined ? '-' : String(r.uid)) },
-          { header: 'TASKS', get: (r) => (r.reachable ? `${r.runningTasks}/${r.capacity}` : '-') },
-          { header: 'LOAD', get: (r) => r.load?.join(' ') ?? '-' },
-          { header: 'CERT EXPIRES', get: (r) => (r.certNotAfter ? `${r.certNotAfter.slice(0, 16)}Z${r.certRenewalDue ? ' (renewal due)' : ''}` : '-') },
-          { header: 'BREAKER', get: (r) => r.breaker },
-          { header: 'BLOCKED', get: (r) => (r.blockedPeers?.length ? r.blockedPeers.map((p) => p.address).join(',') : '-') },
-        ]),
+        rows.length === 0
+          ? 'no agents registered'
+          : renderTable(rows, [
+              { header: 'HOST', get: (r) => r.host },
+              { header: 'ADDRESS', get: (r) => r.address },
+              { header: 'UP', get: (r) => (r.reachable ? 'yes' : 'NO') },
+              { header: 'VERSION', get: (r) => r.version ?? '-' },
+              { header: 'UID', get: (r) => (r.uid === undefined ? '-' : String(r.uid)) },
+              { header: 'TASKS', get: (r) => (r.reachable ? `${r.runningTasks}/${r.capacity}` : '-') },
+              { header: 'LOAD', get: (r) => r.load?.join(' ') ?? '-' },
+              { header: 'CERT EXPIRES', get: (r) => (r.certNotAfter ? `${r.certNotAfter.slice(0, 16)}Z${r.certRenewalDue ? ' (renewal due)' : ''}` : '-') },
+              { header: 'BREAKER', get: (r) => r.breaker },
+              { header: 'BLOCKED', get: (r) => (r.blockedPeers?.length ? r.blockedPeers.map((p) => p.address).join(',') : '-') },
+            ]),
         ...(down.length ? ['', `unreachable: ${down.map((r) => `${r.host} (${r.error?.code}: ${r.error?.message})`).join('; ')}`] : []),
       ].join('\n'),
     );

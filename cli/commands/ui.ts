@@ -45,8 +45,8 @@ export const command: Command = {
     'The dashboard: fleets and agents (reachable, version, uid, load, tasks and capacity,',
     'certificate expiry, breaker state, blocked peers), runs (progress, rate, ETA, throughput per',
     'host with slow hosts flagged, failures with the tail of their output, cancel), queue depth,',
-    'with live updates. Also serves /metrics: this collection\'s view of every agent (up = 0 when a',
-    'scrape fails) and every agent\'s own series labelled with fleet and host, for a local',
+    "with live updates. Also serves /metrics: this collection's view of every agent (up = 0 when a",
+    "scrape fails) and every agent's own series labelled with fleet and host, for a local",
     'Prometheus. Agents are asked over mTLS with a monitor certificate kept in',
     '<state>/monitor/certs (issued from the local CA on first use), every --interval.',
     'When `gaxx scheduler` runs, it serves the dashboard itself and this command prints its URL.',
@@ -64,13 +64,19 @@ export const command: Command = {
   handlesInterrupt: true,
   examples: ['gaxx ui', 'gaxx ui --fleet web', 'gaxx ui --agent 10.0.0.5:8088,10.0.0.6:8088 --listen 127.0.0.1:0'],
   async run({ flags, config, out, signal }) {
-    const fleets = stringsFlag(flags, 'fleet').flatMap((f) => f.split(',')).filter(Boolean);
-    const agents = stringsFlag(flags, 'agent').flatMap((a) => a.split(',')).filter(Boolean);
+    const fleets = stringsFlag(flags, 'fleet')
+      .flatMap((f) => f.split(','))
+      .filter(Boolean);
+    const agents = stringsFlag(flags, 'agent')
+      .flatMap((a) => a.split(','))
+      .filter(Boolean);
     if (fleets.length && agents.length) throw usage('give --fleet or --agent, not both');
     const list: MonitorTarget[] = agents.map((a) => parseAgentItem(a.includes(':') ? a : `${a}:${config.agent.port}`));
     const intervalMs = durationFlag(flags, 'interval', 'ui', 100) ?? 5000;
     const print = (url: string, served: 'daemon' | 'here'): void =>
-      out.json ? out.writeOut(`${JSON.stringify({ url, served })}\n`) : out.writeOut(`${served === 'daemon' ? 'The scheduler daemon serves the dashboard' : 'Dashboard (Ctrl-C to stop)'}: ${url}\n`);
+      out.json
+        ? out.writeOut(`${JSON.stringify({ url, served })}\n`)
+        : out.writeOut(`${served === 'daemon' ? 'The scheduler daemon serves the dashboard' : 'Dashboard (Ctrl-C to stop)'}: ${url}\n`);
     const recorded = readDashboardUrl(config.paths.stateDir);
     if (!agents.length && recorded && (await answers(recorded.url))) {
       print(recorded.url, 'daemon');

@@ -81,7 +81,12 @@ export async function loadBootstrapStep(config: GaxxConfig, o: StepOptions = {})
   };
 }
 
-async function sshBootstrap(config: GaxxConfig, o: StepOptions, targets: BootstrapTarget[], opts: Parameters<BootstrapStep['run']>[1]): Promise<Map<string, BootstrapOutcome>> {
+async function sshBootstrap(
+  config: GaxxConfig,
+  o: StepOptions,
+  targets: BootstrapTarget[],
+  opts: Parameters<BootstrapStep['run']>[1],
+): Promise<Map<string, BootstrapOutcome>> {
   const fleet = targets[0]?.fleet;
   if (!fleet) return new Map();
   const own = key(config);
@@ -133,7 +138,10 @@ async function waitAgents(config: GaxxConfig, targets: BootstrapTarget[], opts: 
         opts.onProgress?.(t.name, `ready ${address}`);
         out.set(t.name, { ok: true, agentAddress: address });
       } catch (e) {
-        out.set(t.name, { ok: false, error: isGaxxError(e) ? e : new GaxxError('INTERNAL', `waiting for ${t.name} failed: ${(e as Error).message}`, { cause: e }) });
+        out.set(t.name, {
+          ok: false,
+          error: isGaxxError(e) ? e : new GaxxError('INTERNAL', `waiting for ${t.name} failed: ${(e as Error).message}`, { cause: e }),
+        });
       }
     }),
   );

@@ -8,7 +8,11 @@ import { join } from 'node:path';
 import type { FleetState } from '../state.js';
 
 /** Options only some providers take: the ssh inventory file and the fleet state it was claimed in. */
-function providerOptions(config: GaxxConfig, name: string, o: { inventory?: string | undefined; state?: FleetState | undefined }): Record<string, unknown> | undefined {
+function providerOptions(
+  config: GaxxConfig,
+  name: string,
+  o: { inventory?: string | undefined; state?: FleetState | undefined },
+): Record<string, unknown> | undefined {
   if (name === 'local') return { caDir: config.paths.caDir, stateDir: join(config.paths.stateDir, 'local'), port: config.agent.port };
   if (name !== 'ssh') return undefined;
   const inventory = o.inventory ?? o.state?.settings.inventory;
@@ -17,7 +21,11 @@ function providerOptions(config: GaxxConfig, name: string, o: { inventory?: stri
 }
 
 /** Loads provider `name` configured from `config` (and, for ssh, its inventory). USAGE for an unknown name. */
-export async function providerFor(config: GaxxConfig, name: string, extra: { inventory?: string | undefined; state?: FleetState | undefined } = {}): Promise<Provider> {
+export async function providerFor(
+  config: GaxxConfig,
+  name: string,
+  extra: { inventory?: string | undefined; state?: FleetState | undefined } = {},
+): Promise<Provider> {
   if (!isProviderName(name)) throw new GaxxError('USAGE', `unknown provider '${name}' (known: ${providerNames().join(', ')})`);
   const p = config.providers[name];
   const envName = PROVIDER_TOKEN_ENV[name];
@@ -25,7 +33,10 @@ export async function providerFor(config: GaxxConfig, name: string, extra: { inv
   if (envName && !token) {
     throw new GaxxError('UNAUTHENTICATED', `no ${name} API token: set ${envName} in the environment or in ${config.paths.configDir}/secrets.env (mode 0600)`);
   }
-  const defaults = Object.fromEntries(Object.entries({ region: p?.region, type: p?.type, image: p?.image }).filter(([, v]) => v !== undefined)) as Record<string, string>;
+  const defaults = Object.fromEntries(Object.entries({ region: p?.region, type: p?.type, image: p?.image }).filter(([, v]) => v !== undefined)) as Record<
+    string,
+    string
+  >;
   const options = providerOptions(config, name, extra);
   return loadProvider(name, { token: token?.reveal(), baseUrl: p?.url, defaults, ...(options ? { options } : {}) });
 }

@@ -53,7 +53,11 @@ export function missingIndices(hosts: HostRecord[], count: number): number[] {
   return Array.from({ length: count }, (_, i) => i).filter((i) => !live.has(i));
 }
 
-async function createOne(ctx: SpawnContext, index: number, opts: { region?: string | undefined; type?: string | undefined; image?: string | undefined }): Promise<void> {
+async function createOne(
+  ctx: SpawnContext,
+  index: number,
+  opts: { region?: string | undefined; type?: string | undefined; image?: string | undefined },
+): Promise<void> {
   const { store } = ctx;
   const fleet = store.state.fleet;
   const name = hostName(fleet, index);
@@ -64,7 +68,14 @@ async function createOne(ctx: SpawnContext, index: number, opts: { region?: stri
     const inst = await ctx.provider.create({ fleet, label: name, index, userData: data?.userData, ...opts }, { signal: ctx.signal });
     const price = inst.type ? await ctx.provider.pricePerHour(inst.type, { signal: ctx.signal }).catch(() => undefined) : undefined;
     const ssh = inst.ssh ? { ssh: { port: inst.ssh.port, user: inst.ssh.user, ...(inst.ssh.keyPath ? { keyPath: inst.ssh.keyPath } : {}) } } : {};
-    await store.setHost(index, { status: 'created', id: inst.id, region: inst.region, type: inst.type, ...ssh, ...(price !== undefined ? { pricePerHour: price } : {}) });
+    await store.setHost(index, {
+      status: 'created',
+      id: inst.id,
+      region: inst.region,
+      type: inst.type,
+      ...ssh,
+      ...(price !== undefined ? { pricePerHour: price } : {}),
+    });
     ctx.progress(`${name}: created (${inst.id})`);
   } catch (e) {
     // A refused create made nothing; an uncertain one (network, 5xx) stays as intent for cleanup by tag.
@@ -74,7 +85,11 @@ async function createOne(ctx: SpawnContext, index: number, opts: { region?: stri
 }
 
 /** Creates the hosts at `indices`; resolves with the errors of those that failed, by index. */
-export async function createHosts(ctx: SpawnContext, indices: number[], opts: { region?: string | undefined; type?: string | undefined; image?: string | undefined }): Promise<Map<number, GaxxError>> {
+export async function createHosts(
+  ctx: SpawnContext,
+  indices: number[],
+  opts: { region?: string | undefined; type?: string | undefined; image?: string | undefined },
+): Promise<Map<number, GaxxError>> {
   const failures = new Map<number, GaxxError>();
   await Promise.all(
     indices.map((i) =>
@@ -155,7 +170,14 @@ export async function destroyHosts(ctx: SpawnContext, indices: Set<number>, fail
   for (const i of indices) {
     const err = failed.get(i);
     if (drop) await ctx.store.dropHost(i);
-    else await ctx.store.setHost(i, { status: 'failed', id: undefined, ipv4: undefined, agent: undefined, error: err ? `${err.message} [${err.code}]` : 'not ready' });
+    else
+      await ctx.store.setHost(i, {
+        status: 'failed',
+        id: undefined,
+        ipv4: undefined,
+        agent: undefined,
+        error: err ? `${err.message} [${err.code}]` : 'not ready',
+      });
   }
   return destroyed;
 }

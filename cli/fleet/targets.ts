@@ -40,7 +40,9 @@ export async function fleetTargets(config: GaxxConfig, fleet: string, hosts: str
 
 /** The `--agent ADDR[,ADDR...]` targets (empty when not given). */
 export function agentTargets(flags: FlagValues, defaultPort: number): Target[] {
-  const raw = stringsFlag(flags, 'agent').flatMap((a) => a.split(',')).filter((a) => a !== '');
+  const raw = stringsFlag(flags, 'agent')
+    .flatMap((a) => a.split(','))
+    .filter((a) => a !== '');
   return [...new Set(raw.map((a) => agentAddress(a, defaultPort)))].map((address) => ({ name: address, address }));
 }
 
@@ -49,7 +51,8 @@ export function operatorCreds(config: GaxxConfig): CertBundle {
   try {
     return loadCertDir(config.paths.operatorCertDir);
   } catch (e) {
-    if (isGaxxError(e, 'NOT_FOUND')) throw new GaxxError('NOT_FOUND', `no operator certificate in ${config.paths.operatorCertDir}: run 'gaxx init' first`, { cause: e });
+    if (isGaxxError(e, 'NOT_FOUND'))
+      throw new GaxxError('NOT_FOUND', `no operator certificate in ${config.paths.operatorCertDir}: run 'gaxx init' first`, { cause: e });
     throw e;
   }
 }

@@ -13,7 +13,8 @@ export async function waitForAddress(provider: Provider, id: string, opts: { tim
     if (!inst) throw new GaxxError('NOT_FOUND', `instance ${id} disappeared while starting`);
     if (inst.ipv4 && inst.status === 'running') return inst;
     const left = end - opts.clock.now();
-    if (left <= 0) throw new GaxxError('DEADLINE_EXCEEDED', `instance ${id} has no address after ${Math.round(opts.timeoutMs / 1000)}s (status ${inst.status})`);
+    if (left <= 0)
+      throw new GaxxError('DEADLINE_EXCEEDED', `instance ${id} has no address after ${Math.round(opts.timeoutMs / 1000)}s (status ${inst.status})`);
     await opts.clock.sleep(Math.min(delay, left), opts.signal);
   }
 }

@@ -78,12 +78,17 @@ export class ApiClient {
       } else {
         lastError = res.error;
       }
-      if (attempt < this.retry.attempts) await this.opts.clock.sleep(retryDelay(attempt, this.retry, res.kind === 'answer' ? res.retryAfterMs : undefined), req.signal);
+      if (attempt < this.retry.attempts)
+        await this.opts.clock.sleep(retryDelay(attempt, this.retry, res.kind === 'answer' ? res.retryAfterMs : undefined), req.signal);
     }
-    throw new GaxxError(lastError?.code ?? 'UNAVAILABLE', `${lastError?.message ?? 'request failed'} (gave up after ${this.retry.attempts} attempts)`, { cause: lastError });
+    throw new GaxxError(lastError?.code ?? 'UNAVAILABLE', `${lastError?.message ?? 'request failed'} (gave up after ${this.retry.attempts} attempts)`, {
+      cause: lastError,
+    });
   }
 
-  private async paced(req: ApiRequest): Promise<{ kind: 'answer'; status: number; text: string; retryAfterMs: number | undefined } | { kind: 'failed'; error: GaxxError }> {
+  private async paced(
+    req: ApiRequest,
+  ): Promise<{ kind: 'answer'; status: number; text: string; retryAfterMs: number | undefined } | { kind: 'failed'; error: GaxxError }> {
     const send = () => this.send(req);
     const pacers = req.pacers ?? [];
     // Nest the pacers so a request holds a token of each while it runs.
@@ -91,7 +96,9 @@ export class ApiClient {
     return run();
   }
 
-  private async send(req: ApiRequest): Promise<{ kind: 'answer'; status: number; text: string; retryAfterMs: number | undefined } | { kind: 'failed'; error: GaxxError }> {
+  private async send(
+    req: ApiRequest,
+  ): Promise<{ kind: 'answer'; status: number; text: string; retryAfterMs: number | undefined } | { kind: 'failed'; error: GaxxError }> {
     this.stats.requests++;
     const url = new URL(this.opts.baseUrl.replace(/\/+$/, '') + req.path);
     for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
@@ -113,7 +120,9 @@ export class ApiClient {
       return { kind: 'answer', status: res.status, text, retryAfterMs: parseRetryAfter(res.headers.get('retry-after')) };
     } catch (e) {
       if (req.signal?.aborted) throw new GaxxError('CANCELLED', 'cancelled', { cause: e });
-      const what = timeout.aborted ? 'timed out' : `failed (${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message})`;
+      const what = timeout.aborted
+        ? 'timed out'
+        : `failed (${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message})`;
       return { kind: 'failed', error: new GaxxError('UNAVAILABLE', `${this.opts.name} API ${req.method} ${req.path} ${what}`, { cause: e }) };
     }
   }

@@ -9,7 +9,17 @@ import { z } from 'zod';
 import { ApiClient } from './api-client.js';
 import { Pacer, systemClock } from './pacer.js';
 import { parseReply } from './reply.js';
-import { fleetTag, hasFleetTag, type CallOptions, type CreateRequest, type DestroyOutcome, type Instance, type InstanceStatus, type Provider, type ProviderSettings } from './types.js';
+import {
+  fleetTag,
+  hasFleetTag,
+  type CallOptions,
+  type CreateRequest,
+  type DestroyOutcome,
+  type Instance,
+  type InstanceStatus,
+  type Provider,
+  type ProviderSettings,
+} from './types.js';
 
 export const LINODE_DEFAULT_URL = 'https://api.linode.com';
 /** Documented: 20 POST /linode/instances per 15 seconds. */
@@ -79,7 +89,13 @@ export class LinodeProvider implements Provider {
 
   constructor(private readonly settings: ProviderSettings) {
     const clock = settings.clock ?? systemClock;
-    this.api = new ApiClient({ name: 'linode', baseUrl: settings.baseUrl ?? LINODE_DEFAULT_URL, token: settings.token, clock, describeError: describeLinodeError });
+    this.api = new ApiClient({
+      name: 'linode',
+      baseUrl: settings.baseUrl ?? LINODE_DEFAULT_URL,
+      token: settings.token,
+      clock,
+      describeError: describeLinodeError,
+    });
     this.general = new Pacer(LINODE_GENERAL_PACE, clock);
     this.creates = new Pacer(LINODE_CREATE_PACE, clock);
   }
@@ -149,7 +165,13 @@ export class LinodeProvider implements Provider {
   private async loadPrices(opts: CallOptions): Promise<Map<string, number | undefined>> {
     const out = new Map<string, number | undefined>();
     for (let p = 1, pages = 1; p <= pages && p <= 100; p++) {
-      const res = await this.api.request({ method: 'GET', path: '/v4/linode/types', query: { page: p, page_size: PAGE_SIZE }, pacers: [this.general], signal: opts.signal });
+      const res = await this.api.request({
+        method: 'GET',
+        path: '/v4/linode/types',
+        query: { page: p, page_size: PAGE_SIZE },
+        pacers: [this.general],
+        signal: opts.signal,
+      });
       const body = parseReply('linode', 'type page', page(LinodeType), res.body);
       pages = body.pages;
       for (const t of body.data) out.set(t.id, t.price?.hourly ?? undefined);

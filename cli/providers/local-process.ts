@@ -41,7 +41,10 @@ export async function waitForListening(child: ChildProcess, log: string, timeout
     if (exited !== undefined || Date.now() > end) {
       const tail = text.trim().split('\n').slice(-3).join(' | ');
       if (exited === undefined) child.kill('SIGKILL');
-      throw new GaxxError('UNAVAILABLE', `gaxx-agent (pid ${child.pid}) ${exited === undefined ? `did not listen within ${timeoutMs} ms` : `exited (${exited})`}: ${tail}`);
+      throw new GaxxError(
+        'UNAVAILABLE',
+        `gaxx-agent (pid ${child.pid}) ${exited === undefined ? `did not listen within ${timeoutMs} ms` : `exited (${exited})`}: ${tail}`,
+      );
     }
     await sleep(25);
   }

@@ -82,7 +82,9 @@ export function createLocalProvider(settings: ProviderSettings): Provider {
   const recordPath = (id: string) => join(o.stateDir, `${id}.json`);
   const records = (): LocalRecord[] =>
     existsSync(o.stateDir)
-      ? readdirSync(o.stateDir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(readFileSync(join(o.stateDir, f), 'utf8')) as LocalRecord)
+      ? readdirSync(o.stateDir)
+          .filter((f) => f.endsWith('.json'))
+          .map((f) => JSON.parse(readFileSync(join(o.stateDir, f), 'utf8')) as LocalRecord)
       : [];
   const toInstance = (r: LocalRecord): Instance => ({
     id: r.id,
@@ -104,7 +106,9 @@ export function createLocalProvider(settings: ProviderSettings): Provider {
       return toInstance(rec);
     },
     async list(fleet) {
-      return records().filter((r) => hasFleetTag(r, fleet)).map(toInstance);
+      return records()
+        .filter((r) => hasFleetTag(r, fleet))
+        .map(toInstance);
     },
     async get(id) {
       const r = records().find((x) => x.id === id);
@@ -153,12 +157,30 @@ async function startLocalAgent(o: Resolved, req: CreateRequest, existing: LocalR
   const ca = FleetCa.open(o.caDir);
   const made = await ca.issue({ identity: { role: 'agent', fleet: req.fleet, host: req.label }, hosts: [address] });
   const revoked = join(o.caDir, REVOCATION_FILE);
-  writeCertDir(certs, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem, ...(existsSync(revoked) ? { revokedText: readFileSync(revoked, 'utf8') } : {}) });
+  writeCertDir(certs, {
+    certPem: made.certPem,
+    keyPem: made.keyPem,
+    caPem: ca.certPem,
+    ...(existsSync(revoked) ? { revokedText: readFileSync(revoked, 'utf8') } : {}),
+  });
   if (isRoot()) for (const d of [certs, data, audit, state]) chownTree(d);
   chmodSync(dir, 0o711);
   const log = join(dir, 'agent.log');
   const fd = openSync(log, 'w', 0o600);
-  const args = [bundle, '--listen', `${address}:${o.port}`, '--certs', certs, '--data-dir', data, '--state-dir', state, '--audit-log', join(audit, 'audit.log'), ...o.agentArgs];
+  const args = [
+    bundle,
+    '--listen',
+    `${address}:${o.port}`,
+    '--certs',
+    certs,
+    '--data-dir',
+    data,
+    '--state-dir',
+    state,
+    '--audit-log',
+    join(audit, 'audit.log'),
+    ...o.agentArgs,
+  ];
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ['ignore', fd, fd],
@@ -169,7 +191,19 @@ async function startLocalAgent(o: Resolved, req: CreateRequest, existing: LocalR
   child.unref();
   const pid = child.pid;
   if (pid === undefined) throw new GaxxError('UNAVAILABLE', `could not start gaxx-agent for ${id}`);
-  const rec: LocalRecord = { id, fleet: req.fleet, label: req.label, tags: [fleetTag(req.fleet), ...(req.tags ?? [])], index, address, port: o.port, pid, dir, bundle, createdAt: new Date().toISOString() };
+  const rec: LocalRecord = {
+    id,
+    fleet: req.fleet,
+    label: req.label,
+    tags: [fleetTag(req.fleet), ...(req.tags ?? [])],
+    index,
+    address,
+    port: o.port,
+    pid,
+    dir,
+    bundle,
+    createdAt: new Date().toISOString(),
+  };
   // Recorded before waiting, so that a start that hangs can still be deleted by pid.
   mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
   writeFileAtomic(join(o.stateDir, `${id}.json`), JSON.stringify(rec, null, 2), 0o600);

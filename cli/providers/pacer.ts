@@ -33,10 +33,13 @@ function abortableTimeout(ms: number, signal?: AbortSignal): Promise<void> {
       clearTimeout(t);
       reject(cancelled(signal as AbortSignal));
     };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, Math.max(0, ms));
+    const t = setTimeout(
+      () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      Math.max(0, ms),
+    );
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

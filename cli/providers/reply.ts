@@ -7,6 +7,9 @@ export function parseReply<S extends z.ZodTypeAny>(provider: string, what: strin
   const r = schema.safeParse(body);
   if (r.success) return r.data as z.output<S>;
   const issues = r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
-  const text = issues.slice(0, 3).map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ');
+  const text = issues
+    .slice(0, 3)
+    .map((i) => `${i.path || '(root)'}: ${i.message}`)
+    .join('; ');
   throw new GaxxError('UNAVAILABLE', `${provider} API returned an unexpected ${what} (${text})`, { details: { issues } });
 }

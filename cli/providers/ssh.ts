@@ -17,7 +17,10 @@ import { fleetTag, hasFleetTag, type CreateRequest, type DestroyOutcome, type In
 const hostName = z
   .string()
   .min(1)
-  .refine((h) => isIP(h) !== 0 || /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(h), 'must be an IP address or a DNS name');
+  .refine(
+    (h) => isIP(h) !== 0 || /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(h),
+    'must be an IP address or a DNS name',
+  );
 
 const InventorySchema = z
   .object({
@@ -27,7 +30,10 @@ const InventorySchema = z
           .object({
             host: hostName,
             port: z.number().int().min(1).max(65535).default(22),
-            user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, 'must be a POSIX user name').default('root'),
+            user: z
+              .string()
+              .regex(/^[a-z_][a-z0-9_-]*$/, 'must be a POSIX user name')
+              .default('root'),
             key: z.string().min(1).optional(),
           })
           .strict(),

@@ -8,7 +8,17 @@ import { z } from 'zod';
 import { ApiClient } from './api-client.js';
 import { Pacer, systemClock } from './pacer.js';
 import { parseReply } from './reply.js';
-import { fleetTag, hasFleetTag, type CallOptions, type CreateRequest, type DestroyOutcome, type Instance, type InstanceStatus, type Provider, type ProviderSettings } from './types.js';
+import {
+  fleetTag,
+  hasFleetTag,
+  type CallOptions,
+  type CreateRequest,
+  type DestroyOutcome,
+  type Instance,
+  type InstanceStatus,
+  type Provider,
+  type ProviderSettings,
+} from './types.js';
 
 export const VULTR_DEFAULT_URL = 'https://api.vultr.com';
 /** Documented: 30 requests per second per API key. */
@@ -81,7 +91,13 @@ export class VultrProvider implements Provider {
 
   constructor(private readonly settings: ProviderSettings) {
     const clock = settings.clock ?? systemClock;
-    this.api = new ApiClient({ name: 'vultr', baseUrl: settings.baseUrl ?? VULTR_DEFAULT_URL, token: settings.token, clock, describeError: describeVultrError });
+    this.api = new ApiClient({
+      name: 'vultr',
+      baseUrl: settings.baseUrl ?? VULTR_DEFAULT_URL,
+      token: settings.token,
+      clock,
+      describeError: describeVultrError,
+    });
     this.pacer = new Pacer(VULTR_PACE, clock);
   }
 

@@ -7,8 +7,22 @@
 import type { Readable } from 'node:stream';
 import { GaxxError, type TaskSigner } from '../../proto/index.js';
 import {
-  agentConnector, createRedis, createRunRecord, fleetAgents, newRunId, redisTarget, resumeRun, runAndWait, streamRun, updateRunRecord, waitReady,
-  countOutcome, isCancelled, type OutcomeCounts, type RedisSettings, type TaskInput,
+  agentConnector,
+  createRedis,
+  createRunRecord,
+  fleetAgents,
+  newRunId,
+  redisTarget,
+  resumeRun,
+  runAndWait,
+  streamRun,
+  updateRunRecord,
+  waitReady,
+  countOutcome,
+  isCancelled,
+  type OutcomeCounts,
+  type RedisSettings,
+  type TaskInput,
 } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
 import { operatorSigner } from '../operator-credentials.js';
@@ -79,7 +93,11 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
     try {
       const fleetHosts = plan.fleet ? await resolveFleet(target.settings, plan.fleet) : undefined;
       const signer = operatorSigner(ctx.config.paths.operatorCertDir);
-      const connect = agentConnector(creds, { deadlineMs: ctx.config.agent.deadlineMs, connectTimeoutMs: ctx.config.agent.connectTimeoutMs, token: ctx.config.agent.token });
+      const connect = agentConnector(creds, {
+        deadlineMs: ctx.config.agent.deadlineMs,
+        connectTimeoutMs: ctx.config.agent.connectTimeoutMs,
+        token: ctx.config.agent.token,
+      });
       const runId = newRunId();
       const hosts = fleetHosts?.map((a) => a.host) ?? plan.agents ?? [];
       return input
@@ -101,7 +119,9 @@ interface Started {
 }
 
 function viewsFor(plan: RunPlan, ctx: ExecuteContext, progress: ProgressLine | undefined, labels?: ReadonlyMap<string, string>): RunView {
-  const views: RunView[] = [ctx.out.json ? new JsonView(ctx.out) : new HumanView(ctx.out, { colour: ctx.io.colour === true, progress, ...(labels ? { eachHostLabels: labels } : {}) })];
+  const views: RunView[] = [
+    ctx.out.json ? new JsonView(ctx.out) : new HumanView(ctx.out, { colour: ctx.io.colour === true, progress, ...(labels ? { eachHostLabels: labels } : {}) }),
+  ];
   if (plan.resultsDir) views.push(new ResultsDirView(plan.resultsDir));
   return new Views(views);
 }
@@ -129,7 +149,8 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
         connect: s.connect,
         cancel: ctx.signal,
         ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
-        onRedis: (isDown, ms) => ctx.out.note(isDown ? `gaxx: Redis unreachable for ${Math.round(ms / 1000)}s` : `gaxx: Redis is back after ${Math.round(ms / 1000)}s`),
+        onRedis: (isDown, ms) =>
+          ctx.out.note(isDown ? `gaxx: Redis unreachable for ${Math.round(ms / 1000)}s` : `gaxx: Redis is back after ${Math.round(ms / 1000)}s`),
         onLive: (id, c) => view.live(id, c),
         onResult: (r, o, shown) => {
           countOutcome(counts, r.outcome);
@@ -213,10 +234,15 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, waitT
     const res = await resumeRun(runId, {
       settings: target.settings,
       signer: operatorSigner(ctx.config.paths.operatorCertDir),
-      connect: agentConnector(creds, { deadlineMs: ctx.config.agent.deadlineMs, connectTimeoutMs: ctx.config.agent.connectTimeoutMs, token: ctx.config.agent.token }),
+      connect: agentConnector(creds, {
+        deadlineMs: ctx.config.agent.deadlineMs,
+        connectTimeoutMs: ctx.config.agent.connectTimeoutMs,
+        token: ctx.config.agent.token,
+      }),
       cancel: ctx.signal,
       ...(waitTimeoutMs ? { timeoutMs: waitTimeoutMs } : {}),
-      onRedis: (isDown, ms) => ctx.out.note(isDown ? `gaxx: Redis unreachable for ${Math.round(ms / 1000)}s` : `gaxx: Redis is back after ${Math.round(ms / 1000)}s`),
+      onRedis: (isDown, ms) =>
+        ctx.out.note(isDown ? `gaxx: Redis unreachable for ${Math.round(ms / 1000)}s` : `gaxx: Redis is back after ${Math.round(ms / 1000)}s`),
       onResult: (r, o, shown) => {
         countOutcome(counts, r.outcome);
         if (r.outcome === 'unreachable' && r.host) down.add(r.host);

@@ -55,7 +55,9 @@ function commonOf(flags: FlagValues): TaskCommon {
 }
 
 function hostsOf(flags: FlagValues, defaultPort: number): Pick<RunPlan, 'agents' | 'fleet'> {
-  const raw = stringsFlag(flags, 'agent').flatMap((a) => a.split(',')).filter((a) => a !== '');
+  const raw = stringsFlag(flags, 'agent')
+    .flatMap((a) => a.split(','))
+    .filter((a) => a !== '');
   const fleet = stringFlag(flags, 'fleet');
   if (fleet !== undefined && raw.length > 0) throw usage('give --fleet or --agent, not both');
   if (fleet !== undefined) {

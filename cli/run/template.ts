@@ -50,7 +50,10 @@ export class CommandTemplate {
     if (argv.length === 0 || argv[0] === '') throw new GaxxError('USAGE', 'give the command after --, e.g. gaxx run --tasks FILE -- echo {}');
     const script = shellScriptIndex(argv);
     if (script !== -1 && hasPlaceholder([argv[script] as string])) {
-      throw new GaxxError('USAGE', `{} inside a shell script ('${argv[script]}') would run input as shell code; pass it as an argument: ${argv.slice(0, script).join(' ')} '... "$1" ...' _ {}`);
+      throw new GaxxError(
+        'USAGE',
+        `{} inside a shell script ('${argv[script]}') would run input as shell code; pass it as an argument: ${argv.slice(0, script).join(' ')} '... "$1" ...' _ {}`,
+      );
     }
     return new CommandTemplate(argv);
   }

@@ -52,7 +52,10 @@ function makeVerifier(target: SshTarget, policy: HostKeyPolicy): { verify: (key:
         const want = policy.publicKey.trim().split(/\s+/);
         const got = describeKeyBlob(blob);
         if (want[0] === got.keyType && want[1] === got.key) return true;
-        throw new GaxxError('HOST_KEY_MISMATCH', `${target.host}:${target.port} presented host key ${fingerprintOf(blob)}, not the pinned ${want[0] ?? '?'} key: refusing to connect`);
+        throw new GaxxError(
+          'HOST_KEY_MISMATCH',
+          `${target.host}:${target.port} presented host key ${fingerprintOf(blob)}, not the pinned ${want[0] ?? '?'} key: refusing to connect`,
+        );
       }
       policy.knownHosts.verify(target.host, target.port, blob, { acceptNew: policy.acceptNew, ...(policy.fleet ? { fleet: policy.fleet } : {}) });
       return true;
@@ -132,7 +135,9 @@ export async function connectSsh(target: SshTarget, policy: HostKeyPolicy, opts:
       if (final) throw err;
       if (opts.signal?.aborted) throw new GaxxError('CANCELLED', `connecting to ${target.host} cancelled`, { cause: err });
       if (Date.now() + delay >= deadline) {
-        throw new GaxxError('DEADLINE_EXCEEDED', `${target.host}:${target.port} did not accept SSH within the deadline (${n} attempts): ${err.message}`, { cause: err });
+        throw new GaxxError('DEADLINE_EXCEEDED', `${target.host}:${target.port} did not accept SSH within the deadline (${n} attempts): ${err.message}`, {
+          cause: err,
+        });
       }
       opts.onRetry?.(n, err);
       await sleep(delay * (0.75 + Math.random() / 2), opts.signal);

@@ -45,7 +45,12 @@ export function execRemote(client: ssh2.Client, command: string, opts: { input?:
 }
 
 /** Runs a command and throws (FAILED_PRECONDITION, with `what` and stderr) unless it exits 0. */
-export async function execChecked(client: ssh2.Client, command: string, what: string, opts: { input?: string | Buffer; timeoutMs?: number } = {}): Promise<string> {
+export async function execChecked(
+  client: ssh2.Client,
+  command: string,
+  what: string,
+  opts: { input?: string | Buffer; timeoutMs?: number } = {},
+): Promise<string> {
   const r = await execRemote(client, command, opts);
   if (r.code !== 0) {
     const detail = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ');

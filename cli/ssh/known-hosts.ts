@@ -62,7 +62,10 @@ function hashedMatches(field: string, name: string): boolean {
 }
 
 function globToRegExp(pattern: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`, 'i');
 }
 
@@ -157,7 +160,9 @@ export class KnownHosts {
   /** Removes every entry of gaxx's own file recorded for `fleet`; returns how many. */
   removeFleet(fleet: string): number {
     if (!existsSync(this.ownFile)) return 0;
-    const lines = readFileSync(this.ownFile, 'utf8').split('\n').filter((l) => l.trim() !== '');
+    const lines = readFileSync(this.ownFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '');
     const kept = lines.filter((l) => !l.split(/\s+/).slice(3).includes(`${FLEET_TAG}${fleet}`));
     if (kept.length !== lines.length) writeFileAtomic(this.ownFile, kept.length ? kept.join('\n') + '\n' : '', 0o600);
     return lines.length - kept.length;

@@ -180,7 +180,11 @@ export class AgentClient {
   }
 
   /** Uploads `data` to `path` in the agent's data (or certs) area; the agent verifies the sha256. */
-  async putFile(path: string, data: Buffer, opts: { mode?: number; area?: 'FILE_AREA_DATA' | 'FILE_AREA_CERTS'; deadlineMs?: number } = {}): Promise<PutFileResponse__Output> {
+  async putFile(
+    path: string,
+    data: Buffer,
+    opts: { mode?: number; area?: 'FILE_AREA_DATA' | 'FILE_AREA_CERTS'; deadlineMs?: number } = {},
+  ): Promise<PutFileResponse__Output> {
     await this.ready();
     const sha256 = createHash('sha256').update(data).digest('hex');
     const res = await new Promise<PutFileResponse__Output>((resolve, reject) => {
@@ -214,7 +218,10 @@ export class AgentClient {
     const data = Buffer.concat(parts);
     const sha256 = createHash('sha256').update(data).digest('hex');
     if (sha256 !== header.sha256 || data.length !== header.size) {
-      throw new GaxxError('CHECKSUM_MISMATCH', `${path} from agent ${this.address}: got ${data.length} bytes sha256 ${sha256}, header says ${header.size} bytes ${header.sha256}`);
+      throw new GaxxError(
+        'CHECKSUM_MISMATCH',
+        `${path} from agent ${this.address}: got ${data.length} bytes sha256 ${sha256}, header says ${header.size} bytes ${header.sha256}`,
+      );
     }
     return { data, sha256, mode: header.mode };
   }
@@ -278,7 +285,11 @@ export class AgentClient {
     let state = channel.getConnectivityState(true);
     while (state === grpc.connectivityState.IDLE || state === grpc.connectivityState.CONNECTING) {
       const changed = await new Promise<boolean>((resolve) => channel.watchConnectivityState(state, deadline, (e) => resolve(!e)));
-      if (!changed) throw new GaxxError('UNAVAILABLE', `no gaxx-agent answering at ${this.address} within ${this.connectTimeoutMs} ms; is it running, and is the port open from here?`);
+      if (!changed)
+        throw new GaxxError(
+          'UNAVAILABLE',
+          `no gaxx-agent answering at ${this.address} within ${this.connectTimeoutMs} ms; is it running, and is the port open from here?`,
+        );
       state = channel.getConnectivityState(true);
     }
     if (state === grpc.connectivityState.SHUTDOWN) throw new GaxxError('UNAVAILABLE', `client for agent ${this.address} is closed`);
@@ -302,7 +313,8 @@ export class AgentClient {
     let why = 'it did not answer';
     if (/ECONNREFUSED/.test(d)) why = 'connection refused: is gaxx-agent running and listening on that port?';
     else if (/EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ENOTFOUND|EAI_AGAIN/.test(d)) why = 'the host cannot be reached from here (address, DNS or firewall)';
-    else if (/SSL|TLS|handshake|certificate|alert/i.test(d)) why = 'the TLS handshake failed: it is not an agent of this fleet\'s CA, or it refused our certificate (revoked or expired?)';
+    else if (/SSL|TLS|handshake|certificate|alert/i.test(d))
+      why = "the TLS handshake failed: it is not an agent of this fleet's CA, or it refused our certificate (revoked or expired?)";
     else if (/ECONNRESET|socket hang up|closed/i.test(d)) why = 'the connection was closed (an agent blocking this address, or not a gaxx-agent)';
     return new GaxxError('UNAVAILABLE', `no gaxx-agent answering at ${this.address}: ${why}`, { cause: se });
   }

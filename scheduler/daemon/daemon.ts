@@ -81,7 +81,14 @@ export class SchedulerDaemon {
     for (const w of await durabilityWarnings(queue.redis)) opts.log.warn({ redis: opts.settings.display }, w);
     const metrics = new SchedulerMetrics({ processMetrics: true });
     metrics.attach({ depth: () => queue.depth() });
-    const worker = SchedulerWorker.start({ settings: opts.settings, connect: opts.connect, concurrency: opts.concurrency, lockDurationMs: opts.lockDurationMs, metrics, log: opts.log });
+    const worker = SchedulerWorker.start({
+      settings: opts.settings,
+      connect: opts.connect,
+      concurrency: opts.concurrency,
+      lockDurationMs: opts.lockDurationMs,
+      metrics,
+      log: opts.log,
+    });
     const d = new SchedulerDaemon(worker, queue, metrics, opts);
     await worker.ready();
     await d.beat();
@@ -93,7 +100,10 @@ export class SchedulerDaemon {
       });
     }
     if (opts.ui) await d.startDashboard(opts.ui);
-    opts.log.info({ id: d.id, concurrency: opts.concurrency ?? 64, redis: opts.settings.display, metrics: d.metricsAddress(), dashboardPort: d.dashboard?.port }, 'scheduler started');
+    opts.log.info(
+      { id: d.id, concurrency: opts.concurrency ?? 64, redis: opts.settings.display, metrics: d.metricsAddress(), dashboardPort: d.dashboard?.port },
+      'scheduler started',
+    );
     return d;
   }
 

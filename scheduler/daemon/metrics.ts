@@ -26,7 +26,12 @@ export class SchedulerMetrics {
   constructor(opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
     this.tasks = new Counter({ name: 'gaxx_scheduler_tasks_total', help: 'Tasks finished, by outcome', labelNames: ['outcome'], registers });
-    this.retries = new Counter({ name: 'gaxx_scheduler_retries_total', help: 'Dispatch retries, by kind (transport, busy, failure)', labelNames: ['kind'], registers });
+    this.retries = new Counter({
+      name: 'gaxx_scheduler_retries_total',
+      help: 'Dispatch retries, by kind (transport, busy, failure)',
+      labelNames: ['kind'],
+      registers,
+    });
     this.published = new Counter({ name: 'gaxx_scheduler_duplicate_results_total', help: 'Results not published because the task already had one', registers });
     this.dispatchLatency = new Histogram({
       name: 'gaxx_scheduler_dispatch_latency_seconds',

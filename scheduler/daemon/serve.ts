@@ -58,14 +58,24 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
       connect: agentConnector(opts.certs, { deadlineMs: opts.agentDeadlineMs, connectTimeoutMs: opts.agentConnectTimeoutMs, token: opts.agentToken }),
       concurrency: opts.concurrency,
       metricsListen: opts.metricsListen,
-      metricsTls: opts.metricsListen && !isLoopbackHost(parseHostPort(opts.metricsListen, { allowPortZero: true, what: 'metrics address' }).host) ? metricsTls : undefined,
+      metricsTls:
+        opts.metricsListen && !isLoopbackHost(parseHostPort(opts.metricsListen, { allowPortZero: true, what: 'metrics address' }).host)
+          ? metricsTls
+          : undefined,
       lockDurationMs: opts.lockDurationMs,
       ui: opts.ui,
       log: opts.log,
     });
     if (daemon.dashboard) writeDashboardUrl(opts.stateDir, daemon.dashboard.url);
     const renewer = opts.renewal
-      ? CertRenewer.start({ ...opts.renewal, token: opts.agentToken, redis: daemon.queue.redis, schedulerCreds: opts.certs, registry: daemon.metrics.registry, log: opts.log })
+      ? CertRenewer.start({
+          ...opts.renewal,
+          token: opts.agentToken,
+          redis: daemon.queue.redis,
+          schedulerCreds: opts.certs,
+          registry: daemon.metrics.registry,
+          log: opts.log,
+        })
       : undefined;
     const reaper = opts.reaper ? FleetReaper.start({ ...opts.reaper, redis: daemon.queue.redis, log: opts.log }) : undefined;
     return {

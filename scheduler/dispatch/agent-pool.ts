@@ -70,7 +70,16 @@ export class AgentPool {
     for (const ep of endpoints) {
       let s = this.agents.get(ep.address);
       if (!s) {
-        s = { address: ep.address, links: new Map(), breaker: new Breaker(this.opts.breaker ?? DEFAULT_BREAKER), capacity: this.opts.defaultCapacity ?? 1, inflight: 0, info: undefined, lastState: 'closed', reached: false };
+        s = {
+          address: ep.address,
+          links: new Map(),
+          breaker: new Breaker(this.opts.breaker ?? DEFAULT_BREAKER),
+          capacity: this.opts.defaultCapacity ?? 1,
+          inflight: 0,
+          info: undefined,
+          lastState: 'closed',
+          reached: false,
+        };
         this.agents.set(ep.address, s);
       }
       if (!s.info && s.breaker.allows(Date.now())) s.info = this.fetchInfo(s);

@@ -71,13 +71,26 @@ export interface Dispatched {
 export async function dispatchTask(ctx: DispatchContext, spec: TaskSpec, job: JobHandle): Promise<Dispatched> {
   const { endpoints, pinned } = await ctx.resolve(spec);
   if ('host' in spec.target && (pinned === undefined || !endpoints.some((e) => e.address === pinned))) {
-    return { result: taskResult({ runId: spec.runId, taskId: spec.taskId, host: spec.target.host, outcome: 'error', reason: 'NOT_FOUND' }, { error: `no agent for host ${spec.target.host}` }), output: [] };
+    return {
+      result: taskResult(
+        { runId: spec.runId, taskId: spec.taskId, host: spec.target.host, outcome: 'error', reason: 'NOT_FOUND' },
+        { error: `no agent for host ${spec.target.host}` },
+      ),
+      output: [],
+    };
   }
   let stdin: Buffer | undefined = spec.stdin ? Buffer.from(spec.stdin, 'base64') : undefined;
   if (spec.input !== undefined) {
     const blob = await job.loadInput(spec.input);
     // Never run a command that expects input with an empty stdin instead.
-    if (blob === null) return { result: taskResult({ runId: spec.runId, taskId: spec.taskId, host: pinned ?? '', outcome: 'error', reason: 'NOT_FOUND' }, { error: `run input '${spec.input}' is gone (expired or deleted)` }), output: [] };
+    if (blob === null)
+      return {
+        result: taskResult(
+          { runId: spec.runId, taskId: spec.taskId, host: pinned ?? '', outcome: 'error', reason: 'NOT_FOUND' },
+          { error: `run input '${spec.input}' is gone (expired or deleted)` },
+        ),
+        output: [],
+      };
     stdin = blob;
   }
   return new TaskDispatch(ctx, spec, job, endpoints, pinned, stdin).run();

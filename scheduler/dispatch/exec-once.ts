@@ -34,7 +34,15 @@ export interface ExecSeen {
  * stream, and the agent keeps the task running for the worker that takes the job next. The
  * run's cancel signal is: the client then sends Cancel and reads on to the agent's exit event.
  */
-export async function execOnce(link: AgentLink, req: ExecRequest, signal: AbortSignal, cancel: AbortSignal, deadlineMs: number | undefined, live?: LiveSink, seen: ExecSeen = {}): Promise<ExecOutcome> {
+export async function execOnce(
+  link: AgentLink,
+  req: ExecRequest,
+  signal: AbortSignal,
+  cancel: AbortSignal,
+  deadlineMs: number | undefined,
+  live?: LiveSink,
+  seen: ExecSeen = {},
+): Promise<ExecOutcome> {
   const output: OutputChunk[] = [];
   let started: Started__Output | undefined;
   let startedAt = 0;

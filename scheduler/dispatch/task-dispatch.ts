@@ -119,7 +119,8 @@ export class TaskDispatch {
       if ('done' in step) return step.done;
       if ('giveUp' in step) break;
     }
-    if (this.startedOn.length > 0) return this.ended('unknown', 'UNAVAILABLE', `started on ${this.startedOn.at(-1)}, outcome lost (${this.lastError || 'agent unreachable'})`);
+    if (this.startedOn.length > 0)
+      return this.ended('unknown', 'UNAVAILABLE', `started on ${this.startedOn.at(-1)}, outcome lost (${this.lastError || 'agent unreachable'})`);
     return this.ended('unreachable', 'UNAVAILABLE', this.lastError || 'no agent reachable');
   }
 
@@ -182,10 +183,18 @@ export class TaskDispatch {
     return taskResult(
       { runId: this.spec.runId, taskId: this.spec.taskId, host, outcome, reason: x.reason },
       {
-        exitCode: x.signal || outcome === 'unknown' ? null : x.code, signal: x.signal || null, ...(lost ? { error: lost } : {}),
-        durationMs: Number(x.durationMs), stdoutBytes: Number(x.stdoutBytes), stderrBytes: Number(x.stderrBytes), truncated: x.truncated,
-        attempts: this.attempts, startedOn: [...this.startedOn], mayHaveRepeated: this.repeated || this.startedOn.length > 1,
-        attached: got.started?.attached ?? false, replayed: got.started?.replayed ?? false,
+        exitCode: x.signal || outcome === 'unknown' ? null : x.code,
+        signal: x.signal || null,
+        ...(lost ? { error: lost } : {}),
+        durationMs: Number(x.durationMs),
+        stdoutBytes: Number(x.stdoutBytes),
+        stderrBytes: Number(x.stderrBytes),
+        truncated: x.truncated,
+        attempts: this.attempts,
+        startedOn: [...this.startedOn],
+        mayHaveRepeated: this.repeated || this.startedOn.length > 1,
+        attached: got.started?.attached ?? false,
+        replayed: got.started?.replayed ?? false,
       },
     );
   }
@@ -257,7 +266,13 @@ export class TaskDispatch {
   private async onExit(addr: string, got: ExecOutcome): Promise<Step> {
     if (got.started) this.ctx.metrics?.dispatchLatency.observe(Math.max(0, got.startedAt - this.job.enqueuedAt) / 1000);
     const outcome = outcomeOf(got.exit);
-    if (outcome !== 'succeeded' && outcome !== 'unknown' && !this.job.cancel.aborted && this.spec.retry.retryOnFailure && this.round + 1 < this.spec.retry.attempts) {
+    if (
+      outcome !== 'succeeded' &&
+      outcome !== 'unknown' &&
+      !this.job.cancel.aborted &&
+      this.spec.retry.retryOnFailure &&
+      this.round + 1 < this.spec.retry.attempts
+    ) {
       this.round += 1;
       this.ctx.metrics?.retries.inc({ kind: 'failure' });
       await this.job.saveDispatch({ placedOn: this.placedOn, round: this.round });

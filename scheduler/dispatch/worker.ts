@@ -218,7 +218,10 @@ export class SchedulerWorker {
     // Output streamed live exactly and completely is not stored a second time.
     const total = done.output.reduce((n, c) => n + c.data.length, 0);
     const outputIsLive = streamed.exact && total > 0 && streamed.bytes === total;
-    const fresh = await publishResult(this.redis, done.result, done.output, streamed.exact ? streamed.bytes : undefined, { outputIsLive, budgetBytes: this.opts.runOutputBudgetBytes });
+    const fresh = await publishResult(this.redis, done.result, done.output, streamed.exact ? streamed.bytes : undefined, {
+      outputIsLive,
+      budgetBytes: this.opts.runOutputBudgetBytes,
+    });
     if (fresh) this.opts.metrics?.tasks.inc({ outcome: done.result.outcome });
     else this.opts.metrics?.published.inc();
     return done.result;
@@ -232,7 +235,10 @@ export class SchedulerWorker {
   private async reportInvalid(job: Job, e: Error): Promise<void> {
     const d = (job.data ?? {}) as { runId?: unknown; taskId?: unknown };
     if (typeof d.runId !== 'string' || !RUN_ID.test(d.runId) || typeof d.taskId !== 'string' || !TASK_ID.test(d.taskId)) return;
-    const result = taskResult({ runId: d.runId, taskId: d.taskId, host: '', outcome: 'error', reason: isGaxxError(e) ? e.code : 'INVALID_ARGUMENT' }, { error: e.message });
+    const result = taskResult(
+      { runId: d.runId, taskId: d.taskId, host: '', outcome: 'error', reason: isGaxxError(e) ? e.code : 'INVALID_ARGUMENT' },
+      { error: e.message },
+    );
     if (await publishResult(this.redis, result, []).catch(() => false)) this.opts.metrics?.tasks.inc({ outcome: 'error' });
   }
 

@@ -24,7 +24,10 @@ export async function expireAbandonedRuns(queue: TaskQueue, maxAgeMs = ABANDONED
     for (const taskId of meta.taskIds) {
       if (!withdrawn.has(jobIdFor(runId, taskId))) continue;
       const hours = Math.round(maxAgeMs / 3_600_000);
-      const r = taskResult({ runId, taskId, host: meta.hosts[taskId] ?? '', outcome: 'error', reason: 'EXPIRED' }, { error: `run abandoned by its owner; not run within ${hours} h (never started)` });
+      const r = taskResult(
+        { runId, taskId, host: meta.hosts[taskId] ?? '', outcome: 'error', reason: 'EXPIRED' },
+        { error: `run abandoned by its owner; not run within ${hours} h (never started)` },
+      );
       if (await publishResult(queue.redis, r, [])) expired += 1;
     }
     const left = await queue.queueFor(runId).getJobCounts('waiting', 'active', 'delayed', 'prioritized');

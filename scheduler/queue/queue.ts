@@ -113,7 +113,9 @@ export class TaskQueue {
       throw redisError(e, 'fleet lookup failed');
     }
     if (unknown.length === 0) return;
-    const issues = run.tasks.flatMap((t, i) => (t.fleet && unknown.includes(t.fleet) ? [{ path: `tasks.${i}.fleet`, message: `unknown fleet '${t.fleet}'` }] : []));
+    const issues = run.tasks.flatMap((t, i) =>
+      t.fleet && unknown.includes(t.fleet) ? [{ path: `tasks.${i}.fleet`, message: `unknown fleet '${t.fleet}'` }] : [],
+    );
     throw new GaxxError('INVALID_ARGUMENT', `invalid task data: ${issues[0]?.path}: ${issues[0]?.message}`, { details: { issues } });
   }
 
@@ -145,7 +147,13 @@ export class TaskQueue {
       if (!job || job.processedOn !== undefined || (job.attemptsStarted ?? 0) > 0) continue;
       const state = await job.getState();
       if (state === 'waiting' || state === 'delayed' || state === 'prioritized') {
-        if (await job.remove().then(() => true, () => false)) removed.push(id);
+        if (
+          await job.remove().then(
+            () => true,
+            () => false,
+          )
+        )
+          removed.push(id);
       }
     }
     return removed;

@@ -129,15 +129,29 @@ export interface PublishOptions {
  * stored again: readers take it from the live entries. Output beyond the run's byte budget is
  * not stored (the result entry says `ob=1`; readers mark the result truncated).
  */
-export async function publishResult(redis: Redis | Cluster, result: TaskResult, output: OutputChunk[], exactLiveBytes?: number, opts: PublishOptions = {}): Promise<boolean> {
+export async function publishResult(
+  redis: Redis | Cluster,
+  result: TaskResult,
+  output: OutputChunk[],
+  exactLiveBytes?: number,
+  opts: PublishOptions = {},
+): Promise<boolean> {
   const live = exactLiveBytes === undefined ? '-1' : String(exactLiveBytes);
   const stored = opts.outputIsLive ? [] : output;
   const size = stored.reduce((n, c) => n + c.data.length, 0);
-  const args: Array<string | Buffer> = [result.taskId, String(STREAM_MAXLEN), String(RESULT_TTL_MS), JSON.stringify(result), live, opts.outputIsLive ? '1' : '0', String(size), String(opts.budgetBytes ?? RUN_OUTPUT_BUDGET_BYTES)];
+  const args: Array<string | Buffer> = [
+    result.taskId,
+    String(STREAM_MAXLEN),
+    String(RESULT_TTL_MS),
+    JSON.stringify(result),
+    live,
+    opts.outputIsLive ? '1' : '0',
+    String(size),
+    String(opts.budgetBytes ?? RUN_OUTPUT_BUDGET_BYTES),
+  ];
   for (const c of stored) {
     for (let off = 0; off < c.data.length; off += ENTRY_BYTES) args.push(String(c.stream), c.data.subarray(off, off + ENTRY_BYTES));
   }
   const added = await redis.eval(PUBLISH, 3, runEventsKey(result.runId), runDoneKey(result.runId), runBytesKey(result.runId), ...args);
   return added === 1;
 }
-

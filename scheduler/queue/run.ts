@@ -107,7 +107,14 @@ class RunWait {
 
   startWorker(): void {
     if (this.worker || !this.opts.connect) return;
-    this.worker = SchedulerWorker.start({ settings: this.opts.settings, connect: this.opts.connect, runId: this.meta.runId, concurrency: this.opts.concurrency, log: this.opts.log, policy: this.opts.policy });
+    this.worker = SchedulerWorker.start({
+      settings: this.opts.settings,
+      connect: this.opts.connect,
+      runId: this.meta.runId,
+      concurrency: this.opts.concurrency,
+      log: this.opts.log,
+      policy: this.opts.policy,
+    });
   }
 
   /** In-process worker now, or a watch that starts one when the daemon goes away. */
@@ -117,7 +124,16 @@ class RunWait {
       if (!this.opts.connect) throw new GaxxError('FAILED_PRECONDITION', 'no scheduler daemon is running and no agent credentials were given to run one here');
       this.startWorker();
     } else if (mode === 'auto') {
-      this.timers.push(setInterval(() => void daemonAlive(this.queue).then((alive) => (alive ? undefined : this.startWorker()), () => undefined), WATCH_MS));
+      this.timers.push(
+        setInterval(
+          () =>
+            void daemonAlive(this.queue).then(
+              (alive) => (alive ? undefined : this.startWorker()),
+              () => undefined,
+            ),
+          WATCH_MS,
+        ),
+      );
     }
     // The owner is alive: a daemon does not forget the run, and it does not expire.
     this.timers.push(setInterval(() => void touchRun(this.queue.redis, this.meta.runId).catch(() => undefined), RUN_TOUCH_MS));
@@ -144,7 +160,10 @@ class RunWait {
     this.worker?.cancelRun(runId);
     for (const taskId of this.meta.taskIds) {
       if (!withdrawn.has(jobIdFor(runId, taskId))) continue;
-      const r = taskResult({ runId, taskId, host: this.meta.hosts[taskId] ?? '', outcome: 'cancelled', reason: 'cancelled' }, { error: 'run cancelled before the task ran' });
+      const r = taskResult(
+        { runId, taskId, host: this.meta.hosts[taskId] ?? '', outcome: 'cancelled', reason: 'cancelled' },
+        { error: 'run cancelled before the task ran' },
+      );
       await publishResult(this.queue.redis, r, []);
     }
   }
@@ -159,7 +178,13 @@ class RunWait {
       this.opts.onRedis?.(down, forMs);
     };
     try {
-      await waitForRun(this.queue.redis, this.meta.runId, this.meta.taskIds, { ...this.opts, redisGoneMs: this.opts.redisGoneMs ?? REDIS_GONE_MS, onRedis, until: this.stop.signal, into: results });
+      await waitForRun(this.queue.redis, this.meta.runId, this.meta.taskIds, {
+        ...this.opts,
+        redisGoneMs: this.opts.redisGoneMs ?? REDIS_GONE_MS,
+        onRedis,
+        until: this.stop.signal,
+        into: results,
+      });
     } catch (e) {
       if (!isGaxxError(e, 'DEADLINE_EXCEEDED') && !isGaxxError(e, 'REDIS_UNAVAILABLE')) throw e;
       ended = { code: e.code, message: e.message };

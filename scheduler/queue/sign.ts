@@ -8,15 +8,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
-import {
-  GaxxError,
-  sha256Hex,
-  signTaskFields,
-  verifyTaskSignature,
-  type SignedTask,
-  type SignedTaskFields,
-  type TaskSigner,
-} from '../../proto/index.js';
+import { GaxxError, sha256Hex, signTaskFields, verifyTaskSignature, type SignedTask, type SignedTaskFields, type TaskSigner } from '../../proto/index.js';
 
 /** How long a signed task stays valid when the caller names no expiry: a day. */
 export const DEFAULT_SIGNED_TTL_MS = 24 * 3600 * 1000;
@@ -29,7 +21,10 @@ export const SignedBlockSchema = z
     /** sha256 of the stdin the task sends (inline stdin or its run input). */
     stdinSha256: z.string().regex(/^[0-9a-f]{64}$/, 'lower-case hex sha256'),
     signature: z.string().base64().min(1).max(4096),
-    signerCertPem: z.string().min(1).max(16 * 1024),
+    signerCertPem: z
+      .string()
+      .min(1)
+      .max(16 * 1024),
   })
   .strict();
 

@@ -119,7 +119,10 @@ class StreamedRun {
       // A follow that fails must end production too (else it would wait for slots forever).
       following.catch(() => this.stopInput.abort());
       const produced = this.produce(new BatchPuller(it)).catch((e: unknown) => e);
-      const followed = await following.then(() => undefined, (e: unknown) => e);
+      const followed = await following.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       const inputError = await produced;
       await this.cancelling;
       this.fillMissing();
@@ -197,7 +200,13 @@ class StreamedRun {
   private startWorker(): void {
     if (this.worker || !this.opts.connect) return;
     // Its own run only: a task-list run never takes another run's jobs.
-    this.worker = SchedulerWorker.start({ settings: this.opts.settings, connect: this.opts.connect, runId: this.runId, concurrency: this.opts.workerConcurrency, log: this.opts.log });
+    this.worker = SchedulerWorker.start({
+      settings: this.opts.settings,
+      connect: this.opts.connect,
+      runId: this.runId,
+      concurrency: this.opts.workerConcurrency,
+      log: this.opts.log,
+    });
   }
 
   /** Refreshes the submitter heartbeat, notices a cancel from elsewhere and a daemon that died. */
@@ -221,7 +230,8 @@ class StreamedRun {
       const withdrawn = new Set(await this.queue.withdrawIds([...this.outstanding.values()]));
       this.worker?.cancelRun(this.runId);
       for (const [taskId, jobId] of [...this.outstanding]) {
-        if (withdrawn.has(jobId)) await publishResult(redis, syntheticResult(this.runId, taskId, 'cancelled', 'cancelled', 'run cancelled before the task ran'), []);
+        if (withdrawn.has(jobId))
+          await publishResult(redis, syntheticResult(this.runId, taskId, 'cancelled', 'cancelled', 'run cancelled before the task ran'), []);
       }
     })()
       .catch((e: Error) => this.opts.log?.warn({ run: this.runId, err: e.message }, 'cancel incomplete'))
@@ -231,7 +241,11 @@ class StreamedRun {
   /** After a cancel's grace: tasks still without a result are reported as `error`. */
   private fillMissing(): void {
     for (const taskId of [...this.outstanding.keys()]) {
-      this.result(syntheticResult(this.runId, taskId, 'error', 'DEADLINE_EXCEEDED', 'no result in time after the run was cancelled; the task may still be running'), [], false);
+      this.result(
+        syntheticResult(this.runId, taskId, 'error', 'DEADLINE_EXCEEDED', 'no result in time after the run was cancelled; the task may still be running'),
+        [],
+        false,
+      );
     }
   }
 

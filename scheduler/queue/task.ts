@@ -36,7 +36,11 @@ function isHostPort(s: string): boolean {
   }
 }
 
-const base64Max = (bytes: number): z.ZodString => z.string().base64().max(Math.ceil(bytes / 3) * 4);
+const base64Max = (bytes: number): z.ZodString =>
+  z
+    .string()
+    .base64()
+    .max(Math.ceil(bytes / 3) * 4);
 
 const RetrySchema = z
   .object({
@@ -57,10 +61,7 @@ const EnvSchema = z
   .refine((env) => Object.keys(env).length <= LIMITS.envEntries, `at most ${LIMITS.envEntries} env entries`)
   .refine((env) => envBytes(env) <= LIMITS.envBytes, `env is larger than ${LIMITS.envBytes} bytes`);
 
-const TargetSchema = z.union([
-  z.object({ host: z.string().min(1).max(260) }).strict(),
-  z.object({ any: z.literal(true) }).strict(),
-]);
+const TargetSchema = z.union([z.object({ host: z.string().min(1).max(260) }).strict(), z.object({ any: z.literal(true) }).strict()]);
 
 const TaskFields = z.object({
   taskId: z.string().regex(TASK_ID, 'task ids are 1-80 characters of [A-Za-z0-9._-]'),
@@ -127,7 +128,10 @@ export type RunSpec = z.output<typeof RunSpecSchema>;
 export const TaskSpecSchema = TaskFields.extend({
   runId: z.string().regex(RUN_ID),
   /** Set by the worker before each dispatch, so a re-dispatch after a crash goes to the same agent. */
-  dispatch: z.object({ placedOn: z.string().optional(), round: z.number().int().min(0).default(0) }).strict().optional(),
+  dispatch: z
+    .object({ placedOn: z.string().optional(), round: z.number().int().min(0).default(0) })
+    .strict()
+    .optional(),
   /** The submitting operator's signature (sign.ts); optional here so a missing one is UNSIGNED_TASK, not a parse error. */
   signed: SignedBlockSchema.optional(),
 })
@@ -174,5 +178,7 @@ export function assertJobId(id: string): void {
 
 /** A fresh run id: time-ordered, unique enough across schedulers. */
 export function newRunId(now = Date.now(), rand = Math.random): string {
-  return `r${now.toString(36)}${Math.floor(rand() * 36 ** 6).toString(36).padStart(6, '0')}`;
+  return `r${now.toString(36)}${Math.floor(rand() * 36 ** 6)
+    .toString(36)
+    .padStart(6, '0')}`;
 }

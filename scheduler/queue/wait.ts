@@ -118,10 +118,19 @@ export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds:
       const left = deadline - Date.now();
       if (left <= 0) throw new GaxxError('DEADLINE_EXCEEDED', `run ${runId}: ${want.size - out.results.size} of ${want.size} tasks had no result in time`);
       const downFor = reach.tick();
-      if (opts.redisGoneMs !== undefined && downFor > opts.redisGoneMs) throw new GaxxError('REDIS_UNAVAILABLE', `redis unreachable for ${Math.round(downFor / 1000)} s while waiting for run ${runId}`);
+      if (opts.redisGoneMs !== undefined && downFor > opts.redisGoneMs)
+        throw new GaxxError('REDIS_UNAVAILABLE', `redis unreachable for ${Math.round(downFor / 1000)} s while waiting for run ${runId}`);
       // One read at a time: a read issued while Redis is away waits in the connection's queue
       // and is raced again, never stacked (stacked blocking reads would run one after another).
-      pending ??= reader.xreadBuffer('COUNT', 1000, 'BLOCK', Math.max(1, Math.min(TICK_MS, left)), 'STREAMS', runEventsKey(runId), last) as Promise<StreamReply>;
+      pending ??= reader.xreadBuffer(
+        'COUNT',
+        1000,
+        'BLOCK',
+        Math.max(1, Math.min(TICK_MS, left)),
+        'STREAMS',
+        runEventsKey(runId),
+        last,
+      ) as Promise<StreamReply>;
       let timer: NodeJS.Timeout | undefined;
       const tick = new Promise<'tick'>((r) => (timer = setTimeout(() => r('tick'), Math.min(TICK_MS + 500, Math.max(1, left)))));
       const got = await Promise.race([pending, stop.promise, tick]).finally(() => clearTimeout(timer));

@@ -108,7 +108,13 @@ function parseHostListUrl(url: string, m: RegExpExecArray, o: RedisUrlOptions): 
   const display = `${scheme}+${mode}://${hosts}${path ?? ''}`;
   // Malformed first (CONFIG_INVALID), then insecure.
   if (mode === 'sentinel' && !(path ?? '').split('/')[1]) throw invalid('a sentinel url names its master: redis+sentinel://h:p/<master>');
-  refuseInsecure(scheme === 'rediss', creds.password, parseHostList(hosts as string, 0).map((h) => h.host), display, o);
+  refuseInsecure(
+    scheme === 'rediss',
+    creds.password,
+    parseHostList(hosts as string, 0).map((h) => h.host),
+    display,
+    o,
+  );
   const tls = scheme === 'rediss' ? tlsOptions(params) : undefined;
   if (mode === 'sentinel') {
     const [, name, db] = (path ?? '').split('/');
@@ -116,7 +122,13 @@ function parseHostListUrl(url: string, m: RegExpExecArray, o: RedisUrlOptions): 
     return {
       kind: 'single',
       display,
-      options: { sentinels: parseHostList(hosts as string, 26379), name, db: parseDb(db), ...creds, ...(tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}) },
+      options: {
+        sentinels: parseHostList(hosts as string, 26379),
+        name,
+        db: parseDb(db),
+        ...creds,
+        ...(tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
+      },
     };
   }
   return { kind: 'cluster', display, nodes: parseHostList(hosts as string, 6379), options: { redisOptions: { ...creds, ...(tls ? { tls } : {}) } } };

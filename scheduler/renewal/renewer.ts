@@ -112,13 +112,19 @@ export class CertRenewer {
     // Capped at setTimeout's limit (~24.8 days), beyond which Node would fire at once.
     const delay = Math.min(Math.round(this.opts.intervalMs * (0.9 + Math.random() * 0.2)), 2 ** 31 - 1);
     this.timer = setTimeout(() => {
-      this.running = this.round().then(
-        () => undefined,
-        (e: unknown) => this.opts.log.error({ code: isGaxxError(e) ? e.code : 'INTERNAL', err: e instanceof Error ? e.message : String(e) }, 'certificate renewal round failed; retried next round'),
-      ).finally(() => {
-        this.running = undefined;
-        this.schedule();
-      });
+      this.running = this.round()
+        .then(
+          () => undefined,
+          (e: unknown) =>
+            this.opts.log.error(
+              { code: isGaxxError(e) ? e.code : 'INTERNAL', err: e instanceof Error ? e.message : String(e) },
+              'certificate renewal round failed; retried next round',
+            ),
+        )
+        .finally(() => {
+          this.running = undefined;
+          this.schedule();
+        });
     }, delay);
     this.timer.unref();
   }
@@ -167,7 +173,10 @@ export class CertRenewer {
     } else {
       summary.failed++;
       this.renewals.inc({ outcome: 'failed' });
-      this.opts.log.warn({ ...at, reason, code: res.code ?? 'UNAVAILABLE', err: res.error, newSerial: res.newSerial || undefined }, 'agent certificate renewal failed; retried next round');
+      this.opts.log.warn(
+        { ...at, reason, code: res.code ?? 'UNAVAILABLE', err: res.error, newSerial: res.newSerial || undefined },
+        'agent certificate renewal failed; retried next round',
+      );
     }
   }
 

@@ -124,7 +124,14 @@ export class Collector {
     const deadline = Math.max(500, Math.min(4000, this.intervalMs - 100));
     const t0 = Date.now();
     const [info, scrape] = await Promise.allSettled([this.info(t, deadline), this.scrape(t, deadline)]);
-    const state: AgentState = { ...t, reachable: info.status === 'fulfilled', metricsUp: scrape.status === 'fulfilled', scrapeMs: Date.now() - t0, invalidLines: 0, at: Date.now() };
+    const state: AgentState = {
+      ...t,
+      reachable: info.status === 'fulfilled',
+      metricsUp: scrape.status === 'fulfilled',
+      scrapeMs: Date.now() - t0,
+      invalidLines: 0,
+      at: Date.now(),
+    };
     if (info.status === 'fulfilled') state.info = info.value;
     if (scrape.status === 'fulfilled') {
       const parsed = parsePrometheusText(scrape.value);
@@ -182,7 +189,9 @@ export class Collector {
             if (size > MAX_SCRAPE_BYTES) req.destroy(new Error(`metrics of ${t.metricsAddress} exceed ${MAX_SCRAPE_BYTES} bytes`));
             else parts.push(b);
           });
-          res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(parts).toString()) : reject(new Error(`metrics of ${t.metricsAddress} answered ${res.statusCode}`))));
+          res.on('end', () =>
+            res.statusCode === 200 ? resolve(Buffer.concat(parts).toString()) : reject(new Error(`metrics of ${t.metricsAddress} answered ${res.statusCode}`)),
+          );
           res.on('error', reject);
         },
       );

@@ -200,7 +200,12 @@ export class Dashboard {
 
   private snapshotEvents(): Array<[string, string]> {
     const s = this.snapshot();
-    return [['agents', JSON.stringify(s.agents)], ['runs', JSON.stringify(s.runs)], ['queue', JSON.stringify(s.queue)], ['config', JSON.stringify({ scrapeIntervalMs: s.scrapeIntervalMs })]];
+    return [
+      ['agents', JSON.stringify(s.agents)],
+      ['runs', JSON.stringify(s.runs)],
+      ['queue', JSON.stringify(s.queue)],
+      ['config', JSON.stringify({ scrapeIntervalMs: s.scrapeIntervalMs })],
+    ];
   }
 
   private async post(path: string, req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
@@ -239,7 +244,17 @@ function agentView(s: AgentState, breaker: BreakerState | undefined): AgentView 
     reachable: s.reachable,
     metricsUp: s.metricsUp,
     ...(s.error ? { error: s.error } : {}),
-    ...(i ? { version: i.version, uid: i.uid, load: i.load, running: i.running, capacity: i.capacity, certNotAfterMs: i.certNotAfterMs, certRenewalDue: i.certRenewalDue } : {}),
+    ...(i
+      ? {
+          version: i.version,
+          uid: i.uid,
+          load: i.load,
+          running: i.running,
+          capacity: i.capacity,
+          certNotAfterMs: i.certNotAfterMs,
+          certRenewalDue: i.certRenewalDue,
+        }
+      : {}),
     breaker: breaker ?? 'unknown',
     blockedPeers: i?.blockedPeers ?? [],
   };

@@ -12,15 +12,35 @@ function gauge(name: string, help: string, samples: Sample[]): Family {
 
 /** The collector's own families about the agents it watches. */
 export function collectorFamilies(states: readonly AgentState[]): Map<string, Family> {
-  const lbl = (s: AgentState): Array<[string, string]> => [['fleet', s.fleet], ['host', s.host], ['instance', s.metricsAddress]];
+  const lbl = (s: AgentState): Array<[string, string]> => [
+    ['fleet', s.fleet],
+    ['host', s.host],
+    ['instance', s.metricsAddress],
+  ];
   const fams = [
-    gauge('up', 'Whether the last scrape of the agent\'s metrics succeeded (1) or not (0)', states.map((s) => ({ name: 'up', labels: lbl(s), value: s.metricsUp ? 1 : 0 }))),
-    gauge('gaxx_ui_agent_reachable', 'Whether the agent answered its Info RPC in the last round', states.map((s) => ({ name: 'gaxx_ui_agent_reachable', labels: lbl(s), value: s.reachable ? 1 : 0 }))),
-    gauge('gaxx_ui_scrape_duration_seconds', 'How long the last look at the agent took', states.map((s) => ({ name: 'gaxx_ui_scrape_duration_seconds', labels: lbl(s), value: s.scrapeMs / 1000 }))),
-    gauge('gaxx_ui_scrape_invalid_lines', 'Lines of the agent\'s last scrape that were not valid exposition', states.map((s) => ({ name: 'gaxx_ui_scrape_invalid_lines', labels: lbl(s), value: s.invalidLines }))),
+    gauge(
+      'up',
+      "Whether the last scrape of the agent's metrics succeeded (1) or not (0)",
+      states.map((s) => ({ name: 'up', labels: lbl(s), value: s.metricsUp ? 1 : 0 })),
+    ),
+    gauge(
+      'gaxx_ui_agent_reachable',
+      'Whether the agent answered its Info RPC in the last round',
+      states.map((s) => ({ name: 'gaxx_ui_agent_reachable', labels: lbl(s), value: s.reachable ? 1 : 0 })),
+    ),
+    gauge(
+      'gaxx_ui_scrape_duration_seconds',
+      'How long the last look at the agent took',
+      states.map((s) => ({ name: 'gaxx_ui_scrape_duration_seconds', labels: lbl(s), value: s.scrapeMs / 1000 })),
+    ),
+    gauge(
+      'gaxx_ui_scrape_invalid_lines',
+      "Lines of the agent's last scrape that were not valid exposition",
+      states.map((s) => ({ name: 'gaxx_ui_scrape_invalid_lines', labels: lbl(s), value: s.invalidLines })),
+    ),
     gauge(
       'gaxx_ui_agent_cert_expiry_timestamp_seconds',
-      'When the agent\'s certificate expires (from Info)',
+      "When the agent's certificate expires (from Info)",
       states.flatMap((s) => (s.info ? [{ name: 'gaxx_ui_agent_cert_expiry_timestamp_seconds', labels: lbl(s), value: s.info.certNotAfterMs / 1000 }] : [])),
     ),
     gauge(
@@ -30,7 +50,7 @@ export function collectorFamilies(states: readonly AgentState[]): Map<string, Fa
     ),
     gauge(
       'gaxx_ui_agent_load1',
-      'The agent host\'s 1-minute load average (from Info)',
+      "The agent host's 1-minute load average (from Info)",
       states.flatMap((s) => (s.info ? [{ name: 'gaxx_ui_agent_load1', labels: lbl(s), value: s.info.load[0] ?? 0 }] : [])),
     ),
   ];
@@ -43,6 +63,14 @@ export function buildExposition(own: string, states: readonly AgentState[]): str
     { families: parsePrometheusText(own).families, labels: [] },
     { families: collectorFamilies(states), labels: [] },
   ];
-  for (const s of states) if (s.families) sources.push({ families: s.families, labels: [['fleet', s.fleet], ['host', s.host]] });
+  for (const s of states)
+    if (s.families)
+      sources.push({
+        families: s.families,
+        labels: [
+          ['fleet', s.fleet],
+          ['host', s.host],
+        ],
+      });
   return mergeExpositions(sources);
 }

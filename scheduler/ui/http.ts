@@ -111,15 +111,23 @@ export interface ListenOptions {
 }
 
 /** Starts an HTTP(S) server per the listening rules; resolves with it and its bound address. */
-export async function listen(o: ListenOptions, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; host: string; port: number; loopback: boolean }> {
+export async function listen(
+  o: ListenOptions,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ server: Server; host: string; port: number; loopback: boolean }> {
   const { host, port } = splitListen(o.listen);
   const loopback = isLoopbackHost(host);
   if (!loopback && !o.tls) {
-    throw new GaxxError('CONFIG_INVALID', `the dashboard on ${o.listen} (not loopback) needs TLS with client certificates; listen on 127.0.0.1 or give a server certificate`);
+    throw new GaxxError(
+      'CONFIG_INVALID',
+      `the dashboard on ${o.listen} (not loopback) needs TLS with client certificates; listen on 127.0.0.1 or give a server certificate`,
+    );
   }
   const server: Server = o.tls ? createHttps({ ...o.tls, requestCert: true, rejectUnauthorized: true }, handler) : createHttp(handler);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(new GaxxError('FAILED_PRECONDITION', `cannot listen on ${o.listen}: ${e.code ?? e.message}`, { cause: e })));
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(new GaxxError('FAILED_PRECONDITION', `cannot listen on ${o.listen}: ${e.code ?? e.message}`, { cause: e })),
+    );
     server.listen(port, host, () => resolve());
   });
   return { server, host, port: (server.address() as AddressInfo).port, loopback };

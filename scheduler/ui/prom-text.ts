@@ -89,7 +89,10 @@ export function parseSampleLine(line: string): Sample | undefined {
     labels = l.labels;
     i = l.end;
   }
-  const rest = line.slice(i).trim().split(/[ \t]+/);
+  const rest = line
+    .slice(i)
+    .trim()
+    .split(/[ \t]+/);
   if (rest.length < 1 || rest.length > 2 || i >= line.length || !/[ \t]/.test(line[i] ?? '')) return undefined;
   const value = parseValue(rest[0] ?? '');
   if (value === undefined) return undefined;

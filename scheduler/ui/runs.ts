@@ -104,7 +104,20 @@ export class RunTracker {
     for (const meta of metas) {
       let t = this.runs.get(meta.runId);
       if (!t) {
-        t = { meta, last: '0', done: 0, byOutcome: {}, hosts: new Map(), buckets: new Map(), tails: new Map(), failures: [], failedTotal: 0, firstAt: meta.createdAt, lastAt: 0, cancelled: false };
+        t = {
+          meta,
+          last: '0',
+          done: 0,
+          byOutcome: {},
+          hosts: new Map(),
+          buckets: new Map(),
+          tails: new Map(),
+          failures: [],
+          failedTotal: 0,
+          firstAt: meta.createdAt,
+          lastAt: 0,
+          cancelled: false,
+        };
         this.runs.set(meta.runId, t);
         changed.push(this.view(t, now));
       }
@@ -178,7 +191,16 @@ export class RunTracker {
     t.tails.delete(task);
     if (!failed) return;
     t.failedTotal++;
-    t.failures.unshift({ taskId: r.taskId, host, outcome: r.outcome, exitCode: r.exitCode, reason: r.reason, error: r.error, tail: tail?.data.toString('utf8') ?? '', at });
+    t.failures.unshift({
+      taskId: r.taskId,
+      host,
+      outcome: r.outcome,
+      exitCode: r.exitCode,
+      reason: r.reason,
+      error: r.error,
+      tail: tail?.data.toString('utf8') ?? '',
+      at,
+    });
     if (t.failures.length > MAX_FAILURES) t.failures.pop();
   }
 

@@ -57,7 +57,10 @@ describe('the agent bearer token', () => {
 
   it('gaxx run (the scheduler worker): refused without it, works with it', async () => {
     const without = await gaxx(['run', '--json', '--retries', '0', '--agent', agent.address, '--', 'true']);
-    const results = without.stdout.trim().split('\n').map((l) => JSON.parse(l) as { taskId?: string; reason?: string });
+    const results = without.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { taskId?: string; reason?: string });
     expect(results.find((r) => r.taskId)?.reason).toBe('UNAUTHENTICATED');
     expect(without.code).not.toBe(0);
     const withToken = await gaxx(['run', '--agent', agent.address, '--', 'echo', 'queued'], { GAXX_AGENT_TOKEN: TOKEN });

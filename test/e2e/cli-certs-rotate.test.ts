@@ -49,7 +49,18 @@ describe('gaxx certs rotate', () => {
   it('with --due-only leaves agents whose renewal is not due alone', async () => {
     const h1 = agents.h1 as AgentProcess;
     const before = await serialOf(h1);
-    const r = await gaxx(['certs', 'rotate', '--fleet', 'web', '--due-only', '--agent', `h1=${h1.address}`, '--agent', `h2=${(agents.h2 as AgentProcess).address}`, '--json']);
+    const r = await gaxx([
+      'certs',
+      'rotate',
+      '--fleet',
+      'web',
+      '--due-only',
+      '--agent',
+      `h1=${h1.address}`,
+      '--agent',
+      `h2=${(agents.h2 as AgentProcess).address}`,
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const results = JSON.parse(r.stdout) as Array<{ skipped?: boolean; newSerial: string }>;
     expect(results.every((x) => x.skipped === true && x.newSerial === '')).toBe(true);
@@ -62,7 +73,19 @@ describe('gaxx certs rotate', () => {
     const before = { h1: await serialOf(h1), h2: await serialOf(h2) };
     const c = rawAgentClient(h1.address, operatorDir());
     const long = execCollect(c.agent, { taskId: 'during-rotation', argv: ['/bin/sh', '-c', 'sleep 2; echo survived'], timeoutMs: 30_000 });
-    const r = await gaxx(['certs', 'rotate', '--fleet', 'web', '--agent', `h1=${h1.address}`, '--agent', `h2=${h2.address}`, '--verify-timeout', '20s', '--json']);
+    const r = await gaxx([
+      'certs',
+      'rotate',
+      '--fleet',
+      'web',
+      '--agent',
+      `h1=${h1.address}`,
+      '--agent',
+      `h2=${h2.address}`,
+      '--verify-timeout',
+      '20s',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const results = JSON.parse(r.stdout) as Array<{ host: string; ok: boolean; oldSerial: string; newSerial: string }>;
     expect(results.map((x) => x.host).sort()).toEqual(['h1', 'h2']);
@@ -83,7 +106,12 @@ describe('gaxx certs rotate', () => {
     const hour = 3600_000;
     const dir = join(home, 'agents', 'old');
     // 75% of its lifetime gone: due whatever the per-host jitter (+-5%).
-    await issueCertDir(ca, dir, { identity: { role: 'agent', fleet: 'ops', host: 'old' }, hosts: ['127.0.0.1', 'localhost'], notBefore: new Date(Date.now() - 3 * hour), notAfter: new Date(Date.now() + hour) });
+    await issueCertDir(ca, dir, {
+      identity: { role: 'agent', fleet: 'ops', host: 'old' },
+      hosts: ['127.0.0.1', 'localhost'],
+      notBefore: new Date(Date.now() - 3 * hour),
+      notAfter: new Date(Date.now() + hour),
+    });
     const old = await startAgent({ certsDir: dir });
     const r = await gaxx(['certs', 'rotate', '--fleet', 'ops', '--due-only', '--agent', `old=${old.address}`, '--json']);
     expect(r.code, r.stderr).toBe(0);

@@ -67,7 +67,11 @@ describe('gaxx certs', () => {
 
   it('issues a cert dir for each role with the right SANs', async () => {
     const cases = [
-      { role: 'agent', args: ['--fleet', 'web', '--name', 'h1', '--host', '127.0.0.1', '--host', 'h1.test'], san: ['URI:spiffe://gaxx/agent/web/h1', 'IP Address:127.0.0.1', 'DNS:h1.test'] },
+      {
+        role: 'agent',
+        args: ['--fleet', 'web', '--name', 'h1', '--host', '127.0.0.1', '--host', 'h1.test'],
+        san: ['URI:spiffe://gaxx/agent/web/h1', 'IP Address:127.0.0.1', 'DNS:h1.test'],
+      },
       { role: 'operator', args: ['--name', 'bob'], san: ['URI:spiffe://gaxx/operator/bob'] },
       { role: 'scheduler', args: ['--name', 's1', '--days', '2'], san: ['URI:spiffe://gaxx/scheduler/s1'] },
       { role: 'monitor', args: ['--name', 'prom'], san: ['URI:spiffe://gaxx/monitor/prom'] },

@@ -110,7 +110,8 @@ describe('cert commands keep what they should', () => {
     expect(readFileSync(join(out, 'notes.txt'), 'utf8')).toBe('mine');
     expect((await runGaxx([...args, '--force'], { home })).code).toBe(0);
     const bad = ['certs', 'issue', '--role', 'agent', '--fleet', 'web', '--name', 'h2', '--out', join(root, 'h2')];
-    for (const host of ['bad host', 'a..b', '-x', 'http://x']) expect((await runGaxx([...bad, '--host', host], { home })).code, host).toBe(exitCodeFor('USAGE'));
+    for (const host of ['bad host', 'a..b', '-x', 'http://x'])
+      expect((await runGaxx([...bad, '--host', host], { home })).code, host).toBe(exitCodeFor('USAGE'));
   });
 
   it('lists a certificate replaced by a newer one of the same identity as superseded', async () => {

@@ -44,7 +44,10 @@ describe('fleet TTL', () => {
       await registerFleet(conn, 'web', [{ host: 'gaxx-web-0', address: '127.0.0.1:1' }]);
       await setFleetLimits(conn, 'web', { since: Date.now(), expiresAt: Date.now() + 5000, pricePerHour: 0.0075 });
       await setFleetLimits(conn, 'keep', { since: Date.now(), expiresAt: Date.now() + 3_600_000, budget: 5 });
-      const daemon = spawn(process.execPath, [CLI_MAIN, 'scheduler', '--reap-interval', '1s', '--metrics-listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      const daemon = spawn(process.execPath, [CLI_MAIN, 'scheduler', '--reap-interval', '1s', '--metrics-listen', '127.0.0.1:0'], {
+        env,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       let log = '';
       daemon.stderr.on('data', (b: Buffer) => (log += b.toString()));
       const exited = new Promise((r) => daemon.once('exit', r));

@@ -27,7 +27,13 @@ interface Created {
 /** A backend that records what each instance was created with (and answers on loopback). */
 function recorder(): { backend: InstanceBackend; created: Created[] } {
   const created: Created[] = [];
-  return { created, backend: { onCreate: async (i) => (created.push({ label: i.label, tags: i.tags, userData: i.userData }), { ipv4: '127.0.0.1' }), onDelete: async () => undefined } };
+  return {
+    created,
+    backend: {
+      onCreate: async (i) => (created.push({ label: i.label, tags: i.tags, userData: i.userData }), { ipv4: '127.0.0.1' }),
+      onDelete: async () => undefined,
+    },
+  };
 }
 
 function gaxx(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -47,16 +47,30 @@ function loadedFiles(main: string, args: string[]): Promise<{ code: number; file
   const log = join(dir, `log-${Math.random().toString(36).slice(2)}`);
   writeFileSync(log, '');
   return new Promise((done) => {
-    execFile(process.execPath, ['--import', preload, main, ...args], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: dir, GAXX_TEST_LOAD_LOG: log } }, (err) => {
-      const files = [...new Set(readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('file:')).map((u) => fileURLToPath(u)))];
-      done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, files });
-    });
+    execFile(
+      process.execPath,
+      ['--import', preload, main, ...args],
+      { env: { PATH: process.env.PATH ?? '', GAXX_HOME: dir, GAXX_TEST_LOAD_LOG: log } },
+      (err) => {
+        const files = [
+          ...new Set(
+            readFileSync(log, 'utf8')
+              .split('\n')
+              .filter((l) => l.startsWith('file:'))
+              .map((u) => fileURLToPath(u)),
+          ),
+        ];
+        done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, files });
+      },
+    );
   });
 }
 
 /** The loaded files that are, or carry, package `pkg`'s code. */
 function carrying(files: string[], pkg: string): string[] {
-  return files.filter((f) => f.includes(`/node_modules/${pkg}/`) || (f.includes('/dist/bundle/') && readFileSync(f, 'utf8').includes(`// node_modules/${pkg}/`)));
+  return files.filter(
+    (f) => f.includes(`/node_modules/${pkg}/`) || (f.includes('/dist/bundle/') && readFileSync(f, 'utf8').includes(`// node_modules/${pkg}/`)),
+  );
 }
 
 const QUEUE = ['bullmq', 'ioredis'];

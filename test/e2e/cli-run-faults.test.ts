@@ -29,7 +29,10 @@ interface Child {
 
 /** `gaxx ARGS` against `redisUrl`, as a child we can signal. */
 function gaxx(args: string[], redisUrl: string): Child {
-  const child = spawn(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home, GAXX_REDIS_URL: redisUrl }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    env: { PATH: process.env.PATH ?? '', GAXX_HOME: home, GAXX_REDIS_URL: redisUrl },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -56,7 +59,11 @@ afterAll(async () => {
 });
 
 function jsonLines(stdout: string): Array<Record<string, unknown>> {
-  return stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 describe('gaxx run when Redis dies and does not come back', () => {
@@ -74,7 +81,20 @@ describe('gaxx run when Redis dies and does not come back', () => {
     // one file per task (a sandboxed task is pid 2 in its own namespace, so $$ names nothing).
     const marks = mkdtempSync(join(tmpdir(), 'gxrf-marks-'));
     chmodSync(marks, 0o777);
-    const run = gaxx(['run', '--json', ...extra, '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', `mktemp ${marks}/started.XXXXXX >/dev/null; exec sleep 20`], redis.url);
+    const run = gaxx(
+      [
+        'run',
+        '--json',
+        ...extra,
+        '--agent',
+        agents.map((a) => a.address).join(','),
+        '--',
+        'sh',
+        '-c',
+        `mktemp ${marks}/started.XXXXXX >/dev/null; exec sleep 20`,
+      ],
+      redis.url,
+    );
     let exited = false;
     void run.done.then(() => (exited = true));
     await vi.waitFor(

@@ -91,7 +91,10 @@ describe('gaxx run', () => {
   it('--json prints one object per task; exit 1 when a command fails', async () => {
     const r = await gaxx(['run', '--json', '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
     expect(r.code, r.stderr).toBe(1);
-    const all = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const all = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     // The run id first, one object per task, the summary last.
     expect(all[0]).toMatchObject({ type: 'run', mode: 'each-host' });
     expect(all.at(-1)).toMatchObject({ type: 'summary', runId: all[0]?.runId, total: 2, failed: 2 });
@@ -154,7 +157,7 @@ describe('gaxx run', () => {
     }
   });
 
-  it('prints a long task\'s output as it arrives, before the task ends', async () => {
+  it("prints a long task's output as it arrives, before the task ends", async () => {
     const a = agents[0] as AgentProcess;
     const child = spawn(process.execPath, [MAIN, 'run', '--agent', a.address, '--', 'sh', '-c', 'echo first; sleep 3; echo second'], {
       env: { PATH: process.env.PATH ?? '', GAXX_HOME: home },
@@ -188,7 +191,11 @@ describe('gaxx run', () => {
     run.sigint();
     const r = await run.done;
     expect(r.code, r.stderr).toBe(130);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.type === 'task');
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.type === 'task');
     expect(lines).toHaveLength(2);
     for (const l of lines) expect(l).toMatchObject({ outcome: 'cancelled', reason: 'cancelled', attempts: 1 });
     expect(await runningTasks()).toEqual([0, 0]);
@@ -208,7 +215,8 @@ describe('gaxx run', () => {
   it('`gaxx scheduler` explains its flags and refuses bad ones (USAGE) before starting anything', async () => {
     const help = await gaxx(['scheduler', '--help']);
     expect(help.code).toBe(0);
-    for (const f of ['--concurrency', '--metrics-listen', '--certs', '--drain', '--lock', '--renew-interval', 'GAXX_SCHEDULER_']) expect(help.stdout).toContain(f);
+    for (const f of ['--concurrency', '--metrics-listen', '--certs', '--drain', '--lock', '--renew-interval', 'GAXX_SCHEDULER_'])
+      expect(help.stdout).toContain(f);
     expect((await gaxx(['scheduler', '--bogus'])).code).toBe(exitCodeFor('USAGE'));
     expect((await gaxx(['scheduler', '--concurrency', '0'])).code).toBe(exitCodeFor('USAGE'));
     expect((await gaxx(['scheduler', '--drain', '30'])).code).toBe(exitCodeFor('USAGE'));

@@ -62,14 +62,21 @@ describe('gaxx runs', () => {
     await run.exited;
     const r = await w.gaxx(['runs', 'wait', rec.runId, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines[0]).toMatchObject({ type: 'run', runId: rec.runId, argv: ['sh', '-c', 'sleep 1; echo "got $1"', '_', '{}'] });
     expect(lines.at(-1)).toMatchObject({ type: 'summary', total: 6, succeeded: 6 });
     const tasks = lines.filter((l) => l.type === 'task');
     expect(tasks.map((t) => t.stdout).sort()).toEqual(['five', 'four', 'one', 'six', 'three', 'two'].map((x) => `got ${x}\n`));
     const list = await w.gaxx(['runs', '--json']);
     expect(list.code, list.stderr).toBe(0);
-    expect((JSON.parse(list.stdout) as RunRecord[]).find((x) => x.runId === rec.runId)).toMatchObject({ state: 'done', counts: { succeeded: 6 }, fleet: w.fleet });
+    expect((JSON.parse(list.stdout) as RunRecord[]).find((x) => x.runId === rec.runId)).toMatchObject({
+      state: 'done',
+      counts: { succeeded: 6 },
+      fleet: w.fleet,
+    });
     const show = await w.gaxx(['runs', 'show', rec.runId, '--json']);
     expect((JSON.parse(show.stdout) as { results: unknown[] }).results).toHaveLength(6);
     expect((await w.gaxx(['runs', 'show', 'rnope'])).code).toBe(exitCodeFor('NOT_FOUND'));

@@ -22,7 +22,11 @@ afterAll(async () => {
 });
 
 type Line = Record<string, unknown>;
-const jsonLines = (s: string): Line[] => s.trim().split('\n').map((l) => JSON.parse(l) as Line);
+const jsonLines = (s: string): Line[] =>
+  s
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Line);
 
 /** What the queue holds: runs in the index and jobs by state (for "nothing enqueued"). */
 async function queueFootprint(): Promise<{ runs: number; jobs: number }> {
@@ -51,7 +55,11 @@ describe('gaxx run --tasks', () => {
     const tasks = all.filter((l) => l.type === 'task');
     expect(tasks).toHaveLength(2000);
     // The same command run locally, once per line.
-    const local = execFileSync('xargs', ['-d', '\n', '-n1', 'echo', 'got'], { input: readFileSync(file) }).toString().split('\n').filter(Boolean).sort();
+    const local = execFileSync('xargs', ['-d', '\n', '-n1', 'echo', 'got'], { input: readFileSync(file) })
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .sort();
     expect(tasks.map((t) => (t.stdout as string).replace(/\n$/, '')).sort()).toEqual(local);
     for (const t of tasks) expect(t.stdout).toBe(`got ${t.input as string}\n`);
     // Every agent pulled work.
@@ -70,15 +78,25 @@ describe('gaxx run --tasks', () => {
     const r = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', '-', '--', 'sh', '-c', 'echo "out $1"; [ "$1" != fail ]', '_', '{}'], { input });
     expect(r.code, r.stderr).toBe(1);
     const hosts = w.agents.map((a) => a.address.replace(/\./g, '\\.')).join('|');
-    for (const [n, x] of [['1', 'a'], ['2', 'b'], ['3', 'fail']]) expect(r.stdout).toMatch(new RegExp(`^(${hosts}) \\[${n}\\]: out ${x}$`, 'm'));
+    for (const [n, x] of [
+      ['1', 'a'],
+      ['2', 'b'],
+      ['3', 'fail'],
+    ])
+      expect(r.stdout).toMatch(new RegExp(`^(${hosts}) \\[${n}\\]: out ${x}$`, 'm'));
     expect(r.stdout).toMatch(/\[3\]: failed \(exit 1/);
     expect(r.stderr).toMatch(/3 tasks: 2 succeeded, 1 failed, 0 timed out, 0 unknown/);
     const results = join(tmp, 'bin');
-    const b = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', '-', '-0', '--json', '--results', results, '--', 'printf', '\\377\\000{}'], { input: 'x\0y/z\0' });
+    const b = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', '-', '-0', '--json', '--results', results, '--', 'printf', '\\377\\000{}'], {
+      input: 'x\0y/z\0',
+    });
     expect(b.code, b.stderr).toBe(0);
     const tasks = jsonLines(b.stdout).filter((l) => l.type === 'task');
     expect(tasks.map((t) => [t.input, t.stdout, Buffer.from(t.stdoutBase64 as string, 'base64')])).toEqual(
-      expect.arrayContaining([['x', undefined, Buffer.from([0xff, 0, 0x78])], ['y/z', undefined, Buffer.from([0xff, 0, 0x79, 0x2f, 0x7a])]]),
+      expect.arrayContaining([
+        ['x', undefined, Buffer.from([0xff, 0, 0x78])],
+        ['y/z', undefined, Buffer.from([0xff, 0, 0x79, 0x2f, 0x7a])],
+      ]),
     );
     expect(readFileSync(join(results, '1', 'y\\_z', 'stdout'))).toEqual(Buffer.from([0xff, 0, 0x79, 0x2f, 0x7a]));
   });
@@ -86,7 +104,9 @@ describe('gaxx run --tasks', () => {
   it('a host that is down is reported while the others complete', async () => {
     const live = w.agents.slice(0, 2).map((a: AgentProcess) => a.address);
     const lines = Array.from({ length: 30 }, (_, i) => String(i)).join('\n');
-    const r = await w.gaxx(['run', '--agent', [...live, '127.0.0.1:1'].join(','), '--retries', '0', '--tasks', '-', '--json', '--', 'echo', '{}'], { input: lines });
+    const r = await w.gaxx(['run', '--agent', [...live, '127.0.0.1:1'].join(','), '--retries', '0', '--tasks', '-', '--json', '--', 'echo', '{}'], {
+      input: lines,
+    });
     expect(r.code, r.stderr).toBe(exitCodeFor('UNAVAILABLE'));
     const all = jsonLines(r.stdout);
     const tasks = all.filter((l) => l.type === 'task');

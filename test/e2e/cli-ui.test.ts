@@ -49,7 +49,11 @@ describe('gaxx ui', () => {
   });
 
   it('serves an --agent list, prints the URL with its token, collects the agent, and stops on Ctrl-C', async () => {
-    const child = spawn(process.execPath, [MAIN, 'ui', '--agent', `${agent.address}/${agent.metricsPort}`, '--listen', '127.0.0.1:0', '--interval', '300ms', '--json'], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [MAIN, 'ui', '--agent', `${agent.address}/${agent.metricsPort}`, '--listen', '127.0.0.1:0', '--interval', '300ms', '--json'],
+      { env: env(), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));

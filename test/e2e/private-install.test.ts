@@ -16,11 +16,20 @@ let priv: string;
 let shared: string;
 let bin: string;
 
-function run(file: string, args: string[], opts: { uid?: number; gid?: number; env?: Record<string, string> } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(
+  file: string,
+  args: string[],
+  opts: { uid?: number; gid?: number; env?: Record<string, string> } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(file, args, { env: { PATH: process.env.PATH ?? '', ...opts.env }, ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid } : {}), timeout: 120_000 }, (err, stdout, stderr) => {
-      done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
+    execFile(
+      file,
+      args,
+      { env: { PATH: process.env.PATH ?? '', ...opts.env }, ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid } : {}), timeout: 120_000 },
+      (err, stdout, stderr) => {
+        done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -32,7 +41,9 @@ beforeAll(async () => {
   expect(pack.code, pack.stderr).toBe(0);
   const tgz = readdirSync(priv).find((f) => f.endsWith('.tgz')) as string;
   const prefix = join(priv, 'prefix');
-  const install = await run('npm', ['install', '-g', '--offline', '--ignore-scripts', '--no-audit', '--no-fund', '--prefix', prefix, join(priv, tgz)], { env: { HOME: priv } });
+  const install = await run('npm', ['install', '-g', '--offline', '--ignore-scripts', '--no-audit', '--no-fund', '--prefix', prefix, join(priv, tgz)], {
+    env: { HOME: priv },
+  });
   expect(install.code, install.stderr).toBe(0);
   bin = join(prefix, 'bin');
   shared = mkdtempSync(join(tmpdir(), 'gaxx-private-agent-'));

@@ -42,9 +42,14 @@ export async function cliWorld(count: number, fleet = 'tf'): Promise<CliWorld> {
   const env = { PATH: process.env.PATH ?? '', GAXX_HOME: home, GAXX_REDIS_URL: redis.url };
   const gaxx = (args: string[], opts: { input?: string | Buffer; cwd?: string } = {}): Promise<CliResult> =>
     new Promise((done) => {
-      const child = execFile(process.execPath, [CLI_MAIN, ...args], { env, encoding: 'buffer', maxBuffer: 256 * 1024 * 1024, cwd: opts.cwd }, (err, stdout, stderr) => {
-        done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout: stdout.toString(), stderr: stderr.toString(), stdoutBytes: stdout });
-      });
+      const child = execFile(
+        process.execPath,
+        [CLI_MAIN, ...args],
+        { env, encoding: 'buffer', maxBuffer: 256 * 1024 * 1024, cwd: opts.cwd },
+        (err, stdout, stderr) => {
+          done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout: stdout.toString(), stderr: stderr.toString(), stdoutBytes: stdout });
+        },
+      );
       if (opts.input !== undefined) child.stdin?.end(opts.input);
       else child.stdin?.end();
     });
@@ -62,7 +67,11 @@ export async function cliWorld(count: number, fleet = 'tf'): Promise<CliWorld> {
   }
   const conn = createRedis(redisSettingsFromUrl(redis.url), 'producer');
   await waitReady(conn);
-  await registerFleet(conn, fleet, hosts.map((host, i) => ({ host, address: (agents[i] as AgentProcess).address })));
+  await registerFleet(
+    conn,
+    fleet,
+    hosts.map((host, i) => ({ host, address: (agents[i] as AgentProcess).address })),
+  );
   conn.disconnect();
   const spawnGaxx = (args: string[]): ReturnType<CliWorld['spawnGaxx']> => {
     const child = spawn(process.execPath, [CLI_MAIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -74,7 +83,14 @@ export async function cliWorld(count: number, fleet = 'tf'): Promise<CliWorld> {
     return { child, out: () => out, err: () => err, exited };
   };
   return {
-    home, redis, agents, hosts, fleet, env, gaxx, spawnGaxx,
+    home,
+    redis,
+    agents,
+    hosts,
+    fleet,
+    env,
+    gaxx,
+    spawnGaxx,
     close: async () => {
       await stopAllAgents();
       await redis.destroy();

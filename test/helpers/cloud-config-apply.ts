@@ -19,7 +19,18 @@ export interface AppliedCloudConfig {
   powerState: { mode: string; delay: string | undefined } | undefined;
 }
 
-const KNOWN = new Set(['users', 'ssh_keys', 'ssh_deletekeys', 'ssh_pwauth', 'disable_root', 'write_files', 'runcmd', 'power_state', 'package_update', 'packages']);
+const KNOWN = new Set([
+  'users',
+  'ssh_keys',
+  'ssh_deletekeys',
+  'ssh_pwauth',
+  'disable_root',
+  'write_files',
+  'runcmd',
+  'power_state',
+  'package_update',
+  'packages',
+]);
 
 /** Single-quotes a string for sh. */
 export function shq(s: string): string {

@@ -122,7 +122,17 @@ export abstract class FakeCloud {
 
   /** Puts an instance in the store directly (e.g. a foreign or untagged one). */
   seed(i: Partial<FakeInstance> & { label: string; tags: string[] }): FakeInstance {
-    const inst: FakeInstance = { id: this.newId(), region: 'r1', type: 't1', image: 'img', userData: undefined, status: 'running', ipv4: '127.0.0.9', created: new Date().toISOString(), ...i };
+    const inst: FakeInstance = {
+      id: this.newId(),
+      region: 'r1',
+      type: 't1',
+      image: 'img',
+      userData: undefined,
+      status: 'running',
+      ipv4: '127.0.0.9',
+      created: new Date().toISOString(),
+      ...i,
+    };
     this.instances.set(inst.id, inst);
     return inst;
   }

@@ -79,11 +79,13 @@ export class FakeLinode extends FakeCloud {
     if (typeof b.label !== 'string' || !LABEL.test(b.label)) return this.error(400, 'Label must be 3-64 characters of letters, digits, -, _ or .', 'label');
     if (b.image !== undefined && typeof b.root_pass !== 'string') return this.error(400, 'root_pass is required when deploying from an image', 'root_pass');
     const tags = b.tags ?? [];
-    if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string' || t.length < 3 || t.length > 50)) return this.error(400, 'Tags must be 3-50 characters', 'tags');
+    if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string' || t.length < 3 || t.length > 50))
+      return this.error(400, 'Tags must be 3-50 characters', 'tags');
     const meta = b.metadata as { user_data?: unknown } | undefined;
     let userData: string | undefined;
     if (meta?.user_data !== undefined) {
-      if (typeof meta.user_data !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(meta.user_data)) return this.error(400, 'user_data must be base64', 'metadata.user_data');
+      if (typeof meta.user_data !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(meta.user_data))
+        return this.error(400, 'user_data must be base64', 'metadata.user_data');
       userData = Buffer.from(meta.user_data, 'base64').toString('utf8');
     }
     if ([...this.instances.values()].some((i) => i.label === b.label)) return this.error(400, 'Label must be unique among your Linodes', 'label');
@@ -105,7 +107,10 @@ export class FakeLinode extends FakeCloud {
       const tag = (f as { tags?: unknown }).tags;
       if (typeof tag === 'string') all = all.filter((i) => i.tags.includes(tag));
     }
-    return this.page(all.map((i) => this.view(i)), req);
+    return this.page(
+      all.map((i) => this.view(i)),
+      req,
+    );
   }
 
   private page(items: unknown[], req: FakeRequest): FakeAnswer {

@@ -60,7 +60,11 @@ export class FakeVultr extends FakeCloud {
     if (p === '/v2/instances' && req.method === 'GET') {
       const tag = req.url.searchParams.get('tag');
       const all = [...this.instances.values()].filter((i) => tag === null || i.tags.includes(tag));
-      return this.page('instances', all.map((i) => this.view(i)), req);
+      return this.page(
+        'instances',
+        all.map((i) => this.view(i)),
+        req,
+      );
     }
     if (p === '/v2/plans' && req.method === 'GET') return this.page('plans', PLANS, req);
     const m = /^\/v2\/instances\/([A-Za-z0-9-]+)$/.exec(p);
@@ -99,7 +103,13 @@ export class FakeVultr extends FakeCloud {
     const per = Number(req.url.searchParams.get('per_page') ?? 100);
     if (!(Number.isInteger(per) && per >= 1 && per <= 500)) return this.error(400, 'per_page must be 1-500');
     const cursor = req.url.searchParams.get('cursor');
-    const offset = cursor ? Number(Buffer.from(cursor, 'base64url').toString('utf8').replace(/^next__/, '')) : 0;
+    const offset = cursor
+      ? Number(
+          Buffer.from(cursor, 'base64url')
+            .toString('utf8')
+            .replace(/^next__/, ''),
+        )
+      : 0;
     if (!Number.isInteger(offset) || offset < 0) return this.error(400, 'Invalid cursor.');
     const next = offset + per < items.length ? Buffer.from(`next__${offset + per}`).toString('base64url') : '';
     const prev = offset > 0 ? Buffer.from(`prev__${Math.max(0, offset - per)}`).toString('base64url') : '';

@@ -60,7 +60,14 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
   const socketPath = tcp ? undefined : join(dir, 'redis.sock');
   const port = tcp ? await freePort() : undefined;
   const tlsLines = opts.tls
-    ? ['port 0', `tls-port ${port}`, `tls-cert-file ${opts.tls.certFile}`, `tls-key-file ${opts.tls.keyFile}`, `tls-ca-cert-file ${opts.tls.caFile}`, 'tls-auth-clients no']
+    ? [
+        'port 0',
+        `tls-port ${port}`,
+        `tls-cert-file ${opts.tls.certFile}`,
+        `tls-key-file ${opts.tls.keyFile}`,
+        `tls-ca-cert-file ${opts.tls.caFile}`,
+        'tls-auth-clients no',
+      ]
     : [];
   const conf = join(dir, 'redis.conf');
   writeFileSync(
@@ -80,8 +87,7 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
     ].join('\n') + '\n',
   );
   let child: ChildProcess | undefined;
-  const ping = (): Promise<string | null> =>
-    socketPath ? socketCommand(socketPath, 'PING', 300) : tcpPing(port as number, opts.tls);
+  const ping = (): Promise<string | null> => (socketPath ? socketCommand(socketPath, 'PING', 300) : tcpPing(port as number, opts.tls));
   const start = async (): Promise<void> => {
     child = spawn('redis-server', [conf], { stdio: 'ignore' });
     for (let i = 0; i < 500; i++) {

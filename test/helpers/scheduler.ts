@@ -34,7 +34,18 @@ const live = new Set<ChildProcess>();
 
 /** Starts a scheduler process (45 s at most to come up: a loaded machine starts slowly). */
 export async function startSchedulerProcess(o: SchedulerProcessOptions): Promise<SchedulerProcess> {
-  const args = [CLI_MAIN, 'scheduler', '--state-dir', o.stateDir, '--certs', o.certsDir, '--metrics-listen', o.metricsListen ?? '127.0.0.1:0', '--ui-listen', '127.0.0.1:0'];
+  const args = [
+    CLI_MAIN,
+    'scheduler',
+    '--state-dir',
+    o.stateDir,
+    '--certs',
+    o.certsDir,
+    '--metrics-listen',
+    o.metricsListen ?? '127.0.0.1:0',
+    '--ui-listen',
+    '127.0.0.1:0',
+  ];
   if (o.redisUrl) args.push('--redis-url', o.redisUrl);
   if (o.concurrency) args.push('--concurrency', String(o.concurrency));
   if (o.lockMs) args.push('--lock', `${o.lockMs}ms`);
@@ -44,10 +55,12 @@ export async function startSchedulerProcess(o: SchedulerProcessOptions): Promise
   live.add(child);
   let text = '';
   child.stderr?.on('data', (b: Buffer) => (text += b.toString()));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => {
-    live.delete(child);
-    r(code);
-  }));
+  const exited = new Promise<number | null>((r) =>
+    child.once('exit', (code) => {
+      live.delete(child);
+      r(code);
+    }),
+  );
   const started = await new Promise<Record<string, unknown>>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`scheduler did not start in 45 s: ${text}`)), 45_000);
     const check = (): void => {

@@ -95,10 +95,12 @@ function mountScript(tmp: string, hostname: string): string {
 
 function keyScript(opts: TestHostOptions, applied: AppliedCloudConfig | undefined): { script: string; publicKey: string } {
   if (applied?.hostPublicKey) return { script: '', publicKey: applied.hostPublicKey };
-  const pair = opts.hostKey ?? (() => {
-    const g = ssh2.utils.generateKeyPairSync('ed25519');
-    return { privateKey: g.private, publicKey: g.public.trim() };
-  })();
+  const pair =
+    opts.hostKey ??
+    (() => {
+      const g = ssh2.utils.generateKeyPairSync('ed25519');
+      return { privateKey: g.private, publicKey: g.public.trim() };
+    })();
   const lines = [
     'rm -f /etc/ssh/ssh_host_*',
     `printf '%s\\n' ${shq(pair.privateKey.trim())} > /etc/ssh/ssh_host_ed25519_key && chmod 600 /etc/ssh/ssh_host_ed25519_key`,
@@ -109,7 +111,11 @@ function keyScript(opts: TestHostOptions, applied: AppliedCloudConfig | undefine
 
 function authorizedScript(keys: string[] | undefined): string {
   if (!keys?.length) return '';
-  return [`install -d -m 700 /root/.ssh`, `printf '%s\\n' ${keys.map(shq).join(' ')} >> /root/.ssh/authorized_keys`, 'chmod 600 /root/.ssh/authorized_keys'].join('\n');
+  return [
+    `install -d -m 700 /root/.ssh`,
+    `printf '%s\\n' ${keys.map(shq).join(' ')} >> /root/.ssh/authorized_keys`,
+    'chmod 600 /root/.ssh/authorized_keys',
+  ].join('\n');
 }
 
 /** Printed by the init when sshd exits, with what /etc/ssh held then. */

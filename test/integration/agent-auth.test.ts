@@ -134,7 +134,17 @@ describe('refused connections and calls', () => {
     const attempt = (ciphers: string) =>
       new Promise<string>((resolve) => {
         const s = tlsConnect(
-          { host: '127.0.0.1', port: agent.port, servername: 'localhost', ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem'), maxVersion: 'TLSv1.2', ciphers, ALPNProtocols: ['h2'] },
+          {
+            host: '127.0.0.1',
+            port: agent.port,
+            servername: 'localhost',
+            ca: read('ca.pem'),
+            cert: read('cert.pem'),
+            key: read('key.pem'),
+            maxVersion: 'TLSv1.2',
+            ciphers,
+            ALPNProtocols: ['h2'],
+          },
           () => {
             s.destroy();
             resolve('connected');

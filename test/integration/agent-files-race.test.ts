@@ -57,7 +57,10 @@ describe('GetFile against a task flipping a directory to a symlink', () => {
     // Inside content (or the moment it is empty, between truncate and write), a refusal, a miss,
     // or a file that changed while it was sent: never anything else.
     const allowed = ['ok:inside', 'ok:', 'PATH_ESCAPE', 'NOT_FOUND', 'CHECKSUM_MISMATCH'];
-    expect([...outcomes.keys()].filter((k) => !allowed.includes(k)), JSON.stringify([...outcomes])).toEqual([]);
+    expect(
+      [...outcomes.keys()].filter((k) => !allowed.includes(k)),
+      JSON.stringify([...outcomes]),
+    ).toEqual([]);
     // The symlink was seen (and refused) while flipping, not only the real dir.
     expect(outcomes.get('PATH_ESCAPE') ?? 0).toBeGreaterThan(0);
     const good = await getFile(op.agent, `tasks/${taskId}/real/f`);

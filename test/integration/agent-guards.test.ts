@@ -40,7 +40,16 @@ function info(c: RawClients) {
 /** A raw TLS handshake from `localAddress` with a cert dir: 'secure' when the agent kept it. */
 function handshake(localAddress: string, certDir: string): Promise<string> {
   return new Promise((resolve) => {
-    const opts = { host: '127.0.0.1', port: agent.port, localAddress, ca: read(pki.agent.dir, 'ca.pem'), cert: read(certDir, 'cert.pem'), key: read(certDir, 'key.pem'), servername: 'localhost', ALPNProtocols: ['h2'] };
+    const opts = {
+      host: '127.0.0.1',
+      port: agent.port,
+      localAddress,
+      ca: read(pki.agent.dir, 'ca.pem'),
+      cert: read(certDir, 'cert.pem'),
+      key: read(certDir, 'key.pem'),
+      servername: 'localhost',
+      ALPNProtocols: ['h2'],
+    };
     const s = tlsConnect(opts as ConnectionOptions);
     s.once('secureConnect', () => setTimeout(() => resolve(s.destroyed ? 'closed' : 'secure'), 200));
     s.once('error', () => resolve('error'));
@@ -50,7 +59,11 @@ function handshake(localAddress: string, certDir: string): Promise<string> {
 }
 
 function auditEvents(): Array<Record<string, unknown>> {
-  return readFileSync(auditPath, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readFileSync(auditPath, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 beforeAll(async () => {
@@ -97,7 +110,9 @@ describe('agent under a flood', () => {
     const f = await flooding;
     latencies.sort((a, b) => a - b);
     const p99 = latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))] ?? NaN;
-    console.log(`good client under flood: ${outcomes.length} calls, p99 ${p99.toFixed(1)} ms; flood: ${f.calls} calls, outcomes ${JSON.stringify(f.outcomes)}, sessions ${f.sessionsOpened}`);
+    console.log(
+      `good client under flood: ${outcomes.length} calls, p99 ${p99.toFixed(1)} ms; flood: ${f.calls} calls, outcomes ${JSON.stringify(f.outcomes)}, sessions ${f.sessionsOpened}`,
+    );
     expect(outcomes.every(Boolean)).toBe(true);
     // The flood was refused: rate-limited calls (RESOURCE_EXHAUSTED = 8) and refused connections.
     expect(f.outcomes['8'] ?? 0).toBeGreaterThan(0);
@@ -113,7 +128,15 @@ describe('agent under a flood', () => {
 function scrape(): Promise<string> {
   const d = pki.clients.monitor.dir;
   return new Promise((resolve, reject) => {
-    const opts = { host: '127.0.0.1', port: agent.metricsPort, path: '/metrics', servername: 'localhost', ca: read(d, 'ca.pem'), cert: read(d, 'cert.pem'), key: read(d, 'key.pem') };
+    const opts = {
+      host: '127.0.0.1',
+      port: agent.metricsPort,
+      path: '/metrics',
+      servername: 'localhost',
+      ca: read(d, 'ca.pem'),
+      cert: read(d, 'cert.pem'),
+      key: read(d, 'key.pem'),
+    };
     const req = request(opts, (res) => {
       let body = '';
       res.on('data', (b: Buffer) => (body += b.toString()));

@@ -29,7 +29,9 @@ function clientFor(a: AgentProcess): RawClients {
     md.set('authorization', `Bearer ${TOKEN}`);
     cb(null, md);
   });
-  return rawAgentClient(a.address, pki.clients.operator.dir, { credentials: grpc.credentials.combineChannelCredentials(clientCredentials(pki.clients.operator.dir), bearer) });
+  return rawAgentClient(a.address, pki.clients.operator.dir, {
+    credentials: grpc.credentials.combineChannelCredentials(clientCredentials(pki.clients.operator.dir), bearer),
+  });
 }
 
 const run = (script: string, extra: Partial<ExecRequest> = {}, onEvent?: Parameters<typeof execCollect>[2]) =>
@@ -58,7 +60,16 @@ afterAll(async () => {
 describe('a task cannot reach the agent', () => {
   it("cannot read the agent's key, token, CA bundle, revocation list, audit log or environment", async () => {
     const certs = pki.agent.dir;
-    const targets = [`${certs}/key.pem`, `${certs}/cert.pem`, `${certs}/ca.pem`, `${certs}/revoked.json`, agent.auditLog, `/proc/${agent.pid}/environ`, `/proc/${agent.pid}/mem`, `/proc/${agent.pid}/cmdline`];
+    const targets = [
+      `${certs}/key.pem`,
+      `${certs}/cert.pem`,
+      `${certs}/ca.pem`,
+      `${certs}/revoked.json`,
+      agent.auditLog,
+      `/proc/${agent.pid}/environ`,
+      `/proc/${agent.pid}/mem`,
+      `/proc/${agent.pid}/cmdline`,
+    ];
     expect(targets.filter((t) => !t.startsWith('/proc')).every((t) => existsSync(t))).toBe(true);
     const script = `${targets.map((t) => `if head -c 1 '${t}' >/dev/null 2>&1; then echo "READ ${t}"; else echo "DENIED ${t}"; fi`).join('; ')}
       cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'; ls /proc | grep -c '^[0-9]'`;
@@ -77,7 +88,13 @@ describe('a task cannot reach the agent', () => {
     const before = files.map(sha);
     const listing = readdirSync(certs).sort();
     const auditBefore = readFileSync(agent.auditLog, 'utf8');
-    const writes = [...files.map((f) => `echo x >> '${f}'`), `: > '${agent.auditLog}'`, `touch '${certs}/evil.pem'`, `rm '${certs}/key.pem'`, `chmod 666 '${certs}/key.pem'`];
+    const writes = [
+      ...files.map((f) => `echo x >> '${f}'`),
+      `: > '${agent.auditLog}'`,
+      `touch '${certs}/evil.pem'`,
+      `rm '${certs}/key.pem'`,
+      `chmod 666 '${certs}/key.pem'`,
+    ];
     const r = await run(writes.map((w) => `if (${w}) 2>/dev/null; then echo WROTE; else echo REFUSED; fi`).join('; '));
     expect(r.stdout.trim().split('\n')).toEqual(writes.map(() => 'REFUSED'));
     expect(files.map(sha)).toEqual(before);
@@ -121,7 +138,11 @@ function escapes(m: string, then: string): string {
 }
 
 /** Runs an escaping task; once it is ready, checks its escapees exist, then lets it go on. */
-async function escapeRun(then: string, extra: Partial<ExecRequest> = {}, onReady?: (taskId: string) => void): Promise<{ r: ExecResult; m: string; seen: number }> {
+async function escapeRun(
+  then: string,
+  extra: Partial<ExecRequest> = {},
+  onReady?: (taskId: string) => void,
+): Promise<{ r: ExecResult; m: string; seen: number }> {
   const m = sleepMarker();
   const taskId = `esc-${++n}`;
   let seen = 0;
@@ -190,7 +211,11 @@ describe('a host that cannot sandbox', () => {
     const c2 = clientFor(unsafe);
     expect(await serving(c2)).toBe(true);
     c2.close();
-    const started = readFileSync(unsafe.auditLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.event === 'agent_started');
+    const started = readFileSync(unsafe.auditLog, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((e) => e.event === 'agent_started');
     expect(started).toMatchObject({ sandbox: 'none', unsafeNoIsolation: true });
     await unsafe.stop();
   });

@@ -85,7 +85,10 @@ describe('per-task limits', () => {
     const r = await run(['/bin/sh', '-c', 'test -n "$SECRET_VALUE" && echo ok'], { env: { SECRET_VALUE: CANARY } });
     expect(r.stdout.trim()).toBe('ok');
     const audit = readFileSync(auditPath, 'utf8');
-    const events = audit.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = audit
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const finished = events.filter((e) => e.event === 'exec_finished');
     for (const reason of ['process_limit', 'memory_limit', 'cpu_limit', 'output_cap']) expect(finished.map((e) => e.reason)).toContain(reason);
     const started = events.find((e) => e.event === 'exec_started' && e.argv0 === '/bin/sh');

@@ -24,7 +24,17 @@ function scrape(certDir: string, localAddress: string): Promise<{ status: number
   const read = (f: string) => readFileSync(join(certDir, f));
   return new Promise((resolve) => {
     const req = request(
-      { host: '127.0.0.1', port: agent.metricsPort, path: '/metrics', servername: 'localhost', localAddress, ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem'), agent: false },
+      {
+        host: '127.0.0.1',
+        port: agent.metricsPort,
+        path: '/metrics',
+        servername: 'localhost',
+        localAddress,
+        ca: read('ca.pem'),
+        cert: read('cert.pem'),
+        key: read('key.pem'),
+        agent: false,
+      },
       (res) => {
         res.resume();
         res.on('end', () => resolve({ status: res.statusCode ?? 0, code: res.headers['gaxx-error-code'] as string | undefined }));
@@ -36,7 +46,10 @@ function scrape(certDir: string, localAddress: string): Promise<{ status: number
 }
 
 function auditEvents(): Array<Record<string, unknown>> {
-  return readFileSync(agent.auditLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readFileSync(agent.auditLog, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 async function until(check: () => boolean): Promise<boolean> {

@@ -36,7 +36,11 @@ async function pushList(a: AgentProcess, text: string): Promise<string> {
 /** Waits (bounded) for the `n`th cert_reload audit event and returns it. */
 async function nthReload(a: AgentProcess, n: number): Promise<Record<string, unknown>> {
   for (let i = 0; i < 400; i++) {
-    const events = readFileSync(a.auditLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.event === 'cert_reload');
+    const events = readFileSync(a.auditLog, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((e) => e.event === 'cert_reload');
     if (events.length >= n) return events[n - 1] as Record<string, unknown>;
     await new Promise((r) => setTimeout(r, 25));
   }

@@ -20,7 +20,11 @@ let auditPath: string;
 let bob: PkiCertDir;
 
 const info = (c: RawClients) => unary<object, InfoResponse__Output>((req, md, opts, cb) => c.agent.Info(req, md, opts, cb), {});
-const auditEvents = () => readFileSync(auditPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+const auditEvents = () =>
+  readFileSync(auditPath, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 function until(cond: () => boolean, ms = 10_000): Promise<void> {
   const t0 = Date.now();
@@ -53,7 +57,10 @@ describe('rotation without downtime', () => {
     // The agent makes the key; only the request and the signed certificate travel.
     const csr = await unary<object, CreateCsrResponse__Output>((req, md, opts, cb) => operator.agent.CreateCsr(req, md, opts, cb), {});
     expect(csr.ok).toBe(true);
-    const fresh = await pki.ca.issueForCsr(csr.ok ? csr.value.csrPem : '', { identity: { role: 'agent', fleet: pki.agent.fleet, host: pki.agent.host }, hosts: ['127.0.0.1', 'localhost'] });
+    const fresh = await pki.ca.issueForCsr(csr.ok ? csr.value.csrPem : '', {
+      identity: { role: 'agent', fleet: pki.agent.fleet, host: pki.agent.host },
+      hosts: ['127.0.0.1', 'localhost'],
+    });
     expect(fresh.keyPem).toBe('');
     expect((await putFile(operator.agent, { path: 'cert.pem', area: 'FILE_AREA_CERTS' }, Buffer.from(fresh.certPem))).ok).toBe(true);
     await until(() => auditEvents().some((e) => e.event === 'cert_reload' && e.ok === true && e.serial === fresh.serial));

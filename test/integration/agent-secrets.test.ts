@@ -52,13 +52,16 @@ afterAll(async () => {
 });
 
 describe('bearer token', () => {
-  it.each(['changeme', 'password123', 'a'.repeat(64), randomBytes(16).toString('hex'), '0123456789abcdef'.repeat(4), 'Password1!'.repeat(5)])('refuses to start with a weak token (%#)', async (weak) => {
-    const r = await runAgentExpectFailure({ certsDir: pki.agent.dir, env: { GAXX_AGENT_TOKEN: weak } });
-    expect(r.code).toBe(exitCodeFor('WEAK_SECRET'));
-    expect(r.stderr).toContain('WEAK_SECRET');
-    expect(r.stderr).not.toContain(weak);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-  });
+  it.each(['changeme', 'password123', 'a'.repeat(64), randomBytes(16).toString('hex'), '0123456789abcdef'.repeat(4), 'Password1!'.repeat(5)])(
+    'refuses to start with a weak token (%#)',
+    async (weak) => {
+      const r = await runAgentExpectFailure({ certsDir: pki.agent.dir, env: { GAXX_AGENT_TOKEN: weak } });
+      expect(r.code).toBe(exitCodeFor('WEAK_SECRET'));
+      expect(r.stderr).toContain('WEAK_SECRET');
+      expect(r.stderr).not.toContain(weak);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    },
+  );
 
   it('refuses calls without the token or with a wrong one, serves the right one, and never logs it', async () => {
     expect(await infoWith(undefined)).toBe('UNAUTHENTICATED');
@@ -75,7 +78,12 @@ describe('bearer token', () => {
 describe('an --audit-log inside the data dir', () => {
   it('is refused at start with CONFIG_INVALID; the running agent still serves', async () => {
     const dataDir = join(dir, 'data-audit-inside');
-    const r = await runAgentExpectFailure({ certsDir: pki.agent.dir, dataDir, env: { GAXX_AGENT_TOKEN: TOKEN }, args: ['--audit-log', join(dataDir, 'logs', 'audit.log')] });
+    const r = await runAgentExpectFailure({
+      certsDir: pki.agent.dir,
+      dataDir,
+      env: { GAXX_AGENT_TOKEN: TOKEN },
+      args: ['--audit-log', join(dataDir, 'logs', 'audit.log')],
+    });
     expect(r.code).toBe(exitCodeFor('CONFIG_INVALID'));
     expect(r.stderr).toContain('CONFIG_INVALID');
     expect(await infoWith(TOKEN)).toBe('ok');
@@ -89,7 +97,10 @@ describe('gaxx-agent audit', () => {
     expect(readable.stdout).toMatch(/agent_started/);
     expect(readable.stdout).toMatch(/auth_denied .*code=UNAUTHENTICATED/);
     const json = await auditCli(['--since', '1h', '--json', '--file', agent.auditLog], {});
-    const lines = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+    const lines = json.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string });
     expect(lines.some((l) => l.event === 'auth_denied')).toBe(true);
     const bad = await auditCli(['--since', 'soon', '--file', agent.auditLog], {});
     expect(bad.code).toBe(exitCodeFor('USAGE'));

@@ -32,10 +32,20 @@ describe('bench/agent-exec', () => {
     expect(doc.measurements.map((m) => m.name)).toEqual(['agent-exec', 'agent-exec-unsafe', 'spawn', 'unary', 'flood']);
     for (const m of doc.measurements) {
       expect(m.sequential.n).toBe(20);
-      expect(m.levels.map((l) => [l.inFlight, l.ops])).toEqual([[1, 10], [8, 10], [32, 10]]);
+      expect(m.levels.map((l) => [l.inFlight, l.ops])).toEqual([
+        [1, 10],
+        [8, 10],
+        [32, 10],
+      ]);
       for (const l of m.levels) expect(l.perSecond).toBeGreaterThan(0);
     }
-    expect(doc.ratios.map((r) => `${r.of}/${r.over}`)).toEqual(['agent-exec/spawn', 'agent-exec-unsafe/spawn', 'agent-exec/agent-exec-unsafe', 'agent-exec/unary', 'flood/agent-exec']);
+    expect(doc.ratios.map((r) => `${r.of}/${r.over}`)).toEqual([
+      'agent-exec/spawn',
+      'agent-exec-unsafe/spawn',
+      'agent-exec/agent-exec-unsafe',
+      'agent-exec/unary',
+      'flood/agent-exec',
+    ]);
     for (const r of doc.ratios) {
       expect(Number.isFinite(r.sequentialP50) && r.sequentialP50 > 0).toBe(true);
       expect(r.levels).toHaveLength(3);

@@ -11,7 +11,14 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, loadCertDir, type CertBundle } from '../../certs/index.js';
-import { bootstrapHosts, cloudInitUserData, generateHostKey, type BootstrapEvent, type BootstrapResult, type BootstrapTarget } from '../../cli/bootstrap/index.js';
+import {
+  bootstrapHosts,
+  cloudInitUserData,
+  generateHostKey,
+  type BootstrapEvent,
+  type BootstrapResult,
+  type BootstrapTarget,
+} from '../../cli/bootstrap/index.js';
 import { createSshProvider } from '../../cli/providers/ssh.js';
 import { KnownHosts, connectSsh, ensureSshKeyPair, execRemote, type SshKeyPair } from '../../cli/ssh/index.js';
 import { isGaxxError } from '../../proto/index.js';
@@ -120,7 +127,10 @@ describe('bootstrap of an SSH inventory', () => {
       good.close();
     }
     const wrong = AgentClient.connect({ address: `${hosts[0]?.address}:8088`, expect: { fleet: FLEET, host: 'h2' } }, operator);
-    const code = await wrong.health().then(() => 'served', (e: unknown) => (isGaxxError(e) ? e.code : 'other'));
+    const code = await wrong.health().then(
+      () => 'served',
+      (e: unknown) => (isGaxxError(e) ? e.code : 'other'),
+    );
     wrong.close();
     expect(code).toBe('IDENTITY_MISMATCH');
   });
@@ -185,7 +195,17 @@ describe('a host whose key does not match', () => {
     knownHosts.add(impostor.address, 22, expected, 'pinned-by-test');
     const issuedBefore = ca.list().length;
     const [r] = await bootstrapHosts(
-      [{ name: 'h9', host: impostor.address, port: 22, user: 'root', privateKey: readFileSync(key.privateKeyPath), hostKey: { kind: 'known-hosts', knownHosts, acceptNew: true, fleet: FLEET }, addresses: [impostor.address] }],
+      [
+        {
+          name: 'h9',
+          host: impostor.address,
+          port: 22,
+          user: 'root',
+          privateKey: readFileSync(key.privateKeyPath),
+          hostKey: { kind: 'known-hosts', knownHosts, acceptNew: true, fleet: FLEET },
+          addresses: [impostor.address],
+        },
+      ],
       { ...options(impostor.controllerAddress), agentBundle: await agentBundle() },
     );
     expect(r?.ok === false && r.error.code).toBe('HOST_KEY_MISMATCH');
@@ -194,7 +214,11 @@ describe('a host whose key does not match', () => {
     expect(left.stdout).toMatch(/no such user/);
     expect(left.stdout).not.toMatch(/^\/(opt|var|etc|tmp|home)\//m);
     // The same host with its real key pinned is reachable: the refusal was about the key.
-    const ok = await connectSsh({ host: impostor.address, port: 22, user: 'root', privateKey: readFileSync(key.privateKeyPath) }, { kind: 'pinned', publicKey: impostor.hostPublicKey }, { deadlineMs: 10_000 });
+    const ok = await connectSsh(
+      { host: impostor.address, port: 22, user: 'root', privateKey: readFileSync(key.privateKeyPath) },
+      { kind: 'pinned', publicKey: impostor.hostPublicKey },
+      { deadlineMs: 10_000 },
+    );
     ok.end();
   });
 });
@@ -207,7 +231,17 @@ describe('a cloud instance', () => {
     expect(vm.applied?.powerState?.mode).toBe('poweroff');
     expect(vm.hostPublicKey).toBe(hostKey.publicKey);
     const [r] = await bootstrapHosts(
-      [{ name: 'c1', host: vm.address, port: 22, user: 'root', privateKey: readFileSync(key.privateKeyPath), hostKey: { kind: 'pinned', publicKey: hostKey.publicKey }, addresses: [vm.address] }],
+      [
+        {
+          name: 'c1',
+          host: vm.address,
+          port: 22,
+          user: 'root',
+          privateKey: readFileSync(key.privateKeyPath),
+          hostKey: { kind: 'pinned', publicKey: hostKey.publicKey },
+          addresses: [vm.address],
+        },
+      ],
       { ...options(vm.controllerAddress), fleet: 'cloud', agentBundle: await agentBundle(), retryAuth: true },
     );
     expect(r?.ok ? 'ok' : `${r?.error.code}: ${r?.error.message}`).toBe('ok');

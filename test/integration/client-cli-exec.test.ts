@@ -66,7 +66,8 @@ describe('gaxx exec', () => {
     expect(r.code).toBe(4);
     const j = JSON.parse(r.stdout);
     expect(j).toMatchObject({ taskId: 'json-1', host: agent.address, outcome: 'failed', exitCode: 4, signal: null, attempts: 1, stdout: 'out', stderr: '' });
-    for (const k of ['runId', 'reason', 'durationMs', 'stdoutBytes', 'stderrBytes', 'truncated', 'attached', 'replayed', 'finishedAt']) expect(j).toHaveProperty(k);
+    for (const k of ['runId', 'reason', 'durationMs', 'stdoutBytes', 'stderrBytes', 'truncated', 'attached', 'replayed', 'finishedAt'])
+      expect(j).toHaveProperty(k);
     const bin = JSON.parse((await gaxx(['exec', '--agent', agent.address, '--json', '--', 'printf', '\\377\\000\\001'])).stdout);
     expect(Buffer.from(bin.stdoutBase64, 'base64')).toEqual(Buffer.from([0xff, 0, 1]));
     expect(bin.stdout).toBeUndefined();

@@ -51,7 +51,11 @@ async function startHarness(guards: GuardsConfig, bearer?: BearerToken): Promise
     connections: new ConnectionTracker(guards),
     events: { refused: (a, r) => events.push(`refused ${a} ${r}`), handshakeFailed: (a, c) => events.push(`handshake ${a} ${c}`) },
   });
-  const harnessAuth = createAuthorizer(() => new Set(), () => undefined, { ...RPC_POLICY, '/grpc.health.v1.Health/Check': ['operator', 'scheduler'] });
+  const harnessAuth = createAuthorizer(
+    () => new Set(),
+    () => undefined,
+    { ...RPC_POLICY, '/grpc.health.v1.Health/Check': ['operator', 'scheduler'] },
+  );
   const server = new grpc.Server({
     'grpc.max_concurrent_streams': guards.maxStreamsPerConnection,
     interceptors: [
@@ -80,7 +84,13 @@ async function startHarness(guards: GuardsConfig, bearer?: BearerToken): Promise
   });
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const policing = await installPingPolicing(injector, guards, (a) => events.push(`ping ${a}`));
-  const tlsServer = createTlsServer({ ...secureContextOptions({ ...serverId, caPem }), requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'], handshakeTimeout: guards.handshakeTimeoutMs });
+  const tlsServer = createTlsServer({
+    ...secureContextOptions({ ...serverId, caPem }),
+    requestCert: true,
+    rejectUnauthorized: true,
+    ALPNProtocols: ['h2'],
+    handshakeTimeout: guards.handshakeTimeoutMs,
+  });
   tlsServer.on('secureConnection', (s: TLSSocket) => {
     hooks.onSecure(s);
     injector.injectConnection(s);
@@ -109,7 +119,11 @@ async function startHarness(guards: GuardsConfig, bearer?: BearerToken): Promise
 }
 
 /** One Health.Check over a fresh channel; the status name, or the error's gaxx code. */
-function check(port: number, id: Id, opts: { service?: string; token?: string; clients?: number } = {}): Promise<{ ok: boolean; code?: string; retry?: string }> {
+function check(
+  port: number,
+  id: Id,
+  opts: { service?: string; token?: string; clients?: number } = {},
+): Promise<{ ok: boolean; code?: string; retry?: string }> {
   const { health } = loadProtos();
   const creds = grpc.credentials.createSsl(Buffer.from(caPem), Buffer.from(id.keyPem), Buffer.from(id.certPem));
   const client = new health.grpc.health.v1.Health(`localhost:${port}`, creds);
@@ -120,7 +134,11 @@ function check(port: number, id: Id, opts: { service?: string; token?: string; c
       client.close();
       if (!err) return resolve({ ok: true });
       const code = err.metadata?.get(ERROR_CODE_METADATA_KEY)[0];
-      resolve({ ok: false, code: typeof code === 'string' ? code : grpc.status[err.code], retry: err.metadata?.get(RETRY_AFTER_METADATA_KEY)[0] as string | undefined });
+      resolve({
+        ok: false,
+        code: typeof code === 'string' ? code : grpc.status[err.code],
+        retry: err.metadata?.get(RETRY_AFTER_METADATA_KEY)[0] as string | undefined,
+      });
     });
   });
 }
@@ -278,7 +296,10 @@ describe('bearer token', () => {
 
   it('refuses a call without the token or with a wrong one, serves the right one', async () => {
     expect(await check(h.port, alice)).toMatchObject({ ok: false, code: 'UNAUTHENTICATED' });
-    expect(await check(h.port, alice, { token: `${token.slice(0, -1)}0` === token ? `${token.slice(0, -1)}1` : `${token.slice(0, -1)}0` })).toMatchObject({ ok: false, code: 'UNAUTHENTICATED' });
+    expect(await check(h.port, alice, { token: `${token.slice(0, -1)}0` === token ? `${token.slice(0, -1)}1` : `${token.slice(0, -1)}0` })).toMatchObject({
+      ok: false,
+      code: 'UNAUTHENTICATED',
+    });
     expect(await check(h.port, alice, { token })).toEqual({ ok: true });
     expect(h.events.filter((e) => e.includes('UNAUTHENTICATED'))).toHaveLength(2);
   });

@@ -15,8 +15,16 @@ import { FakeVultr } from '../helpers/fake-vultr.js';
 const TOKEN = 'a'.repeat(8) + 'b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8';
 
 const clouds = [
-  { name: 'linode', fake: (clock = scaledClock(100)) => new FakeLinode({ token: TOKEN, clock }), provider: (url: string, token: string, clock = scaledClock(100)) => new LinodeProvider({ baseUrl: url, token, clock }) },
-  { name: 'vultr', fake: (clock = scaledClock(100)) => new FakeVultr({ token: TOKEN, clock }), provider: (url: string, token: string, clock = scaledClock(100)) => new VultrProvider({ baseUrl: url, token, clock }) },
+  {
+    name: 'linode',
+    fake: (clock = scaledClock(100)) => new FakeLinode({ token: TOKEN, clock }),
+    provider: (url: string, token: string, clock = scaledClock(100)) => new LinodeProvider({ baseUrl: url, token, clock }),
+  },
+  {
+    name: 'vultr',
+    fake: (clock = scaledClock(100)) => new FakeVultr({ token: TOKEN, clock }),
+    provider: (url: string, token: string, clock = scaledClock(100)) => new VultrProvider({ baseUrl: url, token, clock }),
+  },
 ] as const;
 
 let fakes: FakeCloud[] = [];
@@ -35,7 +43,9 @@ describe.each(clouds)('$name provider against its fake API', (cloud) => {
 
   it('creates tagged instances with base64 user data, lists them across pages, gets and deletes them', async () => {
     const { fake, p } = await world();
-    const made = await Promise.all(Array.from({ length: 130 }, (_, i) => p.create({ fleet: 'web', label: `gaxx-web-${i}`, userData: `#cloud-config\nhostname: h${i}\n` })));
+    const made = await Promise.all(
+      Array.from({ length: 130 }, (_, i) => p.create({ fleet: 'web', label: `gaxx-web-${i}`, userData: `#cloud-config\nhostname: h${i}\n` })),
+    );
     expect(new Set(made.map((m) => m.id)).size).toBe(130);
     await fake.settled();
     const listed = await p.list('web');

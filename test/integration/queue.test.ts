@@ -57,7 +57,7 @@ describe('TaskQueue', () => {
   ])('refuses %s at enqueue and writes nothing', async (_n, over, path) => {
     const err = await q.enqueueRun({ runId: 'bad1', tasks: tasks(3, over) }, signer).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'INVALID_ARGUMENT' });
-    expect(((err as { details: { issues: Array<{ path: string }> } }).details.issues).map((i) => i.path)).toContain(path);
+    expect((err as { details: { issues: Array<{ path: string }> } }).details.issues.map((i) => i.path)).toContain(path);
     expect(await q.queueFor('bad1').getJob('bad1-t0')).toBeUndefined();
     expect((await q.depth()).waiting).toBe(0);
   });

@@ -93,12 +93,18 @@ describe('redis over TLS (rediss://)', () => {
   });
 
   it('presents a client certificate when the server requires one', async () => {
-    const strict = await startRedis({ tls: { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem'), caFile: join(dir, 'ca.pem') }, config: ['tls-auth-clients yes'] });
+    const strict = await startRedis({
+      tls: { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem'), caFile: join(dir, 'ca.pem') },
+      config: ['tls-auth-clients yes'],
+    });
     try {
       const bare = createRedis(redisSettingsFromUrl(strict.url), 'producer');
       bare.on('error', () => undefined);
       await expect(waitReady(bare, 1500)).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE' });
-      const withCert = createRedis(redisSettingsFromUrl(`${strict.url}&cert=${encodeURIComponent(join(dir, 'cert.pem'))}&key=${encodeURIComponent(join(dir, 'key.pem'))}`), 'producer');
+      const withCert = createRedis(
+        redisSettingsFromUrl(`${strict.url}&cert=${encodeURIComponent(join(dir, 'cert.pem'))}&key=${encodeURIComponent(join(dir, 'key.pem'))}`),
+        'producer',
+      );
       await waitReady(withCert);
       expect(await withCert.ping()).toBe('PONG');
       withCert.disconnect();

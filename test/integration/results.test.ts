@@ -7,7 +7,10 @@ import { startRedis, type TestRedis } from '../helpers/redis.js';
 import type { Redis } from 'ioredis';
 
 const result = (taskId: string, over: Partial<TaskResult> = {}): TaskResult =>
-  taskResult({ runId: 'res1', taskId, host: '127.0.0.1:1', outcome: 'succeeded', reason: '' }, { exitCode: 0, durationMs: 3, stdoutBytes: 2, attempts: 1, startedOn: ['127.0.0.1:1'], ...over });
+  taskResult(
+    { runId: 'res1', taskId, host: '127.0.0.1:1', outcome: 'succeeded', reason: '' },
+    { exitCode: 0, durationMs: 3, stdoutBytes: 2, attempts: 1, startedOn: ['127.0.0.1:1'], ...over },
+  );
 
 describe('run results stream', () => {
   let redis: TestRedis;
@@ -24,7 +27,12 @@ describe('run results stream', () => {
 
   it('publishes each task once, with its output, and waitForRun collects every result', async () => {
     const big = Buffer.alloc(200 * 1024, 7);
-    expect(await publishResult(r, result('a'), [{ stream: 1, data: Buffer.from('hi') }, { stream: 2, data: big }])).toBe(true);
+    expect(
+      await publishResult(r, result('a'), [
+        { stream: 1, data: Buffer.from('hi') },
+        { stream: 2, data: big },
+      ]),
+    ).toBe(true);
     // A replayed re-dispatch publishes again: ignored.
     expect(await publishResult(r, result('a', { replayed: true }), [{ stream: 1, data: Buffer.from('hi') }])).toBe(false);
     const seen: string[] = [];

@@ -95,7 +95,10 @@ describe('cancelling runs and missing inputs', () => {
     try {
       const [a, b] = agents as [AgentProcess, AgentProcess];
       const cancel = new AbortController();
-      const running = runAndWait({ runId: 'cx2', tasks: [pinnedSleep(a, 'a'), pinnedSleep(b, 'b')] }, { settings, signer, worker: 'never', cancel: cancel.signal });
+      const running = runAndWait(
+        { runId: 'cx2', tasks: [pinnedSleep(a, 'a'), pinnedSleep(b, 'b')] },
+        { settings, signer, worker: 'never', cancel: cancel.signal },
+      );
       await runningReaches(2);
       cancel.abort();
       const out = await running;
@@ -160,7 +163,10 @@ describe('cancelling runs and missing inputs', () => {
       expect(res.results.get('gone')).toMatchObject({ outcome: 'error', reason: 'NOT_FOUND', attempts: 0 });
       expect((await infos()).map((x) => x.started)).toEqual(before.map((x) => x.started));
       // With the blob present, the same kind of task gets it as stdin.
-      const ok = await runAndWait({ runId: 'in2', tasks: [task('here')], inputs: { blob: Buffer.from('payload').toString('base64') } }, { settings, signer, connect: connect(), worker: 'never', timeoutMs: 20_000 });
+      const ok = await runAndWait(
+        { runId: 'in2', tasks: [task('here')], inputs: { blob: Buffer.from('payload').toString('base64') } },
+        { settings, signer, connect: connect(), worker: 'never', timeoutMs: 20_000 },
+      );
       expect(ok.results.get('here')?.outcome).toBe('succeeded');
       expect(Buffer.concat((ok.output.get('here') ?? []).map((c) => c.data)).toString()).toBe('payload');
     } finally {

@@ -64,7 +64,9 @@ describe('scheduler under faults', () => {
     const agents = await Promise.all([0, 1].map(() => startAgent({ certsDir: world.pki.agent.dir, args: [...GUARDS, '--capacity', '8'] })));
     const f = sharedFile('stall');
     const tasks = Array.from({ length: 300 }, (_, i) => ({
-      taskId: `t${i}`, agents: agents.map((a) => a.address), target: { any: true as const },
+      taskId: `t${i}`,
+      agents: agents.map((a) => a.address),
+      target: { any: true as const },
       argv: ['sh', '-c', `sleep 0.2; echo t${i} >> ${f}`],
     }));
     const enq = await world.queue.enqueueRun({ runId: 'stall1', tasks }, world.signer);
@@ -96,9 +98,17 @@ describe('scheduler under faults', () => {
     const first = await startAgent({ certsDir: world.pki.agent.dir });
     const f = sharedFile('restart');
     const address = first.address;
-    const run = { runId: 'restart1', tasks: [{ taskId: 't', agents: [address], target: { host: address }, argv: ['sh', '-c', `echo ran >> ${f}; exec sleep 60`] }] };
+    const run = {
+      runId: 'restart1',
+      tasks: [{ taskId: 't', agents: [address], target: { host: address }, argv: ['sh', '-c', `echo ran >> ${f}; exec sleep 60`] }],
+    };
     const enq = await world.queue.enqueueRun(run, world.signer);
-    const w = SchedulerWorker.start({ settings: world.settings, connect: connect(), concurrency: 2, breaker: { failureThreshold: 2, openMs: 200, maxOpenMs: 1000 } });
+    const w = SchedulerWorker.start({
+      settings: world.settings,
+      connect: connect(),
+      concurrency: 2,
+      breaker: { failureThreshold: 2, openMs: 200, maxOpenMs: 1000 },
+    });
     let second: AgentProcess | undefined;
     try {
       await vi.waitFor(() => expect(lines(f)).toEqual(['ran']), { timeout: 30_000, interval: 50 });
@@ -125,15 +135,28 @@ describe('scheduler under faults', () => {
     const address = agent.address;
     let opened = 0;
     const log = { info: (o: object) => void ((o as { breaker?: string }).breaker === 'open' && (opened += 1)), warn: () => undefined, error: () => undefined };
-    const w = SchedulerWorker.start({ settings: world.settings, connect: connect(), concurrency: 2, breaker: { failureThreshold: 2, openMs: 200, maxOpenMs: 400 }, policy: { backoffMaxMs: 100 }, log });
+    const w = SchedulerWorker.start({
+      settings: world.settings,
+      connect: connect(),
+      concurrency: 2,
+      breaker: { failureThreshold: 2, openMs: 200, maxOpenMs: 400 },
+      policy: { backoffMaxMs: 100 },
+      log,
+    });
     let back: AgentProcess | undefined;
     try {
       // Reached once, so the pool knows it as a live agent that may come back.
-      const warm = await world.queue.enqueueRun({ runId: 'warm1', tasks: [{ taskId: 't', agents: [address], target: { host: address }, argv: ['true'] }] }, world.signer);
+      const warm = await world.queue.enqueueRun(
+        { runId: 'warm1', tasks: [{ taskId: 't', agents: [address], target: { host: address }, argv: ['true'] }] },
+        world.signer,
+      );
       await waitForRun(world.queue.redis, 'warm1', warm.taskIds, { timeoutMs: 60_000 });
       agent.kill('SIGKILL');
       await agent.exited;
-      const enq = await world.queue.enqueueRun({ runId: 'back1', tasks: [{ taskId: 't', agents: [address], target: { host: address }, argv: ['true'], retry: { attempts: 3, backoffMs: 10 } }] }, world.signer);
+      const enq = await world.queue.enqueueRun(
+        { runId: 'back1', tasks: [{ taskId: 't', agents: [address], target: { host: address }, argv: ['true'], retry: { attempts: 3, backoffMs: 10 } }] },
+        world.signer,
+      );
       // Its breaker opens again after each failed probe: far more waits than the task's 3 attempts.
       await vi.waitFor(() => expect(opened).toBeGreaterThanOrEqual(6), { timeout: 60_000, interval: 20 });
       back = await startAgent({ certsDir: world.pki.agent.dir, dataDir: agent.dataDir, args: ['--listen', address] });

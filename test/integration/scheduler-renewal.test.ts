@@ -72,7 +72,11 @@ describe('scheduler certificate renewal', () => {
       notBefore: new Date(Date.now() - 3 * HOUR),
       notAfter: new Date(Date.now() + HOUR),
     });
-    [fresh, old, leaked] = await Promise.all([startAgent({ certsDir: pki.agent.dir }), startAgent({ certsDir: stale.dir }), startAgent({ certsDir: leakedCert.dir })]);
+    [fresh, old, leaked] = await Promise.all([
+      startAgent({ certsDir: pki.agent.dir }),
+      startAgent({ certsDir: stale.dir }),
+      startAgent({ certsDir: leakedCert.dir }),
+    ]);
     pki.ca.revoke(leakedCert.serial);
     // The operator issued its replacement (not deployed yet): a valid register entry for the host.
     await pki.ca.issue({ identity: { role: 'agent', fleet: 'web', host: 'leaked' }, hosts: ['127.0.0.1', 'localhost'] });
@@ -121,7 +125,11 @@ describe('scheduler certificate renewal', () => {
     expect(m.failed).toBeGreaterThanOrEqual(4);
     expect((await info(fresh, 'fresh')).certSerial).toBe(pki.agent.serial);
     expect((await info(old, 'old')).certSerial).toBe(now.certSerial);
-    const failures = daemon.stderr().split('\n').filter((l) => l.includes('agent certificate renewal failed')).map((l) => JSON.parse(l) as { host: string; code: string });
+    const failures = daemon
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes('agent certificate renewal failed'))
+      .map((l) => JSON.parse(l) as { host: string; code: string });
     expect(failures.filter((f) => f.host === 'gone').every((f) => f.code === 'UNAVAILABLE')).toBe(true);
     expect(failures.filter((f) => f.host === 'leaked').map((f) => f.code)).toContain('CERT_REVOKED');
     expect(failures.filter((f) => f.host === 'leaked').every((f) => f.code === 'CERT_REVOKED')).toBe(true);
@@ -139,7 +147,11 @@ describe('scheduler certificate renewal', () => {
 
   it('stays off, logged once, without a CA or operator certificate', () => {
     const lines: string[] = [];
-    const log = { info: (_o: object, msg?: string) => lines.push(`info ${msg}`), warn: (_o: object, msg?: string) => lines.push(`warn ${msg}`), error: (_o: object, msg?: string) => lines.push(`error ${msg}`) };
+    const log = {
+      info: (_o: object, msg?: string) => lines.push(`info ${msg}`),
+      warn: (_o: object, msg?: string) => lines.push(`warn ${msg}`),
+      error: (_o: object, msg?: string) => lines.push(`error ${msg}`),
+    };
     const base = { redis: q.redis, intervalMs: 1000, schedulerCreds: loadCertDir(pki.clients.scheduler.dir), log };
     expect(CertRenewer.start({ ...base, caDir: join(dir, 'no-ca'), operatorCertDir: pki.clients.operator.dir })).toBeUndefined();
     expect(CertRenewer.start({ ...base, caDir: pki.caDir, operatorCertDir: join(dir, 'no-operator') })).toBeUndefined();

@@ -61,7 +61,12 @@ describe('scheduler with real agents', () => {
 
   const anyHost = (runId: string, n: number, argv: (id: string) => string[]): { runId: string; tasks: TaskInput[] } => ({
     runId,
-    tasks: Array.from({ length: n }, (_, i) => ({ taskId: `t${i}`, agents: agents.map((a) => a.address), target: { any: true }, argv: argv(`${runId}-t${i}`) })),
+    tasks: Array.from({ length: n }, (_, i) => ({
+      taskId: `t${i}`,
+      agents: agents.map((a) => a.address),
+      target: { any: true },
+      argv: argv(`${runId}-t${i}`),
+    })),
   });
 
   /** An empty file every agent (user nobody) can append to: tasks log their ids there. */
@@ -83,7 +88,10 @@ describe('scheduler with real agents', () => {
     const before = await startedTotal();
     const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 64 });
     try {
-      const enq = await q.enqueueRun(anyHost('k1000', 1000, () => ['true']), signer);
+      const enq = await q.enqueueRun(
+        anyHost('k1000', 1000, () => ['true']),
+        signer,
+      );
       const res = await waitForRun(q.redis, 'k1000', enq.taskIds, { timeoutMs: 120_000 });
       expect(res.results.size).toBe(1000);
       expect([...res.results.values()].filter((r) => r.outcome !== 'succeeded')).toEqual([]);
@@ -102,7 +110,10 @@ describe('scheduler with real agents', () => {
     const before = await startedTotal();
     const common = { redisUrl: redis.url, stateDir: join(dir, 'sched-state'), certsDir: pki.clients.scheduler.dir, concurrency: 32, lockMs: 2000 };
     const first = await startSchedulerProcess(common);
-    const enq = await q.enqueueRun(anyHost('k9', 500, (id) => ['sh', '-c', 'echo "$0" >> "$1"; sleep 0.1', id, ranFile]), signer);
+    const enq = await q.enqueueRun(
+      anyHost('k9', 500, (id) => ['sh', '-c', 'echo "$0" >> "$1"; sleep 0.1', id, ranFile]),
+      signer,
+    );
     for (let i = 0; i < 600 && (await resultCount('k9')) < 200; i++) await sleep(50);
     first.kill('SIGKILL');
     await first.exited;
@@ -140,7 +151,10 @@ describe('scheduler with real agents', () => {
     const first = await startSchedulerProcess({ ...common, concurrency: 8, drainMs: 200 });
     // The tasks run until the test releases them (an event, not a time: a loaded machine may be slow).
     const release = join(dir, 'ran', 'drain.release');
-    const slow = await q.enqueueRun(anyHost('kdrain', 8, (id) => ['sh', '-c', 'echo "$0" >> "$1"; while [ ! -e "$2" ]; do sleep 0.05; done', id, ranFile, release]), signer);
+    const slow = await q.enqueueRun(
+      anyHost('kdrain', 8, (id) => ['sh', '-c', 'echo "$0" >> "$1"; while [ ! -e "$2" ]; do sleep 0.05; done', id, ranFile, release]),
+      signer,
+    );
     for (let i = 0; i < 2400 && readFileSync(ranFile, 'utf8').split('\n').length < 9; i++) await sleep(25);
     first.kill('SIGTERM');
     expect(await first.exited).toBe(0);
@@ -148,7 +162,10 @@ describe('scheduler with real agents', () => {
     writeFileSync(release, '');
 
     const [b, c] = await Promise.all([startSchedulerProcess({ ...common, concurrency: 4 }), startSchedulerProcess({ ...common, concurrency: 4 })]);
-    const quick = await q.enqueueRun(anyHost('kshare', 60, () => ['sleep', '0.05']), signer);
+    const quick = await q.enqueueRun(
+      anyHost('kshare', 60, () => ['sleep', '0.05']),
+      signer,
+    );
     const res = await waitForRun(q.redis, 'kdrain', slow.taskIds, { timeoutMs: 60_000 });
     await waitForRun(q.redis, 'kshare', quick.taskIds, { timeoutMs: 60_000 });
     expect([...res.results.values()].every((r) => r.outcome === 'succeeded' && (r.attached || r.replayed))).toBe(true);
@@ -165,7 +182,10 @@ describe('scheduler with real agents', () => {
     const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 32, breaker: FAST_BREAKER, policy: { backoffMaxMs: 500 } });
     const victim = agents[3] as AgentProcess;
     try {
-      const enq = await q.enqueueRun(anyHost('kagent', 300, () => ['sleep', '0.05']), signer);
+      const enq = await q.enqueueRun(
+        anyHost('kagent', 300, () => ['sleep', '0.05']),
+        signer,
+      );
       for (let i = 0; i < 600 && (await resultCount('kagent')) < 60; i++) await sleep(20);
       victim.kill('SIGKILL');
       await victim.exited;
@@ -181,7 +201,10 @@ describe('scheduler with real agents', () => {
       expect(results.filter((r) => r.startedOn.length > 1 || r.mayHaveRepeated)).toEqual([]);
       for (let i = 0; i < 200 && w.pool.states().get(back.address) !== 'closed'; i++) await sleep(50);
       expect(w.pool.states().get(back.address)).toBe('closed');
-      const again = await q.enqueueRun(anyHost('kback', 80, () => ['sleep', '0.02']), signer);
+      const again = await q.enqueueRun(
+        anyHost('kback', 80, () => ['sleep', '0.02']),
+        signer,
+      );
       const res2 = await waitForRun(q.redis, 'kback', again.taskIds, { timeoutMs: 60_000 });
       expect([...res2.results.values()].some((r) => r.host === back.address)).toBe(true);
     } finally {
@@ -193,7 +216,10 @@ describe('scheduler with real agents', () => {
     const before = await startedTotal();
     const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 32, lockDurationMs: 2000 });
     try {
-      const enq = await q.enqueueRun(anyHost('kredis', 200, () => ['sleep', '0.02']), signer);
+      const enq = await q.enqueueRun(
+        anyHost('kredis', 200, () => ['sleep', '0.02']),
+        signer,
+      );
       for (let i = 0; i < 600 && (await resultCount('kredis')) < 50; i++) await sleep(20);
       await redis.restart();
       // The producer connection fails fast by design; a caller reconnects after an outage.
@@ -217,7 +243,13 @@ describe('scheduler with real agents', () => {
   it('treats a non-zero exit as a result, retries it only when asked, and never sends bad data to an agent', async () => {
     await noDaemon();
     const a = (agents[0] as AgentProcess).address;
-    const pinned = (taskId: string, argv: string[], extra: Partial<TaskInput> = {}): TaskInput => ({ taskId, agents: [a], target: { host: a }, argv, ...extra });
+    const pinned = (taskId: string, argv: string[], extra: Partial<TaskInput> = {}): TaskInput => ({
+      taskId,
+      agents: [a],
+      target: { host: a },
+      argv,
+      ...extra,
+    });
     const before = await startedTotal([agents[0] as AgentProcess]);
     const out = await runAndWait(
       {
@@ -238,9 +270,14 @@ describe('scheduler with real agents', () => {
     expect(Buffer.concat((out.output.get('ok') ?? []).map((c) => c.data)).toString()).toBe('hello\n');
     expect(await startedTotal([agents[0] as AgentProcess])).toBe(before + 5);
 
-    await expect(runAndWait({ runId: 'bad2', tasks: [pinned('x', [])] }, { settings, signer, connect: connect(), timeoutMs: 5000 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(runAndWait({ runId: 'bad2', tasks: [pinned('x', [])] }, { settings, signer, connect: connect(), timeoutMs: 5000 })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
     await expect(
-      runAndWait({ runId: 'bad3', tasks: [pinned('x', ['true'], { env: { BIG: 'y'.repeat(100_000) } })] }, { settings, signer, connect: connect(), timeoutMs: 5000 }),
+      runAndWait(
+        { runId: 'bad3', tasks: [pinned('x', ['true'], { env: { BIG: 'y'.repeat(100_000) } })] },
+        { settings, signer, connect: connect(), timeoutMs: 5000 },
+      ),
     ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(await startedTotal([agents[0] as AgentProcess])).toBe(before + 5);
   });

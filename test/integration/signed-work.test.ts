@@ -60,27 +60,47 @@ describe('signed work', () => {
       ['unsigned', 'UNSIGNED_TASK', (argv) => ({ taskId: uniq('u'), argv })],
       ['argv altered after signing', 'SIGNATURE_INVALID', (argv) => ({ ...signedExec(alice, base(['true'])), argv })],
       ['env added after signing', 'SIGNATURE_INVALID', (argv) => ({ ...signedExec(alice, base(argv)), env: { EXTRA: '1' } })],
-      ['stdin swapped after signing', 'SIGNATURE_INVALID', (argv) => ({ ...signedExec(alice, base(argv, { stdin: Buffer.from('a') })), stdin: Buffer.from('b') })],
+      [
+        'stdin swapped after signing',
+        'SIGNATURE_INVALID',
+        (argv) => ({ ...signedExec(alice, base(argv, { stdin: Buffer.from('a') })), stdin: Buffer.from('b') }),
+      ],
       ['expired', 'SIGNATURE_EXPIRED', (argv) => signedExec(alice, base(argv, { expiresAtUnixMs: Date.now() - 1000 }))],
       ['replayed under another task id', 'TASK_ID_MISMATCH', (argv) => signedExec(alice, base(argv, { execId: uniq('other') }))],
-      ['a round beyond the signed ones', 'TASK_ID_MISMATCH', (argv) => {
-        const b = base(argv, { maxRounds: 2 });
-        return signedExec(alice, { ...b, execId: `${execTaskId(b.runId, b.taskId)}.r2` });
-      }],
+      [
+        'a round beyond the signed ones',
+        'TASK_ID_MISMATCH',
+        (argv) => {
+          const b = base(argv, { maxRounds: 2 });
+          return signedExec(alice, { ...b, execId: `${execTaskId(b.runId, b.taskId)}.r2` });
+        },
+      ],
       ['signed by a scheduler certificate', 'SIGNER_NOT_OPERATOR', (argv) => signedExec(rawSigner(world.pki.clients.scheduler.dir), base(argv))],
       ['signed by a monitor certificate', 'SIGNER_NOT_OPERATOR', (argv) => signedExec(rawSigner(world.pki.clients.monitor.dir), base(argv))],
       ['signed by a certificate with two URI SANs', 'SIGNER_NOT_OPERATOR', (argv) => signedExec(rawSigner(world.pki.clients.twoUri.dir), base(argv))],
       ["signed by a foreign CA's operator", 'SIGNER_UNTRUSTED', (argv) => signedExec(rawSigner(world.pki.clients.foreign.dir), base(argv))],
       ['signed by a revoked operator', 'SIGNER_UNTRUSTED', (argv) => signedExec(rawSigner(world.pki.clients.revoked.dir), base(argv))],
       ['signed by an expired operator certificate', 'SIGNER_UNTRUSTED', (argv) => signedExec(rawSigner(world.pki.clients.expired.dir), base(argv))],
-      ['a foreign cert with the signature of its own key', 'SIGNER_UNTRUSTED', (argv) => {
-        // The operator's signature, but the certificate swapped for a foreign one.
-        const r = signedExec(alice, base(argv));
-        return { ...r, signed: { ...r.signed, signerCertPem: readFileSync(join(world.pki.clients.foreign.dir, 'cert.pem'), 'utf8') } };
-      }],
-      ['signed for another agent address', 'TARGET_MISMATCH', (argv) => signedExec(alice, base(argv, { target: { fleet: '', host: '127.0.0.1:1', agents: ['127.0.0.1:1'] } }))],
+      [
+        'a foreign cert with the signature of its own key',
+        'SIGNER_UNTRUSTED',
+        (argv) => {
+          // The operator's signature, but the certificate swapped for a foreign one.
+          const r = signedExec(alice, base(argv));
+          return { ...r, signed: { ...r.signed, signerCertPem: readFileSync(join(world.pki.clients.foreign.dir, 'cert.pem'), 'utf8') } };
+        },
+      ],
+      [
+        'signed for another agent address',
+        'TARGET_MISMATCH',
+        (argv) => signedExec(alice, base(argv, { target: { fleet: '', host: '127.0.0.1:1', agents: ['127.0.0.1:1'] } })),
+      ],
       ['signed for another fleet', 'TARGET_MISMATCH', (argv) => signedExec(alice, base(argv, { target: { fleet: 'other', host: '', agents: [] } }))],
-      ['signed for another host of its fleet', 'TARGET_MISMATCH', (argv) => signedExec(alice, base(argv, { target: { fleet: 'test', host: 'h2', agents: [] } }))],
+      [
+        'signed for another host of its fleet',
+        'TARGET_MISMATCH',
+        (argv) => signedExec(alice, base(argv, { target: { fleet: 'test', host: 'h2', agents: [] } })),
+      ],
     ];
 
     it.each(cases)('%s: %s, nothing runs; then a good call works', async (_what, code, make) => {
@@ -94,7 +114,10 @@ describe('signed work', () => {
 
     it('accepts a fleet target naming this agent, and an allowed re-run round', async () => {
       const name = uniq('fleet');
-      const fleet = await execCollect(sched.agent, signedExec(alice, { runId: uniq('r'), taskId: 't', argv: markers.argv(name), target: { fleet: 'test', host: 'h1', agents: [] } }));
+      const fleet = await execCollect(
+        sched.agent,
+        signedExec(alice, { runId: uniq('r'), taskId: 't', argv: markers.argv(name), target: { fleet: 'test', host: 'h1', agents: [] } }),
+      );
       expect(exitOf(fleet)).toMatchObject({ code: 0 });
       const b = { runId: uniq('r'), taskId: 't', argv: markers.argv(name), target: self, maxRounds: 3 };
       const round2 = await execCollect(sched.agent, signedExec(alice, { ...b, execId: `${execTaskId(b.runId, b.taskId)}.r2` }));
@@ -103,7 +126,10 @@ describe('signed work', () => {
     });
 
     it('audits each refusal with its code and never the arguments', () => {
-      const lines = readFileSync(agent.auditLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = readFileSync(agent.auditLog, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       const refused = lines.filter((l) => l.event === 'exec_refused');
       expect(new Set(refused.map((l) => l.code))).toEqual(new Set(cases.map((c) => c[1])));
       expect(refused.every((l) => l.identity === 'scheduler sched' && l.argv0 === 'sh')).toBe(true);
@@ -155,7 +181,13 @@ describe('signed work', () => {
     /** A job's data as enqueue would write it (signed by `signer`), for task `taskId` of `runId`. */
     function jobData(runId: string, taskId: string, argv: string[], signer: TaskSigner, expiresAt = Date.now() + 3600_000): Record<string, unknown> {
       const spec = {
-        runId, taskId, agents: [agent.address], target: { host: agent.address }, argv, env: {}, outputCapBytes: 1024 * 1024,
+        runId,
+        taskId,
+        agents: [agent.address],
+        target: { host: agent.address },
+        argv,
+        env: {},
+        outputCapBytes: 1024 * 1024,
         retry: { attempts: 1, retryOnFailure: false, backoffMs: 500 },
       };
       return { ...spec, signed: signTask(spec, Buffer.alloc(0), signer, expiresAt) };
@@ -168,16 +200,28 @@ describe('signed work', () => {
 
     type JobCase = [string, string, (runId: string, argv: string[]) => { jobId?: string; data: Record<string, unknown> }];
     const cases: JobCase[] = [
-      ['unsigned', 'UNSIGNED_TASK', (runId, argv) => {
-        const { signed: _s, ...data } = jobData(runId, 't', argv, alice);
-        return { data };
-      }],
+      [
+        'unsigned',
+        'UNSIGNED_TASK',
+        (runId, argv) => {
+          const { signed: _s, ...data } = jobData(runId, 't', argv, alice);
+          return { data };
+        },
+      ],
       ['argv altered after signing', 'SIGNATURE_INVALID', (runId, argv) => ({ data: { ...jobData(runId, 't', ['true'], alice), argv } })],
       ['target moved after signing', 'SIGNATURE_INVALID', (runId, argv) => ({ data: { ...jobData(runId, 't', argv, alice), target: { any: true } } })],
       ['expired', 'SIGNATURE_EXPIRED', (runId, argv) => ({ data: jobData(runId, 't', argv, alice, Date.now() - 1000) })],
       ['replayed under another task id', 'TASK_ID_MISMATCH', (runId, argv) => ({ jobId: `${runId}-replay`, data: jobData(runId, 't', argv, alice) })],
-      ['signed by the scheduler certificate', 'SIGNER_NOT_OPERATOR', (runId, argv) => ({ data: jobData(runId, 't', argv, rawSigner(world.pki.clients.scheduler.dir)) })],
-      ["signed by a foreign CA's operator", 'SIGNER_UNTRUSTED', (runId, argv) => ({ data: jobData(runId, 't', argv, rawSigner(world.pki.clients.foreign.dir)) })],
+      [
+        'signed by the scheduler certificate',
+        'SIGNER_NOT_OPERATOR',
+        (runId, argv) => ({ data: jobData(runId, 't', argv, rawSigner(world.pki.clients.scheduler.dir)) }),
+      ],
+      [
+        "signed by a foreign CA's operator",
+        'SIGNER_UNTRUSTED',
+        (runId, argv) => ({ data: jobData(runId, 't', argv, rawSigner(world.pki.clients.foreign.dir)) }),
+      ],
     ];
 
     it.each(cases)('%s: the run says %s and the command never runs; then a signed job runs', async (_what, code, make) => {

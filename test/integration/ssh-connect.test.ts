@@ -40,14 +40,18 @@ describe('connectSsh', () => {
     expect((await host.sh('kill "$(cat /run/sshd.pid)"; while [ -e /run/sshd.pid ]; do sleep 0.05; done; echo down')).stdout.trim()).toBe('down');
     let retries = 0;
     let restarted: Promise<unknown> | undefined;
-    const client = await connectSsh(target, { kind: 'pinned', publicKey: host.hostPublicKey }, {
-      deadlineMs: 60_000,
-      onRetry: (_n, err) => {
-        retries++;
-        expect(err.code).toBe('UNAVAILABLE');
-        restarted ??= host.sh('/usr/sbin/sshd');
+    const client = await connectSsh(
+      target,
+      { kind: 'pinned', publicKey: host.hostPublicKey },
+      {
+        deadlineMs: 60_000,
+        onRetry: (_n, err) => {
+          retries++;
+          expect(err.code).toBe('UNAVAILABLE');
+          restarted ??= host.sh('/usr/sbin/sshd');
+        },
       },
-    });
+    );
     await restarted;
     expect(retries).toBeGreaterThan(0);
     expect((await execRemote(client, 'echo up')).stdout).toBe('up\n');
@@ -83,7 +87,9 @@ describe('connectSsh', () => {
   it('gives up at the deadline when nothing answers', async () => {
     // .254 of the host's network is never handed out: nothing answers there.
     const dead = host.address.replace(/\.\d+$/, '.254');
-    expect(await codeOf(connectSsh({ ...target, host: dead }, { kind: 'pinned', publicKey: host.hostPublicKey }, { deadlineMs: 2_000, attemptTimeoutMs: 1_000 }))).toBe('DEADLINE_EXCEEDED');
+    expect(
+      await codeOf(connectSsh({ ...target, host: dead }, { kind: 'pinned', publicKey: host.hostPublicKey }, { deadlineMs: 2_000, attemptTimeoutMs: 1_000 })),
+    ).toBe('DEADLINE_EXCEEDED');
   });
 });
 

@@ -82,7 +82,10 @@ describe('cloud-config user data', () => {
       'ssh_deletekeys: true',
       'ssh_keys:',
       '  ed25519_private: |',
-      ...hostKey.private.trim().split('\n').map((l) => `    ${l}`),
+      ...hostKey.private
+        .trim()
+        .split('\n')
+        .map((l) => `    ${l}`),
       `  ed25519_public: ${JSON.stringify(hostKey.public.trim())}`,
       'write_files:',
       '  - path: /etc/gaxx-probe.conf',

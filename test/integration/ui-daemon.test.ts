@@ -37,11 +37,15 @@ afterAll(async () => {
 });
 
 describe('daemon dashboard', () => {
-  it('serves /metrics with the scheduler\'s and the agents\' series, and keeps its own endpoint', async () => {
+  it("serves /metrics with the scheduler's and the agents' series, and keeps its own endpoint", async () => {
     const dash = daemon.dashboard;
     expect(dash).toBeDefined();
     const port = dash?.port;
-    await expect.poll(async () => (await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text())).includes('gaxx_agent_build_info{fleet="test",host="h1"'), { timeout: 30_000 }).toBe(true);
+    await expect
+      .poll(async () => (await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text())).includes('gaxx_agent_build_info{fleet="test",host="h1"'), {
+        timeout: 30_000,
+      })
+      .toBe(true);
     const parsed = parsePrometheusText(await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()));
     expect(parsed.invalid).toBe(0);
     expect(parsed.families.has('gaxx_scheduler_queue_depth')).toBe(true);
@@ -54,17 +58,28 @@ describe('daemon dashboard', () => {
   it('answers the page only with the token, and shows the breaker of an agent it dispatched to', async () => {
     const port = daemon.dashboard?.port;
     expect((await fetch(`http://127.0.0.1:${port}/api/state`)).status).toBe(401);
-    const run = await runAndWait({ runId: newRunId(), tasks: [{ taskId: 'a', fleet: 'test', target: { any: true }, argv: ['true'] }] }, { settings: world.settings, signer: world.signer, worker: 'never' });
+    const run = await runAndWait(
+      { runId: newRunId(), tasks: [{ taskId: 'a', fleet: 'test', target: { any: true }, argv: ['true'] }] },
+      { settings: world.settings, signer: world.signer, worker: 'never' },
+    );
     expect(run.results.get('a')?.outcome).toBe('succeeded');
-    const state = async () => (await fetch(`http://127.0.0.1:${port}/api/state?token=${daemon.dashboard?.token}`).then((r) => r.json())) as { agents: Array<{ host: string; breaker: string; reachable: boolean }>; runs: Array<{ done: number }> };
+    const state = async () =>
+      (await fetch(`http://127.0.0.1:${port}/api/state?token=${daemon.dashboard?.token}`).then((r) => r.json())) as {
+        agents: Array<{ host: string; breaker: string; reachable: boolean }>;
+        runs: Array<{ done: number }>;
+      };
     await expect.poll(async () => (await state()).agents.map((a) => `${a.host}:${a.breaker}:${a.reachable}`), { timeout: 30_000 }).toEqual(['h1:closed:true']);
     await expect.poll(async () => (await state()).runs[0]?.done, { timeout: 30_000 }).toBe(1);
   });
 
-  it('pins the agent\'s identity: an agent that is not the fleet host named is refused (IDENTITY_MISMATCH) for Info and metrics, the right name is let in', async () => {
+  it("pins the agent's identity: an agent that is not the fleet host named is refused (IDENTITY_MISMATCH) for Info and metrics, the right name is let in", async () => {
     const creds = loadCertDir(world.pki.clients.monitor.dir);
     const look = async (host: string) => {
-      const c = new Collector({ creds, targets: async () => [{ fleet: 'test', host, address: agent.address, metricsAddress: `127.0.0.1:${agent.metricsPort}` }], intervalMs: 2000 });
+      const c = new Collector({
+        creds,
+        targets: async () => [{ fleet: 'test', host, address: agent.address, metricsAddress: `127.0.0.1:${agent.metricsPort}` }],
+        intervalMs: 2000,
+      });
       try {
         return (await c.round())[0];
       } finally {

@@ -11,7 +11,16 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
-import { Dashboard, fleetTargets, newRunId, parsePrometheusText, registerFleet, registerMetricsAddresses, runAndWait, type TaskInput } from '../../scheduler/index.js';
+import {
+  Dashboard,
+  fleetTargets,
+  newRunId,
+  parsePrometheusText,
+  registerFleet,
+  registerMetricsAddresses,
+  runAndWait,
+  type TaskInput,
+} from '../../scheduler/index.js';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
 import { launchBrowser, testOutputDir, type TestBrowser } from '../helpers/browser.js';
 import { issueCertDir } from '../helpers/pki.js';
@@ -26,7 +35,11 @@ let dash: Dashboard;
 let browser: TestBrowser;
 let base: string;
 
-function get(path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
+function get(
+  path: string,
+  headers: Record<string, string> = {},
+  method = 'GET',
+): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port: dash.port, path, method, headers }, (res) => {
       let body = '';
@@ -45,10 +58,18 @@ function get(path: string, headers: Record<string, string> = {}, method = 'GET')
 
 beforeAll(async () => {
   world = await startSchedulerWorld({ agents: 0, prefix: 'gxui-' });
-  const dirs = await Promise.all(['h1', 'h2', 'h3'].map((host) => issueCertDir(world.pki.ca, join(world.dir, `agent-${host}`), { identity: { role: 'agent', fleet: 'test', host }, hosts: ['127.0.0.1', 'localhost'] })));
+  const dirs = await Promise.all(
+    ['h1', 'h2', 'h3'].map((host) =>
+      issueCertDir(world.pki.ca, join(world.dir, `agent-${host}`), { identity: { role: 'agent', fleet: 'test', host }, hosts: ['127.0.0.1', 'localhost'] }),
+    ),
+  );
   agents = await Promise.all(dirs.map((d) => startAgent({ certsDir: d.dir })));
   const redis = world.queue.redis;
-  await registerFleet(redis, 'test', agents.map((a, i) => ({ host: `h${i + 1}`, address: a.address })));
+  await registerFleet(
+    redis,
+    'test',
+    agents.map((a, i) => ({ host: `h${i + 1}`, address: a.address })),
+  );
   await registerMetricsAddresses(redis, 'test', Object.fromEntries(agents.map((a, i) => [`h${i + 1}`, `127.0.0.1:${a.metricsPort}`])));
   dash = await Dashboard.start({
     listen: '127.0.0.1:0',
@@ -121,7 +142,7 @@ async function waitForText(page: Page, selector: string, text: string | RegExp):
 }
 
 describe('dashboard', () => {
-  it('shows the agents, follows a 500-task run to 500/500 without a reload, a failure\'s output tail, and a stopped agent as unreachable', async () => {
+  it("shows the agents, follows a 500-task run to 500/500 without a reload, a failure's output tail, and a stopped agent as unreachable", async () => {
     const { page, errors } = await browser.page();
     await page.goto(`${base}/?token=${dash.token}#agents`);
     for (const h of ['h1', 'h2', 'h3']) await waitForText(page, `#agents-table tr[data-host="${h}"] td`, 'reachable');
@@ -165,7 +186,10 @@ describe('dashboard', () => {
     const tasks: TaskInput[] = Array.from({ length: 40 }, (_, i) => ({ taskId: `s${i}`, fleet: 'test', target: { any: true }, argv: ['sleep', '30'] }));
     const runId = newRunId();
     const ac = new AbortController();
-    const run = runAndWait({ runId, tasks }, { settings: world.settings, signer: world.signer, connect: world.connect(), worker: 'always', concurrency: 4, cancel: ac.signal, cancelGraceMs: 20_000 });
+    const run = runAndWait(
+      { runId, tasks },
+      { settings: world.settings, signer: world.signer, connect: world.connect(), worker: 'always', concurrency: 4, cancel: ac.signal, cancelGraceMs: 20_000 },
+    );
     const card = `.run[data-run="${runId}"]`;
     await waitForText(page, `${card} .state`, 'running');
     await page.click(`${card} button.cancel`);
@@ -183,4 +207,3 @@ describe('dashboard', () => {
     await page.close();
   });
 });
-

@@ -62,6 +62,7 @@ describe('splitAddress', () => {
     expect(splitAddress('10.0.0.1:8088')).toEqual({ host: '10.0.0.1', port: 8088 });
     expect(splitAddress('[::1]:9')).toEqual({ host: '::1', port: 9 });
     expect(splitAddress('h1.test:1')).toEqual({ host: 'h1.test', port: 1 });
-    for (const bad of ['h1', '::1:80', 'h1:0', 'h1:70000', ':80']) expect(() => splitAddress(bad)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    for (const bad of ['h1', '::1:80', 'h1:0', 'h1:70000', ':80'])
+      expect(() => splitAddress(bad)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 });

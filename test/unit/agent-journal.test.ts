@@ -13,7 +13,15 @@ import type { ExecSpec } from '../../agent/exec/exec.js';
 const dir = mkdtempSync(join(tmpdir(), 'gaxx-journal-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const spec = (taskId: string, argv: string[]): ExecSpec => ({ taskId, argv, env: {}, cwd: dir, stdin: Buffer.alloc(0), timeoutMs: 60_000, outputCapBytes: 1 << 20 });
+const spec = (taskId: string, argv: string[]): ExecSpec => ({
+  taskId,
+  argv,
+  env: {},
+  cwd: dir,
+  stdin: Buffer.alloc(0),
+  timeoutMs: 60_000,
+  outputCapBytes: 1 << 20,
+});
 
 const alive = (pid: number): boolean => {
   try {
@@ -69,7 +77,12 @@ describe('TaskJournal', () => {
     const again = new TaskRegistry({ capacity: 2, stateDir: state, maxFinished: 3 });
     expect(['a', 'b'].map((id) => again.get(id))).toEqual([undefined, undefined]);
     expect(['c', 'd', 'e'].every((id) => again.get(id) !== undefined)).toBe(true);
-    const ids = new Set(readFileSync(join(state, 'tasks.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id));
+    const ids = new Set(
+      readFileSync(join(state, 'tasks.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { id: string }).id),
+    );
     expect([...ids].sort()).toEqual(['c', 'd', 'e']);
     await again.shutdown(0);
   });

@@ -10,7 +10,15 @@ import type { ExecSpec } from '../../agent/exec/exec.js';
 const dir = mkdtempSync(join(tmpdir(), 'gaxx-tasks-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const spec = (taskId: string, argv: string[]): ExecSpec => ({ taskId, argv, env: {}, cwd: dir, stdin: Buffer.alloc(0), timeoutMs: 10_000, outputCapBytes: 1 << 20 });
+const spec = (taskId: string, argv: string[]): ExecSpec => ({
+  taskId,
+  argv,
+  env: {},
+  cwd: dir,
+  stdin: Buffer.alloc(0),
+  timeoutMs: 10_000,
+  outputCapBytes: 1 << 20,
+});
 
 function run(reg: TaskRegistry, taskId: string, argv: string[]): Promise<void> {
   return new Promise((resolve) => reg.start(spec(taskId, argv), (ev) => ev.exit && resolve()));
@@ -34,9 +42,7 @@ describe('TaskRegistry', () => {
     const reg = new TaskRegistry({ capacity: 2, retentionMs: 100, dataDir: data });
     const start = (taskId: string, cwd: string) => {
       mkdirSync(cwd, { recursive: true });
-      return new Promise<void>((resolve) =>
-        reg.start({ ...spec(taskId, ['sh', '-c', 'echo out > result.txt']), cwd }, (ev) => ev.exit && resolve()),
-      );
+      return new Promise<void>((resolve) => reg.start({ ...spec(taskId, ['sh', '-c', 'echo out > result.txt']), cwd }, (ev) => ev.exit && resolve()));
     };
     const named = join(data, 'keep');
     await start('s1', scratchDir(data, 's1'));
@@ -74,7 +80,10 @@ describe('TaskRegistry', () => {
     const reg = new TaskRegistry({ capacity: 1 });
     const secret = 'stdin-secret-value';
     await new Promise<void>((resolve) =>
-      reg.start({ ...spec('secretive', ['sh', '-c', 'cat >/dev/null; echo "$TOKEN" | wc -c']), stdin: Buffer.from(secret), env: { TOKEN: 'env-secret' } }, (ev) => ev.exit && resolve()),
+      reg.start(
+        { ...spec('secretive', ['sh', '-c', 'cat >/dev/null; echo "$TOKEN" | wc -c']), stdin: Buffer.from(secret), env: { TOKEN: 'env-secret' } },
+        (ev) => ev.exit && resolve(),
+      ),
     );
     const t = reg.get('secretive');
     expect(t?.exit?.code).toBe(0);

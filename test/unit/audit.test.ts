@@ -42,7 +42,16 @@ describe('audit log', () => {
     const log = AuditLog.open(p);
     const sneaky = { ...execStarted(2), env: { API_KEY: 'sekrit-env-value' }, stdin: 'sekrit-stdin', token: 'sekrit-token' };
     log.write(sneaky as AuditEvent);
-    log.write({ event: 'file_put', peer: '127.0.0.1', identity: 'operator alice', area: 'FILE_AREA_DATA', path: 'x', sha256: 'a'.repeat(64), size: 3, contents: 'sekrit-file' } as AuditEvent);
+    log.write({
+      event: 'file_put',
+      peer: '127.0.0.1',
+      identity: 'operator alice',
+      area: 'FILE_AREA_DATA',
+      path: 'x',
+      sha256: 'a'.repeat(64),
+      size: 3,
+      contents: 'sekrit-file',
+    } as AuditEvent);
     log.close();
     const text = readFileSync(p, 'utf8');
     expect(text).not.toMatch(/sekrit/);
@@ -92,7 +101,10 @@ describe('audit log', () => {
     t = 2000;
     log.write({ event: 'connection_refused', peer: '10.0.0.9', reason: 'blocked' });
     log.close();
-    const lines = readFileSync(p, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { peer: string; suppressed?: number });
+    const lines = readFileSync(p, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { peer: string; suppressed?: number });
     expect(lines).toHaveLength(3);
     expect(lines[2]).toMatchObject({ peer: '10.0.0.9', suppressed: 49 });
   });

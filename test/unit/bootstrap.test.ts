@@ -35,7 +35,15 @@ describe('agent unit', () => {
   it('ships the unit bootstrap installs (with the host node path), hardened as promised', () => {
     const unit = renderAgentUnit('/usr/bin/node');
     expect(readFileSync(SHIPPED_UNIT, 'utf8')).toBe(unit);
-    for (const line of ['User=gx', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'PrivateTmp=yes', 'CapabilityBoundingSet=', 'AmbientCapabilities=', 'Restart=on-failure']) {
+    for (const line of [
+      'User=gx',
+      'NoNewPrivileges=yes',
+      'ProtectSystem=strict',
+      'PrivateTmp=yes',
+      'CapabilityBoundingSet=',
+      'AmbientCapabilities=',
+      'Restart=on-failure',
+    ]) {
       expect(unit.split('\n')).toContain(line);
     }
     expect(unit).not.toContain('6060');

@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig, sanitizeName, type ReadFile } from '../../cli/config.js';
 import { isGaxxError, type GaxxError } from '../../proto/index.js';
 
-const files = (map: Record<string, string>): ReadFile => (p) => map[p];
+const files =
+  (map: Record<string, string>): ReadFile =>
+  (p) =>
+    map[p];
 const noFiles: ReadFile = () => undefined;
 const base = { homeDir: '/home/u', userName: 'u' };
 
@@ -117,7 +120,15 @@ describe('loadConfig errors', () => {
 describe('the scheduler daemon settings (one table with the CLI)', () => {
   it('has one set of defaults, and the agent deadlines of gaxx run', () => {
     const c = loadConfig({ ...base, argv: [], env: {}, readFile: noFiles, command: 'scheduler' });
-    expect(c.scheduler).toEqual({ concurrency: 64, metricsListen: '127.0.0.1:9092', uiListen: '127.0.0.1:9090', drainMs: 10_000, lockMs: 30_000, renewIntervalMs: 600_000, reapIntervalMs: 15_000 });
+    expect(c.scheduler).toEqual({
+      concurrency: 64,
+      metricsListen: '127.0.0.1:9092',
+      uiListen: '127.0.0.1:9090',
+      drainMs: 10_000,
+      lockMs: 30_000,
+      renewIntervalMs: 600_000,
+      reapIntervalMs: 15_000,
+    });
     expect(c.agent.deadlineMs).toBe(10_000);
   });
 
@@ -137,8 +148,13 @@ describe('the scheduler daemon settings (one table with the CLI)', () => {
     expect(c.scheduler.concurrency).toBe(16);
     expect(c.scheduler.drainMs).toBe(3000);
     expect(c.scheduler.renewIntervalMs).toBe(0);
-    expect(loadConfig({ ...base, argv: ['--ui-listen', ''], env: { GAXX_SCHEDULER_UI_LISTEN: '127.0.0.1:9300' }, readFile: noFiles, command: 'scheduler' }).scheduler.uiListen).toBe('');
-    expect(loadConfig({ ...base, argv: [], env: { GAXX_SCHEDULER_UI_LISTEN: '127.0.0.1:9300' }, readFile: noFiles, command: 'scheduler' }).scheduler.uiListen).toBe('127.0.0.1:9300');
+    expect(
+      loadConfig({ ...base, argv: ['--ui-listen', ''], env: { GAXX_SCHEDULER_UI_LISTEN: '127.0.0.1:9300' }, readFile: noFiles, command: 'scheduler' }).scheduler
+        .uiListen,
+    ).toBe('');
+    expect(
+      loadConfig({ ...base, argv: [], env: { GAXX_SCHEDULER_UI_LISTEN: '127.0.0.1:9300' }, readFile: noFiles, command: 'scheduler' }).scheduler.uiListen,
+    ).toBe('127.0.0.1:9300');
     // The config file's agent deadline reaches the daemon.
     expect(c.agent.deadlineMs).toBe(2500);
     // The env alone (no flag) is honoured.

@@ -2,7 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { agentAddress, exitCodeOf } from '../../cli/commands/exec.js';
 
 const exit = (o: Partial<{ code: number; signal: string; reason: string }>) => ({
-  code: 0, signal: '', durationMs: 1, truncated: false, stdoutBytes: 0, stderrBytes: 0, reason: '', error: '', ...o,
+  code: 0,
+  signal: '',
+  durationMs: 1,
+  truncated: false,
+  stdoutBytes: 0,
+  stderrBytes: 0,
+  reason: '',
+  error: '',
+  ...o,
 });
 
 describe('gaxx exec helpers', () => {

@@ -42,10 +42,16 @@ describe('Output', () => {
   });
 
   it('renderTable aligns columns', () => {
-    const t = renderTable([{ a: 'x', b: '1' }, { a: 'long', b: '22' }], [
-      { header: 'A', get: (r) => r.a },
-      { header: 'B', get: (r) => r.b },
-    ]);
+    const t = renderTable(
+      [
+        { a: 'x', b: '1' },
+        { a: 'long', b: '22' },
+      ],
+      [
+        { header: 'A', get: (r) => r.a },
+        { header: 'B', get: (r) => r.b },
+      ],
+    );
     expect(t.split('\n')).toEqual(['A     B', 'x     1', 'long  22']);
   });
 });

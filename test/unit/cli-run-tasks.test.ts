@@ -27,7 +27,12 @@ describe('command template', () => {
   });
 
   it('refuses {} inside a shell -c script (USAGE), but allows it as a positional parameter', () => {
-    for (const argv of [['sh', '-c', 'echo {}'], ['/bin/bash', '-ec', 'x={}'], ['env', 'sh', '-c', 'echo {#}'], ['busybox', 'sh', '-c', '{}']]) {
+    for (const argv of [
+      ['sh', '-c', 'echo {}'],
+      ['/bin/bash', '-ec', 'x={}'],
+      ['env', 'sh', '-c', 'echo {#}'],
+      ['busybox', 'sh', '-c', '{}'],
+    ]) {
       expect(() => CommandTemplate.compile(argv)).toThrow(expect.objectContaining({ code: 'USAGE' }));
     }
     expect(CommandTemplate.compile(['sh', '-c', 'echo "$1"', '_', '{}']).render('$(id)', 1)).toEqual(['sh', '-c', 'echo "$1"', '_', '$(id)']);
@@ -102,7 +107,11 @@ describe('results and summary', () => {
     expect(summaryExitCode(summarize('r', { failed: 1, unreachable: 1 }, 1), false)).toBe(exitCodeFor('UNAVAILABLE'));
     expect(summaryExitCode(summarize('r', { cancelled: 1 }, 1), true)).toBe(exitCodeFor('CANCELLED'));
     expect(summarize('r', { failed: 1, killed: 2, error: 1, unreachable: 1, timeout: 1 }, 5, ['h2', 'h1', 'h2'])).toMatchObject({
-      total: 6, failed: 3, unknown: 2, timedOut: 1, unreachableHosts: ['h1', 'h2'],
+      total: 6,
+      failed: 3,
+      unknown: 2,
+      timedOut: 1,
+      unreachableHosts: ['h1', 'h2'],
     });
   });
 
@@ -118,7 +127,11 @@ describe('run plan', () => {
   it('each-host by default, tasks mode with --tasks; window from --concurrency', () => {
     expect(plan({ agent: ['a,b:9'] }, ['true'])).toMatchObject({ mode: 'each-host', agents: ['a:8088', 'b:9'], window: DEFAULT_WINDOW });
     expect(plan({ fleet: 'web', tasks: '-', concurrency: '8', 'output-cap': '1024', null: true }, ['echo', '{}'])).toMatchObject({
-      mode: 'tasks', fleet: 'web', window: 8, separator: '\0', common: { outputCapBytes: 1024 },
+      mode: 'tasks',
+      fleet: 'web',
+      window: 8,
+      separator: '\0',
+      common: { outputCapBytes: 1024 },
     });
   });
 

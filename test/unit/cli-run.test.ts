@@ -8,7 +8,13 @@ describe('gaxx run tasks', () => {
     const plan = planRun({ agent: ['127.0.0.1:8088,[::1]:9000'], timeout: '2500ms', retries: '2', env: ['A=1'] }, ['uptime'], 8088);
     const tasks = eachHostTasks(plan, plan.agents as string[]);
     expect(tasks.map((t) => t.taskId)).toEqual([taskIdFor(0, '127.0.0.1:8088'), taskIdFor(1, '[::1]:9000')]);
-    expect(tasks[1]).toMatchObject({ agents: ['[::1]:9000'], target: { host: '[::1]:9000' }, timeoutMs: 2500, env: { A: '1' }, retry: { attempts: 3, retryOnFailure: false } });
+    expect(tasks[1]).toMatchObject({
+      agents: ['[::1]:9000'],
+      target: { host: '[::1]:9000' },
+      timeoutMs: 2500,
+      env: { A: '1' },
+      retry: { attempts: 3, retryOnFailure: false },
+    });
     expect(() => parseRunSpec({ runId: 'r1', tasks })).not.toThrow();
   });
 

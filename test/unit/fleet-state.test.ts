@@ -19,7 +19,11 @@ describe('fleet state', () => {
     const store = FleetStore.create(dir, { fleet: 'web', provider: 'linode', count: 2, minCount: 1, settings: { region: 'us-east' } });
     await store.setHost(0, { status: 'intent' });
     expect(readFleet(dir, 'web')?.hosts).toMatchObject([{ name: 'gaxx-web-0', index: 0, status: 'intent' }]);
-    await Promise.all([store.setHost(1, { status: 'intent' }), store.setHost(0, { status: 'created', id: '7' }), store.setHost(1, { status: 'created', id: '8' })]);
+    await Promise.all([
+      store.setHost(1, { status: 'intent' }),
+      store.setHost(0, { status: 'created', id: '7' }),
+      store.setHost(1, { status: 'created', id: '8' }),
+    ]);
     const back = readFleet(dir, 'web');
     expect(back?.hosts.map((h) => [h.index, h.status, h.id])).toEqual([
       [0, 'created', '7'],
@@ -40,7 +44,8 @@ describe('fleet state', () => {
   });
 
   it('refuses fleet names that cannot be a tag or a path', () => {
-    for (const bad of ['', 'Web', '../x', 'a'.repeat(40), '-x', 'a b']) expect(() => assertFleetName(bad)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    for (const bad of ['', 'Web', '../x', 'a'.repeat(40), '-x', 'a b'])
+      expect(() => assertFleetName(bad)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     expect(() => assertFleetName('web-2')).not.toThrow();
   });
 
@@ -83,11 +88,17 @@ describe('secrets', () => {
 describe('provider config', () => {
   it('takes base URLs from the file and GAXX_*_URL, tokens only from the environment, redacted', () => {
     const file = JSON.stringify({ providers: { linode: { url: 'http://127.0.0.1:1', region: 'eu-west' } } });
-    const c = loadConfig({ argv: [], env: { GAXX_HOME: dir, GAXX_VULTR_URL: 'http://127.0.0.1:2', LINODE_TOKEN: 'secret-linode' }, readFile: (p) => (p.endsWith('config.json') ? file : undefined) });
+    const c = loadConfig({
+      argv: [],
+      env: { GAXX_HOME: dir, GAXX_VULTR_URL: 'http://127.0.0.1:2', LINODE_TOKEN: 'secret-linode' },
+      readFile: (p) => (p.endsWith('config.json') ? file : undefined),
+    });
     expect(c.providers.linode).toMatchObject({ url: 'http://127.0.0.1:1', region: 'eu-west' });
     expect(c.providers.vultr?.url).toBe('http://127.0.0.1:2');
     expect(c.providers.linode?.envToken?.reveal()).toBe('secret-linode');
     expect(JSON.stringify(c)).not.toContain('secret-linode');
-    expect(() => loadConfig({ argv: [], env: { GAXX_HOME: dir }, readFile: () => JSON.stringify({ providers: { linode: { token: 'x' } } }) })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    expect(() => loadConfig({ argv: [], env: { GAXX_HOME: dir }, readFile: () => JSON.stringify({ providers: { linode: { token: 'x' } } }) })).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID' }),
+    );
   });
 });

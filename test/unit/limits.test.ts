@@ -1,7 +1,16 @@
 // Per-task limits on real children through the real /usr/bin/prlimit.
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { classifyExit, commandExists, detectIsolation, limitedArgv, TailBuffer, TaskLimitsSchema, type Isolation, type TaskLimits } from '../../agent/exec/limits.js';
+import {
+  classifyExit,
+  commandExists,
+  detectIsolation,
+  limitedArgv,
+  TailBuffer,
+  TaskLimitsSchema,
+  type Isolation,
+  type TaskLimits,
+} from '../../agent/exec/limits.js';
 
 const rlimit: Isolation = { kind: 'rlimit', prlimit: '/usr/bin/prlimit', detail: 'test' };
 const NOBODY = 65534;

@@ -40,7 +40,9 @@ describe('layer rules', () => {
   });
 
   it('lets cli enter the scheduler through its index and its client entry only', async () => {
-    expect((await lintAs('cli/commands/probe.ts', "export * from '../../scheduler/client/index.js';\nexport * from '../../scheduler/index.js';\n")).status).toBe(0);
+    expect(
+      (await lintAs('cli/commands/probe.ts', "export * from '../../scheduler/client/index.js';\nexport * from '../../scheduler/index.js';\n")).status,
+    ).toBe(0);
     const bad = await lintAs('cli/commands/probe.ts', "export * from '../../scheduler/queue/queue.js';\n");
     expect(bad.status).toBe(1);
     expect(bad.out).toMatch(/no-restricted-imports/);

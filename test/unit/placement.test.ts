@@ -10,12 +10,21 @@ describe('placement', () => {
   it('sends a pinned task to its agent, or waits when busy or open', () => {
     expect(place({ pinned: 'a', candidates: ['a'] }, snap(agent('a')))).toEqual({ kind: 'agent', address: 'a' });
     expect(place({ pinned: 'a', candidates: ['a'] }, snap(agent('a', { inflight: 4 })))).toEqual({ kind: 'wait', reason: 'busy' });
-    expect(place({ pinned: 'a', candidates: ['a'] }, snap(agent('a', { breaker: 'open', reopensAt: 50 })))).toEqual({ kind: 'wait', reason: 'breaker-open', until: 50 });
+    expect(place({ pinned: 'a', candidates: ['a'] }, snap(agent('a', { breaker: 'open', reopensAt: 50 })))).toEqual({
+      kind: 'wait',
+      reason: 'breaker-open',
+      until: 50,
+    });
     expect(place({ pinned: 'x', candidates: ['a'] }, snap(agent('a')))).toEqual({ kind: 'none', reason: 'unknown-agent' });
   });
 
   it('picks the least-loaded healthy agent with a free slot', () => {
-    const s = snap(agent('a', { inflight: 3 }), agent('b', { inflight: 1 }), agent('c', { inflight: 0, breaker: 'open' }), agent('d', { capacity: 1, inflight: 1 }));
+    const s = snap(
+      agent('a', { inflight: 3 }),
+      agent('b', { inflight: 1 }),
+      agent('c', { inflight: 0, breaker: 'open' }),
+      agent('d', { capacity: 1, inflight: 1 }),
+    );
     expect(place({ candidates: ['a', 'b', 'c', 'd'] }, s)).toEqual({ kind: 'agent', address: 'b' });
   });
 
@@ -45,7 +54,11 @@ describe('placement', () => {
 
   it('waits when every agent is full or open, and says so', () => {
     expect(place({ candidates: ['a', 'b'] }, snap(agent('a', { inflight: 4 }), agent('b', { breaker: 'open' })))).toEqual({ kind: 'wait', reason: 'busy' });
-    expect(place({ candidates: ['a', 'b'] }, snap(agent('a', { breaker: 'open', reopensAt: 9 }), agent('b', { breaker: 'open', reopensAt: 7 })))).toEqual({ kind: 'wait', reason: 'breaker-open', until: 7 });
+    expect(place({ candidates: ['a', 'b'] }, snap(agent('a', { breaker: 'open', reopensAt: 9 }), agent('b', { breaker: 'open', reopensAt: 7 })))).toEqual({
+      kind: 'wait',
+      reason: 'breaker-open',
+      until: 7,
+    });
     expect(place({ candidates: ['z'] }, snap(agent('a')))).toEqual({ kind: 'none', reason: 'no-agents' });
   });
 });

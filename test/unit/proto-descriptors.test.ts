@@ -8,11 +8,17 @@ import { LOADER_OPTIONS, loadProtos } from '../../proto/index.js';
 
 const fromFiles = (file: string) => protoLoader.loadSync(file, { ...LOADER_OPTIONS, includeDirs: [resolve('proto')] });
 
-type Service = Record<string, { path: string; requestStream: boolean; responseStream: boolean; requestType: { type: unknown }; responseType: { type: unknown } }>;
+type Service = Record<
+  string,
+  { path: string; requestStream: boolean; responseStream: boolean; requestType: { type: unknown }; responseType: { type: unknown } }
+>;
 
 function shape(service: Service) {
   return Object.fromEntries(
-    Object.entries(service).map(([name, m]) => [name, { path: m.path, rs: m.requestStream, ss: m.responseStream, req: m.requestType.type, res: m.responseType.type }]),
+    Object.entries(service).map(([name, m]) => [
+      name,
+      { path: m.path, rs: m.requestStream, ss: m.responseStream, req: m.requestType.type, res: m.responseType.type },
+    ]),
   );
 }
 
@@ -30,8 +36,17 @@ describe('embedded proto descriptors', () => {
 
   it('encode and decode a request as the .proto files do', () => {
     const { agent } = loadProtos();
-    const exec = (agent.gaxx.agent.v1.Agent as unknown as { service: Service & Record<string, { requestSerialize(v: unknown): Buffer; requestDeserialize(b: Buffer): unknown }> }).service.Exec;
-    const fileExec = (fromFiles('gaxx/agent/v1/agent.proto')['gaxx.agent.v1.Agent'] as unknown as Record<string, { requestSerialize(v: unknown): Buffer; requestDeserialize(b: Buffer): unknown }>).Exec;
+    const exec = (
+      agent.gaxx.agent.v1.Agent as unknown as {
+        service: Service & Record<string, { requestSerialize(v: unknown): Buffer; requestDeserialize(b: Buffer): unknown }>;
+      }
+    ).service.Exec;
+    const fileExec = (
+      fromFiles('gaxx/agent/v1/agent.proto')['gaxx.agent.v1.Agent'] as unknown as Record<
+        string,
+        { requestSerialize(v: unknown): Buffer; requestDeserialize(b: Buffer): unknown }
+      >
+    ).Exec;
     const req = { taskId: 't-1', argv: ['echo', 'hi'], env: { A: 'b' }, timeoutMs: 1500 };
     const bytes = exec?.requestSerialize(req) as Buffer;
     expect(bytes.equals(fileExec?.requestSerialize(req) as Buffer)).toBe(true);

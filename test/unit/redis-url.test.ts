@@ -29,10 +29,16 @@ describe('redisSettingsFromUrl', () => {
     const s = redisSettingsFromUrl('redis+sentinel://u:p@10.0.0.1:26379,10.0.0.2/mymaster/3');
     if (s.kind !== 'single') throw new Error('expected single');
     expect(s.options).toMatchObject({ name: 'mymaster', db: 3, username: 'u', password: 'p' });
-    expect(s.options.sentinels).toEqual([{ host: '10.0.0.1', port: 26379 }, { host: '10.0.0.2', port: 26379 }]);
+    expect(s.options.sentinels).toEqual([
+      { host: '10.0.0.1', port: 26379 },
+      { host: '10.0.0.2', port: 26379 },
+    ]);
     const c = redisSettingsFromUrl('rediss+cluster://:pw@h1:7000,h2:7001');
     if (c.kind !== 'cluster') throw new Error('expected cluster');
-    expect(c.nodes).toEqual([{ host: 'h1', port: 7000 }, { host: 'h2', port: 7001 }]);
+    expect(c.nodes).toEqual([
+      { host: 'h1', port: 7000 },
+      { host: 'h2', port: 7001 },
+    ]);
     expect(c.options.redisOptions).toMatchObject({ password: 'pw', tls: {} });
   });
 

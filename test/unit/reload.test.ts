@@ -81,7 +81,12 @@ describe('cert watcher', () => {
     try {
       const next = await ca2.issue({ identity: agentId, hosts: ['127.0.0.1'] });
       // Old and new CA both trusted; the old CA's revocation list still verifies.
-      writeCertDir(certs, { certPem: next.certPem, keyPem: next.keyPem, caPem: `${ca.certPem}${ca2.certPem}`, revokedText: signRevocationList(caKey('ca'), ['ABCDEF']) });
+      writeCertDir(certs, {
+        certPem: next.certPem,
+        keyPem: next.keyPem,
+        caPem: `${ca.certPem}${ca2.certPem}`,
+        revokedText: signRevocationList(caKey('ca'), ['ABCDEF']),
+      });
       await until(() => reloads.length === 1);
       expect(w.current().summary.serial).toBe(next.serial);
       expect(w.current().cas).toHaveLength(2);

@@ -30,7 +30,10 @@ describe('RPC policy table', () => {
 
   it('denies a method missing from the table to every role', () => {
     const denied: string[] = [];
-    const auth = createAuthorizer(() => new Set(), (reason, rpc) => denied.push(`${reason} ${rpc}`));
+    const auth = createAuthorizer(
+      () => new Set(),
+      (reason, rpc) => denied.push(`${reason} ${rpc}`),
+    );
     const roles = ROLES.filter((r) => r !== 'agent');
     for (const role of roles) {
       // The two fields of a TLS-verified peer certificate that authorization reads.

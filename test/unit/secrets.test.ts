@@ -20,10 +20,27 @@ function codeOf(fn: () => unknown): string {
 
 describe('secret strength', () => {
   it.each([
-    'changeme', 'password', 'Password123!', 'secret', 'token', 'test', 'admin', 'admin1234', '1234567890', 'abcdefghijklmnop',
-    'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', '<your-token-here>', '${GAXX_AGENT_TOKEN}', 'xxxxxxxx',
-    randomBytes(16).toString('hex'), randomBytes(24).toString('base64url'), 'ab'.repeat(40),
-    '0123456789abcdef'.repeat(4), 'Password1!'.repeat(5), randomBytes(12).toString('base64url').repeat(3), `${randomBytes(8).toString('hex')}`.repeat(4),
+    'changeme',
+    'password',
+    'Password123!',
+    'secret',
+    'token',
+    'test',
+    'admin',
+    'admin1234',
+    '1234567890',
+    'abcdefghijklmnop',
+    'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+    '<your-token-here>',
+    '${GAXX_AGENT_TOKEN}',
+    'xxxxxxxx',
+    randomBytes(16).toString('hex'),
+    randomBytes(24).toString('base64url'),
+    'ab'.repeat(40),
+    '0123456789abcdef'.repeat(4),
+    'Password1!'.repeat(5),
+    randomBytes(12).toString('base64url').repeat(3),
+    `${randomBytes(8).toString('hex')}`.repeat(4),
   ])('refuses %s with WEAK_SECRET, without echoing it', (weak) => {
     expect(secretWeakness(weak)).toBeDefined();
     try {

@@ -15,13 +15,27 @@ import {
 import { checkJobSignature, signTask, type SignableTask } from '../../scheduler/queue/sign.js';
 
 const fields = (over: Partial<SignedTaskFields> = {}): SignedTaskFields => ({
-  runId: 'r1', taskId: 't1', argv: ['sh', '-c', 'echo "$0"', 'x'], env: { B: '2', A: '1' }, stdinSha256: sha256Hex(''), workDir: '',
-  timeoutMs: 0, outputCapBytes: 1024, target: { fleet: '', host: '127.0.0.1:8088', agents: ['127.0.0.1:8088'] }, maxRounds: 1, expiresAtUnixMs: 1_900_000_000_000,
+  runId: 'r1',
+  taskId: 't1',
+  argv: ['sh', '-c', 'echo "$0"', 'x'],
+  env: { B: '2', A: '1' },
+  stdinSha256: sha256Hex(''),
+  workDir: '',
+  timeoutMs: 0,
+  outputCapBytes: 1024,
+  target: { fleet: '', host: '127.0.0.1:8088', agents: ['127.0.0.1:8088'] },
+  maxRounds: 1,
+  expiresAtUnixMs: 1_900_000_000_000,
   ...over,
 });
 
 function pemPair(type: 'rsa' | 'ed25519' | 'ec'): { certPem: string; keyPem: string; publicKey: ReturnType<typeof generateKeyPairSync>['publicKey'] } {
-  const { privateKey, publicKey } = type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : type === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
+  const { privateKey, publicKey } =
+    type === 'rsa'
+      ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+      : type === 'ec'
+        ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+        : generateKeyPairSync('ed25519');
   return { certPem: 'unused', keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, publicKey };
 }
 
@@ -31,12 +45,21 @@ describe('canonical encoding of signed tasks', () => {
     const b = { ...fields(), env: { A: '1', B: '2' }, target: { agents: ['127.0.0.1:8088'], host: '127.0.0.1:8088', fleet: '' } };
     expect(canonicalTaskBytes(a).equals(canonicalTaskBytes(b))).toBe(true);
     expect(canonicalTaskBytes(a).toString()).toBe(
-      'gaxx-signed-task-v1\n{"argv":["sh","-c","echo \\"$0\\"","x"],"env":{"A":"1","B":"2"},"expiresAtUnixMs":1900000000000,"maxRounds":1,"outputCapBytes":1024,'
-        + `"runId":"r1","stdinSha256":"${sha256Hex('')}","target":{"agents":["127.0.0.1:8088"],"fleet":"","host":"127.0.0.1:8088"},"taskId":"t1","timeoutMs":0,"v":1,"workDir":""}`,
+      'gaxx-signed-task-v1\n{"argv":["sh","-c","echo \\"$0\\"","x"],"env":{"A":"1","B":"2"},"expiresAtUnixMs":1900000000000,"maxRounds":1,"outputCapBytes":1024,' +
+        `"runId":"r1","stdinSha256":"${sha256Hex('')}","target":{"agents":["127.0.0.1:8088"],"fleet":"","host":"127.0.0.1:8088"},"taskId":"t1","timeoutMs":0,"v":1,"workDir":""}`,
     );
     const changes: Array<Partial<SignedTaskFields>> = [
-      { argv: ['sh', '-c', 'echo "$0" x'] }, { env: { A: '1', B: '2', C: '' } }, { stdinSha256: sha256Hex('x') }, { workDir: 'w' }, { timeoutMs: 1 },
-      { outputCapBytes: 1 }, { target: { fleet: 'f', host: '', agents: [] } }, { maxRounds: 2 }, { expiresAtUnixMs: 1 }, { runId: 'r2' }, { taskId: 't2' },
+      { argv: ['sh', '-c', 'echo "$0" x'] },
+      { env: { A: '1', B: '2', C: '' } },
+      { stdinSha256: sha256Hex('x') },
+      { workDir: 'w' },
+      { timeoutMs: 1 },
+      { outputCapBytes: 1 },
+      { target: { fleet: 'f', host: '', agents: [] } },
+      { maxRounds: 2 },
+      { expiresAtUnixMs: 1 },
+      { runId: 'r2' },
+      { taskId: 't2' },
     ];
     for (const c of changes) expect(taskSpecDigest(fields(c))).not.toBe(taskSpecDigest(a));
   });
@@ -85,14 +108,29 @@ describe("the worker's early check of a job", () => {
       const { ca } = await FleetCa.init(join(dir, 'ca'));
       const op = await ca.issue({ identity: { role: 'operator', name: 'alice' } });
       const signer = createTaskSigner(op.certPem, op.keyPem);
-      const task: SignableTask = { runId: 'r1', taskId: 't', agents: ['127.0.0.1:1'], target: { host: '127.0.0.1:1' }, argv: ['true'], env: {}, outputCapBytes: 1, retry: { attempts: 3, retryOnFailure: false } };
+      const task: SignableTask = {
+        runId: 'r1',
+        taskId: 't',
+        agents: ['127.0.0.1:1'],
+        target: { host: '127.0.0.1:1' },
+        argv: ['true'],
+        env: {},
+        outputCapBytes: 1,
+        retry: { attempts: 3, retryOnFailure: false },
+      };
       const signed = signTask(task, Buffer.from('in'), signer, Date.now() + 60_000);
       const stdin = Buffer.from('in').toString('base64');
       expect(checkJobSignature({ ...task, stdin, signed })).toBe(signed);
       expect(() => checkJobSignature({ ...task, stdin })).toThrow(expect.objectContaining({ code: 'UNSIGNED_TASK' }));
-      expect(() => checkJobSignature({ ...task, stdin: Buffer.from('other').toString('base64'), signed })).toThrow(expect.objectContaining({ code: 'SIGNATURE_INVALID' }));
-      expect(() => checkJobSignature({ ...task, stdin, retry: { attempts: 3, retryOnFailure: true }, signed })).toThrow(expect.objectContaining({ code: 'SIGNATURE_INVALID' }));
-      expect(() => checkJobSignature({ ...task, stdin, signed: { ...signed, signerCertPem: 'x' } })).toThrow(expect.objectContaining({ code: 'SIGNATURE_INVALID' }));
+      expect(() => checkJobSignature({ ...task, stdin: Buffer.from('other').toString('base64'), signed })).toThrow(
+        expect.objectContaining({ code: 'SIGNATURE_INVALID' }),
+      );
+      expect(() => checkJobSignature({ ...task, stdin, retry: { attempts: 3, retryOnFailure: true }, signed })).toThrow(
+        expect.objectContaining({ code: 'SIGNATURE_INVALID' }),
+      );
+      expect(() => checkJobSignature({ ...task, stdin, signed: { ...signed, signerCertPem: 'x' } })).toThrow(
+        expect.objectContaining({ code: 'SIGNATURE_INVALID' }),
+      );
       expect(() => checkJobSignature({ ...task, stdin, signed }, Date.now() + 120_000)).toThrow(expect.objectContaining({ code: 'SIGNATURE_EXPIRED' }));
     } finally {
       rmSync(dir, { recursive: true, force: true });

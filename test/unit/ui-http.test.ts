@@ -6,7 +6,10 @@ import { listen, splitListen } from '../../scheduler/ui/http.js';
 describe('listen', () => {
   it('refuses a non-loopback address without TLS (CONFIG_INVALID), then listens on loopback', async () => {
     for (const addr of ['0.0.0.0:0', '[::]:0', '10.1.2.3:0']) {
-      const err = await listen({ listen: addr }, () => undefined).then(() => undefined, (e: unknown) => e);
+      const err = await listen({ listen: addr }, () => undefined).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(isGaxxError(err, 'CONFIG_INVALID'), addr).toBe(true);
     }
     const l = await listen({ listen: '127.0.0.1:0' }, (_req, res) => res.end());

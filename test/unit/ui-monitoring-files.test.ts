@@ -23,7 +23,9 @@ const Panel = z
     id: z.number().int(),
     type: z.enum(['row', 'stat', 'timeseries', 'table', 'gauge', 'bargauge']),
     title: z.string().min(1),
-    gridPos: z.object({ x: z.number().int().min(0), y: z.number().int().min(0), w: z.number().int().min(1), h: z.number().int().min(1) }).refine((g) => g.x + g.w <= 24, 'panel wider than the 24-column grid'),
+    gridPos: z
+      .object({ x: z.number().int().min(0), y: z.number().int().min(0), w: z.number().int().min(1), h: z.number().int().min(1) })
+      .refine((g) => g.x + g.w <= 24, 'panel wider than the 24-column grid'),
     targets: z.array(Target).optional(),
   })
   .passthrough()
@@ -41,7 +43,12 @@ const Dashboard = z
 /** Metric names gaxx exports: the prom-client definitions in the source, plus `up`. */
 function exportedNames(): Set<string> {
   const out = execFileSync('grep', ['-rhoE', "name: '(gaxx_[a-z0-9_]+)'", 'agent', 'scheduler'], { cwd: root, encoding: 'utf8' });
-  const names = new Set(out.split('\n').filter(Boolean).map((l) => l.replace(/^name: '|'$/g, '')));
+  const names = new Set(
+    out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.replace(/^name: '|'$/g, '')),
+  );
   names.add('up');
   return names;
 }
@@ -74,7 +81,12 @@ describe('Grafana dashboard', () => {
     const dir = mkdtempSync(join(tmpdir(), 'gx-grafana-'));
     try {
       const concrete = grafanaExprs.map((e) => e.replace(/\$__rate_interval/g, '5m').replace(/\$(fleet|host)/g, '.*'));
-      const rules = ['groups:', '  - name: grafana', '    rules:', ...concrete.flatMap((e, i) => [`      - record: gaxx_grafana_panel_${i}`, `        expr: ${JSON.stringify(e)}`])];
+      const rules = [
+        'groups:',
+        '  - name: grafana',
+        '    rules:',
+        ...concrete.flatMap((e, i) => [`      - record: gaxx_grafana_panel_${i}`, `        expr: ${JSON.stringify(e)}`]),
+      ];
       writeFileSync(join(dir, 'r.yml'), rules.join('\n') + '\n');
       const r = spawnSync('promtool', ['check', 'rules', join(dir, 'r.yml')], { encoding: 'utf8' });
       expect(r.status, r.stdout + r.stderr).toBe(0);

@@ -45,11 +45,23 @@ describe('parsePrometheusText', () => {
 });
 
 describe('mergeExpositions', () => {
-  it('writes each family once with every source\'s samples, labelled; a scraped host label is kept as exported_host', () => {
+  it("writes each family once with every source's samples, labelled; a scraped host label is kept as exported_host", () => {
     const a = parsePrometheusText(AGENT).families;
     const text = mergeExpositions([
-      { families: a, labels: [['fleet', 'web'], ['host', 'h1']] },
-      { families: a, labels: [['fleet', 'web'], ['host', 'h2']] },
+      {
+        families: a,
+        labels: [
+          ['fleet', 'web'],
+          ['host', 'h1'],
+        ],
+      },
+      {
+        families: a,
+        labels: [
+          ['fleet', 'web'],
+          ['host', 'h2'],
+        ],
+      },
     ]);
     expect(text.match(/^# TYPE gaxx_agent_exec_total counter$/gm)?.length).toBe(1);
     expect(text).toContain('gaxx_agent_exec_total{fleet="web",host="h2",outcome="fa\\"il\\\\ed\\n"} 1');
@@ -60,15 +72,30 @@ describe('mergeExpositions', () => {
     expect(back.families.get('gaxx_agent_exec_duration_seconds')?.samples.length).toBe(8);
   });
 
-  it('drops a family whose type disagrees with the first source\'s', () => {
+  it("drops a family whose type disagrees with the first source's", () => {
     const g = parsePrometheusText('# TYPE m gauge\nm 1\n').families;
     const c = parsePrometheusText('# TYPE m counter\nm 2\n').families;
-    const text = mergeExpositions([{ families: g, labels: [['host', 'a']] }, { families: c, labels: [['host', 'b']] }]);
+    const text = mergeExpositions([
+      { families: g, labels: [['host', 'a']] },
+      { families: c, labels: [['host', 'b']] },
+    ]);
     expect(text).toBe('# TYPE m gauge\nm{host="a"} 1\n');
   });
 
   it('relabel puts the added labels first', () => {
-    expect(relabel([['a', '1'], ['fleet', 'x']], [['fleet', 'f']])).toEqual([['fleet', 'f'], ['a', '1'], ['exported_fleet', 'x']]);
+    expect(
+      relabel(
+        [
+          ['a', '1'],
+          ['fleet', 'x'],
+        ],
+        [['fleet', 'f']],
+      ),
+    ).toEqual([
+      ['fleet', 'f'],
+      ['a', '1'],
+      ['exported_fleet', 'x'],
+    ]);
   });
 });
 

@@ -98,8 +98,14 @@
     }
     const up = state.agents.filter((a) => a.reachable).length;
     const fleets = new Set(state.agents.map((a) => a.fleet || '(agents)'));
-    set($('agents-summary'), state.agents.length + ' agents in ' + fleets.size + ' fleet(s): ' + up + ' reachable, ' + (state.agents.length - up) + ' unreachable');
-    charts.load.update(state.agents.map((a) => a.host), state.agents.map((a) => (a.load ? a.load[0] : null)));
+    set(
+      $('agents-summary'),
+      state.agents.length + ' agents in ' + fleets.size + ' fleet(s): ' + up + ' reachable, ' + (state.agents.length - up) + ' unreachable',
+    );
+    charts.load.update(
+      state.agents.map((a) => a.host),
+      state.agents.map((a) => (a.load ? a.load[0] : null)),
+    );
   }
 
   // --- runs --------------------------------------------------------------------------------
@@ -165,8 +171,12 @@
     set($('run-title'), 'Run ' + r.runId);
     const stats = $('run-stats');
     stats.textContent = '';
-    const outcomes = Object.entries(r.byOutcome).map(([k, v]) => k + ' ' + v).join(', ') || 'no results yet';
-    for (const t of [r.done + '/' + r.total + ' done', fmt(r.rate, 1) + ' tasks/s', r.state === 'done' ? 'finished' : 'ETA ' + duration(r.etaS), outcomes]) stats.appendChild(el('span', '', t));
+    const outcomes =
+      Object.entries(r.byOutcome)
+        .map(([k, v]) => k + ' ' + v)
+        .join(', ') || 'no results yet';
+    for (const t of [r.done + '/' + r.total + ' done', fmt(r.rate, 1) + ' tasks/s', r.state === 'done' ? 'finished' : 'ETA ' + duration(r.etaS), outcomes])
+      stats.appendChild(el('span', '', t));
     charts.run.update(r.series);
     renderHosts(r.hosts);
     set($('failed-count'), '(' + r.failedTotal + ')');
@@ -179,7 +189,13 @@
     for (const f of r.failures) {
       const d = fl.appendChild(el('div', 'failure'));
       d.dataset.task = f.taskId;
-      d.appendChild(el('div', '', f.taskId + ' on ' + f.host + ': ' + f.outcome + (f.exitCode != null ? ' (exit ' + f.exitCode + ')' : '') + (f.error ? ' – ' + f.error : '')));
+      d.appendChild(
+        el(
+          'div',
+          '',
+          f.taskId + ' on ' + f.host + ': ' + f.outcome + (f.exitCode != null ? ' (exit ' + f.exitCode + ')' : '') + (f.error ? ' – ' + f.error : ''),
+        ),
+      );
       d.appendChild(el('pre', 'tail', f.tail || '(no output)'));
     }
   }

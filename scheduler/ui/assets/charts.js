@@ -14,12 +14,17 @@
         const xs = series.map((p) => p[0]);
         const data = [xs, series.map((p) => p[1]), series.map((p) => p[2])];
         if (!plot) {
-          plot = new uPlot({
-            width: width(el), height: 220,
-            scales: { x: { time: true } },
-            series: [{}, { label: 'tasks/s', stroke: '#1a7f37', width: 1.5 }, { label: 'failures/s', stroke: '#c62828', width: 1.5 }],
-            axes: [{}, { label: 'per second' }],
-          }, data, el);
+          plot = new uPlot(
+            {
+              width: width(el),
+              height: 220,
+              scales: { x: { time: true } },
+              series: [{}, { label: 'tasks/s', stroke: '#1a7f37', width: 1.5 }, { label: 'failures/s', stroke: '#c62828', width: 1.5 }],
+              axes: [{}, { label: 'per second' }],
+            },
+            data,
+            el,
+          );
         } else {
           plot.setData(data);
         }
@@ -41,12 +46,20 @@
         const data = [hosts.map((_, i) => i), loads];
         if (!plot || plot.data[0].length !== hosts.length) {
           if (plot) plot.destroy();
-          plot = new uPlot({
-            width: width(el), height: 180,
-            scales: { x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] } },
-            series: [{ label: 'host', value: (u, v) => (v == null ? '' : names[v] || '') }, { label: 'load 1m', fill: 'rgba(29,35,48,0.25)', stroke: '#1d2330', paths: uPlot.paths.bars({ size: [0.8, 40] }), points: { show: false } }],
-            axes: [{ values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? names[t] || '' : '')) }, { label: 'load' }],
-          }, data, el);
+          plot = new uPlot(
+            {
+              width: width(el),
+              height: 180,
+              scales: { x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] } },
+              series: [
+                { label: 'host', value: (u, v) => (v == null ? '' : names[v] || '') },
+                { label: 'load 1m', fill: 'rgba(29,35,48,0.25)', stroke: '#1d2330', paths: uPlot.paths.bars({ size: [0.8, 40] }), points: { show: false } },
+              ],
+              axes: [{ values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? names[t] || '' : '')) }, { label: 'load' }],
+            },
+            data,
+            el,
+          );
         } else {
           plot.setData(data);
         }
