@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AgentClient } from '../scheduler/index.js';
+import { AgentClient } from '../scheduler/client/index.js';
 import { floodInChild, type FloodResult } from '../test/helpers/flood.js';
 import { rawAgentClient } from '../test/helpers/grpc.js';
 import { issueCertDir } from '../test/helpers/pki.js';

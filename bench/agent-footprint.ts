@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { AgentClient } from '../scheduler/index.js';
+import { AgentClient } from '../scheduler/client/index.js';
 import { startFixture } from './lib/fixture.js';
 
 const MiB = 1024 * 1024;

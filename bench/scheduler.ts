@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { loadCertDir } from '../certs/index.js';
 import { createTaskSigner, type TaskSigner } from '../proto/index.js';
-import { AgentClient } from '../scheduler/client/agent-client.js';
+import { AgentClient } from '../scheduler/client/index.js';
 import { agentConnector } from '../scheduler/dispatch/connector.js';
 import { TaskQueue } from '../scheduler/queue/queue.js';
 import { KEY_PREFIX, createRedis, redisSettingsFromUrl, type RedisSettings } from '../scheduler/redis/redis.js';

@@ -7,7 +7,7 @@
 import { isIP } from 'node:net';
 import type { CertBundle, FleetCa } from '../../certs/index.js';
 import { GaxxError, isGaxxError } from '../../proto/index.js';
-import { AgentClient } from '../../scheduler/index.js';
+import { AgentClient } from '../../scheduler/client/index.js';
 import { installOnHost, type AgentCertFiles, type BootstrapEvent, type BootstrapTarget, type InstallReport } from './install.js';
 import { AGENT_PORT } from './layout.js';
 import { loadAgentPayload } from './payload.js';

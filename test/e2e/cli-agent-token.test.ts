@@ -9,7 +9,8 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, loadCertDir, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
-import { acquireEmbeddedRedis, AgentClient } from '../../scheduler/index.js';
+import { AgentClient } from '../../scheduler/client/index.js';
+import { acquireEmbeddedRedis } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 
 const MAIN = resolve('dist/cli/main.js');

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
-import { createRedis, getRunRecord, listRunRecords, redisSettingsFromUrl, waitReady, type RunRecord } from '../../scheduler/index.js';
+import { getRunRecord } from '../../scheduler/queue/run-index.js';
+import { createRedis, listRunRecords, redisSettingsFromUrl, waitReady, type RunRecord } from '../../scheduler/index.js';
 import { cliWorld, type CliWorld } from '../helpers/cli-world.js';
 
 let w: CliWorld;

@@ -22,7 +22,7 @@ import {
 import { createSshProvider } from '../../cli/providers/ssh.js';
 import { KnownHosts, connectSsh, ensureSshKeyPair, execRemote, type SshKeyPair } from '../../cli/ssh/index.js';
 import { isGaxxError } from '../../proto/index.js';
-import { AgentClient } from '../../scheduler/index.js';
+import { AgentClient } from '../../scheduler/client/index.js';
 import { agentBundle } from '../helpers/agent-bundle.js';
 import { issueCertDir } from '../helpers/pki.js';
 import { startTestHost, stopAllTestHosts, type TestHost } from '../helpers/test-host.js';

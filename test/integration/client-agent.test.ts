@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, loadCertDir, type CertBundle } from '../../certs/index.js';
 import { isGaxxError, type ErrorCode } from '../../proto/index.js';
-import { AgentClient } from '../../scheduler/index.js';
+import { AgentClient } from '../../scheduler/client/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { issueCertDir, makePki, type Pki } from '../helpers/pki.js';
 

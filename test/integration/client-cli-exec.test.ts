@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_EXEC_STDIN_BYTES } from '../../cli/exec-stdin.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { loadCertDir } from '../../certs/index.js';
-import { AgentClient } from '../../scheduler/index.js';
+import { AgentClient } from '../../scheduler/client/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { CLI_MAIN, runGaxx, type CliRun } from '../helpers/cli.js';
 

@@ -2,17 +2,9 @@
 // once (by one holder of the lock), their limits cleared; a failed reap is tried again; fleets
 // within their limits and unreadable limits are never acted on.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createRedis,
-  FleetReaper,
-  fleetCost,
-  getFleetLimits,
-  limitedFleets,
-  limitReached,
-  redisSettingsFromUrl,
-  setFleetLimits,
-  waitReady,
-} from '../../scheduler/index.js';
+import { FleetReaper } from '../../scheduler/daemon/reaper.js';
+import { fleetCost, getFleetLimits, limitedFleets, limitReached, setFleetLimits } from '../../scheduler/queue/fleet-limits.js';
+import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 let redis: TestRedis;

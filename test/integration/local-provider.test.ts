@@ -10,7 +10,7 @@ import { createLocalProvider, LOCAL_AGENT_UID } from '../../cli/providers/local.
 import { isAgentProcess } from '../../cli/providers/local-process.js';
 import type { Instance, Provider } from '../../cli/providers/types.js';
 import { isGaxxError } from '../../proto/index.js';
-import { AgentClient } from '../../scheduler/index.js';
+import { AgentClient } from '../../scheduler/client/index.js';
 import { issueCertDir } from '../helpers/pki.js';
 
 let dir: string;

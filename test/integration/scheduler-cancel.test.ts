@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
 import type { TaskSigner } from '../../proto/index.js';
-import { AgentClient } from '../../scheduler/client/agent-client.js';
+import { AgentClient } from '../../scheduler/client/index.js';
 import { isCancelled, requestCancel } from '../../scheduler/queue/cancel.js';
 import { runInputKey, type TaskQueue } from '../../scheduler/queue/queue.js';
 import type { RedisSettings } from '../../scheduler/redis/redis.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
-import { AgentClient } from '../../scheduler/client/agent-client.js';
+import { AgentClient } from '../../scheduler/client/index.js';
 import { registerFleet, registeredFleets } from '../../scheduler/queue/fleets.js';
 import type { TaskQueue } from '../../scheduler/queue/queue.js';
 import type { RedisSettings } from '../../scheduler/redis/redis.js';

@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
 import type { TaskSigner } from '../../proto/index.js';
-import { AgentClient } from '../../scheduler/client/agent-client.js';
+import { AgentClient } from '../../scheduler/client/index.js';
 import { HEARTBEAT_KEY, schedulerAlive } from '../../scheduler/daemon/daemon.js';
 import { registerFleet } from '../../scheduler/queue/fleets.js';
 import { TaskQueue } from '../../scheduler/queue/queue.js';

@@ -1,7 +1,8 @@
 // streamRun: a task stream far larger than the window is enqueued in bounded batches; the
 // queue never holds more than the window of the run, every task gets exactly one result.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getRunRecord, streamRun, type TaskInput, type TaskResult } from '../../scheduler/index.js';
+import { getRunRecord } from '../../scheduler/queue/run-index.js';
+import { streamRun, type TaskInput, type TaskResult } from '../../scheduler/index.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 
 let w: SchedulerWorld;

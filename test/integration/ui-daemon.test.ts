@@ -7,7 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
 import { Collector } from '../../scheduler/ui/collector.js';
-import { newRunId, parsePrometheusText, registerFleet, registerMetricsAddresses, runAndWait, SchedulerDaemon } from '../../scheduler/index.js';
+import { SchedulerDaemon } from '../../scheduler/daemon/daemon.js';
+import { parsePrometheusText } from '../../scheduler/ui/prom-text.js';
+import { registerMetricsAddresses } from '../../scheduler/ui/targets.js';
+import { newRunId, registerFleet, runAndWait } from '../../scheduler/index.js';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 

@@ -11,16 +11,9 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
-import {
-  Dashboard,
-  fleetTargets,
-  newRunId,
-  parsePrometheusText,
-  registerFleet,
-  registerMetricsAddresses,
-  runAndWait,
-  type TaskInput,
-} from '../../scheduler/index.js';
+import { Dashboard, fleetTargets, newRunId, registerFleet, runAndWait, type TaskInput } from '../../scheduler/index.js';
+import { parsePrometheusText } from '../../scheduler/ui/prom-text.js';
+import { registerMetricsAddresses } from '../../scheduler/ui/targets.js';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
 import { launchBrowser, testOutputDir, type TestBrowser } from '../helpers/browser.js';
 import { issueCertDir } from '../helpers/pki.js';

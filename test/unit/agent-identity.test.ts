@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { PeerCertificate } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, parseCertificate, type Identity } from '../../certs/index.js';
-import { checkAgentCertificate, splitAddress } from '../../scheduler/index.js';
+import { checkAgentCertificate, splitAddress } from '../../scheduler/client/index.js';
 
 let dir: string;
 let ca: FleetCa;

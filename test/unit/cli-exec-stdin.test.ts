@@ -6,7 +6,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MAX_EXEC_STDIN_BYTES, readExecStdin } from '../../cli/exec-stdin.js';
 import type { Io } from '../../cli/output.js';
-import { MAX_MESSAGE_BYTES } from '../../scheduler/index.js';
+import { MAX_MESSAGE_BYTES } from '../../scheduler/client/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gaxx-exec-stdin-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

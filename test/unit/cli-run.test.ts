@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { eachHostTasks, recordTask, taskIdFor } from '../../cli/run/execute.js';
 import { planRun } from '../../cli/run/plan.js';
-import { parseRunSpec } from '../../scheduler/index.js';
+import { parseRunSpec } from '../../scheduler/queue/task.js';
 
 describe('gaxx run tasks', () => {
   it('each-host: one valid pinned task per address', () => {
