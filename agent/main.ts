@@ -4,23 +4,11 @@
  * shutdown on SIGTERM/SIGINT. A refused start prints one line on stderr and exits with the
  * code's documented exit status.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { destination, pino } from 'pino';
-import { exitCodeFor, fileAccessError, isGaxxError } from '../proto/index.js';
+import { exitCodeFor, fileAccessError, isGaxxError, packageVersion } from '../proto/index.js';
 import { defaultAuditLog, loadAgentConfig, runAuditCli, startAgent } from './index.js';
-
-/** The package version, from the nearest package.json above this file (src or dist). */
-function packageVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const p = join(dir, 'package.json');
-    if (existsSync(p)) return (JSON.parse(readFileSync(p, 'utf8')) as { version?: string }).version ?? '0.0.0';
-    dir = dirname(dir);
-  }
-  return '0.0.0';
-}
 
 const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX_AGENT_<FLAG>, e.g. GAXX_AGENT_DATA_DIR)
   --listen ADDR:PORT            gRPC over mTLS (default 0.0.0.0:8088)
@@ -78,7 +66,7 @@ async function main(): Promise<void> {
   }
   const config = loadAgentConfig({ argv: process.argv.slice(2), env: process.env });
   const log = pino({ base: { component: 'agent' } }, destination(2));
-  const agent = await startAgent(config, { version: packageVersion(), log, uid: process.getuid?.() ?? -1 });
+  const agent = await startAgent(config, { version: packageVersion(fileURLToPath(import.meta.url)) ?? '0.0.0', log, uid: process.getuid?.() ?? -1 });
   log.info(
     { grpcPort: agent.grpcPort, metricsPort: agent.metricsPort ?? null, profilingPort: agent.profilingPort ?? null, environment: config.environment },
     'agent listening',

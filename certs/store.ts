@@ -3,25 +3,45 @@
  * files refused when group or others can read them.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { GaxxError } from '../proto/index.js';
 
-/** Writes `data` to `path` through a temp file in the same dir, fsync, then rename. */
+/**
+ * Writes `data` to `path` so that a crash at any point leaves either the old file or the new one:
+ * a temp file in the same directory, fsync, rename over `path`, then fsync of the directory so
+ * the rename itself is on disk. The file gets exactly `mode` (the umask does not narrow it: an
+ * agent bundle must stay readable by the agent user). A missing directory is created 0700.
+ */
 export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tmp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
   const fd = openSync(tmp, 'wx', mode);
+  let open = true;
   try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fchmodSync(fd, mode);
+    writeFileSync(fd, data);
     fsyncSync(fd);
-  } catch (e) {
     closeSync(fd);
+    open = false;
+    renameSync(tmp, path);
+  } catch (e) {
+    if (open) closeSync(fd);
     unlinkSync(tmp);
     throw e;
   }
-  closeSync(fd);
-  renameSync(tmp, path);
+  fsyncDir(dir);
+}
+
+/** fsync of a directory: makes a rename or create in it durable. */
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Reads a file that must exist; a missing file is NOT_FOUND with the path. */

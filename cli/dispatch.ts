@@ -3,11 +3,10 @@
  * flags strictly, loads the config, runs it, and turns every failure into one stderr line and
  * a documented exit code. main.ts feeds it the process's argv, env and streams.
  */
-import { readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { GaxxError, exitCodeFor, fileAccessError } from '../proto/index.js';
+import { GaxxError, exitCodeFor, fileAccessError, packageVersion } from '../proto/index.js';
 import type { Command, FlagValues } from './command.js';
 import { COMMANDS, type CommandEntry } from './commands.js';
 import { CONFIG_FLAGS, type ReadFile } from './settings.js';
@@ -76,19 +75,9 @@ function FILE_HINT(e: unknown): string | undefined {
   return path ? `check the owner and mode of ${path} (ls -ld), or point GAXX_HOME (--home) at a directory you own` : undefined;
 }
 
-/** The version in package.json (found by walking up from this module, in src and dist). */
+/** gaxx's version (from the package.json above this module, in src, dist and the bundle). */
 export function version(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 4; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'gaxx' && pkg.version) return pkg.version;
-    } catch {
-      // not here; look one level up
-    }
-    dir = dirname(dir);
-  }
-  return 'unknown';
+  return packageVersion(fileURLToPath(import.meta.url)) ?? 'unknown';
 }
 
 async function dispatch(input: CliInput, mode: { json: boolean }): Promise<number> {

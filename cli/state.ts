@@ -5,10 +5,10 @@
  * so an interrupted spawn can be resumed (`--fill`) or deleted: a host in 'intent' may or may
  * not exist at the provider, and both spawn and delete look it up by the fleet's tag.
  */
-import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomic } from '../certs/index.js';
 import { GaxxError } from '../proto/index.js';
 
 /** A fleet name: also part of tags (`gaxx-fleet:F`, at most 50 characters) and labels. */
@@ -61,29 +61,6 @@ export type FleetState = z.infer<typeof FleetSchema>;
 export function fleetFile(fleetsDir: string, fleet: string): string {
   assertFleetName(fleet);
   return join(fleetsDir, `${fleet}.json`);
-}
-
-/** Writes `data` durably: temp + fsync + rename + fsync of the directory. */
-export function writeDurable(path: string, data: string, dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-  const dfd = openSync(dir, 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
 }
 
 /** Reads a fleet's state; undefined when there is none; CONFIG_INVALID with dot-paths when damaged. */
@@ -158,7 +135,7 @@ export class FleetStore {
       change(this.state);
       this.state.updatedAt = new Date().toISOString();
       this.state.hosts.sort((a, b) => a.index - b.index);
-      writeDurable(fleetFile(this.fleetsDir, this.state.fleet), `${JSON.stringify(this.state, null, 2)}\n`, this.fleetsDir);
+      writeFileAtomic(fleetFile(this.fleetsDir, this.state.fleet), `${JSON.stringify(this.state, null, 2)}\n`, 0o600);
     });
     this.chain = next.catch(() => undefined);
     return next;

@@ -13,8 +13,9 @@
  * and whenever it has grown to three times that; a finished task keeps at most
  * `OUTPUT_TAIL_BYTES` of its output here (the in-memory buffer may hold more).
  */
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../certs/index.js';
 import type { TaskExit } from './tasks.js';
 
 /** Output kept per finished task in the journal. */
@@ -127,14 +128,13 @@ export class TaskJournal {
     return this.lines > Math.max(1000, factor * kept * 2);
   }
 
-  /** Rewrites the file with exactly `entries` (atomic: a temp file renamed over it). */
+  /** Rewrites the file with exactly `entries` (atomic and durable: a crash leaves the old or the new journal). */
   rewrite(entries: JournalEntry[]): void {
     const text = entries
       .flatMap((e) => encode(e))
       .map((l) => `${JSON.stringify(l)}\n`)
       .join('');
-    writeFileSync(`${this.path}.tmp`, text, { mode: 0o600 });
-    renameSync(`${this.path}.tmp`, this.path);
+    writeFileAtomic(this.path, text, 0o600);
     closeSync(this.fd);
     this.fd = openSync(this.path, 'a', 0o600);
     this.lines = text === '' ? 0 : entries.length * 2;

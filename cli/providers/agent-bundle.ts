@@ -5,11 +5,12 @@
  * run from a copy, as bootstrap runs them from an uploaded copy on a VM.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GaxxError } from '../../proto/index.js';
+import { writeFileAtomic } from '../../certs/index.js';
+import { GaxxError, packageVersion } from '../../proto/index.js';
 
 /** File name of the agent bundle, in dist/bundle and in an installation. */
 export const AGENT_BUNDLE_FILE = 'gaxx-agent.mjs';
@@ -59,19 +60,12 @@ export function installAgentBundle(opts: InstallAgentOptions = {}): string {
   chmodSync(dir, 0o755);
   const target = join(dir, AGENT_BUNDLE_FILE);
   if (!existsSync(target) || createHash('sha256').update(readFileSync(target)).digest('hex') !== hash) {
-    writeAtomic(target, bytes);
+    writeFileAtomic(target, bytes, 0o644);
   }
-  const pkg = `${JSON.stringify({ name: 'gaxx-agent', version: opts.version ?? packageVersion(source), type: 'module', private: true })}\n`;
+  const pkg = `${JSON.stringify({ name: 'gaxx-agent', version: opts.version ?? packageVersion(source) ?? '0.0.0', type: 'module', private: true })}\n`;
   const pkgPath = join(dir, 'package.json');
-  if (!existsSync(pkgPath) || readFileSync(pkgPath, 'utf8') !== pkg) writeAtomic(pkgPath, Buffer.from(pkg));
+  if (!existsSync(pkgPath) || readFileSync(pkgPath, 'utf8') !== pkg) writeFileAtomic(pkgPath, pkg, 0o644);
   return target;
-}
-
-function writeAtomic(path: string, bytes: Buffer): void {
-  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  writeFileSync(tmp, bytes, { mode: 0o644 });
-  chmodSync(tmp, 0o644);
-  renameSync(tmp, path);
 }
 
 /** Refuses a directory that is not ours or that others may write to (they could swap the agent). */
@@ -81,19 +75,4 @@ function checkOwnDir(dir: string): void {
   if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0) {
     throw new GaxxError('INSECURE_FILE_MODE', `${dir} must be a directory owned by uid ${uid ?? '?'} and writable only by it; remove it and retry`);
   }
-}
-
-/** The version in the package.json above the bundle (the gaxx checkout or package), if any. */
-function packageVersion(source: string): string {
-  let dir = dirname(source);
-  for (let i = 0; i < 4; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'gaxx' && pkg.version) return pkg.version;
-    } catch {
-      // not here; look one level up
-    }
-    dir = dirname(dir);
-  }
-  return '0.0.0';
 }
