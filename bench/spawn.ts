@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { FleetCa, loadCertDir, type CertBundle } from '../certs/index.js';
 import { bootstrapHosts, type BootstrapTarget } from '../cli/bootstrap/index.js';
 import { KnownHosts, ensureSshKeyPair, type SshKeyPair } from '../cli/ssh/index.js';
-import { agentBundle } from '../test/helpers/agent-bundle.js';
+import { builtAgentBundle } from '../test/helpers/agent.js';
 import { issueCertDir } from '../test/helpers/pki.js';
 import { startTestHost, stopAllTestHosts } from '../test/helpers/test-host.js';
 
@@ -51,7 +51,7 @@ async function world(): Promise<World> {
   const { ca } = await FleetCa.init(join(dir, 'ca'));
   await issueCertDir(ca, join(dir, 'operator'), { identity: { role: 'operator', name: 'bench' } });
   const key = ensureSshKeyPair(join(dir, 'id_ed25519'), join(dir, 'id_ed25519.pub'), 'gaxx-bench');
-  return { dir, ca, operator: loadCertDir(join(dir, 'operator')), key, bundle: await agentBundle() };
+  return { dir, ca, operator: loadCertDir(join(dir, 'operator')), key, bundle: builtAgentBundle() };
 }
 
 /** Starts n hosts (not timed), then times bootstrapHosts over them. */

@@ -1,31 +1,23 @@
 // Clients send the agents' bearer token (the built CLI against a real agent that requires one):
 // `gaxx exec` and `gaxx run` are refused UNAUTHENTICATED without it, and work with it taken from
 // GAXX_AGENT_TOKEN or from the config file; the agent keeps serving throughout.
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, loadCertDir, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { acquireEmbeddedRedis } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { runGaxx, type CliRun } from '../helpers/cli.js';
 
-const MAIN = resolve('dist/cli/main.js');
 const TOKEN = randomBytes(32).toString('base64url');
 let home: string;
 let agent: AgentProcess;
 
-function gaxx(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = execFile(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home, ...env } }, (err, stdout, stderr) => {
-      done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-    child.stdin?.end();
-  });
-}
+const gaxx = (args: string[], env: Record<string, string> = {}): Promise<CliRun> => runGaxx(args, { home, env });
 
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'gxt-'));

@@ -3,15 +3,14 @@
  * codes), cert commands that do not destroy or mislabel anything, and flags that work where a
  * user puts them. The built CLI and agent, real processes.
  */
-import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
-import { agentMain } from '../helpers/agent.js';
-import { CLI_MAIN, runGaxx } from '../helpers/cli.js';
+import { runAgentCli, runAgentExpectFailure } from '../helpers/agent.js';
+import { runGaxx } from '../helpers/cli.js';
 
 let root: string;
 let home: string;
@@ -30,15 +29,7 @@ describe('errors name the problem and the fix', () => {
     mkdirSync(ro, { mode: 0o555 });
     chmodSync(root, 0o711);
     // Root ignores modes: run the CLI as nobody so the directory really is unwritable.
-    const r = await new Promise<{ code: number | null; stderr: string }>((done) => {
-      const c = spawn(process.execPath, [CLI_MAIN, 'init'], {
-        env: { PATH: process.env.PATH ?? '', GAXX_HOME: join(ro, 'gaxx') },
-        ...(process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}),
-      });
-      let stderr = '';
-      c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-      c.on('close', (code) => done({ code, stderr }));
-    });
+    const r = await runGaxx(['init'], { home: join(ro, 'gaxx'), ...(process.getuid?.() === 0 ? { user: { uid: 65534, gid: 65534 } } : {}) });
     expect(r.stderr).toContain('[FILE_ACCESS]');
     expect(r.stderr).not.toContain('internal error');
     expect(r.code).toBe(exitCodeFor('FILE_ACCESS'));
@@ -70,31 +61,17 @@ describe('errors name the problem and the fix', () => {
     const certs = join(root, 'agent-certs');
     writeCertDir(certs, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem, revokedText: ca.revocationListText() });
     chmodSync(root, 0o711);
-    // As in production: an unprivileged agent, here with a data dir under a root-owned directory.
-    const asNobody = process.getuid?.() === 0;
-    if (asNobody) for (const f of ['', 'cert.pem', 'key.pem', 'ca.pem', 'revoked.json']) chownSync(join(certs, f), 65534, 65534);
-    const dataDir = asNobody ? join(root, 'root-owned', 'data') : '/proc/gaxx-cannot-exist/data';
+    // As in production: an unprivileged agent (the fixture runs it as nobody when we are root),
+    // here with a data dir under a root-owned directory, which it makes itself.
+    const dataDir = process.getuid?.() === 0 ? join(root, 'root-owned', 'data') : '/proc/gaxx-cannot-exist/data';
     mkdirSync(join(root, 'root-owned'), { mode: 0o755 });
-    const r = await new Promise<{ code: number | null; stderr: string }>((done) => {
-      const c = spawn(process.execPath, [agentMain(), '--listen', '127.0.0.1:0', '--certs', certs, '--data-dir', dataDir], {
-        env: { PATH: process.env.PATH ?? '' },
-        ...(asNobody ? { uid: 65534, gid: 65534 } : {}),
-      });
-      let stderr = '';
-      c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-      c.on('close', (code) => done({ code, stderr }));
-    });
+    const r = await runAgentExpectFailure({ certsDir: certs, dataDir, ownDirs: true });
     expect(r.stderr).toContain('FILE_ACCESS');
     expect(r.code).toBe(exitCodeFor('FILE_ACCESS'));
   });
 
   it('gaxx-agent audit --help explains itself', async () => {
-    const r = await new Promise<{ code: number | null; stdout: string }>((done) => {
-      const c = spawn(process.execPath, [agentMain(), 'audit', '--help'], { env: { PATH: process.env.PATH ?? '' } });
-      let stdout = '';
-      c.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-      c.on('close', (code) => done({ code, stdout }));
-    });
+    const r = await runAgentCli(['audit', '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('--since');
   });

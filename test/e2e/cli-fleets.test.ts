@@ -2,18 +2,17 @@
 // up to the bootstrap step: instances are created with the fleet's tag and cloud-init user data
 // carrying a pinned host key, and when hosts do not become ready (no SSH answers, no address, provider failures)
 // nothing is left behind. Delete destroys only tagged instances, including ones the state lost.
-import { execFile } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { FleetStore } from '../../cli/state.js';
+import { runGaxx, type CliRun } from '../helpers/cli.js';
 import type { FakeCloud, InstanceBackend } from '../helpers/fake-cloud.js';
 import { FakeLinode } from '../helpers/fake-linode.js';
 import { FakeVultr } from '../helpers/fake-vultr.js';
 
-const MAIN = resolve('dist/cli/main.js');
 const TOKEN = 'e2e-0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978';
 let home: string;
 let fake: FakeCloud | undefined;
@@ -36,14 +35,7 @@ function recorder(): { backend: InstanceBackend; created: Created[] } {
   };
 }
 
-function gaxx(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = execFile(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home, ...env } }, (err, stdout, stderr) => {
-      done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-    child.stdin?.end();
-  });
-}
+const gaxx = (args: string[], env: Record<string, string> = {}): Promise<CliRun> => runGaxx(args, { home, env });
 
 const linodeEnv = () => ({ GAXX_LINODE_URL: fake?.url ?? '', LINODE_TOKEN: TOKEN });
 const vultrEnv = () => ({ GAXX_VULTR_URL: fake?.url ?? '', VULTR_API_KEY: TOKEN });

@@ -3,14 +3,13 @@
 // process loads (ES modules through a loader hook, CommonJS through Module._load); a file counts
 // as queue code when it is a package's own file or a bundle chunk that carries it (esbuild
 // marks each bundled file with a `// node_modules/<pkg>/...` comment).
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/agent.js';
-import { CLI_MAIN } from '../helpers/cli.js';
+import { CLI_MAIN, runGaxx } from '../helpers/cli.js';
 
 let dir: string;
 let preload: string;
@@ -46,23 +45,16 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function loadedFiles(main: string, args: string[]): Promise<{ code: number; files: string[] }> {
   const log = join(dir, `log-${Math.random().toString(36).slice(2)}`);
   writeFileSync(log, '');
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      ['--import', preload, main, ...args],
-      { env: { PATH: process.env.PATH ?? '', GAXX_HOME: dir, GAXX_TEST_LOAD_LOG: log } },
-      (err) => {
-        const files = [
-          ...new Set(
-            readFileSync(log, 'utf8')
-              .split('\n')
-              .filter((l) => l.startsWith('file:'))
-              .map((u) => fileURLToPath(u)),
-          ),
-        ];
-        done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, files });
-      },
-    );
+  return runGaxx(args, { main, nodeArgs: ['--import', preload], home: dir, env: { GAXX_TEST_LOAD_LOG: log } }).then(({ code }) => {
+    const files = [
+      ...new Set(
+        readFileSync(log, 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith('file:'))
+          .map((u) => fileURLToPath(u)),
+      ),
+    ];
+    return { code, files };
   });
 }
 

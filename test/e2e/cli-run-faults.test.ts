@@ -2,44 +2,24 @@
 // during a run ends it at --wait-timeout or at one Ctrl-C, saying so while it lasts, with a
 // result for every task; a `gaxx run` killed (-9) mid-run leaves its jobs to itself: an
 // unrelated run does not execute them, `gaxx run --resume ID` finishes them, each once.
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FleetCa, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { createRedis, redisSettingsFromUrl } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { spawnGaxx, stopAllGaxx, type GaxxProcess } from '../helpers/cli.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
-const MAIN = resolve('dist/cli/main.js');
 let home: string;
 let certs: string;
 let agents: AgentProcess[];
 
-interface Child {
-  pid: number;
-  stdout(): string;
-  stderr(): string;
-  kill(signal: NodeJS.Signals): void;
-  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
-}
-
 /** `gaxx ARGS` against `redisUrl`, as a child we can signal. */
-function gaxx(args: string[], redisUrl: string): Child {
-  const child = spawn(process.execPath, [MAIN, ...args], {
-    env: { PATH: process.env.PATH ?? '', GAXX_HOME: home, GAXX_REDIS_URL: redisUrl },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) => child.once('exit', (code) => r({ code, stdout: out, stderr: err })));
-  return { pid: child.pid as number, stdout: () => out, stderr: () => err, kill: (s) => child.kill(s), done };
-}
+const gaxx = (args: string[], redisUrl: string): GaxxProcess => spawnGaxx(args, { home, env: { GAXX_REDIS_URL: redisUrl } });
 
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'gxrf-'));
@@ -54,6 +34,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await stopAllGaxx();
   await stopAllAgents();
   rmSync(home, { recursive: true, force: true });
 });
@@ -75,7 +56,7 @@ describe('gaxx run when Redis dies and does not come back', () => {
     await redis?.destroy();
   });
 
-  async function runThenKillRedis(extra: string[]): Promise<Child> {
+  async function runThenKillRedis(extra: string[]): Promise<GaxxProcess> {
     await redis.restart().catch(() => undefined);
     // This run's tasks say they started in a file of their own (other runs' tasks may still run),
     // one file per task (a sandboxed task is pid 2 in its own namespace, so $$ names nothing).

@@ -1,6 +1,5 @@
 // The built CLI's `gaxx run` against real agents, with the embedded redis-server of GAXX_HOME.
-import { execFile, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,20 +10,13 @@ import { exitCodeFor } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { acquireEmbeddedRedis } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { CLI_MAIN } from '../helpers/cli.js';
+import { runGaxx, spawnGaxx, stopAllGaxx, type CliRun, type GaxxExit } from '../helpers/cli.js';
 import { startRedis } from '../helpers/redis.js';
 
-const MAIN = CLI_MAIN;
 let home: string;
 let agents: AgentProcess[];
 
-function gaxx(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home } }, (err, stdout, stderr) => {
-      done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
+const gaxx = (args: string[]): Promise<CliRun> => runGaxx(args, { home });
 
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'gxr-'));
@@ -54,19 +46,15 @@ async function runningTasks(): Promise<number[]> {
 }
 
 /** Starts `gaxx run` as a child we can signal; resolves once both agents run its tasks. */
-async function startedRun(args: string[]): Promise<{ sigint: () => void; done: Promise<{ code: number | null; stdout: string; stderr: string }> }> {
-  const child = spawn(process.execPath, [MAIN, 'run', ...args], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) => child.once('exit', (code) => r({ code, stdout, stderr })));
+async function startedRun(args: string[]): Promise<{ sigint: () => void; done: Promise<GaxxExit> }> {
+  const run = spawnGaxx(['run', ...args], { home });
   for (let i = 0; i < 300 && (await runningTasks()).some((n) => n === 0); i++) await sleep(50);
-  expect(await runningTasks(), stderr).toEqual([1, 1]);
-  return { sigint: () => child.kill('SIGINT'), done };
+  expect(await runningTasks(), run.stderr()).toEqual([1, 1]);
+  return { sigint: () => run.kill('SIGINT'), done: run.done };
 }
 
 afterAll(async () => {
+  await stopAllGaxx();
   await stopAllAgents();
   // A test that kills `gaxx run` or the daemon leaves a dead user of the embedded redis-server;
   // one more acquire/release prunes it and stops the server, before its dir goes away.
@@ -112,24 +100,9 @@ describe('gaxx run', () => {
   });
 
   it('leaves the work to a running `gaxx scheduler`, which drains and stops its redis on SIGTERM', async () => {
-    const daemon = spawn(process.execPath, [MAIN, 'scheduler', '--metrics-listen', '127.0.0.1:0', '--ui-listen', '127.0.0.1:0', '--concurrency', '8'], {
-      env: { PATH: process.env.PATH ?? '', GAXX_HOME: home },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    const exited = new Promise<number | null>((r) => daemon.once('exit', (code) => r(code)));
+    const daemon = spawnGaxx(['scheduler', '--metrics-listen', '127.0.0.1:0', '--ui-listen', '127.0.0.1:0', '--concurrency', '8'], { home });
     try {
-      let err = '';
-      const started = await new Promise<Record<string, unknown>>((resolveStart, reject) => {
-        const t = setTimeout(() => reject(new Error(`gaxx scheduler did not start: ${err}`)), 15_000);
-        daemon.stderr.on('data', (b: Buffer) => {
-          err += b.toString();
-          const line = err.split('\n').find((l) => l.includes('"scheduler started"'));
-          if (line) {
-            clearTimeout(t);
-            resolveStart(JSON.parse(line) as Record<string, unknown>);
-          }
-        });
-      });
+      const started = JSON.parse(await daemon.line('stderr', (l) => l.includes('"scheduler started"'))) as Record<string, unknown>;
       const r = await gaxx(['run', '--agent', agents.map((a) => a.address).join(','), '--', 'true']);
       expect(r.code, r.stderr).toBe(0);
       const metrics = await fetch(`http://${started.metrics as string}/metrics`).then((x) => x.text());
@@ -137,11 +110,11 @@ describe('gaxx run', () => {
       // The run released its use of the embedded redis; the daemon still holds it.
       expect(existsSync(join(home, 'state', 'redis', 'redis.sock'))).toBe(true);
       daemon.kill('SIGTERM');
-      expect(await exited).toBe(0);
+      expect((await daemon.done).code).toBe(0);
       expect(existsSync(join(home, 'state', 'redis', 'redis.sock'))).toBe(false);
     } finally {
       daemon.kill('SIGKILL');
-      await exited;
+      await daemon.done;
     }
   });
 
@@ -160,21 +133,23 @@ describe('gaxx run', () => {
 
   it("prints a long task's output as it arrives, before the task ends", async () => {
     const a = agents[0] as AgentProcess;
-    const child = spawn(process.execPath, [MAIN, 'run', '--agent', a.address, '--', 'sh', '-c', 'echo first; sleep 3; echo second'], {
-      env: { PATH: process.env.PATH ?? '', GAXX_HOME: home },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let atFirst = '';
-    child.stdout.on('data', (b: Buffer) => {
-      stdout += b.toString();
-      if (!atFirst && stdout.includes('first\n')) atFirst = stdout;
-    });
-    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
-    expect(code).toBe(0);
-    // When 'first' showed, the task was still running: no 'second', no summary line yet.
-    expect(atFirst).toBe('first\n');
-    expect(stdout).toBe(`first\nsecond\n== ${a.address}: succeeded (exit 0, ${/(\d+) ms/.exec(stdout)?.[1]} ms)\n`);
+    // The task prints 'second' only once the test has seen 'first' (it waits for a gate file).
+    const gates = mkdtempSync(join(tmpdir(), 'gxr-gate-'));
+    chmodSync(gates, 0o777);
+    const gate = join(gates, 'open');
+    const script = 'echo first; i=0; while [ ! -e "$0" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; echo second';
+    const run = spawnGaxx(['run', '--agent', a.address, '--', 'sh', '-c', script, gate], { home });
+    try {
+      await run.line('stdout', (l) => l === 'first');
+      // 'first' showed while the task still ran: no 'second', no summary line yet.
+      expect(run.stdout()).toBe('first\n');
+      writeFileSync(gate, '');
+      const r = await run.done;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe(`first\nsecond\n== ${a.address}: succeeded (exit 0, ${/(\d+) ms/.exec(r.stdout)?.[1]} ms)\n`);
+    } finally {
+      rmSync(gates, { recursive: true, force: true });
+    }
   });
 
   it('Ctrl-C cancels the run: tasks stopped on the agents, reported cancelled, exit 130', async () => {

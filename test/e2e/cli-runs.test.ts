@@ -7,23 +7,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { getRunRecord } from '../../scheduler/queue/run-index.js';
 import { createRedis, listRunRecords, redisSettingsFromUrl, waitReady, type RunRecord } from '../../scheduler/index.js';
+import type { GaxxProcess } from '../helpers/cli.js';
 import { cliWorld, type CliWorld } from '../helpers/cli-world.js';
 
 let w: CliWorld;
 let tmp: string;
-let daemon: ReturnType<CliWorld['spawnGaxx']>;
+let daemon: GaxxProcess;
 
 beforeAll(async () => {
   w = await cliWorld(2);
   tmp = mkdtempSync(join(tmpdir(), 'gxt-'));
   daemon = w.spawnGaxx(['scheduler', '--metrics-listen', '127.0.0.1:0']);
-  for (let i = 0; i < 600 && !daemon.err().includes('"scheduler started"'); i++) await sleep(50);
-  expect(daemon.err()).toContain('"scheduler started"');
+  await daemon.line('stderr', (l) => l.includes('"scheduler started"'));
 });
 
 afterAll(async () => {
-  daemon?.child.kill('SIGTERM');
-  await daemon?.exited;
+  daemon?.kill('SIGTERM');
+  await daemon?.done;
   await w?.close();
 });
 
@@ -59,8 +59,8 @@ describe('gaxx runs', () => {
     writeFileSync(file, 'one\ntwo\nthree\nfour\nfive\nsix\n');
     const run = w.spawnGaxx(['run', '--fleet', w.fleet, '--tasks', file, '--', 'sh', '-c', 'sleep 1; echo "got $1"', '_', '{}']);
     const rec = await newestRun((r) => r.total === 6 && r.argv[0] === 'sh');
-    run.child.kill('SIGKILL');
-    await run.exited;
+    run.kill('SIGKILL');
+    await run.done;
     const r = await w.gaxx(['runs', 'wait', rec.runId, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout
@@ -95,8 +95,9 @@ describe('gaxx runs', () => {
     const rec = await newestRun((r) => r.argv[0] === 'sleep' && r.enqueued >= 2);
     const c = await w.gaxx(['runs', 'cancel', rec.runId]);
     expect(c.code, c.stderr).toBe(0);
-    expect(await run.exited).toBe(exitCodeFor('CANCELLED'));
-    expect(run.err()).toMatch(/cancelled/);
+    const ended = await run.done;
+    expect(ended.code, ended.stderr).toBe(exitCodeFor('CANCELLED'));
+    expect(ended.stderr).toMatch(/cancelled/);
     expect((await record(rec.runId))?.state).toBe('cancelled');
   });
 });

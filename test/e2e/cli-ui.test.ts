@@ -1,6 +1,5 @@
 // The built CLI's `gaxx ui`: serves the dashboard for an --agent list, prints its URL with the
 // token, refuses bad flags and a non-loopback address, and stops on Ctrl-C.
-import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,21 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { CLI_MAIN } from '../helpers/cli.js';
+import { runGaxx, spawnGaxx, stopAllGaxx, type CliRun } from '../helpers/cli.js';
 
-// The installed bin (the bundle): the page's assets are read from beside it.
-const MAIN = CLI_MAIN;
+// The installed bin (the bundle, helpers/cli.ts): the page's assets are read from beside it.
 let home: string;
 let agent: AgentProcess;
-const env = () => ({ PATH: process.env.PATH ?? '', GAXX_HOME: home });
 
-function gaxx(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(process.execPath, [MAIN, ...args], { env: env() }, (err, stdout, stderr) => {
-      done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
+const gaxx = (args: string[]): Promise<CliRun> => runGaxx(args, { home });
 
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'gxui-e2e-'));
@@ -37,6 +28,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await stopAllGaxx();
   await stopAllAgents();
   rmSync(home, { recursive: true, force: true });
 });
@@ -49,22 +41,8 @@ describe('gaxx ui', () => {
   });
 
   it('serves an --agent list, prints the URL with its token, collects the agent, and stops on Ctrl-C', async () => {
-    const child = spawn(
-      process.execPath,
-      [MAIN, 'ui', '--agent', `${agent.address}/${agent.metricsPort}`, '--listen', '127.0.0.1:0', '--interval', '300ms', '--json'],
-      { env: env(), stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    const line = await new Promise<string>((res, rej) => {
-      let out = '';
-      child.stdout.on('data', (b: Buffer) => {
-        out += b.toString();
-        if (out.includes('\n')) res(out.split('\n')[0] as string);
-      });
-      void exited.then((code) => rej(new Error(`gaxx ui exited ${code}: ${stderr}`)));
-    });
+    const ui = spawnGaxx(['ui', '--agent', `${agent.address}/${agent.metricsPort}`, '--listen', '127.0.0.1:0', '--interval', '300ms', '--json'], { home });
+    const line = await ui.line('stdout', () => true);
     const { url, served } = JSON.parse(line) as { url: string; served: string };
     expect(served).toBe('here');
     const u = new URL(url);
@@ -77,7 +55,7 @@ describe('gaxx ui', () => {
     expect(statSync(join(home, 'state', 'monitor', 'certs', 'key.pem')).mode & 0o077).toBe(0);
     const metricsHasAgent = async () => /^up\{[^}]*host="127\.0\.0\.1:\d+"[^}]*\} 1$/m.test(await (await fetch(`${u.origin}/metrics`)).text());
     await expect.poll(metricsHasAgent, { timeout: 30_000 }).toBe(true);
-    child.kill('SIGINT');
-    expect(await exited).toBe(0);
+    ui.kill('SIGINT');
+    expect((await ui.done).code).toBe(0);
   });
 });

@@ -1,12 +1,13 @@
 /**
- * Starts the bundled agent (dist/bundle/gaxx-agent.mjs, so run `npm run build` first) as a real
- * process for integration tests. When the tests run as root, the agent runs as nobody
+ * The one agent fixture: starts the bundled agent (dist/bundle/gaxx-agent.mjs, so run `npm run
+ * build` first) as a real process for integration tests, runs its subcommands, and names the
+ * bundle bootstrap uploads. When the tests run as root, the agent runs as nobody
  * (uid/gid 65534) with its cert and data dirs chowned to it, since production refuses root.
  * The agent runs from an installed copy (installAgentBundle: a 0755 dir in the temp dir), never
  * from the checkout, which nobody may not be able to read (a clone in root's 0700 home).
  * Every process is tracked; call stopAllAgents() in afterAll.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -26,12 +27,26 @@ export function repoRoot(): string {
   return dir;
 }
 
+/** The built agent bundle (dist/bundle/gaxx-agent.mjs): what bootstrap uploads to a host. */
+export function builtAgentBundle(): string {
+  return agentBundlePath(join(repoRoot(), 'package.json'));
+}
+
 let installed: string | undefined;
 
 /** The installed agent bundle every helper runs (installed on first use, once per process). */
 export function agentMain(): string {
-  installed ??= installAgentBundle({ source: agentBundlePath(join(repoRoot(), 'package.json')) });
+  installed ??= installAgentBundle({ source: builtAgentBundle() });
   return installed;
+}
+
+/** Runs `gaxx-agent ARGS` that ends on its own (a subcommand, --help) as our user; never rejects. */
+export function runAgentCli(args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile(process.execPath, [agentMain(), ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } }, (e, stdout, stderr) =>
+      done({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, stdout, stderr }),
+    );
+  });
 }
 
 export interface StartAgentOptions {
@@ -48,6 +63,12 @@ export interface StartAgentOptions {
   metrics?: boolean;
   /** The agent bundle to install and run (default: the checkout's dist/bundle/gaxx-agent.mjs). */
   agentBundle?: string;
+  /**
+   * The agent makes its own dirs from `dataDir` (required then), as in production: the helper
+   * neither creates nor chowns them and passes no --audit-log or --state-dir. For tests of a
+   * data dir the agent cannot create.
+   */
+  ownDirs?: boolean;
 }
 
 export interface AgentProcess {
@@ -84,27 +105,30 @@ function openAncestors(p: string): void {
   }
 }
 
-function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; auditLog: string; out: { text: string } } {
+/** The agent's dirs (made and chowned here unless `ownDirs`) and the flags naming them. */
+function agentDirs(o: StartAgentOptions, drop: boolean): { dataDir: string; auditLog: string; flags: string[] } {
   const dataDir = o.dataDir ?? join(dirname(resolve(o.certsDir)), `data-${process.pid}-${live.size}-${Date.now()}`);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  // The audit log lives outside the data dir (file RPCs must not reach it).
+  // The audit log lives outside the data dir (file RPCs must not reach it), as does the agent's
+  // state (the task journal, the newest revocation list seen).
   const auditDir = `${dataDir}-audit`;
   const auditLog = join(auditDir, 'audit.log');
-  mkdirSync(auditDir, { recursive: true, mode: 0o700 });
-  // The agent's state (the task journal, the newest revocation list seen), also outside the data dir.
   const stateDir = `${dataDir}-state`;
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const drop = !o.asRoot && process.getuid?.() === 0;
-  if (drop) {
-    if (existsSync(o.certsDir)) chownTree(o.certsDir);
-    chownTree(dataDir);
-    chownTree(auditDir);
-    chownTree(stateDir);
-    openAncestors(o.certsDir);
-    openAncestors(dataDir);
+  if (drop && existsSync(o.certsDir)) chownTree(o.certsDir);
+  if (drop) openAncestors(o.certsDir);
+  if (o.ownDirs) return { dataDir, auditLog, flags: ['--data-dir', dataDir] };
+  for (const d of [dataDir, auditDir, stateDir]) {
+    mkdirSync(d, { recursive: true, mode: 0o700 });
+    if (drop) chownTree(d);
   }
+  if (drop) openAncestors(dataDir);
+  return { dataDir, auditLog, flags: ['--data-dir', dataDir, '--audit-log', auditLog, '--state-dir', stateDir] };
+}
+
+function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; auditLog: string; out: { text: string } } {
+  const drop = !o.asRoot && process.getuid?.() === 0;
+  const { dataDir, auditLog, flags } = agentDirs(o, drop);
   const main = o.agentBundle ? installAgentBundle({ source: o.agentBundle }) : agentMain();
-  const args = [main, '--listen', '127.0.0.1:0', '--certs', o.certsDir, '--data-dir', dataDir, '--audit-log', auditLog, '--state-dir', stateDir];
+  const args = [main, '--listen', '127.0.0.1:0', '--certs', o.certsDir, ...flags];
   args.push('--shutdown-grace', '2s');
   // Tests let tasks write marker files anywhere under the temp dir (the agent's own dirs stay
   // hidden from them); production agents have no writable dir but a task's work dir.

@@ -3,23 +3,16 @@
  * (GAXX_REDIS_URL), and N agents, each with its own certificate naming fleet/host, registered
  * as one fleet in the scheduler's registry. Call `close()` in afterAll.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { FleetCa, writeCertDir } from '../../certs/index.js';
 import { createRedis, redisSettingsFromUrl, registerFleet, waitReady } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from './agent.js';
+import { CLI_MAIN, gaxxEnv, runGaxx, spawnGaxx, stopAllGaxx, type CliRun, type GaxxProcess } from './cli.js';
 import { startRedis, type TestRedis } from './redis.js';
 
-export const CLI_MAIN = resolve('dist/cli/main.js');
-
-export interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-  stdoutBytes: Buffer;
-}
+export { CLI_MAIN };
 
 export interface CliWorld {
   home: string;
@@ -28,10 +21,11 @@ export interface CliWorld {
   /** host name (h1, h2, ...) of each agent, in order. */
   hosts: string[];
   fleet: string;
+  /** The CLI's environment: PATH, GAXX_HOME, GAXX_REDIS_URL. */
   env: Record<string, string>;
-  gaxx(args: string[], opts?: { input?: string | Buffer; cwd?: string }): Promise<CliResult>;
-  /** Starts the CLI as a child process (stdout/stderr collected). */
-  spawnGaxx(args: string[]): { child: ChildProcess; out: () => string; err: () => string; exited: Promise<number | null> };
+  gaxx(args: string[], opts?: { input?: string | Buffer; cwd?: string }): Promise<CliRun>;
+  /** Starts the CLI as a child process (stdin piped); close() stops it if it still runs. */
+  spawnGaxx(args: string[]): GaxxProcess;
   close(): Promise<void>;
 }
 
@@ -39,20 +33,9 @@ export interface CliWorld {
 export async function cliWorld(count: number, fleet = 'tf'): Promise<CliWorld> {
   const home = mkdtempSync(join(tmpdir(), 'gxc-'));
   const redis = await startRedis();
-  const env = { PATH: process.env.PATH ?? '', GAXX_HOME: home, GAXX_REDIS_URL: redis.url };
-  const gaxx = (args: string[], opts: { input?: string | Buffer; cwd?: string } = {}): Promise<CliResult> =>
-    new Promise((done) => {
-      const child = execFile(
-        process.execPath,
-        [CLI_MAIN, ...args],
-        { env, encoding: 'buffer', maxBuffer: 256 * 1024 * 1024, cwd: opts.cwd },
-        (err, stdout, stderr) => {
-          done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout: stdout.toString(), stderr: stderr.toString(), stdoutBytes: stdout });
-        },
-      );
-      if (opts.input !== undefined) child.stdin?.end(opts.input);
-      else child.stdin?.end();
-    });
+  const world = { home, env: { GAXX_REDIS_URL: redis.url } };
+  const env = gaxxEnv(world);
+  const gaxx = (args: string[], opts: { input?: string | Buffer; cwd?: string } = {}): Promise<CliRun> => runGaxx(args, { ...world, ...opts });
   const init = await gaxx(['init', '--name', 'alice']);
   if (init.code !== 0) throw new Error(`gaxx init failed: ${init.stderr}`);
   const ca = FleetCa.open(join(home, 'config', 'ca'));
@@ -73,15 +56,6 @@ export async function cliWorld(count: number, fleet = 'tf'): Promise<CliWorld> {
     hosts.map((host, i) => ({ host, address: (agents[i] as AgentProcess).address })),
   );
   conn.disconnect();
-  const spawnGaxx = (args: string[]): ReturnType<CliWorld['spawnGaxx']> => {
-    const child = spawn(process.execPath, [CLI_MAIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
-    return { child, out: () => out, err: () => err, exited };
-  };
   return {
     home,
     redis,
@@ -90,8 +64,9 @@ export async function cliWorld(count: number, fleet = 'tf'): Promise<CliWorld> {
     fleet,
     env,
     gaxx,
-    spawnGaxx,
+    spawnGaxx: (args) => spawnGaxx(args, { ...world, stdin: 'pipe' }),
     close: async () => {
+      await stopAllGaxx();
       await stopAllAgents();
       await redis.destroy();
       rmSync(home, { recursive: true, force: true });

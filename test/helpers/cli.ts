@@ -2,9 +2,10 @@
  * Runs the built CLI the way a user does: its own process, a throw-away GAXX_HOME, PATH and
  * nothing else of our environment unless asked. The CLI is the package's `gaxx` bin (the bundle,
  * dist/bundle/gaxx.mjs; run `npm run build` first); GAXX_TEST_CLI=tsc runs the tsc build
- * (dist/cli/main.js) instead.
+ * (dist/cli/main.js) instead. The one place tests start the CLI: `runGaxx` for a command that
+ * ends on its own, `spawnGaxx` for one the test talks to while it runs (reads its lines, signals it).
  */
-import { execFile, type ExecFileOptions } from 'node:child_process';
+import { execFile, spawn, type ChildProcess, type ExecFileOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { repoRoot } from './agent.js';
@@ -23,6 +24,8 @@ export interface CliRun {
   code: number;
   stdout: string;
   stderr: string;
+  /** stdout as the bytes the CLI wrote (binary output). */
+  stdoutBytes: Buffer;
 }
 
 export interface RunGaxxOptions {
@@ -33,19 +36,128 @@ export interface RunGaxxOptions {
   input?: string | Buffer;
   cwd?: string;
   timeoutMs?: number;
+  /** Run as this user (root ignores file modes; a test of a permission problem runs as nobody). */
+  user?: { uid: number; gid: number };
+  /** The CLI entry to run (default CLI_MAIN), e.g. the other build. */
+  main?: string;
+  /** Node flags before the entry (e.g. `--import` of a preload). */
+  nodeArgs?: string[];
+}
+
+/** The environment the CLI gets: PATH, GAXX_HOME when given, and `env`. */
+export function gaxxEnv(o: Pick<RunGaxxOptions, 'home' | 'env'> = {}): Record<string, string> {
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(o.home ? { GAXX_HOME: o.home } : {}), ...o.env };
 }
 
 /** Runs `gaxx ARGS`; resolves with its exit code and output (never rejects on a non-zero exit). */
 export function runGaxx(args: readonly string[], o: RunGaxxOptions = {}): Promise<CliRun> {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(o.home ? { GAXX_HOME: o.home } : {}), ...o.env };
-  const opts: ExecFileOptions = { env, maxBuffer: 64 * 1024 * 1024, ...(o.cwd ? { cwd: o.cwd } : {}), ...(o.timeoutMs ? { timeout: o.timeoutMs } : {}) };
+  const opts: ExecFileOptions & { encoding: 'buffer' } = {
+    env: gaxxEnv(o),
+    encoding: 'buffer',
+    maxBuffer: 256 * 1024 * 1024,
+    ...(o.cwd ? { cwd: o.cwd } : {}),
+    ...(o.timeoutMs ? { timeout: o.timeoutMs } : {}),
+    ...o.user,
+  };
   return new Promise((done) => {
-    const child = execFile(process.execPath, [CLI_MAIN, ...args], opts, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [...(o.nodeArgs ?? []), o.main ?? CLI_MAIN, ...args], opts, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      done({ code, stdout: String(stdout), stderr: String(stderr) });
+      done({ code, stdout: stdout.toString(), stderr: stderr.toString(), stdoutBytes: stdout });
     });
     // The CLI may stop reading early (input over a limit, --no-stdin): EPIPE here is expected.
     child.stdin?.on('error', () => undefined);
     child.stdin?.end(o.input ?? '');
   });
+}
+
+export interface SpawnGaxxOptions extends Pick<RunGaxxOptions, 'home' | 'env' | 'cwd' | 'user'> {
+  /** stdin: 'ignore' (default) or 'pipe' (the test writes `child.stdin`; the default with `terminal`). */
+  stdin?: 'ignore' | 'pipe';
+  /** Run under script(1): the CLI gets a pseudo-terminal as stdin and stdout, as in a shell. */
+  terminal?: boolean;
+}
+
+/** How a spawned CLI ended, with all it printed. */
+export interface GaxxExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A `gaxx` process the test talks to while it runs. */
+export interface GaxxProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  /** Everything printed so far. */
+  stdout(): string;
+  stderr(): string;
+  /**
+   * The first whole line of `stream` that `match` accepts (printed before or after the call).
+   * Rejects when the CLI exits without printing one, or after `timeoutMs` (a deadline, default 60 s).
+   */
+  line(stream: 'stdout' | 'stderr', match: (line: string) => boolean, timeoutMs?: number): Promise<string>;
+  kill(signal?: NodeJS.Signals): void;
+  /** Resolves when the process has exited. */
+  done: Promise<GaxxExit>;
+}
+
+const live = new Set<ChildProcess>();
+
+/** Starts `gaxx ARGS` as a child process; stop it, or call stopAllGaxx() in afterAll. */
+export function spawnGaxx(args: readonly string[], o: SpawnGaxxOptions = {}): GaxxProcess {
+  const argv = [process.execPath, CLI_MAIN, ...args];
+  // script(1) runs one shell command line: quote each word.
+  const [file, fileArgs] = o.terminal
+    ? ['script', ['-qec', argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' '), '/dev/null']]
+    : [argv[0] as string, argv.slice(1)];
+  const child = spawn(file, fileArgs, {
+    env: gaxxEnv(o),
+    stdio: [o.stdin ?? (o.terminal ? 'pipe' : 'ignore'), 'pipe', 'pipe'],
+    ...(o.cwd ? { cwd: o.cwd } : {}),
+    ...o.user,
+  });
+  live.add(child);
+  const text = { stdout: '', stderr: '' };
+  child.stdout?.on('data', (b: Buffer) => (text.stdout += b.toString()));
+  child.stderr?.on('data', (b: Buffer) => (text.stderr += b.toString()));
+  child.stdin?.on('error', () => undefined);
+  const done = new Promise<GaxxExit>((r) =>
+    child.once('close', (code, signal) => {
+      live.delete(child);
+      r({ code, signal, ...text });
+    }),
+  );
+  const line = (stream: 'stdout' | 'stderr', match: (l: string) => boolean, timeoutMs = 60_000): Promise<string> =>
+    new Promise((found, fail) => {
+      const find = (): string | undefined => text[stream].split('\n').slice(0, -1).find(match);
+      const check = (): void => {
+        const l = find();
+        if (l === undefined) return;
+        stop();
+        found(l);
+      };
+      const timer = setTimeout(() => (stop(), fail(new Error(`no such line from gaxx ${args.join(' ')} in ${timeoutMs} ms: ${text[stream]}`))), timeoutMs);
+      const stop = (): void => {
+        clearTimeout(timer);
+        child[stream]?.off('data', onData);
+      };
+      // Checked after this chunk was appended (the listener above was added first).
+      const onData = (): void => check();
+      child[stream]?.on('data', onData);
+      void done.then(() => {
+        check();
+        stop();
+        fail(new Error(`gaxx ${args.join(' ')} exited before printing the line: ${text.stderr}`));
+      });
+      check();
+    });
+  return { child, pid: child.pid as number, stdout: () => text.stdout, stderr: () => text.stderr, line, kill: (s = 'SIGTERM') => child.kill(s), done };
+}
+
+/** SIGKILLs every CLI process started by spawnGaxx that still runs (afterAll). */
+export async function stopAllGaxx(): Promise<void> {
+  const all = [...live];
+  for (const c of all) c.kill('SIGKILL');
+  await Promise.all(all.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('close', r)))));
 }

@@ -1,12 +1,9 @@
 /**
- * Runs the built scheduler daemon (`gaxx scheduler`, the CLI the tests run: see cli.ts) as its own process,
+ * Runs the built scheduler daemon (`gaxx scheduler`, started by cli.ts like every CLI run) as its own process,
  * so tests can kill -9 it. Waits for its "scheduler started" log line; every process is tracked and
  * stopped by stopAllSchedulers() in afterAll.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { CLI_MAIN } from './cli.js';
-
-export { CLI_MAIN };
+import { spawnGaxx, type GaxxProcess } from './cli.js';
 
 export interface SchedulerProcessOptions {
   redisUrl?: string;
@@ -30,12 +27,11 @@ export interface SchedulerProcess {
   stderr(): string;
 }
 
-const live = new Set<ChildProcess>();
+const live = new Set<GaxxProcess>();
 
 /** Starts a scheduler process (45 s at most to come up: a loaded machine starts slowly). */
 export async function startSchedulerProcess(o: SchedulerProcessOptions): Promise<SchedulerProcess> {
   const args = [
-    CLI_MAIN,
     'scheduler',
     '--state-dir',
     o.stateDir,
@@ -51,37 +47,19 @@ export async function startSchedulerProcess(o: SchedulerProcessOptions): Promise
   if (o.lockMs) args.push('--lock', `${o.lockMs}ms`);
   if (o.drainMs) args.push('--drain', `${o.drainMs}ms`);
   if (o.args) args.push(...o.args);
-  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  live.add(child);
-  let text = '';
-  child.stderr?.on('data', (b: Buffer) => (text += b.toString()));
-  const exited = new Promise<number | null>((r) =>
-    child.once('exit', (code) => {
-      live.delete(child);
-      r(code);
-    }),
-  );
-  const started = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`scheduler did not start in 45 s: ${text}`)), 45_000);
-    const check = (): void => {
-      const l = text.split('\n').find((s) => s.includes('"scheduler started"'));
-      if (l) {
-        clearTimeout(timer);
-        resolve(JSON.parse(l) as Record<string, unknown>);
-      }
-    };
-    child.stderr?.on('data', check);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`scheduler exited with ${code}: ${text}`));
-    });
+  const proc = spawnGaxx(args);
+  live.add(proc);
+  const exited = proc.done.then((r) => {
+    live.delete(proc);
+    return r.code;
   });
-  return { pid: child.pid as number, started, kill: (s = 'SIGKILL') => child.kill(s), exited, stderr: () => text };
+  const started = JSON.parse(await proc.line('stderr', (l) => l.includes('"scheduler started"'), 45_000)) as Record<string, unknown>;
+  return { pid: proc.pid, started, kill: (s = 'SIGKILL') => proc.kill(s), exited, stderr: () => proc.stderr() };
 }
 
 /** SIGKILLs every scheduler process still running (afterAll). */
 export async function stopAllSchedulers(): Promise<void> {
   const all = [...live];
-  for (const c of all) c.kill('SIGKILL');
-  await Promise.all(all.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+  for (const p of all) p.kill('SIGKILL');
+  await Promise.all(all.map((p) => p.done));
 }

@@ -2,13 +2,12 @@
 // first): a weak GAXX_AGENT_TOKEN is refused at start without being echoed; a strong one is
 // required on every call, never logged; `gaxx-agent audit` prints the trail readably.
 import * as grpc from '@grpc/grpc-js';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentMain, runAgentExpectFailure, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { runAgentCli, runAgentExpectFailure, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { rawAgentClient, type RawClients } from '../helpers/grpc.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import { ERROR_CODE_METADATA_KEY, exitCodeFor } from '../../proto/index.js';
@@ -30,13 +29,7 @@ function infoWith(token: string | undefined): Promise<string> {
   });
 }
 
-function auditCli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [agentMain(), 'audit', ...args], { env: { PATH: '/usr/bin:/bin', ...env } }, (e, stdout, stderr) =>
-      resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const auditCli = (args: string[], env: Record<string, string>) => runAgentCli(['audit', ...args], env);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'gaxx-secrets-'));

@@ -23,7 +23,7 @@ import { createSshProvider } from '../../cli/providers/ssh.js';
 import { KnownHosts, connectSsh, ensureSshKeyPair, execRemote, type SshKeyPair } from '../../cli/ssh/index.js';
 import { isGaxxError } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
-import { agentBundle } from '../helpers/agent-bundle.js';
+import { builtAgentBundle } from '../helpers/agent.js';
 import { issueCertDir } from '../helpers/pki.js';
 import { startTestHost, stopAllTestHosts, type TestHost } from '../helpers/test-host.js';
 
@@ -102,7 +102,7 @@ beforeAll(async () => {
   const inventory = join(dir, 'inventory.yaml');
   writeFileSync(inventory, `hosts:\n${hosts.map((h) => `  - host: ${h.address}\n    key: id_ed25519\n`).join('')}`);
   const targets = await targetsFromInventory(inventory);
-  results = await bootstrapHosts(targets, { ...options(hosts[0]?.controllerAddress as string), agentBundle: await agentBundle() });
+  results = await bootstrapHosts(targets, { ...options(hosts[0]?.controllerAddress as string), agentBundle: builtAgentBundle() });
 }, 240_000);
 
 afterAll(async () => {
@@ -206,7 +206,7 @@ describe('a host whose key does not match', () => {
           addresses: [impostor.address],
         },
       ],
-      { ...options(impostor.controllerAddress), agentBundle: await agentBundle() },
+      { ...options(impostor.controllerAddress), agentBundle: builtAgentBundle() },
     );
     expect(r?.ok === false && r.error.code).toBe('HOST_KEY_MISMATCH');
     expect(ca.list().length).toBe(issuedBefore);
@@ -242,7 +242,7 @@ describe('a cloud instance', () => {
           addresses: [vm.address],
         },
       ],
-      { ...options(vm.controllerAddress), fleet: 'cloud', agentBundle: await agentBundle(), retryAuth: true },
+      { ...options(vm.controllerAddress), fleet: 'cloud', agentBundle: builtAgentBundle(), retryAuth: true },
     );
     expect(r?.ok ? 'ok' : `${r?.error.code}: ${r?.error.message}`).toBe('ok');
     const health = AgentClient.connect({ address: `${vm.address}:8088`, expect: { fleet: 'cloud', host: 'c1' } }, operator);

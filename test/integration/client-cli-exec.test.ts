@@ -1,5 +1,4 @@
 // `gaxx exec` (the built CLI) against the real built agent, with a GAXX_HOME whose CA issued the agent cert.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,9 +8,8 @@ import { exitCodeFor } from '../../proto/index.js';
 import { loadCertDir } from '../../certs/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { CLI_MAIN, runGaxx, type CliRun } from '../helpers/cli.js';
+import { runGaxx, spawnGaxx, stopAllGaxx, type CliRun } from '../helpers/cli.js';
 
-const MAIN = CLI_MAIN;
 let home: string;
 let agent: AgentProcess;
 
@@ -39,6 +37,7 @@ beforeAll(async () => {
   agent = await startAgent({ certsDir: certs });
 });
 afterAll(async () => {
+  await stopAllGaxx();
   await stopAllAgents();
   rmSync(home, { recursive: true, force: true });
 });
@@ -139,43 +138,29 @@ describe('gaxx exec stdin', () => {
 
   it('a terminal on stdin is not read: the command runs at once with empty stdin', async () => {
     // script(1) gives the CLI a pseudo-terminal as stdin that never reaches end-of-file.
-    const cmd = [process.execPath, MAIN, 'exec', '--agent', agent.address, '--', 'sh', '-c', 'cat; echo done'].map((a) => `'${a}'`).join(' ');
-    const child = spawn('script', ['-qec', cmd, '/dev/null'], { env: { PATH: process.env.PATH ?? '', GAXX_HOME: home }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const run = spawnGaxx(['exec', '--agent', agent.address, '--', 'sh', '-c', 'cat; echo done'], { home, terminal: true });
+    // A deadline: a CLI that waited for the terminal's end-of-file would never exit.
+    const timer = setTimeout(() => run.kill('SIGKILL'), 20_000);
     try {
-      expect(await exited).toBe(0);
-      expect(out).toContain('done');
+      const r = await run.done;
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('done');
     } finally {
       clearTimeout(timer);
-      child.kill('SIGKILL');
+      run.kill('SIGKILL');
     }
   });
 });
 
 describe('gaxx exec and Ctrl-C', () => {
   it('the first SIGINT cancels the remote task and exits 130', async () => {
-    const child = spawn(process.execPath, [MAIN, 'exec', '--agent', agent.address, '--task-id', 'ctrl-c-1', '--', 'sh', '-c', 'echo ready; exec sleep 30'], {
-      env: { PATH: process.env.PATH ?? '', GAXX_HOME: home },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const run = spawnGaxx(['exec', '--agent', agent.address, '--task-id', 'ctrl-c-1', '--', 'sh', '-c', 'echo ready; exec sleep 30'], { home });
     try {
-      await new Promise<void>((ready, fail) => {
-        const t = setTimeout(() => fail(new Error('no output from gaxx exec')), 15_000);
-        child.stdout.on('data', (b: Buffer) => {
-          if (b.toString().includes('ready')) {
-            clearTimeout(t);
-            ready();
-          }
-        });
-      });
-      child.kill('SIGINT');
-      expect(await exited).toBe(130);
+      await run.line('stdout', (l) => l.includes('ready'), 15_000);
+      run.kill('SIGINT');
+      expect((await run.done).code).toBe(130);
     } finally {
-      child.kill('SIGKILL');
+      run.kill('SIGKILL');
     }
     const client = AgentClient.connect({ address: agent.address }, loadCertDir(join(home, 'config', 'operator')));
     try {

@@ -5,7 +5,6 @@
  * runs tasks; the fresh one is left alone; an unreachable agent and one presenting a revoked
  * certificate are logged, counted failures (the latter gets no new key) that do not stop the daemon.
  */
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +16,7 @@ import type { RedisSettings } from '../../scheduler/redis/redis.js';
 import { CertRenewer } from '../../scheduler/renewal/renewer.js';
 import { runAndWait } from '../../scheduler/queue/run.js';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
-import { CLI_MAIN } from '../helpers/cli.js';
+import { runGaxx } from '../helpers/cli.js';
 import { issueCertDir, type Pki, type PkiCertDir } from '../helpers/pki.js';
 import type { TestRedis } from '../helpers/redis.js';
 import { startSchedulerProcess, type SchedulerProcess } from '../helpers/scheduler.js';
@@ -160,12 +159,7 @@ describe('scheduler certificate renewal', () => {
   });
 
   it('gaxx scheduler refuses a bad --renew-interval with USAGE', async () => {
-    const r = await new Promise<{ code: number; stderr: string }>((done) => {
-      const env = { PATH: process.env.PATH ?? '', GAXX_HOME: join(dir, 'home') };
-      execFile(process.execPath, [CLI_MAIN, 'scheduler', '--renew-interval', '5x'], { env }, (err, _out, stderr) =>
-        done({ code: err && typeof err.code === 'number' ? err.code : 0, stderr }),
-      );
-    });
+    const r = await runGaxx(['scheduler', '--renew-interval', '5x'], { home: join(dir, 'home') });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('USAGE');
   });
