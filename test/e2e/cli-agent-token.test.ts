@@ -2,16 +2,16 @@
 // `gaxx exec` and `gaxx run` are refused UNAUTHENTICATED without it, and work with it taken from
 // GAXX_AGENT_TOKEN or from the config file; the agent keeps serving throughout.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FleetCa, loadCertDir, writeCertDir } from '../../certs/index.js';
+import { loadCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { acquireEmbeddedRedis } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { runGaxx, type CliRun } from '../helpers/cli.js';
+import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 
 const TOKEN = randomBytes(32).toString('base64url');
 let home: string;
@@ -20,13 +20,8 @@ let agent: AgentProcess;
 const gaxx = (args: string[], env: Record<string, string> = {}): Promise<CliRun> => runGaxx(args, { home, env });
 
 beforeAll(async () => {
-  home = mkdtempSync(join(tmpdir(), 'gxt-'));
-  expect((await gaxx(['init', '--name', 'alice'])).code).toBe(0);
-  const ca = FleetCa.open(join(home, 'config', 'ca'));
-  const made = await ca.issue({ identity: { role: 'agent', fleet: 'adhoc', host: 'h1' }, hosts: ['127.0.0.1'] });
-  const certs = join(home, 'agent-certs');
-  mkdirSync(certs, { mode: 0o700 });
-  writeCertDir(certs, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem });
+  home = await initHome('gxt-');
+  const certs = await homeAgentCerts(home);
   agent = await startAgent({ certsDir: certs, env: { GAXX_AGENT_TOKEN: TOKEN } });
 });
 afterAll(async () => {

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { runGaxx, type CliRun } from '../helpers/cli.js';
-import { execCollect, exitOf, rawAgentClient, unary } from '../helpers/grpc.js';
+import { execStarted, exitOf, rawAgentClient, unary } from '../helpers/grpc.js';
+import { taskGate } from '../helpers/gate.js';
 import { FleetCa } from '../../certs/index.js';
 import { issueCertDir } from '../helpers/pki.js';
 import type { InfoResponse__Output } from '../../proto/index.js';
@@ -72,7 +73,9 @@ describe('gaxx certs rotate', () => {
     const h2 = agents.h2 as AgentProcess;
     const before = { h1: await serialOf(h1), h2: await serialOf(h2) };
     const c = rawAgentClient(h1.address, operatorDir());
-    const long = execCollect(c.agent, { taskId: 'during-rotation', argv: ['/bin/sh', '-c', 'sleep 2; echo survived'], timeoutMs: 30_000 });
+    // The task runs from before the rotation to its end.
+    const gate = taskGate();
+    const long = (await execStarted(c.agent, { taskId: 'during-rotation', argv: ['/bin/sh', '-c', `${gate.wait}; echo survived`], timeoutMs: 150_000 })).result;
     const r = await gaxx([
       'certs',
       'rotate',
@@ -86,6 +89,7 @@ describe('gaxx certs rotate', () => {
       '20s',
       '--json',
     ]);
+    gate.open();
     expect(r.code, r.stderr).toBe(0);
     const results = JSON.parse(r.stdout) as Array<{ host: string; ok: boolean; oldSerial: string; newSerial: string }>;
     expect(results.map((x) => x.host).sort()).toEqual(['h1', 'h2']);
@@ -96,6 +100,7 @@ describe('gaxx certs rotate', () => {
     }
     expect(await serialOf(h1)).toBe(results.find((x) => x.host === 'h1')?.newSerial);
     const done = await long;
+    gate.remove();
     c.close();
     expect(exitOf(done)?.code).toBe(0);
     expect(done.stdout.trim()).toBe('survived');

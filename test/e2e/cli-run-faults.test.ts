@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { FleetCa, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { createRedis, redisSettingsFromUrl } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { spawnGaxx, stopAllGaxx, type GaxxProcess } from '../helpers/cli.js';
+import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
+import { taskGate } from '../helpers/gate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 let home: string;
@@ -22,14 +23,8 @@ let agents: AgentProcess[];
 const gaxx = (args: string[], redisUrl: string): GaxxProcess => spawnGaxx(args, { home, env: { GAXX_REDIS_URL: redisUrl } });
 
 beforeAll(async () => {
-  home = mkdtempSync(join(tmpdir(), 'gxrf-'));
-  const init = gaxx(['init', '--name', 'alice'], 'redis://127.0.0.1:1');
-  expect((await init.done).code).toBe(0);
-  const ca = FleetCa.open(join(home, 'config', 'ca'));
-  const made = await ca.issue({ identity: { role: 'agent', fleet: 'adhoc', host: 'h1' }, hosts: ['127.0.0.1'] });
-  certs = join(home, 'agent-certs');
-  mkdirSync(certs, { mode: 0o700 });
-  writeCertDir(certs, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem });
+  home = await initHome('gxrf-');
+  certs = await homeAgentCerts(home);
   agents = await Promise.all([0, 1].map(() => startAgent({ certsDir: certs })));
 });
 
@@ -130,12 +125,15 @@ describe('gaxx run killed (-9) mid-run', () => {
     writeFileSync(f, '');
     chmodSync(f, 0o666);
     const lines = (): string[] => readFileSync(f, 'utf8').split('\n').filter(Boolean);
-    const first = gaxx(['run', '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', `echo first >> ${f}; sleep 2`], redis.url);
+    // The tasks end only once their CLI is gone.
+    const gate = taskGate();
+    const first = gaxx(['run', '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', `echo first >> ${f}; ${gate.wait}`], redis.url);
     await vi.waitFor(() => expect(lines()).toEqual(['first', 'first']), { timeout: 60_000, interval: 50 });
     const runId = /gaxx: run (\S+)/.exec(first.stderr())?.[1] ?? '';
     expect(runId).not.toBe('');
     first.kill('SIGKILL');
     await first.done;
+    gate.open();
     // Wait until the dead worker's locks are gone: from now on any worker could take those jobs.
     const admin = createRedis(redisSettingsFromUrl(redis.url), 'worker');
     const queue = new Queue(`run.${runId}`, { connection: admin, prefix: '{gaxx}' });
@@ -153,6 +151,7 @@ describe('gaxx run killed (-9) mid-run', () => {
       // Collected from the agents' registries: not run again.
       for (const x of results) expect(x).toMatchObject({ replayed: true, mayHaveRepeated: false });
       expect(lines().sort()).toEqual(['first', 'first', 'other']);
+      gate.remove();
     } finally {
       await queue.close();
       admin.disconnect();

@@ -1,16 +1,17 @@
 // The built CLI's `gaxx run` against real agents, with the embedded redis-server of GAXX_HOME.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FleetCa, loadCertDir, writeCertDir } from '../../certs/index.js';
+import { loadCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { acquireEmbeddedRedis } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { runGaxx, spawnGaxx, stopAllGaxx, type CliRun, type GaxxExit } from '../helpers/cli.js';
+import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
+import { taskGate } from '../helpers/gate.js';
 import { startRedis } from '../helpers/redis.js';
 
 let home: string;
@@ -19,14 +20,8 @@ let agents: AgentProcess[];
 const gaxx = (args: string[]): Promise<CliRun> => runGaxx(args, { home });
 
 beforeAll(async () => {
-  home = mkdtempSync(join(tmpdir(), 'gxr-'));
-  const init = await gaxx(['init', '--name', 'alice']);
-  expect(init.code, init.stderr).toBe(0);
-  const ca = FleetCa.open(join(home, 'config', 'ca'));
-  const made = await ca.issue({ identity: { role: 'agent', fleet: 'adhoc', host: 'h1' }, hosts: ['127.0.0.1'] });
-  const certs = join(home, 'agent-certs');
-  mkdirSync(certs, { mode: 0o700 });
-  writeCertDir(certs, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem });
+  home = await initHome('gxr-');
+  const certs = await homeAgentCerts(home);
   agents = await Promise.all([0, 1].map(() => startAgent({ certsDir: certs })));
 });
 
@@ -133,23 +128,20 @@ describe('gaxx run', () => {
 
   it("prints a long task's output as it arrives, before the task ends", async () => {
     const a = agents[0] as AgentProcess;
-    // The task prints 'second' only once the test has seen 'first' (it waits for a gate file).
-    const gates = mkdtempSync(join(tmpdir(), 'gxr-gate-'));
-    chmodSync(gates, 0o777);
-    const gate = join(gates, 'open');
-    const script = 'echo first; i=0; while [ ! -e "$0" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; echo second';
-    const run = spawnGaxx(['run', '--agent', a.address, '--', 'sh', '-c', script, gate], { home });
+    // The task prints 'second' only once the test has seen 'first'.
+    const gate = taskGate();
+    const run = spawnGaxx(['run', '--agent', a.address, '--', 'sh', '-c', `echo first; ${gate.wait}; echo second`], { home });
     try {
       await run.line('stdout', (l) => l === 'first');
       // 'first' showed while the task still ran: no 'second', no summary line yet.
       expect(run.stdout()).toBe('first\n');
-      writeFileSync(gate, '');
-      const r = await run.done;
-      expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toBe(`first\nsecond\n== ${a.address}: succeeded (exit 0, ${/(\d+) ms/.exec(r.stdout)?.[1]} ms)\n`);
     } finally {
-      rmSync(gates, { recursive: true, force: true });
+      gate.open();
     }
+    const r = await run.done;
+    gate.remove();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`first\nsecond\n== ${a.address}: succeeded (exit 0, ${/(\d+) ms/.exec(r.stdout)?.[1]} ms)\n`);
   });
 
   it('Ctrl-C cancels the run: tasks stopped on the agents, reported cancelled, exit 130', async () => {

@@ -9,6 +9,7 @@ import { getRunRecord } from '../../scheduler/queue/run-index.js';
 import { createRedis, listRunRecords, redisSettingsFromUrl, waitReady, type RunRecord } from '../../scheduler/index.js';
 import type { GaxxProcess } from '../helpers/cli.js';
 import { cliWorld, type CliWorld } from '../helpers/cli-world.js';
+import { taskGate } from '../helpers/gate.js';
 
 let w: CliWorld;
 let tmp: string;
@@ -57,17 +58,22 @@ describe('gaxx runs', () => {
   it('`runs wait` on a run whose CLI was killed prints every result; `runs` and `runs show` list it', async () => {
     const file = join(tmp, 'six.txt');
     writeFileSync(file, 'one\ntwo\nthree\nfour\nfive\nsix\n');
-    const run = w.spawnGaxx(['run', '--fleet', w.fleet, '--tasks', file, '--', 'sh', '-c', 'sleep 1; echo "got $1"', '_', '{}']);
+    // The tasks end only once their CLI is gone.
+    const gate = taskGate();
+    const script = `${gate.wait}; echo "got $1"`;
+    const run = w.spawnGaxx(['run', '--fleet', w.fleet, '--tasks', file, '--', 'sh', '-c', script, '_', '{}']);
     const rec = await newestRun((r) => r.total === 6 && r.argv[0] === 'sh');
     run.kill('SIGKILL');
     await run.done;
+    gate.open();
     const r = await w.gaxx(['runs', 'wait', rec.runId, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines[0]).toMatchObject({ type: 'run', runId: rec.runId, argv: ['sh', '-c', 'sleep 1; echo "got $1"', '_', '{}'] });
+    expect(lines[0]).toMatchObject({ type: 'run', runId: rec.runId, argv: ['sh', '-c', script, '_', '{}'] });
+    gate.remove();
     expect(lines.at(-1)).toMatchObject({ type: 'summary', total: 6, succeeded: 6 });
     const tasks = lines.filter((l) => l.type === 'task');
     expect(tasks.map((t) => t.stdout).sort()).toEqual(['five', 'four', 'one', 'six', 'three', 'two'].map((x) => `got ${x}\n`));

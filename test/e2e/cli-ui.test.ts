@@ -1,13 +1,12 @@
 // The built CLI's `gaxx ui`: serves the dashboard for an --agent list, prints its URL with the
 // token, refuses bad flags and a non-loopback address, and stops on Ctrl-C.
-import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FleetCa, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { runGaxx, spawnGaxx, stopAllGaxx, type CliRun } from '../helpers/cli.js';
+import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 
 // The installed bin (the bundle, helpers/cli.ts): the page's assets are read from beside it.
 let home: string;
@@ -16,14 +15,8 @@ let agent: AgentProcess;
 const gaxx = (args: string[]): Promise<CliRun> => runGaxx(args, { home });
 
 beforeAll(async () => {
-  home = mkdtempSync(join(tmpdir(), 'gxui-e2e-'));
-  const init = await gaxx(['init', '--name', 'alice']);
-  expect(init.code, init.stderr).toBe(0);
-  const ca = FleetCa.open(join(home, 'config', 'ca'));
-  const made = await ca.issue({ identity: { role: 'agent', fleet: 'adhoc', host: 'h1' }, hosts: ['127.0.0.1'] });
-  const certs = join(home, 'agent-certs');
-  mkdirSync(certs, { mode: 0o700 });
-  writeCertDir(certs, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem });
+  home = await initHome('gxui-e2e-');
+  const certs = await homeAgentCerts(home);
   agent = await startAgent({ certsDir: certs });
 });
 

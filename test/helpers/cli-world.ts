@@ -3,13 +3,14 @@
  * (GAXX_REDIS_URL), and N agents, each with its own certificate naming fleet/host, registered
  * as one fleet in the scheduler's registry. Call `close()` in afterAll.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FleetCa, writeCertDir } from '../../certs/index.js';
+import { FleetCa } from '../../certs/index.js';
 import { createRedis, redisSettingsFromUrl, registerFleet, waitReady } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from './agent.js';
 import { CLI_MAIN, gaxxEnv, runGaxx, spawnGaxx, stopAllGaxx, type CliRun, type GaxxProcess } from './cli.js';
+import { issueCertDir } from './pki.js';
 import { startRedis, type TestRedis } from './redis.js';
 
 export { CLI_MAIN };
@@ -29,25 +30,30 @@ export interface CliWorld {
   close(): Promise<void>;
 }
 
+/** A new GAXX_HOME (a temp dir named `prefix...`) after `gaxx init --name alice`. */
+export async function initHome(prefix: string): Promise<string> {
+  const home = mkdtempSync(join(tmpdir(), prefix));
+  const init = await runGaxx(['init', '--name', 'alice'], { home });
+  if (init.code !== 0) throw new Error(`gaxx init failed: ${init.stderr}`);
+  return home;
+}
+
+/** A cert dir for agent `host` of `fleet` (on 127.0.0.1), issued by `home`'s CA, at `<home>/agent-<host>`. */
+export async function homeAgentCerts(home: string, fleet = 'adhoc', host = 'h1'): Promise<string> {
+  const ca = FleetCa.open(join(home, 'config', 'ca'));
+  return (await issueCertDir(ca, join(home, `agent-${host}`), { identity: { role: 'agent', fleet, host }, hosts: ['127.0.0.1'] })).dir;
+}
+
 /** Sets up the world: init, redis, `count` agents in fleet `fleet`. */
 export async function cliWorld(count: number, fleet = 'tf'): Promise<CliWorld> {
-  const home = mkdtempSync(join(tmpdir(), 'gxc-'));
+  const home = await initHome('gxc-');
   const redis = await startRedis();
   const world = { home, env: { GAXX_REDIS_URL: redis.url } };
   const env = gaxxEnv(world);
   const gaxx = (args: string[], opts: { input?: string | Buffer; cwd?: string } = {}): Promise<CliRun> => runGaxx(args, { ...world, ...opts });
-  const init = await gaxx(['init', '--name', 'alice']);
-  if (init.code !== 0) throw new Error(`gaxx init failed: ${init.stderr}`);
-  const ca = FleetCa.open(join(home, 'config', 'ca'));
   const hosts = Array.from({ length: count }, (_, i) => `h${i + 1}`);
   const agents: AgentProcess[] = [];
-  for (const host of hosts) {
-    const made = await ca.issue({ identity: { role: 'agent', fleet, host }, hosts: ['127.0.0.1'] });
-    const certs = join(home, `agent-${host}`);
-    mkdirSync(certs, { mode: 0o700 });
-    writeCertDir(certs, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem });
-    agents.push(await startAgent({ certsDir: certs }));
-  }
+  for (const host of hosts) agents.push(await startAgent({ certsDir: await homeAgentCerts(home, fleet, host) }));
   const conn = createRedis(redisSettingsFromUrl(redis.url), 'producer');
   await waitReady(conn);
   await registerFleet(

@@ -117,6 +117,15 @@ export function execCollect(
   });
 }
 
+/** Starts an Exec; resolves once the agent reports the task started (or the call ended first), with the whole call's result to await. */
+export async function execStarted(client: AgentGrpcClient, req: ExecRequest, timeoutMs?: number): Promise<{ result: Promise<ExecResult> }> {
+  let started = (): void => undefined;
+  const running = new Promise<void>((r) => (started = r));
+  const result = execCollect(client, req, (ev) => ev.started && started(), timeoutMs);
+  await Promise.race([running, result]);
+  return { result };
+}
+
 /** The Exit event of a result (undefined when the call failed before one). */
 export function exitOf(r: ExecResult): NonNullable<ExecEvent__Output['exit']> | undefined {
   return r.events.find((e) => e.exit)?.exit ?? undefined;

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, exitOf, rawAgentClient, unary, type ExecResult, type RawClients } from '../helpers/grpc.js';
 import { makePki, type Pki } from '../helpers/pki.js';
+import { taskGate } from '../helpers/gate.js';
 import { noneLeft, pidsWith, sleepMarker } from '../helpers/procs.js';
 import type { InfoRequest, InfoResponse__Output } from '../../proto/index.js';
 
@@ -37,10 +38,16 @@ describe('agent Exec', () => {
   it('streams output as it is produced and reports the exit code', async () => {
     let firstChunkBeforeExit = false;
     let sawExit = false;
-    const r = await execCollect(op.agent, { taskId: 'stream-1', argv: ['sh', '-c', 'echo one; sleep 1; echo two; exit 3'] }, (ev) => {
-      if (ev.stdout && !sawExit && ev.stdout.toString().includes('one')) firstChunkBeforeExit = !ev.stdout.toString().includes('two');
+    // The task prints 'two' only once 'one' has arrived here.
+    const gate = taskGate();
+    const r = await execCollect(op.agent, { taskId: 'stream-1', argv: ['sh', '-c', `echo one; ${gate.wait}; echo two; exit 3`] }, (ev) => {
+      if (ev.stdout && !sawExit && ev.stdout.toString().includes('one')) {
+        firstChunkBeforeExit = !ev.stdout.toString().includes('two');
+        gate.open();
+      }
       if (ev.exit) sawExit = true;
     });
+    gate.remove();
     expect(r.error).toBeUndefined();
     expect(r.events[0]?.started?.pid).toBeGreaterThan(0);
     expect(firstChunkBeforeExit).toBe(true);
@@ -120,12 +127,19 @@ describe('agent Exec', () => {
 
   it('attaches to a running task id and replays a finished one; the command runs once', async () => {
     const before = (await info()).tasksStartedTotal;
-    const argv = ['sh', '-c', 'echo begin; sleep 1; echo end'];
+    // The task ends only once the second call has attached to it.
+    const gate = taskGate();
+    const argv = ['sh', '-c', `echo begin; ${gate.wait}; echo end`];
     let second: Promise<ExecResult> | undefined;
     const firstResult = await execCollect(op.agent, { taskId: 'once-1', argv }, (ev) => {
-      if (ev.stdout && !second) second = execCollect(op.agent, { taskId: 'once-1', argv });
+      if (ev.stdout && !second) {
+        second = execCollect(op.agent, { taskId: 'once-1', argv }, (e) => e.started && gate.open());
+        // A second call refused outright must not leave the task waiting.
+        void second.finally(() => gate.open());
+      }
     });
     const attached = await (second as Promise<ExecResult>);
+    gate.remove();
     const replayed = await execCollect(op.agent, { taskId: 'once-1', argv });
     expect(attached.events[0]?.started).toMatchObject({ attached: true, replayed: false });
     expect(attached.stdout).toBe('begin\nend\n');

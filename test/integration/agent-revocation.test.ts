@@ -5,7 +5,7 @@
 import { chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { REVOCATION_FILE, writeFileAtomic } from '../../certs/index.js';
 import { AGENT_GID, AGENT_UID, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { putFile, rawAgentClient, unary } from '../helpers/grpc.js';
@@ -62,8 +62,9 @@ describe('revocation rollback', () => {
   it('refuses an older list over a newer one (REVOCATION_ROLLBACK, audited), also after a restart', async () => {
     const agent = await startAgent({ certsDir: pki.agent.dir, args: ['--cert-poll', '200ms'] });
     expect(await infoAs(agent, bob.dir)).toBe('ok');
-    // Signed later: revokes bob too.
-    await new Promise((r) => setTimeout(r, 5));
+    // Signed later (the clock has passed the older list's time): revokes bob too.
+    const olderAt = (JSON.parse(olderList) as { issuedAtMs: number }).issuedAtMs;
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(olderAt), { timeout: 10_000, interval: 1 });
     expect(await pushList(agent, pki.ca.revoke(bob.serial))).toBe('ok');
     expect(await nthReload(agent, 1)).toMatchObject({ ok: true });
     expect(await infoAs(agent, bob.dir)).toBe('CERT_REVOKED');

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { execCollect, exitOf, putFile, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
+import { execStarted, exitOf, putFile, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
+import { taskGate } from '../helpers/gate.js';
 import { issueCertDir, makePki, type Pki, type PkiCertDir } from '../helpers/pki.js';
 import type { CreateCsrResponse__Output, InfoResponse__Output } from '../../proto/index.js';
 
@@ -53,7 +54,9 @@ describe('rotation without downtime', () => {
   it('rotates the agent certificate during a long Exec; new connections see the new serial', async () => {
     const before = await info(operator);
     expect(before.ok && before.value.certSerial).toBe(pki.agent.serial);
-    const long = execCollect(operator.agent, { taskId: 'long-1', argv: ['/bin/sh', '-c', 'sleep 2; echo done'], timeoutMs: 20_000 });
+    // The long task ends only once the rotation is done.
+    const gate = taskGate();
+    const long = (await execStarted(operator.agent, { taskId: 'long-1', argv: ['/bin/sh', '-c', `${gate.wait}; echo done`], timeoutMs: 150_000 })).result;
     // The agent makes the key; only the request and the signed certificate travel.
     const csr = await unary<object, CreateCsrResponse__Output>((req, md, opts, cb) => operator.agent.CreateCsr(req, md, opts, cb), {});
     expect(csr.ok).toBe(true);
@@ -63,11 +66,16 @@ describe('rotation without downtime', () => {
     });
     expect(fresh.keyPem).toBe('');
     expect((await putFile(operator.agent, { path: 'cert.pem', area: 'FILE_AREA_CERTS' }, Buffer.from(fresh.certPem))).ok).toBe(true);
-    await until(() => auditEvents().some((e) => e.event === 'cert_reload' && e.ok === true && e.serial === fresh.serial));
+    try {
+      await until(() => auditEvents().some((e) => e.event === 'cert_reload' && e.ok === true && e.serial === fresh.serial));
+    } finally {
+      gate.open();
+    }
     const pushed = auditEvents().filter((e) => e.event === 'file_put' && e.identity === 'operator alice');
     expect(pushed.map((e) => e.path)).toEqual(['cert.pem']);
     expect(JSON.stringify(pushed)).not.toContain('PRIVATE KEY');
     const r = await long;
+    gate.remove();
     expect(exitOf(r)?.code).toBe(0);
     expect(r.stdout.trim()).toBe('done');
     const next = rawAgentClient(agent.address, pki.clients.operator.dir);

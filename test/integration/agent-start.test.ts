@@ -10,6 +10,7 @@ import { FleetCa } from '../../certs/index.js';
 import { exitCodeFor, type ErrorCode, type HealthCheckRequest, type HealthCheckResponse__Output } from '../../proto/index.js';
 import { runAgentExpectFailure, startAgent, stopAllAgents } from '../helpers/agent.js';
 import { execCollect, exitOf, rawAgentClient, unary } from '../helpers/grpc.js';
+import { taskGate } from '../helpers/gate.js';
 import { issueCertDir, makePki, type Pki } from '../helpers/pki.js';
 
 let dir: string;
@@ -132,9 +133,11 @@ describe('development mode', () => {
 
 describe('graceful shutdown', () => {
   it('SIGTERM lets a running task finish, then exits 0', async () => {
-    const a = await startAgent({ certsDir: copyCerts('drain'), args: ['--shutdown-grace', '10s'] });
+    const a = await startAgent({ certsDir: copyCerts('drain'), args: ['--shutdown-grace', '60s'] });
     const c = rawAgentClient(a.address, pki.clients.operator.dir);
-    const run = execCollect(c.agent, { taskId: 'drain-1', argv: ['sh', '-c', 'sleep 3; echo done'] }, (ev) => {
+    // The task ends only once the test has seen the agent drain.
+    const gate = taskGate();
+    const run = execCollect(c.agent, { taskId: 'drain-1', argv: ['sh', '-c', `${gate.wait}; echo done`] }, (ev) => {
       if (ev.started) a.kill('SIGTERM');
     });
     // Draining: health turns NOT_SERVING and new tasks are refused on the open connection.
@@ -146,8 +149,10 @@ describe('graceful shutdown', () => {
     }
     expect(status).toBe('NOT_SERVING');
     const late = await execCollect(c.agent, { taskId: 'drain-2', argv: ['true'] });
+    gate.open();
     expect(late.error).toEqual({ status: 14, gaxxCode: 'UNAVAILABLE' });
     const r = await run;
+    gate.remove();
     c.close();
     expect(r.stdout).toBe('done\n');
     expect(exitOf(r)?.code).toBe(0);

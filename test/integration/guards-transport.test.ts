@@ -10,7 +10,7 @@ import { createServer, connect as netConnect, type Server, type Socket } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, createServer as createTlsServer, type ConnectionOptions, type TLSSocket } from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { pingFlood } from '../helpers/flood.js';
 import { PeerBlocker } from '../../agent/transport/blocklist.js';
 import { callGuardInterceptor, RETRY_AFTER_METADATA_KEY } from '../../agent/transport/call-guard.js';
@@ -39,7 +39,34 @@ interface Harness {
   events: string[];
   blocker: PeerBlocker;
   policing: boolean;
+  /** Resolves once `n` Check calls for service 'hold' are in their handler (admitted by the guards). */
+  held(n: number): Promise<void>;
+  /** Answers every held Check call. */
+  release(): void;
   close(): Promise<void>;
+}
+
+/** Calls held until released; waiters learn when `n` are held. */
+class Gate {
+  private readonly answers: Array<() => void> = [];
+  private readonly waiters: Array<{ n: number; done: () => void }> = [];
+
+  hold(answer: () => void): void {
+    this.answers.push(answer);
+    for (const w of this.waiters.filter((x) => this.answers.length >= x.n)) {
+      this.waiters.splice(this.waiters.indexOf(w), 1);
+      w.done();
+    }
+  }
+
+  reached(n: number): Promise<void> {
+    if (this.answers.length >= n) return Promise.resolve();
+    return new Promise((done) => this.waiters.push({ n, done }));
+  }
+
+  release(): void {
+    for (const a of this.answers.splice(0)) a();
+  }
 }
 
 /** The agent transport's shape: TCP hooks, a never-listening tls.Server, grpc-js injector. */
@@ -75,10 +102,11 @@ async function startHarness(guards: GuardsConfig, bearer?: BearerToken): Promise
     ],
   });
   const { health } = loadProtos();
+  const holding = new Gate();
   server.addService(health.grpc.health.v1.Health.service, {
     Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, cb: grpc.sendUnaryData<{ status: string }>) => {
-      const wait = Number(call.request.service) || 0;
-      setTimeout(() => cb(null, { status: 'SERVING' }), wait);
+      if (call.request.service === 'hold') holding.hold(() => cb(null, { status: 'SERVING' }));
+      else cb(null, { status: 'SERVING' });
     },
     Watch: () => undefined,
   });
@@ -110,7 +138,10 @@ async function startHarness(guards: GuardsConfig, bearer?: BearerToken): Promise
     events,
     blocker,
     policing,
+    held: (n) => holding.reached(n),
+    release: () => holding.release(),
     async close() {
+      holding.release();
       server.forceShutdown();
       for (const s of raw) s.destroy();
       await new Promise((r) => listener.close(r));
@@ -143,20 +174,40 @@ function check(
   });
 }
 
-/** A raw TLS handshake from `localAddress`: 'secure' when it held, else how it failed. */
-function handshake(port: number, localAddress: string, id: Id): Promise<string> {
+/**
+ * A TLS connection from `localAddress`: 'secure' (the socket left open) once the server speaks
+ * HTTP/2 over it, else how it failed. TLS 1.3: the server checks the client certificate after
+ * the client's 'secureConnect', so only its first frame (SETTINGS) shows it kept the connection;
+ * a refusal is an alert or a close.
+ */
+function connectTls(port: number, localAddress: string, id: Id): Promise<{ outcome: string; socket: TLSSocket }> {
   return new Promise((resolve) => {
     const opts = { host: '127.0.0.1', port, localAddress, ca: caPem, cert: id.certPem, key: id.keyPem, servername: 'localhost', ALPNProtocols: ['h2'] };
-    const s = tlsConnect(opts as ConnectionOptions);
-    // TLS 1.3: a refused client cert shows up after 'secureConnect', as an alert or a close.
-    s.once('secureConnect', () => setTimeout(() => resolve(s.destroyed ? 'closed' : 'secure'), 150));
-    s.once('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code ?? e.message}`));
-    s.once('close', () => resolve('closed'));
-    setTimeout(() => s.destroy(), 400).unref();
+    const socket = tlsConnect(opts as ConnectionOptions);
+    const done = (outcome: string): void => {
+      if (outcome !== 'secure') socket.destroy();
+      resolve({ outcome, socket });
+    };
+    socket.once('data', () => done('secure'));
+    socket.once('error', (e: NodeJS.ErrnoException) => done(`error ${e.code ?? e.message}`));
+    socket.once('close', () => done('closed'));
+    // A deadline: every outcome above comes long before it.
+    setTimeout(() => done('no answer'), 10_000).unref();
   });
 }
 
-const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A TLS handshake from `localAddress`: 'secure' when the server kept it, else how it failed. */
+async function handshake(port: number, localAddress: string, id: Id): Promise<string> {
+  const { outcome, socket } = await connectTls(port, localAddress, id);
+  socket.destroy();
+  return outcome;
+}
+
+/** Resolves once the clock has passed the end of `address`'s block (the blocker compares the clock to it). */
+async function blockEnds(blocker: PeerBlocker, address: string): Promise<void> {
+  const until = blocker.blocked().find((e) => e.address === address)?.untilMs ?? 0;
+  await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(until), { timeout: 60_000, interval: 25 });
+}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'gaxx-guards-'));
@@ -199,7 +250,7 @@ describe('transport guards', () => {
     // ...while the good client on another address keeps being served.
     expect(await check(h.port, alice)).toEqual({ ok: true });
     expect(h.blocker.isBlocked('127.0.0.1')).toBe(false);
-    await wait(guards.block.cooldownMs + 100);
+    await blockEnds(h.blocker, '127.0.0.2');
     expect(await handshake(h.port, '127.0.0.2', alice)).toBe('secure');
     expect(h.events).toContain('unblock 127.0.0.2');
   });
@@ -217,19 +268,19 @@ describe('transport guards', () => {
   });
 
   it('caps concurrent connections per address', async () => {
-    const open: Socket[] = [];
+    // Connections that finished their handshake (raw ones would be cut by the handshake timeout).
+    const open: TLSSocket[] = [];
     for (let i = 0; i < guards.maxConnectionsPerAddress; i++) {
-      const s = netConnect({ host: '127.0.0.1', port: h.port, localAddress: '127.0.0.4' });
-      s.on('error', () => undefined);
-      open.push(s);
-      await new Promise((r) => s.once('connect', r));
+      const c = await connectTls(h.port, '127.0.0.4', alice);
+      open.push(c.socket);
+      expect(c.outcome).toBe('secure');
     }
-    await wait(50);
     const extra = await new Promise<string>((resolve) => {
       const s = netConnect({ host: '127.0.0.1', port: h.port, localAddress: '127.0.0.4' });
       s.on('error', () => undefined);
       s.on('close', () => resolve('closed'));
-      setTimeout(() => resolve('open'), 500).unref();
+      // A deadline: a refused connection is closed at once.
+      setTimeout(() => (resolve('open'), s.destroy()), 10_000).unref();
     });
     expect(extra).toBe('closed');
     expect(h.events).toContain('refused 127.0.0.4 too_many_connections');
@@ -270,12 +321,13 @@ describe('call guards', () => {
 
   it('caps concurrent calls per peer address', async () => {
     // bob has tokens left (burst 4, one spent); two slow calls fill the cap, a third is refused.
-    const slow = [check(h.port, bob, { service: '600' }), check(h.port, bob, { service: '600' })];
-    await wait(200);
+    const held = [check(h.port, bob, { service: 'hold' }), check(h.port, bob, { service: 'hold' })];
+    await h.held(2);
     const third = await check(h.port, bob);
     expect(third).toMatchObject({ ok: false, code: 'RESOURCE_EXHAUSTED' });
     expect(h.events).toContain('streams 127.0.0.1');
-    expect((await Promise.all(slow)).every((r) => r.ok)).toBe(true);
+    h.release();
+    expect((await Promise.all(held)).every((r) => r.ok)).toBe(true);
   });
 
   it('counts authorization failures towards blocking the address', async () => {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/redis/redis.js';
 import { LiveOutput } from '../../scheduler/queue/live.js';
 import { publishResult, runEventsKey, taskResult, type OutputChunk, type TaskResult } from '../../scheduler/queue/results.js';
@@ -36,9 +36,14 @@ describe('run results stream', () => {
     // A replayed re-dispatch publishes again: ignored.
     expect(await publishResult(r, result('a', { replayed: true }), [{ stream: 1, data: Buffer.from('hi') }])).toBe(false);
     const seen: string[] = [];
-    const waiting = waitForRun(r, 'res1', ['a', 'b'], { timeoutMs: 10_000, onResult: (x) => seen.push(x.taskId) });
-    setTimeout(() => void publishResult(r, result('b', { outcome: 'failed', exitCode: 3 }), []), 100);
-    const out = await waiting;
+    // 'b' is published only once the wait has collected 'a': it arrives while the wait is on.
+    const late: Array<Promise<boolean>> = [];
+    const onResult = (x: TaskResult): void => {
+      seen.push(x.taskId);
+      if (x.taskId === 'a') late.push(publishResult(r, result('b', { outcome: 'failed', exitCode: 3 }), []));
+    };
+    const out = await waitForRun(r, 'res1', ['a', 'b'], { timeoutMs: 10_000, onResult });
+    expect(await Promise.all(late)).toEqual([true]);
     expect(seen.sort()).toEqual(['a', 'b']);
     expect(out.results.get('a')?.replayed).toBe(false);
     expect(out.results.get('b')).toMatchObject({ outcome: 'failed', exitCode: 3 });
@@ -50,7 +55,8 @@ describe('run results stream', () => {
 
   it('keeps waiting through a redis-server restart', async () => {
     const waiting = waitForRun(r, 'res2', ['a'], { timeoutMs: 20_000 });
-    await new Promise((ok) => setTimeout(ok, 100));
+    // The wait is on once its reader is blocked in XREAD on the server.
+    await vi.waitFor(async () => expect(await r.client('LIST')).toMatch(/flags=[a-zA-Z]*b[a-zA-Z]* .*\bcmd=xread\b/), { timeout: 10_000, interval: 20 });
     await redis.restart();
     await waitReady(r, 10_000);
     await publishResult(r, result('a', { runId: 'res2' }), []);

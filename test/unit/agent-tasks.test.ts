@@ -31,8 +31,8 @@ describe('TaskRegistry', () => {
     await run(reg, 'b', ['true']);
     await run(reg, 'c', ['true']);
     expect([reg.get('a'), reg.get('b') !== undefined, reg.get('c') !== undefined]).toEqual([undefined, true, true]);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(reg.get('c')).toBeUndefined();
+    // Forgotten once the clock passes its end plus the TTL (checked as it is looked up).
+    await vi.waitFor(() => expect(reg.get('c')).toBeUndefined(), { timeout: 10_000, interval: 20 });
     expect(reg.startedTotal).toBe(3);
     await reg.shutdown(0);
   });
@@ -48,9 +48,13 @@ describe('TaskRegistry', () => {
     await start('s1', scratchDir(data, 's1'));
     await start('n1', named);
     expect(existsSync(join(scratchDir(data, 's1'), 'result.txt'))).toBe(true);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(reg.get('s1')).toBeUndefined();
-    expect(reg.get('n1')).toBeUndefined();
+    await vi.waitFor(
+      () => {
+        expect(reg.get('s1')).toBeUndefined();
+        expect(reg.get('n1')).toBeUndefined();
+      },
+      { timeout: 10_000, interval: 20 },
+    );
     await vi.waitFor(() => expect(existsSync(scratchDir(data, 's1'))).toBe(false));
     expect(existsSync(join(named, 'result.txt'))).toBe(true);
     await reg.shutdown(0);
