@@ -5,7 +5,7 @@
 // marks each bundled file with a `// node_modules/<pkg>/...` comment).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/agent.js';
@@ -77,6 +77,14 @@ describe.each(builds)('modules loaded by %s', (_name, main) => {
     expect(r.code).toBe(0);
     expect(r.files.length).toBeGreaterThan(0);
     for (const pkg of [...QUEUE, '@grpc/grpc-js']) expect(carrying(r.files, pkg)).toEqual([]);
+  });
+
+  it('gaxx exec --help loads the exec command and the agent client, but no queue code', async () => {
+    const r = await loadedFiles(main, ['exec', '--help']);
+    expect(r.code).toBe(0);
+    // The command's own module was loaded (exec.js, or its bundle chunk exec-<hash>.mjs).
+    expect(r.files.some((f) => /^exec(-[A-Z0-9]+)?\.m?js$/.test(basename(f)))).toBe(true);
+    for (const pkg of [...QUEUE, 'prom-client']) expect(carrying(r.files, pkg)).toEqual([]);
   });
 
   it('the recording sees queue code where a command loads it (gaxx scheduler --help)', async () => {
