@@ -4,7 +4,7 @@ import { exitCodeFor, GaxxError, parseDuration, DURATION_HINT } from '../../prot
 import { boolFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command, type CommandContext } from '../command.js';
 import type { GaxxConfig } from '../config.js';
 import { loadBootstrapStep } from '../fleet/bootstrap-step.js';
-import { publishFleet, publishFleetLimits, unpublishFleet } from '../fleet/fleet-directory.js';
+import { holdFleetWhileSpawning, publishFleet, publishFleetLimits, unpublishFleet } from '../fleet/fleet-directory.js';
 import { providerFor } from '../fleet/provider-for.js';
 import { adoptTagged, awaitAddresses, bootstrapCreated, createHosts, destroyHosts, missingIndices, type SpawnContext } from '../fleet/spawn-flow.js';
 import { providerNames, systemClock } from '../providers/index.js';
@@ -172,6 +172,8 @@ export const command: Command = {
       progress: (line) => out.note(`gaxx: ${p.fleet}: ${line}`),
     };
     const before = new Set(store.state.hosts.filter((h) => h.status === 'ready').map((h) => h.index));
+    // A TTL shorter than this spawn must not have the reaper delete hosts under it.
+    const release = p.limits ? await holdFleetWhileSpawning(config, p.fleet) : undefined;
     try {
       // The limits reach the daemon before anything is rented, so a spawn that dies midway is still ended in time.
       if (p.limits && !p.existing) {
@@ -193,6 +195,8 @@ export const command: Command = {
         if (p.limits && !p.existing) await unpublishFleet(config, p.fleet).catch(() => undefined);
       }
       throw e;
+    } finally {
+      await release?.();
     }
   },
 };

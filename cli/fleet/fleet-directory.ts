@@ -1,5 +1,15 @@
 /** Registering and forgetting a fleet in the scheduler's fleet directory (Redis), with its TTL and budget. */
-import { clearFleetLimits, createRedis, forgetFleet, redisTarget, registerFleet, setFleetLimits, waitReady, type FleetAgent } from '../../scheduler/index.js';
+import {
+  clearFleetLimits,
+  createRedis,
+  forgetFleet,
+  holdFleet,
+  redisTarget,
+  registerFleet,
+  setFleetLimits,
+  waitReady,
+  type FleetAgent,
+} from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
 import { fleetPricePerHour, type FleetState } from '../state.js';
 
@@ -41,4 +51,29 @@ export function publishFleetLimits(config: GaxxConfig, state: FleetState): Promi
       ...(l.budget !== undefined ? { budget: l.budget } : {}),
     }),
   );
+}
+
+/**
+ * Keeps the scheduler's reaper off `fleet` while a spawn of it runs (its TTL may pass before the
+ * spawn ends); resolves to the release, which also closes the connection.
+ */
+export async function holdFleetWhileSpawning(config: GaxxConfig, fleet: string): Promise<() => Promise<void>> {
+  const target = await redisTarget(config.redis.url, config.paths.stateDir);
+  const redis = createRedis(target.settings, 'producer');
+  redis.on('error', () => undefined);
+  const close = async (): Promise<void> => {
+    redis.disconnect();
+    await target.release();
+  };
+  try {
+    await waitReady(redis);
+    const release = await holdFleet(redis, fleet);
+    return async () => {
+      await release().catch(() => undefined);
+      await close();
+    };
+  } catch (e) {
+    await close();
+    throw e;
+  }
 }

@@ -15,7 +15,7 @@ import { TTL_TIMER_PATH } from '../../cli/bootstrap/cloud-init.js';
 import { readFleet } from '../../cli/state.js';
 import { FleetCa } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
-import { createRedis, fleetAgents, limitedFleets, redisSettingsFromUrl, setFleetLimits, waitReady } from '../../scheduler/index.js';
+import { createRedis, fleetAgents, limitedFleets, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
 import { CLI_MAIN, runGaxx } from '../helpers/cli.js';
 import type { InstanceBackend } from '../helpers/fake-cloud.js';
 import { FakeLinode } from '../helpers/fake-linode.js';
@@ -97,61 +97,71 @@ describe('gaxx spawn --ttl/--budget', () => {
   });
 
   it(
-    'TTL 5 s: the VM gets its poweroff timer, ls shows the TTL and cost, and the scheduler daemon deletes the fleet',
+    'TTL 5 s with the scheduler daemon running: the spawn completes, the VM has its poweroff timer, then the daemon deletes the fleet; ls shows TTL and cost',
     async () => {
-      const made = await gaxx(['spawn', '--provider', 'linode', '--count', '1', '--fleet', 'web', '--ttl', '5s', '--budget', '5', '--json']);
-      expect(made.code, made.stderr).toBe(0);
-      const state = readFleet(join(home, 'state', 'fleets'), 'web');
-      expect(state?.limits).toMatchObject({ budget: 5, currency: 'USD' });
-      const inst = [...fake.instances.values()];
-      expect(inst).toHaveLength(1);
-      const id = (inst[0] as { id: string }).id;
-      // The safety net went to the VM through cloud-init: the timer file and cloud-init's poweroff.
-      expect(hosts.get(id)?.applied?.files).toContain(TTL_TIMER_PATH);
-      expect(hosts.get(id)?.applied?.powerState?.mode).toBe('poweroff');
-      expect((await hosts.get(id)?.sh(`cat ${TTL_TIMER_PATH}`))?.stdout).toMatch(/^OnCalendar=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/m);
-      const listed = (await lsJson()).find((f) => f.fleet === 'web');
+      // A fleet within its limits: ls shows them, and it outlives the other.
+      const kept = await gaxx(['spawn', '--provider', 'linode', '--count', '1', '--fleet', 'keep', '--ttl', '1h', '--budget', '5', '--json']);
+      expect(kept.code, kept.stderr).toBe(0);
+      const listed = (await lsJson()).find((f) => f.fleet === 'keep');
       expect(listed?.limits).toMatchObject({ budget: 5, currency: 'USD' });
-      expect(listed?.limits?.ttlLeftSeconds).toBeLessThanOrEqual(5);
+      expect(listed?.limits?.ttlLeftSeconds).toBeGreaterThan(3000);
+      expect(listed?.limits?.ttlLeftSeconds).toBeLessThanOrEqual(3600);
       expect(listed?.limits?.costSoFar).toBeGreaterThan(0);
       const human = await gaxx(['ls']);
-      expect(human.stdout).toMatch(/^web: linode, 1\/1 ready, .*cost so far \d+\.\d{4} USD of 5\.00 budget/m);
-      const knownHosts = join(home, 'config', 'ssh', 'known_hosts');
-      expect(readFileSync(knownHosts, 'utf8')).toContain('gaxx-fleet=web');
+      expect(human.stdout).toMatch(/^keep: linode, 1\/1 ready, .*TTL \d+m left, cost so far \d+\.\d{4} USD of 5\.00 budget$/m);
+      const keepId = readFleet(join(home, 'state', 'fleets'), 'keep')?.hosts[0]?.id as string;
+      // The poweroff timer is on the VM, at the deadline plus the 10 minute margin (UTC).
+      const timer = (await hosts.get(keepId)?.sh(`cat ${TTL_TIMER_PATH}`))?.stdout ?? '';
+      const at = /^OnCalendar=(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) UTC$/m.exec(timer);
+      const powerOffAt = Date.parse(`${at?.[1]}T${at?.[2]}Z`);
+      const expiresAt = Date.parse(listed?.limits?.expiresAt ?? '');
+      expect(Math.abs(powerOffAt - (expiresAt + 600_000))).toBeLessThan(120_000);
 
       const conn = createRedis(redisSettingsFromUrl(redis.url), 'producer');
       await waitReady(conn);
+      const daemon = spawn(
+        process.execPath,
+        [CLI_MAIN, 'scheduler', '--reap-interval', '1s', '--metrics-listen', '127.0.0.1:0', '--ui-listen', '127.0.0.1:0'],
+        {
+          env: { PATH: process.env.PATH ?? '', GAXX_HOME: home, ...env() },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
+      let log = '';
+      daemon.stderr.on('data', (b: Buffer) => (log += b.toString()));
+      const exited = new Promise((r) => daemon.once('exit', r));
       try {
-        expect(await limitedFleets(conn)).toContain('web');
-        await setFleetLimits(conn, 'keep', { since: Date.now(), expiresAt: Date.now() + 3_600_000, budget: 5 });
-        const daemon = spawn(
-          process.execPath,
-          [CLI_MAIN, 'scheduler', '--reap-interval', '1s', '--metrics-listen', '127.0.0.1:0', '--ui-listen', '127.0.0.1:0'],
-          {
-            env: { PATH: process.env.PATH ?? '', GAXX_HOME: home, ...env() },
-            stdio: ['ignore', 'ignore', 'pipe'],
-          },
-        );
-        let log = '';
-        daemon.stderr.on('data', (b: Buffer) => (log += b.toString()));
-        const exited = new Promise((r) => daemon.once('exit', r));
-        try {
-          expect(await eventually(() => !fake.instances.has(id), 120_000), log).toBe(true);
-          expect(await eventually(async () => !(await lsJson()).some((f) => f.fleet === 'web'), 30_000), log).toBe(true);
-          expect(await limitedFleets(conn)).toEqual(['keep']);
-          expect(await fleetAgents(conn, 'web')).toEqual([]);
-          expect(readFileSync(knownHosts, 'utf8')).not.toContain('gaxx-fleet=web');
-          const ca = FleetCa.open(join(home, 'config', 'ca'));
-          const revoked = ca.revoked();
-          const webCerts = ca.list().filter((r) => r.identity.role === 'agent' && r.identity.fleet === 'web');
-          expect(webCerts.length).toBeGreaterThan(0);
-          expect(webCerts.every((r) => revoked.has(r.serial))).toBe(true);
-          expect(log).toMatch(/"reason":"ttl"/);
-        } finally {
-          daemon.kill('SIGTERM');
-          await exited;
-        }
+        // The TTL may pass while the spawn still runs: the spawn holds the fleet, so it completes.
+        const made = await gaxx(['spawn', '--provider', 'linode', '--count', '1', '--fleet', 'web', '--ttl', '5s', '--budget', '5', '--json']);
+        expect(made.code, made.stderr).toBe(0);
+        const result = JSON.parse(made.stdout) as { ready: unknown[]; limits: { budget: number; currency: string; expiresAt: string } };
+        expect(result.ready).toHaveLength(1);
+        expect(result.limits).toMatchObject({ budget: 5, currency: 'USD' });
+        const id = [...fake.instances.values()].find((i) => i.tags.includes('gaxx-fleet:web'))?.id as string;
+        expect(id).toBeDefined();
+        // The safety net went to the VM through cloud-init: the timer file and cloud-init's poweroff.
+        expect(hosts.get(id)?.applied?.files).toContain(TTL_TIMER_PATH);
+        expect(hosts.get(id)?.applied?.powerState?.mode).toBe('poweroff');
+
+        expect(await eventually(() => !fake.instances.has(id), 120_000), log).toBe(true);
+        expect(await eventually(async () => !(await lsJson()).some((f) => f.fleet === 'web'), 30_000), log).toBe(true);
+        expect(await limitedFleets(conn)).toEqual(['keep']);
+        expect(await fleetAgents(conn, 'web')).toEqual([]);
+        const knownHosts = readFileSync(join(home, 'config', 'ssh', 'known_hosts'), 'utf8');
+        expect(knownHosts).not.toContain('gaxx-fleet=web');
+        expect(knownHosts).toContain('gaxx-fleet=keep');
+        const ca = FleetCa.open(join(home, 'config', 'ca'));
+        const revoked = ca.revoked();
+        const webCerts = ca.list().filter((r) => r.identity.role === 'agent' && r.identity.fleet === 'web');
+        expect(webCerts.length).toBeGreaterThan(0);
+        expect(webCerts.every((r) => revoked.has(r.serial))).toBe(true);
+        expect(log).toMatch(/"reason":"ttl"/);
+        // The fleet within its limits is untouched.
+        expect(fake.instances.has(keepId)).toBe(true);
+        expect((await lsJson()).map((f) => f.fleet)).toEqual(['keep']);
       } finally {
+        daemon.kill('SIGTERM');
+        await exited;
         conn.disconnect();
       }
     },
