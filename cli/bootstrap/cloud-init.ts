@@ -6,9 +6,9 @@
  * Root keeps key-only login until bootstrap has installed the agent: bootstrap needs root to
  * harden the host, and its last step sets `PermitRootLogin no`.
  */
-import ssh2 from 'ssh2';
 import { stringify } from 'yaml';
 import { GaxxError } from '../../proto/index.js';
+import { generateEd25519 } from '../ssh/index.js';
 import { AGENT_USER, SSHD_DROP_IN } from './layout.js';
 
 /** An ed25519 host key pair in OpenSSH format. */
@@ -20,8 +20,7 @@ export interface HostKeyPair {
 
 /** Generates a host key on the controller; only its public half is kept after spawn. */
 export function generateHostKey(): HostKeyPair {
-  const pair = ssh2.utils.generateKeyPairSync('ed25519');
-  return { privateKey: pair.private, publicKey: pair.public.trim().split(/\s+/).slice(0, 2).join(' ') };
+  return generateEd25519();
 }
 
 export interface CloudInitOptions {
