@@ -1,5 +1,7 @@
 // The built CLI's `gaxx ui`: serves the dashboard for an --agent list, prints its URL with the
-// token, refuses bad flags and a non-loopback address, and stops on Ctrl-C.
+// token, refuses bad flags and a non-loopback address, and stops on Ctrl-C. With Redis: --fleet
+// filters the page's data whether this process or the scheduler daemon serves it, a fleet's cost
+// so far is shown against its budget, and on its own it shows the daemons' breaker states.
 import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,12 +9,15 @@ import { exitCodeFor } from '../../proto/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { runGaxx, spawnGaxx, stopAllGaxx, type CliRun } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { createRedis, HEARTBEAT_KEY, readDashboardUrl, redisSettingsFromUrl, registerFleet, setFleetLimits, waitReady } from '../../scheduler/index.js';
+import { registerMetricsAddresses } from '../../scheduler/ui/targets.js';
 
 // The installed bin (the bundle, helpers/cli.ts): the page's assets are read from beside it.
 let home: string;
 let agent: AgentProcess;
 
-const gaxx = (args: string[]): Promise<CliRun> => runGaxx(args, { home });
+const gaxx = (args: string[], env: Record<string, string> = {}): Promise<CliRun> => runGaxx(args, { home, env });
 
 beforeAll(async () => {
   home = await initHome('gxui-e2e-');
@@ -50,5 +55,101 @@ describe('gaxx ui', () => {
     await expect.poll(metricsHasAgent, { timeout: 30_000 }).toBe(true);
     ui.kill('SIGINT');
     expect((await ui.done).code).toBe(0);
+  });
+});
+
+interface State {
+  agents: Array<{ fleet: string; host: string; breaker: string }>;
+  fleets: Array<{ fleet: string; costSoFar: number; budget?: number; budgetUsed?: number; currency: string }>;
+  watching?: string[];
+}
+
+/** `/api/state` of a dashboard URL (its token and ?fleet= kept). */
+async function stateOf(url: string): Promise<State> {
+  const u = new URL(url);
+  u.pathname = '/api/state';
+  const res = await fetch(u);
+  expect(res.status).toBe(200);
+  return (await res.json()) as State;
+}
+
+/** Starts `gaxx ARGS` and resolves with its first stdout line; `stop` ends it with Ctrl-C. */
+async function firstLine(args: string[], env: Record<string, string>): Promise<{ line: string; stop: () => Promise<number | null> }> {
+  const p = spawnGaxx(args, { home, env });
+  const line = await p.line('stdout', () => true);
+  return { line, stop: () => (p.kill('SIGINT'), p.done.then((r) => r.code)) };
+}
+
+describe('gaxx ui with fleets in Redis', () => {
+  let redis: TestRedis;
+  let conn: ReturnType<typeof createRedis>;
+  beforeAll(async () => {
+    redis = await startRedis();
+    conn = createRedis(redisSettingsFromUrl(redis.url), 'producer');
+    await waitReady(conn);
+    await registerFleet(conn, 'adhoc', [{ host: 'h1', address: agent.address }]);
+    await registerMetricsAddresses(conn, 'adhoc', { h1: `127.0.0.1:${agent.metricsPort}` });
+    await registerFleet(conn, 'other', [{ host: 'x1', address: '127.0.0.1:1' }]);
+    // Spawned an hour ago at 1.00/h with a budget of 4.00: a quarter of it spent.
+    await setFleetLimits(conn, 'adhoc', { since: Date.now() - 3_600_000, pricePerHour: 1, budget: 4, expiresAt: Date.now() + 3_600_000 });
+  });
+  afterAll(async () => {
+    conn?.disconnect();
+    await redis?.destroy();
+  });
+
+  it("on its own: --fleet filters agents and limits, cost is shown against the budget, and the daemons' breaker states show", async () => {
+    // A live daemon's published breaker view (as its heartbeat writes it).
+    await conn.zadd(HEARTBEAT_KEY, Date.now() + 120_000, 'd-test');
+    await conn.hset('{gaxx}:breakers:d-test', agent.address, 'open');
+    const ui = await firstLine(['ui', '--fleet', 'adhoc', '--listen', '127.0.0.1:0', '--interval', '300ms', '--json'], { GAXX_REDIS_URL: redis.url });
+    try {
+      const { url, served } = JSON.parse(ui.line) as { url: string; served: string };
+      expect(served).toBe('here');
+      expect(new URL(url).searchParams.get('fleet')).toBe('adhoc');
+      await expect
+        .poll(async () => (await stateOf(url)).agents.map((a) => `${a.fleet}/${a.host}:${a.breaker}`), { timeout: 30_000 })
+        .toEqual(['adhoc/h1:open']);
+      const s = await stateOf(url);
+      expect(s.watching).toEqual(['adhoc']);
+      expect(s.fleets).toHaveLength(1);
+      expect(s.fleets[0]).toMatchObject({ fleet: 'adhoc', budget: 4, currency: 'USD' });
+      expect(s.fleets[0]?.costSoFar).toBeGreaterThanOrEqual(1);
+      expect(s.fleets[0]?.budgetUsed).toBeGreaterThanOrEqual(0.25);
+      // This process collects only the fleets it was asked for; the page's filter narrows further.
+      const all = new URL(url);
+      all.searchParams.delete('fleet');
+      expect((await stateOf(all.toString())).agents.map((a) => a.fleet)).toEqual(['adhoc']);
+      all.searchParams.set('fleet', 'other');
+      const other = await stateOf(all.toString());
+      expect(other.agents).toEqual([]);
+      expect(other.fleets).toEqual([]);
+    } finally {
+      expect(await ui.stop()).toBe(0);
+      await conn.del('{gaxx}:breakers:d-test');
+      await conn.zrem(HEARTBEAT_KEY, 'd-test');
+    }
+  });
+
+  it("when the scheduler daemon serves the dashboard: gaxx ui --fleet prints the daemon's URL filtered to that fleet", async () => {
+    const extra = { GAXX_REDIS_URL: redis.url };
+    const daemon = spawnGaxx(['scheduler', '--metrics-listen', '127.0.0.1:0', '--ui-listen', '127.0.0.1:0', '--reap-interval', '0'], { home, env: extra });
+    const log = (): string => daemon.stderr();
+    try {
+      // The daemon leaves its URL in the state dir once its dashboard listens.
+      await expect.poll(() => readDashboardUrl(join(home, 'state'))?.url, { timeout: 60_000, interval: 200 }).toBeDefined();
+      const r = await gaxx(['ui', '--fleet', 'other', '--json'], extra);
+      expect(r.code, r.stderr).toBe(0);
+      const printed = JSON.parse(r.stdout.split('\n')[0] as string) as { url: string; served: string };
+      expect(printed.served, log()).toBe('daemon');
+      const url = printed.url;
+      expect(new URL(url).searchParams.get('fleet')).toBe('other');
+      await expect.poll(async () => (await stateOf(url)).agents.map((a) => `${a.fleet}/${a.host}`), { timeout: 30_000 }).toEqual(['other/x1']);
+      expect((await stateOf(url)).fleets).toEqual([]);
+    } finally {
+      daemon.kill('SIGTERM');
+      await daemon.done;
+    }
+    expect(log()).not.toMatch(/"level":(50|60)/);
   });
 });

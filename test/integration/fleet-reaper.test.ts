@@ -3,8 +3,8 @@
 // within their limits and unreadable limits are never acted on.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetReaper } from '../../scheduler/daemon/reaper.js';
-import { fleetCost, getFleetLimits, limitedFleets, limitReached, setFleetLimits } from '../../scheduler/queue/fleet-limits.js';
-import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
+import { fleetCost, getFleetLimits, limitedFleets, limitReached } from '../../scheduler/queue/fleet-limits.js';
+import { createRedis, holdFleet, redisSettingsFromUrl, setFleetLimits, waitReady } from '../../scheduler/index.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 let redis: TestRedis;
@@ -59,5 +59,28 @@ describe('fleet limits', () => {
     expect(await limitedFleets(conn)).toEqual(['fine', 'garbled']);
     await a.stop();
     await b.stop();
+  });
+
+  it('leaves a fleet alone while its spawn holds it, refuses a second hold (FAILED_PRECONDITION), reaps it once released', async () => {
+    await setFleetLimits(conn, 'spawning', { since: Date.now() - 10_000, expiresAt: Date.now() - 1 });
+    const release = await holdFleet(conn, 'spawning');
+    await expect(holdFleet(conn, 'spawning')).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+    const reaped: string[] = [];
+    const r = FleetReaper.start({ redis: conn, reap: async (fleet) => void reaped.push(fleet), intervalMs: 3_600_000 });
+    try {
+      await r.tick();
+      expect(reaped).toEqual([]);
+      expect(await limitedFleets(conn)).toContain('spawning');
+      await release();
+      await r.tick();
+      expect(reaped).toEqual(['spawning']);
+      expect(await limitedFleets(conn)).not.toContain('spawning');
+      // Released: a new hold works again.
+      await (
+        await holdFleet(conn, 'spawning')
+      )();
+    } finally {
+      await r.stop();
+    }
   });
 });
