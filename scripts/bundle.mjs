@@ -9,6 +9,8 @@
 //                                 made here by scripts/vendor-cache.mjs)
 //   dist/bundle/gaxx-agent.mjs    the agent as ONE file (no chunks, no node_modules, no .proto
 //                                 files): what bootstrap uploads and local agents run
+//   dist/bundle/gaxx-launcher.mjs the agent's task launcher (agent/exec/launcher-main.ts), one
+//                                 small file installed and uploaded beside the agent
 // Usage: node scripts/bundle.mjs [--analyze]   (--analyze prints each output's largest inputs)
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
@@ -104,14 +106,15 @@ const results = await Promise.all([
   }),
   build({
     ...common,
-    entryPoints: { 'gaxx-agent': join(root, 'agent', 'main.ts') },
+    // The task launcher, a small process of its own that the agent finds beside itself.
+    entryPoints: { 'gaxx-agent': join(root, 'agent', 'main.ts'), 'gaxx-launcher': join(root, 'agent', 'exec', 'launcher-main.ts') },
     outdir: out,
     banner: { js: cjsShim },
   }),
   vendor('@grpc/grpc-js'),
   vendor('@grpc/proto-loader'),
 ]);
-for (const bin of ['gaxx.mjs', 'gaxx-agent.mjs']) chmodSync(join(out, bin), 0o755);
+for (const bin of ['gaxx.mjs', 'gaxx-agent.mjs', 'gaxx-launcher.mjs']) chmodSync(join(out, bin), 0o755);
 // The vendor files' loader and their V8 code caches (made by loading and using them once).
 cpSync(join(root, 'scripts', 'vendor-load.cjs'), join(out, 'vendor-load.cjs'));
 const cached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out], { stdio: 'inherit' });

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { GaxxError } from '../../proto/index.js';
 import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead } from './launcher-protocol.js';
 import { spawnOne, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
 
@@ -16,7 +17,11 @@ export interface TaskRunner {
   close(): void;
 }
 
-const MAIN = fileURLToPath(new URL('./launcher-main.js', import.meta.url));
+/**
+ * The launcher's script: launcher-main.js beside this module in the tsc build, or
+ * gaxx-launcher.mjs beside the bundled agent (installed and uploaded together with it).
+ */
+const MAIN = ['./launcher-main.js', './gaxx-launcher.mjs'].map((p) => fileURLToPath(new URL(p, import.meta.url))).find((p) => existsSync(p));
 
 /** A long-lived launcher child process. */
 export class Launcher implements TaskRunner {
@@ -28,13 +33,14 @@ export class Launcher implements TaskRunner {
 
   /** Whether the launcher's script is where the agent expects it (the built tree). */
   static available(): boolean {
-    return existsSync(MAIN);
+    return MAIN !== undefined;
   }
 
   private ensure(): ChildProcess {
     if (this.child) return this.child;
     // Few threads: RLIMIT_NPROC counts the agent user's threads too, and the launcher needs one
     // helper thread at most.
+    if (MAIN === undefined) throw new GaxxError('INTERNAL', 'the task launcher script is missing');
     const child = spawn(process.execPath, ['--max-old-space-size=64', '--v8-pool-size=1', MAIN], {
       env: { UV_THREADPOOL_SIZE: '1' },
       stdio: ['pipe', 'pipe', 'inherit'],
