@@ -28,6 +28,7 @@ export class Launcher implements TaskRunner {
   private child: ChildProcess | undefined;
   private nextId = 1;
   private readonly tasks = new Map<number, SpawnEvents>();
+  private corked = false;
 
   constructor(private readonly onCrash: (detail: string) => void = () => undefined) {}
 
@@ -68,8 +69,8 @@ export class Launcher implements TaskRunner {
     if (f.type === FRAME.STDOUT) ev.output('stdout', f.body);
     else if (f.type === FRAME.STDERR) ev.output('stderr', f.body);
     else if (f.type === FRAME.STARTED) {
-      const h = f.head as { pid: number; error?: { code: string; message: string } };
-      ev.started(h.pid, h.error);
+      const h = f.head as { pid: number; error?: { code: string; message: string }; startTicks?: number };
+      ev.started(h.pid, h.error, h.startTicks);
     } else if (f.type === FRAME.EXIT) {
       const h = f.head as { code: number | null; signal: string | null };
       this.tasks.delete(f.id);
@@ -82,12 +83,27 @@ export class Launcher implements TaskRunner {
     const id = this.nextId++;
     if (this.nextId > 0xfffffff0) this.nextId = 1;
     this.tasks.set(id, ev);
-    child.stdin?.write(encodeFrame(FRAME.SPAWN, id, head, body));
+    this.send(child, encodeFrame(FRAME.SPAWN, id, head, body));
     return {
       signal: (phase) => {
-        if (this.tasks.has(id)) this.child?.stdin?.write(encodeFrame(FRAME.SIGNAL, id, { phase }));
+        if (this.tasks.has(id) && this.child) this.send(this.child, encodeFrame(FRAME.SIGNAL, id, { phase }));
       },
     };
+  }
+
+  /** Frames of one tick go to the launcher in one write (tasks often arrive together). */
+  private send(child: ChildProcess, frame: Buffer): void {
+    const stdin = child.stdin;
+    if (!stdin) return;
+    if (!this.corked) {
+      this.corked = true;
+      stdin.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        stdin.uncork();
+      });
+    }
+    stdin.write(frame);
   }
 
   /** Ends the launcher; it kills whatever still runs. */

@@ -217,9 +217,9 @@ export class TaskRegistry {
       for (const l of task.listeners) l(ev);
     };
     task.handle = startExec(spec, {
-      started: (pid) => {
+      started: (pid, startTicks) => {
         task.pid = pid;
-        task.startTicks = pid > 0 ? processStartTicks(pid) : 0;
+        task.startTicks = pid > 0 ? (startTicks ?? processStartTicks(pid)) : 0;
         this.journal?.started({ id: spec.taskId, specKey: task.specKey, pid, startTicks: task.startTicks, startedAt: task.startedAt });
         emit({ started: { pid } });
       },
