@@ -236,6 +236,9 @@ export class TaskRegistry {
         this.o.onExit?.(exit);
         emit({ exit });
         task.listeners.clear();
+        // A finished entry is kept for replay only: the process handle (and the closures of its
+        // timers, output and launcher state) may go now, not when the entry expires.
+        task.handle = undefined;
         this.prune();
       },
     });
