@@ -26,6 +26,7 @@ import { createAgentService, toServiceError } from './service.js';
 import { TaskRegistry } from './exec/tasks.js';
 import type { LaunchContext } from './exec/exec.js';
 import { inProcessRunner, Launcher } from './exec/launcher.js';
+import { collectGarbage } from './observe/collect-garbage.js';
 import { detectSandbox, type Sandbox } from './exec/sandbox.js';
 
 export { defaultAuditLog, loadAgentConfig, type AgentConfig } from './config.js';
@@ -57,6 +58,9 @@ export function preflight(config: AgentConfig, uid: number): CertBundle {
   return bundle;
 }
 
+/** Finished entries one expiry sweep must drop before the agent runs a full collection. */
+const SWEEP_GC_ENTRIES = 500;
+
 /** A task registry whose life cycle feeds the metrics. */
 function meteredRegistry(config: AgentConfig, metrics: AgentMetrics): TaskRegistry {
   return new TaskRegistry({
@@ -74,6 +78,8 @@ function meteredRegistry(config: AgentConfig, metrics: AgentMetrics): TaskRegist
       metrics.duration.observe(Number(exit.durationMs) / 1000);
     },
     onOutput: (stream, n) => metrics.bytes.inc({ stream }, n),
+    // Thousands of entries gone at once: collect now, or an idle agent keeps them resident.
+    onSweep: (count) => (count >= SWEEP_GC_ENTRIES ? collectGarbage() : undefined),
   });
 }
 

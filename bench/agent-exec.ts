@@ -139,15 +139,16 @@ const RATIOS: RatioSpec[] = [
   { of: 'flood', over: 'agent-exec' },
 ];
 
-const USAGE = `usage: node dist/bench/agent-exec.js [--iterations N] [--json]
+const USAGE = `usage: node dist/bench/agent-exec.js [--iterations N] [--no-flood] [--json]
   --iterations N  operations per in-flight level (default 1000; sequential: 30% of N, warm-up: 5%)
+  --no-flood      skip the flood section (the longest; Exec/spawn figures do not need it)
   --json          print one JSON document instead of tables
 `;
 
-function parseFlags(argv: string[]): { iterations: number; json: boolean } {
+function parseFlags(argv: string[]): { iterations: number; json: boolean; flood: boolean } {
   const { values } = parseArgs({
     args: argv,
-    options: { iterations: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: { iterations: { type: 'string' }, json: { type: 'boolean' }, 'no-flood': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     strict: true,
   });
   if (values.help) {
@@ -156,7 +157,7 @@ function parseFlags(argv: string[]): { iterations: number; json: boolean } {
   }
   const iterations = Number(values.iterations ?? DEFAULT_ITERATIONS);
   if (!Number.isInteger(iterations) || iterations < 1 || iterations > 1_000_000) throw new Error(`--iterations must be an integer in 1..1000000\n${USAGE}`);
-  return { iterations, json: values.json ?? false };
+  return { iterations, json: values.json ?? false, flood: values['no-flood'] !== true };
 }
 
 /** Exec throughput as a share of bare spawn's, per in-flight level (issue targets: >= 80% / >= 60%). */
@@ -184,7 +185,7 @@ async function main(): Promise<void> {
   watchdog.unref();
   const measurements: Measurement[] = [];
   try {
-    for (const section of SECTIONS) {
+    for (const section of flags.flood ? SECTIONS : SECTIONS.filter((s) => s !== agentExecUnderFlood)) {
       const m = await section({ fixture, plan });
       progress(`done: ${m.name}`);
       measurements.push(m);

@@ -2,8 +2,11 @@
  * `npm run bench:startup`: start-up time of the gaxx CLI beside `node -e 0`, measured in the
  * same run (median of N runs after a warm-up; the commands take turns), printed as ratios.
  *
- *   node dist/bench/startup.js [--runs N] [--cli PATH ...] [--json]
+ *   node dist/bench/startup.js [--runs N] [--cli PATH ...] [--agent HOST[:PORT]] [--json]
  *
+ * --agent also times `gaxx exec --agent HOST -- true` against a running agent that trusts the
+ * GAXX_HOME of this environment (e.g. one started by `gaxx spawn --provider local`); without
+ * --agent, the CLIs get throw-away homes of their own.
  * --cli picks the entry to time (default: the `gaxx` bin of package.json); given several times,
  * every entry is timed in the same run, so two builds (say a tsc build and the bundle, or
  * before and after a change) compare directly.
@@ -16,15 +19,18 @@ import { parseArgs } from 'node:util';
 import { packageBin } from '../test/helpers/cli.js';
 import { formatTimings, timeCommands, type TimedCommand } from './lib/timing.js';
 
-const USAGE = 'usage: node dist/bench/startup.js [--runs N] [--cli PATH ...] [--json]\n';
+const USAGE = 'usage: node dist/bench/startup.js [--runs N] [--cli PATH ...] [--agent HOST[:PORT]] [--json]\n';
 
 /** The timed commands of one CLI entry, with a GAXX_HOME made by its `gaxx init`. */
-function commandsFor(cli: string, home: string, label: string): TimedCommand[] {
-  const env = { PATH: process.env.PATH, GAXX_HOME: home };
-  const init = spawnSync(process.execPath, [cli, 'init', '--name', 'bench'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  if (init.status !== 0) throw new Error(`${cli} init failed: ${init.stderr.toString()}`);
+function commandsFor(cli: string, home: string, label: string, agent: string | undefined): TimedCommand[] {
+  const env = { PATH: process.env.PATH, GAXX_HOME: agent ? process.env.GAXX_HOME : home };
+  if (!agent) {
+    const init = spawnSync(process.execPath, [cli, 'init', '--name', 'bench'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    if (init.status !== 0) throw new Error(`${cli} init failed: ${init.stderr.toString()}`);
+  }
   const node = process.execPath;
-  return [['--version'], ['--help'], ['exec', '--help'], ['certs', 'list']].map((args) => ({
+  const exec = agent ? [['exec', '--agent', agent, '--no-stdin', '--', 'true']] : [];
+  return [['--version'], ['--help'], ['exec', '--help'], ['certs', 'list'], ...exec].map((args) => ({
     name: `${label}gaxx ${args.join(' ')}`,
     argv: [node, cli, ...args],
     env,
@@ -33,7 +39,13 @@ function commandsFor(cli: string, home: string, label: string): TimedCommand[] {
 
 function main(): number {
   const { values } = parseArgs({
-    options: { runs: { type: 'string' }, cli: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      runs: { type: 'string' },
+      agent: { type: 'string' },
+      cli: { type: 'string', multiple: true },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help) {
     process.stdout.write(USAGE);
@@ -44,7 +56,7 @@ function main(): number {
   const homes = clis.map(() => mkdtempSync(join(tmpdir(), 'gaxx-bench-startup-')));
   try {
     const cmds: TimedCommand[] = [{ name: 'node -e 0', argv: [process.execPath, '-e', '0'] }];
-    clis.forEach((cli, i) => cmds.push(...commandsFor(cli, homes[i] as string, clis.length > 1 ? `[${i + 1}] ` : '')));
+    clis.forEach((cli, i) => cmds.push(...commandsFor(cli, homes[i] as string, clis.length > 1 ? `[${i + 1}] ` : '', values.agent)));
     const timings = timeCommands(cmds, runs);
     if (values.json) process.stdout.write(`${JSON.stringify({ clis, runs, timings })}\n`);
     else {

@@ -74,7 +74,7 @@ export class FleetCa {
    * the request's signature must verify; the identity and hosts come from `opts`, never from it.
    */
   async issueForCsr(csrPem: string, opts: Omit<LeafOptions, 'publicKeyPem'>): Promise<IssuedCertificate> {
-    return this.issue({ ...opts, publicKeyPem: publicKeyOfCsr(csrPem) });
+    return this.issue({ ...opts, publicKeyPem: await publicKeyOfCsr(csrPem) });
   }
 
   /** Every certificate this CA issued, oldest first. */

@@ -4,9 +4,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import forge from 'node-forge';
 import { GaxxError } from '../proto/index.js';
 import { identityUri, normalizeSerial, type Identity } from './identity.js';
+import { loadForge } from './forge.js';
 import { generateRsaKeyPair } from './keys.js';
 
 /** Default leaf lifetime: short, since rotation is cheap. */
@@ -39,7 +39,7 @@ export interface SignerKey {
 
 /** Creates a self-signed CA certificate and key. */
 export async function createCaCertificate(commonName: string, validityMs = DEFAULT_CA_VALIDITY_MS): Promise<IssuedCertificate> {
-  const { privateKeyPem, publicKeyPem } = await generateRsaKeyPair();
+  const [{ privateKeyPem, publicKeyPem }, forge] = await Promise.all([generateRsaKeyPair(), loadForge()]);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
   cert.serialNumber = newSerialHex();
@@ -85,6 +85,7 @@ export interface LeafOptions {
 export async function issueLeafCertificate(ca: SignerKey, opts: LeafOptions): Promise<IssuedCertificate> {
   const uri = identityUri(opts.identity);
   const { privateKeyPem, publicKeyPem } = opts.publicKeyPem ? { privateKeyPem: '', publicKeyPem: opts.publicKeyPem } : await generateRsaKeyPair();
+  const forge = await loadForge();
   const caCert = forge.pki.certificateFromPem(ca.certPem);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);

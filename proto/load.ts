@@ -22,17 +22,28 @@ export const LOADER_OPTIONS: protoLoader.Options = {
 
 type ProtoJson = Parameters<typeof protoLoader.fromJSON>[0];
 
-let cached: { agent: AgentProto; health: HealthProto } | undefined;
+let agentProto: AgentProto | undefined;
+let healthProto: HealthProto | undefined;
 
-/** The loaded gaxx.agent.v1 and grpc.health.v1 packages (loaded once per process). */
-export function loadProtos(): { agent: AgentProto; health: HealthProto } {
-  if (!cached) {
-    const { grpc, protoLoader: loader } = grpcModules();
-    const load = (json: object) => grpc.loadPackageDefinition(loader.fromJSON(json as ProtoJson, LOADER_OPTIONS));
-    cached = {
-      agent: load(AGENT_PROTO) as unknown as AgentProto,
-      health: load(HEALTH_PROTO) as unknown as HealthProto,
-    };
-  }
-  return cached;
+function load(json: object): unknown {
+  const { grpc, protoLoader } = grpcModules();
+  return grpc.loadPackageDefinition(protoLoader.fromJSON(json as ProtoJson, LOADER_OPTIONS));
+}
+
+/**
+ * The gaxx.agent.v1 and grpc.health.v1 packages, each loaded once per process on first access
+ * (building a package definition is a good part of a short command's start; `gaxx exec` never
+ * needs the health service).
+ */
+export function loadProtos(): { readonly agent: AgentProto; readonly health: HealthProto } {
+  return {
+    get agent() {
+      agentProto ??= load(AGENT_PROTO) as AgentProto;
+      return agentProto;
+    },
+    get health() {
+      healthProto ??= load(HEALTH_PROTO) as HealthProto;
+      return healthProto;
+    },
+  };
 }

@@ -5,9 +5,14 @@
 //   dist/bundle/vendor-*.cjs      grpc-js and proto-loader for the CLI, one CommonJS file each:
 //                                 proto/grpc-modules.cts require()s them on first use, and the
 //                                 command chunks import the very same instances
+//   dist/bundle/vendor-load.cjs  loads a vendor file with its V8 code cache (vendor-*.cjs.v8cache,
+//                                 made here by scripts/vendor-cache.mjs)
 //   dist/bundle/gaxx-agent.mjs    the agent as ONE file (no chunks, no node_modules, no .proto
 //                                 files): what bootstrap uploads and local agents run
+//   dist/bundle/gaxx-launcher.mjs the agent's task launcher (agent/exec/launcher-main.ts), one
+//                                 small file installed and uploaded beside the agent
 // Usage: node scripts/bundle.mjs [--analyze]   (--analyze prints each output's largest inputs)
+import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { createRequire } from 'node:module';
 import { chmodSync, cpSync, rmSync } from 'node:fs';
@@ -50,11 +55,25 @@ const common = {
  * agent use it. Instead the CLI resolves these packages to vendor files beside the chunks.
  */
 const VENDORED = { '@grpc/grpc-js': 'vendor-grpc-js.cjs', '@grpc/proto-loader': 'vendor-proto-loader.cjs' };
-/** Resolves the vendored packages (but `self`, the one being vendored) to their vendor files. */
+/**
+ * Resolves the vendored packages (but `self`, the one being vendored) to their vendor files.
+ * An ES `import` of a .cjs file makes Node scan the whole file for its export names (~60 ms for
+ * grpc-js), so imports go through a one-line CommonJS module that require()s the vendor file:
+ * Node then only compiles it.
+ */
 const vendored = (self) => ({
   name: 'vendored',
   setup(b) {
-    b.onResolve({ filter: /^@grpc\/(grpc-js|proto-loader)$/ }, (a) => (a.path === self ? undefined : { path: `./${VENDORED[a.path]}`, external: true }));
+    b.onResolve({ filter: /^@grpc\/(grpc-js|proto-loader)$/ }, (a) => {
+      if (a.path === self) return undefined;
+      if (self !== undefined) return { path: `./${VENDORED[a.path]}`, external: true };
+      return { path: a.path, namespace: 'vendor-require' };
+    });
+    b.onResolve({ filter: /^\.\/vendor-[\w-]+\.cjs$/ }, (a) => ({ path: a.path, external: true }));
+    b.onLoad({ filter: /.*/, namespace: 'vendor-require' }, (a) => ({
+      contents: `module.exports = require('./vendor-load.cjs').loadVendor('${VENDORED[a.path]}');\n`,
+      loader: 'js',
+    }));
   },
 });
 
@@ -87,14 +106,19 @@ const results = await Promise.all([
   }),
   build({
     ...common,
-    entryPoints: { 'gaxx-agent': join(root, 'agent', 'main.ts') },
+    // The task launcher, a small process of its own that the agent finds beside itself.
+    entryPoints: { 'gaxx-agent': join(root, 'agent', 'main.ts'), 'gaxx-launcher': join(root, 'agent', 'exec', 'launcher-main.ts') },
     outdir: out,
     banner: { js: cjsShim },
   }),
   vendor('@grpc/grpc-js'),
   vendor('@grpc/proto-loader'),
 ]);
-for (const bin of ['gaxx.mjs', 'gaxx-agent.mjs']) chmodSync(join(out, bin), 0o755);
+for (const bin of ['gaxx.mjs', 'gaxx-agent.mjs', 'gaxx-launcher.mjs']) chmodSync(join(out, bin), 0o755);
+// The vendor files' loader and their V8 code caches (made by loading and using them once).
+cpSync(join(root, 'scripts', 'vendor-load.cjs'), join(out, 'vendor-load.cjs'));
+const cached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out], { stdio: 'inherit' });
+if (cached.status !== 0) throw new Error('making the vendor code caches failed');
 // The dashboard's page and uPlot, in ./assets beside the chunks (scheduler/ui/assets.ts reads
 // them relative to its own module).
 cpSync(join(root, 'scheduler', 'ui', 'assets'), join(out, 'assets'), { recursive: true });

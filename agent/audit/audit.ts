@@ -6,7 +6,7 @@
  * flood of Exec events does not turn into a flood of fsyncs. Repeated connection refusals from
  * one peer are folded into one line per window with a `suppressed` count.
  */
-import { closeSync, constants as fsc, existsSync, fchmodSync, fstatSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, fchmodSync, fstatSync, fsync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { GaxxError } from '../../proto/index.js';
@@ -43,6 +43,8 @@ export class AuditLog {
   private fd: number;
   private size: number;
   private dirty = false;
+  /** A periodic fsync is running on the thread pool. */
+  private flushing = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly refusals = new Map<string, { sinceMs: number; suppressed: number; event: AuditEvent }>();
 
@@ -90,7 +92,7 @@ export class AuditLog {
     for (const r of this.refusals.values()) if (r.suppressed > 0) this.append({ ...r.event, suppressed: r.suppressed } as AuditEvent);
     this.refusals.clear();
     if (this.timer) clearTimeout(this.timer);
-    if (this.dirty) fsyncSync(this.fd);
+    if (this.dirty || this.flushing) fsyncSync(this.fd);
     closeSync(this.fd);
   }
 
@@ -127,7 +129,7 @@ export class AuditLog {
     this.dirty = true;
     if (CRITICAL.has(event.event) || this.cfg.fsyncIntervalMs === 0) this.sync();
     else if (!this.timer) {
-      this.timer = setTimeout(() => this.sync(), this.cfg.fsyncIntervalMs);
+      this.timer = setTimeout(() => this.flush(), this.cfg.fsyncIntervalMs);
       this.timer.unref();
     }
   }
@@ -142,6 +144,31 @@ export class AuditLog {
     } catch (e) {
       this.onError(e);
     }
+  }
+
+  /**
+   * The periodic fsync of ordinary events, off the event loop: the lines are already written,
+   * and a slow disk must not stall every call meanwhile (critical events still sync at once).
+   */
+  private flush(): void {
+    this.timer = undefined;
+    if (!this.dirty) return;
+    if (this.flushing) {
+      // One fsync at a time; the lines written meanwhile get the next one.
+      this.timer = setTimeout(() => this.flush(), this.cfg.fsyncIntervalMs);
+      this.timer.unref();
+      return;
+    }
+    const fd = this.fd;
+    this.dirty = false;
+    this.flushing = true;
+    fsync(fd, (e) => {
+      this.flushing = false;
+      if (e && fd === this.fd) {
+        this.dirty = true;
+        this.onError(e);
+      }
+    });
   }
 
   /** audit.log -> .1 -> .2 ...; the oldest beyond `keep` is removed. */

@@ -37,7 +37,8 @@ export interface LaunchContext {
 
 /** Receives a process's life: started (pid 0 when spawn failed), output chunks, exit. */
 export interface ExecSink {
-  started(pid: number): void;
+  /** `startTicks`: the start time the spawner read (0 or absent: unknown). */
+  started(pid: number, startTicks?: number): void;
   output(stream: 'stdout' | 'stderr', data: Buffer): void;
   exit(exit: Required<Pick<Exit, 'code' | 'signal' | 'durationMs' | 'truncated' | 'stdoutBytes' | 'stderrBytes' | 'reason' | 'error'>>): void;
 }
@@ -108,10 +109,10 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
   };
   const timer = setTimeout(() => handle.kill('timeout'), spec.timeoutMs);
   const proc = runner.spawn(head, body, {
-    started(pid, error) {
+    started(pid, error, startTicks) {
       handle.pid = pid;
       if (error) startError = error.message;
-      sink.started(pid);
+      sink.started(pid, startTicks);
     },
     output(stream, data) {
       if (truncated) return;

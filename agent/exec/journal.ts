@@ -13,6 +13,7 @@
  * and whenever it has grown to three times that; a finished task keeps at most
  * `OUTPUT_TAIL_BYTES` of its output here (the in-memory buffer may hold more).
  */
+import { processStartTicks } from './proc-stat.js';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../certs/index.js';
@@ -41,17 +42,7 @@ type Line =
   | { t: 's'; id: string; k: string; pid: number; st: number; at: number }
   | { t: 'x'; id: string; exit: TaskExit; at: number; out: Array<[0 | 1, string]>; dropped: boolean };
 
-/** The start time of `pid` in clock ticks since boot, or 0 when it is gone (Linux /proc). */
-export function processStartTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces) start at the last ')'.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[19]) || 0;
-  } catch {
-    return 0;
-  }
-}
+export { processStartTicks };
 
 /** The pids in process group `pgid` (scans /proc; empty when none or not Linux). */
 function groupMembers(pgid: number): number[] {

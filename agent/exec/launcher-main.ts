@@ -61,7 +61,7 @@ function onSpawn(f: Frame): void {
   let exited = false;
   early.delete(f.id);
   void spawnOne(h, f.body, {
-    started: (pid, error) => send(FRAME.STARTED, f.id, { pid, error }),
+    started: (pid, error, startTicks) => send(FRAME.STARTED, f.id, { pid, error, startTicks }),
     output: (stream, data) => output(f.id, stream, data),
     exit: (code, signal) => {
       exited = true;

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { GaxxError } from '../../proto/index.js';
 import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead } from './launcher-protocol.js';
 import { spawnOne, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
 
@@ -16,25 +17,31 @@ export interface TaskRunner {
   close(): void;
 }
 
-const MAIN = fileURLToPath(new URL('./launcher-main.js', import.meta.url));
+/**
+ * The launcher's script: launcher-main.js beside this module in the tsc build, or
+ * gaxx-launcher.mjs beside the bundled agent (installed and uploaded together with it).
+ */
+const MAIN = ['./launcher-main.js', './gaxx-launcher.mjs'].map((p) => fileURLToPath(new URL(p, import.meta.url))).find((p) => existsSync(p));
 
 /** A long-lived launcher child process. */
 export class Launcher implements TaskRunner {
   private child: ChildProcess | undefined;
   private nextId = 1;
   private readonly tasks = new Map<number, SpawnEvents>();
+  private corked = false;
 
   constructor(private readonly onCrash: (detail: string) => void = () => undefined) {}
 
   /** Whether the launcher's script is where the agent expects it (the built tree). */
   static available(): boolean {
-    return existsSync(MAIN);
+    return MAIN !== undefined;
   }
 
   private ensure(): ChildProcess {
     if (this.child) return this.child;
     // Few threads: RLIMIT_NPROC counts the agent user's threads too, and the launcher needs one
     // helper thread at most.
+    if (MAIN === undefined) throw new GaxxError('INTERNAL', 'the task launcher script is missing');
     const child = spawn(process.execPath, ['--max-old-space-size=64', '--v8-pool-size=1', MAIN], {
       env: { UV_THREADPOOL_SIZE: '1' },
       stdio: ['pipe', 'pipe', 'inherit'],
@@ -62,8 +69,8 @@ export class Launcher implements TaskRunner {
     if (f.type === FRAME.STDOUT) ev.output('stdout', f.body);
     else if (f.type === FRAME.STDERR) ev.output('stderr', f.body);
     else if (f.type === FRAME.STARTED) {
-      const h = f.head as { pid: number; error?: { code: string; message: string } };
-      ev.started(h.pid, h.error);
+      const h = f.head as { pid: number; error?: { code: string; message: string }; startTicks?: number };
+      ev.started(h.pid, h.error, h.startTicks);
     } else if (f.type === FRAME.EXIT) {
       const h = f.head as { code: number | null; signal: string | null };
       this.tasks.delete(f.id);
@@ -76,12 +83,27 @@ export class Launcher implements TaskRunner {
     const id = this.nextId++;
     if (this.nextId > 0xfffffff0) this.nextId = 1;
     this.tasks.set(id, ev);
-    child.stdin?.write(encodeFrame(FRAME.SPAWN, id, head, body));
+    this.send(child, encodeFrame(FRAME.SPAWN, id, head, body));
     return {
       signal: (phase) => {
-        if (this.tasks.has(id)) this.child?.stdin?.write(encodeFrame(FRAME.SIGNAL, id, { phase }));
+        if (this.tasks.has(id) && this.child) this.send(this.child, encodeFrame(FRAME.SIGNAL, id, { phase }));
       },
     };
+  }
+
+  /** Frames of one tick go to the launcher in one write (tasks often arrive together). */
+  private send(child: ChildProcess, frame: Buffer): void {
+    const stdin = child.stdin;
+    if (!stdin) return;
+    if (!this.corked) {
+      this.corked = true;
+      stdin.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        stdin.uncork();
+      });
+    }
+    stdin.write(frame);
   }
 
   /** Ends the launcher; it kills whatever still runs. */

@@ -60,6 +60,20 @@ export async function detectSandbox(bwrapPath = '/usr/bin/bwrap'): Promise<Sandb
   };
 }
 
+/** How long a directory's existence is taken as known (sandboxOptions runs once per task). */
+const EXISTS_TTL_MS = 1000;
+const existence = new Map<string, { at: number; exists: boolean }>();
+
+/** existsSync, remembered for a second: these are the agent's own, long-lived directories. */
+function dirExists(dir: string, now = Date.now()): boolean {
+  const known = existence.get(dir);
+  if (known && now - known.at < EXISTS_TTL_MS) return known.exists;
+  const exists = existsSync(dir);
+  if (existence.size > 256) existence.clear();
+  existence.set(dir, { at: now, exists });
+  return exists;
+}
+
 /**
  * The bwrap options for one task, given to bwrap on a pipe (`--args 3`) so the task's env values
  * never appear on a command line other users can read. The env is set inside (`--clearenv`,
@@ -69,10 +83,10 @@ export function sandboxOptions(s: Extract<Sandbox, { kind: 'bwrap' }>, paths: Sa
   const o = [...BASE_OPTIONS];
   if (s.disableUserns) o.push('--disable-userns');
   o.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
-  for (const dir of paths.writable ?? []) if (existsSync(dir)) o.push('--bind', dir, dir);
+  for (const dir of paths.writable ?? []) if (dirExists(dir)) o.push('--bind', dir, dir);
   o.push('--bind', cwd, cwd);
   for (const dir of [paths.certsDir, paths.auditDir, paths.stateDir, ...(paths.hide ?? [])]) {
-    if (existsSync(dir)) o.push('--tmpfs', dir, '--remount-ro', dir);
+    if (dirExists(dir)) o.push('--tmpfs', dir, '--remount-ro', dir);
   }
   o.push('--chdir', cwd, '--clearenv');
   for (const [k, v] of Object.entries(env)) o.push('--setenv', k, v);

@@ -7,11 +7,13 @@ import { spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import { constants as osc } from 'node:os';
 import { commandExists } from './command-exists.js';
+import { processStartTicks } from './proc-stat.js';
 import type { SpawnHead } from './launcher-protocol.js';
 
 /** What a started process reports. */
 export interface SpawnEvents {
-  started(pid: number, error?: { code: string; message: string }): void;
+  /** `startTicks`: the process's start time (proc-stat.ts), read here, off the agent's event loop. */
+  started(pid: number, error?: { code: string; message: string }, startTicks?: number): void;
   output(stream: 'stdout' | 'stderr', data: Buffer): void;
   exit(code: number | null, signal: string | null): void;
 }
@@ -77,7 +79,7 @@ export async function spawnOne(h: SpawnHead, body: Buffer, ev: SpawnEvents): Pro
     await new Promise((r) => setImmediate(r));
     return failed(ev, spawnError?.code ?? 'EACCES', `cannot start ${h.probe?.argv0 ?? h.file}: ${spawnError?.code ?? 'spawn failed'}`);
   }
-  ev.started(pid);
+  ev.started(pid, undefined, processStartTicks(pid));
   if (h.fd3Bytes > 0) {
     const fd3 = child.stdio[3] as NodeJS.WritableStream & { on(e: 'error', f: () => void): void };
     fd3.on('error', () => undefined);

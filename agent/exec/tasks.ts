@@ -46,7 +46,12 @@ export interface TaskRegistryOptions {
   onStart?(): void;
   onExit?(exit: TaskExit): void;
   onOutput?(stream: 'stdout' | 'stderr', bytes: number): void;
+  /** The expiry sweep dropped `count` finished entries (the agent collects garbage after a large sweep). */
+  onSweep?(count: number): void;
 }
+
+/** The stdin of every finished task (one shared empty buffer, not one allocation per entry). */
+const NO_BYTES = Buffer.alloc(0);
 
 /** One task: its spec key, process, replay buffer and listeners. */
 export class Task {
@@ -88,7 +93,7 @@ export class Task {
   /** Marks the task finished and wakes done() waiters; its stdin and env are dropped (they may hold secrets). */
   finish(exit: TaskExit): void {
     this.exit = exit;
-    Object.assign(this.spec, { stdin: Buffer.alloc(0), env: {} });
+    Object.assign(this.spec, { stdin: NO_BYTES, env: {} });
     this.finishedAt = Date.now();
     for (const r of this.exited.splice(0)) r();
   }
@@ -114,7 +119,7 @@ export class TaskRegistry {
   /** Bytes held by finished entries besides their output (see entryBytes). */
   private finishedBytes = 0;
   startedTotal = 0;
-  private readonly o: Required<Omit<TaskRegistryOptions, 'onStart' | 'onExit' | 'onOutput' | 'dataDir' | 'stateDir'>> & TaskRegistryOptions;
+  private readonly o: Required<Omit<TaskRegistryOptions, 'onStart' | 'onExit' | 'onOutput' | 'onSweep' | 'dataDir' | 'stateDir'>> & TaskRegistryOptions;
   private readonly sweeper: NodeJS.Timeout;
   private readonly journal: TaskJournal | undefined;
   /** Tasks found running in the journal at start (their remains were killed). */
@@ -134,7 +139,10 @@ export class TaskRegistry {
       this.journal = journal;
       this.recover(entries);
     }
-    this.sweeper = setInterval(() => this.prune(true), 30_000);
+    this.sweeper = setInterval(() => {
+      const dropped = this.prune(true);
+      if (dropped > 0) this.o.onSweep?.(dropped);
+    }, 30_000);
     this.sweeper.unref();
   }
 
@@ -217,9 +225,9 @@ export class TaskRegistry {
       for (const l of task.listeners) l(ev);
     };
     task.handle = startExec(spec, {
-      started: (pid) => {
+      started: (pid, startTicks) => {
         task.pid = pid;
-        task.startTicks = pid > 0 ? processStartTicks(pid) : 0;
+        task.startTicks = pid > 0 ? (startTicks ?? processStartTicks(pid)) : 0;
         this.journal?.started({ id: spec.taskId, specKey: task.specKey, pid, startTicks: task.startTicks, startedAt: task.startedAt });
         emit({ started: { pid } });
       },
@@ -236,6 +244,9 @@ export class TaskRegistry {
         this.o.onExit?.(exit);
         emit({ exit });
         task.listeners.clear();
+        // A finished entry is kept for replay only: the process handle (and the closures of its
+        // timers, output and launcher state) may go now, not when the entry expires.
+        task.handle = undefined;
         this.prune();
       },
     });
@@ -298,9 +309,10 @@ export class TaskRegistry {
    * (after each exit) stops at the first entry it keeps, since entries are in start order; the
    * sweeper's full pass catches what that skips.
    */
-  private prune(full = false): void {
+  private prune(full = false): number {
     const cutoff = Date.now() - this.o.retentionMs;
     let finished = this.tasks.size - this.runningCount;
+    let dropped = 0;
     for (const [id, t] of this.tasks) {
       if (t.running) continue;
       if (t.finishedAt >= cutoff && finished <= this.o.maxFinished && this.finishedBytes <= this.o.maxFinishedBytes) {
@@ -309,7 +321,9 @@ export class TaskRegistry {
       }
       this.forget(id, t);
       finished--;
+      dropped++;
     }
     if (this.journal?.wantsCompaction(this.tasks.size)) this.journal.rewrite(this.journalEntries());
+    return dropped;
   }
 }

@@ -12,7 +12,14 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import {
+  createServer as createTlsServer,
+  type DetailedPeerCertificate,
+  type PeerCertificate,
+  type SecureContextOptions,
+  type Server as TlsServer,
+  type TLSSocket,
+} from 'node:tls';
 import { GaxxError } from '../../proto/index.js';
 import type { ListenAddress } from '../config.js';
 
@@ -51,6 +58,19 @@ export function listenOn(server: NetServer, listen: ListenAddress): Promise<numb
   });
 }
 
+/**
+ * The peer certificate cannot change on this connection once renegotiation is off (HTTP/2
+ * forbids it anyway), so it is built once: grpc-js asks for it on every call (getAuthContext)
+ * and Node builds a new object from the X.509 each time, a good part of a short call's cost.
+ */
+function pinPeerCertificate(socket: TLSSocket): void {
+  socket.disableRenegotiation();
+  const read = socket.getPeerCertificate.bind(socket);
+  let brief: PeerCertificate | undefined;
+  let detailed: DetailedPeerCertificate | undefined;
+  socket.getPeerCertificate = ((full?: boolean) => (full === true ? (detailed ??= read(true)) : (brief ??= read(false)))) as TLSSocket['getPeerCertificate'];
+}
+
 /** Listens on `listen` and injects authenticated TLS connections into `server`. */
 export async function startTransport(
   server: grpc.Server,
@@ -77,6 +97,7 @@ export async function startTransport(
       tlsSocket.destroy();
       return;
     }
+    pinPeerCertificate(tlsSocket);
     hooks.onSecure?.(tlsSocket);
     injector.injectConnection(tlsSocket);
   });

@@ -4,7 +4,7 @@
  * when the host has no Node >= 20. Kept behind these functions so the bundle's shape can change
  * without touching the install steps.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { GaxxError } from '../../proto/index.js';
 
@@ -14,7 +14,7 @@ export interface PayloadFile {
   data: Buffer;
 }
 
-/** The agent bundle renamed to gaxx-agent.mjs, and any proto files beside it. */
+/** The agent bundle renamed to gaxx-agent.mjs, its task launcher, and any proto files beside it. */
 export function loadAgentPayload(bundlePath: string): PayloadFile[] {
   let data: Buffer;
   try {
@@ -24,6 +24,9 @@ export function loadAgentPayload(bundlePath: string): PayloadFile[] {
   }
   const files: PayloadFile[] = [{ path: 'gaxx-agent.mjs', data }];
   const dir = dirname(bundlePath);
+  // The task launcher goes beside the agent, which spawns tasks from it when it is there.
+  const launcher = join(dir, 'gaxx-launcher.mjs');
+  if (existsSync(launcher)) files.push({ path: 'gaxx-launcher.mjs', data: readFileSync(launcher) });
   for (const top of ['gaxx', 'grpc']) {
     for (const f of walk(join(dir, top))) if (f.endsWith('.proto')) files.push({ path: relative(dir, f), data: readFileSync(f) });
   }

@@ -14,6 +14,8 @@ import { GaxxError, packageVersion } from '../../proto/index.js';
 
 /** File name of the agent bundle, in dist/bundle and in an installation. */
 export const AGENT_BUNDLE_FILE = 'gaxx-agent.mjs';
+/** The agent's task launcher, beside the agent bundle (the agent spawns tasks from it). */
+export const LAUNCHER_BUNDLE_FILE = 'gaxx-launcher.mjs';
 
 /**
  * The agent bundle that belongs to this code: beside the CLI bundle's chunks, in dist/bundle
@@ -46,26 +48,40 @@ export interface InstallAgentOptions {
 }
 
 /**
- * Copies the agent bundle into a directory every user can read but only we can write
- * (0755/0644), atomically (write then rename), and returns the installed file's path. Safe to
+ * Copies the agent bundle (and its task launcher) into a directory every user can read but
+ * only we can write (0755/0644), atomically (write then rename), and returns the installed
+ * agent's path. Safe to
  * call from parallel processes: they write the same bytes.
  */
 export function installAgentBundle(opts: InstallAgentOptions = {}): string {
   const source = opts.source ?? agentBundlePath();
-  const bytes = readFileSync(source);
-  const hash = createHash('sha256').update(bytes).digest('hex');
-  const dir = opts.dir ?? join(tmpdir(), `gaxx-agent-${hash.slice(0, 16)}`);
+  const files = agentFiles(source);
+  const all = createHash('sha256');
+  for (const f of files) all.update(f.name).update(f.hash);
+  const dir = opts.dir ?? join(tmpdir(), `gaxx-agent-${all.digest('hex').slice(0, 16)}`);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   checkOwnDir(dir);
   chmodSync(dir, 0o755);
-  const target = join(dir, AGENT_BUNDLE_FILE);
-  if (!existsSync(target) || createHash('sha256').update(readFileSync(target)).digest('hex') !== hash) {
-    writeFileAtomic(target, bytes, 0o644);
+  for (const f of files) {
+    const target = join(dir, f.name);
+    if (!existsSync(target) || sha256(readFileSync(target)) !== f.hash) writeFileAtomic(target, f.bytes, 0o644);
   }
   const pkg = `${JSON.stringify({ name: 'gaxx-agent', version: opts.version ?? packageVersion(source) ?? '0.0.0', type: 'module', private: true })}\n`;
   const pkgPath = join(dir, 'package.json');
   if (!existsSync(pkgPath) || readFileSync(pkgPath, 'utf8') !== pkg) writeFileAtomic(pkgPath, pkg, 0o644);
-  return target;
+  return join(dir, AGENT_BUNDLE_FILE);
+}
+
+function sha256(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** The agent bundle and, when the build made one, the launcher beside it. */
+function agentFiles(source: string): Array<{ name: string; bytes: Buffer; hash: string }> {
+  const launcher = join(dirname(source), LAUNCHER_BUNDLE_FILE);
+  const files = [{ name: AGENT_BUNDLE_FILE, bytes: readFileSync(source) }];
+  if (existsSync(launcher)) files.push({ name: LAUNCHER_BUNDLE_FILE, bytes: readFileSync(launcher) });
+  return files.map((f) => ({ ...f, hash: sha256(f.bytes) }));
 }
 
 /** Refuses a directory that is not ours or that others may write to (they could swap the agent). */

@@ -84,7 +84,9 @@ function bearer(token: string): grpc.CallCredentials {
 export class AgentClient {
   readonly address: string;
   private readonly grpcClient: AgentGrpcClient;
-  private readonly healthClient: HealthClient;
+  private healthClientOf: HealthClient | undefined;
+  private readonly credentials: grpc.ChannelCredentials;
+  private readonly target: string;
   private readonly deadlineMs: number;
   private readonly connectTimeoutMs: number;
   /** Set when the last handshake refused the agent's identity; explains the UNAVAILABLE that follows. */
@@ -113,11 +115,17 @@ export class AgentClient {
       'grpc.use_local_subchannel_pool': 1,
       ...(isIP(host) ? { 'grpc.ssl_target_name_override': IP_SERVER_NAME } : {}),
     };
-    const { agent, health } = loadProtos();
-    this.grpcClient = new agent.gaxx.agent.v1.Agent(grpcTarget(host, port), credentials, options);
-    this.healthClient = new health.grpc.health.v1.Health(grpcTarget(host, port), credentials, {
+    this.credentials = credentials;
+    this.target = grpcTarget(host, port);
+    this.grpcClient = new (loadProtos().agent.gaxx.agent.v1.Agent)(this.target, credentials, options);
+  }
+
+  /** The health client on the same channel, made on first use (exec never needs it). */
+  private get healthClient(): HealthClient {
+    this.healthClientOf ??= new (loadProtos().health.grpc.health.v1.Health)(this.target, this.credentials, {
       channelOverride: this.grpcClient.getChannel(),
     });
+    return this.healthClientOf;
   }
 
   /** A client for one agent; no connection is made until the first call. */

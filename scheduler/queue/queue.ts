@@ -35,6 +35,8 @@ export interface EnqueuedRun {
 /** The producer: a fail-fast connection and the BullMQ queue on it. */
 export class TaskQueue {
   private readonly queues = new Map<string, Queue>();
+  /** A queue of this process has checked the Redis version (see queueFor). */
+  private versionChecked = false;
 
   private constructor(readonly redis: Redis | Cluster) {}
 
@@ -42,7 +44,9 @@ export class TaskQueue {
   queueFor(runId: string): Queue {
     let q = this.queues.get(runId);
     if (!q) {
-      q = new Queue(runQueueName(runId), { connection: this.redis, prefix: KEY_PREFIX });
+      // Each run has a queue of its own; BullMQ reads Redis's version (INFO, a round trip on
+      // the enqueue path) for every one: once per process is enough.
+      q = new Queue(runQueueName(runId), { connection: this.redis, prefix: KEY_PREFIX, skipVersionCheck: this.versionChecked });
       q.on('error', () => undefined);
       this.queues.set(runId, q);
     }
@@ -92,9 +96,9 @@ export class TaskQueue {
       });
       const hosts = Object.fromEntries(run.tasks.map((t) => [t.taskId, 'host' in t.target ? t.target.host : '']));
       await registerRun(this.redis, { runId: run.runId, taskIds: run.tasks.map((t) => t.taskId), hosts, createdAt: Date.now() });
-      await this.queueFor(run.runId).addBulk(jobs);
-      // Listed for readers that did not enqueue it (the dashboard).
-      await indexRun(this.redis, run);
+      // Listed for readers that did not enqueue it (the dashboard), in the same round trip.
+      await Promise.all([this.queueFor(run.runId).addBulk(jobs), indexRun(this.redis, run)]);
+      this.versionChecked = true;
       return { runId: run.runId, taskIds: run.tasks.map((t) => t.taskId), jobIds: jobs.map((j) => j.opts.jobId) };
     } catch (e) {
       // Best effort (a Redis refusing writes refuses this too): no registry entry without jobs.

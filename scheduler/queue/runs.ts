@@ -36,8 +36,14 @@ export const ABANDONED_RUN_MS = 6 * 3600 * 1000;
 
 /** Registers a run (meta, registry entry) and tells daemons. */
 export async function registerRun(redis: Redis | Cluster, meta: RunMeta): Promise<void> {
-  await redis.multi().set(runMetaKey(meta.runId), JSON.stringify(meta), 'PX', RESULT_TTL_MS).zadd(RUNS_KEY, Date.now(), meta.runId).exec().then(throwFirst);
-  await redis.publish(RUNS_CHANNEL, meta.runId);
+  // One round trip; the announcement goes out with the entry it announces.
+  await redis
+    .multi()
+    .set(runMetaKey(meta.runId), JSON.stringify(meta), 'PX', RESULT_TTL_MS)
+    .zadd(RUNS_KEY, Date.now(), meta.runId)
+    .publish(RUNS_CHANNEL, meta.runId)
+    .exec()
+    .then(throwFirst);
 }
 
 /** Refreshes a run's registry entry (its owner is alive). */

@@ -1,18 +1,21 @@
 // What `gaxx --version` and `gaxx --help` load: no queue code (BullMQ, ioredis), no grpc-js, in
-// the bundle (the package's bin) and in the tsc build. A preload records every module file the
+// the bundle (the package's bin) and in the tsc build; `gaxx exec` to a real agent loads grpc-js
+// but no queue code and no node-forge (reading certificates needs no CA code). A preload records every module file the
 // process loads (ES modules through a loader hook, CommonJS through Module._load); a file counts
 // as queue code when it is a package's own file or a bundle chunk that carries it (esbuild
 // marks each bundled file with a `// node_modules/<pkg>/...` comment).
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../helpers/agent.js';
+import { FleetCa, writeCertDir } from '../../certs/index.js';
+import { repoRoot, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { CLI_MAIN, runGaxx } from '../helpers/cli.js';
 
 let dir: string;
 let preload: string;
+let agent: AgentProcess;
 
 const HOOKS = `
 import { appendFileSync } from 'node:fs';
@@ -32,14 +35,31 @@ Module._load = function (request, parent, isMain) {
     appendFileSync(process.env.GAXX_TEST_LOAD_LOG, pathToFileURL(Module._resolveFilename(request, parent, isMain)).href + '\\n');
   } catch {}
   return load.apply(this, arguments);
-};`;
+};
+// Modules compiled outside Module._load (the bundle's vendor files, loaded with their code
+// cache) are in require.cache all the same.
+process.on('exit', () => {
+  for (const f of Object.keys(Module._cache)) appendFileSync(process.env.GAXX_TEST_LOAD_LOG, pathToFileURL(f).href + '\\n');
+});`;
 
-beforeAll(() => {
+beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'gaxx-loaded-'));
   preload = join(dir, 'record.mjs');
   writeFileSync(preload, PRELOAD);
+  // An operator (GAXX_HOME = dir) and an agent of the same CA, for `gaxx exec`.
+  const { ca } = await FleetCa.init(join(dir, 'config', 'ca'));
+  const op = await ca.issue({ identity: { role: 'operator', name: 'alice' } });
+  writeCertDir(join(dir, 'config', 'operator'), { certPem: op.certPem, keyPem: op.keyPem, caPem: ca.certPem });
+  const made = await ca.issue({ identity: { role: 'agent', fleet: 'adhoc', host: 'h1' }, hosts: ['127.0.0.1'] });
+  const certs = join(dir, 'agent-certs');
+  mkdirSync(certs, { mode: 0o700 });
+  writeCertDir(certs, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem });
+  agent = await startAgent({ certsDir: certs });
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(async () => {
+  await stopAllAgents();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 /** Runs the CLI with the recording preload; the module files it loaded. */
 function loadedFiles(main: string, args: string[]): Promise<{ code: number; files: string[] }> {
@@ -85,6 +105,13 @@ describe.each(builds)('modules loaded by %s', (_name, main) => {
     // The command's own module was loaded (exec.js, or its bundle chunk exec-<hash>.mjs).
     expect(r.files.some((f) => /^exec(-[A-Z0-9]+)?\.m?js$/.test(basename(f)))).toBe(true);
     for (const pkg of [...QUEUE, 'prom-client']) expect(carrying(r.files, pkg)).toEqual([]);
+  });
+
+  it('gaxx exec to an agent loads grpc-js, but no queue code and no node-forge', async () => {
+    const r = await loadedFiles(main, ['exec', '--agent', agent.address, '--no-stdin', '--', 'true']);
+    expect(r.code).toBe(0);
+    expect(carrying(r.files, '@grpc/grpc-js').length).toBeGreaterThan(0);
+    for (const pkg of [...QUEUE, 'node-forge']) expect(carrying(r.files, pkg)).toEqual([]);
   });
 
   it('the recording sees queue code where a command loads it (gaxx scheduler --help)', async () => {

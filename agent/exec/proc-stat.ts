@@ -1,0 +1,14 @@
+/** Reading a process's start time from /proc, kept apart so the launcher can use it without the journal. */
+import { readFileSync } from 'node:fs';
+
+/** The start time of `pid` in clock ticks since boot, or 0 when it is gone (Linux /proc). */
+export function processStartTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at the last ')'.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[19]) || 0;
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,85 @@
+// The bundled agent, installed as local agents and bootstrap install it (gaxx-agent.mjs with
+// gaxx-launcher.mjs beside it), starts tasks from its launcher process: while a task runs, the
+// agent's only child is the launcher and the task runs below it. Installing copies both files;
+// the bootstrap payload carries both.
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FleetCa, loadCertDir, writeCertDir } from '../../certs/index.js';
+import { loadAgentPayload } from '../../cli/bootstrap/payload.js';
+import { agentBundlePath, LAUNCHER_BUNDLE_FILE } from '../../cli/providers/agent-bundle.js';
+import type { ExecEvent__Output } from '../../proto/index.js';
+import { AgentClient } from '../../scheduler/client/index.js';
+import { agentMain, repoRoot, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+
+let dir: string;
+let agent: AgentProcess;
+let client: AgentClient;
+
+/** pid -> [ppid, cmdline] of every process we can see. */
+function processTable(): Map<number, [number, string]> {
+  const t = new Map<number, [number, string]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      t.set(Number(name), [ppid, readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ')]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return t;
+}
+
+function childrenOf(t: Map<number, [number, string]>, pid: number): number[] {
+  return [...t].filter(([, [ppid]]) => ppid === pid).map(([p]) => p);
+}
+
+function descendantsOf(t: Map<number, [number, string]>, pid: number): number[] {
+  const kids = childrenOf(t, pid);
+  return [...kids, ...kids.flatMap((k) => descendantsOf(t, k))];
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gaxx-launcher-'));
+  const { ca } = await FleetCa.init(join(dir, 'ca'));
+  const op = await ca.issue({ identity: { role: 'operator', name: 'alice' } });
+  writeCertDir(join(dir, 'operator'), { certPem: op.certPem, keyPem: op.keyPem, caPem: ca.certPem });
+  const made = await ca.issue({ identity: { role: 'agent', fleet: 'adhoc', host: 'h1' }, hosts: ['127.0.0.1'] });
+  const certs = join(dir, 'agent-certs');
+  mkdirSync(certs, { mode: 0o700 });
+  writeCertDir(certs, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem });
+  agent = await startAgent({ certsDir: certs });
+  client = AgentClient.connect({ address: agent.address }, loadCertDir(join(dir, 'operator')));
+});
+afterAll(async () => {
+  client?.close();
+  await stopAllAgents();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the task launcher of the bundled agent', () => {
+  it('is installed beside the agent and travels in the bootstrap payload', () => {
+    const installed = readdirSync(dirname(agentMain()));
+    expect(installed).toContain(LAUNCHER_BUNDLE_FILE);
+    const payload = loadAgentPayload(agentBundlePath(join(repoRoot(), 'package.json'))).map((f) => basename(f.path));
+    expect(payload).toEqual(expect.arrayContaining(['gaxx-agent.mjs', LAUNCHER_BUNDLE_FILE]));
+  });
+
+  it('starts the tasks: the agent’s only child is the launcher, the task runs below it', async () => {
+    // The shell is running once its first line arrives (`; :` keeps it from exec'ing sleep).
+    const events = client.exec({ taskId: 'launcher-tree', argv: ['sh', '-c', 'echo ready; sleep 300; :'] })[Symbol.asyncIterator]();
+    for (let r = await events.next(); !r.done && !(r.value as ExecEvent__Output).stdout; r = await events.next());
+    const t = processTable();
+    const kids = childrenOf(t, agent.pid);
+    expect(kids.map((k) => t.get(k)?.[1])).toEqual([expect.stringContaining(LAUNCHER_BUNDLE_FILE)]);
+    const below = descendantsOf(t, kids[0] as number).map((p) => t.get(p)?.[1] ?? '');
+    expect(below.some((c) => c.startsWith('sh -c echo ready'))).toBe(true);
+    expect(await client.cancel('launcher-tree')).toBe(true);
+    let last: ExecEvent__Output | undefined;
+    for (let r = await events.next(); !r.done; r = await events.next()) last = r.value as ExecEvent__Output;
+    expect(last?.exit?.reason).toBe('cancelled');
+  });
+});
