@@ -32,8 +32,13 @@ describe('streamRun', () => {
       }
     }
     const seen = new Map<string, TaskResult>();
+    // One sample in flight at a time, awaited before the world closes (no read outlives the test).
+    let sampling: Promise<void> | undefined;
     const sample = setInterval(() => {
-      void w.queue.depth().then((d) => (maxQueued = Math.max(maxQueued, (d.waiting ?? 0) + (d.active ?? 0) + (d.delayed ?? 0) + (d.prioritized ?? 0))));
+      sampling ??= w.queue
+        .depth()
+        .then((d) => void (maxQueued = Math.max(maxQueued, (d.waiting ?? 0) + (d.active ?? 0) + (d.delayed ?? 0) + (d.prioritized ?? 0))))
+        .finally(() => (sampling = undefined));
     }, 20);
     try {
       const res = await streamRun(tasks(), {
@@ -59,6 +64,7 @@ describe('streamRun', () => {
       expect(await getRunRecord(w.queue.redis, res.runId)).toMatchObject({ state: 'done', total: N, enqueued: N, counts: { succeeded: N } });
     } finally {
       clearInterval(sample);
+      await sampling;
     }
   });
 });
