@@ -1,6 +1,7 @@
 /**
  * What every bootstrapped fleet host must show, whatever provider brought it (cloud fakes or an
- * SSH inventory), asserted from inside the test host and over real SSH: the agent runs as gx,
+ * SSH inventory), asserted from inside the test host and over real SSH: the agent runs as gx
+ * with its key readable by gx alone,
  * gx cannot sudo, sshd refuses passwords and root, the firewall is loaded with a default drop
  * and no rule for :6060, and nothing listens on :6060. Shared by the e2e fleet tests.
  */
@@ -59,6 +60,8 @@ export async function rootLogin(host: TestHost, rootKeyPath: string): Promise<st
  */
 export async function expectHardened(host: TestHost, rootKeyPath: string): Promise<void> {
   expect(await agentUsers(host)).toBe('gx');
+  // The agent's key was made on the host, for gx alone.
+  expect((await host.sh('stat -c "%U %a" /var/lib/gaxx/certs/key.pem')).stdout.trim()).toBe('gx 600');
   expect((await host.exec(['sudo', '-n', 'true'], { user: 'gx' })).code).not.toBe(0);
   expect((await host.sh('sudo -l -U gx')).stdout).toContain('not allowed');
   expect((await host.sh('passwd -S gx')).stdout.split(' ')[1]).toBe('L');
