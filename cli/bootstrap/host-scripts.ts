@@ -179,7 +179,7 @@ export const PUBLIC_KEY_END = '-----END PUBLIC KEY-----';
 
 /**
  * Node program (run as root with umask 077) that makes the agent's RSA-2048 key at argv[1] and
- * prints its public half. The key is made on the host, so it never travels and the controller
+ * prints its public half, for hosts without openssl. The key is made on the host, so it never travels and the controller
  * does not spend a key generation (~150 ms of CPU) per host.
  */
 const KEYGEN_JS = [
@@ -199,7 +199,8 @@ export function placeScript(o: PlaceScriptOptions): string {
     'set -eu',
     ...o.agentFiles.map((f) => `install -D -m 644 -o root -g root ${q(`${s}/agent/${f}`)} ${q(`${AGENT_DIR}/${f}`)}`),
     ...(o.nodeUploaded ? [`install -m 755 -o root -g root ${q(`${s}/node`)} /opt/gaxx/node/bin/node`] : []),
-    `(umask 077 && ${q(o.nodePath)} -e ${q(KEYGEN_JS)} ${CERTS_DIR}/key.pem.new)`,
+    // openssl when the host has it (it starts in milliseconds), else the agent's own Node.
+    `if command -v openssl >/dev/null 2>&1; then (umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out ${CERTS_DIR}/key.pem.new 2>/dev/null && openssl pkey -in ${CERTS_DIR}/key.pem.new -pubout); else (umask 077 && ${q(o.nodePath)} -e ${q(KEYGEN_JS)} ${CERTS_DIR}/key.pem.new); fi`,
     `chown ${AGENT_USER}:${AGENT_USER} ${CERTS_DIR}/key.pem.new && mv -f ${CERTS_DIR}/key.pem.new ${CERTS_DIR}/key.pem`,
   ].join('\n');
 }
