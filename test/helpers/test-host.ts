@@ -136,6 +136,8 @@ function collect(child: ChildProcess, input?: string): Promise<ExecResult> {
   let stderr = '';
   child.stdout?.on('data', (b: Buffer) => (stdout += b.toString()));
   child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
+  // A command that exits without reading its stdin closes the pipe first: EPIPE here is expected.
+  child.stdin?.on('error', () => undefined);
   child.stdin?.end(input ?? '');
   return new Promise((resolve, reject) => {
     child.on('error', reject);
