@@ -68,7 +68,7 @@ describe.each([
     const rec = recorder();
     fake = await make(rec.backend).start();
     const r = await gaxx(['spawn', '--provider', name, '--count', '3', '--fleet', 'web', '--json', '--ssh-timeout', '1'], env());
-    expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
+    expect(r.code, r.stderr + r.stdout).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
     const out = JSON.parse(r.stdout) as { failed: { host: string; code: string }[]; destroyed: string[] };
     expect(out.failed.map((f) => f.code)).toEqual(['DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED']);
     expect(out.destroyed.length).toBe(3);
