@@ -207,7 +207,8 @@ function parseCommandLine(entry: CommandEntry, command: Command, args: string[])
   try {
     parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
   } catch (e) {
-    throw usage((e as Error).message, entry.name);
+    // node's messages span lines (e.g. a negative value such as `--budget -1`): the CLI says one.
+    throw usage((e as Error).message.replace(/\s*\n\s*/g, ' '), entry.name);
   }
   const max = command.positionals?.names.length ?? 0;
   const min = command.positionals?.min ?? 0;

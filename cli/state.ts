@@ -53,6 +53,20 @@ const FleetSchema = z.object({
   settings: z.object({ region: z.string().optional(), type: z.string().optional(), image: z.string().optional(), inventory: z.string().optional() }),
   createdAt: z.string(),
   updatedAt: z.string(),
+  /**
+   * The fleet's TTL and budget as `gaxx spawn --ttl/--budget` set them (the scheduler daemon
+   * enforces its copy in Redis; this one lets `gaxx ls` show them without Redis).
+   */
+  limits: z
+    .object({
+      /** When the fleet must be gone (ms epoch). */
+      expiresAt: z.number().int().positive().optional(),
+      budget: z.number().positive().optional(),
+      currency: z.string(),
+      /** Start of billing (ms epoch). */
+      since: z.number().int().positive(),
+    })
+    .optional(),
   hosts: z.array(HostSchema),
 });
 export type FleetState = z.infer<typeof FleetSchema>;
@@ -184,4 +198,9 @@ export class FleetStore {
 /** The label/host name of host `index` of `fleet`. */
 export function hostName(fleet: string, index: number): string {
   return `gaxx-${fleet}-${index}`;
+}
+
+/** The fleet's price per hour: the sum over the hosts that may exist (asked for, created, ready). */
+export function fleetPricePerHour(state: FleetState): number {
+  return state.hosts.filter((h) => h.status !== 'failed').reduce((sum, h) => sum + (h.pricePerHour ?? 0), 0);
 }

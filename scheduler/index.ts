@@ -66,6 +66,7 @@ export {
   clearFleetLimits,
   fleetCost,
   getFleetLimits,
+  holdFleet,
   limitedFleets,
   limitReached,
   setFleetLimits,

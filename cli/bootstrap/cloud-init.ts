@@ -6,9 +6,9 @@
  * Root keeps key-only login until bootstrap has installed the agent: bootstrap needs root to
  * harden the host, and its last step sets `PermitRootLogin no`.
  */
-import ssh2 from 'ssh2';
 import { stringify } from 'yaml';
 import { GaxxError } from '../../proto/index.js';
+import { generateEd25519 } from '../ssh/index.js';
 import { AGENT_USER, SSHD_DROP_IN } from './layout.js';
 
 /** An ed25519 host key pair in OpenSSH format. */
@@ -20,8 +20,7 @@ export interface HostKeyPair {
 
 /** Generates a host key on the controller; only its public half is kept after spawn. */
 export function generateHostKey(): HostKeyPair {
-  const pair = ssh2.utils.generateKeyPairSync('ed25519');
-  return { privateKey: pair.private, publicKey: pair.public.trim().split(/\s+/).slice(0, 2).join(' ') };
+  return generateEd25519();
 }
 
 export interface CloudInitOptions {
@@ -31,7 +30,60 @@ export interface CloudInitOptions {
   ttlSeconds?: number;
   /** Added to the TTL (default 10 minutes), so a fleet in use is not cut at the edge. */
   ttlMarginSeconds?: number;
+  /** The clock the poweroff's calendar time is computed from (ms epoch; tests). */
+  now?: number;
 }
+
+/** The margin added to a fleet's TTL before its VMs power themselves off. */
+export const DEFAULT_TTL_MARGIN_SECONDS = 600;
+
+/** Where the poweroff timer and its service are written on the VM. */
+export const TTL_TIMER_PATH = '/etc/systemd/system/gaxx-ttl.timer';
+export const TTL_SERVICE_PATH = '/etc/systemd/system/gaxx-ttl.service';
+
+/** `YYYY-MM-DD HH:MM:SS UTC`: a systemd calendar time (UTC, so the VM's time zone does not matter). */
+function calendarUtc(ms: number): string {
+  return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+}
+
+/**
+ * The poweroff timer: at the fleet's deadline (wall clock, Persistent so a VM that was off or
+ * rebooting at the deadline powers off as soon as it is up again) or that long after boot,
+ * whichever comes first (a VM whose clock is wrong still stops).
+ */
+export function ttlTimerUnit(deadlineMs: number, afterBootSeconds: number): string {
+  return [
+    '[Unit]',
+    "Description=gaxx: power off at the fleet's TTL plus margin",
+    '',
+    '[Timer]',
+    `OnCalendar=${calendarUtc(deadlineMs)}`,
+    `OnBootSec=${afterBootSeconds}s`,
+    'Persistent=true',
+    'AccuracySec=30s',
+    '',
+    '[Install]',
+    'WantedBy=timers.target',
+    '',
+  ].join('\n');
+}
+
+/** The service the timer starts. */
+export const TTL_SERVICE_UNIT = [
+  '[Unit]',
+  "Description=gaxx: power off (the fleet's TTL passed)",
+  '',
+  '[Service]',
+  'Type=oneshot',
+  'ExecStart=/bin/systemctl --no-block poweroff',
+  '',
+].join('\n');
+
+/**
+ * Enables the timer on a systemd host (the usual `sd_booted` test). cloud-init runs it once,
+ * after write_files put the units in place, so a daemon-reload is needed first.
+ */
+export const TTL_ENABLE_CMD = 'if [ -d /run/systemd/system ]; then systemctl daemon-reload && systemctl enable --now gaxx-ttl.timer; fi';
 
 /** The sshd drop-in written at first boot: keys only; bootstrap later forbids root entirely. */
 export const FIRST_BOOT_SSHD = [
@@ -57,10 +109,24 @@ export function cloudInitUserData(o: CloudInitOptions): string {
       { path: '/root/.ssh/authorized_keys', content: `${key}\n`, permissions: '0600', owner: 'root:root', append: true },
     ],
   };
-  if (o.ttlSeconds !== undefined) {
-    if (!(o.ttlSeconds > 0)) throw new GaxxError('INVALID_ARGUMENT', 'the TTL must be positive');
-    const minutes = Math.ceil((o.ttlSeconds + (o.ttlMarginSeconds ?? 600)) / 60);
-    doc.power_state = { mode: 'poweroff', delay: `+${minutes}`, message: 'gaxx: fleet TTL reached', condition: true };
-  }
+  if (o.ttlSeconds !== undefined) addPowerOff(doc, o.ttlSeconds, o.ttlMarginSeconds ?? DEFAULT_TTL_MARGIN_SECONDS, o.now ?? Date.now());
   return `#cloud-config\n${stringify(doc, { lineWidth: 0 })}`;
+}
+
+/**
+ * Two independent ways to power off at TTL plus margin, both in every Debian/Ubuntu cloud image
+ * without extra packages: a systemd timer (survives a reboot, see ttlTimerUnit) and cloud-init's
+ * own power_state (`shutdown -P +M` once cloud-init finished, for an image whose timer did not
+ * start).
+ */
+function addPowerOff(doc: Record<string, unknown>, ttlSeconds: number, marginSeconds: number, now: number): void {
+  if (!(ttlSeconds > 0) || !Number.isFinite(ttlSeconds)) throw new GaxxError('INVALID_ARGUMENT', 'the TTL must be positive');
+  if (!(marginSeconds >= 0)) throw new GaxxError('INVALID_ARGUMENT', 'the TTL margin must not be negative');
+  const total = Math.ceil(ttlSeconds + marginSeconds);
+  (doc.write_files as unknown[]).push(
+    { path: TTL_SERVICE_PATH, content: TTL_SERVICE_UNIT, permissions: '0644', owner: 'root:root' },
+    { path: TTL_TIMER_PATH, content: ttlTimerUnit(now + total * 1000, total), permissions: '0644', owner: 'root:root' },
+  );
+  doc.runcmd = [TTL_ENABLE_CMD];
+  doc.power_state = { mode: 'poweroff', delay: `+${Math.ceil(total / 60)}`, message: 'gaxx: fleet TTL reached', condition: true };
 }

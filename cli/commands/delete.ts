@@ -90,7 +90,7 @@ export async function destroyFleet(
   const revoked = errors.length ? [] : revokeFleetCerts(config.paths.caDir, fleet);
   let knownHostsRemoved = 0;
   if (!errors.length) {
-    if (!state || state.hosts.some((h) => h.status === 'ready')) await unpublishFleet(config, fleet);
+    if (!state || state.limits || state.hosts.some((h) => h.status === 'ready')) await unpublishFleet(config, fleet);
     knownHostsRemoved = fleetKnownHosts(config).removeFleet(fleet);
     removeFleet(config.paths.fleetsDir, fleet);
   }
@@ -112,7 +112,23 @@ export async function destroyFleet(
 /** Deletes a fleet without asking (the daemon's reaper): its tagged and recorded instances, certificates, registration, state. */
 export async function reapFleet(config: GaxxConfig, fleet: string, signal?: AbortSignal): Promise<DestroyReport> {
   const state = readFleet(config.paths.fleetsDir, fleet);
-  if (!state) throw new GaxxError('NOT_FOUND', `no state for fleet ${fleet}`);
+  // No state: deleted meanwhile (gaxx delete also clears the limits); forget what is left in Redis.
+  if (!state) {
+    await unpublishFleet(config, fleet);
+    const result = {
+      fleet,
+      provider: '',
+      destroyed: 0,
+      alreadyGone: 0,
+      refused: 0,
+      failed: [],
+      revokedCerts: [],
+      knownHostsRemoved: 0,
+      agentsStopped: 0,
+      agentsNotStopped: [],
+    };
+    return { result, errors: [] };
+  }
   const provider = await providerFor(config, state.provider);
   const tagged = await provider.list(fleet, { signal });
   const ids = [...new Set([...tagged.map((i) => i.id), ...state.hosts.flatMap((h) => (h.id ? [h.id] : []))])];

@@ -2,7 +2,7 @@
 import { GaxxError } from '../../proto/index.js';
 import { JSON_FLAG, type Command } from '../command.js';
 import { renderTable } from '../output.js';
-import { assertFleetName, listFleets, readFleet, type FleetState, type HostRecord } from '../state.js';
+import { assertFleetName, fleetPricePerHour, listFleets, readFleet, type FleetState, type HostRecord } from '../state.js';
 
 /** "3d4h", "5m", "12s": the age of something created at `iso`. */
 export function age(iso: string, now = Date.now()): string {
@@ -11,6 +11,41 @@ export function age(iso: string, now = Date.now()): string {
   if (s < 3600) return `${Math.floor(s / 60)}m`;
   if (s < 86_400) return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
   return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3600)}h`;
+}
+
+/** "1h59m", "4m", "12s": a span of `ms` (0 and below: "0s"). */
+export function span(ms: number): string {
+  return age(new Date(0).toISOString(), Math.max(0, ms));
+}
+
+/**
+ * TTL left, cost so far and budget of a fleet with limits, as the scheduler daemon reckons them
+ * (scheduler/queue/fleet-limits.ts: the hourly price of the hosts that may exist, times the hours
+ * since the spawn).
+ */
+export function limitsView(f: FleetState, now = Date.now()) {
+  const l = f.limits;
+  if (!l) return undefined;
+  const costSoFar = (fleetPricePerHour(f) * Math.max(0, now - l.since)) / 3_600_000;
+  return {
+    ...(l.expiresAt !== undefined
+      ? { expiresAt: new Date(l.expiresAt).toISOString(), ttlLeftSeconds: Math.max(0, Math.floor((l.expiresAt - now) / 1000)) }
+      : {}),
+    ...(l.budget !== undefined ? { budget: l.budget } : {}),
+    costSoFar: Math.round(costSoFar * 1_000_000) / 1_000_000,
+    currency: l.currency,
+  };
+}
+
+function limitsText(v: NonNullable<ReturnType<typeof limitsView>>): string {
+  const ttl =
+    v.ttlLeftSeconds === undefined
+      ? ''
+      : v.ttlLeftSeconds > 0
+        ? `, TTL ${span(v.ttlLeftSeconds * 1000)} left`
+        : ', TTL passed (deleted by the scheduler daemon)';
+  const budget = v.budget === undefined ? '' : ` of ${v.budget.toFixed(2)} budget`;
+  return `${ttl}, cost so far ${v.costSoFar.toFixed(4)} ${v.currency}${budget}`;
 }
 
 interface Row {
@@ -23,7 +58,9 @@ export const command: Command = {
   description: [
     'Lists fleets and their hosts as gaxx recorded them: provider, region, address, state (intent:',
     'creation asked, maybe interrupted; created; ready; failed), age and hourly price where the',
-    'provider gives one. With F, only that fleet. Reads local state only, so it needs no token;',
+    'provider gives one. A fleet spawned with --ttl or --budget also shows the TTL left and the cost',
+    'so far (its hourly price times the hours since the spawn) against the budget. With F, only that',
+    'fleet. Reads local state only, so it needs no token;',
     '`gaxx delete F --dry-run` asks the provider what exists.',
   ].join('\n'),
   flags: { json: JSON_FLAG },
@@ -47,6 +84,7 @@ export const command: Command = {
       ready: f.hosts.filter((h) => h.status === 'ready').length,
       pricePerHour: f.hosts.reduce((sum, h) => sum + (h.pricePerHour ?? 0), 0),
       createdAt: f.createdAt,
+      ...(f.limits ? { limits: limitsView(f, now) } : {}),
       hosts: f.hosts.map((h) => ({
         name: h.name,
         id: h.id,
@@ -63,7 +101,10 @@ export const command: Command = {
     out.result(json, () => {
       if (fleets.length === 0) return 'no fleets (create one with gaxx spawn)';
       const rows: Row[] = fleets.flatMap((fleet) => fleet.hosts.map((host) => ({ fleet, host })));
-      const summary = fleets.map((f, i) => `${f.fleet}: ${f.provider}, ${json[i]?.ready}/${f.count} ready, $${(json[i]?.pricePerHour ?? 0).toFixed(4)}/h`);
+      const summary = fleets.map((f, i) => {
+        const l = limitsView(f, now);
+        return `${f.fleet}: ${f.provider}, ${json[i]?.ready}/${f.count} ready, $${(json[i]?.pricePerHour ?? 0).toFixed(4)}/h${l ? limitsText(l) : ''}`;
+      });
       const table = renderTable(rows, [
         { header: 'FLEET', get: (r) => r.fleet.fleet },
         { header: 'HOST', get: (r) => r.host.name },

@@ -1,10 +1,10 @@
 /** `gaxx spawn --provider P --count N --fleet F [...]`: rent (or take) hosts, bootstrap them, register the fleet. */
 import { resolve } from 'node:path';
-import { exitCodeFor, GaxxError } from '../../proto/index.js';
+import { exitCodeFor, GaxxError, parseDuration, DURATION_HINT } from '../../proto/index.js';
 import { boolFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command, type CommandContext } from '../command.js';
 import type { GaxxConfig } from '../config.js';
 import { loadBootstrapStep } from '../fleet/bootstrap-step.js';
-import { publishFleet } from '../fleet/fleet-directory.js';
+import { holdFleetWhileSpawning, publishFleet, publishFleetLimits, unpublishFleet } from '../fleet/fleet-directory.js';
 import { assertInitialized } from '../fleet/preflight.js';
 import { providerFor } from '../fleet/provider-for.js';
 import { adoptTagged, awaitAddresses, bootstrapCreated, createHosts, destroyHosts, missingIndices, type SpawnContext } from '../fleet/spawn-flow.js';
@@ -21,6 +21,38 @@ interface Plan {
   minCount: number;
   settings: FleetState['settings'];
   existing: FleetState | undefined;
+  /** TTL and budget of a new fleet (a --fill keeps the fleet's own). */
+  limits: FleetState['limits'];
+}
+
+/** Providers that bill by the hour and report their prices: only there can a budget be reached. */
+const PRICED_PROVIDERS = new Set(['linode', 'vultr']);
+/** The longest TTL (a year): gaxx fleets are short-lived, and a longer one is most likely a typo. */
+const MAX_TTL_MS = 8760 * 3_600_000;
+
+/** --ttl and --budget of a new fleet, checked before anything is rented. */
+export function limitsFromFlags(flags: CommandContext['flags'], provider: string, now = Date.now()): FleetState['limits'] {
+  const ttlRaw = stringFlag(flags, 'ttl');
+  const budgetRaw = stringFlag(flags, 'budget');
+  let ttlMs: number | undefined;
+  if (ttlRaw !== undefined) {
+    ttlMs = parseDuration(ttlRaw);
+    if (ttlMs === undefined) throw usage(`--ttl '${ttlRaw}' must be ${DURATION_HINT.replace(' (or 0)', '')}`);
+    if (ttlMs < 1000) throw usage('--ttl must be at least 1s');
+    if (ttlMs > MAX_TTL_MS) throw usage('--ttl must be at most 8760h (a year)');
+  }
+  let budget: number | undefined;
+  if (budgetRaw !== undefined) {
+    if (!/^(\d+(\.\d*)?|\.\d+)$/.test(budgetRaw) || !(Number(budgetRaw) > 0))
+      throw usage(`--budget '${budgetRaw}' must be an amount above 0 in the provider's currency, like 5 or 5.00`);
+    if (!PRICED_PROVIDERS.has(provider))
+      throw usage(
+        `--budget needs a provider that bills by the hour (${[...PRICED_PROVIDERS].join(', ')}): ${provider} hosts have no price, so no budget could ever be reached`,
+      );
+    budget = Number(budgetRaw);
+  }
+  if (ttlMs === undefined && budget === undefined) return undefined;
+  return { since: now, currency: 'USD', ...(ttlMs !== undefined ? { expiresAt: now + ttlMs } : {}), ...(budget !== undefined ? { budget } : {}) };
 }
 
 function plan(flags: CommandContext['flags'], config: GaxxConfig): Plan {
@@ -49,7 +81,10 @@ function plan(flags: CommandContext['flags'], config: GaxxConfig): Plan {
   const inventory = stringFlag(flags, 'inventory');
   if (inventory && provider !== 'ssh') throw usage('--inventory FILE goes with --provider ssh');
   if (inventory || existing?.settings.inventory) settings.inventory = inventory ? resolve(inventory) : existing?.settings.inventory;
-  return { fleet, provider, count, minCount, settings, existing };
+  if (existing && (stringFlag(flags, 'ttl') !== undefined || stringFlag(flags, 'budget') !== undefined))
+    throw usage(`--ttl and --budget are set when a fleet is created; fleet ${fleet} keeps its own`);
+  const limits = existing ? existing.limits : limitsFromFlags(flags, provider);
+  return { fleet, provider, count, minCount, settings, existing, limits };
 }
 
 function register(config: GaxxConfig, state: FleetState): Promise<void> {
@@ -62,7 +97,7 @@ function register(config: GaxxConfig, state: FleetState): Promise<void> {
 
 export const command: Command = {
   usage:
-    'gaxx spawn --provider P --count N --fleet F [--region R] [--type T] [--image I] [--min-count K] [--inventory FILE] [--accept-new] [--fill] [--ready-timeout S] [--ssh-timeout S] [--json]',
+    'gaxx spawn --provider P --count N --fleet F [--ttl D] [--budget AMOUNT] [--region R] [--type T] [--image I] [--min-count K] [--inventory FILE] [--accept-new] [--fill] [--ready-timeout S] [--ssh-timeout S] [--json]',
   description: [
     'Creates N hosts for fleet F on provider P, each tagged gaxx-fleet:F and named gaxx-F-<i>, waits',
     'until each has an address, bootstraps it (hardening, agent install, Health over mTLS) and',
@@ -74,11 +109,23 @@ export const command: Command = {
     'removed with `gaxx delete F`. Tokens: LINODE_TOKEN / VULTR_API_KEY in the environment or in',
     '<config>/secrets.env (mode 0600); never on the command line. API base URLs: the config file',
     '(providers.<name>.url) or GAXX_LINODE_URL / GAXX_VULTR_URL.',
+    '',
+    "--ttl D (30m, 2h, ...; counted from this spawn) and --budget AMOUNT (in the provider's currency, USD",
+    "for linode and vultr; cost so far = the fleet's hourly price times the hours since the spawn) are",
+    'recorded in Redis beside the fleet: a running `gaxx scheduler` deletes the fleet, as `gaxx delete F',
+    '--yes` does, once the TTL passes or the cost reaches the budget (so keep one running). Each cloud',
+    'VM also powers itself off at TTL plus 10 minutes (a systemd timer and cloud-init power_state set at',
+    'its first boot), even if no scheduler or controller is left. A budget needs a provider with prices:',
+    'with --provider local or ssh it is refused. On local the TTL stops the local agents; on ssh the',
+    'hosts are yours: the TTL removes the fleet from gaxx (certificates revoked) but leaves them running.',
+    "`gaxx ls` shows the TTL left and the cost so far. A --fill keeps the fleet's TTL and budget.",
   ].join('\n'),
   flags: {
     provider: { type: 'string', valueName: 'P', help: `where the hosts come from (${providerNames().join(', ')})` },
     count: { type: 'string', valueName: 'N', help: 'how many hosts the fleet has' },
     fleet: { type: 'string', valueName: 'F', help: 'fleet name (1-39 characters of [a-z0-9-])' },
+    ttl: { type: 'string', valueName: 'D', help: 'delete the fleet this long after the spawn (1s to 8760h; needs a running gaxx scheduler)' },
+    budget: { type: 'string', valueName: 'AMOUNT', help: "delete the fleet once its cost reaches AMOUNT (provider's currency; linode, vultr)" },
     region: { type: 'string', valueName: 'R', help: "provider region (default: the provider's default or the config file's)" },
     type: { type: 'string', valueName: 'T', help: 'instance type / plan' },
     image: { type: 'string', valueName: 'I', help: 'OS image' },
@@ -94,6 +141,7 @@ export const command: Command = {
   examples: [
     'gaxx spawn --provider linode --count 10 --fleet web',
     'gaxx spawn --provider vultr --count 100 --min-count 90 --fleet scan --region ams',
+    'gaxx spawn --provider linode --count 20 --fleet crawl --ttl 2h --budget 5.00',
     'gaxx spawn --fleet web --fill',
   ],
   async run({ flags, config, out, signal }) {
@@ -103,7 +151,14 @@ export const command: Command = {
     const provider = await providerFor(config, p.provider, { inventory: p.settings.inventory, state: p.existing });
     const store = p.existing
       ? new FleetStore(config.paths.fleetsDir, { ...p.existing, count: p.count, minCount: p.minCount, settings: p.settings })
-      : FleetStore.create(config.paths.fleetsDir, { fleet: p.fleet, provider: p.provider, count: p.count, minCount: p.minCount, settings: p.settings });
+      : FleetStore.create(config.paths.fleetsDir, {
+          fleet: p.fleet,
+          provider: p.provider,
+          count: p.count,
+          minCount: p.minCount,
+          settings: p.settings,
+          ...(p.limits ? { limits: p.limits } : {}),
+        });
     const ctx: SpawnContext = {
       provider,
       store,
@@ -111,6 +166,7 @@ export const command: Command = {
         startsAgent: provider.capabilities.startsAgent,
         acceptNew: boolFlag(flags, 'accept-new'),
         connectDeadlineMs: (numberFlag(flags, 'ssh-timeout', 'spawn', 1) ?? 180) * 1000,
+        powerOffAt: p.limits?.expiresAt,
       }),
       agentPort: config.agent.port,
       clock: systemClock,
@@ -119,17 +175,31 @@ export const command: Command = {
       progress: (line) => out.note(`gaxx: ${p.fleet}: ${line}`),
     };
     const before = new Set(store.state.hosts.filter((h) => h.status === 'ready').map((h) => h.index));
+    // A TTL shorter than this spawn must not have the reaper delete hosts under it.
+    const release = p.limits ? await holdFleetWhileSpawning(config, p.fleet) : undefined;
     try {
+      // The limits reach the daemon before anything is rented, so a spawn that dies midway is still ended in time.
+      if (p.limits && !p.existing) {
+        await store.update(() => undefined);
+        await publishFleetLimits(config, store.state);
+      }
       await adoptTagged(ctx);
       const { region, type, image } = p.settings;
       const failed = await createHosts(ctx, missingIndices(store.state.hosts, p.count), { region, type, image });
+      // Now priced by the hosts the provider created.
+      await publishFleetLimits(config, store.state);
       for (const [i, e] of await awaitAddresses(ctx)) failed.set(i, e);
       await bootstrapCreated(ctx, failed);
       return await finish(ctx, config, out, { p, before, failed });
     } catch (e) {
       // Nothing recorded (e.g. the token was refused before any create): leave no empty fleet.
-      if (store.state.hosts.length === 0) removeFleet(config.paths.fleetsDir, p.fleet);
+      if (store.state.hosts.length === 0) {
+        removeFleet(config.paths.fleetsDir, p.fleet);
+        if (p.limits && !p.existing) await unpublishFleet(config, p.fleet).catch(() => undefined);
+      }
       throw e;
+    } finally {
+      await release?.();
     }
   },
 };
@@ -149,18 +219,28 @@ async function finish(
   const undo = usable ? notReady : new Set([...notReady, ...ready.filter((h) => !r.before.has(h.index)).map((h) => h.index)]);
   const destroyed = undo.size > 0 ? await destroyHosts(ctx, undo, r.failed, !usable) : [];
   const failures = [...r.failed].map(([i, e]) => ({ host: `gaxx-${r.p.fleet}-${i}`, code: e.code, error: e.message }));
-  if (store.state.hosts.length === 0) removeFleet(config.paths.fleetsDir, r.p.fleet);
-  else if (usable) await register(config, store.state);
+  if (store.state.hosts.length === 0) {
+    removeFleet(config.paths.fleetsDir, r.p.fleet);
+    if (store.state.limits) await unpublishFleet(config, r.p.fleet);
+  } else {
+    if (usable) await register(config, store.state);
+    await publishFleetLimits(config, store.state);
+  }
+  const limits = store.state.limits;
   const result = {
     fleet: r.p.fleet,
     provider: r.p.provider,
     ready: store.state.hosts.filter((h) => h.status === 'ready').map((h) => ({ name: h.name, address: h.ipv4, agent: h.agent })),
     failed: failures,
     destroyed,
+    ...(limits
+      ? { limits: { ...(limits.expiresAt ? { expiresAt: new Date(limits.expiresAt).toISOString() } : {}), budget: limits.budget, currency: limits.currency } }
+      : {}),
   };
   out.result(result, () =>
     [
       `fleet ${r.p.fleet}: ${result.ready.length}/${r.p.count} hosts ready${usable ? '' : ` (fewer than --min-count ${r.p.minCount})`}`,
+      ...(limits && store.state.hosts.length ? [limitsLine(limits)] : []),
       ...failures.map((f) => `  ${f.host}: ${f.error} [${f.code}]`),
       ...(destroyed.length ? [`destroyed ${destroyed.length} instance(s) that did not become ready`] : []),
       ...(usable && failures.length ? [`add the missing hosts later with: gaxx spawn --fleet ${r.p.fleet} --fill`] : []),
@@ -170,4 +250,13 @@ async function finish(
   const first = failures[0];
   if (first && !out.json) out.note(`gaxx: spawn of ${r.p.fleet} failed: ${first.error} [${first.code}]`);
   return exitCodeFor(first?.code ?? 'UNAVAILABLE');
+}
+
+/** "deleted at 2026-...Z (TTL) or once it costs 5.00 USD (budget), by the scheduler daemon" */
+function limitsLine(l: NonNullable<FleetState['limits']>): string {
+  const parts = [
+    ...(l.expiresAt ? [`at ${new Date(l.expiresAt).toISOString()} (TTL)`] : []),
+    ...(l.budget !== undefined ? [`once it costs ${l.budget.toFixed(2)} ${l.currency} (budget)`] : []),
+  ];
+  return `  deleted ${parts.join(' or ')} by a running gaxx scheduler`;
 }

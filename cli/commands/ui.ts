@@ -8,7 +8,9 @@ import {
   Dashboard,
   DEFAULT_UI_LISTEN,
   fleetTargets,
+  HEARTBEAT_KEY,
   parseAgentItem,
+  readBreakers,
   readDashboardUrl,
   redisTarget,
   TaskQueue,
@@ -18,6 +20,7 @@ import {
 import { durationFlag, JSON_FLAG, stringFlag, stringsFlag, usageError, type Command } from '../command.js';
 import type { Output } from '../output.js';
 import { monitorCredentials } from '../scheduler-credentials.js';
+import { assertFleetName } from '../state.js';
 
 const usage = (message: string): GaxxError => usageError('ui', message);
 
@@ -51,7 +54,9 @@ export const command: Command = {
     '<state>/monitor/certs (issued from the local CA on first use), every --interval.',
     'When `gaxx scheduler` runs, it serves the dashboard itself and this command prints its URL.',
     'Otherwise this process serves it until Ctrl-C. The URL carries a random token: requests',
-    'without it are refused (401). Loopback only.',
+    'without it are refused (401). Loopback only. --fleet F: the URL printed (of this process or of',
+    "the daemon's dashboard) shows only those fleets' agents, runs and cost (its ?fleet=F). Breaker",
+    'states are those the running scheduler daemons hold (unknown when none dispatched to the agent).',
     '--agent takes HOST:PORT (metrics on HOST:9091) or HOST:PORT/METRICS_PORT.',
   ].join('\n'),
   flags: {
@@ -71,12 +76,22 @@ export const command: Command = {
       .flatMap((a) => a.split(','))
       .filter(Boolean);
     if (fleets.length && agents.length) throw usage('give --fleet or --agent, not both');
+    for (const f of fleets) assertFleetName(f);
     const list: MonitorTarget[] = agents.map((a) => parseAgentItem(a.includes(':') ? a : `${a}:${config.agent.port}`));
     const intervalMs = durationFlag(flags, 'interval', 'ui', 100) ?? 5000;
-    const print = (url: string, served: 'daemon' | 'here'): void =>
-      out.json
+    // The page, its event stream and /api/state filter by ?fleet= (served here or by the daemon).
+    const withFleets = (url: string): string => {
+      if (!fleets.length) return url;
+      const u = new URL(url);
+      u.searchParams.set('fleet', fleets.join(','));
+      return u.toString();
+    };
+    const print = (raw: string, served: 'daemon' | 'here'): void => {
+      const url = withFleets(raw);
+      return out.json
         ? out.writeOut(`${JSON.stringify({ url, served })}\n`)
         : out.writeOut(`${served === 'daemon' ? 'The scheduler daemon serves the dashboard' : 'Dashboard (Ctrl-C to stop)'}: ${url}\n`);
+    };
     const recorded = readDashboardUrl(config.paths.stateDir);
     if (!agents.length && recorded && (await answers(recorded.url))) {
       print(recorded.url, 'daemon');
@@ -100,6 +115,8 @@ export const command: Command = {
         creds,
         targets: agents.length || !redis ? async () => list : () => fleetTargets(redis, fleets.length ? fleets : undefined),
         ...(queue ? { redis: queue.redis, depth: () => (queue as TaskQueue).depth() } : {}),
+        // No worker here: the breakers are those the running daemons publish.
+        ...(redis ? { breakers: async () => readBreakers(redis, await redis.zrangebyscore(HEARTBEAT_KEY, Date.now(), '+inf')) } : {}),
         scrapeIntervalMs: intervalMs,
         log: logTo(out),
       });

@@ -62,6 +62,8 @@ export interface StepOptions {
   acceptNew?: boolean | undefined;
   /** SSH: keep retrying the handshake this long (fresh VMs answer late). */
   connectDeadlineMs?: number | undefined;
+  /** The fleet's TTL deadline (ms epoch): cloud VMs power themselves off at it plus a margin. */
+  powerOffAt?: number | undefined;
 }
 
 /** gaxx's known_hosts plus the user's (read only). */
@@ -75,7 +77,9 @@ export async function loadBootstrapStep(config: GaxxConfig, o: StepOptions = {})
     overSsh: !o.startsAgent,
     userData: async () => {
       const hostKey = generateHostKey();
-      return { userData: cloudInitUserData({ operatorPublicKey: key(config).publicKey, hostKey }), hostPublicKey: hostKey.publicKey };
+      // The TTL left now (a --fill late in the fleet's life gets what remains of it).
+      const ttl = o.powerOffAt === undefined ? {} : { ttlSeconds: Math.max(1, Math.ceil((o.powerOffAt - Date.now()) / 1000)) };
+      return { userData: cloudInitUserData({ operatorPublicKey: key(config).publicKey, hostKey, ...ttl }), hostPublicKey: hostKey.publicKey };
     },
     run: (targets, opts) => (o.startsAgent ? waitAgents(config, targets, opts) : sshBootstrap(config, o, targets, opts)),
   };

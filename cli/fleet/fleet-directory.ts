@@ -1,6 +1,17 @@
-/** Registering and forgetting a fleet in the scheduler's fleet directory (Redis). */
-import { createRedis, forgetFleet, redisTarget, registerFleet, waitReady, type FleetAgent } from '../../scheduler/index.js';
+/** Registering and forgetting a fleet in the scheduler's fleet directory (Redis), with its TTL and budget. */
+import {
+  clearFleetLimits,
+  createRedis,
+  forgetFleet,
+  holdFleet,
+  redisTarget,
+  registerFleet,
+  setFleetLimits,
+  waitReady,
+  type FleetAgent,
+} from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
+import { fleetPricePerHour, type FleetState } from '../state.js';
 
 async function withRedis(config: GaxxConfig, fn: (redis: ReturnType<typeof createRedis>) => Promise<void>): Promise<void> {
   const target = await redisTarget(config.redis.url, config.paths.stateDir);
@@ -19,7 +30,50 @@ export function publishFleet(config: GaxxConfig, fleet: string, agents: FleetAge
   return withRedis(config, (r) => registerFleet(r, fleet, agents));
 }
 
-/** Removes `fleet` from the scheduler's directory. */
+/** Removes `fleet` (and any TTL or budget it had) from the scheduler's directory. */
 export function unpublishFleet(config: GaxxConfig, fleet: string): Promise<void> {
-  return withRedis(config, (r) => forgetFleet(r, fleet));
+  return withRedis(config, async (r) => {
+    await forgetFleet(r, fleet);
+    await clearFleetLimits(r, fleet);
+  });
+}
+
+/** Hands the fleet's TTL and budget (from its state, priced by its hosts) to the scheduler daemon that enforces them. */
+export function publishFleetLimits(config: GaxxConfig, state: FleetState): Promise<void> {
+  const l = state.limits;
+  if (!l) return Promise.resolve();
+  return withRedis(config, (r) =>
+    setFleetLimits(r, state.fleet, {
+      since: l.since,
+      currency: l.currency,
+      pricePerHour: fleetPricePerHour(state),
+      ...(l.expiresAt !== undefined ? { expiresAt: l.expiresAt } : {}),
+      ...(l.budget !== undefined ? { budget: l.budget } : {}),
+    }),
+  );
+}
+
+/**
+ * Keeps the scheduler's reaper off `fleet` while a spawn of it runs (its TTL may pass before the
+ * spawn ends); resolves to the release, which also closes the connection.
+ */
+export async function holdFleetWhileSpawning(config: GaxxConfig, fleet: string): Promise<() => Promise<void>> {
+  const target = await redisTarget(config.redis.url, config.paths.stateDir);
+  const redis = createRedis(target.settings, 'producer');
+  redis.on('error', () => undefined);
+  const close = async (): Promise<void> => {
+    redis.disconnect();
+    await target.release();
+  };
+  try {
+    await waitReady(redis);
+    const release = await holdFleet(redis, fleet);
+    return async () => {
+      await release().catch(() => undefined);
+      await close();
+    };
+  } catch (e) {
+    await close();
+    throw e;
+  }
 }

@@ -9,6 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -138,14 +139,37 @@ export function localAddress(index: number): string {
   return `127.0.0.${FIRST_HOST + index}`;
 }
 
+/**
+ * The first address slot that no local agent of ours holds and on which nothing else listens on
+ * `port` (another installation's local fleet, or any other program). The slot is the provider's
+ * own: a fleet's host index says nothing about which addresses other fleets already use.
+ */
+async function freeSlot(taken: Set<number>, port: number): Promise<number> {
+  for (let i = 0; i < MAX_INSTANCES; i++) {
+    if (taken.has(i)) continue;
+    if (port === 0 || (await canListen(localAddress(i), port))) return i;
+  }
+  throw new GaxxError(
+    'RESOURCE_EXHAUSTED',
+    `no free loopback address for a local agent on port ${port} (127.0.0.${FIRST_HOST}-127.0.0.${FIRST_HOST + MAX_INSTANCES - 1} are taken)`,
+  );
+}
+
+/** Whether `address:port` can be bound right now (closed again at once). */
+function canListen(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen({ host: address, port, exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+}
+
 /** Issues the agent's certificate, lays out its files and starts it; resolves once it listens. */
 async function startLocalAgent(o: Resolved, req: CreateRequest, existing: LocalRecord[]): Promise<LocalRecord> {
-  const taken = new Set(existing.map((r) => r.index));
-  const index = req.index ?? [...Array(MAX_INSTANCES).keys()].find((i) => !taken.has(i)) ?? MAX_INSTANCES;
-  const address = localAddress(index);
-  if (taken.has(index)) throw new GaxxError('ALREADY_EXISTS', `a local agent already uses ${address}`);
   const id = `${req.fleet}-${req.label}`;
   if (existing.some((r) => r.id === id)) throw new GaxxError('ALREADY_EXISTS', `local instance ${id} exists`);
+  const index = await freeSlot(new Set(existing.map((r) => r.index)), o.port);
+  const address = localAddress(index);
   const bundle = prepareRunDir(o);
   const dir = join(o.runDir, id);
   const certs = join(dir, 'certs');

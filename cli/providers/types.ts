@@ -62,7 +62,7 @@ export interface CreateRequest {
   tags?: string[] | undefined;
   /**
    * 0-based position of this instance in the fleet. Inventory providers map it to their N-th
-   * host; cloud providers ignore it.
+   * host; cloud providers ignore it, and the local provider picks its own free loopback address.
    */
   index?: number | undefined;
   /** Public SSH keys to authorize for root where the API supports it. */

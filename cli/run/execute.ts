@@ -111,6 +111,11 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
   }
 }
 
+/** What a run says while Redis is away, and when it is back. */
+function redisNote(isDown: boolean, ms: number): string {
+  return isDown ? `gaxx: Redis unreachable for ${Math.round(ms / 1000)}s` : `gaxx: Redis is back after ${Math.round(ms / 1000)}s`;
+}
+
 interface Started {
   runId: string;
   settings: RedisSettings;
@@ -149,8 +154,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
         connect: s.connect,
         cancel: ctx.signal,
         ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
-        onRedis: (isDown, ms) =>
-          ctx.out.note(isDown ? `gaxx: Redis unreachable for ${Math.round(ms / 1000)}s` : `gaxx: Redis is back after ${Math.round(ms / 1000)}s`),
+        onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
         onLive: (id, c) => view.live(id, c),
         onResult: (r, o, shown) => {
           countOutcome(counts, r.outcome);
@@ -204,6 +208,7 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
       ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
       record: { argv: plan.argv, fleet: plan.fleet ?? '', agents: s.agentCount, mode: 'tasks' },
       onEnqueued: (n) => (enqueued = n),
+      onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
       onResult: (r, o, shown) => {
         done++;
         if (r.outcome !== 'succeeded') failed++;
@@ -215,7 +220,9 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
     const summary = summarize(s.runId, res.counts, Date.now() - started, down);
     view.end(summary);
     if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
-    return summaryExitCode(summary, res.cancelled);
+    else if (res.ended)
+      ctx.out.note(`gaxx: ${res.ended.message}; input not read yet was not enqueued, and tasks without a result may still run (gaxx runs show ${s.runId})`);
+    return summaryExitCode(summary, res.cancelled, res.ended);
   } finally {
     progress?.stop();
   }
@@ -241,8 +248,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, waitT
       }),
       cancel: ctx.signal,
       ...(waitTimeoutMs ? { timeoutMs: waitTimeoutMs } : {}),
-      onRedis: (isDown, ms) =>
-        ctx.out.note(isDown ? `gaxx: Redis unreachable for ${Math.round(ms / 1000)}s` : `gaxx: Redis is back after ${Math.round(ms / 1000)}s`),
+      onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
       onResult: (r, o, shown) => {
         countOutcome(counts, r.outcome);
         if (r.outcome === 'unreachable' && r.host) down.add(r.host);

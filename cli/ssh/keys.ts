@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import ssh2 from 'ssh2';
 import { readPrivateFile, writeFileAtomic } from '../../certs/index.js';
 import { GaxxError } from '../../proto/index.js';
+import { generateEd25519 } from './ed25519.js';
 
 export interface SshKeyPair {
   privateKeyPath: string;
@@ -31,11 +32,11 @@ export function ensureSshKeyPair(privateKeyPath: string, publicKeyPath: string, 
     if (!existsSync(publicKeyPath)) writeFileAtomic(publicKeyPath, `${publicKey}\n`, 0o644);
     return { privateKeyPath, publicKeyPath, publicKey, fingerprint: fingerprintOf(blob), created: false };
   }
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
-  writeFileAtomic(privateKeyPath, pair.private, 0o600);
-  writeFileAtomic(publicKeyPath, `${pair.public.trim()}\n`, 0o644);
-  const blob = Buffer.from(pair.public.trim().split(/\s+/)[1] ?? '', 'base64');
-  return { privateKeyPath, publicKeyPath, publicKey: pair.public.trim(), fingerprint: fingerprintOf(blob), created: true };
+  const pair = generateEd25519(comment);
+  writeFileAtomic(privateKeyPath, pair.privateKey, 0o600);
+  writeFileAtomic(publicKeyPath, `${pair.publicKey}\n`, 0o644);
+  const blob = Buffer.from(pair.publicKey.split(/\s+/)[1] ?? '', 'base64');
+  return { privateKeyPath, publicKeyPath, publicKey: pair.publicKey, fingerprint: fingerprintOf(blob), created: true };
 }
 
 /** `SHA256:<unpadded base64>` of an SSH public key blob, as `ssh-keygen -l` prints it. */

@@ -7,9 +7,8 @@
  * tried again next round; limits are cleared once the reap succeeded.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { gaxxKey } from '../redis/redis.js';
 import type { WorkerLog } from '../dispatch/worker.js';
-import { clearFleetLimits, fleetCost, getFleetLimits, limitedFleets, limitReached, type LimitReason } from '../queue/fleet-limits.js';
+import { clearFleetLimits, fleetCost, getFleetLimits, limitedFleets, limitReached, reapLockKey, type LimitReason } from '../queue/fleet-limits.js';
 
 export interface ReaperOptions {
   redis: Redis | Cluster;
@@ -51,7 +50,8 @@ export class FleetReaper {
       const limits = await getFleetLimits(redis, fleet);
       const reason = limits && limitReached(limits, now);
       if (!limits || !reason) continue;
-      const lock = gaxxKey('fleet-reaping', fleet);
+      // Also held by a spawn of the fleet that is still running (holdFleet).
+      const lock = reapLockKey(fleet);
       if ((await redis.set(lock, '1', 'PX', this.opts.lockMs ?? 10 * 60_000, 'NX')) !== 'OK') continue;
       // Another daemon may have reaped it between our read and our lock.
       if (!(await getFleetLimits(redis, fleet))) {

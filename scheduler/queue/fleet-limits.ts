@@ -8,11 +8,14 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
+import { randomBytes } from 'node:crypto';
 import { GaxxError } from '../../proto/index.js';
 import { gaxxKey } from '../redis/redis.js';
 
 const LIMITS_SET = gaxxKey('fleet-limits');
 const limitsKey = (fleet: string): string => gaxxKey('fleet-limits', fleet);
+/** The per-fleet lock the reaper takes before ending a fleet (daemon/reaper.ts), and a spawn holds while it runs. */
+export const reapLockKey = (fleet: string): string => gaxxKey('fleet-reaping', fleet);
 
 /** What a fleet may not outlive or outspend. */
 export const FleetLimitsSchema = z
@@ -73,4 +76,25 @@ export async function clearFleetLimits(redis: Redis | Cluster, fleet: string): P
 /** The fleets that have limits. */
 export async function limitedFleets(redis: Redis | Cluster): Promise<string[]> {
   return (await redis.smembers(LIMITS_SET)).sort();
+}
+
+const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+/**
+ * Keeps the reaper off `fleet` while it is being spawned (a TTL shorter than the spawn must not
+ * delete hosts under it): holds the fleet's reap lock, refreshed every third of `ttlMs`, until
+ * the returned release is called; a spawn that dies lets it expire after `ttlMs`.
+ * FAILED_PRECONDITION when a reaper is deleting the fleet right now.
+ */
+export async function holdFleet(redis: Redis | Cluster, fleet: string, ttlMs = 60_000): Promise<() => Promise<void>> {
+  const key = reapLockKey(fleet);
+  const token = randomBytes(12).toString('hex');
+  if ((await redis.set(key, token, 'PX', ttlMs, 'NX')) !== 'OK')
+    throw new GaxxError('FAILED_PRECONDITION', `fleet ${fleet} is being deleted by a scheduler (its TTL or budget was reached)`);
+  const timer = setInterval(() => void redis.set(key, token, 'PX', ttlMs, 'XX').catch(() => undefined), Math.max(100, Math.floor(ttlMs / 3)));
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await redis.eval(RELEASE, 1, key, token);
+  };
 }

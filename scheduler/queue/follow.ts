@@ -10,6 +10,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { GaxxError } from '../../proto/index.js';
 import { duplicateFor, redisError, waitReady } from '../redis/redis.js';
 import { runEventsKey, type OutputChunk, type TaskResult } from './results.js';
+import { Reachability, stopped, TICK_MS } from './wait.js';
 
 /** What a follower reports as entries arrive. */
 export interface FollowHandlers {
@@ -27,25 +28,46 @@ export interface FollowOptions extends FollowHandlers {
   /** DEADLINE_EXCEEDED after this long. */
   timeoutMs?: number;
   pollMs?: number;
+  /** Redis went away (`down`, repeated about every 5 s with how long) or came back. */
+  onRedis?: (down: boolean, forMs: number) => void;
+  /** REDIS_UNAVAILABLE when Redis stays unreachable this long (default: no limit). */
+  redisGoneMs?: number;
 }
 
 type StreamReply = Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
 
-/** Reads a run's stream from its start until `done` says so; resolves to the number of results seen. */
+/**
+ * Reads a run's stream from its start until `done` says so; resolves to the number of results
+ * seen. Bounded as waitForRun is (queue/wait.ts): each read races the deadline, `until` and a
+ * tick, because a read on a connection that is reconnecting never returns by itself.
+ */
 export async function followRun(redis: Redis | Cluster, runId: string, opts: FollowOptions): Promise<number> {
   const state = new FollowState(opts);
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
   const reader = duplicateFor(redis, 'worker');
   reader.on('error', () => undefined);
+  const reach = new Reachability(reader, opts.onRedis);
+  const stop = stopped([opts.until]);
   let last = '0';
+  let pending: Promise<StreamReply> | undefined;
   try {
-    await waitReady(reader);
+    const ready = waitReady(reader, Math.min(opts.redisGoneMs ?? 30_000, Math.max(1, deadline - Date.now())));
+    if ((await Promise.race([ready, stop.promise])) === 'stop') return state.finished;
     while (!opts.done(state.finished) && !opts.until?.aborted) {
       const left = deadline - Date.now();
       if (left <= 0) throw new GaxxError('DEADLINE_EXCEEDED', `run ${runId}: no more results in time (${state.finished} arrived)`);
+      const downFor = reach.tick();
+      if (opts.redisGoneMs !== undefined && downFor > opts.redisGoneMs)
+        throw new GaxxError('REDIS_UNAVAILABLE', `redis unreachable for ${Math.round(downFor / 1000)} s while following run ${runId}`);
+      // One read at a time (see waitForRun): a read issued while Redis is away is raced again, never stacked.
       const block = Math.max(1, Math.min(opts.pollMs ?? 250, left));
-      const reply = (await reader.xreadBuffer('COUNT', 2000, 'BLOCK', block, 'STREAMS', runEventsKey(runId), last)) as StreamReply;
-      for (const [, entries] of reply ?? []) {
+      pending ??= reader.xreadBuffer('COUNT', 2000, 'BLOCK', block, 'STREAMS', runEventsKey(runId), last) as Promise<StreamReply>;
+      let timer: NodeJS.Timeout | undefined;
+      const tick = new Promise<'tick'>((r) => (timer = setTimeout(() => r('tick'), Math.min(block + TICK_MS, Math.max(1, left)))));
+      const got = await Promise.race([pending, stop.promise, tick]).finally(() => clearTimeout(timer));
+      if (got === 'stop' || got === 'tick') continue;
+      pending = undefined;
+      for (const [, entries] of got ?? []) {
         for (const [id, flat] of entries) {
           last = id.toString();
           state.entry(flat);
@@ -56,6 +78,8 @@ export async function followRun(redis: Redis | Cluster, runId: string, opts: Fol
   } catch (e) {
     throw redisError(e, `following run ${runId}`);
   } finally {
+    stop.dispose();
+    pending?.catch(() => undefined);
     reader.disconnect();
   }
 }

@@ -16,6 +16,7 @@ import { schedulerAlive } from '../daemon/daemon.js';
 import { jobIdFor } from './task.js';
 import { requestCancel } from './cancel.js';
 import { followRun, type FollowHandlers } from './follow.js';
+import { REDIS_GONE_MS } from './run.js';
 import { TaskQueue } from './queue.js';
 import { publishResult, runDoneKey, type TaskResult } from './results.js';
 import { countOutcome, getRunRecord, submitterAlive, updateRunRecord, type OutcomeCounts, type RunRecord, type RunState } from './run-index.js';
@@ -76,6 +77,8 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
       },
       done: (n) => (state = runComplete(rec, n)) !== undefined,
       ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+      // Bounded like every run wait: REDIS_UNAVAILABLE when Redis stays away.
+      redisGoneMs: REDIS_GONE_MS,
     });
     const final = state ?? 'done';
     if (rec.state === 'running' || final === 'interrupted') await updateRunRecord(queue.redis, runId, { state: final, counts, finishedAt: Date.now() });

@@ -67,12 +67,12 @@ export interface RunOutcome extends RunResults {
 const WATCH_MS = 2000;
 const CANCEL_GRACE_MS = 15_000;
 /** Redis clean-up after the wait (withdraw, forget) gets this long, then is left. */
-const CLEANUP_MS = 1000;
+export const CLEANUP_MS = 1000;
 /** Default bound on a Redis outage during a wait. */
 export const REDIS_GONE_MS = 60_000;
 
 /** Resolves with `p`'s value, or undefined after `ms` (the work goes on, unobserved). */
-async function bounded<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+export async function bounded<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)));
   try {

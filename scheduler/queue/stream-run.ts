@@ -10,8 +10,13 @@
  * set by `gaxx runs cancel`) stops reading input, withdraws queued tasks (reported
  * `cancelled`), cancels running ones, and reports any still without a result after the grace
  * period as `error` (DEADLINE_EXCEEDED).
+ *
+ * Waits are bounded as runAndWait's are: a Redis that stays unreachable past `redisGoneMs`
+ * (default REDIS_GONE_MS), or the `timeoutMs` deadline, ends the run early: reading input
+ * stops, and every enqueued task without a result is reported `unknown` with that reason; the
+ * outcome says why (`ended`) instead of throwing, so the caller still prints every task.
  */
-import { GaxxError, isGaxxError, type TaskSigner } from '../../proto/index.js';
+import { GaxxError, isGaxxError, type ErrorCode, type TaskSigner } from '../../proto/index.js';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 import { schedulerAlive } from '../daemon/daemon.js';
@@ -22,6 +27,7 @@ import { followRun, type FollowHandlers } from './follow.js';
 import { TaskQueue } from './queue.js';
 import { publishResult, taskResult, type OutputChunk, type TaskResult } from './results.js';
 import { countOutcome, createRunRecord, noteEnqueued, updateRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
+import { bounded, CLEANUP_MS, REDIS_GONE_MS } from './run.js';
 import { newRunId, type TaskInput } from './task.js';
 
 export interface StreamRunOptions extends FollowHandlers {
@@ -47,6 +53,10 @@ export interface StreamRunOptions extends FollowHandlers {
   record: Pick<RunRecord, 'argv' | 'fleet' | 'agents' | 'mode'>;
   /** Called after each batch is enqueued, with the run's enqueued total. */
   onEnqueued?: (enqueued: number) => void;
+  /** Redis went away (`down`, about every 5 s with how long) or came back. */
+  onRedis?: (down: boolean, forMs: number) => void;
+  /** End the run early (REDIS_UNAVAILABLE) when Redis stays unreachable this long (default REDIS_GONE_MS). */
+  redisGoneMs?: number;
 }
 
 export interface StreamRunOutcome {
@@ -55,6 +65,13 @@ export interface StreamRunOutcome {
   counts: OutcomeCounts;
   cancelled: boolean;
   inProcess: boolean;
+  /** Why the run ended before every enqueued task had its own result (DEADLINE_EXCEEDED, REDIS_UNAVAILABLE). */
+  ended?: { code: ErrorCode; message: string };
+}
+
+/** The errors that end a run early with a result for every task, rather than fail it. */
+function endsEarly(e: unknown): { code: ErrorCode; message: string } | undefined {
+  return isGaxxError(e, 'DEADLINE_EXCEEDED') || isGaxxError(e, 'REDIS_UNAVAILABLE') ? { code: e.code, message: e.message } : undefined;
 }
 
 const CANCEL_GRACE_MS = 15_000;
@@ -69,11 +86,16 @@ export function syntheticResult(runId: string, taskId: string, outcome: TaskResu
 export async function streamRun(tasks: AsyncIterable<TaskInput>, opts: StreamRunOptions): Promise<StreamRunOutcome> {
   const queue = await TaskQueue.open(opts.settings);
   const run = new StreamedRun(queue, opts.runId ?? newRunId(), opts);
+  let early = true;
   try {
-    return await run.execute(tasks[Symbol.asyncIterator]());
+    const out = await run.execute(tasks[Symbol.asyncIterator]());
+    early = out.ended !== undefined;
+    return out;
   } finally {
-    await run.close();
-    await queue.close();
+    // After an early end (Redis may be gone) nothing here may hold the process: running tasks
+    // are handed back at once (the agents keep running them) and closing is bounded.
+    await run.close(early);
+    await bounded(queue.close(), CLEANUP_MS);
   }
 }
 
@@ -115,6 +137,12 @@ class StreamedRun {
         done: (n) => this.inputDone && n >= this.enqueued,
         until: this.stopFollow.signal,
         ...(this.opts.timeoutMs ? { timeoutMs: this.opts.timeoutMs } : {}),
+        redisGoneMs: this.opts.redisGoneMs ?? REDIS_GONE_MS,
+        onRedis: (down, forMs) => {
+          // Cancelling while Redis is away: nothing more can arrive, stop at once.
+          if (down && this.cancelling) this.stopFollow.abort();
+          this.opts.onRedis?.(down, forMs);
+        },
       });
       // A follow that fails must end production too (else it would wait for slots forever).
       following.catch(() => this.stopInput.abort());
@@ -124,20 +152,27 @@ class StreamedRun {
         (e: unknown) => e,
       );
       const inputError = await produced;
-      await this.cancelling;
-      this.fillMissing();
-      if (followed) throw followed;
-      if (inputError) throw inputError;
+      const ended = endsEarly(followed) ?? endsEarly(inputError);
+      if (ended?.code === 'DEADLINE_EXCEEDED') await bounded(this.queue.withdraw([...this.outstanding.values()]), CLEANUP_MS);
+      // Never wait on a cancel's Redis calls once Redis is gone.
+      if (!ended) await this.cancelling;
+      this.fillMissing(ended?.code);
+      if (followed && !endsEarly(followed)) throw followed;
+      if (inputError && !endsEarly(inputError)) throw inputError;
       // A cancel from elsewhere can end every task before the heartbeat notices the flag.
-      const cancelled = this.cancelling !== undefined || (await isCancelled(redis, this.runId));
-      state = cancelled ? 'cancelled' : 'done';
-      return { runId: this.runId, total: this.enqueued, counts: this.counts, cancelled, inProcess: this.worker !== undefined };
+      const cancelled = this.cancelling !== undefined || (!ended && (await isCancelled(redis, this.runId)));
+      state = cancelled ? 'cancelled' : ended ? 'failed' : 'done';
+      const outcome = { runId: this.runId, total: this.enqueued, counts: this.counts, cancelled, inProcess: this.worker !== undefined };
+      return ended && !cancelled ? { ...outcome, ended } : outcome;
     } catch (e) {
       if (isGaxxError(e, 'DEADLINE_EXCEEDED') || isGaxxError(e, 'CANCELLED')) await this.queue.withdraw([...this.outstanding.values()]).catch(() => 0);
       throw e;
     } finally {
       this.opts.cancel?.removeEventListener('abort', onCancel);
-      await updateRunRecord(redis, this.runId, { state, counts: this.counts, total: this.enqueued, finishedAt: Date.now() }).catch(() => undefined);
+      await bounded(
+        updateRunRecord(redis, this.runId, { state, counts: this.counts, total: this.enqueued, finishedAt: Date.now() }).catch(() => undefined),
+        CLEANUP_MS,
+      );
     }
   }
 
@@ -238,19 +273,28 @@ class StreamedRun {
       .finally(() => this.timers.push(setTimeout(() => this.stopFollow.abort(), this.opts.cancelGraceMs ?? CANCEL_GRACE_MS).unref()));
   }
 
-  /** After a cancel's grace: tasks still without a result are reported as `error`. */
-  private fillMissing(): void {
+  /**
+   * Tasks still without a result: after a cancel's grace, `error`; after an early end
+   * (`why`), `unknown` with that reason (queued, running or done: this process cannot tell).
+   */
+  private fillMissing(why?: ErrorCode): void {
     for (const taskId of [...this.outstanding.keys()]) {
-      this.result(
-        syntheticResult(this.runId, taskId, 'error', 'DEADLINE_EXCEEDED', 'no result in time after the run was cancelled; the task may still be running'),
-        [],
-        false,
-      );
+      const r =
+        why === undefined
+          ? syntheticResult(this.runId, taskId, 'error', 'DEADLINE_EXCEEDED', 'no result in time after the run was cancelled; the task may still be running')
+          : syntheticResult(
+              this.runId,
+              taskId,
+              'unknown',
+              why,
+              `no result: ${why === 'REDIS_UNAVAILABLE' ? 'Redis unreachable' : 'wait timed out'}; the task may still run`,
+            );
+      this.result(r, [], false);
     }
   }
 
-  async close(): Promise<void> {
+  async close(early: boolean): Promise<void> {
     for (const t of this.timers) clearTimeout(t);
-    await this.worker?.drain(5000);
+    if (this.worker) await bounded(this.worker.drain(early ? 0 : 5000), early ? CLEANUP_MS : 10_000);
   }
 }

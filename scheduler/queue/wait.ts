@@ -40,7 +40,8 @@ export interface WaitOptions {
 
 type StreamReply = Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
 
-const TICK_MS = 1000;
+/** The longest a blocking read is awaited before the loop looks at its deadline and Redis again. */
+export const TICK_MS = 1000;
 const REPORT_EVERY_MS = 5000;
 
 function fieldsOf(flat: Buffer[]): Map<string, Buffer> {
@@ -49,8 +50,8 @@ function fieldsOf(flat: Buffer[]): Map<string, Buffer> {
   return m;
 }
 
-/** Tracks a connection's reachability from its events. */
-class Reachability {
+/** Tracks a connection's reachability from its events (shared with follow.ts). */
+export class Reachability {
   downSince = 0;
   private reported = 0;
 
@@ -84,7 +85,7 @@ class Reachability {
 }
 
 /** Resolves with 'stop' when any of `signals` aborts (or already has). */
-function stopped(signals: Array<AbortSignal | undefined>): { promise: Promise<'stop'>; dispose(): void } {
+export function stopped(signals: Array<AbortSignal | undefined>): { promise: Promise<'stop'>; dispose(): void } {
   let dispose = (): void => undefined;
   const promise = new Promise<'stop'>((resolve) => {
     const on = (): void => resolve('stop');

@@ -2,7 +2,8 @@
  * The local metrics collection and dashboard (default 127.0.0.1:9090): the collector's rounds,
  * the run tracker's ticks and the HTTP side put together. `/metrics` for Prometheus; `/` the
  * page; `/events` server-sent events with what changed (agents, runs, queue depth) at most once
- * per tick; `/api/state` the whole picture; `POST /api/runs/<id>/cancel` cancels a run.
+ * per tick; `/api/state` the whole picture; `POST /api/runs/<id>/cancel` cancels a run. The
+ * page, its events and `/api/state` take `?fleet=a,b` to watch only those fleets (fleet-view.ts).
  * Started by the scheduler daemon, or by `gaxx ui` when no daemon serves it.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -18,6 +19,7 @@ import { Collector, type AgentState } from './collector.js';
 import { buildExposition } from './exposition.js';
 import { gate, listen, loopbackHosts, newToken, SECURITY_HEADERS, tokenCookie } from './http.js';
 import { RunTracker, type RunView } from './runs.js';
+import { fleetLimitViews, fleetsView, requestedFleets, type FleetLimitsView } from './fleet-view.js';
 import { EventHub } from './sse.js';
 import type { MonitorTarget } from './targets.js';
 
@@ -39,8 +41,11 @@ export interface DashboardOptions {
   depth?: () => Promise<Record<string, number>>;
   /** This process's own metrics text (the scheduler's registry). */
   ownMetrics?: () => Promise<string>;
-  /** Breaker state by agent address (the daemon's worker). */
-  breakers?: () => Map<string, BreakerState>;
+  /**
+   * Breaker state by agent address: the daemon's own worker's, or (`gaxx ui` on its own) what
+   * the running daemons publish; read once per tick.
+   */
+  breakers?: () => Map<string, BreakerState> | Promise<Map<string, BreakerState>>;
   scrapeIntervalMs?: number;
   /** How often runs and queue are read and changes pushed (default 1 s). */
   tickMs?: number;
@@ -74,6 +79,9 @@ export class Dashboard {
   private timer: NodeJS.Timeout | undefined;
   private lastAgents = '';
   private lastQueue = '';
+  private lastFleets = '';
+  private fleetLimits: FleetLimitsView[] = [];
+  private breakerStates = new Map<string, BreakerState>();
   private queueDepth: Record<string, number> = {};
   private ticking = false;
   /** Agent address -> host name, refreshed each collector round. */
@@ -134,13 +142,29 @@ export class Dashboard {
 
   /** The agents as the page shows them. */
   agentViews(): AgentView[] {
-    const breakers = this.opts.breakers?.() ?? new Map<string, BreakerState>();
-    return [...this.collector.states.values()].sort(byFleetHost).map((s) => agentView(s, breakers.get(s.address)));
+    return [...this.collector.states.values()].sort(byFleetHost).map((s) => agentView(s, this.breakerStates.get(s.address)));
   }
 
-  /** The whole picture, as `/api/state` and the first event of a stream send it. */
-  snapshot(): { agents: AgentView[]; runs: RunView[]; queue: Record<string, number>; scrapeIntervalMs: number } {
-    return { agents: this.agentViews(), runs: this.runs?.all() ?? [], queue: this.queueDepth, scrapeIntervalMs: this.collector.intervalMs };
+  /** The whole picture (of `fleets` only, when given), as `/api/state` and the first events of a stream send it. */
+  snapshot(fleets?: Set<string>): {
+    agents: AgentView[];
+    runs: RunView[];
+    queue: Record<string, number>;
+    fleets: FleetLimitsView[];
+    scrapeIntervalMs: number;
+    watching?: string[];
+  } {
+    const all = { agents: this.agentViews(), runs: this.runs?.all() ?? [], fleets: this.fleetLimits };
+    const view = fleets ? fleetsView(fleets) : undefined;
+    const pick = <T>(event: string, v: T[]): T[] => (view ? ((view(event, v) as T[] | undefined) ?? []) : v);
+    return {
+      agents: pick('agents', all.agents),
+      runs: pick('runs', all.runs),
+      queue: this.queueDepth,
+      fleets: pick('fleets', all.fleets),
+      scrapeIntervalMs: this.collector.intervalMs,
+      ...(fleets ? { watching: [...fleets].sort() } : {}),
+    };
   }
 
   /** The `/metrics` text. */
@@ -154,7 +178,7 @@ export class Dashboard {
     const text = JSON.stringify(agents);
     if (text === this.lastAgents) return;
     this.lastAgents = text;
-    this.hub.send('agents', text);
+    this.hub.send('agents', agents, text);
   }
 
   private async tick(): Promise<void> {
@@ -162,12 +186,18 @@ export class Dashboard {
     this.ticking = true;
     try {
       const changed = (await this.runs?.tick()) ?? [];
-      if (changed.length) this.hub.send('runs', JSON.stringify(changed));
+      if (changed.length) this.hub.send('runs', changed);
       if (this.opts.depth) {
         this.queueDepth = await this.opts.depth();
         const q = JSON.stringify(this.queueDepth);
-        if (q !== this.lastQueue) this.hub.send('queue', (this.lastQueue = q));
+        if (q !== this.lastQueue) this.hub.send('queue', this.queueDepth, (this.lastQueue = q));
       }
+      if (this.opts.redis) {
+        this.fleetLimits = await fleetLimitViews(this.opts.redis);
+        const f = JSON.stringify(this.fleetLimits);
+        if (f !== this.lastFleets) this.hub.send('fleets', this.fleetLimits, (this.lastFleets = f));
+      }
+      if (this.opts.breakers) this.breakerStates = await this.opts.breakers();
       this.pushAgents(); // breaker states change between rounds
     } catch (e) {
       this.opts.log.warn({ component: 'ui', err: (e as Error).message }, 'dashboard tick failed');
@@ -191,20 +221,23 @@ export class Dashboard {
       );
       return;
     }
-    if (path === '/events') return void this.hub.add(req, res, headers, () => this.snapshotEvents());
-    if (path === '/api/state') return void res.writeHead(200, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify(this.snapshot()));
+    const fleets = requestedFleets(authed.url);
+    if (path === '/events') return void this.hub.add(req, res, headers, () => this.snapshotEvents(), fleets && fleetsView(fleets));
+    if (path === '/api/state') return void res.writeHead(200, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify(this.snapshot(fleets)));
     const asset = this.assets.get(path === '/' ? '/index.html' : path);
     if (!asset) return void res.writeHead(404, headers).end();
     res.writeHead(200, { ...headers, 'content-type': asset.type }).end(asset.body);
   }
 
-  private snapshotEvents(): Array<[string, string]> {
+  /** The first events of a stream (unfiltered: the stream's view filters them). */
+  private snapshotEvents(): Array<[string, unknown]> {
     const s = this.snapshot();
     return [
-      ['agents', JSON.stringify(s.agents)],
-      ['runs', JSON.stringify(s.runs)],
-      ['queue', JSON.stringify(s.queue)],
-      ['config', JSON.stringify({ scrapeIntervalMs: s.scrapeIntervalMs })],
+      ['agents', s.agents],
+      ['runs', s.runs],
+      ['queue', s.queue],
+      ['fleets', s.fleets],
+      ['config', { scrapeIntervalMs: s.scrapeIntervalMs }],
     ];
   }
 

@@ -8,11 +8,10 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../../certs/index.js';
 import { readFleet } from '../../cli/state.js';
-import { hashHostName } from '../../cli/ssh/index.js';
+import { generateEd25519, hashHostName } from '../../cli/ssh/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { runGaxx } from '../helpers/cli.js';
 import { startTestHost, stopAllTestHosts, type TestHost } from '../helpers/test-host.js';
@@ -48,13 +47,13 @@ beforeAll(async () => {
   home = join(dir, 'gaxx-home');
   userHome = join(dir, 'user');
   mkdirSync(join(userHome, '.ssh'), { recursive: true, mode: 0o700 });
-  const pair = ssh2.utils.generateKeyPairSync('ed25519');
+  const pair = generateEd25519('inventory');
   rootKey = join(dir, 'root_ed25519');
-  writeFileSync(rootKey, pair.private, { mode: 0o600 });
+  writeFileSync(rootKey, pair.privateKey, { mode: 0o600 });
   chmodSync(rootKey, 0o600);
   const init = await gaxx(['init', '--name', 'alice']);
   expect(init.code, init.stderr).toBe(0);
-  hosts = await Promise.all([0, 1, 2].map(() => startTestHost({ authorizedKeys: [pair.public.trim()] })));
+  hosts = await Promise.all([0, 1, 2].map(() => startTestHost({ authorizedKeys: [pair.publicKey.trim()] })));
   // The second host is reached on :2222 (redirected to its sshd), so known_hosts names it [host]:2222.
   const nat = await hosts[1]?.sh(
     "nft -f - <<'EOF'\ntable ip e2enat {\n  chain prerouting { type nat hook prerouting priority -100; tcp dport 2222 redirect to :22; }\n}\nEOF",

@@ -1,70 +1,170 @@
-// A fleet's TTL enforced by `gaxx scheduler` (the built CLI) against the fake Linode API: once
-// the TTL passes, the daemon destroys the fleet's tagged instance, unregisters the fleet and
-// clears its state; a fleet within its limits is left alone.
+// A fleet's TTL and budget with the built CLI against the fake Linode API, whose instances are
+// real sshd test hosts applying the cloud-init user data gaxx sent: `gaxx spawn --ttl 5s`
+// records the limits and gives each VM its poweroff safety net; `gaxx ls` shows the TTL left
+// and the cost so far; a running `gaxx scheduler` then deletes the fleet through the same path
+// as `gaxx delete F --yes` (instance destroyed, certificates revoked, known_hosts entries and
+// state cleared); a fleet within its limits is left alone. Bad --ttl/--budget values are one
+// clear USAGE line, and nothing is created.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FleetStore } from '../../cli/state.js';
-import { createRedis, fleetAgents, limitedFleets, redisSettingsFromUrl, registerFleet, setFleetLimits, waitReady } from '../../scheduler/index.js';
-import { CLI_MAIN } from '../helpers/cli-world.js';
+import { TTL_TIMER_PATH } from '../../cli/bootstrap/cloud-init.js';
+import { readFleet } from '../../cli/state.js';
+import { FleetCa } from '../../certs/index.js';
+import { exitCodeFor } from '../../proto/index.js';
+import { createRedis, fleetAgents, limitedFleets, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
+import { CLI_MAIN, runGaxx } from '../helpers/cli.js';
+import type { InstanceBackend } from '../helpers/fake-cloud.js';
 import { FakeLinode } from '../helpers/fake-linode.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startTestHost, stopAllTestHosts, type TestHost } from '../helpers/test-host.js';
 
 const TOKEN = 'e2e-0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978';
+const LONG = 600_000;
 let home: string;
 let redis: TestRedis;
 let fake: FakeLinode;
+const hosts = new Map<string, TestHost>();
+const backend: InstanceBackend = {
+  onCreate: async (i) => {
+    const h = await startTestHost({ userData: i.userData ?? '' });
+    hosts.set(i.id, h);
+    return { ipv4: h.address };
+  },
+  onDelete: async (id) => {
+    await hosts.get(id)?.stop();
+    hosts.delete(id);
+  },
+};
+
+const env = (): Record<string, string> => ({ GAXX_REDIS_URL: redis.url, GAXX_LINODE_URL: fake.url, LINODE_TOKEN: TOKEN });
+const gaxx = (args: string[]) => runGaxx(args, { home, env: env(), timeoutMs: LONG });
+
+/** Polls `check` every 100 ms until it holds or `ms` passed; whether it held. */
+async function eventually(check: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await sleep(100)) if (await check()) return true;
+  return check();
+}
+
+interface LsFleet {
+  fleet: string;
+  limits?: { expiresAt?: string; ttlLeftSeconds?: number; budget?: number; costSoFar: number; currency: string };
+}
+
+async function lsJson(): Promise<LsFleet[]> {
+  const ls = await gaxx(['ls', '--json']);
+  expect(ls.code, ls.stderr).toBe(0);
+  return JSON.parse(ls.stdout) as LsFleet[];
+}
 
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'gxttl-'));
   redis = await startRedis();
-  fake = await new FakeLinode({ token: TOKEN }).start();
-});
+  fake = await new FakeLinode({ token: TOKEN, backend }).start();
+  const init = await gaxx(['init', '--name', 'alice']);
+  expect(init.code, init.stderr).toBe(0);
+}, LONG);
 
 afterAll(async () => {
   await fake?.stop();
+  await stopAllTestHosts();
   await redis?.destroy();
   rmSync(home, { recursive: true, force: true });
 });
 
-describe('fleet TTL', () => {
-  it('a 5 s TTL: the scheduler daemon deletes the fleet through the provider; a fleet within its limits stays', { timeout: 180_000 }, async () => {
-    const env = { PATH: process.env.PATH ?? '', GAXX_HOME: home, GAXX_REDIS_URL: redis.url, GAXX_LINODE_URL: fake.url, LINODE_TOKEN: TOKEN };
-    const init = spawn(process.execPath, [CLI_MAIN, 'init', '--name', 'alice'], { env, stdio: 'ignore' });
-    expect(await new Promise((r) => init.once('exit', r))).toBe(0);
-    const made = fake.seed({ label: 'gaxx-web-0', tags: ['gaxx-fleet:web'] });
-    const store = FleetStore.create(join(home, 'state', 'fleets'), { fleet: 'web', provider: 'linode', count: 1, minCount: 1, settings: {} });
-    await store.setHost(0, { status: 'ready', id: made.id, ipv4: '127.0.0.1', pricePerHour: 0.0075 });
-    const conn = createRedis(redisSettingsFromUrl(redis.url), 'producer');
-    await waitReady(conn);
-    try {
-      await registerFleet(conn, 'web', [{ host: 'gaxx-web-0', address: '127.0.0.1:1' }]);
-      await setFleetLimits(conn, 'web', { since: Date.now(), expiresAt: Date.now() + 5000, pricePerHour: 0.0075 });
-      await setFleetLimits(conn, 'keep', { since: Date.now(), expiresAt: Date.now() + 3_600_000, budget: 5 });
-      const daemon = spawn(process.execPath, [CLI_MAIN, 'scheduler', '--reap-interval', '1s', '--metrics-listen', '127.0.0.1:0'], {
-        env,
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
+describe('gaxx spawn --ttl/--budget', () => {
+  it('bad --ttl or --budget: one USAGE line, nothing rented or recorded', async () => {
+    const cases = [
+      ['--provider', 'linode', '--ttl', 'banana'],
+      ['--provider', 'linode', '--ttl', '0'],
+      ['--provider', 'linode', '--ttl', '30'],
+      ['--provider', 'linode', '--budget', '-1'],
+      ['--provider', 'linode', '--budget', 'five'],
+      ['--provider', 'linode', '--budget', '0'],
+      // local hosts have no price: a budget could never be reached.
+      ['--provider', 'local', '--budget', '5'],
+    ];
+    for (const c of cases) {
+      const r = await gaxx(['spawn', '--count', '1', '--fleet', 'bad', ...c]);
+      expect(r.code, `${c.join(' ')}: ${r.stderr}`).toBe(exitCodeFor('USAGE'));
+      expect(r.stderr.trim().split('\n'), c.join(' ')).toHaveLength(1);
+    }
+    expect(fake.instances.size).toBe(0);
+    expect(existsSync(join(home, 'state', 'fleets', 'bad.json'))).toBe(false);
+  });
+
+  it(
+    'TTL 5 s with the scheduler daemon running: the spawn completes, the VM has its poweroff timer, then the daemon deletes the fleet; ls shows TTL and cost',
+    async () => {
+      // A fleet within its limits: ls shows them, and it outlives the other.
+      const kept = await gaxx(['spawn', '--provider', 'linode', '--count', '1', '--fleet', 'keep', '--ttl', '1h', '--budget', '5', '--json']);
+      expect(kept.code, kept.stderr).toBe(0);
+      const listed = (await lsJson()).find((f) => f.fleet === 'keep');
+      expect(listed?.limits).toMatchObject({ budget: 5, currency: 'USD' });
+      expect(listed?.limits?.ttlLeftSeconds).toBeGreaterThan(3000);
+      expect(listed?.limits?.ttlLeftSeconds).toBeLessThanOrEqual(3600);
+      expect(listed?.limits?.costSoFar).toBeGreaterThan(0);
+      const human = await gaxx(['ls']);
+      expect(human.stdout).toMatch(/^keep: linode, 1\/1 ready, .*TTL \d+m left, cost so far \d+\.\d{4} USD of 5\.00 budget$/m);
+      const keepId = readFleet(join(home, 'state', 'fleets'), 'keep')?.hosts[0]?.id as string;
+      // The poweroff timer is on the VM, at the deadline plus the 10 minute margin (UTC).
+      const timer = (await hosts.get(keepId)?.sh(`cat ${TTL_TIMER_PATH}`))?.stdout ?? '';
+      const at = /^OnCalendar=(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) UTC$/m.exec(timer);
+      const powerOffAt = Date.parse(`${at?.[1]}T${at?.[2]}Z`);
+      const expiresAt = Date.parse(listed?.limits?.expiresAt ?? '');
+      expect(Math.abs(powerOffAt - (expiresAt + 600_000))).toBeLessThan(120_000);
+
+      const conn = createRedis(redisSettingsFromUrl(redis.url), 'producer');
+      await waitReady(conn);
+      const daemon = spawn(
+        process.execPath,
+        [CLI_MAIN, 'scheduler', '--reap-interval', '1s', '--metrics-listen', '127.0.0.1:0', '--ui-listen', '127.0.0.1:0'],
+        {
+          env: { PATH: process.env.PATH ?? '', GAXX_HOME: home, ...env() },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
       let log = '';
       daemon.stderr.on('data', (b: Buffer) => (log += b.toString()));
       const exited = new Promise((r) => daemon.once('exit', r));
       try {
-        for (let i = 0; i < 1200 && fake.instances.has(made.id); i++) await sleep(100);
-        expect(fake.instances.has(made.id), log).toBe(false);
-        for (let i = 0; i < 100 && (await limitedFleets(conn)).includes('web'); i++) await sleep(100);
+        // The TTL may pass while the spawn still runs: the spawn holds the fleet, so it completes.
+        const made = await gaxx(['spawn', '--provider', 'linode', '--count', '1', '--fleet', 'web', '--ttl', '5s', '--budget', '5', '--json']);
+        expect(made.code, made.stderr).toBe(0);
+        const result = JSON.parse(made.stdout) as { ready: unknown[]; limits: { budget: number; currency: string; expiresAt: string } };
+        expect(result.ready).toHaveLength(1);
+        expect(result.limits).toMatchObject({ budget: 5, currency: 'USD' });
+        const id = [...fake.instances.values()].find((i) => i.tags.includes('gaxx-fleet:web'))?.id as string;
+        expect(id).toBeDefined();
+        // The safety net went to the VM through cloud-init: the timer file and cloud-init's poweroff.
+        expect(hosts.get(id)?.applied?.files).toContain(TTL_TIMER_PATH);
+        expect(hosts.get(id)?.applied?.powerState?.mode).toBe('poweroff');
+
+        expect(await eventually(() => !fake.instances.has(id), 120_000), log).toBe(true);
+        expect(await eventually(async () => !(await lsJson()).some((f) => f.fleet === 'web'), 30_000), log).toBe(true);
         expect(await limitedFleets(conn)).toEqual(['keep']);
         expect(await fleetAgents(conn, 'web')).toEqual([]);
-        expect(existsSync(join(home, 'state', 'fleets', 'web.json'))).toBe(false);
+        const knownHosts = readFileSync(join(home, 'config', 'ssh', 'known_hosts'), 'utf8');
+        expect(knownHosts).not.toContain('gaxx-fleet=web');
+        expect(knownHosts).toContain('gaxx-fleet=keep');
+        const ca = FleetCa.open(join(home, 'config', 'ca'));
+        const revoked = ca.revoked();
+        const webCerts = ca.list().filter((r) => r.identity.role === 'agent' && r.identity.fleet === 'web');
+        expect(webCerts.length).toBeGreaterThan(0);
+        expect(webCerts.every((r) => revoked.has(r.serial))).toBe(true);
         expect(log).toMatch(/"reason":"ttl"/);
+        // The fleet within its limits is untouched.
+        expect(fake.instances.has(keepId)).toBe(true);
+        expect((await lsJson()).map((f) => f.fleet)).toEqual(['keep']);
       } finally {
         daemon.kill('SIGTERM');
         await exited;
+        conn.disconnect();
       }
-    } finally {
-      conn.disconnect();
-    }
-  });
+    },
+    LONG,
+  );
 });

@@ -1,6 +1,7 @@
 // The built CLI's `gaxx run` under faults, with real processes: Redis killed (-9, not restarted)
 // during a run ends it at --wait-timeout or at one Ctrl-C, saying so while it lasts, with a
-// result for every task; a `gaxx run` killed (-9) mid-run leaves its jobs to itself: an
+// result for every task; a `--tasks` run whose Redis is killed ends on its own with
+// REDIS_UNAVAILABLE (exit 12) and every enqueued task reported unknown; a `gaxx run` killed (-9) mid-run leaves its jobs to itself: an
 // unrelated run does not execute them, `gaxx run --resume ID` finishes them, each once.
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -120,6 +121,50 @@ describe('gaxx run when Redis dies and does not come back', () => {
     expect(results).toHaveLength(2);
     for (const x of results) expect(x).toMatchObject({ runId: first?.runId, outcome: 'unknown', reason: 'DEADLINE_EXCEEDED' });
   }, 180_000);
+
+  it('a --tasks run: ends by itself with REDIS_UNAVAILABLE (exit 12), every task reported unknown', async () => {
+    await redis.restart().catch(() => undefined);
+    const marks = mkdtempSync(join(tmpdir(), 'gxrf-marks-'));
+    chmodSync(marks, 0o777);
+    const list = join(marks, 'tasks.txt');
+    writeFileSync(list, 'a\nb\nc\nd\n');
+    // No {}: each record is appended as the last argument ($0 of the script).
+    const run = gaxx(
+      [
+        'run',
+        '--json',
+        '--tasks',
+        list,
+        '--agent',
+        agents.map((a) => a.address).join(','),
+        '--',
+        'sh',
+        '-c',
+        `mktemp ${marks}/started.XXXXXX >/dev/null; exec sleep 20`,
+      ],
+      redis.url,
+    );
+    let exited = false;
+    void run.done.then(() => (exited = true));
+    await vi.waitFor(
+      () => {
+        if (exited) throw new Error(`gaxx run ended early: ${run.stderr()} ${run.stdout()}`);
+        expect(readdirSync(marks).filter((f) => f.startsWith('started.')).length).toBeGreaterThanOrEqual(2);
+      },
+      { timeout: 90_000, interval: 100 },
+    );
+    await redis.kill9();
+    await vi.waitFor(() => expect(run.stderr()).toMatch(/Redis unreachable for \d+s/), { timeout: 60_000, interval: 100 });
+    // Bounded: the test's own timeout is the bound; nothing here ends the run for it.
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(exitCodeFor('REDIS_UNAVAILABLE'));
+    const lines = jsonLines(r.stdout);
+    expect(lines[0]).toMatchObject({ type: 'run', runId: expect.any(String) });
+    expect(lines.at(-1)).toMatchObject({ type: 'summary' });
+    const results = lines.filter((x) => x.type === 'task');
+    expect(results).toHaveLength(4);
+    for (const x of results) expect(x).toMatchObject({ runId: lines[0]?.runId, outcome: 'unknown', reason: 'REDIS_UNAVAILABLE' });
+  }, 240_000);
 
   it('one Ctrl-C ends the run: exit 130, every task reported', async () => {
     const run = await runThenKillRedis([]);

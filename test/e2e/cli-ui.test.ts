@@ -1,5 +1,7 @@
 // The built CLI's `gaxx ui`: serves the dashboard for an --agent list, prints its URL with the
-// token, refuses bad flags and a non-loopback address, and stops on Ctrl-C.
+// token, refuses bad flags and a non-loopback address, and stops on Ctrl-C. With Redis: --fleet
+// filters the page's data whether this process or the scheduler daemon serves it, a fleet's cost
+// so far is shown against its budget, and on its own it shows the daemons' breaker states.
 import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,16 +11,27 @@ import { FleetCa, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { CLI_MAIN } from '../helpers/cli.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import {
+  createRedis,
+  HEARTBEAT_KEY,
+  readDashboardUrl,
+  redisSettingsFromUrl,
+  registerFleet,
+  registerMetricsAddresses,
+  setFleetLimits,
+  waitReady,
+} from '../../scheduler/index.js';
 
 // The installed bin (the bundle): the page's assets are read from beside it.
 const MAIN = CLI_MAIN;
 let home: string;
 let agent: AgentProcess;
-const env = () => ({ PATH: process.env.PATH ?? '', GAXX_HOME: home });
+const env = (extra: Record<string, string> = {}) => ({ PATH: process.env.PATH ?? '', GAXX_HOME: home, ...extra });
 
-function gaxx(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function gaxx(args: string[], extra: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, [MAIN, ...args], { env: env() }, (err, stdout, stderr) => {
+    execFile(process.execPath, [MAIN, ...args], { env: env(extra) }, (err, stdout, stderr) => {
       done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
     });
   });
@@ -79,5 +92,116 @@ describe('gaxx ui', () => {
     await expect.poll(metricsHasAgent, { timeout: 30_000 }).toBe(true);
     child.kill('SIGINT');
     expect(await exited).toBe(0);
+  });
+});
+
+interface State {
+  agents: Array<{ fleet: string; host: string; breaker: string }>;
+  fleets: Array<{ fleet: string; costSoFar: number; budget?: number; budgetUsed?: number; currency: string }>;
+  watching?: string[];
+}
+
+/** `/api/state` of a dashboard URL (its token and ?fleet= kept). */
+async function stateOf(url: string): Promise<State> {
+  const u = new URL(url);
+  u.pathname = '/api/state';
+  const res = await fetch(u);
+  expect(res.status).toBe(200);
+  return (await res.json()) as State;
+}
+
+/** Starts `gaxx ARGS` and resolves with its first stdout line; `stop` ends it with Ctrl-C. */
+async function firstLine(args: string[], extra: Record<string, string>): Promise<{ line: string; stop: () => Promise<number | null> }> {
+  const child = spawn(process.execPath, [MAIN, ...args], { env: env(extra), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const line = await new Promise<string>((res, rej) => {
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('\n')) res(out.split('\n')[0] as string);
+    });
+    void exited.then((code) => rej(new Error(`gaxx ${args[0]} exited ${code}: ${stderr}`)));
+  });
+  return { line, stop: () => (child.kill('SIGINT'), exited) };
+}
+
+describe('gaxx ui with fleets in Redis', () => {
+  let redis: TestRedis;
+  let conn: ReturnType<typeof createRedis>;
+  beforeAll(async () => {
+    redis = await startRedis();
+    conn = createRedis(redisSettingsFromUrl(redis.url), 'producer');
+    await waitReady(conn);
+    await registerFleet(conn, 'adhoc', [{ host: 'h1', address: agent.address }]);
+    await registerMetricsAddresses(conn, 'adhoc', { h1: `127.0.0.1:${agent.metricsPort}` });
+    await registerFleet(conn, 'other', [{ host: 'x1', address: '127.0.0.1:1' }]);
+    // Spawned an hour ago at 1.00/h with a budget of 4.00: a quarter of it spent.
+    await setFleetLimits(conn, 'adhoc', { since: Date.now() - 3_600_000, pricePerHour: 1, budget: 4, expiresAt: Date.now() + 3_600_000 });
+  });
+  afterAll(async () => {
+    conn?.disconnect();
+    await redis?.destroy();
+  });
+
+  it("on its own: --fleet filters agents and limits, cost is shown against the budget, and the daemons' breaker states show", async () => {
+    // A live daemon's published breaker view (as its heartbeat writes it).
+    await conn.zadd(HEARTBEAT_KEY, Date.now() + 120_000, 'd-test');
+    await conn.hset('{gaxx}:breakers:d-test', agent.address, 'open');
+    const ui = await firstLine(['ui', '--fleet', 'adhoc', '--listen', '127.0.0.1:0', '--interval', '300ms', '--json'], { GAXX_REDIS_URL: redis.url });
+    try {
+      const { url, served } = JSON.parse(ui.line) as { url: string; served: string };
+      expect(served).toBe('here');
+      expect(new URL(url).searchParams.get('fleet')).toBe('adhoc');
+      await expect
+        .poll(async () => (await stateOf(url)).agents.map((a) => `${a.fleet}/${a.host}:${a.breaker}`), { timeout: 30_000 })
+        .toEqual(['adhoc/h1:open']);
+      const s = await stateOf(url);
+      expect(s.watching).toEqual(['adhoc']);
+      expect(s.fleets).toHaveLength(1);
+      expect(s.fleets[0]).toMatchObject({ fleet: 'adhoc', budget: 4, currency: 'USD' });
+      expect(s.fleets[0]?.costSoFar).toBeGreaterThanOrEqual(1);
+      expect(s.fleets[0]?.budgetUsed).toBeGreaterThanOrEqual(0.25);
+      // This process collects only the fleets it was asked for; the page's filter narrows further.
+      const all = new URL(url);
+      all.searchParams.delete('fleet');
+      expect((await stateOf(all.toString())).agents.map((a) => a.fleet)).toEqual(['adhoc']);
+      all.searchParams.set('fleet', 'other');
+      const other = await stateOf(all.toString());
+      expect(other.agents).toEqual([]);
+      expect(other.fleets).toEqual([]);
+    } finally {
+      expect(await ui.stop()).toBe(0);
+      await conn.del('{gaxx}:breakers:d-test');
+      await conn.zrem(HEARTBEAT_KEY, 'd-test');
+    }
+  });
+
+  it("when the scheduler daemon serves the dashboard: gaxx ui --fleet prints the daemon's URL filtered to that fleet", async () => {
+    const extra = { GAXX_REDIS_URL: redis.url };
+    const daemon = spawn(process.execPath, [MAIN, 'scheduler', '--metrics-listen', '127.0.0.1:0', '--ui-listen', '127.0.0.1:0', '--reap-interval', '0'], {
+      env: env(extra),
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    daemon.stderr.on('data', (b: Buffer) => (log += b.toString()));
+    const exited = new Promise((r) => daemon.once('exit', r));
+    try {
+      // The daemon leaves its URL in the state dir once its dashboard listens.
+      await expect.poll(() => readDashboardUrl(join(home, 'state'))?.url, { timeout: 60_000, interval: 200 }).toBeDefined();
+      const r = await gaxx(['ui', '--fleet', 'other', '--json'], extra);
+      expect(r.code, r.stderr).toBe(0);
+      const printed = JSON.parse(r.stdout.split('\n')[0] as string) as { url: string; served: string };
+      expect(printed.served, log).toBe('daemon');
+      const url = printed.url;
+      expect(new URL(url).searchParams.get('fleet')).toBe('other');
+      await expect.poll(async () => (await stateOf(url)).agents.map((a) => `${a.fleet}/${a.host}`), { timeout: 30_000 }).toEqual(['other/x1']);
+      expect((await stateOf(url)).fleets).toEqual([]);
+    } finally {
+      daemon.kill('SIGTERM');
+      await exited;
+    }
+    expect(log).not.toMatch(/"level":(50|60)/);
   });
 });

@@ -15,7 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
+import { generateEd25519 } from '../../cli/ssh/index.js';
 import { cloudConfigScript, shq, type AppliedCloudConfig } from './cloud-config-apply.js';
 import { addHostNetns, ip, netSlot, releaseNetSlot } from './test-net.js';
 
@@ -95,12 +95,7 @@ function mountScript(tmp: string, hostname: string): string {
 
 function keyScript(opts: TestHostOptions, applied: AppliedCloudConfig | undefined): { script: string; publicKey: string } {
   if (applied?.hostPublicKey) return { script: '', publicKey: applied.hostPublicKey };
-  const pair =
-    opts.hostKey ??
-    (() => {
-      const g = ssh2.utils.generateKeyPairSync('ed25519');
-      return { privateKey: g.private, publicKey: g.public.trim() };
-    })();
+  const pair = opts.hostKey ?? generateEd25519();
   const lines = [
     'rm -f /etc/ssh/ssh_host_*',
     `printf '%s\\n' ${shq(pair.privateKey.trim())} > /etc/ssh/ssh_host_ed25519_key && chmod 600 /etc/ssh/ssh_host_ed25519_key`,
@@ -136,7 +131,7 @@ function collect(child: ChildProcess, input?: string): Promise<ExecResult> {
   let stderr = '';
   child.stdout?.on('data', (b: Buffer) => (stdout += b.toString()));
   child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
-  // A command that exits without reading its stdin closes the pipe first: EPIPE here is expected.
+  // A command that exits before reading its stdin closes the pipe: that is no failure of the exec.
   child.stdin?.on('error', () => undefined);
   child.stdin?.end(input ?? '');
   return new Promise((resolve, reject) => {

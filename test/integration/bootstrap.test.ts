@@ -20,7 +20,7 @@ import {
   type BootstrapTarget,
 } from '../../cli/bootstrap/index.js';
 import { createSshProvider } from '../../cli/providers/ssh.js';
-import { KnownHosts, connectSsh, ensureSshKeyPair, execRemote, type SshKeyPair } from '../../cli/ssh/index.js';
+import { generateEd25519, KnownHosts, connectSsh, ensureSshKeyPair, execRemote, type SshKeyPair } from '../../cli/ssh/index.js';
 import { isGaxxError } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/index.js';
 import { agentBundle } from '../helpers/agent-bundle.js';
@@ -191,7 +191,7 @@ describe('bootstrap of an SSH inventory', () => {
 describe('a host whose key does not match', () => {
   it('is aborted with HOST_KEY_MISMATCH before any certificate, key or agent is sent', async () => {
     const impostor = await startTestHost({ authorizedKeys: [key.publicKey] });
-    const expected = ssh2.utils.generateKeyPairSync('ed25519').public.trim();
+    const expected = generateEd25519().publicKey.trim();
     knownHosts.add(impostor.address, 22, expected, 'pinned-by-test');
     const issuedBefore = ca.list().length;
     const [r] = await bootstrapHosts(

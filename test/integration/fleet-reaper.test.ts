@@ -7,6 +7,7 @@ import {
   FleetReaper,
   fleetCost,
   getFleetLimits,
+  holdFleet,
   limitedFleets,
   limitReached,
   redisSettingsFromUrl,
@@ -67,5 +68,28 @@ describe('fleet limits', () => {
     expect(await limitedFleets(conn)).toEqual(['fine', 'garbled']);
     await a.stop();
     await b.stop();
+  });
+
+  it('leaves a fleet alone while its spawn holds it, refuses a second hold (FAILED_PRECONDITION), reaps it once released', async () => {
+    await setFleetLimits(conn, 'spawning', { since: Date.now() - 10_000, expiresAt: Date.now() - 1 });
+    const release = await holdFleet(conn, 'spawning');
+    await expect(holdFleet(conn, 'spawning')).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+    const reaped: string[] = [];
+    const r = FleetReaper.start({ redis: conn, reap: async (fleet) => void reaped.push(fleet), intervalMs: 3_600_000 });
+    try {
+      await r.tick();
+      expect(reaped).toEqual([]);
+      expect(await limitedFleets(conn)).toContain('spawning');
+      await release();
+      await r.tick();
+      expect(reaped).toEqual(['spawning']);
+      expect(await limitedFleets(conn)).not.toContain('spawning');
+      // Released: a new hold works again.
+      await (
+        await holdFleet(conn, 'spawning')
+      )();
+    } finally {
+      await r.stop();
+    }
   });
 });

@@ -3,6 +3,7 @@
 // naming their address; destroy stops them by pid and refuses another fleet's instance.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, loadCertDir } from '../../certs/index.js';
@@ -64,8 +65,8 @@ describe('local provider', () => {
     }
   });
 
-  it('refuses a second instance on a taken address (ALREADY_EXISTS) and a bad option (CONFIG_INVALID)', async () => {
-    const err = await provider.create({ fleet: 'lf', label: 'dup', index: 0 }).catch((e: unknown) => e);
+  it('refuses a second instance with the same name (ALREADY_EXISTS) and a bad option (CONFIG_INVALID)', async () => {
+    const err = await provider.create({ fleet: 'lf', label: 'a1', index: 0 }).catch((e: unknown) => e);
     expect(isGaxxError(err) && err.code).toBe('ALREADY_EXISTS');
     let bad: unknown;
     try {
@@ -74,6 +75,27 @@ describe('local provider', () => {
       bad = e;
     }
     expect(isGaxxError(bad) && bad.code).toBe('CONFIG_INVALID');
+  });
+
+  it("a second fleet's host 0 gets its own address, skipping one where something else listens on the port", async () => {
+    // Something that is not ours holds the next free address on a fixed port.
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen({ host: '127.0.0.4', port: 0 }, resolve));
+    const port = (squatter.address() as AddressInfo).port;
+    const fixed = createLocalProvider({ options: { caDir: join(dir, 'ca'), stateDir: join(dir, 'state'), runDir, port } });
+    try {
+      const other = await fixed.create({ fleet: 'lf2', label: 'b0', index: 0 });
+      expect(other.ipv4).toBe('127.0.0.5');
+      const client = AgentClient.connect({ address: `${other.ipv4}:${port}`, expect: { fleet: 'lf2', host: 'b0' } }, loadCertDir(operatorDir));
+      try {
+        expect((await client.run({ taskId: 't-lf2', argv: ['true'] })).exit.code).toBe(0);
+      } finally {
+        client.close();
+      }
+      expect(await fixed.destroy('lf2', other.id)).toBe('deleted');
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
+    }
   });
 
   it('destroy refuses another fleet, then stops the agent by pid and forgets it', async () => {

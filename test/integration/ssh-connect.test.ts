@@ -8,7 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KnownHosts, connectSsh, ensureSshKeyPair, execRemote, parseKnownHosts, uploadVerified, type SshKeyPair, type SshTarget } from '../../cli/ssh/index.js';
+import {
+  generateEd25519,
+  KnownHosts,
+  connectSsh,
+  ensureSshKeyPair,
+  execRemote,
+  parseKnownHosts,
+  uploadVerified,
+  type SshKeyPair,
+  type SshTarget,
+} from '../../cli/ssh/index.js';
 import { isGaxxError } from '../../proto/index.js';
 import { startTestHost, stopAllTestHosts, type TestHost } from '../helpers/test-host.js';
 
@@ -59,7 +69,7 @@ describe('connectSsh', () => {
   });
 
   it('refuses a host key other than the pinned one at once, and connects with the right one', async () => {
-    const other = ssh2.utils.generateKeyPairSync('ed25519').public.trim();
+    const other = generateEd25519().publicKey.trim();
     let retried = false;
     const refused = await codeOf(connectSsh(target, { kind: 'pinned', publicKey: other }, { deadlineMs: 30_000, onRetry: () => (retried = true) }));
     expect(refused).toBe('HOST_KEY_MISMATCH');
@@ -80,7 +90,7 @@ describe('connectSsh', () => {
   });
 
   it('reports a refused user key as UNAUTHENTICATED without retrying', async () => {
-    const stranger = ssh2.utils.generateKeyPairSync('ed25519').private;
+    const stranger = generateEd25519().privateKey;
     expect(await codeOf(connectSsh({ ...target, privateKey: stranger }, { kind: 'pinned', publicKey: host.hostPublicKey }))).toBe('UNAUTHENTICATED');
   });
 

@@ -7,11 +7,11 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/agent.js';
 import { startTestHost, stopAllTestHosts, type TestHost } from '../helpers/test-host.js';
 import { sweepStaleSlots } from '../helpers/test-net.js';
+import { generateEd25519 } from '../../cli/ssh/index.js';
 
 const run = promisify(execFile);
 
@@ -70,23 +70,23 @@ describe('cloud-config user data', () => {
   });
 
   it('applies users, host keys, write_files and runcmd before sshd starts, and records power_state', async () => {
-    const hostKey = ssh2.utils.generateKeyPairSync('ed25519');
-    const user = ssh2.utils.generateKeyPairSync('ed25519');
+    const hostKey = generateEd25519();
+    const user = generateEd25519();
     const userData = [
       '#cloud-config',
       'users:',
       '  - name: gx',
       '    shell: /bin/bash',
       '    lock_passwd: true',
-      `    ssh_authorized_keys: [${JSON.stringify(user.public.trim())}]`,
+      `    ssh_authorized_keys: [${JSON.stringify(user.publicKey.trim())}]`,
       'ssh_deletekeys: true',
       'ssh_keys:',
       '  ed25519_private: |',
-      ...hostKey.private
+      ...hostKey.privateKey
         .trim()
         .split('\n')
         .map((l) => `    ${l}`),
-      `  ed25519_public: ${JSON.stringify(hostKey.public.trim())}`,
+      `  ed25519_public: ${JSON.stringify(hostKey.publicKey.trim())}`,
       'write_files:',
       '  - path: /etc/gaxx-probe.conf',
       '    content: "hello\\n"',
@@ -100,10 +100,10 @@ describe('cloud-config user data', () => {
     ].join('\n');
     const host = await startTestHost({ userData });
     expect((await host.sh('id -un gx && passwd -S gx | cut -d" " -f2')).stdout.split('\n').slice(0, 2)).toEqual(['gx', 'L']);
-    expect((await host.sh('cat /home/gx/.ssh/authorized_keys')).stdout.trim()).toBe(user.public.trim());
+    expect((await host.sh('cat /home/gx/.ssh/authorized_keys')).stdout.trim()).toBe(user.publicKey.trim());
     expect((await host.sh('stat -c %a /etc/gaxx-probe.conf && cat /etc/gaxx-probe.conf /var/tmp/runcmd-probe')).stdout).toBe('640\nhello\nran\n');
-    expect(host.hostPublicKey).toBe(hostKey.public.trim());
-    expect((await keyscan(host.address)).split(' ')[2]).toBe(hostKey.public.trim().split(' ')[1]);
+    expect(host.hostPublicKey).toBe(hostKey.publicKey.trim());
+    expect((await keyscan(host.address)).split(' ')[2]).toBe(hostKey.publicKey.trim().split(' ')[1]);
     expect(host.applied?.powerState).toEqual({ mode: 'poweroff', delay: '+90' });
     expect(existsSync('/etc/gaxx-probe.conf')).toBe(false);
   });

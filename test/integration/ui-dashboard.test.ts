@@ -19,6 +19,7 @@ import {
   registerFleet,
   registerMetricsAddresses,
   runAndWait,
+  setFleetLimits,
   type TaskInput,
 } from '../../scheduler/index.js';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
@@ -203,6 +204,34 @@ describe('dashboard', () => {
     const outcome = await Promise.race([run, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('run did not end after the cancel')), 50_000))]);
     expect([...outcome.results.values()].some((r) => r.outcome === 'cancelled')).toBe(true);
     ac.abort();
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("shows a fleet's cost so far against its budget and TTL, and ?fleet= shows only that fleet", async () => {
+    // Spawned two hours ago at 0.50/h with a budget of 4.00 (a quarter spent), an hour of TTL left.
+    await setFleetLimits(world.queue.redis, 'test', { since: Date.now() - 2 * 3_600_000, pricePerHour: 0.5, budget: 4, expiresAt: Date.now() + 3_600_000 });
+    const { page, errors } = await browser.page();
+    await page.goto(`${base}/?token=${dash.token}&fleet=test#agents`);
+    const row = '#fleets-table tr[data-fleet="test"] td';
+    await waitForText(page, row, '25%');
+    await waitForText(page, row, '4.00 USD');
+    await waitForText(page, row, /^1\.\d{4} USD$/);
+    await waitForText(page, row, /min|h/);
+    await waitForText(page, '#watching', 'fleet: test');
+    expect(await page.locator('#agents-table tbody tr').count()).toBeGreaterThanOrEqual(2);
+    await page.screenshot({ path: join(shots, 'fleet-budget.png'), fullPage: true });
+    // Another fleet's page: none of this fleet's agents, runs or limits.
+    await page.goto(`${base}/?token=${dash.token}&fleet=elsewhere#agents`);
+    await waitForText(page, '#watching', 'fleet: elsewhere');
+    await waitForText(page, '#conn', 'live');
+    expect(await page.locator('#agents-table tbody tr').count()).toBe(0);
+    expect(await page.locator('#fleets-box').isHidden()).toBe(true);
+    const state = JSON.parse((await get(`/api/state?token=${dash.token}&fleet=elsewhere`)).body) as { agents: unknown[]; runs: unknown[]; fleets: unknown[] };
+    expect([state.agents, state.runs, state.fleets]).toEqual([[], [], []]);
+    const full = JSON.parse((await get(`/api/state?token=${dash.token}&fleet=test`)).body) as { runs: unknown[]; fleets: Array<{ budgetUsed: number }> };
+    expect(full.runs.length).toBeGreaterThan(0);
+    expect(full.fleets[0]?.budgetUsed).toBeGreaterThanOrEqual(0.25);
     expect(errors).toEqual([]);
     await page.close();
   });

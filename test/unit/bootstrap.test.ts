@@ -1,9 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { archMatches, cloudInitUserData, generateHostKey, layout, nftRuleset, nodeUsable, renderAgentUnit, SSHD_HARDENING } from '../../cli/bootstrap/index.js';
+import { TTL_ENABLE_CMD, TTL_SERVICE_PATH, TTL_TIMER_PATH } from '../../cli/bootstrap/cloud-init.js';
 import { parseFacts } from '../../cli/bootstrap/host-scripts.js';
 import { parseInventory } from '../../cli/providers/ssh.js';
 import { isGaxxError } from '../../proto/index.js';
@@ -127,5 +129,49 @@ describe('SSH inventory', () => {
     expect(codeOf(() => parseInventory('hosts: [\n', 'inv.yaml'))).toBe('CONFIG_INVALID');
     expect(codeOf(() => parseInventory('hosts:\n  - host: 192.0.2.1\n  - host: 192.0.2.1\n', 'inv.yaml'))).toBe('CONFIG_INVALID');
     expect(codeOf(() => parseInventory('hosts:\n  - {host: 192.0.2.1, key: ~/k}\n', 'inv.yaml'))).toBe('CONFIG_INVALID');
+  });
+
+  describe('the TTL safety net', () => {
+    const now = Date.UTC(2026, 0, 1, 0, 0, 0);
+    const doc = parse(cloudInitUserData({ operatorPublicKey: opKey, hostKey: generateHostKey(), ttlSeconds: 3600, now })) as {
+      write_files: Array<{ path: string; content: string }>;
+      runcmd: string[];
+      power_state: Record<string, unknown>;
+    };
+    const file = (p: string): string => doc.write_files.find((f) => f.path === p)?.content ?? '';
+
+    it('a systemd timer at TTL plus the 10 minute margin (UTC wall clock, persistent, and after boot), enabled by runcmd', () => {
+      const timer = file(TTL_TIMER_PATH);
+      expect(timer).toContain('OnCalendar=2026-01-01 01:10:00 UTC\n');
+      expect(timer).toContain('OnBootSec=4200s\n');
+      expect(timer).toContain('Persistent=true\n');
+      expect(timer).toContain('WantedBy=timers.target\n');
+      expect(file(TTL_SERVICE_PATH)).toContain('ExecStart=/bin/systemctl --no-block poweroff\n');
+      expect(doc.runcmd).toEqual([TTL_ENABLE_CMD]);
+      // runcmd strings run through sh: they must parse.
+      execFileSync('sh', ['-n', '-c', TTL_ENABLE_CMD]);
+      expect(doc.power_state).toMatchObject({ mode: 'poweroff', delay: '+70', condition: true });
+      // The test hosts' applier accepts it (and, without systemd as pid 1, the enable is a no-op there).
+      expect(cloudConfigScript(cloudInitUserData({ operatorPublicKey: opKey, hostKey: generateHostKey(), ttlSeconds: 5 })).runcmd).toBe(1);
+    });
+
+    it('refuses a TTL that is not positive (INVALID_ARGUMENT)', () => {
+      for (const ttlSeconds of [0, -5, Number.NaN])
+        expect(codeOf(() => cloudInitUserData({ operatorPublicKey: opKey, hostKey: generateHostKey(), ttlSeconds }))).toBe('INVALID_ARGUMENT');
+    });
+
+    it.skipIf(!hasSystemdAnalyze())('the timer and its service pass systemd-analyze verify', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'gxttl-unit-'));
+      try {
+        for (const p of [TTL_TIMER_PATH, TTL_SERVICE_PATH]) writeFileSync(join(dir, p.split('/').pop() as string), file(p));
+        const out = execFileSync('systemd-analyze', ['verify', join(dir, 'gaxx-ttl.timer'), join(dir, 'gaxx-ttl.service')], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        expect(out).toBe('');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 });

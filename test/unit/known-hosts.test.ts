@@ -2,13 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
 import { afterAll, describe, expect, it } from 'vitest';
-import { KnownHosts, checkHostKey, entryMatches, hashHostName, parseKnownHosts } from '../../cli/ssh/index.js';
+import { generateEd25519, KnownHosts, checkHostKey, entryMatches, hashHostName, parseKnownHosts } from '../../cli/ssh/index.js';
 import { isGaxxError } from '../../proto/index.js';
 
-const keyA = ssh2.utils.generateKeyPairSync('ed25519').public.trim();
-const keyB = ssh2.utils.generateKeyPairSync('ed25519').public.trim();
+const keyA = generateEd25519().publicKey.trim();
+const keyB = generateEd25519().publicKey.trim();
 const blob = (line: string) => Buffer.from(line.split(' ')[1] as string, 'base64');
 const typeKey = (line: string) => line.split(' ').slice(0, 2) as [string, string];
 const dir = mkdtempSync(join(tmpdir(), 'gx-kh-'));

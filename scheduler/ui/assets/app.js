@@ -4,8 +4,11 @@
 (function () {
   'use strict';
   const $ = (id) => document.getElementById(id);
-  const token = new URLSearchParams(location.search).get('token') || '';
-  const state = { agents: [], runs: new Map(), queue: {}, selected: null, dirty: new Set() };
+  const params = new URLSearchParams(location.search);
+  const token = params.get('token') || '';
+  // ?fleet=a,b: the server sends only those fleets' agents, runs and limits.
+  const fleetParam = params.getAll('fleet').join(',');
+  const state = { agents: [], runs: new Map(), queue: {}, fleets: [], selected: null, dirty: new Set() };
   const charts = { load: window.gaxxCharts.loadChart($('load-chart')), run: window.gaxxCharts.runChart($('run-chart')) };
   const rows = new Map();
   const runCards = new Map();
@@ -106,6 +109,29 @@
       state.agents.map((a) => a.host),
       state.agents.map((a) => (a.load ? a.load[0] : null)),
     );
+  }
+
+  // --- fleet TTL and budget ------------------------------------------------------------------
+  function renderFleets() {
+    const box = $('fleets-box');
+    box.hidden = state.fleets.length === 0;
+    const body = $('fleets-table').tBodies[0];
+    body.textContent = '';
+    for (const f of state.fleets) {
+      const tr = body.appendChild(el('tr'));
+      tr.dataset.fleet = f.fleet;
+      const left = f.expiresAtMs == null ? null : Math.max(0, (f.expiresAtMs - Date.now()) / 1000);
+      const used = f.budgetUsed == null ? null : f.budgetUsed;
+      const cells = [
+        [f.fleet, ''],
+        [left == null ? '–' : left > 0 ? duration(left) : 'passed', left != null && left < 600 ? 'soon' : ''],
+        [fmt(f.costSoFar, 4) + ' ' + f.currency, 'cost'],
+        [f.budget == null ? '–' : fmt(f.budget, 2) + ' ' + f.currency, ''],
+        [used == null ? '–' : Math.round(used * 100) + '%', used != null && used >= 0.8 ? 'soon' : ''],
+        [fmt(f.pricePerHour, 4), ''],
+      ];
+      for (const [text, cls] of cells) tr.appendChild(el('td', cls, text));
+    }
   }
 
   // --- runs --------------------------------------------------------------------------------
@@ -255,6 +281,7 @@
     frame = 0;
     performance.mark('gaxx:update:start');
     if (state.dirty.has('agents')) renderAgents();
+    if (state.dirty.has('fleets')) renderFleets();
     if (state.dirty.has('runs')) renderRuns();
     if (state.dirty.has('queue')) {
       const q = state.queue;
@@ -266,7 +293,7 @@
   }
 
   function connect() {
-    const es = new EventSource('/events?token=' + encodeURIComponent(token));
+    const es = new EventSource('/events?token=' + encodeURIComponent(token) + (fleetParam ? '&fleet=' + encodeURIComponent(fleetParam) : ''));
     es.addEventListener('open', () => set($('conn'), 'live', 'conn live'));
     es.addEventListener('error', () => set($('conn'), 'reconnecting…', 'conn lost'));
     es.addEventListener('agents', (e) => ((state.agents = JSON.parse(e.data)), state.dirty.add('agents'), schedule()));
@@ -276,7 +303,19 @@
       schedule();
     });
     es.addEventListener('queue', (e) => ((state.queue = JSON.parse(e.data)), state.dirty.add('queue'), schedule()));
+    es.addEventListener('fleets', (e) => ((state.fleets = JSON.parse(e.data)), state.dirty.add('fleets'), schedule()));
   }
+
+  if (fleetParam) {
+    $('watching').hidden = false;
+    set($('watching'), 'fleet: ' + fleetParam.split(',').join(', '));
+  }
+  // The TTL counts down between events.
+  window.setInterval(() => {
+    if (!state.fleets.length) return;
+    state.dirty.add('fleets');
+    schedule();
+  }, 1000);
 
   window.addEventListener('hashchange', showView);
   showView();
