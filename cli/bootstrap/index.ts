@@ -60,20 +60,21 @@ export type BootstrapResult =
   | { name: string; host: string; ok: false; error: GaxxError; ms: number };
 
 /**
- * Issues each host's certificate for its addresses. Calls run in parallel (key generation is
- * native and async); FleetCa rewrites its register synchronously after each key is made, so
- * concurrent issues in one process lose no record.
+ * Issues each host's certificate for the key the host made and for its addresses. FleetCa
+ * rewrites its register synchronously after each signature, so concurrent issues in one process
+ * lose no record.
  */
-function issuer(o: BootstrapOptions, serials: Map<string, string>): (t: BootstrapTarget) => Promise<AgentCertFiles> {
-  return async (t) => {
+function issuer(o: BootstrapOptions, serials: Map<string, string>): (t: BootstrapTarget, publicKeyPem: string) => Promise<AgentCertFiles> {
+  return async (t, publicKeyPem) => {
     const hosts = [...new Set([t.host, ...t.addresses])];
     const made = await o.ca.issue({
       identity: { role: 'agent', fleet: o.fleet, host: t.name },
       hosts,
+      publicKeyPem,
       ...(o.certValidityMs ? { validityMs: o.certValidityMs } : {}),
     });
     serials.set(t.name, made.serial);
-    return { certPem: made.certPem, keyPem: made.keyPem, caPem: o.ca.certPem, revokedText: o.ca.revocationListText() };
+    return { certPem: made.certPem, caPem: o.ca.certPem, revokedText: o.ca.revocationListText() };
   };
 }
 

@@ -1,23 +1,33 @@
 /**
  * Installs and hardens one host over SSH, in this order: verify the host key (the connection
- * refuses a mismatch before anything is sent), probe, issue the agent's certificate for the
- * host's addresses, create gx and the directories, upload the agent, its certificates and (when
- * needed) Node over SFTP with sha256 checked on the host, then firewall, agent service and sshd
- * hardening in one root script. Readiness is checked by the caller over mTLS.
+ * refuses a mismatch before anything is sent), probe, create gx and the directories, upload the
+ * agent and (when needed) Node over SFTP with sha256 checked on the host, put them in place and
+ * make the agent's key on the host (it never travels), issue the agent's certificate for that
+ * key and the host's addresses and upload it, then firewall, agent service and sshd hardening in
+ * one root script. Readiness is checked by the caller over mTLS.
  */
 import { readFileSync } from 'node:fs';
 import type ssh2 from 'ssh2';
 import { GaxxError } from '../../proto/index.js';
 import { connectSsh, execChecked, execRemote, uploadVerified, type HostKeyPolicy } from '../ssh/index.js';
-import { PROBE_SCRIPT, installScript, packagesToInstall, parseFacts, prepareScript, type HostFacts } from './host-scripts.js';
+import {
+  PROBE_SCRIPT,
+  installScript,
+  packagesToInstall,
+  parseFacts,
+  placeScript,
+  prepareScript,
+  publicKeyFrom,
+  type HostFacts,
+  type PlaceScriptOptions,
+} from './host-scripts.js';
 import { AGENT_USER, UPLOADED_NODE } from './layout.js';
 import { archMatches, nodeUsable, type PayloadFile } from './payload.js';
 import { renderAgentUnit, renderSupervisor } from './unit.js';
 
-/** The agent's cert dir contents, as FleetCa issues them. */
+/** The agent's cert dir contents but its key (made on the host). */
 export interface AgentCertFiles {
   certPem: string;
-  keyPem: string;
   caPem: string;
   revokedText: string;
 }
@@ -46,8 +56,8 @@ export interface BootstrapEvent {
 export interface InstallContext {
   fleet: string;
   payload: PayloadFile[];
-  /** Issues the agent's certificate (called only after the host key was verified). */
-  issueCerts: (target: BootstrapTarget) => Promise<AgentCertFiles>;
+  /** Issues the agent's certificate for the key the host made (called only after the host key was verified). */
+  issueCerts: (target: BootstrapTarget, publicKeyPem: string) => Promise<AgentCertFiles>;
   /** The operator's public key, authorized for gx (for `gaxx ssh`). */
   operatorPublicKey: string;
   controllerAddresses: string[];
@@ -110,15 +120,8 @@ async function probe(client: ssh2.Client): Promise<HostFacts> {
   return facts;
 }
 
-async function steps(client: ssh2.Client, target: BootstrapTarget, ctx: InstallContext): Promise<InstallReport> {
-  const say = (step: BootstrapStep, detail?: string) => ctx.progress({ host: target.name, step, ...(detail ? { detail } : {}) });
-  const warnings: string[] = [];
-  say('probe');
-  const facts = await probe(client);
-  const node = chooseNode(facts, ctx);
-  say('certs');
-  const certs = await ctx.issueCerts(target);
-  say('prepare');
+/** Root: packages, gx, directories and a staging dir; what it found. */
+async function prepare(client: ssh2.Client, facts: HostFacts, target: BootstrapTarget, ctx: InstallContext, warnings: string[]) {
   const packages = packagesToInstall(facts);
   const prep = await asRoot(client, facts, prepareScript({ packages, operatorKey: ctx.operatorPublicKey, sshUser: target.user }), 'preparing the host');
   if (kv(prep, 'sudoers') === AGENT_USER)
@@ -130,22 +133,47 @@ async function steps(client: ssh2.Client, target: BootstrapTarget, ctx: InstallC
     );
   const staging = kv(prep, 'staging');
   if (!staging) throw new GaxxError('FAILED_PRECONDITION', 'the host made no staging directory');
+  return { packages, packagesOk, staging };
+}
+
+/** Root: the agent files in place, the agent's key made on the host; then its certificate issued and uploaded. */
+async function certify(client: ssh2.Client, facts: HostFacts, target: BootstrapTarget, ctx: InstallContext, o: PlaceScriptOptions): Promise<void> {
+  const placed = await asRoot(client, facts, placeScript(o), 'making the agent key');
+  const publicKeyPem = publicKeyFrom(placed);
+  if (!publicKeyPem) throw new GaxxError('FAILED_PRECONDITION', 'the host printed no public key for the agent');
+  const certs = await ctx.issueCerts(target, publicKeyPem);
+  await uploadVerified(client, [
+    { path: `${o.staging}/certs/cert.pem`, data: Buffer.from(certs.certPem) },
+    { path: `${o.staging}/certs/ca.pem`, data: Buffer.from(certs.caPem) },
+    { path: `${o.staging}/certs/revoked.json`, data: Buffer.from(certs.revokedText) },
+  ]);
+}
+
+async function steps(client: ssh2.Client, target: BootstrapTarget, ctx: InstallContext): Promise<InstallReport> {
+  const say = (step: BootstrapStep, detail?: string) => ctx.progress({ host: target.name, step, ...(detail ? { detail } : {}) });
+  const warnings: string[] = [];
+  say('probe');
+  const facts = await probe(client);
+  const node = chooseNode(facts, ctx);
+  say('prepare');
+  const { packages, packagesOk, staging } = await prepare(client, facts, target, ctx, warnings);
   say('upload');
   await uploadVerified(client, [
     ...ctx.payload.map((f) => ({ path: `${staging}/agent/${f.path}`, data: f.data })),
-    { path: `${staging}/certs/cert.pem`, data: Buffer.from(certs.certPem) },
-    { path: `${staging}/certs/key.pem`, data: Buffer.from(certs.keyPem) },
-    { path: `${staging}/certs/ca.pem`, data: Buffer.from(certs.caPem) },
-    { path: `${staging}/certs/revoked.json`, data: Buffer.from(certs.revokedText) },
     ...(node.upload ? [{ path: `${staging}/node`, data: node.upload }] : []),
   ]);
+  say('certs');
+  await certify(client, facts, target, ctx, {
+    staging,
+    agentFiles: ctx.payload.map((f) => f.path),
+    nodeUploaded: node.upload !== undefined,
+    nodePath: node.nodePath,
+  });
   say('install');
   const firewall = chooseFirewall({ ...facts, nft: facts.nft || (packagesOk && packages.includes('nftables')) }, packagesOk, warnings);
   const controller = [...new Set([...ctx.controllerAddresses, ...(facts.clientAddress ? [facts.clientAddress] : [])])];
   const script = installScript({
     staging,
-    agentFiles: ctx.payload.map((f) => f.path),
-    nodeUploaded: node.upload !== undefined,
     firewall,
     controller,
     monitors: ctx.monitorAddresses,

@@ -72,7 +72,7 @@ done
  */
 export function supervisorStartScript(supervisor: string): string {
   return [
-    `if [ -s ${SUPERVISOR_PID} ]; then kill -TERM -- -"$(cat ${SUPERVISOR_PID})" 2>/dev/null || true; fi`,
+    `if [ -s ${SUPERVISOR_PID} ]; then kill -TERM -"$(cat ${SUPERVISOR_PID})" 2>/dev/null || true; fi`,
     `setsid sh -c 'echo $$ > ${SUPERVISOR_PID}; exec setpriv --reuid=${AGENT_USER} --regid=${AGENT_USER} --init-groups --no-new-privs --inh-caps=-all --bounding-set=-all -- /bin/sh ${supervisor}' >>${LOG_DIR}/agent.log 2>&1 </dev/null &`,
   ].join('\n');
 }

@@ -6,6 +6,7 @@ import { boolFlag, JSON_FLAG, stringFlag, usageError, type Command } from '../co
 import { fleetKnownHosts } from '../fleet/bootstrap-step.js';
 import { unpublishFleet } from '../fleet/fleet-directory.js';
 import { providerFor } from '../fleet/provider-for.js';
+import { retireAgents } from '../fleet/retire-agents.js';
 import type { Io } from '../output.js';
 import { providerNames, type DestroyOutcome, type Provider } from '../providers/index.js';
 import { assertFleetName, readFleet, removeFleet, type FleetState } from '../state.js';
@@ -53,6 +54,9 @@ export interface DestroyReport {
     failed: { id: string; code: string; error: string }[];
     revokedCerts: string[];
     knownHostsRemoved: number;
+    /** Hosts gaxx did not rent (inventory): agents stopped on them, and those it could not reach. */
+    agentsStopped: number;
+    agentsNotStopped: { host: string; code: string; error: string }[];
   };
   errors: Array<[string, GaxxError]>;
 }
@@ -68,6 +72,10 @@ export async function destroyFleet(
   o: { state: FleetState | undefined; provider: Provider; name: string; ids: string[]; signal?: AbortSignal },
 ): Promise<DestroyReport> {
   const { state, provider, name, ids, signal } = o;
+  // Machines that outlive the fleet (an inventory) keep running: their agents are stopped first,
+  // while known_hosts still vouches for them. An unreachable host does not block the delete.
+  const keepsMachines = !provider.capabilities.destroys && !provider.capabilities.startsAgent;
+  const retired = keepsMachines && state ? await retireAgents(config, state.hosts) : [];
   const outcomes = new Map<string, DestroyOutcome | GaxxError>();
   await Promise.all(
     ids.map(async (id) =>
@@ -95,6 +103,8 @@ export async function destroyFleet(
     failed: errors.map(([id, e]) => ({ id, code: e.code, error: e.message })),
     revokedCerts: revoked,
     knownHostsRemoved,
+    agentsStopped: retired.filter((r) => 'stopped' in r && r.stopped !== 'none').length,
+    agentsNotStopped: retired.flatMap((r) => ('error' in r ? [{ host: r.name, code: r.error.code, error: r.error.message }] : [])),
   };
   return { result, errors };
 }
@@ -105,7 +115,18 @@ export async function reapFleet(config: GaxxConfig, fleet: string, signal?: Abor
   // No state: deleted meanwhile (gaxx delete also clears the limits); forget what is left in Redis.
   if (!state) {
     await unpublishFleet(config, fleet);
-    const result = { fleet, provider: '', destroyed: 0, alreadyGone: 0, refused: 0, failed: [], revokedCerts: [], knownHostsRemoved: 0 };
+    const result = {
+      fleet,
+      provider: '',
+      destroyed: 0,
+      alreadyGone: 0,
+      refused: 0,
+      failed: [],
+      revokedCerts: [],
+      knownHostsRemoved: 0,
+      agentsStopped: 0,
+      agentsNotStopped: [],
+    };
     return { result, errors: [] };
   }
   const provider = await providerFor(config, state.provider);
@@ -126,7 +147,8 @@ export const command: Command = {
     "entries from gaxx's known_hosts, unregisters the fleet",
     'and removes its state. Asks first on a terminal; when stdin is not a terminal it',
     'refuses unless --yes. --dry-run lists what would be destroyed and changes nothing. --provider',
-    'is needed only when the state is gone.',
+    'is needed only when the state is gone. Hosts of an SSH inventory are not destroyed: gaxx logs in',
+    'as gx, stops the agent and deletes its key and certificates, and forgets the hosts.',
   ].join('\n'),
   flags: {
     provider: { type: 'string', valueName: 'P', help: `provider to search when the fleet has no state (${providerNames().join(', ')})` },
@@ -166,6 +188,8 @@ export const command: Command = {
       [
         `fleet ${fleet}: destroyed ${result.destroyed}, already gone ${result.alreadyGone}${result.refused ? `, left ${result.refused} not carrying the fleet's tag` : ''}`,
         ...result.failed.map((f) => `  ${f.id}: ${f.error} [${f.code}]`),
+        ...(result.agentsStopped ? [`stopped the agent on ${result.agentsStopped} host(s) that stay`] : []),
+        ...result.agentsNotStopped.map((f) => `  ${f.host}: agent not stopped: ${f.error} [${f.code}]`),
         errors.length
           ? `state kept: run 'gaxx delete ${fleet}' again`
           : `revoked ${result.revokedCerts.length} certificate(s), removed ${result.knownHostsRemoved} known_hosts entr${result.knownHostsRemoved === 1 ? 'y' : 'ies'}; state cleared`,

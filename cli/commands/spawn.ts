@@ -5,6 +5,7 @@ import { boolFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command, 
 import type { GaxxConfig } from '../config.js';
 import { loadBootstrapStep } from '../fleet/bootstrap-step.js';
 import { holdFleetWhileSpawning, publishFleet, publishFleetLimits, unpublishFleet } from '../fleet/fleet-directory.js';
+import { assertInitialized } from '../fleet/preflight.js';
 import { providerFor } from '../fleet/provider-for.js';
 import { adoptTagged, awaitAddresses, bootstrapCreated, createHosts, destroyHosts, missingIndices, type SpawnContext } from '../fleet/spawn-flow.js';
 import { providerNames, systemClock } from '../providers/index.js';
@@ -145,6 +146,8 @@ export const command: Command = {
   ],
   async run({ flags, config, out, signal }) {
     const p = plan(flags, config);
+    // Before any provider call: a missing `gaxx init` must not surface after instances are rented.
+    assertInitialized(config);
     const provider = await providerFor(config, p.provider, { inventory: p.settings.inventory, state: p.existing });
     const store = p.existing
       ? new FleetStore(config.paths.fleetsDir, { ...p.existing, count: p.count, minCount: p.minCount, settings: p.settings })

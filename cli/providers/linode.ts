@@ -6,15 +6,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { ApiClient } from './api-client.js';
-import { Pacer, systemClock } from './pacer.js';
+import { CloudProvider, cloudInstance, errorDescriber, statusFrom } from './cloud-provider.js';
+import { Pacer } from './pacer.js';
 import { parseReply } from './reply.js';
 import {
   fleetTag,
   hasFleetTag,
   type CallOptions,
   type CreateRequest,
-  type DestroyOutcome,
   type Instance,
   type InstanceStatus,
   type Provider,
@@ -47,57 +46,40 @@ const LinodeType = z.object({ id: z.string(), price: z.object({ hourly: z.number
 const ErrorBody = z.object({ errors: z.array(z.object({ reason: z.string(), field: z.string().optional() })) });
 
 /** `{errors:[{reason, field}]}` as one line: "field: reason; reason". */
-export function describeLinodeError(body: unknown): string | undefined {
-  const r = ErrorBody.safeParse(body);
-  if (!r.success || r.data.errors.length === 0) return undefined;
-  return r.data.errors.map((e) => (e.field ? `${e.field}: ${e.reason}` : e.reason)).join('; ');
-}
+export const describeLinodeError = errorDescriber(ErrorBody, (b) => b.errors.map((e) => (e.field ? `${e.field}: ${e.reason}` : e.reason)).join('; '));
 
-function status(s: string): InstanceStatus {
-  if (s === 'running') return 'running';
-  if (['provisioning', 'booting', 'rebooting', 'rebuilding', 'cloning', 'restoring', 'migrating'].includes(s)) return 'provisioning';
-  if (['offline', 'stopped', 'shutting_down'].includes(s)) return 'stopped';
-  if (s === 'deleting') return 'deleting';
-  return 'unknown';
-}
+const STATUS: Partial<Record<InstanceStatus, readonly string[]>> = {
+  running: ['running'],
+  provisioning: ['provisioning', 'booting', 'rebooting', 'rebuilding', 'cloning', 'restoring', 'migrating'],
+  stopped: ['offline', 'stopped', 'shutting_down'],
+  deleting: ['deleting'],
+};
 
 function toInstance(l: LinodeInstance): Instance {
   // The first address Linode lists is the public one; private ones (192.168.128.0/17) follow.
   const v4 = (l.ipv4 ?? []).find((a) => !a.startsWith('192.168.')) ?? l.ipv4?.[0];
-  return {
+  return cloudInstance('linode', {
     id: String(l.id),
-    provider: 'linode',
     label: l.label,
     tags: l.tags,
-    status: status(l.status),
+    status: statusFrom(l.status, STATUS),
     ipv4: v4,
-    ipv6: l.ipv6 ? (l.ipv6.split('/')[0] as string) : undefined,
-    region: l.region ?? undefined,
-    type: l.type ?? undefined,
-    createdAt: l.created ?? undefined,
-  };
+    ipv6: l.ipv6?.split('/')[0],
+    region: l.region,
+    type: l.type,
+    created: l.created,
+  });
 }
 
 /** The Linode provider. */
-export class LinodeProvider implements Provider {
-  readonly name = 'linode';
-  readonly capabilities = { creates: true, destroys: true, userData: true };
-  readonly api: ApiClient;
+export class LinodeProvider extends CloudProvider {
   private readonly general: Pacer;
   private readonly creates: Pacer;
-  private prices: Promise<Map<string, number | undefined>> | undefined;
 
-  constructor(private readonly settings: ProviderSettings) {
-    const clock = settings.clock ?? systemClock;
-    this.api = new ApiClient({
-      name: 'linode',
-      baseUrl: settings.baseUrl ?? LINODE_DEFAULT_URL,
-      token: settings.token,
-      clock,
-      describeError: describeLinodeError,
-    });
-    this.general = new Pacer(LINODE_GENERAL_PACE, clock);
-    this.creates = new Pacer(LINODE_CREATE_PACE, clock);
+  constructor(settings: ProviderSettings) {
+    super(settings, { name: 'linode', defaultUrl: LINODE_DEFAULT_URL, describeError: describeLinodeError });
+    this.general = new Pacer(LINODE_GENERAL_PACE, this.clock);
+    this.creates = new Pacer(LINODE_CREATE_PACE, this.clock);
   }
 
   async create(req: CreateRequest, opts: CallOptions = {}): Promise<Instance> {
@@ -139,30 +121,19 @@ export class LinodeProvider implements Provider {
     return out.filter((i) => hasFleetTag(i, fleet));
   }
 
-  async get(id: string, opts: CallOptions = {}): Promise<Instance | undefined> {
-    if (!/^\d+$/.test(id)) return undefined;
-    const res = await this.api.request({ method: 'GET', path: `/v4/linode/instances/${id}`, pacers: [this.general], signal: opts.signal }, true);
-    if (res.status === 404) return undefined;
-    return toInstance(parseReply('linode', 'instance', LinodeInstance, res.body));
+  protected instancePath(id: string): string | undefined {
+    return /^\d+$/.test(id) ? `/v4/linode/instances/${id}` : undefined;
   }
 
-  async destroy(fleet: string, id: string, opts: CallOptions = {}): Promise<DestroyOutcome> {
-    const current = await this.get(id, opts);
-    if (!current) return 'gone';
-    if (!hasFleetTag(current, fleet)) return 'refused';
-    const res = await this.api.request({ method: 'DELETE', path: `/v4/linode/instances/${id}`, pacers: [this.general], signal: opts.signal }, true);
-    return res.status === 404 ? 'gone' : 'deleted';
+  protected readInstance(body: unknown): Instance {
+    return toInstance(parseReply('linode', 'instance', LinodeInstance, body));
   }
 
-  async pricePerHour(type: string, opts: CallOptions = {}): Promise<number | undefined> {
-    this.prices ??= this.loadPrices(opts).catch((e: unknown) => {
-      this.prices = undefined;
-      throw e;
-    });
-    return (await this.prices).get(type);
+  protected pacers(): Pacer[] {
+    return [this.general];
   }
 
-  private async loadPrices(opts: CallOptions): Promise<Map<string, number | undefined>> {
+  protected async loadPrices(opts: CallOptions): Promise<Map<string, number | undefined>> {
     const out = new Map<string, number | undefined>();
     for (let p = 1, pages = 1; p <= pages && p <= 100; p++) {
       const res = await this.api.request({

@@ -5,15 +5,14 @@
  * retried on 429/5xx with backoff.
  */
 import { z } from 'zod';
-import { ApiClient } from './api-client.js';
-import { Pacer, systemClock } from './pacer.js';
+import { CloudProvider, cloudInstance, errorDescriber } from './cloud-provider.js';
+import { Pacer } from './pacer.js';
 import { parseReply } from './reply.js';
 import {
   fleetTag,
   hasFleetTag,
   type CallOptions,
   type CreateRequest,
-  type DestroyOutcome,
   type Instance,
   type InstanceStatus,
   type Provider,
@@ -49,10 +48,7 @@ const PlansBody = z.object({ plans: z.array(z.object({ id: z.string(), hourly_co
 const ErrorBody = z.object({ error: z.string() });
 
 /** `{error, status}` as one line. */
-export function describeVultrError(body: unknown): string | undefined {
-  const r = ErrorBody.safeParse(body);
-  return r.success && r.data.error !== '' ? r.data.error : undefined;
-}
+export const describeVultrError = errorDescriber(ErrorBody, (b) => b.error);
 
 function status(v: VultrInstance): InstanceStatus {
   if (v.status === 'pending') return 'provisioning';
@@ -61,44 +57,27 @@ function status(v: VultrInstance): InstanceStatus {
   return v.server_status && v.server_status !== 'ok' ? 'provisioning' : 'running';
 }
 
-/** Vultr reports 0.0.0.0 / '' until an address is assigned. */
-function address(a: string | null | undefined): string | undefined {
-  return a && a !== '0.0.0.0' && a !== '::' ? a : undefined;
-}
-
 function toInstance(v: VultrInstance): Instance {
-  return {
+  return cloudInstance('vultr', {
     id: v.id,
-    provider: 'vultr',
     label: v.label,
-    tags: v.tags ?? [],
+    tags: v.tags,
     status: status(v),
-    ipv4: address(v.main_ip),
-    ipv6: address(v.v6_main_ip),
-    region: v.region ?? undefined,
-    type: v.plan ?? undefined,
-    createdAt: v.date_created ?? undefined,
-  };
+    ipv4: v.main_ip,
+    ipv6: v.v6_main_ip,
+    region: v.region,
+    type: v.plan,
+    created: v.date_created,
+  });
 }
 
 /** The Vultr provider. */
-export class VultrProvider implements Provider {
-  readonly name = 'vultr';
-  readonly capabilities = { creates: true, destroys: true, userData: true };
-  readonly api: ApiClient;
+export class VultrProvider extends CloudProvider {
   private readonly pacer: Pacer;
-  private prices: Promise<Map<string, number | undefined>> | undefined;
 
-  constructor(private readonly settings: ProviderSettings) {
-    const clock = settings.clock ?? systemClock;
-    this.api = new ApiClient({
-      name: 'vultr',
-      baseUrl: settings.baseUrl ?? VULTR_DEFAULT_URL,
-      token: settings.token,
-      clock,
-      describeError: describeVultrError,
-    });
-    this.pacer = new Pacer(VULTR_PACE, clock);
+  constructor(settings: ProviderSettings) {
+    super(settings, { name: 'vultr', defaultUrl: VULTR_DEFAULT_URL, describeError: describeVultrError });
+    this.pacer = new Pacer(VULTR_PACE, this.clock);
   }
 
   async create(req: CreateRequest, opts: CallOptions = {}): Promise<Instance> {
@@ -138,30 +117,19 @@ export class VultrProvider implements Provider {
     return out.filter((i) => hasFleetTag(i, fleet));
   }
 
-  async get(id: string, opts: CallOptions = {}): Promise<Instance | undefined> {
-    if (!/^[A-Za-z0-9-]{1,64}$/.test(id)) return undefined;
-    const res = await this.api.request({ method: 'GET', path: `/v2/instances/${id}`, pacers: [this.pacer], signal: opts.signal }, true);
-    if (res.status === 404) return undefined;
-    return toInstance(parseReply('vultr', 'instance', InstanceBody, res.body).instance);
+  protected instancePath(id: string): string | undefined {
+    return /^[A-Za-z0-9-]{1,64}$/.test(id) ? `/v2/instances/${id}` : undefined;
   }
 
-  async destroy(fleet: string, id: string, opts: CallOptions = {}): Promise<DestroyOutcome> {
-    const current = await this.get(id, opts);
-    if (!current) return 'gone';
-    if (!hasFleetTag(current, fleet)) return 'refused';
-    const res = await this.api.request({ method: 'DELETE', path: `/v2/instances/${id}`, pacers: [this.pacer], signal: opts.signal }, true);
-    return res.status === 404 ? 'gone' : 'deleted';
+  protected readInstance(body: unknown): Instance {
+    return toInstance(parseReply('vultr', 'instance', InstanceBody, body).instance);
   }
 
-  async pricePerHour(type: string, opts: CallOptions = {}): Promise<number | undefined> {
-    this.prices ??= this.loadPrices(opts).catch((e: unknown) => {
-      this.prices = undefined;
-      throw e;
-    });
-    return (await this.prices).get(type);
+  protected pacers(): Pacer[] {
+    return [this.pacer];
   }
 
-  private async loadPrices(opts: CallOptions): Promise<Map<string, number | undefined>> {
+  protected async loadPrices(opts: CallOptions): Promise<Map<string, number | undefined>> {
     const out = new Map<string, number | undefined>();
     let cursor: string | undefined;
     for (let n = 0; n < 100; n++) {

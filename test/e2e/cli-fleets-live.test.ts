@@ -1,8 +1,10 @@
-// The whole fleet life with the built CLI: spawn -> run -> delete, on a fake Linode API whose
-// instances are real sshd test hosts (own network and mount namespaces) applying the cloud-init
-// user data gaxx sent, and on the local provider. Asserts that the agent runs as gx, that the
-// host key the host presents is the one gaxx recorded (and pinned) before the create, and that
-// delete leaves no instance, no known_hosts entry and no agent process behind.
+// The whole fleet life with the built CLI: spawn -> run --fleet -> delete, on fake Linode and
+// Vultr APIs (one test body for both) whose instances are real sshd test hosts (own network and
+// mount namespaces) applying the cloud-init user data gaxx sent, and on the local provider.
+// Asserts that the agent runs as gx and gx cannot sudo, that sshd refuses root and passwords,
+// that the firewall is loaded and nothing listens on :6060, that the host key the host presents
+// is the one gaxx recorded (and pinned) before the create, and that delete leaves no gaxx
+// instance (foreign ones untouched), no known_hosts entry and no agent process behind.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,9 +14,11 @@ import { isAgentProcess } from '../../cli/providers/local-process.js';
 import { readFleet } from '../../cli/state.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { runGaxx } from '../helpers/cli.js';
-import type { InstanceBackend } from '../helpers/fake-cloud.js';
+import type { FakeCloud, InstanceBackend, SeenRequest } from '../helpers/fake-cloud.js';
 import { FakeLinode } from '../helpers/fake-linode.js';
+import { FakeVultr } from '../helpers/fake-vultr.js';
 import { startTestHost, stopAllTestHosts, type TestHost } from '../helpers/test-host.js';
+import { expectHardened } from './fleet-host-checks.js';
 
 const TOKEN = 'e2e-live-0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978';
 const LONG = 600_000;
@@ -33,6 +37,19 @@ async function agentsOf(fleet: string): Promise<LsHost[]> {
   const ls = await gaxx(['ls', fleet, '--json']);
   expect(ls.code, ls.stderr).toBe(0);
   return (JSON.parse(ls.stdout) as { hosts: LsHost[] }[])[0]?.hosts ?? [];
+}
+
+/** `gaxx run --fleet F -- id -un`: the agent each task ran on and the user it ran as. */
+async function runFleetIdUn(fleet: string): Promise<{ host: string; user: string }[]> {
+  const r = await gaxx(['run', '--fleet', fleet, '--json', '--', 'id', '-un']);
+  expect(r.code, r.stderr).toBe(0);
+  const tasks = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type?: string; host: string; outcome: string; stdout?: string })
+    .filter((l) => l.type === 'task');
+  expect(tasks.map((t) => t.outcome)).toEqual(tasks.map(() => 'succeeded'));
+  return tasks.map((t) => ({ host: t.host, user: (t.stdout ?? '').trim() }));
 }
 
 /** `gaxx run --agent ... -- id -un`: the user each task ran as. */
@@ -70,7 +87,32 @@ afterAll(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-describe('gaxx spawn -> run -> delete on a fake Linode with real test hosts', () => {
+interface CloudCase {
+  name: 'linode' | 'vultr';
+  make: (backend: InstanceBackend) => FakeCloud;
+  env: (fake: FakeCloud) => Record<string, string>;
+  /** How the fake walked pages: a request that asked for a page after the first. */
+  paged: (q: SeenRequest) => boolean;
+}
+
+// Pages of one instance, so even two hosts walk the provider's pagination (Linode page/pages, Vultr's meta.links.next cursor).
+const CLOUDS: CloudCase[] = [
+  {
+    name: 'linode',
+    make: (backend) => new FakeLinode({ token: TOKEN, backend, pageLimit: 1 }),
+    env: (fake) => ({ GAXX_LINODE_URL: fake.url, LINODE_TOKEN: TOKEN }),
+    paged: (q) => q.method === 'GET' && q.path === '/v4/linode/instances' && /[?&]page=2\b/.test(q.query),
+  },
+  {
+    name: 'vultr',
+    make: (backend) => new FakeVultr({ token: TOKEN, backend, pageLimit: 1 }),
+    env: (fake) => ({ GAXX_VULTR_URL: fake.url, VULTR_API_KEY: TOKEN }),
+    paged: (q) => q.method === 'GET' && q.path === '/v2/instances' && /[?&]cursor=[^&]+/.test(q.query),
+  },
+];
+
+describe.each(CLOUDS)('gaxx spawn -> run --fleet -> delete on a fake $name API with real test hosts', ({ name, make, env: envOf, paged }) => {
+  const fleet = `${name}1`;
   const hosts = new Map<string, TestHost>();
   const backend: InstanceBackend = {
     onCreate: async (i) => {
@@ -83,52 +125,65 @@ describe('gaxx spawn -> run -> delete on a fake Linode with real test hosts', ()
       hosts.delete(id);
     },
   };
-  let fake: FakeLinode;
-  const env = () => ({ GAXX_LINODE_URL: fake.url, LINODE_TOKEN: TOKEN });
+  let fake: FakeCloud;
+  const env = () => envOf(fake);
 
   beforeAll(async () => {
-    fake = await new FakeLinode({ token: TOKEN, backend }).start();
+    fake = await make(backend).start();
   });
   afterAll(async () => {
     await fake.stop();
   });
 
   it(
-    'bootstraps with the pinned host key, runs as gx, and delete leaves nothing',
+    'bootstraps with the pinned host key, hardens the hosts, runs as gx on every host, and delete leaves nothing of gaxx',
     async () => {
-      const spawn = await gaxx(['spawn', '--provider', 'linode', '--count', '2', '--fleet', 'f1', '--json'], env());
-      expect(spawn.code, spawn.stderr).toBe(0);
-      const state = readFleet(join(home, 'state', 'fleets'), 'f1');
+      // Not this fleet's: an untagged instance named as gaxx names hosts (Linode labels are unique,
+      // so not one of this spawn's names), and one of a fleet with a similar name. Never touched.
+      const foreign = [fake.seed({ label: `gaxx-${fleet}-2`, tags: [] }), fake.seed({ label: `gaxx-${fleet}x-0`, tags: [`gaxx-fleet:${fleet}x`] })];
+      const spawn = await gaxx(['spawn', '--provider', name, '--count', '2', '--fleet', fleet, '--json'], env());
+      expect(spawn.code, spawn.stderr + spawn.stdout).toBe(0);
+      const state = readFleet(join(home, 'state', 'fleets'), fleet);
       expect(state?.hosts.map((h) => h.status)).toEqual(['ready', 'ready']);
+      const mine = fake.tagged(`gaxx-fleet:${fleet}`);
+      expect(mine.map((i) => i.label).sort()).toEqual([`gaxx-${fleet}-0`, `gaxx-${fleet}-1`]);
       // The key each host presents is the one recorded before its create (only the public half is kept).
-      for (const inst of fake.instances.values()) {
+      for (const inst of mine) {
         const rec = state?.hosts.find((h) => h.id === inst.id);
         const host = hosts.get(inst.id) as TestHost;
         expect(rec?.hostKey).toBe(host.hostPublicKey);
         expect(inst.userData).toContain(host.hostPublicKey.split(' ')[1]);
         expect(JSON.stringify(state)).not.toContain('PRIVATE KEY');
-        const ps = await host.sh("ps -eo user:16,args | grep '[g]axx-agent.mjs' | grep -v 'sh /opt' | awk '{print $1}' | sort -u");
-        expect(ps.stdout.trim()).toBe('gx');
+        // Root had gaxx's key through the user data: refused now by sshd's policy.
+        await expectHardened(host, join(home, 'config', 'ssh', 'id_ed25519'));
       }
       const knownHosts = join(home, 'config', 'ssh', 'known_hosts');
-      expect(readFileSync(knownHosts, 'utf8')).toContain('gaxx-fleet=f1');
+      expect(readFileSync(knownHosts, 'utf8')).toContain(`gaxx-fleet=${fleet}`);
 
-      const listed = await agentsOf('f1');
+      const listed = await agentsOf(fleet);
       expect(listed.map((h) => h.agent)).toEqual(listed.map((h) => `${h.address}:8088`));
-      const users = await runIdUn(listed.map((h) => h.agent as string));
-      expect(users.every((u) => u !== '' && u !== 'root')).toBe(true);
+      const ran = await runFleetIdUn(fleet);
+      expect(ran.map((t) => t.host).sort()).toEqual(listed.map((h) => h.agent).sort());
+      expect(ran.map((t) => t.user)).toEqual(['gx', 'gx']);
       // gaxx ssh: OpenSSH with gaxx's key and its known_hosts only, as gx.
-      const ssh = await gaxx(['ssh', 'f1/1', '--', 'id', '-un'], env());
+      const ssh = await gaxx(['ssh', `${fleet}/1`, '--', 'id', '-un'], env());
       expect(ssh.code, ssh.stderr).toBe(0);
       expect(ssh.stdout.trim()).toBe('gx');
-      expect((await gaxx(['ssh', 'f1/9', '--', 'true'], env())).code).toBe(exitCodeFor('NOT_FOUND'));
+      expect((await gaxx(['ssh', `${fleet}/9`, '--', 'true'], env())).code).toBe(exitCodeFor('NOT_FOUND'));
 
-      const del = await gaxx(['delete', 'f1', '--yes', '--json'], env());
+      const del = await gaxx(['delete', fleet, '--yes', '--json'], env());
       expect(del.code, del.stderr).toBe(0);
-      expect((JSON.parse(del.stdout) as { destroyed: number; knownHostsRemoved: number }).destroyed).toBe(2);
-      expect(fake.instances.size).toBe(0);
-      expect(existsSync(knownHosts) ? readFileSync(knownHosts, 'utf8') : '').not.toContain('gaxx-fleet=f1');
-      expect((await gaxx(['ls', 'f1'])).code).not.toBe(0);
+      const out = JSON.parse(del.stdout) as { destroyed: number; revokedCerts: string[] };
+      expect(out.destroyed).toBe(2);
+      expect(out.revokedCerts).toHaveLength(2);
+      expect(fake.tagged(`gaxx-fleet:${fleet}`)).toEqual([]);
+      expect([...fake.instances.keys()].sort()).toEqual(foreign.map((f) => f.id).sort());
+      expect(fake.requests.some(paged)).toBe(true);
+      expect(existsSync(knownHosts) ? readFileSync(knownHosts, 'utf8') : '').not.toContain(`gaxx-fleet=${fleet}`);
+      expect((await gaxx(['ls', fleet])).code).not.toBe(0);
+      expect((await gaxx(['run', '--fleet', fleet, '--', 'true'])).code).toBe(exitCodeFor('NOT_FOUND'));
+      await fake.settled();
+      expect(hosts.size).toBe(0);
     },
     LONG,
   );

@@ -2,7 +2,7 @@
 // up to the bootstrap step: instances are created with the fleet's tag and cloud-init user data
 // carrying a pinned host key, and when hosts do not become ready (no SSH answers, no address, provider failures)
 // nothing is left behind. Delete destroys only tagged instances, including ones the state lost.
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -60,7 +60,7 @@ describe.each([
     const rec = recorder();
     fake = await make(rec.backend).start();
     const r = await gaxx(['spawn', '--provider', name, '--count', '3', '--fleet', 'web', '--json', '--ssh-timeout', '1'], env());
-    expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
+    expect(r.code, r.stderr + r.stdout).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
     const out = JSON.parse(r.stdout) as { failed: { host: string; code: string }[]; destroyed: string[] };
     expect(out.failed.map((f) => f.code)).toEqual(['DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED']);
     expect(out.destroyed.length).toBe(3);
@@ -110,6 +110,40 @@ describe.each([
     const r = await gaxx(['spawn', '--provider', name, '--count', '1', '--fleet', 'web', '--ready-timeout', '1', '--json'], env());
     expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
     expect((JSON.parse(r.stdout) as { failed: { code: string }[] }).failed[0]?.code).toBe('DEADLINE_EXCEEDED');
+    expect(fake.instances.size).toBe(0);
+  });
+});
+
+describe('gaxx spawn before gaxx init', () => {
+  it('is refused before any provider request: no CA (NOT_FOUND), an operator certificate of another CA (CERT_INVALID); after init it creates', async () => {
+    rmSync(home, { recursive: true, force: true });
+    home = mkdtempSync(join(tmpdir(), 'gaxx-e2e-fleets-'));
+    fake = await new FakeLinode({ token: TOKEN, backend: recorder().backend }).start();
+    const args = ['spawn', '--provider', 'linode', '--count', '1', '--fleet', 'web', '--ssh-timeout', '1'];
+    const none = await gaxx(args, linodeEnv());
+    expect(none.code, none.stderr).toBe(exitCodeFor('NOT_FOUND'));
+    // The one line names the command that fixes it.
+    expect(none.stderr).toContain('gaxx init');
+    expect(fake.requests).toEqual([]);
+    expect(existsSync(join(home, 'state', 'fleets', 'web.json'))).toBe(false);
+
+    expect((await gaxx(['init', '--name', 'alice'])).code).toBe(0);
+    const mine = home;
+    home = mkdtempSync(join(tmpdir(), 'gaxx-e2e-fleets-'));
+    expect((await gaxx(['init', '--name', 'mallory'])).code).toBe(0);
+    const foreign = join(home, 'config', 'operator');
+    home = mine;
+    for (const f of ['cert.pem', 'key.pem']) copyFileSync(join(foreign, f), join(home, 'config', 'operator', f));
+    rmSync(join(foreign, '..', '..'), { recursive: true, force: true });
+    const invalid = await gaxx(args, linodeEnv());
+    expect(invalid.code, invalid.stderr).toBe(exitCodeFor('CERT_INVALID'));
+    expect(fake.requests).toEqual([]);
+
+    rmSync(join(home, 'config'), { recursive: true, force: true });
+    expect((await gaxx(['init', '--name', 'alice'])).code).toBe(0);
+    const good = await gaxx(args, linodeEnv());
+    expect(good.code, good.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
+    expect(fake.requests.some((q) => q.method === 'POST' && q.status < 300)).toBe(true);
     expect(fake.instances.size).toBe(0);
   });
 });

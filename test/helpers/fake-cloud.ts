@@ -57,12 +57,16 @@ export interface FakeCloudOptions {
   backend?: InstanceBackend;
   /** Which requests the rate limit counts, and how many per window. */
   rateLimit: { limit: number; windowMs: number; scope: 'create' | 'all' };
+  /** Largest page a list answers, whatever the client asked (so a few instances span pages). */
+  pageLimit?: number;
 }
 
 /** A request as the fake saw it (for assertions). */
 export interface SeenRequest {
   method: string;
   path: string;
+  /** The query string, with its `?` (empty without one). */
+  query: string;
   status: number;
   at: number;
 }
@@ -180,6 +184,11 @@ export abstract class FakeCloud {
     return true;
   }
 
+  /** The page size to serve for a requested one (capped by pageLimit). */
+  protected pageSize(requested: number): number {
+    return Math.min(requested, this.opts.pageLimit ?? Infinity);
+  }
+
   protected error(status: number, message: string, field?: string): FakeAnswer {
     return { status, body: this.errorBody(status, message, field) };
   }
@@ -194,7 +203,7 @@ export abstract class FakeCloud {
     } catch (e) {
       answer = this.error(500, `fake failure: ${(e as Error).message}`);
     }
-    this.requests.push({ method: req.method ?? '', path: url.pathname, status: answer.status, at: this.clock.now() });
+    this.requests.push({ method: req.method ?? '', path: url.pathname, query: url.search, status: answer.status, at: this.clock.now() });
     res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
     res.end(answer.raw ?? (answer.body === undefined ? '' : JSON.stringify(answer.body)));
   }

@@ -117,8 +117,9 @@ export class FakeLinode extends FakeCloud {
     const size = Number(req.url.searchParams.get('page_size') ?? 100);
     const page = Number(req.url.searchParams.get('page') ?? 1);
     if (!(Number.isInteger(size) && size >= 25 && size <= 500)) return this.error(400, 'page_size must be 25-500', 'page_size');
-    const pages = Math.max(1, Math.ceil(items.length / size));
+    const served = this.pageSize(size);
+    const pages = Math.max(1, Math.ceil(items.length / served));
     if (!(Number.isInteger(page) && page >= 1 && page <= pages)) return this.error(400, 'page out of range', 'page');
-    return { status: 200, body: { data: items.slice((page - 1) * size, page * size), page, pages, results: items.length } };
+    return { status: 200, body: { data: items.slice((page - 1) * served, page * served), page, pages, results: items.length } };
   }
 }

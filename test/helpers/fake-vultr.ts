@@ -111,8 +111,9 @@ export class FakeVultr extends FakeCloud {
         )
       : 0;
     if (!Number.isInteger(offset) || offset < 0) return this.error(400, 'Invalid cursor.');
-    const next = offset + per < items.length ? Buffer.from(`next__${offset + per}`).toString('base64url') : '';
-    const prev = offset > 0 ? Buffer.from(`prev__${Math.max(0, offset - per)}`).toString('base64url') : '';
-    return { status: 200, body: { [key]: items.slice(offset, offset + per), meta: { total: items.length, links: { next, prev } } } };
+    const served = this.pageSize(per);
+    const next = offset + served < items.length ? Buffer.from(`next__${offset + served}`).toString('base64url') : '';
+    const prev = offset > 0 ? Buffer.from(`prev__${Math.max(0, offset - served)}`).toString('base64url') : '';
+    return { status: 200, body: { [key]: items.slice(offset, offset + served), meta: { total: items.length, links: { next, prev } } } };
   }
 }

@@ -96,8 +96,8 @@ beforeAll(async () => {
   key = ensureSshKeyPair(join(dir, 'id_ed25519'), join(dir, 'id_ed25519.pub'), 'gaxx-test');
   knownHosts = new KnownHosts(join(dir, 'known_hosts'), [join(dir, 'user_known_hosts')]);
   hosts = await Promise.all([0, 1].map(() => startTestHost({ authorizedKeys: [key.publicKey] })));
-  // The second host has no Node: bootstrap uploads the controller's.
-  await hosts[1]?.sh('mv /usr/bin/node /usr/bin/node.hidden');
+  // The second host has no Node: bootstrap uploads the controller's. Nor openssl: that Node makes the agent's key.
+  await hosts[1]?.sh('mv /usr/bin/node /usr/bin/node.hidden && mv /usr/bin/openssl /usr/bin/openssl.hidden');
   for (const h of hosts) knownHosts.add(h.address, 22, h.hostPublicKey, 'pinned-by-test');
   const inventory = join(dir, 'inventory.yaml');
   writeFileSync(inventory, `hosts:\n${hosts.map((h) => `  - host: ${h.address}\n    key: id_ed25519\n`).join('')}`);
