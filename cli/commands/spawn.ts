@@ -1,7 +1,7 @@
 /** `gaxx spawn --provider P --count N --fleet F [...]`: rent (or take) hosts, bootstrap them, register the fleet. */
 import { resolve } from 'node:path';
 import { exitCodeFor, GaxxError, parseDuration, DURATION_HINT } from '../../proto/index.js';
-import { boolFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command, type CommandContext } from '../command.js';
+import { boolFlag, durationFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command, type CommandContext } from '../command.js';
 import type { GaxxConfig } from '../config.js';
 import { loadBootstrapStep } from '../fleet/bootstrap-step.js';
 import { holdFleetWhileSpawning, publishFleet, publishFleetLimits, unpublishFleet } from '../fleet/fleet-directory.js';
@@ -97,7 +97,7 @@ function register(config: GaxxConfig, state: FleetState): Promise<void> {
 
 export const command: Command = {
   usage:
-    'gaxx spawn --provider P --count N --fleet F [--ttl D] [--budget AMOUNT] [--region R] [--type T] [--image I] [--min-count K] [--inventory FILE] [--accept-new] [--fill] [--ready-timeout S] [--ssh-timeout S] [--json]',
+    'gaxx spawn --provider P --count N --fleet F [--ttl D] [--budget AMOUNT] [--region R] [--type T] [--image I] [--min-count K] [--inventory FILE] [--accept-new] [--fill] [--ready-timeout D] [--ssh-timeout D] [--json]',
   description: [
     'Creates N hosts for fleet F on provider P, each tagged gaxx-fleet:F and named gaxx-F-<i>, waits',
     'until each has an address, bootstraps it (hardening, agent install, Health over mTLS) and',
@@ -133,8 +133,8 @@ export const command: Command = {
     inventory: { type: 'string', valueName: 'FILE', help: 'with --provider ssh: YAML file of hosts you have (hosts: [{host, port, user, key}])' },
     'accept-new': { type: 'boolean', help: 'ssh inventory: trust a host missing from known_hosts on first use (and record its key)' },
     fill: { type: 'boolean', help: "create the fleet's missing or failed hosts (resumes an interrupted spawn)" },
-    'ssh-timeout': { type: 'string', valueName: 'S', help: 'seconds to keep retrying SSH to a new host (default 180)' },
-    'ready-timeout': { type: 'string', valueName: 'S', help: 'seconds to wait for a new host to have an address (default 600)' },
+    'ssh-timeout': { type: 'string', valueName: 'D', help: 'how long to keep retrying SSH to a new host, e.g. 90s, 5m (default 3m)' },
+    'ready-timeout': { type: 'string', valueName: 'D', help: 'how long to wait for a new host to have an address, e.g. 5m (default 10m)' },
     json: JSON_FLAG,
   },
   handlesInterrupt: true,
@@ -147,6 +147,9 @@ export const command: Command = {
   async run({ flags, config, out, signal }) {
     const p = plan(flags, config);
     // Before any provider call: a missing `gaxx init` must not surface after instances are rented.
+    // Every flag is checked before anything is recorded or rented.
+    const connectDeadlineMs = durationFlag(flags, 'ssh-timeout', 'spawn') ?? 180_000;
+    const readyTimeoutMs = durationFlag(flags, 'ready-timeout', 'spawn') ?? 600_000;
     assertInitialized(config);
     const provider = await providerFor(config, p.provider, { inventory: p.settings.inventory, state: p.existing });
     const store = p.existing
@@ -165,13 +168,13 @@ export const command: Command = {
       step: await loadBootstrapStep(config, {
         startsAgent: provider.capabilities.startsAgent,
         acceptNew: boolFlag(flags, 'accept-new'),
-        connectDeadlineMs: (numberFlag(flags, 'ssh-timeout', 'spawn', 1) ?? 180) * 1000,
+        connectDeadlineMs,
         powerOffAt: p.limits?.expiresAt,
       }),
       agentPort: config.agent.port,
       clock: systemClock,
       signal,
-      readyTimeoutMs: (numberFlag(flags, 'ready-timeout', 'spawn', 1) ?? 600) * 1000,
+      readyTimeoutMs,
       progress: (line) => out.note(`gaxx: ${p.fleet}: ${line}`),
     };
     const before = new Set(store.state.hosts.filter((h) => h.status === 'ready').map((h) => h.index));

@@ -76,7 +76,7 @@ afterAll(async () => {
 });
 
 describe('gaxx spawn --ttl/--budget', () => {
-  it('bad --ttl or --budget: one USAGE line, nothing rented or recorded', async () => {
+  it('bad --ttl, --budget or timeouts (durations need a unit): one USAGE line, nothing rented or recorded', async () => {
     const cases = [
       ['--provider', 'linode', '--ttl', 'banana'],
       ['--provider', 'linode', '--ttl', '0'],
@@ -84,6 +84,8 @@ describe('gaxx spawn --ttl/--budget', () => {
       ['--provider', 'linode', '--budget', '-1'],
       ['--provider', 'linode', '--budget', 'five'],
       ['--provider', 'linode', '--budget', '0'],
+      ['--provider', 'linode', '--ssh-timeout', '30'],
+      ['--provider', 'linode', '--ready-timeout', 'soon'],
       // local hosts have no price: a budget could never be reached.
       ['--provider', 'local', '--budget', '5'],
     ];

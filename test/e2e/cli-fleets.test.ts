@@ -59,7 +59,7 @@ describe.each([
   it('creates tagged instances with cloud-init user data, reaches the bootstrap step, and leaves nothing behind when it fails', async () => {
     const rec = recorder();
     fake = await make(rec.backend).start();
-    const r = await gaxx(['spawn', '--provider', name, '--count', '3', '--fleet', 'web', '--json', '--ssh-timeout', '1'], env());
+    const r = await gaxx(['spawn', '--provider', name, '--count', '3', '--fleet', 'web', '--json', '--ssh-timeout', '1s'], env());
     expect(r.code, r.stderr + r.stdout).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
     const out = JSON.parse(r.stdout) as { failed: { host: string; code: string }[]; destroyed: string[] };
     expect(out.failed.map((f) => f.code)).toEqual(['DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED']);
@@ -82,7 +82,7 @@ describe.each([
     const bad = await gaxx(['spawn', '--provider', name, '--count', '1', '--fleet', 'web'], { ...env(), LINODE_TOKEN: 'nope', VULTR_API_KEY: 'nope' });
     expect(bad.code, bad.stderr).toBe(exitCodeFor('UNAUTHENTICATED'));
     expect(fake.requests.some((q) => q.method === 'POST')).toBe(false);
-    const good = await gaxx(['spawn', '--provider', name, '--count', '1', '--fleet', 'web', '--ssh-timeout', '1'], env());
+    const good = await gaxx(['spawn', '--provider', name, '--count', '1', '--fleet', 'web', '--ssh-timeout', '1s'], env());
     expect(good.code, good.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
     expect(fake.requests.some((q) => q.method === 'POST' && q.status < 300)).toBe(true);
     expect(fake.instances.size).toBe(0);
@@ -93,13 +93,13 @@ describe.each([
     fake = await make(rec.backend).start();
     fake.faults.storm429 = 2;
     fake.faults.fail500 = 2;
-    const r = await gaxx(['spawn', '--provider', name, '--count', '2', '--fleet', 'web', '--ssh-timeout', '1'], env());
+    const r = await gaxx(['spawn', '--provider', name, '--count', '2', '--fleet', 'web', '--ssh-timeout', '1s'], env());
     expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
     expect(rec.created.length).toBe(2);
     expect(fake.requests.filter((q) => q.status === 429 || q.status === 500).length).toBe(4);
     expect(fake.instances.size).toBe(0);
     fake.faults.malformedJson = 1;
-    const m = await gaxx(['spawn', '--provider', name, '--count', '2', '--fleet', 'api', '--ssh-timeout', '1'], env());
+    const m = await gaxx(['spawn', '--provider', name, '--count', '2', '--fleet', 'api', '--ssh-timeout', '1s'], env());
     expect(m.code, m.stderr).toBe(exitCodeFor('UNAVAILABLE'));
     expect(rec.created.length).toBe(2);
   });
@@ -107,7 +107,7 @@ describe.each([
   it('an instance that never gets an address is reported DEADLINE_EXCEEDED and destroyed', async () => {
     fake = await make(recorder().backend).start();
     fake.faults.neverReady = true;
-    const r = await gaxx(['spawn', '--provider', name, '--count', '1', '--fleet', 'web', '--ready-timeout', '1', '--json'], env());
+    const r = await gaxx(['spawn', '--provider', name, '--count', '1', '--fleet', 'web', '--ready-timeout', '1s', '--json'], env());
     expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
     expect((JSON.parse(r.stdout) as { failed: { code: string }[] }).failed[0]?.code).toBe('DEADLINE_EXCEEDED');
     expect(fake.instances.size).toBe(0);
@@ -119,7 +119,7 @@ describe('gaxx spawn before gaxx init', () => {
     rmSync(home, { recursive: true, force: true });
     home = mkdtempSync(join(tmpdir(), 'gaxx-e2e-fleets-'));
     fake = await new FakeLinode({ token: TOKEN, backend: recorder().backend }).start();
-    const args = ['spawn', '--provider', 'linode', '--count', '1', '--fleet', 'web', '--ssh-timeout', '1'];
+    const args = ['spawn', '--provider', 'linode', '--count', '1', '--fleet', 'web', '--ssh-timeout', '1s'];
     const none = await gaxx(args, linodeEnv());
     expect(none.code, none.stderr).toBe(exitCodeFor('NOT_FOUND'));
     // The one line names the command that fixes it.
