@@ -146,10 +146,10 @@ export const command: Command = {
   ],
   async run({ flags, config, out, signal }) {
     const p = plan(flags, config);
-    // Before any provider call: a missing `gaxx init` must not surface after instances are rented.
     // Every flag is checked before anything is recorded or rented.
     const connectDeadlineMs = durationFlag(flags, 'ssh-timeout', 'spawn') ?? 180_000;
     const readyTimeoutMs = durationFlag(flags, 'ready-timeout', 'spawn') ?? 600_000;
+    // Before any provider call: a missing `gaxx init` must not surface after instances are rented.
     assertInitialized(config);
     const provider = await providerFor(config, p.provider, { inventory: p.settings.inventory, state: p.existing });
     const store = p.existing
