@@ -8,7 +8,20 @@
  * the pid is still that agent.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,6 +136,7 @@ export function createLocalProvider(settings: ProviderSettings): Provider {
       rmSync(r.dir, { recursive: true, force: true });
       rmSync(join(o.stateDir, `${id}.pid`), { force: true });
       rmSync(recordPath(id), { force: true });
+      rmSync(join(o.stateDir, 'slots', String(r.index)), { force: true });
       return 'deleted';
     },
     async pricePerHour() {
@@ -139,20 +153,49 @@ export function localAddress(index: number): string {
   return `127.0.0.${FIRST_HOST + index}`;
 }
 
+/** How long a claimed slot without a record counts as a start in progress (then it is stale). */
+const CLAIM_STALE_MS = 5 * 60_000;
+
 /**
- * The first address slot that no local agent of ours holds and on which nothing else listens on
- * `port` (another installation's local fleet, or any other program). The slot is the provider's
- * own: a fleet's host index says nothing about which addresses other fleets already use.
+ * Claims the first address slot that no local agent of ours holds or is starting on, and on
+ * which nothing else listens on `port` (another installation's local fleet, or any other
+ * program). The slot is the provider's own: a fleet's host index says nothing about which
+ * addresses other fleets use. A claim is a file `<stateDir>/slots/<slot>` created exclusively,
+ * so creates running at once (in this process or in another gaxx) never pick the same address;
+ * destroy releases it.
  */
-async function freeSlot(taken: Set<number>, port: number): Promise<number> {
+async function claimSlot(o: Resolved, id: string, existing: LocalRecord[]): Promise<number> {
+  const slots = join(o.stateDir, 'slots');
+  mkdirSync(slots, { recursive: true, mode: 0o700 });
+  const held = new Set(existing.map((r) => r.index));
+  const ids = new Set(existing.map((r) => r.id));
   for (let i = 0; i < MAX_INSTANCES; i++) {
-    if (taken.has(i)) continue;
-    if (port === 0 || (await canListen(localAddress(i), port))) return i;
+    if (held.has(i) || !takeClaim(join(slots, String(i)), id, ids)) continue;
+    if (o.port === 0 || (await canListen(localAddress(i), o.port))) return i;
+    rmSync(join(slots, String(i)), { force: true });
   }
   throw new GaxxError(
     'RESOURCE_EXHAUSTED',
-    `no free loopback address for a local agent on port ${port} (127.0.0.${FIRST_HOST}-127.0.0.${FIRST_HOST + MAX_INSTANCES - 1} are taken)`,
+    `no free loopback address for a local agent on port ${o.port} (127.0.0.${FIRST_HOST}-127.0.0.${FIRST_HOST + MAX_INSTANCES - 1} are taken)`,
   );
+}
+
+/** Creates the claim file; an existing one is taken over only when it is stale (no record, old). */
+function takeClaim(path: string, id: string, ids: Set<string>): boolean {
+  try {
+    writeFileSync(path, id, { flag: 'wx', mode: 0o600 });
+    return true;
+  } catch {
+    try {
+      const owner = readFileSync(path, 'utf8');
+      if (ids.has(owner) || Date.now() - statSync(path).mtimeMs < CLAIM_STALE_MS) return false;
+      rmSync(path, { force: true });
+      writeFileSync(path, id, { flag: 'wx', mode: 0o600 });
+      return true;
+    } catch {
+      return false;
+    }
+  }
 }
 
 /** Whether `address:port` can be bound right now (closed again at once). */
@@ -168,7 +211,18 @@ function canListen(address: string, port: number): Promise<boolean> {
 async function startLocalAgent(o: Resolved, req: CreateRequest, existing: LocalRecord[]): Promise<LocalRecord> {
   const id = `${req.fleet}-${req.label}`;
   if (existing.some((r) => r.id === id)) throw new GaxxError('ALREADY_EXISTS', `local instance ${id} exists`);
-  const index = await freeSlot(new Set(existing.map((r) => r.index)), o.port);
+  const index = await claimSlot(o, id, existing);
+  try {
+    return await launchAgent(o, req, id, index);
+  } catch (e) {
+    // Nothing recorded yet holds the slot when the start failed before the record was written.
+    if (!existsSync(join(o.stateDir, `${id}.json`))) rmSync(join(o.stateDir, 'slots', String(index)), { force: true });
+    throw e;
+  }
+}
+
+/** Lays out the agent's files in slot `index` and starts it; resolves once it listens. */
+async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: number): Promise<LocalRecord> {
   const address = localAddress(index);
   const bundle = prepareRunDir(o);
   const dir = join(o.runDir, id);

@@ -77,7 +77,7 @@ describe('local provider', () => {
     expect(isGaxxError(bad) && bad.code).toBe('CONFIG_INVALID');
   });
 
-  it("a second fleet's host 0 gets its own address, skipping one where something else listens on the port", async () => {
+  it("a second fleet's host 0 gets its own address, skipping one where something else listens on the port; concurrent creates get distinct ones", async () => {
     // Something that is not ours holds the next free address on a fixed port.
     const squatter = createServer();
     await new Promise<void>((resolve) => squatter.listen({ host: '127.0.0.4', port: 0 }, resolve));
@@ -92,6 +92,14 @@ describe('local provider', () => {
       } finally {
         client.close();
       }
+      // Creates running at once each claim an address of their own.
+      const many = await Promise.all(['c0', 'c1', 'c2'].map((label, index) => fixed.create({ fleet: 'lf3', label, index })));
+      const addresses = many.map((i) => i.ipv4);
+      expect(new Set(addresses).size).toBe(3);
+      expect(addresses).not.toContain('127.0.0.4');
+      expect(addresses).not.toContain(other.ipv4);
+      expect((await fixed.list('lf3')).map((i) => i.status)).toEqual(['running', 'running', 'running']);
+      for (const i of many) expect(await fixed.destroy('lf3', i.id)).toBe('deleted');
       expect(await fixed.destroy('lf2', other.id)).toBe('deleted');
     } finally {
       await new Promise((resolve) => squatter.close(resolve));
