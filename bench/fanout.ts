@@ -140,8 +140,12 @@ async function main(): Promise<number> {
       },
     });
     process.stderr.write(`starting ${max} local agents and ${max} sshd hosts...\n`);
-    const [agents, sshd] = await Promise.all([startAgents(w.provider, max), startSshdHosts(max, w.sshDir)]);
-    w.sshd = sshd;
+    // Both sides start at once; whatever started is stopped by cleanup even when the other side failed.
+    const [a, s] = await Promise.allSettled([startAgents(w.provider, max), startSshdHosts(max, w.sshDir)]);
+    if (s.status === 'fulfilled') w.sshd = s.value;
+    if (a.status === 'rejected') throw a.reason;
+    if (s.status === 'rejected') throw s.reason;
+    const [agents, sshd] = [a.value, s.value];
     const gaxx = (name: string, args: string[]): TimedCommand => ({ name, argv: [node, CLI_MAIN, ...args], env });
     const run = (n: number, label: string) => gaxx(`gaxx run -- true (${n} agents, ${label})`, ['run', '--agent', agents.slice(0, n).join(','), '--', 'true']);
     const plain = timeCommands(
