@@ -47,7 +47,8 @@ async function localBaseline(file: string): Promise<{ tool: string; rate: number
 }
 
 async function direct(w: CliWorld): Promise<number> {
-  const creds = loadCertDir(join(w.home, 'state', 'scheduler', 'certs'));
+  // Direct Exec is an operator's path, as `gaxx exec` (a scheduler's Exec must carry an operator's signature).
+  const creds = loadCertDir(join(w.home, 'config', 'operator'));
   const clients = w.agents.map((a) => AgentClient.connect({ address: a.address }, creds));
   await Promise.all(clients.map((c) => c.info()));
   let next = 0;
