@@ -15,7 +15,7 @@ import { generateEd25519, hashHostName } from '../../cli/ssh/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { runGaxx } from '../helpers/cli.js';
 import { startTestHost, stopAllTestHosts, type TestHost } from '../helpers/test-host.js';
-import { agentUsers, expectHardened } from './fleet-host-checks.js';
+import { agentUsers, expectHardened } from '../helpers/fleet-host-checks.js';
 
 const LONG = 600_000;
 let dir: string;

@@ -18,7 +18,7 @@ import type { FakeCloud, InstanceBackend, SeenRequest } from '../helpers/fake-cl
 import { FakeLinode } from '../helpers/fake-linode.js';
 import { FakeVultr } from '../helpers/fake-vultr.js';
 import { startTestHost, stopAllTestHosts, type TestHost } from '../helpers/test-host.js';
-import { expectHardened } from './fleet-host-checks.js';
+import { expectHardened } from '../helpers/fleet-host-checks.js';
 
 const TOKEN = 'e2e-live-0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978';
 const LONG = 600_000;

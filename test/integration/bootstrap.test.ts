@@ -8,7 +8,6 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, loadCertDir, type CertBundle } from '../../certs/index.js';
 import {
@@ -24,6 +23,7 @@ import { generateEd25519, KnownHosts, connectSsh, ensureSshKeyPair, execRemote, 
 import { isGaxxError } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { builtAgentBundle } from '../helpers/agent.js';
+import { methodsOffered } from '../helpers/fleet-host-checks.js';
 import { issueCertDir } from '../helpers/pki.js';
 import { startTestHost, stopAllTestHosts, type TestHost } from '../helpers/test-host.js';
 
@@ -62,30 +62,6 @@ function options(controller: string) {
     connectDeadlineMs: 30_000,
     onProgress: (e: BootstrapEvent) => events.push(e),
   };
-}
-
-/** What the host's sshd offers a client that tries a password: the methods it still allows. */
-async function methodsOffered(host: TestHost, user: string): Promise<string[]> {
-  const client = new ssh2.Client();
-  let offered: string[] = [];
-  await new Promise<void>((resolve) => {
-    client.on('error', () => resolve());
-    client.on('ready', () => resolve());
-    client.connect({
-      host: host.address,
-      port: 22,
-      username: user,
-      hostVerifier: (blob: Buffer) => blob.toString('base64') === host.hostPublicKey.split(' ')[1],
-      authHandler: (methodsLeft: string[] | null, _partial: boolean, next: (m: unknown) => void) => {
-        if (methodsLeft) offered = methodsLeft;
-        if (methodsLeft === null) return next({ type: 'password', username: user, password: 'hunter2hunter2' });
-        next(false);
-      },
-      readyTimeout: 15_000,
-    } as ssh2.ConnectConfig);
-  });
-  client.end();
-  return offered;
 }
 
 beforeAll(async () => {
@@ -150,7 +126,7 @@ describe('bootstrap of an SSH inventory', () => {
 
   it('sshd refuses passwords and root, and still lets gx in with the key', async () => {
     const h = hosts[0] as TestHost;
-    expect(await methodsOffered(h, 'gx')).toEqual(['publickey']);
+    expect(await methodsOffered(h, 'gx', 15_000)).toEqual(['publickey']);
     const target = { host: h.address, port: 22 };
     const pinned = { kind: 'pinned' as const, publicKey: h.hostPublicKey };
     const root = await connectSsh({ ...target, user: 'root', privateKey: readFileSync(key.privateKeyPath) }, pinned, { deadlineMs: 10_000 }).then(

@@ -3,14 +3,14 @@
  * SSH inventory), asserted from inside the test host and over real SSH: the agent runs as gx
  * with its key readable by gx alone,
  * gx cannot sudo, sshd refuses passwords and root, the firewall is loaded with a default drop
- * and no rule for :6060, and nothing listens on :6060. Shared by the e2e fleet tests.
+ * and no rule for :6060, and nothing listens on :6060. Shared by the fleet and bootstrap tests.
  */
 import { readFileSync } from 'node:fs';
 import ssh2 from 'ssh2';
 import { expect } from 'vitest';
 import { connectSsh } from '../../cli/ssh/index.js';
 import { isGaxxError } from '../../proto/index.js';
-import type { TestHost } from '../helpers/test-host.js';
+import type { TestHost } from './test-host.js';
 
 /** The users running the agent on a host (the supervisor's `sh` excluded). */
 export async function agentUsers(host: TestHost): Promise<string> {
@@ -19,7 +19,7 @@ export async function agentUsers(host: TestHost): Promise<string> {
 }
 
 /** The authentication methods the host's sshd still offers `user` after a refused password. */
-export async function methodsOffered(host: TestHost, user: string): Promise<string[]> {
+export async function methodsOffered(host: TestHost, user: string, readyTimeoutMs = 30_000): Promise<string[]> {
   const client = new ssh2.Client();
   let offered: string[] = [];
   await new Promise<void>((resolve) => {
@@ -35,7 +35,7 @@ export async function methodsOffered(host: TestHost, user: string): Promise<stri
         if (methodsLeft === null) return next({ type: 'password', username: user, password: 'hunter2hunter2' });
         next(false);
       },
-      readyTimeout: 30_000,
+      readyTimeout: readyTimeoutMs,
     } as ssh2.ConnectConfig);
   });
   client.end();
