@@ -17,28 +17,17 @@ import { exitCodeFor } from '../../proto/index.js';
 import { limitedFleets } from '../../scheduler/queue/fleet-limits.js';
 import { createRedis, fleetAgents, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
 import { runGaxx, spawnGaxx } from '../helpers/cli.js';
-import type { InstanceBackend } from '../helpers/fake-cloud.js';
 import { FakeLinode } from '../helpers/fake-linode.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { startTestHost, stopAllTestHosts, type TestHost } from '../helpers/test-host.js';
+import { testHostBackend } from '../helpers/test-host-backend.js';
+import { stopAllTestHosts } from '../helpers/test-host.js';
 
 const TOKEN = 'e2e-0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978';
 const LONG = 600_000;
 let home: string;
 let redis: TestRedis;
 let fake: FakeLinode;
-const hosts = new Map<string, TestHost>();
-const backend: InstanceBackend = {
-  onCreate: async (i) => {
-    const h = await startTestHost({ userData: i.userData ?? '' });
-    hosts.set(i.id, h);
-    return { ipv4: h.address };
-  },
-  onDelete: async (id) => {
-    await hosts.get(id)?.stop();
-    hosts.delete(id);
-  },
-};
+const { backend, hosts } = testHostBackend();
 
 const env = (): Record<string, string> => ({ GAXX_REDIS_URL: redis.url, GAXX_LINODE_URL: fake.url, LINODE_TOKEN: TOKEN });
 const gaxx = (args: string[]) => runGaxx(args, { home, env: env(), timeoutMs: LONG });

@@ -17,7 +17,8 @@ import { runGaxx } from '../helpers/cli.js';
 import type { FakeCloud, InstanceBackend, SeenRequest } from '../helpers/fake-cloud.js';
 import { FakeLinode } from '../helpers/fake-linode.js';
 import { FakeVultr } from '../helpers/fake-vultr.js';
-import { startTestHost, stopAllTestHosts, type TestHost } from '../helpers/test-host.js';
+import { testHostBackend } from '../helpers/test-host-backend.js';
+import { stopAllTestHosts, type TestHost } from '../helpers/test-host.js';
 import { expectHardened } from '../helpers/fleet-host-checks.js';
 
 const TOKEN = 'e2e-live-0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978';
@@ -113,18 +114,7 @@ const CLOUDS: CloudCase[] = [
 
 describe.each(CLOUDS)('gaxx spawn -> run --fleet -> delete on a fake $name API with real test hosts', ({ name, make, env: envOf, paged }) => {
   const fleet = `${name}1`;
-  const hosts = new Map<string, TestHost>();
-  const backend: InstanceBackend = {
-    onCreate: async (i) => {
-      const h = await startTestHost({ userData: i.userData ?? '' });
-      hosts.set(i.id, h);
-      return { ipv4: h.address };
-    },
-    onDelete: async (id) => {
-      await hosts.get(id)?.stop();
-      hosts.delete(id);
-    },
-  };
+  const { backend, hosts } = testHostBackend();
   let fake: FakeCloud;
   const env = () => envOf(fake);
 
