@@ -23,8 +23,8 @@ import { RevocationFloor } from './auth/revocation-floor.js';
 import { StagedCertArea } from './files/cert-area.js';
 import { startTransport, type AgentTransport } from './transport/server.js';
 import { createAgentService, toServiceError } from './service.js';
-import { TaskRegistry } from './exec/tasks.js';
-import type { LaunchContext } from './exec/exec.js';
+import { tasksRoot, TaskRegistry } from './exec/tasks.js';
+import { warmTemplate, type LaunchContext } from './exec/exec.js';
 import { inProcessRunner, Launcher } from './exec/launcher.js';
 import { collectGarbage } from './observe/collect-garbage.js';
 import { detectSandbox, type Sandbox } from './exec/sandbox.js';
@@ -71,6 +71,7 @@ function meteredRegistry(config: AgentConfig, metrics: AgentMetrics): TaskRegist
       metrics.started.inc();
       metrics.running.inc();
     },
+    onStarted: (warm) => (warm ? metrics.warmStarts.inc() : undefined),
     onExit: (exit) => {
       metrics.running.dec();
       const outcome = exit.reason || (exit.error ? 'spawn_error' : exit.signal ? 'signal' : exit.code === 0 ? 'success' : 'failure');
@@ -163,6 +164,7 @@ async function taskLaunch(config: AgentConfig, uid: number, log: Logger): Promis
     runner,
     sandbox,
     paths: { certsDir: config.certsDir, auditDir: dirname(config.auditLog), stateDir: config.stateDir, hide, writable: config.taskWritable },
+    warm: { count: config.warmSandboxes, tasksDir: tasksRoot(config.dataDir) },
   };
 }
 
@@ -298,6 +300,9 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   if (refuseTasks) log.error({ code: refuseTasks.code }, refuseTasks.message);
   else if (launch.sandbox.kind === 'none')
     log.warn({ unsafeNoIsolation: config.unsafeNoIsolation }, "tasks run WITHOUT isolation, with the agent's privileges");
+  // Once serving: the first tasks find sandboxes ready.
+  const warm = refuseTasks ? undefined : warmTemplate(launch, confine);
+  if (warm) launch.runner.prewarm(warm);
   return {
     grpcPort: transport.port,
     metricsPort: http.metricsPort,
