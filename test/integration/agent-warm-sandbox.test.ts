@@ -3,19 +3,15 @@
 // its own scratch dir, its exact env, argv, stdin, exit status and signal; a task with a work dir
 // of its own starts cold; warm dirs left by a killed agent are removed; and the warm sandboxes go
 // with the agent.
-import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readlinkSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { execCollect, exitOf, rawAgentClient, type RawClients } from '../helpers/grpc.js';
+import { describe, expect, it, vi } from 'vitest';
+import { startAgent, type AgentProcess } from '../helpers/agent.js';
+import { useAgentWorld } from '../helpers/agent-world.js';
+import { execCollect, exitOf, rawAgentClient } from '../helpers/grpc.js';
 import { metricValue, scrapeMetrics } from '../helpers/metrics.js';
-import { makePki, type Pki } from '../helpers/pki.js';
 
-let dir: string;
-let pki: Pki;
-let agent: AgentProcess;
-let op: RawClients;
+const w = useAgentWorld('gaxx-warm');
 let n = 0;
 
 const tasksDir = (a: AgentProcess) => join(a.dataDir, 'tasks');
@@ -48,25 +44,13 @@ async function oneReady(a: AgentProcess): Promise<string> {
 }
 
 const warmStarts = async (a: AgentProcess) =>
-  metricValue(await scrapeMetrics(a.metricsPort as number, pki.clients.operator.dir), 'gaxx_agent_warm_starts_total');
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'gaxx-warm-'));
-  pki = await makePki(dir);
-  agent = await startAgent({ certsDir: pki.agent.dir });
-  op = rawAgentClient(agent.address, pki.clients.operator.dir);
-});
-afterAll(async () => {
-  op?.close();
-  await stopAllAgents();
-  rmSync(dir, { recursive: true, force: true });
-});
+  metricValue(await scrapeMetrics(a.metricsPort as number, w.pki.clients.operator.dir), 'gaxx_agent_warm_starts_total');
 
 describe('a task that finds a sandbox ready', () => {
   it('runs in it, in its own scratch dir, with exactly its env, argv and stdin', async () => {
-    const warm = await oneReady(agent);
+    const warm = await oneReady(w.agent);
     const inode = statSync(warm).ino;
-    const before = await warmStarts(agent);
+    const before = await warmStarts(w.agent);
     const taskId = `warm-${++n}`;
     const argv = [
       '/bin/sh',
@@ -78,12 +62,12 @@ describe('a task that finds a sandbox ready', () => {
       '$HOME',
       '*',
     ];
-    const r = await execCollect(op.agent, { taskId, argv, env: { QUOTED: 'a\'b"c$d`e`', MULTI: 'x\ny' }, stdin: Buffer.from('from stdin\n') });
+    const r = await execCollect(w.op.agent, { taskId, argv, env: { QUOTED: 'a\'b"c$d`e`', MULTI: 'x\ny' }, stdin: Buffer.from('from stdin\n') });
     expect(exitOf(r)?.code).toBe(0);
-    const work = join(tasksDir(agent), taskId);
+    const work = join(tasksDir(w.agent), taskId);
     // The very dir the sandbox was started with, renamed to the task's.
     expect(statSync(work).ino).toBe(inode);
-    expect(await warmStarts(agent)).toBe(before + 1);
+    expect(await warmStarts(w.agent)).toBe(before + 1);
     const lines = r.stdout.split('\n');
     expect(lines[0]).toBe(work);
     const env = r.stdout
@@ -105,17 +89,17 @@ describe('a task that finds a sandbox ready', () => {
   });
 
   it('reports its exit code and the signal that ended it', async () => {
-    await oneReady(agent);
-    const coded = await execCollect(op.agent, { taskId: `warm-${++n}`, argv: ['/bin/sh', '-c', 'exit 7'] });
+    await oneReady(w.agent);
+    const coded = await execCollect(w.op.agent, { taskId: `warm-${++n}`, argv: ['/bin/sh', '-c', 'exit 7'] });
     expect(exitOf(coded)).toMatchObject({ code: 7, signal: '' });
-    await oneReady(agent);
-    const killed = await execCollect(op.agent, { taskId: `warm-${++n}`, argv: ['/bin/sh', '-c', 'kill -TERM $$'] });
+    await oneReady(w.agent);
+    const killed = await execCollect(w.op.agent, { taskId: `warm-${++n}`, argv: ['/bin/sh', '-c', 'kill -TERM $$'] });
     expect(exitOf(killed)?.signal).toBe('SIGTERM');
   });
 
   it('reports a missing command as a spawn error, as a cold start does', async () => {
-    await oneReady(agent);
-    const r = await execCollect(op.agent, { taskId: `warm-${++n}`, argv: ['no-such-command-here'] });
+    await oneReady(w.agent);
+    const r = await execCollect(w.op.agent, { taskId: `warm-${++n}`, argv: ['no-such-command-here'] });
     expect(exitOf(r)?.code).toBe(127);
     expect(exitOf(r)?.error).toMatch(/ENOENT/);
   });
@@ -123,18 +107,18 @@ describe('a task that finds a sandbox ready', () => {
 
 describe('a task with a work dir of its own', () => {
   it('starts cold and runs there', async () => {
-    await oneReady(agent);
-    const before = await warmStarts(agent);
-    mkdirSync(join(agent.dataDir, 'mine'), { recursive: true });
-    const r = await execCollect(op.agent, { taskId: `cold-${++n}`, argv: ['/bin/pwd'], workDir: 'mine' });
-    expect(r.stdout).toBe(`${join(agent.dataDir, 'mine')}\n`);
-    expect(await warmStarts(agent)).toBe(before);
+    await oneReady(w.agent);
+    const before = await warmStarts(w.agent);
+    mkdirSync(join(w.agent.dataDir, 'mine'), { recursive: true });
+    const r = await execCollect(w.op.agent, { taskId: `cold-${++n}`, argv: ['/bin/pwd'], workDir: 'mine' });
+    expect(r.stdout).toBe(`${join(w.agent.dataDir, 'mine')}\n`);
+    expect(await warmStarts(w.agent)).toBe(before);
   });
 });
 
 describe('warm sandboxes and the agent', () => {
   it('are removed with their dirs when the agent is killed, and stale dirs are swept at the next start', async () => {
-    const certsDir = pki.agent.dir;
+    const certsDir = w.pki.agent.dir;
     const victim = await startAgent({ certsDir, metrics: false });
     const warm = await oneReady(victim);
     victim.kill('SIGKILL');
@@ -152,8 +136,8 @@ describe('warm sandboxes and the agent', () => {
   });
 
   it('--warm-sandboxes 0 keeps none; tasks still run', async () => {
-    const none = await startAgent({ certsDir: pki.agent.dir, args: ['--warm-sandboxes', '0'] });
-    const c = rawAgentClient(none.address, pki.clients.operator.dir);
+    const none = await startAgent({ certsDir: w.pki.agent.dir, args: ['--warm-sandboxes', '0'] });
+    const c = rawAgentClient(none.address, w.pki.clients.operator.dir);
     const r = await execCollect(c.agent, { taskId: 'nowarm-1', argv: ['/bin/echo', 'cold'] });
     expect(r.stdout).toBe('cold\n');
     expect(readdirSync(tasksDir(none)).filter((d) => d.startsWith('+warm-'))).toEqual([]);
