@@ -69,16 +69,20 @@ function confined(argv: string[], c: Confinement | undefined, name: string): str
 }
 
 /**
- * How a sandbox for this launch is started ahead of its task (warm-pool.ts), when it may be: a
- * scratch work dir, and limits that are the same for every task (a systemd scope is per task).
+ * How a task's process for this launch is started ahead of it (warm-pool.ts), when it may be: a
+ * sandbox, or limits without one (the prlimit exec is then off the task's path); limits that are
+ * the same for every task (a systemd scope is one per task).
  */
 export function warmTemplate(launch: LaunchContext | undefined, confine: Confinement | undefined): WarmTemplate | undefined {
   const iso = launch?.sandbox;
   const w = launch?.warm;
-  if (iso?.kind !== 'bwrap' || !w || w.count <= 0 || confine?.isolation.kind === 'systemd-scope') return undefined;
-  const [file, ...args] = confined(sandboxArgv(iso, []), confine, 'gaxx-task');
-  const { before, after } = sandboxMounts(iso, launch.paths);
-  return { file: file as string, args, env: { PATH: BASE_PATH }, before, after, tasksDir: w.tasksDir, count: w.count };
+  if (!iso || !w || w.count <= 0 || confine?.isolation.kind === 'systemd-scope') return undefined;
+  const sandboxed = iso.kind === 'bwrap';
+  const [file, ...args] = confined(sandboxed ? sandboxArgv(iso, []) : [], confine, 'gaxx-task');
+  // Unsandboxed and unlimited, a task is one exec either way: nothing to start ahead.
+  if (file === undefined) return undefined;
+  const mounts = sandboxed ? sandboxMounts(iso, launch.paths) : undefined;
+  return { file, args, env: { PATH: BASE_PATH }, mounts, tasksDir: w.tasksDir, count: w.count };
 }
 
 /** The argv to start and its spawn head: limits outside, the sandbox (if any) inside them. */

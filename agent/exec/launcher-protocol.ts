@@ -21,16 +21,17 @@ export const FRAME = {
 } as const;
 
 /**
- * How to start a sandbox ahead of its task (warm-pool.ts): the argv prefix that reads bwrap's
- * options on fd 3 (`[prlimit ...] bwrap --args 3 --`) and the mounts around the work dir.
+ * How to start a task's process ahead of it (warm-pool.ts): the argv prefix that reads bwrap's
+ * options on fd 3 (`[prlimit ...] bwrap --args 3 --`) and the mounts around the work dir; or,
+ * without a sandbox, the limits' prefix alone (`prlimit ... --`).
  */
 export interface WarmTemplate {
   file: string;
   args: string[];
   /** The env of the prefix (bwrap, prlimit): a PATH only; the task's own env goes on the pipe. */
   env: Record<string, string>;
-  before: string[];
-  after: string[];
+  /** The sandbox's mounts before and after the work dir (sandbox.ts); none: no sandbox. */
+  mounts?: { before: string[]; after: string[] } | undefined;
   /** The dir of the tasks' scratch dirs: a started sandbox's dir is made here and renamed to its task's. */
   tasksDir: string;
   /** How many to keep started. */

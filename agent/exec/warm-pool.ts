@@ -11,7 +11,8 @@
  * `<tasks>/<taskId>` writable and nothing else), writes the task's env and argv as a script on
  * fd 4 and its stdin on fd 0, and dash execs the task. The pid, process group, signals and exit
  * code are those of a cold start. A task that finds none ready starts cold; the pool is topped up
- * after every take, and only the newest template is kept warm (an older one is ended).
+ * after every take, and only the newest template is kept warm (an older one is ended). Without a
+ * sandbox the agent (--unsafe-no-isolation) the same is done for the limits' prlimit alone.
  *
  * Only dash runs the script: it exports nothing of its own (bash adds SHLVL, PWD and _) and has no
  * read-only variables a task's env could trip over.
@@ -107,7 +108,7 @@ export class WarmPools {
     const fd4 = w.child.stdio[4] as NodeJS.WritableStream & { on(e: 'error', f: () => void): void };
     fd4.on('error', () => undefined);
     fd4.end(script);
-    return watchChild(w.child, w.pid, true, stdin, ev);
+    return watchChild(w.child, w.pid, task.template.mounts !== undefined, stdin, ev);
   }
 
   /** Starts sandboxes until the template's count are there (none once they keep failing). */
@@ -177,7 +178,9 @@ export class WarmPools {
       child.stdout?.off('data', onData);
       child.off('exit', onExit);
     };
-    (child.stdio[3] as NodeJS.WritableStream).end(encodeArgs(mountOptions({ before: t.before, after: t.after }, dir)));
+    const fd3 = child.stdio[3] as NodeJS.WritableStream;
+    if (t.mounts) fd3.end(encodeArgs(mountOptions(t.mounts, dir)));
+    else fd3.end();
     this.idle.push(w);
     return true;
   }

@@ -135,6 +135,24 @@ describe('warm sandboxes and the agent', () => {
     await again.stop();
   });
 
+  it('without a sandbox (--unsafe-no-isolation) keep the limits started ahead the same way', async () => {
+    const unsafe = await startAgent({ certsDir: w.pki.agent.dir, args: ['--unsafe-no-isolation', '--task-limits', '{"isolation":"rlimit","cpuSeconds":60}'] });
+    const c = rawAgentClient(unsafe.address, w.pki.clients.operator.dir);
+    await oneReady(unsafe);
+    const r = await execCollect(c.agent, { taskId: 'unsafe-1', argv: ['/bin/sh', '-c', 'ulimit -t; printf "<<"; env -0; printf ">>"'], env: { ONE: '1' } });
+    const work = join(tasksDir(unsafe), 'unsafe-1');
+    expect(r.stdout.split('\n')[0]).toBe('60');
+    const env = r.stdout
+      .slice(r.stdout.indexOf('<<') + 2, r.stdout.indexOf('>>'))
+      .split('\0')
+      .filter(Boolean)
+      .sort();
+    expect(env).toEqual(['HOME=' + work, 'LANG=C.UTF-8', 'ONE=1', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'PWD=' + work]);
+    expect(await warmStarts(unsafe)).toBe(1);
+    c.close();
+    await unsafe.stop();
+  });
+
   it('--warm-sandboxes 0 keeps none; tasks still run', async () => {
     const none = await startAgent({ certsDir: w.pki.agent.dir, args: ['--warm-sandboxes', '0'] });
     const c = rawAgentClient(none.address, w.pki.clients.operator.dir);
