@@ -107,7 +107,8 @@ describe('mTLS with EC keys', () => {
 
   it('an EC client from a foreign CA is refused at the handshake; the EC operator still gets through', async () => {
     expect(keyTypeOf(pki.clients.foreign.dir)).toBe('ec');
-    const foreign = await unary(client(pki.clients.foreign.dir).agent.Info.bind(client(pki.clients.foreign.dir).agent), {}, 5000);
+    const eve = client(pki.clients.foreign.dir);
+    const foreign = await unary(eve.agent.Info.bind(eve.agent), {}, 5000);
     expect(foreign).toMatchObject({ ok: false, status: grpc.status.UNAVAILABLE });
     const op = client(pki.clients.operator.dir);
     expect(await unary(op.agent.Info.bind(op.agent), {})).toMatchObject({ ok: true });
