@@ -31,17 +31,18 @@ function newSerialHex(): string {
 type ForgeCertificate = forge.pki.Certificate & { siginfo: { algorithmOid: string | null } };
 
 /**
- * A certificate forge has laid out, for `subjectKey`, signed by `signerKey`, as PEM. forge builds
- * the TBSCertificate around a placeholder key; the real SubjectPublicKeyInfo and the signature
- * AlgorithmIdentifier are spliced in before Node signs it.
+ * The PEM of a certificate forge has laid out, for the key `subjectSpki` holds, signed by
+ * `signerKey`. forge builds the TBSCertificate around a placeholder key; the real
+ * SubjectPublicKeyInfo and the signature AlgorithmIdentifier are spliced in before Node signs.
  */
 function finishCertificate(f: Forge, cert: ForgeCertificate, subjectSpki: Asn1, signerKey: KeyObject): string {
-  cert.siginfo.algorithmOid = signatureOid(signerKey);
+  const oid = signatureOid(signerKey);
+  cert.siginfo.algorithmOid = oid;
   const getTbs = (f.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): Asn1 }).getTBSCertificate;
   const tbs = getTbs(cert);
   const parts = tbs.value as Asn1[];
   // TBSCertificate: version, serial, signature, issuer, validity, subject, subjectPublicKeyInfo, extensions.
-  parts[2] = algorithmIdentifier(f, signatureOid(signerKey));
+  parts[2] = algorithmIdentifier(f, oid);
   parts[6] = subjectSpki;
   return derToPem('CERTIFICATE', signedDer(f, tbs, signerKey));
 }
