@@ -39,7 +39,7 @@ function hasCommand(name: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
 }
 
-/** Starts `count` local agents, 4 at a time (each start issues an RSA certificate). */
+/** Starts `count` local agents, 4 at a time (each start issues a certificate). */
 async function startAgents(provider: Provider, count: number): Promise<string[]> {
   const addrs: string[] = new Array(count);
   let next = 0;

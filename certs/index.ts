@@ -23,7 +23,7 @@ export {
   type LeafOptions,
   type SignerKey,
 } from './issue.js';
-export { generateRsaKeyPair } from './keys.js';
+export { generateEcKeyPair, generateRsaKeyPair, type PemKeyPair } from './keys.js';
 export { REVOCATION_FILE, signRevocationList, verifyRevocationList } from './revocation.js';
 export { readPrivateFile, readRequiredFile, writeFileAtomic } from './store.js';
 export { TLS_CIPHERS, TLS_MIN_VERSION, secureContextOptions } from './tls.js';

@@ -1,14 +1,17 @@
 /**
- * Building X.509 certificates with node-forge and signing them with Node's native RSA. Only
- * issuing happens here; verification is Node's TLS and crypto.X509Certificate (see verify.ts).
+ * Building X.509 certificates: node-forge lays out the TBSCertificate (names, validity,
+ * extensions), the subject's SubjectPublicKeyInfo comes from Node's crypto (EC or RSA; forge
+ * knows only RSA) and Node's crypto signs (forge's pure-JS RSA takes ~100 ms per signature).
+ * Only issuing happens here; verification is Node's TLS and crypto.X509Certificate (verify.ts).
  */
-import { constants, createPrivateKey, privateEncrypt, randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { GaxxError } from '../proto/index.js';
 import { identityUri, normalizeSerial, type Identity } from './identity.js';
 import type forge from 'node-forge';
-import { loadForge } from './forge.js';
-import { generateRsaKeyPair } from './keys.js';
+import { certifiableKey, derToPem, placeholderKey, signatureOid, signedDer, spkiAsn1, subjectKeyId, algorithmIdentifier, type Asn1 } from './der.js';
+import { loadForge, type Forge } from './forge.js';
+import { generateEcKeyPair, generateRsaKeyPair } from './keys.js';
 
 /** Default leaf lifetime: short, since rotation is cheap. */
 export const DEFAULT_LEAF_VALIDITY_MS = 30 * 24 * 3600 * 1000;
@@ -24,23 +27,29 @@ function newSerialHex(): string {
   return b.toString('hex');
 }
 
-/** DER prefix of a DigestInfo for SHA-256 (RFC 8017, 9.2 note 1): the hash follows it. */
-const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
+/** The parts of forge's certificate API its typings leave out. */
+type ForgeCertificate = forge.pki.Certificate & { siginfo: { algorithmOid: string | null } };
 
 /**
- * The key forge's cert.sign() calls: RSASSA-PKCS1-v1_5 over forge's SHA-256 of the
- * TBSCertificate, computed by Node's native RSA. forge's own (pure JS) RSA takes ~100 ms per
- * signature on the main thread, which serialised the certificates of a whole fleet's bootstrap.
+ * The PEM of a certificate forge has laid out, for the key `subjectSpki` holds, signed by
+ * `signerKey`. forge builds the TBSCertificate around a placeholder key; the real
+ * SubjectPublicKeyInfo and the signature AlgorithmIdentifier are spliced in before Node signs.
  */
-function nativeSigner(keyPem: string): { sign(md: forge.md.MessageDigest): string } {
-  const key = createPrivateKey(keyPem);
-  return {
-    sign(md) {
-      if (md.algorithm !== 'sha256') throw new GaxxError('INTERNAL', `certificates are signed with sha256, not ${md.algorithm}`);
-      const digestInfo = Buffer.concat([SHA256_DIGEST_INFO, Buffer.from(md.digest().getBytes(), 'binary')]);
-      return privateEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, digestInfo).toString('binary');
-    },
-  };
+function finishCertificate(f: Forge, cert: ForgeCertificate, subjectSpki: Asn1, signerKey: KeyObject): string {
+  const oid = signatureOid(signerKey);
+  cert.siginfo.algorithmOid = oid;
+  const getTbs = (f.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): Asn1 }).getTBSCertificate;
+  const tbs = getTbs(cert);
+  const parts = tbs.value as Asn1[];
+  // TBSCertificate: version, serial, signature, issuer, validity, subject, subjectPublicKeyInfo, extensions.
+  parts[2] = algorithmIdentifier(f, oid);
+  parts[6] = subjectSpki;
+  return derToPem('CERTIFICATE', signedDer(f, tbs, signerKey));
+}
+
+/** The SKI extension for `spki` (forge's own needs an RSA key). */
+function skiExtension(f: Forge, spki: Asn1): { name: string; value: Asn1 } {
+  return { name: 'subjectKeyIdentifier', value: f.asn1.create(f.asn1.Class.UNIVERSAL, f.asn1.Type.OCTETSTRING, false, subjectKeyId(spki)) };
 }
 
 export interface IssuedCertificate {
@@ -57,11 +66,12 @@ export interface SignerKey {
   keyPem: string;
 }
 
-/** Creates a self-signed CA certificate and key. */
+/** Creates a self-signed CA certificate and key (RSA; see keys.ts). */
 export async function createCaCertificate(commonName: string, validityMs = DEFAULT_CA_VALIDITY_MS): Promise<IssuedCertificate> {
-  const [{ privateKeyPem, publicKeyPem }, forge] = await Promise.all([generateRsaKeyPair(), loadForge()]);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
+  const [{ privateKeyPem, publicKeyPem }, f] = await Promise.all([generateRsaKeyPair(), loadForge()]);
+  const spki = spkiAsn1(f, certifiableKey(publicKeyPem));
+  const cert = f.pki.createCertificate() as ForgeCertificate;
+  cert.publicKey = placeholderKey(f);
   cert.serialNumber = newSerialHex();
   const notBefore = new Date(Date.now() - BACKDATE_MS);
   const notAfter = new Date(Date.now() + validityMs);
@@ -76,10 +86,10 @@ export async function createCaCertificate(commonName: string, validityMs = DEFAU
   cert.setExtensions([
     { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
+    skiExtension(f, spki),
   ]);
-  cert.sign(nativeSigner(privateKeyPem) as unknown as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: privateKeyPem, serial: normalizeSerial(cert.serialNumber), notBefore, notAfter };
+  const certPem = finishCertificate(f, cert, spki, createPrivateKey(privateKeyPem));
+  return { certPem, keyPem: privateKeyPem, serial: normalizeSerial(cert.serialNumber), notBefore, notAfter };
 }
 
 export interface LeafOptions {
@@ -93,26 +103,50 @@ export interface LeafOptions {
   /** Extra URI SANs; only for tests of the one-URI rule. */
   extraUris?: string[];
   /**
-   * The subject's public key (PEM) from a verified certificate request: no key pair is made and
-   * the result's keyPem is empty (the key stays with its holder).
+   * The subject's public key (PEM SPKI, EC P-256/P-384 or RSA >= 2048) from a verified
+   * certificate request or the host that made it: no key pair is made and the result's keyPem is
+   * empty (the key stays with its holder).
    */
   publicKeyPem?: string;
+  /** The kind of key made when no publicKeyPem is given: 'ec' (P-256, the default) or 'rsa' (2048). */
+  keyType?: 'ec' | 'rsa';
   /** Marks the leaf CA:TRUE; only for tests of the refusal of CA certificates as clients. */
   testOnlyCaTrue?: boolean;
 }
 
-/** Issues a leaf (cA=false, digitalSignature, no keyCertSign) signed by `ca`. */
+/** The leaf's key: the given public key, or a new pair of `opts.keyType`. */
+async function leafKey(opts: LeafOptions): Promise<{ privateKeyPem: string; publicKey: KeyObject }> {
+  if (opts.publicKeyPem !== undefined) return { privateKeyPem: '', publicKey: certifiableKey(opts.publicKeyPem) };
+  const made = opts.keyType === 'rsa' ? await generateRsaKeyPair() : await generateEcKeyPair();
+  return { privateKeyPem: made.privateKeyPem, publicKey: certifiableKey(made.publicKeyPem) };
+}
+
+/** The leaf's extensions: an EC key signs only (ECDH is ephemeral in TLS), an RSA key may also encipher. */
+function leafExtensions(f: Forge, opts: LeafOptions, spki: Asn1, caSpki: Asn1, ec: boolean): object[] {
+  const altNames: Array<{ type: number; value?: string; ip?: string }> = [{ type: 6, value: identityUri(opts.identity) }];
+  for (const u of opts.extraUris ?? []) altNames.push({ type: 6, value: u });
+  for (const h of opts.hosts ?? []) altNames.push(isIP(h) ? { type: 7, ip: h } : { type: 2, value: h });
+  return [
+    { name: 'basicConstraints', cA: opts.testOnlyCaTrue === true, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: !ec, critical: true },
+    { name: 'extKeyUsage', serverAuth: opts.identity.role === 'agent', clientAuth: true },
+    { name: 'subjectAltName', altNames },
+    skiExtension(f, spki),
+    { name: 'authorityKeyIdentifier', keyIdentifier: subjectKeyId(caSpki) },
+  ];
+}
+
+/** Issues a leaf (cA=false, digitalSignature, no keyCertSign) signed by `ca`; its key is EC P-256 unless told otherwise. */
 export async function issueLeafCertificate(ca: SignerKey, opts: LeafOptions): Promise<IssuedCertificate> {
-  const uri = identityUri(opts.identity);
-  const { privateKeyPem, publicKeyPem } = opts.publicKeyPem ? { privateKeyPem: '', publicKeyPem: opts.publicKeyPem } : await generateRsaKeyPair();
-  const forge = await loadForge();
-  const caCert = forge.pki.certificateFromPem(ca.certPem);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
-  cert.serialNumber = newSerialHex();
+  const [{ privateKeyPem, publicKey }, f] = await Promise.all([leafKey(opts), loadForge()]);
   const notBefore = opts.notBefore ?? new Date(Date.now() - BACKDATE_MS);
   const notAfter = opts.notAfter ?? new Date(Date.now() + (opts.validityMs ?? DEFAULT_LEAF_VALIDITY_MS));
   if (notAfter <= notBefore) throw new GaxxError('INVALID_ARGUMENT', 'certificate validity must be positive');
+  const spki = spkiAsn1(f, publicKey);
+  const caSpki = spkiAsn1(f, new X509Certificate(ca.certPem).publicKey);
+  const cert = f.pki.createCertificate() as ForgeCertificate;
+  cert.publicKey = placeholderKey(f);
+  cert.serialNumber = newSerialHex();
   cert.validity.notBefore = notBefore;
   cert.validity.notAfter = notAfter;
   const cn = opts.identity.role === 'agent' ? `${opts.identity.fleet}/${opts.identity.host}` : opts.identity.name;
@@ -120,19 +154,8 @@ export async function issueLeafCertificate(ca: SignerKey, opts: LeafOptions): Pr
     { name: 'commonName', value: `${opts.identity.role}:${cn}` },
     { name: 'organizationName', value: 'gaxx' },
   ]);
-  cert.setIssuer(caCert.subject.attributes);
-  const altNames: Array<{ type: number; value?: string; ip?: string }> = [{ type: 6, value: uri }];
-  for (const u of opts.extraUris ?? []) altNames.push({ type: 6, value: u });
-  for (const h of opts.hosts ?? []) altNames.push(isIP(h) ? { type: 7, ip: h } : { type: 2, value: h });
-  const isAgent = opts.identity.role === 'agent';
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: opts.testOnlyCaTrue === true, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: isAgent, clientAuth: true },
-    { name: 'subjectAltName', altNames },
-    { name: 'subjectKeyIdentifier' },
-    { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
-  ]);
-  cert.sign(nativeSigner(ca.keyPem) as unknown as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: privateKeyPem, serial: normalizeSerial(cert.serialNumber), notBefore, notAfter };
+  cert.setIssuer(f.pki.certificateFromPem(ca.certPem).subject.attributes);
+  cert.setExtensions(leafExtensions(f, opts, spki, caSpki, publicKey.asymmetricKeyType === 'ec'));
+  const certPem = finishCertificate(f, cert, spki, createPrivateKey(ca.keyPem));
+  return { certPem, keyPem: privateKeyPem, serial: normalizeSerial(cert.serialNumber), notBefore, notAfter };
 }

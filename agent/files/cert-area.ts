@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { CA_FILE, CERT_FILE, createCsr, generateRsaKeyPair, KEY_FILE, REVOCATION_FILE, writeFileAtomic, type CertBundle } from '../../certs/index.js';
+import { CA_FILE, CERT_FILE, createCsr, generateEcKeyPair, KEY_FILE, REVOCATION_FILE, writeFileAtomic, type CertBundle } from '../../certs/index.js';
 import { GaxxError } from '../../proto/index.js';
 import type { CertArea } from './files.js';
 
@@ -57,9 +57,9 @@ export class StagedCertArea implements CertArea {
     }
   }
 
-  /** Starts a renewal: a new key, pending in the state dir (0600), and a request for it. */
+  /** Starts a renewal: a new EC P-256 key, pending in the state dir (0600), and a request for it. */
   async createCsr(cn: string): Promise<string> {
-    const { privateKeyPem, publicKeyPem } = await generateRsaKeyPair();
+    const { privateKeyPem, publicKeyPem } = await generateEcKeyPair();
     writeFileAtomic(this.pendingKeyPath, privateKeyPem, 0o600);
     return createCsr(privateKeyPem, publicKeyPem, cn);
   }

@@ -178,13 +178,14 @@ export const PUBLIC_KEY_BEGIN = '-----BEGIN PUBLIC KEY-----';
 export const PUBLIC_KEY_END = '-----END PUBLIC KEY-----';
 
 /**
- * Node program (run as root with umask 077) that makes the agent's RSA-2048 key at argv[1] and
- * prints its public half, for hosts without openssl. The key is made on the host, so it never travels and the controller
- * does not spend a key generation (~150 ms of CPU) per host.
+ * Node program (run as root with umask 077) that makes the agent's EC P-256 key (PKCS#8) at
+ * argv[1] and prints its public half, for hosts without openssl. The key is made on the host, so
+ * it never travels and the controller spends no key generation per host; P-256 takes ~1 ms
+ * where RSA-2048 took ~150 ms of the host's CPU, and its handshake signatures are cheaper too.
  */
 const KEYGEN_JS = [
   "const c = require('node:crypto');",
-  "const k = c.generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs1', format: 'pem' } });",
+  "const k = c.generateKeyPairSync('ec', { namedCurve: 'P-256', publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });",
   "require('node:fs').writeFileSync(process.argv[1], k.privateKey, { mode: 0o600 });",
   'process.stdout.write(k.publicKey);',
 ].join(' ');
@@ -200,7 +201,7 @@ export function placeScript(o: PlaceScriptOptions): string {
     ...o.agentFiles.map((f) => `install -D -m 644 -o root -g root ${q(`${s}/agent/${f}`)} ${q(`${AGENT_DIR}/${f}`)}`),
     ...(o.nodeUploaded ? [`install -m 755 -o root -g root ${q(`${s}/node`)} /opt/gaxx/node/bin/node`] : []),
     // openssl when the host has it (it starts in milliseconds), else the agent's own Node.
-    `if command -v openssl >/dev/null 2>&1; then (umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out ${CERTS_DIR}/key.pem.new 2>/dev/null && openssl pkey -in ${CERTS_DIR}/key.pem.new -pubout); else (umask 077 && ${q(o.nodePath)} -e ${q(KEYGEN_JS)} ${CERTS_DIR}/key.pem.new); fi`,
+    `if command -v openssl >/dev/null 2>&1; then (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -pkeyopt ec_param_enc:named_curve -out ${CERTS_DIR}/key.pem.new 2>/dev/null && openssl pkey -in ${CERTS_DIR}/key.pem.new -pubout); else (umask 077 && ${q(o.nodePath)} -e ${q(KEYGEN_JS)} ${CERTS_DIR}/key.pem.new); fi`,
     `chown ${AGENT_USER}:${AGENT_USER} ${CERTS_DIR}/key.pem.new && mv -f ${CERTS_DIR}/key.pem.new ${CERTS_DIR}/key.pem`,
   ].join('\n');
 }

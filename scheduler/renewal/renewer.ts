@@ -34,7 +34,7 @@ export interface RenewerOptions {
   marginMs?: number;
   /** How long an agent may take to present its new certificate (default 60 s). */
   verifyMs?: number;
-  /** Agents handled at once (default 4: each renewal generates an RSA key). */
+  /** Agents handled at once (default 4). */
   parallel?: number;
   /** Where `gaxx_scheduler_cert_renewals_total{outcome}` is registered. */
   registry?: Registry;

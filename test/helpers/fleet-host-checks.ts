@@ -5,6 +5,7 @@
  * gx cannot sudo, sshd refuses passwords and root, the firewall is loaded with a default drop
  * and no rule for :6060, and nothing listens on :6060. Shared by the fleet and bootstrap tests.
  */
+import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import ssh2 from 'ssh2';
 import { expect } from 'vitest';
@@ -60,8 +61,10 @@ export async function rootLogin(host: TestHost, rootKeyPath: string): Promise<st
  */
 export async function expectHardened(host: TestHost, rootKeyPath: string): Promise<void> {
   expect(await agentUsers(host)).toBe('gx');
-  // The agent's key was made on the host, for gx alone.
+  // The agent's key was made on the host, for gx alone, as EC P-256.
   expect((await host.sh('stat -c "%U %a" /var/lib/gaxx/certs/key.pem')).stdout.trim()).toBe('gx 600');
+  const key = createPrivateKey((await host.sh('cat /var/lib/gaxx/certs/key.pem')).stdout);
+  expect([key.asymmetricKeyType, key.asymmetricKeyDetails?.namedCurve]).toEqual(['ec', 'prime256v1']);
   expect((await host.exec(['sudo', '-n', 'true'], { user: 'gx' })).code).not.toBe(0);
   expect((await host.sh('sudo -l -U gx')).stdout).toContain('not allowed');
   expect((await host.sh('passwd -S gx')).stdout.split(' ')[1]).toBe('L');

@@ -5,6 +5,7 @@
  * closed, and the agent answers Health over mTLS as the expected identity. A host presenting a
  * key other than the known one is aborted before anything is issued or sent.
  */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -109,6 +110,17 @@ describe('bootstrap of an SSH inventory', () => {
     );
     wrong.close();
     expect(code).toBe('IDENTITY_MISMATCH');
+  });
+
+  it('made each agent key on its host as EC P-256 (openssl on h1, the Node of h2), for its certificate', async () => {
+    for (const h of hosts) {
+      expect((await h.sh('stat -c "%U %a" /var/lib/gaxx/certs/key.pem')).stdout.trim()).toBe('gx 600');
+      const key = createPrivateKey((await h.sh('cat /var/lib/gaxx/certs/key.pem')).stdout);
+      expect([key.asymmetricKeyType, key.asymmetricKeyDetails?.namedCurve]).toEqual(['ec', 'prime256v1']);
+      const cert = new X509Certificate((await h.sh('cat /var/lib/gaxx/certs/cert.pem')).stdout);
+      expect(cert.checkPrivateKey(key)).toBe(true);
+      expect(cert.verify(new X509Certificate(ca.certPem).publicKey)).toBe(true);
+    }
   });
 
   it('runs the agent as gx, and gx cannot sudo', async () => {
