@@ -1,5 +1,5 @@
 /**
- * The bundled agent (dist/bundle/gaxx-agent.mjs, one file) and its installation into a
+ * The bundled agent (dist/bundle/gaxx-agent.mjs and the files beside it that it loads) and its installation into a
  * directory the agent user can read. A checkout or a GAXX_HOME under a private directory
  * (root's home is 0700) cannot be read by `nobody`, so local agents never run from there: they
  * run from a copy, as bootstrap runs them from an uploaded copy on a VM.
@@ -16,6 +16,12 @@ import { GaxxError, packageVersion } from '../../proto/index.js';
 export const AGENT_BUNDLE_FILE = 'gaxx-agent.mjs';
 /** The agent's task launcher, beside the agent bundle (the agent spawns tasks from it). */
 export const LAUNCHER_BUNDLE_FILE = 'gaxx-launcher.mjs';
+/**
+ * What goes with the agent's entry, from beside it: the task launcher, the agent itself
+ * (gaxx-agent.cjs, which the entry loads through vendor-load.cjs) and its V8 code cache, made
+ * by the build and used only when it fits the Node that runs it.
+ */
+export const AGENT_COMPANION_FILES: readonly string[] = [LAUNCHER_BUNDLE_FILE, 'gaxx-agent.cjs', 'gaxx-agent.cjs.v8cache', 'vendor-load.cjs'];
 
 /**
  * The agent bundle that belongs to this code: beside the CLI bundle's chunks, in dist/bundle
@@ -48,7 +54,7 @@ export interface InstallAgentOptions {
 }
 
 /**
- * Copies the agent bundle (and its task launcher) into a directory every user can read but
+ * Copies the agent bundle (and its companion files) into a directory every user can read but
  * only we can write (0755/0644), atomically (write then rename), and returns the installed
  * agent's path. Safe to
  * call from parallel processes: they write the same bytes.
@@ -76,11 +82,13 @@ function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** The agent bundle and, when the build made one, the launcher beside it. */
+/** The agent bundle and the companion files the build made beside it. */
 function agentFiles(source: string): Array<{ name: string; bytes: Buffer; hash: string }> {
-  const launcher = join(dirname(source), LAUNCHER_BUNDLE_FILE);
   const files = [{ name: AGENT_BUNDLE_FILE, bytes: readFileSync(source) }];
-  if (existsSync(launcher)) files.push({ name: LAUNCHER_BUNDLE_FILE, bytes: readFileSync(launcher) });
+  for (const name of AGENT_COMPANION_FILES) {
+    const p = join(dirname(source), name);
+    if (existsSync(p)) files.push({ name, bytes: readFileSync(p) });
+  }
   return files.map((f) => ({ ...f, hash: sha256(f.bytes) }));
 }
 

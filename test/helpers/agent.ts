@@ -63,6 +63,8 @@ export interface StartAgentOptions {
   metrics?: boolean;
   /** The agent bundle to install and run (default: the checkout's dist/bundle/gaxx-agent.mjs). */
   agentBundle?: string;
+  /** An agent entry to run where it is, not installed (e.g. the tsc build's dist/agent/main.js); wins over agentBundle. */
+  entry?: string;
   /**
    * The agent makes its own dirs from `dataDir` (required then), as in production: the helper
    * neither creates nor chowns them and passes no --audit-log or --state-dir. For tests of a
@@ -127,7 +129,7 @@ function agentDirs(o: StartAgentOptions, drop: boolean): { dataDir: string; audi
 function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; auditLog: string; out: { text: string } } {
   const drop = !o.asRoot && process.getuid?.() === 0;
   const { dataDir, auditLog, flags } = agentDirs(o, drop);
-  const main = o.agentBundle ? installAgentBundle({ source: o.agentBundle }) : agentMain();
+  const main = o.entry ?? (o.agentBundle ? installAgentBundle({ source: o.agentBundle }) : agentMain());
   const args = [main, '--listen', '127.0.0.1:0', '--certs', o.certsDir, ...flags];
   args.push('--shutdown-grace', '2s');
   // Tests let tasks write marker files anywhere under the temp dir (the agent's own dirs stay
