@@ -147,8 +147,8 @@ for (const bin of ['gaxx.mjs', 'gaxx-agent.mjs', 'gaxx-launcher.mjs']) chmodSync
 cpSync(join(root, 'scripts', 'vendor-load.cjs'), join(out, 'vendor-load.cjs'));
 const cached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out], { stdio: 'inherit' });
 if (cached.status !== 0) throw new Error('making the vendor code caches failed');
-// The agent's, by starting it once: with the environment and flags agents run with (none but
-// PATH), since V8 refuses a cache made under other flags.
+// The agent's, by starting it once: with the environment agents run with (PATH) and no V8 flags,
+// since V8 refuses a cache made under other V8 flags.
 // Its log is shown only when that fails.
 const agentCached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out, '--agent'], {
   stdio: ['ignore', 'inherit', 'pipe'],

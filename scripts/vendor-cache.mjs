@@ -5,7 +5,8 @@
 //     client that never connects)
 //   node scripts/vendor-cache.mjs <bundle dir> --agent   the agent (gaxx-agent.cjs): starts it on
 //     loopback with throw-away certificates, asks its Health over mTLS, then writes what V8 has
-//     compiled by then; run with the agent's environment (PATH only) and no Node flags
+//     compiled by then; run with the agent's environment and no V8 flags (V8 refuses a cache
+//     made under other V8 flags; Node's own, such as --use-openssl-ca, do not matter)
 // Run by scripts/bundle.mjs. Each cache records the hash of the file it was made from.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';

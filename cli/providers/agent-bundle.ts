@@ -24,6 +24,17 @@ export const LAUNCHER_BUNDLE_FILE = 'gaxx-launcher.mjs';
 export const AGENT_COMPANION_FILES: readonly string[] = [LAUNCHER_BUNDLE_FILE, 'gaxx-agent.cjs', 'gaxx-agent.cjs.v8cache', 'vendor-load.cjs'];
 
 /**
+ * Node flags every agent is started with (bootstrap's unit and supervisor, the local provider,
+ * the test helper). --use-openssl-ca: an agent trusts its fleet CA only, which every TLS context
+ * it makes names, so the public roots bundled with Node are never consulted; yet Node 20 parses
+ * all of them (~25 ms of CPU, a good part of the agent's start) when the first context is given
+ * a CA. With OpenSSL's default store in their place that step costs what opening that store
+ * costs (~2 ms with Node's own builds). The trust of every agent endpoint is unchanged: a peer
+ * must chain to the fleet CA.
+ */
+export const AGENT_NODE_FLAGS: readonly string[] = ['--use-openssl-ca'];
+
+/**
  * The agent bundle that belongs to this code: beside the CLI bundle's chunks, in dist/bundle
  * of a tsc build, or in dist/bundle of the checkout when run from source. NOT_FOUND names the
  * build command when there is none.

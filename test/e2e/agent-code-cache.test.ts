@@ -1,6 +1,6 @@
 // The bundled agent starts from the V8 code cache the build made (gaxx-agent.cjs.v8cache beside
 // gaxx-agent.cjs): the cache is installed and uploaded with the agent, and it fits the way
-// agents run (this Node, no flags, PATH only, as the agent user), so V8 uses it. A copy whose
+// agents run (this Node, the agents' Node flags, PATH only, as the agent user), so V8 uses it. A copy whose
 // code no longer matches its cache ignores the cache and still works.
 import { execFile } from 'node:child_process';
 import { appendFileSync, chmodSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadAgentPayload } from '../../cli/bootstrap/payload.js';
-import { AGENT_COMPANION_FILES, agentBundlePath } from '../../cli/providers/agent-bundle.js';
+import { AGENT_COMPANION_FILES, AGENT_NODE_FLAGS, agentBundlePath } from '../../cli/providers/agent-bundle.js';
 import { AGENT_GID, AGENT_UID, agentMain, repoRoot } from '../helpers/agent.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -22,7 +22,7 @@ process.on('exit', () => process.stderr.write('cache=' + v.cacheStatus('gaxx-age
   return new Promise((done) => {
     execFile(
       process.execPath,
-      ['-e', script, '--', 'gaxx-agent', '--help'],
+      [...AGENT_NODE_FLAGS, '-e', script, '--', 'gaxx-agent', '--help'],
       { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, ...(isRoot ? { uid: AGENT_UID, gid: AGENT_GID } : {}) },
       (e, stdout, stderr) => done({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, status: /cache=(\w+)/.exec(stderr)?.[1] ?? stderr, stdout }),
     );

@@ -12,7 +12,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, st
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { agentBundlePath, installAgentBundle } from '../../cli/providers/agent-bundle.js';
+import { AGENT_NODE_FLAGS, agentBundlePath, installAgentBundle } from '../../cli/providers/agent-bundle.js';
 
 export const AGENT_UID = 65534;
 export const AGENT_GID = 65534;
@@ -130,7 +130,8 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; a
   const drop = !o.asRoot && process.getuid?.() === 0;
   const { dataDir, auditLog, flags } = agentDirs(o, drop);
   const main = o.entry ?? (o.agentBundle ? installAgentBundle({ source: o.agentBundle }) : agentMain());
-  const args = [main, '--listen', '127.0.0.1:0', '--certs', o.certsDir, ...flags];
+  // Started as bootstrap and the local provider start agents: with the same Node flags.
+  const args = [...AGENT_NODE_FLAGS, main, '--listen', '127.0.0.1:0', '--certs', o.certsDir, ...flags];
   args.push('--shutdown-grace', '2s');
   // Tests let tasks write marker files anywhere under the temp dir (the agent's own dirs stay
   // hidden from them); production agents have no writable dir but a task's work dir.
