@@ -9,8 +9,8 @@
 //                                 made here by scripts/vendor-cache.mjs)
 //   dist/bundle/gaxx-agent.mjs    the agent's entry: a few lines that load gaxx-agent.cjs through
 //                                 vendor-load.cjs, so that the agent, too, starts from a V8 code cache
-//   dist/bundle/gaxx-agent.cjs    the agent as ONE CommonJS file (no chunks, no node_modules, no
-//                                 .proto files), with gaxx-agent.cjs.v8cache beside it (made here by
+//   dist/bundle/gaxx-agent.cjs    the agent as ONE CommonJS file in its function wrapper (no chunks,
+//                                 no node_modules, no .proto files), with gaxx-agent.cjs.v8cache beside it (made here by
 //                                 scripts/vendor-cache.mjs --agent): what bootstrap uploads and
 //                                 local agents run, together with the entry and vendor-load.cjs
 //   dist/bundle/gaxx-launcher.mjs the agent's task launcher (agent/exec/launcher-main.ts), one
@@ -138,9 +138,11 @@ const results = await Promise.all([
   vendor('@grpc/grpc-js'),
   vendor('@grpc/proto-loader'),
 ]);
-// vendor-load.cjs wraps the file in a function, where agent/main.ts's #! line is a syntax error.
+// The agent's file goes out in its CommonJS function wrapper (where agent/main.ts's #! line would
+// be a syntax error), so that vendor-load.cjs compiles it as it is (see its wrapped()).
 const agentCjs = join(out, 'gaxx-agent.cjs');
-writeFileSync(agentCjs, readFileSync(agentCjs, 'utf8').replace(/^#!.*\n/, ''));
+const { wrapped } = createRequire(import.meta.url)('./vendor-load.cjs');
+writeFileSync(agentCjs, wrapped(readFileSync(agentCjs, 'utf8').replace(/^#!.*\n/, '')));
 writeFileSync(join(out, 'gaxx-agent.mjs'), AGENT_ENTRY);
 for (const bin of ['gaxx.mjs', 'gaxx-agent.mjs', 'gaxx-launcher.mjs']) chmodSync(join(out, bin), 0o755);
 // The vendor files' loader and their V8 code caches (made by loading and using them once).

@@ -14,6 +14,7 @@ interface VendorLoad {
   loadVendor(name: string): { value: number };
   cacheStatus(name: string): string | undefined;
   writeCache(file: string): void;
+  wrapped(text: string): string;
 }
 
 const root = mkdtempSync(join(tmpdir(), 'gaxx-vendor-load-'));
@@ -62,6 +63,16 @@ describe('vendor-load code caches', () => {
     const { vl } = dirWith({ 'm.cjs': source(1), 'm.cjs.v8cache': cacheOf(1) });
     expect(vl.loadVendor('m.cjs').value).toBe(2);
     expect(vl.cacheStatus('m.cjs')).toBe('used');
+  });
+
+  it('a file the build wrapped (the agent) loads as it is, and with its cache', () => {
+    const wrappedText = dirWith({}).vl.wrapped(source(5));
+    const made = dirWith({ 'w.cjs': wrappedText });
+    expect(made.vl.loadVendor('w.cjs').value).toBe(10);
+    made.vl.writeCache(join(made.dir, 'w.cjs'));
+    const { vl } = dirWith({ 'w.cjs': wrappedText, 'w.cjs.v8cache': readFileSync(join(made.dir, 'w.cjs.v8cache')) });
+    expect(vl.loadVendor('w.cjs').value).toBe(10);
+    expect(vl.cacheStatus('w.cjs')).toBe('used');
   });
 
   it('a cache V8 refuses (damaged data behind a matching header) is reported and the file still loads', () => {
