@@ -4,11 +4,12 @@
  * their registry entries have expired (the agent keeps finished tasks 10 minutes for replay,
  * swept every 30 s: the full run takes ~11 minutes; --no-expiry skips that wait).
  *
- *   node dist/bench/agent-footprint.js [--tasks N] [--in-flight N] [--no-expiry] [--env K=V ...] [--json]
+ *   node dist/bench/agent-footprint.js [--tasks N] [--in-flight N] [--no-expiry] [--env K=V ...] [--no-agent-env] [--json]
  *
  * --env adds to the agent's environment (e.g. --env MALLOC_ARENA_MAX=1 to compare allocator
- * settings against the agent's defaults). Besides RSS, its anonymous part (the heaps: V8's and
- * malloc's) is printed, from /proc/<pid>/status.
+ * settings); --no-agent-env starts it without the allocator settings every agent gets
+ * (AGENT_ENV), as before them. Besides RSS, its anonymous part (the heaps: V8's and malloc's) is
+ * printed, from /proc/<pid>/status.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -59,13 +60,14 @@ async function main(): Promise<void> {
       'in-flight': { type: 'string' },
       'no-expiry': { type: 'boolean' },
       env: { type: 'string', multiple: true },
+      'no-agent-env': { type: 'boolean' },
       json: { type: 'boolean' },
     },
   });
   const tasks = Number(values.tasks ?? 10_000);
   const inFlight = Number(values['in-flight'] ?? 8);
   const env = Object.fromEntries((values.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-  const fixture = await startFixture({ capacity: inFlight * 2, env });
+  const fixture = await startFixture({ capacity: inFlight * 2, env, noAgentEnv: values['no-agent-env'] ?? false });
   try {
     const pid = fixture.agent.pid;
     const client = AgentClient.connect({ address: fixture.agent.address, expect: { fleet: 'bench', host: 'h1' } }, fixture.operator);
@@ -109,7 +111,7 @@ async function main(): Promise<void> {
       const f = (v: number | null) => (v === null ? '-' : `${v.toFixed(1)} MiB`);
       process.stdout.write(
         [
-          `agent RSS (bare node: ${f(r.bareNodeMiB)})${Object.keys(env).length ? `, agent env ${JSON.stringify(env)}` : ''}`,
+          `agent RSS (bare node: ${f(r.bareNodeMiB)})${values['no-agent-env'] ? ', without AGENT_ENV' : ''}${Object.keys(env).length ? `, agent env ${JSON.stringify(env)}` : ''}`,
           `idle:                          ${f(r.idleMiB)}  (${(r.idleMiB / r.bareNodeMiB).toFixed(2)}x bare node)`,
           `peak while running ${tasks}:   ${f(r.peakMiB)}`,
           `after ${tasks} finished tasks: ${f(r.afterTasksMiB)}  (${(r.afterTasksMiB / r.idleMiB).toFixed(2)}x idle)`,

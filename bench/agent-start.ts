@@ -5,9 +5,10 @@
  * runs as bootstrap and the local provider run it: the installed bundle, as nobody when we are
  * root, with metrics on; the tsc build (dist/agent/main.js) is timed beside it.
  *
- *   node dist/bench/agent-start.js [--runs N] [--entry PATH ...] [--env K=V ...] [--json]
+ *   node dist/bench/agent-start.js [--runs N] [--entry PATH ...] [--bare-entry PATH ...] [--env K=V ...] [--json]
  *
  * --entry picks the agent entries to time (default: the installed bundle and the tsc build);
+ * --bare-entry adds entries started without the agents' Node flags (say, a build from before them);
  * --env adds to the environment of every agent (e.g. --env MALLOC_ARENA_MAX=2).
  * CPU is the agent's user + system time (all threads, and its reaped children such as the
  * start-up probes) read from /proc when it first answered Health: 10 ms ticks, so it is a mean.
@@ -22,7 +23,7 @@ import { agentMain, repoRoot, startAgent, stopAllAgents } from '../test/helpers/
 import { issueCertDir } from '../test/helpers/pki.js';
 import { median, runMeasured } from './lib/timing.js';
 
-const USAGE = 'usage: node dist/bench/agent-start.js [--runs N] [--entry PATH ...] [--env K=V ...] [--json]\n';
+const USAGE = 'usage: node dist/bench/agent-start.js [--runs N] [--entry PATH ...] [--bare-entry PATH ...] [--env K=V ...] [--json]\n';
 
 /** One start: wall time to the "agent listening" line and to the first Health answer, and CPU by then. */
 interface Sample {
@@ -40,9 +41,16 @@ function processCpuMs(pid: number): number {
   return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10;
 }
 
-async function startOnce(entry: string, certsDir: string, operator: CertBundle, env: Record<string, string>, dataDir: string): Promise<Sample> {
+/** An agent entry to time, and whether it starts without the agents' Node flags. */
+interface Entry {
+  name: string;
+  path: string;
+  bare?: boolean;
+}
+
+async function startOnce(e: Entry, certsDir: string, operator: CertBundle, env: Record<string, string>, dataDir: string): Promise<Sample> {
   const t0 = performance.now();
-  const agent = await startAgent({ certsDir, dataDir, entry, env });
+  const agent = await startAgent({ certsDir, dataDir, entry: e.path, env, ...(e.bare ? { nodeFlags: [] } : {}) });
   const listeningMs = performance.now() - t0;
   const client = AgentClient.connect({ address: agent.address, expect: { fleet: 'bench', host: 'h1' } }, operator);
   try {
@@ -86,6 +94,7 @@ async function main(): Promise<number> {
     options: {
       runs: { type: 'string' },
       entry: { type: 'string', multiple: true },
+      'bare-entry': { type: 'string', multiple: true },
       env: { type: 'string', multiple: true },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -97,9 +106,13 @@ async function main(): Promise<number> {
   }
   const runs = Number(values.runs ?? 10);
   const env = Object.fromEntries((values.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-  const entries = values.entry?.map((e) => ({ name: e, path: resolve(e) })) ?? [
-    { name: 'agent bundle (installed)', path: agentMain() },
-    { name: 'agent tsc build', path: join(repoRoot(), 'dist', 'agent', 'main.js') },
+  const bare = (values['bare-entry'] ?? []).map((e): Entry => ({ name: `${e} (no agent flags)`, path: resolve(e), bare: true }));
+  const entries: Entry[] = [
+    ...bare,
+    ...(values.entry?.map((e) => ({ name: e, path: resolve(e) })) ?? [
+      { name: 'agent bundle (installed)', path: agentMain() },
+      { name: 'agent tsc build', path: join(repoRoot(), 'dist', 'agent', 'main.js') },
+    ]),
   ];
   const dir = mkdtempSync(join(tmpdir(), 'gaxx-bench-agent-start-'));
   const load = loadavg()[0] ?? NaN;
@@ -113,10 +126,10 @@ async function main(): Promise<number> {
     const samples = entries.map(() => [] as Sample[]);
     // One warm-up of each (page cache, the installed copy), then the runs take turns.
     runMeasured(node);
-    for (const [j, e] of entries.entries()) await startOnce(e.path, agentDir.dir, operator, env, join(dir, `data-w${j}`));
+    for (const [j, e] of entries.entries()) await startOnce(e, agentDir.dir, operator, env, join(dir, `data-w${j}`));
     for (let i = 0; i < runs; i++) {
       base.push(runMeasured(node));
-      for (const [j, e] of entries.entries()) samples[j]?.push(await startOnce(e.path, agentDir.dir, operator, env, join(dir, `data-${i}-${j}`)));
+      for (const [j, e] of entries.entries()) samples[j]?.push(await startOnce(e, agentDir.dir, operator, env, join(dir, `data-${i}-${j}`)));
     }
     const med = (xs: number[]) => median([...xs].sort((a, b) => a - b));
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
