@@ -47,6 +47,8 @@ export interface AgentConfig {
   taskWritable: string[];
   /** The bubblewrap binary tasks are sandboxed with. */
   bwrapPath: string;
+  /** Sandboxes kept started ahead of tasks (--warm-sandboxes N; 0: every task starts its own). */
+  warmSandboxes: number;
   /** Run tasks without a sandbox even in production (--unsafe-no-isolation); audited at start. */
   unsafeNoIsolation: boolean;
 }
@@ -68,6 +70,7 @@ const FLAGS = {
   'state-dir': 'STATE_DIR',
   'cert-poll': 'CERT_POLL',
   bwrap: 'BWRAP',
+  'warm-sandboxes': 'WARM_SANDBOXES',
   'task-writable': 'TASK_WRITABLE',
 } as const;
 /** Boolean flags: present means on; their env form takes 1/true. */
@@ -171,6 +174,7 @@ const schema = z.object({
   'state-dir': z.string().min(1).optional(),
   'cert-poll': durationSchema.default('30s').pipe(z.number().min(100)),
   bwrap: z.string().min(1).default('/usr/bin/bwrap'),
+  'warm-sandboxes': z.coerce.number().int().min(0).max(64).default(2),
   'task-writable': z.string().optional(),
   env: z.enum(['production', 'development']).default('production'),
 });
@@ -225,6 +229,7 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
     certPollMs: c['cert-poll'],
     token,
     bwrapPath: c.bwrap,
+    warmSandboxes: c['warm-sandboxes'],
     taskWritable: (c['task-writable'] ?? '').split(':').filter((d) => d.startsWith('/')),
     unsafeNoIsolation: values['unsafe-no-isolation'] === true || unsafeEnv === '1' || unsafeEnv === 'true',
   };

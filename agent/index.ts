@@ -22,6 +22,7 @@ import { StagedCertArea } from './files/cert-area.js';
 import { startTransport, type AgentTransport } from './transport/server.js';
 import { createAgentService, toServiceError } from './service.js';
 import { TaskRegistry } from './exec/tasks.js';
+import { warmTemplate } from './exec/exec.js';
 import { taskLaunch, taskSandbox, tasksRefusal } from './exec/task-launch.js';
 import { collectGarbage } from './observe/collect-garbage.js';
 
@@ -72,6 +73,7 @@ function meteredRegistry(config: AgentConfig, metrics: AgentMetrics): TaskRegist
       metrics.started.inc();
       metrics.running.inc();
     },
+    onStarted: (warm) => (warm ? metrics.warmStarts.inc() : undefined),
     onExit: (exit) => {
       metrics.running.dec();
       const outcome = exit.reason || (exit.error ? 'spawn_error' : exit.signal ? 'signal' : exit.code === 0 ? 'success' : 'failure');
@@ -282,6 +284,9 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   if (refuseTasks) log.error({ code: refuseTasks.code }, refuseTasks.message);
   else if (launch.sandbox.kind === 'none')
     log.warn({ unsafeNoIsolation: config.unsafeNoIsolation }, "tasks run WITHOUT isolation, with the agent's privileges");
+  // Once serving: the first tasks find sandboxes ready.
+  const warm = refuseTasks ? undefined : warmTemplate(launch, confine);
+  if (warm) launch.runner.prewarm(warm);
   return {
     grpcPort: transport.port,
     metricsPort: http.metricsPort,

@@ -179,6 +179,7 @@ function execSpec(req: ExecRequest__Output, config: AgentConfig, confine: Confin
     argv: r.argv,
     env: r.env,
     cwd,
+    scratch: !r.workDir,
     stdin: r.stdin,
     timeoutMs: r.timeoutMs || config.defaultTimeoutMs,
     outputCapBytes: r.outputCapBytes || config.defaultOutputCapBytes,

@@ -27,5 +27,5 @@ export { generateRsaKeyPair } from './keys.js';
 export { REVOCATION_FILE, signRevocationList, verifyRevocationList } from './revocation.js';
 export { readPrivateFile, readRequiredFile, writeFileAtomic } from './store.js';
 export { TLS_CIPHERS, TLS_MIN_VERSION, secureContextOptions } from './tls.js';
-export { parseCertificate, renewalDue, splitPemBundle, summarizeCertificate, verifyLeaf, type CertSummary } from './verify.js';
+export { parseCertificate, parseCertificateCached, renewalDue, splitPemBundle, summarizeCertificate, verifyLeaf, type CertSummary } from './verify.js';
 export { createCsr, publicKeyOfCsr } from './csr.js';

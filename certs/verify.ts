@@ -22,6 +22,24 @@ export function parseCertificate(pem: string | Buffer): X509Certificate {
   }
 }
 
+/** Certificates parsed lately, by PEM text: signed work carries its signer's on every task. */
+const parsed = new Map<string, X509Certificate>();
+const PARSED_MAX = 64;
+
+/**
+ * parseCertificate for a PEM that comes again and again (a signer's certificate on every task
+ * of a run): parsed once. A certificate is immutable; every check (chain, validity, revocation,
+ * role) is still made by the caller on each use.
+ */
+export function parseCertificateCached(pem: string): X509Certificate {
+  const known = parsed.get(pem);
+  if (known) return known;
+  const cert = parseCertificate(pem);
+  if (parsed.size >= PARSED_MAX) parsed.delete(parsed.keys().next().value as string);
+  parsed.set(pem, cert);
+  return cert;
+}
+
 /** Splits a PEM bundle into its certificates. */
 export function splitPemBundle(pem: string | Buffer): string[] {
   return pem.toString().match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];

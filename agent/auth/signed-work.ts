@@ -18,11 +18,11 @@
  * signature. Every request, signed or not, gets a digest of its spec: the task registry replays
  * a stored result only to a request with the same digest.
  */
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import type { AuditLog } from '../audit/audit.js';
 import { argv0Of, argvSha256 } from '../audit/audit-events.js';
 import { isIP } from 'node:net';
-import { describeIdentity, identityFromSan, normalizeSerial, verifyLeaf, type CertBundle, type Identity } from '../../certs/index.js';
+import { describeIdentity, identityFromSan, normalizeSerial, parseCertificateCached, verifyLeaf, type CertBundle, type Identity } from '../../certs/index.js';
 import {
   execIdAllowed,
   GaxxError,
@@ -70,7 +70,7 @@ export function fieldsOfRequest(req: ExecRequest__Output, signed: SignedTask__Ou
 function trustedSigner(pem: string, bundle: CertBundle, now: Date): { id: Identity; cert: X509Certificate } {
   let cert: X509Certificate;
   try {
-    cert = new X509Certificate(pem);
+    cert = parseCertificateCached(pem);
   } catch (e) {
     throw new GaxxError('SIGNER_UNTRUSTED', 'the signer certificate is not a PEM certificate', { cause: e });
   }

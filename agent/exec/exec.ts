@@ -9,9 +9,9 @@
  */
 import type { Exit } from '../../proto/index.js';
 import { inProcessRunner, type TaskRunner } from './launcher.js';
-import type { SpawnHead } from './launcher-protocol.js';
+import type { SpawnHead, WarmTemplate } from './launcher-protocol.js';
 import { classifyExit, limitedArgv, TailBuffer, type Confinement } from './limits.js';
-import { encodeArgs, sandboxArgv, sandboxOptions, type Sandbox, type SandboxPaths } from './sandbox.js';
+import { encodeArgs, sandboxArgv, sandboxMounts, sandboxOptions, type Sandbox, type SandboxPaths } from './sandbox.js';
 
 /** What exec needs to run a validated request. */
 export interface ExecSpec {
@@ -19,6 +19,8 @@ export interface ExecSpec {
   argv: string[];
   env: Record<string, string>;
   cwd: string;
+  /** The work dir is the task's scratch dir (`<data-dir>/tasks/<taskId>`), made for it: a warm sandbox may be used. */
+  scratch?: boolean;
   stdin: Buffer;
   timeoutMs: number;
   outputCapBytes: number;
@@ -33,12 +35,14 @@ export interface LaunchContext {
   runner: TaskRunner;
   sandbox: Sandbox;
   paths: SandboxPaths;
+  /** Sandboxes to keep started ahead of tasks with a scratch dir (0: none; see warm-pool.ts). */
+  warm?: { count: number; tasksDir: string };
 }
 
 /** Receives a process's life: started (pid 0 when spawn failed), output chunks, exit. */
 export interface ExecSink {
-  /** `startTicks`: the start time the spawner read (0 or absent: unknown). */
-  started(pid: number, startTicks?: number): void;
+  /** `startTicks`: the start time the spawner read (0 or absent: unknown); `warm`: in a sandbox started ahead. */
+  started(pid: number, startTicks?: number, warm?: boolean): void;
   output(stream: 'stdout' | 'stderr', data: Buffer): void;
   exit(exit: Required<Pick<Exit, 'code' | 'signal' | 'durationMs' | 'truncated' | 'stdoutBytes' | 'stderrBytes' | 'reason' | 'error'>>): void;
 }
@@ -59,15 +63,37 @@ export function taskEnv(cwd: string, extra: Record<string, string>): Record<stri
   return { PATH: BASE_PATH, HOME: cwd, LANG: 'C.UTF-8', ...extra };
 }
 
+/** The limits around a command, in the argv that starts it (`name`: a systemd scope's unit). */
+function confined(argv: string[], c: Confinement | undefined, name: string): string[] {
+  return c && c.isolation.kind !== 'none' ? limitedArgv(argv, c.limits, c.isolation, name) : argv;
+}
+
+/**
+ * How a task's process for this launch is started ahead of it (warm-pool.ts), when it may be: a
+ * sandbox, or limits without one (the prlimit exec is then off the task's path); limits that are
+ * the same for every task (a systemd scope is one per task).
+ */
+export function warmTemplate(launch: LaunchContext | undefined, confine: Confinement | undefined): WarmTemplate | undefined {
+  const iso = launch?.sandbox;
+  const w = launch?.warm;
+  if (!iso || !w || w.count <= 0 || confine?.isolation.kind === 'systemd-scope') return undefined;
+  const sandboxed = iso.kind === 'bwrap';
+  const [file, ...args] = confined(sandboxed ? sandboxArgv(iso, []) : [], confine, 'gaxx-task');
+  // Unsandboxed and unlimited, a task is one exec either way: nothing to start ahead.
+  if (file === undefined) return undefined;
+  const mounts = sandboxed ? sandboxMounts(iso, launch.paths) : undefined;
+  return { file, args, env: { PATH: BASE_PATH }, mounts, tasksDir: w.tasksDir, count: w.count };
+}
+
 /** The argv to start and its spawn head: limits outside, the sandbox (if any) inside them. */
 function launchPlan(spec: ExecSpec, env: Record<string, string>): { head: SpawnHead; body: Buffer } {
   const iso = spec.launch?.sandbox;
   const sandboxed = iso?.kind === 'bwrap';
   const inner = sandboxed ? sandboxArgv(iso, spec.argv) : spec.argv;
-  const c = spec.confine;
-  const argv = c && c.isolation.kind !== 'none' ? limitedArgv(inner, c.limits, c.isolation, `gaxx-task-${spec.taskId}`) : inner;
+  const argv = confined(inner, spec.confine, `gaxx-task-${spec.taskId}`);
   const wrapped = argv !== spec.argv;
   const fd3 = sandboxed && spec.launch ? encodeArgs(sandboxOptions(iso, spec.launch.paths, spec.cwd, env)) : Buffer.alloc(0);
+  const template = spec.scratch ? warmTemplate(spec.launch, spec.confine) : undefined;
   const head: SpawnHead = {
     file: argv[0] as string,
     args: argv.slice(1),
@@ -78,6 +104,7 @@ function launchPlan(spec: ExecSpec, env: Record<string, string>): { head: SpawnH
     probe: wrapped ? { argv0: spec.argv[0] as string, path: env.PATH ?? BASE_PATH } : undefined,
     sandboxed,
     mkdir: true,
+    ...(template ? { warm: { template, argv: spec.argv, env } } : {}),
   };
   return { head, body: fd3.length > 0 ? Buffer.concat([fd3, spec.stdin]) : spec.stdin };
 }
@@ -109,10 +136,10 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
   };
   const timer = setTimeout(() => handle.kill('timeout'), spec.timeoutMs);
   const proc = runner.spawn(head, body, {
-    started(pid, error, startTicks) {
+    started(pid, error, startTicks, warm) {
       handle.pid = pid;
       if (error) startError = error.message;
-      sink.started(pid, startTicks);
+      sink.started(pid, startTicks, warm);
     },
     output(stream, data) {
       if (truncated) return;

@@ -4,11 +4,13 @@
  * Spawning here keeps fork() cheap (this process is small) and the agent's event loop free.
  * Output of one tick is sent in one write. When the agent goes (stdin ends, also on kill -9),
  * every task is killed and the launcher exits; sandboxed tasks also die with it (bwrap
- * --die-with-parent).
+ * --die-with-parent). Sandboxes started ahead (warm-pool.ts) run tasks that find one ready.
  */
 import { Socket } from 'node:net';
-import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead } from './launcher-protocol.js';
-import { spawnOne, type SpawnedProcess } from './spawn-one.js';
+import { commandExists } from './command-exists.js';
+import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead, type WarmTemplate } from './launcher-protocol.js';
+import { spawnOne, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
+import { WarmPools } from './warm-pool.js';
 
 const out = new Socket({ fd: 1, readable: false, writable: true });
 const procs = new Map<number, SpawnedProcess>();
@@ -56,12 +58,26 @@ function output(id: number, stream: 'stdout' | 'stderr', data: Buffer): void {
 /** Signals that arrived while their task was still starting. */
 const early = new Map<number, 'term' | 'kill'>();
 
+const pools = new WarmPools((why) => process.stderr.write(`gaxx-launcher: ${why}\n`));
+
+/** A sandbox started ahead, if one is ready and the task may use it (else undefined: start cold). */
+function takeWarm(h: SpawnHead, body: Buffer, ev: SpawnEvents): SpawnedProcess | undefined {
+  if (!h.warm) return undefined;
+  // A missing command is reported by the cold start, as ever.
+  if (h.probe && !commandExists(h.probe.argv0, h.probe.path, h.cwd)) return undefined;
+  const p = pools.take(h.warm, h.cwd, body.subarray(h.fd3Bytes), ev);
+  // Topped up after this tick's frames went out.
+  const template = h.warm.template;
+  setImmediate(() => pools.prewarm(template));
+  return p;
+}
+
 function onSpawn(f: Frame): void {
   const h = f.head as SpawnHead;
   let exited = false;
   early.delete(f.id);
-  void spawnOne(h, f.body, {
-    started: (pid, error, startTicks) => send(FRAME.STARTED, f.id, { pid, error, startTicks }),
+  const ev: SpawnEvents = {
+    started: (pid, error, startTicks, warm) => send(FRAME.STARTED, f.id, { pid, error, startTicks, ...(warm ? { warm } : {}) }),
     output: (stream, data) => output(f.id, stream, data),
     exit: (code, signal) => {
       exited = true;
@@ -69,7 +85,13 @@ function onSpawn(f: Frame): void {
       early.delete(f.id);
       send(FRAME.EXIT, f.id, { code, signal });
     },
-  }).then((p) => {
+  };
+  const warm = takeWarm(h, f.body, ev);
+  if (warm) {
+    if (!exited) procs.set(f.id, warm);
+    return;
+  }
+  void spawnOne(h, f.body, ev).then((p) => {
     if (exited) return;
     procs.set(f.id, p);
     const phase = early.get(f.id);
@@ -90,13 +112,14 @@ process.stdin.on('data', (chunk: Buffer) => {
   for (const f of decoder.push(chunk)) {
     if (f.type === FRAME.SPAWN) onSpawn(f);
     else if (f.type === FRAME.SIGNAL) onSignal(f);
+    else if (f.type === FRAME.PREWARM) pools.prewarm(f.head as WarmTemplate);
   }
 });
-process.stdin.on('end', () => {
+/** The agent is gone: every task and warm sandbox is ended (warm dirs removed) before exiting. */
+function quit(): void {
   for (const p of procs.values()) p.signal('kill');
+  pools.drain();
   process.exit(0);
-});
-out.on('error', () => {
-  for (const p of procs.values()) p.signal('kill');
-  process.exit(0);
-});
+}
+process.stdin.on('end', quit);
+out.on('error', quit);

@@ -16,7 +16,34 @@ export const FRAME = {
   STDERR: 5,
   /** launcher -> agent: head { code, signal } */
   EXIT: 6,
+  /** agent -> launcher: head WarmTemplate (task number 0): keep sandboxes of this kind started ahead */
+  PREWARM: 7,
 } as const;
+
+/**
+ * How to start a task's process ahead of it (warm-pool.ts): the argv prefix that reads bwrap's
+ * options on fd 3 (`[prlimit ...] bwrap --args 3 --`) and the mounts around the work dir; or,
+ * without a sandbox, the limits' prefix alone (`prlimit ... --`).
+ */
+export interface WarmTemplate {
+  file: string;
+  args: string[];
+  /** The env of the prefix (bwrap, prlimit): a PATH only; the task's own env goes on the pipe. */
+  env: Record<string, string>;
+  /** The sandbox's mounts before and after the work dir (sandbox.ts); none: no sandbox. */
+  mounts?: { before: string[]; after: string[] } | undefined;
+  /** The dir of the tasks' scratch dirs: a started sandbox's dir is made here and renamed to its task's. */
+  tasksDir: string;
+  /** How many to keep started. */
+  count: number;
+}
+
+/** A task a started sandbox may run: its argv and env (the sandbox gets them on a pipe). */
+export interface WarmTask {
+  template: WarmTemplate;
+  argv: string[];
+  env: Record<string, string>;
+}
 
 /** What the launcher needs to start one task. */
 export interface SpawnHead {
@@ -32,6 +59,8 @@ export interface SpawnHead {
   sandboxed: boolean;
   /** Create the work dir (0700) before starting, off the agent's event loop. */
   mkdir: boolean;
+  /** Set when a sandbox started ahead may run the task instead (its work dir is a fresh scratch dir). */
+  warm?: WarmTask | undefined;
 }
 
 export interface Frame {

@@ -8,12 +8,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { GaxxError } from '../../proto/index.js';
-import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead } from './launcher-protocol.js';
+import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead, type WarmTemplate } from './launcher-protocol.js';
 import { spawnOne, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
 
 /** Starts task processes; a Launcher or the in-process fallback. */
 export interface TaskRunner {
   spawn(head: SpawnHead, body: Buffer, ev: SpawnEvents): SpawnedProcess;
+  /** Starts sandboxes of `t` ahead of tasks (runners without a pool ignore it). */
+  prewarm(t: WarmTemplate): void;
   close(): void;
 }
 
@@ -69,8 +71,8 @@ export class Launcher implements TaskRunner {
     if (f.type === FRAME.STDOUT) ev.output('stdout', f.body);
     else if (f.type === FRAME.STDERR) ev.output('stderr', f.body);
     else if (f.type === FRAME.STARTED) {
-      const h = f.head as { pid: number; error?: { code: string; message: string }; startTicks?: number };
-      ev.started(h.pid, h.error, h.startTicks);
+      const h = f.head as { pid: number; error?: { code: string; message: string }; startTicks?: number; warm?: boolean };
+      ev.started(h.pid, h.error, h.startTicks, h.warm === true);
     } else if (f.type === FRAME.EXIT) {
       const h = f.head as { code: number | null; signal: string | null };
       this.tasks.delete(f.id);
@@ -89,6 +91,10 @@ export class Launcher implements TaskRunner {
         if (this.tasks.has(id) && this.child) this.send(this.child, encodeFrame(FRAME.SIGNAL, id, { phase }));
       },
     };
+  }
+
+  prewarm(t: WarmTemplate): void {
+    this.send(this.ensure(), encodeFrame(FRAME.PREWARM, 0, t));
   }
 
   /** Frames of one tick go to the launcher in one write (tasks often arrive together). */
@@ -123,5 +129,6 @@ export const inProcessRunner: TaskRunner = {
     });
     return { signal: (phase) => (proc ? proc.signal(phase) : (early = phase)) };
   },
+  prewarm: () => undefined,
   close: () => undefined,
 };

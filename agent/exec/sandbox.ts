@@ -74,21 +74,37 @@ function dirExists(dir: string, now = Date.now()): boolean {
   return exists;
 }
 
+/** The mounts around a task's work dir: `before` it (root, /dev, /proc, /tmp, writable dirs) and `after` it (the hidden dirs). */
+export interface SandboxMounts {
+  before: string[];
+  after: string[];
+}
+
+/** A sandbox's mounts, for any work dir: the hidden dirs come last, so they stay hidden inside writable dirs. */
+export function sandboxMounts(s: Extract<Sandbox, { kind: 'bwrap' }>, paths: SandboxPaths): SandboxMounts {
+  const before = [...BASE_OPTIONS];
+  if (s.disableUserns) before.push('--disable-userns');
+  before.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
+  for (const dir of paths.writable ?? []) if (dirExists(dir)) before.push('--bind', dir, dir);
+  const after: string[] = [];
+  for (const dir of [paths.certsDir, paths.auditDir, paths.stateDir, ...(paths.hide ?? [])]) {
+    if (dirExists(dir)) after.push('--tmpfs', dir, '--remount-ro', dir);
+  }
+  return { before, after };
+}
+
+/** The options that mount `m` around the writable work dir `cwd`, start there and clear the env. */
+export function mountOptions(m: SandboxMounts, cwd: string): string[] {
+  return [...m.before, '--bind', cwd, cwd, ...m.after, '--chdir', cwd, '--clearenv'];
+}
+
 /**
  * The bwrap options for one task, given to bwrap on a pipe (`--args 3`) so the task's env values
  * never appear on a command line other users can read. The env is set inside (`--clearenv`,
  * `--setenv`), so nothing in it reaches bwrap or prlimit themselves.
  */
 export function sandboxOptions(s: Extract<Sandbox, { kind: 'bwrap' }>, paths: SandboxPaths, cwd: string, env: Record<string, string>): string[] {
-  const o = [...BASE_OPTIONS];
-  if (s.disableUserns) o.push('--disable-userns');
-  o.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
-  for (const dir of paths.writable ?? []) if (dirExists(dir)) o.push('--bind', dir, dir);
-  o.push('--bind', cwd, cwd);
-  for (const dir of [paths.certsDir, paths.auditDir, paths.stateDir, ...(paths.hide ?? [])]) {
-    if (dirExists(dir)) o.push('--tmpfs', dir, '--remount-ro', dir);
-  }
-  o.push('--chdir', cwd, '--clearenv');
+  const o = mountOptions(sandboxMounts(s, paths), cwd);
   for (const [k, v] of Object.entries(env)) o.push('--setenv', k, v);
   return o;
 }

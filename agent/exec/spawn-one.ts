@@ -3,7 +3,7 @@
  * where no launcher runs, as in unit tests). Kept free of the agent's modules so the launcher
  * stays small: its fork is cheap and its event loop does nothing else.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import { constants as osc } from 'node:os';
 import { commandExists } from './command-exists.js';
@@ -12,8 +12,11 @@ import type { SpawnHead } from './launcher-protocol.js';
 
 /** What a started process reports. */
 export interface SpawnEvents {
-  /** `startTicks`: the process's start time (proc-stat.ts), read here, off the agent's event loop. */
-  started(pid: number, error?: { code: string; message: string }, startTicks?: number): void;
+  /**
+   * `startTicks`: the process's start time (proc-stat.ts), read here, off the agent's event loop;
+   * `warm`: the task runs in a sandbox started ahead (warm-pool.ts).
+   */
+  started(pid: number, error?: { code: string; message: string }, startTicks?: number, warm?: boolean): void;
   output(stream: 'stdout' | 'stderr', data: Buffer): void;
   exit(code: number | null, signal: string | null): void;
 }
@@ -85,15 +88,23 @@ export async function spawnOne(h: SpawnHead, body: Buffer, ev: SpawnEvents): Pro
     fd3.on('error', () => undefined);
     fd3.end(body.subarray(0, h.fd3Bytes));
   }
+  return watchChild(child, pid, h.sandboxed, body.subarray(h.fd3Bytes), ev);
+}
+
+/**
+ * Feeds a started child its stdin, reports its output and end to `ev`, and returns its
+ * controls; shared by cold starts (spawnOne) and sandboxes started ahead (warm-pool.ts).
+ */
+export function watchChild(child: ChildProcess, pid: number, sandboxed: boolean, stdin: Buffer, ev: SpawnEvents): SpawnedProcess {
   child.stdin?.on('error', () => undefined); // the command may exit without reading its stdin
-  child.stdin?.end(body.subarray(h.fd3Bytes));
+  child.stdin?.end(stdin);
   child.stdout?.on('data', (d: Buffer) => ev.output('stdout', d));
   child.stderr?.on('data', (d: Buffer) => ev.output('stderr', d));
   // A task owns nothing after its main process ends: its group goes (the sandbox's init does
   // the same for the whole namespace).
   child.on('exit', () => trySignal(-pid, 'SIGKILL'));
   child.on('close', (code, signal) => {
-    const r = h.sandboxed ? sandboxExit(code, signal) : { code, signal };
+    const r = sandboxed ? sandboxExit(code, signal) : { code, signal };
     ev.exit(r.code, r.signal);
   });
   return {
@@ -101,7 +112,7 @@ export async function spawnOne(h: SpawnHead, body: Buffer, ev: SpawnEvents): Pro
       if (phase === 'kill') {
         trySignal(-pid, 'SIGKILL');
         trySignal(pid, 'SIGKILL');
-      } else if (h.sandboxed) void termSandboxed(pid);
+      } else if (sandboxed) void termSandboxed(pid);
       else trySignal(-pid, 'SIGTERM');
     },
   };

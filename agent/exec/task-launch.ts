@@ -9,6 +9,7 @@ import type { AgentConfig } from '../config.js';
 import type { LaunchContext } from './exec.js';
 import { inProcessRunner, Launcher } from './launcher.js';
 import { detectSandbox, type Sandbox } from './sandbox.js';
+import { tasksRoot } from './tasks.js';
 
 /** The sandbox tasks run in (none when opted out or unavailable). */
 export async function taskSandbox(config: AgentConfig): Promise<Sandbox> {
@@ -25,6 +26,7 @@ export function taskLaunch(config: AgentConfig, sandbox: Sandbox, uid: number, l
     runner,
     sandbox,
     paths: { certsDir: config.certsDir, auditDir: dirname(config.auditLog), stateDir: config.stateDir, hide, writable: config.taskWritable },
+    warm: { count: config.warmSandboxes, tasksDir: tasksRoot(config.dataDir) },
   };
 }
 

@@ -24,7 +24,12 @@ export type TaskExit = Parameters<ExecSink['exit']>[0];
  * one directory per task forever. A task that must leave files behind names its own work dir.
  */
 export function scratchDir(dataDir: string, taskId: string): string {
-  return join(dataDir, 'tasks', taskId);
+  return join(tasksRoot(dataDir), taskId);
+}
+
+/** The dir of the scratch dirs (also of the warm sandboxes' dirs, see warm-pool.ts). */
+export function tasksRoot(dataDir: string): string {
+  return join(dataDir, 'tasks');
 }
 
 /** Receives a task's events from the moment of subscription on. */
@@ -44,6 +49,8 @@ export interface TaskRegistryOptions {
   stateDir?: string;
   /** Observes every task start and finish (metrics). */
   onStart?(): void;
+  /** A task's process started (`warm`: in a sandbox started ahead, see warm-pool.ts). */
+  onStarted?(warm: boolean): void;
   onExit?(exit: TaskExit): void;
   onOutput?(stream: 'stdout' | 'stderr', bytes: number): void;
   /** The expiry sweep dropped `count` finished entries (the agent collects garbage after a large sweep). */
@@ -119,7 +126,8 @@ export class TaskRegistry {
   /** Bytes held by finished entries besides their output (see entryBytes). */
   private finishedBytes = 0;
   startedTotal = 0;
-  private readonly o: Required<Omit<TaskRegistryOptions, 'onStart' | 'onExit' | 'onOutput' | 'onSweep' | 'dataDir' | 'stateDir'>> & TaskRegistryOptions;
+  private readonly o: Required<Omit<TaskRegistryOptions, 'onStart' | 'onStarted' | 'onExit' | 'onOutput' | 'onSweep' | 'dataDir' | 'stateDir'>> &
+    TaskRegistryOptions;
   private readonly sweeper: NodeJS.Timeout;
   private readonly journal: TaskJournal | undefined;
   /** Tasks found running in the journal at start (their remains were killed). */
@@ -225,8 +233,9 @@ export class TaskRegistry {
       for (const l of task.listeners) l(ev);
     };
     task.handle = startExec(spec, {
-      started: (pid, startTicks) => {
+      started: (pid, startTicks, warm) => {
         task.pid = pid;
+        if (pid > 0) this.o.onStarted?.(warm === true);
         task.startTicks = pid > 0 ? (startTicks ?? processStartTicks(pid)) : 0;
         this.journal?.started({ id: spec.taskId, specKey: task.specKey, pid, startTicks: task.startTicks, startedAt: task.startedAt });
         emit({ started: { pid } });

@@ -19,6 +19,11 @@ export class AgentMetrics {
   readonly registry = new Registry();
   readonly execs = new Counter({ name: 'gaxx_agent_exec_total', help: 'Finished executions by outcome', labelNames: ['outcome'], registers: [this.registry] });
   readonly started = new Counter({ name: 'gaxx_agent_tasks_started_total', help: 'Commands started (attach and replay excluded)', registers: [this.registry] });
+  readonly warmStarts = new Counter({
+    name: 'gaxx_agent_warm_starts_total',
+    help: 'Tasks started in a sandbox started ahead of them (--warm-sandboxes)',
+    registers: [this.registry],
+  });
   readonly replays = new Counter({
     name: 'gaxx_agent_exec_reattach_total',
     help: 'Exec calls served from the task registry',

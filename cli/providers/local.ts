@@ -38,6 +38,8 @@ export const LOCAL_AGENT_GID = 65534;
 /** Loopback addresses handed out: 127.0.0.<FIRST_HOST + index>. */
 const FIRST_HOST = 2;
 const MAX_INSTANCES = 250;
+/** A local task's process limit: room for MAX_INSTANCES agents of one user (~24 each at rest) and their tasks. */
+const LOCAL_TASK_PROCESSES = 16_384;
 
 /** provider options (ProviderSettings.options), validated once here. */
 export const LocalOptionsSchema = z
@@ -258,6 +260,11 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
     state,
     '--audit-log',
     join(audit, 'audit.log'),
+    // Every local agent runs as the same user, and a task's process limit (RLIMIT_NPROC) counts
+    // that user's processes and threads across all of them: a 50-agent fleet holds ~1,200 at
+    // rest (agent, launcher, warm sandboxes), over the default 1,024 a lone host's tasks get.
+    '--task-limits',
+    JSON.stringify({ processes: LOCAL_TASK_PROCESSES }),
     ...o.agentArgs,
   ];
   const child = spawn(process.execPath, args, {

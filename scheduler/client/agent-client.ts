@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { secureContextOptions, type CertBundle } from '../../certs/index.js';
 import {
@@ -30,6 +30,13 @@ export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** File transfers are sent in chunks of this size. */
 export const FILE_CHUNK_BYTES = 64 * 1024;
 /** After a Cancel, how long to wait for the agent's exit event before dropping the stream. */
+/** How long the call's end may lag its exit event before the exit is passed on anyway. */
+const TRAILERS_LATE_MS = 2000;
+const TRAILERS_LATE = Symbol('trailers late');
+/** Resolves (unref'd) once TRAILERS_LATE_MS passed. */
+function trailersLate(): Promise<typeof TRAILERS_LATE> {
+  return new Promise((resolve) => setTimeout(resolve, TRAILERS_LATE_MS, TRAILERS_LATE).unref());
+}
 const CANCEL_GRACE_MS = 5_000;
 /** Placeholder TLS server name when dialling an IP (Node refuses an IP as SNI: DEP0123). */
 const IP_SERVER_NAME = 'gaxx-agent';
@@ -81,6 +88,21 @@ function bearer(token: string): grpc.CallCredentials {
   });
 }
 
+/**
+ * One TLS context per credentials object, shared by every client made with it: building one
+ * parses the key, certificate and CAs (~2-3 ms), once per agent of a fan-out otherwise. Each
+ * client still checks its own agent's identity (checkServerIdentity below).
+ */
+const contexts = new WeakMap<CertBundle, SecureContext>();
+function contextFor(creds: CertBundle): SecureContext {
+  let ctx = contexts.get(creds);
+  if (!ctx) {
+    ctx = createSecureContext(secureContextOptions(creds));
+    contexts.set(creds, ctx);
+  }
+  return ctx;
+}
+
 export class AgentClient {
   readonly address: string;
   private readonly grpcClient: AgentGrpcClient;
@@ -97,7 +119,7 @@ export class AgentClient {
     this.address = target.address;
     this.deadlineMs = opts.deadlineMs ?? 10_000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
-    const channelCreds = grpc.credentials.createFromSecureContext(createSecureContext(secureContextOptions(creds)), {
+    const channelCreds = grpc.credentials.createFromSecureContext(contextFor(creds), {
       checkServerIdentity: (_servername, cert) => {
         this.identityError = checkAgentCertificate(host, cert, target.expect);
         return this.identityError;
@@ -264,23 +286,43 @@ export class AgentClient {
       else grace = setTimeout(() => call.cancel(), CANCEL_GRACE_MS);
     };
     opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const events = (call as AsyncIterable<ExecEvent__Output>)[Symbol.asyncIterator]();
+    // The exit event is held until the call's own end (the agent ends it right after the exit):
+    // a caller that stops at the exit then leaves a finished call, not one to cancel (a cancel
+    // costs both sides an error, a stack trace and a reset stream per task).
+    let exit: ExecEvent__Output | undefined;
+    let ended = false;
     try {
-      for await (const ev of call as AsyncIterable<ExecEvent__Output>) {
+      for (;;) {
+        const next = exit ? await Promise.race([events.next(), trailersLate()]) : await events.next();
+        if (next === TRAILERS_LATE || next.done) {
+          ended = next !== TRAILERS_LATE;
+          break;
+        }
+        const ev = next.value;
         if (ev.started && !started) {
           started = true;
           if (cancelWanted) sendCancel();
         }
-        yield ev;
+        if (ev.exit) exit = ev;
+        else yield ev;
       }
     } catch (e) {
-      const err = this.mapError(e);
-      // `requestSent`: the agent may have started the task (the retry policy must not move it).
-      throw new GaxxError(err.code, err.message, { cause: err.cause, details: { ...err.details, requestSent: sent } });
+      // The task's end is known: what went wrong after it does not change it.
+      if (!exit) {
+        const err = this.mapError(e);
+        // `requestSent`: the agent may have started the task (the retry policy must not move it).
+        throw new GaxxError(err.code, err.message, { cause: err.cause, details: { ...err.details, requestSent: sent } });
+      }
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
       clearTimeout(grace);
-      call.cancel();
+      if (!ended) {
+        void events.return?.()?.catch(() => undefined);
+        call.cancel();
+      }
     }
+    if (exit) yield exit;
   }
 
   /**

@@ -6,8 +6,9 @@
  * the fleet CA, revocation, operator role, task id, target): the worker's is only the early one,
  * so a refused job fails at once with a clear code instead of on every agent.
  */
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
+import { parseCertificateCached } from '../../certs/index.js';
 import { GaxxError, sha256Hex, signTaskFields, verifyTaskSignature, type SignedTask, type SignedTaskFields, type TaskSigner } from '../../proto/index.js';
 
 /** How long a signed task stays valid when the caller names no expiry: a day. */
@@ -84,7 +85,7 @@ export function checkJobSignature(t: SignableTask & { signed?: SignedBlock | und
   if (!s) throw new GaxxError('UNSIGNED_TASK', `job ${t.runId}-${t.taskId} carries no operator signature; only work an operator signed is dispatched`);
   let cert: X509Certificate;
   try {
-    cert = new X509Certificate(s.signerCertPem);
+    cert = parseCertificateCached(s.signerCertPem);
   } catch (e) {
     throw new GaxxError('SIGNATURE_INVALID', `job ${t.runId}-${t.taskId}: the signer certificate is not a certificate`, { cause: e });
   }

@@ -2,33 +2,20 @@
 // a directory in its work dir between a real dir and a symlink to a secret outside the data dir
 // while GetFile reads through it never leaks the secret; a file hard-linked from outside the data
 // dir is refused with PATH_ESCAPE; good reads keep working.
-import { chownSync, linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chownSync, linkSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_GID, AGENT_UID, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { execCollect, exitOf, getFile, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
-import { makePki } from '../helpers/pki.js';
+import { describe, expect, it } from 'vitest';
+import { AGENT_GID, AGENT_UID } from '../helpers/agent.js';
+import { useAgentWorld } from '../helpers/agent-world.js';
+import { execCollect, exitOf, getFile, unary } from '../helpers/grpc.js';
 
 const SECRET = 'outside-secret-must-not-leak';
-let dir: string;
 let outside: string;
-let agent: AgentProcess;
-let op: RawClients;
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'gaxx-files-race-'));
-  const pki = await makePki(dir);
+const w = useAgentWorld('gaxx-files-race', ({ dir }) => {
   outside = join(dir, 'outside');
   mkdirSync(outside, { mode: 0o755 });
   writeFileSync(join(outside, 'f'), SECRET, { mode: 0o644 });
-  agent = await startAgent({ certsDir: pki.agent.dir });
-  op = rawAgentClient(agent.address, pki.clients.operator.dir);
-});
-afterAll(async () => {
-  op?.close();
-  await stopAllAgents();
-  rmSync(dir, { recursive: true, force: true });
+  return {};
 });
 
 describe('GetFile against a task flipping a directory to a symlink', () => {
@@ -41,17 +28,17 @@ describe('GetFile against a task flipping a directory to a symlink', () => {
       done`;
     let ready!: () => void;
     const isReady = new Promise<void>((r) => (ready = r));
-    const flipping = execCollect(op.agent, { taskId, argv: ['/bin/sh', '-c', script], timeoutMs: 120_000 }, (ev) => {
+    const flipping = execCollect(w.op.agent, { taskId, argv: ['/bin/sh', '-c', script], timeoutMs: 120_000 }, (ev) => {
       if (ev.stdout?.toString().includes('ready')) ready();
     });
     await isReady;
     const outcomes = new Map<string, number>();
     for (let i = 0; i < 300; i++) {
-      const r = await getFile(op.agent, `tasks/${taskId}/d/f`);
+      const r = await getFile(w.op.agent, `tasks/${taskId}/d/f`);
       const key = r.ok ? `ok:${r.value.data.toString().trim()}` : String(r.gaxxCode);
       outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
     }
-    writeFileSync(join(agent.dataDir, 'tasks', taskId, 'stop'), '');
+    writeFileSync(join(w.agent.dataDir, 'tasks', taskId, 'stop'), '');
     expect(exitOf(await flipping)?.code).toBe(0);
     expect([...outcomes.keys()].some((k) => k.includes(SECRET))).toBe(false);
     // Inside content (or the moment it is empty, between truncate and write), a refusal, a miss,
@@ -63,21 +50,21 @@ describe('GetFile against a task flipping a directory to a symlink', () => {
     ).toEqual([]);
     // The symlink was seen (and refused) while flipping, not only the real dir.
     expect(outcomes.get('PATH_ESCAPE') ?? 0).toBeGreaterThan(0);
-    const good = await getFile(op.agent, `tasks/${taskId}/real/f`);
+    const good = await getFile(w.op.agent, `tasks/${taskId}/real/f`);
     expect(good.ok && good.value.data.toString()).toBe('inside\n');
   });
 });
 
 describe('a hard link to a file outside the data dir', () => {
   it('is refused with PATH_ESCAPE; the agent keeps serving', async () => {
-    const link = join(agent.dataDir, 'linked');
+    const link = join(w.agent.dataDir, 'linked');
     linkSync(join(outside, 'f'), link);
     if (process.getuid?.() === 0) chownSync(link, AGENT_UID, AGENT_GID);
-    const r = await getFile(op.agent, 'linked');
+    const r = await getFile(w.op.agent, 'linked');
     expect(r.ok ? 'ok' : r.gaxxCode).toBe('PATH_ESCAPE');
-    writeFileSync(join(agent.dataDir, 'plain'), 'plain data');
-    const good = await getFile(op.agent, 'plain');
+    writeFileSync(join(w.agent.dataDir, 'plain'), 'plain data');
+    const good = await getFile(w.op.agent, 'plain');
     expect(good.ok && good.value.data.toString()).toBe('plain data');
-    expect((await unary(op.agent.Info.bind(op.agent), {})).ok).toBe(true);
+    expect((await unary(w.op.agent.Info.bind(w.op.agent), {})).ok).toBe(true);
   });
 });

@@ -1,0 +1,192 @@
+/**
+ * Sandboxes started ahead of their tasks, in the launcher. Setting up a bwrap sandbox (user, pid,
+ * mount and ipc namespaces, a dozen mounts) costs several milliseconds, most of it waiting on the
+ * kernel; a task that finds one ready does not wait for it.
+ *
+ * A warm sandbox is started exactly like a task's (same prefix, same mounts), but its work dir is
+ * a fresh `<tasks>/+warm-<random>` and its command is dash, which prints one byte once the
+ * sandbox is set up (ready) and then reads a script from fd 4. A task with a scratch work dir
+ * (`<tasks>/<taskId>`, not there yet) takes a ready one: the launcher renames the warm dir to the
+ * task's work dir (the bind mount inside follows the directory, so inside and out the task sees
+ * `<tasks>/<taskId>` writable and nothing else), writes the task's env and argv as a script on
+ * fd 4 and its stdin on fd 0, and dash execs the task. The pid, process group, signals and exit
+ * code are those of a cold start. A task that finds none ready starts cold; the pool is topped up
+ * after every take, and only the newest template is kept warm (an older one is ended). Without a
+ * sandbox the agent (--unsafe-no-isolation) the same is done for the limits' prlimit alone.
+ *
+ * Only dash runs the script: it exports nothing of its own (bash adds SHLVL, PWD and _) and has no
+ * read-only variables a task's env could trip over.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { WarmTask, WarmTemplate } from './launcher-protocol.js';
+import { processStartTicks } from './proc-stat.js';
+import { encodeArgs, mountOptions } from './sandbox.js';
+import { watchChild, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
+
+/** Warm dirs are named with this prefix in the tasks dir: `+` is not allowed in a task id, so no scratch dir is ever one. */
+export const WARM_PREFIX = '+warm-';
+const DASH = ['/bin/dash', '/usr/bin/dash'].find((p) => existsSync(p));
+const READY = 0x52; // 'R'
+/** Reads fd 4 to its end (byte by byte: dash's read) and runs it; fd 3 held bwrap's options. */
+const INNER = `printf R; s=; while IFS= read -r l <&4; do s="$s$l\n"; done; s="$s$l"; exec 3<&- 4<&-; eval "$s"`;
+/** Longer scripts (huge env values) start cold: dash reads its script one byte per call. */
+const MAX_SCRIPT_BYTES = 16 * 1024;
+/** Sandboxes that die before they are ready, in a row, before the pool stops trying. */
+const MAX_FAILURES = 3;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function quote(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The script dash runs for a task: exactly the task's env (nothing of dash's), then exec argv. */
+export function taskScript(argv: readonly string[], env: Readonly<Record<string, string>>): string | undefined {
+  const names = Object.keys(env);
+  if (argv.length === 0 || names.some((n) => !ENV_NAME.test(n))) return undefined;
+  const lines = ['unset PWD OLDPWD', ...names.map((n) => `export ${n}=${quote(env[n] as string)}`), `exec ${argv.map(quote).join(' ')}`, ''];
+  return lines.join('\n');
+}
+
+interface Warm {
+  child: ChildProcess;
+  pid: number;
+  dir: string;
+  ready: boolean;
+  /** Stops the pool's own listeners (the task's take over). */
+  release(): void;
+}
+
+/** The launcher's warm sandboxes (one template at a time). */
+export class WarmPools {
+  private key = '';
+  private template: WarmTemplate | undefined;
+  private idle: Warm[] = [];
+  private failures = 0;
+  private readonly swept = new Set<string>();
+
+  constructor(private readonly onDisabled: (why: string) => void = () => undefined) {}
+
+  /** How many are started and ready now (for tests and the bench). */
+  get readyCount(): number {
+    return this.idle.filter((w) => w.ready).length;
+  }
+
+  /** Keeps `t.count` sandboxes of `t` started; the sandboxes of another template are ended. */
+  prewarm(t: WarmTemplate): void {
+    const key = JSON.stringify(t);
+    if (key !== this.key) {
+      this.drain();
+      this.key = key;
+      this.template = t;
+      this.failures = 0;
+    }
+    this.topUp();
+  }
+
+  /**
+   * Runs `task` in a ready sandbox with its work dir renamed to `cwd`; undefined (nothing done)
+   * when none is ready or the task cannot go warm, and the caller starts it cold.
+   */
+  take(task: WarmTask, cwd: string, stdin: Buffer, ev: SpawnEvents): SpawnedProcess | undefined {
+    if (JSON.stringify(task.template) !== this.key || dirname(cwd) !== task.template.tasksDir) return undefined;
+    const script = taskScript(task.argv, task.env);
+    if (script === undefined || Buffer.byteLength(script) > MAX_SCRIPT_BYTES || existsSync(cwd)) return undefined;
+    const i = this.idle.findIndex((w) => w.ready);
+    if (i < 0) return undefined;
+    const w = this.idle.splice(i, 1)[0] as Warm;
+    w.release();
+    try {
+      renameSync(w.dir, cwd);
+    } catch {
+      this.end(w);
+      return undefined;
+    }
+    ev.started(w.pid, undefined, processStartTicks(w.pid), true);
+    const fd4 = w.child.stdio[4] as NodeJS.WritableStream & { on(e: 'error', f: () => void): void };
+    fd4.on('error', () => undefined);
+    fd4.end(script);
+    return watchChild(w.child, w.pid, task.template.mounts !== undefined, stdin, ev);
+  }
+
+  /** Starts sandboxes until the template's count are there (none once they keep failing). */
+  topUp(): void {
+    const t = this.template;
+    if (!t || !DASH || this.failures >= MAX_FAILURES) return;
+    while (this.idle.length < t.count) if (!this.startOne(t, DASH)) return;
+  }
+
+  /** Ends every idle sandbox and removes its dir (at exit, or when the template changed). */
+  drain(): void {
+    for (const w of this.idle.splice(0)) this.end(w);
+  }
+
+  private end(w: Warm): void {
+    w.release();
+    try {
+      process.kill(-w.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    rmSync(w.dir, { recursive: true, force: true });
+  }
+
+  /** Warm dirs left by a launcher that was killed: removed once per tasks dir. */
+  private sweep(tasksDir: string): void {
+    if (this.swept.has(tasksDir)) return;
+    this.swept.add(tasksDir);
+    mkdirSync(tasksDir, { recursive: true, mode: 0o700 });
+    for (const name of readdirSync(tasksDir)) if (name.startsWith(WARM_PREFIX)) rmSync(join(tasksDir, name), { recursive: true, force: true });
+  }
+
+  private startOne(t: WarmTemplate, shell: string): boolean {
+    let dir: string;
+    try {
+      this.sweep(t.tasksDir);
+      dir = join(t.tasksDir, `${WARM_PREFIX}${randomBytes(8).toString('hex')}`);
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (e) {
+      this.fail(`cannot make a warm work dir in ${t.tasksDir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      return false;
+    }
+    const child = spawn(t.file, [...t.args, shell, '-c', INNER], { cwd: dir, env: t.env, detached: true, stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'] });
+    child.on('error', () => undefined);
+    for (const s of child.stdio) (s as NodeJS.EventEmitter | null)?.on('error', () => undefined);
+    if (!child.pid) {
+      rmSync(dir, { recursive: true, force: true });
+      this.fail(`cannot start ${t.file}`);
+      return false;
+    }
+    const w: Warm = { child, pid: child.pid, dir, ready: false, release: () => undefined };
+    const onData = (d: Buffer) => {
+      if (!w.ready && d[0] === READY) {
+        w.ready = true;
+        this.failures = 0;
+      }
+    };
+    const onExit = () => {
+      const at = this.idle.indexOf(w);
+      if (at >= 0) this.idle.splice(at, 1);
+      rmSync(dir, { recursive: true, force: true });
+      if (!w.ready) this.fail(`a warm sandbox ended before it was ready (${t.file})`);
+    };
+    child.stdout?.on('data', onData);
+    child.on('exit', onExit);
+    w.release = () => {
+      child.stdout?.off('data', onData);
+      child.off('exit', onExit);
+    };
+    const fd3 = child.stdio[3] as NodeJS.WritableStream;
+    if (t.mounts) fd3.end(encodeArgs(mountOptions(t.mounts, dir)));
+    else fd3.end();
+    this.idle.push(w);
+    return true;
+  }
+
+  private fail(why: string): void {
+    this.failures += 1;
+    if (this.failures === MAX_FAILURES) this.onDisabled(`${why}; tasks start cold from now on`);
+  }
+}

@@ -1,0 +1,166 @@
+// Sandboxes started ahead of their tasks (--warm-sandboxes), on the built agent (run `npm run
+// build` first) as in production (non-root, bwrap): a task that finds one ready runs in it with
+// its own scratch dir, its exact env, argv, stdin, exit status and signal; a task with a work dir
+// of its own starts cold; warm dirs left by a killed agent are removed; and the warm sandboxes go
+// with the agent.
+import { mkdirSync, readdirSync, readlinkSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { startAgent, type AgentProcess } from '../helpers/agent.js';
+import { useAgentWorld } from '../helpers/agent-world.js';
+import { execCollect, exitOf, rawAgentClient } from '../helpers/grpc.js';
+import { metricValue, scrapeMetrics } from '../helpers/metrics.js';
+
+const w = useAgentWorld('gaxx-warm');
+let n = 0;
+
+const tasksDir = (a: AgentProcess) => join(a.dataDir, 'tasks');
+
+/** Warm dirs whose sandbox is set up: its dash runs there, waiting for a task. */
+function readyWarmDirs(a: AgentProcess): string[] {
+  const root = tasksDir(a);
+  const dirs: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'dash') continue;
+      const cwd = readlinkSync(`/proc/${pid}/cwd`);
+      if (cwd.startsWith(`${root}/+warm-`)) dirs.push(cwd);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return dirs;
+}
+
+async function oneReady(a: AgentProcess): Promise<string> {
+  return vi.waitFor(
+    () => {
+      const d = readyWarmDirs(a)[0];
+      if (!d) throw new Error('no warm sandbox ready yet');
+      return d;
+    },
+    { timeout: 15_000, interval: 20 },
+  );
+}
+
+const warmStarts = async (a: AgentProcess) =>
+  metricValue(await scrapeMetrics(a.metricsPort as number, w.pki.clients.operator.dir), 'gaxx_agent_warm_starts_total');
+
+describe('a task that finds a sandbox ready', () => {
+  it('runs in it, in its own scratch dir, with exactly its env, argv and stdin', async () => {
+    const warm = await oneReady(w.agent);
+    const inode = statSync(warm).ino;
+    const before = await warmStarts(w.agent);
+    const taskId = `warm-${++n}`;
+    const argv = [
+      '/bin/sh',
+      '-c',
+      'pwd; printf "<<"; env -0; printf ">>\\n"; printf "[%s]\\n" "$@"; cat; touch mine && echo wrote',
+      'sh',
+      "it's",
+      'two\nlines',
+      '$HOME',
+      '*',
+    ];
+    const r = await execCollect(w.op.agent, { taskId, argv, env: { QUOTED: 'a\'b"c$d`e`', MULTI: 'x\ny' }, stdin: Buffer.from('from stdin\n') });
+    expect(exitOf(r)?.code).toBe(0);
+    const work = join(tasksDir(w.agent), taskId);
+    // The very dir the sandbox was started with, renamed to the task's.
+    expect(statSync(work).ino).toBe(inode);
+    expect(await warmStarts(w.agent)).toBe(before + 1);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toBe(work);
+    const env = r.stdout
+      .slice(r.stdout.indexOf('<<') + 2, r.stdout.indexOf('>>'))
+      .split('\0')
+      .filter(Boolean)
+      .sort();
+    // The task's shell adds PWD; nothing else but what the task was given and the base env.
+    expect(env).toEqual([
+      'HOME=' + work,
+      'LANG=C.UTF-8',
+      'MULTI=x\ny',
+      'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      'PWD=' + work,
+      `QUOTED=a'b"c$d\`e\``,
+    ]);
+    expect(r.stdout).toContain("[it's]\n[two\nlines]\n[$HOME]\n[*]\nfrom stdin\nwrote\n");
+    expect(readdirSync(work)).toEqual(['mine']);
+  });
+
+  it('reports its exit code and the signal that ended it', async () => {
+    await oneReady(w.agent);
+    const coded = await execCollect(w.op.agent, { taskId: `warm-${++n}`, argv: ['/bin/sh', '-c', 'exit 7'] });
+    expect(exitOf(coded)).toMatchObject({ code: 7, signal: '' });
+    await oneReady(w.agent);
+    const killed = await execCollect(w.op.agent, { taskId: `warm-${++n}`, argv: ['/bin/sh', '-c', 'kill -TERM $$'] });
+    expect(exitOf(killed)?.signal).toBe('SIGTERM');
+  });
+
+  it('reports a missing command as a spawn error, as a cold start does', async () => {
+    await oneReady(w.agent);
+    const r = await execCollect(w.op.agent, { taskId: `warm-${++n}`, argv: ['no-such-command-here'] });
+    expect(exitOf(r)?.code).toBe(127);
+    expect(exitOf(r)?.error).toMatch(/ENOENT/);
+  });
+});
+
+describe('a task with a work dir of its own', () => {
+  it('starts cold and runs there', async () => {
+    await oneReady(w.agent);
+    const before = await warmStarts(w.agent);
+    mkdirSync(join(w.agent.dataDir, 'mine'), { recursive: true });
+    const r = await execCollect(w.op.agent, { taskId: `cold-${++n}`, argv: ['/bin/pwd'], workDir: 'mine' });
+    expect(r.stdout).toBe(`${join(w.agent.dataDir, 'mine')}\n`);
+    expect(await warmStarts(w.agent)).toBe(before);
+  });
+});
+
+describe('warm sandboxes and the agent', () => {
+  it('are removed with their dirs when the agent is killed, and stale dirs are swept at the next start', async () => {
+    const certsDir = w.pki.agent.dir;
+    const victim = await startAgent({ certsDir, metrics: false });
+    const warm = await oneReady(victim);
+    victim.kill('SIGKILL');
+    await victim.exited;
+    await vi.waitFor(() => expect(readyWarmDirs(victim)).toEqual([]), { timeout: 15_000, interval: 50 });
+    // A launcher killed with the agent could not remove them: the next start does.
+    mkdirSync(join(tasksDir(victim), '+warm-stale'), { recursive: true });
+    writeFileSync(join(tasksDir(victim), '+warm-stale', 'left'), '');
+    const again = await startAgent({ certsDir, metrics: false, dataDir: victim.dataDir });
+    await oneReady(again);
+    const names = readdirSync(tasksDir(again));
+    expect(names).not.toContain('+warm-stale');
+    expect(names).not.toContain(warm.slice(warm.lastIndexOf('/') + 1));
+    await again.stop();
+  });
+
+  it('without a sandbox (--unsafe-no-isolation) keep the limits started ahead the same way', async () => {
+    const unsafe = await startAgent({ certsDir: w.pki.agent.dir, args: ['--unsafe-no-isolation', '--task-limits', '{"isolation":"rlimit","cpuSeconds":60}'] });
+    const c = rawAgentClient(unsafe.address, w.pki.clients.operator.dir);
+    await oneReady(unsafe);
+    const r = await execCollect(c.agent, { taskId: 'unsafe-1', argv: ['/bin/sh', '-c', 'ulimit -t; printf "<<"; env -0; printf ">>"'], env: { ONE: '1' } });
+    const work = join(tasksDir(unsafe), 'unsafe-1');
+    expect(r.stdout.split('\n')[0]).toBe('60');
+    const env = r.stdout
+      .slice(r.stdout.indexOf('<<') + 2, r.stdout.indexOf('>>'))
+      .split('\0')
+      .filter(Boolean)
+      .sort();
+    expect(env).toEqual(['HOME=' + work, 'LANG=C.UTF-8', 'ONE=1', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'PWD=' + work]);
+    expect(await warmStarts(unsafe)).toBe(1);
+    c.close();
+    await unsafe.stop();
+  });
+
+  it('--warm-sandboxes 0 keeps none; tasks still run', async () => {
+    const none = await startAgent({ certsDir: w.pki.agent.dir, args: ['--warm-sandboxes', '0'] });
+    const c = rawAgentClient(none.address, w.pki.clients.operator.dir);
+    const r = await execCollect(c.agent, { taskId: 'nowarm-1', argv: ['/bin/echo', 'cold'] });
+    expect(r.stdout).toBe('cold\n');
+    expect(readdirSync(tasksDir(none)).filter((d) => d.startsWith('+warm-'))).toEqual([]);
+    expect(await warmStarts(none)).toBe(0);
+    c.close();
+    await none.stop();
+  });
+});
