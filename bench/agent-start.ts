@@ -121,7 +121,9 @@ async function main(): Promise<number> {
     const agentDir = await issueCertDir(ca, join(dir, 'agent'), { identity: { role: 'agent', fleet: 'bench', host: 'h1' }, hosts: ['127.0.0.1', 'localhost'] });
     const opDir = await issueCertDir(ca, join(dir, 'operator'), { identity: { role: 'operator', name: 'bench' } });
     const operator = loadCertDir(opDir.dir);
-    const node = { name: 'node -e 0', argv: [process.execPath, '-e', '0'] };
+    // With the agents' bare environment: this one's may make Node read CA files at start
+    // (NODE_EXTRA_CA_CERTS), which agents never do.
+    const node = { name: 'node -e 0', argv: [process.execPath, '-e', '0'], env: { PATH: process.env.PATH } };
     const base: Array<{ wallMs: number; cpuMs: number }> = [];
     const samples = entries.map(() => [] as Sample[]);
     // One warm-up of each (page cache, the installed copy), then the runs take turns.
