@@ -37,10 +37,11 @@ export const AGENT_NODE_FLAGS: readonly string[] = ['--use-openssl-ca'];
 /**
  * Environment every agent is started with, beside what each starter sets (PATH, GAXX_ENV).
  * MALLOC_ARENA_MAX=2: glibc gives each thread that allocates (libuv's pool, V8's helpers) an
- * arena of its own, up to 8 per core, and keeps what is freed in them; after thousands of tasks
- * an agent stayed ~45% above its idle RSS. With two arenas it comes back to idle (npm run
- * bench:footprint). This is the agent's own allocator only: tasks get a clean environment, in
- * which the agent refuses MALLOC_* and GLIBC_TUNABLES.
+ * arena of its own, up to 8 per core, and keeps what is freed in them, so after thousands of
+ * tasks an agent stays well above its idle RSS. Two arenas cut that excess by about a third to a
+ * half (npm run bench:footprint, with and without --no-agent-env). This is the agent's own
+ * allocator only: tasks get a clean environment, in which the agent refuses MALLOC_* and
+ * GLIBC_TUNABLES.
  */
 export const AGENT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 
