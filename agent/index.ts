@@ -4,7 +4,6 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { loadCertDir, secureContextOptions, type CertBundle } from '../certs/index.js';
@@ -17,17 +16,15 @@ import { createHealthService } from './observe/health.js';
 import { detectIsolation } from './exec/limits.js';
 import { AgentMetrics, startMetricsServer, type HttpListener, type MetricsGuards } from './observe/metrics.js';
 import type { Injector } from './transport/ping-policer.js';
-import { startProfilingServer } from './observe/profiling.js';
 import { CertWatcher } from './auth/reload.js';
 import { RevocationFloor } from './auth/revocation-floor.js';
 import { StagedCertArea } from './files/cert-area.js';
 import { startTransport, type AgentTransport } from './transport/server.js';
 import { createAgentService, toServiceError } from './service.js';
-import { tasksRoot, TaskRegistry } from './exec/tasks.js';
-import { warmTemplate, type LaunchContext } from './exec/exec.js';
-import { inProcessRunner, Launcher } from './exec/launcher.js';
+import { TaskRegistry } from './exec/tasks.js';
+import { warmTemplate } from './exec/exec.js';
+import { taskLaunch, taskSandbox, tasksRefusal } from './exec/task-launch.js';
 import { collectGarbage } from './observe/collect-garbage.js';
-import { detectSandbox, type Sandbox } from './exec/sandbox.js';
 
 export { defaultAuditLog, loadAgentConfig, type AgentConfig } from './config.js';
 export { runAuditCli } from './audit/audit-cli.js';
@@ -45,17 +42,22 @@ export interface RunningAgent {
  * insecure, expired, not signed by its CA, or not an agent-role certificate.
  */
 export function preflight(config: AgentConfig, uid: number): CertBundle {
+  refuseUnsafeStart(config, uid);
+  const bundle = loadCertDir(config.certsDir);
+  if (bundle.summary.identity.role !== 'agent') {
+    throw new GaxxError('CERT_INVALID', `${config.certsDir}/cert.pem is a ${bundle.summary.identity.role} certificate, not an agent certificate`);
+  }
+  return bundle;
+}
+
+/** Root or profiling in production: refused before anything else happens. */
+function refuseUnsafeStart(config: AgentConfig, uid: number): void {
   if (config.environment === 'production' && uid === 0) {
     throw new GaxxError('ROOT_REFUSED', 'gaxx-agent does not run as root in production; run it as an unprivileged user (or set GAXX_ENV=development)');
   }
   if (config.environment === 'production' && config.profilingListen) {
     throw new GaxxError('PROFILING_IN_PRODUCTION', 'profiling is available only with GAXX_ENV=development');
   }
-  const bundle = loadCertDir(config.certsDir);
-  if (bundle.summary.identity.role !== 'agent') {
-    throw new GaxxError('CERT_INVALID', `${config.certsDir}/cert.pem is a ${bundle.summary.identity.role} certificate, not an agent certificate`);
-  }
-  return bundle;
 }
 
 /** Finished entries one expiry sweep must drop before the agent runs a full collection. */
@@ -103,6 +105,8 @@ async function startHttpListeners(
     out.metricsPort = m.port;
   }
   if (config.profilingListen && config.environment === 'development') {
+    // Loaded only here: development only, and it brings node:inspector and node:https.
+    const { startProfilingServer } = await import('./observe/profiling.js');
     const p = await startProfilingServer(config.profilingListen, tlsOptions, revoked);
     out.servers.push(p.server);
     out.profilingPort = p.port;
@@ -152,34 +156,14 @@ function watchCerts(
   return watcher;
 }
 
-/** The launcher and the sandbox tasks run in (none when opted out or unavailable). */
-async function taskLaunch(config: AgentConfig, uid: number, log: Logger): Promise<LaunchContext> {
-  const sandbox: Sandbox = config.unsafeNoIsolation
-    ? { kind: 'none', detail: 'disabled by --unsafe-no-isolation', remedy: 'start the agent without --unsafe-no-isolation' }
-    : await detectSandbox(config.bwrapPath);
-  const runner = Launcher.available() ? new Launcher((detail) => log.error({ detail }, 'task launcher died')) : inProcessRunner;
-  const runUser = uid >= 0 ? `/run/user/${uid}` : undefined;
-  const hide = runUser ? [runUser] : [];
-  return {
-    runner,
-    sandbox,
-    paths: { certsDir: config.certsDir, auditDir: dirname(config.auditLog), stateDir: config.stateDir, hide, writable: config.taskWritable },
-    warm: { count: config.warmSandboxes, tasksDir: tasksRoot(config.dataDir) },
-  };
-}
-
-/** Why tasks are refused on this agent, if they are: no sandbox in production without the opt-out. */
-function tasksRefusal(config: AgentConfig, sandbox: Sandbox): GaxxError | undefined {
-  if (sandbox.kind !== 'none' || config.unsafeNoIsolation || config.environment !== 'production') return undefined;
-  return new GaxxError(
-    'ISOLATION_UNAVAILABLE',
-    `this host cannot isolate tasks (${sandbox.detail}); ${sandbox.remedy}, or start the agent with --unsafe-no-isolation to run tasks with the agent's privileges`,
-  );
-}
-
 /** Starts every listener of the agent. */
 export async function startAgent(config: AgentConfig, opts: { version: string; log: Logger; uid: number }): Promise<RunningAgent> {
   const { log } = opts;
+  refuseUnsafeStart(config, opts.uid);
+  // The host probes (prlimit, systemd-run, bwrap) are child processes: started first, they run
+  // beside the certificate checks below, and beside each other, instead of one after another
+  // (neither ever rejects).
+  const probes = Promise.all([detectIsolation({ prefer: config.taskLimits.isolation }), taskSandbox(config)]);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const floor = new RevocationFloor(config.stateDir);
   const start = floor.atStart(preflight(config, opts.uid));
@@ -190,8 +174,8 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
     log.warn({ code: 'REVOCATION_ROLLBACK' }, 'the cert dir holds an older revocation list than this agent has seen; enforcing the newest');
     audit.write({ event: 'cert_reload', ok: false, code: 'REVOCATION_ROLLBACK', detail: 'at start: enforcing the newest revocation list seen' });
   }
-  const isolation = await detectIsolation({ prefer: config.taskLimits.isolation });
-  const launch = await taskLaunch(config, opts.uid, log);
+  const [isolation, sandbox] = await probes;
+  const launch = taskLaunch(config, sandbox, opts.uid, log);
   const metrics = new AgentMetrics(opts.version);
   // Filled once listening; a reload before that only updates the watcher's bundle.
   const live: { transport?: AgentTransport; https: HttpListener[] } = { https: [] };

@@ -139,16 +139,23 @@ const RATIOS: RatioSpec[] = [
   { of: 'flood', over: 'agent-exec' },
 ];
 
-const USAGE = `usage: node dist/bench/agent-exec.js [--iterations N] [--no-flood] [--json]
+const USAGE = `usage: node dist/bench/agent-exec.js [--iterations N] [--no-flood] [--no-agent-env] [--json]
   --iterations N  operations per in-flight level (default 1000; sequential: 30% of N, warm-up: 5%)
   --no-flood      skip the flood section (the longest; Exec/spawn figures do not need it)
+  --no-agent-env  start the agents without the allocator settings every agent gets (AGENT_ENV), to compare
   --json          print one JSON document instead of tables
 `;
 
-function parseFlags(argv: string[]): { iterations: number; json: boolean; flood: boolean } {
+function parseFlags(argv: string[]): { iterations: number; json: boolean; flood: boolean; noAgentEnv: boolean } {
   const { values } = parseArgs({
     args: argv,
-    options: { iterations: { type: 'string' }, json: { type: 'boolean' }, 'no-flood': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      iterations: { type: 'string' },
+      json: { type: 'boolean' },
+      'no-flood': { type: 'boolean' },
+      'no-agent-env': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
     strict: true,
   });
   if (values.help) {
@@ -157,7 +164,7 @@ function parseFlags(argv: string[]): { iterations: number; json: boolean; flood:
   }
   const iterations = Number(values.iterations ?? DEFAULT_ITERATIONS);
   if (!Number.isInteger(iterations) || iterations < 1 || iterations > 1_000_000) throw new Error(`--iterations must be an integer in 1..1000000\n${USAGE}`);
-  return { iterations, json: values.json ?? false, flood: values['no-flood'] !== true };
+  return { iterations, json: values.json ?? false, flood: values['no-flood'] !== true, noAgentEnv: values['no-agent-env'] === true };
 }
 
 /** Exec throughput as a share of bare spawn's, per in-flight level (issue targets: >= 80% / >= 60%). */
@@ -175,7 +182,7 @@ async function main(): Promise<void> {
   const loadStart = loadavg();
   const progress = (s: string) => process.stderr.write(`${s}\n`);
   progress(`starting agent (capacity ${AGENT_CAPACITY}) ...`);
-  const fixture = await startFixture({ capacity: AGENT_CAPACITY });
+  const fixture = await startFixture({ capacity: AGENT_CAPACITY, noAgentEnv: flags.noAgentEnv });
   // Bounded even if something stalls below the per-call deadlines.
   const watchdogMs = 300_000 + plan.perLevel * plan.levels.length * 30;
   const watchdog = setTimeout(() => {

@@ -4,7 +4,12 @@
  * their registry entries have expired (the agent keeps finished tasks 10 minutes for replay,
  * swept every 30 s: the full run takes ~11 minutes; --no-expiry skips that wait).
  *
- *   node dist/bench/agent-footprint.js [--tasks N] [--in-flight N] [--no-expiry] [--json]
+ *   node dist/bench/agent-footprint.js [--tasks N] [--in-flight N] [--no-expiry] [--env K=V ...] [--no-agent-env] [--json]
+ *
+ * --env adds to the agent's environment (e.g. --env MALLOC_ARENA_MAX=1 to compare allocator
+ * settings); --no-agent-env starts it without the allocator settings every agent gets
+ * (AGENT_ENV), as before them. Besides RSS, its anonymous part (the heaps: V8's and malloc's) is
+ * printed, from /proc/<pid>/status.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -23,11 +28,17 @@ function rss(pid: number): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
+/** Anonymous resident memory of `pid` in bytes (heaps, not mapped files), from /proc. */
+function rssAnon(pid: number): number {
+  const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
 /** Median of 5 samples 200 ms apart (RSS moves with GC). */
-async function settledRss(pid: number): Promise<number> {
+async function settledRss(pid: number, of: (pid: number) => number = rss): Promise<number> {
   const xs: number[] = [];
   for (let i = 0; i < 5; i++) {
-    xs.push(rss(pid));
+    xs.push(of(pid));
     await sleep(200);
   }
   return xs.sort((a, b) => a - b)[2] as number;
@@ -44,17 +55,26 @@ async function bareNodeRss(): Promise<number> {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { tasks: { type: 'string' }, 'in-flight': { type: 'string' }, 'no-expiry': { type: 'boolean' }, json: { type: 'boolean' } },
+    options: {
+      tasks: { type: 'string' },
+      'in-flight': { type: 'string' },
+      'no-expiry': { type: 'boolean' },
+      env: { type: 'string', multiple: true },
+      'no-agent-env': { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
   });
   const tasks = Number(values.tasks ?? 10_000);
   const inFlight = Number(values['in-flight'] ?? 8);
-  const fixture = await startFixture({ capacity: inFlight * 2 });
+  const env = Object.fromEntries((values.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const fixture = await startFixture({ capacity: inFlight * 2, env, noAgentEnv: values['no-agent-env'] ?? false });
   try {
     const pid = fixture.agent.pid;
     const client = AgentClient.connect({ address: fixture.agent.address, expect: { fleet: 'bench', host: 'h1' } }, fixture.operator);
     await client.info();
     const bare = await bareNodeRss();
     const idle = await settledRss(pid);
+    const idleAnon = await settledRss(pid, rssAnon);
     let next = 0;
     let peak = 0;
     await Promise.all(
@@ -66,15 +86,20 @@ async function main(): Promise<void> {
       }),
     );
     const after = await settledRss(pid);
+    const afterAnon = await settledRss(pid, rssAnon);
     let expired: number | undefined;
+    let expiredAnon: number | undefined;
     if (!values['no-expiry']) {
       process.stderr.write(`waiting ${Math.round(EXPIRY_WAIT_MS / 1000)} s for the finished tasks to expire...\n`);
       await sleep(EXPIRY_WAIT_MS);
       expired = await settledRss(pid);
+      expiredAnon = await settledRss(pid, rssAnon);
     }
     client.close();
     const r = {
       tasks,
+      env,
+      anonMiB: { idle: idleAnon / MiB, afterTasks: afterAnon / MiB, afterExpiry: expiredAnon === undefined ? null : expiredAnon / MiB },
       bareNodeMiB: bare / MiB,
       idleMiB: idle / MiB,
       peakMiB: peak / MiB,
@@ -86,11 +111,12 @@ async function main(): Promise<void> {
       const f = (v: number | null) => (v === null ? '-' : `${v.toFixed(1)} MiB`);
       process.stdout.write(
         [
-          `agent RSS (bare node: ${f(r.bareNodeMiB)})`,
+          `agent RSS (bare node: ${f(r.bareNodeMiB)})${values['no-agent-env'] ? ', without AGENT_ENV' : ''}${Object.keys(env).length ? `, agent env ${JSON.stringify(env)}` : ''}`,
           `idle:                          ${f(r.idleMiB)}  (${(r.idleMiB / r.bareNodeMiB).toFixed(2)}x bare node)`,
           `peak while running ${tasks}:   ${f(r.peakMiB)}`,
           `after ${tasks} finished tasks: ${f(r.afterTasksMiB)}  (${(r.afterTasksMiB / r.idleMiB).toFixed(2)}x idle)`,
           `after their entries expired:   ${f(r.afterExpiryMiB)}${r.afterExpiryMiB === null ? '' : `  (${(r.afterExpiryMiB / r.idleMiB).toFixed(2)}x idle)`}`,
+          `anonymous part (heaps): idle ${f(r.anonMiB.idle)}, after tasks ${f(r.anonMiB.afterTasks)}, after expiry ${f(r.anonMiB.afterExpiry)}`,
         ].join('\n') + '\n',
       );
     }

@@ -7,15 +7,19 @@
 //                                 command chunks import the very same instances
 //   dist/bundle/vendor-load.cjs  loads a vendor file with its V8 code cache (vendor-*.cjs.v8cache,
 //                                 made here by scripts/vendor-cache.mjs)
-//   dist/bundle/gaxx-agent.mjs    the agent as ONE file (no chunks, no node_modules, no .proto
-//                                 files): what bootstrap uploads and local agents run
+//   dist/bundle/gaxx-agent.mjs    the agent's entry: a few lines that load gaxx-agent.cjs through
+//                                 vendor-load.cjs, so that the agent, too, starts from a V8 code cache
+//   dist/bundle/gaxx-agent.cjs    the agent as ONE CommonJS file in its function wrapper (no chunks,
+//                                 no node_modules, no .proto files), with gaxx-agent.cjs.v8cache beside it (made here by
+//                                 scripts/vendor-cache.mjs --agent): what bootstrap uploads and
+//                                 local agents run, together with the entry and vendor-load.cjs
 //   dist/bundle/gaxx-launcher.mjs the agent's task launcher (agent/exec/launcher-main.ts), one
 //                                 small file installed and uploaded beside the agent
 // Usage: node scripts/bundle.mjs [--analyze]   (--analyze prints each output's largest inputs)
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { createRequire } from 'node:module';
-import { chmodSync, cpSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,6 +39,14 @@ const cjsShim = [
 // Node >= 22.1 caches V8's compiled code for the chunks a command imports; Node 20 has no such
 // API for ES modules, so this is a no-op there.
 const compileCache = "import * as __gaxxModule from 'node:module'; __gaxxModule.enableCompileCache?.();";
+/** The agent's entry: the agent bundle, compiled with its code cache when that fits this Node. */
+const AGENT_ENTRY = `#!/usr/bin/env node
+// gaxx-agent: the agent is gaxx-agent.cjs beside this file; vendor-load.cjs compiles it with its
+// V8 code cache (gaxx-agent.cjs.v8cache) when the cache was made from that very file by this
+// Node version, and without it otherwise.
+import { createRequire } from 'node:module';
+createRequire(import.meta.url)('./vendor-load.cjs').loadVendor('gaxx-agent.cjs');
+`;
 
 const common = {
   bundle: true,
@@ -107,18 +119,45 @@ const results = await Promise.all([
   build({
     ...common,
     // The task launcher, a small process of its own that the agent finds beside itself.
-    entryPoints: { 'gaxx-agent': join(root, 'agent', 'main.ts'), 'gaxx-launcher': join(root, 'agent', 'exec', 'launcher-main.ts') },
+    entryPoints: { 'gaxx-launcher': join(root, 'agent', 'exec', 'launcher-main.ts') },
     outdir: out,
     banner: { js: cjsShim },
+  }),
+  // CommonJS, so that vendor-load.cjs can compile it with its code cache (Node 20 has none for ES
+  // modules). import.meta.url is the file's own URL, as it was in the ES module.
+  build({
+    ...common,
+    entryPoints: { 'gaxx-agent': join(root, 'agent', 'main.ts') },
+    format: 'cjs',
+    outExtension: { '.js': '.cjs' },
+    outdir: out,
+    define: { 'import.meta.url': '__gaxxImportMetaUrl' },
+    // The directive first: esbuild's own "use strict" comes after the banner.
+    banner: { js: "'use strict'; const __gaxxImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   }),
   vendor('@grpc/grpc-js'),
   vendor('@grpc/proto-loader'),
 ]);
+// The agent's file goes out in its CommonJS function wrapper (where agent/main.ts's #! line would
+// be a syntax error), so that vendor-load.cjs compiles it as it is (see its wrapped()).
+const agentCjs = join(out, 'gaxx-agent.cjs');
+const { wrapped } = createRequire(import.meta.url)('./vendor-load.cjs');
+writeFileSync(agentCjs, wrapped(readFileSync(agentCjs, 'utf8').replace(/^#!.*\n/, '')));
+writeFileSync(join(out, 'gaxx-agent.mjs'), AGENT_ENTRY);
 for (const bin of ['gaxx.mjs', 'gaxx-agent.mjs', 'gaxx-launcher.mjs']) chmodSync(join(out, bin), 0o755);
 // The vendor files' loader and their V8 code caches (made by loading and using them once).
 cpSync(join(root, 'scripts', 'vendor-load.cjs'), join(out, 'vendor-load.cjs'));
 const cached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out], { stdio: 'inherit' });
 if (cached.status !== 0) throw new Error('making the vendor code caches failed');
+// The agent's, by starting it once: with the environment agents run with (PATH) and no V8 flags,
+// since V8 refuses a cache made under other V8 flags.
+// Its log is shown only when that fails.
+const agentCached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out, '--agent'], {
+  stdio: ['ignore', 'inherit', 'pipe'],
+  env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  timeout: 120_000,
+});
+if (agentCached.status !== 0) throw new Error(`making the agent code cache failed:\n${agentCached.stderr?.toString() ?? agentCached.error}`);
 // The dashboard's page and uPlot, in ./assets beside the chunks (scheduler/ui/assets.ts reads
 // them relative to its own module).
 cpSync(join(root, 'scheduler', 'ui', 'assets'), join(out, 'assets'), { recursive: true });

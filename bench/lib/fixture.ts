@@ -30,6 +30,10 @@ export interface BenchFixture {
 export interface FixtureOptions {
   /** The agent's --capacity (concurrent tasks). */
   capacity: number;
+  /** Extra environment of both agents (e.g. MALLOC_ARENA_MAX), beside what the helper gives every agent. */
+  env?: Record<string, string>;
+  /** Start the agents without AGENT_ENV (the allocator settings every agent gets), to compare. */
+  noAgentEnv?: boolean;
 }
 
 /** Creates the PKI and starts the agent; on any failure, undoes what it made before rethrowing. */
@@ -70,7 +74,7 @@ export async function startFixture(opts: FixtureOptions): Promise<BenchFixture> 
       issueCertDir(ca, join(workDir, 'agent'), { identity: { role: 'agent', fleet: 'bench', host: 'h1' }, hosts: ['127.0.0.1', 'localhost'] }),
       issueCertDir(ca, join(workDir, 'operator'), { identity: { role: 'operator', name: 'bench' } }),
     ]);
-    const common = { certsDir: agentDir.dir, metrics: false };
+    const common = { certsDir: agentDir.dir, metrics: false, ...(opts.env ? { env: opts.env } : {}), ...(opts.noAgentEnv ? { agentEnv: {} } : {}) };
     agent = await startAgent({ ...common, dataDir: join(workDir, 'data'), args: ['--capacity', String(opts.capacity)] });
     unsafeAgent = await startAgent({ ...common, dataDir: join(workDir, 'data-unsafe'), args: ['--capacity', String(opts.capacity), '--unsafe-no-isolation'] });
     return { workDir, agent, unsafeAgent, operatorDir: operatorDir.dir, operator: loadCertDir(operatorDir.dir), ca, close };

@@ -43,7 +43,8 @@ export function runOnce(cmd: TimedCommand): number {
   return runMeasured(cmd).wallMs;
 }
 
-function runMeasured(cmd: TimedCommand): { wallMs: number; cpuMs: number } {
+/** Wall time and CPU time (the command and its waited-for children) of one run of `cmd`, in ms. */
+export function runMeasured(cmd: TimedCommand): { wallMs: number; cpuMs: number } {
   const c0 = childrenCpuMs();
   const t0 = performance.now();
   const r = spawnSync(cmd.argv[0] as string, cmd.argv.slice(1), { env: cmd.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'] });

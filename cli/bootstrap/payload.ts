@@ -7,6 +7,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { GaxxError } from '../../proto/index.js';
+import { AGENT_COMPANION_FILES } from '../providers/agent-bundle.js';
 
 /** One file of the agent payload, relative to the agent's install dir. */
 export interface PayloadFile {
@@ -14,7 +15,7 @@ export interface PayloadFile {
   data: Buffer;
 }
 
-/** The agent bundle renamed to gaxx-agent.mjs, its task launcher, and any proto files beside it. */
+/** The agent bundle renamed to gaxx-agent.mjs, its companion files (launcher, code, code cache), and any proto files beside it. */
 export function loadAgentPayload(bundlePath: string): PayloadFile[] {
   let data: Buffer;
   try {
@@ -24,9 +25,11 @@ export function loadAgentPayload(bundlePath: string): PayloadFile[] {
   }
   const files: PayloadFile[] = [{ path: 'gaxx-agent.mjs', data }];
   const dir = dirname(bundlePath);
-  // The task launcher goes beside the agent, which spawns tasks from it when it is there.
-  const launcher = join(dir, 'gaxx-launcher.mjs');
-  if (existsSync(launcher)) files.push({ path: 'gaxx-launcher.mjs', data: readFileSync(launcher) });
+  // The task launcher, the agent's code its entry loads, and that code's V8 cache go beside it.
+  for (const name of AGENT_COMPANION_FILES) {
+    const p = join(dir, name);
+    if (existsSync(p)) files.push({ path: name, data: readFileSync(p) });
+  }
   for (const top of ['gaxx', 'grpc']) {
     for (const f of walk(join(dir, top))) if (f.endsWith('.proto')) files.push({ path: relative(dir, f), data: readFileSync(f) });
   }

@@ -4,7 +4,15 @@
  * or, on hosts without systemd, a supervisor loop started as gx with no new privileges and no
  * capabilities that restarts the agent when it fails, as Restart=on-failure would.
  */
+import { AGENT_ENV } from '../providers/agent-bundle.js';
 import { AGENT_USER, LOG_DIR, SUPERVISOR_PID, agentArgs } from './layout.js';
+
+/** AGENT_ENV as lines of `prefix`K=V (the values are plain words: no quoting needed). */
+function envLines(prefix: string): string {
+  return Object.entries(AGENT_ENV)
+    .map(([k, v]) => `${prefix}${k}=${v}`)
+    .join('\n');
+}
 
 /** The systemd unit for the agent, with `nodePath` as the interpreter. */
 export function renderAgentUnit(nodePath: string): string {
@@ -20,6 +28,7 @@ Type=simple
 User=${AGENT_USER}
 Group=${AGENT_USER}
 Environment=GAXX_ENV=production
+${envLines('Environment=')}
 ExecStart=${[nodePath, ...agentArgs()].join(' ')}
 Restart=on-failure
 RestartSec=2s
@@ -55,6 +64,7 @@ export function renderSupervisor(nodePath: string): string {
   return `#!/bin/sh
 # gaxx-agent supervisor for hosts without systemd: restarts the agent when it fails.
 export GAXX_ENV=production
+${envLines('export ')}
 umask 077
 while :; do
   ${cmd}

@@ -1,5 +1,5 @@
 /**
- * The bundled agent (dist/bundle/gaxx-agent.mjs, one file) and its installation into a
+ * The bundled agent (dist/bundle/gaxx-agent.mjs and the files beside it that it loads) and its installation into a
  * directory the agent user can read. A checkout or a GAXX_HOME under a private directory
  * (root's home is 0700) cannot be read by `nobody`, so local agents never run from there: they
  * run from a copy, as bootstrap runs them from an uploaded copy on a VM.
@@ -16,6 +16,34 @@ import { GaxxError, packageVersion } from '../../proto/index.js';
 export const AGENT_BUNDLE_FILE = 'gaxx-agent.mjs';
 /** The agent's task launcher, beside the agent bundle (the agent spawns tasks from it). */
 export const LAUNCHER_BUNDLE_FILE = 'gaxx-launcher.mjs';
+/**
+ * What goes with the agent's entry, from beside it: the task launcher, the agent itself
+ * (gaxx-agent.cjs, which the entry loads through vendor-load.cjs) and its V8 code cache, made
+ * by the build and used only when it fits the Node that runs it.
+ */
+export const AGENT_COMPANION_FILES: readonly string[] = [LAUNCHER_BUNDLE_FILE, 'gaxx-agent.cjs', 'gaxx-agent.cjs.v8cache', 'vendor-load.cjs'];
+
+/**
+ * Node flags every agent is started with (bootstrap's unit and supervisor, the local provider,
+ * the test helper). --use-openssl-ca: an agent trusts its fleet CA only, which every TLS context
+ * it makes names, so the public roots bundled with Node are never consulted; yet Node 20 parses
+ * all of them (~25 ms of CPU, a good part of the agent's start) when the first context is given
+ * a CA. With OpenSSL's default store in their place that step costs what opening that store
+ * costs (~2 ms with Node's own builds). The trust of every agent endpoint is unchanged: a peer
+ * must chain to the fleet CA.
+ */
+export const AGENT_NODE_FLAGS: readonly string[] = ['--use-openssl-ca'];
+
+/**
+ * Environment every agent is started with, beside what each starter sets (PATH, GAXX_ENV).
+ * MALLOC_ARENA_MAX=2: glibc gives each thread that allocates (libuv's pool, V8's helpers) an
+ * arena of its own, up to 8 per core, and keeps what is freed in them, so after thousands of
+ * tasks an agent stays well above its idle RSS. Two arenas cut that excess by about a third to a
+ * half (npm run bench:footprint, with and without --no-agent-env). This is the agent's own
+ * allocator only: tasks get a clean environment, in which the agent refuses MALLOC_* and
+ * GLIBC_TUNABLES.
+ */
+export const AGENT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 
 /**
  * The agent bundle that belongs to this code: beside the CLI bundle's chunks, in dist/bundle
@@ -48,7 +76,7 @@ export interface InstallAgentOptions {
 }
 
 /**
- * Copies the agent bundle (and its task launcher) into a directory every user can read but
+ * Copies the agent bundle (and its companion files) into a directory every user can read but
  * only we can write (0755/0644), atomically (write then rename), and returns the installed
  * agent's path. Safe to
  * call from parallel processes: they write the same bytes.
@@ -76,11 +104,13 @@ function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** The agent bundle and, when the build made one, the launcher beside it. */
+/** The agent bundle and the companion files the build made beside it. */
 function agentFiles(source: string): Array<{ name: string; bytes: Buffer; hash: string }> {
-  const launcher = join(dirname(source), LAUNCHER_BUNDLE_FILE);
   const files = [{ name: AGENT_BUNDLE_FILE, bytes: readFileSync(source) }];
-  if (existsSync(launcher)) files.push({ name: LAUNCHER_BUNDLE_FILE, bytes: readFileSync(launcher) });
+  for (const name of AGENT_COMPANION_FILES) {
+    const p = join(dirname(source), name);
+    if (existsSync(p)) files.push({ name, bytes: readFileSync(p) });
+  }
   return files.map((f) => ({ ...f, hash: sha256(f.bytes) }));
 }
 

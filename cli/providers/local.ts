@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { FleetCa, REVOCATION_FILE, writeCertDir, writeFileAtomic } from '../../certs/index.js';
 import { GaxxError } from '../../proto/index.js';
-import { agentBundlePath, installAgentBundle } from './agent-bundle.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS, agentBundlePath, installAgentBundle } from './agent-bundle.js';
 import { waitForListening, waitForExit, isAgentProcess } from './local-process.js';
 import { fleetTag, hasFleetTag, type CreateRequest, type DestroyOutcome, type Instance, type Provider, type ProviderSettings } from './types.js';
 
@@ -248,6 +248,7 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
   const log = join(dir, 'agent.log');
   const fd = openSync(log, 'w', 0o600);
   const args = [
+    ...AGENT_NODE_FLAGS,
     bundle,
     '--listen',
     `${address}:${o.port}`,
@@ -269,7 +270,7 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ['ignore', fd, fd],
-    env: { PATH: o.path },
+    env: { PATH: o.path, ...AGENT_ENV },
     ...(isRoot() ? { uid: LOCAL_AGENT_UID, gid: LOCAL_AGENT_GID } : {}),
   });
   closeSync(fd);

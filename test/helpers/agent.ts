@@ -12,7 +12,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, st
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { agentBundlePath, installAgentBundle } from '../../cli/providers/agent-bundle.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS, agentBundlePath, installAgentBundle } from '../../cli/providers/agent-bundle.js';
 
 export const AGENT_UID = 65534;
 export const AGENT_GID = 65534;
@@ -53,7 +53,7 @@ export interface StartAgentOptions {
   certsDir: string;
   /** Default: a fresh dir beside certsDir. */
   dataDir?: string;
-  /** Extra environment (the agent gets only PATH and this, plus GAXX_ENV when given). */
+  /** Extra environment (the agent gets only PATH, AGENT_ENV and this, plus GAXX_ENV when given). */
   env?: Record<string, string>;
   /** Extra flags after the defaults (later flags win). Defaults: --listen 127.0.0.1:0, --shutdown-grace 2s. */
   args?: string[];
@@ -63,6 +63,12 @@ export interface StartAgentOptions {
   metrics?: boolean;
   /** The agent bundle to install and run (default: the checkout's dist/bundle/gaxx-agent.mjs). */
   agentBundle?: string;
+  /** An agent entry to run where it is, not installed (e.g. the tsc build's dist/agent/main.js); wins over agentBundle. */
+  entry?: string;
+  /** Node's flags for the agent (default AGENT_NODE_FLAGS, as every agent is started). */
+  nodeFlags?: readonly string[];
+  /** The environment every agent gets (default AGENT_ENV); `env` adds to it. */
+  agentEnv?: Readonly<Record<string, string>>;
   /**
    * The agent makes its own dirs from `dataDir` (required then), as in production: the helper
    * neither creates nor chowns them and passes no --audit-log or --state-dir. For tests of a
@@ -127,8 +133,9 @@ function agentDirs(o: StartAgentOptions, drop: boolean): { dataDir: string; audi
 function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; auditLog: string; out: { text: string } } {
   const drop = !o.asRoot && process.getuid?.() === 0;
   const { dataDir, auditLog, flags } = agentDirs(o, drop);
-  const main = o.agentBundle ? installAgentBundle({ source: o.agentBundle }) : agentMain();
-  const args = [main, '--listen', '127.0.0.1:0', '--certs', o.certsDir, ...flags];
+  const main = o.entry ?? (o.agentBundle ? installAgentBundle({ source: o.agentBundle }) : agentMain());
+  // Started as bootstrap and the local provider start agents: with the same Node flags.
+  const args = [...(o.nodeFlags ?? AGENT_NODE_FLAGS), main, '--listen', '127.0.0.1:0', '--certs', o.certsDir, ...flags];
   args.push('--shutdown-grace', '2s');
   // Tests let tasks write marker files anywhere under the temp dir (the agent's own dirs stay
   // hidden from them); production agents have no writable dir but a task's work dir.
@@ -136,7 +143,7 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; a
   if (o.metrics ?? true) args.push('--metrics-listen', '127.0.0.1:0');
   args.push(...(o.args ?? []));
   const child = spawn(process.execPath, args, {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...o.env },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(o.agentEnv ?? AGENT_ENV), ...o.env },
     stdio: ['ignore', 'ignore', 'pipe'],
     ...(drop ? { uid: AGENT_UID, gid: AGENT_GID } : {}),
   });

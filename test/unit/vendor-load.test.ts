@@ -1,0 +1,86 @@
+// scripts/vendor-load.cjs loads the CLI's vendor files and the agent with their V8 code caches.
+// A cache is used only for the very file it was made from: a cache made from another file of
+// the same length (V8 itself compares only lengths), a file that is no cache of ours (such as a
+// bare V8 cache), or none at all, and the file is compiled from its source and works the same.
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Script } from 'node:vm';
+import { afterAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../helpers/agent.js';
+
+interface VendorLoad {
+  loadVendor(name: string): { value: number };
+  cacheStatus(name: string): string | undefined;
+  writeCache(file: string): void;
+  wrapped(text: string): string;
+}
+
+const root = mkdtempSync(join(tmpdir(), 'gaxx-vendor-load-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** Sources that differ in one digit only: the same length. */
+const source = (n: number) => `'use strict';\nfunction twice(x) { return x * 2; }\nmodule.exports = { value: twice(${n}) };\n`;
+
+/** A fresh dir holding a copy of vendor-load.cjs and `files`; that copy, loaded (one per dir). */
+function dirWith(files: Record<string, string | Buffer>): { dir: string; vl: VendorLoad } {
+  const dir = mkdtempSync(join(root, 'd-'));
+  copyFileSync(join(repoRoot(), 'scripts', 'vendor-load.cjs'), join(dir, 'vendor-load.cjs'));
+  for (const [name, data] of Object.entries(files)) writeFileSync(join(dir, name), data);
+  return { dir, vl: createRequire(join(dir, 'index.cjs'))('./vendor-load.cjs') as VendorLoad };
+}
+
+/** The cache file vendor-load writes for source(n), as the build makes it. */
+function cacheOf(n: number): Buffer {
+  const { dir, vl } = dirWith({ 'm.cjs': source(n) });
+  expect(vl.loadVendor('m.cjs').value).toBe(n * 2);
+  vl.writeCache(join(dir, 'm.cjs'));
+  return readFileSync(join(dir, 'm.cjs.v8cache'));
+}
+
+describe('vendor-load code caches', () => {
+  it('a cache made from another file of the same length is not used; the file still loads', () => {
+    const { vl } = dirWith({ 'm.cjs': source(3), 'm.cjs.v8cache': cacheOf(1) });
+    expect(vl.loadVendor('m.cjs').value).toBe(6);
+    expect(vl.cacheStatus('m.cjs')).toBe('stale');
+  });
+
+  it('a bare V8 cache without our header is not used', () => {
+    const bare = new Script(source(1), { filename: 'm.cjs' }).createCachedData();
+    const { vl } = dirWith({ 'm.cjs': source(1), 'm.cjs.v8cache': bare });
+    expect(vl.loadVendor('m.cjs').value).toBe(2);
+    expect(vl.cacheStatus('m.cjs')).toBe('foreign');
+  });
+
+  it('without a cache the file loads', () => {
+    const { vl } = dirWith({ 'm.cjs': source(2) });
+    expect(vl.loadVendor('m.cjs').value).toBe(4);
+    expect(vl.cacheStatus('m.cjs')).toBe('missing');
+  });
+
+  it('a cache made from the same file is used', () => {
+    const { vl } = dirWith({ 'm.cjs': source(1), 'm.cjs.v8cache': cacheOf(1) });
+    expect(vl.loadVendor('m.cjs').value).toBe(2);
+    expect(vl.cacheStatus('m.cjs')).toBe('used');
+  });
+
+  it('a file the build wrapped (the agent) loads as it is, and with its cache', () => {
+    const wrappedText = dirWith({}).vl.wrapped(source(5));
+    const made = dirWith({ 'w.cjs': wrappedText });
+    expect(made.vl.loadVendor('w.cjs').value).toBe(10);
+    made.vl.writeCache(join(made.dir, 'w.cjs'));
+    const { vl } = dirWith({ 'w.cjs': wrappedText, 'w.cjs.v8cache': readFileSync(join(made.dir, 'w.cjs.v8cache')) });
+    expect(vl.loadVendor('w.cjs').value).toBe(10);
+    expect(vl.cacheStatus('w.cjs')).toBe('used');
+  });
+
+  it('a cache V8 refuses (damaged data behind a matching header) is reported and the file still loads', () => {
+    const cache = cacheOf(1);
+    // V8's own header follows ours (16 bytes of magic, 32 of SHA-256): zeroed, V8 rejects the data.
+    cache.fill(0, 48, 64);
+    const { vl } = dirWith({ 'm.cjs': source(1), 'm.cjs.v8cache': cache });
+    expect(vl.loadVendor('m.cjs').value).toBe(2);
+    expect(vl.cacheStatus('m.cjs')).toBe('rejected');
+  });
+});
