@@ -22,7 +22,6 @@ import { StagedCertArea } from './files/cert-area.js';
 import { startTransport, type AgentTransport } from './transport/server.js';
 import { createAgentService, toServiceError } from './service.js';
 import { TaskRegistry } from './exec/tasks.js';
-import { warmTemplate } from './exec/exec.js';
 import { taskLaunch, taskSandbox, tasksRefusal } from './exec/task-launch.js';
 import { collectGarbage } from './observe/collect-garbage.js';
 
@@ -284,9 +283,6 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   if (refuseTasks) log.error({ code: refuseTasks.code }, refuseTasks.message);
   else if (launch.sandbox.kind === 'none')
     log.warn({ unsafeNoIsolation: config.unsafeNoIsolation }, "tasks run WITHOUT isolation, with the agent's privileges");
-  // Once serving: the first tasks find sandboxes ready.
-  const warm = refuseTasks ? undefined : warmTemplate(launch, confine);
-  if (warm) launch.runner.prewarm(warm);
   return {
     grpcPort: transport.port,
     metricsPort: http.metricsPort,

@@ -28,8 +28,9 @@ const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX
   --task-limits JSON            per-task limits, e.g. '{"cpuSeconds":3600,"addressSpaceBytes":4294967296,"processes":1024}'
   --state-dir DIR               the agent's own state, hidden from tasks (default beside the data dir: <data-dir>-state)
   --bwrap PATH                  bubblewrap, the task sandbox (default /usr/bin/bwrap)
-  --warm-sandboxes N            sandboxes kept started ahead of tasks, so a task need not wait for its
-                                own (default 2; 0: none). Used by tasks with a scratch work dir.
+  --warm-sandboxes N            sandboxes kept started ahead of tasks (from the first task on), so a
+                                task need not wait for its own (default 2; 0: none). Used by tasks
+                                with a scratch work dir.
   --task-writable DIR[:DIR]     dirs tasks may write besides their work dir (default none; / is read-only)
   --unsafe-no-isolation         run tasks WITHOUT a sandbox, with the agent's privileges (audited at start);
                                 without it, a production agent on a host that cannot sandbox refuses tasks

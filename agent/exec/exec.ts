@@ -73,7 +73,7 @@ function confined(argv: string[], c: Confinement | undefined, name: string): str
  * sandbox, or limits without one (the prlimit exec is then off the task's path); limits that are
  * the same for every task (a systemd scope is one per task).
  */
-export function warmTemplate(launch: LaunchContext | undefined, confine: Confinement | undefined): WarmTemplate | undefined {
+function warmTemplate(launch: LaunchContext | undefined, confine: Confinement | undefined): WarmTemplate | undefined {
   const iso = launch?.sandbox;
   const w = launch?.warm;
   if (!iso || !w || w.count <= 0 || confine?.isolation.kind === 'systemd-scope') return undefined;

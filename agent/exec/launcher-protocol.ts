@@ -16,8 +16,6 @@ export const FRAME = {
   STDERR: 5,
   /** launcher -> agent: head { code, signal } */
   EXIT: 6,
-  /** agent -> launcher: head WarmTemplate (task number 0): keep sandboxes of this kind started ahead */
-  PREWARM: 7,
 } as const;
 
 /**

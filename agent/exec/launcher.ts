@@ -8,14 +8,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { GaxxError } from '../../proto/index.js';
-import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead, type WarmTemplate } from './launcher-protocol.js';
+import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead } from './launcher-protocol.js';
 import { spawnOne, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
 
 /** Starts task processes; a Launcher or the in-process fallback. */
 export interface TaskRunner {
   spawn(head: SpawnHead, body: Buffer, ev: SpawnEvents): SpawnedProcess;
-  /** Starts sandboxes of `t` ahead of tasks (runners without a pool ignore it). */
-  prewarm(t: WarmTemplate): void;
   close(): void;
 }
 
@@ -93,10 +91,6 @@ export class Launcher implements TaskRunner {
     };
   }
 
-  prewarm(t: WarmTemplate): void {
-    this.send(this.ensure(), encodeFrame(FRAME.PREWARM, 0, t));
-  }
-
   /** Frames of one tick go to the launcher in one write (tasks often arrive together). */
   private send(child: ChildProcess, frame: Buffer): void {
     const stdin = child.stdin;
@@ -129,6 +123,5 @@ export const inProcessRunner: TaskRunner = {
     });
     return { signal: (phase) => (proc ? proc.signal(phase) : (early = phase)) };
   },
-  prewarm: () => undefined,
   close: () => undefined,
 };

@@ -10,8 +10,10 @@
  * task's work dir (the bind mount inside follows the directory, so inside and out the task sees
  * `<tasks>/<taskId>` writable and nothing else), writes the task's env and argv as a script on
  * fd 4 and its stdin on fd 0, and dash execs the task. The pid, process group, signals and exit
- * code are those of a cold start. A task that finds none ready starts cold; the pool is topped up
- * after every take, and only the newest template is kept warm (an older one is ended). Without a
+ * code are those of a cold start. A task that finds none ready starts cold; the pool is filled
+ * from an agent's first task on (so an agent's start costs no more: on a shared machine a fleet's
+ * start-up would pay for every agent's pool at once) and topped up after every take; only the
+ * newest template is kept warm (an older one is ended). Without a
  * sandbox the agent (--unsafe-no-isolation) the same is done for the limits' prlimit alone.
  *
  * Only dash runs the script: it exports nothing of its own (bash adds SHLVL, PWD and _) and has no

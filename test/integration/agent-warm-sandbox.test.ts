@@ -3,12 +3,12 @@
 // its own scratch dir, its exact env, argv, stdin, exit status and signal; a task with a work dir
 // of its own starts cold; warm dirs left by a killed agent are removed; and the warm sandboxes go
 // with the agent.
-import { mkdirSync, readdirSync, readlinkSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readlinkSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
 import { useAgentWorld } from '../helpers/agent-world.js';
-import { execCollect, exitOf, rawAgentClient } from '../helpers/grpc.js';
+import { execCollect, exitOf, rawAgentClient, type RawClients } from '../helpers/grpc.js';
 import { metricValue, scrapeMetrics } from '../helpers/metrics.js';
 
 const w = useAgentWorld('gaxx-warm');
@@ -32,7 +32,12 @@ function readyWarmDirs(a: AgentProcess): string[] {
   return dirs;
 }
 
-async function oneReady(a: AgentProcess): Promise<string> {
+/** The agent's warm dirs, set up or not. */
+const warmDirs = (a: AgentProcess) => (existsSync(tasksDir(a)) ? readdirSync(tasksDir(a)).filter((d) => d.startsWith('+warm-')) : []);
+
+/** A ready warm dir; an agent fills its pool from its first task on, so one is run first when none is there (or `prime`). */
+async function oneReady(a: AgentProcess, c: RawClients, prime = warmDirs(a).length === 0): Promise<string> {
+  if (prime) expect(exitOf(await execCollect(c.agent, { taskId: `prime-${++n}`, argv: ['/bin/true'] }))?.code).toBe(0);
   return vi.waitFor(
     () => {
       const d = readyWarmDirs(a)[0];
@@ -48,9 +53,9 @@ async function oneReady(a: AgentProcess): Promise<string> {
  * attempt started warm (the metric says so); returns the inodes of the dirs ready before it. On a
  * loaded machine the launcher may not have read a ready sandbox's signal when the task comes.
  */
-async function untilWarm(a: AgentProcess, attempt: (i: number) => Promise<string>): Promise<{ work: string; ready: Set<number> }> {
+async function untilWarm(a: AgentProcess, c: RawClients, attempt: (i: number) => Promise<string>): Promise<{ work: string; ready: Set<number> }> {
   for (let i = 0; i < 10; i++) {
-    await oneReady(a);
+    await oneReady(a, c);
     const ready = new Set(readyWarmDirs(a).map((d) => statSync(d).ino));
     const before = await warmStarts(a);
     const work = await attempt(i);
@@ -74,7 +79,7 @@ describe('a task that finds a sandbox ready', () => {
       '$HOME',
       '*',
     ];
-    const { work, ready } = await untilWarm(w.agent, async () => {
+    const { work, ready } = await untilWarm(w.agent, w.op, async () => {
       const taskId = `warm-${++n}`;
       const r = await execCollect(w.op.agent, { taskId, argv, env: { QUOTED: 'a\'b"c$d`e`', MULTI: 'x\ny' }, stdin: Buffer.from('from stdin\n') });
       expect(exitOf(r)?.code).toBe(0);
@@ -103,16 +108,16 @@ describe('a task that finds a sandbox ready', () => {
   });
 
   it('reports its exit code and the signal that ended it', async () => {
-    await oneReady(w.agent);
+    await oneReady(w.agent, w.op);
     const coded = await execCollect(w.op.agent, { taskId: `warm-${++n}`, argv: ['/bin/sh', '-c', 'exit 7'] });
     expect(exitOf(coded)).toMatchObject({ code: 7, signal: '' });
-    await oneReady(w.agent);
+    await oneReady(w.agent, w.op);
     const killed = await execCollect(w.op.agent, { taskId: `warm-${++n}`, argv: ['/bin/sh', '-c', 'kill -TERM $$'] });
     expect(exitOf(killed)?.signal).toBe('SIGTERM');
   });
 
   it('reports a missing command as a spawn error, as a cold start does', async () => {
-    await oneReady(w.agent);
+    await oneReady(w.agent, w.op);
     const r = await execCollect(w.op.agent, { taskId: `warm-${++n}`, argv: ['no-such-command-here'] });
     expect(exitOf(r)?.code).toBe(127);
     expect(exitOf(r)?.error).toMatch(/ENOENT/);
@@ -121,7 +126,7 @@ describe('a task that finds a sandbox ready', () => {
 
 describe('a task with a work dir of its own', () => {
   it('starts cold and runs there', async () => {
-    await oneReady(w.agent);
+    await oneReady(w.agent, w.op);
     const before = await warmStarts(w.agent);
     mkdirSync(join(w.agent.dataDir, 'mine'), { recursive: true });
     const r = await execCollect(w.op.agent, { taskId: `cold-${++n}`, argv: ['/bin/pwd'], workDir: 'mine' });
@@ -134,7 +139,11 @@ describe('warm sandboxes and the agent', () => {
   it('are removed with their dirs when the agent is killed, and stale dirs are swept at the next start', async () => {
     const certsDir = w.pki.agent.dir;
     const victim = await startAgent({ certsDir, metrics: false });
-    const warm = await oneReady(victim);
+    // None before the first task: an agent's start stays as cheap as without them.
+    expect(warmDirs(victim)).toEqual([]);
+    const vc = rawAgentClient(victim.address, w.pki.clients.operator.dir);
+    const warm = await oneReady(victim, vc);
+    vc.close();
     victim.kill('SIGKILL');
     await victim.exited;
     await vi.waitFor(() => expect(readyWarmDirs(victim)).toEqual([]), { timeout: 15_000, interval: 50 });
@@ -142,7 +151,10 @@ describe('warm sandboxes and the agent', () => {
     mkdirSync(join(tasksDir(victim), '+warm-stale'), { recursive: true });
     writeFileSync(join(tasksDir(victim), '+warm-stale', 'left'), '');
     const again = await startAgent({ certsDir, metrics: false, dataDir: victim.dataDir });
-    await oneReady(again);
+    const ac = rawAgentClient(again.address, w.pki.clients.operator.dir);
+    // Its dirs are stale ones, not a pool: a first task fills it.
+    await oneReady(again, ac, true);
+    ac.close();
     const names = readdirSync(tasksDir(again));
     expect(names).not.toContain('+warm-stale');
     expect(names).not.toContain(warm.slice(warm.lastIndexOf('/') + 1));
@@ -152,7 +164,7 @@ describe('warm sandboxes and the agent', () => {
   it('without a sandbox (--unsafe-no-isolation) keep the limits started ahead the same way', async () => {
     const unsafe = await startAgent({ certsDir: w.pki.agent.dir, args: ['--unsafe-no-isolation', '--task-limits', '{"isolation":"rlimit","cpuSeconds":60}'] });
     const c = rawAgentClient(unsafe.address, w.pki.clients.operator.dir);
-    await untilWarm(unsafe, async (i) => {
+    await untilWarm(unsafe, c, async (i) => {
       const taskId = `unsafe-${i}`;
       const r = await execCollect(c.agent, { taskId, argv: ['/bin/sh', '-c', 'ulimit -t; printf "<<"; env -0; printf ">>"'], env: { ONE: '1' } });
       const work = join(tasksDir(unsafe), taskId);
