@@ -8,7 +8,7 @@
  * Every process is tracked; call stopAllAgents() in afterAll.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -220,4 +220,12 @@ export async function stopAllAgents(): Promise<void> {
   const t = setTimeout(() => all.forEach((c) => c.kill('SIGKILL')), 8000);
   await Promise.all(all.map(exitPromise));
   clearTimeout(t);
+}
+
+/** The agent's audit log, one object per JSON line. */
+export function auditEvents(auditLog: string): Array<Record<string, unknown>> {
+  return readFileSync(auditLog, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { auditEvents as readAudit, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { execStarted, exitOf, putFile, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
 import { taskGate } from '../helpers/gate.js';
 import { issueCertDir, makePki, type Pki, type PkiCertDir } from '../helpers/pki.js';
@@ -21,11 +21,7 @@ let auditPath: string;
 let bob: PkiCertDir;
 
 const info = (c: RawClients) => unary<object, InfoResponse__Output>((req, md, opts, cb) => c.agent.Info(req, md, opts, cb), {});
-const auditEvents = () =>
-  readFileSync(auditPath, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+const auditEvents = () => readAudit(auditPath);
 
 function until(cond: () => boolean, ms = 10_000): Promise<void> {
   const t0 = Date.now();

@@ -11,10 +11,10 @@ import { connect as tlsConnect } from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseCertificate, secureContextOptions } from '../../certs/index.js';
 import type { CreateCsrResponse__Output, InfoResponse__Output, SignedTarget } from '../../proto/index.js';
-import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { auditEvents, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, exitOf, putFile, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
 import { issueCertDir, makePki, type Pki, type PkiCertDir } from '../helpers/pki.js';
 import { Markers, rawSigner, signedExec } from '../helpers/signed.js';
@@ -48,21 +48,6 @@ afterAll(async () => {
   await stopAllAgents();
   rmSync(dir, { recursive: true, force: true });
 });
-
-const auditEvents = (a: AgentProcess) =>
-  readFileSync(a.auditLog, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-
-/** Resolves once `cond` holds (the agent writes its audit line when a reload is done); fails after `ms`. */
-function until(cond: () => boolean, ms = 20_000): Promise<void> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = () => (cond() ? resolve() : Date.now() - t0 > ms ? reject(new Error('condition not met in time')) : setTimeout(tick, 50));
-    tick();
-  });
-}
 
 /**
  * A raw TLS handshake to the agent with `certDir`'s credentials: what the client saw, read at
@@ -168,7 +153,13 @@ describe('an RSA-keyed agent (bootstrapped before EC leaves)', () => {
     const fresh = await pki.ca.issueForCsr(csr.value.csrPem, { identity: { role: 'agent', fleet: 'test', host: 'h9' }, hosts: ['127.0.0.1', 'localhost'] });
     expect(parseCertificate(fresh.certPem).publicKey.asymmetricKeyType).toBe('ec');
     expect((await putFile(op.agent, { path: 'cert.pem', area: 'FILE_AREA_CERTS' }, Buffer.from(fresh.certPem))).ok).toBe(true);
-    await until(() => auditEvents(rsaAgent).some((e) => e.event === 'cert_reload' && e.ok === true && e.serial === fresh.serial));
+    await vi.waitFor(
+      () => expect(auditEvents(rsaAgent.auditLog).some((e) => e.event === 'cert_reload' && e.ok === true && e.serial === fresh.serial)).toBe(true),
+      {
+        timeout: 20_000,
+        interval: 50,
+      },
+    );
     // A new connection gets the renewed certificate, whose key the agent made and kept.
     const next = rawAgentClient(rsaAgent.address, pki.clients.operator.dir);
     try {
