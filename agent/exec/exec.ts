@@ -11,7 +11,7 @@ import type { Exit } from '../../proto/index.js';
 import { inProcessRunner, type TaskRunner } from './launcher.js';
 import type { SpawnHead, WarmTemplate } from './launcher-protocol.js';
 import { classifyExit, limitedArgv, TailBuffer, type Confinement } from './limits.js';
-import { encodeArgs, sandboxArgv, sandboxMounts, sandboxOptions, type Sandbox, type SandboxPaths } from './sandbox.js';
+import { encodeArgs, sandboxArgv, sandboxMounts, sandboxOptions, type Sandbox, type SandboxMounts, type SandboxPaths } from './sandbox.js';
 
 /** What exec needs to run a validated request. */
 export interface ExecSpec {
@@ -73,15 +73,13 @@ function confined(argv: string[], c: Confinement | undefined, name: string): str
  * sandbox, or limits without one (the prlimit exec is then off the task's path); limits that are
  * the same for every task (a systemd scope is one per task).
  */
-function warmTemplate(launch: LaunchContext | undefined, confine: Confinement | undefined): WarmTemplate | undefined {
+function warmTemplate(launch: LaunchContext | undefined, confine: Confinement | undefined, mounts: SandboxMounts | undefined): WarmTemplate | undefined {
   const iso = launch?.sandbox;
   const w = launch?.warm;
   if (!iso || !w || w.count <= 0 || confine?.isolation.kind === 'systemd-scope') return undefined;
-  const sandboxed = iso.kind === 'bwrap';
-  const [file, ...args] = confined(sandboxed ? sandboxArgv(iso, []) : [], confine, 'gaxx-task');
+  const [file, ...args] = confined(iso.kind === 'bwrap' ? sandboxArgv(iso, []) : [], confine, 'gaxx-task');
   // Unsandboxed and unlimited, a task is one exec either way: nothing to start ahead.
   if (file === undefined) return undefined;
-  const mounts = sandboxed ? sandboxMounts(iso, launch.paths) : undefined;
   return { file, args, env: { PATH: BASE_PATH }, mounts, tasksDir: w.tasksDir, count: w.count };
 }
 
@@ -92,8 +90,10 @@ function launchPlan(spec: ExecSpec, env: Record<string, string>): { head: SpawnH
   const inner = sandboxed ? sandboxArgv(iso, spec.argv) : spec.argv;
   const argv = confined(inner, spec.confine, `gaxx-task-${spec.taskId}`);
   const wrapped = argv !== spec.argv;
-  const fd3 = sandboxed && spec.launch ? encodeArgs(sandboxOptions(iso, spec.launch.paths, spec.cwd, env)) : Buffer.alloc(0);
-  const template = spec.scratch ? warmTemplate(spec.launch, spec.confine) : undefined;
+  // The sandbox's mounts, once: for this task's options and for the sandboxes started ahead.
+  const mounts = sandboxed && spec.launch ? sandboxMounts(iso, spec.launch.paths) : undefined;
+  const fd3 = mounts ? encodeArgs(sandboxOptions(mounts, spec.cwd, env)) : Buffer.alloc(0);
+  const template = spec.scratch ? warmTemplate(spec.launch, spec.confine, mounts) : undefined;
   const head: SpawnHead = {
     file: argv[0] as string,
     args: argv.slice(1),

@@ -67,8 +67,7 @@ function takeWarm(h: SpawnHead, body: Buffer, ev: SpawnEvents): SpawnedProcess |
   if (h.probe && !commandExists(h.probe.argv0, h.probe.path, h.cwd)) return undefined;
   const p = pools.take(h.warm, h.cwd, body.subarray(h.fd3Bytes), ev);
   // Topped up after this tick's frames went out.
-  const template = h.warm.template;
-  setImmediate(() => pools.prewarm(template));
+  setImmediate(() => pools.topUp());
   return p;
 }
 

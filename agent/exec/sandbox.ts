@@ -60,7 +60,7 @@ export async function detectSandbox(bwrapPath = '/usr/bin/bwrap'): Promise<Sandb
   };
 }
 
-/** How long a directory's existence is taken as known (sandboxOptions runs once per task). */
+/** How long a directory's existence is taken as known (sandboxMounts runs once per task). */
 const EXISTS_TTL_MS = 1000;
 const existence = new Map<string, { at: number; exists: boolean }>();
 
@@ -103,8 +103,8 @@ export function mountOptions(m: SandboxMounts, cwd: string): string[] {
  * never appear on a command line other users can read. The env is set inside (`--clearenv`,
  * `--setenv`), so nothing in it reaches bwrap or prlimit themselves.
  */
-export function sandboxOptions(s: Extract<Sandbox, { kind: 'bwrap' }>, paths: SandboxPaths, cwd: string, env: Record<string, string>): string[] {
-  const o = mountOptions(sandboxMounts(s, paths), cwd);
+export function sandboxOptions(mounts: SandboxMounts, cwd: string, env: Record<string, string>): string[] {
+  const o = mountOptions(mounts, cwd);
   for (const [k, v] of Object.entries(env)) o.push('--setenv', k, v);
   return o;
 }

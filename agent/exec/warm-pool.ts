@@ -71,29 +71,24 @@ export class WarmPools {
 
   constructor(private readonly onDisabled: (why: string) => void = () => undefined) {}
 
-  /** How many are started and ready now (for tests and the bench). */
-  get readyCount(): number {
-    return this.idle.filter((w) => w.ready).length;
-  }
-
-  /** Keeps `t.count` sandboxes of `t` started; the sandboxes of another template are ended. */
-  prewarm(t: WarmTemplate): void {
+  /** Makes `t` the template kept warm; the sandboxes of another template are ended. */
+  private use(t: WarmTemplate): void {
     const key = JSON.stringify(t);
-    if (key !== this.key) {
-      this.drain();
-      this.key = key;
-      this.template = t;
-      this.failures = 0;
-    }
-    this.topUp();
+    if (key === this.key) return;
+    this.drain();
+    this.key = key;
+    this.template = t;
+    this.failures = 0;
   }
 
   /**
    * Runs `task` in a ready sandbox with its work dir renamed to `cwd`; undefined (nothing done)
-   * when none is ready or the task cannot go warm, and the caller starts it cold.
+   * when none is ready or the task cannot go warm, and the caller starts it cold. The task's
+   * template becomes the one kept warm (topUp fills it).
    */
   take(task: WarmTask, cwd: string, stdin: Buffer, ev: SpawnEvents): SpawnedProcess | undefined {
-    if (JSON.stringify(task.template) !== this.key || dirname(cwd) !== task.template.tasksDir) return undefined;
+    this.use(task.template);
+    if (dirname(cwd) !== task.template.tasksDir) return undefined;
     const script = taskScript(task.argv, task.env);
     if (script === undefined || Buffer.byteLength(script) > MAX_SCRIPT_BYTES || existsSync(cwd)) return undefined;
     const i = this.idle.findIndex((w) => w.ready);
