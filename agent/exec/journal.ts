@@ -42,8 +42,6 @@ type Line =
   | { t: 's'; id: string; k: string; pid: number; st: number; at: number }
   | { t: 'x'; id: string; exit: TaskExit; at: number; out: Array<[0 | 1, string]>; dropped: boolean };
 
-export { processStartTicks };
-
 /** The pids in process group `pgid` (scans /proc; empty when none or not Linux). */
 function groupMembers(pgid: number): number[] {
   let pids: string[];

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import type { ExecEvent, Exit } from '../../proto/index.js';
 import { startExec, type ExecHandle, type ExecSink, type ExecSpec, type KillReason } from './exec.js';
 import { LOST_IN_RESTART } from '../../proto/index.js';
-import { processStartTicks, sweepLostGroup, TaskJournal, type JournalEntry } from './journal.js';
+import { sweepLostGroup, TaskJournal, type JournalEntry } from './journal.js';
+import { processStartTicks } from './proc-stat.js';
 
 export type TaskExit = Parameters<ExecSink['exit']>[0];
 
