@@ -72,6 +72,11 @@ export async function expectHardened(host: TestHost, rootKeyPath: string): Promi
   expect((await host.exec(['sudo', '-n', 'true'])).code).toBe(0);
   expect(await methodsOffered(host, 'gx')).toEqual(['publickey']);
   expect(await rootLogin(host, rootKeyPath)).toBe('UNAUTHENTICATED');
+  await expectFirewalled(host);
+}
+
+/** The firewall loaded: deny by default, 22/8088/9091 only from the controller, nothing of :6060; the agent listens on :8088 only. */
+export async function expectFirewalled(host: TestHost): Promise<void> {
   const rules = (await host.sh('nft list table inet gaxx')).stdout;
   expect(rules).toContain('policy drop');
   expect(rules).toMatch(new RegExp(`ip saddr ${host.controllerAddress.replace(/\./g, '\\.')} tcp dport \\{ 22, 8088, 9091 \\} accept`));
