@@ -65,15 +65,27 @@ function takeWarm(h: SpawnHead, body: Buffer, ev: SpawnEvents): SpawnedProcess |
   if (!h.warm) return undefined;
   // A missing command is reported by the cold start, as ever.
   if (h.probe && !commandExists(h.probe.argv0, h.probe.path, h.cwd)) return undefined;
-  const p = pools.take(h.warm, h.cwd, body.subarray(h.fd3Bytes), ev);
-  // Topped up after this tick's frames went out.
-  setImmediate(() => pools.topUp());
-  return p;
+  return pools.take(h.warm, h.cwd, body.subarray(h.fd3Bytes), ev);
 }
+
+/**
+ * Refilling the pool forks here, and a fork holds this loop until the child has exec'd: done
+ * while a task that just took a sandbox runs, it would hold back that task's exit. So the pool
+ * is topped up once the task has ended (its exit frame out first), or after REFILL_AFTER_MS if
+ * it is still running then.
+ */
+const REFILL_AFTER_MS = 20;
 
 function onSpawn(f: Frame): void {
   const h = f.head as SpawnHead;
   let exited = false;
+  /** A task that may use the pool tops it up when it ends, or after REFILL_AFTER_MS. */
+  let refill: NodeJS.Timeout | undefined;
+  const topUpNow = () => {
+    clearTimeout(refill);
+    refill = undefined;
+    setImmediate(() => pools.topUp());
+  };
   early.delete(f.id);
   const ev: SpawnEvents = {
     started: (pid, error, startTicks, warm) => send(FRAME.STARTED, f.id, { pid, error, startTicks, ...(warm ? { warm } : {}) }),
@@ -83,8 +95,10 @@ function onSpawn(f: Frame): void {
       procs.delete(f.id);
       early.delete(f.id);
       send(FRAME.EXIT, f.id, { code, signal });
+      if (refill) topUpNow();
     },
   };
+  if (h.warm) refill = setTimeout(topUpNow, REFILL_AFTER_MS);
   const warm = takeWarm(h, f.body, ev);
   if (warm) {
     if (!exited) procs.set(f.id, warm);

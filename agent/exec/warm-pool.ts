@@ -12,9 +12,10 @@
  * fd 4 and its stdin on fd 0, and dash execs the task. The pid, process group, signals and exit
  * code are those of a cold start. A task that finds none ready starts cold; the pool is filled
  * from an agent's first task on (so an agent's start costs no more: on a shared machine a fleet's
- * start-up would pay for every agent's pool at once) and topped up after every take; only the
- * newest template is kept warm (an older one is ended). Without a
- * sandbox the agent (--unsafe-no-isolation) the same is done for the limits' prlimit alone.
+ * start-up would pay for every agent's pool at once) and topped up by the launcher as each task
+ * ends, or once it has run a little while (launcher-main.ts); only the newest template is kept
+ * warm (an older one is ended). Without a sandbox (--unsafe-no-isolation) the same is done for
+ * the limits' prlimit alone.
  *
  * Only dash runs the script: it exports nothing of its own (bash adds SHLVL, PWD and _) and has no
  * read-only variables a task's env could trip over.

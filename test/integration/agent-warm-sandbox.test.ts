@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
 import { useAgentWorld } from '../helpers/agent-world.js';
-import { execCollect, exitOf, rawAgentClient, type RawClients } from '../helpers/grpc.js';
+import { execCollect, execStarted, exitOf, rawAgentClient, type ExecResult, type RawClients } from '../helpers/grpc.js';
+import { taskGate, type TaskGate } from '../helpers/gate.js';
 import { metricValue, scrapeMetrics } from '../helpers/metrics.js';
 
 const w = useAgentWorld('gaxx-warm');
@@ -64,6 +65,35 @@ async function untilWarm(a: AgentProcess, c: RawClients, attempt: (i: number) =>
   throw new Error('no task found a warm sandbox ready in 10 tries');
 }
 
+/** Waits until the agent's pool (2 sandboxes by default) is full and set up. */
+async function fullPool(a: AgentProcess, count = 2): Promise<void> {
+  await vi.waitFor(
+    () => {
+      const ready = readyWarmDirs(a).length;
+      if (ready !== count) throw new Error(`${ready} of ${count} warm sandboxes ready`);
+    },
+    { timeout: 15_000, interval: 20 },
+  );
+}
+
+/** Starts a task that waits at a gate, on a full pool, until one starts warm: its call's result, whether it ended, its gate. */
+async function untilWarmRunning(a: AgentProcess, c: RawClients): Promise<{ result: Promise<ExecResult>; ended: () => boolean; gate: TaskGate }> {
+  for (let i = 0; i < 10; i++) {
+    await oneReady(a, c);
+    await fullPool(a);
+    const before = await warmStarts(a);
+    const gate = taskGate();
+    const run = await execStarted(c.agent, { taskId: `long-${++n}`, argv: ['/bin/sh', '-c', gate.wait] });
+    let ended = false;
+    void run.result.then(() => (ended = true));
+    if ((await warmStarts(a)) === before + 1) return { result: run.result, ended: () => ended, gate };
+    gate.open();
+    await run.result;
+    gate.remove();
+  }
+  throw new Error('no task found a warm sandbox ready in 10 tries');
+}
+
 const warmStarts = async (a: AgentProcess) =>
   metricValue(await scrapeMetrics(a.metricsPort as number, w.pki.clients.operator.dir), 'gaxx_agent_warm_starts_total');
 
@@ -114,6 +144,19 @@ describe('a task that finds a sandbox ready', () => {
     await oneReady(w.agent, w.op);
     const killed = await execCollect(w.op.agent, { taskId: `warm-${++n}`, argv: ['/bin/sh', '-c', 'kill -TERM $$'] });
     expect(exitOf(killed)?.signal).toBe('SIGTERM');
+  });
+
+  it('has the sandbox it took replaced while it still runs', async () => {
+    const run = await untilWarmRunning(w.agent, w.op);
+    try {
+      // The pool (2 by default) is full again beside the running task, not only once it ends.
+      await fullPool(w.agent);
+      expect(run.ended()).toBe(false);
+    } finally {
+      run.gate.open();
+    }
+    expect(exitOf(await run.result)?.code).toBe(0);
+    run.gate.remove();
   });
 
   it('reports a missing command as a spawn error, as a cold start does', async () => {
