@@ -39,16 +39,11 @@ export const AGENT_NODE_FLAGS: readonly string[] = ['--use-openssl-ca'];
  * MALLOC_ARENA_MAX=2: glibc gives each thread that allocates (libuv's pool, V8's helpers) an
  * arena of its own, up to 8 per core, and keeps what is freed in them, so after thousands of
  * tasks an agent stays well above its idle RSS. Two arenas cut that excess by about a third to a
- * half (npm run bench:footprint, with and without --no-agent-env).
- * MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_ at 128 KiB: glibc's default raises both as
- * soon as a large block is freed (up to 32 MiB for mmap, twice that for trimming), after which
- * a busy spell leaves MiBs free but held at the top of its heaps. Fixed, freed memory
- * above 128 KiB goes back to the system: after 10,000 tasks and their expiry an agent is back
- * within 1.09-1.12x its idle RSS, against 1.17-1.20x without (bench:footprint, same runs).
- * This is the agent's own allocator only: tasks get a clean environment, in which the agent
- * refuses MALLOC_* and GLIBC_TUNABLES.
+ * half (npm run bench:footprint, with and without --no-agent-env). This is the agent's own
+ * allocator only: tasks get a clean environment, in which the agent refuses MALLOC_* and
+ * GLIBC_TUNABLES.
  */
-export const AGENT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072', MALLOC_MMAP_THRESHOLD_: '131072' };
+export const AGENT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 
 /**
  * The agent bundle that belongs to this code: beside the CLI bundle's chunks, in dist/bundle
