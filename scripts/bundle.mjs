@@ -150,13 +150,18 @@ cpSync(join(root, 'scripts', 'vendor-load.cjs'), join(out, 'vendor-load.cjs'));
 const cached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out], { stdio: 'inherit' });
 if (cached.status !== 0) throw new Error('making the vendor code caches failed');
 // The agent's, by starting it once: with the environment agents run with (PATH) and no V8 flags,
-// since V8 refuses a cache made under other V8 flags.
-// Its log is shown only when that fails.
-const agentCached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out, '--agent'], {
-  stdio: ['ignore', 'inherit', 'pipe'],
-  env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-  timeout: 120_000,
-});
+// since V8 refuses a cache made under other V8 flags. It listens on a port found free just
+// before, which another process may take in between: a failed start is tried again (3 times in
+// all, each on a new port). Its log is shown only when the last one fails.
+let agentCached;
+for (let attempt = 1; attempt <= 3; attempt++) {
+  agentCached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out, '--agent'], {
+    stdio: ['ignore', 'inherit', 'pipe'],
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    timeout: 120_000,
+  });
+  if (agentCached.status === 0) break;
+}
 if (agentCached.status !== 0) throw new Error(`making the agent code cache failed:\n${agentCached.stderr?.toString() ?? agentCached.error}`);
 // The dashboard's page and uPlot, in ./assets beside the chunks (scheduler/ui/assets.ts reads
 // them relative to its own module).

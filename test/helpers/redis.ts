@@ -48,6 +48,14 @@ async function freePort(): Promise<number> {
   });
 }
 
+function redisLog(dir: string): string {
+  try {
+    return readFileSync(join(dir, 'redis.log'), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 async function exited(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return true;
   return Promise.race([new Promise<boolean>((r) => child.once('exit', () => r(true))), sleep(ms).then(() => false)]);
@@ -58,34 +66,36 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
   const dir = mkdtempSync(join(tmpdir(), 'gxr-'));
   const tcp = opts.tcp || opts.tls !== undefined;
   const socketPath = tcp ? undefined : join(dir, 'redis.sock');
-  const port = tcp ? await freePort() : undefined;
-  const tlsLines = opts.tls
-    ? [
-        'port 0',
-        `tls-port ${port}`,
-        `tls-cert-file ${opts.tls.certFile}`,
-        `tls-key-file ${opts.tls.keyFile}`,
-        `tls-ca-cert-file ${opts.tls.caFile}`,
-        'tls-auth-clients no',
-      ]
-    : [];
+  let port: number | undefined;
   const conf = join(dir, 'redis.conf');
-  writeFileSync(
-    conf,
-    [
-      port ? `port ${port}` : 'port 0',
-      port ? 'bind 127.0.0.1' : `unixsocket ${socketPath}`,
-      ...(socketPath ? ['unixsocketperm 700'] : []),
-      `dir ${dir}`,
-      'appendonly yes',
-      `appendfsync ${opts.fsync ?? 'everysec'}`,
-      'save ""',
-      'maxmemory-policy noeviction',
-      `logfile ${join(dir, 'redis.log')}`,
-      ...tlsLines,
-      ...(opts.config ?? []),
-    ].join('\n') + '\n',
-  );
+  const writeConf = (): void => {
+    const tlsLines = opts.tls
+      ? [
+          'port 0',
+          `tls-port ${port}`,
+          `tls-cert-file ${opts.tls.certFile}`,
+          `tls-key-file ${opts.tls.keyFile}`,
+          `tls-ca-cert-file ${opts.tls.caFile}`,
+          'tls-auth-clients no',
+        ]
+      : [];
+    writeFileSync(
+      conf,
+      [
+        port ? `port ${port}` : 'port 0',
+        port ? 'bind 127.0.0.1' : `unixsocket ${socketPath}`,
+        ...(socketPath ? ['unixsocketperm 700'] : []),
+        `dir ${dir}`,
+        'appendonly yes',
+        `appendfsync ${opts.fsync ?? 'everysec'}`,
+        'save ""',
+        'maxmemory-policy noeviction',
+        `logfile ${join(dir, 'redis.log')}`,
+        ...tlsLines,
+        ...(opts.config ?? []),
+      ].join('\n') + '\n',
+    );
+  };
   let child: ChildProcess | undefined;
   const ping = (): Promise<string | null> => (socketPath ? socketCommand(socketPath, 'PING', 300) : tcpPing(port as number, opts.tls));
   const start = async (): Promise<void> => {
@@ -106,7 +116,19 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
     if (!(await exited(child, 5000))) child.kill('SIGKILL');
     await exited(child, 2000);
   };
-  await start();
+  // A port found free can be taken before redis binds it: a start that fails so is tried again
+  // on a new port (3 times in all). Restarts keep the port, as a real Redis coming back would.
+  for (let attempt = 1; ; attempt++) {
+    if (tcp) port = await freePort();
+    writeConf();
+    rmSync(join(dir, 'redis.log'), { force: true });
+    try {
+      await start();
+      break;
+    } catch (e) {
+      if (!tcp || attempt === 3 || !redisLog(dir).includes('Address already in use')) throw e;
+    }
+  }
   return {
     url: socketPath ? `unix://${socketPath}` : opts.tls ? `rediss://127.0.0.1:${port}?ca=${encodeURIComponent(opts.tls.caFile)}` : `redis://127.0.0.1:${port}`,
     dir,
