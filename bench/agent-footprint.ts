@@ -9,7 +9,8 @@
  * --env adds to the agent's environment (e.g. --env MALLOC_ARENA_MAX=1 to compare allocator
  * settings); --no-agent-env starts it without the allocator settings every agent gets
  * (AGENT_ENV), as before them. Besides RSS, its anonymous part (the heaps: V8's and malloc's) is
- * printed, from /proc/<pid>/status.
+ * printed, from /proc/<pid>/status, and split by where it lives (glibc's main arena, its other
+ * arenas, the rest: mostly V8), from /proc/<pid>/smaps.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -32,6 +33,36 @@ function rss(pid: number): number {
 function rssAnon(pid: number): number {
   const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** Where a process's anonymous memory lives, in MiB resident, from /proc/<pid>/smaps. */
+interface Heaps {
+  /** glibc's main arena (the brk heap, `[heap]`). */
+  mallocMain: number;
+  /** glibc's other arenas: anonymous mappings aligned to and at most HEAP_MAX_SIZE (64 MiB). */
+  mallocArenas: number;
+  /** Every other anonymous mapping: mostly V8's heap and code. */
+  otherAnon: number;
+}
+
+const ARENA_BYTES = 64n * 1024n * 1024n;
+
+function heapsOf(pid: number): Heaps {
+  const h: Heaps = { mallocMain: 0, mallocArenas: 0, otherAnon: 0 };
+  let kind: keyof Heaps | undefined;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (m) {
+      const start = BigInt(`0x${m[1]}`);
+      const size = BigInt(`0x${m[2]}`) - start;
+      const name = m[3] ?? '';
+      kind = name === '[heap]' ? 'mallocMain' : name !== '' ? undefined : start % ARENA_BYTES === 0n && size <= ARENA_BYTES ? 'mallocArenas' : 'otherAnon';
+      continue;
+    }
+    const rssKb = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rssKb && kind) h[kind] += Number(rssKb[1]) / 1024;
+  }
+  return h;
 }
 
 /** Median of 5 samples 200 ms apart (RSS moves with GC). */
@@ -75,6 +106,7 @@ async function main(): Promise<void> {
     const bare = await bareNodeRss();
     const idle = await settledRss(pid);
     const idleAnon = await settledRss(pid, rssAnon);
+    const idleHeaps = heapsOf(pid);
     let next = 0;
     let peak = 0;
     await Promise.all(
@@ -87,19 +119,23 @@ async function main(): Promise<void> {
     );
     const after = await settledRss(pid);
     const afterAnon = await settledRss(pid, rssAnon);
+    const afterHeaps = heapsOf(pid);
     let expired: number | undefined;
     let expiredAnon: number | undefined;
+    let expiredHeaps: Heaps | undefined;
     if (!values['no-expiry']) {
       process.stderr.write(`waiting ${Math.round(EXPIRY_WAIT_MS / 1000)} s for the finished tasks to expire...\n`);
       await sleep(EXPIRY_WAIT_MS);
       expired = await settledRss(pid);
       expiredAnon = await settledRss(pid, rssAnon);
+      expiredHeaps = heapsOf(pid);
     }
     client.close();
     const r = {
       tasks,
       env,
       anonMiB: { idle: idleAnon / MiB, afterTasks: afterAnon / MiB, afterExpiry: expiredAnon === undefined ? null : expiredAnon / MiB },
+      heapsMiB: { idle: idleHeaps, afterTasks: afterHeaps, afterExpiry: expiredHeaps ?? null },
       bareNodeMiB: bare / MiB,
       idleMiB: idle / MiB,
       peakMiB: peak / MiB,
@@ -117,6 +153,10 @@ async function main(): Promise<void> {
           `after ${tasks} finished tasks: ${f(r.afterTasksMiB)}  (${(r.afterTasksMiB / r.idleMiB).toFixed(2)}x idle)`,
           `after their entries expired:   ${f(r.afterExpiryMiB)}${r.afterExpiryMiB === null ? '' : `  (${(r.afterExpiryMiB / r.idleMiB).toFixed(2)}x idle)`}`,
           `anonymous part (heaps): idle ${f(r.anonMiB.idle)}, after tasks ${f(r.anonMiB.afterTasks)}, after expiry ${f(r.anonMiB.afterExpiry)}`,
+          ...(['mallocMain', 'mallocArenas', 'otherAnon'] as const).map(
+            (k) =>
+              `  ${{ mallocMain: "glibc's main arena", mallocArenas: "glibc's other arenas", otherAnon: 'other (V8 and the rest)' }[k].padEnd(24)} idle ${f(r.heapsMiB.idle[k])}, after tasks ${f(r.heapsMiB.afterTasks[k])}, after expiry ${f(r.heapsMiB.afterExpiry?.[k] ?? null)}`,
+          ),
         ].join('\n') + '\n',
       );
     }
