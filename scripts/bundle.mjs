@@ -151,8 +151,8 @@ const cached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.
 if (cached.status !== 0) throw new Error('making the vendor code caches failed');
 // The agent's, by starting it once: with the environment agents run with (PATH) and no V8 flags,
 // since V8 refuses a cache made under other V8 flags. It listens on a port found free just
-// before, which another process may take in between: a failed start is tried again (3 times in
-// all, each on a new port). Its log is shown only when the last one fails.
+// before, which another process may take in between: a start that finds it taken is tried again
+// (3 times in all, each on a new port). Its log is shown only when it fails.
 let agentCached;
 for (let attempt = 1; attempt <= 3; attempt++) {
   agentCached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out, '--agent'], {
@@ -160,7 +160,7 @@ for (let attempt = 1; attempt <= 3; attempt++) {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
     timeout: 120_000,
   });
-  if (agentCached.status === 0) break;
+  if (agentCached.status === 0 || !agentCached.stderr?.toString().includes('EADDRINUSE')) break;
 }
 if (agentCached.status !== 0) throw new Error(`making the agent code cache failed:\n${agentCached.stderr?.toString() ?? agentCached.error}`);
 // The dashboard's page and uPlot, in ./assets beside the chunks (scheduler/ui/assets.ts reads
