@@ -6,7 +6,6 @@
 // is the one gaxx recorded (and pinned) before the create, and that delete leaves no gaxx
 // instance (foreign ones untouched), no known_hosts entry and no agent process behind.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +19,7 @@ import { FakeVultr } from '../helpers/fake-vultr.js';
 import { testHostBackend } from '../helpers/test-host-backend.js';
 import { stopAllTestHosts, type TestHost } from '../helpers/test-host.js';
 import { expectHardened } from '../helpers/fleet-host-checks.js';
+import { freePort } from '../helpers/ports.js';
 
 const TOKEN = 'e2e-live-0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978';
 const LONG = 600_000;
@@ -64,17 +64,6 @@ async function runIdUn(agents: string[]): Promise<string[]> {
     .filter((l) => l.type === 'task');
   expect(lines.map((l) => l.outcome)).toEqual(agents.map(() => 'succeeded'));
   return lines.map((l) => (l.stdout ?? '').trim());
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 beforeAll(async () => {

@@ -4,11 +4,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { socketCommand } from '../../scheduler/redis/embedded-redis.js';
+import { freePort } from './ports.js';
 
 export interface TestRedis {
   url: string;
@@ -35,17 +35,6 @@ export interface TestRedisOptions {
   fsync?: 'always' | 'everysec';
   /** Serve TLS only, on a free loopback port, with these PEM files (client certs not required). */
   tls?: { certFile: string; keyFile: string; caFile: string };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
 }
 
 function redisLog(dir: string): string {

@@ -11,6 +11,7 @@ import { exitCodeFor, type ErrorCode, type HealthCheckRequest, type HealthCheckR
 import { runAgentExpectFailure, startAgent, stopAllAgents } from '../helpers/agent.js';
 import { execCollect, exitOf, rawAgentClient, unary } from '../helpers/grpc.js';
 import { taskGate } from '../helpers/gate.js';
+import { freePort } from '../helpers/ports.js';
 import { issueCertDir, makePki, type Pki } from '../helpers/pki.js';
 
 let dir: string;
@@ -32,15 +33,6 @@ afterAll(async () => {
   await stopAllAgents();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** A port nothing listens on (bound, then released). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 function copyCerts(name: string): string {
   const to = join(dir, name);
