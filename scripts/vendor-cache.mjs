@@ -47,8 +47,8 @@ async function vendorCaches() {
 async function useClients() {
   const { grpc, agent, health } = await clients();
   for (const service of [agent, health]) {
-    // insecure-ok: build time only; the client is made to compile grpc-js's code paths for the cache and closed before it connects.
-    new service('127.0.0.1:1', grpc.credentials.createInsecure()).close();
+    // Made only to compile grpc-js's client paths for the cache, and closed before it connects.
+    new service('127.0.0.1:1', grpc.credentials.createInsecure()).close(); // insecure-ok: build time only, never connects
   }
 }
 
