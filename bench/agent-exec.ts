@@ -139,14 +139,15 @@ const RATIOS: RatioSpec[] = [
   { of: 'flood', over: 'agent-exec' },
 ];
 
-const USAGE = `usage: node dist/bench/agent-exec.js [--iterations N] [--no-flood] [--no-agent-env] [--json]
+const USAGE = `usage: node dist/bench/agent-exec.js [--iterations N] [--no-flood] [--no-agent-env] [--fork-spawn] [--json]
   --iterations N  operations per in-flight level (default 1000; sequential: 30% of N, warm-up: 5%)
   --no-flood      skip the flood section (the longest; Exec/spawn figures do not need it)
   --no-agent-env  start the agents without the allocator settings every agent gets (AGENT_ENV), to compare
+  --fork-spawn    the agents' launchers start tasks through child_process (GAXX_SPAWN=node), not posix_spawn, to compare
   --json          print one JSON document instead of tables
 `;
 
-function parseFlags(argv: string[]): { iterations: number; json: boolean; flood: boolean; noAgentEnv: boolean } {
+function parseFlags(argv: string[]): { iterations: number; json: boolean; flood: boolean; noAgentEnv: boolean; forkSpawn: boolean } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -154,6 +155,7 @@ function parseFlags(argv: string[]): { iterations: number; json: boolean; flood:
       json: { type: 'boolean' },
       'no-flood': { type: 'boolean' },
       'no-agent-env': { type: 'boolean' },
+      'fork-spawn': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -164,7 +166,13 @@ function parseFlags(argv: string[]): { iterations: number; json: boolean; flood:
   }
   const iterations = Number(values.iterations ?? DEFAULT_ITERATIONS);
   if (!Number.isInteger(iterations) || iterations < 1 || iterations > 1_000_000) throw new Error(`--iterations must be an integer in 1..1000000\n${USAGE}`);
-  return { iterations, json: values.json ?? false, flood: values['no-flood'] !== true, noAgentEnv: values['no-agent-env'] === true };
+  return {
+    iterations,
+    json: values.json ?? false,
+    flood: values['no-flood'] !== true,
+    noAgentEnv: values['no-agent-env'] === true,
+    forkSpawn: values['fork-spawn'] === true,
+  };
 }
 
 /** Exec throughput as a share of bare spawn's, per in-flight level (issue targets: >= 80% / >= 60%). */
@@ -182,7 +190,7 @@ async function main(): Promise<void> {
   const loadStart = loadavg();
   const progress = (s: string) => process.stderr.write(`${s}\n`);
   progress(`starting agent (capacity ${AGENT_CAPACITY}) ...`);
-  const fixture = await startFixture({ capacity: AGENT_CAPACITY, noAgentEnv: flags.noAgentEnv });
+  const fixture = await startFixture({ capacity: AGENT_CAPACITY, noAgentEnv: flags.noAgentEnv, ...(flags.forkSpawn ? { env: { GAXX_SPAWN: 'node' } } : {}) });
   // Bounded even if something stalls below the per-call deadlines.
   const watchdogMs = 300_000 + plan.perLevel * plan.levels.length * 30;
   const watchdog = setTimeout(() => {

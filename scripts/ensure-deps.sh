@@ -4,7 +4,8 @@
 # iproute2, util-linux; nftables, bubblewrap and sudo, which bootstrap finds on a fresh VM and the
 # isolated test hosts borrow from this machine through their overlays). Says what to install
 # when it cannot do it itself. chromium runs the dashboard's browser tests, prometheus brings
-# promtool for the alert rules' tests.
+# promtool for the alert rules' tests. gcc and libc6-dev build the task launcher's posix_spawn
+# module (scripts/build-native.mjs; without them tasks are forked, more slowly).
 # --bench: also what bench:fanout compares against (pssh's parallel-ssh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ fi
 # Debian packages: binary -> package.
 declare -A need=([redis-server]=redis-server [sshd]=openssh-server [ssh]=openssh-client [ssh-keyscan]=openssh-client
   [ip]=iproute2 [prlimit]=util-linux [unshare]=util-linux [nsenter]=util-linux [nft]=nftables [bwrap]=bubblewrap [sudo]=sudo
-  [chromium]=chromium [promtool]=prometheus)
+  [chromium]=chromium [promtool]=prometheus [cc]=gcc)
 if [ "${1:-}" = "--bench" ]; then
   need+=([parallel-ssh]=pssh [ssh-keygen]=openssh-client)
 fi
@@ -32,6 +33,7 @@ missing=()
 for bin in "${!need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing+=("${need[$bin]}")
 done
+[ -f /usr/include/spawn.h ] || missing+=(libc6-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -42,8 +42,10 @@ export class Launcher implements TaskRunner {
     // Few threads: RLIMIT_NPROC counts the agent user's threads too, and the launcher needs one
     // helper thread at most.
     if (MAIN === undefined) throw new GaxxError('INTERNAL', 'the task launcher script is missing');
+    // GAXX_SPAWN=node: the launcher forks tasks through child_process (task-spawn.ts).
+    const spawnChoice = process.env.GAXX_SPAWN === 'node' ? { GAXX_SPAWN: 'node' } : {};
     const child = spawn(process.execPath, ['--max-old-space-size=64', '--v8-pool-size=1', MAIN], {
-      env: { UV_THREADPOOL_SIZE: '1' },
+      env: { UV_THREADPOOL_SIZE: '1', ...spawnChoice },
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     const decoder = new FrameDecoder();

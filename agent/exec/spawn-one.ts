@@ -3,12 +3,12 @@
  * where no launcher runs, as in unit tests). Kept free of the agent's modules so the launcher
  * stays small: its fork is cheap and its event loop does nothing else.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import { constants as osc } from 'node:os';
 import { commandExists } from './command-exists.js';
 import { processStartTicks } from './proc-stat.js';
 import type { SpawnHead } from './launcher-protocol.js';
+import { spawnTask, type TaskChild } from './task-spawn.js';
 
 /** What a started process reports. */
 export interface SpawnEvents {
@@ -73,8 +73,7 @@ function failed(ev: SpawnEvents, code: string, message: string): SpawnedProcess 
 export async function spawnOne(h: SpawnHead, body: Buffer, ev: SpawnEvents): Promise<SpawnedProcess> {
   if (h.mkdir) await mkdir(h.cwd, { recursive: true, mode: 0o700 }).catch(() => undefined);
   if (h.probe && !commandExists(h.probe.argv0, h.probe.path, h.cwd)) return failed(ev, 'ENOENT', `cannot start ${h.probe.argv0}: ENOENT`);
-  const stdio: Array<'pipe'> = h.fd3Bytes > 0 ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'];
-  const child = spawn(h.file, h.args, { cwd: h.cwd, env: h.env, detached: true, stdio });
+  const child = spawnTask(h.file, h.args, { cwd: h.cwd, env: h.env, fds: h.fd3Bytes > 0 ? 4 : 3 });
   const pid = child.pid ?? 0;
   let spawnError: NodeJS.ErrnoException | undefined;
   child.on('error', (e: NodeJS.ErrnoException) => (spawnError = e));
@@ -95,7 +94,7 @@ export async function spawnOne(h: SpawnHead, body: Buffer, ev: SpawnEvents): Pro
  * Feeds a started child its stdin, reports its output and end to `ev`, and returns its
  * controls; shared by cold starts (spawnOne) and sandboxes started ahead (warm-pool.ts).
  */
-export function watchChild(child: ChildProcess, pid: number, sandboxed: boolean, stdin: Buffer, ev: SpawnEvents): SpawnedProcess {
+export function watchChild(child: TaskChild, pid: number, sandboxed: boolean, stdin: Buffer, ev: SpawnEvents): SpawnedProcess {
   child.stdin?.on('error', () => undefined); // the command may exit without reading its stdin
   child.stdin?.end(stdin);
   child.stdout?.on('data', (d: Buffer) => ev.output('stdout', d));

@@ -20,7 +20,6 @@
  * Only dash runs the script: it exports nothing of its own (bash adds SHLVL, PWD and _) and has no
  * read-only variables a task's env could trip over.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -28,6 +27,7 @@ import type { WarmTask, WarmTemplate } from './launcher-protocol.js';
 import { processStartTicks } from './proc-stat.js';
 import { encodeArgs, mountOptions } from './sandbox.js';
 import { watchChild, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
+import { spawnTask, type TaskChild } from './task-spawn.js';
 
 /** Warm dirs are named with this prefix in the tasks dir: `+` is not allowed in a task id, so no scratch dir is ever one. */
 export const WARM_PREFIX = '+warm-';
@@ -54,7 +54,7 @@ export function taskScript(argv: readonly string[], env: Readonly<Record<string,
 }
 
 interface Warm {
-  child: ChildProcess;
+  child: TaskChild;
   pid: number;
   dir: string;
   ready: boolean;
@@ -149,7 +149,7 @@ export class WarmPools {
       this.fail(`cannot make a warm work dir in ${t.tasksDir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
       return false;
     }
-    const child = spawn(t.file, [...t.args, shell, '-c', INNER], { cwd: dir, env: t.env, detached: true, stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'] });
+    const child = spawnTask(t.file, [...t.args, shell, '-c', INNER], { cwd: dir, env: t.env, fds: 5 });
     child.on('error', () => undefined);
     for (const s of child.stdio) (s as NodeJS.EventEmitter | null)?.on('error', () => undefined);
     if (!child.pid) {

@@ -17,11 +17,22 @@ export const AGENT_BUNDLE_FILE = 'gaxx-agent.mjs';
 /** The agent's task launcher, beside the agent bundle (the agent spawns tasks from it). */
 export const LAUNCHER_BUNDLE_FILE = 'gaxx-launcher.mjs';
 /**
+ * The launcher's posix_spawn (agent/exec/native/gaxx-spawn.c), when the build had a C compiler.
+ * Built for the controller's platform: on a host where it does not load, the launcher forks.
+ */
+export const SPAWN_MODULE_FILE = 'gaxx-spawn.node';
+/**
  * What goes with the agent's entry, from beside it: the task launcher, the agent itself
  * (gaxx-agent.cjs, which the entry loads through vendor-load.cjs) and its V8 code cache, made
- * by the build and used only when it fits the Node that runs it.
+ * by the build and used only when it fits the Node that runs it, and the launcher's spawn module.
  */
-export const AGENT_COMPANION_FILES: readonly string[] = [LAUNCHER_BUNDLE_FILE, 'gaxx-agent.cjs', 'gaxx-agent.cjs.v8cache', 'vendor-load.cjs'];
+export const AGENT_COMPANION_FILES: readonly string[] = [
+  LAUNCHER_BUNDLE_FILE,
+  'gaxx-agent.cjs',
+  'gaxx-agent.cjs.v8cache',
+  'vendor-load.cjs',
+  SPAWN_MODULE_FILE,
+];
 
 /**
  * Node flags every agent is started with (bootstrap's unit and supervisor, the local provider,

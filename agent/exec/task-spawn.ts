@@ -1,0 +1,177 @@
+/**
+ * Starts a task's process (or a warm sandbox, warm-pool.ts) for the launcher: through
+ * gaxx-spawn.node, a posix_spawn that copies nothing of the launcher (native/gaxx-spawn.c), when
+ * the build made it and it loads on this host; else through child_process, which forks. Both give
+ * the same child: a new session and process group, the work dir, exactly the env given, every
+ * signal at its default and none blocked, and `fds` pipes as its fds 0.. (the launcher writes
+ * fds 0, 3 and 4 and reads fds 1 and 2).
+ *
+ * GAXX_SPAWN=node in the launcher's environment (the agent passes it on) makes it fork as before:
+ * for comparing the two, and for a host where the module misbehaves.
+ */
+import { spawn as forkSpawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { constants as fsc, accessSync, existsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { Socket } from 'node:net';
+import { constants as osc } from 'node:os';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { getSystemErrorName } from 'node:util';
+
+/** A started task process, as the launcher uses it (a ChildProcess is one). */
+export interface TaskChild extends EventEmitter {
+  /** Undefined when the spawn failed ('error' follows, with the errno's code). */
+  readonly pid?: number | undefined;
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  readonly stdio: ReadonlyArray<Writable | Readable | null | undefined>;
+}
+
+export interface TaskSpawnOptions {
+  cwd: string;
+  env: Record<string, string>;
+  /** Pipes for fds 0 .. fds-1 (3 to 5). */
+  fds: number;
+  /** Fork through child_process even where posix_spawn is there (tests compare the two). */
+  fork?: boolean;
+}
+
+interface SpawnModule {
+  spawn(
+    file: string,
+    argv: string[],
+    env: string[],
+    cwd: string,
+    modes: string,
+    onExit: (code: number | null, signal: number | null) => void,
+  ): number[] | number;
+  usable(): number;
+}
+
+/** Beside this module: dist/agent/exec/ of the tsc build, or dist/bundle/ beside the bundled launcher. */
+const MODULE_PATH = fileURLToPath(new URL('./gaxx-spawn.node', import.meta.url));
+
+function load(): { native?: SpawnModule; why: string } {
+  if (process.env.GAXX_SPAWN === 'node') return { why: 'GAXX_SPAWN=node' };
+  if (!existsSync(MODULE_PATH)) return { why: `${MODULE_PATH} was not built` };
+  try {
+    const native = createRequire(import.meta.url)(MODULE_PATH) as SpawnModule;
+    const err = native.usable();
+    if (err !== 0) return { why: `pidfds unavailable (${getSystemErrorName(-err)})` };
+    return { native, why: 'posix_spawn (gaxx-spawn.node)' };
+  } catch (e) {
+    return { why: `${MODULE_PATH} does not load here: ${(e as Error).message.split('\n')[0]}` };
+  }
+}
+
+/** Loaded on the first spawn: the agent, which imports this module too, never loads it. */
+let loaded: ReturnType<typeof load> | undefined;
+
+/** How tasks are spawned here, and why: 'posix_spawn (gaxx-spawn.node)' or why not. */
+export function spawnMethod(): { native: boolean; detail: string } {
+  loaded ??= load();
+  return { native: loaded.native !== undefined, detail: loaded.why };
+}
+
+const SIGNAL_NAMES = new Map(Object.entries(osc.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
+const MODES = 'wrrww';
+
+/**
+ * The file execvp would run for `file` with this PATH: itself when it names a path, else the
+ * first executable regular file in PATH; an errno code when there is none (EACCES when one was
+ * found but not executable, as execvp reports it).
+ */
+export function resolveCommand(file: string, path: string | undefined): string | { code: string } {
+  if (file.includes('/')) return file;
+  if (file === '') return { code: 'ENOENT' };
+  let denied = false;
+  for (const dir of (path ?? '/usr/local/bin:/usr/bin:/bin').split(':')) {
+    const p = join(dir || '.', file);
+    try {
+      if (!statSync(p).isFile()) continue;
+    } catch {
+      continue;
+    }
+    try {
+      accessSync(p, fsc.X_OK);
+      return p;
+    } catch {
+      denied = true;
+    }
+  }
+  return { code: denied ? 'EACCES' : 'ENOENT' };
+}
+
+/** A process started by gaxx-spawn.node, with ChildProcess's events: 'exit', then 'close' once its output pipes are drained. */
+class NativeChild extends EventEmitter implements TaskChild {
+  pid: number | undefined;
+  stdio: Array<Socket | null> = [];
+  private openReaders = 0;
+  private exit: [number | null, NodeJS.Signals | null] | undefined;
+
+  get stdin(): Socket | null {
+    return this.stdio[0] ?? null;
+  }
+  get stdout(): Socket | null {
+    return this.stdio[1] ?? null;
+  }
+  get stderr(): Socket | null {
+    return this.stdio[2] ?? null;
+  }
+
+  start(file: string, args: string[], o: TaskSpawnOptions, native: SpawnModule): void {
+    const env = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
+    const modes = MODES.slice(0, o.fds);
+    const found = resolveCommand(file, o.env.PATH);
+    let r: number[] | number = typeof found === 'string' ? native.spawn(found, [file, ...args], env, o.cwd, modes, (c, s) => this.exited(c, s)) : -1;
+    if (r === -osc.errno.ENOEXEC && typeof found === 'string') {
+      // No #! line: run it with sh, as execvp does.
+      r = native.spawn('/bin/sh', ['/bin/sh', found, ...args], env, o.cwd, modes, (c, s) => this.exited(c, s));
+    }
+    if (typeof r === 'number') {
+      const code = typeof found === 'string' ? getSystemErrorName(r) : found.code;
+      const e = Object.assign(new Error(`spawn ${file} ${code}`), { code, syscall: `spawn ${file}`, path: file, spawnargs: args });
+      process.nextTick(() => this.emit('error', e));
+      return;
+    }
+    this.pid = r[0];
+    this.stdio = r.slice(1).map((fd, i) => {
+      const reads = modes[i] === 'r';
+      const s = new Socket({ fd, readable: reads, writable: !reads });
+      if (reads) {
+        this.openReaders++;
+        s.once('close', () => {
+          this.openReaders--;
+          this.maybeClose();
+        });
+      }
+      return s;
+    });
+  }
+
+  private exited(code: number | null, signal: number | null): void {
+    this.exit = [code, signal === null ? null : (SIGNAL_NAMES.get(signal) ?? null)];
+    this.emit('exit', ...this.exit);
+    // As a ChildProcess does: output nobody reads is let through, so that 'close' comes.
+    for (const s of this.stdio) if (s?.readable && s.readableFlowing === null) s.resume();
+    this.maybeClose();
+  }
+
+  private maybeClose(): void {
+    if (this.exit && this.openReaders === 0) this.emit('close', ...this.exit);
+  }
+}
+
+/** Starts `file` (searched in opts.env.PATH when it names no path) with `args`. */
+export function spawnTask(file: string, args: string[], opts: TaskSpawnOptions): TaskChild {
+  loaded ??= load();
+  if (loaded.native && opts.fork !== true) {
+    const child = new NativeChild();
+    child.start(file, args, opts, loaded.native);
+    return child;
+  }
+  return forkSpawn(file, args, { cwd: opts.cwd, env: opts.env, detached: true, stdio: Array.from({ length: opts.fds }, () => 'pipe' as const) });
+}

@@ -1,0 +1,113 @@
+// The launcher's two ways of starting a task's process (agent/exec/task-spawn.ts), on the built
+// module (run `npm run build` first): posix_spawn through gaxx-spawn.node, and child_process's
+// fork. Both must give the same child: its exit code or signal, its output on its own pipes,
+// exactly the env and work dir given, a session of its own, no signal ignored or blocked, none
+// of the spawner's pipes, and the same errors for a command that cannot start.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { TaskChild, TaskSpawnOptions } from '../../agent/exec/task-spawn.js';
+
+const built = resolve(__dirname, '../../dist/agent/exec/task-spawn.js');
+const { spawnMethod, spawnTask } = (await import(built)) as typeof import('../../agent/exec/task-spawn.js');
+const dir = mkdtempSync(join(tmpdir(), 'gaxx-task-spawn-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Ran {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  events: string[];
+}
+
+/** Runs one process to its 'close'; `error` when it could not start. */
+function run(file: string, args: string[], o: Partial<TaskSpawnOptions> & { stdin?: string; fd3?: string } = {}): Promise<Ran | { error: string }> {
+  return new Promise((res) => {
+    const child: TaskChild = spawnTask(file, args, { cwd: dir, env: { PATH: '/usr/bin:/bin' }, fds: o.fd3 === undefined ? 3 : 4, ...o });
+    const r: Ran = { code: null, signal: null, stdout: '', stderr: '', events: [] };
+    child.on('error', (e: NodeJS.ErrnoException) => res({ error: e.code ?? e.message }));
+    if (!child.pid) return;
+    child.stdin?.end(o.stdin ?? '');
+    if (o.fd3 !== undefined) (child.stdio[3] as NodeJS.WritableStream).end(o.fd3);
+    child.stdout?.on('data', (d: Buffer) => (r.stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (r.stderr += d.toString()));
+    child.on('exit', () => r.events.push('exit'));
+    child.on('close', (code: number | null, signal: string | null) => {
+      r.events.push('close');
+      res({ ...r, code, signal });
+    });
+  });
+}
+
+async function ran(file: string, args: string[], o: Parameters<typeof run>[2] = {}): Promise<Ran> {
+  const r = await run(file, args, o);
+  if ('error' in r) throw new Error(`${file} did not start: ${r.error}`);
+  return r;
+}
+
+const hasCompiler = spawnSync(process.env.CC || 'cc', ['--version'], { stdio: 'ignore' }).status === 0;
+
+describe('task spawn', () => {
+  it('uses posix_spawn where the build had a C compiler (GAXX_SPAWN unset)', () => {
+    expect(process.env.GAXX_SPAWN).toBeUndefined();
+    if (!hasCompiler) return expect(spawnMethod().native).toBe(false);
+    expect(spawnMethod()).toEqual({ native: true, detail: 'posix_spawn (gaxx-spawn.node)' });
+  });
+
+  for (const fork of [false, true]) {
+    describe(fork ? 'through child_process' : 'through posix_spawn', () => {
+      const o = { fork };
+
+      it('gives the exit code, stdout and stderr on their own pipes, stdin and fd 3', async () => {
+        const r = await ran('sh', ['-c', 'cat; cat <&3 >&2; exit 3'], { ...o, stdin: 'in', fd3: 'three' });
+        expect(r).toEqual({ code: 3, signal: null, stdout: 'in', stderr: 'three', events: ['exit', 'close'] });
+      });
+
+      it('reports a death by signal by its name, and all output before close', async () => {
+        const r = await ran('sh', ['-c', 'head -c 1048576 /dev/zero; kill -TERM $$'], o);
+        expect([r.code, r.signal, r.stdout.length]).toEqual([null, 'SIGTERM', 1048576]);
+      });
+
+      it('gives exactly the env and work dir, a session of its own, no signal ignored or blocked, no other fd', async () => {
+        const script = 'env; pwd; cat /proc/$$/stat; grep -E "^Sig(Ign|Blk)" /proc/$$/status; ls -l /proc/$$/fd';
+        const r = await ran('sh', ['-c', script], {
+          ...o,
+          env: { PATH: '/usr/bin:/bin', ONLY: 'this' },
+        });
+        const lines = r.stdout.trim().split('\n');
+        expect(lines.filter((l) => /^[A-Z_]+=/.test(l) && !l.startsWith('PWD=')).sort()).toEqual(['ONLY=this', 'PATH=/usr/bin:/bin']);
+        expect(lines).toContain(dir);
+        const stat = (lines.find((l) => /^\d+ \(sh\)/.test(l)) ?? '').split(' ');
+        expect(stat[4]).toBe(stat[0]); // process group = pid
+        expect(stat[5]).toBe(stat[0]); // session = pid
+        expect(lines).toContain('SigIgn:\t0000000000000000');
+        expect(lines).toContain('SigBlk:\t0000000000000000');
+        const fds = lines.flatMap((l) => /\s(\d+) -> (.*)$/.exec(l)?.slice(1) ?? []);
+        const byFd = new Map(Array.from({ length: fds.length / 2 }, (_, i) => [Number(fds[2 * i]), fds[2 * i + 1] as string]));
+        expect([0, 1, 2].every((n) => byFd.has(n))).toBe(true);
+        // Beyond 0-2 only what this test's process was itself given without close-on-exec by
+        // whatever started it: none of the spawner's pipes.
+        for (const [n, target] of byFd) if (n > 2) expect(readlinkSync(`/proc/self/fd/${n}`)).toBe(target);
+      });
+
+      it('finds the command in the child’s PATH, and runs a script without #! with sh', async () => {
+        const bin = mkdtempSync(join(dir, 'bin-'));
+        writeFileSync(join(bin, 'hello'), 'echo hello from "$0"\n');
+        chmodSync(join(bin, 'hello'), 0o755);
+        const r = await ran('hello', [], { ...o, env: { PATH: bin } });
+        expect([r.code, r.stdout]).toEqual([0, `hello from ${join(bin, 'hello')}\n`]);
+      });
+
+      it('refuses what cannot start with the errno execvp gives: missing, not executable, no such work dir', async () => {
+        writeFileSync(join(dir, 'plain'), 'echo never\n', { mode: 0o644 });
+        expect(await run('no-such-command-here', [], o)).toEqual({ error: 'ENOENT' });
+        expect(await run(join(dir, 'plain'), [], o)).toEqual({ error: 'EACCES' });
+        expect(await run('plain', [], { ...o, env: { PATH: dir } })).toEqual({ error: 'EACCES' });
+        expect(await run('true', [], { ...o, cwd: join(dir, 'missing') })).toEqual({ error: 'ENOENT' });
+      });
+    });
+  }
+});
