@@ -10,7 +10,8 @@
  * settings); --no-agent-env starts it without the allocator settings every agent gets
  * (AGENT_ENV), as before them. Besides RSS, its anonymous part (the heaps: V8's and malloc's) is
  * printed, from /proc/<pid>/status, and split by where it lives (glibc's main arena, its other
- * arenas, the rest: mostly V8), from /proc/<pid>/smaps.
+ * arenas, the rest: mostly V8), from /proc/<pid>/smaps. And what the idle agent costs while it
+ * waits: its CPU time and its main thread's wake-ups (voluntary context switches) per second.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -65,6 +66,24 @@ function heapsOf(pid: number): Heaps {
   return h;
 }
 
+/** CPU time of `pid` (all threads, in clock ticks) and its main thread's voluntary context switches. */
+function idleCounters(pid: number): { ticks: number; wakeups: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const status = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
+  return { ticks: Number(fields[11]) + Number(fields[12]), wakeups: Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? NaN) };
+}
+
+/** CPU ms and main-thread wake-ups per second of an agent left alone for `ms`. */
+async function idleCost(pid: number, ms = 3000): Promise<{ cpuMsPerS: number; wakeupsPerS: number }> {
+  const a = idleCounters(pid);
+  const t0 = performance.now();
+  await sleep(ms);
+  const b = idleCounters(pid);
+  const s = (performance.now() - t0) / 1000;
+  return { cpuMsPerS: ((b.ticks - a.ticks) * 10) / s, wakeupsPerS: (b.wakeups - a.wakeups) / s };
+}
+
 /** Median of 5 samples 200 ms apart (RSS moves with GC). */
 async function settledRss(pid: number, of: (pid: number) => number = rss): Promise<number> {
   const xs: number[] = [];
@@ -107,6 +126,7 @@ async function main(): Promise<void> {
     const idle = await settledRss(pid);
     const idleAnon = await settledRss(pid, rssAnon);
     const idleHeaps = heapsOf(pid);
+    const idleCpu = await idleCost(pid);
     let next = 0;
     let peak = 0;
     await Promise.all(
@@ -136,6 +156,7 @@ async function main(): Promise<void> {
       env,
       anonMiB: { idle: idleAnon / MiB, afterTasks: afterAnon / MiB, afterExpiry: expiredAnon === undefined ? null : expiredAnon / MiB },
       heapsMiB: { idle: idleHeaps, afterTasks: afterHeaps, afterExpiry: expiredHeaps ?? null },
+      idle: idleCpu,
       bareNodeMiB: bare / MiB,
       idleMiB: idle / MiB,
       peakMiB: peak / MiB,
@@ -149,6 +170,7 @@ async function main(): Promise<void> {
         [
           `agent RSS (bare node: ${f(r.bareNodeMiB)})${values['no-agent-env'] ? ', without AGENT_ENV' : ''}${Object.keys(env).length ? `, agent env ${JSON.stringify(env)}` : ''}`,
           `idle:                          ${f(r.idleMiB)}  (${(r.idleMiB / r.bareNodeMiB).toFixed(2)}x bare node)`,
+          `idle cost:                     ${r.idle.cpuMsPerS.toFixed(1)} ms CPU/s, ${r.idle.wakeupsPerS.toFixed(0)} wake-ups/s of the main thread`,
           `peak while running ${tasks}:   ${f(r.peakMiB)}`,
           `after ${tasks} finished tasks: ${f(r.afterTasksMiB)}  (${(r.afterTasksMiB / r.idleMiB).toFixed(2)}x idle)`,
           `after their entries expired:   ${f(r.afterExpiryMiB)}${r.afterExpiryMiB === null ? '' : `  (${(r.afterExpiryMiB / r.idleMiB).toFixed(2)}x idle)`}`,

@@ -70,7 +70,9 @@ export class SchedulerMetrics {
         this.set(src().inflight?.() ?? 0);
       },
     });
-    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'gaxx_scheduler_' });
+    // Event-loop delay sampled every 100 ms, not every 10 (prom-client's default wakes the loop
+    // 100 times a second for nothing else), as the agents do.
+    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'gaxx_scheduler_', eventLoopMonitoringPrecision: 100 });
   }
 
   /** Where scrape-time gauges read from. */
