@@ -4,7 +4,7 @@
 # iproute2, util-linux; nftables, bubblewrap and sudo, which bootstrap finds on a fresh VM and the
 # isolated test hosts borrow from this machine through their overlays). Says what to install
 # when it cannot do it itself. chromium runs the dashboard's browser tests, prometheus brings
-# promtool for the alert rules' tests. gcc and libc6-dev build the task launcher's posix_spawn
+# promtool for the alert rules' tests. gcc and libc6-dev build the task launcher's spawn
 # module (scripts/build-native.mjs; without them tasks are forked, more slowly).
 # --bench: also what bench:fanout compares against (pssh's parallel-ssh).
 set -euo pipefail
@@ -33,7 +33,7 @@ missing=()
 for bin in "${!need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing+=("${need[$bin]}")
 done
-[ -f /usr/include/spawn.h ] || missing+=(libc6-dev)
+[ -f /usr/include/sys/resource.h ] || compgen -G '/usr/include/*/sys/resource.h' >/dev/null || missing+=(libc6-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

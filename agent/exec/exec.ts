@@ -10,7 +10,8 @@
 import type { Exit } from '../../proto/index.js';
 import { inProcessRunner, type TaskRunner } from './launcher.js';
 import type { SpawnHead, WarmTemplate } from './launcher-protocol.js';
-import { classifyExit, limitedArgv, TailBuffer, type Confinement } from './limits.js';
+import type { TaskRlimits } from './task-spawn.js';
+import { classifyExit, scopeArgv, TailBuffer, taskRlimits, type Confinement } from './limits.js';
 import { encodeArgs, sandboxArgv, sandboxMounts, sandboxOptions, type Sandbox, type SandboxMounts, type SandboxPaths } from './sandbox.js';
 
 /** What exec needs to run a validated request. */
@@ -63,24 +64,28 @@ export function taskEnv(cwd: string, extra: Record<string, string>): Record<stri
   return { PATH: BASE_PATH, HOME: cwd, LANG: 'C.UTF-8', ...extra };
 }
 
-/** The limits around a command, in the argv that starts it (`name`: a systemd scope's unit). */
-function confined(argv: string[], c: Confinement | undefined, name: string): string[] {
-  return c && c.isolation.kind !== 'none' ? limitedArgv(argv, c.limits, c.isolation, name) : argv;
+/**
+ * The limits around a command: the argv that starts it (in a systemd scope when there is one;
+ * `name`: the scope's unit) and the rlimits it starts with (set by the launcher's spawn).
+ */
+function confined(argv: string[], c: Confinement | undefined, name: string): { argv: string[]; rlimits: TaskRlimits | undefined } {
+  if (!c) return { argv, rlimits: undefined };
+  return { argv: c.isolation.kind === 'systemd-scope' ? scopeArgv(argv, c.limits, c.isolation, name) : argv, rlimits: taskRlimits(c.limits, c.isolation) };
 }
 
 /**
  * How a task's process for this launch is started ahead of it (warm-pool.ts), when it may be: a
- * sandbox, or limits without one (the prlimit exec is then off the task's path); limits that are
- * the same for every task (a systemd scope is one per task).
+ * sandbox, or limits without one (the spawn is then off the task's path); limits that are the
+ * same for every task (a systemd scope is one per task).
  */
 function warmTemplate(launch: LaunchContext | undefined, confine: Confinement | undefined, mounts: SandboxMounts | undefined): WarmTemplate | undefined {
   const iso = launch?.sandbox;
   const w = launch?.warm;
   if (!iso || !w || w.count <= 0 || confine?.isolation.kind === 'systemd-scope') return undefined;
-  const [file, ...args] = confined(iso.kind === 'bwrap' ? sandboxArgv(iso, []) : [], confine, 'gaxx-task');
+  const { argv, rlimits } = confined(iso.kind === 'bwrap' ? sandboxArgv(iso, []) : [], confine, 'gaxx-task');
   // Unsandboxed and unlimited, a task is one exec either way: nothing to start ahead.
-  if (file === undefined) return undefined;
-  return { file, args, env: { PATH: BASE_PATH }, mounts, tasksDir: w.tasksDir, count: w.count };
+  if (argv.length === 0 && !rlimits) return undefined;
+  return { prefix: argv, rlimits, env: { PATH: BASE_PATH }, mounts, tasksDir: w.tasksDir, count: w.count };
 }
 
 /** The argv to start and its spawn head: limits outside, the sandbox (if any) inside them. */
@@ -88,8 +93,8 @@ function launchPlan(spec: ExecSpec, env: Record<string, string>): { head: SpawnH
   const iso = spec.launch?.sandbox;
   const sandboxed = iso?.kind === 'bwrap';
   const inner = sandboxed ? sandboxArgv(iso, spec.argv) : spec.argv;
-  const argv = confined(inner, spec.confine, `gaxx-task-${spec.taskId}`);
-  const wrapped = argv !== spec.argv;
+  const { argv, rlimits } = confined(inner, spec.confine, `gaxx-task-${spec.taskId}`);
+  const wrapped = argv !== spec.argv || rlimits !== undefined;
   // The sandbox's mounts, once: for this task's options and for the sandboxes started ahead.
   const mounts = sandboxed && spec.launch ? sandboxMounts(iso, spec.launch.paths) : undefined;
   const fd3 = mounts ? encodeArgs(sandboxOptions(mounts, spec.cwd, env)) : Buffer.alloc(0);
@@ -97,6 +102,7 @@ function launchPlan(spec: ExecSpec, env: Record<string, string>): { head: SpawnH
   const head: SpawnHead = {
     file: argv[0] as string,
     args: argv.slice(1),
+    rlimits,
     cwd: spec.cwd,
     // In the sandbox the task's env is set by bwrap; bwrap and prlimit get only a PATH.
     env: sandboxed ? { PATH: BASE_PATH } : env,

@@ -5,6 +5,8 @@
  * batched into as few frames and writes as possible by the sender.
  */
 
+import type { TaskRlimits } from './task-spawn.js';
+
 export const FRAME = {
   /** agent -> launcher: head SpawnHead, body = fd 3 bytes (sandbox options) + stdin, split by head.fd3Bytes */
   SPAWN: 1,
@@ -20,13 +22,13 @@ export const FRAME = {
 
 /**
  * How to start a task's process ahead of it (warm-pool.ts): the argv prefix that reads bwrap's
- * options on fd 3 (`[prlimit ...] bwrap --args 3 --`) and the mounts around the work dir; or,
- * without a sandbox, the limits' prefix alone (`prlimit ... --`).
+ * options on fd 3 (`bwrap --args 3 --`) and the mounts around the work dir, or none without a
+ * sandbox; and the rlimits it starts with.
  */
 export interface WarmTemplate {
-  file: string;
-  args: string[];
-  /** The env of the prefix (bwrap, prlimit): a PATH only; the task's own env goes on the pipe. */
+  prefix: string[];
+  rlimits?: TaskRlimits | undefined;
+  /** The env of the prefix (bwrap): a PATH only; the task's own env goes on the pipe. */
   env: Record<string, string>;
   /** The sandbox's mounts before and after the work dir (sandbox.ts); none: no sandbox. */
   mounts?: { before: string[]; after: string[] } | undefined;
@@ -47,6 +49,8 @@ export interface WarmTask {
 export interface SpawnHead {
   file: string;
   args: string[];
+  /** Resource limits the process starts with (set by the spawn, or by prlimit). */
+  rlimits?: TaskRlimits | undefined;
   cwd: string;
   env: Record<string, string>;
   /** Bytes of the body that go to the child's fd 3 (bwrap's options); the rest is stdin. */

@@ -15,6 +15,7 @@
 import { execFile } from 'node:child_process';
 import { z } from 'zod';
 import { commandExists } from './command-exists.js';
+import { prlimitArgv, type TaskRlimits } from './task-spawn.js';
 
 export { commandExists };
 
@@ -79,26 +80,42 @@ export async function detectIsolation(p: IsolationProbe): Promise<Isolation> {
 }
 
 /**
- * The argv that runs `argv` under `limits` with `isolation`: the program to spawn first. The
- * task keeps its own process group (the caller spawns it detached); prlimit and systemd-run
- * exec into the task, so the spawned pid is the task's.
+ * The rlimits a task starts with under `limits` and `isolation` (none without isolation). In a
+ * systemd scope only the CPU time: there the cgroup caps memory and tasks per task, and rlimits
+ * would only add the per-uid NPROC problem and break runtimes that reserve large address spaces.
  */
-export function limitedArgv(argv: string[], limits: TaskLimits, isolation: Isolation, unitName = 'gaxx-task'): string[] {
-  if (isolation.kind === 'none') return [...argv];
+export function taskRlimits(limits: TaskLimits, isolation: Isolation): TaskRlimits | undefined {
+  if (isolation.kind === 'none') return undefined;
   const scope = isolation.kind === 'systemd-scope';
-  const rl: string[] = [];
-  if (limits.cpuSeconds > 0) rl.push(`--cpu=${limits.cpuSeconds}:${limits.cpuSeconds + 2}`);
-  // In a scope the cgroup caps memory and tasks per task; rlimits would only add the per-uid
-  // NPROC problem and break runtimes that reserve large address spaces.
-  if (!scope && limits.addressSpaceBytes > 0) rl.push(`--as=${limits.addressSpaceBytes}`);
-  if (!scope && limits.processes > 0) rl.push(`--nproc=${limits.processes}`);
-  const inner = rl.length > 0 ? [isolation.prlimit, ...rl, '--', ...argv] : [...argv];
-  if (!scope) return inner;
+  const r: TaskRlimits = { prlimit: isolation.prlimit };
+  if (limits.cpuSeconds > 0) r.cpu = [limits.cpuSeconds, limits.cpuSeconds + 2];
+  if (!scope && limits.addressSpaceBytes > 0) r.as = limits.addressSpaceBytes;
+  if (!scope && limits.processes > 0) r.nproc = limits.processes;
+  return r.cpu || r.as !== undefined || r.nproc !== undefined ? r : undefined;
+}
+
+/**
+ * The argv that starts `argv` in its own systemd scope (MemoryMax, TasksMax) under a
+ * systemd-scope isolation; `argv` itself otherwise. systemd-run execs into the task, so the
+ * spawned pid is the task's, and rlimits set at the spawn (taskRlimits) reach the task.
+ */
+export function scopeArgv(argv: string[], limits: TaskLimits, isolation: Isolation, unitName = 'gaxx-task'): string[] {
+  if (isolation.kind !== 'systemd-scope') return [...argv];
   const props: string[] = [];
   if (limits.addressSpaceBytes > 0) props.push('-p', `MemoryMax=${limits.addressSpaceBytes}`, '-p', 'MemorySwapMax=0');
   if (limits.processes > 0) props.push('-p', `TasksMax=${limits.processes}`);
   const unit = `${unitName.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100)}-${process.hrtime.bigint().toString(36)}`;
-  return [isolation.systemdRun, '--user', '--scope', '--quiet', '--collect', `--unit=${unit}`, ...props, '--', ...inner];
+  return [isolation.systemdRun, '--user', '--scope', '--quiet', '--collect', `--unit=${unit}`, ...props, '--', ...argv];
+}
+
+/**
+ * The argv that runs `argv` under `limits` with `isolation` from a plain spawn: its scope, and
+ * prlimit for its rlimits. The task keeps its own process group (the caller spawns it
+ * detached); prlimit and systemd-run exec into the task, so the spawned pid is the task's.
+ */
+export function limitedArgv(argv: string[], limits: TaskLimits, isolation: Isolation, unitName = 'gaxx-task'): string[] {
+  const rl = taskRlimits(limits, isolation);
+  return scopeArgv(rl ? [...prlimitArgv(rl), ...argv] : argv, limits, isolation, unitName);
 }
 
 const MEMORY_HINTS = /out of memory|memory exhausted|cannot allocate memory|MemoryError|bad_alloc|ENOMEM|allocation failed/i;

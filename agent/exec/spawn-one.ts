@@ -73,7 +73,7 @@ function failed(ev: SpawnEvents, code: string, message: string): SpawnedProcess 
 export async function spawnOne(h: SpawnHead, body: Buffer, ev: SpawnEvents): Promise<SpawnedProcess> {
   if (h.mkdir) await mkdir(h.cwd, { recursive: true, mode: 0o700 }).catch(() => undefined);
   if (h.probe && !commandExists(h.probe.argv0, h.probe.path, h.cwd)) return failed(ev, 'ENOENT', `cannot start ${h.probe.argv0}: ENOENT`);
-  const child = spawnTask(h.file, h.args, { cwd: h.cwd, env: h.env, fds: h.fd3Bytes > 0 ? 4 : 3 });
+  const child = spawnTask(h.file, h.args, { cwd: h.cwd, env: h.env, fds: h.fd3Bytes > 0 ? 4 : 3, rlimits: h.rlimits });
   const pid = child.pid ?? 0;
   let spawnError: NodeJS.ErrnoException | undefined;
   child.on('error', (e: NodeJS.ErrnoException) => (spawnError = e));

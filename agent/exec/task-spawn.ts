@@ -1,10 +1,11 @@
 /**
  * Starts a task's process (or a warm sandbox, warm-pool.ts) for the launcher: through
- * gaxx-spawn.node, a posix_spawn that copies nothing of the launcher (native/gaxx-spawn.c), when
- * the build made it and it loads on this host; else through child_process, which forks. Both give
- * the same child: a new session and process group, the work dir, exactly the env given, every
- * signal at its default and none blocked, and `fds` pipes as its fds 0.. (the launcher writes
- * fds 0, 3 and 4 and reads fds 1 and 2).
+ * gaxx-spawn.node, a vfork spawn that copies nothing of the launcher and sets the task's
+ * rlimits itself (native/gaxx-spawn.c), when the build made it and it loads on this host; else
+ * through child_process, which forks, with prlimit(1) exec'd first for the rlimits. Both give the
+ * same child: a new session and process group, the work dir, exactly the env given, every signal
+ * at its default and none blocked, the rlimits, and `fds` pipes as its fds 0.. (the launcher
+ * writes fds 0, 3 and 4 and reads fds 1 and 2).
  *
  * GAXX_SPAWN=node in the launcher's environment (the agent passes it on) makes it fork as before:
  * for comparing the two, and for a host where the module misbehaves.
@@ -30,12 +31,44 @@ export interface TaskChild extends EventEmitter {
   readonly stdio: ReadonlyArray<Writable | Readable | null | undefined>;
 }
 
+/** Resource limits a task starts with (limits.ts), and the prlimit that sets them where the spawn cannot. */
+export interface TaskRlimits {
+  prlimit: string;
+  /** RLIMIT_CPU soft and hard, seconds. */
+  cpu?: [number, number] | undefined;
+  /** RLIMIT_AS, bytes. */
+  as?: number | undefined;
+  /** RLIMIT_NPROC. */
+  nproc?: number | undefined;
+}
+
+/** The prlimit(1) prefix that sets `r` and execs what follows it. */
+export function prlimitArgv(r: TaskRlimits): string[] {
+  const opts: string[] = [];
+  if (r.cpu) opts.push(`--cpu=${r.cpu[0]}:${r.cpu[1]}`);
+  if (r.as !== undefined) opts.push(`--as=${r.as}`);
+  if (r.nproc !== undefined) opts.push(`--nproc=${r.nproc}`);
+  return [r.prlimit, ...opts, '--'];
+}
+
+/** The native module's form: [kind (0 cpu, 1 as, 2 nproc), soft, hard]. */
+function nativeRlimits(r: TaskRlimits | undefined): Array<[number, number, number]> {
+  if (!r) return [];
+  const out: Array<[number, number, number]> = [];
+  if (r.cpu) out.push([0, r.cpu[0], r.cpu[1]]);
+  if (r.as !== undefined) out.push([1, r.as, r.as]);
+  if (r.nproc !== undefined) out.push([2, r.nproc, r.nproc]);
+  return out;
+}
+
 export interface TaskSpawnOptions {
   cwd: string;
   env: Record<string, string>;
   /** Pipes for fds 0 .. fds-1 (3 to 5). */
   fds: number;
-  /** Fork through child_process even where posix_spawn is there (tests compare the two). */
+  /** Set before the process execs (see TaskRlimits). */
+  rlimits?: TaskRlimits | undefined;
+  /** Fork through child_process even where the native spawn is there (tests compare the two). */
   fork?: boolean;
 }
 
@@ -46,6 +79,7 @@ interface SpawnModule {
     env: string[],
     cwd: string,
     modes: string,
+    rlimits: Array<[number, number, number]>,
     onExit: (code: number | null, signal: number | null) => void,
   ): number[] | number;
   usable(): number;
@@ -61,7 +95,7 @@ function load(): { native?: SpawnModule; why: string } {
     const native = createRequire(import.meta.url)(MODULE_PATH) as SpawnModule;
     const err = native.usable();
     if (err !== 0) return { why: `pidfds unavailable (${getSystemErrorName(-err)})` };
-    return { native, why: 'posix_spawn (gaxx-spawn.node)' };
+    return { native, why: 'vfork (gaxx-spawn.node)' };
   } catch (e) {
     return { why: `${MODULE_PATH} does not load here: ${(e as Error).message.split('\n')[0]}` };
   }
@@ -70,7 +104,7 @@ function load(): { native?: SpawnModule; why: string } {
 /** Loaded on the first spawn: the agent, which imports this module too, never loads it. */
 let loaded: ReturnType<typeof load> | undefined;
 
-/** How tasks are spawned here, and why: 'posix_spawn (gaxx-spawn.node)' or why not. */
+/** How tasks are spawned here, and why: 'vfork (gaxx-spawn.node)' or why not. */
 export function spawnMethod(): { native: boolean; detail: string } {
   loaded ??= load();
   return { native: loaded.native !== undefined, detail: loaded.why };
@@ -126,10 +160,11 @@ class NativeChild extends EventEmitter implements TaskChild {
     const env = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
     const modes = MODES.slice(0, o.fds);
     const found = resolveCommand(file, o.env.PATH);
-    let r: number[] | number = typeof found === 'string' ? native.spawn(found, [file, ...args], env, o.cwd, modes, (c, s) => this.exited(c, s)) : -1;
+    const limits = nativeRlimits(o.rlimits);
+    let r: number[] | number = typeof found === 'string' ? native.spawn(found, [file, ...args], env, o.cwd, modes, limits, (c, s) => this.exited(c, s)) : -1;
     if (r === -osc.errno.ENOEXEC && typeof found === 'string') {
       // No #! line: run it with sh, as execvp does.
-      r = native.spawn('/bin/sh', ['/bin/sh', found, ...args], env, o.cwd, modes, (c, s) => this.exited(c, s));
+      r = native.spawn('/bin/sh', ['/bin/sh', found, ...args], env, o.cwd, modes, limits, (c, s) => this.exited(c, s));
     }
     if (typeof r === 'number') {
       const code = typeof found === 'string' ? getSystemErrorName(r) : found.code;
@@ -173,5 +208,11 @@ export function spawnTask(file: string, args: string[], opts: TaskSpawnOptions):
     child.start(file, args, opts, loaded.native);
     return child;
   }
-  return forkSpawn(file, args, { cwd: opts.cwd, env: opts.env, detached: true, stdio: Array.from({ length: opts.fds }, () => 'pipe' as const) });
+  const argv = opts.rlimits ? [...prlimitArgv(opts.rlimits), file, ...args] : [file, ...args];
+  return forkSpawn(argv[0] as string, argv.slice(1), {
+    cwd: opts.cwd,
+    env: opts.env,
+    detached: true,
+    stdio: Array.from({ length: opts.fds }, () => 'pipe' as const),
+  });
 }

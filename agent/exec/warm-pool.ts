@@ -15,7 +15,7 @@
  * start-up would pay for every agent's pool at once) and topped up by the launcher as each task
  * ends, or once it has run a little while (launcher-main.ts); only the newest template is kept
  * warm (an older one is ended). Without a sandbox (--unsafe-no-isolation) the same is done for
- * the limits' prlimit alone.
+ * the limits alone: dash waits with the task's rlimits already set.
  *
  * Only dash runs the script: it exports nothing of its own (bash adds SHLVL, PWD and _) and has no
  * read-only variables a task's env could trip over.
@@ -149,12 +149,13 @@ export class WarmPools {
       this.fail(`cannot make a warm work dir in ${t.tasksDir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
       return false;
     }
-    const child = spawnTask(t.file, [...t.args, shell, '-c', INNER], { cwd: dir, env: t.env, fds: 5 });
+    const [file, ...args] = [...t.prefix, shell, '-c', INNER];
+    const child = spawnTask(file as string, args, { cwd: dir, env: t.env, fds: 5, rlimits: t.rlimits });
     child.on('error', () => undefined);
     for (const s of child.stdio) (s as NodeJS.EventEmitter | null)?.on('error', () => undefined);
     if (!child.pid) {
       rmSync(dir, { recursive: true, force: true });
-      this.fail(`cannot start ${t.file}`);
+      this.fail(`cannot start ${file}`);
       return false;
     }
     const w: Warm = { child, pid: child.pid, dir, ready: false, release: () => undefined };
@@ -168,7 +169,7 @@ export class WarmPools {
       const at = this.idle.indexOf(w);
       if (at >= 0) this.idle.splice(at, 1);
       rmSync(dir, { recursive: true, force: true });
-      if (!w.ready) this.fail(`a warm sandbox ended before it was ready (${t.file})`);
+      if (!w.ready) this.fail(`a warm sandbox ended before it was ready (${file})`);
     };
     child.stdout?.on('data', onData);
     child.on('exit', onExit);

@@ -1,10 +1,11 @@
 // The launcher's two ways of starting a task's process (agent/exec/task-spawn.ts), on the built
-// module (run `npm run build` first): posix_spawn through gaxx-spawn.node, and child_process's
-// fork. Both must give the same child: its exit code or signal, its output on its own pipes,
-// exactly the env and work dir given, a session of its own, no signal ignored or blocked, none
-// of the spawner's pipes, and the same errors for a command that cannot start.
+// module (run `npm run build` first): vfork and exec through gaxx-spawn.node, and child_process's
+// fork with prlimit. Both must give the same child: its exit code or signal, its output on its
+// own pipes, its rlimits, exactly the env and work dir given, a session of its own, no signal
+// ignored or blocked, none of the spawner's pipes, and the same errors for a command that
+// cannot start.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -51,14 +52,14 @@ async function ran(file: string, args: string[], o: Parameters<typeof run>[2] = 
 const hasCompiler = spawnSync(process.env.CC || 'cc', ['--version'], { stdio: 'ignore' }).status === 0;
 
 describe('task spawn', () => {
-  it('uses posix_spawn where the build had a C compiler (GAXX_SPAWN unset)', () => {
+  it('uses the native spawn where the build had a C compiler (GAXX_SPAWN unset)', () => {
     expect(process.env.GAXX_SPAWN).toBeUndefined();
     if (!hasCompiler) return expect(spawnMethod().native).toBe(false);
-    expect(spawnMethod()).toEqual({ native: true, detail: 'posix_spawn (gaxx-spawn.node)' });
+    expect(spawnMethod()).toEqual({ native: true, detail: 'vfork (gaxx-spawn.node)' });
   });
 
   for (const fork of [false, true]) {
-    describe(fork ? 'through child_process' : 'through posix_spawn', () => {
+    describe(fork ? 'through child_process' : 'through the native spawn', () => {
       const o = { fork };
 
       it('gives the exit code, stdout and stderr on their own pipes, stdin and fd 3', async () => {
@@ -72,7 +73,7 @@ describe('task spawn', () => {
       });
 
       it('gives exactly the env and work dir, a session of its own, no signal ignored or blocked, no other fd', async () => {
-        const script = 'env; pwd; cat /proc/$$/stat; grep -E "^Sig(Ign|Blk)" /proc/$$/status; ls -l /proc/$$/fd';
+        const script = 'env; pwd; cat /proc/$$/stat; ls -l /proc/$$/fd';
         const r = await ran('sh', ['-c', script], {
           ...o,
           env: { PATH: '/usr/bin:/bin', ONLY: 'this' },
@@ -83,14 +84,28 @@ describe('task spawn', () => {
         const stat = (lines.find((l) => /^\d+ \(sh\)/.test(l)) ?? '').split(' ');
         expect(stat[4]).toBe(stat[0]); // process group = pid
         expect(stat[5]).toBe(stat[0]); // session = pid
-        expect(lines).toContain('SigIgn:\t0000000000000000');
-        expect(lines).toContain('SigBlk:\t0000000000000000');
+        // Read by the spawned process itself (a shell blocks signals of its own while it waits).
+        const sig = await ran('grep', ['-E', '^Sig(Ign|Blk)', '/proc/self/status'], o);
+        expect(sig.stdout.split('\n').sort()).toEqual(['', 'SigBlk:\t0000000000000000', 'SigIgn:\t0000000000000000']);
         const fds = lines.flatMap((l) => /\s(\d+) -> (.*)$/.exec(l)?.slice(1) ?? []);
         const byFd = new Map(Array.from({ length: fds.length / 2 }, (_, i) => [Number(fds[2 * i]), fds[2 * i + 1] as string]));
         expect([0, 1, 2].every((n) => byFd.has(n))).toBe(true);
         // Beyond 0-2 only what this test's process was itself given without close-on-exec by
         // whatever started it: none of the spawner's pipes.
         for (const [n, target] of byFd) if (n > 2) expect(readlinkSync(`/proc/self/fd/${n}`)).toBe(target);
+      });
+
+      it('starts it with the rlimits given (by the spawn itself, or by prlimit through child_process)', async () => {
+        const rlimits = { prlimit: '/usr/bin/prlimit', cpu: [5, 7] as [number, number], as: 2 ** 32, nproc: 777 };
+        const r = await ran('cat', ['/proc/self/limits'], { ...o, rlimits });
+        const limit = (name: string) => new RegExp(`^${name}\\s+(\\S+)\\s+(\\S+)`, 'm').exec(r.stdout)?.slice(1);
+        expect(limit('Max cpu time')).toEqual(['5', '7']);
+        expect(limit('Max address space')).toEqual([String(2 ** 32), String(2 ** 32)]);
+        expect(limit('Max processes')).toEqual(['777', '777']);
+        // And none but those: the rest as this process has them.
+        expect(limit('Max open files')).toEqual(
+          new RegExp('^Max open files\\s+(\\S+)\\s+(\\S+)', 'm').exec(readFileSync('/proc/self/limits', 'utf8'))?.slice(1),
+        );
       });
 
       it('finds the command in the child’s PATH, and runs a script without #! with sh', async () => {

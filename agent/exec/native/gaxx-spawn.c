@@ -1,9 +1,10 @@
 /*
- * gaxx-spawn.node: starts a task's process with posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK)),
- * for the task launcher (agent/exec/task-spawn.ts). Node's child_process forks, and a fork copies
- * the page tables of the whole Node process and makes every page it writes afterwards fault once:
- * a cost that grows with the process and that some virtual machines make many times dearer. A
- * vfork-style spawn shares the parent's memory until the child execs: nothing is copied.
+ * gaxx-spawn.node: starts a task's process with vfork and exec, for the task launcher
+ * (agent/exec/task-spawn.ts). Node's child_process forks, and a fork copies the page tables of
+ * the whole Node process and makes every page it writes afterwards fault once: a cost that grows
+ * with the process and that some virtual machines make many times dearer. A vfork child shares
+ * the parent's memory until it execs: nothing is copied. Between the two it also sets the task's
+ * resource limits, which otherwise cost an exec of prlimit(1) per task.
  *
  * What the child gets is what libuv gives a child of child_process.spawn with `detached: true`
  * and pipes: a new session (setsid), the work dir, every signal at its default and none blocked,
@@ -12,21 +13,23 @@
  * by pid (libuv reaps only its own children, by pid, so neither takes the other's).
  *
  * JavaScript API (exports):
- *   spawn(file, argv[], env[] ("K=V"), cwd, modes, onExit(code, signal)) -> [pid, fd0, fd1, ...] | -errno
+ *   spawn(file, argv[], env[] ("K=V"), cwd, modes, limits, onExit(code, signal)) -> [pid, fd0, fd1, ...] | -errno
  *     modes: one letter per child fd from 0: 'w' the launcher writes (the child reads), 'r' the
- *     launcher reads. file is a path (no PATH search). onExit gets the exit code, or null and
- *     the signal number.
+ *     launcher reads. file is a path (no PATH search). limits: [[kind, soft, hard], ...], kind
+ *     0 RLIMIT_CPU, 1 RLIMIT_AS, 2 RLIMIT_NPROC. onExit gets the exit code, or null and the
+ *     signal number.
  *   usable() -> 0 when pidfds work on this kernel (Linux >= 5.3), else an errno.
  *
  * Built by scripts/build-native.mjs with the system's C compiler; without one the launcher
- * spawns through child_process, as before.
+ * spawns through child_process (and prlimit), as before.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
 #include <signal.h>
-#include <spawn.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -121,8 +124,46 @@ static napi_value int_value(napi_env env, int v) {
   return r;
 }
 
-/* Makes the pipes, spawns, and closes the child's ends; 0 or an errno. */
-static int start(const char *file, char **argv, char **envp, const char *cwd, const char *modes, int nfds, int parent[], pid_t *pid) {
+/* A resource limit the child gets before it execs (setrlimit), as prlimit(1) would set it. */
+typedef struct {
+  int resource;
+  struct rlimit value;
+} limit_t;
+
+/* The kernel's struct sigaction, zeroed: SIG_DFL, no flags, no mask (glibc's sigaction refuses its own two signals). */
+typedef struct {
+  unsigned long words[4];
+} kernel_sigaction_t;
+
+/*
+ * The child's side, between vfork and exec: it runs on the parent's memory and stack, so it only
+ * makes system calls, and reports a failure through *err (the parent reads it once the child has
+ * exec'd or exited). Every signal goes back to its default (handlers are the parent's code) and
+ * none stays blocked, as libuv does for child_process.
+ */
+static void child_side(const char *file, char **argv, char **envp, const char *cwd, int nfds, const int fds[], const limit_t limits[], int nlimits,
+                       volatile int *err) {
+  kernel_sigaction_t dfl;
+  memset(&dfl, 0, sizeof(dfl));
+  for (int sig = 1; sig <= 64; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+  if (setsid() < 0) goto failed;
+  for (int i = 0; i < nfds; i++)
+    if (dup2(fds[i], i) < 0) goto failed;
+  if (cwd[0] && chdir(cwd) < 0) goto failed;
+  for (int i = 0; i < nlimits; i++)
+    if (setrlimit(limits[i].resource, &limits[i].value) < 0) goto failed;
+  unsigned long none = 0;
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
+  execve(file, argv, envp);
+failed:
+  *err = errno;
+  _exit(127);
+}
+
+/* Makes the pipes, starts the child (vfork: nothing of this process is copied), closes the child's ends; 0 or an errno. */
+static int start(const char *file, char **argv, char **envp, const char *cwd, const char *modes, int nfds, const limit_t limits[], int nlimits, int parent[],
+                 pid_t *pid) {
   int child[MAX_FDS];
   int err = 0, made = 0;
   for (; made < nfds; made++) {
@@ -142,25 +183,17 @@ static int start(const char *file, char **argv, char **envp, const char *cwd, co
     }
   }
   if (!err) {
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    sigset_t all, none;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&at);
-    for (int i = 0; i < nfds; i++) posix_spawn_file_actions_adddup2(&fa, child[i], i);
-    if (cwd[0]) posix_spawn_file_actions_addchdir_np(&fa, cwd);
-    /* Every signal back to its default, glibc's own two (32, 33) included: sigfillset leaves
-       those out, and posix_spawn would then leave them ignored in the child (as fork does not). */
-    memset(&all, 0xff, sizeof(all));
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
-    sigemptyset(&none);
-    posix_spawnattr_setsigdefault(&at, &all);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
-    err = posix_spawn(pid, file, &fa, &at, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
+    /* No signal handler of this process may run in the child: all are blocked across vfork. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    volatile int child_err = 0;
+    pid_t p = vfork();
+    if (p == 0) child_side(file, argv, envp, cwd, nfds, child, limits, nlimits, &child_err);
+    err = p < 0 ? errno : child_err;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (p > 0 && err) waitpid(p, NULL, 0); /* it failed before exec and exited: reap it here */
+    *pid = p;
   }
   for (int i = 0; i < made; i++) close(child[i]);
   if (err)
@@ -168,20 +201,42 @@ static int start(const char *file, char **argv, char **envp, const char *cwd, co
   return err;
 }
 
+/* [[kind, soft, hard], ...] with kind 0 cpu (seconds), 1 address space (bytes), 2 processes; -1 when malformed. */
+static int read_limits(napi_env env, napi_value arr, limit_t out[], int max) {
+  static const int resources[] = {RLIMIT_CPU, RLIMIT_AS, RLIMIT_NPROC};
+  uint32_t n = 0;
+  if (napi_get_array_length(env, arr, &n) != napi_ok || n > (uint32_t)max) return -1;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e, v;
+    double kind, soft, hard;
+    if (napi_get_element(env, arr, i, &e) != napi_ok) return -1;
+    if (napi_get_element(env, e, 0, &v) != napi_ok || napi_get_value_double(env, v, &kind) != napi_ok) return -1;
+    if (napi_get_element(env, e, 1, &v) != napi_ok || napi_get_value_double(env, v, &soft) != napi_ok) return -1;
+    if (napi_get_element(env, e, 2, &v) != napi_ok || napi_get_value_double(env, v, &hard) != napi_ok) return -1;
+    if (kind < 0 || kind > 2 || soft < 0 || hard < soft) return -1;
+    out[i].resource = resources[(int)kind];
+    out[i].value.rlim_cur = (rlim_t)soft;
+    out[i].value.rlim_max = (rlim_t)hard;
+  }
+  return (int)n;
+}
+
 static napi_value Spawn(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value a[6];
+  size_t argc = 7;
+  napi_value a[7];
   napi_get_cb_info(env, info, &argc, a, NULL, NULL);
-  if (argc < 6) return int_value(env, -EINVAL);
+  if (argc < 7) return int_value(env, -EINVAL);
   napi_valuetype fn_type;
-  napi_typeof(env, a[5], &fn_type);
+  napi_typeof(env, a[6], &fn_type);
+  limit_t limits[3];
+  int nlimits = read_limits(env, a[5], limits, 3);
   char *file = utf8(env, a[0]), *cwd = utf8(env, a[3]), *modes = utf8(env, a[4]);
   char **argv = utf8_list(env, a[1]), **envp = utf8_list(env, a[2]);
   int nfds = modes ? (int)strlen(modes) : 0;
   int parent[MAX_FDS];
   pid_t pid = 0;
-  int err = (!file || !cwd || !modes || !argv || !envp || fn_type != napi_function || nfds > MAX_FDS) ? EINVAL : 0;
-  if (!err) err = start(file, argv, envp, cwd, modes, nfds, parent, &pid);
+  int err = (!file || !cwd || !modes || !argv || !envp || fn_type != napi_function || nfds > MAX_FDS || nlimits < 0) ? EINVAL : 0;
+  if (!err) err = start(file, argv, envp, cwd, modes, nfds, limits, nlimits, parent, &pid);
   free(file);
   free(cwd);
   free(modes);
@@ -206,7 +261,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     return int_value(env, -err);
   }
   c->poll.data = c;
-  napi_create_reference(env, a[5], 1, &c->on_exit);
+  napi_create_reference(env, a[6], 1, &c->on_exit);
   napi_value name;
   napi_create_string_utf8(env, "gaxx-spawn", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env, NULL, name, &c->ctx);
