@@ -1,14 +1,16 @@
 // The bundled agent, installed as local agents and bootstrap install it (gaxx-agent.mjs with
 // gaxx-launcher.mjs beside it), starts tasks from its launcher process: while a task runs, the
-// agent's only child is the launcher and the task runs below it. Installing copies both files;
-// the bootstrap payload carries both.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+// agent's only child is the launcher and the task runs below it. Installing copies both files
+// (and the launcher's spawn module when the build made it); the bootstrap payload carries them.
+// With GAXX_SPAWN=node the launcher forks through child_process and prlimit instead, and tasks
+// run the same.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, loadCertDir, writeCertDir } from '../../certs/index.js';
 import { loadAgentPayload } from '../../cli/bootstrap/payload.js';
-import { agentBundlePath, LAUNCHER_BUNDLE_FILE } from '../../cli/providers/agent-bundle.js';
+import { agentBundlePath, LAUNCHER_BUNDLE_FILE, SPAWN_MODULE_FILE } from '../../cli/providers/agent-bundle.js';
 import type { ExecEvent__Output } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { agentMain, repoRoot, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
@@ -16,6 +18,7 @@ import { agentMain, repoRoot, startAgent, stopAllAgents, type AgentProcess } fro
 let dir: string;
 let agent: AgentProcess;
 let client: AgentClient;
+let certs: string;
 
 /** pid -> [ppid, cmdline] of every process we can see. */
 function processTable(): Map<number, [number, string]> {
@@ -48,7 +51,7 @@ beforeAll(async () => {
   const op = await ca.issue({ identity: { role: 'operator', name: 'alice' } });
   writeCertDir(join(dir, 'operator'), { certPem: op.certPem, keyPem: op.keyPem, caPem: ca.certPem });
   const made = await ca.issue({ identity: { role: 'agent', fleet: 'adhoc', host: 'h1' }, hosts: ['127.0.0.1'] });
-  const certs = join(dir, 'agent-certs');
+  certs = join(dir, 'agent-certs');
   mkdirSync(certs, { mode: 0o700 });
   writeCertDir(certs, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem });
   agent = await startAgent({ certsDir: certs });
@@ -66,6 +69,26 @@ describe('the task launcher of the bundled agent', () => {
     expect(installed).toContain(LAUNCHER_BUNDLE_FILE);
     const payload = loadAgentPayload(agentBundlePath(join(repoRoot(), 'package.json'))).map((f) => basename(f.path));
     expect(payload).toEqual(expect.arrayContaining(['gaxx-agent.mjs', LAUNCHER_BUNDLE_FILE]));
+    const built = existsSync(join(dirname(agentBundlePath(join(repoRoot(), 'package.json'))), SPAWN_MODULE_FILE));
+    expect([installed.includes(SPAWN_MODULE_FILE), payload.includes(SPAWN_MODULE_FILE)]).toEqual([built, built]);
+  });
+
+  it('runs tasks the same when it forks through child_process (GAXX_SPAWN=node): limits, output, exit code', async () => {
+    const forking = await startAgent({ certsDir: certs, env: { GAXX_SPAWN: 'node' } });
+    const forkClient = AgentClient.connect({ address: forking.address }, loadCertDir(join(dir, 'operator')));
+    try {
+      const argv = ['sh', '-c', 'grep -E "^Max (cpu time|processes|address space)" /proc/self/limits; exit 3'];
+      const [viaFork, viaDefault] = await Promise.all([forkClient.run({ taskId: 'fork-spawn', argv }), client.run({ taskId: 'default-spawn', argv })]);
+      expect(viaFork.exit.code).toBe(3);
+      expect(viaFork.stdout.toString()).toMatch(/^Max cpu time\s+3600\s+3602/m);
+      expect(viaFork.stdout.toString()).toBe(viaDefault.stdout.toString());
+      // The setting reached the launcher, which chose child_process on it.
+      const launcher = childrenOf(processTable(), forking.pid)[0] as number;
+      expect(readFileSync(`/proc/${launcher}/environ`, 'utf8').split('\0')).toContain('GAXX_SPAWN=node');
+    } finally {
+      forkClient.close();
+      await forking.stop();
+    }
   });
 
   it('starts the tasks: the agent’s only child is the launcher, the task runs below it', async () => {
