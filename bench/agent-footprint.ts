@@ -14,13 +14,15 @@
  * waits: its CPU time and its main thread's wake-ups (voluntary context switches) per second.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { AgentClient } from '../scheduler/client/index.js';
 import { startFixture } from './lib/fixture.js';
 
 const MiB = 1024 * 1024;
+/** How long after its start an agent is left before its idle cost is measured. */
+const IDLE_SETTLE_MS = 15_000;
 /** The agent's finished-task retention (agent/tasks.ts) plus one sweep and a margin. */
 const EXPIRY_WAIT_MS = 10 * 60_000 + 30_000 + 15_000;
 
@@ -66,22 +68,28 @@ function heapsOf(pid: number): Heaps {
   return h;
 }
 
-/** CPU time of `pid` (all threads, in clock ticks) and its main thread's voluntary context switches. */
-function idleCounters(pid: number): { ticks: number; wakeups: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+/** CPU time of `pid` in ns (all its threads, from schedstat) and its main thread's voluntary context switches. */
+function idleCounters(pid: number): { cpuNs: number; wakeups: number } {
+  let cpuNs = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      cpuNs += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
   const status = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
-  return { ticks: Number(fields[11]) + Number(fields[12]), wakeups: Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? NaN) };
+  return { cpuNs, wakeups: Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? NaN) };
 }
 
 /** CPU ms and main-thread wake-ups per second of an agent left alone for `ms`. */
-async function idleCost(pid: number, ms = 3000): Promise<{ cpuMsPerS: number; wakeupsPerS: number }> {
+async function idleCost(pid: number, ms = 5000): Promise<{ cpuMsPerS: number; wakeupsPerS: number }> {
   const a = idleCounters(pid);
   const t0 = performance.now();
   await sleep(ms);
   const b = idleCounters(pid);
   const s = (performance.now() - t0) / 1000;
-  return { cpuMsPerS: ((b.ticks - a.ticks) * 10) / s, wakeupsPerS: (b.wakeups - a.wakeups) / s };
+  return { cpuMsPerS: (b.cpuNs - a.cpuNs) / 1e6 / s, wakeupsPerS: (b.wakeups - a.wakeups) / s };
 }
 
 /** Median of 5 samples 200 ms apart (RSS moves with GC). */
@@ -117,6 +125,7 @@ async function main(): Promise<void> {
   const tasks = Number(values.tasks ?? 10_000);
   const inFlight = Number(values['in-flight'] ?? 8);
   const env = Object.fromEntries((values.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const started = performance.now();
   const fixture = await startFixture({ capacity: inFlight * 2, env, noAgentEnv: values['no-agent-env'] ?? false });
   try {
     const pid = fixture.agent.pid;
@@ -126,6 +135,9 @@ async function main(): Promise<void> {
     const idle = await settledRss(pid);
     const idleAnon = await settledRss(pid, rssAnon);
     const idleHeaps = heapsOf(pid);
+    // V8 reduces its heaps a few seconds after start (a burst on its helper threads): the idle
+    // cost is measured once that has passed.
+    await sleep(Math.max(0, IDLE_SETTLE_MS - (performance.now() - started)));
     const idleCpu = await idleCost(pid);
     let next = 0;
     let peak = 0;
@@ -170,7 +182,7 @@ async function main(): Promise<void> {
         [
           `agent RSS (bare node: ${f(r.bareNodeMiB)})${values['no-agent-env'] ? ', without AGENT_ENV' : ''}${Object.keys(env).length ? `, agent env ${JSON.stringify(env)}` : ''}`,
           `idle:                          ${f(r.idleMiB)}  (${(r.idleMiB / r.bareNodeMiB).toFixed(2)}x bare node)`,
-          `idle cost:                     ${r.idle.cpuMsPerS.toFixed(1)} ms CPU/s, ${r.idle.wakeupsPerS.toFixed(0)} wake-ups/s of the main thread`,
+          `idle cost:                     ${r.idle.cpuMsPerS.toFixed(2)} ms CPU/s, ${r.idle.wakeupsPerS.toFixed(0)} wake-ups/s of the main thread`,
           `peak while running ${tasks}:   ${f(r.peakMiB)}`,
           `after ${tasks} finished tasks: ${f(r.afterTasksMiB)}  (${(r.afterTasksMiB / r.idleMiB).toFixed(2)}x idle)`,
           `after their entries expired:   ${f(r.afterExpiryMiB)}${r.afterExpiryMiB === null ? '' : `  (${(r.afterExpiryMiB / r.idleMiB).toFixed(2)}x idle)`}`,
