@@ -16,7 +16,7 @@ import { constants as fsc, accessSync, existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { constants as osc } from 'node:os';
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
@@ -114,16 +114,17 @@ const SIGNAL_NAMES = new Map(Object.entries(osc.signals).map(([name, n]) => [n, 
 const MODES = 'wrrww';
 
 /**
- * The file execvp would run for `file` with this PATH: itself when it names a path, else the
- * first executable regular file in PATH; an errno code when there is none (EACCES when one was
- * found but not executable, as execvp reports it).
+ * The file execvp would run for `file` with this PATH in the work dir `cwd`: itself when it names
+ * a path, else the first executable regular file in PATH (relative entries, empty ones included,
+ * taken from `cwd`, as they are when the child execs); an errno code when there is none (EACCES
+ * when one was found but not executable, as execvp reports it).
  */
-export function resolveCommand(file: string, path: string | undefined): string | { code: string } {
+export function resolveCommand(file: string, path: string | undefined, cwd: string): string | { code: string } {
   if (file.includes('/')) return file;
   if (file === '') return { code: 'ENOENT' };
   let denied = false;
   for (const dir of (path ?? '/usr/local/bin:/usr/bin:/bin').split(':')) {
-    const p = join(dir || '.', file);
+    const p = resolve(cwd, dir, file);
     try {
       if (!statSync(p).isFile()) continue;
     } catch {
@@ -159,7 +160,7 @@ class NativeChild extends EventEmitter implements TaskChild {
   start(file: string, args: string[], o: TaskSpawnOptions, native: SpawnModule): void {
     const env = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
     const modes = MODES.slice(0, o.fds);
-    const found = resolveCommand(file, o.env.PATH);
+    const found = resolveCommand(file, o.env.PATH, o.cwd);
     const limits = nativeRlimits(o.rlimits);
     let r: number[] | number = typeof found === 'string' ? native.spawn(found, [file, ...args], env, o.cwd, modes, limits, (c, s) => this.exited(c, s)) : -1;
     if (r === -osc.errno.ENOEXEC && typeof found === 'string') {

@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { TaskChild, TaskSpawnOptions } from '../../agent/exec/task-spawn.js';
 
@@ -114,6 +114,10 @@ describe('task spawn', () => {
         chmodSync(join(bin, 'hello'), 0o755);
         const r = await ran('hello', [], { ...o, env: { PATH: bin } });
         expect([r.code, r.stdout]).toEqual([0, `hello from ${join(bin, 'hello')}\n`]);
+        // A relative PATH entry is taken from the child's work dir, not the spawner's.
+        const rel = await ran('hello', [], { ...o, cwd: dirname(bin), env: { PATH: `nowhere:${basename(bin)}` } });
+        expect(rel.code).toBe(0);
+        expect(rel.stdout).toMatch(new RegExp(`^hello from (\\./)?(${dirname(bin)}/)?${basename(bin)}/hello\\n$`));
       });
 
       it('refuses what cannot start with the errno execvp gives: missing, not executable, no such work dir', async () => {
