@@ -63,7 +63,9 @@ static void exited(uv_poll_t *p, int status, int events) {
   (void)events;
   child_t *c = (child_t *)p->data;
   int st = 0;
-  pid_t r = waitpid(c->pid, &st, WNOHANG);
+  pid_t r;
+  do r = waitpid(c->pid, &st, WNOHANG);
+  while (r < 0 && errno == EINTR);
   if (r == 0) return; /* not yet (a spurious wake-up) */
   uv_poll_stop(p);
   napi_env env = c->env;
@@ -192,7 +194,9 @@ static int start(const char *file, char **argv, char **envp, const char *cwd, co
     if (p == 0) child_side(file, argv, envp, cwd, nfds, child, limits, nlimits, &child_err);
     err = p < 0 ? errno : child_err;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (p > 0 && err) waitpid(p, NULL, 0); /* it failed before exec and exited: reap it here */
+    if (p > 0 && err) /* it failed before exec and exited: reap it here */
+      while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {
+      }
     *pid = p;
   }
   for (int i = 0; i < made; i++) close(child[i]);
