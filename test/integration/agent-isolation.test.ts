@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { clientCredentials, execCollect, exitOf, rawAgentClient, unary, type ExecResult, type RawClients } from '../helpers/grpc.js';
 import { makePki, type Pki } from '../helpers/pki.js';
@@ -137,7 +137,10 @@ function escapes(m: string, then: string): string {
   ].join('\n');
 }
 
-/** Runs an escaping task; once it is ready, checks its escapees exist, then lets it go on. */
+/**
+ * Runs an escaping task; once it is ready, waits until its four escapees run (the double fork's
+ * sleep may start after the task says ready), counts them, then lets it go on.
+ */
 async function escapeRun(
   then: string,
   extra: Partial<ExecRequest> = {},
@@ -146,12 +149,17 @@ async function escapeRun(
   const m = sleepMarker();
   const taskId = `esc-${++n}`;
   let seen = 0;
+  let counted: Promise<void> | undefined;
   const r = await execCollect(op.agent, { taskId, argv: ['/bin/sh', '-c', escapes(m, then)], timeoutMs: 20_000, ...extra }, (ev) => {
-    if (!ev.stdout?.toString().includes('ready') || seen > 0) return;
-    seen = pidsWith(m).length;
-    writeFileSync(join(agent.dataDir, 'tasks', taskId, 'go'), '');
-    onReady?.(taskId);
+    if (!ev.stdout?.toString().includes('ready') || counted) return;
+    counted = (async () => {
+      await vi.waitFor(() => expect(pidsWith(m).length).toBeGreaterThanOrEqual(4), { timeout: 10_000, interval: 20 }).catch(() => undefined);
+      seen = pidsWith(m).length;
+      writeFileSync(join(agent.dataDir, 'tasks', taskId, 'go'), '');
+      onReady?.(taskId);
+    })();
   });
+  await counted;
   return { r, m, seen };
 }
 
@@ -227,11 +235,17 @@ describe('the agent killed with -9', () => {
     const victim = await startAgent({ certsDir: pki.agent.dir, env: { GAXX_AGENT_TOKEN: TOKEN } });
     const c = clientFor(victim);
     let seen = 0;
+    let killed: Promise<void> | undefined;
     const r = await execCollect(c.agent, { taskId: 'orphan-1', argv: ['/bin/sh', '-c', escapes(m, 'sleep 600')] }, (ev) => {
-      if (!ev.stdout?.toString().includes('ready') || seen > 0) return;
-      seen = pidsWith(m).length;
-      victim.kill('SIGKILL');
+      if (!ev.stdout?.toString().includes('ready') || killed) return;
+      // As in escapeRun: the escapees may start a moment after the task says ready.
+      killed = (async () => {
+        await vi.waitFor(() => expect(pidsWith(m).length).toBeGreaterThanOrEqual(4), { timeout: 10_000, interval: 20 }).catch(() => undefined);
+        seen = pidsWith(m).length;
+        victim.kill('SIGKILL');
+      })();
     });
+    await killed;
     c.close();
     expect(seen).toBeGreaterThanOrEqual(4);
     expect(r.error).toBeDefined();
