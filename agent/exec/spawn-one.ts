@@ -1,7 +1,7 @@
 /**
  * Starts one task process and reports its life; used inside the launcher process (and in-process
  * where no launcher runs, as in unit tests). Kept free of the agent's modules so the launcher
- * stays small: its fork is cheap and its event loop does nothing else.
+ * stays small and its event loop does nothing else; processes start through task-spawn.ts.
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { constants as osc } from 'node:os';
