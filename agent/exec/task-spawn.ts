@@ -160,7 +160,9 @@ class NativeChild extends EventEmitter implements TaskChild {
   start(file: string, args: string[], o: TaskSpawnOptions, native: SpawnModule): void {
     const env = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
     const modes = MODES.slice(0, o.fds);
-    const found = resolveCommand(file, o.env.PATH, o.cwd);
+    // C strings end at a NUL: a command, argument, env entry or work dir holding one would be cut
+    // short, so it is refused (child_process refuses them too; the agent already does at its edge).
+    const found = [file, o.cwd, ...args, ...env].some((x) => x.includes('\0')) ? { code: 'EINVAL' } : resolveCommand(file, o.env.PATH, o.cwd);
     const limits = nativeRlimits(o.rlimits);
     let r: number[] | number = typeof found === 'string' ? native.spawn(found, [file, ...args], env, o.cwd, modes, limits, (c, s) => this.exited(c, s)) : -1;
     if (r === -osc.errno.ENOEXEC && typeof found === 'string') {

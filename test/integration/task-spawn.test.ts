@@ -58,6 +58,18 @@ describe('task spawn', () => {
     expect(spawnMethod()).toEqual({ native: true, detail: 'vfork (gaxx-spawn.node)' });
   });
 
+  it('refuses a NUL in the command, an argument, an env value or the work dir instead of cutting it short', async () => {
+    for (const [file, args, env, cwd] of [
+      ['tr\0ue', [], {}, dir],
+      ['echo', ['a\0b'], {}, dir],
+      ['echo', [], { X: 'a\0b' }, dir],
+      ['echo', [], {}, `${dir}\0/x`],
+    ] as Array<[string, string[], Record<string, string>, string]>) {
+      if (spawnMethod().native) expect(await run(file, args, { cwd, env: { PATH: '/usr/bin:/bin', ...env } })).toEqual({ error: 'EINVAL' });
+      expect(() => spawnTask(file, args, { cwd, env: { PATH: '/usr/bin:/bin', ...env }, fds: 3, fork: true })).toThrow(/null bytes|NUL|\\0/i);
+    }
+  });
+
   for (const fork of [false, true]) {
     describe(fork ? 'through child_process' : 'through the native spawn', () => {
       const o = { fork };
