@@ -4,11 +4,10 @@
  * stays small and its event loop does nothing else; processes start through task-spawn.ts.
  */
 import { mkdir, readFile } from 'node:fs/promises';
-import { constants as osc } from 'node:os';
 import { commandExists } from './command-exists.js';
 import { processStartTicks } from './proc-stat.js';
 import type { SpawnHead } from './launcher-protocol.js';
-import { spawnTask, type TaskChild } from './task-spawn.js';
+import { SIGNAL_NAMES, spawnTask, type TaskChild } from './task-spawn.js';
 
 /** What a started process reports. */
 export interface SpawnEvents {
@@ -25,8 +24,6 @@ export interface SpawnEvents {
 export interface SpawnedProcess {
   signal(phase: 'term' | 'kill'): void;
 }
-
-const SIGNAL_NAMES = new Map(Object.entries(osc.signals).map(([name, n]) => [n, name]));
 
 function trySignal(pid: number, sig: NodeJS.Signals): boolean {
   try {

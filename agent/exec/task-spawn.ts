@@ -12,14 +12,14 @@
  */
 import { spawn as forkSpawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { constants as fsc, accessSync, existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { constants as osc } from 'node:os';
-import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
+import { resolveCommand } from './command-exists.js';
 
 /** A started task process, as the launcher uses it (a ChildProcess is one). */
 export interface TaskChild extends EventEmitter {
@@ -110,35 +110,9 @@ export function spawnMethod(): { native: boolean; detail: string } {
   return { native: loaded.native !== undefined, detail: loaded.why };
 }
 
-const SIGNAL_NAMES = new Map(Object.entries(osc.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
+/** Signal names by number (also the sandbox's 128+N exit codes, spawn-one.ts). */
+export const SIGNAL_NAMES = new Map(Object.entries(osc.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
 const MODES = 'wrrww';
-
-/**
- * The file execvp would run for `file` with this PATH in the work dir `cwd`: itself when it names
- * a path, else the first executable regular file in PATH (relative entries, empty ones included,
- * taken from `cwd`, as they are when the child execs); an errno code when there is none (EACCES
- * when one was found but not executable, as execvp reports it).
- */
-export function resolveCommand(file: string, path: string | undefined, cwd: string): string | { code: string } {
-  if (file.includes('/')) return file;
-  if (file === '') return { code: 'ENOENT' };
-  let denied = false;
-  for (const dir of (path ?? '/usr/local/bin:/usr/bin:/bin').split(':')) {
-    const p = resolve(cwd, dir, file);
-    try {
-      if (!statSync(p).isFile()) continue;
-    } catch {
-      continue;
-    }
-    try {
-      accessSync(p, fsc.X_OK);
-      return p;
-    } catch {
-      denied = true;
-    }
-  }
-  return { code: denied ? 'EACCES' : 'ENOENT' };
-}
 
 /** A process started by gaxx-spawn.node, with ChildProcess's events: 'exit', then 'close' once its output pipes are drained. */
 class NativeChild extends EventEmitter implements TaskChild {
