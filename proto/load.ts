@@ -24,18 +24,67 @@ type ProtoJson = Parameters<typeof protoLoader.fromJSON>[0];
 
 let agentProto: AgentProto | undefined;
 let healthProto: HealthProto | undefined;
+const agentMethodProtos = new Map<AgentMethod, AgentProto>();
 
 function load(json: object): unknown {
   const { grpc, protoLoader } = grpcModules();
   return grpc.loadPackageDefinition(protoLoader.fromJSON(json as ProtoJson, LOADER_OPTIONS));
 }
 
+/** The Agent service's methods, as the .proto names them. */
+export type AgentMethod = 'Exec' | 'Cancel' | 'PutFile' | 'GetFile' | 'Info' | 'CreateCsr';
+
+/** A protobufjs JSON namespace: nested types, a service's methods, a message's fields. */
+interface JsonNode {
+  nested?: Record<string, JsonNode>;
+  methods?: Record<string, { requestType: string; responseType: string }>;
+  fields?: Record<string, { type: string; keyType?: string }>;
+}
+
+/**
+ * `json` with the service at `path` cut down to `methods`, and its package down to the types
+ * those methods reach: building a package definition costs per message (proto-loader describes
+ * every one of them), and a command that calls one method needs only that method's types. A
+ * type is kept when any reached field names it (by its last name part), so nothing reached is
+ * ever dropped.
+ */
+export function methodSubset(json: object, path: readonly string[], methods: readonly string[]): object {
+  const root = structuredClone(json) as JsonNode;
+  let pkg = root;
+  for (const name of path.slice(0, -1)) pkg = pkg.nested?.[name] as JsonNode;
+  const types = pkg.nested ?? {};
+  const service = types[path[path.length - 1] as string] as JsonNode;
+  const all = service.methods ?? {};
+  const picked: NonNullable<JsonNode['methods']> = {};
+  for (const m of methods) if (all[m]) picked[m] = all[m];
+  service.methods = picked;
+  const kept = new Set([path[path.length - 1] as string]);
+  const reach = (typeName: string): void => {
+    const name = typeName.split('.').pop() as string;
+    const t = types[name];
+    if (kept.has(name) || t === undefined) return;
+    kept.add(name);
+    visit(t);
+  };
+  const visit = (t: JsonNode): void => {
+    for (const f of Object.values(t.fields ?? {})) reach(f.type);
+    for (const n of Object.values(t.nested ?? {})) visit(n);
+  };
+  for (const m of Object.values(picked)) {
+    reach(m.requestType);
+    reach(m.responseType);
+  }
+  for (const name of Object.keys(types)) if (!kept.has(name)) delete types[name];
+  return root;
+}
+
 /**
  * The gaxx.agent.v1 and grpc.health.v1 packages, each loaded once per process on first access
  * (building a package definition is a good part of a short command's start; `gaxx exec` never
- * needs the health service).
+ * needs the health service), and `agentMethod(m)`: the Agent service with that one method and
+ * the types it uses, for a client that calls few of them (see methodSubset).
  */
-export function loadProtos(): { readonly agent: AgentProto; readonly health: HealthProto } {
+export function loadProtos(): { readonly agent: AgentProto; readonly health: HealthProto; agentMethod(m: AgentMethod): AgentProto } {
   return {
     get agent() {
       agentProto ??= load(AGENT_PROTO) as AgentProto;
@@ -44,6 +93,14 @@ export function loadProtos(): { readonly agent: AgentProto; readonly health: Hea
     get health() {
       healthProto ??= load(HEALTH_PROTO) as HealthProto;
       return healthProto;
+    },
+    agentMethod(m: AgentMethod): AgentProto {
+      let proto = agentMethodProtos.get(m);
+      if (!proto) {
+        proto = load(methodSubset(AGENT_PROTO, ['gaxx', 'agent', 'v1', 'Agent'], [m])) as AgentProto;
+        agentMethodProtos.set(m, proto);
+      }
+      return proto;
     },
   };
 }

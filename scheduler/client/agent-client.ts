@@ -15,6 +15,7 @@ import {
   errorFromGrpc,
   loadProtos,
   type AgentGrpcClient,
+  type AgentMethod,
   type ExecEvent__Output,
   type ExecRequest,
   type Exit__Output,
@@ -105,7 +106,10 @@ function contextFor(creds: CertBundle): SecureContext {
 
 export class AgentClient {
   readonly address: string;
-  private readonly grpcClient: AgentGrpcClient;
+  /** The one channel (connection) every call of this client goes over. */
+  private readonly channel: grpc.Channel;
+  /** Per Agent method, a client of that method alone on the channel (made on first use). */
+  private readonly methodClients = new Map<AgentMethod, AgentGrpcClient>();
   private healthClientOf: HealthClient | undefined;
   private readonly credentials: grpc.ChannelCredentials;
   private readonly target: string;
@@ -139,14 +143,26 @@ export class AgentClient {
     };
     this.credentials = credentials;
     this.target = grpcTarget(host, port);
-    this.grpcClient = new (loadProtos().agent.gaxx.agent.v1.Agent)(this.target, credentials, options);
+    this.channel = new grpc.Channel(this.target, credentials, options);
+  }
+
+  /**
+   * A client of the Agent service's `method` alone, on this client's channel, made on its first
+   * call: building the definitions of only the types a method uses keeps a command that calls
+   * one method (gaxx exec) from paying for all of them (see proto/load.ts methodSubset).
+   */
+  private rpc(method: AgentMethod): AgentGrpcClient {
+    let client = this.methodClients.get(method);
+    if (!client) {
+      client = new (loadProtos().agentMethod(method).gaxx.agent.v1.Agent)(this.target, this.credentials, { channelOverride: this.channel });
+      this.methodClients.set(method, client);
+    }
+    return client;
   }
 
   /** The health client on the same channel, made on first use (exec never needs it). */
   private get healthClient(): HealthClient {
-    this.healthClientOf ??= new (loadProtos().health.grpc.health.v1.Health)(this.target, this.credentials, {
-      channelOverride: this.grpcClient.getChannel(),
-    });
+    this.healthClientOf ??= new (loadProtos().health.grpc.health.v1.Health)(this.target, this.credentials, { channelOverride: this.channel });
     return this.healthClientOf;
   }
 
@@ -180,7 +196,7 @@ export class AgentClient {
   async cancel(taskId: string): Promise<boolean> {
     await this.ready();
     const res = await new Promise<{ found: boolean }>((resolve, reject) => {
-      this.grpcClient.cancel({ taskId }, this.callOptions(), (e, r) => (e || !r ? reject(this.mapError(e)) : resolve(r)));
+      this.rpc('Cancel').cancel({ taskId }, this.callOptions(), (e, r) => (e || !r ? reject(this.mapError(e)) : resolve(r)));
     });
     return res.found;
   }
@@ -189,7 +205,7 @@ export class AgentClient {
   async info(): Promise<InfoResponse__Output> {
     await this.ready();
     return new Promise((resolve, reject) => {
-      this.grpcClient.info({}, this.callOptions(), (e, r) => (e || !r ? reject(this.mapError(e)) : resolve(r)));
+      this.rpc('Info').info({}, this.callOptions(), (e, r) => (e || !r ? reject(this.mapError(e)) : resolve(r)));
     });
   }
 
@@ -197,7 +213,7 @@ export class AgentClient {
   async createCsr(): Promise<string> {
     await this.ready();
     return new Promise((resolve, reject) => {
-      this.grpcClient.createCsr({}, this.callOptions(), (e, r) => (e || !r ? reject(this.mapError(e)) : resolve(r.csrPem)));
+      this.rpc('CreateCsr').createCsr({}, this.callOptions(), (e, r) => (e || !r ? reject(this.mapError(e)) : resolve(r.csrPem)));
     });
   }
 
@@ -218,7 +234,7 @@ export class AgentClient {
     await this.ready();
     const sha256 = createHash('sha256').update(data).digest('hex');
     const res = await new Promise<PutFileResponse__Output>((resolve, reject) => {
-      const call = this.grpcClient.putFile(this.callOptions(opts.deadlineMs ?? this.transferDeadline(data.length)), (e, r) =>
+      const call = this.rpc('PutFile').putFile(this.callOptions(opts.deadlineMs ?? this.transferDeadline(data.length)), (e, r) =>
         e || !r ? reject(this.mapError(e)) : resolve(r),
       );
       call.write({ header: { path, mode: opts.mode ?? 0, size: data.length, sha256, area: opts.area ?? 'FILE_AREA_DATA' } });
@@ -233,7 +249,7 @@ export class AgentClient {
   /** Downloads a file from the agent's data area; CHECKSUM_MISMATCH when it does not match its header. */
   async getFile(path: string, opts: { deadlineMs?: number } = {}): Promise<{ data: Buffer; sha256: string; mode: number }> {
     await this.ready();
-    const call = this.grpcClient.getFile({ path }, this.callOptions(opts.deadlineMs ?? this.transferDeadline(0)));
+    const call = this.rpc('GetFile').getFile({ path }, this.callOptions(opts.deadlineMs ?? this.transferDeadline(0)));
     let header: { size: number; mode: number; sha256: string } | undefined;
     const parts: Buffer[] = [];
     try {
@@ -258,7 +274,7 @@ export class AgentClient {
 
   /** Closes the channel; calls in flight fail with CANCELLED/UNAVAILABLE. */
   close(): void {
-    this.grpcClient.close();
+    this.channel.close();
   }
 
   private async *execEvents(req: ExecRequest, opts: ExecCallOptions): AsyncGenerator<ExecEvent__Output> {
@@ -267,8 +283,8 @@ export class AgentClient {
     const deadlineMs = opts.deadlineMs ?? (req.timeoutMs ? Number(req.timeoutMs) + 30_000 : undefined);
     // On a READY channel the request goes out at once, so a failure may come after the agent
     // started the task; on any other state grpc-js fails the call before sending anything.
-    const sent = this.grpcClient.getChannel().getConnectivityState(false) === grpc.connectivityState.READY;
-    const call = this.grpcClient.exec(req, deadlineMs === undefined ? {} : this.callOptions(deadlineMs));
+    const sent = this.channel.getConnectivityState(false) === grpc.connectivityState.READY;
+    const call = this.rpc('Exec').exec(req, deadlineMs === undefined ? {} : this.callOptions(deadlineMs));
     let grace: NodeJS.Timeout | undefined;
     let started = false;
     let cancelWanted = false;
@@ -330,7 +346,7 @@ export class AgentClient {
    * is left to the call itself, which fails fast with the transport's reason.
    */
   private async ready(): Promise<void> {
-    const channel = this.grpcClient.getChannel();
+    const channel = this.channel;
     const deadline = Date.now() + this.connectTimeoutMs;
     let state = channel.getConnectivityState(true);
     while (state === grpc.connectivityState.IDLE || state === grpc.connectivityState.CONNECTING) {
