@@ -33,30 +33,36 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
-const code = await runCli({
-  argv: process.argv.slice(2),
-  env: process.env,
-  io: {
-    stdout: process.stdout,
-    stderr: process.stderr,
-    stderrIsTty: process.stderr.isTTY === true,
-    // Lazy: process.stdin is created only for a command that reads it.
-    get stdin() {
-      return process.stdin;
+/** Runs the command line, flushes what is buffered and exits with runCli's code. */
+async function main(): Promise<never> {
+  const code = await runCli({
+    argv: process.argv.slice(2),
+    env: process.env,
+    io: {
+      stdout: process.stdout,
+      stderr: process.stderr,
+      stderrIsTty: process.stderr.isTTY === true,
+      // Lazy: process.stdin is created only for a command that reads it.
+      get stdin() {
+        return process.stdin;
+      },
+      stdinIsTty: isatty(0),
+      colour: process.stdout.isTTY === true && !process.env.NO_COLOR,
     },
-    stdinIsTty: isatty(0),
-    colour: process.stdout.isTTY === true && !process.env.NO_COLOR,
-  },
-  readFile: readFileIfExists,
-  homeDir: homedir(),
-  userName: userName(),
-  cwd: process.cwd(),
-  signal: interrupt.signal,
-  onInterruptible: () => {
-    interruptible = true;
-  },
-});
-// Flush what is buffered before exiting; open handles (e.g. a gRPC channel) must not keep us alive.
-await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
-await new Promise<void>((resolve) => process.stderr.write('', () => resolve()));
-process.exit(code);
+    readFile: readFileIfExists,
+    homeDir: homedir(),
+    userName: userName(),
+    cwd: process.cwd(),
+    signal: interrupt.signal,
+    onInterruptible: () => {
+      interruptible = true;
+    },
+  });
+  // Flush what is buffered before exiting; open handles (e.g. a gRPC channel) must not keep us alive.
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  await new Promise<void>((resolve) => process.stderr.write('', () => resolve()));
+  return process.exit(code);
+}
+
+// No top-level await: the bundle is a CommonJS file (loaded with its V8 code cache, see scripts/bundle.mjs).
+void main();

@@ -1,12 +1,20 @@
 #!/usr/bin/env node
-// Bundles the CLI and the agent with esbuild (ESM, node20), after tsc:
-//   dist/bundle/gaxx.mjs          the CLI; each command is a chunk beside it (dist/bundle/*.mjs),
-//                                 imported when it runs, so --version/--help load ~nothing
-//   dist/bundle/vendor-*.cjs      grpc-js and proto-loader for the CLI, one CommonJS file each:
-//                                 proto/grpc-modules.cts require()s them on first use, and the
-//                                 command chunks import the very same instances
-//   dist/bundle/vendor-load.cjs  loads a vendor file with its V8 code cache (vendor-*.cjs.v8cache,
-//                                 made here by scripts/vendor-cache.mjs)
+// Bundles the CLI and the agent with esbuild (node20), after tsc:
+//   dist/bundle/gaxx.mjs          the CLI's entry: a few lines that load gaxx-cli.cjs through
+//                                 vendor-load.cjs
+//   dist/bundle/gaxx-cli.cjs      the CLI as ONE CommonJS file in its function wrapper, with
+//                                 gaxx-cli.cjs.v8cache beside it: Node 20 caches no compiled code
+//                                 for ES modules, and compiling the CLI as ES module chunks took
+//                                 a good part of `gaxx exec`'s start. Each command's modules are
+//                                 still initialised only when the command runs (esbuild's lazy
+//                                 module wrappers), so `gaxx --version` runs none of them
+//   dist/bundle/vendor-*.cjs      the large packages the CLI uses (grpc-js, proto-loader, BullMQ,
+//                                 ioredis, node-forge, ssh2, ...), one CommonJS file each, each
+//                                 with its code cache (<file>.v8cache): gaxx-cli.cjs require()s one
+//                                 on first use, so a command loads only what it needs, and the
+//                                 packages share one instance (BullMQ uses vendor-ioredis.cjs)
+//   dist/bundle/vendor-load.cjs   loads a file beside it with its V8 code cache (made here by
+//                                 scripts/vendor-cache.mjs)
 //   dist/bundle/gaxx-agent.mjs    the agent's entry: a few lines that load gaxx-agent.cjs through
 //                                 vendor-load.cjs, so that the agent, too, starts from a V8 code cache
 //   dist/bundle/gaxx-agent.cjs    the agent as ONE CommonJS file in its function wrapper (no chunks,
@@ -26,8 +34,8 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist', 'bundle');
 
-// CommonJS packages inside an ESM bundle still call require() for Node built-ins and use
-// __dirname; give them both.
+// CommonJS packages inside an ESM bundle (the launcher) still call require() for Node built-ins
+// and use __dirname; give them both.
 const cjsShim = [
   "import { createRequire as __gaxxCreateRequire } from 'node:module';",
   "import { fileURLToPath as __gaxxFileURLToPath } from 'node:url';",
@@ -36,17 +44,22 @@ const cjsShim = [
   'const __filename = __gaxxFileURLToPath(import.meta.url);',
   'const __dirname = __gaxxDirname(__filename);',
 ].join(' ');
-// Node >= 22.1 caches V8's compiled code for the chunks a command imports; Node 20 has no such
-// API for ES modules, so this is a no-op there.
-const compileCache = "import * as __gaxxModule from 'node:module'; __gaxxModule.enableCompileCache?.();";
-/** The agent's entry: the agent bundle, compiled with its code cache when that fits this Node. */
-const AGENT_ENTRY = `#!/usr/bin/env node
-// gaxx-agent: the agent is gaxx-agent.cjs beside this file; vendor-load.cjs compiles it with its
-// V8 code cache (gaxx-agent.cjs.v8cache) when the cache was made from that very file by this
-// Node version, and without it otherwise.
+/** The entry of a program bundled as one CommonJS file, compiled with its code cache when that fits this Node. */
+const entryOf = (name, file) => `#!/usr/bin/env node
+// ${name}: the program is ${file} beside this file; vendor-load.cjs compiles it with its V8 code
+// cache (${file}.v8cache) when the cache was made from that very file by this Node version, and
+// without it otherwise.
 import { createRequire } from 'node:module';
-createRequire(import.meta.url)('./vendor-load.cjs').loadVendor('gaxx-agent.cjs');
+createRequire(import.meta.url)('./vendor-load.cjs').loadVendor('${file}');
 `;
+/** In a CommonJS bundle, import.meta.url is the file's own URL, as it was in the ES module. */
+const cjsBundle = {
+  format: 'cjs',
+  outExtension: { '.js': '.cjs' },
+  define: { 'import.meta.url': '__gaxxImportMetaUrl' },
+  // The directive first: esbuild's own "use strict" comes after the banner.
+  banner: { js: "'use strict'; const __gaxxImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+};
 
 const common = {
   bundle: true,
@@ -62,23 +75,37 @@ const common = {
 };
 
 /**
- * Inside the CLI bundle every chunk imports from a chunk that holds proto/, so a bundled
- * grpc-js would be parsed on every start (~20 ms) even though only commands that talk to an
- * agent use it. Instead the CLI resolves these packages to vendor files beside the chunks.
+ * The packages the CLI loads from vendor files of their own (package: file) rather than from
+ * gaxx-cli.cjs: a command that does not use one never reads it (the CLI's own file stays small,
+ * and every command starts faster), and each file has its own code cache.
  */
-const VENDORED = { '@grpc/grpc-js': 'vendor-grpc-js.cjs', '@grpc/proto-loader': 'vendor-proto-loader.cjs' };
+const VENDORED = {
+  '@grpc/grpc-js': 'vendor-grpc-js.cjs',
+  '@grpc/proto-loader': 'vendor-proto-loader.cjs',
+  bullmq: 'vendor-bullmq.cjs',
+  ioredis: 'vendor-ioredis.cjs',
+  'node-forge': 'vendor-node-forge.cjs',
+  ssh2: 'vendor-ssh2.cjs',
+  'prom-client': 'vendor-prom-client.cjs',
+  pino: 'vendor-pino.cjs',
+  yaml: 'vendor-yaml.cjs',
+};
+const VENDORED_NAME = new RegExp(
+  `^(${Object.keys(VENDORED)
+    .map((p) => p.replace(/[/.@-]/g, '\\$&'))
+    .join('|')})$`,
+);
+
 /**
- * Resolves the vendored packages (but `self`, the one being vendored) to their vendor files.
- * An ES `import` of a .cjs file makes Node scan the whole file for its export names (~60 ms for
- * grpc-js), so imports go through a one-line CommonJS module that require()s the vendor file:
- * Node then only compiles it.
+ * Resolves the vendored packages (but `self`, the one being vendored) to a module that loads
+ * their vendor file through vendor-load.cjs, with its code cache: in the CLI, and inside another
+ * vendor file (BullMQ's ioredis), which so gets the very instance the CLI uses.
  */
 const vendored = (self) => ({
   name: 'vendored',
   setup(b) {
-    b.onResolve({ filter: /^@grpc\/(grpc-js|proto-loader)$/ }, (a) => {
+    b.onResolve({ filter: VENDORED_NAME }, (a) => {
       if (a.path === self) return undefined;
-      if (self !== undefined) return { path: `./${VENDORED[a.path]}`, external: true };
       return { path: a.path, namespace: 'vendor-require' };
     });
     b.onResolve({ filter: /^\.\/vendor-[\w-]+\.cjs$/ }, (a) => ({ path: a.path, external: true }));
@@ -89,15 +116,11 @@ const vendored = (self) => ({
   },
 });
 
-/**
- * One vendor file: the package as CommonJS, its export names spelled out so that Node finds
- * them when an ES module imports the file (esbuild adds the annotation Node's lexer reads).
- */
+/** One vendor file: the package's CommonJS build, its module.exports as the file's. */
 function vendor(pkg) {
-  const names = Object.keys(createRequire(join(root, 'package.json'))(pkg)).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n) && n !== 'default');
   return build({
     ...common,
-    stdin: { contents: `import * as m from '${pkg}';\nexport const { ${names.join(', ')} } = m;\n`, resolveDir: root, loader: 'js' },
+    stdin: { contents: `module.exports = require('${pkg}');\n`, resolveDir: root, loader: 'js' },
     format: 'cjs',
     outfile: join(out, VENDORED[pkg]),
     plugins: [vendored(pkg)],
@@ -106,15 +129,15 @@ function vendor(pkg) {
 
 rmSync(out, { recursive: true, force: true });
 const results = await Promise.all([
+  // CommonJS, so that vendor-load.cjs can compile it with its code cache (Node 20 has none for ES
+  // modules). Without splitting, esbuild wraps each module a command imports with import() in a
+  // lazy initialiser: a command's modules still run only when it runs.
   build({
     ...common,
-    entryPoints: { gaxx: join(root, 'cli', 'main.ts') },
+    ...cjsBundle,
+    entryPoints: { 'gaxx-cli': join(root, 'cli', 'main.ts') },
     outdir: out,
-    splitting: true,
-    // Chunks beside the entry, so that './vendor-*.cjs' names the same file from each of them.
-    chunkNames: '[name]-[hash]',
     plugins: [vendored()],
-    banner: { js: `${cjsShim} ${compileCache}` },
   }),
   build({
     ...common,
@@ -123,32 +146,33 @@ const results = await Promise.all([
     outdir: out,
     banner: { js: cjsShim },
   }),
-  // CommonJS, so that vendor-load.cjs can compile it with its code cache (Node 20 has none for ES
-  // modules). import.meta.url is the file's own URL, as it was in the ES module.
   build({
     ...common,
+    ...cjsBundle,
     entryPoints: { 'gaxx-agent': join(root, 'agent', 'main.ts') },
-    format: 'cjs',
-    outExtension: { '.js': '.cjs' },
     outdir: out,
-    define: { 'import.meta.url': '__gaxxImportMetaUrl' },
-    // The directive first: esbuild's own "use strict" comes after the banner.
-    banner: { js: "'use strict'; const __gaxxImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   }),
-  vendor('@grpc/grpc-js'),
-  vendor('@grpc/proto-loader'),
+  ...Object.keys(VENDORED).map(vendor),
 ]);
-// The agent's file goes out in its CommonJS function wrapper (where agent/main.ts's #! line would
-// be a syntax error), so that vendor-load.cjs compiles it as it is (see its wrapped()).
-const agentCjs = join(out, 'gaxx-agent.cjs');
+// The CLI's and the agent's files go out in their CommonJS function wrapper (where a #! line
+// would be a syntax error), so that vendor-load.cjs compiles them as they are (see its wrapped()).
 const { wrapped } = createRequire(import.meta.url)('./vendor-load.cjs');
-writeFileSync(agentCjs, wrapped(readFileSync(agentCjs, 'utf8').replace(/^#!.*\n/, '')));
-writeFileSync(join(out, 'gaxx-agent.mjs'), AGENT_ENTRY);
+for (const [entry, file, name] of [
+  ['gaxx.mjs', 'gaxx-cli.cjs', 'gaxx'],
+  ['gaxx-agent.mjs', 'gaxx-agent.cjs', 'gaxx-agent'],
+]) {
+  const cjs = join(out, file);
+  writeFileSync(cjs, wrapped(readFileSync(cjs, 'utf8').replace(/^#!.*\n/, '')));
+  writeFileSync(join(out, entry), entryOf(name, file));
+}
 for (const bin of ['gaxx.mjs', 'gaxx-agent.mjs', 'gaxx-launcher.mjs']) chmodSync(join(out, bin), 0o755);
-// The vendor files' loader and their V8 code caches (made by loading and using them once).
+// The vendor files' loader and the V8 code caches (made by loading and using each file once).
 cpSync(join(root, 'scripts', 'vendor-load.cjs'), join(out, 'vendor-load.cjs'));
 const cached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out], { stdio: 'inherit' });
 if (cached.status !== 0) throw new Error('making the vendor code caches failed');
+// The CLI's, from a run of `gaxx exec --help` (its help text is not shown).
+const cliCached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out, '--cli'], { stdio: ['ignore', 'ignore', 'inherit'] });
+if (cliCached.status !== 0) throw new Error('making the CLI code cache failed');
 // The agent's, by starting it once: with the environment agents run with (PATH) and no V8 flags,
 // since V8 refuses a cache made under other V8 flags. It listens on a port found free just
 // before, which another process may take in between: a start that finds it taken is tried again
@@ -163,7 +187,7 @@ for (let attempt = 1; attempt <= 3; attempt++) {
   if (agentCached.status === 0 || !agentCached.stderr?.toString().includes('EADDRINUSE')) break;
 }
 if (agentCached.status !== 0) throw new Error(`making the agent code cache failed:\n${agentCached.stderr?.toString() ?? agentCached.error}`);
-// The dashboard's page and uPlot, in ./assets beside the chunks (scheduler/ui/assets.ts reads
+// The dashboard's page and uPlot, in ./assets beside the CLI (scheduler/ui/assets.ts reads
 // them relative to its own module).
 cpSync(join(root, 'scheduler', 'ui', 'assets'), join(out, 'assets'), { recursive: true });
 for (const f of ['uPlot.iife.min.js', 'uPlot.min.css']) cpSync(join(root, 'node_modules', 'uplot', 'dist', f), join(out, 'assets', 'vendor', f));

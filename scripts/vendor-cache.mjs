@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 // Makes the V8 code caches of the files vendor-load.cjs loads, with its writeCache:
-//   node scripts/vendor-cache.mjs <bundle dir>           the CLI's vendor files: loads grpc-js and
-//     proto-loader and uses them as a command does (package definitions of both services, a
-//     client that never connects)
+//   node scripts/vendor-cache.mjs <bundle dir>           the CLI's vendor files (vendor-*.cjs):
+//     loads each, and uses grpc-js and proto-loader as a command does (package definitions of
+//     both services, a client that never connects)
+//   node scripts/vendor-cache.mjs <bundle dir> --cli     the CLI (gaxx-cli.cjs): runs
+//     `gaxx exec --help` (the command line, the command table, a command and the agent client)
+//     and writes what V8 has compiled of it when the CLI exits
 //   node scripts/vendor-cache.mjs <bundle dir> --agent   the agent (gaxx-agent.cjs): starts it on
 //     loopback with throw-away certificates, asks its Health over mTLS, then writes what V8 has
 //     compiled by then; run with the agent's environment and no V8 flags (V8 refuses a cache
 //     made under other V8 flags; Node's own, such as --use-openssl-ca, do not matter)
 // Run by scripts/bundle.mjs. Each cache records the hash of the file it was made from.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -34,14 +37,27 @@ async function clients() {
 }
 
 async function vendorCaches() {
-  if (!existsSync(join(dist, 'proto', 'load.js'))) {
-    // No tsc build: the files are only loaded, not used.
-    loadVendor('vendor-grpc-js.cjs');
-    loadVendor('vendor-proto-loader.cjs');
-  } else {
-    await useClients();
-  }
-  for (const f of ['vendor-grpc-js.cjs', 'vendor-proto-loader.cjs']) writeCache(join(dir, f));
+  const files = readdirSync(dir).filter((f) => /^vendor-[\w-]+\.cjs$/.test(f) && f !== 'vendor-load.cjs');
+  // Without a tsc build the files are only loaded, not used.
+  if (existsSync(join(dist, 'proto', 'load.js'))) await useClients();
+  for (const f of files) loadVendor(f);
+  for (const f of files) writeCache(join(dir, f));
+}
+
+/** Runs the CLI's `exec --help` in this process; its cache is written as the CLI exits. */
+function cliCache() {
+  const cli = join(dir, 'gaxx-cli.cjs');
+  process.argv = [process.argv[0], cli, 'exec', '--help'];
+  process.on('exit', (code) => {
+    if (code !== 0) return;
+    try {
+      writeCache(cli);
+    } catch (e) {
+      process.stderr.write(`vendor-cache: ${e?.stack ?? e}\n`);
+      process.exitCode = 1;
+    }
+  });
+  loadVendor('gaxx-cli.cjs');
 }
 
 async function useClients() {
@@ -107,6 +123,11 @@ async function agentCache() {
 }
 
 try {
+  if (process.argv.includes('--cli')) {
+    // The CLI exits by itself once it printed the help; the exit handler writes the cache.
+    cliCache();
+    await new Promise(() => undefined);
+  }
   if (process.argv.includes('--agent')) await agentCache();
   else await vendorCaches();
   // The agent would run on; the cache is written.

@@ -1,10 +1,10 @@
 'use strict';
 /* global require, module, __dirname, Buffer */
 /* eslint-disable @typescript-eslint/no-require-imports -- a CommonJS file by design, see below */
-// Copied into dist/bundle by scripts/bundle.mjs. Loads a CommonJS file beside it (the CLI's
-// vendor files grpc-js and proto-loader, and the agent, gaxx-agent.cjs) with the V8 code cache
-// that the build made for it (<file>.v8cache): Node 20 has no compile cache for modules, and
-// compiling these files is a good part of the start of `gaxx exec`, `gaxx run` and the agent.
+// Copied into dist/bundle by scripts/bundle.mjs. Loads a CommonJS file beside it (the CLI,
+// gaxx-cli.cjs, and its vendor files vendor-*.cjs; the agent, gaxx-agent.cjs) with the V8 code
+// cache that the build made for it (<file>.v8cache): Node 20 has no compile cache for modules,
+// and compiling these files is a good part of the start of every command and of the agent.
 // A cache is used only when it was made from this very file (its header holds the file's
 // SHA-256: V8 itself checks only the source's length) and V8 accepts it (same V8 version and
 // flags); otherwise the file is compiled as usual. Nothing is ever written here at run time:
@@ -22,12 +22,13 @@ const MAGIC = Buffer.from('gaxx-v8-cache-1\n');
 const HEADER_BYTES = MAGIC.length + 32;
 
 /**
- * How a file wrapped at build time starts (see wrapped()): such a file (the agent) is compiled as
- * it is, so V8 holds its one copy of the text, not a second, wrapped one (~2 MB of the agent's RSS).
+ * How a file wrapped at build time starts (see wrapped()): such a file (the agent, the CLI) is
+ * compiled as it is, so V8 holds its one copy of the text, not a second, wrapped one (~2 MB of the
+ * agent's RSS).
  */
 const WRAPPED_HEAD = Module.wrap('\0').split('\0')[0];
 
-/** `text` in the function wrapper of a CommonJS module, as the build writes the agent (gaxx-agent.cjs). */
+/** `text` in the function wrapper of a CommonJS module, as the build writes the agent and the CLI. */
 function wrapped(text) {
   return Module.wrap(text);
 }

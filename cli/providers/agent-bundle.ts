@@ -57,7 +57,7 @@ export const AGENT_NODE_FLAGS: readonly string[] = ['--use-openssl-ca'];
 export const AGENT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 
 /**
- * The agent bundle that belongs to this code: beside the CLI bundle's chunks, in dist/bundle
+ * The agent bundle that belongs to this code: beside the CLI bundle (gaxx-cli.cjs), in dist/bundle
  * of a tsc build, or in dist/bundle of the checkout when run from source. NOT_FOUND names the
  * build command when there is none.
  */
