@@ -31,6 +31,9 @@ function run(file: string, args: string[], o: Partial<TaskSpawnOptions> & { stdi
     const r: Ran = { code: null, signal: null, stdout: '', stderr: '', events: [] };
     child.on('error', (e: NodeJS.ErrnoException) => res({ error: e.code ?? e.message }));
     if (!child.pid) return;
+    // A process that exits before reading its stdin or fd 3 closes the pipe: EPIPE there is no
+    // failure of the spawn (the launcher ignores it the same way).
+    for (const s of [child.stdin, child.stdio[3]]) (s as NodeJS.EventEmitter | null | undefined)?.on('error', () => undefined);
     child.stdin?.end(o.stdin ?? '');
     if (o.fd3 !== undefined) (child.stdio[3] as NodeJS.WritableStream).end(o.fd3);
     child.stdout?.on('data', (d: Buffer) => (r.stdout += d.toString()));
