@@ -6,10 +6,18 @@
 // proto/index.ts for GaxxError, as every CLI command does, does not load grpc-js, and
 // `gaxx --version` stays fast. Types: grpc-modules.d.cts.
 
-/** The grpc-js and proto-loader modules (loaded on the first call). */
+/** The grpc-js and proto-loader modules, each loaded when first read. */
 function grpcModules() {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy by design, see above
-  return { grpc: require('@grpc/grpc-js'), protoLoader: require('@grpc/proto-loader') };
+  return {
+    get grpc() {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy by design, see above
+      return require('@grpc/grpc-js');
+    },
+    get protoLoader() {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy by design, see above
+      return require('@grpc/proto-loader');
+    },
+  };
 }
 
 module.exports = { grpcModules };

@@ -5,6 +5,7 @@ export { formatHostPort, isHostName, isLoopbackHost, parseHostPort, type HostPor
 export { DURATION_HINT, DURATION_PATTERN, parseDuration } from './durations.js';
 export { argvBytes, envBytes, ENV_NAME_PATTERN, REQUEST_LIMITS } from './limits.js';
 export { loadProtos, LOADER_OPTIONS, methodSubset, type AgentMethod } from './load.js';
+export { grpcModules } from './grpc-modules.cjs';
 export { packageVersion } from './version.js';
 export {
   SIGNED_TASK_CONTEXT,

@@ -6,13 +6,15 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { secureContextOptions, type CertBundle } from '../../certs/index.js';
 import {
   ERROR_CODE_METADATA_KEY,
   RETRY_AFTER_METADATA_KEY,
   GaxxError,
+  GrpcStatus,
   errorFromGrpc,
+  grpcModules,
   loadProtos,
   type AgentGrpcClient,
   type AgentMethod,
@@ -80,10 +82,13 @@ export interface ExecResult {
 
 export type HealthStatus = 'SERVING' | 'NOT_SERVING' | 'UNKNOWN' | 'SERVICE_UNKNOWN';
 
+/** grpc-js, loaded on a client's first use: a command that only imports this module (its --help) loads none. */
+const grpcJs = (): ReturnType<typeof grpcModules>['grpc'] => grpcModules().grpc;
+
 /** Call credentials presenting `token` as `authorization: Bearer` (only ever over the mTLS channel). */
 function bearer(token: string): grpc.CallCredentials {
-  return grpc.credentials.createFromMetadataGenerator((_params, cb) => {
-    const md = new grpc.Metadata();
+  return grpcJs().credentials.createFromMetadataGenerator((_params, cb) => {
+    const md = new (grpcJs().Metadata)();
     md.set('authorization', `Bearer ${token}`);
     cb(null, md);
   });
@@ -123,13 +128,13 @@ export class AgentClient {
     this.address = target.address;
     this.deadlineMs = opts.deadlineMs ?? 10_000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
-    const channelCreds = grpc.credentials.createFromSecureContext(contextFor(creds), {
+    const channelCreds = grpcJs().credentials.createFromSecureContext(contextFor(creds), {
       checkServerIdentity: (_servername, cert) => {
         this.identityError = checkAgentCertificate(host, cert, target.expect);
         return this.identityError;
       },
     });
-    const credentials = opts.token ? grpc.credentials.combineChannelCredentials(channelCreds, bearer(opts.token)) : channelCreds;
+    const credentials = opts.token ? grpcJs().credentials.combineChannelCredentials(channelCreds, bearer(opts.token)) : channelCreds;
     const options: grpc.ChannelOptions = {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
@@ -143,7 +148,7 @@ export class AgentClient {
     };
     this.credentials = credentials;
     this.target = grpcTarget(host, port);
-    this.channel = new grpc.Channel(this.target, credentials, options);
+    this.channel = new (grpcJs().Channel)(this.target, credentials, options);
   }
 
   /**
@@ -283,7 +288,7 @@ export class AgentClient {
     const deadlineMs = opts.deadlineMs ?? (req.timeoutMs ? Number(req.timeoutMs) + 30_000 : undefined);
     // On a READY channel the request goes out at once, so a failure may come after the agent
     // started the task; on any other state grpc-js fails the call before sending anything.
-    const sent = this.channel.getConnectivityState(false) === grpc.connectivityState.READY;
+    const sent = this.channel.getConnectivityState(false) === grpcJs().connectivityState.READY;
     const call = this.rpc('Exec').exec(req, deadlineMs === undefined ? {} : this.callOptions(deadlineMs));
     let grace: NodeJS.Timeout | undefined;
     let started = false;
@@ -349,7 +354,7 @@ export class AgentClient {
     const channel = this.channel;
     const deadline = Date.now() + this.connectTimeoutMs;
     let state = channel.getConnectivityState(true);
-    while (state === grpc.connectivityState.IDLE || state === grpc.connectivityState.CONNECTING) {
+    while (state === grpcJs().connectivityState.IDLE || state === grpcJs().connectivityState.CONNECTING) {
       const changed = await new Promise<boolean>((resolve) => channel.watchConnectivityState(state, deadline, (e) => resolve(!e)));
       if (!changed)
         throw new GaxxError(
@@ -358,7 +363,7 @@ export class AgentClient {
         );
       state = channel.getConnectivityState(true);
     }
-    if (state === grpc.connectivityState.SHUTDOWN) throw new GaxxError('UNAVAILABLE', `client for agent ${this.address} is closed`);
+    if (state === grpcJs().connectivityState.SHUTDOWN) throw new GaxxError('UNAVAILABLE', `client for agent ${this.address} is closed`);
   }
 
   private callOptions(deadlineMs = this.deadlineMs): grpc.CallOptions {
@@ -393,9 +398,9 @@ export class AgentClient {
     // The refusal's text reaches us inside the transport error; match it so a later, unrelated
     // outage is not reported as a mismatch.
     const idErr = this.identityError;
-    if (se.code === grpc.status.UNAVAILABLE && idErr && (se.details ?? '').includes(idErr.message)) return idErr;
+    if (se.code === GrpcStatus.UNAVAILABLE && idErr && (se.details ?? '').includes(idErr.message)) return idErr;
     const trailer = se.metadata?.get(ERROR_CODE_METADATA_KEY)[0];
-    if (se.code === grpc.status.UNAVAILABLE && trailer === undefined) return this.transportError(se);
+    if (se.code === GrpcStatus.UNAVAILABLE && trailer === undefined) return this.transportError(se);
     // grpc-js appends an empty "Resolution note:" to transport errors; it only adds noise.
     const details = (se.details ?? se.message ?? '').replace(/\.? ?Resolution note: *$/, '');
     const mapped = errorFromGrpc(se.code, `agent ${this.address}: ${details}`, typeof trailer === 'string' ? trailer : undefined);
