@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Bundles the CLI and the agent with esbuild (node20), after tsc:
-//   dist/bundle/gaxx.mjs          the CLI's entry: a few lines that load gaxx-cli.cjs through
-//                                 vendor-load.cjs
+//   dist/bundle/gaxx.cjs          the CLI's entry: a few lines that load gaxx-cli.cjs through
+//                                 vendor-load.cjs (CommonJS: Node needs no ES module loader for it)
 //   dist/bundle/gaxx-cli.cjs      the CLI as ONE CommonJS file in its function wrapper, with
 //                                 gaxx-cli.cjs.v8cache beside it: Node 20 caches no compiled code
 //                                 for ES modules, and compiling the CLI as ES module chunks took
@@ -44,13 +44,17 @@ const cjsShim = [
   'const __filename = __gaxxFileURLToPath(import.meta.url);',
   'const __dirname = __gaxxDirname(__filename);',
 ].join(' ');
-/** The entry of a program bundled as one CommonJS file, compiled with its code cache when that fits this Node. */
-const entryOf = (name, file) => `#!/usr/bin/env node
-// ${name}: the program is ${file} beside this file; vendor-load.cjs compiles it with its V8 code
+/**
+ * The entry of a program bundled as one CommonJS file, compiled with its code cache when that
+ * fits this Node. The CLI's entry is CommonJS itself, so that Node starts it without setting up
+ * its ES module loader (the CLI never needs it); the agent's stays the .mjs that installed
+ * hosts' service units name.
+ */
+const entryOf = (name, file, format) => `#!/usr/bin/env node
+${format === 'cjs' ? "'use strict';\n" : ''}// ${name}: the program is ${file} beside this file; vendor-load.cjs compiles it with its V8 code
 // cache (${file}.v8cache) when the cache was made from that very file by this Node version, and
 // without it otherwise.
-import { createRequire } from 'node:module';
-createRequire(import.meta.url)('./vendor-load.cjs').loadVendor('${file}');
+${format === 'cjs' ? `require('./vendor-load.cjs').loadVendor('${file}');` : `import { createRequire } from 'node:module';\ncreateRequire(import.meta.url)('./vendor-load.cjs').loadVendor('${file}');`}
 `;
 /** In a CommonJS bundle, import.meta.url is the file's own URL, as it was in the ES module. */
 const cjsBundle = {
@@ -158,14 +162,14 @@ const results = await Promise.all([
 // would be a syntax error), so that vendor-load.cjs compiles them as they are (see its wrapped()).
 const { wrapped } = createRequire(import.meta.url)('./vendor-load.cjs');
 for (const [entry, file, name] of [
-  ['gaxx.mjs', 'gaxx-cli.cjs', 'gaxx'],
+  ['gaxx.cjs', 'gaxx-cli.cjs', 'gaxx'],
   ['gaxx-agent.mjs', 'gaxx-agent.cjs', 'gaxx-agent'],
 ]) {
   const cjs = join(out, file);
   writeFileSync(cjs, wrapped(readFileSync(cjs, 'utf8').replace(/^#!.*\n/, '')));
-  writeFileSync(join(out, entry), entryOf(name, file));
+  writeFileSync(join(out, entry), entryOf(name, file, entry.endsWith('.cjs') ? 'cjs' : 'esm'));
 }
-for (const bin of ['gaxx.mjs', 'gaxx-agent.mjs', 'gaxx-launcher.mjs']) chmodSync(join(out, bin), 0o755);
+for (const bin of ['gaxx.cjs', 'gaxx-agent.mjs', 'gaxx-launcher.mjs']) chmodSync(join(out, bin), 0o755);
 // The vendor files' loader and the V8 code caches (made by loading and using each file once).
 cpSync(join(root, 'scripts', 'vendor-load.cjs'), join(out, 'vendor-load.cjs'));
 const cached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out], { stdio: 'inherit' });

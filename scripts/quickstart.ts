@@ -18,7 +18,7 @@ import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/ag
 const AGENTS = 3;
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 // The bundled CLI, as the package's `gaxx` bin; local agents run the installed agent bundle.
-const cliMain = join(root, 'dist', 'bundle', 'gaxx.mjs');
+const cliMain = join(root, 'dist', 'bundle', 'gaxx.cjs');
 const home = mkdtempSync(join(tmpdir(), 'gaxx-quickstart-'));
 const env = { ...process.env, GAXX_HOME: home };
 
