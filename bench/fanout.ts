@@ -23,6 +23,7 @@ import { CLI_MAIN } from '../test/helpers/cli.js';
 import { startSshdHosts, type SshdHosts } from './lib/sshd-hosts.js';
 import { formatTimings, timeCommands, type TimedCommand, type Timing } from './lib/timing.js';
 
+const USAGE = 'usage: node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--json]\n';
 const FLEET = 'bench';
 const node = process.execPath;
 
@@ -116,7 +117,19 @@ function ratioLines(t: Timing[]): string[] {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { runs: { type: 'string' }, sizes: { type: 'string' }, port: { type: 'string' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string' },
+      sizes: { type: 'string' },
+      port: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   const runs = Number(values.runs ?? 5);
   const sizes = (values.sizes ?? '10,50').split(',').map(Number);
   const max = Math.max(...sizes);
