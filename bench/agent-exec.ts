@@ -143,7 +143,7 @@ const USAGE = `usage: node dist/bench/agent-exec.js [--iterations N] [--no-flood
   --iterations N  operations per in-flight level (default 1000; sequential: 30% of N, warm-up: 5%)
   --no-flood      skip the flood section (the longest; Exec/spawn figures do not need it)
   --no-agent-env  start the agents without the allocator settings every agent gets (AGENT_ENV), to compare
-  --fork-spawn    the agents' launchers start tasks through child_process (GAXX_SPAWN=node), not posix_spawn, to compare
+  --fork-spawn    the agents' launchers start tasks through child_process (GAXX_SPAWN=node), not the native vfork spawn, to compare
   --json          print one JSON document instead of tables
 `;
 

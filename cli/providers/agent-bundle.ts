@@ -17,7 +17,7 @@ export const AGENT_BUNDLE_FILE = 'gaxx-agent.mjs';
 /** The agent's task launcher, beside the agent bundle (the agent spawns tasks from it). */
 export const LAUNCHER_BUNDLE_FILE = 'gaxx-launcher.mjs';
 /**
- * The launcher's posix_spawn (agent/exec/native/gaxx-spawn.c), when the build had a C compiler.
+ * The launcher's native spawn, vfork and exec (agent/exec/native/gaxx-spawn.c), when the build had a C compiler.
  * Built for the controller's platform: on a host where it does not load, the launcher forks.
  */
 export const SPAWN_MODULE_FILE = 'gaxx-spawn.node';
