@@ -172,10 +172,16 @@ for (const [entry, file, name] of [
 for (const bin of ['gaxx.cjs', 'gaxx-agent.mjs', 'gaxx-launcher.mjs']) chmodSync(join(out, bin), 0o755);
 // The vendor files' loader and the V8 code caches (made by loading and using each file once).
 cpSync(join(root, 'scripts', 'vendor-load.cjs'), join(out, 'vendor-load.cjs'));
-const cached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out], { stdio: 'inherit' });
+// Made with no V8 flags, as users run the CLI: V8 refuses a cache made under other flags, so
+// NODE_OPTIONS from the environment of the build is left out.
+const { NODE_OPTIONS: _flags, ...cacheEnv } = process.env;
+const cached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out], { stdio: 'inherit', env: cacheEnv });
 if (cached.status !== 0) throw new Error('making the vendor code caches failed');
 // The CLI's, from a run of `gaxx exec --help` (its help text is not shown).
-const cliCached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out, '--cli'], { stdio: ['ignore', 'ignore', 'inherit'] });
+const cliCached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out, '--cli'], {
+  stdio: ['ignore', 'ignore', 'inherit'],
+  env: cacheEnv,
+});
 if (cliCached.status !== 0) throw new Error('making the CLI code cache failed');
 // The agent's, by starting it once: with the environment agents run with (PATH) and no V8 flags,
 // since V8 refuses a cache made under other V8 flags. It listens on a port found free just
