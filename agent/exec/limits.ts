@@ -15,7 +15,7 @@
 import { execFile } from 'node:child_process';
 import { z } from 'zod';
 import { commandExists } from './command-exists.js';
-import { prlimitArgv, type TaskRlimits } from './task-spawn.js';
+import type { TaskRlimits } from './task-spawn.js';
 
 export { commandExists };
 
@@ -108,16 +108,6 @@ export function scopeArgv(argv: string[], limits: TaskLimits, isolation: Isolati
   return [isolation.systemdRun, '--user', '--scope', '--quiet', '--collect', `--unit=${unit}`, ...props, '--', ...argv];
 }
 
-/**
- * The argv that runs `argv` under `limits` with `isolation` from a plain spawn: its scope, and
- * prlimit for its rlimits. The task keeps its own process group (the caller spawns it
- * detached); prlimit and systemd-run exec into the task, so the spawned pid is the task's.
- */
-export function limitedArgv(argv: string[], limits: TaskLimits, isolation: Isolation, unitName = 'gaxx-task'): string[] {
-  const rl = taskRlimits(limits, isolation);
-  return scopeArgv(rl ? [...prlimitArgv(rl), ...argv] : argv, limits, isolation, unitName);
-}
-
 const MEMORY_HINTS = /out of memory|memory exhausted|cannot allocate memory|MemoryError|bad_alloc|ENOMEM|allocation failed/i;
 const FORK_HINTS = /cannot fork|fork: (retry: )?resource temporarily unavailable|fork failed|EAGAIN|can't fork/i;
 
@@ -168,13 +158,4 @@ export class TailBuffer {
 export interface Confinement {
   limits: TaskLimits;
   isolation: Isolation;
-}
-
-/**
- * The argv to spawn for a task: wrapped in its limits, unless there are none or the command
- * does not exist (left to fail as a spawn error, as it would unwrapped).
- */
-export function confinedArgv(argv: string[], c: Confinement | undefined, env: { PATH?: string }, cwd: string, unitName: string): string[] {
-  if (!c || c.isolation.kind === 'none' || !commandExists(argv[0] ?? '', env.PATH ?? '', cwd)) return argv;
-  return limitedArgv(argv, c.limits, c.isolation, unitName);
 }

@@ -5,19 +5,25 @@ import {
   classifyExit,
   commandExists,
   detectIsolation,
-  limitedArgv,
+  scopeArgv,
   TailBuffer,
+  taskRlimits,
   TaskLimitsSchema,
   type Isolation,
   type TaskLimits,
 } from '../../agent/exec/limits.js';
+import { prlimitArgv } from '../../agent/exec/task-spawn.js';
 
 const rlimit: Isolation = { kind: 'rlimit', prlimit: '/usr/bin/prlimit', detail: 'test' };
 const NOBODY = 65534;
 
-/** Runs argv under limits in its own process group; kills the group when the leader ends. */
+/**
+ * Runs argv under limits in its own process group, with prlimit in front as the launcher's
+ * forking spawn does (task-spawn.ts); kills the group when the leader ends.
+ */
 function runLimited(argv: string[], limits: TaskLimits, asNobody = false): Promise<{ code: number | null; signal: string | null; stderr: string; ms: number }> {
-  const [file, ...args] = limitedArgv(argv, limits, rlimit);
+  const rl = taskRlimits(limits, rlimit);
+  const [file, ...args] = rl ? [...prlimitArgv(rl), ...argv] : argv;
   const t0 = Date.now();
   const child = spawn(file as string, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'], ...(asNobody ? { uid: NOBODY, gid: NOBODY } : {}) });
   const tail = new TailBuffer();
@@ -42,15 +48,31 @@ function killGroup(pid: number | undefined): void {
 }
 
 describe('task limits', () => {
-  it('builds the prlimit argv, and runs argv unchanged without isolation', () => {
+  it('builds the rlimits and their prlimit argv, and runs argv unchanged without isolation', () => {
     const l = TaskLimitsSchema.parse({ cpuSeconds: 5, addressSpaceBytes: 1000, processes: 7 });
-    expect(limitedArgv(['echo', 'hi'], l, rlimit)).toEqual(['/usr/bin/prlimit', '--cpu=5:7', '--as=1000', '--nproc=7', '--', 'echo', 'hi']);
-    expect(limitedArgv(['echo'], l, { kind: 'none', detail: '' })).toEqual(['echo']);
-    const scoped = limitedArgv(['echo'], l, { kind: 'systemd-scope', prlimit: '/p', systemdRun: '/s', detail: '' }, 'gaxx-task-t1');
+    const rl = taskRlimits(l, rlimit);
+    expect(rl).toEqual({ prlimit: '/usr/bin/prlimit', cpu: [5, 7], as: 1000, nproc: 7 });
+    expect([...prlimitArgv(rl as NonNullable<typeof rl>), 'echo', 'hi']).toEqual([
+      '/usr/bin/prlimit',
+      '--cpu=5:7',
+      '--as=1000',
+      '--nproc=7',
+      '--',
+      'echo',
+      'hi',
+    ]);
+    expect(scopeArgv(['echo', 'hi'], l, rlimit)).toEqual(['echo', 'hi']);
+    const none: Isolation = { kind: 'none', detail: '' };
+    expect(taskRlimits(l, none)).toBeUndefined();
+    expect(scopeArgv(['echo'], l, none)).toEqual(['echo']);
+    const scope: Isolation = { kind: 'systemd-scope', prlimit: '/p', systemdRun: '/s', detail: '' };
+    const scoped = scopeArgv(['echo'], l, scope, 'gaxx-task-t1');
     expect(scoped.slice(0, 4)).toEqual(['/s', '--user', '--scope', '--quiet']);
     expect(scoped).toContain('TasksMax=7');
     expect(scoped).toContain('MemoryMax=1000');
-    expect(scoped.slice(-4)).toEqual(['/p', '--cpu=5:7', '--', 'echo']);
+    expect(scoped.slice(-2)).toEqual(['--', 'echo']);
+    // In a scope the cgroup caps memory and tasks: the rlimits are the CPU time alone.
+    expect(prlimitArgv(taskRlimits(l, scope) as NonNullable<ReturnType<typeof taskRlimits>>)).toEqual(['/p', '--cpu=5:7', '--']);
   });
 
   it('detects a usable isolation on this host and says which', async () => {
