@@ -1,12 +1,14 @@
 /**
- * The worker's view of the agents it dispatches to: one client, breaker, capacity (from Info)
- * and in-flight count per agent address. Open breakers are probed through the Health service
+ * The worker's view of the agents it dispatches to: one client per identity expectation, and a
+ * breaker, capacity (from Info, asked only once an agent is full at the assumed capacity) and
+ * in-flight count per agent address. Open breakers are probed through the Health service
  * with a fresh connection (an old grpc-js channel may sit in its reconnect backoff long after
  * the agent came back). Waiters are woken whenever a slot frees or a breaker changes.
  */
-import type { ExecEvent__Output, ExecRequest, InfoResponse__Output } from '../../proto/index.js';
+import { isGaxxError, type ExecEvent__Output, type ExecRequest, type InfoResponse__Output } from '../../proto/index.js';
 import { Breaker, DEFAULT_BREAKER, type BreakerOptions, type BreakerState } from './breaker.js';
 import type { AgentView } from './placement.js';
+import { isTransportFailure } from './retry-policy.js';
 
 /** Where an agent is and who it must prove to be (fleet agents: `spiffe://gaxx/agent/<fleet>/<host>`). */
 export interface AgentEndpoint {
@@ -44,7 +46,13 @@ interface AgentState {
   breaker: Breaker;
   capacity: number;
   inflight: number;
+  /** Info asked (in flight or answered); reset when the breaker opens, so it is asked again. */
   info: Promise<void> | undefined;
+  /**
+   * The identity health probes and their Info ask for: that of the last Info that answered, so
+   * they share the connection its tasks use instead of opening one of their own.
+   */
+  expect: AgentEndpoint['expect'];
   lastState: BreakerState;
   /** Some call reached this agent since the pool knows it (a restart is then worth waiting for). */
   reached: boolean;
@@ -64,39 +72,57 @@ export class AgentPool {
     this.timer.unref();
   }
 
-  /** Makes sure the agents are known and their capacity asked for (first use waits for Info). */
-  async ensure(endpoints: AgentEndpoint[]): Promise<void> {
-    const pending: Array<Promise<void>> = [];
+  /**
+   * Makes the agents known (idempotent; no call is made). Each starts with the assumed capacity:
+   * a task placed on an idle agent never waits for Info, and Info is asked only when placement
+   * finds an agent full at what is assumed (`learnCapacity`), so a run of one task per host
+   * costs each agent one call, its Exec.
+   */
+  ensure(endpoints: AgentEndpoint[]): void {
     for (const ep of endpoints) {
-      let s = this.agents.get(ep.address);
-      if (!s) {
-        s = {
-          address: ep.address,
-          links: new Map(),
-          breaker: new Breaker(this.opts.breaker ?? DEFAULT_BREAKER),
-          capacity: this.opts.defaultCapacity ?? 1,
-          inflight: 0,
-          info: undefined,
-          lastState: 'closed',
-          reached: false,
-        };
-        this.agents.set(ep.address, s);
-      }
-      if (!s.info && s.breaker.allows(Date.now())) s.info = this.fetchInfo(s);
-      if (s.info) pending.push(s.info);
+      if (this.agents.has(ep.address)) continue;
+      this.agents.set(ep.address, {
+        address: ep.address,
+        links: new Map(),
+        breaker: new Breaker(this.opts.breaker ?? DEFAULT_BREAKER),
+        capacity: this.opts.defaultCapacity ?? 1,
+        inflight: 0,
+        info: undefined,
+        expect: ep.expect,
+        lastState: 'closed',
+        reached: false,
+      });
     }
-    await Promise.all(pending);
   }
 
-  private async fetchInfo(s: AgentState): Promise<void> {
+  /**
+   * Asks Info of those of `endpoints` whose capacity is not known yet (placement found them full
+   * at the assumed one). Does not wait: the answer wakes the waiters (`waitForChange`).
+   */
+  learnCapacity(endpoints: AgentEndpoint[]): void {
+    this.ensure(endpoints);
+    for (const ep of endpoints) {
+      const s = this.agents.get(ep.address) as AgentState;
+      if (!s.info && s.breaker.allows(Date.now())) s.info = this.fetchInfo(s, ep.expect);
+    }
+  }
+
+  /**
+   * Asks the agent's capacity on the client its tasks use (the one pinning `expect`), so Info
+   * and Exec share a connection. Only a transport failure counts against the breaker: an agent
+   * that is not the one expected (IDENTITY_MISMATCH) is the task's error to report, and must not
+   * hold up the tasks of another expectation that it does satisfy.
+   */
+  private async fetchInfo(s: AgentState, expect: AgentEndpoint['expect']): Promise<void> {
     try {
-      // Info and Health carry no task data: the address check (an agent cert naming it) suffices.
-      const info = await this.link(s.address).info();
+      const info = await this.link(s.address, expect).info();
       s.capacity = info.capacity > 0 ? info.capacity : (this.opts.defaultCapacity ?? 1);
+      s.expect = expect;
       this.success(s.address);
-    } catch {
-      this.failure(s.address);
+      this.wake();
+    } catch (e) {
       s.info = undefined;
+      if (!isGaxxError(e) || isTransportFailure(e.code)) this.failure(s.address);
     }
   }
 
@@ -227,7 +253,7 @@ export class AgentPool {
   private async probe(s: AgentState): Promise<void> {
     let ok = false;
     try {
-      ok = (await this.link(s.address).health()) === 'SERVING';
+      ok = (await this.link(s.address, s.expect).health()) === 'SERVING';
     } catch {
       ok = false;
     }
@@ -236,6 +262,6 @@ export class AgentPool {
       return;
     }
     this.success(s.address);
-    s.info = this.fetchInfo(s);
+    s.info = this.fetchInfo(s, s.expect);
   }
 }

@@ -109,7 +109,7 @@ export class TaskDispatch {
   }
 
   private async loop(): Promise<Dispatched> {
-    await this.ctx.pool.ensure(this.endpoints);
+    this.ctx.pool.ensure(this.endpoints);
     for (;;) {
       if (this.job.signal.aborted) throw new Error('dispatch aborted');
       if (this.job.cancel.aborted) return this.ended('cancelled', 'cancelled', 'run cancelled before the task ran');
@@ -152,7 +152,7 @@ export class TaskDispatch {
   private async cancelledBeforeDispatch(): Promise<Dispatched> {
     const addr = this.pinned ?? this.placedOn;
     if (!this.job.takenBefore || addr === undefined) return this.ended('cancelled', 'cancelled', 'run cancelled before the task ran');
-    await this.ctx.pool.ensure(this.endpoints);
+    this.ctx.pool.ensure(this.endpoints);
     const expect = this.endpoints.find((e) => e.address === addr)?.expect;
     const link = this.ctx.pool.link(addr, expect);
     this.lastHost = addr;
@@ -207,8 +207,9 @@ export class TaskDispatch {
     if (p.kind === 'none') return { done: this.ended('error', 'NOT_FOUND', `no agent for this task (${p.reason})`) };
     if (p.kind === 'wait') {
       if (p.reason === 'breaker-open' && this.sticky === undefined && this.breakerWaitExhausted(pinned)) return GIVE_UP;
+      // Full at the assumed capacity: ask the agents theirs (the answers wake this wait).
+      if (p.reason === 'busy') this.ctx.pool.learnCapacity(this.endpoints);
       await this.ctx.pool.waitForChange(p.until ? p.until - Date.now() + 5 : 1000, this.wake);
-      await this.ctx.pool.ensure(this.endpoints);
       return AGAIN;
     }
     this.waitingSince = 0;
@@ -227,24 +228,28 @@ export class TaskDispatch {
 
   private async dispatchTo(addr: string): Promise<Step> {
     this.lastHost = addr;
-    if (this.placedOn !== addr) {
-      this.placedOn = addr;
-      // A pinned task can only go back to its agent, so only any-host placements are saved.
-      if (this.pinned === undefined) await this.job.saveDispatch({ placedOn: addr, round: this.round });
-    }
+    // The slot is taken before anything awaits: placement chose it from a snapshot, and a task
+    // placed meanwhile must see it taken, or an agent is sent more tasks than its capacity.
     this.ctx.pool.acquire(addr);
-    this.attempts += 1;
-    // Output of an earlier execution was streamed already: this one's is not its continuation.
-    if (this.attempts > 1) this.job.live?.spoil();
     let got: ExecOutcome | undefined;
     let failure: unknown;
     const seen: ExecSeen = {};
     try {
-      const link = this.ctx.pool.link(addr, this.endpoints.find((e) => e.address === addr)?.expect);
-      const deadline = this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined;
-      got = await execOnce(link, buildRequest(this.spec, this.stdin, this.execId()), this.job.signal, this.job.cancel, deadline, this.job.live, seen);
-    } catch (e) {
-      failure = e;
+      if (this.placedOn !== addr) {
+        this.placedOn = addr;
+        // A pinned task can only go back to its agent, so only any-host placements are saved.
+        if (this.pinned === undefined) await this.job.saveDispatch({ placedOn: addr, round: this.round });
+      }
+      this.attempts += 1;
+      // Output of an earlier execution was streamed already: this one's is not its continuation.
+      if (this.attempts > 1) this.job.live?.spoil();
+      try {
+        const link = this.ctx.pool.link(addr, this.endpoints.find((e) => e.address === addr)?.expect);
+        const deadline = this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined;
+        got = await execOnce(link, buildRequest(this.spec, this.stdin, this.execId()), this.job.signal, this.job.cancel, deadline, this.job.live, seen);
+      } catch (e) {
+        failure = e;
+      }
     } finally {
       this.ctx.pool.release(addr);
     }

@@ -18,6 +18,7 @@ import { runDoneKey, runEventsKey } from '../../scheduler/queue/results.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import { runAndWait } from '../../scheduler/queue/run.js';
 import type { TaskInput } from '../../scheduler/queue/task.js';
+import type { AgentConnector } from '../../scheduler/dispatch/agent-pool.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
 import type { Pki } from '../helpers/pki.js';
@@ -280,6 +281,108 @@ describe('scheduler with real agents', () => {
       ),
     ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(await startedTotal([agents[0] as AgentProcess])).toBe(before + 5);
+  });
+
+  /**
+   * The world's connector, counting by address the clients it opens, the Info calls made on them
+   * and the most Exec calls in flight at once.
+   */
+  function countingConnector(): { connect: AgentConnector; clients: Map<string, number>; infos: Map<string, number>; mostExecs: Map<string, number> } {
+    const inner = connect();
+    const clients = new Map<string, number>();
+    const infos = new Map<string, number>();
+    const mostExecs = new Map<string, number>();
+    const execs = new Map<string, number>();
+    const bump = (m: Map<string, number>, k: string, by = 1): number => {
+      m.set(k, (m.get(k) ?? 0) + by);
+      return m.get(k) as number;
+    };
+    return {
+      clients,
+      infos,
+      mostExecs,
+      connect: (ep) => {
+        bump(clients, ep.address);
+        const link = inner(ep);
+        return {
+          exec: (req, o) => ({
+            async *[Symbol.asyncIterator]() {
+              mostExecs.set(ep.address, Math.max(mostExecs.get(ep.address) ?? 0, bump(execs, ep.address)));
+              try {
+                yield* link.exec(req, o);
+              } finally {
+                bump(execs, ep.address, -1);
+              }
+            },
+          }),
+          info: () => {
+            bump(infos, ep.address);
+            return link.info();
+          },
+          health: () => link.health(),
+          cancel: (id) => link.cancel(id),
+          close: () => link.close(),
+        };
+      },
+    };
+  }
+
+  it('one connection per agent: a task per host asks no Info; a task list asks each agent once, when it fills, and then uses its capacity', async () => {
+    const addrs = agents.map((a) => a.address);
+    const perHost = countingConnector();
+    const out = await runAndWait(
+      { runId: 'conn1', tasks: addrs.map((a, i) => ({ taskId: `h${i}`, agents: [a], target: { host: a }, argv: ['true'] })) },
+      { settings, signer, connect: perHost.connect, timeoutMs: 30_000 },
+    );
+    expect([...out.results.values()].map((r) => r.outcome)).toEqual(addrs.map(() => 'succeeded'));
+    expect([...perHost.clients.keys()].sort()).toEqual([...addrs].sort());
+    expect([...perHost.clients.values()].every((n) => n === 1)).toBe(true);
+    expect(perHost.infos.size).toBe(0);
+
+    // 40 tasks over 4 agents: at the assumed capacity (1) the fifth finds them all full, which
+    // asks their capacity (16); after that an agent runs several of them at once.
+    const list = countingConnector();
+    const many = await runAndWait(
+      anyHost('conn2', 40, () => ['sleep', '0.5']),
+      { settings, signer, connect: list.connect, timeoutMs: 60_000 },
+    );
+    const results = [...many.results.values()];
+    expect(results.map((r) => r.outcome)).toEqual(results.map(() => 'succeeded'));
+    expect(Object.fromEntries(list.infos)).toEqual(Object.fromEntries(addrs.map((a) => [a, 1])));
+    expect(Object.fromEntries(list.clients)).toEqual(Object.fromEntries(addrs.map((a) => [a, 1])));
+    // The most tasks one agent ran at once, from their reported start and end.
+    let most = 0;
+    for (const a of addrs) {
+      const spans = results.filter((r) => r.host === a).map((r) => [Date.parse(r.finishedAt) - r.durationMs, Date.parse(r.finishedAt)] as const);
+      for (const [start] of spans) most = Math.max(most, spans.filter(([s, e]) => s <= start && start < e).length);
+    }
+    expect(most).toBeGreaterThan(1);
+
+    // A fleet's agent is asked its capacity on the client that pins its identity, the one its
+    // tasks use (makePki's agent certificate is spiffe://gaxx/agent/test/h1).
+    const a = addrs[2] as string;
+    await registerFleet(q.redis, 'test', [{ host: 'h1', address: a }]);
+    const fleet = countingConnector();
+    const inFleet = await runAndWait(
+      { runId: 'conn3', tasks: Array.from({ length: 3 }, (_, i) => ({ taskId: `f${i}`, fleet: 'test', target: { any: true }, argv: ['sleep', '0.2'] })) },
+      { settings, signer, connect: fleet.connect, timeoutMs: 30_000 },
+    );
+    expect([...inFleet.results.values()].map((r) => [r.outcome, r.host])).toEqual([0, 1, 2].map(() => ['succeeded', a]));
+    expect(Object.fromEntries(fleet.infos)).toEqual({ [a]: 1 });
+    expect(Object.fromEntries(fleet.clients)).toEqual({ [a]: 1 });
+  });
+
+  it('never sends an agent more tasks at once than its capacity, also before its Info answers', async () => {
+    const small = await startAgent({ certsDir: pki.agent.dir, args: ['--capacity', '2'] });
+    const c = countingConnector();
+    const out = await runAndWait(
+      { runId: 'cap1', tasks: Array.from({ length: 12 }, (_, i) => ({ taskId: `c${i}`, agents: [small.address], target: { any: true }, argv: ['sleep', '0.2'] })) },
+      { settings, signer, connect: c.connect, timeoutMs: 60_000 },
+    );
+    expect([...out.results.values()].map((r) => r.outcome)).toEqual(Array.from({ length: 12 }, () => 'succeeded'));
+    expect(c.infos.get(small.address)).toBe(1);
+    expect(c.mostExecs.get(small.address)).toBe(2);
+    await small.stop();
   });
 
   it('dispatches fleet tasks by host name and refuses an agent whose certificate names another fleet', async () => {
