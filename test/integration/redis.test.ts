@@ -1,9 +1,9 @@
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../../certs/index.js';
-import { acquireEmbeddedRedis, socketCommand } from '../../scheduler/redis/embedded-redis.js';
+import { acquireEmbeddedRedis, socketCommand, socketInfo } from '../../scheduler/redis/embedded-redis.js';
 import { createRedis, durabilityWarnings, redisSettingsFromUrl, waitReady } from '../../scheduler/redis/redis.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -146,6 +146,47 @@ describe('embedded redis-server', () => {
     expect(await socketCommand(c.socketPath, 'GET {gaxx}:kept')).toBe('$3');
     await c.release();
     expect(existsSync(c.socketPath)).toBe(false);
+  });
+
+  it('compacts an AOF of mostly old increments when it starts, so a start does not replay them all; the data stays', async () => {
+    const own = mkdtempSync(join(tmpdir(), 'gxe-aof-'));
+    const aofBytes = (kind: 'base' | 'incr'): number => {
+      const d = join(own, 'redis', 'data', 'appendonlydir');
+      return readdirSync(d)
+        .filter((f) => f.includes(`.${kind}.`))
+        .reduce((n, f) => n + statSync(join(d, f)).size, 0);
+    };
+    try {
+      const a = await acquireEmbeddedRedis(own);
+      const r = createRedis(redisSettingsFromUrl(a.url), 'producer');
+      await waitReady(r);
+      // A daemon's server compacts on its own past 4 MiB, not 64 (the default).
+      expect(await r.config('GET', 'auto-aof-rewrite-min-size')).toEqual(['auto-aof-rewrite-min-size', String(4 * 1024 * 1024)]);
+      await r.set('{gaxx}:kept', 'yes');
+      // 6 MiB written and deleted again, as finished runs' jobs are: increments, no live data.
+      // (This server is kept from compacting on its own meanwhile; the setting lives until its stop.)
+      await r.config('SET', 'auto-aof-rewrite-percentage', '0');
+      const big = 'x'.repeat(100 * 1024);
+      for (let i = 0; i < 60; i++) await r.set(`{gaxx}:gone:${i}`, big);
+      for (let i = 0; i < 60; i++) await r.del(`{gaxx}:gone:${i}`);
+      r.disconnect();
+      await a.release();
+      expect(aofBytes('incr')).toBeGreaterThan(6_000_000);
+
+      // The next start rewrites it (in the background); the stop waits for that to finish.
+      const b = await acquireEmbeddedRedis(own);
+      expect(b.started).toBe(true);
+      await b.release();
+      expect(aofBytes('incr')).toBeLessThan(64 * 1024);
+      expect(aofBytes('base')).toBeLessThan(64 * 1024);
+
+      const c = await acquireEmbeddedRedis(own);
+      expect(await socketCommand(c.socketPath, 'GET {gaxx}:kept')).toBe('$3');
+      expect((await socketInfo(c.socketPath, 'persistence')).get('aof_rewrite_in_progress')).toBe('0');
+      await c.release();
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 
   it('prunes users whose process is gone', async () => {
