@@ -17,11 +17,11 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { AgentClient } from '../scheduler/client/index.js';
 import { floodInChild, type FloodResult } from '../test/helpers/flood.js';
 import { rawAgentClient } from '../test/helpers/grpc.js';
 import { issueCertDir } from '../test/helpers/pki.js';
+import { benchArgs } from './lib/args.js';
 import { startBareServer } from './lib/bare-server.js';
 import { startFixture, type BenchFixture } from './lib/fixture.js';
 import { planFor, profile, type Measurement, type Plan } from './lib/profile.js';
@@ -148,22 +148,11 @@ const USAGE = `usage: node dist/bench/agent-exec.js [--iterations N] [--no-flood
 `;
 
 function parseFlags(argv: string[]): { iterations: number; json: boolean; flood: boolean; noAgentEnv: boolean; forkSpawn: boolean } {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      iterations: { type: 'string' },
-      json: { type: 'boolean' },
-      'no-flood': { type: 'boolean' },
-      'no-agent-env': { type: 'boolean' },
-      'fork-spawn': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
+  const values = benchArgs(
+    USAGE,
+    { iterations: { type: 'string' }, json: { type: 'boolean' }, 'no-flood': { type: 'boolean' }, 'no-agent-env': { type: 'boolean' }, 'fork-spawn': { type: 'boolean' } },
+    argv,
+  );
   const iterations = Number(values.iterations ?? DEFAULT_ITERATIONS);
   if (!Number.isInteger(iterations) || iterations < 1 || iterations > 1_000_000) throw new Error(`--iterations must be an integer in 1..1000000\n${USAGE}`);
   return {

@@ -16,8 +16,8 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { AgentClient } from '../scheduler/client/index.js';
+import { benchArgs } from './lib/args.js';
 import { startFixture } from './lib/fixture.js';
 
 const MiB = 1024 * 1024;
@@ -112,21 +112,14 @@ async function bareNodeRss(): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      tasks: { type: 'string' },
-      'in-flight': { type: 'string' },
-      'no-expiry': { type: 'boolean' },
-      env: { type: 'string', multiple: true },
-      'no-agent-env': { type: 'boolean' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const values = benchArgs('usage: node dist/bench/agent-footprint.js [--tasks N] [--in-flight N] [--no-expiry] [--env K=V ...] [--no-agent-env] [--json]', {
+    tasks: { type: 'string' },
+    'in-flight': { type: 'string' },
+    'no-expiry': { type: 'boolean' },
+    env: { type: 'string', multiple: true },
+    'no-agent-env': { type: 'boolean' },
+    json: { type: 'boolean' },
   });
-  if (values.help) {
-    process.stdout.write('usage: node dist/bench/agent-footprint.js [--tasks N] [--in-flight N] [--no-expiry] [--env K=V ...] [--no-agent-env] [--json]\n');
-    return;
-  }
   const tasks = Number(values.tasks ?? 10_000);
   const inFlight = Number(values['in-flight'] ?? 8);
   const env = Object.fromEntries((values.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));

@@ -16,12 +16,12 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { FleetCa, loadCertDir, type CertBundle } from '../certs/index.js';
 import { AgentClient } from '../scheduler/client/index.js';
 import { agentMain, repoRoot, startAgent, stopAllAgents } from '../test/helpers/agent.js';
 import { issueCertDir } from '../test/helpers/pki.js';
 import { median, runMeasured } from './lib/timing.js';
+import { benchArgs } from './lib/args.js';
 
 const USAGE = 'usage: node dist/bench/agent-start.js [--runs N] [--entry PATH ...] [--bare-entry PATH ...] [--env K=V ...] [--json]\n';
 
@@ -90,20 +90,13 @@ function table(rows: Row[], base: { wallMs: number; cpuMs: number }): string {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      runs: { type: 'string' },
-      entry: { type: 'string', multiple: true },
-      'bare-entry': { type: 'string', multiple: true },
-      env: { type: 'string', multiple: true },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const values = benchArgs(USAGE, {
+    runs: { type: 'string' },
+    entry: { type: 'string', multiple: true },
+    'bare-entry': { type: 'string', multiple: true },
+    env: { type: 'string', multiple: true },
+    json: { type: 'boolean' },
   });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
   const runs = Number(values.runs ?? 10);
   const env = Object.fromEntries((values.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   const bare = (values['bare-entry'] ?? []).map((e): Entry => ({ name: `${e} (no agent flags)`, path: resolve(e), bare: true }));

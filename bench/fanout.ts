@@ -15,11 +15,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { createLocalProvider } from '../cli/providers/local.js';
 import type { Provider } from '../cli/providers/types.js';
 import { acquireEmbeddedRedis } from '../scheduler/index.js';
 import { CLI_MAIN } from '../test/helpers/cli.js';
+import { benchArgs } from './lib/args.js';
 import { startSshdHosts, type SshdHosts } from './lib/sshd-hosts.js';
 import { formatTimings, timeCommands, type TimedCommand, type Timing } from './lib/timing.js';
 
@@ -117,19 +117,7 @@ function ratioLines(t: Timing[]): string[] {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      runs: { type: 'string' },
-      sizes: { type: 'string' },
-      port: { type: 'string' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const values = benchArgs(USAGE, { runs: { type: 'string' }, sizes: { type: 'string' }, port: { type: 'string' }, json: { type: 'boolean' } });
   const runs = Number(values.runs ?? 5);
   const sizes = (values.sizes ?? '10,50').split(',').map(Number);
   const max = Math.max(...sizes);

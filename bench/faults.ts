@@ -23,6 +23,7 @@ import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/ag
 import { makePki, type Pki } from '../test/helpers/pki.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { operatorSigner } from '../test/helpers/scheduler-world.js';
+import { benchArgs } from './lib/args.js';
 
 const STALL_MS = Number(process.env.BENCH_STALL_MS ?? 6000);
 const KEEPALIVE = { timeMs: 1000, timeoutMs: 1000 };
@@ -131,5 +132,6 @@ async function main(): Promise<void> {
   }
 }
 
+benchArgs('usage: node dist/bench/faults.js\n  environment: BENCH_STALL_MS (how long an agent is stopped, default 6000)', {});
 await main();
 process.exit(0);

@@ -21,6 +21,7 @@ import { SchedulerWorker } from '../scheduler/dispatch/worker.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/agent.js';
 import { makePki } from '../test/helpers/pki.js';
 import { startRedis } from '../test/helpers/redis.js';
+import { benchArgs } from './lib/args.js';
 
 const N = Number(process.env.BENCH_TASKS ?? 5000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
@@ -132,5 +133,6 @@ async function main(): Promise<void> {
   }
 }
 
+benchArgs('usage: node dist/bench/scheduler.js\n  environment: BENCH_TASKS (default 5000), BENCH_CONCURRENCY (default 64)', {});
 await main();
 process.exit(0);

@@ -8,7 +8,6 @@
  *
  * Usage: npm run bench:spawn-api [-- --count N] [-- --speed X] [-- --json]
  */
-import { parseArgs } from 'node:util';
 import { LinodeProvider, LINODE_CREATE_PACE } from '../cli/providers/linode.js';
 import { scaledClock } from '../cli/providers/pacer.js';
 import type { Clock, Provider } from '../cli/providers/types.js';
@@ -16,6 +15,7 @@ import { VultrProvider, VULTR_PACE } from '../cli/providers/vultr.js';
 import type { FakeCloud } from '../test/helpers/fake-cloud.js';
 import { FakeLinode } from '../test/helpers/fake-linode.js';
 import { FakeVultr } from '../test/helpers/fake-vultr.js';
+import { benchArgs } from './lib/args.js';
 
 const TOKEN = 'bench-5f0c2a9e81d74b36a0e94c1d7b2f8e63a5c0d9e8f7b6a5c4';
 
@@ -66,8 +66,10 @@ async function measure(
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { count: { type: 'string', default: '100' }, speed: { type: 'string', default: '10' }, json: { type: 'boolean', default: false } },
+  const values = benchArgs('usage: node dist/bench/spawn-api.js [--count N] [--speed X] [--json]', {
+    count: { type: 'string', default: '100' },
+    speed: { type: 'string', default: '10' },
+    json: { type: 'boolean', default: false },
   });
   const count = Number(values.count);
   const speed = Number(values.speed);

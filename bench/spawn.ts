@@ -17,13 +17,13 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { FleetCa, loadCertDir, type CertBundle } from '../certs/index.js';
 import { bootstrapHosts, type BootstrapTarget } from '../cli/bootstrap/index.js';
 import { KnownHosts, ensureSshKeyPair, type SshKeyPair } from '../cli/ssh/index.js';
 import { builtAgentBundle } from '../test/helpers/agent.js';
 import { issueCertDir } from '../test/helpers/pki.js';
 import { startTestHost, stopAllTestHosts } from '../test/helpers/test-host.js';
+import { benchArgs } from './lib/args.js';
 import { machineCpu, untilQuiet } from './lib/machine-cpu.js';
 
 interface World {
@@ -131,8 +131,10 @@ function format(runs: Run[], baselineMs: number): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { sizes: { type: 'string', default: '1,10,20' }, json: { type: 'boolean', default: false }, trace: { type: 'boolean', default: false } },
+  const values = benchArgs('usage: node dist/bench/spawn.js [--sizes 1,10,20] [--trace] [--json]', {
+    sizes: { type: 'string', default: '1,10,20' },
+    json: { type: 'boolean', default: false },
+    trace: { type: 'boolean', default: false },
   });
   const sizes = values.sizes
     .split(',')

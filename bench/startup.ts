@@ -15,8 +15,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { packageBin } from '../test/helpers/cli.js';
+import { benchArgs } from './lib/args.js';
 import { formatTimings, timeCommands, type TimedCommand } from './lib/timing.js';
 
 const USAGE = 'usage: node dist/bench/startup.js [--runs N] [--cli PATH ...] [--agent HOST[:PORT]] [--json]\n';
@@ -38,19 +38,7 @@ function commandsFor(cli: string, home: string, label: string, agent: string | u
 }
 
 function main(): number {
-  const { values } = parseArgs({
-    options: {
-      runs: { type: 'string' },
-      agent: { type: 'string' },
-      cli: { type: 'string', multiple: true },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const values = benchArgs(USAGE, { runs: { type: 'string' }, agent: { type: 'string' }, cli: { type: 'string', multiple: true }, json: { type: 'boolean' } });
   const runs = Number(values.runs ?? 15);
   const clis = (values.cli ?? [packageBin('gaxx')]).map((c) => resolve(c));
   const homes = clis.map(() => mkdtempSync(join(tmpdir(), 'gaxx-bench-startup-')));

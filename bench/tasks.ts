@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { loadCertDir } from '../certs/index.js';
 import { AgentClient } from '../scheduler/client/index.js';
 import { CLI_MAIN, cliWorld, type CliWorld } from '../test/helpers/cli-world.js';
+import { benchArgs } from './lib/args.js';
 
 const N = Number(process.env.BENCH_TASKS ?? 20_000);
 const SLOTS = 64;
@@ -88,5 +89,6 @@ async function main(): Promise<void> {
   }
 }
 
+benchArgs('usage: node dist/bench/tasks.js\n  environment: BENCH_TASKS (default 20000)', {});
 await main();
 process.exit(0);

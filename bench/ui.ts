@@ -14,7 +14,8 @@ import { FleetCa, loadCertDir, writeCertDir } from '../certs/index.js';
 import { createRedis, Dashboard, newRunId, redisSettingsFromUrl, waitReady } from '../scheduler/index.js';
 import { launchBrowser, type TestBrowser } from '../test/helpers/browser.js';
 import { startRedis } from '../test/helpers/redis.js';
-import { serveInfo, serveMetrics, simTargets, writeRun, type Pem } from './ui-sim.js';
+import { serveInfo, serveMetrics, simTargets, writeRun, type Pem } from './lib/ui-sim.js';
+import { benchArgs } from './lib/args.js';
 
 const AGENTS = Number(process.env.BENCH_UI_AGENTS ?? 500);
 const TASKS = Number(process.env.BENCH_UI_TASKS ?? 100_000);
@@ -170,4 +171,5 @@ async function main(): Promise<void> {
   }
 }
 
+benchArgs('usage: node dist/bench/ui.js\n  environment: BENCH_UI_AGENTS (default 500), BENCH_UI_TASKS (default 100000), BENCH_UI_RATE (results/s, default 2500)', {});
 await main();

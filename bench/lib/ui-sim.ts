@@ -7,9 +7,9 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { Cluster, Redis } from 'ioredis';
-import { secureContextOptions } from '../certs/index.js';
-import { loadProtos } from '../proto/index.js';
-import { indexRun, publishResult, taskResult, type MonitorTarget, type RunSpec, type TaskResult } from '../scheduler/index.js';
+import { secureContextOptions } from '../../certs/index.js';
+import { loadProtos } from '../../proto/index.js';
+import { indexRun, publishResult, taskResult, type MonitorTarget, type RunSpec, type TaskResult } from '../../scheduler/index.js';
 
 export interface Pem {
   certPem: string;
