@@ -150,7 +150,13 @@ const USAGE = `usage: node dist/bench/agent-exec.js [--iterations N] [--no-flood
 function parseFlags(argv: string[]): { iterations: number; json: boolean; flood: boolean; noAgentEnv: boolean; forkSpawn: boolean } {
   const values = benchArgs(
     USAGE,
-    { iterations: { type: 'string' }, json: { type: 'boolean' }, 'no-flood': { type: 'boolean' }, 'no-agent-env': { type: 'boolean' }, 'fork-spawn': { type: 'boolean' } },
+    {
+      iterations: { type: 'string' },
+      json: { type: 'boolean' },
+      'no-flood': { type: 'boolean' },
+      'no-agent-env': { type: 'boolean' },
+      'fork-spawn': { type: 'boolean' },
+    },
     argv,
   );
   const iterations = Number(values.iterations ?? DEFAULT_ITERATIONS);

@@ -171,5 +171,8 @@ async function main(): Promise<void> {
   }
 }
 
-benchArgs('usage: node dist/bench/ui.js\n  environment: BENCH_UI_AGENTS (default 500), BENCH_UI_TASKS (default 100000), BENCH_UI_RATE (results/s, default 2500)', {});
+benchArgs(
+  'usage: node dist/bench/ui.js\n  environment: BENCH_UI_AGENTS (default 500), BENCH_UI_TASKS (default 100000), BENCH_UI_RATE (results/s, default 2500)',
+  {},
+);
 await main();

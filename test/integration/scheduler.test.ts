@@ -376,7 +376,10 @@ describe('scheduler with real agents', () => {
     const small = await startAgent({ certsDir: pki.agent.dir, args: ['--capacity', '2'] });
     const c = countingConnector();
     const out = await runAndWait(
-      { runId: 'cap1', tasks: Array.from({ length: 12 }, (_, i) => ({ taskId: `c${i}`, agents: [small.address], target: { any: true }, argv: ['sleep', '0.2'] })) },
+      {
+        runId: 'cap1',
+        tasks: Array.from({ length: 12 }, (_, i) => ({ taskId: `c${i}`, agents: [small.address], target: { any: true }, argv: ['sleep', '0.2'] })),
+      },
       { settings, signer, connect: c.connect, timeoutMs: 60_000 },
     );
     expect([...out.results.values()].map((r) => r.outcome)).toEqual(Array.from({ length: 12 }, () => 'succeeded'));
