@@ -1,9 +1,9 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../../certs/index.js';
-import { acquireEmbeddedRedis, socketCommand, socketInfo } from '../../scheduler/redis/embedded-redis.js';
+import { acquireEmbeddedRedis, socketCommand, socketInfo, type EmbeddedRedis } from '../../scheduler/redis/embedded-redis.js';
 import { createRedis, durabilityWarnings, redisSettingsFromUrl, waitReady } from '../../scheduler/redis/redis.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -116,14 +116,26 @@ describe('redis over TLS (rediss://)', () => {
 
 describe('embedded redis-server', () => {
   const stateDir = mkdtempSync(join(tmpdir(), 'gxe-'));
+  // Every handle a test takes is released after it, also when an assertion failed midway
+  // (release is idempotent), so no redis-server outlives its test.
+  const held: EmbeddedRedis[] = [];
+  async function acquire(dir = stateDir): Promise<EmbeddedRedis> {
+    const h = await acquireEmbeddedRedis(dir);
+    held.push(h);
+    return h;
+  }
+  async function releaseAll(): Promise<void> {
+    for (const h of held.splice(0)) await h.release();
+  }
+  afterEach(releaseAll);
   afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
 
   it('runs on a 0700 socket dir, is shared, and stops when the last user is done', async () => {
-    const a = await acquireEmbeddedRedis(stateDir);
+    const a = await acquire();
     expect(a.started).toBe(true);
     expect(statSync(a.dir).mode & 0o777).toBe(0o700);
     expect(statSync(a.socketPath).isSocket()).toBe(true);
-    const b = await acquireEmbeddedRedis(stateDir);
+    const b = await acquire();
     expect(b.started).toBe(false);
     expect(b.socketPath).toBe(a.socketPath);
 
@@ -141,7 +153,7 @@ describe('embedded redis-server', () => {
     expect(await socketCommand(b.socketPath, 'PING')).toBeNull();
 
     // Started again, the AOF brings the data back.
-    const c = await acquireEmbeddedRedis(stateDir);
+    const c = await acquire();
     expect(c.started).toBe(true);
     expect(await socketCommand(c.socketPath, 'GET {gaxx}:kept')).toBe('$3');
     await c.release();
@@ -157,7 +169,7 @@ describe('embedded redis-server', () => {
         .reduce((n, f) => n + statSync(join(d, f)).size, 0);
     };
     try {
-      const a = await acquireEmbeddedRedis(own);
+      const a = await acquire(own);
       const r = createRedis(redisSettingsFromUrl(a.url), 'producer');
       await waitReady(r);
       // A daemon's server compacts on its own past 4 MiB, not 64 (the default).
@@ -174,23 +186,24 @@ describe('embedded redis-server', () => {
       expect(aofBytes('incr')).toBeGreaterThan(6_000_000);
 
       // The next start rewrites it (in the background); the stop waits for that to finish.
-      const b = await acquireEmbeddedRedis(own);
+      const b = await acquire(own);
       expect(b.started).toBe(true);
       await b.release();
       expect(aofBytes('incr')).toBeLessThan(64 * 1024);
       expect(aofBytes('base')).toBeLessThan(64 * 1024);
 
-      const c = await acquireEmbeddedRedis(own);
+      const c = await acquire(own);
       expect(await socketCommand(c.socketPath, 'GET {gaxx}:kept')).toBe('$3');
       expect((await socketInfo(c.socketPath, 'persistence')).get('aof_rewrite_in_progress')).toBe('0');
       await c.release();
     } finally {
+      await releaseAll();
       rmSync(own, { recursive: true, force: true });
     }
   });
 
   it('prunes users whose process is gone', async () => {
-    const a = await acquireEmbeddedRedis(stateDir);
+    const a = await acquire();
     writeFileSync(join(a.dir, 'users', '999999999.dead'), '999999999');
     await a.release();
     expect(existsSync(a.socketPath)).toBe(false);
