@@ -121,8 +121,11 @@ export class AgentPool {
       this.success(s.address);
       this.wake();
     } catch (e) {
+      // Unreachable: asked again once the breaker lets calls through. Any other refusal is the
+      // agent's answer: the assumed capacity stays, and Info is not asked again for it.
+      if (isGaxxError(e) && !isTransportFailure(e.code)) return;
       s.info = undefined;
-      if (!isGaxxError(e) || isTransportFailure(e.code)) this.failure(s.address);
+      this.failure(s.address);
     }
   }
 

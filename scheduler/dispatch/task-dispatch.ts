@@ -207,8 +207,8 @@ export class TaskDispatch {
     if (p.kind === 'none') return { done: this.ended('error', 'NOT_FOUND', `no agent for this task (${p.reason})`) };
     if (p.kind === 'wait') {
       if (p.reason === 'breaker-open' && this.sticky === undefined && this.breakerWaitExhausted(pinned)) return GIVE_UP;
-      // Full at the assumed capacity: ask the agents theirs (the answers wake this wait).
-      if (p.reason === 'busy') this.ctx.pool.learnCapacity(this.endpoints);
+      // Full at the assumed capacity: ask the agents this task may use theirs (the answers wake this wait).
+      if (p.reason === 'busy') this.ctx.pool.learnCapacity(pinned === undefined ? this.endpoints : this.endpoints.filter((e) => e.address === pinned));
       await this.ctx.pool.waitForChange(p.until ? p.until - Date.now() + 5 : 1000, this.wake);
       return AGAIN;
     }
