@@ -12,7 +12,7 @@ export { publishResult, taskResult, RESULT_TTL_MS, type OutputChunk, type TaskOu
 export { issuedAgentCerts, renewalReason, rotateAgent, type RotationResult } from './renewal/renewal.js';
 export { HEARTBEAT_KEY } from './daemon/daemon.js';
 export { resumeRun, runAndWait } from './queue/run.js';
-export { agentConnector } from './dispatch/connector.js';
+export { agentConnector, warmingConnector, type WarmingConnector } from './dispatch/connector.js';
 export { serveScheduler } from './daemon/serve.js';
 export { isCancelled } from './queue/cancel.js';
 export { streamRun } from './queue/stream-run.js';

@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { GaxxError, type TaskSigner } from '../../proto/index.js';
 import {
   agentConnector,
+  warmingConnector,
   createRedis,
   createRunRecord,
   fleetAgents,
@@ -93,16 +94,26 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
     try {
       const fleetHosts = plan.fleet ? await resolveFleet(target.settings, plan.fleet) : undefined;
       const signer = operatorSigner(ctx.config.paths.operatorCertDir);
-      const connect = agentConnector(creds, {
-        deadlineMs: ctx.config.agent.deadlineMs,
-        connectTimeoutMs: ctx.config.agent.connectTimeoutMs,
-        token: ctx.config.agent.token,
-      });
-      const runId = newRunId();
+      // Without a daemon, this process connects to the run's agents while it enqueues (prewarm).
+      const warming = warmingConnector(
+        agentConnector(creds, {
+          deadlineMs: ctx.config.agent.deadlineMs,
+          connectTimeoutMs: ctx.config.agent.connectTimeoutMs,
+          token: ctx.config.agent.token,
+        }),
+      );
+      const fleet = plan.fleet;
+      const endpoints =
+        fleetHosts && fleet
+          ? fleetHosts.map((a) => ({ address: a.address, expect: { fleet, host: a.host } }))
+          : (plan.agents ?? []).map((address) => ({ address }));
+      const started: Started = { runId: newRunId(), settings: target.settings, connect: warming.connect, prewarm: () => warming.warm(endpoints), signer };
       const hosts = fleetHosts?.map((a) => a.host) ?? plan.agents ?? [];
-      return input
-        ? await runTaskList(plan, ctx, { runId, settings: target.settings, connect, signer, input, agentCount: hosts.length })
-        : await runEachHost(plan, ctx, { runId, settings: target.settings, connect, signer, hosts });
+      try {
+        return input ? await runTaskList(plan, ctx, { ...started, input, agentCount: hosts.length }) : await runEachHost(plan, ctx, { ...started, hosts });
+      } finally {
+        warming.close();
+      }
     } finally {
       await target.release();
     }
@@ -120,6 +131,8 @@ interface Started {
   runId: string;
   settings: RedisSettings;
   connect: ReturnType<typeof agentConnector>;
+  /** Starts connecting to the run's agents (called when this process works on the run itself). */
+  prewarm: () => void;
   signer: TaskSigner;
 }
 
@@ -152,6 +165,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
         settings: s.settings,
         signer: s.signer,
         connect: s.connect,
+        prewarm: s.prewarm,
         cancel: ctx.signal,
         ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
         onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
@@ -203,6 +217,7 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
       settings: s.settings,
       signer: s.signer,
       connect: s.connect,
+      prewarm: s.prewarm,
       window: plan.window,
       cancel: ctx.signal,
       ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),

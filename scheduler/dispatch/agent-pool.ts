@@ -23,6 +23,8 @@ export interface AgentLink {
   health(): Promise<string>;
   /** Stops a running task by exec id; false when the agent has none running under it. */
   cancel(taskId: string): Promise<boolean>;
+  /** Starts connecting without a call (see warmingConnector). */
+  warm(): void;
   close(): void;
 }
 

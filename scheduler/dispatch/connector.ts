@@ -5,7 +5,7 @@
  */
 import type { CertBundle } from '../../certs/index.js';
 import { AgentClient } from '../client/agent-client.js';
-import type { AgentConnector } from './agent-pool.js';
+import type { AgentConnector, AgentEndpoint, AgentLink } from './agent-pool.js';
 
 export interface ConnectorOptions {
   /** Deadline of unary calls (Info, Health, Cancel). */
@@ -27,4 +27,51 @@ export function agentConnector(creds: CertBundle, opts: ConnectorOptions = {}): 
       token: opts.token,
       ...(opts.keepalive ? { keepalive: opts.keepalive } : {}),
     });
+}
+
+/** A connector that can start connecting to agents before anything asks for them. */
+export interface WarmingConnector {
+  /** Hands out the link warmed for this endpoint (once), else a new one from the inner connector. */
+  connect: AgentConnector;
+  /** Opens links to `endpoints` now and starts their connections (TLS handshakes) without a call. */
+  warm(endpoints: readonly AgentEndpoint[]): void;
+  /** Closes the warmed links nobody took (the ones handed out belong to whoever took them). */
+  close(): void;
+}
+
+/** The key of a link: the address and the identity it pins, as the agent pool asks for them. */
+function linkKey(ep: AgentEndpoint): string {
+  return JSON.stringify([ep.address, ep.expect?.fleet ?? null, ep.expect?.host ?? null]);
+}
+
+/**
+ * Wraps `inner` so that a process that is about to work on a run itself (no daemon) can open
+ * its connections to the run's agents while it still enqueues: the handshakes then overlap
+ * with the queue's round trips instead of starting once the first job is taken. A link is
+ * handed out at most once, to the first `connect` for the same address and identity.
+ */
+export function warmingConnector(inner: AgentConnector): WarmingConnector {
+  const warmed = new Map<string, AgentLink>();
+  return {
+    connect: (ep) => {
+      const key = linkKey(ep);
+      const link = warmed.get(key);
+      if (!link) return inner(ep);
+      warmed.delete(key);
+      return link;
+    },
+    warm: (endpoints) => {
+      for (const ep of endpoints) {
+        const key = linkKey(ep);
+        if (warmed.has(key)) continue;
+        const link = inner(ep);
+        link.warm();
+        warmed.set(key, link);
+      }
+    },
+    close: () => {
+      for (const link of warmed.values()) link.close();
+      warmed.clear();
+    },
+  };
 }

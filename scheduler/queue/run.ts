@@ -39,6 +39,11 @@ export interface RunAndWaitOptions extends WaitOptions {
   expiresAtUnixMs?: number;
   /** For the in-process worker; without it, a daemon must be running. */
   connect?: AgentConnector;
+  /**
+   * Called once, before the run is enqueued, when this process will work on it itself (no daemon):
+   * the caller may start connecting to the run's agents meanwhile (warmingConnector).
+   */
+  prewarm?: () => void;
   /** 'auto' (default): in-process worker only when no daemon heartbeat is present. */
   worker?: 'auto' | 'always' | 'never';
   concurrency?: number;
@@ -85,6 +90,12 @@ export async function bounded<T>(p: Promise<T>, ms: number): Promise<T | undefin
 /** Whether a daemon heartbeat is live (read only: it must not need a writable Redis). */
 async function daemonAlive(queue: TaskQueue): Promise<boolean> {
   return (await queue.redis.zcount(HEARTBEAT_KEY, Date.now(), '+inf')) > 0;
+}
+
+/** Whether this process will start a worker for the run (RunWait.ensureWorker decides the same way). */
+async function worksHere(queue: TaskQueue, opts: RunAndWaitOptions): Promise<boolean> {
+  const mode = opts.worker ?? 'auto';
+  return opts.connect !== undefined && (mode === 'always' || (mode === 'auto' && !(await daemonAlive(queue))));
 }
 
 /** One waiting run: its queue, worker, cancel and clean-up. */
@@ -234,6 +245,8 @@ export async function runAndWait(run: RunSpecInput, opts: RunAndWaitOptions): Pr
   try {
     // In passing: runs abandoned long ago expire (their untaken jobs end EXPIRED), best effort.
     void bounded(expireAbandonedRuns(queue), CLEANUP_MS);
+    // The handshakes with the agents then overlap the enqueue's round trips.
+    if (opts.prewarm && (await worksHere(queue, opts))) opts.prewarm();
     enq = await queue.enqueueRun(run, opts.signer, opts.expiresAtUnixMs === undefined ? {} : { expiresAtUnixMs: opts.expiresAtUnixMs });
     const hosts = Object.fromEntries(run.tasks.map((t) => [t.taskId, 'host' in t.target ? t.target.host : '']));
     return await waitOn(new RunWait(queue, { runId: enq.runId, taskIds: enq.taskIds, hosts, createdAt: Date.now() }, opts), opts);

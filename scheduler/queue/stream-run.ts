@@ -37,6 +37,8 @@ export interface StreamRunOptions extends FollowHandlers {
   /** When the signatures expire (default: a day after each batch is enqueued). */
   expiresAtUnixMs?: number;
   connect?: AgentConnector;
+  /** Called once when this process starts its own worker for the run (see RunAndWaitOptions.prewarm). */
+  prewarm?: () => void;
   worker?: 'auto' | 'always' | 'never';
   workerConcurrency?: number;
   log?: WorkerLog;
@@ -234,6 +236,7 @@ class StreamedRun {
 
   private startWorker(): void {
     if (this.worker || !this.opts.connect) return;
+    this.opts.prewarm?.();
     // Its own run only: a task-list run never takes another run's jobs.
     this.worker = SchedulerWorker.start({
       settings: this.opts.settings,

@@ -19,6 +19,7 @@ import { waitForRun } from '../../scheduler/queue/wait.js';
 import { runAndWait } from '../../scheduler/queue/run.js';
 import type { TaskInput } from '../../scheduler/queue/task.js';
 import type { AgentConnector } from '../../scheduler/dispatch/agent-pool.js';
+import { warmingConnector } from '../../scheduler/dispatch/connector.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
 import type { Pki } from '../helpers/pki.js';
@@ -321,6 +322,7 @@ describe('scheduler with real agents', () => {
           },
           health: () => link.health(),
           cancel: (id) => link.cancel(id),
+          warm: () => link.warm(),
           close: () => link.close(),
         };
       },
@@ -370,6 +372,45 @@ describe('scheduler with real agents', () => {
     expect([...inFleet.results.values()].map((r) => [r.outcome, r.host])).toEqual([0, 1, 2].map(() => ['succeeded', a]));
     expect(Object.fromEntries(fleet.infos)).toEqual({ [a]: 1 });
     expect(Object.fromEntries(fleet.clients)).toEqual({ [a]: 1 });
+  });
+
+  it('a process that works on its run itself connects to the agents before it enqueues, and its worker uses those connections', async () => {
+    await noDaemon();
+    const addrs = agents.map((a) => a.address);
+    const counting = countingConnector();
+    const warming = warmingConnector(counting.connect);
+    let warmedBeforeEnqueue = -1;
+    const out = await runAndWait(
+      { runId: 'warm1', tasks: addrs.map((a, i) => ({ taskId: `w${i}`, agents: [a], target: { host: a }, argv: ['true'] })) },
+      {
+        settings,
+        signer,
+        connect: warming.connect,
+        prewarm: () => {
+          warming.warm(addrs.map((address) => ({ address })));
+          warmedBeforeEnqueue = counting.clients.size;
+        },
+        timeoutMs: 30_000,
+      },
+    );
+    warming.close();
+    expect([...out.results.values()].map((r) => r.outcome)).toEqual(addrs.map(() => 'succeeded'));
+    expect(out.inProcess).toBe(true);
+    expect(warmedBeforeEnqueue).toBe(addrs.length);
+    // The worker took the warmed links: no second connection to any agent.
+    expect(Object.fromEntries(counting.clients)).toEqual(Object.fromEntries(addrs.map((a) => [a, 1])));
+
+    // With a daemon's heartbeat present at enqueue, nothing is warmed (the daemon works on the
+    // run); this one is a ghost, so the run is taken over here once its heartbeat lapses.
+    await q.redis.zadd(HEARTBEAT_KEY, Date.now() + 2000, 'ghost-warm');
+    let prewarmed = false;
+    const later = await runAndWait(
+      { runId: 'warm2', tasks: [{ taskId: 'x', agents: [addrs[0] as string], target: { host: addrs[0] as string }, argv: ['true'] }] },
+      { settings, signer, connect: connect(), prewarm: () => (prewarmed = true), timeoutMs: 30_000 },
+    );
+    expect(later.results.get('x')?.outcome).toBe('succeeded');
+    expect(later.inProcess).toBe(true);
+    expect(prewarmed).toBe(false);
   });
 
   it('never sends an agent more tasks at once than its capacity, also before its Info answers', async () => {
