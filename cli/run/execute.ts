@@ -9,6 +9,7 @@ import { GaxxError, type TaskSigner } from '../../proto/index.js';
 import {
   agentConnector,
   warmingConnector,
+  WORKER_CONCURRENCY,
   createRedis,
   createRunRecord,
   fleetAgents,
@@ -42,6 +43,13 @@ export interface ExecuteContext {
   io: Io;
   signal: AbortSignal;
 }
+
+/**
+ * At most this many agents are connected to ahead of the run: as many as the in-process worker
+ * runs tasks at once, so a run over a huge fleet does not open every connection (and file
+ * descriptor) at the same moment.
+ */
+const PREWARM_MAX = WORKER_CONCURRENCY;
 
 /** A task id from a host: its position plus the host made id-safe. */
 export function taskIdFor(index: number, host: string): string {
@@ -107,7 +115,13 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
         fleetHosts && fleet
           ? fleetHosts.map((a) => ({ address: a.address, expect: { fleet, host: a.host } }))
           : (plan.agents ?? []).map((address) => ({ address }));
-      const started: Started = { runId: newRunId(), settings: target.settings, connect: warming.connect, prewarm: () => warming.warm(endpoints), signer };
+      const started: Started = {
+        runId: newRunId(),
+        settings: target.settings,
+        connect: warming.connect,
+        prewarm: () => warming.warm(endpoints.slice(0, PREWARM_MAX)),
+        signer,
+      };
       const hosts = fleetHosts?.map((a) => a.host) ?? plan.agents ?? [];
       try {
         return input ? await runTaskList(plan, ctx, { ...started, input, agentCount: hosts.length }) : await runEachHost(plan, ctx, { ...started, hosts });

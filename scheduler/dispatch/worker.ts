@@ -59,6 +59,9 @@ export interface SchedulerWorkerOptions {
 
 const FLEET_CACHE_MS = 2000;
 
+/** Jobs a worker runs at once unless told otherwise. */
+export const WORKER_CONCURRENCY = 64;
+
 /** A running worker. */
 export class SchedulerWorker {
   readonly pool: AgentPool;
@@ -119,7 +122,7 @@ export class SchedulerWorker {
     bw = new Worker<TaskSpec, TaskResult>(runQueueName(runId), (job, token) => this.process(this.ctx, job, token), {
       connection: this.redis,
       prefix: KEY_PREFIX,
-      concurrency: this.opts.concurrency ?? 64,
+      concurrency: this.opts.concurrency ?? WORKER_CONCURRENCY,
       lockDuration: this.opts.lockDurationMs ?? 30_000,
       stalledInterval: this.opts.stalledIntervalMs ?? this.opts.lockDurationMs ?? 30_000,
       // A scheduler crash stalls its jobs; they must come back, not fail.
