@@ -1,7 +1,6 @@
 // `gaxx cp` both ways and `gaxx status`: the built CLI against real agents of a registered fleet.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
@@ -13,7 +12,7 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 beforeAll(async () => {
   w = await cliWorld(3);
-  tmp = mkdtempSync(join(tmpdir(), 'gxf-'));
+  tmp = w.scratch('gxf-');
 });
 
 afterAll(async () => {

@@ -29,10 +29,13 @@ beforeAll(async () => {
   agents = await Promise.all([0, 1].map(() => startAgent({ certsDir: certs })));
 });
 
+/** Dirs the tasks mark their start in (world-writable, so outside the 0700 home): removed at the end. */
+const markDirs: string[] = [];
+
 afterAll(async () => {
   await stopAllGaxx();
   await stopAllAgents();
-  rmSync(home, { recursive: true, force: true });
+  for (const dir of [home, ...markDirs]) rmSync(dir, { recursive: true, force: true });
 });
 
 function jsonLines(stdout: string): Array<Record<string, unknown>> {
@@ -61,6 +64,7 @@ describe('gaxx run when Redis dies and does not come back', () => {
     // This run's tasks say they started in a file of their own (other runs' tasks may still run),
     // one file per task (a sandboxed task is pid 2 in its own namespace, so $$ names nothing).
     const marks = mkdtempSync(join(tmpdir(), 'gxrf-marks-'));
+    markDirs.push(marks);
     chmodSync(marks, 0o777);
     const list = join(marks, 'tasks.txt');
     if (records !== undefined) writeFileSync(list, records);

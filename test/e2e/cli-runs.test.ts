@@ -1,6 +1,5 @@
 // `gaxx runs`, `runs wait` on a run whose CLI was killed, `runs cancel`: the built CLI, a daemon, real agents.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +16,7 @@ let daemon: GaxxProcess;
 
 beforeAll(async () => {
   w = await cliWorld(2);
-  tmp = mkdtempSync(join(tmpdir(), 'gxt-'));
+  tmp = w.scratch('gxt-');
   daemon = w.spawnGaxx(['scheduler', '--metrics-listen', '127.0.0.1:0']);
   await daemon.line('stderr', (l) => l.includes('"scheduler started"'));
 });

@@ -1,7 +1,6 @@
 // The built CLI's `gaxx run --tasks` against real agents in a registered fleet, on a real redis-server.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
@@ -14,7 +13,7 @@ let tmp: string;
 
 beforeAll(async () => {
   w = await cliWorld(3);
-  tmp = mkdtempSync(join(tmpdir(), 'gxt-'));
+  tmp = w.scratch('gxt-');
 });
 
 afterAll(async () => {

@@ -27,6 +27,8 @@ export interface CliWorld {
   gaxx(args: string[], opts?: { input?: string | Buffer; cwd?: string }): Promise<CliRun>;
   /** Starts the CLI as a child process (stdin piped); close() stops it if it still runs. */
   spawnGaxx(args: string[]): GaxxProcess;
+  /** A new temp dir (`<tmpdir>/<prefix>XXXXXX`) for the test's own files; close() removes it. */
+  scratch(prefix: string): string;
   close(): Promise<void>;
 }
 
@@ -62,6 +64,7 @@ export async function cliWorld(count: number, fleet = 'tf'): Promise<CliWorld> {
     hosts.map((host, i) => ({ host, address: (agents[i] as AgentProcess).address })),
   );
   conn.disconnect();
+  const scratchDirs: string[] = [];
   return {
     home,
     redis,
@@ -71,11 +74,16 @@ export async function cliWorld(count: number, fleet = 'tf'): Promise<CliWorld> {
     env,
     gaxx,
     spawnGaxx: (args) => spawnGaxx(args, { ...world, stdin: 'pipe' }),
+    scratch: (prefix) => {
+      const dir = mkdtempSync(join(tmpdir(), prefix));
+      scratchDirs.push(dir);
+      return dir;
+    },
     close: async () => {
       await stopAllGaxx();
       await stopAllAgents();
       await redis.destroy();
-      rmSync(home, { recursive: true, force: true });
+      for (const dir of [home, ...scratchDirs.splice(0)]) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

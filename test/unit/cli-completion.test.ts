@@ -1,6 +1,6 @@
 // Shell completion scripts: generated from the command table; the bash one is run in a real bash.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -47,11 +47,15 @@ describe('gaxx completion', () => {
 
   it('fleet names come from the local state dir, none when it does not exist', () => {
     const dir = mkdtempSync(join(tmpdir(), 'gxcomp-'));
-    expect(localFleetNames(join(dir, 'missing'))).toEqual([]);
-    mkdirSync(join(dir, 'fleets'));
-    writeFileSync(join(dir, 'fleets', 'web.json'), '{}');
-    mkdirSync(join(dir, 'fleets', 'db'));
-    writeFileSync(join(dir, 'fleets', '.hidden'), '');
-    expect(localFleetNames(join(dir, 'fleets'))).toEqual(['db', 'web']);
+    try {
+      expect(localFleetNames(join(dir, 'missing'))).toEqual([]);
+      mkdirSync(join(dir, 'fleets'));
+      writeFileSync(join(dir, 'fleets', 'web.json'), '{}');
+      mkdirSync(join(dir, 'fleets', 'db'));
+      writeFileSync(join(dir, 'fleets', '.hidden'), '');
+      expect(localFleetNames(join(dir, 'fleets'))).toEqual(['db', 'web']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
