@@ -184,7 +184,7 @@ async function start(opts: TestHostOptions): Promise<TestHost> {
   const { address, setup } = await addHostNetns(slot, n);
   const netns = slot.netnsName(n);
   const name = `host${n}`;
-  const tmp = mkdtempSync(join(tmpdir(), `gxh-${n}-`));
+  const tmp = mkdtempSync(join(tmpdir(), slot.hostDirPrefix(n)));
   const applied = opts.userData === undefined ? undefined : cloudConfigScript(opts.userData);
   const keys = keyScript(opts, applied);
   const script = [mountScript(tmp, name), setup, keys.script, authorizedScript(opts.authorizedKeys), applied?.script ?? '', INIT_TAIL].join('\n');

@@ -9,6 +9,8 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { threadId } from 'node:worker_threads';
 
@@ -26,6 +28,8 @@ export interface NetSlot {
   hostAddress(n: number): string;
   netnsName(n: number): string;
   vethName(n: number): string;
+  /** The name prefix of host `n`'s temp dir: the slot's sweep removes what a dead owner left. */
+  hostDirPrefix(n: number): string;
 }
 
 /** Runs `ip ARGS`; rejects with its stderr. */
@@ -46,6 +50,7 @@ function makeSlot(k: number): NetSlot {
     hostAddress: (n) => `${slotPrefix(k)}.${n}`,
     netnsName: (n) => `gaxx-th${k}-${n}`,
     vethName: (n) => `gxv${k}h${n}`,
+    hostDirPrefix: (n) => `gxh-s${k}-${n}-`,
   };
 }
 
@@ -77,6 +82,8 @@ async function sweepSlot(k: number): Promise<void> {
     await ip('netns', 'del', ns).catch(() => undefined);
   }
   await ip('link', 'del', slot.bridge).catch(() => undefined);
+  // The hosts' temp dirs (overlay upper and work dirs) of an owner that died before its stop().
+  for (const name of readdirSync(tmpdir())) if (name.startsWith(`gxh-s${k}-`)) rmSync(join(tmpdir(), name), { recursive: true, force: true });
 }
 
 function lockPath(k: number): string {

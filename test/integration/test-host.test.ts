@@ -4,7 +4,8 @@
  * sshd starts, and stopping a host leaves no namespace or process behind.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -143,9 +144,16 @@ describe('a crashed test run', () => {
     for (let i = 0; i < 200 && existsSync(`/proc/${initPid}`); i++) await new Promise((r) => setTimeout(r, 50));
     expect(existsSync(`/proc/${initPid}`)).toBe(false);
     expect((await run('ip', ['netns', 'list'])).stdout).toContain(netns);
+    // Its temp dir (the overlay's upper and work dirs) is still there: named by slot and host number.
+    const [, slot, n] = /^gaxx-th(\d+)-(\d+)$/.exec(netns) ?? [];
+    const leftDirs = (): string[] => readdirSync(tmpdir()).filter((f) => f.startsWith(`gxh-s${slot}-${n}-`));
+    const left = leftDirs();
+    expect(left).toHaveLength(1);
     // (A test process running beside this one may sweep it first: either way it goes.)
     await sweepStaleSlots();
     expect((await run('ip', ['netns', 'list'])).stdout).not.toContain(netns);
+    // The sweep takes the dir too (a process that claims the slot since makes dirs of new names).
+    expect(leftDirs().filter((d) => left.includes(d))).toEqual([]);
     // And the next host starts as usual.
     const next = await startTestHost();
     expect((await next.sh('echo ok')).stdout).toBe('ok\n');
