@@ -16,6 +16,11 @@ export interface AgentEndpoint {
   expect?: { fleet?: string; host?: string };
 }
 
+/** The identity part of a link's key: one link per address and pinned identity (none: ''). */
+export function identityKey(expect: AgentEndpoint['expect']): string {
+  return expect ? `${expect.fleet ?? ''}/${expect.host ?? ''}` : '';
+}
+
 /** The part of AgentClient the worker uses. */
 export interface AgentLink {
   exec(req: ExecRequest, opts?: { signal?: AbortSignal; deadlineMs?: number }): AsyncIterable<ExecEvent__Output>;
@@ -139,7 +144,7 @@ export class AgentPool {
   link(address: string, expect?: AgentEndpoint['expect']): AgentLink {
     const st = this.agents.get(address);
     if (!st) throw new Error(`agent ${address} not in the pool`);
-    const key = expect ? `${expect.fleet ?? ''}/${expect.host ?? ''}` : '';
+    const key = identityKey(expect);
     let l = st.links.get(key);
     if (!l) {
       l = this.connect({ address, ...(expect ? { expect } : {}) });

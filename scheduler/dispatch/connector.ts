@@ -5,7 +5,7 @@
  */
 import type { CertBundle } from '../../certs/index.js';
 import { AgentClient } from '../client/agent-client.js';
-import type { AgentConnector, AgentEndpoint, AgentLink } from './agent-pool.js';
+import { identityKey, type AgentConnector, type AgentEndpoint, type AgentLink } from './agent-pool.js';
 
 export interface ConnectorOptions {
   /** Deadline of unary calls (Info, Health, Cancel). */
@@ -39,9 +39,9 @@ export interface WarmingConnector {
   close(): void;
 }
 
-/** The key of a link: the address and the identity it pins, as the agent pool asks for them. */
+/** The key of a link: its address and the identity it pins, as the agent pool keys its links. */
 function linkKey(ep: AgentEndpoint): string {
-  return JSON.stringify([ep.address, ep.expect?.fleet ?? null, ep.expect?.host ?? null]);
+  return JSON.stringify([ep.address, identityKey(ep.expect)]);
 }
 
 /**

@@ -92,10 +92,9 @@ async function daemonAlive(queue: TaskQueue): Promise<boolean> {
   return (await queue.redis.zcount(HEARTBEAT_KEY, Date.now(), '+inf')) > 0;
 }
 
-/** Whether this process will start a worker for the run (RunWait.ensureWorker decides the same way). */
-async function worksHere(queue: TaskQueue, opts: RunAndWaitOptions): Promise<boolean> {
-  const mode = opts.worker ?? 'auto';
-  return opts.connect !== undefined && (mode === 'always' || (mode === 'auto' && !(await daemonAlive(queue))));
+/** Whether this process works on the run itself: always, or ('auto') while no daemon heartbeat is live. */
+async function worksHere(queue: TaskQueue, mode: RunAndWaitOptions['worker'] = 'auto'): Promise<boolean> {
+  return mode === 'always' || (mode === 'auto' && !(await daemonAlive(queue)));
 }
 
 /** One waiting run: its queue, worker, cancel and clean-up. */
@@ -131,7 +130,7 @@ class RunWait {
   /** In-process worker now, or a watch that starts one when the daemon goes away. */
   async ensureWorker(): Promise<void> {
     const mode = this.opts.worker ?? 'auto';
-    if (mode === 'always' || (mode === 'auto' && !(await daemonAlive(this.queue)))) {
+    if (await worksHere(this.queue, mode)) {
       if (!this.opts.connect) throw new GaxxError('FAILED_PRECONDITION', 'no scheduler daemon is running and no agent credentials were given to run one here');
       this.startWorker();
     } else if (mode === 'auto') {
@@ -246,7 +245,7 @@ export async function runAndWait(run: RunSpecInput, opts: RunAndWaitOptions): Pr
     // In passing: runs abandoned long ago expire (their untaken jobs end EXPIRED), best effort.
     void bounded(expireAbandonedRuns(queue), CLEANUP_MS);
     // The handshakes with the agents then overlap the enqueue's round trips.
-    if (opts.prewarm && (await worksHere(queue, opts))) opts.prewarm();
+    if (opts.prewarm && opts.connect && (await worksHere(queue, opts.worker))) opts.prewarm();
     enq = await queue.enqueueRun(run, opts.signer, opts.expiresAtUnixMs === undefined ? {} : { expiresAtUnixMs: opts.expiresAtUnixMs });
     const hosts = Object.fromEntries(run.tasks.map((t) => [t.taskId, 'host' in t.target ? t.target.host : '']));
     return await waitOn(new RunWait(queue, { runId: enq.runId, taskIds: enq.taskIds, hosts, createdAt: Date.now() }, opts), opts);
