@@ -5,9 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { createSecureContext, type SecureContext } from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
-import { secureContextOptions, type CertBundle } from '../../certs/index.js';
+import { sharedSecureContext, type CertBundle } from '../../certs/index.js';
 import {
   ERROR_CODE_METADATA_KEY,
   RETRY_AFTER_METADATA_KEY,
@@ -94,21 +93,6 @@ function bearer(token: string): grpc.CallCredentials {
   });
 }
 
-/**
- * One TLS context per credentials object, shared by every client made with it: building one
- * parses the key, certificate and CAs (~2-3 ms), once per agent of a fan-out otherwise. Each
- * client still checks its own agent's identity (checkServerIdentity below).
- */
-const contexts = new WeakMap<CertBundle, SecureContext>();
-function contextFor(creds: CertBundle): SecureContext {
-  let ctx = contexts.get(creds);
-  if (!ctx) {
-    ctx = createSecureContext(secureContextOptions(creds));
-    contexts.set(creds, ctx);
-  }
-  return ctx;
-}
-
 export class AgentClient {
   readonly address: string;
   /** The one channel (connection) every call of this client goes over. */
@@ -128,7 +112,7 @@ export class AgentClient {
     this.address = target.address;
     this.deadlineMs = opts.deadlineMs ?? 10_000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
-    const channelCreds = grpcJs().credentials.createFromSecureContext(contextFor(creds), {
+    const channelCreds = grpcJs().credentials.createFromSecureContext(sharedSecureContext(creds), {
       checkServerIdentity: (_servername, cert) => {
         this.identityError = checkAgentCertificate(host, cert, target.expect);
         return this.identityError;

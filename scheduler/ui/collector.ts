@@ -7,7 +7,7 @@
  */
 import { request, Agent as HttpsAgent } from 'node:https';
 import type { PeerCertificate } from 'node:tls';
-import { secureContextOptions, type CertBundle } from '../../certs/index.js';
+import { sharedSecureContext, type CertBundle } from '../../certs/index.js';
 import { isGaxxError } from '../../proto/index.js';
 import { AgentClient, checkAgentCertificate, splitAddress, type AgentExpectation } from '../client/index.js';
 import { parsePrometheusText, type Family } from './prom-text.js';
@@ -63,11 +63,24 @@ export interface CollectorOptions {
 
 const expectOf = (t: MonitorTarget): AgentExpectation | undefined => (t.fleet ? { fleet: t.fleet, host: t.host } : undefined);
 
+/**
+ * What the collector keeps open to one agent: its Info client and an HTTPS pool of one
+ * connection for its scrapes, both pinned to the identity the target names. Keyed by identity
+ * and addresses (linkKey): a host that moved or was renamed gets new connections, never an old
+ * one whose identity check was made for another target.
+ */
+interface Link {
+  client: AgentClient | undefined;
+  https: HttpsAgent;
+}
+
+const linkKey = (t: MonitorTarget): string => `${keyOf(t)}@${t.address}|${t.metricsAddress}`;
+
 /** Scrapes and asks agents at an interval. */
 export class Collector {
   readonly states = new Map<string, AgentState>();
-  private readonly clients = new Map<string, AgentClient>();
-  private readonly https: HttpsAgent;
+  private readonly links = new Map<string, Link>();
+  private newScrapeConnections = 0;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -76,7 +89,30 @@ export class Collector {
 
   constructor(private readonly opts: CollectorOptions) {
     this.intervalMs = opts.intervalMs ?? 5000;
-    this.https = new HttpsAgent({ ...secureContextOptions(opts.creds), keepAlive: true, maxSockets: 1 });
+  }
+
+  /**
+   * Scrape connections opened so far. An agent keeps an idle scrape connection longer than an
+   * interval (METRICS_KEEP_ALIVE_MS), so rounds after the first open none for agents that stay.
+   */
+  get scrapeConnections(): number {
+    return this.newScrapeConnections;
+  }
+
+  private link(t: MonitorTarget): Link {
+    const k = linkKey(t);
+    let l = this.links.get(k);
+    if (!l) {
+      // One TLS context for every connection made with these credentials (built once).
+      l = { client: undefined, https: new HttpsAgent({ secureContext: sharedSecureContext(this.opts.creds), keepAlive: true, maxSockets: 1 }) };
+      this.links.set(k, l);
+    }
+    return l;
+  }
+
+  private static close(l: Link): void {
+    l.client?.close();
+    l.https.destroy();
   }
 
   /** Runs a first round now, then one per interval. */
@@ -97,10 +133,11 @@ export class Collector {
   async round(): Promise<AgentState[]> {
     const targets = await this.opts.targets();
     const keys = new Set(targets.map(keyOf));
-    for (const [k, c] of this.clients) {
-      if (keys.has(k)) continue;
-      c.close();
-      this.clients.delete(k);
+    const links = new Set(targets.map(linkKey));
+    for (const [k, l] of this.links) {
+      if (links.has(k)) continue;
+      Collector.close(l);
+      this.links.delete(k);
     }
     for (const k of this.states.keys()) if (!keys.has(k)) this.states.delete(k);
     let next = 0;
@@ -147,13 +184,12 @@ export class Collector {
   }
 
   private async info(t: MonitorTarget, deadlineMs: number): Promise<AgentInfo> {
-    let c = this.clients.get(keyOf(t));
-    if (!c) {
+    const l = this.link(t);
+    if (!l.client) {
       const expect = expectOf(t);
-      c = AgentClient.connect({ address: t.address, ...(expect ? { expect } : {}) }, this.opts.creds, { deadlineMs, connectTimeoutMs: deadlineMs });
-      this.clients.set(keyOf(t), c);
+      l.client = AgentClient.connect({ address: t.address, ...(expect ? { expect } : {}) }, this.opts.creds, { deadlineMs, connectTimeoutMs: deadlineMs });
     }
-    const r = await c.info();
+    const r = await l.client.info();
     return {
       version: r.version,
       uid: r.uid,
@@ -177,7 +213,7 @@ export class Collector {
           host,
           port,
           path: '/metrics',
-          agent: this.https,
+          agent: this.link(t).https,
           timeout: deadlineMs,
           checkServerIdentity: (_name: string, cert: PeerCertificate) => checkAgentCertificate(host, cert, expectOf(t)),
         },
@@ -195,6 +231,9 @@ export class Collector {
           res.on('error', reject);
         },
       );
+      req.once('socket', () => {
+        if (!req.reusedSocket) this.newScrapeConnections += 1;
+      });
       req.on('timeout', () => req.destroy(new Error(`metrics of ${t.metricsAddress}: no answer within ${deadlineMs} ms`)));
       req.on('error', reject);
       req.end();
@@ -206,9 +245,8 @@ export class Collector {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.running;
-    for (const c of this.clients.values()) c.close();
-    this.clients.clear();
-    this.https.destroy();
+    for (const l of this.links.values()) Collector.close(l);
+    this.links.clear();
   }
 }
 

@@ -3,7 +3,7 @@
 // gaxx code, audited, counted toward blocking the address until it is blocked), a handshake
 // deadline and the per-address connection cap, each from its own loopback address; the agent
 // keeps serving everyone else.
-import { request } from 'node:https';
+import { Agent, request } from 'node:https';
 import { connect } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -81,6 +81,35 @@ describe('the metrics listener', () => {
     const denied = auditEvents().filter((e) => e.event === 'auth_denied' && e.method === 'GET /metrics' && e.peer === a);
     expect(denied.map((e) => e.code)).toEqual(['PERMISSION_DENIED', 'CERT_REVOKED', 'CERT_INVALID']);
     expect((await scrape(pki.clients.monitor.dir, '127.0.0.12')).status).toBe(200);
+  });
+
+  it("keeps an authorized scraper's connection between scrapes for longer than a collector interval, and authorizes each scrape on it", async () => {
+    const read = (f: string) => readFileSync(join(pki.clients.monitor.dir, f));
+    const pool = new Agent({ keepAlive: true, maxSockets: 1, ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') });
+    const get = () =>
+      new Promise<{ status: number; keepAlive: string; reused: boolean }>((resolve, reject) => {
+        const req = request(
+          { host: '127.0.0.1', port: agent.metricsPort, path: '/metrics', servername: 'localhost', localAddress: '127.0.0.12', agent: pool },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, keepAlive: String(res.headers['keep-alive'] ?? ''), reused: req.reusedSocket }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      const first = await get();
+      expect(first.status).toBe(200);
+      expect(first.reused).toBe(false);
+      // The dashboard scrapes every 5 s, Prometheus usually every 15-60 s.
+      const timeout = Number(/timeout=(\d+)/.exec(first.keepAlive)?.[1]);
+      expect(timeout).toBeGreaterThanOrEqual(61);
+      const second = await get();
+      expect([second.status, second.reused]).toEqual([200, true]);
+    } finally {
+      pool.destroy();
+    }
   });
 
   it('cuts a connection that does not finish its handshake in time, and audits it', async () => {

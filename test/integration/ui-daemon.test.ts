@@ -94,4 +94,34 @@ describe('daemon dashboard', () => {
     const right = await look('h1');
     expect([right?.reachable, right?.metricsUp, right?.errorCode]).toEqual([true, true, undefined]);
   });
+
+  it('keeps one scrape connection per agent from round to round, and opens new ones (pinned anew) when the target moves', async () => {
+    const creds = loadCertDir(world.pki.clients.monitor.dir);
+    let target = { fleet: 'test', host: 'h1', address: agent.address, metricsAddress: `127.0.0.1:${agent.metricsPort}` };
+    const c = new Collector({ creds, targets: async () => [target], intervalMs: 60_000 });
+    try {
+      for (let i = 0; i < 4; i++) {
+        const [s] = await c.round();
+        expect([s?.reachable, s?.metricsUp, s?.error]).toEqual([true, true, undefined]);
+      }
+      expect(c.scrapeConnections).toBe(1);
+      // The host moved (its gRPC address now refuses): Info goes to the new address, not over the old connection.
+      target = { ...target, address: '127.0.0.1:1' };
+      const [away] = await c.round();
+      expect([away?.reachable, away?.metricsUp]).toEqual([false, true]);
+      expect(c.scrapeConnections).toBe(2);
+      // The same agent under another name: a new connection, checked against the new name.
+      target = { ...target, address: agent.address, host: 'h9' };
+      const [moved] = await c.round();
+      expect([moved?.metricsUp, moved?.errorCode]).toEqual([false, 'IDENTITY_MISMATCH']);
+      expect(c.scrapeConnections).toBe(3);
+      // Back under its own name: new connections again (the refused ones are gone), and they serve.
+      target = { ...target, host: 'h1' };
+      const [back] = await c.round();
+      expect([back?.reachable, back?.metricsUp, back?.error]).toEqual([true, true, undefined]);
+      expect(c.scrapeConnections).toBe(4);
+    } finally {
+      await c.stop();
+    }
+  });
 });
