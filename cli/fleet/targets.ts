@@ -46,10 +46,18 @@ export function agentTargets(flags: FlagValues, defaultPort: number): Target[] {
   return [...new Set(raw.map((a) => agentAddress(a, defaultPort)))].map((address) => ({ name: address, address }));
 }
 
-/** The operator's certificate bundle; NOT_FOUND says to run `gaxx init`. */
+/**
+ * The operator's certificate bundle, read once per command (config): every agent of a fleet
+ * command then shares one bundle and so one TLS context. NOT_FOUND says to run `gaxx init`.
+ */
+const operatorBundles = new WeakMap<GaxxConfig, CertBundle>();
 export function operatorCreds(config: GaxxConfig): CertBundle {
+  const known = operatorBundles.get(config);
+  if (known) return known;
   try {
-    return loadCertDir(config.paths.operatorCertDir);
+    const bundle = loadCertDir(config.paths.operatorCertDir);
+    operatorBundles.set(config, bundle);
+    return bundle;
   } catch (e) {
     if (isGaxxError(e, 'NOT_FOUND'))
       throw new GaxxError('NOT_FOUND', `no operator certificate in ${config.paths.operatorCertDir}: run 'gaxx init' first`, { cause: e });
