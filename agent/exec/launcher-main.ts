@@ -71,20 +71,20 @@ function takeWarm(h: SpawnHead, body: Buffer, ev: SpawnEvents): SpawnedProcess |
 /**
  * Refilling the pool forks here, and a fork holds this loop until the child has exec'd: done
  * while a task that just took a sandbox runs, it would hold back that task's exit. So the pool
- * is topped up once the task has ended (its exit frame out first), or after REFILL_AFTER_MS if
- * it is still running then.
+ * is refilled once the task has ended (its exit frame out first), or after REFILL_AFTER_MS if
+ * it is still running then; the pool decides whether at once or at a quiet moment (refill()).
  */
 const REFILL_AFTER_MS = 20;
 
 function onSpawn(f: Frame): void {
   const h = f.head as SpawnHead;
   let exited = false;
-  /** A task that may use the pool tops it up when it ends, or after REFILL_AFTER_MS. */
+  /** A task that may use the pool refills it when it ends, or after REFILL_AFTER_MS. */
   let refill: NodeJS.Timeout | undefined;
   const topUpNow = () => {
     clearTimeout(refill);
     refill = undefined;
-    setImmediate(() => pools.topUp());
+    pools.refill();
   };
   early.delete(f.id);
   const ev: SpawnEvents = {

@@ -12,9 +12,10 @@
  * fd 4 and its stdin on fd 0, and dash execs the task. The pid, process group, signals and exit
  * code are those of a cold start. A task that finds none ready starts cold; the pool is filled
  * from an agent's first task on (so an agent's start costs no more: on a shared machine a fleet's
- * start-up would pay for every agent's pool at once) and topped up by the launcher as each task
- * ends, or once it has run a little while (launcher-main.ts); only the newest template is kept
- * warm (an older one is ended). Without a sandbox (--unsafe-no-isolation) the same is done for
+ * start-up would pay for every agent's pool at once) and topped up as each task ends, or once it
+ * has run a little while (launcher-main.ts): at once while tasks come back to back or none is
+ * left, else once no task has come for REFILL_IDLE_MS (refillTiming). Only the newest template is
+ * kept warm (an older one is ended). Without a sandbox (--unsafe-no-isolation) the same is done for
  * the limits alone: dash waits with the task's rlimits already set.
  *
  * Only dash runs the script: it exports nothing of its own (bash adds SHLVL, PWD and _) and has no
@@ -40,6 +41,23 @@ const MAX_SCRIPT_BYTES = 16 * 1024;
 /** Sandboxes that die before they are ready, in a row, before the pool stops trying. */
 const MAX_FAILURES = 3;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Tasks that come further apart than this leave the refill to a quiet moment. A sandbox costs
+ * several ms of CPU to set up, and a task's end is when its run is busiest: other tasks of the
+ * run still go (on a machine that hosts several agents, those of other agents too), and their
+ * results are on their way back. A pool with a sandbox left serves the next task meanwhile.
+ */
+export const REFILL_IDLE_MS = 1000;
+
+/**
+ * When the pool is topped up after a task: 'now' when no sandbox is left or the last two tasks
+ * came less than REFILL_IDLE_MS apart (the next one is likely as close), else 'idle' (once no
+ * task has come for REFILL_IDLE_MS).
+ */
+export function refillTiming(left: number, arrivalGapMs: number): 'now' | 'idle' {
+  return left === 0 || arrivalGapMs < REFILL_IDLE_MS ? 'now' : 'idle';
+}
 
 function quote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
@@ -69,6 +87,10 @@ export class WarmPools {
   private idle: Warm[] = [];
   private failures = 0;
   private readonly swept = new Set<string>();
+  /** When the last two tasks that may use the pool came (performance.now()). */
+  private lastArrival = -Infinity;
+  private arrivalGap = Infinity;
+  private idleRefill: NodeJS.Timeout | undefined;
 
   constructor(private readonly onDisabled: (why: string) => void = () => undefined) {}
 
@@ -88,6 +110,12 @@ export class WarmPools {
    * template becomes the one kept warm (topUp fills it).
    */
   take(task: WarmTask, cwd: string, stdin: Buffer, ev: SpawnEvents): SpawnedProcess | undefined {
+    const now = performance.now();
+    this.arrivalGap = now - this.lastArrival;
+    this.lastArrival = now;
+    // A task came: the quiet moment a refill waited for is not here yet (its end decides anew).
+    clearTimeout(this.idleRefill);
+    this.idleRefill = undefined;
     this.use(task.template);
     if (dirname(cwd) !== task.template.tasksDir) return undefined;
     const script = taskScript(task.argv, task.env);
@@ -109,6 +137,19 @@ export class WarmPools {
     return watchChild(w.child, w.pid, task.template.mounts !== undefined, stdin, ev);
   }
 
+  /** After a task that may use the pool: topUp now or at a quiet moment (refillTiming). */
+  refill(): void {
+    if (refillTiming(this.idle.length, this.arrivalGap) === 'now') {
+      setImmediate(() => this.topUp());
+      return;
+    }
+    clearTimeout(this.idleRefill);
+    this.idleRefill = setTimeout(() => {
+      this.idleRefill = undefined;
+      this.topUp();
+    }, REFILL_IDLE_MS);
+  }
+
   /** Starts sandboxes until the template's count are there (none once they keep failing). */
   topUp(): void {
     const t = this.template;
@@ -118,6 +159,8 @@ export class WarmPools {
 
   /** Ends every idle sandbox and removes its dir (at exit, or when the template changed). */
   drain(): void {
+    clearTimeout(this.idleRefill);
+    this.idleRefill = undefined;
     for (const w of this.idle.splice(0)) this.end(w);
   }
 

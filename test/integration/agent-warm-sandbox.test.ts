@@ -159,6 +159,16 @@ describe('a task that finds a sandbox ready', () => {
     run.gate.remove();
   });
 
+  it('that came alone has its sandbox replaced at a quiet moment, and the pool is full again', async () => {
+    const run = await untilWarmRunning(w.agent, w.op);
+    run.gate.open();
+    expect(exitOf(await run.result)?.code).toBe(0);
+    run.gate.remove();
+    // No task follows: the refill waits for a quiet moment (REFILL_IDLE_MS), then fills the pool.
+    await fullPool(w.agent);
+    expect(warmDirs(w.agent)).toHaveLength(2);
+  });
+
   it('reports a missing command as a spawn error, as a cold start does', async () => {
     await oneReady(w.agent, w.op);
     const r = await execCollect(w.op.agent, { taskId: `warm-${++n}`, argv: ['no-such-command-here'] });
