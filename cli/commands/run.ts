@@ -3,13 +3,13 @@
  * list (--tasks FILE|-), through the queue. Flags are checked in cli/run/plan.ts, the run is
  * carried out in cli/run/execute.ts.
  */
-import { durationFlag, JSON_FLAG, type Command } from '../command.js';
+import { boolFlag, durationFlag, JSON_FLAG, type Command } from '../command.js';
 import { executeRun, resumeRunCommand } from '../run/execute.js';
 import { planRun } from '../run/plan.js';
 
 export const command: Command = {
   usage:
-    'gaxx run (--fleet F | --agent ADDR[,ADDR...]) [--tasks FILE|- [-0]] [--each-host] [--concurrency N] [--timeout D] [--retries N] [--output-cap BYTES] [--results DIR] [--json] -- CMD ARGS...',
+    'gaxx run (--fleet F | --agent ADDR[,ADDR...]) [--tasks FILE|- [-0]] [--each-host] [--concurrency N] [--timeout D] [--retries N] [--output-cap BYTES] [--results DIR] [--json] [--timings] -- CMD ARGS...',
   description: [
     'Runs CMD through the Redis queue. Without --tasks (or with --each-host): one task per host,',
     'pinned to it. With --tasks FILE (- for stdin): one task per input line (NUL-separated record',
@@ -58,6 +58,10 @@ export const command: Command = {
       help: 'serve and collect the remaining tasks of an earlier run (e.g. one whose gaxx run was killed); no command',
     },
     json: { ...JSON_FLAG, help: 'print JSON Lines: the run first, one object per task, a summary last' },
+    timings: {
+      type: 'boolean',
+      help: 'report where the time went (ms since gaxx started: node up, gaxx loaded, redis, enqueued, first and last result, done; and who dispatched): a line on stderr, or "timings" in the JSON summary',
+    },
   },
   takesRest: true,
   handlesInterrupt: true,
@@ -68,7 +72,10 @@ export const command: Command = {
     "gaxx run --agent 127.0.0.1:8088 --json -- sh -c 'echo hi'",
   ],
   async run({ flags, rest, config, out, io, signal }) {
-    if (typeof flags.resume === 'string') return resumeRunCommand(flags.resume, { config, out, io, signal }, durationFlag(flags, 'wait-timeout', 'run'));
+    if (typeof flags.resume === 'string') {
+      const waitTimeoutMs = durationFlag(flags, 'wait-timeout', 'run');
+      return resumeRunCommand(flags.resume, { config, out, io, signal }, { ...(waitTimeoutMs ? { waitTimeoutMs } : {}), timings: boolFlag(flags, 'timings') });
+    }
     return executeRun(planRun(flags, rest, config.agent.port), { config, out, io, signal });
   },
 };

@@ -33,8 +33,9 @@ import { schedulerCredentials } from '../scheduler-credentials.js';
 import type { RunPlan } from './plan.js';
 import { ProgressLine } from './progress.js';
 import { prepareResultsDir, ResultsDirView } from './results-dir.js';
-import { summarize, summaryExitCode } from './summary.js';
+import { summarize, summaryExitCode, type RunSummary } from './summary.js';
 import { openTaskList, readRecords } from './task-source.js';
+import { RunClock, timingsText } from './timings.js';
 import { HumanView, JsonView, Views, type RunView } from './views.js';
 
 export interface ExecuteContext {
@@ -94,11 +95,13 @@ async function resolveFleet(settings: RedisSettings, fleet: string): Promise<{ h
 
 /** Runs the plan; resolves to the exit code. */
 export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<number> {
+  const clock = new RunClock();
   if (plan.resultsDir) prepareResultsDir(plan.resultsDir);
   const input = plan.tasks !== undefined ? openTaskList(plan.tasks, ctx.io.stdin, ctx.io.stdinIsTty) : undefined;
   try {
     const creds = await schedulerCredentials(ctx.config.paths);
     const target = await redisTarget(ctx.config.redis.url, ctx.config.paths.stateDir, { allowInsecure: ctx.config.redis.insecure });
+    clock.mark('redisMs');
     try {
       const fleetHosts = plan.fleet ? await resolveFleet(target.settings, plan.fleet) : undefined;
       const signer = operatorSigner(ctx.config.paths.operatorCertDir);
@@ -121,6 +124,7 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
         connect: warming.connect,
         prewarm: () => warming.warm(endpoints.slice(0, PREWARM_MAX)),
         signer,
+        clock,
       };
       const hosts = fleetHosts?.map((a) => a.host) ?? plan.agents ?? [];
       try {
@@ -148,6 +152,17 @@ interface Started {
   /** Starts connecting to the run's agents (called when this process works on the run itself). */
   prewarm: () => void;
   signer: TaskSigner;
+  clock: RunClock;
+}
+
+/**
+ * Shows the summary (with where the time went, under --timings: in the JSON summary, or as a
+ * line on stderr).
+ */
+function endRun(view: RunView, ctx: ExecuteContext, summary: RunSummary, timings: { clock: RunClock; inProcess: boolean | undefined } | undefined): void {
+  const s = timings ? { ...summary, timings: timings.clock.finish(timings.inProcess) } : summary;
+  view.end(s);
+  if (s.timings && !ctx.out.json) ctx.out.note(timingsText(s.timings));
 }
 
 function viewsFor(plan: RunPlan, ctx: ExecuteContext, progress: ProgressLine | undefined, labels?: ReadonlyMap<string, string>): RunView {
@@ -182,9 +197,11 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
         prewarm: s.prewarm,
         cancel: ctx.signal,
         ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
+        onStart: () => s.clock.mark('enqueuedMs'),
         onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
         onLive: (id, c) => view.live(id, c),
         onResult: (r, o, shown) => {
+          s.clock.result();
           countOutcome(counts, r.outcome);
           if (r.outcome === 'unreachable' && r.host) down.add(r.host);
           view.result(r, o, shown, undefined);
@@ -195,7 +212,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
     const cancelled = res.cancelled || (await isCancelled(redis, s.runId).catch(() => false));
     await updateRunRecord(redis, s.runId, { state: cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }).catch(() => undefined);
     const summary = summarize(s.runId, counts, Date.now() - started, down);
-    view.end(summary);
+    endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
     if (cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
     else if (res.ended) ctx.out.note(`gaxx: ${res.ended.message}; tasks without a result stay queued: gaxx run --resume ${s.runId}`);
     return summaryExitCode(summary, cancelled, res.ended);
@@ -236,9 +253,13 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
       cancel: ctx.signal,
       ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
       record: { argv: plan.argv, fleet: plan.fleet ?? '', agents: s.agentCount, mode: 'tasks' },
-      onEnqueued: (n) => (enqueued = n),
+      onEnqueued: (n) => {
+        enqueued = n;
+        s.clock.mark('enqueuedMs');
+      },
       onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
       onResult: (r, o, shown) => {
+        s.clock.result();
         done++;
         if (r.outcome !== 'succeeded') failed++;
         if (r.outcome === 'unreachable' && r.host) down.add(r.host);
@@ -247,7 +268,7 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
       },
     });
     const summary = summarize(s.runId, res.counts, Date.now() - started, down);
-    view.end(summary);
+    endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
     if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
     else if (res.ended)
       ctx.out.note(`gaxx: ${res.ended.message}; input not read yet was not enqueued, and tasks without a result may still run (gaxx runs show ${s.runId})`);
@@ -258,9 +279,12 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
 }
 
 /** `gaxx run --resume ID`: serves an earlier run's remaining tasks here and prints every result. */
-export async function resumeRunCommand(runId: string, ctx: ExecuteContext, waitTimeoutMs?: number): Promise<number> {
+export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts: { waitTimeoutMs?: number; timings?: boolean } = {}): Promise<number> {
+  const clock = new RunClock();
+  const { waitTimeoutMs } = opts;
   const creds = await schedulerCredentials(ctx.config.paths);
   const target = await redisTarget(ctx.config.redis.url, ctx.config.paths.stateDir, { allowInsecure: ctx.config.redis.insecure });
+  clock.mark('redisMs');
   try {
     const view: RunView = ctx.out.json ? new JsonView(ctx.out) : new HumanView(ctx.out, { colour: ctx.io.colour === true, progress: undefined });
     const counts: OutcomeCounts = {};
@@ -279,13 +303,14 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, waitT
       ...(waitTimeoutMs ? { timeoutMs: waitTimeoutMs } : {}),
       onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
       onResult: (r, o, shown) => {
+        clock.result();
         countOutcome(counts, r.outcome);
         if (r.outcome === 'unreachable' && r.host) down.add(r.host);
         view.result(r, o, shown, undefined);
       },
     });
     const summary = summarize(runId, counts, Date.now() - started, down);
-    view.end(summary);
+    endRun(view, ctx, summary, opts.timings ? { clock, inProcess: true } : undefined);
     if (res.ended) ctx.out.note(`gaxx: ${res.ended.message}; tasks without a result stay queued: gaxx run --resume ${runId}`);
     return summaryExitCode(summary, res.cancelled, res.ended);
   } finally {

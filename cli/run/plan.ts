@@ -32,6 +32,8 @@ export interface RunPlan {
   window: number;
   resultsDir?: string;
   waitTimeoutMs?: number;
+  /** --timings: report where the run's time went. */
+  timings: boolean;
 }
 
 const usage = (message: string): GaxxError => usageError('run', message);
@@ -92,5 +94,6 @@ export function planRun(flags: FlagValues, rest: string[], defaultPort: number):
     window: concurrency ?? DEFAULT_WINDOW,
     ...(resultsDir ? { resultsDir } : {}),
     ...(waitMs ? { waitTimeoutMs: waitMs } : {}),
+    timings: boolFlag(flags, 'timings'),
   };
 }

@@ -7,6 +7,7 @@
  */
 import { exitCodeFor, type ErrorCode } from '../../proto/index.js';
 import type { OutcomeCounts, TaskOutcome } from '../../scheduler/index.js';
+import type { RunTimings } from './timings.js';
 
 /** The outcome groups people read: failed covers killed; unknown covers unreachable and error. */
 export interface RunSummary {
@@ -21,6 +22,8 @@ export interface RunSummary {
   counts: OutcomeCounts;
   /** Hosts some task could not reach (its outcome `unreachable`). */
   unreachableHosts: string[];
+  /** Where the time went (`gaxx run --timings`). */
+  timings?: RunTimings;
 }
 
 /** The summary of `counts`. */

@@ -82,10 +82,36 @@ describe('gaxx run', () => {
     // The run id first, one object per task, the summary last.
     expect(all[0]).toMatchObject({ type: 'run', mode: 'each-host' });
     expect(all.at(-1)).toMatchObject({ type: 'summary', runId: all[0]?.runId, total: 2, failed: 2 });
+    // Where the time went is reported only when asked (--timings).
+    expect(all.at(-1)).not.toHaveProperty('timings');
     const lines = all.filter((l) => l.type === 'task');
     expect(lines).toHaveLength(2);
     for (const l of lines) expect(l).toMatchObject({ runId: all[0]?.runId, outcome: 'failed', exitCode: 3, attempts: 1, stdout: 'out\n', stderr: 'err\n' });
     expect(new Set(lines.map((l) => l.host))).toEqual(new Set(agents.map((a) => a.address)));
+  });
+
+  it('--timings says where the time went: each moment since the process started, in order, and who dispatched', async () => {
+    const order = ['nodeReadyMs', 'startedMs', 'redisMs', 'enqueuedMs', 'firstResultMs', 'lastResultMs', 'doneMs'] as const;
+    const json = await gaxx(['run', '--json', '--timings', '--agent', agents.map((a) => a.address).join(','), '--', 'true']);
+    expect(json.code, json.stderr).toBe(0);
+    const summary = JSON.parse(json.stdout.trim().split('\n').at(-1) as string) as { type: string; timings: Record<string, number | string> };
+    expect(summary.type).toBe('summary');
+    const t = summary.timings;
+    expect(t.worker).toBe('this process');
+    const moments = order.map((k) => t[k]);
+    for (const m of moments) expect(typeof m).toBe('number');
+    expect([...(moments as number[])].sort((a, b) => a - b)).toEqual(moments);
+    expect(moments[0]).toBeGreaterThan(0);
+    // The human form: one line on stderr, the same moments in the same order.
+    const human = await gaxx(['run', '--timings', '--agent', agents.map((a) => a.address).join(','), '--', 'true']);
+    expect(human.code, human.stderr).toBe(0);
+    const line = human.stderr.split('\n').find((l) => l.startsWith('gaxx: timings')) ?? '';
+    expect(line).toMatch(
+      /^gaxx: timings \(ms since start\): node up \d+, gaxx loaded \d+, redis \d+, enqueued \d+, first result \d+, last result \d+, done \d+; dispatched by this process$/,
+    );
+    const numbers = [...line.matchAll(/ (\d+)(?=,|;)/g)].map((m) => Number(m[1]));
+    expect(numbers).toHaveLength(7);
+    expect([...numbers].sort((a, b) => a - b)).toEqual(numbers);
   });
 
   it('exits with the UNAVAILABLE code when an agent cannot be reached', async () => {
@@ -98,8 +124,11 @@ describe('gaxx run', () => {
     const daemon = spawnGaxx(['scheduler', '--metrics-listen', '127.0.0.1:0', '--ui-listen', '127.0.0.1:0', '--concurrency', '8'], { home });
     try {
       const started = JSON.parse(await daemon.line('stderr', (l) => l.includes('"scheduler started"'))) as Record<string, unknown>;
-      const r = await gaxx(['run', '--agent', agents.map((a) => a.address).join(','), '--', 'true']);
+      const r = await gaxx(['run', '--timings', '--agent', agents.map((a) => a.address).join(','), '--', 'true']);
       expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(
+        /^gaxx: timings \(ms since start\): node up \d+, gaxx loaded \d+, redis \d+, enqueued \d+, .*; dispatched by the scheduler daemon$/m,
+      );
       const metrics = await fetch(`http://${started.metrics as string}/metrics`).then((x) => x.text());
       expect(metrics).toMatch(/gaxx_scheduler_tasks_total\{outcome="succeeded"\} 2/);
       // The run released its use of the embedded redis; the daemon still holds it.

@@ -85,6 +85,12 @@ describe('gaxx run --tasks', () => {
       expect(r.stdout).toMatch(new RegExp(`^(${hosts}) \\[${n}\\]: out ${x}$`, 'm'));
     expect(r.stdout).toMatch(/\[3\]: failed \(exit 1/);
     expect(r.stderr).toMatch(/3 tasks: 2 succeeded, 1 failed, 0 timed out, 0 unknown/);
+    // A task list queues as it reads: --timings shows when the first tasks were queued.
+    const timed = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', '-', '--timings', '--', 'true'], { input: 'x\ny\n' });
+    expect(timed.code, timed.stderr).toBe(0);
+    expect(timed.stderr).toMatch(
+      /^gaxx: timings \(ms since start\): node up \d+, gaxx loaded \d+, redis \d+, enqueued \d+, first result \d+, last result \d+, done \d+; dispatched by this process$/m,
+    );
     const results = join(tmp, 'bin');
     const b = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', '-', '-0', '--json', '--results', results, '--', 'printf', '\\377\\000{}'], {
       input: 'x\0y/z\0',
