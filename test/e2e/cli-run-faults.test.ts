@@ -173,8 +173,10 @@ describe('gaxx run killed (-9) mid-run', () => {
       // The unrelated run took nothing of the killed one: its two jobs are still there, unfinished.
       expect(await queue.getJobCounts('completed')).toEqual({ completed: 0 });
       expect(Object.values(await queue.getJobCounts('waiting', 'active', 'delayed')).reduce((x, y) => x + y, 0)).toBe(2);
-      const resumed = await gaxx(['run', '--json', '--resume', runId], redis.url).done;
+      const resumed = await gaxx(['run', '--json', '--timings', '--resume', runId], redis.url).done;
       expect(resumed.code, resumed.stderr).toBe(0);
+      // --timings: this process served the resumed run, and its summary says when.
+      expect(jsonLines(resumed.stdout).at(-1)).toMatchObject({ type: 'summary', timings: { worker: 'this process', redisMs: expect.any(Number) as number } });
       const results = jsonLines(resumed.stdout).filter((x) => x.type === 'task');
       expect(results.map((x) => x.outcome)).toEqual(['succeeded', 'succeeded']);
       // Collected from the agents' registries: not run again.
