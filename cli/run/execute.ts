@@ -310,7 +310,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
       },
     });
     const summary = summarize(runId, counts, Date.now() - started, down);
-    endRun(view, ctx, summary, opts.timings ? { clock, inProcess: true } : undefined);
+    endRun(view, ctx, summary, opts.timings ? { clock, inProcess: res.inProcess } : undefined);
     if (res.ended) ctx.out.note(`gaxx: ${res.ended.message}; tasks without a result stay queued: gaxx run --resume ${runId}`);
     return summaryExitCode(summary, res.cancelled, res.ended);
   } finally {
