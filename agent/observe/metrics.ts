@@ -111,7 +111,8 @@ export async function startMetricsServer(
       // Counted once the refusal is sent, so the scrape that gets its address blocked still
       // learns why.
       res.on('finish', () => guards.onDenied(normalizeAddress(socket.remoteAddress), code));
-      res.writeHead(403, { 'gaxx-error-code': code }).end('forbidden\n');
+      // A refused peer keeps no connection: only authorized scrapers are kept alive.
+      res.writeHead(403, { 'gaxx-error-code': code, connection: 'close' }).end('forbidden\n');
       return;
     }
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {

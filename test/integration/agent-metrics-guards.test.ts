@@ -83,13 +83,16 @@ describe('the metrics listener', () => {
     expect((await scrape(pki.clients.monitor.dir, '127.0.0.12')).status).toBe(200);
   });
 
-  it("keeps an authorized scraper's connection between scrapes for longer than a collector interval, and authorizes each scrape on it", async () => {
-    const read = (f: string) => readFileSync(join(pki.clients.monitor.dir, f));
-    const pool = new Agent({ keepAlive: true, maxSockets: 1, ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') });
-    const get = () =>
+  it("keeps an authorized scraper's connection between scrapes for longer than a collector interval; a refused one's is closed", async () => {
+    const poolOf = (certDir: string) => {
+      const read = (f: string) => readFileSync(join(certDir, f));
+      return new Agent({ keepAlive: true, maxSockets: 1, ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') });
+    };
+    const pool = poolOf(pki.clients.monitor.dir);
+    const get = (via: Agent = pool) =>
       new Promise<{ status: number; keepAlive: string; reused: boolean }>((resolve, reject) => {
         const req = request(
-          { host: '127.0.0.1', port: agent.metricsPort, path: '/metrics', servername: 'localhost', localAddress: '127.0.0.12', agent: pool },
+          { host: '127.0.0.1', port: agent.metricsPort, path: '/metrics', servername: 'localhost', localAddress: '127.0.0.12', agent: via },
           (res) => {
             res.resume();
             res.on('end', () => resolve({ status: res.statusCode ?? 0, keepAlive: String(res.headers['keep-alive'] ?? ''), reused: req.reusedSocket }));
@@ -107,6 +110,16 @@ describe('the metrics listener', () => {
       expect(timeout).toBeGreaterThanOrEqual(61);
       const second = await get();
       expect([second.status, second.reused]).toEqual([200, true]);
+      // An agent certificate may not scrape: refused, and its connection is not kept for another try.
+      const wrongRole = poolOf(pki.clients.agentRole.dir);
+      try {
+        const refused = await get(wrongRole);
+        expect([refused.status, refused.keepAlive]).toEqual([403, '']);
+        const again = await get(wrongRole);
+        expect([again.status, again.reused]).toEqual([403, false]);
+      } finally {
+        wrongRole.destroy();
+      }
     } finally {
       pool.destroy();
     }
