@@ -50,13 +50,15 @@ async function oneReady(a: AgentProcess, c: RawClients, prime = warmDirs(a).leng
 }
 
 /**
- * Runs `attempt` (which asserts what must hold warm or cold) after a sandbox is ready, until one
+ * Runs `attempt` (which asserts what must hold warm or cold) once the pool is full, until one
  * attempt started warm (the metric says so); returns the inodes of the dirs ready before it. On a
  * loaded machine the launcher may not have read a ready sandbox's signal when the task comes.
  */
 async function untilWarm(a: AgentProcess, c: RawClients, attempt: (i: number) => Promise<string>): Promise<{ work: string; ready: Set<number> }> {
   for (let i = 0; i < 10; i++) {
     await oneReady(a, c);
+    // The whole pool set up: a sandbox that got ready after the dirs are read could be the one taken.
+    await fullPool(a);
     const ready = new Set(readyWarmDirs(a).map((d) => statSync(d).ino));
     const before = await warmStarts(a);
     const work = await attempt(i);
