@@ -159,7 +159,7 @@ interface Started {
  * Shows the summary (with where the time went, under --timings: in the JSON summary, or as a
  * line on stderr).
  */
-function endRun(view: RunView, ctx: ExecuteContext, summary: RunSummary, timings: { clock: RunClock; inProcess: boolean | undefined } | undefined): void {
+function endRun(view: RunView, ctx: ExecuteContext, summary: RunSummary, timings: { clock: RunClock; inProcess: boolean } | undefined): void {
   const s = timings ? { ...summary, timings: timings.clock.finish(timings.inProcess) } : summary;
   view.end(s);
   if (s.timings && !ctx.out.json) ctx.out.note(timingsText(s.timings));

@@ -20,7 +20,7 @@ export interface RunTimings {
   /** Every result was in: the summary. */
   doneMs: number;
   /** Who dispatched the tasks: a `gaxx scheduler` daemon, or this process. */
-  worker?: 'daemon' | 'this process';
+  worker: 'daemon' | 'this process';
 }
 
 type Moment = 'redisMs' | 'enqueuedMs';
@@ -44,12 +44,16 @@ export class RunClock {
     this.lastResultMs = now;
   }
 
-  finish(inProcess: boolean | undefined): RunTimings {
-    const t: RunTimings = { nodeReadyMs: round(performance.nodeTiming.bootstrapComplete), startedMs: round(this.startedMs), doneMs: round(performance.now()) };
+  finish(inProcess: boolean): RunTimings {
+    const t: RunTimings = {
+      nodeReadyMs: round(performance.nodeTiming.bootstrapComplete),
+      startedMs: round(this.startedMs),
+      doneMs: round(performance.now()),
+      worker: inProcess ? 'this process' : 'daemon',
+    };
     for (const [k, v] of Object.entries(this.moments)) t[k as Moment] = round(v);
     if (this.firstResultMs !== undefined) t.firstResultMs = round(this.firstResultMs);
     if (this.lastResultMs !== undefined) t.lastResultMs = round(this.lastResultMs);
-    if (inProcess !== undefined) t.worker = inProcess ? 'this process' : 'daemon';
     return t;
   }
 }
@@ -66,5 +70,5 @@ export function timingsText(t: RunTimings): string {
     ['done', t.doneMs],
   ];
   const shown = parts.filter((p): p is [string, number] => p[1] !== undefined).map(([k, v]) => `${k} ${Math.round(v)}`);
-  return `gaxx: timings (ms since start): ${shown.join(', ')}${t.worker ? `; dispatched by ${t.worker === 'daemon' ? 'the scheduler daemon' : 'this process'}` : ''}`;
+  return `gaxx: timings (ms since start): ${shown.join(', ')}; dispatched by ${t.worker === 'daemon' ? 'the scheduler daemon' : 'this process'}`;
 }
