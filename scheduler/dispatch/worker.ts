@@ -3,7 +3,8 @@
  * pool (see dispatch.ts for retries and exactly-once), publishes its result to the run's stream
  * and completes the job with the result as its return value. With `runId` it serves that run
  * only (the in-process worker of `gaxx run`, or `--resume`); without, every registered run
- * (the daemon; see run-discovery.ts), one BullMQ worker per run queue. Several workers share a
+ * (the daemon; see run-discovery.ts), one BullMQ worker per run queue, each started on a blocking
+ * connection the daemon readied ahead (spare-connection.ts). Several workers share a
  * run; a job whose worker died stalls and is taken again by another, whose re-dispatch reaches
  * the same agent and attaches to or replays the first execution.
  *
@@ -26,6 +27,7 @@ import { runInputKey } from '../queue/queue.js';
 import { runQueueName } from '../queue/runs.js';
 import { QuietLog } from './quiet-log.js';
 import { RunDiscovery } from './run-discovery.js';
+import { keepSpareConnection, type SpareConnection } from './spare-connection.js';
 import { createRedis, gaxxKey, KEY_PREFIX, type RedisSettings } from '../redis/redis.js';
 import { publishResult, taskResult, type TaskResult } from '../queue/results.js';
 import { checkJobSignature } from '../queue/sign.js';
@@ -71,6 +73,8 @@ export class SchedulerWorker {
   private readonly workers = new Map<string, Worker<TaskSpec, TaskResult>>();
   private readonly quiet: QuietLog;
   private discovery: RunDiscovery | undefined;
+  /** A daemon's next run's blocking connection, made ready ahead (spare-connection.ts). */
+  private spare: SpareConnection | undefined;
   private discovering: Promise<void> | undefined;
   private ctx!: DispatchContext;
   private closed: Promise<void> | undefined;
@@ -97,6 +101,7 @@ export class SchedulerWorker {
     w.ctx = { pool: w.pool, metrics: opts.metrics, resolve: (s) => w.resolve(s), policy: opts.policy };
     if (opts.runId !== undefined) w.serve(opts.runId);
     else {
+      w.spare = keepSpareConnection(redis);
       w.discovery = new RunDiscovery({
         redis,
         onRun: (runId) => w.serve(runId),
@@ -216,6 +221,8 @@ export class SchedulerWorker {
       watch.done();
       // A task handed back or failed still publishes what it streamed (display only).
       if (done === undefined) void live.close();
+      // Nothing else in flight: a quiet moment to ready the next run's connection.
+      if (this.pool.inflightTotal() === 0) this.spare?.refill();
     }
     const streamed = await live.close();
     // Output streamed live exactly and completely is not stored a second time.
@@ -276,6 +283,7 @@ export class SchedulerWorker {
       }
       this.cancels.stop();
       this.pool.close();
+      this.spare?.close();
       this.redis.disconnect();
     })();
     return this.closed;

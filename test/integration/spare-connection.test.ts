@@ -1,0 +1,99 @@
+import { Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keepSpareConnection } from '../../scheduler/dispatch/spare-connection.js';
+import { createRedis, KEY_PREFIX, redisSettingsFromUrl, waitReady, type RedisSettings } from '../../scheduler/redis/redis.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+
+/** Runs one job through a new Worker on `conn`; returns the Worker's blocking connection's id and name. */
+async function oneJob(conn: Redis, producer: Redis, name: string): Promise<{ blockingId: string; blockingName: string | null }> {
+  const q = new Queue(name, { connection: producer, prefix: KEY_PREFIX });
+  await q.add('x', { n: 1 }, { jobId: `${name}-1` });
+  let seen!: (v: number) => void;
+  const processed = new Promise<number>((r) => (seen = r));
+  const w = new Worker(name, async (job) => seen((job.data as { n: number }).n), { connection: conn, prefix: KEY_PREFIX });
+  try {
+    expect(await processed).toBe(1);
+    const blocking = (await (w as unknown as { blockingConnection: { client: Promise<Redis> } }).blockingConnection.client) as Redis;
+    const blockingId = String(await blocking.client('ID'));
+    const blockingName = (await blocking.client('GETNAME')) as string | null;
+    return { blockingId, blockingName };
+  } finally {
+    await w.close();
+    await q.obliterate({ force: true });
+    await q.close();
+  }
+}
+
+describe('keepSpareConnection: a Worker starts on a connection readied ahead', () => {
+  let redis: TestRedis;
+  let settings: RedisSettings;
+  let producer: Redis;
+  beforeAll(async () => {
+    redis = await startRedis();
+    settings = redisSettingsFromUrl(redis.url);
+    producer = createRedis(settings, 'worker') as Redis;
+    await waitReady(producer);
+  });
+  afterAll(async () => {
+    producer?.disconnect();
+    await redis?.destroy();
+  });
+
+  it('hands the ready spare to the next Worker, named as BullMQ asks, and makes another only on refill', async () => {
+    const conn = createRedis(settings, 'worker') as Redis;
+    await waitReady(conn);
+    const spare = keepSpareConnection(conn);
+    try {
+      expect(await spare.ready()).toBe(true);
+      // The spare's own id, before any Worker exists.
+      const before = new Set(String(await producer.client('LIST')).match(/(?<=^|\n)id=\d+/g));
+      const first = await oneJob(conn, producer, 'spare-a');
+      expect(spare.taken).toBe(1);
+      expect(before.has(`id=${first.blockingId}`)).toBe(true);
+      expect(first.blockingName).toMatch(/^\{gaxx\}/);
+
+      // Taken and not refilled: the next Worker duplicates as before (a new connection).
+      const second = await oneJob(conn, producer, 'spare-b');
+      expect(spare.taken).toBe(1);
+      expect(second.blockingId).not.toBe(first.blockingId);
+
+      spare.refill();
+      expect(await spare.ready()).toBe(true);
+      const third = await oneJob(conn, producer, 'spare-c');
+      expect(spare.taken).toBe(2);
+      expect(third.blockingName).toMatch(/^\{gaxx\}/);
+    } finally {
+      spare.close();
+      conn.disconnect();
+    }
+  });
+
+  it('leaves other duplicates alone, and close() drops the spare and restores duplicate', async () => {
+    const conn = createRedis(settings, 'worker') as Redis;
+    await waitReady(conn);
+    const spare = keepSpareConnection(conn);
+    expect(Object.hasOwn(conn, 'duplicate')).toBe(true);
+    // One spare per connection: a second keeper changes nothing.
+    expect(keepSpareConnection(conn).taken).toBe(0);
+    expect(await spare.ready()).toBe(true);
+    const other = conn.duplicate({ connectionName: 'x', db: 0 });
+    try {
+      await waitReady(other);
+      expect(spare.taken).toBe(0);
+      const listed = () => producer.client('LIST').then((l) => String(l).split('\n').filter(Boolean).length);
+      const withSpare = await listed();
+      spare.close();
+      // The spare's connection goes away (waited for, not slept on).
+      await expect.poll(listed, { timeout: 10_000, interval: 20 }).toBe(withSpare - 1);
+      expect(Object.hasOwn(conn, 'duplicate')).toBe(false);
+      const plain = conn.duplicate();
+      plain.disconnect();
+      expect(spare.taken).toBe(0);
+      expect(await spare.ready()).toBe(false);
+    } finally {
+      other.disconnect();
+      conn.disconnect();
+    }
+  });
+});
