@@ -80,17 +80,10 @@ export function recordTask(plan: RunPlan, record: string, seq: number): TaskInpu
 }
 
 /** The fleet's agents; NOT_FOUND when the registry does not know the fleet. */
-async function resolveFleet(settings: RedisSettings, fleet: string): Promise<{ host: string; address: string }[]> {
-  const redis = createRedis(settings, 'producer');
-  redis.on('error', () => undefined);
-  try {
-    await waitReady(redis, 5000, settings.display);
-    const agents = await fleetAgents(redis, fleet);
-    if (agents.length === 0) throw new GaxxError('NOT_FOUND', `unknown fleet '${fleet}' (no agents registered for it)`);
-    return agents;
-  } finally {
-    redis.disconnect();
-  }
+async function resolveFleet(redis: RedisClient, fleet: string): Promise<{ host: string; address: string }[]> {
+  const agents = await fleetAgents(redis, fleet);
+  if (agents.length === 0) throw new GaxxError('NOT_FOUND', `unknown fleet '${fleet}' (no agents registered for it)`);
+  return agents;
 }
 
 /** Runs the plan; resolves to the exit code. */
@@ -102,8 +95,13 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
     const creds = await schedulerCredentials(ctx.config.paths);
     const target = await redisTarget(ctx.config.redis.url, ctx.config.paths.stateDir, { allowInsecure: ctx.config.redis.insecure });
     clock.mark('redisMs');
+    // One connection for the fleet, the run's record and the queue (the wait's blocking reads
+    // and an in-process worker still get their own).
+    const redis = createRedis(target.settings, 'producer');
+    redis.on('error', () => undefined);
     try {
-      const fleetHosts = plan.fleet ? await resolveFleet(target.settings, plan.fleet) : undefined;
+      await waitReady(redis, 5000, target.settings.display);
+      const fleetHosts = plan.fleet ? await resolveFleet(redis, plan.fleet) : undefined;
       const signer = operatorSigner(ctx.config.paths.operatorCertDir);
       // Without a daemon, this process connects to the run's agents while it enqueues (prewarm).
       const warming = warmingConnector(
@@ -121,6 +119,7 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
       const started: Started = {
         runId: newRunId(),
         settings: target.settings,
+        redis,
         connect: warming.connect,
         prewarm: () => warming.warm(endpoints.slice(0, PREWARM_MAX)),
         signer,
@@ -133,6 +132,7 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
         warming.close();
       }
     } finally {
+      redis.disconnect();
       await target.release();
     }
   } finally {
@@ -145,9 +145,13 @@ function redisNote(isDown: boolean, ms: number): string {
   return isDown ? `gaxx: Redis unreachable for ${Math.round(ms / 1000)}s` : `gaxx: Redis is back after ${Math.round(ms / 1000)}s`;
 }
 
+type RedisClient = ReturnType<typeof createRedis>;
+
 interface Started {
   runId: string;
   settings: RedisSettings;
+  /** The run's ready producer connection (the caller closes it). */
+  redis: RedisClient;
   connect: ReturnType<typeof agentConnector>;
   /** Starts connecting to the run's agents (called when this process works on the run itself). */
   prewarm: () => void;
@@ -182,43 +186,38 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
   const down = new Set<string>();
   view.start({ runId: s.runId, argv: plan.argv, fleet: plan.fleet ?? '', mode: 'each-host' });
   const record = { argv: plan.argv, fleet: plan.fleet ?? '', agents: s.hosts.length, mode: 'each-host' as const };
-  const redis = createRedis(s.settings, 'producer');
-  redis.on('error', () => undefined);
-  try {
-    await waitReady(redis, 5000, s.settings.display);
-    await createRunRecord(redis, { runId: s.runId, startedAt: started, total: tasks.length, ...record });
-    await updateRunRecord(redis, s.runId, { enqueued: tasks.length });
-    const res = await runAndWait(
-      { runId: s.runId, tasks },
-      {
-        settings: s.settings,
-        signer: s.signer,
-        connect: s.connect,
-        prewarm: s.prewarm,
-        cancel: ctx.signal,
-        ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
-        onStart: () => s.clock.mark('enqueuedMs'),
-        onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
-        onLive: (id, c) => view.live(id, c),
-        onResult: (r, o, shown) => {
-          s.clock.result();
-          countOutcome(counts, r.outcome);
-          if (r.outcome === 'unreachable' && r.host) down.add(r.host);
-          view.result(r, o, shown, undefined);
-        },
+  const redis = s.redis;
+  await createRunRecord(redis, { runId: s.runId, startedAt: started, total: tasks.length, ...record });
+  await updateRunRecord(redis, s.runId, { enqueued: tasks.length });
+  const res = await runAndWait(
+    { runId: s.runId, tasks },
+    {
+      settings: s.settings,
+      redis,
+      signer: s.signer,
+      connect: s.connect,
+      prewarm: s.prewarm,
+      cancel: ctx.signal,
+      ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
+      onStart: () => s.clock.mark('enqueuedMs'),
+      onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
+      onLive: (id, c) => view.live(id, c),
+      onResult: (r, o, shown) => {
+        s.clock.result();
+        countOutcome(counts, r.outcome);
+        if (r.outcome === 'unreachable' && r.host) down.add(r.host);
+        view.result(r, o, shown, undefined);
       },
-    );
-    // `gaxx runs cancel` from another shell sets the flag without aborting this process's signal.
-    const cancelled = res.cancelled || (await isCancelled(redis, s.runId).catch(() => false));
-    await updateRunRecord(redis, s.runId, { state: cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }).catch(() => undefined);
-    const summary = summarize(s.runId, counts, Date.now() - started, down);
-    endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
-    if (cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
-    else if (res.ended) ctx.out.note(`gaxx: ${res.ended.message}; tasks without a result stay queued: gaxx run --resume ${s.runId}`);
-    return summaryExitCode(summary, cancelled, res.ended);
-  } finally {
-    redis.disconnect();
-  }
+    },
+  );
+  // `gaxx runs cancel` from another shell sets the flag without aborting this process's signal.
+  const cancelled = res.cancelled || (await isCancelled(redis, s.runId).catch(() => false));
+  await updateRunRecord(redis, s.runId, { state: cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }).catch(() => undefined);
+  const summary = summarize(s.runId, counts, Date.now() - started, down);
+  endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
+  if (cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
+  else if (res.ended) ctx.out.note(`gaxx: ${res.ended.message}; tasks without a result stay queued: gaxx run --resume ${s.runId}`);
+  return summaryExitCode(summary, cancelled, res.ended);
 }
 
 /** One task per input record, placed on any free host, streamed through the queue window. */
@@ -246,6 +245,7 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
     const res = await streamRun(tasks(), {
       runId: s.runId,
       settings: s.settings,
+      redis: s.redis,
       signer: s.signer,
       connect: s.connect,
       prewarm: s.prewarm,

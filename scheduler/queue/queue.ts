@@ -38,7 +38,11 @@ export class TaskQueue {
   /** A queue of this process has checked the Redis version (see queueFor). */
   private versionChecked = false;
 
-  private constructor(readonly redis: Redis | Cluster) {}
+  private constructor(
+    readonly redis: Redis | Cluster,
+    /** Whether `close` disconnects `redis` (false: the caller's connection, left open). */
+    private readonly owned = true,
+  ) {}
 
   /** The BullMQ queue of one run's jobs. */
   queueFor(runId: string): Queue {
@@ -62,6 +66,15 @@ export class TaskQueue {
     redis.on('error', () => undefined); // surfaced through waitReady and command errors
     await waitReady(redis, timeoutMs, settings.display);
     return new TaskQueue(redis);
+  }
+
+  /**
+   * A queue on `shared` when given: a ready connection the caller keeps, so a command that also
+   * reads and writes Redis itself (`gaxx run`) needs one connection, not two; `close` leaves it
+   * open. Else a connection of its own (`open`).
+   */
+  static async openOn(settings: RedisSettings, shared: Redis | Cluster | undefined): Promise<TaskQueue> {
+    return shared ? new TaskQueue(shared, false) : TaskQueue.open(settings);
   }
 
   /**
@@ -184,7 +197,7 @@ export class TaskQueue {
 
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
-    this.redis.disconnect();
+    if (this.owned) this.redis.disconnect();
   }
 }
 

@@ -17,6 +17,7 @@
  *
  * A failure after enqueue withdraws the run's jobs before it is reported.
  */
+import type { Cluster, Redis } from 'ioredis';
 import { GaxxError, isGaxxError, type ErrorCode, type TaskSigner } from '../../proto/index.js';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import type { RetryPolicy } from '../dispatch/retry-policy.js';
@@ -33,6 +34,8 @@ import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 
 export interface RunAndWaitOptions extends WaitOptions {
   settings: RedisSettings;
+  /** A ready producer connection to enqueue on (left open); else one of its own from `settings`. */
+  redis?: Redis | Cluster;
   /** The submitting operator's key: every task is signed with it (agents run only signed work). */
   signer: TaskSigner;
   /** When the signatures expire (default: a day from now). */
@@ -239,7 +242,7 @@ class RunWait {
 
 /** Enqueues `run` and waits for all its results. */
 export async function runAndWait(run: RunSpecInput, opts: RunAndWaitOptions): Promise<RunOutcome> {
-  const queue = await TaskQueue.open(opts.settings);
+  const queue = await TaskQueue.openOn(opts.settings, opts.redis);
   let enq: EnqueuedRun | undefined;
   try {
     // In passing: runs abandoned long ago expire (their untaken jobs end EXPIRED), best effort.
@@ -260,7 +263,7 @@ export async function runAndWait(run: RunSpecInput, opts: RunAndWaitOptions): Pr
 
 /** `gaxx run --resume ID`: serves an earlier run's remaining jobs and waits for all its results. */
 export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise<RunOutcome> {
-  const queue = await TaskQueue.open(opts.settings);
+  const queue = await TaskQueue.openOn(opts.settings, opts.redis);
   try {
     const meta = await loadRunMeta(queue.redis, runId).catch((e: unknown) => Promise.reject(redisError(e, `run ${runId}`)));
     if (!meta) throw new GaxxError('NOT_FOUND', `run ${runId} is unknown (never enqueued, or its records expired)`);

@@ -16,6 +16,7 @@
  * stops, and every enqueued task without a result is reported `unknown` with that reason; the
  * outcome says why (`ended`) instead of throwing, so the caller still prints every task.
  */
+import type { Cluster, Redis } from 'ioredis';
 import { GaxxError, isGaxxError, type ErrorCode, type TaskSigner } from '../../proto/index.js';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
@@ -32,6 +33,8 @@ import { newRunId, type TaskInput } from './task.js';
 
 export interface StreamRunOptions extends FollowHandlers {
   settings: RedisSettings;
+  /** A ready producer connection to enqueue on (left open); else one of its own from `settings`. */
+  redis?: Redis | Cluster;
   /** The submitting operator's key: every task is signed with it as its batch is enqueued. */
   signer: TaskSigner;
   /** When the signatures expire (default: a day after each batch is enqueued). */
@@ -86,7 +89,7 @@ export function syntheticResult(runId: string, taskId: string, outcome: TaskResu
 
 /** Enqueues `tasks` in bounded batches and follows the run until every enqueued task has a result. */
 export async function streamRun(tasks: AsyncIterable<TaskInput>, opts: StreamRunOptions): Promise<StreamRunOutcome> {
-  const queue = await TaskQueue.open(opts.settings);
+  const queue = await TaskQueue.openOn(opts.settings, opts.redis);
   const run = new StreamedRun(queue, opts.runId ?? newRunId(), opts);
   let early = true;
   try {

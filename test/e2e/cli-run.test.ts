@@ -2,6 +2,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadCertDir } from '../../certs/index.js';
@@ -124,8 +125,23 @@ describe('gaxx run', () => {
     const daemon = spawnGaxx(['scheduler', '--metrics-listen', '127.0.0.1:0', '--ui-listen', '127.0.0.1:0', '--concurrency', '8'], { home });
     try {
       const started = JSON.parse(await daemon.line('stderr', (l) => l.includes('"scheduler started"'))) as Record<string, unknown>;
-      const r = await gaxx(['run', '--timings', '--agent', agents.map((a) => a.address).join(','), '--', 'true']);
-      expect(r.code, r.stderr).toBe(0);
+      const stats = new Redis({ path: join(home, 'state', 'redis', 'redis.sock'), lazyConnect: true });
+      const connections = async (): Promise<number> => Number(/total_connections_received:(\d+)/.exec(await stats.info('stats'))?.[1]);
+      let made: number;
+      let r: CliRun;
+      try {
+        const before = await connections();
+        r = await gaxx(['run', '--timings', '--agent', agents.map((a) => a.address).join(','), '--', 'true']);
+        expect(r.code, r.stderr).toBe(0);
+        made = (await connections()) - before;
+      } finally {
+        stats.disconnect();
+      }
+      // `gaxx run` connects three times: a PING that finds the embedded server up, one connection
+      // for its record and the queue, one for the wait's blocking reads; the daemon once at most
+      // (the next run's spare connection).
+      expect(made).toBeGreaterThan(0);
+      expect(made).toBeLessThanOrEqual(4);
       expect(r.stderr).toMatch(
         /^gaxx: timings \(ms since start\): node up \d+, gaxx loaded \d+, redis \d+, enqueued \d+, .*; dispatched by the scheduler daemon$/m,
       );
