@@ -92,6 +92,8 @@ async function latency(q: TaskQueue, signer: TaskSigner, agent: AgentProcess): P
     const enq = await q.enqueueRun({ runId, tasks: [{ taskId: 't', agents: [agent.address], target: { host: agent.address }, argv: ['true'] }] }, signer);
     await waitForRun(q.redis, runId, enq.taskIds, { timeoutMs: 30_000 });
     ms.push(performance.now() - t0);
+    // As `gaxx run` does once it has the results: the run's queue goes, and the daemon stops serving it.
+    await q.forgetRun(runId);
   }
   ms.sort((a, b) => a - b);
   return { p50: ms[Math.floor(ms.length * 0.5)] as number, p99: ms[Math.floor(ms.length * 0.99)] as number };
