@@ -94,6 +94,26 @@ const typed =
         },
       ];
 
+// Commands live for a fraction of a second: ICU's collator, built on the first localeCompare or
+// Intl.Collator (~13 ms here), would be paid by every one that sorts a list. proto's compareText
+// orders by code units instead.
+const textOrder = {
+  files: MODULES.map((m) => `${m}/**/*.ts`),
+  rules: {
+    'no-restricted-syntax': [
+      'error',
+      {
+        selector: "CallExpression[callee.property.name='localeCompare']",
+        message: "order text with compareText (proto): localeCompare builds ICU's collator (~13 ms) on first use",
+      },
+      {
+        selector: "MemberExpression[object.name='Intl'][property.name='Collator']",
+        message: 'order text with compareText (proto): a collator costs ~13 ms to build',
+      },
+    ],
+  },
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'proto/gen/**', '.tmp/**', 'test/fixtures/lint/**'] },
   js.configs.recommended,
@@ -128,5 +148,6 @@ export default tseslint.config(
   },
   ...Object.keys(LAYERS).map(layerRules),
   clientRule,
+  textOrder,
   ...typed,
 );

@@ -5,6 +5,7 @@
  * the registered fleets (the daemon's certificate renewal walks it; no SCAN over the queue's keys).
  */
 import type { Cluster, Redis } from 'ioredis';
+import { compareText } from '../../proto/index.js';
 import { gaxxKey } from '../redis/redis.js';
 
 /** One agent of a fleet. */
@@ -38,7 +39,7 @@ export async function fleetAgents(redis: Redis | Cluster, fleet: string): Promis
   const h = await redis.hgetall(gaxxKey('fleet', fleet));
   return Object.entries(h)
     .map(([host, address]) => ({ host, address }))
-    .sort((a, b) => a.host.localeCompare(b.host));
+    .sort((a, b) => compareText(a.host, b.host));
 }
 
 /** Which of `fleets` are not registered. */

@@ -9,7 +9,7 @@
  * did enqueue have results.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { GaxxError } from '../../proto/index.js';
+import { compareText, GaxxError } from '../../proto/index.js';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import { SchedulerWorker } from '../dispatch/worker.js';
 import { schedulerAlive } from '../daemon/daemon.js';
@@ -106,7 +106,7 @@ export async function storedResults(settings: RedisSettings, runId: string): Pro
     results.sort((a, b) => {
       const [na, sa] = key(a.taskId);
       const [nb, sb] = key(b.taskId);
-      return na - nb || sa.localeCompare(sb);
+      return na - nb || compareText(sa, sb);
     });
     return { record, results };
   } finally {

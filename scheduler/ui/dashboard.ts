@@ -10,7 +10,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { SecureContextOptions } from 'node:tls';
 import type { Cluster, Redis } from 'ioredis';
 import type { CertBundle } from '../../certs/index.js';
-import { formatHostPort } from '../../proto/index.js';
+import { compareText, formatHostPort } from '../../proto/index.js';
 import type { BreakerState } from '../dispatch/breaker.js';
 import { requestCancel } from '../queue/cancel.js';
 import type { WorkerLog } from '../dispatch/worker.js';
@@ -266,7 +266,7 @@ export class Dashboard {
   }
 }
 
-const byFleetHost = (a: AgentState, b: AgentState): number => a.fleet.localeCompare(b.fleet) || a.host.localeCompare(b.host);
+const byFleetHost = (a: AgentState, b: AgentState): number => compareText(a.fleet, b.fleet) || compareText(a.host, b.host);
 
 function agentView(s: AgentState, breaker: BreakerState | undefined): AgentView {
   const i = s.info;

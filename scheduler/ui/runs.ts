@@ -6,6 +6,7 @@
  * output. Only counts and tails are kept, so a 100,000-task run costs little memory.
  */
 import type { Cluster, Redis } from 'ioredis';
+import { compareText } from '../../proto/index.js';
 import { recentRuns, type RunMeta } from '../queue/run-feed.js';
 import { runEventsKey, type TaskResult } from '../queue/results.js';
 import { isCancelled } from '../queue/cancel.js';
@@ -248,7 +249,7 @@ function hostViews(t: Tracked, elapsedS: number): HostView[] {
     const median = sorted[Math.floor(sorted.length / 2)] as number;
     for (const h of list) h.straggler = h.done < median / 2;
   }
-  return list.sort((a, b) => a.host.localeCompare(b.host));
+  return list.sort((a, b) => compareText(a.host, b.host));
 }
 
 function dedupe(views: RunView[]): RunView[] {

@@ -48,6 +48,17 @@ describe('layer rules', () => {
     expect(bad.out).toMatch(/no-restricted-imports/);
   });
 
+  it('refuses localeCompare and Intl.Collator in product code (ICU collator start-up), and takes compareText', async () => {
+    const bad = await lintAs(
+      'cli/run/probe.ts',
+      "export const a = ['b', 'a'].sort((x, y) => x.localeCompare(y));\nexport const c = new Intl.Collator('en');\n",
+    );
+    expect(bad.status).toBe(1);
+    expect(bad.out.split('\n').filter((l) => l.startsWith('no-restricted-syntax: order text with compareText'))).toHaveLength(2);
+    const good = await lintAs('cli/run/probe.ts', "import { compareText } from '../../proto/index.js';\nexport const a = ['b', 'a'].sort(compareText);\n");
+    expect(good.status, good.out).toBe(0);
+  });
+
   it('refuses a new top-level folder that has no layer rules', () => {
     const check = join(root, 'scripts', 'check-layers.mjs');
     const bad = spawnSync(process.execPath, [check, '--files', 'newmod/a.ts', 'agent/index.ts'], { cwd: root, encoding: 'utf8' });
