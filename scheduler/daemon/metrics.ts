@@ -3,8 +3,9 @@
  * process in tests): tasks by outcome, retries by kind, dispatch latency (enqueue -> agent
  * started), breaker states, in-flight tasks, and queue depth read from Redis at scrape time.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Counter, Histogram, Registry } from 'prom-client';
 import type { BreakerState } from '../dispatch/breaker.js';
+import { promClient } from './prom-client.cjs';
 
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
@@ -16,7 +17,7 @@ export interface MetricsSources {
 
 /** Metrics of one scheduler process. */
 export class SchedulerMetrics {
-  readonly registry = new Registry();
+  readonly registry: Registry;
   readonly tasks: Counter<'outcome'>;
   readonly retries: Counter<'kind'>;
   readonly dispatchLatency: Histogram;
@@ -24,6 +25,8 @@ export class SchedulerMetrics {
   private sources: MetricsSources = {};
 
   constructor(opts: { processMetrics?: boolean } = {}) {
+    const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = promClient();
+    this.registry = new Registry();
     const registers = [this.registry];
     this.tasks = new Counter({ name: 'gaxx_scheduler_tasks_total', help: 'Tasks finished, by outcome', labelNames: ['outcome'], registers });
     this.retries = new Counter({

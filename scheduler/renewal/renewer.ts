@@ -11,7 +11,8 @@
  * A round never throws: failures are logged, counted and retried the next round.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { Counter, type Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
+import { promClient } from '../daemon/prom-client.cjs';
 import { FleetCa, loadCertDir, type CertBundle } from '../../certs/index.js';
 import { isGaxxError } from '../../proto/index.js';
 import { fleetAgents, registeredFleets } from '../queue/fleets.js';
@@ -71,6 +72,7 @@ export class CertRenewer {
   private readonly renewals: Counter<'outcome'>;
 
   private constructor(private readonly opts: RenewerOptions) {
+    const { Counter } = promClient();
     this.renewals = new Counter({
       name: 'gaxx_scheduler_cert_renewals_total',
       help: 'Agent certificate renewal checks, by outcome (renewed, failed, not_due)',

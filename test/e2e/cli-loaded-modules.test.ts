@@ -118,6 +118,13 @@ describe.each(builds)('modules loaded by %s', (_name, main) => {
     for (const pkg of [...QUEUE, 'node-forge']) expect(carrying(r.files, pkg)).toEqual([]);
   });
 
+  it('gaxx run loads the queue code but not prom-client (only a daemon serves metrics)', async () => {
+    const r = await loadedFiles(main, ['run', '--agent', agent.address, '--', 'true']);
+    expect(r.code).toBe(0);
+    for (const pkg of QUEUE) expect(carrying(r.files, pkg).length).toBeGreaterThan(0);
+    expect(carrying(r.files, 'prom-client')).toEqual([]);
+  });
+
   it('the recording sees queue code where a command loads it (gaxx scheduler --help)', async () => {
     const r = await loadedFiles(main, ['scheduler', '--help']);
     expect(r.code).toBe(0);
