@@ -4,6 +4,8 @@
  *  - raw BullMQ: the same number of jobs, same Redis, same concurrency, no-op processor
  *  - agent-direct: the same Execs through AgentClient, same concurrency, no queue
  *  - idle latency: enqueue -> result for one task, p50/p99 over 200 single-task runs
+ *  - run start: a daemon's new BullMQ worker -> its first job, on a plain connection and on one
+ *    whose blocking connection was readied ahead (dispatch/spare-connection.ts)
  * Prints ratios. Run with `npm run bench:scheduler` (builds first). Needs redis-server.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,7 +17,9 @@ import { createTaskSigner, type TaskSigner } from '../proto/index.js';
 import { AgentClient } from '../scheduler/client/index.js';
 import { agentConnector } from '../scheduler/dispatch/connector.js';
 import { TaskQueue } from '../scheduler/queue/queue.js';
-import { KEY_PREFIX, createRedis, redisSettingsFromUrl, type RedisSettings } from '../scheduler/redis/redis.js';
+import type { Redis } from 'ioredis';
+import { KEY_PREFIX, createRedis, redisSettingsFromUrl, waitReady, type RedisSettings } from '../scheduler/redis/redis.js';
+import { keepSpareConnection } from '../scheduler/dispatch/spare-connection.js';
 import { waitForRun } from '../scheduler/queue/wait.js';
 import { SchedulerWorker } from '../scheduler/dispatch/worker.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/agent.js';
@@ -51,6 +55,43 @@ async function rawBullmq(settings: RedisSettings): Promise<number> {
   await queue.close();
   conn.disconnect();
   return N / s;
+}
+
+/** Median wall and CPU ms from `new Worker` to its first job, over `n` fresh queues; `spare` readies each one's connection ahead. */
+async function workerStart(settings: RedisSettings, spare: boolean, n = 40): Promise<{ ms: number; cpuMs: number }> {
+  const conn = createRedis(settings, 'worker') as Redis;
+  const producer = createRedis(settings, 'worker');
+  await Promise.all([waitReady(conn), waitReady(producer)]);
+  const keeper = spare ? keepSpareConnection(conn) : undefined;
+  const ms: number[] = [];
+  const cpu: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const name = `bench-start-${spare ? 's' : 'p'}${i}`;
+      const q = new Queue(name, { connection: producer, prefix: KEY_PREFIX });
+      await q.add('x', {}, { jobId: 'j' });
+      // As the daemon: the spare is made at a quiet moment, before the run comes.
+      keeper?.refill();
+      await keeper?.ready();
+      let first!: (t: number) => void;
+      const got = new Promise<number>((r) => (first = r));
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      const w = new Worker(name, async () => first(performance.now() - t0), { connection: conn, prefix: KEY_PREFIX, concurrency: CONCURRENCY });
+      ms.push(await got);
+      const c = process.cpuUsage(c0);
+      cpu.push((c.user + c.system) / 1000);
+      await w.close();
+      await q.obliterate({ force: true });
+      await q.close();
+    }
+  } finally {
+    keeper?.close();
+    conn.disconnect();
+    producer.disconnect();
+  }
+  const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] as number;
+  return { ms: median(ms.slice(5)), cpuMs: median(cpu.slice(5)) };
 }
 
 async function agentDirect(agents: AgentProcess[], certsDir: string): Promise<number> {
@@ -109,6 +150,12 @@ async function main(): Promise<void> {
       [0, 1, 2, 3].map(() => startAgent({ certsDir: pki.agent.dir, metrics: false, args: ['--capacity', String(CONCURRENCY)] })),
     );
     const raw = await rawBullmq(settings);
+    // Alternated, so both see the same machine.
+    const starts = { plain: [] as Array<{ ms: number; cpuMs: number }>, spare: [] as Array<{ ms: number; cpuMs: number }> };
+    for (let r = 0; r < 2; r++) {
+      starts.plain.push(await workerStart(settings, false));
+      starts.spare.push(await workerStart(settings, true));
+    }
     // Direct Exec is an operator's path (a scheduler's Exec must carry a signature).
     const direct = await agentDirect(agents, pki.clients.operator.dir);
     const op = loadCertDir(pki.clients.operator.dir);
@@ -128,6 +175,14 @@ async function main(): Promise<void> {
     console.log(`  agent-direct / end-to-end ${(direct / e2e).toFixed(2).padStart(7)}x  (target <= 2x)`);
     console.log(`  raw BullMQ / end-to-end   ${(raw / e2e).toFixed(2).padStart(7)}x`);
     console.log(`  idle enqueue->result      p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms (${LATENCY_RUNS} single-task runs)`);
+    const fmt = (xs: Array<{ ms: number; cpuMs: number }>): string => xs.map((x) => `${x.ms.toFixed(1)} ms / ${x.cpuMs.toFixed(1)} ms CPU`).join(', ');
+    console.log(`  run start, new worker -> first job (median of 35, two rounds):`);
+    console.log(`    plain connection        ${fmt(starts.plain)}`);
+    console.log(`    spare readied ahead     ${fmt(starts.spare)}`);
+    const sum = (xs: Array<{ ms: number; cpuMs: number }>, k: 'ms' | 'cpuMs'): number => xs.reduce((n, x) => n + x[k], 0);
+    console.log(
+      `    plain / spare           ${(sum(starts.plain, 'ms') / sum(starts.spare, 'ms')).toFixed(2)}x time, ${(sum(starts.plain, 'cpuMs') / sum(starts.spare, 'cpuMs')).toFixed(2)}x CPU`,
+    );
   } finally {
     await stopAllAgents();
     await redis.destroy();
