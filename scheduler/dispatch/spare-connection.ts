@@ -24,7 +24,7 @@ export interface SpareConnection {
   readonly taken: number;
   /** Starts making a spare unless one is there or being made. */
   refill(): void;
-  /** Resolves once the spare being made is ready (true), or failed or was taken first (false). */
+  /** True once the spare there is ready; false when its set-up failed, or when there is none. */
   ready(): Promise<boolean>;
   close(): void;
 }
