@@ -69,6 +69,27 @@ describe('keepSpareConnection: a Worker starts on a connection readied ahead', (
     }
   });
 
+  it('a spare that lived through a redis-server restart still starts the next Worker', async () => {
+    const conn = createRedis(settings, 'worker') as Redis;
+    await waitReady(conn);
+    const spare = keepSpareConnection(conn);
+    try {
+      expect(await spare.ready()).toBe(true);
+      await redis.restart();
+      // Every connection comes back by itself: the producer, `conn` and the spare (waited for).
+      await waitReady(producer, 10_000);
+      await waitReady(conn, 10_000);
+      await expect.poll(() => producer.client('LIST').then((l) => String(l).split('\n').filter(Boolean).length), { timeout: 10_000, interval: 20 }).toBe(3);
+      // The restarted server has no scripts cached: the Worker's commands are sent in full again.
+      const after = await oneJob(conn, producer, 'spare-restart');
+      expect(spare.taken).toBe(1);
+      expect(after.blockingName).toMatch(/^\{gaxx\}/);
+    } finally {
+      spare.close();
+      conn.disconnect();
+    }
+  });
+
   it('leaves other duplicates alone, and close() drops the spare and restores duplicate', async () => {
     const conn = createRedis(settings, 'worker') as Redis;
     await waitReady(conn);
