@@ -23,7 +23,10 @@ import { benchArgs } from './lib/args.js';
 import { startSshdHosts, type SshdHosts } from './lib/sshd-hosts.js';
 import { formatTimings, timeCommands, type TimedCommand, type Timing } from './lib/timing.js';
 
-const USAGE = 'usage: node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--json]\n';
+const USAGE =
+  'usage: node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--gap MS] [--json]\n' +
+  '  --gap MS  leave MS between turns, untimed (default 0: back to back), so that agents are done\n' +
+  '            refilling their warm sandboxes (after 1 s without a task) before the next turn\n';
 const FLEET = 'bench';
 const node = process.execPath;
 
@@ -117,8 +120,19 @@ function ratioLines(t: Timing[]): string[] {
 }
 
 async function main(): Promise<number> {
-  const values = benchArgs(USAGE, { runs: { type: 'string' }, sizes: { type: 'string' }, port: { type: 'string' }, json: { type: 'boolean' } });
+  const values = benchArgs(USAGE, {
+    runs: { type: 'string' },
+    sizes: { type: 'string' },
+    port: { type: 'string' },
+    gap: { type: 'string' },
+    json: { type: 'boolean' },
+  });
   const runs = Number(values.runs ?? 5);
+  const gapMs = Number(values.gap ?? 0);
+  if (!Number.isInteger(gapMs) || gapMs < 0) {
+    process.stderr.write(`bench:fanout: --gap takes a whole number of ms\n${USAGE}`);
+    return 2;
+  }
   const sizes = (values.sizes ?? '10,50').split(',').map(Number);
   const max = Math.max(...sizes);
   const w: World = {
@@ -158,15 +172,20 @@ async function main(): Promise<number> {
         ...sizes.map((n) => sshFanout(sshd, n, w.sshDir)),
       ],
       runs,
+      gapMs,
     );
     w.daemon = await startDaemon(env);
     const withDaemon = timeCommands(
       sizes.map((n) => run(n, 'daemon')),
       runs,
+      gapMs,
     );
     const all = [...plain, ...withDaemon];
-    if (values.json) process.stdout.write(`${JSON.stringify({ runs, timings: all })}\n`);
-    else process.stdout.write(`fan-out, median of ${runs} runs\n${formatTimings(all, 'node -e 0')}\n\n${ratioLines(all).join('\n')}\n`);
+    if (values.json) process.stdout.write(`${JSON.stringify({ runs, gapMs, timings: all })}\n`);
+    else
+      process.stdout.write(
+        `fan-out, median of ${runs} runs${gapMs ? `, turns ${gapMs} ms apart` : ''}\n${formatTimings(all, 'node -e 0')}\n\n${ratioLines(all).join('\n')}\n`,
+      );
     return 0;
   } finally {
     await cleanup(w);

@@ -56,16 +56,24 @@ export function runMeasured(cmd: TimedCommand): { wallMs: number; cpuMs: number 
   return { wallMs: ms, cpuMs: childrenCpuMs() - c0 };
 }
 
+/** Blocks the bench for `ms` (its commands run synchronously anyway). */
+function pause(ms: number): void {
+  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /**
  * Times every command `runs` times after one warm-up run each. The commands take turns (round
  * robin), so a change in the machine's load touches all of them alike and the ratios hold.
+ * `gapMs` leaves that long between turns (not timed), so that what a command leaves behind
+ * (an agent refilling its warm sandboxes) is done before the next one starts.
  */
-export function timeCommands(cmds: readonly TimedCommand[], runs: number): Timing[] {
+export function timeCommands(cmds: readonly TimedCommand[], runs: number, gapMs = 0): Timing[] {
   const times = cmds.map(() => [] as number[]);
   const cpu = cmds.map(() => 0);
   for (const c of cmds) runOnce(c);
   for (let i = 0; i < runs; i++) {
     cmds.forEach((c, j) => {
+      pause(gapMs);
       const m = runMeasured(c);
       times[j]?.push(m.wallMs);
       cpu[j] = (cpu[j] ?? 0) + m.cpuMs;
