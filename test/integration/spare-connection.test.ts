@@ -1,7 +1,7 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keepSpareConnection } from '../../scheduler/dispatch/spare-connection.js';
+import { keepSpareConnection, type SpareConnection } from '../../scheduler/dispatch/spare-connection.js';
 import { createRedis, KEY_PREFIX, redisSettingsFromUrl, waitReady, type RedisSettings } from '../../scheduler/redis/redis.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -40,12 +40,25 @@ describe('keepSpareConnection: a Worker starts on a connection readied ahead', (
     await redis?.destroy();
   });
 
-  it('hands the ready spare to the next Worker, named as BullMQ asks, and makes another only on refill', async () => {
+  /** A ready worker connection with a spare kept behind it, both closed after `fn`. */
+  async function withSpare(fn: (conn: Redis, spare: SpareConnection) => Promise<void>): Promise<void> {
     const conn = createRedis(settings, 'worker') as Redis;
     await waitReady(conn);
     const spare = keepSpareConnection(conn);
     try {
       expect(await spare.ready()).toBe(true);
+      await fn(conn, spare);
+    } finally {
+      spare.close();
+      conn.disconnect();
+    }
+  }
+
+  /** How many clients the server has. */
+  const clients = (): Promise<number> => producer.client('LIST').then((l) => String(l).split('\n').filter(Boolean).length);
+
+  it('hands the ready spare to the next Worker, named as BullMQ asks, and makes another only on refill', async () => {
+    await withSpare(async (conn, spare) => {
       // The spare's own id, before any Worker exists.
       const before = new Set(String(await producer.client('LIST')).match(/(?<=^|\n)id=\d+/g));
       const first = await oneJob(conn, producer, 'spare-a');
@@ -63,31 +76,21 @@ describe('keepSpareConnection: a Worker starts on a connection readied ahead', (
       const third = await oneJob(conn, producer, 'spare-c');
       expect(spare.taken).toBe(2);
       expect(third.blockingName).toMatch(/^\{gaxx\}/);
-    } finally {
-      spare.close();
-      conn.disconnect();
-    }
+    });
   });
 
   it('a spare that lived through a redis-server restart still starts the next Worker', async () => {
-    const conn = createRedis(settings, 'worker') as Redis;
-    await waitReady(conn);
-    const spare = keepSpareConnection(conn);
-    try {
-      expect(await spare.ready()).toBe(true);
+    await withSpare(async (conn, spare) => {
       await redis.restart();
       // Every connection comes back by itself: the producer, `conn` and the spare (waited for).
       await waitReady(producer, 10_000);
       await waitReady(conn, 10_000);
-      await expect.poll(() => producer.client('LIST').then((l) => String(l).split('\n').filter(Boolean).length), { timeout: 10_000, interval: 20 }).toBe(3);
+      await expect.poll(clients, { timeout: 10_000, interval: 20 }).toBe(3);
       // The restarted server has no scripts cached: the Worker's commands are sent in full again.
       const after = await oneJob(conn, producer, 'spare-restart');
       expect(spare.taken).toBe(1);
       expect(after.blockingName).toMatch(/^\{gaxx\}/);
-    } finally {
-      spare.close();
-      conn.disconnect();
-    }
+    });
   });
 
   it('leaves other duplicates alone, and close() drops the spare and restores duplicate', async () => {
@@ -102,11 +105,10 @@ describe('keepSpareConnection: a Worker starts on a connection readied ahead', (
     try {
       await waitReady(other);
       expect(spare.taken).toBe(0);
-      const listed = () => producer.client('LIST').then((l) => String(l).split('\n').filter(Boolean).length);
-      const withSpare = await listed();
+      const withOne = await clients();
       spare.close();
       // The spare's connection goes away (waited for, not slept on).
-      await expect.poll(listed, { timeout: 10_000, interval: 20 }).toBe(withSpare - 1);
+      await expect.poll(clients, { timeout: 10_000, interval: 20 }).toBe(withOne - 1);
       expect(Object.hasOwn(conn, 'duplicate')).toBe(false);
       const plain = conn.duplicate();
       plain.disconnect();
