@@ -26,6 +26,7 @@ import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/ag
 import { makePki } from '../test/helpers/pki.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { benchArgs } from './lib/args.js';
+import { median } from './lib/timing.js';
 
 const N = Number(process.env.BENCH_TASKS ?? 5000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
@@ -57,8 +58,11 @@ async function rawBullmq(settings: RedisSettings): Promise<number> {
   return N / s;
 }
 
-/** Median wall and CPU ms from `new Worker` to its first job, over `n` fresh queues; `spare` readies each one's connection ahead. */
-async function workerStart(settings: RedisSettings, spare: boolean, n = 40): Promise<{ ms: number; cpuMs: number }> {
+/** Wall and CPU ms from `new Worker` to its first job. */
+type StartTime = { ms: number; cpuMs: number };
+
+/** Median StartTime over `n` fresh queues (the first 5 warm up); `spare` readies each one's connection ahead. */
+async function workerStart(settings: RedisSettings, spare: boolean, n = 40): Promise<StartTime> {
   const conn = createRedis(settings, 'worker') as Redis;
   const producer = createRedis(settings, 'worker');
   await Promise.all([waitReady(conn), waitReady(producer)]);
@@ -90,8 +94,8 @@ async function workerStart(settings: RedisSettings, spare: boolean, n = 40): Pro
     conn.disconnect();
     producer.disconnect();
   }
-  const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] as number;
-  return { ms: median(ms.slice(5)), cpuMs: median(cpu.slice(5)) };
+  const mid = (a: number[]): number => median(a.slice(5).sort((x, y) => x - y));
+  return { ms: mid(ms), cpuMs: mid(cpu) };
 }
 
 async function agentDirect(agents: AgentProcess[], certsDir: string): Promise<number> {
@@ -151,7 +155,7 @@ async function main(): Promise<void> {
     );
     const raw = await rawBullmq(settings);
     // Alternated, so both see the same machine.
-    const starts = { plain: [] as Array<{ ms: number; cpuMs: number }>, spare: [] as Array<{ ms: number; cpuMs: number }> };
+    const starts = { plain: [] as StartTime[], spare: [] as StartTime[] };
     for (let r = 0; r < 2; r++) {
       starts.plain.push(await workerStart(settings, false));
       starts.spare.push(await workerStart(settings, true));
@@ -175,11 +179,11 @@ async function main(): Promise<void> {
     console.log(`  agent-direct / end-to-end ${(direct / e2e).toFixed(2).padStart(7)}x  (target <= 2x)`);
     console.log(`  raw BullMQ / end-to-end   ${(raw / e2e).toFixed(2).padStart(7)}x`);
     console.log(`  idle enqueue->result      p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms (${LATENCY_RUNS} single-task runs)`);
-    const fmt = (xs: Array<{ ms: number; cpuMs: number }>): string => xs.map((x) => `${x.ms.toFixed(1)} ms / ${x.cpuMs.toFixed(1)} ms CPU`).join(', ');
+    const fmt = (xs: StartTime[]): string => xs.map((x) => `${x.ms.toFixed(1)} ms / ${x.cpuMs.toFixed(1)} ms CPU`).join(', ');
     console.log(`  run start, new worker -> first job (median of 35, two rounds):`);
     console.log(`    plain connection        ${fmt(starts.plain)}`);
     console.log(`    spare readied ahead     ${fmt(starts.spare)}`);
-    const sum = (xs: Array<{ ms: number; cpuMs: number }>, k: 'ms' | 'cpuMs'): number => xs.reduce((n, x) => n + x[k], 0);
+    const sum = (xs: StartTime[], k: keyof StartTime): number => xs.reduce((n, x) => n + x[k], 0);
     console.log(
       `    plain / spare           ${(sum(starts.plain, 'ms') / sum(starts.spare, 'ms')).toFixed(2)}x time, ${(sum(starts.plain, 'cpuMs') / sum(starts.spare, 'cpuMs')).toFixed(2)}x CPU`,
     );
