@@ -73,10 +73,11 @@ function sshFanout(s: SshdHosts, n: number, dir: string): TimedCommand {
     return {
       name: `parallel-ssh -p ${n} (${n} sshd)`,
       argv: ['parallel-ssh', '-p', String(n), '-t', '60', '-h', hostsFile, '-l', s.user, '-x', '-F /dev/null', ...opts, 'true'],
+      env: { PATH: process.env.PATH },
     };
   }
   const ssh = ['ssh', ...s.sshOptions, '-p', String(s.port), '-l', s.user].map((a) => `'${a}'`).join(' ');
-  return { name: `xargs -P ${n} ssh (${n} sshd)`, argv: ['sh', '-c', `xargs -P ${n} -I{} ${ssh} {} true < '${hostsFile}'`] };
+  return { name: `xargs -P ${n} ssh (${n} sshd)`, argv: ['sh', '-c', `xargs -P ${n} -I{} ${ssh} {} true < '${hostsFile}'`], env: { PATH: process.env.PATH } };
 }
 
 async function startDaemon(env: Record<string, string | undefined>): Promise<ChildProcess> {
@@ -165,7 +166,7 @@ async function main(): Promise<number> {
     const run = (n: number, label: string) => gaxx(`gaxx run -- true (${n} agents, ${label})`, ['run', '--agent', agents.slice(0, n).join(','), '--', 'true']);
     const plain = timeCommands(
       [
-        { name: 'node -e 0', argv: [node, '-e', '0'] },
+        { name: 'node -e 0', argv: [node, '-e', '0'], env },
         gaxx('gaxx --version', ['--version']),
         gaxx('gaxx exec -- true (1 agent)', ['exec', '--agent', agents[0] as string, '--no-stdin', '--', 'true']),
         ...sizes.map((n) => run(n, 'no daemon')),

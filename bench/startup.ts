@@ -43,7 +43,8 @@ function main(): number {
   const clis = (values.cli ?? [packageBin('gaxx')]).map((c) => resolve(c));
   const homes = clis.map(() => mkdtempSync(join(tmpdir(), 'gaxx-bench-startup-')));
   try {
-    const cmds: TimedCommand[] = [{ name: 'node -e 0', argv: [process.execPath, '-e', '0'] }];
+    // The same bare environment as the CLIs' (commandsFor).
+    const cmds: TimedCommand[] = [{ name: 'node -e 0', argv: [process.execPath, '-e', '0'], env: { PATH: process.env.PATH } }];
     clis.forEach((cli, i) => cmds.push(...commandsFor(cli, homes[i] as string, clis.length > 1 ? `[${i + 1}] ` : '', values.agent)));
     const timings = timeCommands(cmds, runs);
     if (values.json) process.stdout.write(`${JSON.stringify({ clis, runs, timings })}\n`);

@@ -10,7 +10,12 @@ import { readFileSync } from 'node:fs';
 export interface TimedCommand {
   name: string;
   argv: readonly string[];
-  env?: Record<string, string | undefined>;
+  /**
+   * The command's whole environment (required: a baseline and the commands compared with it must
+   * run in the same one; this process's may carry variables that change how a program starts,
+   * e.g. NODE_EXTRA_CA_CERTS makes every Node process read CA files before running any code).
+   */
+  env: Record<string, string | undefined>;
   /** Exit codes that count as success (default [0]). */
   okCodes?: readonly number[];
 }
@@ -47,7 +52,7 @@ export function runOnce(cmd: TimedCommand): number {
 export function runMeasured(cmd: TimedCommand): { wallMs: number; cpuMs: number } {
   const c0 = childrenCpuMs();
   const t0 = performance.now();
-  const r = spawnSync(cmd.argv[0] as string, cmd.argv.slice(1), { env: cmd.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = spawnSync(cmd.argv[0] as string, cmd.argv.slice(1), { env: cmd.env, stdio: ['ignore', 'ignore', 'pipe'] });
   const ms = performance.now() - t0;
   if (r.error) throw r.error;
   if (!(cmd.okCodes ?? [0]).includes(r.status ?? -1)) {
