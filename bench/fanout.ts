@@ -21,7 +21,7 @@ import { acquireEmbeddedRedis } from '../scheduler/index.js';
 import { CLI_MAIN } from '../test/helpers/cli.js';
 import { benchArgs } from './lib/args.js';
 import { startSshdHosts, type SshdHosts } from './lib/sshd-hosts.js';
-import { formatTimings, timeCommands, type TimedCommand, type Timing } from './lib/timing.js';
+import { entryArgv, formatTimings, timeCommands, type TimedCommand, type Timing } from './lib/timing.js';
 
 const USAGE =
   'usage: node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--gap MS] [--json]\n' +
@@ -81,7 +81,8 @@ function sshFanout(s: SshdHosts, n: number, dir: string): TimedCommand {
 }
 
 async function startDaemon(env: Record<string, string | undefined>): Promise<ChildProcess> {
-  const daemon = spawn(node, [CLI_MAIN, 'scheduler', '--metrics-listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const [file, ...argv] = entryArgv(CLI_MAIN);
+  const daemon = spawn(file as string, [...argv, 'scheduler', '--metrics-listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`gaxx scheduler did not start: ${err}`)), 30_000);
@@ -162,7 +163,7 @@ async function main(): Promise<number> {
     if (a.status === 'rejected') throw a.reason;
     if (s.status === 'rejected') throw s.reason;
     const [agents, sshd] = [a.value, s.value];
-    const gaxx = (name: string, args: string[]): TimedCommand => ({ name, argv: [node, CLI_MAIN, ...args], env });
+    const gaxx = (name: string, args: string[]): TimedCommand => ({ name, argv: [...entryArgv(CLI_MAIN), ...args], env });
     const run = (n: number, label: string) => gaxx(`gaxx run -- true (${n} agents, ${label})`, ['run', '--agent', agents.slice(0, n).join(','), '--', 'true']);
     const plain = timeCommands(
       [

@@ -9,7 +9,9 @@
  * --agent, the CLIs get throw-away homes of their own.
  * --cli picks the entry to time (default: the `gaxx` bin of package.json); given several times,
  * every entry is timed in the same run, so two builds (say a tsc build and the bundle, or
- * before and after a change) compare directly.
+ * before and after a change) compare directly. Each entry runs as a shell runs it: the file
+ * itself when it is executable with a #! line (the bin's picks Node's flags), else through Node;
+ * `node -e 0` and the CLIs get the same bare environment.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { packageBin } from '../test/helpers/cli.js';
 import { benchArgs } from './lib/args.js';
-import { formatTimings, timeCommands, type TimedCommand } from './lib/timing.js';
+import { entryArgv, formatTimings, timeCommands, type TimedCommand } from './lib/timing.js';
 
 const USAGE = 'usage: node dist/bench/startup.js [--runs N] [--cli PATH ...] [--agent HOST[:PORT]] [--json]\n';
 
@@ -28,11 +30,10 @@ function commandsFor(cli: string, home: string, label: string, agent: string | u
     const init = spawnSync(process.execPath, [cli, 'init', '--name', 'bench'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     if (init.status !== 0) throw new Error(`${cli} init failed: ${init.stderr.toString()}`);
   }
-  const node = process.execPath;
   const exec = agent ? [['exec', '--agent', agent, '--no-stdin', '--', 'true']] : [];
   return [['--version'], ['--help'], ['exec', '--help'], ['certs', 'list'], ...exec].map((args) => ({
     name: `${label}gaxx ${args.join(' ')}`,
-    argv: [node, cli, ...args],
+    argv: [...entryArgv(cli), ...args],
     env,
   }));
 }

@@ -4,7 +4,7 @@
  * baseline measured in the same run.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readFileSync, readSync } from 'node:fs';
 
 /** One command to time. */
 export interface TimedCommand {
@@ -125,4 +125,26 @@ export function formatTimings(ts: readonly Timing[], over: string): string {
         .trimEnd(),
     )
     .join('\n');
+}
+
+/**
+ * How to start a program file as a user's shell does: the file itself when it is executable and
+ * has a #! line (which picks Node and its flags, as the installed `gaxx` does), else through this
+ * Node.
+ */
+export function entryArgv(file: string): string[] {
+  try {
+    accessSync(file, constants.X_OK);
+    const head = Buffer.alloc(2);
+    const fd = openSync(file, 'r');
+    try {
+      readSync(fd, head, 0, 2, 0);
+    } finally {
+      closeSync(fd);
+    }
+    if (head.toString() === '#!') return [file];
+  } catch {
+    // Not executable (or not readable): Node runs it, or reports why not.
+  }
+  return [process.execPath, file];
 }

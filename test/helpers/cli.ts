@@ -42,6 +42,8 @@ export interface RunGaxxOptions {
   main?: string;
   /** Node flags before the entry (e.g. `--import` of a preload). */
   nodeArgs?: string[];
+  /** Execute the entry itself, as a shell runs the installed `gaxx` (its #! line picks Node and its flags). */
+  asBin?: boolean;
 }
 
 /** The environment the CLI gets: PATH, GAXX_HOME when given, and `env`. */
@@ -60,7 +62,9 @@ export function runGaxx(args: readonly string[], o: RunGaxxOptions = {}): Promis
     ...o.user,
   };
   return new Promise((done) => {
-    const child = execFile(process.execPath, [...(o.nodeArgs ?? []), o.main ?? CLI_MAIN, ...args], opts, (err, stdout, stderr) => {
+    if (o.asBin && o.nodeArgs) throw new Error('runGaxx: asBin runs the entry as it is: pass Node flags in NODE_OPTIONS');
+    const [file, argv] = o.asBin ? [o.main ?? CLI_MAIN, args] : [process.execPath, [...(o.nodeArgs ?? []), o.main ?? CLI_MAIN, ...args]];
+    const child = execFile(file, argv, opts, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
       done({ code, stdout: stdout.toString(), stderr: stderr.toString(), stdoutBytes: stdout });
     });
