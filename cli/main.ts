@@ -4,8 +4,8 @@
  * the standard streams to runCli, turns the first Ctrl-C into a cancellation for commands that
  * can cancel remote work, and exits with the code runCli returns.
  */
+import { createRequire } from 'node:module';
 import { homedir, userInfo } from 'node:os';
-import { isatty } from 'node:tty';
 import { readFileIfExists } from './settings.js';
 import { runCli } from './dispatch.js';
 
@@ -17,16 +17,35 @@ function userName(): string {
   }
 }
 
-// A reader that went away (`gaxx run ... | head`) ends us quietly, as SIGPIPE ends other tools.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' ? process.exit(141) : undefined));
+/**
+ * Whether fd is a terminal. node:tty is loaded on the first question only: it brings Node's
+ * stream and socket machinery, which `gaxx --version` with its output in a file never needs.
+ */
+function isatty(fd: number): boolean {
+  return (createRequire(import.meta.url)('node:tty') as typeof import('node:tty')).isatty(fd);
+}
+
+const opened = new Set<NodeJS.WriteStream>();
+
+/**
+ * process.stdout or process.stderr, set up on first use (Node makes a socket of a pipe, which
+ * loads the net machinery: a command that never writes to stderr need not pay for it). A reader
+ * that went away (`gaxx run ... | head`) ends us quietly, as SIGPIPE ends other tools.
+ */
+function output(name: 'stdout' | 'stderr'): NodeJS.WriteStream {
+  const stream = process[name];
+  if (!opened.has(stream)) {
+    opened.add(stream);
+    stream.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' ? process.exit(141) : undefined));
+  }
+  return stream;
 }
 
 const interrupt = new AbortController();
 let interruptible = false;
 process.on('SIGINT', () => {
   if (interruptible && !interrupt.signal.aborted) {
-    process.stderr.write('gaxx: cancelling (press Ctrl-C again to quit)\n');
+    output('stderr').write('gaxx: cancelling (press Ctrl-C again to quit)\n');
     interrupt.abort();
     return;
   }
@@ -38,16 +57,27 @@ async function main(): Promise<never> {
   const code = await runCli({
     argv: process.argv.slice(2),
     env: process.env,
+    // Lazy, all of it: each stream is created, and each terminal question asked, only by a
+    // command that uses it.
     io: {
-      stdout: process.stdout,
-      stderr: process.stderr,
-      stderrIsTty: process.stderr.isTTY === true,
-      // Lazy: process.stdin is created only for a command that reads it.
+      get stdout() {
+        return output('stdout');
+      },
+      get stderr() {
+        return output('stderr');
+      },
+      get stderrIsTty() {
+        return isatty(2);
+      },
       get stdin() {
         return process.stdin;
       },
-      stdinIsTty: isatty(0),
-      colour: process.stdout.isTTY === true && !process.env.NO_COLOR,
+      get stdinIsTty() {
+        return isatty(0);
+      },
+      get colour() {
+        return isatty(1) && !process.env.NO_COLOR;
+      },
     },
     readFile: readFileIfExists,
     homeDir: homedir(),
@@ -59,8 +89,7 @@ async function main(): Promise<never> {
     },
   });
   // Flush what is buffered before exiting; open handles (e.g. a gRPC channel) must not keep us alive.
-  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
-  await new Promise<void>((resolve) => process.stderr.write('', () => resolve()));
+  for (const stream of opened) await new Promise<void>((resolve) => stream.write('', () => resolve()));
   return process.exit(code);
 }
 

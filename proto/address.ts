@@ -3,7 +3,7 @@
  * Accepts `name:port`, `1.2.3.4:port` and `[v6]:port`; with a default port also a bare host or
  * `[v6]` (and a bare IPv6 address when a default port is given).
  */
-import { isIP } from 'node:net';
+import { nodeNet } from './builtins.js';
 import { GaxxError } from './errors.js';
 
 export interface HostPort {
@@ -25,7 +25,7 @@ const NAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62})
 
 /** Whether `host` is an IP address or a DNS name. */
 export function isHostName(host: string): boolean {
-  return isIP(host) !== 0 || (host.length <= 253 && NAME.test(host));
+  return nodeNet().isIP(host) !== 0 || (host.length <= 253 && NAME.test(host));
 }
 
 /** Parses `text`; INVALID_ARGUMENT naming `what` when it is not a valid address. */
@@ -38,8 +38,8 @@ export function parseHostPort(text: string, opts: ParseHostPortOptions = {}): Ho
   if (v6) {
     host = v6[1] as string;
     portText = v6[2];
-    if (isIP(host) !== 6) throw bad('has no valid IPv6 address in brackets');
-  } else if (text.indexOf(':') !== text.lastIndexOf(':') && isIP(text) === 6) {
+    if (nodeNet().isIP(host) !== 6) throw bad('has no valid IPv6 address in brackets');
+  } else if (text.indexOf(':') !== text.lastIndexOf(':') && nodeNet().isIP(text) === 6) {
     // Only text with two colons or more can be IPv6: Node compiles its IPv6 pattern on first
     // use (~7 ms), which `host:port` need not pay.
     host = text;
@@ -61,7 +61,7 @@ export function parseHostPort(text: string, opts: ParseHostPortOptions = {}): Ho
 
 /** `host:port`, bracketing an IPv6 host. */
 export function formatHostPort(host: string, port: number): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+  return nodeNet().isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** Whether `host` is a loopback name or address. */

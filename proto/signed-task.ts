@@ -13,7 +13,8 @@
  * The signature is made with the operator certificate's key: RSA PKCS#1 v1.5 or ECDSA over
  * SHA-256, or Ed25519 over the bytes themselves (Node's crypto.sign picks by key type).
  */
-import { createHash, createPrivateKey, sign, verify, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { nodeCrypto } from './builtins.js';
 import { GaxxError } from './errors.js';
 
 /** Domain separation: these bytes can never be mistaken for another gaxx signature's payload. */
@@ -52,7 +53,7 @@ export interface SignedTaskFields {
 
 /** Lower-case hex sha256 of `data`. */
 export function sha256Hex(data: Buffer | Uint8Array | string): string {
-  return createHash('sha256').update(data).digest('hex');
+  return nodeCrypto().createHash('sha256').update(data).digest('hex');
 }
 
 /** Canonical JSON (see the module comment); INVALID_ARGUMENT for a value it cannot encode. */
@@ -109,6 +110,7 @@ export interface TaskSigner {
 
 /** A signer from an operator's certificate and private key (PEM). */
 export function createTaskSigner(certPem: string | Buffer, keyPem: string | Buffer): TaskSigner {
+  const { createPrivateKey, sign } = nodeCrypto();
   const key = createPrivateKey(keyPem);
   return { certPem: certPem.toString(), sign: (data) => sign(digestFor(key), data, key) };
 }
@@ -121,7 +123,7 @@ export function signTaskFields(f: SignedTaskFields, signer: TaskSigner): Buffer 
 /** True when `signature` is `publicKey`'s signature over the canonical encoding of `f`. */
 export function verifyTaskSignature(f: SignedTaskFields, signature: Buffer, publicKey: KeyObject): boolean {
   try {
-    return verify(digestFor(publicKey), canonicalTaskBytes(f), publicKey, signature);
+    return nodeCrypto().verify(digestFor(publicKey), canonicalTaskBytes(f), publicKey, signature);
   } catch {
     // A malformed signature (wrong length for the key, bad DER) is simply not valid.
     return false;

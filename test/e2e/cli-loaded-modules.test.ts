@@ -4,8 +4,10 @@
 // process loads (ES modules through a loader hook, CommonJS through Module._load); a file counts
 // as queue code when it is a package's own file or a bundle file that carries it (the bundle
 // has each large package in a vendor file of its own, and esbuild marks each bundled file with
-// a `// node_modules/<pkg>/...` comment).
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// a `// node_modules/<pkg>/...` comment). `gaxx --version` and `gaxx --help` with their output in
+// a file also set up none of Node's crypto, net or tty modules (each costs a start milliseconds).
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +43,8 @@ Module._load = function (request, parent, isMain) {
 // cache) are in require.cache all the same.
 process.on('exit', () => {
   for (const f of Object.keys(Module._cache)) appendFileSync(process.env.GAXX_TEST_LOAD_LOG, pathToFileURL(f).href + '\\n');
+  // Node's own modules set up in this process (Node lists them as "NativeModule <id>").
+  for (const m of process.moduleLoadList) if (m.startsWith('NativeModule ')) appendFileSync(process.env.GAXX_TEST_LOAD_LOG, 'node:' + m.slice(13) + '\\n');
 });`;
 
 beforeAll(async () => {
@@ -67,14 +71,8 @@ function loadedFiles(main: string, args: string[]): Promise<{ code: number; file
   const log = join(dir, `log-${Math.random().toString(36).slice(2)}`);
   writeFileSync(log, '');
   return runGaxx(args, { main, nodeArgs: ['--import', preload], home: dir, env: { GAXX_TEST_LOAD_LOG: log } }).then(({ code }) => {
-    const files = [
-      ...new Set(
-        readFileSync(log, 'utf8')
-          .split('\n')
-          .filter((l) => l.startsWith('file:'))
-          .map((u) => fileURLToPath(u)),
-      ),
-    ];
+    const lines = readFileSync(log, 'utf8').split('\n');
+    const files = [...new Set(lines.filter((l) => l.startsWith('file:')).map((u) => fileURLToPath(u)))];
     return { code, files };
   });
 }
@@ -98,6 +96,28 @@ describe.each(builds)('modules loaded by %s', (_name, main) => {
     expect(r.code).toBe(0);
     expect(r.files.length).toBeGreaterThan(0);
     for (const pkg of [...QUEUE, '@grpc/grpc-js']) expect(carrying(r.files, pkg)).toEqual([]);
+  });
+
+  it.each([['--version'], ['--help']])('gaxx %s, its output in files, sets up neither node:crypto nor node:net nor node:tty', async (flag) => {
+    // runGaxx gives the CLI pipes: here its output goes to a file, as a script's redirection does.
+    const log = join(dir, `log-${Math.random().toString(36).slice(2)}`);
+    writeFileSync(log, '');
+    const out = openSync(join(dir, 'out'), 'w');
+    const child = spawn(process.execPath, ['--import', preload, main, flag], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GAXX_HOME: dir, GAXX_TEST_LOAD_LOG: log },
+      stdio: ['ignore', out, out],
+    });
+    const code = await new Promise<number | null>((done) => child.on('exit', done));
+    closeSync(out);
+    expect(code).toBe(0);
+    expect(readFileSync(join(dir, 'out'), 'utf8')).toMatch(/gaxx|\d+\.\d+\.\d+/);
+    const builtins = readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('node:'))
+      .map((l) => l.slice(5));
+    // The recording sees Node's modules (path and fs are set up by every process).
+    expect(builtins).toEqual(expect.arrayContaining(['path', 'fs']));
+    for (const m of ['crypto', 'net', 'tty']) expect(builtins).not.toContain(m);
   });
 
   it('gaxx exec --help loads the exec command and the agent client, but no queue code and no grpc-js', async () => {

@@ -2,6 +2,8 @@
 // A cache is used only for the very file it was made from: a cache made from another file of
 // the same length (V8 itself compares only lengths), a file that is no cache of ours (such as a
 // bare V8 cache), or none at all, and the file is compiled from its source and works the same.
+// The same holds where Node has no zlib.crc32 (before 20.15), where the SHA-256 is checked.
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -15,6 +17,7 @@ interface VendorLoad {
   cacheStatus(name: string): string | undefined;
   writeCache(file: string): void;
   wrapped(text: string): string;
+  HEADER_BYTES: number;
 }
 
 const root = mkdtempSync(join(tmpdir(), 'gaxx-vendor-load-'));
@@ -77,10 +80,27 @@ describe('vendor-load code caches', () => {
 
   it('a cache V8 refuses (damaged data behind a matching header) is reported and the file still loads', () => {
     const cache = cacheOf(1);
-    // V8's own header follows ours (16 bytes of magic, 32 of SHA-256): zeroed, V8 rejects the data.
-    cache.fill(0, 48, 64);
-    const { vl } = dirWith({ 'm.cjs': source(1), 'm.cjs.v8cache': cache });
+    // V8's own header follows ours (magic, CRC-32, SHA-256): zeroed, V8 rejects the data.
+    const { dir, vl } = dirWith({ 'm.cjs': source(1) });
+    cache.fill(0, vl.HEADER_BYTES, vl.HEADER_BYTES + 16);
+    writeFileSync(join(dir, 'm.cjs.v8cache'), cache);
     expect(vl.loadVendor('m.cjs').value).toBe(2);
     expect(vl.cacheStatus('m.cjs')).toBe('rejected');
+  });
+
+  it('without zlib.crc32 the SHA-256 decides: the same file uses its cache, another of the same length does not', () => {
+    // The same file's cache with its CRC-32 zeroed: only a SHA-256 check can find it current.
+    const noCrc = cacheOf(1);
+    noCrc.fill(0, 16, 20);
+    const { dir, vl } = dirWith({ 'same.cjs': source(1), 'same.cjs.v8cache': noCrc, 'other.cjs': source(3), 'other.cjs.v8cache': cacheOf(1) });
+    expect(vl.loadVendor('same.cjs').value).toBe(2);
+    expect(vl.cacheStatus('same.cjs')).toBe('stale');
+    // A Node without zlib.crc32, as before 20.15: the one function removed before vendor-load runs.
+    const script = `require('node:zlib').crc32 = undefined;
+const v = require(${JSON.stringify(join(dir, 'vendor-load.cjs'))});
+const values = [v.loadVendor('same.cjs').value, v.loadVendor('other.cjs').value];
+process.stdout.write(JSON.stringify({ values, same: v.cacheStatus('same.cjs'), other: v.cacheStatus('other.cjs') }));`;
+    const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })) as Record<string, unknown>;
+    expect(out).toEqual({ values: [2, 6], same: 'used', other: 'stale' });
   });
 });

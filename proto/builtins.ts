@@ -1,0 +1,25 @@
+/**
+ * Node built-ins that a command's start does not need, loaded on their first use. Every command
+ * loads the proto barrel, so a built-in imported at the top of one of its modules is set up on
+ * every start, `gaxx --version` included: node:crypto (with some fifteen internal modules of its
+ * own, ~3.5 ms here) and node:net (the stream machinery) were. A module that needs one at once
+ * imports it as usual; these are for code that runs later, if at all.
+ */
+import { createRequire } from 'node:module';
+
+type Crypto = typeof import('node:crypto');
+type Net = typeof import('node:net');
+
+const load = createRequire(import.meta.url);
+let crypto: Crypto | undefined;
+let net: Net | undefined;
+
+/** node:crypto, loaded on first use. */
+export function nodeCrypto(): Crypto {
+  return (crypto ??= load('node:crypto') as Crypto);
+}
+
+/** node:net, loaded on first use. */
+export function nodeNet(): Net {
+  return (net ??= load('node:net') as Net);
+}
