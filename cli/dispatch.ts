@@ -80,6 +80,19 @@ export function version(): string {
   return packageVersion(fileURLToPath(import.meta.url)) ?? 'unknown';
 }
 
+/**
+ * The answer to a command line that names no command but asks for the program's help or its
+ * version (after any global flags), else undefined. The bundle's entry asks this of a small file
+ * (cli/front.ts) before it loads the CLI's commands at all.
+ */
+export function programAnswer(argv: readonly string[]): string | undefined {
+  const dash = argv.indexOf('--');
+  const first = leadingGlobals(dash === -1 ? argv : argv.slice(0, dash)).after[0];
+  if (first === '--help' || first === '-h' || first === 'help') return programHelp(COMMANDS, version());
+  if (first === '--version' || first === '-V') return version();
+  return undefined;
+}
+
 async function dispatch(input: CliInput, mode: { json: boolean }): Promise<number> {
   const { io } = input;
   const dash = input.argv.indexOf('--');
@@ -92,8 +105,8 @@ async function dispatch(input: CliInput, mode: { json: boolean }): Promise<numbe
     io.stderr.write(`${programHelp(COMMANDS, version())}\n`);
     throw usage('no command given');
   }
-  if (first === '--help' || first === '-h' || first === 'help') return print(io, programHelp(COMMANDS, version()));
-  if (first === '--version' || first === '-V') return print(io, version());
+  const answer = programAnswer(input.argv);
+  if (answer !== undefined) return print(io, answer);
   const { entry, words } = resolveCommand(pre);
   const args = pre.slice(words);
   const wantsHelp = args.includes('--help') || args.includes('-h');

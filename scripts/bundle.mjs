@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // Bundles the CLI and the agent with esbuild (node20), after tsc:
 //   dist/bundle/gaxx.cjs          the CLI's entry: a few lines that load gaxx-cli.cjs through
-//                                 vendor-load.cjs (CommonJS: Node needs no ES module loader for it)
+//                                 vendor-load.cjs (CommonJS: Node needs no ES module loader for it),
+//                                 or gaxx-front.cjs first for a command line that may ask only for
+//                                 the program's help or version
+//   dist/bundle/gaxx-front.cjs    cli/front.ts: those two answers without the commands (small)
 //   dist/bundle/gaxx-cli.cjs      the CLI as ONE CommonJS file in its function wrapper, with
 //                                 gaxx-cli.cjs.v8cache beside it: Node 20 caches no compiled code
 //                                 for ES modules, and compiling the CLI as ES module chunks took
@@ -53,6 +56,8 @@ const cjsShim = [
  * NODE_EXTRA_CA_CERTS, as before). `env -S` passes the flag on (coreutils 8.30 and later).
  */
 const CLI_SHEBANG = '#!/usr/bin/env -S node --use-openssl-ca';
+/** The words of a command line the CLI's front (cli/front.ts, dispatch's programAnswer) may answer. */
+const FRONT_WORDS = ['--help', '-h', 'help', '--version', '-V'];
 /**
  * The entry of a program bundled as one CommonJS file, compiled with its code cache when that
  * fits this Node. The CLI's entry is CommonJS itself, so that Node starts it without setting up
@@ -63,8 +68,17 @@ const entryOf = (name, file, format) => `${format === 'cjs' ? CLI_SHEBANG : '#!/
 ${format === 'cjs' ? "'use strict';\n" : ''}// ${name}: the program is ${file} beside this file; vendor-load.cjs compiles it with its V8 code
 // cache (${file}.v8cache) when the cache was made from that very file by this Node version, and
 // without it otherwise.
-${format === 'cjs' ? `require('./vendor-load.cjs').loadVendor('${file}');` : `import { createRequire } from 'node:module';\ncreateRequire(import.meta.url)('./vendor-load.cjs').loadVendor('${file}');`}
+${format === 'cjs' ? cjsEntryBody(file) : `import { createRequire } from 'node:module';\ncreateRequire(import.meta.url)('./vendor-load.cjs').loadVendor('${file}');`}
 `;
+
+/**
+ * The CLI's entry loads its front (gaxx-front.cjs, cli/front.ts; small: a plain require, no code
+ * cache) first when the command line may ask only for the program's help or version (a word the
+ * front answers is in it), and the CLI when the front does not answer.
+ */
+const cjsEntryBody = (file) => `const argv = process.argv.slice(2);
+const ask = new Set(${JSON.stringify(FRONT_WORDS)});
+if (!argv.some((a) => ask.has(a)) || !require('./gaxx-front.cjs').answered(argv)) require('./vendor-load.cjs').loadVendor('${file}');`;
 /** In a CommonJS bundle, import.meta.url is the file's own URL, as it was in the ES module. */
 const cjsBundle = {
   format: 'cjs',
@@ -129,6 +143,14 @@ const vendored = (self) => ({
   },
 });
 
+/** Leaves modules imported with import() out of a bundle (left as a require() that is never run). */
+const withoutDynamicImports = {
+  name: 'without-dynamic-imports',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, (a) => (a.kind === 'dynamic-import' ? { path: a.path, external: true } : undefined));
+  },
+};
+
 /** One vendor file: the package's CommonJS build, its module.exports as the file's. */
 function vendor(pkg) {
   return build({
@@ -151,6 +173,15 @@ const results = await Promise.all([
     entryPoints: { 'gaxx-cli': join(root, 'cli', 'main.ts') },
     outdir: out,
     plugins: [vendored()],
+  }),
+  // The front (cli/front.ts): the program's help and version without the commands. What they
+  // load only when run (the commands, the config) is left out: the front never runs them.
+  build({
+    ...common,
+    ...cjsBundle,
+    entryPoints: { 'gaxx-front': join(root, 'cli', 'front.ts') },
+    outdir: out,
+    plugins: [vendored(), withoutDynamicImports],
   }),
   build({
     ...common,
