@@ -9,8 +9,9 @@
 // and SHA-256: V8 itself checks only the source's length) and V8 accepts it (same V8 version and
 // flags); otherwise the file is compiled as usual. The CRC-32 is what is checked where Node has
 // zlib.crc32 (20.15 and later): node:zlib loads in a third of the time node:crypto takes, and
-// `gaxx --version` needs neither otherwise. A CRC-32 tells apart any two versions of a file
-// that a build or an edit would make (an attacker who can write here can write the cache too). Nothing is ever written here at run time:
+// many commands need neither otherwise. A CRC-32 tells apart the versions of a file that a build
+// or an edit makes (one who can write here can write the cache too: it guards against mistakes,
+// not attacks). Nothing is ever written here at run time:
 // the agent runs as a user who cannot write to its install dir. Modules loaded here land in
 // require.cache, so a plain require() of the same file elsewhere gets the same instance.
 const Module = require('node:module');
