@@ -74,11 +74,13 @@ ${format === 'cjs' ? cjsEntryBody(file) : `import { createRequire } from 'node:m
 /**
  * The CLI's entry loads its front (gaxx-front.cjs, cli/front.ts; small: a plain require, no code
  * cache) first when the command line may ask only for the program's help or version (a word the
- * front answers is in it), and the CLI when the front does not answer.
+ * front answers is in it, before any `--`), and the CLI when the front does not answer.
  */
 const cjsEntryBody = (file) => `const argv = process.argv.slice(2);
 const ask = new Set(${JSON.stringify(FRONT_WORDS)});
-if (!argv.some((a) => ask.has(a)) || !require('./gaxx-front.cjs').answered(argv)) require('./vendor-load.cjs').loadVendor('${file}');`;
+const end = argv.indexOf('--');
+const asks = (end === -1 ? argv : argv.slice(0, end)).some((a) => ask.has(a));
+if (!asks || !require('./gaxx-front.cjs').answered(argv)) require('./vendor-load.cjs').loadVendor('${file}');`;
 /** In a CommonJS bundle, import.meta.url is the file's own URL, as it was in the ES module. */
 const cjsBundle = {
   format: 'cjs',
