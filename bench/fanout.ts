@@ -21,7 +21,7 @@ import { acquireEmbeddedRedis } from '../scheduler/index.js';
 import { CLI_MAIN } from '../test/helpers/cli.js';
 import { benchArgs } from './lib/args.js';
 import { startSshdHosts, type SshdHosts } from './lib/sshd-hosts.js';
-import { entryArgv, formatTimings, timeCommands, type TimedCommand, type Timing } from './lib/timing.js';
+import { benchPath, entryArgv, formatTimings, timeCommands, type TimedCommand, type Timing } from './lib/timing.js';
 
 const USAGE =
   'usage: node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--gap MS] [--json]\n' +
@@ -144,7 +144,7 @@ async function main(): Promise<number> {
   };
   chmodSync(w.sshDir, 0o711);
   process.once('SIGINT', () => void cleanup(w).finally(() => process.exit(130)));
-  const env = { PATH: process.env.PATH, GAXX_HOME: w.home };
+  const env = { PATH: benchPath(), GAXX_HOME: w.home };
   try {
     if (spawnSync(node, [CLI_MAIN, 'init', '--name', 'bench'], { env }).status !== 0) throw new Error('gaxx init failed');
     w.provider = createLocalProvider({

@@ -19,13 +19,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { packageBin } from '../test/helpers/cli.js';
 import { benchArgs } from './lib/args.js';
-import { entryArgv, formatTimings, timeCommands, type TimedCommand } from './lib/timing.js';
+import { benchPath, entryArgv, formatTimings, timeCommands, type TimedCommand } from './lib/timing.js';
 
 const USAGE = 'usage: node dist/bench/startup.js [--runs N] [--cli PATH ...] [--agent HOST[:PORT]] [--json]\n';
 
 /** The timed commands of one CLI entry, with a GAXX_HOME made by its `gaxx init`. */
 function commandsFor(cli: string, home: string, label: string, agent: string | undefined): TimedCommand[] {
-  const env = { PATH: process.env.PATH, GAXX_HOME: agent ? process.env.GAXX_HOME : home };
+  const env = { PATH: benchPath(), GAXX_HOME: agent ? process.env.GAXX_HOME : home };
   if (!agent) {
     const init = spawnSync(process.execPath, [cli, 'init', '--name', 'bench'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     if (init.status !== 0) throw new Error(`${cli} init failed: ${init.stderr.toString()}`);
@@ -45,7 +45,7 @@ function main(): number {
   const homes = clis.map(() => mkdtempSync(join(tmpdir(), 'gaxx-bench-startup-')));
   try {
     // The same bare environment as the CLIs' (commandsFor).
-    const cmds: TimedCommand[] = [{ name: 'node -e 0', argv: [process.execPath, '-e', '0'], env: { PATH: process.env.PATH } }];
+    const cmds: TimedCommand[] = [{ name: 'node -e 0', argv: [process.execPath, '-e', '0'], env: { PATH: benchPath() } }];
     clis.forEach((cli, i) => cmds.push(...commandsFor(cli, homes[i] as string, clis.length > 1 ? `[${i + 1}] ` : '', values.agent)));
     const timings = timeCommands(cmds, runs);
     if (values.json) process.stdout.write(`${JSON.stringify({ clis, runs, timings })}\n`);

@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, closeSync, constants, openSync, readFileSync, readSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 /** One command to time. */
 export interface TimedCommand {
@@ -147,4 +148,12 @@ export function entryArgv(file: string): string[] {
     // Not executable (or not readable): Node runs it, or reports why not.
   }
   return [process.execPath, file];
+}
+
+/**
+ * PATH with this Node's directory first: a bin whose #! line asks `env` for `node` then runs the
+ * very Node that the baseline (`node -e 0`, run as process.execPath) runs.
+ */
+export function benchPath(): string {
+  return [dirname(process.execPath), process.env.PATH ?? '/usr/bin:/bin'].join(':');
 }
