@@ -80,6 +80,10 @@ export function version(): string {
   return packageVersion(fileURLToPath(import.meta.url)) ?? 'unknown';
 }
 
+/** The first words (after global flags) that ask for the program's help, and for its version. */
+export const HELP_WORDS: readonly string[] = ['--help', '-h', 'help'];
+export const VERSION_WORDS: readonly string[] = ['--version', '-V'];
+
 /**
  * The answer to a command line that names no command but asks for the program's help or its
  * version (after any global flags), else undefined. The bundle's entry asks this of a small file
@@ -87,9 +91,9 @@ export function version(): string {
  */
 export function programAnswer(argv: readonly string[]): string | undefined {
   const dash = argv.indexOf('--');
-  const first = leadingGlobals(dash === -1 ? argv : argv.slice(0, dash)).after[0];
-  if (first === '--help' || first === '-h' || first === 'help') return programHelp(COMMANDS, version());
-  if (first === '--version' || first === '-V') return version();
+  const first = leadingGlobals(dash === -1 ? argv : argv.slice(0, dash)).after[0] ?? '';
+  if (HELP_WORDS.includes(first)) return programHelp(COMMANDS, version());
+  if (VERSION_WORDS.includes(first)) return version();
   return undefined;
 }
 

@@ -4,8 +4,8 @@
  * the standard streams to runCli, turns the first Ctrl-C into a cancellation for commands that
  * can cancel remote work, and exits with the code runCli returns.
  */
-import { createRequire } from 'node:module';
 import { homedir, userInfo } from 'node:os';
+import { nodeTty } from '../proto/index.js';
 import { readFileIfExists } from './settings.js';
 import { runCli } from './dispatch.js';
 
@@ -22,7 +22,7 @@ function userName(): string {
  * stream and socket machinery, which `gaxx --version` with its output in a file never needs.
  */
 function isatty(fd: number): boolean {
-  return (createRequire(import.meta.url)('node:tty') as typeof import('node:tty')).isatty(fd);
+  return nodeTty().isatty(fd);
 }
 
 const opened = new Set<NodeJS.WriteStream>();

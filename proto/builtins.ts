@@ -9,10 +9,12 @@ import { createRequire } from 'node:module';
 
 type Crypto = typeof import('node:crypto');
 type Net = typeof import('node:net');
+type Tty = typeof import('node:tty');
 
 const load = createRequire(import.meta.url);
 let crypto: Crypto | undefined;
 let net: Net | undefined;
+let tty: Tty | undefined;
 
 /** node:crypto, loaded on first use. */
 export function nodeCrypto(): Crypto {
@@ -22,4 +24,9 @@ export function nodeCrypto(): Crypto {
 /** node:net, loaded on first use. */
 export function nodeNet(): Net {
   return (net ??= load('node:net') as Net);
+}
+
+/** node:tty, loaded on first use (it brings the stream and socket machinery with it). */
+export function nodeTty(): Tty {
+  return (tty ??= load('node:tty') as Tty);
 }

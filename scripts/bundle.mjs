@@ -32,7 +32,7 @@ import { build } from 'esbuild';
 import { createRequire } from 'node:module';
 import { chmodSync, cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist', 'bundle');
@@ -56,8 +56,9 @@ const cjsShim = [
  * NODE_EXTRA_CA_CERTS, as before). `env -S` passes the flag on (coreutils 8.30 and later).
  */
 const CLI_SHEBANG = '#!/usr/bin/env -S node --use-openssl-ca';
-/** The words of a command line the CLI's front (cli/front.ts, dispatch's programAnswer) may answer. */
-const FRONT_WORDS = ['--help', '-h', 'help', '--version', '-V'];
+/** The words of a command line the CLI's front (cli/front.ts) may answer: dispatch's own (tsc build). */
+const { HELP_WORDS, VERSION_WORDS } = await import(pathToFileURL(join(root, 'dist', 'cli', 'dispatch.js')).href);
+const FRONT_WORDS = [...HELP_WORDS, ...VERSION_WORDS];
 /**
  * The entry of a program bundled as one CommonJS file, compiled with its code cache when that
  * fits this Node. The CLI's entry is CommonJS itself, so that Node starts it without setting up
