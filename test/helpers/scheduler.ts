@@ -1,7 +1,7 @@
 /**
  * Runs the built scheduler daemon (`gaxx scheduler`, started by cli.ts like every CLI run) as its own process,
  * so tests can kill -9 it. Waits for its "scheduler started" log line; every process is tracked and
- * stopped by stopAllSchedulers() in afterAll.
+ * stopped by stopAllSchedulers() (in afterAll, or afterEach where each test starts its own).
  */
 import { spawnGaxx, type GaxxProcess } from './cli.js';
 

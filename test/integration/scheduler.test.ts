@@ -6,7 +6,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
 import type { TaskSigner } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
@@ -24,7 +24,7 @@ import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
 import type { Pki } from '../helpers/pki.js';
 import type { TestRedis } from '../helpers/redis.js';
-import { startSchedulerProcess } from '../helpers/scheduler.js';
+import { startSchedulerProcess, stopAllSchedulers } from '../helpers/scheduler.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 
 const FAST_BREAKER = { failureThreshold: 2, openMs: 300, maxOpenMs: 1500 };
@@ -47,6 +47,12 @@ describe('scheduler with real agents', () => {
 
   afterAll(async () => {
     await world?.close();
+  });
+
+  // Each test starts its own scheduler processes: one that fails must not leave them running to
+  // take the next test's jobs (a daemon serves every run).
+  afterEach(async () => {
+    await stopAllSchedulers();
   });
 
   /** Sum of the agents' own execution counters. */
