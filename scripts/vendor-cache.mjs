@@ -7,11 +7,17 @@
 //     `gaxx exec --help` (the command line, the command table, a command and the agent client)
 //     and writes what V8 has compiled of it when the CLI exits
 //   node scripts/vendor-cache.mjs <bundle dir> --agent   the agent (gaxx-agent.cjs): starts it on
-//     loopback with throw-away certificates, asks its Health over mTLS, then writes what V8 has
+//     loopback with throw-away certificates, asks its Health over mTLS, then has the CLI run
+//     `gaxx exec -- true` on it in a child process (--cli --exec below), then writes what V8 has
 //     compiled by then; run with the agent's environment and no V8 flags (V8 refuses a cache
 //     made under other V8 flags; Node's own, such as --use-openssl-ca, do not matter)
+//   node scripts/vendor-cache.mjs <bundle dir> --cli --exec ADDRESS   (GAXX_HOME set) the CLI,
+//     grpc-js and proto-loader from a real `gaxx exec --agent ADDRESS -- true`: the connection,
+//     the handshake, the call and the output are then in the caches too, not only the command
+//     line (as --cli alone makes them). Written only when the exec succeeded.
 // Run by scripts/bundle.mjs. Each cache records the hash of the file it was made from.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -44,20 +50,46 @@ async function vendorCaches() {
   for (const f of files) writeCache(join(dir, f));
 }
 
-/** Runs the CLI's `exec --help` in this process; its cache is written as the CLI exits. */
-function cliCache() {
+/**
+ * Runs the CLI in this process, `exec --help`, or with `agent` an exec of `true` on that agent;
+ * the caches are written as the CLI exits (the CLI's; with `agent`, grpc-js's and
+ * proto-loader's too), and only when it exits 0.
+ */
+function cliCache(agent) {
   const cli = join(dir, 'gaxx-cli.cjs');
-  process.argv = [process.argv[0], cli, 'exec', '--help'];
+  const args = agent ? ['exec', '--agent', agent, '--', 'true'] : ['exec', '--help'];
+  const files = agent ? [cli, ...['vendor-grpc-js.cjs', 'vendor-proto-loader.cjs'].map((f) => join(dir, f))] : [cli];
+  process.argv = [process.argv[0], cli, ...args];
   process.on('exit', (code) => {
     if (code !== 0) return;
     try {
-      writeCache(cli);
+      for (const f of files) writeCache(f);
     } catch (e) {
       process.stderr.write(`vendor-cache: ${e?.stack ?? e}\n`);
       process.exitCode = 1;
     }
   });
   loadVendor('gaxx-cli.cjs');
+}
+
+/**
+ * `gaxx exec --agent ADDRESS -- true` in a child (this process serves the agent meanwhile), with
+ * a GAXX_HOME holding only the operator's certificate. Resolves with its exit code; its output
+ * is dropped, its errors kept for the log.
+ */
+function execTraining(address, operator, home) {
+  mkdirSync(join(home, 'config'), { recursive: true, mode: 0o700 });
+  cpSync(operator, join(home, 'config', 'operator'), { recursive: true });
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), dir, '--cli', '--exec', address], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GAXX_HOME: home },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  return new Promise((done) => {
+    child.on('error', (e) => done({ code: -1, err: e.message }));
+    child.on('exit', (code) => done({ code, err }));
+  });
 }
 
 async function useClients() {
@@ -110,12 +142,18 @@ async function agentCache() {
     const operatorCerts = await issue('operator', { identity: { role: 'operator', name: 'build' } });
     const port = await freePort();
     // The agent reads its flags from argv and env as in production; development lets it start
-    // as root (builds often run as root); tasks are never run.
+    // as root (builds often run as root). Its one task is `true`, unsandboxed: a build machine
+    // may have no bubblewrap, and the exec path is the same up to the launch.
     process.env.GAXX_ENV = 'development';
     process.argv = [process.argv[0], join(dir, 'gaxx-agent.cjs'), '--listen', `127.0.0.1:${port}`, '--metrics-listen', '127.0.0.1:0', '--certs', agentCerts];
     process.argv.push('--data-dir', join(tmp, 'data'), '--audit-log', join(tmp, 'audit', 'audit.log'), '--state-dir', join(tmp, 'state'));
+    process.argv.push('--unsafe-no-isolation');
     loadVendor('gaxx-agent.cjs');
     await healthOf(port, operatorCerts);
+    // The CLI's caches from a real exec (else they stay as --cli made them: a build goes on).
+    const trained = await execTraining(`127.0.0.1:${port}`, operatorCerts, join(tmp, 'home'));
+    if (trained.code !== 0)
+      process.stderr.write(`vendor-cache: the CLI's caches stay as \`exec --help\` made them: its exec exited ${trained.code}\n${trained.err}`);
     writeCache(join(dir, 'gaxx-agent.cjs'));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
@@ -124,8 +162,9 @@ async function agentCache() {
 
 try {
   if (process.argv.includes('--cli')) {
-    // The CLI exits by itself once it printed the help; the exit handler writes the cache.
-    cliCache();
+    // The CLI exits by itself once it is done; the exit handler writes the caches.
+    const at = process.argv.indexOf('--exec');
+    cliCache(at > 0 ? process.argv[at + 1] : undefined);
     await new Promise(() => undefined);
   }
   if (process.argv.includes('--agent')) await agentCache();

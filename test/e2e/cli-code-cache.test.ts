@@ -1,32 +1,69 @@
 // The bundled CLI starts from the V8 code caches the build made: gaxx-cli.cjs.v8cache beside the
 // CLI, and one beside each vendor file a command loads (BullMQ, ioredis, grpc-js, ...). A command
 // run as users run it (this Node, no flags, a bare environment) has V8 use every one of them, and
-// a copy whose CLI no longer matches its cache ignores that cache and still works.
+// a copy whose CLI no longer matches its cache ignores that cache and still works. The caches of
+// the CLI, grpc-js and proto-loader are made by a real `gaxx exec` at build time (the build's
+// agent serves it; scripts/vendor-cache.mjs --cli --exec), and only from an exec that succeeded.
 import { execFile } from 'node:child_process';
-import { appendFileSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { CLI_MAIN } from '../helpers/cli.js';
+import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 
 const bundle = dirname(CLI_MAIN);
 const tmp = mkdtempSync(join(tmpdir(), 'gaxx-cli-cache-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+let home: string;
+let agent: AgentProcess;
+beforeAll(async () => {
+  home = await initHome('gxcc-');
+  agent = await startAgent({ certsDir: await homeAgentCerts(home) });
+});
+afterAll(async () => {
+  await stopAllAgents();
+  rmSync(tmp, { recursive: true, force: true });
+  rmSync(home, { recursive: true, force: true });
+});
+
+/** The files whose caches an exec makes at build time. */
+const EXEC_CACHED = ['gaxx-cli.cjs', 'vendor-grpc-js.cjs', 'vendor-proto-loader.cjs'];
+
+/** `scripts/vendor-cache.mjs <dir> --cli --exec <address>` as the build runs it, with `home`'s operator. */
+function trainExec(dir: string, address: string): Promise<{ code: number; stderr: string }> {
+  const script = join(repoRoot(), 'scripts', 'vendor-cache.mjs');
+  return new Promise((done) => {
+    const child = execFile(
+      process.execPath,
+      [script, dir, '--cli', '--exec', address],
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GAXX_HOME: home } },
+      (e, _out, stderr) => done({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, stderr }),
+    );
+    child.stdin?.end();
+  });
+}
 
 /** Runs the CLI in `dir` as its entry does; what became of the cache of each file it loaded. */
-function probe(dir: string, args: string[]): Promise<{ code: number; status: Record<string, string>; stdout: string }> {
+function probe(dir: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; status: Record<string, string>; stdout: string }> {
   const files = readdirSync(dir).filter((f) => /^(gaxx-cli|vendor-[\w-]+)\.cjs$/.test(f) && f !== 'vendor-load.cjs');
   const script = `const v = require(${JSON.stringify(join(dir, 'vendor-load.cjs'))});
 process.on('exit', () => process.stderr.write('cache=' + JSON.stringify(Object.fromEntries(${JSON.stringify(files)}.map((f) => [f, v.cacheStatus(f)]).filter(([, s]) => s)))));
 v.loadVendor('gaxx-cli.cjs');`;
   return new Promise((done) => {
-    execFile(process.execPath, ['-e', script, '--', 'gaxx', ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmp } }, (e, stdout, stderr) =>
-      done({
-        code: e ? (typeof e.code === 'number' ? e.code : -1) : 0,
-        status: JSON.parse(/cache=(\{.*\})/.exec(stderr)?.[1] ?? '{}') as Record<string, string>,
-        stdout,
-      }),
+    // stdin ends at once: gaxx exec passes what it reads to the task.
+    const child = execFile(
+      process.execPath,
+      ['-e', script, '--', 'gaxx', ...args],
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmp, ...env } },
+      (e, stdout, stderr) =>
+        done({
+          code: e ? (typeof e.code === 'number' ? e.code : -1) : 0,
+          status: JSON.parse(/cache=(\{.*\})/.exec(stderr)?.[1] ?? '{}') as Record<string, string>,
+          stdout,
+        }),
     );
+    child.stdin?.end();
   });
 }
 
@@ -53,5 +90,25 @@ describe('the CLI code caches', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('gaxx');
     expect(r.status).toEqual({ 'gaxx-cli.cjs': 'stale' });
+  });
+
+  it('are used by gaxx exec to an agent: the CLI, grpc-js and proto-loader', async () => {
+    const r = await probe(bundle, ['exec', '--agent', agent.address, '--', 'true'], { GAXX_HOME: home });
+    expect(r.code).toBe(0);
+    for (const file of EXEC_CACHED) expect({ file, status: r.status[file] }).toEqual({ file, status: 'used' });
+  });
+
+  it('are made from a real exec, which the next exec uses; an exec that fails writes none', async () => {
+    const dir = mkdtempSync(join(tmp, 'trained-'));
+    cpSync(bundle, dir, { recursive: true });
+    for (const f of EXEC_CACHED) rmSync(join(dir, `${f}.v8cache`));
+    const failed = await trainExec(dir, '127.0.0.1:1');
+    expect(failed.code).not.toBe(0);
+    for (const f of EXEC_CACHED) expect({ f, cached: existsSync(join(dir, `${f}.v8cache`)) }).toEqual({ f, cached: false });
+    const trained = await trainExec(dir, agent.address);
+    expect(trained).toEqual({ code: 0, stderr: '' });
+    const r = await probe(dir, ['exec', '--agent', agent.address, '--', 'true'], { GAXX_HOME: home });
+    expect(r.code).toBe(0);
+    for (const file of EXEC_CACHED) expect({ file, status: r.status[file] }).toEqual({ file, status: 'used' });
   });
 });
