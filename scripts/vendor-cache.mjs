@@ -11,13 +11,17 @@
 //     `gaxx exec -- true` on it in a child process (--cli --exec below), then writes what V8 has
 //     compiled by then; run with the agent's environment and no V8 flags (V8 refuses a cache
 //     made under other V8 flags; Node's own, such as --use-openssl-ca, do not matter)
-//   node scripts/vendor-cache.mjs <bundle dir> --cli --exec ADDRESS   (GAXX_HOME set) the CLI,
-//     grpc-js and proto-loader from a real `gaxx exec --agent ADDRESS -- true`: the connection,
-//     the handshake, the call and the output are then in the caches too, not only the command
-//     line (as --cli alone makes them). Written only when the exec succeeded.
+//   node scripts/vendor-cache.mjs <bundle dir> --cli --exec ADDRESS   (GAXX_HOME set) the CLI
+//     and every vendor file it loads (grpc-js, proto-loader) from a real `gaxx exec --agent
+//     ADDRESS -- true`: the connection, the handshake, the call and the output are then in the
+//     caches too, not only the command line (as --cli alone makes them). Written only when the
+//     exec succeeded.
+//   node scripts/vendor-cache.mjs <bundle dir> --cli --run ADDRESS   the same from `gaxx run
+//     --agent ADDRESS -- true` (its own embedded redis-server and worker: ioredis and BullMQ too).
+//     A cache a file already has is loaded first, so what an earlier command compiled stays in.
 // Run by scripts/bundle.mjs. Each cache records the hash of the file it was made from.
-import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -26,7 +30,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const dir = resolve(process.argv[2] ?? '');
-const { loadVendor, writeCache } = createRequire(join(dir, 'index.cjs'))('./vendor-load.cjs');
+const { loadVendor, writeCache, cacheStatus } = createRequire(join(dir, 'index.cjs'))('./vendor-load.cjs');
 // The descriptors, loader options and CA code of the tsc build (npm run build runs tsc first).
 const dist = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 const distImport = (p) => import(pathToFileURL(join(dist, p)).href);
@@ -51,19 +55,19 @@ async function vendorCaches() {
 }
 
 /**
- * Runs the CLI in this process, `exec --help`, or with `agent` an exec of `true` on that agent;
- * the caches are written as the CLI exits (the CLI's; with `agent`, grpc-js's and
- * proto-loader's too), and only when it exits 0.
+ * Runs the CLI in this process, `exec --help`, or with `agent` a command (`exec` or `run`) of
+ * `true` on that agent. As the CLI exits 0 the caches are written: the CLI's, and with `agent`
+ * every vendor file's it loaded.
  */
-function cliCache(agent) {
+function cliCache(command, agent) {
   const cli = join(dir, 'gaxx-cli.cjs');
-  const args = agent ? ['exec', '--agent', agent, '--', 'true'] : ['exec', '--help'];
-  const files = agent ? [cli, ...['vendor-grpc-js.cjs', 'vendor-proto-loader.cjs'].map((f) => join(dir, f))] : [cli];
+  const args = agent ? [command, '--agent', agent, '--', 'true'] : ['exec', '--help'];
   process.argv = [process.argv[0], cli, ...args];
   process.on('exit', (code) => {
     if (code !== 0) return;
     try {
-      for (const f of files) writeCache(f);
+      const vendors = agent ? readdirSync(dir).filter((f) => /^vendor-[\w-]+\.cjs$/.test(f) && cacheStatus(f) !== undefined) : [];
+      for (const f of [cli, ...vendors.map((v) => join(dir, v))]) writeCache(f);
     } catch (e) {
       process.stderr.write(`vendor-cache: ${e?.stack ?? e}\n`);
       process.exitCode = 1;
@@ -73,14 +77,11 @@ function cliCache(agent) {
 }
 
 /**
- * `gaxx exec --agent ADDRESS -- true` in a child (this process serves the agent meanwhile), with
- * a GAXX_HOME holding only the operator's certificate. Resolves with its exit code; its output
- * is dropped, its errors kept for the log.
+ * `gaxx <command> --agent ADDRESS -- true` in a child (this process serves the agent meanwhile)
+ * with GAXX_HOME `home`. Resolves with its exit code; its output is dropped, its errors kept.
  */
-function execTraining(address, operator, home) {
-  mkdirSync(join(home, 'config'), { recursive: true, mode: 0o700 });
-  cpSync(operator, join(home, 'config', 'operator'), { recursive: true });
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), dir, '--cli', '--exec', address], {
+function trainOn(command, address, home) {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), dir, '--cli', `--${command}`, address], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GAXX_HOME: home },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -132,17 +133,19 @@ async function agentCache() {
   const tmp = mkdtempSync(join(tmpdir(), 'gaxx-agent-cache-'));
   try {
     const { FleetCa, writeCertDir } = await distImport('certs/index.js');
-    const { ca } = await FleetCa.init(join(tmp, 'ca'));
-    const issue = async (sub, opts) => {
+    // A GAXX_HOME as `gaxx init` makes it (its CA, an operator) for the CLI's commands.
+    const home = join(tmp, 'home');
+    const { ca } = await FleetCa.init(join(home, 'config', 'ca'));
+    const issue = async (certDir, opts) => {
       const made = await ca.issue(opts);
-      writeCertDir(join(tmp, sub), { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem });
-      return join(tmp, sub);
+      writeCertDir(certDir, { certPem: made.certPem, keyPem: made.keyPem, caPem: ca.certPem });
+      return certDir;
     };
-    const agentCerts = await issue('agent', { identity: { role: 'agent', fleet: 'build', host: 'cache' }, hosts: ['127.0.0.1', 'localhost'] });
-    const operatorCerts = await issue('operator', { identity: { role: 'operator', name: 'build' } });
+    const agentCerts = await issue(join(tmp, 'agent'), { identity: { role: 'agent', fleet: 'build', host: 'cache' }, hosts: ['127.0.0.1', 'localhost'] });
+    const operatorCerts = await issue(join(home, 'config', 'operator'), { identity: { role: 'operator', name: 'build' } });
     const port = await freePort();
     // The agent reads its flags from argv and env as in production; development lets it start
-    // as root (builds often run as root). Its one task is `true`, unsandboxed: a build machine
+    // as root (builds often run as root). Its tasks are `true`, unsandboxed: a build machine
     // may have no bubblewrap, and the exec path is the same up to the launch.
     process.env.GAXX_ENV = 'development';
     process.argv = [process.argv[0], join(dir, 'gaxx-agent.cjs'), '--listen', `127.0.0.1:${port}`, '--metrics-listen', '127.0.0.1:0', '--certs', agentCerts];
@@ -150,10 +153,15 @@ async function agentCache() {
     process.argv.push('--unsafe-no-isolation');
     loadVendor('gaxx-agent.cjs');
     await healthOf(port, operatorCerts);
-    // The CLI's caches from a real exec (else they stay as --cli made them: a build goes on).
-    const trained = await execTraining(`127.0.0.1:${port}`, operatorCerts, join(tmp, 'home'));
-    if (trained.code !== 0)
-      process.stderr.write(`vendor-cache: the CLI's caches stay as \`exec --help\` made them: its exec exited ${trained.code}\n${trained.err}`);
+    // The CLI's caches from real commands, one after the other (each keeps what the one before
+    // compiled); a command that fails leaves the caches as they were, and the build goes on.
+    // `run` needs redis-server (its embedded one): without it, `exec` alone.
+    const commands = spawnSync('redis-server', ['--version']).status === 0 ? ['exec', 'run'] : ['exec'];
+    for (const command of commands) {
+      const trained = await trainOn(command, `127.0.0.1:${port}`, home);
+      if (trained.code !== 0)
+        process.stderr.write(`vendor-cache: the CLI's caches stay without \`gaxx ${command}\`: it exited ${trained.code}\n${trained.err}`);
+    }
     writeCache(join(dir, 'gaxx-agent.cjs'));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
@@ -163,8 +171,8 @@ async function agentCache() {
 try {
   if (process.argv.includes('--cli')) {
     // The CLI exits by itself once it is done; the exit handler writes the caches.
-    const at = process.argv.indexOf('--exec');
-    cliCache(at > 0 ? process.argv[at + 1] : undefined);
+    const command = ['exec', 'run'].find((c) => process.argv.includes(`--${c}`));
+    cliCache(command, command ? process.argv[process.argv.indexOf(`--${command}`) + 1] : undefined);
     await new Promise(() => undefined);
   }
   if (process.argv.includes('--agent')) await agentCache();

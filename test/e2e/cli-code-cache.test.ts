@@ -27,16 +27,20 @@ afterAll(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-/** The files whose caches an exec makes at build time. */
-const EXEC_CACHED = ['gaxx-cli.cjs', 'vendor-grpc-js.cjs', 'vendor-proto-loader.cjs'];
+/** The files whose caches each command makes at build time. */
+const CACHED_BY = {
+  exec: ['gaxx-cli.cjs', 'vendor-grpc-js.cjs', 'vendor-proto-loader.cjs'],
+  run: ['gaxx-cli.cjs', 'vendor-grpc-js.cjs', 'vendor-proto-loader.cjs', 'vendor-ioredis.cjs', 'vendor-bullmq.cjs'],
+};
+const EXEC_CACHED = CACHED_BY.exec;
 
-/** `scripts/vendor-cache.mjs <dir> --cli --exec <address>` as the build runs it, with `home`'s operator. */
-function trainExec(dir: string, address: string): Promise<{ code: number; stderr: string }> {
+/** `scripts/vendor-cache.mjs <dir> --cli --<command> <address>` as the build runs it, with `home` (its operator, CA and embedded redis). */
+function train(dir: string, command: 'exec' | 'run', address: string): Promise<{ code: number; stderr: string }> {
   const script = join(repoRoot(), 'scripts', 'vendor-cache.mjs');
   return new Promise((done) => {
     const child = execFile(
       process.execPath,
-      [script, dir, '--cli', '--exec', address],
+      [script, dir, '--cli', `--${command}`, address],
       { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GAXX_HOME: home } },
       (e, _out, stderr) => done({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, stderr }),
     );
@@ -102,13 +106,24 @@ describe('the CLI code caches', () => {
     const dir = mkdtempSync(join(tmp, 'trained-'));
     cpSync(bundle, dir, { recursive: true });
     for (const f of EXEC_CACHED) rmSync(join(dir, `${f}.v8cache`));
-    const failed = await trainExec(dir, '127.0.0.1:1');
+    const failed = await train(dir, 'exec', '127.0.0.1:1');
     expect(failed.code).not.toBe(0);
     for (const f of EXEC_CACHED) expect({ f, cached: existsSync(join(dir, `${f}.v8cache`)) }).toEqual({ f, cached: false });
-    const trained = await trainExec(dir, agent.address);
+    const trained = await train(dir, 'exec', agent.address);
     expect(trained).toEqual({ code: 0, stderr: '' });
     const r = await probe(dir, ['exec', '--agent', agent.address, '--', 'true'], { GAXX_HOME: home });
     expect(r.code).toBe(0);
     for (const file of EXEC_CACHED) expect({ file, status: r.status[file] }).toEqual({ file, status: 'used' });
+  });
+
+  it('are made from a real gaxx run (its embedded redis, ioredis and BullMQ), which the next run uses', async () => {
+    const dir = mkdtempSync(join(tmp, 'trained-run-'));
+    cpSync(bundle, dir, { recursive: true });
+    for (const f of CACHED_BY.run) rmSync(join(dir, `${f}.v8cache`));
+    const trained = await train(dir, 'run', agent.address);
+    expect(trained.code, trained.stderr).toBe(0);
+    const r = await probe(dir, ['run', '--agent', agent.address, '--', 'true'], { GAXX_HOME: home });
+    expect(r.code).toBe(0);
+    for (const file of CACHED_BY.run) expect({ file, status: r.status[file] }).toEqual({ file, status: 'used' });
   });
 });
