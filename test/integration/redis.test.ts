@@ -172,8 +172,8 @@ describe('embedded redis-server', () => {
       const a = await acquire(own);
       const r = createRedis(redisSettingsFromUrl(a.url), 'producer');
       await waitReady(r);
-      // A daemon's server compacts on its own past 4 MiB, not 64 (the default).
-      expect(await r.config('GET', 'auto-aof-rewrite-min-size')).toEqual(['auto-aof-rewrite-min-size', String(4 * 1024 * 1024)]);
+      // A daemon's server compacts on its own past 1 MiB, not 64 (the default).
+      expect(await r.config('GET', 'auto-aof-rewrite-min-size')).toEqual(['auto-aof-rewrite-min-size', String(1024 * 1024)]);
       await r.set('{gaxx}:kept', 'yes');
       // 6 MiB written and deleted again, as finished runs' jobs are: increments, no live data.
       // (This server is kept from compacting on its own meanwhile; the setting lives until its stop.)
