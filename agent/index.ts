@@ -283,6 +283,9 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   if (refuseTasks) log.error({ code: refuseTasks.code }, refuseTasks.message);
   else if (launch.sandbox.kind === 'none')
     log.warn({ unsafeNoIsolation: config.unsafeNoIsolation }, "tasks run WITHOUT isolation, with the agent's privileges");
+  // An agent that runs tasks has its launcher up before the first one comes (once listening:
+  // the start itself does not wait for it).
+  if (!refuseTasks) launch.runner.prepare();
   return {
     grpcPort: transport.port,
     metricsPort: http.metricsPort,

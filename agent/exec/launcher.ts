@@ -14,6 +14,8 @@ import { spawnOne, type SpawnEvents, type SpawnedProcess } from './spawn-one.js'
 /** Starts task processes; a Launcher or the in-process fallback. */
 export interface TaskRunner {
   spawn(head: SpawnHead, body: Buffer, ev: SpawnEvents): SpawnedProcess;
+  /** Gets ready for the first task ahead of it (a launcher starts its process). */
+  prepare(): void;
   close(): void;
 }
 
@@ -80,6 +82,15 @@ export class Launcher implements TaskRunner {
     }
   }
 
+  /**
+   * Starts the launcher now, so that the first task does not wait for a Node process to boot
+   * (about 60 ms, and on a new fleet every agent's first task pays it at once). A launcher
+   * that dies is started again by the next task, as before.
+   */
+  prepare(): void {
+    this.ensure();
+  }
+
   spawn(head: SpawnHead, body: Buffer, ev: SpawnEvents): SpawnedProcess {
     const child = this.ensure();
     const id = this.nextId++;
@@ -125,5 +136,6 @@ export const inProcessRunner: TaskRunner = {
     });
     return { signal: (phase) => (proc ? proc.signal(phase) : (early = phase)) };
   },
+  prepare: () => undefined,
   close: () => undefined,
 };

@@ -2,7 +2,8 @@
 // gaxx-launcher.mjs beside it), starts tasks from its launcher process: while a task runs, the
 // agent's only child is the launcher and the task runs below it. Installing copies both files
 // (and the launcher's spawn module when the build made it); the bootstrap payload carries them.
-// With GAXX_SPAWN=node the launcher forks through child_process and prlimit instead, and tasks
+// An agent that runs tasks starts its launcher as it starts (the first task does not wait for a
+// Node process to boot); one that refuses tasks starts none. With GAXX_SPAWN=node the launcher forks through child_process and prlimit instead, and tasks
 // run the same.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -88,6 +89,25 @@ describe('the task launcher of the bundled agent', () => {
     } finally {
       forkClient.close();
       await forking.stop();
+    }
+  });
+
+  it('is up before the first task on an agent that runs tasks, and never started on one that refuses them', async () => {
+    const fresh = await startAgent({ certsDir: certs });
+    const refusing = await startAgent({ certsDir: certs, args: ['--bwrap', '/nonexistent/bwrap'] });
+    try {
+      // Spawned before the agent says it listens; its command line is the launcher's once it exec'd.
+      let kids: string[] = [];
+      for (let i = 0; i < 400; i++) {
+        const t = processTable();
+        kids = childrenOf(t, fresh.pid).map((k) => t.get(k)?.[1] ?? '');
+        if (kids.some((c) => c.includes(LAUNCHER_BUNDLE_FILE))) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(kids).toEqual([expect.stringContaining(LAUNCHER_BUNDLE_FILE)]);
+      expect(childrenOf(processTable(), refusing.pid)).toEqual([]);
+    } finally {
+      await Promise.all([fresh.stop(), refusing.stop()]);
     }
   });
 
