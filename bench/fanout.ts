@@ -9,12 +9,19 @@
  * (or `xargs -P N ssh` when pssh is missing) over 10 and 50 sshd hosts. Prints the table and
  * the ratios. Everything it started is stopped, also on Ctrl-C.
  *
- *   node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--json]
+ *   node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--cli PATH ...] [--json]
+ *
+ * --cli picks the gaxx entry whose commands are timed (default: the checkout's bin); given several
+ * times, each entry's commands are timed in the same run against the same agents, hosts and
+ * daemon (the first entry's), so two builds compare directly (before and after a change). The
+ * entries take turns, and a fan-out that follows another on the same agents finds their warm
+ * sandboxes used up (measured: 250-400 ms slower at 50 agents): compare with a --gap of a few
+ * seconds, and in both orders.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createLocalProvider } from '../cli/providers/local.js';
 import type { Provider } from '../cli/providers/types.js';
 import { acquireEmbeddedRedis } from '../scheduler/index.js';
@@ -24,7 +31,8 @@ import { startSshdHosts, type SshdHosts } from './lib/sshd-hosts.js';
 import { benchPath, entryArgv, formatTimings, timeCommands, type TimedCommand, type Timing } from './lib/timing.js';
 
 const USAGE =
-  'usage: node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--gap MS] [--json]\n' +
+  'usage: node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--gap MS] [--cli PATH ...] [--json]\n' +
+  "  --cli PATH  a gaxx entry to time (default: the checkout's bin); several: each is timed, in one run\n" +
   '  --gap MS  leave MS between turns, untimed (default 0: back to back), so that agents are done\n' +
   '            refilling their warm sandboxes (after 1 s without a task) before the next turn\n';
 const FLEET = 'bench';
@@ -80,8 +88,13 @@ function sshFanout(s: SshdHosts, n: number, dir: string): TimedCommand {
   return { name: `xargs -P ${n} ssh (${n} sshd)`, argv: ['sh', '-c', `xargs -P ${n} -I{} ${ssh} {} true < '${hostsFile}'`], env: { PATH: process.env.PATH } };
 }
 
-async function startDaemon(env: Record<string, string | undefined>): Promise<ChildProcess> {
-  const [file, ...argv] = entryArgv(CLI_MAIN);
+/** Which entry `[i]` is, when several are timed. */
+function legend(clis: string[]): string {
+  return clis.length > 1 ? clis.map((c, i) => `[${i + 1}] ${c}\n`).join('') : '';
+}
+
+async function startDaemon(cli: string, env: Record<string, string | undefined>): Promise<ChildProcess> {
+  const [file, ...argv] = entryArgv(cli);
   const daemon = spawn(file as string, [...argv, 'scheduler', '--metrics-listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   await new Promise<void>((resolve, reject) => {
@@ -114,7 +127,7 @@ function ratioLines(t: Timing[]): string[] {
   const m = new Map(t.map((x) => [x.name, x.medianMs]));
   const out: string[] = [];
   for (const [name, ms] of m) {
-    const n = /^gaxx run -- true \((\d+) agents/.exec(name)?.[1];
+    const n = /^(?:\[\d+\] )?gaxx run -- true \((\d+) agents/.exec(name)?.[1];
     const ssh = n && [...m.keys()].find((k) => k.includes(`(${n} sshd)`));
     if (ssh) out.push(`${ssh} / ${name}: ${((m.get(ssh) as number) / ms).toFixed(1)}x`);
   }
@@ -127,8 +140,10 @@ async function main(): Promise<number> {
     sizes: { type: 'string' },
     port: { type: 'string' },
     gap: { type: 'string' },
+    cli: { type: 'string', multiple: true },
     json: { type: 'boolean' },
   });
+  const clis = (values.cli ?? [CLI_MAIN]).map((c) => resolve(c));
   const runs = Number(values.runs ?? 5);
   const gapMs = Number(values.gap ?? 0);
   if (!Number.isInteger(gapMs) || gapMs < 0) {
@@ -146,7 +161,7 @@ async function main(): Promise<number> {
   process.once('SIGINT', () => void cleanup(w).finally(() => process.exit(130)));
   const env = { PATH: benchPath(), GAXX_HOME: w.home };
   try {
-    if (spawnSync(node, [CLI_MAIN, 'init', '--name', 'bench'], { env }).status !== 0) throw new Error('gaxx init failed');
+    if (spawnSync(node, [clis[0] as string, 'init', '--name', 'bench'], { env }).status !== 0) throw new Error('gaxx init failed');
     w.provider = createLocalProvider({
       options: {
         caDir: join(w.home, 'config', 'ca'),
@@ -163,22 +178,24 @@ async function main(): Promise<number> {
     if (a.status === 'rejected') throw a.reason;
     if (s.status === 'rejected') throw s.reason;
     const [agents, sshd] = [a.value, s.value];
-    const gaxx = (name: string, args: string[]): TimedCommand => ({ name, argv: [...entryArgv(CLI_MAIN), ...args], env });
+    // Each entry's commands, named `[i] gaxx ...` when there are several.
+    const gaxx = (name: string, args: string[]): TimedCommand[] =>
+      clis.map((cli, i) => ({ name: `${clis.length > 1 ? `[${i + 1}] ` : ''}${name}`, argv: [...entryArgv(cli), ...args], env }));
     const run = (n: number, label: string) => gaxx(`gaxx run -- true (${n} agents, ${label})`, ['run', '--agent', agents.slice(0, n).join(','), '--', 'true']);
     const plain = timeCommands(
       [
         { name: 'node -e 0', argv: [node, '-e', '0'], env },
-        gaxx('gaxx --version', ['--version']),
-        gaxx('gaxx exec -- true (1 agent)', ['exec', '--agent', agents[0] as string, '--no-stdin', '--', 'true']),
-        ...sizes.map((n) => run(n, 'no daemon')),
+        ...gaxx('gaxx --version', ['--version']),
+        ...gaxx('gaxx exec -- true (1 agent)', ['exec', '--agent', agents[0] as string, '--no-stdin', '--', 'true']),
+        ...sizes.flatMap((n) => run(n, 'no daemon')),
         ...sizes.map((n) => sshFanout(sshd, n, w.sshDir)),
       ],
       runs,
       gapMs,
     );
-    w.daemon = await startDaemon(env);
+    w.daemon = await startDaemon(clis[0] as string, env);
     const withDaemon = timeCommands(
-      sizes.map((n) => run(n, 'daemon')),
+      sizes.flatMap((n) => run(n, 'daemon')),
       runs,
       gapMs,
     );
@@ -186,7 +203,7 @@ async function main(): Promise<number> {
     if (values.json) process.stdout.write(`${JSON.stringify({ runs, gapMs, timings: all })}\n`);
     else
       process.stdout.write(
-        `fan-out, median of ${runs} runs${gapMs ? `, turns ${gapMs} ms apart` : ''}\n${formatTimings(all, 'node -e 0')}\n\n${ratioLines(all).join('\n')}\n`,
+        `fan-out, median of ${runs} runs${gapMs ? `, turns ${gapMs} ms apart` : ''}\n${legend(clis)}${formatTimings(all, 'node -e 0')}\n\n${ratioLines(all).join('\n')}\n`,
       );
     return 0;
   } finally {
