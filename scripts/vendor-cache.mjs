@@ -8,7 +8,8 @@
 //     and writes what V8 has compiled of it when the CLI exits
 //   node scripts/vendor-cache.mjs <bundle dir> --agent   the agent (gaxx-agent.cjs): starts it on
 //     loopback with throw-away certificates, asks its Health over mTLS, then has the CLI run
-//     `gaxx exec -- true` on it in a child process (--cli --exec below), then writes what V8 has
+//     `gaxx exec -- true` and `gaxx run -- true` on it, each in a child process (--cli --exec and
+//     --cli --run below, which remake the CLI's caches), then writes what V8 has
 //     compiled by then; run with the agent's environment and no V8 flags (V8 refuses a cache
 //     made under other V8 flags; Node's own, such as --use-openssl-ca, do not matter)
 //   node scripts/vendor-cache.mjs <bundle dir> --cli --exec ADDRESS   (GAXX_HOME set) the CLI
