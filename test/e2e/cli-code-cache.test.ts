@@ -48,6 +48,20 @@ function train(dir: string, command: 'exec' | 'run', address: string): Promise<{
   });
 }
 
+/** A copy of the bundle (under `tmp`) without the caches of `files`. */
+function copyWithout(prefix: string, files: readonly string[]): string {
+  const dir = mkdtempSync(join(tmp, prefix));
+  cpSync(bundle, dir, { recursive: true });
+  for (const f of files) rmSync(join(dir, `${f}.v8cache`));
+  return dir;
+}
+
+/** The command exited 0 and V8 used the cache of every one of `files`. */
+function expectUsed(r: { code: number; status: Record<string, string> }, files: readonly string[]): void {
+  expect(r.code).toBe(0);
+  for (const file of files) expect({ file, status: r.status[file] }).toEqual({ file, status: 'used' });
+}
+
 /** Runs the CLI in `dir` as its entry does; what became of the cache of each file it loaded. */
 function probe(dir: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; status: Record<string, string>; stdout: string }> {
   const files = readdirSync(dir).filter((f) => /^(gaxx-cli|vendor-[\w-]+)\.cjs$/.test(f) && f !== 'vendor-load.cjs');
@@ -97,33 +111,23 @@ describe('the CLI code caches', () => {
   });
 
   it('are used by gaxx exec to an agent: the CLI, grpc-js and proto-loader', async () => {
-    const r = await probe(bundle, ['exec', '--agent', agent.address, '--', 'true'], { GAXX_HOME: home });
-    expect(r.code).toBe(0);
-    for (const file of EXEC_CACHED) expect({ file, status: r.status[file] }).toEqual({ file, status: 'used' });
+    expectUsed(await probe(bundle, ['exec', '--agent', agent.address, '--', 'true'], { GAXX_HOME: home }), EXEC_CACHED);
   });
 
   it('are made from a real exec, which the next exec uses; an exec that fails writes none', async () => {
-    const dir = mkdtempSync(join(tmp, 'trained-'));
-    cpSync(bundle, dir, { recursive: true });
-    for (const f of EXEC_CACHED) rmSync(join(dir, `${f}.v8cache`));
+    const dir = copyWithout('trained-', EXEC_CACHED);
     const failed = await train(dir, 'exec', '127.0.0.1:1');
     expect(failed.code).not.toBe(0);
     for (const f of EXEC_CACHED) expect({ f, cached: existsSync(join(dir, `${f}.v8cache`)) }).toEqual({ f, cached: false });
     const trained = await train(dir, 'exec', agent.address);
     expect(trained).toEqual({ code: 0, stderr: '' });
-    const r = await probe(dir, ['exec', '--agent', agent.address, '--', 'true'], { GAXX_HOME: home });
-    expect(r.code).toBe(0);
-    for (const file of EXEC_CACHED) expect({ file, status: r.status[file] }).toEqual({ file, status: 'used' });
+    expectUsed(await probe(dir, ['exec', '--agent', agent.address, '--', 'true'], { GAXX_HOME: home }), EXEC_CACHED);
   });
 
   it('are made from a real gaxx run (its embedded redis, ioredis and BullMQ), which the next run uses', async () => {
-    const dir = mkdtempSync(join(tmp, 'trained-run-'));
-    cpSync(bundle, dir, { recursive: true });
-    for (const f of CACHED_BY.run) rmSync(join(dir, `${f}.v8cache`));
+    const dir = copyWithout('trained-run-', CACHED_BY.run);
     const trained = await train(dir, 'run', agent.address);
     expect(trained.code, trained.stderr).toBe(0);
-    const r = await probe(dir, ['run', '--agent', agent.address, '--', 'true'], { GAXX_HOME: home });
-    expect(r.code).toBe(0);
-    for (const file of CACHED_BY.run) expect({ file, status: r.status[file] }).toEqual({ file, status: 'used' });
+    expectUsed(await probe(dir, ['run', '--agent', agent.address, '--', 'true'], { GAXX_HOME: home }), CACHED_BY.run);
   });
 });
