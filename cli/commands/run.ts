@@ -3,8 +3,8 @@
  * list (--tasks FILE|-), through the queue. Flags are checked in cli/run/plan.ts, the run is
  * carried out in cli/run/execute.ts.
  */
+import { redisTarget } from '../../scheduler/light/index.js';
 import { boolFlag, durationFlag, JSON_FLAG, type Command } from '../command.js';
-import { executeRun, resumeRunCommand } from '../run/execute.js';
 import { planRun } from '../run/plan.js';
 
 export const command: Command = {
@@ -72,10 +72,24 @@ export const command: Command = {
     "gaxx run --agent 127.0.0.1:8088 --json -- sh -c 'echo hi'",
   ],
   async run({ flags, rest, config, out, io, signal }) {
-    if (typeof flags.resume === 'string') {
-      const waitTimeoutMs = durationFlag(flags, 'wait-timeout', 'run');
-      return resumeRunCommand(flags.resume, { config, out, io, signal }, { ...(waitTimeoutMs ? { waitTimeoutMs } : {}), timings: boolFlag(flags, 'timings') });
-    }
-    return executeRun(planRun(flags, rest, config.agent.port), { config, out, io, signal });
+    const resume = typeof flags.resume === 'string' ? flags.resume : undefined;
+    // The flags are checked before anything starts.
+    const waitTimeoutMs = resume === undefined ? undefined : durationFlag(flags, 'wait-timeout', 'run');
+    const plan = resume === undefined ? planRun(flags, rest, config.agent.port) : undefined;
+    // Redis first, then the queue's modules (ioredis, BullMQ, the scheduler: ~100 ms to load): an
+    // embedded redis-server this starts boots meanwhile. The executor awaits it and releases it.
+    const redis = redisTarget(config.redis.url, config.paths.stateDir, { allowInsecure: config.redis.insecure });
+    redis.catch(() => undefined);
+    const loaded = import('../run/execute.js');
+    loaded.catch(() =>
+      redis.then(
+        (t) => t.release(),
+        () => undefined,
+      ),
+    );
+    const { executeRun, resumeRunCommand } = await loaded;
+    const ctx = { config, out, io, signal, redis };
+    if (resume !== undefined) return resumeRunCommand(resume, ctx, { ...(waitTimeoutMs ? { waitTimeoutMs } : {}), timings: boolFlag(flags, 'timings') });
+    return executeRun(plan as NonNullable<typeof plan>, ctx);
   },
 };

@@ -24,6 +24,7 @@ import {
   isCancelled,
   type OutcomeCounts,
   type RedisSettings,
+  type RedisTarget,
   type TaskInput,
 } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
@@ -43,6 +44,16 @@ export interface ExecuteContext {
   out: Output;
   io: Io;
   signal: AbortSignal;
+  /**
+   * The Redis, when the caller started getting it already (the run command does, before it loads
+   * this module: an embedded redis-server it starts then boots meanwhile); released here.
+   */
+  redis?: Promise<RedisTarget>;
+}
+
+/** The Redis of `ctx`: the one its caller is getting, else the configured URL or the embedded server. */
+function redisOf(ctx: ExecuteContext): Promise<RedisTarget> {
+  return ctx.redis ?? redisTarget(ctx.config.redis.url, ctx.config.paths.stateDir, { allowInsecure: ctx.config.redis.insecure });
 }
 
 /**
@@ -89,12 +100,14 @@ async function resolveFleet(redis: RedisClient, fleet: string): Promise<{ host: 
 /** Runs the plan; resolves to the exit code. */
 export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<number> {
   const clock = new RunClock();
-  if (plan.resultsDir) prepareResultsDir(plan.resultsDir);
-  const input = plan.tasks !== undefined ? openTaskList(plan.tasks, ctx.io.stdin, ctx.io.stdinIsTty) : undefined;
+  const targetP = redisOf(ctx);
+  let input: Readable | undefined;
   try {
-    const creds = await schedulerCredentials(ctx.config.paths);
-    const target = await redisTarget(ctx.config.redis.url, ctx.config.paths.stateDir, { allowInsecure: ctx.config.redis.insecure });
+    if (plan.resultsDir) prepareResultsDir(plan.resultsDir);
+    input = plan.tasks !== undefined ? openTaskList(plan.tasks, ctx.io.stdin, ctx.io.stdinIsTty) : undefined;
+    const target = await targetP;
     clock.mark('redisMs');
+    const creds = await schedulerCredentials(ctx.config.paths);
     // One connection for the fleet, the run's record and the queue (the wait's blocking reads
     // and an in-process worker still get their own).
     const redis = createRedis(target.settings, 'producer');
@@ -133,11 +146,20 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
       }
     } finally {
       redis.disconnect();
-      await target.release();
     }
   } finally {
     if (input && input !== ctx.io.stdin) input.destroy();
+    // Also when the run was refused before it used Redis (a results dir in use, no task list).
+    await released(targetP);
   }
+}
+
+/** Lets go of the Redis `target` resolves to; nothing when getting it failed (that error is the caller's). */
+async function released(target: Promise<RedisTarget>): Promise<void> {
+  await target.then(
+    (t) => t.release(),
+    () => undefined,
+  );
 }
 
 /** What a run says while Redis is away, and when it is back. */
@@ -282,10 +304,11 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
 export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts: { waitTimeoutMs?: number; timings?: boolean } = {}): Promise<number> {
   const clock = new RunClock();
   const { waitTimeoutMs } = opts;
-  const creds = await schedulerCredentials(ctx.config.paths);
-  const target = await redisTarget(ctx.config.redis.url, ctx.config.paths.stateDir, { allowInsecure: ctx.config.redis.insecure });
-  clock.mark('redisMs');
+  const targetP = redisOf(ctx);
   try {
+    const target = await targetP;
+    clock.mark('redisMs');
+    const creds = await schedulerCredentials(ctx.config.paths);
     const view: RunView = ctx.out.json ? new JsonView(ctx.out) : new HumanView(ctx.out, { colour: ctx.io.colour === true, progress: undefined });
     const counts: OutcomeCounts = {};
     const down = new Set<string>();
@@ -314,6 +337,6 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     if (res.ended) ctx.out.note(`gaxx: ${res.ended.message}; tasks without a result stay queued: gaxx run --resume ${runId}`);
     return summaryExitCode(summary, res.cancelled, res.ended);
   } finally {
-    await target.release();
+    await released(targetP);
   }
 }

@@ -4,7 +4,7 @@
  * command template and the per-task limits. Every mistake is a USAGE error naming the flag.
  */
 import { GaxxError } from '../../proto/index.js';
-import { LIMITS, type TaskInput } from '../../scheduler/index.js';
+import { LIMITS, type TaskInput } from '../../scheduler/light/index.js';
 import { boolFlag, durationFlag, envFlag, numberFlag, stringFlag, stringsFlag, usageError, type FlagValues } from '../command.js';
 import { agentAddress } from '../commands/exec.js';
 import { CommandTemplate, hasPlaceholder } from './template.js';

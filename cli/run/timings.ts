@@ -11,7 +11,7 @@ export interface RunTimings {
   nodeReadyMs: number;
   /** gaxx's code was loaded and the flags checked: the run began. */
   startedMs: number;
-  /** The credentials were read and Redis was there (the embedded one started or found). */
+  /** Redis was there (the embedded one started or found). */
   redisMs?: number;
   /** The first tasks were queued (all of them, for one task per host). */
   enqueuedMs?: number;

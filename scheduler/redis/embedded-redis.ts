@@ -24,7 +24,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GaxxError } from '../../proto/index.js';
-import { redisSettingsFromUrl, type RedisSettings, type RedisUrlOptions } from './redis.js';
+import { redisSettingsFromUrl, type RedisSettings, type RedisUrlOptions } from './url.js';
 
 /** A handle on the shared embedded server. */
 export interface EmbeddedRedis {
@@ -267,7 +267,9 @@ export async function acquireEmbeddedRedis(stateDir: string, opts: EmbeddedRedis
   const started = await withLock(dir, async () => {
     pruneUsers(join(dir, 'users'));
     writeFileSync(userFile, String(process.pid), { mode: 0o600 });
-    if ((await socketCommand(socketPath, 'PING', 500)) === '+PONG') return false;
+    // No socket, no server: it is started at once, before this call first yields (a caller that
+    // then loads the queue's modules has the server boot meanwhile; see scheduler/light).
+    if (existsSync(socketPath) && (await socketCommand(socketPath, 'PING', 500)) === '+PONG') return false;
     try {
       await startServer(dir, socketPath, opts);
     } catch (e) {

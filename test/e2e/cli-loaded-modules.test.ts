@@ -32,12 +32,29 @@ import Module, { register } from 'node:module';
 import { appendFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(HOOKS)}));
+// A CommonJS require of child_process (the bundle's) gets a spawn that, when it starts
+// redis-server, first records the files in require.cache ("atspawn:" lines): the packages and
+// the bundle's vendor files loaded by then. (Not imported here: it would set up node:net.)
+const atSpawn = (cp) => {
+  if (cp.spawn.recording) return;
+  const spawn = cp.spawn;
+  cp.spawn = function (file, ...rest) {
+    if (String(file).endsWith('redis-server')) {
+      for (const f of Object.keys(Module._cache)) appendFileSync(process.env.GAXX_TEST_LOAD_LOG, 'atspawn:' + pathToFileURL(f).href + '\\n');
+      appendFileSync(process.env.GAXX_TEST_LOAD_LOG, 'spawned:redis-server\\n');
+    }
+    return spawn.call(this, file, ...rest);
+  };
+  cp.spawn.recording = true;
+};
 const load = Module._load;
 Module._load = function (request, parent, isMain) {
   try {
     appendFileSync(process.env.GAXX_TEST_LOAD_LOG, pathToFileURL(Module._resolveFilename(request, parent, isMain)).href + '\\n');
   } catch {}
-  return load.apply(this, arguments);
+  const loaded = load.apply(this, arguments);
+  if (request === 'node:child_process' || request === 'child_process') atSpawn(loaded);
+  return loaded;
 };
 // Modules compiled outside Module._load (the bundle's vendor files, loaded with their code
 // cache) are in require.cache all the same.
@@ -66,14 +83,19 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs the CLI with the recording preload; the module files it loaded. */
-function loadedFiles(main: string, args: string[]): Promise<{ code: number; files: string[] }> {
+/**
+ * Runs the CLI with the recording preload; the module files it loaded, and when it started
+ * redis-server, the CommonJS files loaded by then.
+ */
+function loadedFiles(main: string, args: string[]): Promise<{ code: number; files: string[]; atRedisSpawn: string[] | undefined }> {
   const log = join(dir, `log-${Math.random().toString(36).slice(2)}`);
   writeFileSync(log, '');
   return runGaxx(args, { main, nodeArgs: ['--import', preload], home: dir, env: { GAXX_TEST_LOAD_LOG: log } }).then(({ code }) => {
     const lines = readFileSync(log, 'utf8').split('\n');
     const files = [...new Set(lines.filter((l) => l.startsWith('file:')).map((u) => fileURLToPath(u)))];
-    return { code, files };
+    const spawned = lines.includes('spawned:redis-server');
+    const atRedisSpawn = lines.filter((l) => l.startsWith('atspawn:')).map((l) => fileURLToPath(l.slice('atspawn:'.length)));
+    return { code, files, atRedisSpawn: spawned ? atRedisSpawn : undefined };
   });
 }
 
@@ -150,4 +172,15 @@ describe.each(builds)('modules loaded by %s', (_name, main) => {
     expect(r.code).toBe(0);
     for (const pkg of QUEUE) expect(carrying(r.files, pkg).length).toBeGreaterThan(0);
   });
+});
+
+// The bundle (what users run) requires child_process, so the recording sees the spawn itself.
+it('the bundle: gaxx run starts its embedded redis-server before it loads the queue code, which then loads while the server boots', async () => {
+  const r = await loadedFiles(CLI_MAIN, ['run', '--agent', agent.address, '--', 'true']);
+  expect(r.code).toBe(0);
+  // The recording saw the spawn, and the files of that moment (the CLI's own) ...
+  expect(r.atRedisSpawn?.map((f) => basename(f))).toContain('gaxx-cli.cjs');
+  // ... with no queue code among them: the run loads it after.
+  for (const pkg of QUEUE) expect({ pkg, loaded: carrying(r.atRedisSpawn ?? [], pkg) }).toEqual({ pkg, loaded: [] });
+  for (const pkg of QUEUE) expect(carrying(r.files, pkg).length).toBeGreaterThan(0);
 });
