@@ -25,6 +25,7 @@ import { issueCertDir } from '../test/helpers/pki.js';
 import { startTestHost, stopAllTestHosts } from '../test/helpers/test-host.js';
 import { benchArgs } from './lib/args.js';
 import { machineCpu, untilQuiet } from './lib/machine-cpu.js';
+import { median } from './lib/timing.js';
 
 interface World {
   dir: string;
@@ -46,12 +47,6 @@ interface Run {
   machineCpuMsPerHost: number;
   /** The least wall time that CPU allows on this machine's cores (machine CPU / cores). */
   cpuFloorMs: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 async function world(): Promise<World> {
@@ -102,7 +97,7 @@ async function measure(w: World, n: number, round: number, trace: boolean): Prom
   return {
     hosts: n,
     wallMs,
-    perHostP50Ms: median(results.map((r) => r.ms)),
+    perHostP50Ms: median(results.map((r) => r.ms).sort((a, b) => a - b)),
     perHostMaxMs: Math.max(...results.map((r) => r.ms)),
     failed: failed.length,
     controllerCpuMsPerHost,
