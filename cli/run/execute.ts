@@ -209,8 +209,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
   view.start({ runId: s.runId, argv: plan.argv, fleet: plan.fleet ?? '', mode: 'each-host' });
   const record = { argv: plan.argv, fleet: plan.fleet ?? '', agents: s.hosts.length, mode: 'each-host' as const };
   const redis = s.redis;
-  await createRunRecord(redis, { runId: s.runId, startedAt: started, total: tasks.length, ...record });
-  await updateRunRecord(redis, s.runId, { enqueued: tasks.length });
+  await createRunRecord(redis, { runId: s.runId, startedAt: started, total: tasks.length, enqueued: tasks.length, ...record });
   const res = await runAndWait(
     { runId: s.runId, tasks },
     {

@@ -79,10 +79,13 @@ function decode(h: Record<string, string>): RunRecord | undefined {
   };
 }
 
-/** Records a new run (and forgets index entries past retention). */
-export async function createRunRecord(redis: Redis | Cluster, r: Omit<RunRecord, 'seen' | 'state' | 'enqueued' | 'counts' | 'finishedAt'>): Promise<void> {
+/** Records a new run, enqueued 0 unless given (and forgets index entries past retention). */
+export async function createRunRecord(
+  redis: Redis | Cluster,
+  r: Omit<RunRecord, 'seen' | 'state' | 'enqueued' | 'counts' | 'finishedAt'> & { enqueued?: number },
+): Promise<void> {
   const now = Date.now();
-  const rec: RunRecord = { ...r, seen: now, state: 'running', enqueued: 0, counts: {}, finishedAt: null };
+  const rec: RunRecord = { ...r, seen: now, state: 'running', enqueued: r.enqueued ?? 0, counts: {}, finishedAt: null };
   await redis
     .multi()
     .hset(runInfoKey(r.runId), encode(rec))
