@@ -14,7 +14,6 @@ import {
   createRunRecord,
   fleetAgents,
   newRunId,
-  redisTarget,
   resumeRun,
   runAndWait,
   streamRun,
@@ -45,15 +44,10 @@ export interface ExecuteContext {
   io: Io;
   signal: AbortSignal;
   /**
-   * The Redis, when the caller started getting it already (the run command does, before it loads
-   * this module: an embedded redis-server it starts then boots meanwhile); released here.
+   * The Redis the run uses, being got by the caller (the run command starts getting it before it
+   * loads this module: an embedded redis-server it starts then boots meanwhile); released here.
    */
-  redis?: Promise<RedisTarget>;
-}
-
-/** The Redis of `ctx`: the one its caller is getting, else the configured URL or the embedded server. */
-function redisOf(ctx: ExecuteContext): Promise<RedisTarget> {
-  return ctx.redis ?? redisTarget(ctx.config.redis.url, ctx.config.paths.stateDir, { allowInsecure: ctx.config.redis.insecure });
+  redis: Promise<RedisTarget>;
 }
 
 /**
@@ -100,7 +94,7 @@ async function resolveFleet(redis: RedisClient, fleet: string): Promise<{ host: 
 /** Runs the plan; resolves to the exit code. */
 export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<number> {
   const clock = new RunClock();
-  const targetP = redisOf(ctx);
+  const targetP = ctx.redis;
   let input: Readable | undefined;
   try {
     if (plan.resultsDir) prepareResultsDir(plan.resultsDir);
@@ -303,7 +297,7 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
 export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts: { waitTimeoutMs?: number; timings?: boolean } = {}): Promise<number> {
   const clock = new RunClock();
   const { waitTimeoutMs } = opts;
-  const targetP = redisOf(ctx);
+  const targetP = ctx.redis;
   try {
     const target = await targetP;
     clock.mark('redisMs');

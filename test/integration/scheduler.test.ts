@@ -161,8 +161,7 @@ describe('scheduler with real agents', () => {
     expect(await second.exited).toBe(0);
     expect(await q.redis.zscore(HEARTBEAT_KEY, second.started.id as string)).toBeNull();
     // The killed one's heartbeat ages out by itself.
-    for (let i = 0; i < 100 && (await schedulerAlive(q.redis)); i++) await sleep(100);
-    expect(await schedulerAlive(q.redis)).toBe(false);
+    await noDaemon(100);
   }, 300_000);
 
   it('drains on SIGTERM by handing in-flight tasks back; two schedulers then share the work', async () => {
@@ -254,9 +253,9 @@ describe('scheduler with real agents', () => {
     }
   }, 300_000);
 
-  /** An earlier test's daemon heartbeat ages out by itself (a few seconds): wait for it. */
-  async function noDaemon(): Promise<void> {
-    for (let i = 0; i < 600 && (await schedulerAlive(q.redis)); i++) await sleep(100);
+  /** A daemon heartbeat (an earlier test's, a killed daemon's) ages out by itself: waits for that, looking `tries` times 100 ms apart. */
+  async function noDaemon(tries = 600): Promise<void> {
+    for (let i = 0; i < tries && (await schedulerAlive(q.redis)); i++) await sleep(100);
     expect(await schedulerAlive(q.redis)).toBe(false);
   }
 
