@@ -28,7 +28,7 @@ import { acquireEmbeddedRedis } from '../scheduler/index.js';
 import { CLI_MAIN } from '../test/helpers/cli.js';
 import { benchArgs } from './lib/args.js';
 import { startSshdHosts, type SshdHosts } from './lib/sshd-hosts.js';
-import { benchPath, entryArgv, formatTimings, timeCommands, type TimedCommand, type Timing } from './lib/timing.js';
+import { benchPath, entryArgv, entryLabel, formatTimings, timeCommands, type TimedCommand, type Timing } from './lib/timing.js';
 
 const USAGE =
   'usage: node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--gap MS] [--cli PATH ...] [--json]\n' +
@@ -90,7 +90,7 @@ function sshFanout(s: SshdHosts, n: number, dir: string): TimedCommand {
 
 /** Which entry `[i]` is, when several are timed. */
 function legend(clis: string[]): string {
-  return clis.length > 1 ? clis.map((c, i) => `[${i + 1}] ${c}\n`).join('') : '';
+  return clis.length > 1 ? clis.map((c, i) => `${entryLabel(clis, i)}${c}\n`).join('') : '';
 }
 
 async function startDaemon(cli: string, env: Record<string, string | undefined>): Promise<ChildProcess> {
@@ -180,7 +180,7 @@ async function main(): Promise<number> {
     const [agents, sshd] = [a.value, s.value];
     // Each entry's commands, named `[i] gaxx ...` when there are several.
     const gaxx = (name: string, args: string[]): TimedCommand[] =>
-      clis.map((cli, i) => ({ name: `${clis.length > 1 ? `[${i + 1}] ` : ''}${name}`, argv: [...entryArgv(cli), ...args], env }));
+      clis.map((cli, i) => ({ name: `${entryLabel(clis, i)}${name}`, argv: [...entryArgv(cli), ...args], env }));
     const run = (n: number, label: string) => gaxx(`gaxx run -- true (${n} agents, ${label})`, ['run', '--agent', agents.slice(0, n).join(','), '--', 'true']);
     const plain = timeCommands(
       [

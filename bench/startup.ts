@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { packageBin } from '../test/helpers/cli.js';
 import { benchArgs } from './lib/args.js';
-import { benchPath, entryArgv, formatTimings, timeCommands, type TimedCommand } from './lib/timing.js';
+import { benchPath, entryArgv, entryLabel, formatTimings, timeCommands, type TimedCommand } from './lib/timing.js';
 
 const USAGE = 'usage: node dist/bench/startup.js [--runs N] [--cli PATH ...] [--agent HOST[:PORT]] [--json]\n';
 
@@ -46,11 +46,11 @@ function main(): number {
   try {
     // The same bare environment as the CLIs' (commandsFor).
     const cmds: TimedCommand[] = [{ name: 'node -e 0', argv: [process.execPath, '-e', '0'], env: { PATH: benchPath() } }];
-    clis.forEach((cli, i) => cmds.push(...commandsFor(cli, homes[i] as string, clis.length > 1 ? `[${i + 1}] ` : '', values.agent)));
+    clis.forEach((cli, i) => cmds.push(...commandsFor(cli, homes[i] as string, entryLabel(clis, i), values.agent)));
     const timings = timeCommands(cmds, runs);
     if (values.json) process.stdout.write(`${JSON.stringify({ clis, runs, timings })}\n`);
     else {
-      const legend = clis.map((c, i) => (clis.length > 1 ? `[${i + 1}] ${c}` : c)).join('\n');
+      const legend = clis.map((c, i) => `${entryLabel(clis, i)}${c}`).join('\n');
       process.stdout.write(`gaxx start-up, median of ${runs} runs\n${legend}\n${formatTimings(timings, 'node -e 0')}\n`);
     }
     return 0;

@@ -157,3 +157,8 @@ export function entryArgv(file: string): string[] {
 export function benchPath(): string {
   return [dirname(process.execPath), process.env.PATH ?? '/usr/bin:/bin'].join(':');
 }
+
+/** What the commands of entry `i` of several timed CLI entries are named with: `[i] `, or nothing for one entry. */
+export function entryLabel(clis: readonly string[], i: number): string {
+  return clis.length > 1 ? `[${i + 1}] ` : '';
+}
