@@ -229,9 +229,10 @@ if (cliCached.status !== 0) throw new Error('making the CLI code cache failed');
 // The agent's, by starting it once: with the environment agents run with (PATH) and no V8 flags,
 // since V8 refuses a cache made under other V8 flags. While it runs, the CLI runs `gaxx exec --
 // true` and `gaxx run -- true` on it, which remake the caches of the CLI and of the vendor files
-// those load with the connection, the call and the queue in them (see vendor-cache.mjs). The agent listens on a port found free just
-// before, which another process may take in between: a start that finds it taken is tried again
-// (3 times in all, each on a new port). Its log is shown only when it fails.
+// those load with the connection, the call and the queue in them (see vendor-cache.mjs). The
+// agent listens on a port found free just before, which another process may take in between: a
+// start that finds it taken is tried again (3 times in all, each on a new port). Its log is
+// shown only when it fails, or when a command of the CLI failed.
 let agentCached;
 for (let attempt = 1; attempt <= 3; attempt++) {
   agentCached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out, '--agent'], {
@@ -243,7 +244,7 @@ for (let attempt = 1; attempt <= 3; attempt++) {
 }
 const agentLog = `${agentCached.stdout?.toString() ?? ''}${agentCached.stderr?.toString() ?? agentCached.error ?? ''}`;
 if (agentCached.status !== 0) throw new Error(`making the agent code cache failed:\n${agentLog}`);
-// A CLI whose exec failed keeps the caches `exec --help` made: said, not fatal.
+// A CLI command that failed left the caches as they were (exec --help's, or the exec's): said, not fatal.
 if (agentCached.stderr?.toString().includes("the CLI's caches stay without")) process.stderr.write(agentLog);
 // The dashboard's page and uPlot, in ./assets beside the CLI (scheduler/ui/assets.ts reads
 // them relative to its own module).
