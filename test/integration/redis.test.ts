@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -200,6 +200,19 @@ describe('embedded redis-server', () => {
       await releaseAll();
       rmSync(own, { recursive: true, force: true });
     }
+  });
+
+  it('holds its lock only while it starts or stops the server, and breaks one left by a process that is gone', async () => {
+    const a = await acquire();
+    const lock = join(a.dir, 'lock');
+    expect(existsSync(lock)).toBe(false);
+    // A lock left behind by a dead process, with more than its owner file in it.
+    mkdirSync(lock);
+    writeFileSync(join(lock, 'owner'), '999999999');
+    writeFileSync(join(lock, 'stray'), 'x');
+    await a.release();
+    expect(existsSync(lock)).toBe(false);
+    expect(existsSync(a.socketPath)).toBe(false);
   });
 
   it('prunes users whose process is gone', async () => {
