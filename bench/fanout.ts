@@ -7,7 +7,10 @@
  * `node -e 0`, `gaxx --version`, `gaxx exec -- true` to one agent, `gaxx run -- true` over 10
  * and 50 agents without and then with a `gaxx scheduler` daemon, and `parallel-ssh -p N true`
  * (or `xargs -P N ssh` when pssh is missing) over 10 and 50 sshd hosts. Prints the table and
- * the ratios. Everything it started is stopped, also on Ctrl-C.
+ * the ratios, then where each `gaxx run`'s time and CPU go, from as many more runs of each with
+ * --json --timings (lib/run-breakdown.ts): the run's moments, and the CPU of the CLI, the agents,
+ * their launchers, the daemon, redis-server and the whole machine. Everything it started is
+ * stopped, also on Ctrl-C.
  *
  *   node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--cli PATH ...] [--json]
  *
@@ -19,7 +22,7 @@
  * seconds, and in both orders.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createLocalProvider } from '../cli/providers/local.js';
@@ -27,6 +30,8 @@ import type { Provider } from '../cli/providers/types.js';
 import { acquireEmbeddedRedis } from '../scheduler/index.js';
 import { CLI_MAIN } from '../test/helpers/cli.js';
 import { benchArgs } from './lib/args.js';
+import type { Classify } from './lib/process-cpu.js';
+import { breakDownRuns, formatBreakdowns, type RunBreakdown } from './lib/run-breakdown.js';
 import { startSshdHosts, type SshdHosts } from './lib/sshd-hosts.js';
 import { benchPath, entryArgv, entryLabel, formatTimings, timeCommands, type TimedCommand, type Timing } from './lib/timing.js';
 
@@ -34,7 +39,9 @@ const USAGE =
   'usage: node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--gap MS] [--cli PATH ...] [--json]\n' +
   "  --cli PATH  a gaxx entry to time (default: the checkout's bin); several: each is timed, in one run\n" +
   '  --gap MS  leave MS between turns, untimed (default 0: back to back), so that agents are done\n' +
-  '            refilling their warm sandboxes (after 1 s without a task) before the next turn\n';
+  '            refilling their warm sandboxes (after 1 s without a task) before the next turn\n' +
+  "  --port N  the agents' gRPC port (default 8088), each on its own loopback address\n" +
+  "  --json    one JSON document: the timings and the runs' breakdowns\n";
 const FLEET = 'bench';
 const node = process.execPath;
 
@@ -51,15 +58,15 @@ function hasCommand(name: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
 }
 
-/** Starts `count` local agents, 4 at a time (each start issues a certificate). */
-async function startAgents(provider: Provider, count: number): Promise<string[]> {
+/** Starts `count` local agents, 4 at a time (each start issues a certificate); their `host:port`s. */
+async function startAgents(provider: Provider, count: number, port: number): Promise<string[]> {
   const addrs: string[] = new Array(count);
   let next = 0;
   await Promise.all(
     Array.from({ length: 4 }, async () => {
       for (let i = next++; i < count; i = next++) {
         const inst = await provider.create({ fleet: FLEET, label: `a${i + 1}`, index: i });
-        addrs[i] = inst.ipv4 as string;
+        addrs[i] = `${inst.ipv4 as string}:${port}`;
       }
     }),
   );
@@ -86,6 +93,17 @@ function sshFanout(s: SshdHosts, n: number, dir: string): TimedCommand {
   }
   const ssh = ['ssh', ...s.sshOptions, '-p', String(s.port), '-l', s.user].map((a) => `'${a}'`).join(' ');
   return { name: `xargs -P ${n} ssh (${n} sshd)`, argv: ['sh', '-c', `xargs -P ${n} -I{} ${ssh} {} true < '${hostsFile}'`], env: { PATH: process.env.PATH } };
+}
+
+/** The bench's agents and launchers (their files are in `runDir`), its daemon and redis-server. */
+function fleetClassifier(w: World): Classify {
+  const redisPid = join(w.home, 'state', 'redis', 'redis.pid');
+  return (cmdline, pid) => {
+    if (pid === w.daemon?.pid) return 'daemon';
+    if (cmdline.includes(`${w.runDir}/`)) return cmdline.includes('gaxx-launcher') ? 'launchers' : cmdline.includes('gaxx-agent') ? 'agents' : undefined;
+    if (cmdline.includes('redis-server') && existsSync(redisPid) && readFileSync(redisPid, 'utf8').trim() === String(pid)) return 'redis';
+    return undefined;
+  };
 }
 
 /** Which entry `[i]` is, when several are timed. */
@@ -151,6 +169,15 @@ async function main(): Promise<number> {
     return 2;
   }
   const sizes = (values.sizes ?? '10,50').split(',').map(Number);
+  if (!Number.isInteger(runs) || runs < 1 || sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 200)) {
+    process.stderr.write(`bench:fanout: --runs takes a whole number >= 1, --sizes whole numbers from 1 to 200\n${USAGE}`);
+    return 2;
+  }
+  const port = Number(values.port ?? 8088);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    process.stderr.write(`bench:fanout: --port takes a port number (1-65535)\n${USAGE}`);
+    return 2;
+  }
   const max = Math.max(...sizes);
   const w: World = {
     home: mkdtempSync(join(tmpdir(), 'gaxx-bench-fanout-')),
@@ -167,13 +194,13 @@ async function main(): Promise<number> {
         caDir: join(w.home, 'config', 'ca'),
         stateDir: join(w.home, 'state', 'local'),
         runDir: w.runDir,
-        port: Number(values.port ?? 8088),
+        port,
         agentArgs: ['--capacity', '64'],
       },
     });
     process.stderr.write(`starting ${max} local agents and ${max} sshd hosts...\n`);
     // Both sides start at once; whatever started is stopped by cleanup even when the other side failed.
-    const [a, s] = await Promise.allSettled([startAgents(w.provider, max), startSshdHosts(max, w.sshDir)]);
+    const [a, s] = await Promise.allSettled([startAgents(w.provider, max, port), startSshdHosts(max, w.sshDir)]);
     if (s.status === 'fulfilled') w.sshd = s.value;
     if (a.status === 'rejected') throw a.reason;
     if (s.status === 'rejected') throw s.reason;
@@ -181,7 +208,19 @@ async function main(): Promise<number> {
     // Each entry's commands, named `[i] gaxx ...` when there are several.
     const gaxx = (name: string, args: string[]): TimedCommand[] =>
       clis.map((cli, i) => ({ name: `${entryLabel(clis, i)}${name}`, argv: [...entryArgv(cli), ...args], env }));
-    const run = (n: number, label: string) => gaxx(`gaxx run -- true (${n} agents, ${label})`, ['run', '--agent', agents.slice(0, n).join(','), '--', 'true']);
+    const run = (n: number, label: string, flags: string[] = []) =>
+      gaxx(`gaxx run -- true (${n} agents, ${label})`, ['run', '--agent', agents.slice(0, n).join(','), ...flags, '--', 'true']);
+    const classify = fleetClassifier(w);
+    const breakdowns: RunBreakdown[] = [];
+    const breakDown = (label: string) =>
+      breakdowns.push(
+        ...breakDownRuns(
+          sizes.flatMap((n) => run(n, label, ['--json', '--timings'])),
+          runs,
+          gapMs,
+          classify,
+        ),
+      );
     const plain = timeCommands(
       [
         { name: 'node -e 0', argv: [node, '-e', '0'], env },
@@ -193,17 +232,20 @@ async function main(): Promise<number> {
       runs,
       gapMs,
     );
+    breakDown('no daemon');
     w.daemon = await startDaemon(clis[0] as string, env);
     const withDaemon = timeCommands(
       sizes.flatMap((n) => run(n, 'daemon')),
       runs,
       gapMs,
     );
+    breakDown('daemon');
     const all = [...plain, ...withDaemon];
-    if (values.json) process.stdout.write(`${JSON.stringify({ runs, gapMs, timings: all })}\n`);
+    if (values.json) process.stdout.write(`${JSON.stringify({ runs, gapMs, timings: all, breakdowns })}\n`);
     else
       process.stdout.write(
-        `fan-out, median of ${runs} runs${gapMs ? `, turns ${gapMs} ms apart` : ''}\n${legend(clis)}${formatTimings(all, 'node -e 0')}\n\n${ratioLines(all).join('\n')}\n`,
+        `fan-out, median of ${runs} runs${gapMs ? `, turns ${gapMs} ms apart` : ''}\n${legend(clis)}${formatTimings(all, 'node -e 0')}\n\n${ratioLines(all).join('\n')}\n\n` +
+          `${formatBreakdowns(breakdowns)}\n`,
       );
     return 0;
   } finally {

@@ -49,21 +49,28 @@ export function runOnce(cmd: TimedCommand): number {
   return runMeasured(cmd).wallMs;
 }
 
-/** Wall time and CPU time (the command and its waited-for children) of one run of `cmd`, in ms. */
-export function runMeasured(cmd: TimedCommand): { wallMs: number; cpuMs: number } {
+/**
+ * Wall time and CPU time (the command and its waited-for children) of one run of `cmd`, in ms;
+ * with `stdout`, also what the command printed there.
+ */
+export function runMeasured(cmd: TimedCommand, opts: { stdout?: boolean } = {}): { wallMs: number; cpuMs: number; stdout: string } {
   const c0 = childrenCpuMs();
   const t0 = performance.now();
-  const r = spawnSync(cmd.argv[0] as string, cmd.argv.slice(1), { env: cmd.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = spawnSync(cmd.argv[0] as string, cmd.argv.slice(1), {
+    env: cmd.env,
+    stdio: ['ignore', opts.stdout ? 'pipe' : 'ignore', 'pipe'],
+    maxBuffer: 64 * 1024 * 1024,
+  });
   const ms = performance.now() - t0;
   if (r.error) throw r.error;
   if (!(cmd.okCodes ?? [0]).includes(r.status ?? -1)) {
     throw new Error(`${cmd.name}: exit ${r.status ?? r.signal}: ${r.stderr.toString().trim().slice(0, 500)}`);
   }
-  return { wallMs: ms, cpuMs: childrenCpuMs() - c0 };
+  return { wallMs: ms, cpuMs: childrenCpuMs() - c0, stdout: r.stdout?.toString() ?? '' };
 }
 
 /** Blocks the bench for `ms` (its commands run synchronously anyway). */
-function pause(ms: number): void {
+export function pause(ms: number): void {
   if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
