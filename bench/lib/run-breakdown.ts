@@ -10,7 +10,7 @@
 import { cpus } from 'node:os';
 import { machineBusyMs } from './machine-cpu.js';
 import { groupCpuBetween, sampleGroups, type Classify } from './process-cpu.js';
-import { median, pause, runMeasured, type TimedCommand } from './timing.js';
+import { formatTable, median, pause, runMeasured, type TimedCommand } from './timing.js';
 
 /** The process groups a breakdown reports, in its table's order (`classify` names them). */
 export const GROUPS = ['agents', 'launchers', 'daemon', 'redis'] as const;
@@ -93,25 +93,16 @@ export function breakDownRuns(cmds: readonly TimedCommand[], runs: number, gapMs
   });
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => (i === 0 ? c.padEnd(widths[0] ?? 0) : c.padStart(widths[i] ?? 0)))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
-
 /** The two tables: the moments, then the CPU. */
 export function formatBreakdowns(bs: readonly RunBreakdown[]): string {
   const n = bs[0]?.runs ?? 0;
   const ms = (v: number) => (Number.isNaN(v) ? '-' : v.toFixed(0));
-  const moments = table([['what', ...MOMENTS.map(([, label]) => label)], ...bs.map((b) => [b.name, ...MOMENTS.map(([, label]) => ms(b.moments[label]))])]);
+  const moments = formatTable([
+    ['what', ...MOMENTS.map(([, label]) => label)],
+    ...bs.map((b) => [b.name, ...MOMENTS.map(([, label]) => ms(b.moments[label]))]),
+  ]);
   const cores = cpus().length;
-  const cpuRows = table([
+  const cpuRows = formatTable([
     ['what', 'cli', ...GROUPS, 'rest', 'machine', `/ ${cores} cores`],
     ...bs.map((b) => [b.name, ...(['cli', ...GROUPS, 'rest', 'machine'] as const).map((k) => ms(b.cpu[k])), ms(b.floorMs)]),
   ]);

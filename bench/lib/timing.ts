@@ -124,6 +124,11 @@ export function formatTimings(ts: readonly Timing[], over: string): string {
       ratio(t.cpuMs, base?.cpuMs),
     ]);
   }
+  return formatTable(rows);
+}
+
+/** Rows as aligned text columns: the first left-aligned, the others right-aligned. */
+export function formatTable(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   return rows
     .map((r) =>
