@@ -2,8 +2,9 @@
  * CPU time of live processes, grouped (the agents, their launchers, a daemon, redis-server), to
  * ns precision: the sum of each thread's time on a CPU (/proc/PID/task/TID/schedstat), not the
  * 10 ms ticks of /proc/PID/stat, which would round each of a hundred processes down by up to a
- * tick per sample (those ticks only where the kernel keeps no schedstat). Processes that ended between two samples (a task's sandbox, reaped by its
- * launcher) are not counted: compare the groups' sum with machineCpu()'s busy time for the rest.
+ * tick per sample (those ticks only where the kernel keeps no schedstat). Processes that ended
+ * between two samples (a task's sandbox, reaped by its launcher) are not counted: compare the
+ * groups' sum with machineCpu()'s busy time for the rest.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 
