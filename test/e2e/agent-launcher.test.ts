@@ -3,8 +3,8 @@
 // agent's only child is the launcher and the task runs below it. Installing copies both files
 // (and the launcher's spawn module when the build made it); the bootstrap payload carries them.
 // An agent that runs tasks starts its launcher as it starts (the first task does not wait for a
-// Node process to boot); one that refuses tasks starts none. With GAXX_SPAWN=node the launcher forks through child_process and prlimit instead, and tasks
-// run the same.
+// Node process to boot); one that refuses tasks starts none. With GAXX_SPAWN=node the launcher
+// forks through child_process and prlimit instead, and tasks run the same.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -15,6 +15,7 @@ import { agentBundlePath, LAUNCHER_BUNDLE_FILE, SPAWN_MODULE_FILE } from '../../
 import type { ExecEvent__Output } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { agentMain, repoRoot, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { eventually } from '../helpers/poll.js';
 
 let dir: string;
 let agent: AgentProcess;
@@ -98,12 +99,15 @@ describe('the task launcher of the bundled agent', () => {
     try {
       // Spawned before the agent says it listens; its command line is the launcher's once it exec'd.
       let kids: string[] = [];
-      for (let i = 0; i < 400; i++) {
-        const t = processTable();
-        kids = childrenOf(t, fresh.pid).map((k) => t.get(k)?.[1] ?? '');
-        if (kids.some((c) => c.includes(LAUNCHER_BUNDLE_FILE))) break;
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      await eventually(
+        () => {
+          const t = processTable();
+          kids = childrenOf(t, fresh.pid).map((k) => t.get(k)?.[1] ?? '');
+          return kids.some((c) => c.includes(LAUNCHER_BUNDLE_FILE));
+        },
+        10_000,
+        25,
+      );
       expect(kids).toEqual([expect.stringContaining(LAUNCHER_BUNDLE_FILE)]);
       expect(childrenOf(processTable(), refusing.pid)).toEqual([]);
     } finally {

@@ -8,7 +8,6 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TTL_TIMER_PATH } from '../../cli/bootstrap/cloud-init.js';
 import { readFleet } from '../../cli/state.js';
@@ -18,6 +17,7 @@ import { limitedFleets } from '../../scheduler/queue/fleet-limits.js';
 import { createRedis, fleetAgents, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
 import { runGaxx, spawnGaxx } from '../helpers/cli.js';
 import { FakeLinode } from '../helpers/fake-linode.js';
+import { eventually } from '../helpers/poll.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { testHostBackend } from '../helpers/test-host-backend.js';
 import { stopAllTestHosts } from '../helpers/test-host.js';
@@ -31,12 +31,6 @@ const { backend, hosts } = testHostBackend();
 
 const env = (): Record<string, string> => ({ GAXX_REDIS_URL: redis.url, GAXX_LINODE_URL: fake.url, LINODE_TOKEN: TOKEN });
 const gaxx = (args: string[]) => runGaxx(args, { home, env: env(), timeoutMs: LONG });
-
-/** Polls `check` every 100 ms until it holds or `ms` passed; whether it held. */
-async function eventually(check: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; await sleep(100)) if (await check()) return true;
-  return check();
-}
 
 interface LsFleet {
   fleet: string;

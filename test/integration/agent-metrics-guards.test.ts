@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { rawAgentClient, unary } from '../helpers/grpc.js';
 import { makePki, type Pki } from '../helpers/pki.js';
+import { eventually } from '../helpers/poll.js';
 import type { InfoResponse__Output } from '../../proto/index.js';
 
 const GUARDS = { handshakeTimeoutMs: 500, maxConnectionsPerAddress: 4, block: { threshold: 3, windowMs: 60_000, cooldownMs: 60_000, exempt: [] } };
@@ -52,10 +53,8 @@ function auditEvents(): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-async function until(check: () => boolean): Promise<boolean> {
-  for (let i = 0; i < 400 && !check(); i++) await new Promise((r) => setTimeout(r, 25));
-  return check();
-}
+/** The audit log gets an event: looked at every 25 ms, for up to 10 s. */
+const until = (check: () => boolean): Promise<boolean> => eventually(check, 10_000, 25);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'gaxx-metrics-guards-'));

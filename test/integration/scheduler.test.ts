@@ -4,7 +4,6 @@
  */
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
@@ -22,6 +21,7 @@ import type { AgentConnector } from '../../scheduler/dispatch/agent-pool.js';
 import { warmingConnector } from '../../scheduler/dispatch/connector.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
+import { eventually } from '../helpers/poll.js';
 import type { Pki } from '../helpers/pki.js';
 import type { TestRedis } from '../helpers/redis.js';
 import { startSchedulerProcess, stopAllSchedulers } from '../helpers/scheduler.js';
@@ -134,7 +134,7 @@ describe('scheduler with real agents', () => {
       signer,
     );
     const started = (): number => readFileSync(ranFile, 'utf8').trim().split('\n').filter(Boolean).length;
-    for (let i = 0; i < 2400 && ((await resultCount('k9')) < 200 || started() <= 200); i++) await sleep(25);
+    await eventually(async () => (await resultCount('k9')) >= 200 && started() > 200, 60_000, 25);
     first.kill('SIGKILL');
     await first.exited;
     expect(await resultCount('k9')).toBe(200);
@@ -161,7 +161,7 @@ describe('scheduler with real agents', () => {
     expect(await second.exited).toBe(0);
     expect(await q.redis.zscore(HEARTBEAT_KEY, second.started.id as string)).toBeNull();
     // The killed one's heartbeat ages out by itself.
-    await noDaemon(100);
+    await noDaemon(10_000);
   }, 300_000);
 
   it('drains on SIGTERM by handing in-flight tasks back; two schedulers then share the work', async () => {
@@ -174,7 +174,7 @@ describe('scheduler with real agents', () => {
       anyHost('kdrain', 8, (id) => ['sh', '-c', 'echo "$0" >> "$1"; while [ ! -e "$2" ]; do sleep 0.05; done', id, ranFile, release]),
       signer,
     );
-    for (let i = 0; i < 2400 && readFileSync(ranFile, 'utf8').split('\n').length < 9; i++) await sleep(25);
+    await eventually(() => readFileSync(ranFile, 'utf8').split('\n').length >= 9, 60_000, 25);
     first.kill('SIGTERM');
     expect(await first.exited).toBe(0);
     expect(await resultCount('kdrain')).toBe(0);
@@ -205,10 +205,10 @@ describe('scheduler with real agents', () => {
         anyHost('kagent', 300, () => ['sleep', '0.05']),
         signer,
       );
-      for (let i = 0; i < 600 && (await resultCount('kagent')) < 60; i++) await sleep(20);
+      await eventually(async () => (await resultCount('kagent')) >= 60, 12_000, 20);
       victim.kill('SIGKILL');
       await victim.exited;
-      for (let i = 0; i < 200 && w.pool.states().get(victim.address) === 'closed'; i++) await sleep(50);
+      await eventually(() => w.pool.states().get(victim.address) !== 'closed', 10_000, 50);
       expect(w.pool.states().get(victim.address)).not.toBe('closed');
       // It comes back with its journal (same data dir, same address).
       const back = await startAgent({ certsDir: pki.agent.dir, dataDir: victim.dataDir, args: ['--listen', victim.address] });
@@ -218,7 +218,7 @@ describe('scheduler with real agents', () => {
       // Never moved after it may have started: what ran on the victim when it died is lost, honestly.
       expect(results.filter((r) => r.outcome !== 'succeeded' && !(r.outcome === 'unknown' && r.host === victim.address))).toEqual([]);
       expect(results.filter((r) => r.startedOn.length > 1 || r.mayHaveRepeated)).toEqual([]);
-      for (let i = 0; i < 200 && w.pool.states().get(back.address) !== 'closed'; i++) await sleep(50);
+      await eventually(() => w.pool.states().get(back.address) === 'closed', 10_000, 50);
       expect(w.pool.states().get(back.address)).toBe('closed');
       const again = await q.enqueueRun(
         anyHost('kback', 80, () => ['sleep', '0.02']),
@@ -239,7 +239,7 @@ describe('scheduler with real agents', () => {
         anyHost('kredis', 200, () => ['sleep', '0.02']),
         signer,
       );
-      for (let i = 0; i < 600 && (await resultCount('kredis')) < 50; i++) await sleep(20);
+      await eventually(async () => (await resultCount('kredis')) >= 50, 12_000, 20);
       await redis.restart();
       // The producer connection fails fast by design; a caller reconnects after an outage.
       await q.close();
@@ -253,10 +253,9 @@ describe('scheduler with real agents', () => {
     }
   }, 300_000);
 
-  /** A daemon heartbeat (an earlier test's, a killed daemon's) ages out by itself: waits for that, looking `tries` times 100 ms apart. */
-  async function noDaemon(tries = 600): Promise<void> {
-    for (let i = 0; i < tries && (await schedulerAlive(q.redis)); i++) await sleep(100);
-    expect(await schedulerAlive(q.redis)).toBe(false);
+  /** A daemon heartbeat (an earlier test's, a killed daemon's) ages out by itself: waits for that, up to `withinMs`. */
+  async function noDaemon(withinMs = 60_000): Promise<void> {
+    expect(await eventually(async () => !(await schedulerAlive(q.redis)), withinMs)).toBe(true);
   }
 
   it('treats a non-zero exit as a result, retries it only when asked, and never sends bad data to an agent', async () => {
