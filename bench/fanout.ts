@@ -12,7 +12,7 @@
  * their launchers, the daemon, redis-server and the whole machine. Everything it started is
  * stopped, also on Ctrl-C.
  *
- *   node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--cli PATH ...] [--json]
+ *   node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--gap MS] [--cli PATH ...] [--json]
  *
  * --cli picks the gaxx entry whose commands are timed (default: the checkout's bin); given several
  * times, each entry's commands are timed in the same run against the same agents, hosts and
