@@ -15,7 +15,9 @@
 //                                 ioredis, node-forge, ssh2, ...), one CommonJS file each, each
 //                                 with its code cache (<file>.v8cache): gaxx-cli.cjs require()s one
 //                                 on first use, so a command loads only what it needs, and the
-//                                 packages share one instance (BullMQ uses vendor-ioredis.cjs)
+//                                 packages share one instance (BullMQ uses vendor-ioredis.cjs).
+//                                 proto-loader (here and in the agent) makes its descriptors when
+//                                 first read (scripts/proto-loader-lazy.mjs)
 //   dist/bundle/vendor-load.cjs   loads a file beside it with its V8 code cache (made here by
 //                                 scripts/vendor-cache.mjs)
 //   dist/bundle/gaxx-agent.mjs    the agent's entry: a few lines that load gaxx-agent.cjs through
@@ -33,6 +35,7 @@ import { createRequire } from 'node:module';
 import { chmodSync, cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { lazyProtoLoader } from './proto-loader-lazy.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist', 'bundle');
@@ -161,7 +164,7 @@ function vendor(pkg) {
     stdin: { contents: `module.exports = require('${pkg}');\n`, resolveDir: root, loader: 'js' },
     format: 'cjs',
     outfile: join(out, VENDORED[pkg]),
-    plugins: [vendored(pkg)],
+    plugins: [vendored(pkg), lazyProtoLoader],
   });
 }
 
@@ -198,6 +201,7 @@ const results = await Promise.all([
     ...cjsBundle,
     entryPoints: { 'gaxx-agent': join(root, 'agent', 'main.ts') },
     outdir: out,
+    plugins: [lazyProtoLoader],
   }),
   ...Object.keys(VENDORED).map(vendor),
 ]);
