@@ -3,7 +3,9 @@
  *  - end to end: 5,000 `true` tasks over 4 local agents through the queue (in-process worker)
  *  - raw BullMQ: the same number of jobs, same Redis, same concurrency, no-op processor
  *  - agent-direct: the same Execs through AgentClient, same concurrency, no queue
- *  - idle latency: enqueue -> result for one task, p50/p99 over 200 single-task runs
+ *  - idle latency: enqueue -> result for one task, p50/p99 over 200 single-task runs, and the
+ *    median of each phase: enqueue, pick-up (job taken -> Exec called), to started, to exit,
+ *    result back (bench/lib/latency-phases.ts)
  *  - run start: a daemon's new BullMQ worker -> its first job, on a plain connection and on one
  *    whose blocking connection was readied ahead (dispatch/spare-connection.ts)
  * Prints ratios. Run with `npm run bench:scheduler` (builds first). Needs redis-server.
@@ -26,6 +28,7 @@ import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/ag
 import { makePki } from '../test/helpers/pki.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { benchArgs } from './lib/args.js';
+import { formatPhases, phaseMedians, tracingConnector, type LinkMoment, type PhaseName, type RunMoments } from './lib/latency-phases.js';
 import { median } from './lib/timing.js';
 
 const N = Number(process.env.BENCH_TASKS ?? 5000);
@@ -129,19 +132,33 @@ async function endToEnd(q: TaskQueue, signer: TaskSigner, agents: AgentProcess[]
   return n / ((performance.now() - t0) / 1000);
 }
 
-async function latency(q: TaskQueue, signer: TaskSigner, agent: AgentProcess): Promise<{ p50: number; p99: number }> {
+/** The worker's moments of the run being timed (set by latency(), filled by the tracing connector). */
+let tracing: Partial<Record<LinkMoment, number>> | undefined;
+
+async function latency(
+  q: TaskQueue,
+  signer: TaskSigner,
+  agent: AgentProcess,
+): Promise<{ p50: number; p99: number; phases: Record<PhaseName, number | undefined> }> {
   const ms: number[] = [];
+  const runs: RunMoments[] = [];
   for (let i = 0; i < LATENCY_RUNS; i++) {
-    const t0 = performance.now();
+    const worker: Partial<Record<LinkMoment, number>> = {};
+    tracing = worker;
+    const start = performance.now();
     const runId = `lat${i}`;
     const enq = await q.enqueueRun({ runId, tasks: [{ taskId: 't', agents: [agent.address], target: { host: agent.address }, argv: ['true'] }] }, signer);
+    const enqueued = performance.now();
     await waitForRun(q.redis, runId, enq.taskIds, { timeoutMs: 30_000 });
-    ms.push(performance.now() - t0);
+    const done = performance.now();
+    tracing = undefined;
+    ms.push(done - start);
+    runs.push({ start, enqueued, ...worker, done });
     // As `gaxx run` does once it has the results: the run's queue goes, and the daemon stops serving it.
     await q.forgetRun(runId);
   }
   ms.sort((a, b) => a - b);
-  return { p50: ms[Math.floor(ms.length * 0.5)] as number, p99: ms[Math.floor(ms.length * 0.99)] as number };
+  return { p50: ms[Math.floor(ms.length * 0.5)] as number, p99: ms[Math.floor(ms.length * 0.99)] as number, phases: phaseMedians(runs) };
 }
 
 async function main(): Promise<void> {
@@ -165,7 +182,11 @@ async function main(): Promise<void> {
     const op = loadCertDir(pki.clients.operator.dir);
     const signer = createTaskSigner(op.certPem, op.keyPem);
     const q = await TaskQueue.open(settings);
-    const worker = SchedulerWorker.start({ settings, connect: agentConnector(loadCertDir(pki.clients.scheduler.dir)), concurrency: CONCURRENCY });
+    // The worker's Exec calls report their moments to the latency run being timed (the first of each).
+    const connect = tracingConnector(agentConnector(loadCertDir(pki.clients.scheduler.dir)), (moment, at) => {
+      if (tracing && tracing[moment] === undefined) tracing[moment] = at;
+    });
+    const worker = SchedulerWorker.start({ settings, connect, concurrency: CONCURRENCY });
     await worker.ready();
     await endToEnd(q, signer, agents, 'warm', 200);
     const e2e = await endToEnd(q, signer, agents, 'bench', N);
@@ -179,6 +200,7 @@ async function main(): Promise<void> {
     console.log(`  agent-direct / end-to-end ${(direct / e2e).toFixed(2).padStart(7)}x  (target <= 2x)`);
     console.log(`  raw BullMQ / end-to-end   ${(raw / e2e).toFixed(2).padStart(7)}x`);
     console.log(`  idle enqueue->result      p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms (${LATENCY_RUNS} single-task runs)`);
+    console.log(`    phases (median ms)      ${formatPhases(lat.phases)}`);
     const fmt = (xs: StartTime[]): string => xs.map((x) => `${x.ms.toFixed(1)} ms / ${x.cpuMs.toFixed(1)} ms CPU`).join(', ');
     console.log(`  run start, new worker -> first job (median of 35, two rounds):`);
     console.log(`    plain connection        ${fmt(starts.plain)}`);
