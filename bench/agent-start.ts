@@ -126,12 +126,16 @@ async function main(): Promise<number> {
       base.push(runMeasured(node));
       for (const [j, e] of entries.entries()) samples[j]?.push(await startOnce(e, agentDir.dir, operator, env, join(dir, `data-${i}-${j}`)));
     }
-    const med = (xs: number[]) => median([...xs].sort((a, b) => a - b));
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const baseline = { wallMs: med(base.map((b) => b.wallMs)), cpuMs: mean(base.map((b) => b.cpuMs)) };
+    const baseline = { wallMs: median(base.map((b) => b.wallMs)), cpuMs: mean(base.map((b) => b.cpuMs)) };
     const rows: Row[] = entries.map((e, j) => {
       const s = samples[j] ?? [];
-      return { name: e.name, listeningMs: med(s.map((x) => x.listeningMs)), healthyMs: med(s.map((x) => x.healthyMs)), cpuMs: mean(s.map((x) => x.cpuMs)) };
+      return {
+        name: e.name,
+        listeningMs: median(s.map((x) => x.listeningMs)),
+        healthyMs: median(s.map((x) => x.healthyMs)),
+        cpuMs: mean(s.map((x) => x.cpuMs)),
+      };
     });
     if (values.json) process.stdout.write(`${JSON.stringify({ runs, env, load1: load, baseline, rows })}\n`);
     else {

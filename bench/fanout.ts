@@ -33,7 +33,7 @@ import { benchArgs } from './lib/args.js';
 import type { Classify } from './lib/process-cpu.js';
 import { breakDownRuns, formatBreakdowns, type RunBreakdown } from './lib/run-breakdown.js';
 import { startSshdHosts, type SshdHosts } from './lib/sshd-hosts.js';
-import { benchPath, entryArgv, entryLabel, formatTimings, timeCommands, type TimedCommand, type Timing } from './lib/timing.js';
+import { benchPath, entryArgv, entryLabel, entryLegend, formatTimings, timeCommands, type TimedCommand, type Timing } from './lib/timing.js';
 
 const USAGE =
   'usage: node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--gap MS] [--cli PATH ...] [--json]\n' +
@@ -104,11 +104,6 @@ function fleetClassifier(w: World): Classify {
     if (cmdline.includes('redis-server') && existsSync(redisPid) && readFileSync(redisPid, 'utf8').trim() === String(pid)) return 'redis';
     return undefined;
   };
-}
-
-/** Which entry `[i]` is, when several are timed. */
-function legend(clis: string[]): string {
-  return clis.length > 1 ? clis.map((c, i) => `${entryLabel(clis, i)}${c}\n`).join('') : '';
 }
 
 async function startDaemon(cli: string, env: Record<string, string | undefined>): Promise<ChildProcess> {
@@ -244,7 +239,7 @@ async function main(): Promise<number> {
     if (values.json) process.stdout.write(`${JSON.stringify({ runs, gapMs, timings: all, breakdowns })}\n`);
     else
       process.stdout.write(
-        `fan-out, median of ${runs} runs${gapMs ? `, turns ${gapMs} ms apart` : ''}\n${legend(clis)}${formatTimings(all, 'node -e 0')}\n\n${ratioLines(all).join('\n')}\n\n` +
+        `fan-out, median of ${runs} runs${gapMs ? `, turns ${gapMs} ms apart` : ''}\n${entryLegend(clis)}${formatTimings(all, 'node -e 0')}\n\n${ratioLines(all).join('\n')}\n\n` +
           `${formatBreakdowns(breakdowns)}\n`,
       );
     return 0;

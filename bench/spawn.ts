@@ -97,7 +97,7 @@ async function measure(w: World, n: number, round: number, trace: boolean): Prom
   return {
     hosts: n,
     wallMs,
-    perHostP50Ms: median(results.map((r) => r.ms).sort((a, b) => a - b)),
+    perHostP50Ms: median(results.map((r) => r.ms)),
     perHostMaxMs: Math.max(...results.map((r) => r.ms)),
     failed: failed.length,
     controllerCpuMsPerHost,

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { packageBin } from '../test/helpers/cli.js';
 import { benchArgs } from './lib/args.js';
-import { benchPath, entryArgv, entryLabel, formatTimings, timeCommands, type TimedCommand } from './lib/timing.js';
+import { benchPath, entryArgv, entryLabel, entryLegend, formatTimings, timeCommands, type TimedCommand } from './lib/timing.js';
 
 const USAGE = 'usage: node dist/bench/startup.js [--runs N] [--cli PATH ...] [--agent HOST[:PORT]] [--json]\n';
 
@@ -50,8 +50,7 @@ function main(): number {
     const timings = timeCommands(cmds, runs);
     if (values.json) process.stdout.write(`${JSON.stringify({ clis, runs, timings })}\n`);
     else {
-      const legend = clis.map((c, i) => `${entryLabel(clis, i)}${c}`).join('\n');
-      process.stdout.write(`gaxx start-up, median of ${runs} runs\n${legend}\n${formatTimings(timings, 'node -e 0')}\n`);
+      process.stdout.write(`gaxx start-up, median of ${runs} runs\n${entryLegend(clis)}${formatTimings(timings, 'node -e 0')}\n`);
     }
     return 0;
   } finally {

@@ -74,8 +74,7 @@ export function phaseMedians(runs: readonly RunMoments[]): Record<PhaseName, num
   for (const [name, from, to] of PHASES) {
     const spans = runs
       .map((r) => (r[from] !== undefined && r[to] !== undefined ? (r[to] as number) - (r[from] as number) : undefined))
-      .filter((x): x is number => x !== undefined)
-      .sort((a, b) => a - b);
+      .filter((x): x is number => x !== undefined);
     out[name] = spans.length ? median(spans) : undefined;
   }
   return out;

@@ -86,7 +86,7 @@ export function breakDownRuns(cmds: readonly TimedCommand[], runs: number, gapMs
     return {
       name: c.name,
       runs,
-      moments: Object.fromEntries(MOMENTS.map(([key, label]) => [label, median([...(m.get(key) ?? [])].sort((a, b) => a - b))])) as RunBreakdown['moments'],
+      moments: Object.fromEntries(MOMENTS.map(([key, label]) => [label, median(m.get(key) ?? [])])) as RunBreakdown['moments'],
       cpu: Object.fromEntries(['cli', ...GROUPS, 'machine', 'rest'].map((k) => [k, mean(k)])) as RunBreakdown['cpu'],
       floorMs: mean('machine') / cpus().length,
     };

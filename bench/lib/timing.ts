@@ -101,8 +101,9 @@ export function summarize(name: string, times: readonly number[], cpuMs = NaN): 
   return { name, runs: sorted.length, medianMs: median(sorted), minMs: sorted[0] ?? NaN, maxMs: sorted[sorted.length - 1] ?? NaN, cpuMs };
 }
 
-/** The median of a sorted array. */
-export function median(sorted: readonly number[]): number {
+/** The median of a list of numbers, in any order (NaN for none). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
   if (sorted.length === 0) return NaN;
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
@@ -173,4 +174,9 @@ export function benchPath(): string {
 /** What the commands of entry `i` of several timed CLI entries are named with: `[i] `, or nothing for one entry. */
 export function entryLabel(clis: readonly string[], i: number): string {
   return clis.length > 1 ? `[${i + 1}] ` : '';
+}
+
+/** One line per timed entry: its label (when several) and its path. */
+export function entryLegend(clis: readonly string[]): string {
+  return clis.map((c, i) => `${entryLabel(clis, i)}${c}\n`).join('');
 }
