@@ -2,9 +2,9 @@
  * The bytes `gaxx exec` sends as the remote command's stdin. ExecRequest carries stdin in the one
  * request message, so input is read whole up front and bounded by what fits in that message.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { GaxxError } from '../proto/index.js';
+import { GaxxError, nodeFsPromises } from '../proto/index.js';
 import { MAX_MESSAGE_BYTES } from '../scheduler/client/index.js';
 import type { Io } from './output.js';
 
@@ -37,7 +37,8 @@ export async function readExecStdin(choice: StdinChoice, io: Io, signal: AbortSi
 async function readFileInput(path: string, signal: AbortSignal, limit: number): Promise<Buffer | undefined> {
   let fh: FileHandle;
   try {
-    fh = await open(path, 'r');
+    // Only --stdin FILE needs node:fs/promises: loaded here, not on every exec and run.
+    fh = await nodeFsPromises().open(path, 'r');
   } catch (e) {
     throw openError(path, e);
   }

@@ -10,11 +10,13 @@ import { createRequire } from 'node:module';
 type Crypto = typeof import('node:crypto');
 type Net = typeof import('node:net');
 type Tty = typeof import('node:tty');
+type FsPromises = typeof import('node:fs/promises');
 
 const load = createRequire(import.meta.url);
 let crypto: Crypto | undefined;
 let net: Net | undefined;
 let tty: Tty | undefined;
+let fsPromises: FsPromises | undefined;
 
 /** node:crypto, loaded on first use. */
 export function nodeCrypto(): Crypto {
@@ -29,4 +31,9 @@ export function nodeNet(): Net {
 /** node:tty, loaded on first use (it brings the stream and socket machinery with it). */
 export function nodeTty(): Tty {
   return (tty ??= load('node:tty') as Tty);
+}
+
+/** node:fs/promises, loaded on first use (~2 ms to set up). */
+export function nodeFsPromises(): FsPromises {
+  return (fsPromises ??= load('node:fs/promises') as FsPromises);
 }

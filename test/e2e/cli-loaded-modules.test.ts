@@ -1,6 +1,7 @@
 // What `gaxx --version`, `gaxx --help` and `gaxx exec --help` load: no queue code (BullMQ, ioredis), no grpc-js, in
 // the bundle (the package's bin) and in the tsc build; `gaxx exec` to a real agent loads grpc-js
-// but no queue code and no node-forge (reading certificates needs no CA code). A preload records every module file the
+// but no queue code and no node-forge (reading certificates needs no CA code), and sets up
+// node:fs/promises only to read --stdin FILE. A preload records every module file the
 // process loads (ES modules through a loader hook, CommonJS through Module._load); a file counts
 // as queue code when it is a package's own file or a bundle file that carries it (the bundle
 // has each large package in a vendor file of its own, and esbuild marks each bundled file with
@@ -84,10 +85,10 @@ afterAll(async () => {
 });
 
 /**
- * Runs the CLI with the recording preload; the module files it loaded, and when it started
- * redis-server, the CommonJS files loaded by then.
+ * Runs the CLI with the recording preload; the module files it loaded, Node's own modules it set
+ * up, and when it started redis-server, the CommonJS files loaded by then.
  */
-function loadedFiles(main: string, args: string[]): Promise<{ code: number; files: string[]; atRedisSpawn: string[] | undefined }> {
+function loadedFiles(main: string, args: string[]): Promise<{ code: number; files: string[]; builtins: string[]; atRedisSpawn: string[] | undefined }> {
   const log = join(dir, `log-${Math.random().toString(36).slice(2)}`);
   writeFileSync(log, '');
   return runGaxx(args, { main, nodeArgs: ['--import', preload], home: dir, env: { GAXX_TEST_LOAD_LOG: log } }).then(({ code }) => {
@@ -95,7 +96,8 @@ function loadedFiles(main: string, args: string[]): Promise<{ code: number; file
     const files = [...new Set(lines.filter((l) => l.startsWith('file:')).map((u) => fileURLToPath(u)))];
     const spawned = lines.includes('spawned:redis-server');
     const atRedisSpawn = lines.filter((l) => l.startsWith('atspawn:')).map((l) => fileURLToPath(l.slice('atspawn:'.length)));
-    return { code, files, atRedisSpawn: spawned ? atRedisSpawn : undefined };
+    const builtins = lines.filter((l) => l.startsWith('node:')).map((l) => l.slice('node:'.length));
+    return { code, files, builtins, atRedisSpawn: spawned ? atRedisSpawn : undefined };
   });
 }
 
@@ -153,11 +155,19 @@ describe.each(builds)('modules loaded by %s', (_name, main) => {
     for (const pkg of [...QUEUE, 'prom-client', '@grpc/grpc-js']) expect(carrying(r.files, pkg)).toEqual([]);
   });
 
-  it('gaxx exec to an agent loads grpc-js, but no queue code and no node-forge', async () => {
+  it('gaxx exec to an agent loads grpc-js, but no queue code, no node-forge, and node:fs/promises only for --stdin FILE', async () => {
     const r = await loadedFiles(main, ['exec', '--agent', agent.address, '--no-stdin', '--', 'true']);
     expect(r.code).toBe(0);
     expect(carrying(r.files, '@grpc/grpc-js').length).toBeGreaterThan(0);
     for (const pkg of [...QUEUE, 'node-forge']) expect(carrying(r.files, pkg)).toEqual([]);
+    // node:fs/promises is set up only for --stdin FILE.
+    expect(r.builtins).toEqual(expect.arrayContaining(['http2', 'tls']));
+    expect(r.builtins).not.toContain('fs/promises');
+    const input = join(dir, 'stdin.txt');
+    writeFileSync(input, 'x');
+    const withFile = await loadedFiles(main, ['exec', '--agent', agent.address, '--stdin', input, '--', 'cat']);
+    expect(withFile.code).toBe(0);
+    expect(withFile.builtins).toContain('fs/promises');
   });
 
   it('gaxx run loads the queue code but not prom-client (only a daemon serves metrics)', async () => {
