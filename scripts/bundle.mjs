@@ -35,6 +35,7 @@ import { createRequire } from 'node:module';
 import { chmodSync, cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { assertNoDynamicImport } from './bundle-checks.mjs';
 import { lazyProtoLoader } from './proto-loader-lazy.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -217,6 +218,8 @@ for (const [entry, file, name] of [
   writeFileSync(join(out, entry), entryOf(name, file, entry.endsWith('.cjs') ? 'cjs' : 'esm'));
 }
 for (const bin of ['gaxx.cjs', 'gaxx-agent.mjs', 'gaxx-launcher.mjs']) chmodSync(join(out, bin), 0o755);
+// The files vendor-load.cjs compiles through vm.Script must not call import() (scripts/bundle-checks.mjs).
+for (const file of ['gaxx-cli.cjs', 'gaxx-agent.cjs', ...Object.values(VENDORED)]) assertNoDynamicImport(file, readFileSync(join(out, file), 'utf8'));
 // The vendor files' loader and the V8 code caches (made by loading and using each file once).
 cpSync(join(root, 'scripts', 'vendor-load.cjs'), join(out, 'vendor-load.cjs'));
 // Made with no V8 flags, as users run the CLI: V8 refuses a cache made under other flags, so

@@ -1,0 +1,50 @@
+// The build refuses a bundle file that vendor-load.cjs compiles through vm.Script when it still
+// calls import() (it would fail only when that line runs); the files it makes today pass.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../helpers/agent.js';
+
+interface Checks {
+  KNOWN_DYNAMIC_IMPORTS: Record<string, string[]>;
+  dynamicImportLines(text: string, allowed?: string[]): number[];
+  assertNoDynamicImport(name: string, text: string): void;
+}
+
+let checks: Checks;
+beforeAll(async () => {
+  checks = (await import(pathToFileURL(join(repoRoot(), 'scripts', 'bundle-checks.mjs')).href)) as Checks;
+});
+
+describe('bundle checks', () => {
+  it('finds import() calls, and nothing else named import', () => {
+    const text = [
+      'const a = require("node:fs");',
+      '  const { open } = await import("node:fs/promises");',
+      'x.import(1); my_import(2); $import(3);',
+      'import("yaml").then(() => 0);',
+    ].join('\n');
+    expect(checks.dynamicImportLines(text)).toEqual([2, 4]);
+    expect(() => checks.assertNoDynamicImport('gaxx-cli.cjs', text)).toThrow(
+      /gaxx-cli\.cjs: import\(\) at line 2, 4; .*vm\.Script.*ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING/,
+    );
+  });
+
+  it('lets a vendor file keep only the import() lines listed for it, and only in that file', () => {
+    const known = checks.KNOWN_DYNAMIC_IMPORTS['vendor-bullmq.cjs']?.[0] as string;
+    const text = `a();\n      ${known}\nb();\n`;
+    expect(() => checks.assertNoDynamicImport('vendor-bullmq.cjs', text)).not.toThrow();
+    expect(() => checks.assertNoDynamicImport('gaxx-agent.cjs', text)).toThrow(/gaxx-agent\.cjs: import\(\) at line 2;/);
+    expect(() => checks.assertNoDynamicImport('vendor-bullmq.cjs', `${text}await import("node:fs/promises");\n`)).toThrow(/at line 4;/);
+  });
+
+  it('passes the files the build made (npm test builds first)', () => {
+    const out = join(repoRoot(), 'dist', 'bundle');
+    for (const f of ['gaxx-cli.cjs', 'gaxx-agent.cjs', 'vendor-grpc-js.cjs', 'vendor-bullmq.cjs']) {
+      const text = readFileSync(join(out, f), 'utf8');
+      expect(text.length).toBeGreaterThan(10_000);
+      expect(() => checks.assertNoDynamicImport(f, text)).not.toThrow();
+    }
+  });
+});
