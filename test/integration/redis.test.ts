@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../../certs/index.js';
 import { acquireEmbeddedRedis, socketCommand, socketInfo, type EmbeddedRedis } from '../../scheduler/redis/embedded-redis.js';
-import { createRedis, durabilityWarnings, redisSettingsFromUrl, waitReady } from '../../scheduler/redis/redis.js';
+import type { Redis } from 'ioredis';
+import { createRedis, duplicateFor, durabilityWarnings, redisSettingsFromUrl, waitReady } from '../../scheduler/redis/redis.js';
+import { eventually } from '../helpers/poll.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 describe('redis connections', () => {
@@ -27,6 +29,38 @@ describe('redis connections', () => {
     await waitReady(r);
     expect(await durabilityWarnings(r)).toEqual([]);
     r.disconnect();
+  });
+
+  it('connects without CLIENT SETINFO, as producer, as worker and duplicated', async () => {
+    // MONITOR shows every command redis runs, in order: each client's PING comes after anything
+    // it sent on connecting. A redis older than 7.2 refuses CLIENT SETINFO instead of running it:
+    // that shows as errors counted in its errorstats.
+    const watcher = createRedis(redisSettingsFromUrl(good.url), 'worker') as Redis;
+    await waitReady(watcher);
+    const errors = async (): Promise<number> => Number(/errorstat_ERR:count=(\d+)/.exec(await watcher.info('errorstats'))?.[1] ?? 0);
+    const errorsBefore = await errors();
+    const monitor = await watcher.monitor();
+    const seen: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => seen.push(args.map((a) => a.toLowerCase())));
+    const producer = createRedis(redisSettingsFromUrl(good.url), 'producer');
+    const worker = createRedis(redisSettingsFromUrl(good.url), 'worker');
+    const twin = duplicateFor(producer, 'worker');
+    try {
+      for (const [i, c] of [producer, worker, twin].entries()) {
+        await waitReady(c);
+        await c.ping(`probe-${i}`);
+      }
+      const pings = () => seen.filter((a) => a[0] === 'ping').map((a) => a[1]);
+      await eventually(() => pings().length === 3, 10_000);
+      expect(pings()).toEqual(['probe-0', 'probe-1', 'probe-2']);
+      expect(seen.filter((a) => a[0] === 'info').length).toBeGreaterThan(0);
+      expect(seen.filter((a) => a[0] === 'client' && a[1] === 'setinfo')).toEqual([]);
+      expect(await errors()).toBe(errorsBefore);
+    } finally {
+      for (const c of [producer, worker, twin]) c.disconnect();
+      monitor.disconnect();
+      watcher.disconnect();
+    }
   });
 
   it('warns when redis does not persist and when it evicts', async () => {
