@@ -11,11 +11,10 @@
  * With `ui`, the daemon also collects the fleets' metrics and serves the dashboard (scheduler/ui).
  */
 import { randomBytes } from 'node:crypto';
-import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttps } from 'node:https';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import type { Cluster, Redis } from 'ioredis';
-import { GaxxError, isGaxxError, isLoopbackHost, parseHostPort } from '../../proto/index.js';
+import { GaxxError, isGaxxError, isLoopbackHost, nodeHttp, nodeHttps, parseHostPort } from '../../proto/index.js';
 import type { SecureContextOptions } from 'node:tls';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import { publishBreakers } from './breakers.js';
@@ -146,7 +145,9 @@ export class SchedulerDaemon {
     if (!isLoopbackHost(host) && !this.opts.metricsTls) {
       throw new GaxxError('CONFIG_INVALID', `metrics on non-loopback address ${listen} need TLS (a scheduler certificate)`);
     }
-    this.server = this.opts.metricsTls ? createHttps({ ...this.opts.metricsTls, requestCert: true, rejectUnauthorized: true }, handler) : createHttp(handler);
+    this.server = this.opts.metricsTls
+      ? nodeHttps().createServer({ ...this.opts.metricsTls, requestCert: true, rejectUnauthorized: true }, handler)
+      : nodeHttp().createServer(handler);
     await new Promise<void>((resolve, reject) => {
       this.server?.once('error', (e) => reject(new GaxxError('FAILED_PRECONDITION', `metrics cannot listen on ${listen}: ${e.message}`, { cause: e })));
       this.server?.listen(port, host, () => resolve());

@@ -5,10 +5,10 @@
  * costs one slot of the round and nothing else. Rounds never overlap and every call has a
  * deadline shorter than the interval.
  */
-import { request, Agent as HttpsAgent } from 'node:https';
+import type { Agent as HttpsAgent } from 'node:https';
 import type { PeerCertificate } from 'node:tls';
 import { sharedSecureContext, type CertBundle } from '../../certs/index.js';
-import { isGaxxError } from '../../proto/index.js';
+import { isGaxxError, nodeHttps } from '../../proto/index.js';
 import { AgentClient, checkAgentCertificate, splitAddress, type AgentExpectation } from '../client/index.js';
 import { parsePrometheusText, type Family } from './prom-text.js';
 import type { MonitorTarget } from './targets.js';
@@ -104,7 +104,7 @@ export class Collector {
     let l = this.links.get(k);
     if (!l) {
       // One TLS context for every connection made with these credentials (built once).
-      l = { client: undefined, https: new HttpsAgent({ secureContext: sharedSecureContext(this.opts.creds), keepAlive: true, maxSockets: 1 }) };
+      l = { client: undefined, https: new (nodeHttps().Agent)({ secureContext: sharedSecureContext(this.opts.creds), keepAlive: true, maxSockets: 1 }) };
       this.links.set(k, l);
     }
     return l;
@@ -208,7 +208,7 @@ export class Collector {
   private scrape(t: MonitorTarget, deadlineMs: number): Promise<string> {
     const { host, port } = splitAddress(t.metricsAddress);
     return new Promise((resolve, reject) => {
-      const req = request(
+      const req = nodeHttps().request(
         {
           host,
           port,

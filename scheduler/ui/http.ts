@@ -6,11 +6,10 @@
  * with a client certificate from the fleet CA, and the token still required.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttps } from 'node:https';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
-import { formatHostPort, GaxxError, isLoopbackHost, parseHostPort } from '../../proto/index.js';
+import { formatHostPort, GaxxError, isLoopbackHost, nodeHttp, nodeHttps, parseHostPort } from '../../proto/index.js';
 
 /** The cookie a page load with a valid token sets, so the page's assets need no token in their URLs. */
 export const TOKEN_COOKIE = 'gaxx_ui_token';
@@ -123,7 +122,9 @@ export async function listen(
       `the dashboard on ${o.listen} (not loopback) needs TLS with client certificates; listen on 127.0.0.1 or give a server certificate`,
     );
   }
-  const server: Server = o.tls ? createHttps({ ...o.tls, requestCert: true, rejectUnauthorized: true }, handler) : createHttp(handler);
+  const server: Server = o.tls
+    ? nodeHttps().createServer({ ...o.tls, requestCert: true, rejectUnauthorized: true }, handler)
+    : nodeHttp().createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(new GaxxError('FAILED_PRECONDITION', `cannot listen on ${o.listen}: ${e.code ?? e.message}`, { cause: e })),

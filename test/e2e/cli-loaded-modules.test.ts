@@ -177,10 +177,15 @@ describe.each(builds)('modules loaded by %s', (_name, main) => {
     expect(carrying(r.files, 'prom-client')).toEqual([]);
   });
 
-  it('the recording sees queue code where a command loads it (gaxx scheduler --help)', async () => {
+  it('the recording sees queue code where a command loads it (gaxx scheduler --help), and the scheduler sets up HTTP only to serve', async () => {
     const r = await loadedFiles(main, ['scheduler', '--help']);
     expect(r.code).toBe(0);
     for (const pkg of QUEUE) expect(carrying(r.files, pkg).length).toBeGreaterThan(0);
+    // All of the scheduler's modules are initialised here (its daemon's and dashboard's too), as
+    // for a `gaxx run` that a daemon dispatches (which loads no grpc-js, whose proxy support sets
+    // node:http up): none sets up node:http or node:https before it serves or collects.
+    expect(r.builtins).toEqual(expect.arrayContaining(['crypto']));
+    for (const m of ['http', 'https']) expect(r.builtins).not.toContain(m);
   });
 });
 
