@@ -7,47 +7,28 @@
  */
 import { createRequire } from 'node:module';
 
-type Crypto = typeof import('node:crypto');
-type Net = typeof import('node:net');
-type Tty = typeof import('node:tty');
-type FsPromises = typeof import('node:fs/promises');
-type Http = typeof import('node:http');
-type Https = typeof import('node:https');
-
 const load = createRequire(import.meta.url);
-let crypto: Crypto | undefined;
-let net: Net | undefined;
-let tty: Tty | undefined;
-let fsPromises: FsPromises | undefined;
-let http: Http | undefined;
-let https: Https | undefined;
+
+/** A getter of the built-in `id`, loaded on the getter's first call and kept. */
+function lazy<T>(id: string): () => T {
+  let loaded: T | undefined;
+  return () => (loaded ??= load(id) as T);
+}
 
 /** node:crypto, loaded on first use. */
-export function nodeCrypto(): Crypto {
-  return (crypto ??= load('node:crypto') as Crypto);
-}
+export const nodeCrypto = lazy<typeof import('node:crypto')>('node:crypto');
 
 /** node:net, loaded on first use. */
-export function nodeNet(): Net {
-  return (net ??= load('node:net') as Net);
-}
+export const nodeNet = lazy<typeof import('node:net')>('node:net');
 
 /** node:tty, loaded on first use (it brings the stream and socket machinery with it). */
-export function nodeTty(): Tty {
-  return (tty ??= load('node:tty') as Tty);
-}
+export const nodeTty = lazy<typeof import('node:tty')>('node:tty');
 
 /** node:fs/promises, loaded on first use (~2 ms to set up). */
-export function nodeFsPromises(): FsPromises {
-  return (fsPromises ??= load('node:fs/promises') as FsPromises);
-}
+export const nodeFsPromises = lazy<typeof import('node:fs/promises')>('node:fs/promises');
 
 /** node:http, loaded on first use (~2.5 ms to set up; only servers and the collector need it). */
-export function nodeHttp(): Http {
-  return (http ??= load('node:http') as Http);
-}
+export const nodeHttp = lazy<typeof import('node:http')>('node:http');
 
 /** node:https, loaded on first use (it brings node:http with it). */
-export function nodeHttps(): Https {
-  return (https ??= load('node:https') as Https);
-}
+export const nodeHttps = lazy<typeof import('node:https')>('node:https');
