@@ -28,7 +28,8 @@ export type RedisRole = 'producer' | 'worker';
  * What every connection of ours sets: no CLIENT SETINFO on connect. ioredis would send two (its
  * name, and its version read from its package.json through node:fs/promises): in the bundle that
  * file is not there (the version it reports is an error text), Redis before 7.2 refuses both
- * commands, and setting up node:fs/promises costs every `gaxx run` ~2 ms of its start.
+ * commands, and setting up node:fs/promises costs ~2 ms of the start of a `gaxx run` that a daemon
+ * dispatches (one that loads grpc-js has it set up by node:http2 anyway).
  */
 const COMMON: RedisOptions = { disableClientInfo: true };
 
