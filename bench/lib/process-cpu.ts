@@ -7,13 +7,14 @@
  * groups' sum with machineCpu()'s busy time for the rest.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { processCpuUs } from './load.js';
 
 /** Which group a process is in (by its command line and pid), or undefined for none. */
 export type Classify = (cmdline: string, pid: number) => string | undefined;
 
 /**
  * CPU ms every thread of `pid` has run so far; 0 when it is gone. From a kernel without
- * schedstat, the process's user and system ticks (10 ms each).
+ * schedstat, the process's user and system ticks (load.ts processCpuUs).
  */
 export function processCpuMs(pid: number): number {
   let ns = 0;
@@ -32,20 +33,7 @@ export function processCpuMs(pid: number): number {
       // The thread ended meanwhile (or there is no schedstat).
     }
   }
-  return read > 0 ? ns / 1e6 : ticksMs(pid);
-}
-
-/** User and system time of `pid` from /proc/PID/stat, in ms (10 ms ticks); 0 when it is gone. */
-function ticksMs(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      .replace(/^.*\) /, '')
-      .split(' ');
-    // After "(comm) ", utime and stime are fields 14 and 15 (indexes 11 and 12).
-    return (Number(f[11]) + Number(f[12])) * 10;
-  } catch {
-    return 0;
-  }
+  return read > 0 ? ns / 1e6 : (processCpuUs(pid) ?? 0) / 1000;
 }
 
 /** CPU ms per pid of every live process `classify` puts in a group, with its group. */
