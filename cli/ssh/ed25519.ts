@@ -34,12 +34,28 @@ export function ed25519PublicBlob(pub: Buffer): Buffer {
   return Buffer.concat([sshString(KEY_TYPE), sshString(pub)]);
 }
 
+// RFC 8410: an Ed25519 SubjectPublicKeyInfo is this prefix and the 32-byte public key; a
+// PKCS#8 private key (version 0, no attributes) is this prefix and the 32-byte seed.
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/** The 32 bytes after `prefix`, when `der` is exactly that prefix and 32 bytes. */
+function fixedDerTail(der: Buffer, prefix: Buffer): Buffer {
+  if (der.length !== prefix.length + 32 || !der.subarray(0, prefix.length).equals(prefix)) throw new Error('unexpected Ed25519 key encoding');
+  return der.subarray(prefix.length);
+}
+
 /** Generates a key pair; `comment` goes into both halves (OpenSSH keeps it in the private key too). */
 export function generateEd25519(comment = ''): Ed25519Pair {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  const pub = Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url');
-  const seed = Buffer.from(privateKey.export({ format: 'jwk' }).d as string, 'base64url');
-  if (pub.length !== 32 || seed.length !== 32) throw new Error('unexpected Ed25519 key length');
+  // DER, not JWK: Node 20 can deadlock exporting both halves of a generated pair as JWK (seen
+  // here within a few thousand keys: a GC during the export runs the key job's destructor, which
+  // waits for the lock the export holds).
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519', {
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'der' },
+  });
+  const pub = fixedDerTail(publicKey, SPKI_PREFIX);
+  const seed = fixedDerTail(privateKey, PKCS8_PREFIX);
   const blob = ed25519PublicBlob(pub);
   const check = randomBytes(4);
   let secret = Buffer.concat([check, check, sshString(KEY_TYPE), sshString(pub), sshString(Buffer.concat([seed, pub])), sshString(comment)]);

@@ -53,8 +53,10 @@ function extensions(certPem: string): Map<string, { critical: boolean; value: Bu
 /** RFC 5280 4.2.1.2 method 1, computed from the key itself: SHA-1 of the subjectPublicKey bits. */
 function expectedKeyId(key: KeyObject): Buffer {
   if (key.asymmetricKeyType === 'ec') {
-    const jwk = key.export({ format: 'jwk' });
-    const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x as string, 'base64url'), Buffer.from(jwk.y as string, 'base64url')]);
+    // A P-256 SubjectPublicKeyInfo ends with the uncompressed point: 0x04, x, y (32 bytes each).
+    const spki = key.export({ type: 'spki', format: 'der' });
+    const point = spki.subarray(spki.length - 65);
+    expect(point[0]).toBe(4);
     return createHash('sha1').update(point).digest();
   }
   return createHash('sha1')

@@ -59,6 +59,21 @@ describe('layer rules', () => {
     expect(good.status, good.out).toBe(0);
   });
 
+  it('refuses a JWK key export everywhere (Node 20 can deadlock on it), in product code beside the text-order rule, and takes DER', async () => {
+    const jwk = "import { generateKeyPairSync } from 'node:crypto';\nexport const k = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });\n";
+    for (const path of ['cli/ssh/probe.ts', 'test/unit/probe.test.ts', 'bench/probe.ts', 'scripts/probe.mjs']) {
+      const bad = await lintAs(path, jwk);
+      expect(bad.status, path).toBe(1);
+      expect(bad.out, path).toMatch(/no-restricted-syntax: export keys as DER/);
+    }
+    const both = await lintAs('cli/ssh/probe.ts', `${jwk}export const a = ['b', 'a'].sort((x, y) => x.localeCompare(y));\n`);
+    expect(both.out).toMatch(/export keys as DER/);
+    expect(both.out).toMatch(/order text with compareText/);
+    const der =
+      "import { generateKeyPairSync } from 'node:crypto';\nexport const k = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'der' });\n";
+    const good = await lintAs('cli/ssh/probe.ts', der);
+    expect(good.status, good.out).toBe(0);
+  });
   it('refuses a new top-level folder that has no layer rules', () => {
     const check = join(root, 'scripts', 'check-layers.mjs');
     const bad = spawnSync(process.execPath, [check, '--files', 'newmod/a.ts', 'agent/index.ts'], { cwd: root, encoding: 'utf8' });
