@@ -1,11 +1,102 @@
 /**
  * Ends a vitest run with one plain line, `N passed, N failed, N skipped`, that any CI log reader
  * understands, after vitest's own summary.
+ *
+ * It also ends a run that a test file would hold forever. vitest's timeouts are timers in the
+ * worker: a worker blocked in a synchronous call (a child process that never exits, a thread
+ * waiting on a lock it can never take) never fires them, and the run waits until CI kills it,
+ * with no word of which file. Here the main process, whose event loop those workers cannot
+ * block, names every file that has run longer than the limit (GAXX_TEST_FILE_LIMIT_S, 600 s by
+ * default: the slowest file takes well under a minute), ends the workers it started, and exits 1.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Reporter, TestModule } from 'vitest/node';
 
+/** Which files have run longer than a limit, from when each started and ended. */
+export class HangWatch {
+  private readonly started = new Map<string, number>();
+
+  constructor(private readonly limitMs: number) {}
+
+  start(file: string, now: number): void {
+    this.started.set(file, now);
+  }
+
+  end(file: string): void {
+    this.started.delete(file);
+  }
+
+  /** The files running for longer than the limit at `now`, with how long, longest first. */
+  overdue(now: number): { file: string; ms: number }[] {
+    return [...this.started]
+      .map(([file, t]) => ({ file, ms: now - t }))
+      .filter((f) => f.ms > this.limitMs)
+      .sort((a, b) => b.ms - a.ms);
+  }
+}
+
+/** The limit from GAXX_TEST_FILE_LIMIT_S (seconds, > 0), else 600 s. */
+export function fileLimitMs(env: NodeJS.ProcessEnv = process.env): number {
+  const s = Number(env.GAXX_TEST_FILE_LIMIT_S);
+  return Number.isFinite(s) && s > 0 ? s * 1000 : 600_000;
+}
+
+/** PIDs of this process's own children (vitest's workers), from /proc. */
+function childPids(): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid) pids.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
 export default class SummaryReporter implements Reporter {
+  private readonly watch = new HangWatch(fileLimitMs());
+  private timer: NodeJS.Timeout | undefined;
+
+  onTestRunStart(): void {
+    const every = Math.min(10_000, fileLimitMs() / 4);
+    this.timer = setInterval(() => this.check(), every);
+    this.timer.unref();
+  }
+
+  onTestModuleStart(m: TestModule): void {
+    this.watch.start(m.relativeModuleId, Date.now());
+  }
+
+  onTestModuleEnd(m: TestModule): void {
+    this.watch.end(m.relativeModuleId);
+  }
+
+  private check(): void {
+    const late = this.watch.overdue(Date.now());
+    if (late.length === 0) return;
+    const lines = late.map((f) => `  ${f.file}: running for ${Math.round(f.ms / 1000)} s`);
+    process.stderr.write(
+      `\ntest files still running after the ${fileLimitMs() / 1000} s limit (GAXX_TEST_FILE_LIMIT_S); ` +
+        `a worker blocked in a synchronous call never reaches its own timeouts:\n${lines.join('\n')}\n` +
+        'ending its workers and the run (exit 1)\n',
+    );
+    for (const pid of childPids()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    process.exit(1);
+  }
+
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
+    clearInterval(this.timer);
     const count = { passed: 0, failed: 0, skipped: 0 };
     for (const m of testModules) {
       for (const t of m.children.allTests()) {
