@@ -76,14 +76,16 @@ async function startAgents(provider: Provider, count: number, port: number): Pro
 /** The fan-out command over `n` sshd hosts: parallel-ssh, or xargs -P over ssh. */
 function sshFanout(s: SshdHosts, n: number, dir: string): TimedCommand {
   const hostsFile = join(dir, `hosts-${n}`);
+  const pssh = hasCommand('parallel-ssh');
+  // parallel-ssh reads host:port lines; ssh takes the port with -p and refuses a host:port name.
   writeFileSync(
     hostsFile,
     s.hosts
       .slice(0, n)
-      .map((h) => `${h}:${s.port}`)
+      .map((h) => (pssh ? `${h}:${s.port}` : h))
       .join('\n') + '\n',
   );
-  if (hasCommand('parallel-ssh')) {
+  if (pssh) {
     const opts = s.sshOptions.flatMap((o, i, all) => (all[i - 1] === '-o' ? ['-O', o] : []));
     return {
       name: `parallel-ssh -p ${n} (${n} sshd)`,
