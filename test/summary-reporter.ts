@@ -9,8 +9,8 @@
  * block, names every file that has run longer than the limit (GAXX_TEST_FILE_LIMIT_S, 600 s by
  * default: the slowest file takes well under a minute), ends the workers it started, and exits 1.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import type { Reporter, TestModule } from 'vitest/node';
+import { childPids } from './helpers/procs.js';
 
 /** Which files have run longer than a limit, from when each started and ended. */
 export class HangWatch {
@@ -41,23 +41,6 @@ export function fileLimitMs(env: NodeJS.ProcessEnv = process.env): number {
   return Number.isFinite(s) && s > 0 ? s * 1000 : 600_000;
 }
 
-/** PIDs of this process's own children (vitest's workers), from /proc. */
-function childPids(): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid) pids.push(Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
 export default class SummaryReporter implements Reporter {
   private readonly watch = new HangWatch(fileLimitMs());
   private timer: NodeJS.Timeout | undefined;
@@ -85,7 +68,7 @@ export default class SummaryReporter implements Reporter {
         `a worker blocked in a synchronous call never reaches its own timeouts:\n${lines.join('\n')}\n` +
         'ending its workers and the run (exit 1)\n',
     );
-    for (const pid of childPids()) {
+    for (const pid of childPids(process.pid)) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {

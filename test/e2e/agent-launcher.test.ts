@@ -16,6 +16,7 @@ import type { ExecEvent__Output } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { agentMain, repoRoot, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
+import { statFields } from '../helpers/procs.js';
 
 let dir: string;
 let agent: AgentProcess;
@@ -28,9 +29,8 @@ function processTable(): Map<number, [number, string]> {
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      t.set(Number(name), [ppid, readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ')]);
+      const ppid = statFields(name)?.[1];
+      if (ppid !== undefined) t.set(Number(name), [Number(ppid), readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ')]);
     } catch {
       // gone meanwhile
     }

@@ -5,21 +5,52 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 
+/**
+ * The fields of `/proc/PID/stat` after the command name: `[0]` the state (`Z` a zombie), `[1]` the
+ * parent's pid, and so on (proc(5) numbers them from 3); undefined when the process is gone.
+ */
+export function statFields(pid: number | string): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may hold spaces and parentheses: the fields start after the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pids of every process, from /proc. */
+function allPids(): string[] {
+  return readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+}
+
 /** Host pids of live (non-zombie) processes whose NUL-joined argv contains `marker`. */
 export function pidsWith(marker: string): number[] {
   const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
+  for (const e of allPids()) {
     try {
       const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').join(' ');
       if (!cmd.includes(marker)) continue;
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z') out.push(Number(e));
     } catch {
-      // gone meanwhile
+      continue; // gone meanwhile
     }
+    const state = statFields(e)?.[0];
+    if (state !== undefined && state !== 'Z') out.push(Number(e));
   }
   return out;
+}
+
+/** Whether `pid` is gone, or a zombie nobody reaped yet. */
+export function deadOrZombie(pid: number): boolean {
+  const state = statFields(pid)?.[0];
+  return state === undefined || state === 'Z';
+}
+
+/** Pids of the children of `parent` (zombies included). */
+export function childPids(parent: number): number[] {
+  return allPids()
+    .filter((e) => statFields(e)?.[1] === String(parent))
+    .map(Number);
 }
 
 /** True once no process carries `marker`, polling up to `ms` (a killed process takes a moment to go). */

@@ -18,6 +18,7 @@ import { waitForRun } from '../../scheduler/queue/wait.js';
 import { TaskQueue } from '../../scheduler/queue/queue.js';
 import { createRedis, redisSettingsFromUrl } from '../../scheduler/redis/redis.js';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
+import { deadOrZombie } from '../helpers/procs.js';
 import { startRedis } from '../helpers/redis.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 
@@ -48,15 +49,6 @@ describe('scheduler under faults', () => {
     chmodSync(f, 0o666);
     return f;
   }
-
-  const deadOrZombie = (pid: number): boolean => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-    } catch {
-      return true;
-    }
-  };
 
   const lines = (f: string): string[] => readFileSync(f, 'utf8').split('\n').filter(Boolean);
 

@@ -11,20 +11,11 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
+import { deadOrZombie } from '../helpers/procs.js';
 import { fileLimitMs, HangWatch } from '../summary-reporter.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gaxx-hang-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Whether `pid` is gone or a zombie nobody reaped yet. */
-function ended(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
 
 describe('HangWatch', () => {
   it('names the files running past the limit, longest first, and forgets those that ended', () => {
@@ -71,6 +62,6 @@ describe('a test file that blocks its worker for good', () => {
     expect(out).toMatch(/✓ passes\.fixture\.ts/);
     expect(existsSync(pidFile)).toBe(true);
     const worker = Number(readFileSync(pidFile, 'utf8'));
-    expect(await eventually(() => ended(worker), 10_000)).toBe(true);
+    expect(await eventually(() => deadOrZombie(worker), 10_000)).toBe(true);
   });
 });
