@@ -225,14 +225,24 @@ cpSync(join(root, 'scripts', 'vendor-load.cjs'), join(out, 'vendor-load.cjs'));
 // Made with no V8 flags, as users run the CLI: V8 refuses a cache made under other flags, so
 // NODE_OPTIONS from the environment of the build is left out.
 const { NODE_OPTIONS: _flags, ...cacheEnv } = process.env;
-const cached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out], { stdio: 'inherit', env: cacheEnv });
-if (cached.status !== 0) throw new Error('making the vendor code caches failed');
+// Every step has a time limit: a child that never ends would hold the build, and CI, for good.
+const STEP_LIMIT_MS = 120_000;
+/** Why a step's child failed: its exit code, or the signal or error that ended it (the limit). */
+const why = (r) =>
+  r.error
+    ? `${r.error.message}${r.error.code === 'ETIMEDOUT' ? ` (over the ${STEP_LIMIT_MS / 1000} s limit)` : ''}`
+    : r.signal
+      ? `ended by ${r.signal}`
+      : `exit ${r.status}`;
+const cached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out], { stdio: 'inherit', env: cacheEnv, timeout: STEP_LIMIT_MS });
+if (cached.status !== 0) throw new Error(`making the vendor code caches failed: ${why(cached)}`);
 // The CLI's, from a run of `gaxx exec --help` (its help text is not shown).
 const cliCached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out, '--cli'], {
   stdio: ['ignore', 'ignore', 'inherit'],
   env: cacheEnv,
+  timeout: STEP_LIMIT_MS,
 });
-if (cliCached.status !== 0) throw new Error('making the CLI code cache failed');
+if (cliCached.status !== 0) throw new Error(`making the CLI code cache failed: ${why(cliCached)}`);
 // The agent's, by starting it once: with the environment agents run with (PATH) and no V8 flags,
 // since V8 refuses a cache made under other V8 flags. While it runs, the CLI runs `gaxx exec --
 // true` and `gaxx run -- true` on it, which remake the caches of the CLI and of the vendor files
@@ -245,12 +255,12 @@ for (let attempt = 1; attempt <= 3; attempt++) {
   agentCached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out, '--agent'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-    timeout: 120_000,
+    timeout: STEP_LIMIT_MS,
   });
   if (agentCached.status === 0 || !agentCached.stderr?.toString().includes('EADDRINUSE')) break;
 }
 const agentLog = `${agentCached.stdout?.toString() ?? ''}${agentCached.stderr?.toString() ?? agentCached.error ?? ''}`;
-if (agentCached.status !== 0) throw new Error(`making the agent code cache failed:\n${agentLog}`);
+if (agentCached.status !== 0) throw new Error(`making the agent code cache failed (${why(agentCached)}):\n${agentLog}`);
 // A CLI command that failed left the caches as they were (exec --help's, or the exec's): said, not fatal.
 if (agentCached.stderr?.toString().includes("the CLI's caches stay without")) process.stderr.write(agentLog);
 // The dashboard's page and uPlot, in ./assets beside the CLI (scheduler/ui/assets.ts reads
