@@ -6,8 +6,9 @@
  * worker: a worker blocked in a synchronous call (a child process that never exits, a thread
  * waiting on a lock it can never take) never fires them, and the run waits until CI kills it,
  * with no word of which file. Here the main process, whose event loop those workers cannot
- * block, names every file that has run longer than the limit (GAXX_TEST_FILE_LIMIT_S, 600 s by
- * default: the slowest file takes well under a minute), ends the workers it started, and exits 1.
+ * block, ends the run once a file has run longer than the limit (GAXX_TEST_FILE_LIMIT_S, 600 s by
+ * default: the slowest file takes well under a minute): it names every file still running, ends
+ * the workers it started, and exits 1.
  */
 import type { Reporter, TestModule } from 'vitest/node';
 import { childPids } from './helpers/procs.js';
@@ -26,12 +27,14 @@ export class HangWatch {
     this.started.delete(file);
   }
 
-  /** The files running for longer than the limit at `now`, with how long, longest first. */
+  /** The files running at `now`, with how long, longest first. */
+  running(now: number): { file: string; ms: number }[] {
+    return [...this.started].map(([file, t]) => ({ file, ms: now - t })).sort((a, b) => b.ms - a.ms);
+  }
+
+  /** The files running for longer than the limit at `now`, longest first. */
   overdue(now: number): { file: string; ms: number }[] {
-    return [...this.started]
-      .map(([file, t]) => ({ file, ms: now - t }))
-      .filter((f) => f.ms > this.limitMs)
-      .sort((a, b) => b.ms - a.ms);
+    return this.running(now).filter((f) => f.ms > this.limitMs);
   }
 }
 
@@ -51,7 +54,8 @@ export default class SummaryReporter implements Reporter {
     this.timer.unref();
   }
 
-  onTestModuleStart(m: TestModule): void {
+  // From when a worker takes the file, before it loads it: a file can block while loading too.
+  onTestModuleQueued(m: TestModule): void {
     this.watch.start(m.relativeModuleId, Date.now());
   }
 
@@ -60,11 +64,13 @@ export default class SummaryReporter implements Reporter {
   }
 
   private check(): void {
-    const late = this.watch.overdue(Date.now());
-    if (late.length === 0) return;
-    const lines = late.map((f) => `  ${f.file}: running for ${Math.round(f.ms / 1000)} s`);
+    const now = Date.now();
+    if (this.watch.overdue(now).length === 0) return;
+    // Every file still running is named: another one may have blocked a little later.
+    const limit = fileLimitMs();
+    const lines = this.watch.running(now).map((f) => `  ${f.file}: running for ${Math.round(f.ms / 1000)} s${f.ms > limit ? ', past the limit' : ''}`);
     process.stderr.write(
-      `\ntest files still running after the ${fileLimitMs() / 1000} s limit (GAXX_TEST_FILE_LIMIT_S); ` +
+      `\ntest files still running after the ${limit / 1000} s limit (GAXX_TEST_FILE_LIMIT_S); ` +
         `a worker blocked in a synchronous call never reaches its own timeouts:\n${lines.join('\n')}\n` +
         'ending its workers and the run (exit 1)\n',
     );
