@@ -42,6 +42,13 @@ export interface EmbeddedRedisOptions {
   /** The redis-server binary (default: `redis-server` on PATH). */
   redisServer?: string;
   startTimeoutMs?: number;
+  /**
+   * How long to wait for a running server that does not answer at once (a loaded machine, a
+   * large AOF loading) before UNAVAILABLE: 30 s. It is never replaced by a second server.
+   */
+  busyWaitMs?: number;
+  /** Called once (with its pid) when a running server did not answer at once and the call waits for it. */
+  onBusy?: (pid: number) => void;
 }
 
 const SOCKET_PATH_MAX = 100; // sun_path is 108 bytes on Linux; keep a margin
@@ -190,6 +197,24 @@ function statSafe(p: string): number {
   }
 }
 
+/**
+ * The pid of the server this dir's pid file names, while that process lives and is a
+ * redis-server (a pid file left by a server that died may name a pid reused since).
+ */
+function runningServerPid(dir: string): number | undefined {
+  const pid = Number(readFileSafe(join(dir, 'redis.pid')));
+  if (!(pid > 0) || !isAlive(pid)) return undefined;
+  return readFileSafe(`/proc/${pid}/cmdline`).includes('redis-server') ? pid : undefined;
+}
+
+/** Whether the server on `socketPath` answers PING within `ms` (asked again and again). */
+async function answersWithin(socketPath: string, ms: number): Promise<boolean> {
+  for (const until = Date.now() + ms; Date.now() < until; await sleep(20)) {
+    if ((await socketCommand(socketPath, 'PING', Math.min(1000, Math.max(1, until - Date.now())))) === '+PONG') return true;
+  }
+  return false;
+}
+
 /** Live users after removing the files of dead pids. */
 function pruneUsers(usersDir: string): string[] {
   const live: string[] = [];
@@ -281,10 +306,22 @@ export async function acquireEmbeddedRedis(stateDir: string, opts: EmbeddedRedis
   const started = await withLock(dir, async () => {
     pruneUsers(join(dir, 'users'));
     writeFileSync(userFile, String(process.pid), { mode: 0o600 });
-    // No socket, no server: it is started at once, before this call first yields (a caller that
-    // then loads the queue's modules has the server boot meanwhile; see scheduler/light).
-    if (existsSync(socketPath) && (await socketCommand(socketPath, 'PING', 500)) === '+PONG') return false;
     try {
+      // No socket, no server: it is started at once, before this call first yields (a caller that
+      // then loads the queue's modules has the server boot meanwhile; see scheduler/light).
+      if (existsSync(socketPath)) {
+        if ((await socketCommand(socketPath, 'PING', 500)) === '+PONG') return false;
+        // A server that runs but did not answer in time (a loaded machine, an AOF loading) is
+        // waited for, never replaced: a second server on the same socket would split the users
+        // between two databases (a daemon on the old one, every later run on the new one) and
+        // leave the old one running with nobody to stop it.
+        const pid = runningServerPid(dir);
+        if (pid !== undefined) {
+          opts.onBusy?.(pid);
+          if (await answersWithin(socketPath, opts.busyWaitMs ?? 30_000)) return false;
+          throw new GaxxError('UNAVAILABLE', `the embedded redis-server (pid ${pid}) runs but does not answer on ${socketPath}; see ${join(dir, 'redis.log')}`);
+        }
+      }
       await startServer(dir, socketPath, opts);
     } catch (e) {
       rmSync(userFile, { force: true });

@@ -1,9 +1,9 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../../certs/index.js';
-import { acquireEmbeddedRedis, socketCommand, socketInfo, type EmbeddedRedis } from '../../scheduler/redis/embedded-redis.js';
+import { acquireEmbeddedRedis, socketCommand, socketInfo, type EmbeddedRedis, type EmbeddedRedisOptions } from '../../scheduler/redis/embedded-redis.js';
 import type { Redis } from 'ioredis';
 import { createRedis, duplicateFor, durabilityWarnings, redisSettingsFromUrl, waitReady } from '../../scheduler/redis/redis.js';
 import { eventually } from '../helpers/poll.js';
@@ -153,8 +153,8 @@ describe('embedded redis-server', () => {
   // Every handle a test takes is released after it, also when an assertion failed midway
   // (release is idempotent), so no redis-server outlives its test.
   const held: EmbeddedRedis[] = [];
-  async function acquire(dir = stateDir): Promise<EmbeddedRedis> {
-    const h = await acquireEmbeddedRedis(dir);
+  async function acquire(dir = stateDir, opts: EmbeddedRedisOptions = {}): Promise<EmbeddedRedis> {
+    const h = await acquireEmbeddedRedis(dir, opts);
     held.push(h);
     return h;
   }
@@ -247,6 +247,43 @@ describe('embedded redis-server', () => {
     await a.release();
     expect(existsSync(lock)).toBe(false);
     expect(existsSync(a.socketPath)).toBe(false);
+  });
+
+  it('waits for a running server that does not answer at once, and never starts a second one on its socket', async () => {
+    // A stopped server answers nothing, as one starved of CPU on a loaded machine answers late.
+    const a = await acquire();
+    const pid = Number(readFileSync(join(a.dir, 'redis.pid'), 'utf8'));
+    expect(pid).toBeGreaterThan(0);
+    const r = createRedis(redisSettingsFromUrl(a.url), 'producer');
+    await waitReady(r);
+    await r.set('{gaxx}:first', 'one');
+    process.kill(pid, 'SIGSTOP');
+    let busy: number | undefined;
+    try {
+      // Never answered within the wait: UNAVAILABLE naming the server, and it is not replaced.
+      await expect(acquire(stateDir, { busyWaitMs: 300, onBusy: (p) => (busy = p) })).rejects.toMatchObject({
+        code: 'UNAVAILABLE',
+        message: expect.stringContaining(`redis-server (pid ${pid}) runs but does not answer`),
+      });
+      expect(busy).toBe(pid);
+      expect(readFileSync(join(a.dir, 'redis.pid'), 'utf8').trim()).toBe(String(pid));
+      // Answered while waited for (let go when the wait has begun): the same server, shared.
+      let waited = false;
+      const b = await acquire(stateDir, {
+        onBusy: () => {
+          waited = true;
+          process.kill(pid, 'SIGCONT');
+        },
+      });
+      expect(waited).toBe(true);
+      expect(b.started).toBe(false);
+      expect(readFileSync(join(a.dir, 'redis.pid'), 'utf8').trim()).toBe(String(pid));
+      expect(await socketCommand(b.socketPath, 'GET {gaxx}:first')).toBe('$3');
+      expect(readdirSync(join(a.dir, 'users'))).toHaveLength(2);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      r.disconnect();
+    }
   });
 
   it('prunes users whose process is gone', async () => {
