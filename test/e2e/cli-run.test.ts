@@ -138,10 +138,11 @@ describe('gaxx run', () => {
         stats.disconnect();
       }
       // `gaxx run` connects three times: a PING that finds the embedded server up, one connection
-      // for its record and the queue, one for the wait's blocking reads; the daemon once at most
-      // (the next run's spare connection).
+      // for its record and the queue, one for the wait's blocking reads; the daemon once (the
+      // next run's spare connection), or twice when its spare was not ready yet as the run came
+      // (a loaded machine): the run's worker then duplicated its own, and the spare is made again.
       expect(made).toBeGreaterThan(0);
-      expect(made).toBeLessThanOrEqual(4);
+      expect(made).toBeLessThanOrEqual(5);
       expect(r.stderr).toMatch(
         /^gaxx: timings \(ms since start\): node up \d+, gaxx loaded \d+, redis \d+, enqueued \d+, .*; dispatched by the scheduler daemon$/m,
       );
