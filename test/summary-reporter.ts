@@ -45,11 +45,12 @@ export function fileLimitMs(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 export default class SummaryReporter implements Reporter {
-  private readonly watch = new HangWatch(fileLimitMs());
+  private readonly limitMs = fileLimitMs();
+  private readonly watch = new HangWatch(this.limitMs);
   private timer: NodeJS.Timeout | undefined;
 
   onTestRunStart(): void {
-    const every = Math.min(10_000, fileLimitMs() / 4);
+    const every = Math.min(10_000, this.limitMs / 4);
     this.timer = setInterval(() => this.check(), every);
     this.timer.unref();
   }
@@ -67,10 +68,9 @@ export default class SummaryReporter implements Reporter {
     const now = Date.now();
     if (this.watch.overdue(now).length === 0) return;
     // Every file still running is named: another one may have blocked a little later.
-    const limit = fileLimitMs();
-    const lines = this.watch.running(now).map((f) => `  ${f.file}: running for ${Math.round(f.ms / 1000)} s${f.ms > limit ? ', past the limit' : ''}`);
+    const lines = this.watch.running(now).map((f) => `  ${f.file}: running for ${Math.round(f.ms / 1000)} s${f.ms > this.limitMs ? ', past the limit' : ''}`);
     process.stderr.write(
-      `\ntest files still running after the ${limit / 1000} s limit (GAXX_TEST_FILE_LIMIT_S); ` +
+      `\ntest files still running after the ${this.limitMs / 1000} s limit (GAXX_TEST_FILE_LIMIT_S); ` +
         `a worker blocked in a synchronous call never reaches its own timeouts:\n${lines.join('\n')}\n` +
         'ending its workers and the run (exit 1)\n',
     );
