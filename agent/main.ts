@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { destination, pino } from 'pino';
-import { exitCodeFor, fileAccessError, isGaxxError, packageVersion } from '../proto/index.js';
+import { colonFirstIpChecks, exitCodeFor, fileAccessError, isGaxxError, packageVersion } from '../proto/index.js';
 import { defaultAuditLog, loadAgentConfig, runAuditCli, startAgent } from './index.js';
 
 const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX_AGENT_<FLAG>, e.g. GAXX_AGENT_DATA_DIR)
@@ -67,6 +67,8 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
+  // grpc-js (the server's) and tls ask node:net of addresses: skip Node's IPv6 pattern for IPv4 ones.
+  colonFirstIpChecks();
   const config = loadAgentConfig({ argv: process.argv.slice(2), env: process.env });
   const log = pino({ base: { component: 'agent' } }, destination(2));
   const agent = await startAgent(config, { version: packageVersion(fileURLToPath(import.meta.url)) ?? '0.0.0', log, uid: process.getuid?.() ?? -1 });

@@ -6,6 +6,7 @@
  * imports it as usual; these are for code that runs later, if at all.
  */
 import { createRequire } from 'node:module';
+import { colonFirstIpChecks } from './grpc-modules.cjs';
 
 const load = createRequire(import.meta.url);
 
@@ -18,8 +19,13 @@ function lazy<T>(id: string): () => T {
 /** node:crypto, loaded on first use. */
 export const nodeCrypto = lazy<typeof import('node:crypto')>('node:crypto');
 
-/** node:net, loaded on first use. */
-export const nodeNet = lazy<typeof import('node:net')>('node:net');
+const loadNet = lazy<typeof import('node:net')>('node:net');
+
+/** node:net, loaded on first use, with its IP checks colon-first (grpc-modules.cjs). */
+export function nodeNet(): typeof import('node:net') {
+  colonFirstIpChecks();
+  return loadNet();
+}
 
 /** node:tty, loaded on first use (it brings the stream and socket machinery with it). */
 export const nodeTty = lazy<typeof import('node:tty')>('node:tty');

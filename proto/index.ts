@@ -7,7 +7,7 @@ export { compareText } from './order.js';
 export { nodeFsPromises, nodeHttp, nodeHttps, nodeTty } from './builtins.js';
 export { argvBytes, envBytes, ENV_NAME_PATTERN, REQUEST_LIMITS } from './limits.js';
 export { loadProtos, LOADER_OPTIONS, methodSubset, type AgentMethod } from './load.js';
-export { grpcModules } from './grpc-modules.cjs';
+export { colonFirstIpChecks, grpcModules } from './grpc-modules.cjs';
 export { packageVersion } from './version.js';
 export {
   SIGNED_TASK_CONTEXT,
