@@ -17,7 +17,8 @@
 //                                 on first use, so a command loads only what it needs, and the
 //                                 packages share one instance (BullMQ uses vendor-ioredis.cjs).
 //                                 proto-loader (here and in the agent) makes its descriptors when
-//                                 first read (scripts/proto-loader-lazy.mjs)
+//                                 first read (scripts/proto-loader-lazy.mjs); ioredis defines its
+//                                 command methods in well under a ms (scripts/ioredis-commands.mjs)
 //   dist/bundle/vendor-load.cjs   loads a file beside it with its V8 code cache (made here by
 //                                 scripts/vendor-cache.mjs)
 //   dist/bundle/gaxx-agent.mjs    the agent's entry: a few lines that load gaxx-agent.cjs through
@@ -36,6 +37,7 @@ import { chmodSync, cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { assertNoDynamicImport } from './bundle-checks.mjs';
+import { ioredisCommands } from './ioredis-commands.mjs';
 import { lazyProtoLoader } from './proto-loader-lazy.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -158,6 +160,9 @@ const withoutDynamicImports = {
   },
 };
 
+/** The edits some packages get wherever they are bundled (each script says why). */
+const packageEdits = [lazyProtoLoader, ioredisCommands];
+
 /** One vendor file: the package's CommonJS build, its module.exports as the file's. */
 function vendor(pkg) {
   return build({
@@ -165,7 +170,7 @@ function vendor(pkg) {
     stdin: { contents: `module.exports = require('${pkg}');\n`, resolveDir: root, loader: 'js' },
     format: 'cjs',
     outfile: join(out, VENDORED[pkg]),
-    plugins: [vendored(pkg), lazyProtoLoader],
+    plugins: [vendored(pkg), ...packageEdits],
   });
 }
 
@@ -202,7 +207,7 @@ const results = await Promise.all([
     ...cjsBundle,
     entryPoints: { 'gaxx-agent': join(root, 'agent', 'main.ts') },
     outdir: out,
-    plugins: [lazyProtoLoader],
+    plugins: packageEdits,
   }),
   ...Object.keys(VENDORED).map(vendor),
 ]);

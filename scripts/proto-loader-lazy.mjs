@@ -12,8 +12,8 @@
 //
 // The patch replaces whole functions of proto-loader's build/src/index.js by their text, and
 // fails the build when that text is not exactly the one written here (another proto-loader
-// version): a changed function must be looked at again, never patched blindly.
-import { readFileSync } from 'node:fs';
+// version): a changed function must be looked at again, never patched blindly (exact-edits.mjs).
+import { applyExactEdits, editPlugin } from './exact-edits.mjs';
 
 /** The file patched, as esbuild resolves it. */
 export const PROTO_LOADER_INDEX = /[\\/]@grpc[\\/]proto-loader[\\/]build[\\/]src[\\/]index\.js$/;
@@ -116,25 +116,11 @@ function descriptorObject(reflected) {
 
 /** proto-loader's index.js with the edits made; throws when any original is not there exactly once. */
 export function lazyProtoLoaderSource(source, file = 'index.js') {
-  let out = source;
-  for (const [from, to] of EDITS) {
-    const at = out.indexOf(from);
-    if (at === -1 || out.indexOf(from, at + 1) !== -1) {
-      throw new Error(
-        `${file}: proto-loader's text is not the one scripts/proto-loader-lazy.mjs patches (${at === -1 ? 'missing' : 'found twice'}: ${JSON.stringify(from.slice(0, 60))}...); review the patch for this version`,
-      );
-    }
-    out = out.slice(0, at) + to + out.slice(at + from.length);
-  }
+  const out = applyExactEdits(source, EDITS, { file, patch: 'scripts/proto-loader-lazy.mjs', what: 'proto-loader' });
   // Every use of the eagerly loaded extension is gone.
   if (/\bdescriptor\.File/.test(out)) throw new Error(`${file}: a use of proto-loader's descriptor extension is left unpatched`);
   return out;
 }
 
 /** The plugin: proto-loader's index.js as lazyProtoLoaderSource makes it. */
-export const lazyProtoLoader = {
-  name: 'proto-loader-lazy',
-  setup(b) {
-    b.onLoad({ filter: PROTO_LOADER_INDEX }, (a) => ({ contents: lazyProtoLoaderSource(readFileSync(a.path, 'utf8'), a.path), loader: 'js' }));
-  },
-};
+export const lazyProtoLoader = editPlugin('proto-loader-lazy', PROTO_LOADER_INDEX, lazyProtoLoaderSource);
