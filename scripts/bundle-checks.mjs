@@ -7,30 +7,46 @@
 // required lazily instead (proto/builtins.ts does so for Node's built-ins).
 
 /**
- * The import() calls a vendor file may keep, each as its whole line (trimmed), with why it never
- * runs in gaxx. Any other is refused.
+ * The import() calls a vendor file may keep, each as a snippet of text that holds the call (the
+ * vendor files are minified, so a snippet, not a whole line), with why it never runs in gaxx. Any
+ * other is refused.
  */
 export const KNOWN_DYNAMIC_IMPORTS = {
   // BullMQ's sandboxed processors (a processor given as a file, run in a child process): gaxx's
   // workers take a function, so BullMQ never loads a processor file.
-  'vendor-bullmq.cjs': ['const { default: processorFn } = await import(processorFile);'],
+  'vendor-bullmq.cjs': ['await import(processorFile)'],
 };
 
-/** The 1-based line numbers in `text` that call import(), but the lines in `allowed` (trimmed). */
+const IMPORT_CALL = /(^|[^\w$.])import\s*\(/g;
+
+/** Each import() call in `text` that none of the `allowed` snippets holds: its 1-based line and the text around it. */
+export function dynamicImports(text, allowed = []) {
+  const held = [];
+  for (const s of allowed) for (let at = text.indexOf(s); at !== -1; at = text.indexOf(s, at + 1)) held.push([at, at + s.length]);
+  const found = [];
+  let line = 1;
+  let counted = 0;
+  for (const m of text.matchAll(IMPORT_CALL)) {
+    const at = m.index + m[1].length;
+    if (held.some(([from, to]) => at >= from && at < to)) continue;
+    for (; counted < at; counted++) if (text.charCodeAt(counted) === 10) line++;
+    found.push({ line, text: text.slice(Math.max(0, at - 40), at + 40) });
+  }
+  return found;
+}
+
+/** The 1-based numbers of the lines of `text` that call import() outside the `allowed` snippets. */
 export function dynamicImportLines(text, allowed = []) {
-  const lines = [];
-  text.split('\n').forEach((line, i) => {
-    if (/(^|[^\w$.])import\s*\(/.test(line) && !allowed.includes(line.trim())) lines.push(i + 1);
-  });
-  return lines;
+  return [...new Set(dynamicImports(text, allowed).map((f) => f.line))];
 }
 
 /** Throws when `text` (the file `name`, compiled through vm.Script) calls import() where KNOWN_DYNAMIC_IMPORTS does not say it may. */
 export function assertNoDynamicImport(name, text) {
-  const lines = dynamicImportLines(text, KNOWN_DYNAMIC_IMPORTS[name] ?? []);
-  if (lines.length > 0) {
+  const found = dynamicImports(text, KNOWN_DYNAMIC_IMPORTS[name] ?? []);
+  if (found.length > 0) {
+    const lines = [...new Set(found.map((f) => f.line))];
     throw new Error(
-      `${name}: import() at line ${lines.slice(0, 5).join(', ')}; vendor-load.cjs compiles this file through vm.Script, where import() fails when it runs (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING): require the module lazily instead (see proto/builtins.ts)`,
+      `${name}: import() at line ${lines.slice(0, 5).join(', ')}; vendor-load.cjs compiles this file through vm.Script, where import() fails when it runs (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING): require the module lazily instead (see proto/builtins.ts); the first: ${JSON.stringify(found[0].text)}`,
     );
   }
 }

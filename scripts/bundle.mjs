@@ -170,6 +170,10 @@ function vendor(pkg) {
     stdin: { contents: `module.exports = require('${pkg}');\n`, resolveDir: root, loader: 'js' },
     format: 'cjs',
     outfile: join(out, VENDORED[pkg]),
+    // Without comments and layout: a third less text to read, check and hand to V8 at each load
+    // (BullMQ's 1.3 MB became 0.9 MB, and ASCII: a comment's arrows had made Node decode all of
+    // it as UTF-8, and V8 keep it as a two-byte string). Vendor code is not read here.
+    minifyWhitespace: true,
     plugins: [vendored(pkg), ...packageEdits],
   });
 }
@@ -223,6 +227,24 @@ for (const [entry, file, name] of [
   writeFileSync(join(out, entry), entryOf(name, file, entry.endsWith('.cjs') ? 'cjs' : 'esm'));
 }
 for (const bin of ['gaxx.cjs', 'gaxx-agent.mjs', 'gaxx-launcher.mjs']) chmodSync(join(out, bin), 0o755);
+/** The package an esbuild input belongs to (`@scope/name` or `name`), or its first folder for gaxx's own files. */
+const packageOf = (input) => input.match(/node_modules\/((@[^/]+\/)?[^/]+)/)?.[1] ?? input.split('/')[0];
+// A vendor file, minified, has none of the `// node_modules/<pkg>/...` comments esbuild puts
+// before each bundled file: it starts with one such line per package it carries instead.
+for (const r of results) {
+  for (const [file, o] of Object.entries(r.metafile.outputs)) {
+    if (!/(^|\/)vendor-[\w-]+\.cjs$/.test(file)) continue;
+    const pkgs = [
+      ...new Set(
+        Object.keys(o.inputs)
+          .filter((i) => i.includes('node_modules/'))
+          .map(packageOf),
+      ),
+    ].sort();
+    const path = resolve(root, file);
+    writeFileSync(path, `${pkgs.map((p) => `// node_modules/${p}/`).join('\n')}\n${readFileSync(path, 'utf8')}`);
+  }
+}
 // The files vendor-load.cjs compiles through vm.Script must not call import() (scripts/bundle-checks.mjs).
 for (const file of ['gaxx-cli.cjs', 'gaxx-agent.cjs', ...Object.values(VENDORED)]) assertNoDynamicImport(file, readFileSync(join(out, file), 'utf8'));
 // The vendor files' loader and the V8 code caches (made by loading and using each file once).
@@ -278,11 +300,7 @@ if (process.argv.includes('--analyze')) {
     for (const [file, o] of Object.entries(r.metafile.outputs)) {
       if (file.endsWith('.map')) continue;
       const byPkg = new Map();
-      for (const [input, v] of Object.entries(o.inputs)) {
-        const m = input.match(/node_modules\/((@[^/]+\/)?[^/]+)/);
-        const key = m ? m[1] : input.split('/')[0];
-        byPkg.set(key, (byPkg.get(key) ?? 0) + v.bytesInOutput);
-      }
+      for (const [input, v] of Object.entries(o.inputs)) byPkg.set(packageOf(input), (byPkg.get(packageOf(input)) ?? 0) + v.bytesInOutput);
       const top = [...byPkg]
         .sort((a, b) => b[1] - a[1])
         .slice(0, 8)
