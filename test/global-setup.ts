@@ -8,8 +8,14 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { AGENT_UID } from './helpers/agent.js';
 
-/** Above this many threads of the agent user already running, the suite's tasks would not start. */
-export const MAX_FOREIGN_AGENT_THREADS = 256;
+/**
+ * Above this many threads of the agent user already running, the suite's tasks would not start.
+ * The tightest budget is agent-limits.test.ts's: its tasks get a process limit of 256, which
+ * counts these threads, the suite's own agents (two files at a time; an agent with its launcher
+ * and warm sandboxes holds ~20) and the task's own processes. With an 11-agent local fleet
+ * running (~220 threads, under the 256 this was) that file's tasks failed to start.
+ */
+export const MAX_FOREIGN_AGENT_THREADS = 128;
 
 /** Threads of `uid` in the `/proc/<pid>/status` texts given (real uid, the first of the Uid line). */
 export function threadsOf(uid: number, statuses: Iterable<string>): number {

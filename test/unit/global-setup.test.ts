@@ -11,15 +11,17 @@ describe('threadsOf', () => {
     expect(threadsOf(65534, [status(0, 40)])).toBe(0);
   });
 
-  it('reaches the limit with a 50-agent local fleet (agent, launcher and warm sandboxes each)', () => {
-    const fleet = Array.from({ length: 50 }, () => [
-      status(65534, 11),
-      status(65534, 7),
-      status(65534, 1),
-      status(65534, 1),
-      status(65534, 1),
-      status(65534, 1),
-    ]).flat();
-    expect(threadsOf(65534, fleet)).toBeGreaterThan(MAX_FOREIGN_AGENT_THREADS);
+  /** A local fleet of `n` agents as nobody: agent, launcher and warm sandboxes (bwrap and dash, two each). */
+  const fleet = (n: number) =>
+    Array.from({ length: n }, () => [status(65534, 11), status(65534, 7), status(65534, 1), status(65534, 1), status(65534, 1), status(65534, 1)]).flat();
+
+  it('reaches the limit with a 50-agent local fleet, and with the 11-agent one that made the limits tests fail', () => {
+    expect(threadsOf(65534, fleet(50))).toBeGreaterThan(MAX_FOREIGN_AGENT_THREADS);
+    expect(threadsOf(65534, fleet(11))).toBeGreaterThan(MAX_FOREIGN_AGENT_THREADS);
+  });
+
+  it('leaves room for a small local fleet beside the suite', () => {
+    expect(threadsOf(65534, fleet(1))).toBeLessThan(MAX_FOREIGN_AGENT_THREADS);
+    expect(threadsOf(65534, fleet(5))).toBeLessThan(MAX_FOREIGN_AGENT_THREADS);
   });
 });
