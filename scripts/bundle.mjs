@@ -241,7 +241,7 @@ for (const r of results) {
           .map(packageOf),
       ),
     ].sort();
-    const path = resolve(root, file);
+    const path = resolve(file); // metafile paths are relative to the working dir esbuild ran in
     writeFileSync(path, `${pkgs.map((p) => `// node_modules/${p}/`).join('\n')}\n${readFileSync(path, 'utf8')}`);
   }
 }
