@@ -207,10 +207,15 @@ function runningServerPid(dir: string): number | undefined {
   return readFileSafe(`/proc/${pid}/cmdline`).includes('redis-server') ? pid : undefined;
 }
 
-/** Whether the server on `socketPath` answers PING within `ms` (asked again and again). */
-async function answersWithin(socketPath: string, ms: number): Promise<boolean> {
-  for (const until = Date.now() + ms; Date.now() < until; await sleep(20)) {
-    if ((await socketCommand(socketPath, 'PING', Math.min(1000, Math.max(1, until - Date.now())))) === '+PONG') return true;
+/**
+ * Whether the server on `socketPath` answers PING before `until`: asked again and again, each
+ * ask given up to `askMs`, `pause()` ms apart, until `gone()` says no server will answer.
+ */
+async function answersBy(socketPath: string, until: number, askMs: number, pause: () => number, gone: () => boolean = () => false): Promise<boolean> {
+  while (Date.now() < until) {
+    if ((await socketCommand(socketPath, 'PING', Math.min(askMs, Math.max(1, until - Date.now())))) === '+PONG') return true;
+    if (gone()) return false;
+    await sleep(pause());
   }
   return false;
 }
@@ -261,17 +266,21 @@ async function startServer(dir: string, socketPath: string, opts: EmbeddedRedisO
   let spawnError: Error | undefined;
   child.on('error', (e) => (spawnError = e));
   child.unref();
-  const deadline = Date.now() + (opts.startTimeoutMs ?? 10_000);
   // Looked at every 5 ms for its first second (it is ready in tens of ms; a look at a socket not
   // there yet is one failed connect), then every 20 ms (a server loading a large AOF).
   const often = Date.now() + 1000;
-  while (Date.now() < deadline) {
-    const pause = Date.now() < often ? 5 : 20;
-    if (spawnError) throw new GaxxError('FAILED_PRECONDITION', `cannot start redis-server: ${spawnError.message}`, { cause: spawnError });
-    if ((await socketCommand(socketPath, 'PING', 200)) === '+PONG') return await compactAof(socketPath);
-    if (child.exitCode !== null) break;
-    await sleep(pause);
-  }
+  const ready = await answersBy(
+    socketPath,
+    Date.now() + (opts.startTimeoutMs ?? 10_000),
+    200,
+    () => (Date.now() < often ? 5 : 20),
+    () => {
+      if (child.exitCode !== null) return true;
+      if (spawnError) throw new GaxxError('FAILED_PRECONDITION', `cannot start redis-server: ${spawnError.message}`, { cause: spawnError });
+      return false;
+    },
+  );
+  if (ready) return await compactAof(socketPath);
   if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
   throw new GaxxError('UNAVAILABLE', `embedded redis-server did not start; see ${join(dir, 'redis.log')}`);
 }
@@ -318,7 +327,7 @@ export async function acquireEmbeddedRedis(stateDir: string, opts: EmbeddedRedis
         const pid = runningServerPid(dir);
         if (pid !== undefined) {
           opts.onBusy?.(pid);
-          if (await answersWithin(socketPath, opts.busyWaitMs ?? 30_000)) return false;
+          if (await answersBy(socketPath, Date.now() + (opts.busyWaitMs ?? 30_000), 1000, () => 20)) return false;
           throw new GaxxError('UNAVAILABLE', `the embedded redis-server (pid ${pid}) runs but does not answer on ${socketPath}; see ${join(dir, 'redis.log')}`);
         }
       }
