@@ -274,10 +274,10 @@ async function startServer(dir: string, socketPath: string, opts: EmbeddedRedisO
     Date.now() + (opts.startTimeoutMs ?? 10_000),
     200,
     () => (Date.now() < often ? 5 : 20),
+    // A binary that cannot run has its exit code set with its error: the error is what to say.
     () => {
-      if (child.exitCode !== null) return true;
       if (spawnError) throw new GaxxError('FAILED_PRECONDITION', `cannot start redis-server: ${spawnError.message}`, { cause: spawnError });
-      return false;
+      return child.exitCode !== null;
     },
   );
   if (ready) return await compactAof(socketPath);

@@ -286,6 +286,21 @@ describe('embedded redis-server', () => {
     }
   });
 
+  it('says why a server could not start: a binary that cannot run, and one that exits at once', async () => {
+    const dir = mkdtempSync(join(stateDir, 'fail-'));
+    await expect(acquire(dir, { redisServer: join(dir, 'no-such-redis-server') })).rejects.toMatchObject({
+      code: 'FAILED_PRECONDITION',
+      message: expect.stringContaining('cannot start redis-server: spawn'),
+    });
+    // Given up as soon as it exited: a start timeout of 10 minutes would outlast the test's own.
+    await expect(acquire(dir, { redisServer: '/bin/false', startTimeoutMs: 600_000 })).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      message: expect.stringContaining('embedded redis-server did not start; see'),
+    });
+    // Nobody is left registered as a user of a server that never ran.
+    expect(readdirSync(join(dir, 'redis', 'users'))).toEqual([]);
+  });
+
   it('prunes users whose process is gone', async () => {
     const a = await acquire();
     writeFileSync(join(a.dir, 'users', '999999999.dead'), '999999999');
