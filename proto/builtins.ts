@@ -19,13 +19,8 @@ function lazy<T>(id: string): () => T {
 /** node:crypto, loaded on first use. */
 export const nodeCrypto = lazy<typeof import('node:crypto')>('node:crypto');
 
-const loadNet = lazy<typeof import('node:net')>('node:net');
-
 /** node:net, loaded on first use, with its IP checks colon-first (grpc-modules.cjs). */
-export function nodeNet(): typeof import('node:net') {
-  colonFirstIpChecks();
-  return loadNet();
-}
+export const nodeNet: () => typeof import('node:net') = colonFirstIpChecks;
 
 /** node:tty, loaded on first use (it brings the stream and socket machinery with it). */
 export const nodeTty = lazy<typeof import('node:tty')>('node:tty');

@@ -6,7 +6,8 @@
 // proto/index.ts for GaxxError, as every CLI command does, does not load grpc-js, and
 // `gaxx --version` stays fast. Types: grpc-modules.d.cts.
 
-let colonFirst = false;
+/** node:net once its checks are colon-first. */
+let colonFirstNet;
 
 /**
  * Makes node:net's isIP and isIPv6 look for a colon before they run Node's IPv6 pattern, in this
@@ -16,11 +17,11 @@ let colonFirst = false;
  * every connecting process paid for it. Every IPv6 address has a colon, so the answers are
  * Node's own: text without one is not IPv6, and text with one is still given to Node's check.
  * Both functions are read off the module object when called (grpc-js's `(0, net_1.isIPv6)(h)`,
- * _tls_wrap's `net.isIP(servername)`), so replacing them there is enough. Done once.
+ * _tls_wrap's `net.isIP(servername)`), so replacing them there is enough. Done once; returns
+ * node:net.
  */
 function colonFirstIpChecks() {
-  if (colonFirst) return;
-  colonFirst = true;
+  if (colonFirstNet) return colonFirstNet;
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- node:net's own exports object is what is changed
   const net = require('node:net');
   const { isIPv4, isIPv6 } = net;
@@ -28,6 +29,8 @@ function colonFirstIpChecks() {
   const v6 = (s) => `${s}`.includes(':') && isIPv6(s);
   net.isIPv6 = v6;
   net.isIP = (s) => (isIPv4(s) ? 4 : v6(s) ? 6 : 0);
+  colonFirstNet = net;
+  return net;
 }
 
 /** The grpc-js and proto-loader modules, each loaded when first read. */
