@@ -5,8 +5,9 @@
  * 50-agent one holds ~1,200), makes the tasks of test agents fail to start ("bwrap: Creating new
  * namespace failed: Resource temporarily unavailable") all over the suite. Say so once, up front.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { AGENT_UID } from './helpers/agent.js';
+import { allPids } from './helpers/procs.js';
 
 /**
  * Above this many threads of the agent user already running, the suite's tasks would not start.
@@ -29,8 +30,7 @@ export function threadsOf(uid: number, statuses: Iterable<string>): number {
 }
 
 function* procStatuses(): Generator<string> {
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
+  for (const pid of allPids()) {
     try {
       yield readFileSync(`/proc/${pid}/status`, 'utf8');
     } catch {

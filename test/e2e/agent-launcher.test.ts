@@ -16,7 +16,7 @@ import type { ExecEvent__Output } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { agentMain, repoRoot, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
-import { statFields } from '../helpers/procs.js';
+import { allPids, statFields } from '../helpers/procs.js';
 
 let dir: string;
 let agent: AgentProcess;
@@ -26,8 +26,7 @@ let certs: string;
 /** pid -> [ppid, cmdline] of every process we can see. */
 function processTable(): Map<number, [number, string]> {
   const t = new Map<number, [number, string]>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
+  for (const name of allPids()) {
     try {
       const ppid = statFields(name)?.[1];
       if (ppid !== undefined) t.set(Number(name), [Number(ppid), readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ')]);

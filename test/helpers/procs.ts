@@ -19,8 +19,8 @@ export function statFields(pid: number | string): string[] | undefined {
   }
 }
 
-/** Pids of every process, from /proc. */
-function allPids(): string[] {
+/** Pids of every process, from /proc (as text, the way /proc names them). */
+export function allPids(): string[] {
   return readdirSync('/proc').filter((e) => /^\d+$/.test(e));
 }
 

@@ -11,6 +11,7 @@ import { useAgentWorld } from '../helpers/agent-world.js';
 import { execCollect, execStarted, exitOf, rawAgentClient, type ExecResult, type RawClients } from '../helpers/grpc.js';
 import { taskGate, type TaskGate } from '../helpers/gate.js';
 import { metricValue, scrapeMetrics } from '../helpers/metrics.js';
+import { allPids } from '../helpers/procs.js';
 
 const w = useAgentWorld('gaxx-warm');
 let n = 0;
@@ -21,7 +22,7 @@ const tasksDir = (a: AgentProcess) => join(a.dataDir, 'tasks');
 function readyWarmDirs(a: AgentProcess): string[] {
   const root = tasksDir(a);
   const dirs: string[] = [];
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+  for (const pid of allPids()) {
     try {
       if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'dash') continue;
       const cwd = readlinkSync(`/proc/${pid}/cwd`);
