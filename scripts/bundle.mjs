@@ -81,13 +81,17 @@ ${format === 'cjs' ? cjsEntryBody(file) : `import { createRequire } from 'node:m
 /**
  * The CLI's entry loads its front (gaxx-front.cjs, cli/front.ts; small: a plain require, no code
  * cache) first when the command line may ask only for the program's help or version (a word the
- * front answers is in it, before any `--`), and the CLI when the front does not answer.
+ * front answers is in it, before any `--`), and the CLI when the front does not answer. The CLI
+ * is compiled with the cache of the command its first word names when the build made one
+ * (`gaxx-cli.cjs.exec.v8cache`: scripts/vendor-cache.mjs --own), else with the cache of all
+ * commands (vendor-load.cjs tries a word as a variant only when it is a plain lower-case word). A line that starts with global flags (`gaxx --home D exec`) gets the latter: slower
+ * to start, not otherwise different.
  */
 const cjsEntryBody = (file) => `const argv = process.argv.slice(2);
 const ask = new Set(${JSON.stringify(FRONT_WORDS)});
 const end = argv.indexOf('--');
 const asks = (end === -1 ? argv : argv.slice(0, end)).some((a) => ask.has(a));
-if (!asks || !require('./gaxx-front.cjs').answered(argv)) require('./vendor-load.cjs').loadVendor('${file}');`;
+if (!asks || !require('./gaxx-front.cjs').answered(argv)) require('./vendor-load.cjs').loadVendor('${file}', { variant: argv[0] });`;
 /** In a CommonJS bundle, import.meta.url is the file's own URL, as it was in the ES module. */
 const cjsBundle = {
   format: 'cjs',
@@ -273,7 +277,8 @@ if (cliCached.status !== 0) throw new Error(`making the CLI code cache failed: $
 // The agent's, by starting it once: with the environment agents run with (PATH) and no V8 flags,
 // since V8 refuses a cache made under other V8 flags. While it runs, the CLI runs `gaxx exec --
 // true` and `gaxx run -- true` on it, which remake the caches of the CLI and of the vendor files
-// those load with the connection, the call and the queue in them (see vendor-cache.mjs). The
+// those load with the connection, the call and the queue in them, then each command's own cache
+// of the CLI (gaxx-cli.cjs.exec.v8cache, ...run.v8cache; see vendor-cache.mjs --own). The
 // agent listens on a port found free just before, which another process may take in between: a
 // start that finds it taken is tried again (3 times in all, each on a new port). Its log is
 // shown only when it fails, or when a command of the CLI failed.
@@ -289,7 +294,7 @@ for (let attempt = 1; attempt <= 3; attempt++) {
 const agentLog = `${agentCached.stdout?.toString() ?? ''}${agentCached.stderr?.toString() ?? agentCached.error ?? ''}`;
 if (agentCached.status !== 0) throw new Error(`making the agent code cache failed (${why(agentCached)}):\n${agentLog}`);
 // A CLI command that failed left the caches as they were (exec --help's, or the exec's): said, not fatal.
-if (agentCached.stderr?.toString().includes("the CLI's caches stay without")) process.stderr.write(agentLog);
+if (/the CLI's caches stay without|starts from the cache of all commands/.test(agentCached.stderr?.toString() ?? '')) process.stderr.write(agentLog);
 // The dashboard's page and uPlot, in ./assets beside the CLI (scheduler/ui/assets.ts reads
 // them relative to its own module).
 cpSync(join(root, 'scheduler', 'ui', 'assets'), join(out, 'assets'), { recursive: true });

@@ -3,8 +3,9 @@
 /* eslint-disable @typescript-eslint/no-require-imports -- a CommonJS file by design, see below */
 // Copied into dist/bundle by scripts/bundle.mjs. Loads a CommonJS file beside it (the CLI,
 // gaxx-cli.cjs, and its vendor files vendor-*.cjs; the agent, gaxx-agent.cjs) with the V8 code
-// cache that the build made for it (<file>.v8cache): Node 20 has no compile cache for modules,
-// and compiling these files is a good part of the start of every command and of the agent.
+// cache that the build made for it (<file>.v8cache, or a variant's: <file>.<variant>.v8cache,
+// made from one command): Node 20 has no compile cache for modules, and compiling these files is
+// a good part of the start of every command and of the agent.
 // A cache is used only when it was made from this very file (its header holds the file's CRC-32
 // and SHA-256: V8 itself checks only the source's length) and V8 accepts it (same V8 version and
 // flags); otherwise the file is compiled as usual. The CRC-32 is what is checked where Node has
@@ -17,7 +18,7 @@
 const Module = require('node:module');
 const { isAscii } = require('node:buffer');
 const { readFileSync, writeFileSync } = require('node:fs');
-const { join } = require('node:path');
+const { basename, join } = require('node:path');
 const { Script } = require('node:vm');
 
 /** Start of every cache file, then the source's CRC-32 (4 bytes) and SHA-256 (32), then V8's data. */
@@ -56,11 +57,21 @@ function wrapped(text) {
 /** Per loaded file: its compiled script and what became of its cache. */
 const loaded = new Map();
 
-/** V8's data from `<file>.v8cache` when it was made from `source`, else undefined and why. */
-function readCache(file, source) {
+/** A variant's name: a word, so that it names a file beside `file` and nothing else. */
+const VARIANT = /^[a-z][a-z0-9-]*$/;
+
+/** Where the cache of `file` is kept: `<file>.v8cache`, or `<file>.<variant>.v8cache` for a variant. */
+function cachePath(file, variant) {
+  if (variant === undefined) return `${file}.v8cache`;
+  if (!VARIANT.test(variant)) throw new Error(`not a cache variant: ${JSON.stringify(variant)}`);
+  return `${file}.${variant}.v8cache`;
+}
+
+/** V8's data from the cache file at `path` when it was made from `source`, else undefined and why. */
+function readCacheFile(path, source) {
   let bytes;
   try {
-    bytes = readFileSync(`${file}.v8cache`);
+    bytes = readFileSync(path);
   } catch {
     return { status: 'missing' };
   }
@@ -69,19 +80,39 @@ function readCache(file, source) {
   return { status: 'used', data: bytes.subarray(HEADER_BYTES) };
 }
 
-/** Loads `name` (a file beside this one) as a CommonJS module, once; returns its exports. */
-function loadVendor(name) {
+/**
+ * The cache to compile `file` with: the variant's when it has one (any word that does not name
+ * a variant of this file costs one failed open), else the file's own; `path` says which was read.
+ */
+function readCache(file, source, variant) {
+  if (variant !== undefined && VARIANT.test(variant)) {
+    const path = cachePath(file, variant);
+    const got = readCacheFile(path, source);
+    if (got.status !== 'missing') return { ...got, path };
+  }
+  const path = cachePath(file);
+  return { ...readCacheFile(path, source), path };
+}
+
+/**
+ * Loads `name` (a file beside this one) as a CommonJS module, once; returns its exports.
+ * `opts.variant`: a cache made from one use of the file (the CLI's `exec`: what that command
+ * compiles, and nothing of the other commands) is tried before the file's own. V8 deserialises
+ * all of a cache, so a command started from the cache of every command pays for all of them.
+ * `opts.cache: false` compiles the file without any cache (to make a variant's).
+ */
+function loadVendor(name, opts = {}) {
   const file = join(__dirname, name);
   const hit = require.cache[file];
   if (hit) return hit.exports;
   const source = readFileSync(file);
-  const cache = readCache(file, source);
+  const cache = opts.cache === false ? { status: 'off' } : readCache(file, source, opts.variant);
   // ASCII (esbuild's output is) read as latin1 becomes a string kept outside V8's heap.
   const text = isAscii(source) ? source.toString('latin1') : source.toString('utf8');
   const code = text.startsWith(WRAPPED_HEAD) ? text : Module.wrap(text);
   const script = new Script(code, { filename: file, cachedData: cache.data });
   const status = cache.data && script.cachedDataRejected ? 'rejected' : cache.status;
-  loaded.set(file, { script, status });
+  loaded.set(file, { script, status, path: cache.path });
   const m = new Module(file, module);
   m.filename = file;
   m.paths = Module._nodeModulePaths(__dirname);
@@ -99,20 +130,29 @@ function loadVendor(name) {
 /**
  * What became of `name`'s code cache when it was loaded: 'used', 'rejected' (by V8: another
  * Node version or other flags), 'stale' (made from another file), 'foreign' (not a cache file),
- * 'missing', or undefined when it was not loaded here.
+ * 'missing', 'off' (loaded with `cache: false`), or undefined when it was not loaded here.
  */
 function cacheStatus(name) {
   return loaded.get(join(__dirname, name))?.status;
 }
 
-/** Writes `<file>.v8cache` for a file loaded here, with what V8 has compiled of it so far (build time only). */
-function writeCache(file) {
+/** The name of the cache file that was read for `name` (its own or a variant's), or undefined. */
+function cacheFile(name) {
+  const path = loaded.get(join(__dirname, name))?.path;
+  return path === undefined ? undefined : basename(path);
+}
+
+/**
+ * Writes the cache of a file loaded here (`<file>.v8cache`, or `<file>.<variant>.v8cache`),
+ * with what V8 has compiled of it so far (build time only).
+ */
+function writeCache(file, variant) {
   const l = loaded.get(file);
   if (!l) throw new Error(`${file} was not loaded through vendor-load`);
   const source = readFileSync(file);
   const crc = Buffer.alloc(4);
   crc.writeUInt32BE(zlibCrc32()?.(source) ?? 0);
-  writeFileSync(`${file}.v8cache`, Buffer.concat([MAGIC, crc, sha256(source), l.script.createCachedData()]));
+  writeFileSync(cachePath(file, variant), Buffer.concat([MAGIC, crc, sha256(source), l.script.createCachedData()]));
 }
 
-module.exports = { loadVendor, cacheStatus, writeCache, wrapped, HEADER_BYTES };
+module.exports = { loadVendor, cacheStatus, cacheFile, writeCache, wrapped, HEADER_BYTES };

@@ -3,8 +3,10 @@
 // the same length (V8 itself compares only lengths), a file that is no cache of ours (such as a
 // bare V8 cache), or none at all, and the file is compiled from its source and works the same.
 // The same holds where Node has no zlib.crc32 (before 20.15), where the SHA-256 is checked.
+// A variant's cache (<file>.<variant>.v8cache: the CLI's, made from one command) comes first
+// when it is there, under the same checks; only a plain word names a variant.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,9 +15,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/agent.js';
 
 interface VendorLoad {
-  loadVendor(name: string): { value: number };
+  loadVendor(name: string, opts?: { variant?: string; cache?: boolean }): { value: number };
   cacheStatus(name: string): string | undefined;
-  writeCache(file: string): void;
+  cacheFile(name: string): string | undefined;
+  writeCache(file: string, variant?: string): void;
   wrapped(text: string): string;
   HEADER_BYTES: number;
 }
@@ -86,6 +89,49 @@ describe('vendor-load code caches', () => {
     writeFileSync(join(dir, 'm.cjs.v8cache'), cache);
     expect(vl.loadVendor('m.cjs').value).toBe(2);
     expect(vl.cacheStatus('m.cjs')).toBe('rejected');
+  });
+
+  it("a variant's cache is used before the file's own, and written beside it", () => {
+    const made = dirWith({ 'm.cjs': source(1) });
+    expect(made.vl.loadVendor('m.cjs').value).toBe(2);
+    made.vl.writeCache(join(made.dir, 'm.cjs'), 'exec');
+    // Our header (the file's CRC-32 and SHA-256) as in the file's own cache.
+    const variant = readFileSync(join(made.dir, 'm.cjs.exec.v8cache'));
+    expect(variant.subarray(0, made.vl.HEADER_BYTES).equals(cacheOf(1).subarray(0, made.vl.HEADER_BYTES))).toBe(true);
+    const { vl } = dirWith({ 'm.cjs': source(1), 'm.cjs.v8cache': cacheOf(1), 'm.cjs.exec.v8cache': variant });
+    expect(vl.loadVendor('m.cjs', { variant: 'exec' }).value).toBe(2);
+    expect({ status: vl.cacheStatus('m.cjs'), file: vl.cacheFile('m.cjs') }).toEqual({ status: 'used', file: 'm.cjs.exec.v8cache' });
+  });
+
+  it("a word with no variant's cache gets the file's own; a stale variant is not passed over", () => {
+    const fallback = dirWith({ 'm.cjs': source(1), 'm.cjs.v8cache': cacheOf(1) });
+    expect(fallback.vl.loadVendor('m.cjs', { variant: 'certs' }).value).toBe(2);
+    expect({ status: fallback.vl.cacheStatus('m.cjs'), file: fallback.vl.cacheFile('m.cjs') }).toEqual({ status: 'used', file: 'm.cjs.v8cache' });
+    const stale = dirWith({ 'm.cjs': source(3), 'm.cjs.v8cache': cacheOf(3), 'm.cjs.exec.v8cache': cacheOf(1) });
+    expect(stale.vl.loadVendor('m.cjs', { variant: 'exec' }).value).toBe(6);
+    expect({ status: stale.vl.cacheStatus('m.cjs'), file: stale.vl.cacheFile('m.cjs') }).toEqual({ status: 'stale', file: 'm.cjs.exec.v8cache' });
+  });
+
+  it('only a plain lower-case word names a variant: a path or another word is never opened as one', () => {
+    for (const word of ['./../x', 'Exec', '-h', '']) {
+      // A cache of this very file where the word leads: m.cjs.<word>.v8cache, and for './../x'
+      // the path m.cjs../../x.v8cache, which is x.v8cache once m.cjs.. is a dir.
+      const { dir, vl } = dirWith({ 'm.cjs': source(1), 'm.cjs.v8cache': cacheOf(1) });
+      const path = `${join(dir, 'm.cjs')}.${word}.v8cache`;
+      if (word.includes('/')) mkdirSync(join(dir, 'm.cjs..'));
+      writeFileSync(word.includes('/') ? join(dir, 'x.v8cache') : path, cacheOf(1));
+      // That path does lead to a cache: only the word's form keeps it unread.
+      expect(readFileSync(path).length).toBeGreaterThan(vl.HEADER_BYTES);
+      expect(vl.loadVendor('m.cjs', { variant: word }).value).toBe(2);
+      expect({ word, file: vl.cacheFile('m.cjs') }).toEqual({ word, file: 'm.cjs.v8cache' });
+      expect(() => vl.writeCache(join(dir, 'm.cjs'), word)).toThrow(/not a cache variant/);
+    }
+  });
+
+  it('cache: false compiles without any cache (how a variant is made)', () => {
+    const { vl } = dirWith({ 'm.cjs': source(1), 'm.cjs.v8cache': cacheOf(1), 'm.cjs.exec.v8cache': cacheOf(1) });
+    expect(vl.loadVendor('m.cjs', { variant: 'exec', cache: false }).value).toBe(2);
+    expect({ status: vl.cacheStatus('m.cjs'), file: vl.cacheFile('m.cjs') }).toEqual({ status: 'off', file: undefined });
   });
 
   it('without zlib.crc32 the SHA-256 decides: the same file uses its cache, another of the same length does not', () => {
