@@ -203,8 +203,12 @@ function statSafe(p: string): number {
  */
 function runningServerPid(dir: string): number | undefined {
   const pid = Number(readFileSafe(join(dir, 'redis.pid')));
-  if (!(pid > 0) || !isAlive(pid)) return undefined;
-  return readFileSafe(`/proc/${pid}/cmdline`).includes('redis-server') ? pid : undefined;
+  return pid > 0 && isRedisServer(pid) ? pid : undefined;
+}
+
+/** Whether `pid` is a live redis-server (not gone, not a zombie, not another program since). */
+function isRedisServer(pid: number): boolean {
+  return isAlive(pid) && readFileSafe(`/proc/${pid}/cmdline`).includes('redis-server');
 }
 
 /**
@@ -286,12 +290,15 @@ async function startServer(dir: string, socketPath: string, opts: EmbeddedRedisO
 }
 
 async function stopServer(dir: string, socketPath: string): Promise<void> {
-  const pid = Number(readFileSafe(join(dir, 'redis.pid')));
+  // Only a redis-server is waited for and killed: the pid file of a server that died (killed,
+  // or the machine rebooted) may name a pid that another program has been given since.
+  const pid = runningServerPid(dir);
+  const running = () => pid !== undefined && isRedisServer(pid);
   await awaitRewrite(socketPath);
   await socketCommand(socketPath, 'SHUTDOWN', 5000);
   // Its connections close as it exits: it is gone within a few ms (looked at every 2 ms, up to 5 s).
-  for (const until = Date.now() + 5000; pid > 0 && isAlive(pid) && Date.now() < until;) await sleep(2);
-  if (pid > 0 && isAlive(pid)) process.kill(pid, 'SIGKILL');
+  for (const until = Date.now() + 5000; running() && Date.now() < until;) await sleep(2);
+  if (pid !== undefined && running()) process.kill(pid, 'SIGKILL');
   rmSync(socketPath, { force: true });
 }
 

@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +8,15 @@ import { acquireEmbeddedRedis, socketCommand, socketInfo, type EmbeddedRedis, ty
 import type { Redis } from 'ioredis';
 import { createRedis, duplicateFor, durabilityWarnings, redisSettingsFromUrl, waitReady } from '../../scheduler/redis/redis.js';
 import { eventually } from '../helpers/poll.js';
+
+/** A file's text, or '' when it cannot be read (a process gone from /proc). */
+const readFileSafe = (p: string): string => {
+  try {
+    return readFileSync(p, 'utf8');
+  } catch {
+    return '';
+  }
+};
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 describe('redis connections', () => {
@@ -299,6 +309,26 @@ describe('embedded redis-server', () => {
     });
     // Nobody is left registered as a user of a server that never ran.
     expect(readdirSync(join(dir, 'redis', 'users'))).toEqual([]);
+  });
+
+  it('signals only its own server: a pid file left by a server that died, naming another program since, is left alone', async () => {
+    const dir = mkdtempSync(join(stateDir, 'reused-'));
+    const a = await acquire(dir);
+    const pid = Number(readFileSync(join(a.dir, 'redis.pid'), 'utf8'));
+    // The server dies without removing its pid file, and that pid now names another program (one of ours).
+    process.kill(pid, 'SIGKILL');
+    expect(await eventually(() => !readFileSafe(`/proc/${pid}/cmdline`).includes('redis-server'), 30_000, 10)).toBe(true);
+    const other = spawn('sleep', ['600'], { stdio: 'ignore' });
+    const ended = new Promise<NodeJS.Signals | null>((done) => other.once('exit', (_code, signal) => done(signal)));
+    try {
+      writeFileSync(join(a.dir, 'redis.pid'), String(other.pid));
+      await a.release();
+      expect(existsSync(a.socketPath)).toBe(false);
+    } finally {
+      other.kill('SIGTERM');
+    }
+    // Ended by our SIGTERM: the release neither waited for it nor killed it.
+    expect(await ended).toBe('SIGTERM');
   });
 
   it('prunes users whose process is gone', async () => {
