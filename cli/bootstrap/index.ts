@@ -25,7 +25,7 @@ export {
 export * as layout from './layout.js';
 export { loadAgentPayload, archMatches, nodeUsable, type PayloadFile } from './payload.js';
 export { nftRuleset, SSHD_HARDENING } from './host-scripts.js';
-export { renderAgentUnit, renderSupervisor } from './unit.js';
+export { renderAgentUnit, renderSupervisor, supervisorGroupShell } from './unit.js';
 
 export interface BootstrapOptions {
   fleet: string;

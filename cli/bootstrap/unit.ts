@@ -5,7 +5,7 @@
  * capabilities that restarts the agent when it fails, as Restart=on-failure would.
  */
 import { AGENT_ENV } from '../providers/agent-bundle.js';
-import { AGENT_USER, LOG_DIR, SUPERVISOR_PID, agentArgs } from './layout.js';
+import { AGENT_USER, LOG_DIR, SUPERVISOR, SUPERVISOR_PID, agentArgs } from './layout.js';
 
 /** AGENT_ENV as lines of `prefix`K=V (the values are plain words: no quoting needed). */
 function envLines(prefix: string): string {
@@ -77,12 +77,29 @@ done
 }
 
 /**
+ * Shell that sets `sup` to the process group of the supervisor that `pidFile` names, or to
+ * nothing when it names none: a pid file left by a supervisor that died (a reboot clears /run, a
+ * kill does not) may name a pid another process has been given since, and the scripts that stop
+ * the supervisor signal that whole group, as root when bootstrap starts a new one. The group is
+ * the supervisor's when its leader still runs `script`, or when the leader is gone and the group
+ * lives on (Linux gives no process the pid of a group that still has members).
+ */
+export function supervisorGroupShell(pidFile = SUPERVISOR_PID, script = SUPERVISOR): string {
+  return [
+    `sup=$(cat '${pidFile}' 2>/dev/null || true)`,
+    'case "$sup" in "" | *[!0-9]*) sup= ;; esac',
+    `if [ -n "$sup" ]; then if [ -e "/proc/$sup" ]; then tr '\\0' ' ' <"/proc/$sup/cmdline" 2>/dev/null | grep -qF -- '${script}' || sup=; elif ! kill -0 -"$sup" 2>/dev/null; then sup=; fi; fi`,
+  ].join('\n');
+}
+
+/**
  * Shell (run as root) that stops a previous supervisor and starts the new one as gx in its own
  * session: no new privileges, every capability dropped, output to the log dir.
  */
 export function supervisorStartScript(supervisor: string): string {
   return [
-    `if [ -s ${SUPERVISOR_PID} ]; then kill -TERM -"$(cat ${SUPERVISOR_PID})" 2>/dev/null || true; fi`,
+    supervisorGroupShell(SUPERVISOR_PID, supervisor),
+    'if [ -n "$sup" ]; then kill -TERM -"$sup" 2>/dev/null || true; fi',
     `setsid sh -c 'echo $$ > ${SUPERVISOR_PID}; exec setpriv --reuid=${AGENT_USER} --regid=${AGENT_USER} --init-groups --no-new-privs --inh-caps=-all --bounding-set=-all -- /bin/sh ${supervisor}' >>${LOG_DIR}/agent.log 2>&1 </dev/null &`,
   ].join('\n');
 }

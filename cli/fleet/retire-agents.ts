@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { GaxxError, isGaxxError } from '../../proto/index.js';
-import { layout } from '../bootstrap/index.js';
+import { layout, supervisorGroupShell } from '../bootstrap/index.js';
 import type { GaxxConfig } from '../config.js';
 import { connectSsh, execRemote } from '../ssh/index.js';
 import type { HostRecord } from '../state.js';
@@ -18,10 +18,10 @@ import { fleetKnownHosts } from './bootstrap-step.js';
 /** Runs as gx: prints `stopped=supervisor|systemd|none` and `credentials=removed`. */
 export const RETIRE_SCRIPT = [
   'set -u',
-  `pidf=${layout.SUPERVISOR_PID}`,
+  supervisorGroupShell(),
   'stopped=none',
   'gone=',
-  'if [ -s "$pidf" ] && kill -TERM -"$(cat "$pidf")" 2>/dev/null; then stopped=supervisor; gone="-$(cat "$pidf")"; fi',
+  'if [ -n "$sup" ] && kill -TERM -"$sup" 2>/dev/null; then stopped=supervisor; gone="-$sup"; fi',
   `main=$(systemctl show -p MainPID --value ${layout.UNIT_NAME} 2>/dev/null || true)`,
   'if [ -n "$main" ] && [ "$main" != 0 ] && kill -TERM "$main" 2>/dev/null; then stopped=systemd; gone=$main; fi',
   // The agent lets running tasks finish (its shutdown grace): wait, bounded, until it has ended.
