@@ -264,6 +264,19 @@ export function firewallUnit(): string {
 }
 
 /**
+ * Shell (root) that has sshd read its config again on a host without systemd: SIGHUP to the pid
+ * `pidFile` names, and only when that pid runs sshd. A pid file left by an sshd that died may
+ * name a pid another program has been given since, which the SIGHUP would end: that is refused.
+ */
+export function reloadSshdShell(pidFile = '/run/sshd.pid'): string {
+  return [
+    `p=$(cat '${pidFile}' 2>/dev/null || true)`,
+    `case "$p" in "" | *[!0-9]*) echo "no sshd pid in ${pidFile}" >&2; exit 1 ;; esac`,
+    `case "$(readlink "/proc/$p/exe" 2>/dev/null)" in */sshd | */sshd" (deleted)") kill -HUP "$p" ;; *) echo "pid $p in ${pidFile} is not sshd: not reloaded" >&2; exit 1 ;; esac`,
+  ].join('\n');
+}
+
+/**
  * Root: moves the verified certificates into place, applies the firewall, starts the agent, and
  * last hardens sshd (checked with `sshd -t` first; our own session survives the reload).
  */
@@ -276,7 +289,7 @@ export function installScript(o: InstallScriptOptions): string {
     ...serviceLines(o),
     `printf '%s' ${q(SSHD_HARDENING)} > ${SSHD_DROP_IN} && chmod 644 ${SSHD_DROP_IN}`,
     `sshd=$(PATH=$PATH:/usr/sbin:/sbin command -v sshd); "$sshd" -t || { rm -f ${SSHD_DROP_IN}; echo sshd=invalid; exit 1; }`,
-    o.systemd ? 'systemctl reload ssh.service 2>/dev/null || systemctl reload sshd.service' : 'kill -HUP "$(cat /run/sshd.pid)"',
+    o.systemd ? 'systemctl reload ssh.service 2>/dev/null || systemctl reload sshd.service' : reloadSshdShell(),
     'echo sshd=hardened',
   ].join('\n');
 }

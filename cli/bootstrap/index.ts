@@ -24,7 +24,7 @@ export {
 } from './install.js';
 export * as layout from './layout.js';
 export { loadAgentPayload, archMatches, nodeUsable, type PayloadFile } from './payload.js';
-export { nftRuleset, SSHD_HARDENING } from './host-scripts.js';
+export { nftRuleset, reloadSshdShell, SSHD_HARDENING } from './host-scripts.js';
 export { renderAgentUnit, renderSupervisor, supervisorGroupShell } from './unit.js';
 
 export interface BootstrapOptions {

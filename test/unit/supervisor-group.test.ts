@@ -1,14 +1,15 @@
 // The scripts that stop a host's supervisor (bootstrap's start script, as root, and delete's
-// retire script, as gx) signal the process group its pid file names. A pid file left by a
-// supervisor that died may name a pid given to another process since: such a group is never
-// signalled. Run here with sh on processes of this test, with a pid file and a supervisor
-// script of its own (the real ones are /run/gaxx-agent.pid and /opt/gaxx/agent/supervise.sh).
+// retire script, as gx) signal the process group its pid file names, and bootstrap reloads sshd
+// by the pid in /run/sshd.pid on hosts without systemd. A pid file left by a process that died
+// may name a pid given to another program since: that program is never signalled. Run here with
+// sh on processes of this test, with pid files and a supervisor script of its own (the real
+// ones are /run/gaxx-agent.pid, /opt/gaxx/agent/supervise.sh and /run/sshd.pid).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { supervisorGroupShell } from '../../cli/bootstrap/index.js';
+import { reloadSshdShell, supervisorGroupShell } from '../../cli/bootstrap/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gaxx-supervisor-group-'));
 const pidFile = join(dir, 'gaxx-agent.pid');
@@ -82,5 +83,32 @@ describe('the supervisor group a pid file names', () => {
     }
     rmSync(pidFile, { force: true });
     expect(await groupNamed()).toBe('');
+  });
+});
+
+describe('the sshd reload on hosts without systemd', () => {
+  const sshdPid = join(dir, 'sshd.pid');
+  /** Runs the reload with `sshdPid`: its exit code and what it said. */
+  const reload = (): Promise<{ code: number; stderr: string }> =>
+    new Promise((done) =>
+      execFile('/bin/sh', ['-eu', '-c', reloadSshdShell(sshdPid)], (e, _out, stderr) =>
+        done({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, stderr }),
+      ),
+    );
+
+  it('refuses a pid that is not sshd, and leaves that program running', async () => {
+    const { child, ended } = session('sleep', ['600']);
+    writeFileSync(sshdPid, `${child.pid}\n`);
+    expect(await reload()).toEqual({ code: 1, stderr: `pid ${child.pid} in ${sshdPid} is not sshd: not reloaded\n` });
+    child.kill('SIGINT');
+    expect(await ended).toBe('SIGINT');
+  });
+
+  it('refuses a pid file that is missing, empty or not a pid', async () => {
+    for (const text of [undefined, '', 'sshd', '1; id']) {
+      if (text === undefined) rmSync(sshdPid, { force: true });
+      else writeFileSync(sshdPid, text);
+      expect({ text, ...(await reload()) }).toEqual({ text, code: 1, stderr: `no sshd pid in ${sshdPid}\n` });
+    }
   });
 });
