@@ -84,8 +84,9 @@ ${format === 'cjs' ? cjsEntryBody(file) : `import { createRequire } from 'node:m
  * front answers is in it, before any `--`), and the CLI when the front does not answer. The CLI
  * is compiled with the cache of the command its first word names when the build made one
  * (`gaxx-cli.cjs.exec.v8cache`: scripts/vendor-cache.mjs --own), else with the cache of all
- * commands (vendor-load.cjs tries a word as a variant only when it is a plain lower-case word). A line that starts with global flags (`gaxx --home D exec`) gets the latter: slower
- * to start, not otherwise different.
+ * commands (vendor-load.cjs tries a word as a variant only when it is a plain lower-case word).
+ * A line that starts with global flags (`gaxx --home D exec`) gets the latter: slower to start,
+ * not otherwise different.
  */
 const cjsEntryBody = (file) => `const argv = process.argv.slice(2);
 const ask = new Set(${JSON.stringify(FRONT_WORDS)});

@@ -23,8 +23,8 @@
 //   ... --cli --exec ADDRESS --own (or --run)   the command's own cache of the CLI,
 //     gaxx-cli.cjs.<command>.v8cache, which its entry prefers (vendor-load.cjs variants): the
 //     CLI compiled without a cache, so that only what this command compiles is in it (V8
-//     deserialises all of a cache: `gaxx exec` from the cache of all commands read 554 KB, from
-//     its own 329 KB). The vendor files' caches are left as they are.
+//     deserialises all of a cache; in one build the cache of all commands was 554 KB, exec's
+//     own 315 KB). The vendor files' caches are left as they are.
 // Run by scripts/bundle.mjs. Each cache records the hash of the file it was made from.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
