@@ -17,7 +17,7 @@
 // require.cache, so a plain require() of the same file elsewhere gets the same instance.
 const Module = require('node:module');
 const { isAscii } = require('node:buffer');
-const { readFileSync, writeFileSync } = require('node:fs');
+const { closeSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } = require('node:fs');
 const { basename, join } = require('node:path');
 const { Script } = require('node:vm');
 
@@ -54,6 +54,34 @@ function wrapped(text) {
   return Module.wrap(text);
 }
 
+/**
+ * Two buffers ('source', 'cache') that the files and their caches are read into, reused from
+ * load to load. A fresh buffer per file costs a page fault per 4 KB written: reading the 2.2 MB
+ * `gaxx exec` loads took 8.2 ms into fresh buffers and 3.4 ms into reused ones on one machine.
+ * Nothing read into them is kept: a source becomes a string (a copy) and V8 reads a cache only
+ * while it compiles. Held through WeakRefs, so that a long-lived process (the agent) gives them
+ * back at a garbage collection.
+ */
+const scratch = { source: undefined, cache: undefined };
+
+/** The whole file at `path`, read into the `slot` buffer (grown when too small): a view of its bytes, valid until the next read into that slot. */
+function readReused(path, slot) {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    let buf = scratch[slot]?.deref();
+    if (!buf || buf.length < size) {
+      buf = Buffer.allocUnsafeSlow(Math.max(size, 1024 * 1024));
+      scratch[slot] = new WeakRef(buf);
+    }
+    let n = 0;
+    for (let got = 1; n < size && got > 0; n += got) got = readSync(fd, buf, n, size - n, n);
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Per loaded file: its compiled script and what became of its cache. */
 const loaded = new Map();
 
@@ -71,7 +99,7 @@ function cachePath(file, variant) {
 function readCacheFile(path, source) {
   let bytes;
   try {
-    bytes = readFileSync(path);
+    bytes = readReused(path, 'cache');
   } catch {
     return { status: 'missing' };
   }
@@ -105,7 +133,7 @@ function loadVendor(name, opts = {}) {
   const file = join(__dirname, name);
   const hit = require.cache[file];
   if (hit) return hit.exports;
-  const source = readFileSync(file);
+  const source = readReused(file, 'source');
   const cache = opts.cache === false ? { status: 'off' } : readCache(file, source, opts.variant);
   // ASCII (esbuild's output is) read as latin1 becomes a string kept outside V8's heap.
   const text = isAscii(source) ? source.toString('latin1') : source.toString('utf8');

@@ -134,6 +134,22 @@ describe('vendor-load code caches', () => {
     expect({ status: vl.cacheStatus('m.cjs'), file: vl.cacheFile('m.cjs') }).toEqual({ status: 'off', file: undefined });
   });
 
+  it('files loaded one after another and from inside one another each get their own source and cache (read into reused buffers)', () => {
+    // big.cjs outgrows the buffers (1 MiB at first); outer.cjs loads big.cjs and small.cjs from its code.
+    const big = `${source(7)}// ${'x'.repeat(1536 * 1024)}\n`;
+    const outer = `'use strict';\nconst v = require('./vendor-load.cjs');\nmodule.exports = { value: v.loadVendor('big.cjs').value + v.loadVendor('small.cjs').value };\n`;
+    const made = dirWith({ 'outer.cjs': outer, 'big.cjs': big, 'small.cjs': source(4) });
+    expect(made.vl.loadVendor('small.cjs').value).toBe(8);
+    expect(made.vl.loadVendor('outer.cjs').value).toBe(22);
+    for (const f of ['outer.cjs', 'big.cjs', 'small.cjs']) made.vl.writeCache(join(made.dir, f));
+    const files = Object.fromEntries(
+      ['outer.cjs', 'big.cjs', 'small.cjs'].flatMap((f) => [f, `${f}.v8cache`]).map((f) => [f, readFileSync(join(made.dir, f))]),
+    );
+    const { vl } = dirWith(files);
+    expect(vl.loadVendor('outer.cjs').value).toBe(22);
+    for (const f of ['outer.cjs', 'big.cjs', 'small.cjs']) expect({ f, status: vl.cacheStatus(f) }).toEqual({ f, status: 'used' });
+  });
+
   it('without zlib.crc32 the SHA-256 decides: the same file uses its cache, another of the same length does not', () => {
     // The same file's cache with its CRC-32 zeroed: only a SHA-256 check can find it current.
     const noCrc = cacheOf(1);
