@@ -302,6 +302,25 @@ async function stopServer(dir: string, socketPath: string): Promise<void> {
   rmSync(socketPath, { force: true });
 }
 
+/** How long a server that lost its socket may take to write its AOF and exit after SIGTERM. */
+const ORPHAN_STOP_MS = 30_000;
+
+/**
+ * Stops the server of `dir` that runs without its socket (see acquireEmbeddedRedis): SIGTERM,
+ * on which redis writes its AOF and exits, as SHUTDOWN would have it do. One that does not exit
+ * is left running and said so: a second server must not start beside it.
+ */
+async function stopOrphan(dir: string, pid: number, socketPath: string): Promise<void> {
+  process.kill(pid, 'SIGTERM');
+  for (const until = Date.now() + ORPHAN_STOP_MS; isRedisServer(pid) && Date.now() < until;) await sleep(5);
+  if (isRedisServer(pid)) {
+    throw new GaxxError(
+      'UNAVAILABLE',
+      `the embedded redis-server (pid ${pid}) runs without its socket ${socketPath} and did not stop on SIGTERM; stop it, then try again (see ${join(dir, 'redis.log')})`,
+    );
+  }
+}
+
 /** Makes `dir` exist with mode 0700 (tightening it when it was looser). */
 function privateDir(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -337,6 +356,11 @@ export async function acquireEmbeddedRedis(stateDir: string, opts: EmbeddedRedis
           if (await answersBy(socketPath, Date.now() + (opts.busyWaitMs ?? 30_000), 1000, () => 20)) return false;
           throw new GaxxError('UNAVAILABLE', `the embedded redis-server (pid ${pid}) runs but does not answer on ${socketPath}; see ${join(dir, 'redis.log')}`);
         }
+      } else {
+        // A server whose socket file is gone (removed by hand, or by a cleaner of old files)
+        // can no longer be reached, and a second one would write the same AOF beside it.
+        const orphan = runningServerPid(dir);
+        if (orphan !== undefined) await stopOrphan(dir, orphan, socketPath);
       }
       await startServer(dir, socketPath, opts);
     } catch (e) {

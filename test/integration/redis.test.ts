@@ -331,6 +331,21 @@ describe('embedded redis-server', () => {
     expect(await ended).toBe('SIGTERM');
   });
 
+  it('stops a server whose socket file was removed before it starts another: one server per data dir, and the data stays', async () => {
+    const dir = mkdtempSync(join(stateDir, 'lost-socket-'));
+    const a = await acquire(dir);
+    const first = Number(readFileSync(join(a.dir, 'redis.pid'), 'utf8'));
+    expect(await socketCommand(a.socketPath, 'SET {gaxx}:kept yes')).toBe('+OK');
+    rmSync(a.socketPath);
+    const b = await acquire(dir);
+    expect(b.started).toBe(true);
+    // The first server is gone (not merely left running unreachable), the second answers, with the data.
+    expect(readFileSafe(`/proc/${first}/cmdline`)).not.toContain('redis-server');
+    const second = Number(readFileSync(join(b.dir, 'redis.pid'), 'utf8'));
+    expect(second).not.toBe(first);
+    expect(await socketCommand(b.socketPath, 'GET {gaxx}:kept')).toBe('$3');
+  });
+
   it('prunes users whose process is gone', async () => {
     const a = await acquire();
     writeFileSync(join(a.dir, 'users', '999999999.dead'), '999999999');
