@@ -11,7 +11,8 @@
  *
  * Sharing and stopping: `acquireEmbeddedRedis` registers a user file and reuses a server that
  * answers PING on the socket, or starts one (detached, so it outlives the process that started
- * it while others still use it). `release()` removes the user file; the user that leaves no
+ * it while others still use it; a server of this dir left running without its socket file is
+ * stopped first, so that one data dir never has two). `release()` removes the user file; the user that leaves no
  * live user behind shuts the server down (SHUTDOWN, which fsyncs the AOF). Files of users whose
  * pid is gone (killed) are pruned under the lock, so a crashed user delays the stop only until
  * the next acquire/release. If every user was killed, the server keeps running until the next
