@@ -12,11 +12,11 @@
  * Sharing and stopping: `acquireEmbeddedRedis` registers a user file and reuses a server that
  * answers PING on the socket, or starts one (detached, so it outlives the process that started
  * it while others still use it; a server of this dir left running without its socket file is
- * stopped first, so that one data dir never has two). `release()` removes the user file; the user that leaves no
- * live user behind shuts the server down (SHUTDOWN, which fsyncs the AOF). Files of users whose
- * pid is gone (killed) are pruned under the lock, so a crashed user delays the stop only until
- * the next acquire/release. If every user was killed, the server keeps running until the next
- * gaxx process uses and releases it.
+ * stopped first, so that one data dir never has two). `release()` removes the user file; the
+ * user that leaves no live user behind shuts the server down (SHUTDOWN, which fsyncs the AOF).
+ * Files of users whose pid is gone (killed) are pruned under the lock, so a crashed user delays
+ * the stop only until the next acquire/release. If every user was killed, the server keeps
+ * running until the next gaxx process uses and releases it.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -312,7 +312,14 @@ const ORPHAN_STOP_MS = 30_000;
  * is left running and said so: a second server must not start beside it.
  */
 async function stopOrphan(dir: string, pid: number, socketPath: string): Promise<void> {
-  process.kill(pid, 'SIGTERM');
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch (e) {
+    // Gone meanwhile, or another user's (then not this dir's server, whatever its pid file says).
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ESRCH' || code === 'EPERM') return;
+    throw e;
+  }
   for (const until = Date.now() + ORPHAN_STOP_MS; isRedisServer(pid) && Date.now() < until;) await sleep(5);
   if (isRedisServer(pid)) {
     throw new GaxxError(
