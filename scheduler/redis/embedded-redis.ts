@@ -294,13 +294,17 @@ async function stopServer(dir: string, socketPath: string): Promise<void> {
   // Only a redis-server is waited for and killed: the pid file of a server that died (killed,
   // or the machine rebooted) may name a pid that another program has been given since.
   const pid = runningServerPid(dir);
-  const running = () => pid !== undefined && isRedisServer(pid);
   await awaitRewrite(socketPath);
   await socketCommand(socketPath, 'SHUTDOWN', 5000);
   // Its connections close as it exits: it is gone within a few ms (looked at every 2 ms, up to 5 s).
-  for (const until = Date.now() + 5000; running() && Date.now() < until;) await sleep(2);
-  if (pid !== undefined && running()) process.kill(pid, 'SIGKILL');
+  if (pid !== undefined && !(await redisServerGone(pid, 5000, 2))) process.kill(pid, 'SIGKILL');
   rmSync(socketPath, { force: true });
+}
+
+/** Whether `pid` is no longer a redis-server within `ms`, looked at every `everyMs`. */
+async function redisServerGone(pid: number, ms: number, everyMs: number): Promise<boolean> {
+  for (const until = Date.now() + ms; isRedisServer(pid) && Date.now() < until;) await sleep(everyMs);
+  return !isRedisServer(pid);
 }
 
 /** How long a server that lost its socket may take to write its AOF and exit after SIGTERM. */
@@ -320,8 +324,7 @@ async function stopOrphan(dir: string, pid: number, socketPath: string): Promise
     if (code === 'ESRCH' || code === 'EPERM') return;
     throw e;
   }
-  for (const until = Date.now() + ORPHAN_STOP_MS; isRedisServer(pid) && Date.now() < until;) await sleep(5);
-  if (isRedisServer(pid)) {
+  if (!(await redisServerGone(pid, ORPHAN_STOP_MS, 5))) {
     throw new GaxxError(
       'UNAVAILABLE',
       `the embedded redis-server (pid ${pid}) runs without its socket ${socketPath} and did not stop on SIGTERM; stop it, then try again (see ${join(dir, 'redis.log')})`,
