@@ -306,7 +306,10 @@ if (process.argv.includes('--analyze')) {
     for (const [file, o] of Object.entries(r.metafile.outputs)) {
       if (file.endsWith('.map')) continue;
       const byPkg = new Map();
-      for (const [input, v] of Object.entries(o.inputs)) byPkg.set(packageOf(input), (byPkg.get(packageOf(input)) ?? 0) + v.bytesInOutput);
+      for (const [input, v] of Object.entries(o.inputs)) {
+        const pkg = packageOf(input);
+        byPkg.set(pkg, (byPkg.get(pkg) ?? 0) + v.bytesInOutput);
+      }
       const top = [...byPkg]
         .sort((a, b) => b[1] - a[1])
         .slice(0, 8)
