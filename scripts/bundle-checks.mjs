@@ -35,16 +35,19 @@ export function dynamicImports(text, allowed = []) {
   return found;
 }
 
+/** The distinct line numbers of `found` (dynamicImports' result), in order. */
+const linesOf = (found) => [...new Set(found.map((f) => f.line))];
+
 /** The 1-based numbers of the lines of `text` that call import() outside the `allowed` snippets. */
 export function dynamicImportLines(text, allowed = []) {
-  return [...new Set(dynamicImports(text, allowed).map((f) => f.line))];
+  return linesOf(dynamicImports(text, allowed));
 }
 
 /** Throws when `text` (the file `name`, compiled through vm.Script) calls import() where KNOWN_DYNAMIC_IMPORTS does not say it may. */
 export function assertNoDynamicImport(name, text) {
   const found = dynamicImports(text, KNOWN_DYNAMIC_IMPORTS[name] ?? []);
   if (found.length > 0) {
-    const lines = [...new Set(found.map((f) => f.line))];
+    const lines = linesOf(found);
     throw new Error(
       `${name}: import() at line ${lines.slice(0, 5).join(', ')}; vendor-load.cjs compiles this file through vm.Script, where import() fails when it runs (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING): require the module lazily instead (see proto/builtins.ts); the first: ${JSON.stringify(found[0].text)}`,
     );
