@@ -75,8 +75,8 @@ function confined(argv: string[], c: Confinement | undefined, name: string): { a
 
 /**
  * How a task's process for this launch is started ahead of it (warm-pool.ts), when it may be: a
- * sandbox, or limits without one (the spawn is then off the task's path); limits that are the
- * same for every task (a systemd scope is one per task).
+ * sandbox, or limits without one (the launcher starts those ahead only where tasks fork:
+ * startsAhead); limits that are the same for every task (a systemd scope is one per task).
  */
 function warmTemplate(launch: LaunchContext | undefined, confine: Confinement | undefined, mounts: SandboxMounts | undefined): WarmTemplate | undefined {
   const iso = launch?.sandbox;

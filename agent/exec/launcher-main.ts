@@ -10,7 +10,7 @@ import { Socket } from 'node:net';
 import { commandExists } from './command-exists.js';
 import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead } from './launcher-protocol.js';
 import { spawnOne, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
-import { WarmPools } from './warm-pool.js';
+import { startsAhead, WarmPools } from './warm-pool.js';
 
 const out = new Socket({ fd: 1, readable: false, writable: true });
 const procs = new Map<number, SpawnedProcess>();
@@ -62,7 +62,7 @@ const pools = new WarmPools((why) => process.stderr.write(`gaxx-launcher: ${why}
 
 /** A sandbox started ahead, if one is ready and the task may use it (else undefined: start cold). */
 function takeWarm(h: SpawnHead, body: Buffer, ev: SpawnEvents): SpawnedProcess | undefined {
-  if (!h.warm) return undefined;
+  if (!h.warm || !startsAhead(h.warm.template)) return undefined;
   // A missing command is reported by the cold start, as ever.
   if (h.probe && !commandExists(h.probe.argv0, h.probe.path, h.cwd)) return undefined;
   return pools.take(h.warm, h.cwd, body.subarray(h.fd3Bytes), ev);
@@ -98,7 +98,7 @@ function onSpawn(f: Frame): void {
       if (refill) topUpNow();
     },
   };
-  if (h.warm) refill = setTimeout(topUpNow, REFILL_AFTER_MS);
+  if (h.warm && startsAhead(h.warm.template)) refill = setTimeout(topUpNow, REFILL_AFTER_MS);
   const warm = takeWarm(h, f.body, ev);
   if (warm) {
     if (!exited) procs.set(f.id, warm);

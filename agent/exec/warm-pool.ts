@@ -15,8 +15,12 @@
  * start-up would pay for every agent's pool at once) and topped up as each task ends, or once it
  * has run a little while (launcher-main.ts): at once while tasks come back to back or none is
  * left, else once no task has come for REFILL_IDLE_MS (refillTiming). Only the newest template is
- * kept warm (an older one is ended). Without a sandbox (--unsafe-no-isolation) the same is done for
- * the limits alone: dash waits with the task's rlimits already set.
+ * kept warm (an older one is ended). Without a sandbox (--unsafe-no-isolation) nothing is started
+ * ahead where tasks start through the native spawn (task-spawn.ts): a cold start is then one exec,
+ * with the rlimits set in the child, and a warm dash would only add its own start (at each refill)
+ * to every task: Exec `true` took 1.16-1.32x as long with it, at 1, 8 and 32 in flight. Where tasks
+ * fork (GAXX_SPAWN=node), the rlimits cost a prlimit(1) exec on the task's path, and dash waits
+ * with them already set instead.
  *
  * Only dash runs the script: it exports nothing of its own (bash adds SHLVL, PWD and _) and has no
  * read-only variables a task's env could trip over.
@@ -28,7 +32,7 @@ import type { WarmTask, WarmTemplate } from './launcher-protocol.js';
 import { processStartTicks } from './proc-stat.js';
 import { encodeArgs, mountOptions } from './sandbox.js';
 import { watchChild, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
-import { spawnTask, type TaskChild } from './task-spawn.js';
+import { spawnMethod, spawnTask, type TaskChild } from './task-spawn.js';
 
 /** Warm dirs are named with this prefix in the tasks dir: `+` is not allowed in a task id, so no scratch dir is ever one. */
 export const WARM_PREFIX = '+warm-';
@@ -69,6 +73,11 @@ export function taskScript(argv: readonly string[], env: Readonly<Record<string,
   if (argv.length === 0 || names.some((n) => !ENV_NAME.test(n))) return undefined;
   const lines = ['unset PWD OLDPWD', ...names.map((n) => `export ${n}=${quote(env[n] as string)}`), `exec ${argv.map(quote).join(' ')}`, ''];
   return lines.join('\n');
+}
+
+/** Whether tasks of template `t` are started ahead at all: sandboxed, or limits alone where tasks fork (see above). */
+export function startsAhead(t: WarmTemplate): boolean {
+  return t.mounts !== undefined || !spawnMethod().native;
 }
 
 interface Warm {

@@ -4,7 +4,7 @@
 // of its own starts cold; warm dirs left by a killed agent are removed; and the warm sandboxes go
 // with the agent.
 import { existsSync, mkdirSync, readdirSync, readlinkSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
 import { useAgentWorld } from '../helpers/agent-world.js';
@@ -12,6 +12,10 @@ import { execCollect, execStarted, exitOf, rawAgentClient, type ExecResult, type
 import { taskGate, type TaskGate } from '../helpers/gate.js';
 import { metricValue, scrapeMetrics } from '../helpers/metrics.js';
 import { allPids } from '../helpers/procs.js';
+
+const { spawnMethod } = (await import(resolve(__dirname, '../../dist/agent/exec/task-spawn.js'))) as typeof import('../../agent/exec/task-spawn.js');
+/** Whether this build's native spawn loads here (it does wherever the build had a C compiler, as CI's has). */
+const nativeSpawn = spawnMethod().native;
 
 const w = useAgentWorld('gaxx-warm');
 let n = 0;
@@ -97,6 +101,36 @@ async function untilWarmRunning(a: AgentProcess, c: RawClients): Promise<{ resul
   throw new Error('no task found a warm sandbox ready in 10 tries');
 }
 
+/** The env a task printed between << and >> (`env -0`), sorted. */
+function envOf(stdout: string): string[] {
+  return stdout
+    .slice(stdout.indexOf('<<') + 2, stdout.indexOf('>>'))
+    .split('\0')
+    .filter(Boolean)
+    .sort();
+}
+
+/** An agent without a sandbox whose tasks get a CPU limit of 60 s, and its operator's client. */
+async function startLimited(env: Record<string, string> = {}): Promise<{ agent: AgentProcess; c: RawClients }> {
+  const agent = await startAgent({
+    certsDir: w.pki.agent.dir,
+    env,
+    args: ['--unsafe-no-isolation', '--task-limits', '{"isolation":"rlimit","cpuSeconds":60}'],
+  });
+  return { agent, c: rawAgentClient(agent.address, w.pki.clients.operator.dir) };
+}
+
+/** Runs a task that prints its CPU limit, then the output of `more` (a shell command), then its env. */
+function runLimited(c: RawClients, taskId: string, more = 'true'): Promise<ExecResult> {
+  return execCollect(c.agent, { taskId, argv: ['/bin/sh', '-c', `ulimit -t; ${more}; printf "<<"; env -0; printf ">>"`], env: { ONE: '1' } });
+}
+
+/** runLimited's output, for a task in `work`: the limit, and exactly the base env, the task's own and its shell's PWD. */
+function expectLimited(stdout: string, work: string): void {
+  expect(stdout.split('\n')[0]).toBe('60');
+  expect(envOf(stdout)).toEqual(['HOME=' + work, 'LANG=C.UTF-8', 'ONE=1', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'PWD=' + work]);
+}
+
 const warmStarts = async (a: AgentProcess) =>
   metricValue(await scrapeMetrics(a.metricsPort as number, w.pki.clients.operator.dir), 'gaxx_agent_warm_starts_total');
 
@@ -118,13 +152,8 @@ describe('a task that finds a sandbox ready', () => {
       expect(exitOf(r)?.code).toBe(0);
       const dir = join(tasksDir(w.agent), taskId);
       expect(r.stdout.split('\n')[0]).toBe(dir);
-      const env = r.stdout
-        .slice(r.stdout.indexOf('<<') + 2, r.stdout.indexOf('>>'))
-        .split('\0')
-        .filter(Boolean)
-        .sort();
       // The task's shell adds PWD; nothing else but what the task was given and the base env.
-      expect(env).toEqual([
+      expect(envOf(r.stdout)).toEqual([
         'HOME=' + dir,
         'LANG=C.UTF-8',
         'MULTI=x\ny',
@@ -217,20 +246,29 @@ describe('warm sandboxes and the agent', () => {
     await again.stop();
   });
 
-  it('without a sandbox (--unsafe-no-isolation) keep the limits started ahead the same way', async () => {
-    const unsafe = await startAgent({ certsDir: w.pki.agent.dir, args: ['--unsafe-no-isolation', '--task-limits', '{"isolation":"rlimit","cpuSeconds":60}'] });
-    const c = rawAgentClient(unsafe.address, w.pki.clients.operator.dir);
+  it('without a sandbox (--unsafe-no-isolation), through the native spawn, start no task ahead: each starts cold with its limits', async () => {
+    // The agent's launcher loads the same build's module the way this does.
+    expect(nativeSpawn).toBe(true);
+    const { agent: unsafe, c } = await startLimited();
+    for (let i = 0; i < 3; i++) {
+      const taskId = `cold-${i}`;
+      // A pool would have been filled as the task before ended, before its result came back.
+      const r = await runLimited(c, taskId, 'ls -a ..');
+      expectLimited(r.stdout, join(tasksDir(unsafe), taskId));
+      expect(r.stdout.split('\n').filter((l) => l.startsWith('+warm-'))).toEqual([]);
+    }
+    expect(warmDirs(unsafe)).toEqual([]);
+    expect(await warmStarts(unsafe)).toBe(0);
+    c.close();
+    await unsafe.stop();
+  });
+
+  it('without a sandbox, where tasks fork (GAXX_SPAWN=node), keep the limits started ahead the same way', async () => {
+    const { agent: unsafe, c } = await startLimited({ GAXX_SPAWN: 'node' });
     await untilWarm(unsafe, c, async (i) => {
       const taskId = `unsafe-${i}`;
-      const r = await execCollect(c.agent, { taskId, argv: ['/bin/sh', '-c', 'ulimit -t; printf "<<"; env -0; printf ">>"'], env: { ONE: '1' } });
       const work = join(tasksDir(unsafe), taskId);
-      expect(r.stdout.split('\n')[0]).toBe('60');
-      const env = r.stdout
-        .slice(r.stdout.indexOf('<<') + 2, r.stdout.indexOf('>>'))
-        .split('\0')
-        .filter(Boolean)
-        .sort();
-      expect(env).toEqual(['HOME=' + work, 'LANG=C.UTF-8', 'ONE=1', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'PWD=' + work]);
+      expectLimited((await runLimited(c, taskId)).stdout, work);
       return work;
     });
     c.close();
