@@ -12,6 +12,7 @@
  * printed, from /proc/<pid>/status, and split by where it lives (glibc's main arena, its other
  * arenas, the rest: mostly V8), from /proc/<pid>/smaps. And what the idle agent costs while it
  * waits: its CPU time and its main thread's wake-ups (voluntary context switches) per second.
+ * Its task launcher (a process of its own, started with the agent) is measured beside it.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -92,6 +93,18 @@ async function idleCost(pid: number, ms = 5000): Promise<{ cpuMsPerS: number; wa
   return { cpuMsPerS: (b.cpuNs - a.cpuNs) / 1e6 / s, wakeupsPerS: (b.wakeups - a.wakeups) / s };
 }
 
+/** The agent's task launcher (its child running gaxx-launcher), whose memory comes with every agent. */
+function launcherOf(agentPid: number): number | undefined {
+  const kids = readFileSync(`/proc/${agentPid}/task/${agentPid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  return kids.find((k) => {
+    try {
+      return readFileSync(`/proc/${k}/cmdline`, 'utf8').includes('gaxx-launcher');
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+}
+
 /** Median of 5 samples 200 ms apart (RSS moves with GC). */
 async function settledRss(pid: number, of: (pid: number) => number = rss): Promise<number> {
   const xs: number[] = [];
@@ -133,6 +146,8 @@ async function main(): Promise<void> {
     const idle = await settledRss(pid);
     const idleAnon = await settledRss(pid, rssAnon);
     const idleHeaps = heapsOf(pid);
+    const launcher = launcherOf(pid);
+    const launcherIdle = launcher === undefined ? undefined : await settledRss(launcher);
     // V8 reduces its heaps a few seconds after start (a burst on its helper threads): the idle
     // cost is measured once that has passed.
     await sleep(Math.max(0, IDLE_SETTLE_MS - (performance.now() - started)));
@@ -150,6 +165,8 @@ async function main(): Promise<void> {
     const after = await settledRss(pid);
     const afterAnon = await settledRss(pid, rssAnon);
     const afterHeaps = heapsOf(pid);
+    const launcherAfter = launcher === undefined ? undefined : await settledRss(launcher);
+    let launcherExpired: number | undefined;
     let expired: number | undefined;
     let expiredAnon: number | undefined;
     let expiredHeaps: Heaps | undefined;
@@ -159,6 +176,7 @@ async function main(): Promise<void> {
       expired = await settledRss(pid);
       expiredAnon = await settledRss(pid, rssAnon);
       expiredHeaps = heapsOf(pid);
+      launcherExpired = launcher === undefined ? undefined : await settledRss(launcher);
     }
     client.close();
     const r = {
@@ -172,6 +190,11 @@ async function main(): Promise<void> {
       peakMiB: peak / MiB,
       afterTasksMiB: after / MiB,
       afterExpiryMiB: expired === undefined ? null : expired / MiB,
+      launcherMiB: {
+        idle: launcherIdle === undefined ? null : launcherIdle / MiB,
+        afterTasks: launcherAfter === undefined ? null : launcherAfter / MiB,
+        afterExpiry: launcherExpired === undefined ? null : launcherExpired / MiB,
+      },
     };
     if (values.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     else {
@@ -185,6 +208,7 @@ async function main(): Promise<void> {
           `after ${tasks} finished tasks: ${f(r.afterTasksMiB)}  (${(r.afterTasksMiB / r.idleMiB).toFixed(2)}x idle)`,
           `after their entries expired:   ${f(r.afterExpiryMiB)}${r.afterExpiryMiB === null ? '' : `  (${(r.afterExpiryMiB / r.idleMiB).toFixed(2)}x idle)`}`,
           `anonymous part (heaps): idle ${f(r.anonMiB.idle)}, after tasks ${f(r.anonMiB.afterTasks)}, after expiry ${f(r.anonMiB.afterExpiry)}`,
+          `its task launcher's RSS:      idle ${f(r.launcherMiB.idle)}, after tasks ${f(r.launcherMiB.afterTasks)}, after expiry ${f(r.launcherMiB.afterExpiry)}`,
           ...(['mallocMain', 'mallocArenas', 'otherAnon'] as const).map(
             (k) =>
               `  ${{ mallocMain: "glibc's main arena", mallocArenas: "glibc's other arenas", otherAnon: 'other (V8 and the rest)' }[k].padEnd(24)} idle ${f(r.heapsMiB.idle[k])}, after tasks ${f(r.heapsMiB.afterTasks[k])}, after expiry ${f(r.heapsMiB.afterExpiry?.[k] ?? null)}`,
