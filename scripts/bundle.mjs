@@ -283,9 +283,12 @@ if (cliCached.status !== 0) throw new Error(`making the CLI code cache failed: $
 // agent listens on a port found free just before, which another process may take in between: a
 // start that finds it taken is tried again (3 times in all, each on a new port). Its log is
 // shown only when it fails, or when a command of the CLI failed.
+// The agent's cache is made under the Node flags every agent runs with (AGENT_NODE_FLAGS, from
+// the tsc build): V8 refuses a cache made under other heap flags.
+const { AGENT_NODE_FLAGS } = await import(pathToFileURL(join(root, 'dist', 'cli', 'providers', 'agent-bundle.js')).href);
 let agentCached;
 for (let attempt = 1; attempt <= 3; attempt++) {
-  agentCached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out, '--agent'], {
+  agentCached = spawnSync(process.execPath, [...AGENT_NODE_FLAGS, join(root, 'scripts', 'vendor-cache.mjs'), out, '--agent'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
     timeout: STEP_LIMIT_MS,

@@ -10,8 +10,9 @@
 //     loopback with throw-away certificates, asks its Health over mTLS, then has the CLI run
 //     `gaxx exec -- true` and `gaxx run -- true` on it, each in a child process (--cli --exec and
 //     --cli --run below, which remake the CLI's caches), then writes what V8 has
-//     compiled by then; run with the agent's environment and no V8 flags (V8 refuses a cache
-//     made under other V8 flags; Node's own, such as --use-openssl-ca, do not matter)
+//     compiled by then; run with the agent's environment and Node flags (AGENT_NODE_FLAGS: V8
+//     refuses a cache made under other V8 flags, such as its heap sizes; the CLI's children run
+//     with none, as users run the CLI)
 //   node scripts/vendor-cache.mjs <bundle dir> --cli --exec ADDRESS   (GAXX_HOME set) the CLI
 //     and every vendor file it loads (grpc-js, proto-loader) from a real `gaxx exec --agent
 //     ADDRESS -- true`: the connection, the handshake, the call and the output are then in the

@@ -42,11 +42,12 @@ export class Launcher implements TaskRunner {
   private ensure(): ChildProcess {
     if (this.child) return this.child;
     // Few threads: RLIMIT_NPROC counts the agent user's threads too, and the launcher needs one
-    // helper thread at most.
+    // helper thread at most. A small young generation (1 MiB semi-spaces; the agent's are capped
+    // too, AGENT_NODE_FLAGS): after a burst of tasks V8 keeps grown semi-spaces committed.
     if (MAIN === undefined) throw new GaxxError('INTERNAL', 'the task launcher script is missing');
     // GAXX_SPAWN=node: the launcher forks tasks through child_process (task-spawn.ts).
     const spawnChoice = process.env.GAXX_SPAWN === 'node' ? { GAXX_SPAWN: 'node' } : {};
-    const child = spawn(process.execPath, ['--max-old-space-size=64', '--v8-pool-size=1', MAIN], {
+    const child = spawn(process.execPath, ['--max-old-space-size=64', '--max-semi-space-size=1', '--v8-pool-size=1', MAIN], {
       env: { UV_THREADPOOL_SIZE: '1', ...spawnChoice },
       stdio: ['pipe', 'pipe', 'inherit'],
     });

@@ -1,22 +1,36 @@
 /**
- * A full garbage collection on request, for the moment the agent has just dropped a large batch
+ * Full garbage collections on request, for the moment the agent has just dropped a large batch
  * of finished tasks (the registry's expiry sweep). An idle agent allocates nothing, so V8 would
  * not collect again for a long time and the dropped entries would stay resident. Node 20 offers
  * no API for this: V8's `gc` is exposed into a fresh context once, for this use only.
  */
-import { setFlagsFromString } from 'node:v8';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 let gc: (() => void) | undefined;
 
-/** Runs a full (mark-compact) collection; a no-op where the runtime refuses. */
+/**
+ * Collections after the first: the first frees what was dropped, but how many of the pages that
+ * leaves empty V8 gives back at once depends on what its sweeper was doing; the next one gives
+ * back the rest (and compacts half-empty pages). Measured with the agents' Node flags on a heap
+ * grown to 76 MiB and dropped to 3: 9 to 50 MiB still committed after one collection, 7 after two.
+ */
+const MAX_ROUNDS = 4;
+
+/** Runs full (mark-compact) collections while the heap they leave keeps shrinking (at most MAX_ROUNDS); a no-op where the runtime refuses. */
 export function collectGarbage(): void {
   try {
     if (!gc) {
       setFlagsFromString('--expose-gc');
       gc = runInNewContext('gc') as () => void;
     }
-    gc();
+    let total = Infinity;
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      gc();
+      const now = getHeapStatistics().total_heap_size;
+      if (now >= total) break;
+      total = now;
+    }
   } catch {
     gc = () => undefined;
   }

@@ -49,7 +49,9 @@ describe('agent unit', () => {
       expect(unit.split('\n')).toContain(line);
     }
     expect(unit).not.toContain('6060');
-    expect(renderAgentUnit('/opt/gaxx/node/bin/node')).toContain('ExecStart=/opt/gaxx/node/bin/node --use-openssl-ca /opt/gaxx/agent/gaxx-agent.mjs');
+    expect(renderAgentUnit('/opt/gaxx/node/bin/node')).toContain(
+      'ExecStart=/opt/gaxx/node/bin/node --use-openssl-ca --max-semi-space-size=2 /opt/gaxx/agent/gaxx-agent.mjs',
+    );
   });
 
   it.skipIf(!hasSystemdAnalyze())('passes systemd-analyze verify', () => {
