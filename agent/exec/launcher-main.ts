@@ -11,6 +11,7 @@ import { commandExists } from './command-exists.js';
 import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead } from './launcher-protocol.js';
 import { spawnOne, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
 import { startsAhead, WarmPools } from './warm-pool.js';
+import { BurstCollector } from '../observe/collect-garbage.js';
 
 const out = new Socket({ fd: 1, readable: false, writable: true });
 const procs = new Map<number, SpawnedProcess>();
@@ -55,6 +56,12 @@ function output(id: number, stream: 'stdout' | 'stderr', data: Buffer): void {
   schedule();
 }
 
+/**
+ * After a burst of at least 500 tasks, 5 s without one: the heap the burst grew is given back
+ * (bench:footprint: this process kept 59 MiB after 10,000 tasks, 42 before them).
+ */
+const collector = new BurstCollector(500, 5000);
+
 /** Signals that arrived while their task was still starting. */
 const early = new Map<number, 'term' | 'kill'>();
 
@@ -87,6 +94,7 @@ function onSpawn(f: Frame): void {
     pools.refill();
   };
   early.delete(f.id);
+  collector.started();
   const ev: SpawnEvents = {
     started: (pid, error, startTicks, warm) => send(FRAME.STARTED, f.id, { pid, error, startTicks, ...(warm ? { warm } : {}) }),
     output: (stream, data) => output(f.id, stream, data),
@@ -96,6 +104,7 @@ function onSpawn(f: Frame): void {
       early.delete(f.id);
       send(FRAME.EXIT, f.id, { code, signal });
       if (refill) topUpNow();
+      collector.ended();
     },
   };
   if (h.warm && startsAhead(h.warm.template)) refill = setTimeout(topUpNow, REFILL_AFTER_MS);

@@ -35,3 +35,42 @@ export function collectGarbage(): void {
     gc = () => undefined;
   }
 }
+
+/**
+ * Collects once a burst is over, for a process that holds nothing between tasks (the task
+ * launcher): after at least `minTasks` tasks since the last collection, once none has run for
+ * `quietMs`. A process that waits allocates nothing, so V8 would not collect the heap the burst
+ * grew for a long time.
+ */
+export class BurstCollector {
+  private since = 0;
+  private running = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly minTasks: number,
+    private readonly quietMs: number,
+    private readonly collect: () => void = collectGarbage,
+  ) {}
+
+  /** A task started: the quiet moment is not here yet. */
+  started(): void {
+    this.since += 1;
+    this.running += 1;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** A task ended: with none left running, collect after `quietMs` without one, if the burst was large enough. */
+  ended(): void {
+    this.running = Math.max(0, this.running - 1);
+    if (this.running > 0 || this.since < this.minTasks) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.since = 0;
+      this.collect();
+    }, this.quietMs);
+    this.timer.unref();
+  }
+}
