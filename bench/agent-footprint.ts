@@ -12,7 +12,9 @@
  * printed, from /proc/<pid>/status, and split by where it lives (glibc's main arena, its other
  * arenas, the rest: mostly V8), from /proc/<pid>/smaps. And what the idle agent costs while it
  * waits: its CPU time and its main thread's wake-ups (voluntary context switches) per second.
- * Its task launcher (a process of its own, started with the agent) is measured beside it.
+ * Its task launcher (a process of its own, started with the agent) is measured beside it, and
+ * the two together with each physical page counted once (they share Node's and the libraries'
+ * pages, which their RSS both count; bench/lib/resident-pages.ts; as root only).
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -20,6 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentClient } from '../scheduler/client/index.js';
 import { benchArgs } from './lib/args.js';
 import { startFixture } from './lib/fixture.js';
+import { residentTogether } from './lib/resident-pages.js';
 
 const MiB = 1024 * 1024;
 /** How long after its start an agent is left before its idle cost is measured. */
@@ -148,6 +151,9 @@ async function main(): Promise<void> {
     const idleHeaps = heapsOf(pid);
     const launcher = launcherOf(pid);
     const launcherIdle = launcher === undefined ? undefined : await settledRss(launcher);
+    /** The agent and its launcher together, each page once (NaN when that cannot be read). */
+    const withLauncher = (p: number) => (launcher === undefined ? NaN : (residentTogether([p, launcher]) ?? NaN));
+    const togetherIdle = await settledRss(pid, withLauncher);
     // V8 reduces its heaps a few seconds after start (a burst on its helper threads): the idle
     // cost is measured once that has passed.
     await sleep(Math.max(0, IDLE_SETTLE_MS - (performance.now() - started)));
@@ -166,7 +172,9 @@ async function main(): Promise<void> {
     const afterAnon = await settledRss(pid, rssAnon);
     const afterHeaps = heapsOf(pid);
     const launcherAfter = launcher === undefined ? undefined : await settledRss(launcher);
+    const togetherAfter = await settledRss(pid, withLauncher);
     let launcherExpired: number | undefined;
+    let togetherExpired: number | undefined;
     let expired: number | undefined;
     let expiredAnon: number | undefined;
     let expiredHeaps: Heaps | undefined;
@@ -177,6 +185,7 @@ async function main(): Promise<void> {
       expiredAnon = await settledRss(pid, rssAnon);
       expiredHeaps = heapsOf(pid);
       launcherExpired = launcher === undefined ? undefined : await settledRss(launcher);
+      togetherExpired = await settledRss(pid, withLauncher);
     }
     client.close();
     const r = {
@@ -195,10 +204,17 @@ async function main(): Promise<void> {
         afterTasks: launcherAfter === undefined ? null : launcherAfter / MiB,
         afterExpiry: launcherExpired === undefined ? null : launcherExpired / MiB,
       },
+      withLauncherMiB: {
+        idle: Number.isNaN(togetherIdle) ? null : togetherIdle / MiB,
+        afterTasks: Number.isNaN(togetherAfter) ? null : togetherAfter / MiB,
+        afterExpiry: togetherExpired === undefined || Number.isNaN(togetherExpired) ? null : togetherExpired / MiB,
+      },
     };
     if (values.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     else {
       const f = (v: number | null) => (v === null ? '-' : `${v.toFixed(1)} MiB`);
+      const ratio = (m: { idle: number | null; afterExpiry: number | null }) =>
+        m.idle === null || m.afterExpiry === null ? '' : ` (${(m.afterExpiry / m.idle).toFixed(2)}x idle)`;
       process.stdout.write(
         [
           `agent RSS (bare node: ${f(r.bareNodeMiB)})${values['no-agent-env'] ? ', without AGENT_ENV' : ''}${Object.keys(env).length ? `, agent env ${JSON.stringify(env)}` : ''}`,
@@ -209,6 +225,7 @@ async function main(): Promise<void> {
           `after their entries expired:   ${f(r.afterExpiryMiB)}${r.afterExpiryMiB === null ? '' : `  (${(r.afterExpiryMiB / r.idleMiB).toFixed(2)}x idle)`}`,
           `anonymous part (heaps): idle ${f(r.anonMiB.idle)}, after tasks ${f(r.anonMiB.afterTasks)}, after expiry ${f(r.anonMiB.afterExpiry)}`,
           `its task launcher's RSS:      idle ${f(r.launcherMiB.idle)}, after tasks ${f(r.launcherMiB.afterTasks)}, after expiry ${f(r.launcherMiB.afterExpiry)}`,
+          `agent and launcher together:  idle ${f(r.withLauncherMiB.idle)}, after tasks ${f(r.withLauncherMiB.afterTasks)}, after expiry ${f(r.withLauncherMiB.afterExpiry)}${ratio(r.withLauncherMiB)} (each page once${r.withLauncherMiB.idle === null ? ': needs root' : ''})`,
           ...(['mallocMain', 'mallocArenas', 'otherAnon'] as const).map(
             (k) =>
               `  ${{ mallocMain: "glibc's main arena", mallocArenas: "glibc's other arenas", otherAnon: 'other (V8 and the rest)' }[k].padEnd(24)} idle ${f(r.heapsMiB.idle[k])}, after tasks ${f(r.heapsMiB.afterTasks[k])}, after expiry ${f(r.heapsMiB.afterExpiry?.[k] ?? null)}`,
