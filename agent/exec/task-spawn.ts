@@ -83,6 +83,7 @@ interface SpawnModule {
     onExit: (code: number | null, signal: number | null) => void,
   ): number[] | number;
   usable(): number;
+  trim(): number;
 }
 
 /** Beside this module: dist/agent/exec/ of the tsc build, or dist/bundle/ beside the bundled launcher. */
@@ -101,13 +102,24 @@ function load(): { native?: SpawnModule; why: string } {
   }
 }
 
-/** Loaded on the first spawn: the agent, which imports this module too, never loads it. */
+/** Loaded on first use: the launcher's first spawn, or the first releaseFreeHeap() (the agent's, after a large sweep). */
 let loaded: ReturnType<typeof load> | undefined;
 
 /** How tasks are spawned here, and why: 'vfork (gaxx-spawn.node)' or why not. */
 export function spawnMethod(): { native: boolean; detail: string } {
   loaded ??= load();
   return { native: loaded.native !== undefined, detail: loaded.why };
+}
+
+/**
+ * Gives the free memory inside glibc's heaps back to the system (malloc_trim(0), through the
+ * native module): glibc returns on its own only what is free at the top of a heap, so what a
+ * burst of tasks freed below memory still in use stays resident. False where the module is not
+ * loaded here (GAXX_SPAWN=node, not built) or there was nothing to give back.
+ */
+export function releaseFreeHeap(): boolean {
+  loaded ??= load();
+  return loaded.native?.trim() === 1;
 }
 
 /** Signal names by number (also the sandbox's 128+N exit codes, spawn-one.ts). */

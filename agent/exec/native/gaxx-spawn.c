@@ -19,6 +19,9 @@
  *     0 RLIMIT_CPU, 1 RLIMIT_AS, 2 RLIMIT_NPROC. onExit gets the exit code, or null and the
  *     signal number.
  *   usable() -> 0 when pidfds work on this kernel (Linux >= 5.3), else an errno.
+ *   trim() -> malloc_trim(0): 1 when glibc gave free memory inside its heaps back to the system,
+ *     0 when there was none (or this is not glibc). Free memory stays resident otherwise: glibc
+ *     returns on its own only what is free at the top of a heap.
  *
  * Built by scripts/build-native.mjs with the system's C compiler; without one the launcher
  * spawns through child_process (and prlimit), as before.
@@ -26,6 +29,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <node_api.h>
 #include <signal.h>
 #include <pthread.h>
@@ -286,11 +292,22 @@ static napi_value Usable(napi_env env, napi_callback_info info) {
   return int_value(env, 0);
 }
 
+static napi_value Trim(napi_env env, napi_callback_info info) {
+  (void)info;
+#ifdef __GLIBC__
+  return int_value(env, malloc_trim(0));
+#else
+  return int_value(env, 0);
+#endif
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, Spawn, NULL, &fn);
   napi_set_named_property(env, exports, "spawn", fn);
   napi_create_function(env, "usable", NAPI_AUTO_LENGTH, Usable, NULL, &fn);
   napi_set_named_property(env, exports, "usable", fn);
+  napi_create_function(env, "trim", NAPI_AUTO_LENGTH, Trim, NULL, &fn);
+  napi_set_named_property(env, exports, "trim", fn);
   return exports;
 }
