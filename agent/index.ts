@@ -71,10 +71,12 @@ function meteredRegistry(config: AgentConfig, metrics: AgentMetrics): TaskRegist
     onStart: () => {
       metrics.started.inc();
       metrics.running.inc();
+      metrics.loop.started();
     },
     onStarted: (warm) => (warm ? metrics.warmStarts.inc() : undefined),
     onExit: (exit) => {
       metrics.running.dec();
+      metrics.loop.ended();
       const outcome = exit.reason || (exit.error ? 'spawn_error' : exit.signal ? 'signal' : exit.code === 0 ? 'success' : 'failure');
       metrics.execs.inc({ outcome });
       metrics.duration.observe(Number(exit.durationMs) / 1000);

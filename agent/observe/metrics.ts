@@ -13,8 +13,12 @@ import { normalizeAddress } from '../transport/blocklist.js';
 import type { TransportGuardHooks } from '../transport/transport-guards.js';
 import type { ListenAddress } from '../config.js';
 import { listenOn } from '../transport/server.js';
+import { BusyLoopDelay } from './loop-delay.js';
 
 /** The agent's instruments. */
+/** How long the event-loop delay is still sampled after the last task ended. */
+const LOOP_TAIL_MS = 10_000;
+
 export class AgentMetrics {
   readonly registry = new Registry();
   readonly execs = new Counter({ name: 'gaxx_agent_exec_total', help: 'Finished executions by outcome', labelNames: ['outcome'], registers: [this.registry] });
@@ -46,13 +50,17 @@ export class AgentMetrics {
   });
   readonly handshakeFailures = new Counter({ name: 'gaxx_agent_tls_handshake_failures_total', help: 'Failed TLS handshakes', registers: [this.registry] });
 
+  /** Drives the event-loop delay histogram: the task registry reports each task's start and end. */
+  readonly loop = BusyLoopDelay.every(100, LOOP_TAIL_MS);
+
   constructor(version: string) {
     const info = new Gauge({ name: 'gaxx_agent_build_info', help: 'Build information', labelNames: ['version', 'node'], registers: [this.registry] });
     info.set({ version, node: process.version }, 1);
-    // The event-loop delay histogram samples every 100 ms, not prom-client's 10: at 10 ms an idle
-    // agent woke 100 times a second for it alone (~8 ms of CPU a second here), which a machine
-    // running many agents paid for. A stall that spans a sample is still recorded in full.
-    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
+    // The event-loop delay histogram samples every 100 ms, not prom-client's 10 (at 10 ms an idle
+    // agent woke 100 times a second for it alone, ~8 ms of CPU a second here), and only while
+    // tasks run and LOOP_TAIL_MS after (loop-delay.ts). A stall that spans a sample is still
+    // recorded in full.
+    this.loop.providing(() => collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 }));
   }
 }
 

@@ -1,0 +1,116 @@
+/**
+ * The event-loop delay histogram behind the agent's `nodejs_eventloop_lag_*` metrics (prom-client's
+ * default metrics), sampling only while the agent has work. Node's histogram samples with a
+ * timer: every 100 ms, an idle agent woke 10 times a second for it alone (1.2 ms of CPU a second
+ * here, most of what an idle agent spends), which a machine running many agents paid for all the
+ * time. It now samples from a task's start until `tailMs` after the last one ended; while it does
+ * not, the loop has nothing to be late for.
+ *
+ * prom-client makes its histogram with `perf_hooks.monitorEventLoopDelay` and reads min, max,
+ * mean, stddev and percentiles from it at each scrape, then resets it: `providing()` hands it
+ * this one instead. A scrape that finds no sample since the last one reads 0 (Node's histogram
+ * would say a min of 9.2e9 s and a mean of NaN).
+ */
+import perfHooks from 'node:perf_hooks';
+
+/** What prom-client reads of the histogram it makes. */
+export interface LoopHistogram {
+  enable(): boolean;
+  disable(): boolean;
+  reset(): void;
+  readonly count: number;
+  readonly min: number;
+  readonly max: number;
+  readonly mean: number;
+  readonly stddev: number;
+  percentile(p: number): number;
+}
+
+export class BusyLoopDelay {
+  private running = 0;
+  private sampling = false;
+  private tail: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly tailMs: number,
+    private readonly histogram: LoopHistogram,
+  ) {}
+
+  /** A histogram sampling every `resolutionMs` while busy. */
+  static every(resolutionMs: number, tailMs: number): BusyLoopDelay {
+    return new BusyLoopDelay(tailMs, perfHooks.monitorEventLoopDelay({ resolution: resolutionMs }));
+  }
+
+  /** A task started: sample until the last one has been over for tailMs. */
+  started(): void {
+    this.running += 1;
+    clearTimeout(this.tail);
+    this.tail = undefined;
+    if (!this.sampling) {
+      this.histogram.enable();
+      this.sampling = true;
+    }
+  }
+
+  /** A task ended: with none left, sampling stops tailMs later unless another starts. */
+  ended(): void {
+    this.running = Math.max(0, this.running - 1);
+    if (this.running > 0) return;
+    clearTimeout(this.tail);
+    this.tail = setTimeout(() => {
+      this.tail = undefined;
+      this.histogram.disable();
+      this.sampling = false;
+    }, this.tailMs);
+    this.tail.unref();
+  }
+
+  /** Whether it samples now. */
+  get active(): boolean {
+    return this.sampling;
+  }
+
+  /** The histogram as prom-client sees it: enabled by the work, 0 for all when nothing was sampled. */
+  readonly view: LoopHistogram = this.viewOf();
+
+  private viewOf(): LoopHistogram {
+    const h = (): LoopHistogram => this.histogram;
+    const or0 = (v: () => number): number => (h().count === 0 ? 0 : v());
+    return {
+      // prom-client enables it once it made it: sampling follows the tasks instead.
+      enable: () => false,
+      disable: () => false,
+      reset: () => h().reset(),
+      get count() {
+        return h().count;
+      },
+      get min() {
+        return or0(() => h().min);
+      },
+      get max() {
+        return or0(() => h().max);
+      },
+      get mean() {
+        return or0(() => h().mean);
+      },
+      get stddev() {
+        return or0(() => h().stddev);
+      },
+      percentile: (p) => or0(() => h().percentile(p)),
+    };
+  }
+
+  /**
+   * Runs `make` (prom-client's collectDefaultMetrics) with `perf_hooks.monitorEventLoopDelay`
+   * giving this histogram's view, and restores it after.
+   */
+  providing(make: () => void): void {
+    const original = perfHooks.monitorEventLoopDelay;
+    perfHooks.monitorEventLoopDelay = (() => this.view) as unknown as typeof original;
+    try {
+      make();
+    } finally {
+      perfHooks.monitorEventLoopDelay = original;
+    }
+  }
+}
