@@ -33,3 +33,6 @@ export const nodeHttp = lazy<typeof import('node:http')>('node:http');
 
 /** node:https, loaded on first use (it brings node:http with it). */
 export const nodeHttps = lazy<typeof import('node:https')>('node:https');
+
+/** node:perf_hooks, loaded on first use (the event-loop delay histogram of loop-delay.ts). */
+export const nodePerfHooks = lazy<typeof import('node:perf_hooks')>('node:perf_hooks');

@@ -48,3 +48,4 @@ export type { FileArea } from './gen/gaxx/agent/v1/FileArea.js';
 export type { HealthClient, HealthHandlers } from './gen/grpc/health/v1/Health.js';
 export type { HealthCheckRequest, HealthCheckRequest__Output } from './gen/grpc/health/v1/HealthCheckRequest.js';
 export type { HealthCheckResponse, HealthCheckResponse__Output } from './gen/grpc/health/v1/HealthCheckResponse.js';
+export { BusyLoopDelay, type LoopHistogram } from './loop-delay.js';

@@ -8,12 +8,11 @@ import { createServer as createNetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type PeerCertificate, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Identity } from '../../certs/index.js';
-import { isGaxxError } from '../../proto/index.js';
+import { BusyLoopDelay, isGaxxError } from '../../proto/index.js';
 import { normalizeAddress } from '../transport/blocklist.js';
 import type { TransportGuardHooks } from '../transport/transport-guards.js';
 import type { ListenAddress } from '../config.js';
 import { listenOn } from '../transport/server.js';
-import { BusyLoopDelay } from './loop-delay.js';
 
 /** The agent's instruments. */
 /** How long the event-loop delay is still sampled after the last task ended. */
@@ -58,7 +57,7 @@ export class AgentMetrics {
     info.set({ version, node: process.version }, 1);
     // The event-loop delay histogram samples every 100 ms, not prom-client's 10 (at 10 ms an idle
     // agent woke 100 times a second for it alone, ~8 ms of CPU a second here), and only while
-    // tasks run and LOOP_TAIL_MS after (loop-delay.ts). A stall that spans a sample is still
+    // tasks run and LOOP_TAIL_MS after (proto/loop-delay.ts). A stall that spans a sample is still
     // recorded in full.
     this.loop.providing(() => collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 }));
   }

@@ -4,8 +4,12 @@
  * started), breaker states, in-flight tasks, and queue depth read from Redis at scrape time.
  */
 import type { Counter, Histogram, Registry } from 'prom-client';
+import { BusyLoopDelay } from '../../proto/index.js';
 import type { BreakerState } from '../dispatch/breaker.js';
 import { promClient } from './prom-client.cjs';
+
+/** How long the event-loop delay is still sampled after the last job ended. */
+const LOOP_TAIL_MS = 10_000;
 
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
@@ -23,6 +27,8 @@ export class SchedulerMetrics {
   readonly dispatchLatency: Histogram;
   readonly published: Counter;
   private sources: MetricsSources = {};
+  /** Drives the event-loop delay histogram: the worker reports each job's start and end. */
+  readonly loop = BusyLoopDelay.every(100, LOOP_TAIL_MS);
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = promClient();
@@ -74,8 +80,10 @@ export class SchedulerMetrics {
       },
     });
     // Event-loop delay sampled every 100 ms, not every 10 (prom-client's default wakes the loop
-    // 100 times a second for nothing else), as the agents do.
-    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'gaxx_scheduler_', eventLoopMonitoringPrecision: 100 });
+    // 100 times a second for nothing else), and only while jobs run and LOOP_TAIL_MS after, as
+    // the agents do (proto/loop-delay.ts).
+    if (opts.processMetrics)
+      this.loop.providing(() => collectDefaultMetrics({ register: this.registry, prefix: 'gaxx_scheduler_', eventLoopMonitoringPrecision: 100 }));
   }
 
   /** Where scrape-time gauges read from. */

@@ -124,7 +124,7 @@ export class SchedulerWorker {
     // Locks: a worker that stalls (SIGSTOP, a long GC) longer than lockDuration loses its jobs to
     // another worker; the re-dispatch attaches on the agent (task-dispatch.ts), and the stalled
     // worker, once it runs again, reattaches too instead of moving the task elsewhere.
-    bw = new Worker<TaskSpec, TaskResult>(runQueueName(runId), (job, token) => this.process(this.ctx, job, token), {
+    bw = new Worker<TaskSpec, TaskResult>(runQueueName(runId), (job, token) => this.tracked(() => this.process(this.ctx, job, token)), {
       connection: this.redis,
       prefix: KEY_PREFIX,
       concurrency: this.opts.concurrency ?? WORKER_CONCURRENCY,
@@ -180,6 +180,17 @@ export class SchedulerWorker {
   async ready(): Promise<void> {
     await this.discovering;
     await Promise.all([...this.workers.values()].map((bw) => bw.waitUntilReady()));
+  }
+
+  /** Runs one job's processing, with the event-loop delay sampled meanwhile (metrics.loop). */
+  private async tracked<T>(run: () => Promise<T>): Promise<T> {
+    const loop = this.opts.metrics?.loop;
+    loop?.started();
+    try {
+      return await run();
+    } finally {
+      loop?.ended();
+    }
   }
 
   private async process(ctx: DispatchContext, job: Job<TaskSpec, TaskResult>, token: string | undefined): Promise<TaskResult> {

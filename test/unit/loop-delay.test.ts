@@ -1,8 +1,8 @@
-// The agent's event-loop delay metrics (agent/observe/loop-delay.ts) sample only while tasks run
+// The event-loop delay metrics (proto/loop-delay.ts) of the agent and the scheduler daemon sample only while tasks run
 // and a tail after: an idle agent keeps no timer waking it for them. prom-client reads the
 // histogram the agent gives it; a scrape with nothing sampled reads 0, not a min of 9.2e9 s.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { BusyLoopDelay, type LoopHistogram } from '../../agent/observe/loop-delay.js';
+import { BusyLoopDelay, type LoopHistogram } from '../../proto/index.js';
 import { AgentMetrics } from '../../agent/observe/metrics.js';
 
 function fakeHistogram(): LoopHistogram & { enabled: boolean; samples: number[] } {

@@ -1,17 +1,18 @@
 /**
- * The event-loop delay histogram behind the agent's `nodejs_eventloop_lag_*` metrics (prom-client's
- * default metrics), sampling only while the agent has work. Node's histogram samples with a
- * timer: every 100 ms, an idle agent woke 10 times a second for it alone (1.2 ms of CPU a second
- * here, most of what an idle agent spends), which a machine running many agents paid for all the
- * time. It now samples from a task's start until `tailMs` after the last one ended; while it does
- * not, the loop has nothing to be late for.
+ * The event-loop delay histogram behind `nodejs_eventloop_lag_*` (prom-client's default metrics,
+ * in the agent and the scheduler daemon), sampling only while the process has work. Node's
+ * histogram samples with a timer: every 100 ms, an idle agent woke 10 times a second for it
+ * alone (1.2 ms of CPU a second here, most of what an idle agent spends), which a machine running
+ * many agents paid for all the time. It now samples from the start of a piece of work (an
+ * agent's task, a daemon's job) until `tailMs` after the last one ended; while it does not, the
+ * loop has nothing to be late for.
  *
  * prom-client makes its histogram with `perf_hooks.monitorEventLoopDelay` and reads min, max,
  * mean, stddev and percentiles from it at each scrape, then resets it: `providing()` hands it
  * this one instead. A scrape that finds no sample since the last one reads 0 (Node's histogram
  * would say a min of 9.2e9 s and a mean of NaN).
  */
-import perfHooks from 'node:perf_hooks';
+import { nodePerfHooks } from './builtins.js';
 
 /** What prom-client reads of the histogram it makes. */
 export interface LoopHistogram {
@@ -38,10 +39,10 @@ export class BusyLoopDelay {
 
   /** A histogram sampling every `resolutionMs` while busy. */
   static every(resolutionMs: number, tailMs: number): BusyLoopDelay {
-    return new BusyLoopDelay(tailMs, perfHooks.monitorEventLoopDelay({ resolution: resolutionMs }));
+    return new BusyLoopDelay(tailMs, nodePerfHooks().monitorEventLoopDelay({ resolution: resolutionMs }));
   }
 
-  /** A task started: sample until the last one has been over for tailMs. */
+  /** Work started: sample until the last piece has been over for tailMs. */
   started(): void {
     this.running += 1;
     clearTimeout(this.tail);
@@ -52,7 +53,7 @@ export class BusyLoopDelay {
     }
   }
 
-  /** A task ended: with none left, sampling stops tailMs later unless another starts. */
+  /** Work ended: with none left, sampling stops tailMs later unless more starts. */
   ended(): void {
     this.running = Math.max(0, this.running - 1);
     if (this.running > 0) return;
@@ -70,14 +71,14 @@ export class BusyLoopDelay {
     return this.sampling;
   }
 
-  /** The histogram as prom-client sees it: enabled by the work, 0 for all when nothing was sampled. */
+  /** The histogram as prom-client sees it: switched by the work, 0 for all when nothing was sampled. */
   readonly view: LoopHistogram = this.viewOf();
 
   private viewOf(): LoopHistogram {
     const h = (): LoopHistogram => this.histogram;
     const or0 = (v: () => number): number => (h().count === 0 ? 0 : v());
     return {
-      // prom-client enables it once it made it: sampling follows the tasks instead.
+      // prom-client enables it once it made it: sampling follows the work instead.
       enable: () => false,
       disable: () => false,
       reset: () => h().reset(),
@@ -105,6 +106,7 @@ export class BusyLoopDelay {
    * giving this histogram's view, and restores it after.
    */
   providing(make: () => void): void {
+    const perfHooks = nodePerfHooks();
     const original = perfHooks.monitorEventLoopDelay;
     perfHooks.monitorEventLoopDelay = (() => this.view) as unknown as typeof original;
     try {
