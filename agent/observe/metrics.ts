@@ -14,10 +14,10 @@ import type { TransportGuardHooks } from '../transport/transport-guards.js';
 import type { ListenAddress } from '../config.js';
 import { listenOn } from '../transport/server.js';
 
-/** The agent's instruments. */
 /** How long the event-loop delay is still sampled after the last task ended. */
 const LOOP_TAIL_MS = 10_000;
 
+/** The agent's instruments. */
 export class AgentMetrics {
   readonly registry = new Registry();
   readonly execs = new Counter({ name: 'gaxx_agent_exec_total', help: 'Finished executions by outcome', labelNames: ['outcome'], registers: [this.registry] });

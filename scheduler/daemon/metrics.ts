@@ -27,8 +27,11 @@ export class SchedulerMetrics {
   readonly dispatchLatency: Histogram;
   readonly published: Counter;
   private sources: MetricsSources = {};
-  /** Drives the event-loop delay histogram: the worker reports each job's start and end. */
-  readonly loop = BusyLoopDelay.every(100, LOOP_TAIL_MS);
+  /**
+   * Drives the event-loop delay histogram (processMetrics only): the worker reports each job's
+   * start and end. Without process metrics nothing samples, whatever the jobs.
+   */
+  readonly loop: Pick<BusyLoopDelay, 'started' | 'ended' | 'active'>;
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = promClient();
@@ -82,8 +85,11 @@ export class SchedulerMetrics {
     // Event-loop delay sampled every 100 ms, not every 10 (prom-client's default wakes the loop
     // 100 times a second for nothing else), and only while jobs run and LOOP_TAIL_MS after, as
     // the agents do (proto/loop-delay.ts).
-    if (opts.processMetrics)
-      this.loop.providing(() => collectDefaultMetrics({ register: this.registry, prefix: 'gaxx_scheduler_', eventLoopMonitoringPrecision: 100 }));
+    if (opts.processMetrics) {
+      const loop = BusyLoopDelay.every(100, LOOP_TAIL_MS);
+      loop.providing(() => collectDefaultMetrics({ register: this.registry, prefix: 'gaxx_scheduler_', eventLoopMonitoringPrecision: 100 }));
+      this.loop = loop;
+    } else this.loop = { started: () => undefined, ended: () => undefined, active: false };
   }
 
   /** Where scrape-time gauges read from. */

@@ -25,6 +25,13 @@ function valueOf(text: string, name: string): number {
 }
 
 describe('scheduler event-loop delay', () => {
+  it('never samples without process metrics', () => {
+    const metrics = new SchedulerMetrics();
+    metrics.loop.started();
+    expect(metrics.loop.active).toBe(false);
+    metrics.loop.ended();
+  });
+
   it('samples while a job runs, not before', async () => {
     const metrics = new SchedulerMetrics({ processMetrics: true });
     const worker = SchedulerWorker.start({ settings: world.settings, connect: world.connect(), concurrency: 4, metrics });
