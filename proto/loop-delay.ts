@@ -13,6 +13,7 @@
  * would say a min of 9.2e9 s and a mean of NaN).
  */
 import { nodePerfHooks } from './builtins.js';
+import { AfterQuiet } from './quiet.js';
 
 /** What prom-client reads of the histogram it makes. */
 export interface LoopHistogram {
@@ -28,14 +29,18 @@ export interface LoopHistogram {
 }
 
 export class BusyLoopDelay {
-  private running = 0;
   private sampling = false;
-  private tail: NodeJS.Timeout | undefined;
+  private readonly quiet: AfterQuiet;
 
   constructor(
-    private readonly tailMs: number,
+    tailMs: number,
     private readonly histogram: LoopHistogram,
-  ) {}
+  ) {
+    this.quiet = new AfterQuiet(tailMs, () => {
+      this.histogram.disable();
+      this.sampling = false;
+    });
+  }
 
   /** A histogram sampling every `resolutionMs` while busy. */
   static every(resolutionMs: number, tailMs: number): BusyLoopDelay {
@@ -44,9 +49,7 @@ export class BusyLoopDelay {
 
   /** Work started: sample until the last piece has been over for tailMs. */
   started(): void {
-    this.running += 1;
-    clearTimeout(this.tail);
-    this.tail = undefined;
+    this.quiet.started();
     if (!this.sampling) {
       this.histogram.enable();
       this.sampling = true;
@@ -55,15 +58,7 @@ export class BusyLoopDelay {
 
   /** Work ended: with none left, sampling stops tailMs later unless more starts. */
   ended(): void {
-    this.running = Math.max(0, this.running - 1);
-    if (this.running > 0) return;
-    clearTimeout(this.tail);
-    this.tail = setTimeout(() => {
-      this.tail = undefined;
-      this.histogram.disable();
-      this.sampling = false;
-    }, this.tailMs);
-    this.tail.unref();
+    this.quiet.ended();
   }
 
   /** Whether it samples now. */

@@ -6,6 +6,7 @@
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { AfterQuiet } from '../../proto/index.js';
 import { releaseFreeHeap } from '../exec/task-spawn.js';
 
 let gc: (() => void) | undefined;
@@ -55,33 +56,28 @@ function collectV8(): void {
  */
 export class BurstCollector {
   private since = 0;
-  private running = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly quiet: AfterQuiet;
 
   constructor(
     private readonly minTasks: number,
-    private readonly quietMs: number,
+    quietMs: number,
     private readonly collect: () => void = collectGarbage,
-  ) {}
+  ) {
+    this.quiet = new AfterQuiet(quietMs, () => {
+      if (this.since < this.minTasks) return;
+      this.since = 0;
+      this.collect();
+    });
+  }
 
   /** A task started: the quiet moment is not here yet. */
   started(): void {
     this.since += 1;
-    this.running += 1;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.quiet.started();
   }
 
   /** A task ended: with none left running, collect after `quietMs` without one, if the burst was large enough. */
   ended(): void {
-    this.running = Math.max(0, this.running - 1);
-    if (this.running > 0 || this.since < this.minTasks) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.since = 0;
-      this.collect();
-    }, this.quietMs);
-    this.timer.unref();
+    this.quiet.ended();
   }
 }

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SchedulerMetrics } from '../../scheduler/daemon/metrics.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
+import { metricValue } from '../helpers/metrics.js';
 import { eventually } from '../helpers/poll.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 
@@ -17,12 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await world?.close();
 });
-
-function valueOf(text: string, name: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  if (!line) throw new Error(`no ${name} in the scrape`);
-  return Number(line.slice(name.length + 1));
-}
 
 describe('scheduler event-loop delay', () => {
   it('never samples without process metrics', () => {
@@ -39,7 +34,7 @@ describe('scheduler event-loop delay', () => {
       await worker.ready();
       expect(metrics.loop.active).toBe(false);
       const idle = await metrics.text();
-      expect(valueOf(idle, 'gaxx_scheduler_nodejs_eventloop_lag_min_seconds')).toBe(0);
+      expect(metricValue(idle, 'gaxx_scheduler_nodejs_eventloop_lag_min_seconds')).toBe(0);
 
       // A task that runs until the test releases it: the job is in flight meanwhile.
       const shared = join(world.dir, 'shared');
@@ -64,7 +59,7 @@ describe('scheduler event-loop delay', () => {
       expect(res.results.get('t')?.outcome).toBe('succeeded');
       // Still within the tail after the job.
       expect(metrics.loop.active).toBe(true);
-      expect(valueOf(await metrics.text(), 'gaxx_scheduler_nodejs_eventloop_lag_max_seconds')).toBeLessThan(60);
+      expect(metricValue(await metrics.text(), 'gaxx_scheduler_nodejs_eventloop_lag_max_seconds')).toBeLessThan(60);
     } finally {
       await worker.drain(2000);
     }

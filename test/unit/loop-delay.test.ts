@@ -4,6 +4,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BusyLoopDelay, type LoopHistogram } from '../../proto/index.js';
 import { AgentMetrics } from '../../agent/observe/metrics.js';
+import { metricValue } from '../helpers/metrics.js';
 
 function fakeHistogram(): LoopHistogram & { enabled: boolean; samples: number[] } {
   const h = {
@@ -30,13 +31,6 @@ function fakeHistogram(): LoopHistogram & { enabled: boolean; samples: number[] 
     percentile: () => (h.samples.length ? Math.max(...h.samples) : 0),
   };
   return h;
-}
-
-/** The value of a metric line in Prometheus text. */
-function valueOf(text: string, name: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  if (!line) throw new Error(`no ${name} in the scrape`);
-  return Number(line.slice(name.length + 1));
 }
 
 describe('BusyLoopDelay', () => {
@@ -97,8 +91,8 @@ describe("the agent's metrics", () => {
     const m = new AgentMetrics('test');
     expect(m.loop.active).toBe(false);
     const idle = await m.registry.metrics();
-    expect(valueOf(idle, 'nodejs_eventloop_lag_min_seconds')).toBe(0);
-    expect(valueOf(idle, 'nodejs_eventloop_lag_max_seconds')).toBe(0);
+    expect(metricValue(idle, 'nodejs_eventloop_lag_min_seconds')).toBe(0);
+    expect(metricValue(idle, 'nodejs_eventloop_lag_max_seconds')).toBe(0);
     m.loop.started();
     expect(m.loop.active).toBe(true);
     // Once a sample is taken, hold the loop for 300 ms: the next one is at least 200 ms late.
@@ -108,6 +102,6 @@ describe("the agent's metrics", () => {
     await samples(m, 2);
     const busy = await m.registry.metrics();
     m.loop.ended();
-    expect(valueOf(busy, 'nodejs_eventloop_lag_max_seconds')).toBeGreaterThan(0.15);
+    expect(metricValue(busy, 'nodejs_eventloop_lag_max_seconds')).toBeGreaterThan(0.15);
   });
 });
