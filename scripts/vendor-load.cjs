@@ -21,11 +21,19 @@ const { closeSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } 
 const { basename, join } = require('node:path');
 const { Script } = require('node:vm');
 
-/** Start of every cache file, then the source's CRC-32 (4 bytes) and SHA-256 (32), then V8's data. */
-const MAGIC = Buffer.from('gaxx-v8-cache-2\n');
+/**
+ * Start of every cache file, then the source's CRC-32 (4 bytes) and SHA-256 (32), zeros up to
+ * HEADER_BYTES, then V8's data. V8 copies cache data that does not start on an 8-byte boundary
+ * (AlignedCachedData) before it reads it: with the data at 52, every load paid for a copy of
+ * each cache (0.3 to 1 MB, a page fault per 4 KB of it). The buffers it is read into start
+ * aligned (readReused), so the data at a multiple of 8 is read where it lies.
+ */
+const MAGIC = Buffer.from('gaxx-v8-cache-3\n');
 const CRC_AT = MAGIC.length;
 const SHA_AT = CRC_AT + 4;
-const HEADER_BYTES = SHA_AT + 32;
+const SHA_BYTES = 32;
+const DATA_ALIGNMENT = 8;
+const HEADER_BYTES = Math.ceil((SHA_AT + SHA_BYTES) / DATA_ALIGNMENT) * DATA_ALIGNMENT;
 
 /** zlib.crc32 where this Node has it (20.15 and later), else undefined. */
 function zlibCrc32() {
@@ -39,7 +47,7 @@ const sha256 = (bytes) => require('node:crypto').createHash('sha256').update(byt
 function madeFrom(header, source) {
   const crc32 = zlibCrc32();
   if (crc32) return header.readUInt32BE(CRC_AT) === crc32(source);
-  return header.subarray(SHA_AT, HEADER_BYTES).equals(sha256(source));
+  return header.subarray(SHA_AT, SHA_AT + SHA_BYTES).equals(sha256(source));
 }
 
 /**
@@ -180,7 +188,11 @@ function writeCache(file, variant) {
   const source = readFileSync(file);
   const crc = Buffer.alloc(4);
   crc.writeUInt32BE(zlibCrc32()?.(source) ?? 0);
-  writeFileSync(cachePath(file, variant), Buffer.concat([MAGIC, crc, sha256(source), l.script.createCachedData()]));
+  const header = Buffer.alloc(HEADER_BYTES);
+  MAGIC.copy(header);
+  crc.copy(header, CRC_AT);
+  sha256(source).copy(header, SHA_AT);
+  writeFileSync(cachePath(file, variant), Buffer.concat([header, l.script.createCachedData()]));
 }
 
-module.exports = { loadVendor, cacheStatus, cacheFile, writeCache, wrapped, HEADER_BYTES };
+module.exports = { loadVendor, cacheStatus, cacheFile, writeCache, wrapped, HEADER_BYTES, DATA_ALIGNMENT };

@@ -1,6 +1,7 @@
 // The build refuses a bundle file that vendor-load.cjs compiles through vm.Script when it still
 // calls import() (it would fail only when that line runs); the files it makes today pass.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import Module from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -50,5 +51,13 @@ describe('bundle checks', () => {
       expect(text.length).toBeGreaterThan(10_000);
       expect(() => checks.assertNoDynamicImport(f, text)).not.toThrow();
     }
+  });
+
+  it('writes every file vendor-load.cjs compiles in its function wrapper, so none is wrapped (and copied) at load', () => {
+    const out = join(repoRoot(), 'dist', 'bundle');
+    const head = Module.wrap('\0').split('\0')[0] as string;
+    const files = readdirSync(out).filter((f) => /^(gaxx-cli|gaxx-agent|vendor-[\w-]+)\.cjs$/.test(f) && f !== 'vendor-load.cjs');
+    expect(files).toEqual(expect.arrayContaining(['gaxx-cli.cjs', 'gaxx-agent.cjs', 'vendor-grpc-js.cjs', 'vendor-proto-loader.cjs']));
+    for (const f of files) expect({ f, head: readFileSync(join(out, f), 'latin1').slice(0, head.length) }).toEqual({ f, head });
   });
 });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/agent.js';
+import { bundleDir, loadBundled } from '../helpers/bundle.js';
 
 interface Patch {
   ioredisCommandsSource(source: string, file?: string): string;
@@ -18,7 +19,7 @@ type RedisClass = { prototype: object; default?: RedisClass };
 const root = repoRoot();
 const require = createRequire(import.meta.url);
 const commanderFile = join(require.resolve('ioredis').replace(/built[\\/].*$/, 'built'), 'utils', 'Commander.js');
-const vendorFile = join(root, 'dist', 'bundle', 'vendor-ioredis.cjs');
+const vendorFile = join(bundleDir, 'vendor-ioredis.cjs');
 let patch: Patch;
 
 beforeAll(async () => {
@@ -43,7 +44,7 @@ describe('ioredis command methods (the bundles)', () => {
   });
 
   it('defines the methods the installed ioredis defines, and nothing else', () => {
-    const mine = commanderPrototype(require(vendorFile) as RedisClass);
+    const mine = commanderPrototype(loadBundled<RedisClass>('vendor-ioredis.cjs'));
     const theirs = commanderPrototype(require('ioredis') as RedisClass);
     expect(mine).not.toBe(theirs);
     const names = Object.getOwnPropertyNames(theirs).sort();

@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_PROTO, HEALTH_PROTO } from '../../proto/gen/descriptors.js';
 import { LOADER_OPTIONS } from '../../proto/index.js';
 import { repoRoot } from '../helpers/agent.js';
+import { bundleDir, loadBundled } from '../helpers/bundle.js';
 
 type Loader = typeof protoLoader;
 type Definition = Record<string, unknown>;
@@ -21,7 +22,7 @@ interface Patch {
 const root = repoRoot();
 const require = createRequire(import.meta.url);
 const indexFile = require.resolve('@grpc/proto-loader');
-const vendorFile = join(root, 'dist', 'bundle', 'vendor-proto-loader.cjs');
+const vendorFile = join(bundleDir, 'vendor-proto-loader.cjs');
 let patch: Patch;
 let bundled: Loader;
 
@@ -29,7 +30,7 @@ beforeAll(async () => {
   patch = (await import(pathToFileURL(join(root, 'scripts', 'proto-loader-lazy.mjs')).href)) as Patch;
   // `npm test` builds the bundle first.
   expect(existsSync(vendorFile), `${vendorFile} missing: run npm run build`).toBe(true);
-  bundled = require(vendorFile) as Loader;
+  bundled = loadBundled<Loader>('vendor-proto-loader.cjs');
 });
 
 /** Every definition of a package, with its methods' request and response types, each as [path, object]. */

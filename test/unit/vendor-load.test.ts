@@ -21,6 +21,7 @@ interface VendorLoad {
   writeCache(file: string, variant?: string): void;
   wrapped(text: string): string;
   HEADER_BYTES: number;
+  DATA_ALIGNMENT: number;
 }
 
 const root = mkdtempSync(join(tmpdir(), 'gaxx-vendor-load-'));
@@ -79,6 +80,20 @@ describe('vendor-load code caches', () => {
     const { vl } = dirWith({ 'w.cjs': wrappedText, 'w.cjs.v8cache': readFileSync(join(made.dir, 'w.cjs.v8cache')) });
     expect(vl.loadVendor('w.cjs').value).toBe(10);
     expect(vl.cacheStatus('w.cjs')).toBe('used');
+  });
+
+  it("V8's data starts on an 8-byte boundary of the cache file, so that V8 reads it where it lies", () => {
+    // V8 copies cached data that does not start on an 8-byte boundary before reading it; the
+    // buffer a cache is read into starts on one, so the data's offset in the file decides.
+    const { vl } = dirWith({});
+    expect(vl.DATA_ALIGNMENT).toBe(8);
+    expect(vl.HEADER_BYTES % vl.DATA_ALIGNMENT).toBe(0);
+    // Right after our header: V8's own, which starts with the magic number of every V8 cache.
+    const v8Magic = new Script(source(1), { filename: 'm.cjs' }).createCachedData().subarray(0, 4);
+    const cache = cacheOf(1);
+    expect(cache.subarray(vl.HEADER_BYTES, vl.HEADER_BYTES + 4).equals(v8Magic)).toBe(true);
+    // What lies between the digests and V8's data is zeros.
+    expect(cache.subarray(vl.HEADER_BYTES - 4, vl.HEADER_BYTES).equals(Buffer.alloc(4))).toBe(true);
   });
 
   it('a cache V8 refuses (damaged data behind a matching header) is reported and the file still loads', () => {
