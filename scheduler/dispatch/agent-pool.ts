@@ -3,7 +3,10 @@
  * breaker, capacity (from Info, asked only once an agent is full at the assumed capacity) and
  * in-flight count per agent address. Open breakers are probed through the Health service
  * with a fresh connection (an old grpc-js channel may sit in its reconnect backoff long after
- * the agent came back). Waiters are woken whenever a slot frees or a breaker changes.
+ * the agent came back). Waiters are woken whenever a slot frees or a breaker changes. The probe
+ * timer runs only while some breaker is open or half-open: a closed breaker changes only with a
+ * call's outcome, and a worker with every agent well (a daemon waiting for work) is not woken
+ * five times a second for nothing.
  */
 import { isGaxxError, type ExecEvent__Output, type ExecRequest, type InfoResponse__Output } from '../../proto/index.js';
 import { Breaker, DEFAULT_BREAKER, type BreakerOptions, type BreakerState } from './breaker.js';
@@ -69,15 +72,15 @@ interface AgentState {
 export class AgentPool {
   private readonly agents = new Map<string, AgentState>();
   private waiters: Array<() => void> = [];
-  private readonly timer: NodeJS.Timeout;
+  /** The probe timer, while `unsettled` > 0. */
+  private timer: NodeJS.Timeout | undefined;
+  /** Agents whose breaker was last seen open or half-open. */
+  private unsettled = 0;
 
   constructor(
     private readonly connect: AgentConnector,
     private readonly opts: AgentPoolOptions = {},
-  ) {
-    this.timer = setInterval(() => this.probeOpen(), opts.probeIntervalMs ?? 200);
-    this.timer.unref();
-  }
+  ) {}
 
   /**
    * Makes the agents known (idempotent; no call is made). Each starts with the assumed capacity:
@@ -231,6 +234,8 @@ export class AgentPool {
 
   close(): void {
     clearInterval(this.timer);
+    this.timer = undefined;
+    this.unsettled = 0;
     for (const s of this.agents.values()) for (const l of s.links.values()) l.close();
     this.agents.clear();
     this.wake();
@@ -245,9 +250,22 @@ export class AgentPool {
   private noteState(s: AgentState): void {
     const st = s.breaker.state(Date.now());
     if (st !== s.lastState) {
+      if ((s.lastState === 'closed') !== (st === 'closed')) this.settle(st === 'closed' ? -1 : 1);
       s.lastState = st;
       this.opts.onBreaker?.(s.address, st);
       this.wake();
+    }
+  }
+
+  /** Counts a breaker leaving (+1) or reaching (-1) closed; the probe timer runs while any is not. */
+  private settle(delta: 1 | -1): void {
+    this.unsettled += delta;
+    if (this.unsettled > 0 && !this.timer) {
+      this.timer = setInterval(() => this.probeOpen(), this.opts.probeIntervalMs ?? 200);
+      this.timer.unref();
+    } else if (this.unsettled === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
     }
   }
 
