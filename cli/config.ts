@@ -166,8 +166,8 @@ export interface LoadConfigInput {
   readFile: ReadFile;
   /** Home directory for the XDG defaults (default: env.HOME). */
   homeDir?: string;
-  /** OS user name, for the default operator name. */
-  userName?: string;
+  /** OS user name, for the default operator name: read (it may be a getter) only when the config's operatorName is. */
+  readonly userName?: string;
   /** Base for a relative GAXX_HOME (default '/'). */
   cwd?: string;
   /** The command being run: its scoped settings' flags are read from argv too. */
@@ -219,7 +219,9 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
   const s = merged.scheduler ?? {};
   return {
     paths,
-    operatorName: merged.operatorName ?? sanitizeName(input.userName ?? env('USER') ?? ''),
+    get operatorName() {
+      return merged.operatorName ?? sanitizeName(input.userName ?? env('USER') ?? '');
+    },
     logLevel: merged.logLevel ?? DEFAULTS.logLevel,
     agent: { ...DEFAULTS.agent, ...merged.agent },
     redis: { url: merged.redis?.url, insecure: merged.redis?.insecure ?? false },

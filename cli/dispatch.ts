@@ -23,7 +23,8 @@ export interface CliInput {
   io: Io;
   readFile: ReadFile;
   homeDir: string;
-  userName: string;
+  /** The OS user's name, for the default operator name; read only when that is needed. */
+  readonly userName: string;
   cwd: string;
   /** Aborted by main.ts on the first Ctrl-C, for commands that declare `handlesInterrupt`. */
   signal: AbortSignal;
@@ -133,7 +134,9 @@ async function dispatch(input: CliInput, mode: { json: boolean }): Promise<numbe
     env: input.env,
     readFile: input.readFile,
     homeDir: input.homeDir,
-    userName: input.userName,
+    get userName() {
+      return input.userName;
+    },
     cwd: input.cwd,
     command: entry.name,
   });

@@ -13,7 +13,7 @@ function capture() {
   return { io: { stdout, stderr, stderrIsTty: false }, text };
 }
 
-async function cli(argv: string[]) {
+async function cli(argv: string[], reads = { userName: 0 }) {
   const { io, text } = capture();
   const code = await runCli({
     argv,
@@ -21,7 +21,10 @@ async function cli(argv: string[]) {
     io,
     readFile: () => undefined,
     homeDir: '/nonexistent',
-    userName: 'u',
+    get userName() {
+      reads.userName += 1;
+      return 'u';
+    },
     cwd: '/',
     signal: new AbortController().signal,
   });
@@ -33,6 +36,31 @@ describe('cli dispatch', () => {
     const r = await cli(['frobnicate']);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/^gaxx: .*\[USAGE\]\n$/);
+  });
+
+  it("asks for the OS user's name only for the default operator name (gaxx init), not for every command", async () => {
+    const reads = { userName: 0 };
+    // certs list loads the configuration, then finds no installation there.
+    const listed = await cli(['certs', 'list'], reads);
+    expect(listed.err).toMatch(/gaxx init/);
+    expect(reads.userName).toBe(0);
+    const { loadConfig } = await import('../../cli/config.js');
+    const config = loadConfig({ argv: [], env: {}, readFile: () => undefined, homeDir: '/h', userName: 'Jane Doe!' });
+    expect(config.operatorName).toBe('Jane-Doe-');
+    // A name set in the configuration is used without asking.
+    const asked = { n: 0 };
+    const named = loadConfig({
+      argv: [],
+      env: { GAXX_OPERATOR_NAME: 'ops' },
+      readFile: () => undefined,
+      homeDir: '/h',
+      get userName() {
+        asked.n += 1;
+        return 'u';
+      },
+    });
+    expect(named.operatorName).toBe('ops');
+    expect(asked.n).toBe(0);
   });
 
   it('no command is USAGE', async () => {
