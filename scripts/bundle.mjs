@@ -12,8 +12,10 @@
 //                                 still initialised only when the command runs (esbuild's lazy
 //                                 module wrappers), so `gaxx --version` runs none of them
 //   dist/bundle/vendor-*.cjs      the large packages the CLI uses (grpc-js, proto-loader, BullMQ,
-//                                 ioredis, node-forge, ssh2, ...), one CommonJS file each, each
-//                                 with its code cache (<file>.v8cache): gaxx-cli.cjs require()s one
+//                                 ioredis, node-forge, ssh2, ...), one CommonJS file each, in its
+//                                 function wrapper as the CLI's own (load them with loadVendor, not
+//                                 require()), each with its code cache (<file>.v8cache): gaxx-cli.cjs
+//                                 require()s one
 //                                 on first use, so a command loads only what it needs, and the
 //                                 packages share one instance (BullMQ uses vendor-ioredis.cjs).
 //                                 proto-loader (here and in the agent) makes its descriptors when
