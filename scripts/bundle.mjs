@@ -15,8 +15,7 @@
 //                                 ioredis, node-forge, ssh2, ...), one CommonJS file each, in its
 //                                 function wrapper as the CLI's own (load them with loadVendor, not
 //                                 require()), each with its code cache (<file>.v8cache): gaxx-cli.cjs
-//                                 require()s one
-//                                 on first use, so a command loads only what it needs, and the
+//                                 loads one on first use, so a command loads only what it needs, and the
 //                                 packages share one instance (BullMQ uses vendor-ioredis.cjs).
 //                                 proto-loader (here and in the agent) makes its descriptors when
 //                                 first read (scripts/proto-loader-lazy.mjs); ioredis defines its
