@@ -7,10 +7,11 @@
  * agent's task, a daemon's job) until `tailMs` after the last one ended; while it does not, the
  * loop has nothing to be late for.
  *
- * prom-client makes its histogram with `perf_hooks.monitorEventLoopDelay` and reads min, max,
- * mean, stddev and percentiles from it at each scrape, then resets it: `providing()` hands it
- * this one instead. A scrape that finds no sample since the last one reads 0 (Node's histogram
- * would say a min of 9.2e9 s and a mean of NaN).
+ * prom-client makes its histogram with `perf_hooks.monitorEventLoopDelay` (at the resolution its
+ * `eventLoopMonitoringPrecision` asks) and reads min, max, mean, stddev and percentiles from it
+ * at each scrape, then resets it: `collecting()` wraps the histogram it makes. A scrape that
+ * finds no sample since the last one reads 0 (Node's histogram would say a min of 9.2e9 s and a
+ * mean of NaN).
  */
 import { nodePerfHooks } from './builtins.js';
 import { AfterQuiet } from './quiet.js';
@@ -28,6 +29,9 @@ export interface LoopHistogram {
   percentile(p: number): number;
 }
 
+/** How long the histogram still samples after the last piece of work ended. */
+const LOOP_TAIL_MS = 10_000;
+
 export class BusyLoopDelay {
   private sampling = false;
   private readonly quiet: AfterQuiet;
@@ -42,9 +46,26 @@ export class BusyLoopDelay {
     });
   }
 
-  /** A histogram sampling every `resolutionMs` while busy. */
-  static every(resolutionMs: number, tailMs: number): BusyLoopDelay {
-    return new BusyLoopDelay(tailMs, nodePerfHooks().monitorEventLoopDelay({ resolution: resolutionMs }));
+  /**
+   * Runs `make` (prom-client's collectDefaultMetrics) with `perf_hooks.monitorEventLoopDelay`
+   * wrapped: the histogram prom-client asks for (at its resolution) is switched by the work, and
+   * prom-client reads it through `view`. The original is restored after.
+   */
+  static collecting(make: () => void, tailMs = LOOP_TAIL_MS): BusyLoopDelay {
+    const perfHooks = nodePerfHooks();
+    const original = perfHooks.monitorEventLoopDelay;
+    let made: BusyLoopDelay | undefined;
+    perfHooks.monitorEventLoopDelay = ((o?: Parameters<typeof original>[0]) => {
+      made = new BusyLoopDelay(tailMs, original(o));
+      return made.view;
+    }) as unknown as typeof original;
+    try {
+      make();
+    } finally {
+      perfHooks.monitorEventLoopDelay = original;
+    }
+    // A prom-client that made none: one that nothing reads, switched by the work all the same.
+    return made ?? new BusyLoopDelay(tailMs, original());
   }
 
   /** Work started: sample until the last piece has been over for tailMs. */
@@ -94,20 +115,5 @@ export class BusyLoopDelay {
       },
       percentile: (p) => or0(() => h().percentile(p)),
     };
-  }
-
-  /**
-   * Runs `make` (prom-client's collectDefaultMetrics) with `perf_hooks.monitorEventLoopDelay`
-   * giving this histogram's view, and restores it after.
-   */
-  providing(make: () => void): void {
-    const perfHooks = nodePerfHooks();
-    const original = perfHooks.monitorEventLoopDelay;
-    perfHooks.monitorEventLoopDelay = (() => this.view) as unknown as typeof original;
-    try {
-      make();
-    } finally {
-      perfHooks.monitorEventLoopDelay = original;
-    }
   }
 }

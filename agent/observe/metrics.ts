@@ -14,9 +14,6 @@ import type { TransportGuardHooks } from '../transport/transport-guards.js';
 import type { ListenAddress } from '../config.js';
 import { listenOn } from '../transport/server.js';
 
-/** How long the event-loop delay is still sampled after the last task ended. */
-const LOOP_TAIL_MS = 10_000;
-
 /** The agent's instruments. */
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -50,16 +47,16 @@ export class AgentMetrics {
   readonly handshakeFailures = new Counter({ name: 'gaxx_agent_tls_handshake_failures_total', help: 'Failed TLS handshakes', registers: [this.registry] });
 
   /** Drives the event-loop delay histogram: the task registry reports each task's start and end. */
-  readonly loop = BusyLoopDelay.every(100, LOOP_TAIL_MS);
+  readonly loop: BusyLoopDelay;
 
   constructor(version: string) {
     const info = new Gauge({ name: 'gaxx_agent_build_info', help: 'Build information', labelNames: ['version', 'node'], registers: [this.registry] });
     info.set({ version, node: process.version }, 1);
     // The event-loop delay histogram samples every 100 ms, not prom-client's 10 (at 10 ms an idle
     // agent woke 100 times a second for it alone, ~8 ms of CPU a second here), and only while
-    // tasks run and LOOP_TAIL_MS after (proto/loop-delay.ts). A stall that spans a sample is still
+    // tasks run and 10 s after (proto/loop-delay.ts). A stall that spans a sample is still
     // recorded in full.
-    this.loop.providing(() => collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 }));
+    this.loop = BusyLoopDelay.collecting(() => collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 }));
   }
 }
 

@@ -8,9 +8,6 @@ import { BusyLoopDelay } from '../../proto/index.js';
 import type { BreakerState } from '../dispatch/breaker.js';
 import { promClient } from './prom-client.cjs';
 
-/** How long the event-loop delay is still sampled after the last job ended. */
-const LOOP_TAIL_MS = 10_000;
-
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
 export interface MetricsSources {
@@ -83,13 +80,13 @@ export class SchedulerMetrics {
       },
     });
     // Event-loop delay sampled every 100 ms, not every 10 (prom-client's default wakes the loop
-    // 100 times a second for nothing else), and only while jobs run and LOOP_TAIL_MS after, as
-    // the agents do (proto/loop-delay.ts).
-    if (opts.processMetrics) {
-      const loop = BusyLoopDelay.every(100, LOOP_TAIL_MS);
-      loop.providing(() => collectDefaultMetrics({ register: this.registry, prefix: 'gaxx_scheduler_', eventLoopMonitoringPrecision: 100 }));
-      this.loop = loop;
-    } else this.loop = { started: () => undefined, ended: () => undefined, active: false };
+    // 100 times a second for nothing else), and only while jobs run and 10 s after, as the agents
+    // do (proto/loop-delay.ts).
+    if (opts.processMetrics)
+      this.loop = BusyLoopDelay.collecting(() =>
+        collectDefaultMetrics({ register: this.registry, prefix: 'gaxx_scheduler_', eventLoopMonitoringPrecision: 100 }),
+      );
+    else this.loop = { started: () => undefined, ended: () => undefined, active: false };
   }
 
   /** Where scrape-time gauges read from. */
