@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { destination, pino } from 'pino';
 import { colonFirstIpChecks, exitCodeFor, fileAccessError, isGaxxError, packageVersion } from '../proto/index.js';
-import { defaultAuditLog, loadAgentConfig, runAuditCli, startAgent } from './index.js';
+import { closeInheritedFds, defaultAuditLog, loadAgentConfig, runAuditCli, startAgent } from './index.js';
 
 const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX_AGENT_<FLAG>, e.g. GAXX_AGENT_DATA_DIR)
   --listen ADDR:PORT            gRPC over mTLS (default 0.0.0.0:8088)
@@ -22,11 +22,11 @@ const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX
   --max-message-bytes SIZE      largest inbound gRPC message (default 4MiB)
   --shutdown-grace DURATION     how long running tasks may finish on SIGTERM (default 10s)
   --audit-log PATH              JSON-lines audit log, 0600 (default beside the data dir: <data-dir>-audit/audit.log)
-  --state-dir DIR               task journal kept across restarts, outside the data dir (default <data-dir>-state)
   --cert-poll DURATION          stat poll of the cert dir besides fs.watch (default 30s)
   --guards JSON                 connection/call/rate limits and blocking, e.g. '{"block":{"threshold":10}}'
   --task-limits JSON            per-task limits, e.g. '{"cpuSeconds":3600,"addressSpaceBytes":4294967296,"processes":1024}'
-  --state-dir DIR               the agent's own state, hidden from tasks (default beside the data dir: <data-dir>-state)
+  --state-dir DIR               the agent's own state (the task journal kept across restarts), outside the data dir and
+                                hidden from tasks (default beside the data dir: <data-dir>-state)
   --bwrap PATH                  bubblewrap, the task sandbox (default /usr/bin/bwrap)
   --warm-sandboxes N            sandboxes kept started ahead of tasks (from the first task on), so a
                                 task need not wait for its own (default 2; 0: none). Used by tasks
@@ -67,10 +67,14 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
+  // Before anything is started: descriptors left open by whatever started the agent would reach
+  // the launcher, and from it every task.
+  const inherited = closeInheritedFds();
   // grpc-js (the server's) and tls ask node:net of addresses: skip Node's IPv6 pattern for IPv4 ones.
   colonFirstIpChecks();
   const config = loadAgentConfig({ argv: process.argv.slice(2), env: process.env });
   const log = pino({ base: { component: 'agent' } }, destination(2));
+  if (inherited.length > 0) log.info({ fds: inherited }, 'closed descriptors inherited without close-on-exec (tasks must not get them)');
   const agent = await startAgent(config, { version: packageVersion(fileURLToPath(import.meta.url)) ?? '0.0.0', log, uid: process.getuid?.() ?? -1 });
   log.info(
     { grpcPort: agent.grpcPort, metricsPort: agent.metricsPort ?? null, profilingPort: agent.profilingPort ?? null, environment: config.environment },

@@ -12,6 +12,11 @@ import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead } from './
 import { spawnOne, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
 import { startsAhead, WarmPools } from './warm-pool.js';
 import { BurstCollector } from '../observe/collect-garbage.js';
+import { closeInheritedFds } from './inherited-fds.js';
+
+// Descriptors the agent was started with are closed there; any that still reached this process
+// must not reach the tasks.
+closeInheritedFds();
 
 const out = new Socket({ fd: 1, readable: false, writable: true });
 const procs = new Map<number, SpawnedProcess>();

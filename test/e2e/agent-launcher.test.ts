@@ -4,8 +4,10 @@
 // (and the launcher's spawn module when the build made it); the bootstrap payload carries them.
 // An agent that runs tasks starts its launcher as it starts (the first task does not wait for a
 // Node process to boot); one that refuses tasks starts none. With GAXX_SPAWN=node the launcher
-// forks through child_process and prlimit instead, and tasks run the same.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+// forks through child_process and prlimit instead, and tasks run the same. Descriptors the agent
+// was started with (left open by a shell, a CI runner) reach neither the launcher nor a task.
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +18,7 @@ import type { ExecEvent__Output } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { agentMain, repoRoot, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
-import { allPids, statFields } from '../helpers/procs.js';
+import { allPids, statFields, withInherited } from '../helpers/procs.js';
 
 let dir: string;
 let agent: AgentProcess;
@@ -44,6 +46,19 @@ function childrenOf(t: Map<number, [number, string]>, pid: number): number[] {
 function descendantsOf(t: Map<number, [number, string]>, pid: number): number[] {
   const kids = childrenOf(t, pid);
   return [...kids, ...kids.flatMap((k) => descendantsOf(t, k))];
+}
+
+/** The fds of process `pid` open on `path`. */
+function fdsOn(pid: number, path: string): number[] {
+  const fds: number[] = [];
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) === path) fds.push(Number(fd));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return fds;
 }
 
 beforeAll(async () => {
@@ -111,6 +126,59 @@ describe('the task launcher of the bundled agent', () => {
       expect(childrenOf(processTable(), refusing.pid)).toEqual([]);
     } finally {
       await Promise.all([fresh.stop(), refusing.stop()]);
+    }
+  });
+
+  it('passes no descriptor it was started with on to its launcher or a task', async () => {
+    const leftOpen = join(dir, 'left-open-by-the-starter');
+    writeFileSync(leftOpen, '');
+    const fd = openSync(leftOpen, 'r');
+    // As its fd 3 (Node marks fds 0-15 it starts with close-on-exec) and fd 40 (Node leaves it
+    // inheritable: the one that would reach the launcher and the tasks).
+    const leaky = await startAgent({
+      certsDir: certs,
+      inheritFds: [
+        [3, fd],
+        [40, fd],
+      ],
+    });
+    closeSync(fd);
+    const leakyClient = AgentClient.connect({ address: leaky.address }, loadCertDir(join(dir, 'operator')));
+    try {
+      // `; :` keeps sh from exec'ing ls: $$ is the task's own shell.
+      const argv = ['sh', '-c', 'ls /proc/$$/fd; :'];
+      const [sandboxed, again] = [await leakyClient.run({ taskId: 'own-fds-1', argv }), await leakyClient.run({ taskId: 'own-fds-2', argv })];
+      for (const r of [sandboxed, again]) expect(r.stdout.toString().split(/\s+/).filter(Boolean).map(Number)).toEqual([0, 1, 2]);
+      const launcher = childrenOf(processTable(), leaky.pid)[0] as number;
+      // The agent closed fd 40; fd 3 (close-on-exec) reached no child.
+      expect([fdsOn(leaky.pid, leftOpen), fdsOn(launcher, leftOpen)]).toEqual([[3], []]);
+      // (With any the test runner itself was given that high up.)
+      expect(leaky.stderr()).toMatch(/"fds":\[(\d+,)*40(,\d+)*\].*closed descriptors inherited without close-on-exec/);
+    } finally {
+      leakyClient.close();
+      await leaky.stop();
+    }
+  });
+
+  it('closes descriptors it was given without close-on-exec itself, when started with some', async () => {
+    const leftOpen = join(dir, 'left-open-for-the-launcher');
+    writeFileSync(leftOpen, '');
+    const fd = openSync(leftOpen, 'r');
+    // As its fd 40, which Node leaves inheritable (see above).
+    const launcher = spawn(process.execPath, [join(dirname(agentMain()), LAUNCHER_BUNDLE_FILE)], {
+      stdio: withInherited(['pipe', 'pipe', 'inherit'], [[40, fd]]),
+    });
+    closeSync(fd);
+    try {
+      expect(launcher.pid).toBeGreaterThan(0);
+      // Closed as the launcher starts (its stdin stays open: it runs until the test ends it).
+      expect(await eventually(() => fdsOn(launcher.pid as number, leftOpen).length === 0, 15_000, 20)).toBe(true);
+      // Still running, with its own pipes (a process that died has no fds to look at).
+      expect(readdirSync(`/proc/${launcher.pid}/fd`).map(Number)).toEqual(expect.arrayContaining([0, 1, 2]));
+    } finally {
+      const gone = new Promise((r) => launcher.once('exit', r));
+      launcher.stdin?.end();
+      await gone;
     }
   });
 

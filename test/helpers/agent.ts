@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AGENT_ENV, AGENT_NODE_FLAGS, agentBundlePath, installAgentBundle } from '../../cli/providers/agent-bundle.js';
+import { withInherited } from './procs.js';
 
 export const AGENT_UID = 65534;
 export const AGENT_GID = 65534;
@@ -75,6 +76,8 @@ export interface StartAgentOptions {
    * data dir the agent cannot create.
    */
   ownDirs?: boolean;
+  /** Descriptors of this process the agent gets, as [its fd, ours]: without close-on-exec, as a shell or a CI runner leaves them. */
+  inheritFds?: Array<[number, number]>;
 }
 
 export interface AgentProcess {
@@ -144,7 +147,7 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; a
   args.push(...(o.args ?? []));
   const child = spawn(process.execPath, args, {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(o.agentEnv ?? AGENT_ENV), ...o.env },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: withInherited(['ignore', 'ignore', 'pipe'], o.inheritFds),
     ...(drop ? { uid: AGENT_UID, gid: AGENT_GID } : {}),
   });
   live.add(child);

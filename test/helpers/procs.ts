@@ -63,3 +63,13 @@ export async function noneLeft(marker: string, ms = 5000): Promise<boolean> {
 export function sleepMarker(): string {
   return `${300 + Math.floor(Math.random() * 600)}.${process.pid}${Math.floor(Math.random() * 1e6)}`;
 }
+
+/** `stdio` with descriptor `ours` as the child's fd `theirs` for each pair (the fds between are not open). */
+export function withInherited(stdio: Array<'ignore' | 'pipe' | 'inherit'>, fds: Array<[number, number]> = []): Array<'ignore' | 'pipe' | 'inherit' | number> {
+  const all: Array<'ignore' | 'pipe' | 'inherit' | number> = [...stdio];
+  for (const [theirs, ours] of fds) {
+    while (all.length < theirs) all.push('ignore');
+    all[theirs] = ours;
+  }
+  return all;
+}

@@ -4,12 +4,14 @@
 // own pipes, its rlimits, exactly the env and work dir given, a session of its own, no signal
 // ignored or blocked, none of the spawner's pipes, and the same errors for a command that
 // cannot start.
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { TaskChild, TaskSpawnOptions } from '../../agent/exec/task-spawn.js';
+import { withInherited } from '../helpers/procs.js';
 
 const built = resolve(__dirname, '../../dist/agent/exec/task-spawn.js');
 const { spawnMethod, spawnTask } = (await import(built)) as typeof import('../../agent/exec/task-spawn.js');
@@ -71,6 +73,31 @@ describe('task spawn', () => {
       if (spawnMethod().native) expect(await run(file, args, { cwd, env: { PATH: '/usr/bin:/bin', ...env } })).toEqual({ error: 'EINVAL' });
       expect(() => spawnTask(file, args, { cwd, env: { PATH: '/usr/bin:/bin', ...env }, fds: 3, fork: true })).toThrow(/null bytes|NUL|\\0/i);
     }
+  });
+
+  it('passes on none of the descriptors the spawning process holds without close-on-exec (native spawn)', async () => {
+    if (!hasCompiler) return expect(spawnMethod().native).toBe(false);
+    const leftOpen = join(dir, 'left-open');
+    writeFileSync(leftOpen, '');
+    const fd = openSync(leftOpen, 'r');
+    // A process given fd 40 without close-on-exec (Node marks only fds 0-15 it starts with
+    // close-on-exec) spawns a task that lists its own shell's fds; it prints where its own fd 40
+    // points first.
+    const script = [
+      `import { readlinkSync } from 'node:fs';`,
+      `import { spawnTask } from ${JSON.stringify(pathToFileURL(built).href)};`,
+      `process.stdout.write(readlinkSync('/proc/self/fd/40') + '\\n');`,
+      `const c = spawnTask('sh', ['-c', 'ls /proc/$$/fd; :'], { cwd: ${JSON.stringify(dir)}, env: { PATH: '/usr/bin:/bin' }, fds: 3 });`,
+      `c.stdin.end(); c.stdout.pipe(process.stdout);`,
+    ].join('\n');
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: withInherited(['ignore', 'pipe', 'inherit'], [[40, fd]]) });
+    closeSync(fd);
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    expect(await new Promise((r) => child.on('close', r))).toBe(0);
+    const [held, ...taskFds] = out.trim().split('\n');
+    expect(held).toBe(leftOpen);
+    expect(taskFds.map(Number)).toEqual([0, 1, 2]);
   });
 
   for (const fork of [false, true]) {

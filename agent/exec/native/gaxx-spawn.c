@@ -8,7 +8,7 @@
  *
  * What the child gets is what libuv gives a child of child_process.spawn with `detached: true`
  * and pipes: a new session (setsid), the work dir, every signal at its default and none blocked,
- * the given env, and fd i = pipe i (nothing else: every other fd of the launcher is close-on-exec).
+ * the given env, and fd i = pipe i (nothing else: every fd above the pipes is closed, close_above).
  * Its end is learned from a pidfd polled on the launcher's own event loop, and it is reaped here,
  * by pid (libuv reaps only its own children, by pid, so neither takes the other's).
  *
@@ -144,6 +144,21 @@ typedef struct {
 } kernel_sigaction_t;
 
 /*
+ * Closes every fd from `first` up, in the child: its pipes are below, and a descriptor the
+ * launcher itself was given without close-on-exec must not reach a task (inherited-fds.ts closes
+ * those at its start; this keeps the promise whatever the launcher holds). close_range (Linux
+ * 5.9) where there is one, else one close per fd up to the soft RLIMIT_NOFILE.
+ */
+static void close_above(int first) {
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, (unsigned)first, ~0U, 0) == 0) return;
+#endif
+  struct rlimit nofile;
+  long top = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY ? (long)nofile.rlim_cur : 65536;
+  for (long fd = first; fd < top; fd++) close((int)fd);
+}
+
+/*
  * The child's side, between vfork and exec: it runs on the parent's memory and stack, so it only
  * makes system calls, and reports a failure through *err (the parent reads it once the child has
  * exec'd or exited). Every signal goes back to its default (handlers are the parent's code) and
@@ -158,6 +173,7 @@ static void child_side(const char *file, char **argv, char **envp, const char *c
   if (setsid() < 0) goto failed;
   for (int i = 0; i < nfds; i++)
     if (dup2(fds[i], i) < 0) goto failed;
+  close_above(nfds);
   if (cwd[0] && chdir(cwd) < 0) goto failed;
   for (int i = 0; i < nlimits; i++)
     if (setrlimit(limits[i].resource, &limits[i].value) < 0) goto failed;
