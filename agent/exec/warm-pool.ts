@@ -5,7 +5,7 @@
  *
  * A warm sandbox is started exactly like a task's (same prefix, same mounts), but its work dir is
  * a fresh `<tasks>/+warm-<random>` and its command is dash, which prints one byte once the
- * sandbox is set up (ready) and then reads a script from fd 4. A task with a scratch work dir
+ * sandbox is set up (ready) and then runs a script from fd 4 (INNER). A task with a scratch work dir
  * (`<tasks>/<taskId>`, not there yet) takes a ready one: the launcher renames the warm dir to the
  * task's work dir (the bind mount inside follows the directory, so inside and out the task sees
  * `<tasks>/<taskId>` writable and nothing else), writes the task's env and argv as a script on
@@ -38,9 +38,14 @@ import { spawnMethod, spawnTask, type TaskChild } from './task-spawn.js';
 export const WARM_PREFIX = '+warm-';
 const DASH = ['/bin/dash', '/usr/bin/dash'].find((p) => existsSync(p));
 const READY = 0x52; // 'R'
-/** Reads fd 4 to its end (byte by byte: dash's read) and runs it; fd 3 held bwrap's options. */
-const INNER = `printf R; s=; while IFS= read -r l <&4; do s="$s$l\n"; done; s="$s$l"; exec 3<&- 4<&-; eval "$s"`;
-/** Longer scripts (huge env values) start cold: dash reads its script one byte per call. */
+/**
+ * Runs the script that comes on fd 4 (fd 3 held bwrap's options). Where fd 4 is a pipe (the
+ * native spawn's), dash sources it (`.`), reading it in one call; a socket (child_process's
+ * stdio, GAXX_SPAWN=node) cannot be opened that way, so there dash reads it to its end with
+ * `read`, one byte per call (~250 calls for a task's usual env), and evals it.
+ */
+export const INNER = `printf R; if [ -p /proc/self/fd/4 ]; then . /proc/self/fd/4; else s=; while IFS= read -r l <&4; do s="$s$l\n"; done; s="$s$l"; eval "$s"; fi`;
+/** Longer scripts (huge env values) start cold: where dash reads its script with `read`, one byte per call. */
 const MAX_SCRIPT_BYTES = 16 * 1024;
 /** Sandboxes that die before they are ready, in a row, before the pool stops trying. */
 const MAX_FAILURES = 3;
@@ -67,11 +72,24 @@ function quote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
-/** The script dash runs for a task: exactly the task's env (nothing of dash's), then exec argv. */
+/**
+ * The script dash runs for a task: fds 3 and 4 closed, exactly the task's env (nothing of
+ * dash's), then exec argv. It is one `{ ... }` block: dash runs a block only once it has read
+ * all of it, so a script cut short (its writer gone mid-way) is a syntax error and runs nothing,
+ * not the first words of a command.
+ */
 export function taskScript(argv: readonly string[], env: Readonly<Record<string, string>>): string | undefined {
   const names = Object.keys(env);
   if (argv.length === 0 || names.some((n) => !ENV_NAME.test(n))) return undefined;
-  const lines = ['unset PWD OLDPWD', ...names.map((n) => `export ${n}=${quote(env[n] as string)}`), `exec ${argv.map(quote).join(' ')}`, ''];
+  const lines = [
+    '{',
+    'exec 3<&- 4<&-',
+    'unset PWD OLDPWD',
+    ...names.map((n) => `export ${n}=${quote(env[n] as string)}`),
+    `exec ${argv.map(quote).join(' ')}`,
+    '}',
+    '',
+  ];
   return lines.join('\n');
 }
 
