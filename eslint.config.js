@@ -27,7 +27,7 @@ const intoInternals = (mod, entries) => ({
   regex: `${up}${mod}/(?!(${entries.map((e) => e.replace(/[./]/g, (c) => `\\${c}`)).join('|')})$)`,
   message: `enter ${mod}/ through ${entries.join(' or ')}`,
 });
-const ENTRIES = { scheduler: ['index.js', 'client/index.js', 'light/index.js'] };
+const ENTRIES = { scheduler: ['index.js', 'client/index.js', 'light/index.js'], proto: ['index.js', 'light.js'] };
 const forbidModule = (mod, why) => ({ regex: `${up}${mod}(/|$)`, message: why });
 
 function layerRules(name) {

@@ -27,7 +27,6 @@ import { collectGarbage } from './observe/collect-garbage.js';
 
 export { defaultAuditLog, loadAgentConfig, type AgentConfig } from './config.js';
 export { runAuditCli } from './audit/audit-cli.js';
-export { closeInheritedFds } from './exec/inherited-fds.js';
 
 export interface RunningAgent {
   grpcPort: number;

@@ -7,8 +7,8 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { destination, pino } from 'pino';
-import { colonFirstIpChecks, exitCodeFor, fileAccessError, isGaxxError, packageVersion } from '../proto/index.js';
-import { closeInheritedFds, defaultAuditLog, loadAgentConfig, runAuditCli, startAgent } from './index.js';
+import { closeInheritedFds, colonFirstIpChecks, exitCodeFor, fileAccessError, isGaxxError, packageVersion } from '../proto/index.js';
+import { defaultAuditLog, loadAgentConfig, runAuditCli, startAgent } from './index.js';
 
 const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX_AGENT_<FLAG>, e.g. GAXX_AGENT_DATA_DIR)
   --listen ADDR:PORT            gRPC over mTLS (default 0.0.0.0:8088)

@@ -12,7 +12,7 @@ import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead } from './
 import { spawnOne, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
 import { startsAhead, WarmPools } from './warm-pool.js';
 import { BurstCollector } from '../observe/collect-garbage.js';
-import { closeInheritedFds } from './inherited-fds.js';
+import { closeInheritedFds } from '../../proto/light.js';
 
 // Descriptors the agent was started with are closed there; any that still reached this process
 // must not reach the tasks.

@@ -6,7 +6,7 @@
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { AfterQuiet } from '../../proto/index.js';
+import { AfterQuiet } from '../../proto/light.js';
 import { releaseFreeHeap } from '../exec/task-spawn.js';
 
 let gc: (() => void) | undefined;

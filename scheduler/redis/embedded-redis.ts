@@ -24,7 +24,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync,
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GaxxError } from '../../proto/index.js';
+import { closeInheritedFds, GaxxError } from '../../proto/index.js';
 import { redisSettingsFromUrl, type RedisSettings, type RedisUrlOptions } from './url.js';
 
 /** A handle on the shared embedded server. */
@@ -267,6 +267,9 @@ async function startServer(dir: string, socketPath: string, opts: EmbeddedRedisO
   mkdirSync(join(dir, 'data'), { recursive: true, mode: 0o700 });
   if (existsSync(socketPath)) unlinkSync(socketPath);
   const conf = writeConfig(dir, socketPath);
+  // It outlives this process: it must not hold what this process was started with (a pipe's
+  // write end there would keep the pipe's reader waiting), and this process needs none of it.
+  closeInheritedFds();
   const child = spawn(opts.redisServer ?? 'redis-server', [conf], { detached: true, stdio: 'ignore', cwd: dir });
   let spawnError: Error | undefined;
   child.on('error', (e) => (spawnError = e));

@@ -1,18 +1,28 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../../certs/index.js';
 import { acquireEmbeddedRedis, socketCommand, socketInfo, type EmbeddedRedis, type EmbeddedRedisOptions } from '../../scheduler/redis/embedded-redis.js';
 import type { Redis } from 'ioredis';
 import { createRedis, duplicateFor, durabilityWarnings, redisSettingsFromUrl, waitReady } from '../../scheduler/redis/redis.js';
 import { eventually } from '../helpers/poll.js';
+import { withInherited } from '../helpers/procs.js';
 
 /** A file's text, or '' when it cannot be read (a process gone from /proc). */
 const readFileSafe = (p: string): string => {
   try {
     return readFileSync(p, 'utf8');
+  } catch {
+    return '';
+  }
+};
+/** Where a symlink points, or '' when it is gone. */
+const readFileSafeLink = (p: string): string => {
+  try {
+    return readlinkSync(p);
   } catch {
     return '';
   }
@@ -344,6 +354,42 @@ describe('embedded redis-server', () => {
     const second = Number(readFileSync(join(b.dir, 'redis.pid'), 'utf8'));
     expect(second).not.toBe(first);
     expect(await socketCommand(b.socketPath, 'GET {gaxx}:kept')).toBe('$3');
+  });
+
+  it('holds none of the descriptors the process that started it was given: it outlives that process', async () => {
+    const leftOpen = join(stateDir, 'left-open');
+    writeFileSync(leftOpen, '');
+    const fd = openSync(leftOpen, 'r');
+    const own = mkdtempSync(join(tmpdir(), 'gxe-fds-'));
+    // A process given fd 40 without close-on-exec (Node marks only fds 0-15 it starts with so)
+    // says where that fd points, starts the server, says its pid, and releases it once its stdin ends.
+    const built = pathToFileURL(resolve(__dirname, '../../dist/scheduler/redis/embedded-redis.js')).href;
+    const script = [
+      `import { readFileSync, readlinkSync } from 'node:fs';`,
+      `import { acquireEmbeddedRedis } from ${JSON.stringify(built)};`,
+      `process.stdout.write(readlinkSync('/proc/self/fd/40') + '\\n');`,
+      `const h = await acquireEmbeddedRedis(${JSON.stringify(own)});`,
+      `process.stdout.write(readFileSync(h.dir + '/redis.pid', 'utf8').trim() + '\\n');`,
+      `process.stdin.on('end', () => h.release()).resume();`,
+    ].join('\n');
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: withInherited(['pipe', 'pipe', 'inherit'], [[40, fd]]) });
+    closeSync(fd);
+    const exited = new Promise((r) => child.on('exit', r));
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      expect(await eventually(() => out.split('\n').length > 2 || child.exitCode !== null, 30_000, 20)).toBe(true);
+      const [held, pid] = out.trim().split('\n');
+      expect(held).toBe(leftOpen);
+      expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('redis-server');
+      const targets = readdirSync(`/proc/${pid}/fd`).map((n) => readFileSafeLink(`/proc/${pid}/fd/${n}`));
+      expect(targets.length).toBeGreaterThan(2);
+      expect(targets).not.toContain(leftOpen);
+    } finally {
+      child.stdin?.end();
+      expect(await exited).toBe(0);
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 
   it('prunes users whose process is gone', async () => {

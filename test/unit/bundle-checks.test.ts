@@ -53,6 +53,15 @@ describe('bundle checks', () => {
     }
   });
 
+  it('keeps the task launcher to its own code: no package (through proto/index.ts it carried grpc-js and protobufjs)', () => {
+    const text = readFileSync(join(repoRoot(), 'dist', 'bundle', 'gaxx-launcher.mjs'), 'utf8');
+    // esbuild names each input above its code.
+    const inputs = text.split('\n').filter((l) => /^\/\/ [\w@.-]+\/\S+\.[cm]?[jt]s$/.test(l));
+    expect(inputs).toContain('// agent/exec/launcher-main.ts');
+    expect(inputs.filter((l) => !/^\/\/ (agent|proto)\//.test(l))).toEqual([]);
+    expect(text.length).toBeLessThan(100_000);
+  });
+
   it('writes every file vendor-load.cjs compiles in its function wrapper, so none is wrapped (and copied) at load', () => {
     const out = join(repoRoot(), 'dist', 'bundle');
     const head = Module.wrap('\0').split('\0')[0] as string;

@@ -5,8 +5,10 @@
  * starts (libuv's uv_disable_stdio_inheritance: fds 0 to 15, and on while they are open), so
  * those reach no child; one further up (a shell's fd 40, say) stays inheritable and would reach
  * every task: the launcher is the agent's child and tasks are the launcher's, and neither bwrap
- * nor prlimit closes it. The agent and the launcher close those first thing. Node opens its own
- * descriptors close-on-exec, so one without that flag is an inherited one.
+ * nor prlimit closes it. The agent and the launcher close those first thing; the CLI closes them
+ * before it starts the embedded redis-server, which outlives it (a pipe's write end held there
+ * keeps the pipe's reader waiting for its end). Node opens its own descriptors close-on-exec, so
+ * one without that flag is an inherited one.
  */
 import { closeSync, readdirSync, readFileSync } from 'node:fs';
 
