@@ -74,10 +74,16 @@ async function main(): Promise<void> {
   colonFirstIpChecks();
   const config = loadAgentConfig({ argv: process.argv.slice(2), env: process.env });
   const log = pino({ base: { component: 'agent' } }, destination(2));
-  if (inherited.length > 0) log.info({ fds: inherited }, 'closed descriptors inherited without close-on-exec (tasks must not get them)');
   const agent = await startAgent(config, { version: packageVersion(fileURLToPath(import.meta.url)) ?? '0.0.0', log, uid: process.getuid?.() ?? -1 });
   log.info(
-    { grpcPort: agent.grpcPort, metricsPort: agent.metricsPort ?? null, profilingPort: agent.profilingPort ?? null, environment: config.environment },
+    {
+      grpcPort: agent.grpcPort,
+      metricsPort: agent.metricsPort ?? null,
+      profilingPort: agent.profilingPort ?? null,
+      environment: config.environment,
+      // Descriptors it was started with, closed so that no task gets them (said here: a refused start prints one line).
+      ...(inherited.length > 0 ? { inheritedFdsClosed: inherited } : {}),
+    },
     'agent listening',
   );
   let stopping = false;

@@ -153,7 +153,7 @@ describe('the task launcher of the bundled agent', () => {
       // The agent closed fd 40; fd 3 (close-on-exec) reached no child.
       expect([fdsOn(leaky.pid, leftOpen), fdsOn(launcher, leftOpen)]).toEqual([[3], []]);
       // (With any the test runner itself was given that high up.)
-      expect(leaky.stderr()).toMatch(/"fds":\[(\d+,)*40(,\d+)*\].*closed descriptors inherited without close-on-exec/);
+      expect(leaky.stderr()).toMatch(/"inheritedFdsClosed":\[(\d+,)*40(,\d+)*\].*"msg":"agent listening"/);
     } finally {
       leakyClient.close();
       await leaky.stop();
