@@ -18,7 +18,9 @@
 //                                 loads one on first use, so a command loads only what it needs, and the
 //                                 packages share one instance (BullMQ uses vendor-ioredis.cjs).
 //                                 proto-loader (here and in the agent) makes its descriptors when
-//                                 first read (scripts/proto-loader-lazy.mjs); ioredis defines its
+//                                 first read (scripts/proto-loader-lazy.mjs) and protobufjs
+//                                 generates each function of a message type on its first call
+//                                 (scripts/protobuf-lazy-setup.mjs); ioredis defines its
 //                                 command methods in well under a ms (scripts/ioredis-commands.mjs)
 //   dist/bundle/vendor-load.cjs   loads a file beside it with its V8 code cache (made here by
 //                                 scripts/vendor-cache.mjs)
@@ -40,6 +42,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { assertNoDynamicImport } from './bundle-checks.mjs';
 import { ioredisCommands } from './ioredis-commands.mjs';
 import { lazyProtoLoader } from './proto-loader-lazy.mjs';
+import { protobufLazySetup } from './protobuf-lazy-setup.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist', 'bundle');
@@ -167,7 +170,7 @@ const withoutDynamicImports = {
 };
 
 /** The edits some packages get wherever they are bundled (each script says why). */
-const packageEdits = [lazyProtoLoader, ioredisCommands];
+const packageEdits = [lazyProtoLoader, protobufLazySetup, ioredisCommands];
 
 /** One vendor file: the package's CommonJS build, its module.exports as the file's. */
 function vendor(pkg) {
