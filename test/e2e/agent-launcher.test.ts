@@ -145,10 +145,11 @@ describe('the task launcher of the bundled agent', () => {
     closeSync(fd);
     const leakyClient = AgentClient.connect({ address: leaky.address }, loadCertDir(join(dir, 'operator')));
     try {
-      // `; :` keeps sh from exec'ing ls: $$ is the task's own shell.
+      // `; :` keeps sh from exec'ing ls: $$ is the task's own shell. The agent's first task starts
+      // cold; the next one may find a sandbox started ahead.
       const argv = ['sh', '-c', 'ls /proc/$$/fd; :'];
-      const [sandboxed, again] = [await leakyClient.run({ taskId: 'own-fds-1', argv }), await leakyClient.run({ taskId: 'own-fds-2', argv })];
-      for (const r of [sandboxed, again]) expect(r.stdout.toString().split(/\s+/).filter(Boolean).map(Number)).toEqual([0, 1, 2]);
+      const [first, next] = [await leakyClient.run({ taskId: 'own-fds-1', argv }), await leakyClient.run({ taskId: 'own-fds-2', argv })];
+      for (const r of [first, next]) expect(r.stdout.toString().split(/\s+/).filter(Boolean).map(Number)).toEqual([0, 1, 2]);
       const launcher = childrenOf(processTable(), leaky.pid)[0] as number;
       // The agent closed fd 40; fd 3 (close-on-exec) reached no child.
       expect([fdsOn(leaky.pid, leftOpen), fdsOn(launcher, leftOpen)]).toEqual([[3], []]);
