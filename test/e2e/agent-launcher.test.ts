@@ -7,7 +7,7 @@
 // forks through child_process and prlimit instead, and tasks run the same. Descriptors the agent
 // was started with (left open by a shell, a CI runner) reach neither the launcher nor a task.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +18,7 @@ import type { ExecEvent__Output } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { agentMain, repoRoot, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
-import { allPids, statFields, withInherited } from '../helpers/procs.js';
+import { allPids, fdsOn, statFields, withInherited } from '../helpers/procs.js';
 
 let dir: string;
 let agent: AgentProcess;
@@ -46,19 +46,6 @@ function childrenOf(t: Map<number, [number, string]>, pid: number): number[] {
 function descendantsOf(t: Map<number, [number, string]>, pid: number): number[] {
   const kids = childrenOf(t, pid);
   return [...kids, ...kids.flatMap((k) => descendantsOf(t, k))];
-}
-
-/** The fds of process `pid` open on `path`. */
-function fdsOn(pid: number, path: string): number[] {
-  const fds: number[] = [];
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`) === path) fds.push(Number(fd));
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return fds;
 }
 
 beforeAll(async () => {

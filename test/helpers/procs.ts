@@ -3,7 +3,7 @@
  * PID namespace, so the pids they print are not host pids: tests give each process a unique
  * marker argument (e.g. `sleep 300.1234`) and look it up here.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /**
  * The fields of `/proc/PID/stat` after the command name: `[0]` the state (`Z` a zombie), `[1]` the
@@ -72,4 +72,23 @@ export function withInherited(stdio: Array<'ignore' | 'pipe' | 'inherit'>, fds: 
     all[theirs] = ours;
   }
   return all;
+}
+
+/** The fds of process `pid` open on `path` (none once it is gone). */
+export function fdsOn(pid: number, path: string): number[] {
+  const fds: number[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return fds;
+  }
+  for (const fd of names) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) === path) fds.push(Number(fd));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return fds;
 }
