@@ -186,11 +186,9 @@ function writeCache(file, variant) {
   const l = loaded.get(file);
   if (!l) throw new Error(`${file} was not loaded through vendor-load`);
   const source = readFileSync(file);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(zlibCrc32()?.(source) ?? 0);
   const header = Buffer.alloc(HEADER_BYTES);
   MAGIC.copy(header);
-  crc.copy(header, CRC_AT);
+  header.writeUInt32BE(zlibCrc32()?.(source) ?? 0, CRC_AT);
   sha256(source).copy(header, SHA_AT);
   writeFileSync(cachePath(file, variant), Buffer.concat([header, l.script.createCachedData()]));
 }
