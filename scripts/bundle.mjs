@@ -32,6 +32,9 @@
 //                                 local agents run, together with the entry and vendor-load.cjs
 //   dist/bundle/gaxx-launcher.mjs the agent's task launcher (agent/exec/launcher-main.ts), one
 //                                 small file installed and uploaded beside the agent
+//   dist/bundle/gaxx-spawn.node   the launcher's vfork spawn (scripts/build-native.mjs, run from
+//                                 here: this script empties dist/bundle first, and an agent
+//                                 without it forks every task through child_process and prlimit)
 // Usage: node scripts/bundle.mjs [--analyze]   (--analyze prints each output's largest inputs)
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
@@ -257,6 +260,11 @@ for (const r of results) {
     writeFileSync(path, wrapped(`${pkgs.map((p) => `// node_modules/${p}/`).join('\n')}\n${readFileSync(path, 'utf8')}`));
   }
 }
+// The launcher's native spawn, before the agent below runs for its cache: as agents will run.
+// It goes where this script emptied dist/bundle; the build of a host without a C compiler
+// goes on without it (build-native.mjs says what to install).
+const native = spawnSync(process.execPath, [join(root, 'scripts', 'build-native.mjs')], { stdio: 'inherit' });
+if (native.status !== 0) throw new Error(`building gaxx-spawn.node failed: exit ${native.status ?? native.signal}`);
 // The files vendor-load.cjs compiles through vm.Script must not call import() (scripts/bundle-checks.mjs).
 for (const file of ['gaxx-cli.cjs', 'gaxx-agent.cjs', ...Object.values(VENDORED)]) assertNoDynamicImport(file, readFileSync(join(out, file), 'utf8'));
 // The vendor files' loader and the V8 code caches (made by loading and using each file once).

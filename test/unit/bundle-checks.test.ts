@@ -1,11 +1,15 @@
 // The build refuses a bundle file that vendor-load.cjs compiles through vm.Script when it still
 // calls import() (it would fail only when that line runs); the files it makes today pass.
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import Module from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/agent.js';
+
+// As scripts/build-native.mjs picks the compiler: without one the build goes on without the module.
+const hasCompiler = spawnSync(process.env.CC || 'cc', ['--version'], { stdio: 'ignore' }).status === 0;
 
 interface Checks {
   KNOWN_DYNAMIC_IMPORTS: Record<string, string[]>;
@@ -60,6 +64,15 @@ describe('bundle checks', () => {
     expect(inputs).toContain('// agent/exec/launcher-main.ts');
     expect(inputs.filter((l) => !/^\/\/ (agent|proto)\//.test(l))).toEqual([]);
     expect(text.length).toBeLessThan(100_000);
+  });
+
+  // scripts/bundle.mjs empties dist/bundle and builds the native spawn itself: run alone, it
+  // left a bundle whose launcher forked every task through child_process and prlimit.
+  it.runIf(hasCompiler)('ships the launcher its vfork spawn: gaxx-spawn.node beside gaxx-launcher.mjs, a shared object this Node loads', () => {
+    const file = join(repoRoot(), 'dist', 'bundle', 'gaxx-spawn.node');
+    expect(readFileSync(file).subarray(0, 4)).toEqual(Buffer.from('\x7fELF', 'latin1'));
+    const native = Module.createRequire(import.meta.url)(file) as { usable(): number };
+    expect(native.usable()).toBe(0);
   });
 
   it('writes every file vendor-load.cjs compiles in its function wrapper, so none is wrapped (and copied) at load', () => {
