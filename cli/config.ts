@@ -164,8 +164,8 @@ export interface LoadConfigInput {
   argv: readonly string[];
   env: Readonly<Record<string, string | undefined>>;
   readFile: ReadFile;
-  /** Home directory for the XDG defaults (default: env.HOME). */
-  homeDir?: string;
+  /** Home directory for the XDG defaults (default: env.HOME): read (it may be a getter) only when a default path needs it. */
+  readonly homeDir?: string;
   /** OS user name, for the default operator name: read (it may be a getter) only when the config's operatorName is. */
   readonly userName?: string;
   /** Base for a relative GAXX_HOME (default '/'). */
@@ -193,13 +193,17 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
     return typeof v === 'string' && (v !== '' || allowEmpty) ? v : undefined;
   };
   const home = flag('home') ?? env('GAXX_HOME');
-  const where = {
+  const where = (stateDir?: string) => ({
     home: home === undefined ? undefined : resolve(input.cwd ?? '/', home),
     xdgConfigHome: env('XDG_CONFIG_HOME'),
     xdgStateHome: env('XDG_STATE_HOME'),
-    homeDir: input.homeDir ?? env('HOME') ?? '/',
-  };
-  let paths = resolvePaths(where);
+    // A getter: with GAXX_HOME (or both XDG dirs) set, the home directory is never asked for.
+    get homeDir() {
+      return input.homeDir ?? env('HOME') ?? '/';
+    },
+    stateDir,
+  });
+  let paths = resolvePaths(where());
   const fileLayer = readConfigFile(paths.configFile, input.readFile);
   const envLayer = layerFrom(
     (s) => env(s.env, s.allowEmpty),
@@ -214,7 +218,7 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
     'flags',
   );
   const merged = [fileLayer, envLayer, flagLayer].reduce<ConfigLayer>((acc, l) => deepMerge(acc, l), {});
-  if (merged.stateDir) paths = resolvePaths({ ...where, stateDir: merged.stateDir });
+  if (merged.stateDir) paths = resolvePaths(where(merged.stateDir));
   const ms = (d: string | undefined, dflt: number): number => (d === undefined ? dflt : (parseDuration(d) as number));
   const s = merged.scheduler ?? {};
   return {

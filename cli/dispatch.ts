@@ -22,7 +22,8 @@ export interface CliInput {
   env: Readonly<Record<string, string | undefined>>;
   io: Io;
   readFile: ReadFile;
-  homeDir: string;
+  /** The user's home directory, for the default paths; read only when one of them is used (not with GAXX_HOME). */
+  readonly homeDir: string;
   /** The OS user's name, for the default operator name; read only when that is needed. */
   readonly userName: string;
   cwd: string;
@@ -133,7 +134,9 @@ async function dispatch(input: CliInput, mode: { json: boolean }): Promise<numbe
     argv: [...globals, ...args],
     env: input.env,
     readFile: input.readFile,
-    homeDir: input.homeDir,
+    get homeDir() {
+      return input.homeDir;
+    },
     get userName() {
       return input.userName;
     },

@@ -80,7 +80,11 @@ async function main(): Promise<never> {
       },
     },
     readFile: readFileIfExists,
-    homeDir: homedir(),
+    // Without HOME, Node asks the passwd database (nscd, NSS: LDAP or SSSD on some hosts) for
+    // it: only a command that uses a default path (no GAXX_HOME) asks.
+    get homeDir() {
+      return homedir();
+    },
     // Asked of the system (the passwd database) only by a command that uses the default
     // operator name (gaxx init): ~0.6 ms that no other command pays.
     get userName() {

@@ -13,14 +13,17 @@ function capture() {
   return { io: { stdout, stderr, stderrIsTty: false }, text };
 }
 
-async function cli(argv: string[], reads = { userName: 0 }) {
+async function cli(argv: string[], reads = { userName: 0, homeDir: 0 }, env: Record<string, string> = { GAXX_HOME: '/nonexistent-gaxx-home' }) {
   const { io, text } = capture();
   const code = await runCli({
     argv,
-    env: { GAXX_HOME: '/nonexistent-gaxx-home' },
+    env,
     io,
     readFile: () => undefined,
-    homeDir: '/nonexistent',
+    get homeDir() {
+      reads.homeDir += 1;
+      return '/nonexistent';
+    },
     get userName() {
       reads.userName += 1;
       return 'u';
@@ -38,8 +41,22 @@ describe('cli dispatch', () => {
     expect(r.err).toMatch(/^gaxx: .*\[USAGE\]\n$/);
   });
 
+  it('asks for the home directory only for a default path: never with GAXX_HOME (without HOME, Node asks the passwd database)', async () => {
+    const reads = { userName: 0, homeDir: 0 };
+    expect((await cli(['certs', 'list'], reads)).err).toMatch(/gaxx init/);
+    expect(reads.homeDir).toBe(0);
+    // Without GAXX_HOME the XDG defaults under it are used, so it is asked for.
+    const unset = await cli(['certs', 'list'], reads, {});
+    expect(unset.err).toMatch(/\/nonexistent\/\.config\/gaxx/);
+    expect(reads.homeDir).toBeGreaterThan(0);
+    // Both XDG dirs given: not asked.
+    const xdg = { userName: 0, homeDir: 0 };
+    await cli(['certs', 'list'], xdg, { XDG_CONFIG_HOME: '/nonexistent-c', XDG_STATE_HOME: '/nonexistent-s' });
+    expect(xdg.homeDir).toBe(0);
+  });
+
   it("asks for the OS user's name only for the default operator name (gaxx init), not for every command", async () => {
-    const reads = { userName: 0 };
+    const reads = { userName: 0, homeDir: 0 };
     // certs list loads the configuration, then finds no installation there.
     const listed = await cli(['certs', 'list'], reads);
     expect(listed.err).toMatch(/gaxx init/);
