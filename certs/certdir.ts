@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GaxxError } from '../proto/index.js';
 import { REVOCATION_FILE, verifyRevocationList } from './revocation.js';
-import { readPrivateFile, readRequiredFile, writeFileAtomic } from './store.js';
+import { readPrivateFile, readRequiredFile, writeFileAtomic, type WriteOptions } from './store.js';
 import { parseCertificate, splitPemBundle, summarizeCertificate, verifyLeaf, type CertSummary } from './verify.js';
 
 export const CERT_FILE = 'cert.pem';
@@ -30,12 +30,12 @@ export interface CertBundle {
   revokedText?: string | undefined;
 }
 
-/** Writes a cert dir: cert.pem and ca.pem 0644, key.pem 0600, revoked.json when given. */
-export function writeCertDir(dir: string, files: { certPem: string; keyPem: string; caPem: string; revokedText?: string }): void {
-  writeFileAtomic(join(dir, KEY_FILE), files.keyPem, 0o600);
-  writeFileAtomic(join(dir, CERT_FILE), files.certPem, 0o644);
-  writeFileAtomic(join(dir, CA_FILE), files.caPem, 0o644);
-  if (files.revokedText !== undefined) writeFileAtomic(join(dir, REVOCATION_FILE), files.revokedText, 0o644);
+/** Writes a cert dir: cert.pem and ca.pem 0644, key.pem 0600, revoked.json when given (`opts`: see writeFileAtomic). */
+export function writeCertDir(dir: string, files: { certPem: string; keyPem: string; caPem: string; revokedText?: string }, opts: WriteOptions = {}): void {
+  writeFileAtomic(join(dir, KEY_FILE), files.keyPem, 0o600, opts);
+  writeFileAtomic(join(dir, CERT_FILE), files.certPem, 0o644, opts);
+  writeFileAtomic(join(dir, CA_FILE), files.caPem, 0o644, opts);
+  if (files.revokedText !== undefined) writeFileAtomic(join(dir, REVOCATION_FILE), files.revokedText, 0o644, opts);
 }
 
 /**

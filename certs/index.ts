@@ -25,7 +25,7 @@ export {
 } from './issue.js';
 export { generateEcKeyPair, generateRsaKeyPair, type PemKeyPair } from './keys.js';
 export { REVOCATION_FILE, signRevocationList, verifyRevocationList } from './revocation.js';
-export { readPrivateFile, readRequiredFile, writeFileAtomic } from './store.js';
+export { readPrivateFile, readRequiredFile, writeFileAtomic, type WriteOptions } from './store.js';
 export { TLS_CIPHERS, TLS_MIN_VERSION, secureContextOptions, sharedSecureContext } from './tls.js';
 export { parseCertificate, parseCertificateCached, renewalDue, splitPemBundle, summarizeCertificate, verifyLeaf, type CertSummary } from './verify.js';
 export { createCsr, publicKeyOfCsr } from './csr.js';

@@ -7,13 +7,27 @@ import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { dirname, join } from 'node:path';
 import { GaxxError } from '../proto/index.js';
 
+/** How a file is written (writeFileAtomic). */
+export interface WriteOptions {
+  /**
+   * false: whole, but not forced to disk (no fsync of the file or of its directory). For what
+   * lives no longer than this machine's processes (a local agent's files, in a run dir under
+   * /tmp): a power loss that could undo the write ends what reads it too, and on a busy disk
+   * each fsync costs milliseconds on the caller's thread. Default true.
+   */
+  durable?: boolean;
+}
+
 /**
  * Writes `data` to `path` so that a crash at any point leaves either the old file or the new one:
  * a temp file in the same directory, fsync, rename over `path`, then fsync of the directory so
- * the rename itself is on disk. The file gets exactly `mode` (the umask does not narrow it: an
- * agent bundle must stay readable by the agent user). A missing directory is created 0700.
+ * the rename itself is on disk (both fsyncs left out with `durable: false`: the file is still
+ * whole or absent to any process, not kept through a power loss). The file gets exactly `mode`
+ * (the umask does not narrow it: an agent bundle must stay readable by the agent user). A missing
+ * directory is created 0700.
  */
-export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): void {
+export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600, opts: WriteOptions = {}): void {
+  const durable = opts.durable ?? true;
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tmp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
@@ -22,7 +36,7 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o60
   try {
     fchmodSync(fd, mode);
     writeFileSync(fd, data);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
     closeSync(fd);
     open = false;
     renameSync(tmp, path);
@@ -31,7 +45,7 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o60
     unlinkSync(tmp);
     throw e;
   }
-  fsyncDir(dir);
+  if (durable) fsyncDir(dir);
 }
 
 /** fsync of a directory: makes a rename or create in it durable. */

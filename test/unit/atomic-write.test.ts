@@ -1,11 +1,20 @@
 // The one atomic, durable file write (certs/store.ts) that certificates, fleet state, the agent's
-// journal and the installed agent bundle all use, and the one lookup of gaxx's version.
+// journal and the installed agent bundle all use (a local agent's own files: atomic, not forced to
+// disk), and the one lookup of gaxx's version.
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { writeFileAtomic } from '../../certs/index.js';
 import { packageVersion } from '../../proto/index.js';
+
+// fsync passes through to the real one, counted: whether a write is forced to disk is not
+// otherwise visible from inside the machine.
+vi.mock('node:fs', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs')>();
+  return { ...real, fsyncSync: vi.fn(real.fsyncSync) };
+});
 
 let dir: string;
 beforeAll(() => {
@@ -30,6 +39,21 @@ describe('writeFileAtomic', () => {
     expect(readdirSync(sub)).toEqual(['f.json']);
     writeFileAtomic(path, 'three');
     expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
+  it('forces the file and its directory to disk, unless asked for a write that need not outlive the machine (durable: false)', () => {
+    const sub = join(dir, 'd');
+    const path = join(sub, 'f');
+    const fsync = vi.mocked(fs.fsyncSync);
+    fsync.mockClear();
+    writeFileAtomic(path, 'kept', 0o644);
+    expect(fsync).toHaveBeenCalledTimes(2);
+    fsync.mockClear();
+    writeFileAtomic(path, 'whole, not forced', 0o640, { durable: false });
+    expect(fsync).not.toHaveBeenCalled();
+    expect(readFileSync(path, 'utf8')).toBe('whole, not forced');
+    expect(statSync(path).mode & 0o777).toBe(0o640);
+    expect(readdirSync(sub)).toEqual(['f']);
   });
 
   it('a write that cannot land leaves the old file as it was and no temp file', () => {
