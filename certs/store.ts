@@ -11,9 +11,9 @@ import { GaxxError } from '../proto/index.js';
 export interface WriteOptions {
   /**
    * false: whole, but not forced to disk (no fsync of the file or of its directory). For what
-   * lives no longer than this machine's processes (a local agent's files, in a run dir under
-   * /tmp): a power loss that could undo the write ends what reads it too, and on a busy disk
-   * each fsync costs milliseconds on the caller's thread. Default true.
+   * matters no longer than this machine's processes (a local agent's certs, record and pid
+   * file): a power loss that could undo the write ends what they describe too, and on a busy
+   * disk each fsync costs milliseconds on the caller's thread. Default true.
    */
   durable?: boolean;
 }

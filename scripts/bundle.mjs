@@ -260,11 +260,6 @@ for (const r of results) {
     writeFileSync(path, wrapped(`${pkgs.map((p) => `// node_modules/${p}/`).join('\n')}\n${readFileSync(path, 'utf8')}`));
   }
 }
-// The launcher's native spawn, before the agent below runs for its cache: as agents will run.
-// It goes where this script emptied dist/bundle; the build of a host without a C compiler
-// goes on without it (build-native.mjs says what to install).
-const native = spawnSync(process.execPath, [join(root, 'scripts', 'build-native.mjs')], { stdio: 'inherit' });
-if (native.status !== 0) throw new Error(`building gaxx-spawn.node failed: exit ${native.status ?? native.signal}`);
 // The files vendor-load.cjs compiles through vm.Script must not call import() (scripts/bundle-checks.mjs).
 for (const file of ['gaxx-cli.cjs', 'gaxx-agent.cjs', ...Object.values(VENDORED)]) assertNoDynamicImport(file, readFileSync(join(out, file), 'utf8'));
 // The vendor files' loader and the V8 code caches (made by loading and using each file once).
@@ -281,6 +276,11 @@ const why = (r) =>
     : r.signal
       ? `ended by ${r.signal}`
       : `exit ${r.status}`;
+// The launcher's native spawn, before the agent below runs for its cache: as agents will run.
+// It goes where this script emptied dist/bundle; the build of a host without a C compiler
+// goes on without it (build-native.mjs says what to install).
+const native = spawnSync(process.execPath, [join(root, 'scripts', 'build-native.mjs')], { stdio: 'inherit', timeout: STEP_LIMIT_MS });
+if (native.status !== 0) throw new Error(`building gaxx-spawn.node failed: ${why(native)}`);
 const cached = spawnSync(process.execPath, [join(root, 'scripts', 'vendor-cache.mjs'), out], { stdio: 'inherit', env: cacheEnv, timeout: STEP_LIMIT_MS });
 if (cached.status !== 0) throw new Error(`making the vendor code caches failed: ${why(cached)}`);
 // The CLI's, from a run of `gaxx exec --help` (its help text is not shown).
