@@ -1,10 +1,9 @@
 // The one atomic, durable file write (certs/store.ts) that certificates, fleet state, the agent's
 // journal and the installed agent bundle all use (a local agent's own files: atomic, not forced to
 // disk), and the one lookup of gaxx's version.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { fsyncSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { writeFileAtomic } from '../../certs/index.js';
 import { packageVersion } from '../../proto/index.js';
@@ -44,7 +43,7 @@ describe('writeFileAtomic', () => {
   it('forces the file and its directory to disk, unless asked for a write that need not outlive the machine (durable: false)', () => {
     const sub = join(dir, 'd');
     const path = join(sub, 'f');
-    const fsync = vi.mocked(fs.fsyncSync);
+    const fsync = vi.mocked(fsyncSync);
     fsync.mockClear();
     writeFileAtomic(path, 'kept', 0o644);
     expect(fsync).toHaveBeenCalledTimes(2);
