@@ -100,8 +100,9 @@ export interface InstallAgentOptions {
 /**
  * Copies the agent bundle (and its companion files) into a directory every user can read but
  * only we can write (0755/0644), atomically (write then rename), and returns the installed
- * agent's path. Safe to
- * call from parallel processes: they write the same bytes.
+ * agent's path. Safe to call from parallel processes: they write the same bytes. Not forced to
+ * disk: every install checks each file's hash first, so one a power loss left short is written
+ * again (the fsyncs cost the first start after each build one per file and one per rename).
  */
 export function installAgentBundle(opts: InstallAgentOptions = {}): string {
   const source = opts.source ?? agentBundlePath();
@@ -114,11 +115,11 @@ export function installAgentBundle(opts: InstallAgentOptions = {}): string {
   chmodSync(dir, 0o755);
   for (const f of files) {
     const target = join(dir, f.name);
-    if (!existsSync(target) || sha256(readFileSync(target)) !== f.hash) writeFileAtomic(target, f.bytes, 0o644);
+    if (!existsSync(target) || sha256(readFileSync(target)) !== f.hash) writeFileAtomic(target, f.bytes, 0o644, { durable: false });
   }
   const pkg = `${JSON.stringify({ name: 'gaxx-agent', version: opts.version ?? packageVersion(source) ?? '0.0.0', type: 'module', private: true })}\n`;
   const pkgPath = join(dir, 'package.json');
-  if (!existsSync(pkgPath) || readFileSync(pkgPath, 'utf8') !== pkg) writeFileAtomic(pkgPath, pkg, 0o644);
+  if (!existsSync(pkgPath) || readFileSync(pkgPath, 'utf8') !== pkg) writeFileAtomic(pkgPath, pkg, 0o644, { durable: false });
   return join(dir, AGENT_BUNDLE_FILE);
 }
 

@@ -13,9 +13,12 @@ const UrlFile = z.object({ url: z.string().url(), pid: z.number().int() }).stric
 /** The file's path under a state dir. */
 export const dashboardUrlFile = (stateDir: string): string => join(stateDir, 'ui', 'dashboard.json');
 
-/** Records the URL of the dashboard this process serves. */
+/**
+ * Records the URL of the dashboard this process serves: whole, not forced to disk (it describes
+ * a running process, which a power loss ends together with any write it undoes).
+ */
 export function writeDashboardUrl(stateDir: string, url: string): void {
-  writeFileAtomic(dashboardUrlFile(stateDir), JSON.stringify({ url, pid: process.pid }), 0o600);
+  writeFileAtomic(dashboardUrlFile(stateDir), JSON.stringify({ url, pid: process.pid }), 0o600, { durable: false });
 }
 
 /** The recorded URL, if any (a file that does not parse counts as none). */
