@@ -1,10 +1,17 @@
 // The built bundle's files (dist/bundle), for tests that check what the build made.
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { repoRoot } from './agent.js';
 
 /** dist/bundle, where `npm run build` writes the bundles. */
 export const bundleDir = join(repoRoot(), 'dist', 'bundle');
+
+/**
+ * Whether the build had a C compiler, as scripts/build-native.mjs picks it ($CC, else cc), and so
+ * made gaxx-spawn.node, the launcher's vfork spawn (without one the build goes on without it).
+ */
+export const hasCompiler = spawnSync(process.env.CC || 'cc', ['--version'], { stdio: 'ignore' }).status === 0;
 
 /**
  * The exports of a file of the bundle (the CLI's vendor files), loaded as the CLI loads them:

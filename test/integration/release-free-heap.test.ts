@@ -8,11 +8,10 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '../../cli/providers/agent-bundle.js';
+import { hasCompiler } from '../helpers/bundle.js';
 
 const built = pathToFileURL(resolve(__dirname, '../../dist/agent/observe/collect-garbage.js')).href;
 const spawnBuilt = pathToFileURL(resolve(__dirname, '../../dist/agent/exec/task-spawn.js')).href;
-// As scripts/build-native.mjs picks the compiler.
-const hasCompiler = spawnSync(process.env.CC || 'cc', ['--version'], { stdio: 'ignore' }).status === 0;
 
 // Buffers of 1000 bytes are malloc'd one by one; the last one stays, so the freed ones are not at the heap's top.
 const CHILD = `

@@ -4,7 +4,7 @@
 // own pipes, its rlimits, exactly the env and work dir given, a session of its own, no signal
 // ignored or blocked, none of the spawner's pipes, and the same errors for a command that
 // cannot start.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -12,6 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { TaskChild, TaskSpawnOptions } from '../../agent/exec/task-spawn.js';
 import { withInherited } from '../helpers/procs.js';
+import { hasCompiler } from '../helpers/bundle.js';
 
 const built = resolve(__dirname, '../../dist/agent/exec/task-spawn.js');
 const { spawnMethod, spawnTask } = (await import(built)) as typeof import('../../agent/exec/task-spawn.js');
@@ -53,8 +54,6 @@ async function ran(file: string, args: string[], o: Parameters<typeof run>[2] = 
   if ('error' in r) throw new Error(`${file} did not start: ${r.error}`);
   return r;
 }
-
-const hasCompiler = spawnSync(process.env.CC || 'cc', ['--version'], { stdio: 'ignore' }).status === 0;
 
 describe('task spawn', () => {
   it('uses the native spawn where the build had a C compiler (GAXX_SPAWN unset)', () => {

@@ -1,15 +1,12 @@
 // The build refuses a bundle file that vendor-load.cjs compiles through vm.Script when it still
 // calls import() (it would fail only when that line runs); the files it makes today pass.
-import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import Module from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/agent.js';
-
-// As scripts/build-native.mjs picks the compiler: without one the build goes on without the module.
-const hasCompiler = spawnSync(process.env.CC || 'cc', ['--version'], { stdio: 'ignore' }).status === 0;
+import { hasCompiler } from '../helpers/bundle.js';
 
 interface Checks {
   KNOWN_DYNAMIC_IMPORTS: Record<string, string[]>;
