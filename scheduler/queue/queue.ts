@@ -89,7 +89,8 @@ export class TaskQueue {
     const inputs = new Map(Object.entries(run.inputs ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
     try {
       await this.storeInputs(run);
-      const jobs = run.tasks.map((t) => {
+      const jobIds = run.tasks.map((t) => jobIdFor(run.runId, t.taskId));
+      const jobs = run.tasks.map((t, i) => {
         const stdin = t.input !== undefined ? (inputs.get(t.input) as Buffer) : Buffer.from(t.stdin ?? '', 'base64');
         const unsigned = { ...t, runId: run.runId };
         const data: TaskSpec = { ...unsigned, signed: signTask(unsigned, stdin, signer, expiresAt) };
@@ -97,7 +98,7 @@ export class TaskQueue {
           name: t.fleet ?? '_agents',
           data,
           opts: {
-            jobId: jobIdFor(run.runId, t.taskId),
+            jobId: jobIds[i] as string,
             // Job-level attempts cover only unexpected worker errors (e.g. Redis gone while
             // publishing a result); dispatch retries are the worker's own loop.
             attempts: 3,
@@ -108,11 +109,23 @@ export class TaskQueue {
         };
       });
       const hosts = Object.fromEntries(run.tasks.map((t) => [t.taskId, 'host' in t.target ? t.target.host : '']));
-      await registerRun(this.redis, { runId: run.runId, taskIds: run.tasks.map((t) => t.taskId), hosts, createdAt: Date.now() });
-      // Listed for readers that did not enqueue it (the dashboard), in the same round trip.
-      await Promise.all([this.queueFor(run.runId).addBulk(jobs), indexRun(this.redis, run)]);
+      // One round trip: the registry entry, the jobs and the dashboard's listing go out together,
+      // in that order (Redis runs one connection's commands in the order they come), so the jobs
+      // are never there before their run's entry, and a daemon told of the run by the entry's
+      // announcement starts its worker while the jobs are on their way.
+      const written = await Promise.allSettled([
+        registerRun(this.redis, { runId: run.runId, taskIds: run.tasks.map((t) => t.taskId), hosts, createdAt: Date.now() }),
+        this.queueFor(run.runId).addBulk(jobs),
+        indexRun(this.redis, run),
+      ]);
+      const failed = written.find((w): w is PromiseRejectedResult => w.status === 'rejected');
+      if (failed) {
+        // Jobs that did land would run without their run's entry: taken back first (best effort).
+        await this.withdraw(jobIds).catch(() => undefined);
+        throw failed.reason;
+      }
       this.versionChecked = true;
-      return { runId: run.runId, taskIds: run.tasks.map((t) => t.taskId), jobIds: jobs.map((j) => j.opts.jobId) };
+      return { runId: run.runId, taskIds: run.tasks.map((t) => t.taskId), jobIds };
     } catch (e) {
       // Best effort (a Redis refusing writes refuses this too): no registry entry without jobs.
       await unregisterRun(this.redis, run.runId).catch(() => undefined);

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../../certs/index.js';
 import { createTaskSigner, type TaskSigner } from '../../proto/index.js';
@@ -60,6 +61,41 @@ describe('TaskQueue', () => {
     expect((err as { details: { issues: Array<{ path: string }> } }).details.issues.map((i) => i.path)).toContain(path);
     expect(await q.queueFor('bad1').getJob('bad1-t0')).toBeUndefined();
     expect((await q.depth()).waiting).toBe(0);
+  });
+
+  it("writes a run's registry entry before its jobs, and leaves no job behind when the entry cannot be written", async () => {
+    // Order: what Redis ran, as MONITOR shows it.
+    const mon = await (q.redis as Redis).monitor();
+    const seen: string[] = [];
+    mon.on('monitor', (_t: string, args: string[]) => seen.push(`${args[0]?.toLowerCase()} ${args[1] ?? ''}`));
+    try {
+      await q.enqueueRun({ runId: 'order1', tasks: tasks(2) }, signer);
+      // The monitor's feed may come after the enqueue's replies.
+      const firstJobOf = () => seen.findIndex((c) => c.startsWith('hmset {gaxx}:run.order1:order1-'));
+      await expect.poll(firstJobOf, { timeout: 10_000, interval: 10 }).toBeGreaterThanOrEqual(0);
+      const entry = seen.findIndex((c) => c === `zadd ${RUNS_KEY}`);
+      expect(entry).toBeGreaterThanOrEqual(0);
+      expect(firstJobOf()).toBeGreaterThan(entry);
+    } finally {
+      mon.disconnect();
+      await q.forgetRun('order1');
+    }
+    // The registry made unwritable (a key of the wrong type): the jobs that went out with the
+    // entry are taken back, and the enqueue fails with Redis's reason.
+    const runs = await q.redis.zrange(RUNS_KEY, 0, -1);
+    await q.redis.del(RUNS_KEY);
+    await q.redis.set(RUNS_KEY, 'not a sorted set');
+    try {
+      const err = await q.enqueueRun({ runId: 'noreg1', tasks: tasks(3) }, signer).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'REDIS_UNAVAILABLE', message: expect.stringMatching(/^enqueue failed: WRONGTYPE/) });
+      const counts = await q.queueFor('noreg1').getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+      expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(0);
+      expect(await q.queueFor('noreg1').getJob('noreg1-t0')).toBeUndefined();
+    } finally {
+      await q.redis.del(RUNS_KEY);
+      if (runs.length > 0) await q.redis.zadd(RUNS_KEY, ...runs.flatMap((r) => [Date.now(), r]));
+      await q.forgetRun('noreg1');
+    }
   });
 
   it('accepts a registered fleet', async () => {
