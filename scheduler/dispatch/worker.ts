@@ -133,6 +133,9 @@ export class SchedulerWorker {
       // A scheduler crash stalls its jobs; they must come back, not fail.
       maxStalledCount: 1000,
     });
+    // Its cancel flag is asked now, while the worker connects, and not on its first task's path
+    // (CancelWatch.check keeps an answer for a poll interval, as it does for a run's later tasks).
+    void this.cancels.check(runId);
     bw.on('error', (e) => this.quiet.warn('worker error', e.message));
     bw.on('failed', (job, e) => this.opts.log?.error({ job: job?.id, err: e.message }, 'job failed'));
     this.workers.set(runId, bw);
