@@ -93,6 +93,64 @@ describe('keepSpareConnection: a Worker starts on a connection readied ahead', (
     });
   });
 
+  /** INFO calls the server has answered (the call that reads this one is counted in the next). */
+  const infoCalls = async (): Promise<number> => Number(/cmdstat_info:calls=(\d+)/.exec(await producer.info('commandstats'))?.[1] ?? 0);
+
+  it("a Worker on a connection and spare that have the server's version takes its first job without asking again, with the commands already defined", async () => {
+    await withSpare(async (conn, spare) => {
+      /** INFO calls a new Worker's start made, and whether its blocking connection uses `conn`'s command objects. */
+      const startOne = async (name: string): Promise<{ infos: number; shared: boolean }> => {
+        // The queue and its job first: the producer's own set-up asks for the version too.
+        const q = new Queue(name, { connection: producer, prefix: KEY_PREFIX });
+        await q.add('x', {}, { jobId: `${name}-1` });
+        const before = await infoCalls();
+        let seen!: () => void;
+        const processed = new Promise<void>((r) => (seen = r));
+        const w = new Worker(name, async () => seen(), { connection: conn, prefix: KEY_PREFIX });
+        try {
+          await processed;
+          const infos = (await infoCalls()) - before - 1;
+          const blocking = (await (w as unknown as { blockingConnection: { client: Promise<Redis> } }).blockingConnection.client) as Redis;
+          const mine = conn.scriptsSet as Record<string, unknown>;
+          const theirs = blocking.scriptsSet as Record<string, unknown>;
+          const shared = Object.keys(mine).length > 0 && Object.keys(mine).every((k) => theirs[k] === mine[k]);
+          return { infos, shared };
+        } finally {
+          await w.close();
+          await q.obliterate({ force: true });
+          await q.close();
+        }
+      };
+      // The first Worker's own connection asks once; its blocking one is the spare, which asked
+      // while it was made (before any Worker had defined BullMQ's commands on `conn`).
+      expect(await startOne('version-a')).toEqual({ infos: 1, shared: false });
+      // The next spare also takes those commands from `conn`, and the Worker runs its job with them.
+      spare.refill();
+      expect(await spare.ready()).toBe(true);
+      expect(await startOne('version-b')).toEqual({ infos: 0, shared: true });
+      expect(spare.taken).toBe(2);
+    });
+  });
+
+  it('keeps the answer only until the connection closes; INFO of a section always goes to the server', async () => {
+    await withSpare(async (conn) => {
+      const runId = (info: string): string | undefined => /run_id:(\w+)/.exec(info)?.[1];
+      const first = await conn.info();
+      const calls = await infoCalls();
+      expect(await conn.info()).toBe(first);
+      expect(await infoCalls()).toBe(calls + 1);
+      await conn.info('server');
+      expect(await infoCalls()).toBe(calls + 3);
+      // A restarted server (a new run_id) is asked again once the connection is back.
+      await redis.restart();
+      await waitReady(producer, 10_000);
+      await waitReady(conn, 10_000);
+      const now = runId(await producer.info('server'));
+      expect(now).not.toBe(runId(first));
+      expect(runId(await conn.info())).toBe(now);
+    });
+  });
+
   it('leaves other duplicates alone, and close() drops the spare and restores duplicate', async () => {
     const conn = createRedis(settings, 'worker') as Redis;
     await waitReady(conn);
@@ -110,6 +168,7 @@ describe('keepSpareConnection: a Worker starts on a connection readied ahead', (
       // The spare's connection goes away (waited for, not slept on).
       await expect.poll(clients, { timeout: 10_000, interval: 20 }).toBe(withOne - 1);
       expect(Object.hasOwn(conn, 'duplicate')).toBe(false);
+      expect(Object.hasOwn(conn, 'info')).toBe(false);
       const plain = conn.duplicate();
       plain.disconnect();
       expect(spare.taken).toBe(0);
