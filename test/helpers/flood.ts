@@ -2,9 +2,12 @@
  * A hostile client for flood tests and benches: raw HTTP/2 over mTLS from a chosen loopback
  * source address (grpc-js cannot bind one), firing unary gRPC calls with empty request messages
  * as fast as `concurrency` allows, over `connections` sessions. Counts outcomes by grpc-status.
+ * Every wait in it is bounded: a call unanswered for `callTimeoutMs` is cancelled (counted as
+ * 'timeout'), and the end of the flood (its duration, or `signal`) destroys every session, so the
+ * calls still in flight end with it rather than keep the flood, and whoever awaits it, waiting.
  */
 import { spawn } from 'node:child_process';
-import { connect, type ClientHttp2Session } from 'node:http2';
+import http2, { connect, type ClientHttp2Session } from 'node:http2';
 import { sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,20 +26,23 @@ export interface FloodOptions {
   durationMs: number;
   /** Ends the flood early. */
   signal?: AbortSignal;
+  /** A call without an answer this long is cancelled and counted as 'timeout' (default 10 s). */
+  callTimeoutMs?: number;
 }
 
 export interface FloodResult {
   calls: number;
-  /** Count by grpc-status ('0' = OK), or 'conn_error' / 'stream_error'. */
+  /** Count by grpc-status ('0' = OK), or 'conn_error' / 'stream_error' / 'timeout'. */
   outcomes: Record<string, number>;
   sessionsOpened: number;
 }
 
 const EMPTY_MESSAGE = Buffer.from([0, 0, 0, 0, 0]);
 
-function oneCall(session: ClientHttp2Session, path: string): Promise<string> {
+function oneCall(session: ClientHttp2Session, path: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve) => {
     let status: string | undefined;
+    let timedOut = false;
     let stream;
     try {
       stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
@@ -50,7 +56,14 @@ function oneCall(session: ClientHttp2Session, path: string): Promise<string> {
     stream.on('trailers', grab);
     stream.on('data', () => undefined);
     stream.on('error', () => undefined);
-    stream.on('close', () => resolve(status ?? 'stream_error'));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+    }, timeoutMs);
+    stream.on('close', () => {
+      clearTimeout(timer);
+      resolve(status ?? (timedOut ? 'timeout' : 'stream_error'));
+    });
     stream.end(EMPTY_MESSAGE);
   });
 }
@@ -62,6 +75,13 @@ export async function flood(o: FloodOptions): Promise<FloodResult> {
   const going = () => Date.now() < end && !o.signal?.aborted;
   const path = o.path ?? '/gaxx.agent.v1.Agent/Info';
   const count = (k: string) => (result.outcomes[k] = (result.outcomes[k] ?? 0) + 1);
+  const sessions = new Set<ClientHttp2Session>();
+  // The end: no session outlives it, nor the calls on them.
+  const endAll = () => {
+    for (const s of sessions) s.destroy();
+  };
+  const endTimer = setTimeout(endAll, o.durationMs);
+  o.signal?.addEventListener('abort', endAll, { once: true });
   const worker = async () => {
     while (going()) {
       const session = connect(`https://localhost:${o.port}`, {
@@ -71,6 +91,10 @@ export async function flood(o: FloodOptions): Promise<FloodResult> {
         localAddress: o.localAddress,
       } as Parameters<typeof connect>[1]);
       session.on('error', () => undefined);
+      sessions.add(session);
+      session.once('close', () => sessions.delete(session));
+      // Ended between the check above and now: this one goes too.
+      if (!going()) session.destroy();
       result.sessionsOpened += 1;
       const alive = await new Promise<boolean>((resolve) => {
         session.once('connect', () => resolve(true));
@@ -86,14 +110,19 @@ export async function flood(o: FloodOptions): Promise<FloodResult> {
       const lanes = Array.from({ length: o.concurrency ?? 16 }, async () => {
         while (going() && !session.closed && !session.destroyed) {
           result.calls += 1;
-          count(await oneCall(session, path));
+          count(await oneCall(session, path, o.callTimeoutMs ?? 10_000));
         }
       });
       await Promise.all(lanes);
       session.destroy();
     }
   };
-  await Promise.all(Array.from({ length: o.connections ?? 4 }, worker));
+  try {
+    await Promise.all(Array.from({ length: o.connections ?? 4 }, worker));
+  } finally {
+    clearTimeout(endTimer);
+    o.signal?.removeEventListener('abort', endAll);
+  }
   return result;
 }
 

@@ -33,8 +33,8 @@ let flooder: { dir: string };
 const read = (d: string, f: string) => readFileSync(join(d, f));
 const pace = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function info(c: RawClients) {
-  return unary<object, InfoResponse__Output>((req, md, opts, cb) => c.agent.Info(req, md, opts, cb), {});
+function info(c: RawClients, timeoutMs?: number) {
+  return unary<object, InfoResponse__Output>((req, md, opts, cb) => c.agent.Info(req, md, opts, cb), {}, timeoutMs);
 }
 
 /**
@@ -109,13 +109,17 @@ describe('agent under a flood', () => {
       durationMs: 60_000,
       signal: stop.signal,
     });
+    // The waits below share one budget inside the test's own 60 s, so a slow one fails as
+    // itself (what it waited for) instead of as the test's timeout.
+    const budgetEnd = Date.now() + 45_000;
+    const left = () => Math.max(1, budgetEnd - Date.now());
     try {
       // The flood is under way once the agent rate-limits it.
-      await vi.waitFor(async () => expect(await scrape()).toMatch(/gaxx_agent_rate_limited_total [1-9]/), { timeout: 50_000, interval: 100 });
+      await vi.waitFor(async () => expect(await scrape()).toMatch(/gaxx_agent_rate_limited_total [1-9]/), { timeout: left(), interval: 100 });
       // Well-behaved: 20 calls, 10 per second at most, inside the rate limit.
       for (let i = 0; i < 20; i++) {
         const s = performance.now();
-        const r = await info(good);
+        const r = await info(good, Math.min(10_000, left()));
         latencies.push(performance.now() - s);
         outcomes.push(r.ok);
         await pace(100);
@@ -127,7 +131,7 @@ describe('agent under a flood', () => {
           expect(events.some((e) => e.event === 'peer_blocked' && e.peer === '127.0.0.2' && e.reason === 'over_limit_failures')).toBe(true);
           expect(events.some((e) => e.event === 'connection_refused' && e.peer === '127.0.0.2')).toBe(true);
         },
-        { timeout: 50_000, interval: 100 },
+        { timeout: left(), interval: 100 },
       );
     } finally {
       stop.abort();
@@ -164,6 +168,8 @@ function scrape(): Promise<string> {
       res.on('end', () => resolve(body));
     });
     req.on('error', reject);
+    // Bounded, as every wait here: a scrape left unanswered fails and the next one is tried.
+    req.setTimeout(5000, () => req.destroy(new Error('metrics scrape: no answer in 5 s')));
     req.end();
   });
 }

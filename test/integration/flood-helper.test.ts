@@ -1,0 +1,82 @@
+// The flood helper that the guard tests and bench:agent lean on must end when told to, whatever
+// the server does with its calls: a server that never answers must not keep it (and the test
+// awaiting it) waiting.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createSecureServer, constants as h2, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { flood, type FloodOptions } from '../helpers/flood.js';
+import { makePki, type Pki } from '../helpers/pki.js';
+
+let dir: string;
+let pki: Pki;
+let server: Http2SecureServer;
+/** Streams the server holds (never answered), and those the client cancelled. */
+const held = new Set<ServerHttp2Stream>();
+let cancelled = 0;
+const waiters: Array<() => void> = [];
+const changed = () => waiters.splice(0).forEach((w) => w());
+/** Resolves once `ok()` holds, checked at every stream the server sees open or close. */
+const until = (ok: () => boolean) => new Promise<void>((r) => (ok() ? r() : waiters.push(() => void until(ok).then(r))));
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gaxx-flood-'));
+  pki = await makePki(dir);
+  server = createSecureServer({ key: readFileSync(join(pki.agent.dir, 'key.pem')), cert: readFileSync(join(pki.agent.dir, 'cert.pem')) });
+  server.on('stream', (stream) => {
+    held.add(stream);
+    stream.on('error', () => undefined);
+    stream.on('close', () => {
+      held.delete(stream);
+      if (stream.rstCode === h2.NGHTTP2_CANCEL) cancelled++;
+      changed();
+    });
+    changed();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+});
+
+afterAll(async () => {
+  for (const s of held) s.close();
+  await new Promise((r) => server?.close(r));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function options(over: Partial<FloodOptions>): FloodOptions {
+  const c = pki.clients.operator.dir;
+  return {
+    port: (server.address() as AddressInfo).port,
+    localAddress: '127.0.0.1',
+    caPem: readFileSync(join(pki.agent.dir, 'ca.pem')),
+    certPem: readFileSync(join(c, 'cert.pem')),
+    keyPem: readFileSync(join(c, 'key.pem')),
+    durationMs: 600_000,
+    ...over,
+  };
+}
+
+describe('flood helper', () => {
+  it('ends when stopped, with the calls a silent server holds ended too', async () => {
+    const stop = new AbortController();
+    const running = flood(options({ connections: 2, concurrency: 4, signal: stop.signal }));
+    await until(() => held.size >= 8);
+    stop.abort();
+    const r = await running;
+    expect(r.calls).toBeGreaterThanOrEqual(8);
+    expect(Object.values(r.outcomes).reduce((a, b) => a + b, 0)).toBe(r.calls);
+    expect(r.outcomes['0']).toBeUndefined();
+    await until(() => held.size === 0);
+  });
+
+  it('cancels a call left unanswered for callTimeoutMs and counts it as a timeout', async () => {
+    const stop = new AbortController();
+    const before = cancelled;
+    const running = flood(options({ connections: 1, concurrency: 2, callTimeoutMs: 200, signal: stop.signal }));
+    await until(() => cancelled - before >= 2);
+    stop.abort();
+    const r = await running;
+    expect(r.outcomes.timeout ?? 0).toBeGreaterThanOrEqual(2);
+  });
+});
