@@ -5,7 +5,7 @@
  * run from a copy, as bootstrap runs them from an uploaded copy on a VM.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -89,8 +89,9 @@ export interface InstallAgentOptions {
   source?: string;
   /**
    * Directory to install into (default: `<tmpdir>/gaxx-agent-<hash of the bundle>`, shared by
-   * every caller of the same build). Created 0755 and owned by us; an existing one must be a
-   * directory owned by us that no one else can write to.
+   * every caller of the same build; see STALE_INSTALL_MS for the other builds' ones there).
+   * Created 0755 and owned by us; an existing one must be a directory owned by us that no one
+   * else can write to.
    */
   dir?: string;
   /** Package version, written beside the bundle as package.json (the agent reports it). */
@@ -109,10 +110,17 @@ export function installAgentBundle(opts: InstallAgentOptions = {}): string {
   const files = agentFiles(source);
   const all = createHash('sha256');
   for (const f of files) all.update(f.name).update(f.hash);
-  const dir = opts.dir ?? join(tmpdir(), `gaxx-agent-${all.digest('hex').slice(0, 16)}`);
+  const dir = opts.dir ?? join(tmpdir(), `${SHARED_INSTALL_PREFIX}${all.digest('hex').slice(0, 16)}`);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   checkOwnDir(dir);
   chmodSync(dir, 0o755);
+  if (opts.dir === undefined) {
+    // Marked as used now (its age is the time since its last install), and the other builds'
+    // installs there that nothing has used for long go.
+    const now = new Date();
+    utimesSync(dir, now, now);
+    removeStaleInstalls(dir, now.getTime());
+  }
   for (const f of files) {
     const target = join(dir, f.name);
     if (!existsSync(target) || sha256(readFileSync(target)) !== f.hash) writeFileAtomic(target, f.bytes, 0o644, { durable: false });
@@ -121,6 +129,39 @@ export function installAgentBundle(opts: InstallAgentOptions = {}): string {
   const pkgPath = join(dir, 'package.json');
   if (!existsSync(pkgPath) || readFileSync(pkgPath, 'utf8') !== pkg) writeFileAtomic(pkgPath, pkg, 0o644, { durable: false });
   return join(dir, AGENT_BUNDLE_FILE);
+}
+
+/** The shared installs' names in the temp dir: this prefix and 16 hex digits of the bundle's hash. */
+const SHARED_INSTALL_PREFIX = 'gaxx-agent-';
+const SHARED_INSTALL = /^gaxx-agent-[0-9a-f]{16}$/;
+/**
+ * A shared install of another build that no install has touched for this long is removed (every
+ * build that installs there leaves 4 MiB otherwise). A day: any run of that build still going
+ * (tests, benches) installs it again at each agent it starts, which keeps it young.
+ */
+export const STALE_INSTALL_MS = 24 * 3600 * 1000;
+
+/** Removes the shared installs beside `keep` (ours, other builds, unused for STALE_INSTALL_MS); best effort. */
+function removeStaleInstalls(keep: string, now: number): void {
+  const root = dirname(keep);
+  const uid = process.getuid?.();
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const p = join(root, name);
+    if (!SHARED_INSTALL.test(name) || p === keep) continue;
+    try {
+      const st = lstatSync(p);
+      if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || now - st.mtimeMs < STALE_INSTALL_MS) continue;
+      rmSync(p, { recursive: true, force: true });
+    } catch {
+      // Gone meanwhile, or not ours to remove: left.
+    }
+  }
 }
 
 function sha256(bytes: Buffer): string {
