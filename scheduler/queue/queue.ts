@@ -109,9 +109,10 @@ export class TaskQueue {
         };
       });
       const hosts = Object.fromEntries(run.tasks.map((t) => [t.taskId, 'host' in t.target ? t.target.host : '']));
-      // One round trip: the registry entry, the jobs and the dashboard's listing go out together,
-      // in that order (Redis runs one connection's commands in the order they come), so the jobs
-      // are never there before their run's entry, and a daemon told of the run by the entry's
+      // The registry entry, the jobs and the dashboard's listing go out without waiting for one
+      // another (one round trip, once this process's first queue has checked Redis's version), in
+      // that order: Redis runs one connection's commands in the order they come, so the jobs are
+      // never there before their run's entry, and a daemon told of the run by the entry's
       // announcement starts its worker while the jobs are on their way.
       const written = await Promise.allSettled([
         registerRun(this.redis, { runId: run.runId, taskIds: run.tasks.map((t) => t.taskId), hosts, createdAt: Date.now() }),
