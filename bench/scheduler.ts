@@ -3,9 +3,9 @@
  *  - end to end: 5,000 `true` tasks over 4 local agents through the queue (in-process worker)
  *  - raw BullMQ: the same number of jobs, same Redis, same concurrency, no-op processor
  *  - agent-direct: the same Execs through AgentClient, same concurrency, no queue
- *  - idle latency: enqueue -> result for one task, p50/p99 over 200 single-task runs, and the
+ *  - idle latency: enqueue -> result for one task, p50/p99 over 200 single-task runs, the
  *    median of each phase: enqueue, pick-up (job taken -> Exec called), to started, to exit,
- *    result back (bench/lib/latency-phases.ts)
+ *    result back (bench/lib/latency-phases.ts), and this process's CPU per run
  *  - run start: a daemon's new BullMQ worker -> its first job, on a plain connection and on one
  *    whose blocking connection was readied ahead (dispatch/spare-connection.ts)
  * Prints ratios. Run with `npm run bench:scheduler` (builds first). Needs redis-server.
@@ -139,9 +139,10 @@ async function latency(
   q: TaskQueue,
   signer: TaskSigner,
   agent: AgentProcess,
-): Promise<{ p50: number; p99: number; phases: Record<PhaseName, number | undefined> }> {
+): Promise<{ p50: number; p99: number; cpuMsPerRun: number; phases: Record<PhaseName, number | undefined> }> {
   const ms: number[] = [];
   const runs: RunMoments[] = [];
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < LATENCY_RUNS; i++) {
     const worker: Partial<Record<LinkMoment, number>> = {};
     tracing = worker;
@@ -157,8 +158,15 @@ async function latency(
     // As `gaxx run` does once it has the results: the run's queue goes, and the daemon stops serving it.
     await q.forgetRun(runId);
   }
+  const cpu = process.cpuUsage(cpu0);
   ms.sort((a, b) => a - b);
-  return { p50: ms[Math.floor(ms.length * 0.5)] as number, p99: ms[Math.floor(ms.length * 0.99)] as number, phases: phaseMedians(runs) };
+  return {
+    p50: ms[Math.floor(ms.length * 0.5)] as number,
+    p99: ms[Math.floor(ms.length * 0.99)] as number,
+    // This process enqueues, dispatches (its in-process worker) and waits: all of a run but the agent's part.
+    cpuMsPerRun: (cpu.user + cpu.system) / 1000 / LATENCY_RUNS,
+    phases: phaseMedians(runs),
+  };
 }
 
 async function main(): Promise<void> {
@@ -201,6 +209,7 @@ async function main(): Promise<void> {
     console.log(`  raw BullMQ / end-to-end   ${(raw / e2e).toFixed(2).padStart(7)}x`);
     console.log(`  idle enqueue->result      p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms (${LATENCY_RUNS} single-task runs)`);
     console.log(`    phases (median ms)      ${formatPhases(lat.phases)}`);
+    console.log(`    CPU of this process     ${lat.cpuMsPerRun.toFixed(2)} ms per run (enqueue, dispatch and wait)`);
     const fmt = (xs: StartTime[]): string => xs.map((x) => `${x.ms.toFixed(1)} ms / ${x.cpuMs.toFixed(1)} ms CPU`).join(', ');
     console.log(`  run start, new worker -> first job (median of 35, two rounds):`);
     console.log(`    plain connection        ${fmt(starts.plain)}`);
