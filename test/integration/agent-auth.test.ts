@@ -3,7 +3,6 @@
 // refusal is followed by a good call, to show the agent keeps serving.
 import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:https';
 import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -11,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, exitOf, getFile, putFile, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
+import { httpsGet } from '../helpers/metrics.js';
 import { makePki, type Pki, type PkiClients } from '../helpers/pki.js';
 
 let dir: string;
@@ -167,26 +167,7 @@ describe('refused connections and calls', () => {
 
 /** GET /metrics over mTLS with `certDir`'s cert (none when `noCert`). */
 function scrape(certDir: string, noCert = false): Promise<{ status: number; body: string }> {
-  const read = (f: string) => readFileSync(join(certDir, f));
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port: agent.metricsPort,
-        path: '/metrics',
-        servername: 'localhost',
-        ca: read('ca.pem'),
-        ...(noCert ? {} : { cert: read('cert.pem'), key: read('key.pem') }),
-      },
-      (res) => {
-        let body = '';
-        res.on('data', (b: Buffer) => (body += b.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
+  return httpsGet({ port: agent.metricsPort as number, path: '/metrics', certDir, noCert });
 }
 
 describe('metrics endpoint', () => {

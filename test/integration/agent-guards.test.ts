@@ -3,7 +3,6 @@
 // identity and address keeps getting answers; repeated wrong-CA handshakes get an address
 // blocked (visible in Info and the audit log) and the block lifts after its cool-down.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:https';
 import { constants as h2 } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { floodInChild, pingFlood } from '../helpers/flood.js';
 import { rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
+import { scrapeMetrics } from '../helpers/metrics.js';
 import { issueCertDir, makePki, type Pki } from '../helpers/pki.js';
 import type { InfoResponse__Output } from '../../proto/index.js';
 
@@ -151,27 +151,7 @@ describe('agent under a flood', () => {
 
 /** GET /metrics over mTLS with the monitor's certificate. */
 function scrape(): Promise<string> {
-  const d = pki.clients.monitor.dir;
-  return new Promise((resolve, reject) => {
-    const opts = {
-      host: '127.0.0.1',
-      port: agent.metricsPort,
-      path: '/metrics',
-      servername: 'localhost',
-      ca: read(d, 'ca.pem'),
-      cert: read(d, 'cert.pem'),
-      key: read(d, 'key.pem'),
-    };
-    const req = request(opts, (res) => {
-      let body = '';
-      res.on('data', (b: Buffer) => (body += b.toString()));
-      res.on('end', () => resolve(body));
-    });
-    req.on('error', reject);
-    // Bounded, as every wait here: a scrape left unanswered fails and the next one is tried.
-    req.setTimeout(5000, () => req.destroy(new Error('metrics scrape: no answer in 5 s')));
-    req.end();
-  });
+  return scrapeMetrics(agent.metricsPort as number, pki.clients.monitor.dir);
 }
 
 describe('connection guards', () => {

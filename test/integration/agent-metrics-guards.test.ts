@@ -3,7 +3,7 @@
 // gaxx code, audited, counted toward blocking the address until it is blocked), a handshake
 // deadline and the per-address connection cap, each from its own loopback address; the agent
 // keeps serving everyone else.
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import { connect } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { rawAgentClient, unary } from '../helpers/grpc.js';
+import { httpsGet, NoAnswerError } from '../helpers/metrics.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import { eventually } from '../helpers/poll.js';
 import type { InfoResponse__Output } from '../../proto/index.js';
@@ -20,30 +21,15 @@ let dir: string;
 let pki: Pki;
 let agent: AgentProcess;
 
-/** GET /metrics from `localAddress` as `certDir`: the status and gaxx code, or 'reset' when the connection was cut. */
-function scrape(certDir: string, localAddress: string): Promise<{ status: number | 'reset'; code?: string }> {
-  const read = (f: string) => readFileSync(join(certDir, f));
-  return new Promise((resolve) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port: agent.metricsPort,
-        path: '/metrics',
-        servername: 'localhost',
-        localAddress,
-        ca: read('ca.pem'),
-        cert: read('cert.pem'),
-        key: read('key.pem'),
-        agent: false,
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, code: res.headers['gaxx-error-code'] as string | undefined }));
-      },
-    );
-    req.on('error', () => resolve({ status: 'reset' }));
-    req.end();
-  });
+/** GET /metrics from `localAddress` as `certDir`: the status and gaxx code, or 'reset' when the connection was cut (no answer in time fails). */
+async function scrape(certDir: string, localAddress: string): Promise<{ status: number | 'reset'; code?: string }> {
+  try {
+    const res = await httpsGet({ port: agent.metricsPort as number, path: '/metrics', certDir, localAddress });
+    return { status: res.status, code: res.headers['gaxx-error-code'] as string | undefined };
+  } catch (e) {
+    if (e instanceof NoAnswerError) throw e;
+    return { status: 'reset' };
+  }
 }
 
 function auditEvents(): Array<Record<string, unknown>> {
@@ -88,18 +74,16 @@ describe('the metrics listener', () => {
       return new Agent({ keepAlive: true, maxSockets: 1, ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') });
     };
     const pool = poolOf(pki.clients.monitor.dir);
-    const get = (via: Agent = pool) =>
-      new Promise<{ status: number; keepAlive: string; reused: boolean }>((resolve, reject) => {
-        const req = request(
-          { host: '127.0.0.1', port: agent.metricsPort, path: '/metrics', servername: 'localhost', localAddress: '127.0.0.12', agent: via },
-          (res) => {
-            res.resume();
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, keepAlive: String(res.headers['keep-alive'] ?? ''), reused: req.reusedSocket }));
-          },
-        );
-        req.on('error', reject);
-        req.end();
+    const get = async (via: Agent = pool) => {
+      const res = await httpsGet({
+        port: agent.metricsPort as number,
+        path: '/metrics',
+        certDir: pki.clients.monitor.dir,
+        localAddress: '127.0.0.12',
+        agent: via,
       });
+      return { status: res.status, keepAlive: String(res.headers['keep-alive'] ?? ''), reused: res.reusedSocket };
+    };
     try {
       const first = await get();
       expect(first.status).toBe(200);

@@ -1,7 +1,6 @@
 // Start-up refusals (one line, documented exit code), development-only profiling, and
 // graceful shutdown, all with the built agent as a real process.
-import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:https';
+import { chmodSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +10,7 @@ import { exitCodeFor, type ErrorCode, type HealthCheckRequest, type HealthCheckR
 import { runAgentExpectFailure, startAgent, stopAllAgents } from '../helpers/agent.js';
 import { execCollect, exitOf, rawAgentClient, unary } from '../helpers/grpc.js';
 import { taskGate } from '../helpers/gate.js';
+import { httpsGet } from '../helpers/metrics.js';
 import { freePort } from '../helpers/ports.js';
 import { issueCertDir, makePki, type Pki } from '../helpers/pki.js';
 
@@ -94,17 +94,9 @@ describe('start-up refusals', () => {
   });
 });
 
+/** A profile can take a while to make on a loaded machine: 30 s before the GET gives up. */
 function profGet(port: number, path: string, certDir: string): Promise<{ status: number; body: string }> {
-  const read = (f: string) => readFileSync(join(certDir, f));
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, servername: 'localhost', ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') }, (res) => {
-      let body = '';
-      res.on('data', (b: Buffer) => (body += b.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return httpsGet({ port, path, certDir, timeoutMs: 30_000 });
 }
 
 describe('development mode', () => {

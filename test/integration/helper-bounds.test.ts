@@ -1,13 +1,15 @@
-// The flood helper that the guard tests and bench:agent lean on must end when told to, whatever
-// the server does with its calls: a server that never answers must not keep it (and the test
-// awaiting it) waiting.
+// The test helpers that wait on a server must end on their own, whatever the server does: one
+// that never answers must not keep them (and the test awaiting them) waiting. The flood helper
+// (guard tests, bench:agent) ends when told to; httpsGet (metrics and profiling GETs) gives up.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createSecureServer, constants as h2, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { flood, type FloodOptions } from '../helpers/flood.js';
+import { httpsGet, NoAnswerError } from '../helpers/metrics.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 
 let dir: string;
@@ -78,5 +80,25 @@ describe('flood helper', () => {
     stop.abort();
     const r = await running;
     expect(r.outcomes.timeout ?? 0).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('httpsGet', () => {
+  it('gives up on a server that takes the request and never answers, with an error that says so', async () => {
+    let seen!: () => void;
+    const got = new Promise<void>((r) => (seen = r));
+    const silent = createHttpsServer({ key: readFileSync(join(pki.agent.dir, 'key.pem')), cert: readFileSync(join(pki.agent.dir, 'cert.pem')) }, () => seen());
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const err = await httpsGet({ port, path: '/metrics', certDir: pki.clients.operator.dir, timeoutMs: 300 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NoAnswerError);
+      expect((err as Error).message).toMatch(/GET \/metrics on port \d+: no answer in 300 ms/);
+      // It did reach the server (the silence was the server's).
+      await got;
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((r) => silent.close(r));
+    }
   });
 });
