@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, writeCertDir } from '../../certs/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { runGaxx } from '../helpers/cli.js';
+import { CLI_MAIN, entryNodeFlags, runGaxx } from '../helpers/cli.js';
 
 let dir: string;
 let trusted: AgentProcess;
@@ -50,6 +50,18 @@ describe('the gaxx bin', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('hello\n');
     expect(JSON.parse(readFileSync(log, 'utf8'))).toContain('--use-openssl-ca');
+  });
+
+  it("is run by the test helpers with its #! line's Node flags, as a shell runs it", async () => {
+    const bin = readFileSync(CLI_MAIN, 'latin1').slice(0, 256).split('\n')[0] as string;
+    if (!bin.startsWith('#!')) return expect(entryNodeFlags(CLI_MAIN)).toEqual([]);
+    expect(entryNodeFlags(CLI_MAIN)).toEqual(['--use-openssl-ca']);
+    const log = join(dir, 'argv-helper');
+    const preload = join(dir, 'argv-helper.cjs');
+    writeFileSync(preload, `require('node:fs').writeFileSync(${JSON.stringify(log)}, JSON.stringify(process.execArgv));`);
+    const r = await runGaxx(['--version'], { home: dir, nodeArgs: ['--require', preload] });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(readFileSync(log, 'utf8'))).toEqual(['--use-openssl-ca', '--require', preload]);
   });
 
   it('refuses an agent whose certificate another CA issued, with a clear error', async () => {

@@ -1,12 +1,12 @@
 /**
- * Runs the built CLI the way a user does: its own process, a throw-away GAXX_HOME, PATH and
- * nothing else of our environment unless asked. The CLI is the package's `gaxx` bin (the bundle,
+ * Runs the built CLI the way a user does: its own process, with the Node flags of the bin's #!
+ * line, a throw-away GAXX_HOME, PATH and nothing else of our environment unless asked. The CLI is the package's `gaxx` bin (the bundle,
  * dist/bundle/gaxx.cjs; run `npm run build` first); GAXX_TEST_CLI=tsc runs the tsc build
  * (dist/cli/main.js) instead. The one place tests start the CLI: `runGaxx` for a command that
  * ends on its own, `spawnGaxx` for one the test talks to while it runs (reads its lines, signals it).
  */
 import { execFile, spawn, type ChildProcess, type ExecFileOptions } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { repoRoot } from './agent.js';
 
@@ -19,6 +19,31 @@ export function packageBin(name: 'gaxx' | 'gaxx-agent'): string {
 
 /** The CLI entry for `node <CLI_MAIN> ...` in tests. */
 export const CLI_MAIN = process.env.GAXX_TEST_CLI === 'tsc' ? join(repoRoot(), 'dist', 'cli', 'main.js') : packageBin('gaxx');
+
+const flagsOf = new Map<string, string[]>();
+
+/**
+ * The Node flags of `entry`'s #! line (`#!/usr/bin/env -S node FLAGS`), which a shell running the
+ * installed bin starts Node with (--use-openssl-ca: without it the CLI's first TLS context builds
+ * Node's own root store, about 20 ms); none for an entry without one (the tsc build).
+ */
+export function entryNodeFlags(entry: string): string[] {
+  let flags = flagsOf.get(entry);
+  if (!flags) {
+    const head = Buffer.alloc(256);
+    const fd = openSync(entry, 'r');
+    let n: number;
+    try {
+      n = readSync(fd, head, 0, head.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+    const m = /^#!\/usr\/bin\/env -S node((?: [^ \n]+)*)\n/.exec(head.subarray(0, n).toString('latin1'));
+    flags = m ? (m[1] as string).split(' ').filter(Boolean) : [];
+    flagsOf.set(entry, flags);
+  }
+  return flags;
+}
 
 export interface CliRun {
   code: number;
@@ -63,7 +88,8 @@ export function runGaxx(args: readonly string[], o: RunGaxxOptions = {}): Promis
   };
   return new Promise((done) => {
     if (o.asBin && o.nodeArgs) throw new Error('runGaxx: asBin runs the entry as it is: pass Node flags in NODE_OPTIONS');
-    const [file, argv] = o.asBin ? [o.main ?? CLI_MAIN, args] : [process.execPath, [...(o.nodeArgs ?? []), o.main ?? CLI_MAIN, ...args]];
+    const entry = o.main ?? CLI_MAIN;
+    const [file, argv] = o.asBin ? [entry, args] : [process.execPath, [...entryNodeFlags(entry), ...(o.nodeArgs ?? []), entry, ...args]];
     const child = execFile(file, argv, opts, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
       done({ code, stdout: stdout.toString(), stderr: stderr.toString(), stdoutBytes: stdout });
@@ -110,7 +136,7 @@ const live = new Set<ChildProcess>();
 
 /** Starts `gaxx ARGS` as a child process; stop it, or call stopAllGaxx() in afterAll. */
 export function spawnGaxx(args: readonly string[], o: SpawnGaxxOptions = {}): GaxxProcess {
-  const argv = [process.execPath, CLI_MAIN, ...args];
+  const argv = [process.execPath, ...entryNodeFlags(CLI_MAIN), CLI_MAIN, ...args];
   // script(1) runs one shell command line: quote each word.
   const [file, fileArgs] = o.terminal
     ? ['script', ['-qec', argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' '), '/dev/null']]
