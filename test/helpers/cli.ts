@@ -1,8 +1,8 @@
 /**
  * Runs the built CLI the way a user does: its own process, with the Node flags of the bin's #!
- * line, a throw-away GAXX_HOME, PATH and nothing else of our environment unless asked. The CLI is the package's `gaxx` bin (the bundle,
- * dist/bundle/gaxx.cjs; run `npm run build` first); GAXX_TEST_CLI=tsc runs the tsc build
- * (dist/cli/main.js) instead. The one place tests start the CLI: `runGaxx` for a command that
+ * line, a throw-away GAXX_HOME, PATH and nothing else of our environment unless asked. The CLI
+ * is the package's `gaxx` bin (the bundle, dist/bundle/gaxx.cjs; run `npm run build` first);
+ * GAXX_TEST_CLI=tsc runs the tsc build (dist/cli/main.js) instead. The one place tests start the CLI: `runGaxx` for a command that
  * ends on its own, `spawnGaxx` for one the test talks to while it runs (reads its lines, signals it).
  */
 import { execFile, spawn, type ChildProcess, type ExecFileOptions } from 'node:child_process';
