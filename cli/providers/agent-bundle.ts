@@ -110,7 +110,7 @@ export function installAgentBundle(opts: InstallAgentOptions = {}): string {
   const files = agentFiles(source);
   const all = createHash('sha256');
   for (const f of files) all.update(f.name).update(f.hash);
-  const dir = opts.dir ?? join(tmpdir(), `${SHARED_INSTALL_PREFIX}${all.digest('hex').slice(0, 16)}`);
+  const dir = opts.dir ?? join(tmpdir(), `${SHARED_INSTALL_PREFIX}${all.digest('hex').slice(0, SHARED_INSTALL_HASH_CHARS)}`);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   checkOwnDir(dir);
   chmodSync(dir, 0o755);
@@ -131,9 +131,10 @@ export function installAgentBundle(opts: InstallAgentOptions = {}): string {
   return join(dir, AGENT_BUNDLE_FILE);
 }
 
-/** The shared installs' names in the temp dir: this prefix and 16 hex digits of the bundle's hash. */
+/** The shared installs' names in the temp dir: this prefix and the start of the bundle's hash. */
 const SHARED_INSTALL_PREFIX = 'gaxx-agent-';
-const SHARED_INSTALL = /^gaxx-agent-[0-9a-f]{16}$/;
+const SHARED_INSTALL_HASH_CHARS = 16;
+const SHARED_INSTALL = new RegExp(`^${SHARED_INSTALL_PREFIX}[0-9a-f]{${SHARED_INSTALL_HASH_CHARS}}$`);
 /**
  * A shared install of another build that no install has touched for this long is removed (every
  * build that installs there leaves 4 MiB otherwise). A day: any run of that build still going
