@@ -36,11 +36,17 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** A preload (`--require` it) that records the Node flags of the process it runs in, and their reader. */
+function argvRecorder(name: string): { preload: string; execArgv: () => string[] } {
+  const log = join(dir, name);
+  const preload = join(dir, `${name}.cjs`);
+  writeFileSync(preload, `require('node:fs').writeFileSync(${JSON.stringify(log)}, JSON.stringify(process.execArgv));`);
+  return { preload, execArgv: () => JSON.parse(readFileSync(log, 'utf8')) as string[] };
+}
+
 describe('the gaxx bin', () => {
   it('starts Node with --use-openssl-ca and runs a task on an agent of the fleet CA', async () => {
-    const log = join(dir, 'argv');
-    const preload = join(dir, 'argv.cjs');
-    writeFileSync(preload, `require('node:fs').writeFileSync(${JSON.stringify(log)}, JSON.stringify(process.execArgv));`);
+    const { preload, execArgv } = argvRecorder('argv');
     const r = await runGaxx(['exec', '--agent', trusted.address, '--no-stdin', '--', 'echo', 'hello'], {
       asBin: true,
       home: dir,
@@ -49,19 +55,17 @@ describe('the gaxx bin', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('hello\n');
-    expect(JSON.parse(readFileSync(log, 'utf8'))).toContain('--use-openssl-ca');
+    expect(execArgv()).toContain('--use-openssl-ca');
   });
 
   it("is run by the test helpers with its #! line's Node flags, as a shell runs it", async () => {
     const bin = readFileSync(CLI_MAIN, 'latin1').slice(0, 256).split('\n')[0] as string;
     if (!bin.startsWith('#!')) return expect(entryNodeFlags(CLI_MAIN)).toEqual([]);
     expect(entryNodeFlags(CLI_MAIN)).toEqual(['--use-openssl-ca']);
-    const log = join(dir, 'argv-helper');
-    const preload = join(dir, 'argv-helper.cjs');
-    writeFileSync(preload, `require('node:fs').writeFileSync(${JSON.stringify(log)}, JSON.stringify(process.execArgv));`);
+    const { preload, execArgv } = argvRecorder('argv-helper');
     const r = await runGaxx(['--version'], { home: dir, nodeArgs: ['--require', preload] });
     expect(r.code).toBe(0);
-    expect(JSON.parse(readFileSync(log, 'utf8'))).toEqual(['--use-openssl-ca', '--require', preload]);
+    expect(execArgv()).toEqual(['--use-openssl-ca', '--require', preload]);
   });
 
   it('refuses an agent whose certificate another CA issued, with a clear error', async () => {
