@@ -89,7 +89,8 @@ export class TaskQueue {
     const inputs = new Map(Object.entries(run.inputs ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
     try {
       await this.storeInputs(run);
-      const jobIds = run.tasks.map((t) => jobIdFor(run.runId, t.taskId));
+      const taskIds = run.tasks.map((t) => t.taskId);
+      const jobIds = taskIds.map((id) => jobIdFor(run.runId, id));
       const jobs = run.tasks.map((t, i) => {
         const stdin = t.input !== undefined ? (inputs.get(t.input) as Buffer) : Buffer.from(t.stdin ?? '', 'base64');
         const unsigned = { ...t, runId: run.runId };
@@ -115,7 +116,7 @@ export class TaskQueue {
       // never there before their run's entry, and a daemon told of the run by the entry's
       // announcement starts its worker while the jobs are on their way.
       const written = await Promise.allSettled([
-        registerRun(this.redis, { runId: run.runId, taskIds: run.tasks.map((t) => t.taskId), hosts, createdAt: Date.now() }),
+        registerRun(this.redis, { runId: run.runId, taskIds, hosts, createdAt: Date.now() }),
         this.queueFor(run.runId).addBulk(jobs),
         indexRun(this.redis, run),
       ]);
@@ -126,7 +127,7 @@ export class TaskQueue {
         throw failed.reason;
       }
       this.versionChecked = true;
-      return { runId: run.runId, taskIds: run.tasks.map((t) => t.taskId), jobIds };
+      return { runId: run.runId, taskIds, jobIds };
     } catch (e) {
       // Best effort (a Redis refusing writes refuses this too): no registry entry without jobs.
       await unregisterRun(this.redis, run.runId).catch(() => undefined);
