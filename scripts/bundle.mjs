@@ -35,6 +35,8 @@
 //   dist/bundle/gaxx-spawn.node   the launcher's vfork spawn (scripts/build-native.mjs, run from
 //                                 here: this script empties dist/bundle first, and an agent
 //                                 without it forks every task through child_process and prlimit)
+//   dist/bundle/gaxx-openssl.cnf  the OpenSSL configuration agents start with (no TLS 1.3 session
+//                                 tickets; AGENT_OPENSSL_CONFIG in cli/providers/agent-bundle.ts)
 // Usage: node scripts/bundle.mjs [--analyze]   (--analyze prints each output's largest inputs)
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
@@ -300,7 +302,11 @@ if (cliCached.status !== 0) throw new Error(`making the CLI code cache failed: $
 // shown only when it fails, or when a command of the CLI failed.
 // The agent's cache is made under the Node flags every agent runs with (AGENT_NODE_FLAGS, from
 // the tsc build): V8 refuses a cache made under other heap flags.
-const { AGENT_NODE_FLAGS } = await import(pathToFileURL(join(root, 'dist', 'cli', 'providers', 'agent-bundle.js')).href);
+const { AGENT_NODE_FLAGS, AGENT_OPENSSL_CONFIG, OPENSSL_CONFIG_FILE } = await import(
+  pathToFileURL(join(root, 'dist', 'cli', 'providers', 'agent-bundle.js')).href
+);
+// The OpenSSL configuration every agent's Node is started with (agentNodeFlags), beside its entry.
+writeFileSync(join(out, OPENSSL_CONFIG_FILE), AGENT_OPENSSL_CONFIG, { mode: 0o644 });
 let agentCached;
 for (let attempt = 1; attempt <= 3; attempt++) {
   agentCached = spawnSync(process.execPath, [...AGENT_NODE_FLAGS, join(root, 'scripts', 'vendor-cache.mjs'), out, '--agent'], {

@@ -1,5 +1,5 @@
 /** Where bootstrap puts things on a fleet host; one place, so unit, scripts and docs agree. */
-import { AGENT_NODE_FLAGS } from '../providers/agent-bundle.js';
+import { agentNodeFlags } from '../providers/agent-bundle.js';
 
 /** The unprivileged user the agent runs as: no sudo, no password. */
 export const AGENT_USER = 'gx';
@@ -31,7 +31,7 @@ export const PROFILING_PORT = 6060;
 /** The agent's command line (after the node binary): Node's flags for agents, then the agent's. */
 export function agentArgs(): string[] {
   return [
-    ...AGENT_NODE_FLAGS,
+    ...agentNodeFlags(AGENT_ENTRY),
     AGENT_ENTRY,
     '--listen',
     `0.0.0.0:${AGENT_PORT}`,

@@ -21,10 +21,13 @@ export const LAUNCHER_BUNDLE_FILE = 'gaxx-launcher.mjs';
  * Built for the controller's platform: on a host where it does not load, the launcher forks.
  */
 export const SPAWN_MODULE_FILE = 'gaxx-spawn.node';
+/** The OpenSSL configuration the agent's Node reads (agentNodeFlags), beside its entry: written by the build. */
+export const OPENSSL_CONFIG_FILE = 'gaxx-openssl.cnf';
 /**
  * What goes with the agent's entry, from beside it: the task launcher, the agent itself
  * (gaxx-agent.cjs, which the entry loads through vendor-load.cjs) and its V8 code cache, made
- * by the build and used only when it fits the Node that runs it, and the launcher's spawn module.
+ * by the build and used only when it fits the Node that runs it, the launcher's spawn module, and
+ * the OpenSSL configuration its Node is started with.
  */
 export const AGENT_COMPANION_FILES: readonly string[] = [
   LAUNCHER_BUNDLE_FILE,
@@ -32,7 +35,28 @@ export const AGENT_COMPANION_FILES: readonly string[] = [
   'gaxx-agent.cjs.v8cache',
   'vendor-load.cjs',
   SPAWN_MODULE_FILE,
+  OPENSSL_CONFIG_FILE,
 ];
+
+/**
+ * The agent's OpenSSL configuration, in the section Node reads (`nodejs_conf`): OpenSSL's
+ * defaults for every TLS context of the process (`system_default`), but no TLS 1.3 session
+ * tickets (NumTickets = 0). OpenSSL sends two after every full handshake, each made from a copy
+ * of the session that decodes the client's certificate again; no gaxx client resumes a session
+ * (grpc-js never offers one), so they were a third of an agent's handshake CPU spent for nothing.
+ * Without tickets a session cannot be resumed either: every connection presents and verifies a
+ * certificate. Node ignores a configuration file that is missing (an agent installed before it
+ * shipped sends tickets as before) and refuses to start on one it cannot parse.
+ */
+export const AGENT_OPENSSL_CONFIG = `# gaxx-agent: OpenSSL settings for the agent's Node (node --openssl-config)
+nodejs_conf = gaxx_agent
+[gaxx_agent]
+ssl_conf = gaxx_agent_ssl
+[gaxx_agent_ssl]
+system_default = gaxx_agent_tls
+[gaxx_agent_tls]
+NumTickets = 0
+`;
 
 /**
  * Node flags every agent is started with (bootstrap's unit and supervisor, the local provider,
@@ -50,6 +74,14 @@ export const AGENT_COMPANION_FILES: readonly string[] = [
  * V8 refuses a code cache made under other heap flags: the build makes the agent's with these.
  */
 export const AGENT_NODE_FLAGS: readonly string[] = ['--use-openssl-ca', '--max-semi-space-size=2'];
+
+/**
+ * The Node flags of an agent whose entry is `entry`: AGENT_NODE_FLAGS and the agent's OpenSSL
+ * configuration beside the entry (AGENT_OPENSSL_CONFIG), as every starter starts it.
+ */
+export function agentNodeFlags(entry: string): string[] {
+  return [...AGENT_NODE_FLAGS, `--openssl-config=${join(dirname(entry), OPENSSL_CONFIG_FILE)}`];
+}
 
 /**
  * Environment every agent is started with, beside what each starter sets (PATH, GAXX_ENV).

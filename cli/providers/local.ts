@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { FleetCa, REVOCATION_FILE, writeCertDir, writeFileAtomic } from '../../certs/index.js';
 import { GaxxError } from '../../proto/index.js';
-import { AGENT_ENV, AGENT_NODE_FLAGS, agentBundlePath, installAgentBundle } from './agent-bundle.js';
+import { AGENT_ENV, agentBundlePath, agentNodeFlags, installAgentBundle } from './agent-bundle.js';
 import { waitForListening, waitForExit, isAgentProcess } from './local-process.js';
 import { fleetTag, hasFleetTag, type CreateRequest, type DestroyOutcome, type Instance, type Provider, type ProviderSettings } from './types.js';
 
@@ -263,7 +263,7 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
   const log = join(dir, 'agent.log');
   const fd = openSync(log, 'w', 0o600);
   const args = [
-    ...AGENT_NODE_FLAGS,
+    ...agentNodeFlags(bundle),
     bundle,
     '--listen',
     `${address}:${o.port}`,

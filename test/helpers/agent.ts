@@ -12,7 +12,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, re
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AGENT_ENV, AGENT_NODE_FLAGS, agentBundlePath, installAgentBundle } from '../../cli/providers/agent-bundle.js';
+import { AGENT_ENV, agentBundlePath, agentNodeFlags, installAgentBundle } from '../../cli/providers/agent-bundle.js';
 import { withInherited } from './procs.js';
 
 export const AGENT_UID = 65534;
@@ -66,7 +66,7 @@ export interface StartAgentOptions {
   agentBundle?: string;
   /** An agent entry to run where it is, not installed (e.g. the tsc build's dist/agent/main.js); wins over agentBundle. */
   entry?: string;
-  /** Node's flags for the agent (default AGENT_NODE_FLAGS, as every agent is started). */
+  /** Node's flags for the agent (default agentNodeFlags(entry), as every agent is started). */
   nodeFlags?: readonly string[];
   /** The environment every agent gets (default AGENT_ENV); `env` adds to it. */
   agentEnv?: Readonly<Record<string, string>>;
@@ -138,7 +138,7 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; a
   const { dataDir, auditLog, flags } = agentDirs(o, drop);
   const main = o.entry ?? (o.agentBundle ? installAgentBundle({ source: o.agentBundle }) : agentMain());
   // Started as bootstrap and the local provider start agents: with the same Node flags.
-  const args = [...(o.nodeFlags ?? AGENT_NODE_FLAGS), main, '--listen', '127.0.0.1:0', '--certs', o.certsDir, ...flags];
+  const args = [...(o.nodeFlags ?? agentNodeFlags(main)), main, '--listen', '127.0.0.1:0', '--certs', o.certsDir, ...flags];
   args.push('--shutdown-grace', '2s');
   // Tests let tasks write marker files anywhere under the temp dir (the agent's own dirs stay
   // hidden from them); production agents have no writable dir but a task's work dir.

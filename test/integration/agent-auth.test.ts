@@ -1,9 +1,10 @@
 // Who may talk to the agent: the role x RPC matrix, refused connections (no cert, foreign CA,
-// expired, revoked, plaintext), the message size limit, and the mTLS metrics endpoint. Each
-// refusal is followed by a good call, to show the agent keeps serving.
+// expired, revoked, plaintext), no TLS session to resume, the message size limit, and the mTLS
+// metrics endpoint. Each refusal is followed by a good call, to show the agent keeps serving.
 import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect as h2Connect, createSecureServer, type Http2SecureServer } from 'node:http2';
+import { connect, type AddressInfo } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -158,12 +159,63 @@ describe('refused connections and calls', () => {
     await stillServing();
   });
 
+  it('no TLS session tickets: no connection can skip the certificate check by resuming one', async () => {
+    // The same client against a TLS server with OpenSSL's defaults gets tickets: the count works.
+    const files = (f: string) => readFileSync(join(pki.agent.dir, f));
+    const plain: Http2SecureServer = createSecureServer({ key: files('key.pem'), cert: files('cert.pem'), ca: files('ca.pem'), requestCert: true });
+    plain.on('stream', (stream) => {
+      stream.respond({ ':status': 200 });
+      stream.end();
+    });
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    try {
+      expect(await ticketsBeforeAnswer((plain.address() as AddressInfo).port, pki.clients.operator.dir)).toBeGreaterThan(0);
+    } finally {
+      plain.close();
+    }
+    expect(await ticketsBeforeAnswer(agent.port, pki.clients.operator.dir)).toBe(0);
+    await stillServing();
+  });
+
   it('a message over the size limit: RESOURCE_EXHAUSTED', async () => {
     const ex = await execCollect(op.agent, { taskId: 'big-1', argv: ['true'], stdin: Buffer.alloc(5 * 1024 * 1024) });
     expect(ex.error?.status).toBe(grpc.status.RESOURCE_EXHAUSTED);
     await stillServing();
   });
 });
+
+/**
+ * The TLS session tickets a client with `certDir`'s certificate gets from the server on `port`
+ * by the time one HTTP/2 request (a gRPC Health check) is answered: a TLS 1.3 server sends its
+ * tickets right after the handshake, so before any answer.
+ */
+function ticketsBeforeAnswer(port: number, certDir: string): Promise<number> {
+  const read = (f: string) => readFileSync(join(certDir, f));
+  return new Promise((resolve, reject) => {
+    let tickets = 0;
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      ca: read('ca.pem'),
+      cert: read('cert.pem'),
+      key: read('key.pem'),
+      ALPNProtocols: ['h2'],
+    });
+    socket.on('session', () => tickets++);
+    const session = h2Connect(`https://localhost:${port}`, { createConnection: () => socket });
+    session.on('error', reject);
+    const req = session.request({ ':method': 'POST', ':path': '/grpc.health.v1.Health/Check', 'content-type': 'application/grpc', te: 'trailers' });
+    req.on('error', reject);
+    req.resume();
+    req.on('close', () => {
+      session.close();
+      resolve(tickets);
+    });
+    // One empty message: not compressed, length 0.
+    req.end(Buffer.alloc(5));
+  });
+}
 
 /** GET /metrics over mTLS with `certDir`'s cert (none when `noCert`). */
 function scrape(certDir: string, noCert = false): Promise<{ status: number; body: string }> {

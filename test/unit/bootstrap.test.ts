@@ -50,7 +50,7 @@ describe('agent unit', () => {
     }
     expect(unit).not.toContain('6060');
     expect(renderAgentUnit('/opt/gaxx/node/bin/node')).toContain(
-      'ExecStart=/opt/gaxx/node/bin/node --use-openssl-ca --max-semi-space-size=2 /opt/gaxx/agent/gaxx-agent.mjs',
+      'ExecStart=/opt/gaxx/node/bin/node --use-openssl-ca --max-semi-space-size=2 --openssl-config=/opt/gaxx/agent/gaxx-openssl.cnf /opt/gaxx/agent/gaxx-agent.mjs',
     );
   });
 
