@@ -8,32 +8,46 @@
 // a good part of the start of every command and of the agent.
 // A cache is used only when it was made from this very file (its header holds the file's CRC-32
 // and SHA-256: V8 itself checks only the source's length) and V8 accepts it (same V8 version and
-// flags); otherwise the file is compiled as usual. The CRC-32 is what is checked where Node has
-// zlib.crc32 (20.15 and later): node:zlib loads in a third of the time node:crypto takes, and
-// many commands need neither otherwise. A CRC-32 tells apart the versions of a file that a build
-// or an edit makes (one who can write here can write the cache too: it guards against mistakes,
-// not attacks). Nothing is ever written here at run time:
+// flags); otherwise the file is compiled as usual. A file the build left as it was (the same
+// modification time, to the nanosecond, and size as when its cache was made) is taken as
+// unchanged without reading a digest: any write since would have moved its modification time
+// (the cache records it only once the file system's clock has moved past it, see writeCache).
+// Otherwise (a copy, an install that set times of its own) the CRC-32 is what is checked where
+// Node has zlib.crc32 (20.15 and later): node:zlib loads in a third of the time node:crypto
+// takes, and many commands need neither otherwise. A CRC-32 tells apart the versions of a file
+// that a build or an edit makes (one who can write here can write the cache too: it guards
+// against mistakes, not attacks). Nothing is ever written here at run time:
 // the agent runs as a user who cannot write to its install dir. Modules loaded here land in
 // require.cache, so a plain require() of the same file elsewhere gets the same instance.
 const Module = require('node:module');
 const { isAscii } = require('node:buffer');
-const { closeSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } = require('node:fs');
+const { closeSync, fstatSync, openSync, readFileSync, readSync, statSync, writeFileSync } = require('node:fs');
 const { basename, join } = require('node:path');
 const { Script } = require('node:vm');
 
 /**
- * Start of every cache file, then the source's CRC-32 (4 bytes) and SHA-256 (32), zeros up to
- * HEADER_BYTES, then V8's data. V8 copies cache data that does not start on an 8-byte boundary
+ * Start of every cache file, then the source's CRC-32 (4 bytes), SHA-256 (32), modification time
+ * (ms since the epoch, a double: Node's mtimeMs, 0 when not recorded) and size (a double), zeros
+ * up to HEADER_BYTES, then V8's data. V8 copies cache data that does not start on an 8-byte boundary
  * (AlignedCachedData) before it reads it: with the data at 52, every load paid for a copy of
  * each cache (0.3 to 1 MB, a page fault per 4 KB of it). The buffers it is read into start
  * aligned (readReused), so the data at a multiple of 8 is read where it lies.
  */
-const MAGIC = Buffer.from('gaxx-v8-cache-3\n');
+const MAGIC = Buffer.from('gaxx-v8-cache-4\n');
 const CRC_AT = MAGIC.length;
 const SHA_AT = CRC_AT + 4;
 const SHA_BYTES = 32;
+const MTIME_AT = SHA_AT + SHA_BYTES;
+const SIZE_AT = MTIME_AT + 8;
 const DATA_ALIGNMENT = 8;
-const HEADER_BYTES = Math.ceil((SHA_AT + SHA_BYTES) / DATA_ALIGNMENT) * DATA_ALIGNMENT;
+const HEADER_BYTES = Math.ceil((SIZE_AT + 8) / DATA_ALIGNMENT) * DATA_ALIGNMENT;
+/**
+ * How much older than now a file's modification time must be for writeCache to record it. Linux
+ * stamps a write with a clock that moves once per tick (1 to 10 ms): a file written again within
+ * the tick of its last write keeps its time. Once a tick has passed since that time, any later
+ * write gets a later one.
+ */
+const SETTLED_MS = 50;
 
 /** zlib.crc32 where this Node has it (20.15 and later), else undefined. */
 function zlibCrc32() {
@@ -43,8 +57,14 @@ function zlibCrc32() {
 
 const sha256 = (bytes) => require('node:crypto').createHash('sha256').update(bytes).digest();
 
-/** Whether `header` (a cache file's first HEADER_BYTES) was made from `source`. */
-function madeFrom(header, source) {
+/**
+ * Whether `header` (a cache file's first HEADER_BYTES) was made from `source`, whose file's
+ * modification time and size are `stat`'s: at once when they are the ones recorded, else by the
+ * digest.
+ */
+function madeFrom(header, source, stat) {
+  const mtime = header.readDoubleBE(MTIME_AT);
+  if (mtime !== 0 && mtime === stat.mtimeMs && header.readDoubleBE(SIZE_AT) === stat.size) return true;
   const crc32 = zlibCrc32();
   if (crc32) return header.readUInt32BE(CRC_AT) === crc32(source);
   return header.subarray(SHA_AT, SHA_AT + SHA_BYTES).equals(sha256(source));
@@ -72,11 +92,14 @@ function wrapped(text) {
  */
 const scratch = { source: undefined, cache: undefined };
 
-/** The whole file at `path`, read into the `slot` buffer (grown when too small): a view of its bytes, valid until the next read into that slot. */
+/**
+ * The whole file at `path`, read into the `slot` buffer (grown when too small): a view of its
+ * bytes, valid until the next read into that slot, and the file's modification time and size.
+ */
 function readReused(path, slot) {
   const fd = openSync(path, 'r');
   try {
-    const size = fstatSync(fd).size;
+    const { mtimeMs, size } = fstatSync(fd);
     let buf = scratch[slot]?.deref();
     if (!buf || buf.length < size) {
       buf = Buffer.allocUnsafeSlow(Math.max(size, 1024 * 1024));
@@ -84,7 +107,7 @@ function readReused(path, slot) {
     }
     let n = 0;
     for (let got = 1; n < size && got > 0; n += got) got = readSync(fd, buf, n, size - n, n);
-    return buf.subarray(0, n);
+    return { bytes: buf.subarray(0, n), stat: { mtimeMs, size } };
   } finally {
     closeSync(fd);
   }
@@ -103,16 +126,19 @@ function cachePath(file, variant) {
   return `${file}.${variant}.v8cache`;
 }
 
-/** V8's data from the cache file at `path` when it was made from `source`, else undefined and why. */
+/**
+ * V8's data from the cache file at `path` when it was made from `source` (readReused's: the bytes
+ * and the file's stat), else undefined and why.
+ */
 function readCacheFile(path, source) {
   let bytes;
   try {
-    bytes = readReused(path, 'cache');
+    bytes = readReused(path, 'cache').bytes;
   } catch {
     return { status: 'missing' };
   }
   if (bytes.length <= HEADER_BYTES || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) return { status: 'foreign' };
-  if (!madeFrom(bytes, source)) return { status: 'stale' };
+  if (!madeFrom(bytes, source.bytes, source.stat)) return { status: 'stale' };
   return { status: 'used', data: bytes.subarray(HEADER_BYTES) };
 }
 
@@ -144,7 +170,7 @@ function loadVendor(name, opts = {}) {
   const source = readReused(file, 'source');
   const cache = opts.cache === false ? { status: 'off' } : readCache(file, source, opts.variant);
   // ASCII (esbuild's output is) read as latin1 becomes a string kept outside V8's heap.
-  const text = isAscii(source) ? source.toString('latin1') : source.toString('utf8');
+  const text = isAscii(source.bytes) ? source.bytes.toString('latin1') : source.bytes.toString('utf8');
   const code = text.startsWith(WRAPPED_HEAD) ? text : Module.wrap(text);
   const script = new Script(code, { filename: file, cachedData: cache.data });
   const status = cache.data && script.cachedDataRejected ? 'rejected' : cache.status;
@@ -180,17 +206,26 @@ function cacheFile(name) {
 
 /**
  * Writes the cache of a file loaded here (`<file>.v8cache`, or `<file>.<variant>.v8cache`),
- * with what V8 has compiled of it so far (build time only).
+ * with what V8 has compiled of it so far (build time only). The file's modification time and size
+ * are recorded once that time is SETTLED_MS old (a file written just before is waited for), and
+ * not when the file changed while it was read or its time lies ahead of the clock.
  */
 function writeCache(file, variant) {
   const l = loaded.get(file);
   if (!l) throw new Error(`${file} was not loaded through vendor-load`);
+  const young = SETTLED_MS - (Date.now() - statSync(file).mtimeMs);
+  if (young > 0 && young <= SETTLED_MS) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.ceil(young));
+  const before = statSync(file);
   const source = readFileSync(file);
+  const after = statSync(file);
   const header = Buffer.alloc(HEADER_BYTES);
   MAGIC.copy(header);
   header.writeUInt32BE(zlibCrc32()?.(source) ?? 0, CRC_AT);
   sha256(source).copy(header, SHA_AT);
+  const settled = before.mtimeMs === after.mtimeMs && before.size === after.size && after.size === source.length && Date.now() - after.mtimeMs >= SETTLED_MS;
+  header.writeDoubleBE(settled ? after.mtimeMs : 0, MTIME_AT);
+  header.writeDoubleBE(settled ? after.size : 0, SIZE_AT);
   writeFileSync(cachePath(file, variant), Buffer.concat([header, l.script.createCachedData()]));
 }
 
-module.exports = { loadVendor, cacheStatus, cacheFile, writeCache, wrapped, HEADER_BYTES, DATA_ALIGNMENT };
+module.exports = { loadVendor, cacheStatus, cacheFile, writeCache, wrapped, HEADER_BYTES, DATA_ALIGNMENT, MTIME_AT, SIZE_AT };

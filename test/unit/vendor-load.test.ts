@@ -3,10 +3,12 @@
 // the same length (V8 itself compares only lengths), a file that is no cache of ours (such as a
 // bare V8 cache), or none at all, and the file is compiled from its source and works the same.
 // The same holds where Node has no zlib.crc32 (before 20.15), where the SHA-256 is checked.
+// A file left as it was since its cache was made (modification time and size) is taken without
+// a digest; a file written since is checked by its digest, however soon after.
 // A variant's cache (<file>.<variant>.v8cache: the CLI's, made from one command) comes first
 // when it is there, under the same checks; only a plain word names a variant.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +24,8 @@ interface VendorLoad {
   wrapped(text: string): string;
   HEADER_BYTES: number;
   DATA_ALIGNMENT: number;
+  MTIME_AT: number;
+  SIZE_AT: number;
 }
 
 const root = mkdtempSync(join(tmpdir(), 'gaxx-vendor-load-'));
@@ -36,6 +40,28 @@ function dirWith(files: Record<string, string | Buffer>): { dir: string; vl: Ven
   copyFileSync(join(repoRoot(), 'scripts', 'vendor-load.cjs'), join(dir, 'vendor-load.cjs'));
   for (const [name, data] of Object.entries(files)) writeFileSync(join(dir, name), data);
   return { dir, vl: createRequire(join(dir, 'index.cjs'))('./vendor-load.cjs') as VendorLoad };
+}
+
+/**
+ * `name` loaded from `dir` by that dir's vendor-load in a fresh Node (from a script file: `node
+ * -e` itself loads node:crypto): its value, cache status, and whether node:zlib and node:crypto
+ * were loaded.
+ */
+function loadIn(dir: string, name: string): { value: number; status: string; zlib: boolean; crypto: boolean } {
+  const probe = join(dir, 'probe.cjs');
+  writeFileSync(
+    probe,
+    `const v = require('./vendor-load.cjs');
+const value = v.loadVendor(${JSON.stringify(name)}).value;
+const has = (m) => process.moduleLoadList.includes('NativeModule ' + m);
+process.stdout.write(JSON.stringify({ value, status: v.cacheStatus(${JSON.stringify(name)}), zlib: has('zlib'), crypto: has('crypto') }));`,
+  );
+  return JSON.parse(execFileSync(process.execPath, [probe], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } })) as {
+    value: number;
+    status: string;
+    zlib: boolean;
+    crypto: boolean;
+  };
 }
 
 /** The cache file vendor-load writes for source(n), as the build makes it. */
@@ -110,9 +136,9 @@ describe('vendor-load code caches', () => {
     const made = dirWith({ 'm.cjs': source(1) });
     expect(made.vl.loadVendor('m.cjs').value).toBe(2);
     made.vl.writeCache(join(made.dir, 'm.cjs'), 'exec');
-    // Our header (the file's CRC-32 and SHA-256) as in the file's own cache.
+    // Our header's digests (the file's CRC-32 and SHA-256) as in the file's own cache.
     const variant = readFileSync(join(made.dir, 'm.cjs.exec.v8cache'));
-    expect(variant.subarray(0, made.vl.HEADER_BYTES).equals(cacheOf(1).subarray(0, made.vl.HEADER_BYTES))).toBe(true);
+    expect(variant.subarray(0, made.vl.MTIME_AT).equals(cacheOf(1).subarray(0, made.vl.MTIME_AT))).toBe(true);
     const { vl } = dirWith({ 'm.cjs': source(1), 'm.cjs.v8cache': cacheOf(1), 'm.cjs.exec.v8cache': variant });
     expect(vl.loadVendor('m.cjs', { variant: 'exec' }).value).toBe(2);
     expect({ status: vl.cacheStatus('m.cjs'), file: vl.cacheFile('m.cjs') }).toEqual({ status: 'used', file: 'm.cjs.exec.v8cache' });
@@ -163,6 +189,40 @@ describe('vendor-load code caches', () => {
     const { vl } = dirWith(files);
     expect(vl.loadVendor('outer.cjs').value).toBe(22);
     for (const f of ['outer.cjs', 'big.cjs', 'small.cjs']) expect({ f, status: vl.cacheStatus(f) }).toEqual({ f, status: 'used' });
+  });
+
+  it('a file untouched since its cache was made is taken without a digest: neither node:zlib nor node:crypto is loaded', () => {
+    const made = dirWith({ 'm.cjs': source(1) });
+    expect(made.vl.loadVendor('m.cjs').value).toBe(2);
+    made.vl.writeCache(join(made.dir, 'm.cjs'));
+    const header = readFileSync(join(made.dir, 'm.cjs.v8cache'));
+    // Recorded although the file was written just before: writeCache waited for it to settle.
+    expect(header.readDoubleBE(made.vl.MTIME_AT)).toBe(statSync(join(made.dir, 'm.cjs')).mtimeMs);
+    expect(header.readDoubleBE(made.vl.SIZE_AT)).toBe(source(1).length);
+    expect(loadIn(made.dir, 'm.cjs')).toEqual({ value: 2, status: 'used', zlib: false, crypto: false });
+    // The same file rewritten in place, at once and with the same length: its digest is read.
+    writeFileSync(join(made.dir, 'm.cjs'), source(3));
+    expect(loadIn(made.dir, 'm.cjs')).toEqual({ value: 6, status: 'stale', zlib: true, crypto: false });
+    // Written back as it was: a new time, but the digest finds the cache current.
+    writeFileSync(join(made.dir, 'm.cjs'), source(1));
+    expect(loadIn(made.dir, 'm.cjs')).toEqual({ value: 2, status: 'used', zlib: true, crypto: false });
+    // Rewritten right after its cache was made (where the file system's clock is coarse, within
+    // the tick of the write before, but for writeCache's wait): stale all the same.
+    const again = dirWith({ 'm.cjs': source(1) });
+    expect(again.vl.loadVendor('m.cjs').value).toBe(2);
+    again.vl.writeCache(join(again.dir, 'm.cjs'));
+    writeFileSync(join(again.dir, 'm.cjs'), source(3));
+    expect(loadIn(again.dir, 'm.cjs')).toEqual({ value: 6, status: 'stale', zlib: true, crypto: false });
+  });
+
+  it('a file whose time lies ahead of the clock has no time recorded: its digest decides', () => {
+    const made = dirWith({ 'm.cjs': source(1) });
+    expect(made.vl.loadVendor('m.cjs').value).toBe(2);
+    const ahead = new Date(Date.now() + 3600_000);
+    utimesSync(join(made.dir, 'm.cjs'), ahead, ahead);
+    made.vl.writeCache(join(made.dir, 'm.cjs'));
+    expect(readFileSync(join(made.dir, 'm.cjs.v8cache')).readDoubleBE(made.vl.MTIME_AT)).toBe(0);
+    expect(loadIn(made.dir, 'm.cjs')).toEqual({ value: 2, status: 'used', zlib: true, crypto: false });
   });
 
   it('without zlib.crc32 the SHA-256 decides: the same file uses its cache, another of the same length does not', () => {
