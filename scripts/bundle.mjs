@@ -45,6 +45,7 @@ import { chmodSync, cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { assertNoDynamicImport } from './bundle-checks.mjs';
+import { grpcLazyZlib } from './grpc-lazy-zlib.mjs';
 import { ioredisCommands } from './ioredis-commands.mjs';
 import { lazyProtoLoader } from './proto-loader-lazy.mjs';
 import { protobufLazySetup } from './protobuf-lazy-setup.mjs';
@@ -175,7 +176,7 @@ const withoutDynamicImports = {
 };
 
 /** The edits some packages get wherever they are bundled (each script says why). */
-const packageEdits = [lazyProtoLoader, protobufLazySetup, ioredisCommands];
+const packageEdits = [lazyProtoLoader, protobufLazySetup, ioredisCommands, grpcLazyZlib];
 
 /** One vendor file: the package's CommonJS build, its module.exports as the file's. */
 function vendor(pkg) {

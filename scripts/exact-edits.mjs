@@ -1,7 +1,8 @@
 // Text edits of a package's file for the bundles (scripts/bundle.mjs), each made only where the
 // text is exactly the one it was written for: another version of the package fails the build,
 // naming the patch, so that a changed function is looked at again, never patched blindly. Used by
-// scripts/proto-loader-lazy.mjs, scripts/protobuf-lazy-setup.mjs and scripts/ioredis-commands.mjs.
+// scripts/proto-loader-lazy.mjs, scripts/protobuf-lazy-setup.mjs, scripts/ioredis-commands.mjs and
+// scripts/grpc-lazy-zlib.mjs.
 import { readFileSync } from 'node:fs';
 
 /**
