@@ -28,10 +28,11 @@ const { Script } = require('node:vm');
 /**
  * Start of every cache file, then the source's CRC-32 (4 bytes), SHA-256 (32), modification time
  * (ms since the epoch, a double: Node's mtimeMs, 0 when not recorded) and size (a double), zeros
- * up to HEADER_BYTES, then V8's data. V8 copies cache data that does not start on an 8-byte boundary
- * (AlignedCachedData) before it reads it: with the data at 52, every load paid for a copy of
- * each cache (0.3 to 1 MB, a page fault per 4 KB of it). The buffers it is read into start
- * aligned (readReused), so the data at a multiple of 8 is read where it lies.
+ * up to HEADER_BYTES, then V8's data. V8 copies cache data that does not start on an 8-byte
+ * boundary (AlignedCachedData) before it reads it: with the data right after the digests (at 52),
+ * every load paid for a copy of each cache (0.3 to 1 MB, a page fault per 4 KB of it). The
+ * buffers it is read into start aligned (readReused), so the data at a multiple of 8 is read
+ * where it lies.
  */
 const MAGIC = Buffer.from('gaxx-v8-cache-4\n');
 const CRC_AT = MAGIC.length;

@@ -43,7 +43,7 @@ export const AGENT_COMPANION_FILES: readonly string[] = [
  * defaults for every TLS context of the process (`system_default`), but no TLS 1.3 session
  * tickets (NumTickets = 0). OpenSSL sends two after every full handshake, each made from a copy
  * of the session that decodes the client's certificate again; no gaxx client resumes a session
- * (grpc-js never offers one), so they were a third of an agent's handshake CPU spent for nothing.
+ * (grpc-js never offers one), so they were 29% of an agent's handshake (perf samples) for nothing.
  * Without tickets a session cannot be resumed either: every connection presents and verifies a
  * certificate. Node ignores a configuration file that is missing (an agent installed before it
  * shipped sends tickets as before) and refuses to start on one it cannot parse.
