@@ -12,7 +12,7 @@
  *
  *   node dist/bench/agent-connect.js [--connections N] [--rounds R] [--json]
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -22,21 +22,10 @@ import { AgentClient } from '../scheduler/client/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/agent.js';
 import { issueCertDir } from '../test/helpers/pki.js';
 import { benchArgs } from './lib/args.js';
+import { processCpuMs } from './lib/process-cpu.js';
+import { formatTable, median } from './lib/timing.js';
 
 const USAGE = 'usage: node dist/bench/agent-connect.js [--connections N] [--rounds R] [--json]\n';
-
-/** CPU ms of all of `pid`'s threads so far (scheduler statistics: ns, not clock ticks). */
-function threadCpuMs(pid: number): number {
-  let ns = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // A thread that ended between the listing and the read.
-    }
-  }
-  return ns / 1e6;
-}
 
 const ownCpuMs = (): number => {
   const u = process.cpuUsage();
@@ -51,16 +40,18 @@ interface Sample {
 
 /** `n` runs of `op`, per run: wall, the agent's CPU, this process's CPU. */
 async function measure(agent: AgentProcess, n: number, op: () => Promise<void>): Promise<Sample> {
-  const [a0, c0, t0] = [threadCpuMs(agent.pid), ownCpuMs(), performance.now()];
+  const [a0, c0, t0] = [processCpuMs(agent.pid), ownCpuMs(), performance.now()];
   for (let i = 0; i < n; i++) await op();
-  const [a1, c1, t1] = [threadCpuMs(agent.pid), ownCpuMs(), performance.now()];
+  const [a1, c1, t1] = [processCpuMs(agent.pid), ownCpuMs(), performance.now()];
   return { wallMs: (t1 - t0) / n, agentCpuMs: (a1 - a0) / n, callerCpuMs: (c1 - c0) / n };
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((x, y) => x - y);
-  return s[Math.floor(s.length / 2)] as number;
-};
+/** Each field's median over `samples`. */
+const medians = (samples: Sample[]): Sample => ({
+  wallMs: median(samples.map((x) => x.wallMs)),
+  agentCpuMs: median(samples.map((x) => x.agentCpuMs)),
+  callerCpuMs: median(samples.map((x) => x.callerCpuMs)),
+});
 
 interface Variant {
   name: string;
@@ -124,29 +115,13 @@ async function main(): Promise<number> {
     for (const v of variants) await round(v, operator, Math.min(n, 50));
     for (const v of variants) [v.fresh, v.open] = [[], []];
     for (let r = 0; r < rounds; r++) for (const v of variants) await round(v, operator, n);
-    const summary = variants.map((v) => ({
-      name: v.name,
-      fresh: {
-        wallMs: median(v.fresh.map((s) => s.wallMs)),
-        agentCpuMs: median(v.fresh.map((s) => s.agentCpuMs)),
-        callerCpuMs: median(v.fresh.map((s) => s.callerCpuMs)),
-      },
-      open: {
-        wallMs: median(v.open.map((s) => s.wallMs)),
-        agentCpuMs: median(v.open.map((s) => s.agentCpuMs)),
-        callerCpuMs: median(v.open.map((s) => s.callerCpuMs)),
-      },
-    }));
+    const summary = variants.map((v) => ({ name: v.name, fresh: medians(v.fresh), open: medians(v.open) }));
     if (values.json) process.stdout.write(`${JSON.stringify({ connections: n, rounds, variants: summary })}\n`);
     else {
-      const f = (x: number) => x.toFixed(2).padStart(8);
-      const lines = summary.flatMap((s) => [
-        `${`${s.name}, new connection + Info`.padEnd(64)}${f(s.fresh.wallMs)}${f(s.fresh.agentCpuMs)}${f(s.fresh.callerCpuMs)}`,
-        `${`${s.name}, Info on an open connection`.padEnd(64)}${f(s.open.wallMs)}${f(s.open.agentCpuMs)}${f(s.open.callerCpuMs)}`,
-      ]);
+      const row = (what: string, m: Sample) => [what, ...[m.wallMs, m.agentCpuMs, m.callerCpuMs].map((x) => x.toFixed(2))];
+      const rows = summary.flatMap((s) => [row(`${s.name}, new connection + Info`, s.fresh), row(`${s.name}, Info on an open connection`, s.open)]);
       process.stdout.write(
-        `agent connection cost, ${n} per round, median of ${rounds} rounds (ms per connection or call)\n` +
-          `${'what'.padEnd(64)}${'wall'.padStart(8)}${'agent'.padStart(8)}${'caller'.padStart(8)}\n${lines.join('\n')}\n`,
+        `agent connection cost, ${n} per round, median of ${rounds} rounds (ms per connection or call)\n${formatTable([['what', 'wall', 'agent', 'caller'], ...rows])}\n`,
       );
     }
     return 0;
