@@ -1,5 +1,6 @@
 // The built bundle's files (dist/bundle), for tests that check what the build made.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { repoRoot } from './agent.js';
@@ -21,4 +22,16 @@ export const hasCompiler = spawnSync(process.env.CC || 'cc', ['--version'], { st
 export function loadBundled<T>(name: string): T {
   const { loadVendor } = createRequire(join(bundleDir, 'index.cjs'))('./vendor-load.cjs') as { loadVendor(n: string): unknown };
   return loadVendor(name) as T;
+}
+
+/**
+ * Runs `script` in a Node of its own with a bare environment, from a file (`probe.cjs` in `dir`:
+ * `node -e` itself sets up node:crypto, and the test runner modules of its own), and returns what
+ * it wrote to stdout, parsed as JSON. The script can call `loaded(name)`: whether Node has set up
+ * its module `name` (e.g. 'zlib') in that process so far.
+ */
+export function probeInFreshNode<T>(dir: string, script: string): T {
+  const probe = join(dir, 'probe.cjs');
+  writeFileSync(probe, `const loaded = (m) => process.moduleLoadList.includes('NativeModule ' + m);\n${script}`);
+  return JSON.parse(execFileSync(process.execPath, [probe], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } })) as T;
 }

@@ -3,15 +3,14 @@
 // channel's compression filter and a server's interceptors), and the patch refuses a grpc-js text
 // it was not written for.
 import type * as GrpcJs from '@grpc/grpc-js';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/agent.js';
-import { bundleDir, loadBundled } from '../helpers/bundle.js';
+import { bundleDir, loadBundled, probeInFreshNode } from '../helpers/bundle.js';
 
 interface Patch {
   lazyZlibSource(source: string, file: string): string;
@@ -49,15 +48,11 @@ describe('grpc-js with zlib loaded on first use (the bundles)', () => {
   });
 
   it('the bundled grpc-js loads no zlib', () => {
-    // A script file, in a Node of its own (`node -e` and the test runner load modules of their own).
-    const probe = join(dir, 'probe.cjs');
-    writeFileSync(
-      probe,
-      `const { loadVendor } = require(${JSON.stringify(join(bundleDir, 'vendor-load.cjs'))});
-const grpc = loadVendor('vendor-grpc-js.cjs');
-process.stdout.write(JSON.stringify({ client: typeof grpc.Client, zlib: process.moduleLoadList.includes('NativeModule zlib') }));`,
+    const out = probeInFreshNode(
+      dir,
+      `const grpc = require(${JSON.stringify(join(bundleDir, 'vendor-load.cjs'))}).loadVendor('vendor-grpc-js.cjs');
+process.stdout.write(JSON.stringify({ client: typeof grpc.Client, zlib: loaded('zlib') }));`,
     );
-    const out = JSON.parse(execFileSync(process.execPath, [probe], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } })) as unknown;
     expect(out).toEqual({ client: 'function', zlib: false });
   });
 

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { Script } from 'node:vm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/agent.js';
+import { probeInFreshNode } from '../helpers/bundle.js';
 
 interface VendorLoad {
   loadVendor(name: string, opts?: { variant?: string; cache?: boolean }): { value: number };
@@ -42,26 +43,14 @@ function dirWith(files: Record<string, string | Buffer>): { dir: string; vl: Ven
   return { dir, vl: createRequire(join(dir, 'index.cjs'))('./vendor-load.cjs') as VendorLoad };
 }
 
-/**
- * `name` loaded from `dir` by that dir's vendor-load in a fresh Node (from a script file: `node
- * -e` itself loads node:crypto): its value, cache status, and whether node:zlib and node:crypto
- * were loaded.
- */
+/** `name` loaded from `dir` by that dir's vendor-load in a fresh Node: its value, cache status, and whether node:zlib and node:crypto were set up. */
 function loadIn(dir: string, name: string): { value: number; status: string; zlib: boolean; crypto: boolean } {
-  const probe = join(dir, 'probe.cjs');
-  writeFileSync(
-    probe,
+  return probeInFreshNode(
+    dir,
     `const v = require('./vendor-load.cjs');
 const value = v.loadVendor(${JSON.stringify(name)}).value;
-const has = (m) => process.moduleLoadList.includes('NativeModule ' + m);
-process.stdout.write(JSON.stringify({ value, status: v.cacheStatus(${JSON.stringify(name)}), zlib: has('zlib'), crypto: has('crypto') }));`,
+process.stdout.write(JSON.stringify({ value, status: v.cacheStatus(${JSON.stringify(name)}), zlib: loaded('zlib'), crypto: loaded('crypto') }));`,
   );
-  return JSON.parse(execFileSync(process.execPath, [probe], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } })) as {
-    value: number;
-    status: string;
-    zlib: boolean;
-    crypto: boolean;
-  };
 }
 
 /** The cache file vendor-load writes for source(n), as the build makes it. */
