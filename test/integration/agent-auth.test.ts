@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as h2Connect, createSecureServer, type Http2SecureServer } from 'node:http2';
 import { connect, type AddressInfo } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -131,26 +131,12 @@ describe('refused connections and calls', () => {
   });
 
   it('TLS policy: a TLS 1.2 CBC-only client is refused, an AEAD one is served', async () => {
-    const read = (f: string) => readFileSync(join(pki.clients.operator.dir, f));
     const attempt = (ciphers: string) =>
       new Promise<string>((resolve) => {
-        const s = tlsConnect(
-          {
-            host: '127.0.0.1',
-            port: agent.port,
-            servername: 'localhost',
-            ca: read('ca.pem'),
-            cert: read('cert.pem'),
-            key: read('key.pem'),
-            maxVersion: 'TLSv1.2',
-            ciphers,
-            ALPNProtocols: ['h2'],
-          },
-          () => {
-            s.destroy();
-            resolve('connected');
-          },
-        );
+        const s = tlsConnect({ ...mtlsOptions(agent.port, pki.clients.operator.dir), maxVersion: 'TLSv1.2', ciphers }, () => {
+          s.destroy();
+          resolve('connected');
+        });
         s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
       });
     // TLS 1.2 suites name the server key's kind: the agent's key is EC, so ECDSA suites.
@@ -184,24 +170,21 @@ describe('refused connections and calls', () => {
   });
 });
 
+/** A TLS connection's options to the HTTP/2 server on loopback `port`, with `certDir`'s certificate. */
+function mtlsOptions(port: number, certDir: string): ConnectionOptions {
+  const read = (f: string) => readFileSync(join(certDir, f));
+  return { host: '127.0.0.1', port, servername: 'localhost', ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem'), ALPNProtocols: ['h2'] };
+}
+
 /**
  * The TLS session tickets a client with `certDir`'s certificate gets from the server on `port`
  * by the time one HTTP/2 request (a gRPC Health check) is answered: a TLS 1.3 server sends its
  * tickets right after the handshake, so before any answer.
  */
 function ticketsBeforeAnswer(port: number, certDir: string): Promise<number> {
-  const read = (f: string) => readFileSync(join(certDir, f));
   return new Promise((resolve, reject) => {
     let tickets = 0;
-    const socket = tlsConnect({
-      host: '127.0.0.1',
-      port,
-      servername: 'localhost',
-      ca: read('ca.pem'),
-      cert: read('cert.pem'),
-      key: read('key.pem'),
-      ALPNProtocols: ['h2'],
-    });
+    const socket = tlsConnect(mtlsOptions(port, certDir));
     socket.on('session', () => tickets++);
     const session = h2Connect(`https://localhost:${port}`, { createConnection: () => socket });
     session.on('error', reject);
