@@ -9,6 +9,7 @@ import type * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType as AgentProto } from './gen/agent.js';
 import { AGENT_PROTO, HEALTH_PROTO } from './gen/descriptors.js';
 import type { ProtoGrpcType as HealthProto } from './gen/health.js';
+import { decodeExecEvent, encodeExecRequest } from './exec-codec.js';
 import { grpcModules } from './grpc-modules.cjs';
 
 /** proto-loader options; changing one means regenerating proto/gen. */
@@ -82,7 +83,8 @@ export function methodSubset(json: object, path: readonly string[], methods: rea
  * The gaxx.agent.v1 and grpc.health.v1 packages, each loaded once per process on first access
  * (building a package definition is a good part of a short command's start; `gaxx exec` never
  * needs the health service), and `agentMethod(m)`: the Agent service with that one method and
- * the types it uses, for a client that calls few of them (see methodSubset).
+ * the types it uses, for a client that calls few of them (see methodSubset); Exec's, the method
+ * of every short command that runs something, without proto-loader (execClientProto).
  */
 export function loadProtos(): { readonly agent: AgentProto; readonly health: HealthProto; agentMethod(m: AgentMethod): AgentProto } {
   return {
@@ -97,10 +99,38 @@ export function loadProtos(): { readonly agent: AgentProto; readonly health: Hea
     agentMethod(m: AgentMethod): AgentProto {
       let proto = agentMethodProtos.get(m);
       if (!proto) {
-        proto = load(methodSubset(AGENT_PROTO, ['gaxx', 'agent', 'v1', 'Agent'], [m])) as AgentProto;
+        proto = m === 'Exec' ? execClientProto() : (load(methodSubset(AGENT_PROTO, ['gaxx', 'agent', 'v1', 'Agent'], [m])) as AgentProto);
         agentMethodProtos.set(m, proto);
       }
       return proto;
     },
   };
+}
+
+/**
+ * The Agent service with its Exec method alone, for a client, with the messages in plain code
+ * (exec-codec.ts): without proto-loader and protobufjs. The method's other directions (decoding
+ * a request, encoding an event) are a server's, which this is not.
+ */
+function execClientProto(): AgentProto {
+  const { grpc } = grpcModules();
+  const serverSide = (): never => {
+    throw new Error('the Exec client definition encodes requests and decodes events only');
+  };
+  const Agent = grpc.makeClientConstructor(
+    {
+      Exec: {
+        path: '/gaxx.agent.v1.Agent/Exec',
+        requestStream: false,
+        responseStream: true,
+        requestSerialize: encodeExecRequest,
+        requestDeserialize: serverSide,
+        responseSerialize: serverSide,
+        responseDeserialize: decodeExecEvent,
+        originalName: 'exec',
+      },
+    },
+    'gaxx.agent.v1.Agent',
+  );
+  return { gaxx: { agent: { v1: { Agent } } } } as unknown as AgentProto;
 }

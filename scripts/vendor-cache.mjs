@@ -14,7 +14,7 @@
 //     refuses a cache made under other V8 flags, such as its heap sizes; the CLI's children run
 //     with none, as users run the CLI)
 //   node scripts/vendor-cache.mjs <bundle dir> --cli --exec ADDRESS   (GAXX_HOME set) the CLI
-//     and every vendor file it loads (grpc-js, proto-loader) from a real `gaxx exec --agent
+//     and every vendor file it loads (grpc-js) from a real `gaxx exec --agent
 //     ADDRESS -- true`: the connection, the handshake, the call and the output are then in the
 //     caches too, not only the command line (as --cli alone makes them). Written only when the
 //     exec succeeded.

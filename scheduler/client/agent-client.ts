@@ -138,7 +138,8 @@ export class AgentClient {
   /**
    * A client of the Agent service's `method` alone, on this client's channel, made on its first
    * call: building the definitions of only the types a method uses keeps a command that calls
-   * one method (gaxx exec) from paying for all of them (see proto/load.ts methodSubset).
+   * one method from paying for all of them (see proto/load.ts methodSubset), and Exec's are
+   * plain code (proto/exec-codec.ts), so `gaxx exec` builds none.
    */
   private rpc(method: AgentMethod): AgentGrpcClient {
     let client = this.methodClients.get(method);

@@ -2,8 +2,9 @@
 // CLI, and one beside each vendor file a command loads (BullMQ, ioredis, grpc-js, ...). A command
 // run as users run it (this Node, no flags, a bare environment) has V8 use every one of them, and
 // a copy whose CLI no longer matches its cache ignores that cache and still works. The caches of
-// the CLI, grpc-js and proto-loader are made by a real `gaxx exec` at build time (the build's
-// agent serves it; scripts/vendor-cache.mjs --cli --exec), and only from an exec that succeeded.
+// the CLI and grpc-js are made by a real `gaxx exec` at build time (the build's agent serves it;
+// scripts/vendor-cache.mjs --cli --exec), and only from an exec that succeeded (exec loads no
+// proto-loader: its messages are plain code, proto/exec-codec.ts).
 import { execFile } from 'node:child_process';
 import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,8 +30,8 @@ afterAll(async () => {
 
 /** The files whose caches each command makes at build time. */
 const CACHED_BY = {
-  exec: ['gaxx-cli.cjs', 'vendor-grpc-js.cjs', 'vendor-proto-loader.cjs'],
-  run: ['gaxx-cli.cjs', 'vendor-grpc-js.cjs', 'vendor-proto-loader.cjs', 'vendor-ioredis.cjs', 'vendor-bullmq.cjs'],
+  exec: ['gaxx-cli.cjs', 'vendor-grpc-js.cjs'],
+  run: ['gaxx-cli.cjs', 'vendor-grpc-js.cjs', 'vendor-ioredis.cjs', 'vendor-bullmq.cjs'],
 };
 const EXEC_CACHED = CACHED_BY.exec;
 
@@ -131,7 +132,7 @@ describe('the CLI code caches', () => {
     expect(own).toMatchObject({ cliCache: 'gaxx-cli.cjs.exec.v8cache', status: { 'gaxx-cli.cjs': 'stale' } });
   });
 
-  it("are used by gaxx exec to an agent: the CLI (from exec's own cache), grpc-js and proto-loader", async () => {
+  it("are used by gaxx exec to an agent: the CLI (from exec's own cache) and grpc-js", async () => {
     const r = await probe(bundle, ['exec', '--agent', agent.address, '--', 'true'], { GAXX_HOME: home });
     expectUsed(r, EXEC_CACHED);
     expect(r.cliCache).toBe('gaxx-cli.cjs.exec.v8cache');

@@ -1,6 +1,7 @@
 // What `gaxx --version`, `gaxx --help` and `gaxx exec --help` load: no queue code (BullMQ, ioredis), no grpc-js, in
 // the bundle (the package's bin) and in the tsc build; `gaxx exec` to a real agent loads grpc-js
-// but no queue code and no node-forge (reading certificates needs no CA code), and sets up
+// but no queue code, no node-forge (reading certificates needs no CA code) and no proto-loader
+// or protobufjs (Exec's messages are plain code), and sets up
 // node:fs/promises only to read --stdin FILE (and, in the bundle, never node:zlib). A preload records every module file the
 // process loads (ES modules through a loader hook, CommonJS through Module._load); a file counts
 // as queue code when it is a package's own file or a bundle file that carries it (the bundle
@@ -155,11 +156,12 @@ describe.each(builds)('modules loaded by %s', (_name, main) => {
     for (const pkg of [...QUEUE, 'prom-client', '@grpc/grpc-js']) expect(carrying(r.files, pkg)).toEqual([]);
   });
 
-  it('gaxx exec to an agent loads grpc-js, but no queue code, no node-forge, and node:fs/promises only for --stdin FILE', async () => {
+  it('gaxx exec to an agent loads grpc-js, but no queue code, no node-forge, no proto-loader, and node:fs/promises only for --stdin FILE', async () => {
     const r = await loadedFiles(main, ['exec', '--agent', agent.address, '--no-stdin', '--', 'true']);
     expect(r.code).toBe(0);
     expect(carrying(r.files, '@grpc/grpc-js').length).toBeGreaterThan(0);
-    for (const pkg of [...QUEUE, 'node-forge']) expect(carrying(r.files, pkg)).toEqual([]);
+    // Exec's messages are plain code (proto/exec-codec.ts): neither proto-loader nor protobufjs.
+    for (const pkg of [...QUEUE, 'node-forge', '@grpc/proto-loader', 'protobufjs']) expect(carrying(r.files, pkg)).toEqual([]);
     // node:fs/promises is set up only for --stdin FILE.
     expect(r.builtins).toEqual(expect.arrayContaining(['http2', 'tls']));
     expect(r.builtins).not.toContain('fs/promises');

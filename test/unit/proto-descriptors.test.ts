@@ -62,7 +62,11 @@ describe('one-method Agent services (loadProtos().agentMethod)', () => {
   it.each(methods)('%s: the same method as the whole service, and nothing else', (m) => {
     const one = (loadProtos().agentMethod(m).gaxx.agent.v1.Agent as unknown as { service: Service }).service;
     expect(Object.keys(one)).toEqual([m]);
-    expect(shape(one)).toEqual({ [m]: shape(full())[m] });
+    const route = (s: Service) => ({ path: s[m]?.path, rs: s[m]?.requestStream, ss: s[m]?.responseStream });
+    expect(route(one)).toEqual(route(full()));
+    // Exec's client codes its messages in plain code (exec-codec.ts, held to proto-loader's bytes
+    // and objects in exec-codec.test.ts): it carries no message descriptors.
+    if (m !== 'Exec') expect(shape(one)).toEqual({ [m]: shape(full())[m] });
   });
 
   it('names every Agent method in AgentMethod (a method added to the .proto is loadable alone)', () => {
