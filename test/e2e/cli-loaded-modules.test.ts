@@ -175,11 +175,11 @@ describe.each(builds)('modules loaded by %s', (_name, main) => {
     expect(withFile.builtins).toContain('fs/promises');
   });
 
-  it('gaxx run loads the queue code but not prom-client (only a daemon serves metrics)', async () => {
+  it('gaxx run loads the queue code but not prom-client (only a daemon serves metrics), nor proto-loader (its worker only calls Exec)', async () => {
     const r = await loadedFiles(main, ['run', '--agent', agent.address, '--', 'true']);
     expect(r.code).toBe(0);
     for (const pkg of QUEUE) expect(carrying(r.files, pkg).length).toBeGreaterThan(0);
-    expect(carrying(r.files, 'prom-client')).toEqual([]);
+    for (const pkg of ['prom-client', '@grpc/proto-loader', 'protobufjs']) expect(carrying(r.files, pkg)).toEqual([]);
   });
 
   it('the recording sees queue code where a command loads it (gaxx scheduler --help), and the scheduler sets up HTTP only to serve', async () => {
