@@ -8,11 +8,13 @@
  *
  * Encoding follows protobufjs: a field is written when the object has it and it is not null or
  * undefined (an empty string or a zero too), repeated and map fields when not empty, in field
- * number order; strings are coerced with String, 32-bit numbers with >>> 0, 64-bit ones may be
- * numbers or decimal strings, bytes a Buffer (or any Uint8Array) or a base64 string. Decoding
- * gives what proto-loader gives: the oneof's one member and its name in `event`, every other
- * field of a message at its default, 64-bit numbers as Numbers, bytes as Buffers; unknown
- * fields are skipped.
+ * number order; strings are coerced with String (a lone surrogate written as protobufjs writes
+ * it), 32-bit numbers with >>> 0; 64-bit ones may be numbers, decimal strings or Longs (negative
+ * ones are refused); bytes a Buffer (or any Uint8Array) or a base64 string; a repeated field
+ * that is not an array, or a map or message that is not an object, is a TypeError, as there.
+ * Decoding gives what proto-loader gives: the oneof's one member and its name in `event`, every
+ * other field of a message at its default, 64-bit numbers as Numbers, bytes as Buffers; unknown
+ * fields are skipped, and a message cut short is a RangeError.
  */
 import type { ExecEvent__Output } from './gen/gaxx/agent/v1/ExecEvent.js';
 import type { ExecRequest } from './gen/gaxx/agent/v1/ExecRequest.js';
@@ -20,11 +22,12 @@ import type { Exit__Output } from './gen/gaxx/agent/v1/Exit.js';
 import type { Started__Output } from './gen/gaxx/agent/v1/Started.js';
 
 const TWO_32 = 2 ** 32;
+const SURROGATE = /[\ud800-\udfff]/;
 
 /** Bytes being written: a list of parts, joined once at the end. */
 class Out {
   private readonly parts: Buffer[] = [];
-  private scratch = Buffer.allocUnsafe(10);
+  private readonly scratch = Buffer.allocUnsafe(10);
   length = 0;
 
   private push(b: Buffer): void {
@@ -66,7 +69,7 @@ class Out {
   }
 
   string(field: number, v: unknown): void {
-    this.bytes(field, Buffer.from(String(v), 'utf8'));
+    this.bytes(field, utf8(String(v)));
   }
 
   message(field: number, inner: Out): void {
@@ -76,9 +79,32 @@ class Out {
   }
 
   finish(): Buffer {
-    this.scratch = Buffer.alloc(0);
     return Buffer.concat(this.parts, this.length);
   }
+}
+
+/**
+ * A string's UTF-8 bytes as protobufjs writes them: a lone surrogate (a JS string can hold one,
+ * from a JSON escape say) as its own three bytes, not as U+FFFD, so the agent reads back the very
+ * string that was signed.
+ */
+function utf8(s: string): Buffer {
+  // No surrogates at all (the common case): Node's encoder gives the same bytes.
+  if (!SURROGATE.test(s)) return Buffer.from(s, 'utf8');
+  const out: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    const next = s.charCodeAt(i + 1);
+    if (c >= 0xd800 && c < 0xdc00 && next >= 0xdc00 && next < 0xe000) {
+      c = 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00);
+      i++;
+    }
+    if (c < 0x80) out.push(c);
+    else if (c < 0x800) out.push(0xc0 | (c >> 6), 0x80 | (c & 0x3f));
+    else if (c < 0x10000) out.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 0x3f), 0x80 | (c & 0x3f));
+    else out.push(0xf0 | (c >> 18), 0x80 | ((c >> 12) & 0x3f), 0x80 | ((c >> 6) & 0x3f), 0x80 | (c & 0x3f));
+  }
+  return Buffer.from(out);
 }
 
 /**
@@ -104,13 +130,26 @@ function has<T extends object>(o: T, k: keyof T): boolean {
   return Object.prototype.hasOwnProperty.call(o, k) && o[k] != null;
 }
 
+/** A repeated field's values; like protobufjs's fromObject, a TypeError for anything but an array. */
+function list(v: unknown, field: string): unknown[] {
+  if (v == null) return [];
+  if (!Array.isArray(v)) throw new TypeError(`ExecRequest ${field}: array expected`);
+  return v;
+}
+
+/** A map or message field's object; like protobufjs's fromObject, a TypeError for anything else. */
+function object<T>(v: T, field: string): NonNullable<T> {
+  if (typeof v !== 'object' || v === null) throw new TypeError(`ExecRequest ${field}: object expected`);
+  return v as NonNullable<T>;
+}
+
 /** ExecRequest's wire bytes. */
 export function encodeExecRequest(req: ExecRequest): Buffer {
   const w = new Out();
   if (has(req, 'taskId')) w.string(1, req.taskId);
-  if (req.argv != null && req.argv.length) for (const a of req.argv) w.string(2, a);
+  for (const a of list(req.argv, 'argv')) w.string(2, a);
   if (req.env != null) {
-    for (const [k, v] of Object.entries(req.env)) {
+    for (const [k, v] of Object.entries(object(req.env, 'env'))) {
       const entry = new Out();
       entry.string(1, k);
       entry.string(2, v);
@@ -122,16 +161,16 @@ export function encodeExecRequest(req: ExecRequest): Buffer {
   if (has(req, 'timeoutMs')) w.uint32(6, req.timeoutMs);
   if (has(req, 'outputCapBytes')) w.uint64(7, req.outputCapBytes);
   if (has(req, 'signed')) {
-    const s = req.signed as NonNullable<ExecRequest['signed']>;
+    const s = object(req.signed, 'signed');
     const sw = new Out();
     if (has(s, 'runId')) sw.string(1, s.runId);
     if (has(s, 'taskId')) sw.string(2, s.taskId);
     if (has(s, 'target')) {
-      const t = s.target as NonNullable<typeof s.target>;
+      const t = object(s.target, 'signed.target');
       const tw = new Out();
       if (has(t, 'fleet')) tw.string(1, t.fleet);
       if (has(t, 'host')) tw.string(2, t.host);
-      if (t.agents != null && t.agents.length) for (const a of t.agents) tw.string(3, a);
+      for (const a of list(t.agents, 'signed.target.agents')) tw.string(3, a);
       sw.message(3, tw);
     }
     if (has(s, 'expiresAtUnixMs')) sw.uint64(4, s.expiresAtUnixMs);
@@ -185,7 +224,8 @@ class In {
 
   /** A length-delimited field's bytes (a view, as protobufjs gives for a Buffer). */
   bytes(): Buffer {
-    const n = this.varint64()[0];
+    const [n, hi] = this.varint64();
+    if (hi !== 0) throw new RangeError('ExecEvent: field longer than the message');
     const start = this.pos;
     if (start + n > this.end) throw new RangeError('ExecEvent: truncated field');
     this.pos += n;

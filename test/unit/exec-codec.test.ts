@@ -59,14 +59,19 @@ describe('encodeExecRequest', () => {
     ['non-string values coerced as strings', { taskId: 42, argv: [1, true], env: { N: 7 } }],
     ['a signed task with no target fields', { taskId: 't', signed: { runId: 'r', target: {} } }],
     ['a Uint8Array for bytes', { stdin: new Uint8Array([9, 8, 7]) }],
+    ['lone surrogates (from a JSON escape) as protobufjs writes them', { argv: ['\ud800x', 'y\udc00', '\udbff'], env: { K: 'a\ud83d' } }],
   ])('%s: the bytes proto-loader writes', (_name, req) => {
     const ours = encodeExecRequest(req as never);
     expect(ours.toString('hex')).toBe(whole.requestSerialize(req).toString('hex'));
   });
 
-  it('refuses what the fields cannot hold', () => {
+  it('refuses what the fields cannot hold, where proto-loader does with a TypeError too', () => {
     expect(() => encodeExecRequest({ outputCapBytes: -1 })).toThrow(RangeError);
     expect(() => encodeExecRequest({ stdin: 5 as never })).toThrow(TypeError);
+    for (const bad of [{ argv: 'true' }, { env: 'A=b' }, { signed: 'x' }, { signed: { target: 5 } }, { signed: { target: { agents: 'a' } } }]) {
+      expect(() => whole.requestSerialize(bad)).toThrow(TypeError);
+      expect(() => encodeExecRequest(bad as never)).toThrow(TypeError);
+    }
   });
 });
 
