@@ -24,27 +24,38 @@ import type { Started__Output } from './gen/gaxx/agent/v1/Started.js';
 const TWO_32 = 2 ** 32;
 const SURROGATE = /[\ud800-\udfff]/;
 
-/** Bytes being written: a list of parts, joined once at the end. */
+/** Bytes being written: tags, varints and short fields gathered in one array, joined once at the end. */
 class Out {
   private readonly parts: Buffer[] = [];
-  private readonly scratch = Buffer.allocUnsafe(10);
+  /** Bytes not yet in a part. */
+  private small: number[] = [];
   length = 0;
 
+  private flush(): void {
+    if (this.small.length === 0) return;
+    this.parts.push(Buffer.from(this.small));
+    this.small = [];
+  }
+
   private push(b: Buffer): void {
-    this.parts.push(b);
+    if (b.length <= 32) for (const x of b) this.small.push(x);
+    else {
+      this.flush();
+      this.parts.push(b);
+    }
     this.length += b.length;
   }
 
   /** An unsigned varint of up to 64 bits, as its low and high 32-bit halves. */
   varint64(lo: number, hi: number): void {
-    let n = 0;
     while (hi > 0 || lo > 0x7f) {
-      this.scratch[n++] = (lo & 0x7f) | 0x80;
+      this.small.push((lo & 0x7f) | 0x80);
+      this.length += 1;
       lo = ((lo >>> 7) | (hi << 25)) >>> 0;
       hi >>>= 7;
     }
-    this.scratch[n++] = lo;
-    this.push(Buffer.from(this.scratch.subarray(0, n)));
+    this.small.push(lo);
+    this.length += 1;
   }
 
   tag(field: number, wire: number): void {
@@ -75,10 +86,12 @@ class Out {
   message(field: number, inner: Out): void {
     this.tag(field, 2);
     this.varint64(inner.length, 0);
+    inner.flush();
     for (const p of inner.parts) this.push(p);
   }
 
   finish(): Buffer {
+    this.flush();
     return Buffer.concat(this.parts, this.length);
   }
 }
