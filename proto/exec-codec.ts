@@ -145,7 +145,8 @@ function has<T extends object>(o: T, k: keyof T): boolean {
 
 /** A repeated field's values; like protobufjs's fromObject, a TypeError for anything but an array. */
 function list(v: unknown, field: string): unknown[] {
-  if (v == null) return [];
+  // protobufjs asks `if (d.argv)`: an empty string or a zero is no list, not an error.
+  if (!v) return [];
   if (!Array.isArray(v)) throw new TypeError(`ExecRequest ${field}: array expected`);
   return v;
 }
@@ -161,7 +162,7 @@ export function encodeExecRequest(req: ExecRequest): Buffer {
   const w = new Out();
   if (has(req, 'taskId')) w.string(1, req.taskId);
   for (const a of list(req.argv, 'argv')) w.string(2, a);
-  if (req.env != null) {
+  if (req.env) {
     for (const [k, v] of Object.entries(object(req.env, 'env'))) {
       const entry = new Out();
       entry.string(1, k);
