@@ -21,6 +21,7 @@ import { AGENT_NODE_FLAGS } from '../cli/providers/agent-bundle.js';
 import { AgentClient } from '../scheduler/client/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/agent.js';
 import { issueCertDir } from '../test/helpers/pki.js';
+import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
 import { processCpuMs } from './lib/process-cpu.js';
 import { formatTable, median } from './lib/timing.js';
@@ -83,6 +84,7 @@ async function round(v: Variant, operator: CertBundle, n: number): Promise<void>
 
 async function main(): Promise<number> {
   const values = benchArgs(USAGE, { connections: { type: 'string' }, rounds: { type: 'string' }, json: { type: 'boolean' } });
+  await refuseCrowdedAgentUser();
   const n = Number(values.connections ?? 200);
   const rounds = Number(values.rounds ?? 5);
   if (!Number.isInteger(n) || n < 1 || n > 400 || !Number.isInteger(rounds) || rounds < 1 || rounds > 50) {

@@ -24,6 +24,7 @@ import { AgentClient } from '../scheduler/client/index.js';
 import { floodInChild, type FloodResult } from '../test/helpers/flood.js';
 import { rawAgentClient } from '../test/helpers/grpc.js';
 import { issueCertDir } from '../test/helpers/pki.js';
+import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
 import { startBareServer } from './lib/bare-server.js';
 import { startFixture, type BenchFixture } from './lib/fixture.js';
@@ -197,6 +198,7 @@ function throughputLine(ratios: ReturnType<typeof computeRatios>): string {
 
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2));
+  await refuseCrowdedAgentUser();
   const plan = planFor(flags.iterations);
   const t0 = Date.now();
   const loadStart = loadavg();

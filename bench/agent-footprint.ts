@@ -20,6 +20,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentClient } from '../scheduler/client/index.js';
+import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
 import { startFixture } from './lib/fixture.js';
 import { residentTogether } from './lib/resident-pages.js';
@@ -136,6 +137,7 @@ async function main(): Promise<void> {
     'no-agent-env': { type: 'boolean' },
     json: { type: 'boolean' },
   });
+  await refuseCrowdedAgentUser();
   const tasks = Number(values.tasks ?? 10_000);
   const inFlight = Number(values['in-flight'] ?? 8);
   const env = Object.fromEntries((values.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));

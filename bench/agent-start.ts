@@ -21,6 +21,7 @@ import { AgentClient } from '../scheduler/client/index.js';
 import { agentMain, repoRoot, startAgent, stopAllAgents } from '../test/helpers/agent.js';
 import { issueCertDir } from '../test/helpers/pki.js';
 import { median, runMeasured } from './lib/timing.js';
+import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
 
 const USAGE = 'usage: node dist/bench/agent-start.js [--runs N] [--entry PATH ...] [--bare-entry PATH ...] [--env K=V ...] [--json]\n';
@@ -97,6 +98,7 @@ async function main(): Promise<number> {
     env: { type: 'string', multiple: true },
     json: { type: 'boolean' },
   });
+  await refuseCrowdedAgentUser();
   const runs = Number(values.runs ?? 10);
   const env = Object.fromEntries((values.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   const bare = (values['bare-entry'] ?? []).map((e): Entry => ({ name: `${e} (no agent flags)`, path: resolve(e), bare: true }));

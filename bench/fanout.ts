@@ -29,6 +29,7 @@ import { createLocalProvider } from '../cli/providers/local.js';
 import type { Provider } from '../cli/providers/types.js';
 import { acquireEmbeddedRedis } from '../scheduler/index.js';
 import { CLI_MAIN } from '../test/helpers/cli.js';
+import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
 import type { Classify } from './lib/process-cpu.js';
 import { breakDownRuns, formatBreakdowns, type RunBreakdown } from './lib/run-breakdown.js';
@@ -158,6 +159,7 @@ async function main(): Promise<number> {
     cli: { type: 'string', multiple: true },
     json: { type: 'boolean' },
   });
+  await refuseCrowdedAgentUser();
   const clis = (values.cli ?? [CLI_MAIN]).map((c) => resolve(c));
   const runs = Number(values.runs ?? 5);
   const gapMs = Number(values.gap ?? 0);

@@ -23,6 +23,7 @@ import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/ag
 import { makePki, type Pki } from '../test/helpers/pki.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { operatorSigner } from '../test/helpers/scheduler-world.js';
+import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
 
 const STALL_MS = Number(process.env.BENCH_STALL_MS ?? 6000);
@@ -133,5 +134,6 @@ async function main(): Promise<void> {
 }
 
 benchArgs('usage: node dist/bench/faults.js\n  environment: BENCH_STALL_MS (how long an agent is stopped, default 6000)', {});
+await refuseCrowdedAgentUser();
 await main();
 process.exit(0);

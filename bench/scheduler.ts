@@ -27,6 +27,7 @@ import { SchedulerWorker } from '../scheduler/dispatch/worker.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/agent.js';
 import { makePki } from '../test/helpers/pki.js';
 import { startRedis } from '../test/helpers/redis.js';
+import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
 import { formatPhases, phaseMedians, tracingConnector, type LinkMoment, type PhaseName, type RunMoments } from './lib/latency-phases.js';
 import { median } from './lib/timing.js';
@@ -226,5 +227,6 @@ async function main(): Promise<void> {
 }
 
 benchArgs('usage: node dist/bench/scheduler.js\n  environment: BENCH_TASKS (default 5000), BENCH_CONCURRENCY (default 64)', {});
+await refuseCrowdedAgentUser();
 await main();
 process.exit(0);
