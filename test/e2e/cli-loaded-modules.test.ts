@@ -1,8 +1,9 @@
-// What `gaxx --version`, `gaxx --help` and `gaxx exec --help` load: no queue code (BullMQ, ioredis), no grpc-js, in
-// the bundle (the package's bin) and in the tsc build; `gaxx exec` to a real agent loads grpc-js
-// but no queue code, no node-forge (reading certificates needs no CA code) and no proto-loader
-// or protobufjs (Exec's messages are plain code), and sets up
-// node:fs/promises only to read --stdin FILE (and, in the bundle, never node:zlib). A preload records every module file the
+// What `gaxx --version`, `gaxx --help` and `gaxx exec --help` load: no queue code (BullMQ,
+// ioredis), no grpc-js, in the bundle (the package's bin) and in the tsc build; `gaxx exec` to a
+// real agent loads grpc-js but no queue code, no node-forge (reading certificates needs no CA
+// code) and no proto-loader or protobufjs (Exec's messages are plain code), and sets up
+// node:fs/promises only to read --stdin FILE (and, in the bundle, never node:zlib); neither does
+// `gaxx run` without a daemon load proto-loader. A preload records every module file the
 // process loads (ES modules through a loader hook, CommonJS through Module._load); a file counts
 // as queue code when it is a package's own file or a bundle file that carries it (the bundle
 // has each large package in a vendor file of its own, and esbuild marks each bundled file with
