@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { AGENT_UID } from './agent.js';
+import { eventually } from './poll.js';
 import { allPids } from './procs.js';
 
 /**
@@ -19,6 +20,9 @@ import { allPids } from './procs.js';
  * running (~220 threads, under the 256 this was) that file's tasks failed to start.
  */
 export const MAX_FOREIGN_AGENT_THREADS = 128;
+
+/** A process that has ended and waits to be reaped, by its `/proc/<pid>/status`. */
+const ZOMBIE = /^State:\s+Z/m;
 
 /** Threads of `uid` in the `/proc/<pid>/status` texts given (real uid, the first of the Uid line). */
 export function threadsOf(uid: number, statuses: Iterable<string>): number {
@@ -68,13 +72,17 @@ export async function agentUserRoom(
   read: () => string[] = () => [...procStatuses()],
   root = process.getuid?.() === 0,
 ): Promise<string | undefined> {
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    const statuses = read();
-    const why = agentUserCrowding(statuses, root);
-    if (why === undefined || Date.now() >= deadline) return why;
-    const live = statuses.filter((s) => !/^State:\s+Z/m.test(s));
-    if (agentUserCrowding(live, root) !== undefined) return why;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+  let why: string | undefined;
+  // Settled once there is room, or once the crowd is of live processes (no wait makes room then).
+  await eventually(
+    () => {
+      const statuses = read();
+      why = agentUserCrowding(statuses, root);
+      const live = statuses.filter((s) => !ZOMBIE.test(s));
+      return why === undefined || agentUserCrowding(live, root) !== undefined;
+    },
+    waitMs,
+    250,
+  );
+  return why;
 }
