@@ -1,5 +1,6 @@
 // AgentClient against the real built agent over real mTLS: round trips, refusals mapped to
 // GaxxError codes, and identity pinning (the agent keeps serving after every refusal).
+import * as nodeDns from 'node:dns';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -127,6 +128,37 @@ describe('identity pinning', () => {
       expect((await byName.info()).host).toBe('h1');
     } finally {
       byName.close();
+    }
+  });
+
+  it('an address dialled by IP sets up no name resolver (grpc-js DNS makes a c-ares channel per channel); a name still gets one', async () => {
+    // grpc-js reads dns.promises.Resolver when it builds a channel's DNS resolver: counted here.
+    const promises = nodeDns.promises as { Resolver: typeof nodeDns.promises.Resolver };
+    const Original = promises.Resolver;
+    let made = 0;
+    promises.Resolver = class extends Original {
+      constructor(...args: ConstructorParameters<typeof Original>) {
+        super(...args);
+        made++;
+      }
+    };
+    try {
+      const byIp = AgentClient.connect({ address: agent.address, expect: { host: 'h1' } }, creds);
+      try {
+        expect((await byIp.info()).host).toBe('h1');
+      } finally {
+        byIp.close();
+      }
+      expect(made).toBe(0);
+      const byName = AgentClient.connect({ address: `localhost:${agent.port}`, expect: { host: 'h1' } }, creds);
+      try {
+        expect((await byName.info()).host).toBe('h1');
+      } finally {
+        byName.close();
+      }
+      expect(made).toBe(1);
+    } finally {
+      promises.Resolver = Original;
     }
   });
 

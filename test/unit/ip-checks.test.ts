@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { colonFirstIpChecks } from '../../proto/grpc-modules.cjs';
 import { nodeNet } from '../../proto/builtins.js';
 import { formatHostPort, parseHostPort } from '../../proto/index.js';
+import { grpcTarget } from '../../scheduler/client/agent-identity.js';
 import { repoRoot } from '../helpers/agent.js';
 
 const KNOWN: [string, number][] = [
@@ -77,5 +78,13 @@ describe('colon-first IP checks', () => {
     expect(formatHostPort('::1', 8088)).toBe('[::1]:8088');
     expect(formatHostPort('127.0.0.2', 8088)).toBe('127.0.0.2:8088');
     expect(() => parseHostPort('a:b:c')).toThrow(/must be HOST:PORT/);
+  });
+
+  it("names an agent's IP address to grpc-js by its IP scheme (no name resolver), and a name as it is", () => {
+    expect(grpcTarget('127.0.0.2', 8088)).toBe('ipv4:127.0.0.2:8088');
+    expect(grpcTarget('::1', 8088)).toBe('ipv6:[::1]:8088');
+    expect(grpcTarget('fe80::1%eth0', 8088)).toBe('ipv6:[fe80::1%eth0]:8088');
+    expect(grpcTarget('h1.internal', 8088)).toBe('h1.internal:8088');
+    expect(grpcTarget('localhost', 9)).toBe('localhost:9');
   });
 });
