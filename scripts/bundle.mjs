@@ -46,6 +46,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { assertNoDynamicImport } from './bundle-checks.mjs';
 import { grpcLazyZlib } from './grpc-lazy-zlib.mjs';
+import { msgpackrNoExtract } from './msgpackr-no-extract.mjs';
 import { ioredisCommands } from './ioredis-commands.mjs';
 import { lazyProtoLoader } from './proto-loader-lazy.mjs';
 import { protobufLazySetup } from './protobuf-lazy-setup.mjs';
@@ -176,7 +177,7 @@ const withoutDynamicImports = {
 };
 
 /** The edits some packages get wherever they are bundled (each script says why). */
-const packageEdits = [lazyProtoLoader, protobufLazySetup, ioredisCommands, grpcLazyZlib];
+const packageEdits = [lazyProtoLoader, protobufLazySetup, ioredisCommands, grpcLazyZlib, msgpackrNoExtract];
 
 /** One vendor file: the package's CommonJS build, its module.exports as the file's. */
 function vendor(pkg) {
