@@ -70,13 +70,33 @@ function whoCalled(call: { getPeer(): string }, id: Identity): { peer: string; i
   return { peer: peerAddress(call.getPeer()), identity: describeIdentity(id) };
 }
 
-/** Audits a task's start now and its end when it comes (never its env, stdin or output). */
+/**
+ * Audits a task's start once its process has a pid, and its end when it comes (never its env,
+ * stdin or output). A task the launcher starts has no pid until the launcher says so (its
+ * Started event): the start is written then, with the pid, not when the request was admitted
+ * (0 before). A start that failed is written with pid 0, and always before the end.
+ */
 function auditExec(audit: AuditLog | undefined, who: { peer: string; identity: string }, spec: ExecSpec, task: Task): void {
   if (!audit) return;
   const base = { ...who, taskId: spec.taskId, argv0: argv0Of(spec.argv), argvSha256: argvSha256(spec.argv) };
-  audit.write({ event: 'exec_started', ...base, pid: task.pid });
+  let written = false;
+  const started = (pid: number): void => {
+    if (written) return;
+    written = true;
+    audit.write({ event: 'exec_started', ...base, pid });
+  };
+  if (task.pid > 0) started(task.pid);
+  else {
+    const onEvent = (ev: ExecEvent): void => {
+      if (!ev.started && !ev.exit) return;
+      task.listeners.delete(onEvent);
+      started(ev.started?.pid ?? task.pid);
+    };
+    task.listeners.add(onEvent);
+  }
   void task.done().then(() => {
     const e = task.exit;
+    started(task.pid);
     if (!e) return;
     audit.write({
       event: 'exec_finished',

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { auditEvents, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, exitOf, rawAgentClient, unary, type ExecResult, type RawClients } from '../helpers/grpc.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import { taskGate } from '../helpers/gate.js';
@@ -61,6 +61,20 @@ describe('agent Exec', () => {
     const missing = await execCollect(op.agent, { taskId: 'enoent-1', argv: ['/no/such/command'] });
     expect(exitOf(missing)?.code).toBe(127);
     expect(exitOf(missing)?.error).not.toBe('');
+  });
+
+  it("audits a task's start with its process's pid (the launcher's, once it has one), a failed start with pid 0, each before its end", async () => {
+    const ok = await execCollect(op.agent, { taskId: 'audit-pid-1', argv: ['true'] });
+    const pid = ok.events.find((e) => e.started)?.started?.pid ?? 0;
+    expect(pid).toBeGreaterThan(0);
+    await execCollect(op.agent, { taskId: 'audit-pid-2', argv: ['/no/such/command'] });
+    const lines = auditEvents(agent.auditLog).filter((e) => e.taskId === 'audit-pid-1' || e.taskId === 'audit-pid-2');
+    expect(lines.map((e) => [e.taskId, e.event, e.pid])).toEqual([
+      ['audit-pid-1', 'exec_started', pid],
+      ['audit-pid-1', 'exec_finished', undefined],
+      ['audit-pid-2', 'exec_started', 0],
+      ['audit-pid-2', 'exec_finished', undefined],
+    ]);
   });
 
   it('writes stdin and closes it; runs with a clean env in the task dir', async () => {
