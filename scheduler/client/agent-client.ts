@@ -39,6 +39,22 @@ const TRAILERS_LATE = Symbol('trailers late');
 function trailersLate(): Promise<typeof TRAILERS_LATE> {
   return new Promise((resolve) => setTimeout(resolve, TRAILERS_LATE_MS, TRAILERS_LATE).unref());
 }
+
+/**
+ * Reads an Exec call whose exit event its caller has (and stopped at) to its end, in the
+ * background: the call is cancelled only when its end does not come within TRAILERS_LATE_MS.
+ */
+function readToEnd(events: AsyncIterator<ExecEvent__Output>, call: { cancel(): void }): void {
+  void (async () => {
+    for (;;) {
+      const next = await Promise.race([events.next(), trailersLate()]);
+      if (next === TRAILERS_LATE) break;
+      if (next.done) return;
+    }
+    void events.return?.()?.catch(() => undefined);
+    call.cancel();
+  })().catch(() => undefined);
+}
 const CANCEL_GRACE_MS = 5_000;
 /** Placeholder TLS server name when dialling an IP (Node refuses an IP as SNI: DEP0123). */
 const IP_SERVER_NAME = 'gaxx-agent';
@@ -301,9 +317,10 @@ export class AgentClient {
     };
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     const events = (call as AsyncIterable<ExecEvent__Output>)[Symbol.asyncIterator]();
-    // The exit event is held until the call's own end (the agent ends it right after the exit):
-    // a caller that stops at the exit then leaves a finished call, not one to cancel (a cancel
-    // costs both sides an error, a stack trace and a reset stream per task).
+    // The exit event goes to the caller as it comes. The agent ends the call right after it (its
+    // trailers come a loop turn later): a caller that stops at the exit leaves the call to be
+    // read to that end here, not cancelled (a cancel costs both sides an error, a stack trace and
+    // a reset stream per task), and one that reads on gets the end as before.
     let exit: ExecEvent__Output | undefined;
     let ended = false;
     try {
@@ -319,7 +336,7 @@ export class AgentClient {
           if (cancelWanted) sendCancel();
         }
         if (ev.exit) exit = ev;
-        else yield ev;
+        yield ev;
       }
     } catch (e) {
       // The task's end is known: what went wrong after it does not change it.
@@ -332,11 +349,13 @@ export class AgentClient {
       opts.signal?.removeEventListener('abort', onAbort);
       clearTimeout(grace);
       if (!ended) {
-        void events.return?.()?.catch(() => undefined);
-        call.cancel();
+        if (exit) readToEnd(events, call);
+        else {
+          void events.return?.()?.catch(() => undefined);
+          call.cancel();
+        }
       }
     }
-    if (exit) yield exit;
   }
 
   /**
