@@ -5,6 +5,8 @@
  *   - spawn: `child_process.spawn('true')` in this process (the cost of starting a process), and
  *     spawn-alone: the same in a child process that holds nothing else (a fork costs more the
  *     more memory its parent maps: the stricter baseline);
+ *   - sandbox-alone: bwrap with the agent's sandbox options starting `true`, as the agent's user, in
+ *     a process of its own (the cost of the sandbox every sandboxed task gets: that Exec's ceiling);
  *   - unary: a bare grpc-js mTLS unary call (Health.Check on a guard-less server; the cost of one RPC);
  *   - flood: the same Exec of `true` while another identity floods the agent from another address
  *     (127.0.0.2, its own process, connections and calls far beyond the limits), with the agent's
@@ -16,12 +18,13 @@
  * To add a measurement, write a Section and list it in SECTIONS (and its ratios in RATIOS).
  */
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AgentClient } from '../scheduler/client/index.js';
 import { floodInChild, type FloodResult } from '../test/helpers/flood.js';
+import { AGENT_GID, AGENT_UID } from '../test/helpers/agent.js';
 import { rawAgentClient } from '../test/helpers/grpc.js';
 import { issueCertDir } from '../test/helpers/pki.js';
 import { refuseCrowdedAgentUser } from './lib/agent-room.js';
@@ -93,6 +96,27 @@ const spawnAloneSection: Section = ({ plan }) =>
   });
 
 /**
+ * The sandbox alone (bench/lib/sandbox-alone.ts): bwrap with the agent's sandbox options starting
+ * `true`, as the agent's user (nobody, where this runs as root), in a process of its own. Every
+ * sandboxed task pays for one such sandbox, started ahead or not: the ceiling of sandboxed Exec.
+ */
+const sandboxAloneSection: Section = ({ fixture, plan }) => {
+  const dir = join(fixture.workDir, 'sandbox-alone');
+  mkdirSync(dir, { mode: 0o700 });
+  const asAgentUser = process.getuid?.() === 0;
+  if (asAgentUser) chownSync(dir, AGENT_UID, AGENT_GID);
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'lib', 'sandbox-alone.js');
+  return new Promise((resolve, reject) =>
+    execFile(
+      process.execPath,
+      [script, JSON.stringify(plan), dir],
+      { timeout: 600_000, maxBuffer: 1 << 20, cwd: dir, ...(asAgentUser ? { uid: AGENT_UID, gid: AGENT_GID } : {}) },
+      (e, out, err) => (e ? reject(new Error(`sandbox-alone: ${e.message}\n${err}`)) : resolve(JSON.parse(out) as Measurement)),
+    ),
+  );
+};
+
+/**
  * The RPC baseline: a bare grpc-js mTLS unary call (Health.Check on a guard-less server with the
  * agent's certificate; see bench/lib/bare-server.ts), through the same raw client.
  */
@@ -143,12 +167,13 @@ const agentExecUnderFlood: Section = async (ctx) => {
 };
 
 /** The measurements, run one after another so none disturbs another. */
-const SECTIONS: Section[] = [agentExec, agentExecUnsafe, spawnTrue, spawnAloneSection, grpcUnary, agentExecUnderFlood];
+const SECTIONS: Section[] = [agentExec, agentExecUnsafe, spawnTrue, spawnAloneSection, sandboxAloneSection, grpcUnary, agentExecUnderFlood];
 const RATIOS: RatioSpec[] = [
   { of: 'agent-exec', over: 'spawn' },
   { of: 'agent-exec-unsafe', over: 'spawn' },
   { of: 'agent-exec', over: 'spawn-alone' },
   { of: 'agent-exec-unsafe', over: 'spawn-alone' },
+  { of: 'agent-exec', over: 'sandbox-alone' },
   { of: 'agent-exec', over: 'agent-exec-unsafe' },
   { of: 'agent-exec', over: 'unary' },
   { of: 'flood', over: 'agent-exec' },
@@ -191,7 +216,7 @@ function parseFlags(argv: string[]): { iterations: number; json: boolean; flood:
  */
 function throughputLine(ratios: ReturnType<typeof computeRatios>): string {
   return ratios
-    .filter((r) => (r.over === 'spawn' || r.over === 'spawn-alone') && r.of.startsWith('agent-exec'))
+    .filter((r) => (r.over === 'spawn' || r.over === 'spawn-alone' || r.over === 'sandbox-alone') && r.of.startsWith('agent-exec'))
     .map((r) => `${r.of} throughput / ${r.over}: ${r.levels.map((l) => `@${l.inFlight} ${(100 / l.ratio).toFixed(0)}%`).join(', ')}`)
     .join('\n');
 }

@@ -29,7 +29,7 @@ describe('bench/agent-exec', () => {
   it('runs end to end with --iterations 10 --json and cleans up', async () => {
     const { stdout } = await promisify(execFile)(process.execPath, [BENCH, '--iterations', '10', '--json'], { timeout: 120_000 });
     const doc = JSON.parse(stdout) as BenchDoc;
-    expect(doc.measurements.map((m) => m.name)).toEqual(['agent-exec', 'agent-exec-unsafe', 'spawn', 'spawn-alone', 'unary', 'flood']);
+    expect(doc.measurements.map((m) => m.name)).toEqual(['agent-exec', 'agent-exec-unsafe', 'spawn', 'spawn-alone', 'sandbox-alone', 'unary', 'flood']);
     for (const m of doc.measurements) {
       expect(m.sequential.n).toBe(20);
       expect(m.levels.map((l) => [l.inFlight, l.ops])).toEqual([
@@ -44,6 +44,7 @@ describe('bench/agent-exec', () => {
       'agent-exec-unsafe/spawn',
       'agent-exec/spawn-alone',
       'agent-exec-unsafe/spawn-alone',
+      'agent-exec/sandbox-alone',
       'agent-exec/agent-exec-unsafe',
       'agent-exec/unary',
       'flood/agent-exec',

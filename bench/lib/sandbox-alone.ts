@@ -1,0 +1,54 @@
+/**
+ * The sandbox's own cost, the ceiling of sandboxed Exec: `spawn(bwrap, <the agent's sandbox
+ * options>, true)` with stdio pipes until 'close', under the plan given as JSON in argv[2], in a
+ * process that does nothing else; prints the Measurement as JSON. The options are the ones the
+ * agent builds for a task (agent/exec/sandbox.ts: user, pid, ipc and cgroup namespaces, / read-only,
+ * a fresh /dev, /proc and /tmp, the work dir argv[3] writable, the agent's cert, audit and state
+ * dirs hidden under tmpfs), on the command line rather than on fd 3, and the same work dir for
+ * every sandbox (the agent makes a fresh one per task): a kind baseline. Run it as the agent's
+ * user: bwrap then makes its namespaces as the agent's tasks get them, unprivileged.
+ *
+ *   node dist/bench/lib/sandbox-alone.js '{"warmup":50,"sequential":300,"perLevel":1000,"levels":[1,8,32]}' WORKDIR
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { detectSandbox, mountOptions, sandboxMounts } from '../../agent/exec/sandbox.js';
+import { profile, type Measurement, type Plan } from './profile.js';
+
+/** The bwrap argv of one sandboxed `true` in `workDir`, as the agent would start it; refuses where bwrap cannot sandbox. */
+export async function sandboxedTrue(workDir: string): Promise<string[]> {
+  const s = await detectSandbox();
+  if (s.kind !== 'bwrap') throw new Error(`no sandbox here: ${s.detail}; ${s.remedy}`);
+  const hidden = ['certs', 'audit', 'state'].map((d) => join(workDir, d));
+  const cwd = join(workDir, 'task');
+  for (const d of [...hidden, cwd]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  const [certsDir, auditDir, stateDir] = hidden as [string, string, string];
+  const m = sandboxMounts(s, { certsDir, auditDir, stateDir });
+  return [s.bwrap, ...mountOptions(m, cwd), '--', 'true'];
+}
+
+/** Measures `argv` started and waited for (stdio pipes, as the agent's tasks) under `plan`. */
+export function sandboxAlone(plan: Plan, argv: string[]): Promise<Measurement> {
+  const [file, ...args] = argv as [string, ...string[]];
+  const op = () =>
+    new Promise<void>((resolve, reject) => {
+      const child = spawn(file, args);
+      child.once('error', reject);
+      child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`sandboxed true exited with ${code}`))));
+    });
+  return profile({ name: 'sandbox-alone', label: 'bwrap <the agent sandbox> true, as the agent user' }, plan, op);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  sandboxedTrue(process.argv[3] ?? '')
+    .then((argv) => sandboxAlone(JSON.parse(process.argv[2] ?? '') as Plan, argv))
+    .then(
+      (m) => process.stdout.write(`${JSON.stringify(m)}\n`),
+      (e: unknown) => {
+        process.stderr.write(`sandbox-alone failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+        process.exitCode = 1;
+      },
+    );
+}
