@@ -323,11 +323,14 @@ export class AgentClient {
     // a reset stream per task), and one that reads on gets the end as before.
     let exit: ExecEvent__Output | undefined;
     let ended = false;
+    /** The end was waited for after the exit, in vain. */
+    let late = false;
     try {
       for (;;) {
         const next = exit ? await Promise.race([events.next(), trailersLate()]) : await events.next();
         if (next === TRAILERS_LATE || next.done) {
           ended = next !== TRAILERS_LATE;
+          late = !ended;
           break;
         }
         const ev = next.value;
@@ -349,7 +352,7 @@ export class AgentClient {
       opts.signal?.removeEventListener('abort', onAbort);
       clearTimeout(grace);
       if (!ended) {
-        if (exit) readToEnd(events, call);
+        if (exit && !late) readToEnd(events, call);
         else {
           void events.return?.()?.catch(() => undefined);
           call.cancel();
