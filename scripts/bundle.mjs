@@ -46,8 +46,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { assertNoDynamicImport } from './bundle-checks.mjs';
 import { grpcLazyZlib } from './grpc-lazy-zlib.mjs';
-import { msgpackrNoExtract } from './msgpackr-no-extract.mjs';
 import { ioredisCommands } from './ioredis-commands.mjs';
+import { msgpackrNoExtract } from './msgpackr-no-extract.mjs';
 import { lazyProtoLoader } from './proto-loader-lazy.mjs';
 import { protobufLazySetup } from './protobuf-lazy-setup.mjs';
 

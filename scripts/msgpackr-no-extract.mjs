@@ -6,10 +6,11 @@
 // detect-libc read the ELF header of /proc/self/exe, and node-gyp-build-optional-packages looked
 // for build/Release, build/Debug and prebuilds beside the bundle and for
 // @msgpackr-extract/msgpackr-extract-linux-x64 up the node_modules chain (a failed open or stat
-// each), about 1.4 ms of every `gaxx run` and of a daemon's start here. The extractor only speeds
+// each), about 1.5 ms of every `gaxx run` and of a daemon's start here. The extractor only speeds
 // up unpacking strings, and BullMQ only packs: resolved here to a module that exports null,
 // msgpackr takes its own JavaScript path, as it does wherever the addon is not installed. Packing
 // is the same code with or without it.
+
 /** The request resolved to nothing. */
 export const LEFT_OUT = /^msgpackr-extract$/;
 
