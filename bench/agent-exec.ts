@@ -17,7 +17,7 @@
  * Usage: npm run bench:agent [-- --iterations N] [-- --json]
  * To add a measurement, write a Section and list it in SECTIONS (and its ratios in RATIOS).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, type ExecFileOptions } from 'node:child_process';
 import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -33,6 +33,7 @@ import { startBareServer } from './lib/bare-server.js';
 import { startFixture, type BenchFixture } from './lib/fixture.js';
 import { planFor, profile, type Measurement, type Plan } from './lib/profile.js';
 import { computeRatios, formatMeasurements, formatRatios, type RatioSpec } from './lib/report.js';
+import { runToClose } from './lib/spawn-alone.js';
 
 /** What every section gets: the running agent and its PKI, and the plan. */
 export interface BenchContext {
@@ -76,24 +77,24 @@ async function execTrue({ fixture, plan }: BenchContext, agent: BenchFixture['ag
 }
 
 /** The process-start baseline: spawn `true` here, with stdio pipes as the agent uses, until 'close'. */
-const spawnTrue: Section = async ({ fixture, plan }) => {
-  const op = () =>
-    new Promise<void>((resolve, reject) => {
-      const child = spawn('true');
-      child.once('error', reject);
-      child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`true exited with ${code}`))));
-    });
-  return profile({ name: 'spawn', label: "child_process.spawn('true')" }, plan, op, fixture.agent.pid);
-};
+const spawnTrue: Section = ({ fixture, plan }) =>
+  profile({ name: 'spawn', label: "child_process.spawn('true')" }, plan, () => runToClose('true'), fixture.agent.pid);
+
+/**
+ * The Measurement that bench/lib/`name`.js prints, run in a child process with `args` after the
+ * plan (and `opts`: its cwd, its user).
+ */
+function measuredInChild(name: string, plan: Plan, args: string[] = [], opts: ExecFileOptions = {}): Promise<Measurement> {
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'lib', `${name}.js`);
+  return new Promise((resolve, reject) =>
+    execFile(process.execPath, [script, JSON.stringify(plan), ...args], { timeout: 600_000, maxBuffer: 1 << 20, ...opts }, (e, out, err) =>
+      e ? reject(new Error(`${name}: ${e.message}\n${err}`)) : resolve(JSON.parse(String(out)) as Measurement),
+    ),
+  );
+}
 
 /** The same spawn loop in a child process that holds nothing else (bench/lib/spawn-alone.ts). */
-const spawnAloneSection: Section = ({ plan }) =>
-  new Promise((resolve, reject) => {
-    const script = join(dirname(fileURLToPath(import.meta.url)), 'lib', 'spawn-alone.js');
-    execFile(process.execPath, [script, JSON.stringify(plan)], { timeout: 600_000, maxBuffer: 1 << 20 }, (e, out, err) =>
-      e ? reject(new Error(`spawn-alone: ${e.message}\n${err}`)) : resolve(JSON.parse(out) as Measurement),
-    );
-  });
+const spawnAloneSection: Section = ({ plan }) => measuredInChild('spawn-alone', plan);
 
 /**
  * The sandbox alone (bench/lib/sandbox-alone.ts): bwrap with the agent's sandbox options starting
@@ -105,15 +106,7 @@ const sandboxAloneSection: Section = ({ fixture, plan }) => {
   mkdirSync(dir, { mode: 0o700 });
   const asAgentUser = process.getuid?.() === 0;
   if (asAgentUser) chownSync(dir, AGENT_UID, AGENT_GID);
-  const script = join(dirname(fileURLToPath(import.meta.url)), 'lib', 'sandbox-alone.js');
-  return new Promise((resolve, reject) =>
-    execFile(
-      process.execPath,
-      [script, JSON.stringify(plan), dir],
-      { timeout: 600_000, maxBuffer: 1 << 20, cwd: dir, ...(asAgentUser ? { uid: AGENT_UID, gid: AGENT_GID } : {}) },
-      (e, out, err) => (e ? reject(new Error(`sandbox-alone: ${e.message}\n${err}`)) : resolve(JSON.parse(out) as Measurement)),
-    ),
-  );
+  return measuredInChild('sandbox-alone', plan, [dir], { cwd: dir, ...(asAgentUser ? { uid: AGENT_UID, gid: AGENT_GID } : {}) });
 };
 
 /**

@@ -10,12 +10,12 @@
  *
  *   node dist/bench/lib/sandbox-alone.js '{"warmup":50,"sequential":300,"perLevel":1000,"levels":[1,8,32]}' WORKDIR
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { detectSandbox, mountOptions, sandboxMounts } from '../../agent/exec/sandbox.js';
 import { profile, type Measurement, type Plan } from './profile.js';
+import { runToClose } from './spawn-alone.js';
 
 /** The bwrap argv of one sandboxed `true` in `workDir`, as the agent would start it; refuses where bwrap cannot sandbox. */
 export async function sandboxedTrue(workDir: string): Promise<string[]> {
@@ -32,13 +32,7 @@ export async function sandboxedTrue(workDir: string): Promise<string[]> {
 /** Measures `argv` started and waited for (stdio pipes, as the agent's tasks) under `plan`. */
 export function sandboxAlone(plan: Plan, argv: string[]): Promise<Measurement> {
   const [file, ...args] = argv as [string, ...string[]];
-  const op = () =>
-    new Promise<void>((resolve, reject) => {
-      const child = spawn(file, args);
-      child.once('error', reject);
-      child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`sandboxed true exited with ${code}`))));
-    });
-  return profile({ name: 'sandbox-alone', label: 'bwrap <the agent sandbox> true, as the agent user' }, plan, op);
+  return profile({ name: 'sandbox-alone', label: 'bwrap <the agent sandbox> true, as the agent user' }, plan, () => runToClose(file, args));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

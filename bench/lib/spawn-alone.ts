@@ -11,14 +11,17 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { profile, type Measurement, type Plan } from './profile.js';
 
-/** Spawns `true` and waits for 'close', as the agent's tasks are waited for. */
-function spawnTrue(): Promise<void> {
+/** Spawns `file` with stdio pipes and waits for 'close', as the agent's tasks are waited for; rejects unless it exits 0. */
+export function runToClose(file: string, args: readonly string[] = []): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn('true');
+    const child = spawn(file, args);
     child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`true exited with ${code}`))));
+    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`${file} exited with ${code}`))));
   });
 }
+
+/** Spawns `true` and waits for 'close'. */
+const spawnTrue = (): Promise<void> => runToClose('true');
 
 /** Measures spawnTrue under `plan` in this process. */
 export function spawnAlone(plan: Plan): Promise<Measurement> {
