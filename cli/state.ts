@@ -37,6 +37,8 @@ const HostSchema = z.object({
   ssh: z.object({ port: z.number().int(), user: z.string(), keyPath: z.string().optional() }).optional(),
   /** The agent's gRPC address (host:port) once it answered Health. */
   agent: z.string().optional(),
+  /** Where the agent serves its metrics (host:port), when not on host:9091 (Instance.metrics: a local agent's). */
+  metrics: z.string().optional(),
   createdAt: z.string(),
   error: z.string().optional(),
 });

@@ -91,6 +91,7 @@ export const command: Command = {
         region: h.region,
         address: h.ipv4,
         agent: h.agent,
+        ...(h.metrics ? { metrics: h.metrics } : {}),
         state: h.status,
         createdAt: h.createdAt,
         ageSeconds: Math.floor((now - Date.parse(h.createdAt)) / 1000),

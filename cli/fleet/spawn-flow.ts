@@ -41,7 +41,7 @@ export async function adoptTagged(ctx: SpawnContext): Promise<Instance[]> {
     const index = Number(m[1]);
     const known = store.state.hosts.find((h) => h.index === index);
     if (!known || known.status === 'intent' || (known.status !== 'failed' && known.id !== inst.id)) {
-      await store.setHost(index, { status: 'created', id: inst.id, ipv4: inst.ipv4, region: inst.region, type: inst.type });
+      await store.setHost(index, { status: 'created', id: inst.id, ipv4: inst.ipv4, region: inst.region, type: inst.type, metrics: inst.metrics });
     }
   }
   return tagged;
@@ -63,7 +63,7 @@ async function createOne(
   const name = hostName(fleet, index);
   // The pinned host key's public half is recorded with the intent, before the provider sees the private half.
   const data = ctx.provider.capabilities.userData ? await ctx.step.userData({ fleet, name }) : undefined;
-  await store.setHost(index, { status: 'intent', id: undefined, error: undefined, hostKey: data?.hostPublicKey, agent: undefined });
+  await store.setHost(index, { status: 'intent', id: undefined, error: undefined, hostKey: data?.hostPublicKey, agent: undefined, metrics: undefined });
   try {
     const inst = await ctx.provider.create({ fleet, label: name, index, userData: data?.userData, ...opts }, { signal: ctx.signal });
     const price = inst.type ? await ctx.provider.pricePerHour(inst.type, { signal: ctx.signal }).catch(() => undefined) : undefined;
@@ -73,6 +73,7 @@ async function createOne(
       id: inst.id,
       region: inst.region,
       type: inst.type,
+      metrics: inst.metrics,
       ...ssh,
       ...(price !== undefined ? { pricePerHour: price } : {}),
     });
@@ -176,6 +177,7 @@ export async function destroyHosts(ctx: SpawnContext, indices: Set<number>, fail
         id: undefined,
         ipv4: undefined,
         agent: undefined,
+        metrics: undefined,
         error: err ? `${err.message} [${err.code}]` : 'not ready',
       });
   }

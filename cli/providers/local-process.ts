@@ -27,17 +27,20 @@ export async function waitForExit(pid: number, bundle: string, timeoutMs: number
 }
 
 /**
- * Waits for the agent's "agent listening" log line (its gRPC port), or fails with UNAVAILABLE
+ * Waits for the agent's "agent listening" log line (its gRPC and metrics ports), or fails with UNAVAILABLE
  * carrying the log's last lines when it exits or does not listen within `timeoutMs`.
  */
-export async function waitForListening(child: ChildProcess, log: string, timeoutMs: number): Promise<number> {
+export async function waitForListening(child: ChildProcess, log: string, timeoutMs: number): Promise<{ grpc: number; metrics: number | undefined }> {
   let exited: number | string | null | undefined;
   child.once('exit', (code, signal) => (exited = code ?? signal));
   const end = Date.now() + timeoutMs;
   for (;;) {
     const text = readFileSync(log, 'utf8');
     const line = text.split('\n').find((l) => l.includes('"agent listening"'));
-    if (line) return (JSON.parse(line) as { grpcPort: number }).grpcPort;
+    if (line) {
+      const l = JSON.parse(line) as { grpcPort: number; metricsPort?: number | null };
+      return { grpc: l.grpcPort, metrics: l.metricsPort ?? undefined };
+    }
     if (exited !== undefined || Date.now() > end) {
       const tail = text.trim().split('\n').slice(-3).join(' | ');
       if (exited === undefined) child.kill('SIGKILL');

@@ -1,11 +1,12 @@
 /**
  * The `local` provider: a fleet of gaxx-agents on this machine, one process per instance, each
- * on its own loopback address (127.0.0.2, 127.0.0.3, ...) and port (8088 by default), with a
- * fresh certificate from the fleet CA naming that address. Agents refuse root, so when we are
- * root they run as `nobody`, from an installed copy of the agent bundle (a checkout under a
- * 0700 home is unreadable to nobody). Processes outlive the command that started them: each has
- * a record and a pid file in the state dir, and destroy() stops it by pid, after checking that
- * the pid is still that agent.
+ * on its own loopback address (127.0.0.2, 127.0.0.3, ...) and port (8088 by default), its
+ * metrics beside it (on a free port, reported as Instance.metrics), with a fresh certificate
+ * from the fleet CA naming that address. Agents refuse root, so when we are root they run as
+ * `nobody`, from an installed copy of the agent bundle (a checkout under a 0700 home is
+ * unreadable to nobody). Processes outlive the command that started them: each has a record and
+ * a pid file in the state dir, and destroy() stops it by pid, after checking that the pid is
+ * still that agent.
  */
 import { spawn } from 'node:child_process';
 import {
@@ -53,6 +54,13 @@ export const LocalOptionsSchema = z
     /** The agent bundle to install (default: the one beside this code). */
     agentBundle: z.string().min(1).optional(),
     port: z.number().int().min(0).max(65535).default(8088),
+    /**
+     * The agents' Prometheus port (mTLS), on each agent's own address. Default 0: each agent
+     * picks a free one, kept in its record and reported with its instance (Instance.metrics), so
+     * that the fleet directory tells the dashboard where to look; local fleets of several
+     * installations, started at once, never race for one port.
+     */
+    metricsPort: z.number().int().min(0).max(65535).default(0),
     /** Extra gaxx-agent flags, e.g. ['--capacity', '64']. */
     agentArgs: z.array(z.string()).default([]),
     /** PATH the agents (and so their tasks) get. */
@@ -60,7 +68,11 @@ export const LocalOptionsSchema = z
     startTimeoutMs: z.number().int().positive().default(20_000),
     stopTimeoutMs: z.number().int().positive().default(10_000),
   })
-  .strict();
+  .strict()
+  .refine((o) => o.metricsPort === 0 || o.metricsPort !== o.port, {
+    message: 'the agents cannot serve gRPC and metrics on one port',
+    path: ['metricsPort'],
+  });
 export type LocalOptions = z.input<typeof LocalOptionsSchema>;
 type Resolved = z.output<typeof LocalOptionsSchema> & { runDir: string };
 
@@ -73,6 +85,8 @@ interface LocalRecord {
   index: number;
   address: string;
   port: number;
+  /** Where the agent serves its metrics, on `address` (records made before they were served have none). */
+  metricsPort?: number;
   pid: number;
   /** The agent's files (certs, data, audit, log). */
   dir: string;
@@ -113,6 +127,7 @@ export function createLocalProvider(settings: ProviderSettings): Provider {
     type: 'process',
     createdAt: r.createdAt,
     pricePerHour: 0,
+    ...(r.metricsPort ? { metrics: `${r.address}:${r.metricsPort}` } : {}),
   });
   return {
     name: 'local',
@@ -160,11 +175,11 @@ const CLAIM_STALE_MS = 5 * 60_000;
 
 /**
  * Claims the first address slot that no local agent of ours holds or is starting on, and on
- * which nothing else listens on `port` (another installation's local fleet, or any other
- * program). The slot is the provider's own: a fleet's host index says nothing about which
- * addresses other fleets use. A claim is a file `<stateDir>/slots/<slot>` created exclusively,
- * so creates running at once (in this process or in another gaxx) never pick the same address;
- * destroy releases it.
+ * which nothing else listens on `port` or `metricsPort` (another installation's local fleet, or
+ * any other program). The slot is the provider's own: a fleet's host index says nothing about
+ * which addresses other fleets use. A claim is a file `<stateDir>/slots/<slot>` created
+ * exclusively, so creates running at once (in this process or in another gaxx) never pick the
+ * same address; destroy releases it.
  */
 async function claimSlot(o: Resolved, id: string, existing: LocalRecord[]): Promise<number> {
   const slots = join(o.stateDir, 'slots');
@@ -173,7 +188,7 @@ async function claimSlot(o: Resolved, id: string, existing: LocalRecord[]): Prom
   const ids = new Set(existing.map((r) => r.id));
   for (let i = 0; i < MAX_INSTANCES; i++) {
     if (held.has(i) || !takeClaim(join(slots, String(i)), id, ids)) continue;
-    if (o.port === 0 || (await canListen(localAddress(i), o.port))) return i;
+    if (await portsFree(localAddress(i), [o.port, o.metricsPort])) return i;
     rmSync(join(slots, String(i)), { force: true });
   }
   throw new GaxxError(
@@ -198,6 +213,12 @@ function takeClaim(path: string, id: string, ids: Set<string>): boolean {
       return false;
     }
   }
+}
+
+/** Whether every non-zero port of `ports` can be bound on `address` right now. */
+async function portsFree(address: string, ports: number[]): Promise<boolean> {
+  for (const port of ports) if (port !== 0 && !(await canListen(address, port))) return false;
+  return true;
 }
 
 /** Whether `address:port` can be bound right now (closed again at once). */
@@ -267,6 +288,9 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
     bundle,
     '--listen',
     `${address}:${o.port}`,
+    // As every fleet's agents do: the dashboard (the daemon's or `gaxx ui`'s) collects them.
+    '--metrics-listen',
+    `${address}:${o.metricsPort}`,
     '--certs',
     certs,
     '--data-dir',
@@ -300,6 +324,7 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
     index,
     address,
     port: o.port,
+    metricsPort: o.metricsPort,
     pid,
     dir,
     bundle,
@@ -309,9 +334,10 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
   mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
   writeFileAtomic(join(o.stateDir, `${id}.json`), JSON.stringify(rec, null, 2), 0o600, AGENT_FILES);
   writeFileAtomic(join(o.stateDir, `${id}.pid`), `${pid}\n`, 0o600, AGENT_FILES);
-  const port = await waitForListening(child, log, o.startTimeoutMs);
-  if (port !== rec.port) {
-    rec.port = port;
+  const ports = await waitForListening(child, log, o.startTimeoutMs);
+  if (ports.grpc !== rec.port || ports.metrics !== rec.metricsPort) {
+    rec.port = ports.grpc;
+    rec.metricsPort = ports.metrics;
     writeFileAtomic(join(o.stateDir, `${id}.json`), JSON.stringify(rec, null, 2), 0o600, AGENT_FILES);
   }
   return rec;

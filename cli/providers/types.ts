@@ -45,6 +45,8 @@ export interface Instance {
   pricePerHour?: number | undefined;
   /** SSH port and user for bootstrap when they differ from 22/root (inventory hosts). */
   ssh?: { port: number; user: string; keyPath?: string | undefined } | undefined;
+  /** Where the agent serves its metrics (host:port), when the provider starts it itself and not on host:9091 (local). */
+  metrics?: string | undefined;
 }
 
 /** One instance to create. */

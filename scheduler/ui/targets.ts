@@ -3,14 +3,13 @@
  * metrics address (:9091 on the same host unless the fleet says otherwise). From the fleets
  * registered in Redis, or from an explicit `--agent` list.
  *
- * A fleet may record metrics addresses that differ from host:9091 in the hash
- * `{gaxx}:fleet:<name>:metrics` (host -> host:port), e.g. local fleets on loopback ports.
+ * A fleet may record metrics addresses that differ from host:9091 (fleets.ts: registerFleet),
+ * e.g. a local fleet's, each on a free loopback port.
  */
 import type { Cluster, Redis } from 'ioredis';
 import { formatHostPort, GaxxError } from '../../proto/index.js';
 import { splitAddress } from '../client/index.js';
-import { fleetAgents, registeredFleets } from '../queue/fleets.js';
-import { gaxxKey } from '../redis/redis.js';
+import { fleetAgents, fleetMetricsAddresses, registeredFleets } from '../queue/fleets.js';
 
 /** The agents' metrics port when nothing else is known. */
 export const DEFAULT_METRICS_PORT = 9091;
@@ -24,15 +23,6 @@ export interface MonitorTarget {
   address: string;
   /** Metrics address (host:port). */
   metricsAddress: string;
-}
-
-const metricsKey = (fleet: string): string => gaxxKey('fleet', fleet, 'metrics');
-
-/** Records where a fleet's agents serve metrics, when that is not host:9091. */
-export async function registerMetricsAddresses(redis: Redis | Cluster, fleet: string, byHost: Record<string, string>): Promise<void> {
-  const tx = redis.multi().del(metricsKey(fleet));
-  if (Object.keys(byHost).length) tx.hset(metricsKey(fleet), byHost);
-  await tx.exec();
 }
 
 /** host:9091 for a gRPC address host:port. */
@@ -62,7 +52,7 @@ export async function fleetTargets(redis: Redis | Cluster, fleets?: readonly str
   const names = fleets ?? (await registeredFleets(redis));
   const out: MonitorTarget[] = [];
   for (const fleet of names) {
-    const [agents, metrics] = await Promise.all([fleetAgents(redis, fleet), redis.hgetall(metricsKey(fleet))]);
+    const [agents, metrics] = await Promise.all([fleetAgents(redis, fleet), fleetMetricsAddresses(redis, fleet)]);
     for (const a of agents) out.push({ fleet, host: a.host, address: a.address, metricsAddress: metrics[a.host] ?? defaultMetricsAddress(a.address) });
   }
   return out;

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAgentProcess } from '../../cli/providers/local-process.js';
 import { readFleet } from '../../cli/state.js';
 import { exitCodeFor } from '../../proto/index.js';
-import { runGaxx } from '../helpers/cli.js';
+import { runGaxx, spawnGaxx } from '../helpers/cli.js';
 import type { FakeCloud, InstanceBackend, SeenRequest } from '../helpers/fake-cloud.js';
 import { FakeLinode } from '../helpers/fake-linode.js';
 import { FakeVultr } from '../helpers/fake-vultr.js';
@@ -31,6 +31,7 @@ interface LsHost {
   name: string;
   address: string;
   agent?: string;
+  metrics?: string;
   state: string;
 }
 
@@ -183,6 +184,21 @@ describe('gaxx spawn -> run -> delete on the local provider', () => {
       for (const r of records) expect(isAgentProcess(r.pid, r.bundle)).toBe(true);
       const users = await runIdUn(listed.map((h) => h.agent as string));
       expect(users.every((u) => u !== '' && u !== 'root')).toBe(true);
+      // Each agent serves its metrics on its own address, and the fleet says where: the dashboard
+      // (`gaxx ui --fleet`) scrapes every one of them.
+      for (const h of listed) expect(h.metrics).toMatch(new RegExp(`^${h.address.replaceAll('.', '\\.')}:\\d+$`));
+      const ui = spawnGaxx(['ui', '--fleet', 'l1', '--listen', '127.0.0.1:0', '--interval', '300ms', '--json'], { home, env });
+      try {
+        const { url } = JSON.parse(await ui.line('stdout', () => true)) as { url: string };
+        const up = async (): Promise<string[]> => {
+          const text = await (await fetch(`${new URL(url).origin}/metrics`)).text();
+          return [...text.matchAll(/^up\{[^}]*host="([^"]+)"[^}]*\} 1$/gm)].map((m) => m[1] as string).sort();
+        };
+        await expect.poll(up, { timeout: 60_000 }).toEqual(['gaxx-l1-0', 'gaxx-l1-1']);
+      } finally {
+        ui.kill('SIGINT');
+        expect((await ui.done).code).toBe(0);
+      }
 
       const del = await gaxx(['delete', 'l1', '--yes', '--json'], env);
       expect(del.code, del.stderr).toBe(0);

@@ -11,7 +11,6 @@ import { runGaxx, spawnGaxx, stopAllGaxx, type CliRun } from '../helpers/cli.js'
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { createRedis, HEARTBEAT_KEY, readDashboardUrl, redisSettingsFromUrl, registerFleet, setFleetLimits, waitReady } from '../../scheduler/index.js';
-import { registerMetricsAddresses } from '../../scheduler/ui/targets.js';
 
 // The installed bin (the bundle, helpers/cli.ts): the page's assets are read from beside it.
 let home: string;
@@ -87,8 +86,7 @@ describe('gaxx ui with fleets in Redis', () => {
     redis = await startRedis();
     conn = createRedis(redisSettingsFromUrl(redis.url), 'producer');
     await waitReady(conn);
-    await registerFleet(conn, 'adhoc', [{ host: 'h1', address: agent.address }]);
-    await registerMetricsAddresses(conn, 'adhoc', { h1: `127.0.0.1:${agent.metricsPort}` });
+    await registerFleet(conn, 'adhoc', [{ host: 'h1', address: agent.address, metrics: `127.0.0.1:${agent.metricsPort}` }]);
     await registerFleet(conn, 'other', [{ host: 'x1', address: '127.0.0.1:1' }]);
     // Spawned an hour ago at 1.00/h with a budget of 4.00: a quarter of it spent.
     await setFleetLimits(conn, 'adhoc', { since: Date.now() - 3_600_000, pricePerHour: 1, budget: 4, expiresAt: Date.now() + 3_600_000 });

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 
 export interface HttpsGetOptions {
   port: number;
+  /** The server's address, checked against its certificate (default 127.0.0.1, checked as `localhost`). */
+  host?: string;
   path: string;
   /** The client's cert dir: its ca.pem is trusted, its cert.pem and key.pem presented (unless `noCert`). */
   certDir: string;
@@ -30,7 +32,7 @@ export interface HttpsGetResult {
 export class NoAnswerError extends Error {}
 
 /**
- * GET `path` on 127.0.0.1:`port` over mTLS. Bounded: every test that waits on an agent's HTTPS
+ * GET `path` on `host` (127.0.0.1):`port` over mTLS. Bounded: every test that waits on an agent's HTTPS
  * answer gets one within `timeoutMs`, or an error that says so.
  */
 export function httpsGet(o: HttpsGetOptions): Promise<HttpsGetResult> {
@@ -43,10 +45,10 @@ export function httpsGet(o: HttpsGetOptions): Promise<HttpsGetResult> {
     };
     const req = request(
       {
-        host: '127.0.0.1',
+        host: o.host ?? '127.0.0.1',
         port: o.port,
         path: o.path,
-        servername: 'localhost',
+        ...(o.host ? {} : { servername: 'localhost' }),
         ca: read('ca.pem'),
         ...(o.noCert ? {} : { cert: read('cert.pem'), key: read('key.pem') }),
         ...(o.localAddress ? { localAddress: o.localAddress } : {}),

@@ -12,12 +12,14 @@ import { isAgentProcess } from '../../cli/providers/local-process.js';
 import type { Instance, Provider } from '../../cli/providers/types.js';
 import { isGaxxError } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
+import { httpsGet } from '../helpers/metrics.js';
 import { issueCertDir } from '../helpers/pki.js';
 
 let dir: string;
 let runDir: string;
 let provider: Provider;
 let operatorDir: string;
+let monitorDir: string;
 const made: Instance[] = [];
 
 beforeAll(async () => {
@@ -26,6 +28,7 @@ beforeAll(async () => {
   runDir = join(tmpdir(), `gaxx-local-run-${process.pid}-${Date.now()}`);
   const { ca } = await FleetCa.init(join(dir, 'ca'));
   operatorDir = (await issueCertDir(ca, join(dir, 'operator'), { identity: { role: 'operator', name: 'alice' } })).dir;
+  monitorDir = (await issueCertDir(ca, join(dir, 'monitor'), { identity: { role: 'monitor', name: 'prom' } })).dir;
   // Port 0: each agent picks a free port, so parallel runs on this machine never collide.
   provider = createLocalProvider({ options: { caDir: join(dir, 'ca'), stateDir: join(dir, 'state'), runDir, port: 0 } });
   for (const label of ['a1', 'a2']) made.push(await provider.create({ fleet: 'lf', label }));
@@ -37,8 +40,8 @@ afterAll(async () => {
   rmSync(runDir, { recursive: true, force: true });
 });
 
-function record(id: string): { pid: number; port: number; bundle: string } {
-  return JSON.parse(readFileSync(join(dir, 'state', `${id}.json`), 'utf8')) as { pid: number; port: number; bundle: string };
+function record(id: string): { pid: number; port: number; metricsPort?: number; bundle: string } {
+  return JSON.parse(readFileSync(join(dir, 'state', `${id}.json`), 'utf8')) as { pid: number; port: number; metricsPort?: number; bundle: string };
 }
 
 describe('local provider', () => {
@@ -65,6 +68,24 @@ describe('local provider', () => {
     }
   });
 
+  it('each agent serves its metrics over mTLS on its own address, at the port its instance reports (as a fleet records it for the dashboard)', async () => {
+    for (const inst of made) {
+      const { metricsPort, port } = record(inst.id);
+      expect(metricsPort).toBeGreaterThan(0);
+      expect(metricsPort).not.toBe(port);
+      expect(inst.metrics).toBe(`${inst.ipv4}:${metricsPort}`);
+      expect((await provider.get(inst.id))?.metrics).toBe(inst.metrics);
+      const res = await httpsGet({ host: inst.ipv4 as string, port: metricsPort as number, path: '/metrics', certDir: monitorDir });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatch(/^gaxx_agent_/m);
+      // A client without a certificate is refused there, as on any agent's metrics port.
+      const bare = await httpsGet({ host: inst.ipv4 as string, port: metricsPort as number, path: '/metrics', certDir: monitorDir, noCert: true }).catch(
+        (e: Error) => e,
+      );
+      expect(bare instanceof Error || bare.status !== 200).toBe(true);
+    }
+  });
+
   it('refuses a second instance with the same name (ALREADY_EXISTS) and a bad option (CONFIG_INVALID)', async () => {
     const err = await provider.create({ fleet: 'lf', label: 'a1', index: 0 }).catch((e: unknown) => e);
     expect(isGaxxError(err) && err.code).toBe('ALREADY_EXISTS');
@@ -75,6 +96,14 @@ describe('local provider', () => {
       bad = e;
     }
     expect(isGaxxError(bad) && bad.code).toBe('CONFIG_INVALID');
+    let same: unknown;
+    try {
+      createLocalProvider({ options: { caDir: 'x', stateDir: 'y', port: 9000, metricsPort: 9000 } });
+    } catch (e) {
+      same = e;
+    }
+    expect(isGaxxError(same) && same.code).toBe('CONFIG_INVALID');
+    expect((same as Error).message).toMatch(/metricsPort: the agents cannot serve gRPC and metrics on one port/);
   });
 
   it("a second fleet's host 0 gets its own address, skipping one where something else listens on the port; concurrent creates get distinct ones", async () => {

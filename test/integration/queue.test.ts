@@ -5,7 +5,8 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../../certs/index.js';
 import { createTaskSigner, type TaskSigner } from '../../proto/index.js';
-import { registerFleet } from '../../scheduler/queue/fleets.js';
+import { forgetFleet, registerFleet, registeredFleets } from '../../scheduler/queue/fleets.js';
+import { fleetTargets } from '../../scheduler/ui/targets.js';
 import { expireAbandonedRuns } from '../../scheduler/queue/abandoned.js';
 import { TaskQueue } from '../../scheduler/queue/queue.js';
 import { ABANDONED_RUN_MS, listRuns, RUNS_KEY } from '../../scheduler/queue/runs.js';
@@ -103,6 +104,22 @@ describe('TaskQueue', () => {
     await q.enqueueRun({ runId: 'fleet1', tasks: tasks(1, { agents: undefined, fleet: 'web' }) }, signer);
     expect(await q.queueFor('fleet1').getJob('fleet1-t0')).toBeDefined();
     await q.forgetRun('fleet1');
+  });
+
+  it('the fleet directory says where each agent serves metrics (host:9091 unless registered otherwise); a new list replaces the old, forgetting removes both', async () => {
+    await registerFleet(q.redis, 'dir1', [
+      { host: 'h1', address: '127.0.0.2:8088', metrics: '127.0.0.2:40001' },
+      { host: 'h2', address: '127.0.0.3:8088' },
+    ]);
+    const where = async () => (await fleetTargets(q.redis, ['dir1'])).map((t) => `${t.host} ${t.address} ${t.metricsAddress}`);
+    expect(await where()).toEqual(['h1 127.0.0.2:8088 127.0.0.2:40001', 'h2 127.0.0.3:8088 127.0.0.3:9091']);
+    // Re-registered without it (the agent moved): its old metrics address is not kept.
+    await registerFleet(q.redis, 'dir1', [{ host: 'h1', address: '127.0.0.2:8088' }]);
+    expect(await where()).toEqual(['h1 127.0.0.2:8088 127.0.0.2:9091']);
+    await registerFleet(q.redis, 'dir1', [{ host: 'h1', address: '127.0.0.2:8088', metrics: '127.0.0.2:40002' }]);
+    await forgetFleet(q.redis, 'dir1');
+    expect(await registeredFleets(q.redis)).not.toContain('dir1');
+    expect(await q.redis.exists('{gaxx}:fleet:dir1', '{gaxx}:fleet:dir1:metrics')).toBe(0);
   });
 
   it('withdraws the jobs of a run that no worker has taken', async () => {

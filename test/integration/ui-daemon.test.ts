@@ -9,7 +9,6 @@ import { loadCertDir } from '../../certs/index.js';
 import { Collector } from '../../scheduler/ui/collector.js';
 import { SchedulerDaemon } from '../../scheduler/daemon/daemon.js';
 import { parsePrometheusText } from '../../scheduler/ui/prom-text.js';
-import { registerMetricsAddresses } from '../../scheduler/ui/targets.js';
 import { newRunId, registerFleet, runAndWait } from '../../scheduler/index.js';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
@@ -22,8 +21,7 @@ let daemon: SchedulerDaemon;
 beforeAll(async () => {
   world = await startSchedulerWorld({ agents: 0, prefix: 'gxuid-' });
   agent = await startAgent({ certsDir: world.pki.agent.dir });
-  await registerFleet(world.queue.redis, 'test', [{ host: 'h1', address: agent.address }]);
-  await registerMetricsAddresses(world.queue.redis, 'test', { h1: `127.0.0.1:${agent.metricsPort}` });
+  await registerFleet(world.queue.redis, 'test', [{ host: 'h1', address: agent.address, metrics: `127.0.0.1:${agent.metricsPort}` }]);
   daemon = await SchedulerDaemon.start({
     settings: world.settings,
     connect: world.connect(),

@@ -13,7 +13,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
 import { Dashboard, fleetTargets, newRunId, registerFleet, runAndWait, setFleetLimits, type TaskInput } from '../../scheduler/index.js';
 import { parsePrometheusText } from '../../scheduler/ui/prom-text.js';
-import { registerMetricsAddresses } from '../../scheduler/ui/targets.js';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
 import { launchBrowser, testOutputDir, type TestBrowser } from '../helpers/browser.js';
 import { issueCertDir } from '../helpers/pki.js';
@@ -61,9 +60,8 @@ beforeAll(async () => {
   await registerFleet(
     redis,
     'test',
-    agents.map((a, i) => ({ host: `h${i + 1}`, address: a.address })),
+    agents.map((a, i) => ({ host: `h${i + 1}`, address: a.address, metrics: `127.0.0.1:${a.metricsPort}` })),
   );
-  await registerMetricsAddresses(redis, 'test', Object.fromEntries(agents.map((a, i) => [`h${i + 1}`, `127.0.0.1:${a.metricsPort}`])));
   dash = await Dashboard.start({
     listen: '127.0.0.1:0',
     creds: loadCertDir(world.pki.clients.monitor.dir),
