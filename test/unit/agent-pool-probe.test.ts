@@ -29,6 +29,14 @@ function agent(serving: () => boolean) {
   return { connect, calls };
 }
 
+/**
+ * Advances the fake clock a probe interval at a time until `done()` (at most `maxMs`): an open
+ * period is jittered (half to all of openMs), so when the probe comes varies from run to run.
+ */
+async function advanceUntil(done: () => boolean, maxMs: number): Promise<void> {
+  for (let t = 0; t < maxMs && !done(); t += PROBE_MS) await vi.advanceTimersByTimeAsync(PROBE_MS);
+}
+
 describe('AgentPool probe timer', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
@@ -50,14 +58,14 @@ describe('AgentPool probe timer', () => {
     pool.failure('a:1');
     expect(pool.states().get('a:1')).toBe('open');
     expect(vi.getTimerCount()).toBe(1);
-    await vi.advanceTimersByTimeAsync(OPEN_MS + PROBE_MS);
+    await advanceUntil(() => a.calls.health > 0, OPEN_MS + PROBE_MS);
     expect(a.calls.health).toBe(1);
     expect(pool.states().get('a:1')).toBe('open');
     expect(vi.getTimerCount()).toBe(1);
 
     // Up again: the next probe closes it and the timer stops.
     up = true;
-    await vi.advanceTimersByTimeAsync(OPEN_MS + PROBE_MS);
+    await advanceUntil(() => a.calls.health > 1, OPEN_MS + PROBE_MS);
     expect(a.calls.health).toBe(2);
     expect(pool.states().get('a:1')).toBe('closed');
     expect(vi.getTimerCount()).toBe(0);
