@@ -74,6 +74,10 @@ beforeAll(async () => {
 }, LONG);
 
 afterAll(async () => {
+  // A local fleet a failed test left behind: its agents are processes of this machine.
+  const ls = await gaxx(['ls', '--json']);
+  if (ls.code === 0)
+    for (const f of JSON.parse(ls.stdout) as { fleet: string; provider: string }[]) if (f.provider === 'local') await gaxx(['delete', f.fleet, '--yes']);
   await stopAllTestHosts();
   rmSync(home, { recursive: true, force: true });
 });

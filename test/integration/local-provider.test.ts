@@ -35,7 +35,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const i of await provider.list('lf')) await provider.destroy('lf', i.id);
+  // Every fleet the tests made, also those a failed test left running.
+  for (const fleet of ['lf', 'lf2', 'lf3']) for (const i of await provider.list(fleet)) await provider.destroy(fleet, i.id);
   rmSync(dir, { recursive: true, force: true });
   rmSync(runDir, { recursive: true, force: true });
 });
