@@ -5,12 +5,15 @@
  *  - agent-direct: the same Execs through AgentClient, same concurrency, no queue
  *  - idle latency: enqueue -> result for one task, p50/p99 over 200 single-task runs, the
  *    median of each phase: enqueue, pick-up (job taken -> Exec called), to started, to exit,
- *    result back (bench/lib/latency-phases.ts), and this process's CPU per run
+ *    result back (bench/lib/latency-phases.ts), and per run, for this process, the agent, its
+ *    task launcher and redis-server, the time each spent on a CPU and the time each was
+ *    runnable but waiting for one (woken, not yet running: /proc schedstat), which on a
+ *    virtual machine with idle vCPUs is what a wake-up costs
  *  - run start: a daemon's new BullMQ worker -> its first job, on a plain connection and on one
  *    whose blocking connection was readied ahead (dispatch/spare-connection.ts)
  * Prints ratios. Run with `npm run bench:scheduler` (builds first). Needs redis-server.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
@@ -30,6 +33,7 @@ import { startRedis } from '../test/helpers/redis.js';
 import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
 import { formatPhases, phaseMedians, tracingConnector, type LinkMoment, type PhaseName, type RunMoments } from './lib/latency-phases.js';
+import { schedOf, schedPer } from './lib/process-cpu.js';
 import { median } from './lib/timing.js';
 
 const N = Number(process.env.BENCH_TASKS ?? 5000);
@@ -136,13 +140,28 @@ async function endToEnd(q: TaskQueue, signer: TaskSigner, agents: AgentProcess[]
 /** The worker's moments of the run being timed (set by latency(), filled by the tracing connector). */
 let tracing: Partial<Record<LinkMoment, number>> | undefined;
 
+/** The agent's task launcher: its first child (warm sandboxes are the launcher's). */
+function launcherOf(agentPid: number): number | undefined {
+  try {
+    const first = readFileSync(`/proc/${agentPid}/task/${agentPid}/children`, 'utf8').trim().split(' ')[0];
+    return first ? Number(first) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+type Sched = Record<string, { cpuMs: number; waitMs: number }>;
+
 async function latency(
   q: TaskQueue,
   signer: TaskSigner,
   agent: AgentProcess,
-): Promise<{ p50: number; p99: number; cpuMsPerRun: number; phases: Record<PhaseName, number | undefined> }> {
+  redisPid: number | undefined,
+): Promise<{ p50: number; p99: number; cpuMsPerRun: number; phases: Record<PhaseName, number | undefined>; sched: Sched }> {
   const ms: number[] = [];
   const runs: RunMoments[] = [];
+  const pids = { 'this process': process.pid, agent: agent.pid, launcher: launcherOf(agent.pid), 'redis-server': redisPid };
+  const sched0 = schedOf(pids);
   const cpu0 = process.cpuUsage();
   for (let i = 0; i < LATENCY_RUNS; i++) {
     const worker: Partial<Record<LinkMoment, number>> = {};
@@ -160,6 +179,7 @@ async function latency(
     await q.forgetRun(runId);
   }
   const cpu = process.cpuUsage(cpu0);
+  const sched = schedPer(sched0, schedOf(pids), LATENCY_RUNS);
   ms.sort((a, b) => a - b);
   return {
     p50: ms[Math.floor(ms.length * 0.5)] as number,
@@ -167,6 +187,7 @@ async function latency(
     // This process enqueues, dispatches (its in-process worker) and waits: all of a run but the agent's part.
     cpuMsPerRun: (cpu.user + cpu.system) / 1000 / LATENCY_RUNS,
     phases: phaseMedians(runs),
+    sched,
   };
 }
 
@@ -199,7 +220,7 @@ async function main(): Promise<void> {
     await worker.ready();
     await endToEnd(q, signer, agents, 'warm', 200);
     const e2e = await endToEnd(q, signer, agents, 'bench', N);
-    const lat = await latency(q, signer, agents[0] as AgentProcess);
+    const lat = await latency(q, signer, agents[0] as AgentProcess, redis.pid());
     await worker.drain(5000);
     await q.close();
     console.log(`scheduler bench: ${N} tasks, concurrency ${CONCURRENCY}, 4 agents`);
@@ -211,6 +232,14 @@ async function main(): Promise<void> {
     console.log(`  idle enqueue->result      p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms (${LATENCY_RUNS} single-task runs)`);
     console.log(`    phases (median ms)      ${formatPhases(lat.phases)}`);
     console.log(`    CPU of this process     ${lat.cpuMsPerRun.toFixed(2)} ms per run (enqueue, dispatch and wait)`);
+    const per = (k: 'cpuMs' | 'waitMs'): string =>
+      `${Object.values(lat.sched)
+        .reduce((n, x) => n + x[k], 0)
+        .toFixed(2)} ms per run (${Object.entries(lat.sched)
+        .map(([name, x]) => `${name} ${x[k].toFixed(2)}`)
+        .join(', ')})`;
+    console.log(`    on a CPU                ${per('cpuMs')}`);
+    console.log(`    waiting for a CPU       ${per('waitMs')}`);
     const fmt = (xs: StartTime[]): string => xs.map((x) => `${x.ms.toFixed(1)} ms / ${x.cpuMs.toFixed(1)} ms CPU`).join(', ');
     console.log(`  run start, new worker -> first job (median of 35, two rounds):`);
     console.log(`    plain connection        ${fmt(starts.plain)}`);

@@ -13,27 +13,39 @@ import { processCpuUs } from './load.js';
 export type Classify = (cmdline: string, pid: number) => string | undefined;
 
 /**
- * CPU ms every thread of `pid` has run so far; 0 when it is gone. From a kernel without
- * schedstat, the process's user and system ticks (load.ts processCpuUs).
+ * What every thread of `pid` has spent so far, in ms: on a CPU, and runnable but waiting for one
+ * (in a run queue: woken, not yet running; schedstat's second field). Undefined when the process
+ * is gone or the kernel keeps no schedstat.
  */
-export function processCpuMs(pid: number): number {
-  let ns = 0;
+export function processSchedMs(pid: number): { cpuMs: number; waitMs: number } | undefined {
+  let cpu = 0;
+  let wait = 0;
   let read = 0;
   let tids: string[];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
   } catch {
-    return 0;
+    return undefined;
   }
   for (const tid of tids) {
     try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      const [onCpu = '0', waiting = '0'] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ');
+      cpu += Number(onCpu);
+      wait += Number(waiting);
       read++;
     } catch {
       // The thread ended meanwhile (or there is no schedstat).
     }
   }
-  return read > 0 ? ns / 1e6 : (processCpuUs(pid) ?? 0) / 1000;
+  return read > 0 ? { cpuMs: cpu / 1e6, waitMs: wait / 1e6 } : undefined;
+}
+
+/**
+ * CPU ms every thread of `pid` has run so far; 0 when it is gone. From a kernel without
+ * schedstat, the process's user and system ticks (load.ts processCpuUs).
+ */
+export function processCpuMs(pid: number): number {
+  return processSchedMs(pid)?.cpuMs ?? (processCpuUs(pid) ?? 0) / 1000;
 }
 
 /** CPU ms per pid of every live process `classify` puts in a group, with its group. */
@@ -69,4 +81,25 @@ export function groupCpuBetween(
     sums.set(a.group, (sums.get(a.group) ?? 0) + Math.max(0, used));
   }
   return sums;
+}
+
+/** processSchedMs of several named processes (those gone or unknown count 0). */
+export function schedOf(pids: Readonly<Record<string, number | undefined>>): Record<string, { cpuMs: number; waitMs: number }> {
+  return Object.fromEntries(
+    Object.entries(pids).map(([name, pid]) => [name, (pid !== undefined ? processSchedMs(pid) : undefined) ?? { cpuMs: 0, waitMs: 0 }]),
+  );
+}
+
+/** What each process of `before` spent between it and `after`, divided by `n` (per run). */
+export function schedPer(
+  before: Readonly<Record<string, { cpuMs: number; waitMs: number }>>,
+  after: Readonly<Record<string, { cpuMs: number; waitMs: number }>>,
+  n: number,
+): Record<string, { cpuMs: number; waitMs: number }> {
+  return Object.fromEntries(
+    Object.entries(before).map(([name, b]) => {
+      const a = after[name] ?? b;
+      return [name, { cpuMs: Math.max(0, a.cpuMs - b.cpuMs) / n, waitMs: Math.max(0, a.waitMs - b.waitMs) / n }];
+    }),
+  );
 }
