@@ -14,7 +14,7 @@ import { issueCertDir } from '../../test/helpers/pki.js';
 export interface BenchFixture {
   /** The temp dir holding the CA, both cert dirs and the agent's data dir. */
   workDir: string;
-  /** The agent as in production: tasks sandboxed. */
+  /** The agent as in production: tasks sandboxed, metrics served. */
   agent: AgentProcess;
   /** The same agent started with --unsafe-no-isolation (tasks unsandboxed), for the cost of isolation. */
   unsafeAgent: AgentProcess;
@@ -74,7 +74,9 @@ export async function startFixture(opts: FixtureOptions): Promise<BenchFixture> 
       issueCertDir(ca, join(workDir, 'agent'), { identity: { role: 'agent', fleet: 'bench', host: 'h1' }, hosts: ['127.0.0.1', 'localhost'] }),
       issueCertDir(ca, join(workDir, 'operator'), { identity: { role: 'operator', name: 'bench' } }),
     ]);
-    const common = { certsDir: agentDir.dir, metrics: false, ...(opts.env ? { env: opts.env } : {}), ...(opts.noAgentEnv ? { agentEnv: {} } : {}) };
+    // Metrics served, as every fleet's agents serve them (bootstrap's, the local provider's): what an
+    // agent holds and does includes its Prometheus registry and listener.
+    const common = { certsDir: agentDir.dir, metrics: true, ...(opts.env ? { env: opts.env } : {}), ...(opts.noAgentEnv ? { agentEnv: {} } : {}) };
     agent = await startAgent({ ...common, dataDir: join(workDir, 'data'), args: ['--capacity', String(opts.capacity)] });
     unsafeAgent = await startAgent({ ...common, dataDir: join(workDir, 'data-unsafe'), args: ['--capacity', String(opts.capacity), '--unsafe-no-isolation'] });
     return { workDir, agent, unsafeAgent, operatorDir: operatorDir.dir, operator: loadCertDir(operatorDir.dir), ca, close };
