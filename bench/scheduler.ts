@@ -7,14 +7,14 @@
  *    median of each phase: enqueue, pick-up (job taken -> Exec called), to started, to exit,
  *    result back (bench/lib/latency-phases.ts), and per run, for this process, the agent, its
  *    task launcher and redis-server, the time each spent on a CPU and the time each was
- *    runnable but waiting for one (woken, not yet running: /proc schedstat), which on a
- *    virtual machine with idle vCPUs is what a wake-up costs
+ *    runnable but waiting for one (woken, not yet running: /proc schedstat), and the whole
+ *    machine's busy time per run (the tasks' sandboxes too) against the wall time it took
  *  - run start: a daemon's new BullMQ worker -> its first job, on a plain connection and on one
  *    whose blocking connection was readied ahead (dispatch/spare-connection.ts)
  * Prints ratios. Run with `npm run bench:scheduler` (builds first). Needs redis-server.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { loadCertDir } from '../certs/index.js';
@@ -33,6 +33,7 @@ import { startRedis } from '../test/helpers/redis.js';
 import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
 import { formatPhases, phaseMedians, tracingConnector, type LinkMoment, type PhaseName, type RunMoments } from './lib/latency-phases.js';
+import { machineCpu } from './lib/machine-cpu.js';
 import { schedOf, schedPer } from './lib/process-cpu.js';
 import { median } from './lib/timing.js';
 
@@ -157,11 +158,20 @@ async function latency(
   signer: TaskSigner,
   agent: AgentProcess,
   redisPid: number | undefined,
-): Promise<{ p50: number; p99: number; cpuMsPerRun: number; phases: Record<PhaseName, number | undefined>; sched: Sched }> {
+): Promise<{
+  p50: number;
+  p99: number;
+  cpuMsPerRun: number;
+  phases: Record<PhaseName, number | undefined>;
+  sched: Sched;
+  machine: { busyMs: number; floorMs: number; wallMs: number };
+}> {
   const ms: number[] = [];
   const runs: RunMoments[] = [];
   const pids = { 'this process': process.pid, agent: agent.pid, launcher: launcherOf(agent.pid), 'redis-server': redisPid };
   const sched0 = schedOf(pids);
+  const machine = machineCpu();
+  const wall0 = performance.now();
   const cpu0 = process.cpuUsage();
   for (let i = 0; i < LATENCY_RUNS; i++) {
     const worker: Partial<Record<LinkMoment, number>> = {};
@@ -180,6 +190,8 @@ async function latency(
   }
   const cpu = process.cpuUsage(cpu0);
   const sched = schedPer(sched0, schedOf(pids), LATENCY_RUNS);
+  const busy = machine.stop();
+  const wallMs = performance.now() - wall0;
   ms.sort((a, b) => a - b);
   return {
     p50: ms[Math.floor(ms.length * 0.5)] as number,
@@ -188,6 +200,7 @@ async function latency(
     cpuMsPerRun: (cpu.user + cpu.system) / 1000 / LATENCY_RUNS,
     phases: phaseMedians(runs),
     sched,
+    machine: { busyMs: busy.busyMs / LATENCY_RUNS, floorMs: busy.floorMs / LATENCY_RUNS, wallMs: wallMs / LATENCY_RUNS },
   };
 }
 
@@ -240,6 +253,10 @@ async function main(): Promise<void> {
         .join(', ')})`;
     console.log(`    on a CPU                ${per('cpuMs')}`);
     console.log(`    waiting for a CPU       ${per('waitMs')}`);
+    const m = lat.machine;
+    console.log(
+      `    the whole machine       ${m.busyMs.toFixed(1)} ms busy per run (the sandboxes and tasks too; /proc/stat, 10 ms ticks): at least ${m.floorMs.toFixed(1)} ms of wall on ${cpus().length} cores, of ${m.wallMs.toFixed(1)} ms per run (mean; forgetting the run included)`,
+    );
     const fmt = (xs: StartTime[]): string => xs.map((x) => `${x.ms.toFixed(1)} ms / ${x.cpuMs.toFixed(1)} ms CPU`).join(', ');
     console.log(`  run start, new worker -> first job (median of 35, two rounds):`);
     console.log(`    plain connection        ${fmt(starts.plain)}`);
