@@ -23,6 +23,7 @@ import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/ag
 import { issueCertDir } from '../test/helpers/pki.js';
 import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
+import { cleanUpOnSignal } from './lib/on-signal.js';
 import { processCpuMs } from './lib/process-cpu.js';
 import { formatTable, median } from './lib/timing.js';
 
@@ -93,6 +94,11 @@ async function main(): Promise<number> {
     return 2;
   }
   const workDir = mkdtempSync(join(tmpdir(), 'gaxx-bench-connect-'));
+  // Stopped by a signal (Ctrl-C, `timeout`): nothing it started is left running.
+  cleanUpOnSignal(async () => {
+    await stopAllAgents();
+    rmSync(workDir, { recursive: true, force: true });
+  });
   try {
     const { ca } = await FleetCa.init(join(workDir, 'ca'));
     const agentDir = await issueCertDir(ca, join(workDir, 'agent'), {

@@ -23,6 +23,7 @@ import { issueCertDir } from '../test/helpers/pki.js';
 import { median, runMeasured } from './lib/timing.js';
 import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
+import { cleanUpOnSignal } from './lib/on-signal.js';
 
 const USAGE = 'usage: node dist/bench/agent-start.js [--runs N] [--entry PATH ...] [--bare-entry PATH ...] [--env K=V ...] [--json]\n';
 
@@ -110,6 +111,11 @@ async function main(): Promise<number> {
     ]),
   ];
   const dir = mkdtempSync(join(tmpdir(), 'gaxx-bench-agent-start-'));
+  // Stopped by a signal (Ctrl-C, `timeout`): nothing it started is left running.
+  cleanUpOnSignal(async () => {
+    await stopAllAgents();
+    rmSync(dir, { recursive: true, force: true });
+  });
   const load = loadavg()[0] ?? NaN;
   try {
     const { ca } = await FleetCa.init(join(dir, 'ca'));

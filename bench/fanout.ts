@@ -10,7 +10,7 @@
  * the ratios, then where each `gaxx run`'s time and CPU go, from as many more runs of each with
  * --json --timings (lib/run-breakdown.ts): the run's moments, and the CPU of the CLI, the agents,
  * their launchers, the daemon, redis-server and the whole machine. Everything it started is
- * stopped, also on Ctrl-C.
+ * stopped, also on Ctrl-C or SIGTERM (a `timeout`).
  *
  *   node dist/bench/fanout.js [--runs N] [--sizes 10,50] [--port 8088] [--gap MS] [--cli PATH ...] [--json]
  *
@@ -33,6 +33,7 @@ import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
 import type { Classify } from './lib/process-cpu.js';
 import { breakDownRuns, formatBreakdowns, type RunBreakdown } from './lib/run-breakdown.js';
+import { cleanUpOnSignal } from './lib/on-signal.js';
 import { startSshdHosts, type SshdHosts } from './lib/sshd-hosts.js';
 import { benchPath, entryArgv, entryLabel, entryLegend, formatTimings, timeCommands, type TimedCommand, type Timing } from './lib/timing.js';
 
@@ -184,7 +185,7 @@ async function main(): Promise<number> {
     sshDir: mkdtempSync(join(tmpdir(), 'gaxx-bench-fanout-ssh-')),
   };
   chmodSync(w.sshDir, 0o711);
-  process.once('SIGINT', () => void cleanup(w).finally(() => process.exit(130)));
+  cleanUpOnSignal(() => cleanup(w));
   const env = { PATH: benchPath(), GAXX_HOME: w.home };
   try {
     if (spawnSync(node, [clis[0] as string, 'init', '--name', 'bench'], { env }).status !== 0) throw new Error('gaxx init failed');

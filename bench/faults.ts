@@ -21,10 +21,11 @@ import { waitForRun } from '../scheduler/queue/wait.js';
 import { redisSettingsFromUrl } from '../scheduler/redis/redis.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/agent.js';
 import { makePki, type Pki } from '../test/helpers/pki.js';
-import { startRedis } from '../test/helpers/redis.js';
+import { destroyAllRedis, startRedis } from '../test/helpers/redis.js';
 import { operatorSigner } from '../test/helpers/scheduler-world.js';
 import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
+import { cleanUpOnSignal } from './lib/on-signal.js';
 
 const STALL_MS = Number(process.env.BENCH_STALL_MS ?? 6000);
 const KEEPALIVE = { timeMs: 1000, timeoutMs: 1000 };
@@ -97,6 +98,12 @@ async function anyHostRun(
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'gxbf-'));
+  // Stopped by a signal (Ctrl-C, `timeout`): nothing it started is left running.
+  cleanUpOnSignal(async () => {
+    await stopAllAgents();
+    await destroyAllRedis();
+    rmSync(dir, { recursive: true, force: true });
+  });
   try {
     const pki = await makePki(dir);
     const agents = await Promise.all([0, 1].map(() => startAgent({ certsDir: pki.agent.dir, metrics: false, args: [...GUARDS, '--capacity', '8'] })));

@@ -29,11 +29,12 @@ import { waitForRun } from '../scheduler/queue/wait.js';
 import { SchedulerWorker } from '../scheduler/dispatch/worker.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/agent.js';
 import { makePki } from '../test/helpers/pki.js';
-import { startRedis } from '../test/helpers/redis.js';
+import { destroyAllRedis, startRedis } from '../test/helpers/redis.js';
 import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
 import { formatPhases, phaseMedians, tracingConnector, type LinkMoment, type PhaseName, type RunMoments } from './lib/latency-phases.js';
 import { machineCpu } from './lib/machine-cpu.js';
+import { cleanUpOnSignal } from './lib/on-signal.js';
 import { schedOf, schedPer } from './lib/process-cpu.js';
 import { median } from './lib/timing.js';
 
@@ -206,6 +207,12 @@ async function latency(
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'gxb-'));
+  // Stopped by a signal (Ctrl-C, `timeout`): nothing it started is left running.
+  cleanUpOnSignal(async () => {
+    await stopAllAgents();
+    await destroyAllRedis();
+    rmSync(dir, { recursive: true, force: true });
+  });
   const redis = await startRedis();
   try {
     const pki = await makePki(dir);

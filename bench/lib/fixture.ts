@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { FleetCa, loadCertDir, type CertBundle } from '../../certs/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../../test/helpers/agent.js';
 import { issueCertDir } from '../../test/helpers/pki.js';
+import { cleanUpOnSignal } from './on-signal.js';
 
 export interface BenchFixture {
   /** The temp dir holding the CA, both cert dirs and the agent's data dir. */
@@ -49,14 +50,10 @@ export async function startFixture(opts: FixtureOptions): Promise<BenchFixture> 
     unsafeAgent?.kill('SIGKILL');
     removeDir();
   };
-  const onSignal = (signal: NodeJS.Signals) => {
-    void close().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
   async function close(): Promise<void> {
     if (closed) return;
     closed = true;
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    offSignals();
     try {
       // Every agent this process started, including one that never reported it was listening.
       await stopAllAgents();
@@ -66,8 +63,7 @@ export async function startFixture(opts: FixtureOptions): Promise<BenchFixture> 
     }
   }
   process.on('exit', onExit);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const offSignals = cleanUpOnSignal(close);
   try {
     const { ca } = await FleetCa.init(join(workDir, 'ca'));
     const [agentDir, operatorDir] = await Promise.all([

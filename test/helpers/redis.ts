@@ -118,7 +118,7 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
       if (!tcp || attempt === 3 || !redisLog(dir).includes('Address already in use')) throw e;
     }
   }
-  return {
+  const made: TestRedis = {
     url: socketPath ? `unix://${socketPath}` : opts.tls ? `rediss://127.0.0.1:${port}?ca=${encodeURIComponent(opts.tls.caFile)}` : `redis://127.0.0.1:${port}`,
     dir,
     socketPath,
@@ -131,10 +131,21 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
       await start();
     },
     destroy: async () => {
+      live.delete(made);
       await kill('SIGTERM');
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  live.add(made);
+  return made;
+}
+
+/** Every redis-server started here and not destroyed yet. */
+const live = new Set<TestRedis>();
+
+/** Destroys every redis-server this process started and has not destroyed (a bench stopped by a signal). */
+export async function destroyAllRedis(): Promise<void> {
+  await Promise.all([...live].map((r) => r.destroy()));
 }
 
 async function tcpPing(port: number, tls: TestRedisOptions['tls']): Promise<string | null> {
