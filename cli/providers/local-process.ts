@@ -27,8 +27,8 @@ export async function waitForExit(pid: number, bundle: string, timeoutMs: number
 }
 
 /**
- * Waits for the agent's "agent listening" log line (its gRPC and metrics ports), or fails with UNAVAILABLE
- * carrying the log's last lines when it exits or does not listen within `timeoutMs`.
+ * Waits for the agent's "agent listening" log line (its gRPC and metrics ports), or fails with
+ * UNAVAILABLE carrying the log's last lines when it exits or does not listen within `timeoutMs`.
  */
 export async function waitForListening(child: ChildProcess, log: string, timeoutMs: number): Promise<{ grpc: number; metrics: number | undefined }> {
   let exited: number | string | null | undefined;
