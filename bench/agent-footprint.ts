@@ -4,10 +4,11 @@
  * their registry entries have expired (the agent keeps finished tasks 10 minutes for replay,
  * swept every 30 s: the full run takes ~11 minutes; --no-expiry skips that wait).
  *
- *   node dist/bench/agent-footprint.js [--tasks N] [--in-flight N] [--no-expiry] [--env K=V ...] [--no-agent-env] [--json]
+ *   node dist/bench/agent-footprint.js [--tasks N] [--in-flight N] [--no-expiry] [--env K=V ...] [--no-agent-env] [--no-metrics] [--json]
  *
  * --env adds to the agent's environment (e.g. --env MALLOC_ARENA_MAX=1 to compare allocator
- * settings); --no-agent-env starts it without the allocator settings every agent gets
+ * settings); --no-metrics starts it without the metrics listener every fleet's agent has;
+ * --no-agent-env starts it without the allocator settings every agent gets
  * (AGENT_ENV), as before them. Besides RSS, its anonymous part (the heaps: V8's and malloc's) is
  * printed, from /proc/<pid>/status, and split by where it lives (glibc's main arena, its other
  * arenas, the rest: mostly V8), from /proc/<pid>/smaps. And what the idle agent costs while it
@@ -129,20 +130,24 @@ async function bareNodeRss(): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const values = benchArgs('usage: node dist/bench/agent-footprint.js [--tasks N] [--in-flight N] [--no-expiry] [--env K=V ...] [--no-agent-env] [--json]', {
-    tasks: { type: 'string' },
-    'in-flight': { type: 'string' },
-    'no-expiry': { type: 'boolean' },
-    env: { type: 'string', multiple: true },
-    'no-agent-env': { type: 'boolean' },
-    json: { type: 'boolean' },
-  });
+  const values = benchArgs(
+    'usage: node dist/bench/agent-footprint.js [--tasks N] [--in-flight N] [--no-expiry] [--env K=V ...] [--no-agent-env] [--no-metrics] [--json]',
+    {
+      tasks: { type: 'string' },
+      'in-flight': { type: 'string' },
+      'no-expiry': { type: 'boolean' },
+      env: { type: 'string', multiple: true },
+      'no-agent-env': { type: 'boolean' },
+      'no-metrics': { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+  );
   await refuseCrowdedAgentUser();
   const tasks = Number(values.tasks ?? 10_000);
   const inFlight = Number(values['in-flight'] ?? 8);
   const env = Object.fromEntries((values.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   const started = performance.now();
-  const fixture = await startFixture({ capacity: inFlight * 2, env, noAgentEnv: values['no-agent-env'] ?? false });
+  const fixture = await startFixture({ capacity: inFlight * 2, env, noAgentEnv: values['no-agent-env'] ?? false, noMetrics: values['no-metrics'] ?? false });
   try {
     const pid = fixture.agent.pid;
     const client = AgentClient.connect({ address: fixture.agent.address, expect: { fleet: 'bench', host: 'h1' } }, fixture.operator);
@@ -219,7 +224,7 @@ async function main(): Promise<void> {
         m.idle === null || m.afterExpiry === null ? '' : ` (${(m.afterExpiry / m.idle).toFixed(2)}x idle)`;
       process.stdout.write(
         [
-          `agent RSS (bare node: ${f(r.bareNodeMiB)})${values['no-agent-env'] ? ', without AGENT_ENV' : ''}${Object.keys(env).length ? `, agent env ${JSON.stringify(env)}` : ''}`,
+          `agent RSS (bare node: ${f(r.bareNodeMiB)})${values['no-agent-env'] ? ', without AGENT_ENV' : ''}${values['no-metrics'] ? ', without metrics' : ''}${Object.keys(env).length ? `, agent env ${JSON.stringify(env)}` : ''}`,
           `idle:                          ${f(r.idleMiB)}  (${(r.idleMiB / r.bareNodeMiB).toFixed(2)}x bare node)`,
           `idle cost:                     ${r.idle.cpuMsPerS.toFixed(2)} ms CPU/s, ${r.idle.wakeupsPerS.toFixed(0)} wake-ups/s of the main thread`,
           `peak while running ${tasks}:   ${f(r.peakMiB)}`,

@@ -35,6 +35,8 @@ export interface FixtureOptions {
   env?: Record<string, string>;
   /** Start the agents without AGENT_ENV (the allocator settings every agent gets), to compare. */
   noAgentEnv?: boolean;
+  /** Start the agents without their metrics listener (every fleet's agents serve one), to compare. */
+  noMetrics?: boolean;
 }
 
 /** Creates the PKI and starts the agent; on any failure, undoes what it made before rethrowing. */
@@ -72,7 +74,12 @@ export async function startFixture(opts: FixtureOptions): Promise<BenchFixture> 
     ]);
     // Metrics served, as every fleet's agents serve them (bootstrap's, the local provider's): what an
     // agent holds and does includes its Prometheus registry and listener.
-    const common = { certsDir: agentDir.dir, metrics: true, ...(opts.env ? { env: opts.env } : {}), ...(opts.noAgentEnv ? { agentEnv: {} } : {}) };
+    const common = {
+      certsDir: agentDir.dir,
+      metrics: opts.noMetrics !== true,
+      ...(opts.env ? { env: opts.env } : {}),
+      ...(opts.noAgentEnv ? { agentEnv: {} } : {}),
+    };
     agent = await startAgent({ ...common, dataDir: join(workDir, 'data'), args: ['--capacity', String(opts.capacity)] });
     unsafeAgent = await startAgent({ ...common, dataDir: join(workDir, 'data-unsafe'), args: ['--capacity', String(opts.capacity), '--unsafe-no-isolation'] });
     return { workDir, agent, unsafeAgent, operatorDir: operatorDir.dir, operator: loadCertDir(operatorDir.dir), ca, close };
