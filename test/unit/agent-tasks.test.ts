@@ -60,6 +60,36 @@ describe('TaskRegistry', () => {
     await reg.shutdown(0);
   });
 
+  it("tells of an expiry sweep (the agent collects garbage then) once the sweep's scratch dirs are removed", async () => {
+    // Only the sweeper's interval is faked: the tasks, their removals and the TTL run on real time.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const data = join(dir, 'sweep');
+      const ids = ['w1', 'w2', 'w3'];
+      const seen: Array<{ count: number; left: string[] }> = [];
+      const reg = new TaskRegistry({
+        capacity: 4,
+        retentionMs: 300,
+        dataDir: data,
+        onSweep: (count) => seen.push({ count, left: ids.filter((id) => existsSync(scratchDir(data, id))) }),
+      });
+      for (const id of ids) {
+        mkdirSync(scratchDir(data, id), { recursive: true });
+        await new Promise<void>((resolve) =>
+          reg.start({ ...spec(id, ['sh', '-c', 'echo out > result.txt']), cwd: scratchDir(data, id) }, (ev) => ev.exit && resolve()),
+        );
+      }
+      const finished = Date.now();
+      await vi.waitFor(() => expect(Date.now() - finished).toBeGreaterThan(300), { timeout: 10_000, interval: 20 });
+      vi.advanceTimersByTime(30_000);
+      await vi.waitFor(() => expect(seen).toHaveLength(1), { timeout: 10_000, interval: 10 });
+      expect(seen[0]).toEqual({ count: 3, left: [] });
+      await reg.shutdown(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('keeps the tail of the output within the replay budget and marks the replay truncated', async () => {
     const reg = new TaskRegistry({ capacity: 1, replayBytesPerTask: 1000 });
     await run(reg, 'big', ['sh', '-c', 'head -c 5000 /dev/zero']);
