@@ -31,9 +31,9 @@ import { acquireEmbeddedRedis } from '../scheduler/index.js';
 import { CLI_MAIN } from '../test/helpers/cli.js';
 import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
+import { cleanUpOnSignal } from './lib/on-signal.js';
 import type { Classify } from './lib/process-cpu.js';
 import { breakDownRuns, formatBreakdowns, type RunBreakdown } from './lib/run-breakdown.js';
-import { cleanUpOnSignal } from './lib/on-signal.js';
 import { startSshdHosts, type SshdHosts } from './lib/sshd-hosts.js';
 import { benchPath, entryArgv, entryLabel, entryLegend, formatTimings, timeCommands, type TimedCommand, type Timing } from './lib/timing.js';
 
