@@ -12,18 +12,18 @@
  *
  *   node dist/bench/agent-connect.js [--connections N] [--rounds R] [--json]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { FleetCa, loadCertDir, type CertBundle } from '../certs/index.js';
 import { AGENT_NODE_FLAGS } from '../cli/providers/agent-bundle.js';
 import { AgentClient } from '../scheduler/client/index.js';
-import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/agent.js';
+import { startAgent, type AgentProcess } from '../test/helpers/agent.js';
 import { issueCertDir } from '../test/helpers/pki.js';
 import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
-import { cleanUpOnSignal } from './lib/on-signal.js';
+import { cleanUpOnSignal, stopStarted } from './lib/on-signal.js';
 import { processCpuMs } from './lib/process-cpu.js';
 import { formatTable, median } from './lib/timing.js';
 
@@ -95,10 +95,7 @@ async function main(): Promise<number> {
   }
   const workDir = mkdtempSync(join(tmpdir(), 'gaxx-bench-connect-'));
   // Stopped by a signal (Ctrl-C, `timeout`): nothing it started is left running.
-  cleanUpOnSignal(async () => {
-    await stopAllAgents();
-    rmSync(workDir, { recursive: true, force: true });
-  });
+  cleanUpOnSignal(() => stopStarted(workDir));
   try {
     const { ca } = await FleetCa.init(join(workDir, 'ca'));
     const agentDir = await issueCertDir(ca, join(workDir, 'agent'), {
@@ -134,8 +131,7 @@ async function main(): Promise<number> {
     }
     return 0;
   } finally {
-    await stopAllAgents();
-    rmSync(workDir, { recursive: true, force: true });
+    await stopStarted(workDir);
   }
 }
 

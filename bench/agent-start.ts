@@ -13,17 +13,17 @@
  * CPU is the agent's user + system time (all threads, and its reaped children such as the
  * start-up probes) read from /proc when it first answered Health: 10 ms ticks, so it is a mean.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FleetCa, loadCertDir, type CertBundle } from '../certs/index.js';
 import { AgentClient } from '../scheduler/client/index.js';
-import { agentMain, repoRoot, startAgent, stopAllAgents } from '../test/helpers/agent.js';
+import { agentMain, repoRoot, startAgent } from '../test/helpers/agent.js';
 import { issueCertDir } from '../test/helpers/pki.js';
 import { median, runMeasured } from './lib/timing.js';
 import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
-import { cleanUpOnSignal } from './lib/on-signal.js';
+import { cleanUpOnSignal, stopStarted } from './lib/on-signal.js';
 
 const USAGE = 'usage: node dist/bench/agent-start.js [--runs N] [--entry PATH ...] [--bare-entry PATH ...] [--env K=V ...] [--json]\n';
 
@@ -112,10 +112,7 @@ async function main(): Promise<number> {
   ];
   const dir = mkdtempSync(join(tmpdir(), 'gaxx-bench-agent-start-'));
   // Stopped by a signal (Ctrl-C, `timeout`): nothing it started is left running.
-  cleanUpOnSignal(async () => {
-    await stopAllAgents();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  cleanUpOnSignal(() => stopStarted(dir));
   const load = loadavg()[0] ?? NaN;
   try {
     const { ca } = await FleetCa.init(join(dir, 'ca'));
@@ -154,8 +151,7 @@ async function main(): Promise<number> {
     }
     return 0;
   } finally {
-    await stopAllAgents();
-    rmSync(dir, { recursive: true, force: true });
+    await stopStarted(dir);
   }
 }
 

@@ -7,7 +7,7 @@
  *    time from the stall to the run's end, beside the same run without a stall.
  * Needs redis-server; builds first.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadCertDir } from '../certs/index.js';
@@ -19,13 +19,13 @@ import { runDoneKey } from '../scheduler/queue/results.js';
 import { runAndWait } from '../scheduler/queue/run.js';
 import { waitForRun } from '../scheduler/queue/wait.js';
 import { redisSettingsFromUrl } from '../scheduler/redis/redis.js';
-import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/agent.js';
+import { startAgent, type AgentProcess } from '../test/helpers/agent.js';
 import { makePki, type Pki } from '../test/helpers/pki.js';
-import { destroyAllRedis, startRedis } from '../test/helpers/redis.js';
+import { startRedis } from '../test/helpers/redis.js';
 import { operatorSigner } from '../test/helpers/scheduler-world.js';
 import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
-import { cleanUpOnSignal } from './lib/on-signal.js';
+import { cleanUpOnSignal, stopStarted } from './lib/on-signal.js';
 
 const STALL_MS = Number(process.env.BENCH_STALL_MS ?? 6000);
 const KEEPALIVE = { timeMs: 1000, timeoutMs: 1000 };
@@ -99,11 +99,7 @@ async function anyHostRun(
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'gxbf-'));
   // Stopped by a signal (Ctrl-C, `timeout`): nothing it started is left running.
-  cleanUpOnSignal(async () => {
-    await stopAllAgents();
-    await destroyAllRedis();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  cleanUpOnSignal(() => stopStarted(dir));
   try {
     const pki = await makePki(dir);
     const agents = await Promise.all([0, 1].map(() => startAgent({ certsDir: pki.agent.dir, metrics: false, args: [...GUARDS, '--capacity', '8'] })));
@@ -135,8 +131,7 @@ async function main(): Promise<void> {
       `  agent stalled ${STALL_MS} ms -> run completes ${stalled.fromStallMs.toFixed(0)} ms after the stall (run total ${stalled.totalMs.toFixed(0)} ms)`,
     );
   } finally {
-    await stopAllAgents();
-    rmSync(dir, { recursive: true, force: true });
+    await stopStarted(dir);
   }
 }
 

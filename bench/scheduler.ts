@@ -13,7 +13,7 @@
  *    whose blocking connection was readied ahead (dispatch/spare-connection.ts)
  * Prints ratios. Run with `npm run bench:scheduler` (builds first). Needs redis-server.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
@@ -27,14 +27,14 @@ import { KEY_PREFIX, createRedis, redisSettingsFromUrl, waitReady, type RedisSet
 import { keepSpareConnection } from '../scheduler/dispatch/spare-connection.js';
 import { waitForRun } from '../scheduler/queue/wait.js';
 import { SchedulerWorker } from '../scheduler/dispatch/worker.js';
-import { startAgent, stopAllAgents, type AgentProcess } from '../test/helpers/agent.js';
+import { startAgent, type AgentProcess } from '../test/helpers/agent.js';
 import { makePki } from '../test/helpers/pki.js';
-import { destroyAllRedis, startRedis } from '../test/helpers/redis.js';
+import { startRedis } from '../test/helpers/redis.js';
 import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
 import { formatPhases, phaseMedians, tracingConnector, type LinkMoment, type PhaseName, type RunMoments } from './lib/latency-phases.js';
 import { machineCpu } from './lib/machine-cpu.js';
-import { cleanUpOnSignal } from './lib/on-signal.js';
+import { cleanUpOnSignal, stopStarted } from './lib/on-signal.js';
 import { schedOf, schedPer } from './lib/process-cpu.js';
 import { median } from './lib/timing.js';
 
@@ -208,11 +208,7 @@ async function latency(
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'gxb-'));
   // Stopped by a signal (Ctrl-C, `timeout`): nothing it started is left running.
-  cleanUpOnSignal(async () => {
-    await stopAllAgents();
-    await destroyAllRedis();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  cleanUpOnSignal(() => stopStarted(dir));
   const redis = await startRedis();
   try {
     const pki = await makePki(dir);
@@ -273,9 +269,7 @@ async function main(): Promise<void> {
       `    plain / spare           ${(sum(starts.plain, 'ms') / sum(starts.spare, 'ms')).toFixed(2)}x time, ${(sum(starts.plain, 'cpuMs') / sum(starts.spare, 'cpuMs')).toFixed(2)}x CPU`,
     );
   } finally {
-    await stopAllAgents();
-    await redis.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    await stopStarted(dir);
   }
 }
 

@@ -1,3 +1,7 @@
+import { rmSync } from 'node:fs';
+import { stopAllAgents } from '../../test/helpers/agent.js';
+import { destroyAllRedis } from '../../test/helpers/redis.js';
+
 /**
  * What a bench started (agents, redis-servers, sshd hosts, a daemon) must not outlive it: a bench
  * stopped by Ctrl-C (SIGINT) or by `timeout` or kill (SIGTERM) runs `cleanup`, then exits as a
@@ -19,4 +23,14 @@ export function cleanUpOnSignal(cleanup: () => Promise<void> | void): () => void
   process.once('SIGINT', on);
   process.once('SIGTERM', on);
   return off;
+}
+
+/**
+ * A bench's clean-up, on its way out and on a signal alike: every agent and redis-server this
+ * process started through the test helpers is stopped, then `dir` removed.
+ */
+export async function stopStarted(dir: string): Promise<void> {
+  await stopAllAgents();
+  await destroyAllRedis();
+  rmSync(dir, { recursive: true, force: true });
 }
