@@ -42,3 +42,17 @@ export async function profile(meta: { name: string; label: string }, plan: Plan,
   for (const n of plan.levels) levels.push(await inFlight(op, plan.perLevel, n, observedPid));
   return { ...meta, sequential: seq, levels };
 }
+
+/**
+ * What a bench/lib script run in a child process (bench:agent's measuredInChild) does with its
+ * Measurement: prints it as one JSON line, or says why `name` failed and exits non-zero.
+ */
+export function printMeasurement(name: string, measured: Promise<Measurement>): void {
+  measured.then(
+    (m) => process.stdout.write(`${JSON.stringify(m)}\n`),
+    (e: unknown) => {
+      process.stderr.write(`${name} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

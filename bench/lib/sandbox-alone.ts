@@ -14,7 +14,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { detectSandbox, mountOptions, sandboxMounts } from '../../agent/exec/sandbox.js';
-import { profile, type Measurement, type Plan } from './profile.js';
+import { printMeasurement, profile, type Measurement, type Plan } from './profile.js';
 import { runToClose } from './spawn-alone.js';
 
 /** The bwrap argv of one sandboxed `true` in `workDir`, as the agent would start it; refuses where bwrap cannot sandbox. */
@@ -36,13 +36,8 @@ export function sandboxAlone(plan: Plan, argv: string[]): Promise<Measurement> {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  sandboxedTrue(process.argv[3] ?? '')
-    .then((argv) => sandboxAlone(JSON.parse(process.argv[2] ?? '') as Plan, argv))
-    .then(
-      (m) => process.stdout.write(`${JSON.stringify(m)}\n`),
-      (e: unknown) => {
-        process.stderr.write(`sandbox-alone failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-        process.exitCode = 1;
-      },
-    );
+  printMeasurement(
+    'sandbox-alone',
+    sandboxedTrue(process.argv[3] ?? '').then((argv) => sandboxAlone(JSON.parse(process.argv[2] ?? '') as Plan, argv)),
+  );
 }

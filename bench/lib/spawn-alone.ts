@@ -9,7 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { profile, type Measurement, type Plan } from './profile.js';
+import { printMeasurement, profile, type Measurement, type Plan } from './profile.js';
 
 /** Spawns `file` with stdio pipes and waits for 'close', as the agent's tasks are waited for; rejects unless it exits 0. */
 export function runToClose(file: string, args: readonly string[] = []): Promise<void> {
@@ -29,11 +29,5 @@ export function spawnAlone(plan: Plan): Promise<Measurement> {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  spawnAlone(JSON.parse(process.argv[2] ?? '') as Plan).then(
-    (m) => process.stdout.write(`${JSON.stringify(m)}\n`),
-    (e: unknown) => {
-      process.stderr.write(`spawn-alone failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-      process.exitCode = 1;
-    },
-  );
+  printMeasurement('spawn-alone', spawnAlone(JSON.parse(process.argv[2] ?? '') as Plan));
 }
