@@ -40,6 +40,12 @@ function trailersLate(): Promise<typeof TRAILERS_LATE> {
   return new Promise((resolve) => setTimeout(resolve, TRAILERS_LATE_MS, TRAILERS_LATE).unref());
 }
 
+/** Stops reading an Exec call and cancels it. */
+function abandon(events: AsyncIterator<ExecEvent__Output>, call: { cancel(): void }): void {
+  void events.return?.()?.catch(() => undefined);
+  call.cancel();
+}
+
 /**
  * Reads an Exec call whose exit event its caller has (and stopped at) to its end, in the
  * background: the call is cancelled only when its end does not come within TRAILERS_LATE_MS.
@@ -51,8 +57,7 @@ function readToEnd(events: AsyncIterator<ExecEvent__Output>, call: { cancel(): v
       if (next === TRAILERS_LATE) break;
       if (next.done) return;
     }
-    void events.return?.()?.catch(() => undefined);
-    call.cancel();
+    abandon(events, call);
   })().catch(() => undefined);
 }
 const CANCEL_GRACE_MS = 5_000;
@@ -353,10 +358,7 @@ export class AgentClient {
       clearTimeout(grace);
       if (!ended) {
         if (exit && !late) readToEnd(events, call);
-        else {
-          void events.return?.()?.catch(() => undefined);
-          call.cancel();
-        }
+        else abandon(events, call);
       }
     }
   }
