@@ -24,6 +24,7 @@ import { AgentClient } from '../scheduler/client/index.js';
 import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
 import { startFixture } from './lib/fixture.js';
+import { launcherOf } from './lib/process-cpu.js';
 import { residentTogether } from './lib/resident-pages.js';
 
 const MiB = 1024 * 1024;
@@ -96,18 +97,6 @@ async function idleCost(pid: number, ms = 5000): Promise<{ cpuMsPerS: number; wa
   const b = idleCounters(pid);
   const s = (performance.now() - t0) / 1000;
   return { cpuMsPerS: (b.cpuNs - a.cpuNs) / 1e6 / s, wakeupsPerS: (b.wakeups - a.wakeups) / s };
-}
-
-/** The agent's task launcher (its child running gaxx-launcher), whose memory comes with every agent. */
-function launcherOf(agentPid: number): number | undefined {
-  const kids = readFileSync(`/proc/${agentPid}/task/${agentPid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
-  return kids.find((k) => {
-    try {
-      return readFileSync(`/proc/${k}/cmdline`, 'utf8').includes('gaxx-launcher');
-    } catch {
-      return false; // gone meanwhile
-    }
-  });
 }
 
 /** Median of 5 samples 200 ms apart (RSS moves with GC). */

@@ -13,7 +13,7 @@
  *    whose blocking connection was readied ahead (dispatch/spare-connection.ts)
  * Prints ratios. Run with `npm run bench:scheduler` (builds first). Needs redis-server.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
@@ -35,7 +35,7 @@ import { benchArgs } from './lib/args.js';
 import { formatPhases, phaseMedians, tracingConnector, type LinkMoment, type PhaseName, type RunMoments } from './lib/latency-phases.js';
 import { machineCpu } from './lib/machine-cpu.js';
 import { cleanUpOnSignal, stopStarted } from './lib/on-signal.js';
-import { schedOf, schedPer } from './lib/process-cpu.js';
+import { launcherOf, schedOf, schedPer } from './lib/process-cpu.js';
 import { median } from './lib/timing.js';
 
 const N = Number(process.env.BENCH_TASKS ?? 5000);
@@ -141,16 +141,6 @@ async function endToEnd(q: TaskQueue, signer: TaskSigner, agents: AgentProcess[]
 
 /** The worker's moments of the run being timed (set by latency(), filled by the tracing connector). */
 let tracing: Partial<Record<LinkMoment, number>> | undefined;
-
-/** The agent's task launcher: its first child (warm sandboxes are the launcher's). */
-function launcherOf(agentPid: number): number | undefined {
-  try {
-    const first = readFileSync(`/proc/${agentPid}/task/${agentPid}/children`, 'utf8').trim().split(' ')[0];
-    return first ? Number(first) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 type Sched = Record<string, { cpuMs: number; waitMs: number }>;
 

@@ -103,3 +103,20 @@ export function schedPer(
     }),
   );
 }
+
+/** An agent's task launcher (its child running gaxx-launcher), or undefined (no such child, or the agent is gone). */
+export function launcherOf(agentPid: number): number | undefined {
+  let kids: number[];
+  try {
+    kids = readFileSync(`/proc/${agentPid}/task/${agentPid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  } catch {
+    return undefined;
+  }
+  return kids.find((k) => {
+    try {
+      return readFileSync(`/proc/${k}/cmdline`, 'utf8').includes('gaxx-launcher');
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+}
