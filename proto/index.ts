@@ -4,6 +4,7 @@ export { GrpcStatus } from './grpc-status.js';
 export { formatHostPort, isHostName, isLoopbackHost, parseHostPort, type HostPort, type ParseHostPortOptions } from './address.js';
 export { DURATION_HINT, DURATION_PATTERN, parseDuration } from './durations.js';
 export { compareText } from './order.js';
+export { counted } from './words.js';
 export { nodeFsPromises, nodeHttp, nodeHttps, nodeNet, nodeTty } from './builtins.js';
 export { argvBytes, envBytes, ENV_NAME_PATTERN, REQUEST_LIMITS } from './limits.js';
 export { loadProtos, LOADER_OPTIONS, methodSubset, type AgentMethod } from './load.js';

@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { GaxxError } from '../../proto/index.js';
+import { counted, GaxxError } from '../../proto/index.js';
 import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead } from './launcher-protocol.js';
 import { spawnOne, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
 
@@ -61,7 +61,7 @@ export class Launcher implements TaskRunner {
       this.child = undefined;
       const lost = [...this.tasks.values()];
       this.tasks.clear();
-      if (lost.length > 0) this.onCrash(`launcher exited (${signal ?? code}) with ${lost.length} tasks running`);
+      if (lost.length > 0) this.onCrash(`launcher exited (${signal ?? code}) with ${counted(lost.length, 'task')} running`);
       for (const ev of lost) ev.exit(null, 'SIGKILL');
     });
     this.child = child;

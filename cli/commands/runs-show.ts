@@ -1,4 +1,5 @@
 /** `gaxx runs show ID [--json]`: a run's record and its per-task results. */
+import { counted } from '../../proto/index.js';
 import { storedResults } from '../../scheduler/index.js';
 import { JSON_FLAG, type Command } from '../command.js';
 import { renderTable } from '../output.js';
@@ -22,7 +23,7 @@ export const command: Command = {
       [
         `run ${record.runId}: ${shownState(record)}, ${results.length}/${record.total ?? `${record.enqueued}+`} tasks (${countsText(record)})`,
         `command: ${record.argv.join(' ')}`,
-        `fleet: ${record.fleet || `${record.agents} agents`}; started ${new Date(record.startedAt).toISOString()}`,
+        `fleet: ${record.fleet || counted(record.agents, 'agent')}; started ${new Date(record.startedAt).toISOString()}`,
         '',
         results.length === 0
           ? 'no results yet'

@@ -1,4 +1,5 @@
 /** `gaxx runs wait ID [--json]`: attach to a run and print its results as `gaxx run` would. */
+import { counted } from '../../proto/index.js';
 import { agentConnector, attachRun } from '../../scheduler/index.js';
 import { durationFlag, JSON_FLAG, type Command } from '../command.js';
 import { withRedis } from '../run/redis-session.js';
@@ -45,7 +46,7 @@ export const command: Command = {
     const summary = summarize(runId, res.counts, Date.now() - started, down);
     view.end(summary);
     if (res.state === 'interrupted')
-      out.note(`gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${summary.total} tasks ran`);
+      out.note(`gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${counted(summary.total, 'task')} ran`);
     return summaryExitCode(summary, res.state === 'cancelled');
   },
 };

@@ -1,4 +1,5 @@
 /** `gaxx runs [--json]`: the recent runs from the run index. */
+import { counted } from '../../proto/index.js';
 import { createRedis, listRunRecords, RESULT_TTL_MS, RUN_INDEX_TTL_MS, submitterAlive, waitReady, type RunRecord } from '../../scheduler/index.js';
 import { JSON_FLAG, numberFlag, type Command } from '../command.js';
 import { renderTable } from '../output.js';
@@ -49,7 +50,7 @@ export const command: Command = {
               { header: 'RUN', get: (r) => r.runId },
               { header: 'STATE', get: (r) => shownState(r) },
               { header: 'STARTED', get: (r) => new Date(r.startedAt).toISOString().replace(/\.\d+Z$/, 'Z') },
-              { header: 'FLEET', get: (r) => r.fleet || `${r.agents} agents` },
+              { header: 'FLEET', get: (r) => r.fleet || counted(r.agents, 'agent') },
               { header: 'TASKS', get: (r) => `${Object.values(r.counts).reduce((n, v) => n + (v ?? 0), 0)}/${r.total ?? `${r.enqueued}+`}` },
               { header: 'OUTCOMES', get: (r) => countsText(r) },
               { header: 'COMMAND', get: (r) => r.argv.join(' ').slice(0, 60) },

@@ -11,7 +11,7 @@ import { isIP } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { GaxxError } from '../../proto/index.js';
+import { counted, GaxxError } from '../../proto/index.js';
 import { fleetTag, hasFleetTag, type CreateRequest, type DestroyOutcome, type Instance, type Provider, type ProviderSettings } from './types.js';
 
 const hostName = z
@@ -140,7 +140,8 @@ export function createSshProvider(settings: ProviderSettings): Provider {
     capabilities: { creates: false, destroys: false, userData: false, maxInstances: hosts.length },
     async create(req: CreateRequest): Promise<Instance> {
       const h = hosts[req.index ?? 0];
-      if (!h) throw new GaxxError('RESOURCE_EXHAUSTED', `the inventory lists ${hosts.length} hosts; there is no host number ${(req.index ?? 0) + 1}`);
+      if (!h)
+        throw new GaxxError('RESOURCE_EXHAUSTED', `the inventory lists ${counted(hosts.length, 'host')}; there is no host number ${(req.index ?? 0) + 1}`);
       const id = `${h.host}:${h.port}`;
       const owner = claims.get(id);
       if (owner !== undefined && owner !== req.fleet) throw new GaxxError('ALREADY_EXISTS', `${id} already belongs to fleet ${owner}`);

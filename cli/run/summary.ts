@@ -5,7 +5,7 @@
  * (UNAVAILABLE) some task's outcome is unknown because its agent could not be reached or the
  * scheduler failed it (infrastructure); 130 the run was cancelled; 2 usage.
  */
-import { exitCodeFor, type ErrorCode } from '../../proto/index.js';
+import { counted, exitCodeFor, type ErrorCode } from '../../proto/index.js';
 import type { OutcomeCounts, TaskOutcome } from '../../scheduler/index.js';
 import type { RunTimings } from './timings.js';
 
@@ -57,5 +57,5 @@ export function summaryText(s: RunSummary): string {
   const parts = [`${s.succeeded} succeeded`, `${s.failed} failed`, `${s.timedOut} timed out`, `${s.unknown} unknown`];
   if (s.cancelled) parts.push(`${s.cancelled} cancelled`);
   const down = s.unreachableHosts.length ? `\ngaxx: unreachable: ${s.unreachableHosts.join(', ')}` : '';
-  return `gaxx: run ${s.runId}: ${s.total} tasks: ${parts.join(', ')} in ${secs} s${down}`;
+  return `gaxx: run ${s.runId}: ${counted(s.total, 'task')}: ${parts.join(', ')} in ${secs} s${down}`;
 }

@@ -6,7 +6,7 @@
  * since a fresh VM answers late. A host key mismatch is final: never retried, nothing sent.
  */
 import ssh2 from 'ssh2';
-import { GaxxError, isGaxxError } from '../../proto/index.js';
+import { counted, GaxxError, isGaxxError } from '../../proto/index.js';
 import { describeKeyBlob, type KnownHosts } from './known-hosts.js';
 import { fingerprintOf } from './keys.js';
 
@@ -135,9 +135,13 @@ export async function connectSsh(target: SshTarget, policy: HostKeyPolicy, opts:
       if (final) throw err;
       if (opts.signal?.aborted) throw new GaxxError('CANCELLED', `connecting to ${target.host} cancelled`, { cause: err });
       if (Date.now() + delay >= deadline) {
-        throw new GaxxError('DEADLINE_EXCEEDED', `${target.host}:${target.port} did not accept SSH within the deadline (${n} attempts): ${err.message}`, {
-          cause: err,
-        });
+        throw new GaxxError(
+          'DEADLINE_EXCEEDED',
+          `${target.host}:${target.port} did not accept SSH within the deadline (${counted(n, 'attempt')}): ${err.message}`,
+          {
+            cause: err,
+          },
+        );
       }
       opts.onRetry?.(n, err);
       await sleep(delay * (0.75 + Math.random() / 2), opts.signal);

@@ -7,7 +7,7 @@
  * results are in its AOF and the read goes on from the last entry seen.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { GaxxError } from '../../proto/index.js';
+import { counted, GaxxError } from '../../proto/index.js';
 import { duplicateFor, redisError, waitReady } from '../redis/redis.js';
 import { runEventsKey, type OutputChunk, type TaskResult } from './results.js';
 
@@ -117,7 +117,8 @@ export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds:
       if (opts.until?.aborted) break;
       if (opts.signal?.aborted) throw new GaxxError('CANCELLED', 'stopped waiting for the run');
       const left = deadline - Date.now();
-      if (left <= 0) throw new GaxxError('DEADLINE_EXCEEDED', `run ${runId}: ${want.size - out.results.size} of ${want.size} tasks had no result in time`);
+      if (left <= 0)
+        throw new GaxxError('DEADLINE_EXCEEDED', `run ${runId}: ${want.size - out.results.size} of ${counted(want.size, 'task')} had no result in time`);
       const downFor = reach.tick();
       if (opts.redisGoneMs !== undefined && downFor > opts.redisGoneMs)
         throw new GaxxError('REDIS_UNAVAILABLE', `redis unreachable for ${Math.round(downFor / 1000)} s while waiting for run ${runId}`);

@@ -5,7 +5,7 @@ import { exitCodeFor } from '../../proto/index.js';
 import { planRun, DEFAULT_WINDOW } from '../../cli/run/plan.js';
 import { progressText } from '../../cli/run/progress.js';
 import { resultName } from '../../cli/run/results-dir.js';
-import { summarize, summaryExitCode } from '../../cli/run/summary.js';
+import { summarize, summaryExitCode, summaryText } from '../../cli/run/summary.js';
 import { MAX_RECORD_BYTES, readRecords } from '../../cli/run/task-source.js';
 import { CommandTemplate } from '../../cli/run/template.js';
 import { BatchPuller } from '../../scheduler/queue/batches.js';
@@ -98,6 +98,12 @@ describe('results and summary', () => {
     expect(resultName('', '4')).toBe('\\#4');
     expect(resultName('..', '5')).toBe('\\#5');
     expect(resultName('x'.repeat(300), '6')).toBe('\\#6');
+  });
+
+  it('the summary line counts tasks in words: "1 task", "2 tasks"', () => {
+    expect(summaryText(summarize('r1', { failed: 1 }, 1234))).toBe('gaxx: run r1: 1 task: 0 succeeded, 1 failed, 0 timed out, 0 unknown in 1.2 s');
+    expect(summaryText(summarize('r2', { succeeded: 2 }, 50))).toMatch(/^gaxx: run r2: 2 tasks: 2 succeeded, /);
+    expect(summaryText(summarize('r0', {}, 0))).toMatch(/^gaxx: run r0: 0 tasks: /);
   });
 
   it('exit codes: 0 all succeeded, 1 some failed, 12 unknown outcomes, 130 cancelled', () => {
