@@ -253,7 +253,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     [
       `gaxx agent bench: Exec of \`true\` (node ${env.node}, ${env.cpus} cores, load ${load(env.loadavgStart)} -> ${load(env.loadavgEnd)})`,
-      `${plan.sequential} sequential, ${plan.perLevel} per in-flight level, ${plan.warmup} warm-up; ${seconds.toFixed(1)} s`,
+      `${plan.sequential} sequential, ${plan.perLevel} per in-flight level, after a warm-up of ${plan.warmupMin} and on in blocks of ${plan.warmup} until steady (at most ${plan.warmupMax}); ${seconds.toFixed(1)} s`,
       '',
       formatMeasurements(measurements),
       '',

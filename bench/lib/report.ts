@@ -41,11 +41,20 @@ export function computeRatios(ms: Measurement[], specs: RatioSpec[]): Ratio[] {
 const fixed = (v: number, d: number) => (Number.isFinite(v) ? v.toFixed(d) : '-');
 const row = (cells: string[], widths: number[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[0] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
 
-/** The results table: latency, throughput per level, CPU per op at the highest level. */
+/** The results table: latency, throughput per level, CPU per op at the highest level, the warm-up's course. */
 export function formatMeasurements(ms: Measurement[]): string {
   const levels = [...new Set(ms.flatMap((m) => m.levels.map((l) => l.inFlight)))];
   const top = Math.max(...levels);
-  const head = ['', 'seq p50 ms', 'seq p99 ms', ...levels.map((n) => `ops/s @${n}`), `bench cpu µs/op @${top}`, `agent cpu µs/op @${top}`];
+  const head = [
+    '',
+    'seq p50 ms',
+    'seq p99 ms',
+    ...levels.map((n) => `ops/s @${n}`),
+    `bench cpu µs/op @${top}`,
+    `agent cpu µs/op @${top}`,
+    'warm-up ops',
+    'warm-up ms/op first -> last',
+  ];
   const body = ms.map((m) => {
     const at = (n: number) => m.levels.find((l) => l.inFlight === n);
     const topLevel = at(top);
@@ -56,6 +65,8 @@ export function formatMeasurements(ms: Measurement[]): string {
       ...levels.map((n) => fixed(at(n)?.perSecond ?? NaN, 0)),
       fixed(topLevel?.benchCpuUs ?? NaN, 0),
       topLevel?.agentCpuUs == null ? '-' : fixed(topLevel.agentCpuUs, 0),
+      String(m.warmup.ops),
+      `${fixed(m.warmup.firstMsPerOp, 2)} -> ${fixed(m.warmup.lastMsPerOp, 2)}`,
     ];
   });
   return table([head, ...body]);

@@ -8,7 +8,7 @@
  * every sandbox (the agent makes a fresh one per task): a kind baseline. Run it as the agent's
  * user: bwrap then makes its namespaces as the agent's tasks get them, unprivileged.
  *
- *   node dist/bench/lib/sandbox-alone.js '{"warmup":50,"sequential":300,"perLevel":1000,"levels":[1,8,32]}' WORKDIR
+ *   node dist/bench/lib/sandbox-alone.js '{"warmup":500,"warmupMin":3000,"warmupMax":6000,"sequential":300,"perLevel":1000,"levels":[1,8,32]}' WORKDIR
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';

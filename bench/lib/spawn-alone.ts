@@ -5,7 +5,7 @@
  * its page tables), so the same loop in a bench process that holds clients, certificates and
  * results is a slower, kinder baseline; bench/agent-exec.ts reports Exec against both.
  *
- *   node dist/bench/lib/spawn-alone.js '{"warmup":50,"sequential":300,"perLevel":1000,"levels":[1,8,32]}'
+ *   node dist/bench/lib/spawn-alone.js '{"warmup":500,"warmupMin":3000,"warmupMax":6000,"sequential":300,"perLevel":1000,"levels":[1,8,32]}'
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

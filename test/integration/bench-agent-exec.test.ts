@@ -10,7 +10,13 @@ import { describe, expect, it } from 'vitest';
 const BENCH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'bench', 'agent-exec.js');
 
 interface BenchDoc {
-  measurements: Array<{ name: string; sequential: { n: number; p50Ms: number }; levels: Array<{ inFlight: number; ops: number; perSecond: number }> }>;
+  measurements: Array<{
+    name: string;
+    sequential: { n: number; p50Ms: number };
+    levels: Array<{ inFlight: number; ops: number; perSecond: number }>;
+    warmup: { ops: number; firstMsPerOp: number; lastMsPerOp: number };
+  }>;
+  plan: { warmup: number; warmupMin: number; warmupMax: number };
   ratios: Array<{ of: string; over: string; sequentialP50: number; levels: Array<{ inFlight: number; ratio: number }> }>;
   workDir: string;
   agentPid: number;
@@ -38,6 +44,11 @@ describe('bench/agent-exec', () => {
         [32, 10],
       ]);
       for (const l of m.levels) expect(l.perSecond).toBeGreaterThan(0);
+      // The minimum, then whole blocks while still warming, never beyond the bound.
+      expect(m.warmup.ops).toBeGreaterThanOrEqual(doc.plan.warmupMin);
+      expect(m.warmup.ops).toBeLessThanOrEqual(doc.plan.warmupMax);
+      expect(m.warmup.firstMsPerOp).toBeGreaterThan(0);
+      expect(m.warmup.lastMsPerOp).toBeGreaterThan(0);
     }
     expect(doc.ratios.map((r) => `${r.of}/${r.over}`)).toEqual([
       'agent-exec/spawn',
