@@ -1,7 +1,7 @@
 /**
  * The standard measurement profile every bench section applies to its operation: a warm-up
  * (connections, the agent's first task dirs, and the JIT: see warmUp), then sequential latency,
- * then throughput at each in-flight level. Counts are bounded by the plan, so a run is bounded.
+ * then throughput at each in-flight level. The plan bounds every count, so a run is bounded.
  */
 import { inFlight, sequential, type LatencyStats, type Op, type ThroughputPoint } from './load.js';
 
