@@ -6,9 +6,12 @@
  * `nobody`, from an installed copy of the agent bundle (a checkout under a 0700 home is
  * unreadable to nobody). Processes outlive the command that started them: each has a record and
  * a pid file in the state dir, and destroy() stops it by pid, after checking that the pid is
- * still that agent.
+ * still that agent. The run dir is shared by every installation of this user (GAXX_HOME); each
+ * keeps its agents' files in a folder of its own there (installationDir), so that two homes'
+ * fleets of the same name never share an agent's certificates, data or state.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -25,7 +28,7 @@ import {
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { FleetCa, REVOCATION_FILE, writeCertDir, writeFileAtomic } from '../../certs/index.js';
 import { GaxxError } from '../../proto/index.js';
@@ -255,11 +258,22 @@ async function startLocalAgent(o: Resolved, req: CreateRequest, existing: LocalR
  */
 const AGENT_FILES = { durable: false } as const;
 
+/**
+ * This installation's folder in the run dir: named after its state dir (one per GAXX_HOME), 0711
+ * like the run dir (the agent user passes through it to its own files).
+ */
+function installationDir(o: Resolved): string {
+  const dir = join(o.runDir, `home-${createHash('sha256').update(resolve(o.stateDir)).digest('hex').slice(0, 16)}`);
+  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  chmodSync(dir, 0o711);
+  return dir;
+}
+
 /** Lays out the agent's files in slot `index` and starts it; resolves once it listens. */
 async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: number): Promise<LocalRecord> {
   const address = localAddress(index);
   const bundle = prepareRunDir(o);
-  const dir = join(o.runDir, id);
+  const dir = join(installationDir(o), id);
   const certs = join(dir, 'certs');
   const data = join(dir, 'data');
   const audit = join(dir, 'audit');

@@ -136,6 +136,34 @@ describe('local provider', () => {
     }
   });
 
+  it("another installation's fleet of the same name gets agents of its own: its create and destroy leave this one's files and agent alone", async () => {
+    // A second GAXX_HOME: its own CA and state dir, the same run dir (the user's default is one for all homes).
+    const home2 = mkdtempSync(join(tmpdir(), 'gaxx-local-test-'));
+    try {
+      await FleetCa.init(join(home2, 'ca'));
+      const other = createLocalProvider({ options: { caDir: join(home2, 'ca'), stateDir: join(home2, 'state'), runDir, port: 0 } });
+      const mine = made[0] as Instance;
+      const myRecord = JSON.parse(readFileSync(join(dir, 'state', `${mine.id}.json`), 'utf8')) as { dir: string; port: number };
+      const myCert = readFileSync(join(myRecord.dir, 'certs', 'cert.pem'), 'utf8');
+      const theirs = await other.create({ fleet: 'lf', label: 'a1', index: 0 });
+      expect(theirs.id).toBe(mine.id);
+      const theirRecord = JSON.parse(readFileSync(join(home2, 'state', `${theirs.id}.json`), 'utf8')) as { dir: string };
+      expect(theirRecord.dir).not.toBe(myRecord.dir);
+      expect(readFileSync(join(myRecord.dir, 'certs', 'cert.pem'), 'utf8')).toBe(myCert);
+      expect(await other.destroy('lf', theirs.id)).toBe('deleted');
+      expect(existsSync(join(myRecord.dir, 'certs', 'cert.pem'))).toBe(true);
+      // This installation's agent still answers with this installation's certificate.
+      const client = AgentClient.connect({ address: `${mine.ipv4}:${myRecord.port}`, expect: { fleet: 'lf', host: mine.label } }, loadCertDir(operatorDir));
+      try {
+        expect((await client.run({ taskId: 't-after-other-home', argv: ['true'] })).exit.code).toBe(0);
+      } finally {
+        client.close();
+      }
+    } finally {
+      rmSync(home2, { recursive: true, force: true });
+    }
+  });
+
   it('destroy refuses another fleet, then stops the agent by pid and forgets it', async () => {
     const inst = made[1] as Instance;
     const { pid, bundle } = record(inst.id);
