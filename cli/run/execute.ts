@@ -306,7 +306,6 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     const counts: OutcomeCounts = {};
     const down = new Set<string>();
     const started = Date.now();
-    view.start({ runId, argv: [], fleet: '', mode: 'each-host' });
     const res = await resumeRun(runId, {
       settings: target.settings,
       signer: operatorSigner(ctx.config.paths.operatorCertDir),
@@ -317,6 +316,8 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
       }),
       cancel: ctx.signal,
       ...(waitTimeoutMs ? { timeoutMs: waitTimeoutMs } : {}),
+      // Once the run is known to exist: its header, with what the run index kept of it.
+      onStart: (_id, rec) => view.start({ runId, argv: rec?.argv ?? [], fleet: rec?.fleet ?? '', mode: rec?.mode ?? 'each-host' }),
       onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
       onResult: (r, o, shown) => {
         clock.result();

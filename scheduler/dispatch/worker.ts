@@ -64,6 +64,17 @@ const FLEET_CACHE_MS = 2000;
 /** Jobs a worker runs at once unless told otherwise. */
 export const WORKER_CONCURRENCY = 64;
 
+/**
+ * Closes a run's BullMQ worker. Closing one whose connection is still being set up makes BullMQ
+ * emit an error with no listener left, which ends the process: it is let finish connecting
+ * first (a worker started for a run that turned out to be finished, as `gaxx runs wait` and
+ * `gaxx run --resume` start one, is closed at once).
+ */
+async function closeWorker(bw: Worker<TaskSpec, TaskResult>): Promise<void> {
+  await bw.waitUntilReady().catch(() => undefined);
+  await bw.close().catch(() => undefined);
+}
+
 /** A running worker. */
 export class SchedulerWorker {
   readonly pool: AgentPool;
@@ -145,11 +156,7 @@ export class SchedulerWorker {
   private async unserve(runId: string): Promise<void> {
     const bw = this.workers.get(runId);
     this.workers.delete(runId);
-    if (!bw) return;
-    // Closing a worker whose connection is still being set up makes BullMQ emit an error with
-    // no listener left (a crash): let it finish connecting first.
-    await bw.waitUntilReady().catch(() => undefined);
-    await bw.close().catch(() => undefined);
+    if (bw) await closeWorker(bw);
   }
 
   /** A stale run with nothing left to run: stop serving it and remove its queue. */
@@ -287,7 +294,7 @@ export class SchedulerWorker {
   drain(graceMs = 10_000): Promise<void> {
     this.closed ??= (async () => {
       this.discovery?.stop();
-      const closing = Promise.all([...this.workers.values()].map((bw) => bw.close())).then(() => undefined);
+      const closing = Promise.all([...this.workers.values()].map(closeWorker)).then(() => undefined);
       let timer: NodeJS.Timeout | undefined;
       const late = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
       clearTimeout(timer);

@@ -27,6 +27,7 @@ import { HEARTBEAT_KEY } from '../daemon/daemon.js';
 import { TaskQueue, type EnqueuedRun } from './queue.js';
 import { redisError, type RedisSettings } from '../redis/redis.js';
 import { publishResult, taskResult } from './results.js';
+import { getRunRecord, type RunRecord } from './run-index.js';
 import { loadRunMeta, RUN_TOUCH_MS, touchRun, type RunMeta } from './runs.js';
 import { jobIdFor, type RunSpecInput } from './task.js';
 import { waitForRun, type RunResults, type WaitOptions } from './wait.js';
@@ -55,8 +56,11 @@ export interface RunAndWaitOptions extends WaitOptions {
   cancel?: AbortSignal;
   /** After a cancel, how long to wait for the running tasks' results (default 15 s). */
   cancelGraceMs?: number;
-  /** Called with the run id once its jobs are queued (before any result). */
-  onStart?: (runId: string) => void;
+  /**
+   * Called with the run id once its jobs are queued (before any result); resuming, also with the
+   * run's record (its command, fleet and mode) when the run index still has it.
+   */
+  onStart?: (runId: string, record?: RunRecord) => void;
   /** Retry policy overrides for the in-process worker. */
   policy?: Partial<RetryPolicy>;
 }
@@ -267,16 +271,17 @@ export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise
   try {
     const meta = await loadRunMeta(queue.redis, runId).catch((e: unknown) => Promise.reject(redisError(e, `run ${runId}`)));
     if (!meta) throw new GaxxError('NOT_FOUND', `run ${runId} is unknown (never enqueued, or its records expired)`);
-    return await waitOn(new RunWait(queue, meta, opts), opts);
+    const record = await getRunRecord(queue.redis, runId).catch(() => undefined);
+    return await waitOn(new RunWait(queue, meta, opts), opts, record);
   } finally {
     await bounded(queue.close(), CLEANUP_MS);
   }
 }
 
-async function waitOn(w: RunWait, opts: RunAndWaitOptions): Promise<RunOutcome> {
+async function waitOn(w: RunWait, opts: RunAndWaitOptions, record?: RunRecord): Promise<RunOutcome> {
   let complete = false;
   try {
-    opts.onStart?.(w.meta.runId);
+    opts.onStart?.(w.meta.runId, record);
     await w.ensureWorker();
     if (opts.cancel?.aborted) w.onCancel();
     else opts.cancel?.addEventListener('abort', w.onCancel, { once: true });

@@ -182,6 +182,30 @@ describe('gaxx run killed (-9) mid-run', () => {
       // Collected from the agents' registries: not run again.
       for (const x of results) expect(x).toMatchObject({ replayed: true, mayHaveRepeated: false });
       expect(lines().sort()).toEqual(['first', 'first', 'other']);
+      // The run is finished now: resuming it again, or waiting on it, prints its header (its
+      // command as given), both results and the summary, and exits 0. The worker each starts
+      // for it is closed at once, while its connection is still being set up: that once ended
+      // the process with an unhandled Redis error and exit 1.
+      const argv = ['sh', '-c', `echo first >> ${f}; ${gate.wait}`];
+      for (const args of [
+        ['run', '--json', '--resume', runId],
+        ['runs', 'wait', runId, '--json'],
+        ['runs', 'wait', runId],
+      ]) {
+        const again = await gaxx(args, redis.url).done;
+        expect(again.code, `${args.join(' ')}: ${again.stderr}`).toBe(0);
+        expect(again.stderr).not.toMatch(/Connection is closed|Unhandled/);
+        if (args.includes('--json')) {
+          const got = jsonLines(again.stdout);
+          expect(got[0]).toMatchObject({ type: 'run', runId, argv });
+          expect(got.filter((x) => x.type === 'task').map((x) => x.outcome)).toEqual(['succeeded', 'succeeded']);
+          expect(got.at(-1)).toMatchObject({ type: 'summary', total: 2, succeeded: 2 });
+        } else expect(again.stderr).toContain(`gaxx: run ${runId}: 2 tasks: 2 succeeded`);
+      }
+      // An unknown run: the not-found error alone, no run header before it.
+      const unknown = await gaxx(['run', '--resume', 'nosuch'], redis.url).done;
+      expect(unknown.code).toBe(exitCodeFor('NOT_FOUND'));
+      expect(unknown.stderr).not.toMatch(/^gaxx: run nosuch$/m);
       gate.remove();
     } finally {
       await queue.close();
