@@ -209,7 +209,8 @@ function closest(word: string): string | undefined {
   return names.find((n) => n.startsWith(word.slice(0, 2)) && word.length > 1);
 }
 
-function parseCommandLine(entry: CommandEntry, command: Command, args: string[]): { values: FlagValues; positionals: string[] } {
+/** Parses a command's flags and positionals (strictly: an unknown flag is USAGE), as a run of it does. */
+export function parseCommandLine(entry: CommandEntry, command: Command, args: string[]): { values: FlagValues; positionals: string[] } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
   for (const [name, f] of Object.entries(CONFIG_FLAGS)) options[name] = { type: f.type };
   for (const [name, f] of Object.entries(command.flags)) {

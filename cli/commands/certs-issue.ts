@@ -47,7 +47,7 @@ function requestFrom(flags: FlagValues): { identity: Identity; hosts: string[]; 
 }
 
 export const command: Command = {
-  usage: 'gaxx certs issue --role R --name N [--fleet F] [--host H ...] [--days D] --out DIR [--force] [--json]',
+  usage: 'gaxx certs issue --role R --name N [--fleet F] [--host H ...] [--days N] --out DIR [--force] [--json]',
   description: [
     "Issues a certificate signed by this installation's fleet CA and writes it as a cert dir:",
     'cert.pem, key.pem (0600), ca.pem and the current signed revoked.json. Prints its serial and',
@@ -60,7 +60,7 @@ export const command: Command = {
     name: { type: 'string', valueName: 'N', help: 'host name (role agent) or client name' },
     fleet: { type: 'string', valueName: 'F', help: 'fleet name (role agent only, required there)' },
     host: { type: 'string', valueName: 'H', multiple: true, help: 'IP address or DNS name the agent answers on (role agent)' },
-    days: { type: 'string', valueName: 'D', help: `lifetime in days (default 30, at most ${MAX_DAYS})` },
+    days: { type: 'string', valueName: 'N', help: `lifetime in days (default 30, at most ${MAX_DAYS})` },
     out: { type: 'string', valueName: 'DIR', help: 'directory to write cert.pem, key.pem, ca.pem, revoked.json (must be empty or new)' },
     force: { type: 'boolean', help: 'write into a non-empty --out DIR, replacing its cert files' },
     json: JSON_FLAG,

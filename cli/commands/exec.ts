@@ -64,7 +64,7 @@ export const command: Command = {
   handlesInterrupt: true,
   examples: [
     'gaxx exec --agent 10.0.0.5 -- uptime',
-    "gaxx exec --agent h1.internal:8088 --timeout 30 -- sh -c 'echo hi; exit 3'",
+    "gaxx exec --agent h1.internal:8088 --timeout 30s -- sh -c 'echo hi; exit 3'",
     'gaxx exec --agent 127.0.0.1:8088 --json -- cat /etc/os-release',
     "printf 'a\\nb\\n' | gaxx exec --agent 10.0.0.5 -- wc -l",
     'gaxx exec --agent 10.0.0.5 --stdin job.json -- jq .name',
