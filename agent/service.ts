@@ -13,6 +13,8 @@ import {
   argvBytes,
   envBytes,
   ENV_NAME_PATTERN,
+  EXEC_TASK_ID_PATTERN,
+  refuseLoaderEnv,
   REQUEST_LIMITS,
   ERROR_CODE_METADATA_KEY,
   RETRY_AFTER_METADATA_KEY,
@@ -126,10 +128,9 @@ export function toServiceError(e: unknown, log: Logger): Partial<grpc.StatusObje
 /** Retry hint sent with a capacity refusal (the scheduler's busy wait reads it). */
 const BUSY_RETRY_AFTER_MS = 50;
 
-const TASK_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const taskIdSchema = z
   .string()
-  .regex(TASK_ID, '[A-Za-z0-9._-], 1..128 characters')
+  .regex(EXEC_TASK_ID_PATTERN, '[A-Za-z0-9._-], 1..128 characters')
   .refine((s) => s !== '.' && s !== '..', 'not . or ..');
 const L = REQUEST_LIMITS;
 const noNul = (s: string) => !s.includes('\0');
@@ -162,22 +163,6 @@ const execSchema = z.object({
   timeoutMs: z.number().int().min(0).max(L.timeoutMs),
   outputCapBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
 });
-
-/**
- * Env names that change how programs load or what a shell or interpreter runs before the
- * command: refused at the edge (ENV_REFUSED), since they would turn any allowed command into
- * arbitrary code in every program of the task, including the agent's own wrappers.
- */
-const LOADER_ENV =
-  /^(LD_.*|NODE_OPTIONS|NODE_PATH|GCONV_PATH|BASH_ENV|ENV|SHELLOPTS|BASHOPTS|PS4|PROMPT_COMMAND|PYTHONSTARTUP|PYTHONPATH|PYTHONHOME|PYTHONINSPECT|PERL5OPT|PERL5LIB|PERLLIB|PERL5DB|RUBYOPT|RUBYLIB|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|JDK_JAVA_OPTIONS|MALLOC_.*|GLIBC_TUNABLES|LOCPATH|NLSPATH|HOSTALIASES|RESOLV_HOST_CONF|DYLD_.*)$/;
-
-/** ENV_REFUSED for the first env name that changes how programs load; dot-path in details. */
-export function refuseLoaderEnv(env: Record<string, string>): void {
-  const bad = Object.keys(env).filter((k) => LOADER_ENV.test(k));
-  if (bad.length === 0) return;
-  const problems = bad.map((k) => `env.${k}: changes how programs load; refused`);
-  throw new GaxxError('ENV_REFUSED', problems.join('; '), { details: { problems } });
-}
 
 function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   const r = schema.safeParse(value);

@@ -2,7 +2,7 @@
  * The contract between cli/main.ts and a command module (cli/commands/<name>.ts): each module
  * exports `command: Command`, which main.ts loads lazily when that command is invoked.
  */
-import { DURATION_HINT, GaxxError, parseDuration } from '../proto/index.js';
+import { DURATION_HINT, GaxxError, parseDuration, refuseLoaderEnv } from '../proto/index.js';
 import type { CommandEntry } from './commands.js';
 import type { GaxxConfig } from './config.js';
 import type { Io, Output } from './output.js';
@@ -102,7 +102,11 @@ export function durationFlag(flags: FlagValues, name: string, command: string, m
   return ms;
 }
 
-/** The repeatable `--env NAME=VALUE` flag as a map. */
+/**
+ * The repeatable `--env NAME=VALUE` flag as a map. A name that changes how programs load
+ * (LD_PRELOAD, NODE_OPTIONS...) is ENV_REFUSED here, as every agent would refuse it: before
+ * anything is sent or queued, not as one refusal per task.
+ */
 export function envFlag(flags: FlagValues, command: string): Record<string, string> {
   const env: Record<string, string> = {};
   for (const kv of stringsFlag(flags, 'env')) {
@@ -110,6 +114,7 @@ export function envFlag(flags: FlagValues, command: string): Record<string, stri
     if (i <= 0) throw usageError(command, `--env '${kv}' must be NAME=VALUE`);
     env[kv.slice(0, i)] = kv.slice(i + 1);
   }
+  refuseLoaderEnv(env);
   return env;
 }
 

@@ -6,7 +6,7 @@ export { DURATION_HINT, DURATION_PATTERN, parseDuration } from './durations.js';
 export { compareText } from './order.js';
 export { counted } from './words.js';
 export { nodeFsPromises, nodeHttp, nodeHttps, nodeNet, nodeTty } from './builtins.js';
-export { argvBytes, envBytes, ENV_NAME_PATTERN, REQUEST_LIMITS } from './limits.js';
+export { argvBytes, envBytes, ENV_NAME_PATTERN, EXEC_TASK_ID_PATTERN, isExecTaskId, refuseLoaderEnv, REQUEST_LIMITS } from './limits.js';
 export { loadProtos, LOADER_OPTIONS, methodSubset, type AgentMethod } from './load.js';
 export { colonFirstIpChecks, grpcModules } from './grpc-modules.cjs';
 export { packageVersion } from './version.js';

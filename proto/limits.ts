@@ -3,6 +3,8 @@
  * scheduler (job data at enqueue and when read back) and the CLI. One table, so a task the
  * queue accepts is never refused by the agent for size, and the other way round.
  */
+import { GaxxError } from './errors.js';
+
 export const REQUEST_LIMITS = {
   /** argv entries, bytes of one entry (UTF-8), bytes of all entries. */
   argvItems: 4096,
@@ -30,4 +32,29 @@ export function argvBytes(argv: readonly string[]): number {
 /** Bytes of an env, as the limit counts them (`NAME=value\0` for each entry). */
 export function envBytes(env: Readonly<Record<string, string>>): number {
   return Object.entries(env).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v) + 2, 0);
+}
+
+/** The task id of an Exec (its scratch dir's name): also not `.` or `..`. */
+export const EXEC_TASK_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** Whether `id` is a task id an agent accepts (EXEC_TASK_ID_PATTERN, not `.` or `..`). */
+export function isExecTaskId(id: string): boolean {
+  return EXEC_TASK_ID_PATTERN.test(id) && id !== '.' && id !== '..';
+}
+
+/**
+ * Env names that change how programs load or what a shell or interpreter runs before the
+ * command: refused at the edge (ENV_REFUSED), since they would turn any allowed command into
+ * arbitrary code in every program of the task, including the agent's own wrappers. The CLI
+ * refuses them too, before anything is sent or queued.
+ */
+const LOADER_ENV =
+  /^(LD_.*|NODE_OPTIONS|NODE_PATH|GCONV_PATH|BASH_ENV|ENV|SHELLOPTS|BASHOPTS|PS4|PROMPT_COMMAND|PYTHONSTARTUP|PYTHONPATH|PYTHONHOME|PYTHONINSPECT|PERL5OPT|PERL5LIB|PERLLIB|PERL5DB|RUBYOPT|RUBYLIB|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|JDK_JAVA_OPTIONS|MALLOC_.*|GLIBC_TUNABLES|LOCPATH|NLSPATH|HOSTALIASES|RESOLV_HOST_CONF|DYLD_.*)$/;
+
+/** ENV_REFUSED for the first env name that changes how programs load; dot-path in details. */
+export function refuseLoaderEnv(env: Readonly<Record<string, string>>): void {
+  const bad = Object.keys(env).filter((k) => LOADER_ENV.test(k));
+  if (bad.length === 0) return;
+  const problems = bad.map((k) => `env.${k}: changes how programs load; refused`);
+  throw new GaxxError('ENV_REFUSED', problems.join('; '), { details: { problems } });
 }

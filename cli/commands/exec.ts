@@ -1,7 +1,7 @@
 /** `gaxx exec --agent ADDR -- CMD ARGS...`: one command on one agent, directly over mTLS. */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
-import { formatHostPort, GaxxError, parseHostPort, type Exit__Output } from '../../proto/index.js';
+import { formatHostPort, GaxxError, isExecTaskId, parseHostPort, type Exit__Output } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import type { OutputChunk } from '../../scheduler/index.js';
 import { execTaskResult, taskResultJson } from '../result-json.js';
@@ -79,7 +79,9 @@ export const command: Command = {
     const noStdin = boolFlag(flags, 'no-stdin');
     if (noStdin && stdinFile !== undefined) throw usage('give --stdin FILE or --no-stdin, not both');
     if (stdinFile === '') throw usage('--stdin needs a FILE (or - for standard input)');
-    const taskId = stringFlag(flags, 'task-id') ?? `exec-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+    const givenId = stringFlag(flags, 'task-id');
+    if (givenId !== undefined && !isExecTaskId(givenId)) throw usage(`--task-id '${givenId}' must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
+    const taskId = givenId ?? `exec-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
     const address = agentAddress(rawAgent, config.agent.port);
     const creds = operatorCredentials(config.paths.operatorCertDir);
     // Read before connecting: input over the limit is refused with nothing sent to the agent.

@@ -55,6 +55,25 @@ describe('errors name the problem and the fix', () => {
     expect(JSON.parse(j.stdout)).toMatchObject({ error: { code: 'UNAVAILABLE', exitCode: exitCodeFor('UNAVAILABLE') } });
   });
 
+  it('what every agent would refuse is refused before anything is sent or queued: a loader env (ENV_REFUSED), a bad --task-id (USAGE)', async () => {
+    // Nothing listens at 127.0.0.1:1: a refusal that came from an agent would be UNAVAILABLE instead.
+    for (const cmd of [
+      ['exec', '--agent', '127.0.0.1:1', '--no-stdin'],
+      ['run', '--agent', '127.0.0.1:1'],
+    ]) {
+      const r = await runGaxx([...cmd, '--env', 'OK=1', '--env', 'LD_PRELOAD=/tmp/x.so', '--', 'true'], { home });
+      expect(r.code, r.stderr).toBe(exitCodeFor('ENV_REFUSED'));
+      expect(r.stderr).toMatch(/env\.LD_PRELOAD: changes how programs load; refused \[ENV_REFUSED\]/);
+      // No run was made (its id is the first line a run prints).
+      expect(r.stderr).not.toMatch(/gaxx: run /);
+    }
+    for (const id of ['a/b', '..', 'x'.repeat(129)]) {
+      const r = await runGaxx(['exec', '--agent', '127.0.0.1:1', '--no-stdin', '--task-id', id, '--', 'true'], { home });
+      expect(r.code, r.stderr).toBe(exitCodeFor('USAGE'));
+      expect(r.stderr).toContain(`--task-id '${id}' must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
+    }
+  });
+
   it('gaxx-agent with a data dir it cannot create is FILE_ACCESS (exit 3)', async () => {
     const ca = FleetCa.open(join(home, 'config', 'ca'));
     const made = await ca.issue({ identity: { role: 'agent', fleet: 'f', host: 'h' }, hosts: ['127.0.0.1'] });
