@@ -1,4 +1,5 @@
 /** `gaxx runs cancel ID`: cancel a run from any process. */
+import { counted } from '../../proto/index.js';
 import { cancelRecordedRun } from '../../scheduler/index.js';
 import { JSON_FLAG, type Command } from '../command.js';
 import { withRedis } from '../run/redis-session.js';
@@ -8,17 +9,19 @@ export const command: Command = {
   description: [
     'Cancels a run: its queued tasks are withdrawn (reported cancelled), its running tasks are',
     'stopped on their agents by the workers serving them, and its `gaxx run`, if still alive,',
-    'stops reading input and exits 130. Unknown or expired run: exit 4.',
+    'stops reading input and exits 130. A run that is already done is left as it is (exit 0,',
+    'saying so). Unknown or expired run: exit 4.',
   ].join('\n'),
   flags: { json: JSON_FLAG },
   positionals: { names: ['ID'], min: 1 },
   examples: ['gaxx runs cancel rmx5i3k2abc123'],
   async run({ positionals, config, out }) {
     const runId = positionals[0] as string;
-    const { withdrawn } = await withRedis(config, (settings) => cancelRecordedRun(settings, runId));
-    out.result(
-      { runId, cancelled: true, withdrawn },
-      () => `run ${runId}: cancel requested; ${withdrawn} queued tasks withdrawn, running ones are being stopped`,
+    const { withdrawn, finished } = await withRedis(config, (settings) => cancelRecordedRun(settings, runId));
+    out.result({ runId, cancelled: !finished, withdrawn, ...(finished ? { state: 'done' } : {}) }, () =>
+      finished
+        ? `run ${runId} is already done: every task has its result; nothing to cancel`
+        : `run ${runId}: cancel requested; ${counted(withdrawn, 'queued task')} withdrawn, running ones are being stopped`,
     );
     return 0;
   },

@@ -105,4 +105,17 @@ describe('gaxx runs', () => {
     expect(ended.stderr).toMatch(/cancelled/);
     expect((await record(rec.runId))?.state).toBe('cancelled');
   });
+
+  it('`runs cancel` of a run that is already done says so and changes nothing', async () => {
+    const r = await w.gaxx(['run', '--fleet', w.fleet, '--', 'true']);
+    expect(r.code, r.stderr).toBe(0);
+    const runId = /gaxx: run (\S+)/.exec(r.stderr)?.[1] as string;
+    expect((await record(runId))?.state).toBe('done');
+    const c = await w.gaxx(['runs', 'cancel', runId]);
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stdout).toContain(`run ${runId} is already done: every task has its result; nothing to cancel`);
+    const j = await w.gaxx(['runs', 'cancel', runId, '--json']);
+    expect(JSON.parse(j.stdout)).toEqual({ runId, cancelled: false, withdrawn: 0, state: 'done' });
+    expect((await record(runId))?.state).toBe('done');
+  });
 });
