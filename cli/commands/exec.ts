@@ -29,10 +29,14 @@ export function exitCodeOf(exit: Exit__Output): number {
   return exit.code;
 }
 
-function reportExit(out: Output, exit: Exit__Output): void {
-  if (exit.error) out.note(`gaxx: remote command failed to start: ${exit.error}`);
-  if (exit.truncated) out.note('gaxx: output truncated at the output cap');
-  if (exit.reason && exit.reason !== 'output_cap') out.note(`gaxx: task ended by the agent (${exit.reason})`);
+/** The agent's notes on how the task ended; `midLine`: the output shown last ended without a newline (cut at the cap, say). */
+function reportExit(out: Output, exit: Exit__Output, midLine: boolean): void {
+  const notes: string[] = [];
+  if (exit.error) notes.push(`gaxx: remote command failed to start: ${exit.error}`);
+  if (exit.truncated) notes.push('gaxx: output truncated at the output cap');
+  if (exit.reason && exit.reason !== 'output_cap') notes.push(`gaxx: task ended by the agent (${exit.reason})`);
+  // On a terminal the notes would continue the output's last line.
+  if (notes.length > 0) out.note(`${midLine ? '\n' : ''}${notes.join('\n')}`);
 }
 
 export const command: Command = {
@@ -94,6 +98,7 @@ export const command: Command = {
     const output: OutputChunk[] = [];
     let started = { pid: 0, attached: false, replayed: false };
     let exit: Exit__Output | undefined;
+    let midLine = false;
     try {
       const req = {
         taskId,
@@ -108,9 +113,11 @@ export const command: Command = {
         else if (ev.stdout) {
           if (out.json) output.push({ stream: 1, data: ev.stdout });
           else out.writeOut(ev.stdout);
+          midLine = ev.stdout.length > 0 && ev.stdout[ev.stdout.length - 1] !== 10;
         } else if (ev.stderr) {
           if (out.json) output.push({ stream: 2, data: ev.stderr });
           else out.writeErr(ev.stderr);
+          midLine = ev.stderr.length > 0 && ev.stderr[ev.stderr.length - 1] !== 10;
         } else if (ev.exit) exit = ev.exit;
       }
     } finally {
@@ -120,7 +127,7 @@ export const command: Command = {
     const code = exitCodeOf(exit);
     // The same shape as `gaxx run --json` (cli/result-json.ts), plus the remote pid.
     if (out.json) out.result(taskResultJson(execTaskResult(taskId, address, exit, started), output, { pid: started.pid }), () => '');
-    else reportExit(out, exit);
+    else reportExit(out, exit, midLine);
     return code;
   },
 };

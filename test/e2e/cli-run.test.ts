@@ -73,6 +73,17 @@ describe('gaxx run', () => {
     expect(existsSync(join(home, 'state', 'scheduler', 'certs', 'cert.pem'))).toBe(true);
   });
 
+  it('gaxx exec cut at --output-cap: the note starts a line of its own after output cut mid-line', async () => {
+    const a = agents[0] as AgentProcess;
+    const cut = await gaxx(['exec', '--agent', a.address, '--no-stdin', '--output-cap', '3', '--', 'echo', 'hello', 'world']);
+    expect(cut.stdout).toBe('hel');
+    expect(cut.stderr).toBe('\ngaxx: output truncated at the output cap\n');
+    // Output cut right after a newline gets no blank line before the note.
+    const line = await gaxx(['exec', '--agent', a.address, '--no-stdin', '--output-cap', '3', '--', 'sh', '-c', 'printf "ab\\ncdef"']);
+    expect(line.stdout).toBe('ab\n');
+    expect(line.stderr).toBe('gaxx: output truncated at the output cap\n');
+  });
+
   it('--json prints one object per task; exit 1 when a command fails', async () => {
     const r = await gaxx(['run', '--json', '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
     expect(r.code, r.stderr).toBe(1);
