@@ -11,8 +11,8 @@ export const command: Command = {
   usage:
     'gaxx run (--fleet F | --agent ADDR[,ADDR...]) [--tasks FILE|- [-0]] [--each-host] [--concurrency N] [--timeout D] [--retries N] [--output-cap BYTES] [--results DIR] [--json] [--timings] -- CMD ARGS...',
   description: [
-    'Runs CMD through the Redis queue. Without --tasks (or with --each-host): one task per host,',
-    'pinned to it. With --tasks FILE (- for stdin): one task per input line (NUL-separated record',
+    'Runs CMD through the Redis queue. Without --tasks: one task per host, pinned to it (--each-host',
+    'says so; it takes no --tasks). With --tasks FILE (- for stdin): one task per input line (NUL-separated record',
     'with -0), each placed on whichever host has a free slot; hosts pull work as they free up.',
     '{} in CMD is replaced by the record and {#} by its number, inside words too, and always as',
     'part of one argument: gaxx never passes a command through a shell. {} inside the script of',
@@ -44,7 +44,7 @@ export const command: Command = {
     tasks: { type: 'string', valueName: 'FILE|-', help: 'one task per line of FILE (- reads stdin)' },
     null: { type: 'boolean', short: '0', help: 'records of --tasks are NUL-separated (find -print0)' },
     'each-host': { type: 'boolean', help: 'one task per host (the default without --tasks)' },
-    concurrency: { type: 'string', valueName: 'N', help: 'at most N tasks of this run queued or running at once (--tasks; default 1000)' },
+    concurrency: { type: 'string', valueName: 'N', help: 'at most N tasks of this run queued or running at once (with --tasks only; default 1000)' },
     timeout: { type: 'string', valueName: 'D', help: "how long before the agent kills a task: 30s, 10m, 1h (default: the agent's)" },
     retries: { type: 'string', valueName: 'N', help: 'dispatch retries when an agent is unreachable (default 4)' },
     'retry-on-failure': { type: 'boolean', help: 'also re-run a command that exits non-zero (up to --retries more times)' },

@@ -77,6 +77,8 @@ export function planRun(flags: FlagValues, rest: string[], defaultPort: number):
   const eachHost = boolFlag(flags, 'each-host');
   if (tasks !== undefined && eachHost) throw usage('--each-host runs one task per host; it does not take --tasks');
   if (tasks === undefined && boolFlag(flags, 'null')) throw usage('-0 separates --tasks records by NUL; give --tasks');
+  if (tasks === undefined && flags.concurrency !== undefined)
+    throw usage('--concurrency bounds the tasks of a --tasks list; a run without one has one task per host');
   if (tasks === undefined && hasPlaceholder(rest)) throw usage('{} stands for a task list record: give --tasks FILE (or - for stdin)');
   if (tasks === '') throw usage('--tasks needs a file name, or - for stdin');
   const hosts = hostsOf(flags, defaultPort);

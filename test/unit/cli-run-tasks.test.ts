@@ -150,6 +150,8 @@ describe('run plan', () => {
       [{ fleet: 'web', tasks: '-', 'each-host': true }, ['true']],
       [{ fleet: 'web', null: true }, ['true']],
       [{ fleet: 'web', tasks: '-', concurrency: '1.5' }, ['true']],
+      // A per-host run has one task per host: nothing for --concurrency to bound.
+      [{ fleet: 'web', concurrency: '5' }, ['true']],
       [{ fleet: 'bad name' }, ['true']],
       [{ fleet: 'web', 'output-cap': '0' }, ['true']],
     ];
