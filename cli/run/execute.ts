@@ -227,7 +227,11 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
   );
   // `gaxx runs cancel` from another shell sets the flag without aborting this process's signal.
   const cancelled = res.cancelled || (await isCancelled(redis, s.runId).catch(() => false));
-  await updateRunRecord(redis, s.runId, { state: cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }).catch(() => undefined);
+  // A wait that ended early (--wait-timeout, Redis gone) leaves the tasks without a result
+  // queued: the run is still running (resumable), and what this process reported for those
+  // tasks (unknown) is not a result the run index may count.
+  if (cancelled || !res.ended)
+    await updateRunRecord(redis, s.runId, { state: cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }).catch(() => undefined);
   const summary = summarize(s.runId, counts, Date.now() - started, down);
   endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
   if (cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);

@@ -27,7 +27,7 @@ import { HEARTBEAT_KEY } from '../daemon/daemon.js';
 import { TaskQueue, type EnqueuedRun } from './queue.js';
 import { redisError, type RedisSettings } from '../redis/redis.js';
 import { publishResult, taskResult } from './results.js';
-import { getRunRecord, type RunRecord } from './run-index.js';
+import { countOutcome, getRunRecord, updateRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
 import { loadRunMeta, RUN_TOUCH_MS, touchRun, type RunMeta } from './runs.js';
 import { jobIdFor, type RunSpecInput } from './task.js';
 import { waitForRun, type RunResults, type WaitOptions } from './wait.js';
@@ -272,7 +272,18 @@ export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise
     const meta = await loadRunMeta(queue.redis, runId).catch((e: unknown) => Promise.reject(redisError(e, `run ${runId}`)));
     if (!meta) throw new GaxxError('NOT_FOUND', `run ${runId} is unknown (never enqueued, or its records expired)`);
     const record = await getRunRecord(queue.redis, runId).catch(() => undefined);
-    return await waitOn(new RunWait(queue, meta, opts), opts, record);
+    const out = await waitOn(new RunWait(queue, meta, opts), opts, record);
+    // Every task has its result now (or the run was cancelled): the run index says so, as it
+    // does when the run's own gaxx run sees it through.
+    if (record && !out.ended) {
+      const counts: OutcomeCounts = {};
+      for (const r of out.results.values()) countOutcome(counts, r.outcome);
+      await bounded(
+        updateRunRecord(queue.redis, runId, { state: out.cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }).catch(() => undefined),
+        CLEANUP_MS,
+      );
+    }
+    return out;
   } finally {
     await bounded(queue.close(), CLEANUP_MS);
   }

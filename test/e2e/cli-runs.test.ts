@@ -106,6 +106,22 @@ describe('gaxx runs', () => {
     expect((await record(rec.runId))?.state).toBe('cancelled');
   });
 
+  it('a run whose wait timed out stays running in the index (its tasks are still queued or running); --resume sees it through to done', async () => {
+    const gate = taskGate();
+    const r = await w.gaxx(['run', '--fleet', w.fleet, '--wait-timeout', '1s', '--', 'sh', '-c', gate.wait]);
+    expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
+    const runId = /gaxx: run (\S+)/.exec(r.stderr)?.[1] as string;
+    // Not done, and the unknowns this gaxx run reported for the tasks it stopped waiting for are no results.
+    expect(await record(runId)).toMatchObject({ state: 'running', counts: {} });
+    const listed = JSON.parse((await w.gaxx(['runs', '--json'])).stdout) as RunRecord[];
+    expect(listed.find((x) => x.runId === runId)).toMatchObject({ state: 'running', counts: {} });
+    gate.open();
+    const resumed = await w.gaxx(['run', '--resume', runId, '--json']);
+    gate.remove();
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(await record(runId)).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
+  });
+
   it('`runs cancel` of a run that is already done says so and changes nothing', async () => {
     const r = await w.gaxx(['run', '--fleet', w.fleet, '--', 'true']);
     expect(r.code, r.stderr).toBe(0);
