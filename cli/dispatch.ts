@@ -220,7 +220,11 @@ export function parseCommandLine(entry: CommandEntry, command: Command, args: st
   try {
     parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
   } catch (e) {
-    // node's messages span lines (e.g. a negative value such as `--budget -1`): the CLI says one.
+    // A value that starts with '-' (`--retries -1`) reads as another flag: node's three lines
+    // ask whether the value was forgotten; the CLI says how to give it.
+    const dashed = /^Option '(--[\w-]+)' argument is ambiguous/.exec((e as Error).message);
+    if (dashed) throw usage(`${dashed[1]} takes a value; write one that starts with '-' as ${dashed[1]}=VALUE`, entry.name);
+    // Other messages of node's may span lines too: the CLI says one.
     throw usage((e as Error).message.replace(/\s*\n\s*/g, ' '), entry.name);
   }
   const max = command.positionals?.names.length ?? 0;

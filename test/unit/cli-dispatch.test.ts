@@ -92,6 +92,17 @@ describe('cli dispatch', () => {
     expect((await cli(['certs', 'nope'])).code).toBe(2);
   });
 
+  it('a flag value that starts with - is USAGE saying how to give one, in one line', async () => {
+    const r = await cli(['run', '--agent', 'h', '--retries', '-1', '--', 'true']);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe("gaxx: --retries takes a value; write one that starts with '-' as --retries=VALUE (see 'gaxx run --help') [USAGE]\n");
+    // So written, the value reaches the command's own check.
+    const given = await cli(['run', '--agent', 'h', '--retries=-1', '--', 'true']);
+    expect(given.code).toBe(2);
+    expect(given.err).toMatch(/--retries/);
+    expect(given.err).not.toMatch(/ambiguous/);
+  });
+
   it('-- is refused for commands that take no argv, and exec without one is USAGE', async () => {
     expect((await cli(['certs', 'list', '--', 'x'])).code).toBe(2);
     expect((await cli(['exec', '--agent', '127.0.0.1:1'])).code).toBe(2);
