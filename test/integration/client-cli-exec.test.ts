@@ -73,9 +73,16 @@ describe('gaxx exec', () => {
   });
 
   it('an agent refusal exits with its code through the funnel', async () => {
-    const r = await gaxx(['exec', '--agent', agent.address, '--task-id', 'bad id!', '--', 'true']);
+    // An env name the agent refuses (the CLI checks the form NAME=VALUE only).
+    const r = await gaxx(['exec', '--agent', agent.address, '--env', 'BAD-NAME=1', '--', 'true']);
     expect(r.code).toBe(exitCodeFor('INVALID_ARGUMENT'));
-    expect(r.stderr).toMatch(/^gaxx: .*\[INVALID_ARGUMENT\]\n$/);
+    expect(r.stderr).toMatch(/^gaxx: agent .*env.*\[INVALID_ARGUMENT\]\n$/);
+  });
+
+  it('a --task-id no agent would take is USAGE before anything is sent', async () => {
+    const r = await gaxx(['exec', '--agent', agent.address, '--task-id', 'bad id!', '--', 'true']);
+    expect(r.code).toBe(exitCodeFor('USAGE'));
+    expect(r.stderr).toMatch(/^gaxx: --task-id 'bad id!' must be 1-128 characters of \[A-Za-z0-9._-\], not \. or \.\. .*\[USAGE\]\n$/);
   });
 });
 
