@@ -139,9 +139,9 @@ describe('local provider', () => {
   it("another installation's fleet of the same name gets agents of its own: its create and destroy leave this one's files and agent alone", async () => {
     // A second GAXX_HOME: its own CA and state dir, the same run dir (the user's default is one for all homes).
     const home2 = mkdtempSync(join(tmpdir(), 'gaxx-local-test-'));
+    await FleetCa.init(join(home2, 'ca'));
+    const other = createLocalProvider({ options: { caDir: join(home2, 'ca'), stateDir: join(home2, 'state'), runDir, port: 0 } });
     try {
-      await FleetCa.init(join(home2, 'ca'));
-      const other = createLocalProvider({ options: { caDir: join(home2, 'ca'), stateDir: join(home2, 'state'), runDir, port: 0 } });
       const mine = made[0] as Instance;
       const myRecord = JSON.parse(readFileSync(join(dir, 'state', `${mine.id}.json`), 'utf8')) as { dir: string; port: number };
       const myCert = readFileSync(join(myRecord.dir, 'certs', 'cert.pem'), 'utf8');
@@ -160,6 +160,8 @@ describe('local provider', () => {
         client.close();
       }
     } finally {
+      // Also when a check failed: no agent of the second home is left running.
+      for (const i of await other.list('lf')) await other.destroy('lf', i.id);
       rmSync(home2, { recursive: true, force: true });
     }
   });
