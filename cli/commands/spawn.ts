@@ -7,7 +7,16 @@ import { loadBootstrapStep } from '../fleet/bootstrap-step.js';
 import { holdFleetWhileSpawning, publishFleet, publishFleetLimits, unpublishFleet } from '../fleet/fleet-directory.js';
 import { assertInitialized } from '../fleet/preflight.js';
 import { providerFor } from '../fleet/provider-for.js';
-import { adoptTagged, awaitAddresses, bootstrapCreated, createHosts, destroyHosts, missingIndices, type SpawnContext } from '../fleet/spawn-flow.js';
+import {
+  adoptTagged,
+  awaitAddresses,
+  bootstrapCreated,
+  createHosts,
+  destroyHosts,
+  missingIndices,
+  retireDeadHosts,
+  type SpawnContext,
+} from '../fleet/spawn-flow.js';
 import { providerNames, systemClock } from '../providers/index.js';
 import { assertFleetName, FleetStore, readFleet, removeFleet, type FleetState } from '../state.js';
 import { agentAddress } from './exec.js';
@@ -186,7 +195,8 @@ export const command: Command = {
         await store.update(() => undefined);
         await publishFleetLimits(config, store.state);
       }
-      await adoptTagged(ctx);
+      const tagged = await adoptTagged(ctx);
+      if (p.existing) await retireDeadHosts(ctx, tagged);
       const { region, type, image } = p.settings;
       const failed = await createHosts(ctx, missingIndices(store.state.hosts, p.count), { region, type, image });
       // Now priced by the hosts the provider created.

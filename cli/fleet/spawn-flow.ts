@@ -47,6 +47,27 @@ export async function adoptTagged(ctx: SpawnContext): Promise<Instance[]> {
   return tagged;
 }
 
+/**
+ * A --fill's look at the hosts the state holds as live: one whose instance the provider no
+ * longer lists, or lists as stopped or being deleted (a local agent that died, a VM powered off
+ * or removed by hand), is not: what is left of it is destroyed and it is marked failed, so that
+ * the fill creates it again rather than report it ready. `tagged`: the provider's list of the
+ * fleet (adoptTagged's). Resolves with the instances destroyed.
+ */
+export async function retireDeadHosts(ctx: SpawnContext, tagged: Instance[]): Promise<string[]> {
+  const byId = new Map(tagged.map((i) => [i.id, i]));
+  const dead = new Map<number, GaxxError>();
+  for (const h of ctx.store.state.hosts) {
+    if ((h.status !== 'ready' && h.status !== 'created') || !h.id) continue;
+    const inst = byId.get(h.id);
+    if (inst && inst.status !== 'stopped' && inst.status !== 'deleting') continue;
+    const why = inst ? `its instance ${h.id} is ${inst.status}` : `its instance ${h.id} is gone`;
+    dead.set(h.index, new GaxxError('UNAVAILABLE', why));
+    ctx.progress(`${h.name}: ${why}; replacing it`);
+  }
+  return dead.size > 0 ? destroyHosts(ctx, new Set(dead.keys()), dead, false) : [];
+}
+
 /** Indices 0..count-1 without a live host. */
 export function missingIndices(hosts: HostRecord[], count: number): number[] {
   const live = new Set(hosts.filter((h) => h.status === 'created' || h.status === 'ready').map((h) => h.index));

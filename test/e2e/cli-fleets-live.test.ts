@@ -204,11 +204,27 @@ describe('gaxx spawn -> run -> delete on the local provider', () => {
         expect((await ui.done).code).toBe(0);
       }
 
+      // An agent that died is not ready: --fill replaces it (and reports it), the other stays.
+      const dead = records[1] as { pid: number; bundle: string };
+      process.kill(dead.pid, 'SIGKILL');
+      await expect.poll(() => isAgentProcess(dead.pid, dead.bundle), { timeout: 30_000 }).toBe(false);
+      const fill = await gaxx(['spawn', '--fleet', 'l1', '--fill', '--json'], env);
+      expect(fill.code, fill.stderr).toBe(0);
+      expect(fill.stderr).toMatch(/gaxx-l1-1: its instance l1-gaxx-l1-1 is stopped; replacing it/);
+      expect((JSON.parse(fill.stdout) as { ready: unknown[] }).ready).toHaveLength(2);
+      const refilled = JSON.parse(readFileSync(join(home, 'state', 'local', 'l1-gaxx-l1-1.json'), 'utf8')) as { pid: number; bundle: string };
+      expect(refilled.pid).not.toBe(dead.pid);
+      expect(isAgentProcess(refilled.pid, refilled.bundle)).toBe(true);
+      expect(isAgentProcess((records[0] as { pid: number; bundle: string }).pid, (records[0] as { bundle: string }).bundle)).toBe(true);
+      const relisted = await agentsOf('l1');
+      expect(relisted.map((h) => h.state)).toEqual(['ready', 'ready']);
+      expect((await runFleetIdUn('l1')).map((t) => t.host).sort()).toEqual(relisted.map((h) => h.agent as string).sort());
+
       const del = await gaxx(['delete', 'l1', '--yes', '--json'], env);
       expect(del.code, del.stderr).toBe(0);
       expect((JSON.parse(del.stdout) as { destroyed: number }).destroyed).toBe(2);
       // A stopped agent may linger as a zombie until its new parent reaps it: it no longer runs the agent.
-      for (const r of records) expect(isAgentProcess(r.pid, r.bundle)).toBe(false);
+      for (const r of [...records, refilled]) expect(isAgentProcess(r.pid, r.bundle)).toBe(false);
       expect(existsSync(join(home, 'state', 'local', 'l1-gaxx-l1-0.json'))).toBe(false);
     },
     LONG,
