@@ -53,6 +53,11 @@ interface Row {
   host: HostRecord;
 }
 
+/** A price per hour as the summary and the table both show it: at most 4 decimals, no trailing zeros ($0, $0.0075). */
+export function dollars(n: number): string {
+  return `$${Number(n.toFixed(4))}`;
+}
+
 export const command: Command = {
   usage: 'gaxx ls [F] [--json]',
   description: [
@@ -104,7 +109,7 @@ export const command: Command = {
       const rows: Row[] = fleets.flatMap((fleet) => fleet.hosts.map((host) => ({ fleet, host })));
       const summary = fleets.map((f, i) => {
         const l = limitsView(f, now);
-        return `${f.fleet}: ${f.provider}, ${json[i]?.ready}/${f.count} ready, $${(json[i]?.pricePerHour ?? 0).toFixed(4)}/h${l ? limitsText(l) : ''}`;
+        return `${f.fleet}: ${f.provider}, ${json[i]?.ready}/${f.count} ready, ${dollars(json[i]?.pricePerHour ?? 0)}/h${l ? limitsText(l) : ''}`;
       });
       const table = renderTable(rows, [
         { header: 'FLEET', get: (r) => r.fleet.fleet },
@@ -114,7 +119,7 @@ export const command: Command = {
         { header: 'ADDRESS', get: (r) => r.host.ipv4 ?? '-' },
         { header: 'STATE', get: (r) => r.host.status },
         { header: 'AGE', get: (r) => age(r.host.createdAt, now) },
-        { header: 'PRICE/H', get: (r) => (r.host.pricePerHour === undefined ? '-' : `$${r.host.pricePerHour}`) },
+        { header: 'PRICE/H', get: (r) => (r.host.pricePerHour === undefined ? '-' : dollars(r.host.pricePerHour)) },
       ]);
       return [...summary, ...(rows.length ? ['', table] : [])].join('\n');
     });
