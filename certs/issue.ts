@@ -66,6 +66,14 @@ export interface SignerKey {
   keyPem: string;
 }
 
+/**
+ * `d` without its milliseconds: a certificate's validity holds whole seconds, and the times
+ * returned with it (and recorded in the CA's register) must be the certificate's own.
+ */
+function wholeSeconds(d: Date): Date {
+  return new Date(Math.floor(d.getTime() / 1000) * 1000);
+}
+
 /** Creates a self-signed CA certificate and key (RSA; see keys.ts). */
 export async function createCaCertificate(commonName: string, validityMs = DEFAULT_CA_VALIDITY_MS): Promise<IssuedCertificate> {
   const [{ privateKeyPem, publicKeyPem }, f] = await Promise.all([generateRsaKeyPair(), loadForge()]);
@@ -73,8 +81,8 @@ export async function createCaCertificate(commonName: string, validityMs = DEFAU
   const cert = f.pki.createCertificate() as ForgeCertificate;
   cert.publicKey = placeholderKey(f);
   cert.serialNumber = newSerialHex();
-  const notBefore = new Date(Date.now() - BACKDATE_MS);
-  const notAfter = new Date(Date.now() + validityMs);
+  const notBefore = wholeSeconds(new Date(Date.now() - BACKDATE_MS));
+  const notAfter = wholeSeconds(new Date(Date.now() + validityMs));
   cert.validity.notBefore = notBefore;
   cert.validity.notAfter = notAfter;
   const subject = [
@@ -139,8 +147,8 @@ function leafExtensions(f: Forge, opts: LeafOptions, spki: Asn1, caSpki: Asn1, e
 /** Issues a leaf (cA=false, digitalSignature, no keyCertSign) signed by `ca`; its key is EC P-256 unless told otherwise. */
 export async function issueLeafCertificate(ca: SignerKey, opts: LeafOptions): Promise<IssuedCertificate> {
   const [{ privateKeyPem, publicKey }, f] = await Promise.all([leafKey(opts), loadForge()]);
-  const notBefore = opts.notBefore ?? new Date(Date.now() - BACKDATE_MS);
-  const notAfter = opts.notAfter ?? new Date(Date.now() + (opts.validityMs ?? DEFAULT_LEAF_VALIDITY_MS));
+  const notBefore = wholeSeconds(opts.notBefore ?? new Date(Date.now() - BACKDATE_MS));
+  const notAfter = wholeSeconds(opts.notAfter ?? new Date(Date.now() + (opts.validityMs ?? DEFAULT_LEAF_VALIDITY_MS)));
   if (notAfter <= notBefore) throw new GaxxError('INVALID_ARGUMENT', 'certificate validity must be positive');
   const spki = spkiAsn1(f, publicKey);
   const caSpki = spkiAsn1(f, new X509Certificate(ca.certPem).publicKey);

@@ -59,6 +59,10 @@ describe('fleet CA', () => {
     expect(cert.keyUsage ?? []).not.toContain('keyCertSign');
     verifyLeaf(cert, [parseCertificate(ca.certPem)]);
     expect(ca.list().map((r) => r.serial)).toContain(made.serial);
+    // The validity returned and recorded is the certificate's own (whole seconds), as `certs list` shows it.
+    expect(made.notAfter.getTime()).toBe(Date.parse(cert.validTo));
+    expect(made.notBefore.getTime()).toBe(Date.parse(cert.validFrom));
+    expect(ca.list().find((r) => r.serial === made.serial)?.notAfter).toBe(new Date(cert.validTo).toISOString());
   });
 
   it('refuses leaves from another CA, expired leaves and several URI SANs', async () => {
