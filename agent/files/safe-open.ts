@@ -8,7 +8,7 @@
  * otherwise carry it in.
  */
 import { constants as fsc } from 'node:fs';
-import { mkdir, open, readlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readlink, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, relative } from 'node:path';
 import { GaxxError } from '../../proto/index.js';
 
@@ -36,12 +36,20 @@ export function components(rel: string): string[] {
   return parts;
 }
 
-/** Opens a directory under `dir` without following a symlink; PATH_ESCAPE when it is one. */
+/**
+ * Opens a directory under `dir` without following a symlink; PATH_ESCAPE when it is one (or
+ * anything but a directory or a plain file, as one that changes meanwhile), INVALID_ARGUMENT when
+ * it is a plain file: refused either way, only the message differs.
+ */
 async function openDirAt(dir: FileHandle, name: string, rel: string): Promise<FileHandle> {
+  const path = `${fdPath(dir)}/${name}`;
   try {
-    return await open(`${fdPath(dir)}/${name}`, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+    return await open(path, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' && (await lstat(path).catch(() => undefined))?.isFile()) {
+      throw new GaxxError('INVALID_ARGUMENT', `'${name}' in '${rel}' is not a directory`, { cause: e });
+    }
     if (code === 'ELOOP' || code === 'ENOTDIR') throw escape(rel);
     if (code === 'ENOENT') throw new GaxxError('NOT_FOUND', `no such directory in '${rel}'`, { cause: e });
     throw e;

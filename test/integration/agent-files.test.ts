@@ -59,6 +59,18 @@ describe('PutFile and GetFile', () => {
     await stillServing();
   });
 
+  it('a path through a file is refused as not a directory (INVALID_ARGUMENT), a symlink to a file still as PATH_ESCAPE', async () => {
+    expect((await putFile(op.agent, { path: 'plain.txt' }, Buffer.from('x'))).ok).toBe(true);
+    symlinkSync(join(agent.dataDir, 'plain.txt'), join(agent.dataDir, 'link-to-file'));
+    const through = await putFile(op.agent, { path: 'plain.txt/deeper' }, Buffer.from('x'));
+    expect(through.ok ? 'ok' : `${through.gaxxCode}: ${through.details}`).toMatch(/^INVALID_ARGUMENT: 'plain.txt' in 'plain.txt\/deeper' is not a directory/);
+    const got = await getFile(op.agent, 'plain.txt/deeper');
+    expect(got.ok ? 'ok' : got.gaxxCode).toBe('INVALID_ARGUMENT');
+    const linked = await putFile(op.agent, { path: 'link-to-file/deeper' }, Buffer.from('x'));
+    expect(linked.ok ? 'ok' : linked.gaxxCode).toBe('PATH_ESCAPE');
+    await stillServing();
+  });
+
   it('a sha256 or size mismatch is refused and leaves nothing behind', async () => {
     const bad = await putFile(op.agent, { path: 'sums/a.txt', sha256: '0'.repeat(64) }, Buffer.from('hello'));
     expect(bad).toMatchObject({ ok: false, status: 15, gaxxCode: 'CHECKSUM_MISMATCH' });
