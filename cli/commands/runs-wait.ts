@@ -28,7 +28,11 @@ export const command: Command = {
     const runId = positionals[0] as string;
     const waitMs = durationFlag(flags, 'wait-timeout', 'runs wait');
     const creds = await schedulerCredentials(config.paths);
-    const view: RunView = out.json ? new JsonView(out) : new HumanView(out, { colour: io.colour === true });
+    // Made once the run is known: a run of one task per host is printed as its `gaxx run` prints
+    // it (output lines and a result line per host), a task list as task lists are.
+    let view: RunView | undefined;
+    const viewOf = (hosts: ReadonlyMap<string, string> | undefined): RunView =>
+      out.json ? new JsonView(out) : new HumanView(out, { colour: io.colour === true, ...(hosts?.size ? { eachHostLabels: hosts } : {}) });
     const started = Date.now();
     const down = new Set<string>();
     const res = await withRedis(config, (settings) =>
@@ -36,15 +40,19 @@ export const command: Command = {
         settings,
         connect: agentConnector(creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs, token: config.agent.token }),
         ...(waitMs ? { timeoutMs: waitMs } : {}),
-        onStart: (rec) => view.start({ runId, argv: rec.argv, fleet: rec.fleet, mode: rec.mode }),
+        onStart: (rec, hosts) => {
+          view = viewOf(rec.mode === 'each-host' ? hosts : undefined);
+          view.start({ runId, argv: rec.argv, fleet: rec.fleet, mode: rec.mode });
+        },
+        onLive: (taskId, chunk) => view?.live(taskId, chunk),
         onResult: (r, o, shown) => {
           if (r.outcome === 'unreachable' && r.host) down.add(r.host);
-          view.result(r, o, shown, undefined);
+          view?.result(r, o, shown, undefined);
         },
       }),
     );
     const summary = summarize(runId, res.counts, Date.now() - started, down);
-    view.end(summary);
+    (view ?? viewOf(undefined)).end(summary);
     if (res.state === 'interrupted')
       out.note(`gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${counted(summary.total, 'task')} ran`);
     return summaryExitCode(summary, res.state === 'cancelled');

@@ -17,6 +17,7 @@ import { jobIdFor } from './task.js';
 import { requestCancel } from './cancel.js';
 import { followRun, type FollowHandlers } from './follow.js';
 import { REDIS_GONE_MS } from './run.js';
+import { loadRunMeta } from './runs.js';
 import { TaskQueue } from './queue.js';
 import { publishResult, runDoneKey, type TaskResult } from './results.js';
 import { countOutcome, getRunRecord, submitterAlive, updateRunRecord, type OutcomeCounts, type RunRecord, type RunState } from './run-index.js';
@@ -41,8 +42,11 @@ export interface AttachOptions extends FollowHandlers {
   settings: RedisSettings;
   connect?: AgentConnector;
   timeoutMs?: number;
-  /** Called with the run's record before any result. */
-  onStart?: (rec: RunRecord) => void;
+  /**
+   * Called with the run's record before any result; for a run of one task per host, also with
+   * each task's host (as the run's own `gaxx run` labels its output), when the run still has them.
+   */
+  onStart?: (rec: RunRecord, hosts?: ReadonlyMap<string, string>) => void;
 }
 
 export interface Attached {
@@ -58,7 +62,8 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
   let timer: NodeJS.Timeout | undefined;
   try {
     let rec = await requireRun(queue.redis, runId);
-    opts.onStart?.(rec);
+    const meta = rec.mode === 'each-host' ? await loadRunMeta(queue.redis, runId).catch(() => null) : null;
+    opts.onStart?.(rec, meta ? new Map(Object.entries(meta.hosts)) : undefined);
     const counts: OutcomeCounts = {};
     let state: RunState | undefined;
     const refresh = async (): Promise<void> => {
