@@ -52,14 +52,15 @@ export async function adoptTagged(ctx: SpawnContext): Promise<Instance[]> {
  * longer lists, or lists as stopped or being deleted (a local agent that died, a VM powered off
  * or removed by hand), is not: what is left of it is destroyed and it is marked failed, so that
  * the fill creates it again rather than report it ready. `tagged`: the provider's list of the
- * fleet (adoptTagged's). Resolves with the instances destroyed.
+ * fleet (adoptTagged's); a host missing from it is asked for by id before it counts as gone (a
+ * list that missed a running VM must not get it destroyed). Resolves with the instances destroyed.
  */
 export async function retireDeadHosts(ctx: SpawnContext, tagged: Instance[]): Promise<string[]> {
   const byId = new Map(tagged.map((i) => [i.id, i]));
   const dead = new Map<number, GaxxError>();
   for (const h of ctx.store.state.hosts) {
     if ((h.status !== 'ready' && h.status !== 'created') || !h.id) continue;
-    const inst = byId.get(h.id);
+    const inst = byId.get(h.id) ?? (await ctx.provider.get(h.id, { signal: ctx.signal }));
     if (inst && inst.status !== 'stopped' && inst.status !== 'deleting') continue;
     const why = inst ? `its instance ${h.id} is ${inst.status}` : `its instance ${h.id} is gone`;
     dead.set(h.index, new GaxxError('UNAVAILABLE', why));
