@@ -118,11 +118,26 @@ export function toServiceError(e: unknown, log: Logger): Partial<grpc.StatusObje
     metadata.set(ERROR_CODE_METADATA_KEY, e.code);
     const retry = e.details?.retryAfterMs;
     if (typeof retry === 'number') metadata.set(RETRY_AFTER_METADATA_KEY, String(retry));
-    return { code: grpcStatusFor(e.code), details: e.message, metadata };
+    return { code: grpcStatusFor(e.code), details: boundedDetails(e.message), metadata };
   }
-  log.error({ err: e }, 'unexpected error in a call');
+  // The caller went away mid-call (a message over the size limit, a reset stream): not the agent's fault.
+  if ((e as NodeJS.ErrnoException | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE')
+    log.warn({ code: 'ERR_STREAM_PREMATURE_CLOSE' }, 'a call ended before its stream did');
+  else log.error({ err: e }, 'unexpected error in a call');
   metadata.set(ERROR_CODE_METADATA_KEY, 'INTERNAL');
   return { code: grpc.status.INTERNAL, details: 'internal error', metadata };
+}
+
+/** The longest error message sent to a caller (a message quoting a caller's input can be long). */
+export const MAX_ERROR_DETAILS = 2048;
+
+/**
+ * `message` cut to MAX_ERROR_DETAILS characters: a status travels in the call's trailers, and
+ * trailers over HTTP/2's header size limit never reach the caller, who then waits for its
+ * deadline (a GetFile of a 100,000-character path echoed it whole, and went unanswered).
+ */
+export function boundedDetails(message: string): string {
+  return message.length <= MAX_ERROR_DETAILS ? message : `${message.slice(0, MAX_ERROR_DETAILS)}... (${message.length - MAX_ERROR_DETAILS} more characters)`;
 }
 
 /** Retry hint sent with a capacity refusal (the scheduler's busy wait reads it). */

@@ -28,9 +28,15 @@ export function scratchDir(dataDir: string, taskId: string): string {
   return join(tasksRoot(dataDir), taskId);
 }
 
+/**
+ * The data area's folder of the scratch dirs (also of the warm sandboxes' dirs, see
+ * warm-pool.ts): the agent's own, never written by PutFile (files.ts).
+ */
+export const TASKS_DIR = 'tasks';
+
 /** The dir of the scratch dirs (also of the warm sandboxes' dirs, see warm-pool.ts). */
 export function tasksRoot(dataDir: string): string {
-  return join(dataDir, 'tasks');
+  return join(dataDir, TASKS_DIR);
 }
 
 /** Receives a task's events from the moment of subscription on. */

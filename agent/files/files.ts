@@ -11,17 +11,15 @@ import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { z } from 'zod';
 import { GaxxError, type GetFileChunk, type PutFileChunk__Output, type PutFileResponse } from '../../proto/index.js';
-import { fdPath, openFileIn, openParent } from './safe-open.js';
+import { TASKS_DIR } from '../exec/tasks.js';
+import { components, fdPath, inside, openFileIn, openParent } from './safe-open.js';
 
 /** Files the cert area accepts (issue 3 rotation pushes these). */
 export const CERT_AREA_FILES = new Set(['cert.pem', 'key.pem', 'ca.pem', 'revoked.json']);
 const MAX_FILE_BYTES = 1024 ** 3;
+/** The longest path PutFile and GetFile take. */
+const MAX_PATH_CHARS = 4096;
 const CHUNK = 64 * 1024;
-
-function inside(root: string, p: string): boolean {
-  const rel = relative(root, p);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
-}
 
 /** The longest existing prefix of `p`, resolved through symlinks. */
 function realExisting(p: string): string {
@@ -41,7 +39,7 @@ export function confinedPath(root: string, rel: string): string {
 }
 
 const headerSchema = z.object({
-  path: z.string().min(1).max(4096),
+  path: z.string().min(1).max(MAX_PATH_CHARS),
   mode: z.number().int().min(0).max(0o777),
   size: z.number().int().min(0).max(MAX_FILE_BYTES),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'lower-case hex sha256'),
@@ -111,6 +109,11 @@ export async function receivePut(chunks: AsyncIterable<PutFileChunk__Output>, ar
   const it = chunks[Symbol.asyncIterator]();
   const h = await readHeader(it);
   if (h.area === 'FILE_AREA_CERTS') return receiveCertPush(it, h, areas, mayUseCerts);
+  // The tasks' scratch dirs are the agent's: a file put there would be in a task's "fresh" work
+  // dir before it starts, and a file named `tasks` would keep every task from getting one.
+  if (components(h.path)[0] === TASKS_DIR) {
+    throw new GaxxError('PERMISSION_DENIED', `'${TASKS_DIR}/' holds the tasks' own work dirs: put files elsewhere in the data area`);
+  }
   // The parent is walked and pinned (safe-open.ts); temp file and rename go through its descriptor.
   const { dir, name } = await openParent(areas.dataDir, h.path, true);
   const tmp = `${fdPath(dir)}/.${randomBytes(6).toString('hex')}.part`;
@@ -154,6 +157,7 @@ async function hashOf(fh: FileHandle): Promise<string> {
  * in between (a task still writing it) ends the stream with CHECKSUM_MISMATCH.
  */
 export async function sendFile(dataDir: string, rel: string, write: (c: GetFileChunk) => Promise<void>): Promise<void> {
+  if (rel.length > MAX_PATH_CHARS) throw new GaxxError('INVALID_ARGUMENT', `path: at most ${MAX_PATH_CHARS} characters`);
   const fh = await openFileIn(dataDir, rel);
   try {
     const st = await fh.stat();

@@ -9,7 +9,7 @@
  */
 import { constants as fsc } from 'node:fs';
 import { lstat, mkdir, open, readlink, type FileHandle } from 'node:fs/promises';
-import { isAbsolute, relative } from 'node:path';
+import { isAbsolute, relative, sep } from 'node:path';
 import { GaxxError } from '../../proto/index.js';
 
 const escape = (rel: string) => new GaxxError('PATH_ESCAPE', `path '${rel}' leaves its area`);
@@ -17,9 +17,10 @@ const escape = (rel: string) => new GaxxError('PATH_ESCAPE', `path '${rel}' leav
 /** The path behind an open descriptor (the agent itself is never sandboxed, so /proc is its own). */
 export const fdPath = (fh: FileHandle) => `/proc/self/fd/${fh.fd}`;
 
-function inside(root: string, p: string): boolean {
+/** Whether `p` is `root` or lies under it (a name that merely starts with `..`, like `..cfg`, does). */
+export function inside(root: string, p: string): boolean {
   const r = relative(root, p);
-  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+  return r === '' || (r !== '..' && !r.startsWith(`..${sep}`) && !isAbsolute(r));
 }
 
 /** PATH_ESCAPE unless `fh`'s real path lies under `realRoot`. */

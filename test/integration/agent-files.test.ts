@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { getFile, putFile, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
+import { execCollect, exitOf, getFile, putFile, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 
 let dir: string;
@@ -56,6 +56,40 @@ describe('PutFile and GetFile', () => {
     const g = await getFile(op.agent, 'escape/hostname');
     codes.push(g.ok ? 'ok' : `${g.status}:${g.gaxxCode}`);
     expect(codes).toEqual(Array(5).fill('7:PATH_ESCAPE'));
+    await stillServing();
+  });
+
+  it("tasks/ is the agent's: PutFile there is PERMISSION_DENIED for every role, so no task dir is pre-seeded or blocked", async () => {
+    const codes = [];
+    for (const [who, path] of [
+      [sched, 'tasks'],
+      [sched, 'tasks/pre-1/x'],
+      [op, 'tasks/pre-2/Makefile'],
+      [op, './tasks/x'],
+    ] as const) {
+      const r = await putFile(who.agent, { path }, Buffer.from('echo planted'));
+      codes.push(r.ok ? 'ok' : `${r.gaxxCode}: ${r.details}`);
+    }
+    expect(codes).toEqual(Array(4).fill("PERMISSION_DENIED: 'tasks/' holds the tasks' own work dirs: put files elsewhere in the data area"));
+    // A task given that id starts in an empty dir of its own.
+    const r = await execCollect(op.agent, { taskId: 'pre-1', argv: ['sh', '-c', 'ls -A | wc -l'] });
+    expect(exitOf(r)?.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('0');
+    // Reading a task's files back stays allowed.
+    const back = await execCollect(op.agent, { taskId: 'leaves-a-file', argv: ['sh', '-c', 'echo out > result.txt'] });
+    expect(exitOf(back)?.code).toBe(0);
+    const got = await getFile(op.agent, 'tasks/leaves-a-file/result.txt');
+    expect(got.ok && got.value.data.toString()).toBe('out\n');
+  });
+
+  it('names that only start with .. are names, not escapes; a GetFile path over 4096 characters is INVALID_ARGUMENT at once', async () => {
+    for (const path of ['..cfg/app.conf', '...', '..x']) {
+      const r = await putFile(op.agent, { path }, Buffer.from('x'));
+      expect(r.ok ? 'ok' : `${r.gaxxCode}`, path).toBe('ok');
+      expect((await getFile(op.agent, path)).ok, path).toBe(true);
+    }
+    const long = await getFile(op.agent, 'x'.repeat(100_000));
+    expect(long.ok ? 'ok' : `${long.gaxxCode}: ${long.details}`).toBe('INVALID_ARGUMENT: path: at most 4096 characters');
     await stillServing();
   });
 
