@@ -137,3 +137,14 @@ export function errorFromGrpc(grpcCode: number, details: string, gaxxCode?: stri
 
 /** Exit.reason of a task that was running when its agent died: found in the agent's journal at restart, never run again. */
 export const LOST_IN_RESTART = 'lost_in_restart';
+
+/**
+ * Exit.reason of a task that was running when the agent's task launcher died (killed, or out of
+ * memory): the task went with it, its end unknown, as for LOST_IN_RESTART.
+ */
+export const LAUNCHER_LOST = 'launcher_lost';
+
+/** Whether an Exit.reason says the task's end is unknown (it was lost with its agent or launcher). */
+export function lostReason(reason: string | undefined): boolean {
+  return reason === LOST_IN_RESTART || reason === LAUNCHER_LOST;
+}

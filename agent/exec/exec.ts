@@ -7,7 +7,7 @@
  * output is stopped rather than left running unseen). When the leader exits, whatever it left
  * behind in its group is killed too: a task owns nothing after it ends.
  */
-import type { Exit } from '../../proto/index.js';
+import { LAUNCHER_LOST, type Exit } from '../../proto/index.js';
 import { inProcessRunner, type TaskRunner } from './launcher.js';
 import type { SpawnHead, WarmTemplate } from './launcher-protocol.js';
 import type { TaskRlimits } from './task-spawn.js';
@@ -160,7 +160,7 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
         handle.kill('output_cap');
       }
     },
-    exit(code, signal) {
+    exit(code, signal, lost) {
       exited = true;
       clearTimeout(timer);
       clearTimeout(killTimer);
@@ -171,10 +171,13 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
         truncated,
         stdoutBytes: bytes.stdout,
         stderrBytes: bytes.stderr,
-        reason: spec.confine
-          ? classifyExit({ code, signal, stderrTail: stderrTail.text(), agentReason: reason }, spec.confine.limits, spec.confine.isolation)
-          : (reason ?? ''),
-        error: startError,
+        // Lost with the launcher: not a signal the task got, nor a limit it hit.
+        reason: lost
+          ? LAUNCHER_LOST
+          : spec.confine
+            ? classifyExit({ code, signal, stderrTail: stderrTail.text(), agentReason: reason }, spec.confine.limits, spec.confine.isolation)
+            : (reason ?? ''),
+        error: lost ?? startError,
       });
     },
   });

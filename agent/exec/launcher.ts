@@ -62,7 +62,7 @@ export class Launcher implements TaskRunner {
       const lost = [...this.tasks.values()];
       this.tasks.clear();
       if (lost.length > 0) this.onCrash(`launcher exited (${signal ?? code}) with ${counted(lost.length, 'task')} running`);
-      for (const ev of lost) ev.exit(null, 'SIGKILL');
+      for (const ev of lost) ev.exit(null, 'SIGKILL', `the agent's task launcher exited (${signal ?? code}) while the task ran, and the task with it`);
     });
     this.child = child;
     return child;

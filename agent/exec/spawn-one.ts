@@ -17,7 +17,8 @@ export interface SpawnEvents {
    */
   started(pid: number, error?: { code: string; message: string }, startTicks?: number, warm?: boolean): void;
   output(stream: 'stdout' | 'stderr', data: Buffer): void;
-  exit(code: number | null, signal: string | null): void;
+  /** `lost`: why the task's end is unknown (the launcher died with it), when it is. */
+  exit(code: number | null, signal: string | null, lost?: string): void;
 }
 
 /** A running process: 'term' asks the task to end, 'kill' ends it and everything it started. */

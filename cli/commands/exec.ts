@@ -1,7 +1,7 @@
 /** `gaxx exec --agent ADDR -- CMD ARGS...`: one command on one agent, directly over mTLS. */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
-import { formatHostPort, GaxxError, isExecTaskId, parseHostPort, type Exit__Output } from '../../proto/index.js';
+import { exitCodeFor, formatHostPort, GaxxError, isExecTaskId, lostReason, parseHostPort, type Exit__Output } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import type { OutputChunk } from '../../scheduler/index.js';
 import { execTaskResult, taskResultJson } from '../result-json.js';
@@ -22,9 +22,14 @@ export function agentAddress(raw: string, defaultPort: number): string {
   }
 }
 
-/** The shell convention: a process ended by signal N exits 128+N. */
+/**
+ * The shell convention: a process ended by signal N exits 128+N; a task whose end is unknown
+ * (lost with its agent or the agent's launcher) exits as UNAVAILABLE does (12), as `gaxx run`
+ * does for an unknown outcome.
+ */
 export function exitCodeOf(exit: Exit__Output): number {
   if (exit.reason === 'cancelled') return 130;
+  if (lostReason(exit.reason)) return exitCodeFor('UNAVAILABLE');
   if (exit.signal) return 128 + ((constants.signals as Record<string, number>)[exit.signal] ?? 0);
   return exit.code;
 }
@@ -32,9 +37,11 @@ export function exitCodeOf(exit: Exit__Output): number {
 /** The agent's notes on how the task ended; `midLine`: the output shown last ended without a newline (cut at the cap, say). */
 function reportExit(out: Output, exit: Exit__Output, midLine: boolean): void {
   const notes: string[] = [];
-  if (exit.error) notes.push(`gaxx: remote command failed to start: ${exit.error}`);
+  const lost = lostReason(exit.reason);
+  if (lost) notes.push(`gaxx: the task's end is unknown: ${exit.error || exit.reason}`);
+  else if (exit.error) notes.push(`gaxx: remote command failed to start: ${exit.error}`);
   if (exit.truncated) notes.push('gaxx: output truncated at the output cap');
-  if (exit.reason && exit.reason !== 'output_cap') notes.push(`gaxx: task ended by the agent (${exit.reason})`);
+  if (exit.reason && exit.reason !== 'output_cap' && !lost) notes.push(`gaxx: task ended by the agent (${exit.reason})`);
   // On a terminal the notes would continue the output's last line.
   if (notes.length > 0) out.note(`${midLine ? '\n' : ''}${notes.join('\n')}`);
 }

@@ -1,5 +1,5 @@
 /** How an agent's Exit reads as a task outcome: the one rule for queued and direct tasks. */
-import { LOST_IN_RESTART, type Exit__Output } from '../../proto/index.js';
+import { lostReason, type Exit__Output } from '../../proto/index.js';
 
 /**
  * The outcomes an Exit event can stand for (the queue adds its own, e.g. unreachable). `unknown`:
@@ -10,7 +10,7 @@ export type ExitOutcome = 'succeeded' | 'failed' | 'timeout' | 'cancelled' | 'ki
 /** The outcome an agent's Exit event stands for. */
 export function outcomeOf(exit: Exit__Output): ExitOutcome {
   if (exit.reason === 'timeout') return 'timeout';
-  if (exit.reason === LOST_IN_RESTART) return 'unknown';
+  if (lostReason(exit.reason)) return 'unknown';
   if (exit.reason === 'cancelled') return 'cancelled';
   if (exit.signal) return 'killed';
   return exit.code === 0 && !exit.error ? 'succeeded' : 'failed';

@@ -10,7 +10,7 @@
  *   says `mayHaveRepeated`; a pinned task (or one with nowhere else to go) ends `unknown`.
  * - Attempts count dispatches that reached an agent, not breaker waits or busy refusals.
  */
-import { isGaxxError, LOST_IN_RESTART, type ErrorCode, type ExecRequest } from '../../proto/index.js';
+import { isGaxxError, lostReason, type ErrorCode, type ExecRequest } from '../../proto/index.js';
 import type { AgentEndpoint } from './agent-pool.js';
 import { execOnce, StreamEnded, type ExecOutcome, type ExecSeen } from './exec-once.js';
 import type { DispatchContext, Dispatched, JobHandle } from './dispatch.js';
@@ -254,9 +254,9 @@ export class TaskDispatch {
       this.ctx.pool.release(addr);
     }
     if (seen.started && !seen.started.attached && !seen.started.replayed) this.startedOn.push(addr);
-    // An agent that reports the task lost in its restart had started it (its journal says so), even
-    // when it died before that task's Started reached us: the result names it either way.
-    else if (got?.exit.reason === LOST_IN_RESTART && this.startedOn.at(-1) !== addr) this.startedOn.push(addr);
+    // An agent that reports the task lost (in its restart: its journal says so; or with its
+    // launcher) had started it, even when that task's Started never reached us: the result names it either way.
+    else if (lostReason(got?.exit.reason) && this.startedOn.at(-1) !== addr) this.startedOn.push(addr);
     if (got === undefined) {
       if (this.job.signal.aborted) throw failure;
       if (this.job.cancel.aborted) {

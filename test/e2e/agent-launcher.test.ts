@@ -15,7 +15,7 @@ import { FleetCa, loadCertDir, writeCertDir } from '../../certs/index.js';
 import { loadAgentPayload } from '../../cli/bootstrap/payload.js';
 import { agentBundlePath, LAUNCHER_BUNDLE_FILE, SPAWN_MODULE_FILE } from '../../cli/providers/agent-bundle.js';
 import type { ExecEvent__Output } from '../../proto/index.js';
-import { AgentClient } from '../../scheduler/client/index.js';
+import { AgentClient, outcomeOf } from '../../scheduler/client/index.js';
 import { agentMain, repoRoot, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
 import { allPids, fdsOn, statFields, withInherited } from '../helpers/procs.js';
@@ -183,5 +183,22 @@ describe('the task launcher of the bundled agent', () => {
     let last: ExecEvent__Output | undefined;
     for (let r = await events.next(); !r.done; r = await events.next()) last = r.value as ExecEvent__Output;
     expect(last?.exit?.reason).toBe('cancelled');
+  });
+
+  it('a task lost with its launcher (killed -9) ends as lost, its end unknown, not as a SIGKILL it got; the next task gets a new launcher', async () => {
+    const events = client.exec({ taskId: 'launcher-lost', argv: ['sh', '-c', 'echo ready; sleep 300; :'] })[Symbol.asyncIterator]();
+    for (let r = await events.next(); !r.done && !(r.value as ExecEvent__Output).stdout; r = await events.next());
+    const launcher = childrenOf(processTable(), agent.pid)[0] as number;
+    process.kill(launcher, 'SIGKILL');
+    let last: ExecEvent__Output | undefined;
+    for (let r = await events.next(); !r.done; r = await events.next()) last = r.value as ExecEvent__Output;
+    expect(last?.exit).toMatchObject({
+      reason: 'launcher_lost',
+      error: expect.stringMatching(/task launcher exited \(SIGKILL\) while the task ran/) as string,
+    });
+    expect(outcomeOf(last?.exit as NonNullable<ExecEvent__Output['exit']>)).toBe('unknown');
+    const after = await client.run({ taskId: 'after-launcher-lost', argv: ['true'] });
+    expect(after.exit.code).toBe(0);
+    expect(childrenOf(processTable(), agent.pid).filter((k) => k !== launcher)).toHaveLength(1);
   });
 });

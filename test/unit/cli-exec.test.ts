@@ -28,5 +28,8 @@ describe('gaxx exec helpers', () => {
     expect(exitCodeOf(exit({ code: -1, signal: 'SIGKILL' }))).toBe(137);
     expect(exitCodeOf(exit({ code: -1, signal: 'SIGTERM' }))).toBe(143);
     expect(exitCodeOf(exit({ code: -1, signal: 'SIGTERM', reason: 'cancelled' }))).toBe(130);
+    // Lost with the agent or its launcher: the end is unknown, as UNAVAILABLE (not 255, not 137).
+    expect(exitCodeOf(exit({ code: -1, reason: 'lost_in_restart' }))).toBe(12);
+    expect(exitCodeOf(exit({ code: -1, signal: 'SIGKILL', reason: 'launcher_lost' }))).toBe(12);
   });
 });
