@@ -302,7 +302,11 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
     },
     Cancel(call, cb) {
       try {
-        cb(null, { found: d.registry.cancel(parse(taskIdSchema, call.request.taskId)) });
+        const id = d.auth.identity(call);
+        const taskId = parse(taskIdSchema, call.request.taskId);
+        const found = d.registry.cancel(taskId);
+        d.audit?.write({ event: 'task_cancel', ...whoCalled(call, id), taskId, found });
+        cb(null, { found });
       } catch (e) {
         cb(fail(e));
       }

@@ -53,6 +53,8 @@ export const AuditEventSchema = z.discriminatedUnion('event', [
     reason: z.string().max(40).optional(),
     durationMs: z.number().int().nonnegative(),
   }),
+  /** Who asked to cancel a task, and whether one by that id was running. */
+  z.object({ event: z.literal('task_cancel'), peer, identity, taskId, found: z.boolean() }),
   z.object({ event: z.literal('file_put'), peer, identity, area: z.string().max(40).optional(), path: z.string().max(4096), sha256, size: z.number().int() }),
   z.object({ event: z.literal('csr_created'), peer, identity }),
   z.object({ event: z.literal('file_get'), peer, identity, path: z.string().max(4096), sha256, size: z.number().int() }),

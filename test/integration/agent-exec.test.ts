@@ -131,6 +131,12 @@ describe('agent Exec', () => {
     expect(await noneLeft(m)).toBe(true);
     const again = await unary(op.agent.Cancel.bind(op.agent), { taskId: 'cancel-1' });
     expect(again).toMatchObject({ ok: true, value: { found: false } });
+    // The audit log says who asked, each time, and whether a task was running.
+    const cancels = auditEvents(agent.auditLog).filter((e) => e.event === 'task_cancel' && e.taskId === 'cancel-1');
+    expect(cancels.map((e) => [e.identity, e.found])).toEqual([
+      ['operator alice', true],
+      ['operator alice', false],
+    ]);
   });
 
   it('output cap truncates, says so, and stops the task', async () => {
