@@ -402,7 +402,8 @@ export class AgentClient {
     if (/ECONNREFUSED/.test(d)) why = 'connection refused: is gaxx-agent running and listening on that port?';
     else if (/EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ENOTFOUND|EAI_AGAIN/.test(d)) why = 'the host cannot be reached from here (address, DNS or firewall)';
     else if (/SSL|TLS|handshake|certificate|alert/i.test(d))
-      why = "the TLS handshake failed: it is not an agent of this fleet's CA, or it refused our certificate (revoked or expired?)";
+      why =
+        "the TLS handshake failed: it is not an agent of this fleet's CA, it refused our certificate (revoked or expired?), or it closed the connection at once (too many connections from this address, or the address is blocked: see its audit log)";
     else if (/ECONNRESET|socket hang up|closed/i.test(d)) why = 'the connection was closed (an agent blocking this address, or not a gaxx-agent)';
     return new GaxxError('UNAVAILABLE', `no gaxx-agent answering at ${this.address}: ${why}`, { cause: se });
   }
