@@ -48,10 +48,11 @@ export async function adoptTagged(ctx: SpawnContext): Promise<Instance[]> {
 }
 
 /**
- * A --fill's look at the hosts the state holds as live: one whose instance the provider no
+ * A --fill's look at the hosts the state holds as ready: one whose instance the provider no
  * longer lists, or lists as stopped or being deleted (a local agent that died, a VM powered off
  * or removed by hand), is not: what is left of it is destroyed and it is marked failed, so that
- * the fill creates it again rather than report it ready. `tagged`: the provider's list of the
+ * the fill creates it again rather than report it ready. (A host still being created, from an
+ * interrupted spawn, goes through the spawn's own steps: a new VM may be listed as stopped a while.) `tagged`: the provider's list of the
  * fleet (adoptTagged's); a host missing from it is asked for by id before it counts as gone (a
  * list that missed a running VM must not get it destroyed). Resolves with the instances destroyed.
  */
@@ -59,7 +60,7 @@ export async function retireDeadHosts(ctx: SpawnContext, tagged: Instance[]): Pr
   const byId = new Map(tagged.map((i) => [i.id, i]));
   const dead = new Map<number, GaxxError>();
   for (const h of ctx.store.state.hosts) {
-    if ((h.status !== 'ready' && h.status !== 'created') || !h.id) continue;
+    if (h.status !== 'ready' || !h.id) continue;
     const inst = byId.get(h.id) ?? (await ctx.provider.get(h.id, { signal: ctx.signal }));
     if (inst && inst.status !== 'stopped' && inst.status !== 'deleting') continue;
     const why = inst ? `its instance ${h.id} is ${inst.status}` : `its instance ${h.id} is gone`;
