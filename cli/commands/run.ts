@@ -3,6 +3,9 @@
  * list (--tasks FILE|-), through the queue. Flags are checked in cli/run/plan.ts, the run is
  * carried out in cli/run/execute.ts.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { GaxxError } from '../../proto/index.js';
 import { redisTarget } from '../../scheduler/light/index.js';
 import { boolFlag, durationFlag, JSON_FLAG, type Command } from '../command.js';
 import { planRun } from '../run/plan.js';
@@ -76,6 +79,11 @@ export const command: Command = {
     // The flags are checked before anything starts.
     const waitTimeoutMs = resume === undefined ? undefined : durationFlag(flags, 'wait-timeout', 'run');
     const plan = resume === undefined ? planRun(flags, rest, config.agent.port) : undefined;
+    // A home without `gaxx init` has no operator to sign the tasks: said before an embedded
+    // redis-server is started (and its state dir made) in it.
+    if (!existsSync(join(config.paths.operatorCertDir, 'cert.pem'))) {
+      throw new GaxxError('NOT_FOUND', `no operator certificate in ${config.paths.operatorCertDir}: run 'gaxx init' first`);
+    }
     // Redis first, then the queue's modules (ioredis, BullMQ, the scheduler: ~100 ms to load): an
     // embedded redis-server this starts boots meanwhile. The executor awaits it and releases it.
     const redis = redisTarget(config.redis.url, config.paths.stateDir, { allowInsecure: config.redis.insecure });

@@ -3,7 +3,7 @@
  * codes), cert commands that do not destroy or mislabel anything, and flags that work where a
  * user puts them. The built CLI and agent, real processes.
  */
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,6 +72,20 @@ describe('errors name the problem and the fix', () => {
       expect(r.code, r.stderr).toBe(exitCodeFor('USAGE'));
       expect(r.stderr).toContain(`--task-id '${id}' must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
     }
+  });
+
+  it('gaxx run in a home without gaxx init is NOT_FOUND, said before an embedded redis-server is started there', async () => {
+    const bare = join(root, 'never-initialized');
+    for (const args of [
+      ['run', '--agent', '127.0.0.1:1', '--', 'true'],
+      ['run', '--resume', 'rnope'],
+    ]) {
+      const r = await runGaxx(args, { home: bare });
+      expect(r.code, r.stderr).toBe(exitCodeFor('NOT_FOUND'));
+      expect(r.stderr).toContain('no operator certificate in');
+      expect(r.stderr).toContain("run 'gaxx init' first");
+    }
+    expect(existsSync(join(bare, 'state', 'redis'))).toBe(false);
   });
 
   it('gaxx-agent with a data dir it cannot create is FILE_ACCESS (exit 3)', async () => {
