@@ -4,14 +4,15 @@
  * operator signed it (the queue itself is not trusted).
  */
 import { loadCertDir, type CertBundle } from '../certs/index.js';
-import { createTaskSigner, GaxxError, isGaxxError, type TaskSigner } from '../proto/index.js';
+import { createTaskSigner, isGaxxError, type TaskSigner } from '../proto/index.js';
+import { noOperatorCertificate } from './paths.js';
 
 /** The operator's cert bundle; NOT_FOUND says to run `gaxx init` first. */
 export function operatorCredentials(dir: string): CertBundle {
   try {
     return loadCertDir(dir);
   } catch (e) {
-    if (isGaxxError(e, 'NOT_FOUND')) throw new GaxxError('NOT_FOUND', `no operator certificate in ${dir}: run 'gaxx init' first`, { cause: e });
+    if (isGaxxError(e, 'NOT_FOUND')) throw noOperatorCertificate(dir, e);
     throw e;
   }
 }

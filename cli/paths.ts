@@ -62,6 +62,11 @@ export function resolvePaths(opts: {
 /** The mode bits of a path, or undefined when it does not exist. */
 export type ModeOf = (path: string) => number | undefined;
 
+/** NOT_FOUND for an installation without its operator certificate in `dir` (`gaxx init` makes it). */
+export function noOperatorCertificate(dir: string, cause?: unknown): GaxxError {
+  return new GaxxError('NOT_FOUND', `no operator certificate in ${dir}: run 'gaxx init' first`, cause === undefined ? undefined : { cause });
+}
+
 /**
  * INSECURE_FILE_MODE when the installation's home, config or state dir is writable by every
  * user: anyone could then replace the CA, the operator key or the embedded Redis socket.

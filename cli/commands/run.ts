@@ -5,9 +5,9 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { GaxxError } from '../../proto/index.js';
 import { redisTarget } from '../../scheduler/light/index.js';
 import { boolFlag, durationFlag, JSON_FLAG, type Command } from '../command.js';
+import { noOperatorCertificate } from '../paths.js';
 import { planRun } from '../run/plan.js';
 
 export const command: Command = {
@@ -81,9 +81,7 @@ export const command: Command = {
     const plan = resume === undefined ? planRun(flags, rest, config.agent.port) : undefined;
     // A home without `gaxx init` has no operator to sign the tasks: said before an embedded
     // redis-server is started (and its state dir made) in it.
-    if (!existsSync(join(config.paths.operatorCertDir, 'cert.pem'))) {
-      throw new GaxxError('NOT_FOUND', `no operator certificate in ${config.paths.operatorCertDir}: run 'gaxx init' first`);
-    }
+    if (!existsSync(join(config.paths.operatorCertDir, 'cert.pem'))) throw noOperatorCertificate(config.paths.operatorCertDir);
     // Redis first, then the queue's modules (ioredis, BullMQ, the scheduler: ~100 ms to load): an
     // embedded redis-server this starts boots meanwhile. The executor awaits it and releases it.
     const redis = redisTarget(config.redis.url, config.paths.stateDir, { allowInsecure: config.redis.insecure });

@@ -3,13 +3,14 @@
  * scheduler's fleet registry (each pinned to its fleet and host name), or `--agent` addresses.
  * Also the operator credentials and a bounded parallel map with progress, shared by both.
  */
-import { loadCertDir, type CertBundle } from '../../certs/index.js';
-import { GaxxError, isGaxxError } from '../../proto/index.js';
+import type { CertBundle } from '../../certs/index.js';
+import { GaxxError } from '../../proto/index.js';
 import { createRedis, fleetAgents, waitReady } from '../../scheduler/index.js';
 import type { AgentExpectation } from '../../scheduler/client/index.js';
 import { stringsFlag, type FlagValues } from '../command.js';
 import { agentAddress } from '../commands/exec.js';
 import type { GaxxConfig } from '../config.js';
+import { operatorCredentials } from '../operator-credentials.js';
 import type { Output } from '../output.js';
 import { withRedis } from '../run/redis-session.js';
 
@@ -54,15 +55,9 @@ const operatorBundles = new WeakMap<GaxxConfig, CertBundle>();
 export function operatorCreds(config: GaxxConfig): CertBundle {
   const known = operatorBundles.get(config);
   if (known) return known;
-  try {
-    const bundle = loadCertDir(config.paths.operatorCertDir);
-    operatorBundles.set(config, bundle);
-    return bundle;
-  } catch (e) {
-    if (isGaxxError(e, 'NOT_FOUND'))
-      throw new GaxxError('NOT_FOUND', `no operator certificate in ${config.paths.operatorCertDir}: run 'gaxx init' first`, { cause: e });
-    throw e;
-  }
+  const bundle = operatorCredentials(config.paths.operatorCertDir);
+  operatorBundles.set(config, bundle);
+  return bundle;
 }
 
 /** Maps `fn` over `items` with at most `limit` at once, showing `done/total` progress on a terminal. */
