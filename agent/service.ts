@@ -14,6 +14,7 @@ import {
   envBytes,
   ENV_NAME_PATTERN,
   EXEC_TASK_ID_PATTERN,
+  isExecTaskId,
   refuseLoaderEnv,
   REQUEST_LIMITS,
   ERROR_CODE_METADATA_KEY,
@@ -146,7 +147,8 @@ const BUSY_RETRY_AFTER_MS = 50;
 const taskIdSchema = z
   .string()
   .regex(EXEC_TASK_ID_PATTERN, '[A-Za-z0-9._-], 1..128 characters')
-  .refine((s) => s !== '.' && s !== '..', 'not . or ..');
+  // The CLI's rule too (proto): past the pattern, only `.` and `..` fail it.
+  .refine(isExecTaskId, 'not . or ..');
 const L = REQUEST_LIMITS;
 const noNul = (s: string) => !s.includes('\0');
 const execSchema = z.object({
