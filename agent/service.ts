@@ -35,11 +35,11 @@ import { admitExec, auditExecRefusal } from './auth/signed-work.js';
 import { peerAddress } from './transport/conn-limits.js';
 import type { AgentConfig } from './config.js';
 import type { ExecSpec, LaunchContext } from './exec/exec.js';
-import { confinedPath, receivePut, sendFile } from './files/files.js';
+import { receivePut, sendFile, workDirIn } from './files/files.js';
 import type { StagedCertArea } from './files/cert-area.js';
 import type { Confinement } from './exec/limits.js';
 import { renewalDueWithJitter } from './auth/reload.js';
-import { scratchDir, type Task, type TaskRegistry } from './exec/tasks.js';
+import { scratchDir, TASKS_DIR, type Task, type TaskRegistry } from './exec/tasks.js';
 import { inProcessRunner } from './exec/launcher.js';
 
 export interface ServiceDeps {
@@ -192,15 +192,17 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 function execSpec(req: ExecRequest__Output, config: AgentConfig, confine: Confinement | undefined, launch: LaunchContext | undefined): ExecSpec {
   const r = parse(execSchema, req);
   refuseLoaderEnv(r.env);
-  const cwd = r.workDir ? confinedPath(config.dataDir, r.workDir) : scratchDir(config.dataDir, r.taskId);
-  // The launcher makes the dir off this event loop; in-process, make it here.
-  if (!launch || launch.runner === inProcessRunner) mkdirSync(cwd, { recursive: true, mode: 0o700 });
+  const work = r.workDir ? workDirIn(config.dataDir, r.workDir) : { path: scratchDir(config.dataDir, r.taskId), rel: `${TASKS_DIR}/${r.taskId}` };
+  // The launcher makes the dir off this event loop (a sandboxed start makes it in its walk from
+  // the data dir, launcher-protocol.ts); in-process without a sandbox, make it here.
+  if ((!launch || launch.runner === inProcessRunner) && launch?.sandbox.kind !== 'bwrap') mkdirSync(work.path, { recursive: true, mode: 0o700 });
   return {
     launch,
     taskId: r.taskId,
     argv: r.argv,
     env: r.env,
-    cwd,
+    cwd: work.path,
+    workRel: work.rel,
     scratch: !r.workDir,
     stdin: r.stdin,
     timeoutMs: r.timeoutMs || config.defaultTimeoutMs,

@@ -5,3 +5,4 @@
  */
 export { closeInheritedFds } from './inherited-fds.js';
 export { AfterQuiet } from './quiet.js';
+export { GaxxError, type ErrorCode } from './errors.js';

@@ -9,7 +9,7 @@
  */
 import { LAUNCHER_LOST, type Exit } from '../../proto/index.js';
 import { inProcessRunner, type TaskRunner } from './launcher.js';
-import type { SpawnHead, WarmTemplate } from './launcher-protocol.js';
+import { WORK_DIR_FD, type SpawnHead, type WarmTemplate } from './launcher-protocol.js';
 import type { TaskRlimits } from './task-spawn.js';
 import { classifyExit, scopeArgv, TailBuffer, taskRlimits, type Confinement } from './limits.js';
 import { encodeArgs, sandboxArgv, sandboxMounts, sandboxOptions, type Sandbox, type SandboxMounts, type SandboxPaths } from './sandbox.js';
@@ -20,6 +20,8 @@ export interface ExecSpec {
   argv: string[];
   env: Record<string, string>;
   cwd: string;
+  /** `cwd` relative to the launch's workRoot (the agent's data dir). */
+  workRel: string;
   /** The work dir is the task's scratch dir (`<data-dir>/tasks/<taskId>`), made for it: a warm sandbox may be used. */
   scratch?: boolean;
   stdin: Buffer;
@@ -36,6 +38,11 @@ export interface LaunchContext {
   runner: TaskRunner;
   sandbox: Sandbox;
   paths: SandboxPaths;
+  /**
+   * The directory every work dir lies under (the agent's data dir). A sandboxed task's work dir
+   * is opened under it without following a symlink, and the sandbox binds that descriptor.
+   */
+  workRoot: string;
   /** Sandboxes to keep started ahead of tasks with a scratch dir (0: none; see warm-pool.ts). */
   warm?: { count: number; tasksDir: string };
 }
@@ -97,7 +104,7 @@ function launchPlan(spec: ExecSpec, env: Record<string, string>): { head: SpawnH
   const wrapped = argv !== spec.argv || rlimits !== undefined;
   // The sandbox's mounts, once: for this task's options and for the sandboxes started ahead.
   const mounts = sandboxed && spec.launch ? sandboxMounts(iso, spec.launch.paths) : undefined;
-  const fd3 = mounts ? encodeArgs(sandboxOptions(mounts, spec.cwd, env)) : Buffer.alloc(0);
+  const fd3 = mounts ? encodeArgs(sandboxOptions(mounts, spec.cwd, env, WORK_DIR_FD)) : Buffer.alloc(0);
   const template = spec.scratch ? warmTemplate(spec.launch, spec.confine, mounts) : undefined;
   const head: SpawnHead = {
     file: argv[0] as string,
@@ -110,6 +117,8 @@ function launchPlan(spec: ExecSpec, env: Record<string, string>): { head: SpawnH
     probe: wrapped ? { argv0: spec.argv[0] as string, path: env.PATH ?? BASE_PATH } : undefined,
     sandboxed,
     mkdir: true,
+    // The sandbox binds the work dir by descriptor (WORK_DIR_FD), opened under this root.
+    ...(mounts && spec.launch ? { workDir: { root: spec.launch.workRoot, rel: spec.workRel } } : {}),
     ...(template ? { warm: { template, argv: spec.argv, env } } : {}),
   };
   return { head, body: fd3.length > 0 ? Buffer.concat([fd3, spec.stdin]) : spec.stdin };

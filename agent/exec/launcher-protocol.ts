@@ -45,6 +45,9 @@ export interface WarmTask {
   env: Record<string, string>;
 }
 
+/** The child's fd that holds its work dir, for a sandboxed start (SpawnHead.workRoot): after 0-2 and the options on 3. */
+export const WORK_DIR_FD = 4;
+
 /** What the launcher needs to start one task. */
 export interface SpawnHead {
   file: string;
@@ -61,6 +64,14 @@ export interface SpawnHead {
   sandboxed: boolean;
   /** Create the work dir (0700) before starting, off the agent's event loop. */
   mkdir: boolean;
+  /**
+   * Set for a sandboxed start: the work dir (`cwd`, which is `rel` under `root`) is opened by a
+   * walk from `root` that follows no symlink (created as it goes when `mkdir`) and given to the
+   * child as fd WORK_DIR_FD, which the sandbox binds (`--bind-fd`): a path the agent checked and
+   * bwrap bound by name later could meanwhile lead elsewhere, through a symlink another task
+   * planted in a directory it may write.
+   */
+  workDir?: { root: string; rel: string } | undefined;
   /** Set when a sandbox started ahead may run the task instead (its work dir is a fresh scratch dir). */
   warm?: WarmTask | undefined;
 }

@@ -93,9 +93,14 @@ export function sandboxMounts(s: Extract<Sandbox, { kind: 'bwrap' }>, paths: San
   return { before, after };
 }
 
-/** The options that mount `m` around the writable work dir `cwd`, start there and clear the env. */
-export function mountOptions(m: SandboxMounts, cwd: string): string[] {
-  return [...m.before, '--bind', cwd, cwd, ...m.after, '--chdir', cwd, '--clearenv'];
+/**
+ * The options that mount `m` around the writable work dir `cwd`, start there and clear the env.
+ * With `cwdFd`, the work dir bound is the directory open on that fd of bwrap's (`--bind-fd`), not
+ * whatever the path leads to when bwrap gets there.
+ */
+export function mountOptions(m: SandboxMounts, cwd: string, cwdFd?: number): string[] {
+  const bind = cwdFd === undefined ? ['--bind', cwd, cwd] : ['--bind-fd', String(cwdFd), cwd];
+  return [...m.before, ...bind, ...m.after, '--chdir', cwd, '--clearenv'];
 }
 
 /**
@@ -103,8 +108,8 @@ export function mountOptions(m: SandboxMounts, cwd: string): string[] {
  * never appear on a command line other users can read. The env is set inside (`--clearenv`,
  * `--setenv`), so nothing in it reaches bwrap or prlimit themselves.
  */
-export function sandboxOptions(mounts: SandboxMounts, cwd: string, env: Record<string, string>): string[] {
-  const o = mountOptions(mounts, cwd);
+export function sandboxOptions(mounts: SandboxMounts, cwd: string, env: Record<string, string>, cwdFd?: number): string[] {
+  const o = mountOptions(mounts, cwd, cwdFd);
   for (const [k, v] of Object.entries(env)) o.push('--setenv', k, v);
   return o;
 }

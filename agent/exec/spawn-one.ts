@@ -3,10 +3,11 @@
  * where no launcher runs, as in unit tests). Kept free of the agent's modules so the launcher
  * stays small and its event loop does nothing else; processes start through task-spawn.ts.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, type FileHandle } from 'node:fs/promises';
+import { openDirIn } from '../files/safe-open.js';
 import { commandExists } from './command-exists.js';
 import { processStartTicks } from './proc-stat.js';
-import type { SpawnHead } from './launcher-protocol.js';
+import { WORK_DIR_FD, type SpawnHead } from './launcher-protocol.js';
 import { SIGNAL_NAMES, spawnTask, type TaskChild } from './task-spawn.js';
 
 /** What a started process reports. */
@@ -67,11 +68,44 @@ function failed(ev: SpawnEvents, code: string, message: string): SpawnedProcess 
   return { signal: () => undefined };
 }
 
+/**
+ * The work dir of a sandboxed start, opened (and made) by a walk from its root that follows no
+ * symlink (launcher-protocol.ts: SpawnHead.workDir); a GaxxError's code and message when refused.
+ */
+async function openWorkDir(w: { root: string; rel: string }, create: boolean): Promise<FileHandle | { code: string; message: string }> {
+  try {
+    return await openDirIn(w.root, w.rel, create);
+  } catch (e) {
+    const err = e as { code?: string; message: string };
+    return { code: err.code ?? 'EACCES', message: `work dir '${w.rel}': ${err.message}` };
+  }
+}
+
 /** Starts `h` (stdin and fd 3 bytes from `body`); resolves once the process is started or failed. */
 export async function spawnOne(h: SpawnHead, body: Buffer, ev: SpawnEvents): Promise<SpawnedProcess> {
-  if (h.mkdir) await mkdir(h.cwd, { recursive: true, mode: 0o700 }).catch(() => undefined);
-  if (h.probe && !commandExists(h.probe.argv0, h.probe.path, h.cwd)) return failed(ev, 'ENOENT', `cannot start ${h.probe.argv0}: ENOENT`);
-  const child = spawnTask(h.file, h.args, { cwd: h.cwd, env: h.env, fds: h.fd3Bytes > 0 ? 4 : 3, rlimits: h.rlimits });
+  const dir = h.workDir ? await openWorkDir(h.workDir, h.mkdir) : undefined;
+  if (dir && !('fd' in dir)) return failed(ev, dir.code, dir.message);
+  try {
+    return await spawnIn(h, body, ev, dir);
+  } finally {
+    // The child has its own copy of the descriptor by now (or failed to start).
+    await dir?.close();
+  }
+}
+
+async function spawnIn(h: SpawnHead, body: Buffer, ev: SpawnEvents, dir: FileHandle | undefined): Promise<SpawnedProcess> {
+  if (h.mkdir && !dir) await mkdir(h.cwd, { recursive: true, mode: 0o700 }).catch(() => undefined);
+  // A relative command is looked for in the work dir that was opened, not wherever its path leads now.
+  const cwd = dir ? `/proc/self/fd/${dir.fd}` : h.cwd;
+  if (h.probe && !commandExists(h.probe.argv0, h.probe.path, cwd)) return failed(ev, 'ENOENT', `cannot start ${h.probe.argv0}: ENOENT`);
+  const fds = h.fd3Bytes > 0 ? 4 : 3;
+  // The sandbox's process itself starts in `/`: the task's work dir is bound and entered inside.
+  const child = spawnTask(h.file, h.args, {
+    cwd: dir ? '/' : h.cwd,
+    env: h.env,
+    ...(dir ? { fds: WORK_DIR_FD + 1, given: dir.fd } : { fds }),
+    rlimits: h.rlimits,
+  });
   const pid = child.pid ?? 0;
   let spawnError: NodeJS.ErrnoException | undefined;
   child.on('error', (e: NodeJS.ErrnoException) => (spawnError = e));

@@ -25,6 +25,7 @@ export function taskLaunch(config: AgentConfig, sandbox: Sandbox, uid: number, l
   return {
     runner,
     sandbox,
+    workRoot: config.dataDir,
     paths: { certsDir: config.certsDir, auditDir: dirname(config.auditLog), stateDir: config.stateDir, hide, writable: config.taskWritable },
     warm: { count: config.warmSandboxes, tasksDir: tasksRoot(config.dataDir) },
   };

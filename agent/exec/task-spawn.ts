@@ -64,8 +64,13 @@ function nativeRlimits(r: TaskRlimits | undefined): Array<[number, number, numbe
 export interface TaskSpawnOptions {
   cwd: string;
   env: Record<string, string>;
-  /** Pipes for fds 0 .. fds-1 (3 to 5). */
+  /** Pipes for fds 0 .. fds-1 (3 to 5); the last is `given` instead, when set. */
   fds: number;
+  /**
+   * A descriptor the child gets as its fd `fds - 1` (a copy: the caller closes its own), such as
+   * the work dir the sandbox binds by descriptor (spawn-one.ts).
+   */
+  given?: number | undefined;
   /** Set before the process execs (see TaskRlimits). */
   rlimits?: TaskRlimits | undefined;
   /** Fork through child_process even where the native spawn is there (tests compare the two). */
@@ -81,6 +86,7 @@ interface SpawnModule {
     modes: string,
     rlimits: Array<[number, number, number]>,
     onExit: (code: number | null, signal: number | null) => void,
+    given?: number,
   ): number[] | number;
   usable(): number;
   trim(): number;
@@ -145,15 +151,17 @@ class NativeChild extends EventEmitter implements TaskChild {
 
   start(file: string, args: string[], o: TaskSpawnOptions, native: SpawnModule): void {
     const env = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
-    const modes = MODES.slice(0, o.fds);
+    const modes = o.given === undefined ? MODES.slice(0, o.fds) : `${MODES.slice(0, o.fds - 1)}g`;
+    const given = o.given ?? -1;
     // C strings end at a NUL: a command, argument, env entry or work dir holding one would be cut
     // short, so it is refused (child_process refuses them too; the agent already does at its edge).
     const found = [file, o.cwd, ...args, ...env].some((x) => x.includes('\0')) ? { code: 'EINVAL' } : resolveCommand(file, o.env.PATH, o.cwd);
     const limits = nativeRlimits(o.rlimits);
-    let r: number[] | number = typeof found === 'string' ? native.spawn(found, [file, ...args], env, o.cwd, modes, limits, (c, s) => this.exited(c, s)) : -1;
+    let r: number[] | number =
+      typeof found === 'string' ? native.spawn(found, [file, ...args], env, o.cwd, modes, limits, (c, s) => this.exited(c, s), given) : -1;
     if (r === -osc.errno.ENOEXEC && typeof found === 'string') {
       // No #! line: run it with sh, as execvp does.
-      r = native.spawn('/bin/sh', ['/bin/sh', found, ...args], env, o.cwd, modes, limits, (c, s) => this.exited(c, s));
+      r = native.spawn('/bin/sh', ['/bin/sh', found, ...args], env, o.cwd, modes, limits, (c, s) => this.exited(c, s), given);
     }
     if (typeof r === 'number') {
       const code = typeof found === 'string' ? getSystemErrorName(r) : found.code;
@@ -163,6 +171,7 @@ class NativeChild extends EventEmitter implements TaskChild {
     }
     this.pid = r[0];
     this.stdio = r.slice(1).map((fd, i) => {
+      if (modes[i] === 'g') return null;
       const reads = modes[i] === 'r';
       const s = new Socket({ fd, readable: reads, writable: !reads });
       if (reads) {
@@ -202,6 +211,6 @@ export function spawnTask(file: string, args: string[], opts: TaskSpawnOptions):
     cwd: opts.cwd,
     env: opts.env,
     detached: true,
-    stdio: Array.from({ length: opts.fds }, () => 'pipe' as const),
+    stdio: Array.from({ length: opts.fds }, (_, i) => (opts.given !== undefined && i === opts.fds - 1 ? opts.given : ('pipe' as const))),
   });
 }

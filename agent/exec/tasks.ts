@@ -173,7 +173,7 @@ export class TaskRegistry {
   /** Restores the journal's tasks: finished ones replay, running ones are swept and marked lost. */
   private recover(entries: JournalEntry[]): void {
     for (const e of entries) {
-      const task = new Task({ taskId: e.id, argv: [], env: {}, cwd: '', stdin: Buffer.alloc(0), timeoutMs: 0, outputCapBytes: 0 }, e.specKey);
+      const task = new Task({ taskId: e.id, argv: [], env: {}, cwd: '', workRel: '', stdin: Buffer.alloc(0), timeoutMs: 0, outputCapBytes: 0 }, e.specKey);
       task.pid = e.pid;
       let exit = e.exit;
       if (!exit) {

@@ -8,7 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { z } from 'zod';
 import { GaxxError, type GetFileChunk, type PutFileChunk__Output, type PutFileResponse } from '../../proto/index.js';
 import { TASKS_DIR } from '../exec/tasks.js';
@@ -28,14 +28,23 @@ function realExisting(p: string): string {
   return join(realpathSync(cur), relative(cur, p));
 }
 
-/** Resolves `rel` under `root`; PATH_ESCAPE for absolute paths, `..`, or symlinks out of root. */
-export function confinedPath(root: string, rel: string): string {
-  if (rel === '' || rel.includes('\0')) throw new GaxxError('INVALID_ARGUMENT', 'path must be a non-empty relative path');
-  if (isAbsolute(rel) || rel.split(/[\\/]/).includes('..')) throw new GaxxError('PATH_ESCAPE', `path '${rel}' leaves its area`);
+/**
+ * A task's named work dir `rel` under the data dir `root`: its path and its components joined
+ * (`rel` as the launcher walks it, opening each component without following a symlink). Refused:
+ * absolute paths, `..`, the data dir itself and the agent's own `tasks/` (a task that could write
+ * either could plant a symlink where other tasks' work dirs are made), and a path that leads out
+ * of root through a symlink now (said early; the launcher's walk is what keeps it so).
+ */
+export function workDirIn(root: string, rel: string): { path: string; rel: string } {
+  if (rel.split('/').every((p) => p === '' || p === '.'))
+    throw new GaxxError('INVALID_ARGUMENT', `work dir '${rel}' names the data area itself: name a directory under it`);
+  const parts = components(rel);
+  if (parts[0] === TASKS_DIR)
+    throw new GaxxError('PERMISSION_DENIED', `'${TASKS_DIR}/' holds the tasks' own work dirs: name a work dir elsewhere in the data area`);
   const realRoot = realpathSync(root);
-  const full = join(realRoot, rel);
-  if (!inside(realRoot, full) || !inside(realRoot, realExisting(full))) throw new GaxxError('PATH_ESCAPE', `path '${rel}' leaves its area`);
-  return full;
+  const full = join(realRoot, ...parts);
+  if (!inside(realRoot, realExisting(full))) throw new GaxxError('PATH_ESCAPE', `path '${rel}' leaves its area`);
+  return { path: full, rel: parts.join('/') };
 }
 
 const headerSchema = z.object({

@@ -10,7 +10,8 @@
 import { constants as fsc } from 'node:fs';
 import { lstat, mkdir, open, readlink, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, relative, sep } from 'node:path';
-import { GaxxError } from '../../proto/index.js';
+// proto/light: the task launcher opens work dirs with this module, and stays small.
+import { GaxxError } from '../../proto/light.js';
 
 const escape = (rel: string) => new GaxxError('PATH_ESCAPE', `path '${rel}' leaves its area`);
 
@@ -78,6 +79,30 @@ export async function openParent(root: string, rel: string, create: boolean): Pr
     return { dir, name, realRoot };
   } catch (e) {
     await dir.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/**
+ * Opens the directory `rel` under `root` by the walk above, creating missing directories (0700)
+ * when `create`: the work dir a sandbox binds by this descriptor (spawn-one.ts), so that a
+ * directory swapped for a symlink after the agent checked the path cannot bring another one in.
+ */
+export async function openDirIn(root: string, rel: string, create: boolean): Promise<FileHandle> {
+  const { dir, name, realRoot } = await openParent(root, rel, create);
+  let fh: FileHandle;
+  try {
+    if (create)
+      await mkdir(`${fdPath(dir)}/${name}`, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => (e.code === 'EEXIST' ? undefined : Promise.reject(e)));
+    fh = await openDirAt(dir, name, rel);
+  } finally {
+    await dir.close();
+  }
+  try {
+    await assertInside(fh, realRoot, rel);
+    return fh;
+  } catch (e) {
+    await fh.close();
     throw e;
   }
 }

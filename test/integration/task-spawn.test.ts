@@ -108,6 +108,17 @@ describe('task spawn', () => {
         expect(r).toEqual({ code: 3, signal: null, stdout: 'in', stderr: 'three', events: ['exit', 'close'] });
       });
 
+      it('gives a descriptor of the spawner as its last fd (a copy: closing ours at once leaves the child’s)', async () => {
+        const sub = mkdtempSync(join(dir, 'given-'));
+        const held = openSync(sub, 'r');
+        const started = run('sh', ['-c', 'cat <&3; readlink /proc/$$/fd/4'], { ...o, fd3: 'three', fds: 5, given: held });
+        closeSync(held);
+        expect(await started).toMatchObject({ code: 0, stdout: `three${sub}\n` });
+        // child_process throws it at once instead.
+        if (!fork) expect(await run('true', [], { ...o, fds: 5, given: 987 })).toEqual({ error: 'EBADF' });
+        else expect(() => spawnTask('true', [], { cwd: dir, env: {}, fds: 5, given: 987, fork })).toThrow(/EBADF/);
+      });
+
       it('reports a death by signal by its name, and all output before close', async () => {
         const r = await ran('sh', ['-c', 'head -c 1048576 /dev/zero; kill -TERM $$'], o);
         expect([r.code, r.signal, r.stdout.length]).toEqual([null, 'SIGTERM', 1048576]);

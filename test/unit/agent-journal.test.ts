@@ -19,6 +19,7 @@ const spec = (taskId: string, argv: string[]): ExecSpec => ({
   argv,
   env: {},
   cwd: dir,
+  workRel: '',
   stdin: Buffer.alloc(0),
   timeoutMs: 60_000,
   outputCapBytes: 1 << 20,

@@ -15,6 +15,7 @@ const spec = (taskId: string, argv: string[]): ExecSpec => ({
   argv,
   env: {},
   cwd: dir,
+  workRel: '',
   stdin: Buffer.alloc(0),
   timeoutMs: 10_000,
   outputCapBytes: 1 << 20,

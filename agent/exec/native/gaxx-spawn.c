@@ -13,9 +13,10 @@
  * by pid (libuv reaps only its own children, by pid, so neither takes the other's).
  *
  * JavaScript API (exports):
- *   spawn(file, argv[], env[] ("K=V"), cwd, modes, limits, onExit(code, signal)) -> [pid, fd0, fd1, ...] | -errno
+ *   spawn(file, argv[], env[] ("K=V"), cwd, modes, limits, onExit(code, signal)[, given]) -> [pid, fd0, fd1, ...] | -errno
  *     modes: one letter per child fd from 0: 'w' the launcher writes (the child reads), 'r' the
- *     launcher reads. file is a path (no PATH search). limits: [[kind, soft, hard], ...], kind
+ *     launcher reads, 'g' the descriptor `given` (a copy of it; -1 in the result, the caller
+ *     keeps and closes its own). file is a path (no PATH search). limits: [[kind, soft, hard], ...], kind
  *     0 RLIMIT_CPU, 1 RLIMIT_AS, 2 RLIMIT_NPROC. onExit gets the exit code, or null and the
  *     signal number.
  *   usable() -> 0 when pidfds work on this kernel (Linux >= 5.3), else an errno.
@@ -186,11 +187,20 @@ failed:
 }
 
 /* Makes the pipes, starts the child (vfork: nothing of this process is copied), closes the child's ends; 0 or an errno. */
-static int start(const char *file, char **argv, char **envp, const char *cwd, const char *modes, int nfds, const limit_t limits[], int nlimits, int parent[],
-                 pid_t *pid) {
+static int start(const char *file, char **argv, char **envp, const char *cwd, const char *modes, int nfds, int given, const limit_t limits[], int nlimits,
+                 int parent[], pid_t *pid) {
   int child[MAX_FDS];
   int err = 0, made = 0;
   for (; made < nfds; made++) {
+    if (modes[made] == 'g') {
+      parent[made] = -1;
+      child[made] = given < 0 ? -1 : fcntl(given, F_DUPFD_CLOEXEC, HIGH_FD);
+      if (child[made] < 0) {
+        err = given < 0 ? EBADF : errno;
+        break;
+      }
+      continue;
+    }
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) {
       err = errno;
@@ -223,7 +233,8 @@ static int start(const char *file, char **argv, char **envp, const char *cwd, co
   }
   for (int i = 0; i < made; i++) close(child[i]);
   if (err)
-    for (int i = 0; i < made; i++) close(parent[i]);
+    for (int i = 0; i < made; i++)
+      if (parent[i] >= 0) close(parent[i]);
   return err;
 }
 
@@ -248,10 +259,12 @@ static int read_limits(napi_env env, napi_value arr, limit_t out[], int max) {
 }
 
 static napi_value Spawn(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value a[7];
+  size_t argc = 8;
+  napi_value a[8];
   napi_get_cb_info(env, info, &argc, a, NULL, NULL);
   if (argc < 7) return int_value(env, -EINVAL);
+  int32_t given = -1;
+  if (argc > 7 && napi_get_value_int32(env, a[7], &given) != napi_ok) given = -1;
   napi_valuetype fn_type;
   napi_typeof(env, a[6], &fn_type);
   limit_t limits[3];
@@ -262,7 +275,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   int parent[MAX_FDS];
   pid_t pid = 0;
   int err = (!file || !cwd || !modes || !argv || !envp || fn_type != napi_function || nfds > MAX_FDS || nlimits < 0) ? EINVAL : 0;
-  if (!err) err = start(file, argv, envp, cwd, modes, nfds, limits, nlimits, parent, &pid);
+  if (!err) err = start(file, argv, envp, cwd, modes, nfds, given, limits, nlimits, parent, &pid);
   free(file);
   free(cwd);
   free(modes);
@@ -283,7 +296,8 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     waitpid(pid, NULL, 0);
     if (c->pidfd >= 0) close(c->pidfd);
     free(c);
-    for (int i = 0; i < nfds; i++) close(parent[i]);
+    for (int i = 0; i < nfds; i++)
+      if (parent[i] >= 0) close(parent[i]);
     return int_value(env, -err);
   }
   c->poll.data = c;
