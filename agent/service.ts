@@ -192,6 +192,11 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 function execSpec(req: ExecRequest__Output, config: AgentConfig, confine: Confinement | undefined, launch: LaunchContext | undefined): ExecSpec {
   const r = parse(execSchema, req);
   refuseLoaderEnv(r.env);
+  if (r.workDir && launch?.sandbox.kind === 'bwrap' && !launch.sandbox.bindFd)
+    throw new GaxxError(
+      'FAILED_PRECONDITION',
+      `this agent's bubblewrap cannot bind a work dir by descriptor (0.8 or later can): tasks here get a scratch work dir only`,
+    );
   const work = r.workDir ? workDirIn(config.dataDir, r.workDir) : { path: scratchDir(config.dataDir, r.taskId), rel: `${TASKS_DIR}/${r.taskId}` };
   // The launcher makes the dir off this event loop (a sandboxed start makes it in its walk from
   // the data dir, launcher-protocol.ts); in-process without a sandbox, make it here.

@@ -104,7 +104,9 @@ function launchPlan(spec: ExecSpec, env: Record<string, string>): { head: SpawnH
   const wrapped = argv !== spec.argv || rlimits !== undefined;
   // The sandbox's mounts, once: for this task's options and for the sandboxes started ahead.
   const mounts = sandboxed && spec.launch ? sandboxMounts(iso, spec.launch.paths) : undefined;
-  const fd3 = mounts ? encodeArgs(sandboxOptions(mounts, spec.cwd, env, WORK_DIR_FD)) : Buffer.alloc(0);
+  // Bound by descriptor where bwrap can (else only scratch dirs get here: execSpec in service.ts).
+  const byFd = sandboxed && iso.bindFd && spec.launch !== undefined;
+  const fd3 = mounts ? encodeArgs(sandboxOptions(mounts, spec.cwd, env, byFd ? WORK_DIR_FD : undefined)) : Buffer.alloc(0);
   const template = spec.scratch ? warmTemplate(spec.launch, spec.confine, mounts) : undefined;
   const head: SpawnHead = {
     file: argv[0] as string,
@@ -118,7 +120,7 @@ function launchPlan(spec: ExecSpec, env: Record<string, string>): { head: SpawnH
     sandboxed,
     mkdir: true,
     // The sandbox binds the work dir by descriptor (WORK_DIR_FD), opened under this root.
-    ...(mounts && spec.launch ? { workDir: { root: spec.launch.workRoot, rel: spec.workRel } } : {}),
+    ...(byFd && spec.launch ? { workDir: { root: spec.launch.workRoot, rel: spec.workRel } } : {}),
     ...(template ? { warm: { template, argv: spec.argv, env } } : {}),
   };
   return { head, body: fd3.length > 0 ? Buffer.concat([fd3, spec.stdin]) : spec.stdin };

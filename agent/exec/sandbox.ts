@@ -17,7 +17,20 @@ import { existsSync } from 'node:fs';
 
 /** How tasks are isolated on this host, and why (logged and audited at start). */
 export type Sandbox =
-  | { kind: 'bwrap'; bwrap: string; disableUserns: boolean; detail: string }
+  | {
+      kind: 'bwrap';
+      bwrap: string;
+      disableUserns: boolean;
+      detail: string;
+      /**
+       * bwrap binds a directory by descriptor (--bind-fd, 0.8): work dirs are bound as the
+       * launcher opened them. Without it, only scratch dirs (whose parents no task can write)
+       * are work dirs: a named one is refused (service.ts).
+       */
+      bindFd: boolean;
+      /** bwrap sizes a tmpfs (--size, 0.7): a task's /tmp is held to its memory limit. */
+      tmpSize: boolean;
+    }
   | { kind: 'none'; detail: string; /** Why isolation is missing: what to install or enable. */ remedy: string };
 
 /** What a task must not see or change, and where it may write. */
@@ -29,6 +42,11 @@ export interface SandboxPaths {
   hide?: string[];
   /** Dirs tasks may write besides their work dir (--task-writable); the hidden dirs stay hidden inside them. */
   writable?: string[];
+  /**
+   * The most a task's private /tmp holds, in bytes: the task's memory limit, since a tmpfs is
+   * memory no rlimit of the task counts (0 or absent: the kernel's default, half of RAM).
+   */
+  tmpBytes?: number;
 }
 
 const BASE_OPTIONS = ['--unshare-user', '--unshare-pid', '--unshare-ipc', '--unshare-cgroup-try', '--die-with-parent', '--new-session'];
@@ -42,16 +60,35 @@ function probe(bwrap: string, extra: string[]): Promise<string | undefined> {
   });
 }
 
+/** Which of the options tasks use where there are that this bwrap has, from its --help. */
+function features(bwrap: string): Promise<{ bindFd: boolean; tmpSize: boolean }> {
+  return new Promise((resolve) => {
+    execFile(bwrap, ['--help'], { timeout: 5000, env: { PATH: '/usr/bin:/bin' } }, (_err, out, errOut) => {
+      const has = (o: string) => new RegExp(`^\\s*${o}\\s`, 'm').test(`${out}\n${errOut}`);
+      resolve({ bindFd: has('--bind-fd'), tmpSize: has('--size') });
+    });
+  });
+}
+
+/** What an older bwrap's sandbox lacks, for its detail. */
+function lacking(f: { bindFd: boolean; tmpSize: boolean }): string {
+  const gaps = [...(f.bindFd ? [] : ['no --bind-fd: named work dirs refused']), ...(f.tmpSize ? [] : ['no --size: /tmp not held to the memory limit'])];
+  return gaps.length ? ` (bubblewrap older than 0.8, ${gaps.join('; ')})` : '';
+}
+
 /** Finds out whether this host, as this user, can run tasks in a bwrap sandbox. */
 export async function detectSandbox(bwrapPath = '/usr/bin/bwrap'): Promise<Sandbox> {
   if (!existsSync(bwrapPath)) {
     return { kind: 'none', detail: `${bwrapPath} not found`, remedy: 'install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap)' };
   }
+  const f = await features(bwrapPath);
   if ((await probe(bwrapPath, ['--disable-userns'])) === undefined) {
-    return { kind: 'bwrap', bwrap: bwrapPath, disableUserns: true, detail: 'bubblewrap: user, pid, mount, ipc namespaces; nested user namespaces disabled' };
+    const detail = `bubblewrap: user, pid, mount, ipc namespaces; nested user namespaces disabled${lacking(f)}`;
+    return { kind: 'bwrap', bwrap: bwrapPath, disableUserns: true, detail, ...f };
   }
   const err = await probe(bwrapPath, []);
-  if (err === undefined) return { kind: 'bwrap', bwrap: bwrapPath, disableUserns: false, detail: 'bubblewrap: user, pid, mount, ipc namespaces' };
+  if (err === undefined)
+    return { kind: 'bwrap', bwrap: bwrapPath, disableUserns: false, detail: `bubblewrap: user, pid, mount, ipc namespaces${lacking(f)}`, ...f };
   return {
     kind: 'none',
     detail: `bubblewrap cannot create namespaces as this user (${err})`,
@@ -84,7 +121,9 @@ export interface SandboxMounts {
 export function sandboxMounts(s: Extract<Sandbox, { kind: 'bwrap' }>, paths: SandboxPaths): SandboxMounts {
   const before = [...BASE_OPTIONS];
   if (s.disableUserns) before.push('--disable-userns');
-  before.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
+  before.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc');
+  if (paths.tmpBytes && s.tmpSize) before.push('--size', String(paths.tmpBytes));
+  before.push('--tmpfs', '/tmp');
   for (const dir of paths.writable ?? []) if (dirExists(dir)) before.push('--bind', dir, dir);
   const after: string[] = [];
   for (const dir of [paths.certsDir, paths.auditDir, paths.stateDir, ...(paths.hide ?? [])]) {

@@ -26,7 +26,14 @@ export function taskLaunch(config: AgentConfig, sandbox: Sandbox, uid: number, l
     runner,
     sandbox,
     workRoot: config.dataDir,
-    paths: { certsDir: config.certsDir, auditDir: dirname(config.auditLog), stateDir: config.stateDir, hide, writable: config.taskWritable },
+    paths: {
+      certsDir: config.certsDir,
+      auditDir: dirname(config.auditLog),
+      stateDir: config.stateDir,
+      hide,
+      writable: config.taskWritable,
+      tmpBytes: config.taskLimits.addressSpaceBytes,
+    },
     warm: { count: config.warmSandboxes, tasksDir: tasksRoot(config.dataDir) },
   };
 }

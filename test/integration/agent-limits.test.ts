@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, exitOf, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
-import { makePki } from '../helpers/pki.js';
+import { makePki, type Pki } from '../helpers/pki.js';
 import type { ExecRequest, InfoResponse__Output } from '../../proto/index.js';
 
 // RLIMIT_NPROC counts every process and thread of the agent user on the machine (other agents
@@ -18,6 +18,7 @@ const LIMITS = { cpuSeconds: 2, addressSpaceBytes: 256 * 1024 ** 2, processes: 2
 const CANARY = `gaxx-canary-${randomBytes(12).toString('hex')}`;
 
 let dir: string;
+let pki: Pki;
 let agent: AgentProcess;
 let client: RawClients;
 let auditPath: string;
@@ -35,7 +36,7 @@ async function stillServing(): Promise<boolean> {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'gaxx-limits-'));
-  const pki = await makePki(dir);
+  pki = await makePki(dir);
   agent = await startAgent({ certsDir: pki.agent.dir, env: { GAXX_AGENT_TASK_LIMITS: JSON.stringify(LIMITS) } });
   auditPath = agent.auditLog;
   client = rawAgentClient(agent.address, pki.clients.operator.dir);
@@ -59,6 +60,23 @@ describe('per-task limits', () => {
     expect(e?.reason).toBe('memory_limit');
     expect(e?.code).not.toBe(0);
     expect(await stillServing()).toBe(true);
+  });
+
+  it('holds its private /tmp (memory no rlimit counts) to its memory limit', async () => {
+    // The test agents' tasks may write the host's temp dir (startAgent): this one's only its own.
+    const own = await startAgent({ certsDir: pki.agent.dir, env: { GAXX_AGENT_TASK_LIMITS: JSON.stringify(LIMITS) }, args: ['--task-writable', dir] });
+    const c = rawAgentClient(own.address, pki.clients.operator.dir);
+    try {
+      // 300 MiB into a /tmp of 256 MiB: the write stops where /tmp is full, not in the host's RAM.
+      const script = 'dd if=/dev/zero of=/tmp/fill bs=1M count=300 2>&1; df -k /tmp | tail -1; rm -f /tmp/fill';
+      const r = await execCollect(c.agent, { taskId: 'tmp-fill', argv: ['/bin/sh', '-c', script], timeoutMs: 20_000 });
+      expect(r.stdout).toMatch(/No space left on device/);
+      const sizeKb = Number(r.stdout.trim().split('\n').at(-1)?.split(/\s+/)[1]);
+      expect(sizeKb).toBe((256 * 1024 ** 2) / 1024);
+    } finally {
+      c.close();
+      await own.stop();
+    }
   });
 
   it('stops a busy loop at its CPU limit', async () => {

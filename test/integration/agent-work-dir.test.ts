@@ -4,7 +4,7 @@
 // between, so the sandbox binds the directory the launcher opened by a walk from the data dir
 // that follows no symlink (`bwrap --bind-fd`), never the path. The data dir itself and its
 // `tasks/` (where every scratch dir and warm sandbox dir is made) are no task's work dir.
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -88,5 +88,24 @@ describe('named work dirs', () => {
     expect(readdirSync(pki.agent.dir).sort()).toEqual(certsBefore);
     // Not all refused: the race was run, some tasks got the real directory.
     expect(ran).toBeGreaterThan(0);
+  });
+
+  it('are refused, with the remedy, where bwrap is too old to bind by descriptor; scratch dirs still work', async () => {
+    // bwrap as 0.6 had it: the same program, without --bind-fd and --size in its help.
+    const old = join(dir, 'bwrap-0.6');
+    writeFileSync(old, `#!/bin/sh\nif [ "$1" = --help ]; then /usr/bin/bwrap --help | grep -v -e --bind-fd -e --size; exit 0; fi\nexec /usr/bin/bwrap "$@"\n`);
+    chmodSync(old, 0o755);
+    const a = await startAgent({ certsDir: pki.agent.dir, args: ['--bwrap', old] });
+    const c = rawAgentClient(a.address, pki.clients.operator.dir);
+    try {
+      const named = await execCollect(c.agent, { taskId: 'old-named', argv: ['true'], workDir: 'jobs' });
+      expect(named.error?.gaxxCode).toBe('FAILED_PRECONDITION');
+      const scratch = await execCollect(c.agent, { taskId: 'old-scratch', argv: ['/bin/sh', '-c', 'pwd; ls /'] });
+      expect(exitOf(scratch)?.code).toBe(0);
+      expect(scratch.stdout.split('\n')[0]).toBe(join(a.dataDir, 'tasks', 'old-scratch'));
+    } finally {
+      c.close();
+      await a.stop();
+    }
   });
 });
