@@ -27,6 +27,8 @@ export interface AgentConfig {
   profilingListen: ListenAddress | undefined;
   capacity: number;
   defaultTimeoutMs: number;
+  /** How long a finished task's result is held for attach and replay (--task-retention). */
+  taskRetentionMs: number;
   defaultOutputCapBytes: number;
   maxMessageBytes: number;
   shutdownGraceMs: number;
@@ -61,6 +63,7 @@ const FLAGS = {
   'profiling-listen': 'PROFILING_LISTEN',
   capacity: 'CAPACITY',
   'default-timeout': 'DEFAULT_TIMEOUT',
+  'task-retention': 'TASK_RETENTION',
   'default-output-cap': 'DEFAULT_OUTPUT_CAP',
   'max-message-bytes': 'MAX_MESSAGE_BYTES',
   'shutdown-grace': 'SHUTDOWN_GRACE',
@@ -160,6 +163,7 @@ const schema = z.object({
   'profiling-listen': listenSchema.optional(),
   capacity: z.coerce.number().int().min(1).max(10_000).default(16),
   'default-timeout': durationSchema.default('1h').pipe(z.number().min(1)),
+  'task-retention': durationSchema.default('10m').pipe(z.number().min(1000)),
   'default-output-cap': sizeSchema.default('16MiB').pipe(z.number().min(1)),
   'max-message-bytes': sizeSchema.default('4MiB').pipe(
     z
@@ -218,6 +222,7 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
     profilingListen: c['profiling-listen'],
     capacity: c.capacity,
     defaultTimeoutMs: c['default-timeout'],
+    taskRetentionMs: c['task-retention'],
     defaultOutputCapBytes: c['default-output-cap'],
     maxMessageBytes: c['max-message-bytes'],
     shutdownGraceMs: c['shutdown-grace'],

@@ -66,6 +66,7 @@ const SWEEP_GC_ENTRIES = 500;
 function meteredRegistry(config: AgentConfig, metrics: AgentMetrics): TaskRegistry {
   return new TaskRegistry({
     capacity: config.capacity,
+    retentionMs: config.taskRetentionMs,
     dataDir: config.dataDir,
     stateDir: config.stateDir,
     onStart: () => {

@@ -18,6 +18,9 @@ const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX
   --profiling-listen ADDR:PORT  CPU/heap profiles over mTLS, GAXX_ENV=development only (default off)
   --capacity N                  concurrent tasks (default 16)
   --default-timeout DURATION    per task when the request gives none (default 1h)
+  --task-retention DURATION     how long a finished task's result is held for attach and replay
+                                (default 10m, at least 1s); a signed task's id then stays spent
+                                until its signature expires
   --default-output-cap SIZE     stdout+stderr per task when the request gives none (default 16MiB)
   --max-message-bytes SIZE      largest inbound gRPC message (default 4MiB)
   --shutdown-grace DURATION     how long running tasks may finish on SIGTERM (default 10s)

@@ -243,6 +243,14 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
     }
     return;
   }
+  const spentUntil = d.registry.spentUntil(taskId);
+  if (spentUntil !== undefined) {
+    auditExecRefusal(d.audit, who, call.request, 'ALREADY_EXISTS');
+    throw new GaxxError(
+      'ALREADY_EXISTS',
+      `task ${taskId} already ran here and its result is no longer held; signed work runs once per task id until its signature expires (${new Date(spentUntil).toISOString()})`,
+    );
+  }
   if (!d.serving()) throw new GaxxError('UNAVAILABLE', 'agent is shutting down');
   if (d.refuseTasks) throw d.refuseTasks;
   const spec = execSpec(call.request, d.config, d.confine, d.launch);
@@ -251,7 +259,7 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
     throw new GaxxError('RESOURCE_EXHAUSTED', `agent is running ${d.registry.capacity} tasks, its capacity`, {
       details: { retryAfterMs: BUSY_RETRY_AFTER_MS },
     });
-  const task = d.registry.start(spec, listener, checked.digest);
+  const task = d.registry.start(spec, listener, checked.digest, checked.expiresAtUnixMs);
   auditExec(d.audit, who, spec, task);
   // A caller that goes away leaves the task running, so a retry can attach to it.
   call.on('cancelled', () => task.listeners.delete(listener));

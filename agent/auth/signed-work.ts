@@ -46,6 +46,8 @@ export interface SignedWorkContext {
 /** A request that passed: its spec digest, and the signer when it was signed work. */
 export interface CheckedExec {
   digest: string;
+  /** Signed work: when its signature expires (ms); its task id runs once here until then. */
+  expiresAtUnixMs?: number;
   signer: Identity | undefined;
 }
 
@@ -146,7 +148,7 @@ export function verifySignedExec(req: ExecRequest__Output, ctx: SignedWorkContex
   if (!targetIsSelf(fields, ctx)) {
     throw new GaxxError('TARGET_MISMATCH', 'this agent is not the target the operator signed for');
   }
-  return { digest: taskSpecDigest(fields), signer: signer.id };
+  return { digest: taskSpecDigest(fields), signer: signer.id, expiresAtUnixMs: fields.expiresAtUnixMs };
 }
 
 /**

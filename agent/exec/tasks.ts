@@ -50,6 +50,8 @@ export interface TaskRegistryOptions {
   replayBytesTotal?: number;
   /** Bytes finished entries may hold besides their output (argv, paths): a bound beside the count. */
   maxFinishedBytes?: number;
+  /** Ids of forgotten signed tasks kept (see TaskRegistry.spentUntil); the oldest go first beyond it. */
+  maxSpent?: number;
   /** The agent's data dir: a forgotten task's scratch dir under it (see scratchDir) is removed. */
   dataDir?: string;
   /** Where the journal lives (outside the data dir); none: the registry is in memory only. */
@@ -94,6 +96,8 @@ export class Task {
   constructor(
     readonly spec: ExecSpec,
     specKey?: string,
+    /** Signed work: its signature's expiry (ms), until which its id may not run again here. */
+    readonly onceUntil?: number,
   ) {
     this.specKey = specKey ?? JSON.stringify(spec.argv);
   }
@@ -144,11 +148,17 @@ export class TaskRegistry {
   readonly lostInRestart: string[] = [];
   /** Scratch dirs of forgotten tasks being removed. */
   private readonly removing = new Set<Promise<void>>();
+  /**
+   * Forgotten signed tasks: id -> their signature's expiry. A signed block read from the queue
+   * (kept there for a day) would otherwise run again under its id once its entry is forgotten.
+   */
+  private readonly spent = new Map<string, number>();
 
   constructor(opts: TaskRegistryOptions) {
     this.o = {
       retentionMs: 10 * 60_000,
       maxFinished: 10_000,
+      maxSpent: 500_000,
       replayBytesPerTask: 64 * 1024,
       replayBytesTotal: 64 * 1024 * 1024,
       maxFinishedBytes: 64 * 1024 * 1024,
@@ -161,6 +171,8 @@ export class TaskRegistry {
     }
     this.sweeper = setInterval(() => {
       const dropped = this.prune(true);
+      const now = Date.now();
+      for (const [id, until] of this.spent) if (until <= now) this.spent.delete(id);
       // The sweep's dirs are removed off the event loop, and each removal's completion allocates
       // in this process: told before they end, the agent collected while thousands were still on
       // their way, and what they left stayed resident (bench:footprint, once 10,000 tasks' entries
@@ -220,6 +232,17 @@ export class TaskRegistry {
     return this.o.capacity;
   }
 
+  /**
+   * Until when (ms) the id of a signed task that ran here and was forgotten may not run again:
+   * its signature's expiry; undefined when it may (never ran, unsigned, or expired since).
+   */
+  spentUntil(taskId: string, now = Date.now()): number | undefined {
+    const until = this.spent.get(taskId);
+    if (until === undefined || until > now) return until;
+    this.spent.delete(taskId);
+    return undefined;
+  }
+
   get(taskId: string): Task | undefined {
     const t = this.tasks.get(taskId);
     if (t && !t.running && t.finishedAt < Date.now() - this.o.retentionMs) {
@@ -238,8 +261,8 @@ export class TaskRegistry {
    * Starts a new task (the caller checked get() and hasRoom()); `first` subscribes before any
    * event. `specKey` identifies the spec for later attach and replay (see Task.specKey).
    */
-  start(spec: ExecSpec, first: TaskListener, specKey?: string): Task {
-    const task = new Task(spec, specKey);
+  start(spec: ExecSpec, first: TaskListener, specKey?: string, onceUntil?: number): Task {
+    const task = new Task(spec, specKey, onceUntil);
     task.listeners.add(first);
     this.tasks.set(spec.taskId, task);
     this.runningCount++;
@@ -323,6 +346,12 @@ export class TaskRegistry {
     this.totalBuffered -= t.bufferedBytes;
     if (!t.running) this.finishedBytes -= entryBytes(t);
     this.tasks.delete(id);
+    if (t.onceUntil !== undefined && t.onceUntil > Date.now()) {
+      this.spent.delete(id);
+      this.spent.set(id, t.onceUntil);
+      // Beyond the bound the oldest go (a Map iterates in insertion order).
+      if (this.spent.size > this.o.maxSpent) this.spent.delete(this.spent.keys().next().value as string);
+    }
     if (this.o.dataDir !== undefined && t.spec.cwd === scratchDir(this.o.dataDir, id)) {
       // Best effort and off the event loop: a dir the task made unremovable stays.
       const removal: Promise<void> = rm(t.spec.cwd, { recursive: true, force: true })

@@ -5,14 +5,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { execTaskId, type SignedTarget, type TaskSigner } from '../../proto/index.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import type { TaskResult } from '../../scheduler/queue/results.js';
 import { RUNS_KEY } from '../../scheduler/queue/runs.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import { signTask } from '../../scheduler/queue/sign.js';
-import type { AgentProcess } from '../helpers/agent.js';
+import { startAgent, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, exitOf, rawAgentClient, type RawClients } from '../helpers/grpc.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 import { addJobByHand, Markers, rawSigner, signedExec, type SignedExecOptions } from '../helpers/signed.js';
@@ -165,6 +165,36 @@ describe('signed work', () => {
       const same = await execCollect(sched.agent, req);
       expect(same.events[0]?.started).toMatchObject({ replayed: true });
       expect(readFileSync(markers.path(name), 'utf8')).toBe('ran\n');
+    });
+  });
+
+  describe('a signed task its agent no longer holds', () => {
+    it('does not run again under its id until its signature expires', async () => {
+      const short = await startAgent({ certsDir: world.pki.agent.dir, args: ['--task-retention', '1s'] });
+      const s = rawAgentClient(short.address, world.pki.clients.scheduler.dir);
+      try {
+        const name = uniq('spent');
+        const target = { fleet: '', host: short.address, agents: [short.address] };
+        const req = signedExec(alice, { runId: uniq('r'), taskId: 't', argv: markers.argv(name), target });
+        expect(exitOf(await execCollect(s.agent, req))).toMatchObject({ code: 0 });
+        // Replayed while held; once forgotten (a second after it ended), refused, never run again.
+        const kinds: string[] = [];
+        await vi.waitFor(
+          async () => {
+            const r = await execCollect(s.agent, req);
+            kinds.push(r.error?.gaxxCode ?? (r.events[0]?.started?.replayed ? 'replayed' : 'ran'));
+            expect(kinds.at(-1)).toBe('ALREADY_EXISTS');
+          },
+          { timeout: 20_000, interval: 200 },
+        );
+        expect(new Set(kinds)).toEqual(new Set(['replayed', 'ALREADY_EXISTS']));
+        expect(readFileSync(markers.path(name), 'utf8')).toBe('ran\n');
+        const audit = readFileSync(short.auditLog, 'utf8');
+        expect(audit).toMatch(/"code":"ALREADY_EXISTS"/);
+      } finally {
+        s.close();
+        await short.stop();
+      }
     });
   });
 

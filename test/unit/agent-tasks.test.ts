@@ -38,6 +38,28 @@ describe('TaskRegistry', () => {
     await reg.shutdown(0);
   });
 
+  it('keeps the id of a forgotten signed task spent until its signature expires; unsigned ids are free again; the oldest go beyond the bound', async () => {
+    const reg = new TaskRegistry({ capacity: 4, retentionMs: 50, maxSpent: 2 });
+    const until = Date.now() + 3_600_000;
+    const runSigned = (id: string, expires: number) =>
+      new Promise<void>((resolve) => reg.start(spec(id, ['true']), (ev) => ev.exit && resolve(), `key-${id}`, expires));
+    await runSigned('s1', until);
+    await run(reg, 'u1', ['true']);
+    expect(reg.spentUntil('s1')).toBeUndefined(); // still held: attach and replay answer for it
+    await vi.waitFor(() => expect([reg.get('s1'), reg.get('u1')]).toEqual([undefined, undefined]), { timeout: 10_000, interval: 20 });
+    expect([reg.spentUntil('s1'), reg.spentUntil('u1')]).toEqual([until, undefined]);
+    // One whose signature has expired by then is free again.
+    await runSigned('s2', Date.now() + 100);
+    await vi.waitFor(() => expect(reg.get('s2')).toBeUndefined(), { timeout: 10_000, interval: 20 });
+    await vi.waitFor(() => expect(reg.spentUntil('s2')).toBeUndefined(), { timeout: 10_000, interval: 20 });
+    // At most maxSpent ids: s1 (the oldest) goes when s4 comes.
+    await runSigned('s3', until);
+    await runSigned('s4', until);
+    await vi.waitFor(() => expect([reg.get('s3'), reg.get('s4')]).toEqual([undefined, undefined]), { timeout: 10_000, interval: 20 });
+    expect([reg.spentUntil('s1'), reg.spentUntil('s3'), reg.spentUntil('s4')]).toEqual([undefined, until, until]);
+    await reg.shutdown(0);
+  });
+
   it("removes a forgotten task's scratch dir, and never a work dir the task named", async () => {
     const data = join(dir, 'data');
     const reg = new TaskRegistry({ capacity: 2, retentionMs: 100, dataDir: data });
