@@ -63,7 +63,7 @@ function refuseUnsafeStart(config: AgentConfig, uid: number): void {
 const SWEEP_GC_ENTRIES = 500;
 
 /** A task registry whose life cycle feeds the metrics. */
-function meteredRegistry(config: AgentConfig, metrics: AgentMetrics): TaskRegistry {
+function meteredRegistry(config: AgentConfig, metrics: AgentMetrics, log: Logger): TaskRegistry {
   return new TaskRegistry({
     capacity: config.capacity,
     retentionMs: config.taskRetentionMs,
@@ -83,6 +83,11 @@ function meteredRegistry(config: AgentConfig, metrics: AgentMetrics): TaskRegist
       metrics.duration.observe(Number(exit.durationMs) / 1000);
     },
     onOutput: (stream, n) => metrics.bytes.inc({ stream }, n),
+    onCleanupFailed: (dir, e) =>
+      log.warn(
+        { dir, code: isGaxxError(e) ? e.code : 'INTERNAL', err: isGaxxError(e) ? e.message : String(e) },
+        "a finished task's scratch dir could not be removed",
+      ),
     // Thousands of entries gone at once: collect now, or an idle agent keeps them resident.
     onSweep: (count) => (count >= SWEEP_GC_ENTRIES ? collectGarbage() : undefined),
   });
@@ -195,7 +200,7 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   );
   const bundle = () => watcher.current();
   const revoked = () => bundle().revoked;
-  const registry = meteredRegistry(config, metrics);
+  const registry = meteredRegistry(config, metrics, log);
   const auth = createAuthorizer(revoked, (reason, rpc) => {
     metrics.authFailures.inc({ reason });
     log.warn({ reason, rpc }, 'call refused');

@@ -6,3 +6,4 @@
 export { closeInheritedFds } from './inherited-fds.js';
 export { AfterQuiet } from './quiet.js';
 export { GaxxError, type ErrorCode } from './errors.js';
+export { removeTree } from './remove-tree.js';

@@ -9,9 +9,8 @@
  * A second run can still happen when: the finished entry aged out (TTL) or was evicted (count
  * bound), the state dir was lost, or the retry goes to another agent.
  */
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ExecEvent, Exit } from '../../proto/index.js';
+import { removeTree, type ExecEvent, type Exit } from '../../proto/index.js';
 import { startExec, type ExecHandle, type ExecSink, type ExecSpec, type KillReason } from './exec.js';
 import { LOST_IN_RESTART } from '../../proto/index.js';
 import { sweepLostGroup, TaskJournal, type JournalEntry } from './journal.js';
@@ -62,6 +61,8 @@ export interface TaskRegistryOptions {
   onStarted?(warm: boolean): void;
   onExit?(exit: TaskExit): void;
   onOutput?(stream: 'stdout' | 'stderr', bytes: number): void;
+  /** A forgotten task's scratch dir could not be removed (what is left of it stays). */
+  onCleanupFailed?(dir: string, e: unknown): void;
   /**
    * The expiry sweep dropped `count` finished entries (the agent collects garbage after a large
    * sweep): called once their scratch dirs are removed, since the removals allocate too.
@@ -140,7 +141,9 @@ export class TaskRegistry {
   /** Bytes held by finished entries besides their output (see entryBytes). */
   private finishedBytes = 0;
   startedTotal = 0;
-  private readonly o: Required<Omit<TaskRegistryOptions, 'onStart' | 'onStarted' | 'onExit' | 'onOutput' | 'onSweep' | 'dataDir' | 'stateDir'>> &
+  private readonly o: Required<
+    Omit<TaskRegistryOptions, 'onStart' | 'onStarted' | 'onExit' | 'onOutput' | 'onSweep' | 'onCleanupFailed' | 'dataDir' | 'stateDir'>
+  > &
     TaskRegistryOptions;
   private readonly sweeper: NodeJS.Timeout;
   private readonly journal: TaskJournal | undefined;
@@ -353,9 +356,10 @@ export class TaskRegistry {
       if (this.spent.size > this.o.maxSpent) this.spent.delete(this.spent.keys().next().value as string);
     }
     if (this.o.dataDir !== undefined && t.spec.cwd === scratchDir(this.o.dataDir, id)) {
-      // Best effort and off the event loop: a dir the task made unremovable stays.
-      const removal: Promise<void> = rm(t.spec.cwd, { recursive: true, force: true })
-        .catch(() => undefined)
+      // Off the event loop, at any depth the task made it (removeTree); a dir that cannot go
+      // stays, and is told of.
+      const removal: Promise<void> = removeTree(t.spec.cwd)
+        .catch((e: unknown) => this.o.onCleanupFailed?.(t.spec.cwd, e))
         .finally(() => this.removing.delete(removal));
       this.removing.add(removal);
     }

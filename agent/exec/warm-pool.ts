@@ -26,8 +26,9 @@
  * read-only variables a task's env could trip over.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { removeTree } from '../../proto/light.js';
 import type { WarmTask, WarmTemplate } from './launcher-protocol.js';
 import { processStartTicks } from './proc-stat.js';
 import { encodeArgs, mountOptions } from './sandbox.js';
@@ -96,6 +97,11 @@ export function taskScript(argv: readonly string[], env: Readonly<Record<string,
 /** Whether tasks of template `t` are started ahead at all: sandboxed, or limits alone where tasks fork (see above). */
 export function startsAhead(t: WarmTemplate): boolean {
   return t.mounts !== undefined || !spawnMethod().native;
+}
+
+/** Removes a warm dir off the event loop; one that cannot go stays (the launcher has no one to tell). */
+function removeDir(dir: string): void {
+  removeTree(dir).catch(() => undefined);
 }
 
 interface Warm {
@@ -198,7 +204,7 @@ export class WarmPools {
     } catch {
       // already gone
     }
-    rmSync(w.dir, { recursive: true, force: true });
+    removeDir(w.dir);
   }
 
   /** Warm dirs left by a launcher that was killed: removed once per tasks dir. */
@@ -206,7 +212,7 @@ export class WarmPools {
     if (this.swept.has(tasksDir)) return;
     this.swept.add(tasksDir);
     mkdirSync(tasksDir, { recursive: true, mode: 0o700 });
-    for (const name of readdirSync(tasksDir)) if (name.startsWith(WARM_PREFIX)) rmSync(join(tasksDir, name), { recursive: true, force: true });
+    for (const name of readdirSync(tasksDir)) if (name.startsWith(WARM_PREFIX)) removeDir(join(tasksDir, name));
   }
 
   private startOne(t: WarmTemplate, shell: string): boolean {
@@ -224,7 +230,7 @@ export class WarmPools {
     child.on('error', () => undefined);
     for (const s of child.stdio) (s as NodeJS.EventEmitter | null)?.on('error', () => undefined);
     if (!child.pid) {
-      rmSync(dir, { recursive: true, force: true });
+      removeDir(dir);
       this.fail(`cannot start ${file}`);
       return false;
     }
@@ -238,7 +244,7 @@ export class WarmPools {
     const onExit = () => {
       const at = this.idle.indexOf(w);
       if (at >= 0) this.idle.splice(at, 1);
-      rmSync(dir, { recursive: true, force: true });
+      removeDir(dir);
       if (!w.ready) this.fail(`a warm sandbox ended before it was ready (${file})`);
     };
     child.stdout?.on('data', onData);

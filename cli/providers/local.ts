@@ -31,7 +31,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { FleetCa, REVOCATION_FILE, writeCertDir, writeFileAtomic } from '../../certs/index.js';
-import { GaxxError } from '../../proto/index.js';
+import { GaxxError, removeTree } from '../../proto/index.js';
 import { AGENT_ENV, agentBundlePath, agentNodeFlags, installAgentBundle } from './agent-bundle.js';
 import { waitForListening, waitForExit, isAgentProcess } from './local-process.js';
 import { fleetTag, hasFleetTag, type CreateRequest, type DestroyOutcome, type Instance, type Provider, type ProviderSettings } from './types.js';
@@ -153,7 +153,8 @@ export function createLocalProvider(settings: ProviderSettings): Provider {
       if (!r) return 'gone';
       if (!hasFleetTag(r, fleet)) return 'refused';
       await stopLocalAgent(r, o.stopTimeoutMs);
-      rmSync(r.dir, { recursive: true, force: true });
+      // Its tasks and PutFile shaped the tree: any depth goes (removeTree), not only what fits Node's stack.
+      await removeTree(r.dir);
       rmSync(join(o.stateDir, `${id}.pid`), { force: true });
       rmSync(recordPath(id), { force: true });
       rmSync(join(o.stateDir, 'slots', String(r.index)), { force: true });

@@ -13,6 +13,7 @@ import type { Instance, Provider } from '../../cli/providers/types.js';
 import { isGaxxError } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { httpsGet } from '../helpers/metrics.js';
+import { deepTree } from '../helpers/deep-tree.js';
 import { issueCertDir } from '../helpers/pki.js';
 
 let dir: string;
@@ -41,8 +42,9 @@ afterAll(async () => {
   rmSync(runDir, { recursive: true, force: true });
 });
 
-function record(id: string): { pid: number; port: number; metricsPort?: number; bundle: string } {
-  return JSON.parse(readFileSync(join(dir, 'state', `${id}.json`), 'utf8')) as { pid: number; port: number; metricsPort?: number; bundle: string };
+type AgentRecord = { pid: number; port: number; metricsPort?: number; bundle: string; dir: string };
+function record(id: string): AgentRecord {
+  return JSON.parse(readFileSync(join(dir, 'state', `${id}.json`), 'utf8')) as AgentRecord;
 }
 
 describe('local provider', () => {
@@ -177,5 +179,15 @@ describe('local provider', () => {
     expect(await provider.get(inst.id)).toBeUndefined();
     expect(await provider.destroy('lf', inst.id)).toBe('gone');
     expect((await provider.list('lf')).map((i) => i.id)).toEqual([made[0]?.id]);
+  });
+
+  it("destroy removes an agent's files however deep its tasks or uploads made them", async () => {
+    const inst = made[0] as Instance;
+    const agentDir = record(inst.id).dir;
+    // Past the JS stack of a recursive rmSync (a RangeError, and the instance was kept) and past PATH_MAX.
+    deepTree(join(agentDir, 'data', 'deep'), 3000);
+    expect(await provider.destroy('lf', inst.id)).toBe('deleted');
+    expect(existsSync(agentDir)).toBe(false);
+    expect(await provider.get(inst.id)).toBeUndefined();
   });
 });

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { scratchDir, TaskRegistry } from '../../agent/exec/tasks.js';
 import type { ExecSpec } from '../../agent/exec/exec.js';
+import type { ExecEvent } from '../../proto/index.js';
+import { deepTreeScript } from '../helpers/deep-tree.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gaxx-tasks-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -80,6 +82,26 @@ describe('TaskRegistry', () => {
     );
     await vi.waitFor(() => expect(existsSync(scratchDir(data, 's1'))).toBe(false));
     expect(existsSync(join(named, 'result.txt'))).toBe(true);
+    await reg.shutdown(0);
+  });
+
+  it("removes a forgotten task's scratch dir however deep the task made it, and keeps serving", async () => {
+    const data = join(dir, 'deep');
+    const failed: unknown[] = [];
+    const reg = new TaskRegistry({ capacity: 2, retentionMs: 100, dataDir: data, onCleanupFailed: (_d, e) => failed.push(e) });
+    const cwd = scratchDir(data, 'deep-1');
+    mkdirSync(cwd, { recursive: true });
+    const exit = await new Promise<ExecEvent['exit']>((resolve) =>
+      reg.start({ ...spec('deep-1', ['sh', '-c', deepTreeScript(3000)]), cwd }, (ev) => ev.exit && resolve(ev.exit)),
+    );
+    expect(exit?.code).toBe(0);
+    // Deeper than PATH_MAX: Node's recursive rm failed with ENAMETOOLONG and left it.
+    expect(existsSync(join(cwd, 'd', 'd'))).toBe(true);
+    await vi.waitFor(() => expect(reg.get('deep-1')).toBeUndefined(), { timeout: 10_000, interval: 20 });
+    await vi.waitFor(() => expect(existsSync(cwd)).toBe(false), { timeout: 30_000, interval: 50 });
+    expect(failed).toEqual([]);
+    await run(reg, 'after-deep', ['true']);
+    expect(reg.get('after-deep')?.exit?.code).toBe(0);
     await reg.shutdown(0);
   });
 
