@@ -347,13 +347,21 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
     },
     GetFile(call) {
       let header: { size?: unknown; sha256?: string } | null | undefined;
+      // A caller gone (or past its deadline) stops the reading and hashing, not only the sending.
+      const gone = new AbortController();
+      call.on('cancelled', () => gone.abort());
       Promise.resolve()
         .then(() => d.auth.identity(call))
         .then(async (id) => {
-          await sendFile(d.config.dataDir, call.request.path, (c) => {
-            if (c.header) header = c.header;
-            return writeWithBackpressure(call, c);
-          });
+          await sendFile(
+            d.config.dataDir,
+            call.request.path,
+            (c) => {
+              if (c.header) header = c.header;
+              return writeWithBackpressure(call, c);
+            },
+            gone.signal,
+          );
           d.audit?.write({ event: 'file_get', ...whoCalled(call, id), path: call.request.path, sha256: header?.sha256 ?? '', size: Number(header?.size ?? 0) });
         })
         .then(

@@ -7,18 +7,30 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { z } from 'zod';
 import { GaxxError, type GetFileChunk, type PutFileChunk__Output, type PutFileResponse } from '../../proto/index.js';
 import { TASKS_DIR } from '../exec/tasks.js';
+import { fileRefusal } from './fs-refusal.js';
 import { components, fdPath, inside, openFileIn, openParent } from './safe-open.js';
 
 /** Files the cert area accepts (issue 3 rotation pushes these). */
 export const CERT_AREA_FILES = new Set(['cert.pem', 'key.pem', 'ca.pem', 'revoked.json']);
-const MAX_FILE_BYTES = 1024 ** 3;
+/** The largest file PutFile takes and GetFile sends. */
+export const MAX_FILE_BYTES = 1024 ** 3;
 /** The longest path PutFile and GetFile take. */
 const MAX_PATH_CHARS = 4096;
+/**
+ * The most directories a PutFile path goes through: far past any layout a caller needs, and far
+ * below what a tree may hold before removing it is a job of its own (a 2000-deep one took Node's
+ * recursive rm past its stack).
+ */
+export const MAX_PATH_DEPTH = 64;
+/** The longest name of one file or directory (NAME_MAX of Linux file systems). */
+const MAX_NAME_BYTES = 255;
+/** Whether every name in `rel` fits MAX_NAME_BYTES (a longer one is ENAMETOOLONG, at the end of an upload). */
+const namesFit = (rel: string) => rel.split('/').every((c) => Buffer.byteLength(c) <= MAX_NAME_BYTES);
 const CHUNK = 64 * 1024;
 
 /** The longest existing prefix of `p`, resolved through symlinks. */
@@ -41,14 +53,24 @@ export function workDirIn(root: string, rel: string): { path: string; rel: strin
   const parts = components(rel);
   if (parts[0] === TASKS_DIR)
     throw new GaxxError('PERMISSION_DENIED', `'${TASKS_DIR}/' holds the tasks' own work dirs: name a work dir elsewhere in the data area`);
-  const realRoot = realpathSync(root);
-  const full = join(realRoot, ...parts);
-  if (!inside(realRoot, realExisting(full))) throw new GaxxError('PATH_ESCAPE', `path '${rel}' leaves its area`);
-  return { path: full, rel: parts.join('/') };
+  try {
+    const realRoot = realpathSync(root);
+    const full = join(realRoot, ...parts);
+    if (!inside(realRoot, realExisting(full))) throw new GaxxError('PATH_ESCAPE', `path '${rel}' leaves its area`);
+    return { path: full, rel: parts.join('/') };
+  } catch (e) {
+    throw fileRefusal(e, 'use', rel);
+  }
 }
 
 const headerSchema = z.object({
-  path: z.string().min(1).max(MAX_PATH_CHARS),
+  path: z
+    .string()
+    .min(1)
+    .max(MAX_PATH_CHARS)
+    .refine((p) => !p.endsWith('/'), 'names a directory (ends in /): name the file')
+    .refine(namesFit, `a name in it is over ${MAX_NAME_BYTES} bytes`)
+    .refine((p) => p.split('/').filter((c) => c !== '' && c !== '.').length <= MAX_PATH_DEPTH + 1, `at most ${MAX_PATH_DEPTH} directories deep`),
   mode: z.number().int().min(0).max(0o777),
   size: z.number().int().min(0).max(MAX_FILE_BYTES),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'lower-case hex sha256'),
@@ -117,7 +139,15 @@ async function receiveCertPush(it: AsyncIterator<PutFileChunk__Output>, h: Heade
 export async function receivePut(chunks: AsyncIterable<PutFileChunk__Output>, areas: FileAreas, mayUseCerts: boolean): Promise<PutFileResponse> {
   const it = chunks[Symbol.asyncIterator]();
   const h = await readHeader(it);
-  if (h.area === 'FILE_AREA_CERTS') return receiveCertPush(it, h, areas, mayUseCerts);
+  try {
+    return await (h.area === 'FILE_AREA_CERTS' ? receiveCertPush(it, h, areas, mayUseCerts) : receiveDataFile(it, h, areas));
+  } catch (e) {
+    throw fileRefusal(e, 'put', h.path);
+  }
+}
+
+/** A data-area upload: into a temp file beside the target, renamed over it once size and sha256 match. */
+async function receiveDataFile(it: AsyncIterator<PutFileChunk__Output>, h: Header, areas: FileAreas): Promise<PutFileResponse> {
   // The tasks' scratch dirs are the agent's: a file put there would be in a task's "fresh" work
   // dir before it starts, and a file named `tasks` would keep every task from getting one.
   if (components(h.path)[0] === TASKS_DIR) {
@@ -129,6 +159,10 @@ export async function receivePut(chunks: AsyncIterable<PutFileChunk__Output>, ar
   let fh: FileHandle | undefined;
   let committed = false;
   try {
+    // Refused before the data comes, not after (the rename would fail with EISDIR).
+    if ((await lstat(`${fdPath(dir)}/${name}`).catch(() => undefined))?.isDirectory()) {
+      throw new GaxxError('INVALID_ARGUMENT', `cannot put '${h.path}': it is a directory: name a file`);
+    }
     fh = await open(tmp, 'wx', h.mode || 0o600);
     const out = fh;
     const digest = await receiveData(it, h, (b) => out.write(b));
@@ -147,43 +181,67 @@ export async function receivePut(chunks: AsyncIterable<PutFileChunk__Output>, ar
   }
 }
 
-/** sha256 of the whole of `fh`, read by position (the descriptor is the one that is sent). */
-async function hashOf(fh: FileHandle): Promise<string> {
-  const hash = createHash('sha256');
-  const buf = Buffer.allocUnsafe(CHUNK);
-  for (let pos = 0; ;) {
-    const { bytesRead } = await fh.read(buf, 0, CHUNK, pos);
-    if (bytesRead === 0) break;
-    hash.update(buf.subarray(0, bytesRead));
+/** CANCELLED once `signal` is aborted (the caller went away, or its deadline passed). */
+function stopIfCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new GaxxError('CANCELLED', 'the caller went away');
+}
+
+/**
+ * Reads the first `size` bytes of `fh` by position (the descriptor that is hashed is the one that
+ * is sent), chunk by chunk into `each`; what a task appends meanwhile is not read.
+ */
+async function readAll(
+  fh: FileHandle,
+  size: number,
+  rel: string,
+  signal: AbortSignal | undefined,
+  each: (chunk: Buffer) => Promise<void> | void,
+): Promise<void> {
+  for (let pos = 0; pos < size;) {
+    stopIfCancelled(signal);
+    const buf = Buffer.allocUnsafe(Math.min(CHUNK, size - pos));
+    const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+    if (bytesRead === 0) throw new GaxxError('CHECKSUM_MISMATCH', `'${rel}' changed while it was sent`);
     pos += bytesRead;
+    await each(buf.subarray(0, bytesRead));
   }
-  return hash.digest('hex');
 }
 
 /**
  * Sends a data-area file: header (size, mode, sha256), then 64 KiB chunks; `write` resolves when
  * the peer can take more. Hashing and sending read the same open descriptor; a file that changes
- * in between (a task still writing it) ends the stream with CHECKSUM_MISMATCH.
+ * in between (a task still writing it) ends the stream with CHECKSUM_MISMATCH. A file over
+ * MAX_FILE_BYTES (a task's 64 GiB sparse file hashed for minutes) is refused before it is read,
+ * and reading stops once `signal` is aborted.
  */
-export async function sendFile(dataDir: string, rel: string, write: (c: GetFileChunk) => Promise<void>): Promise<void> {
+export async function sendFile(dataDir: string, rel: string, write: (c: GetFileChunk) => Promise<void>, signal?: AbortSignal): Promise<void> {
   if (rel.length > MAX_PATH_CHARS) throw new GaxxError('INVALID_ARGUMENT', `path: at most ${MAX_PATH_CHARS} characters`);
-  const fh = await openFileIn(dataDir, rel);
+  if (!namesFit(rel)) throw new GaxxError('INVALID_ARGUMENT', `path: a name in it is over ${MAX_NAME_BYTES} bytes`);
   try {
-    const st = await fh.stat();
-    const digest = await hashOf(fh);
-    await write({ header: { size: st.size, mode: st.mode & 0o777, sha256: digest } });
-    const again = createHash('sha256');
-    for (let pos = 0; ;) {
-      const buf = Buffer.allocUnsafe(CHUNK);
-      const { bytesRead } = await fh.read(buf, 0, CHUNK, pos);
-      if (bytesRead === 0) break;
-      const chunk = buf.subarray(0, bytesRead);
-      again.update(chunk);
-      pos += bytesRead;
-      await write({ data: chunk });
+    const fh = await openFileIn(dataDir, rel);
+    try {
+      await sendOpen(fh, rel, write, signal);
+    } finally {
+      await fh.close();
     }
-    if (again.digest('hex') !== digest) throw new GaxxError('CHECKSUM_MISMATCH', `'${rel}' changed while it was sent`);
-  } finally {
-    await fh.close();
+  } catch (e) {
+    throw fileRefusal(e, 'get', rel);
   }
+}
+
+async function sendOpen(fh: FileHandle, rel: string, write: (c: GetFileChunk) => Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  const st = await fh.stat();
+  if (st.size > MAX_FILE_BYTES) {
+    throw new GaxxError('FAILED_PRECONDITION', `'${rel}' is ${st.size} bytes; GetFile sends files of at most ${MAX_FILE_BYTES} bytes`);
+  }
+  const hash = createHash('sha256');
+  await readAll(fh, st.size, rel, signal, (chunk) => void hash.update(chunk));
+  const digest = hash.digest('hex');
+  await write({ header: { size: st.size, mode: st.mode & 0o777, sha256: digest } });
+  const again = createHash('sha256');
+  await readAll(fh, st.size, rel, signal, (chunk) => {
+    again.update(chunk);
+    return write({ data: chunk });
+  });
+  if (again.digest('hex') !== digest) throw new GaxxError('CHECKSUM_MISMATCH', `'${rel}' changed while it was sent`);
 }

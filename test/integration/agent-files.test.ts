@@ -1,13 +1,15 @@
 // PutFile/GetFile through a real agent: round trip, confinement (.., absolute, symlink
 // escapes), checksum and size checks that leave nothing behind, and the operator-only cert area.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, exitOf, getFile, putFile, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
 import { makePki, type Pki } from '../helpers/pki.js';
+import { AGENT_GID, AGENT_UID } from '../helpers/agent.js';
 
 let dir: string;
 let pki: Pki;
@@ -126,6 +128,53 @@ describe('PutFile and GetFile', () => {
     const cert = await putFile(op.agent, { path: 'revoked.json', area: 'FILE_AREA_CERTS', mode: 0o666 }, Buffer.from(text));
     expect(cert.ok).toBe(true);
     expect(statSync(join(pki.agent.dir, 'revoked.json')).mode & 0o777).toBe(0o644);
+    await stillServing();
+  });
+
+  it('a name over 255 bytes, a directory as the file, a path over 64 directories deep: INVALID_ARGUMENT naming the path, not INTERNAL', async () => {
+    expect((await putFile(op.agent, { path: 'adir/inside' }, Buffer.from('x'))).ok).toBe(true);
+    const outcomes: string[] = [];
+    for (const path of ['x'.repeat(300), 'long/' + 'y'.repeat(256) + '/f', 'adir', 'adir/', 'new-dir/', 'd/'.repeat(2000) + 'f', 'e/'.repeat(65) + 'f']) {
+      const r = await putFile(sched.agent, { path }, Buffer.from('data'));
+      outcomes.push(r.ok ? 'ok' : `${r.gaxxCode}`);
+    }
+    expect(outcomes).toEqual(Array(7).fill('INVALID_ARGUMENT'));
+    // 64 directories deep is still fine, and nothing of the refused ones was made.
+    expect((await putFile(sched.agent, { path: 'e/'.repeat(64) + 'f' }, Buffer.from('x'))).ok).toBe(true);
+    expect(readdirSync(agent.dataDir).filter((n) => ['d', 'long', 'new-dir'].includes(n) || n.startsWith('xxx'))).toEqual([]);
+    const got = await getFile(op.agent, 'y'.repeat(300));
+    expect(got.ok ? 'ok' : got.gaxxCode).toBe('INVALID_ARGUMENT');
+    await stillServing();
+  });
+
+  it("a directory the agent's user may not write is FILE_ACCESS naming the path", async () => {
+    const ro = join(agent.dataDir, 'root-owned');
+    mkdirSync(ro, { mode: 0o755 });
+    chownSync(ro, 0, 0);
+    const r = await putFile(op.agent, { path: 'root-owned/x' }, Buffer.from('x'));
+    expect(r.ok ? 'ok' : `${r.gaxxCode}: ${r.details}`).toMatch(/^FILE_ACCESS: .*'root-owned\/x'/);
+    await stillServing();
+  });
+
+  it.runIf(process.getuid?.() === 0)('a full disk is RESOURCE_EXHAUSTED and leaves nothing behind', async () => {
+    const full = join(agent.dataDir, 'full');
+    mkdirSync(full);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=64k,uid=${AGENT_UID},gid=${AGENT_GID},mode=0700`, 'none', full]);
+    try {
+      const r = await putFile(op.agent, { path: 'full/big.bin' }, Buffer.alloc(512 * 1024, 1));
+      expect(r.ok ? 'ok' : r.gaxxCode).toBe('RESOURCE_EXHAUSTED');
+      expect(readdirSync(full)).toEqual([]);
+    } finally {
+      execFileSync('umount', [full]);
+    }
+    await stillServing();
+  });
+
+  it('GetFile refuses a file over the 1 GiB PutFile takes before reading it (a 64 GiB sparse file a task made)', async () => {
+    const made = await execCollect(op.agent, { taskId: 'sparse', argv: ['truncate', '-s', '64G', 'big'] });
+    expect(exitOf(made)?.code, made.stderr).toBe(0);
+    const got = await getFile(op.agent, 'tasks/sparse/big');
+    expect(got.ok ? 'ok' : got.gaxxCode).toBe('FAILED_PRECONDITION');
     await stillServing();
   });
 });
