@@ -1,22 +1,28 @@
 /** `gaxx certs issue`: a certificate for one identity, written as a cert dir. */
-import { readdirSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { FleetCa, ROLES, identityUri, writeCertDir, type Identity, type Role } from '../../certs/index.js';
-import { GaxxError, isHostName } from '../../proto/index.js';
+import { fileAccessError, GaxxError, isHostName } from '../../proto/index.js';
 import { boolFlag, JSON_FLAG, stringFlag, stringsFlag, type Command, type FlagValues } from '../command.js';
 
 const MAX_DAYS = 3650;
 
-function dirEntries(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}
-
 function usage(message: string): GaxxError {
   return new GaxxError('USAGE', `${message} (see 'gaxx certs issue --help')`);
+}
+
+/**
+ * What the --out dir holds (nothing when it is new); USAGE when it names something else than a
+ * directory, FILE_ACCESS when it cannot be read.
+ */
+function outEntries(dir: string): string[] {
+  try {
+    if (!statSync(dir).isDirectory()) throw usage(`--out ${dir} is not a directory: --out names the directory (new or empty) to write the cert files to`);
+    return readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw fileAccessError(e) ?? e;
+  }
 }
 
 /** The identity, hosts and lifetime the flags ask for; USAGE when they do not fit the role. */
@@ -73,7 +79,7 @@ export const command: Command = {
   async run({ flags, config, out }) {
     const req = requestFrom(flags);
     // Never mix a new key into a dir holding something else (another host's certs, say).
-    if (dirEntries(req.out).length > 0 && !boolFlag(flags, 'force')) {
+    if (outEntries(req.out).length > 0 && !boolFlag(flags, 'force')) {
       throw new GaxxError('ALREADY_EXISTS', `${req.out} is not empty; choose an empty --out DIR, or --force to overwrite its cert files`);
     }
     const ca = FleetCa.open(config.paths.caDir);

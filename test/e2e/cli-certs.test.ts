@@ -1,6 +1,6 @@
 // The built CLI (node dist/cli/main.js) against a throwaway GAXX_HOME: init, certs issue/list/revoke.
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -104,6 +104,20 @@ describe('gaxx certs', () => {
     expect((await gaxx(['certs', 'issue', '--role', 'root', '--name', 's', '--out', out])).code).toBe(2);
     expect((await gaxx(['certs', 'issue', '--role', 'monitor', '--name', 's'])).code).toBe(2);
     expect((await gaxx(['certs', 'issue', '--role', 'monitor', '--name', 's', '--days', '0', '--out', out])).code).toBe(2);
+  });
+
+  it('--out naming a file is USAGE naming the flag, not an internal error; the file is left as it was', async () => {
+    const file = join(home, 'a-file.txt');
+    writeFileSync(file, 'keep');
+    const r = await gaxx(['certs', 'issue', '--role', 'monitor', '--name', 'y', '--out', file, '--json']);
+    expect(r.code, r.stderr).toBe(exitCodeFor('USAGE'));
+    expect((JSON.parse(r.stdout) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'USAGE',
+      message: expect.stringContaining('--out'),
+    });
+    // Through a file: the path cannot be a directory either.
+    expect((await gaxx(['certs', 'issue', '--role', 'monitor', '--name', 'y', '--out', join(file, 'sub')])).code).toBe(exitCodeFor('FILE_ACCESS'));
+    expect(readFileSync(file, 'utf8')).toBe('keep');
   });
 
   it('lists issued certificates as JSON', async () => {
