@@ -3,9 +3,9 @@
  * fleet (or `--agent` addresses, written `:REMOTE`), over the agents' PutFile/GetFile with the
  * sha256 checked on both ends, several hosts at once.
  */
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
-import { exitCodeFor, GaxxError, isGaxxError, type ErrorCode } from '../../proto/index.js';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { exitCodeFor, fileAccessError, GaxxError, isGaxxError, type ErrorCode } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { JSON_FLAG, numberFlag, stringsFlag, usageError, type Command } from '../command.js';
 import type { GaxxConfig } from '../config.js';
@@ -29,6 +29,39 @@ export function parseSide(s: string): Side {
 export function hostDirName(name: string): string {
   const safe = name.replace(/[^A-Za-z0-9._:[\]-]/g, '_');
   return safe === '.' || safe === '..' || safe === '' ? `_${safe}` : safe;
+}
+
+/**
+ * LOCALDIR of a download: it holds one folder per host, so it must be a directory (or not be
+ * there yet); a file there is USAGE up front, not one INTERNAL row per host.
+ */
+function checkLocalDir(dir: string): void {
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw fileAccessError(e) ?? e;
+  }
+  if (!isDir) throw usage(`'${dir}' is a file: a download goes to LOCALDIR/<host>/<name>, so name a directory (new or existing)`);
+}
+
+/** Writes one host's download as `file`, atomically; a local file-system failure is FILE_ACCESS naming it. */
+function writeDownload(file: string, data: Buffer, mode: number): void {
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(`${file}.gaxx-part`, data, { mode: mode & 0o777 || 0o600 });
+    renameSync(`${file}.gaxx-part`, file);
+  } catch (e) {
+    rmSync(`${file}.gaxx-part`, { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    throw fileAccessError(e) ?? new GaxxError('FILE_ACCESS', `cannot write ${file}: ${code ?? String(e)}`, { cause: e });
+  }
+}
+
+/** REMOTE ending in '/' names a directory: the upload goes into it under the local file's name, as cp(1) does. */
+export function remoteTarget(remotePath: string, localPath: string): string {
+  return remotePath.endsWith('/') ? `${remotePath}${basename(localPath)}` : remotePath;
 }
 
 interface Row {
@@ -77,7 +110,8 @@ export const command: Command = {
     'Copies a file to or from agents. `gaxx cp LOCAL F:REMOTE` uploads LOCAL to REMOTE on every',
     'agent of fleet F (--host picks some); `gaxx cp F:REMOTE LOCALDIR` downloads REMOTE from each',
     "into LOCALDIR/<host>/<name>, so one host's file never overwrites another's. With --agent,",
-    "write the remote side as :REMOTE. REMOTE is relative to the agent's data dir. The sha256 is",
+    "write the remote side as :REMOTE. REMOTE is relative to the agent's data dir; ending in /, it",
+    "names a directory, and the upload goes into it under LOCAL's name. The sha256 is",
     'checked by the agent on upload and by gaxx on download. A local path with a colon is',
     'written ./a:b. Exit 0 when every host succeeded, else the code of the first failure (12 when',
     'an agent could not be reached, 10 on a checksum mismatch).',
@@ -109,23 +143,22 @@ export const command: Command = {
         if (isGaxxError(e)) throw e;
         throw new GaxxError('NOT_FOUND', `cannot read '${src.path}': ${(e as Error).message}`);
       }
+      const path = remoteTarget(remote.path, src.path);
       rows = await parallelMap(out, 'gaxx cp: uploading', targets, parallel, (t) =>
         onAgent(t, config, async (c) => {
-          const res = await c.putFile(remote.path, data, { mode });
+          const res = await c.putFile(path, data, { mode });
           return { bytes: Number(res.size), sha256: res.sha256, path: res.path };
         }),
       );
     } else {
+      checkLocalDir(dst.path);
       const dirs = new Map(targets.map((t) => [hostDirName(t.name), t]));
       if (dirs.size !== targets.length) throw usage('two hosts map to the same folder name; copy them separately');
       rows = await parallelMap(out, 'gaxx cp: downloading', targets, parallel, (t) =>
         onAgent(t, config, async (c) => {
           const got = await c.getFile(remote.path);
-          const dir = join(dst.path, hostDirName(t.name));
-          mkdirSync(dir, { recursive: true });
-          const file = join(dir, basename(remote.path));
-          writeFileSync(`${file}.gaxx-part`, got.data, { mode: got.mode & 0o777 || 0o600 });
-          renameSync(`${file}.gaxx-part`, file);
+          const file = join(dst.path, hostDirName(t.name), basename(remote.path));
+          writeDownload(file, got.data, got.mode);
           return { bytes: got.data.length, sha256: got.sha256, path: file };
         }),
       );

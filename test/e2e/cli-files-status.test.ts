@@ -61,6 +61,33 @@ describe('gaxx cp', () => {
   });
 });
 
+describe('gaxx cp: ordinary mistakes are refused clearly, never INTERNAL', () => {
+  it('REMOTE ending in / copies into that directory under the local name; an existing directory as REMOTE is INVALID_ARGUMENT', async () => {
+    const file = join(tmp, 'note.txt');
+    writeFileSync(file, 'hello\n');
+    const into = await w.gaxx(['cp', '--json', file, `${w.fleet}:inbox/`]);
+    expect(into.code, into.stderr).toBe(0);
+    expect((JSON.parse(into.stdout) as Row[]).map((r) => r.path)).toEqual(w.hosts.map(() => 'inbox/note.txt'));
+    const onDir = await w.gaxx(['cp', '--json', file, `${w.fleet}:inbox`]);
+    expect(onDir.code).toBe(exitCodeFor('INVALID_ARGUMENT'));
+    expect((JSON.parse(onDir.stdout) as Row[]).map((r) => r.error?.code)).toEqual(w.hosts.map(() => 'INVALID_ARGUMENT'));
+  });
+
+  it('a download into an existing file is USAGE up front and leaves the file alone; into a folder it overwrites what is there', async () => {
+    const file = join(tmp, 'note.txt');
+    writeFileSync(file, 'hello\n');
+    expect((await w.gaxx(['cp', file, `${w.fleet}:back.txt`])).code).toBe(0);
+    const existing = join(tmp, 'existing.bin');
+    writeFileSync(existing, 'keep');
+    const r = await w.gaxx(['cp', '--json', `${w.fleet}:back.txt`, existing]);
+    expect(r.code, r.stderr).toBe(exitCodeFor('USAGE'));
+    expect(readFileSync(existing, 'utf8')).toBe('keep');
+    const dir = join(tmp, 'twice');
+    for (let i = 0; i < 2; i++) expect((await w.gaxx(['cp', `${w.fleet}:back.txt`, dir])).code).toBe(0);
+    for (const h of w.hosts) expect(readFileSync(join(dir, h, 'back.txt'), 'utf8')).toBe('hello\n');
+  });
+});
+
 describe('gaxx status', () => {
   it('shows every agent of the fleet; names an unreachable one (exit 12)', async () => {
     const r = await w.gaxx(['status', w.fleet, '--json']);
