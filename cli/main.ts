@@ -7,7 +7,8 @@
 import { homedir, userInfo } from 'node:os';
 import { nodeTty } from '../proto/index.js';
 import { readFileIfExists } from './settings.js';
-import { runCli } from './dispatch.js';
+import { reportError, runCli } from './dispatch.js';
+import type { Io } from './output.js';
 
 function userName(): string {
   try {
@@ -41,6 +42,31 @@ function output(name: 'stdout' | 'stderr'): NodeJS.WriteStream {
   return stream;
 }
 
+/**
+ * The standard streams, lazy, all of them: each stream is created, and each terminal question
+ * asked, only by a command that uses it.
+ */
+const io: Io = {
+  get stdout() {
+    return output('stdout');
+  },
+  get stderr() {
+    return output('stderr');
+  },
+  get stderrIsTty() {
+    return isatty(2);
+  },
+  get stdin() {
+    return process.stdin;
+  },
+  get stdinIsTty() {
+    return isatty(0);
+  },
+  get colour() {
+    return isatty(1) && !process.env.NO_COLOR;
+  },
+};
+
 const interrupt = new AbortController();
 let interruptible = false;
 process.on('SIGINT', () => {
@@ -52,33 +78,23 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
+/**
+ * An exception no command caught (thrown in a library's callback, say) goes through the error
+ * funnel as one line, as any other failure does: left to Node, it would print the source line
+ * it came from, which in the bundle is a whole minified vendor file.
+ */
+function unexpected(e: unknown): void {
+  process.exit(reportError(e, io, process.env.GAXX_DEBUG === '1'));
+}
+process.on('uncaughtException', unexpected);
+process.on('unhandledRejection', unexpected);
+
 /** Runs the command line, flushes what is buffered and exits with runCli's code. */
 async function main(): Promise<never> {
   const code = await runCli({
     argv: process.argv.slice(2),
     env: process.env,
-    // Lazy, all of it: each stream is created, and each terminal question asked, only by a
-    // command that uses it.
-    io: {
-      get stdout() {
-        return output('stdout');
-      },
-      get stderr() {
-        return output('stderr');
-      },
-      get stderrIsTty() {
-        return isatty(2);
-      },
-      get stdin() {
-        return process.stdin;
-      },
-      get stdinIsTty() {
-        return isatty(0);
-      },
-      get colour() {
-        return isatty(1) && !process.env.NO_COLOR;
-      },
-    },
+    io,
     readFile: readFileIfExists,
     // Without HOME, Node asks the passwd database (nscd, NSS: LDAP or SSSD on some hosts) for
     // it: only a command that uses a default path (no GAXX_HOME) asks.

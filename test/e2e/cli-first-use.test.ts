@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { runAgentCli, runAgentExpectFailure } from '../helpers/agent.js';
-import { runGaxx } from '../helpers/cli.js';
+import { runGaxx, spawnGaxx } from '../helpers/cli.js';
 
 let root: string;
 let home: string;
@@ -71,6 +71,38 @@ describe('errors name the problem and the fix', () => {
       const r = await runGaxx(['exec', '--agent', '127.0.0.1:1', '--no-stdin', '--task-id', id, '--', 'true'], { home });
       expect(r.code, r.stderr).toBe(exitCodeFor('USAGE'));
       expect(r.stderr).toContain(`--task-id '${id}' must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
+    }
+  });
+
+  it("an exception thrown in a callback is one line (exit 70), not Node's dump of the minified source line it came from", async () => {
+    // A preload that throws from a callback, as a library's may, once the CLI reads its stdin (a
+    // pipe the test keeps open: the CLI is waiting there); the long comment stands for a bundle's
+    // minified line, which Node's own handler prints in full.
+    const preload = join(root, 'throws-later.cjs');
+    writeFileSync(
+      preload,
+      [
+        "const d = Object.getOwnPropertyDescriptor(process, 'stdin');",
+        'let armed = false;',
+        'Object.defineProperty(process, "stdin", { configurable: true, get() {',
+        "  if (!armed) { armed = true; setImmediate(() => { throw new Error('thrown in a callback'); }); }",
+        '  return d.get.call(process);',
+        `} }); /* ${'x'.repeat(20_000)} */`,
+        '',
+      ].join('\n'),
+    );
+    const args = ['exec', '--agent', '127.0.0.1:1', '--', 'true'];
+    for (const debug of [false, true]) {
+      const p = spawnGaxx(args, { home, stdin: 'pipe', env: { NODE_OPTIONS: `--require ${preload}`, ...(debug ? { GAXX_DEBUG: '1' } : {}) } });
+      const r = await p.done;
+      p.child.stdin?.end();
+      expect(r.code, r.stderr.slice(0, 500)).toBe(70);
+      if (!debug) expect(r.stderr).toBe('gaxx: internal error (this is a bug): thrown in a callback\n');
+      else {
+        // The stack is there for whoever asks, still without the source line.
+        expect(r.stderr).toContain('throws-later.cjs');
+        expect(r.stderr.length).toBeLessThan(5000);
+      }
     }
   });
 
