@@ -8,7 +8,7 @@
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { DURATION_HINT, DURATION_PATTERN, GaxxError, isGaxxError, parseDuration, parseHostPort } from '../proto/index.js';
+import { checkDuration, GaxxError, isGaxxError, parseHostPort, parseSize, SIZE_HINT, SIZE_PATTERN } from '../proto/index.js';
 import { GuardsSchema, type GuardsConfig } from './transport/guard-config.js';
 import { TaskLimitsSchema, type TaskLimits } from './exec/limits.js';
 import { BearerToken } from './auth/secrets.js';
@@ -89,19 +89,18 @@ const listenSchema = z.string().transform((s, ctx) => {
   }
 });
 
-const durationSchema = z
-  .string()
-  .regex(DURATION_PATTERN, `expected ${DURATION_HINT}`)
-  .transform((s) => parseDuration(s) as number);
+/** A duration within the shared bounds (at most MAX_DURATION_MS: a longer timer would fire at once). */
+const durationSchema = z.string().transform((s, ctx) => {
+  const d = checkDuration(s);
+  if ('ms' in d) return d.ms;
+  ctx.addIssue({ code: z.ZodIssueCode.custom, message: d.problem });
+  return z.NEVER;
+});
 
-const SIZES: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 const sizeSchema = z
   .string()
-  .regex(/^\d+([kKmMgG](i?B)?)?$/, 'expected a size like 65536, 64KiB, 16MiB')
-  .transform((s) => {
-    const m = /^(\d+)([kKmMgG])?/.exec(s) as RegExpExecArray;
-    return Number(m[1]) * (SIZES[(m[2] ?? '').toLowerCase()] as number);
-  });
+  .regex(SIZE_PATTERN, `expected ${SIZE_HINT}`)
+  .transform((s) => parseSize(s) as number);
 
 /** A JSON object flag validated by `inner` (its problems keep their dot-paths). */
 const jsonOf = <T extends z.ZodTypeAny>(inner: T) =>

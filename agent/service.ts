@@ -178,7 +178,7 @@ const execSchema = z.object({
   // Bounded by the agent's message size (--max-message-bytes), which the queue's inputs respect.
   stdin: z.instanceof(Buffer),
   timeoutMs: z.number().int().min(0).max(L.timeoutMs),
-  outputCapBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  outputCapBytes: z.number().int().min(0).max(L.outputCapBytes),
 });
 
 function parse<T>(schema: z.ZodType<T>, value: unknown): T {

@@ -2,7 +2,7 @@
  * The contract between cli/main.ts and a command module (cli/commands/<name>.ts): each module
  * exports `command: Command`, which main.ts loads lazily when that command is invoked.
  */
-import { DURATION_HINT, GaxxError, parseDuration, refuseLoaderEnv } from '../proto/index.js';
+import { checkDuration, formatSize, GaxxError, MAX_DURATION_MS, parseSize, refuseLoaderEnv, requestProblems, SIZE_HINT } from '../proto/index.js';
 import type { CommandEntry } from './commands.js';
 import type { GaxxConfig } from './config.js';
 import type { Io, Output } from './output.js';
@@ -78,28 +78,36 @@ export function usageError(command: string, message: string): GaxxError {
   return new GaxxError('USAGE', `${message} (see 'gaxx ${command} --help')`);
 }
 
-/** A numeric flag that must be finite and at least `min` (exclusive when `exclusive`). */
-export function numberFlag(flags: FlagValues, name: string, command: string, min: number, exclusive = false): number | undefined {
+/** A whole-number flag from `min` to `max` (digits only: no sign, point or exponent). */
+export function intFlag(flags: FlagValues, name: string, command: string, min: number, max: number): number | undefined {
   const raw = stringFlag(flags, name);
   if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (!(Number.isFinite(n) && (exclusive ? n > min : n >= min))) {
-    throw usageError(command, `--${name} must be a number ${exclusive ? '>' : '>='} ${min}`);
-  }
+  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= min && n <= max)) throw usageError(command, `--${name} '${raw}' must be a whole number from ${min} to ${max}`);
   return n;
 }
 
 /**
  * A duration flag in milliseconds (`30s`, `500ms`, `10m`, `1h`; a bare number is refused, as
- * everywhere in gaxx); at least `minMs`.
+ * everywhere in gaxx); from `minMs` to `maxMs` (default MAX_DURATION_MS: a longer timer would
+ * fire at once).
  */
-export function durationFlag(flags: FlagValues, name: string, command: string, minMs = 1): number | undefined {
+export function durationFlag(flags: FlagValues, name: string, command: string, minMs = 1, maxMs = MAX_DURATION_MS): number | undefined {
   const raw = stringFlag(flags, name);
   if (raw === undefined) return undefined;
-  const ms = parseDuration(raw);
-  if (ms === undefined) throw usageError(command, `--${name} '${raw}' must be ${DURATION_HINT}`);
-  if (ms < minMs) throw usageError(command, `--${name} must be at least ${minMs} ms`);
-  return ms;
+  const d = checkDuration(raw, { minMs, maxMs });
+  if ('problem' in d) throw usageError(command, `--${name} '${raw}' ${d.problem}`);
+  return d.ms;
+}
+
+/** A size flag in bytes (65536, 64k, 16M), from `min` to `max`. */
+export function sizeFlag(flags: FlagValues, name: string, command: string, min: number, max: number): number | undefined {
+  const raw = stringFlag(flags, name);
+  if (raw === undefined) return undefined;
+  const n = parseSize(raw);
+  if (n === undefined) throw usageError(command, `--${name} '${raw}' must be ${SIZE_HINT}`);
+  if (n < min || n > max) throw usageError(command, `--${name} '${raw}' must be from ${formatSize(min)} to ${formatSize(max)} bytes`);
+  return n;
 }
 
 /**
@@ -115,6 +123,8 @@ export function envFlag(flags: FlagValues, command: string): Record<string, stri
     env[kv.slice(0, i)] = kv.slice(i + 1);
   }
   refuseLoaderEnv(env);
+  const problems = requestProblems({ env });
+  if (problems.length > 0) throw usageError(command, `--env: ${problems.join('; ')}`);
   return env;
 }
 

@@ -8,7 +8,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { DURATION_HINT, DURATION_PATTERN, GaxxError, parseDuration, parseHostPort } from '../proto/index.js';
+import { checkDuration, GaxxError, parseDuration, parseHostPort } from '../proto/index.js';
 import { resolvePaths, type GaxxPaths } from './paths.js';
 import { Secret } from './secrets.js';
 import { CONFIG_FLAGS, LOG_LEVELS, SETTINGS, type LogLevel, type ReadFile, type Setting } from './settings.js';
@@ -17,7 +17,19 @@ export { readFileIfExists } from './settings.js';
 export { CONFIG_FLAGS, LOG_LEVELS, SETTINGS, scopedFlags, type GlobalFlag, type LogLevel, type Setting } from './settings.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-const duration = z.string().regex(DURATION_PATTERN, `must be ${DURATION_HINT}`);
+const settingAt = (path: string): Setting => SETTINGS.find((s) => s.path === path) as Setting;
+/** An int setting within its range (SETTINGS), one message for every way to miss it. */
+const int = (path: string) => {
+  const [min, max] = settingAt(path).range as readonly [number, number];
+  const message = `must be a whole number from ${min} to ${max}`;
+  return z.number({ invalid_type_error: message }).int(message).min(min, message).max(max, message);
+};
+/** A duration setting: kept as text, checked with the one duration rule (at most MAX_DURATION_MS). */
+const duration = (path: string) =>
+  z.string().superRefine((text, ctx) => {
+    const d = checkDuration(text, { minMs: settingAt(path).minMs ?? 0 });
+    if ('problem' in d) ctx.addIssue({ code: z.ZodIssueCode.custom, message: d.problem });
+  });
 /** host:port (port 0: any free port), or '' for off. */
 const listenAddress = z.string().refine((s) => {
   if (s === '') return true;
@@ -47,9 +59,9 @@ export const ConfigFileSchema = z
     logLevel: z.enum(LOG_LEVELS),
     agent: z
       .object({
-        port: z.number().int().min(1).max(65535),
-        deadlineMs: z.number().int().positive(),
-        connectTimeoutMs: z.number().int().positive(),
+        port: int('agent.port'),
+        deadlineMs: int('agent.deadlineMs'),
+        connectTimeoutMs: int('agent.connectTimeoutMs'),
         /** The agents' bearer token; prefer GAXX_AGENT_TOKEN in the environment. */
         token: z.string().min(1),
       })
@@ -63,13 +75,13 @@ export const ConfigFileSchema = z
     stateDir: z.string().startsWith('/', 'must be an absolute path'),
     scheduler: z
       .object({
-        concurrency: z.number().int().min(1).max(10_000),
+        concurrency: int('scheduler.concurrency'),
         metricsListen: listenAddress,
         uiListen: listenAddress,
-        drain: duration,
-        lock: duration.refine((s) => (parseDuration(s) ?? 0) >= 1000, 'must be at least 1s'),
-        renewInterval: duration,
-        reapInterval: duration,
+        drain: duration('scheduler.drain'),
+        lock: duration('scheduler.lock'),
+        renewInterval: duration('scheduler.renewInterval'),
+        reapInterval: duration('scheduler.reapInterval'),
       })
       .strict()
       .partial(),

@@ -1,8 +1,11 @@
 /** `--help` texts for the program, a command group and a command. */
-import { ERROR_CODES } from '../proto/index.js';
+import { ERROR_CODES, formatDuration, MAX_DURATION_MS } from '../proto/index.js';
 import type { Command, FlagSpec } from './command.js';
 import type { CommandEntry } from './commands.js';
 import { CONFIG_FLAGS, SETTINGS } from './settings.js';
+
+/** What every duration (D) takes: said once in each help that has one. */
+const DURATIONS = `Durations (D): digits with a unit (500ms, 30s, 10m, 1h) or 0; at most ${formatDuration(MAX_DURATION_MS)} unless a flag says less.`;
 
 function flagLines(flags: Record<string, FlagSpec | { valueName: string; help: string; type: 'string' }>): string[] {
   const rows = Object.entries(flags).map(([name, f]) => {
@@ -37,6 +40,7 @@ export function programHelp(commands: readonly CommandEntry[], version: string):
     '',
     'Files: GAXX_HOME=<dir> keeps everything under <dir>/config and <dir>/state; otherwise',
     '$XDG_CONFIG_HOME/gaxx (~/.config/gaxx) and $XDG_STATE_HOME/gaxx (~/.local/state/gaxx).',
+    DURATIONS,
     'Settings: defaults < <config>/config.json < environment < flags. Environment:',
     ...SETTINGS.map((s) => `  ${s.env.padEnd(24)} ${s.path}: ${s.help}`),
     '',
@@ -70,6 +74,7 @@ export function commandHelp(cmd: Command): string {
     '',
     'Flags:',
     ...flagLines({ ...cmd.flags, help: { type: 'boolean', short: 'h', help: 'show this help' } }),
+    ...(Object.values(cmd.flags).some((f) => f.valueName === 'D') ? [DURATIONS] : []),
     '',
     "Global flags (--home, ...): see 'gaxx --help'.",
     '',

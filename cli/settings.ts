@@ -4,7 +4,7 @@
  * `gaxx --version` and `gaxx --help` load next to nothing.
  */
 import { readFileSync } from 'node:fs';
-import { fileAccessError, GaxxError } from '../proto/index.js';
+import { fileAccessError, GaxxError, MAX_DURATION_MS } from '../proto/index.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -20,6 +20,10 @@ export interface Setting {
   scope?: 'scheduler';
   /** An empty value is a value (e.g. '' turns metrics off) rather than "not set". */
   allowEmpty?: boolean;
+  /** Smallest and largest value of an int setting (in its help, and checked from every source). */
+  range?: readonly [number, number];
+  /** Smallest value of a duration setting in ms (largest: MAX_DURATION_MS). */
+  minMs?: number;
   help: string;
 }
 
@@ -27,9 +31,23 @@ export interface Setting {
 export const SETTINGS: readonly Setting[] = [
   { path: 'operatorName', env: 'GAXX_OPERATOR_NAME', kind: 'string', help: 'default operator name' },
   { path: 'logLevel', env: 'GAXX_LOG_LEVEL', flag: 'log-level', kind: 'string', help: `log level (${LOG_LEVELS.join('|')})` },
-  { path: 'agent.port', env: 'GAXX_AGENT_PORT', kind: 'int', help: 'agent port when an address has none (8088)' },
-  { path: 'agent.deadlineMs', env: 'GAXX_DEADLINE_MS', flag: 'deadline-ms', kind: 'int', help: 'deadline of agent calls in ms (10000)' },
-  { path: 'agent.connectTimeoutMs', env: 'GAXX_CONNECT_TIMEOUT_MS', flag: 'connect-timeout-ms', kind: 'int', help: 'agent connect timeout in ms (5000)' },
+  { path: 'agent.port', env: 'GAXX_AGENT_PORT', kind: 'int', range: [1, 65535], help: 'agent port when an address has none (8088)' },
+  {
+    path: 'agent.deadlineMs',
+    env: 'GAXX_DEADLINE_MS',
+    flag: 'deadline-ms',
+    kind: 'int',
+    range: [1, MAX_DURATION_MS],
+    help: `deadline of agent calls in ms, at most ${MAX_DURATION_MS} (10000)`,
+  },
+  {
+    path: 'agent.connectTimeoutMs',
+    env: 'GAXX_CONNECT_TIMEOUT_MS',
+    flag: 'connect-timeout-ms',
+    kind: 'int',
+    range: [1, MAX_DURATION_MS],
+    help: `agent connect timeout in ms, at most ${MAX_DURATION_MS} (5000)`,
+  },
   { path: 'agent.token', env: 'GAXX_AGENT_TOKEN', kind: 'string', help: "the agents' bearer token, when they require one (env or config file only)" },
   { path: 'providers.linode.url', env: 'GAXX_LINODE_URL', kind: 'string', help: 'Linode API base URL' },
   { path: 'providers.vultr.url', env: 'GAXX_VULTR_URL', kind: 'string', help: 'Vultr API base URL' },
@@ -48,7 +66,8 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'concurrency',
     scope: 'scheduler',
     kind: 'int',
-    help: 'tasks in flight at once (default 64)',
+    range: [1, 10_000],
+    help: 'tasks in flight at once, 1 to 10000 (default 64)',
   },
   {
     path: 'scheduler.metricsListen',
@@ -82,6 +101,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'lock',
     scope: 'scheduler',
     kind: 'duration',
+    minMs: 1000,
     help: "job lock: a dead scheduler's tasks are taken again after about this long (default 30s)",
   },
   {

@@ -2,11 +2,21 @@
 export * from './errors.js';
 export { GrpcStatus } from './grpc-status.js';
 export { formatHostPort, isHostName, isLoopbackHost, parseHostPort, type HostPort, type ParseHostPortOptions } from './address.js';
-export { DURATION_HINT, DURATION_PATTERN, parseDuration } from './durations.js';
+export {
+  checkDuration,
+  DURATION_HINT,
+  DURATION_PATTERN,
+  formatDuration,
+  MAX_DURATION_MS,
+  MAX_TIMER_MS,
+  parseDuration,
+  type DurationBounds,
+} from './durations.js';
+export { formatSize, parseSize, SIZE_HINT, SIZE_PATTERN } from './sizes.js';
 export { compareText } from './order.js';
 export { counted } from './words.js';
 export { nodeFsPromises, nodeHttp, nodeHttps, nodeNet, nodeTty } from './builtins.js';
-export { argvBytes, envBytes, ENV_NAME_PATTERN, EXEC_TASK_ID_PATTERN, isExecTaskId, refuseLoaderEnv, REQUEST_LIMITS } from './limits.js';
+export { argvBytes, envBytes, ENV_NAME_PATTERN, EXEC_TASK_ID_PATTERN, isExecTaskId, refuseLoaderEnv, REQUEST_LIMITS, requestProblems } from './limits.js';
 export { loadProtos, LOADER_OPTIONS, methodSubset, type AgentMethod } from './load.js';
 export { colonFirstIpChecks, grpcModules } from './grpc-modules.cjs';
 export { packageVersion } from './version.js';

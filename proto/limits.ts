@@ -19,6 +19,8 @@ export const REQUEST_LIMITS = {
   stdinBytes: 1024 * 1024,
   workDirChars: 4096,
   timeoutMs: 7 * 24 * 3600 * 1000,
+  /** The largest output cap a task may ask for (the queue's worker holds a task's output until it ends). */
+  outputCapBytes: 64 * 1024 * 1024,
 } as const;
 
 /** Environment variable names a task may set. */
@@ -32,6 +34,32 @@ export function argvBytes(argv: readonly string[]): number {
 /** Bytes of an env, as the limit counts them (`NAME=value\0` for each entry). */
 export function envBytes(env: Readonly<Record<string, string>>): number {
   return Object.entries(env).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v) + 2, 0);
+}
+
+/**
+ * What is wrong with an argv or env for the request limits (empty: nothing), as the agent and
+ * the queue would say it: the CLI checks these before anything is sent or queued.
+ */
+export function requestProblems(req: { argv?: readonly string[]; env?: Readonly<Record<string, string>> }): string[] {
+  const L = REQUEST_LIMITS;
+  const problems: string[] = [];
+  const { argv, env } = req;
+  if (argv) {
+    if (argv.length > L.argvItems) problems.push(`argv: at most ${L.argvItems} entries (${argv.length} given)`);
+    const long = argv.findIndex((a) => Buffer.byteLength(a) > L.argBytes);
+    if (long !== -1) problems.push(`argv.${long}: an argv entry is at most ${L.argBytes} bytes`);
+    if (argvBytes(argv) > L.argvBytes) problems.push(`argv: totals at most ${L.argvBytes} bytes`);
+  }
+  if (env) {
+    const names = Object.keys(env);
+    const badName = names.find((k) => !ENV_NAME_PATTERN.test(k));
+    if (badName !== undefined) problems.push(`env.${badName}: env names are [A-Za-z_][A-Za-z0-9_]*, at most ${L.envNameChars}`);
+    const big = names.find((k) => Buffer.byteLength(env[k] as string) > L.envValueBytes);
+    if (big !== undefined) problems.push(`env.${big}: an env value is at most ${L.envValueBytes} bytes`);
+    if (names.length > L.envEntries) problems.push(`env: at most ${L.envEntries} entries`);
+    if (envBytes(env) > L.envBytes) problems.push(`env: totals at most ${L.envBytes} bytes`);
+  }
+  return problems;
 }
 
 /** The task id of an Exec (its scratch dir's name): also not `.` or `..`. */

@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } 
 import { basename, dirname, join } from 'node:path';
 import { exitCodeFor, fileAccessError, GaxxError, isGaxxError, type ErrorCode } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
-import { JSON_FLAG, numberFlag, stringsFlag, usageError, type Command } from '../command.js';
+import { intFlag, JSON_FLAG, stringsFlag, usageError, type Command } from '../command.js';
 import type { GaxxConfig } from '../config.js';
 import { renderTable } from '../output.js';
 import { agentTargets, fleetTargets, operatorCreds, parallelMap, type Target } from '../fleet/targets.js';
@@ -119,7 +119,7 @@ export const command: Command = {
   flags: {
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses instead of a fleet (remote side :PATH)' },
     host: { type: 'string', valueName: 'H[,H...]', multiple: true, help: 'only these hosts of the fleet' },
-    parallel: { type: 'string', valueName: 'N', help: 'hosts at once (default 16)' },
+    parallel: { type: 'string', valueName: 'N', help: 'hosts at once, 1 to 1000 (default 16)' },
     json: { ...JSON_FLAG, help: 'print one JSON array: per host ok, bytes, sha256, path, error' },
   },
   positionals: { names: ['SRC', 'DST'], min: 2 },
@@ -127,7 +127,7 @@ export const command: Command = {
   async run({ flags, positionals, config, out }) {
     const [src, dst] = (positionals as [string, string]).map(parseSide) as [Side, Side];
     if (src.remote === dst.remote) throw usage('exactly one of SRC and DST must be remote (F:PATH or :PATH)');
-    const parallel = Math.floor(numberFlag(flags, 'parallel', 'cp', 1) ?? 16);
+    const parallel = intFlag(flags, 'parallel', 'cp', 1, 1000) ?? 16;
     const remote = (src.remote ? src : dst) as Extract<Side, { remote: true }>;
     const targets = await targetsFor(remote, flags, config);
     let rows: Row[];

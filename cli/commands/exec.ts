@@ -1,11 +1,23 @@
 /** `gaxx exec --agent ADDR -- CMD ARGS...`: one command on one agent, directly over mTLS. */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
-import { exitCodeFor, formatHostPort, GaxxError, isExecTaskId, lostReason, parseHostPort, type Exit__Output } from '../../proto/index.js';
+import {
+  exitCodeFor,
+  formatDuration,
+  formatHostPort,
+  formatSize,
+  GaxxError,
+  isExecTaskId,
+  lostReason,
+  parseHostPort,
+  REQUEST_LIMITS,
+  requestProblems,
+  type Exit__Output,
+} from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import type { OutputChunk } from '../../scheduler/index.js';
 import { execTaskResult, taskResultJson } from '../result-json.js';
-import { boolFlag, durationFlag, envFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command } from '../command.js';
+import { boolFlag, durationFlag, envFlag, JSON_FLAG, sizeFlag, stringFlag, usageError, type Command } from '../command.js';
 import { MAX_EXEC_STDIN_BYTES, readExecStdin } from '../exec-stdin.js';
 import { operatorCredentials } from '../operator-credentials.js';
 import type { Output } from '../output.js';
@@ -60,8 +72,16 @@ export const command: Command = {
   ].join('\n'),
   flags: {
     agent: { type: 'string', valueName: 'ADDR', help: 'agent address HOST[:PORT] (port default 8088)' },
-    timeout: { type: 'string', valueName: 'D', help: "how long before the agent kills the task: 30s, 10m, 1h (default: the agent's)" },
-    'output-cap': { type: 'string', valueName: 'BYTES', help: "cap on stdout+stderr bytes (default: the agent's)" },
+    timeout: {
+      type: 'string',
+      valueName: 'D',
+      help: `how long before the agent kills the task: 30s, 10m, 1h; at most ${formatDuration(REQUEST_LIMITS.timeoutMs)} (default: the agent's)`,
+    },
+    'output-cap': {
+      type: 'string',
+      valueName: 'BYTES',
+      help: `cap on stdout+stderr bytes: 65536, 64k, 16M; at most ${formatSize(REQUEST_LIMITS.outputCapBytes)} (default: the agent's)`,
+    },
     'task-id': { type: 'string', valueName: 'ID', help: 'task id ([A-Za-z0-9._-]); re-using a running id attaches to it' },
     env: { type: 'string', valueName: 'K=V', multiple: true, help: "environment variable for the command (the agent's own is never inherited)" },
     stdin: { type: 'string', valueName: 'FILE', help: "send FILE as the command's stdin ('-': standard input, even a terminal)" },
@@ -84,8 +104,12 @@ export const command: Command = {
     const rawAgent = stringFlag(flags, 'agent');
     if (!rawAgent) throw usage('--agent ADDR is required');
     if (rest.length === 0) throw usage('give the command after --, e.g. gaxx exec --agent ADDR -- uptime');
-    const timeoutMs = durationFlag(flags, 'timeout', 'exec');
-    const cap = numberFlag(flags, 'output-cap', 'exec', 0, true);
+    // The agent's limits (proto/limits.ts), as `gaxx run` checks them: refused before anything is sent.
+    const timeoutMs = durationFlag(flags, 'timeout', 'exec', 1, REQUEST_LIMITS.timeoutMs);
+    const cap = sizeFlag(flags, 'output-cap', 'exec', 1, REQUEST_LIMITS.outputCapBytes);
+    const env = envFlag(flags, 'exec');
+    const argvProblems = requestProblems({ argv: rest });
+    if (argvProblems.length > 0) throw usage(`the command is too large for an agent: ${argvProblems.join('; ')}`);
     const stdinFile = stringFlag(flags, 'stdin');
     const noStdin = boolFlag(flags, 'no-stdin');
     if (noStdin && stdinFile !== undefined) throw usage('give --stdin FILE or --no-stdin, not both');
@@ -110,9 +134,9 @@ export const command: Command = {
       const req = {
         taskId,
         argv: rest,
-        env: envFlag(flags, 'exec'),
+        env,
         timeoutMs: timeoutMs ?? 0,
-        outputCapBytes: cap ? Math.floor(cap) : 0,
+        outputCapBytes: cap ?? 0,
         ...(input ? { stdin: input } : {}),
       };
       for await (const ev of client.exec(req, { signal })) {

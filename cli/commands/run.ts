@@ -5,7 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { redisTarget } from '../../scheduler/light/index.js';
+import { formatDuration, formatSize, REQUEST_LIMITS } from '../../proto/index.js';
+import { LIMITS, redisTarget } from '../../scheduler/light/index.js';
 import { boolFlag, durationFlag, JSON_FLAG, type Command } from '../command.js';
 import { noOperatorCertificate } from '../paths.js';
 import { planRun } from '../run/plan.js';
@@ -48,10 +49,18 @@ export const command: Command = {
     null: { type: 'boolean', short: '0', help: 'records of --tasks are NUL-separated (find -print0)' },
     'each-host': { type: 'boolean', help: 'one task per host (the default without --tasks)' },
     concurrency: { type: 'string', valueName: 'N', help: 'at most N tasks of this run queued or running at once (with --tasks only; default 1000)' },
-    timeout: { type: 'string', valueName: 'D', help: "how long before the agent kills a task: 30s, 10m, 1h (default: the agent's)" },
-    retries: { type: 'string', valueName: 'N', help: 'dispatch retries when an agent is unreachable (default 4)' },
+    timeout: {
+      type: 'string',
+      valueName: 'D',
+      help: `how long before the agent kills a task: 30s, 10m, 1h; at most ${formatDuration(REQUEST_LIMITS.timeoutMs)} (default: the agent's)`,
+    },
+    retries: { type: 'string', valueName: 'N', help: `dispatch retries when an agent is unreachable, 0 to ${LIMITS.attempts - 1} (default 4)` },
     'retry-on-failure': { type: 'boolean', help: 'also re-run a command that exits non-zero (up to --retries more times)' },
-    'output-cap': { type: 'string', valueName: 'BYTES', help: "keep at most BYTES of each task's output (default 1 MiB)" },
+    'output-cap': {
+      type: 'string',
+      valueName: 'BYTES',
+      help: `keep at most BYTES of each task's output: 65536, 64k, 16M; at most ${formatSize(REQUEST_LIMITS.outputCapBytes)} (default 1M)`,
+    },
     env: { type: 'string', valueName: 'K=V', multiple: true, help: 'environment variable for the command' },
     results: { type: 'string', valueName: 'DIR', help: "write each task's stdout, stderr and result.json under DIR (must be new or empty)" },
     'wait-timeout': { type: 'string', valueName: 'D', help: 'give up waiting for results after D (e.g. 10m; default: no limit)' },

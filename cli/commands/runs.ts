@@ -1,9 +1,12 @@
 /** `gaxx runs [--json]`: the recent runs from the run index. */
 import { counted } from '../../proto/index.js';
 import { createRedis, listRunRecords, RESULT_TTL_MS, RUN_INDEX_TTL_MS, submitterAlive, waitReady, type RunRecord } from '../../scheduler/index.js';
-import { JSON_FLAG, numberFlag, type Command } from '../command.js';
+import { intFlag, JSON_FLAG, type Command } from '../command.js';
 import { renderTable } from '../output.js';
 import { withRedis } from '../run/redis-session.js';
+
+/** The most runs one listing shows. */
+const MAX_LIMIT = 100_000;
 
 /** `succeeded 3, failed 1`, in a fixed order. */
 export function countsText(r: RunRecord): string {
@@ -27,16 +30,16 @@ export const command: Command = {
     `Runs are listed for ${RUN_INDEX_TTL_MS / 86_400_000} days; their per-task results and output are kept`,
     `for ${RESULT_TTL_MS / 3_600_000} hours (gaxx runs show / wait). See also gaxx runs show|wait|cancel ID.`,
   ].join('\n'),
-  flags: { limit: { type: 'string', valueName: 'N', help: 'how many runs (default 20)' }, json: JSON_FLAG },
+  flags: { limit: { type: 'string', valueName: 'N', help: `how many runs, 1 to ${MAX_LIMIT} (default 20)` }, json: JSON_FLAG },
   examples: ['gaxx runs', "gaxx runs --json | jq '.[0].runId'"],
   async run({ flags, config, out }) {
-    const limit = numberFlag(flags, 'limit', 'runs', 1) ?? 20;
+    const limit = intFlag(flags, 'limit', 'runs', 1, MAX_LIMIT) ?? 20;
     const runs = await withRedis(config, async (settings) => {
       const redis = createRedis(settings, 'producer');
       redis.on('error', () => undefined);
       try {
         await waitReady(redis, 5000, settings.display);
-        return await listRunRecords(redis, Math.floor(limit));
+        return await listRunRecords(redis, limit);
       } finally {
         redis.disconnect();
       }

@@ -1,7 +1,7 @@
 /** `gaxx spawn --provider P --count N --fleet F [...]`: rent (or take) hosts, bootstrap them, register the fleet. */
 import { resolve } from 'node:path';
-import { exitCodeFor, GaxxError, parseDuration, DURATION_HINT } from '../../proto/index.js';
-import { boolFlag, durationFlag, JSON_FLAG, numberFlag, stringFlag, usageError, type Command, type CommandContext } from '../command.js';
+import { checkDuration, exitCodeFor, GaxxError } from '../../proto/index.js';
+import { boolFlag, durationFlag, intFlag, JSON_FLAG, stringFlag, usageError, type Command, type CommandContext } from '../command.js';
 import type { GaxxConfig } from '../config.js';
 import { loadBootstrapStep } from '../fleet/bootstrap-step.js';
 import { holdFleetWhileSpawning, publishFleet, publishFleetLimits, unpublishFleet } from '../fleet/fleet-directory.js';
@@ -38,6 +38,8 @@ interface Plan {
 const PRICED_PROVIDERS = new Set(['linode', 'vultr']);
 /** The longest TTL (a year): gaxx fleets are short-lived, and a longer one is most likely a typo. */
 const MAX_TTL_MS = 8760 * 3_600_000;
+/** The most hosts one fleet has: a larger --count is most likely a typo (and would exhaust memory before any API refused it). */
+export const MAX_FLEET_HOSTS = 1000;
 
 /** --ttl and --budget of a new fleet, checked before anything is rented. */
 export function limitsFromFlags(flags: CommandContext['flags'], provider: string, now = Date.now()): FleetState['limits'] {
@@ -45,10 +47,10 @@ export function limitsFromFlags(flags: CommandContext['flags'], provider: string
   const budgetRaw = stringFlag(flags, 'budget');
   let ttlMs: number | undefined;
   if (ttlRaw !== undefined) {
-    ttlMs = parseDuration(ttlRaw);
-    if (ttlMs === undefined) throw usage(`--ttl '${ttlRaw}' must be ${DURATION_HINT.replace(' (or 0)', '')}`);
-    if (ttlMs < 1000) throw usage('--ttl must be at least 1s');
-    if (ttlMs > MAX_TTL_MS) throw usage('--ttl must be at most 8760h (a year)');
+    // A TTL is a point in time, not a timer: it may be longer than the timer-bound default.
+    const d = checkDuration(ttlRaw, { minMs: 1000, maxMs: MAX_TTL_MS });
+    if ('problem' in d) throw usage(`--ttl '${ttlRaw}' ${d.problem}`);
+    ttlMs = d.ms;
   }
   let budget: number | undefined;
   if (budgetRaw !== undefined) {
@@ -79,10 +81,10 @@ function plan(flags: CommandContext['flags'], config: GaxxConfig): Plan {
   const provider = stringFlag(flags, 'provider') ?? existing?.provider;
   if (!provider) throw usage(`--provider P is required (${providerNames().join(', ')})`);
   if (existing && provider !== existing.provider) throw usage(`fleet ${fleet} runs on ${existing.provider}, not ${provider}`);
-  const count = numberFlag(flags, 'count', 'spawn', 1) ?? existing?.count;
-  if (count === undefined || !Number.isInteger(count)) throw usage('--count N (a whole number >= 1) is required');
-  const minCount = numberFlag(flags, 'min-count', 'spawn', 1) ?? existing?.minCount ?? count;
-  if (!Number.isInteger(minCount) || minCount > count) throw usage('--min-count K must be a whole number between 1 and --count');
+  const count = intFlag(flags, 'count', 'spawn', 1, MAX_FLEET_HOSTS) ?? existing?.count;
+  if (count === undefined) throw usage(`--count N (a whole number from 1 to ${MAX_FLEET_HOSTS}) is required`);
+  const minCount = intFlag(flags, 'min-count', 'spawn', 1, MAX_FLEET_HOSTS) ?? existing?.minCount ?? count;
+  if (minCount > count) throw usage('--min-count K must be a whole number between 1 and --count');
   const pick = (k: 'region' | 'type' | 'image') => stringFlag(flags, k) ?? existing?.settings[k];
   const settings: FleetState['settings'] = Object.fromEntries(
     (['region', 'type', 'image'] as const).map((k) => [k, pick(k)]).filter(([, v]) => v !== undefined),
@@ -131,7 +133,7 @@ export const command: Command = {
   ].join('\n'),
   flags: {
     provider: { type: 'string', valueName: 'P', help: `where the hosts come from (${providerNames().join(', ')})` },
-    count: { type: 'string', valueName: 'N', help: 'how many hosts the fleet has' },
+    count: { type: 'string', valueName: 'N', help: `how many hosts the fleet has (1 to ${MAX_FLEET_HOSTS})` },
     fleet: { type: 'string', valueName: 'F', help: 'fleet name (1-39 characters of [a-z0-9-])' },
     ttl: { type: 'string', valueName: 'D', help: 'delete the fleet this long after the spawn (1s to 8760h; needs a running gaxx scheduler)' },
     budget: { type: 'string', valueName: 'AMOUNT', help: "delete the fleet once its cost reaches AMOUNT (provider's currency; linode, vultr)" },

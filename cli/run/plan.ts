@@ -3,9 +3,9 @@
  * hosts (addresses or a fleet), which mode (one task per host, or one per input record), the
  * command template and the per-task limits. Every mistake is a USAGE error naming the flag.
  */
-import { GaxxError } from '../../proto/index.js';
+import { GaxxError, REQUEST_LIMITS, requestProblems } from '../../proto/index.js';
 import { LIMITS, type TaskInput } from '../../scheduler/light/index.js';
-import { boolFlag, durationFlag, envFlag, numberFlag, stringFlag, stringsFlag, usageError, type FlagValues } from '../command.js';
+import { boolFlag, durationFlag, envFlag, intFlag, sizeFlag, stringFlag, stringsFlag, usageError, type FlagValues } from '../command.js';
 import { agentAddress } from '../commands/exec.js';
 import { CommandTemplate, hasPlaceholder } from './template.js';
 
@@ -38,16 +38,11 @@ export interface RunPlan {
 
 const usage = (message: string): GaxxError => usageError('run', message);
 
-function intFlag(flags: FlagValues, name: string, min: number, max: number): number | undefined {
-  const n = numberFlag(flags, name, 'run', min);
-  if (n !== undefined && (!Number.isInteger(n) || n > max)) throw usage(`--${name} must be a whole number from ${min} to ${max}`);
-  return n;
-}
-
+/** The per-task values every agent checks (proto/limits.ts), checked here before anything is queued. */
 function commonOf(flags: FlagValues): TaskCommon {
-  const timeoutMs = durationFlag(flags, 'timeout', 'run');
-  const retries = intFlag(flags, 'retries', 0, LIMITS.attempts - 1);
-  const cap = intFlag(flags, 'output-cap', 1, LIMITS.outputCapBytes);
+  const timeoutMs = durationFlag(flags, 'timeout', 'run', 1, REQUEST_LIMITS.timeoutMs);
+  const retries = intFlag(flags, 'retries', 'run', 0, LIMITS.attempts - 1);
+  const cap = sizeFlag(flags, 'output-cap', 'run', 1, REQUEST_LIMITS.outputCapBytes);
   return {
     env: envFlag(flags, 'run'),
     ...(timeoutMs ? { timeoutMs } : {}),
@@ -81,8 +76,11 @@ export function planRun(flags: FlagValues, rest: string[], defaultPort: number):
     throw usage('--concurrency bounds the tasks of a --tasks list; a run without one has one task per host');
   if (tasks === undefined && hasPlaceholder(rest)) throw usage('{} stands for a task list record: give --tasks FILE (or - for stdin)');
   if (tasks === '') throw usage('--tasks needs a file name, or - for stdin');
+  // The command as given (a task list's records only add to it: each task is checked again at enqueue).
+  const argvProblems = requestProblems({ argv: rest });
+  if (argvProblems.length > 0) throw usage(`the command is too large for an agent: ${argvProblems.join('; ')}`);
   const hosts = hostsOf(flags, defaultPort);
-  const concurrency = intFlag(flags, 'concurrency', 1, 100_000);
+  const concurrency = intFlag(flags, 'concurrency', 'run', 1, 100_000);
   const waitMs = durationFlag(flags, 'wait-timeout', 'run');
   const resultsDir = stringFlag(flags, 'results');
   if (resultsDir === '') throw usage('--results needs a directory');

@@ -17,7 +17,6 @@ const FLEET = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 export const LIMITS = {
   ...REQUEST_LIMITS,
   inputBytes: 8 * 1024 * 1024,
-  outputCapBytes: 64 * 1024 * 1024,
   tasksPerRun: 100_000,
   agentsPerRun: 10_000,
   attempts: 20,

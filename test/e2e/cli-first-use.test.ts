@@ -106,6 +106,21 @@ describe('errors name the problem and the fix', () => {
     }
   });
 
+  it('huge durations and counts are USAGE before anything is sent or started: no false UNAVAILABLE, no vendor dump', async () => {
+    for (const [args, says] of [
+      [['exec', '--agent', '127.0.0.1:1', '--no-stdin', '--timeout', '1000000000h', '--', 'true'], "--timeout '1000000000h' must be at most 168h"],
+      [['exec', '--agent', '127.0.0.1:1', '--no-stdin', '--connect-timeout-ms', '3000000000', '--', 'true'], '--connect-timeout-ms'],
+      [['run', '--agent', '127.0.0.1:1', '--timeout', '169h', '--', 'true'], "--timeout '169h' must be at most 168h"],
+      [['status', '--agent', '127.0.0.1:1', '--timeout', '600h'], "--timeout '600h' must be at most 596h"],
+      [['spawn', '--provider', 'local', '--count', '99999999', '--fleet', 'x'], "--count '99999999' must be a whole number from 1 to 1000"],
+    ] as const) {
+      const r = await runGaxx(args, { home });
+      expect(r.code, r.stderr).toBe(exitCodeFor('USAGE'));
+      expect(r.stderr).toContain(says);
+      expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+    }
+  });
+
   it('gaxx run in a home without gaxx init is NOT_FOUND, said before an embedded redis-server is started there', async () => {
     const bare = join(root, 'never-initialized');
     for (const args of [

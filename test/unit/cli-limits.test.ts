@@ -1,0 +1,198 @@
+// The bounds of every duration, number and size a user gives the CLI (flags, env, config file):
+// refused up front with one USAGE (flags) or CONFIG_INVALID (env, file) line naming the setting
+// and its limit, never a value that becomes a 1 ms timer, an out-of-memory spawn or a refusal
+// from an agent after a run was recorded.
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { COMMANDS } from '../../cli/commands.js';
+import { loadConfig, type ReadFile } from '../../cli/config.js';
+import { runCli } from '../../cli/dispatch.js';
+import { planRun } from '../../cli/run/plan.js';
+import { checkDuration, formatDuration, isGaxxError, MAX_DURATION_MS, MAX_TIMER_MS, parseSize, REQUEST_LIMITS, type GaxxError } from '../../proto/index.js';
+
+const noFiles: ReadFile = () => undefined;
+const base = { homeDir: '/home/u', userName: 'u', readFile: noFiles };
+
+function failure(fn: () => unknown): GaxxError {
+  try {
+    fn();
+  } catch (e) {
+    if (isGaxxError(e)) return e;
+    throw e;
+  }
+  throw new Error('expected a GaxxError');
+}
+
+async function cli(argv: string[]): Promise<{ code: number; err: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let err = '';
+  stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await runCli({
+    argv,
+    env: { GAXX_HOME: '/nonexistent-gaxx-home' },
+    io: { stdout, stderr, stderrIsTty: false },
+    readFile: () => undefined,
+    homeDir: '/nonexistent',
+    userName: 'u',
+    cwd: '/',
+    signal: new AbortController().signal,
+  });
+  return { code, err };
+}
+
+describe('the one duration rule (proto/durations.ts)', () => {
+  it('bounds every duration below Node’s timer limit unless a smaller or larger maximum is named', () => {
+    expect(MAX_DURATION_MS).toBeLessThanOrEqual(MAX_TIMER_MS);
+    expect(checkDuration('596h')).toEqual({ ms: MAX_DURATION_MS });
+    expect(checkDuration('600h')).toEqual({ problem: 'must be at most 596h' });
+    expect(checkDuration('1000000000h')).toEqual({ problem: 'must be at most 596h' });
+    expect(checkDuration(`${'9'.repeat(400)}h`)).toEqual({ problem: 'must be at most 596h' });
+    expect(checkDuration('169h', { maxMs: REQUEST_LIMITS.timeoutMs })).toEqual({ problem: 'must be at most 168h' });
+    expect(checkDuration('10ms', { minMs: 1000 })).toEqual({ problem: 'must be at least 1s' });
+    expect(checkDuration('30')).toMatchObject({ problem: expect.stringContaining('a duration with a unit') });
+    expect(formatDuration(90 * 60_000)).toBe('90m');
+    expect(formatDuration(1500)).toBe('1500ms');
+  });
+
+  it('reads sizes with binary units, as the agent does', () => {
+    expect(parseSize('65536')).toBe(65536);
+    expect(parseSize('1k')).toBe(1024);
+    expect(parseSize('64KiB')).toBe(64 * 1024);
+    expect(parseSize('16M')).toBe(16 * 1024 * 1024);
+    expect(parseSize('1.5')).toBeUndefined();
+  });
+});
+
+describe('gaxx run and exec: what an agent would refuse is refused before anything is queued or sent', () => {
+  const plan = (flags: Record<string, string | string[]>, argv = ['true']) => planRun({ agent: ['h:1'], ...flags }, argv, 8088);
+
+  it('--timeout at most the agent’s limit (168h)', () => {
+    expect(plan({ timeout: '168h' }).common.timeoutMs).toBe(REQUEST_LIMITS.timeoutMs);
+    const e = failure(() => plan({ timeout: '169h' }));
+    expect(e.code).toBe('USAGE');
+    expect(e.message).toContain("--timeout '169h' must be at most 168h");
+  });
+
+  it('--output-cap takes sizes (1k, 16M) up to the one limit of run and exec', () => {
+    expect(plan({ 'output-cap': '1k' }).common.outputCapBytes).toBe(1024);
+    expect(plan({ 'output-cap': '64M' }).common.outputCapBytes).toBe(REQUEST_LIMITS.outputCapBytes);
+    for (const bad of ['65M', '99999999999', '0', '1.5', 'lots']) {
+      const e = failure(() => plan({ 'output-cap': bad }));
+      expect(e.code, bad).toBe('USAGE');
+      expect(e.message, bad).toContain(`--output-cap '${bad}'`);
+    }
+  });
+
+  it('argv and env over the request limits', () => {
+    expect(failure(() => plan({}, ['echo', 'x'.repeat(REQUEST_LIMITS.argBytes + 1)])).code).toBe('USAGE');
+    expect(
+      failure(() =>
+        plan(
+          {},
+          Array.from({ length: REQUEST_LIMITS.argvItems + 1 }, () => 'a'),
+        ),
+      ).code,
+    ).toBe('USAGE');
+    const e = failure(() => plan({ env: [`BIG=${'v'.repeat(REQUEST_LIMITS.envValueBytes + 1)}`] }));
+    expect(e.code).toBe('USAGE');
+    expect(e.message).toContain('env.BIG');
+    expect(failure(() => plan({ env: ['1BAD=x'] })).code).toBe('USAGE');
+  });
+
+  it('exec checks the same values as run', async () => {
+    for (const [flag, value, says] of [
+      ['--timeout', '169h', 'at most 168h'],
+      ['--timeout', '1000000000h', 'at most 168h'],
+      ['--output-cap', '99999999999', '64M'],
+      ['--output-cap', '1.5', 'a size in bytes'],
+    ] as const) {
+      const r = await cli(['exec', '--agent', '127.0.0.1:1', '--no-stdin', flag, value, '--', 'true']);
+      expect(r.code, r.err).toBe(2);
+      expect(r.err).toContain(`${flag} '${value}'`);
+      expect(r.err).toContain(says);
+    }
+  });
+});
+
+/** Every command's duration flags (valueName D), the scheduler's scoped settings among them. */
+const withDurations = (
+  await Promise.all(
+    COMMANDS.map(async (c) => {
+      const { command } = await c.load();
+      return Object.entries(command.flags)
+        .filter(([, f]) => f.valueName === 'D')
+        .map(([f]) => [c.name, f] as const);
+    }),
+  )
+).flat();
+
+describe('every duration flag of every command is bounded (no 1 ms timers)', () => {
+  // Enough of each command line that the duration is what it refuses.
+  const lines: Record<string, string[]> = {
+    exec: ['--agent', '127.0.0.1:1', '--no-stdin'],
+    run: ['--agent', '127.0.0.1:1'],
+    spawn: ['--provider', 'local', '--count', '1', '--fleet', 'x'],
+    'certs rotate': ['--fleet', 'x'],
+    'runs wait': ['r1'],
+  };
+
+  it('lists the duration flags it checks', () => {
+    expect(withDurations.map(([c, f]) => `${c} --${f}`)).toEqual(
+      expect.arrayContaining(['status --timeout', 'ui --interval', 'run --wait-timeout', 'scheduler --reap-interval', 'scheduler --drain']),
+    );
+  });
+
+  // A fleet's TTL is a point in time, not a timer: its own maximum is a year.
+  const over: Record<string, string> = { ttl: '8761h' };
+  it.each(withDurations)('%s --%s over its maximum (600h) is USAGE naming the flag and the maximum', async (name, flag) => {
+    const rest = name === 'exec' || name === 'run' ? ['--', 'true'] : [];
+    const r = await cli([...name.split(' '), ...(lines[name] ?? []), `--${flag}`, over[flag] ?? '600h', ...rest]);
+    expect(r.code, r.err).toBe(2);
+    expect(r.err).toMatch(new RegExp(`--${flag}\\b.*must be at most \\d+h`));
+  });
+});
+
+describe('settings from flags, env and the config file', () => {
+  it('ms settings: a whole number up to the timer limit, said without zod’s words', () => {
+    for (const v of ['3000000000', '1.5', 'abc']) {
+      const e = failure(() => loadConfig({ ...base, argv: ['--connect-timeout-ms', v], env: {} }));
+      expect(e.code, v).toBe('USAGE');
+      expect(e.message).toContain(`--connect-timeout-ms (agent.connectTimeoutMs): must be a whole number from 1 to ${MAX_DURATION_MS}`);
+      expect(e.message).not.toContain('Expected number');
+    }
+    expect(failure(() => loadConfig({ ...base, argv: [], env: { GAXX_DEADLINE_MS: '3000000000' } })).code).toBe('CONFIG_INVALID');
+    const file: ReadFile = (p) => (p === '/g/config/config.json' ? JSON.stringify({ agent: { deadlineMs: 3e9 } }) : undefined);
+    expect(failure(() => loadConfig({ ...base, readFile: file, argv: [], env: { GAXX_HOME: '/g' } })).code).toBe('CONFIG_INVALID');
+    expect(loadConfig({ ...base, argv: ['--deadline-ms', String(MAX_DURATION_MS)], env: {} }).agent.deadlineMs).toBe(MAX_DURATION_MS);
+  });
+
+  it('scheduler durations and ints, from the flag and the env', () => {
+    const sched = { ...base, command: 'scheduler' };
+    const e = failure(() => loadConfig({ ...sched, argv: ['--reap-interval', '600h'], env: {} }));
+    expect(e.code).toBe('USAGE');
+    expect(e.message).toContain('--reap-interval (scheduler.reapInterval): must be at most 596h');
+    expect(failure(() => loadConfig({ ...sched, argv: [], env: { GAXX_SCHEDULER_DRAIN: '600h' } })).code).toBe('CONFIG_INVALID');
+    const c = failure(() => loadConfig({ ...sched, argv: ['--concurrency', 'abc'], env: {} }));
+    expect(c.message).toContain('--concurrency (scheduler.concurrency): must be a whole number from 1 to 10000');
+  });
+});
+
+describe('gaxx spawn --count', () => {
+  it('is at most 1000 hosts (a typo must not exhaust memory)', async () => {
+    for (const flag of ['--count', '--min-count']) {
+      const r = await cli([
+        'spawn',
+        '--provider',
+        'local',
+        '--fleet',
+        'x',
+        '--count',
+        flag === '--count' ? '99999999' : '3',
+        ...(flag === '--min-count' ? [flag, '99999999'] : []),
+      ]);
+      expect(r.code, r.err).toBe(2);
+      expect(r.err).toContain(`${flag} '99999999' must be a whole number from 1 to 1000`);
+    }
+  });
+});
