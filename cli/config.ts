@@ -195,6 +195,12 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
     strict: false,
     allowPositionals: true,
   }).values;
+  // An empty value given on the command line is a mistake (`--home "$UNSET"`), not "use the default".
+  for (const [name, v] of Object.entries(flags)) {
+    if (v === '' && !flagSettings.some((s) => s.flag === name && s.allowEmpty)) {
+      throw new GaxxError('USAGE', `--${name} needs a value; it was given as '' (see 'gaxx --help')`);
+    }
+  }
   const flag = (name: string, allowEmpty = false): string | undefined => {
     const v = flags[name];
     if (v === true) return 'true';

@@ -7,9 +7,19 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatDuration, formatSize, REQUEST_LIMITS } from '../../proto/index.js';
 import { LIMITS, redisTarget } from '../../scheduler/light/index.js';
-import { boolFlag, durationFlag, JSON_FLAG, type Command } from '../command.js';
+import { boolFlag, durationFlag, JSON_FLAG, usageError, type Command, type FlagValues } from '../command.js';
 import { noOperatorCertificate } from '../paths.js';
 import { planRun } from '../run/plan.js';
+
+/** Flags that describe a new run: an earlier run resumed keeps what it was submitted with. */
+const NEW_RUN_FLAGS = ['fleet', 'agent', 'tasks', 'null', 'each-host', 'concurrency', 'timeout', 'retries', 'retry-on-failure', 'output-cap', 'env', 'results'];
+
+/** --resume takes no command and none of a new run's flags: they would be ignored. */
+function refuseWithResume(flags: FlagValues, hasRest: boolean): void {
+  const given = NEW_RUN_FLAGS.filter((f) => flags[f] !== undefined);
+  if (hasRest) throw usageError('run', '--resume ID runs the tasks the run was submitted with: give no command after --');
+  if (given.length > 0) throw usageError('run', `--resume ID runs the tasks the run was submitted with: it takes no ${given.map((f) => `--${f}`).join(', ')}`);
+}
 
 export const command: Command = {
   usage:
@@ -83,8 +93,9 @@ export const command: Command = {
     "find . -name '*.png' -print0 | gaxx run --fleet conv --tasks - -0 -- convert {} {}.webp",
     "gaxx run --agent 127.0.0.1:8088 --json -- sh -c 'echo hi'",
   ],
-  async run({ flags, rest, config, out, io, signal }) {
+  async run({ flags, rest, hasRest, config, out, io, signal }) {
     const resume = typeof flags.resume === 'string' ? flags.resume : undefined;
+    if (resume !== undefined) refuseWithResume(flags, hasRest);
     // The flags are checked before anything starts.
     const waitTimeoutMs = resume === undefined ? undefined : durationFlag(flags, 'wait-timeout', 'run');
     const plan = resume === undefined ? planRun(flags, rest, config.agent.port) : undefined;

@@ -113,6 +113,17 @@ describe('gaxx run and exec: what an agent would refuse is refused before anythi
       expect(r.err).toContain(says);
     }
   });
+
+  it('run --resume takes no command and no new run’s flags (they would be ignored)', async () => {
+    for (const args of [
+      ['run', '--resume', 'r1', '--', 'echo'],
+      ['run', '--resume', 'r1', '--fleet', 'web'],
+    ]) {
+      const r = await cli(args);
+      expect(r.code, r.err).toBe(2);
+      expect(r.err).toContain('--resume');
+    }
+  });
 });
 
 /** Every command's duration flags (valueName D), the scheduler's scoped settings among them. */
@@ -175,6 +186,15 @@ describe('settings from flags, env and the config file', () => {
     expect(failure(() => loadConfig({ ...sched, argv: [], env: { GAXX_SCHEDULER_DRAIN: '600h' } })).code).toBe('CONFIG_INVALID');
     const c = failure(() => loadConfig({ ...sched, argv: ['--concurrency', 'abc'], env: {} }));
     expect(c.message).toContain('--concurrency (scheduler.concurrency): must be a whole number from 1 to 10000');
+  });
+
+  it("a global flag given as '' is refused, not read as unset (--home '' would use GAXX_HOME)", () => {
+    for (const argv of [['--home', ''], ['--home='], ['--state-dir', '']]) {
+      const e = failure(() => loadConfig({ ...base, argv, env: { GAXX_HOME: '/g' } }));
+      expect(e.code, argv.join(' ')).toBe('USAGE');
+    }
+    // Where '' means something (metrics off), it is still taken.
+    expect(loadConfig({ ...base, command: 'scheduler', argv: ['--metrics-listen', ''], env: {} }).scheduler.metricsListen).toBe('');
   });
 });
 
