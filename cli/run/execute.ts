@@ -204,6 +204,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
   const record = { argv: plan.argv, fleet: plan.fleet ?? '', agents: s.hosts.length, mode: 'each-host' as const };
   const redis = s.redis;
   await createRunRecord(redis, { runId: s.runId, startedAt: started, total: tasks.length, enqueued: tasks.length, ...record });
+  // runAndWait leaves nothing queued when it fails: the run index must not list the run as running.
   const res = await runAndWait(
     { runId: s.runId, tasks },
     {
@@ -224,7 +225,10 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
         view.result(r, o, shown, undefined);
       },
     },
-  );
+  ).catch(async (e: unknown) => {
+    await updateRunRecord(redis, s.runId, { state: 'failed', counts, finishedAt: Date.now() }).catch(() => undefined);
+    throw e;
+  });
   // `gaxx runs cancel` from another shell sets the flag without aborting this process's signal.
   const cancelled = res.cancelled || (await isCancelled(redis, s.runId).catch(() => false));
   // A wait that ended early (--wait-timeout, Redis gone) leaves the tasks without a result

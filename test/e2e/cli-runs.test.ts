@@ -1,9 +1,15 @@
 // `gaxx runs`, `runs wait` on a run whose CLI was killed, `runs cancel`: the built CLI, a daemon, real agents.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exitCodeFor } from '../../proto/index.js';
+import { loadConfig, readFileIfExists } from '../../cli/config.js';
+import { Output } from '../../cli/output.js';
+import { executeRun } from '../../cli/run/execute.js';
+import { planRun } from '../../cli/run/plan.js';
+import { exitCodeFor, REQUEST_LIMITS } from '../../proto/index.js';
+import { redisTarget } from '../../scheduler/light/index.js';
 import { getRunRecord } from '../../scheduler/queue/run-index.js';
 import { createRedis, listRunRecords, redisSettingsFromUrl, waitReady, type RunRecord } from '../../scheduler/index.js';
 import type { GaxxProcess } from '../helpers/cli.js';
@@ -120,6 +126,22 @@ describe('gaxx runs', () => {
     gate.remove();
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(await record(runId)).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
+  });
+
+  it('a run the queue refuses at enqueue, after its record was made, is failed in the index, not running for good', async () => {
+    // The CLI checks what the queue would refuse before this; a plan built past those checks
+    // (a timeout over the agents' limit) stands for any refusal the CLI does not foresee.
+    const config = loadConfig({ argv: [], env: { GAXX_HOME: w.home, GAXX_REDIS_URL: w.redis.url }, readFile: readFileIfExists });
+    const plan = planRun({ fleet: w.fleet }, ['true'], config.agent.port);
+    plan.common.timeoutMs = REQUEST_LIMITS.timeoutMs + 1;
+    const stdout = new PassThrough();
+    let printed = '';
+    stdout.on('data', (d: Buffer) => (printed += d.toString()));
+    const io = { stdout, stderr: new PassThrough().resume(), stderrIsTty: false };
+    const ctx = { config, out: new Output(io, true), io, signal: new AbortController().signal, redis: redisTarget(config.redis.url, config.paths.stateDir) };
+    await expect(executeRun(plan, ctx)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const runId = (JSON.parse(printed.split('\n')[0] as string) as { runId: string }).runId;
+    expect(await record(runId)).toMatchObject({ state: 'failed' });
   });
 
   it('`runs cancel` of a run that is already done says so and changes nothing', async () => {
