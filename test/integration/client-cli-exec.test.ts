@@ -73,10 +73,18 @@ describe('gaxx exec', () => {
   });
 
   it('an agent refusal exits with its code through the funnel', async () => {
-    // An env name the agent refuses (the CLI checks the form NAME=VALUE only).
+    // A task id the agent knows with another command: only the agent can tell.
+    const first = await gaxx(['exec', '--agent', agent.address, '--task-id', 'spec-1', '--', 'true']);
+    expect(first.code, first.stderr).toBe(0);
+    const r = await gaxx(['exec', '--agent', agent.address, '--task-id', 'spec-1', '--', 'false']);
+    expect(r.code, r.stderr).toBe(exitCodeFor('TASK_SPEC_MISMATCH'));
+    expect(r.stderr).toMatch(/^gaxx: agent .*\[TASK_SPEC_MISMATCH\]\n$/);
+  });
+
+  it('an env name no agent would take is USAGE before anything is sent, as the agent words it', async () => {
     const r = await gaxx(['exec', '--agent', agent.address, '--env', 'BAD-NAME=1', '--', 'true']);
-    expect(r.code).toBe(exitCodeFor('INVALID_ARGUMENT'));
-    expect(r.stderr).toMatch(/^gaxx: agent .*env.*\[INVALID_ARGUMENT\]\n$/);
+    expect(r.code).toBe(exitCodeFor('USAGE'));
+    expect(r.stderr).toMatch(/^gaxx: --env: env\.BAD-NAME: env names are .*\[USAGE\]\n$/);
   });
 
   it('a --task-id no agent would take is USAGE before anything is sent', async () => {
