@@ -5,7 +5,7 @@ import type { CommandEntry } from './commands.js';
 import { CONFIG_FLAGS, SETTINGS } from './settings.js';
 
 /** What every duration (D) takes: said once in each help that has one. */
-const DURATIONS = `Durations (D): digits with a unit (500ms, 30s, 10m, 1h) or 0; at most ${formatDuration(MAX_DURATION_MS)} unless a flag says less.`;
+const DURATIONS = `Durations (D): digits with a unit (500ms, 30s, 10m, 1h); at most ${formatDuration(MAX_DURATION_MS)} unless a flag says less.`;
 
 function flagLines(flags: Record<string, FlagSpec | { valueName: string; help: string; type: 'string' }>): string[] {
   const rows = Object.entries(flags).map(([name, f]) => {
