@@ -30,8 +30,9 @@ export class KeyedCounter {
   /** Takes a slot for `key`; undefined when the key or the total is at its cap. */
   tryAcquire(key: string): { release: Release } | { refused: 'per_key' | 'total' } {
     const n = this.counts.get(key) ?? 0;
-    if (this.total >= this.maxTotal) return { refused: 'total' };
+    // The key's own cap first: 'total' then means this key had room (transport-guards.ts makes room for it).
     if (n >= this.perKey) return { refused: 'per_key' };
+    if (this.total >= this.maxTotal) return { refused: 'total' };
     this.counts.set(key, n + 1);
     this.total += 1;
     return {

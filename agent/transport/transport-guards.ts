@@ -5,10 +5,16 @@
  * blocking its address: a handshake error or timeout (reported by tls.Server as
  * 'tlsClientError'), and a connection that closes before 'secureConnection' (how Node ends a
  * client certificate from another CA: it destroys the socket after the handshake, silently).
+ *
+ * At the total cap, a new connection takes the slot of the oldest one still in its handshake
+ * (which counts as that one's failure) rather than being refused: connections that never finish
+ * a handshake (a flood from many addresses, such as a task on the host opening thousands from
+ * 127.0.0.0/8) cannot hold every slot and lock out a caller with a certificate, whose handshake
+ * takes milliseconds; to push that one out, a flood would have to open all the slots anew first.
  */
 import type { Socket } from 'node:net';
 import { normalizeAddress, type PeerBlocker } from './blocklist.js';
-import type { ConnectionTracker } from './conn-limits.js';
+import type { ConnectionTracker, Release } from './conn-limits.js';
 
 /** Why a connection was refused before TLS. */
 export type RefusalReason = 'blocked' | 'too_many_connections' | 'agent_at_capacity';
@@ -37,11 +43,23 @@ const keyOf = (s: Socket) => `${s.remoteAddress ?? '?'}|${s.remotePort ?? '?'}`;
 
 /** Hooks enforcing the block list and the connection caps. */
 export function transportGuards(deps: { blocker: PeerBlocker; connections: ConnectionTracker; events?: TransportGuardEvents }): TransportGuardHooks {
-  const pending = new Set<string>();
+  /** Connections before a verified TLS session, oldest first, with their slots. */
+  const pending = new Map<string, { socket: Socket; release: Release }>();
   const open = new Map<string, Set<Socket>>();
   const fail = (address: string, code: string) => {
     deps.events?.handshakeFailed?.(address, code);
     deps.blocker.recordFailure(address, 'handshake');
+  };
+  /** Closes the oldest connection still in its handshake, its slot freed now; false when there is none. */
+  const evictOldestPending = (): boolean => {
+    const oldest = pending.entries().next();
+    if (oldest.done) return false;
+    const [key, p] = oldest.value;
+    pending.delete(key);
+    p.release();
+    p.socket.destroy();
+    fail(normalizeAddress(p.socket.remoteAddress), 'EVICTED_BEFORE_SECURE');
+    return true;
   };
   return {
     onConnection(socket) {
@@ -50,13 +68,14 @@ export function transportGuards(deps: { blocker: PeerBlocker; connections: Conne
         deps.events?.refused?.(address, 'blocked');
         return false;
       }
-      const slot = deps.connections.tryAcquire(address);
+      let slot = deps.connections.tryAcquire(address);
+      if ('refused' in slot && slot.refused === 'agent_at_capacity' && evictOldestPending()) slot = deps.connections.tryAcquire(address);
       if ('refused' in slot) {
         deps.events?.refused?.(address, slot.refused);
         return false;
       }
       const key = keyOf(socket);
-      pending.add(key);
+      pending.set(key, { socket, release: slot.release });
       const mine = open.get(address) ?? new Set<Socket>();
       open.set(address, mine.add(socket));
       socket.once('close', () => {

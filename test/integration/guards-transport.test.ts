@@ -39,6 +39,8 @@ interface Harness {
   events: string[];
   blocker: PeerBlocker;
   policing: boolean;
+  /** TCP connections the listener holds open. */
+  rawOpen(): number;
   /** Resolves once `n` Check calls for service 'hold' are in their handler (admitted by the guards). */
   held(n: number): Promise<void>;
   /** Answers every held Check call. */
@@ -138,6 +140,7 @@ async function startHarness(guards: GuardsConfig, bearer?: BearerToken): Promise
     events,
     blocker,
     policing,
+    rawOpen: () => raw.size,
     held: (n) => holding.reached(n),
     release: () => holding.release(),
     async close() {
@@ -293,6 +296,41 @@ describe('transport guards', () => {
     expect(code).toBe(h2.NGHTTP2_ENHANCE_YOUR_CALM);
     expect(h.events).toContain('ping 127.0.0.5');
     expect(await check(h.port, alice)).toEqual({ ok: true });
+  });
+});
+
+describe('a flood of connections that never finish a handshake', () => {
+  const guards = GuardsSchema.parse({
+    handshakeTimeoutMs: 60_000,
+    maxConnections: 12,
+    maxConnectionsPerAddress: 2,
+    block: { threshold: 1000, windowMs: 10_000, cooldownMs: 1500 },
+  });
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness(guards);
+  });
+  afterAll(() => h.close());
+
+  it('cannot take every slot from a client with a certificate: the oldest unfinished one makes room', async () => {
+    // From six addresses, two each (as a task on the host can, from all of 127.0.0.0/8): the agent is full.
+    const flood: Socket[] = [];
+    const closed = new Set<number>();
+    for (let i = 0; i < guards.maxConnections; i++) {
+      const s = netConnect({ host: '127.0.0.1', port: h.port, localAddress: `127.0.20.${1 + (i >> 1)}` });
+      s.on('error', () => undefined);
+      s.on('close', () => closed.add(i));
+      flood.push(s);
+      // In order: the first is the oldest on the agent's side too.
+      await vi.waitFor(() => expect(h.rawOpen()).toBe(i + 1), { timeout: 10_000, interval: 5 });
+    }
+    expect(closed.size).toBe(0);
+    // A good client still gets in; the flood's oldest connection made room for it.
+    expect(await check(h.port, alice)).toEqual({ ok: true });
+    await vi.waitFor(() => expect(closed.has(0)).toBe(true), { timeout: 10_000, interval: 10 });
+    expect(h.events).toContain('handshake 127.0.20.1 EVICTED_BEFORE_SECURE');
+    expect(h.events.filter((e) => e.includes('agent_at_capacity'))).toEqual([]);
+    for (const s of flood) s.destroy();
   });
 });
 
