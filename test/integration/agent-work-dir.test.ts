@@ -4,12 +4,13 @@
 // between, so the sandbox binds the directory the launcher opened by a walk from the data dir
 // that follows no symlink (`bwrap --bind-fd`), never the path. The data dir itself and its
 // `tasks/` (where every scratch dir and warm sandbox dir is made) are no task's work dir.
-import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, execStarted, exitOf, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
+import { deepTreeScript } from '../helpers/deep-tree.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 
 let dir: string;
@@ -103,6 +104,29 @@ describe('named work dirs', () => {
       const scratch = await execCollect(c.agent, { taskId: 'old-scratch', argv: ['/bin/sh', '-c', 'pwd; ls /'] });
       expect(exitOf(scratch)?.code).toBe(0);
       expect(scratch.stdout.split('\n')[0]).toBe(join(a.dataDir, 'tasks', 'old-scratch'));
+    } finally {
+      c.close();
+      await a.stop();
+    }
+  });
+
+  it('a scratch dir a task filled with a 3,000-deep tree is removed once the task is forgotten, and the agent serves on', async () => {
+    const a = await startAgent({ certsDir: pki.agent.dir, args: ['--task-retention', '1s'] });
+    const c = rawAgentClient(a.address, pki.clients.operator.dir);
+    try {
+      const deep = await execCollect(c.agent, { taskId: 'deep', argv: ['/bin/sh', '-c', `${deepTreeScript(3000)} && echo built`] }, undefined, 120_000);
+      expect(deep.stdout).toBe('built\n');
+      const scratch = join(a.dataDir, 'tasks', 'deep');
+      expect(existsSync(scratch)).toBe(true);
+      // Forgotten a second after its end, when a later task ends; its dir goes off the event loop.
+      let m = 0;
+      await vi.waitFor(
+        async () => {
+          expect(exitOf(await execCollect(c.agent, { taskId: `after-${++m}`, argv: ['true'] }))?.code).toBe(0);
+          expect(existsSync(scratch)).toBe(false);
+        },
+        { timeout: 30_000, interval: 250 },
+      );
     } finally {
       c.close();
       await a.stop();
