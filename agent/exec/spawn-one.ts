@@ -4,6 +4,7 @@
  * stays small and its event loop does nothing else; processes start through task-spawn.ts.
  */
 import { mkdir, readFile, type FileHandle } from 'node:fs/promises';
+import { fileRefusal } from '../files/fs-refusal.js';
 import { openDirIn } from '../files/safe-open.js';
 import { commandExists } from './command-exists.js';
 import { processStartTicks } from './proc-stat.js';
@@ -76,7 +77,7 @@ async function openWorkDir(w: { root: string; rel: string }, create: boolean): P
   try {
     return await openDirIn(w.root, w.rel, create);
   } catch (e) {
-    const err = e as { code?: string; message: string };
+    const err = fileRefusal(e, 'use', w.rel) as { code?: string; message: string };
     return { code: err.code ?? 'EACCES', message: `work dir '${w.rel}': ${err.message}` };
   }
 }

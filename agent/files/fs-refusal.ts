@@ -4,7 +4,8 @@
  * disk) is the caller's to fix, not an opaque INTERNAL. The errno's own path is not used: it is a
  * /proc/self/fd link or a temp file the caller never named.
  */
-import { GaxxError, type ErrorCode } from '../../proto/index.js';
+// proto/light: the task launcher maps the errors of its work-dir walk here too, and stays small.
+import { GaxxError, type ErrorCode } from '../../proto/light.js';
 
 const REFUSALS: Record<string, [ErrorCode, string]> = {
   ENAMETOOLONG: ['INVALID_ARGUMENT', 'a name in it is over 255 bytes, or the path is too long'],

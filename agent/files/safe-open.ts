@@ -12,6 +12,7 @@ import { lstat, mkdir, open, readlink, type FileHandle } from 'node:fs/promises'
 import { isAbsolute, relative, sep } from 'node:path';
 // proto/light: the task launcher opens work dirs with this module, and stays small.
 import { GaxxError } from '../../proto/light.js';
+import { fileRefusal } from './fs-refusal.js';
 
 const escape = (rel: string) => new GaxxError('PATH_ESCAPE', `path '${rel}' leaves its area`);
 
@@ -116,7 +117,9 @@ export async function openFileIn(root: string, rel: string): Promise<FileHandle>
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ELOOP') throw escape(rel);
-    throw new GaxxError('NOT_FOUND', `no file '${rel}'`, { cause: e });
+    if (code === 'ENOENT') throw new GaxxError('NOT_FOUND', `no file '${rel}'`, { cause: e });
+    // Not a missing file (no access, too many files open...): said as what it is.
+    throw fileRefusal(e, 'get', rel);
   } finally {
     await dir.close();
   }

@@ -2,7 +2,7 @@
 // escapes), checksum and size checks that leave nothing behind, and the operator-only cert area.
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -153,6 +153,10 @@ describe('PutFile and GetFile', () => {
     chownSync(ro, 0, 0);
     const r = await putFile(op.agent, { path: 'root-owned/x' }, Buffer.from('x'));
     expect(r.ok ? 'ok' : `${r.gaxxCode}: ${r.details}`).toMatch(/^FILE_ACCESS: .*'root-owned\/x'/);
+    // A file it may not read is no access, not "no file".
+    writeFileSync(join(ro, 'secret'), 'x', { mode: 0o600 });
+    const g = await getFile(op.agent, 'root-owned/secret');
+    expect(g.ok ? 'ok' : `${g.gaxxCode}: ${g.details}`).toMatch(/^FILE_ACCESS: .*'root-owned\/secret'/);
     await stillServing();
   });
 
