@@ -6,4 +6,13 @@
 export { closeInheritedFds } from './inherited-fds.js';
 export { AfterQuiet } from './quiet.js';
 export { GaxxError, type ErrorCode } from './errors.js';
-export { removeTree } from './remove-tree.js';
+
+/**
+ * Removes a tree at any depth (remove-tree.ts), loaded on first use: it needs node:crypto and
+ * node:fs/promises, which a command that removes nothing (gaxx --version, gaxx exec) must not
+ * set up at its start.
+ */
+export async function removeTree(path: string): Promise<void> {
+  const m = await import('./remove-tree.js');
+  return m.removeTree(path);
+}
