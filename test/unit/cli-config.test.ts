@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig, sanitizeName, type ReadFile } from '../../cli/config.js';
-import { isGaxxError, type GaxxError } from '../../proto/index.js';
+import { failure } from '../helpers/thrown.js';
 
 const files =
   (map: Record<string, string>): ReadFile =>
@@ -8,16 +8,6 @@ const files =
     map[p];
 const noFiles: ReadFile = () => undefined;
 const base = { homeDir: '/home/u', userName: 'u' };
-
-function failure(fn: () => unknown): GaxxError {
-  try {
-    fn();
-  } catch (e) {
-    if (isGaxxError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a GaxxError');
-}
 
 describe('loadConfig paths', () => {
   it('uses XDG defaults under the home directory', () => {

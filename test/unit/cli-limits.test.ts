@@ -8,20 +8,11 @@ import { COMMANDS } from '../../cli/commands.js';
 import { loadConfig, type ReadFile } from '../../cli/config.js';
 import { runCli } from '../../cli/dispatch.js';
 import { planRun } from '../../cli/run/plan.js';
-import { checkDuration, formatDuration, isGaxxError, MAX_DURATION_MS, MAX_TIMER_MS, parseSize, REQUEST_LIMITS, type GaxxError } from '../../proto/index.js';
+import { checkDuration, formatDuration, MAX_DURATION_MS, MAX_TIMER_MS, parseSize, REQUEST_LIMITS } from '../../proto/index.js';
+import { failure } from '../helpers/thrown.js';
 
 const noFiles: ReadFile = () => undefined;
 const base = { homeDir: '/home/u', userName: 'u', readFile: noFiles };
-
-function failure(fn: () => unknown): GaxxError {
-  try {
-    fn();
-  } catch (e) {
-    if (isGaxxError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a GaxxError');
-}
 
 async function cli(argv: string[]): Promise<{ code: number; err: string }> {
   const stdout = new PassThrough();
