@@ -45,15 +45,26 @@ const modeOfPath: ModeOf = (p) => {
 
 /** Runs one command line; resolves to the exit code. Never throws. */
 export async function runCli(input: CliInput): Promise<number> {
-  const mode = { json: false };
+  // Known before anything is parsed: a failure at any stage (flag parsing included) is reported as --json asked.
+  const json = wantsJson(input.argv);
   try {
-    return await dispatch(input, mode);
+    return await dispatch(input);
   } catch (e) {
-    return reportError(e, input.io, input.env.GAXX_DEBUG === '1', mode.json);
+    return reportError(e, input.io, input.env.GAXX_DEBUG === '1', json);
   }
 }
 
-/** The error funnel: one line on stderr, and the exit code for it. */
+/**
+ * Whether the command line asks for --json (before any `--`: what follows is the command's own
+ * argv). Read from the words themselves, so that an error found while the flags are parsed, or
+ * an exception no command caught, is still reported as one JSON object on stdout.
+ */
+export function wantsJson(argv: readonly string[]): boolean {
+  const dash = argv.indexOf('--');
+  return (dash === -1 ? argv : argv.slice(0, dash)).includes('--json');
+}
+
+/** The error funnel: one line on stderr, and the exit code for it (with --json, also one object on stdout). */
 export function reportError(e: unknown, io: Io, debug = false, json = false): number {
   // A permission or disk problem is the user's to fix, not a bug: name the path and the fix.
   const fsErr = e instanceof GaxxError ? undefined : fileAccessError(e, FILE_HINT(e));
@@ -68,6 +79,7 @@ export function reportError(e: unknown, io: Io, debug = false, json = false): nu
   const msg = e instanceof Error ? e.message : String(e);
   io.stderr.write(`gaxx: internal error (this is a bug): ${msg}\n`);
   if (debug && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`);
+  if (json) io.stdout.write(`${JSON.stringify({ error: { code: 'INTERNAL', message: `internal error (this is a bug): ${msg}`, exitCode: INTERNAL_EXIT } })}\n`);
   return INTERNAL_EXIT;
 }
 
@@ -99,7 +111,7 @@ export function programAnswer(argv: readonly string[]): string | undefined {
   return undefined;
 }
 
-async function dispatch(input: CliInput, mode: { json: boolean }): Promise<number> {
+async function dispatch(input: CliInput): Promise<number> {
   const { io } = input;
   const dash = input.argv.indexOf('--');
   const all = dash === -1 ? [...input.argv] : input.argv.slice(0, dash);
@@ -126,7 +138,6 @@ async function dispatch(input: CliInput, mode: { json: boolean }): Promise<numbe
   const { command } = await entry.load();
   if (wantsHelp) return print(io, commandHelp(command));
   const parsed = parseCommandLine(entry, command, args);
-  mode.json = parsed.values.json === true;
   if (dash !== -1 && !command.takesRest) throw usage(`'gaxx ${entry.name}' takes no arguments after --`, entry.name);
   // Loaded here, not at the top: its validation (zod) is not needed for --help or --version.
   const { loadConfig } = await import('./config.js');
@@ -224,6 +235,12 @@ export function parseCommandLine(entry: CommandEntry, command: Command, args: st
     // ask whether the value was forgotten; the CLI says how to give it.
     const dashed = /^Option '(--[\w-]+)' argument is ambiguous/.exec((e as Error).message);
     if (dashed) throw usage(`${dashed[1]} takes a value; write one that starts with '-' as ${dashed[1]}=VALUE`, entry.name);
+    // Node's own text ends in an unbalanced quote (as in '-- "--bogus"): the CLI says it plainly.
+    const unknown = /^Unknown option '([^']*)'/.exec((e as Error).message);
+    if (unknown) {
+      const rest = command.takesRest ? `; arguments of the remote command go after '--', as in: -- ${unknown[1]}` : '';
+      throw usage(`unknown option '${unknown[1]}'${rest}`, entry.name);
+    }
     // Other messages of node's may span lines too: the CLI says one.
     throw usage((e as Error).message.replace(/\s*\n\s*/g, ' '), entry.name);
   }

@@ -7,7 +7,7 @@
 import { homedir, userInfo } from 'node:os';
 import { nodeTty } from '../proto/index.js';
 import { readFileIfExists } from './settings.js';
-import { reportError, runCli } from './dispatch.js';
+import { reportError, runCli, wantsJson } from './dispatch.js';
 import type { Io } from './output.js';
 
 function userName(): string {
@@ -84,7 +84,7 @@ process.on('SIGINT', () => {
  * it came from, which in the bundle is a whole minified vendor file.
  */
 function unexpected(e: unknown): void {
-  process.exit(reportError(e, io, process.env.GAXX_DEBUG === '1'));
+  process.exit(reportError(e, io, process.env.GAXX_DEBUG === '1', wantsJson(process.argv.slice(2))));
 }
 process.on('uncaughtException', unexpected);
 process.on('unhandledRejection', unexpected);

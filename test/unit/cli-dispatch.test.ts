@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../cli/commands.js';
-import { reportError, runCli } from '../../cli/dispatch.js';
+import { reportError, runCli, wantsJson } from '../../cli/dispatch.js';
 import { exitCodeFor, GaxxError } from '../../proto/index.js';
 
 function capture() {
@@ -136,5 +136,47 @@ describe('cli dispatch', () => {
     expect(reportError(new Error('boom'), b.io)).toBe(70);
     b.io.stderr.end();
     expect(b.text.err).toContain('internal error (this is a bug)');
+  });
+
+  it('under --json every usage error, flag parsing included, is one error object on stdout', async () => {
+    const lines = [
+      ['ls', '--json', '--bogus'],
+      ['delete', '--json'],
+      ['runs', 'show', '--json'],
+      ['run', '--json', '--fleet', 'u3', '--bogus', '--', 'true'],
+      ['exec', '--json', '--agent', 'X', '--bogus', '--', 'true'],
+      ['cp', '--json', '--bogus', 'a', 'u3:b'],
+      ['certs', 'list', '--json', '--bogus'],
+      ['--json', 'frobnicate'],
+    ];
+    for (const argv of lines) {
+      const r = await cli(argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(JSON.parse(r.out), argv.join(' ')).toMatchObject({ error: { code: 'USAGE', exitCode: 2 } });
+    }
+    // Without --json (or with it only in the remote command's argv) stdout stays empty.
+    expect((await cli(['ls', '--bogus'])).out).toBe('');
+    expect((await cli(['run', '--fleet', 'u3', '--bogus', '--', 'cmd', '--json'])).out).toBe('');
+  });
+
+  it("the unknown-option line has balanced quotes and says where a command's own arguments go", async () => {
+    for (const argv of [
+      ['ls', '--bogus'],
+      ['run', '--fleet', 'u3', '--bogus', '--', 'true'],
+    ]) {
+      const r = await cli(argv);
+      expect(r.err).toMatch(/\[USAGE\]\n$/);
+      expect((r.err.match(/'/g) ?? []).length % 2).toBe(0);
+      expect(r.err).not.toContain('"');
+    }
+  });
+
+  it('an error that is not a GaxxError is an INTERNAL error object on stdout under --json', () => {
+    expect(wantsJson(['ls', '--json'])).toBe(true);
+    expect(wantsJson(['run', '--', 'x', '--json'])).toBe(false);
+    const c = capture();
+    expect(reportError(new Error('boom'), c.io, false, true)).toBe(70);
+    c.io.stdout.end();
+    expect(JSON.parse(c.text.out)).toMatchObject({ error: { code: 'INTERNAL', exitCode: 70 } });
   });
 });
