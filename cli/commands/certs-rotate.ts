@@ -59,11 +59,20 @@ export const command: Command = {
     if (!fleet) throw new GaxxError('USAGE', "--fleet F is required (see 'gaxx certs rotate --help')");
     assertName(fleet, 'fleet');
     const verifyMs = durationFlag(flags, 'verify-timeout', 'certs rotate') ?? 60_000;
-    // Where the fleet state saw each agent answer, unless --agent says otherwise.
-    const where = new Map([...stateAddresses(config.paths.fleetsDir, fleet), ...overrides(stringsFlag(flags, 'agent'), config.agent.port)]);
+    const given = overrides(stringsFlag(flags, 'agent'), config.agent.port);
     const ca = FleetCa.open(config.paths.caDir);
     const agents = issuedAgentCerts(ca, fleet);
     if (agents.length === 0) throw new GaxxError('NOT_FOUND', `no valid agent certificate of fleet ${fleet} in this CA`);
+    // A mistyped HOST would otherwise be ignored and every agent dialled at its usual address.
+    const hosts = new Set(agents.map((rec) => (rec.identity as { host: string }).host));
+    for (const host of given.keys())
+      if (!hosts.has(host))
+        throw new GaxxError(
+          'NOT_FOUND',
+          `--agent ${host}=...: fleet ${fleet} has no host ${host} (its hosts: ${[...hosts].sort().join(', ')}); nothing rotated`,
+        );
+    // Where the fleet state saw each agent answer, unless --agent says otherwise.
+    const where = new Map([...stateAddresses(config.paths.fleetsDir, fleet), ...given]);
     const creds = loadCertDir(config.paths.operatorCertDir);
     const opts = {
       deadlineMs: config.agent.deadlineMs,

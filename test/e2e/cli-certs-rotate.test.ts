@@ -47,6 +47,14 @@ afterAll(async () => {
 });
 
 describe('gaxx certs rotate', () => {
+  it('refuses an --agent HOST the fleet does not have, before rotating anything', async () => {
+    const before = [await serialOf(agents.h1 as AgentProcess), await serialOf(agents.h2 as AgentProcess)];
+    const r = await gaxx(['certs', 'rotate', '--fleet', 'web', '--agent', 'nosuchhost=127.0.0.1:1', '--json']);
+    expect(r.code, r.stderr).toBe(4);
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'NOT_FOUND' } });
+    expect([await serialOf(agents.h1 as AgentProcess), await serialOf(agents.h2 as AgentProcess)]).toEqual(before);
+  });
+
   it('with --due-only leaves agents whose renewal is not due alone', async () => {
     const h1 = agents.h1 as AgentProcess;
     const before = await serialOf(h1);
