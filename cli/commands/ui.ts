@@ -14,13 +14,18 @@ import {
   readDashboardUrl,
   redisTarget,
   TaskQueue,
+  createRedis,
+  registeredFleets,
+  waitReady,
   type MonitorTarget,
   type RedisTarget,
 } from '../../scheduler/index.js';
 import { durationFlag, JSON_FLAG, stringFlag, stringsFlag, usageError, type Command } from '../command.js';
 import type { Output } from '../output.js';
 import { monitorCredentials } from '../scheduler-credentials.js';
-import { assertFleetName } from '../state.js';
+import type { GaxxConfig } from '../config.js';
+import { withRedis } from '../run/redis-session.js';
+import { assertFleetName, readFleet } from '../state.js';
 
 const usage = (message: string): GaxxError => usageError('ui', message);
 
@@ -35,6 +40,28 @@ async function answers(url: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * NOT_FOUND for a fleet gaxx does not know, as every other command says: known means recorded in
+ * the state (gaxx ls) or registered in the queue's Redis. Redis is asked only about fleets the
+ * state lacks.
+ */
+async function assertFleetsKnown(config: GaxxConfig, fleets: string[]): Promise<void> {
+  const unrecorded = fleets.filter((f) => !readFleet(config.paths.fleetsDir, f));
+  if (!unrecorded.length) return;
+  const registered = await withRedis(config, async (settings) => {
+    const redis = createRedis(settings, 'producer');
+    redis.on('error', () => undefined);
+    try {
+      await waitReady(redis, 5000, settings.display);
+      return new Set(await registeredFleets(redis));
+    } finally {
+      redis.disconnect();
+    }
+  });
+  const unknown = unrecorded.find((f) => !registered.has(f));
+  if (unknown !== undefined) throw new GaxxError('NOT_FOUND', `unknown fleet '${unknown}' (see 'gaxx ls')`);
 }
 
 function logTo(out: Output) {
@@ -92,6 +119,7 @@ export const command: Command = {
         ? out.writeOut(`${JSON.stringify({ url, served })}\n`)
         : out.writeOut(`${served === 'daemon' ? 'The scheduler daemon serves the dashboard' : 'Dashboard (Ctrl-C to stop)'}: ${url}\n`);
     };
+    await assertFleetsKnown(config, fleets);
     const recorded = readDashboardUrl(config.paths.stateDir);
     if (!agents.length && recorded && (await answers(recorded.url))) {
       print(recorded.url, 'daemon');

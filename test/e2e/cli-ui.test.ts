@@ -96,6 +96,12 @@ describe('gaxx ui with fleets in Redis', () => {
     await redis?.destroy();
   });
 
+  it('on its own: refuses a fleet that is not registered (NOT_FOUND), among known ones too', async () => {
+    const r = await gaxx(['ui', '--fleet', 'adhoc,nope', '--listen', '127.0.0.1:0', '--json'], { GAXX_REDIS_URL: redis.url });
+    expect(r.code, r.stderr).toBe(exitCodeFor('NOT_FOUND'));
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'NOT_FOUND' } });
+  });
+
   it("on its own: --fleet filters agents and limits, cost is shown against the budget, and the daemons' breaker states show", async () => {
     // A live daemon's published breaker view (as its heartbeat writes it).
     await conn.zadd(HEARTBEAT_KEY, Date.now() + 120_000, 'd-test');
@@ -136,6 +142,10 @@ describe('gaxx ui with fleets in Redis', () => {
     try {
       // The daemon leaves its URL in the state dir once its dashboard listens.
       await expect.poll(() => readDashboardUrl(join(home, 'state'))?.url, { timeout: 60_000, interval: 200 }).toBeDefined();
+      // A fleet neither the state nor the registry knows is NOT_FOUND, daemon or not.
+      const unknown = await gaxx(['ui', '--fleet', 'nope', '--json'], extra);
+      expect(unknown.code, unknown.stderr).toBe(exitCodeFor('NOT_FOUND'));
+      expect(JSON.parse(unknown.stdout)).toMatchObject({ error: { code: 'NOT_FOUND' } });
       const r = await gaxx(['ui', '--fleet', 'other', '--json'], extra);
       expect(r.code, r.stderr).toBe(0);
       const printed = JSON.parse(r.stdout.split('\n')[0] as string) as { url: string; served: string };
