@@ -14,8 +14,13 @@ export interface FlagSpec {
   multiple?: boolean;
   /** Placeholder shown in help, e.g. DIR. */
   valueName?: string;
+  /** The only values the flag takes, when they are a fixed set (shell completion offers them). */
+  values?: readonly string[];
   help: string;
 }
+
+/** What a positional argument is, for shell completion: a fleet name, F:PATH or a local path, or one of a fixed set. */
+export type PositionalKind = 'fleet' | 'fleet-path' | readonly string[];
 
 /** Parsed flag values (as node:util parseArgs returns them). */
 export type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -46,7 +51,7 @@ export interface Command {
   description: string;
   flags: Record<string, FlagSpec>;
   /** Positional arguments accepted before `--` (names for help; count is enforced). */
-  positionals?: { names: string[]; min: number };
+  positionals?: { names: string[]; min: number; complete?: PositionalKind };
   /** Whether the command takes an argv after `--`. */
   takesRest?: boolean;
   /** Whether run() cancels its work when ctx.signal aborts (main.ts then defers Ctrl-C to it). */

@@ -24,13 +24,15 @@ export interface Setting {
   range?: readonly [number, number];
   /** Smallest value of a duration setting in ms (largest: MAX_DURATION_MS). */
   minMs?: number;
+  /** The only values a string setting takes (its flag's completion offers them). */
+  values?: readonly string[];
   help: string;
 }
 
 /** Env vars and global flags; one row per setting. */
 export const SETTINGS: readonly Setting[] = [
   { path: 'operatorName', env: 'GAXX_OPERATOR_NAME', kind: 'string', help: 'default operator name' },
-  { path: 'logLevel', env: 'GAXX_LOG_LEVEL', flag: 'log-level', kind: 'string', help: `log level (${LOG_LEVELS.join('|')})` },
+  { path: 'logLevel', env: 'GAXX_LOG_LEVEL', flag: 'log-level', kind: 'string', values: LOG_LEVELS, help: `log level (${LOG_LEVELS.join('|')})` },
   { path: 'agent.port', env: 'GAXX_AGENT_PORT', kind: 'int', range: [1, 65535], help: 'agent port when an address has none (8088)' },
   {
     path: 'agent.deadlineMs',
@@ -137,6 +139,8 @@ export interface GlobalFlag {
   type: 'string' | 'boolean';
   help: string;
   valueName: string;
+  /** The only values the flag takes, when they are a fixed set. */
+  values?: readonly string[];
 }
 
 /** Global flags, merged into every command's options by main.ts. */
@@ -145,7 +149,12 @@ export const CONFIG_FLAGS: Record<string, GlobalFlag> = {
   ...Object.fromEntries(
     SETTINGS.filter((s) => s.flag && !s.scope).map((s) => [
       s.flag as string,
-      { type: s.kind === 'bool' ? ('boolean' as const) : ('string' as const), valueName: s.kind === 'int' ? 'N' : 'VALUE', help: s.help },
+      {
+        type: s.kind === 'bool' ? ('boolean' as const) : ('string' as const),
+        valueName: s.kind === 'int' ? 'N' : 'VALUE',
+        help: s.help,
+        ...(s.values ? { values: s.values } : {}),
+      },
     ]),
   ),
 };

@@ -62,7 +62,7 @@ export const command: Command = {
     'name a client (spiffe://gaxx/<role>/<name>).',
   ].join('\n'),
   flags: {
-    role: { type: 'string', valueName: 'R', help: `role: ${ROLES.join(', ')}` },
+    role: { type: 'string', valueName: 'R', values: ROLES, help: `role: ${ROLES.join(', ')}` },
     name: { type: 'string', valueName: 'N', help: 'host name (role agent) or client name' },
     fleet: { type: 'string', valueName: 'F', help: 'fleet name (role agent only, required there)' },
     host: { type: 'string', valueName: 'H', multiple: true, help: 'IP address or DNS name the agent answers on (role agent)' },

@@ -31,7 +31,7 @@ export const command: Command = {
     '`gaxx completion fleets` prints them, one per line (the scripts call it).',
   ].join('\n'),
   flags: {},
-  positionals: { names: ['SHELL'], min: 1 },
+  positionals: { names: ['SHELL'], min: 1, complete: ['bash', 'zsh', 'fish'] },
   examples: ['source <(gaxx completion bash)', 'gaxx completion fish > ~/.config/fish/completions/gaxx.fish'],
   async run({ positionals, config, out, commands = [] }) {
     const shell = positionals[0];
@@ -41,7 +41,7 @@ export const command: Command = {
     }
     const make = shell === 'bash' ? bashScript : shell === 'zsh' ? zshScript : shell === 'fish' ? fishScript : undefined;
     if (!make) throw new GaxxError('USAGE', `unknown shell '${shell}': give bash, zsh or fish (see 'gaxx completion --help')`);
-    const globals = Object.keys(CONFIG_FLAGS);
+    const globals = CONFIG_FLAGS;
     const cmds = await Promise.all(commands.map(async (e) => completionCommand(e.name, e.summary, (await e.load()).command, globals)));
     out.writeOut(make(cmds));
     return 0;

@@ -122,7 +122,7 @@ export const command: Command = {
     parallel: { type: 'string', valueName: 'N', help: 'hosts at once, 1 to 1000 (default 16)' },
     json: { ...JSON_FLAG, help: 'print one JSON array: per host ok, bytes, sha256, path, error' },
   },
-  positionals: { names: ['SRC', 'DST'], min: 2 },
+  positionals: { names: ['SRC', 'DST'], min: 2, complete: 'fleet-path' },
   examples: ['gaxx cp ./tool.tar.gz web:tool.tar.gz', 'gaxx cp web:out/report.csv ./reports', 'gaxx cp --agent 10.0.0.5,10.0.0.6 ./x :x'],
   async run({ flags, positionals, config, out }) {
     const [src, dst] = (positionals as [string, string]).map(parseSide) as [Side, Side];

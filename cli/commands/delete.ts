@@ -151,12 +151,17 @@ export const command: Command = {
     'as gx, stops the agent and deletes its key and certificates, and forgets the hosts.',
   ].join('\n'),
   flags: {
-    provider: { type: 'string', valueName: 'P', help: `provider to search when the fleet has no state (${providerNames().join(', ')})` },
+    provider: {
+      type: 'string',
+      valueName: 'P',
+      values: providerNames(),
+      help: `provider to search when the fleet has no state (${providerNames().join(', ')})`,
+    },
     'dry-run': { type: 'boolean', help: 'show what would be destroyed; change nothing' },
     yes: { type: 'boolean', short: 'y', help: 'do not ask' },
     json: JSON_FLAG,
   },
-  positionals: { names: ['F'], min: 1 },
+  positionals: { names: ['F'], min: 1, complete: 'fleet' },
   examples: ['gaxx delete web', 'gaxx delete web --dry-run', 'gaxx delete web --yes --json', 'gaxx delete web --provider linode --yes'],
   async run({ flags, positionals, config, out, io, signal }) {
     const fleet = positionals[0] as string;

@@ -69,7 +69,7 @@ export const command: Command = {
     '`gaxx delete F --dry-run` asks the provider what exists.',
   ].join('\n'),
   flags: { json: JSON_FLAG },
-  positionals: { names: ['F'], min: 0 },
+  positionals: { names: ['F'], min: 0, complete: 'fleet' },
   examples: ['gaxx ls', 'gaxx ls web', 'gaxx ls --json'],
   async run({ positionals, config, out }) {
     const name = positionals[0];

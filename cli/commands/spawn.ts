@@ -132,7 +132,7 @@ export const command: Command = {
     "`gaxx ls` shows the TTL left and the cost so far. A --fill keeps the fleet's TTL and budget.",
   ].join('\n'),
   flags: {
-    provider: { type: 'string', valueName: 'P', help: `where the hosts come from (${providerNames().join(', ')})` },
+    provider: { type: 'string', valueName: 'P', values: providerNames(), help: `where the hosts come from (${providerNames().join(', ')})` },
     count: { type: 'string', valueName: 'N', help: `how many hosts the fleet has (1 to ${MAX_FLEET_HOSTS})` },
     fleet: { type: 'string', valueName: 'F', help: 'fleet name (1-39 characters of [a-z0-9-])' },
     ttl: { type: 'string', valueName: 'D', help: 'delete the fleet this long after the spawn (1s to 8760h; needs a running gaxx scheduler)' },

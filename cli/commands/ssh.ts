@@ -59,7 +59,7 @@ export const command: Command = {
   flags: {
     user: { type: 'string', valueName: 'U', help: 'log in as U instead of gx (root login is off on bootstrapped hosts)' },
   },
-  positionals: { names: ['F[/N]'], min: 1 },
+  positionals: { names: ['F[/N]'], min: 1, complete: 'fleet' },
   takesRest: true,
   examples: ['gaxx ssh web', 'gaxx ssh web/2', 'gaxx ssh web/0 -- uptime'],
   async run({ positionals, rest, flags, config, out }) {

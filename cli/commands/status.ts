@@ -97,7 +97,7 @@ export const command: Command = {
     timeout: { type: 'string', valueName: 'D', help: 'how long to wait for each agent, e.g. 3s (default 5s)' },
     json: { ...JSON_FLAG, help: 'print one JSON array, one object per agent' },
   },
-  positionals: { names: ['F'], min: 0 },
+  positionals: { names: ['F'], min: 0, complete: 'fleet' },
   examples: ['gaxx status web', "gaxx status --json | jq '.[] | select(.reachable | not) | .host'"],
   async run({ flags, positionals, config, out }) {
     const agents = agentTargets(flags, config.agent.port);

@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { localFleetNames } from '../../cli/commands/completion.js';
 import { COMMANDS } from '../../cli/commands.js';
 import { bashScript, completionCommand, fishScript, zshScript } from '../../cli/completion-scripts.js';
+import { CONFIG_FLAGS, LOG_LEVELS } from '../../cli/settings.js';
+import { providerNames } from '../../cli/providers/index.js';
 
 async function commands(): Promise<ReturnType<typeof completionCommand>[]> {
   return Promise.all(COMMANDS.map(async (e) => completionCommand(e.name, e.summary, (await e.load()).command, ['home', 'redis-url'])));
@@ -32,6 +34,33 @@ describe('gaxx completion', () => {
     expect(complete(script, ['gaxx', 'run', '--fleet', ''])).toEqual(['db', 'web']);
     expect(complete(script, ['gaxx', 'status', 'w'])).toEqual(['web']);
     expect(complete(script, ['gaxx', 'certs', 'rotate', '--fl'])).toEqual(['--fleet']);
+  });
+
+  it('bash offers the values of a flag with a fixed set, fleet names for F: and F positionals, and files elsewhere', async () => {
+    const cmds = await Promise.all(COMMANDS.map(async (e) => completionCommand(e.name, e.summary, (await e.load()).command, CONFIG_FLAGS)));
+    const script = bashScript(cmds);
+    expect(complete(script, ['gaxx', 'spawn', '--provider', ''])).toEqual([...providerNames()].sort());
+    expect(complete(script, ['gaxx', 'spawn', '--count', '2', '--provider', 's'])).toEqual(['ssh']);
+    expect(complete(script, ['gaxx', 'delete', 'web', '--provider', 'l'])).toEqual(['linode', 'local']);
+    expect(complete(script, ['gaxx', 'certs', 'issue', '--role', ''])).toEqual(['agent', 'monitor', 'operator', 'scheduler']);
+    expect(complete(script, ['gaxx', 'ls', '--log-level', ''])).toEqual([...LOG_LEVELS].sort());
+    expect(complete(script, ['gaxx', 'completion', ''])).toEqual(['bash', 'fish', 'zsh']);
+    expect(complete(script, ['gaxx', 'delete', ''])).toEqual(['db', 'web']);
+    expect(complete(script, ['gaxx', 'ssh', 'w'])).toEqual(['web']);
+    // cp: a fleet's F: beside local paths, for SRC and for DST.
+    expect(complete(script, ['gaxx', 'cp', 'w'])).toContain('web:');
+    expect(complete(script, ['gaxx', 'cp', './x', 'd'])).toContain('db:');
+    expect(complete(script, ['gaxx', 'cp', '/e'])).toContain('/etc');
+  });
+
+  it('fish offers the same fixed values and the F: of cp', async () => {
+    const cmds = await Promise.all(COMMANDS.map(async (e) => completionCommand(e.name, e.summary, (await e.load()).command, CONFIG_FLAGS)));
+    const fish = fishScript(cmds);
+    expect(fish).toContain(`-l provider -x -a '${[...providerNames()].join(' ')}'`);
+    expect(fish).toContain(`-l log-level -x -a '${LOG_LEVELS.join(' ')}'`);
+    expect(fish).toContain("-l role -x -a 'agent operator scheduler monitor'");
+    expect(fish).toMatch(/__fish_seen_subcommand_from cp' -F -a '\(gaxx completion fleets 2>\/dev\/null\)":"'/);
+    expect(fish).toMatch(/__fish_seen_subcommand_from completion' -a 'bash zsh fish'/);
   });
 
   it('zsh and fish scripts name every command and the fleet helper', async () => {
