@@ -8,6 +8,7 @@ import { GaxxError, isGaxxError, type ErrorCode } from '../../proto/index.js';
 import type { Clock, Instance, Provider } from '../providers/index.js';
 import { hostName, type FleetStore, type HostRecord } from '../state.js';
 import type { BootstrapStep, BootstrapTarget } from './bootstrap-step.js';
+import { deadInstanceState } from './instance-state.js';
 import { waitForAddress } from './wait-ready.js';
 
 export interface SpawnContext {
@@ -62,8 +63,9 @@ export async function retireDeadHosts(ctx: SpawnContext, tagged: Instance[]): Pr
   for (const h of ctx.store.state.hosts) {
     if (h.status !== 'ready' || !h.id) continue;
     const inst = byId.get(h.id) ?? (await ctx.provider.get(h.id, { signal: ctx.signal }));
-    if (inst && inst.status !== 'stopped' && inst.status !== 'deleting') continue;
-    const why = inst ? `its instance ${h.id} is ${inst.status}` : `its instance ${h.id} is gone`;
+    const state = deadInstanceState(inst);
+    if (state === undefined) continue;
+    const why = `its instance ${h.id} is ${state}`;
     dead.set(h.index, new GaxxError('UNAVAILABLE', why));
     ctx.progress(`${h.name}: ${why}; replacing it`);
   }

@@ -12,5 +12,5 @@ export type {
   ProviderFactory,
   ProviderSettings,
 } from './types.js';
-export { isProviderName, loadProvider, providerNames } from './registry.js';
+export { isProviderName, loadProvider, providerNames, reportsLocally } from './registry.js';
 export { scaledClock, systemClock } from './pacer.js';

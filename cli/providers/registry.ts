@@ -15,6 +15,17 @@ const LOADERS: Record<string, Loader> = {
   local: async () => (await import('./local.js')).createLocalProvider,
 };
 
+/**
+ * Providers whose list() answers from this machine alone (no network, no token: the local
+ * provider checks its agents' pids), so `gaxx ls` can show what became of each host.
+ */
+const REPORTS_LOCALLY = new Set(['local']);
+
+/** Whether provider `name` reports its instances' states without the network (see REPORTS_LOCALLY). */
+export function reportsLocally(name: string): boolean {
+  return REPORTS_LOCALLY.has(name);
+}
+
 /** Names of every known provider, for help texts and validation. */
 export function providerNames(): string[] {
   return Object.keys(LOADERS).sort();

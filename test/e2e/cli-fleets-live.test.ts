@@ -208,6 +208,11 @@ describe('gaxx spawn -> run -> delete on the local provider', () => {
       const dead = records[1] as { pid: number; bundle: string };
       process.kill(dead.pid, 'SIGKILL');
       await expect.poll(() => isAgentProcess(dead.pid, dead.bundle), { timeout: 30_000 }).toBe(false);
+      // ls shows it as the provider reports it (its agent process is gone), as --fill sees it.
+      expect((await agentsOf('l1')).map((h) => h.state)).toEqual(['ready', 'stopped']);
+      const human = await gaxx(['ls', 'l1'], env);
+      expect(human.code, human.stderr).toBe(0);
+      expect(human.stdout).toMatch(/^l1: local, 1\/2 ready/m);
       const fill = await gaxx(['spawn', '--fleet', 'l1', '--fill', '--json'], env);
       expect(fill.code, fill.stderr).toBe(0);
       expect(fill.stderr).toMatch(/gaxx-l1-1: its instance l1-gaxx-l1-1 is stopped; replacing it/);
