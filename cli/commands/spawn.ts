@@ -1,6 +1,6 @@
 /** `gaxx spawn --provider P --count N --fleet F [...]`: rent (or take) hosts, bootstrap them, register the fleet. */
 import { resolve } from 'node:path';
-import { checkDuration, exitCodeFor, GaxxError } from '../../proto/index.js';
+import { checkDuration, counted, exitCodeFor, GaxxError } from '../../proto/index.js';
 import { boolFlag, durationFlag, intFlag, JSON_FLAG, stringFlag, usageError, type Command, type CommandContext } from '../command.js';
 import type { GaxxConfig } from '../config.js';
 import { loadBootstrapStep } from '../fleet/bootstrap-step.js';
@@ -162,7 +162,15 @@ export const command: Command = {
     const readyTimeoutMs = durationFlag(flags, 'ready-timeout', 'spawn') ?? 600_000;
     // Before any provider call: a missing `gaxx init` must not surface after instances are rented.
     assertInitialized(config);
-    const provider = await providerFor(config, p.provider, { inventory: p.settings.inventory, state: p.existing });
+    // An inventory's entries (key files included) are checked here, before anything is recorded.
+    const provider = await providerFor(config, p.provider, { inventory: p.settings.inventory, state: p.existing, checkKeys: true });
+    const max = provider.capabilities.maxInstances;
+    if (max !== undefined && p.count > max)
+      throw usage(
+        provider.capabilities.creates
+          ? `--count ${p.count} is more than the ${provider.name} provider can give (at most ${max})`
+          : `--count ${p.count} is more than the inventory's ${counted(max, 'host')} (${p.settings.inventory ?? 'the inventory'}): list more hosts there or ask for fewer`,
+      );
     const store = p.existing
       ? new FleetStore(config.paths.fleetsDir, { ...p.existing, count: p.count, minCount: p.minCount, settings: p.settings })
       : FleetStore.create(config.paths.fleetsDir, {

@@ -11,20 +11,23 @@ import type { FleetState } from '../state.js';
 function providerOptions(
   config: GaxxConfig,
   name: string,
-  o: { inventory?: string | undefined; state?: FleetState | undefined },
+  o: { inventory?: string | undefined; state?: FleetState | undefined; checkKeys?: boolean },
 ): Record<string, unknown> | undefined {
   if (name === 'local') return { caDir: config.paths.caDir, stateDir: join(config.paths.stateDir, 'local'), port: config.agent.port };
   if (name !== 'ssh') return undefined;
   const inventory = o.inventory ?? o.state?.settings.inventory;
   const claimed = Object.fromEntries((o.state?.hosts ?? []).flatMap((h) => (h.id ? [[h.id, o.state?.fleet as string]] : [])));
-  return { ...(inventory ? { inventory } : {}), claimed };
+  return { ...(inventory ? { inventory } : {}), claimed, ...(o.checkKeys ? { checkKeys: true } : {}) };
 }
 
-/** Loads provider `name` configured from `config` (and, for ssh, its inventory). USAGE for an unknown name. */
+/**
+ * Loads provider `name` configured from `config` (and, for ssh, its inventory; with `checkKeys`,
+ * every inventory entry's key file is checked as it is read). USAGE for an unknown name.
+ */
 export async function providerFor(
   config: GaxxConfig,
   name: string,
-  extra: { inventory?: string | undefined; state?: FleetState | undefined } = {},
+  extra: { inventory?: string | undefined; state?: FleetState | undefined; checkKeys?: boolean } = {},
 ): Promise<Provider> {
   if (!isProviderName(name)) throw new GaxxError('USAGE', `unknown provider '${name}' (known: ${providerNames().join(', ')})`);
   const p = config.providers[name];

@@ -6,12 +6,13 @@
  * strict known_hosts (trust on first use only with --accept-new).
  */
 import { lookup } from 'node:dns/promises';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import ssh2 from 'ssh2';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { counted, GaxxError } from '../../proto/index.js';
+import { counted, fileAccessError, GaxxError, type ErrorCode } from '../../proto/index.js';
 import { fleetTag, hasFleetTag, type CreateRequest, type DestroyOutcome, type Instance, type Provider, type ProviderSettings } from './types.js';
 
 const hostName = z
@@ -84,15 +85,69 @@ function resolveKey(key: string, source: string, homeDir: string | undefined, i:
   return isAbsolute(key) ? key : resolve(dirname(source), key);
 }
 
-/** Reads and validates an inventory file (NOT_FOUND when it cannot be read). */
-export function loadInventory(path: string, homeDir?: string): InventoryHost[] {
+/** What is wrong with an entry's key file (it must be a private key gaxx can read, readable by its owner only), or undefined. */
+function keyProblem(path: string): { code: ErrorCode; problem: string } | undefined {
+  let mode: number;
+  try {
+    const st = statSync(path);
+    if (!st.isFile()) return { code: 'CONFIG_INVALID', problem: `${path} is not a file` };
+    mode = st.mode & 0o777;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return { code: 'CONFIG_INVALID', problem: `${path} does not exist` };
+    return { code: 'FILE_ACCESS', problem: fileAccessError(e)?.message ?? `${path}: ${(e as Error).message}` };
+  }
+  // As ssh itself: a private key others can read is refused, not used.
+  if (mode & 0o077)
+    return {
+      code: 'INSECURE_FILE_MODE',
+      problem: `${path} has mode ${mode.toString(8).padStart(4, '0')}; it must not be readable by group or others (chmod 600 ${path})`,
+    };
+  let key: Buffer;
+  try {
+    key = readFileSync(path);
+  } catch (e) {
+    return { code: 'FILE_ACCESS', problem: fileAccessError(e)?.message ?? `${path}: ${(e as Error).message}` };
+  }
+  const parsed = ssh2.utils.parseKey(key);
+  if (parsed instanceof Error || Array.isArray(parsed)) return { code: 'CONFIG_INVALID', problem: `${path} is not an unencrypted SSH private key` };
+  if (!parsed.isPrivateKey()) return { code: 'CONFIG_INVALID', problem: `${path} is a public key; give the private key` };
+  return undefined;
+}
+
+/**
+ * Checks every entry's key file before anything is recorded or sent: one error naming each
+ * entry at fault (CONFIG_INVALID; FILE_ACCESS or INSECURE_FILE_MODE when that is the first problem).
+ */
+export function checkInventoryKeys(hosts: InventoryHost[], source: string): void {
+  const problems = hosts.flatMap((h, i) => {
+    const p = h.key === undefined ? undefined : keyProblem(h.key);
+    return p ? [{ ...p, text: `hosts.${i} (${h.host}:${h.port}).key: ${p.problem}` }] : [];
+  });
+  const first = problems[0];
+  if (!first) return;
+  const issues = problems.map((p) => p.text);
+  throw new GaxxError(first.code, `${source}: ${issues.join('; ')}`, { details: { issues } });
+}
+
+/**
+ * Reads and validates an inventory file: NOT_FOUND when it does not exist, CONFIG_INVALID for a
+ * directory, FILE_ACCESS when it cannot be read. With `checkKeys`, every entry's key file too.
+ */
+export function loadInventory(path: string, homeDir?: string, opts: { checkKeys?: boolean } = {}): InventoryHost[] {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new GaxxError('NOT_FOUND', `inventory ${path} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') throw new GaxxError('CONFIG_INVALID', `inventory ${path} is a directory; give the inventory file (YAML) in it`, { cause: e });
+    const access = fileAccessError(e);
+    if (access) throw access;
+    throw new GaxxError('NOT_FOUND', `inventory ${path} cannot be read: ${code ?? (e as Error).message}`, { cause: e });
   }
-  return parseInventory(text, path, homeDir);
+  const hosts = parseInventory(text, path, homeDir);
+  if (opts.checkKeys) checkInventoryKeys(hosts, path);
+  return hosts;
 }
 
 async function addressesOf(host: string): Promise<{ ipv4: string | undefined; ipv6: string | undefined }> {
@@ -107,14 +162,15 @@ async function addressesOf(host: string): Promise<{ ipv4: string | undefined; ip
 /**
  * Builds the ssh provider. settings.options: `inventory` (file path) or `hosts`
  * (InventoryHost[] already loaded), `claimed` (instance ids gaxx's fleet state holds, so list()
- * finds them again in a new process), `homeDir`.
+ * finds them again in a new process), `homeDir`, `checkKeys` (check every entry's key file when
+ * the inventory is read: spawn asks it; delete does not, so a fleet whose key is gone can still go).
  */
 export function createSshProvider(settings: ProviderSettings): Provider {
   const o = settings.options ?? {};
   const hosts = Array.isArray(o.hosts)
     ? (o.hosts as InventoryHost[])
     : typeof o.inventory === 'string'
-      ? loadInventory(o.inventory, typeof o.homeDir === 'string' ? o.homeDir : undefined)
+      ? loadInventory(o.inventory, typeof o.homeDir === 'string' ? o.homeDir : undefined, { checkKeys: o.checkKeys === true })
       : (() => {
           throw new GaxxError('USAGE', 'the ssh provider needs --inventory FILE');
         })();
