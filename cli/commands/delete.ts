@@ -1,7 +1,7 @@
 /** `gaxx delete F [--dry-run] [--yes]`: destroy a fleet's tagged instances, revoke its certificates, clear its state. */
 import { createInterface } from 'node:readline';
 import { FleetCa } from '../../certs/index.js';
-import { exitCodeFor, GaxxError, isGaxxError } from '../../proto/index.js';
+import { counted, exitCodeFor, GaxxError, isGaxxError } from '../../proto/index.js';
 import { boolFlag, JSON_FLAG, stringFlag, usageError, type Command } from '../command.js';
 import { fleetKnownHosts } from '../fleet/bootstrap-step.js';
 import { unpublishFleet } from '../fleet/fleet-directory.js';
@@ -48,7 +48,10 @@ export interface DestroyReport {
   result: {
     fleet: string;
     provider: string;
+    /** Machines removed (rented ones); an inventory's hosts are never destroyed. */
     destroyed: number;
+    /** Hosts gaxx did not rent (inventory): forgotten, the machine left as it is. */
+    released: number;
     alreadyGone: number;
     refused: number;
     failed: { id: string; code: string; error: string }[];
@@ -97,7 +100,8 @@ export async function destroyFleet(
   const result = {
     fleet,
     provider: name,
-    destroyed: count('deleted'),
+    destroyed: provider.capabilities.destroys ? count('deleted') : 0,
+    released: provider.capabilities.destroys ? 0 : count('deleted'),
     alreadyGone: count('gone'),
     refused: count('refused'),
     failed: errors.map(([id, e]) => ({ id, code: e.code, error: e.message })),
@@ -119,6 +123,7 @@ export async function reapFleet(config: GaxxConfig, fleet: string, signal?: Abor
       fleet,
       provider: '',
       destroyed: 0,
+      released: 0,
       alreadyGone: 0,
       refused: 0,
       failed: [],
@@ -174,24 +179,34 @@ export const command: Command = {
     const provider = await providerFor(config, name, { state });
     const tagged = await provider.list(fleet, { signal });
     const ids = [...new Set([...tagged.map((i) => i.id), ...(state?.hosts.flatMap((h) => (h.id ? [h.id] : [])) ?? [])])];
+    // Hosts gaxx did not rent (an inventory) are never destroyed: their agents are stopped and gaxx forgets them.
+    const keeps = !provider.capabilities.destroys;
     if (boolFlag(flags, 'dry-run')) {
+      const listed = tagged.map((i) => ({ id: i.id, label: i.label, address: i.ipv4 }));
       out.result(
-        { fleet, provider: name, wouldDestroy: tagged.map((i) => ({ id: i.id, label: i.label, address: i.ipv4 })), stateHosts: state?.hosts.length ?? 0 },
+        { fleet, provider: name, wouldDestroy: keeps ? [] : listed, ...(keeps ? { wouldRelease: listed } : {}), stateHosts: state?.hosts.length ?? 0 },
         () =>
-          [`fleet ${fleet} (${name}): would destroy ${tagged.length} tagged instance(s)`, ...tagged.map((i) => `  ${i.label} ${i.id} ${i.ipv4 ?? '-'}`)].join(
-            '\n',
-          ),
+          [
+            keeps
+              ? `fleet ${fleet} (${name}): would release ${counted(tagged.length, 'inventory host')}: stop the agent, delete its key and certificate, forget the host; the machine is left as it is (never destroyed)`
+              : `fleet ${fleet} (${name}): would destroy ${counted(tagged.length, 'tagged instance')}`,
+            // An inventory host's label is its id: named once.
+            ...tagged.map((i) => `  ${[...new Set([i.label, i.id])].join(' ')} ${i.ipv4 ?? '-'}`),
+          ].join('\n'),
       );
       return 0;
     }
     if (!boolFlag(flags, 'yes')) {
       if (!io.stdinIsTty) throw usageError('delete', `refusing to delete fleet ${fleet} without --yes when stdin is not a terminal`);
-      if (!(await confirm(io, `destroy ${ids.length} instance(s) of fleet ${fleet} on ${name}?`))) throw new GaxxError('CANCELLED', 'nothing deleted');
+      const question = keeps
+        ? `stop the agents on ${counted(ids.length, 'inventory host')} of fleet ${fleet} and forget them (the machines stay)?`
+        : `destroy ${counted(ids.length, 'instance')} of fleet ${fleet} on ${name}?`;
+      if (!(await confirm(io, question))) throw new GaxxError('CANCELLED', 'nothing deleted');
     }
     const { result, errors } = await destroyFleet(config, fleet, { state, provider, name, ids, signal });
     out.result(result, () =>
       [
-        `fleet ${fleet}: destroyed ${result.destroyed}, already gone ${result.alreadyGone}${result.refused ? `, left ${result.refused} not carrying the fleet's tag` : ''}`,
+        `fleet ${fleet}: ${keeps ? `released ${counted(result.released, 'inventory host')} (left as they are, not destroyed)` : `destroyed ${result.destroyed}`}, already gone ${result.alreadyGone}${result.refused ? `, left ${result.refused} not carrying the fleet's tag` : ''}`,
         ...result.failed.map((f) => `  ${f.id}: ${f.error} [${f.code}]`),
         ...(result.agentsStopped ? [`stopped the agent on ${result.agentsStopped} host(s) that stay`] : []),
         ...result.agentsNotStopped.map((f) => `  ${f.host}: agent not stopped: ${f.error} [${f.code}]`),

@@ -250,12 +250,15 @@ async function finish(
     await publishFleetLimits(config, store.state);
   }
   const limits = store.state.limits;
+  // Hosts gaxx did not rent (an inventory) are never destroyed: the provider only forgets them.
+  const keeps = !ctx.provider.capabilities.destroys;
   const result = {
     fleet: r.p.fleet,
     provider: r.p.provider,
     ready: store.state.hosts.filter((h) => h.status === 'ready').map((h) => ({ name: h.name, address: h.ipv4, agent: h.agent })),
     failed: failures,
-    destroyed,
+    destroyed: keeps ? [] : destroyed,
+    ...(keeps ? { released: destroyed } : {}),
     ...(limits
       ? { limits: { ...(limits.expiresAt ? { expiresAt: new Date(limits.expiresAt).toISOString() } : {}), budget: limits.budget, currency: limits.currency } }
       : {}),
@@ -265,7 +268,7 @@ async function finish(
       `fleet ${r.p.fleet}: ${result.ready.length}/${r.p.count} hosts ready${usable ? '' : ` (fewer than --min-count ${r.p.minCount})`}`,
       ...(limits && store.state.hosts.length ? [limitsLine(limits)] : []),
       ...failures.map((f) => `  ${f.host}: ${f.error} [${f.code}]`),
-      ...(destroyed.length ? [`destroyed ${destroyed.length} instance(s) that did not become ready`] : []),
+      ...(destroyed.length ? [cleanupLine(destroyed.length, keeps)] : []),
       ...(usable && failures.length ? [`add the missing hosts later with: gaxx spawn --fleet ${r.p.fleet} --fill`] : []),
     ].join('\n'),
   );
@@ -273,6 +276,12 @@ async function finish(
   const first = failures[0];
   if (first && !out.json) out.note(`gaxx: spawn of ${r.p.fleet} failed: ${first.error} [${first.code}]`);
   return exitCodeFor(first?.code ?? 'UNAVAILABLE');
+}
+
+/** What was done with the hosts that did not become ready. */
+function cleanupLine(n: number, keeps: boolean): string {
+  if (!keeps) return `destroyed ${counted(n, 'instance')} that did not become ready`;
+  return `released ${counted(n, 'inventory host')} that did not become ready: gaxx no longer uses ${n === 1 ? 'it' : 'them'}; the machine${n === 1 ? ' is' : 's are'} left as ${n === 1 ? 'it is' : 'they are'} (inventory hosts are never destroyed)`;
 }
 
 /** "deleted at 2026-...Z (TTL) or once it costs 5.00 USD (budget), by the scheduler daemon" */

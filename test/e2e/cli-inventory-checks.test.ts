@@ -1,12 +1,12 @@
 // `gaxx spawn --provider ssh --inventory FILE` and `gaxx delete` with the built CLI, on loopback
 // ports where nothing listens: every inventory entry (its key file included) and --count are
-// checked before anything is recorded.
+// checked before anything is recorded, and inventory hosts are reported released, never destroyed.
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateEd25519 } from '../../cli/ssh/index.js';
-import { readFleet } from '../../cli/state.js';
+import { FleetStore, readFleet } from '../../cli/state.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { runGaxx } from '../helpers/cli.js';
 import { freePort } from '../helpers/ports.js';
@@ -82,5 +82,32 @@ describe('ssh inventory checks', () => {
     expect(readFleet(fleetsDir(), 'k3')).toBeUndefined();
     const d = await gaxx(['spawn', '--provider', 'ssh', '--inventory', dir, '--count', '1', '--fleet', 'k3', '--json']);
     expect(d.code, d.stderr).toBe(exitCodeFor('CONFIG_INVALID'));
+  });
+
+  it('a host that did not become ready is released, not destroyed', async () => {
+    const file = inventory('closed.yaml', [{ port: closed, key }]);
+    const r = await gaxx(['spawn', '--provider', 'ssh', '--inventory', file, '--count', '1', '--fleet', 'k4', '--ssh-timeout', '1s', '--accept-new', '--json']);
+    expect(r.code, r.stderr).not.toBe(0);
+    const out = JSON.parse(r.stdout) as { destroyed: string[]; released: string[] };
+    expect(out.destroyed).toEqual([]);
+    expect(out.released).toEqual([`127.0.0.1:${closed}`]);
+  });
+
+  it('delete of an inventory fleet releases its hosts: none is reported destroyed, in --dry-run and for real', async () => {
+    const file = inventory('kept.yaml', [{ port: closed, key }]);
+    const store = FleetStore.create(fleetsDir(), { fleet: 'k5', provider: 'ssh', count: 1, minCount: 1, settings: { inventory: file } });
+    // As an interrupted spawn leaves it: the host handed out, never bootstrapped.
+    await store.setHost(0, { status: 'created', id: `127.0.0.1:${closed}` });
+    const dry = await gaxx(['delete', 'k5', '--dry-run', '--json']);
+    expect(dry.code, dry.stderr).toBe(0);
+    const planned = JSON.parse(dry.stdout) as { wouldDestroy: unknown[]; wouldRelease: { id: string }[] };
+    expect(planned.wouldDestroy).toEqual([]);
+    expect(planned.wouldRelease.map((w) => w.id)).toEqual([`127.0.0.1:${closed}`]);
+    const human = await gaxx(['delete', 'k5', '--dry-run']);
+    expect(human.stdout).not.toMatch(/destroy \d/);
+    const del = await gaxx(['delete', 'k5', '--yes', '--json']);
+    expect(del.code, del.stderr).toBe(0);
+    expect(JSON.parse(del.stdout)).toMatchObject({ destroyed: 0, released: 1 });
+    expect(readFleet(fleetsDir(), 'k5')).toBeUndefined();
   });
 });
