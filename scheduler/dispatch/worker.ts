@@ -34,6 +34,9 @@ import { checkJobSignature } from '../queue/sign.js';
 import { jobIdFor, parseTaskSpec, RUN_ID, TASK_ID, type TaskSpec } from '../queue/task.js';
 import { GaxxError, isGaxxError } from '../../proto/index.js';
 
+/** How often a worker looks for jobs whose lock expired (their worker died or stalled). */
+const STALLED_CHECK_MS = 5000;
+
 /** Minimal logger shape (pino's). */
 export interface WorkerLog {
   info(obj: object, msg?: string): void;
@@ -132,15 +135,17 @@ export class SchedulerWorker {
   private serve(runId: string): Worker<TaskSpec, TaskResult> {
     let bw = this.workers.get(runId);
     if (bw) return bw;
-    // Locks: a worker that stalls (SIGSTOP, a long GC) longer than lockDuration loses its jobs to
-    // another worker; the re-dispatch attaches on the agent (task-dispatch.ts), and the stalled
-    // worker, once it runs again, reattaches too instead of moving the task elsewhere.
+    // Locks: a worker that stalls (SIGSTOP, a long GC) or dies loses its jobs to another worker
+    // once their locks expire; the re-dispatch attaches on the agent (task-dispatch.ts), and the
+    // stalled worker, once it runs again, reattaches too instead of moving the task elsewhere.
+    // Expired locks are looked for every STALLED_CHECK_MS: checked only every lockDuration, a
+    // dead worker's jobs came back up to twice the lock's 30 s after it died (60-68 s measured).
     bw = new Worker<TaskSpec, TaskResult>(runQueueName(runId), (job, token) => this.tracked(() => this.process(this.ctx, job, token)), {
       connection: this.redis,
       prefix: KEY_PREFIX,
       concurrency: this.opts.concurrency ?? WORKER_CONCURRENCY,
       lockDuration: this.opts.lockDurationMs ?? 30_000,
-      stalledInterval: this.opts.stalledIntervalMs ?? this.opts.lockDurationMs ?? 30_000,
+      stalledInterval: this.opts.stalledIntervalMs ?? Math.min(this.opts.lockDurationMs ?? 30_000, STALLED_CHECK_MS),
       // A scheduler crash stalls its jobs; they must come back, not fail.
       maxStalledCount: 1000,
     });
