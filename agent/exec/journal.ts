@@ -32,6 +32,8 @@ export interface JournalEntry {
   /** The process's start time in clock ticks since boot (/proc/<pid>/stat field 22); 0 unknown. */
   startTicks: number;
   startedAt: number;
+  /** Signed work: its signature's expiry, until which its id stays spent (Task.onceUntil). */
+  onceUntil?: number | undefined;
   exit?: TaskExit;
   finishedAt?: number;
   output?: Array<{ stream: 'stdout' | 'stderr'; data: Buffer }>;
@@ -39,7 +41,7 @@ export interface JournalEntry {
 }
 
 type Line =
-  | { t: 's'; id: string; k: string; pid: number; st: number; at: number }
+  | { t: 's'; id: string; k: string; pid: number; st: number; at: number; u?: number }
   | { t: 'x'; id: string; exit: TaskExit; at: number; out: Array<[0 | 1, string]>; dropped: boolean };
 
 /** The pids in process group `pgid` (scans /proc; empty when none or not Linux). */
@@ -96,8 +98,8 @@ export class TaskJournal {
     return { journal: new TaskJournal(dir), entries };
   }
 
-  started(e: Pick<JournalEntry, 'id' | 'specKey' | 'pid' | 'startTicks' | 'startedAt'>): void {
-    this.append({ t: 's', id: e.id, k: e.specKey, pid: e.pid, st: e.startTicks, at: e.startedAt });
+  started(e: Pick<JournalEntry, 'id' | 'specKey' | 'pid' | 'startTicks' | 'startedAt' | 'onceUntil'>): void {
+    this.append(startLine(e));
   }
 
   finished(id: string, exit: TaskExit, output: JournalEntry['output'] = [], dropped = false): void {
@@ -155,8 +157,12 @@ function tail(output: NonNullable<JournalEntry['output']>, max: number): { chunk
   return { chunks, cut: output.reduce((s, c) => s + c.data.length, 0) > n };
 }
 
+function startLine(e: Pick<JournalEntry, 'id' | 'specKey' | 'pid' | 'startTicks' | 'startedAt' | 'onceUntil'>): Line {
+  return { t: 's', id: e.id, k: e.specKey, pid: e.pid, st: e.startTicks, at: e.startedAt, ...(e.onceUntil !== undefined ? { u: e.onceUntil } : {}) };
+}
+
 function encode(e: JournalEntry): Line[] {
-  const s: Line = { t: 's', id: e.id, k: e.specKey, pid: e.pid, st: e.startTicks, at: e.startedAt };
+  const s = startLine(e);
   if (!e.exit) return [s];
   const out = (e.output ?? []).map((c): [0 | 1, string] => [c.stream === 'stdout' ? 0 : 1, c.data.toString('base64')]);
   return [s, { t: 'x', id: e.id, exit: e.exit, at: e.finishedAt ?? Date.now(), out, dropped: e.dropped ?? false }];
@@ -178,7 +184,8 @@ function readEntries(path: string): JournalEntry[] {
     } catch {
       continue;
     }
-    if (l.t === 's') byId.set(l.id, { id: l.id, specKey: l.k, pid: l.pid, startTicks: l.st, startedAt: l.at });
+    if (l.t === 's')
+      byId.set(l.id, { id: l.id, specKey: l.k, pid: l.pid, startTicks: l.st, startedAt: l.at, ...(l.u !== undefined ? { onceUntil: l.u } : {}) });
     else if (l.t === 'x') {
       const e = byId.get(l.id);
       if (!e) continue;

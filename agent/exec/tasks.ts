@@ -188,7 +188,11 @@ export class TaskRegistry {
   /** Restores the journal's tasks: finished ones replay, running ones are swept and marked lost. */
   private recover(entries: JournalEntry[]): void {
     for (const e of entries) {
-      const task = new Task({ taskId: e.id, argv: [], env: {}, cwd: '', workRel: '', stdin: Buffer.alloc(0), timeoutMs: 0, outputCapBytes: 0 }, e.specKey);
+      const task = new Task(
+        { taskId: e.id, argv: [], env: {}, cwd: '', workRel: '', stdin: Buffer.alloc(0), timeoutMs: 0, outputCapBytes: 0 },
+        e.specKey,
+        e.onceUntil,
+      );
       task.pid = e.pid;
       let exit = e.exit;
       if (!exit) {
@@ -223,6 +227,7 @@ export class TaskRegistry {
       pid: t.pid,
       startTicks: t.startTicks,
       startedAt: t.startedAt,
+      ...(t.onceUntil !== undefined ? { onceUntil: t.onceUntil } : {}),
       ...(t.exit ? { exit: t.exit, finishedAt: t.finishedAt, output: t.buffer, dropped: t.dropped } : {}),
     }));
   }
@@ -279,7 +284,14 @@ export class TaskRegistry {
         task.pid = pid;
         if (pid > 0) this.o.onStarted?.(warm === true);
         task.startTicks = pid > 0 ? (startTicks ?? processStartTicks(pid)) : 0;
-        this.journal?.started({ id: spec.taskId, specKey: task.specKey, pid, startTicks: task.startTicks, startedAt: task.startedAt });
+        this.journal?.started({
+          id: spec.taskId,
+          specKey: task.specKey,
+          pid,
+          startTicks: task.startTicks,
+          startedAt: task.startedAt,
+          onceUntil: task.onceUntil,
+        });
         emit({ started: { pid } });
       },
       output: (stream, data) => {

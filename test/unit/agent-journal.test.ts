@@ -64,6 +64,19 @@ describe('TaskJournal', () => {
     await third.shutdown(0);
   });
 
+  it('keeps a signed task’s expiry across a restart: forgotten afterwards, its id is spent', async () => {
+    const state = join(dir, 'state-signed');
+    const until = Date.now() + 3_600_000;
+    const before = new TaskRegistry({ capacity: 2, stateDir: state });
+    await new Promise<void>((resolve) => before.start(spec('signed', ['true']), (ev) => ev.exit && resolve(), 'key-signed', until));
+    await before.shutdown(0);
+    const after = new TaskRegistry({ capacity: 2, stateDir: state, retentionMs: 50 });
+    expect(after.get('signed')?.onceUntil).toBe(until);
+    await vi.waitFor(() => expect(after.get('signed')).toBeUndefined(), { timeout: 10_000, interval: 20 });
+    expect(after.spentUntil('signed')).toBe(until);
+    await after.shutdown(0);
+  });
+
   it('never kills a process whose pid matches but whose start time does not (pid reuse)', () => {
     const me = process.pid;
     expect(processStartTicks(me)).toBeGreaterThan(0);
