@@ -8,7 +8,7 @@
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { checkDuration, GaxxError, isGaxxError, parseHostPort, parseSize, SIZE_HINT, SIZE_PATTERN } from '../proto/index.js';
+import { checkDuration, GaxxError, isGaxxError, parseHostPort, parseSize, REQUEST_LIMITS, SIZE_HINT, SIZE_PATTERN } from '../proto/index.js';
 import { GuardsSchema, type GuardsConfig } from './transport/guard-config.js';
 import { TaskLimitsSchema, type TaskLimits } from './exec/limits.js';
 import { BearerToken } from './auth/secrets.js';
@@ -161,9 +161,20 @@ const schema = z.object({
   'metrics-listen': listenSchema.optional(),
   'profiling-listen': listenSchema.optional(),
   capacity: z.coerce.number().int().min(1).max(10_000).default(16),
-  'default-timeout': durationSchema.default('1h').pipe(z.number().min(1)),
+  // A default no request could ask for itself would outlast what the CLI and the queue allow.
+  'default-timeout': durationSchema.default('1h').pipe(
+    z
+      .number()
+      .min(1)
+      .max(REQUEST_LIMITS.timeoutMs, `at most ${REQUEST_LIMITS.timeoutMs / 3_600_000}h, the longest timeout a request may give`),
+  ),
   'task-retention': durationSchema.default('10m').pipe(z.number().min(1000)),
-  'default-output-cap': sizeSchema.default('16MiB').pipe(z.number().min(1)),
+  'default-output-cap': sizeSchema.default('16MiB').pipe(
+    z
+      .number()
+      .min(1)
+      .max(REQUEST_LIMITS.outputCapBytes, `at most ${REQUEST_LIMITS.outputCapBytes / 1024 ** 2}MiB, the largest cap a request may give`),
+  ),
   'max-message-bytes': sizeSchema.default('4MiB').pipe(
     z
       .number()

@@ -17,11 +17,11 @@ const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX
   --metrics-listen ADDR:PORT    Prometheus over mTLS, e.g. 0.0.0.0:9091 (default off)
   --profiling-listen ADDR:PORT  CPU/heap profiles over mTLS, GAXX_ENV=development only (default off)
   --capacity N                  concurrent tasks (default 16)
-  --default-timeout DURATION    per task when the request gives none (default 1h)
+  --default-timeout DURATION    per task when the request gives none (default 1h, at most 168h)
   --task-retention DURATION     how long a finished task's result is held for attach and replay
                                 (default 10m, at least 1s); a signed task's id then stays spent
                                 until its signature expires
-  --default-output-cap SIZE     stdout+stderr per task when the request gives none (default 16MiB)
+  --default-output-cap SIZE     stdout+stderr per task when the request gives none (default 16MiB, at most 64MiB)
   --max-message-bytes SIZE      largest inbound gRPC message (default 4MiB)
   --shutdown-grace DURATION     how long running tasks may finish on SIGTERM (default 10s)
   --audit-log PATH              JSON-lines audit log, 0600 (default beside the data dir: <data-dir>-audit/audit.log)

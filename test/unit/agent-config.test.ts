@@ -53,6 +53,15 @@ describe('loadAgentConfig', () => {
     // A duration without a unit is refused: 30 could be 30 ms or 30 s.
     expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--default-timeout', '30'], env: {} }))).toBe('CONFIG_INVALID');
     expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--metrics-listen', 'nonsense'], env: {} }))).toBe('CONFIG_INVALID');
+    // Defaults no request could ask for (a request's own limits: 168h, 64MiB).
+    expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--default-timeout', '169h'], env: {} }))).toBe('CONFIG_INVALID');
+    expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--default-output-cap', '65MiB'], env: {} }))).toBe('CONFIG_INVALID');
+    expect(loadAgentConfig({ argv: ['--certs', '/c', '--default-timeout', '168h', '--default-output-cap', '64MiB'], env: {} })).toMatchObject({
+      defaultTimeoutMs: 168 * 3_600_000,
+      defaultOutputCapBytes: 64 * 1024 ** 2,
+    });
+    // --task-retention: at least a second.
+    expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--task-retention', '500ms'], env: {} }))).toBe('CONFIG_INVALID');
   });
 
   it('keeps the task journal outside the data dir: refused inside it, beside it by default', () => {
