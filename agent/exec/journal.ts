@@ -42,7 +42,12 @@ export interface JournalEntry {
 
 type Line =
   | { t: 's'; id: string; k: string; pid: number; st: number; at: number; u?: number }
-  | { t: 'x'; id: string; exit: TaskExit; at: number; out: Array<[0 | 1, string]>; dropped: boolean };
+  | { t: 'x'; id: string; exit: TaskExit; at: number; out: Array<[0 | 1, string]>; dropped: boolean }
+  /** A forgotten signed task's id, spent until `u` (TaskRegistry.spentUntil). */
+  | { t: 'p'; id: string; u: number };
+
+/** Forgotten signed tasks' ids and until when each is spent. */
+export type SpentIds = Iterable<[string, number]>;
 
 /** The pids in process group `pgid` (scans /proc; empty when none or not Linux). */
 function groupMembers(pgid: number): number[] {
@@ -92,10 +97,10 @@ export class TaskJournal {
   }
 
   /** Opens `<dir>/tasks.jsonl` (creating dir 0700), returning the journal and what it remembers. */
-  static open(dir: string): { journal: TaskJournal; entries: JournalEntry[] } {
+  static open(dir: string): { journal: TaskJournal; entries: JournalEntry[]; spent: Array<[string, number]> } {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const entries = readEntries(join(dir, 'tasks.jsonl'));
-    return { journal: new TaskJournal(dir), entries };
+    const { entries, spent } = readEntries(join(dir, 'tasks.jsonl'));
+    return { journal: new TaskJournal(dir), entries, spent };
   }
 
   started(e: Pick<JournalEntry, 'id' | 'specKey' | 'pid' | 'startTicks' | 'startedAt' | 'onceUntil'>): void {
@@ -119,16 +124,19 @@ export class TaskJournal {
     return this.lines > Math.max(1000, factor * kept * 2);
   }
 
-  /** Rewrites the file with exactly `entries` (atomic and durable: a crash leaves the old or the new journal). */
-  rewrite(entries: JournalEntry[]): void {
-    const text = entries
-      .flatMap((e) => encode(e))
-      .map((l) => `${JSON.stringify(l)}\n`)
-      .join('');
+  /**
+   * Rewrites the file with exactly `entries` and the `spent` ids not yet expired (atomic and
+   * durable: a crash leaves the old or the new journal).
+   */
+  rewrite(entries: JournalEntry[], spent: SpentIds = [], now = Date.now()): void {
+    const lines: Line[] = [];
+    for (const [id, u] of spent) if (u > now) lines.push({ t: 'p', id, u });
+    for (const e of entries) lines.push(...encode(e));
+    const text = lines.map((l) => `${JSON.stringify(l)}\n`).join('');
     writeFileAtomic(this.path, text, 0o600);
     closeSync(this.fd);
     this.fd = openSync(this.path, 'a', 0o600);
-    this.lines = text === '' ? 0 : entries.length * 2;
+    this.lines = lines.length;
   }
 
   close(): void {
@@ -169,14 +177,15 @@ function encode(e: JournalEntry): Line[] {
 }
 
 /** Reads the journal; a torn last line (the agent died mid-write) is skipped. */
-function readEntries(path: string): JournalEntry[] {
+function readEntries(path: string): { entries: JournalEntry[]; spent: Array<[string, number]> } {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch {
-    return [];
+    return { entries: [], spent: [] };
   }
   const byId = new Map<string, JournalEntry>();
+  const spent: Array<[string, number]> = [];
   for (const raw of text.split('\n')) {
     let l: Line;
     try {
@@ -184,7 +193,8 @@ function readEntries(path: string): JournalEntry[] {
     } catch {
       continue;
     }
-    if (l.t === 's')
+    if (l.t === 'p') spent.push([l.id, l.u]);
+    else if (l.t === 's')
       byId.set(l.id, { id: l.id, specKey: l.k, pid: l.pid, startTicks: l.st, startedAt: l.at, ...(l.u !== undefined ? { onceUntil: l.u } : {}) });
     else if (l.t === 'x') {
       const e = byId.get(l.id);
@@ -197,5 +207,5 @@ function readEntries(path: string): JournalEntry[] {
       });
     }
   }
-  return [...byId.values()];
+  return { entries: [...byId.values()], spent };
 }

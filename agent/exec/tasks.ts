@@ -168,8 +168,10 @@ export class TaskRegistry {
       ...opts,
     };
     if (opts.stateDir !== undefined) {
-      const { journal, entries } = TaskJournal.open(opts.stateDir);
+      const { journal, entries, spent } = TaskJournal.open(opts.stateDir);
       this.journal = journal;
+      const now = Date.now();
+      for (const [id, until] of spent) if (until > now) this.spent.set(id, until);
       this.recover(entries);
     }
     this.sweeper = setInterval(() => {
@@ -217,7 +219,7 @@ export class TaskRegistry {
       this.tasks.set(e.id, task);
     }
     this.prune(true);
-    this.journal?.rewrite(this.journalEntries());
+    this.journal?.rewrite(this.journalEntries(), this.spent);
   }
 
   private journalEntries(): JournalEntry[] {
@@ -396,7 +398,8 @@ export class TaskRegistry {
       finished--;
       dropped++;
     }
-    if (this.journal?.wantsCompaction(this.tasks.size)) this.journal.rewrite(this.journalEntries());
+    // The spent ids go into the rewrite too: a compaction must not free them.
+    if (this.journal?.wantsCompaction(this.tasks.size + this.spent.size)) this.journal.rewrite(this.journalEntries(), this.spent);
     return dropped;
   }
 }

@@ -75,6 +75,13 @@ describe('TaskJournal', () => {
     await vi.waitFor(() => expect(after.get('signed')).toBeUndefined(), { timeout: 10_000, interval: 20 });
     expect(after.spentUntil('signed')).toBe(until);
     await after.shutdown(0);
+    // The restore rewrote the journal without the forgotten task: its id is kept as spent, also
+    // after a second restart (and over a compaction, which writes the same).
+    const third = new TaskRegistry({ capacity: 2, stateDir: state, retentionMs: 50 });
+    expect([third.get('signed'), third.spentUntil('signed')]).toEqual([undefined, until]);
+    await third.shutdown(0);
+    const lines = readFileSync(join(state, 'tasks.jsonl'), 'utf8').trim().split('\n');
+    expect(lines.map((l) => JSON.parse(l) as { t: string; id: string })).toContainEqual({ t: 'p', id: 'signed', u: until });
   });
 
   it('never kills a process whose pid matches but whose start time does not (pid reuse)', () => {
