@@ -12,6 +12,7 @@ import { checkDuration, GaxxError, isGaxxError, parseHostPort, parseSize, REQUES
 import { GuardsSchema, type GuardsConfig } from './transport/guard-config.js';
 import { TaskLimitsSchema, type TaskLimits } from './exec/limits.js';
 import { BearerToken } from './auth/secrets.js';
+import { inside } from './files/safe-open.js';
 
 /** A host and port to listen on. Port 0 picks a free port. */
 export interface ListenAddress {
@@ -136,9 +137,27 @@ export function defaultAuditLog(dataDir: string): string {
   return join(dirname(dataDir), `${basename(dataDir)}-audit`, 'audit.log');
 }
 
+/** Whether `p` is `parent` or lies under it (lexically; a name like `..cfg` is a name). */
 function within(parent: string, p: string): boolean {
-  const rel = relative(resolve(parent), resolve(p));
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+  return inside(resolve(parent), resolve(p));
+}
+
+/**
+ * CONFIG_INVALID when a dir tasks may write (--task-writable) holds one of the agent's own dirs
+ * (data, certs, state, audit log), or lies in one: the sandbox hides the agent's dirs by their
+ * paths, and a task may rename or replace what it can write, so a writable parent of a hidden
+ * dir let a task move the cert dir aside, read the key and swap in a CA of its own, and a
+ * writable data dir let a task plant files in the scratch dir another task was about to get.
+ */
+function refuseWritableOverOwn(writable: string[], own: Record<string, string>): void {
+  const problems: string[] = [];
+  for (const w of writable) {
+    for (const [name, dir] of Object.entries(own)) {
+      if (within(w, dir)) problems.push(`task-writable: ${w} holds the agent's ${name} dir ${dir}`);
+      else if (within(dir, w)) problems.push(`task-writable: ${w} lies in the agent's ${name} dir ${dir}`);
+    }
+  }
+  if (problems.length > 0) throw new GaxxError('CONFIG_INVALID', `invalid agent config: ${problems.join('; ')}`, { details: { problems } });
 }
 
 /**
@@ -224,6 +243,8 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
   refuseOverlaps(c['data-dir'], c.certs, auditLog);
   const stateDir = c['state-dir'] ?? defaultStateDir(c['data-dir']);
   refuseInside('state-dir', stateDir, c['data-dir']);
+  const taskWritable = (c['task-writable'] ?? '').split(':').filter((d) => d.startsWith('/'));
+  refuseWritableOverOwn(taskWritable, { data: c['data-dir'], certs: c.certs, state: stateDir, 'audit log': dirname(auditLog) });
   return {
     listen: c.listen,
     certsDir: c.certs,
@@ -245,7 +266,7 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
     token,
     bwrapPath: c.bwrap,
     warmSandboxes: c['warm-sandboxes'],
-    taskWritable: (c['task-writable'] ?? '').split(':').filter((d) => d.startsWith('/')),
+    taskWritable,
     unsafeNoIsolation: values['unsafe-no-isolation'] === true || unsafeEnv === '1' || unsafeEnv === 'true',
   };
 }

@@ -34,7 +34,8 @@ const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX
   --warm-sandboxes N            sandboxes kept started ahead of tasks (from the first task on), so a
                                 task need not wait for its own (default 2; 0: none). Used by tasks
                                 with a scratch work dir.
-  --task-writable DIR[:DIR]     dirs tasks may write besides their work dir (default none; / is read-only)
+  --task-writable DIR[:DIR]     dirs tasks may write besides their work dir (default none; / is read-only);
+                                none may hold or lie in the agent's data, cert, state or audit log dir
   --unsafe-no-isolation         run tasks WITHOUT a sandbox, with the agent's privileges (audited at start);
                                 without it, a production agent on a host that cannot sandbox refuses tasks
 GAXX_AGENT_TOKEN=<64 hex or 43 base64url chars>  optional bearer token every call must present

@@ -3,14 +3,13 @@
 // result for every task; a `--tasks` run whose Redis is killed ends on its own with
 // REDIS_UNAVAILABLE (exit 12) and every enqueued task reported unknown; a `gaxx run` killed (-9) mid-run leaves its jobs to itself: an
 // unrelated run does not execute them, `gaxx run --resume ID` finishes them, each once.
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { createRedis, redisSettingsFromUrl } from '../../scheduler/index.js';
-import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { markerDir, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { spawnGaxx, stopAllGaxx, type GaxxProcess } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 import { taskGate } from '../helpers/gate.js';
@@ -63,9 +62,8 @@ describe('gaxx run when Redis dies and does not come back', () => {
     await redis.restart().catch(() => undefined);
     // This run's tasks say they started in a file of their own (other runs' tasks may still run),
     // one file per task (a sandboxed task is pid 2 in its own namespace, so $$ names nothing).
-    const marks = mkdtempSync(join(tmpdir(), 'gxrf-marks-'));
+    const marks = markerDir('gxrf-marks');
     markDirs.push(marks);
-    chmodSync(marks, 0o777);
     const list = join(marks, 'tasks.txt');
     if (records !== undefined) writeFileSync(list, records);
     const run = gaxx(
@@ -147,9 +145,7 @@ describe('gaxx run killed (-9) mid-run', () => {
   });
 
   it('leaves its jobs to itself: an unrelated run does not take them, --resume finishes them once', async () => {
-    const shared = join(home, 'ran');
-    mkdirSync(shared, { mode: 0o777 });
-    chmodSync(shared, 0o777);
+    const shared = markerDir('gxrf-shared');
     const f = join(shared, 'log');
     writeFileSync(f, '');
     chmodSync(f, 0o666);

@@ -1,5 +1,5 @@
 // The built CLI's `gaxx run` against real agents, with the embedded redis-server of GAXX_HOME.
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -9,7 +9,7 @@ import { loadCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { acquireEmbeddedRedis } from '../../scheduler/index.js';
-import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { markerDir, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { runGaxx, spawnGaxx, stopAllGaxx, type CliRun, type GaxxExit } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 import { taskGate } from '../helpers/gate.js';
@@ -249,9 +249,7 @@ describe('gaxx run', () => {
   });
 
   it('refuses a plaintext, password-less Redis beyond loopback (REDIS_INSECURE) before queueing anything; loopback works', async () => {
-    const ran = join(home, 'ran');
-    mkdirSync(ran, { recursive: true, mode: 0o777 });
-    chmodSync(ran, 0o777);
+    const ran = markerDir('cli-run');
     const marker = join(ran, 'insecure');
     const agent = (agents[0] as AgentProcess).address;
     const argv = ['--agent', agent, '--', 'sh', '-c', 'echo ran >> "$0"', marker];

@@ -11,6 +11,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { taskWritableRoot } from './task-writable.js';
 import { fileURLToPath } from 'node:url';
 import { AGENT_ENV, agentBundlePath, agentNodeFlags, installAgentBundle } from '../../cli/providers/agent-bundle.js';
 import { withInherited } from './procs.js';
@@ -140,9 +141,10 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; a
   // Started as bootstrap and the local provider start agents: with the same Node flags.
   const args = [...(o.nodeFlags ?? agentNodeFlags(main)), main, '--listen', '127.0.0.1:0', '--certs', o.certsDir, ...flags];
   args.push('--shutdown-grace', '2s');
-  // Tests let tasks write marker files anywhere under the temp dir (the agent's own dirs stay
-  // hidden from them); production agents have no writable dir but a task's work dir.
-  args.push('--task-writable', resolve(tmpdir()));
+  // Tests let tasks write marker files in one dir of their own (markerDir); production agents
+  // have no writable dir but a task's work dir. Never one that holds the agent's own dirs: the
+  // agent refuses that (a task could move its cert dir aside).
+  args.push('--task-writable', taskWritableRoot());
   if (o.metrics ?? true) args.push('--metrics-listen', '127.0.0.1:0');
   args.push(...(o.args ?? []));
   const child = spawn(process.execPath, args, {
@@ -232,3 +234,5 @@ export function auditEvents(auditLog: string): Array<Record<string, unknown>> {
     .split('\n')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
+
+export { markerDir, taskWritableRoot } from './task-writable.js';

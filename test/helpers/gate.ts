@@ -6,8 +6,8 @@
  * `boundSeconds` (default 120) so a failed test leaves no task behind.
  */
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { taskWritableRoot } from './task-writable.js';
 
 export interface TaskGate {
   /** The file whose existence opens the gate. */
@@ -21,7 +21,8 @@ export interface TaskGate {
 
 /** A new, closed gate. */
 export function taskGate(boundSeconds = 120): TaskGate {
-  const dir = mkdtempSync(join(tmpdir(), 'gaxx-gate-'));
+  // Where tasks can see it: their /tmp is their own.
+  const dir = mkdtempSync(join(taskWritableRoot(), 'gate-'));
   chmodSync(dir, 0o755);
   const path = join(dir, 'open');
   const rounds = boundSeconds * 20;

@@ -63,8 +63,8 @@ describe('per-task limits', () => {
   });
 
   it('holds its private /tmp (memory no rlimit counts) to its memory limit', async () => {
-    // The test agents' tasks may write the host's temp dir (startAgent): this one's only its own.
-    const own = await startAgent({ certsDir: pki.agent.dir, env: { GAXX_AGENT_TASK_LIMITS: JSON.stringify(LIMITS) }, args: ['--task-writable', dir] });
+    // An agent of its own: the test's tasks fill /tmp (the other agent's tasks run meanwhile).
+    const own = await startAgent({ certsDir: pki.agent.dir, env: { GAXX_AGENT_TASK_LIMITS: JSON.stringify(LIMITS) } });
     const c = rawAgentClient(own.address, pki.clients.operator.dir);
     try {
       // 300 MiB into a /tmp of 256 MiB: the write stops where /tmp is full, not in the host's RAM.

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseCertificate, secureContextOptions } from '../../certs/index.js';
 import type { CreateCsrResponse__Output, InfoResponse__Output, SignedTarget } from '../../proto/index.js';
-import { auditEvents, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { auditEvents, markerDir, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, exitOf, putFile, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
 import { issueCertDir, makePki, type Pki, type PkiCertDir } from '../helpers/pki.js';
 import { Markers, rawSigner, signedExec } from '../helpers/signed.js';
@@ -40,7 +40,7 @@ beforeAll(async () => {
   pki = await makePki(dir);
   rsaOperator = await issueCertDir(pki.ca, join(dir, 'clients', 'rsa-operator'), { identity: { role: 'operator', name: 'legacy' }, keyType: 'rsa' });
   agent = await startAgent({ certsDir: pki.agent.dir, args: ['--cert-poll', '500ms'] });
-  markers = new Markers(join(dir, 'ran'));
+  markers = new Markers(markerDir('ec-keys'));
 });
 
 afterAll(async () => {

@@ -5,7 +5,7 @@
  * naming where it started, its process swept); Redis answering MISCONF at enqueue (a clean
  * REDIS_UNAVAILABLE, nothing left queued).
  */
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
@@ -17,7 +17,7 @@ import { listRuns } from '../../scheduler/queue/runs.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import { TaskQueue } from '../../scheduler/queue/queue.js';
 import { createRedis, redisSettingsFromUrl } from '../../scheduler/redis/redis.js';
-import { startAgent, type AgentProcess } from '../helpers/agent.js';
+import { markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { deadOrZombie } from '../helpers/procs.js';
 import { startRedis } from '../helpers/redis.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
@@ -41,10 +41,7 @@ describe('scheduler under faults', () => {
 
   /** An empty file every agent (user nobody) can append to: tasks log their ids there. */
   function sharedFile(name: string): string {
-    const ranDir = join(world.dir, 'ran');
-    mkdirSync(ranDir, { recursive: true });
-    chmodSync(ranDir, 0o777);
-    const f = join(ranDir, name);
+    const f = join(markerDir('sched-faults'), name);
     writeFileSync(f, '');
     chmodSync(f, 0o666);
     return f;

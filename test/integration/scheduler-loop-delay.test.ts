@@ -1,7 +1,7 @@
 // The scheduler daemon's event-loop delay metrics (proto/loop-delay.ts) sample only while its
 // worker has jobs and a tail after, as the agents' do: an idle daemon keeps no timer waking it
 // for them, and a scrape then reads 0 rather than a min of 9.2e9 s.
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SchedulerMetrics } from '../../scheduler/daemon/metrics.js';
@@ -10,6 +10,7 @@ import { waitForRun } from '../../scheduler/queue/wait.js';
 import { metricValue } from '../helpers/metrics.js';
 import { eventually } from '../helpers/poll.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
+import { markerDir } from '../helpers/agent.js';
 
 let world: SchedulerWorld;
 beforeAll(async () => {
@@ -37,9 +38,7 @@ describe('scheduler event-loop delay', () => {
       expect(metricValue(idle, 'gaxx_scheduler_nodejs_eventloop_lag_min_seconds')).toBe(0);
 
       // A task that runs until the test releases it: the job is in flight meanwhile.
-      const shared = join(world.dir, 'shared');
-      mkdirSync(shared, { recursive: true });
-      chmodSync(shared, 0o777);
+      const shared = markerDir('loop-delay');
       const began = join(shared, 'began');
       const release = join(shared, 'release');
       const agent = world.agents[0]?.address as string;

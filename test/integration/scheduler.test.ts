@@ -2,8 +2,8 @@
  * The scheduler end to end: real redis-server, four real agents over mTLS, the worker in this
  * process or as its own process (to kill -9 it). Nothing lost, nothing run twice.
  */
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
@@ -20,7 +20,7 @@ import type { TaskInput } from '../../scheduler/queue/task.js';
 import type { AgentConnector } from '../../scheduler/dispatch/agent-pool.js';
 import { warmingConnector } from '../../scheduler/dispatch/connector.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
-import { startAgent, type AgentProcess } from '../helpers/agent.js';
+import { markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
 import type { Pki } from '../helpers/pki.js';
 import type { TestRedis } from '../helpers/redis.js';
@@ -79,10 +79,7 @@ describe('scheduler with real agents', () => {
 
   /** An empty file every agent (user nobody) can append to: tasks log their ids there. */
   function sharedFile(name: string): string {
-    const ranDir = join(dir, 'ran');
-    mkdirSync(ranDir, { recursive: true });
-    chmodSync(ranDir, 0o777);
-    const f = join(ranDir, name);
+    const f = join(markerDir('scheduler'), name);
     writeFileSync(f, '');
     chmodSync(f, 0o666);
     return f;
@@ -121,7 +118,7 @@ describe('scheduler with real agents', () => {
     // The first 200 tasks end at once; the other 300 run until the test releases them (an event,
     // not a time), so the kill finds exactly 200 results and some tasks in flight, however
     // loaded the machine.
-    const release = join(dir, 'ran', 'k9.release');
+    const release = join(dirname(ranFile), 'k9.release');
     const enq = await q.enqueueRun(
       anyHost('k9', 500, (id) => [
         'sh',
@@ -169,7 +166,7 @@ describe('scheduler with real agents', () => {
     const common = { redisUrl: redis.url, stateDir: join(dir, 'sched-state'), certsDir: pki.clients.scheduler.dir, lockMs: 2000 };
     const first = await startSchedulerProcess({ ...common, concurrency: 8, drainMs: 200 });
     // The tasks run until the test releases them (an event, not a time: a loaded machine may be slow).
-    const release = join(dir, 'ran', 'drain.release');
+    const release = join(dirname(ranFile), 'drain.release');
     const slow = await q.enqueueRun(
       anyHost('kdrain', 8, (id) => ['sh', '-c', 'echo "$0" >> "$1"; while [ ! -e "$2" ]; do sleep 0.05; done', id, ranFile, release]),
       signer,

@@ -12,7 +12,7 @@ import type { TaskResult } from '../../scheduler/queue/results.js';
 import { RUNS_KEY } from '../../scheduler/queue/runs.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import { signTask } from '../../scheduler/queue/sign.js';
-import { startAgent, type AgentProcess } from '../helpers/agent.js';
+import { markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, exitOf, rawAgentClient, type RawClients } from '../helpers/grpc.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 import { addJobByHand, Markers, rawSigner, signedExec, type SignedExecOptions } from '../helpers/signed.js';
@@ -33,7 +33,7 @@ describe('signed work', () => {
     agent = world.agents[0] as AgentProcess;
     sched = rawAgentClient(agent.address, world.pki.clients.scheduler.dir);
     op = rawAgentClient(agent.address, world.pki.clients.operator.dir);
-    markers = new Markers(join(world.dir, 'ran'));
+    markers = new Markers(markerDir('signed-work'));
     alice = world.signer;
     self = { fleet: '', host: agent.address, agents: [agent.address] };
   });

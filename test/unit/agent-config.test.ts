@@ -60,6 +60,11 @@ describe('loadAgentConfig', () => {
       defaultTimeoutMs: 168 * 3_600_000,
       defaultOutputCapBytes: 64 * 1024 ** 2,
     });
+    // A dir tasks may write may not hold the agent's own dirs, nor lie in them.
+    const dirs = ['--certs', '/srv/a/certs', '--data-dir', '/srv/a/data'];
+    for (const w of ['/srv', '/srv/a', '/srv/a/data', '/srv/a/data/shared', '/srv/a/certs', '/srv/a/data-state'])
+      expect(codeOf(() => loadAgentConfig({ argv: [...dirs, '--task-writable', w], env: {} }))).toBe('CONFIG_INVALID');
+    expect(loadAgentConfig({ argv: [...dirs, '--task-writable', '/srv/shared:/srv/a/..cfg'], env: {} }).taskWritable).toEqual(['/srv/shared', '/srv/a/..cfg']);
     // --task-retention: at least a second.
     expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--task-retention', '500ms'], env: {} }))).toBe('CONFIG_INVALID');
   });
