@@ -44,8 +44,15 @@ export class TaskQueue {
     private readonly owned = true,
   ) {}
 
-  /** The BullMQ queue of one run's jobs. */
+  /**
+   * The BullMQ queue of one run's jobs. On a fail-fast (producer) connection that is away it
+   * throws REDIS_UNAVAILABLE: BullMQ would wait for the connection to be ready again, and a
+   * producer's connection reconnects for as long as it is open (redis.ts), so a call on a Redis
+   * that never comes back would never end.
+   */
   queueFor(runId: string): Queue {
+    if (this.redis.status !== 'ready' && !offlineQueue(this.redis))
+      throw new GaxxError('REDIS_UNAVAILABLE', `redis is not reachable (connection ${this.redis.status})`);
     let q = this.queues.get(runId);
     if (!q) {
       // Each run has a queue of its own; BullMQ reads Redis's version (INFO, a round trip on
@@ -88,6 +95,8 @@ export class TaskQueue {
     const expiresAt = opts.expiresAtUnixMs ?? Date.now() + DEFAULT_SIGNED_TTL_MS;
     const inputs = new Map(Object.entries(run.inputs ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
     try {
+      // First: it throws at once when a producer's Redis is away (nothing is sent then).
+      const queue = this.queueFor(run.runId);
       await this.storeInputs(run);
       const taskIds = run.tasks.map((t) => t.taskId);
       const jobIds = taskIds.map((id) => jobIdFor(run.runId, id));
@@ -117,7 +126,7 @@ export class TaskQueue {
       // announcement starts its worker while the jobs are on their way.
       const written = await Promise.allSettled([
         registerRun(this.redis, { runId: run.runId, taskIds, hosts, createdAt: Date.now() }),
-        this.queueFor(run.runId).addBulk(jobs),
+        queue.addBulk(jobs),
         indexRun(this.redis, run),
       ]);
       const failed = written.find((w): w is PromiseRejectedResult => w.status === 'rejected');
@@ -214,6 +223,11 @@ export class TaskQueue {
     await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
     if (this.owned) this.redis.disconnect();
   }
+}
+
+/** Whether `client` queues commands while disconnected (a worker's connection) rather than failing them. */
+function offlineQueue(client: Redis | Cluster): boolean {
+  return client.options.enableOfflineQueue !== false;
 }
 
 /** Key of a run's shared input blob. */

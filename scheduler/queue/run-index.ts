@@ -100,9 +100,19 @@ export async function updateRunRecord(redis: Redis | Cluster, runId: string, pat
   await redis.multi().hset(runInfoKey(runId), encode(patch)).pexpire(runInfoKey(runId), RUN_INDEX_TTL_MS).exec();
 }
 
-/** Adds `n` to the enqueued count and refreshes the submitter's heartbeat. */
-export async function noteEnqueued(redis: Redis | Cluster, runId: string, n: number): Promise<void> {
-  await redis.multi().hincrby(runInfoKey(runId), 'enqueued', n).hset(runInfoKey(runId), 'seen', String(Date.now())).exec();
+/**
+ * Sets the enqueued count to `total` (the submitter's own count: writing it again is harmless,
+ * as a retried increment would not be) and refreshes the submitter's heartbeat.
+ */
+export async function noteEnqueued(redis: Redis | Cluster, runId: string, total: number): Promise<void> {
+  await redis
+    .multi()
+    .hset(runInfoKey(runId), { enqueued: String(total), seen: String(Date.now()) })
+    .exec()
+    .then((res) => {
+      const err = res?.find(([e]) => e !== null)?.[0];
+      if (err) throw err;
+    });
 }
 
 /** One run's record, or undefined when unknown (or past retention). */

@@ -21,7 +21,7 @@ import { GaxxError, isGaxxError, type ErrorCode, type TaskSigner } from '../../p
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 import { schedulerAlive } from '../daemon/daemon.js';
-import type { RedisSettings } from '../redis/redis.js';
+import { redisError, type RedisSettings } from '../redis/redis.js';
 import { BatchPuller } from './batches.js';
 import { isCancelled, requestCancel } from './cancel.js';
 import { followRun, type FollowHandlers } from './follow.js';
@@ -79,6 +79,39 @@ function endsEarly(e: unknown): { code: ErrorCode; message: string } | undefined
   return isGaxxError(e, 'DEADLINE_EXCEEDED') || isGaxxError(e, 'REDIS_UNAVAILABLE') ? { code: e.code, message: e.message } : undefined;
 }
 
+/**
+ * Whether a Redis failure is the connection's (down, reconnecting) rather than a reply of the
+ * server: a refused command (MISCONF, OOM, READONLY, a script error) comes as a ReplyError, also
+ * inside a refused MULTI.
+ */
+function connectionLost(e: unknown): boolean {
+  if (!isGaxxError(e, 'REDIS_UNAVAILABLE')) return false;
+  for (let c: unknown = e.cause; c instanceof Error; c = c.cause) {
+    if (c.name === 'ReplyError' || (c as { previousErrors?: Error[] }).previousErrors?.some((p) => p.name === 'ReplyError')) return false;
+  }
+  return true;
+}
+
+/** Resolves when `client` is ready again, after `ms`, or when `stop` aborts, whichever is first. */
+async function untilReady(client: Redis | Cluster, ms: number, stop: AbortSignal): Promise<void> {
+  if (client.status === 'ready' || stop.aborted) {
+    // Ready, yet the command failed: a moment before trying again.
+    if (!stop.aborted) await new Promise((r) => setTimeout(r, Math.min(ms, 100)));
+    return;
+  }
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      client.off('ready', done);
+      stop.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    client.once('ready', done);
+    stop.addEventListener('abort', done, { once: true });
+  });
+}
+
 const CANCEL_GRACE_MS = 15_000;
 const HEARTBEAT_MS = 1000;
 
@@ -111,6 +144,8 @@ class StreamedRun {
   private readonly stopFollow = new AbortController();
   private enqueued = 0;
   private inputDone = false;
+  /** The input was read to its end (not stopped early): `total` is known. */
+  private inputExhausted = false;
   private cancelling: Promise<void> | undefined;
   private worker: SchedulerWorker | undefined;
   private slot: (() => void) | undefined;
@@ -174,14 +209,20 @@ class StreamedRun {
       throw e;
     } finally {
       this.opts.cancel?.removeEventListener('abort', onCancel);
+      const total = this.inputExhausted ? { total: this.enqueued } : {};
+      const patch = { state, counts: this.counts, ...total, finishedAt: Date.now() };
       await bounded(
-        updateRunRecord(redis, this.runId, { state, counts: this.counts, total: this.enqueued, finishedAt: Date.now() }).catch(() => undefined),
+        updateRunRecord(redis, this.runId, patch).catch(() => undefined),
         CLEANUP_MS,
       );
     }
   }
 
-  /** Reads input into the queue while the window has room; on an input error, cancels the rest. */
+  /**
+   * Reads input into the queue while the window has room. A Redis that is away while a batch is
+   * due is waited for (redisGoneMs at most, then REDIS_UNAVAILABLE: the run ends early with a
+   * result for every enqueued task); any other failure (bad input) withdraws the rest as a cancel.
+   */
   private async produce(puller: BatchPuller<TaskInput>): Promise<void> {
     const batchMax = this.opts.batchMax ?? 500;
     try {
@@ -196,21 +237,58 @@ class StreamedRun {
           if (puller.ended || this.stopInput.signal.aborted) break;
           continue;
         }
-        const expiry = this.opts.expiresAtUnixMs === undefined ? {} : { expiresAtUnixMs: this.opts.expiresAtUnixMs };
-        const enq = await this.queue.enqueueRun({ runId: this.runId, tasks: batch }, this.opts.signer, expiry);
-        enq.taskIds.forEach((id, i) => (this.early.delete(id) ? undefined : this.outstanding.set(id, enq.jobIds[i] as string)));
-        this.enqueued += batch.length;
-        await noteEnqueued(this.queue.redis, this.runId, batch.length);
-        this.opts.onEnqueued?.(this.enqueued);
+        if (!(await this.enqueueBatch(batch))) break;
       }
+      // Only an input read to its end tells the run's size.
+      this.inputExhausted = puller.ended && !this.stopInput.signal.aborted;
     } catch (e) {
-      this.cancel();
+      if (!endsEarly(e)) this.cancel();
       throw e;
     } finally {
       this.inputDone = true;
       await puller.close();
-      await updateRunRecord(this.queue.redis, this.runId, { total: this.enqueued }).catch(() => undefined);
+      if (this.inputExhausted) await updateRunRecord(this.queue.redis, this.runId, { total: this.enqueued }).catch(() => undefined);
       this.wake();
+    }
+  }
+
+  /** Enqueues one batch and counts it; false when the run stopped meanwhile (cancel, follow ended). */
+  private async enqueueBatch(batch: TaskInput[]): Promise<boolean> {
+    const expiry = this.opts.expiresAtUnixMs === undefined ? {} : { expiresAtUnixMs: this.opts.expiresAtUnixMs };
+    // Enqueueing a batch again adds nothing (job ids), so a call whose reply was lost is safe to repeat.
+    const enq = await this.whileRedisAway(() => this.queue.enqueueRun({ runId: this.runId, tasks: batch }, this.opts.signer, expiry));
+    if (!enq) return false;
+    enq.taskIds.forEach((id, i) => (this.early.delete(id) ? undefined : this.outstanding.set(id, enq.jobIds[i] as string)));
+    this.enqueued += batch.length;
+    const enqueued = this.enqueued;
+    // The count is written as a total, so repeating it is harmless too.
+    await this.whileRedisAway(() => noteEnqueued(this.queue.redis, this.runId, enqueued));
+    this.opts.onEnqueued?.(this.enqueued);
+    return true;
+  }
+
+  /**
+   * `op`, tried again while the producer connection is away (it reconnects by itself), for at
+   * most redisGoneMs from the first failure: then REDIS_UNAVAILABLE. A refusal by the server
+   * (MISCONF, OOM, a script error) is not an outage and is thrown at once. Undefined when the
+   * run stops reading input meanwhile.
+   */
+  private async whileRedisAway<T>(op: () => Promise<T>): Promise<T | undefined> {
+    const goneMs = this.opts.redisGoneMs ?? REDIS_GONE_MS;
+    let since = 0;
+    for (;;) {
+      try {
+        return await op();
+      } catch (raw) {
+        const e = redisError(raw, `run ${this.runId}`);
+        if (!connectionLost(e)) throw e;
+        since ||= Date.now();
+        const forMs = Date.now() - since;
+        if (forMs >= goneMs)
+          throw new GaxxError('REDIS_UNAVAILABLE', `redis unreachable for ${Math.round(forMs / 1000)} s while enqueueing run ${this.runId}`, { cause: e });
+        await untilReady(this.queue.redis, Math.min(1000, goneMs - forMs), this.stopInput.signal);
+        if (this.stopInput.signal.aborted) return undefined;
+      }
     }
   }
 

@@ -33,35 +33,67 @@ export type RedisRole = 'producer' | 'worker';
  */
 const COMMON: RedisOptions = { disableClientInfo: true };
 
-/** Options that make a connection fail fast (producers) or wait for Redis (workers, daemons). */
+/** Reconnect backoff of a connection that waits for Redis: 100 ms more per attempt, at most 2 s. */
+const backoff = (n: number): number => Math.min(100 * n, 2000);
+
+/**
+ * Options that make a connection fail fast (producers) or wait for Redis (workers, daemons).
+ *
+ * A producer fails fast at start only: a connection that was never ready gives up after 3 quick
+ * retries (`gaxx run` says REDIS_UNAVAILABLE at once instead of hanging). Once it has been ready
+ * it reconnects for as long as it is open, as a worker's does: a Redis that restarts under a
+ * running `gaxx run` is used again when it is back, and the caller's own bound (the wait's
+ * `redisGoneMs`) decides when to give up. Its commands still fail at once while it is down (no
+ * offline queue), so nothing waits unbounded on it.
+ */
 export function roleOptions(role: RedisRole): RedisOptions {
-  // Workers (and other long-lived readers) reconnect forever, backing off up to 2 s.
-  if (role === 'worker')
-    return { ...COMMON, maxRetriesPerRequest: null, enableReadyCheck: true, enableOfflineQueue: true, retryStrategy: (n) => Math.min(100 * n, 2000) };
-  // Producers: no in-memory queue of commands while disconnected, one retry, short timeouts,
-  // so `gaxx run` says REDIS_UNAVAILABLE at once instead of hanging.
-  return { ...COMMON, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 3000, retryStrategy: (n) => (n > 3 ? null : 100 * n) };
+  if (role === 'worker') return { ...COMMON, maxRetriesPerRequest: null, enableReadyCheck: true, enableOfflineQueue: true, retryStrategy: backoff };
+  let wasReady = false;
+  return {
+    ...COMMON,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 3000,
+    retryStrategy: (n) => (wasReady ? backoff(n) : n > 3 ? null : 100 * n),
+    // ioredis has no option for this: the strategy learns of the first ready through the
+    // connection's 'ready' event (readyOnce below).
+    [READY_HOOK]: () => (wasReady = true),
+  } as RedisOptions;
+}
+
+/** Where roleOptions leaves the hook a producer's connection calls once it is ready. */
+const READY_HOOK = Symbol('gaxx.onFirstReady');
+
+/** Tells a producer's retry strategy (roleOptions) that its connection has been ready. */
+function readyOnce<C extends Redis | Cluster>(client: C, options: RedisOptions): C {
+  const hook = (options as { [READY_HOOK]?: () => void })[READY_HOOK];
+  if (hook) client.once('ready', hook);
+  return client;
 }
 
 /** A Redis (or Cluster) client for `role`. Never sets ioredis' keyPrefix (BullMQ forbids it). */
 export function createRedis(settings: RedisSettings, role: RedisRole): Redis | Cluster {
   const extra = roleOptions(role);
   if (settings.kind === 'cluster') {
-    return new Cluster(settings.nodes, {
-      ...settings.options,
-      enableOfflineQueue: role === 'worker',
-      redisOptions: { ...settings.options.redisOptions, ...extra },
-    });
+    return readyOnce(
+      new Cluster(settings.nodes, {
+        ...settings.options,
+        enableOfflineQueue: role === 'worker',
+        redisOptions: { ...settings.options.redisOptions, ...extra },
+      }),
+      extra,
+    );
   }
-  return new Redis({ ...settings.options, ...extra, lazyConnect: false });
+  return readyOnce(new Redis({ ...settings.options, ...extra, lazyConnect: false }), extra);
 }
 
 /** A new connection to the same Redis with `role`'s behaviour (e.g. a blocking reader). */
 export function duplicateFor(client: Redis | Cluster, role: RedisRole): Redis | Cluster {
+  const extra = roleOptions(role);
   if (client instanceof Cluster) {
-    return client.duplicate(undefined, { enableOfflineQueue: role === 'worker', redisOptions: { ...client.options.redisOptions, ...roleOptions(role) } });
+    return readyOnce(client.duplicate(undefined, { enableOfflineQueue: role === 'worker', redisOptions: { ...client.options.redisOptions, ...extra } }), extra);
   }
-  return client.duplicate(roleOptions(role));
+  return readyOnce(client.duplicate(extra), extra);
 }
 
 /** Waits until `client` is ready; REDIS_UNAVAILABLE (and the client closed) after `timeoutMs`. */
