@@ -294,7 +294,7 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
     endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
     if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
     else if (res.ended)
-      ctx.out.note(`gaxx: ${res.ended.message}; input not read yet was not enqueued, and tasks without a result may still run (gaxx runs show ${s.runId})`);
+      ctx.out.note(`gaxx: ${res.ended.message}; input not read yet was not enqueued, and tasks without a result stay queued: gaxx run --resume ${s.runId}`);
     return summaryExitCode(summary, res.cancelled, res.ended);
   } finally {
     progress?.stop();

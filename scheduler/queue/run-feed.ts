@@ -7,6 +7,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { gaxxKey } from '../redis/redis.js';
 import { RESULT_TTL_MS } from './results.js';
+import { runTasksKey } from './runs.js';
 import type { RunSpec } from './task.js';
 
 /** The dashboard's feed of recent runs (its own keys: the run registry and the run index are others). */
@@ -44,13 +45,17 @@ export async function recentRuns(redis: Redis | Cluster, limit = 20): Promise<Ru
   const ids = await redis.zrevrange(RUN_FEED_KEY, 0, limit - 1);
   if (ids.length === 0) return [];
   const tx = redis.multi();
-  for (const id of ids) tx.hgetall(runFeedKey(id));
+  // A task list is enqueued in batches, each writing its own size as `total`: the run's tasks
+  // (runs.ts) count them all.
+  for (const id of ids) tx.hgetall(runFeedKey(id)).hlen(runTasksKey(id));
   const replies = (await tx.exec()) ?? [];
   const out: RunMeta[] = [];
   ids.forEach((runId, i) => {
-    const h = replies[i]?.[1] as Record<string, string> | undefined;
+    const h = replies[2 * i]?.[1] as Record<string, string> | undefined;
+    const enqueued = Number(replies[2 * i + 1]?.[1] ?? 0);
     if (!h || !h.total) return;
-    out.push({ runId, total: Number(h.total), createdAt: Number(h.createdAt), fleets: h.fleets ? h.fleets.split(',') : [], command: h.command ?? '' });
+    const total = Math.max(Number(h.total), enqueued);
+    out.push({ runId, total, createdAt: Number(h.createdAt), fleets: h.fleets ? h.fleets.split(',') : [], command: h.command ?? '' });
   });
   return out;
 }

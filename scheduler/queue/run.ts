@@ -274,12 +274,15 @@ export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise
     const record = await getRunRecord(queue.redis, runId).catch(() => undefined);
     const out = await waitOn(new RunWait(queue, meta, opts), opts, record);
     // Every task has its result now (or the run was cancelled): the run index says so, as it
-    // does when the run's own gaxx run sees it through.
+    // does when the run's own gaxx run sees it through. A task list whose input was never read to
+    // its end (no total) is interrupted, not done.
     if (record && !out.ended) {
       const counts: OutcomeCounts = {};
       for (const r of out.results.values()) countOutcome(counts, r.outcome);
+      const now = (await getRunRecord(queue.redis, runId).catch(() => undefined)) ?? record;
+      const state = out.cancelled ? 'cancelled' : now.total === null ? 'interrupted' : 'done';
       await bounded(
-        updateRunRecord(queue.redis, runId, { state: out.cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }).catch(() => undefined),
+        updateRunRecord(queue.redis, runId, { state, counts, finishedAt: Date.now() }).catch(() => undefined),
         CLEANUP_MS,
       );
     }

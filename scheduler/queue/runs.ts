@@ -6,16 +6,21 @@
  *
  * - `{gaxx}:runs`: sorted set, member runId, score = when its owner last showed it is alive
  *   (enqueue, then every few seconds while `gaxx run` waits); a daemon serves every member.
- * - `{gaxx}:run:<runId>:meta`: the run's task ids and hosts (for `--resume`), with the results' TTL.
+ * - `{gaxx}:run:<runId>:meta`: when the run was first enqueued; `{gaxx}:run:<runId>:tasks`: hash
+ *   of every task id enqueued for it -> its pinned host ('' for any-host tasks), added to by each
+ *   enqueue (a task-list run is enqueued in many batches), for `--resume` and `runs wait`; both
+ *   with the results' TTL.
  * - `{gaxx}:runs:new`: pub/sub channel, a run id per enqueue, so daemons start serving at once.
  */
 import type { Cluster, Redis } from 'ioredis';
+import { compareText } from '../../proto/index.js';
 import { gaxxKey } from '../redis/redis.js';
 import { RESULT_TTL_MS } from './results.js';
 
 export const RUNS_KEY = gaxxKey('runs');
 export const RUNS_CHANNEL = gaxxKey('runs', 'new');
 export const runMetaKey = (runId: string): string => gaxxKey('run', runId, 'meta');
+export const runTasksKey = (runId: string): string => gaxxKey('run', runId, 'tasks');
 
 /** The BullMQ queue name of a run's jobs (run ids have no ':' and no '-'). */
 export const runQueueName = (runId: string): string => `run.${runId}`;
@@ -34,16 +39,22 @@ export const RUN_TOUCH_MS = 5000;
 /** A run whose owner has not shown itself this long, with jobs nobody took, expires. */
 export const ABANDONED_RUN_MS = 6 * 3600 * 1000;
 
-/** Registers a run (meta, registry entry) and tells daemons. */
+/**
+ * Registers a run's enqueued tasks (added to those of its earlier batches: enqueueing a batch
+ * again adds nothing new), its registry entry, and tells daemons. One MULTI: the tasks and the
+ * entry are written together or not at all.
+ */
 export async function registerRun(redis: Redis | Cluster, meta: RunMeta): Promise<void> {
-  // One round trip; the announcement goes out with the entry it announces.
-  await redis
-    .multi()
-    .set(runMetaKey(meta.runId), JSON.stringify(meta), 'PX', RESULT_TTL_MS)
-    .zadd(RUNS_KEY, Date.now(), meta.runId)
-    .publish(RUNS_CHANNEL, meta.runId)
-    .exec()
-    .then(throwFirst);
+  const tx = redis.multi();
+  // The first batch's meta stays (when the run began); each batch refreshes its TTL.
+  tx.set(runMetaKey(meta.runId), JSON.stringify({ runId: meta.runId, createdAt: meta.createdAt }), 'PX', RESULT_TTL_MS, 'NX');
+  tx.pexpire(runMetaKey(meta.runId), RESULT_TTL_MS);
+  if (meta.taskIds.length > 0) {
+    tx.hset(runTasksKey(meta.runId), Object.fromEntries(meta.taskIds.map((t) => [t, meta.hosts[t] ?? ''])));
+    tx.pexpire(runTasksKey(meta.runId), RESULT_TTL_MS);
+  }
+  // The announcement goes out with the entry it announces.
+  await tx.zadd(RUNS_KEY, Date.now(), meta.runId).publish(RUNS_CHANNEL, meta.runId).exec().then(throwFirst);
 }
 
 /** Refreshes a run's registry entry (its owner is alive). */
@@ -66,10 +77,28 @@ export async function staleRuns(redis: Redis | Cluster, before: number): Promise
   return redis.zrangebyscore(RUNS_KEY, '-inf', before);
 }
 
-/** The run's meta, or null when unknown (never enqueued, or expired). */
+/**
+ * The run's meta with every task enqueued for it (in task order), or null when unknown (never
+ * enqueued, or expired). A meta written before tasks had a key of their own lists them itself.
+ */
 export async function loadRunMeta(redis: Redis | Cluster, runId: string): Promise<RunMeta | null> {
   const raw = await redis.get(runMetaKey(runId));
-  return raw === null ? null : (JSON.parse(raw) as RunMeta);
+  if (raw === null) return null;
+  const stored = JSON.parse(raw) as Partial<RunMeta>;
+  const hosts: Record<string, string> = { ...(stored.hosts ?? {}) };
+  for (const t of stored.taskIds ?? []) hosts[t] ??= '';
+  let cursor = '0';
+  do {
+    const [next, flat] = await redis.hscan(runTasksKey(runId), cursor, 'COUNT', 5000);
+    cursor = next;
+    for (let i = 0; i + 1 < flat.length; i += 2) hosts[flat[i] as string] = flat[i + 1] as string;
+  } while (cursor !== '0');
+  return { runId, taskIds: Object.keys(hosts).sort(byTaskOrder), hosts, createdAt: stored.createdAt ?? 0 };
+}
+
+/** Task ids in run order: record numbers numerically (task lists), then by text (`<i>-<host>`). */
+function byTaskOrder(a: string, b: string): number {
+  return (Number.parseInt(a, 10) || 0) - (Number.parseInt(b, 10) || 0) || compareText(a, b);
 }
 
 function throwFirst(res: Array<[Error | null, unknown]> | null): void {

@@ -193,7 +193,8 @@ class StreamedRun {
       );
       const inputError = await produced;
       const ended = endsEarly(followed) ?? endsEarly(inputError);
-      if (ended?.code === 'DEADLINE_EXCEEDED') await bounded(this.queue.withdraw([...this.outstanding.values()]), CLEANUP_MS);
+      // After an early end the tasks without a result stay queued, as a run of one task per host
+      // leaves them: a daemon or `gaxx run --resume` sees them through (and the run to its end).
       // Never wait on a cancel's Redis calls once Redis is gone.
       if (!ended) await this.cancelling;
       this.fillMissing(ended?.code);
@@ -201,7 +202,8 @@ class StreamedRun {
       if (inputError && !endsEarly(inputError)) throw inputError;
       // A cancel from elsewhere can end every task before the heartbeat notices the flag.
       const cancelled = this.cancelling !== undefined || (!ended && (await isCancelled(redis, this.runId)));
-      state = cancelled ? 'cancelled' : ended ? 'failed' : 'done';
+      // An early end is no end of the run: its record stays running (unknowns reported here are no results).
+      state = cancelled ? 'cancelled' : ended ? 'running' : 'done';
       const outcome = { runId: this.runId, total: this.enqueued, counts: this.counts, cancelled, inProcess: this.worker !== undefined };
       return ended && !cancelled ? { ...outcome, ended } : outcome;
     } catch (e) {
@@ -210,7 +212,7 @@ class StreamedRun {
     } finally {
       this.opts.cancel?.removeEventListener('abort', onCancel);
       const total = this.inputExhausted ? { total: this.enqueued } : {};
-      const patch = { state, counts: this.counts, ...total, finishedAt: Date.now() };
+      const patch = state === 'running' ? total : { state, counts: this.counts, ...total, finishedAt: Date.now() };
       await bounded(
         updateRunRecord(redis, this.runId, patch).catch(() => undefined),
         CLEANUP_MS,

@@ -1,8 +1,9 @@
 // streamRun: a task stream far larger than the window is enqueued in bounded batches; the
 // queue never holds more than the window of the run, every task gets exactly one result.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getRunRecord } from '../../scheduler/queue/run-index.js';
-import { streamRun, type TaskInput, type TaskResult } from '../../scheduler/index.js';
+import { createRunRecord, getRunRecord } from '../../scheduler/queue/run-index.js';
+import { loadRunMeta } from '../../scheduler/queue/runs.js';
+import { resumeRun, streamRun, type TaskInput, type TaskResult } from '../../scheduler/index.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 
 let w: SchedulerWorld;
@@ -66,5 +67,36 @@ describe('streamRun', () => {
       clearInterval(sample);
       await sampling;
     }
+  });
+
+  it('a run enqueued in batches is resumed whole: its meta holds every batch, --resume waits for every task and records the end', async () => {
+    const agents = w.agents.map((a) => a.address);
+    const runId = 'rbatches1';
+    const task = (n: number): TaskInput => ({ taskId: String(n), agents, target: { any: true }, argv: ['echo', `t${n}`] });
+    // As streamRun enqueues a task list: one addBulk per batch, a record whose submitter is gone
+    // before its input ended (no total).
+    await createRunRecord(w.queue.redis, {
+      runId,
+      argv: ['echo'],
+      fleet: '',
+      agents: 2,
+      mode: 'tasks',
+      startedAt: Date.now() - 60_000,
+      total: null,
+      enqueued: 5,
+    });
+    await w.queue.redis.hset(`{gaxx}:run:${runId}:info`, 'seen', String(Date.now() - 60_000));
+    await w.queue.enqueueRun({ runId, tasks: [1, 2, 3].map(task) }, w.signer);
+    await w.queue.enqueueRun({ runId, tasks: [4, 5].map(task) }, w.signer);
+    // Enqueueing a batch again (a retry whose reply was lost) adds nothing.
+    await w.queue.enqueueRun({ runId, tasks: [4, 5].map(task) }, w.signer);
+    expect((await loadRunMeta(w.queue.redis, runId))?.taskIds).toEqual(['1', '2', '3', '4', '5']);
+    const got: string[] = [];
+    const out = await resumeRun(runId, { settings: w.settings, signer: w.signer, connect: w.connect(), worker: 'always', onResult: (r) => got.push(r.taskId) });
+    expect(out.ended).toBeUndefined();
+    expect(got.sort()).toEqual(['1', '2', '3', '4', '5']);
+    expect([...out.results.values()].map((r) => r.outcome)).toEqual(Array(5).fill('succeeded'));
+    // Its input was never read to its end: interrupted, not done, with the counts of every task.
+    expect(await getRunRecord(w.queue.redis, runId)).toMatchObject({ state: 'interrupted', counts: { succeeded: 5 } });
   });
 });
