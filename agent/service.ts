@@ -243,6 +243,7 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
     }
     return;
   }
+  // Ran here once and forgotten: not run again, and not "never started" to a caller asking only for its end.
   const spentUntil = d.registry.spentUntil(taskId);
   if (spentUntil !== undefined) {
     auditExecRefusal(d.audit, who, call.request, 'ALREADY_EXISTS');
@@ -251,6 +252,8 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
       `task ${taskId} already ran here and its result is no longer held; signed work runs once per task id until its signature expires (${new Date(spentUntil).toISOString()})`,
     );
   }
+  // Asked for the end of a task that may never have started here: it did not, so it never will.
+  if (call.request.existingOnly) throw new GaxxError('NOT_FOUND', `no task ${taskId} here (not started, or its result is no longer held)`);
   if (!d.serving()) throw new GaxxError('UNAVAILABLE', 'agent is shutting down');
   if (d.refuseTasks) throw d.refuseTasks;
   const spec = execSpec(call.request, d.config, d.confine, d.launch);
@@ -322,8 +325,10 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
         const id = d.auth.identity(call);
         const taskId = parse(taskIdSchema, call.request.taskId);
         const found = d.registry.cancel(taskId);
+        // Not running, but its result is held: the caller can have it replayed, not a guess.
+        const finished = !found && d.registry.get(taskId)?.running === false;
         d.audit?.write({ event: 'task_cancel', ...whoCalled(call, id), taskId, found });
-        cb(null, { found });
+        cb(null, { found, finished });
       } catch (e) {
         cb(fail(e));
       }

@@ -193,6 +193,7 @@ export function encodeExecRequest(req: ExecRequest): Buffer {
     if (has(s, 'signerCertPem')) sw.string(7, s.signerCertPem);
     w.message(8, sw);
   }
+  if (has(req, 'existingOnly')) w.uint32(9, req.existingOnly ? 1 : 0);
   return w.finish();
 }
 

@@ -86,6 +86,10 @@ export const AGENT_PROTO: object = {
           "signed": {
            "type": "SignedTask",
            "id": 8
+          },
+          "existingOnly": {
+           "type": "bool",
+           "id": 9
           }
          }
         },
@@ -233,6 +237,10 @@ export const AGENT_PROTO: object = {
           "found": {
            "type": "bool",
            "id": 1
+          },
+          "finished": {
+           "type": "bool",
+           "id": 2
           }
          }
         },

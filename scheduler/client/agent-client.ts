@@ -205,11 +205,19 @@ export class AgentClient {
 
   /** Cancels a running task; false when the agent has no running task with that id. */
   async cancel(taskId: string): Promise<boolean> {
+    return (await this.cancelTask(taskId)).found;
+  }
+
+  /**
+   * Cancels a running task: `found` when it ran; else `finished` when the agent holds the result
+   * of a task with that id that ended (an Exec of the same spec replays it).
+   */
+  async cancelTask(taskId: string): Promise<{ found: boolean; finished: boolean }> {
     await this.ready();
-    const res = await new Promise<{ found: boolean }>((resolve, reject) => {
+    const res = await new Promise<{ found: boolean; finished?: boolean }>((resolve, reject) => {
       this.rpc('Cancel').cancel({ taskId }, this.callOptions(), (e, r) => (e || !r ? reject(this.mapError(e)) : resolve(r)));
     });
-    return res.found;
+    return { found: res.found, finished: res.finished === true };
   }
 
   /** The agent's version, host, capacity, load and certificate state. */

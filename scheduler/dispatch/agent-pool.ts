@@ -31,6 +31,8 @@ export interface AgentLink {
   health(): Promise<string>;
   /** Stops a running task by exec id; false when the agent has none running under it. */
   cancel(taskId: string): Promise<boolean>;
+  /** As cancel; also says whether the agent holds the result of a task with that id that ended (none: unknown). */
+  cancelTask?(taskId: string): Promise<{ found: boolean; finished: boolean }>;
   /** Starts connecting without a call (see warmingConnector). */
   warm(): void;
   close(): void;

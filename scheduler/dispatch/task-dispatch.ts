@@ -147,7 +147,9 @@ export class TaskDispatch {
 
   /**
    * The run was cancelled before this worker dispatched the task. A job taken before (its worker
-   * died or handed it back) may still be running on its agent under its exec id: Cancel it there.
+   * died or handed it back) may have run on its agent under its exec id: Cancel it there when it
+   * runs, and have the agent replay its result when it ended (it ran: its real end, not
+   * `cancelled`). Only a task the agent never started is reported cancelled.
    */
   private async cancelledBeforeDispatch(): Promise<Dispatched> {
     const addr = this.pinned ?? this.placedOn;
@@ -156,16 +158,21 @@ export class TaskDispatch {
     const expect = this.endpoints.find((e) => e.address === addr)?.expect;
     const link = this.ctx.pool.link(addr, expect);
     this.lastHost = addr;
-    const found = await link.cancel(this.execId()).catch(() => false);
-    if (!found) return this.ended('cancelled', 'cancelled', 'run cancelled');
-    // It was running there: attach (the registry holds it, so this never starts it again) and
-    // read on to the exit the Cancel causes, for the task's real end and output.
+    const execId = this.execId();
+    const asked = await (link.cancelTask ? link.cancelTask(execId) : link.cancel(execId).then((found) => ({ found, finished: false }))).catch(() => undefined);
+    if (!asked) return this.ended('unknown', 'UNAVAILABLE', `run cancelled; ${addr} could not be asked whether the task ran there`);
+    if (!asked.found && !asked.finished) return this.ended('cancelled', 'cancelled', 'run cancelled before the task ran');
+    // It ran there: attach (running: read on to the exit the Cancel causes) or have its result
+    // replayed (ended). Existing only: the agent never starts it now.
     try {
-      const got = await execOnce(link, buildRequest(this.spec, this.stdin, this.execId()), this.job.signal, new AbortController().signal, CANCEL_ATTACH_MS);
+      const req = { ...buildRequest(this.spec, this.stdin, execId), existingOnly: true };
+      const got = await execOnce(link, req, this.job.signal, new AbortController().signal, CANCEL_ATTACH_MS);
       this.attempts = 1;
       return { result: this.exitResult(addr, got, outcomeOf(got.exit)), output: got.output };
     } catch {
-      return this.ended('cancelled', 'cancelled', 'run cancelled; stop sent to the agent');
+      return asked.found
+        ? this.ended('cancelled', 'cancelled', 'run cancelled; stop sent to the agent')
+        : this.ended('unknown', 'UNAVAILABLE', `run cancelled; the task ran on ${addr} but its result could not be read`);
     }
   }
 

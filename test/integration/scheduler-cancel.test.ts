@@ -21,6 +21,7 @@ import type { Pki } from '../helpers/pki.js';
 import type { TestRedis } from '../helpers/redis.js';
 import { startSchedulerProcess } from '../helpers/scheduler.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
+import { taskGate } from '../helpers/gate.js';
 
 describe('cancelling runs and missing inputs', () => {
   let world: SchedulerWorld;
@@ -145,6 +146,38 @@ describe('cancelling runs and missing inputs', () => {
       // The agent's own end of the execution the first worker started (attached to, never re-run).
       expect(r?.attached === true || r?.replayed === true).toBe(true);
       expect((await infos()).map((x) => x.running)).toEqual([0, 0]);
+    } finally {
+      await w2.drain(5000);
+    }
+  });
+
+  it('a task that ran to its end while no worker held it keeps its real result after a cancel; one that never started is cancelled', async () => {
+    const a = agents[0] as AgentProcess;
+    const gate = taskGate();
+    const ran: TaskInput = { taskId: 'ran', agents: [a.address], target: { host: a.address }, argv: ['sh', '-c', `${gate.wait}; echo done`] };
+    const first = await q.enqueueRun({ runId: 'cx6', tasks: [ran] }, signer);
+    const w1 = SchedulerWorker.start({ settings, connect: connect(), concurrency: 2 });
+    await runningReaches(1);
+    // Its worker goes away (handed back); the command ends meanwhile, and the run is cancelled.
+    await w1.drain(1);
+    gate.open();
+    for (let i = 0; i < 200 && (await infos())[0]?.running !== 0; i++) await sleep(50);
+    expect((await infos())[0]?.running).toBe(0);
+    gate.remove();
+    // Another task was taken before (a placement saved) but never reached its agent.
+    const second = await q.enqueueRun({ runId: 'cx6', tasks: [{ ...pinnedSleep(a, 'never'), taskId: 'never' }] }, signer);
+    const never = await q.queueFor('cx6').getJob(second.jobIds[0] as string);
+    await never?.updateData({ ...never.data, dispatch: { placedOn: a.address, round: 0 } });
+    const startedBefore = (await infos())[0]?.started;
+    await requestCancel(q.redis, 'cx6');
+    const w2 = SchedulerWorker.start({ settings, connect: connect(), concurrency: 2 });
+    try {
+      const res = await waitForRun(q.redis, 'cx6', [...first.taskIds, ...second.taskIds], { timeoutMs: 30_000 });
+      // It ran: the agent's own end of it, replayed, never run again.
+      expect(res.results.get('ran')).toMatchObject({ outcome: 'succeeded', exitCode: 0, replayed: true, host: a.address });
+      expect(Buffer.concat((res.output.get('ran') ?? []).map((c) => c.data)).toString()).toBe('done\n');
+      expect(res.results.get('never')).toMatchObject({ outcome: 'cancelled', reason: 'cancelled' });
+      expect((await infos())[0]?.started).toBe(startedBefore);
     } finally {
       await w2.drain(5000);
     }

@@ -39,6 +39,7 @@ const fullRequest = {
     signature: Buffer.alloc(72, 7),
     signerCertPem: signer,
   },
+  existingOnly: true,
 };
 
 describe('encodeExecRequest', () => {
@@ -59,6 +60,7 @@ describe('encodeExecRequest', () => {
     ['non-string values coerced as strings', { taskId: 42, argv: [1, true], env: { N: 7 } }],
     ['a signed task with no target fields', { taskId: 't', signed: { runId: 'r', target: {} } }],
     ['a Uint8Array for bytes', { stdin: new Uint8Array([9, 8, 7]) }],
+    ['a false bool is written when present', { taskId: 't', existingOnly: false }],
     ['falsy lists and maps are none', { argv: '', env: 0, signed: { target: { agents: '' } } }],
     ['lone surrogates (from a JSON escape) as protobufjs writes them', { argv: ['\ud800x', 'y\udc00', '\udbff'], env: { K: 'a\ud83d' } }],
   ])('%s: the bytes proto-loader writes', (_name, req) => {

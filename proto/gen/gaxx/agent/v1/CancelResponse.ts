@@ -3,8 +3,10 @@
 
 export interface CancelResponse {
   'found'?: (boolean);
+  'finished'?: (boolean);
 }
 
 export interface CancelResponse__Output {
   'found': (boolean);
+  'finished': (boolean);
 }

@@ -12,6 +12,7 @@ export interface ExecRequest {
   'timeoutMs'?: (number);
   'outputCapBytes'?: (number | string | Long);
   'signed'?: (_gaxx_agent_v1_SignedTask | null);
+  'existingOnly'?: (boolean);
 }
 
 export interface ExecRequest__Output {
@@ -23,4 +24,5 @@ export interface ExecRequest__Output {
   'timeoutMs': (number);
   'outputCapBytes': (number);
   'signed': (_gaxx_agent_v1_SignedTask__Output | null);
+  'existingOnly': (boolean);
 }
