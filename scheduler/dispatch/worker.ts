@@ -34,7 +34,12 @@ import { checkJobSignature } from '../queue/sign.js';
 import { jobIdFor, parseTaskSpec, RUN_ID, TASK_ID, type TaskSpec } from '../queue/task.js';
 import { GaxxError, isGaxxError } from '../../proto/index.js';
 
-/** How often a worker looks for jobs whose lock expired (their worker died or stalled). */
+/**
+ * How often a worker looks for jobs whose lock expired (their worker died or stalled). BullMQ
+ * takes such a job back on the second look after its lock expired: at the lock's own interval
+ * (30 s) that was 60-90 s after the worker died; looking every 5 s makes it the lock's 30 s and
+ * at most 10 s more. A look is one script over the run's active jobs: cheap.
+ */
 const STALLED_CHECK_MS = 5000;
 
 /** Minimal logger shape (pino's). */
@@ -138,8 +143,7 @@ export class SchedulerWorker {
     // Locks: a worker that stalls (SIGSTOP, a long GC) or dies loses its jobs to another worker
     // once their locks expire; the re-dispatch attaches on the agent (task-dispatch.ts), and the
     // stalled worker, once it runs again, reattaches too instead of moving the task elsewhere.
-    // Expired locks are looked for every STALLED_CHECK_MS: checked only every lockDuration, a
-    // dead worker's jobs came back up to twice the lock's 30 s after it died (60-68 s measured).
+    // Expired locks are looked for every STALLED_CHECK_MS (see there), by the daemon too.
     bw = new Worker<TaskSpec, TaskResult>(runQueueName(runId), (job, token) => this.tracked(() => this.process(this.ctx, job, token)), {
       connection: this.redis,
       prefix: KEY_PREFIX,
