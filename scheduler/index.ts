@@ -27,7 +27,7 @@ export {
   type OutcomeCounts,
   type RunRecord,
 } from './queue/run-index.js';
-export { attachRun, cancelRecordedRun, storedResults } from './queue/run-control.js';
+export { attachRun, cancelRecordedRun, settleRunRecord, storedResults } from './queue/run-control.js';
 export { readBreakers } from './daemon/breakers.js';
 export { clearFleetLimits, holdFleet, setFleetLimits } from './queue/fleet-limits.js';
 export { Dashboard, DEFAULT_UI_LISTEN } from './ui/dashboard.js';

@@ -8,9 +8,10 @@ export const command: Command = {
   usage: 'gaxx runs cancel ID [--json]',
   description: [
     'Cancels a run: its queued tasks are withdrawn (reported cancelled), its running tasks are',
-    'stopped on their agents by the workers serving them, and its `gaxx run`, if still alive,',
-    'stops reading input and exits 130. A run that is already done is left as it is (exit 0,',
-    'saying so). Unknown or expired run: exit 4.',
+    'stopped on their agents by the workers serving them (a `gaxx scheduler`, its `gaxx run`; when',
+    'neither runs, `gaxx runs wait ID` serves it), and its `gaxx run`, if still alive, stops reading',
+    'input and exits 130. A task that ended before the cancel reached it keeps its real result. A',
+    'run that is already done is left as it is (exit 0, saying so). Unknown or expired run: exit 4.',
   ].join('\n'),
   flags: { json: JSON_FLAG },
   positionals: { names: ['ID'], min: 1 },
@@ -21,7 +22,7 @@ export const command: Command = {
     out.result({ runId, cancelled: !finished, withdrawn, ...(finished ? { state: 'done' } : {}) }, () =>
       finished
         ? `run ${runId} is already done: every task has its result; nothing to cancel`
-        : `run ${runId}: cancel requested; ${counted(withdrawn, 'queued task')} withdrawn, running ones are being stopped`,
+        : `run ${runId}: cancel requested; ${counted(withdrawn, 'queued task')} withdrawn; running ones are stopped by the worker serving the run (a gaxx scheduler, its gaxx run, or gaxx runs wait ${runId} when neither runs)`,
     );
     return 0;
   },

@@ -3,7 +3,7 @@ import { counted } from '../../proto/index.js';
 import { agentConnector, attachRun } from '../../scheduler/index.js';
 import { durationFlag, JSON_FLAG, type Command } from '../command.js';
 import { withRedis } from '../run/redis-session.js';
-import { summarize, summaryExitCode } from '../run/summary.js';
+import { INTERRUPTED, summarize, summaryExitCode } from '../run/summary.js';
 import { HumanView, JsonView, type RunView } from '../run/views.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
 
@@ -14,9 +14,10 @@ export const command: Command = {
     'result from the start, as `gaxx run` does (--json: the run first, one object per task, a',
     "summary last), then exits with the run's exit code (0, 1, 12 or 130, see gaxx run --help).",
     'Tasks already queued keep running: a `gaxx scheduler` takes them, or, when none runs, this',
-    'process does (tasks of a dead worker come back after their 30 s lock). A run whose `gaxx run`',
-    'died before enqueueing all its input ends as interrupted, with the results of what was',
-    'enqueued. Unknown or expired run: exit 4.',
+    'process does, as `gaxx run --resume` would (tasks of a dead worker come back once their 30 s',
+    'lock expired, within seconds after). A run whose `gaxx run` died before enqueueing all its',
+    'input ends as interrupted, with the results of what was enqueued, and exits 12 (those records',
+    'never ran). A cancelled run stays cancelled (exit 130). Unknown or expired run: exit 4.',
   ].join('\n'),
   flags: {
     'wait-timeout': { type: 'string', valueName: 'D', help: 'give up after D, e.g. 10m (exit 13)' },
@@ -55,6 +56,6 @@ export const command: Command = {
     (view ?? viewOf(undefined)).end(summary);
     if (res.state === 'interrupted')
       out.note(`gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${counted(summary.total, 'task')} ran`);
-    return summaryExitCode(summary, res.state === 'cancelled');
+    return summaryExitCode(summary, res.state === 'cancelled', res.state === 'interrupted' ? INTERRUPTED : undefined);
   },
 };

@@ -1,6 +1,15 @@
 /** `gaxx runs [--json]`: the recent runs from the run index. */
 import { counted } from '../../proto/index.js';
-import { createRedis, listRunRecords, RESULT_TTL_MS, RUN_INDEX_TTL_MS, submitterAlive, waitReady, type RunRecord } from '../../scheduler/index.js';
+import {
+  createRedis,
+  listRunRecords,
+  RESULT_TTL_MS,
+  RUN_INDEX_TTL_MS,
+  settleRunRecord,
+  submitterAlive,
+  waitReady,
+  type RunRecord,
+} from '../../scheduler/index.js';
 import { intFlag, JSON_FLAG, type Command } from '../command.js';
 import { renderTable } from '../output.js';
 import { withRedis } from '../run/redis-session.js';
@@ -26,7 +35,9 @@ export const command: Command = {
   description: [
     'Lists recent runs, newest first: id, state, command, fleet, tasks (done/total), counts by',
     'outcome and start time. States: running, done, cancelled, interrupted (its `gaxx run` died',
-    'before enqueueing all its input), submitter-gone (same, not yet followed to its end), failed.',
+    'before enqueueing all its input), submitter-gone (same, some of its tasks still without a',
+    'result), failed. A run whose `gaxx run` is gone and whose tasks all have results is shown as it',
+    'ended (done, cancelled or interrupted) even when nobody waited for it.',
     `Runs are listed for ${RUN_INDEX_TTL_MS / 86_400_000} days; their per-task results and output are kept`,
     `for ${RESULT_TTL_MS / 3_600_000} hours (gaxx runs show / wait). See also gaxx runs show|wait|cancel ID.`,
   ].join('\n'),
@@ -39,7 +50,8 @@ export const command: Command = {
       redis.on('error', () => undefined);
       try {
         await waitReady(redis, 5000, settings.display);
-        return await listRunRecords(redis, limit);
+        // A run nobody followed to its end (its gaxx run killed) is shown as it ended.
+        return await Promise.all((await listRunRecords(redis, limit)).map((r) => settleRunRecord(redis, r)));
       } finally {
         redis.disconnect();
       }

@@ -33,7 +33,7 @@ import { schedulerCredentials } from '../scheduler-credentials.js';
 import type { RunPlan } from './plan.js';
 import { ProgressLine } from './progress.js';
 import { prepareResultsDir, ResultsDirView } from './results-dir.js';
-import { summarize, summaryExitCode, type RunSummary } from './summary.js';
+import { INTERRUPTED, summarize, summaryExitCode, type RunSummary } from './summary.js';
 import { openTaskList, readRecords } from './task-source.js';
 import { RunClock, timingsText } from './timings.js';
 import { HumanView, JsonView, Views, type RunView } from './views.js';
@@ -336,8 +336,11 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     });
     const summary = summarize(runId, counts, Date.now() - started, down);
     endRun(view, ctx, summary, opts.timings ? { clock, inProcess: res.inProcess } : undefined);
-    if (res.ended) ctx.out.note(`gaxx: ${res.ended.message}; tasks without a result stay queued: gaxx run --resume ${runId}`);
-    return summaryExitCode(summary, res.cancelled, res.ended);
+    if (res.cancelled) ctx.out.note(`gaxx: run ${runId} cancelled`);
+    else if (res.ended) ctx.out.note(`gaxx: ${res.ended.message}; tasks without a result stay queued: gaxx run --resume ${runId}`);
+    else if (res.interrupted)
+      ctx.out.note(`gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${summary.total} enqueued ran`);
+    return summaryExitCode(summary, res.cancelled, res.ended ?? (res.interrupted ? INTERRUPTED : undefined));
   } finally {
     await released(targetP);
   }

@@ -3,7 +3,9 @@
  *
  * Exit codes: 0 every task succeeded; 1 some command failed, timed out or was killed; 12
  * (UNAVAILABLE) some task's outcome is unknown because its agent could not be reached or the
- * scheduler failed it (infrastructure); 130 the run was cancelled; 2 usage.
+ * scheduler failed it (infrastructure), or a task list was interrupted (its gaxx run died before
+ * enqueueing all its input: those records never ran); 13 a wait timed out; 130 the run was
+ * cancelled; 2 usage.
  */
 import { counted, exitCodeFor, type ErrorCode } from '../../proto/index.js';
 import type { OutcomeCounts, TaskOutcome } from '../../scheduler/index.js';
@@ -43,7 +45,10 @@ export function summarize(runId: string, counts: OutcomeCounts, durationMs: numb
   };
 }
 
-/** The process exit code for a finished (or cancelled) run; `ended`: why the wait stopped early. */
+/** Why a run's tally is not the whole run: its task list was interrupted (see the exit codes above). */
+export const INTERRUPTED = { code: 'UNAVAILABLE' } as const;
+
+/** The process exit code for a finished (or cancelled) run; `ended`: why the wait stopped early (or INTERRUPTED). */
 export function summaryExitCode(s: RunSummary, cancelled: boolean, ended?: { code: ErrorCode }): number {
   if (cancelled) return exitCodeFor('CANCELLED');
   if (ended) return exitCodeFor(ended.code);

@@ -14,7 +14,7 @@ import type { AgentConnector } from '../dispatch/agent-pool.js';
 import { SchedulerWorker } from '../dispatch/worker.js';
 import { schedulerAlive } from '../daemon/daemon.js';
 import { jobIdFor } from './task.js';
-import { requestCancel } from './cancel.js';
+import { isCancelled, requestCancel } from './cancel.js';
 import { followRun, type FollowHandlers } from './follow.js';
 import { REDIS_GONE_MS } from './run.js';
 import { loadRunMeta } from './runs.js';
@@ -36,6 +36,37 @@ export function runComplete(rec: RunRecord, finished: number, now = Date.now()):
   if (rec.total !== null && finished >= rec.total) return rec.state === 'running' ? 'done' : rec.state;
   if (rec.total === null && !submitterAlive(rec, now) && finished >= rec.enqueued) return 'interrupted';
   return undefined;
+}
+
+/**
+ * A recorded run as it stands: one still `running` whose submitter is gone (no heartbeat for
+ * PRODUCER_STALE_MS) and whose tasks all have results is over, though nobody followed it to its
+ * end (its gaxx run was killed, or left at a second Ctrl-C): `cancelled` when its cancel flag is
+ * set, `interrupted` when its input was never read to the end (no total), else `done`, with the
+ * counts of its stored results. The settled state is written back (best effort), so it is
+ * reckoned once.
+ */
+export async function settleRunRecord(redis: Redis | Cluster, rec: RunRecord, now = Date.now()): Promise<RunRecord> {
+  if (rec.state !== 'running' || submitterAlive(rec, now)) return rec;
+  const want = rec.total ?? rec.enqueued;
+  if (want === 0 || (await redis.hlen(runDoneKey(rec.runId))) < want) return rec;
+  const counts: OutcomeCounts = {};
+  for (const r of await doneResults(redis, rec.runId)) countOutcome(counts, r.outcome);
+  const state: RunState = (await isCancelled(redis, rec.runId)) ? 'cancelled' : rec.total === null ? 'interrupted' : 'done';
+  await updateRunRecord(redis, rec.runId, { state, counts, finishedAt: now }).catch(() => undefined);
+  return { ...rec, state, counts, finishedAt: now };
+}
+
+/** Every stored result of a run (its done hash). */
+async function doneResults(redis: Redis | Cluster, runId: string): Promise<TaskResult[]> {
+  const results: TaskResult[] = [];
+  let cursor = '0';
+  do {
+    const [next, flat] = await redis.hscan(runDoneKey(runId), cursor, 'COUNT', 1000);
+    cursor = next;
+    for (let i = 1; i < flat.length; i += 2) results.push(JSON.parse(flat[i] as string) as TaskResult);
+  } while (cursor !== '0');
+  return results;
 }
 
 export interface AttachOptions extends FollowHandlers {
@@ -85,8 +116,9 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
       // Bounded like every run wait: REDIS_UNAVAILABLE when Redis stays away.
       redisGoneMs: REDIS_GONE_MS,
     });
-    const final = state ?? 'done';
-    if (rec.state === 'running' || final === 'interrupted') await updateRunRecord(queue.redis, runId, { state: final, counts, finishedAt: Date.now() });
+    // A cancelled run stays cancelled, whoever follows it to its end.
+    const final = (await isCancelled(queue.redis, runId)) ? 'cancelled' : (state ?? 'done');
+    if (rec.state === 'running' || rec.state !== final) await updateRunRecord(queue.redis, runId, { state: final, counts, finishedAt: Date.now() });
     return { record: rec, counts, state: final };
   } finally {
     clearInterval(timer);
@@ -99,14 +131,8 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
 export async function storedResults(settings: RedisSettings, runId: string): Promise<{ record: RunRecord; results: TaskResult[] }> {
   const queue = await TaskQueue.open(settings);
   try {
-    const record = await requireRun(queue.redis, runId);
-    const results: TaskResult[] = [];
-    let cursor = '0';
-    do {
-      const [next, flat] = await queue.redis.hscan(runDoneKey(runId), cursor, 'COUNT', 1000);
-      cursor = next;
-      for (let i = 1; i < flat.length; i += 2) results.push(JSON.parse(flat[i] as string) as TaskResult);
-    } while (cursor !== '0');
+    const record = await settleRunRecord(queue.redis, await requireRun(queue.redis, runId));
+    const results = await doneResults(queue.redis, runId);
     const key = (id: string): [number, string] => [Number.parseInt(id, 10), id];
     results.sort((a, b) => {
       const [na, sa] = key(a.taskId);

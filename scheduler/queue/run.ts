@@ -22,7 +22,7 @@ import { GaxxError, isGaxxError, type ErrorCode, type TaskSigner } from '../../p
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import type { RetryPolicy } from '../dispatch/retry-policy.js';
 import { expireAbandonedRuns } from './abandoned.js';
-import { requestCancel } from './cancel.js';
+import { isCancelled, requestCancel } from './cancel.js';
 import { HEARTBEAT_KEY } from '../daemon/daemon.js';
 import { TaskQueue, type EnqueuedRun } from './queue.js';
 import { redisError, type RedisSettings } from '../redis/redis.js';
@@ -73,6 +73,8 @@ export interface RunOutcome extends RunResults {
   cancelled: boolean;
   /** Why the wait ended before every task had its own result (DEADLINE_EXCEEDED, REDIS_UNAVAILABLE). */
   ended?: { code: ErrorCode; message: string };
+  /** Resuming: the run's input was never read to its end (its gaxx run died first), so some of it never ran. */
+  interrupted?: boolean;
 }
 
 /** How often a waiting run checks that a daemon is still there (else it works on the queue itself). */
@@ -280,11 +282,14 @@ export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise
       const counts: OutcomeCounts = {};
       for (const r of out.results.values()) countOutcome(counts, r.outcome);
       const now = (await getRunRecord(queue.redis, runId).catch(() => undefined)) ?? record;
-      const state = out.cancelled ? 'cancelled' : now.total === null ? 'interrupted' : 'done';
+      // Cancelled from anywhere (a Ctrl-C of its gaxx run, `gaxx runs cancel`): it stays cancelled.
+      const cancelled = out.cancelled || now.state === 'cancelled' || (await isCancelled(queue.redis, runId).catch(() => false));
+      const state = cancelled ? 'cancelled' : now.total === null ? 'interrupted' : 'done';
       await bounded(
         updateRunRecord(queue.redis, runId, { state, counts, finishedAt: Date.now() }).catch(() => undefined),
         CLEANUP_MS,
       );
+      return { ...out, cancelled, ...(state === 'interrupted' ? { interrupted: true } : {}) };
     }
     return out;
   } finally {

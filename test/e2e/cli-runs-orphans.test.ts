@@ -5,6 +5,7 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { exitCodeFor } from '../../proto/index.js';
 import { getRunRecord } from '../../scheduler/queue/run-index.js';
 import { createRedis, redisSettingsFromUrl, waitReady, type RunRecord } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
@@ -99,5 +100,83 @@ describe('a run whose gaxx run was killed, no daemon', () => {
     for (const t of tasks) expect(t).toMatchObject({ mayHaveRepeated: false });
     expect(m.started()).toBe(2);
     expect(await record(runId)).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
+  }, 240_000);
+
+  it('`runs cancel` then `runs wait`: the run stays cancelled (exit 130), a task stopped on its agent reports so', async () => {
+    const m = marks();
+    const gate = taskGate();
+    const runId = await killedRun([], gate.wait, m, 2);
+    const c = await gaxx(['runs', 'cancel', runId]);
+    expect(c.code, c.stderr).toBe(0);
+    const r = await gaxx(['runs', 'wait', runId, '--json', '--wait-timeout', '55s']);
+    gate.open();
+    gate.remove();
+    expect(r.code, r.stderr).toBe(exitCodeFor('CANCELLED'));
+    const tasks = jsonLines(r.stdout).filter((x) => x.type === 'task');
+    expect(tasks.map((t) => t.outcome)).toEqual(['cancelled', 'cancelled']);
+    expect(await record(runId)).toMatchObject({ state: 'cancelled', counts: { cancelled: 2 } });
+    const listed = JSON.parse((await gaxx(['runs', '--json'])).stdout) as RunRecord[];
+    expect(listed.find((x) => x.runId === runId)).toMatchObject({ state: 'cancelled' });
+  }, 240_000);
+
+  it('a task list killed before its input ended: `runs wait` says interrupted and exits 12, not 0', async () => {
+    const m = marks();
+    const run = spawnGaxx(
+      [
+        'run',
+        '--json',
+        '--tasks',
+        '-',
+        '--agent',
+        agents.map((a) => a.address).join(','),
+        '--',
+        'sh',
+        '-c',
+        `mktemp ${m.dir}/started.XXXXXX >/dev/null; echo "$0"`,
+      ],
+      { home, env: env(), stdin: 'pipe' },
+    );
+    // Two records, and the input left open: the rest of it is never read.
+    run.child.stdin?.write('one\ntwo\n');
+    await vi.waitFor(() => expect(jsonLines(run.stdout()).filter((x) => x.type === 'task')).toHaveLength(2), { timeout: 60_000, interval: 100 });
+    const runId = jsonLines(run.stdout())[0]?.runId as string;
+    run.kill('SIGKILL');
+    await run.done;
+    const r = await gaxx(['runs', 'wait', runId, '--json', '--wait-timeout', '55s']);
+    expect(r.code, r.stderr).toBe(exitCodeFor('UNAVAILABLE'));
+    expect(r.stderr).toMatch(/interrupted/);
+    expect(
+      jsonLines(r.stdout)
+        .filter((x) => x.type === 'task')
+        .map((t) => t.outcome),
+    ).toEqual(['succeeded', 'succeeded']);
+    expect(await record(runId)).toMatchObject({ state: 'interrupted', total: null, counts: { succeeded: 2 } });
+    expect(m.started()).toBe(2);
+  }, 240_000);
+});
+
+describe('a run whose gaxx run was killed while a daemon worked on it', () => {
+  it('`gaxx runs` shows it done once every task has its result, though nobody waited for it', async () => {
+    const daemon = spawn(['scheduler', '--metrics-listen', '127.0.0.1:0']);
+    try {
+      await daemon.line('stderr', (l) => l.includes('"scheduler started"'));
+      const m = marks();
+      const gate = taskGate();
+      const runId = await killedRun([], gate.wait, m, 2);
+      gate.open();
+      // Bounded: the daemon publishes both results within seconds of the gate opening.
+      await vi.waitFor(
+        async () => {
+          const listed = JSON.parse((await gaxx(['runs', '--json'])).stdout) as RunRecord[];
+          expect(listed.find((x) => x.runId === runId)).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
+        },
+        { timeout: 60_000, interval: 500 },
+      );
+      gate.remove();
+      expect(await record(runId)).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
+    } finally {
+      daemon.kill('SIGTERM');
+      await daemon.done;
+    }
   }, 240_000);
 });
