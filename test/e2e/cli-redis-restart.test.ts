@@ -5,6 +5,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { exitCodeFor } from '../../proto/index.js';
 import { socketCommand } from '../../scheduler/redis/embedded-redis.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { runGaxx, spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
@@ -117,5 +118,39 @@ describe('gaxx run when its embedded Redis is killed and comes back', () => {
       enqueued: 6,
       counts: { succeeded: 6 },
     });
+  }, 240_000);
+
+  it('a Ctrl-C after Redis came back reaches a daemon: its running tasks are stopped and report cancelled', async () => {
+    const daemon = spawnGaxx(['scheduler', '--metrics-listen', '127.0.0.1:0'], { home });
+    const gate = taskGate();
+    try {
+      await daemon.line('stderr', (l) => l.includes('"scheduler started"'));
+      const marks = mkdtempSync(join(tmpdir(), 'gxrr-marks-'));
+      dirs.push(marks);
+      chmodSync(marks, 0o777);
+      const started = (): number => readdirSync(marks).filter((f) => f.startsWith('started.')).length;
+      const run = spawnGaxx(
+        ['run', '--json', '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', `mktemp ${marks}/started.XXXXXX >/dev/null; ${gate.wait}`],
+        { home },
+      );
+      await vi.waitFor(() => expect(started()).toBe(2), { timeout: 60_000, interval: 100 });
+      await killRedis();
+      await run.line('stderr', (l) => /Redis unreachable for \d+s/.test(l));
+      const list = await runGaxx(['runs', '--json'], { home });
+      expect(list.code, list.stderr).toBe(0);
+      await run.line('stderr', (l) => /Redis is back after \d+s/.test(l));
+      run.kill('SIGINT');
+      const r = await run.done;
+      expect(r.code, r.stderr).toBe(exitCodeFor('CANCELLED'));
+      // The daemon saw the cancel flag and stopped them: the agents' own end, not "unknown".
+      const tasks = jsonLines(r.stdout).filter((x) => x.type === 'task');
+      expect(tasks.map((t) => t.outcome)).toEqual(['cancelled', 'cancelled']);
+      for (const t of tasks) expect(t).toMatchObject({ reason: 'cancelled' });
+    } finally {
+      gate.open();
+      gate.remove();
+      daemon.kill('SIGTERM');
+      await daemon.done;
+    }
   }, 240_000);
 });
