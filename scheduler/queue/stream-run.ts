@@ -213,10 +213,11 @@ class StreamedRun {
       this.opts.cancel?.removeEventListener('abort', onCancel);
       const total = this.inputExhausted ? { total: this.enqueued } : {};
       const patch = state === 'running' ? total : { state, counts: this.counts, ...total, finishedAt: Date.now() };
-      await bounded(
-        updateRunRecord(redis, this.runId, patch).catch(() => undefined),
-        CLEANUP_MS,
-      );
+      if (Object.keys(patch).length > 0)
+        await bounded(
+          updateRunRecord(redis, this.runId, patch).catch(() => undefined),
+          CLEANUP_MS,
+        );
     }
   }
 
