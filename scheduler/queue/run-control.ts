@@ -44,17 +44,21 @@ export function runComplete(rec: RunRecord, finished: number, now = Date.now()):
  * end (its gaxx run was killed, or left at a second Ctrl-C): `cancelled` when its cancel flag is
  * set, `interrupted` when its input was never read to the end (no total), else `done`, with the
  * counts of its stored results. The settled state is written back (best effort), so it is
- * reckoned once.
+ * reckoned once. A cancelled one is shown cancelled even before all its results are in.
  */
 export async function settleRunRecord(redis: Redis | Cluster, rec: RunRecord, now = Date.now()): Promise<RunRecord> {
   if (rec.state !== 'running' || submitterAlive(rec, now)) return rec;
   const want = rec.total ?? rec.enqueued;
-  if (want === 0 || (await redis.hlen(runDoneKey(rec.runId))) < want) return rec;
+  const complete = want > 0 && (await redis.hlen(runDoneKey(rec.runId))) >= want;
+  const cancelled = await isCancelled(redis, rec.runId);
+  if (!complete && !cancelled) return rec;
   const counts: OutcomeCounts = {};
   for (const r of await doneResults(redis, rec.runId)) countOutcome(counts, r.outcome);
-  const state: RunState = (await isCancelled(redis, rec.runId)) ? 'cancelled' : rec.total === null ? 'interrupted' : 'done';
-  await updateRunRecord(redis, rec.runId, { state, counts, finishedAt: now }).catch(() => undefined);
-  return { ...rec, state, counts, finishedAt: now };
+  const state: RunState = cancelled ? 'cancelled' : rec.total === null ? 'interrupted' : 'done';
+  // A cancelled run some of whose tasks still lack a result (its gaxx run left at a second
+  // Ctrl-C) is shown cancelled, but recorded only once every task has its result.
+  if (complete) await updateRunRecord(redis, rec.runId, { state, counts, finishedAt: now }).catch(() => undefined);
+  return { ...rec, state, counts, finishedAt: complete ? now : rec.finishedAt };
 }
 
 /** Every stored result of a run (its done hash). */
@@ -118,7 +122,9 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
     });
     // A cancelled run stays cancelled, whoever follows it to its end.
     const final = (await isCancelled(queue.redis, runId)) ? 'cancelled' : (state ?? 'done');
-    if (rec.state === 'running' || rec.state !== final) await updateRunRecord(queue.redis, runId, { state: final, counts, finishedAt: Date.now() });
+    // Followed to its end: this follower has every result's counts (a record `runs cancel` marked
+    // cancelled before had none).
+    await updateRunRecord(queue.redis, runId, { state: final, counts, finishedAt: rec.finishedAt ?? Date.now() });
     return { record: rec, counts, state: final };
   } finally {
     clearInterval(timer);

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
+import { isCancelled } from '../../scheduler/queue/cancel.js';
 import { getRunRecord } from '../../scheduler/queue/run-index.js';
 import { createRedis, redisSettingsFromUrl, waitReady, type RunRecord } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
@@ -42,6 +43,16 @@ async function record(runId: string): Promise<RunRecord | undefined> {
   try {
     await waitReady(r);
     return await getRunRecord(r, runId);
+  } finally {
+    r.disconnect();
+  }
+}
+
+async function cancelFlag(runId: string): Promise<boolean> {
+  const r = createRedis(redisSettingsFromUrl(redis.url), 'producer');
+  try {
+    await waitReady(r);
+    return await isCancelled(r, runId);
   } finally {
     r.disconnect();
   }
@@ -117,6 +128,41 @@ describe('a run whose gaxx run was killed, no daemon', () => {
     expect(await record(runId)).toMatchObject({ state: 'cancelled', counts: { cancelled: 2 } });
     const listed = JSON.parse((await gaxx(['runs', '--json'])).stdout) as RunRecord[];
     expect(listed.find((x) => x.runId === runId)).toMatchObject({ state: 'cancelled' });
+  }, 240_000);
+
+  it('a run left at a second Ctrl-C is shown cancelled by `gaxx runs`, not running for ever', async () => {
+    const m = marks();
+    const gate = taskGate();
+    const run = spawn([
+      'run',
+      '--agent',
+      agents.map((a) => a.address).join(','),
+      '--',
+      'sh',
+      '-c',
+      `mktemp ${m.dir}/started.XXXXXX >/dev/null; trap '' TERM; ${gate.wait}`,
+    ]);
+    await vi.waitFor(() => expect(m.started()).toBe(2), { timeout: 60_000, interval: 100 });
+    const runId = /gaxx: run (\S+)/.exec(run.stderr())?.[1] as string;
+    run.kill('SIGINT');
+    // The first Ctrl-C set the run's cancel flag before the second one quits at once.
+    await vi.waitFor(async () => expect(await cancelFlag(runId)).toBe(true), { timeout: 10_000, interval: 50 });
+    run.kill('SIGINT');
+    expect((await run.done).code).toBe(exitCodeFor('CANCELLED'));
+    await vi.waitFor(
+      async () => {
+        const listed = JSON.parse((await gaxx(['runs', '--json'])).stdout) as RunRecord[];
+        expect(listed.find((x) => x.runId === runId)).toMatchObject({ state: 'cancelled' });
+      },
+      { timeout: 60_000, interval: 500 },
+    );
+    // Followed to its end, it stays cancelled, with every task's result.
+    const r = await gaxx(['runs', 'wait', runId, '--json', '--wait-timeout', '55s']);
+    gate.open();
+    gate.remove();
+    expect(r.code, r.stderr).toBe(exitCodeFor('CANCELLED'));
+    expect(jsonLines(r.stdout).filter((x) => x.type === 'task')).toHaveLength(2);
+    expect(await record(runId)).toMatchObject({ state: 'cancelled' });
   }, 240_000);
 
   it('a task list killed before its input ended: `runs wait` says interrupted and exits 12, not 0', async () => {
