@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { socketCommand } from '../../scheduler/redis/embedded-redis.js';
-import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { markerDir, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { runGaxx, spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 import { taskGate } from '../helpers/gate.js';
@@ -68,9 +68,8 @@ afterAll(async () => {
 
 describe('gaxx run when its embedded Redis is killed and comes back', () => {
   it('a --tasks run goes on enqueueing once Redis is back: every record runs, exit 0, the run index says done', async () => {
-    const marks = mkdtempSync(join(tmpdir(), 'gxrr-marks-'));
+    const marks = markerDir('gxrr-marks');
     dirs.push(marks);
-    chmodSync(marks, 0o777);
     const list = join(marks, 'tasks.txt');
     writeFileSync(list, 'a\nb\nc\nd\ne\nf\n');
     // The first window's tasks hold until Redis has been gone longer than a producer's quick retries.

@@ -1,15 +1,13 @@
 // Runs whose `gaxx run` is gone, with no scheduler daemon: `gaxx runs wait` serves and collects
 // them, the run index shows how they ended, and exit codes follow the documented table. The
 // built CLI, a real redis-server and real agents.
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { isCancelled } from '../../scheduler/queue/cancel.js';
 import { getRunRecord } from '../../scheduler/queue/run-index.js';
 import { createRedis, redisSettingsFromUrl, waitReady, type RunRecord } from '../../scheduler/index.js';
-import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { markerDir, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { runGaxx, spawnGaxx, stopAllGaxx, type GaxxProcess } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 import { taskGate } from '../helpers/gate.js';
@@ -68,9 +66,8 @@ function jsonLines(stdout: string): Array<Record<string, unknown>> {
 
 /** A dir the tasks mark their start in (one file each), and a count of the marks. */
 function marks(): { dir: string; started(): number } {
-  const dir = mkdtempSync(join(tmpdir(), 'gxro-marks-'));
+  const dir = markerDir('gxro-marks');
   dirs.push(dir);
-  chmodSync(dir, 0o777);
   return { dir, started: () => readdirSync(dir).filter((f) => f.startsWith('started.')).length };
 }
 
