@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { socketCommand } from '../../scheduler/redis/embedded-redis.js';
 import { markerDir, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { runGaxx, spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
+import { jsonLines, runGaxx, spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 import { taskGate } from '../helpers/gate.js';
 
@@ -38,14 +38,6 @@ async function killRedis(): Promise<void> {
   const pid = redisPid();
   process.kill(pid, 'SIGKILL');
   await vi.waitFor(() => expect(alive(pid)).toBe(false), { timeout: 10_000, interval: 50 });
-}
-
-function jsonLines(stdout: string): Array<Record<string, unknown>> {
-  return stdout
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 beforeAll(async () => {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { createRedis, redisSettingsFromUrl } from '../../scheduler/index.js';
 import { markerDir, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { spawnGaxx, stopAllGaxx, type GaxxProcess } from '../helpers/cli.js';
+import { type GaxxProcess, jsonLines, spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 import { taskGate } from '../helpers/gate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
@@ -36,14 +36,6 @@ afterAll(async () => {
   await stopAllAgents();
   for (const dir of [home, ...markDirs]) rmSync(dir, { recursive: true, force: true });
 });
-
-function jsonLines(stdout: string): Array<Record<string, unknown>> {
-  return stdout
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
 
 describe('gaxx run when Redis dies and does not come back', () => {
   let redis: TestRedis;

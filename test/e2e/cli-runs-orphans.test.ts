@@ -8,7 +8,7 @@ import { isCancelled } from '../../scheduler/queue/cancel.js';
 import { getRunRecord } from '../../scheduler/queue/run-index.js';
 import { createRedis, redisSettingsFromUrl, waitReady, type RunRecord } from '../../scheduler/index.js';
 import { markerDir, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { runGaxx, spawnGaxx, stopAllGaxx, type GaxxProcess } from '../helpers/cli.js';
+import { type GaxxProcess, jsonLines, runGaxx, spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 import { taskGate } from '../helpers/gate.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
@@ -54,14 +54,6 @@ async function cancelFlag(runId: string): Promise<boolean> {
   } finally {
     r.disconnect();
   }
-}
-
-function jsonLines(stdout: string): Array<Record<string, unknown>> {
-  return stdout
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /** A dir the tasks mark their start in (one file each), and a count of the marks. */

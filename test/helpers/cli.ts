@@ -191,3 +191,12 @@ export async function stopAllGaxx(): Promise<void> {
   for (const c of all) c.kill('SIGKILL');
   await Promise.all(all.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('close', r)))));
 }
+
+/** The JSON objects of `gaxx ... --json` output, one per line. */
+export function jsonLines(stdout: string): Array<Record<string, unknown>> {
+  return stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
