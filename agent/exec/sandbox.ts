@@ -43,6 +43,13 @@ export interface SandboxPaths {
   /** Dirs tasks may write besides their work dir (--task-writable); the hidden dirs stay hidden inside them. */
   writable?: string[];
   /**
+   * The agent's data dir when it lies under /tmp (a local fleet's, a test's): bound read-only
+   * over the task's private /tmp, so that the data area is seen as it is elsewhere (through `/`),
+   * and a warm sandbox's dir renamed on the host to the task's is seen renamed inside too (bwrap
+   * would make the mount point in the private tmpfs, where the rename never shows).
+   */
+  dataDirInTmp?: string;
+  /**
    * The most a task's private /tmp holds, in bytes: the task's memory limit, since a tmpfs is
    * memory no rlimit of the task counts (0 or absent: the kernel's default, half of RAM).
    */
@@ -124,6 +131,7 @@ export function sandboxMounts(s: Extract<Sandbox, { kind: 'bwrap' }>, paths: San
   before.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc');
   if (paths.tmpBytes && s.tmpSize) before.push('--size', String(paths.tmpBytes));
   before.push('--tmpfs', '/tmp');
+  if (paths.dataDirInTmp && dirExists(paths.dataDirInTmp)) before.push('--ro-bind', paths.dataDirInTmp, paths.dataDirInTmp);
   for (const dir of paths.writable ?? []) if (dirExists(dir)) before.push('--bind', dir, dir);
   const after: string[] = [];
   for (const dir of [paths.certsDir, paths.auditDir, paths.stateDir, ...(paths.hide ?? [])]) {

@@ -2,6 +2,7 @@
  * How tasks are launched on this host: the sandbox found at start (or opted out of), the task
  * launcher process, the agent's own paths tasks must not see, and whether tasks are refused.
  */
+import { realpathSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { GaxxError } from '../../proto/index.js';
@@ -10,6 +11,18 @@ import type { LaunchContext } from './exec.js';
 import { inProcessRunner, Launcher } from './launcher.js';
 import { detectSandbox, type Sandbox } from './sandbox.js';
 import { tasksRoot } from './tasks.js';
+import { inside } from '../files/safe-open.js';
+
+/** Whether `dir` lies under /tmp, which a sandbox replaces with a private tmpfs. */
+function underTmp(dir: string): boolean {
+  let real = dir;
+  try {
+    real = realpathSync(dir);
+  } catch {
+    // Not there yet: as given.
+  }
+  return inside('/tmp', real) && real !== '/tmp';
+}
 
 /** The sandbox tasks run in (none when opted out or unavailable). */
 export async function taskSandbox(config: AgentConfig): Promise<Sandbox> {
@@ -33,6 +46,7 @@ export function taskLaunch(config: AgentConfig, sandbox: Sandbox, uid: number, l
       hide,
       writable: config.taskWritable,
       tmpBytes: config.taskLimits.addressSpaceBytes,
+      ...(underTmp(config.dataDir) ? { dataDirInTmp: config.dataDir } : {}),
     },
     warm: { count: config.warmSandboxes, tasksDir: tasksRoot(config.dataDir) },
   };

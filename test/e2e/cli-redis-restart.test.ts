@@ -1,8 +1,7 @@
 // The built CLI with its embedded redis-server killed (-9, by the pid in its state dir) while a
 // run goes on, then started again (from its AOF) by another gaxx command: a Redis that comes
 // back in time lets the run finish normally, and the run index records its end.
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
@@ -116,9 +115,8 @@ describe('gaxx run when its embedded Redis is killed and comes back', () => {
     const gate = taskGate();
     try {
       await daemon.line('stderr', (l) => l.includes('"scheduler started"'));
-      const marks = mkdtempSync(join(tmpdir(), 'gxrr-marks-'));
+      const marks = markerDir('gxrr-marks');
       dirs.push(marks);
-      chmodSync(marks, 0o777);
       const started = (): number => readdirSync(marks).filter((f) => f.startsWith('started.')).length;
       const run = spawnGaxx(
         ['run', '--json', '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', `mktemp ${marks}/started.XXXXXX >/dev/null; ${gate.wait}`],
