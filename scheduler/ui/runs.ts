@@ -50,7 +50,7 @@ export interface RunView {
   byOutcome: Record<string, number>;
   rate: number;
   etaS: number | null;
-  state: 'running' | 'done' | 'cancelling';
+  state: 'running' | 'done' | 'cancelling' | 'cancelled';
   hosts: HostView[];
   failures: FailureView[];
   failedTotal: number;
@@ -229,7 +229,9 @@ export class RunTracker {
       byOutcome: { ...t.byOutcome },
       rate,
       etaS: finished ? 0 : rate > 0 ? (t.meta.total - t.done) / rate : null,
-      state: finished ? 'done' : t.cancelled ? 'cancelling' : 'running',
+      // A cancelled run (its cancel flag set: runs cancel, the page, a Ctrl-C of its gaxx run) stays
+      // cancelled once every task has its result, as `gaxx runs` says; it showed as done.
+      state: t.cancelled ? (finished ? 'cancelled' : 'cancelling') : finished ? 'done' : 'running',
       hosts: hostViews(t, elapsedS),
       failures: t.failures,
       failedTotal: t.failedTotal,

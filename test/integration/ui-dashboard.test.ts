@@ -190,9 +190,11 @@ describe('dashboard', () => {
     await page.click('#confirm-no');
     await page.click(`${card} button.cancel`);
     await page.click('#confirm-yes');
-    await waitForText(page, `${card} .state`, /cancelling|done/);
+    await waitForText(page, `${card} .state`, /cancelling|cancelled/);
     const outcome = await Promise.race([run, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('run did not end after the cancel')), 50_000))]);
     expect([...outcome.results.values()].some((r) => r.outcome === 'cancelled')).toBe(true);
+    // Every task has its result: the run stays cancelled, as `gaxx runs` says (it read done).
+    await waitForText(page, `${card} .state`, 'cancelled');
     ac.abort();
     expect(errors).toEqual([]);
     await page.close();

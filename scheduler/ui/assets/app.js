@@ -171,7 +171,7 @@
     c.bad.style.width = (100 * failed) / Math.max(1, r.total) + '%';
     set(c.progress, r.done + '/' + r.total);
     set(c.rate, fmt(r.rate, 1) + ' tasks/s');
-    set(c.eta, r.state === 'done' ? 'finished' : 'ETA ' + duration(r.etaS));
+    set(c.eta, r.state === 'done' || r.state === 'cancelled' ? 'finished' : 'ETA ' + duration(r.etaS));
     set(c.failed, failed + ' failed');
     c.root.classList.toggle('selected', state.selected === r.runId);
     return c.root;
@@ -201,7 +201,12 @@
       Object.entries(r.byOutcome)
         .map(([k, v]) => k + ' ' + v)
         .join(', ') || 'no results yet';
-    for (const t of [r.done + '/' + r.total + ' done', fmt(r.rate, 1) + ' tasks/s', r.state === 'done' ? 'finished' : 'ETA ' + duration(r.etaS), outcomes])
+    for (const t of [
+      r.done + '/' + r.total + ' done',
+      fmt(r.rate, 1) + ' tasks/s',
+      r.state === 'done' || r.state === 'cancelled' ? 'finished' : 'ETA ' + duration(r.etaS),
+      outcomes,
+    ])
       stats.appendChild(el('span', '', t));
     charts.run.update(r.series);
     renderHosts(r.hosts);
