@@ -10,6 +10,7 @@ import { markerDir, startAgent, stopAllAgents, type AgentProcess } from '../help
 import { jsonLines, runGaxx, spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 import { taskGate } from '../helpers/gate.js';
+import { alive } from '../helpers/procs.js';
 
 let home: string;
 let agents: AgentProcess[];
@@ -17,15 +18,6 @@ const dirs: string[] = [];
 
 const redisDir = (): string => join(home, 'state', 'redis');
 const redisPid = (): number => Number.parseInt(readFileSync(join(redisDir(), 'redis.pid'), 'utf8'), 10);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Kills the embedded redis-server with SIGKILL, once it has written everything to its AOF. */
 async function killRedis(): Promise<void> {

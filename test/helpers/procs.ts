@@ -5,6 +5,16 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
+/** Whether process `pid` exists (signal 0; a process of another user is there too: EPERM). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * The fields of `/proc/PID/stat` after the command name: `[0]` the state (`Z` a zombie), `[1]` the
  * parent's pid, and so on (proc(5) numbers them from 3); undefined when the process is gone.

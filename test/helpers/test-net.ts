@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { threadId } from 'node:worker_threads';
+import { alive } from './procs.js';
 
 const run = promisify(execFile);
 const LOCK_DIR = '/tmp/gaxx-test-net';
@@ -52,15 +53,6 @@ function makeSlot(k: number): NetSlot {
     vethName: (n) => `gxv${k}h${n}`,
     hostDirPrefix: (n) => `gxh-s${k}-${n}-`,
   };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Ends what a dead owner left in slot `k`: processes in its namespaces, the namespaces, the bridge. */

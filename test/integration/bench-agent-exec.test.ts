@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { alive } from '../helpers/procs.js';
 
 const BENCH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'bench', 'agent-exec.js');
 
@@ -20,15 +21,6 @@ interface BenchDoc {
   ratios: Array<{ of: string; over: string; sequentialP50: number; levels: Array<{ inFlight: number; ratio: number }> }>;
   workDir: string;
   agentPid: number;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('bench/agent-exec', () => {

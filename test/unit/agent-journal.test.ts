@@ -10,6 +10,7 @@ import { sweepLostGroup } from '../../agent/exec/journal.js';
 import { processStartTicks } from '../../agent/exec/proc-stat.js';
 import { TaskRegistry } from '../../agent/exec/tasks.js';
 import type { ExecSpec } from '../../agent/exec/exec.js';
+import { alive } from '../helpers/procs.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gaxx-journal-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,15 +25,6 @@ const spec = (taskId: string, argv: string[]): ExecSpec => ({
   timeoutMs: 60_000,
   outputCapBytes: 1 << 20,
 });
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('TaskJournal', () => {
   it('replays a finished task and reports a running one lost after a restart, its processes killed', async () => {
