@@ -5,7 +5,7 @@
  * Metrics are off unless `--metrics-listen` (or GAXX_AGENT_METRICS_LISTEN) is given: the
  * installer passes `0.0.0.0:9091`; an agent started by hand opens only its gRPC port.
  */
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { checkDuration, GaxxError, isGaxxError, parseHostPort, parseSize, REQUEST_LIMITS, SIZE_HINT, SIZE_PATTERN } from '../proto/index.js';
@@ -124,8 +124,7 @@ export function defaultStateDir(dataDir: string): string {
 
 /** CONFIG_INVALID when `inner` is `outer` or below it (file RPCs serve the data dir). */
 function refuseInside(what: string, inner: string, outer: string): void {
-  const rel = relative(resolve(outer), resolve(inner));
-  if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+  if (within(outer, inner)) {
     throw new GaxxError('CONFIG_INVALID', `invalid agent config: ${what}: must be outside the data dir ${outer} (file RPCs can reach it)`, {
       details: { problems: [`${what}: inside the data dir`] },
     });
