@@ -41,6 +41,14 @@ function realExisting(p: string): string {
 }
 
 /**
+ * PERMISSION_DENIED for a path in the data area's `tasks/`: the agent's own scratch and warm
+ * sandbox dirs, which no caller may write into or name (`doing`: what to do elsewhere instead).
+ */
+function refuseTasksArea(parts: string[], doing: string): void {
+  if (parts[0] === TASKS_DIR) throw new GaxxError('PERMISSION_DENIED', `'${TASKS_DIR}/' holds the tasks' own work dirs: ${doing} elsewhere in the data area`);
+}
+
+/**
  * A task's named work dir `rel` under the data dir `root`: its path and its components joined
  * (`rel` as the launcher walks it, opening each component without following a symlink). Refused:
  * absolute paths, `..`, the data dir itself and the agent's own `tasks/` (a task that could write
@@ -51,8 +59,7 @@ export function workDirIn(root: string, rel: string): { path: string; rel: strin
   if (rel.split('/').every((p) => p === '' || p === '.'))
     throw new GaxxError('INVALID_ARGUMENT', `work dir '${rel}' names the data area itself: name a directory under it`);
   const parts = components(rel);
-  if (parts[0] === TASKS_DIR)
-    throw new GaxxError('PERMISSION_DENIED', `'${TASKS_DIR}/' holds the tasks' own work dirs: name a work dir elsewhere in the data area`);
+  refuseTasksArea(parts, 'name a work dir');
   try {
     const realRoot = realpathSync(root);
     const full = join(realRoot, ...parts);
@@ -150,9 +157,7 @@ export async function receivePut(chunks: AsyncIterable<PutFileChunk__Output>, ar
 async function receiveDataFile(it: AsyncIterator<PutFileChunk__Output>, h: Header, areas: FileAreas): Promise<PutFileResponse> {
   // The tasks' scratch dirs are the agent's: a file put there would be in a task's "fresh" work
   // dir before it starts, and a file named `tasks` would keep every task from getting one.
-  if (components(h.path)[0] === TASKS_DIR) {
-    throw new GaxxError('PERMISSION_DENIED', `'${TASKS_DIR}/' holds the tasks' own work dirs: put files elsewhere in the data area`);
-  }
+  refuseTasksArea(components(h.path), 'put files');
   // The parent is walked and pinned (safe-open.ts); temp file and rename go through its descriptor.
   const { dir, name } = await openParent(areas.dataDir, h.path, true);
   const tmp = `${fdPath(dir)}/.${randomBytes(6).toString('hex')}.part`;
