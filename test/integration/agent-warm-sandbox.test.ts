@@ -240,9 +240,15 @@ describe('warm sandboxes and the agent', () => {
     // Its dirs are stale ones, not a pool: a first task fills it.
     await oneReady(again, ac, true);
     ac.close();
-    const names = readdirSync(tasksDir(again));
-    expect(names).not.toContain('+warm-stale');
-    expect(names).not.toContain(warm.slice(warm.lastIndexOf('/') + 1));
+    // The sweep removes them off the launcher's event loop (removeTree): done once they are gone.
+    await vi.waitFor(
+      () => {
+        const names = readdirSync(tasksDir(again));
+        expect(names).not.toContain('+warm-stale');
+        expect(names).not.toContain(warm.slice(warm.lastIndexOf('/') + 1));
+      },
+      { timeout: 15_000, interval: 50 },
+    );
     await again.stop();
   });
 
