@@ -3,13 +3,15 @@
  * fleet (or `--agent` addresses, written `:REMOTE`), over the agents' PutFile/GetFile with the
  * sha256 checked on both ends, several hosts at once.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { exitCodeFor, fileAccessError, GaxxError, isGaxxError, type ErrorCode } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { intFlag, JSON_FLAG, stringsFlag, usageError, type Command } from '../command.js';
 import type { GaxxConfig } from '../config.js';
+import { makeOwnSubdir, prepareUserDir } from '../local-dirs.js';
 import { renderTable } from '../output.js';
+import { writeFileAtomic } from '../../certs/index.js';
 import { agentTargets, fleetTargets, operatorCreds, parallelMap, type Target } from '../fleet/targets.js';
 
 const usage = (m: string): GaxxError => usageError('cp', m);
@@ -31,29 +33,13 @@ export function hostDirName(name: string): string {
   return safe === '.' || safe === '..' || safe === '' ? `_${safe}` : safe;
 }
 
-/**
- * LOCALDIR of a download: it holds one folder per host, so it must be a directory (or not be
- * there yet); a file there is USAGE up front, not one INTERNAL row per host.
- */
-function checkLocalDir(dir: string): void {
-  let isDir: boolean;
-  try {
-    isDir = statSync(dir).isDirectory();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw fileAccessError(e) ?? e;
-  }
-  if (!isDir) throw usage(`'${dir}' is a file: a download goes to LOCALDIR/<host>/<name>, so name a directory (new or existing)`);
-}
-
-/** Writes one host's download as `file`, atomically; a local file-system failure is FILE_ACCESS naming it. */
+/** Writes one host's download as `file` (in LOCALDIR/<host>), atomically; a local file-system failure is FILE_ACCESS naming it. */
 function writeDownload(file: string, data: Buffer, mode: number): void {
+  makeOwnSubdir(dirname(file), 'the download folder');
   try {
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(`${file}.gaxx-part`, data, { mode: mode & 0o777 || 0o600 });
-    renameSync(`${file}.gaxx-part`, file);
+    // Never group- or world-writable, whatever the agent's copy was.
+    writeFileAtomic(file, data, mode & 0o755 || 0o600, { durable: false });
   } catch (e) {
-    rmSync(`${file}.gaxx-part`, { force: true });
     const code = (e as NodeJS.ErrnoException).code;
     throw fileAccessError(e) ?? new GaxxError('FILE_ACCESS', `cannot write ${file}: ${code ?? String(e)}`, { cause: e });
   }
@@ -113,8 +99,10 @@ export const command: Command = {
     "write the remote side as :REMOTE. REMOTE is relative to the agent's data dir; ending in /, it",
     "names a directory, and the upload goes into it under LOCAL's name. The sha256 is",
     'checked by the agent on upload and by gaxx on download. A local path with a colon is',
-    'written ./a:b. Exit 0 when every host succeeded, else the code of the first failure (12 when',
-    'an agent could not be reached, 10 on a checksum mismatch).',
+    'written ./a:b. LOCALDIR must be yours (or sticky, as /tmp), and each <host> folder yours and',
+    'no symlink: where another user could rename things, a download is refused (exit 7). Exit 0',
+    'when every host succeeded, else the code of the first failure (12 when an agent could not be',
+    'reached, 10 on a checksum mismatch).',
   ].join('\n'),
   flags: {
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses instead of a fleet (remote side :PATH)' },
@@ -151,7 +139,8 @@ export const command: Command = {
         }),
       );
     } else {
-      checkLocalDir(dst.path);
+      // LOCALDIR holds one folder per host: a directory of the caller's (or a sticky one, as /tmp).
+      prepareUserDir(dst.path, 'LOCALDIR');
       const dirs = new Map(targets.map((t) => [hostDirName(t.name), t]));
       if (dirs.size !== targets.length) throw usage('two hosts map to the same folder name; copy them separately');
       rows = await parallelMap(out, 'gaxx cp: downloading', targets, parallel, (t) =>

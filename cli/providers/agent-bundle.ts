@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../../certs/index.js';
 import { GaxxError, packageVersion } from '../../proto/index.js';
+import { checkOwnDir } from '../local-dirs.js';
 
 /** File name of the agent bundle, in dist/bundle and in an installation. */
 export const AGENT_BUNDLE_FILE = 'gaxx-agent.mjs';
@@ -144,7 +145,8 @@ export function installAgentBundle(opts: InstallAgentOptions = {}): string {
   for (const f of files) all.update(f.name).update(f.hash);
   const dir = opts.dir ?? join(tmpdir(), `${SHARED_INSTALL_PREFIX}${all.digest('hex').slice(0, SHARED_INSTALL_HASH_CHARS)}`);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
-  checkOwnDir(dir);
+  // Not ours, or others may write to it: they could swap the agent.
+  checkOwnDir(dir, 'the agent bundle dir');
   chmodSync(dir, 0o755);
   if (opts.dir === undefined) {
     // Marked as used now (its age is the time since its last install), and the other builds'
@@ -209,13 +211,4 @@ function agentFiles(source: string): Array<{ name: string; bytes: Buffer; hash: 
     if (existsSync(p)) files.push({ name, bytes: readFileSync(p) });
   }
   return files.map((f) => ({ ...f, hash: sha256(f.bytes) }));
-}
-
-/** Refuses a directory that is not ours or that others may write to (they could swap the agent). */
-function checkOwnDir(dir: string): void {
-  const st = lstatSync(dir);
-  const uid = process.getuid?.();
-  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0) {
-    throw new GaxxError('INSECURE_FILE_MODE', `${dir} must be a directory owned by uid ${uid ?? '?'} and writable only by it; remove it and retry`);
-  }
 }

@@ -32,6 +32,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { FleetCa, REVOCATION_FILE, writeCertDir, writeFileAtomic } from '../../certs/index.js';
 import { GaxxError, removeTree } from '../../proto/index.js';
+import { checkOwnDir } from '../local-dirs.js';
 import { AGENT_ENV, agentBundlePath, agentNodeFlags, installAgentBundle } from './agent-bundle.js';
 import { waitForListening, waitForExit, isAgentProcess } from './local-process.js';
 import { fleetTag, hasFleetTag, type CreateRequest, type DestroyOutcome, type Instance, type Provider, type ProviderSettings } from './types.js';
@@ -361,10 +362,7 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
 /** Root-owned 0711 run dir (others may traverse, not list) holding the installed bundle. */
 function prepareRunDir(o: Resolved): string {
   mkdirSync(o.runDir, { recursive: true, mode: 0o711 });
-  const st = lstatSync(o.runDir);
-  if (!st.isDirectory() || st.uid !== process.getuid?.() || (st.mode & 0o022) !== 0) {
-    throw new GaxxError('INSECURE_FILE_MODE', `${o.runDir} must be a directory owned by us and writable only by us`);
-  }
+  checkOwnDir(o.runDir, 'the local fleet run dir');
   chmodSync(o.runDir, 0o711);
   return installAgentBundle({ source: o.agentBundle ?? agentBundlePath(), dir: join(o.runDir, 'bin') });
 }

@@ -11,6 +11,7 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GaxxError } from '../../proto/index.js';
 import type { OutputChunk, TaskResult } from '../../scheduler/index.js';
+import { makeOwnSubdir, prepareUserDir } from '../local-dirs.js';
 import type { RunView } from './views.js';
 
 /** The folder name for an input record. */
@@ -30,7 +31,9 @@ export function prepareResultsDir(dir: string): void {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new GaxxError('FAILED_PRECONDITION', `--results: cannot read '${dir}': ${(e as Error).message}`);
   }
   if (entries.length > 0) throw new GaxxError('ALREADY_EXISTS', `--results: '${dir}' is not empty; give a new directory`);
-  mkdirSync(join(dir, '1'), { recursive: true });
+  // Another user's directory could have what gaxx makes in it swapped for symlinks.
+  prepareUserDir(dir, '--results');
+  makeOwnSubdir(join(dir, '1'), '--results');
 }
 
 /** Writes each task's folder as its result arrives. */

@@ -1,6 +1,6 @@
 // `gaxx cp` both ways and `gaxx status`: the built CLI against real agents of a registered fleet.
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
@@ -85,6 +85,45 @@ describe('gaxx cp: ordinary mistakes are refused clearly, never INTERNAL', () =>
     const dir = join(tmp, 'twice');
     for (let i = 0; i < 2; i++) expect((await w.gaxx(['cp', `${w.fleet}:back.txt`, dir])).code).toBe(0);
     for (const h of w.hosts) expect(readFileSync(join(dir, h, 'back.txt'), 'utf8')).toBe('hello\n');
+  });
+});
+
+describe('gaxx cp: a download never goes where another user could redirect it', () => {
+  it('LOCALDIR others may write to (not sticky), or of another user, or a <host> folder that is a symlink: INSECURE_FILE_MODE, nothing written there', async () => {
+    const file = join(tmp, 'plant.txt');
+    writeFileSync(file, 'from the fleet\n');
+    expect((await w.gaxx(['cp', file, `${w.fleet}:plant.txt`])).code).toBe(0);
+    const open = join(tmp, 'open');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    const r = await w.gaxx(['cp', '--json', `${w.fleet}:plant.txt`, open]);
+    expect(r.code, r.stderr).toBe(exitCodeFor('INSECURE_FILE_MODE'));
+    expect(readdirSync(open)).toEqual([]);
+    // Sticky (as /tmp): others cannot rename what gaxx makes there.
+    chmodSync(open, 0o1777);
+    expect((await w.gaxx(['cp', `${w.fleet}:plant.txt`, open])).code).toBe(0);
+    for (const h of w.hosts) expect(readFileSync(join(open, h, 'plant.txt'), 'utf8')).toBe('from the fleet\n');
+
+    const victim = join(tmp, 'victim');
+    mkdirSync(victim);
+    const dl = join(tmp, 'dl');
+    mkdirSync(dl);
+    const [first, ...rest] = w.hosts as [string, ...string[]];
+    symlinkSync(victim, join(dl, first));
+    const s = await w.gaxx(['cp', '--json', `${w.fleet}:plant.txt`, dl]);
+    expect(s.code, s.stderr).toBe(exitCodeFor('INSECURE_FILE_MODE'));
+    const rows = JSON.parse(s.stdout) as Row[];
+    expect(rows.map((x) => [x.host, x.ok, x.error?.code])).toEqual([[first, false, 'INSECURE_FILE_MODE'], ...rest.map((h) => [h, true, undefined])]);
+    expect(readdirSync(victim)).toEqual([]);
+
+    if (process.getuid?.() === 0) {
+      const theirs = join(tmp, 'theirs');
+      mkdirSync(theirs);
+      chownSync(theirs, 65534, 65534);
+      const t = await w.gaxx(['cp', `${w.fleet}:plant.txt`, theirs]);
+      expect(t.code, t.stderr).toBe(exitCodeFor('INSECURE_FILE_MODE'));
+      expect(readdirSync(theirs)).toEqual([]);
+    }
   });
 });
 

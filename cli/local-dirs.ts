@@ -1,0 +1,78 @@
+/**
+ * Directories the CLI writes into on this machine (downloads, results, installed agent bundles).
+ * Whoever may write to a directory may swap an entry of it for a symlink between gaxx's check and
+ * its write, and gaxx (often root) would then write where they chose: so a directory gaxx writes
+ * into must be its own, or at least one where others cannot rename what gaxx made (a sticky
+ * one, as /tmp), and each directory gaxx makes inside it is made by gaxx and checked when it was
+ * already there. The files themselves are written as a fresh temp file (O_EXCL: never through a
+ * planted symlink) renamed into place (certs' writeFileAtomic).
+ */
+import { lstatSync, mkdirSync, statSync, type Stats } from 'node:fs';
+import { fileAccessError, GaxxError } from '../proto/index.js';
+
+function statOf(dir: string, follow: boolean): Stats {
+  try {
+    return follow ? statSync(dir) : lstatSync(dir);
+  } catch (e) {
+    throw fileAccessError(e) ?? e;
+  }
+}
+
+/**
+ * Refuses `dir` unless it is a directory (not a symlink) owned by this user that neither the
+ * group nor others may write to (`writableBy`: the mode bits that must be clear, default 0o022).
+ */
+export function checkOwnDir(dir: string, what: string, writableBy = 0o022): void {
+  const st = statOf(dir, false);
+  const me = process.getuid?.();
+  if (st.isSymbolicLink() || !st.isDirectory() || (me !== undefined && st.uid !== me) || (st.mode & writableBy) !== 0) {
+    throw new GaxxError(
+      'INSECURE_FILE_MODE',
+      `${what} ${dir} must be a directory (not a symlink) owned by uid ${me ?? '?'} that only it may write to; remove it and retry`,
+    );
+  }
+}
+
+/**
+ * Makes the directory a user named for gaxx to write into (with its parents) unless it is there,
+ * then refuses it when another user owns it, or when others may write to it without the sticky
+ * bit: either could rename what gaxx makes in it. `dir` may be a symlink to such a directory.
+ */
+export function prepareUserDir(dir: string, what: string): void {
+  try {
+    if (!statSync(dir).isDirectory()) throw new GaxxError('USAGE', `${what} '${dir}' is a file: name a directory (new or existing)`);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fileAccessError(e) ?? e;
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (e2) {
+      throw fileAccessError(e2) ?? e2;
+    }
+  }
+  // Checked after the mkdir: a directory someone made first in between is seen here.
+  const st = statOf(dir, true);
+  const me = process.getuid?.();
+  if (!st.isDirectory()) throw new GaxxError('USAGE', `${what} '${dir}' is not a directory`);
+  const owner = me === undefined || st.uid === me || st.uid === 0;
+  const sharedUnsticky = (st.mode & 0o002) !== 0 && (st.mode & 0o1000) === 0;
+  if (!owner || sharedUnsticky) {
+    throw new GaxxError(
+      'INSECURE_FILE_MODE',
+      `${what} '${dir}' ${owner ? 'is writable by every user' : `belongs to uid ${st.uid}`}: another user could redirect what gaxx writes there; use a directory of your own`,
+    );
+  }
+}
+
+/**
+ * Makes `dir` inside a directory prepared as above, or accepts it when it is already there as
+ * one of ours (a previous download's); a symlink or someone else's directory is refused.
+ */
+export function makeOwnSubdir(dir: string, what: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o755 });
+    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fileAccessError(e) ?? e;
+  }
+  checkOwnDir(dir, what, 0o002);
+}

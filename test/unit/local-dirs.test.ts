@@ -1,0 +1,69 @@
+// Directories the CLI writes into: its own, or sticky; never through a symlink or someone else's folder.
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { checkOwnDir, makeOwnSubdir, prepareUserDir } from '../../cli/local-dirs.js';
+import { prepareResultsDir } from '../../cli/run/results-dir.js';
+import { failure } from '../helpers/thrown.js';
+
+const root = mkdtempSync(join(tmpdir(), 'gxld-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const isRoot = process.getuid?.() === 0;
+
+describe('prepareUserDir', () => {
+  it('makes a missing dir with its parents, accepts one of ours and a sticky shared one', () => {
+    prepareUserDir(join(root, 'a', 'b'), 'LOCALDIR');
+    expect(readdirSync(join(root, 'a'))).toEqual(['b']);
+    const sticky = join(root, 'sticky');
+    mkdirSync(sticky);
+    chmodSync(sticky, 0o1777);
+    prepareUserDir(sticky, 'LOCALDIR');
+  });
+
+  it('refuses a dir every user may write to without the sticky bit, and a file (USAGE)', () => {
+    const open = join(root, 'open');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    expect(failure(() => prepareUserDir(open, 'LOCALDIR')).code).toBe('INSECURE_FILE_MODE');
+    writeFileSync(join(root, 'file'), 'x');
+    expect(failure(() => prepareUserDir(join(root, 'file'), 'LOCALDIR')).code).toBe('USAGE');
+  });
+
+  it.runIf(isRoot)("refuses another user's dir", () => {
+    const theirs = join(root, 'theirs');
+    mkdirSync(theirs);
+    chownSync(theirs, 65534, 65534);
+    expect(failure(() => prepareUserDir(theirs, 'LOCALDIR')).code).toBe('INSECURE_FILE_MODE');
+  });
+});
+
+describe('makeOwnSubdir and checkOwnDir', () => {
+  it('makes a new folder, accepts our existing one, refuses a symlink to a dir and a group- or world-writable one', () => {
+    const base = join(root, 'sub');
+    mkdirSync(base);
+    makeOwnSubdir(join(base, 'h1'), 'host folder');
+    makeOwnSubdir(join(base, 'h1'), 'host folder');
+    mkdirSync(join(root, 'elsewhere'));
+    symlinkSync(join(root, 'elsewhere'), join(base, 'h2'));
+    expect(failure(() => makeOwnSubdir(join(base, 'h2'), 'host folder')).code).toBe('INSECURE_FILE_MODE');
+    mkdirSync(join(base, 'h3'));
+    chmodSync(join(base, 'h3'), 0o757);
+    expect(failure(() => makeOwnSubdir(join(base, 'h3'), 'host folder')).code).toBe('INSECURE_FILE_MODE');
+    chmodSync(join(base, 'h3'), 0o775);
+    expect(failure(() => checkOwnDir(join(base, 'h3'), 'bundle dir')).code).toBe('INSECURE_FILE_MODE');
+    checkOwnDir(join(base, 'h1'), 'bundle dir');
+  });
+});
+
+describe('prepareResultsDir', () => {
+  it('an empty --results dir others may write to is refused before anything is made in it', () => {
+    const open = join(root, 'res-open');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    expect(failure(() => prepareResultsDir(open)).code).toBe('INSECURE_FILE_MODE');
+    expect(readdirSync(open)).toEqual([]);
+    prepareResultsDir(join(root, 'res-new'));
+    expect(readdirSync(join(root, 'res-new'))).toEqual(['1']);
+  });
+});
