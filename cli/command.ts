@@ -2,7 +2,17 @@
  * The contract between cli/main.ts and a command module (cli/commands/<name>.ts): each module
  * exports `command: Command`, which main.ts loads lazily when that command is invoked.
  */
-import { checkDuration, formatSize, GaxxError, MAX_DURATION_MS, parseSize, refuseLoaderEnv, requestProblems, SIZE_HINT } from '../proto/index.js';
+import {
+  checkDuration,
+  formatSize,
+  GaxxError,
+  MAX_DURATION_MS,
+  parseSize,
+  refuseLoaderEnv,
+  requestProblems,
+  SIZE_HINT,
+  workDirProblems,
+} from '../proto/index.js';
 import type { CommandEntry } from './commands.js';
 import type { GaxxConfig } from './config.js';
 import type { Io, Output } from './output.js';
@@ -132,6 +142,23 @@ export function envFlag(flags: FlagValues, command: string): Record<string, stri
   if (problems.length > 0) throw usageError(command, `--env: ${problems.join('; ')}`);
   return env;
 }
+
+/** `--workdir DIR` of `run` and `exec`: checked as the agent would, USAGE naming the flag. */
+export function workDirFlag(flags: FlagValues, command: string): string | undefined {
+  const dir = stringFlag(flags, 'workdir');
+  if (dir === undefined) return undefined;
+  if (dir === '') throw usageError(command, "--workdir needs a directory under the agent's data dir, e.g. --workdir out");
+  const problems = workDirProblems(dir);
+  if (problems.length > 0) throw usageError(command, `--workdir: ${problems.join('; ')}`);
+  return dir;
+}
+
+/** `--workdir` of `run` and `exec`. */
+export const WORKDIR_FLAG: FlagSpec = {
+  type: 'string',
+  valueName: 'DIR',
+  help: "run in DIR under the agent's data dir, made if missing and kept after the task (default: a fresh scratch dir, removed later); `gaxx cp F:DIR/FILE` fetches what it wrote",
+};
 
 /** The common `--json` flag. */
 export const JSON_FLAG: FlagSpec = { type: 'boolean', help: 'print the result as one JSON document on stdout' };

@@ -16,7 +16,18 @@ export { formatSize, parseSize, SIZE_HINT, SIZE_PATTERN } from './sizes.js';
 export { compareText } from './order.js';
 export { counted } from './words.js';
 export { nodeFsPromises, nodeHttp, nodeHttps, nodeNet, nodeTty } from './builtins.js';
-export { argvBytes, envBytes, ENV_NAME_PATTERN, EXEC_TASK_ID_PATTERN, isExecTaskId, refuseLoaderEnv, REQUEST_LIMITS, requestProblems } from './limits.js';
+export {
+  AGENT_TASKS_DIR,
+  argvBytes,
+  envBytes,
+  ENV_NAME_PATTERN,
+  EXEC_TASK_ID_PATTERN,
+  isExecTaskId,
+  refuseLoaderEnv,
+  REQUEST_LIMITS,
+  requestProblems,
+  workDirProblems,
+} from './limits.js';
 export { loadProtos, LOADER_OPTIONS, methodSubset, type AgentMethod } from './load.js';
 export { colonFirstIpChecks, grpcModules } from './grpc-modules.cjs';
 export { packageVersion } from './version.js';

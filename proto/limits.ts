@@ -62,6 +62,25 @@ export function requestProblems(req: { argv?: readonly string[]; env?: Readonly<
   return problems;
 }
 
+/** The agent's own dir in its data area: the tasks' scratch and warm sandbox dirs; no named work dir lies there. */
+export const AGENT_TASKS_DIR = 'tasks';
+
+/**
+ * What is wrong with a named work dir (a path under the agent's data dir) as the agent would say
+ * it (empty: nothing): the CLI and the queue check it before anything is sent or queued. Whether
+ * it leads out through a symlink only the agent can tell, when the task starts.
+ */
+export function workDirProblems(rel: string): string[] {
+  if (Buffer.byteLength(rel) > REQUEST_LIMITS.workDirChars) return [`a work dir is at most ${REQUEST_LIMITS.workDirChars} bytes`];
+  if (rel.includes('\0')) return ['a work dir has no NUL bytes'];
+  const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
+  if (rel.startsWith('/') || rel.includes('\\') || parts.includes('..'))
+    return [`work dir '${rel}' must be a path under the agent's data dir (no leading /, no ..)`];
+  if (parts.length === 0) return [`work dir '${rel}' names the data dir itself: name a directory under it`];
+  if (parts[0] === AGENT_TASKS_DIR) return [`'${AGENT_TASKS_DIR}/' holds the agent's own scratch dirs: name a work dir elsewhere`];
+  return [];
+}
+
 /** The task id of an Exec (its scratch dir's name): also not `.` or `..`. */
 export const EXEC_TASK_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
 

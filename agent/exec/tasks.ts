@@ -12,7 +12,7 @@
 import { join } from 'node:path';
 import { removeTree, type ExecEvent, type Exit } from '../../proto/index.js';
 import { startExec, type ExecHandle, type ExecSink, type ExecSpec, type KillReason } from './exec.js';
-import { LOST_IN_RESTART } from '../../proto/index.js';
+import { AGENT_TASKS_DIR, LOST_IN_RESTART } from '../../proto/index.js';
 import { sweepLostGroup, TaskJournal, type JournalEntry } from './journal.js';
 import { processStartTicks } from './proc-stat.js';
 
@@ -31,7 +31,7 @@ export function scratchDir(dataDir: string, taskId: string): string {
  * The data area's folder of the scratch dirs (also of the warm sandboxes' dirs, see
  * warm-pool.ts): the agent's own, never written by PutFile (files.ts).
  */
-export const TASKS_DIR = 'tasks';
+export const TASKS_DIR = AGENT_TASKS_DIR;
 
 /** The dir of the scratch dirs (also of the warm sandboxes' dirs, see warm-pool.ts). */
 export function tasksRoot(dataDir: string): string {

@@ -17,7 +17,7 @@ import {
 import { AgentClient } from '../../scheduler/client/index.js';
 import type { OutputChunk } from '../../scheduler/index.js';
 import { execTaskResult, taskResultJson } from '../result-json.js';
-import { boolFlag, durationFlag, envFlag, JSON_FLAG, sizeFlag, stringFlag, usageError, type Command } from '../command.js';
+import { boolFlag, durationFlag, envFlag, JSON_FLAG, sizeFlag, stringFlag, usageError, workDirFlag, WORKDIR_FLAG, type Command } from '../command.js';
 import { MAX_EXEC_STDIN_BYTES, readExecStdin } from '../exec-stdin.js';
 import { operatorCredentials } from '../operator-credentials.js';
 import type { Output } from '../output.js';
@@ -59,7 +59,8 @@ function reportExit(out: Output, exit: Exit__Output, midLine: boolean): void {
 }
 
 export const command: Command = {
-  usage: 'gaxx exec --agent ADDR [--timeout S] [--output-cap BYTES] [--task-id ID] [--env K=V ...] [--stdin FILE | --no-stdin] [--json] -- CMD ARGS...',
+  usage:
+    'gaxx exec --agent ADDR [--timeout S] [--output-cap BYTES] [--task-id ID] [--workdir DIR] [--env K=V ...] [--stdin FILE | --no-stdin] [--json] -- CMD ARGS...',
   description: [
     'Runs one command on one agent directly, with the operator certificate of this installation,',
     'streams its stdout and stderr as they arrive, and exits with the remote exit code (128+N when',
@@ -83,6 +84,7 @@ export const command: Command = {
       help: `cap on stdout+stderr bytes: 65536, 64k, 16M; at most ${formatSize(REQUEST_LIMITS.outputCapBytes)} (default: the agent's)`,
     },
     'task-id': { type: 'string', valueName: 'ID', help: 'task id ([A-Za-z0-9._-]); re-using a running id attaches to it' },
+    workdir: WORKDIR_FLAG,
     env: { type: 'string', valueName: 'K=V', multiple: true, help: "environment variable for the command (the agent's own is never inherited)" },
     stdin: { type: 'string', valueName: 'FILE', help: "send FILE as the command's stdin ('-': standard input, even a terminal)" },
     'no-stdin': { type: 'boolean', help: 'send no stdin, even when standard input is a pipe or a file' },
@@ -108,6 +110,7 @@ export const command: Command = {
     const timeoutMs = durationFlag(flags, 'timeout', 'exec', 1, REQUEST_LIMITS.timeoutMs);
     const cap = sizeFlag(flags, 'output-cap', 'exec', 1, REQUEST_LIMITS.outputCapBytes);
     const env = envFlag(flags, 'exec');
+    const workDir = workDirFlag(flags, 'exec');
     const argvProblems = requestProblems({ argv: rest });
     if (argvProblems.length > 0) throw usage(`the command is too large for an agent: ${argvProblems.join('; ')}`);
     const stdinFile = stringFlag(flags, 'stdin');
@@ -136,6 +139,7 @@ export const command: Command = {
         argv: rest,
         env,
         timeoutMs: timeoutMs ?? 0,
+        ...(workDir !== undefined ? { workDir } : {}),
         outputCapBytes: cap ?? 0,
         ...(input ? { stdin: input } : {}),
       };

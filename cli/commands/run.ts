@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatDuration, formatSize, REQUEST_LIMITS } from '../../proto/index.js';
 import { LIMITS, redisTarget } from '../../scheduler/light/index.js';
-import { boolFlag, durationFlag, JSON_FLAG, usageError, type Command, type FlagValues } from '../command.js';
+import { boolFlag, durationFlag, JSON_FLAG, usageError, WORKDIR_FLAG, type Command, type FlagValues } from '../command.js';
 import { noOperatorCertificate } from '../paths.js';
 import { planRun } from '../run/plan.js';
 
@@ -23,7 +23,7 @@ function refuseWithResume(flags: FlagValues, hasRest: boolean): void {
 
 export const command: Command = {
   usage:
-    'gaxx run (--fleet F | --agent ADDR[,ADDR...]) [--tasks FILE|- [-0]] [--each-host] [--concurrency N] [--timeout D] [--retries N] [--output-cap BYTES] [--results DIR] [--json] [--timings] -- CMD ARGS...',
+    'gaxx run (--fleet F | --agent ADDR[,ADDR...]) [--tasks FILE|- [-0]] [--each-host] [--concurrency N] [--timeout D] [--retries N] [--output-cap BYTES] [--workdir DIR] [--results DIR] [--json] [--timings] -- CMD ARGS...',
   description: [
     'Runs CMD through the Redis queue. Without --tasks: one task per host, pinned to it (--each-host',
     'says so; it takes no --tasks). With --tasks FILE (- for stdin): one task per input line (NUL-separated record',
@@ -73,6 +73,7 @@ export const command: Command = {
       help: `keep at most BYTES of each task's output: 65536, 64k, 16M; at most ${formatSize(REQUEST_LIMITS.outputCapBytes)} (default 1M)`,
     },
     env: { type: 'string', valueName: 'K=V', multiple: true, help: 'environment variable for the command' },
+    workdir: { ...WORKDIR_FLAG, help: `${WORKDIR_FLAG.help}; tasks of a --tasks list on one host share it` },
     results: { type: 'string', valueName: 'DIR', help: "write each task's stdout, stderr and result.json under DIR (must be new or empty)" },
     'wait-timeout': { type: 'string', valueName: 'D', help: 'give up waiting for results after D (e.g. 10m; default: no limit)' },
     resume: {

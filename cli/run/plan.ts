@@ -5,7 +5,7 @@
  */
 import { GaxxError, REQUEST_LIMITS, requestProblems } from '../../proto/index.js';
 import { LIMITS, type TaskInput } from '../../scheduler/light/index.js';
-import { boolFlag, durationFlag, envFlag, intFlag, sizeFlag, stringFlag, stringsFlag, usageError, type FlagValues } from '../command.js';
+import { boolFlag, durationFlag, envFlag, intFlag, sizeFlag, stringFlag, stringsFlag, usageError, workDirFlag, type FlagValues } from '../command.js';
 import { agentAddress } from '../commands/exec.js';
 import { CommandTemplate, hasPlaceholder } from './template.js';
 
@@ -13,7 +13,7 @@ import { CommandTemplate, hasPlaceholder } from './template.js';
 export const DEFAULT_WINDOW = 1000;
 
 /** The per-task fields every task of the run shares. */
-export type TaskCommon = Pick<TaskInput, 'env' | 'timeoutMs' | 'outputCapBytes' | 'retry'>;
+export type TaskCommon = Pick<TaskInput, 'env' | 'timeoutMs' | 'workDir' | 'outputCapBytes' | 'retry'>;
 
 export interface RunPlan {
   mode: 'each-host' | 'tasks';
@@ -43,9 +43,11 @@ function commonOf(flags: FlagValues): TaskCommon {
   const timeoutMs = durationFlag(flags, 'timeout', 'run', 1, REQUEST_LIMITS.timeoutMs);
   const retries = intFlag(flags, 'retries', 'run', 0, LIMITS.attempts - 1);
   const cap = sizeFlag(flags, 'output-cap', 'run', 1, REQUEST_LIMITS.outputCapBytes);
+  const workDir = workDirFlag(flags, 'run');
   return {
     env: envFlag(flags, 'run'),
     ...(timeoutMs ? { timeoutMs } : {}),
+    ...(workDir !== undefined ? { workDir } : {}),
     ...(cap ? { outputCapBytes: cap } : {}),
     retry: { attempts: (retries ?? 4) + 1, retryOnFailure: boolFlag(flags, 'retry-on-failure') },
   };

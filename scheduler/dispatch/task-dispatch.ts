@@ -38,6 +38,7 @@ export function buildRequest(spec: TaskSpec, stdin: Buffer | undefined, execId: 
     env: spec.env,
     ...(stdin ? { stdin } : {}),
     timeoutMs: spec.timeoutMs ?? 0,
+    ...(spec.workDir ? { workDir: spec.workDir } : {}),
     outputCapBytes: spec.outputCapBytes,
   };
 }

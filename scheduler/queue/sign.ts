@@ -41,6 +41,7 @@ export interface SignableTask {
   argv: string[];
   env: Record<string, string>;
   timeoutMs?: number | undefined;
+  workDir?: string | undefined;
   outputCapBytes: number;
   retry: { attempts: number; retryOnFailure: boolean };
 }
@@ -58,8 +59,8 @@ export function signedFieldsOf(t: SignableTask, stdinSha256: string, expiresAtUn
     argv: t.argv,
     env: t.env,
     stdinSha256,
-    // The worker never asks for a work dir: each task gets a fresh one.
-    workDir: '',
+    // Empty: a fresh scratch dir, as the worker then asks for none.
+    workDir: t.workDir ?? '',
     timeoutMs: t.timeoutMs ?? 0,
     outputCapBytes: t.outputCapBytes,
     target: { fleet: t.fleet ?? '', host: 'host' in t.target ? t.target.host : '', agents: t.agents ?? [] },

@@ -4,7 +4,7 @@
  * reaches an agent: it is refused with INVALID_ARGUMENT and the dot-path of every problem.
  */
 import { z } from 'zod';
-import { argvBytes, envBytes, ENV_NAME_PATTERN, GaxxError, parseHostPort, REQUEST_LIMITS } from '../../proto/index.js';
+import { argvBytes, envBytes, ENV_NAME_PATTERN, GaxxError, parseHostPort, REQUEST_LIMITS, workDirProblems } from '../../proto/index.js';
 import { SignedBlockSchema } from './sign.js';
 
 /** Run ids: no '-' (the job-id separator) and no ':' (BullMQ's key separator). */
@@ -80,6 +80,12 @@ const TaskFields = z.object({
   /** Name of a run input (stored once per run) to send as stdin instead. */
   input: z.string().regex(TASK_ID, 'input names are [A-Za-z0-9._-]').optional(),
   timeoutMs: z.number().int().min(1).max(LIMITS.timeoutMs).optional(),
+  /** A dir under the agent's data dir to run in (kept after the task); absent: a fresh scratch dir. */
+  workDir: z
+    .string()
+    .min(1)
+    .superRefine((w, ctx) => workDirProblems(w).forEach((message) => ctx.addIssue({ code: 'custom', message })))
+    .optional(),
   outputCapBytes: z.number().int().min(1).max(LIMITS.outputCapBytes).default(DEFAULT_OUTPUT_CAP_BYTES),
   retry: RetrySchema.default({}),
 });

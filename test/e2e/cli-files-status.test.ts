@@ -88,6 +88,30 @@ describe('gaxx cp: ordinary mistakes are refused clearly, never INTERNAL', () =>
   });
 });
 
+describe('--workdir: what a task writes is kept for gaxx cp', () => {
+  it("run --workdir on every host, then cp back each host's file; exec --workdir sees it; a bad --workdir is USAGE before anything runs", async () => {
+    const run = await w.gaxx(['run', '--fleet', w.fleet, '--workdir', 'job/out', '--', 'sh', '-c', 'pwd > where.txt; hostname >> where.txt']);
+    expect(run.code, run.stderr).toBe(0);
+    const dir = join(tmp, 'reports');
+    const down = await w.gaxx(['cp', '--json', `${w.fleet}:job/out/where.txt`, dir]);
+    expect(down.code, down.stderr).toBe(0);
+    for (const h of w.hosts) expect(readFileSync(join(dir, h, 'where.txt'), 'utf8')).toMatch(/\/job\/out\n/);
+    const agent = (w.agents[0] as { address: string }).address;
+    const exec = await w.gaxx(['exec', '--agent', agent, '--workdir', 'job/out', '--', 'cat', 'where.txt']);
+    expect(exec.code, exec.stderr).toBe(0);
+    expect(exec.stdout).toMatch(/\/job\/out\n/);
+    for (const bad of ['../up', '/abs', 'tasks/x', '.', '']) {
+      for (const cmd of [
+        ['run', '--fleet', w.fleet],
+        ['exec', '--agent', agent],
+      ]) {
+        const r = await w.gaxx([...cmd, '--json', '--workdir', bad, '--', 'touch', 'never']);
+        expect(r.code, `${cmd[0]} --workdir '${bad}': ${r.stderr}`).toBe(exitCodeFor('USAGE'));
+      }
+    }
+  });
+});
+
 describe('gaxx cp: a download never goes where another user could redirect it', () => {
   it('LOCALDIR others may write to (not sticky), or of another user, or a <host> folder that is a symlink: INSECURE_FILE_MODE, nothing written there', async () => {
     const file = join(tmp, 'plant.txt');

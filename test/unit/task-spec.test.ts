@@ -22,6 +22,10 @@ function refusal(fn: () => unknown): { code: string; paths: string[] } {
 }
 
 describe('TaskSpec validation', () => {
+  it('keeps a named work dir', () => {
+    expect(parseRunSpec({ runId: 'r1', tasks: [task({ workDir: 'job/out' })] }).tasks[0]?.workDir).toBe('job/out');
+  });
+
   it('accepts a minimal pinned task and fills defaults', () => {
     const run = parseRunSpec({ runId: 'r1', tasks: [task()] });
     expect(run.tasks[0]).toMatchObject({ env: {}, retry: { attempts: 5, retryOnFailure: false }, outputCapBytes: 1024 * 1024 });
@@ -33,6 +37,10 @@ describe('TaskSpec validation', () => {
     ['argv wrong type', task({ argv: 'uptime' }), 'tasks.0.argv'],
     ['argv item wrong type', task({ argv: ['echo', 5] }), 'tasks.0.argv.1'],
     ['timeout wrong type', task({ timeoutMs: '10s' }), 'tasks.0.timeoutMs'],
+    ['work dir leaving the data dir', task({ workDir: '../x' }), 'tasks.0.workDir'],
+    ['absolute work dir', task({ workDir: '/etc' }), 'tasks.0.workDir'],
+    ["work dir in the agent's tasks/", task({ workDir: './tasks/x' }), 'tasks.0.workDir'],
+    ['work dir naming the data dir', task({ workDir: './' }), 'tasks.0.workDir'],
     ['negative timeout', task({ timeoutMs: -1 }), 'tasks.0.timeoutMs'],
     ['env value wrong type', task({ env: { A: 1 } }), 'tasks.0.env.A'],
     ['env bad name', task({ env: { 'A=B': 'x' } }), 'tasks.0.env.A=B'],
