@@ -8,11 +8,10 @@
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { checkDuration, GaxxError, isGaxxError, parseHostPort, parseSize, REQUEST_LIMITS, SIZE_HINT, SIZE_PATTERN } from '../proto/index.js';
+import { checkDuration, GaxxError, inside, isGaxxError, parseHostPort, parseSize, REQUEST_LIMITS, SIZE_HINT, SIZE_PATTERN } from '../proto/index.js';
 import { GuardsSchema, type GuardsConfig } from './transport/guard-config.js';
 import { TaskLimitsSchema, type TaskLimits } from './exec/limits.js';
 import { BearerToken } from './auth/secrets.js';
-import { inside } from './files/safe-open.js';
 
 /** A host and port to listen on. Port 0 picks a free port. */
 export interface ListenAddress {

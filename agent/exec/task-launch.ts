@@ -5,13 +5,12 @@
 import { realpathSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { GaxxError } from '../../proto/index.js';
+import { GaxxError, inside } from '../../proto/index.js';
 import type { AgentConfig } from '../config.js';
 import type { LaunchContext } from './exec.js';
 import { inProcessRunner, Launcher } from './launcher.js';
 import { detectSandbox, type Sandbox } from './sandbox.js';
 import { tasksRoot } from './tasks.js';
-import { inside } from '../files/safe-open.js';
 
 /** Whether `dir` lies under /tmp, which a sandbox replaces with a private tmpfs. */
 function underTmp(dir: string): boolean {

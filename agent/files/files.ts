@@ -10,10 +10,10 @@ import { existsSync, realpathSync } from 'node:fs';
 import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { z } from 'zod';
-import { GaxxError, type GetFileChunk, type PutFileChunk__Output, type PutFileResponse } from '../../proto/index.js';
+import { GaxxError, inside, type GetFileChunk, type PutFileChunk__Output, type PutFileResponse } from '../../proto/index.js';
 import { TASKS_DIR } from '../exec/tasks.js';
 import { fileRefusal } from './fs-refusal.js';
-import { components, fdPath, inside, openFileIn, openParent } from './safe-open.js';
+import { components, fdPath, openFileIn, openParent } from './safe-open.js';
 
 /** Files the cert area accepts (issue 3 rotation pushes these). */
 export const CERT_AREA_FILES = new Set(['cert.pem', 'key.pem', 'ca.pem', 'revoked.json']);

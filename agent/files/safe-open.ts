@@ -9,21 +9,15 @@
  */
 import { constants as fsc } from 'node:fs';
 import { lstat, mkdir, open, readlink, type FileHandle } from 'node:fs/promises';
-import { isAbsolute, relative, sep } from 'node:path';
+import { isAbsolute } from 'node:path';
 // proto/light: the task launcher opens work dirs with this module, and stays small.
-import { GaxxError } from '../../proto/light.js';
+import { GaxxError, inside } from '../../proto/light.js';
 import { fileRefusal } from './fs-refusal.js';
 
 const escape = (rel: string) => new GaxxError('PATH_ESCAPE', `path '${rel}' leaves its area`);
 
 /** The path behind an open descriptor (the agent itself is never sandboxed, so /proc is its own). */
 export const fdPath = (fh: FileHandle) => `/proc/self/fd/${fh.fd}`;
-
-/** Whether `p` is `root` or lies under it (a name that merely starts with `..`, like `..cfg`, does). */
-export function inside(root: string, p: string): boolean {
-  const r = relative(root, p);
-  return r === '' || (r !== '..' && !r.startsWith(`..${sep}`) && !isAbsolute(r));
-}
 
 /** PATH_ESCAPE unless `fh`'s real path lies under `realRoot`. */
 async function assertInside(fh: FileHandle, realRoot: string, rel: string): Promise<void> {
