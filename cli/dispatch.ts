@@ -6,7 +6,7 @@
 import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { GaxxError, exitCodeFor, fileAccessError, packageVersion } from '../proto/index.js';
+import { GaxxError, exitCodeFor, fileAccessError, packageVersion, printable } from '../proto/index.js';
 import type { Command, FlagValues } from './command.js';
 import { COMMANDS, type CommandEntry } from './commands.js';
 import { CONFIG_FLAGS, type ReadFile } from './settings.js';
@@ -70,14 +70,15 @@ export function reportError(e: unknown, io: Io, debug = false, json = false): nu
   const fsErr = e instanceof GaxxError ? undefined : fileAccessError(e, FILE_HINT(e));
   if (fsErr) e = fsErr;
   if (e instanceof GaxxError) {
-    io.stderr.write(`gaxx: ${e.message} [${e.code}]\n`);
+    // One line, whatever the message quotes (a name read from Redis, an agent's reply).
+    io.stderr.write(`gaxx: ${printable(e.message)} [${e.code}]\n`);
     const exitCode = exitCodeFor(e.code);
     // With --json, scripts read stdout: they get the failure there too, as one object.
     if (json) io.stdout.write(`${JSON.stringify({ error: { code: e.code, message: e.message, exitCode } })}\n`);
     return exitCode;
   }
   const msg = e instanceof Error ? e.message : String(e);
-  io.stderr.write(`gaxx: internal error (this is a bug): ${msg}\n`);
+  io.stderr.write(`gaxx: internal error (this is a bug): ${printable(msg)}\n`);
   if (debug && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`);
   if (json) io.stdout.write(`${JSON.stringify({ error: { code: 'INTERNAL', message: `internal error (this is a bug): ${msg}`, exitCode: INTERNAL_EXIT } })}\n`);
   return INTERNAL_EXIT;

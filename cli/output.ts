@@ -3,6 +3,7 @@
  * and progress to stderr, so `gaxx ... --json | jq` always sees clean JSON.
  */
 import type { Readable, Writable } from 'node:stream';
+import { printable } from '../proto/index.js';
 
 /** The streams a command writes to (process streams in main.ts, captured ones in tests). */
 export interface Io {
@@ -89,9 +90,12 @@ export class Progress {
   }
 }
 
-/** Renders rows as an aligned plain-text table. */
+/**
+ * Renders rows as an aligned plain-text table. Every cell is made printable (proto/printable.ts):
+ * cells show names and messages that come from Redis or agents, never raw control characters.
+ */
 export function renderTable<T>(rows: readonly T[], columns: readonly Column<T>[]): string {
-  const cells = [columns.map((c) => c.header), ...rows.map((r) => columns.map((c) => c.get(r)))];
+  const cells = [columns.map((c) => c.header), ...rows.map((r) => columns.map((c) => printable(c.get(r))))];
   const widths = columns.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length)));
   return cells.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
 }

@@ -4,11 +4,16 @@
  * (partial lines are held until their newline or the task's end, so hosts never interleave
  * inside a line); with one host, output passes through unchanged.
  */
+import { printable } from '../proto/index.js';
 import type { OutputChunk, TaskResult } from '../scheduler/index.js';
 import type { Output } from './output.js';
 
-/** The summary line of a finished task. */
-export function summaryLine(r: TaskResult): string {
+/**
+ * The summary line of a finished task. Its fields are made printable (proto/printable.ts): a
+ * result is read from Redis, and its host, reason or error must not reach a terminal as control
+ * characters. `label`: what names the task (default its host), already printable.
+ */
+export function summaryLine(r: TaskResult, label = printable(r.host)): string {
   const how = r.signal ? `signal ${r.signal}` : r.exitCode !== null ? `exit ${r.exitCode}` : r.reason;
   const extra = [
     r.reason && r.exitCode !== null ? r.reason : '',
@@ -19,7 +24,7 @@ export function summaryLine(r: TaskResult): string {
   ]
     .filter(Boolean)
     .join(', ');
-  return `== ${r.host}: ${r.outcome} (${how}, ${r.durationMs} ms${extra ? `; ${extra}` : ''})\n`;
+  return `== ${label}: ${r.outcome} (${printable(how)}, ${r.durationMs} ms${extra ? `; ${printable(extra)}` : ''})\n`;
 }
 
 /** Prints a run's live output and results for people. */
@@ -30,7 +35,7 @@ export class HumanRunPrinter {
 
   constructor(
     private readonly out: Output,
-    /** Host of each task id. */
+    /** Host of each task id (printable: it prefixes output lines). */
     private readonly hosts: ReadonlyMap<string, string>,
   ) {}
 
@@ -48,7 +53,7 @@ export class HumanRunPrinter {
   result(r: TaskResult, output: OutputChunk[], liveShown: boolean): void {
     this.endLines(r.taskId);
     if (!liveShown && output.length > 0) {
-      if (this.shownLive.has(r.taskId)) this.out.writeOut(`== ${r.host}: output in full (the live view was incomplete)\n`);
+      if (this.shownLive.has(r.taskId)) this.out.writeOut(`== ${printable(r.host)}: output in full (the live view was incomplete)\n`);
       for (const c of output) this.write(r.taskId, c);
       this.endLines(r.taskId);
     }

@@ -1,5 +1,5 @@
 /** `gaxx runs show ID [--json]`: a run's record and its per-task results. */
-import { counted } from '../../proto/index.js';
+import { counted, printable } from '../../proto/index.js';
 import { storedResults } from '../../scheduler/index.js';
 import { JSON_FLAG, type Command } from '../command.js';
 import { renderTable } from '../output.js';
@@ -21,9 +21,9 @@ export const command: Command = {
     const { record, results } = await withRedis(config, (settings) => storedResults(settings, runId));
     out.result({ ...record, state: shownState(record), results }, () =>
       [
-        `run ${record.runId}: ${shownState(record)}, ${results.length}/${record.total ?? `${record.enqueued}+`} tasks (${countsText(record)})`,
-        `command: ${record.argv.join(' ')}`,
-        `fleet: ${record.fleet || counted(record.agents, 'agent')}; started ${new Date(record.startedAt).toISOString()}`,
+        `run ${printable(record.runId)}: ${shownState(record)}, ${results.length}/${record.total ?? `${record.enqueued}+`} tasks (${countsText(record)})`,
+        `command: ${printable(record.argv.join(' '))}`,
+        `fleet: ${printable(record.fleet) || counted(record.agents, 'agent')}; started ${new Date(record.startedAt).toISOString()}`,
         '',
         results.length === 0
           ? 'no results yet'

@@ -1,5 +1,5 @@
 /** `gaxx status [F] [--agent A,B] [--json]`: per agent health, load, capacity, certificate and breaker. */
-import { exitCodeFor, isGaxxError, type ErrorCode } from '../../proto/index.js';
+import { exitCodeFor, isGaxxError, printable, type ErrorCode } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { createRedis, fleetAgents, HEARTBEAT_KEY, readBreakers, registeredFleets, waitReady, type RedisSettings } from '../../scheduler/index.js';
 import { durationFlag, JSON_FLAG, type Command } from '../command.js';
@@ -123,7 +123,7 @@ export const command: Command = {
               { header: 'BREAKER', get: (r) => r.breaker },
               { header: 'BLOCKED', get: (r) => (r.blockedPeers?.length ? r.blockedPeers.map((p) => p.address).join(',') : '-') },
             ]),
-        ...(down.length ? ['', `unreachable: ${down.map((r) => `${r.host} (${r.error?.code}: ${r.error?.message})`).join('; ')}`] : []),
+        ...(down.length ? ['', `unreachable: ${printable(down.map((r) => `${r.host} (${r.error?.code}: ${r.error?.message})`).join('; '))}`] : []),
       ].join('\n'),
     );
     return down.length ? exitCodeFor('UNAVAILABLE') : 0;

@@ -7,7 +7,7 @@
  * enqueueing all its input: those records never ran); 13 a wait timed out; 130 the run was
  * cancelled; 2 usage.
  */
-import { counted, exitCodeFor, type ErrorCode } from '../../proto/index.js';
+import { counted, exitCodeFor, printable, type ErrorCode } from '../../proto/index.js';
 import type { OutcomeCounts, TaskOutcome } from '../../scheduler/index.js';
 import type { RunTimings } from './timings.js';
 
@@ -56,11 +56,11 @@ export function summaryExitCode(s: RunSummary, cancelled: boolean, ended?: { cod
   return s.succeeded === s.total ? 0 : 1;
 }
 
-/** The one human summary line. */
+/** The one human summary line (run id and host names printable: they may come from Redis). */
 export function summaryText(s: RunSummary): string {
   const secs = (s.durationMs / 1000).toFixed(1);
   const parts = [`${s.succeeded} succeeded`, `${s.failed} failed`, `${s.timedOut} timed out`, `${s.unknown} unknown`];
   if (s.cancelled) parts.push(`${s.cancelled} cancelled`);
-  const down = s.unreachableHosts.length ? `\ngaxx: unreachable: ${s.unreachableHosts.join(', ')}` : '';
-  return `gaxx: run ${s.runId}: ${counted(s.total, 'task')}: ${parts.join(', ')} in ${secs} s${down}`;
+  const down = s.unreachableHosts.length ? `\ngaxx: unreachable: ${printable(s.unreachableHosts.join(', '))}` : '';
+  return `gaxx: run ${printable(s.runId)}: ${counted(s.total, 'task')}: ${parts.join(', ')} in ${secs} s${down}`;
 }

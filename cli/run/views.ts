@@ -4,6 +4,7 @@
  * id first and a summary last, and `--results DIR` gets files. Binary output is written as is
  * to files and terminals, and base64 in JSON (`stdoutBase64` instead of `stdout`).
  */
+import { printable } from '../../proto/index.js';
 import type { OutputChunk, TaskResult } from '../../scheduler/index.js';
 import type { Output } from '../output.js';
 import { taskResultJson } from '../result-json.js';
@@ -50,7 +51,7 @@ export class HumanView implements RunView {
     private readonly opts: { colour: boolean; progress?: ProgressLine; eachHostLabels?: ReadonlyMap<string, string> },
   ) {
     if (opts.eachHostLabels) {
-      const painted = new Map([...opts.eachHostLabels].map(([id, host]) => [id, paint(host, host, opts.colour)]));
+      const painted = new Map([...opts.eachHostLabels].map(([id, host]) => [id, paint(printable(host), host, opts.colour)]));
       this.each = new HumanRunPrinter(out, painted);
     }
   }
@@ -68,7 +69,8 @@ export class HumanView implements RunView {
   result(r: TaskResult, output: OutputChunk[], liveShown: boolean): void {
     this.opts.progress?.hide();
     if (this.each) return this.each.result(r, output, liveShown);
-    const label = `${paint(r.host || '-', r.host, this.opts.colour)} [${r.taskId}]`;
+    // The host and task id are metadata read from Redis: printable; the output after them is the task's bytes.
+    const label = `${paint(printable(r.host) || '-', r.host, this.opts.colour)} [${printable(r.taskId)}]`;
     for (const stream of [1, 2] as const) {
       const data = Buffer.concat(output.filter((c) => c.stream === stream).map((c) => c.data));
       if (data.length === 0) continue;
@@ -83,7 +85,7 @@ export class HumanView implements RunView {
       else this.out.writeErr(Buffer.concat(lines));
     }
     if (r.outcome !== 'succeeded') {
-      const line = summaryLine({ ...r, host: `${r.host || '-'} [${r.taskId}]` });
+      const line = summaryLine(r, `${printable(r.host) || '-'} [${printable(r.taskId)}]`);
       this.out.writeOut(this.opts.colour ? `\x1b[31m${line.trimEnd()}\x1b[0m\n` : line);
     }
   }

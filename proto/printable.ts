@@ -1,0 +1,28 @@
+/**
+ * Text safe to show on a terminal. Names, ids, commands and messages that gaxx prints for people
+ * come partly from places others can write (Redis, an agent's reply): a control character in one
+ * would reach the operator's terminal as a command (an escape sequence that sets the title,
+ * clears the screen, moves the cursor over earlier lines or plants a hyperlink). printable()
+ * writes every such character as a visible escape instead, so a sequence shows as text
+ * (`\x1b[2J`), and text without them is returned as it is.
+ *
+ * Escaped: C0 controls (U+0000-U+001F, tab and newline too: a metadata field is one line), DEL,
+ * C1 controls (U+0080-U+009F, which terminals take as ESC [ and the like), and the bidirectional
+ * overrides and isolates (U+202A-U+202E, U+2066-U+2069), which reorder what is shown. Task output
+ * is never passed through this: it is the task's bytes, shown as they are.
+ */
+
+// eslint-disable-next-line no-control-regex
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+const NAMED: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+function escapeChar(c: string): string {
+  const code = c.charCodeAt(0);
+  return NAMED[c] ?? (code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`);
+}
+
+/** `text` with every control character written as a visible escape (`\x1b`, `\n`, `\u202e`). */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, escapeChar);
+}

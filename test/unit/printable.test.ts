@@ -1,0 +1,65 @@
+// printable(): metadata shown on a terminal never carries control characters; the human renderers use it.
+import { describe, expect, it } from 'vitest';
+import { renderTable } from '../../cli/output.js';
+import { summaryLine } from '../../cli/run-printer.js';
+import { summarize, summaryText } from '../../cli/run/summary.js';
+import { printable } from '../../proto/index.js';
+import { taskResult } from '../../scheduler/index.js';
+
+/** Any C0 control, DEL, C1 control or bidi override/isolate. */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
+describe('printable', () => {
+  it('leaves text without control characters as it is, non-ASCII included', () => {
+    for (const s of ['', 'gaxx-a3-0', 'sh -c echo "a b" \\ c', 'héllo 日本 😀', '~!@#$%^&*()[]{}']) expect(printable(s)).toBe(s);
+  });
+
+  it('writes C0 controls, DEL, C1 controls and bidi controls as visible escapes', () => {
+    expect(printable('\x1b]0;PWNED\x07\x1b[31mrm')).toBe('\\x1b]0;PWNED\\x07\\x1b[31mrm');
+    expect(printable('a\tb\nc\rd\0e')).toBe('a\\tb\\nc\\rd\\x00e');
+    expect(printable('x\x7fy')).toBe('x\\x7fy');
+    // U+009B is CSI to a terminal in UTF-8 mode.
+    expect(printable('\u009b2J\u0085')).toBe('\\x9b2J\\x85');
+    expect(printable('abc\u202edef\u2066')).toBe('abc\\u202edef\\u2066');
+  });
+
+  it('leaves no control character in any string', () => {
+    let all = '';
+    for (let c = 0; c < 0x2100; c++) all += String.fromCharCode(c);
+    expect(printable(all)).not.toMatch(CONTROL);
+  });
+});
+
+describe('human renderers', () => {
+  const evil = taskResult(
+    { runId: 'r1', taskId: '1', host: 'h\x1b]8;;http://evil.example/\x07click\x1b]8;;\x07', outcome: 'failed', reason: 'x\x1b[2K' },
+    { exitCode: 1, error: 'boom\x1b[?1049h', startedOn: ['a\x1b[1A'], mayHaveRepeated: true },
+  );
+
+  it('renderTable makes every cell printable', () => {
+    const table = renderTable(
+      [{ a: 'ok', b: 'evil\x1b]0;TITLE\x07\x1b[2Jhost' }],
+      [
+        { header: 'A', get: (r) => r.a },
+        { header: 'B', get: (r) => r.b },
+      ],
+    );
+    for (const line of table.split('\n')) expect(line).not.toMatch(CONTROL);
+    expect(table).toContain('evil\\x1b]0;TITLE\\x07\\x1b[2Jhost');
+  });
+
+  it("a task's summary line shows its host, reason, error and hosts it started on printable", () => {
+    const line = summaryLine(evil);
+    expect(line.endsWith('\n')).toBe(true);
+    expect(line.slice(0, -1)).not.toMatch(CONTROL);
+    expect(line).toContain('h\\x1b]8;;http://evil.example/\\x07click');
+    expect(line).toContain('boom\\x1b[?1049h');
+  });
+
+  it("the run's summary shows unreachable hosts printable", () => {
+    const text = summaryText(summarize('r1', { unreachable: 1 }, 10, ['evil\x1b[2Jhost']));
+    expect(text).toContain('evil\\x1b[2Jhost');
+    expect(text.replace(/\n/g, '')).not.toMatch(CONTROL);
+  });
+});
