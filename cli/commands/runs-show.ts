@@ -3,6 +3,7 @@ import { counted, printable } from '../../proto/index.js';
 import { storedResults } from '../../scheduler/index.js';
 import { JSON_FLAG, type Command } from '../command.js';
 import { renderTable } from '../output.js';
+import { IgnoredReport } from '../run/ignored.js';
 import { withRedis } from '../run/redis-session.js';
 import { countsText, shownState } from './runs.js';
 
@@ -18,7 +19,8 @@ export const command: Command = {
   examples: ['gaxx runs show rmx5i3k2abc123', 'gaxx runs show rmx5i3k2abc123 --json | jq \'.results[] | select(.outcome != "succeeded")\''],
   async run({ positionals, config, out }) {
     const runId = positionals[0] as string;
-    const { record, results } = await withRedis(config, (settings) => storedResults(settings, runId));
+    const ignored = new IgnoredReport(out, 'result');
+    const { record, results } = await withRedis(config, (settings) => storedResults(settings, runId, ignored.note)).finally(() => ignored.flush());
     out.result({ ...record, state: shownState(record), results }, () =>
       [
         `run ${printable(record.runId)}: ${shownState(record)}, ${results.length}/${record.total ?? `${record.enqueued}+`} tasks (${countsText(record)})`,

@@ -4,6 +4,7 @@ import { agentConnector, attachRun } from '../../scheduler/index.js';
 import { durationFlag, JSON_FLAG, type Command } from '../command.js';
 import { withRedis } from '../run/redis-session.js';
 import { INTERRUPTED, summarize, summaryExitCode } from '../run/summary.js';
+import { IgnoredReport } from '../run/ignored.js';
 import { HumanView, JsonView, type RunView } from '../run/views.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
 
@@ -36,6 +37,7 @@ export const command: Command = {
       out.json ? new JsonView(out) : new HumanView(out, { colour: io.colour === true, ...(hosts?.size ? { eachHostLabels: hosts } : {}) });
     const started = Date.now();
     const down = new Set<string>();
+    const ignored = new IgnoredReport(out, 'result');
     const res = await withRedis(config, (settings) =>
       attachRun(runId, {
         settings,
@@ -45,13 +47,14 @@ export const command: Command = {
           view = viewOf(rec.mode === 'each-host' ? hosts : undefined);
           view.start({ runId, argv: rec.argv, fleet: rec.fleet, mode: rec.mode });
         },
+        onIgnored: ignored.note,
         onLive: (taskId, chunk) => view?.live(taskId, chunk),
         onResult: (r, o, shown) => {
           if (r.outcome === 'unreachable' && r.host) down.add(r.host);
           view?.result(r, o, shown, undefined);
         },
       }),
-    );
+    ).finally(() => ignored.flush());
     const summary = summarize(runId, res.counts, Date.now() - started, down);
     (view ?? viewOf(undefined)).end(summary);
     if (res.state === 'interrupted')

@@ -12,6 +12,7 @@ import {
 } from '../../scheduler/index.js';
 import { intFlag, JSON_FLAG, type Command } from '../command.js';
 import { renderTable } from '../output.js';
+import { IgnoredReport } from '../run/ignored.js';
 import { withRedis } from '../run/redis-session.js';
 
 /** The most runs one listing shows. */
@@ -45,17 +46,19 @@ export const command: Command = {
   examples: ['gaxx runs', "gaxx runs --json | jq '.[0].runId'"],
   async run({ flags, config, out }) {
     const limit = intFlag(flags, 'limit', 'runs', 1, MAX_LIMIT) ?? 20;
+    // A record in Redis that is not valid is left out (and warned about), never fails the listing.
+    const ignored = new IgnoredReport(out, 'record');
     const runs = await withRedis(config, async (settings) => {
       const redis = createRedis(settings, 'producer');
       redis.on('error', () => undefined);
       try {
         await waitReady(redis, 5000, settings.display);
         // A run nobody followed to its end (its gaxx run killed) is shown as it ended.
-        return await Promise.all((await listRunRecords(redis, limit)).map((r) => settleRunRecord(redis, r)));
+        return await Promise.all((await listRunRecords(redis, limit, ignored.note)).map((r) => settleRunRecord(redis, r)));
       } finally {
         redis.disconnect();
       }
-    });
+    }).finally(() => ignored.flush());
     out.result(
       runs.map((r) => ({ ...r, state: shownState(r) })),
       () =>

@@ -32,6 +32,7 @@ import type { Io, Output } from '../output.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
 import type { RunPlan } from './plan.js';
 import { ProgressLine } from './progress.js';
+import { IgnoredReport } from './ignored.js';
 import { prepareResultsDir, ResultsDirView } from './results-dir.js';
 import { INTERRUPTED, summarize, summaryExitCode, type RunSummary } from './summary.js';
 import { openTaskList, readRecords } from './task-source.js';
@@ -131,12 +132,14 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
         prewarm: () => warming.warm(endpoints.slice(0, PREWARM_MAX)),
         signer,
         clock,
+        ignored: new IgnoredReport(ctx.out, 'result'),
       };
       const hosts = fleetHosts?.map((a) => a.host) ?? plan.agents ?? [];
       try {
         return input ? await runTaskList(plan, ctx, { ...started, input, agentCount: hosts.length }) : await runEachHost(plan, ctx, { ...started, hosts });
       } finally {
         warming.close();
+        started.ignored.flush();
       }
     } finally {
       redis.disconnect();
@@ -173,6 +176,8 @@ interface Started {
   prewarm: () => void;
   signer: TaskSigner;
   clock: RunClock;
+  /** Results read from Redis that were skipped (warned about once the run ends). */
+  ignored: IgnoredReport;
 }
 
 /**
@@ -217,6 +222,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
       ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
       onStart: () => s.clock.mark('enqueuedMs'),
       onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
+      onIgnored: s.ignored.note,
       onLive: (id, c) => view.live(id, c),
       onResult: (r, o, shown) => {
         s.clock.result();
@@ -276,6 +282,7 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
       cancel: ctx.signal,
       ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
       record: { argv: plan.argv, fleet: plan.fleet ?? '', agents: s.agentCount, mode: 'tasks' },
+      onIgnored: s.ignored.note,
       onEnqueued: (n) => {
         enqueued = n;
         s.clock.mark('enqueuedMs');
@@ -314,6 +321,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     const counts: OutcomeCounts = {};
     const down = new Set<string>();
     const started = Date.now();
+    const ignored = new IgnoredReport(ctx.out, 'result');
     const res = await resumeRun(runId, {
       settings: target.settings,
       signer: operatorSigner(ctx.config.paths.operatorCertDir),
@@ -327,13 +335,14 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
       // Once the run is known to exist: its header, with what the run index kept of it.
       onStart: (_id, rec) => view.start({ runId, argv: rec?.argv ?? [], fleet: rec?.fleet ?? '', mode: rec?.mode ?? 'each-host' }),
       onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
+      onIgnored: ignored.note,
       onResult: (r, o, shown) => {
         clock.result();
         countOutcome(counts, r.outcome);
         if (r.outcome === 'unreachable' && r.host) down.add(r.host);
         view.result(r, o, shown, undefined);
       },
-    });
+    }).finally(() => ignored.flush());
     const summary = summarize(runId, counts, Date.now() - started, down);
     endRun(view, ctx, summary, opts.timings ? { clock, inProcess: res.inProcess } : undefined);
     if (res.cancelled) ctx.out.note(`gaxx: run ${runId} cancelled`);

@@ -4,12 +4,16 @@
  * result entry in a run's stream is a distinct task (results are published once per task, see
  * results.ts), so the follower counts results instead of holding a set of ids, and keeps a
  * task's output only until its result arrives: memory stays bounded by the tasks in flight.
- * Result entries are read as waitForRun reads them (queue/wait.ts).
+ * Result entries are read as waitForRun reads them (queue/wait.ts), and checked as every
+ * reader checks them (stored-result.ts): one that is not a valid result of this run and of its
+ * entry's task, or (with `accept`) not of a task the reader waits for, is skipped and reported
+ * (`onIgnored`), never counted.
  */
 import type { Cluster, Redis } from 'ioredis';
 import { GaxxError } from '../../proto/index.js';
 import { duplicateFor, redisError, waitReady } from '../redis/redis.js';
 import { runEventsKey, type OutputChunk, type TaskResult } from './results.js';
+import { readResult, type IgnoredHandler } from './stored-result.js';
 import { Reachability, stopped, TICK_MS } from './wait.js';
 
 /** What a follower reports as entries arrive. */
@@ -18,9 +22,19 @@ export interface FollowHandlers {
   onResult?: (result: TaskResult, output: OutputChunk[], liveShown: boolean) => void;
   /** A running task's output as it arrives. */
   onLive?: (taskId: string, chunk: OutputChunk) => void;
+  /** A result entry that was skipped (not a valid result of this run's task), with why. */
+  onIgnored?: IgnoredHandler;
 }
 
+/**
+ * Which of a read's result entries are of tasks the reader waits for: called once per read with
+ * the task ids of its valid result entries, in stream order (an id may repeat); one verdict each.
+ */
+export type AcceptResults = (taskIds: string[]) => boolean[] | Promise<boolean[]>;
+
 export interface FollowOptions extends FollowHandlers {
+  /** Absent: every valid result of the run counts. */
+  accept?: AcceptResults;
   /** Checked after every read (at least every `pollMs`): true ends the follow. */
   done: (finished: number) => boolean;
   /** Stop following at once (no error). */
@@ -36,20 +50,49 @@ export interface FollowOptions extends FollowHandlers {
 
 type StreamReply = Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
 
+/** One stream entry as read: its id, fields, and for a result entry the result or why it is skipped. */
+interface Entry {
+  id: string;
+  f: Map<string, Buffer>;
+  result?: { ok: true; result: TaskResult } | { ok: false; why: string };
+}
+
+/** A read's entries, each result entry checked (stored-result.ts, then `accept`). */
+async function checked(runId: string, reply: StreamReply, accept: AcceptResults | undefined): Promise<Entry[]> {
+  const entries: Entry[] = [];
+  for (const [, got] of reply ?? []) {
+    for (const [id, flat] of got) {
+      const f = new Map<string, Buffer>();
+      for (let i = 0; i + 1 < flat.length; i += 2) f.set((flat[i] as Buffer).toString(), flat[i + 1] as Buffer);
+      const e: Entry = { id: id.toString(), f };
+      if (f.get('t')?.toString() === 'res') e.result = readResult(f.get('r'), { runId, taskId: f.get('task')?.toString() ?? '' });
+      entries.push(e);
+    }
+  }
+  const valid = entries.filter((e) => e.result?.ok === true);
+  if (accept && valid.length > 0) {
+    const verdicts = await accept(valid.map((e) => e.f.get('task')?.toString() ?? ''));
+    valid.forEach((e, i) => {
+      if (verdicts[i] !== true) e.result = { ok: false, why: 'taskId: not a task of this run, or one that has its result' };
+    });
+  }
+  return entries;
+}
+
 /**
  * Reads a run's stream from its start until `done` says so; resolves to the number of results
  * seen. Bounded as waitForRun is (queue/wait.ts): each read races the deadline, `until` and a
  * tick, because a read on a connection that is reconnecting never returns by itself.
  */
 export async function followRun(redis: Redis | Cluster, runId: string, opts: FollowOptions): Promise<number> {
-  const state = new FollowState(opts);
+  const state = new FollowState(runId, opts);
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
   const reader = duplicateFor(redis, 'worker');
   reader.on('error', () => undefined);
   const reach = new Reachability(reader, opts.onRedis);
   const stop = stopped([opts.until]);
   let last = '0';
-  let pending: Promise<StreamReply> | undefined;
+  let pending: Promise<Entry[]> | undefined;
   try {
     const ready = waitReady(reader, Math.min(opts.redisGoneMs ?? 30_000, Math.max(1, deadline - Date.now())));
     if ((await Promise.race([ready, stop.promise])) === 'stop') return state.finished;
@@ -61,22 +104,22 @@ export async function followRun(redis: Redis | Cluster, runId: string, opts: Fol
         throw new GaxxError('REDIS_UNAVAILABLE', `redis unreachable for ${Math.round(downFor / 1000)} s while following run ${runId}`);
       // One read at a time (see waitForRun): a read issued while Redis is away is raced again, never stacked.
       const block = Math.max(1, Math.min(opts.pollMs ?? 250, left));
-      pending ??= reader.xreadBuffer('COUNT', 2000, 'BLOCK', block, 'STREAMS', runEventsKey(runId), last) as Promise<StreamReply>;
+      // The read and the check of its results are one step, raced as one. Only its failures are
+      // Redis's: one of a handler (a view that cannot write) is not reported as Redis gone.
+      pending ??= (reader.xreadBuffer('COUNT', 2000, 'BLOCK', block, 'STREAMS', runEventsKey(runId), last) as Promise<StreamReply>)
+        .then((reply) => checked(runId, reply, opts.accept))
+        .catch((e: unknown) => Promise.reject(redisError(e, `following run ${runId}`)));
       let timer: NodeJS.Timeout | undefined;
       const tick = new Promise<'tick'>((r) => (timer = setTimeout(() => r('tick'), Math.min(block + TICK_MS, Math.max(1, left)))));
       const got = await Promise.race([pending, stop.promise, tick]).finally(() => clearTimeout(timer));
       if (got === 'stop' || got === 'tick') continue;
       pending = undefined;
-      for (const [, entries] of got ?? []) {
-        for (const [id, flat] of entries) {
-          last = id.toString();
-          state.entry(flat);
-        }
+      for (const e of got) {
+        last = e.id;
+        state.entry(e);
       }
     }
     return state.finished;
-  } catch (e) {
-    throw redisError(e, `following run ${runId}`);
   } finally {
     stop.dispose();
     pending?.catch(() => undefined);
@@ -90,11 +133,12 @@ class FollowState {
   private readonly output = new Map<string, OutputChunk[]>();
   private readonly live = new Map<string, OutputChunk[]>();
 
-  constructor(private readonly h: FollowHandlers) {}
+  constructor(
+    private readonly runId: string,
+    private readonly h: FollowHandlers,
+  ) {}
 
-  entry(flat: Buffer[]): void {
-    const f = new Map<string, Buffer>();
-    for (let i = 0; i + 1 < flat.length; i += 2) f.set((flat[i] as Buffer).toString(), flat[i + 1] as Buffer);
+  entry({ f, result }: Entry): void {
     const task = f.get('task')?.toString() ?? '';
     const type = f.get('t')?.toString();
     const chunk = (): OutputChunk => ({ stream: f.get('s')?.toString() === '2' ? 2 : 1, data: f.get('d') ?? Buffer.alloc(0) });
@@ -104,17 +148,18 @@ class FollowState {
       this.h.onLive?.(task, c);
     } else if (type === 'out') {
       this.output.set(task, [...(this.output.get(task) ?? []), chunk()]);
-    } else if (type === 'res') {
-      this.result(task, f);
+    } else if (result?.ok === true) {
+      this.result(task, f, result.result);
+    } else if (result) {
+      this.h.onIgnored?.(this.runId, result.why);
     }
   }
 
   /** The same reading of a result entry as waitForRun's (queue/wait.ts): `lo`, `lb`, `ob`. */
-  private result(task: string, f: Map<string, Buffer>): void {
+  private result(task: string, f: Map<string, Buffer>, r: TaskResult): void {
     const live = this.live.get(task) ?? [];
     const shown = live.reduce((n, c) => n + c.data.length, 0);
     const lb = Number(f.get('lb')?.toString() ?? '-1');
-    const r = JSON.parse(f.get('r')?.toString() ?? '{}') as TaskResult;
     // Output stored once, as the live entries (not again with the result): complete when this
     // reader saw all of them.
     const liveOnly = f.get('lo')?.toString() === '1';

@@ -15,20 +15,22 @@ import { SchedulerWorker } from '../dispatch/worker.js';
 import { schedulerAlive } from '../daemon/daemon.js';
 import { jobIdFor } from './task.js';
 import { isCancelled, requestCancel } from './cancel.js';
-import { followRun, type FollowHandlers } from './follow.js';
+import { followRun, type AcceptResults, type FollowHandlers } from './follow.js';
 import { REDIS_GONE_MS } from './run.js';
-import { loadRunMeta } from './runs.js';
+import { loadRunMeta, runTasksKey } from './runs.js';
 import { TaskQueue } from './queue.js';
 import { publishResult, runDoneKey, type TaskResult } from './results.js';
-import { countOutcome, getRunRecord, submitterAlive, updateRunRecord, type OutcomeCounts, type RunRecord, type RunState } from './run-index.js';
+import { countOutcome, getRunRecord, readRunRecord, submitterAlive, updateRunRecord, type OutcomeCounts, type RunRecord, type RunState } from './run-index.js';
 import { syntheticResult } from './stream-run.js';
+import { readResult, type IgnoredHandler } from './stored-result.js';
 import type { RedisSettings } from '../redis/redis.js';
 
-/** A run's record, or NOT_FOUND. */
+/** A run's record; NOT_FOUND, or FAILED_PRECONDITION when what Redis holds is not a valid record. */
 export async function requireRun(redis: Redis | Cluster, runId: string): Promise<RunRecord> {
-  const rec = await getRunRecord(redis, runId);
-  if (!rec) throw new GaxxError('NOT_FOUND', `no run '${runId}' (unknown, or older than the index keeps runs)`);
-  return rec;
+  const read = await readRunRecord(redis, runId);
+  if (!read) throw new GaxxError('NOT_FOUND', `no run '${runId}' (unknown, or older than the index keeps runs)`);
+  if (!read.ok) throw new GaxxError('FAILED_PRECONDITION', `run '${runId}': its record in Redis is not valid (${read.why})`);
+  return read.record;
 }
 
 /** Whether a follower has seen the whole run, given its record. */
@@ -61,16 +63,37 @@ export async function settleRunRecord(redis: Redis | Cluster, rec: RunRecord, no
   return { ...rec, state, counts, finishedAt: complete ? now : rec.finishedAt };
 }
 
-/** Every stored result of a run (its done hash). */
-async function doneResults(redis: Redis | Cluster, runId: string): Promise<TaskResult[]> {
+/** Every stored result of a run (its done hash); one that is not a valid result of its task is skipped (`onIgnored`). */
+async function doneResults(redis: Redis | Cluster, runId: string, onIgnored?: IgnoredHandler): Promise<TaskResult[]> {
   const results: TaskResult[] = [];
   let cursor = '0';
   do {
     const [next, flat] = await redis.hscan(runDoneKey(runId), cursor, 'COUNT', 1000);
     cursor = next;
-    for (let i = 1; i < flat.length; i += 2) results.push(JSON.parse(flat[i] as string) as TaskResult);
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const read = readResult(flat[i + 1], { runId, taskId: flat[i] as string });
+      if (read.ok) results.push(read.result);
+      else onIgnored?.(runId, read.why);
+    }
   } while (cursor !== '0');
   return results;
+}
+
+/**
+ * Accepts the results of tasks enqueued for the run (its tasks hash, queue/runs.ts), each once:
+ * a result entry for any other task id does not count toward the run's end. Holds the ids of
+ * the tasks that have their result (ids only, never output).
+ */
+function enqueuedTasks(redis: Redis | Cluster, runId: string): AcceptResults {
+  const finished = new Set<string>();
+  return async (ids) => {
+    const enqueued = await redis.hmget(runTasksKey(runId), ...ids);
+    return ids.map((id, i) => {
+      if (enqueued[i] === null || finished.has(id)) return false;
+      finished.add(id);
+      return true;
+    });
+  };
 }
 
 export interface AttachOptions extends FollowHandlers {
@@ -110,7 +133,9 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
     await refresh();
     timer = setInterval(() => void refresh(), 500);
     await followRun(queue.redis, runId, {
+      accept: enqueuedTasks(queue.redis, runId),
       onLive: opts.onLive,
+      onIgnored: opts.onIgnored,
       onResult: (r, o, shown) => {
         countOutcome(counts, r.outcome);
         opts.onResult?.(r, o, shown);
@@ -134,11 +159,11 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
 }
 
 /** The stored results of a run (from its done hash), in task order. */
-export async function storedResults(settings: RedisSettings, runId: string): Promise<{ record: RunRecord; results: TaskResult[] }> {
+export async function storedResults(settings: RedisSettings, runId: string, onIgnored?: IgnoredHandler): Promise<{ record: RunRecord; results: TaskResult[] }> {
   const queue = await TaskQueue.open(settings);
   try {
     const record = await settleRunRecord(queue.redis, await requireRun(queue.redis, runId));
-    const results = await doneResults(queue.redis, runId);
+    const results = await doneResults(queue.redis, runId, onIgnored);
     const key = (id: string): [number, string] => [Number.parseInt(id, 10), id];
     results.sort((a, b) => {
       const [na, sa] = key(a.taskId);

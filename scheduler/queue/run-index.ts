@@ -12,8 +12,11 @@
  * follows the run (`gaxx run` or `gaxx runs wait`) writes counts by outcome and the final state.
  */
 import type { Cluster, Redis } from 'ioredis';
+import { z } from 'zod';
 import { gaxxKey } from '../redis/redis.js';
 import type { TaskOutcome } from './results.js';
+import { problems, TaskResultSchema, type IgnoredHandler } from './stored-result.js';
+import { LIMITS, RUN_ID } from './task.js';
 
 // Not `{gaxx}:runs`: that is the registry of runs workers serve (queue/runs.ts).
 export const RUN_INDEX_KEY = gaxxKey('runs', 'index');
@@ -54,29 +57,57 @@ function encode(r: Partial<RunRecord>): Record<string, string> {
   return out;
 }
 
-function decode(h: Record<string, string>): RunRecord | undefined {
-  if (!h.runId) return undefined;
-  const j = <T>(v: string | undefined, d: T): T => {
-    try {
-      return v === undefined ? d : (JSON.parse(v) as T);
-    } catch {
-      return d;
+/** A time (ms epoch) a Date can hold. */
+const time = z.number().int().min(0).max(8.64e15);
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/**
+ * A record as read back from Redis (external input: anyone who can write to Redis can write
+ * one). Fields an older gaxx did not write take their defaults; a field of the wrong type makes
+ * the whole record invalid.
+ */
+const RunRecordSchema = z.object({
+  runId: z.string().regex(RUN_ID, 'run ids are 1-40 characters of [A-Za-z0-9_.]'),
+  argv: z.array(z.string()).max(LIMITS.argvItems).default([]),
+  fleet: z
+    .string()
+    .regex(/^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,62})?$/, 'fleet names are 1-63 characters of [A-Za-z0-9._-]')
+    .default(''),
+  agents: count.default(0),
+  mode: z.enum(['each-host', 'tasks']).default('tasks'),
+  startedAt: time.default(0),
+  seen: time.default(0),
+  state: z.enum(['running', 'done', 'cancelled', 'interrupted', 'failed']).default('running'),
+  enqueued: count.default(0),
+  total: count.nullable().default(null),
+  counts: z.record(TaskResultSchema.shape.outcome, count).default({}),
+  finishedAt: time.nullable().default(null),
+}) satisfies z.ZodType<RunRecord, z.ZodTypeDef, unknown>;
+
+/** The fields held as text, not JSON (encode writes strings as they are). */
+const TEXT_FIELDS = new Set(['runId', 'fleet', 'mode', 'state']);
+
+/** A run's record as read, or why it is not one. */
+export type ReadRunRecord = { ok: true; record: RunRecord } | { ok: false; why: string };
+
+/** Decodes a record's hash, as `runId`'s; undefined when there is none. */
+function decode(runId: string, h: Record<string, string>): ReadRunRecord | undefined {
+  if (Object.keys(h).length === 0 || h.runId === undefined) return undefined;
+  const fields: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (TEXT_FIELDS.has(k)) fields[k] = v;
+    else {
+      try {
+        fields[k] = JSON.parse(v);
+      } catch {
+        return { ok: false, why: `${k}: not JSON` };
+      }
     }
-  };
-  return {
-    runId: h.runId,
-    argv: j(h.argv, []),
-    fleet: h.fleet ?? '',
-    agents: j(h.agents, 0),
-    mode: h.mode === 'each-host' ? 'each-host' : 'tasks',
-    startedAt: j(h.startedAt, 0),
-    seen: j(h.seen, 0),
-    state: (h.state ?? 'running') as RunState,
-    enqueued: j(h.enqueued, 0),
-    total: j(h.total, null),
-    counts: j(h.counts, {}),
-    finishedAt: j(h.finishedAt, null),
-  };
+  }
+  const r = RunRecordSchema.safeParse(fields);
+  if (!r.success) return { ok: false, why: problems(r.error) };
+  if (r.data.runId !== runId) return { ok: false, why: 'runId: names another run' };
+  return { ok: true, record: r.data };
 }
 
 /** Records a new run, enqueued 0 unless given (and forgets index entries past retention). */
@@ -115,17 +146,26 @@ export async function noteEnqueued(redis: Redis | Cluster, runId: string, total:
     });
 }
 
-/** One run's record, or undefined when unknown (or past retention). */
-export async function getRunRecord(redis: Redis | Cluster, runId: string): Promise<RunRecord | undefined> {
-  return decode(await redis.hgetall(runInfoKey(runId)));
+/** One run's record, or why it is not valid; undefined when unknown (or past retention). */
+export async function readRunRecord(redis: Redis | Cluster, runId: string): Promise<ReadRunRecord | undefined> {
+  return decode(runId, await redis.hgetall(runInfoKey(runId)));
 }
 
-/** The most recent runs, newest first. */
-export async function listRunRecords(redis: Redis | Cluster, limit = 20): Promise<RunRecord[]> {
+/** One run's record, or undefined when unknown (or past retention) or not valid. */
+export async function getRunRecord(redis: Redis | Cluster, runId: string): Promise<RunRecord | undefined> {
+  const r = await readRunRecord(redis, runId);
+  return r?.ok ? r.record : undefined;
+}
+
+/** The most recent runs, newest first; a record that is not valid is left out (`onIgnored`). */
+export async function listRunRecords(redis: Redis | Cluster, limit = 20, onIgnored?: IgnoredHandler): Promise<RunRecord[]> {
   await redis.zremrangebyscore(RUN_INDEX_KEY, '-inf', Date.now() - RUN_INDEX_TTL_MS);
   const ids = await redis.zrevrange(RUN_INDEX_KEY, 0, Math.max(0, limit - 1));
-  const recs = await Promise.all(ids.map((id) => getRunRecord(redis, id)));
-  return recs.filter((r): r is RunRecord => r !== undefined);
+  const recs = await Promise.all(ids.map((id) => readRunRecord(redis, id)));
+  return recs.flatMap((r, i) => {
+    if (r && !r.ok) onIgnored?.(ids[i] as string, r.why);
+    return r?.ok ? [r.record] : [];
+  });
 }
 
 /** Whether a run's submitter still heartbeats (or finished enqueueing, so it is not needed). */

@@ -13,9 +13,11 @@
  * - `{gaxx}:runs:new`: pub/sub channel, a run id per enqueue, so daemons start serving at once.
  */
 import type { Cluster, Redis } from 'ioredis';
+import { z } from 'zod';
 import { compareText } from '../../proto/index.js';
 import { gaxxKey } from '../redis/redis.js';
 import { RESULT_TTL_MS } from './results.js';
+import { TASK_ID } from './task.js';
 
 export const RUNS_KEY = gaxxKey('runs');
 export const RUNS_CHANNEL = gaxxKey('runs', 'new');
@@ -84,16 +86,40 @@ export async function staleRuns(redis: Redis | Cluster, before: number): Promise
 export async function loadRunMeta(redis: Redis | Cluster, runId: string): Promise<RunMeta | null> {
   const raw = await redis.get(runMetaKey(runId));
   if (raw === null) return null;
-  const stored = JSON.parse(raw) as Partial<RunMeta>;
-  const hosts: Record<string, string> = { ...(stored.hosts ?? {}) };
-  for (const t of stored.taskIds ?? []) hosts[t] ??= '';
+  const stored = StoredMetaSchema.safeParse(parsed(raw));
+  const meta = stored.success ? stored.data : {};
+  const hosts: Record<string, string> = {};
+  const add = (taskId: string, host: string): void => {
+    // Only ids a task can have (never `__proto__`).
+    if (TASK_ID.test(taskId)) hosts[taskId] = host;
+  };
+  for (const [t, h] of Object.entries(meta.hosts ?? {})) add(t, h);
+  for (const t of meta.taskIds ?? []) if (!Object.hasOwn(hosts, t)) add(t, '');
   let cursor = '0';
   do {
     const [next, flat] = await redis.hscan(runTasksKey(runId), cursor, 'COUNT', 5000);
     cursor = next;
-    for (let i = 0; i + 1 < flat.length; i += 2) hosts[flat[i] as string] = flat[i + 1] as string;
+    for (let i = 0; i + 1 < flat.length; i += 2) add(flat[i] as string, flat[i + 1] as string);
   } while (cursor !== '0');
-  return { runId, taskIds: Object.keys(hosts).sort(byTaskOrder), hosts, createdAt: stored.createdAt ?? 0 };
+  return { runId, taskIds: Object.keys(hosts).sort(byTaskOrder), hosts, createdAt: meta.createdAt ?? 0 };
+}
+
+/**
+ * The meta as stored (Redis is external input): anything else is taken as no meta beyond the
+ * run's tasks hash. `taskIds`/`hosts`: written before tasks had a key of their own.
+ */
+const StoredMetaSchema = z.object({
+  createdAt: z.number().int().min(0).optional(),
+  taskIds: z.array(z.string()).optional(),
+  hosts: z.record(z.string(), z.string().max(260)).optional(),
+});
+
+function parsed(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Task ids in run order: record numbers numerically (task lists), then by text (`<i>-<host>`). */

@@ -149,6 +149,8 @@ class StreamedRun {
   private cancelling: Promise<void> | undefined;
   private worker: SchedulerWorker | undefined;
   private slot: (() => void) | undefined;
+  /** Tasks of the batch being enqueued (their results may come before the enqueue call returns). */
+  private readonly enqueuing = new Set<string>();
   /** Results that arrived before their batch's enqueue call returned. */
   private readonly early = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
@@ -172,7 +174,9 @@ class StreamedRun {
     let state: RunRecord['state'] = 'failed';
     try {
       const following = followRun(redis, this.runId, {
+        accept: (ids) => this.waitsFor(ids),
         onLive: this.opts.onLive,
+        onIgnored: this.opts.onIgnored,
         onResult: (r, o, shown) => this.result(r, o, shown),
         done: (n) => this.inputDone && n >= this.enqueued,
         until: this.stopFollow.signal,
@@ -259,7 +263,10 @@ class StreamedRun {
   private async enqueueBatch(batch: TaskInput[]): Promise<boolean> {
     const expiry = this.opts.expiresAtUnixMs === undefined ? {} : { expiresAtUnixMs: this.opts.expiresAtUnixMs };
     // Enqueueing a batch again adds nothing (job ids), so a call whose reply was lost is safe to repeat.
-    const enq = await this.whileRedisAway(() => this.queue.enqueueRun({ runId: this.runId, tasks: batch }, this.opts.signer, expiry));
+    for (const t of batch) this.enqueuing.add(t.taskId);
+    const enq = await this.whileRedisAway(() => this.queue.enqueueRun({ runId: this.runId, tasks: batch }, this.opts.signer, expiry)).finally(() =>
+      this.enqueuing.clear(),
+    );
     if (!enq) return false;
     enq.taskIds.forEach((id, i) => (this.early.delete(id) ? undefined : this.outstanding.set(id, enq.jobIds[i] as string)));
     this.enqueued += batch.length;
@@ -295,9 +302,23 @@ class StreamedRun {
     }
   }
 
-  /** Every result on the run's stream is a distinct task of this run. */
+  /**
+   * Which result entries count: those of tasks this run enqueued (or is enqueueing) that have no
+   * result yet, each once. Any other (a result written to the stream by someone else) does not
+   * count toward the run's end.
+   */
+  private waitsFor(ids: string[]): boolean[] {
+    const taken = new Set<string>();
+    return ids.map((id) => {
+      const ok = !taken.has(id) && (this.outstanding.has(id) || (this.enqueuing.has(id) && !this.early.has(id)));
+      taken.add(id);
+      return ok;
+    });
+  }
+
+  /** A result of one of the run's tasks (waitsFor), or one made here for a task that has none. */
   private result(r: TaskResult, o: OutputChunk[], shown: boolean): void {
-    if (!this.outstanding.delete(r.taskId) && !this.inputDone) this.early.add(r.taskId);
+    if (!this.outstanding.delete(r.taskId) && this.enqueuing.has(r.taskId)) this.early.add(r.taskId);
     countOutcome(this.counts, r.outcome);
     this.opts.onResult?.(r, o, shown);
     this.wake();

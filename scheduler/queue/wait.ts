@@ -5,11 +5,16 @@
  * unreachable the caller hears about it (`onRedis`, about every 5 s), and after `redisGoneMs`
  * the wait ends with REDIS_UNAVAILABLE. A Redis that comes back in time changes nothing: the
  * results are in its AOF and the read goes on from the last entry seen.
+ *
+ * Result entries are checked as every reader checks them (stored-result.ts): one that is not a
+ * valid result of this run and of its entry's task, or is of a task the wait does not wait for
+ * (or already has), is skipped and reported (`onIgnored`), never collected.
  */
 import type { Cluster, Redis } from 'ioredis';
 import { counted, GaxxError } from '../../proto/index.js';
 import { duplicateFor, redisError, waitReady } from '../redis/redis.js';
 import { runEventsKey, type OutputChunk, type TaskResult } from './results.js';
+import { readResult, type IgnoredHandler } from './stored-result.js';
 
 /** A finished run: results and output per task id. */
 export interface RunResults {
@@ -32,6 +37,8 @@ export interface WaitOptions {
   onLive?: (taskId: string, chunk: OutputChunk) => void;
   /** Redis went away (`down`, repeated about every 5 s with how long) or came back. */
   onRedis?: (down: boolean, forMs: number) => void;
+  /** A result entry that was skipped (not a valid result of one of the tasks waited for), with why. */
+  onIgnored?: IgnoredHandler;
   /** End the wait (REDIS_UNAVAILABLE) when Redis stays unreachable this long (default: no limit). */
   redisGoneMs?: number;
   /** Collect into this object (the caller keeps what arrived when the wait throws). */
@@ -124,15 +131,9 @@ export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds:
         throw new GaxxError('REDIS_UNAVAILABLE', `redis unreachable for ${Math.round(downFor / 1000)} s while waiting for run ${runId}`);
       // One read at a time: a read issued while Redis is away waits in the connection's queue
       // and is raced again, never stacked (stacked blocking reads would run one after another).
-      pending ??= reader.xreadBuffer(
-        'COUNT',
-        1000,
-        'BLOCK',
-        Math.max(1, Math.min(TICK_MS, left)),
-        'STREAMS',
-        runEventsKey(runId),
-        last,
-      ) as Promise<StreamReply>;
+      pending ??= reader
+        .xreadBuffer('COUNT', 1000, 'BLOCK', Math.max(1, Math.min(TICK_MS, left)), 'STREAMS', runEventsKey(runId), last)
+        .catch((e: unknown) => Promise.reject(redisError(e, `waiting for run ${runId}`))) as Promise<StreamReply>;
       let timer: NodeJS.Timeout | undefined;
       const tick = new Promise<'tick'>((r) => (timer = setTimeout(() => r('tick'), Math.min(TICK_MS + 500, Math.max(1, left)))));
       const got = await Promise.race([pending, stop.promise, tick]).finally(() => clearTimeout(timer));
@@ -141,13 +142,11 @@ export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds:
       for (const [, entries] of got ?? []) {
         for (const [id, flat] of entries) {
           last = id.toString();
-          collect(fieldsOf(flat), want, out, opts, seen);
+          collect(runId, fieldsOf(flat), want, out, opts, seen);
         }
       }
     }
     return out;
-  } catch (e) {
-    throw redisError(e, `waiting for run ${runId}`);
   } finally {
     stop.dispose();
     pending?.catch(() => undefined);
@@ -161,10 +160,13 @@ interface Seen {
   liveChunks: Map<string, OutputChunk[]>;
 }
 
-function collect(f: Map<string, Buffer>, want: Set<string>, out: RunResults, opts: WaitOptions, seen: Seen): void {
+function collect(runId: string, f: Map<string, Buffer>, want: Set<string>, out: RunResults, opts: WaitOptions, seen: Seen): void {
   const task = f.get('task')?.toString() ?? '';
-  if (!want.has(task) || out.results.has(task)) return;
   const type = f.get('t')?.toString();
+  if (!want.has(task) || out.results.has(task)) {
+    if (type === 'res') opts.onIgnored?.(runId, 'taskId: not a task of this run, or one that has its result');
+    return;
+  }
   const chunkOf = (): OutputChunk => ({ stream: f.get('s')?.toString() === '2' ? 2 : 1, data: f.get('d') ?? Buffer.alloc(0) });
   if (type === 'live') {
     const chunk = chunkOf();
@@ -174,7 +176,9 @@ function collect(f: Map<string, Buffer>, want: Set<string>, out: RunResults, opt
   } else if (type === 'out') {
     out.output.set(task, [...(out.output.get(task) ?? []), chunkOf()]);
   } else if (type === 'res') {
-    const r = JSON.parse(f.get('r')?.toString() ?? '{}') as TaskResult;
+    const read = readResult(f.get('r'), { runId, taskId: task });
+    if (!read.ok) return opts.onIgnored?.(runId, read.why);
+    const r = read.result;
     const shown = seen.liveBytes.get(task) ?? 0;
     const lb = Number(f.get('lb')?.toString() ?? '-1');
     if (f.get('lo')?.toString() === '1') {

@@ -8,7 +8,8 @@
 import type { Cluster, Redis } from 'ioredis';
 import { compareText } from '../../proto/index.js';
 import { recentRuns, type RunMeta } from '../queue/run-feed.js';
-import { runEventsKey, type TaskResult } from '../queue/results.js';
+import { runEventsKey } from '../queue/results.js';
+import { readResult } from '../queue/stored-result.js';
 import { isCancelled } from '../queue/cancel.js';
 
 /** Output kept per failed task. */
@@ -167,12 +168,10 @@ export class RunTracker {
       return;
     }
     if (type !== 'res') return;
-    let r: TaskResult;
-    try {
-      r = JSON.parse(f.get('r')?.toString() ?? '') as TaskResult;
-    } catch {
-      return;
-    }
+    // Checked as every reader of results checks them (a result in Redis is external input).
+    const read = readResult(f.get('r'), { runId: t.meta.runId, taskId: task });
+    if (!read.ok) return;
+    const r = read.result;
     const at = Date.parse(r.finishedAt) || Date.now();
     const failed = r.outcome !== 'succeeded';
     t.done++;
