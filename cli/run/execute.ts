@@ -190,11 +190,12 @@ function endRun(view: RunView, ctx: ExecuteContext, summary: RunSummary, timings
   if (s.timings && !ctx.out.json) ctx.out.note(timingsText(s.timings));
 }
 
+/** `labels`: each task's host, for a run of one task per host (its output is labelled, its results folder named, by them). */
 function viewsFor(plan: RunPlan, ctx: ExecuteContext, progress: ProgressLine | undefined, labels?: ReadonlyMap<string, string>): RunView {
   const views: RunView[] = [
     ctx.out.json ? new JsonView(ctx.out) : new HumanView(ctx.out, { colour: ctx.io.colour === true, progress, ...(labels ? { eachHostLabels: labels } : {}) }),
   ];
-  if (plan.resultsDir) views.push(new ResultsDirView(plan.resultsDir));
+  if (plan.resultsDir) views.push(new ResultsDirView(plan.resultsDir, labels));
   return new Views(views);
 }
 

@@ -6,10 +6,14 @@
  * does); an empty name, `.`, `..` or a name longer than 200 bytes is written `\#<seq>`, and a
  * second task with the same input gets `<input>\#<seq>`, so every task has exactly one folder.
  * DIR must not exist yet or be empty: two runs never mix their results.
+ *
+ * Every name is made from what this process knows (the task id it enqueued, the record it read,
+ * the host it pinned the task to), never from the result itself, which is read from Redis;
+ * and every path written is checked to lie under DIR.
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { GaxxError } from '../../proto/index.js';
+import { join, resolve } from 'node:path';
+import { GaxxError, inside } from '../../proto/index.js';
 import type { OutputChunk, TaskResult } from '../../scheduler/index.js';
 import { makeOwnSubdir, prepareUserDir } from '../local-dirs.js';
 import type { RunView } from './views.js';
@@ -36,28 +40,55 @@ export function prepareResultsDir(dir: string): void {
   makeOwnSubdir(join(dir, '1'), '--results');
 }
 
+/** A task id as gaxx makes them (a record number, or `<i>-<host>`): safe as a path component. */
+const SEQ = /^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/;
+
 /** Writes each task's folder as its result arrives. */
 export class ResultsDirView implements RunView {
-  constructor(private readonly dir: string) {}
+  private readonly root: string;
+
+  constructor(
+    dir: string,
+    /** Each task's host, for a run of one task per host (task lists name folders by record). */
+    private readonly hosts?: ReadonlyMap<string, string>,
+  ) {
+    this.root = resolve(dir, '1');
+  }
 
   start(): void {}
   live(): void {}
   end(): void {}
 
+  /**
+   * `input`: the task's record, as this process read it. The task id names the folder only once
+   * it is known to be one this process enqueued (it found the task's record or host by it); a
+   * task it does not know gets no folder.
+   */
   result(r: TaskResult, output: OutputChunk[], _liveShown: boolean, input: string | undefined): void {
-    const base = resultName(input ?? r.host, r.taskId);
-    let folder = join(this.dir, '1', base);
+    const seq = r.taskId;
+    const name = input ?? this.hosts?.get(seq);
+    if (name === undefined || !SEQ.test(seq)) return;
+    const base = resultName(name, seq);
+    let folder = this.folder(base);
     try {
       mkdirSync(folder);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      folder = join(this.dir, '1', `${base}\\#${r.taskId}`);
+      folder = this.folder(`${base}\\#${seq}`);
       mkdirSync(folder);
     }
     const bytes = (s: 1 | 2): Buffer => Buffer.concat(output.filter((c) => c.stream === s).map((c) => c.data));
-    writeFileSync(join(folder, 'seq'), `${r.taskId}\n`);
+    writeFileSync(join(folder, 'seq'), `${seq}\n`);
     writeFileSync(join(folder, 'stdout'), bytes(1));
     writeFileSync(join(folder, 'stderr'), bytes(2));
     writeFileSync(join(folder, 'result.json'), `${JSON.stringify({ ...r, ...(input !== undefined ? { input } : {}) }, null, 2)}\n`);
+  }
+
+  /** DIR/1/`name`; INTERNAL if that is not a folder right under DIR/1 (the names above make none other). */
+  private folder(name: string): string {
+    const folder = join(this.root, name);
+    if (!inside(this.root, folder) || resolve(folder, '..') !== this.root)
+      throw new GaxxError('INTERNAL', `--results: the folder for task ${JSON.stringify(name)} would not lie in ${this.root}`);
+    return folder;
   }
 }
