@@ -151,7 +151,8 @@ const taskIdSchema = z
   .refine(isExecTaskId, 'not . or ..');
 const L = REQUEST_LIMITS;
 const noNul = (s: string) => !s.includes('\0');
-const execSchema = z.object({
+/** What an Exec request must be; the argv and env rules are proto/limits.ts requestProblems' too. */
+export const execSchema = z.object({
   taskId: taskIdSchema,
   argv: z
     .array(

@@ -1,7 +1,7 @@
 /**
  * Request limits shared by every side that validates a task: the agent (Exec requests), the
  * scheduler (job data at enqueue and when read back) and the CLI. One table, so a task the
- * queue accepts is never refused by the agent for size, and the other way round.
+ * queue accepts is never refused by the agent for its argv or env, and the other way round.
  */
 import { GaxxError } from './errors.js';
 
@@ -36,19 +36,35 @@ export function envBytes(env: Readonly<Record<string, string>>): number {
   return Object.entries(env).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v) + 2, 0);
 }
 
+/** A lone UTF-16 surrogate: argv and env travel and are exec'd as UTF-8, which cannot carry one unchanged. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** What is wrong with one argv entry or env value as text (NUL bytes, lone surrogates), or undefined. */
+function textProblem(s: string): string | undefined {
+  if (s.includes('\0')) return 'no NUL bytes';
+  if (LONE_SURROGATE.test(s)) return 'not valid Unicode (a lone surrogate)';
+  return undefined;
+}
+
 /**
  * What is wrong with an argv or env for the request limits (empty: nothing), as the agent and
- * the queue would say it: the CLI checks these before anything is sent or queued.
+ * the queue would say it: the CLI checks these before anything is sent or queued. Everything
+ * the agent's Exec schema (agent/service.ts) and the queue's task schema refuse in an argv or
+ * env is here too (a unit test holds them together).
  */
 export function requestProblems(req: { argv?: readonly string[]; env?: Readonly<Record<string, string>> }): string[] {
   const L = REQUEST_LIMITS;
   const problems: string[] = [];
   const { argv, env } = req;
   if (argv) {
+    if (argv.length === 0) problems.push('argv: needs at least the command');
+    else if (argv[0] === '') problems.push('argv.0: the command must not be empty');
     if (argv.length > L.argvItems) problems.push(`argv: at most ${L.argvItems} entries (${argv.length} given)`);
     const long = argv.findIndex((a) => Buffer.byteLength(a) > L.argBytes);
     if (long !== -1) problems.push(`argv.${long}: an argv entry is at most ${L.argBytes} bytes`);
     if (argvBytes(argv) > L.argvBytes) problems.push(`argv: totals at most ${L.argvBytes} bytes`);
+    const bad = argv.findIndex((a) => textProblem(a) !== undefined);
+    if (bad !== -1) problems.push(`argv.${bad}: ${textProblem(argv[bad] as string)}`);
   }
   if (env) {
     const names = Object.keys(env);
@@ -56,6 +72,8 @@ export function requestProblems(req: { argv?: readonly string[]; env?: Readonly<
     if (badName !== undefined) problems.push(`env.${badName}: env names are [A-Za-z_][A-Za-z0-9_]*, at most ${L.envNameChars}`);
     const big = names.find((k) => Buffer.byteLength(env[k] as string) > L.envValueBytes);
     if (big !== undefined) problems.push(`env.${big}: an env value is at most ${L.envValueBytes} bytes`);
+    const badValue = names.find((k) => textProblem(env[k] as string) !== undefined);
+    if (badValue !== undefined) problems.push(`env.${badValue}: ${textProblem(env[badValue] as string)}`);
     if (names.length > L.envEntries) problems.push(`env: at most ${L.envEntries} entries`);
     if (envBytes(env) > L.envBytes) problems.push(`env: totals at most ${L.envBytes} bytes`);
   }
