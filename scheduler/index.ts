@@ -17,6 +17,7 @@ export { WORKER_CONCURRENCY } from './dispatch/worker.js';
 export { serveScheduler } from './daemon/serve.js';
 export { isCancelled } from './queue/cancel.js';
 export { streamRun } from './queue/stream-run.js';
+export { type RefusedTask } from './queue/refused.js';
 export {
   countOutcome,
   createRunRecord,
@@ -26,6 +27,7 @@ export {
   RUN_INDEX_TTL_MS,
   type OutcomeCounts,
   type RunRecord,
+  type RunState,
 } from './queue/run-index.js';
 export { attachRun, cancelRecordedRun, settleRunRecord, storedResults } from './queue/run-control.js';
 export { readBreakers } from './daemon/breakers.js';

@@ -20,7 +20,7 @@ const MAX_LIMIT = 100_000;
 
 /** `succeeded 3, failed 1`, in a fixed order. */
 export function countsText(r: RunRecord): string {
-  const order = ['succeeded', 'failed', 'timeout', 'killed', 'unreachable', 'error', 'cancelled'] as const;
+  const order = ['succeeded', 'failed', 'timeout', 'killed', 'unreachable', 'unknown', 'error', 'cancelled', 'refused'] as const;
   const parts = order.filter((o) => (r.counts[o] ?? 0) > 0).map((o) => `${o} ${r.counts[o]}`);
   return parts.length ? parts.join(', ') : '-';
 }

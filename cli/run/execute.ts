@@ -24,6 +24,7 @@ import {
   type OutcomeCounts,
   type RedisSettings,
   type RedisTarget,
+  type RefusedTask,
   type TaskInput,
 } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
@@ -35,6 +36,7 @@ import { ProgressLine } from './progress.js';
 import { IgnoredReport } from './ignored.js';
 import { prepareResultsDir, ResultsDirView } from './results-dir.js';
 import { INTERRUPTED, summarize, summaryExitCode, type RunSummary } from './summary.js';
+import { recordTask } from './records.js';
 import { openTaskList, readRecords } from './task-source.js';
 import { RunClock, timingsText } from './timings.js';
 import { HumanView, JsonView, Views, type RunView } from './views.js';
@@ -72,17 +74,6 @@ export function eachHostTasks(plan: RunPlan, hosts: readonly string[]): TaskInpu
     argv: plan.argv,
     ...plan.common,
   }));
-}
-
-/** The task of input record number `seq` (task id = seq), for any free host. */
-export function recordTask(plan: RunPlan, record: string, seq: number): TaskInput {
-  return {
-    taskId: String(seq),
-    ...(plan.fleet ? { fleet: plan.fleet } : { agents: plan.agents as string[] }),
-    target: { any: true },
-    argv: plan.template?.render(record, seq) ?? plan.argv,
-    ...plan.common,
-  };
 }
 
 /** The fleet's agents; NOT_FOUND when the registry does not know the fleet. */
@@ -243,7 +234,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
   // tasks (unknown) is not a result the run index may count.
   if (cancelled || !res.ended)
     await updateRunRecord(redis, s.runId, { state: cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }).catch(() => undefined);
-  const summary = summarize(s.runId, counts, Date.now() - started, down);
+  const summary = summarize(s.runId, counts, Date.now() - started, down, { state: cancelled ? 'cancelled' : res.ended ? 'running' : 'done' });
   endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
   if (cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
   else if (res.ended) ctx.out.note(`gaxx: ${res.ended.message}; tasks without a result stay queued: gaxx run --resume ${s.runId}`);
@@ -253,21 +244,22 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
 /** One task per input record, placed on any free host, streamed through the queue window. */
 async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { input: Readable; agentCount: number }): Promise<number> {
   const records = new Map<string, string>();
-  let done = 0;
-  let failed = 0;
+  const tally = { done: 0, failed: 0, refused: 0, cancelled: 0 };
   let enqueued = 0;
   let total: number | undefined;
   const down = new Set<string>();
-  const progress = ctx.out.json ? undefined : new ProgressLine(ctx.io, ctx.io.stderrIsTty, () => ({ done, failed, enqueued, total }));
+  const progress = ctx.out.json ? undefined : new ProgressLine(ctx.io, ctx.io.stderrIsTty, () => ({ ...tally, enqueued, total }));
   const view = viewsFor(plan, ctx, progress);
   const started = Date.now();
   view.start({ runId: s.runId, argv: plan.argv, fleet: plan.fleet ?? '', mode: 'tasks' });
-  async function* tasks(): AsyncGenerator<TaskInput> {
+  // Every record goes through recordTask, whatever the source: a task, or its refusal.
+  async function* tasks(): AsyncGenerator<TaskInput | RefusedTask> {
     let seq = 0;
-    for await (const record of readRecords(s.input, plan.separator)) {
+    for await (const raw of readRecords(s.input, plan.separator)) {
       seq++;
-      records.set(String(seq), record);
-      yield recordTask(plan, record, seq);
+      const { task, record } = recordTask(plan, raw, seq);
+      if (record !== undefined) records.set(String(seq), record);
+      yield task;
     }
     total = seq;
   }
@@ -291,18 +283,21 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
       onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
       onResult: (r, o, shown) => {
         s.clock.result();
-        done++;
-        if (r.outcome !== 'succeeded') failed++;
+        tally.done++;
+        if (r.outcome === 'refused' || r.outcome === 'cancelled') tally[r.outcome]++;
+        else if (r.outcome !== 'succeeded') tally.failed++;
         if (r.outcome === 'unreachable' && r.host) down.add(r.host);
         view.result(r, o, shown, records.get(r.taskId));
         records.delete(r.taskId);
       },
     });
-    const summary = summarize(s.runId, res.counts, Date.now() - started, down);
+    const state = res.cancelled ? 'cancelled' : res.ended ? 'running' : 'done';
+    const unread = res.inputRead ? {} : { notEnqueuedFrom: res.total + 1 };
+    const summary = summarize(s.runId, res.counts, Date.now() - started, down, { state, ...unread });
     endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
-    if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
-    else if (res.ended)
-      ctx.out.note(`gaxx: ${res.ended.message}; input not read yet was not enqueued, and tasks without a result stay queued: gaxx run --resume ${s.runId}`);
+    const rest = res.inputRead ? '' : `; records from ${res.total + 1} on were never enqueued`;
+    if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled${rest}`);
+    else if (res.ended) ctx.out.note(`gaxx: ${res.ended.message}${rest}, and tasks without a result stay queued: gaxx run --resume ${s.runId}`);
     return summaryExitCode(summary, res.cancelled, res.ended);
   } finally {
     progress?.stop();

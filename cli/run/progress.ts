@@ -1,5 +1,6 @@
 /**
- * The progress line of a run on a terminal's stderr: done/total, failed, rate and ETA, redrawn
+ * The progress line of a run on a terminal's stderr: done/total, failed (and refused and
+ * cancelled, each counted apart), rate and ETA, redrawn
  * at most every 200 ms. Output written meanwhile clears it first (`hide`), so lines never mix.
  * Off (every method a no-op) when stderr is not a terminal.
  */
@@ -10,7 +11,12 @@ const REDRAW_MS = 200;
 /** Live counts a progress line shows. */
 export interface ProgressCounts {
   done: number;
+  /** Done and neither succeeded, refused nor cancelled. */
   failed: number;
+  /** Records that could not become a task. */
+  refused: number;
+  /** Withdrawn or stopped by a cancel. */
+  cancelled: number;
   enqueued: number;
   /** The total, once the whole input has been read. */
   total: number | undefined;
@@ -51,10 +57,14 @@ export class ProgressLine {
   }
 }
 
-/** `1234/2000 done, 3 failed, 250.0/s, ETA 3s` (`1234/1500+` while input is still being read). */
+/**
+ * `1234/2000 done, 3 failed, 250.0/s, ETA 3s`, with `, N refused` and `, N cancelled` when there
+ * are any; `1234/1500+` while input is still being read (1500 records read so far, more to come).
+ */
 export function progressText(c: ProgressCounts, elapsedMs: number): string {
   const rate = elapsedMs > 0 ? (c.done * 1000) / elapsedMs : 0;
   const of = c.total === undefined ? `${c.enqueued}+` : String(c.total);
   const eta = c.total !== undefined && rate > 0 ? `, ETA ${Math.ceil((c.total - c.done) / rate)}s` : '';
-  return `gaxx: ${c.done}/${of} done, ${c.failed} failed, ${rate.toFixed(1)}/s${eta}`;
+  const apart = [c.refused ? `, ${c.refused} refused` : '', c.cancelled ? `, ${c.cancelled} cancelled` : ''].join('');
+  return `gaxx: ${c.done}/${of} done, ${c.failed} failed${apart}, ${rate.toFixed(1)}/s${eta}`;
 }

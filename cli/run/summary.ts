@@ -1,14 +1,15 @@
 /**
  * A run's tally and exit code, shared by `gaxx run`, `gaxx runs wait` and `gaxx runs show`.
  *
- * Exit codes: 0 every task succeeded; 1 some command failed, timed out or was killed; 12
+ * Exit codes: 0 every task succeeded; 1 some command failed, timed out or was killed, or some
+ * task-list record was refused (it could not become a task: an input problem); 12
  * (UNAVAILABLE) some task's outcome is unknown because its agent could not be reached or the
  * scheduler failed it (infrastructure), or a task list was interrupted (its gaxx run died before
  * enqueueing all its input: those records never ran); 13 a wait timed out; 130 the run was
  * cancelled; 2 usage.
  */
 import { counted, exitCodeFor, printable, type ErrorCode } from '../../proto/index.js';
-import type { OutcomeCounts, TaskOutcome } from '../../scheduler/index.js';
+import type { OutcomeCounts, RunState, TaskOutcome } from '../../scheduler/index.js';
 import type { RunTimings } from './timings.js';
 
 /** The outcome groups people read: failed covers killed; unknown covers unreachable and error. */
@@ -20,6 +21,15 @@ export interface RunSummary {
   timedOut: number;
   unknown: number;
   cancelled: number;
+  /** Task-list records that could not become a task (never queued nor run). */
+  refused: number;
+  /**
+   * How the run stands: done, cancelled, interrupted (its gaxx run died before enqueueing all its
+   * input), running (the wait ended early: tasks without a result stay queued), failed.
+   */
+  state: RunState;
+  /** When the input was not all enqueued: the first record never enqueued (it and every later one never ran). */
+  notEnqueuedFrom?: number;
   durationMs: number;
   counts: OutcomeCounts;
   /** Hosts some task could not reach (its outcome `unreachable`). */
@@ -28,8 +38,20 @@ export interface RunSummary {
   timings?: RunTimings;
 }
 
+/** How a run ended, for its summary. */
+export interface RunEnd {
+  state: RunState;
+  notEnqueuedFrom?: number;
+}
+
 /** The summary of `counts`. */
-export function summarize(runId: string, counts: OutcomeCounts, durationMs: number, unreachable: Iterable<string> = []): RunSummary {
+export function summarize(
+  runId: string,
+  counts: OutcomeCounts,
+  durationMs: number,
+  unreachable: Iterable<string> = [],
+  end: RunEnd = { state: 'done' },
+): RunSummary {
   const c = (o: TaskOutcome): number => counts[o] ?? 0;
   return {
     runId,
@@ -39,6 +61,9 @@ export function summarize(runId: string, counts: OutcomeCounts, durationMs: numb
     timedOut: c('timeout'),
     unknown: c('unreachable') + c('error') + c('unknown'),
     cancelled: c('cancelled'),
+    refused: c('refused'),
+    state: end.state,
+    ...(end.notEnqueuedFrom !== undefined ? { notEnqueuedFrom: end.notEnqueuedFrom } : {}),
     durationMs,
     counts,
     unreachableHosts: [...new Set(unreachable)].sort(),
@@ -61,6 +86,7 @@ export function summaryText(s: RunSummary): string {
   const secs = (s.durationMs / 1000).toFixed(1);
   const parts = [`${s.succeeded} succeeded`, `${s.failed} failed`, `${s.timedOut} timed out`, `${s.unknown} unknown`];
   if (s.cancelled) parts.push(`${s.cancelled} cancelled`);
+  if (s.refused) parts.push(`${s.refused} refused`);
   const down = s.unreachableHosts.length ? `\ngaxx: unreachable: ${printable(s.unreachableHosts.join(', '))}` : '';
   return `gaxx: run ${printable(s.runId)}: ${counted(s.total, 'task')}: ${parts.join(', ')} in ${secs} s${down}`;
 }

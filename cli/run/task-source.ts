@@ -2,14 +2,21 @@
  * The input of `gaxx run --tasks FILE|-`: records separated by newlines (or NULs with -0), read
  * as a stream. Only one chunk and the current partial record are held, so a ten-million-line
  * file costs no more memory than a short one; the reader pauses while the queue window is full
- * (async iteration is pull-based). A final newline does not make an empty last record.
+ * (async iteration is pull-based). A final newline does not make an empty last record; an
+ * empty line is a record (as GNU parallel takes it). Line endings: when the first line ends in
+ * CRLF (a file saved on Windows), one `\r` at the end of every record is part of the line
+ * ending and removed; otherwise a `\r` is data. NUL-separated records (-0) are taken as they are.
+ * Records are bytes here: whether one can become a task is decided in records.ts.
  */
 import { createReadStream, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { GaxxError } from '../../proto/index.js';
+import { GaxxError, REQUEST_LIMITS } from '../../proto/index.js';
 
-/** The longest record accepted (one argv element of a task). */
-export const MAX_RECORD_BYTES = 128 * 1024;
+/** The longest record read (one argv element of a task); a longer one is skipped, not held. */
+export const MAX_RECORD_BYTES = REQUEST_LIMITS.argBytes;
+
+/** A record's bytes, or a mark for one longer than MAX_RECORD_BYTES (its bytes are not kept). */
+export type RawRecord = Buffer | { tooLong: true };
 
 /** Opens the task list: a file, or stdin for '-'. NOT_FOUND / USAGE before anything is enqueued. */
 export function openTaskList(spec: string, stdin: Readable | undefined, stdinIsTty: boolean | undefined): Readable {
@@ -28,29 +35,38 @@ export function openTaskList(spec: string, stdin: Readable | undefined, stdinIsT
   return createReadStream(spec, { highWaterMark: 64 * 1024 });
 }
 
-/** The records of a stream, in order. */
-export async function* readRecords(input: AsyncIterable<Buffer | string>, separator: '\n' | '\0'): AsyncGenerator<string> {
+/** The records of a stream, in order: each a copy of its bytes, or `{tooLong}` (never thrown). */
+export async function* readRecords(input: AsyncIterable<Buffer | string>, separator: '\n' | '\0'): AsyncGenerator<RawRecord> {
   const sep = separator === '\n' ? 10 : 0;
   let carry: Buffer = Buffer.alloc(0);
-  let n = 0;
+  /** Bytes of an over-long record skipped so far (0: not skipping). */
+  let skipped = 0;
+  /** CRLF line endings, decided by the first line (undefined until it is read). */
+  let crlf: boolean | undefined = separator === '\0' ? false : undefined;
+  const record = (bytes: Buffer): RawRecord => {
+    crlf ??= bytes.at(-1) === 13;
+    const body = crlf && bytes.at(-1) === 13 ? bytes.subarray(0, -1) : bytes;
+    return body.length > MAX_RECORD_BYTES ? { tooLong: true } : Buffer.from(body);
+  };
   for await (const raw of input) {
     const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
-    let buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
-    let at = buf.indexOf(sep);
-    while (at !== -1) {
-      n++;
-      if (at > MAX_RECORD_BYTES) throw tooLong(n);
-      yield buf.toString('utf8', 0, at);
-      buf = buf.subarray(at + 1);
-      at = buf.indexOf(sep);
+    const buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    let start = 0;
+    for (let at = buf.indexOf(sep); at !== -1; at = buf.indexOf(sep, start)) {
+      if (skipped) {
+        crlf ??= at > start && buf[at - 1] === 13;
+        yield { tooLong: true };
+        skipped = 0;
+      } else yield record(buf.subarray(start, at));
+      start = at + 1;
     }
-    if (buf.length > MAX_RECORD_BYTES) throw tooLong(n + 1);
-    // Copy the tail so the chunk it came from can be freed.
-    carry = Buffer.from(buf);
+    const rest = buf.subarray(start);
+    // Past the limit (and a CR) without a separator: skip the record's bytes until its end.
+    if (skipped || rest.length > MAX_RECORD_BYTES + 1) {
+      skipped += rest.length;
+      carry = Buffer.alloc(0);
+    } else carry = Buffer.from(rest); // a copy: the chunk it came from can be freed
   }
-  if (carry.length) yield carry.toString('utf8');
-}
-
-function tooLong(n: number): GaxxError {
-  return new GaxxError('INVALID_ARGUMENT', `--tasks: record ${n} is longer than ${MAX_RECORD_BYTES} bytes`);
+  if (skipped) yield { tooLong: true };
+  else if (carry.length) yield record(carry);
 }

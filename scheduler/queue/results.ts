@@ -17,9 +17,10 @@ import { gaxxKey } from '../redis/redis.js';
  * How a task ended. Only `succeeded` counts as success. `unreachable`: it never ran (no agent
  * took it). `unknown`: it started (see `startedOn`) but its outcome was lost: the stream broke
  * and the agent never gave its result back (gone too long, restarted mid-task, or the waiting
- * run ended first).
+ * run ended first). `refused`: its input could not become a valid task (a task-list record that
+ * is not UTF-8, too long, ...): it was never queued nor run, and `reason` is the code.
  */
-export type TaskOutcome = 'succeeded' | 'failed' | 'timeout' | 'cancelled' | 'killed' | 'unreachable' | 'unknown' | 'error';
+export type TaskOutcome = 'succeeded' | 'failed' | 'timeout' | 'cancelled' | 'killed' | 'unreachable' | 'unknown' | 'error' | 'refused';
 
 /** One task's result, as published and returned by waitForRun. */
 export interface TaskResult {

@@ -15,6 +15,9 @@
  * (default REDIS_GONE_MS), or the `timeoutMs` deadline, ends the run early: reading input
  * stops, and every enqueued task without a result is reported `unknown` with that reason; the
  * outcome says why (`ended`) instead of throwing, so the caller still prints every task.
+ *
+ * An item of the stream may be a refusal instead of a task (refused.ts): it is a task of the
+ * run with its result already known, published in its batch's turn, never queued.
  */
 import type { Cluster, Redis } from 'ioredis';
 import { GaxxError, isGaxxError, type ErrorCode, type TaskSigner } from '../../proto/index.js';
@@ -26,6 +29,7 @@ import { BatchPuller } from './batches.js';
 import { isCancelled, requestCancel } from './cancel.js';
 import { followRun, type FollowHandlers } from './follow.js';
 import { TaskQueue } from './queue.js';
+import { isRefused, publishRefused, type RefusedTask } from './refused.js';
 import { publishResult, taskResult, type OutputChunk, type TaskResult } from './results.js';
 import { countOutcome, createRunRecord, noteEnqueued, updateRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
 import { bounded, CLEANUP_MS, REDIS_GONE_MS } from './run.js';
@@ -72,6 +76,8 @@ export interface StreamRunOutcome {
   inProcess: boolean;
   /** Why the run ended before every enqueued task had its own result (DEADLINE_EXCEEDED, REDIS_UNAVAILABLE). */
   ended?: { code: ErrorCode; message: string };
+  /** The input was read to its end: `total` items are the whole run (else items past `total` were never read or enqueued). */
+  inputRead: boolean;
 }
 
 /** The errors that end a run early with a result for every task, rather than fail it. */
@@ -121,7 +127,7 @@ export function syntheticResult(runId: string, taskId: string, outcome: TaskResu
 }
 
 /** Enqueues `tasks` in bounded batches and follows the run until every enqueued task has a result. */
-export async function streamRun(tasks: AsyncIterable<TaskInput>, opts: StreamRunOptions): Promise<StreamRunOutcome> {
+export async function streamRun(tasks: AsyncIterable<TaskInput | RefusedTask>, opts: StreamRunOptions): Promise<StreamRunOutcome> {
   const queue = await TaskQueue.openOn(opts.settings, opts.redis);
   const run = new StreamedRun(queue, opts.runId ?? newRunId(), opts);
   let early = true;
@@ -153,6 +159,8 @@ class StreamedRun {
   private readonly enqueuing = new Set<string>();
   /** Results that arrived before their batch's enqueue call returned. */
   private readonly early = new Set<string>();
+  /** Refused records published (or being published) whose refusal has not been read back yet. */
+  private readonly refusing = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
 
   constructor(
@@ -163,7 +171,7 @@ class StreamedRun {
     this.stopInput.signal.addEventListener('abort', () => this.wake(), { once: true });
   }
 
-  async execute(it: AsyncIterator<TaskInput>): Promise<StreamRunOutcome> {
+  async execute(it: AsyncIterator<TaskInput | RefusedTask>): Promise<StreamRunOutcome> {
     const { redis } = this.queue;
     await createRunRecord(redis, { runId: this.runId, startedAt: Date.now(), total: null, ...this.opts.record });
     await this.ensureWorker();
@@ -208,7 +216,14 @@ class StreamedRun {
       const cancelled = this.cancelling !== undefined || (!ended && (await isCancelled(redis, this.runId)));
       // An early end is no end of the run: its record stays running (unknowns reported here are no results).
       state = cancelled ? 'cancelled' : ended ? 'running' : 'done';
-      const outcome = { runId: this.runId, total: this.enqueued, counts: this.counts, cancelled, inProcess: this.worker !== undefined };
+      const outcome = {
+        runId: this.runId,
+        total: this.enqueued,
+        counts: this.counts,
+        cancelled,
+        inProcess: this.worker !== undefined,
+        inputRead: this.inputExhausted,
+      };
       return ended && !cancelled ? { ...outcome, ended } : outcome;
     } catch (e) {
       if (isGaxxError(e, 'DEADLINE_EXCEEDED') || isGaxxError(e, 'CANCELLED')) await this.queue.withdraw([...this.outstanding.values()]).catch(() => 0);
@@ -230,7 +245,7 @@ class StreamedRun {
    * due is waited for (redisGoneMs at most, then REDIS_UNAVAILABLE: the run ends early with a
    * result for every enqueued task); any other failure (bad input) withdraws the rest as a cancel.
    */
-  private async produce(puller: BatchPuller<TaskInput>): Promise<void> {
+  private async produce(puller: BatchPuller<TaskInput | RefusedTask>): Promise<void> {
     const batchMax = this.opts.batchMax ?? 500;
     try {
       while (!this.stopInput.signal.aborted) {
@@ -259,16 +274,22 @@ class StreamedRun {
     }
   }
 
-  /** Enqueues one batch and counts it; false when the run stopped meanwhile (cancel, follow ended). */
-  private async enqueueBatch(batch: TaskInput[]): Promise<boolean> {
+  /** Enqueues one batch (publishes its refusals) and counts it; false when the run stopped meanwhile (cancel, follow ended). */
+  private async enqueueBatch(batch: Array<TaskInput | RefusedTask>): Promise<boolean> {
     const expiry = this.opts.expiresAtUnixMs === undefined ? {} : { expiresAtUnixMs: this.opts.expiresAtUnixMs };
-    // Enqueueing a batch again adds nothing (job ids), so a call whose reply was lost is safe to repeat.
-    for (const t of batch) this.enqueuing.add(t.taskId);
-    const enq = await this.whileRedisAway(() => this.queue.enqueueRun({ runId: this.runId, tasks: batch }, this.opts.signer, expiry)).finally(() =>
-      this.enqueuing.clear(),
-    );
-    if (!enq) return false;
-    enq.taskIds.forEach((id, i) => (this.early.delete(id) ? undefined : this.outstanding.set(id, enq.jobIds[i] as string)));
+    const tasks = batch.filter((t): t is TaskInput => !isRefused(t));
+    const refused = batch.filter(isRefused);
+    // Enqueueing a batch again adds nothing (job ids), nor does publishing a refusal again, so a
+    // call whose reply was lost is safe to repeat.
+    for (const t of tasks) this.enqueuing.add(t.taskId);
+    const enq = tasks.length
+      ? await this.whileRedisAway(() => this.queue.enqueueRun({ runId: this.runId, tasks }, this.opts.signer, expiry)).finally(() => this.enqueuing.clear())
+      : undefined;
+    if (tasks.length && !enq) return false;
+    // Counted as the run's own from before they are published: their results may be read at once.
+    for (const t of refused) this.refusing.add(t.taskId);
+    if (refused.length && (await this.whileRedisAway(() => publishRefused(this.queue.redis, this.runId, refused).then(() => true))) === undefined) return false;
+    enq?.taskIds.forEach((id, i) => (this.early.delete(id) ? undefined : this.outstanding.set(id, enq.jobIds[i] as string)));
     this.enqueued += batch.length;
     const enqueued = this.enqueued;
     // The count is written as a total, so repeating it is harmless too.
@@ -310,7 +331,7 @@ class StreamedRun {
   private waitsFor(ids: string[]): boolean[] {
     const taken = new Set<string>();
     return ids.map((id) => {
-      const ok = !taken.has(id) && (this.outstanding.has(id) || (this.enqueuing.has(id) && !this.early.has(id)));
+      const ok = !taken.has(id) && (this.outstanding.has(id) || this.refusing.has(id) || (this.enqueuing.has(id) && !this.early.has(id)));
       taken.add(id);
       return ok;
     });
@@ -318,7 +339,8 @@ class StreamedRun {
 
   /** A result of one of the run's tasks (waitsFor), or one made here for a task that has none. */
   private result(r: TaskResult, o: OutputChunk[], shown: boolean): void {
-    if (!this.outstanding.delete(r.taskId) && this.enqueuing.has(r.taskId)) this.early.add(r.taskId);
+    // A refusal was never outstanding, nor will it be.
+    if (!this.refusing.delete(r.taskId) && !this.outstanding.delete(r.taskId) && this.enqueuing.has(r.taskId)) this.early.add(r.taskId);
     countOutcome(this.counts, r.outcome);
     this.opts.onResult?.(r, o, shown);
     this.wake();

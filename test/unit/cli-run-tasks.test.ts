@@ -1,4 +1,4 @@
-// gaxx run --tasks building blocks: template, record reader, batch puller, results-dir names, summary, progress, plan.
+// gaxx run --tasks building blocks: template, record reader, record checks, batch puller, results-dir names, summary, progress, plan.
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
@@ -6,14 +6,20 @@ import { planRun, DEFAULT_WINDOW } from '../../cli/run/plan.js';
 import { progressText } from '../../cli/run/progress.js';
 import { resultName } from '../../cli/run/results-dir.js';
 import { summarize, summaryExitCode, summaryText } from '../../cli/run/summary.js';
-import { MAX_RECORD_BYTES, readRecords } from '../../cli/run/task-source.js';
+import { recordTask } from '../../cli/run/records.js';
+import { MAX_RECORD_BYTES, readRecords, type RawRecord } from '../../cli/run/task-source.js';
 import { CommandTemplate } from '../../cli/run/template.js';
 import { BatchPuller } from '../../scheduler/queue/batches.js';
 
-async function records(chunks: Array<string | Buffer>, sep: '\n' | '\0' = '\n'): Promise<string[]> {
-  const out: string[] = [];
+async function rawRecords(chunks: Array<string | Buffer>, sep: '\n' | '\0' = '\n'): Promise<RawRecord[]> {
+  const out: RawRecord[] = [];
   for await (const r of readRecords(Readable.from(chunks.map((c) => (typeof c === 'string' ? Buffer.from(c) : c))), sep)) out.push(r);
   return out;
+}
+
+/** Records as text, an over-long one as '<too long>'. */
+async function records(chunks: Array<string | Buffer>, sep: '\n' | '\0' = '\n'): Promise<string[]> {
+  return (await rawRecords(chunks, sep)).map((r) => (Buffer.isBuffer(r) ? r.toString('latin1') : '<too long>'));
 }
 
 describe('command template', () => {
@@ -51,9 +57,61 @@ describe('record reader', () => {
     expect(await records(['a\nb\0c', '\0'], '\0')).toEqual(['a\nb', 'c']);
   });
 
-  it('refuses a record longer than the limit (INVALID_ARGUMENT)', async () => {
-    await expect(records([Buffer.alloc(MAX_RECORD_BYTES + 1, 97)])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    expect((await records([Buffer.alloc(10, 97), '\n']))[0]).toHaveLength(10);
+  it('marks a record longer than the limit and reads on past it, in any chunking, without holding it', async () => {
+    const long = Buffer.alloc(MAX_RECORD_BYTES + 1, 97);
+    expect(await records([long])).toEqual(['<too long>']);
+    expect(await records(['a\n', long, '\nb\n'])).toEqual(['a', '<too long>', 'b']);
+    // Fed in small pieces, and split right at the separator.
+    const pieces = Array.from({ length: 40 }, (_, i) => long.subarray(i * 4000, (i + 1) * 4000)).filter((p) => p.length);
+    expect(await records(['x\n', ...pieces, '\n', 'y'])).toEqual(['x', '<too long>', 'y']);
+    // Exactly the limit is a record.
+    expect((await records([Buffer.alloc(MAX_RECORD_BYTES, 98), '\nz']))[0]).toHaveLength(MAX_RECORD_BYTES);
+  });
+
+  it('keeps bytes as they are: not UTF-8, NUL (with \\n), a lone \\r', async () => {
+    const raw = await rawRecords([Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a, 0x61, 0x00, 0x62, 0x0a, 0x78, 0x0d, 0x79, 0x0a])]);
+    expect(raw).toEqual([Buffer.from([0x63, 0x61, 0x66, 0xe9]), Buffer.from('a\0b'), Buffer.from('x\ry')]);
+  });
+
+  it('CRLF: when the first line ends in \\r\\n, one \\r ending each record is removed; else \\r is data; -0 never', async () => {
+    expect(await records(['a\r\n\r\nb\r', '\nc\r\r\nd'])).toEqual(['a', '', 'b', 'c\r', 'd']);
+    expect(await records(['a\nb\r\n'])).toEqual(['a', 'b\r']);
+    expect(await records(['a\r\0b\r\0'], '\0')).toEqual(['a\r', 'b\r']);
+    // A CR split from its LF by a chunk border.
+    expect(await records(['a\r', '\nb\r', '\n'])).toEqual(['a', 'b']);
+  });
+});
+
+describe('record checks (one for every source)', () => {
+  const plan = (rest: string[], sep = false): ReturnType<typeof planRun> => planRun({ fleet: 'web', tasks: '-', ...(sep ? { null: true } : {}) }, rest, 8088);
+  const refusal = (rest: string[], raw: RawRecord, seq = 3): unknown => {
+    const { task } = recordTask(plan(rest), raw, seq);
+    return 'refused' in task ? task.refused : undefined;
+  };
+
+  it('a record that is UTF-8 and makes a valid argv becomes its task, exactly', () => {
+    const { task, record } = recordTask(plan(['echo', '{}']), Buffer.from('café ✓'), 1);
+    expect(record).toBe('café ✓');
+    expect(task).toMatchObject({ taskId: '1', argv: ['echo', 'café ✓'] });
+    expect(recordTask(plan(['echo']), Buffer.alloc(0), 2).task).toMatchObject({ argv: ['echo', ''] });
+  });
+
+  it('refuses, with the record number and INVALID_ARGUMENT: not UTF-8, too long, NUL, an empty command, over the argv limits', () => {
+    const cases: Array<[string[], RawRecord]> = [
+      [['echo', '{}'], Buffer.from([0x63, 0x61, 0x66, 0xe9])],
+      [['echo', '{}'], Buffer.from([0xed, 0xa0, 0x80])], // an encoded surrogate is not UTF-8 either
+      [['echo', '{}'], { tooLong: true }],
+      [['printf', '%s', '{}'], Buffer.from('a\0b')],
+      [['{}', 'x'], Buffer.alloc(0)],
+      // Under 128 KiB, but too long once substituted three times into one argument.
+      [['echo', '{}{}{}'], Buffer.alloc(50_000, 97)],
+    ];
+    for (const [rest, raw] of cases) {
+      expect(refusal(rest, raw), JSON.stringify(rest)).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^record 3 /) });
+    }
+    // Its text is kept for the report when it has one.
+    expect(recordTask(plan(['printf', '{}']), Buffer.from('a\0b'), 1).record).toBe('a\0b');
+    expect(recordTask(plan(['printf', '{}']), Buffer.from([0xff]), 1).record).toBeUndefined();
   });
 });
 
@@ -121,9 +179,24 @@ describe('results and summary', () => {
     });
   });
 
-  it('progress text: done/total, failed, rate, ETA; total unknown while input is read', () => {
-    expect(progressText({ done: 50, failed: 2, enqueued: 100, total: 200 }, 10_000)).toBe('gaxx: 50/200 done, 2 failed, 5.0/s, ETA 30s');
-    expect(progressText({ done: 50, failed: 0, enqueued: 100, total: undefined }, 10_000)).toBe('gaxx: 50/100+ done, 0 failed, 5.0/s');
+  it('progress text: done/total, failed, refused and cancelled apart, rate, ETA; total unknown while input is read', () => {
+    const none = { refused: 0, cancelled: 0 };
+    expect(progressText({ done: 50, failed: 2, ...none, enqueued: 100, total: 200 }, 10_000)).toBe('gaxx: 50/200 done, 2 failed, 5.0/s, ETA 30s');
+    expect(progressText({ done: 50, failed: 0, ...none, enqueued: 100, total: undefined }, 10_000)).toBe('gaxx: 50/100+ done, 0 failed, 5.0/s');
+    expect(progressText({ done: 10, failed: 0, refused: 1, cancelled: 9, enqueued: 10, total: undefined }, 1000)).toBe(
+      'gaxx: 10/10+ done, 0 failed, 1 refused, 9 cancelled, 10.0/s',
+    );
+  });
+
+  it('refused records: counted apart, exit 1 (not 12, not 2); the summary carries the state and where unread input starts', () => {
+    const s = summarize('r', { succeeded: 3, refused: 2 }, 1, [], { state: 'done' });
+    expect(s).toMatchObject({ total: 5, succeeded: 3, failed: 0, unknown: 0, refused: 2, state: 'done' });
+    expect(summaryExitCode(s, false)).toBe(1);
+    expect(summaryText(s)).toBe('gaxx: run r: 5 tasks: 3 succeeded, 0 failed, 0 timed out, 0 unknown, 2 refused in 0.0 s');
+    expect(summarize('r', { succeeded: 18 }, 1, [], { state: 'interrupted', notEnqueuedFrom: 19 })).toMatchObject({
+      state: 'interrupted',
+      notEnqueuedFrom: 19,
+    });
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { eachHostTasks, recordTask, taskIdFor } from '../../cli/run/execute.js';
+import { eachHostTasks, taskIdFor } from '../../cli/run/execute.js';
 import { planRun } from '../../cli/run/plan.js';
+import { recordTask } from '../../cli/run/records.js';
 import { parseRunSpec } from '../../scheduler/queue/task.js';
 
 describe('gaxx run tasks', () => {
@@ -22,7 +23,8 @@ describe('gaxx run tasks', () => {
     const fleet = planRun({ fleet: 'web' }, ['uptime'], 8088);
     expect(eachHostTasks(fleet, ['h1'])[0]).toMatchObject({ fleet: 'web', target: { host: 'h1' } });
     const list = planRun({ fleet: 'web', tasks: '-', 'output-cap': '4096' }, ['echo', 'x{}'], 8088);
-    const t = recordTask(list, 'a b', 7);
+    const { task: t, record } = recordTask(list, Buffer.from('a b'), 7);
+    expect(record).toBe('a b');
     expect(t).toMatchObject({ taskId: '7', fleet: 'web', target: { any: true }, argv: ['echo', 'xa b'], outputCapBytes: 4096 });
     expect(() => parseRunSpec({ runId: 'r1', tasks: [t] })).not.toThrow();
   });
