@@ -55,10 +55,13 @@ export const command: Command = {
         },
       }),
     ).finally(() => ignored.flush());
-    const summary = summarize(runId, res.counts, Date.now() - started, down);
+    const unread = res.state === 'interrupted' ? { notEnqueuedFrom: res.record.enqueued + 1 } : {};
+    const summary = summarize(runId, res.counts, Date.now() - started, down, { state: res.state, ...unread });
     (view ?? viewOf(undefined)).end(summary);
     if (res.state === 'interrupted')
-      out.note(`gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${counted(summary.total, 'task')} ran`);
+      out.note(
+        `gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${counted(summary.total, 'task')} ran, records from ${res.record.enqueued + 1} on never did`,
+      );
     return summaryExitCode(summary, res.state === 'cancelled', res.state === 'interrupted' ? INTERRUPTED : undefined);
   },
 };

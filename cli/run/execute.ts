@@ -339,12 +339,16 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
         view.result(r, o, shown, undefined);
       },
     }).finally(() => ignored.flush());
-    const summary = summarize(runId, counts, Date.now() - started, down);
+    const state = res.cancelled ? 'cancelled' : res.ended ? 'running' : res.interrupted ? 'interrupted' : 'done';
+    const unread = res.interrupted && res.enqueued !== undefined ? { notEnqueuedFrom: res.enqueued + 1 } : {};
+    const summary = summarize(runId, counts, Date.now() - started, down, { state, ...unread });
     endRun(view, ctx, summary, opts.timings ? { clock, inProcess: res.inProcess } : undefined);
     if (res.cancelled) ctx.out.note(`gaxx: run ${runId} cancelled`);
     else if (res.ended) ctx.out.note(`gaxx: ${res.ended.message}; tasks without a result stay queued: gaxx run --resume ${runId}`);
     else if (res.interrupted)
-      ctx.out.note(`gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${summary.total} enqueued ran`);
+      ctx.out.note(
+        `gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${summary.total} enqueued ran${unread.notEnqueuedFrom ? `, records from ${unread.notEnqueuedFrom} on never did` : ''}`,
+      );
     return summaryExitCode(summary, res.cancelled, res.ended ?? (res.interrupted ? INTERRUPTED : undefined));
   } finally {
     await released(targetP);

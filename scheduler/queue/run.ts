@@ -75,6 +75,8 @@ export interface RunOutcome extends RunResults {
   ended?: { code: ErrorCode; message: string };
   /** Resuming: the run's input was never read to its end (its gaxx run died first), so some of it never ran. */
   interrupted?: boolean;
+  /** With `interrupted`: how many of its input records were enqueued (the rest never were). */
+  enqueued?: number;
 }
 
 /** How often a waiting run checks that a daemon is still there (else it works on the queue itself). */
@@ -289,7 +291,7 @@ export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise
         updateRunRecord(queue.redis, runId, { state, counts, finishedAt: Date.now() }).catch(() => undefined),
         CLEANUP_MS,
       );
-      return { ...out, cancelled, ...(state === 'interrupted' ? { interrupted: true } : {}) };
+      return { ...out, cancelled, ...(state === 'interrupted' ? { interrupted: true, enqueued: now.enqueued } : {}) };
     }
     return out;
   } finally {

@@ -185,6 +185,8 @@ describe('a run whose gaxx run was killed, no daemon', () => {
         .filter((x) => x.type === 'task')
         .map((t) => t.outcome),
     ).toEqual(['succeeded', 'succeeded']);
+    // A script reads why it got 12: the state, and the first record that never ran.
+    expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', succeeded: 2, state: 'interrupted', notEnqueuedFrom: 3 });
     expect(await record(runId)).toMatchObject({ state: 'interrupted', total: null, counts: { succeeded: 2 } });
     expect(m.started()).toBe(2);
   }, 240_000);
