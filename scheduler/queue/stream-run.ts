@@ -286,16 +286,18 @@ class StreamedRun {
       ? await this.whileRedisAway(() => this.queue.enqueueRun({ runId: this.runId, tasks }, this.opts.signer, expiry)).finally(() => this.enqueuing.clear())
       : undefined;
     if (tasks.length && !enq) return false;
-    // Counted as the run's own from before they are published: their results may be read at once.
-    for (const t of refused) this.refusing.add(t.taskId);
-    if (refused.length && (await this.whileRedisAway(() => publishRefused(this.queue.redis, this.runId, refused).then(() => true))) === undefined) return false;
     enq?.taskIds.forEach((id, i) => (this.early.delete(id) ? undefined : this.outstanding.set(id, enq.jobIds[i] as string)));
-    this.enqueued += batch.length;
+    // The batch's tasks are queued: they are followed (and counted) even if the run stops before its refusals are out.
+    // The refusals are the run's own from before they are published: their results may be read at once.
+    for (const t of refused) this.refusing.add(t.taskId);
+    const published =
+      refused.length === 0 || (await this.whileRedisAway(() => publishRefused(this.queue.redis, this.runId, refused).then(() => true))) !== undefined;
+    this.enqueued += published ? batch.length : tasks.length;
     const enqueued = this.enqueued;
     // The count is written as a total, so repeating it is harmless too.
     await this.whileRedisAway(() => noteEnqueued(this.queue.redis, this.runId, enqueued));
     this.opts.onEnqueued?.(this.enqueued);
-    return true;
+    return published;
   }
 
   /**
