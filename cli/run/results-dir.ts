@@ -61,12 +61,14 @@ export class ResultsDirView implements RunView {
 
   /**
    * `input`: the task's record, as this process read it. The task id names the folder only once
-   * it is known to be one this process enqueued (it found the task's record or host by it); a
-   * task it does not know gets no folder.
+   * it is known to be one this process enqueued: a run of one task per host finds its host by it
+   * (a task it does not know gets no folder); a task list's results are those its stream counted
+   * as its own (stream-run), and one without a text record (refused: not UTF-8, too long) is
+   * written `\#<seq>`.
    */
   result(r: TaskResult, output: OutputChunk[], _liveShown: boolean, input: string | undefined): void {
     const seq = r.taskId;
-    const name = input ?? this.hosts?.get(seq);
+    const name = input ?? (this.hosts ? this.hosts.get(seq) : '');
     if (name === undefined || !SEQ.test(seq)) return;
     const base = resultName(name, seq);
     let folder = this.folder(base);

@@ -20,7 +20,10 @@ import { gaxxKey } from '../redis/redis.js';
  * run ended first). `refused`: its input could not become a valid task (a task-list record that
  * is not UTF-8, too long, ...): it was never queued nor run, and `reason` is the code.
  */
-export type TaskOutcome = 'succeeded' | 'failed' | 'timeout' | 'cancelled' | 'killed' | 'unreachable' | 'unknown' | 'error' | 'refused';
+export const TASK_OUTCOMES = ['succeeded', 'failed', 'timeout', 'cancelled', 'killed', 'unreachable', 'unknown', 'error', 'refused'] as const;
+
+/** A task's outcome (TASK_OUTCOMES). */
+export type TaskOutcome = (typeof TASK_OUTCOMES)[number];
 
 /** One task's result, as published and returned by waitForRun. */
 export interface TaskResult {

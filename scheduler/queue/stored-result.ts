@@ -8,10 +8,8 @@
  */
 import { z } from 'zod';
 import { printable } from '../../proto/index.js';
-import type { TaskOutcome, TaskResult } from './results.js';
+import { TASK_OUTCOMES, type TaskResult } from './results.js';
 import { RUN_ID, TASK_ID } from './task.js';
-
-const OUTCOMES = ['succeeded', 'failed', 'timeout', 'cancelled', 'killed', 'unreachable', 'unknown', 'error'] as const satisfies readonly TaskOutcome[];
 
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const text = (max: number): z.ZodString => z.string().max(max);
@@ -21,7 +19,7 @@ export const TaskResultSchema = z.object({
   runId: z.string().regex(RUN_ID, 'run ids are 1-40 characters of [A-Za-z0-9_.]'),
   taskId: z.string().regex(TASK_ID, 'task ids are 1-80 characters of [A-Za-z0-9._-]'),
   host: text(260),
-  outcome: z.enum(OUTCOMES),
+  outcome: z.enum(TASK_OUTCOMES),
   exitCode: z
     .number()
     .int()
