@@ -31,7 +31,7 @@ export {
 } from './queue/run-index.js';
 export { attachRun, cancelRecordedRun, settleRunRecord, storedResults } from './queue/run-control.js';
 export { readBreakers } from './daemon/breakers.js';
-export { clearFleetLimits, holdFleet, setFleetLimits } from './queue/fleet-limits.js';
+export { clearFleetLimits, holdFleet, limitReached, setFleetLimits, type FleetLimits } from './queue/fleet-limits.js';
 export { Dashboard, DEFAULT_UI_LISTEN } from './ui/dashboard.js';
 export { fleetTargets, parseAgentItem, type MonitorTarget } from './ui/targets.js';
 export { indexRun } from './queue/run-feed.js';

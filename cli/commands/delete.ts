@@ -4,11 +4,12 @@ import { FleetCa } from '../../certs/index.js';
 import { counted, exitCodeFor, GaxxError, isGaxxError } from '../../proto/index.js';
 import { boolFlag, JSON_FLAG, stringFlag, usageError, type Command } from '../command.js';
 import { fleetKnownHosts } from '../fleet/bootstrap-step.js';
-import { unpublishFleet } from '../fleet/fleet-directory.js';
+import { ownFleetLimits, unpublishFleet } from '../fleet/fleet-directory.js';
 import { providerFor } from '../fleet/provider-for.js';
 import { retireAgents } from '../fleet/retire-agents.js';
 import type { Io } from '../output.js';
 import { providerNames, type DestroyOutcome, type Provider } from '../providers/index.js';
+import { limitReached } from '../../scheduler/index.js';
 import { assertFleetName, readFleet, removeFleet, type FleetState } from '../state.js';
 import type { GaxxConfig } from '../config.js';
 
@@ -113,27 +114,16 @@ export async function destroyFleet(
   return { result, errors };
 }
 
-/** Deletes a fleet without asking (the daemon's reaper): its tagged and recorded instances, certificates, registration, state. */
+/**
+ * Deletes a fleet without asking (the daemon's reaper): its tagged and recorded instances,
+ * certificates, registration, state. Only a fleet whose own state records a TTL or budget that
+ * it has reached: FAILED_PRECONDITION otherwise (whatever Redis says, the operator's record decides).
+ */
 export async function reapFleet(config: GaxxConfig, fleet: string, signal?: AbortSignal): Promise<DestroyReport> {
   const state = readFleet(config.paths.fleetsDir, fleet);
-  // No state: deleted meanwhile (gaxx delete also clears the limits); forget what is left in Redis.
-  if (!state) {
-    await unpublishFleet(config, fleet);
-    const result = {
-      fleet,
-      provider: '',
-      destroyed: 0,
-      released: 0,
-      alreadyGone: 0,
-      refused: 0,
-      failed: [],
-      revokedCerts: [],
-      knownHostsRemoved: 0,
-      agentsStopped: 0,
-      agentsNotStopped: [],
-    };
-    return { result, errors: [] };
-  }
+  const own = state && ownFleetLimits(state);
+  if (!state || !own || !limitReached(own))
+    throw new GaxxError('FAILED_PRECONDITION', `fleet ${fleet} has not reached a TTL or budget recorded in its state: not deleted`);
   const provider = await providerFor(config, state.provider);
   const tagged = await provider.list(fleet, { signal });
   const ids = [...new Set([...tagged.map((i) => i.id), ...state.hosts.flatMap((h) => (h.id ? [h.id] : []))])];

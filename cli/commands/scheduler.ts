@@ -8,7 +8,9 @@ import { isGaxxError } from '../../proto/index.js';
 import { serveScheduler } from '../../scheduler/index.js';
 import { stringFlag, type Command } from '../command.js';
 import { scopedFlags } from '../config.js';
+import { ownFleetLimits } from '../fleet/fleet-directory.js';
 import { monitorCredentials, schedulerCredentials } from '../scheduler-credentials.js';
+import { readFleet } from '../state.js';
 
 export const command: Command = {
   usage: 'gaxx scheduler [--concurrency N] [--metrics-listen ADDR] [--ui-listen ADDR] [--certs DIR] [--drain D] [--renew-interval D] [--reap-interval D]',
@@ -23,9 +25,11 @@ export const command: Command = {
     'rest are handed back to the queue (the agents keep running them for the next scheduler).',
     "It also renews the certificates of registered fleets' agents that report renewal as due,",
     'with the local CA and the operator certificate (only the operator role may write an',
-    "agent's cert area). A fleet given a TTL or budget (recorded in Redis beside the fleet) is",
-    'deleted through its provider once the TTL passes or its cost reaches the budget (checked',
-    'every --reap-interval; one scheduler deletes it; a failed delete is tried again). Every',
+    "agent's cert area). A fleet given a TTL or budget (recorded in its state file, and in Redis",
+    'for the schedulers) is deleted through its provider once the TTL in its state passes or its',
+    'cost reaches the budget there (checked every --reap-interval; one scheduler deletes it; a',
+    'failed delete is tried again; limits found only in Redis, or differing there, delete',
+    'nothing and are logged). Every',
     'flag has a GAXX_SCHEDULER_* variable and a `scheduler` key in',
     'the config file. Logs are JSON lines on stderr (--log-level). It also collects the registered',
     "fleets' agent metrics and serves the dashboard and their /metrics on --ui-listen (default",
@@ -74,6 +78,11 @@ export const command: Command = {
         ? {
             reaper: {
               intervalMs: s.reapIntervalMs,
+              // What decides: the limits the fleet's state records (Redis's copy may be anyone's).
+              ownLimits: (fleet: string) => {
+                const state = readFleet(config.paths.fleetsDir, fleet);
+                return state && ownFleetLimits(state);
+              },
               reap: async (fleet: string) => {
                 const { reapFleet } = await import('./delete.js');
                 await reapFleet(config, fleet);

@@ -9,6 +9,7 @@ import {
   setFleetLimits,
   waitReady,
   type FleetAgent,
+  type FleetLimits,
 } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
 import { fleetPricePerHour, type FleetState } from '../state.js';
@@ -38,19 +39,28 @@ export function unpublishFleet(config: GaxxConfig, fleet: string): Promise<void>
   });
 }
 
+/**
+ * The fleet's TTL and budget as `gaxx spawn --ttl/--budget` recorded them in its state, priced by
+ * its hosts; undefined when it was spawned without. What the daemon's reaper decides by: the
+ * copy in Redis may have been written by anyone who can write to Redis.
+ */
+export function ownFleetLimits(state: FleetState): FleetLimits | undefined {
+  const l = state.limits;
+  if (!l) return undefined;
+  return {
+    since: l.since,
+    currency: l.currency,
+    pricePerHour: fleetPricePerHour(state),
+    ...(l.expiresAt !== undefined ? { expiresAt: l.expiresAt } : {}),
+    ...(l.budget !== undefined ? { budget: l.budget } : {}),
+  };
+}
+
 /** Hands the fleet's TTL and budget (from its state, priced by its hosts) to the scheduler daemon that enforces them. */
 export function publishFleetLimits(config: GaxxConfig, state: FleetState): Promise<void> {
-  const l = state.limits;
+  const l = ownFleetLimits(state);
   if (!l) return Promise.resolve();
-  return withRedis(config, (r) =>
-    setFleetLimits(r, state.fleet, {
-      since: l.since,
-      currency: l.currency,
-      pricePerHour: fleetPricePerHour(state),
-      ...(l.expiresAt !== undefined ? { expiresAt: l.expiresAt } : {}),
-      ...(l.budget !== undefined ? { budget: l.budget } : {}),
-    }),
-  );
+  return withRedis(config, (r) => setFleetLimits(r, state.fleet, l));
 }
 
 /**

@@ -33,7 +33,7 @@ export interface ServeOptions {
   /** Agent certificate renewal (scheduler/renewer.ts); absent or interval 0: off. */
   renewal?: { intervalMs: number; caDir: string; operatorCertDir: string };
   /** Ends fleets past their TTL or budget (daemon/reaper.ts); absent: off. */
-  reaper?: Pick<ReaperOptions, 'reap' | 'intervalMs'>;
+  reaper?: Pick<ReaperOptions, 'reap' | 'ownLimits' | 'intervalMs'>;
   /** The dashboard (scheduler/ui); its URL with the token is left in `<stateDir>/ui` for `gaxx ui`. */
   ui?: DaemonOptions['ui'];
   log: WorkerLog;

@@ -49,6 +49,14 @@ export function limitReached(l: FleetLimits, now = Date.now()): LimitReason | un
   return undefined;
 }
 
+/**
+ * Whether two records set the same limits: TTL, budget, currency and start of billing. The price
+ * is not compared: it follows the hosts, and the reaper reckons cost with the one its own record gives.
+ */
+export function sameLimits(a: FleetLimits, b: FleetLimits): boolean {
+  return a.expiresAt === b.expiresAt && a.budget === b.budget && a.currency === b.currency && a.since === b.since;
+}
+
 /** Records (replaces) a fleet's limits; INVALID_ARGUMENT for bad values. */
 export async function setFleetLimits(redis: Redis | Cluster, fleet: string, limits: z.input<typeof FleetLimitsSchema>): Promise<void> {
   const r = FleetLimitsSchema.safeParse(limits);

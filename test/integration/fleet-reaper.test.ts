@@ -1,9 +1,11 @@
 // The daemon's fleet reaper on a real redis-server: fleets past their TTL or budget are reaped
 // once (by one holder of the lock), their limits cleared; a failed reap is tried again; fleets
-// within their limits and unreadable limits are never acted on.
+// within their limits and unreadable limits are never acted on. The operator's own record of a
+// fleet's limits (here a map, in `gaxx scheduler` the fleet's state file) decides: a record in
+// Redis alone, or one that differs from the operator's, deletes nothing and is logged.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetReaper } from '../../scheduler/daemon/reaper.js';
-import { fleetCost, getFleetLimits, limitedFleets, limitReached } from '../../scheduler/queue/fleet-limits.js';
+import { fleetCost, FleetLimitsSchema, getFleetLimits, limitedFleets, limitReached, type FleetLimits } from '../../scheduler/queue/fleet-limits.js';
 import { createRedis, holdFleet, redisSettingsFromUrl, setFleetLimits, waitReady } from '../../scheduler/index.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -21,6 +23,23 @@ afterAll(async () => {
   await redis?.destroy();
 });
 
+/** The operator's own records of fleets' limits (what a fleet's state file holds). */
+const own = new Map<string, FleetLimits>();
+const ownLimits = (fleet: string): FleetLimits | undefined => own.get(fleet);
+
+/** Sets a fleet's limits the way `gaxx spawn --ttl/--budget` does: in the operator's record and in Redis. */
+async function spawnedWith(fleet: string, limits: Parameters<typeof setFleetLimits>[2]): Promise<void> {
+  own.set(fleet, FleetLimitsSchema.parse(limits));
+  await setFleetLimits(conn, fleet, limits);
+}
+
+/** A logger that keeps what it is given. */
+function memoryLog() {
+  const lines: Array<{ level: string; msg?: string } & Record<string, unknown>> = [];
+  const at = (level: string) => (obj: object, msg?: string) => void lines.push({ level, msg, ...obj });
+  return { lines, info: at('info'), warn: at('warn'), error: at('error') };
+}
+
 describe('fleet limits', () => {
   it('cost is price per hour times hours since the start; TTL before budget', () => {
     const l = { pricePerHour: 2, since: 0, currency: 'USD', expiresAt: 10 * 3_600_000, budget: 5 };
@@ -37,10 +56,10 @@ describe('fleet limits', () => {
 
   it('reaps fleets past TTL or budget once, keeps the others, retries a failed reap', async () => {
     const now = Date.now();
-    await setFleetLimits(conn, 'old', { since: now - 10_000, expiresAt: now - 1 });
-    await setFleetLimits(conn, 'costly', { since: now - 3_600_000, pricePerHour: 3, budget: 2.5 });
-    await setFleetLimits(conn, 'fine', { since: now, expiresAt: now + 3_600_000, pricePerHour: 1, budget: 100 });
-    await setFleetLimits(conn, 'flaky', { since: now - 10_000, expiresAt: now - 1 });
+    await spawnedWith('old', { since: now - 10_000, expiresAt: now - 1 });
+    await spawnedWith('costly', { since: now - 3_600_000, pricePerHour: 3, budget: 2.5 });
+    await spawnedWith('fine', { since: now, expiresAt: now + 3_600_000, pricePerHour: 1, budget: 100 });
+    await spawnedWith('flaky', { since: now - 10_000, expiresAt: now - 1 });
     await conn.set('{gaxx}:fleet-limits:garbled', '{not json');
     await conn.sadd('{gaxx}:fleet-limits', 'garbled');
     const reaped: string[] = [];
@@ -51,8 +70,8 @@ describe('fleet limits', () => {
     };
     // Two daemons' reapers at once (each runs a round on start, then one more): the lock and a
     // second look after taking it let only one of them reap each fleet.
-    const a = FleetReaper.start({ redis: conn, reap, intervalMs: 3_600_000 });
-    const b = FleetReaper.start({ redis: conn, reap, intervalMs: 3_600_000 });
+    const a = FleetReaper.start({ redis: conn, reap, ownLimits, intervalMs: 3_600_000 });
+    const b = FleetReaper.start({ redis: conn, reap, ownLimits, intervalMs: 3_600_000 });
     await Promise.all([a.tick(), b.tick()]);
     expect(reaped.sort()).toEqual(['costly:budget', 'flaky:ttl', 'old:ttl']);
     expect(flakyCalls).toBe(2);
@@ -62,11 +81,11 @@ describe('fleet limits', () => {
   });
 
   it('leaves a fleet alone while its spawn holds it, refuses a second hold (FAILED_PRECONDITION), reaps it once released', async () => {
-    await setFleetLimits(conn, 'spawning', { since: Date.now() - 10_000, expiresAt: Date.now() - 1 });
+    await spawnedWith('spawning', { since: Date.now() - 10_000, expiresAt: Date.now() - 1 });
     const release = await holdFleet(conn, 'spawning');
     await expect(holdFleet(conn, 'spawning')).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
     const reaped: string[] = [];
-    const r = FleetReaper.start({ redis: conn, reap: async (fleet) => void reaped.push(fleet), intervalMs: 3_600_000 });
+    const r = FleetReaper.start({ redis: conn, reap: async (fleet) => void reaped.push(fleet), ownLimits, intervalMs: 3_600_000 });
     try {
       await r.tick();
       expect(reaped).toEqual([]);
@@ -79,6 +98,48 @@ describe('fleet limits', () => {
       await (
         await holdFleet(conn, 'spawning')
       )();
+    } finally {
+      await r.stop();
+    }
+  });
+
+  it("deletes nothing on Redis's word alone: a fleet without limits of its own, or whose limits differ, is refused and logged once", async () => {
+    const now = Date.now();
+    // A Redis writer's records: an expired TTL for a fleet spawned without limits, an expired
+    // one for a fleet whose own TTL is an hour away, a reached budget at a made-up price.
+    await conn.set('{gaxx}:fleet-limits:plain', JSON.stringify({ expiresAt: 1, since: 1, currency: 'USD', pricePerHour: 0 }));
+    await conn.sadd('{gaxx}:fleet-limits', 'plain');
+    await spawnedWith('hour', { since: now, expiresAt: now + 3_600_000 });
+    await setFleetLimits(conn, 'hour', { since: now, expiresAt: 1 });
+    await spawnedWith('cheap', { since: now, pricePerHour: 0.01, budget: 100 });
+    await setFleetLimits(conn, 'cheap', { since: 1, pricePerHour: 1000, budget: 0.0001 });
+    // A name no fleet has, whose own record cannot be read: the others are still checked.
+    await conn.set('{gaxx}:fleet-limits:../x', JSON.stringify({ expiresAt: 1, since: 1 }));
+    await conn.sadd('{gaxx}:fleet-limits', '../x');
+    // And a fleet due by its own record, as Redis says too: deleted.
+    await spawnedWith('due', { since: now - 10_000, expiresAt: now - 1 });
+    const reaped: string[] = [];
+    const log = memoryLog();
+    const r = FleetReaper.start({
+      redis: conn,
+      reap: async (fleet) => void reaped.push(fleet),
+      ownLimits: (fleet) => {
+        if (fleet.includes('/')) throw new Error(`no fleet is called ${fleet}`);
+        return ownLimits(fleet);
+      },
+      intervalMs: 3_600_000,
+      log,
+    });
+    try {
+      await r.tick();
+      await r.tick();
+      expect(reaped).toEqual(['due']);
+      expect(await limitedFleets(conn)).toEqual(expect.arrayContaining(['plain', 'hour', 'cheap', '../x']));
+      const warned = log.lines.filter((l) => l.level === 'warn').map((l) => l.fleet);
+      // Once each, though two rounds ran.
+      expect(warned.sort()).toEqual(['../x', 'cheap', 'hour', 'plain']);
+      expect(log.lines.find((l) => l.fleet === 'plain')?.why).toMatch(/no TTL or budget/);
+      expect(log.lines.find((l) => l.fleet === 'hour')?.why).toMatch(/differ/);
     } finally {
       await r.stop();
     }
