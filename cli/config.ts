@@ -76,6 +76,7 @@ export const ConfigFileSchema = z
     scheduler: z
       .object({
         concurrency: int('scheduler.concurrency'),
+        maxRuns: int('scheduler.maxRuns'),
         metricsListen: listenAddress,
         uiListen: listenAddress,
         drain: duration('scheduler.drain'),
@@ -123,6 +124,8 @@ export interface GaxxConfig {
   scheduler: {
     /** Tasks in flight at once. */
     concurrency: number;
+    /** Runs served at once (each a BullMQ worker with a connection of its own); more wait for a slot. */
+    maxRuns: number;
     /** host:port of its /metrics; '' for off. */
     metricsListen: string;
     /** host:port of the dashboard and the collected /metrics (scheduler/ui); '' for off. */
@@ -160,6 +163,7 @@ export const DEFAULTS = {
   agent: { port: 8088, deadlineMs: 10_000, connectTimeoutMs: 5_000 },
   scheduler: {
     concurrency: 64,
+    maxRuns: 100,
     metricsListen: '127.0.0.1:9092',
     uiListen: '127.0.0.1:9090',
     drainMs: 10_000,
@@ -249,6 +253,7 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
     redis: { url: merged.redis?.url, insecure: merged.redis?.insecure ?? false },
     scheduler: {
       concurrency: s.concurrency ?? DEFAULTS.scheduler.concurrency,
+      maxRuns: s.maxRuns ?? DEFAULTS.scheduler.maxRuns,
       metricsListen: s.metricsListen ?? DEFAULTS.scheduler.metricsListen,
       uiListen: s.uiListen ?? DEFAULTS.scheduler.uiListen,
       drainMs: ms(s.drain, DEFAULTS.scheduler.drainMs),

@@ -72,6 +72,15 @@ export const SETTINGS: readonly Setting[] = [
     help: 'tasks in flight at once, 1 to 10000 (default 64)',
   },
   {
+    path: 'scheduler.maxRuns',
+    env: 'GAXX_SCHEDULER_MAX_RUNS',
+    flag: 'max-runs',
+    scope: 'scheduler',
+    kind: 'int',
+    range: [1, 10_000],
+    help: 'runs served at once, 1 to 10000 (default 100); each is a queue worker with a Redis connection of its own, and more wait for a slot',
+  },
+  {
     path: 'scheduler.metricsListen',
     env: 'GAXX_SCHEDULER_METRICS_LISTEN',
     flag: 'metrics-listen',

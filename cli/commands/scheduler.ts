@@ -13,7 +13,8 @@ import { monitorCredentials, schedulerCredentials } from '../scheduler-credentia
 import { readFleet } from '../state.js';
 
 export const command: Command = {
-  usage: 'gaxx scheduler [--concurrency N] [--metrics-listen ADDR] [--ui-listen ADDR] [--certs DIR] [--drain D] [--renew-interval D] [--reap-interval D]',
+  usage:
+    'gaxx scheduler [--concurrency N] [--max-runs N] [--metrics-listen ADDR] [--ui-listen ADDR] [--certs DIR] [--drain D] [--renew-interval D] [--reap-interval D]',
   description: [
     "Runs the scheduler daemon: workers that take every fleet's tasks from the Redis queue and",
     'dispatch them to the agents, a heartbeat (so `gaxx run` leaves the work to it), and',
@@ -68,6 +69,7 @@ export const command: Command = {
       certs: creds,
       agentToken: config.agent.token,
       concurrency: s.concurrency,
+      maxRuns: s.maxRuns,
       metricsListen: s.metricsListen,
       lockDurationMs: s.lockMs,
       agentDeadlineMs: config.agent.deadlineMs,

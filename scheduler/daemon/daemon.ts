@@ -21,6 +21,7 @@ import { publishBreakers } from './breakers.js';
 import { SchedulerMetrics } from './metrics.js';
 import { TaskQueue } from '../queue/queue.js';
 import { durabilityWarnings, gaxxKey, type RedisSettings } from '../redis/redis.js';
+import { MAX_RUNS } from '../dispatch/run-discovery.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 import { Dashboard, type DashboardOptions } from '../ui/dashboard.js';
 import { fleetTargets } from '../ui/targets.js';
@@ -31,6 +32,8 @@ export interface DaemonOptions {
   settings: RedisSettings;
   connect: AgentConnector;
   concurrency?: number;
+  /** Runs served at once (default MAX_RUNS, dispatch/run-discovery.ts); more wait for a slot. */
+  maxRuns?: number;
   /** `host:port` for /metrics; empty or undefined: no metrics endpoint. */
   metricsListen?: string;
   /** Required for a non-loopback metrics address: server cert/key/CA (client certs are required). */
@@ -84,6 +87,7 @@ export class SchedulerDaemon {
       settings: opts.settings,
       connect: opts.connect,
       concurrency: opts.concurrency,
+      maxRuns: opts.maxRuns,
       lockDurationMs: opts.lockDurationMs,
       metrics,
       log: opts.log,
@@ -100,7 +104,14 @@ export class SchedulerDaemon {
     }
     if (opts.ui) await d.startDashboard(opts.ui);
     opts.log.info(
-      { id: d.id, concurrency: opts.concurrency ?? 64, redis: opts.settings.display, metrics: d.metricsAddress(), dashboardPort: d.dashboard?.port },
+      {
+        id: d.id,
+        concurrency: opts.concurrency ?? 64,
+        maxRuns: opts.maxRuns ?? MAX_RUNS,
+        redis: opts.settings.display,
+        metrics: d.metricsAddress(),
+        dashboardPort: d.dashboard?.port,
+      },
       'scheduler started',
     );
     return d;

@@ -14,6 +14,8 @@ export interface MetricsSources {
   depth?: () => Promise<Record<string, number>>;
   breakers?: () => Map<string, BreakerState>;
   inflight?: () => number;
+  /** Runs served (a BullMQ worker each). */
+  runs?: () => number;
 }
 
 /** Metrics of one scheduler process. */
@@ -77,6 +79,14 @@ export class SchedulerMetrics {
       registers,
       collect() {
         this.set(src().inflight?.() ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'gaxx_scheduler_runs_served',
+      help: 'Runs served at once (a queue worker each)',
+      registers,
+      collect() {
+        this.set(src().runs?.() ?? 0);
       },
     });
     // Event-loop delay sampled every 100 ms, not every 10 (prom-client's default wakes the loop

@@ -25,6 +25,8 @@ export interface ServeOptions {
   /** The agents' bearer token (GAXX_AGENT_TOKEN), when they require one. */
   agentToken?: string | undefined;
   concurrency?: number;
+  /** Runs served at once (default MAX_RUNS, dispatch/run-discovery.ts). */
+  maxRuns?: number;
   metricsListen?: string;
   lockDurationMs?: number;
   /** Deadline of unary agent calls, and how long a call waits for a connection. */
@@ -57,6 +59,7 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
       settings: target.settings,
       connect: agentConnector(opts.certs, { deadlineMs: opts.agentDeadlineMs, connectTimeoutMs: opts.agentConnectTimeoutMs, token: opts.agentToken }),
       concurrency: opts.concurrency,
+      maxRuns: opts.maxRuns,
       metricsListen: opts.metricsListen,
       metricsTls:
         opts.metricsListen && !isLoopbackHost(parseHostPort(opts.metricsListen, { allowPortZero: true, what: 'metrics address' }).host)

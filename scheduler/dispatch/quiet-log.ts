@@ -15,8 +15,8 @@ export class QuietLog {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Warns `msg` about `err`; a repeat within the interval is only counted. */
-  warn(msg: string, err: string): void {
+  /** Warns `msg` about `err` (with `extra`, which does not make it another warning); a repeat within the interval is only counted. */
+  warn(msg: string, err: string, extra: object = {}): void {
     const key = `${msg}\u0000${err}`;
     const t = this.now();
     const s = this.seen.get(key);
@@ -27,6 +27,6 @@ export class QuietLog {
     // Keep the table small: a fault produces few distinct messages.
     if (this.seen.size > 100) this.seen.clear();
     this.seen.set(key, { at: t, count: 0 });
-    this.log?.warn({ err, ...(s && s.count > 0 ? { repeated: s.count, sinceMs: t - s.at } : {}) }, msg);
+    this.log?.warn({ err, ...extra, ...(s && s.count > 0 ? { repeated: s.count, sinceMs: t - s.at } : {}) }, msg);
   }
 }

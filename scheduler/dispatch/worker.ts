@@ -24,9 +24,9 @@ import { fleetAgents } from '../queue/fleets.js';
 import { LiveOutput } from '../queue/live.js';
 import type { SchedulerMetrics } from '../daemon/metrics.js';
 import { runInputKey } from '../queue/queue.js';
-import { runQueueName } from '../queue/runs.js';
+import { runExists, runQueueName } from '../queue/runs.js';
 import { QuietLog } from './quiet-log.js';
-import { RunDiscovery } from './run-discovery.js';
+import { MAX_RUNS, RunDiscovery } from './run-discovery.js';
 import { keepSpareConnection, type SpareConnection } from './spare-connection.js';
 import { createRedis, gaxxKey, KEY_PREFIX, type RedisSettings } from '../redis/redis.js';
 import { publishResult, taskResult, type TaskResult } from '../queue/results.js';
@@ -61,6 +61,8 @@ export interface SchedulerWorkerOptions {
   breaker?: BreakerOptions;
   /** Output a run may store, live and final together (default RUN_OUTPUT_BUDGET_BYTES). */
   runOutputBudgetBytes?: number;
+  /** Serving every run: the most runs served at once (default MAX_RUNS, run-discovery.ts). */
+  maxRuns?: number;
   /** Overrides of the retry policy (retry-policy.ts), e.g. `agentGoneMs`. */
   policy?: Partial<RetryPolicy>;
   metrics?: SchedulerMetrics;
@@ -121,18 +123,24 @@ export class SchedulerWorker {
     if (opts.runId !== undefined) w.serve(opts.runId);
     else {
       w.spare = keepSpareConnection(redis);
+      const maxRuns = opts.maxRuns ?? MAX_RUNS;
       w.discovery = new RunDiscovery({
         redis,
-        onRun: (runId) => w.serve(runId),
+        maxRuns,
+        onRun: (runId) => void w.serve(runId),
         onGone: (runId) => void w.unserve(runId),
         hasWork: (runId) => w.hasWork(runId),
+        exists: (runId) => runExists(redis, runId),
         forget: (runId) => w.forgetIdleRun(runId),
         onError: (e) => w.quiet.warn('run discovery error', e.message),
+        onInvalid: (runId) =>
+          w.quiet.warn('run discovery: ignored a run id that is not one', 'run ids are 1-40 characters of [A-Za-z0-9_.]', { runId: runId.slice(0, 64) }),
+        onFull: (waiting) => w.quiet.warn('run cap reached: runs wait for a slot', `at most ${maxRuns} runs are served at once`, { waiting, maxRuns }),
       });
       w.discovering = w.discovery.start();
       w.discovering.catch((e: Error) => w.quiet.warn('run discovery error', e.message));
     }
-    opts.metrics?.attach({ breakers: () => w.pool.states(), inflight: () => w.pool.inflightTotal() });
+    opts.metrics?.attach({ breakers: () => w.pool.states(), inflight: () => w.pool.inflightTotal(), runs: () => w.workers.size });
     return w;
   }
 

@@ -12,10 +12,11 @@
  *   with the results' TTL.
  * - `{gaxx}:runs:new`: pub/sub channel, a run id per enqueue, so daemons start serving at once.
  */
+import { QueueKeys } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
 import { compareText } from '../../proto/index.js';
-import { gaxxKey } from '../redis/redis.js';
+import { gaxxKey, KEY_PREFIX } from '../redis/redis.js';
 import { RESULT_TTL_MS } from './results.js';
 import { TASK_ID } from './task.js';
 
@@ -72,6 +73,18 @@ export async function unregisterRun(redis: Redis | Cluster, runId: string): Prom
 /** Every registered run id. */
 export async function listRuns(redis: Redis | Cluster): Promise<string[]> {
   return redis.zrange(RUNS_KEY, 0, -1);
+}
+
+const queueKeys = new QueueKeys(KEY_PREFIX);
+
+/**
+ * Whether `runId` names a run with something to serve: its meta (written with its registry
+ * entry and announcement, before its jobs) or jobs waiting or running in its queue. One EXISTS
+ * (an empty list or set is no key); a made-up id has neither.
+ */
+export async function runExists(redis: Redis | Cluster, runId: string): Promise<boolean> {
+  const k = queueKeys.getKeys(runQueueName(runId));
+  return (await redis.exists(runMetaKey(runId), k.wait as string, k.active as string, k.delayed as string, k.prioritized as string, k.paused as string)) > 0;
 }
 
 /** Runs whose owner has not shown itself since `before` (ms epoch). */

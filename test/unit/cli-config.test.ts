@@ -112,6 +112,7 @@ describe('the scheduler daemon settings (one table with the CLI)', () => {
     const c = loadConfig({ ...base, argv: [], env: {}, readFile: noFiles, command: 'scheduler' });
     expect(c.scheduler).toEqual({
       concurrency: 64,
+      maxRuns: 100,
       metricsListen: '127.0.0.1:9092',
       uiListen: '127.0.0.1:9090',
       drainMs: 10_000,
