@@ -55,8 +55,11 @@ export interface JobHandle {
 export interface DispatchContext {
   pool: AgentPool;
   metrics?: SchedulerMetrics;
-  /** The agents a task may use (fleet lookup, or its own list) and its pinned agent's address. */
-  resolve(spec: TaskSpec): Promise<{ endpoints: AgentEndpoint[]; pinned?: string }>;
+  /**
+   * The agents a task may use (fleet lookup, or its own list) and its pinned agent: the endpoint
+   * of its host, whose identity the agent must prove (another host may be recorded at the same address).
+   */
+  resolve(spec: TaskSpec): Promise<{ endpoints: AgentEndpoint[]; pinned?: AgentEndpoint }>;
   /** Overrides of the retry policy's defaults (retry-policy.ts); a task's `retry` wins for its fields. */
   policy?: Partial<RetryPolicy>;
 }
@@ -70,7 +73,7 @@ export interface Dispatched {
 /** Runs one task to a result. Throws only when the job's signal aborts (hand the job back). */
 export async function dispatchTask(ctx: DispatchContext, spec: TaskSpec, job: JobHandle): Promise<Dispatched> {
   const { endpoints, pinned } = await ctx.resolve(spec);
-  if ('host' in spec.target && (pinned === undefined || !endpoints.some((e) => e.address === pinned))) {
+  if ('host' in spec.target && (pinned === undefined || !endpoints.includes(pinned))) {
     return {
       result: taskResult(
         { runId: spec.runId, taskId: spec.taskId, host: spec.target.host, outcome: 'error', reason: 'NOT_FOUND' },
@@ -86,7 +89,7 @@ export async function dispatchTask(ctx: DispatchContext, spec: TaskSpec, job: Jo
     if (blob === null)
       return {
         result: taskResult(
-          { runId: spec.runId, taskId: spec.taskId, host: pinned ?? '', outcome: 'error', reason: 'NOT_FOUND' },
+          { runId: spec.runId, taskId: spec.taskId, host: pinned?.address ?? '', outcome: 'error', reason: 'NOT_FOUND' },
           { error: `run input '${spec.input}' is gone (expired or deleted)` },
         ),
         output: [],

@@ -75,18 +75,23 @@ export class TaskDispatch {
   private readonly policy: RetryPolicy;
   private readonly wakeCtl = new AbortController();
   private readonly wake = this.wakeCtl.signal;
+  /** The pinned agent's address, and the endpoint naming the host it must prove to be. */
+  private readonly pinned: string | undefined;
+  private readonly pinnedEndpoint: AgentEndpoint | undefined;
 
   constructor(
     private readonly ctx: DispatchContext,
     private readonly spec: TaskSpec,
     private readonly job: JobHandle,
     private readonly endpoints: AgentEndpoint[],
-    private readonly pinned: string | undefined,
+    pinned: AgentEndpoint | undefined,
     private readonly stdin: Buffer | undefined,
   ) {
+    this.pinned = pinned?.address;
+    this.pinnedEndpoint = pinned;
     this.placedOn = spec.dispatch?.placedOn;
     this.round = spec.dispatch?.round ?? 0;
-    this.lastHost = this.placedOn ?? pinned ?? endpoints[0]?.address ?? '';
+    this.lastHost = this.placedOn ?? this.pinned ?? endpoints[0]?.address ?? '';
     this.policy = retryPolicy({ ...ctx.policy, backoffMs: spec.retry.backoffMs, attempts: spec.retry.attempts });
     // An earlier worker saved this placement before its Exec: the command may be running there.
     if (job.takenBefore && this.placedOn !== undefined) this.sticky = { address: this.placedOn, since: Date.now(), confirmed: false };
@@ -156,8 +161,7 @@ export class TaskDispatch {
     const addr = this.pinned ?? this.placedOn;
     if (!this.job.takenBefore || addr === undefined) return this.ended('cancelled', 'cancelled', 'run cancelled before the task ran');
     this.ctx.pool.ensure(this.endpoints);
-    const expect = this.endpoints.find((e) => e.address === addr)?.expect;
-    const link = this.ctx.pool.link(addr, expect);
+    const link = this.ctx.pool.link(addr, this.endpointAt(addr)?.expect);
     this.lastHost = addr;
     const execId = this.execId();
     const asked = await (link.cancelTask ? link.cancelTask(execId) : link.cancel(execId).then((found) => ({ found, finished: false }))).catch(() => undefined);
@@ -216,12 +220,22 @@ export class TaskDispatch {
     if (p.kind === 'wait') {
       if (p.reason === 'breaker-open' && this.sticky === undefined && this.breakerWaitExhausted(pinned)) return GIVE_UP;
       // Full at the assumed capacity: ask the agents this task may use theirs (the answers wake this wait).
-      if (p.reason === 'busy') this.ctx.pool.learnCapacity(pinned === undefined ? this.endpoints : this.endpoints.filter((e) => e.address === pinned));
+      if (p.reason === 'busy') this.ctx.pool.learnCapacity(pinned === undefined ? this.endpoints : [this.endpointAt(pinned) ?? { address: pinned }]);
       await this.ctx.pool.waitForChange(p.until ? p.until - Date.now() + 5 : 1000, this.wake);
       return AGAIN;
     }
     this.waitingSince = 0;
     return this.dispatchTo(p.address);
+  }
+
+  /**
+   * The endpoint whose identity the agent at `addr` must prove: the pinned host's for a pinned
+   * task (a fleet record may give two hosts one address; the first listed is not necessarily
+   * this task's), else the one listed at that address.
+   */
+  private endpointAt(addr: string): AgentEndpoint | undefined {
+    if (addr === this.pinned && this.pinnedEndpoint) return this.pinnedEndpoint;
+    return this.endpoints.find((e) => e.address === addr);
   }
 
   /** An agent never reached counts its breaker waits as attempts (fail fast); a known one gets `agentGoneMs`. */
@@ -252,7 +266,7 @@ export class TaskDispatch {
       // Output of an earlier execution was streamed already: this one's is not its continuation.
       if (this.attempts > 1) this.job.live?.spoil();
       try {
-        const link = this.ctx.pool.link(addr, this.endpoints.find((e) => e.address === addr)?.expect);
+        const link = this.ctx.pool.link(addr, this.endpointAt(addr)?.expect);
         const deadline = this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined;
         got = await execOnce(link, buildRequest(this.spec, this.stdin, this.execId()), this.job.signal, this.job.cancel, deadline, this.job.live, seen);
       } catch (e) {

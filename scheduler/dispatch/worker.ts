@@ -290,9 +290,13 @@ export class SchedulerWorker {
     if (await publishResult(this.redis, result, []).catch(() => false)) this.opts.metrics?.tasks.inc({ outcome: 'error' });
   }
 
-  private async resolve(spec: TaskSpec): Promise<{ endpoints: AgentEndpoint[]; pinned?: string }> {
+  private async resolve(spec: TaskSpec): Promise<{ endpoints: AgentEndpoint[]; pinned?: AgentEndpoint }> {
     const host = 'host' in spec.target ? spec.target.host : undefined;
-    if (spec.agents) return { endpoints: spec.agents.map((address) => ({ address })), ...(host ? { pinned: host } : {}) };
+    if (spec.agents) {
+      const endpoints = spec.agents.map((address) => ({ address }));
+      const pinned = host === undefined ? undefined : endpoints.find((e) => e.address === host);
+      return { endpoints, ...(pinned ? { pinned } : {}) };
+    }
     const fleet = spec.fleet as string;
     let hit = this.fleetCache.get(fleet);
     if (!hit || Date.now() - hit.at > FLEET_CACHE_MS) {
@@ -300,7 +304,8 @@ export class SchedulerWorker {
       this.fleetCache.set(fleet, hit);
     }
     const endpoints = await hit.agents;
-    const pinned = host === undefined ? undefined : endpoints.find((e) => e.expect?.host === host)?.address;
+    // The host's own endpoint, not the first at its address: a fleet record may name one address twice.
+    const pinned = host === undefined ? undefined : endpoints.find((e) => e.expect?.host === host);
     return { endpoints, ...(pinned ? { pinned } : {}) };
   }
 
