@@ -14,6 +14,11 @@ import { isCancelled } from '../queue/cancel.js';
 
 /** Output kept per failed task. */
 export const TAIL_BYTES = 2048;
+/**
+ * Tasks per run whose output tail is kept until their result: those that wrote most recently.
+ * The stream is anyone's who can write to Redis, so the task ids in it are not a bound.
+ */
+export const MAX_TAILS = 1024;
 const MAX_FAILURES = 50;
 const SERIES_SECONDS = 900;
 const RATE_WINDOW_S = 10;
@@ -164,7 +169,10 @@ export class RunTracker {
       const d = f.get('d') ?? Buffer.alloc(0);
       // The result's output is the whole output: it replaces what was shown live.
       const joined = prev && prev.live === live ? Buffer.concat([prev.data, d]) : d;
+      // Re-inserted: the map's order is that of the last output, and the stalest tail goes first.
+      t.tails.delete(task);
       t.tails.set(task, { live, data: joined.length > TAIL_BYTES ? joined.subarray(joined.length - TAIL_BYTES) : joined });
+      if (t.tails.size > MAX_TAILS) t.tails.delete(t.tails.keys().next().value as string);
       return;
     }
     if (type !== 'res') return;

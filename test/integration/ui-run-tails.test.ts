@@ -1,0 +1,56 @@
+// The dashboard's run tracker (scheduler/ui/runs.ts) keeps the output tail of tasks without a
+// result yet for at most MAX_TAILS tasks per run, those that wrote last: output entries for
+// ever more task ids (anyone who can write to Redis can add them) do not grow it without bound.
+// A failed task whose tail was dropped shows none; a recent one shows its own. Entries that are
+// not results are skipped. Real redis-server.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
+import { runEventsKey } from '../../scheduler/queue/results.js';
+import { RUN_FEED_KEY, runFeedKey } from '../../scheduler/queue/run-feed.js';
+import { MAX_TAILS, RunTracker } from '../../scheduler/ui/runs.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+
+let redis: TestRedis;
+let conn: ReturnType<typeof createRedis>;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  conn = createRedis(redisSettingsFromUrl(redis.url), 'producer');
+  await waitReady(conn);
+});
+
+afterAll(async () => {
+  conn?.disconnect();
+  await redis?.destroy();
+});
+
+const failed = (runId: string, taskId: string) =>
+  JSON.stringify({ runId, taskId, host: 'h', outcome: 'failed', exitCode: 1, signal: null, reason: '', finishedAt: new Date().toISOString() });
+
+describe('RunTracker output tails', () => {
+  it('keeps the tails of the tasks that wrote last, at most MAX_TAILS per run', async () => {
+    const runId = 'tails1';
+    const n = MAX_TAILS + 10;
+    await conn.hset(runFeedKey(runId), { total: String(n), createdAt: String(Date.now()), fleets: '', command: 'x' });
+    await conn.zadd(RUN_FEED_KEY, Date.now(), runId);
+    const key = runEventsKey(runId);
+    const p = conn.pipeline();
+    for (let i = 0; i < n; i++) {
+      p.xadd(key, '*', 't', 'out', 'task', `t${i}`, 'd', `out-${i}`);
+      // t0 writes again just before the tails are full: the first dropped are then t1..t10, not t0.
+      if (i === MAX_TAILS - 1) p.xadd(key, '*', 't', 'out', 'task', 't0', 'd', '-again');
+    }
+    // Not results: skipped, and the tracker goes on.
+    p.xadd(key, '*', 't', 'res', 'task', 'x', 'r', 'null');
+    p.xadd(key, '*', 't', 'res', 'task', 'y', 'r', '{"outcome":7}');
+    for (const t of ['t0', 't1', `t${n - 1}`]) p.xadd(key, '*', 't', 'res', 'task', t, 'r', failed(runId, t));
+    await p.exec();
+
+    const tracker = new RunTracker(conn);
+    await tracker.tick();
+    const view = tracker.all().find((v) => v.runId === runId);
+    const tails = Object.fromEntries((view?.failures ?? []).map((f) => [f.taskId, f.tail]));
+    expect(view?.done).toBe(3);
+    expect(tails).toEqual({ t0: 'out-0-again', t1: '', [`t${n - 1}`]: `out-${n - 1}` });
+  });
+});
