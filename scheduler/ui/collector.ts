@@ -160,7 +160,8 @@ export class Collector {
   private async look(t: MonitorTarget): Promise<AgentState> {
     const deadline = Math.max(500, Math.min(4000, this.intervalMs - 100));
     const t0 = Date.now();
-    const [info, scrape] = await Promise.allSettled([this.info(t, deadline), this.scrape(t, deadline)]);
+    // A target that cannot even be asked is that target's failure, not the round's.
+    const [info, scrape] = await Promise.allSettled([this.info(t, deadline), Promise.resolve().then(() => this.scrape(t, deadline))]);
     const state: AgentState = {
       ...t,
       reachable: info.status === 'fulfilled',

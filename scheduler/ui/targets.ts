@@ -47,13 +47,26 @@ export function parseAgentItem(item: string): MonitorTarget {
   return { fleet: '', host: address, address, metricsAddress };
 }
 
-/** Every registered fleet's agents (or only `fleets`), with their metrics addresses. */
+/**
+ * Every registered fleet's agents (or only `fleets`), with their metrics addresses. An agent
+ * whose recorded address or metrics address is no host:port is left out: the fleet directory is
+ * anyone's who can write to Redis, and one bad entry must not leave every other agent unwatched.
+ */
 export async function fleetTargets(redis: Redis | Cluster, fleets?: readonly string[]): Promise<MonitorTarget[]> {
   const names = fleets ?? (await registeredFleets(redis));
   const out: MonitorTarget[] = [];
   for (const fleet of names) {
     const [agents, metrics] = await Promise.all([fleetAgents(redis, fleet), fleetMetricsAddresses(redis, fleet)]);
-    for (const a of agents) out.push({ fleet, host: a.host, address: a.address, metricsAddress: metrics[a.host] ?? defaultMetricsAddress(a.address) });
+    for (const a of agents) {
+      try {
+        const metricsAddress = metrics[a.host] ?? defaultMetricsAddress(a.address);
+        splitAddress(a.address);
+        splitAddress(metricsAddress);
+        out.push({ fleet, host: a.host, address: a.address, metricsAddress });
+      } catch {
+        continue;
+      }
+    }
   }
   return out;
 }

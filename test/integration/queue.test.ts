@@ -117,6 +117,10 @@ describe('TaskQueue', () => {
     await registerFleet(q.redis, 'dir1', [{ host: 'h1', address: '127.0.0.2:8088' }]);
     expect(await where()).toEqual(['h1 127.0.0.2:8088 127.0.0.2:9091']);
     await registerFleet(q.redis, 'dir1', [{ host: 'h1', address: '127.0.0.2:8088', metrics: '127.0.0.2:40002' }]);
+    // Entries that are no host:port (anyone who can write to Redis can add them) are left out; the others stay watched.
+    await q.redis.hset('{gaxx}:fleet:dir1', 'bad', 'not an address', 'badm', '127.0.0.4:8088');
+    await q.redis.hset('{gaxx}:fleet:dir1:metrics', 'badm', '[::1');
+    expect(await where()).toEqual(['h1 127.0.0.2:8088 127.0.0.2:40002']);
     await forgetFleet(q.redis, 'dir1');
     expect(await registeredFleets(q.redis)).not.toContain('dir1');
     expect(await q.redis.exists('{gaxx}:fleet:dir1', '{gaxx}:fleet:dir1:metrics')).toBe(0);
