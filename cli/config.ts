@@ -56,7 +56,12 @@ const ProviderFileSchema = z
 export const ConfigFileSchema = z
   .object({
     operatorName: z.string().regex(NAME, 'must be 1-63 characters of [A-Za-z0-9._-]'),
-    logLevel: z.enum(LOG_LEVELS),
+    // Said plainly, with every value allowed (zod's own text lists them quoted and piped).
+    logLevel: z.enum(LOG_LEVELS, {
+      errorMap: (_, ctx) => ({
+        message: `${typeof ctx.data === 'string' ? `'${ctx.data}'` : JSON.stringify(ctx.data)} is not a log level; use one of ${LOG_LEVELS.join(', ')}`,
+      }),
+    }),
     agent: z
       .object({
         port: int('agent.port'),

@@ -5,12 +5,12 @@
  */
 import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { GaxxError, exitCodeFor, fileAccessError, packageVersion, printable } from '../proto/index.js';
-import type { Command, FlagValues } from './command.js';
 import { COMMANDS, type CommandEntry } from './commands.js';
 import { CONFIG_FLAGS, type ReadFile } from './settings.js';
 import { commandHelp, groupHelp, programHelp } from './help.js';
+import { parseCommandLine, unknownSubcommand, usage } from './command-line.js';
+import { didYouMean } from './suggest.js';
 import { refuseSharedDirs, type ModeOf } from './paths.js';
 import { Output, type Io } from './output.js';
 
@@ -138,7 +138,7 @@ async function dispatch(input: CliInput): Promise<number> {
   }
   const { command } = await entry.load();
   if (wantsHelp) return print(io, commandHelp(command));
-  const parsed = parseCommandLine(entry, command, args);
+  const parsed = parseCommandLine(entry, command, args, globals);
   if (dash !== -1 && !command.takesRest) throw usage(`'gaxx ${entry.name}' takes no arguments after --`, entry.name);
   // Loaded here, not at the top: its validation (zod) is not needed for --help or --version.
   const { loadConfig } = await import('./config.js');
@@ -191,10 +191,6 @@ function print(io: Io, text: string): number {
   return 0;
 }
 
-function usage(message: string, command?: string): GaxxError {
-  return new GaxxError('USAGE', `${message} (see 'gaxx ${command ? `${command} ` : ''}--help')`);
-}
-
 /** The table entry named by the leading words of the command line (longest match wins). */
 function resolveCommand(pre: readonly string[]): { entry: CommandEntry | undefined; words: number } {
   const words: string[] = [];
@@ -209,45 +205,14 @@ function resolveCommand(pre: readonly string[]): { entry: CommandEntry | undefin
   }
   const first = words[0] ?? pre[0] ?? '';
   if (COMMANDS.some((c) => c.name.startsWith(`${first} `))) {
-    if (words.length > 1) throw usage(`unknown command 'gaxx ${words.slice(0, 2).join(' ')}'`, first);
+    if (words.length > 1) throw unknownSubcommand(first, words[1] as string);
     return { entry: undefined, words: 1 };
   }
-  const hint = closest(first);
-  throw usage(`unknown command '${first}'${hint ? `; did you mean '${hint}'?` : ''}`);
-}
-
-function closest(word: string): string | undefined {
-  const names = [...new Set(COMMANDS.map((c) => c.name.split(' ')[0] as string))];
-  return names.find((n) => n.startsWith(word.slice(0, 2)) && word.length > 1);
-}
-
-/** Parses a command's flags and positionals (strictly: an unknown flag is USAGE), as a run of it does. */
-export function parseCommandLine(entry: CommandEntry, command: Command, args: string[]): { values: FlagValues; positionals: string[] } {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
-  for (const [name, f] of Object.entries(CONFIG_FLAGS)) options[name] = { type: f.type };
-  for (const [name, f] of Object.entries(command.flags)) {
-    options[name] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
-  }
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
-  } catch (e) {
-    // A value that starts with '-' (`--retries -1`) reads as another flag: node's three lines
-    // ask whether the value was forgotten; the CLI says how to give it.
-    const dashed = /^Option '(--[\w-]+)' argument is ambiguous/.exec((e as Error).message);
-    if (dashed) throw usage(`${dashed[1]} takes a value; write one that starts with '-' as ${dashed[1]}=VALUE`, entry.name);
-    // Node's own text ends in an unbalanced quote (as in '-- "--bogus"): the CLI says it plainly.
-    const unknown = /^Unknown option '([^']*)'/.exec((e as Error).message);
-    if (unknown) {
-      const rest = command.takesRest ? `; arguments of the remote command go after '--', as in: -- ${unknown[1]}` : '';
-      throw usage(`unknown option '${unknown[1]}'${rest}`, entry.name);
-    }
-    // Other messages of node's may span lines too: the CLI says one.
-    throw usage((e as Error).message.replace(/\s*\n\s*/g, ' '), entry.name);
-  }
-  const max = command.positionals?.names.length ?? 0;
-  const min = command.positionals?.min ?? 0;
-  if (parsed.positionals.length > max) throw usage(`unexpected argument '${parsed.positionals[max]}'`, entry.name);
-  if (parsed.positionals.length < min) throw usage(`missing ${command.positionals?.names[parsed.positionals.length]}`, entry.name);
-  return { values: parsed.values as FlagValues, positionals: parsed.positionals };
+  // `gaxx --verison`: the closest of the program's own flags; `gaxx rnu`: the closest command.
+  const flag = /^--([\w-]+)/.exec(first)?.[1];
+  const hint =
+    flag !== undefined
+      ? didYouMean(flag, ['help', 'version', ...Object.keys(CONFIG_FLAGS)], (f) => `--${f}`)
+      : didYouMean(first, new Set(COMMANDS.map((c) => c.name.split(' ')[0] as string)));
+  throw usage(`unknown command '${first}'${hint}`);
 }

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../../proto/index.js';
 import { COMMANDS } from '../../cli/commands.js';
-import { parseCommandLine } from '../../cli/dispatch.js';
+import { parseCommandLine } from '../../cli/command-line.js';
 
 /**
  * The words of the `gaxx ...` part of a shell line: single and double quotes and backslashes as

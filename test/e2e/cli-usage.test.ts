@@ -1,0 +1,37 @@
+// Mistakes on the command line, as the built CLI answers them: a misspelled flag gets the flag
+// meant and exit 2 (one error object on stdout under --json), a flag that takes one value given
+// twice is refused rather than the last one kept.
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { exitCodeFor } from '../../proto/index.js';
+import { runGaxx } from '../helpers/cli.js';
+
+const home = mkdtempSync(join(tmpdir(), 'gaxx-usage-'));
+afterAll(() => rmSync(home, { recursive: true, force: true }));
+
+describe('command-line mistakes', () => {
+  it('a misspelled flag is USAGE (exit 2) naming the flag meant; under --json, one error object on stdout', async () => {
+    const r = await runGaxx(['run', '--flet', 'web', '--', 'true'], { home });
+    expect(r.code).toBe(exitCodeFor('USAGE'));
+    expect(r.stderr).toContain("did you mean '--fleet'?");
+    expect(r.stdout).toBe('');
+    const j = await runGaxx(['ls', '--json', '--jsno'], { home });
+    expect(j.code).toBe(exitCodeFor('USAGE'));
+    expect(JSON.parse(j.stdout)).toMatchObject({ error: { code: 'USAGE', exitCode: exitCodeFor('USAGE') } });
+    expect((JSON.parse(j.stdout) as { error: { message: string } }).error.message).toContain("'--json'");
+  });
+
+  it('a flag that takes one value, given twice, is USAGE naming it, before anything is started', async () => {
+    const r = await runGaxx(['run', '--fleet', 'web', '--fleet', 'other', '--', 'true'], { home });
+    expect(r.code).toBe(exitCodeFor('USAGE'));
+    expect(r.stderr).toMatch(/^gaxx: --fleet is given more than once/);
+    // A global flag too, before and after the command.
+    const g = await runGaxx(['--home', home, 'status', '--home', join(home, 'other')], { home });
+    expect(g.code).toBe(exitCodeFor('USAGE'));
+    expect(g.stderr).toMatch(/^gaxx: --home is given more than once/);
+    // Refused before anything was made in the home (no config, no state, no embedded redis-server).
+    expect(readdirSync(home)).toEqual([]);
+  });
+});
