@@ -55,7 +55,10 @@ export interface CommandContext {
 
 /** A command module's export. */
 export interface Command {
-  /** e.g. 'gaxx certs issue --role R --name N [--out DIR]' */
+  /**
+   * e.g. 'gaxx certs issue --role R --name N [--out DIR]'; one form a line when there are several.
+   * It names every flag of `flags`, with the same value names (a unit test checks it).
+   */
   usage: string;
   /** A paragraph describing what the command does. */
   description: string;

@@ -23,6 +23,7 @@ export function programHelp(commands: readonly CommandEntry[], version: string):
   const width = Math.max(...commands.map((c) => c.name.length));
   const exits = new Map<number, string[]>();
   for (const [code, v] of Object.entries(ERROR_CODES)) exits.set(v.exit, [...(exits.get(v.exit) ?? []), code]);
+  const envWidth = Math.max(...SETTINGS.map((s) => s.env.length));
   return [
     `gaxx ${version}: run commands on short-lived fleets of machines`,
     '',
@@ -42,7 +43,7 @@ export function programHelp(commands: readonly CommandEntry[], version: string):
     '$XDG_CONFIG_HOME/gaxx (~/.config/gaxx) and $XDG_STATE_HOME/gaxx (~/.local/state/gaxx).',
     DURATIONS,
     'Settings: defaults < <config>/config.json < environment < flags. Environment:',
-    ...SETTINGS.map((s) => `  ${s.env.padEnd(24)} ${s.path}: ${s.help}`),
+    ...SETTINGS.map((s) => `  ${s.env.padEnd(envWidth)}  ${s.path}: ${s.help}`),
     '',
     "Exit codes: 0 success; a remote command's own code for exec; otherwise",
     ...[...exits.entries()].sort((a, b) => a[0] - b[0]).map(([n, codes]) => `  ${String(n).padStart(3)}  ${codes.join(', ')}`),
@@ -68,7 +69,8 @@ export function groupHelp(group: string, commands: readonly CommandEntry[]): str
 /** A command's help: usage, description, flags, examples. */
 export function commandHelp(cmd: Command): string {
   return [
-    `Usage: ${cmd.usage}`,
+    // A usage of several forms (`gaxx run ...`, `gaxx run --resume ID ...`): one per line, aligned.
+    ...cmd.usage.split('\n').map((form, i) => `${i === 0 ? 'Usage: ' : '       '}${form}`),
     '',
     cmd.description,
     '',

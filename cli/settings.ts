@@ -26,13 +26,23 @@ export interface Setting {
   minMs?: number;
   /** The only values a string setting takes (its flag's completion offers them). */
   values?: readonly string[];
+  /** Placeholder of a string setting's flag in help (default VALUE; N for an int, D for a duration). */
+  valueName?: string;
   help: string;
 }
 
 /** Env vars and global flags; one row per setting. */
 export const SETTINGS: readonly Setting[] = [
   { path: 'operatorName', env: 'GAXX_OPERATOR_NAME', kind: 'string', help: 'default operator name' },
-  { path: 'logLevel', env: 'GAXX_LOG_LEVEL', flag: 'log-level', kind: 'string', values: LOG_LEVELS, help: `log level (${LOG_LEVELS.join('|')})` },
+  {
+    path: 'logLevel',
+    env: 'GAXX_LOG_LEVEL',
+    flag: 'log-level',
+    kind: 'string',
+    valueName: 'LEVEL',
+    values: LOG_LEVELS,
+    help: `log level (${LOG_LEVELS.join('|')})`,
+  },
   { path: 'agent.port', env: 'GAXX_AGENT_PORT', kind: 'int', range: [1, 65535], help: 'agent port when an address has none (8088)' },
   {
     path: 'agent.deadlineMs',
@@ -53,7 +63,14 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'agent.token', env: 'GAXX_AGENT_TOKEN', kind: 'string', help: "the agents' bearer token, when they require one (env or config file only)" },
   { path: 'providers.linode.url', env: 'GAXX_LINODE_URL', kind: 'string', help: 'Linode API base URL' },
   { path: 'providers.vultr.url', env: 'GAXX_VULTR_URL', kind: 'string', help: 'Vultr API base URL' },
-  { path: 'redis.url', env: 'GAXX_REDIS_URL', flag: 'redis-url', kind: 'string', help: 'Redis URL (default: an embedded redis-server in the state dir)' },
+  {
+    path: 'redis.url',
+    env: 'GAXX_REDIS_URL',
+    flag: 'redis-url',
+    kind: 'string',
+    valueName: 'URL',
+    help: 'Redis URL (default: an embedded redis-server in the state dir)',
+  },
   {
     path: 'redis.insecure',
     env: 'GAXX_REDIS_INSECURE',
@@ -61,7 +78,14 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'bool',
     help: 'allow a redis:// URL to a non-loopback host with no password and no TLS (refused otherwise: anyone on the path could read and write the queue)',
   },
-  { path: 'stateDir', env: 'GAXX_STATE_DIR', flag: 'state-dir', kind: 'string', help: 'state dir (default <home>/state or $XDG_STATE_HOME/gaxx)' },
+  {
+    path: 'stateDir',
+    env: 'GAXX_STATE_DIR',
+    flag: 'state-dir',
+    kind: 'string',
+    valueName: 'DIR',
+    help: 'state dir (default <home>/state or $XDG_STATE_HOME/gaxx)',
+  },
   {
     path: 'scheduler.concurrency',
     env: 'GAXX_SCHEDULER_CONCURRENCY',
@@ -86,6 +110,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'metrics-listen',
     scope: 'scheduler',
     kind: 'string',
+    valueName: 'ADDR',
     allowEmpty: true,
     help: 'host:port for /metrics; empty to disable (default 127.0.0.1:9092); a non-loopback address is served over mTLS',
   },
@@ -95,6 +120,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'ui-listen',
     scope: 'scheduler',
     kind: 'string',
+    valueName: 'ADDR',
     allowEmpty: true,
     help: 'host:port of the dashboard and the collected agent /metrics (see gaxx ui); loopback only; empty to disable (default 127.0.0.1:9090)',
   },
@@ -133,13 +159,15 @@ export const SETTINGS: readonly Setting[] = [
   },
 ];
 
+/** The placeholder of a setting's flag in help. */
+function valueNameOf(s: Setting): string {
+  return s.valueName ?? (s.kind === 'int' ? 'N' : s.kind === 'duration' ? 'D' : 'VALUE');
+}
+
 /** The flags of settings scoped to `command`, for its flag table (so help and parsing agree). */
 export function scopedFlags(command: 'scheduler'): Record<string, { type: 'string'; valueName: string; help: string }> {
   return Object.fromEntries(
-    SETTINGS.filter((s) => s.scope === command && s.flag).map((s) => [
-      s.flag as string,
-      { type: 'string' as const, valueName: s.kind === 'int' ? 'N' : s.kind === 'duration' ? 'D' : 'VALUE', help: s.help },
-    ]),
+    SETTINGS.filter((s) => s.scope === command && s.flag).map((s) => [s.flag as string, { type: 'string' as const, valueName: valueNameOf(s), help: s.help }]),
   );
 }
 
@@ -160,7 +188,7 @@ export const CONFIG_FLAGS: Record<string, GlobalFlag> = {
       s.flag as string,
       {
         type: s.kind === 'bool' ? ('boolean' as const) : ('string' as const),
-        valueName: s.kind === 'int' ? 'N' : 'VALUE',
+        valueName: valueNameOf(s),
         help: s.help,
         ...(s.values ? { values: s.values } : {}),
       },

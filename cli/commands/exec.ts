@@ -60,7 +60,7 @@ function reportExit(out: Output, exit: Exit__Output, midLine: boolean): void {
 
 export const command: Command = {
   usage:
-    'gaxx exec --agent ADDR [--timeout S] [--output-cap BYTES] [--task-id ID] [--workdir DIR] [--env K=V ...] [--stdin FILE | --no-stdin] [--json] -- CMD ARGS...',
+    'gaxx exec --agent ADDR [--timeout D] [--output-cap BYTES] [--task-id ID] [--workdir DIR] [--env K=V ...] [--stdin FILE | --no-stdin] [--json] -- CMD ARGS...',
   description: [
     'Runs one command on one agent directly, with the operator certificate of this installation,',
     'streams its stdout and stderr as they arrive, and exits with the remote exit code (128+N when',

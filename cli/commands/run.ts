@@ -23,7 +23,8 @@ function refuseWithResume(flags: FlagValues, hasRest: boolean): void {
 
 export const command: Command = {
   usage:
-    'gaxx run (--fleet F | --agent ADDR[,ADDR...]) [--tasks FILE|- [-0]] [--each-host] [--concurrency N] [--timeout D] [--retries N] [--output-cap BYTES] [--workdir DIR] [--results DIR] [--json] [--timings] -- CMD ARGS...',
+    'gaxx run (--fleet F | --agent ADDR[,ADDR...]) [--tasks FILE|- [-0]] [--each-host] [--concurrency N] [--timeout D] [--retries N] [--retry-on-failure] [--output-cap BYTES] [--env K=V ...] [--workdir DIR] [--results DIR] [--wait-timeout D] [--json] [--timings] -- CMD ARGS...\n' +
+    'gaxx run --resume ID [--wait-timeout D] [--json] [--timings]',
   description: [
     'Runs CMD through the Redis queue. Without --tasks: one task per host, pinned to it (--each-host',
     'says so; it takes no --tasks). With --tasks FILE (- for stdin): one task per input line (NUL-separated record',

@@ -14,7 +14,7 @@ import { readFleet } from '../state.js';
 
 export const command: Command = {
   usage:
-    'gaxx scheduler [--concurrency N] [--max-runs N] [--metrics-listen ADDR] [--ui-listen ADDR] [--certs DIR] [--drain D] [--renew-interval D] [--reap-interval D]',
+    'gaxx scheduler [--concurrency N] [--max-runs N] [--metrics-listen ADDR] [--ui-listen ADDR] [--drain D] [--lock D] [--reap-interval D] [--renew-interval D] [--certs DIR] [--ca-dir DIR] [--operator-certs DIR]',
   description: [
     "Runs the scheduler daemon: workers that take every fleet's tasks from the Redis queue and",
     'dispatch them to the agents, a heartbeat (so `gaxx run` leaves the work to it), and',

@@ -1,12 +1,15 @@
 // Mistakes on the command line, as the built CLI answers them: a misspelled flag gets the flag
 // meant and exit 2 (one error object on stdout under --json), a flag that takes one value given
-// twice is refused rather than the last one kept.
+// twice is refused rather than the last one kept. And every command's --help has a usage line
+// that names each flag its flag list has, with the same value names.
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { COMMANDS } from '../../cli/commands.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { runGaxx } from '../helpers/cli.js';
+import { listedFlags, usageProblems } from '../helpers/usage-lines.js';
 
 const home = mkdtempSync(join(tmpdir(), 'gaxx-usage-'));
 afterAll(() => rmSync(home, { recursive: true, force: true }));
@@ -33,5 +36,21 @@ describe('command-line mistakes', () => {
     expect(g.stderr).toMatch(/^gaxx: --home is given more than once/);
     // Refused before anything was made in the home (no config, no state, no embedded redis-server).
     expect(readdirSync(home)).toEqual([]);
+  });
+});
+
+describe('--help of every command', () => {
+  it('its usage line agrees with its flag list', async () => {
+    const helps = await Promise.all(COMMANDS.map(async (c) => ({ name: c.name, r: await runGaxx([...c.name.split(' '), '--help'], { home }) })));
+    const problems: Record<string, string[]> = {};
+    for (const { name, r } of helps) {
+      expect({ name, code: r.code }).toEqual({ name, code: 0 });
+      const found = usageProblems(r.stdout);
+      if (found.length > 0) problems[name] = found;
+    }
+    expect(problems).toEqual({});
+    // The check read real flag lists (scheduler's has its settings' flags and three of its own).
+    const scheduler = helps.find((h) => h.name === 'scheduler')?.r.stdout ?? '';
+    expect(listedFlags(scheduler).map((f) => f.name)).toEqual(expect.arrayContaining(['lock', 'ca-dir', 'operator-certs', 'metrics-listen']));
   });
 });
