@@ -5,13 +5,18 @@
  *
  * `{}` inside a larger word is replaced there too (as GNU parallel does: `out/{}.txt`), still as
  * part of that one argument. The one place where that would splice data into shell text, the
- * script of `sh -c SCRIPT` (and bash, dash, zsh, ksh, ash, busybox sh), is refused: pass the
- * record as a positional parameter instead, `sh -c 'echo "$1"' _ {}`.
+ * script of `sh -c SCRIPT` (and bash, dash, zsh, ksh, mksh, ash, fish; clustered as `-ec`, after
+ * options as `bash --norc -c`), is refused wherever the shell stands in argv, since a wrapper
+ * (`nice`, `timeout 5`, `xargs`, `env VAR=1`...) runs the words after it: pass the record as a
+ * positional parameter instead, `sh -c 'echo "$1"' _ {}`. Other interpreters' code (`python3 -c`,
+ * `perl -e`, the remote command of `ssh`) is not looked into.
  * A template with no `{}` gets the record appended as its last argument (like xargs/parallel).
  */
 import { GaxxError } from '../../proto/index.js';
 
-const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'busybox', 'fish']);
+const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'fish']);
+/** Shell options that take the next word as their argument (`-o pipefail`, `--rcfile FILE`). */
+const OPTIONS_WITH_ARGUMENT = /^[-+][A-Za-z]*[oO]$|^--(rcfile|init-file)$/;
 const PLACEHOLDER = /\{\}|\{#\}/g;
 
 /** Whether any element mentions `{}` or `{#}`. */
@@ -19,22 +24,42 @@ export function hasPlaceholder(argv: readonly string[]): boolean {
   return argv.some((a) => a.includes('{}') || a.includes('{#}'));
 }
 
-/** The index of a shell's `-c` script in argv, or -1. */
-function shellScriptIndex(argv: readonly string[]): number {
-  const base = (argv[0] ?? '').split('/').pop() ?? '';
-  let i = 1;
-  if (base === 'busybox' || base === 'env') {
-    // `busybox sh -c`, `env sh -c`: look at the real shell.
-    if (!SHELLS.has((argv[1] ?? '').split('/').pop() ?? '')) return -1;
-    i = 2;
-  } else if (!SHELLS.has(base)) return -1;
-  for (; i < argv.length; i++) {
+/** The index of the script of the shell at argv[at] (`sh [options] -c SCRIPT`), or -1 when it is given none. */
+function scriptOf(argv: readonly string[], at: number): number {
+  let script = false;
+  for (let i = at + 1; i < argv.length; i++) {
     const a = argv[i] as string;
-    if (!a.startsWith('-') || a === '--') return -1;
-    // -c, -ec, -xc, -lc ...: the script is the next non-option argument.
-    if (/^-[A-Za-z]*c[A-Za-z]*$/.test(a)) return i + 1 < argv.length ? i + 1 : -1;
+    // `--` ends the options: the script follows it when -c came before.
+    if (a === '--') return script && i + 1 < argv.length ? i + 1 : -1;
+    if (a.startsWith('--')) {
+      if (OPTIONS_WITH_ARGUMENT.test(a)) i++;
+      continue;
+    }
+    if (/^[-+][A-Za-z]+$/.test(a)) {
+      // -c, -ec, -xc, -lc ...: the script is the first word that is no option.
+      if (a.startsWith('-') && a.includes('c')) script = true;
+      if (OPTIONS_WITH_ARGUMENT.test(a)) i++;
+      continue;
+    }
+    // The first word that is no option: the script after -c, else a script file (`sh run.sh`).
+    return script ? i : -1;
   }
   return -1;
+}
+
+/**
+ * The indices of every shell script in argv: the word after `-c` (also clustered, as in `-ec`)
+ * of a shell named anywhere in it, since wrappers run the rest of their argv as a command
+ * (`nice`, `timeout 5`, `env VAR=1`, `xargs`, `setsid`, `stdbuf -oL`, `busybox`, `sudo -u U`).
+ */
+export function shellScripts(argv: readonly string[]): number[] {
+  const found: number[] = [];
+  argv.forEach((a, i) => {
+    if (!SHELLS.has(a.split('/').pop() ?? '')) return;
+    const script = scriptOf(argv, i);
+    if (script !== -1) found.push(script);
+  });
+  return found;
 }
 
 /** A compiled template: renders one task's argv from its record. */
@@ -48,8 +73,8 @@ export class CommandTemplate {
   /** Checks and compiles; USAGE when `{}` would land inside a shell script. */
   static compile(argv: readonly string[]): CommandTemplate {
     if (argv.length === 0 || argv[0] === '') throw new GaxxError('USAGE', 'give the command after --, e.g. gaxx run --tasks FILE -- echo {}');
-    const script = shellScriptIndex(argv);
-    if (script !== -1 && hasPlaceholder([argv[script] as string])) {
+    const script = shellScripts(argv).find((i) => hasPlaceholder([argv[i] as string]));
+    if (script !== undefined) {
       throw new GaxxError(
         'USAGE',
         `{} inside a shell script ('${argv[script]}') would run input as shell code; pass it as an argument: ${argv.slice(0, script).join(' ')} '... "$1" ...' _ {}`,

@@ -8,7 +8,7 @@ import { resultName } from '../../cli/run/results-dir.js';
 import { summarize, summaryExitCode, summaryText } from '../../cli/run/summary.js';
 import { recordTask } from '../../cli/run/records.js';
 import { MAX_RECORD_BYTES, readRecords, type RawRecord } from '../../cli/run/task-source.js';
-import { CommandTemplate } from '../../cli/run/template.js';
+import { CommandTemplate, shellScripts } from '../../cli/run/template.js';
 import { BatchPuller } from '../../scheduler/queue/batches.js';
 
 async function rawRecords(chunks: Array<string | Buffer>, sep: '\n' | '\0' = '\n'): Promise<RawRecord[]> {
@@ -43,6 +43,53 @@ describe('command template', () => {
     }
     expect(CommandTemplate.compile(['sh', '-c', 'echo "$1"', '_', '{}']).render('$(id)', 1)).toEqual(['sh', '-c', 'echo "$1"', '_', '$(id)']);
     expect(() => CommandTemplate.compile([])).toThrow(expect.objectContaining({ code: 'USAGE' }));
+  });
+
+  it('finds a shell given a script anywhere in argv: behind wrappers, with clustered and long options', () => {
+    const refused = [
+      ['nice', 'sh', '-c', 'echo {}'],
+      ['nice', '-n', '5', 'sh', '-c', 'echo {}'],
+      ['timeout', '5', 'sh', '-c', 'echo {}'],
+      ['xargs', 'sh', '-c', 'echo {}'],
+      ['setsid', 'sh', '-c', 'echo {}'],
+      ['stdbuf', '-oL', 'sh', '-c', 'echo {}'],
+      ['env', 'VAR=1', 'sh', '-c', 'echo {}'],
+      ['/usr/bin/env', '-i', 'PATH=/bin', '/bin/dash', '-c', 'echo {}'],
+      ['sudo', '-u', 'nobody', 'bash', '-c', 'echo {}'],
+      ['sh', '-xc', 'echo {}'],
+      ['bash', '--norc', '-c', 'echo {}'],
+      ['bash', '--noprofile', '--rcfile', 'x', '-c', 'echo {}'],
+      ['bash', '-euo', 'pipefail', '-c', 'echo {}'],
+      ['bash', '-O', 'extglob', '-c', 'echo {#}'],
+      ['bash', '-c', '--', 'echo {}'],
+      ['zsh', '-c', 'echo out/{}.txt'],
+      ['fish', '-c', 'echo {}'],
+      // A shell script that runs another shell on a script of its own: each script counts.
+      ['sh', '-c', 'exec "$@"', '_', 'sh', '-c', 'echo {}'],
+    ];
+    for (const argv of refused) {
+      expect(() => CommandTemplate.compile(argv), argv.join(' ')).toThrow(expect.objectContaining({ code: 'USAGE' }));
+      expect(
+        shellScripts(argv)
+          .map((i) => argv[i])
+          .some((s) => s?.includes('{')),
+        argv.join(' '),
+      ).toBe(true);
+    }
+    const accepted = [
+      ['echo', '{}'],
+      ['sh', 'script.sh', '{}'],
+      ['bash', '-e', 'script.sh', '{}'],
+      ['sh', '-c', 'echo "$1"', '_', '{}'],
+      ['nice', 'sh', '-c', 'echo "$1"', 'x-{}', '{}'],
+      ['timeout', '5', 'bash', '--norc', '-c', 'printf %s "$1"', '_', '{#}-{}'],
+      ['sh', '--', 'script.sh', '-c', '{}'],
+      ['shellcheck', '-s', 'sh', '{}'],
+      ['cp', '{}', '/tmp/sh'],
+    ];
+    for (const argv of accepted) expect(() => CommandTemplate.compile(argv), argv.join(' ')).not.toThrow();
+    expect(shellScripts(['timeout', '5', 'bash', '--norc', '-c', 'S', '_', '{}'])).toEqual([5]);
+    expect(shellScripts(['sh', 'script.sh', '-c', 'x'])).toEqual([]);
   });
 });
 
