@@ -16,8 +16,9 @@ import type { Output } from './output.js';
 export function summaryLine(r: TaskResult, label = printable(r.host)): string {
   const how = r.signal ? `signal ${r.signal}` : r.exitCode !== null ? `exit ${r.exitCode}` : r.reason;
   const extra = [
-    r.reason && r.exitCode !== null ? r.reason : '',
-    r.truncated ? 'output truncated' : '',
+    r.reason && r.exitCode !== null && r.reason !== 'output_cap' ? r.reason : '',
+    // The agent stops a task at its output cap: said, so that `killed` is not a mystery.
+    r.reason === 'output_cap' ? 'stopped at the output cap (--output-cap), output truncated' : r.truncated ? 'output truncated' : '',
     r.attempts > 1 ? `${r.attempts} attempts` : '',
     r.mayHaveRepeated ? `may have run more than once (started on ${(r.startedOn ?? []).join(', ') || r.host})` : '',
     r.error ?? '',

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatDuration, formatSize, REQUEST_LIMITS } from '../../proto/index.js';
-import { LIMITS, redisTarget } from '../../scheduler/light/index.js';
+import { DEFAULT_OUTPUT_CAP_BYTES, LIMITS, redisTarget } from '../../scheduler/light/index.js';
 import { boolFlag, durationFlag, JSON_FLAG, usageError, WORKDIR_FLAG, type Command, type FlagValues } from '../command.js';
 import { noOperatorCertificate } from '../paths.js';
 import { planRun } from '../run/plan.js';
@@ -82,7 +82,7 @@ export const command: Command = {
     'output-cap': {
       type: 'string',
       valueName: 'BYTES',
-      help: `keep at most BYTES of each task's output: 65536, 64k, 16M; at most ${formatSize(REQUEST_LIMITS.outputCapBytes)} (default 1M)`,
+      help: `stop a task whose output (stdout and stderr together) passes BYTES: the agent kills it (SIGTERM) and it counts as killed (exit 1), its first BYTES kept; 65536, 64k, 16M; at most ${formatSize(REQUEST_LIMITS.outputCapBytes)} (default ${formatSize(DEFAULT_OUTPUT_CAP_BYTES)}: the queue keeps each task's output in Redis for a day)`,
     },
     env: { type: 'string', valueName: 'K=V', multiple: true, help: 'environment variable for the command' },
     workdir: { ...WORKDIR_FLAG, help: `${WORKDIR_FLAG.help}; tasks of a --tasks list on one host share it` },

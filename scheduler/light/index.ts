@@ -6,4 +6,4 @@
  * meanwhile (tens of ms that a run without a daemon used to wait).
  */
 export { redisTarget, type RedisTarget } from '../redis/embedded-redis.js';
-export { LIMITS, type TaskInput } from '../queue/task.js';
+export { DEFAULT_OUTPUT_CAP_BYTES, LIMITS, type TaskInput } from '../queue/task.js';
