@@ -10,7 +10,7 @@ export { TaskQueue } from './queue/queue.js';
 export { registerFleet, forgetFleet, fleetAgents, registeredFleets, type FleetAgent } from './queue/fleets.js';
 export { publishResult, taskResult, RESULT_TTL_MS, type OutputChunk, type TaskOutcome, type TaskResult } from './queue/results.js';
 export { issuedAgentCerts, renewalReason, rotateAgent, type RotationResult } from './renewal/renewal.js';
-export { HEARTBEAT_KEY } from './daemon/daemon.js';
+export { HEARTBEAT_KEY, schedulerAlive } from './daemon/daemon.js';
 export { resumeRun, runAndWait } from './queue/run.js';
 export { agentConnector, warmingConnector, type WarmingConnector } from './dispatch/connector.js';
 export { WORKER_CONCURRENCY } from './dispatch/worker.js';

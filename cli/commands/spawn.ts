@@ -125,7 +125,8 @@ export const command: Command = {
     "for linode and vultr; cost so far = the fleet's hourly price times the hours since the spawn) are",
     "recorded in the fleet's state file and in Redis: a running `gaxx scheduler` with this state dir",
     'deletes the fleet, as `gaxx delete F --yes` does, once the TTL passes or the cost reaches the',
-    'budget by that record (so keep one running). Each cloud',
+    'budget by that record (so keep one running; spawn warns on stderr when no scheduler heartbeat',
+    'is in Redis). Each cloud',
     'VM also powers itself off at TTL plus 10 minutes (a systemd timer and cloud-init power_state set at',
     'its first boot), even if no scheduler or controller is left. A budget needs a provider with prices:',
     'with --provider local or ssh it is refused. On local the TTL stops the local agents; on ssh the',
@@ -136,7 +137,11 @@ export const command: Command = {
     provider: { type: 'string', valueName: 'P', values: providerNames(), help: `where the hosts come from (${providerNames().join(', ')})` },
     count: { type: 'string', valueName: 'N', help: `how many hosts the fleet has (1 to ${MAX_FLEET_HOSTS})` },
     fleet: { type: 'string', valueName: 'F', help: 'fleet name (1-39 characters of [a-z0-9-])' },
-    ttl: { type: 'string', valueName: 'D', help: 'delete the fleet this long after the spawn (1s to 8760h; needs a running gaxx scheduler)' },
+    ttl: {
+      type: 'string',
+      valueName: 'D',
+      help: 'delete the fleet this long after the spawn (1s to 8760h; needs a running gaxx scheduler, warned about when none is)',
+    },
     budget: { type: 'string', valueName: 'AMOUNT', help: "delete the fleet once its cost reaches AMOUNT (provider's currency; linode, vultr)" },
     region: { type: 'string', valueName: 'R', help: "provider region (default: the provider's default or the config file's)" },
     type: { type: 'string', valueName: 'T', help: 'instance type / plan' },
@@ -204,7 +209,7 @@ export const command: Command = {
       // The limits reach the daemon before anything is rented, so a spawn that dies midway is still ended in time.
       if (p.limits && !p.existing) {
         await store.update(() => undefined);
-        await publishFleetLimits(config, store.state);
+        if (!(await publishFleetLimits(config, store.state))) out.note(noScheduler(p.fleet, p.limits, provider.capabilities.userData));
       }
       const tagged = await adoptTagged(ctx);
       if (p.existing) await retireDeadHosts(ctx, tagged);
@@ -283,6 +288,14 @@ async function finish(
 function cleanupLine(n: number, keeps: boolean): string {
   if (!keeps) return `destroyed ${counted(n, 'instance')} that did not become ready`;
   return `released ${counted(n, 'inventory host')} that did not become ready: gaxx no longer uses ${n === 1 ? 'it' : 'them'}; the machine${n === 1 ? ' is' : 's are'} left as ${n === 1 ? 'it is' : 'they are'} (inventory hosts are never destroyed)`;
+}
+
+/** The warning for a TTL or budget that no running scheduler daemon (no heartbeat in Redis) would enforce. */
+function noScheduler(fleet: string, limits: NonNullable<FleetState['limits']>, userData: boolean): string {
+  const what = [limits.expiresAt !== undefined ? 'TTL' : '', limits.budget !== undefined ? 'budget' : ''].filter(Boolean).join(' and ');
+  // A cloud VM's own timer powers it off (still billed, not deleted) at the TTL plus 10 minutes.
+  const meanwhile = userData && limits.expiresAt !== undefined ? 'its VMs only power themselves off at the TTL plus 10 minutes' : 'nothing ends this fleet';
+  return `gaxx: warning: no gaxx scheduler is running (no daemon heartbeat in Redis), and only a running one enforces the ${what} of ${fleet}: start \`gaxx scheduler\` on the same Redis (until then ${meanwhile})`;
 }
 
 /** "deleted at 2026-...Z (TTL) or once it costs 5.00 USD (budget), by the scheduler daemon" */

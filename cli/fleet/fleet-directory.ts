@@ -6,6 +6,7 @@ import {
   holdFleet,
   redisTarget,
   registerFleet,
+  schedulerAlive,
   setFleetLimits,
   waitReady,
   type FleetAgent,
@@ -14,12 +15,12 @@ import {
 import type { GaxxConfig } from '../config.js';
 import { fleetPricePerHour, type FleetState } from '../state.js';
 
-async function withRedis(config: GaxxConfig, fn: (redis: ReturnType<typeof createRedis>) => Promise<void>): Promise<void> {
+async function withRedis<T>(config: GaxxConfig, fn: (redis: ReturnType<typeof createRedis>) => Promise<T>): Promise<T> {
   const target = await redisTarget(config.redis.url, config.paths.stateDir);
   const redis = createRedis(target.settings, 'producer');
   try {
     await waitReady(redis);
-    await fn(redis);
+    return await fn(redis);
   } finally {
     redis.disconnect();
     await target.release();
@@ -56,11 +57,18 @@ export function ownFleetLimits(state: FleetState): FleetLimits | undefined {
   };
 }
 
-/** Hands the fleet's TTL and budget (from its state, priced by its hosts) to the scheduler daemon that enforces them. */
-export function publishFleetLimits(config: GaxxConfig, state: FleetState): Promise<void> {
+/**
+ * Hands the fleet's TTL and budget (from its state, priced by its hosts) to the scheduler daemon
+ * that enforces them; resolves to whether a daemon's heartbeat is there to enforce them (as
+ * `gaxx run` asks before it leaves its tasks to one). True when the fleet has no limits.
+ */
+export function publishFleetLimits(config: GaxxConfig, state: FleetState): Promise<boolean> {
   const l = ownFleetLimits(state);
-  if (!l) return Promise.resolve();
-  return withRedis(config, (r) => setFleetLimits(r, state.fleet, l));
+  if (!l) return Promise.resolve(true);
+  return withRedis(config, async (r) => {
+    await setFleetLimits(r, state.fleet, l);
+    return schedulerAlive(r);
+  });
 }
 
 /**

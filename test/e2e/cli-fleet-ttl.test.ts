@@ -3,7 +3,8 @@
 // records the limits and gives each VM its poweroff safety net; `gaxx ls` shows the TTL left
 // and the cost so far; a running `gaxx scheduler` then deletes the fleet through the same path
 // as `gaxx delete F --yes` (instance destroyed, certificates revoked, known_hosts entries and
-// state cleared); a fleet within its limits is left alone. Bad --ttl/--budget values are one
+// state cleared); a fleet within its limits is left alone. A spawn with limits and no daemon
+// heartbeat in Redis warns that nothing would enforce them. Bad --ttl/--budget values are one
 // clear USAGE line, and nothing is created.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,7 @@ import { readFleet } from '../../cli/state.js';
 import { FleetCa } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { limitedFleets } from '../../scheduler/queue/fleet-limits.js';
-import { createRedis, fleetAgents, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
+import { createRedis, fleetAgents, redisSettingsFromUrl, schedulerAlive, waitReady } from '../../scheduler/index.js';
 import { runGaxx, spawnGaxx } from '../helpers/cli.js';
 import { FakeLinode } from '../helpers/fake-linode.js';
 import { eventually } from '../helpers/poll.js';
@@ -87,6 +88,8 @@ describe('gaxx spawn --ttl/--budget', () => {
       // A fleet within its limits: ls shows them, and it outlives the other.
       const kept = await gaxx(['spawn', '--provider', 'linode', '--count', '1', '--fleet', 'keep', '--ttl', '1h', '--budget', '5', '--json']);
       expect(kept.code, kept.stderr).toBe(0);
+      // No scheduler is running yet: the spawn says that nothing would enforce the limits.
+      expect(kept.stderr).toMatch(/^gaxx: warning: no gaxx scheduler is running.*TTL and budget of keep/m);
       const listed = (await lsJson()).find((f) => f.fleet === 'keep');
       expect(listed?.limits).toMatchObject({ budget: 5, currency: 'USD' });
       expect(listed?.limits?.ttlLeftSeconds).toBeGreaterThan(3000);
@@ -106,9 +109,12 @@ describe('gaxx spawn --ttl/--budget', () => {
       await waitReady(conn);
       const daemon = spawnGaxx(['scheduler', '--reap-interval', '1s', '--metrics-listen', '127.0.0.1:0', '--ui-listen', '127.0.0.1:0'], { home, env: env() });
       try {
+        expect(await eventually(() => schedulerAlive(conn), 60_000), daemon.stderr()).toBe(true);
         // The TTL may pass while the spawn still runs: the spawn holds the fleet, so it completes.
         const made = await gaxx(['spawn', '--provider', 'linode', '--count', '1', '--fleet', 'web', '--ttl', '5s', '--budget', '5', '--json']);
         expect(made.code, made.stderr).toBe(0);
+        // Its heartbeat seen, the spawn gives no warning.
+        expect(made.stderr).not.toContain('warning: no gaxx scheduler');
         const result = JSON.parse(made.stdout) as { ready: unknown[]; limits: { budget: number; currency: string; expiresAt: string } };
         expect(result.ready).toHaveLength(1);
         expect(result.limits).toMatchObject({ budget: 5, currency: 'USD' });
