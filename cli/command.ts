@@ -69,6 +69,8 @@ export interface Command {
   takesRest?: boolean;
   /** Whether run() cancels its work when ctx.signal aborts (main.ts then defers Ctrl-C to it). */
   handlesInterrupt?: boolean;
+  /** What the first Ctrl-C does, as main.ts says it on stderr (default 'cancelling'). */
+  interruptNote?: string;
   examples: string[];
   /** Runs the command; resolves to the process exit code. Throws GaxxError for expected failures. */
   run(ctx: CommandContext): Promise<number>;

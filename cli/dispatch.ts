@@ -29,8 +29,8 @@ export interface CliInput {
   cwd: string;
   /** Aborted by main.ts on the first Ctrl-C, for commands that declare `handlesInterrupt`. */
   signal: AbortSignal;
-  /** Called when the command being run can cancel its work on Ctrl-C. */
-  onInterruptible?: () => void;
+  /** Called when the command being run can cancel its work on Ctrl-C, with what Ctrl-C then does. */
+  onInterruptible?: (note: string) => void;
   /** Mode bits of a path (default: stat); the installation's dirs must not be group/world-writable. */
   modeOf?: ModeOf;
 }
@@ -156,7 +156,7 @@ async function dispatch(input: CliInput): Promise<number> {
     command: entry.name,
   });
   refuseSharedDirs(config.paths, input.modeOf ?? modeOfPath);
-  if (command.handlesInterrupt) input.onInterruptible?.();
+  if (command.handlesInterrupt) input.onInterruptible?.(command.interruptNote ?? 'cancelling');
   return command.run({
     flags: parsed.values,
     positionals: parsed.positionals,

@@ -68,10 +68,11 @@ const io: Io = {
 };
 
 const interrupt = new AbortController();
-let interruptible = false;
+/** What the first Ctrl-C does, when the command can wind down on it (e.g. cancelling, draining). */
+let interruptNote: string | undefined;
 process.on('SIGINT', () => {
-  if (interruptible && !interrupt.signal.aborted) {
-    output('stderr').write('gaxx: cancelling (press Ctrl-C again to quit)\n');
+  if (interruptNote !== undefined && !interrupt.signal.aborted) {
+    output('stderr').write(`gaxx: ${interruptNote} (press Ctrl-C again to quit)\n`);
     interrupt.abort();
     return;
   }
@@ -108,8 +109,8 @@ async function main(): Promise<never> {
     },
     cwd: process.cwd(),
     signal: interrupt.signal,
-    onInterruptible: () => {
-      interruptible = true;
+    onInterruptible: (note) => {
+      interruptNote = note;
     },
   });
   // Flush what is buffered before exiting; open handles (e.g. a gRPC channel) must not keep us alive.

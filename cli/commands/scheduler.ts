@@ -43,6 +43,7 @@ export const command: Command = {
     'operator-certs': { type: 'string', valueName: 'DIR', help: 'the operator certificate that pushes renewed certificates (default <config>/operator)' },
   },
   handlesInterrupt: true,
+  interruptNote: 'draining: no new tasks; in-flight ones get --drain to finish',
   examples: [
     'gaxx scheduler',
     'gaxx scheduler --concurrency 128 --metrics-listen 127.0.0.1:9200',

@@ -94,6 +94,7 @@ export const command: Command = {
     json: { ...JSON_FLAG, help: 'print {"url": ..., "served": "here"|"daemon"} as JSON instead of text' },
   },
   handlesInterrupt: true,
+  interruptNote: 'stopping the dashboard',
   examples: ['gaxx ui', 'gaxx ui --fleet web', 'gaxx ui --agent 10.0.0.5:8088,10.0.0.6:8088 --listen 127.0.0.1:0'],
   async run({ flags, config, out, signal }) {
     const fleets = stringsFlag(flags, 'fleet')

@@ -54,6 +54,8 @@ describe('gaxx ui', () => {
     await expect.poll(metricsHasAgent, { timeout: 30_000 }).toBe(true);
     ui.kill('SIGINT');
     expect((await ui.done).code).toBe(0);
+    // Ctrl-C stops the dashboard, in its own words (not run's "cancelling").
+    expect(ui.stderr()).toContain('gaxx: stopping the dashboard (press Ctrl-C again to quit)');
   });
 });
 
