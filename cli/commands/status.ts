@@ -90,7 +90,7 @@ export const command: Command = {
     'its Info over mTLS: reachable, version, uid, running tasks, capacity, load, certificate',
     'expiry (and whether renewal is due), blocked peers; plus the breaker state the running',
     'scheduler daemons hold for it (unknown when none dispatched to it). Unreachable hosts are',
-    'named with the reason. Exit 0 when every agent answered, 12 when some did not.',
+    'named with the reason on stderr. Exit 0 when every agent answered, 12 when some did not.',
   ].join('\n'),
   flags: {
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses instead of a fleet' },
@@ -108,24 +108,23 @@ export const command: Command = {
     const rows = await parallelMap(out, 'gaxx status', targets, 32, (t) => probe(t, config, breakers.get(t.address) ?? 'unknown', deadlineMs));
     const down = rows.filter((r) => !r.reachable);
     out.result(rows, () =>
-      [
-        rows.length === 0
-          ? 'no agents registered'
-          : renderTable(rows, [
-              { header: 'HOST', get: (r) => r.host },
-              { header: 'ADDRESS', get: (r) => r.address },
-              { header: 'UP', get: (r) => (r.reachable ? 'yes' : 'NO') },
-              { header: 'VERSION', get: (r) => r.version ?? '-' },
-              { header: 'UID', get: (r) => (r.uid === undefined ? '-' : String(r.uid)) },
-              { header: 'TASKS', get: (r) => (r.reachable ? `${r.runningTasks}/${r.capacity}` : '-') },
-              { header: 'LOAD', get: (r) => r.load?.join(' ') ?? '-' },
-              { header: 'CERT EXPIRES', get: (r) => (r.certNotAfter ? `${r.certNotAfter.slice(0, 16)}Z${r.certRenewalDue ? ' (renewal due)' : ''}` : '-') },
-              { header: 'BREAKER', get: (r) => r.breaker },
-              { header: 'BLOCKED', get: (r) => (r.blockedPeers?.length ? r.blockedPeers.map((p) => p.address).join(',') : '-') },
-            ]),
-        ...(down.length ? ['', `unreachable: ${printable(down.map((r) => `${r.host} (${r.error?.code}: ${r.error?.message})`).join('; '))}`] : []),
-      ].join('\n'),
+      rows.length === 0
+        ? 'no agents registered'
+        : renderTable(rows, [
+            { header: 'HOST', get: (r) => r.host },
+            { header: 'ADDRESS', get: (r) => r.address },
+            { header: 'UP', get: (r) => (r.reachable ? 'yes' : 'NO') },
+            { header: 'VERSION', get: (r) => r.version ?? '-' },
+            { header: 'UID', get: (r) => (r.uid === undefined ? '-' : String(r.uid)) },
+            { header: 'TASKS', get: (r) => (r.reachable ? `${r.runningTasks}/${r.capacity}` : '-') },
+            { header: 'LOAD', get: (r) => r.load?.join(' ') ?? '-' },
+            { header: 'CERT EXPIRES', get: (r) => (r.certNotAfter ? `${r.certNotAfter.slice(0, 16)}Z${r.certRenewalDue ? ' (renewal due)' : ''}` : '-') },
+            { header: 'BREAKER', get: (r) => r.breaker },
+            { header: 'BLOCKED', get: (r) => (r.blockedPeers?.length ? r.blockedPeers.map((p) => p.address).join(',') : '-') },
+          ]),
     );
+    // Why some did not answer is a diagnostic: on stderr (the JSON rows carry it as `error`).
+    if (down.length && !out.json) out.note(`gaxx: unreachable: ${printable(down.map((r) => `${r.host} (${r.error?.code}: ${r.error?.message})`).join('; '))}`);
     return down.length ? exitCodeFor('UNAVAILABLE') : 0;
   },
 };

@@ -160,7 +160,10 @@ describe('gaxx status', () => {
     for (const x of rows) expect(x).toMatchObject({ reachable: true, uid: 65534, capacity: 16, runningTasks: 0, breaker: 'unknown' });
     const down = await w.gaxx(['status', '--agent', `${(w.agents[0] as { address: string }).address},127.0.0.1:1`, '--timeout', '3s']);
     expect(down.code).toBe(exitCodeFor('UNAVAILABLE'));
-    expect(down.stdout).toMatch(/unreachable: 127\.0\.0\.1:1 \(UNAVAILABLE/);
+    // The table on stdout, why a host did not answer on stderr.
+    expect(down.stdout).toMatch(/^127\.0\.0\.1:1 +127\.0\.0\.1:1 +NO /m);
+    expect(down.stdout).not.toContain('UNAVAILABLE');
+    expect(down.stderr).toMatch(/^gaxx: unreachable: 127\.0\.0\.1:1 \(UNAVAILABLE/m);
     expect((await w.gaxx(['status', 'nofleet'])).code).toBe(exitCodeFor('NOT_FOUND'));
   });
 });
