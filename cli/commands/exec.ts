@@ -90,7 +90,7 @@ export const command: Command = {
     'no-stdin': { type: 'boolean', help: 'send no stdin, even when standard input is a pipe or a file' },
     json: {
       ...JSON_FLAG,
-      help: 'print one JSON result at the end instead of streaming: the shape of `gaxx run --json` (outcome, exitCode, signal, durationMs, output...)',
+      help: 'print one JSON result at the end instead of streaming: the fields of a task line of `gaxx run --json` (outcome, exitCode, signal, durationMs, output...), no type, plus the remote pid',
     },
   },
   takesRest: true,
