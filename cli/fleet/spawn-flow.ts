@@ -105,7 +105,8 @@ async function createOne(
     ctx.progress(`${name}: created (${inst.id})`);
   } catch (e) {
     // A refused create made nothing; an uncertain one (network, 5xx) stays as intent for cleanup by tag.
-    if (isGaxxError(e) && ['INVALID_ARGUMENT', 'UNAUTHENTICATED', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED'].includes(e.code)) await store.dropHost(index);
+    if (isGaxxError(e) && ['INVALID_ARGUMENT', 'FAILED_PRECONDITION', 'UNAUTHENTICATED', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED'].includes(e.code))
+      await store.dropHost(index);
     throw e;
   }
 }

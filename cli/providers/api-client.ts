@@ -1,8 +1,9 @@
 /**
  * The HTTP side of a cloud provider: bearer auth, JSON in and out, pacing, bounded retries of
  * 429/5xx/network failures honouring Retry-After, and one mapping of failures to GaxxError.
- * The token is held here and sent only in the Authorization header; it never reaches a
- * message, a log or an error.
+ * A request that is not idempotent (an instance creation) is sent again only once a lookup
+ * found that the lost attempt did nothing. The token is held here and sent only in the
+ * Authorization header; it never reaches a message, a log or an error.
  */
 import { GaxxError, type ErrorCode } from '../../proto/index.js';
 import { DEFAULT_RETRY, parseRetryAfter, retryDelay, type Pacer, type RetryPolicy } from './pacer.js';
@@ -43,15 +44,22 @@ function retryable(status: number): boolean {
   return status === 429 || status >= 500;
 }
 
-function codeForStatus(status: number): ErrorCode {
+/**
+ * The code of a provider's HTTP failure. A 400 or 422 is the provider refusing what gaxx asked
+ * (a region or plan it does not have, a quota): FAILED_PRECONDITION, not a usage error of the
+ * command line.
+ */
+export function codeForStatus(status: number): ErrorCode {
   if (status === 401) return 'UNAUTHENTICATED';
   if (status === 403) return 'PERMISSION_DENIED';
   if (status === 404) return 'NOT_FOUND';
   if (status === 409) return 'ALREADY_EXISTS';
   if (status === 429) return 'RESOURCE_EXHAUSTED';
   if (status >= 500) return 'UNAVAILABLE';
-  return 'INVALID_ARGUMENT';
+  return 'FAILED_PRECONDITION';
 }
+
+type Attempt = { kind: 'answer'; status: number; text: string; retryAfterMs: number | undefined } | { kind: 'failed'; error: GaxxError };
 
 /** A small JSON-over-HTTP client for one provider. */
 export class ApiClient {
@@ -64,31 +72,56 @@ export class ApiClient {
   }
 
   /** Sends the request; resolves on 2xx (and 404 when `allow404`), throws GaxxError otherwise. */
-  async request(req: ApiRequest, allow404 = false): Promise<ApiResponse> {
+  request(req: ApiRequest, allow404 = false): Promise<ApiResponse> {
+    return this.retrying(req, allow404, (res) => res, undefined);
+  }
+
+  /**
+   * Sends a request whose repeat would act twice (an instance creation). After an uncertain
+   * failure (a 5xx answer, a reset, a timeout: the provider may have acted and the answer been
+   * lost) `find` looks for what the lost attempt made; what it finds is the result, and only
+   * when it finds nothing is the request sent again. A 429 (refused before acting) is retried as
+   * any other request. `read` turns a 2xx answer into the result.
+   */
+  requestOnce<T>(req: ApiRequest, read: (res: ApiResponse) => T, find: () => Promise<T | undefined>): Promise<T> {
+    return this.retrying(req, false, read, find);
+  }
+
+  private async retrying<T>(req: ApiRequest, allow404: boolean, read: (res: ApiResponse) => T, find: (() => Promise<T | undefined>) | undefined): Promise<T> {
     if (!this.opts.token) throw new GaxxError('UNAUTHENTICATED', `no ${this.opts.name} API token (set it in secrets.env or the environment)`);
     let lastError: GaxxError | undefined;
+    let uncertain = false;
     for (let attempt = 1; attempt <= this.retry.attempts; attempt++) {
       if (attempt > 1) this.stats.retries++;
+      if (uncertain && find) {
+        const found = await find();
+        if (found !== undefined) return found;
+      }
       const res = await this.paced(req);
       if (res.kind === 'answer') {
-        if ((res.status >= 200 && res.status < 300) || (allow404 && res.status === 404)) return this.parse(req, res);
+        if ((res.status >= 200 && res.status < 300) || (allow404 && res.status === 404)) return read(this.parse(req, res));
         lastError = this.httpError(req, res.status, res.text);
         if (!retryable(res.status)) throw lastError;
         if (res.status === 429) this.stats.rateLimited++;
+        uncertain = res.status !== 429;
       } else {
         lastError = res.error;
+        uncertain = true;
       }
       if (attempt < this.retry.attempts)
         await this.opts.clock.sleep(retryDelay(attempt, this.retry, res.kind === 'answer' ? res.retryAfterMs : undefined), req.signal);
+    }
+    // The last attempt may have acted too.
+    if (uncertain && find) {
+      const found = await find();
+      if (found !== undefined) return found;
     }
     throw new GaxxError(lastError?.code ?? 'UNAVAILABLE', `${lastError?.message ?? 'request failed'} (gave up after ${this.retry.attempts} attempts)`, {
       cause: lastError,
     });
   }
 
-  private async paced(
-    req: ApiRequest,
-  ): Promise<{ kind: 'answer'; status: number; text: string; retryAfterMs: number | undefined } | { kind: 'failed'; error: GaxxError }> {
+  private async paced(req: ApiRequest): Promise<Attempt> {
     const send = () => this.send(req);
     const pacers = req.pacers ?? [];
     // Nest the pacers so a request holds a token of each while it runs.
@@ -96,9 +129,7 @@ export class ApiClient {
     return run();
   }
 
-  private async send(
-    req: ApiRequest,
-  ): Promise<{ kind: 'answer'; status: number; text: string; retryAfterMs: number | undefined } | { kind: 'failed'; error: GaxxError }> {
+  private async send(req: ApiRequest): Promise<Attempt> {
     this.stats.requests++;
     const url = new URL(this.opts.baseUrl.replace(/\/+$/, '') + req.path);
     for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));

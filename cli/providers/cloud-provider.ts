@@ -2,11 +2,11 @@
  * What the cloud providers (linode.ts, vultr.ts) have in common, so each of them holds only what
  * its API does differently (endpoints, body shapes, pagination): turning an API instance into
  * our Instance record, reading the provider's error body, and the calls whose logic is the same
- * on every API: get by id (404: none), destroy after re-checking the fleet tag, and hourly
- * prices loaded once per process.
+ * on every API: create without ever making two instances for one request, get by id (404:
+ * none), destroy after re-checking the fleet tag, and hourly prices loaded once per process.
  */
 import type { z } from 'zod';
-import { ApiClient } from './api-client.js';
+import { ApiClient, type ApiRequest } from './api-client.js';
 import { systemClock, type Pacer } from './pacer.js';
 import type { CallOptions, Clock, CreateRequest, DestroyOutcome, Instance, InstanceStatus, Provider, ProviderSettings } from './types.js';
 import { hasFleetTag } from './types.js';
@@ -92,8 +92,11 @@ export abstract class CloudProvider implements Provider {
     });
   }
 
-  abstract create(req: CreateRequest, opts?: CallOptions): Promise<Instance>;
   abstract list(fleet: string, opts?: CallOptions): Promise<Instance[]>;
+  /** The creation request for `req` (built once: a retry sends the same body). */
+  protected abstract createRequest(req: CreateRequest): Omit<ApiRequest, 'signal'>;
+  /** The instance in a create answer's body. */
+  protected abstract readCreated(body: unknown): Instance;
   /** The API path of one instance, or undefined when `id` cannot be one of this API's ids. */
   protected abstract instancePath(id: string): string | undefined;
   /** The instance in a GET answer's body. */
@@ -102,6 +105,20 @@ export abstract class CloudProvider implements Provider {
   protected abstract pacers(): Pacer[];
   /** Every plan's hourly price (all pages). */
   protected abstract loadPrices(opts: CallOptions): Promise<Map<string, number | undefined>>;
+
+  /**
+   * Creates one instance. A creation is not idempotent: when an attempt's answer is lost (5xx,
+   * reset, timeout), the fleet's tagged instances are looked through for one with the label
+   * before it is asked again, so a lost answer never makes a second, billed instance (Vultr) or
+   * a refusal of the label as taken (Linode).
+   */
+  async create(req: CreateRequest, opts: CallOptions = {}): Promise<Instance> {
+    return this.api.requestOnce(
+      { ...this.createRequest(req), signal: opts.signal },
+      (res) => this.readCreated(res.body),
+      async () => (await this.list(req.fleet, opts)).find((i) => i.label === req.label),
+    );
+  }
 
   async get(id: string, opts: CallOptions = {}): Promise<Instance | undefined> {
     const path = this.instancePath(id);

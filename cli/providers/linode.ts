@@ -2,10 +2,12 @@
  * Linode API v4: instances create/list/view/delete under /v4/linode/instances, tags, cloud-init
  * through `metadata.user_data` (base64), page/pages/results pagination, `{errors:[{reason,field}]}`
  * errors, hourly prices from /v4/linode/types. Creations are paced to Linode's documented 20 per
- * 15 s; every request is retried on 429/5xx with backoff.
+ * 15 s; every request is retried on 429/5xx with backoff (a creation only once a lookup by label
+ * found nothing).
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import type { ApiRequest } from './api-client.js';
 import { CloudProvider, cloudInstance, errorDescriber, statusFrom } from './cloud-provider.js';
 import { Pacer } from './pacer.js';
 import { parseReply } from './reply.js';
@@ -82,7 +84,7 @@ export class LinodeProvider extends CloudProvider {
     this.creates = new Pacer(LINODE_CREATE_PACE, this.clock);
   }
 
-  async create(req: CreateRequest, opts: CallOptions = {}): Promise<Instance> {
+  protected createRequest(req: CreateRequest): Omit<ApiRequest, 'signal'> {
     const d = { ...LINODE_DEFAULTS, ...this.settings.defaults };
     const body = {
       label: req.label,
@@ -97,8 +99,11 @@ export class LinodeProvider extends CloudProvider {
       ...(req.userData ? { metadata: { user_data: Buffer.from(req.userData, 'utf8').toString('base64') } } : {}),
       booted: true,
     };
-    const res = await this.api.request({ method: 'POST', path: '/v4/linode/instances', body, pacers: [this.creates, this.general], signal: opts.signal });
-    return toInstance(parseReply('linode', 'instance', LinodeInstance, res.body));
+    return { method: 'POST', path: '/v4/linode/instances', body, pacers: [this.creates, this.general] };
+  }
+
+  protected readCreated(body: unknown): Instance {
+    return this.readInstance(body);
   }
 
   async list(fleet: string, opts: CallOptions = {}): Promise<Instance[]> {

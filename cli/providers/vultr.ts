@@ -2,9 +2,10 @@
  * Vultr API v2: /v2/instances create/list/get/delete, `tags` on create and the `tag` filter on
  * list, `user_data` (base64), cursor pagination through `meta.links.next`, `{error, status}`
  * errors, prices from /v2/plans. Every request is paced to Vultr's documented 30 per second and
- * retried on 429/5xx with backoff.
+ * retried on 429/5xx with backoff (a creation only once a lookup by label found nothing).
  */
 import { z } from 'zod';
+import type { ApiRequest } from './api-client.js';
 import { CloudProvider, cloudInstance, errorDescriber } from './cloud-provider.js';
 import { Pacer } from './pacer.js';
 import { parseReply } from './reply.js';
@@ -80,7 +81,7 @@ export class VultrProvider extends CloudProvider {
     this.pacer = new Pacer(VULTR_PACE, this.clock);
   }
 
-  async create(req: CreateRequest, opts: CallOptions = {}): Promise<Instance> {
+  protected createRequest(req: CreateRequest): Omit<ApiRequest, 'signal'> {
     const d = { ...VULTR_DEFAULTS, ...this.settings.defaults };
     const image = req.image ?? d.image;
     const body = {
@@ -93,8 +94,11 @@ export class VultrProvider extends CloudProvider {
       tags: [fleetTag(req.fleet), ...(req.tags ?? [])],
       ...(req.userData ? { user_data: Buffer.from(req.userData, 'utf8').toString('base64') } : {}),
     };
-    const res = await this.api.request({ method: 'POST', path: '/v2/instances', body, pacers: [this.pacer], signal: opts.signal });
-    return toInstance(parseReply('vultr', 'instance', InstanceBody, res.body).instance);
+    return { method: 'POST', path: '/v2/instances', body, pacers: [this.pacer] };
+  }
+
+  protected readCreated(body: unknown): Instance {
+    return this.readInstance(body);
   }
 
   async list(fleet: string, opts: CallOptions = {}): Promise<Instance[]> {

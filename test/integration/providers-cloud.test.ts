@@ -137,12 +137,12 @@ describe('linode specifics', () => {
     expect(fake.requests.filter((r) => r.status === 429).length).toBe(0);
   });
 
-  it('an invalid label is INVALID_ARGUMENT carrying the field', async () => {
+  it('an invalid label is FAILED_PRECONDITION (the provider refused it, not a usage error)', async () => {
     const clock = scaledClock(100);
     const fake = await new FakeLinode({ token: TOKEN, clock }).start();
     fakes.push(fake);
     const p = new LinodeProvider({ baseUrl: fake.url, token: TOKEN, clock });
-    await expect(p.create({ fleet: 'web', label: 'x' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(p.create({ fleet: 'web', label: 'x' })).rejects.toMatchObject({ code: 'FAILED_PRECONDITION', details: { status: 400 } });
     expect(fake.instances.size).toBe(0);
   });
 });
