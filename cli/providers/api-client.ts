@@ -6,6 +6,7 @@
  * Authorization header; it never reaches a message, a log or an error.
  */
 import { GaxxError, type ErrorCode } from '../../proto/index.js';
+import { onAbort } from '../abort-fanout.js';
 import { DEFAULT_RETRY, parseRetryAfter, retryDelay, type Pacer, type RetryPolicy } from './pacer.js';
 import type { Clock } from './types.js';
 
@@ -133,8 +134,16 @@ export class ApiClient {
     this.stats.requests++;
     const url = new URL(this.opts.baseUrl.replace(/\/+$/, '') + req.path);
     for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const timeout = AbortSignal.timeout(this.opts.timeoutMs ?? 30_000);
-    const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+    // One controller per request, its timer and its tie to the caller's signal both undone when
+    // the request ends (AbortSignal.any left a listener on the caller's signal per request).
+    const abort = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, this.opts.timeoutMs ?? 30_000);
+    const untie = onAbort(req.signal, (reason) => abort.abort(reason));
+    const signal = abort.signal;
     try {
       const res = await fetch(url, {
         method: req.method,
@@ -151,10 +160,11 @@ export class ApiClient {
       return { kind: 'answer', status: res.status, text, retryAfterMs: parseRetryAfter(res.headers.get('retry-after')) };
     } catch (e) {
       if (req.signal?.aborted) throw new GaxxError('CANCELLED', 'cancelled', { cause: e });
-      const what = timeout.aborted
-        ? 'timed out'
-        : `failed (${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message})`;
+      const what = timedOut ? 'timed out' : `failed (${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message})`;
       return { kind: 'failed', error: new GaxxError('UNAVAILABLE', `${this.opts.name} API ${req.method} ${req.path} ${what}`, { cause: e }) };
+    } finally {
+      clearTimeout(timer);
+      untie();
     }
   }
 

@@ -6,6 +6,7 @@
  * Time comes from an injectable Clock, so a bench can scale it down and tests need no sleeps.
  */
 import { GaxxError } from '../../proto/index.js';
+import { onAbort } from '../abort-fanout.js';
 import type { Clock } from './types.js';
 
 /** Real time. */
@@ -29,18 +30,17 @@ export function scaledClock(factor: number): Clock {
 function abortableTimeout(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(cancelled(signal));
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(cancelled(signal as AbortSignal));
-    };
     const t = setTimeout(
       () => {
-        signal?.removeEventListener('abort', onAbort);
+        untie();
         resolve();
       },
       Math.max(0, ms),
     );
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const untie = onAbort(signal, () => {
+      clearTimeout(t);
+      reject(cancelled(signal as AbortSignal));
+    });
   });
 }
 
@@ -92,17 +92,16 @@ export class Pacer {
       return;
     }
     await new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(cancelled(signal));
       const w = (): void => {
-        signal?.removeEventListener('abort', onAbort);
+        untie();
         resolve();
       };
-      const onAbort = (): void => {
+      const untie = onAbort(signal, () => {
         const i = this.waiters.indexOf(w);
         if (i >= 0) this.waiters.splice(i, 1);
         reject(cancelled(signal as AbortSignal));
-      };
-      if (signal?.aborted) return onAbort();
-      signal?.addEventListener('abort', onAbort, { once: true });
+      });
       this.waiters.push(w);
       this.schedule();
     });

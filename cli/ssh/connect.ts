@@ -7,6 +7,7 @@
  */
 import ssh2 from 'ssh2';
 import { counted, GaxxError, isGaxxError } from '../../proto/index.js';
+import { onAbort } from '../abort-fanout.js';
 import { describeKeyBlob, type KnownHosts } from './known-hosts.js';
 import { fingerprintOf } from './keys.js';
 
@@ -112,8 +113,8 @@ function attempt(target: SshTarget, policy: HostKeyPolicy, timeoutMs: number): P
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    const t = setTimeout(() => (untie(), resolve()), ms);
+    const untie = onAbort(signal, () => (clearTimeout(t), resolve()));
   });
 }
 

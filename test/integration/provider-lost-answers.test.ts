@@ -2,8 +2,10 @@
  * The linode and vultr providers when an answer is lost on the way back (a fault proxy between
  * them and their fake API): a creation the provider made is found by its label instead of being
  * asked for again (Vultr would bill a second instance, Linode refuse the label as taken), one
- * the provider never saw is asked for again.
+ * the provider never saw is asked for again, and many requests on one command signal leave no
+ * listener behind on it.
  */
+import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LinodeProvider } from '../../cli/providers/linode.js';
 import { scaledClock } from '../../cli/providers/pacer.js';
@@ -77,5 +79,28 @@ describe.each(clouds)('$name provider behind a lossy network', (cloud) => {
     expect(proxy.actions(isCreate)).toEqual(['answer500', 'answer429', 'pass']);
     // The lookup came after the 500 only: a 429 is a refusal, nothing to look for.
     expect(proxy.seen.map((r) => (isCreate(r) ? 'POST' : r.method))).toEqual(['POST', 'GET', 'POST', 'POST']);
+  });
+
+  it('requests on one command signal leave no abort listener on it when they end', async () => {
+    const { fake, p } = await world();
+    const ids = Array.from({ length: 40 }, (_, i) => fake.seed({ label: `gaxx-web-${i}`, tags: ['gaxx-fleet:web'] }).id);
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const command = new AbortController();
+      let most = 0;
+      const watch = setInterval(() => (most = Math.max(most, getEventListeners(command.signal, 'abort').length)), 1);
+      const outcomes = await Promise.all(ids.map((id) => p.destroy('web', id, { signal: command.signal })));
+      clearInterval(watch);
+      expect(outcomes.every((o) => o === 'deleted')).toBe(true);
+      expect(most).toBeLessThanOrEqual(1);
+      expect(getEventListeners(command.signal, 'abort')).toEqual([]);
+      // Warnings are emitted on the next tick.
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 });
