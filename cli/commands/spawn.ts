@@ -5,6 +5,7 @@ import { boolFlag, durationFlag, intFlag, JSON_FLAG, stringFlag, usageError, typ
 import type { GaxxConfig } from '../config.js';
 import { loadBootstrapStep } from '../fleet/bootstrap-step.js';
 import { holdFleetWhileSpawning, publishFleet, publishFleetLimits, unpublishFleet } from '../fleet/fleet-directory.js';
+import { forgetFleet, unregisterHint } from '../fleet/forget-fleet.js';
 import { assertInitialized } from '../fleet/preflight.js';
 import { providerFor } from '../fleet/provider-for.js';
 import {
@@ -13,6 +14,7 @@ import {
   bootstrapCreated,
   createHosts,
   destroyHosts,
+  destroySurplus,
   missingIndices,
   retireDeadHosts,
   type SpawnContext,
@@ -211,7 +213,8 @@ export const command: Command = {
         await store.update(() => undefined);
         if (!(await publishFleetLimits(config, store.state))) out.note(noScheduler(p.fleet, p.limits, provider.capabilities.userData));
       }
-      const tagged = await adoptTagged(ctx);
+      const { tagged, surplus } = await adoptTagged(ctx);
+      const duplicates = await destroySurplus(ctx, surplus);
       if (p.existing) await retireDeadHosts(ctx, tagged);
       const { region, type, image } = p.settings;
       const failed = await createHosts(ctx, missingIndices(store.state.hosts, p.count), { region, type, image });
@@ -219,7 +222,7 @@ export const command: Command = {
       await publishFleetLimits(config, store.state);
       for (const [i, e] of await awaitAddresses(ctx)) failed.set(i, e);
       await bootstrapCreated(ctx, failed);
-      return await finish(ctx, config, out, { p, before, failed });
+      return await finish(ctx, config, out, { p, before, failed, duplicates });
     } catch (e) {
       // Nothing recorded (e.g. the token was refused before any create): leave no empty fleet.
       if (store.state.hosts.length === 0) {
@@ -237,7 +240,7 @@ async function finish(
   ctx: SpawnContext,
   config: GaxxConfig,
   out: CommandContext['out'],
-  r: { p: Plan; before: Set<number>; failed: Map<number, GaxxError> },
+  r: { p: Plan; before: Set<number>; failed: Map<number, GaxxError>; duplicates: string[] },
 ): Promise<number> {
   const { store } = ctx;
   const ready = store.state.hosts.filter((h) => h.status === 'ready');
@@ -246,12 +249,11 @@ async function finish(
   const usable = ready.length >= r.p.minCount;
   // Below --min-count: undo this run entirely (hosts that were ready before it stay).
   const undo = usable ? notReady : new Set([...notReady, ...ready.filter((h) => !r.before.has(h.index)).map((h) => h.index)]);
-  const destroyed = undo.size > 0 ? await destroyHosts(ctx, undo, r.failed, !usable) : [];
+  const { destroyed, notDestroyed } = undo.size > 0 ? await destroyHosts(ctx, undo, r.failed, !usable) : { destroyed: [], notDestroyed: [] };
   const failures = [...r.failed].map(([i, e]) => ({ host: `gaxx-${r.p.fleet}-${i}`, code: e.code, error: e.message }));
-  if (store.state.hosts.length === 0) {
-    removeFleet(config.paths.fleetsDir, r.p.fleet);
-    if (store.state.limits) await unpublishFleet(config, r.p.fleet);
-  } else {
+  // No host left: forgotten as `gaxx delete` forgets a fleet (certificates, known_hosts, state, Redis).
+  const forgot = store.state.hosts.length === 0 ? await forgetFleet(config, r.p.fleet, { registered: !!store.state.limits || !!r.p.existing }) : undefined;
+  if (!forgot) {
     if (usable) await register(config, store.state);
     await publishFleetLimits(config, store.state);
   }
@@ -265,6 +267,9 @@ async function finish(
     failed: failures,
     destroyed: keeps ? [] : destroyed,
     ...(keeps ? { released: destroyed } : {}),
+    ...(notDestroyed.length ? { notDestroyed } : {}),
+    ...(r.duplicates.length ? { duplicatesDestroyed: r.duplicates } : {}),
+    ...(forgot?.unregisterError ? { unregisterFailed: { code: forgot.unregisterError.code, error: forgot.unregisterError.message } } : {}),
     ...(limits
       ? { limits: { ...(limits.expiresAt ? { expiresAt: new Date(limits.expiresAt).toISOString() } : {}), budget: limits.budget, currency: limits.currency } }
       : {}),
@@ -275,6 +280,10 @@ async function finish(
       ...(limits && store.state.hosts.length ? [limitsLine(limits)] : []),
       ...failures.map((f) => `  ${f.host}: ${f.error} [${f.code}]`),
       ...(destroyed.length ? [cleanupLine(destroyed.length, keeps)] : []),
+      ...notDestroyed.map((n) => `  ${n.id}: not destroyed: ${n.error} [${n.code}]`),
+      ...(notDestroyed.length ? [`${counted(notDestroyed.length, 'instance')} left running: 'gaxx delete ${r.p.fleet}' removes the fleet`] : []),
+      ...(r.duplicates.length ? [`destroyed ${counted(r.duplicates.length, 'instance')} named like a host that has its own`] : []),
+      ...(forgot?.unregisterError ? [unregisterHint(r.p.fleet, r.p.provider, forgot.unregisterError)] : []),
       ...(usable && failures.length ? [`add the missing hosts later with: gaxx spawn --fleet ${r.p.fleet} --fill`] : []),
     ].join('\n'),
   );

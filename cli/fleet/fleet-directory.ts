@@ -18,8 +18,10 @@ import { fleetPricePerHour, type FleetState } from '../state.js';
 async function withRedis<T>(config: GaxxConfig, fn: (redis: ReturnType<typeof createRedis>) => Promise<T>): Promise<T> {
   const target = await redisTarget(config.redis.url, config.paths.stateDir);
   const redis = createRedis(target.settings, 'producer');
+  // Failures reach the caller through waitReady and the commands; unheard, ioredis prints each.
+  redis.on('error', () => undefined);
   try {
-    await waitReady(redis);
+    await waitReady(redis, 5000, target.settings.display);
     return await fn(redis);
   } finally {
     redis.disconnect();
@@ -84,7 +86,7 @@ export async function holdFleetWhileSpawning(config: GaxxConfig, fleet: string):
     await target.release();
   };
   try {
-    await waitReady(redis);
+    await waitReady(redis, 5000, target.settings.display);
     const release = await holdFleet(redis, fleet);
     return async () => {
       await release().catch(() => undefined);

@@ -32,20 +32,60 @@ export interface SpawnReport {
   destroyed: string[];
 }
 
-/** Adopts instances carrying the fleet tag whose label names a host the state lost or holds as intent. */
-export async function adoptTagged(ctx: SpawnContext): Promise<Instance[]> {
+/** The fleet's tagged instances, and those among them that duplicate a host the state has. */
+export interface TaggedInstances {
+  tagged: Instance[];
+  /** Instances named like a host that already has its own (or failed): not the fleet's, destroyed by destroySurplus. */
+  surplus: Instance[];
+}
+
+/**
+ * Adopts instances carrying the fleet tag whose label names a host the state lost or holds as
+ * intent (an interrupted spawn). A host the state holds as created or ready keeps its own
+ * instance: another one with its label is surplus, never taken for it (a ready host is never
+ * demoted and bootstrapped again: its root login is off), and so is one named like a failed host.
+ */
+export async function adoptTagged(ctx: SpawnContext): Promise<TaggedInstances> {
   const { store } = ctx;
   const tagged = await ctx.provider.list(store.state.fleet, { signal: ctx.signal });
+  const pattern = new RegExp(`^${hostName(store.state.fleet, 0).slice(0, -1)}(\\d+)$`);
+  const indexOf = (inst: Instance): number | undefined => {
+    const m = pattern.exec(inst.label);
+    return m ? Number(m[1]) : undefined;
+  };
+  // A host whose own instance is listed has it.
+  const claimed = new Set(store.state.hosts.filter((h) => h.status !== 'failed' && h.id && tagged.some((i) => i.id === h.id)).map((h) => h.index));
+  const surplus: Instance[] = [];
   for (const inst of tagged) {
-    const m = new RegExp(`^${hostName(store.state.fleet, 0).slice(0, -1)}(\\d+)$`).exec(inst.label);
-    if (!m) continue;
-    const index = Number(m[1]);
+    const index = indexOf(inst);
+    if (index === undefined) continue;
     const known = store.state.hosts.find((h) => h.index === index);
-    if (!known || known.status === 'intent' || (known.status !== 'failed' && known.id !== inst.id)) {
-      await store.setHost(index, { status: 'created', id: inst.id, ipv4: inst.ipv4, region: inst.region, type: inst.type, metrics: inst.metrics });
+    if (known && known.id === inst.id && known.status !== 'failed') continue;
+    if (claimed.has(index) || (known && known.status !== 'intent')) {
+      surplus.push(inst);
+      continue;
     }
+    claimed.add(index);
+    await store.setHost(index, { status: 'created', id: inst.id, ipv4: inst.ipv4, region: inst.region, type: inst.type, metrics: inst.metrics });
   }
-  return tagged;
+  return { tagged, surplus };
+}
+
+/** Destroys surplus instances (the provider re-checks their tag); resolves with the ids destroyed. */
+export async function destroySurplus(ctx: SpawnContext, surplus: Instance[]): Promise<string[]> {
+  const destroyed: string[] = [];
+  await Promise.all(
+    surplus.map(async (inst) => {
+      try {
+        if ((await ctx.provider.destroy(ctx.store.state.fleet, inst.id, { signal: ctx.signal })) === 'deleted') destroyed.push(inst.id);
+        ctx.progress(`${inst.label}: instance ${inst.id} duplicates the host of that name; destroyed it`);
+      } catch (e) {
+        if (ctx.signal.aborted) throw e;
+        ctx.progress(`${inst.label}: instance ${inst.id} duplicates the host of that name; destroying it failed: ${toGaxx(e).message}`);
+      }
+    }),
+  );
+  return destroyed;
 }
 
 /**
@@ -69,7 +109,7 @@ export async function retireDeadHosts(ctx: SpawnContext, tagged: Instance[]): Pr
     dead.set(h.index, new GaxxError('UNAVAILABLE', why));
     ctx.progress(`${h.name}: ${why}; replacing it`);
   }
-  return dead.size > 0 ? destroyHosts(ctx, new Set(dead.keys()), dead, false) : [];
+  return dead.size > 0 ? (await destroyHosts(ctx, new Set(dead.keys()), dead, false)).destroyed : [];
 }
 
 /** Indices 0..count-1 without a live host. */
@@ -175,39 +215,61 @@ export async function bootstrapCreated(ctx: SpawnContext, failed: Map<number, Ga
   }
 }
 
+/** What destroyHosts did: the instances destroyed, and those it could not destroy (kept in the state). */
+export interface Cleanup {
+  destroyed: string[];
+  notDestroyed: { id: string; code: ErrorCode; error: string }[];
+}
+
 /**
  * Destroys the hosts at `indices` (by id, and by label among the fleet's tagged instances for
- * those whose create answer was lost) and records them failed (or drops them when `drop`).
+ * those whose create answer was lost) and records them failed (or drops them when `drop`). A
+ * host whose instance could not be destroyed keeps its id in the state (failed), for `gaxx
+ * delete` to find; a failed listing only loses the label search. Throws only when cancelled.
  */
-export async function destroyHosts(ctx: SpawnContext, indices: Set<number>, failed: Map<number, GaxxError>, drop: boolean): Promise<string[]> {
+export async function destroyHosts(ctx: SpawnContext, indices: Set<number>, failed: Map<number, GaxxError>, drop: boolean): Promise<Cleanup> {
   const fleet = ctx.store.state.fleet;
   const names = new Map([...indices].map((i) => [hostName(fleet, i), i]));
   const ids = new Map<string, number>();
   for (const h of ctx.store.state.hosts) if (indices.has(h.index) && h.id) ids.set(h.id, h.index);
-  for (const inst of await ctx.provider.list(fleet, { signal: ctx.signal })) {
-    const i = names.get(inst.label);
-    if (i !== undefined) ids.set(inst.id, i);
+  const out: Cleanup = { destroyed: [], notDestroyed: [] };
+  try {
+    for (const inst of await ctx.provider.list(fleet, { signal: ctx.signal })) {
+      const i = names.get(inst.label);
+      if (i !== undefined) ids.set(inst.id, i);
+    }
+  } catch (e) {
+    if (ctx.signal.aborted) throw e;
+    ctx.progress(`listing the fleet's instances failed (${toGaxx(e).message}): destroying those the state records`);
   }
-  const destroyed: string[] = [];
+  const kept = new Map<number, string>();
   await Promise.all(
-    [...ids].map(async ([id]) => {
-      if ((await ctx.provider.destroy(fleet, id, { signal: ctx.signal })) === 'deleted') destroyed.push(id);
+    [...ids].map(async ([id, i]) => {
+      try {
+        if ((await ctx.provider.destroy(fleet, id, { signal: ctx.signal })) === 'deleted') out.destroyed.push(id);
+      } catch (e) {
+        if (ctx.signal.aborted) throw e;
+        const err = toGaxx(e);
+        out.notDestroyed.push({ id, code: err.code, error: err.message });
+        kept.set(i, id);
+      }
     }),
   );
   for (const i of indices) {
     const err = failed.get(i);
-    if (drop) await ctx.store.dropHost(i);
+    const id = kept.get(i);
+    if (drop && id === undefined) await ctx.store.dropHost(i);
     else
       await ctx.store.setHost(i, {
         status: 'failed',
-        id: undefined,
+        id,
         ipv4: undefined,
         agent: undefined,
         metrics: undefined,
         error: err ? `${err.message} [${err.code}]` : 'not ready',
       });
   }
-  return destroyed;
+  return out;
 }
 
 /** Any thrown value as a GaxxError (a bare Error stays INTERNAL, which the CLI reports as a bug). */

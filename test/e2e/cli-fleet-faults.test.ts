@@ -1,22 +1,29 @@
 // gaxx spawn against the fake Linode and Vultr APIs behind a fault proxy (test/helpers/fault-proxy.ts):
-// a creation whose answer was lost after the provider acted. Instances answer on loopback where
-// no SSH runs, so every host fails at the bootstrap step; what is checked is what the provider
-// holds and what gaxx reports.
-import { mkdtempSync, rmSync } from 'node:fs';
+// a creation whose answer was lost after the provider acted, a --fill that finds a second
+// instance named like a ready host, a clean-up whose deletes fail, a fill that ends without any
+// host. Instances answer on loopback where no SSH runs, so every host that is not ready yet fails
+// at the bootstrap step; what is checked is what the provider holds and what gaxx reports.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { FleetCa } from '../../certs/index.js';
+import { KnownHosts } from '../../cli/ssh/known-hosts.js';
+import { FleetStore, readFleet } from '../../cli/state.js';
 import { exitCodeFor } from '../../proto/index.js';
+import { createRedis, fleetAgents, registerFleet, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
 import { runGaxx, type CliRun } from '../helpers/cli.js';
 import type { FakeCloud } from '../helpers/fake-cloud.js';
 import { FakeLinode } from '../helpers/fake-linode.js';
 import { FakeVultr } from '../helpers/fake-vultr.js';
 import { FaultProxy, type ProxiedRequest } from '../helpers/fault-proxy.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 const TOKEN = 'e2e-0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978';
 let home: string;
 let fake: FakeCloud | undefined;
 let proxy: FaultProxy | undefined;
+let redis: TestRedis;
 
 const clouds = [
   { name: 'linode', make: () => new FakeLinode({ token: TOKEN }), env: (url: string) => ({ GAXX_LINODE_URL: url, LINODE_TOKEN: TOKEN }) },
@@ -30,8 +37,29 @@ async function world(cloud: (typeof clouds)[number]): Promise<{ fake: FakeCloud;
   fake = f;
   const p = await new FaultProxy(() => f.url).start();
   proxy = p;
-  return { fake: f, proxy: p, gaxx: (args) => runGaxx(args, { home, env: cloud.env(p.url) }) };
+  return { fake: f, proxy: p, gaxx: (args) => runGaxx(args, { home, env: { ...cloud.env(p.url), GAXX_REDIS_URL: redis.url } }) };
 }
+
+const fleetsDir = (): string => join(home, 'state', 'fleets');
+
+/** Runs `fn` on a connection to the test Redis. */
+async function withRedis<T>(fn: (r: ReturnType<typeof createRedis>) => Promise<T>): Promise<T> {
+  const r = createRedis(redisSettingsFromUrl(redis.url), 'producer');
+  try {
+    await waitReady(r);
+    return await fn(r);
+  } finally {
+    r.disconnect();
+  }
+}
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+
+afterAll(async () => {
+  await redis?.destroy();
+});
 
 beforeEach(async () => {
   home = mkdtempSync(join(tmpdir(), 'gaxx-e2e-fleet-faults-'));
@@ -60,6 +88,76 @@ describe.each(clouds)('gaxx spawn --provider $name when a creation answer is los
     expect(fake.requests.filter((q) => q.method === 'POST' && q.status < 300).length).toBe(2);
     expect(proxy.actions(isCreate)).toEqual(['lose500', 'pass']);
     expect(out.destroyed.length).toBe(2);
+    expect(fake.instances.size).toBe(0);
+  });
+});
+
+describe('gaxx spawn --fill', () => {
+  const linode = clouds[0];
+
+  it('leaves a ready host alone and destroys a second tagged instance named like it', async () => {
+    const { fake, gaxx } = await world(linode);
+    const good = fake.seed({ label: 'gaxx-web-0', tags: ['gaxx-fleet:web'] });
+    const twin = fake.seed({ label: 'gaxx-web-0', tags: ['gaxx-fleet:web'] });
+    const store = FleetStore.create(fleetsDir(), { fleet: 'web', provider: 'linode', count: 1, minCount: 1, settings: {} });
+    await store.setHost(0, { status: 'ready', id: good.id, ipv4: good.ipv4, agent: `${good.ipv4 ?? ''}:8088` });
+    const r = await gaxx(['spawn', '--fleet', 'web', '--fill', '--json']);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const out = JSON.parse(r.stdout) as { ready: { name: string }[]; duplicatesDestroyed: string[] };
+    expect(out.ready.map((h) => h.name)).toEqual(['gaxx-web-0']);
+    expect(out.duplicatesDestroyed).toEqual([twin.id]);
+    expect([...fake.instances.keys()]).toEqual([good.id]);
+    // Nothing was bootstrapped again (nothing answers SSH there: it would have failed).
+    expect(r.stderr).not.toMatch(/gaxx-web-0: connect/);
+    expect(readFleet(fleetsDir(), 'web')?.hosts.map((h) => [h.status, h.id])).toEqual([['ready', good.id]]);
+  });
+
+  it('that ends without any host forgets the fleet as delete does: certificates revoked, known_hosts entries and registration removed', async () => {
+    const { fake, gaxx } = await world(linode);
+    const inst = fake.seed({ label: 'gaxx-web-0', tags: ['gaxx-fleet:web'], ipv4: '127.0.0.1' });
+    const store = FleetStore.create(fleetsDir(), { fleet: 'web', provider: 'linode', count: 1, minCount: 1, settings: {} });
+    await store.setHost(0, { status: 'created', id: inst.id, ipv4: inst.ipv4 });
+    const certs = mkdtempSync(join(tmpdir(), 'gaxx-e2e-certs-'));
+    rmSync(certs, { recursive: true });
+    const issued = await runGaxx(['certs', 'issue', '--role', 'agent', '--fleet', 'web', '--name', 'gaxx-web-0', '--host', '127.0.0.1', '--out', certs], {
+      home,
+    });
+    expect(issued.code, issued.stderr).toBe(0);
+    rmSync(certs, { recursive: true, force: true });
+    const knownHosts = join(home, 'config', 'ssh', 'known_hosts');
+    new KnownHosts(knownHosts).add('127.0.0.1', 22, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ5b2dhcnR5c3VwZXJzZWNyZXRrZXlmb3J0ZXN0cw', 'web');
+    await withRedis((r) => registerFleet(r, 'web', [{ host: 'gaxx-web-0', address: '127.0.0.1:8088' }]));
+
+    const r = await gaxx(['spawn', '--fleet', 'web', '--fill', '--json', '--ssh-timeout', '1s']);
+    expect(r.code, r.stderr + r.stdout).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
+    expect(fake.instances.size).toBe(0);
+    expect(existsSync(join(fleetsDir(), 'web.json'))).toBe(false);
+    const ca = FleetCa.open(join(home, 'config', 'ca'));
+    const revoked = ca.revoked();
+    expect(ca.list().filter((c) => c.identity.role === 'agent' && c.identity.fleet === 'web' && !revoked.has(c.serial))).toEqual([]);
+    expect(readFileSync(knownHosts, 'utf8')).not.toContain('gaxx-fleet=web');
+    expect(await withRedis((r) => fleetAgents(r, 'web'))).toEqual([]);
+  });
+});
+
+describe('gaxx spawn clean-up failures', () => {
+  it('a clean-up whose deletes fail keeps the report, names the instances left and keeps their ids for delete', async () => {
+    const { fake, proxy, gaxx } = await world(clouds[0]);
+    proxy.rule = (q) => (q.method === 'DELETE' ? { kind: 'answer', status: 400 } : { kind: 'pass' });
+    const r = await gaxx(['spawn', '--provider', 'linode', '--count', '2', '--fleet', 'web', '--json', '--ssh-timeout', '1s']);
+    expect(r.code, r.stderr + r.stdout).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
+    const out = JSON.parse(r.stdout) as { failed: { code: string }[]; notDestroyed: { id: string; code: string }[] };
+    expect(out.failed.map((f) => f.code)).toEqual(['DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED']);
+    expect(out.notDestroyed.map((n) => n.id).sort()).toEqual([...fake.instances.keys()].sort());
+    expect(out.notDestroyed.map((n) => n.code)).toEqual(['FAILED_PRECONDITION', 'FAILED_PRECONDITION']);
+    expect(
+      readFleet(fleetsDir(), 'web')
+        ?.hosts.map((h) => h.id)
+        .sort(),
+    ).toEqual([...fake.instances.keys()].sort());
+    proxy.rule = () => ({ kind: 'pass' });
+    const d = await gaxx(['delete', 'web', '--yes', '--json']);
+    expect(d.code, d.stderr + d.stdout).toBe(0);
     expect(fake.instances.size).toBe(0);
   });
 });
