@@ -1,16 +1,15 @@
 /** `gaxx delete F [--dry-run] [--yes]`: destroy a fleet's tagged instances, revoke its certificates, clear its state. */
 import { createInterface } from 'node:readline';
-import { FleetCa } from '../../certs/index.js';
 import { counted, exitCodeFor, GaxxError, isGaxxError } from '../../proto/index.js';
 import { boolFlag, JSON_FLAG, stringFlag, usageError, type Command } from '../command.js';
-import { fleetKnownHosts } from '../fleet/bootstrap-step.js';
-import { ownFleetLimits, unpublishFleet } from '../fleet/fleet-directory.js';
+import { ownFleetLimits } from '../fleet/fleet-directory.js';
+import { forgetFleet, unregisterHint } from '../fleet/forget-fleet.js';
 import { providerFor } from '../fleet/provider-for.js';
 import { retireAgents } from '../fleet/retire-agents.js';
 import type { Io } from '../output.js';
-import { providerNames, type DestroyOutcome, type Provider } from '../providers/index.js';
+import { providerNames, type DestroyOutcome, type Instance, type Provider } from '../providers/index.js';
 import { limitReached } from '../../scheduler/index.js';
-import { assertFleetName, readFleet, removeFleet, type FleetState } from '../state.js';
+import { assertFleetName, readFleet, type FleetState } from '../state.js';
 import type { GaxxConfig } from '../config.js';
 
 /** Asks on the terminal; true only for y/yes. */
@@ -26,24 +25,6 @@ async function confirm(io: Io, question: string): Promise<boolean> {
   }
 }
 
-/** Revokes every unrevoked agent certificate of `fleet`; the serials revoked (none without a CA). */
-export function revokeFleetCerts(caDir: string, fleet: string): string[] {
-  let ca: FleetCa;
-  try {
-    ca = FleetCa.open(caDir);
-  } catch (e) {
-    if (isGaxxError(e, 'NOT_FOUND')) return [];
-    throw e;
-  }
-  const revoked = ca.revoked();
-  const serials = ca
-    .list()
-    .filter((r) => r.identity.role === 'agent' && r.identity.fleet === fleet && !revoked.has(r.serial))
-    .map((r) => r.serial);
-  for (const s of serials) ca.revoke(s);
-  return serials;
-}
-
 /** What destroying a fleet did. */
 export interface DestroyReport {
   result: {
@@ -55,25 +36,34 @@ export interface DestroyReport {
     released: number;
     alreadyGone: number;
     refused: number;
+    /** The instances refused (no longer carrying the fleet's tag), as the state knew them. */
+    refusedInstances?: { id: string; label: string | undefined; address: string | undefined }[];
     failed: { id: string; code: string; error: string }[];
+    /** Why the provider's list of the fleet's tagged instances failed (only the state's ids were destroyed). */
+    listFailed?: { code: string; error: string };
     revokedCerts: string[];
     knownHostsRemoved: number;
+    /** Why unregistering the fleet from Redis failed (the rest of the delete was done). */
+    unregisterFailed?: { code: string; error: string };
     /** Hosts gaxx did not rent (inventory): agents stopped on them, and those it could not reach. */
     agentsStopped: number;
     agentsNotStopped: { host: string; code: string; error: string }[];
   };
   errors: Array<[string, GaxxError]>;
+  /** The fleet is gone but for its registration in Redis, which failed. */
+  unregisterError?: GaxxError | undefined;
 }
 
 /**
  * Destroys `ids` (each re-checked for the fleet's tag by the provider), then, when every destroy
- * succeeded, revokes the fleet's certificates, unregisters it and removes its state. Shared by
- * `gaxx delete` and the scheduler daemon's TTL/budget reaper.
+ * succeeded and the fleet's tagged instances were listed (no `listError`), forgets the fleet
+ * (forgetFleet: certificates, known_hosts, state, then Redis). Shared by `gaxx delete` and the
+ * scheduler daemon's TTL/budget reaper.
  */
 export async function destroyFleet(
   config: GaxxConfig,
   fleet: string,
-  o: { state: FleetState | undefined; provider: Provider; name: string; ids: string[]; signal?: AbortSignal },
+  o: { state: FleetState | undefined; provider: Provider; name: string; ids: string[]; signal?: AbortSignal; listError?: GaxxError },
 ): Promise<DestroyReport> {
   const { state, provider, name, ids, signal } = o;
   // Machines that outlive the fleet (an inventory) keep running: their agents are stopped first,
@@ -91,27 +81,32 @@ export async function destroyFleet(
   );
   const errors = [...outcomes].filter((o): o is [string, GaxxError] => o[1] instanceof GaxxError);
   const count = (k: DestroyOutcome) => [...outcomes.values()].filter((v) => v === k).length;
-  const revoked = errors.length ? [] : revokeFleetCerts(config.paths.caDir, fleet);
-  let knownHostsRemoved = 0;
-  if (!errors.length) {
-    if (!state || state.limits || state.hosts.some((h) => h.status === 'ready')) await unpublishFleet(config, fleet);
-    knownHostsRemoved = fleetKnownHosts(config).removeFleet(fleet);
-    removeFleet(config.paths.fleetsDir, fleet);
-  }
+  const forgot =
+    errors.length || o.listError
+      ? undefined
+      : await forgetFleet(config, fleet, { registered: !state || state.limits !== undefined || state.hosts.some((h) => h.status === 'ready') });
+  const refusedInstances = [...outcomes].flatMap(([id, v]) => {
+    if (v !== 'refused') return [];
+    const h = state?.hosts.find((x) => x.id === id);
+    return [{ id, label: h?.name, address: h?.ipv4 }];
+  });
   const result = {
     fleet,
     provider: name,
     destroyed: provider.capabilities.destroys ? count('deleted') : 0,
     released: provider.capabilities.destroys ? 0 : count('deleted'),
     alreadyGone: count('gone'),
-    refused: count('refused'),
+    refused: refusedInstances.length,
+    refusedInstances,
     failed: errors.map(([id, e]) => ({ id, code: e.code, error: e.message })),
-    revokedCerts: revoked,
-    knownHostsRemoved,
+    ...(o.listError ? { listFailed: { code: o.listError.code, error: o.listError.message } } : {}),
+    revokedCerts: forgot?.revokedCerts ?? [],
+    knownHostsRemoved: forgot?.knownHostsRemoved ?? 0,
+    ...(forgot?.unregisterError ? { unregisterFailed: { code: forgot.unregisterError.code, error: forgot.unregisterError.message } } : {}),
     agentsStopped: retired.filter((r) => 'stopped' in r && r.stopped !== 'none').length,
     agentsNotStopped: retired.flatMap((r) => ('error' in r ? [{ host: r.name, code: r.error.code, error: r.error.message }] : [])),
   };
-  return { result, errors };
+  return { result, errors, unregisterError: forgot?.unregisterError };
 }
 
 /**
@@ -144,6 +139,14 @@ export const command: Command = {
     'refuses unless --yes. --dry-run lists what would be destroyed and changes nothing. --provider',
     'is needed only when the state is gone. Hosts of an SSH inventory are not destroyed: gaxx logs in',
     'as gx, stops the agent and deletes its key and certificates, and forgets the hosts.',
+    '',
+    "An instance in the state that no longer carries the fleet's tag (removed by hand) is not",
+    'destroyed: it is listed with its id, label and address (refusedInstances in --json), the rest',
+    'of the fleet is deleted and the command exits 6 (FAILED_PRECONDITION): destroy it by hand, or',
+    "tag it again and run 'gaxx delete F --provider P'. When the provider cannot list the fleet's",
+    'tagged instances, the instances the state records are destroyed all the same and the state is',
+    'kept (exit 12): run the delete again. When Redis cannot be reached, everything but the',
+    "fleet's unregistration is done and the command exits 12, naming what to run once Redis is back.",
   ].join('\n'),
   flags: {
     provider: {
@@ -167,7 +170,15 @@ export const command: Command = {
     if (state && stringFlag(flags, 'provider') && stringFlag(flags, 'provider') !== state.provider)
       throw usageError('delete', `fleet ${fleet} runs on ${state.provider}`);
     const provider = await providerFor(config, name, { state });
-    const tagged = await provider.list(fleet, { signal });
+    // A failed listing still leaves the instances the state recorded to destroy.
+    let tagged: Instance[] = [];
+    let listError: GaxxError | undefined;
+    try {
+      tagged = await provider.list(fleet, { signal });
+    } catch (e) {
+      if (!state || signal.aborted || boolFlag(flags, 'dry-run') || !isGaxxError(e)) throw e;
+      listError = e;
+    }
     const ids = [...new Set([...tagged.map((i) => i.id), ...(state?.hosts.flatMap((h) => (h.id ? [h.id] : [])) ?? [])])];
     // Hosts gaxx did not rent (an inventory) are never destroyed: their agents are stopped and gaxx forgets them.
     const keeps = !provider.capabilities.destroys;
@@ -193,18 +204,28 @@ export const command: Command = {
         : `destroy ${counted(ids.length, 'instance')} of fleet ${fleet} on ${name}?`;
       if (!(await confirm(io, question))) throw new GaxxError('CANCELLED', 'nothing deleted');
     }
-    const { result, errors } = await destroyFleet(config, fleet, { state, provider, name, ids, signal });
+    const { result, errors, unregisterError } = await destroyFleet(config, fleet, { state, provider, name, ids, signal, ...(listError ? { listError } : {}) });
     out.result(result, () =>
       [
         `fleet ${fleet}: ${keeps ? `released ${counted(result.released, 'inventory host')} (left as they are, not destroyed)` : `destroyed ${result.destroyed}`}, already gone ${result.alreadyGone}${result.refused ? `, left ${result.refused} not carrying the fleet's tag` : ''}`,
         ...result.failed.map((f) => `  ${f.id}: ${f.error} [${f.code}]`),
+        ...(result.refusedInstances ?? []).map(
+          (r) =>
+            `  ${[r.id, r.label, r.address].filter(Boolean).join(' ')}: not destroyed, it no longer carries the tag gaxx-fleet:${fleet}: destroy it by hand, or tag it again and run 'gaxx delete ${fleet} --provider ${name}'`,
+        ),
+        ...(listError
+          ? [`could not list the fleet's tagged instances (${listError.message} [${listError.code}]): only the ${ids.length} the state records were destroyed`]
+          : []),
         ...(result.agentsStopped ? [`stopped the agent on ${result.agentsStopped} host(s) that stay`] : []),
         ...result.agentsNotStopped.map((f) => `  ${f.host}: agent not stopped: ${f.error} [${f.code}]`),
-        errors.length
+        errors.length || listError
           ? `state kept: run 'gaxx delete ${fleet}' again`
           : `revoked ${result.revokedCerts.length} certificate(s), removed ${result.knownHostsRemoved} known_hosts entr${result.knownHostsRemoved === 1 ? 'y' : 'ies'}; state cleared`,
+        ...(unregisterError ? [unregisterHint(fleet, name, unregisterError)] : []),
       ].join('\n'),
     );
-    return errors.length ? exitCodeFor((errors[0] as [string, GaxxError])[1].code) : 0;
+    const failure = (errors[0] as [string, GaxxError] | undefined)?.[1] ?? listError ?? unregisterError;
+    if (failure) return exitCodeFor(failure.code);
+    return result.refused ? exitCodeFor('FAILED_PRECONDITION') : 0;
   },
 };
