@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import { counted, exitCodeFor, GaxxError, isGaxxError } from '../../proto/index.js';
 import { boolFlag, JSON_FLAG, stringFlag, usageError, type Command } from '../command.js';
 import { ownFleetLimits } from '../fleet/fleet-directory.js';
+import { lockFleet } from '../fleet/fleet-lock.js';
 import { forgetFleet, unregisterHint } from '../fleet/forget-fleet.js';
 import { providerFor } from '../fleet/provider-for.js';
 import { retireAgents } from '../fleet/retire-agents.js';
@@ -135,7 +136,8 @@ export const command: Command = {
     'is checked for the tag again right before it is destroyed: an untagged or foreign instance,',
     "whatever its name, is never touched. Then revokes the fleet's agent certificates, removes its",
     "entries from gaxx's known_hosts, unregisters the fleet",
-    'and removes its state. Asks first on a terminal; when stdin is not a terminal it',
+    'and removes its state. Refused (exit 6) while a gaxx spawn of F runs, naming its pid. Asks first',
+    'on a terminal; when stdin is not a terminal it',
     'refuses unless --yes. --dry-run lists what would be destroyed and changes nothing. --provider',
     'is needed only when the state is gone. Hosts of an SSH inventory are not destroyed: gaxx logs in',
     'as gx, stops the agent and deletes its key and certificates, and forgets the hosts.',
@@ -164,68 +166,83 @@ export const command: Command = {
   async run({ flags, positionals, config, out, io, signal }) {
     const fleet = positionals[0] as string;
     assertFleetName(fleet);
-    const state = readFleet(config.paths.fleetsDir, fleet);
-    const name = state?.provider ?? stringFlag(flags, 'provider');
-    if (!name) throw new GaxxError('NOT_FOUND', `no state for fleet ${fleet}; pass --provider P to look for its tagged instances`);
-    if (state && stringFlag(flags, 'provider') && stringFlag(flags, 'provider') !== state.provider)
-      throw usageError('delete', `fleet ${fleet} runs on ${state.provider}`);
-    const provider = await providerFor(config, name, { state });
-    // A failed listing still leaves the instances the state recorded to destroy.
-    let tagged: Instance[] = [];
-    let listError: GaxxError | undefined;
+    // One command at a time on a fleet: a spawn of it must not go on recording hosts meanwhile.
+    const lock = boolFlag(flags, 'dry-run') ? undefined : lockFleet(config.paths.fleetsDir, fleet, 'delete');
     try {
-      tagged = await provider.list(fleet, { signal });
-    } catch (e) {
-      if (!state || signal.aborted || boolFlag(flags, 'dry-run') || !isGaxxError(e)) throw e;
-      listError = e;
-    }
-    const ids = [...new Set([...tagged.map((i) => i.id), ...(state?.hosts.flatMap((h) => (h.id ? [h.id] : [])) ?? [])])];
-    // Hosts gaxx did not rent (an inventory) are never destroyed: their agents are stopped and gaxx forgets them.
-    const keeps = !provider.capabilities.destroys;
-    if (boolFlag(flags, 'dry-run')) {
-      const listed = tagged.map((i) => ({ id: i.id, label: i.label, address: i.ipv4 }));
-      out.result(
-        { fleet, provider: name, wouldDestroy: keeps ? [] : listed, ...(keeps ? { wouldRelease: listed } : {}), stateHosts: state?.hosts.length ?? 0 },
-        () =>
-          [
-            keeps
-              ? `fleet ${fleet} (${name}): would release ${counted(tagged.length, 'inventory host')}: stop the agent, delete its key and certificate, forget the host; the machine is left as it is (never destroyed)`
-              : `fleet ${fleet} (${name}): would destroy ${counted(tagged.length, 'tagged instance')}`,
-            // An inventory host's label is its id: named once.
-            ...tagged.map((i) => `  ${[...new Set([i.label, i.id])].join(' ')} ${i.ipv4 ?? '-'}`),
-          ].join('\n'),
+      const state = readFleet(config.paths.fleetsDir, fleet);
+      const name = state?.provider ?? stringFlag(flags, 'provider');
+      if (!name) throw new GaxxError('NOT_FOUND', `no state for fleet ${fleet}; pass --provider P to look for its tagged instances`);
+      if (state && stringFlag(flags, 'provider') && stringFlag(flags, 'provider') !== state.provider)
+        throw usageError('delete', `fleet ${fleet} runs on ${state.provider}`);
+      const provider = await providerFor(config, name, { state });
+      // A failed listing still leaves the instances the state recorded to destroy.
+      let tagged: Instance[] = [];
+      let listError: GaxxError | undefined;
+      try {
+        tagged = await provider.list(fleet, { signal });
+      } catch (e) {
+        if (!state || signal.aborted || boolFlag(flags, 'dry-run') || !isGaxxError(e)) throw e;
+        listError = e;
+      }
+      const ids = [...new Set([...tagged.map((i) => i.id), ...(state?.hosts.flatMap((h) => (h.id ? [h.id] : [])) ?? [])])];
+      // Hosts gaxx did not rent (an inventory) are never destroyed: their agents are stopped and gaxx forgets them.
+      const keeps = !provider.capabilities.destroys;
+      if (boolFlag(flags, 'dry-run')) {
+        const listed = tagged.map((i) => ({ id: i.id, label: i.label, address: i.ipv4 }));
+        out.result(
+          { fleet, provider: name, wouldDestroy: keeps ? [] : listed, ...(keeps ? { wouldRelease: listed } : {}), stateHosts: state?.hosts.length ?? 0 },
+          () =>
+            [
+              keeps
+                ? `fleet ${fleet} (${name}): would release ${counted(tagged.length, 'inventory host')}: stop the agent, delete its key and certificate, forget the host; the machine is left as it is (never destroyed)`
+                : `fleet ${fleet} (${name}): would destroy ${counted(tagged.length, 'tagged instance')}`,
+              // An inventory host's label is its id: named once.
+              ...tagged.map((i) => `  ${[...new Set([i.label, i.id])].join(' ')} ${i.ipv4 ?? '-'}`),
+            ].join('\n'),
+        );
+        return 0;
+      }
+      if (!boolFlag(flags, 'yes')) {
+        if (!io.stdinIsTty) throw usageError('delete', `refusing to delete fleet ${fleet} without --yes when stdin is not a terminal`);
+        const question = keeps
+          ? `stop the agents on ${counted(ids.length, 'inventory host')} of fleet ${fleet} and forget them (the machines stay)?`
+          : `destroy ${counted(ids.length, 'instance')} of fleet ${fleet} on ${name}?`;
+        if (!(await confirm(io, question))) throw new GaxxError('CANCELLED', 'nothing deleted');
+      }
+      const { result, errors, unregisterError } = await destroyFleet(config, fleet, {
+        state,
+        provider,
+        name,
+        ids,
+        signal,
+        ...(listError ? { listError } : {}),
+      });
+      out.result(result, () =>
+        [
+          `fleet ${fleet}: ${keeps ? `released ${counted(result.released, 'inventory host')} (left as they are, not destroyed)` : `destroyed ${result.destroyed}`}, already gone ${result.alreadyGone}${result.refused ? `, left ${result.refused} not carrying the fleet's tag` : ''}`,
+          ...result.failed.map((f) => `  ${f.id}: ${f.error} [${f.code}]`),
+          ...(result.refusedInstances ?? []).map(
+            (r) =>
+              `  ${[r.id, r.label, r.address].filter(Boolean).join(' ')}: not destroyed, it no longer carries the tag gaxx-fleet:${fleet}: destroy it by hand, or tag it again and run 'gaxx delete ${fleet} --provider ${name}'`,
+          ),
+          ...(listError
+            ? [
+                `could not list the fleet's tagged instances (${listError.message} [${listError.code}]): only the ${ids.length} the state records were destroyed`,
+              ]
+            : []),
+          ...(result.agentsStopped ? [`stopped the agent on ${result.agentsStopped} host(s) that stay`] : []),
+          ...result.agentsNotStopped.map((f) => `  ${f.host}: agent not stopped: ${f.error} [${f.code}]`),
+          errors.length || listError
+            ? `state kept: run 'gaxx delete ${fleet}' again`
+            : `revoked ${result.revokedCerts.length} certificate(s), removed ${result.knownHostsRemoved} known_hosts entr${result.knownHostsRemoved === 1 ? 'y' : 'ies'}; state cleared`,
+          ...(unregisterError ? [unregisterHint(fleet, name, unregisterError)] : []),
+        ].join('\n'),
       );
-      return 0;
+      const failure = (errors[0] as [string, GaxxError] | undefined)?.[1] ?? listError ?? unregisterError;
+      if (failure) return exitCodeFor(failure.code);
+      return result.refused ? exitCodeFor('FAILED_PRECONDITION') : 0;
+    } finally {
+      lock?.release();
     }
-    if (!boolFlag(flags, 'yes')) {
-      if (!io.stdinIsTty) throw usageError('delete', `refusing to delete fleet ${fleet} without --yes when stdin is not a terminal`);
-      const question = keeps
-        ? `stop the agents on ${counted(ids.length, 'inventory host')} of fleet ${fleet} and forget them (the machines stay)?`
-        : `destroy ${counted(ids.length, 'instance')} of fleet ${fleet} on ${name}?`;
-      if (!(await confirm(io, question))) throw new GaxxError('CANCELLED', 'nothing deleted');
-    }
-    const { result, errors, unregisterError } = await destroyFleet(config, fleet, { state, provider, name, ids, signal, ...(listError ? { listError } : {}) });
-    out.result(result, () =>
-      [
-        `fleet ${fleet}: ${keeps ? `released ${counted(result.released, 'inventory host')} (left as they are, not destroyed)` : `destroyed ${result.destroyed}`}, already gone ${result.alreadyGone}${result.refused ? `, left ${result.refused} not carrying the fleet's tag` : ''}`,
-        ...result.failed.map((f) => `  ${f.id}: ${f.error} [${f.code}]`),
-        ...(result.refusedInstances ?? []).map(
-          (r) =>
-            `  ${[r.id, r.label, r.address].filter(Boolean).join(' ')}: not destroyed, it no longer carries the tag gaxx-fleet:${fleet}: destroy it by hand, or tag it again and run 'gaxx delete ${fleet} --provider ${name}'`,
-        ),
-        ...(listError
-          ? [`could not list the fleet's tagged instances (${listError.message} [${listError.code}]): only the ${ids.length} the state records were destroyed`]
-          : []),
-        ...(result.agentsStopped ? [`stopped the agent on ${result.agentsStopped} host(s) that stay`] : []),
-        ...result.agentsNotStopped.map((f) => `  ${f.host}: agent not stopped: ${f.error} [${f.code}]`),
-        errors.length || listError
-          ? `state kept: run 'gaxx delete ${fleet}' again`
-          : `revoked ${result.revokedCerts.length} certificate(s), removed ${result.knownHostsRemoved} known_hosts entr${result.knownHostsRemoved === 1 ? 'y' : 'ies'}; state cleared`,
-        ...(unregisterError ? [unregisterHint(fleet, name, unregisterError)] : []),
-      ].join('\n'),
-    );
-    const failure = (errors[0] as [string, GaxxError] | undefined)?.[1] ?? listError ?? unregisterError;
-    if (failure) return exitCodeFor(failure.code);
-    return result.refused ? exitCodeFor('FAILED_PRECONDITION') : 0;
   },
 };

@@ -5,6 +5,7 @@ import { boolFlag, durationFlag, intFlag, JSON_FLAG, stringFlag, usageError, typ
 import type { GaxxConfig } from '../config.js';
 import { loadBootstrapStep } from '../fleet/bootstrap-step.js';
 import { holdFleetWhileSpawning, publishFleet, publishFleetLimits, unpublishFleet } from '../fleet/fleet-directory.js';
+import { lockFleet } from '../fleet/fleet-lock.js';
 import { forgetFleet, unregisterHint } from '../fleet/forget-fleet.js';
 import { assertInitialized } from '../fleet/preflight.js';
 import { providerFor } from '../fleet/provider-for.js';
@@ -163,78 +164,91 @@ export const command: Command = {
     'gaxx spawn --provider linode --count 20 --fleet crawl --ttl 2h --budget 5.00',
     'gaxx spawn --fleet web --fill',
   ],
-  async run({ flags, config, out, signal }) {
-    const p = plan(flags, config);
-    // Every flag is checked before anything is recorded or rented.
-    const connectDeadlineMs = durationFlag(flags, 'ssh-timeout', 'spawn') ?? 180_000;
-    const readyTimeoutMs = durationFlag(flags, 'ready-timeout', 'spawn') ?? 600_000;
-    // Before any provider call: a missing `gaxx init` must not surface after instances are rented.
-    assertInitialized(config);
-    // An inventory's entries (key files included) are checked here, before anything is recorded.
-    const provider = await providerFor(config, p.provider, { inventory: p.settings.inventory, state: p.existing, checkKeys: true });
-    const max = provider.capabilities.maxInstances;
-    if (max !== undefined && p.count > max)
-      throw usage(
-        provider.capabilities.creates
-          ? `--count ${p.count} is more than the ${provider.name} provider can give (at most ${max})`
-          : `--count ${p.count} is more than the inventory's ${counted(max, 'host')} (${p.settings.inventory ?? 'the inventory'}): list more hosts there or ask for fewer`,
-      );
-    const store = p.existing
-      ? new FleetStore(config.paths.fleetsDir, { ...p.existing, count: p.count, minCount: p.minCount, settings: p.settings })
-      : FleetStore.create(config.paths.fleetsDir, {
-          fleet: p.fleet,
-          provider: p.provider,
-          count: p.count,
-          minCount: p.minCount,
-          settings: p.settings,
-          ...(p.limits ? { limits: p.limits } : {}),
-        });
-    const ctx: SpawnContext = {
-      provider,
-      store,
-      step: await loadBootstrapStep(config, {
-        startsAgent: provider.capabilities.startsAgent,
-        acceptNew: boolFlag(flags, 'accept-new'),
-        connectDeadlineMs,
-        powerOffAt: p.limits?.expiresAt,
-      }),
-      agentPort: config.agent.port,
-      clock: systemClock,
-      signal,
-      readyTimeoutMs,
-      progress: (line) => out.note(`gaxx: ${p.fleet}: ${line}`),
-    };
-    const before = new Set(store.state.hosts.filter((h) => h.status === 'ready').map((h) => h.index));
-    // A TTL shorter than this spawn must not have the reaper delete hosts under it.
-    const release = p.limits ? await holdFleetWhileSpawning(config, p.fleet) : undefined;
+  async run(c) {
+    const fleet = stringFlag(c.flags, 'fleet');
+    if (!fleet) throw usage('--fleet F is required');
+    assertFleetName(fleet);
+    // One command at a time on a fleet: a delete must not run while this spawn records hosts.
+    const lock = lockFleet(c.config.paths.fleetsDir, fleet, 'spawn');
     try {
-      // The limits reach the daemon before anything is rented, so a spawn that dies midway is still ended in time.
-      if (p.limits && !p.existing) {
-        await store.update(() => undefined);
-        if (!(await publishFleetLimits(config, store.state))) out.note(noScheduler(p.fleet, p.limits, provider.capabilities.userData));
-      }
-      const { tagged, surplus } = await adoptTagged(ctx);
-      const duplicates = await destroySurplus(ctx, surplus);
-      if (p.existing) await retireDeadHosts(ctx, tagged);
-      const { region, type, image } = p.settings;
-      const failed = await createHosts(ctx, missingIndices(store.state.hosts, p.count), { region, type, image });
-      // Now priced by the hosts the provider created.
-      await publishFleetLimits(config, store.state);
-      for (const [i, e] of await awaitAddresses(ctx)) failed.set(i, e);
-      await bootstrapCreated(ctx, failed);
-      return await finish(ctx, config, out, { p, before, failed, duplicates });
-    } catch (e) {
-      // Nothing recorded (e.g. the token was refused before any create): leave no empty fleet.
-      if (store.state.hosts.length === 0) {
-        removeFleet(config.paths.fleetsDir, p.fleet);
-        if (p.limits && !p.existing) await unpublishFleet(config, p.fleet).catch(() => undefined);
-      }
-      throw e;
+      return await spawn(c);
     } finally {
-      await release?.();
+      lock.release();
     }
   },
 };
+
+async function spawn({ flags, config, out, signal }: CommandContext): Promise<number> {
+  const p = plan(flags, config);
+  // Every flag is checked before anything is recorded or rented.
+  const connectDeadlineMs = durationFlag(flags, 'ssh-timeout', 'spawn') ?? 180_000;
+  const readyTimeoutMs = durationFlag(flags, 'ready-timeout', 'spawn') ?? 600_000;
+  // Before any provider call: a missing `gaxx init` must not surface after instances are rented.
+  assertInitialized(config);
+  // An inventory's entries (key files included) are checked here, before anything is recorded.
+  const provider = await providerFor(config, p.provider, { inventory: p.settings.inventory, state: p.existing, checkKeys: true });
+  const max = provider.capabilities.maxInstances;
+  if (max !== undefined && p.count > max)
+    throw usage(
+      provider.capabilities.creates
+        ? `--count ${p.count} is more than the ${provider.name} provider can give (at most ${max})`
+        : `--count ${p.count} is more than the inventory's ${counted(max, 'host')} (${p.settings.inventory ?? 'the inventory'}): list more hosts there or ask for fewer`,
+    );
+  const store = p.existing
+    ? new FleetStore(config.paths.fleetsDir, { ...p.existing, count: p.count, minCount: p.minCount, settings: p.settings })
+    : FleetStore.create(config.paths.fleetsDir, {
+        fleet: p.fleet,
+        provider: p.provider,
+        count: p.count,
+        minCount: p.minCount,
+        settings: p.settings,
+        ...(p.limits ? { limits: p.limits } : {}),
+      });
+  const ctx: SpawnContext = {
+    provider,
+    store,
+    step: await loadBootstrapStep(config, {
+      startsAgent: provider.capabilities.startsAgent,
+      acceptNew: boolFlag(flags, 'accept-new'),
+      connectDeadlineMs,
+      powerOffAt: p.limits?.expiresAt,
+    }),
+    agentPort: config.agent.port,
+    clock: systemClock,
+    signal,
+    readyTimeoutMs,
+    progress: (line) => out.note(`gaxx: ${p.fleet}: ${line}`),
+  };
+  const before = new Set(store.state.hosts.filter((h) => h.status === 'ready').map((h) => h.index));
+  // A TTL shorter than this spawn must not have the reaper delete hosts under it.
+  const release = p.limits ? await holdFleetWhileSpawning(config, p.fleet) : undefined;
+  try {
+    // The limits reach the daemon before anything is rented, so a spawn that dies midway is still ended in time.
+    if (p.limits && !p.existing) {
+      await store.update(() => undefined);
+      if (!(await publishFleetLimits(config, store.state))) out.note(noScheduler(p.fleet, p.limits, provider.capabilities.userData));
+    }
+    const { tagged, surplus } = await adoptTagged(ctx);
+    const duplicates = await destroySurplus(ctx, surplus);
+    if (p.existing) await retireDeadHosts(ctx, tagged);
+    const { region, type, image } = p.settings;
+    const failed = await createHosts(ctx, missingIndices(store.state.hosts, p.count), { region, type, image });
+    // Now priced by the hosts the provider created.
+    await publishFleetLimits(config, store.state);
+    for (const [i, e] of await awaitAddresses(ctx)) failed.set(i, e);
+    await bootstrapCreated(ctx, failed);
+    return await finish(ctx, config, out, { p, before, failed, duplicates });
+  } catch (e) {
+    // Nothing recorded (e.g. the token was refused before any create): leave no empty fleet.
+    if (store.state.hosts.length === 0) {
+      removeFleet(config.paths.fleetsDir, p.fleet);
+      if (p.limits && !p.existing) await unpublishFleet(config, p.fleet).catch(() => undefined);
+    }
+    throw e;
+  } finally {
+    await release?.();
+  }
+}
 
 async function finish(
   ctx: SpawnContext,

@@ -1,8 +1,9 @@
 // gaxx spawn against the fake Linode and Vultr APIs behind a fault proxy (test/helpers/fault-proxy.ts):
 // a creation whose answer was lost after the provider acted, a --fill that finds a second
 // instance named like a ready host, a clean-up whose deletes fail, a fill that ends without any
-// host. Instances answer on loopback where no SSH runs, so every host that is not ready yet fails
-// at the bootstrap step; what is checked is what the provider holds and what gaxx reports.
+// host, a delete while a spawn of the fleet runs. Instances answer on
+// loopback where no SSH runs, so every host that is not ready yet fails at the bootstrap step;
+// what is checked is what the provider holds and what gaxx reports.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,11 +13,12 @@ import { KnownHosts } from '../../cli/ssh/known-hosts.js';
 import { FleetStore, readFleet } from '../../cli/state.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { createRedis, fleetAgents, registerFleet, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
-import { runGaxx, type CliRun } from '../helpers/cli.js';
+import { runGaxx, spawnGaxx, stopAllGaxx, type CliRun } from '../helpers/cli.js';
 import type { FakeCloud } from '../helpers/fake-cloud.js';
 import { FakeLinode } from '../helpers/fake-linode.js';
 import { FakeVultr } from '../helpers/fake-vultr.js';
 import { FaultProxy, type ProxiedRequest } from '../helpers/fault-proxy.js';
+import { eventually } from '../helpers/poll.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 const TOKEN = 'e2e-0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978';
@@ -68,6 +70,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
+  await stopAllGaxx();
   await proxy?.stop();
   await fake?.stop();
   proxy = undefined;
@@ -158,6 +161,48 @@ describe('gaxx spawn clean-up failures', () => {
     proxy.rule = () => ({ kind: 'pass' });
     const d = await gaxx(['delete', 'web', '--yes', '--json']);
     expect(d.code, d.stderr + d.stdout).toBe(0);
+    expect(fake.instances.size).toBe(0);
+  });
+});
+
+describe('gaxx spawn and gaxx delete of one fleet', () => {
+  const linode = clouds[0];
+
+  it("a delete while a spawn of the fleet runs is refused naming the spawn's pid; the spawn ends as it would have", async () => {
+    const { fake, proxy, gaxx } = await world(linode);
+    let open = (): void => undefined;
+    const gate = new Promise<void>((r) => (open = r));
+    proxy.rule = (q) => (isCreate(q) ? { kind: 'hold', until: gate } : { kind: 'pass' });
+    const sp = spawnGaxx(['spawn', '--provider', 'linode', '--count', '2', '--fleet', 'web', '--json', '--ssh-timeout', '1s'], {
+      home,
+      env: { ...linode.env(proxy.url), GAXX_REDIS_URL: redis.url },
+    });
+    expect(await eventually(() => proxy.seen.filter(isCreate).length === 2, 60_000)).toBe(true);
+    const d = await gaxx(['delete', 'web', '--yes', '--json']);
+    expect(d.code, d.stderr + d.stdout).toBe(exitCodeFor('FAILED_PRECONDITION'));
+    expect((JSON.parse(d.stdout) as { error: { message: string } }).error.message).toContain(`pid ${sp.pid}`);
+    expect(existsSync(join(fleetsDir(), 'web.json'))).toBe(true);
+    open();
+    const e = await sp.done;
+    expect(e.code, e.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
+    expect(fake.instances.size).toBe(0);
+  });
+
+  it('the lock of a killed spawn does not stop a delete, which removes what the spawn left', async () => {
+    const { fake, proxy, gaxx } = await world(linode);
+    let open = (): void => undefined;
+    const gate = new Promise<void>((r) => (open = r));
+    proxy.rule = (q) => (isCreate(q) ? { kind: 'hold', until: gate } : { kind: 'pass' });
+    const sp = spawnGaxx(['spawn', '--provider', 'linode', '--count', '2', '--fleet', 'web', '--json'], { home, env: linode.env(proxy.url) });
+    expect(await eventually(() => proxy.seen.filter(isCreate).length === 2, 60_000)).toBe(true);
+    sp.kill('SIGKILL');
+    await sp.done;
+    // The provider acts on what it was asked, whether or not anyone hears the answer.
+    open();
+    expect(await eventually(() => fake.instances.size === 2, 30_000)).toBe(true);
+    const d = await gaxx(['delete', 'web', '--yes', '--json']);
+    expect(d.code, d.stderr + d.stdout).toBe(0);
+    expect((JSON.parse(d.stdout) as { destroyed: number }).destroyed).toBe(2);
     expect(fake.instances.size).toBe(0);
   });
 });
