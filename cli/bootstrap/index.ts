@@ -52,6 +52,8 @@ export interface BootstrapOptions {
   /** How long to wait for Health after install (default 60 s). */
   readyDeadlineMs?: number;
   onProgress?: (e: BootstrapEvent) => void;
+  /** Stops every host's bootstrap where it is (CANCELLED), connection attempts and waits included. */
+  signal?: AbortSignal | undefined;
 }
 
 /** One host's outcome. */
@@ -88,11 +90,18 @@ export function agentAddress(host: string): string {
  * IDENTITY_MISMATCH is final (another agent answers there); anything else is retried until the
  * deadline (DEADLINE_EXCEEDED).
  */
-export async function waitHealthy(address: string, creds: CertBundle, expect: { fleet: string; host: string }, deadlineMs: number): Promise<void> {
+export async function waitHealthy(
+  address: string,
+  creds: CertBundle,
+  expect: { fleet: string; host: string },
+  deadlineMs: number,
+  signal?: AbortSignal,
+): Promise<void> {
   const deadline = Date.now() + deadlineMs;
   let delay = 100;
   let last: unknown;
   while (Date.now() < deadline) {
+    if (signal?.aborted) throw new GaxxError('CANCELLED', `waiting for ${address} cancelled`);
     const client = AgentClient.connect({ address, expect }, creds, { deadlineMs: 3_000, connectTimeoutMs: 3_000 });
     try {
       if ((await client.health()) === 'SERVING') return;
@@ -122,7 +131,7 @@ async function bootstrapOne(
     const report = await installOnHost(t, ctx);
     progress({ host: t.name, step: 'wait-healthy' });
     const address = agentAddress(t.host);
-    await waitHealthy(address, o.operatorCreds, { fleet: o.fleet, host: t.name }, o.readyDeadlineMs ?? 60_000);
+    await waitHealthy(address, o.operatorCreds, { fleet: o.fleet, host: t.name }, o.readyDeadlineMs ?? 60_000, o.signal);
     progress({ host: t.name, step: 'ready', detail: address });
     return { name: t.name, host: t.host, ok: true, agentAddress: address, serial: serials.get(t.name) ?? '', report, ms: Date.now() - started };
   } catch (e) {
@@ -147,6 +156,7 @@ export async function bootstrapHosts(targets: BootstrapTarget[], o: BootstrapOpt
     monitorAddresses: o.monitorAddresses ?? [],
     ...(o.connectDeadlineMs === undefined ? {} : { connectDeadlineMs: o.connectDeadlineMs }),
     ...(o.retryAuth === undefined ? {} : { retryAuth: o.retryAuth }),
+    ...(o.signal ? { signal: o.signal } : {}),
     progress: o.onProgress ?? (() => undefined),
   };
   const results: BootstrapResult[] = new Array(targets.length);

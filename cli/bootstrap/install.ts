@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import type ssh2 from 'ssh2';
 import { GaxxError } from '../../proto/index.js';
+import { onAbort } from '../abort-fanout.js';
 import { connectSsh, execChecked, execRemote, uploadVerified, type HostKeyPolicy } from '../ssh/index.js';
 import {
   PROBE_SCRIPT,
@@ -66,6 +67,8 @@ export interface InstallContext {
   localNode?: { path: string; arch: string };
   connectDeadlineMs?: number;
   retryAuth?: boolean;
+  /** Ctrl-C: stops connecting at once and ends a connection made (the step under way fails). */
+  signal?: AbortSignal;
   progress: (e: BootstrapEvent) => void;
 }
 
@@ -196,10 +199,13 @@ export async function installOnHost(target: BootstrapTarget, ctx: InstallContext
   const client = await connectSsh({ host: target.host, port: target.port, user: target.user, privateKey: target.privateKey }, target.hostKey, {
     deadlineMs: ctx.connectDeadlineMs ?? 180_000,
     retryAuth: ctx.retryAuth ?? false,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
   });
+  const untie = onAbort(ctx.signal, () => client.end());
   try {
     return await steps(client, target, ctx);
   } finally {
+    untie();
     client.end();
   }
 }

@@ -1,12 +1,11 @@
 /** `gaxx spawn --provider P --count N --fleet F [...]`: rent (or take) hosts, bootstrap them, register the fleet. */
 import { resolve } from 'node:path';
-import { checkDuration, counted, exitCodeFor, GaxxError } from '../../proto/index.js';
+import { checkDuration, counted, GaxxError } from '../../proto/index.js';
 import { boolFlag, durationFlag, intFlag, JSON_FLAG, stringFlag, usageError, type Command, type CommandContext } from '../command.js';
 import type { GaxxConfig } from '../config.js';
 import { loadBootstrapStep } from '../fleet/bootstrap-step.js';
 import { holdFleetWhileSpawning, publishFleet, publishFleetLimits, unpublishFleet } from '../fleet/fleet-directory.js';
 import { lockFleet } from '../fleet/fleet-lock.js';
-import { forgetFleet, unregisterHint } from '../fleet/forget-fleet.js';
 import { assertInitialized } from '../fleet/preflight.js';
 import { providerFor } from '../fleet/provider-for.js';
 import {
@@ -14,12 +13,12 @@ import {
   awaitAddresses,
   bootstrapCreated,
   createHosts,
-  destroyHosts,
   destroySurplus,
   missingIndices,
   retireDeadHosts,
   type SpawnContext,
 } from '../fleet/spawn-flow.js';
+import { finish, reportInterrupted } from '../fleet/spawn-report.js';
 import { providerNames, systemClock } from '../providers/index.js';
 import { assertFleetName, FleetStore, readFleet, removeFleet, type FleetState } from '../state.js';
 import { agentAddress } from './exec.js';
@@ -120,7 +119,9 @@ export const command: Command = {
     '(default: all N); hosts that failed are destroyed and reported, and `--fill` adds them later.',
     'When fewer than K are ready, every host this run created is destroyed. Each step is recorded',
     "in the fleet's state before it happens, so an interrupted spawn can be resumed with --fill or",
-    'removed with `gaxx delete F`. Tokens: LINODE_TOKEN / VULTR_API_KEY in the environment or in',
+    'removed with `gaxx delete F`. Ctrl-C stops at once (SSH connections under way included), cleans',
+    'nothing up, and names the instances left (`left` in --json) with the command to resume or remove',
+    'them (exit 130). A delete of F is refused while a spawn of F runs. Tokens: LINODE_TOKEN / VULTR_API_KEY in the environment or in',
     '<config>/secrets.env (mode 0600); never on the command line. API base URLs: the config file',
     '(providers.<name>.url) or GAXX_LINODE_URL / GAXX_VULTR_URL.',
     '',
@@ -222,6 +223,9 @@ async function spawn({ flags, config, out, signal }: CommandContext): Promise<nu
   const before = new Set(store.state.hosts.filter((h) => h.status === 'ready').map((h) => h.index));
   // A TTL shorter than this spawn must not have the reaper delete hosts under it.
   const release = p.limits ? await holdFleetWhileSpawning(config, p.fleet) : undefined;
+  const stopIfCancelled = (): void => {
+    if (signal.aborted) throw new GaxxError('CANCELLED', 'cancelled');
+  };
   try {
     // The limits reach the daemon before anything is rented, so a spawn that dies midway is still ended in time.
     if (p.limits && !p.existing) {
@@ -233,12 +237,18 @@ async function spawn({ flags, config, out, signal }: CommandContext): Promise<nu
     if (p.existing) await retireDeadHosts(ctx, tagged);
     const { region, type, image } = p.settings;
     const failed = await createHosts(ctx, missingIndices(store.state.hosts, p.count), { region, type, image });
+    stopIfCancelled();
     // Now priced by the hosts the provider created.
     await publishFleetLimits(config, store.state);
     for (const [i, e] of await awaitAddresses(ctx)) failed.set(i, e);
+    stopIfCancelled();
     await bootstrapCreated(ctx, failed);
-    return await finish(ctx, config, out, { p, before, failed, duplicates });
+    stopIfCancelled();
+    return await finish(ctx, config, out, { p, before, failed, duplicates, register: (state) => register(config, state) });
   } catch (e) {
+    // Ctrl-C: what is left is named, with the ways to go on.
+    const code = signal.aborted ? reportInterrupted(out, p, store.state) : undefined;
+    if (code !== undefined) return code;
     // Nothing recorded (e.g. the token was refused before any create): leave no empty fleet.
     if (store.state.hosts.length === 0) {
       removeFleet(config.paths.fleetsDir, p.fleet);
@@ -250,82 +260,10 @@ async function spawn({ flags, config, out, signal }: CommandContext): Promise<nu
   }
 }
 
-async function finish(
-  ctx: SpawnContext,
-  config: GaxxConfig,
-  out: CommandContext['out'],
-  r: { p: Plan; before: Set<number>; failed: Map<number, GaxxError>; duplicates: string[] },
-): Promise<number> {
-  const { store } = ctx;
-  const ready = store.state.hosts.filter((h) => h.status === 'ready');
-  const notReady = new Set(store.state.hosts.filter((h) => h.status !== 'ready').map((h) => h.index));
-  for (const i of r.failed.keys()) notReady.add(i);
-  const usable = ready.length >= r.p.minCount;
-  // Below --min-count: undo this run entirely (hosts that were ready before it stay).
-  const undo = usable ? notReady : new Set([...notReady, ...ready.filter((h) => !r.before.has(h.index)).map((h) => h.index)]);
-  const { destroyed, notDestroyed } = undo.size > 0 ? await destroyHosts(ctx, undo, r.failed, !usable) : { destroyed: [], notDestroyed: [] };
-  const failures = [...r.failed].map(([i, e]) => ({ host: `gaxx-${r.p.fleet}-${i}`, code: e.code, error: e.message }));
-  // No host left: forgotten as `gaxx delete` forgets a fleet (certificates, known_hosts, state, Redis).
-  const forgot = store.state.hosts.length === 0 ? await forgetFleet(config, r.p.fleet, { registered: !!store.state.limits || !!r.p.existing }) : undefined;
-  if (!forgot) {
-    if (usable) await register(config, store.state);
-    await publishFleetLimits(config, store.state);
-  }
-  const limits = store.state.limits;
-  // Hosts gaxx did not rent (an inventory) are never destroyed: the provider only forgets them.
-  const keeps = !ctx.provider.capabilities.destroys;
-  const result = {
-    fleet: r.p.fleet,
-    provider: r.p.provider,
-    ready: store.state.hosts.filter((h) => h.status === 'ready').map((h) => ({ name: h.name, address: h.ipv4, agent: h.agent })),
-    failed: failures,
-    destroyed: keeps ? [] : destroyed,
-    ...(keeps ? { released: destroyed } : {}),
-    ...(notDestroyed.length ? { notDestroyed } : {}),
-    ...(r.duplicates.length ? { duplicatesDestroyed: r.duplicates } : {}),
-    ...(forgot?.unregisterError ? { unregisterFailed: { code: forgot.unregisterError.code, error: forgot.unregisterError.message } } : {}),
-    ...(limits
-      ? { limits: { ...(limits.expiresAt ? { expiresAt: new Date(limits.expiresAt).toISOString() } : {}), budget: limits.budget, currency: limits.currency } }
-      : {}),
-  };
-  out.result(result, () =>
-    [
-      `fleet ${r.p.fleet}: ${result.ready.length}/${r.p.count} hosts ready${usable ? '' : ` (fewer than --min-count ${r.p.minCount})`}`,
-      ...(limits && store.state.hosts.length ? [limitsLine(limits)] : []),
-      ...failures.map((f) => `  ${f.host}: ${f.error} [${f.code}]`),
-      ...(destroyed.length ? [cleanupLine(destroyed.length, keeps)] : []),
-      ...notDestroyed.map((n) => `  ${n.id}: not destroyed: ${n.error} [${n.code}]`),
-      ...(notDestroyed.length ? [`${counted(notDestroyed.length, 'instance')} left running: 'gaxx delete ${r.p.fleet}' removes the fleet`] : []),
-      ...(r.duplicates.length ? [`destroyed ${counted(r.duplicates.length, 'instance')} named like a host that has its own`] : []),
-      ...(forgot?.unregisterError ? [unregisterHint(r.p.fleet, r.p.provider, forgot.unregisterError)] : []),
-      ...(usable && failures.length ? [`add the missing hosts later with: gaxx spawn --fleet ${r.p.fleet} --fill`] : []),
-    ].join('\n'),
-  );
-  if (usable) return 0;
-  const first = failures[0];
-  if (first && !out.json) out.note(`gaxx: spawn of ${r.p.fleet} failed: ${first.error} [${first.code}]`);
-  return exitCodeFor(first?.code ?? 'UNAVAILABLE');
-}
-
-/** What was done with the hosts that did not become ready. */
-function cleanupLine(n: number, keeps: boolean): string {
-  if (!keeps) return `destroyed ${counted(n, 'instance')} that did not become ready`;
-  return `released ${counted(n, 'inventory host')} that did not become ready: gaxx no longer uses ${n === 1 ? 'it' : 'them'}; the machine${n === 1 ? ' is' : 's are'} left as ${n === 1 ? 'it is' : 'they are'} (inventory hosts are never destroyed)`;
-}
-
 /** The warning for a TTL or budget that no running scheduler daemon (no heartbeat in Redis) would enforce. */
 function noScheduler(fleet: string, limits: NonNullable<FleetState['limits']>, userData: boolean): string {
   const what = [limits.expiresAt !== undefined ? 'TTL' : '', limits.budget !== undefined ? 'budget' : ''].filter(Boolean).join(' and ');
   // A cloud VM's own timer powers it off (still billed, not deleted) at the TTL plus 10 minutes.
   const meanwhile = userData && limits.expiresAt !== undefined ? 'its VMs only power themselves off at the TTL plus 10 minutes' : 'nothing ends this fleet';
   return `gaxx: warning: no gaxx scheduler is running (no daemon heartbeat in Redis), and only a running one enforces the ${what} of ${fleet}: start \`gaxx scheduler\` on the same Redis (until then ${meanwhile})`;
-}
-
-/** "deleted at 2026-...Z (TTL) or once it costs 5.00 USD (budget), by the scheduler daemon" */
-function limitsLine(l: NonNullable<FleetState['limits']>): string {
-  const parts = [
-    ...(l.expiresAt ? [`at ${new Date(l.expiresAt).toISOString()} (TTL)`] : []),
-    ...(l.budget !== undefined ? [`once it costs ${l.budget.toFixed(2)} ${l.currency} (budget)`] : []),
-  ];
-  return `  deleted ${parts.join(' or ')} by a running gaxx scheduler`;
 }

@@ -114,6 +114,7 @@ async function sshBootstrap(
     // Cloud VMs may run sshd before cloud-init wrote the key: a refused key is retried too.
     retryAuth: targets.some((t) => t.hostKey !== undefined),
     ...(o.connectDeadlineMs ? { connectDeadlineMs: o.connectDeadlineMs } : {}),
+    signal: opts.signal,
     onProgress: (e: BootstrapEvent) => opts.onProgress?.(e.host, e.detail ? `${e.step} ${e.detail}` : e.step),
   });
   // A pinned key that was verified goes to gaxx's known_hosts (for `gaxx ssh`; delete removes it).
@@ -138,7 +139,7 @@ async function waitAgents(config: GaxxConfig, targets: BootstrapTarget[], opts: 
       const address = `${t.address}:${t.port}`;
       try {
         opts.onProgress?.(t.name, 'wait-healthy');
-        await waitHealthy(address, creds, { fleet: t.fleet, host: t.name }, 60_000);
+        await waitHealthy(address, creds, { fleet: t.fleet, host: t.name }, 60_000, opts.signal);
         opts.onProgress?.(t.name, `ready ${address}`);
         out.set(t.name, { ok: true, agentAddress: address });
       } catch (e) {

@@ -78,7 +78,7 @@ function classify(e: unknown, target: SshTarget): GaxxError {
 }
 
 /** One attempt: resolves to a ready client or rejects with a classified GaxxError. */
-function attempt(target: SshTarget, policy: HostKeyPolicy, timeoutMs: number): Promise<ssh2.Client> {
+function attempt(target: SshTarget, policy: HostKeyPolicy, timeoutMs: number, signal: AbortSignal | undefined): Promise<ssh2.Client> {
   const client = new ssh2.Client();
   const verifier = makeVerifier(target, policy);
   return new Promise((resolve, reject) => {
@@ -86,11 +86,15 @@ function attempt(target: SshTarget, policy: HostKeyPolicy, timeoutMs: number): P
     const fail = (e: unknown) => {
       if (settled) return;
       settled = true;
+      untie();
       client.end();
       reject(verifier.refusal() ?? classify(e, target));
     };
+    // Ctrl-C ends a handshake under way (it may take up to the attempt's timeout).
+    const untie = onAbort(signal, () => fail(new GaxxError('CANCELLED', `connecting to ${target.host} cancelled`)));
     client.once('ready', () => {
       settled = true;
+      untie();
       resolve(client);
     });
     client.on('error', fail);
@@ -129,10 +133,12 @@ export async function connectSsh(target: SshTarget, policy: HostKeyPolicy, opts:
   for (let n = 1; ; n++) {
     const left = deadline - Date.now();
     try {
-      return await attempt(target, policy, Math.max(1000, Math.min(opts.attemptTimeoutMs ?? 15_000, left)));
+      if (opts.signal?.aborted) throw new GaxxError('CANCELLED', `connecting to ${target.host} cancelled`);
+      return await attempt(target, policy, Math.max(1000, Math.min(opts.attemptTimeoutMs ?? 15_000, left)), opts.signal);
     } catch (e) {
       const err = e as GaxxError;
-      const final = err.code === 'HOST_KEY_MISMATCH' || err.code === 'HOST_KEY_UNKNOWN' || (err.code === 'UNAUTHENTICATED' && !opts.retryAuth);
+      const final =
+        err.code === 'CANCELLED' || err.code === 'HOST_KEY_MISMATCH' || err.code === 'HOST_KEY_UNKNOWN' || (err.code === 'UNAUTHENTICATED' && !opts.retryAuth);
       if (final) throw err;
       if (opts.signal?.aborted) throw new GaxxError('CANCELLED', `connecting to ${target.host} cancelled`, { cause: err });
       if (Date.now() + delay >= deadline) {

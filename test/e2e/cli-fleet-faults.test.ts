@@ -1,7 +1,7 @@
 // gaxx spawn against the fake Linode and Vultr APIs behind a fault proxy (test/helpers/fault-proxy.ts):
 // a creation whose answer was lost after the provider acted, a --fill that finds a second
 // instance named like a ready host, a clean-up whose deletes fail, a fill that ends without any
-// host, a delete while a spawn of the fleet runs. Instances answer on
+// host, a delete while a spawn of the fleet runs, Ctrl-C during the bootstrap. Instances answer on
 // loopback where no SSH runs, so every host that is not ready yet fails at the bootstrap step;
 // what is checked is what the provider holds and what gaxx reports.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -205,4 +205,28 @@ describe('gaxx spawn and gaxx delete of one fleet', () => {
     expect((JSON.parse(d.stdout) as { destroyed: number }).destroyed).toBe(2);
     expect(fake.instances.size).toBe(0);
   });
+});
+
+describe('Ctrl-C of gaxx spawn', () => {
+  it('during the bootstrap stops at once, not at --ssh-timeout, and names the instances left and what to run next', async () => {
+    const linode = clouds[0];
+    const { fake, proxy, gaxx } = await world(linode);
+    const sp = spawnGaxx(['spawn', '--provider', 'linode', '--count', '2', '--fleet', 'web', '--json', '--ssh-timeout', '10m'], {
+      home,
+      env: linode.env(proxy.url),
+    });
+    await sp.line('stderr', (l) => /gaxx-web-\d: connect/.test(l));
+    sp.kill('SIGINT');
+    // Well before the 10 minutes of --ssh-timeout (this test's own timeout is far shorter).
+    const e = await sp.done;
+    expect(e.code, e.stderr).toBe(exitCodeFor('CANCELLED'));
+    const out = JSON.parse(e.stdout) as { interrupted: boolean; left: { id: string; state: string }[]; next: { resume: string; remove: string } };
+    expect(out.interrupted).toBe(true);
+    expect(out.left.map((h) => h.id).sort()).toEqual([...fake.instances.keys()].sort());
+    expect(out.left.map((h) => h.state)).toEqual(['created', 'created']);
+    expect(out.next).toEqual({ resume: 'gaxx spawn --fleet web --fill', remove: 'gaxx delete web' });
+    const d = await gaxx(['delete', 'web', '--yes', '--json']);
+    expect(d.code, d.stderr + d.stdout).toBe(0);
+    expect(fake.instances.size).toBe(0);
+  }, 90_000);
 });
