@@ -116,4 +116,12 @@ describe('gaxx delete under faults', () => {
     expect(again.code, again.stderr + again.stdout).toBe(0);
     expect(fake.instances.size).toBe(0);
   });
+
+  it('a delete of more than 10 instances prints no listener warning', async () => {
+    for (let i = 0; i < 30; i++) fake.seed({ label: `gaxx-big-${i}`, tags: ['gaxx-fleet:big'] });
+    const r = await gaxx(['delete', 'big', '--provider', 'linode', '--yes', '--json']);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect((JSON.parse(r.stdout) as { destroyed: number }).destroyed).toBe(30);
+    expect(r.stderr).not.toMatch(/MaxListenersExceeded|memory leak/);
+  });
 });
