@@ -3,7 +3,8 @@
  * (queue/fleet-limits.ts) and ends those past their TTL or budget through `reap`, which the
  * process running the daemon supplies (`gaxx scheduler` destroys the fleet's instances through
  * its provider, revokes its certificates and unregisters it; the scheduler module itself holds
- * no provider code). One daemon reaps a fleet at a time (a lock in Redis); a failed reap is
+ * no provider code). One daemon reaps a fleet at a time (a lock in Redis, refreshed while it is
+ * held), several fleets at once, each round waiting one interval at most; a failed reap is
  * tried again next round; limits are cleared once the reap succeeded.
  *
  * The queue is not a trust root: anyone who can write to Redis can write a limits record. The
@@ -13,13 +14,14 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { WorkerLog } from '../dispatch/worker.js';
+import { isGaxxError } from '../../proto/index.js';
 import {
   clearFleetLimits,
   fleetCost,
+  holdFleet,
   getFleetLimits,
   limitedFleets,
   limitReached,
-  reapLockKey,
   sameLimits,
   type FleetLimits,
   type LimitReason,
@@ -36,13 +38,16 @@ export interface ReaperOptions {
    */
   ownLimits: (fleet: string) => FleetLimits | undefined | Promise<FleetLimits | undefined>;
   intervalMs?: number;
-  /** How long one daemon holds a fleet's reap lock. */
+  /** The reap lock's lifetime, refreshed every third of it while a reap runs (default 60 s). */
   lockMs?: number;
+  /** Fleets reaped at once (default 4): a provider that hangs holds one of them, not the round. */
+  parallel?: number;
   log?: WorkerLog;
   now?: () => number;
 }
 
 export const DEFAULT_REAP_INTERVAL_MS = 15_000;
+const DEFAULT_REAP_LOCK_MS = 60_000;
 
 /** A running reaper. */
 export class FleetReaper {
@@ -50,6 +55,8 @@ export class FleetReaper {
   private round: Promise<void> = Promise.resolve();
   /** Fleets refused, with why: each refusal is logged when it starts or its reason changes, not every round. */
   private readonly refused = new Map<string, string>();
+  /** Reaps under way, by fleet: each fleet has one at most, the daemon `parallel` at most. */
+  private readonly reaping = new Map<string, Promise<void>>();
 
   private constructor(private readonly opts: ReaperOptions) {}
 
@@ -72,15 +79,26 @@ export class FleetReaper {
     // Forget refusals of fleets no longer listed (the map stays as small as the set).
     const listed = new Set(fleets);
     for (const f of this.refused.keys()) if (!listed.has(f)) this.refused.delete(f);
+    const started: Array<Promise<void>> = [];
     for (const fleet of fleets) {
+      // Its reap still runs (a provider that does not answer): that fleet only waits.
+      if (this.reaping.has(fleet)) continue;
       // One fleet's trouble (an unreadable state file, a name that is no fleet's) never stops the others.
       try {
         const due = await this.due(fleet, now);
-        if (due) await this.end(fleet, due.reason, due.limits, now);
+        // Past the bound, the next round starts it.
+        if (!due || this.reaping.size >= (this.opts.parallel ?? 4)) continue;
+        const reap = this.end(fleet, due.reason, due.limits, now).finally(() => this.reaping.delete(fleet));
+        this.reaping.set(fleet, reap);
+        started.push(reap);
       } catch (e) {
         this.note(fleet, `not checked: ${(e as Error).message}`, 'fleet reaper: fleet not checked');
       }
     }
+    // The round waits for its reaps, but not for ever: one that hangs keeps its fleet, not the next rounds.
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((r) => (timer = setTimeout(r, this.opts.intervalMs ?? DEFAULT_REAP_INTERVAL_MS)));
+    await Promise.race([Promise.allSettled(started), bound]).finally(() => clearTimeout(timer));
   }
 
   /** Why `fleet` is due, by its own record, or undefined (not due, or refused and logged). */
@@ -113,25 +131,30 @@ export class FleetReaper {
     return undefined;
   }
 
+  /** Deletes `fleet` under its reap lock; never throws (a failed reap is tried again next round). */
   private async end(fleet: string, reason: LimitReason, limits: FleetLimits, now: number): Promise<void> {
     const { redis, log } = this.opts;
-    // Also held by a spawn of the fleet that is still running (holdFleet).
-    const lock = reapLockKey(fleet);
-    if ((await redis.set(lock, '1', 'PX', this.opts.lockMs ?? 10 * 60_000, 'NX')) !== 'OK') return;
+    let release: () => Promise<void>;
+    try {
+      // The lock is also held by a spawn of the fleet that is still running, or by another daemon's
+      // reaper; it is refreshed while held, so a daemon killed mid-reap frees it within lockMs.
+      release = await holdFleet(redis, fleet, this.opts.lockMs ?? DEFAULT_REAP_LOCK_MS);
+    } catch (e) {
+      if (!isGaxxError(e) || e.code !== 'FAILED_PRECONDITION') log?.warn({ fleet, err: (e as Error).message }, 'fleet reaper: could not take the reap lock');
+      return;
+    }
     try {
       // Another daemon may have reaped it between our read and our lock.
       if (!(await getFleetLimits(redis, fleet))) return;
       const cost = fleetCost(limits, now);
       log?.info({ fleet, reason, cost, currency: limits.currency }, 'fleet reached its limit: deleting it');
-      try {
-        await this.opts.reap(fleet, reason, cost);
-        await clearFleetLimits(redis, fleet);
-        log?.info({ fleet, reason }, 'fleet deleted');
-      } catch (e) {
-        log?.error({ fleet, reason, err: (e as Error).message }, 'fleet delete failed; will try again');
-      }
+      await this.opts.reap(fleet, reason, cost);
+      await clearFleetLimits(redis, fleet);
+      log?.info({ fleet, reason }, 'fleet deleted');
+    } catch (e) {
+      log?.error({ fleet, reason, err: (e as Error).message }, 'fleet delete failed; will try again');
     } finally {
-      await redis.del(lock);
+      await release().catch(() => undefined);
     }
   }
 
@@ -139,5 +162,6 @@ export class FleetReaper {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.round;
+    await Promise.allSettled(this.reaping.values());
   }
 }

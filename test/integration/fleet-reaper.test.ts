@@ -3,7 +3,7 @@
 // within their limits and unreadable limits are never acted on. The operator's own record of a
 // fleet's limits (here a map, in `gaxx scheduler` the fleet's state file) decides: a record in
 // Redis alone, or one that differs from the operator's, deletes nothing and is logged.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FleetReaper } from '../../scheduler/daemon/reaper.js';
 import { fleetCost, FleetLimitsSchema, getFleetLimits, limitedFleets, limitReached, type FleetLimits } from '../../scheduler/queue/fleet-limits.js';
 import { createRedis, holdFleet, redisSettingsFromUrl, setFleetLimits, waitReady } from '../../scheduler/index.js';
@@ -99,6 +99,42 @@ describe('fleet limits', () => {
         await holdFleet(conn, 'spawning')
       )();
     } finally {
+      await r.stop();
+    }
+  });
+
+  it('a reap that does not end holds its own fleet only: the others are reaped, its lock is short-lived and refreshed, not held for minutes', async () => {
+    const now = Date.now();
+    await spawnedWith('stuck', { since: now - 10_000, expiresAt: now - 1 });
+    await spawnedWith('next', { since: now - 10_000, expiresAt: now - 1 });
+    const reaped: string[] = [];
+    let unstick: () => void = () => undefined;
+    const stuck = new Promise<void>((r) => (unstick = r));
+    const r = FleetReaper.start({
+      redis: conn,
+      // A provider that does not answer for the first fleet (a DELETE that hangs).
+      reap: async (fleet) => {
+        if (fleet === 'stuck') await stuck;
+        reaped.push(fleet);
+      },
+      ownLimits,
+      intervalMs: 200,
+      lockMs: 1500,
+    });
+    try {
+      await vi.waitFor(() => expect(reaped).toEqual(['next']), { timeout: 20_000, interval: 50 });
+      // Rounds go on meanwhile (another fleet coming due is seen); the stuck one is not started twice.
+      await spawnedWith('later', { since: now - 10_000, expiresAt: now - 1 });
+      await vi.waitFor(() => expect(reaped).toEqual(['next', 'later']), { timeout: 20_000, interval: 50 });
+      // Its lock lives lockMs at most from its last refresh: a daemon killed now frees it that soon.
+      const ttl = await conn.pttl('{gaxx}:fleet-reaping:stuck');
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(1500);
+      unstick();
+      await vi.waitFor(() => expect(reaped).toEqual(['next', 'later', 'stuck']), { timeout: 20_000, interval: 50 });
+      await vi.waitFor(async () => expect(await conn.exists('{gaxx}:fleet-reaping:stuck')).toBe(0), { timeout: 20_000, interval: 50 });
+    } finally {
+      unstick();
       await r.stop();
     }
   });
