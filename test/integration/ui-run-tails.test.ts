@@ -5,7 +5,7 @@
 // not results are skipped. Real redis-server.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
-import { runEventsKey } from '../../scheduler/queue/results.js';
+import { runEventsKey, taskResult } from '../../scheduler/queue/results.js';
 import { RUN_FEED_KEY, runFeedKey } from '../../scheduler/queue/run-feed.js';
 import { MAX_TAILS, RunTracker } from '../../scheduler/ui/runs.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
@@ -24,8 +24,8 @@ afterAll(async () => {
   await redis?.destroy();
 });
 
-const failed = (runId: string, taskId: string) =>
-  JSON.stringify({ runId, taskId, host: 'h', outcome: 'failed', exitCode: 1, signal: null, reason: '', finishedAt: new Date().toISOString() });
+/** A failed task's result as a worker publishes it (whole: the tracker reads results back through their schema). */
+const failed = (runId: string, taskId: string) => JSON.stringify(taskResult({ runId, taskId, host: 'h', outcome: 'failed', reason: '' }, { exitCode: 1 }));
 
 describe('RunTracker output tails', () => {
   it('keeps the tails of the tasks that wrote last, at most MAX_TAILS per run', async () => {
