@@ -48,12 +48,15 @@ export function runComplete(rec: RunRecord, finished: number, now = Date.now()):
  * counts of its stored results. The settled state is written back (best effort), so it is
  * reckoned once. A cancelled one is shown cancelled even before all its results are in.
  */
-export async function settleRunRecord(redis: Redis | Cluster, rec: RunRecord, now = Date.now()): Promise<RunRecord> {
-  if (rec.state !== 'running' || submitterAlive(rec, now)) return rec;
+export async function settleRunRecord(redis: Redis | Cluster, rec: RunRecord, now = Date.now()): Promise<RunRecord & { done?: number }> {
+  if (rec.state !== 'running') return rec;
+  // A running run's counts are written when it ends: how many results it has so far is its done hash's size.
+  const done = await redis.hlen(runDoneKey(rec.runId));
+  if (submitterAlive(rec, now)) return { ...rec, done };
   const want = rec.total ?? rec.enqueued;
-  const complete = want > 0 && (await redis.hlen(runDoneKey(rec.runId))) >= want;
+  const complete = want > 0 && done >= want;
   const cancelled = await isCancelled(redis, rec.runId);
-  if (!complete && !cancelled) return rec;
+  if (!complete && !cancelled) return { ...rec, done };
   const counts: OutcomeCounts = {};
   for (const r of await doneResults(redis, rec.runId)) countOutcome(counts, r.outcome);
   const state: RunState = cancelled ? 'cancelled' : rec.total === null ? 'interrupted' : 'done';

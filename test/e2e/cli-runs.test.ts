@@ -112,6 +112,29 @@ describe('gaxx runs', () => {
     expect((await record(rec.runId))?.state).toBe('cancelled');
   });
 
+  it('a running run shows its results so far as done (table and --json), not 0 until it ends', async () => {
+    const gate = taskGate();
+    const run = w.spawnGaxx(['run', '--fleet', w.fleet, '--tasks', '-', '--', 'sh', '-c', `if [ "$1" = w ]; then ${gate.wait}; fi`, '_', '{}']);
+    run.child.stdin?.end('a\nb\nc\nw\n');
+    try {
+      const rec = await newestRun((r) => r.argv[0] === 'sh' && r.total === 4);
+      type Listed = RunRecord & { done?: number };
+      let mine: Listed | undefined;
+      for (let i = 0; i < 600 && mine?.done !== 3; i++) {
+        if (i > 0) await sleep(100);
+        mine = (JSON.parse((await w.gaxx(['runs', '--json'])).stdout) as Listed[]).find((x) => x.runId === rec.runId);
+      }
+      expect(mine).toMatchObject({ state: 'running', done: 3, total: 4 });
+      const table = (await w.gaxx(['runs'])).stdout.split('\n').find((l) => l.startsWith(rec.runId));
+      expect(table).toMatch(/\s3\/4\s/);
+    } finally {
+      gate.open();
+    }
+    const ended = await run.done;
+    gate.remove();
+    expect(ended.code, ended.stderr).toBe(0);
+  });
+
   it('a run whose wait timed out stays running in the index (its tasks are still queued or running); --resume sees it through to done', async () => {
     const gate = taskGate();
     const r = await w.gaxx(['run', '--fleet', w.fleet, '--wait-timeout', '1s', '--', 'sh', '-c', gate.wait]);
