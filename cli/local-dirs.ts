@@ -7,7 +7,8 @@
  * already there. The files themselves are written as a fresh temp file (O_EXCL: never through a
  * planted symlink) renamed into place (certs' writeFileAtomic).
  */
-import { lstatSync, mkdirSync, statSync, type Stats } from 'node:fs';
+import { lstatSync, mkdirSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileAccessError, GaxxError } from '../proto/index.js';
 
 function statOf(dir: string, follow: boolean): Stats {
@@ -35,10 +36,12 @@ export function checkOwnDir(dir: string, what: string, writableBy = 0o022): void
 
 /**
  * Makes the directory a user named for gaxx to write into (with its parents) unless it is there,
- * then refuses it when another user owns it, or when others may write to it without the sticky
- * bit: either could rename what gaxx makes in it. `dir` may be a symlink to such a directory.
+ * and returns its real path, which is what gaxx then writes under: a symlink on the way is
+ * followed once, here, so whoever owns it cannot point it elsewhere later. Refused when that
+ * directory or any directory above it belongs to another user (root aside), or may be written by
+ * every user without the sticky bit: either could rename what gaxx makes in it, or the path to it.
  */
-export function prepareUserDir(dir: string, what: string): void {
+export function prepareUserDir(dir: string, what: string): string {
   try {
     if (!statSync(dir).isDirectory()) throw new GaxxError('USAGE', `${what} '${dir}' is a file: name a directory (new or existing)`);
   } catch (e) {
@@ -50,16 +53,26 @@ export function prepareUserDir(dir: string, what: string): void {
     }
   }
   // Checked after the mkdir: a directory someone made first in between is seen here.
-  const st = statOf(dir, true);
+  let real: string;
+  try {
+    real = realpathSync(dir);
+  } catch (e) {
+    throw fileAccessError(e) ?? e;
+  }
+  if (!statOf(real, false).isDirectory()) throw new GaxxError('USAGE', `${what} '${dir}' is not a directory`);
   const me = process.getuid?.();
-  if (!st.isDirectory()) throw new GaxxError('USAGE', `${what} '${dir}' is not a directory`);
-  const owner = me === undefined || st.uid === me || st.uid === 0;
-  const sharedUnsticky = (st.mode & 0o002) !== 0 && (st.mode & 0o1000) === 0;
-  if (!owner || sharedUnsticky) {
-    throw new GaxxError(
-      'INSECURE_FILE_MODE',
-      `${what} '${dir}' ${owner ? 'is writable by every user' : `belongs to uid ${st.uid}`}: another user could redirect what gaxx writes there; use a directory of your own`,
-    );
+  for (let d = real; ; d = dirname(d)) {
+    const st = statOf(d, false);
+    const owner = me === undefined || st.uid === me || st.uid === 0;
+    const sharedUnsticky = (st.mode & 0o002) !== 0 && (st.mode & 0o1000) === 0;
+    if (!owner || sharedUnsticky) {
+      const where = d === real ? `'${dir}'` : `'${dir}' lies in ${d}, which`;
+      throw new GaxxError(
+        'INSECURE_FILE_MODE',
+        `${what} ${where} ${owner ? 'is writable by every user' : `belongs to uid ${st.uid}`}: another user could redirect what gaxx writes there; use a directory of your own`,
+      );
+    }
+    if (d === dirname(d)) return real;
   }
 }
 

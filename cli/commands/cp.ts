@@ -140,13 +140,13 @@ export const command: Command = {
       );
     } else {
       // LOCALDIR holds one folder per host: a directory of the caller's (or a sticky one, as /tmp).
-      prepareUserDir(dst.path, 'LOCALDIR');
+      const localDir = prepareUserDir(dst.path, 'LOCALDIR');
       const dirs = new Map(targets.map((t) => [hostDirName(t.name), t]));
       if (dirs.size !== targets.length) throw usage('two hosts map to the same folder name; copy them separately');
       rows = await parallelMap(out, 'gaxx cp: downloading', targets, parallel, (t) =>
         onAgent(t, config, async (c) => {
           const got = await c.getFile(remote.path);
-          const file = join(dst.path, hostDirName(t.name), basename(remote.path));
+          const file = join(localDir, hostDirName(t.name), basename(remote.path));
           writeDownload(file, got.data, got.mode);
           return { bytes: got.data.length, sha256: got.sha256, path: file };
         }),

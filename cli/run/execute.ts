@@ -89,7 +89,8 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
   const targetP = ctx.redis;
   let input: Readable | undefined;
   try {
-    if (plan.resultsDir) prepareResultsDir(plan.resultsDir);
+    // Written under its real path from here on: a symlink to it is followed once, when it is checked.
+    if (plan.resultsDir) plan = { ...plan, resultsDir: prepareResultsDir(plan.resultsDir) };
     input = plan.tasks !== undefined ? openTaskList(plan.tasks, ctx.io.stdin, ctx.io.stdinIsTty) : undefined;
     const target = await targetP;
     clock.mark('redisMs');

@@ -25,8 +25,11 @@ export function resultName(input: string, seq: string): string {
   return name;
 }
 
-/** Checks DIR (missing or empty) and creates it; ALREADY_EXISTS when it holds anything. */
-export function prepareResultsDir(dir: string): void {
+/**
+ * Checks DIR (missing or empty) and creates it; ALREADY_EXISTS when it holds anything. Returns
+ * its real path, which the results are written under (prepareUserDir).
+ */
+export function prepareResultsDir(dir: string): string {
   let entries: string[] = [];
   try {
     entries = readdirSync(dir);
@@ -36,8 +39,9 @@ export function prepareResultsDir(dir: string): void {
   }
   if (entries.length > 0) throw new GaxxError('ALREADY_EXISTS', `--results: '${dir}' is not empty; give a new directory`);
   // Another user's directory could have what gaxx makes in it swapped for symlinks.
-  prepareUserDir(dir, '--results');
-  makeOwnSubdir(join(dir, '1'), '--results');
+  const real = prepareUserDir(dir, '--results');
+  makeOwnSubdir(join(real, '1'), '--results');
+  return real;
 }
 
 /** A task id as gaxx makes them (a record number, or `<i>-<host>`): safe as a path component. */

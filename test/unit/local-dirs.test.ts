@@ -1,5 +1,5 @@
 // Directories the CLI writes into: its own, or sticky; never through a symlink or someone else's folder.
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -35,6 +35,34 @@ describe('prepareUserDir', () => {
     mkdirSync(theirs);
     chownSync(theirs, 65534, 65534);
     expect(failure(() => prepareUserDir(theirs, 'LOCALDIR')).code).toBe('INSECURE_FILE_MODE');
+  });
+});
+
+describe('prepareUserDir: the real path, and every directory above it', () => {
+  it('returns the real path behind a symlink, so later writes do not follow the link again', () => {
+    const target = join(root, 'target');
+    mkdirSync(target);
+    symlinkSync(target, join(root, 'link'));
+    expect(prepareUserDir(join(root, 'link'), '--results')).toBe(realpathSync(target));
+  });
+
+  it('refuses a dir under one every user may write to without the sticky bit (the path to it could be swapped)', () => {
+    const open = join(root, 'open-parent');
+    mkdirSync(join(open, 'out'), { recursive: true });
+    chmodSync(open, 0o777);
+    expect(failure(() => prepareUserDir(join(open, 'out'), '--results')).code).toBe('INSECURE_FILE_MODE');
+    // Reached through a symlink of ours, the same.
+    symlinkSync(join(open, 'out'), join(root, 'to-open'));
+    expect(failure(() => prepareUserDir(join(root, 'to-open'), '--results')).code).toBe('INSECURE_FILE_MODE');
+  });
+
+  it.runIf(isRoot)("refuses a dir under another user's, and one a symlink leads into another user's", () => {
+    const theirs = join(root, 'their-parent');
+    mkdirSync(join(theirs, 'out'), { recursive: true });
+    chownSync(theirs, 65534, 65534);
+    expect(failure(() => prepareUserDir(join(theirs, 'out'), 'LOCALDIR')).code).toBe('INSECURE_FILE_MODE');
+    symlinkSync(join(theirs, 'out'), join(root, 'to-theirs'));
+    expect(failure(() => prepareUserDir(join(root, 'to-theirs'), 'LOCALDIR')).code).toBe('INSECURE_FILE_MODE');
   });
 });
 
