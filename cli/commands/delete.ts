@@ -116,6 +116,16 @@ export async function destroyFleet(
  * it has reached: FAILED_PRECONDITION otherwise (whatever Redis says, the operator's record decides).
  */
 export async function reapFleet(config: GaxxConfig, fleet: string, signal?: AbortSignal): Promise<DestroyReport> {
+  // As `gaxx delete` and `gaxx spawn` of the fleet on this machine do: one of them at a time.
+  const lock = lockFleet(config.paths.fleetsDir, fleet, 'delete');
+  try {
+    return await reapLocked(config, fleet, signal);
+  } finally {
+    lock.release();
+  }
+}
+
+async function reapLocked(config: GaxxConfig, fleet: string, signal?: AbortSignal): Promise<DestroyReport> {
   const state = readFleet(config.paths.fleetsDir, fleet);
   const own = state && ownFleetLimits(state);
   if (!state || !own || !limitReached(own))

@@ -1,10 +1,12 @@
 /**
  * One command at a time on a fleet: `gaxx spawn` (a --fill too) and `gaxx delete` hold
  * `<state>/fleets/<fleet>.lock` while they run, so a delete cannot report a fleet gone while a
- * spawn of it goes on creating and recording hosts. The file holds the holder's pid and command;
- * a lock whose process is gone (killed, the machine rebooted) is taken over.
+ * spawn of it goes on creating and recording hosts. The file holds the holder's pid, command, the
+ * process's start time and the boot's id; a lock whose process is gone (killed, the machine
+ * rebooted, its pid now another process's) is taken over, by one taker only: the stale file is
+ * moved aside first, and a live lock moved aside by a taker that came second is put back.
  */
-import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileAccessError, GaxxError } from '../../proto/index.js';
 import { assertFleetName } from '../state.js';
@@ -17,25 +19,49 @@ export interface FleetLock {
 interface Holder {
   pid: number;
   command: string;
+  /** The process's start (clock ticks since boot, /proc/<pid>/stat) and the boot's id: a pid is reused. */
+  start?: string | undefined;
+  boot?: string | undefined;
 }
 
 function holderOf(path: string): Holder | undefined {
   try {
     const h = JSON.parse(readFileSync(path, 'utf8')) as Partial<Holder>;
-    return typeof h.pid === 'number' && typeof h.command === 'string' ? { pid: h.pid, command: h.command } : undefined;
+    if (typeof h.pid !== 'number' || typeof h.command !== 'string') return undefined;
+    return { pid: h.pid, command: h.command, start: typeof h.start === 'string' ? h.start : undefined, boot: typeof h.boot === 'string' ? h.boot : undefined };
   } catch {
     return undefined;
   }
 }
 
-function alive(pid: number): boolean {
+const readOr = (path: string): string | undefined => {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
   }
+};
+
+/** A process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat; its name may hold spaces). */
+function startOf(pid: number): string | undefined {
+  const stat = readOr(`/proc/${pid}/stat`);
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
 }
+
+const bootId = (): string | undefined => readOr('/proc/sys/kernel/random/boot_id')?.trim();
+
+function alive(h: Holder): boolean {
+  try {
+    process.kill(h.pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  // The same pid after a reboot, or a later process's: not the holder.
+  if (h.boot !== undefined && h.boot !== bootId()) return false;
+  return h.start === undefined || h.start === startOf(h.pid);
+}
+
+const sameHolder = (a: Holder | undefined, b: Holder): boolean => a?.pid === b.pid && a.start === b.start && a.boot === b.boot;
 
 /**
  * Takes fleet `fleet`'s lock for `command`; FAILED_PRECONDITION naming the pid when another live
@@ -48,7 +74,8 @@ export function lockFleet(fleetsDir: string, fleet: string, command: 'spawn' | '
   try {
     mkdirSync(fleetsDir, { recursive: true, mode: 0o700 });
     // Written whole, then linked into place: nobody ever reads a lock without its pid.
-    writeFileSync(mine, `${JSON.stringify({ pid: process.pid, command })}\n`, { mode: 0o600 });
+    const me: Holder = { pid: process.pid, command, start: startOf(process.pid), boot: bootId() };
+    writeFileSync(mine, `${JSON.stringify(me)}\n`, { mode: 0o600 });
   } catch (e) {
     throw fileAccessError(e) ?? e;
   }
@@ -61,15 +88,31 @@ export function lockFleet(fleetsDir: string, fleet: string, command: 'spawn' | '
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fileAccessError(e) ?? e;
       }
       const holder = holderOf(path);
-      if (holder && holder.pid !== process.pid && alive(holder.pid)) {
+      if (holder && holder.pid !== process.pid && alive(holder)) {
         throw new GaxxError(
           'FAILED_PRECONDITION',
           `a gaxx ${holder.command} of fleet ${fleet} is running (pid ${holder.pid}, lock ${path}): wait for it to end, or stop it, then run this again`,
           { details: { pid: holder.pid, command: holder.command } },
         );
       }
-      // Its holder is gone: the lock is stale.
-      rmSync(path, { force: true });
+      // Its holder is gone: the lock is stale. Moved aside (one taker's rename finds it), and put
+      // back if what was moved is a live lock another taker made meanwhile.
+      const aside = `${path}.stale.${process.pid}`;
+      try {
+        renameSync(path, aside);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fileAccessError(e) ?? e;
+        continue;
+      }
+      const moved = holderOf(aside);
+      if (holder && moved && !sameHolder(moved, holder)) {
+        try {
+          linkSync(aside, path);
+        } catch {
+          // Taken again meanwhile: that holder goes on; the one moved aside is told by release().
+        }
+      }
+      rmSync(aside, { force: true });
     }
     throw new GaxxError('FAILED_PRECONDITION', `could not take the lock ${path}: other gaxx commands keep taking it`);
   } finally {

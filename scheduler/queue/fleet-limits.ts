@@ -87,6 +87,8 @@ export async function limitedFleets(redis: Redis | Cluster): Promise<string[]> {
 }
 
 const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+/** Extends the hold only while it is still this holder's (an expired hold another took stays theirs). */
+const REFRESH = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
 
 /**
  * Keeps the reaper off `fleet` while it is being spawned (a TTL shorter than the spawn must not
@@ -99,7 +101,7 @@ export async function holdFleet(redis: Redis | Cluster, fleet: string, ttlMs = 6
   const token = randomBytes(12).toString('hex');
   if ((await redis.set(key, token, 'PX', ttlMs, 'NX')) !== 'OK')
     throw new GaxxError('FAILED_PRECONDITION', `fleet ${fleet} is being deleted by a scheduler (its TTL or budget was reached)`);
-  const timer = setInterval(() => void redis.set(key, token, 'PX', ttlMs, 'XX').catch(() => undefined), Math.max(100, Math.floor(ttlMs / 3)));
+  const timer = setInterval(() => void redis.eval(REFRESH, 1, key, token, String(ttlMs)).catch(() => undefined), Math.max(100, Math.floor(ttlMs / 3)));
   timer.unref();
   return async () => {
     clearInterval(timer);

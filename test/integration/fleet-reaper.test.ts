@@ -139,6 +139,24 @@ describe('fleet limits', () => {
     }
   });
 
+  it("a hold's refresh never extends a hold that expired and was taken by another holder", async () => {
+    const first = await holdFleet(conn, 'reheld', 300);
+    // Its hold lapsed (a holder stalled past its lifetime) and another took the fleet.
+    await conn.del('{gaxx}:fleet-reaping:reheld');
+    const second = await holdFleet(conn, 'reheld', 60_000);
+    const token = await conn.get('{gaxx}:fleet-reaping:reheld');
+    // Over ten of the first holder's refresh periods (100 ms), the second's hold stays as it was.
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await conn.get('{gaxx}:fleet-reaping:reheld')).toBe(token);
+      expect(await conn.pttl('{gaxx}:fleet-reaping:reheld')).toBeGreaterThan(30_000);
+    }
+    await first();
+    expect(await conn.get('{gaxx}:fleet-reaping:reheld')).toBe(token);
+    await second();
+    expect(await conn.exists('{gaxx}:fleet-reaping:reheld')).toBe(0);
+  });
+
   it("deletes nothing on Redis's word alone: a fleet without limits of its own, or whose limits differ, is refused and logged once", async () => {
     const now = Date.now();
     // A Redis writer's records: an expired TTL for a fleet spawned without limits, an expired

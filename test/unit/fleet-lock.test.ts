@@ -26,7 +26,12 @@ describe('lockFleet', () => {
     );
     // Another fleet is not held.
     const other = lockFleet(dir, 'api', 'delete');
-    expect(JSON.parse(readFileSync(join(dir, 'api.lock'), 'utf8'))).toEqual({ pid: process.pid, command: 'delete' });
+    expect(JSON.parse(readFileSync(join(dir, 'api.lock'), 'utf8'))).toMatchObject({
+      pid: process.pid,
+      command: 'delete',
+      start: expect.any(String),
+      boot: expect.any(String),
+    });
     other.release();
     expect(existsSync(join(dir, 'api.lock'))).toBe(false);
   });
@@ -34,9 +39,18 @@ describe('lockFleet', () => {
   it("takes over the lock of a process that is gone, and a release never removes another holder's lock", () => {
     writeFileSync(join(dir, 'web.lock'), JSON.stringify({ pid: deadPid(), command: 'spawn' }));
     const lock = lockFleet(dir, 'web', 'spawn');
-    expect(JSON.parse(readFileSync(join(dir, 'web.lock'), 'utf8'))).toEqual({ pid: process.pid, command: 'spawn' });
+    expect(JSON.parse(readFileSync(join(dir, 'web.lock'), 'utf8'))).toMatchObject({ pid: process.pid, command: 'spawn' });
     writeFileSync(join(dir, 'web.lock'), JSON.stringify({ pid: process.ppid, command: 'delete' }));
     lock.release();
     expect(existsSync(join(dir, 'web.lock'))).toBe(true);
+  });
+
+  it('takes over a lock whose pid now names another process (started later, or before a reboot): a live pid alone is no holder', () => {
+    // The parent lives, but not since the start recorded here.
+    writeFileSync(join(dir, 'web.lock'), JSON.stringify({ pid: process.ppid, command: 'spawn', start: '1' }));
+    lockFleet(dir, 'web', 'delete').release();
+    writeFileSync(join(dir, 'web.lock'), JSON.stringify({ pid: process.ppid, command: 'spawn', boot: 'an-earlier-boot' }));
+    lockFleet(dir, 'web', 'delete').release();
+    expect(existsSync(join(dir, 'web.lock'))).toBe(false);
   });
 });
