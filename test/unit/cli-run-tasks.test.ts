@@ -8,7 +8,8 @@ import { resultName } from '../../cli/run/results-dir.js';
 import { summarize, summaryExitCode, summaryText } from '../../cli/run/summary.js';
 import { recordTask } from '../../cli/run/records.js';
 import { MAX_RECORD_BYTES, readRecords, type RawRecord } from '../../cli/run/task-source.js';
-import { CommandTemplate, shellScripts } from '../../cli/run/template.js';
+import { shellCode } from '../../cli/run/shell-code.js';
+import { CommandTemplate } from '../../cli/run/template.js';
 import { BatchPuller } from '../../scheduler/queue/batches.js';
 
 async function rawRecords(chunks: Array<string | Buffer>, sep: '\n' | '\0' = '\n'): Promise<RawRecord[]> {
@@ -32,16 +33,27 @@ describe('command template', () => {
     expect(CommandTemplate.compile(['echo', 'x']).render('r', 1)).toEqual(['echo', 'x', 'r']);
   });
 
-  it('refuses {} inside a shell -c script (USAGE), but allows it as a positional parameter', () => {
+  it('refuses {} inside a shell -c script (USAGE), but allows it as a positional parameter, and {#} in the script', () => {
     for (const argv of [
       ['sh', '-c', 'echo {}'],
       ['/bin/bash', '-ec', 'x={}'],
-      ['env', 'sh', '-c', 'echo {#}'],
+      ['env', 'sh', '-c', 'echo {}'],
       ['busybox', 'sh', '-c', '{}'],
     ]) {
       expect(() => CommandTemplate.compile(argv)).toThrow(expect.objectContaining({ code: 'USAGE' }));
     }
     expect(CommandTemplate.compile(['sh', '-c', 'echo "$1"', '_', '{}']).render('$(id)', 1)).toEqual(['sh', '-c', 'echo "$1"', '_', '$(id)']);
+    // {#} is a number gaxx makes, not input: it may stand in a script.
+    expect(CommandTemplate.compile(['sh', '-c', 'echo {#} "$1"', '_', '{}']).render('x; id', 7)).toEqual(['sh', '-c', 'echo 7 "$1"', '_', 'x; id']);
+    for (const argv of [
+      ['env', 'sh', '-c', 'echo {#}'],
+      ['bash', '-O', 'extglob', '-c', 'echo {#}'],
+      ['flock', 'L', '-c', 'echo {#}'],
+      ['watch', 'echo', '{#}'],
+      ['env', '-S', 'echo {#}'],
+    ]) {
+      expect(() => CommandTemplate.compile(argv), argv.join(' ')).not.toThrow();
+    }
     expect(() => CommandTemplate.compile([])).toThrow(expect.objectContaining({ code: 'USAGE' }));
   });
 
@@ -60,7 +72,7 @@ describe('command template', () => {
       ['bash', '--norc', '-c', 'echo {}'],
       ['bash', '--noprofile', '--rcfile', 'x', '-c', 'echo {}'],
       ['bash', '-euo', 'pipefail', '-c', 'echo {}'],
-      ['bash', '-O', 'extglob', '-c', 'echo {#}'],
+      ['bash', '-O', 'extglob', '-c', 'echo {}'],
       ['bash', '-c', '--', 'echo {}'],
       ['zsh', '-c', 'echo out/{}.txt'],
       ['fish', '-c', 'echo {}'],
@@ -70,9 +82,7 @@ describe('command template', () => {
     for (const argv of refused) {
       expect(() => CommandTemplate.compile(argv), argv.join(' ')).toThrow(expect.objectContaining({ code: 'USAGE' }));
       expect(
-        shellScripts(argv)
-          .map((i) => argv[i])
-          .some((s) => s?.includes('{')),
+        shellCode(argv).some((s) => s.includes('{}')),
         argv.join(' '),
       ).toBe(true);
     }
@@ -88,8 +98,73 @@ describe('command template', () => {
       ['cp', '{}', '/tmp/sh'],
     ];
     for (const argv of accepted) expect(() => CommandTemplate.compile(argv), argv.join(' ')).not.toThrow();
-    expect(shellScripts(['timeout', '5', 'bash', '--norc', '-c', 'S', '_', '{}'])).toEqual([5]);
-    expect(shellScripts(['sh', 'script.sh', '-c', 'x'])).toEqual([]);
+    expect(shellCode(['timeout', '5', 'bash', '--norc', '-c', 'S', '_', '{}'])).toEqual(['S']);
+    expect(shellCode(['sh', 'script.sh', '-c', 'x'])).toEqual([]);
+  });
+
+  it('finds the code of other programs that run a word as shell code: more shells, flock/script/su/runuser -c, watch, env -S', () => {
+    const refused = [
+      ['rbash', '-c', 'echo {}'],
+      ['csh', '-fc', 'echo {}'],
+      ['tcsh', '-c', 'echo {}'],
+      ['mksh', '-c', 'echo {}'],
+      ['yash', '-c', 'echo {}'],
+      ['posh', '-c', 'echo {}'],
+      ['/usr/bin/ksh93', '-c', 'echo {}'],
+      ['bash5', '-c', 'echo {}'],
+      ['fish', '--command=echo {}'],
+      ['flock', '/tmp/l', '-c', 'echo {}'],
+      ['flock', '-w', '5', '/tmp/l', '--command', 'echo {}'],
+      ['nice', 'flock', '--timeout', '5', '-n', '/tmp/l', '-c', 'echo {}'],
+      ['script', '-q', '-c', 'echo {}', '/dev/null'],
+      ['script', '-qc', 'echo {}', '/dev/null'],
+      ['script', '-qcecho {}', '/dev/null'],
+      ['script', '/dev/null', '--command=echo {}'],
+      ['script', '-E', 'never', '--comm', 'echo {}'],
+      ['su', '-c', 'echo {}', 'nobody'],
+      ['su', '-', 'nobody', '-c', 'echo {}'],
+      ['su', '-s', '/bin/sh', '--session-command', 'echo {}', 'nobody'],
+      ['runuser', '-u', 'nobody', '-c', 'echo {}'],
+      ['runuser', '--command=echo {}', 'nobody'],
+      ['watch', 'echo {}'],
+      ['watch', '-n', '1', 'echo', '{}'],
+      ['timeout', '5', 'watch', '-t', '--', 'cat', 'out/{}'],
+      ['env', '-S', 'sh -c "echo {}"'],
+      ['env', '-S', 'echo {}'],
+      ['env', '-iS', 'sh -c', 'echo {}'],
+      ['env', '--split-string=FOO=1 bash -ec', 'echo {}'],
+      ['env', '-S', "env -S 'sh -c' 'echo {}'"],
+      ['env', '-S', "env -S 'sh -c'", 'echo {}'],
+    ];
+    for (const argv of refused) {
+      expect(() => CommandTemplate.compile(argv), argv.join(' ')).toThrow(expect.objectContaining({ code: 'USAGE' }));
+    }
+    // Options that only look alike, and programs that run their argv as it is (no -c, watch -x, after `--`).
+    const accepted = [
+      ['grep', '-c', '{}'],
+      ['wc', '-c', '{}'],
+      ['curl', '-c', 'cookies', '{}'],
+      ['git', '-c', 'k=v', 'log', '{}'],
+      ['ssh', '-c', 'aes128-ctr', 'host', 'cat', '{}'],
+      ['tar', '-c', '-f', 'out.tar', '{}'],
+      ['flock', 'L', 'cmd', '{}'],
+      ['flock', 'L', 'grep', '-c', '{}'],
+      ['flock', '-w', '5', 'L', 'cat', '{}'],
+      ['flock', 'L', '-c', 'cat "$1"', '{}'],
+      ['script', '-q', '-c', 'cat out.log', 'log-{}'],
+      ['su', 'nobody', '-s', '/bin/sh', '-c', 'echo "$1"', '--', '_', '{}'],
+      ['runuser', '-u', 'nobody', '--', 'grep', '-c', '{}'],
+      ['watch', '-x', 'cat', '{}'],
+      ['watch', '-n', '{#}', '--exec', 'cat', 'out/{}'],
+      ['env', '-S', 'sh -c \'echo "$1"\' _', '{}'],
+      ['env', '-u', 'X', 'cat', '{}'],
+      ['env', '-C', '/tmp', 'grep', '-c', '{}'],
+    ];
+    for (const argv of accepted) expect(() => CommandTemplate.compile(argv), argv.join(' ')).not.toThrow();
+    expect(shellCode(['env', '-S', 'sh -c', 'echo {}'])).toEqual(['sh -c', 'echo {}']);
+    // env splits its string with quotes and escapes; a nested env -S is looked into too.
+    expect(shellCode(['env', '-S', 'X=\'a b\' "sh" -\\c', 'echo {}'])).toEqual(['X=\'a b\' "sh" -\\c', 'echo {}']);
+    expect(shellCode(['env', '-S', "env -S 'sh -c'", 'echo {}'])).toContain('echo {}');
   });
 });
 

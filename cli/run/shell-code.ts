@@ -1,0 +1,194 @@
+/**
+ * Where an argv holds shell code: the words that a program in it parses as a command line instead
+ * of taking them as one argument. `gaxx run --tasks` refuses the record `{}` there (template.ts).
+ * Every word of argv is looked at as a program, since wrappers (`nice`, `timeout 5`, `env VAR=1`,
+ * `xargs`, `sudo -u U`, `busybox`...) run the words after them. RUNNERS says, per program, which of
+ * its words are code, reading its options as it reads them (getopt_long: clusters, `-cVALUE`,
+ * `--long=VALUE`, abbreviations, `--`):
+ * - a shell (SHELL): the script after `-c` (clustered as `-ec`, after options as `bash --norc -c`);
+ * - `flock LOCK -c CMD`, `script -c CMD`, `su -c CMD`, `runuser -c CMD` (or `--command`): CMD, run by a shell;
+ * - `watch CMD...`: its command words, which it joins with spaces and runs with `sh -c` (not with -x);
+ * - `env -S STRING`: STRING, which env splits into words itself (quotes, escapes, `${VAR}`), so a
+ *   record in it would not stay one argument; its words and the rest of argv are looked into again.
+ * Other interpreters' code (`python3 -c`, `perl -e`, `ssh`'s remote command) is not looked into.
+ */
+
+/** Shells by basename, a version suffix too (`bash5`, `ksh93`). */
+const SHELL = /^(?:sh|bash|rbash|dash|ash|zsh|ksh|mksh|lksh|pdksh|oksh|rksh|yash|posh|fish|csh|tcsh)(?:-?[\d.]+)?$/;
+/** Shell options that take the next word as their argument (`-o pipefail`, `--rcfile FILE`). */
+const SHELL_OPTIONS_WITH_ARGUMENT = /^[-+][A-Za-z]*[oO]$|^--(rcfile|init-file)$/;
+
+/** The code words of argv whose program stands at argv[at]. */
+type Reader = (argv: readonly string[], at: number) => string[];
+
+/** How a program reads its options (as getopt_long does), and which of them carry code. */
+interface Getopt {
+  /** Short options that take a value (`-w 5`, `-w5`). */
+  readonly short: string;
+  /** Long options that take a value (`--wait 5`, `--wait=5`, or an abbreviation such as `--wa 5`). */
+  readonly long: readonly string[];
+  /** The options among those whose value is code. */
+  readonly code: readonly string[];
+  /** Options end at the first operand (getopt's '+': env, flock, watch), not only at `--`. */
+  readonly inOrder: boolean;
+}
+
+/** What getopt read: the values of code options, the options seen, and where the operands start. */
+interface Read {
+  code: string[];
+  seen: Set<string>;
+  operand: number;
+}
+
+/** Reads the options of the program at argv[at] as `o` says it reads them. */
+function getopt(argv: readonly string[], at: number, o: Getopt): Read {
+  const read: Read = { code: [], seen: new Set(), operand: argv.length };
+  for (let i = at + 1; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--') return { ...read, operand: i + 1 };
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const name = a.slice(2, eq === -1 ? undefined : eq);
+      // getopt_long takes any unambiguous prefix: match it to the option that takes a value.
+      const long = name === '' ? undefined : o.long.find((l) => l.startsWith(name));
+      read.seen.add(`--${long ?? name}`);
+      if (long === undefined) continue;
+      const value = eq === -1 ? argv[++i] : a.slice(eq + 1);
+      if (value !== undefined && o.code.includes(`--${long}`)) read.code.push(value);
+      continue;
+    }
+    if (a.startsWith('-') && a.length > 1) {
+      for (let j = 1; j < a.length; j++) {
+        const c = a[j] as string;
+        read.seen.add(`-${c}`);
+        if (!o.short.includes(c)) continue;
+        const value = j + 1 < a.length ? a.slice(j + 1) : argv[++i];
+        if (value !== undefined && o.code.includes(`-${c}`)) read.code.push(value);
+        break;
+      }
+      continue;
+    }
+    if (o.inOrder) return { ...read, operand: i };
+  }
+  return read;
+}
+
+/** A reader for a program whose only code is the value of some of its options (`script -c CMD`). */
+const optionCode =
+  (o: Getopt): Reader =>
+  (argv, at) =>
+    getopt(argv, at, o).code;
+
+/** The script of the shell at argv[at] (`sh [options] -c SCRIPT`, fish's `--command=SCRIPT`). */
+function shellScript(argv: readonly string[], at: number): string[] {
+  let script = false;
+  for (let i = at + 1; i < argv.length; i++) {
+    const a = argv[i] as string;
+    // `--` ends the options: the script follows it when -c came before.
+    if (a === '--') return script && i + 1 < argv.length ? [argv[i + 1] as string] : [];
+    const command = /^--command(?:=(.*))?$/s.exec(a);
+    if (command) return [command[1] ?? argv[i + 1] ?? ''];
+    if (a.startsWith('--')) {
+      if (SHELL_OPTIONS_WITH_ARGUMENT.test(a)) i++;
+      continue;
+    }
+    if (/^[-+][A-Za-z]+$/.test(a)) {
+      // -c, -ec, -xc, -lc ...: the script is the first word that is no option.
+      if (a.startsWith('-') && a.includes('c')) script = true;
+      if (SHELL_OPTIONS_WITH_ARGUMENT.test(a)) i++;
+      continue;
+    }
+    // The first word that is no option: the script after -c, else a script file (`sh run.sh`).
+    return script ? [a] : [];
+  }
+  return [];
+}
+
+const FLOCK: Getopt = { short: 'wE', long: ['wait', 'timeout', 'conflict-exit-code'], code: [], inOrder: true };
+/** `flock [options] LOCK -c CMD`: flock takes -c only as the word right after the lock. */
+function flockCommand(argv: readonly string[], at: number): string[] {
+  const lock = getopt(argv, at, FLOCK).operand;
+  const c = argv[lock + 1];
+  return (c === '-c' || c === '--command') && lock + 2 < argv.length ? [argv[lock + 2] as string] : [];
+}
+
+const WATCH: Getopt = { short: 'nq', long: ['interval', 'equexit'], code: [], inOrder: true };
+/** `watch [options] CMD...`: the command words, joined and run by `sh -c`, unless -x (--exec) runs them as argv. */
+function watchCommand(argv: readonly string[], at: number): string[] {
+  const read = getopt(argv, at, WATCH);
+  return read.seen.has('-x') || read.seen.has('--exec') ? [] : argv.slice(read.operand);
+}
+
+const ENV: Getopt = { short: 'CSu', long: ['chdir', 'split-string', 'unset'], code: ['-S', '--split-string'], inOrder: true };
+/** `env -S STRING`: STRING itself, and the code of the argv env makes of it: `env WORDS... REST...`. */
+function envSplit(argv: readonly string[], at: number): string[] {
+  const read = getopt(argv, at, ENV);
+  const rest = argv.slice(read.operand);
+  // Each round drops the -S word, so the argv looked into again is shorter: this ends.
+  return read.code.flatMap((s) => [s, ...shellCode(['env', ...splitWords(s), ...rest])]);
+}
+
+/** The words of env's -S string, closely enough to find a program and its options in them. */
+function splitWords(s: string): string[] {
+  const words: string[] = [];
+  let word: string | undefined;
+  let quote = '';
+  for (let i = 0; i < s.length; i++) {
+    let c = s[i] as string;
+    if (c === quote) {
+      quote = '';
+      continue;
+    }
+    if (quote === '' && (c === "'" || c === '"')) {
+      quote = c;
+      word ??= '';
+      continue;
+    }
+    if (quote === '' && /\s/.test(c)) {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+      continue;
+    }
+    // A backslash escapes the next character (`\_` is a space), in single quotes only `\'` and `\\`.
+    if (c === '\\' && i + 1 < s.length && (quote !== "'" || /['\\]/.test(s[i + 1] as string))) c = s[++i] === '_' ? ' ' : (s[i] as string);
+    word = (word ?? '') + c;
+  }
+  if (word !== undefined) words.push(word);
+  return words;
+}
+
+const SU: Getopt = {
+  short: 'cgGsPwu',
+  long: ['command', 'session-command', 'group', 'supp-group', 'shell', 'whitelist-environment', 'user'],
+  code: ['-c', '--command', '--session-command'],
+  inOrder: false,
+};
+const SCRIPT: Getopt = {
+  short: 'cEBIOTmo',
+  long: ['command', 'echo', 'log-io', 'log-in', 'log-out', 'log-timing', 'logging-format', 'output-limit'],
+  code: ['-c', '--command'],
+  inOrder: false,
+};
+
+/** Programs that take shell code, other than the shells, by basename. */
+const RUNNERS = new Map<string, Reader>([
+  ['flock', flockCommand],
+  ['script', optionCode(SCRIPT)],
+  ['su', optionCode(SU)],
+  ['runuser', optionCode(SU)],
+  ['watch', watchCommand],
+  ['env', envSplit],
+]);
+
+/**
+ * Every word of argv that some program in it runs as shell code (or, for `env -S`, splits into
+ * words): a shell's -c script, the command of `flock -c`, `script -c`, `su -c`, `runuser -c`, the
+ * command words of `watch`, the string of `env -S`, wherever the program stands in argv.
+ */
+export function shellCode(argv: readonly string[]): string[] {
+  return argv.flatMap((a, i) => {
+    const name = a.split('/').pop() ?? '';
+    const reader = SHELL.test(name) ? shellScript : RUNNERS.get(name);
+    return reader ? reader(argv, i) : [];
+  });
+}
