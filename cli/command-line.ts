@@ -1,7 +1,7 @@
 /**
  * A command's words after its name: flags and positionals parsed strictly, each mistake reported
  * as one USAGE line that says what to write instead (the closest flag or subcommand, where the
- * remote command goes, a flag given twice). dispatch.ts runs it before the command is run.
+ * remote command goes, a value flag given twice). dispatch.ts runs it before the command is run.
  */
 import { parseArgs } from 'node:util';
 import { GaxxError } from '../proto/index.js';
@@ -55,15 +55,18 @@ function parseFailure(e: Error, entry: CommandEntry, command: Command, options: 
   );
 }
 
-/** USAGE naming the first flag of `tokens` given more than once that takes only one value. */
+/**
+ * USAGE naming the first flag of `tokens` given more than once that takes only one value. An
+ * on/off flag given twice (`--json --json`, as a wrapper or alias may add it) means the same as once.
+ */
 function refuseRepeats(tokens: readonly { kind: string; name?: string }[], options: Options, entry: CommandEntry): void {
   const seen = new Set<string>();
   for (const t of tokens) {
-    if (t.kind !== 'option' || t.name === undefined || options[t.name]?.multiple) continue;
+    if (t.kind !== 'option' || t.name === undefined || options[t.name]?.multiple || options[t.name]?.type !== 'string') continue;
     if (seen.has(t.name)) {
       const short = options[t.name]?.short;
       const forms = short ? `--${t.name} (-${short})` : `--${t.name}`;
-      throw usage(`${forms} is given more than once${options[t.name]?.type === 'string' ? '; it takes one value' : ''}`, entry.name);
+      throw usage(`${forms} is given more than once; it takes one value`, entry.name);
     }
     seen.add(t.name);
   }
@@ -79,7 +82,7 @@ function unexpected(word: string, first: boolean, entry: CommandEntry, command: 
 
 /**
  * Parses a command's flags and positionals (strictly: an unknown flag is USAGE), as a run of it
- * does. A flag that is not repeatable given twice is USAGE too: the last one would win unseen.
+ * does. A value flag that is not repeatable given twice is USAGE too: the last one would win unseen.
  * `globals` are the global flags given before the command name (`gaxx --home D status`).
  */
 export function parseCommandLine(

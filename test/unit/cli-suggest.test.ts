@@ -96,21 +96,29 @@ describe('USAGE lines with a suggestion', () => {
     expect(r.err).toContain("goes after '--'");
   });
 
-  it('a flag that takes one value, given twice, is USAGE naming it (also a global flag, and a long and a short form)', async () => {
+  it('a flag that takes one value, given twice, is USAGE naming it (also a global flag); an on/off flag may repeat', async () => {
     for (const [argv, flag] of [
       [['run', '--fleet', 'web', '--fleet', 'other', '--', 'true'], '--fleet'],
-      [['run', '--fleet', 'web', '--tasks', 'a', '-0', '--null', '--', 'true'], '--null'],
+      [['run', '--fleet', 'web', '--tasks', 'a', '--tasks=b', '--', 'true'], '--tasks'],
       [['--home', '/nonexistent-a', 'ls', '--home', '/nonexistent-b'], '--home'],
-      [['ls', '--json', '--json'], '--json'],
     ] as const) {
       const r = await cli([...argv]);
       expect({ argv, code: r.code }).toEqual({ argv, code: 2 });
       expect(r.err).toContain(`${flag}`);
       expect(r.err).toContain('more than once');
     }
-    // A repeatable flag may repeat.
+    // A repeatable flag may repeat, and so may an on/off flag (long and short forms too): it means the same as once.
     const agents = await cli(['run', '--agent', 'h1', '--agent', 'h2', '--retries', '99', '--', 'true']);
     expect(agents.err).not.toContain('more than once');
+    for (const argv of [
+      ['ls', '--json', '--json'],
+      ['run', '--fleet', 'web', '--tasks', 'a', '-0', '--null', '--', 'true'],
+      ['delete', 'web', '-y', '--yes', '--dry-run', '--dry-run'],
+    ]) {
+      const r = await cli(argv);
+      expect(r.err, argv.join(' ')).not.toContain('more than once');
+      expect(r.err, argv.join(' ')).not.toMatch(/^gaxx: --[\w-]+ (takes|needs)|unknown option/);
+    }
   });
 
   it('a flag given a value it does not take, and a bad --log-level, are said plainly and in lower case', async () => {
