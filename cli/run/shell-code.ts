@@ -189,6 +189,36 @@ export function shellCode(argv: readonly string[]): string[] {
   return argv.flatMap((a, i) => {
     const name = a.split('/').pop() ?? '';
     const reader = SHELL.test(name) ? shellScript : RUNNERS.get(name);
+    // watch needs no option to run its words: only where a program stands (first, or run by a
+    // wrapper), else `grep watch {}` would be refused.
+    if (name === 'watch' && !commandPosition(argv, i)) return [];
     return reader ? reader(argv, i) : [];
   });
+}
+
+/** Programs that run the command after their own options (nice -n 5 CMD, timeout 5 CMD...). */
+const WRAPPERS = new Set([
+  'nice',
+  'nohup',
+  'setsid',
+  'stdbuf',
+  'timeout',
+  'env',
+  'sudo',
+  'doas',
+  'xargs',
+  'chrt',
+  'ionice',
+  'taskset',
+  'time',
+  'exec',
+  'command',
+  'busybox',
+]);
+
+/** Whether argv[i] is where a program is named: first, or after a wrapper and its options and numbers. */
+function commandPosition(argv: readonly string[], i: number): boolean {
+  let j = i - 1;
+  while (j >= 0 && /^(-|\d)/.test(argv[j] as string)) j--;
+  return j < 0 || WRAPPERS.has((argv[j] as string).split('/').pop() ?? '');
 }

@@ -129,6 +129,7 @@ describe('command template', () => {
       ['watch', 'echo {}'],
       ['watch', '-n', '1', 'echo', '{}'],
       ['timeout', '5', 'watch', '-t', '--', 'cat', 'out/{}'],
+      ['nice', '-n', '5', 'watch', 'echo {}'],
       ['env', '-S', 'sh -c "echo {}"'],
       ['env', '-S', 'echo {}'],
       ['env', '-iS', 'sh -c', 'echo {}'],
@@ -159,6 +160,9 @@ describe('command template', () => {
       ['env', '-S', 'sh -c \'echo "$1"\' _', '{}'],
       ['env', '-u', 'X', 'cat', '{}'],
       ['env', '-C', '/tmp', 'grep', '-c', '{}'],
+      // The word watch where no program stands: data, not a program.
+      ['grep', 'watch', '{}'],
+      ['grep', '-i', 'watch', '{}'],
     ];
     for (const argv of accepted) expect(() => CommandTemplate.compile(argv), argv.join(' ')).not.toThrow();
     expect(shellCode(['env', '-S', 'sh -c', 'echo {}'])).toEqual(['sh -c', 'echo {}']);
