@@ -3,7 +3,7 @@
  * and progress to stderr, so `gaxx ... --json | jq` always sees clean JSON.
  */
 import type { Readable, Writable } from 'node:stream';
-import { printable } from '../proto/index.js';
+import { printable, printableLines } from '../proto/index.js';
 
 /** The streams a command writes to (process streams in main.ts, captured ones in tests). */
 export interface Io {
@@ -32,18 +32,21 @@ export class Output {
     readonly json: boolean,
   ) {}
 
-  /** Prints the command's result: `value` as JSON with --json, else the human text. */
+  /**
+   * Prints the command's result: `value` as JSON with --json, else the human text, its control
+   * characters escaped (names, errors and ids in it may come from Redis, an agent or a provider).
+   */
   result(value: unknown, human: () => string): void {
     if (this.json) this.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
     else {
-      const text = human();
+      const text = printableLines(human());
       if (text !== '') this.io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
     }
   }
 
-  /** A diagnostic line on stderr (shown in both modes; never a result). */
+  /** A diagnostic line on stderr (shown in both modes; never a result), its control characters escaped. */
   note(message: string): void {
-    this.io.stderr.write(`${message}\n`);
+    this.io.stderr.write(`${printableLines(message)}\n`);
   }
 
   /** Raw output bytes (e.g. a remote command's stdout), unchanged. */

@@ -72,4 +72,4 @@ export type { HealthCheckRequest, HealthCheckRequest__Output } from './gen/grpc/
 export type { HealthCheckResponse, HealthCheckResponse__Output } from './gen/grpc/health/v1/HealthCheckResponse.js';
 export { BusyLoopDelay, type LoopHistogram } from './loop-delay.js';
 export { AfterQuiet, closeInheritedFds, inside, removeTree } from './light.js';
-export { printable } from './printable.js';
+export { printable, printableLines } from './printable.js';

@@ -90,7 +90,8 @@ export const AGENT_TASKS_DIR = 'tasks';
  */
 export function workDirProblems(rel: string): string[] {
   if (Buffer.byteLength(rel) > REQUEST_LIMITS.workDirChars) return [`a work dir is at most ${REQUEST_LIMITS.workDirChars} bytes`];
-  if (rel.includes('\0')) return ['a work dir has no NUL bytes'];
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(rel)) return ['a work dir has no control characters'];
   const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
   if (rel.startsWith('/') || rel.includes('\\') || parts.includes('..'))
     return [`work dir '${rel}' must be a path under the agent's data dir (no leading /, no ..)`];

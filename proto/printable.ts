@@ -7,13 +7,18 @@
  * (`\x1b[2J`), and text without them is returned as it is.
  *
  * Escaped: C0 controls (U+0000-U+001F, tab and newline too: a metadata field is one line), DEL,
- * C1 controls (U+0080-U+009F, which terminals take as ESC [ and the like), and the bidirectional
- * overrides and isolates (U+202A-U+202E, U+2066-U+2069), which reorder what is shown. Task output
- * is never passed through this: it is the task's bytes, shown as they are.
+ * C1 controls (U+0080-U+009F, which terminals take as ESC [ and the like), the bidirectional
+ * overrides, isolates and marks (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), which
+ * reorder what is shown, and the invisible ones (zero-width U+200B-U+200D, U+FEFF; the line and
+ * paragraph separators U+2028, U+2029). Task output is never passed through this: it is the
+ * task's bytes, shown as they are.
  */
 
 // eslint-disable-next-line no-control-regex
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
+/** The same, newlines and tabs aside: text of several lines, as gaxx writes it. */
+// eslint-disable-next-line no-control-regex
+const UNPRINTABLE_IN_LINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
 
 const NAMED: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
@@ -25,4 +30,12 @@ function escapeChar(c: string): string {
 /** `text` with every control character written as a visible escape (`\x1b`, `\n`, `\u202e`). */
 export function printable(text: string): string {
   return text.replace(UNPRINTABLE, escapeChar);
+}
+
+/**
+ * `text` with every control character escaped but its newlines and tabs: for whole messages and
+ * tables gaxx writes for people (cli/output.ts), whose lines and columns are its own.
+ */
+export function printableLines(text: string): string {
+  return text.replace(UNPRINTABLE_IN_LINES, escapeChar);
 }

@@ -1,6 +1,6 @@
 // printable(): metadata shown on a terminal never carries control characters; the human renderers use it.
 import { describe, expect, it } from 'vitest';
-import { renderTable } from '../../cli/output.js';
+import { Output, renderTable } from '../../cli/output.js';
 import { summaryLine } from '../../cli/run-printer.js';
 import { summarize, summaryText } from '../../cli/run/summary.js';
 import { printable } from '../../proto/index.js';
@@ -22,6 +22,22 @@ describe('printable', () => {
     // U+009B is CSI to a terminal in UTF-8 mode.
     expect(printable('\u009b2J\u0085')).toBe('\\x9b2J\\x85');
     expect(printable('abc\u202edef\u2066')).toBe('abc\\u202edef\\u2066');
+    // Bidi marks, zero-width and line-separator characters: invisible, or reordering what is shown.
+    expect(printable('a\u200eb\u200bc\u2028d\ufeffe\u061cf')).toBe('a\\u200eb\\u200bc\\u2028d\\ufeffe\\u061cf');
+  });
+
+  it('every message and human result the CLI writes has them escaped, its own newlines and tabs kept', () => {
+    let err = '';
+    let outText = '';
+    const io = {
+      stdout: { write: (s: string) => void (outText += s) },
+      stderr: { write: (s: string) => void (err += s) },
+    } as unknown as ConstructorParameters<typeof Output>[0];
+    const out = new Output(io, false);
+    out.note('gaxx: unreachable: h\x1b[2J (boom\u202e)\nsecond\tline');
+    out.result({}, () => 'HOST\tRESULT\nh\x1b]0;t\x07\tok');
+    expect(err).toBe('gaxx: unreachable: h\\x1b[2J (boom\\u202e)\nsecond\tline\n');
+    expect(outText).toBe('HOST\tRESULT\nh\\x1b]0;t\\x07\tok\n');
   });
 
   it('leaves no control character in any string', () => {
