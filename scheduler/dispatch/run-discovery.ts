@@ -7,7 +7,8 @@
  *
  * The queue is not a trust root: anyone who can write to Redis can publish on the channel or add
  * members to the registry. So a run id is used only once it matches RUN_ID, only a run with a
- * record or jobs (`exists`) is served (a made-up id costs one EXISTS a poll, no worker), one bad
+ * record or jobs (`exists`) is served (a made-up id costs one EXISTS a poll, no worker; announced,
+ * it is served while that is checked, once, then announcements are checked first), one bad
  * run never stops the discovery of the others, and at most `maxRuns` are served at once (each
  * is a BullMQ worker with a connection of its own). A run over the cap waits for a slot: when
  * runs wait, served runs with no job waiting or running give theirs up (they are served again
@@ -20,6 +21,9 @@ import { RUN_ID } from '../queue/task.js';
 
 /** Runs a daemon serves at once unless told otherwise. */
 export const MAX_RUNS = 100;
+
+/** How long announcements are checked before they are served, once a made-up one was seen. */
+const CHECK_FIRST_MS = 10_000;
 
 export interface RunDiscoveryOptions {
   redis: Redis | Cluster;
@@ -47,6 +51,8 @@ export interface RunDiscoveryOptions {
 export class RunDiscovery {
   /** The runs being served. */
   private readonly served = new Set<string>();
+  /** Until then announced runs are checked before they are served (a made-up one was seen). */
+  private checkFirstUntil = 0;
   private readonly sub: Redis | Cluster;
   private readonly max: number;
   private timer: NodeJS.Timeout | undefined;
@@ -72,11 +78,24 @@ export class RunDiscovery {
     return this.served.size;
   }
 
-  /** An announced run: served now when it exists and a slot is free, else left to the poll. Never throws. */
+  /**
+   * An announced run: served now when a slot is free, else left to the poll. Never throws. It is
+   * served at once and its existence checked meanwhile (checked first, its first task would wait a
+   * round trip), and dropped when it has no record nor jobs; after such a made-up announcement,
+   * announcements are checked first for a while, so a flood of them starts no worker.
+   */
   private async offer(runId: string): Promise<void> {
     try {
       if (!this.valid(runId) || this.served.has(runId)) return;
-      if (await this.o.exists(runId)) this.take(runId);
+      if (Date.now() < this.checkFirstUntil) {
+        if (await this.o.exists(runId)) this.take(runId);
+        return;
+      }
+      const exists = this.o.exists(runId);
+      const took = this.take(runId);
+      if (await exists) return;
+      if (took) this.drop(runId);
+      this.checkFirstUntil = Date.now() + CHECK_FIRST_MS;
     } catch (e) {
       this.o.onError?.(e as Error);
     }

@@ -8,7 +8,9 @@
  */
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RunDiscovery } from '../../scheduler/dispatch/run-discovery.js';
 import { runAndWait } from '../../scheduler/queue/run.js';
+import { runExists } from '../../scheduler/queue/runs.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import type { TaskInput } from '../../scheduler/queue/task.js';
 import { eventually } from '../helpers/poll.js';
@@ -107,5 +109,42 @@ describe('run discovery from a Redis anyone may write', () => {
     expect(await runsServed(d)).toBeLessThanOrEqual(2);
     expect(await running(d)).toBe(true);
     await r.zrem('{gaxx}:runs', ...Array.from({ length: 50 }, (_, i) => `fake${i}`), ...Array.from({ length: 4 }, (_, i) => `rec${i}`));
+  });
+
+  it('an announced run is served at once; a made-up announcement is dropped, and those after it are checked first', async () => {
+    const r = world.queue.redis;
+    // Only this test's ids (the registry still lists the runs of the tests before).
+    const mine = (id: string): boolean => /^(ann|made)\d$/.test(id);
+    const served: string[] = [];
+    const gone: string[] = [];
+    const exists = (runId: string): Promise<boolean> => runExists(r, runId);
+    const d = new RunDiscovery({
+      redis: r,
+      onRun: (id) => void (mine(id) && served.push(id)),
+      onGone: (id) => void (mine(id) && gone.push(id)),
+      hasWork: async () => false,
+      exists,
+      forget: async () => undefined,
+      pollMs: 3_600_000,
+    });
+    try {
+      await d.start();
+      await r.set('{gaxx}:run:ann1:meta', JSON.stringify({ runId: 'ann1', createdAt: Date.now() }), 'PX', 600_000);
+      await r.publish('{gaxx}:runs:new', 'ann1');
+      expect(await eventually(() => served.includes('ann1'), 10_000)).toBe(true);
+      // Made up: served while it is checked, then dropped.
+      await r.publish('{gaxx}:runs:new', 'made1');
+      expect(await eventually(() => gone.includes('made1'), 10_000)).toBe(true);
+      expect(served).toEqual(['ann1', 'made1']);
+      // The next ones are checked first: a made-up one is never served, a real one still is.
+      await r.publish('{gaxx}:runs:new', 'made2');
+      await r.set('{gaxx}:run:ann2:meta', JSON.stringify({ runId: 'ann2', createdAt: Date.now() }), 'PX', 600_000);
+      await r.publish('{gaxx}:runs:new', 'ann2');
+      expect(await eventually(() => served.includes('ann2'), 10_000)).toBe(true);
+      expect(served).toEqual(['ann1', 'made1', 'ann2']);
+      expect(gone).toEqual(['made1']);
+    } finally {
+      d.stop();
+    }
   });
 });
