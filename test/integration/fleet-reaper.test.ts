@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FleetReaper } from '../../scheduler/daemon/reaper.js';
 import { fleetCost, FleetLimitsSchema, getFleetLimits, limitedFleets, limitReached, type FleetLimits } from '../../scheduler/queue/fleet-limits.js';
 import { createRedis, holdFleet, redisSettingsFromUrl, setFleetLimits, waitReady } from '../../scheduler/index.js';
+import { eventually } from '../helpers/poll.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 let redis: TestRedis;
@@ -140,21 +141,33 @@ describe('fleet limits', () => {
   });
 
   it("a hold's refresh never extends a hold that expired and was taken by another holder", async () => {
-    const first = await holdFleet(conn, 'reheld', 300);
-    // Its hold lapsed (a holder stalled past its lifetime) and another took the fleet.
-    await conn.del('{gaxx}:fleet-reaping:reheld');
-    const second = await holdFleet(conn, 'reheld', 60_000);
-    const token = await conn.get('{gaxx}:fleet-reaping:reheld');
-    // Over ten of the first holder's refresh periods (100 ms), the second's hold stays as it was.
-    for (let i = 0; i < 20; i++) {
-      await new Promise((r) => setTimeout(r, 50));
+    // The first holder on a connection of its own, whose commands are counted: its refreshes.
+    const c1 = createRedis(redisSettingsFromUrl(redis.url), 'producer');
+    await waitReady(c1);
+    let sent = 0;
+    const send = c1.sendCommand.bind(c1) as (...args: unknown[]) => unknown;
+    c1.sendCommand = ((...args: unknown[]) => {
+      sent++;
+      return send(...args);
+    }) as typeof c1.sendCommand;
+    try {
+      const first = await holdFleet(c1, 'reheld', 300);
+      // Its hold lapsed (a holder stalled past its lifetime) and another took the fleet.
+      await conn.del('{gaxx}:fleet-reaping:reheld');
+      const second = await holdFleet(conn, 'reheld', 60_000);
+      const token = await conn.get('{gaxx}:fleet-reaping:reheld');
+      // Three refreshes of the first holder later, the second's hold is as it was.
+      const after = sent;
+      expect(await eventually(() => sent >= after + 3, 20_000)).toBe(true);
       expect(await conn.get('{gaxx}:fleet-reaping:reheld')).toBe(token);
       expect(await conn.pttl('{gaxx}:fleet-reaping:reheld')).toBeGreaterThan(30_000);
+      await first();
+      expect(await conn.get('{gaxx}:fleet-reaping:reheld')).toBe(token);
+      await second();
+      expect(await conn.exists('{gaxx}:fleet-reaping:reheld')).toBe(0);
+    } finally {
+      c1.disconnect();
     }
-    await first();
-    expect(await conn.get('{gaxx}:fleet-reaping:reheld')).toBe(token);
-    await second();
-    expect(await conn.exists('{gaxx}:fleet-reaping:reheld')).toBe(0);
   });
 
   it("deletes nothing on Redis's word alone: a fleet without limits of its own, or whose limits differ, is refused and logged once", async () => {
