@@ -24,7 +24,7 @@ import { fleetAgents } from '../queue/fleets.js';
 import { LiveOutput } from '../queue/live.js';
 import type { SchedulerMetrics } from '../daemon/metrics.js';
 import { runInputKey } from '../queue/queue.js';
-import { runExists, runQueueName } from '../queue/runs.js';
+import { delayedDueWithin, runExists, runQueueName } from '../queue/runs.js';
 import { QuietLog } from './quiet-log.js';
 import { MAX_RUNS, RunDiscovery } from './run-discovery.js';
 import { keepSpareConnection, type SpareConnection } from './spare-connection.js';
@@ -70,6 +70,9 @@ export interface SchedulerWorkerOptions {
 }
 
 const FLEET_CACHE_MS = 2000;
+
+/** A delayed job due this soon is work (retries wait seconds); one due later holds no run slot. */
+const DELAYED_SOON_MS = 5 * 60_000;
 
 /** Jobs a worker runs at once unless told otherwise. */
 export const WORKER_CONCURRENCY = 64;
@@ -190,14 +193,18 @@ export class SchedulerWorker {
     }
   }
 
-  /** Whether a run has jobs left to run (or running). */
+  /**
+   * Whether a run has jobs to run now or soon (or running): what holds a slot of --max-runs. A
+   * delayed job counts when it is due within DELAYED_SOON_MS: one planted far in the future (by
+   * anyone who can write to Redis) holds none.
+   */
   private async hasWork(runId: string): Promise<boolean> {
     const q = new Queue(runQueueName(runId), { connection: this.redis, prefix: KEY_PREFIX });
     q.on('error', () => undefined);
     try {
       await q.waitUntilReady();
-      const c = await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
-      return Object.values(c).some((n) => n > 0);
+      const c = await q.getJobCounts('waiting', 'active', 'prioritized');
+      return Object.values(c).some((n) => n > 0) || (await delayedDueWithin(this.redis, runId, DELAYED_SOON_MS));
     } finally {
       await q.close().catch(() => undefined);
     }

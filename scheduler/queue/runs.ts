@@ -87,6 +87,16 @@ export async function runExists(redis: Redis | Cluster, runId: string): Promise<
   return (await redis.exists(runMetaKey(runId), k.wait as string, k.active as string, k.delayed as string, k.prioritized as string, k.paused as string)) > 0;
 }
 
+/**
+ * Whether the run has a delayed job due within `ms` (BullMQ scores a delayed job by its due time
+ * times 0x1000). gaxx delays a job by seconds (retries' backoff); one due hours from now is no
+ * work of a run of gaxx's.
+ */
+export async function delayedDueWithin(redis: Redis | Cluster, runId: string, ms: number, now = Date.now()): Promise<boolean> {
+  const first = await redis.zrange(queueKeys.getKeys(runQueueName(runId)).delayed as string, 0, 0, 'WITHSCORES');
+  return first.length >= 2 && Math.floor(Number(first[1]) / 0x1000) <= now + ms;
+}
+
 /** Runs whose owner has not shown itself since `before` (ms epoch). */
 export async function staleRuns(redis: Redis | Cluster, before: number): Promise<string[]> {
   return redis.zrangebyscore(RUNS_KEY, '-inf', before);

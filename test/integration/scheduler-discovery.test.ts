@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RunDiscovery } from '../../scheduler/dispatch/run-discovery.js';
 import { runAndWait } from '../../scheduler/queue/run.js';
-import { runExists } from '../../scheduler/queue/runs.js';
+import { runExists, runQueueName } from '../../scheduler/queue/runs.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import type { TaskInput } from '../../scheduler/queue/task.js';
 import { eventually } from '../helpers/poll.js';
@@ -109,6 +109,26 @@ describe('run discovery from a Redis anyone may write', () => {
     expect(await runsServed(d)).toBeLessThanOrEqual(2);
     expect(await running(d)).toBe(true);
     await r.zrem('{gaxx}:runs', ...Array.from({ length: 50 }, (_, i) => `fake${i}`), ...Array.from({ length: 4 }, (_, i) => `rec${i}`));
+  });
+
+  it('made-up runs whose only jobs are delayed far into the future hold no slot of --max-runs: a real run is served', async () => {
+    const r = world.queue.redis;
+    const later = Date.now() + 3_600_000;
+    // Three writes each, as anyone who can write to Redis could: a record, a job due in an hour, a registry entry.
+    for (let i = 0; i < 2; i++) {
+      await r.set(`{gaxx}:run:held${i}:meta`, JSON.stringify({ runId: `held${i}`, createdAt: Date.now() }), 'PX', 600_000);
+      await r.zadd(`{gaxx}:${runQueueName(`held${i}`)}:delayed`, later * 0x1000, 'j1');
+      await r.zadd('{gaxx}:runs', later, `held${i}`);
+    }
+    const d = await daemon('d4', ['--max-runs', '2']);
+    const out = await runAndWait(
+      { runId: 'disc4', tasks: [task('t')] },
+      { settings: world.settings, signer: world.signer, worker: 'never', timeoutMs: 30_000 },
+    );
+    expect(out.results.get('t')?.outcome).toBe('succeeded');
+    expect(await running(d)).toBe(true);
+    await r.zrem('{gaxx}:runs', 'held0', 'held1');
+    await r.del(`{gaxx}:${runQueueName('held0')}:delayed`, `{gaxx}:${runQueueName('held1')}:delayed`);
   });
 
   it('an announced run is served at once; a made-up announcement is dropped, and those after it are checked first', async () => {
