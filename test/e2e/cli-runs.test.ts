@@ -15,6 +15,7 @@ import { createRedis, listRunRecords, redisSettingsFromUrl, waitReady, type RunR
 import type { GaxxProcess } from '../helpers/cli.js';
 import { cliWorld, type CliWorld } from '../helpers/cli-world.js';
 import { taskGate } from '../helpers/gate.js';
+import { eventually } from '../helpers/poll.js';
 
 let w: CliWorld;
 let tmp: string;
@@ -120,10 +121,11 @@ describe('gaxx runs', () => {
       const rec = await newestRun((r) => r.argv[0] === 'sh' && r.total === 4);
       type Listed = RunRecord & { done?: number };
       let mine: Listed | undefined;
-      for (let i = 0; i < 600 && mine?.done !== 3; i++) {
-        if (i > 0) await sleep(100);
+      const listed = async (): Promise<boolean> => {
         mine = (JSON.parse((await w.gaxx(['runs', '--json'])).stdout) as Listed[]).find((x) => x.runId === rec.runId);
-      }
+        return mine?.done === 3;
+      };
+      await eventually(listed, 60_000);
       expect(mine).toMatchObject({ state: 'running', done: 3, total: 4 });
       const table = (await w.gaxx(['runs'])).stdout.split('\n').find((l) => l.startsWith(rec.runId));
       expect(table).toMatch(/\s3\/4\s/);
