@@ -1,8 +1,9 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../cli/commands.js';
-import { reportError, runCli, wantsJson } from '../../cli/dispatch.js';
+import { reportError, wantsJson } from '../../cli/dispatch.js';
 import { exitCodeFor, GaxxError } from '../../proto/index.js';
+import { cliInProcess } from '../helpers/run-cli.js';
 
 function capture() {
   const stdout = new PassThrough();
@@ -13,26 +14,8 @@ function capture() {
   return { io: { stdout, stderr, stderrIsTty: false }, text };
 }
 
-async function cli(argv: string[], reads = { userName: 0, homeDir: 0 }, env: Record<string, string> = { GAXX_HOME: '/nonexistent-gaxx-home' }) {
-  const { io, text } = capture();
-  const code = await runCli({
-    argv,
-    env,
-    io,
-    readFile: () => undefined,
-    get homeDir() {
-      reads.homeDir += 1;
-      return '/nonexistent';
-    },
-    get userName() {
-      reads.userName += 1;
-      return 'u';
-    },
-    cwd: '/',
-    signal: new AbortController().signal,
-  });
-  return { code, ...text };
-}
+const cli = (argv: string[], reads = { userName: 0, homeDir: 0 }, env: Record<string, string> = { GAXX_HOME: '/nonexistent-gaxx-home' }) =>
+  cliInProcess(argv, { reads, env });
 
 describe('cli dispatch', () => {
   it('unknown command is USAGE (exit 2) with a hint', async () => {

@@ -2,35 +2,18 @@
 // refused up front with one USAGE (flags) or CONFIG_INVALID (env, file) line naming the setting
 // and its limit, never a value that becomes a 1 ms timer, an out-of-memory spawn or a refusal
 // from an agent after a run was recorded.
-import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../cli/commands.js';
 import { loadConfig, type ReadFile } from '../../cli/config.js';
-import { runCli } from '../../cli/dispatch.js';
 import { planRun } from '../../cli/run/plan.js';
 import { checkDuration, formatDuration, MAX_DURATION_MS, MAX_TIMER_MS, parseSize, REQUEST_LIMITS } from '../../proto/index.js';
 import { failure } from '../helpers/thrown.js';
+import { cliInProcess } from '../helpers/run-cli.js';
 
 const noFiles: ReadFile = () => undefined;
 const base = { homeDir: '/home/u', userName: 'u', readFile: noFiles };
 
-async function cli(argv: string[]): Promise<{ code: number; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let err = '';
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await runCli({
-    argv,
-    env: { GAXX_HOME: '/nonexistent-gaxx-home' },
-    io: { stdout, stderr, stderrIsTty: false },
-    readFile: () => undefined,
-    homeDir: '/nonexistent',
-    userName: 'u',
-    cwd: '/',
-    signal: new AbortController().signal,
-  });
-  return { code, err };
-}
+const cli = (argv: string[]): Promise<{ code: number; err: string }> => cliInProcess(argv);
 
 describe('the one duration rule (proto/durations.ts)', () => {
   it('bounds every duration below Node’s timer limit unless a smaller or larger maximum is named', () => {

@@ -1,27 +1,10 @@
 // The CLI's one "did you mean" (cli/suggest.ts), and the USAGE lines that use it for commands,
 // subcommands and flags (cli/dispatch.ts, cli/command-line.ts), run through runCli.
-import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../../cli/dispatch.js';
 import { editDistance, suggest } from '../../cli/suggest.js';
+import { cliInProcess } from '../helpers/run-cli.js';
 
-async function cli(argv: string[]): Promise<{ code: number; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let err = '';
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await runCli({
-    argv,
-    env: { GAXX_HOME: '/nonexistent-gaxx-home' },
-    io: { stdout, stderr, stderrIsTty: false },
-    readFile: () => undefined,
-    homeDir: '/nonexistent',
-    userName: 'u',
-    cwd: '/',
-    signal: new AbortController().signal,
-  });
-  return { code, err };
-}
+const cli = (argv: string[]): Promise<{ code: number; err: string }> => cliInProcess(argv);
 
 describe('edit distance', () => {
   it('counts insertions, deletions, substitutions and adjacent transpositions as one edit each', () => {
