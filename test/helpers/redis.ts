@@ -7,7 +7,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
 import { socketCommand } from '../../scheduler/redis/embedded-redis.js';
+import { createRedis, redisSettingsFromUrl, waitReady, type RedisRole } from '../../scheduler/redis/redis.js';
 import { freePort } from './ports.js';
 
 export interface TestRedis {
@@ -171,4 +173,26 @@ async function tcpPing(port: number, tls: TestRedisOptions['tls']): Promise<stri
     });
     sock.on('error', () => done(null));
   });
+}
+
+/** A test redis-server and one ready connection to it, for a file's tests; close() ends both. */
+export interface RedisAndConnection {
+  redis: TestRedis;
+  conn: Redis;
+  close(): Promise<void>;
+}
+
+/** Starts a test redis-server and connects to it as `role` (a standalone server: a Redis, never a Cluster). */
+export async function redisAndConnection(role: RedisRole = 'producer'): Promise<RedisAndConnection> {
+  const redis = await startRedis();
+  const conn = createRedis(redisSettingsFromUrl(redis.url), role) as Redis;
+  await waitReady(conn);
+  return {
+    redis,
+    conn,
+    close: async () => {
+      conn.disconnect();
+      await redis.destroy();
+    },
+  };
 }

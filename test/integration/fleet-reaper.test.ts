@@ -8,21 +8,16 @@ import { FleetReaper } from '../../scheduler/daemon/reaper.js';
 import { fleetCost, FleetLimitsSchema, getFleetLimits, limitedFleets, limitReached, type FleetLimits } from '../../scheduler/queue/fleet-limits.js';
 import { createRedis, holdFleet, redisSettingsFromUrl, setFleetLimits, waitReady } from '../../scheduler/index.js';
 import { eventually } from '../helpers/poll.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { redisAndConnection, type TestRedis } from '../helpers/redis.js';
+import type { Redis } from 'ioredis';
 
 let redis: TestRedis;
-let conn: ReturnType<typeof createRedis>;
+let conn: Redis;
+let close: (() => Promise<void>) | undefined;
 
-beforeAll(async () => {
-  redis = await startRedis();
-  conn = createRedis(redisSettingsFromUrl(redis.url), 'producer');
-  await waitReady(conn);
-});
+beforeAll(async () => ({ redis, conn, close } = await redisAndConnection()));
 
-afterAll(async () => {
-  conn?.disconnect();
-  await redis?.destroy();
-});
+afterAll(() => close?.());
 
 /** The operator's own records of fleets' limits (what a fleet's state file holds). */
 const own = new Map<string, FleetLimits>();

@@ -7,25 +7,19 @@ import { publishResult, runDoneKey, runEventsKey, taskResult, type TaskResult } 
 import { storedResults } from '../../scheduler/queue/run-control.js';
 import { createRunRecord, listRunRecords, runInfoKey, RUN_INDEX_KEY } from '../../scheduler/queue/run-index.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
-import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/redis/redis.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { redisSettingsFromUrl } from '../../scheduler/redis/redis.js';
+import { redisAndConnection, type TestRedis } from '../helpers/redis.js';
 
 const result = (runId: string, taskId: string, over: Partial<TaskResult> = {}): TaskResult =>
   taskResult({ runId, taskId, host: '127.0.0.1:1', outcome: 'succeeded', reason: '' }, { exitCode: 0, attempts: 1, ...over });
 
 let redis: TestRedis;
 let r: Redis;
+let close: (() => Promise<void>) | undefined;
 
-beforeAll(async () => {
-  redis = await startRedis();
-  r = createRedis(redisSettingsFromUrl(redis.url), 'worker') as Redis;
-  await waitReady(r);
-});
+beforeAll(async () => ({ redis, conn: r, close } = await redisAndConnection('worker')));
 
-afterAll(async () => {
-  r?.disconnect();
-  await redis?.destroy();
-});
+afterAll(() => close?.());
 
 /** Adds a result entry for `task` holding `json`, as a Redis writer without any key could. */
 async function forge(runId: string, task: string, json: string): Promise<void> {

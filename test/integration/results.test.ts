@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/redis/redis.js';
+import { waitReady } from '../../scheduler/redis/redis.js';
 import { LiveOutput } from '../../scheduler/queue/live.js';
 import { publishResult, runEventsKey, taskResult, type OutputChunk, type TaskResult } from '../../scheduler/queue/results.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { redisAndConnection, type TestRedis } from '../helpers/redis.js';
 import type { Redis } from 'ioredis';
 
 const result = (taskId: string, over: Partial<TaskResult> = {}): TaskResult =>
@@ -15,15 +15,9 @@ const result = (taskId: string, over: Partial<TaskResult> = {}): TaskResult =>
 describe('run results stream', () => {
   let redis: TestRedis;
   let r: Redis;
-  beforeAll(async () => {
-    redis = await startRedis();
-    r = createRedis(redisSettingsFromUrl(redis.url), 'worker') as Redis;
-    await waitReady(r);
-  });
-  afterAll(async () => {
-    r?.disconnect();
-    await redis?.destroy();
-  });
+  let close: (() => Promise<void>) | undefined;
+  beforeAll(async () => ({ redis, conn: r, close } = await redisAndConnection('worker')));
+  afterAll(() => close?.());
 
   it('publishes each task once, with its output, and waitForRun collects every result', async () => {
     const big = Buffer.alloc(200 * 1024, 7);

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keepSpareConnection, type SpareConnection } from '../../scheduler/dispatch/spare-connection.js';
 import { createRedis, KEY_PREFIX, redisSettingsFromUrl, waitReady, type RedisSettings } from '../../scheduler/redis/redis.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { redisAndConnection, type TestRedis } from '../helpers/redis.js';
 
 /** Runs one job through a new Worker on `conn`; returns the Worker's blocking connection's id and name. */
 async function oneJob(conn: Redis, producer: Redis, name: string): Promise<{ blockingId: string; blockingName: string | null }> {
@@ -29,16 +29,12 @@ describe('keepSpareConnection: a Worker starts on a connection readied ahead', (
   let redis: TestRedis;
   let settings: RedisSettings;
   let producer: Redis;
+  let close: (() => Promise<void>) | undefined;
   beforeAll(async () => {
-    redis = await startRedis();
+    ({ redis, conn: producer, close } = await redisAndConnection('worker'));
     settings = redisSettingsFromUrl(redis.url);
-    producer = createRedis(settings, 'worker') as Redis;
-    await waitReady(producer);
   });
-  afterAll(async () => {
-    producer?.disconnect();
-    await redis?.destroy();
-  });
+  afterAll(() => close?.());
 
   /** A ready worker connection with a spare kept behind it, both closed after `fn`. */
   async function withSpare(fn: (conn: Redis, spare: SpareConnection) => Promise<void>): Promise<void> {

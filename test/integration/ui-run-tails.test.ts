@@ -4,25 +4,18 @@
 // A failed task whose tail was dropped shows none; a recent one shows its own. Entries that are
 // not results are skipped. Real redis-server.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
 import { runEventsKey, taskResult } from '../../scheduler/queue/results.js';
 import { RUN_FEED_KEY, runFeedKey } from '../../scheduler/queue/run-feed.js';
 import { MAX_TAILS, RunTracker } from '../../scheduler/ui/runs.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import type { Redis } from 'ioredis';
+import { redisAndConnection } from '../helpers/redis.js';
 
-let redis: TestRedis;
-let conn: ReturnType<typeof createRedis>;
+let conn: Redis;
+let close: (() => Promise<void>) | undefined;
 
-beforeAll(async () => {
-  redis = await startRedis();
-  conn = createRedis(redisSettingsFromUrl(redis.url), 'producer');
-  await waitReady(conn);
-});
+beforeAll(async () => ({ conn, close } = await redisAndConnection()));
 
-afterAll(async () => {
-  conn?.disconnect();
-  await redis?.destroy();
-});
+afterAll(() => close?.());
 
 /** A failed task's result as a worker publishes it (whole: the tracker reads results back through their schema). */
 const failed = (runId: string, taskId: string) => JSON.stringify(taskResult({ runId, taskId, host: 'h', outcome: 'failed', reason: '' }, { exitCode: 1 }));
