@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenLoopback } from './loopback-http.js';
 import type { Clock } from '../../cli/providers/types.js';
 import { systemClock } from '../../cli/providers/pacer.js';
 
@@ -111,17 +111,13 @@ export abstract class FakeCloud {
 
   async start(): Promise<this> {
     this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = await listenLoopback(this.server);
     return this;
   }
 
   async stop(): Promise<void> {
     await Promise.allSettled([...this.pending]);
-    await new Promise<void>((resolve) => {
-      this.server?.closeAllConnections();
-      this.server?.close(() => resolve());
-    });
+    await closeServer(this.server);
   }
 
   /** Puts an instance in the store directly (e.g. a foreign or untagged one). */

@@ -6,7 +6,7 @@
  * at `url` instead of the fake's.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenLoopback } from './loopback-http.js';
 
 /** A request as the proxy received it. */
 export interface ProxiedRequest {
@@ -52,17 +52,13 @@ export class FaultProxy {
 
   async start(): Promise<this> {
     this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = await listenLoopback(this.server);
     return this;
   }
 
   async stop(): Promise<void> {
     for (const r of this.held) r.destroy();
-    await new Promise<void>((resolve) => {
-      this.server?.closeAllConnections();
-      this.server?.close(() => resolve());
-    });
+    await closeServer(this.server);
   }
 
   /** The requests seen that `match`, with what was done to them. */
