@@ -13,7 +13,7 @@
  * and whenever it has grown to three times that; a finished task keeps at most
  * `OUTPUT_TAIL_BYTES` of its output here (the in-memory buffer may hold more).
  */
-import { processStartTicks } from './proc-stat.js';
+import { processStartTicks } from '../../proto/index.js';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../certs/index.js';

@@ -7,14 +7,14 @@ import { mkdir, readFile, type FileHandle } from 'node:fs/promises';
 import { fileRefusal } from '../files/fs-refusal.js';
 import { openDirIn } from '../files/safe-open.js';
 import { commandExists } from './command-exists.js';
-import { processStartTicks } from './proc-stat.js';
+import { processStartTicks } from '../../proto/light.js';
 import { WORK_DIR_FD, type SpawnHead } from './launcher-protocol.js';
 import { SIGNAL_NAMES, spawnTask, type TaskChild } from './task-spawn.js';
 
 /** What a started process reports. */
 export interface SpawnEvents {
   /**
-   * `startTicks`: the process's start time (proc-stat.ts), read here, off the agent's event loop;
+   * `startTicks`: the process's start time (proto/proc-stat.ts), read here, off the agent's event loop;
    * `warm`: the task runs in a sandbox started ahead (warm-pool.ts).
    */
   started(pid: number, error?: { code: string; message: string }, startTicks?: number, warm?: boolean): void;

@@ -14,7 +14,7 @@ import { removeTree, type ExecEvent, type Exit } from '../../proto/index.js';
 import { startExec, type ExecHandle, type ExecSink, type ExecSpec, type KillReason } from './exec.js';
 import { AGENT_TASKS_DIR, LOST_IN_RESTART } from '../../proto/index.js';
 import { sweepLostGroup, TaskJournal, type JournalEntry } from './journal.js';
-import { processStartTicks } from './proc-stat.js';
+import { processStartTicks } from '../../proto/index.js';
 
 export type TaskExit = Parameters<ExecSink['exit']>[0];
 

@@ -30,7 +30,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { removeTree } from '../../proto/light.js';
 import type { WarmTask, WarmTemplate } from './launcher-protocol.js';
-import { processStartTicks } from './proc-stat.js';
+import { processStartTicks } from '../../proto/light.js';
 import { encodeArgs, mountOptions } from './sandbox.js';
 import { watchChild, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
 import { spawnMethod, spawnTask, type TaskChild } from './task-spawn.js';

@@ -8,7 +8,7 @@
  */
 import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileAccessError, GaxxError } from '../../proto/index.js';
+import { fileAccessError, GaxxError, processStartTicks } from '../../proto/index.js';
 import { assertFleetName } from '../state.js';
 
 /** A lock held; release() is idempotent. */
@@ -42,10 +42,10 @@ const readOr = (path: string): string | undefined => {
   }
 };
 
-/** A process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat; its name may hold spaces). */
+/** A process's start time in clock ticks since boot, as text (undefined when it is gone). */
 function startOf(pid: number): string | undefined {
-  const stat = readOr(`/proc/${pid}/stat`);
-  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  const ticks = processStartTicks(pid);
+  return ticks === 0 ? undefined : String(ticks);
 }
 
 const bootId = (): string | undefined => readOr('/proc/sys/kernel/random/boot_id')?.trim();

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { LOST_IN_RESTART } from '../../proto/index.js';
 import { sweepLostGroup } from '../../agent/exec/journal.js';
-import { processStartTicks } from '../../agent/exec/proc-stat.js';
+import { processStartTicks } from '../../proto/index.js';
 import { TaskRegistry } from '../../agent/exec/tasks.js';
 import type { ExecSpec } from '../../agent/exec/exec.js';
 import { alive } from '../helpers/procs.js';

@@ -1,4 +1,4 @@
-/** Reading a process's start time from /proc, kept apart so the launcher can use it without the journal. */
+/** Reading a process's start time from /proc: the agent (its journal, launcher and warm pool) and the CLI's fleet lock tell a live process from a later one with the same pid by it. */
 import { readFileSync } from 'node:fs';
 
 /** The start time of `pid` in clock ticks since boot, or 0 when it is gone (Linux /proc). */
