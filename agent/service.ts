@@ -325,6 +325,12 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
       try {
         const id = d.auth.identity(call);
         const taskId = parse(taskIdSchema, call.request.taskId);
+        // A scheduler may stop only the signed work it could have started (see RPC_POLICY).
+        const task = d.registry.get(taskId);
+        if (task && task.onceUntil === undefined && id.role !== 'operator') {
+          d.audit?.write({ event: 'task_cancel', ...whoCalled(call, id), taskId, found: false, refused: 'unsigned task' });
+          throw new GaxxError('PERMISSION_DENIED', `a ${id.role} may cancel only signed tasks: ${taskId} was started by an operator without a signature`);
+        }
         const found = d.registry.cancel(taskId);
         // Not running, but its result is held: the caller can have it replayed, not a guess.
         const finished = !found && d.registry.get(taskId)?.running === false;

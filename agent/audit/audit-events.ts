@@ -53,8 +53,8 @@ export const AuditEventSchema = z.discriminatedUnion('event', [
     reason: z.string().max(40).optional(),
     durationMs: z.number().int().nonnegative(),
   }),
-  /** Who asked to cancel a task, and whether one by that id was running. */
-  z.object({ event: z.literal('task_cancel'), peer, identity, taskId, found: z.boolean() }),
+  /** Who asked to cancel a task, whether one by that id was running, and why the ask was refused (a scheduler and an unsigned task). */
+  z.object({ event: z.literal('task_cancel'), peer, identity, taskId, found: z.boolean(), refused: z.string().max(200).optional() }),
   z.object({ event: z.literal('file_put'), peer, identity, area: z.string().max(40).optional(), path: z.string().max(4096), sha256, size: z.number().int() }),
   z.object({ event: z.literal('csr_created'), peer, identity }),
   z.object({ event: z.literal('file_get'), peer, identity, path: z.string().max(4096), sha256, size: z.number().int() }),

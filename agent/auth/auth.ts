@@ -12,19 +12,25 @@ import { GaxxError, isGaxxError } from '../../proto/index.js';
 
 const ALL: readonly Role[] = ['operator', 'scheduler'];
 const WITH_MONITOR: readonly Role[] = ['operator', 'scheduler', 'monitor'];
+const OPERATOR: readonly Role[] = ['operator'];
 
 /**
  * Which roles may call each method. The agent role and anything unknown may call nothing. A new
  * RPC must be added here or it is refused (test/unit/rpc-policy.test.ts walks the services).
+ * A scheduler runs only work an operator signed (Exec refuses it anything else) and cancels only
+ * that (the Cancel handler checks); files are the operator's alone: a file a scheduler could
+ * write into a task's work dir (a script, a Makefile) would run as that signed task, and one it
+ * could read (a task's scratch dir) is another task's data. Nothing the scheduler does moves
+ * files (certificate renewal writes the cert area with the operator's certificate).
  */
 export const RPC_POLICY: Readonly<Record<string, readonly Role[]>> = {
   '/gaxx.agent.v1.Agent/Exec': ALL,
   '/gaxx.agent.v1.Agent/Cancel': ALL,
-  '/gaxx.agent.v1.Agent/PutFile': ALL,
-  '/gaxx.agent.v1.Agent/GetFile': ALL,
+  '/gaxx.agent.v1.Agent/PutFile': OPERATOR,
+  '/gaxx.agent.v1.Agent/GetFile': OPERATOR,
   '/gaxx.agent.v1.Agent/Info': WITH_MONITOR,
   // Renewal writes the cert area, which only operators may.
-  '/gaxx.agent.v1.Agent/CreateCsr': ['operator'],
+  '/gaxx.agent.v1.Agent/CreateCsr': OPERATOR,
   '/grpc.health.v1.Health/Check': WITH_MONITOR,
   '/grpc.health.v1.Health/Watch': WITH_MONITOR,
 };

@@ -66,8 +66,9 @@ describe('role x RPC matrix', () => {
     const denied = '7:PERMISSION_DENIED';
     const expected: Record<keyof PkiClients & string, Record<string, number | string>> = {
       operator: all(0),
-      // A scheduler's Exec must carry an operator's signature (signed-work.test.ts runs signed ones).
-      scheduler: { ...all(0), Exec: '7:UNSIGNED_TASK' },
+      // A scheduler's Exec must carry an operator's signature (signed-work.test.ts runs signed
+      // ones); files are the operator's (agent-files.test.ts).
+      scheduler: { ...all(0), Exec: '7:UNSIGNED_TASK', PutFile: denied, GetFile: denied },
       monitor: { ...all(denied), Info: 0, Health: 0 },
       agentRole: all(denied),
       twoUri: all('16:CERT_INVALID'),

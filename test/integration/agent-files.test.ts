@@ -2,7 +2,7 @@
 // escapes), checksum and size checks that leave nothing behind, and the operator-only cert area.
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -39,13 +39,35 @@ describe('PutFile and GetFile', () => {
   it('round-trips a multi-chunk file atomically with its mode and sha256', async () => {
     const data = Buffer.alloc(200 * 1024 + 7, 'abc');
     const sha = createHash('sha256').update(data).digest('hex');
-    const put = await putFile(sched.agent, { path: 'in/data.bin', mode: 0o640 }, data);
+    const put = await putFile(op.agent, { path: 'in/data.bin', mode: 0o640 }, data);
     expect(put).toEqual({ ok: true, value: { path: 'in/data.bin', size: data.length, sha256: sha } });
     expect(statSync(join(agent.dataDir, 'in', 'data.bin')).mode & 0o777).toBe(0o640);
-    const got = await getFile(sched.agent, 'in/data.bin');
+    const got = await getFile(op.agent, 'in/data.bin');
     expect(got.ok && got.value.header).toEqual({ size: data.length, mode: 0o640, sha256: sha });
     expect(got.ok && got.value.data.equals(data)).toBe(true);
     expect(readdirSync(join(agent.dataDir, 'in'))).toEqual(['data.bin']);
+  });
+
+  it("files are the operator's: a scheduler's PutFile and GetFile are PERMISSION_DENIED, nothing is written or read, and the agent serves on", async () => {
+    // The script a signed task would run in its work dir, and a task's scratch file.
+    expect((await putFile(op.agent, { path: 'job/job.sh', mode: 0o644 }, Buffer.from('echo legit\n'))).ok).toBe(true);
+    const secret = await execCollect(op.agent, { taskId: 'holds-a-secret', argv: ['sh', '-c', 'echo AWS_SECRET=abc > creds.env'] });
+    expect(exitOf(secret)?.code, secret.stderr).toBe(0);
+    const codes: string[] = [];
+    for (const path of ['job/job.sh', 'job/other.sh']) {
+      const r = await putFile(sched.agent, { path }, Buffer.from('echo planted'));
+      codes.push(r.ok ? 'ok' : `${r.status}:${r.gaxxCode}`);
+    }
+    for (const path of ['job/job.sh', 'tasks/holds-a-secret/creds.env']) {
+      const r = await getFile(sched.agent, path);
+      codes.push(r.ok ? 'ok' : `${r.status}:${r.gaxxCode}`);
+    }
+    expect(codes).toEqual(Array(4).fill('7:PERMISSION_DENIED'));
+    // Refused for the role, not for want of the files: the operator reads both.
+    for (const path of ['job/job.sh', 'tasks/holds-a-secret/creds.env']) expect((await getFile(op.agent, path)).ok, path).toBe(true);
+    expect(readFileSync(join(agent.dataDir, 'job', 'job.sh'), 'utf8')).toBe('echo legit\n');
+    expect(readdirSync(join(agent.dataDir, 'job'))).toEqual(['job.sh']);
+    await stillServing();
   });
 
   it('refuses ../x, /etc/x and symlink escapes with PATH_ESCAPE', async () => {
@@ -61,15 +83,10 @@ describe('PutFile and GetFile', () => {
     await stillServing();
   });
 
-  it("tasks/ is the agent's: PutFile there is PERMISSION_DENIED for every role, so no task dir is pre-seeded or blocked", async () => {
+  it("tasks/ is the agent's: PutFile there is PERMISSION_DENIED even for an operator, so no task dir is pre-seeded or blocked", async () => {
     const codes = [];
-    for (const [who, path] of [
-      [sched, 'tasks'],
-      [sched, 'tasks/pre-1/x'],
-      [op, 'tasks/pre-2/Makefile'],
-      [op, './tasks/x'],
-    ] as const) {
-      const r = await putFile(who.agent, { path }, Buffer.from('echo planted'));
+    for (const path of ['tasks', 'tasks/pre-1/x', 'tasks/pre-2/Makefile', './tasks/x']) {
+      const r = await putFile(op.agent, { path }, Buffer.from('echo planted'));
       codes.push(r.ok ? 'ok' : `${r.gaxxCode}: ${r.details}`);
     }
     expect(codes).toEqual(Array(4).fill("PERMISSION_DENIED: 'tasks/' holds the tasks' own work dirs: put files elsewhere in the data area"));
@@ -135,12 +152,12 @@ describe('PutFile and GetFile', () => {
     expect((await putFile(op.agent, { path: 'adir/inside' }, Buffer.from('x'))).ok).toBe(true);
     const outcomes: string[] = [];
     for (const path of ['x'.repeat(300), 'long/' + 'y'.repeat(256) + '/f', 'adir', 'adir/', 'new-dir/', 'd/'.repeat(2000) + 'f', 'e/'.repeat(65) + 'f']) {
-      const r = await putFile(sched.agent, { path }, Buffer.from('data'));
+      const r = await putFile(op.agent, { path }, Buffer.from('data'));
       outcomes.push(r.ok ? 'ok' : `${r.gaxxCode}`);
     }
     expect(outcomes).toEqual(Array(7).fill('INVALID_ARGUMENT'));
     // 64 directories deep is still fine, and nothing of the refused ones was made.
-    expect((await putFile(sched.agent, { path: 'e/'.repeat(64) + 'f' }, Buffer.from('x'))).ok).toBe(true);
+    expect((await putFile(op.agent, { path: 'e/'.repeat(64) + 'f' }, Buffer.from('x'))).ok).toBe(true);
     expect(readdirSync(agent.dataDir).filter((n) => ['d', 'long', 'new-dir'].includes(n) || n.startsWith('xxx'))).toEqual([]);
     const got = await getFile(op.agent, 'y'.repeat(300));
     expect(got.ok ? 'ok' : got.gaxxCode).toBe('INVALID_ARGUMENT');

@@ -13,7 +13,7 @@ import { RUNS_KEY } from '../../scheduler/queue/runs.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import { signTask } from '../../scheduler/queue/sign.js';
 import { markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
-import { execCollect, exitOf, rawAgentClient, type RawClients } from '../helpers/grpc.js';
+import { execCollect, execStarted, exitOf, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 import { addJobByHand, Markers, rawSigner, signedExec, type SignedExecOptions } from '../helpers/signed.js';
 
@@ -165,6 +165,32 @@ describe('signed work', () => {
       const same = await execCollect(sched.agent, req);
       expect(same.events[0]?.started).toMatchObject({ replayed: true });
       expect(readFileSync(markers.path(name), 'utf8')).toBe('ran\n');
+    });
+  });
+
+  describe('a scheduler cancels signed work only', () => {
+    it("an operator's unsigned task: PERMISSION_DENIED, audited, it runs on; a signed one is cancelled", async () => {
+      const opTask = uniq('op-long');
+      const unsigned = await execStarted(op.agent, { taskId: opTask, argv: ['sleep', '120'] });
+      const refused = await unary(sched.agent.Cancel.bind(sched.agent), { taskId: opTask });
+      expect(refused.ok ? 'ok' : `${refused.status}:${refused.gaxxCode}: ${refused.details}`).toBe(
+        `7:PERMISSION_DENIED: a scheduler may cancel only signed tasks: ${opTask} was started by an operator without a signature`,
+      );
+      const audit = readFileSync(agent.auditLog, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(audit.filter((l) => l.event === 'task_cancel' && l.taskId === opTask)).toMatchObject([
+        { identity: 'scheduler sched', found: false, refused: 'unsigned task' },
+      ]);
+      // Still running: the operator's own Cancel finds it and ends it.
+      expect(await unary(op.agent.Cancel.bind(op.agent), { taskId: opTask })).toMatchObject({ ok: true, value: { found: true } });
+      expect(exitOf(await unsigned.result)).toMatchObject({ reason: 'cancelled' });
+      // A signed task of the scheduler's own: its Cancel works.
+      const req = signedExec(alice, { runId: uniq('r'), taskId: 't', argv: ['sleep', '120'], target: self });
+      const signed = await execStarted(sched.agent, req);
+      expect(await unary(sched.agent.Cancel.bind(sched.agent), { taskId: req.taskId as string })).toMatchObject({ ok: true, value: { found: true } });
+      expect(exitOf(await signed.result)).toMatchObject({ reason: 'cancelled' });
     });
   });
 
