@@ -34,15 +34,22 @@ export function agentAddress(raw: string, defaultPort: number): string {
   }
 }
 
+/** The exit code of a task the agent stopped (its SIGTERM) that still exited 0 on its own. */
+export const STOPPED_EXIT_CODE = 128 + 15;
+
 /**
  * The shell convention: a process ended by signal N exits 128+N; a task whose end is unknown
  * (lost with its agent or the agent's launcher) exits as UNAVAILABLE does (12), as `gaxx run`
- * does for an unknown outcome.
+ * does for an unknown outcome. A task the agent stopped (its timeout, its output cap, the agent's
+ * shutdown: SIGTERM to its group) never exits 0, even when it caught the signal and exited 0
+ * itself (`gaxx exec --timeout 2s -- job && deploy` must not deploy): 143, as if the SIGTERM had
+ * ended it; `gaxx run` counts such a task as timed out or killed, never succeeded.
  */
 export function exitCodeOf(exit: Exit__Output): number {
   if (exit.reason === 'cancelled') return 130;
   if (lostReason(exit.reason)) return exitCodeFor('UNAVAILABLE');
   if (exit.signal) return 128 + ((constants.signals as Record<string, number>)[exit.signal] ?? 0);
+  if (exit.reason && exit.code === 0) return STOPPED_EXIT_CODE;
   return exit.code;
 }
 
@@ -64,7 +71,8 @@ export const command: Command = {
   description: [
     'Runs one command on one agent directly, with the operator certificate of this installation,',
     'streams its stdout and stderr as they arrive, and exits with the remote exit code (128+N when',
-    'a signal N ended it). Everything after -- is the argv, never a shell string: use',
+    'a signal N ended it; 143 when the agent stopped it at --timeout or --output-cap and it still',
+    'exited 0). Everything after -- is the argv, never a shell string: use',
     "`-- sh -c '...'` for shell syntax. Ctrl-C cancels the remote task; a second Ctrl-C quits.",
     "When stdin is a pipe or a file it is read to its end first and sent as the command's stdin",
     `(at most ${MAX_EXEC_STDIN_BYTES} bytes; more is refused with exit 2 before anything is sent);`,
@@ -81,7 +89,7 @@ export const command: Command = {
     'output-cap': {
       type: 'string',
       valueName: 'BYTES',
-      help: `stop the task once its output (stdout and stderr together) passes BYTES: the agent kills it (SIGTERM, so exit 143 unless it ended first), its first BYTES shown; 65536, 64k, 16M; at most ${formatSize(REQUEST_LIMITS.outputCapBytes)} (default: the agent's --default-output-cap, 16M unless set)`,
+      help: `stop the task once its output (stdout and stderr together) passes BYTES: the agent kills it (SIGTERM: exit 143, or its own non-zero code if it ended first), its first BYTES shown; 65536, 64k, 16M; at most ${formatSize(REQUEST_LIMITS.outputCapBytes)} (default: the agent's --default-output-cap, 16M unless set)`,
     },
     'task-id': { type: 'string', valueName: 'ID', help: 'task id ([A-Za-z0-9._-]); re-using a running id attaches to it' },
     workdir: WORKDIR_FLAG,

@@ -83,6 +83,16 @@ describe('gaxx run', () => {
     const line = await gaxx(['exec', '--agent', a.address, '--no-stdin', '--output-cap', '3', '--', 'sh', '-c', 'printf "ab\\ncdef"']);
     expect(line.stdout).toBe('ab\n');
     expect(line.stderr).toBe(note);
+    // Stopped by the agent, the task never exits 0, even when it ended by itself with 0.
+    expect([cut.code, line.code]).toEqual([143, 143]);
+  });
+
+  it('gaxx exec of a task that catches the SIGTERM of its --timeout and exits 0 exits 143, not 0', async () => {
+    const a = agents[0] as AgentProcess;
+    const r = await gaxx(['exec', '--agent', a.address, '--no-stdin', '--timeout', '1s', '--', 'sh', '-c', 'trap "echo caught; exit 0" TERM; sleep 60 & wait']);
+    expect(r.stdout).toBe('caught\n');
+    expect(r.stderr).toContain('gaxx: task ended by the agent (timeout)');
+    expect(r.code).toBe(143);
   });
 
   it("--output-cap stops a task whose output passes it (killed, exit 1, its first BYTES kept); run defaults to 1M, exec to the agent's 16M", async () => {

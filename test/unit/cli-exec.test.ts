@@ -32,4 +32,14 @@ describe('gaxx exec helpers', () => {
     expect(exitCodeOf(exit({ code: -1, reason: 'lost_in_restart' }))).toBe(12);
     expect(exitCodeOf(exit({ code: -1, signal: 'SIGKILL', reason: 'launcher_lost' }))).toBe(12);
   });
+
+  it('never exits 0 for a task the agent stopped, even when it caught the SIGTERM and exited 0', () => {
+    for (const reason of ['timeout', 'output_cap', 'shutdown']) {
+      expect(exitCodeOf(exit({ code: 0, reason })), reason).toBe(143);
+      // Its own non-zero code, or the signal that ended it, as before.
+      expect(exitCodeOf(exit({ code: 3, reason })), reason).toBe(3);
+      expect(exitCodeOf(exit({ code: -1, signal: 'SIGKILL', reason })), reason).toBe(137);
+    }
+    expect(exitCodeOf(exit({ code: 0 }))).toBe(0);
+  });
 });
