@@ -5,7 +5,7 @@
  * Metrics are off unless `--metrics-listen` (or GAXX_AGENT_METRICS_LISTEN) is given: the
  * installer passes `0.0.0.0:9091`; an agent started by hand opens only its gRPC port.
  */
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { checkDuration, GaxxError, inside, isGaxxError, parseHostPort, parseSize, REQUEST_LIMITS, SIZE_HINT, SIZE_PATTERN } from '../proto/index.js';
@@ -47,6 +47,11 @@ export interface AgentConfig {
   token: BearerToken | undefined;
   /** Absolute dirs tasks may write besides their work dir (--task-writable A:B); none by default. */
   taskWritable: string[];
+  /**
+   * Absolute dirs hidden from tasks besides the agent's own (--task-hidden A:B): each is an empty,
+   * read-only dir inside the sandbox. The agent user's home is hidden too (taskLaunch).
+   */
+  taskHidden: string[];
   /** The bubblewrap binary tasks are sandboxed with. */
   bwrapPath: string;
   /** Sandboxes kept started ahead of tasks (--warm-sandboxes N; 0: every task starts its own). */
@@ -75,6 +80,7 @@ const FLAGS = {
   bwrap: 'BWRAP',
   'warm-sandboxes': 'WARM_SANDBOXES',
   'task-writable': 'TASK_WRITABLE',
+  'task-hidden': 'TASK_HIDDEN',
 } as const;
 /** Boolean flags: present means on; their env form takes 1/true. */
 const SWITCHES = { 'unsafe-no-isolation': 'UNSAFE_NO_ISOLATION' } as const;
@@ -159,6 +165,20 @@ function refuseWritableOverOwn(writable: string[], own: Record<string, string>):
 }
 
 /**
+ * CONFIG_INVALID when a dir to hide from tasks (--task-hidden) is not absolute, or holds the data
+ * dir or a dir tasks may write: those would be hidden too, work dirs and all.
+ */
+function refuseHiddenOverTasks(hidden: string[], dataDir: string, writable: string[]): void {
+  const problems: string[] = [];
+  for (const h of hidden) {
+    if (!isAbsolute(h)) problems.push(`task-hidden: ${h} is not an absolute path`);
+    else if (within(h, dataDir)) problems.push(`task-hidden: ${h} holds the agent's data dir ${dataDir}, where tasks work`);
+    else for (const w of writable) if (within(h, w)) problems.push(`task-hidden: ${h} holds ${w}, which tasks may write (--task-writable)`);
+  }
+  if (problems.length > 0) throw new GaxxError('CONFIG_INVALID', `invalid agent config: ${problems.join('; ')}`, { details: { problems } });
+}
+
+/**
  * CONFIG_INVALID when the audit log or the cert dir lies inside the data dir (file RPCs and tasks
  * could reach them), or the data dir inside the cert dir or the audit log's dir (hiding those
  * from tasks would hide the tasks' work dirs too).
@@ -207,6 +227,7 @@ const schema = z.object({
   bwrap: z.string().min(1).default('/usr/bin/bwrap'),
   'warm-sandboxes': z.coerce.number().int().min(0).max(64).default(2),
   'task-writable': z.string().optional(),
+  'task-hidden': z.string().optional(),
   env: z.enum(['production', 'development']).default('production'),
 });
 
@@ -243,6 +264,8 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
   refuseInside('state-dir', stateDir, c['data-dir']);
   const taskWritable = (c['task-writable'] ?? '').split(':').filter((d) => d.startsWith('/'));
   refuseWritableOverOwn(taskWritable, { data: c['data-dir'], certs: c.certs, state: stateDir, 'audit log': dirname(auditLog) });
+  const taskHidden = (c['task-hidden'] ?? '').split(':').filter((d) => d !== '');
+  refuseHiddenOverTasks(taskHidden, c['data-dir'], taskWritable);
   return {
     listen: c.listen,
     certsDir: c.certs,
@@ -265,6 +288,7 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
     bwrapPath: c.bwrap,
     warmSandboxes: c['warm-sandboxes'],
     taskWritable,
+    taskHidden,
     unsafeNoIsolation: values['unsafe-no-isolation'] === true || unsafeEnv === '1' || unsafeEnv === 'true',
   };
 }

@@ -36,6 +36,8 @@ const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX
                                 with a scratch work dir.
   --task-writable DIR[:DIR]     dirs tasks may write besides their work dir (default none; / is read-only);
                                 none may hold or lie in the agent's data, cert, state or audit log dir
+  --task-hidden DIR[:DIR]       more dirs tasks see empty, besides the agent's own dirs and its user's home
+                                (hidden unless it holds the data dir); none may hold the data dir
   --unsafe-no-isolation         run tasks WITHOUT a sandbox, with the agent's privileges (audited at start);
                                 without it, a production agent on a host that cannot sandbox refuses tasks
 GAXX_AGENT_TOKEN=<64 hex or 43 base64url chars>  optional bearer token every call must present

@@ -3,7 +3,8 @@
  * launcher process, the agent's own paths tasks must not see, and whether tasks are refused.
  */
 import { realpathSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { userInfo } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { GaxxError, inside } from '../../proto/index.js';
 import type { AgentConfig } from '../config.js';
@@ -23,6 +24,27 @@ function underTmp(dir: string): boolean {
   return inside('/tmp', real) && real !== '/tmp';
 }
 
+/**
+ * The agent user's home, to hide from tasks, unless it is / or holds the data dir or a dir tasks
+ * may write (a production agent's home may be its data area; its own dirs are hidden one by one).
+ * An agent that runs as the operator (a local fleet started by a user other than root) has the
+ * operator's home there: SSH keys, gaxx's config with the fleet CA's key, cloud tokens.
+ */
+export function homeToHide(config: Pick<AgentConfig, 'dataDir' | 'taskWritable'>, home: string | undefined): string | undefined {
+  if (!home || !home.startsWith('/') || resolve(home) === '/') return undefined;
+  if ([config.dataDir, ...config.taskWritable].some((d) => inside(resolve(home), resolve(d)))) return undefined;
+  return home;
+}
+
+/** The home dir of the user this process runs as (its passwd entry), if it has one. */
+function ownHome(): string | undefined {
+  try {
+    return userInfo().homedir;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The sandbox tasks run in (none when opted out or unavailable). */
 export async function taskSandbox(config: AgentConfig): Promise<Sandbox> {
   if (config.unsafeNoIsolation) return { kind: 'none', detail: 'disabled by --unsafe-no-isolation', remedy: 'start the agent without --unsafe-no-isolation' };
@@ -33,7 +55,8 @@ export async function taskSandbox(config: AgentConfig): Promise<Sandbox> {
 export function taskLaunch(config: AgentConfig, sandbox: Sandbox, uid: number, log: Logger): LaunchContext {
   const runner = Launcher.available() ? new Launcher((detail) => log.error({ detail }, 'task launcher died')) : inProcessRunner;
   const runUser = uid >= 0 ? `/run/user/${uid}` : undefined;
-  const hide = runUser ? [runUser] : [];
+  const home = homeToHide(config, ownHome());
+  const hide = [...(runUser ? [runUser] : []), ...(home ? [home] : []), ...config.taskHidden];
   return {
     runner,
     sandbox,

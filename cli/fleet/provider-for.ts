@@ -13,7 +13,14 @@ function providerOptions(
   name: string,
   o: { inventory?: string | undefined; state?: FleetState | undefined; checkKeys?: boolean },
 ): Record<string, unknown> | undefined {
-  if (name === 'local') return { caDir: config.paths.caDir, stateDir: join(config.paths.stateDir, 'local'), port: config.agent.port };
+  if (name === 'local')
+    return {
+      caDir: config.paths.caDir,
+      stateDir: join(config.paths.stateDir, 'local'),
+      port: config.agent.port,
+      // Local agents run as the operator when gaxx is not root: their tasks must not see its keys.
+      hideFromTasks: [config.paths.configDir, config.paths.stateDir],
+    };
   if (name !== 'ssh') return undefined;
   const inventory = o.inventory ?? o.state?.settings.inventory;
   const claimed = Object.fromEntries((o.state?.hosts ?? []).flatMap((h) => (h.id ? [[h.id, o.state?.fleet as string]] : [])));

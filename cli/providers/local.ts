@@ -31,7 +31,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { FleetCa, REVOCATION_FILE, writeCertDir, writeFileAtomic } from '../../certs/index.js';
-import { GaxxError, removeTree } from '../../proto/index.js';
+import { GaxxError, inside, removeTree } from '../../proto/index.js';
 import { checkOwnDir } from '../local-dirs.js';
 import { AGENT_ENV, agentBundlePath, agentNodeFlags, installAgentBundle } from './agent-bundle.js';
 import { waitForListening, waitForExit, isAgentProcess } from './local-process.js';
@@ -67,6 +67,13 @@ export const LocalOptionsSchema = z
     metricsPort: z.number().int().min(0).max(65535).default(0),
     /** Extra gaxx-agent flags, e.g. ['--capacity', '64']. */
     agentArgs: z.array(z.string()).default([]),
+    /**
+     * Dirs of this installation the agents' tasks must not see (the CLI's config and state dirs:
+     * the fleet CA's key, the operator's, SSH keys, the embedded Redis). Agents started by a user
+     * other than root run as that user, and could otherwise read them; each agent hides its
+     * user's home besides (see agent/exec/task-launch.ts).
+     */
+    hideFromTasks: z.array(z.string().min(1)).default([]),
     /** PATH the agents (and so their tasks) get. */
     path: z.string().default('/usr/local/bin:/usr/bin:/bin'),
     startTimeoutMs: z.number().int().positive().default(20_000),
@@ -165,6 +172,24 @@ export function createLocalProvider(settings: ProviderSettings): Provider {
       return 0;
     },
   };
+}
+
+/**
+ * `--task-hidden` for the installation's dirs that agents' tasks must not see (hideFromTasks), or
+ * nothing. A dir that holds the agents' own (runDir: their data) cannot be hidden from their
+ * tasks: spawn is refused rather than started with the keys in view.
+ */
+export function taskHiddenArgs(o: Pick<Resolved, 'hideFromTasks' | 'runDir'>): string[] {
+  const dirs = o.hideFromTasks.map((d) => resolve(d));
+  const over = dirs.filter((d) => inside(d, resolve(o.runDir)));
+  if (over.length > 0)
+    throw new GaxxError(
+      'CONFIG_INVALID',
+      `local provider: the agents' dir ${o.runDir} lies in ${over.join(', ')}, which their tasks must not see; choose another runDir`,
+    );
+  const odd = dirs.filter((d) => d.includes(':'));
+  if (odd.length > 0) throw new GaxxError('CONFIG_INVALID', `local provider: cannot hide ${odd.join(', ')} from tasks (a ':' in the path)`);
+  return dirs.length > 0 ? ['--task-hidden', dirs.join(':')] : [];
 }
 
 /** The loopback address of instance `index`: 127.0.0.2, 127.0.0.3, ... */
@@ -320,6 +345,7 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
     // rest (agent, launcher, warm sandboxes), over the default 1,024 a lone host's tasks get.
     '--task-limits',
     JSON.stringify({ processes: LOCAL_TASK_PROCESSES }),
+    ...taskHiddenArgs(o),
     ...o.agentArgs,
   ];
   const child = spawn(process.execPath, args, {

@@ -5,7 +5,7 @@
 // the agent was started with --unsafe-no-isolation.
 import * as grpc from '@grpc/grpc-js';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -202,6 +202,41 @@ describe('env names that change how programs load', () => {
     expect(codes).toEqual(names.map(() => 'ENV_REFUSED'));
     const good = await run('echo "$GREETING"', { env: { GREETING: 'hello' } });
     expect(good.stdout).toBe('hello\n');
+  });
+});
+
+describe('dirs hidden from tasks (--task-hidden)', () => {
+  it("a hidden dir is empty and read-only to tasks, its neighbour is not; the agent's files are untouched", async () => {
+    // Outside /tmp (which every sandbox replaces) and readable by the agent's user: what a task
+    // of an agent running as the operator could read, such as gaxx's own config dir.
+    const root = mkdtempSync(join('/var/tmp', 'gaxx-hidden-'));
+    try {
+      for (const d of ['hidden', 'visible']) {
+        mkdirSync(join(root, d, 'ca'), { recursive: true });
+        writeFileSync(join(root, d, 'ca', 'ca-key.pem'), `KEY-${d}\n`, { mode: 0o644 });
+      }
+      chmodSync(root, 0o755);
+      const hider = await startAgent({ certsDir: pki.agent.dir, env: { GAXX_AGENT_TOKEN: TOKEN }, args: ['--task-hidden', join(root, 'hidden')] });
+      const c = clientFor(hider);
+      try {
+        const r = await execCollect(c.agent, {
+          taskId: 'hidden-1',
+          argv: ['/bin/sh', '-c', `cat ${root}/visible/ca/ca-key.pem; ls -A ${root}/hidden | wc -l; cat ${root}/hidden/ca/ca-key.pem; touch ${root}/hidden/x`],
+        });
+        expect(exitOf(r)?.code).not.toBe(0);
+        expect(r.stdout).toBe('KEY-visible\n0\n');
+        expect(r.stderr).toMatch(/hidden\/ca\/ca-key\.pem: No such file or directory/);
+        expect(r.stderr).toMatch(/Read-only file system/);
+        expect(readFileSync(join(root, 'hidden', 'ca', 'ca-key.pem'), 'utf8')).toBe('KEY-hidden\n');
+        expect(existsSync(join(root, 'hidden', 'x'))).toBe(false);
+        expect(await serving(c)).toBe(true);
+      } finally {
+        c.close();
+        await hider.stop();
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
 

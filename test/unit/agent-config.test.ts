@@ -65,6 +65,18 @@ describe('loadAgentConfig', () => {
     for (const w of ['/srv', '/srv/a', '/srv/a/data', '/srv/a/data/shared', '/srv/a/certs', '/srv/a/data-state'])
       expect(codeOf(() => loadAgentConfig({ argv: [...dirs, '--task-writable', w], env: {} }))).toBe('CONFIG_INVALID');
     expect(loadAgentConfig({ argv: [...dirs, '--task-writable', '/srv/shared:/srv/a/..cfg'], env: {} }).taskWritable).toEqual(['/srv/shared', '/srv/a/..cfg']);
+    // A dir hidden from tasks may not hold their data dir or a dir they may write, and is absolute.
+    for (const h of ['/srv', '/srv/a', '/srv/a/data', 'relative/dir'])
+      expect(
+        codeOf(() => loadAgentConfig({ argv: [...dirs, '--task-hidden', h], env: {} })),
+        h,
+      ).toBe('CONFIG_INVALID');
+    expect(codeOf(() => loadAgentConfig({ argv: [...dirs, '--task-writable', '/srv/w/x', '--task-hidden', '/srv/w'], env: {} }))).toBe('CONFIG_INVALID');
+    expect(loadAgentConfig({ argv: [...dirs], env: { GAXX_AGENT_TASK_HIDDEN: '/home/op/.config/gaxx:/srv/a/data-keys' } }).taskHidden).toEqual([
+      '/home/op/.config/gaxx',
+      '/srv/a/data-keys',
+    ]);
+    expect(loadAgentConfig({ argv: [...dirs], env: {} }).taskHidden).toEqual([]);
     // --task-retention: at least a second.
     expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--task-retention', '500ms'], env: {} }))).toBe('CONFIG_INVALID');
   });
