@@ -28,6 +28,11 @@ export interface CertBundle {
   revocationIssuedAtMs?: number | undefined;
   /** The revocation list's text as signed (kept so a holder can persist the newest it saw). */
   revokedText?: string | undefined;
+  /**
+   * The serials to refuse in a peer's certificate when they are more than `revoked` (the
+   * controller CA's fresher list: withCaRevocations). Read it through revokedPeerSerials.
+   */
+  peerRevoked?: (() => ReadonlySet<string>) | undefined;
 }
 
 /** Writes a cert dir: cert.pem and ca.pem 0644, key.pem 0600, revoked.json when given (`opts`: see writeFileAtomic). */

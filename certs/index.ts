@@ -24,6 +24,7 @@ export {
   type SignerKey,
 } from './issue.js';
 export { generateEcKeyPair, generateRsaKeyPair, type PemKeyPair } from './keys.js';
+export { revokedPeerSerials, withCaRevocations } from './peer-revocation.js';
 export { REVOCATION_FILE, signRevocationList, verifyRevocationList } from './revocation.js';
 export { readPrivateFile, readRequiredFile, writeFileAtomic, type WriteOptions } from './store.js';
 export { TLS_CIPHERS, TLS_MIN_VERSION, secureContextOptions, sharedSecureContext } from './tls.js';

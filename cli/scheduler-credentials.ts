@@ -9,7 +9,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CERT_FILE, FleetCa, loadCertDir, renewalDue, writeCertDir, type CertBundle } from '../certs/index.js';
+import { CERT_FILE, FleetCa, loadCertDir, renewalDue, withCaRevocations, writeCertDir, type CertBundle } from '../certs/index.js';
 import { GaxxError, isGaxxError } from '../proto/index.js';
 import type { GaxxPaths } from './paths.js';
 
@@ -23,17 +23,20 @@ export function monitorCertDir(paths: GaxxPaths): string {
   return join(paths.stateDir, 'monitor', 'certs');
 }
 
-/** The scheduler certificate: `dir` when given, else the local one (issued when missing or due). */
-export async function schedulerCredentials(paths: GaxxPaths, dir?: string): Promise<CertBundle> {
-  return dir ? loadCertDir(dir) : localCredentials(paths, 'scheduler', schedulerCertDir(paths));
+/**
+ * The scheduler certificate: `dir` when given, else the local one (issued when missing or due).
+ * Agents whose serial the CA in `caDir` (default: this installation's) revoked are refused too.
+ */
+export async function schedulerCredentials(paths: GaxxPaths, dir?: string, caDir = paths.caDir): Promise<CertBundle> {
+  return withCaRevocations(dir ? loadCertDir(dir) : await localCredentials(paths, 'scheduler', schedulerCertDir(paths)), caDir);
 }
 
 /**
  * The monitor certificate (`spiffe://gaxx/monitor/local`) the dashboard asks agents with: it may
  * read Info, Health and metrics, and run nothing. `dir` when given, else the local one.
  */
-export async function monitorCredentials(paths: GaxxPaths, dir?: string): Promise<CertBundle> {
-  return dir ? loadCertDir(dir) : localCredentials(paths, 'monitor', monitorCertDir(paths));
+export async function monitorCredentials(paths: GaxxPaths, dir?: string, caDir = paths.caDir): Promise<CertBundle> {
+  return withCaRevocations(dir ? loadCertDir(dir) : await localCredentials(paths, 'monitor', monitorCertDir(paths)), caDir);
 }
 
 /** A local `<role>/local` certificate in `local`, issued from the CA when missing or due. */

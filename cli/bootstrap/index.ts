@@ -87,8 +87,8 @@ export function agentAddress(host: string): string {
 
 /**
  * Waits until the agent at `address` answers Health SERVING with the expected identity.
- * IDENTITY_MISMATCH is final (another agent answers there); anything else is retried until the
- * deadline (DEADLINE_EXCEEDED).
+ * IDENTITY_MISMATCH and CERT_REVOKED are final (another agent, or a revoked key, answers there);
+ * anything else is retried until the deadline (DEADLINE_EXCEEDED).
  */
 export async function waitHealthy(
   address: string,
@@ -106,7 +106,7 @@ export async function waitHealthy(
     try {
       if ((await client.health()) === 'SERVING') return;
     } catch (e) {
-      if (isGaxxError(e, 'IDENTITY_MISMATCH')) throw e;
+      if (isGaxxError(e, 'IDENTITY_MISMATCH') || isGaxxError(e, 'CERT_REVOKED')) throw e;
       last = e;
     } finally {
       client.close();

@@ -3,10 +3,11 @@
  * existing mTLS channel (PutFile into the agent's cert area, an operator-only RPC), then checked:
  * each agent must present the new serial on a new connection. Agents reload without restarting.
  */
-import { assertName, FleetCa, loadCertDir } from '../../certs/index.js';
+import { assertName, FleetCa } from '../../certs/index.js';
 import { ERROR_CODES, exitCodeFor, GaxxError, type ErrorCode, type InfoResponse__Output } from '../../proto/index.js';
 import { issuedAgentCerts, renewalReason, rotateAgent, type RotationResult } from '../../scheduler/index.js';
 import { boolFlag, durationFlag, JSON_FLAG, stringFlag, stringsFlag, type Command } from '../command.js';
+import { operatorCredentials } from '../operator-credentials.js';
 import { readFleet } from '../state.js';
 import { agentAddress } from './exec.js';
 
@@ -73,7 +74,7 @@ export const command: Command = {
         );
     // Where the fleet state saw each agent answer, unless --agent says otherwise.
     const where = new Map([...stateAddresses(config.paths.fleetsDir, fleet), ...given]);
-    const creds = loadCertDir(config.paths.operatorCertDir);
+    const creds = operatorCredentials(config.paths.operatorCertDir, config.paths.caDir);
     const opts = {
       deadlineMs: config.agent.deadlineMs,
       connectTimeoutMs: config.agent.connectTimeoutMs,

@@ -129,7 +129,7 @@ export const command: Command = {
     if (givenId !== undefined && !isExecTaskId(givenId)) throw usage(`--task-id '${givenId}' must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
     const taskId = givenId ?? `exec-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
     const address = agentAddress(rawAgent, config.agent.port);
-    const creds = operatorCredentials(config.paths.operatorCertDir);
+    const creds = operatorCredentials(config.paths.operatorCertDir, config.paths.caDir);
     // Read before connecting: input over the limit is refused with nothing sent to the agent.
     const input = await readExecStdin({ ...(stdinFile !== undefined ? { file: stdinFile } : {}), none: noStdin }, io, signal);
     const client = AgentClient.connect({ address }, creds, {

@@ -57,11 +57,11 @@ export const command: Command = {
       caDir: stringFlag(flags, 'ca-dir') ?? config.paths.caDir,
       operatorCertDir: stringFlag(flags, 'operator-certs') ?? config.paths.operatorCertDir,
     };
-    const creds = await schedulerCredentials(config.paths, stringFlag(flags, 'certs'));
+    const creds = await schedulerCredentials(config.paths, stringFlag(flags, 'certs'), renewal.caDir);
     // The dashboard asks agents with a monitor certificate; without a local CA to issue one,
     // with the scheduler's (which may read the same).
     const monitor = s.uiListen
-      ? await monitorCredentials(config.paths).catch((e: unknown) => (isGaxxError(e, 'NOT_FOUND') ? creds : Promise.reject(e)))
+      ? await monitorCredentials(config.paths, undefined, renewal.caDir).catch((e: unknown) => (isGaxxError(e, 'NOT_FOUND') ? creds : Promise.reject(e)))
       : undefined;
     const served = await serveScheduler({
       redisUrl: config.redis.url,

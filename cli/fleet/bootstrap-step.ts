@@ -108,7 +108,7 @@ async function sshBootstrap(
     fleet,
     ca: FleetCa.open(config.paths.caDir),
     agentBundle: agentBundlePath(),
-    operatorCreds: operatorCredentials(config.paths.operatorCertDir),
+    operatorCreds: operatorCredentials(config.paths.operatorCertDir, config.paths.caDir),
     operatorPublicKey: own.publicKey,
     controllerAddresses: [],
     // Cloud VMs may run sshd before cloud-init wrote the key: a refused key is retried too.
@@ -132,7 +132,7 @@ function key(config: GaxxConfig): ReturnType<typeof ensureSshKeyPair> {
 
 /** Hosts whose agent the provider started: ready once Health answers as the expected identity. */
 async function waitAgents(config: GaxxConfig, targets: BootstrapTarget[], opts: Parameters<BootstrapStep['run']>[1]): Promise<Map<string, BootstrapOutcome>> {
-  const creds = operatorCredentials(config.paths.operatorCertDir);
+  const creds = operatorCredentials(config.paths.operatorCertDir, config.paths.caDir);
   const out = new Map<string, BootstrapOutcome>();
   await Promise.all(
     targets.map(async (t) => {

@@ -55,7 +55,7 @@ const operatorBundles = new WeakMap<GaxxConfig, CertBundle>();
 export function operatorCreds(config: GaxxConfig): CertBundle {
   const known = operatorBundles.get(config);
   if (known) return known;
-  const bundle = operatorCredentials(config.paths.operatorCertDir);
+  const bundle = operatorCredentials(config.paths.operatorCertDir, config.paths.caDir);
   operatorBundles.set(config, bundle);
   return bundle;
 }

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
-import { sharedSecureContext, type CertBundle } from '../../certs/index.js';
+import { revokedPeerSerials, sharedSecureContext, type CertBundle } from '../../certs/index.js';
 import {
   ERROR_CODE_METADATA_KEY,
   RETRY_AFTER_METADATA_KEY,
@@ -135,7 +135,7 @@ export class AgentClient {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
     const channelCreds = grpcJs().credentials.createFromSecureContext(sharedSecureContext(creds), {
       checkServerIdentity: (_servername, cert) => {
-        this.identityError = checkAgentCertificate(host, cert, target.expect);
+        this.identityError = checkAgentCertificate(host, cert, target.expect, revokedPeerSerials(creds));
         return this.identityError;
       },
     });

@@ -1,10 +1,11 @@
 /**
  * Pinning an agent's identity: TLS already checked that the fleet CA signed the agent's
- * certificate; this checks that the certificate is an agent's and names the host we dialled
- * (and, when asked, the fleet and host we expect), so one agent cannot stand in for another.
+ * certificate; this checks that the certificate is not revoked, is an agent's and names the host
+ * we dialled (and, when asked, the fleet and host we expect), so neither a revoked key nor one
+ * agent can stand in for another.
  */
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
-import { describeIdentity, identityFromSan } from '../../certs/index.js';
+import { describeIdentity, identityFromSan, normalizeSerial } from '../../certs/index.js';
 import { formatHostPort, GaxxError, nodeNet, parseHostPort } from '../../proto/index.js';
 
 /** What the caller expects the agent's certificate to name. */
@@ -32,11 +33,42 @@ export function grpcTarget(host: string, port: number): string {
   return formatHostPort(host, port);
 }
 
+/** CERT_REVOKED when `cert`'s serial is in `revoked`, naming the serial and who it claims to be. */
+function revokedError(dialledHost: string, cert: PeerCertificate, revoked: ReadonlySet<string>): GaxxError | undefined {
+  if (revoked.size === 0 || !cert.serialNumber) return undefined;
+  let serial: string;
+  try {
+    serial = normalizeSerial(cert.serialNumber);
+  } catch {
+    return undefined;
+  }
+  if (!revoked.has(serial)) return undefined;
+  let who = 'a certificate';
+  try {
+    who = `the certificate of ${describeIdentity(identityFromSan(cert.subjectaltname))}`;
+  } catch {
+    // No valid identity: the serial says enough.
+  }
+  return new GaxxError('CERT_REVOKED', `${dialledHost} presented ${who} with serial ${serial}, which is revoked; nothing was sent to it`, {
+    details: { serial },
+  });
+}
+
 /**
- * Checks the agent's certificate against the dialled host and the expectation. Returns the
- * refusal (IDENTITY_MISMATCH) or undefined when the certificate is acceptable.
+ * Checks the agent's certificate against the revocation list, the dialled host and the
+ * expectation. Returns the refusal (CERT_REVOKED when `revoked` holds its serial, else
+ * IDENTITY_MISMATCH) or undefined when the certificate is acceptable. `revoked`: the serials
+ * the caller's credentials refuse (certs revokedPeerSerials).
  */
-export function checkAgentCertificate(dialledHost: string, cert: PeerCertificate, expect: AgentExpectation | undefined): GaxxError | undefined {
+export function checkAgentCertificate(
+  dialledHost: string,
+  cert: PeerCertificate,
+  expect: AgentExpectation | undefined,
+  revoked: ReadonlySet<string>,
+): GaxxError | undefined {
+  // A revoked key is refused whatever it names.
+  const revokedErr = revokedError(dialledHost, cert, revoked);
+  if (revokedErr) return revokedErr;
   // Node's own hostname/IP check first (our callback replaces it, so it must be called here).
   const hostErr = checkServerIdentity(dialledHost, cert);
   if (hostErr) return new GaxxError('IDENTITY_MISMATCH', `agent certificate does not name ${dialledHost}: ${hostErr.message}`, { cause: hostErr });

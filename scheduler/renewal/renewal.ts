@@ -52,8 +52,10 @@ export interface RotateOptions {
   signal?: AbortSignal;
   /**
    * Refuse (CERT_REVOKED) an agent whose presented certificate this CA has revoked: an
-   * unattended renewal must not hand a fresh key to whoever holds a revoked one. The CLI, where
-   * the operator chose the addresses, leaves it off.
+   * unattended renewal must not hand a fresh key to whoever holds a revoked one. Checked here on
+   * a connection of its own; clients whose credentials carry the CA's list
+   * (withCaRevocations, as the CLI's and the daemon's do) refuse such an agent at the handshake
+   * anyway.
    */
   refuseRevoked?: boolean;
 }

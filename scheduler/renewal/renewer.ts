@@ -13,7 +13,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Counter, Registry } from 'prom-client';
 import { promClient } from '../daemon/prom-client.cjs';
-import { FleetCa, loadCertDir, type CertBundle } from '../../certs/index.js';
+import { FleetCa, loadCertDir, withCaRevocations, type CertBundle } from '../../certs/index.js';
 import { isGaxxError } from '../../proto/index.js';
 import { fleetAgents, registeredFleets } from '../queue/fleets.js';
 import { issuedAgentCerts, renewalReason, rotateAgent, type RenewalReason, type RotationResult, type RotationTarget } from './renewal.js';
@@ -135,8 +135,9 @@ export class CertRenewer {
   async round(): Promise<RoundSummary> {
     const log = this.opts.log;
     const ca = FleetCa.open(this.opts.caDir);
-    // Read every round: a renewed operator certificate is picked up without a restart.
-    const operator = loadCertDir(this.opts.operatorCertDir);
+    // Read every round: a renewed operator certificate is picked up without a restart. Agents
+    // the CA revoked are refused on the push connection too.
+    const operator = withCaRevocations(loadCertDir(this.opts.operatorCertDir), this.opts.caDir);
     const targets: RotationTarget[] = [];
     for (const fleet of await registeredFleets(this.opts.redis)) {
       const records = new Map(issuedAgentCerts(ca, fleet).map((r) => [(r.identity as { host: string }).host, r]));

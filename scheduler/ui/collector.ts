@@ -7,7 +7,7 @@
  */
 import type { Agent as HttpsAgent } from 'node:https';
 import type { PeerCertificate } from 'node:tls';
-import { sharedSecureContext, type CertBundle } from '../../certs/index.js';
+import { revokedPeerSerials, sharedSecureContext, type CertBundle } from '../../certs/index.js';
 import { isGaxxError, nodeHttps } from '../../proto/index.js';
 import { AgentClient, checkAgentCertificate, splitAddress, type AgentExpectation } from '../client/index.js';
 import { parsePrometheusText, type Family } from './prom-text.js';
@@ -216,7 +216,7 @@ export class Collector {
           path: '/metrics',
           agent: this.link(t).https,
           timeout: deadlineMs,
-          checkServerIdentity: (_name: string, cert: PeerCertificate) => checkAgentCertificate(host, cert, expectOf(t)),
+          checkServerIdentity: (_name: string, cert: PeerCertificate) => checkAgentCertificate(host, cert, expectOf(t), revokedPeerSerials(this.opts.creds)),
         },
         (res) => {
           const parts: Buffer[] = [];

@@ -142,6 +142,14 @@ describe('scheduler certificate renewal', () => {
     );
     expect(out.results.get('t')).toMatchObject({ outcome: 'succeeded', exitCode: 0, host: old.address });
     expect(Buffer.concat((out.output.get('t') ?? []).map((c) => c.data)).toString()).toBe('renewed\n');
+
+    // The scheduler's cert dir has no revoked.json: the refusal comes from the CA's list.
+    const refused = await runAndWait(
+      { runId: 'torevoked', tasks: [{ taskId: 't', fleet: 'web', target: { host: 'leaked' }, argv: ['/bin/echo', 'leaked'] }] },
+      { settings, signer: world.signer, worker: 'never', timeoutMs: 20_000 },
+    );
+    expect(refused.results.get('t')).toMatchObject({ outcome: 'error', reason: 'CERT_REVOKED' });
+    expect(refused.output.get('t') ?? []).toEqual([]);
   });
 
   it('stays off, logged once, without a CA or operator certificate', () => {

@@ -1,0 +1,66 @@
+/**
+ * A stand-in gaxx-agent: a grpc-js server over real mTLS presenting the certificate of a cert
+ * dir (the fleet CA's, so TLS accepts it; revoked, say), that records every call it gets and
+ * answers Exec, PutFile, Info and Health as an agent would. What a client refuses shows as
+ * calls that never arrive.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadProtos } from '../../proto/index.js';
+
+/** One call the stand-in received. */
+export interface StandInCall {
+  method: 'Exec' | 'PutFile' | 'Info' | 'Health';
+  /** Exec: the env names and the stdin size; PutFile: the path. */
+  detail: string;
+}
+
+export interface StandInAgent {
+  /** 'host:port' */
+  address: string;
+  calls: StandInCall[];
+  close(): Promise<void>;
+}
+
+/** Starts a stand-in on `host` (a loopback address its certificate names) and a free port. */
+export async function startStandInAgent(certDir: string, host = '127.0.0.1'): Promise<StandInAgent> {
+  const { agent, health } = loadProtos();
+  const calls: StandInCall[] = [];
+  const server = new grpc.Server();
+  server.addService(agent.gaxx.agent.v1.Agent.service, {
+    Exec(call: grpc.ServerWritableStream<{ env: Record<string, string>; stdin?: Buffer }, object>) {
+      calls.push({ method: 'Exec', detail: `env ${Object.keys(call.request.env ?? {}).join(',')} stdin ${call.request.stdin?.length ?? 0}` });
+      call.write({ started: { pid: 4242 } });
+      call.write({ stdout: Buffer.from('from the stand-in\n') });
+      call.write({ exit: { code: 0, durationMs: 1 } });
+      call.end();
+    },
+    PutFile(call: grpc.ServerReadableStream<{ header?: { path: string; size: number; sha256: string } }, object>, cb: grpc.sendUnaryData<object>) {
+      let header: { path: string; size: number; sha256: string } | undefined;
+      call.on('data', (c: { header?: { path: string; size: number; sha256: string } }) => (header ??= c.header ?? undefined));
+      call.on('end', () => {
+        calls.push({ method: 'PutFile', detail: header?.path ?? '' });
+        cb(null, { path: header?.path ?? '', size: header?.size ?? 0, sha256: header?.sha256 ?? '' });
+      });
+    },
+    Info(_call: unknown, cb: grpc.sendUnaryData<object>) {
+      calls.push({ method: 'Info', detail: '' });
+      cb(null, { version: 'stand-in', capacity: 1 });
+    },
+  });
+  server.addService(health.grpc.health.v1.Health.service, {
+    Check(_call: unknown, cb: grpc.sendUnaryData<object>) {
+      calls.push({ method: 'Health', detail: '' });
+      cb(null, { status: 'SERVING' });
+    },
+  });
+  const file = (f: string) => readFileSync(join(certDir, f));
+  const creds = grpc.ServerCredentials.createSsl(file('ca.pem'), [{ private_key: file('key.pem'), cert_chain: file('cert.pem') }], true);
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync(`${host}:0`, creds, (e, p) => (e ? reject(e) : resolve(p))));
+  return {
+    address: `${host}:${port}`,
+    calls,
+    close: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
+  };
+}
