@@ -95,9 +95,16 @@ export class FleetCa {
    * Returns the new signed list text, to be pushed to agents.
    */
   revoke(serial: string): string {
-    const s = normalizeSerial(serial);
-    if (!this.list().some((r) => r.serial === s)) throw new GaxxError('NOT_FOUND', `no certificate with serial ${s} was issued by this CA`);
-    return this.writeRevocationList([...this.revoked(), s]);
+    return this.revokeAll([serial]);
+  }
+
+  /** Revokes every serial of `serials` with one re-signed list (NOT_FOUND, revoking none, when this CA never issued one). */
+  revokeAll(serials: Iterable<string>): string {
+    const issued = new Set(this.list().map((r) => r.serial));
+    const add = [...serials].map(normalizeSerial);
+    const unknown = add.find((s) => !issued.has(s));
+    if (unknown !== undefined) throw new GaxxError('NOT_FOUND', `no certificate with serial ${unknown} was issued by this CA`);
+    return this.writeRevocationList([...this.revoked(), ...add]);
   }
 
   /** The current signed revocation list text (an empty one when nothing is revoked). */

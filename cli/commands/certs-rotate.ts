@@ -41,7 +41,10 @@ export const command: Command = {
     'register): each agent makes its new key and returns a certificate request (CreateCsr; no private',
     'key travels), the signed cert.pem and the current revoked.json are pushed into its cert dir over',
     'mTLS (PutFile, operator only, staged and verified there), and each agent must then present the new',
-    'serial. Agents reload without restarting; running tasks are not interrupted. Agents are dialled where the fleet',
+    'serial. Once it does, the certificates its new one supersedes (the one it served, and any earlier one',
+    'of the same host not yet revoked or expired) are revoked in <config>/ca/revoked.json and the new list',
+    'pushed to it: an old key is refused by clients and agents from then on (--json: `revoked`).',
+    'Agents reload without restarting; running tasks are not interrupted. Agents are dialled where the fleet',
     'state (gaxx spawn) saw them answer, else at the first name in their certificate and the',
     'configured agent port; --agent HOST=ADDR overrides both.',
     'With --due-only, only agents whose Info reports their renewal as due (about two thirds of the',
@@ -100,11 +103,15 @@ export const command: Command = {
         return rotateAgent(ca, { fleet, host, address, record: rec }, creds, opts);
       }),
     );
+    const revokedNote = (r: RotationResult) =>
+      r.revoked?.length
+        ? `; revoked ${r.revoked.join(', ')}${r.revocationPushed === false ? ' (the new list did not reach the agent: it gets it with its next push)' : ''}`
+        : '';
     const line = (r: RotationResult) =>
       r.skipped
         ? `${r.host} (${r.address}): not due, kept ${r.oldSerial}`
         : r.ok
-          ? `${r.host} (${r.address}): ${r.oldSerial} -> ${r.newSerial}`
+          ? `${r.host} (${r.address}): ${r.oldSerial} -> ${r.newSerial}${revokedNote(r)}`
           : `${r.host} (${r.address}): FAILED: ${r.error}`;
     out.result(results, () => results.map(line).join('\n'));
     const failed = results.find((r) => !r.ok);

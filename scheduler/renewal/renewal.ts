@@ -3,7 +3,9 @@
  * daemon's renewal loop: ask the agent's Info, decide whether it is due, issue a fresh
  * certificate from the local CA, push key.pem, cert.pem and revoked.json into the agent's cert
  * area (PutFile, an operator-only RPC) and check that the agent presents the new serial on a new
- * connection. Agents reload without restarting; running tasks are not interrupted.
+ * connection. Then the certificates it superseded are revoked (a leaked old key would otherwise
+ * pass as the agent until it expires) and the new list pushed. Agents reload without
+ * restarting; running tasks are not interrupted.
  */
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { normalizeSerial, type CertBundle, type FleetCa, type IssuedRecord } from '../../certs/index.js';
@@ -18,6 +20,13 @@ export interface RotationResult {
   oldSerial: string;
   newSerial: string;
   ok: boolean;
+  /**
+   * Serials revoked once the agent presented its new certificate: every earlier one of its
+   * identity in the CA's register that was neither revoked nor expired (the one it served).
+   */
+  revoked?: string[];
+  /** Whether the list revoking them reached the agent (clients on the controller refuse them either way). */
+  revocationPushed?: boolean;
   /** The agent was not selected for renewal (e.g. not due): nothing was changed. */
   skipped?: boolean;
   error?: string;
@@ -84,6 +93,47 @@ export function renewalReason(info: InfoResponse__Output, marginMs = 0, now = Da
   return undefined;
 }
 
+/**
+ * The certificates of agent `fleet`/`host` that `current` supersedes: those issued before it
+ * (the register is in issue order), neither revoked nor expired. From the register, never from
+ * what an agent says, so an agent cannot get another's certificate revoked.
+ */
+export function supersededAgentSerials(ca: FleetCa, fleet: string, host: string, current: string, now = Date.now()): string[] {
+  const records = ca.list();
+  const at = records.findIndex((r) => r.serial === current);
+  if (at < 0) return [];
+  const revoked = ca.revoked();
+  return records
+    .slice(0, at)
+    .filter((r) => r.identity.role === 'agent' && r.identity.fleet === fleet && r.identity.host === host)
+    .filter((r) => !revoked.has(r.serial) && Date.parse(r.notAfter) >= now)
+    .map((r) => r.serial);
+}
+
+/** Revokes what `fresh` superseded and pushes the new list; the outcome goes into `result`. */
+async function revokeSuperseded(ca: FleetCa, target: RotationTarget, fresh: string, pusher: AgentClient, result: RotationResult): Promise<void> {
+  const old = supersededAgentSerials(ca, target.fleet, target.host, fresh);
+  result.revoked = old;
+  if (old.length === 0) return;
+  let list: string;
+  try {
+    list = ca.revokeAll(old);
+  } catch (e) {
+    // The agent serves its new certificate, but the old ones still pass: not a success.
+    result.ok = false;
+    result.error = `the agent serves ${fresh}, but revoking ${old.join(', ')} failed: ${(e as Error).message}`;
+    if (isGaxxError(e)) result.code = e.code;
+    return;
+  }
+  try {
+    await pusher.putFile('revoked.json', Buffer.from(list), { area: 'FILE_AREA_CERTS', mode: 0o644 });
+    result.revocationPushed = true;
+  } catch {
+    // The rotation itself succeeded; the agent gets the list with its next push.
+    result.revocationPushed = false;
+  }
+}
+
 /** The serial of the certificate the agent at `address` presents to a new TLS connection. */
 function presentedSerial(address: string, creds: CertBundle): Promise<string> {
   const { host, port } = splitAddress(address);
@@ -145,6 +195,7 @@ export async function rotateAgent(ca: FleetCa, target: RotationTarget, creds: Ce
     await pusher.putFile('revoked.json', Buffer.from(ca.revocationListText()), { area: 'FILE_AREA_CERTS', mode: 0o644 });
     result.ok = await waitForSerial(address, creds, fresh.serial, opts.verifyMs, opts.signal);
     if (!result.ok) result.error = `still presents another certificate after ${opts.verifyMs} ms`;
+    else await revokeSuperseded(ca, target, fresh.serial, pusher, result);
   } catch (e) {
     result.error = e instanceof Error ? e.message : String(e);
     if (isGaxxError(e)) result.code = e.code;

@@ -172,7 +172,10 @@ export class CertRenewer {
     } else if (res.ok) {
       summary.renewed++;
       this.renewals.inc({ outcome: 'renewed' });
-      this.opts.log.info({ ...at, reason, oldSerial: res.oldSerial, newSerial: res.newSerial }, 'agent certificate renewed');
+      this.opts.log.info(
+        { ...at, reason, oldSerial: res.oldSerial, newSerial: res.newSerial, revoked: res.revoked, revocationPushed: res.revocationPushed },
+        'agent certificate renewed',
+      );
     } else {
       summary.failed++;
       this.renewals.inc({ outcome: 'failed' });

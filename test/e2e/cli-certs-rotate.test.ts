@@ -1,17 +1,19 @@
 // `gaxx certs rotate --fleet F` with the built CLI against two real agents (built; run as
-// nobody): fresh certificates pushed over mTLS, each agent then presents its new serial, and a
-// task running during the rotation finishes undisturbed.
-import { mkdtempSync, rmSync } from 'node:fs';
+// nobody): fresh certificates pushed over mTLS, each agent then presents its new serial, a
+// task running during the rotation finishes undisturbed, and the superseded certificates are
+// revoked: the old key is refused by `gaxx exec` (a stand-in agent presenting it).
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { runGaxx, type CliRun } from '../helpers/cli.js';
+import { startStandInAgent } from '../helpers/stand-in-agent.js';
 import { execStarted, exitOf, rawAgentClient, unary } from '../helpers/grpc.js';
 import { taskGate } from '../helpers/gate.js';
 import { FleetCa } from '../../certs/index.js';
 import { issueCertDir } from '../helpers/pki.js';
-import type { InfoResponse__Output } from '../../proto/index.js';
+import { exitCodeFor, type InfoResponse__Output } from '../../proto/index.js';
 
 let home: string;
 const agents: Record<string, AgentProcess> = {};
@@ -80,6 +82,10 @@ describe('gaxx certs rotate', () => {
     const h1 = agents.h1 as AgentProcess;
     const h2 = agents.h2 as AgentProcess;
     const before = { h1: await serialOf(h1), h2: await serialOf(h2) };
+    // h1's key as it was: what a thief of the old key would hold.
+    const stolen = join(home, 'stolen-h1');
+    mkdirSync(stolen);
+    for (const f of ['cert.pem', 'key.pem', 'ca.pem']) copyFileSync(join(home, 'agents', 'h1', f), join(stolen, f));
     const c = rawAgentClient(h1.address, operatorDir());
     // The task runs from before the rotation to its end.
     const gate = taskGate();
@@ -99,12 +105,37 @@ describe('gaxx certs rotate', () => {
     ]);
     gate.open();
     expect(r.code, r.stderr).toBe(0);
-    const results = JSON.parse(r.stdout) as Array<{ host: string; ok: boolean; oldSerial: string; newSerial: string }>;
+    const results = JSON.parse(r.stdout) as Array<{
+      host: string;
+      ok: boolean;
+      oldSerial: string;
+      newSerial: string;
+      revoked: string[];
+      revocationPushed: boolean;
+    }>;
     expect(results.map((x) => x.host).sort()).toEqual(['h1', 'h2']);
     for (const x of results) {
       expect(x.ok).toBe(true);
       expect(x.oldSerial).toBe(before[x.host as 'h1' | 'h2']);
       expect(x.newSerial).not.toBe(x.oldSerial);
+      expect(x).toMatchObject({ revoked: [x.oldSerial], revocationPushed: true });
+    }
+    // The CA's list revokes both old serials, and each agent was sent it.
+    const listed = JSON.parse((await gaxx(['certs', 'list', '--json'])).stdout) as Array<{ serial: string; status: string }>;
+    for (const x of results) {
+      expect(listed.find((l) => l.serial === x.oldSerial)?.status).toBe('revoked');
+      expect(listed.find((l) => l.serial === x.newSerial)?.status).toBe('valid');
+      expect(JSON.parse(readFileSync(join(home, 'agents', x.host, 'revoked.json'), 'utf8')).serials).toContain(x.oldSerial);
+    }
+    // The old key, presented by a stand-in where h1 was dialled, gets nothing from `gaxx exec`.
+    const thief = await startStandInAgent(stolen);
+    try {
+      const refused = await gaxx(['exec', '--agent', thief.address, '--no-stdin', '--', 'true']);
+      expect(refused.code, refused.stderr).toBe(exitCodeFor('CERT_REVOKED'));
+      expect(refused.stderr).toContain(before.h1);
+      expect(thief.calls).toEqual([]);
+    } finally {
+      await thief.close();
     }
     expect(await serialOf(h1)).toBe(results.find((x) => x.host === 'h1')?.newSerial);
     const done = await long;

@@ -4,6 +4,8 @@
  * interval. The agent past two thirds of its certificate's lifetime gets a new one and still
  * runs tasks; the fresh one is left alone; an unreachable agent and one presenting a revoked
  * certificate are logged, counted failures (the latter gets no new key) that do not stop the daemon.
+ * The renewed agent's old certificate is revoked in the CA's list, and the daemon's dispatch
+ * refuses the agent presenting a revoked one (read from the CA dir, not its own cert dir).
  */
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -108,6 +110,14 @@ describe('scheduler certificate renewal', () => {
     }
     expect(now.certSerial).not.toBe(stale.serial);
     expect(now.certRenewalDue).toBe(false);
+    // The certificate it served before is revoked, and the list was pushed to it.
+    expect(pki.ca.revoked().has(stale.serial)).toBe(true);
+    const renewedLog = daemon
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes('agent certificate renewed'))
+      .map((l) => JSON.parse(l) as { host: string; revoked: string[]; revocationPushed: boolean });
+    expect(renewedLog).toEqual([expect.objectContaining({ host: 'old', revoked: [stale.serial], revocationPushed: true })]);
     const rec = pki.ca.list().find((r) => r.serial === now.certSerial);
     expect(rec?.identity).toEqual({ role: 'agent', fleet: 'web', host: 'old' });
     expect(rec?.hosts).toEqual(['127.0.0.1', 'localhost']);
