@@ -7,9 +7,13 @@ export const command: Command = {
   usage: 'gaxx certs revoke SERIAL [--json]',
   description: [
     'Revokes a certificate this CA issued (serial as `gaxx certs list` shows it) and re-signs the',
-    "revocation list (<config>/ca/revoked.json). Agents load the list from their cert dir's",
-    'revoked.json and refuse revoked serials on every call: copy the new list there (certificates',
-    'issued from now on carry it).',
+    'revocation list (<config>/ca/revoked.json). Clients on this machine read that list: from the',
+    'next command on, `gaxx exec`, `run`, `cp`, `status`, the scheduler daemon (on its next',
+    'connection to the agent) and the dashboard refuse an agent presenting the serial',
+    "(CERT_REVOKED, exit 8) and send it nothing. Agents load the list from their cert dir's",
+    'revoked.json and refuse revoked client serials on every call: copy the new list there, or let',
+    '`gaxx certs rotate` push it (certificates issued from now on carry it). A client elsewhere',
+    '(a scheduler given --certs DIR) needs the new list in its cert dir too.',
   ].join('\n'),
   flags: { json: JSON_FLAG },
   positionals: { names: ['SERIAL'], min: 1 },
@@ -25,7 +29,7 @@ export const command: Command = {
       [
         `${already ? 'already revoked' : 'revoked'} ${serial}`,
         `signed revocation list: ${list} (${result.revoked.length} serial${result.revoked.length === 1 ? '' : 's'})`,
-        "agents load it from their cert dir's revoked.json: copy it there",
+        "clients here refuse it from the next command on; agents load it from their cert dir's revoked.json: copy it there",
       ].join('\n'),
     );
     return 0;
