@@ -162,7 +162,7 @@ export function workDirFlag(flags: FlagValues, command: string): string | undefi
 export const WORKDIR_FLAG: FlagSpec = {
   type: 'string',
   valueName: 'DIR',
-  help: "run in DIR under the agent's data dir, made if missing and kept after the task (default: a fresh scratch dir, removed later); `gaxx cp F:DIR/FILE` fetches what it wrote",
+  help: "run in DIR under the agent's data dir, made if missing and kept after the task, shared by every task that names it, the only part of the data dir the task sees (default: a fresh scratch dir of its own, removed later); `gaxx cp F:DIR/FILE` fetches what it wrote",
 };
 
 /** The common `--json` flag. */

@@ -7,12 +7,13 @@
  * output is stopped rather than left running unseen). When the leader exits, whatever it left
  * behind in its group is killed too: a task owns nothing after it ends.
  */
+import { dirname } from 'node:path';
 import { LAUNCHER_LOST, type Exit } from '../../proto/index.js';
 import { inProcessRunner, type TaskRunner } from './launcher.js';
 import { WORK_DIR_FD, type SpawnHead, type WarmTemplate } from './launcher-protocol.js';
 import type { TaskRlimits } from './task-spawn.js';
 import { classifyExit, scopeArgv, TailBuffer, taskRlimits, type Confinement } from './limits.js';
-import { encodeArgs, sandboxArgv, sandboxMounts, sandboxOptions, type Sandbox, type SandboxMounts, type SandboxPaths } from './sandbox.js';
+import { encodeArgs, sandboxArgv, sandboxMounts, sandboxOptions, scratchSeenAt, type Sandbox, type SandboxMounts, type SandboxPaths } from './sandbox.js';
 
 /** What exec needs to run a validated request. */
 export interface ExecSpec {
@@ -95,6 +96,14 @@ function warmTemplate(launch: LaunchContext | undefined, confine: Confinement | 
   return { prefix: argv, rlimits, env: { PATH: BASE_PATH }, mounts, tasksDir: w.tasksDir, count: w.count };
 }
 
+/**
+ * The work dir as the task sees it: in a sandbox, a scratch dir has one name for every task
+ * (sandbox.ts scratchSeenAt), a named work dir its own path; without one, its path.
+ */
+export function seenWorkDir(spec: Pick<ExecSpec, 'cwd' | 'scratch' | 'launch'>): string {
+  return spec.scratch && spec.launch?.sandbox.kind === 'bwrap' ? scratchSeenAt(dirname(spec.cwd)) : spec.cwd;
+}
+
 /** The argv to start and its spawn head: limits outside, the sandbox (if any) inside them. */
 function launchPlan(spec: ExecSpec, env: Record<string, string>): { head: SpawnHead; body: Buffer } {
   const iso = spec.launch?.sandbox;
@@ -106,7 +115,7 @@ function launchPlan(spec: ExecSpec, env: Record<string, string>): { head: SpawnH
   const mounts = sandboxed && spec.launch ? sandboxMounts(iso, spec.launch.paths) : undefined;
   // Bound by descriptor where bwrap can (else only scratch dirs get here: execSpec in service.ts).
   const byFd = sandboxed && iso.bindFd && spec.launch !== undefined;
-  const fd3 = mounts ? encodeArgs(sandboxOptions(mounts, spec.cwd, env, byFd ? WORK_DIR_FD : undefined)) : Buffer.alloc(0);
+  const fd3 = mounts ? encodeArgs(sandboxOptions(mounts, spec.cwd, env, byFd ? WORK_DIR_FD : undefined, seenWorkDir(spec))) : Buffer.alloc(0);
   const template = spec.scratch ? warmTemplate(spec.launch, spec.confine, mounts) : undefined;
   const head: SpawnHead = {
     file: argv[0] as string,
@@ -129,7 +138,7 @@ function launchPlan(spec: ExecSpec, env: Record<string, string>): { head: SpawnH
 /** Starts `spec` through its runner (the launcher, or in-process); events go to `sink`. */
 export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
   const t0 = Date.now();
-  const env = taskEnv(spec.cwd, spec.env);
+  const env = taskEnv(seenWorkDir(spec), spec.env);
   const { head, body } = launchPlan(spec, env);
   const runner = spec.launch?.runner ?? inProcessRunner;
   let reason: KillReason | undefined;

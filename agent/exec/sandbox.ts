@@ -14,6 +14,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** How tasks are isolated on this host, and why (logged and audited at start). */
 export type Sandbox =
@@ -43,12 +44,13 @@ export interface SandboxPaths {
   /** Dirs tasks may write besides their work dir (--task-writable); the hidden dirs stay hidden inside them. */
   writable?: string[];
   /**
-   * The agent's data dir when it lies under /tmp (a local fleet's, a test's): bound read-only
-   * over the task's private /tmp, so that the data area is seen as it is elsewhere (through `/`),
-   * and a warm sandbox's dir renamed on the host to the task's is seen renamed inside too (bwrap
-   * would make the mount point in the private tmpfs, where the rename never shows).
+   * The agent's data dir: a task sees none of it but its own work dir (bound there), so neither
+   * another task's scratch dir nor files uploaded elsewhere. Covered by an empty tmpfs, unless it
+   * lies under /tmp (`dataDirUnderTmp`: a local fleet's, a test's), which the task's private /tmp
+   * replaces already.
    */
-  dataDirInTmp?: string;
+  dataDir?: string;
+  dataDirUnderTmp?: boolean;
   /**
    * The most a task's private /tmp holds, in bytes: the task's memory limit, since a tmpfs is
    * memory no rlimit of the task counts (0 or absent: the kernel's default, half of RAM).
@@ -131,7 +133,10 @@ export function sandboxMounts(s: Extract<Sandbox, { kind: 'bwrap' }>, paths: San
   before.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc');
   if (paths.tmpBytes && s.tmpSize) before.push('--size', String(paths.tmpBytes));
   before.push('--tmpfs', '/tmp');
-  if (paths.dataDirInTmp && dirExists(paths.dataDirInTmp)) before.push('--ro-bind', paths.dataDirInTmp, paths.dataDirInTmp);
+  if (paths.dataDir && !paths.dataDirUnderTmp && dirExists(paths.dataDir)) {
+    if (paths.tmpBytes && s.tmpSize) before.push('--size', String(paths.tmpBytes));
+    before.push('--tmpfs', paths.dataDir);
+  }
   for (const dir of paths.writable ?? []) if (dirExists(dir)) before.push('--bind', dir, dir);
   const after: string[] = [];
   for (const dir of [paths.certsDir, paths.auditDir, paths.stateDir, ...(paths.hide ?? [])]) {
@@ -141,13 +146,26 @@ export function sandboxMounts(s: Extract<Sandbox, { kind: 'bwrap' }>, paths: San
 }
 
 /**
- * The options that mount `m` around the writable work dir `cwd`, start there and clear the env.
- * With `cwdFd`, the work dir bound is the directory open on that fd of bwrap's (`--bind-fd`), not
- * whatever the path leads to when bwrap gets there.
+ * Where a task's scratch dir (`<tasks>/<taskId>`, or a warm sandbox's `<tasks>/+warm-...` that
+ * becomes it) is seen inside its sandbox: one name for all, since a warm sandbox is set up before
+ * its task's id is known, and the host's tasks dir (where a rename would show) is hidden. `+` is
+ * in no task id.
  */
-export function mountOptions(m: SandboxMounts, cwd: string, cwdFd?: number): string[] {
-  const bind = cwdFd === undefined ? ['--bind', cwd, cwd] : ['--bind-fd', String(cwdFd), cwd];
-  return [...m.before, ...bind, ...m.after, '--chdir', cwd, '--clearenv'];
+export const SCRATCH_SEEN_NAME = '+task';
+
+/** The path a scratch dir in `tasksDir` has inside its sandbox. */
+export function scratchSeenAt(tasksDir: string): string {
+  return join(tasksDir, SCRATCH_SEEN_NAME);
+}
+
+/**
+ * The options that mount `m` around the writable work dir `cwd`, seen inside at `seenAt`, start
+ * there and clear the env. With `cwdFd`, the work dir bound is the directory open on that fd of
+ * bwrap's (`--bind-fd`), not whatever the path leads to when bwrap gets there.
+ */
+export function mountOptions(m: SandboxMounts, cwd: string, cwdFd?: number, seenAt = cwd): string[] {
+  const bind = cwdFd === undefined ? ['--bind', cwd, seenAt] : ['--bind-fd', String(cwdFd), seenAt];
+  return [...m.before, ...bind, ...m.after, '--chdir', seenAt, '--clearenv'];
 }
 
 /**
@@ -155,8 +173,8 @@ export function mountOptions(m: SandboxMounts, cwd: string, cwdFd?: number): str
  * never appear on a command line other users can read. The env is set inside (`--clearenv`,
  * `--setenv`), so nothing in it reaches bwrap or prlimit themselves.
  */
-export function sandboxOptions(mounts: SandboxMounts, cwd: string, env: Record<string, string>, cwdFd?: number): string[] {
-  const o = mountOptions(mounts, cwd, cwdFd);
+export function sandboxOptions(mounts: SandboxMounts, cwd: string, env: Record<string, string>, cwdFd?: number, seenAt = cwd): string[] {
+  const o = mountOptions(mounts, cwd, cwdFd, seenAt);
   for (const [k, v] of Object.entries(env)) o.push('--setenv', k, v);
   return o;
 }

@@ -68,7 +68,8 @@ export function taskLaunch(config: AgentConfig, sandbox: Sandbox, uid: number, l
       hide,
       writable: config.taskWritable,
       tmpBytes: config.taskLimits.addressSpaceBytes,
-      ...(underTmp(config.dataDir) ? { dataDirInTmp: config.dataDir } : {}),
+      dataDir: config.dataDir,
+      dataDirUnderTmp: underTmp(config.dataDir),
     },
     warm: { count: config.warmSandboxes, tasksDir: tasksRoot(config.dataDir) },
   };

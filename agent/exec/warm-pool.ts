@@ -7,8 +7,8 @@
  * a fresh `<tasks>/+warm-<random>` and its command is dash, which prints one byte once the
  * sandbox is set up (ready) and then runs a script from fd 4 (INNER). A task with a scratch work dir
  * (`<tasks>/<taskId>`, not there yet) takes a ready one: the launcher renames the warm dir to the
- * task's work dir (the bind mount inside follows the directory, so inside and out the task sees
- * `<tasks>/<taskId>` writable and nothing else), writes the task's env and argv as a script on
+ * task's work dir on the host (inside, every sandboxed scratch dir is `<tasks>/+task`, the task's
+ * own and nothing else of the data dir: sandbox.ts scratchSeenAt), writes the task's env and argv as a script on
  * fd 4 and its stdin on fd 0, and dash execs the task. The pid, process group, signals and exit
  * code are those of a cold start. A task that finds none ready starts cold; the pool is filled
  * from an agent's first task on (so an agent's start costs no more: on a shared machine a fleet's
@@ -31,7 +31,7 @@ import { dirname, join } from 'node:path';
 import { removeTree } from '../../proto/light.js';
 import type { WarmTask, WarmTemplate } from './launcher-protocol.js';
 import { processStartTicks } from '../../proto/light.js';
-import { encodeArgs, mountOptions } from './sandbox.js';
+import { encodeArgs, mountOptions, scratchSeenAt } from './sandbox.js';
 import { watchChild, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
 import { spawnMethod, spawnTask, type TaskChild } from './task-spawn.js';
 
@@ -254,7 +254,8 @@ export class WarmPools {
       child.off('exit', onExit);
     };
     const fd3 = child.stdio[3] as NodeJS.WritableStream;
-    if (t.mounts) fd3.end(encodeArgs(mountOptions(t.mounts, dir)));
+    // Seen inside where every sandboxed scratch dir is (the task's, once renamed to it here).
+    if (t.mounts) fd3.end(encodeArgs(mountOptions(t.mounts, dir, undefined, scratchSeenAt(dirname(dir)))));
     else fd3.end();
     this.idle.push(w);
     return true;

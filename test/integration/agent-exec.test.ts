@@ -90,7 +90,8 @@ describe('agent Exec', () => {
     expect(r.stdout).toContain('LANG=C.UTF-8');
     expect(r.stdout).not.toContain('GAXX_TEST_SECRET');
     expect(r.stdout).not.toContain('hunter2');
-    expect(r.stdout).toContain(join(agent.dataDir, 'tasks', 'stdin-1'));
+    // Its scratch dir (tasks/stdin-1 on the host), seen inside the sandbox as every scratch dir is.
+    expect(r.stdout).toContain(join(agent.dataDir, 'tasks', '+task'));
   });
 
   it('refuses bad requests at the edge', async () => {

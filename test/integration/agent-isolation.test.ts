@@ -4,12 +4,13 @@
 // that change how programs load are refused; a host that cannot sandbox refuses tasks unless
 // the agent was started with --unsafe-no-isolation.
 import * as grpc from '@grpc/grpc-js';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { AGENT_GID, AGENT_UID, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { clientCredentials, execCollect, exitOf, rawAgentClient, unary, type ExecResult, type RawClients } from '../helpers/grpc.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import { noneLeft, pidsWith, sleepMarker } from '../helpers/procs.js';
@@ -202,6 +203,48 @@ describe('env names that change how programs load', () => {
     expect(codes).toEqual(names.map(() => 'ENV_REFUSED'));
     const good = await run('echo "$GREETING"', { env: { GREETING: 'hello' } });
     expect(good.stdout).toBe('hello\n');
+  });
+});
+
+describe('a task sees its own work dir of the data area, nothing else of it', () => {
+  it("not another task's scratch dir (running or done), not files uploaded elsewhere; a named work dir is its own", async () => {
+    // A running task with a secret in its scratch dir, and files of the data area outside any task's.
+    const holder = execCollect(op.agent, {
+      taskId: 'holder-1',
+      argv: ['/bin/sh', '-c', `echo TOKEN=secret-of-holder > secret.txt; sleep ${sleepMarker()}`],
+      timeoutMs: 60_000,
+    });
+    const data = agent.dataDir;
+    await vi.waitFor(() => expect(existsSync(join(data, 'tasks', 'holder-1', 'secret.txt'))).toBe(true), { timeout: 30_000, interval: 50 });
+    const done = await run('echo done-secret > left.txt');
+    expect(exitOf(done)?.code).toBe(0);
+    const doneId = `iso-${n}`;
+    expect(readFileSync(join(data, 'tasks', doneId, 'left.txt'), 'utf8')).toBe('done-secret\n');
+    for (const d of ['deploy', 'job']) mkdirSync(join(data, d), { recursive: true });
+    writeFileSync(join(data, 'deploy', 'db.env'), 'DB_PASSWORD=uploaded\n');
+    writeFileSync(join(data, 'job', 'tool.sh'), 'echo tool\n');
+    for (const f of [join(data, 'deploy'), join(data, 'job')]) execFileSync('chown', ['-R', `${AGENT_UID}:${AGENT_GID}`, f]);
+    try {
+      const probe = await run(
+        [
+          'ls -A ..; ls -A ' + data,
+          `cat ${data}/tasks/holder-1/secret.txt ${data}/tasks/${doneId}/left.txt ${data}/deploy/db.env ../holder-1/secret.txt`,
+          'echo mine > own.txt && cat own.txt',
+        ].join('; '),
+      );
+      // Only its own dir in tasks/ (seen as +task), only tasks/ in the data dir; every read refused.
+      expect(probe.stdout).toBe('+task\ntasks\nmine\n');
+      expect(probe.stderr.match(/No such file or directory/g)).toHaveLength(4);
+      expect(probe.stdout + probe.stderr).not.toMatch(/secret-of-holder|done-secret|uploaded/);
+      // A named work dir: its own files, and still nothing else.
+      const named = await run(`cat tool.sh; ls -A ${data}; cat ${data}/deploy/db.env`, { workDir: 'job' });
+      expect(named.stdout).toBe('echo tool\njob\n');
+      expect(named.stderr).toMatch(/db\.env: No such file or directory/);
+      expect(await serving()).toBe(true);
+    } finally {
+      await unary(op.agent.Cancel.bind(op.agent), { taskId: 'holder-1' });
+      await holder;
+    }
   });
 });
 

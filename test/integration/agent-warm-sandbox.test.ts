@@ -3,7 +3,7 @@
 // its own scratch dir, its exact env, argv, stdin, exit status and signal; a task with a work dir
 // of its own starts cold; warm dirs left by a killed agent are removed; and the warm sandboxes go
 // with the agent.
-import { existsSync, mkdirSync, readdirSync, readlinkSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { startAgent, type AgentProcess } from '../helpers/agent.js';
@@ -22,15 +22,27 @@ let n = 0;
 
 const tasksDir = (a: AgentProcess) => join(a.dataDir, 'tasks');
 
-/** Warm dirs whose sandbox is set up: its dash runs there, waiting for a task. */
+/**
+ * Warm dirs whose sandbox is set up: its dash runs there, waiting for a task. Inside, every
+ * sandboxed scratch dir is named alike (`<tasks>/+task`), so a dash is matched to a warm dir by
+ * the directory itself (the inode its cwd link leads to), not by the name it sees.
+ */
 function readyWarmDirs(a: AgentProcess): string[] {
   const root = tasksDir(a);
+  const byIno = new Map<number, string>();
+  for (const d of warmDirs(a)) {
+    try {
+      byIno.set(statSync(join(root, d)).ino, join(root, d));
+    } catch {
+      // taken meanwhile
+    }
+  }
   const dirs: string[] = [];
   for (const pid of allPids()) {
     try {
       if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'dash') continue;
-      const cwd = readlinkSync(`/proc/${pid}/cwd`);
-      if (cwd.startsWith(`${root}/+warm-`)) dirs.push(cwd);
+      const dir = byIno.get(statSync(`/proc/${pid}/cwd`).ino);
+      if (dir) dirs.push(dir);
     } catch {
       // gone meanwhile
     }
@@ -151,14 +163,16 @@ describe('a task that finds a sandbox ready', () => {
       const r = await execCollect(w.op.agent, { taskId, argv, env: { QUOTED: 'a\'b"c$d`e`', MULTI: 'x\ny' }, stdin: Buffer.from('from stdin\n') });
       expect(exitOf(r)?.code).toBe(0);
       const dir = join(tasksDir(w.agent), taskId);
-      expect(r.stdout.split('\n')[0]).toBe(dir);
+      // Inside, every sandboxed scratch dir has one name; on the host it is the task's.
+      const seen = join(tasksDir(w.agent), '+task');
+      expect(r.stdout.split('\n')[0]).toBe(seen);
       // The task's shell adds PWD; nothing else but what the task was given and the base env.
       expect(envOf(r.stdout)).toEqual([
-        'HOME=' + dir,
+        'HOME=' + seen,
         'LANG=C.UTF-8',
         'MULTI=x\ny',
         'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-        'PWD=' + dir,
+        'PWD=' + seen,
         `QUOTED=a'b"c$d\`e\``,
       ]);
       expect(r.stdout).toContain("[it's]\n[two\nlines]\n[$HOME]\n[*]\nfrom stdin\nwrote\n");

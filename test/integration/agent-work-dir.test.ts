@@ -103,7 +103,7 @@ describe('named work dirs', () => {
       expect(named.error?.gaxxCode).toBe('FAILED_PRECONDITION');
       const scratch = await execCollect(c.agent, { taskId: 'old-scratch', argv: ['/bin/sh', '-c', 'pwd; ls /'] });
       expect(exitOf(scratch)?.code).toBe(0);
-      expect(scratch.stdout.split('\n')[0]).toBe(join(a.dataDir, 'tasks', 'old-scratch'));
+      expect(scratch.stdout.split('\n')[0]).toBe(join(a.dataDir, 'tasks', '+task'));
     } finally {
       c.close();
       await a.stop();
