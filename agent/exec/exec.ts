@@ -5,7 +5,8 @@
  * Output cap: stdout+stderr together; the chunk crossing the cap is cut, Exit says
  * truncated with reason "output_cap", and the task's group is killed (a command that floods
  * output is stopped rather than left running unseen). When the leader exits, whatever it left
- * behind in its group is killed too: a task owns nothing after it ends.
+ * behind in its group is killed too: a task owns nothing after it ends. Its end is its process's
+ * (reaped), not its pipes' close (spawn-one.ts: watchChild): descriptors it passed out are cut.
  */
 import { dirname } from 'node:path';
 import { LAUNCHER_LOST, type Exit } from '../../proto/index.js';

@@ -3,7 +3,8 @@
  * where no launcher runs, as in unit tests). Kept free of the agent's modules so the launcher
  * stays small and its event loop does nothing else; processes start through task-spawn.ts.
  */
-import { mkdir, readFile, type FileHandle } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, type FileHandle } from 'node:fs/promises';
 import { fileRefusal } from '../files/fs-refusal.js';
 import { openDirIn } from '../files/safe-open.js';
 import { commandExists } from './command-exists.js';
@@ -38,19 +39,26 @@ function trySignal(pid: number, sig: NodeJS.Signals): boolean {
 }
 
 /** Direct children of `pid` (CONFIG_PROC_CHILDREN), or none. */
-async function childrenOf(pid: number): Promise<number[]> {
-  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+function childrenOf(pid: number): number[] {
+  let text = '';
+  try {
+    text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8');
+  } catch {
+    // gone, or no CONFIG_PROC_CHILDREN
+  }
   return text.split(' ').filter(Boolean).map(Number);
 }
 
 /**
  * Asks a sandboxed task to end: SIGTERM to the process group of the task's main process (bwrap
  * -> the namespace's init -> the task, which leads its own session). The init itself ignores
- * SIGTERM from outside, and bwrap does not forward it.
+ * SIGTERM from outside, and bwrap does not forward it. Synchronous, and only while bwrap is not
+ * reaped (the caller checks): the pids read are signalled at once, while the processes listed as
+ * children still hold them, never after a wait in which they could end and their pids be reused.
  */
-async function termSandboxed(outer: number): Promise<void> {
-  for (const init of await childrenOf(outer)) {
-    for (const task of await childrenOf(init)) if (!trySignal(-task, 'SIGTERM')) trySignal(task, 'SIGTERM');
+function termSandboxed(outer: number): void {
+  for (const init of childrenOf(outer)) {
+    for (const task of childrenOf(init)) if (!trySignal(-task, 'SIGTERM')) trySignal(task, 'SIGTERM');
   }
 }
 
@@ -124,28 +132,72 @@ async function spawnIn(h: SpawnHead, body: Buffer, ev: SpawnEvents, dir: FileHan
 }
 
 /**
+ * How long the output a task's pipes already hold may take to be read once its process is
+ * reaped; a pipe still open then (its descriptors passed to another process) is cut regardless.
+ */
+const DRAIN_MS = 100;
+
+/**
  * Feeds a started child its stdin, reports its output and end to `ev`, and returns its
  * controls; shared by cold starts (spawnOne) and sandboxes started ahead (warm-pool.ts).
+ *
+ * The task ends when its process (the sandbox's bwrap, or the task itself unsandboxed) has exited
+ * and been reaped, not when its pipes close: a task can pass its stdout and stderr to a process
+ * outside it (over an abstract unix socket: tasks share the network namespace), which would
+ * keep them open past the task's end, its timeout and its capacity slot, and write into its
+ * output. What the pipes already hold is read (drainThenEnd), then they are closed (later writes
+ * through passed descriptors fail with EPIPE) and the exit is reported. Once reaped, the pid is
+ * never signalled again: it may be another process's by then.
  */
 export function watchChild(child: TaskChild, pid: number, sandboxed: boolean, stdin: Buffer, ev: SpawnEvents): SpawnedProcess {
   child.stdin?.on('error', () => undefined); // the command may exit without reading its stdin
   child.stdin?.end(stdin);
   child.stdout?.on('data', (d: Buffer) => ev.output('stdout', d));
   child.stderr?.on('data', (d: Buffer) => ev.output('stderr', d));
-  // A task owns nothing after its main process ends: its group goes (the sandbox's init does
-  // the same for the whole namespace).
-  child.on('exit', () => trySignal(-pid, 'SIGKILL'));
-  child.on('close', (code, signal) => {
+  let reaped = false;
+  // Its process group was killed as it was reaped (task-spawn.ts); the sandbox's init does the
+  // same for the whole namespace.
+  child.once('exit', (code: number | null, signal: string | null) => {
+    reaped = true;
     const r = sandboxed ? sandboxExit(code, signal) : { code, signal };
-    ev.exit(r.code, r.signal);
+    drainThenEnd(child, () => ev.exit(r.code, r.signal));
   });
   return {
     signal(phase) {
+      if (reaped) return;
       if (phase === 'kill') {
         trySignal(-pid, 'SIGKILL');
         trySignal(pid, 'SIGKILL');
-      } else if (sandboxed) void termSandboxed(pid);
+      } else if (sandboxed) termSandboxed(pid);
       else trySignal(-pid, 'SIGTERM');
     },
   };
+}
+
+/**
+ * After the process is reaped: reads what its pipes hold, without waiting for their writers,
+ * then closes every pipe and calls `done`. Each look comes after a turn of the event loop (whose
+ * poll reads whatever a pipe holds); the pipes are drained once every reader has seen its end,
+ * or a look finds nothing read since the last one, or DRAIN_MS have passed (something still
+ * writing into descriptors it was passed).
+ */
+function drainThenEnd(child: TaskChild, done: () => void): void {
+  const readers = [child.stdout, child.stderr].filter((s) => s !== null);
+  const t0 = performance.now();
+  let bytes = 0;
+  let seen = -1;
+  const count = (d: Buffer) => (bytes += d.length);
+  for (const s of readers) s.on('data', count);
+  const look = () => {
+    const open = readers.some((s) => !s.readableEnded && !s.destroyed);
+    if (open && bytes !== seen && performance.now() - t0 < DRAIN_MS) {
+      seen = bytes;
+      setImmediate(look);
+      return;
+    }
+    for (const s of readers) s.off('data', count);
+    for (const s of child.stdio) s?.destroy();
+    done();
+  };
+  setImmediate(look);
 }

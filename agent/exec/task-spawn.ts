@@ -5,7 +5,11 @@
  * through child_process, which forks, with prlimit(1) exec'd first for the rlimits. Both give the
  * same child: a new session and process group, the work dir, exactly the env given, every signal
  * at its default and none blocked, the rlimits, and `fds` pipes as its fds 0.. (the launcher
- * writes fds 0, 3 and 4 and reads fds 1 and 2).
+ * writes fds 0, 3 and 4 and reads fds 1 and 2). When it ends, its process group is killed with it
+ * (a task owns nothing after its end): by the native spawn before it reaps the process, while its
+ * pid is still its own; through child_process in the 'exit' event, which Node emits in the same
+ * callback that reaped it (a freed pid is handed out again only once the kernel's counter has
+ * gone round pid_max). Its pid or group is never signalled later.
  *
  * GAXX_SPAWN=node in the launcher's environment (the agent passes it on) makes it fork as before:
  * for comparing the two, and for a host where the module misbehaves.
@@ -207,10 +211,19 @@ export function spawnTask(file: string, args: string[], opts: TaskSpawnOptions):
     return child;
   }
   const argv = opts.rlimits ? [...prlimitArgv(opts.rlimits), file, ...args] : [file, ...args];
-  return forkSpawn(argv[0] as string, argv.slice(1), {
+  const child = forkSpawn(argv[0] as string, argv.slice(1), {
     cwd: opts.cwd,
     env: opts.env,
     detached: true,
     stdio: Array.from({ length: opts.fds }, (_, i) => (opts.given !== undefined && i === opts.fds - 1 ? opts.given : ('pipe' as const))),
   });
+  // Its group goes with it (the native spawn does this before it reaps; see above).
+  child.once('exit', () => {
+    try {
+      if (child.pid) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // ESRCH: nothing was left in the group
+    }
+  });
+  return child;
 }

@@ -10,7 +10,10 @@
  * and pipes: a new session (setsid), the work dir, every signal at its default and none blocked,
  * the given env, and fd i = pipe i (nothing else: every fd above the pipes is closed, close_above).
  * Its end is learned from a pidfd polled on the launcher's own event loop, and it is reaped here,
- * by pid (libuv reaps only its own children, by pid, so neither takes the other's).
+ * by pid (libuv reaps only its own children, by pid, so neither takes the other's). Its process
+ * group is killed just before it is reaped: the group goes with its leader (a task owns nothing
+ * after its end), and while the leader is an unreaped zombie its pid is still its own, so the
+ * signal cannot reach a process that was given the number afterwards.
  *
  * JavaScript API (exports):
  *   spawn(file, argv[], env[] ("K=V"), cwd, modes, limits, onExit(code, signal)[, given]) -> [pid, fd0, fd1, ...] | -errno
@@ -69,6 +72,13 @@ static void exited(uv_poll_t *p, int status, int events) {
   (void)status;
   (void)events;
   child_t *c = (child_t *)p->data;
+  siginfo_t info;
+  memset(&info, 0, sizeof info);
+  int w;
+  do w = waitid(P_PID, (id_t)c->pid, &info, WEXITED | WNOHANG | WNOWAIT);
+  while (w < 0 && errno == EINTR);
+  if (w == 0 && info.si_pid == 0) return; /* not yet (a spurious wake-up) */
+  if (w == 0) kill(-c->pid, SIGKILL);     /* the zombie still holds the pid: the group is the task's */
   int st = 0;
   pid_t r;
   do r = waitpid(c->pid, &st, WNOHANG);
