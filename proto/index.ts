@@ -71,5 +71,6 @@ export type { HealthClient, HealthHandlers } from './gen/grpc/health/v1/Health.j
 export type { HealthCheckRequest, HealthCheckRequest__Output } from './gen/grpc/health/v1/HealthCheckRequest.js';
 export type { HealthCheckResponse, HealthCheckResponse__Output } from './gen/grpc/health/v1/HealthCheckResponse.js';
 export { BusyLoopDelay, type LoopHistogram } from './loop-delay.js';
+export { raceAbort } from './race.js';
 export { AfterQuiet, closeInheritedFds, inside, processStartTicks, removeTree } from './light.js';
 export { printable, printableLines } from './printable.js';

@@ -2,7 +2,7 @@
  * One Exec stream, read to the agent's exit event: the events folded into exit, start and output,
  * with output also handed to the task's live sink as it arrives.
  */
-import type { ExecRequest, Exit__Output, Started__Output } from '../../proto/index.js';
+import { raceAbort, type ExecRequest, type Exit__Output, type Started__Output } from '../../proto/index.js';
 import type { AgentLink } from './agent-pool.js';
 import type { OutputChunk } from '../queue/results.js';
 
@@ -47,16 +47,11 @@ export async function execOnce(
   let started: Started__Output | undefined;
   let startedAt = 0;
   const it = link.exec(req, { signal: cancel, ...(deadlineMs ? { deadlineMs } : {}) })[Symbol.asyncIterator]();
-  let onAbort = (): void => undefined;
-  const aborted = new Promise<'aborted'>((resolve) => {
-    onAbort = () => resolve('aborted');
-    if (signal.aborted) onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
   try {
     for (;;) {
-      const next = await Promise.race([it.next(), aborted]);
-      if (next === 'aborted') throw new Error('dispatch aborted');
+      // One wait per event, not a race against one promise for the whole stream (proto/race.ts).
+      const next = await raceAbort(it.next(), [signal]);
+      if (next === 'stop' || next === 'tick') throw new Error('dispatch aborted');
       if (next.done) throw new StreamEnded('exec stream ended without an exit event');
       const ev = next.value;
       if (ev.started) {
@@ -72,7 +67,6 @@ export async function execOnce(
       } else if (ev.exit) return { exit: ev.exit, started, startedAt, output };
     }
   } finally {
-    signal.removeEventListener('abort', onAbort);
     void it.return?.()?.catch(() => undefined);
   }
 }

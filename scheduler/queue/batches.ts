@@ -2,8 +2,7 @@
  * Takes items from an async iterator in batches: as many as are ready, up to `max`, without
  * waiting long for a slow source (a pipe that trickles lines still gets its tasks enqueued).
  */
-
-const IDLE = Symbol('idle');
+import { raceAbort } from '../../proto/index.js';
 
 /** Pulls batches from an async iterator; an item being awaited is kept for the next batch. */
 export class BatchPuller<T> {
@@ -19,29 +18,19 @@ export class BatchPuller<T> {
    */
   async take(max: number, idleMs: number, stop?: AbortSignal): Promise<T[]> {
     const out: T[] = [];
-    let timer: NodeJS.Timeout | undefined;
-    let onStop: (() => void) | undefined;
-    let late: Promise<typeof IDLE> | undefined;
-    const idle = new Promise<typeof IDLE>((r) => {
-      onStop = () => r(IDLE);
-      stop?.addEventListener('abort', onStop, { once: true });
-    });
-    try {
-      while (out.length < max && !this.ended && !stop?.aborted) {
-        this.pending ??= this.it.next();
-        // One timer per batch, armed once the batch has its first item.
-        if (out.length === 1 && !late) late = new Promise<typeof IDLE>((r) => (timer = setTimeout(() => r(IDLE), idleMs)));
-        const r = await Promise.race(late ? [this.pending, idle, late] : [this.pending, idle]);
-        if (r === IDLE) break;
-        this.pending = undefined;
-        if (r.done) this.ended = true;
-        else out.push(r.value);
-      }
-      return out;
-    } finally {
-      clearTimeout(timer);
-      if (onStop) stop?.removeEventListener('abort', onStop);
+    // The batch ends idleMs after its first item, however many come meanwhile.
+    let lateAt = Infinity;
+    while (out.length < max && !this.ended && !stop?.aborted) {
+      this.pending ??= this.it.next();
+      if (out.length === 1 && lateAt === Infinity) lateAt = Date.now() + idleMs;
+      // A wait of its own per item (proto/race.ts), not a race against one promise for the batch.
+      const r = await raceAbort(this.pending, [stop], lateAt === Infinity ? undefined : Math.max(0, lateAt - Date.now()));
+      if (r === 'stop' || r === 'tick') break;
+      this.pending = undefined;
+      if (r.done) this.ended = true;
+      else out.push(r.value);
     }
+    return out;
   }
 
   /** Ends the source early (closes a file being read). */

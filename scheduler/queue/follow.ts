@@ -10,11 +10,11 @@
  * (`onIgnored`), never counted.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { GaxxError } from '../../proto/index.js';
+import { GaxxError, raceAbort } from '../../proto/index.js';
 import { duplicateFor, redisError, waitReady } from '../redis/redis.js';
 import { runEventsKey, type OutputChunk, type TaskResult } from './results.js';
 import { readResult, type IgnoredHandler } from './stored-result.js';
-import { Reachability, stopped, TICK_MS } from './wait.js';
+import { Reachability, TICK_MS } from './wait.js';
 
 /** What a follower reports as entries arrive. */
 export interface FollowHandlers {
@@ -90,12 +90,12 @@ export async function followRun(redis: Redis | Cluster, runId: string, opts: Fol
   const reader = duplicateFor(redis, 'worker');
   reader.on('error', () => undefined);
   const reach = new Reachability(reader, opts.onRedis);
-  const stop = stopped([opts.until]);
+  const stops = [opts.until];
   let last = '0';
   let pending: Promise<Entry[]> | undefined;
   try {
     const ready = waitReady(reader, Math.min(opts.redisGoneMs ?? 30_000, Math.max(1, deadline - Date.now())));
-    if ((await Promise.race([ready, stop.promise])) === 'stop') return state.finished;
+    if ((await raceAbort(ready, stops)) === 'stop') return state.finished;
     while (!opts.done(state.finished) && !opts.until?.aborted) {
       const left = deadline - Date.now();
       if (left <= 0) throw new GaxxError('DEADLINE_EXCEEDED', `run ${runId}: no more results in time (${state.finished} arrived)`);
@@ -109,9 +109,7 @@ export async function followRun(redis: Redis | Cluster, runId: string, opts: Fol
       pending ??= (reader.xreadBuffer('COUNT', 2000, 'BLOCK', block, 'STREAMS', runEventsKey(runId), last) as Promise<StreamReply>)
         .then((reply) => checked(runId, reply, opts.accept))
         .catch((e: unknown) => Promise.reject(redisError(e, `following run ${runId}`)));
-      let timer: NodeJS.Timeout | undefined;
-      const tick = new Promise<'tick'>((r) => (timer = setTimeout(() => r('tick'), Math.min(block + TICK_MS, Math.max(1, left)))));
-      const got = await Promise.race([pending, stop.promise, tick]).finally(() => clearTimeout(timer));
+      const got = await raceAbort(pending, stops, Math.min(block + TICK_MS, Math.max(1, left)));
       if (got === 'stop' || got === 'tick') continue;
       pending = undefined;
       for (const e of got) {
@@ -121,7 +119,6 @@ export async function followRun(redis: Redis | Cluster, runId: string, opts: Fol
     }
     return state.finished;
   } finally {
-    stop.dispose();
     pending?.catch(() => undefined);
     reader.disconnect();
   }

@@ -11,7 +11,7 @@
  * (or already has), is skipped and reported (`onIgnored`), never collected.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { counted, GaxxError } from '../../proto/index.js';
+import { counted, GaxxError, raceAbort } from '../../proto/index.js';
 import { duplicateFor, redisError, waitReady } from '../redis/redis.js';
 import { runEventsKey, type OutputChunk, type TaskResult } from './results.js';
 import { readResult, type IgnoredHandler } from './stored-result.js';
@@ -91,18 +91,6 @@ export class Reachability {
   }
 }
 
-/** Resolves with 'stop' when any of `signals` aborts (or already has). */
-export function stopped(signals: Array<AbortSignal | undefined>): { promise: Promise<'stop'>; dispose(): void } {
-  let dispose = (): void => undefined;
-  const promise = new Promise<'stop'>((resolve) => {
-    const on = (): void => resolve('stop');
-    for (const s of signals) if (s?.aborted) on();
-    for (const s of signals) s?.addEventListener('abort', on, { once: true });
-    dispose = () => signals.forEach((s) => s?.removeEventListener('abort', on));
-  });
-  return { promise, dispose };
-}
-
 /** Reads the run's stream until every one of `taskIds` has a result. */
 export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds: readonly string[], opts: WaitOptions = {}): Promise<RunResults> {
   const want = new Set(taskIds);
@@ -114,12 +102,12 @@ export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds:
   const reader = duplicateFor(redis, 'worker');
   reader.on('error', () => undefined);
   const reach = new Reachability(reader, opts.onRedis);
-  const stop = stopped([opts.until, opts.signal]);
+  const stops = [opts.until, opts.signal];
   let last = '0';
   let pending: Promise<StreamReply> | undefined;
   try {
     const ready = waitReady(reader, Math.min(opts.redisGoneMs ?? 30_000, Math.max(1, deadline - Date.now())));
-    if ((await Promise.race([ready, stop.promise])) === 'stop') return out;
+    if ((await raceAbort(ready, stops)) === 'stop') return out;
     while (out.results.size < want.size) {
       if (opts.until?.aborted) break;
       if (opts.signal?.aborted) throw new GaxxError('CANCELLED', 'stopped waiting for the run');
@@ -134,9 +122,7 @@ export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds:
       pending ??= reader
         .xreadBuffer('COUNT', 1000, 'BLOCK', Math.max(1, Math.min(TICK_MS, left)), 'STREAMS', runEventsKey(runId), last)
         .catch((e: unknown) => Promise.reject(redisError(e, `waiting for run ${runId}`))) as Promise<StreamReply>;
-      let timer: NodeJS.Timeout | undefined;
-      const tick = new Promise<'tick'>((r) => (timer = setTimeout(() => r('tick'), Math.min(TICK_MS + 500, Math.max(1, left)))));
-      const got = await Promise.race([pending, stop.promise, tick]).finally(() => clearTimeout(timer));
+      const got = await raceAbort(pending, stops, Math.min(TICK_MS + 500, Math.max(1, left)));
       if (got === 'stop' || got === 'tick') continue;
       pending = undefined;
       for (const [, entries] of got ?? []) {
@@ -148,7 +134,6 @@ export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds:
     }
     return out;
   } finally {
-    stop.dispose();
     pending?.catch(() => undefined);
     reader.disconnect();
   }
