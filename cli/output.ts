@@ -59,6 +59,27 @@ export class Output {
     this.io.stderr.write(data);
   }
 
+  /**
+   * Resolves once stdout and stderr have written out what they buffer beyond their high-water
+   * mark (at once when neither has): a command that streams results awaits it between reads, so
+   * a slow reader of its output holds it back instead of having it buffer everything.
+   */
+  drained(): Promise<void> {
+    const waits = [this.io.stdout, this.io.stderr]
+      .filter((s) => s.writableNeedDrain)
+      .map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            const done = (): void => {
+              for (const e of ['drain', 'close', 'error']) s.off(e, done);
+              resolve();
+            };
+            for (const e of ['drain', 'close', 'error']) s.once(e, done);
+          }),
+      );
+    return waits.length === 0 ? Promise.resolve() : Promise.all(waits).then(() => undefined);
+  }
+
   /** Starts a progress display for long work; a no-op unless stderr is a terminal. */
   progress(label: string): Progress {
     return new Progress(this.io, label);

@@ -48,6 +48,7 @@ export const command: Command = {
           view.start({ runId, argv: rec.argv, fleet: rec.fleet, mode: rec.mode });
         },
         onIgnored: ignored.note,
+        paced: () => out.drained(),
         onLive: (taskId, chunk) => view?.live(taskId, chunk),
         onResult: (r, o, shown) => {
           if (r.outcome === 'unreachable' && r.host) down.add(r.host);

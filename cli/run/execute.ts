@@ -282,6 +282,7 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
         s.clock.mark('enqueuedMs');
       },
       onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
+      paced: () => ctx.out.drained(),
       onResult: (r, o, shown) => {
         s.clock.result();
         tally.done++;

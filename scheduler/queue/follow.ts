@@ -24,6 +24,12 @@ export interface FollowHandlers {
   onLive?: (taskId: string, chunk: OutputChunk) => void;
   /** A result entry that was skipped (not a valid result of this run's task), with why. */
   onIgnored?: IgnoredHandler;
+  /**
+   * Awaited after each read's entries are handled, before the next read: a reader whose output
+   * is backed up (a slow consumer of stdout) reads no more until it drains, so the run's results
+   * wait in Redis rather than in this process (and a streamed run's window holds the producer).
+   */
+  paced?: () => Promise<void>;
 }
 
 /**
@@ -116,6 +122,7 @@ export async function followRun(redis: Redis | Cluster, runId: string, opts: Fol
         last = e.id;
         state.entry(e);
       }
+      if (opts.paced && got.length > 0 && (await raceAbort(opts.paced(), stops)) === 'stop') continue;
     }
     return state.finished;
   } finally {

@@ -139,6 +139,7 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
       accept: enqueuedTasks(queue.redis, runId),
       onLive: opts.onLive,
       onIgnored: opts.onIgnored,
+      ...(opts.paced ? { paced: opts.paced } : {}),
       onResult: (r, o, shown) => {
         countOutcome(counts, r.outcome);
         opts.onResult?.(r, o, shown);

@@ -185,6 +185,7 @@ class StreamedRun {
         accept: (ids) => this.waitsFor(ids),
         onLive: this.opts.onLive,
         onIgnored: this.opts.onIgnored,
+        ...(this.opts.paced ? { paced: this.opts.paced } : {}),
         onResult: (r, o, shown) => this.result(r, o, shown),
         done: (n) => this.inputDone && n >= this.enqueued,
         until: this.stopFollow.signal,
