@@ -22,8 +22,23 @@ export const MAX_TAILS = 1024;
 const MAX_FAILURES = 50;
 const SERIES_SECONDS = 900;
 const RATE_WINDOW_S = 10;
-const READ_COUNT = 5000;
-const READS_PER_TICK = 20;
+/**
+ * Entries per read, and reads per tick (10,240 entries a second per run at most). An output entry
+ * holds up to 64 KiB: a read of 5,000 was a reply of up to 320 MB, read at once (a daemon that
+ * started after a run with much output went from 58 to 510 MB within a second).
+ */
+const READ_COUNT = 256;
+const READS_PER_TICK = 40;
+
+/**
+ * `b` in memory of its own. A field of a reply is a view into the buffer the whole reply was read
+ * into (up to READ_COUNT entries); a tail kept as such a view kept that buffer alive with it.
+ */
+function ownCopy(b: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(b.length);
+  b.copy(copy);
+  return copy;
+}
 
 export interface HostView {
   host: string;
@@ -161,6 +176,7 @@ export class RunTracker {
   }
 
   private fold(t: Tracked, f: Map<string, Buffer>): void {
+    // Fields are views into the reply's buffer: what is kept is copied out (ownCopy).
     const task = f.get('task')?.toString() ?? '';
     const type = f.get('t')?.toString();
     if (type === 'out' || type === 'live') {
@@ -171,7 +187,7 @@ export class RunTracker {
       const joined = prev && prev.live === live ? Buffer.concat([prev.data, d]) : d;
       // Re-inserted: the map's order is that of the last output, and the stalest tail goes first.
       t.tails.delete(task);
-      t.tails.set(task, { live, data: joined.length > TAIL_BYTES ? joined.subarray(joined.length - TAIL_BYTES) : joined });
+      t.tails.set(task, { live, data: ownCopy(joined.length > TAIL_BYTES ? joined.subarray(joined.length - TAIL_BYTES) : joined) });
       if (t.tails.size > MAX_TAILS) t.tails.delete(t.tails.keys().next().value as string);
       return;
     }

@@ -3,6 +3,8 @@
 // ever more task ids (anyone who can write to Redis can add them) do not grow it without bound.
 // A failed task whose tail was dropped shows none; a recent one shows its own. Entries that are
 // not results are skipped. Real redis-server.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runEventsKey, taskResult } from '../../scheduler/queue/results.js';
 import { RUN_FEED_KEY, runFeedKey } from '../../scheduler/queue/run-feed.js';
@@ -45,5 +47,29 @@ describe('RunTracker output tails', () => {
     const tails = Object.fromEntries((view?.failures ?? []).map((f) => [f.taskId, f.tail]));
     expect(view?.done).toBe(3);
     expect(tails).toEqual({ t0: 'out-0-again', t1: '', [`t${n - 1}`]: `out-${n - 1}` });
+  });
+
+  it('keeps each tail in memory of its own: MAX_TAILS tasks of 64 KiB output hold about MAX_TAILS x TAIL_BYTES, not the replies they came in', async () => {
+    const runId = 'tails2';
+    await conn.hset(runFeedKey(runId), { total: String(MAX_TAILS + 1), createdAt: String(Date.now()), fleets: '', command: 'x' });
+    await conn.zadd(RUN_FEED_KEY, Date.now(), runId);
+    const key = runEventsKey(runId);
+    const big = Buffer.alloc(64 * 1024, 'y');
+    for (let at = 0; at < MAX_TAILS; at += 128) {
+      const p = conn.pipeline();
+      for (let i = at; i < at + 128; i++) p.xadd(key, '*', 't', 'live', 'task', `t${i}`, 'd', big);
+      await p.exec();
+    }
+    const tracker = new RunTracker(conn);
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    gc();
+    const before = process.memoryUsage().arrayBuffers;
+    await tracker.tick();
+    gc();
+    const kept = process.memoryUsage().arrayBuffers - before;
+    // 1,024 tails of 2 KiB are 2 MiB; the replies they were read from were 64 MiB.
+    expect(tracker.all().find((v) => v.runId === runId)?.done).toBe(0);
+    expect(kept).toBeLessThan(16 * 1024 * 1024);
   });
 });
