@@ -36,3 +36,4 @@ export { Dashboard, DEFAULT_UI_LISTEN } from './ui/dashboard.js';
 export { fleetTargets, parseAgentItem, type MonitorTarget } from './ui/targets.js';
 export { indexRun } from './queue/run-feed.js';
 export { readDashboardUrl } from './ui/url-file.js';
+export type { EndedEarly } from './queue/write-health.js';

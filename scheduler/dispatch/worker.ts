@@ -31,6 +31,7 @@ import { keepSpareConnection, type SpareConnection } from './spare-connection.js
 import { createRedis, gaxxKey, KEY_PREFIX, type RedisSettings } from '../redis/redis.js';
 import { publishResult, taskResult, type TaskResult } from '../queue/results.js';
 import { checkJobSignature } from '../queue/sign.js';
+import { ResultWrites } from './result-writes.js';
 import { jobIdFor, parseTaskSpec, RUN_ID, TASK_ID, type TaskSpec } from '../queue/task.js';
 import { GaxxError, isGaxxError } from '../../proto/index.js';
 
@@ -67,6 +68,11 @@ export interface SchedulerWorkerOptions {
   policy?: Partial<RetryPolicy>;
   metrics?: SchedulerMetrics;
   log?: WorkerLog;
+  /**
+   * Redis refused a result write of `runId` (`refused`: its reason), or took one again
+   * (undefined): the in-process worker tells the run it serves, whose wait is bounded by it.
+   */
+  onWrites?: (runId: string, refused: string | undefined) => void;
 }
 
 const FLEET_CACHE_MS = 2000;
@@ -102,6 +108,7 @@ export class SchedulerWorker {
   private discovering: Promise<void> | undefined;
   private ctx!: DispatchContext;
   private closed: Promise<void> | undefined;
+  private writes!: ResultWrites;
 
   private constructor(
     private readonly opts: SchedulerWorkerOptions,
@@ -122,6 +129,7 @@ export class SchedulerWorker {
     redis.on('error', (e: Error) => w.quiet.warn('redis connection error', e.message));
     // Every in-flight dispatch listens on the one drain signal.
     setMaxListeners(0, w.abort.signal);
+    w.writes = new ResultWrites({ log: opts.log, onWrites: opts.onWrites, retryForMs: opts.lockDurationMs ?? 30_000, signal: w.abort.signal });
     w.ctx = { pool: w.pool, metrics: opts.metrics, resolve: (s) => w.resolve(s), policy: opts.policy };
     if (opts.runId !== undefined) w.serve(opts.runId);
     else {
@@ -273,10 +281,13 @@ export class SchedulerWorker {
     // Output streamed live exactly and completely is not stored a second time.
     const total = done.output.reduce((n, c) => n + c.data.length, 0);
     const outputIsLive = streamed.exact && total > 0 && streamed.bytes === total;
-    const fresh = await publishResult(this.redis, done.result, done.output, streamed.exact ? streamed.bytes : undefined, {
-      outputIsLive,
-      budgetBytes: this.opts.runOutputBudgetBytes,
-    });
+    const { result, output } = done;
+    const fresh = await this.writes.publish(spec.runId, () =>
+      publishResult(this.redis, result, output, streamed.exact ? streamed.bytes : undefined, {
+        outputIsLive,
+        budgetBytes: this.opts.runOutputBudgetBytes,
+      }),
+    );
     if (fresh) this.opts.metrics?.tasks.inc({ outcome: done.result.outcome });
     else this.opts.metrics?.published.inc();
     return done.result;

@@ -14,7 +14,8 @@ import { GaxxError, raceAbort } from '../../proto/index.js';
 import { duplicateFor, redisError, waitReady } from '../redis/redis.js';
 import { runEventsKey, type OutputChunk, type TaskResult } from './results.js';
 import { readResult, type IgnoredHandler } from './stored-result.js';
-import { Reachability, TICK_MS } from './wait.js';
+import { Reachability, TICK_MS, type OnRedis } from './wait.js';
+import type { WriteHealth } from './write-health.js';
 
 /** What a follower reports as entries arrive. */
 export interface FollowHandlers {
@@ -48,10 +49,12 @@ export interface FollowOptions extends FollowHandlers {
   /** DEADLINE_EXCEEDED after this long. */
   timeoutMs?: number;
   pollMs?: number;
-  /** Redis went away (`down`, repeated about every 5 s with how long) or came back. */
-  onRedis?: (down: boolean, forMs: number) => void;
-  /** REDIS_UNAVAILABLE when Redis stays unreachable this long (default: no limit). */
+  /** Redis went away (`down`, repeated about every 5 s with how long) or came back; with `refused`, it refuses writes (see WaitOptions). */
+  onRedis?: OnRedis;
+  /** REDIS_UNAVAILABLE when Redis stays unreachable, or refuses the run's writes, this long (default: no limit). */
   redisGoneMs?: number;
+  /** Refusals of the run's writes reported by others (its in-process worker); the follower adds its own probe's. */
+  writes?: WriteHealth;
 }
 
 type StreamReply = Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
@@ -95,7 +98,7 @@ export async function followRun(redis: Redis | Cluster, runId: string, opts: Fol
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
   const reader = duplicateFor(redis, 'worker');
   reader.on('error', () => undefined);
-  const reach = new Reachability(reader, opts.onRedis);
+  const reach = new Reachability(reader, opts.onRedis, { redis, runId, ...(opts.writes ? { health: opts.writes } : {}) });
   const stops = [opts.until];
   let last = '0';
   let pending: Promise<Entry[]> | undefined;
@@ -105,9 +108,7 @@ export async function followRun(redis: Redis | Cluster, runId: string, opts: Fol
     while (!opts.done(state.finished) && !opts.until?.aborted) {
       const left = deadline - Date.now();
       if (left <= 0) throw new GaxxError('DEADLINE_EXCEEDED', `run ${runId}: no more results in time (${state.finished} arrived)`);
-      const downFor = reach.tick();
-      if (opts.redisGoneMs !== undefined && downFor > opts.redisGoneMs)
-        throw new GaxxError('REDIS_UNAVAILABLE', `redis unreachable for ${Math.round(downFor / 1000)} s while following run ${runId}`);
+      reach.check(opts.redisGoneMs, `while following run ${runId}`);
       // One read at a time (see waitForRun): a read issued while Redis is away is raced again, never stacked.
       const block = Math.max(1, Math.min(opts.pollMs ?? 250, left));
       // The read and the check of its results are one step, raced as one. Only its failures are

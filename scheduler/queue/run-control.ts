@@ -23,6 +23,7 @@ import { publishResult, runDoneKey, type TaskResult } from './results.js';
 import { countOutcome, getRunRecord, readRunRecord, submitterAlive, updateRunRecord, type OutcomeCounts, type RunRecord, type RunState } from './run-index.js';
 import { syntheticResult } from './stream-run.js';
 import { readResult, type IgnoredHandler } from './stored-result.js';
+import { WriteHealth } from './write-health.js';
 import type { RedisSettings } from '../redis/redis.js';
 
 /** A run's record; NOT_FOUND, or FAILED_PRECONDITION when what Redis holds is not a valid record. */
@@ -127,10 +128,17 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
     opts.onStart?.(rec, meta ? new Map(Object.entries(meta.hosts)) : undefined);
     const counts: OutcomeCounts = {};
     let state: RunState | undefined;
+    // Refused writes of the run, as a worker started here meets them (the follower probes too).
+    const writes = new WriteHealth();
     const refresh = async (): Promise<void> => {
       rec = (await getRunRecord(queue.redis, runId).catch(() => undefined)) ?? rec;
       if (!worker && opts.connect && !(await schedulerAlive(queue.redis).catch(() => true))) {
-        worker = SchedulerWorker.start({ settings: opts.settings, connect: opts.connect, runId });
+        worker = SchedulerWorker.start({
+          settings: opts.settings,
+          connect: opts.connect,
+          runId,
+          onWrites: (_id, refused) => (refused === undefined ? writes.accepted('worker') : writes.refused('worker', refused)),
+        });
       }
     };
     await refresh();
@@ -146,8 +154,9 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
       },
       done: (n) => (state = runComplete(rec, n)) !== undefined,
       ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
-      // Bounded like every run wait: REDIS_UNAVAILABLE when Redis stays away.
+      // Bounded like every run wait: REDIS_UNAVAILABLE when Redis stays away or refuses writes.
       redisGoneMs: REDIS_GONE_MS,
+      writes,
     });
     // A cancelled run stays cancelled, whoever follows it to its end.
     const final = (await isCancelled(queue.redis, runId)) ? 'cancelled' : (state ?? 'done');

@@ -31,6 +31,7 @@ import { countOutcome, getRunRecord, updateRunRecord, type OutcomeCounts, type R
 import { loadRunMeta, RUN_TOUCH_MS, touchRun, type RunMeta } from './runs.js';
 import { jobIdFor, type RunSpecInput } from './task.js';
 import { waitForRun, type RunResults, type WaitOptions } from './wait.js';
+import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 
 export interface RunAndWaitOptions extends WaitOptions {
@@ -71,8 +72,8 @@ export interface RunOutcome extends RunResults {
   inProcess: boolean;
   /** Whether the run was cancelled before every task had a result. */
   cancelled: boolean;
-  /** Why the wait ended before every task had its own result (DEADLINE_EXCEEDED, REDIS_UNAVAILABLE). */
-  ended?: { code: ErrorCode; message: string };
+  /** Why the wait ended before every task had its own result (DEADLINE_EXCEEDED, REDIS_UNAVAILABLE; `refused`: Redis's reason for refusing writes). */
+  ended?: EndedEarly;
   /** Resuming: the run's input was never read to its end (its gaxx run died first), so some of it never ran. */
   interrupted?: boolean;
   /** With `interrupted`: how many of its input records were enqueued (the rest never were). */
@@ -115,6 +116,8 @@ class RunWait {
   private redisDown = false;
   private readonly stop = new AbortController();
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Refused writes of the run, as its in-process worker meets them (the wait probes too). */
+  private readonly writes = new WriteHealth();
 
   constructor(
     readonly queue: TaskQueue,
@@ -135,6 +138,7 @@ class RunWait {
       concurrency: this.opts.concurrency,
       log: this.opts.log,
       policy: this.opts.policy,
+      onWrites: (_runId, refused) => (refused === undefined ? this.writes.accepted('worker') : this.writes.refused('worker', refused)),
     });
   }
 
@@ -193,22 +197,23 @@ class RunWait {
   async wait(): Promise<RunOutcome> {
     const results: RunResults = { results: new Map(), output: new Map() };
     let ended: RunOutcome['ended'];
-    const onRedis = (down: boolean, forMs: number): void => {
+    const onRedis = (down: boolean, forMs: number, refused?: string): void => {
       this.redisDown = down;
       if (down && this.cancelling) this.stop.abort();
-      this.opts.onRedis?.(down, forMs);
+      this.opts.onRedis?.(down, forMs, refused);
     };
     try {
       await waitForRun(this.queue.redis, this.meta.runId, this.meta.taskIds, {
         ...this.opts,
         redisGoneMs: this.opts.redisGoneMs ?? REDIS_GONE_MS,
         onRedis,
+        writes: this.writes,
         until: this.stop.signal,
         into: results,
       });
     } catch (e) {
       if (!isGaxxError(e, 'DEADLINE_EXCEEDED') && !isGaxxError(e, 'REDIS_UNAVAILABLE')) throw e;
-      ended = { code: e.code, message: e.message };
+      ended = endedBy(e);
     }
     await this.cancelling;
     const cancelled = this.cancelling !== undefined;

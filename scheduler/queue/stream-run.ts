@@ -20,7 +20,7 @@
  * run with its result already known, published in its batch's turn, never queued.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { GaxxError, isGaxxError, type ErrorCode, type TaskSigner } from '../../proto/index.js';
+import { GaxxError, isGaxxError, type TaskSigner } from '../../proto/index.js';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 import { schedulerAlive } from '../daemon/daemon.js';
@@ -28,12 +28,14 @@ import { redisError, type RedisSettings } from '../redis/redis.js';
 import { BatchPuller } from './batches.js';
 import { isCancelled, requestCancel } from './cancel.js';
 import { followRun, type FollowHandlers } from './follow.js';
+import type { OnRedis } from './wait.js';
 import { TaskQueue } from './queue.js';
 import { isRefused, publishRefused, type RefusedTask } from './refused.js';
 import { publishResult, taskResult, type OutputChunk, type TaskResult } from './results.js';
 import { countOutcome, createRunRecord, noteEnqueued, updateRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
 import { bounded, CLEANUP_MS, REDIS_GONE_MS } from './run.js';
 import { newRunId, type TaskInput } from './task.js';
+import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
 
 export interface StreamRunOptions extends FollowHandlers {
   settings: RedisSettings;
@@ -62,9 +64,9 @@ export interface StreamRunOptions extends FollowHandlers {
   record: Pick<RunRecord, 'argv' | 'fleet' | 'agents' | 'mode'>;
   /** Called after each batch is enqueued, with the run's enqueued total. */
   onEnqueued?: (enqueued: number) => void;
-  /** Redis went away (`down`, about every 5 s with how long) or came back. */
-  onRedis?: (down: boolean, forMs: number) => void;
-  /** End the run early (REDIS_UNAVAILABLE) when Redis stays unreachable this long (default REDIS_GONE_MS). */
+  /** Redis went away (`down`, about every 5 s with how long) or came back; with `refused`, it refuses writes (see WaitOptions). */
+  onRedis?: OnRedis;
+  /** End the run early (REDIS_UNAVAILABLE) when Redis stays unreachable, or refuses the run's writes, this long (default REDIS_GONE_MS). */
   redisGoneMs?: number;
 }
 
@@ -74,15 +76,15 @@ export interface StreamRunOutcome {
   counts: OutcomeCounts;
   cancelled: boolean;
   inProcess: boolean;
-  /** Why the run ended before every enqueued task had its own result (DEADLINE_EXCEEDED, REDIS_UNAVAILABLE). */
-  ended?: { code: ErrorCode; message: string };
+  /** Why the run ended before every enqueued task had its own result (DEADLINE_EXCEEDED, REDIS_UNAVAILABLE; `refused`: Redis's reason for refusing writes). */
+  ended?: EndedEarly;
   /** The input was read to its end: `total` items are the whole run (else items past `total` were never read or enqueued). */
   inputRead: boolean;
 }
 
 /** The errors that end a run early with a result for every task, rather than fail it. */
-function endsEarly(e: unknown): { code: ErrorCode; message: string } | undefined {
-  return isGaxxError(e, 'DEADLINE_EXCEEDED') || isGaxxError(e, 'REDIS_UNAVAILABLE') ? { code: e.code, message: e.message } : undefined;
+function endsEarly(e: unknown): EndedEarly | undefined {
+  return isGaxxError(e, 'DEADLINE_EXCEEDED') || isGaxxError(e, 'REDIS_UNAVAILABLE') ? endedBy(e) : undefined;
 }
 
 /**
@@ -162,6 +164,8 @@ class StreamedRun {
   /** Refused records published (or being published) whose refusal has not been read back yet. */
   private readonly refusing = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
+  /** Refused writes of the run, as its in-process worker meets them (the follower probes too). */
+  private readonly writes = new WriteHealth();
 
   constructor(
     private readonly queue: TaskQueue,
@@ -191,10 +195,11 @@ class StreamedRun {
         until: this.stopFollow.signal,
         ...(this.opts.timeoutMs ? { timeoutMs: this.opts.timeoutMs } : {}),
         redisGoneMs: this.opts.redisGoneMs ?? REDIS_GONE_MS,
-        onRedis: (down, forMs) => {
-          // Cancelling while Redis is away: nothing more can arrive, stop at once.
+        writes: this.writes,
+        onRedis: (down, forMs, refused) => {
+          // Cancelling while Redis is away (or refuses writes): nothing more can arrive, stop at once.
           if (down && this.cancelling) this.stopFollow.abort();
-          this.opts.onRedis?.(down, forMs);
+          this.opts.onRedis?.(down, forMs, refused);
         },
       });
       // A follow that fails must end production too (else it would wait for slots forever).
@@ -210,7 +215,7 @@ class StreamedRun {
       // leaves them: a daemon or `gaxx run --resume` sees them through (and the run to its end).
       // Never wait on a cancel's Redis calls once Redis is gone.
       if (!ended) await this.cancelling;
-      this.fillMissing(ended?.code);
+      this.fillMissing(ended);
       if (followed && !endsEarly(followed)) throw followed;
       if (inputError && !endsEarly(inputError)) throw inputError;
       // A cancel from elsewhere can end every task before the heartbeat notices the flag.
@@ -374,6 +379,7 @@ class StreamedRun {
       runId: this.runId,
       concurrency: this.opts.workerConcurrency,
       log: this.opts.log,
+      onWrites: (_runId, refused) => (refused === undefined ? this.writes.accepted('worker') : this.writes.refused('worker', refused)),
     });
   }
 
@@ -410,18 +416,14 @@ class StreamedRun {
    * Tasks still without a result: after a cancel's grace, `error`; after an early end
    * (`why`), `unknown` with that reason (queued, running or done: this process cannot tell).
    */
-  private fillMissing(why?: ErrorCode): void {
+  private fillMissing(why?: EndedEarly): void {
+    const cause =
+      why?.refused !== undefined ? `Redis refuses writes (${why.refused})` : why?.code === 'REDIS_UNAVAILABLE' ? 'Redis unreachable' : 'wait timed out';
     for (const taskId of [...this.outstanding.keys()]) {
       const r =
         why === undefined
           ? syntheticResult(this.runId, taskId, 'error', 'DEADLINE_EXCEEDED', 'no result in time after the run was cancelled; the task may still be running')
-          : syntheticResult(
-              this.runId,
-              taskId,
-              'unknown',
-              why,
-              `no result: ${why === 'REDIS_UNAVAILABLE' ? 'Redis unreachable' : 'wait timed out'}; the task may still run`,
-            );
+          : syntheticResult(this.runId, taskId, 'unknown', why.code, `no result: ${cause}; the task may still run`);
       this.result(r, [], false);
     }
   }

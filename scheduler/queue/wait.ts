@@ -15,6 +15,7 @@ import { counted, GaxxError, raceAbort } from '../../proto/index.js';
 import { duplicateFor, redisError, waitReady } from '../redis/redis.js';
 import { runEventsKey, type OutputChunk, type TaskResult } from './results.js';
 import { readResult, type IgnoredHandler } from './stored-result.js';
+import { PROBE_MS, probeWrites, refusedError, WriteHealth, type Refusal } from './write-health.js';
 
 /** A finished run: results and output per task id. */
 export interface RunResults {
@@ -35,12 +36,17 @@ export interface WaitOptions {
   onResult?: (result: TaskResult, output: OutputChunk[], liveShown: boolean) => void;
   /** Called with a running task's output as it arrives (before its result). */
   onLive?: (taskId: string, chunk: OutputChunk) => void;
-  /** Redis went away (`down`, repeated about every 5 s with how long) or came back. */
-  onRedis?: (down: boolean, forMs: number) => void;
+  /**
+   * Redis went away (`down`, repeated about every 5 s with how long) or came back; with
+   * `refused`, Redis is reachable but refuses writes (its reason), or takes them again.
+   */
+  onRedis?: OnRedis;
   /** A result entry that was skipped (not a valid result of one of the tasks waited for), with why. */
   onIgnored?: IgnoredHandler;
-  /** End the wait (REDIS_UNAVAILABLE) when Redis stays unreachable this long (default: no limit). */
+  /** End the wait (REDIS_UNAVAILABLE) when Redis stays unreachable, or refuses writes, this long (default: no limit). */
   redisGoneMs?: number;
+  /** Refusals of the run's writes reported by others (its in-process worker); the wait adds its own probe's. */
+  writes?: WriteHealth;
   /** Collect into this object (the caller keeps what arrived when the wait throws). */
   into?: RunResults;
 }
@@ -57,15 +63,36 @@ function fieldsOf(flat: Buffer[]): Map<string, Buffer> {
   return m;
 }
 
-/** Tracks a connection's reachability from its events (shared with follow.ts). */
+/** What a waiter hears about Redis: unreachable (`down`) or back; with `refused`, refusing writes or taking them again. */
+export type OnRedis = (down: boolean, forMs: number, refused?: string) => void;
+
+/** The run a Reachability probes writes for: `redis` is the caller's connection (not the blocking reader). */
+export interface WriteWatch {
+  redis: Redis | Cluster;
+  runId: string;
+  health?: WriteHealth;
+}
+
+/**
+ * Tracks a connection's reachability from its events (shared with follow.ts), and with `writes`
+ * whether Redis takes the run's writes (write-health.ts): a Redis that answers reads but refuses
+ * writes is as dead for a run as one that is gone.
+ */
 export class Reachability {
   downSince = 0;
   private reported = 0;
+  private readonly health: WriteHealth;
+  private probing = false;
+  private probedAt = 0;
+  private refusedReported = 0;
+  private lastRefusal: Refusal | undefined;
 
   constructor(
     conn: Redis | Cluster,
-    private readonly onRedis?: WaitOptions['onRedis'],
+    private readonly onRedis?: OnRedis,
+    private readonly writes?: WriteWatch,
   ) {
+    this.health = writes?.health ?? new WriteHealth();
     const down = (): void => {
       if (this.downSince === 0) this.downSince = Date.now();
     };
@@ -89,6 +116,47 @@ export class Reachability {
     }
     return forMs;
   }
+
+  /**
+   * The run's writes refused, and for how long (undefined: they go through). Probes at most every
+   * PROBE_MS, one probe at a time, only while connected; reports a refusal about every 5 s (the
+   * first after a second) and its end.
+   */
+  refusal(now = Date.now()): Refusal | undefined {
+    const w = this.writes;
+    if (w && this.downSince === 0 && !this.probing && now - this.probedAt >= PROBE_MS) {
+      this.probedAt = now;
+      this.probing = true;
+      probeWrites(w.redis, w.runId)
+        .then(
+          (reason) => (reason === undefined ? this.health.accepted('probe') : this.health.refused('probe', reason)),
+          () => undefined,
+        )
+        .finally(() => (this.probing = false));
+    }
+    const r = this.health.current(now);
+    if (!r) {
+      if (this.lastRefusal && this.refusedReported !== 0) this.onRedis?.(false, this.lastRefusal.forMs, this.lastRefusal.reason);
+      this.lastRefusal = undefined;
+      this.refusedReported = 0;
+      return undefined;
+    }
+    this.lastRefusal = r;
+    if (r.forMs >= TICK_MS && now - this.refusedReported >= REPORT_EVERY_MS) {
+      this.refusedReported = now;
+      this.onRedis?.(true, r.forMs, r.reason);
+    }
+    return r;
+  }
+
+  /** The wait's end when Redis is unreachable, or refuses writes, longer than `goneMs`. */
+  check(goneMs: number | undefined, what: string, now = Date.now()): void {
+    const downFor = this.tick(now);
+    const refused = this.refusal(now);
+    if (goneMs === undefined) return;
+    if (downFor > goneMs) throw new GaxxError('REDIS_UNAVAILABLE', `redis unreachable for ${Math.round(downFor / 1000)} s ${what}`);
+    if (refused && refused.forMs > goneMs) throw refusedError(refused, what);
+  }
 }
 
 /** Reads the run's stream until every one of `taskIds` has a result. */
@@ -101,7 +169,7 @@ export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds:
   // restart (the results are in the AOF) instead of failing the wait.
   const reader = duplicateFor(redis, 'worker');
   reader.on('error', () => undefined);
-  const reach = new Reachability(reader, opts.onRedis);
+  const reach = new Reachability(reader, opts.onRedis, { redis, runId, ...(opts.writes ? { health: opts.writes } : {}) });
   const stops = [opts.until, opts.signal];
   let last = '0';
   let pending: Promise<StreamReply> | undefined;
@@ -114,9 +182,7 @@ export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds:
       const left = deadline - Date.now();
       if (left <= 0)
         throw new GaxxError('DEADLINE_EXCEEDED', `run ${runId}: ${want.size - out.results.size} of ${counted(want.size, 'task')} had no result in time`);
-      const downFor = reach.tick();
-      if (opts.redisGoneMs !== undefined && downFor > opts.redisGoneMs)
-        throw new GaxxError('REDIS_UNAVAILABLE', `redis unreachable for ${Math.round(downFor / 1000)} s while waiting for run ${runId}`);
+      reach.check(opts.redisGoneMs, `while waiting for run ${runId}`);
       // One read at a time: a read issued while Redis is away waits in the connection's queue
       // and is raced again, never stacked (stacked blocking reads would run one after another).
       pending ??= reader

@@ -125,7 +125,9 @@ export function redisError(e: unknown, what: string): GaxxError {
   // the errors of the commands it queued.
   const inner = (e as { previousErrors?: Error[] } | undefined)?.previousErrors?.[0];
   const reason = inner?.message ?? (e as Error)?.message ?? String(e);
-  return new GaxxError('REDIS_UNAVAILABLE', `${what}: ${reason}`, { cause: e });
+  // An error reply: Redis is there but refuses (details.refused says why, for the caller's advice).
+  const replied = (inner ?? (e as Error | undefined))?.name === 'ReplyError';
+  return new GaxxError('REDIS_UNAVAILABLE', `${what}: ${reason}`, { cause: e, ...(replied ? { details: { refused: reason } } : {}) });
 }
 
 /** Parses `INFO` text into a field map. */
