@@ -4,6 +4,7 @@
  * list, then either one task per host through runAndWait (each-host) or a streamed task list
  * through streamRun, and presents results through the views. Every run is in the run index.
  */
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { GaxxError, type TaskSigner } from '../../proto/index.js';
 import {
@@ -21,6 +22,7 @@ import {
   waitReady,
   countOutcome,
   isCancelled,
+  type EndedEarly,
   type OutcomeCounts,
   type RedisSettings,
   type RedisTarget,
@@ -151,9 +153,21 @@ async function released(target: Promise<RedisTarget>): Promise<void> {
   );
 }
 
-/** What a run says while Redis is away, and when it is back. */
-function redisNote(isDown: boolean, ms: number): string {
-  return isDown ? `gaxx: Redis unreachable for ${Math.round(ms / 1000)}s` : `gaxx: Redis is back after ${Math.round(ms / 1000)}s`;
+/** What a run says while Redis is away (or refuses writes: `refused`, its reason), and when it is back. */
+function redisNote(isDown: boolean, ms: number, refused?: string): string {
+  const s = Math.round(ms / 1000);
+  if (refused !== undefined) return isDown ? `gaxx: Redis refuses writes for ${s}s: ${refused}` : `gaxx: Redis takes writes again after ${s}s`;
+  return isDown ? `gaxx: Redis unreachable for ${s}s` : `gaxx: Redis is back after ${s}s`;
+}
+
+/**
+ * What a run says when its wait ended early: why, then (Redis refusing writes) where the embedded
+ * Redis keeps its data, and how the tasks without a result are collected once Redis is fixed.
+ */
+function endedNote(ended: EndedEarly, runId: string, config: GaxxConfig, rest = ''): string {
+  if (ended.refused === undefined) return `gaxx: ${ended.message}${rest}; tasks without a result stay queued: gaxx run --resume ${runId}`;
+  const where = config.redis.url === undefined ? `; the embedded Redis keeps its data in ${join(config.paths.stateDir, 'redis')}` : '';
+  return `gaxx: ${ended.message}${where}${rest}; tasks without a result stay queued: once Redis takes writes again, collect them with gaxx runs wait ${runId} (or gaxx run --resume ${runId})`;
 }
 
 type RedisClient = ReturnType<typeof createRedis>;
@@ -214,7 +228,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
       cancel: ctx.signal,
       ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
       onStart: () => s.clock.mark('enqueuedMs'),
-      onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
+      onRedis: (isDown, ms, refused) => ctx.out.note(redisNote(isDown, ms, refused)),
       onIgnored: s.ignored.note,
       onLive: (id, c) => view.live(id, c),
       onResult: (r, o, shown) => {
@@ -238,7 +252,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
   const summary = summarize(s.runId, counts, Date.now() - started, down, { state: cancelled ? 'cancelled' : res.ended ? 'running' : 'done' });
   endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
   if (cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
-  else if (res.ended) ctx.out.note(`gaxx: ${res.ended.message}; tasks without a result stay queued: gaxx run --resume ${s.runId}`);
+  else if (res.ended) ctx.out.note(endedNote(res.ended, s.runId, ctx.config));
   return summaryExitCode(summary, cancelled, res.ended);
 }
 
@@ -281,7 +295,7 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
         enqueued = n;
         s.clock.mark('enqueuedMs');
       },
-      onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
+      onRedis: (isDown, ms, refused) => ctx.out.note(redisNote(isDown, ms, refused)),
       paced: () => ctx.out.drained(),
       onResult: (r, o, shown) => {
         s.clock.result();
@@ -299,7 +313,7 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
     endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
     const rest = res.inputRead ? '' : `; records from ${res.total + 1} on were never enqueued`;
     if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled${rest}`);
-    else if (res.ended) ctx.out.note(`gaxx: ${res.ended.message}${rest}, and tasks without a result stay queued: gaxx run --resume ${s.runId}`);
+    else if (res.ended) ctx.out.note(endedNote(res.ended, s.runId, ctx.config, rest));
     return summaryExitCode(summary, res.cancelled, res.ended);
   } finally {
     progress?.stop();
@@ -332,7 +346,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
       ...(waitTimeoutMs ? { timeoutMs: waitTimeoutMs } : {}),
       // Once the run is known to exist: its header, with what the run index kept of it.
       onStart: (_id, rec) => view.start({ runId, argv: rec?.argv ?? [], fleet: rec?.fleet ?? '', mode: rec?.mode ?? 'each-host' }),
-      onRedis: (isDown, ms) => ctx.out.note(redisNote(isDown, ms)),
+      onRedis: (isDown, ms, refused) => ctx.out.note(redisNote(isDown, ms, refused)),
       onIgnored: ignored.note,
       onResult: (r, o, shown) => {
         clock.result();
@@ -346,7 +360,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     const summary = summarize(runId, counts, Date.now() - started, down, { state, ...unread });
     endRun(view, ctx, summary, opts.timings ? { clock, inProcess: res.inProcess } : undefined);
     if (res.cancelled) ctx.out.note(`gaxx: run ${runId} cancelled`);
-    else if (res.ended) ctx.out.note(`gaxx: ${res.ended.message}; tasks without a result stay queued: gaxx run --resume ${runId}`);
+    else if (res.ended) ctx.out.note(endedNote(res.ended, runId, ctx.config));
     else if (res.interrupted)
       ctx.out.note(
         `gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${summary.total} enqueued ran${unread.notEnqueuedFrom ? `, records from ${unread.notEnqueuedFrom} on never did` : ''}`,
