@@ -30,9 +30,8 @@ export async function expireAbandonedRuns(queue: TaskQueue, maxAgeMs = ABANDONED
       );
       if (await publishResult(queue.redis, r, [])) expired += 1;
     }
-    const left = await queue.queueFor(runId).getJobCounts('waiting', 'active', 'delayed', 'prioritized');
     // Jobs some worker took before stay (only a worker taking them can reach their executions).
-    if (Object.values(left).every((n) => n === 0)) await queue.forgetRun(runId);
+    await queue.forgetWhenIdle(runId, 0);
   }
   return expired;
 }

@@ -210,6 +210,28 @@ export class TaskQueue {
     return total;
   }
 
+  /**
+   * Forgets a run's queue (forgetRun) once nothing of it is queued or running; true when it did.
+   * A worker may still be completing a job whose result it published (a daemon usually is within
+   * a millisecond or two): active jobs get up to `activeWaitMs` to finish. Jobs left queued or
+   * running stay, for a daemon or `gaxx run --resume` (abandoned.ts expires them in the end).
+   * Every finished run's owner calls this: BullMQ's removeOnComplete trims a queue only when a
+   * later job of the same queue completes, which never happens for a finished run, so its job
+   * hashes (and the queue's own keys, none with a TTL) would stay in Redis for good.
+   */
+  async forgetWhenIdle(runId: string, activeWaitMs = 3000): Promise<boolean> {
+    const q = this.queueFor(runId);
+    const left = (): Promise<Record<string, number>> => q.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'paused', 'waiting-children');
+    let counts = await left();
+    for (let waited = 0, ms = 2; (counts.active ?? 0) > 0 && waited < activeWaitMs; waited += ms, ms = Math.min(ms * 2, 200)) {
+      await new Promise((r) => setTimeout(r, ms));
+      counts = await left();
+    }
+    if (Object.values(counts).some((n) => n > 0)) return false;
+    await this.forgetRun(runId);
+    return true;
+  }
+
   /** Removes a finished (or withdrawn) run's queue and registry entry; its results stay. */
   async forgetRun(runId: string): Promise<void> {
     const q = this.queueFor(runId);

@@ -234,22 +234,18 @@ class RunWait {
     }
   }
 
-  /** Stops timers and the in-process worker (handing back what runs), removes a finished run. */
-  async close(complete: boolean): Promise<void> {
+  /**
+   * Stops timers and the in-process worker (handing back what runs), and removes the run's queue
+   * once nothing of it is left queued or running (`forget`: the run is done or cancelled; after an
+   * early end its tasks without a result stay queued, for a daemon or `--resume`).
+   */
+  async close(complete: boolean, forget: boolean): Promise<void> {
     for (const t of this.timers) clearTimeout(t);
     const early = !complete;
     // A complete run drains normally; an early end hands running tasks back at once (the agents
     // keep running them; `--resume` or a daemon attaches), within the second the caller has.
     if (this.worker) await bounded(this.worker.drain(early ? 0 : 5000), early ? CLEANUP_MS : 10_000);
-    if (complete) await bounded(this.forgetWhenIdle(), 3000);
-  }
-
-  private async forgetWhenIdle(): Promise<void> {
-    const q = this.queue.queueFor(this.meta.runId);
-    // A daemon may still be completing the last job it published: let it. It usually has within
-    // a millisecond or two, so look again soon, then less often (about 3 s in all).
-    for (let i = 0, ms = 2; i < 20 && (await q.getActiveCount()) > 0; i++, ms = Math.min(ms * 2, 200)) await new Promise((r) => setTimeout(r, ms));
-    await this.queue.forgetRun(this.meta.runId);
+    if (forget) await bounded(this.queue.forgetWhenIdle(this.meta.runId), 3500);
   }
 }
 
@@ -306,6 +302,7 @@ export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise
 
 async function waitOn(w: RunWait, opts: RunAndWaitOptions, record?: RunRecord): Promise<RunOutcome> {
   let complete = false;
+  let forget = false;
   try {
     opts.onStart?.(w.meta.runId, record);
     await w.ensureWorker();
@@ -313,9 +310,10 @@ async function waitOn(w: RunWait, opts: RunAndWaitOptions, record?: RunRecord): 
     else opts.cancel?.addEventListener('abort', w.onCancel, { once: true });
     const out = await w.wait();
     complete = out.ended === undefined && !out.cancelled;
+    forget = out.ended === undefined;
     return out;
   } finally {
     opts.cancel?.removeEventListener('abort', w.onCancel);
-    await w.close(complete);
+    await w.close(complete, forget);
   }
 }

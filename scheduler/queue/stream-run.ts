@@ -133,14 +133,20 @@ export async function streamRun(tasks: AsyncIterable<TaskInput | RefusedTask>, o
   const queue = await TaskQueue.openOn(opts.settings, opts.redis);
   const run = new StreamedRun(queue, opts.runId ?? newRunId(), opts);
   let early = true;
+  let ended = false;
   try {
     const out = await run.execute(tasks[Symbol.asyncIterator]());
     early = out.ended !== undefined;
+    ended = early;
     return out;
   } finally {
     // After an early end (Redis may be gone) nothing here may hold the process: running tasks
     // are handed back at once (the agents keep running them) and closing is bounded.
     await run.close(early);
+    // Done, cancelled or failed: the run's queue goes once nothing of it is queued or running,
+    // as runAndWait's does. After an early end its tasks without a result stay queued, for a
+    // daemon or `gaxx run --resume`.
+    if (!ended) await bounded(queue.forgetWhenIdle(run.runId), 3500);
     await bounded(queue.close(), CLEANUP_MS);
   }
 }
