@@ -1,6 +1,6 @@
 /** `gaxx runs show ID [--json]`: a run's record and its per-task results. */
 import { counted, printable } from '../../proto/index.js';
-import { storedResults } from '../../scheduler/index.js';
+import { OVER_BUDGET_ERROR, storedResults, type TaskResult } from '../../scheduler/index.js';
 import { JSON_FLAG, type Command } from '../command.js';
 import { renderTable } from '../output.js';
 import { IgnoredReport } from '../run/ignored.js';
@@ -21,11 +21,13 @@ export const command: Command = {
     const runId = positionals[0] as string;
     const ignored = new IgnoredReport(out, 'result');
     const { record, results } = await withRedis(config, (settings) => storedResults(settings, runId, ignored.note)).finally(() => ignored.flush());
+    const cut = results.filter((r) => r.truncated).length;
     out.result({ ...record, state: shownState(record), results }, () =>
       [
         `run ${printable(record.runId)}: ${shownState(record)}, ${results.length}/${record.total ?? `${record.enqueued}+`} tasks (${countsText(record)})`,
         `command: ${printable(record.argv.join(' '))}`,
         `fleet: ${printable(record.fleet) || counted(record.agents, 'agent')}; started ${new Date(record.startedAt).toISOString()}`,
+        ...(cut > 0 ? [`${counted(cut, 'task')} with output cut`] : []),
         '',
         results.length === 0
           ? 'no results yet'
@@ -36,9 +38,17 @@ export const command: Command = {
               { header: 'EXIT', get: (r) => (r.signal ? r.signal : r.exitCode === null ? '-' : String(r.exitCode)) },
               { header: 'MS', get: (r) => String(r.durationMs) },
               { header: 'ATTEMPTS', get: (r) => String(r.attempts) },
+              // Output cut (its output cap, the run's output budget) or an error: said, not hidden.
+              { header: 'NOTE', get: (r) => noteOf(r) },
             ]),
       ].join('\n'),
     );
     return 0;
   },
 };
+
+/** What a task's row says beyond its outcome: why its output was cut, or its error (printable: read from Redis). */
+function noteOf(r: TaskResult): string {
+  const cut = r.reason === 'output_cap' ? 'output cut at its output cap' : r.truncated && !r.error?.includes(OVER_BUDGET_ERROR) ? 'output truncated' : '';
+  return printable([cut, r.error ?? ''].filter(Boolean).join('; ')) || '-';
+}

@@ -38,6 +38,7 @@ export const command: Command = {
     const started = Date.now();
     const down = new Set<string>();
     const ignored = new IgnoredReport(out, 'result');
+    let outputCut = 0;
     const res = await withRedis(config, (settings) =>
       attachRun(runId, {
         settings,
@@ -51,13 +52,14 @@ export const command: Command = {
         paced: () => out.drained(),
         onLive: (taskId, chunk) => view?.live(taskId, chunk),
         onResult: (r, o, shown) => {
+          if (r.truncated) outputCut++;
           if (r.outcome === 'unreachable' && r.host) down.add(r.host);
           view?.result(r, o, shown, undefined);
         },
       }),
     ).finally(() => ignored.flush());
     const unread = res.state === 'interrupted' ? { notEnqueuedFrom: res.record.enqueued + 1 } : {};
-    const summary = summarize(runId, res.counts, Date.now() - started, down, { state: res.state, ...unread });
+    const summary = summarize(runId, res.counts, Date.now() - started, down, { state: res.state, ...unread, outputCut });
     (view ?? viewOf(undefined)).end(summary);
     if (res.state === 'interrupted')
       out.note(

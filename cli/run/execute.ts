@@ -212,6 +212,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
   const started = Date.now();
   const counts: OutcomeCounts = {};
   const down = new Set<string>();
+  let outputCut = 0;
   view.start({ runId: s.runId, argv: plan.argv, fleet: plan.fleet ?? '', mode: 'each-host' });
   const record = { argv: plan.argv, fleet: plan.fleet ?? '', agents: s.hosts.length, mode: 'each-host' as const };
   const redis = s.redis;
@@ -234,6 +235,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
       onResult: (r, o, shown) => {
         s.clock.result();
         countOutcome(counts, r.outcome);
+        if (r.truncated) outputCut++;
         if (r.outcome === 'unreachable' && r.host) down.add(r.host);
         view.result(r, o, shown, undefined);
       },
@@ -249,7 +251,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
   // tasks (unknown) is not a result the run index may count.
   if (cancelled || !res.ended)
     await updateRunRecord(redis, s.runId, { state: cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }).catch(() => undefined);
-  const summary = summarize(s.runId, counts, Date.now() - started, down, { state: cancelled ? 'cancelled' : res.ended ? 'running' : 'done' });
+  const summary = summarize(s.runId, counts, Date.now() - started, down, { state: cancelled ? 'cancelled' : res.ended ? 'running' : 'done', outputCut });
   endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
   if (cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
   else if (res.ended) ctx.out.note(endedNote(res.ended, s.runId, ctx.config));
@@ -260,6 +262,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
 async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { input: Readable; agentCount: number }): Promise<number> {
   const records = new Map<string, string>();
   const tally = { done: 0, failed: 0, refused: 0, cancelled: 0 };
+  let outputCut = 0;
   let enqueued = 0;
   let total: number | undefined;
   const down = new Set<string>();
@@ -300,6 +303,7 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
       onResult: (r, o, shown) => {
         s.clock.result();
         tally.done++;
+        if (r.truncated) outputCut++;
         if (r.outcome === 'refused' || r.outcome === 'cancelled') tally[r.outcome]++;
         else if (r.outcome !== 'succeeded') tally.failed++;
         if (r.outcome === 'unreachable' && r.host) down.add(r.host);
@@ -309,7 +313,7 @@ async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { in
     });
     const state = res.cancelled ? 'cancelled' : res.ended ? 'running' : 'done';
     const unread = res.inputRead ? {} : { notEnqueuedFrom: res.total + 1 };
-    const summary = summarize(s.runId, res.counts, Date.now() - started, down, { state, ...unread });
+    const summary = summarize(s.runId, res.counts, Date.now() - started, down, { state, ...unread, outputCut });
     endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
     const rest = res.inputRead ? '' : `; records from ${res.total + 1} on were never enqueued`;
     if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled${rest}`);
@@ -334,6 +338,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     const down = new Set<string>();
     const started = Date.now();
     const ignored = new IgnoredReport(ctx.out, 'result');
+    let outputCut = 0;
     const res = await resumeRun(runId, {
       settings: target.settings,
       signer: operatorSigner(ctx.config.paths.operatorCertDir),
@@ -351,13 +356,14 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
       onResult: (r, o, shown) => {
         clock.result();
         countOutcome(counts, r.outcome);
+        if (r.truncated) outputCut++;
         if (r.outcome === 'unreachable' && r.host) down.add(r.host);
         view.result(r, o, shown, undefined);
       },
     }).finally(() => ignored.flush());
     const state = res.cancelled ? 'cancelled' : res.ended ? 'running' : res.interrupted ? 'interrupted' : 'done';
     const unread = res.interrupted && res.enqueued !== undefined ? { notEnqueuedFrom: res.enqueued + 1 } : {};
-    const summary = summarize(runId, counts, Date.now() - started, down, { state, ...unread });
+    const summary = summarize(runId, counts, Date.now() - started, down, { state, ...unread, outputCut });
     endRun(view, ctx, summary, opts.timings ? { clock, inProcess: res.inProcess } : undefined);
     if (res.cancelled) ctx.out.note(`gaxx: run ${runId} cancelled`);
     else if (res.ended) ctx.out.note(endedNote(res.ended, runId, ctx.config));

@@ -24,6 +24,11 @@ export interface RunSummary {
   /** Task-list records that could not become a task (never queued nor run). */
   refused: number;
   /**
+   * Tasks whose output was cut, whatever their outcome: stopped at their output cap, or not
+   * stored over the run's output budget (their result says `truncated` and why).
+   */
+  outputCut: number;
+  /**
    * How the run stands: done, cancelled, interrupted (its gaxx run died before enqueueing all its
    * input), running (the wait ended early: tasks without a result stay queued), failed.
    */
@@ -42,6 +47,8 @@ export interface RunSummary {
 export interface RunEnd {
   state: RunState;
   notEnqueuedFrom?: number;
+  /** Tasks whose output was cut (RunSummary.outputCut). */
+  outputCut?: number;
 }
 
 /** The summary of `counts`. */
@@ -62,6 +69,7 @@ export function summarize(
     unknown: c('unreachable') + c('error') + c('unknown'),
     cancelled: c('cancelled'),
     refused: c('refused'),
+    outputCut: end.outputCut ?? 0,
     state: end.state,
     ...(end.notEnqueuedFrom !== undefined ? { notEnqueuedFrom: end.notEnqueuedFrom } : {}),
     durationMs,
@@ -73,7 +81,17 @@ export function summarize(
 /** Why a run's tally is not the whole run: its task list was interrupted (see the exit codes above). */
 export const INTERRUPTED = { code: 'UNAVAILABLE' } as const;
 
-/** The process exit code for a finished (or cancelled) run; `ended`: why the wait stopped early (or INTERRUPTED). */
+/** Whether a result's output was cut (its output cap, the run's output budget) or it carries an error: it gets a line of its own in human output. */
+export function needsResultLine(r: { outcome: string; truncated: boolean; error?: string | undefined }): boolean {
+  return r.outcome !== 'succeeded' || r.truncated || Boolean(r.error);
+}
+
+/**
+ * The process exit code for a finished (or cancelled) run. Output cut by the run's output budget
+ * does not change it: the tasks' outcomes do (a task stopped at its output cap is `killed`: 1).
+ * Such a run is counted in the summary ("N with output cut") and each such task has its line.
+ * `ended`: why the wait stopped early (or INTERRUPTED).
+ */
 export function summaryExitCode(s: RunSummary, cancelled: boolean, ended?: { code: ErrorCode }): number {
   if (cancelled) return exitCodeFor('CANCELLED');
   if (ended) return exitCodeFor(ended.code);
@@ -87,6 +105,7 @@ export function summaryText(s: RunSummary): string {
   const parts = [`${s.succeeded} succeeded`, `${s.failed} failed`, `${s.timedOut} timed out`, `${s.unknown} unknown`];
   if (s.cancelled) parts.push(`${s.cancelled} cancelled`);
   if (s.refused) parts.push(`${s.refused} refused`);
+  if (s.outputCut) parts.push(`${s.outputCut} with output cut`);
   const down = s.unreachableHosts.length ? `\ngaxx: unreachable: ${printable(s.unreachableHosts.join(', '))}` : '';
   return `gaxx: run ${printable(s.runId)}: ${counted(s.total, 'task')}: ${parts.join(', ')} in ${secs} s${down}`;
 }

@@ -10,7 +10,7 @@ import type { Output } from '../output.js';
 import { taskResultJson } from '../result-json.js';
 import { HumanRunPrinter, summaryLine } from '../run-printer.js';
 import type { ProgressLine } from './progress.js';
-import { summaryText, type RunSummary } from './summary.js';
+import { needsResultLine, summaryText, type RunSummary } from './summary.js';
 
 /** What the run is, for the first JSON line. */
 export interface RunHeader {
@@ -84,9 +84,12 @@ export class HumanView implements RunView {
       if (stream === 1) this.out.writeOut(Buffer.concat(lines));
       else this.out.writeErr(Buffer.concat(lines));
     }
-    if (r.outcome !== 'succeeded') {
+    // A task that succeeded is quiet, unless its output was cut (over the run's output budget, or
+    // at its output cap) or it carries an error: what is missing is said where it would be.
+    if (needsResultLine(r)) {
       const line = summaryLine(r, `${printable(r.host) || '-'} [${printable(r.taskId)}]`);
-      this.out.writeOut(this.opts.colour ? `\x1b[31m${line.trimEnd()}\x1b[0m\n` : line);
+      const colour = r.outcome === 'succeeded' ? 33 : 31;
+      this.out.writeOut(this.opts.colour ? `\x1b[${colour}m${line.trimEnd()}\x1b[0m\n` : line);
     }
   }
 

@@ -12,7 +12,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { GaxxError, raceAbort } from '../../proto/index.js';
 import { duplicateFor, redisError, waitReady } from '../redis/redis.js';
-import { runEventsKey, type OutputChunk, type TaskResult } from './results.js';
+import { overBudget, runEventsKey, type OutputChunk, type TaskResult } from './results.js';
 import { readResult, type IgnoredHandler } from './stored-result.js';
 import { Reachability, TICK_MS, type OnRedis } from './wait.js';
 import type { WriteHealth } from './write-health.js';
@@ -170,10 +170,7 @@ class FollowState {
     const liveOnly = f.get('lo')?.toString() === '1';
     const output = liveOnly ? live : (this.output.get(task) ?? []);
     if (liveOnly && shown !== lb) r.truncated = true;
-    if (f.get('ob')?.toString() === '1') {
-      r.truncated = true;
-      r.error = [r.error, "output not stored: over the run's output budget"].filter(Boolean).join('; ');
-    }
+    if (f.get('ob')?.toString() === '1') Object.assign(r, overBudget(r));
     this.output.delete(task);
     this.live.delete(task);
     this.finished++;

@@ -96,13 +96,15 @@ export const runDoneKey = (runId: string): string => gaxxKey('run', runId, 'done
 export { outcomeOf } from '../client/outcome.js';
 
 // KEYS: events, done, the run's stored-output byte count. ARGV: task, maxlen, ttl, result json,
-// live bytes, output-is-live flag, output size, run budget, then (stream, data) pairs.
+// live bytes, output-is-live flag, output size, run budget, the result json as stored when its
+// output is over the budget, then (stream, data) pairs.
 const PUBLISH = `
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[4]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
 local size = tonumber(ARGV[7])
 local keep = tonumber(redis.call('GET', KEYS[3]) or '0') + size <= tonumber(ARGV[8])
+redis.call('HSET', KEYS[2], ARGV[1], keep and ARGV[4] or ARGV[9])
 if keep then
-  for i = 9, #ARGV, 2 do
+  for i = 10, #ARGV, 2 do
     redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 't', 'out', 'task', ARGV[1], 's', ARGV[i], 'd', ARGV[i + 1])
   end
   redis.call('INCRBY', KEYS[3], size)
@@ -126,12 +128,22 @@ export interface PublishOptions {
   budgetBytes?: number;
 }
 
+/** Why a result's output is missing when the run's output budget was used up. */
+export const OVER_BUDGET_ERROR = "output not stored: over the run's output budget";
+
+/** `r` as it reads once its output was not stored (over the run's output budget): truncated, and saying why. */
+export function overBudget(r: TaskResult): TaskResult {
+  if (r.error?.includes(OVER_BUDGET_ERROR)) return { ...r, truncated: true };
+  return { ...r, truncated: true, error: [r.error, OVER_BUDGET_ERROR].filter(Boolean).join('; ') };
+}
+
 /**
  * Publishes a task's output and result once; false when it had been published already.
  * `exactLiveBytes`: the live output streamed before was exactly this many bytes of `output`'s
  * start (omit when it was not, or none was streamed). With `outputIsLive` the output is not
  * stored again: readers take it from the live entries. Output beyond the run's byte budget is
- * not stored (the result entry says `ob=1`; readers mark the result truncated).
+ * not stored (the result entry says `ob=1`; readers mark the result truncated; the done hash
+ * holds it so marked, for readers of stored results: `gaxx runs show`).
  */
 export async function publishResult(
   redis: Redis | Cluster,
@@ -152,6 +164,8 @@ export async function publishResult(
     opts.outputIsLive ? '1' : '0',
     String(size),
     String(opts.budgetBytes ?? RUN_OUTPUT_BUDGET_BYTES),
+    // The stored result says its output was cut (the stream's entry says so with `ob=1`).
+    JSON.stringify(overBudget(result)),
   ];
   for (const c of stored) {
     for (let off = 0; off < c.data.length; off += ENTRY_BYTES) args.push(String(c.stream), c.data.subarray(off, off + ENTRY_BYTES));

@@ -13,7 +13,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { counted, GaxxError, raceAbort } from '../../proto/index.js';
 import { duplicateFor, redisError, waitReady } from '../redis/redis.js';
-import { runEventsKey, type OutputChunk, type TaskResult } from './results.js';
+import { overBudget, runEventsKey, type OutputChunk, type TaskResult } from './results.js';
 import { readResult, type IgnoredHandler } from './stored-result.js';
 import { PROBE_MS, probeWrites, refusedError, WriteHealth, type Refusal } from './write-health.js';
 
@@ -237,10 +237,7 @@ function collect(runId: string, f: Map<string, Buffer>, want: Set<string>, out: 
       out.output.set(task, seen.liveChunks.get(task) ?? []);
       if (shown !== lb) r.truncated = true;
     }
-    if (f.get('ob')?.toString() === '1') {
-      r.truncated = true;
-      r.error = [r.error, "output not stored: over the run's output budget"].filter(Boolean).join('; ');
-    }
+    if (f.get('ob')?.toString() === '1') Object.assign(r, overBudget(r));
     seen.liveChunks.delete(task);
     out.results.set(task, r);
     const output = out.output.get(task) ?? [];
