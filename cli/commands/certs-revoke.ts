@@ -1,37 +1,103 @@
-/** `gaxx certs revoke SERIAL`: adds a serial to the CA-signed revocation list. */
+/**
+ * `gaxx certs revoke SERIAL`: adds a serial to the CA-signed revocation list and pushes the new
+ * list to the agents of every fleet this installation knows, so that they refuse the serial at
+ * once (agents reload their cert dir's revoked.json as it changes).
+ */
 import { join } from 'node:path';
-import { FleetCa, REVOCATION_FILE, normalizeSerial } from '../../certs/index.js';
-import { JSON_FLAG, type Command } from '../command.js';
+import { FleetCa, REVOCATION_FILE, normalizeSerial, type CertBundle } from '../../certs/index.js';
+import { compareText, exitCodeFor, isGaxxError, printable } from '../../proto/index.js';
+import { AgentClient } from '../../scheduler/client/index.js';
+import { boolFlag, JSON_FLAG, type Command } from '../command.js';
+import type { GaxxConfig } from '../config.js';
+import { operatorCredentials } from '../operator-credentials.js';
+import { listFleets } from '../state.js';
+
+/** Agents the new list is pushed to at once. */
+const PUSH_PARALLEL = 8;
+
+/** One agent's copy of the new list: pushed, or why not. */
+export interface ListPush {
+  fleet: string;
+  host: string;
+  address: string;
+  ok: boolean;
+  code?: string;
+  error?: string;
+}
+
+/** Pushes `list` into the cert area of every ready host of every fleet with a state here. */
+async function pushList(config: GaxxConfig, list: string): Promise<ListPush[]> {
+  const targets = listFleets(config.paths.fleetsDir).flatMap((f) =>
+    f.hosts.flatMap((h) => (h.agent ? [{ fleet: f.fleet, host: h.name, address: h.agent }] : [])),
+  );
+  if (targets.length === 0) return [];
+  const creds: CertBundle = operatorCredentials(config.paths.operatorCertDir, config.paths.caDir);
+  const out: ListPush[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(PUSH_PARALLEL, targets.length) }, async () => {
+      for (let i = next++; i < targets.length; i = next++) {
+        const t = targets[i] as (typeof targets)[number];
+        const client = AgentClient.connect({ address: t.address, expect: { fleet: t.fleet, host: t.host } }, creds, {
+          deadlineMs: config.agent.deadlineMs,
+          connectTimeoutMs: config.agent.connectTimeoutMs,
+          token: config.agent.token,
+        });
+        try {
+          await client.putFile(REVOCATION_FILE, Buffer.from(list), { area: 'FILE_AREA_CERTS', mode: 0o644 });
+          out.push({ ...t, ok: true });
+        } catch (e) {
+          out.push({ ...t, ok: false, ...(isGaxxError(e) ? { code: e.code } : {}), error: printable((e as Error).message ?? String(e)) });
+        } finally {
+          client.close();
+        }
+      }
+    }),
+  );
+  return out.sort((a, b) => compareText(a.fleet, b.fleet) || compareText(a.host, b.host));
+}
 
 export const command: Command = {
-  usage: 'gaxx certs revoke SERIAL [--json]',
+  usage: 'gaxx certs revoke SERIAL [--no-push] [--json]',
   description: [
-    'Revokes a certificate this CA issued (serial as `gaxx certs list` shows it) and re-signs the',
-    'revocation list (<config>/ca/revoked.json). Clients on this machine read that list: from the',
-    'next command on, `gaxx exec`, `run`, `cp`, `status`, the scheduler daemon (on its next',
-    'connection to the agent) and the dashboard refuse an agent presenting the serial',
-    "(CERT_REVOKED, exit 8) and send it nothing. Agents load the list from their cert dir's",
-    'revoked.json and refuse revoked client serials on every call: copy the new list there, or let',
-    '`gaxx certs rotate` push it (certificates issued from now on carry it). A client elsewhere',
-    '(a scheduler given --certs DIR) needs the new list in its cert dir too.',
+    'Revokes a certificate this CA issued (serial as `gaxx certs list` shows it), re-signs the',
+    'revocation list (<config>/ca/revoked.json) and pushes it into the cert dir of every agent of',
+    'every fleet gaxx spawn recorded here (PutFile, operator only): each reloads it and refuses the',
+    'serial on its next call, open connections included. Clients on this machine read the list too:',
+    'from the next command on, `gaxx exec`, `run`, `cp`, `status`, the scheduler daemon (on its next',
+    'connection to the agent) and the dashboard refuse an agent presenting the serial (CERT_REVOKED,',
+    'exit 8) and send it nothing. An agent that did not get the list (unreachable, or itself the',
+    'revoked one) is listed and the command exits 12: run it again once the agent is back (it',
+    'pushes again), or copy the list there. With --no-push nothing is sent. Agents outside every',
+    'recorded fleet (a cert dir made with `gaxx certs issue --role agent`) need the list copied, and',
+    'so does a client elsewhere (a scheduler given --certs DIR); certificates issued from now on carry it.',
   ].join('\n'),
-  flags: { json: JSON_FLAG },
+  flags: {
+    'no-push': { type: 'boolean', help: 'only re-sign the list; send it to no agent' },
+    json: JSON_FLAG,
+  },
   positionals: { names: ['SERIAL'], min: 1 },
-  examples: ['gaxx certs revoke 1A2B3C...', 'gaxx certs revoke 1a:2b:3c --json'],
-  async run({ positionals, config, out }) {
+  examples: ['gaxx certs revoke 1A2B3C...', 'gaxx certs revoke 1a:2b:3c --json', 'gaxx certs revoke 1A2B3C... --no-push'],
+  async run({ flags, positionals, config, out }) {
     const serial = normalizeSerial(positionals[0] as string);
     const ca = FleetCa.open(config.paths.caDir);
     const already = ca.revoked().has(serial);
     ca.revoke(serial);
     const list = join(config.paths.caDir, REVOCATION_FILE);
-    const result = { serial, alreadyRevoked: already, revocationList: list, revoked: [...ca.revoked()].sort() };
+    const pushed = boolFlag(flags, 'no-push') ? undefined : await pushList(config, ca.revocationListText());
+    const failed = (pushed ?? []).filter((p) => !p.ok);
+    const result = { serial, alreadyRevoked: already, revocationList: list, revoked: [...ca.revoked()].sort(), ...(pushed ? { pushed } : {}) };
     out.result(result, () =>
       [
         `${already ? 'already revoked' : 'revoked'} ${serial}`,
         `signed revocation list: ${list} (${result.revoked.length} serial${result.revoked.length === 1 ? '' : 's'})`,
-        "clients here refuse it from the next command on; agents load it from their cert dir's revoked.json: copy it there",
+        pushed === undefined
+          ? "not pushed (--no-push): agents load it from their cert dir's revoked.json: copy it there"
+          : `pushed to ${pushed.length - failed.length} of ${pushed.length} agent${pushed.length === 1 ? '' : 's'} of the recorded fleets`,
+        ...failed.map((p) => `  NOT pushed to ${p.fleet}/${p.host} (${p.address}): ${p.error ?? p.code ?? 'failed'}`),
+        ...(failed.length > 0 ? [`run \`gaxx certs revoke ${serial}\` again once they answer, or copy ${list} there`] : []),
       ].join('\n'),
     );
-    return 0;
+    return failed.length > 0 ? exitCodeFor('UNAVAILABLE') : 0;
   },
 };
