@@ -119,10 +119,21 @@ function saddrRules(addresses: string[], ports: number[]): string[] {
 }
 
 /**
+ * The cloud's instance metadata service, which hands out the VM's user data (with the SSH host
+ * key gaxx made for it, cloud-init.ts) to any process that asks: 169.254.169.254 (Linode, Vultr,
+ * all link-local IPv4) and Linode's IPv6 address.
+ */
+const METADATA_V4 = '169.254.0.0/16';
+const METADATA_V6 = 'fd00:a9fe:a9fe::1';
+
+/**
  * nftables ruleset: inbound denied by default; SSH and the agent only from the controller,
  * metrics from the controller and the monitors; the profiling port never (no rule opens it).
+ * Outbound, the agent's user (`agentUser`: the agent and every task it runs) cannot reach the
+ * cloud's metadata service: a task could read the VM's user data, the host's SSH key with it
+ * (rejected, so a task fails at once). Root (cloud-init) still can.
  */
-export function nftRuleset(controller: string[], monitors: string[]): string {
+export function nftRuleset(controller: string[], monitors: string[], agentUser: string = AGENT_USER): string {
   return [
     'table inet gaxx',
     'delete table inet gaxx',
@@ -135,6 +146,11 @@ export function nftRuleset(controller: string[], monitors: string[]): string {
     '    meta l4proto { icmp, ipv6-icmp } accept',
     ...saddrRules(controller, [22, AGENT_PORT, METRICS_PORT]),
     ...saddrRules(monitors, [METRICS_PORT]),
+    '  }',
+    '  chain output {',
+    '    type filter hook output priority 0; policy accept;',
+    `    meta skuid ${agentUser} ip daddr ${METADATA_V4} reject`,
+    `    meta skuid ${agentUser} ip6 daddr ${METADATA_V6} reject`,
     '  }',
     '}',
     '',
