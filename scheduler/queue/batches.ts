@@ -30,6 +30,17 @@ export class BatchPuller<T> {
       if (r.done) this.ended = true;
       else out.push(r.value);
     }
+    // A full batch: does the source end right after it? (An item that comes stays for the next
+    // batch.) A run whose input fills one window exactly then knows its size even if it ends
+    // before a slot frees for another take (its wait timed out, Redis went away).
+    if (out.length === max && !this.ended && !stop?.aborted) {
+      this.pending ??= this.it.next();
+      const r = await raceAbort(this.pending, [stop], idleMs);
+      if (r !== 'stop' && r !== 'tick' && r.done) {
+        this.pending = undefined;
+        this.ended = true;
+      }
+    }
     return out;
   }
 

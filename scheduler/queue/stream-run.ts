@@ -259,6 +259,9 @@ class StreamedRun {
    */
   private async produce(puller: BatchPuller<TaskInput | RefusedTask>): Promise<void> {
     const batchMax = this.opts.batchMax ?? 500;
+    // Every batch taken was enqueued whole (its refusals published too): with the input's end
+    // read, the run's size is what was enqueued, however the run ends.
+    let whole = true;
     try {
       while (!this.stopInput.signal.aborted) {
         const free = this.opts.window - this.outstanding.size;
@@ -271,10 +274,13 @@ class StreamedRun {
           if (puller.ended || this.stopInput.signal.aborted) break;
           continue;
         }
-        if (!(await this.enqueueBatch(batch))) break;
+        if (!(await this.enqueueBatch(batch))) {
+          whole = false;
+          break;
+        }
       }
       // Only an input read to its end tells the run's size.
-      this.inputExhausted = puller.ended && !this.stopInput.signal.aborted;
+      this.inputExhausted = puller.ended && whole;
     } catch (e) {
       if (!endsEarly(e)) this.cancel();
       throw e;

@@ -121,6 +121,39 @@ function suite(withDaemon: boolean): void {
 describe('a run without a daemon leaves no key without a TTL, and no queue', () => suite(false));
 describe('a run served by a daemon leaves no key without a TTL, and no queue', () => suite(true));
 
+describe('a task list that fills one window exactly', () => {
+  it('is known whole when its wait ends early: no record is said never enqueued, and --resume sees it done', async () => {
+    const gate = taskGate(60);
+    try {
+      const r = await w.gaxx([
+        'run',
+        '--fleet',
+        w.fleet,
+        '--tasks',
+        taskList('window.txt', 6),
+        '--concurrency',
+        '6',
+        '--wait-timeout',
+        '2s',
+        '--',
+        'sh',
+        '-c',
+        gate.wait,
+      ]);
+      expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
+      expect(r.stderr).not.toMatch(/never enqueued/);
+      const runId = runIdOf(r.stderr);
+      gate.open();
+      const resumed = await w.gaxx(['run', '--resume', runId]);
+      expect(resumed.code, resumed.stderr).toBe(0);
+      expect(resumed.stderr).not.toMatch(/interrupted|never enqueued/);
+    } finally {
+      gate.open();
+      gate.remove();
+    }
+  });
+});
+
 describe('a run whose wait ended early', () => {
   it('keeps its queued tasks for --resume, which sees the run through and then removes its queue', async () => {
     const gate = taskGate(60);

@@ -248,8 +248,35 @@ describe('batch puller', () => {
     }
     const p = new BatchPuller(gen());
     expect(await p.take(3, 50)).toEqual([0, 1, 2]);
+    expect(p.ended).toBe(false);
     expect(await p.take(10, 50)).toEqual([3, 4]);
     expect(await p.take(10, 50)).toEqual([]);
+    expect(p.ended).toBe(true);
+  });
+
+  it('knows the source ended when a batch takes its last item exactly (a run whose input fills one window)', async () => {
+    async function* gen(): AsyncGenerator<number> {
+      for (let i = 0; i < 3; i++) yield i;
+    }
+    const p = new BatchPuller(gen());
+    expect(await p.take(3, 50)).toEqual([0, 1, 2]);
+    expect(p.ended).toBe(true);
+    expect(await p.take(3, 50)).toEqual([]);
+  });
+
+  it('after a full batch, a source that has not said whether it ends keeps its next item for the next batch', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    async function* gen(): AsyncGenerator<number> {
+      yield 0;
+      await gate;
+      yield 1;
+    }
+    const p = new BatchPuller(gen());
+    expect(await p.take(1, 5)).toEqual([0]);
+    expect(p.ended).toBe(false);
+    release();
+    expect(await p.take(5, 50)).toEqual([1]);
     expect(p.ended).toBe(true);
   });
 
