@@ -32,8 +32,19 @@ function underTmp(dir: string): boolean {
  */
 export function homeToHide(config: Pick<AgentConfig, 'dataDir' | 'taskWritable'>, home: string | undefined): string | undefined {
   if (!home || !home.startsWith('/') || resolve(home) === '/') return undefined;
-  if ([config.dataDir, ...config.taskWritable].some((d) => inside(resolve(home), resolve(d)))) return undefined;
+  // Compared as the sandbox will mount them, through symlinks (a data dir linked into the home).
+  const realHome = realOrResolved(home);
+  if ([config.dataDir, ...config.taskWritable].some((d) => inside(realHome, realOrResolved(d)))) return undefined;
   return home;
+}
+
+/** `p` with its symlinks resolved, or as given (made absolute) when it does not exist yet. */
+function realOrResolved(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return resolve(p);
+  }
 }
 
 /** The home dir of the user this process runs as (its passwd entry), if it has one. */

@@ -1,6 +1,9 @@
 // What tasks are not shown besides the agent's own dirs: the agent user's home (unless tasks
 // work in it) and the dirs of --task-hidden, which a local fleet fills with the CLI's config and
 // state dirs (its agents run as the operator when gaxx is not root).
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { homeToHide } from '../../agent/exec/task-launch.js';
 import { taskHiddenArgs } from '../../cli/providers/local.js';
@@ -19,6 +22,18 @@ describe("the agent user's home", () => {
     expect(homeToHide({ dataDir: '/var/lib/gaxx/data', taskWritable: [] }, '/var/lib/gaxx')).toBeUndefined();
     expect(homeToHide({ dataDir: '/var/lib/gaxx/data', taskWritable: [] }, '/var/lib/gaxx/data')).toBeUndefined();
     expect(homeToHide({ ...config, taskWritable: ['/home/op/shared'] }, '/home/op')).toBeUndefined();
+  });
+
+  it('is left when the data dir lies in it through a symlink', () => {
+    const root = mkdtempSync(join(tmpdir(), 'gaxx-home-'));
+    try {
+      mkdirSync(join(root, 'home', 'data'), { recursive: true });
+      symlinkSync(join(root, 'home', 'data'), join(root, 'data-link'));
+      expect(homeToHide({ dataDir: join(root, 'data-link'), taskWritable: [] }, join(root, 'home'))).toBeUndefined();
+      expect(homeToHide({ dataDir: join(root, 'elsewhere'), taskWritable: [] }, join(root, 'home'))).toBe(join(root, 'home'));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
 
