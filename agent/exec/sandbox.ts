@@ -133,12 +133,12 @@ export function sandboxMounts(s: Extract<Sandbox, { kind: 'bwrap' }>, paths: San
   before.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc');
   if (paths.tmpBytes && s.tmpSize) before.push('--size', String(paths.tmpBytes));
   before.push('--tmpfs', '/tmp');
-  if (paths.dataDir && !paths.dataDirUnderTmp && dirExists(paths.dataDir)) {
-    if (paths.tmpBytes && s.tmpSize) before.push('--size', String(paths.tmpBytes));
-    before.push('--tmpfs', paths.dataDir);
-  }
+  // Read-only once the work dir is bound in it (`after`): no task writes there, so it holds
+  // nothing a task could grow beside its /tmp (only the work dir's own mount stays writable).
+  const dataTmpfs = paths.dataDir !== undefined && !paths.dataDirUnderTmp && dirExists(paths.dataDir);
+  if (dataTmpfs) before.push('--tmpfs', paths.dataDir as string);
   for (const dir of paths.writable ?? []) if (dirExists(dir)) before.push('--bind', dir, dir);
-  const after: string[] = [];
+  const after: string[] = dataTmpfs ? ['--remount-ro', paths.dataDir as string] : [];
   for (const dir of [paths.certsDir, paths.auditDir, paths.stateDir, ...(paths.hide ?? [])]) {
     if (dirExists(dir)) after.push('--tmpfs', dir, '--remount-ro', dir);
   }

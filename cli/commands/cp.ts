@@ -96,7 +96,8 @@ export const command: Command = {
     'Copies a file to or from agents. `gaxx cp LOCAL F:REMOTE` uploads LOCAL to REMOTE on every',
     'agent of fleet F (--host picks some); `gaxx cp F:REMOTE LOCALDIR` downloads REMOTE from each',
     "into LOCALDIR/<host>/<name>, so one host's file never overwrites another's. With --agent,",
-    "write the remote side as :REMOTE. REMOTE is relative to the agent's data dir; ending in /, it",
+    "write the remote side as :REMOTE. REMOTE is relative to the agent's data dir (a task sees only",
+    'its own work dir of it: upload into DIR, then `gaxx run --workdir DIR`); ending in /, it',
     "names a directory, and the upload goes into it under LOCAL's name. The sha256 is",
     'checked by the agent on upload and by gaxx on download. A local path with a colon is',
     'written ./a:b. LOCALDIR must be yours (or sticky, as /tmp), and each <host> folder yours and',
@@ -111,7 +112,7 @@ export const command: Command = {
     json: { ...JSON_FLAG, help: 'print one JSON array: per host ok, bytes, sha256, path, error' },
   },
   positionals: { names: ['SRC', 'DST'], min: 2, complete: 'fleet-path' },
-  examples: ['gaxx cp ./tool.tar.gz web:tool.tar.gz', 'gaxx cp web:out/report.csv ./reports', 'gaxx cp --agent 10.0.0.5,10.0.0.6 ./x :x'],
+  examples: ['gaxx cp ./tool.tar.gz web:job/tool.tar.gz', 'gaxx cp web:job/out/report.csv ./reports', 'gaxx cp --agent 10.0.0.5,10.0.0.6 ./x :job/x'],
   async run({ flags, positionals, config, out }) {
     const [src, dst] = (positionals as [string, string]).map(parseSide) as [Side, Side];
     if (src.remote === dst.remote) throw usage('exactly one of SRC and DST must be remote (F:PATH or :PATH)');

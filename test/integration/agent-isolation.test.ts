@@ -248,6 +248,34 @@ describe('a task sees its own work dir of the data area, nothing else of it', ()
   });
 });
 
+describe('a data dir outside /tmp (as on fleet hosts)', () => {
+  it('is an empty, read-only dir to tasks but for their own work dir, which stays writable', async () => {
+    const data = mkdtempSync(join('/var/tmp', 'gaxx-data-'));
+    rmSync(data, { recursive: true, force: true });
+    const a = await startAgent({ certsDir: pki.agent.dir, env: { GAXX_AGENT_TOKEN: TOKEN }, dataDir: data });
+    const c = clientFor(a);
+    try {
+      mkdirSync(join(data, 'deploy'), { recursive: true });
+      writeFileSync(join(data, 'deploy', 'db.env'), 'DB_PASSWORD=uploaded\n');
+      execFileSync('chown', ['-R', `${AGENT_UID}:${AGENT_GID}`, join(data, 'deploy')]);
+      const r = await execCollect(c.agent, {
+        taskId: 'outside-1',
+        argv: ['/bin/sh', '-c', `ls -A ${data}; cat ${data}/deploy/db.env; touch ${data}/planted; echo mine > own.txt && cat own.txt`],
+      });
+      expect(r.stdout).toBe('tasks\nmine\n');
+      expect(r.stderr).toMatch(/db\.env: No such file or directory/);
+      expect(r.stderr).toMatch(/planted'?: Read-only file system/);
+      expect(existsSync(join(data, 'planted'))).toBe(false);
+      expect(readFileSync(join(data, 'tasks', 'outside-1', 'own.txt'), 'utf8')).toBe('mine\n');
+      expect(await serving(c)).toBe(true);
+    } finally {
+      c.close();
+      await a.stop();
+      for (const d of [data, `${data}-audit`, `${data}-state`]) rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('dirs hidden from tasks (--task-hidden)', () => {
   it("a hidden dir is empty and read-only to tasks, its neighbour is not; the agent's files are untouched", async () => {
     // Outside /tmp (which every sandbox replaces) and readable by the agent's user: what a task
