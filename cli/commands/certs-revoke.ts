@@ -21,6 +21,8 @@ export interface ListPush {
   host: string;
   address: string;
   ok: boolean;
+  /** Not pushed because the agent's own certificate is revoked: clients send it nothing (replace or delete the host). */
+  skipped?: boolean;
   code?: string;
   error?: string;
 }
@@ -47,7 +49,14 @@ async function pushList(config: GaxxConfig, list: string): Promise<ListPush[]> {
           await client.putFile(REVOCATION_FILE, Buffer.from(list), { area: 'FILE_AREA_CERTS', mode: 0o644 });
           out.push({ ...t, ok: true });
         } catch (e) {
-          out.push({ ...t, ok: false, ...(isGaxxError(e) ? { code: e.code } : {}), error: printable((e as Error).message ?? String(e)) });
+          const revoked = isGaxxError(e, 'CERT_REVOKED');
+          out.push({
+            ...t,
+            ok: false,
+            ...(revoked ? { skipped: true } : {}),
+            ...(isGaxxError(e) ? { code: e.code } : {}),
+            error: printable((e as Error).message ?? String(e)),
+          });
         } finally {
           client.close();
         }
@@ -66,9 +75,10 @@ export const command: Command = {
     'serial on its next call, open connections included. Clients on this machine read the list too:',
     'from the next command on, `gaxx exec`, `run`, `cp`, `status`, the scheduler daemon (on its next',
     'connection to the agent) and the dashboard refuse an agent presenting the serial (CERT_REVOKED,',
-    'exit 8) and send it nothing. An agent that did not get the list (unreachable, or itself the',
-    'revoked one) is listed and the command exits 12: run it again once the agent is back (it',
-    'pushes again), or copy the list there. With --no-push nothing is sent. Agents outside every',
+    'exit 8) and send it nothing. An agent that did not get the list is listed and the command',
+    'exits 12: run it again once the agent is back (it pushes again), or copy the list there; an',
+    'agent whose own certificate is revoked is listed as skipped (no client talks to it: replace it).',
+    'With --no-push nothing is sent. Agents outside every',
     'recorded fleet (a cert dir made with `gaxx certs issue --role agent`) need the list copied, and',
     'so does a client elsewhere (a scheduler given --certs DIR); certificates issued from now on carry it.',
   ].join('\n'),
@@ -85,7 +95,9 @@ export const command: Command = {
     ca.revoke(serial);
     const list = join(config.paths.caDir, REVOCATION_FILE);
     const pushed = boolFlag(flags, 'no-push') ? undefined : await pushList(config, ca.revocationListText());
-    const failed = (pushed ?? []).filter((p) => !p.ok);
+    // An agent whose own certificate is revoked can never take the list: not a failure to retry.
+    const skipped = (pushed ?? []).filter((p) => p.skipped);
+    const failed = (pushed ?? []).filter((p) => !p.ok && !p.skipped);
     const result = { serial, alreadyRevoked: already, revocationList: list, revoked: [...ca.revoked()].sort(), ...(pushed ? { pushed } : {}) };
     out.result(result, () =>
       [
@@ -93,7 +105,11 @@ export const command: Command = {
         `signed revocation list: ${list} (${result.revoked.length} serial${result.revoked.length === 1 ? '' : 's'})`,
         pushed === undefined
           ? "not pushed (--no-push): agents load it from their cert dir's revoked.json: copy it there"
-          : `pushed to ${pushed.length - failed.length} of ${pushed.length} agent${pushed.length === 1 ? '' : 's'} of the recorded fleets`,
+          : `pushed to ${pushed.length - failed.length - skipped.length} of ${pushed.length} agent${pushed.length === 1 ? '' : 's'} of the recorded fleets`,
+        ...skipped.map(
+          (p) =>
+            `  skipped ${p.fleet}/${p.host} (${p.address}): its own certificate is revoked; replace the host (gaxx delete, or a new agent certificate by hand)`,
+        ),
         ...failed.map((p) => `  NOT pushed to ${p.fleet}/${p.host} (${p.address}): ${p.error ?? p.code ?? 'failed'}`),
         ...(failed.length > 0 ? [`run \`gaxx certs revoke ${serial}\` again once they answer, or copy ${list} there`] : []),
       ].join('\n'),

@@ -139,4 +139,28 @@ describe('gaxx certs revoke', () => {
     },
     LONG,
   );
+
+  it(
+    'skips an agent whose own certificate is revoked (no client talks to it), without failing the revoke',
+    async () => {
+      const list = await gaxx(['certs', 'list', '--json']);
+      type Row = { serial: string; status: string; identity: string };
+      const agent1 = (JSON.parse(list.stdout) as Row[]).find((c) => c.identity === 'spiffe://gaxx/agent/rv/gaxx-rv-1' && c.status === 'valid');
+      expect(agent1).toBeDefined();
+      const r = await gaxx(['certs', 'revoke', (agent1 as Row).serial]);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toContain('pushed to 1 of 2 agents');
+      expect(r.stdout).toMatch(/skipped rv\/gaxx-rv-1 \(.*\): its own certificate is revoked/);
+      const m = await monitor('m4');
+      const next = await gaxx(['certs', 'revoke', m.serial, '--json']);
+      expect(next.code, next.stderr).toBe(0);
+      expect(
+        (JSON.parse(next.stdout) as { pushed: Array<{ host: string; ok: boolean; skipped?: boolean }> }).pushed.map((p) => [p.host, p.ok, p.skipped ?? false]),
+      ).toEqual([
+        ['gaxx-rv-0', true, false],
+        ['gaxx-rv-1', false, true],
+      ]);
+    },
+    LONG,
+  );
 });
