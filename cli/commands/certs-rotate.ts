@@ -47,6 +47,8 @@ export const command: Command = {
     'Agents reload without restarting; running tasks are not interrupted. Agents are dialled where the fleet',
     'state (gaxx spawn) saw them answer, else at the first name in their certificate and the',
     'configured agent port; --agent HOST=ADDR overrides both.',
+    'A host of the fleet state without a valid certificate (revoked, expired) cannot be rotated: it',
+    'is listed as failed (FAILED_PRECONDITION, exit 6); replace it.',
     'With --due-only, only agents whose Info reports their renewal as due (about two thirds of the',
     "certificate's lifetime) are rotated: run it periodically (e.g. from cron) to renew a fleet.",
   ].join('\n'),
@@ -86,7 +88,21 @@ export const command: Command = {
       // --due-only: what the agent's Info reports (no expiry margin, unlike the daemon's loop).
       ...(boolFlag(flags, 'due-only') ? { select: (info: InfoResponse__Output) => renewalReason(info) !== undefined } : {}),
     };
-    const results = await Promise.all(
+    // Hosts the fleet state has that hold no valid certificate of this CA (revoked or expired):
+    // no client talks to them, and nothing here can give them one. Said, never passed over.
+    const stale: RotationResult[] = [...where.keys()]
+      .filter((host) => !hosts.has(host))
+      .sort()
+      .map((host) => ({
+        host,
+        address: where.get(host) ?? '',
+        oldSerial: '',
+        newSerial: '',
+        ok: false,
+        error: 'no valid agent certificate of this host in this CA (revoked or expired): clients refuse it; replace the host (gaxx delete, then gaxx spawn)',
+        code: 'FAILED_PRECONDITION',
+      }));
+    const rotated = await Promise.all(
       agents.map((rec) => {
         const host = (rec.identity as { host: string }).host;
         const address = where.get(host) ?? (rec.hosts[0] ? agentAddress(rec.hosts[0], config.agent.port) : '');
@@ -103,6 +119,7 @@ export const command: Command = {
         return rotateAgent(ca, { fleet, host, address, record: rec }, creds, opts);
       }),
     );
+    const results = [...rotated, ...stale];
     const revokedNote = (r: RotationResult) =>
       r.revoked?.length
         ? `; revoked ${r.revoked.join(', ')}${r.revocationPushed === false ? ' (the new list did not reach the agent: it gets it with its next push)' : ''}`

@@ -160,6 +160,13 @@ describe('gaxx certs revoke', () => {
         ['gaxx-rv-0', true, false],
         ['gaxx-rv-1', false, true],
       ]);
+      // Rotation renews the other and names the revoked one instead of passing over it.
+      const rot = await gaxx(['certs', 'rotate', '--fleet', 'rv', '--json']);
+      expect(rot.code, rot.stderr).toBe(exitCodeFor('FAILED_PRECONDITION'));
+      expect((JSON.parse(rot.stdout) as Array<{ host: string; ok: boolean; code?: string }>).map((r) => [r.host, r.ok, r.code ?? ''])).toEqual([
+        ['gaxx-rv-0', true, ''],
+        ['gaxx-rv-1', false, 'FAILED_PRECONDITION'],
+      ]);
     },
     LONG,
   );
