@@ -9,7 +9,7 @@
  */
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { registerFleet, registeredFleets } from '../../scheduler/queue/fleets.js';
@@ -110,7 +110,10 @@ describe('scheduler certificate renewal', () => {
     }
     expect(now.certSerial).not.toBe(stale.serial);
     expect(now.certRenewalDue).toBe(false);
-    // The certificate it served before is revoked, and the list was pushed to it.
+    // Once the agent serves its new certificate, the daemon revokes the one it served before,
+    // pushes the list to it, then logs the renewal: the agent may answer with its new serial
+    // before that is done.
+    await vi.waitFor(() => expect(daemon.stderr()).toContain('agent certificate renewed'), { timeout: 30_000, interval: 50 });
     expect(pki.ca.revoked().has(stale.serial)).toBe(true);
     const renewedLog = daemon
       .stderr()
