@@ -7,6 +7,7 @@ import { assertName, FleetCa } from '../../certs/index.js';
 import { ERROR_CODES, exitCodeFor, GaxxError, type ErrorCode, type InfoResponse__Output } from '../../proto/index.js';
 import { issuedAgentCerts, renewalReason, rotateAgent, type RotationResult } from '../../scheduler/index.js';
 import { boolFlag, durationFlag, JSON_FLAG, stringFlag, stringsFlag, type Command } from '../command.js';
+import { agentClientOptions } from '../config.js';
 import { operatorCredentials } from '../operator-credentials.js';
 import { readFleet } from '../state.js';
 import { agentAddress } from './exec.js';
@@ -81,9 +82,7 @@ export const command: Command = {
     const where = new Map([...stateAddresses(config.paths.fleetsDir, fleet), ...given]);
     const creds = operatorCredentials(config.paths.operatorCertDir, config.paths.caDir);
     const opts = {
-      deadlineMs: config.agent.deadlineMs,
-      connectTimeoutMs: config.agent.connectTimeoutMs,
-      token: config.agent.token,
+      ...agentClientOptions(config),
       verifyMs,
       // --due-only: what the agent's Info reports (no expiry margin, unlike the daemon's loop).
       ...(boolFlag(flags, 'due-only') ? { select: (info: InfoResponse__Output) => renewalReason(info) !== undefined } : {}),

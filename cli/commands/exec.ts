@@ -19,6 +19,7 @@ import type { OutputChunk } from '../../scheduler/index.js';
 import { execTaskResult, taskResultJson } from '../result-json.js';
 import { boolFlag, durationFlag, envFlag, JSON_FLAG, sizeFlag, stringFlag, usageError, workDirFlag, WORKDIR_FLAG, type Command } from '../command.js';
 import { MAX_EXEC_STDIN_BYTES, readExecStdin } from '../exec-stdin.js';
+import { agentClientOptions } from '../config.js';
 import { operatorCredentials } from '../operator-credentials.js';
 import type { Output } from '../output.js';
 
@@ -132,11 +133,7 @@ export const command: Command = {
     const creds = operatorCredentials(config.paths.operatorCertDir, config.paths.caDir);
     // Read before connecting: input over the limit is refused with nothing sent to the agent.
     const input = await readExecStdin({ ...(stdinFile !== undefined ? { file: stdinFile } : {}), none: noStdin }, io, signal);
-    const client = AgentClient.connect({ address }, creds, {
-      deadlineMs: config.agent.deadlineMs,
-      connectTimeoutMs: config.agent.connectTimeoutMs,
-      token: config.agent.token,
-    });
+    const client = AgentClient.connect({ address }, creds, agentClientOptions(config));
     const output: OutputChunk[] = [];
     let started = { pid: 0, attached: false, replayed: false };
     let exit: Exit__Output | undefined;

@@ -2,6 +2,7 @@
 import { counted } from '../../proto/index.js';
 import { agentConnector, attachRun } from '../../scheduler/index.js';
 import { durationFlag, JSON_FLAG, type Command } from '../command.js';
+import { agentClientOptions } from '../config.js';
 import { withRedis } from '../run/redis-session.js';
 import { INTERRUPTED, summarize, summaryExitCode } from '../run/summary.js';
 import { IgnoredReport } from '../run/ignored.js';
@@ -42,7 +43,7 @@ export const command: Command = {
     const res = await withRedis(config, (settings) =>
       attachRun(runId, {
         settings,
-        connect: agentConnector(creds, { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs, token: config.agent.token }),
+        connect: agentConnector(creds, agentClientOptions(config)),
         ...(waitMs ? { timeoutMs: waitMs } : {}),
         onStart: (rec, hosts) => {
           view = viewOf(rec.mode === 'each-host' ? hosts : undefined);

@@ -29,7 +29,7 @@ import {
   type RefusedTask,
   type TaskInput,
 } from '../../scheduler/index.js';
-import type { GaxxConfig } from '../config.js';
+import { agentClientOptions, type GaxxConfig } from '../config.js';
 import { operatorSigner } from '../operator-credentials.js';
 import type { Io, Output } from '../output.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
@@ -106,13 +106,7 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
       const fleetHosts = plan.fleet ? await resolveFleet(redis, plan.fleet) : undefined;
       const signer = operatorSigner(ctx.config.paths.operatorCertDir);
       // Without a daemon, this process connects to the run's agents while it enqueues (prewarm).
-      const warming = warmingConnector(
-        agentConnector(creds, {
-          deadlineMs: ctx.config.agent.deadlineMs,
-          connectTimeoutMs: ctx.config.agent.connectTimeoutMs,
-          token: ctx.config.agent.token,
-        }),
-      );
+      const warming = warmingConnector(agentConnector(creds, agentClientOptions(ctx.config)));
       const fleet = plan.fleet;
       const endpoints =
         fleetHosts && fleet
@@ -342,11 +336,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     const res = await resumeRun(runId, {
       settings: target.settings,
       signer: operatorSigner(ctx.config.paths.operatorCertDir),
-      connect: agentConnector(creds, {
-        deadlineMs: ctx.config.agent.deadlineMs,
-        connectTimeoutMs: ctx.config.agent.connectTimeoutMs,
-        token: ctx.config.agent.token,
-      }),
+      connect: agentConnector(creds, agentClientOptions(ctx.config)),
       cancel: ctx.signal,
       ...(waitTimeoutMs ? { timeoutMs: waitTimeoutMs } : {}),
       // Once the run is known to exist: its header, with what the run index kept of it.
