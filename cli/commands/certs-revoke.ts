@@ -4,12 +4,13 @@
  * once (agents reload their cert dir's revoked.json as it changes).
  */
 import { join } from 'node:path';
-import { FleetCa, REVOCATION_FILE, normalizeSerial, type CertBundle } from '../../certs/index.js';
+import { FleetCa, REVOCATION_FILE, normalizeSerial } from '../../certs/index.js';
 import { compareText, exitCodeFor, isGaxxError, printable } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { boolFlag, JSON_FLAG, type Command } from '../command.js';
-import type { GaxxConfig } from '../config.js';
-import { operatorCredentials } from '../operator-credentials.js';
+import { agentClientOptions, type GaxxConfig } from '../config.js';
+import { operatorCreds, parallelMap } from '../fleet/targets.js';
+import type { Output } from '../output.js';
 import { listFleets } from '../state.js';
 
 /** Agents the new list is pushed to at once. */
@@ -28,42 +29,29 @@ export interface ListPush {
 }
 
 /** Pushes `list` into the cert area of every ready host of every fleet with a state here. */
-async function pushList(config: GaxxConfig, list: string): Promise<ListPush[]> {
+async function pushList(config: GaxxConfig, out: Output, list: string): Promise<ListPush[]> {
   const targets = listFleets(config.paths.fleetsDir).flatMap((f) =>
     f.hosts.flatMap((h) => (h.agent ? [{ fleet: f.fleet, host: h.name, address: h.agent }] : [])),
   );
   if (targets.length === 0) return [];
-  const creds: CertBundle = operatorCredentials(config.paths.operatorCertDir, config.paths.caDir);
-  const out: ListPush[] = [];
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(PUSH_PARALLEL, targets.length) }, async () => {
-      for (let i = next++; i < targets.length; i = next++) {
-        const t = targets[i] as (typeof targets)[number];
-        const client = AgentClient.connect({ address: t.address, expect: { fleet: t.fleet, host: t.host } }, creds, {
-          deadlineMs: config.agent.deadlineMs,
-          connectTimeoutMs: config.agent.connectTimeoutMs,
-          token: config.agent.token,
-        });
-        try {
-          await client.putFile(REVOCATION_FILE, Buffer.from(list), { area: 'FILE_AREA_CERTS', mode: 0o644 });
-          out.push({ ...t, ok: true });
-        } catch (e) {
-          const revoked = isGaxxError(e, 'CERT_REVOKED');
-          out.push({
-            ...t,
-            ok: false,
-            ...(revoked ? { skipped: true } : {}),
-            ...(isGaxxError(e) ? { code: e.code } : {}),
-            error: printable((e as Error).message ?? String(e)),
-          });
-        } finally {
-          client.close();
-        }
-      }
-    }),
-  );
-  return out.sort((a, b) => compareText(a.fleet, b.fleet) || compareText(a.host, b.host));
+  const pushes = await parallelMap(out, 'gaxx certs revoke: pushing the list', targets, PUSH_PARALLEL, async (t): Promise<ListPush> => {
+    const client = AgentClient.connect({ address: t.address, expect: { fleet: t.fleet, host: t.host } }, operatorCreds(config), agentClientOptions(config));
+    try {
+      await client.putFile(REVOCATION_FILE, Buffer.from(list), { area: 'FILE_AREA_CERTS', mode: 0o644 });
+      return { ...t, ok: true };
+    } catch (e) {
+      return {
+        ...t,
+        ok: false,
+        ...(isGaxxError(e, 'CERT_REVOKED') ? { skipped: true } : {}),
+        ...(isGaxxError(e) ? { code: e.code } : {}),
+        error: printable((e as Error).message ?? String(e)),
+      };
+    } finally {
+      client.close();
+    }
+  });
+  return pushes.sort((a, b) => compareText(a.fleet, b.fleet) || compareText(a.host, b.host));
 }
 
 export const command: Command = {
@@ -94,7 +82,7 @@ export const command: Command = {
     const already = ca.revoked().has(serial);
     ca.revoke(serial);
     const list = join(config.paths.caDir, REVOCATION_FILE);
-    const pushed = boolFlag(flags, 'no-push') ? undefined : await pushList(config, ca.revocationListText());
+    const pushed = boolFlag(flags, 'no-push') ? undefined : await pushList(config, out, ca.revocationListText());
     // An agent whose own certificate is revoked can never take the list: not a failure to retry.
     const skipped = (pushed ?? []).filter((p) => p.skipped);
     const failed = (pushed ?? []).filter((p) => !p.ok && !p.skipped);
