@@ -105,8 +105,8 @@ export function seenWorkDir(spec: Pick<ExecSpec, 'cwd' | 'scratch' | 'launch'>):
   return spec.scratch && spec.launch?.sandbox.kind === 'bwrap' ? scratchSeenAt(dirname(spec.cwd)) : spec.cwd;
 }
 
-/** The argv to start and its spawn head: limits outside, the sandbox (if any) inside them. */
-function launchPlan(spec: ExecSpec, env: Record<string, string>): { head: SpawnHead; body: Buffer } {
+/** The argv to start and its spawn head: limits outside, the sandbox (if any) inside them; `seen`: seenWorkDir(spec). */
+function launchPlan(spec: ExecSpec, env: Record<string, string>, seen: string): { head: SpawnHead; body: Buffer } {
   const iso = spec.launch?.sandbox;
   const sandboxed = iso?.kind === 'bwrap';
   const inner = sandboxed ? sandboxArgv(iso, spec.argv) : spec.argv;
@@ -116,7 +116,7 @@ function launchPlan(spec: ExecSpec, env: Record<string, string>): { head: SpawnH
   const mounts = sandboxed && spec.launch ? sandboxMounts(iso, spec.launch.paths) : undefined;
   // Bound by descriptor where bwrap can (else only scratch dirs get here: execSpec in service.ts).
   const byFd = sandboxed && iso.bindFd && spec.launch !== undefined;
-  const fd3 = mounts ? encodeArgs(sandboxOptions(mounts, spec.cwd, env, byFd ? WORK_DIR_FD : undefined, seenWorkDir(spec))) : Buffer.alloc(0);
+  const fd3 = mounts ? encodeArgs(sandboxOptions(mounts, spec.cwd, env, byFd ? WORK_DIR_FD : undefined, seen)) : Buffer.alloc(0);
   const template = spec.scratch ? warmTemplate(spec.launch, spec.confine, mounts) : undefined;
   const head: SpawnHead = {
     file: argv[0] as string,
@@ -139,8 +139,9 @@ function launchPlan(spec: ExecSpec, env: Record<string, string>): { head: SpawnH
 /** Starts `spec` through its runner (the launcher, or in-process); events go to `sink`. */
 export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
   const t0 = Date.now();
-  const env = taskEnv(seenWorkDir(spec), spec.env);
-  const { head, body } = launchPlan(spec, env);
+  const seen = seenWorkDir(spec);
+  const env = taskEnv(seen, spec.env);
+  const { head, body } = launchPlan(spec, env, seen);
   const runner = spec.launch?.runner ?? inProcessRunner;
   let reason: KillReason | undefined;
   let killTimer: NodeJS.Timeout | undefined;

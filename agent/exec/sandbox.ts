@@ -135,10 +135,10 @@ export function sandboxMounts(s: Extract<Sandbox, { kind: 'bwrap' }>, paths: San
   before.push('--tmpfs', '/tmp');
   // Read-only once the work dir is bound in it (`after`): no task writes there, so it holds
   // nothing a task could grow beside its /tmp (only the work dir's own mount stays writable).
-  const dataTmpfs = paths.dataDir !== undefined && !paths.dataDirUnderTmp && dirExists(paths.dataDir);
-  if (dataTmpfs) before.push('--tmpfs', paths.dataDir as string);
+  const data = paths.dataDir !== undefined && !paths.dataDirUnderTmp && dirExists(paths.dataDir) ? paths.dataDir : undefined;
+  if (data) before.push('--tmpfs', data);
   for (const dir of paths.writable ?? []) if (dirExists(dir)) before.push('--bind', dir, dir);
-  const after: string[] = dataTmpfs ? ['--remount-ro', paths.dataDir as string] : [];
+  const after: string[] = data ? ['--remount-ro', data] : [];
   for (const dir of [paths.certsDir, paths.auditDir, paths.stateDir, ...(paths.hide ?? [])]) {
     if (dirExists(dir)) after.push('--tmpfs', dir, '--remount-ro', dir);
   }

@@ -15,12 +15,7 @@ import { tasksRoot } from './tasks.js';
 
 /** Whether `dir` lies under /tmp, which a sandbox replaces with a private tmpfs. */
 function underTmp(dir: string): boolean {
-  let real = dir;
-  try {
-    real = realpathSync(dir);
-  } catch {
-    // Not there yet: as given.
-  }
+  const real = realOrResolved(dir);
   return inside('/tmp', real) && real !== '/tmp';
 }
 
