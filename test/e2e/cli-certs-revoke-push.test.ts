@@ -43,6 +43,10 @@ async function infoCodes(clients: AgentClient[]): Promise<string[]> {
   return out;
 }
 
+/** Whether every one of `clients` is refused with CERT_REVOKED within 30 s (agents reload the pushed list). */
+const refusedByAll = (clients: AgentClient[]): Promise<boolean> =>
+  eventually(async () => (await infoCodes(clients)).every((c) => c === 'CERT_REVOKED'), 30_000, 100);
+
 /** Clients of both agents with the certificate in `dir` (each keeps its connection). */
 const clientsOf = (dir: string): AgentClient[] => addresses.map((a) => AgentClient.connect({ address: a }, loadCertDir(dir)));
 
@@ -77,7 +81,7 @@ describe('gaxx certs revoke', () => {
           ['rv', 'gaxx-rv-1', true],
         ]);
         // The same connections, opened before the revocation: refused once each agent reloaded.
-        expect(await eventually(async () => (await infoCodes(clients)).every((c) => c === 'CERT_REVOKED'), 30_000, 100)).toBe(true);
+        expect(await refusedByAll(clients)).toBe(true);
         // The operator's calls go on.
         const ok = await gaxx(['exec', '--agent', addresses[0] as string, '--no-stdin', '--', 'true']);
         expect(ok.code, ok.stderr).toBe(0);
@@ -102,7 +106,7 @@ describe('gaxx certs revoke', () => {
         expect(again.code, again.stderr).toBe(0);
         expect(again.stdout).toContain('already revoked');
         expect(again.stdout).toContain('pushed to 2 of 2 agents');
-        expect(await eventually(async () => (await infoCodes(clients)).every((c) => c === 'CERT_REVOKED'), 30_000, 100)).toBe(true);
+        expect(await refusedByAll(clients)).toBe(true);
       } finally {
         for (const c of clients) c.close();
       }
@@ -117,11 +121,13 @@ describe('gaxx certs revoke', () => {
       // One agent recorded at a port where nothing listens.
       const fleets = join(home, 'state', 'fleets');
       const store = new FleetStore(fleets, readFleet(fleets, 'rv') as FleetState);
+      const recordAt = (address: string | undefined) =>
+        store.update((s) => {
+          const h = s.hosts.find((x) => x.name === 'gaxx-rv-1');
+          if (h) h.agent = address;
+        });
       const real = store.state.hosts.find((h) => h.name === 'gaxx-rv-1')?.agent;
-      await store.update((s) => {
-        const h = s.hosts.find((x) => x.name === 'gaxx-rv-1');
-        if (h) h.agent = '127.0.0.1:1';
-      });
+      await recordAt('127.0.0.1:1');
       const r = await gaxx(['certs', 'revoke', m.serial]);
       expect(r.code).toBe(exitCodeFor('UNAVAILABLE'));
       expect(r.stdout).toContain('pushed to 1 of 2 agents');
@@ -129,10 +135,7 @@ describe('gaxx certs revoke', () => {
       const list = await gaxx(['certs', 'list', '--json']);
       expect((JSON.parse(list.stdout) as Array<{ serial: string; status: string }>).find((c) => c.serial === m.serial)?.status).toBe('revoked');
       // Back at its address: a second run pushes to both.
-      await store.update((s) => {
-        const h = s.hosts.find((x) => x.name === 'gaxx-rv-1');
-        if (h) h.agent = real;
-      });
+      await recordAt(real);
       const again = await gaxx(['certs', 'revoke', m.serial]);
       expect(again.code, again.stderr).toBe(0);
       expect(again.stdout).toContain('pushed to 2 of 2 agents');

@@ -9,7 +9,7 @@ import { exitCodeFor } from '../../proto/index.js';
 import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
 import type { GaxxProcess } from '../helpers/cli.js';
 import { cliWorld, type CliWorld } from '../helpers/cli-world.js';
-import { taskGate } from '../helpers/gate.js';
+import { taskGate, type TaskGate } from '../helpers/gate.js';
 
 let w: CliWorld;
 let tmp: string;
@@ -62,6 +62,27 @@ function taskList(name: string, n: number): string {
   const file = join(tmp, name);
   writeFileSync(file, Array.from({ length: n }, (_, i) => `r${i + 1}\n`).join(''));
   return file;
+}
+
+/** A task list of 6 records waiting at `gate`, at `concurrency`, whose wait ends after 2 s (DEADLINE_EXCEEDED; its tasks stay). */
+async function timedOutList(file: string, concurrency: number, gate: TaskGate): Promise<{ runId: string; stderr: string }> {
+  const r = await w.gaxx([
+    'run',
+    '--fleet',
+    w.fleet,
+    '--tasks',
+    taskList(file, 6),
+    '--concurrency',
+    String(concurrency),
+    '--wait-timeout',
+    '2s',
+    '--',
+    'sh',
+    '-c',
+    gate.wait,
+  ]);
+  expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
+  return { runId: runIdOf(r.stderr), stderr: r.stderr };
 }
 
 /** Cancels a run with Ctrl-C once its tasks run (they wait at a gate never opened). */
@@ -125,24 +146,8 @@ describe('a task list that fills one window exactly', () => {
   it('is known whole when its wait ends early: no record is said never enqueued, and --resume sees it done', async () => {
     const gate = taskGate(60);
     try {
-      const r = await w.gaxx([
-        'run',
-        '--fleet',
-        w.fleet,
-        '--tasks',
-        taskList('window.txt', 6),
-        '--concurrency',
-        '6',
-        '--wait-timeout',
-        '2s',
-        '--',
-        'sh',
-        '-c',
-        gate.wait,
-      ]);
-      expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
-      expect(r.stderr).not.toMatch(/never enqueued/);
-      const runId = runIdOf(r.stderr);
+      const { runId, stderr } = await timedOutList('window.txt', 6, gate);
+      expect(stderr).not.toMatch(/never enqueued/);
       gate.open();
       const resumed = await w.gaxx(['run', '--resume', runId]);
       expect(resumed.code, resumed.stderr).toBe(0);
@@ -158,23 +163,7 @@ describe('a run whose wait ended early', () => {
   it('keeps its queued tasks for --resume, which sees the run through and then removes its queue', async () => {
     const gate = taskGate(60);
     try {
-      const r = await w.gaxx([
-        'run',
-        '--fleet',
-        w.fleet,
-        '--tasks',
-        taskList('late.txt', 6),
-        '--concurrency',
-        '10',
-        '--wait-timeout',
-        '2s',
-        '--',
-        'sh',
-        '-c',
-        gate.wait,
-      ]);
-      expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
-      const runId = runIdOf(r.stderr);
+      const { runId } = await timedOutList('late.txt', 10, gate);
       // Its jobs stay: nothing of the run's queue was removed.
       expect(await redis.hlen(`{gaxx}:run:${runId}:tasks`)).toBe(6);
       const jobs = [...(await keysOf(runId)).keys()].filter((k) => k.startsWith(`{gaxx}:run.${runId}:${runId}-`) && !k.endsWith(':lock'));

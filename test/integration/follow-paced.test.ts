@@ -2,7 +2,6 @@
 // results are handled it reads no more until the reader says so, so results wait in Redis, not in
 // the process. Real redis-server.
 import type { Redis } from 'ioredis';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followRun } from '../../scheduler/queue/follow.js';
 import { publishResult, runEventsKey, taskResult } from '../../scheduler/queue/results.js';
@@ -38,8 +37,11 @@ describe('followRun paced by its reader', () => {
     expect(seen).toEqual(['a', 'b', 'c']);
     for (const t of ['d', 'e']) await publish('fp1', t);
     expect(await r.xlen(runEventsKey('fp1'))).toBe(10);
-    // Many of its 10 ms polls' worth: an unpaced follower would have read d and e by now.
-    await sleep(300);
+    // A follower without a pace, started after d and e were published, reads the whole run; one
+    // that did not wait for its reader would have had them at least as soon.
+    const unpaced: string[] = [];
+    expect(await followRun(r, 'fp1', { onResult: (x) => unpaced.push(x.taskId), done: (n) => n >= 5, timeoutMs: 30_000, pollMs: 10 })).toBe(5);
+    expect(unpaced).toEqual(['a', 'b', 'c', 'd', 'e']);
     expect(seen).toEqual(['a', 'b', 'c']);
     release();
     expect(await following).toBe(5);

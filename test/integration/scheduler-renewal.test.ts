@@ -8,7 +8,6 @@
  * refuses the agent presenting a revoked one (read from the CA dir, not its own cert dir).
  */
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
@@ -103,12 +102,14 @@ describe('scheduler certificate renewal', () => {
   it('renews the agent that reports renewal as due, leaves the other alone, and keeps serving', async () => {
     expect(await registeredFleets(q.redis)).toEqual(['lost', 'web']);
     expect((await info(old, 'old')).certRenewalDue).toBe(true);
-    let now = await info(old, 'old');
-    for (let i = 0; i < 100 && now.certSerial === stale.serial; i++) {
-      await sleep(200);
-      now = await info(old, 'old');
-    }
-    expect(now.certSerial).not.toBe(stale.serial);
+    const now = await vi.waitFor(
+      async () => {
+        const n = await info(old, 'old');
+        expect(n.certSerial).not.toBe(stale.serial);
+        return n;
+      },
+      { timeout: 20_000, interval: 200 },
+    );
     expect(now.certRenewalDue).toBe(false);
     // Once the agent serves its new certificate, the daemon revokes the one it served before,
     // pushes the list to it, then logs the renewal: the agent may answer with its new serial
@@ -127,14 +128,16 @@ describe('scheduler certificate renewal', () => {
 
     // A few more rounds: the fresh agent is checked and kept, the renewed one is not renewed
     // again; the unreachable and the revoked one fail every round and the daemon goes on.
-    let m = await renewals();
-    for (let i = 0; i < 50 && ((m.not_due ?? 0) < 4 || (m.failed ?? 0) < 4); i++) {
-      await sleep(200);
-      m = await renewals();
-    }
+    const m = await vi.waitFor(
+      async () => {
+        const c = await renewals();
+        expect(c.not_due).toBeGreaterThanOrEqual(4);
+        expect(c.failed).toBeGreaterThanOrEqual(4);
+        return c;
+      },
+      { timeout: 10_000, interval: 200 },
+    );
     expect(m).toMatchObject({ renewed: 1 });
-    expect(m.not_due).toBeGreaterThanOrEqual(4);
-    expect(m.failed).toBeGreaterThanOrEqual(4);
     expect((await info(fresh, 'fresh')).certSerial).toBe(pki.agent.serial);
     expect((await info(old, 'old')).certSerial).toBe(now.certSerial);
     const failures = daemon
