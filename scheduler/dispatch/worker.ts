@@ -25,6 +25,7 @@ import { LiveOutput } from '../queue/live.js';
 import type { SchedulerMetrics } from '../daemon/metrics.js';
 import { runInputKey } from '../queue/queue.js';
 import { delayedDueWithin, runExists, runQueueName } from '../queue/runs.js';
+import { backOffOnErrors } from './fetch-backoff.js';
 import { QuietLog } from './quiet-log.js';
 import { MAX_RUNS, RunDiscovery } from './run-discovery.js';
 import { keepSpareConnection, type SpareConnection } from './spare-connection.js';
@@ -175,7 +176,7 @@ export class SchedulerWorker {
     // Its cancel flag is asked now, while the worker connects, and not on its first task's path
     // (CancelWatch.check keeps an answer for a poll interval, as it does for a run's later tasks).
     void this.cancels.check(runId);
-    bw.on('error', (e) => this.quiet.warn('worker error', e.message));
+    backOffOnErrors(bw, (e) => this.quiet.warn('worker error', e.message));
     bw.on('failed', (job, e) => this.opts.log?.error({ job: job?.id, err: e.message }, 'job failed'));
     this.workers.set(runId, bw);
     return bw;

@@ -7,6 +7,8 @@
 import { readdirSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resumeRun, runAndWait, streamRun, type TaskInput } from '../../scheduler/index.js';
+import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
+import { waitForRun } from '../../scheduler/queue/wait.js';
 import { markerDir } from '../helpers/agent.js';
 import { taskGate } from '../helpers/gate.js';
 import { eventually } from '../helpers/poll.js';
@@ -26,6 +28,12 @@ afterAll(async () => {
   await w?.close();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
+
+/** Calls of EVALSHA (BullMQ's scripts: moveToActive and the rest) Redis has served so far. */
+async function scriptCalls(): Promise<number> {
+  const m = /^cmdstat_evalsha:calls=(\d+)/m.exec(await w.queue.redis.info('commandstats'));
+  return Number(m?.[1] ?? 0);
+}
 
 /** Makes Redis refuse every write that may use memory (OOM), or take them again. */
 async function refuseWrites(on: boolean): Promise<void> {
@@ -106,4 +114,36 @@ describe('Redis refusing writes mid-run', () => {
       await refuseWrites(false);
     }
   }, 60_000);
+
+  it('a worker that finds a job waiting while writes are refused backs off instead of fetching in a loop, and takes it once they are taken', async () => {
+    const agent = w.agents[0]?.address as string;
+    const enq = await w.queue.enqueueRun(
+      { runId: 'refusedfetch1', tasks: [{ taskId: '1', agents: [agent], target: { host: agent }, argv: ['true'] }] },
+      w.signer,
+    );
+    let worker: SchedulerWorker | undefined;
+    try {
+      await refuseWrites(true);
+      const before = await scriptCalls();
+      worker = SchedulerWorker.start({ settings: w.settings, connect: w.connect(), runId: 'refusedfetch1' });
+      // The worker meets the refusal (its moveToActive is refused)...
+      expect(await eventually(async () => (await scriptCalls()) > before + 1, 30_000, 20)).toBe(true);
+      // ...and then tries again a few times a second at most. Not a wait for something to happen:
+      // the count over this span can only be lower on a slower machine. BullMQ alone tried
+      // about 6,500 times a second, for as long as the refusal lasted.
+      const from = await scriptCalls();
+      const t0 = Date.now();
+      await new Promise((r) => setTimeout(r, 1500));
+      const calls = (await scriptCalls()) - from;
+      const seconds = (Date.now() - t0) / 1000;
+      expect(calls).toBeLessThanOrEqual(10 * seconds + 10);
+
+      await refuseWrites(false);
+      const res = await waitForRun(w.queue.redis, 'refusedfetch1', enq.taskIds, { timeoutMs: 60_000 });
+      expect([...res.results.values()].map((r) => r.outcome)).toEqual(['succeeded']);
+    } finally {
+      await refuseWrites(false);
+      await worker?.drain(1000);
+    }
+  }, 120_000);
 });
