@@ -144,6 +144,8 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
   const { head, body } = launchPlan(spec, env, seen);
   const runner = spec.launch?.runner ?? inProcessRunner;
   let reason: KillReason | undefined;
+  /** When `reason` was set (performance.now()). */
+  let stoppedAt = 0;
   let killTimer: NodeJS.Timeout | undefined;
   let exited = false;
   let truncated = false;
@@ -157,6 +159,7 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
     kill(why, graceMs = DEFAULT_KILL_GRACE_MS) {
       if (reason !== undefined || exited) return;
       reason = why;
+      stoppedAt = performance.now();
       proc.signal('term');
       killTimer = setTimeout(() => proc.signal('kill'), graceMs);
       killTimer.unref();
@@ -182,10 +185,14 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
         handle.kill('output_cap');
       }
     },
-    exit(code, signal, lost) {
+    exit(code, signal, end) {
       exited = true;
       clearTimeout(timer);
       clearTimeout(killTimer);
+      const lost = end?.lost;
+      // A stop asked for once the process was reaped (while its pipes drained) reached nothing:
+      // the task ended on its own, and is reported so. Its output cut stays said (truncated).
+      if (reason !== undefined && end?.drainedMs !== undefined && stoppedAt >= performance.now() - end.drainedMs) reason = undefined;
       sink.exit({
         code: code ?? -1,
         signal: signal ?? '',

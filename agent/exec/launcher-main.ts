@@ -103,11 +103,11 @@ function onSpawn(f: Frame): void {
   const ev: SpawnEvents = {
     started: (pid, error, startTicks, warm) => send(FRAME.STARTED, f.id, { pid, error, startTicks, ...(warm ? { warm } : {}) }),
     output: (stream, data) => output(f.id, stream, data),
-    exit: (code, signal) => {
+    exit: (code, signal, end) => {
       exited = true;
       procs.delete(f.id);
       early.delete(f.id);
-      send(FRAME.EXIT, f.id, { code, signal });
+      send(FRAME.EXIT, f.id, { code, signal, ...(end?.drainedMs !== undefined ? { drainedMs: end.drainedMs } : {}) });
       if (refill) topUpNow();
       collector.ended();
     },

@@ -62,7 +62,8 @@ export class Launcher implements TaskRunner {
       const lost = [...this.tasks.values()];
       this.tasks.clear();
       if (lost.length > 0) this.onCrash(`launcher exited (${signal ?? code}) with ${counted(lost.length, 'task')} running`);
-      for (const ev of lost) ev.exit(null, 'SIGKILL', `the agent's task launcher exited (${signal ?? code}) while the task ran, and the task with it`);
+      for (const ev of lost)
+        ev.exit(null, 'SIGKILL', { lost: `the agent's task launcher exited (${signal ?? code}) while the task ran, and the task with it` });
     });
     this.child = child;
     return child;
@@ -77,9 +78,9 @@ export class Launcher implements TaskRunner {
       const h = f.head as { pid: number; error?: { code: string; message: string }; startTicks?: number; warm?: boolean };
       ev.started(h.pid, h.error, h.startTicks, h.warm === true);
     } else if (f.type === FRAME.EXIT) {
-      const h = f.head as { code: number | null; signal: string | null };
+      const h = f.head as { code: number | null; signal: string | null; drainedMs?: number };
       this.tasks.delete(f.id);
-      ev.exit(h.code, h.signal);
+      ev.exit(h.code, h.signal, typeof h.drainedMs === 'number' ? { drainedMs: h.drainedMs } : undefined);
     }
   }
 

@@ -20,8 +20,18 @@ export interface SpawnEvents {
    */
   started(pid: number, error?: { code: string; message: string }, startTicks?: number, warm?: boolean): void;
   output(stream: 'stdout' | 'stderr', data: Buffer): void;
-  /** `lost`: why the task's end is unknown (the launcher died with it), when it is. */
-  exit(code: number | null, signal: string | null, lost?: string): void;
+  exit(code: number | null, signal: string | null, end?: TaskEnd): void;
+}
+
+/** How a task's end came to be known. */
+export interface TaskEnd {
+  /** Why the task's end is unknown (the launcher died with it), when it is. */
+  lost?: string;
+  /**
+   * How long before this report its process was reaped (the pipes were drained meanwhile): a
+   * stop asked for since then reached nothing, the task had ended.
+   */
+  drainedMs?: number;
 }
 
 /** A running process: 'term' asks the task to end, 'kill' ends it and everything it started. */
@@ -160,7 +170,7 @@ export function watchChild(child: TaskChild, pid: number, sandboxed: boolean, st
   child.once('exit', (code: number | null, signal: string | null) => {
     reaped = true;
     const r = sandboxed ? sandboxExit(code, signal) : { code, signal };
-    drainThenEnd(child, () => ev.exit(r.code, r.signal));
+    drainThenEnd(child, (drainedMs) => ev.exit(r.code, r.signal, { drainedMs }));
   });
   return {
     signal(phase) {
@@ -181,7 +191,7 @@ export function watchChild(child: TaskChild, pid: number, sandboxed: boolean, st
  * or a look finds nothing read since the last one, or DRAIN_MS have passed (something still
  * writing into descriptors it was passed).
  */
-function drainThenEnd(child: TaskChild, done: () => void): void {
+function drainThenEnd(child: TaskChild, done: (drainedMs: number) => void): void {
   const readers = [child.stdout, child.stderr].filter((s) => s !== null);
   const t0 = performance.now();
   let bytes = 0;
@@ -197,7 +207,7 @@ function drainThenEnd(child: TaskChild, done: () => void): void {
     }
     for (const s of readers) s.off('data', count);
     for (const s of child.stdio) s?.destroy();
-    done();
+    done(performance.now() - t0);
   };
   setImmediate(look);
 }
