@@ -3,7 +3,7 @@
  * of taking them as one argument. `gaxx run --tasks` refuses the record `{}` there (template.ts).
  * Every word of argv is looked at as a program, since wrappers (`nice`, `timeout 5`, `env VAR=1`,
  * `xargs`, `sudo -u U`, `busybox`...) run the words after them. RUNNERS says, per program, which of
- * its words are code, reading its options as it reads them (getopt_long: clusters, `-cVALUE`,
+ * its words are code, reading its options as it reads them (getopt.ts, as getopt_long: clusters, `-cVALUE`,
  * `--long=VALUE`, abbreviations, `--`):
  * - a shell (SHELL): the script after `-c` (clustered as `-ec`, after options as `bash --norc -c`);
  * - `flock LOCK -c CMD`, `script -c CMD`, `su -c CMD`, `runuser -c CMD` (or `--command`): CMD, run by a shell;
@@ -12,72 +12,12 @@
  *   record in it would not stay one argument; its words and the rest of argv are looked into again.
  * Other interpreters' code (`python3 -c`, `perl -e`, `ssh`'s remote command) is not looked into.
  */
+import { getopt, optionCode, type Getopt, type Reader } from './getopt.js';
 
 /** Shells by basename, a version suffix too (`bash5`, `ksh93`). */
 const SHELL = /^(?:sh|bash|rbash|dash|ash|zsh|ksh|mksh|lksh|pdksh|oksh|rksh|yash|posh|fish|csh|tcsh)(?:-?[\d.]+)?$/;
 /** Shell options that take the next word as their argument (`-o pipefail`, `--rcfile FILE`). */
 const SHELL_OPTIONS_WITH_ARGUMENT = /^[-+][A-Za-z]*[oO]$|^--(rcfile|init-file)$/;
-
-/** The code words of argv whose program stands at argv[at]. */
-type Reader = (argv: readonly string[], at: number) => string[];
-
-/** How a program reads its options (as getopt_long does), and which of them carry code. */
-interface Getopt {
-  /** Short options that take a value (`-w 5`, `-w5`). */
-  readonly short: string;
-  /** Long options that take a value (`--wait 5`, `--wait=5`, or an abbreviation such as `--wa 5`). */
-  readonly long: readonly string[];
-  /** The options among those whose value is code. */
-  readonly code: readonly string[];
-  /** Options end at the first operand (getopt's '+': env, flock, watch), not only at `--`. */
-  readonly inOrder: boolean;
-}
-
-/** What getopt read: the values of code options, the options seen, and where the operands start. */
-interface Read {
-  code: string[];
-  seen: Set<string>;
-  operand: number;
-}
-
-/** Reads the options of the program at argv[at] as `o` says it reads them. */
-function getopt(argv: readonly string[], at: number, o: Getopt): Read {
-  const read: Read = { code: [], seen: new Set(), operand: argv.length };
-  for (let i = at + 1; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === '--') return { ...read, operand: i + 1 };
-    if (a.startsWith('--')) {
-      const eq = a.indexOf('=');
-      const name = a.slice(2, eq === -1 ? undefined : eq);
-      // getopt_long takes any unambiguous prefix: match it to the option that takes a value.
-      const long = name === '' ? undefined : o.long.find((l) => l.startsWith(name));
-      read.seen.add(`--${long ?? name}`);
-      if (long === undefined) continue;
-      const value = eq === -1 ? argv[++i] : a.slice(eq + 1);
-      if (value !== undefined && o.code.includes(`--${long}`)) read.code.push(value);
-      continue;
-    }
-    if (a.startsWith('-') && a.length > 1) {
-      for (let j = 1; j < a.length; j++) {
-        const c = a[j] as string;
-        read.seen.add(`-${c}`);
-        if (!o.short.includes(c)) continue;
-        const value = j + 1 < a.length ? a.slice(j + 1) : argv[++i];
-        if (value !== undefined && o.code.includes(`-${c}`)) read.code.push(value);
-        break;
-      }
-      continue;
-    }
-    if (o.inOrder) return { ...read, operand: i };
-  }
-  return read;
-}
-
-/** A reader for a program whose only code is the value of some of its options (`script -c CMD`). */
-const optionCode =
-  (o: Getopt): Reader =>
-  (argv, at) =>
-    getopt(argv, at, o).code;
 
 /** The script of the shell at argv[at] (`sh [options] -c SCRIPT`, fish's `--command=SCRIPT`). */
 function shellScript(argv: readonly string[], at: number): string[] {

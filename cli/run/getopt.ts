@@ -1,0 +1,79 @@
+/**
+ * How the programs of shell-code.ts and interpreter-code.ts read their options, closely enough to
+ * tell an option's value from an operand: clusters (`-ec`), `-cVALUE`, `--long=VALUE`,
+ * abbreviations, `--`, as getopt_long reads them.
+ */
+
+/** The code words of argv whose program stands at argv[at]. */
+export type Reader = (argv: readonly string[], at: number) => string[];
+
+/** How a program reads its options (as getopt_long does), and which of them carry code. */
+export interface Getopt {
+  /** Short options that take a value (`-w 5`, `-w5`). */
+  readonly short: string;
+  /** Short options whose value is the rest of their word only, never the next word (getopt's `x::`: `sed -i.bak`, `perl -Mstrict`). */
+  readonly attached?: string;
+  /** Long options that take a value (`--wait 5`, `--wait=5`, or an abbreviation such as `--wa 5`). */
+  readonly long: readonly string[];
+  /** The options among those whose value is code. */
+  readonly code: readonly string[];
+  /** Options that end the options with their value (python's `-c CODE` and `-m MOD`: the words after are the program's). */
+  readonly last?: readonly string[];
+  /** Options end at the first operand (getopt's '+': env, flock, watch), not only at `--`. */
+  readonly inOrder: boolean;
+}
+
+/** What getopt read: the values of code options, the options seen, and the operands. */
+export interface Read {
+  code: string[];
+  seen: Set<string>;
+  /** Where the operands start when options end before argv does (first operand, after `--`). */
+  operand: number;
+  /** The words that are no option, in order. */
+  operands: string[];
+}
+
+/** Reads the options of the program at argv[at] as `o` says it reads them. */
+export function getopt(argv: readonly string[], at: number, o: Getopt): Read {
+  const read: Read = { code: [], seen: new Set(), operand: argv.length, operands: [] };
+  // Options end at i: the words from there are operands.
+  const end = (i: number): Read => ({ ...read, operand: i, operands: [...read.operands, ...argv.slice(i)] });
+  for (let i = at + 1; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--') return end(i + 1);
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const name = a.slice(2, eq === -1 ? undefined : eq);
+      // getopt_long takes any unambiguous prefix: match it to the option that takes a value.
+      const long = name === '' ? undefined : o.long.find((l) => l.startsWith(name));
+      read.seen.add(`--${long ?? name}`);
+      if (long === undefined) continue;
+      const value = eq === -1 ? argv[++i] : a.slice(eq + 1);
+      if (value !== undefined && o.code.includes(`--${long}`)) read.code.push(value);
+      if (o.last?.includes(`--${long}`)) return end(i + 1);
+      continue;
+    }
+    if (a.startsWith('-') && a.length > 1) {
+      for (let j = 1; j < a.length; j++) {
+        const c = a[j] as string;
+        read.seen.add(`-${c}`);
+        const attached = o.attached?.includes(c) === true;
+        if (!attached && !o.short.includes(c)) continue;
+        const value = j + 1 < a.length || attached ? a.slice(j + 1) : argv[++i];
+        if (value !== undefined && o.code.includes(`-${c}`)) read.code.push(value);
+        if (o.last?.includes(`-${c}`)) return end(i + 1);
+        break;
+      }
+      continue;
+    }
+    if (o.inOrder) return end(i);
+    read.operands.push(a);
+  }
+  return read;
+}
+
+/** A reader for a program whose only code is the value of some of its options (`script -c CMD`). */
+export const optionCode =
+  (o: Getopt): Reader =>
+  (argv, at) =>
+    getopt(argv, at, o).code;
