@@ -1,18 +1,22 @@
 /**
- * Where an argv holds shell code: the words that a program in it parses as a command line instead
- * of taking them as one argument. `gaxx run --tasks` refuses the record `{}` there (template.ts).
- * Every word of argv is looked at as a program, since wrappers (`nice`, `timeout 5`, `env VAR=1`,
- * `xargs`, `sudo -u U`, `busybox`...) run the words after them. RUNNERS says, per program, which of
- * its words are code, reading its options as it reads them (getopt.ts, as getopt_long: clusters, `-cVALUE`,
+ * Where an argv holds code: the words that a program in it parses as a command line or as a
+ * program instead of taking them as one argument. `gaxx run --tasks` refuses the record `{}` there
+ * (template.ts). Every word of argv is looked at as a program, since wrappers (`nice`, `timeout 5`,
+ * `env VAR=1`, `xargs`, `sudo -u U`, `busybox`...) run the words after them. RUNNERS says, per
+ * program (by basename, a version suffix dropped: `python3.11`), which of its words are code,
+ * reading its options as it reads them (getopt.ts, as getopt_long: clusters, `-cVALUE`,
  * `--long=VALUE`, abbreviations, `--`):
  * - a shell (SHELL): the script after `-c` (clustered as `-ec`, after options as `bash --norc -c`);
  * - `flock LOCK -c CMD`, `script -c CMD`, `su -c CMD`, `runuser -c CMD` (or `--command`): CMD, run by a shell;
  * - `watch CMD...`: its command words, which it joins with spaces and runs with `sh -c` (not with -x);
  * - `env -S STRING`: STRING, which env splits into words itself (quotes, escapes, `${VAR}`), so a
- *   record in it would not stay one argument; its words and the rest of argv are looked into again.
- * Other interpreters' code (`python3 -c`, `perl -e`, `ssh`'s remote command) is not looked into.
+ *   record in it would not stay one argument; its words and the rest of argv are looked into again;
+ * - interpreters (interpreter-code.ts): `python3 -c`, `perl -e`/`-E` (and `-M`, `-F`, `-d:`),
+ *   `ruby -e`, `node -e`/`-p`, `php -r`/`-B`/`-R`/`-E`.
+ * awk's program, sed's script and ssh's remote command are not looked into.
  */
 import { getopt, optionCode, type Getopt, type Reader } from './getopt.js';
+import { INTERPRETERS } from './interpreter-code.js';
 
 /** Shells by basename, a version suffix too (`bash5`, `ksh93`). */
 const SHELL = /^(?:sh|bash|rbash|dash|ash|zsh|ksh|mksh|lksh|pdksh|oksh|rksh|yash|posh|fish|csh|tcsh)(?:-?[\d.]+)?$/;
@@ -110,7 +114,7 @@ const SCRIPT: Getopt = {
   inOrder: false,
 };
 
-/** Programs that take shell code, other than the shells, by basename. */
+/** Programs that take code, other than the shells, by basename without a version suffix (`python3.11`). */
 const RUNNERS = new Map<string, Reader>([
   ['flock', flockCommand],
   ['script', optionCode(SCRIPT)],
@@ -118,20 +122,25 @@ const RUNNERS = new Map<string, Reader>([
   ['runuser', optionCode(SU)],
   ['watch', watchCommand],
   ['env', envSplit],
+  ...INTERPRETERS,
 ]);
+/** A version suffix of a program's name, as in `python3.11`, `perl5.36`, `ruby3.1`, `gawk-5.1.0`. */
+const VERSION = /-?[\d.]+$/;
 
 /**
- * Every word of argv that some program in it runs as shell code (or, for `env -S`, splits into
- * words): a shell's -c script, the command of `flock -c`, `script -c`, `su -c`, `runuser -c`, the
- * command words of `watch`, the string of `env -S`, wherever the program stands in argv.
+ * Every word of argv that some program in it runs as code (or, for `env -S`, splits into words):
+ * a shell's -c script, the command of `flock -c`, `script -c`, `su -c`, `runuser -c`, the command
+ * words of `watch`, the string of `env -S`, an interpreter's code (`python3 -c`, `perl -e`...),
+ * wherever the program stands in argv.
  */
 export function shellCode(argv: readonly string[]): string[] {
   return argv.flatMap((a, i) => {
     const name = a.split('/').pop() ?? '';
-    const reader = SHELL.test(name) ? shellScript : RUNNERS.get(name);
+    const program = name.replace(VERSION, '');
+    const reader = SHELL.test(name) ? shellScript : RUNNERS.get(program);
     // watch needs no option to run its words: only where a program stands (first, or run by a
     // wrapper), else `grep watch {}` would be refused.
-    if (name === 'watch' && !commandPosition(argv, i)) return [];
+    if (program === 'watch' && !commandPosition(argv, i)) return [];
     return reader ? reader(argv, i) : [];
   });
 }

@@ -23,6 +23,22 @@ async function records(chunks: Array<string | Buffer>, sep: '\n' | '\0' = '\n'):
   return (await rawRecords(chunks, sep)).map((r) => (Buffer.isBuffer(r) ? r.toString('latin1') : '<too long>'));
 }
 
+/** Each argv holds code with {} in it: shellCode finds it and CommandTemplate refuses it (USAGE). */
+function expectCode(argvs: string[][]): void {
+  for (const argv of argvs) {
+    expect(
+      shellCode(argv).some((w) => w.includes('{}')),
+      argv.join(' '),
+    ).toBe(true);
+    expect(() => CommandTemplate.compile(argv), argv.join(' ')).toThrow(expect.objectContaining({ code: 'USAGE' }));
+  }
+}
+
+/** Each argv has {} only where it stays data: CommandTemplate compiles it. */
+function expectNoCode(argvs: string[][]): void {
+  for (const argv of argvs) expect(() => CommandTemplate.compile(argv), argv.join(' ')).not.toThrow();
+}
+
 describe('command template', () => {
   it('replaces {} and {#} as (parts of) single arguments, never splitting them', () => {
     const t = CommandTemplate.compile(['curl', '-o', 'out/{#}-{}.html', '{}']);
@@ -169,6 +185,150 @@ describe('command template', () => {
     // env splits its string with quotes and escapes; a nested env -S is looked into too.
     expect(shellCode(['env', '-S', 'X=\'a b\' "sh" -\\c', 'echo {}'])).toEqual(['X=\'a b\' "sh" -\\c', 'echo {}']);
     expect(shellCode(['env', '-S', "env -S 'sh -c'", 'echo {}'])).toContain('echo {}');
+  });
+
+  it('refuses {} in python -c code (USAGE), and allows it as an argument of the code or a script', () => {
+    expect(() => CommandTemplate.compile(['python3', '-c', "print('{}')"])).toThrow(expect.objectContaining({ code: 'USAGE' }));
+    expectCode([
+      ['python3', '-c', "print('{}')"],
+      ['python', '-c', 'x = "{}"'],
+      ['python2', '-c', 'print "{}"'],
+      ['/usr/bin/python3.11', '-c', '{}'],
+      ['pypy', '-c', '{}'],
+      ['pypy3', '-c', '{}'],
+      ['python3', '-Bc', 'print("{}")'],
+      ['python3', '-cprint("{}")'],
+      ['python3', '-BEs', '-uc', '{}'],
+      ['python3', '-W', 'ignore', '-c', '{}'],
+      ['python3', '-Wignore', '-X', 'dev', '-c', '{}'],
+      ['python3', '-X', 'importtime', '-I', '-c', '{}'],
+      ['python3', '--check-hash-based-pycs', 'never', '-c', '{}'],
+      ['python3', '-c', '{}', 'arg'],
+      ['timeout', '5', 'python3', '-c', '{}'],
+      ['nice', '-n', '5', 'env', 'PYTHONPATH=.', 'python3', '-c', '{}'],
+      ['env', '-S', 'python3 -c', 'print("{}")'],
+    ]);
+    expectNoCode([
+      ['python3', 'script.py', '{}'],
+      ['python3', '-c', 'import sys; print(sys.argv[1])', '{}'],
+      ['python3', '-u', 'script.py', '-c', '{}'],
+      // -c and -m end the options: what follows is the program's.
+      ['python3', '-c', 'import sys; print(sys.argv)', '-c', '{}'],
+      ['python3', '-m', 'http.server', '-c', '{}'],
+      ['python3', '-Bm', 'mod', '-c', '{}'],
+      ['python3', '-W', '{}', '-c', 'print(1)'],
+      ['python3', '--', '-c', '{}'],
+      ['grep', 'python3', '{}'],
+      ['grep', '-c', 'python', '{}'],
+    ]);
+  });
+
+  it('refuses {} in perl -e/-E lines (clustered, attached, several), and in -M, -F and -d: code', () => {
+    expectCode([
+      ['perl', '-e', 'print "{}"'],
+      ['perl', '-E', 'say "{}"'],
+      ['perl', '-ne', 'print if /{}/'],
+      ['perl', '-lne', 'print "{}"'],
+      ['perl', '-pe', 's/x/{}/'],
+      ['perl', '-eprint "{}"'],
+      ['perl', '-neprint if /{}/'],
+      ['perl', '-e', '1;', '-e', '{}'],
+      ['perl', '-0777', '-ne', '{}'],
+      ['perl', '-0777ne', '{}'],
+      ['perl', '-i.bak', '-pe', 's/{}//'],
+      ['perl', '-I', 'lib', '-Mstrict', '-we', '{}'],
+      ['perl', '-F:', '-lane', '{}'],
+      ['perl', '-d:Size', '-e', '{}'],
+      ['perl', '-M{}', '-e', '1'],
+      ['perl', '-F/{}/', '-ane', '1'],
+      ['perl', '-d:{}', '-e', '1'],
+      ['/usr/bin/perl5.36', '-e', '{}'],
+      ['timeout', '5', 'perl', '-e', '{}'],
+    ]);
+    expectNoCode([
+      ['perl', '-ne', 'print', '{}'],
+      ['perl', 'script.pl', '{}'],
+      ['perl', '-e', 'print $ARGV[0]', '{}'],
+      ['perl', '-i.bak', '-pe', 's/a/b/', '{}'],
+      ['perl', '-I', '{}', '-e', 'print 1'],
+      ['perl', 'script.pl', '-e', '{}'],
+      ['perl', '--', 'script.pl', '-e', '{}'],
+      ['grep', 'perl', '{}'],
+    ]);
+  });
+
+  it('refuses {} in ruby -e lines', () => {
+    expectCode([
+      ['ruby', '-e', 'puts "{}"'],
+      ['ruby', '-ne', 'puts "{}"'],
+      ['ruby', '-e{}'],
+      ['ruby', '-e', '1', '-e', '{}'],
+      ['ruby', '-I', 'lib', '-r', 'json', '-e', '{}'],
+      ['ruby', '-W:no-deprecated', '-e', '{}'],
+      ['ruby', '-i.bak', '-pe', '{}'],
+      ['ruby', '--disable', 'gems', '-e', '{}'],
+      ['ruby3.1', '-e', '{}'],
+      ['xargs', 'ruby', '-e', '{}'],
+    ]);
+    expectNoCode([
+      ['ruby', 'script.rb', '{}'],
+      ['ruby', '-e', 'puts ARGV[0]', '{}'],
+      ['ruby', '-i.bak', '-pe', 'x', '{}'],
+      ['ruby', '-r', '{}', 'script.rb'],
+      ['ruby', 'script.rb', '-e', '{}'],
+    ]);
+  });
+
+  it('refuses {} in node -e/--eval and -p/--print code, and in a module it loads first by --import', () => {
+    expectCode([
+      ['node', '-e', 'console.log("{}")'],
+      ['node', '--eval', '{}'],
+      ['node', '--eval={}'],
+      ['node', '-p', '"{}"'],
+      ['node', '-pe', '"{}"'],
+      ['node', '--print', '{}'],
+      ['node', '--print={}'],
+      // -p takes no value that starts with -: it is --print, then --eval CODE.
+      ['node', '-p', '-e', '{}'],
+      ['node', '-r', './setup.js', '--title', 't', '-e', '{}'],
+      ['node', '--inspect', '--no-warnings', '-e', '{}'],
+      ['node', '--import', '{}', 'app.js'],
+      ['nodejs', '-e', '{}'],
+      ['/usr/local/bin/node20', '-e', '{}'],
+      ['timeout', '5', 'node', '-e', '{}'],
+    ]);
+    expectNoCode([
+      ['node', 'app.js', '{}'],
+      ['node', 'app.js', '-e', '{}'],
+      ['node', '-e', 'console.log(process.argv[1])', '{}'],
+      ['node', '--title', '{}', 'app.js'],
+      ['node', '-r', './setup.js', 'app.js', '-p', '{}'],
+      ['node', '--', 'app.js', '-e', '{}'],
+      ['grep', 'node', '{}'],
+    ]);
+  });
+
+  it('refuses {} in php -r code and in -B, -R, -E code', () => {
+    expectCode([
+      ['php', '-r', 'echo "{}";'],
+      ['php', '-r', '{}'],
+      ['php', '-r={}'],
+      ['php', '-r{}'],
+      ['php', '--run', '{}'],
+      ['php', '-n', '-d', 'memory_limit=1G', '-r', '{}'],
+      ['php', '-B', '{}', '-R', 'echo $argn;'],
+      ['php', '-R', 'echo "{}";'],
+      ['php', '-E', '{}'],
+      ['php8.2', '-r', '{}'],
+      ['timeout', '5', 'php', '-r', '{}'],
+    ]);
+    expectNoCode([
+      ['php', 'script.php', '{}'],
+      ['php', '-f', 'script.php', '{}'],
+      ['php', '-r', 'echo $argv[1];', '{}'],
+      ['php', '-d', 'x={}', 'script.php'],
+      ['php', 'script.php', '-r', '{}'],
+    ]);
   });
 });
 

@@ -1,0 +1,173 @@
+/**
+ * The code words of interpreters other than shells, for shell-code.ts: what `python3 -c`,
+ * `perl -e`, `ruby -e`, `node -e`, `php -r` run, wherever the program stands in argv. Each
+ * program's options are read as it reads them, so that an option's value is not taken for the
+ * code or the script (`python3 -W ignore -c CODE`, `perl -lne CODE`, `node -r MOD -e CODE`), and
+ * what comes after the script or after `python3 -m MOD` (the program's own arguments) is not
+ * looked into. Keyed by basename without a version suffix (`python3.11`, `perl5.36`, `ruby3.1`).
+ */
+import { optionCode, type Getopt, type Reader } from './getopt.js';
+
+/**
+ * python, pypy: `-c CODE`, which ends the options, as `-m MOD` does (`-Bc CODE`, `-cCODE`).
+ * -W, -X (and python2's -Q, pypy's --jit) take a value; long options only whole, the value next.
+ */
+const PYTHON: Getopt = {
+  short: 'cmQWX',
+  long: ['check-hash-based-pycs', 'jit'],
+  code: ['-c'],
+  last: ['-c', '-m'],
+  inOrder: true,
+};
+
+/**
+ * perl: every `-e`/`-E` line (`-lne`, `-e'CODE'`). Perl also makes code of `-MMODULE...`
+ * (`use MODULE...;`), `-F/PATTERN/` (`split(/PATTERN/)`) and `-d:MODULE` (`use Devel::MODULE`):
+ * `-d:` reads as -d and an option ':' whose value is the module. -C, -D, -F, -i, -M, -m, -V, -x
+ * take the rest of their word only; -l and -0 digits, which read as options that take no value.
+ */
+const PERL: Getopt = { short: 'eEI', attached: 'CDFiMmVx:=', long: [], code: ['-e', '-E', '-M', '-F', '-:', '-='], inOrder: true };
+
+/** ruby: every `-e` line. -i, -x, -F take the rest of their word only, as does -W's `:category`. */
+const RUBY: Getopt = {
+  short: 'eCEIrX',
+  attached: 'iFx:',
+  long: ['enable', 'disable', 'encoding', 'external-encoding', 'internal-encoding', 'dump', 'backtrace-limit', 'crash-report', 'parser'],
+  code: ['-e'],
+  inOrder: true,
+};
+
+/** php: `-r CODE` and the code run before, for and after each input line, `-B`, `-R`, `-E` (`-r=CODE` too). */
+const PHP: Getopt = {
+  short: 'BcdEFfRrStz',
+  long: [
+    'process-begin',
+    'php-ini',
+    'define',
+    'process-end',
+    'process-file',
+    'file',
+    'process-code',
+    'run',
+    'server',
+    'docroot',
+    'zend-extension',
+    'rf',
+    'rfunction',
+    'rc',
+    'rclass',
+    're',
+    'rextension',
+    'rz',
+    'rzendextension',
+    'ri',
+    'rextinfo',
+    'repeat',
+  ],
+  code: ['-r', '--run', '-B', '--process-begin', '-R', '--process-code', '-E', '--process-end'],
+  inOrder: true,
+};
+
+/** node's options that take a value (`node --help`: `--name=...`), as written on the command line. */
+const NODE_VALUES = new Set([
+  '-C',
+  '-r',
+  '--allow-fs-read',
+  '--allow-fs-write',
+  '--build-snapshot-config',
+  '--conditions',
+  '--cpu-prof-dir',
+  '--cpu-prof-interval',
+  '--cpu-prof-name',
+  '--debug-port',
+  '--diagnostic-dir',
+  '--disable-proto',
+  '--disable-warning',
+  '--dns-result-order',
+  '--env-file',
+  '--env-file-if-exists',
+  '--experimental-config-file',
+  '--experimental-default-type',
+  '--experimental-policy',
+  '--experimental-sea-config',
+  '--heap-prof-dir',
+  '--heap-prof-interval',
+  '--heap-prof-name',
+  '--heapsnapshot-near-heap-limit',
+  '--heapsnapshot-signal',
+  '--icu-data-dir',
+  '--input-type',
+  '--inspect-port',
+  '--inspect-publish-uid',
+  '--localstorage-file',
+  '--max-http-header-size',
+  '--network-family-autoselection-attempt-timeout',
+  '--openssl-config',
+  '--policy-integrity',
+  '--redirect-warnings',
+  '--report-dir',
+  '--report-directory',
+  '--report-filename',
+  '--report-signal',
+  '--require',
+  '--run',
+  '--secure-heap',
+  '--secure-heap-min',
+  '--snapshot-blob',
+  '--test-concurrency',
+  '--test-coverage-branches',
+  '--test-coverage-exclude',
+  '--test-coverage-functions',
+  '--test-coverage-include',
+  '--test-coverage-lines',
+  '--test-isolation',
+  '--test-name-pattern',
+  '--test-reporter',
+  '--test-reporter-destination',
+  '--test-shard',
+  '--test-skip-pattern',
+  '--test-timeout',
+  '--title',
+  '--tls-cipher-list',
+  '--tls-keylog',
+  '--trace-event-categories',
+  '--trace-event-file-pattern',
+  '--trace-require-module',
+  '--unhandled-rejections',
+  '--use-largepages',
+  '--v8-pool-size',
+  '--watch-path',
+]);
+/** node's options whose value is code: a script, or a module to load first, which a `data:` URL makes code. */
+const NODE_CODE = new Set(['-e', '--eval', '-p', '--print', '-pe', '--import', '--loader', '--experimental-loader']);
+
+/**
+ * node: `-e`/`--eval`, `-p`/`--print`/`-pe` CODE. node reads whole words (no clusters, `-pe` is
+ * an alias), `--name=VALUE` or `--name VALUE`, and takes no value that starts with `-` (`node -p
+ * -e CODE` is --print, then --eval CODE); the first word that is no option (the script) ends them.
+ */
+function nodeCode(argv: readonly string[], at: number): string[] {
+  const code: string[] = [];
+  for (let i = at + 1; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--' || a === '-' || !a.startsWith('-')) break;
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    const name = eq === -1 ? a : a.slice(0, eq);
+    if (!NODE_VALUES.has(name) && !NODE_CODE.has(name)) continue;
+    const next = argv[i + 1];
+    const value = eq !== -1 ? a.slice(eq + 1) : next !== undefined && !next.startsWith('-') ? argv[++i] : undefined;
+    if (value !== undefined && NODE_CODE.has(name)) code.push(value);
+  }
+  return code;
+}
+
+/** Interpreters whose code is the value of an option, by basename without a version suffix. */
+export const INTERPRETERS = new Map<string, Reader>([
+  ['python', optionCode(PYTHON)],
+  ['pypy', optionCode(PYTHON)],
+  ['perl', optionCode(PERL)],
+  ['ruby', optionCode(RUBY)],
+  ['php', optionCode(PHP)],
+  ['node', nodeCode],
+  ['nodejs', nodeCode],
+]);
