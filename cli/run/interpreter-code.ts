@@ -6,7 +6,7 @@
  * what comes after the script or after `python3 -m MOD` (the program's own arguments) is not
  * looked into. Keyed by basename without a version suffix (`python3.11`, `perl5.36`, `ruby3.1`).
  */
-import { optionCode, type Getopt, type Reader } from './getopt.js';
+import { getopt, optionCode, type Getopt, type Read, type Reader } from './getopt.js';
 
 /**
  * python, pypy: `-c CODE`, which ends the options, as `-m MOD` does (`-Bc CODE`, `-cCODE`).
@@ -170,4 +170,67 @@ export const INTERPRETERS = new Map<string, Reader>([
   ['php', optionCode(PHP)],
   ['node', nodeCode],
   ['nodejs', nodeCode],
+]);
+
+/**
+ * awk, gawk, mawk: the program, the first operand unless -f, -e or -E (or their long forms) gave
+ * it, and gawk's `-e`/`--source` text. -W names an implementation option, gawk's
+ * `-W source=TEXT` among them, so its value counts as code. gawk's -d, -D, -L, -o, -p take the
+ * rest of their word only.
+ */
+const AWK: Getopt = {
+  short: 'FfvWeEilZ',
+  attached: 'dDLop',
+  long: ['field-separator', 'file', 'assign', 'source', 'exec', 'include', 'load', 'locale'],
+  code: ['-e', '--source', '-W'],
+  inOrder: true,
+};
+function awkProgram(argv: readonly string[], at: number): string[] {
+  const read = getopt(argv, at, AWK);
+  const given = ['-f', '-e', '-E', '--file', '--source', '--exec'].some((o) => read.seen.has(o));
+  return given ? read.code : [...read.code, ...read.operands.slice(0, 1)];
+}
+
+/**
+ * sed: the script, `-e`/`--expression` values, else the first operand (GNU sed's `e` command and
+ * `s///e` run shell commands). GNU sed permutes: an operand may stand before an option.
+ */
+const SED: Getopt = { short: 'efl', attached: 'i', long: ['expression', 'file', 'line-length'], code: ['-e', '--expression'], inOrder: false };
+function sedScript(argv: readonly string[], at: number): string[] {
+  const read = getopt(argv, at, SED);
+  const given = ['-e', '-f', '--expression', '--file'].some((o) => read.seen.has(o));
+  return given ? read.code : read.operands.slice(0, 1);
+}
+
+/** ssh's options that take a value (`man ssh`; -P is newer OpenSSH's tag). */
+const SSH: Getopt = { short: 'BbcDEeFIiJLlmOoPpQRSWw', long: [], code: ['-o'], inOrder: true };
+/** `-o` options that make ssh run a command: the key (before `=` or a space), case-insensitive. */
+const COMMAND_OPTION = /^\s*(?:ProxyCommand|LocalCommand|RemoteCommand|KnownHostsCommand)(?:[\s=]|$)/i;
+/**
+ * `ssh [options] DESTINATION [options] [COMMAND...]`: the command words, which ssh joins with
+ * spaces for the remote user's shell, and -o options that run a command (ProxyCommand... or one
+ * whose key is {}, which the record would name). ssh reads options after the destination too,
+ * unless `--` came before it. The destination is no code.
+ */
+function sshCommand(argv: readonly string[], at: number): string[] {
+  const before = getopt(argv, at, SSH);
+  const destination = before.operand;
+  const options = (read: Read): string[] => read.code.filter((o) => COMMAND_OPTION.test(o) || /^\s*[^\s=]*\{\}/.test(o));
+  if (destination >= argv.length) return options(before);
+  if (argv[destination - 1] === '--') return [...options(before), ...argv.slice(destination + 1)];
+  const after = getopt(argv, destination, SSH);
+  return [...options(before), ...options(after), ...argv.slice(after.operand)];
+}
+
+/**
+ * Programs whose code needs no option (awk's program, sed's script, ssh's command), by basename
+ * without a version suffix: looked into only where a program stands, else `grep sed {}` is refused.
+ */
+export const OPERAND_INTERPRETERS = new Map<string, Reader>([
+  ['awk', awkProgram],
+  ['gawk', awkProgram],
+  ['mawk', awkProgram],
+  ['nawk', awkProgram],
+  ['sed', sedScript],
+  ['ssh', sshCommand],
 ]);

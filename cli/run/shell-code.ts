@@ -12,11 +12,18 @@
  * - `env -S STRING`: STRING, which env splits into words itself (quotes, escapes, `${VAR}`), so a
  *   record in it would not stay one argument; its words and the rest of argv are looked into again;
  * - interpreters (interpreter-code.ts): `python3 -c`, `perl -e`/`-E` (and `-M`, `-F`, `-d:`),
- *   `ruby -e`, `node -e`/`-p`, `php -r`/`-B`/`-R`/`-E`.
- * awk's program, sed's script and ssh's remote command are not looked into.
+ *   `ruby -e`, `node -e`/`-p`, `php -r`/`-B`/`-R`/`-E`; awk's program, sed's script (its `e`
+ *   command runs shell), ssh's remote command and its `-o ProxyCommand=...` (and the like).
+ * watch, awk, sed and ssh need no option to run a word as code, so they count only where a program
+ * stands (commandPosition): `grep sed {}` is no sed.
+ * Not looked into: other interpreters (`lua -e`, `Rscript -e`, `tclsh`, `deno eval`...), a file
+ * named by the record (`python3 {}` runs it), environment variables that carry code (`PERL5OPT`,
+ * `NODE_OPTIONS`), remote paths that a remote shell parses (`scp host:{}`, `rsync host:{}`), and a
+ * record that is a whole word where an option may stand: `python3 {}` takes `-cCODE`, `ssh {} CMD`
+ * `-oProxyCommand=CMD` (`--` before `{}` keeps it an operand).
  */
 import { getopt, optionCode, type Getopt, type Reader } from './getopt.js';
-import { INTERPRETERS } from './interpreter-code.js';
+import { INTERPRETERS, OPERAND_INTERPRETERS } from './interpreter-code.js';
 
 /** Shells by basename, a version suffix too (`bash5`, `ksh93`). */
 const SHELL = /^(?:sh|bash|rbash|dash|ash|zsh|ksh|mksh|lksh|pdksh|oksh|rksh|yash|posh|fish|csh|tcsh)(?:-?[\d.]+)?$/;
@@ -123,24 +130,28 @@ const RUNNERS = new Map<string, Reader>([
   ['watch', watchCommand],
   ['env', envSplit],
   ...INTERPRETERS,
+  ...OPERAND_INTERPRETERS,
 ]);
+/**
+ * Programs that need no option to run a word as code (`watch CMD`, `awk PROGRAM`, `ssh HOST CMD`):
+ * only where a program stands (first, or run by a wrapper), else `grep watch {}` would be refused.
+ */
+const BY_POSITION = new Set(['watch', ...OPERAND_INTERPRETERS.keys()]);
 /** A version suffix of a program's name, as in `python3.11`, `perl5.36`, `ruby3.1`, `gawk-5.1.0`. */
 const VERSION = /-?[\d.]+$/;
 
 /**
  * Every word of argv that some program in it runs as code (or, for `env -S`, splits into words):
  * a shell's -c script, the command of `flock -c`, `script -c`, `su -c`, `runuser -c`, the command
- * words of `watch`, the string of `env -S`, an interpreter's code (`python3 -c`, `perl -e`...),
- * wherever the program stands in argv.
+ * words of `watch`, the string of `env -S`, an interpreter's code (`python3 -c`, `perl -e`, awk's
+ * program, sed's script, ssh's remote command...), wherever the program stands in argv.
  */
 export function shellCode(argv: readonly string[]): string[] {
   return argv.flatMap((a, i) => {
     const name = a.split('/').pop() ?? '';
     const program = name.replace(VERSION, '');
     const reader = SHELL.test(name) ? shellScript : RUNNERS.get(program);
-    // watch needs no option to run its words: only where a program stands (first, or run by a
-    // wrapper), else `grep watch {}` would be refused.
-    if (program === 'watch' && !commandPosition(argv, i)) return [];
+    if (BY_POSITION.has(program) && !commandPosition(argv, i)) return [];
     return reader ? reader(argv, i) : [];
   });
 }
@@ -165,9 +176,17 @@ const WRAPPERS = new Set([
   'busybox',
 ]);
 
-/** Whether argv[i] is where a program is named: first, or after a wrapper and its options and numbers. */
+/**
+ * Whether argv[i] is where a program is named: first, after `find -exec`, or after a wrapper and
+ * what it takes before the program: options, their values (`sudo -u nobody`), numbers
+ * (`timeout 5`), assignments (`env LC_ALL=C`).
+ */
 function commandPosition(argv: readonly string[], i: number): boolean {
-  let j = i - 1;
-  while (j >= 0 && /^(-|\d)/.test(argv[j] as string)) j--;
-  return j < 0 || WRAPPERS.has((argv[j] as string).split('/').pop() ?? '');
+  if (/^-(?:exec|execdir|ok|okdir)$/.test(argv[i - 1] ?? '')) return true;
+  for (let j = i - 1; j >= 0; j--) {
+    const a = argv[j] as string;
+    if (WRAPPERS.has(a.split('/').pop() ?? '')) return true;
+    if (!/^-|^\d|^\w+=/.test(a) && !(argv[j - 1] ?? '').startsWith('-')) return false;
+  }
+  return true;
 }

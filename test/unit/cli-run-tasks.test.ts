@@ -146,6 +146,8 @@ describe('command template', () => {
       ['watch', '-n', '1', 'echo', '{}'],
       ['timeout', '5', 'watch', '-t', '--', 'cat', 'out/{}'],
       ['nice', '-n', '5', 'watch', 'echo {}'],
+      ['sudo', '-u', 'nobody', 'watch', 'echo {}'],
+      ['env', 'TERM=dumb', 'watch', 'echo {}'],
       ['env', '-S', 'sh -c "echo {}"'],
       ['env', '-S', 'echo {}'],
       ['env', '-iS', 'sh -c', 'echo {}'],
@@ -162,7 +164,7 @@ describe('command template', () => {
       ['wc', '-c', '{}'],
       ['curl', '-c', 'cookies', '{}'],
       ['git', '-c', 'k=v', 'log', '{}'],
-      ['ssh', '-c', 'aes128-ctr', 'host', 'cat', '{}'],
+      ['ssh', '-c', 'aes128-ctr', '{}', 'uptime'],
       ['tar', '-c', '-f', 'out.tar', '{}'],
       ['flock', 'L', 'cmd', '{}'],
       ['flock', 'L', 'grep', '-c', '{}'],
@@ -305,6 +307,106 @@ describe('command template', () => {
       ['node', '-r', './setup.js', 'app.js', '-p', '{}'],
       ['node', '--', 'app.js', '-e', '{}'],
       ['grep', 'node', '{}'],
+    ]);
+  });
+
+  it('refuses {} in an awk program (the first operand without -f/-e), and gawk -e/--source text', () => {
+    expectCode([
+      ['awk', '{print "{}"}'],
+      ['awk', '/{}/'],
+      ['awk', '-F:', '$1 == "{}"'],
+      ['awk', '-F', ':', '-v', 'x=1', '/{}/', 'file'],
+      ['awk', '-vx=1', '-f', 'lib.awk', '-e', '/{}/'],
+      ['gawk', '-e', 'BEGIN { print "{}" }'],
+      ['gawk', '--source', '/{}/'],
+      ['gawk', '--source=/{}/', 'file'],
+      ['gawk', '-W', 'source=/{}/'],
+      ['gawk', '-dvars.txt', '/{}/'],
+      ['mawk', '--', '/{}/', 'file'],
+      ['nawk', '/{}/'],
+      ['/usr/bin/gawk-5.1.0', '/{}/'],
+      ['timeout', '5', 'awk', '/{}/'],
+      ['sudo', '-u', 'nobody', 'awk', '/{}/'],
+      ['env', 'LC_ALL=C', 'awk', '/{}/'],
+      ['busybox', 'awk', '/{}/'],
+      ['xargs', '-0', 'awk', '/{}/'],
+    ]);
+    expectNoCode([
+      ['awk', '-f', 'prog.awk', '{}'],
+      // {print $1} holds no {}: the record is the file operand.
+      ['awk', '{print $1}', '{}'],
+      ['awk', '-F', '{}', '{print $1}', 'file'],
+      ['awk', '-v', 'pat={}', '$0 ~ pat', 'file'],
+      ['awk', '{print x}', 'x={}', 'file'],
+      ['gawk', '--file=prog.awk', '{}'],
+      ['mawk', '-W', 'exec', 'prog.awk', '{}'],
+      // awk as a word where no program stands: data.
+      ['grep', 'awk', '{}'],
+      ['grep', '-e', 'awk', '{}'],
+    ]);
+  });
+
+  it('refuses {} in a sed script (-e/--expression values, else the first operand)', () => {
+    expectCode([
+      ['sed', 's/x/{}/'],
+      ['sed', '-n', '/{}/p', 'file'],
+      ['sed', '-e', 's/a/b/', '-e', 's/{}//'],
+      ['sed', '-es/{}//'],
+      ['sed', '--expression=s/{}//'],
+      ['sed', '--expr', 's/{}//'],
+      ['sed', '-ne', 's/{}//p'],
+      ['sed', '-E', '-s', 's/({})//'],
+      // GNU sed permutes: an option after an operand is read.
+      ['sed', 'file', '-e', 's/{}//'],
+      ['sed', '-i.bak', 's/{}//', 'file'],
+      ['sed', '-ie', 's/{}//', 'file'],
+      ['sed', '-l', '5', 'l;s/{}//'],
+      ['timeout', '5', 'sed', 's/{}//'],
+      ['find', '.', '-exec', 'sed', '-i', 's/{}//', ';'],
+    ]);
+    expectNoCode([
+      ['sed', '-e', 's/a/b/', '{}'],
+      ['sed', 's/a/b/', '{}'],
+      ['sed', '-f', 'script.sed', '{}'],
+      ['sed', '-i', 's/a/b/', '{}'],
+      ['sed', '-l', '5', 's/a/b/', '{}'],
+      ['sed', '-n', '--', 'p', '{}'],
+      ['grep', 'sed', 'x', '{}'],
+    ]);
+  });
+
+  it("refuses {} in ssh's remote command and in -o options that run a command; the destination is no code", () => {
+    expectCode([
+      ['ssh', 'host', 'echo {}'],
+      ['ssh', 'host', 'cat', '{}'],
+      ['ssh', '-p', '22', '-i', 'key', 'user@host', 'ls', 'out/{}'],
+      ['ssh', '-c', 'aes128-ctr', 'host', 'cat', '{}'],
+      ['ssh', '-tt', '-J', 'jump', 'host', '{}'],
+      // ssh reads options after the destination too, unless -- came before it.
+      ['ssh', 'host', '-l', 'u', 'ls', '{}'],
+      ['ssh', '--', 'host', '-l', '{}'],
+      ['ssh', 'host', '--', 'ls', '{}'],
+      ['ssh', '-oProxyCommand=nc {} 22', 'host'],
+      ['ssh', '-o', 'proxycommand nc {} 22', 'host', 'uptime'],
+      ['ssh', '-o', 'LocalCommand={}', '-o', 'PermitLocalCommand=yes', 'host'],
+      ['ssh', '-o', 'RemoteCommand=cat {}', 'host'],
+      ['ssh', '-o', 'KnownHostsCommand = /bin/x {}', 'host'],
+      ['ssh', 'host', '-o', 'ProxyCommand={}'],
+      // A key from the record could name any option.
+      ['ssh', '-o', '{}', 'host'],
+      ['timeout', '5', 'ssh', 'host', 'cat', '{}'],
+      ['sudo', '-u', 'deploy', 'ssh', 'host', 'cat', '{}'],
+    ]);
+    expectNoCode([
+      ['ssh', '{}', 'uptime'],
+      ['ssh', '-p', '22', '{}'],
+      ['ssh', '-l', '{}', 'host', 'uptime'],
+      ['ssh', '-i', 'keys/{}', 'host', 'uptime'],
+      ['ssh', '-o', 'Port={}', 'host', 'uptime'],
+      ['ssh', '-oUser={}', 'host'],
+      ['ssh', '--', '{}', 'uptime'],
+      ['grep', 'ssh', 'x', '{}'],
+      ['rsync', '-e', 'ssh', 'src', '{}'],
     ]);
   });
 
