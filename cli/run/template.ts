@@ -4,11 +4,13 @@
  * stays one argument, so a record with spaces, quotes or `;` is passed as data.
  *
  * `{}` inside a larger word is replaced there too (as GNU parallel does: `out/{}.txt`), still as
- * part of that one argument. Where a program would parse that argument as shell code (the script
- * of `sh -c`, `flock -c`, `su -c`, `watch`, `env -S`...: shell-code.ts), `{}` is refused wherever
+ * part of that one argument. Where a program would parse that argument as code (the script of
+ * `sh -c`, `flock -c`, `su -c`, `watch`, `env -S`, the code of `python3 -c`, `perl -e`, `node -e`,
+ * an awk program, a sed script, ssh's remote command...: shell-code.ts), `{}` is refused wherever
  * that program stands in argv, since a wrapper (`nice`, `timeout 5`, `xargs`...) runs the words
- * after it: pass the record as a positional parameter instead, `sh -c 'echo "$1"' _ {}`. `{#}` may
- * stand there: it is a number gaxx makes, not input.
+ * after it: pass the record as an argument instead, `sh -c 'echo "$1"' _ {}`,
+ * `python3 -c 'import sys; print(sys.argv[1])' {}`. `{#}` may stand there: it is a number gaxx
+ * makes, not input.
  * A template with no `{}` gets the record appended as its last argument (like xargs/parallel).
  */
 import { GaxxError } from '../../proto/index.js';
@@ -29,14 +31,14 @@ export class CommandTemplate {
     this.append = !hasPlaceholder(argv);
   }
 
-  /** Checks and compiles; USAGE when `{}` would land inside shell code. */
+  /** Checks and compiles; USAGE when `{}` would land inside code (shell-code.ts). */
   static compile(argv: readonly string[]): CommandTemplate {
     if (argv.length === 0 || argv[0] === '') throw new GaxxError('USAGE', 'give the command after --, e.g. gaxx run --tasks FILE -- echo {}');
     const code = shellCode(argv).find((w) => w.includes('{}'));
     if (code !== undefined) {
       throw new GaxxError(
         'USAGE',
-        `{} inside '${code}' would run input as shell code (the command parses that word as a command line); pass the record as an argument instead, as in sh -c '... "$1" ...' _ {}`,
+        `{} inside '${code}' would run input as code (a program in the command runs that word as a script or command line); pass the record as an argument instead, as in sh -c '... "$1" ...' _ {} or python3 -c '... sys.argv[1] ...' {}`,
       );
     }
     return new CommandTemplate(argv);
