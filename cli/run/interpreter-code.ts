@@ -1,9 +1,10 @@
 /**
  * The code words of interpreters other than shells, for shell-code.ts: what `python3 -c`,
- * `perl -e`, `ruby -e`, `node -e`, `php -r` run, wherever the program stands in argv. Each
- * program's options are read as it reads them, so that an option's value is not taken for the
- * code or the script (`python3 -W ignore -c CODE`, `perl -lne CODE`, `node -r MOD -e CODE`), and
- * what comes after the script or after `python3 -m MOD` (the program's own arguments) is not
+ * `perl -e`, `ruby -e`, `node -e`, `php -r` run (INTERPRETERS), and awk's program, sed's script,
+ * ssh's remote command (OPERAND_INTERPRETERS, code with no option before it). Each program's
+ * options are read as it reads them, so that an option's value is not taken for the code or the
+ * script (`python3 -W ignore -c CODE`, `perl -lne CODE`, `node -r MOD -e CODE`, `awk -F : PROG`),
+ * and what comes after the script or after `python3 -m MOD` (the program's own arguments) is not
  * looked into. Keyed by basename without a version suffix (`python3.11`, `perl5.36`, `ruby3.1`).
  */
 import { getopt, optionCode, type Getopt, type Read, type Reader } from './getopt.js';
@@ -24,7 +25,8 @@ const PYTHON: Getopt = {
  * perl: every `-e`/`-E` line (`-lne`, `-e'CODE'`). Perl also makes code of `-MMODULE...`
  * (`use MODULE...;`), `-F/PATTERN/` (`split(/PATTERN/)`) and `-d:MODULE` (`use Devel::MODULE`):
  * `-d:` reads as -d and an option ':' whose value is the module. -C, -D, -F, -i, -M, -m, -V, -x
- * take the rest of their word only; -l and -0 digits, which read as options that take no value.
+ * take the rest of their word only; the digits after -l and -0 read as options without a value,
+ * so the rest of the word is read on, as perl does (`-0777ne CODE`).
  */
 const PERL: Getopt = { short: 'eEI', attached: 'CDFiMmVx:=', long: [], code: ['-e', '-E', '-M', '-F', '-:', '-='], inOrder: true };
 
@@ -173,7 +175,7 @@ export const INTERPRETERS = new Map<string, Reader>([
 ]);
 
 /**
- * awk, gawk, mawk: the program, the first operand unless -f, -e or -E (or their long forms) gave
+ * awk, gawk, mawk, nawk: the program, the first operand unless -f, -e or -E (or their long forms) gave
  * it, and gawk's `-e`/`--source` text. -W names an implementation option, gawk's
  * `-W source=TEXT` among them, so its value counts as code. gawk's -d, -D, -L, -o, -p take the
  * rest of their word only.
