@@ -35,6 +35,8 @@ export const command: Command = {
     "su or runuser -c, watch's command, env -S's string, python -c, perl -e, ruby -e, node -e or -p,",
     "php -r, an awk program, a sed script, ssh's remote command ({#} may: it is no input); pass {}",
     "as an argument instead: `sh -c 'echo \"$1\"' _ {}`, `python3 -c 'import sys; print(sys.argv[1])' {}`.",
+    'A record starting with - where it would begin a word (ssh {} uptime, or appended) is refused:',
+    'the program would read it as an option; put -- before {} (ssh -- {} uptime) to keep it data.',
     'With no {} the record is appended as the last argument. Every line is',
     'a record, an empty one too; when the first line ends in CRLF, the \\r ending each line is',
     'removed (else \\r is data; -0 records are taken as they are). The list is read as a stream: at',

@@ -13,7 +13,7 @@ import { getopt, optionCode, type Getopt, type Read, type Reader } from './getop
  * python, pypy: `-c CODE`, which ends the options, as `-m MOD` does (`-Bc CODE`, `-cCODE`).
  * -W, -X (and python2's -Q, pypy's --jit) take a value; long options only whole, the value next.
  */
-const PYTHON: Getopt = {
+export const PYTHON: Getopt = {
   short: 'cmQWX',
   long: ['check-hash-based-pycs', 'jit'],
   code: ['-c'],

@@ -1,8 +1,9 @@
 /**
  * From a task-list record to a task: the one place that decides whether a record can become a
  * task, for every source (a file, stdin, -0). A record that cannot (longer than one argument may
- * be, not UTF-8, or making an argv the agent would refuse once `{}` is replaced: a NUL byte, an
- * empty command, ...) is never changed to fit and never stops the run: it becomes that record's
+ * be, not UTF-8, starting with `-` where the command would read it as an option (option-records.ts),
+ * or making an argv the agent would refuse once `{}` is replaced: a NUL byte, an empty command,
+ * ...) is never changed to fit and never stops the run: it becomes that record's
  * own result, outcome `refused` with code INVALID_ARGUMENT, and is neither queued nor run.
  * argv travels as protobuf strings, which are UTF-8 only: a record's exact bytes can reach the
  * task only when they are UTF-8.
@@ -41,6 +42,8 @@ export function recordTask(plan: RunPlan, raw: RawRecord, seq: number): RecordTa
   const record = decoded(raw);
   if (record === undefined)
     return { task: refused(seq, 'is not valid UTF-8 (a task gets its arguments as UTF-8 text, so these bytes cannot reach it unchanged)'), record };
+  const option = plan.template?.recordProblem(record);
+  if (option !== undefined) return { task: refused(seq, option), record };
   const argv = plan.template?.render(record, seq) ?? plan.argv;
   const problems = requestProblems({ argv });
   if (problems.length > 0) return { task: refused(seq, `makes a command an agent refuses: ${problems.join('; ')}`), record };

@@ -18,27 +18,31 @@
  * stands (commandPosition): `grep sed {}` is no sed.
  * Not looked into: other interpreters (`lua -e`, `Rscript -e`, `tclsh`, `deno eval`...), a file
  * named by the record (`python3 {}` runs it), environment variables that carry code (`PERL5OPT`,
- * `NODE_OPTIONS`), remote paths that a remote shell parses (`scp host:{}`, `rsync host:{}`), and a
- * record that is a whole word where an option may stand: `python3 {}` takes `-cCODE`, `ssh {} CMD`
- * `-oProxyCommand=CMD` (`--` before `{}` keeps it an operand).
+ * `NODE_OPTIONS`), and remote paths that a remote shell parses (`scp host:{}`, `rsync host:{}`).
+ * A record that would be read as an option (`ssh {} CMD` with `-oProxyCommand=CMD`) is no code
+ * word: each such record is refused on its own (option-records.ts).
  */
 import { getopt, optionCode, type Getopt, type Reader } from './getopt.js';
 import { INTERPRETERS, OPERAND_INTERPRETERS } from './interpreter-code.js';
 
 /** Shells by basename, a version suffix too (`bash5`, `ksh93`). */
-const SHELL = /^(?:sh|bash|rbash|dash|ash|zsh|ksh|mksh|lksh|pdksh|oksh|rksh|yash|posh|fish|csh|tcsh)(?:-?[\d.]+)?$/;
+export const SHELL = /^(?:sh|bash|rbash|dash|ash|zsh|ksh|mksh|lksh|pdksh|oksh|rksh|yash|posh|fish|csh|tcsh)(?:-?[\d.]+)?$/;
 /** Shell options that take the next word as their argument (`-o pipefail`, `--rcfile FILE`). */
 const SHELL_OPTIONS_WITH_ARGUMENT = /^[-+][A-Za-z]*[oO]$|^--(rcfile|init-file)$/;
 
-/** The script of the shell at argv[at] (`sh [options] -c SCRIPT`, fish's `--command=SCRIPT`). */
-function shellScript(argv: readonly string[], at: number): string[] {
+/**
+ * The script of the shell at argv[at] (`sh [options] -c SCRIPT`, fish's `--command=SCRIPT`), and
+ * `args`: where the words after it start, the script's positional parameters (no option of the
+ * shell's); undefined when the shell runs no -c script.
+ */
+export function shellScriptAt(argv: readonly string[], at: number): { script: string; args: number } | undefined {
   let script = false;
   for (let i = at + 1; i < argv.length; i++) {
     const a = argv[i] as string;
     // `--` ends the options: the script follows it when -c came before.
-    if (a === '--') return script && i + 1 < argv.length ? [argv[i + 1] as string] : [];
+    if (a === '--') return script && i + 1 < argv.length ? { script: argv[i + 1] as string, args: i + 2 } : undefined;
     const command = /^--command(?:=(.*))?$/s.exec(a);
-    if (command) return [command[1] ?? argv[i + 1] ?? ''];
+    if (command) return command[1] !== undefined ? { script: command[1], args: i + 1 } : { script: argv[i + 1] ?? '', args: i + 2 };
     if (a.startsWith('--')) {
       if (SHELL_OPTIONS_WITH_ARGUMENT.test(a)) i++;
       continue;
@@ -50,9 +54,14 @@ function shellScript(argv: readonly string[], at: number): string[] {
       continue;
     }
     // The first word that is no option: the script after -c, else a script file (`sh run.sh`).
-    return script ? [a] : [];
+    return script ? { script: a, args: i + 1 } : undefined;
   }
-  return [];
+  return undefined;
+}
+
+function shellScript(argv: readonly string[], at: number): string[] {
+  const s = shellScriptAt(argv, at);
+  return s ? [s.script] : [];
 }
 
 const FLOCK: Getopt = { short: 'wE', long: ['wait', 'timeout', 'conflict-exit-code'], code: [], inOrder: true };

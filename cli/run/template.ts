@@ -14,6 +14,7 @@
  * A template with no `{}` gets the record appended as its last argument (like xargs/parallel).
  */
 import { GaxxError } from '../../proto/index.js';
+import { optionRecordProblem, optionSlots } from './option-records.js';
 import { shellCode } from './shell-code.js';
 
 const PLACEHOLDER = /\{\}|\{#\}/g;
@@ -26,9 +27,13 @@ export function hasPlaceholder(argv: readonly string[]): boolean {
 /** A compiled template: renders one task's argv from its record. */
 export class CommandTemplate {
   private readonly append: boolean;
+  /** Where a record starting with `-` would be read as an option (option-records.ts). */
+  private readonly optionSlots: number[];
 
   private constructor(private readonly argv: readonly string[]) {
     this.append = !hasPlaceholder(argv);
+    const starts = this.append ? [argv.length] : argv.flatMap((a, i) => (a.startsWith('{}') ? [i] : []));
+    this.optionSlots = optionSlots(argv, starts);
   }
 
   /** Checks and compiles; USAGE when `{}` would land inside code (shell-code.ts). */
@@ -42,6 +47,11 @@ export class CommandTemplate {
       );
     }
     return new CommandTemplate(argv);
+  }
+
+  /** Why `record` cannot be this template's record (it would become an option), or undefined. */
+  recordProblem(record: string): string | undefined {
+    return optionRecordProblem(record, this.optionSlots);
   }
 
   /** The argv of the task with `record` and sequence number `seq`. */

@@ -66,6 +66,19 @@ describe('gaxx run --tasks: records that cannot become tasks', () => {
     expect(jsonLines(again.stdout).at(-1)).toMatchObject({ type: 'summary', total: 603, refused: 3, succeeded: 600, state: 'done' });
   });
 
+  it("a record starting with '-' that would begin an option is refused; as a shell script's argument it runs as data", async () => {
+    const input = Buffer.from('host-1\n-oProxyCommand=touch /tmp/gaxx-pwned\n');
+    const r = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', '-', '--json', '--', 'echo', '{}'], { input });
+    expect(r.code, r.stderr).toBe(1);
+    const tasks = byId(tasksOf(r.stdout));
+    expect(tasks.get(1)).toMatchObject({ outcome: 'succeeded', stdout: 'host-1\n' });
+    expect(tasks.get(2)).toMatchObject({ outcome: 'refused', reason: 'INVALID_ARGUMENT', attempts: 0, startedOn: [] });
+    expect(tasks.get(2)?.error).toMatch(/^record 2 starts with '-'/);
+    const ok = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', '-', '--json', '--', 'sh', '-c', 'printf "%s\\n" "$1"', '_', '{}'], { input });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(byId(tasksOf(ok.stdout)).get(2)).toMatchObject({ outcome: 'succeeded', stdout: '-oProxyCommand=touch /tmp/gaxx-pwned\n' });
+  });
+
   it('human output names each refused record; the summary counts them; stdin and -0 go through the same checks', async () => {
     const input = Buffer.concat([Buffer.from('a\n'), Buffer.from([0xff, 0xfe]), Buffer.from('\nb\n')]);
     const r = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', '-', '--', 'echo', '{}'], { input });

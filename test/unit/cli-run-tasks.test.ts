@@ -501,6 +501,42 @@ describe('record checks (one for every source)', () => {
     expect(recordTask(plan(['printf', '{}']), Buffer.from('a\0b'), 1).record).toBe('a\0b');
     expect(recordTask(plan(['printf', '{}']), Buffer.from([0xff]), 1).record).toBeUndefined();
   });
+
+  it("refuses a record starting with '-' where the command would read it as an option, and keeps it where it stays data", () => {
+    const dash = Buffer.from('-oProxyCommand=touch /tmp/pwned');
+    // A word the record begins: whole, at a word's start, or appended when there is no {}.
+    for (const rest of [
+      ['ssh', '{}', 'uptime'],
+      ['curl', '{}'],
+      ['curl', '{}.txt'],
+      ['nmap', '-sV'],
+      ['timeout', '5', 'ssh', '{}', 'true'],
+      ['python3', '{}'],
+    ]) {
+      expect(refusal(rest, dash), JSON.stringify(rest)).toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringMatching(/^record 3 starts with '-'.*put -- before \{\}/),
+      });
+    }
+    // Kept an operand: a -- before it; a shell -c script's positional parameter; python -c's argument;
+    // inside a word; a record that does not start with '-'.
+    for (const rest of [
+      ['ssh', '--', '{}', 'uptime'],
+      ['curl', '--', '{}'],
+      ['nmap', '-sV', '--'],
+      ['sh', '-c', 'curl -- "$1"', '_', '{}'],
+      ['bash', '-ec', 'echo "$1"', 'bash', '{}'],
+      ['timeout', '5', 'sh', '-c', 'echo "$1"', '_', '{}'],
+      ['python3', '-c', 'import sys; print(sys.argv[1])', '{}'],
+      ['python3', '-m', 'json.tool', '{}'],
+      ['curl', '--url={}'],
+      ['echo', 'x{}'],
+    ]) {
+      expect(refusal(rest, dash), JSON.stringify(rest)).toBeUndefined();
+    }
+    expect(refusal(['ssh', '{}', 'uptime'], Buffer.from('host-1'))).toBeUndefined();
+    expect(recordTask(plan(['ssh', '--', '{}', 'uptime']), dash, 1).task).toMatchObject({ argv: ['ssh', '--', '-oProxyCommand=touch /tmp/pwned', 'uptime'] });
+  });
 });
 
 describe('batch puller', () => {
