@@ -191,6 +191,7 @@ export function encodeExecRequest(req: ExecRequest): Buffer {
     if (has(s, 'maxRounds')) sw.uint32(5, s.maxRounds);
     if (has(s, 'signature')) sw.bytes(6, toBytes(s.signature));
     if (has(s, 'signerCertPem')) sw.string(7, s.signerCertPem);
+    if (has(s, 'signedAtUnixMs')) sw.uint64(8, s.signedAtUnixMs);
     w.message(8, sw);
   }
   if (has(req, 'existingOnly')) w.uint32(9, req.existingOnly ? 1 : 0);

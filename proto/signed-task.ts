@@ -4,11 +4,13 @@
  * runs anything). The queue is not a trust root: a job written into Redis by hand can dispatch
  * only what an operator signed.
  *
- * Encoding (version 1): the UTF-8 bytes of `gaxx-signed-task-v1\n` followed by the canonical
+ * Encoding (version 2): the UTF-8 bytes of `gaxx-signed-task-v2\n` followed by the canonical
  * JSON of the fields below. Canonical JSON here is: objects with their keys sorted by UTF-16 code
  * unit order (JavaScript's default sort), no whitespace, strings as JSON.stringify writes them,
  * numbers only as non-negative safe integers in decimal, arrays in order. Nothing else (no
  * floats, booleans, nulls or undefined) may appear, so two honest encoders always agree.
+ * Version 2 added `signedAtUnixMs`, and the context and `v` changed with it: an agent of either
+ * version refuses the other's signatures (SIGNATURE_INVALID) rather than read them without it.
  *
  * The signature is made with the operator certificate's key: RSA PKCS#1 v1.5 or ECDSA over
  * SHA-256, or Ed25519 over the bytes themselves (Node's crypto.sign picks by key type).
@@ -18,7 +20,7 @@ import { nodeCrypto } from './builtins.js';
 import { GaxxError } from './errors.js';
 
 /** Domain separation: these bytes can never be mistaken for another gaxx signature's payload. */
-export const SIGNED_TASK_CONTEXT = 'gaxx-signed-task-v1';
+export const SIGNED_TASK_CONTEXT = 'gaxx-signed-task-v2';
 
 /** Which agent may run a task (see TaskTarget in agent.proto). */
 export interface SignedTarget {
@@ -49,6 +51,11 @@ export interface SignedTaskFields {
   /** Executions the operator allowed (1, or the attempts of retry-on-failure). */
   maxRounds: number;
   expiresAtUnixMs: number;
+  /**
+   * When the operator signed, by the controller's clock: an agent of a fleet refuses work signed
+   * before the fleet was created (a replay of an earlier fleet's work under the same name).
+   */
+  signedAtUnixMs: number;
 }
 
 /** Lower-case hex sha256 of `data`. */
@@ -75,7 +82,7 @@ export function canonicalJson(value: unknown): string {
 /** The exact bytes that are signed for `f`. Only the listed fields count, whatever else `f` holds. */
 export function canonicalTaskBytes(f: SignedTaskFields): Buffer {
   const fields = {
-    v: 1,
+    v: 2,
     runId: f.runId,
     taskId: f.taskId,
     argv: f.argv,
@@ -87,6 +94,7 @@ export function canonicalTaskBytes(f: SignedTaskFields): Buffer {
     target: { fleet: f.target.fleet, host: f.target.host, agents: f.target.agents },
     maxRounds: f.maxRounds,
     expiresAtUnixMs: f.expiresAtUnixMs,
+    signedAtUnixMs: f.signedAtUnixMs,
   };
   return Buffer.from(`${SIGNED_TASK_CONTEXT}\n${canonicalJson(fields)}`, 'utf8');
 }

@@ -1,7 +1,7 @@
 /**
  * Signed work, the agent side: an Exec from a scheduler runs only what an operator signed. Before
  * anything runs (or is attached to, or replayed), the request's own argv, env, stdin digest, work
- * dir, timeout and output cap, with the signed run id, task id, target, rounds and expiry, are
+ * dir, timeout and output cap, with the signed run id, task id, target, rounds, expiry and signing time, are
  * encoded canonically (proto/signed-task.ts) and checked against the signature, in this order:
  *
  * 1. a signed block is present (UNSIGNED_TASK);
@@ -65,6 +65,7 @@ export function fieldsOfRequest(req: ExecRequest__Output, signed: SignedTask__Ou
     target: { fleet: signed?.target?.fleet ?? '', host: signed?.target?.host ?? '', agents: signed?.target?.agents ?? [] },
     maxRounds: signed?.maxRounds ?? 0,
     expiresAtUnixMs: signed?.expiresAtUnixMs ?? 0,
+    signedAtUnixMs: signed?.signedAtUnixMs ?? 0,
   };
 }
 

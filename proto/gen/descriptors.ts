@@ -122,6 +122,10 @@ export const AGENT_PROTO: object = {
           "signerCertPem": {
            "type": "string",
            "id": 7
+          },
+          "signedAtUnixMs": {
+           "type": "uint64",
+           "id": 8
           }
          }
         },

@@ -13,7 +13,7 @@ import { unknownFleets } from './fleets.js';
 import { indexRun } from './run-feed.js';
 import { createRedis, gaxxKey, KEY_PREFIX, redisError, waitReady, type RedisRole, type RedisSettings } from '../redis/redis.js';
 import { listRuns as listRunsOf, registerRun, runQueueName, unregisterRun } from './runs.js';
-import { DEFAULT_SIGNED_TTL_MS, signTask } from './sign.js';
+import { DEFAULT_SIGNED_TTL_MS, signTask, type SigningTimes } from './sign.js';
 import { jobIdFor, parseRunSpec, type RunSpec, type RunSpecInput, type TaskSpec } from './task.js';
 
 /** How long finished jobs, results and run inputs are kept. */
@@ -85,14 +85,15 @@ export class TaskQueue {
   }
 
   /**
-   * Validates, signs (each task with `signer`, the submitting operator's key; valid until
-   * `opts.expiresAtUnixMs`, default a day) and enqueues a run; INVALID_ARGUMENT (with dot-paths)
-   * before anything is written.
+   * Validates, signs (each task with `signer`, the submitting operator's key, at
+   * `opts.signedAtUnixMs`, default now; valid until `opts.expiresAtUnixMs`, default a day later)
+   * and enqueues a run; INVALID_ARGUMENT (with dot-paths) before anything is written.
    */
-  async enqueueRun(input: RunSpecInput, signer: TaskSigner, opts: { expiresAtUnixMs?: number } = {}): Promise<EnqueuedRun> {
+  async enqueueRun(input: RunSpecInput, signer: TaskSigner, opts: SigningTimes = {}): Promise<EnqueuedRun> {
     const run = parseRunSpec(input);
     await this.checkFleets(run);
-    const expiresAt = opts.expiresAtUnixMs ?? Date.now() + DEFAULT_SIGNED_TTL_MS;
+    const signedAt = opts.signedAtUnixMs ?? Date.now();
+    const expiresAt = opts.expiresAtUnixMs ?? signedAt + DEFAULT_SIGNED_TTL_MS;
     const inputs = new Map(Object.entries(run.inputs ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
     try {
       // First: it throws at once when a producer's Redis is away (nothing is sent then).
@@ -103,7 +104,7 @@ export class TaskQueue {
       const jobs = run.tasks.map((t, i) => {
         const stdin = t.input !== undefined ? (inputs.get(t.input) as Buffer) : Buffer.from(t.stdin ?? '', 'base64');
         const unsigned = { ...t, runId: run.runId };
-        const data: TaskSpec = { ...unsigned, signed: signTask(unsigned, stdin, signer, expiresAt) };
+        const data: TaskSpec = { ...unsigned, signed: signTask(unsigned, stdin, signer, expiresAt, signedAt) };
         return {
           name: t.fleet ?? '_agents',
           data,

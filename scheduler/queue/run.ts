@@ -42,6 +42,8 @@ export interface RunAndWaitOptions extends WaitOptions {
   signer: TaskSigner;
   /** When the signatures expire (default: a day from now). */
   expiresAtUnixMs?: number;
+  /** When the tasks are signed (default: at enqueue, by this machine's clock). */
+  signedAtUnixMs?: number;
   /** For the in-process worker; without it, a daemon must be running. */
   connect?: AgentConnector;
   /**
@@ -258,7 +260,7 @@ export async function runAndWait(run: RunSpecInput, opts: RunAndWaitOptions): Pr
     void bounded(expireAbandonedRuns(queue), CLEANUP_MS);
     // The handshakes with the agents then overlap the enqueue's round trips.
     if (opts.prewarm && opts.connect && (await worksHere(queue, opts.worker))) opts.prewarm();
-    enq = await queue.enqueueRun(run, opts.signer, opts.expiresAtUnixMs === undefined ? {} : { expiresAtUnixMs: opts.expiresAtUnixMs });
+    enq = await queue.enqueueRun(run, opts.signer, { expiresAtUnixMs: opts.expiresAtUnixMs, signedAtUnixMs: opts.signedAtUnixMs });
     const hosts = Object.fromEntries(run.tasks.map((t) => [t.taskId, 'host' in t.target ? t.target.host : '']));
     return await waitOn(new RunWait(queue, { runId: enq.runId, taskIds: enq.taskIds, hosts, createdAt: Date.now() }, opts), opts);
   } catch (e) {

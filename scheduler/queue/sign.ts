@@ -17,8 +17,10 @@ export const DEFAULT_SIGNED_TTL_MS = 24 * 3600 * 1000;
 /** The signature block a job carries in Redis. */
 export const SignedBlockSchema = z
   .object({
-    v: z.literal(1),
+    v: z.literal(2),
     expiresAtUnixMs: z.number().int().positive(),
+    /** When the operator signed (this controller's clock); agents of a fleet created later refuse it. */
+    signedAtUnixMs: z.number().int().positive(),
     /** sha256 of the stdin the task sends (inline stdin or its run input). */
     stdinSha256: z.string().regex(/^[0-9a-f]{64}$/, 'lower-case hex sha256'),
     signature: z.string().base64().min(1).max(4096),
@@ -51,29 +53,39 @@ export function maxRoundsOf(retry: SignableTask['retry']): number {
   return retry.retryOnFailure ? retry.attempts : 1;
 }
 
+/** The fields of a signature block that the signature covers. */
+export type SignedBlockFields = Pick<SignedBlock, 'stdinSha256' | 'expiresAtUnixMs' | 'signedAtUnixMs'>;
+
+/** When a run's tasks are signed and until when the signatures hold (defaults: now, and a day later). */
+export interface SigningTimes {
+  signedAtUnixMs?: number | undefined;
+  expiresAtUnixMs?: number | undefined;
+}
+
 /** The signed fields of a task, as the Exec the worker builds for it will state them. */
-export function signedFieldsOf(t: SignableTask, stdinSha256: string, expiresAtUnixMs: number): SignedTaskFields {
+export function signedFieldsOf(t: SignableTask, s: SignedBlockFields): SignedTaskFields {
   return {
     runId: t.runId,
     taskId: t.taskId,
     argv: t.argv,
     env: t.env,
-    stdinSha256,
+    stdinSha256: s.stdinSha256,
     // Empty: a fresh scratch dir, as the worker then asks for none.
     workDir: t.workDir ?? '',
     timeoutMs: t.timeoutMs ?? 0,
     outputCapBytes: t.outputCapBytes,
     target: { fleet: t.fleet ?? '', host: 'host' in t.target ? t.target.host : '', agents: t.agents ?? [] },
     maxRounds: maxRoundsOf(t.retry),
-    expiresAtUnixMs,
+    expiresAtUnixMs: s.expiresAtUnixMs,
+    signedAtUnixMs: s.signedAtUnixMs,
   };
 }
 
-/** Signs one task whose stdin will be `stdin`. */
-export function signTask(t: SignableTask, stdin: Buffer, signer: TaskSigner, expiresAtUnixMs: number): SignedBlock {
-  const stdinSha256 = sha256Hex(stdin);
-  const signature = signTaskFields(signedFieldsOf(t, stdinSha256, expiresAtUnixMs), signer);
-  return { v: 1, expiresAtUnixMs, stdinSha256, signature: signature.toString('base64'), signerCertPem: signer.certPem };
+/** Signs one task whose stdin will be `stdin`, at `signedAtUnixMs` (default now). */
+export function signTask(t: SignableTask, stdin: Buffer, signer: TaskSigner, expiresAtUnixMs: number, signedAtUnixMs = Date.now()): SignedBlock {
+  const times = { stdinSha256: sha256Hex(stdin), expiresAtUnixMs, signedAtUnixMs };
+  const signature = signTaskFields(signedFieldsOf(t, times), signer);
+  return { v: 2, ...times, signature: signature.toString('base64'), signerCertPem: signer.certPem };
 }
 
 /**
@@ -91,7 +103,7 @@ export function checkJobSignature(t: SignableTask & { signed?: SignedBlock | und
     throw new GaxxError('SIGNATURE_INVALID', `job ${t.runId}-${t.taskId}: the signer certificate is not a certificate`, { cause: e });
   }
   const inlineOk = t.stdin === undefined || sha256Hex(Buffer.from(t.stdin, 'base64')) === s.stdinSha256;
-  if (!inlineOk || !verifyTaskSignature(signedFieldsOf(t, s.stdinSha256, s.expiresAtUnixMs), Buffer.from(s.signature, 'base64'), cert.publicKey)) {
+  if (!inlineOk || !verifyTaskSignature(signedFieldsOf(t, s), Buffer.from(s.signature, 'base64'), cert.publicKey)) {
     throw new GaxxError('SIGNATURE_INVALID', `job ${t.runId}-${t.taskId}: the signature does not cover the job as stored (altered after signing)`);
   }
   if (nowMs > s.expiresAtUnixMs) {
@@ -102,7 +114,7 @@ export function checkJobSignature(t: SignableTask & { signed?: SignedBlock | und
 
 /** The SignedTask of an Exec request for a signed job. */
 export function signedTaskOf(t: SignableTask, s: SignedBlock): SignedTask {
-  const f = signedFieldsOf(t, s.stdinSha256, s.expiresAtUnixMs);
+  const f = signedFieldsOf(t, s);
   return {
     runId: f.runId,
     taskId: f.taskId,
@@ -111,5 +123,6 @@ export function signedTaskOf(t: SignableTask, s: SignedBlock): SignedTask {
     maxRounds: f.maxRounds,
     signature: Buffer.from(s.signature, 'base64'),
     signerCertPem: s.signerCertPem,
+    signedAtUnixMs: f.signedAtUnixMs,
   };
 }

@@ -45,6 +45,8 @@ export interface StreamRunOptions extends FollowHandlers {
   signer: TaskSigner;
   /** When the signatures expire (default: a day after each batch is enqueued). */
   expiresAtUnixMs?: number;
+  /** When the tasks are signed (default: as each batch is enqueued, by this machine's clock). */
+  signedAtUnixMs?: number;
   connect?: AgentConnector;
   /** Called once when this process starts its own worker for the run (see RunAndWaitOptions.prewarm). */
   prewarm?: () => void;
@@ -294,14 +296,14 @@ class StreamedRun {
 
   /** Enqueues one batch (publishes its refusals) and counts it; false when the run stopped meanwhile (cancel, follow ended). */
   private async enqueueBatch(batch: Array<TaskInput | RefusedTask>): Promise<boolean> {
-    const expiry = this.opts.expiresAtUnixMs === undefined ? {} : { expiresAtUnixMs: this.opts.expiresAtUnixMs };
+    const times = { expiresAtUnixMs: this.opts.expiresAtUnixMs, signedAtUnixMs: this.opts.signedAtUnixMs };
     const tasks = batch.filter((t): t is TaskInput => !isRefused(t));
     const refused = batch.filter(isRefused);
     // Enqueueing a batch again adds nothing (job ids), nor does publishing a refusal again, so a
     // call whose reply was lost is safe to repeat.
     for (const t of tasks) this.enqueuing.add(t.taskId);
     const enq = tasks.length
-      ? await this.whileRedisAway(() => this.queue.enqueueRun({ runId: this.runId, tasks }, this.opts.signer, expiry)).finally(() => this.enqueuing.clear())
+      ? await this.whileRedisAway(() => this.queue.enqueueRun({ runId: this.runId, tasks }, this.opts.signer, times)).finally(() => this.enqueuing.clear())
       : undefined;
     if (tasks.length && !enq) return false;
     enq?.taskIds.forEach((id, i) => (this.early.delete(id) ? undefined : this.outstanding.set(id, enq.jobIds[i] as string)));

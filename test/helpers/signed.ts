@@ -60,6 +60,8 @@ export interface SignedExecOptions {
   stdin?: Buffer;
   /** Default: an hour from now. */
   expiresAtUnixMs?: number;
+  /** Default: now. */
+  signedAtUnixMs?: number;
   maxRounds?: number;
   /** The request's task id; default execTaskId(runId, taskId). */
   execId?: string;
@@ -80,6 +82,7 @@ export function signedExec(signer: TaskSigner, o: SignedExecOptions): ExecReques
     target: o.target,
     maxRounds: o.maxRounds ?? 1,
     expiresAtUnixMs: o.expiresAtUnixMs ?? Date.now() + 3600_000,
+    signedAtUnixMs: o.signedAtUnixMs ?? Date.now(),
   };
   return {
     taskId: o.execId ?? execTaskId(o.runId, o.taskId),
@@ -96,6 +99,7 @@ export function signedExec(signer: TaskSigner, o: SignedExecOptions): ExecReques
       maxRounds: fields.maxRounds,
       signature: signTaskFields(fields, signer),
       signerCertPem: signer.certPem,
+      signedAtUnixMs: fields.signedAtUnixMs,
     },
   };
 }

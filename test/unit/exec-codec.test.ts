@@ -38,6 +38,7 @@ const fullRequest = {
     maxRounds: 3,
     signature: Buffer.alloc(72, 7),
     signerCertPem: signer,
+    signedAtUnixMs: 1_796_342_972_840,
   },
   existingOnly: true,
 };
@@ -54,7 +55,9 @@ describe('encodeExecRequest', () => {
     ['a plain exec', { taskId: 't', argv: ['true'], env: {}, stdin: Buffer.alloc(0) }],
     ['empty strings, zeros and empty lists are written when present', { taskId: '', argv: [], env: {}, workDir: '', timeoutMs: 0, outputCapBytes: 0 }],
     ['null and undefined fields are left out', { taskId: 't', workDir: undefined, stdin: null, signed: null, timeoutMs: undefined }],
-    ['64-bit numbers past 32 bits', { outputCapBytes: 2 ** 32 + 5, signed: { expiresAtUnixMs: 2 ** 40 + 1 } }],
+    ['64-bit numbers past 32 bits', { outputCapBytes: 2 ** 32 + 5, signed: { expiresAtUnixMs: 2 ** 40 + 1, signedAtUnixMs: 2 ** 40 - 1 } }],
+    ['a signing time as a decimal string', { signed: { signedAtUnixMs: '1796342972840' } }],
+    ['a zero signing time is written when present', { signed: { runId: 'r', signedAtUnixMs: 0 } }],
     ['numbers and bytes as strings (decimal, base64)', { outputCapBytes: '123456789012', timeoutMs: '15', stdin: 'aGVsbG8=', signed: { signature: 'AAEC' } }],
     ['a Long', { outputCapBytes: { low: 5, high: 1, unsigned: true } }],
     ['non-string values coerced as strings', { taskId: 42, argv: [1, true], env: { N: 7 } }],

@@ -91,7 +91,13 @@ describe('one-method Agent services (loadProtos().agentMethod)', () => {
     type Codec = { requestSerialize(v: unknown): Buffer; responseDeserialize(b: Buffer): unknown; responseSerialize(v: unknown): Buffer };
     const whole = (full() as unknown as Record<string, Codec>).Exec as Codec;
     const one = (loadProtos().agentMethod('Exec').gaxx.agent.v1.Agent as unknown as { service: Record<string, Codec> }).service.Exec as Codec;
-    const req = { taskId: 't-2', argv: ['sh', '-c', 'exit 3'], env: { K: 'v' }, timeoutMs: 2500, signed: { runId: 'r1', taskId: 't-2', expiresAtUnixMs: 5 } };
+    const req = {
+      taskId: 't-2',
+      argv: ['sh', '-c', 'exit 3'],
+      env: { K: 'v' },
+      timeoutMs: 2500,
+      signed: { runId: 'r1', taskId: 't-2', expiresAtUnixMs: 5, signedAtUnixMs: 4 },
+    };
     expect(one.requestSerialize(req).equals(whole.requestSerialize(req))).toBe(true);
     const ev = whole.responseSerialize({ exit: { code: 3, durationMs: 9, reason: 'timeout' } });
     expect(one.responseDeserialize(ev)).toEqual(whole.responseDeserialize(ev));

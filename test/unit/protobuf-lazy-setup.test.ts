@@ -51,6 +51,7 @@ const SAMPLES: Record<string, object[]> = {
         maxRounds: 3,
         signature: Buffer.from([1, 2, 3]),
         signerCertPem: 'PEM',
+        signedAtUnixMs: 1_799_000_000_000,
       },
     },
     {},

@@ -12,7 +12,7 @@ import {
   verifyTaskSignature,
   type SignedTaskFields,
 } from '../../proto/index.js';
-import { checkJobSignature, signTask, type SignableTask } from '../../scheduler/queue/sign.js';
+import { checkJobSignature, SignedBlockSchema, signedTaskOf, signTask, type SignableTask } from '../../scheduler/queue/sign.js';
 
 const fields = (over: Partial<SignedTaskFields> = {}): SignedTaskFields => ({
   runId: 'r1',
@@ -26,6 +26,7 @@ const fields = (over: Partial<SignedTaskFields> = {}): SignedTaskFields => ({
   target: { fleet: '', host: '127.0.0.1:8088', agents: ['127.0.0.1:8088'] },
   maxRounds: 1,
   expiresAtUnixMs: 1_900_000_000_000,
+  signedAtUnixMs: 1_800_000_000_000,
   ...over,
 });
 
@@ -45,8 +46,8 @@ describe('canonical encoding of signed tasks', () => {
     const b = { ...fields(), env: { A: '1', B: '2' }, target: { agents: ['127.0.0.1:8088'], host: '127.0.0.1:8088', fleet: '' } };
     expect(canonicalTaskBytes(a).equals(canonicalTaskBytes(b))).toBe(true);
     expect(canonicalTaskBytes(a).toString()).toBe(
-      'gaxx-signed-task-v1\n{"argv":["sh","-c","echo \\"$0\\"","x"],"env":{"A":"1","B":"2"},"expiresAtUnixMs":1900000000000,"maxRounds":1,"outputCapBytes":1024,' +
-        `"runId":"r1","stdinSha256":"${sha256Hex('')}","target":{"agents":["127.0.0.1:8088"],"fleet":"","host":"127.0.0.1:8088"},"taskId":"t1","timeoutMs":0,"v":1,"workDir":""}`,
+      'gaxx-signed-task-v2\n{"argv":["sh","-c","echo \\"$0\\"","x"],"env":{"A":"1","B":"2"},"expiresAtUnixMs":1900000000000,"maxRounds":1,"outputCapBytes":1024,' +
+        `"runId":"r1","signedAtUnixMs":1800000000000,"stdinSha256":"${sha256Hex('')}","target":{"agents":["127.0.0.1:8088"],"fleet":"","host":"127.0.0.1:8088"},"taskId":"t1","timeoutMs":0,"v":2,"workDir":""}`,
     );
     const changes: Array<Partial<SignedTaskFields>> = [
       { argv: ['sh', '-c', 'echo "$0" x'] },
@@ -58,10 +59,25 @@ describe('canonical encoding of signed tasks', () => {
       { target: { fleet: 'f', host: '', agents: [] } },
       { maxRounds: 2 },
       { expiresAtUnixMs: 1 },
+      { signedAtUnixMs: 1_800_000_000_001 },
       { runId: 'r2' },
       { taskId: 't2' },
     ];
     for (const c of changes) expect(taskSpecDigest(fields(c))).not.toBe(taskSpecDigest(a));
+  });
+
+  it('is version 2: a signature over the version 1 bytes (no signing time) does not verify, nor one over v2 bytes for a v1 reader', () => {
+    const k = pemPair('ed25519');
+    const signer = createTaskSigner(k.certPem, k.keyPem);
+    const bytes = canonicalTaskBytes(fields()).toString();
+    expect(bytes.startsWith('gaxx-signed-task-v2\n')).toBe(true);
+    // What an agent or scheduler of version 1 signed and verified: the same fields without signedAtUnixMs.
+    const { signedAtUnixMs: _at, ...rest } = fields();
+    const v1 = Buffer.from(`gaxx-signed-task-v1\n${canonicalJson({ ...rest, v: 1 })}`);
+    expect(verifyTaskSignature(fields(), signer.sign(v1), k.publicKey)).toBe(false);
+    // A v1 reader's bytes for a v2 request (field 8 unknown to it, so left out) never match a v2 signature either.
+    expect(v1.equals(canonicalTaskBytes(fields()))).toBe(false);
+    expect(verifyTaskSignature(fields(), signTaskFields(fields(), signer), k.publicKey)).toBe(true);
   });
 
   it('frames argv so that joining or splitting arguments changes the bytes', () => {
@@ -118,9 +134,25 @@ describe("the worker's early check of a job", () => {
         outputCapBytes: 1,
         retry: { attempts: 3, retryOnFailure: false },
       };
+      const before = Date.now();
       const signed = signTask(task, Buffer.from('in'), signer, Date.now() + 60_000);
+      expect(signed).toMatchObject({ v: 2, signedAtUnixMs: expect.any(Number) });
+      expect(signed.signedAtUnixMs).toBeGreaterThanOrEqual(before);
+      expect(signed.signedAtUnixMs).toBeLessThanOrEqual(Date.now());
       const stdin = Buffer.from('in').toString('base64');
       expect(checkJobSignature({ ...task, stdin, signed })).toBe(signed);
+      // The signing time is signed: moved after the fact (to pass a fleet's creation), the job is altered.
+      expect(() => checkJobSignature({ ...task, stdin, signed: { ...signed, signedAtUnixMs: signed.signedAtUnixMs + 3600_000 } })).toThrow(
+        expect.objectContaining({ code: 'SIGNATURE_INVALID' }),
+      );
+      // A version 1 block (an older CLI's) is no job of this version.
+      expect(SignedBlockSchema.safeParse({ ...signed, v: 1 }).success).toBe(false);
+      const { signedAtUnixMs: _at, ...noTime } = signed;
+      expect(SignedBlockSchema.safeParse(noTime).success).toBe(false);
+      // signedTaskOf forwards the signing time with the Exec.
+      expect(signedTaskOf(task, signTask(task, Buffer.from('in'), signer, Date.now() + 60_000, 1_800_000_000_000))).toMatchObject({
+        signedAtUnixMs: 1_800_000_000_000,
+      });
       expect(() => checkJobSignature({ ...task, stdin })).toThrow(expect.objectContaining({ code: 'UNSIGNED_TASK' }));
       expect(() => checkJobSignature({ ...task, stdin: Buffer.from('other').toString('base64'), signed })).toThrow(
         expect.objectContaining({ code: 'SIGNATURE_INVALID' }),

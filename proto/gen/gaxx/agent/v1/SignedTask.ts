@@ -11,6 +11,7 @@ export interface SignedTask {
   'maxRounds'?: (number);
   'signature'?: (Buffer | Uint8Array | string);
   'signerCertPem'?: (string);
+  'signedAtUnixMs'?: (number | string | Long);
 }
 
 export interface SignedTask__Output {
@@ -21,4 +22,5 @@ export interface SignedTask__Output {
   'maxRounds': (number);
   'signature': (Buffer);
   'signerCertPem': (string);
+  'signedAtUnixMs': (number);
 }
