@@ -58,6 +58,11 @@ export interface AgentConfig {
   warmSandboxes: number;
   /** Run tasks without a sandbox even in production (--unsafe-no-isolation); audited at start. */
   unsafeNoIsolation: boolean;
+  /**
+   * When this agent's fleet was created (--fleet-since, Unix ms by the controller's clock): signed
+   * work signed before it is refused. Unset (a fleet-less agent): no such check.
+   */
+  fleetSinceUnixMs: number | undefined;
 }
 
 const FLAGS = {
@@ -81,6 +86,7 @@ const FLAGS = {
   'warm-sandboxes': 'WARM_SANDBOXES',
   'task-writable': 'TASK_WRITABLE',
   'task-hidden': 'TASK_HIDDEN',
+  'fleet-since': 'FLEET_SINCE',
 } as const;
 /** Boolean flags: present means on; their env form takes 1/true. */
 const SWITCHES = { 'unsafe-no-isolation': 'UNSAFE_NO_ISOLATION' } as const;
@@ -102,6 +108,16 @@ const durationSchema = z.string().transform((s, ctx) => {
   ctx.addIssue({ code: z.ZodIssueCode.custom, message: d.problem });
   return z.NEVER;
 });
+
+/**
+ * Unix milliseconds. A value before 1973 reads as seconds given for milliseconds, which would
+ * let through nearly all work: refused.
+ */
+const unixMsSchema = z
+  .string()
+  .regex(/^[0-9]{1,16}$/, 'expected Unix milliseconds, e.g. 1767225600000')
+  .transform(Number)
+  .pipe(z.number().min(1e11, 'expected Unix milliseconds, not seconds').max(8.64e15, 'past the last time a Date can hold'));
 
 const sizeSchema = z
   .string()
@@ -228,6 +244,7 @@ const schema = z.object({
   'warm-sandboxes': z.coerce.number().int().min(0).max(64).default(2),
   'task-writable': z.string().optional(),
   'task-hidden': z.string().optional(),
+  'fleet-since': unixMsSchema.optional(),
   env: z.enum(['production', 'development']).default('production'),
 });
 
@@ -290,5 +307,6 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
     taskWritable,
     taskHidden,
     unsafeNoIsolation: values['unsafe-no-isolation'] === true || unsafeEnv === '1' || unsafeEnv === 'true',
+    fleetSinceUnixMs: c['fleet-since'],
   };
 }

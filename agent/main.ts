@@ -38,6 +38,9 @@ const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX
                                 none may hold or lie in the agent's data, cert, state or audit log dir
   --task-hidden DIR[:DIR]       more dirs tasks see empty, besides the agent's own dirs and its user's home
                                 (hidden unless it holds the data dir); none may hold the data dir
+  --fleet-since MS              when this agent's fleet was created, in Unix ms (gaxx spawn passes it): work
+                                signed before then is refused (SIGNED_BEFORE_FLEET), as a replay of an earlier
+                                fleet's of the same name (default: no such check)
   --unsafe-no-isolation         run tasks WITHOUT a sandbox, with the agent's privileges (audited at start);
                                 without it, a production agent on a host that cannot sandbox refuses tasks
 GAXX_AGENT_TOKEN=<64 hex or 43 base64url chars>  optional bearer token every call must present

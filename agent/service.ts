@@ -222,7 +222,7 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
   const id = d.auth.identity(call);
   const taskId = parse(taskIdSchema, call.request.taskId);
   const who = whoCalled(call, id);
-  const checked = admitExec(call.request, id, { bundle: d.bundle, port: d.listenPort }, d.audit, who);
+  const checked = admitExec(call.request, id, { bundle: d.bundle, port: d.listenPort, fleetSince: d.config.fleetSinceUnixMs }, d.audit, who);
   const existing = d.registry.get(taskId);
   const listener = (ev: ExecEvent) => {
     call.write(ev);

@@ -39,6 +39,8 @@ export const ERROR_CODES = {
   SIGNER_NOT_OPERATOR: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
   TASK_ID_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
   TARGET_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
+  /** Work signed before the agent's fleet was created (--fleet-since): an earlier fleet's, of the same name. */
+  SIGNED_BEFORE_FLEET: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
   TASK_SPEC_MISMATCH: { grpc: GrpcStatus.ALREADY_EXISTS, exit: 5 },
   REDIS_INSECURE: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 7 },
   PATH_ESCAPE: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },

@@ -10,9 +10,12 @@
  * 3. it names exactly one URI SAN, the operator role (SIGNER_NOT_OPERATOR);
  * 4. the signature verifies with its key (SIGNATURE_INVALID);
  * 5. the expiry has not passed (SIGNATURE_EXPIRED);
- * 6. the request's task id is one the signature allows (TASK_ID_MISMATCH): no replay of a signed
+ * 6. with --fleet-since, it was signed no earlier than this agent's fleet was created
+ *    (SIGNED_BEFORE_FLEET): a fleet re-created under an old name has new certificates naming that
+ *    name and an empty spent-id journal, and would otherwise run the old fleet's work again;
+ * 7. the request's task id is one the signature allows (TASK_ID_MISMATCH): no replay of a signed
  *    spec under another task id, and no more rounds than signed;
- * 7. this agent is the signed target (TARGET_MISMATCH).
+ * 8. this agent is the signed target (TARGET_MISMATCH).
  *
  * An operator calling Exec directly is authenticated by its own mTLS identity and needs no
  * signature. Every request, signed or not, gets a digest of its spec: the task registry replays
@@ -40,6 +43,8 @@ export interface SignedWorkContext {
   bundle(): CertBundle;
   /** The port the agent's gRPC listener is bound to. */
   port(): number;
+  /** When this agent's fleet was created (Unix ms, the controller's clock); unset: no such check. */
+  fleetSince?: number | undefined;
   now?(): number;
 }
 
@@ -124,6 +129,20 @@ function targetIsSelf(f: SignedTaskFields, ctx: SignedWorkContext): boolean {
   return candidates.some((a) => addressIsSelf(a, b, ctx.port()));
 }
 
+/**
+ * SIGNED_BEFORE_FLEET when work was signed before `fleetSince`: both times are the controller's
+ * clock (the fleet's creation in its state, the signing at enqueue), so the agent's own clock
+ * plays no part.
+ */
+function refuseSignedBeforeFleet(signedAtMs: number, fleetSince: number | undefined): void {
+  if (fleetSince === undefined || signedAtMs >= fleetSince) return;
+  throw new GaxxError(
+    'SIGNED_BEFORE_FLEET',
+    `the task was signed at ${new Date(signedAtMs).toISOString()}, before this fleet was created at ${new Date(fleetSince).toISOString()}: ` +
+      'a replay of work of an earlier fleet of that name, or a run enqueued before the fleet was spawned; enqueue it again',
+  );
+}
+
 /** Verifies a signed request (see the module comment); throws the first failed check's code. */
 export function verifySignedExec(req: ExecRequest__Output, ctx: SignedWorkContext): CheckedExec {
   const s = req.signed;
@@ -143,6 +162,7 @@ export function verifySignedExec(req: ExecRequest__Output, ctx: SignedWorkContex
   if (nowMs > fields.expiresAtUnixMs) {
     throw new GaxxError('SIGNATURE_EXPIRED', `the signed task expired at ${new Date(fields.expiresAtUnixMs).toISOString()}`);
   }
+  refuseSignedBeforeFleet(fields.signedAtUnixMs, ctx.fleetSince);
   if (!execIdAllowed(req.taskId, fields.runId, fields.taskId, fields.maxRounds)) {
     throw new GaxxError('TASK_ID_MISMATCH', `task id ${req.taskId} is not one the signature allows for task ${fields.runId}/${fields.taskId}`);
   }

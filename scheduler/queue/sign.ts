@@ -3,8 +3,9 @@
  * canonical encoding of proto/signed-task.ts); the job carries the signature and the operator's
  * certificate; the worker refuses an unsigned, altered or expired job before it dispatches
  * anything, and forwards the signature with each Exec. The agent does the full check (chain to
- * the fleet CA, revocation, operator role, task id, target): the worker's is only the early one,
- * so a refused job fails at once with a clear code instead of on every agent.
+ * the fleet CA, revocation, operator role, signed after its fleet was created, task id, target):
+ * the worker's is only the early one, so a refused job fails at once with a clear code instead of
+ * on every agent.
  */
 import type { X509Certificate } from 'node:crypto';
 import { z } from 'zod';

@@ -12,7 +12,7 @@ import type { TaskResult } from '../../scheduler/queue/results.js';
 import { RUNS_KEY } from '../../scheduler/queue/runs.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import { signTask } from '../../scheduler/queue/sign.js';
-import { markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
+import { auditEvents, markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, execStarted, exitOf, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 import { addJobByHand, Markers, rawSigner, signedExec, type SignedExecOptions } from '../helpers/signed.js';
@@ -25,6 +25,10 @@ describe('signed work', () => {
   let markers: Markers;
   let alice: TaskSigner;
   let self: SignedTarget;
+  /** An agent of a fleet created at `since` (--fleet-since), with the same certificate as `agent`. */
+  let fenced: AgentProcess;
+  let fencedSched: RawClients;
+  let since: number;
   let n = 0;
   const uniq = (p: string): string => `${p}${++n}`;
 
@@ -36,9 +40,13 @@ describe('signed work', () => {
     markers = new Markers(markerDir('signed-work'));
     alice = world.signer;
     self = { fleet: '', host: agent.address, agents: [agent.address] };
+    since = Date.now();
+    fenced = await startAgent({ certsDir: world.pki.agent.dir, args: ['--fleet-since', String(since)] });
+    fencedSched = rawAgentClient(fenced.address, world.pki.clients.scheduler.dir);
   });
 
   afterAll(async () => {
+    fencedSched?.close();
     sched?.close();
     op?.close();
     await world?.close();
@@ -134,6 +142,56 @@ describe('signed work', () => {
       expect(new Set(refused.map((l) => l.code))).toEqual(new Set(cases.map((c) => c[1])));
       expect(refused.every((l) => l.identity === 'scheduler sched' && l.argv0 === 'sh')).toBe(true);
       expect(readFileSync(agent.auditLog, 'utf8')).not.toContain('echo ran');
+    });
+  });
+
+  describe('work signed before the fleet was created (--fleet-since)', () => {
+    // The agents' certificate names fleet 'test', host 'h1': a re-created fleet's agent names the old one's fleet and host.
+    const fleetTarget: SignedTarget = { fleet: 'test', host: 'h1', agents: [] };
+
+    it('is refused with SIGNED_BEFORE_FLEET, audited, nothing runs; the agent serves on: work signed at or after that time runs', async () => {
+      const before = uniq('before');
+      const old = { runId: uniq('r'), taskId: 't', argv: markers.argv(before), target: fleetTarget, signedAtUnixMs: since - 60_000 };
+      const r = await execCollect(fencedSched.agent, signedExec(alice, old));
+      expect(r.error).toEqual({ status: 7, gaxxCode: 'SIGNED_BEFORE_FLEET' });
+      expect(r.events).toHaveLength(0);
+      expect(markers.ran(before)).toBe(false);
+      expect(auditEvents(fenced.auditLog).filter((l) => l.event === 'exec_refused')).toContainEqual(
+        expect.objectContaining({ code: 'SIGNED_BEFORE_FLEET', identity: 'scheduler sched', signedTask: `${old.runId}/t`, argv0: 'sh' }),
+      );
+      // A millisecond before is before; the very millisecond, and later, are the fleet's own.
+      const justBefore = await execCollect(fencedSched.agent, signedExec(alice, { ...old, runId: uniq('r'), signedAtUnixMs: since - 1 }));
+      expect(justBefore.error?.gaxxCode).toBe('SIGNED_BEFORE_FLEET');
+      expect(markers.ran(before)).toBe(false);
+      for (const at of [since, Date.now()]) {
+        const name = uniq('after');
+        const ok = await execCollect(fencedSched.agent, signedExec(alice, { ...old, runId: uniq('r'), argv: markers.argv(name), signedAtUnixMs: at }));
+        expect(exitOf(ok)).toMatchObject({ code: 0 });
+        expect(markers.ran(name)).toBe(true);
+      }
+    });
+
+    it('is refused whatever the target names: a fleet-less run addressed to the agent too', async () => {
+      const target = { fleet: '', host: fenced.address, agents: [fenced.address] };
+      const name = uniq('addr');
+      const r = await execCollect(
+        fencedSched.agent,
+        signedExec(alice, { runId: uniq('r'), taskId: 't', argv: markers.argv(name), target, signedAtUnixMs: since - 60_000 }),
+      );
+      expect(r.error?.gaxxCode).toBe('SIGNED_BEFORE_FLEET');
+      expect(markers.ran(name)).toBe(false);
+    });
+
+    it('an agent without --fleet-since runs work signed at any time', async () => {
+      for (const at of [since - 60_000, Date.now() - 23 * 3600_000, Date.now()]) {
+        const name = uniq('anytime');
+        const r = await execCollect(
+          sched.agent,
+          signedExec(alice, { runId: uniq('r'), taskId: 't', argv: markers.argv(name), target: fleetTarget, signedAtUnixMs: at }),
+        );
+        expect(exitOf(r)).toMatchObject({ code: 0 });
+        expect(markers.ran(name)).toBe(true);
+      }
     });
   });
 
@@ -234,19 +292,27 @@ describe('signed work', () => {
       await worker?.drain(2000);
     });
 
-    /** A job's data as enqueue would write it (signed by `signer`), for task `taskId` of `runId`. */
-    function jobData(runId: string, taskId: string, argv: string[], signer: TaskSigner, expiresAt = Date.now() + 3600_000): Record<string, unknown> {
+    /** A job's data as enqueue would write it (signed by `signer`, at `o.signedAt`), for task `taskId` of `runId`. */
+    function jobData(
+      runId: string,
+      taskId: string,
+      argv: string[],
+      signer: TaskSigner,
+      expiresAt = Date.now() + 3600_000,
+      o: { to?: AgentProcess; signedAt?: number; attempts?: number } = {},
+    ): Record<string, unknown> {
+      const to = o.to ?? agent;
       const spec = {
         runId,
         taskId,
-        agents: [agent.address],
-        target: { host: agent.address },
+        agents: [to.address],
+        target: { host: to.address },
         argv,
         env: {},
         outputCapBytes: 1024 * 1024,
-        retry: { attempts: 1, retryOnFailure: false, backoffMs: 500 },
+        retry: { attempts: o.attempts ?? 1, retryOnFailure: false, backoffMs: 500 },
       };
-      return { ...spec, signed: signTask(spec, Buffer.alloc(0), signer, expiresAt) };
+      return { ...spec, signed: signTask(spec, Buffer.alloc(0), signer, expiresAt, o.signedAt) };
     }
 
     async function resultOf(runId: string, taskId: string): Promise<TaskResult> {
@@ -295,6 +361,31 @@ describe('signed work', () => {
       const good = uniq('jobok');
       await world.queue.redis.zadd(RUNS_KEY, Date.now(), goodRun);
       await addJobByHand(world.queue.queueFor(goodRun), `${goodRun}-t`, jobData(goodRun, 't', markers.argv(good), alice));
+      expect(await resultOf(goodRun, 't')).toMatchObject({ outcome: 'succeeded', exitCode: 0 });
+      expect(markers.ran(good)).toBe(true);
+    });
+
+    it("a job signed before its agent's fleet was created ends as an error with the code and the agent's message, never retried", async () => {
+      const runId = uniq('stale');
+      const name = uniq('stalejob');
+      await world.queue.redis.zadd(RUNS_KEY, Date.now(), runId);
+      // Five attempts allowed: a refusal is the agent's verdict, not a transport failure to retry.
+      await addJobByHand(
+        world.queue.queueFor(runId),
+        `${runId}-t`,
+        jobData(runId, 't', markers.argv(name), alice, undefined, { to: fenced, signedAt: since - 60_000, attempts: 5 }),
+      );
+      const r = await resultOf(runId, 't');
+      expect(r).toMatchObject({ outcome: 'error', reason: 'SIGNED_BEFORE_FLEET', attempts: 1, startedOn: [], exitCode: null });
+      expect(r.error).toMatch(/^SIGNED_BEFORE_FLEET: /);
+      expect(r.error).toContain(new Date(since).toISOString());
+      expect(markers.ran(name)).toBe(false);
+      expect(auditEvents(fenced.auditLog).filter((l) => l.event === 'exec_refused' && l.signedTask === `${runId}/t`)).toHaveLength(1);
+
+      const goodRun = uniq('fresh');
+      const good = uniq('freshjob');
+      await world.queue.redis.zadd(RUNS_KEY, Date.now(), goodRun);
+      await addJobByHand(world.queue.queueFor(goodRun), `${goodRun}-t`, jobData(goodRun, 't', markers.argv(good), alice, undefined, { to: fenced }));
       expect(await resultOf(goodRun, 't')).toMatchObject({ outcome: 'succeeded', exitCode: 0 });
       expect(markers.ran(good)).toBe(true);
     });

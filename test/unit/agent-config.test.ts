@@ -88,4 +88,22 @@ describe('loadAgentConfig', () => {
     expect(loadAgentConfig({ argv: ['--certs', '/c', '--data-dir', '/srv/data'], env: {} }).stateDir).toBe('/srv/data-state');
     expect(loadAgentConfig({ argv: ['--certs', '/c', '--data-dir', '/srv/data', '--state-dir', '/srv/data2'], env: {} }).stateDir).toBe('/srv/data2');
   });
+
+  it('reads when its fleet was created (--fleet-since, GAXX_AGENT_FLEET_SINCE) in Unix ms, none by default, and refuses anything else', () => {
+    expect(loadAgentConfig({ argv: ['--certs', '/c'], env: {} }).fleetSinceUnixMs).toBeUndefined();
+    expect(loadAgentConfig({ argv: ['--certs', '/c', '--fleet-since', '1767225600000'], env: {} }).fleetSinceUnixMs).toBe(1_767_225_600_000);
+    expect(loadAgentConfig({ argv: ['--certs', '/c'], env: { GAXX_AGENT_FLEET_SINCE: '1767225600123' } }).fleetSinceUnixMs).toBe(1_767_225_600_123);
+    // The flag wins over the env.
+    expect(
+      loadAgentConfig({ argv: ['--certs', '/c', '--fleet-since', '1767225600000'], env: { GAXX_AGENT_FLEET_SINCE: '1767225699999' } }).fleetSinceUnixMs,
+    ).toBe(1_767_225_600_000);
+    // Not a count of milliseconds: an ISO time, a negative, a fraction, seconds for ms, past a Date's range, empty, hex.
+    for (const bad of ['2026-01-01T00:00:00Z', '-1', '1767225600000.5', '1767225600', '9999999999999999', '', '0x19b7', ' 1767225600000'])
+      expect(
+        codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', `--fleet-since=${bad}`], env: {} })),
+        bad,
+      ).toBe('CONFIG_INVALID');
+    expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c'], env: { GAXX_AGENT_FLEET_SINCE: 'yesterday' } }))).toBe('CONFIG_INVALID');
+    expect(codeOf(() => loadAgentConfig({ argv: ['--certs', '/c', '--fleet-since'], env: {} }))).toBe('USAGE');
+  });
 });
