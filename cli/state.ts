@@ -174,6 +174,17 @@ export class FleetStore {
   }
 }
 
+/**
+ * When the fleet was created, in Unix ms: what its agents get as `--fleet-since`, so that they
+ * refuse work signed before it (an earlier fleet's of the same name). A --fill keeps it; a fleet
+ * deleted and spawned again has a new state, and so a new time.
+ */
+export function fleetSinceOf(state: Pick<FleetState, 'fleet' | 'createdAt'>): number {
+  const ms = Date.parse(state.createdAt);
+  if (!Number.isFinite(ms)) throw new GaxxError('CONFIG_INVALID', `fleet ${state.fleet}: its createdAt '${state.createdAt}' is not a time`);
+  return ms;
+}
+
 /** The label/host name of host `index` of `fleet`. */
 export function hostName(fleet: string, index: number): string {
   return `gaxx-${fleet}-${index}`;

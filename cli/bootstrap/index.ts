@@ -29,6 +29,11 @@ export { renderAgentUnit, renderSupervisor, supervisorGroupShell } from './unit.
 
 export interface BootstrapOptions {
   fleet: string;
+  /**
+   * When the fleet was created (Unix ms; gaxx spawn: its state's createdAt): each agent is started
+   * with --fleet-since, and refuses work signed before it.
+   */
+  fleetSince?: number | undefined;
   /** The fleet CA: each agent's certificate is issued for its host's addresses. */
   ca: FleetCa;
   /** Agent certificate lifetime (default: the CA's leaf default). */
@@ -149,6 +154,7 @@ export async function bootstrapHosts(targets: BootstrapTarget[], o: BootstrapOpt
   const serials = new Map<string, string>();
   const ctx = {
     fleet: o.fleet,
+    fleetSince: o.fleetSince,
     payload,
     issueCerts: issuer(o, serials),
     operatorPublicKey: o.operatorPublicKey,

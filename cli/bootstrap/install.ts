@@ -56,6 +56,8 @@ export interface BootstrapEvent {
 
 export interface InstallContext {
   fleet: string;
+  /** When the fleet was created (Unix ms): the agent's --fleet-since. */
+  fleetSince?: number | undefined;
   payload: PayloadFile[];
   /** Issues the agent's certificate for the key the host made (called only after the host key was verified). */
   issueCerts: (target: BootstrapTarget, publicKeyPem: string) => Promise<AgentCertFiles>;
@@ -181,8 +183,8 @@ async function steps(client: ssh2.Client, target: BootstrapTarget, ctx: InstallC
     controller,
     monitors: ctx.monitorAddresses,
     systemd: facts.systemd,
-    unit: renderAgentUnit(node.nodePath),
-    supervisor: renderSupervisor(node.nodePath),
+    unit: renderAgentUnit(node.nodePath, ctx.fleetSince),
+    supervisor: renderSupervisor(node.nodePath, ctx.fleetSince),
   });
   const out = await asRoot(client, facts, script, 'installing the agent');
   if (kv(out, 'sshd') !== 'hardened') throw new GaxxError('FAILED_PRECONDITION', 'sshd hardening did not complete');

@@ -28,8 +28,12 @@ export const METRICS_PORT = 9091;
 /** The profiling port: never opened on fleet hosts. */
 export const PROFILING_PORT = 6060;
 
-/** The agent's command line (after the node binary): Node's flags for agents, then the agent's. */
-export function agentArgs(): string[] {
+/**
+ * The agent's command line (after the node binary): Node's flags for agents, then the agent's;
+ * with `fleetSince` (when its fleet was created, Unix ms), `--fleet-since`: it then refuses work
+ * signed before that, as an earlier fleet's of the same name.
+ */
+export function agentArgs(fleetSince?: number): string[] {
   return [
     ...agentNodeFlags(AGENT_ENTRY),
     AGENT_ENTRY,
@@ -43,5 +47,6 @@ export function agentArgs(): string[] {
     DATA_DIR,
     '--audit-log',
     AUDIT_LOG,
+    ...(fleetSince === undefined ? [] : ['--fleet-since', String(fleetSince)]),
   ];
 }

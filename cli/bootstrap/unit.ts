@@ -14,8 +14,11 @@ function envLines(prefix: string): string {
     .join('\n');
 }
 
-/** The systemd unit for the agent, with `nodePath` as the interpreter. */
-export function renderAgentUnit(nodePath: string): string {
+/**
+ * The systemd unit for the agent, with `nodePath` as the interpreter, for a fleet created at
+ * `fleetSince` (Unix ms; none: the unit shipped for installing by hand).
+ */
+export function renderAgentUnit(nodePath: string, fleetSince?: number): string {
   return `# gaxx-agent: the gaxx fleet agent (gRPC over mTLS on :8088, metrics on :9091).
 # Installed by 'gaxx spawn'; to install by hand see docs/bootstrap.md.
 [Unit]
@@ -29,7 +32,7 @@ User=${AGENT_USER}
 Group=${AGENT_USER}
 Environment=GAXX_ENV=production
 ${envLines('Environment=')}
-ExecStart=${[nodePath, ...agentArgs()].join(' ')}
+ExecStart=${[nodePath, ...agentArgs(fleetSince)].join(' ')}
 Restart=on-failure
 RestartSec=2s
 TimeoutStopSec=30s
@@ -58,9 +61,9 @@ WantedBy=multi-user.target
 `;
 }
 
-/** The supervisor script for hosts without systemd (run as gx by the start command below). */
-export function renderSupervisor(nodePath: string): string {
-  const cmd = [nodePath, ...agentArgs()].map((a) => `'${a}'`).join(' ');
+/** The supervisor script for hosts without systemd (run as gx by the start command below); `fleetSince` as for the unit. */
+export function renderSupervisor(nodePath: string, fleetSince?: number): string {
+  const cmd = [nodePath, ...agentArgs(fleetSince)].map((a) => `'${a}'`).join(' ');
   return `#!/bin/sh
 # gaxx-agent supervisor for hosts without systemd: restarts the agent when it fails.
 export GAXX_ENV=production

@@ -20,7 +20,7 @@ import {
 } from '../fleet/spawn-flow.js';
 import { finish, reportInterrupted } from '../fleet/spawn-report.js';
 import { providerNames, systemClock } from '../providers/index.js';
-import { assertFleetName, FleetStore, readFleet, removeFleet, type FleetState } from '../state.js';
+import { assertFleetName, fleetSinceOf, FleetStore, readFleet, removeFleet, type FleetState } from '../state.js';
 import { agentAddress } from './exec.js';
 
 const usage = (m: string): GaxxError => usageError('spawn', m);
@@ -213,6 +213,8 @@ async function spawn({ flags, config, out, signal }: CommandContext): Promise<nu
       acceptNew: boolFlag(flags, 'accept-new'),
       connectDeadlineMs,
       powerOffAt: p.limits?.expiresAt,
+      // The agents refuse work signed before the fleet was created (the first spawn's, kept by --fill).
+      fleetSince: fleetSinceOf(store.state),
     }),
     agentPort: config.agent.port,
     clock: systemClock,

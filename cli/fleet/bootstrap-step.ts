@@ -64,6 +64,8 @@ export interface StepOptions {
   connectDeadlineMs?: number | undefined;
   /** The fleet's TTL deadline (ms epoch): cloud VMs power themselves off at it plus a margin. */
   powerOffAt?: number | undefined;
+  /** When the fleet was created (fleetSinceOf): the agents' --fleet-since. */
+  fleetSince?: number | undefined;
 }
 
 /** gaxx's known_hosts plus the user's (read only). */
@@ -106,6 +108,7 @@ async function sshBootstrap(
   }));
   const results = await bootstrapHosts(ssh, {
     fleet,
+    fleetSince: o.fleetSince,
     ca: FleetCa.open(config.paths.caDir),
     agentBundle: agentBundlePath(),
     operatorCreds: operatorCredentials(config.paths.operatorCertDir, config.paths.caDir),

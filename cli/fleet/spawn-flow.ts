@@ -6,7 +6,7 @@
  */
 import { GaxxError, isGaxxError, type ErrorCode } from '../../proto/index.js';
 import type { Clock, Instance, Provider } from '../providers/index.js';
-import { hostName, type FleetStore, type HostRecord } from '../state.js';
+import { fleetSinceOf, hostName, type FleetStore, type HostRecord } from '../state.js';
 import type { BootstrapStep, BootstrapTarget } from './bootstrap-step.js';
 import { deadInstanceState } from './instance-state.js';
 import { waitForAddress } from './wait-ready.js';
@@ -130,7 +130,10 @@ async function createOne(
   const data = ctx.provider.capabilities.userData ? await ctx.step.userData({ fleet, name }) : undefined;
   await store.setHost(index, { status: 'intent', id: undefined, error: undefined, hostKey: data?.hostPublicKey, agent: undefined, metrics: undefined });
   try {
-    const inst = await ctx.provider.create({ fleet, label: name, index, userData: data?.userData, ...opts }, { signal: ctx.signal });
+    const inst = await ctx.provider.create(
+      { fleet, label: name, index, userData: data?.userData, fleetSince: fleetSinceOf(store.state), ...opts },
+      { signal: ctx.signal },
+    );
     const price = inst.type ? await ctx.provider.pricePerHour(inst.type, { signal: ctx.signal }).catch(() => undefined) : undefined;
     const ssh = inst.ssh ? { ssh: { port: inst.ssh.port, user: inst.ssh.user, ...(inst.ssh.keyPath ? { keyPath: inst.ssh.keyPath } : {}) } } : {};
     await store.setHost(index, {

@@ -346,6 +346,8 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
     '--task-limits',
     JSON.stringify({ processes: LOCAL_TASK_PROCESSES }),
     ...taskHiddenArgs(o),
+    // It refuses work signed before its fleet was created: an earlier fleet's of the same name.
+    ...(req.fleetSince === undefined ? [] : ['--fleet-since', String(req.fleetSince)]),
     ...o.agentArgs,
   ];
   const child = spawn(process.execPath, args, {

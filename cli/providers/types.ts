@@ -69,6 +69,11 @@ export interface CreateRequest {
   index?: number | undefined;
   /** Public SSH keys to authorize for root where the API supports it. */
   sshKeys?: string[] | undefined;
+  /**
+   * When the fleet was created (Unix ms, fleetSinceOf): a provider that starts the agent itself
+   * (local) passes it as `--fleet-since`. Others ignore it (bootstrap passes it over SSH).
+   */
+  fleetSince?: number | undefined;
 }
 
 /** What a provider can actually do. */

@@ -29,6 +29,8 @@ import { issueCertDir } from '../helpers/pki.js';
 import { startTestHost, stopAllTestHosts, type TestHost } from '../helpers/test-host.js';
 
 const FLEET = 'inv';
+/** When the fleet was created: each agent is started with it (--fleet-since). */
+const FLEET_SINCE = Date.now();
 let dir: string;
 let ca: FleetCa;
 let operator: CertBundle;
@@ -56,6 +58,7 @@ async function targetsFromInventory(file: string, accept = false): Promise<Boots
 function options(controller: string) {
   return {
     fleet: FLEET,
+    fleetSince: FLEET_SINCE,
     ca,
     operatorCreds: operator,
     operatorPublicKey: key.publicKey,
@@ -123,10 +126,12 @@ describe('bootstrap of an SSH inventory', () => {
     }
   });
 
-  it('runs the agent as gx, and gx cannot sudo', async () => {
+  it("runs the agent as gx, with its fleet's creation time (--fleet-since), and gx cannot sudo", async () => {
     for (const h of hosts) {
       const ps = await h.sh("ps -eo user:16,args | grep '[g]axx-agent.mjs' | grep -v 'sh /opt' | awk '{print $1}' | sort -u");
       expect(ps.stdout.trim()).toBe('gx');
+      const args = await h.sh("ps -eo args | grep '[g]axx-agent.mjs' | grep -v 'sh /opt'");
+      expect(args.stdout.trim()).toMatch(new RegExp(` --fleet-since ${FLEET_SINCE}$`));
       const sudo = await h.exec(['sudo', '-n', 'true'], { user: 'gx' });
       expect(sudo.code).not.toBe(0);
       expect((await h.sh('sudo -l -U gx')).stdout).toContain('not allowed');

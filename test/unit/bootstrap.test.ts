@@ -4,7 +4,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { archMatches, cloudInitUserData, generateHostKey, layout, nftRuleset, nodeUsable, renderAgentUnit, SSHD_HARDENING } from '../../cli/bootstrap/index.js';
+import {
+  archMatches,
+  cloudInitUserData,
+  generateHostKey,
+  layout,
+  nftRuleset,
+  nodeUsable,
+  renderAgentUnit,
+  renderSupervisor,
+  SSHD_HARDENING,
+} from '../../cli/bootstrap/index.js';
 import { TTL_ENABLE_CMD, TTL_SERVICE_PATH, TTL_TIMER_PATH } from '../../cli/bootstrap/cloud-init.js';
 import { parseFacts } from '../../cli/bootstrap/host-scripts.js';
 import { parseInventory } from '../../cli/providers/ssh.js';
@@ -23,6 +33,9 @@ function hasSystemdAnalyze(): boolean {
     return false;
   }
 }
+
+/** The ExecStart command line of a unit. */
+const unitExecStart = (unit: string): string => (unit.split('\n').find((l) => l.startsWith('ExecStart=')) ?? '').slice('ExecStart='.length);
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -52,6 +65,15 @@ describe('agent unit', () => {
     expect(renderAgentUnit('/opt/gaxx/node/bin/node')).toContain(
       'ExecStart=/opt/gaxx/node/bin/node --use-openssl-ca --max-semi-space-size=2 --openssl-config=/opt/gaxx/agent/gaxx-openssl.cnf /opt/gaxx/agent/gaxx-agent.mjs',
     );
+  });
+
+  it("starts a fleet's agent with the fleet's creation time (--fleet-since), in the unit and the supervisor, so restarts keep it", () => {
+    expect(unitExecStart(renderAgentUnit('/usr/bin/node'))).not.toContain('--fleet-since');
+    expect(unitExecStart(renderAgentUnit('/usr/bin/node', 1_767_225_600_123))).toMatch(
+      / --audit-log \/var\/log\/gaxx\/audit\.log --fleet-since 1767225600123$/,
+    );
+    expect(renderSupervisor('/usr/bin/node', 1_767_225_600_123)).toContain("'--fleet-since' '1767225600123'");
+    expect(renderSupervisor('/usr/bin/node')).not.toContain('--fleet-since');
   });
 
   it.skipIf(!hasSystemdAnalyze())('passes systemd-analyze verify', () => {

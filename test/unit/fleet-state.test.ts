@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../cli/config.js';
 import { missingIndices } from '../../cli/fleet/spawn-flow.js';
 import { parseSecretsEnv, providerToken, readSecretsEnv, Secret } from '../../cli/secrets.js';
-import { assertFleetName, FleetStore, listFleets, readFleet, removeFleet } from '../../cli/state.js';
+import { assertFleetName, fleetSinceOf, FleetStore, listFleets, readFleet, removeFleet } from '../../cli/state.js';
 
 let dir: string;
 beforeEach(() => {
@@ -47,6 +47,18 @@ describe('fleet state', () => {
     for (const bad of ['', 'Web', '../x', 'a'.repeat(40), '-x', 'a b'])
       expect(() => assertFleetName(bad)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     expect(() => assertFleetName('web-2')).not.toThrow();
+  });
+
+  it("the fleet's agents get its creation time as --fleet-since: kept by the state, new for a fleet made again", async () => {
+    const first = FleetStore.create(dir, { fleet: 'web', provider: 'local', count: 1, minCount: 1, settings: {} }, new Date('2026-01-01T00:00:00.123Z'));
+    await first.setHost(0, { status: 'intent' });
+    expect(fleetSinceOf(first.state)).toBe(Date.parse('2026-01-01T00:00:00.123Z'));
+    // A --fill reads the state back: the same time.
+    expect(fleetSinceOf(readFleet(dir, 'web') as NonNullable<ReturnType<typeof readFleet>>)).toBe(Date.parse('2026-01-01T00:00:00.123Z'));
+    removeFleet(dir, 'web');
+    const again = FleetStore.create(dir, { fleet: 'web', provider: 'local', count: 1, minCount: 1, settings: {} });
+    expect(fleetSinceOf(again.state)).toBeGreaterThan(Date.parse('2026-01-01T00:00:00.123Z'));
+    expect(() => fleetSinceOf({ fleet: 'web', createdAt: 'yesterday' })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
   });
 
   it('missing indices are those without a created or ready host', () => {
