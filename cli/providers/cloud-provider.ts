@@ -5,6 +5,7 @@
  * on every API: create without ever making two instances for one request, get by id (404:
  * none), destroy after re-checking the fleet tag, and hourly prices loaded once per process.
  */
+import { isIP } from 'node:net';
 import type { z } from 'zod';
 import { ApiClient, type ApiRequest } from './api-client.js';
 import { systemClock, type Pacer } from './pacer.js';
@@ -27,8 +28,14 @@ export interface CloudInstanceFields {
 /** Addresses APIs report before one is assigned (Vultr: 0.0.0.0 and ::). */
 const PLACEHOLDER_ADDRESSES = new Set(['', '0.0.0.0', '::']);
 
-function address(a: string | null | undefined): string | undefined {
-  return a && !PLACEHOLDER_ADDRESSES.has(a) ? a : undefined;
+/**
+ * An address of `family` as the API reports it, or undefined: none yet (a placeholder), or a
+ * value that is no such address. What the API says lands in the fleet's state, known_hosts lines,
+ * agent addresses and `ssh`'s argv (`gaxx ssh`): a reply such as `-oProxyCommand=CMD` or one with
+ * a newline is never taken for an address.
+ */
+function address(a: string | null | undefined, family: 4 | 6): string | undefined {
+  return a && !PLACEHOLDER_ADDRESSES.has(a) && isIP(a) === family ? a : undefined;
 }
 
 /** Our record of a cloud instance: absent, null and placeholder values become undefined. */
@@ -39,8 +46,8 @@ export function cloudInstance(provider: string, f: CloudInstanceFields): Instanc
     label: f.label,
     tags: f.tags ?? [],
     status: f.status,
-    ipv4: address(f.ipv4),
-    ipv6: address(f.ipv6),
+    ipv4: address(f.ipv4, 4),
+    ipv6: address(f.ipv6, 6),
     region: f.region ?? undefined,
     type: f.type ?? undefined,
     createdAt: f.created ?? undefined,

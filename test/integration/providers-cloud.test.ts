@@ -76,6 +76,18 @@ describe.each(clouds)('$name provider against its fake API', (cloud) => {
     expect(await p.destroy('web', mine.id)).toBe('deleted');
   });
 
+  it('takes only real IP addresses from the API: an option or a line of its own is no address', async () => {
+    const { fake, p } = await world();
+    const tags = [fleetTag('web')];
+    const bad = ['-oProxyCommand=touch /tmp/gaxx-pwned', '127.0.0.1\n@cert-authority * ssh-ed25519 AAAA', 'host.example', '::1'];
+    const seeded = bad.map((ipv4, i) => fake.seed({ label: `gaxx-web-${i}`, tags, ipv4 }));
+    const good = fake.seed({ label: 'gaxx-web-9', tags, ipv4: '127.0.0.9' });
+    const listed = new Map((await p.list('web')).map((i) => [i.id, i]));
+    for (const s of seeded) expect(listed.get(s.id)?.ipv4, s.ipv4).toBeUndefined();
+    expect(listed.get(good.id)?.ipv4).toBe('127.0.0.9');
+    expect((await p.get(seeded[0]?.id as string))?.ipv4).toBeUndefined();
+  });
+
   it('a bad token is UNAUTHENTICATED and is not retried; the right one works', async () => {
     const { fake } = await world();
     const bad = cloud.provider(fake.url, 'wrong-token');
