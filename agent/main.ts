@@ -90,6 +90,8 @@ async function main(): Promise<void> {
       metricsPort: agent.metricsPort ?? null,
       profilingPort: agent.profilingPort ?? null,
       environment: config.environment,
+      // Signed work from before this moment is refused (SIGNED_BEFORE_FLEET): said, for whoever reads such a refusal.
+      ...(config.fleetSinceUnixMs !== undefined ? { fleetSince: new Date(config.fleetSinceUnixMs).toISOString() } : {}),
       // Descriptors it was started with, closed so that no task gets them (said here: a refused start prints one line).
       ...(inherited.length > 0 ? { inheritedFdsClosed: inherited } : {}),
     },

@@ -156,6 +156,8 @@ describe('signed work', () => {
       expect(r.error).toEqual({ status: 7, gaxxCode: 'SIGNED_BEFORE_FLEET' });
       expect(r.events).toHaveLength(0);
       expect(markers.ran(before)).toBe(false);
+      // Its start line says since when (for whoever reads such a refusal).
+      expect(fenced.stderr()).toContain(`"fleetSince":"${new Date(since).toISOString()}"`);
       expect(auditEvents(fenced.auditLog).filter((l) => l.event === 'exec_refused')).toContainEqual(
         expect.objectContaining({ code: 'SIGNED_BEFORE_FLEET', identity: 'scheduler sched', signedTask: `${old.runId}/t`, argv0: 'sh' }),
       );
