@@ -190,9 +190,12 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
       clearTimeout(timer);
       clearTimeout(killTimer);
       const lost = end?.lost;
-      // A stop asked for once the process was reaped (while its pipes drained) reached nothing:
-      // the task ended on its own, and is reported so. Its output cut stays said (truncated).
-      if (reason !== undefined && end?.drainedMs !== undefined && stoppedAt >= performance.now() - end.drainedMs) reason = undefined;
+      // A timeout, cancel or shutdown asked for once the process was reaped (while its pipes
+      // drained) reached nothing: the task ended on its own, and is reported so. Output past the
+      // cap is the task's however early it ended: that reason stays, as it does for a task that
+      // wrote it all before the agent read any (the order of the two is a race).
+      const late = end?.drainedMs !== undefined && stoppedAt >= performance.now() - end.drainedMs;
+      if (late && reason !== 'output_cap') reason = undefined;
       sink.exit({
         code: code ?? -1,
         signal: signal ?? '',

@@ -1,7 +1,9 @@
-// A stop the agent asks for (a timeout, Cancel, the output cap, its shutdown) once the task's
-// process was already reaped, while its pipes were still being drained (spawn-one.ts: a task that
-// passed its descriptors to another process), reached nothing: the task ended on its own and is
-// reported so, not `timeout`. A stop asked for before the process ended stays the task's reason.
+// A stop the agent asks for (a timeout, Cancel, its shutdown) once the task's process was already
+// reaped, while its pipes were still being drained (spawn-one.ts: a task that passed its
+// descriptors to another process), reached nothing: the task ended on its own and is reported so,
+// not `timeout`. A stop asked for before the process ended stays the task's reason, and so does
+// the output cap whenever the output past it is read (`yes | head -c 5000` may end before the
+// agent reads its first byte).
 // The runner here is a stand-in for the launcher that reports the task's end when the test says,
 // so the order of the two is exact; the real spawn's report (drainedMs) is checked below it.
 import { describe, expect, it } from 'vitest';
@@ -12,7 +14,7 @@ import type { SpawnEvents, TaskEnd } from '../../agent/exec/spawn-one.js';
 type Ended = Parameters<ExecSink['exit']>[0];
 
 /** A runner whose one task reports its end through the returned `end` (signals it was sent in `signals`). */
-function heldRunner(): { runner: TaskRunner; signals: string[]; end: (code: number, e: TaskEnd) => void } {
+function heldRunner(): { runner: TaskRunner; signals: string[]; end: (code: number, e: TaskEnd) => void; output: (data: Buffer) => void } {
   const signals: string[] = [];
   let ev: SpawnEvents | undefined;
   const runner: TaskRunner = {
@@ -24,7 +26,7 @@ function heldRunner(): { runner: TaskRunner; signals: string[]; end: (code: numb
     prepare: () => undefined,
     close: () => undefined,
   };
-  return { runner, signals, end: (code, e) => ev?.exit(code, null, e) };
+  return { runner, signals, end: (code, e) => ev?.exit(code, null, e), output: (data) => ev?.output('stdout', data) };
 }
 
 function spec(runner: TaskRunner, timeoutMs: number): ExecSpec {
@@ -73,6 +75,16 @@ describe('a stop asked for after the task ended', () => {
     b.kill('cancelled');
     early.end(1, { drainedMs: 0 });
     expect(await b.ended).toMatchObject({ code: 1, reason: 'cancelled' });
+  });
+
+  it('output past the cap read after the process ended is still the reason: the output was cut', async () => {
+    const r = heldRunner();
+    const t0 = performance.now();
+    const s = { ...spec(r.runner, 60_000), outputCapBytes: 1024 };
+    const { ended } = run(s);
+    r.output(Buffer.alloc(5000, 0x79));
+    r.end(0, { drainedMs: performance.now() - t0 + 1 });
+    expect(await ended).toMatchObject({ code: 0, reason: 'output_cap', truncated: true, stdoutBytes: 1024 });
   });
 
   it('the real spawn reports how long before its end report the process was reaped', async () => {
