@@ -18,7 +18,8 @@ export const DEFAULT_SIGNED_TTL_MS = 24 * 3600 * 1000;
 /** The signature block a job carries in Redis. */
 export const SignedBlockSchema = z
   .object({
-    v: z.literal(2),
+    // A job of a gaxx that signs another version (v1 had no signing time) is refused saying so.
+    v: z.literal(2, { errorMap: () => ({ message: 'signed by a gaxx of another version (this one signs v2): enqueue the run again with this version' }) }),
     expiresAtUnixMs: z.number().int().positive(),
     /** When the operator signed (this controller's clock); agents of a fleet created later refuse it. */
     signedAtUnixMs: z.number().int().positive(),

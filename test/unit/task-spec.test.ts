@@ -72,6 +72,9 @@ describe('TaskSpec validation', () => {
   it('validates job data read back from redis', () => {
     expect(parseTaskSpec({ ...task(), runId: 'r1' }).runId).toBe('r1');
     expect(refusal(() => parseTaskSpec({ ...task(), runId: 5 })).code).toBe('INVALID_ARGUMENT');
+    // A job signed by an older gaxx (v1: no signing time) says so, not only which field differs.
+    const v1 = { v: 1, expiresAtUnixMs: Date.now() + 60_000, stdinSha256: 'a'.repeat(64), signature: 'AAAA', signerCertPem: 'x' };
+    expect(() => parseTaskSpec({ ...task(), runId: 'r1', signed: v1 })).toThrow(/signed\.v: signed by a gaxx of another version .*enqueue the run again/);
   });
 });
 
