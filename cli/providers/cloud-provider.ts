@@ -25,8 +25,8 @@ export interface CloudInstanceFields {
   created: string | null | undefined;
 }
 
-/** Addresses APIs report before one is assigned (Vultr: 0.0.0.0 and ::). */
-const PLACEHOLDER_ADDRESSES = new Set(['', '0.0.0.0', '::']);
+/** Addresses APIs report before one is assigned (Vultr: 0.0.0.0 and ::); an empty one is no IP address. */
+const PLACEHOLDER_ADDRESSES = new Set(['0.0.0.0', '::']);
 
 /**
  * An address of `family` as the API reports it, or undefined: none yet (a placeholder), or a

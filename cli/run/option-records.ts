@@ -13,13 +13,13 @@
  */
 import { getopt } from './getopt.js';
 import { PYTHON } from './interpreter-code.js';
-import { SHELL, shellScriptAt } from './shell-code.js';
+import { programOf, shellScriptAt } from './shell-code.js';
 
 /** Where words after `at` start that the program at argv[at] takes as its arguments, no option (a shell's -c script's, python -c's). */
 function argumentsFrom(argv: readonly string[], at: number): number | undefined {
-  const name = (argv[at] ?? '').split('/').pop() ?? '';
-  if (SHELL.test(name)) return shellScriptAt(argv, at)?.args;
-  if (/^(?:python|pypy)[\d.]*$/.test(name)) {
+  const { program, shell } = programOf(argv[at] ?? '');
+  if (shell) return shellScriptAt(argv, at)?.args;
+  if (program === 'python' || program === 'pypy') {
     const read = getopt(argv, at, PYTHON);
     return read.seen.has('-c') || read.seen.has('-m') ? read.operand : undefined;
   }

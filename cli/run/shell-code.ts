@@ -26,7 +26,7 @@ import { getopt, optionCode, type Getopt, type Reader } from './getopt.js';
 import { INTERPRETERS, OPERAND_INTERPRETERS } from './interpreter-code.js';
 
 /** Shells by basename, a version suffix too (`bash5`, `ksh93`). */
-export const SHELL = /^(?:sh|bash|rbash|dash|ash|zsh|ksh|mksh|lksh|pdksh|oksh|rksh|yash|posh|fish|csh|tcsh)(?:-?[\d.]+)?$/;
+const SHELL = /^(?:sh|bash|rbash|dash|ash|zsh|ksh|mksh|lksh|pdksh|oksh|rksh|yash|posh|fish|csh|tcsh)(?:-?[\d.]+)?$/;
 /** Shell options that take the next word as their argument (`-o pipefail`, `--rcfile FILE`). */
 const SHELL_OPTIONS_WITH_ARGUMENT = /^[-+][A-Za-z]*[oO]$|^--(rcfile|init-file)$/;
 
@@ -150,6 +150,15 @@ const BY_POSITION = new Set(['watch', ...OPERAND_INTERPRETERS.keys()]);
 const VERSION = /-?[\d.]+$/;
 
 /**
+ * The program the word `word` names: `program`, its basename without a version suffix (the key
+ * of the readers: `python3.11` is python), and whether it is a shell (SHELL, by its basename).
+ */
+export function programOf(word: string): { program: string; shell: boolean } {
+  const name = word.split('/').pop() ?? '';
+  return { program: name.replace(VERSION, ''), shell: SHELL.test(name) };
+}
+
+/**
  * Every word of argv that some program in it runs as code (or, for `env -S`, splits into words):
  * a shell's -c script, the command of `flock -c`, `script -c`, `su -c`, `runuser -c`, the command
  * words of `watch`, the string of `env -S`, an interpreter's code (`python3 -c`, `perl -e`, awk's
@@ -157,9 +166,8 @@ const VERSION = /-?[\d.]+$/;
  */
 export function shellCode(argv: readonly string[]): string[] {
   return argv.flatMap((a, i) => {
-    const name = a.split('/').pop() ?? '';
-    const program = name.replace(VERSION, '');
-    const reader = SHELL.test(name) ? shellScript : RUNNERS.get(program);
+    const { program, shell } = programOf(a);
+    const reader = shell ? shellScript : RUNNERS.get(program);
     if (BY_POSITION.has(program) && !commandPosition(argv, i)) return [];
     return reader ? reader(argv, i) : [];
   });
