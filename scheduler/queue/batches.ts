@@ -7,10 +7,29 @@ import { raceAbort } from '../../proto/index.js';
 /** Pulls batches from an async iterator; an item being awaited is kept for the next batch. */
 export class BatchPuller<T> {
   private pending: Promise<IteratorResult<T>> | undefined;
-  /** True once the source is exhausted. */
+  /**
+   * True once the source is exhausted: as soon as a read finds its end, also one that no take()
+   * is waiting for any more (the read-ahead below, whose wait is short): a run whose window is
+   * full knows its input whole once the end is read, however long that read took.
+   */
   ended = false;
 
   constructor(private readonly it: AsyncIterator<T>) {}
+
+  /** The read in flight, started if there is none; its end marks the source ended when it comes. */
+  private read(): Promise<IteratorResult<T>> {
+    if (!this.pending) {
+      const p = this.it.next();
+      this.pending = p;
+      p.then(
+        (r) => {
+          if (r.done) this.ended = true;
+        },
+        () => undefined,
+      );
+    }
+    return this.pending;
+  }
 
   /**
    * Up to `max` items: waits for the first (or until `stop` aborts), then takes more while they
@@ -21,10 +40,10 @@ export class BatchPuller<T> {
     // The batch ends idleMs after its first item, however many come meanwhile.
     let lateAt = Infinity;
     while (out.length < max && !this.ended && !stop?.aborted) {
-      this.pending ??= this.it.next();
+      const pending = this.read();
       if (out.length === 1 && lateAt === Infinity) lateAt = Date.now() + idleMs;
       // A wait of its own per item (proto/race.ts), not a race against one promise for the batch.
-      const r = await raceAbort(this.pending, [stop], lateAt === Infinity ? undefined : Math.max(0, lateAt - Date.now()));
+      const r = await raceAbort(pending, [stop], lateAt === Infinity ? undefined : Math.max(0, lateAt - Date.now()));
       if (r === 'stop' || r === 'tick') break;
       this.pending = undefined;
       if (r.done) this.ended = true;
@@ -32,14 +51,11 @@ export class BatchPuller<T> {
     }
     // A full batch: does the source end right after it? (An item that comes stays for the next
     // batch.) A run whose input fills one window exactly then knows its size even if it ends
-    // before a slot frees for another take (its wait timed out, Redis went away).
+    // before a slot frees for another take (its wait timed out, Redis went away): the read goes
+    // on after this short wait, and marks the source ended when it finds the end (read()).
     if (out.length === max && !this.ended && !stop?.aborted) {
-      this.pending ??= this.it.next();
-      const r = await raceAbort(this.pending, [stop], idleMs);
-      if (r !== 'stop' && r !== 'tick' && r.done) {
-        this.pending = undefined;
-        this.ended = true;
-      }
+      const r = await raceAbort(this.read(), [stop], idleMs);
+      if (r !== 'stop' && r !== 'tick' && r.done) this.pending = undefined;
     }
     return out;
   }

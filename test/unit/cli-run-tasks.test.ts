@@ -1,6 +1,6 @@
 // gaxx run --tasks building blocks: template, record reader, record checks, batch puller, results-dir names, summary, progress, plan.
 import { Readable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { planRun, DEFAULT_WINDOW } from '../../cli/run/plan.js';
 import { progressText } from '../../cli/run/progress.js';
@@ -576,6 +576,24 @@ describe('batch puller', () => {
     release();
     expect(await p.take(5, 50)).toEqual([1]);
     expect(p.ended).toBe(true);
+  });
+
+  it('after a full batch, a source whose end comes later than the short wait for it is known ended when it comes, with no take waiting', async () => {
+    // A run whose input fills its window exactly takes no more until a slot frees, which may be
+    // never (its wait times out): the end read on a slow machine must still count.
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    async function* gen(): AsyncGenerator<number> {
+      yield 0;
+      yield 1;
+      await gate;
+    }
+    const p = new BatchPuller(gen());
+    expect(await p.take(2, 5)).toEqual([0, 1]);
+    expect(p.ended).toBe(false);
+    release();
+    await vi.waitFor(() => expect(p.ended).toBe(true));
+    expect(await p.take(2, 5)).toEqual([]);
   });
 
   it('returns a partial batch when the source is slow, keeping the pending item for the next', async () => {
