@@ -33,8 +33,8 @@ export const command: Command = {
     'nothing and are logged). Every',
     'flag has a GAXX_SCHEDULER_* variable and a `scheduler` key in',
     'the config file. Logs are JSON lines on stderr (--log-level). It also collects the registered',
-    "fleets' agent metrics and serves the dashboard and their /metrics on --ui-listen (default",
-    '127.0.0.1:9090; `gaxx ui` prints its URL with the token).',
+    "fleets' agent metrics while someone watches and serves the dashboard and their /metrics on",
+    '--ui-listen (default 127.0.0.1:9090; `gaxx ui` prints its URL with the token).',
   ].join('\n'),
   flags: {
     ...scopedFlags('scheduler'),

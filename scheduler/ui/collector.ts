@@ -59,6 +59,11 @@ export interface CollectorOptions {
   /** Called after each round. */
   onRound?: (states: AgentState[]) => void;
   onError?: (e: Error) => void;
+  /**
+   * Whether anyone still wants the rounds, asked as each round ends (default: always): while it
+   * says no, no round is scheduled (the collector idles, its connections kept) until wake().
+   */
+  wanted?: () => boolean;
 }
 
 const expectOf = (t: MonitorTarget): AgentExpectation | undefined => (t.fleet ? { fleet: t.fleet, host: t.host } : undefined);
@@ -84,6 +89,8 @@ export class Collector {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** No round scheduled: the last one ended with nobody wanting more (CollectorOptions.wanted). */
+  private idle = false;
   private rounds = 0;
   readonly intervalMs: number;
 
@@ -115,18 +122,39 @@ export class Collector {
     l.https.destroy();
   }
 
-  /** Runs a first round now, then one per interval. */
+  /** Runs a first round now, then one per interval, while wanted (CollectorOptions.wanted); else idles until wake(). */
   start(): void {
-    const tick = (): void => {
-      if (this.stopped) return;
-      this.running = this.round()
-        .then(() => undefined)
-        .catch((e: Error) => this.opts.onError?.(e))
-        .finally(() => {
-          if (!this.stopped) this.timer = setTimeout(tick, this.intervalMs);
-        });
-    };
-    tick();
+    if (this.opts.wanted?.() === false) this.idle = true;
+    else this.tick();
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.running = this.round()
+      .then(() => undefined)
+      .catch((e: Error) => this.opts.onError?.(e))
+      .finally(() => {
+        if (this.stopped) return;
+        if (this.opts.wanted?.() === false) this.idle = true;
+        else this.timer = setTimeout(() => this.tick(), this.intervalMs);
+      });
+  }
+
+  /** Whether the collector idles: its states are those of its last round, however old. */
+  get idling(): boolean {
+    return this.idle;
+  }
+
+  /**
+   * Rounds again at once when the collector idles, and resolves when that round has ended (its
+   * calls have deadlines); at once when rounds go on anyway (their states are at most an
+   * interval old) or it has stopped.
+   */
+  async wake(): Promise<void> {
+    if (!this.idle || this.stopped) return;
+    this.idle = false;
+    this.tick();
+    await this.running;
   }
 
   /** One round over every target; resolves when all answered or timed out. */

@@ -13,6 +13,7 @@ import type { CertBundle } from '../../certs/index.js';
 import { compareText, formatHostPort } from '../../proto/index.js';
 import type { BreakerState } from '../dispatch/breaker.js';
 import { requestCancel } from '../queue/cancel.js';
+import { bounded } from '../queue/run.js';
 import type { WorkerLog } from '../dispatch/worker.js';
 import { loadAssets, type Asset } from './assets.js';
 import { Collector, type AgentState } from './collector.js';
@@ -49,8 +50,23 @@ export interface DashboardOptions {
   scrapeIntervalMs?: number;
   /** How often runs and queue are read and changes pushed (default 1 s). */
   tickMs?: number;
+  /**
+   * How long after its last request (the page, its event stream, the API, /metrics) the
+   * dashboard goes on collecting with nobody watching (default WATCH_MS): then the collector's
+   * rounds and the runs' reads pause until the next request. It starts paused.
+   */
+  watchMs?: number;
   log: WorkerLog;
 }
+
+/**
+ * How long the dashboard collects after its last request (DashboardOptions.watchMs): longer
+ * than a Prometheus scrape interval (15 s to 1 min) and a page's reconnects. Nobody watching, a
+ * daemon's collection would cost every agent of every registered fleet an Info call and a scrape
+ * each interval (~4-9 ms of its CPU each here), and the daemon and Redis a read of the runs
+ * every second, for nothing: on a local fleet, that CPU was taken from the fleet's tasks.
+ */
+export const WATCH_MS = 120_000;
 
 /** What the page shows of an agent. */
 export interface AgentView {
@@ -86,6 +102,10 @@ export class Dashboard {
   private ticking = false;
   /** Agent address -> host name, refreshed each collector round. */
   private hostByAddress = new Map<string, string>();
+  /** When the dashboard last had a request: none yet, it starts idle. */
+  private askedAt = -Infinity;
+  /** The last tick found nobody watching: runs, queue and limits are as it left them. */
+  private tickIdle = false;
 
   private constructor(
     private readonly opts: DashboardOptions,
@@ -104,7 +124,24 @@ export class Dashboard {
         this.pushAgents();
       },
       onError: (e) => opts.log.warn({ component: 'ui', err: e.message }, 'collector round failed'),
+      wanted: () => this.watched(),
     });
+  }
+
+  /** An event stream is open, or a request came within watchMs. */
+  private watched(): boolean {
+    return this.hub.size > 0 || Date.now() - this.askedAt < (this.opts.watchMs ?? WATCH_MS);
+  }
+
+  /**
+   * A request: collection goes on (or again, at once, after a pause) for watchMs. Resolves once
+   * what a pause left old is fresh again (a round, a tick), at most an interval later.
+   */
+  private async asked(): Promise<void> {
+    this.askedAt = Date.now();
+    const ticks = this.tickIdle;
+    this.tickIdle = false;
+    await bounded(Promise.all([this.collector.wake(), ticks ? this.tick() : undefined]), this.collector.intervalMs);
   }
 
   /** Listens, then starts collecting; CONFIG_INVALID for a non-loopback address without TLS. */
@@ -183,6 +220,10 @@ export class Dashboard {
 
   private async tick(): Promise<void> {
     if (this.ticking) return;
+    if (!this.watched()) {
+      this.tickIdle = true;
+      return;
+    }
     this.ticking = true;
     try {
       const changed = (await this.runs?.tick()) ?? [];
@@ -214,16 +255,22 @@ export class Dashboard {
     if (authed.viaQuery) headers['set-cookie'] = tokenCookie(this.token, Boolean(this.opts.tls));
     if (req.method === 'POST') return void this.post(path, req, res, headers);
     if (req.method !== 'GET' && req.method !== 'HEAD') return void res.writeHead(405, headers).end();
+    // Collection resumes with any request; those that answer with what it collected wait for it
+    // to be fresh. An event stream gets the updates as they come.
+    const fresh = this.asked();
     if (path === '/metrics') {
-      this.exposition().then(
-        (body) => res.writeHead(200, { ...headers, 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(body),
-        () => res.writeHead(500, headers).end(),
-      );
+      fresh
+        .then(() => this.exposition())
+        .then(
+          (body) => res.writeHead(200, { ...headers, 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(body),
+          () => res.writeHead(500, headers).end(),
+        );
       return;
     }
     const fleets = requestedFleets(authed.url);
     if (path === '/events') return void this.hub.add(req, res, headers, () => this.snapshotEvents(), fleets && fleetsView(fleets));
-    if (path === '/api/state') return void res.writeHead(200, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify(this.snapshot(fleets)));
+    if (path === '/api/state')
+      return void fresh.then(() => res.writeHead(200, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify(this.snapshot(fleets))));
     const asset = this.assets.get(path === '/' ? '/index.html' : path);
     if (!asset) return void res.writeHead(404, headers).end();
     res.writeHead(200, { ...headers, 'content-type': asset.type }).end(asset.body);
