@@ -133,7 +133,7 @@ function escapes(m: string, then: string): string {
     `(sh -c "sleep ${m} >/dev/null 2>&1 &" &)`,
     `setsid sh -c 'trap "" HUP TERM; exec sleep ${m}' </dev/null >/dev/null 2>&1 &`,
     'echo ready',
-    'i=0; while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done',
+    'i=0; while [ ! -e go ] && [ $i -lt 1000 ]; do sleep 0.05; i=$((i+1)); done',
     then,
   ].join('\n');
 }
@@ -151,10 +151,12 @@ async function escapeRun(
   const taskId = `esc-${++n}`;
   let seen = 0;
   let counted: Promise<void> | undefined;
-  const r = await execCollect(op.agent, { taskId, argv: ['/bin/sh', '-c', escapes(m, then)], timeoutMs: 20_000, ...extra }, (ev) => {
+  // Bounds for a loaded machine, where four forks in a sandbox took over 10 s: the task's
+  // deadline leaves room for the count (its wait for `go` is bounded in the script too).
+  const r = await execCollect(op.agent, { taskId, argv: ['/bin/sh', '-c', escapes(m, then)], timeoutMs: 60_000, ...extra }, (ev) => {
     if (!ev.stdout?.toString().includes('ready') || counted) return;
     counted = (async () => {
-      await vi.waitFor(() => expect(pidsWith(m).length).toBeGreaterThanOrEqual(4), { timeout: 10_000, interval: 20 }).catch(() => undefined);
+      await vi.waitFor(() => expect(pidsWith(m).length).toBeGreaterThanOrEqual(4), { timeout: 45_000, interval: 20 }).catch(() => undefined);
       seen = pidsWith(m).length;
       writeFileSync(join(agent.dataDir, 'tasks', taskId, 'go'), '');
       onReady?.(taskId);
@@ -346,7 +348,7 @@ describe('the agent killed with -9', () => {
       if (!ev.stdout?.toString().includes('ready') || killed) return;
       // As in escapeRun: the escapees may start a moment after the task says ready.
       killed = (async () => {
-        await vi.waitFor(() => expect(pidsWith(m).length).toBeGreaterThanOrEqual(4), { timeout: 10_000, interval: 20 }).catch(() => undefined);
+        await vi.waitFor(() => expect(pidsWith(m).length).toBeGreaterThanOrEqual(4), { timeout: 45_000, interval: 20 }).catch(() => undefined);
         seen = pidsWith(m).length;
         victim.kill('SIGKILL');
       })();
