@@ -67,6 +67,8 @@ export interface DashboardOptions {
  * every second, for nothing: on a local fleet, that CPU was taken from the fleet's tasks.
  */
 export const WATCH_MS = 120_000;
+/** The longest a request that resumes collection waits for the fresh round (each look at an agent has a deadline of 4 s at most). */
+const FRESH_WAIT_MS = 5000;
 
 /** What the page shows of an agent. */
 export interface AgentView {
@@ -135,13 +137,14 @@ export class Dashboard {
 
   /**
    * A request: collection goes on (or again, at once, after a pause) for watchMs. Resolves once
-   * what a pause left old is fresh again (a round, a tick), at most an interval later.
+   * what a pause left old is fresh again (a round, a tick), at most FRESH_WAIT_MS (or an
+   * interval, when shorter) later: a scrape's own timeout (Prometheus: 10 s) must not run out.
    */
   private async asked(): Promise<void> {
     this.askedAt = Date.now();
     const ticks = this.tickIdle;
     this.tickIdle = false;
-    await bounded(Promise.all([this.collector.wake(), ticks ? this.tick() : undefined]), this.collector.intervalMs);
+    await bounded(Promise.all([this.collector.wake(), ticks ? this.tick() : undefined]), Math.min(this.collector.intervalMs, FRESH_WAIT_MS));
   }
 
   /** Listens, then starts collecting; CONFIG_INVALID for a non-loopback address without TLS. */
