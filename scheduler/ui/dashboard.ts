@@ -1,6 +1,7 @@
 /**
  * The local metrics collection and dashboard (default 127.0.0.1:9090): the collector's rounds,
- * the run tracker's ticks and the HTTP side put together. `/metrics` for Prometheus; `/` the
+ * the run tracker's ticks and the HTTP side put together, the first two only while someone
+ * watches (WATCH_MS). `/metrics` for Prometheus; `/` the
  * page; `/events` server-sent events with what changed (agents, runs, queue depth) at most once
  * per tick; `/api/state` the whole picture; `POST /api/runs/<id>/cancel` cancels a run. The
  * page, its events and `/api/state` take `?fleet=a,b` to watch only those fleets (fleet-view.ts).
@@ -147,7 +148,7 @@ export class Dashboard {
     await bounded(Promise.all([this.collector.wake(), ticks ? this.tick() : undefined]), Math.min(this.collector.intervalMs, FRESH_WAIT_MS));
   }
 
-  /** Listens, then starts collecting; CONFIG_INVALID for a non-loopback address without TLS. */
+  /** Listens, collecting from the first request on (watched()); CONFIG_INVALID for a non-loopback address without TLS. */
   static async start(opts: DashboardOptions): Promise<Dashboard> {
     const token = opts.token ?? newToken();
     const assets = loadAssets();
