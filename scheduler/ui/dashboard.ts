@@ -11,10 +11,9 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { SecureContextOptions } from 'node:tls';
 import type { Cluster, Redis } from 'ioredis';
 import type { CertBundle } from '../../certs/index.js';
-import { compareText, formatHostPort } from '../../proto/index.js';
+import { compareText, formatHostPort, raceAbort } from '../../proto/index.js';
 import type { BreakerState } from '../dispatch/breaker.js';
 import { requestCancel } from '../queue/cancel.js';
-import { bounded } from '../queue/run.js';
 import type { WorkerLog } from '../dispatch/worker.js';
 import { loadAssets, type Asset } from './assets.js';
 import { Collector, type AgentState } from './collector.js';
@@ -145,7 +144,8 @@ export class Dashboard {
     this.askedAt = Date.now();
     const ticks = this.tickIdle;
     this.tickIdle = false;
-    await bounded(Promise.all([this.collector.wake(), ticks ? this.tick() : undefined]), Math.min(this.collector.intervalMs, FRESH_WAIT_MS));
+    const fresh = Promise.all([this.collector.wake(), ticks ? this.tick() : undefined]).catch(() => undefined);
+    await raceAbort(fresh, [], Math.min(this.collector.intervalMs, FRESH_WAIT_MS));
   }
 
   /** Listens, collecting from the first request on (watched()); CONFIG_INVALID for a non-loopback address without TLS. */
