@@ -151,7 +151,7 @@ async function escapeRun(
   const taskId = `esc-${++n}`;
   let seen = 0;
   let counted: Promise<void> | undefined;
-  // Bounds for a loaded machine, where four forks in a sandbox took over 10 s: the task's
+  // Bounds for a loaded machine, where a count after 10 s found three of the four: the task's
   // deadline leaves room for the count (its wait for `go` is bounded in the script too).
   const r = await execCollect(op.agent, { taskId, argv: ['/bin/sh', '-c', escapes(m, then)], timeoutMs: 60_000, ...extra }, (ev) => {
     if (!ev.stdout?.toString().includes('ready') || counted) return;
