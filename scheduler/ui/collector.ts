@@ -91,6 +91,8 @@ export class Collector {
   private stopped = false;
   /** No round scheduled: the last one ended with nobody wanting more (CollectorOptions.wanted). */
   private idle = false;
+  /** The round the last wake() started (settled once it ended). */
+  private woken: Promise<void> | undefined;
   private rounds = 0;
   readonly intervalMs: number;
 
@@ -147,14 +149,16 @@ export class Collector {
 
   /**
    * Rounds again at once when the collector idles, and resolves when that round has ended (its
-   * calls have deadlines); at once when rounds go on anyway (their states are at most an
-   * interval old) or it has stopped.
+   * calls have deadlines), for every caller that comes while it runs; at once when rounds went
+   * on anyway (their states are at most an interval old) or it has stopped.
    */
   async wake(): Promise<void> {
-    if (!this.idle || this.stopped) return;
-    this.idle = false;
-    this.tick();
-    await this.running;
+    if (this.idle && !this.stopped) {
+      this.idle = false;
+      this.tick();
+      this.woken = this.running;
+    }
+    await this.woken;
   }
 
   /** One round over every target; resolves when all answered or timed out. */

@@ -61,6 +61,37 @@ describe('collector', () => {
     expect(rounds).toBe(5);
     await c.stop();
   });
+
+  it('has every caller that wakes it while its round runs wait for that round', async () => {
+    let release: () => void = () => undefined;
+    let rounds = 0;
+    const c = new Collector({
+      creds,
+      intervalMs: 60_000,
+      targets: async (): Promise<MonitorTarget[]> => {
+        rounds++;
+        if (rounds === 1) await new Promise<void>((r) => (release = r));
+        return [];
+      },
+      wanted: () => false,
+    });
+    // Not wanted at its start: no round until woken.
+    c.start();
+    expect(c.idling).toBe(true);
+    expect(rounds).toBe(0);
+    const woken: string[] = [];
+    const first = c.wake().then(() => woken.push('first'));
+    const second = c.wake().then(() => woken.push('second'));
+    await vi.waitFor(() => expect(rounds).toBe(1));
+    // Neither answers while the round runs.
+    await new Promise((r) => setImmediate(r));
+    expect(woken).toEqual([]);
+    release();
+    await Promise.all([first, second]);
+    expect(woken.sort()).toEqual(['first', 'second']);
+    expect(rounds).toBe(1);
+    await c.stop();
+  });
 });
 
 function get(port: number, path: string, stream = false): Promise<{ status: number; close: () => void }> {
