@@ -108,6 +108,8 @@ export class Dashboard {
   private askedAt = -Infinity;
   /** The last tick found nobody watching: runs, queue and limits are as it left them. */
   private tickIdle = false;
+  /** The tick the last resume started (settled once it ended). */
+  private resumed: Promise<void> | undefined;
 
   private constructor(
     private readonly opts: DashboardOptions,
@@ -142,9 +144,12 @@ export class Dashboard {
    */
   private async asked(): Promise<void> {
     this.askedAt = Date.now();
-    const ticks = this.tickIdle;
-    this.tickIdle = false;
-    const fresh = Promise.all([this.collector.wake(), ticks ? this.tick() : undefined]).catch(() => undefined);
+    // The tick that catches up after a pause, which every request that comes while it runs waits for.
+    if (this.tickIdle) {
+      this.tickIdle = false;
+      this.resumed = this.tick();
+    }
+    const fresh = Promise.all([this.collector.wake(), this.resumed]).catch(() => undefined);
     await raceAbort(fresh, [], Math.min(this.collector.intervalMs, FRESH_WAIT_MS));
   }
 

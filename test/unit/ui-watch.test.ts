@@ -94,6 +94,46 @@ describe('collector', () => {
   });
 });
 
+describe('dashboard resumed by requests that come together', () => {
+  it('has each of them wait for the reads that catch up after the pause', async () => {
+    let release: () => void = () => undefined;
+    let depths = 0;
+    const dash = await Dashboard.start({
+      listen: '127.0.0.1:0',
+      creds,
+      targets: async () => [],
+      depth: async () => {
+        depths++;
+        await new Promise<void>((r) => (release = r));
+        return { test: depths };
+      },
+      scrapeIntervalMs: 5000,
+      tickMs: 20,
+      watchMs: 60_000,
+      log: quiet,
+    });
+    try {
+      // What a request does first (the HTTP side's own order of two requests is not the test's to set).
+      const asked = (): Promise<void> => (dash as unknown as { asked(): Promise<void> }).asked();
+      // Paused from the start: its first tick found nobody watching.
+      await vi.waitFor(() => expect((dash as unknown as { tickIdle: boolean }).tickIdle).toBe(true), { timeout: 30_000, interval: 20 });
+      const settled: string[] = [];
+      const first = asked().then(() => settled.push('first'));
+      const second = asked().then(() => settled.push('second'));
+      await vi.waitFor(() => expect(depths).toBe(1));
+      await new Promise((r) => setImmediate(r));
+      expect(settled).toEqual([]);
+      release();
+      await Promise.all([first, second]);
+      expect(settled.sort()).toEqual(['first', 'second']);
+      expect(dash.snapshot().queue).toEqual({ test: 1 });
+    } finally {
+      release();
+      await dash.stop();
+    }
+  });
+});
+
 function get(port: number, path: string, stream = false): Promise<{ status: number; close: () => void }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path }, (res) => {
