@@ -205,6 +205,8 @@ async function spawn({ flags, config, out, signal }: CommandContext): Promise<nu
         settings: p.settings,
         ...(p.limits ? { limits: p.limits } : {}),
       });
+  // The agents refuse work signed before the fleet was created (the first spawn's, kept by --fill).
+  const fleetSince = fleetSinceOf(store.state);
   const ctx: SpawnContext = {
     provider,
     store,
@@ -213,9 +215,9 @@ async function spawn({ flags, config, out, signal }: CommandContext): Promise<nu
       acceptNew: boolFlag(flags, 'accept-new'),
       connectDeadlineMs,
       powerOffAt: p.limits?.expiresAt,
-      // The agents refuse work signed before the fleet was created (the first spawn's, kept by --fill).
-      fleetSince: fleetSinceOf(store.state),
+      fleetSince,
     }),
+    fleetSince,
     agentPort: config.agent.port,
     clock: systemClock,
     signal,

@@ -6,7 +6,7 @@
  */
 import { GaxxError, isGaxxError, type ErrorCode } from '../../proto/index.js';
 import type { Clock, Instance, Provider } from '../providers/index.js';
-import { fleetSinceOf, hostName, type FleetStore, type HostRecord } from '../state.js';
+import { hostName, type FleetStore, type HostRecord } from '../state.js';
 import type { BootstrapStep, BootstrapTarget } from './bootstrap-step.js';
 import { deadInstanceState } from './instance-state.js';
 import { waitForAddress } from './wait-ready.js';
@@ -22,6 +22,11 @@ export interface SpawnContext {
   agentPort: number;
   /** One progress line per event (stderr). */
   progress: (line: string) => void;
+  /**
+   * When the fleet was created (fleetSinceOf of its state: the first spawn's, kept by --fill):
+   * its agents refuse work signed before it, an earlier fleet's of the same name.
+   */
+  fleetSince: number;
 }
 
 /** What a run did per host. */
@@ -131,7 +136,7 @@ async function createOne(
   await store.setHost(index, { status: 'intent', id: undefined, error: undefined, hostKey: data?.hostPublicKey, agent: undefined, metrics: undefined });
   try {
     const inst = await ctx.provider.create(
-      { fleet, label: name, index, userData: data?.userData, fleetSince: fleetSinceOf(store.state), ...opts },
+      { fleet, label: name, index, userData: data?.userData, fleetSince: ctx.fleetSince, ...opts },
       { signal: ctx.signal },
     );
     const price = inst.type ? await ctx.provider.pricePerHour(inst.type, { signal: ctx.signal }).catch(() => undefined) : undefined;
