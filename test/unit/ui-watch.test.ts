@@ -18,6 +18,22 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/**
+ * Calls `call` twice at once: neither settles while what both wait for runs (once `running()`
+ * says it started), both do once `release()` ends it.
+ */
+async function expectBothWait(call: () => Promise<unknown>, running: () => boolean, release: () => void): Promise<void> {
+  const settled: string[] = [];
+  const first = call().then(() => settled.push('first'));
+  const second = call().then(() => settled.push('second'));
+  await vi.waitFor(() => expect(running()).toBe(true));
+  await new Promise((r) => setImmediate(r));
+  expect(settled).toEqual([]);
+  release();
+  await Promise.all([first, second]);
+  expect(settled.sort()).toEqual(['first', 'second']);
+}
+
 describe('collector', () => {
   it('schedules no round once nobody wants one, and rounds again at once when woken', async () => {
     vi.useFakeTimers();
@@ -79,16 +95,11 @@ describe('collector', () => {
     c.start();
     expect(c.idling).toBe(true);
     expect(rounds).toBe(0);
-    const woken: string[] = [];
-    const first = c.wake().then(() => woken.push('first'));
-    const second = c.wake().then(() => woken.push('second'));
-    await vi.waitFor(() => expect(rounds).toBe(1));
-    // Neither answers while the round runs.
-    await new Promise((r) => setImmediate(r));
-    expect(woken).toEqual([]);
-    release();
-    await Promise.all([first, second]);
-    expect(woken.sort()).toEqual(['first', 'second']);
+    await expectBothWait(
+      () => c.wake(),
+      () => rounds === 1,
+      () => release(),
+    );
     expect(rounds).toBe(1);
     await c.stop();
   });
@@ -117,15 +128,11 @@ describe('dashboard resumed by requests that come together', () => {
       const asked = (): Promise<void> => (dash as unknown as { asked(): Promise<void> }).asked();
       // Paused from the start: its first tick found nobody watching.
       await vi.waitFor(() => expect((dash as unknown as { tickIdle: boolean }).tickIdle).toBe(true), { timeout: 30_000, interval: 20 });
-      const settled: string[] = [];
-      const first = asked().then(() => settled.push('first'));
-      const second = asked().then(() => settled.push('second'));
-      await vi.waitFor(() => expect(depths).toBe(1));
-      await new Promise((r) => setImmediate(r));
-      expect(settled).toEqual([]);
-      release();
-      await Promise.all([first, second]);
-      expect(settled.sort()).toEqual(['first', 'second']);
+      await expectBothWait(
+        asked,
+        () => depths === 1,
+        () => release(),
+      );
       expect(dash.snapshot().queue).toEqual({ test: 1 });
     } finally {
       release();
