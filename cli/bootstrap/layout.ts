@@ -1,5 +1,5 @@
 /** Where bootstrap puts things on a fleet host; one place, so unit, scripts and docs agree. */
-import { agentNodeFlags } from '../providers/agent-bundle.js';
+import { agentNodeFlags, fleetSinceArgs } from '../providers/agent-bundle.js';
 
 /** The unprivileged user the agent runs as: no sudo, no password. */
 export const AGENT_USER = 'gx';
@@ -47,6 +47,6 @@ export function agentArgs(fleetSince?: number): string[] {
     DATA_DIR,
     '--audit-log',
     AUDIT_LOG,
-    ...(fleetSince === undefined ? [] : ['--fleet-since', String(fleetSince)]),
+    ...fleetSinceArgs(fleetSince),
   ];
 }

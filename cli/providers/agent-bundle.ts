@@ -85,6 +85,15 @@ export function agentNodeFlags(entry: string): string[] {
 }
 
 /**
+ * The agent's `--fleet-since` for a fleet created at `fleetSince` (Unix ms), as every starter
+ * passes it: the agent then refuses work signed before it, an earlier fleet's of the same name.
+ * None without a time (an agent of no fleet, a unit installed by hand).
+ */
+export function fleetSinceArgs(fleetSince: number | undefined): string[] {
+  return fleetSince === undefined ? [] : ['--fleet-since', String(fleetSince)];
+}
+
+/**
  * Environment every agent is started with, beside what each starter sets (PATH, GAXX_ENV).
  * MALLOC_ARENA_MAX=2: glibc gives each thread that allocates (libuv's pool, V8's helpers) an
  * arena of its own, up to 8 per core, and keeps what is freed in them, so after thousands of

@@ -33,7 +33,7 @@ import { z } from 'zod';
 import { FleetCa, REVOCATION_FILE, writeCertDir, writeFileAtomic } from '../../certs/index.js';
 import { GaxxError, inside, removeTree } from '../../proto/index.js';
 import { checkOwnDir } from '../local-dirs.js';
-import { AGENT_ENV, agentBundlePath, agentNodeFlags, installAgentBundle } from './agent-bundle.js';
+import { AGENT_ENV, agentBundlePath, agentNodeFlags, fleetSinceArgs, installAgentBundle } from './agent-bundle.js';
 import { waitForListening, waitForExit, isAgentProcess } from './local-process.js';
 import { fleetTag, hasFleetTag, type CreateRequest, type DestroyOutcome, type Instance, type Provider, type ProviderSettings } from './types.js';
 
@@ -346,8 +346,7 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
     '--task-limits',
     JSON.stringify({ processes: LOCAL_TASK_PROCESSES }),
     ...taskHiddenArgs(o),
-    // It refuses work signed before its fleet was created: an earlier fleet's of the same name.
-    ...(req.fleetSince === undefined ? [] : ['--fleet-since', String(req.fleetSince)]),
+    ...fleetSinceArgs(req.fleetSince),
     ...o.agentArgs,
   ];
   const child = spawn(process.execPath, args, {
