@@ -31,6 +31,7 @@ export function flattenLimits(g: GuardsConfig): Record<string, number> {
 /** Guard counters and gauges, registered into `registry`. */
 export class GuardMetrics {
   readonly refused: Counter<'reason'>;
+  readonly secured: Counter;
   readonly blocks: Counter;
   readonly rateLimited: Counter;
   readonly streamsRefused: Counter;
@@ -64,6 +65,7 @@ export class GuardMetrics {
         this.set(sources.blocker.blocked().length);
       },
     });
+    this.secured = new Counter({ name: 'gaxx_agent_connections_total', help: 'Connections accepted: TLS handshakes completed', registers });
     this.refused = new Counter({ name: 'gaxx_agent_connections_refused_total', help: 'Connections refused before TLS', labelNames: ['reason'], registers });
     this.blocks = new Counter({ name: 'gaxx_agent_peer_blocks_total', help: 'Peer addresses blocked after repeated failures', registers });
     this.rateLimited = new Counter({ name: 'gaxx_agent_rate_limited_total', help: 'Calls refused by the per-identity rate limit', registers });

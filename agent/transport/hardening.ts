@@ -77,6 +77,7 @@ export function createHardening(d: HardeningDeps): Hardening {
         const reason = code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'handshake_timeout' : 'handshake_failed';
         audit?.write({ event: 'connection_refused', peer: address, reason, detail: code });
       },
+      secured: () => metrics.secured.inc(),
     },
   });
   const interceptor = callGuardInterceptor({

@@ -24,6 +24,8 @@ export interface TransportGuardEvents {
   refused?(address: string, reason: RefusalReason): void;
   /** `code`: Node's TLS error code, or CLOSED_BEFORE_SECURE. */
   handshakeFailed?(address: string, code: string): void;
+  /** A connection's TLS handshake completed (a verified client certificate). */
+  secured?(address: string): void;
 }
 
 /** The hooks a transport calls over a connection's life. */
@@ -91,7 +93,7 @@ export function transportGuards(deps: { blocker: PeerBlocker; connections: Conne
       socket.destroy();
     },
     onSecure(socket) {
-      pending.delete(keyOf(socket));
+      if (pending.delete(keyOf(socket))) deps.events?.secured?.(normalizeAddress(socket.remoteAddress));
     },
     disconnect(address) {
       const sockets = [...(open.get(normalizeAddress(address)) ?? [])];

@@ -83,6 +83,14 @@ export interface AgentClientOptions {
    * together than their `minPingIntervalMs` guard (10 s by default).
    */
   keepalive?: { timeMs: number; timeoutMs: number };
+  /**
+   * Reconnect at once when the connection that was up closes with no call on it (an agent ends
+   * a connection idle for its `idleTimeoutMs` guard, 5 min by default), as long as this client
+   * made a call within this many ms: a long-lived dispatcher (the scheduler daemon) then finds
+   * its connections up when a run comes after a quiet spell, instead of paying every agent's
+   * TLS handshake in that run. Nothing is retried after a failed connection. Default: off.
+   */
+  keepWarmMs?: number;
 }
 
 export interface ExecCallOptions {
@@ -127,6 +135,8 @@ export class AgentClient {
   private readonly connectTimeoutMs: number;
   /** Set when the last handshake refused the agent's identity; explains the UNAVAILABLE that follows. */
   private identityError: GaxxError | undefined;
+  /** When this client last started a call (ms): keepWarmMs counts from it. */
+  private lastCallAt = 0;
 
   private constructor(target: AgentTarget, creds: CertBundle, opts: AgentClientOptions) {
     const { host, port } = splitAddress(target.address);
@@ -154,6 +164,29 @@ export class AgentClient {
     this.credentials = credentials;
     this.target = grpcTarget(host, port);
     this.channel = new (grpcJs().Channel)(this.target, credentials, options);
+    if (opts.keepWarmMs) this.keepWarm(opts.keepWarmMs);
+  }
+
+  /**
+   * Watches the channel's state: a connection that was up (READY) and went IDLE (the agent
+   * closed it for idleness, or the channel's own idle timer did) is opened again at once when a
+   * call was made within `windowMs`. A connection that fails (TRANSIENT_FAILURE) is left alone.
+   */
+  private keepWarm(windowMs: number): void {
+    const { READY, IDLE, SHUTDOWN } = grpcJs().connectivityState;
+    const watch = (from: grpc.connectivityState): void => {
+      if (from === SHUTDOWN) return;
+      try {
+        this.channel.watchConnectivityState(from, Infinity, () => {
+          const now = this.channel.getConnectivityState(false);
+          if (from === READY && now === IDLE && Date.now() - this.lastCallAt < windowMs) this.warm();
+          watch(this.channel.getConnectivityState(false));
+        });
+      } catch {
+        // Closed meanwhile: nothing to keep.
+      }
+    };
+    watch(this.channel.getConnectivityState(false));
   }
 
   /**
@@ -163,6 +196,7 @@ export class AgentClient {
    * plain code (proto/exec-codec.ts), so `gaxx exec` builds none.
    */
   private rpc(method: AgentMethod): AgentGrpcClient {
+    this.lastCallAt = Date.now();
     let client = this.methodClients.get(method);
     if (!client) {
       client = new (loadProtos().agentMethod(method).gaxx.agent.v1.Agent)(this.target, this.credentials, { channelOverride: this.channel });
@@ -173,6 +207,7 @@ export class AgentClient {
 
   /** The health client on the same channel, made on first use (exec never needs it). */
   private get healthClient(): HealthClient {
+    this.lastCallAt = Date.now();
     this.healthClientOf ??= new (loadProtos().health.grpc.health.v1.Health)(this.target, this.credentials, { channelOverride: this.channel });
     return this.healthClientOf;
   }

@@ -14,6 +14,15 @@ import type { WorkerLog } from '../dispatch/worker.js';
 import type { DaemonOptions } from './daemon.js';
 import { clearDashboardUrl, writeDashboardUrl } from '../ui/url-file.js';
 
+/**
+ * How long after its last call to an agent the daemon keeps that connection up when the agent
+ * closes it for idleness (AgentClientOptions.keepWarmMs): agents close a connection with no call
+ * after 5 min, and a run that came after a quiet spell paid every one of its agents' TLS
+ * handshakes at once (50 local agents on a 2-core machine: ~0.5 s of the run). Past this, a
+ * connection closed is left closed.
+ */
+export const KEEP_WARM_MS = 60 * 60 * 1000;
+
 export interface ServeOptions {
   /** A Redis URL; none: the embedded redis-server of `stateDir`. */
   redisUrl?: string;
@@ -57,7 +66,12 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
     const metricsTls: SecureContextOptions = secureContextOptions(opts.certs);
     const daemon = await SchedulerDaemon.start({
       settings: target.settings,
-      connect: agentConnector(opts.certs, { deadlineMs: opts.agentDeadlineMs, connectTimeoutMs: opts.agentConnectTimeoutMs, token: opts.agentToken }),
+      connect: agentConnector(opts.certs, {
+        deadlineMs: opts.agentDeadlineMs,
+        connectTimeoutMs: opts.agentConnectTimeoutMs,
+        token: opts.agentToken,
+        keepWarmMs: KEEP_WARM_MS,
+      }),
       concurrency: opts.concurrency,
       maxRuns: opts.maxRuns,
       metricsListen: opts.metricsListen,

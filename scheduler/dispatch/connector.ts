@@ -16,6 +16,8 @@ export interface ConnectorOptions {
   token?: string | undefined;
   /** Keepalive of Exec streams (AgentClientOptions.keepalive). */
   keepalive?: { timeMs: number; timeoutMs: number };
+  /** Reconnect after an idle close while the last call is this recent (AgentClientOptions.keepWarmMs). */
+  keepWarmMs?: number;
 }
 
 /** Connector for SchedulerWorker / runAndWait. */
@@ -26,6 +28,7 @@ export function agentConnector(creds: CertBundle, opts: ConnectorOptions = {}): 
       connectTimeoutMs: opts.connectTimeoutMs ?? 3000,
       token: opts.token,
       ...(opts.keepalive ? { keepalive: opts.keepalive } : {}),
+      ...(opts.keepWarmMs ? { keepWarmMs: opts.keepWarmMs } : {}),
     });
 }
 
