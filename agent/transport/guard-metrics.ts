@@ -65,7 +65,11 @@ export class GuardMetrics {
         this.set(sources.blocker.blocked().length);
       },
     });
-    this.secured = new Counter({ name: 'gaxx_agent_connections_total', help: 'Connections accepted: TLS handshakes completed', registers });
+    this.secured = new Counter({
+      name: 'gaxx_agent_connections_total',
+      help: 'Connections accepted (TLS handshake completed), to gRPC and to metrics',
+      registers,
+    });
     this.refused = new Counter({ name: 'gaxx_agent_connections_refused_total', help: 'Connections refused before TLS', labelNames: ['reason'], registers });
     this.blocks = new Counter({ name: 'gaxx_agent_peer_blocks_total', help: 'Peer addresses blocked after repeated failures', registers });
     this.rateLimited = new Counter({ name: 'gaxx_agent_rate_limited_total', help: 'Calls refused by the per-identity rate limit', registers });
