@@ -14,8 +14,11 @@ import { scrapeMetrics } from '../helpers/metrics.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import { eventually } from '../helpers/poll.js';
 
-/** Agents here close a connection with no call for a second. */
-const IDLE_MS = 1000;
+/**
+ * Agents here close a connection with no call for 2 s: room for a call and a scrape to be seen
+ * before the first idle close, on a loaded machine too.
+ */
+const IDLE_MS = 2000;
 
 let dir: string;
 let pki: Pki;
