@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir, type CertBundle } from '../../certs/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { scrapeMetrics } from '../helpers/metrics.js';
+import { metricValue, scrapeMetrics } from '../helpers/metrics.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import { eventually } from '../helpers/poll.js';
 
@@ -34,9 +34,8 @@ interface Watched {
 async function connections(w: Watched): Promise<{ accepted: number; open: number }> {
   const body = await scrapeMetrics(w.agent.metricsPort as number, pki.clients.monitor.dir);
   w.scrapes += 1;
-  const value = (name: string): number => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(body)?.[1] ?? NaN);
   // This scrape's own connection is open while it is answered.
-  return { accepted: value('gaxx_agent_connections_total') - w.scrapes, open: value('gaxx_agent_connections_open') - 1 };
+  return { accepted: metricValue(body, 'gaxx_agent_connections_total') - w.scrapes, open: metricValue(body, 'gaxx_agent_connections_open') - 1 };
 }
 
 function client(agent: AgentProcess, keepWarmMs?: number): AgentClient {
