@@ -92,6 +92,35 @@ describe('fleet CA', () => {
     expect(signRevocationList).toBeTypeOf('function');
   });
 
+  it('refuses a revocation list of the wrong shape, naming what is wrong, and ignores keys it does not know', async () => {
+    const cas = [parseCertificate(ca.certPem)];
+    const made = await ca.issue({ identity: { role: 'operator', name: 'shape' } });
+    const good = JSON.parse(ca.revoke(made.serial)) as Record<string, unknown>;
+    const problem = (value: unknown): string => {
+      try {
+        verifyRevocationList(typeof value === 'string' ? value : JSON.stringify(value), cas);
+      } catch (e) {
+        expect(isGaxxError(e) && e.code).toBe('CERT_INVALID');
+        return (e as Error).message;
+      }
+      return 'accepted';
+    };
+    expect(problem('{')).toBe('revocation list is malformed: not valid JSON');
+    expect(problem([good])).toBe('revocation list is malformed: not a JSON object');
+    expect(problem(null)).toBe('revocation list is malformed: not a JSON object');
+    expect(problem({ ...good, version: 2 })).toBe('revocation list is malformed: version must be 1');
+    expect(problem({ ...good, version: '1' })).toBe('revocation list is malformed: version must be 1');
+    for (const issuedAtMs of [-1, 1.5, '1000', undefined]) {
+      expect(problem({ ...good, issuedAtMs })).toBe('revocation list is malformed: issuedAtMs must be a whole number >= 0');
+    }
+    for (const serials of ['0A', [10], undefined])
+      expect(problem({ ...good, serials })).toBe('revocation list is malformed: serials must be a list of strings');
+    expect(problem({ ...good, signature: 7 })).toBe('revocation list is malformed: signature must be a string');
+    // A key of a later version is not a reason to refuse a list the CA signed.
+    expect(problem({ ...good, note: 'x' })).toBe('accepted');
+    expect(verifyRevocationList(JSON.stringify(good), cas).serials.has(made.serial)).toBe(true);
+  });
+
   it('loads a cert dir and refuses a key readable by others, or a revoked cert', async () => {
     const made = await ca.issue({ identity: { role: 'scheduler', name: 's1' } });
     const d = join(dir, 'sched');
