@@ -90,10 +90,14 @@ afterAll(async () => {
  * Runs the CLI with the recording preload; the module files it loaded, Node's own modules it set
  * up, and when it started redis-server, the CommonJS files loaded by then.
  */
-function loadedFiles(main: string, args: string[]): Promise<{ code: number; files: string[]; builtins: string[]; atRedisSpawn: string[] | undefined }> {
+function loadedFiles(
+  main: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; files: string[]; builtins: string[]; atRedisSpawn: string[] | undefined }> {
   const log = join(dir, `log-${Math.random().toString(36).slice(2)}`);
   writeFileSync(log, '');
-  return runGaxx(args, { main, nodeArgs: ['--import', preload], home: dir, env: { GAXX_TEST_LOAD_LOG: log } }).then(({ code }) => {
+  return runGaxx(args, { main, nodeArgs: ['--import', preload], home: dir, env: { ...env, GAXX_TEST_LOAD_LOG: log } }).then(({ code }) => {
     const lines = readFileSync(log, 'utf8').split('\n');
     const files = [...new Set(lines.filter((l) => l.startsWith('file:')).map((u) => fileURLToPath(u)))];
     const spawned = lines.includes('spawned:redis-server');
@@ -157,12 +161,18 @@ describe.each(builds)('modules loaded by %s', (_name, main) => {
     for (const pkg of [...QUEUE, 'prom-client', '@grpc/grpc-js']) expect(carrying(r.files, pkg)).toEqual([]);
   });
 
-  it('gaxx exec to an agent loads grpc-js, but no queue code, no node-forge, no proto-loader, and node:fs/promises only for --stdin FILE', async () => {
+  it('gaxx exec to an agent loads grpc-js, but no queue code, no node-forge, no proto-loader, no zod, and node:fs/promises only for --stdin FILE', async () => {
     const r = await loadedFiles(main, ['exec', '--agent', agent.address, '--no-stdin', '--', 'true']);
     expect(r.code).toBe(0);
     expect(carrying(r.files, '@grpc/grpc-js').length).toBeGreaterThan(0);
     // Exec's messages are plain code (proto/exec-codec.ts): neither proto-loader nor protobufjs.
-    for (const pkg of [...QUEUE, 'node-forge', '@grpc/proto-loader', 'protobufjs']) expect(carrying(r.files, pkg)).toEqual([]);
+    // With no config file and no setting in the environment or flags, nothing is validated with
+    // zod (cli/zod.cjs), and the revocation lists are checked without it.
+    for (const pkg of [...QUEUE, 'node-forge', '@grpc/proto-loader', 'protobufjs', 'zod']) expect(carrying(r.files, pkg)).toEqual([]);
+    // A setting in the environment is validated, with zod, and the command still runs.
+    const set = await loadedFiles(main, ['exec', '--agent', agent.address, '--no-stdin', '--', 'true'], { GAXX_LOG_LEVEL: 'warn' });
+    expect(set.code).toBe(0);
+    expect(carrying(set.files, 'zod').length).toBeGreaterThan(0);
     // node:fs/promises is set up only for --stdin FILE.
     expect(r.builtins).toEqual(expect.arrayContaining(['http2', 'tls']));
     expect(r.builtins).not.toContain('fs/promises');
