@@ -42,7 +42,7 @@ import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { createRequire } from 'node:module';
 import { chmodSync, cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { assertNoDynamicImport } from './bundle-checks.mjs';
 import { grpcLazyZlib } from './grpc-lazy-zlib.mjs';
@@ -208,6 +208,9 @@ const results = await Promise.all([
     ...cjsBundle,
     entryPoints: { 'gaxx-cli': join(root, 'cli', 'main.ts') },
     outdir: out,
+    // Without comments and layout, as the vendor files (whose comment says why); the names stay,
+    // so a stack trace (GAXX_DEBUG=1) still names the functions.
+    minifyWhitespace: true,
     plugins: [vendored()],
   }),
   // The front (cli/front.ts): the program's help and version without the commands. What they
@@ -236,6 +239,25 @@ const results = await Promise.all([
   ...Object.keys(VENDORED).map(vendor),
 ]);
 const { wrapped } = createRequire(import.meta.url)('./vendor-load.cjs');
+/** The package an esbuild input belongs to (`@scope/name` or `name`), or its first folder for gaxx's own files. */
+const packageOf = (input) => input.match(/node_modules\/((@[^/]+\/)?[^/]+)/)?.[1] ?? input.split('/')[0];
+/**
+ * A minified file has none of the `// node_modules/<pkg>/...` comments esbuild puts before each
+ * bundled file: it starts with one such line per package it carries instead (metafile output `o`).
+ */
+const packageLines = (o) =>
+  [
+    ...new Set(
+      Object.keys(o.inputs)
+        .filter((i) => i.includes('node_modules/'))
+        .map(packageOf),
+    ),
+  ]
+    .sort()
+    .map((p) => `// node_modules/${p}/\n`)
+    .join('');
+/** The metafile output of the bundle file `name`. */
+const outputOf = (name) => results.flatMap((r) => Object.entries(r.metafile.outputs)).find(([f]) => basename(f) === name)?.[1];
 // The CLI's and the agent's files go out in their CommonJS function wrapper (where a #! line
 // would be a syntax error), so that vendor-load.cjs compiles them as they are (see its wrapped()).
 for (const [entry, file, name] of [
@@ -243,29 +265,21 @@ for (const [entry, file, name] of [
   ['gaxx-agent.mjs', 'gaxx-agent.cjs', 'gaxx-agent'],
 ]) {
   const cjs = join(out, file);
-  writeFileSync(cjs, wrapped(readFileSync(cjs, 'utf8').replace(/^#!.*\n/, '')));
+  // The CLI is minified (its package lines first); the agent keeps esbuild's comments.
+  const head = file === 'gaxx-cli.cjs' ? packageLines(outputOf(file)) : '';
+  writeFileSync(cjs, wrapped(head + readFileSync(cjs, 'utf8').replace(/^#!.*\n/, '')));
   writeFileSync(join(out, entry), entryOf(name, file, entry.endsWith('.cjs') ? 'cjs' : 'esm'));
 }
 for (const bin of ['gaxx.cjs', 'gaxx-agent.mjs', 'gaxx-launcher.mjs']) chmodSync(join(out, bin), 0o755);
-/** The package an esbuild input belongs to (`@scope/name` or `name`), or its first folder for gaxx's own files. */
-const packageOf = (input) => input.match(/node_modules\/((@[^/]+\/)?[^/]+)/)?.[1] ?? input.split('/')[0];
-// A vendor file, minified, has none of the `// node_modules/<pkg>/...` comments esbuild puts
-// before each bundled file: it starts with one such line per package it carries instead.
+// The vendor files, minified too, with their package lines first.
 for (const r of results) {
   for (const [file, o] of Object.entries(r.metafile.outputs)) {
     if (!/(^|\/)vendor-[\w-]+\.cjs$/.test(file)) continue;
-    const pkgs = [
-      ...new Set(
-        Object.keys(o.inputs)
-          .filter((i) => i.includes('node_modules/'))
-          .map(packageOf),
-      ),
-    ].sort();
     const path = resolve(file); // metafile paths are relative to the working dir esbuild ran in
     // In its function wrapper too, as the CLI and the agent: a file vendor-load.cjs has to wrap
     // becomes a second string, and V8 copies the two into one flat string of its heap to look the
     // script up (0.4 MB of page faults for grpc-js alone at each `gaxx exec`).
-    writeFileSync(path, wrapped(`${pkgs.map((p) => `// node_modules/${p}/`).join('\n')}\n${readFileSync(path, 'utf8')}`));
+    writeFileSync(path, wrapped(packageLines(o) + readFileSync(path, 'utf8')));
   }
 }
 // The files vendor-load.cjs compiles through vm.Script must not call import() (scripts/bundle-checks.mjs).
