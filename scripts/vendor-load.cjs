@@ -84,27 +84,28 @@ function wrapped(text) {
 }
 
 /**
- * Two buffers ('source', 'cache') that the files and their caches are read into, reused from
- * load to load. A fresh buffer per file costs a page fault per 4 KB written: reading the 2.2 MB
- * `gaxx exec` loads took 8.2 ms into fresh buffers and 3.4 ms into reused ones on one machine.
- * Nothing read into them is kept: a source becomes a string (a copy) and V8 reads a cache only
- * while it compiles. Held through WeakRefs, so that a long-lived process (the agent) gives them
- * back at a garbage collection.
+ * One buffer that each file, then its cache, is read into, reused from read to read. A fresh
+ * buffer costs a page fault per 4 KB written: reading the 2.2 MB `gaxx exec` loaded took 8.2 ms
+ * into fresh buffers and 3.4 ms into reused ones on one machine, and a second buffer for the
+ * caches cost `gaxx exec` ~80 more faults (~10 us each where page faults are slow, as in some
+ * VMs). Nothing read into it is kept: a source becomes a string (a copy) before its cache is
+ * read over it, and V8 reads a cache only while it compiles. Held through a WeakRef, so that a
+ * long-lived process (the agent) gives it back at a garbage collection.
  */
-const scratch = { source: undefined, cache: undefined };
+let scratch;
 
 /**
- * The whole file at `path`, read into the `slot` buffer (grown when too small): a view of its
- * bytes, valid until the next read into that slot, and the file's modification time and size.
+ * The whole file at `path`, read into the scratch buffer (grown when too small): a view of its
+ * bytes, valid until the next read, and the file's modification time and size.
  */
-function readReused(path, slot) {
+function readReused(path) {
   const fd = openSync(path, 'r');
   try {
     const { mtimeMs, size } = fstatSync(fd);
-    let buf = scratch[slot]?.deref();
+    let buf = scratch?.deref();
     if (!buf || buf.length < size) {
       buf = Buffer.allocUnsafeSlow(Math.max(size, 1024 * 1024));
-      scratch[slot] = new WeakRef(buf);
+      scratch = new WeakRef(buf);
     }
     let n = 0;
     for (let got = 1; n < size && got > 0; n += got) got = readSync(fd, buf, n, size - n, n);
@@ -128,33 +129,55 @@ function cachePath(file, variant) {
 }
 
 /**
- * V8's data from the cache file at `path` when it was made from `source` (readReused's: the bytes
- * and the file's stat), else undefined and why.
+ * Whether the cache file at `path` was made from `source` (readReused's: the bytes and the file's
+ * stat), by its header alone: its status, and the header when 'used'. The source's bytes are
+ * still in the scratch buffer here; the cache's data is read over them later (cacheData).
  */
-function readCacheFile(path, source) {
-  let bytes;
+function checkCacheFile(path, source) {
+  const header = Buffer.alloc(HEADER_BYTES);
+  let fd;
   try {
-    bytes = readReused(path, 'cache').bytes;
+    fd = openSync(path, 'r');
   } catch {
     return { status: 'missing' };
   }
-  if (bytes.length <= HEADER_BYTES || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) return { status: 'foreign' };
-  if (!madeFrom(bytes, source.bytes, source.stat)) return { status: 'stale' };
-  return { status: 'used', data: bytes.subarray(HEADER_BYTES) };
+  try {
+    if (fstatSync(fd).size <= HEADER_BYTES || readSync(fd, header, 0, HEADER_BYTES, 0) < HEADER_BYTES) return { status: 'foreign' };
+  } finally {
+    closeSync(fd);
+  }
+  if (!header.subarray(0, MAGIC.length).equals(MAGIC)) return { status: 'foreign' };
+  if (!madeFrom(header, source.bytes, source.stat)) return { status: 'stale' };
+  return { status: 'used', header };
 }
 
 /**
  * The cache to compile `file` with: the variant's when it has one (any word that does not name
  * a variant of this file costs one failed open), else the file's own; `path` says which was read.
  */
-function readCache(file, source, variant) {
+function pickCache(file, source, variant) {
   if (variant !== undefined && VARIANT.test(variant)) {
     const path = cachePath(file, variant);
-    const got = readCacheFile(path, source);
+    const got = checkCacheFile(path, source);
     if (got.status !== 'missing') return { ...got, path };
   }
   const path = cachePath(file);
-  return { ...readCacheFile(path, source), path };
+  return { ...checkCacheFile(path, source), path };
+}
+
+/**
+ * V8's data of the cache `picked` (pickCache's, 'used'), read into the scratch buffer: 'stale'
+ * instead when the file is no longer the one checked (its header changed in between).
+ */
+function cacheData(picked) {
+  let bytes;
+  try {
+    bytes = readReused(picked.path).bytes;
+  } catch {
+    return { status: 'missing', path: picked.path };
+  }
+  if (bytes.length <= HEADER_BYTES || !bytes.subarray(0, HEADER_BYTES).equals(picked.header)) return { status: 'stale', path: picked.path };
+  return { status: 'used', data: bytes.subarray(HEADER_BYTES), path: picked.path };
 }
 
 /**
@@ -168,10 +191,12 @@ function loadVendor(name, opts = {}) {
   const file = join(__dirname, name);
   const hit = require.cache[file];
   if (hit) return hit.exports;
-  const source = readReused(file, 'source');
-  const cache = opts.cache === false ? { status: 'off' } : readCache(file, source, opts.variant);
-  // ASCII (esbuild's output is) read as latin1 becomes a string kept outside V8's heap.
+  const source = readReused(file);
+  const picked = opts.cache === false ? { status: 'off' } : pickCache(file, source, opts.variant);
+  // ASCII (esbuild's output is) read as latin1: no decoding, one byte per character.
   const text = isAscii(source.bytes) ? source.bytes.toString('latin1') : source.bytes.toString('utf8');
+  // The source is a string now: its cache is read over its bytes.
+  const cache = picked.status === 'used' ? cacheData(picked) : picked;
   const code = text.startsWith(WRAPPED_HEAD) ? text : Module.wrap(text);
   const script = new Script(code, { filename: file, cachedData: cache.data });
   const status = cache.data && script.cachedDataRejected ? 'rejected' : cache.status;
