@@ -87,7 +87,7 @@ function wrapped(text) {
  * One buffer that each file, then its cache, is read into, reused from read to read. A fresh
  * buffer costs a page fault per 4 KB written: reading the 2.2 MB `gaxx exec` loaded took 8.2 ms
  * into fresh buffers and 3.4 ms into reused ones on one machine, and a second buffer for the
- * caches cost `gaxx exec` ~80 more faults (~10 us each where page faults are slow, as in some
+ * caches cost `gaxx exec` ~90 more faults (~10 us each where page faults are slow, as in some
  * VMs). Nothing read into it is kept: a source becomes a string (a copy) before its cache is
  * read over it, and V8 reads a cache only while it compiles. Held through a WeakRef, so that a
  * long-lived process (the agent) gives it back at a garbage collection.
