@@ -36,7 +36,10 @@ export function agentConnector(creds: CertBundle, opts: ConnectorOptions = {}): 
 export interface WarmingConnector {
   /** Hands out the link warmed for this endpoint (once), else a new one from the inner connector. */
   connect: AgentConnector;
-  /** Opens links to `endpoints` now and starts their connections (TLS handshakes) without a call. */
+  /**
+   * Opens links to `endpoints` now and starts their connections (TLS handshakes) without a call;
+   * none to an endpoint already warmed or already asked for (its link is out).
+   */
   warm(endpoints: readonly AgentEndpoint[]): void;
   /** Closes the warmed links nobody took (the ones handed out belong to whoever took them). */
   close(): void;
@@ -50,14 +53,18 @@ function linkKey(ep: AgentEndpoint): string {
 /**
  * Wraps `inner` so that a process that is about to work on a run itself (no daemon) can open
  * its connections to the run's agents while it still enqueues: the handshakes then overlap
- * with the queue's round trips instead of starting once the first job is taken. A link is
+ * with the queue's round trips instead of starting once the first job is taken. A daemon does
+ * the same for the registered fleets' agents when it starts (daemon.ts connectFleets). A link is
  * handed out at most once, to the first `connect` for the same address and identity.
  */
 export function warmingConnector(inner: AgentConnector): WarmingConnector {
   const warmed = new Map<string, AgentLink>();
+  /** Endpoints asked for: warming one later would open a second link nobody takes. */
+  const asked = new Set<string>();
   return {
     connect: (ep) => {
       const key = linkKey(ep);
+      asked.add(key);
       const link = warmed.get(key);
       if (!link) return inner(ep);
       warmed.delete(key);
@@ -66,7 +73,7 @@ export function warmingConnector(inner: AgentConnector): WarmingConnector {
     warm: (endpoints) => {
       for (const ep of endpoints) {
         const key = linkKey(ep);
-        if (warmed.has(key)) continue;
+        if (warmed.has(key) || asked.has(key)) continue;
         const link = inner(ep);
         link.warm();
         warmed.set(key, link);

@@ -83,3 +83,21 @@ export function metricValue(text: string, name: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   return line ? Number(line.slice(name.length + 1)) : NaN;
 }
+
+/** An agent (anything with its metrics port), and how often it was scraped (agentConnections). */
+export interface WatchedAgent<A extends { metricsPort: number | undefined } = { metricsPort: number | undefined }> {
+  agent: A;
+  scrapes: number;
+}
+
+/**
+ * The gRPC connections `w`'s agent accepted and has open, from its metrics, scraped with the
+ * cert dir `certDir`: gaxx_agent_connections_total counts the metrics endpoint's connections
+ * too, so each scrape (this one included) is taken off, and this scrape's own connection is
+ * open while it is answered.
+ */
+export async function agentConnections(w: WatchedAgent, certDir: string): Promise<{ accepted: number; open: number }> {
+  const body = await scrapeMetrics(w.agent.metricsPort as number, certDir);
+  w.scrapes += 1;
+  return { accepted: metricValue(body, 'gaxx_agent_connections_total') - w.scrapes, open: metricValue(body, 'gaxx_agent_connections_open') - 1 };
+}

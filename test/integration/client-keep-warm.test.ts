@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir, type CertBundle } from '../../certs/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { metricValue, scrapeMetrics } from '../helpers/metrics.js';
+import { agentConnections, type WatchedAgent } from '../helpers/metrics.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import { eventually } from '../helpers/poll.js';
 
@@ -25,17 +25,11 @@ let pki: Pki;
 let creds: CertBundle;
 const clients: AgentClient[] = [];
 
-/** An agent and the gRPC connections it accepted and has open (its scrapes taken off). */
-interface Watched {
-  agent: AgentProcess;
-  scrapes: number;
-}
+type Watched = WatchedAgent<AgentProcess>;
 
-async function connections(w: Watched): Promise<{ accepted: number; open: number }> {
-  const body = await scrapeMetrics(w.agent.metricsPort as number, pki.clients.monitor.dir);
-  w.scrapes += 1;
-  // This scrape's own connection is open while it is answered.
-  return { accepted: metricValue(body, 'gaxx_agent_connections_total') - w.scrapes, open: metricValue(body, 'gaxx_agent_connections_open') - 1 };
+/** The gRPC connections `w`'s agent accepted and has open (its scrapes taken off). */
+function connections(w: Watched): Promise<{ accepted: number; open: number }> {
+  return agentConnections(w, pki.clients.monitor.dir);
 }
 
 function client(agent: AgentProcess, keepWarmMs?: number): AgentClient {
