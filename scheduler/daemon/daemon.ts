@@ -170,7 +170,10 @@ export class SchedulerDaemon {
       this.warming.warm(endpoints);
       this.fleetLinksTimer = setTimeout(() => this.warming.close(), FLEET_CONNECT_WAIT_MS);
       this.fleetLinksTimer.unref();
-    })().catch((e: Error) => this.opts.log.warn({ err: e.message }, "could not connect ahead to the registered fleets' agents"));
+    })().catch((e: Error) => {
+      // A daemon stopped meanwhile (a start that failed) closed the queue this read.
+      if (!this.stopping) this.opts.log.warn({ err: e.message }, "could not connect ahead to the registered fleets' agents");
+    });
   }
 
   private async beat(): Promise<void> {
