@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Completes dist/ after tsc: hand-written CommonJS (proto/grpc-modules.cjs,
-// scheduler/daemon/prom-client.cjs and cli/zod.cjs), scan modules beside the code, and executable bins. (The
-// .proto files need no copy: proto/gen/descriptors.ts carries them.) And the dashboard's page
-// with the charting library (uPlot, from node_modules) next to scheduler/ui.
+// scheduler/daemon/prom-client.cjs and cli/zod.cjs), scan modules beside the code, and
+// executable bins. (The .proto files need no copy: proto/gen/descriptors.ts carries them.) And
+// the dashboard's page with the charting library (uPlot, from node_modules) next to scheduler/ui.
 import { cpSync, chmodSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
