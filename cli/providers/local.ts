@@ -22,13 +22,14 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  rmdirSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { FleetCa, REVOCATION_FILE, writeCertDir, writeFileAtomic } from '../../certs/index.js';
 import { GaxxError, inside, removeTree } from '../../proto/index.js';
@@ -163,6 +164,7 @@ export function createLocalProvider(settings: ProviderSettings): Provider {
       await stopLocalAgent(r, o.stopTimeoutMs);
       // Its tasks and PutFile shaped the tree: any depth goes (removeTree), not only what fits Node's stack.
       await removeTree(r.dir);
+      removeEmptyInstallationDir(o, r.dir);
       rmSync(join(o.stateDir, `${id}.pid`), { force: true });
       rmSync(recordPath(id), { force: true });
       rmSync(join(o.stateDir, 'slots', String(r.index)), { force: true });
@@ -296,17 +298,36 @@ function installationDir(o: Resolved): string {
   return dir;
 }
 
+/**
+ * Removes the installation dir that held the host dir `hostDir` once it holds nothing else (its
+ * last host was destroyed): rmdir fails on a dir that is not empty, so a host another create
+ * has just made there keeps it, and launchAgent sets the dir's mode again once its host dir is
+ * in it (a create that lost the dir in between made it again with the mode of its umask).
+ */
+function removeEmptyInstallationDir(o: Resolved, hostDir: string): void {
+  const home = dirname(hostDir);
+  if (resolve(dirname(home)) !== resolve(o.runDir) || !basename(home).startsWith('home-')) return;
+  try {
+    rmdirSync(home);
+  } catch {
+    // Not empty (another host of this installation), or already gone.
+  }
+}
+
 /** Lays out the agent's files in slot `index` and starts it; resolves once it listens. */
 async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: number): Promise<LocalRecord> {
   const address = localAddress(index);
   const bundle = prepareRunDir(o);
-  const dir = join(installationDir(o), id);
+  const home = installationDir(o);
+  const dir = join(home, id);
   const certs = join(dir, 'certs');
   const data = join(dir, 'data');
   const audit = join(dir, 'audit');
   // The agent's own state (task journal, newest revocation list), outside the data dir.
   const state = join(dir, 'state');
   for (const d of [dir, certs, data, audit, state]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  // Its host dir in it now, the installation dir cannot go (removeEmptyInstallationDir).
+  chmodSync(home, 0o711);
   const ca = FleetCa.open(o.caDir);
   const made = await ca.issue({ identity: { role: 'agent', fleet: req.fleet, host: req.label }, hosts: [address] });
   const revoked = join(o.caDir, REVOCATION_FILE);

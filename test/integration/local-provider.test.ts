@@ -1,10 +1,10 @@
 // The local provider: real gaxx-agent processes on distinct loopback addresses, started from the
 // installed agent bundle (as nobody when we are root), reachable over mTLS with certificates
 // naming their address; destroy stops them by pid and refuses another fleet's instance.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, loadCertDir } from '../../certs/index.js';
 import { createLocalProvider, LOCAL_AGENT_UID } from '../../cli/providers/local.js';
@@ -154,6 +154,9 @@ describe('local provider', () => {
       expect(readFileSync(join(myRecord.dir, 'certs', 'cert.pem'), 'utf8')).toBe(myCert);
       expect(await other.destroy('lf', theirs.id)).toBe('deleted');
       expect(existsSync(join(myRecord.dir, 'certs', 'cert.pem'))).toBe(true);
+      // Its last host gone, the other installation's dir in the run dir is gone too; this one's stays.
+      expect(existsSync(dirname(theirRecord.dir))).toBe(false);
+      expect(existsSync(dirname(myRecord.dir))).toBe(true);
       // This installation's agent still answers with this installation's certificate.
       const client = AgentClient.connect({ address: `${mine.ipv4}:${myRecord.port}`, expect: { fleet: 'lf', host: mine.label } }, loadCertDir(operatorDir));
       try {
@@ -173,8 +176,12 @@ describe('local provider', () => {
     const { pid, bundle } = record(inst.id);
     expect(await provider.destroy('other', inst.id)).toBe('refused');
     expect(isAgentProcess(pid, bundle)).toBe(true);
+    const { dir: agentDir } = record(inst.id);
     expect(await provider.destroy('lf', inst.id)).toBe('deleted');
     expect(isAgentProcess(pid, bundle)).toBe(false);
+    // The installation's dir holds the other host still.
+    expect(existsSync(agentDir)).toBe(false);
+    expect(existsSync(dirname(agentDir))).toBe(true);
     expect(existsSync(join(dir, 'state', `${inst.id}.pid`))).toBe(false);
     expect(await provider.get(inst.id)).toBeUndefined();
     expect(await provider.destroy('lf', inst.id)).toBe('gone');
@@ -188,6 +195,23 @@ describe('local provider', () => {
     deepTree(join(agentDir, 'data', 'deep'), 3000);
     expect(await provider.destroy('lf', inst.id)).toBe('deleted');
     expect(existsSync(agentDir)).toBe(false);
+    // It was the installation's last host: its dir in the run dir went with it.
+    expect(existsSync(dirname(agentDir))).toBe(false);
     expect(await provider.get(inst.id)).toBeUndefined();
+  });
+
+  it('a host made after the installation dir went has the dir made again, reachable by the agent user', async () => {
+    const inst = await provider.create({ fleet: 'lf3', label: 'b1' });
+    const agentDir = record(inst.id).dir;
+    expect(statSync(dirname(agentDir)).mode & 0o777).toBe(0o711);
+    const creds = loadCertDir(operatorDir);
+    const client = AgentClient.connect({ address: `${inst.ipv4}:${record(inst.id).port}`, expect: { fleet: 'lf3', host: 'b1' } }, creds);
+    try {
+      expect((await client.run({ taskId: 't-after-home-gone', argv: ['true'] })).exit.code).toBe(0);
+    } finally {
+      client.close();
+    }
+    expect(await provider.destroy('lf3', inst.id)).toBe('deleted');
+    expect(existsSync(dirname(agentDir))).toBe(false);
   });
 });
