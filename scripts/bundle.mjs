@@ -45,7 +45,7 @@ import { chmodSync, cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { assertNoDynamicImport } from './bundle-checks.mjs';
-import { grpcLazyZlib } from './grpc-lazy-zlib.mjs';
+import { grpcLazyBuiltins } from './grpc-lazy-builtins.mjs';
 import { ioredisCommands } from './ioredis-commands.mjs';
 import { msgpackrNoExtract } from './msgpackr-no-extract.mjs';
 import { lazyProtoLoader } from './proto-loader-lazy.mjs';
@@ -181,7 +181,7 @@ const withoutDynamicImports = {
 };
 
 /** The edits some packages get wherever they are bundled (each script says why). */
-const packageEdits = [lazyProtoLoader, protobufLazySetup, ioredisCommands, grpcLazyZlib, msgpackrNoExtract];
+const packageEdits = [lazyProtoLoader, protobufLazySetup, ioredisCommands, grpcLazyBuiltins, msgpackrNoExtract];
 
 /** One vendor file: the package's CommonJS build, its module.exports as the file's. */
 function vendor(pkg) {

@@ -2,7 +2,7 @@
 // text is exactly the one it was written for: another version of the package fails the build,
 // naming the patch, so that a changed function is looked at again, never patched blindly. Used by
 // scripts/proto-loader-lazy.mjs, scripts/protobuf-lazy-setup.mjs, scripts/ioredis-commands.mjs and
-// scripts/grpc-lazy-zlib.mjs.
+// scripts/grpc-lazy-builtins.mjs.
 import { readFileSync } from 'node:fs';
 
 /**

@@ -2,13 +2,14 @@
 // ioredis), no grpc-js, in the bundle (the package's bin) and in the tsc build; `gaxx exec` to a
 // real agent loads grpc-js but no queue code, no node-forge (reading certificates needs no CA
 // code) and no proto-loader or protobufjs (Exec's messages are plain code), and sets up
-// node:fs/promises only to read --stdin FILE (and, in the bundle, never node:zlib); neither does
-// `gaxx run` without a daemon load proto-loader. A preload records every module file the
-// process loads (ES modules through a loader hook, CommonJS through Module._load); a file counts
-// as queue code when it is a package's own file or a bundle file that carries it (the bundle
-// has each large package in a vendor file of its own, and esbuild marks each bundled file with
-// a `// node_modules/<pkg>/...` comment). `gaxx --version` and `gaxx --help` with their output in
-// a file also set up none of Node's crypto, net or tty modules (each costs a start milliseconds).
+// node:fs/promises only to read --stdin FILE (and, in the bundle, never node:zlib or node:dns);
+// neither does `gaxx run` without a daemon load proto-loader. A preload records every module file
+// the process loads (ES modules through a loader hook, CommonJS through Module._load); a file
+// counts as queue code when it is a package's own file or a bundle file that carries it (the
+// bundle has each large package in a vendor file of its own, and esbuild marks each bundled file
+// with a `// node_modules/<pkg>/...` comment). `gaxx --version` and `gaxx --help` with their
+// output in a file also set up none of Node's crypto, net or tty modules (each costs a start
+// milliseconds).
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -176,9 +177,10 @@ describe.each(builds)('modules loaded by %s', (_name, main) => {
     // node:fs/promises is set up only for --stdin FILE.
     expect(r.builtins).toEqual(expect.arrayContaining(['http2', 'tls']));
     expect(r.builtins).not.toContain('fs/promises');
-    // Nor node:zlib in the bundle: its grpc-js loads zlib on first use (scripts/grpc-lazy-zlib.mjs),
-    // and vendor-load.cjs takes the files the build left as they were without a digest.
-    if (main === CLI_MAIN) expect(r.builtins).not.toContain('zlib');
+    // Nor node:zlib or node:dns in the bundle: its grpc-js loads them on first use
+    // (scripts/grpc-lazy-builtins.mjs; agents are dialled by address), and vendor-load.cjs takes
+    // the files the build left as they were without a digest.
+    if (main === CLI_MAIN) for (const m of ['zlib', 'dns']) expect(r.builtins).not.toContain(m);
     const input = join(dir, 'stdin.txt');
     writeFileSync(input, 'x');
     const withFile = await loadedFiles(main, ['exec', '--agent', agent.address, '--stdin', input, '--', 'cat']);
