@@ -173,10 +173,9 @@ describe('local provider', () => {
 
   it('destroy refuses another fleet, then stops the agent by pid and forgets it', async () => {
     const inst = made[1] as Instance;
-    const { pid, bundle } = record(inst.id);
+    const { pid, bundle, dir: agentDir } = record(inst.id);
     expect(await provider.destroy('other', inst.id)).toBe('refused');
     expect(isAgentProcess(pid, bundle)).toBe(true);
-    const { dir: agentDir } = record(inst.id);
     expect(await provider.destroy('lf', inst.id)).toBe('deleted');
     expect(isAgentProcess(pid, bundle)).toBe(false);
     // The installation's dir holds the other host still.
