@@ -73,6 +73,7 @@ describe('a daemon and the registered fleets', () => {
     expect(await connections(w)).toEqual({ accepted: 1, open: 1 });
 
     // Stopped, the daemon closes it.
+    daemons.splice(daemons.indexOf(daemon), 1);
     await daemon.stop(1000);
     expect(await eventually(async () => (await connections(w)).open === 0, 60_000)).toBe(true);
     await forgetFleet(world.queue.redis, 'test');
@@ -84,7 +85,8 @@ describe('a daemon and the registered fleets', () => {
     await startDaemon(c.connect);
     const w: Watched = { agent: await startAgent({ certsDir: world.pki.agent.dir }), scrapes: 0 };
     await registerFleet(world.queue.redis, 'test', [{ host: 'h1', address: w.agent.address }]);
-    // The daemon is up (its heartbeat is what runAndWait looks for) and has read the fleets.
+    // The daemon is up (its heartbeat is what runAndWait looks for) and has read the fleets: its
+    // start read them (none) before its first heartbeat, on the same Redis connection.
     const out = await runAndWait(
       { runId: newRunId(), tasks: [{ taskId: 't2', fleet: 'test', target: { any: true }, argv: ['true'] }] },
       { settings: world.settings, signer: world.signer, timeoutMs: 30_000 },
