@@ -13,6 +13,7 @@ export { issuedAgentCerts, renewalReason, rotateAgent, type RotationResult } fro
 export { HEARTBEAT_KEY, schedulerAlive } from './daemon/daemon.js';
 export { resumeRun, runAndWait } from './queue/run.js';
 export { agentConnector, warmingConnector, type WarmingConnector } from './dispatch/connector.js';
+export { fleetEndpoint } from './dispatch/agent-pool.js';
 export { WORKER_CONCURRENCY } from './dispatch/worker.js';
 export { serveScheduler } from './daemon/serve.js';
 export { isCancelled } from './queue/cancel.js';

@@ -14,6 +14,7 @@ import {
   createRedis,
   createRunRecord,
   fleetAgents,
+  fleetEndpoint,
   newRunId,
   resumeRun,
   runAndWait,
@@ -108,10 +109,7 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
       // Without a daemon, this process connects to the run's agents while it enqueues (prewarm).
       const warming = warmingConnector(agentConnector(creds, agentClientOptions(ctx.config)));
       const fleet = plan.fleet;
-      const endpoints =
-        fleetHosts && fleet
-          ? fleetHosts.map((a) => ({ address: a.address, expect: { fleet, host: a.host } }))
-          : (plan.agents ?? []).map((address) => ({ address }));
+      const endpoints = fleetHosts && fleet ? fleetHosts.map((a) => fleetEndpoint(fleet, a)) : (plan.agents ?? []).map((address) => ({ address }));
       const started: Started = {
         runId: newRunId(),
         settings: target.settings,

@@ -16,7 +16,7 @@ import { hostname } from 'node:os';
 import type { Cluster, Redis } from 'ioredis';
 import { GaxxError, isGaxxError, isLoopbackHost, nodeHttp, nodeHttps, parseHostPort } from '../../proto/index.js';
 import type { SecureContextOptions } from 'node:tls';
-import type { AgentConnector, AgentEndpoint } from '../dispatch/agent-pool.js';
+import { fleetEndpoint, type AgentConnector, type AgentEndpoint } from '../dispatch/agent-pool.js';
 import { warmingConnector, type WarmingConnector } from '../dispatch/connector.js';
 import { publishBreakers } from './breakers.js';
 import { SchedulerMetrics } from './metrics.js';
@@ -164,7 +164,7 @@ export class SchedulerDaemon {
     void (async () => {
       const endpoints: AgentEndpoint[] = [];
       for (const fleet of await registeredFleets(redis)) {
-        for (const a of await fleetAgents(redis, fleet)) endpoints.push({ address: a.address, expect: { fleet, host: a.host } });
+        for (const a of await fleetAgents(redis, fleet)) endpoints.push(fleetEndpoint(fleet, a));
       }
       if (this.stopping) return;
       this.warming.warm(endpoints);

@@ -19,6 +19,15 @@ export interface AgentEndpoint {
   expect?: { fleet?: string; host?: string };
 }
 
+/**
+ * The endpoint of a fleet's agent, its identity pinned: one shape for every place that connects
+ * to one (the worker, the daemon's connections at its start, a run's own prewarm), so that a
+ * link opened ahead is the one the worker's task asks for (warmingConnector keys them alike).
+ */
+export function fleetEndpoint(fleet: string, agent: { address: string; host: string }): AgentEndpoint {
+  return { address: agent.address, expect: { fleet, host: agent.host } };
+}
+
 /** The identity part of a link's key: one link per address and pinned identity (none: ''). */
 export function identityKey(expect: AgentEndpoint['expect']): string {
   return expect ? `${expect.fleet ?? ''}/${expect.host ?? ''}` : '';

@@ -15,7 +15,7 @@
 import { setMaxListeners } from 'node:events';
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
-import { AgentPool, type AgentConnector, type AgentEndpoint } from './agent-pool.js';
+import { AgentPool, fleetEndpoint, type AgentConnector, type AgentEndpoint } from './agent-pool.js';
 import type { BreakerOptions } from './breaker.js';
 import type { RetryPolicy } from './retry-policy.js';
 import { CancelWatch } from '../queue/cancel.js';
@@ -319,7 +319,7 @@ export class SchedulerWorker {
     const fleet = spec.fleet as string;
     let hit = this.fleetCache.get(fleet);
     if (!hit || Date.now() - hit.at > FLEET_CACHE_MS) {
-      hit = { at: Date.now(), agents: fleetAgents(this.redis, fleet).then((as) => as.map((a) => ({ address: a.address, expect: { fleet, host: a.host } }))) };
+      hit = { at: Date.now(), agents: fleetAgents(this.redis, fleet).then((as) => as.map((a) => fleetEndpoint(fleet, a))) };
       this.fleetCache.set(fleet, hit);
     }
     const endpoints = await hit.agents;
