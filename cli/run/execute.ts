@@ -11,6 +11,7 @@ import {
   agentConnector,
   warmingConnector,
   WORKER_CONCURRENCY,
+  afterWait,
   createRedis,
   createRunRecord,
   fleetAgents,
@@ -236,13 +237,15 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
     await updateRunRecord(redis, s.runId, { state: 'failed', counts, finishedAt: Date.now() }).catch(() => undefined);
     throw e;
   });
+  // The connection may still be coming back from an outage the wait rode out.
+  const after = <T>(op: () => Promise<T>): Promise<T> => afterWait(redis, op, { redisDown: res.redisDown, what: `run ${s.runId}` });
   // `gaxx runs cancel` from another shell sets the flag without aborting this process's signal.
-  const cancelled = res.cancelled || (await isCancelled(redis, s.runId).catch(() => false));
+  const cancelled = res.cancelled || (await after(() => isCancelled(redis, s.runId)).catch(() => false));
   // A wait that ended early (--wait-timeout, Redis gone) leaves the tasks without a result
   // queued: the run is still running (resumable), and what this process reported for those
   // tasks (unknown) is not a result the run index may count.
   if (cancelled || !res.ended)
-    await updateRunRecord(redis, s.runId, { state: cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }).catch(() => undefined);
+    await after(() => updateRunRecord(redis, s.runId, { state: cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() })).catch(() => undefined);
   const summary = summarize(s.runId, counts, Date.now() - started, down, { state: cancelled ? 'cancelled' : res.ended ? 'running' : 'done', outputCut });
   endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
   if (cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);

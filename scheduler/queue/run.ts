@@ -25,7 +25,7 @@ import { expireAbandonedRuns } from './abandoned.js';
 import { isCancelled, requestCancel } from './cancel.js';
 import { HEARTBEAT_KEY } from '../daemon/daemon.js';
 import { TaskQueue, type EnqueuedRun } from './queue.js';
-import { redisError, type RedisSettings } from '../redis/redis.js';
+import { RECONNECT_MS, redisError, whileAway, type RedisSettings } from '../redis/redis.js';
 import { publishResult, taskResult } from './results.js';
 import { countOutcome, getRunRecord, updateRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
 import { loadRunMeta, RUN_TOUCH_MS, touchRun, type RunMeta } from './runs.js';
@@ -80,6 +80,18 @@ export interface RunOutcome extends RunResults {
   interrupted?: boolean;
   /** With `interrupted`: how many of its input records were enqueued (the rest never were). */
   enqueued?: number;
+  /** Redis was unreachable when the wait ended: a write after it is tried once, not waited for (`afterWait`). */
+  redisDown?: boolean;
+}
+
+/**
+ * A read or write of a run's end (its record, its cancel flag) on the connection the wait shared:
+ * tried again while that connection comes back from an outage the wait rode out (Redis answered
+ * the wait, this connection may still wait out its backoff), once when the wait ended with Redis
+ * unreachable.
+ */
+export function afterWait<T>(redis: Redis | Cluster, op: () => Promise<T>, o: { redisDown?: boolean; what: string }): Promise<T> {
+  return whileAway(redis, op, { forMs: o.redisDown ? 0 : RECONNECT_MS, what: o.what });
 }
 
 /** How often a waiting run checks that a daemon is still there (else it works on the queue itself). */
@@ -169,21 +181,32 @@ class RunWait {
   onCancel = (): void => {
     // The grace for running tasks' results starts once the withdrawn ones are published; with
     // Redis unreachable nothing more can arrive, so the wait ends at once.
-    this.cancelling ??= bounded(this.cancelRun(), CLEANUP_MS)
-      .then(() => undefined)
+    if (this.redisDown) this.stop.abort();
+    this.cancelling ??= bounded(this.cancelRun(), RECONNECT_MS + CLEANUP_MS)
+      .then(
+        () => undefined,
+        (e: Error) => this.opts.log?.warn({ run: this.meta.runId, err: e.message }, 'cancel incomplete'),
+      )
       .finally(() => {
         if (this.redisDown) this.stop.abort();
         else this.timers.push(setTimeout(() => this.stop.abort(), this.opts.cancelGraceMs ?? CANCEL_GRACE_MS).unref());
       });
   };
 
-  /** Flag for every worker, direct cancel of this process's worker, `cancelled` for withdrawn tasks. */
+  /**
+   * Flag for every worker, direct cancel of this process's worker, `cancelled` for withdrawn
+   * tasks. Each write is tried again while the connection comes back (a Ctrl-C just after Redis
+   * returned finds it still reconnecting), until the wait ends.
+   */
   private async cancelRun(): Promise<void> {
     const { runId } = this.meta;
-    await requestCancel(this.queue.redis, runId);
+    const { redis } = this.queue;
+    const land = <T>(op: () => Promise<T>): Promise<T> =>
+      whileAway(redis, op, { forMs: RECONNECT_MS, what: `cancelling run ${runId}`, stop: this.stop.signal });
+    await land(() => requestCancel(redis, runId));
     // Withdraw before stopping this process's running tasks, so the slots they free do not take
     // queued ones (a worker that does take one sees the flag and never dispatches it).
-    const withdrawn = new Set(await this.queue.withdrawIds(this.jobIds));
+    const withdrawn = new Set(await land(() => this.queue.withdrawIds(this.jobIds)));
     this.worker?.cancelRun(runId);
     for (const taskId of this.meta.taskIds) {
       if (!withdrawn.has(jobIdFor(runId, taskId))) continue;
@@ -191,7 +214,7 @@ class RunWait {
         { runId, taskId, host: this.meta.hosts[taskId] ?? '', outcome: 'cancelled', reason: 'cancelled' },
         { error: 'run cancelled before the task ran' },
       );
-      await publishResult(this.queue.redis, r, []);
+      await land(() => publishResult(redis, r, []));
     }
   }
 
@@ -220,7 +243,15 @@ class RunWait {
     await this.cancelling;
     const cancelled = this.cancelling !== undefined;
     this.fillMissing(results, cancelled ? 'CANCELLED' : (ended?.code ?? 'DEADLINE_EXCEEDED'));
-    return { ...results, runId: this.meta.runId, inProcess: this.worker !== undefined, cancelled, ...(ended ? { ended } : {}) };
+    const down = this.redisDown || ended?.code === 'REDIS_UNAVAILABLE';
+    return {
+      ...results,
+      runId: this.meta.runId,
+      inProcess: this.worker !== undefined,
+      cancelled,
+      ...(ended ? { ended } : {}),
+      ...(down ? { redisDown: true } : {}),
+    };
   }
 
   /** Every task without a result gets an `unknown` one (it may be queued, running, or done). */
@@ -286,13 +317,14 @@ export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise
     if (record && !out.ended) {
       const counts: OutcomeCounts = {};
       for (const r of out.results.values()) countOutcome(counts, r.outcome);
-      const now = (await getRunRecord(queue.redis, runId).catch(() => undefined)) ?? record;
+      const after = <T>(op: () => Promise<T>): Promise<T> => afterWait(queue.redis, op, { redisDown: out.redisDown, what: `run ${runId}` });
+      const now = (await after(() => getRunRecord(queue.redis, runId)).catch(() => undefined)) ?? record;
       // Cancelled from anywhere (a Ctrl-C of its gaxx run, `gaxx runs cancel`): it stays cancelled.
-      const cancelled = out.cancelled || now.state === 'cancelled' || (await isCancelled(queue.redis, runId).catch(() => false));
+      const cancelled = out.cancelled || now.state === 'cancelled' || (await after(() => isCancelled(queue.redis, runId)).catch(() => false));
       const state = cancelled ? 'cancelled' : now.total === null ? 'interrupted' : 'done';
       await bounded(
-        updateRunRecord(queue.redis, runId, { state, counts, finishedAt: Date.now() }).catch(() => undefined),
-        CLEANUP_MS,
+        after(() => updateRunRecord(queue.redis, runId, { state, counts, finishedAt: Date.now() })).catch(() => undefined),
+        out.redisDown ? CLEANUP_MS : RECONNECT_MS + CLEANUP_MS,
       );
       return { ...out, cancelled, ...(state === 'interrupted' ? { interrupted: true, enqueued: now.enqueued } : {}) };
     }

@@ -24,7 +24,7 @@ import { GaxxError, isGaxxError, type TaskSigner } from '../../proto/index.js';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 import { schedulerAlive } from '../daemon/daemon.js';
-import { redisError, type RedisSettings } from '../redis/redis.js';
+import { connectionLost, RECONNECT_MS, whileAway, type RedisSettings } from '../redis/redis.js';
 import { BatchPuller } from './batches.js';
 import { isCancelled, requestCancel } from './cancel.js';
 import { followRun, type FollowHandlers } from './follow.js';
@@ -33,7 +33,7 @@ import { TaskQueue } from './queue.js';
 import { isRefused, publishRefused, type RefusedTask } from './refused.js';
 import { publishResult, taskResult, type OutputChunk, type TaskResult } from './results.js';
 import { countOutcome, createRunRecord, noteEnqueued, updateRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
-import { bounded, CLEANUP_MS, REDIS_GONE_MS } from './run.js';
+import { afterWait, bounded, CLEANUP_MS, REDIS_GONE_MS } from './run.js';
 import { newRunId, type TaskInput } from './task.js';
 import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
 
@@ -89,39 +89,6 @@ function endsEarly(e: unknown): EndedEarly | undefined {
   return isGaxxError(e, 'DEADLINE_EXCEEDED') || isGaxxError(e, 'REDIS_UNAVAILABLE') ? endedBy(e) : undefined;
 }
 
-/**
- * Whether a Redis failure is the connection's (down, reconnecting) rather than a reply of the
- * server: a refused command (MISCONF, OOM, READONLY, a script error) comes as a ReplyError, also
- * inside a refused MULTI.
- */
-function connectionLost(e: unknown): boolean {
-  if (!isGaxxError(e, 'REDIS_UNAVAILABLE')) return false;
-  for (let c: unknown = e.cause; c instanceof Error; c = c.cause) {
-    if (c.name === 'ReplyError' || (c as { previousErrors?: Error[] }).previousErrors?.some((p) => p.name === 'ReplyError')) return false;
-  }
-  return true;
-}
-
-/** Resolves when `client` is ready again, after `ms`, or when `stop` aborts, whichever is first. */
-async function untilReady(client: Redis | Cluster, ms: number, stop: AbortSignal): Promise<void> {
-  if (client.status === 'ready' || stop.aborted) {
-    // Ready, yet the command failed: a moment before trying again.
-    if (!stop.aborted) await new Promise((r) => setTimeout(r, Math.min(ms, 100)));
-    return;
-  }
-  await new Promise<void>((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      client.off('ready', done);
-      stop.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    client.once('ready', done);
-    stop.addEventListener('abort', done, { once: true });
-  });
-}
-
 const CANCEL_GRACE_MS = 15_000;
 const HEARTBEAT_MS = 1000;
 
@@ -163,6 +130,8 @@ class StreamedRun {
   /** The input was read to its end (not stopped early): `total` is known. */
   private inputExhausted = false;
   private cancelling: Promise<void> | undefined;
+  /** The follower last heard Redis unreachable, or refusing writes (writes at the end are then tried once). */
+  private redisDown = false;
   private worker: SchedulerWorker | undefined;
   private slot: (() => void) | undefined;
   /** Tasks of the batch being enqueued (their results may come before the enqueue call returns). */
@@ -205,6 +174,7 @@ class StreamedRun {
         redisGoneMs: this.opts.redisGoneMs ?? REDIS_GONE_MS,
         writes: this.writes,
         onRedis: (down, forMs, refused) => {
+          this.redisDown = down;
           // Cancelling while Redis is away (or refuses writes): nothing more can arrive, stop at once.
           if (down && this.cancelling) this.stopFollow.abort();
           this.opts.onRedis?.(down, forMs, refused);
@@ -227,7 +197,7 @@ class StreamedRun {
       if (followed && !endsEarly(followed)) throw followed;
       if (inputError && !endsEarly(inputError)) throw inputError;
       // A cancel from elsewhere can end every task before the heartbeat notices the flag.
-      const cancelled = this.cancelling !== undefined || (!ended && (await isCancelled(redis, this.runId)));
+      const cancelled = this.cancelling !== undefined || (!ended && (await this.afterWait(() => isCancelled(redis, this.runId))));
       // An early end is no end of the run: its record stays running (unknowns reported here are no results).
       state = cancelled ? 'cancelled' : ended ? 'running' : 'done';
       const outcome = {
@@ -248,8 +218,8 @@ class StreamedRun {
       const patch = state === 'running' ? total : { state, counts: this.counts, ...total, finishedAt: Date.now() };
       if (Object.keys(patch).length > 0)
         await bounded(
-          updateRunRecord(redis, this.runId, patch).catch(() => undefined),
-          CLEANUP_MS,
+          this.afterWait(() => updateRunRecord(redis, this.runId, patch)).catch(() => undefined),
+          this.redisDown ? CLEANUP_MS : RECONNECT_MS + CLEANUP_MS,
         );
     }
   }
@@ -289,7 +259,7 @@ class StreamedRun {
     } finally {
       this.inputDone = true;
       await puller.close();
-      if (this.inputExhausted) await updateRunRecord(this.queue.redis, this.runId, { total: this.enqueued }).catch(() => undefined);
+      if (this.inputExhausted) await this.afterWait(() => updateRunRecord(this.queue.redis, this.runId, { total: this.enqueued })).catch(() => undefined);
       this.wake();
     }
   }
@@ -327,21 +297,12 @@ class StreamedRun {
    * run stops reading input meanwhile.
    */
   private async whileRedisAway<T>(op: () => Promise<T>): Promise<T | undefined> {
-    const goneMs = this.opts.redisGoneMs ?? REDIS_GONE_MS;
-    let since = 0;
-    for (;;) {
-      try {
-        return await op();
-      } catch (raw) {
-        const e = redisError(raw, `run ${this.runId}`);
-        if (!connectionLost(e)) throw e;
-        since ||= Date.now();
-        const forMs = Date.now() - since;
-        if (forMs >= goneMs)
-          throw new GaxxError('REDIS_UNAVAILABLE', `redis unreachable for ${Math.round(forMs / 1000)} s while enqueueing run ${this.runId}`, { cause: e });
-        await untilReady(this.queue.redis, Math.min(1000, goneMs - forMs), this.stopInput.signal);
-        if (this.stopInput.signal.aborted) return undefined;
-      }
+    const stop = this.stopInput.signal;
+    try {
+      return await whileAway(this.queue.redis, op, { forMs: this.opts.redisGoneMs ?? REDIS_GONE_MS, what: `while enqueueing run ${this.runId}`, stop });
+    } catch (e) {
+      if (stop.aborted && connectionLost(e)) return undefined;
+      throw e;
     }
   }
 
@@ -397,6 +358,11 @@ class StreamedRun {
     });
   }
 
+  /** A read or write of the run's end on the producer connection (run.ts afterWait). */
+  private afterWait<T>(op: () => Promise<T>): Promise<T> {
+    return afterWait(this.queue.redis, op, { redisDown: this.redisDown, what: `run ${this.runId}` });
+  }
+
   /** Refreshes the submitter heartbeat, notices a cancel from elsewhere and a daemon that died. */
   private async heartbeat(): Promise<void> {
     const { redis } = this.queue;
@@ -414,12 +380,16 @@ class StreamedRun {
     this.cancelling ??= (async () => {
       this.stopInput.abort();
       const { redis } = this.queue;
-      await requestCancel(redis, this.runId);
-      const withdrawn = new Set(await this.queue.withdrawIds([...this.outstanding.values()]));
+      // Each write is tried again while the connection comes back (a Ctrl-C just after Redis
+      // returned finds it still reconnecting), until the follow ends.
+      const land = <T>(op: () => Promise<T>): Promise<T> =>
+        whileAway(redis, op, { forMs: this.redisDown ? 0 : RECONNECT_MS, what: `cancelling run ${this.runId}`, stop: this.stopFollow.signal });
+      await land(() => requestCancel(redis, this.runId));
+      const withdrawn = new Set(await land(() => this.queue.withdrawIds([...this.outstanding.values()])));
       this.worker?.cancelRun(this.runId);
       for (const [taskId, jobId] of [...this.outstanding]) {
         if (withdrawn.has(jobId))
-          await publishResult(redis, syntheticResult(this.runId, taskId, 'cancelled', 'cancelled', 'run cancelled before the task ran'), []);
+          await land(() => publishResult(redis, syntheticResult(this.runId, taskId, 'cancelled', 'cancelled', 'run cancelled before the task ran'), []));
       }
     })()
       .catch((e: Error) => this.opts.log?.warn({ run: this.runId, err: e.message }, 'cancel incomplete'))

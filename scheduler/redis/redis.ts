@@ -118,6 +118,81 @@ export async function waitReady(client: Redis | Cluster, timeoutMs = 5000, displ
   });
 }
 
+/**
+ * How long a connection that was away takes to be ready once Redis is back: one step of its
+ * reconnect backoff (at most 2 s) and a connect. A producer's commands fail at once while it
+ * reconnects, so Redis can answer one connection of a process (a run's blocking reader) while
+ * another still waits out its step.
+ */
+export const RECONNECT_MS = 3000;
+
+/**
+ * Whether a Redis failure is the connection's (down, reconnecting) rather than a reply of the
+ * server: a refused command (MISCONF, OOM, READONLY, a script error) comes as a ReplyError, also
+ * inside a refused MULTI.
+ */
+export function connectionLost(e: unknown): boolean {
+  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+    if (c.name === 'ReplyError' || (c as { previousErrors?: Error[] }).previousErrors?.some((p) => p.name === 'ReplyError')) return false;
+  }
+  return e instanceof GaxxError ? e.code === 'REDIS_UNAVAILABLE' : true;
+}
+
+/** Resolves when `client` is ready again, after `ms`, or when `stop` aborts, whichever is first. */
+async function untilReady(client: Redis | Cluster, ms: number, stop?: AbortSignal): Promise<void> {
+  if (client.status === 'ready' || stop?.aborted) {
+    // Ready, yet the command failed: a moment before trying again.
+    if (!stop?.aborted) await new Promise((r) => setTimeout(r, Math.min(ms, 100)));
+    return;
+  }
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      client.off('ready', done);
+      stop?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    client.once('ready', done);
+    stop?.addEventListener('abort', done, { once: true });
+  });
+}
+
+export interface WhileAwayOptions {
+  /** How long from the first failure `op` is tried again; then REDIS_UNAVAILABLE ("redis unreachable for N s"). */
+  forMs: number;
+  /** What `op` is for, in its errors ("run X", "while enqueueing run X"). */
+  what: string;
+  /** Stops the trying: the last failure is thrown. */
+  stop?: AbortSignal;
+}
+
+/**
+ * `op`, tried again each time `client` is ready after a failure of its connection (it
+ * reconnects by itself), for at most `forMs`: a write that must land once Redis is back (a run's
+ * cancel, its record's end) is not lost to a connection still waiting out its backoff. A refusal
+ * by the server (a ReplyError) is thrown at once, as REDIS_UNAVAILABLE with `details.refused`.
+ * `op` must be safe to repeat: a call whose reply was lost may have been done.
+ */
+export async function whileAway<T>(client: Redis | Cluster, op: () => Promise<T>, o: WhileAwayOptions): Promise<T> {
+  let since = 0;
+  for (;;) {
+    try {
+      return await op();
+    } catch (raw) {
+      const e = redisError(raw, o.what);
+      if (!connectionLost(e)) throw e;
+      since ||= Date.now();
+      const forMs = Date.now() - since;
+      if (o.stop?.aborted) throw e;
+      if (forMs >= o.forMs)
+        throw o.forMs > 0 ? new GaxxError('REDIS_UNAVAILABLE', `redis unreachable for ${Math.round(forMs / 1000)} s ${o.what}`, { cause: e }) : e;
+      await untilReady(client, Math.min(1000, o.forMs - forMs), o.stop);
+      if (o.stop?.aborted) throw e;
+    }
+  }
+}
+
 /** Turns an ioredis failure into REDIS_UNAVAILABLE; GaxxErrors pass through. */
 export function redisError(e: unknown, what: string): GaxxError {
   if (e instanceof GaxxError) return e;

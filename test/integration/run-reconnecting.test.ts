@@ -1,0 +1,176 @@
+/**
+ * A run's own Redis connection coming back while the run needs it. A producer connection fails
+ * its commands at once while it reconnects (no offline queue), and after an outage it may still
+ * wait out a backoff step when Redis already answers the run's blocking reader: a Ctrl-C, or the
+ * run's end, falls in that moment. Real redis-server, two real agents, a scheduler daemon as its
+ * own process; the run's producer connection is made to reconnect (`disconnect(true)`: closed,
+ * then connected again after its first backoff step) at the moment under test.
+ */
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRunRecord, getRunRecord } from '../../scheduler/queue/run-index.js';
+import { resumeRun, runAndWait } from '../../scheduler/queue/run.js';
+import { streamRun, type StreamRunOptions } from '../../scheduler/queue/stream-run.js';
+import type { TaskInput } from '../../scheduler/queue/task.js';
+import { createRedis, waitReady } from '../../scheduler/redis/redis.js';
+import { markerDir } from '../helpers/agent.js';
+import { taskGate, type TaskGate } from '../helpers/gate.js';
+import { eventually } from '../helpers/poll.js';
+import { startSchedulerProcess, type SchedulerProcess } from '../helpers/scheduler.js';
+import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
+
+let w: SchedulerWorld;
+let daemon: SchedulerProcess;
+const dirs: string[] = [];
+const gates: TaskGate[] = [];
+
+beforeAll(async () => {
+  w = await startSchedulerWorld({ agents: 2, prefix: 'gxrc-' });
+  daemon = await startSchedulerProcess({ redisUrl: w.redis.url, stateDir: join(w.dir, 'daemon'), certsDir: w.pki.clients.scheduler.dir, concurrency: 8 });
+});
+
+afterAll(async () => {
+  for (const g of gates) g.open();
+  await w?.close();
+  for (const g of gates) g.remove();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A ready producer connection of the run's own, as `gaxx run` passes one. */
+async function producer(): Promise<ReturnType<typeof createRedis>> {
+  const r = createRedis(w.settings, 'producer');
+  await waitReady(r);
+  return r;
+}
+
+/** One task per agent that marks its start in `marks`, then waits at the gate. */
+function gatedTasks(marks: string, gate: TaskGate): TaskInput[] {
+  return w.agents.map((a, i) => ({
+    taskId: `t${i}`,
+    agents: [a.address],
+    target: { host: a.address },
+    argv: ['sh', '-c', `mktemp ${marks}/started.XXXXXX >/dev/null; ${gate.wait}`],
+  }));
+}
+
+function setUp(): { marks: string; gate: TaskGate; started: () => number } {
+  const marks = markerDir('gxrc-marks');
+  dirs.push(marks);
+  const gate = taskGate();
+  gates.push(gate);
+  return { marks, gate, started: () => readdirSync(marks).filter((f) => f.startsWith('started.')).length };
+}
+
+/** `tasks` as a task-list run on `redis`, served by the daemon. */
+function streamOn(runId: string, tasks: TaskInput[], redis: ReturnType<typeof createRedis>, more: Partial<StreamRunOptions>): ReturnType<typeof streamRun> {
+  async function* input(): AsyncGenerator<TaskInput> {
+    yield* tasks;
+  }
+  return streamRun(input(), {
+    runId,
+    settings: w.settings,
+    redis,
+    signer: w.signer,
+    worker: 'never',
+    window: 10,
+    record: { argv: ['sh'], fleet: '', agents: 2, mode: 'tasks' },
+    ...more,
+  });
+}
+
+describe('a run whose own connection is reconnecting', () => {
+  it('a cancel made then lands once it is back: the daemon Cancels the running tasks and they report cancelled', async () => {
+    expect(daemon.pid).toBeGreaterThan(0);
+    const { marks, gate, started } = setUp();
+    const redis = await producer();
+    const cancel = new AbortController();
+    try {
+      const running = runAndWait(
+        { runId: 'rc1', tasks: gatedTasks(marks, gate) },
+        { settings: w.settings, redis, signer: w.signer, worker: 'never', cancel: cancel.signal },
+      );
+      expect(await eventually(() => started() === 2, 60_000)).toBe(true);
+      // The Ctrl-C comes while the connection waits out its backoff step.
+      redis.once('reconnecting', () => cancel.abort());
+      redis.disconnect(true);
+      const out = await running;
+      expect(out.cancelled).toBe(true);
+      for (const t of ['t0', 't1']) expect(out.results.get(t)).toMatchObject({ outcome: 'cancelled', reason: 'cancelled' });
+    } finally {
+      redis.disconnect();
+    }
+  }, 120_000);
+
+  it('the same for a task-list run: its cancel lands and the daemon stops its tasks', async () => {
+    const { marks, gate, started } = setUp();
+    const redis = await producer();
+    const cancel = new AbortController();
+    const tasks = gatedTasks(marks, gate);
+    const seen = new Map<string, string>();
+    try {
+      const running = streamOn('rc2', tasks, redis, { cancel: cancel.signal, onResult: (r) => seen.set(r.taskId, r.outcome) });
+      expect(await eventually(() => started() === 2, 60_000)).toBe(true);
+      redis.once('reconnecting', () => cancel.abort());
+      redis.disconnect(true);
+      const out = await running;
+      expect(out.cancelled).toBe(true);
+      expect(Object.fromEntries(seen)).toEqual({ t0: 'cancelled', t1: 'cancelled' });
+      expect(await getRunRecord(w.queue.redis, 'rc2')).toMatchObject({ state: 'cancelled', total: 2 });
+    } finally {
+      redis.disconnect();
+    }
+  }, 120_000);
+
+  it("a task-list run's end read and written then: it ends done, and the run index says so", async () => {
+    const { marks, gate, started } = setUp();
+    const redis = await producer();
+    const tasks = gatedTasks(marks, gate);
+    let results = 0;
+    try {
+      const running = streamOn('rc3', tasks, redis, {
+        // The last result is read on the run's reader: the producer goes away just then, so the
+        // run's end (is it cancelled? its record) meets it reconnecting.
+        onResult: () => {
+          if (++results === tasks.length) redis.disconnect(true);
+        },
+      });
+      expect(await eventually(() => started() === 2, 60_000)).toBe(true);
+      gate.open();
+      const out = await running;
+      expect(out).toMatchObject({ cancelled: false, total: 2, counts: { succeeded: 2 } });
+      expect(await getRunRecord(w.queue.redis, 'rc3')).toMatchObject({ state: 'done', total: 2, counts: { succeeded: 2 } });
+    } finally {
+      redis.disconnect();
+    }
+  }, 120_000);
+
+  it("a resumed run's end read and written then: the run index says done", async () => {
+    const { marks, gate, started } = setUp();
+    const tasks = gatedTasks(marks, gate);
+    // A run whose gaxx run is gone: its record (input read to its end) and queued tasks.
+    await createRunRecord(w.queue.redis, { runId: 'rc4', argv: ['sh'], fleet: '', agents: 2, mode: 'each-host', startedAt: Date.now(), total: 2, enqueued: 2 });
+    await w.queue.enqueueRun({ runId: 'rc4', tasks }, w.signer);
+    const redis = await producer();
+    let results = 0;
+    try {
+      const resumed = resumeRun('rc4', {
+        settings: w.settings,
+        redis,
+        signer: w.signer,
+        worker: 'never',
+        onResult: () => {
+          if (++results === tasks.length) redis.disconnect(true);
+        },
+      });
+      expect(await eventually(() => started() === 2, 60_000)).toBe(true);
+      gate.open();
+      const out = await resumed;
+      expect(out.ended).toBeUndefined();
+      expect([...out.results.values()].map((r) => r.outcome)).toEqual(['succeeded', 'succeeded']);
+      expect(await getRunRecord(w.queue.redis, 'rc4')).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
+    } finally {
+      redis.disconnect();
+    }
+  }, 120_000);
+});
