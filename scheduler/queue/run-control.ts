@@ -16,7 +16,7 @@ import { schedulerAlive } from '../daemon/daemon.js';
 import { jobIdFor } from './task.js';
 import { isCancelled, requestCancel } from './cancel.js';
 import { followRun, type AcceptResults, type FollowHandlers } from './follow.js';
-import { REDIS_GONE_MS } from './run.js';
+import { afterWait, REDIS_GONE_MS } from './run.js';
 import { loadRunMeta, runTasksKey } from './runs.js';
 import { TaskQueue } from './queue.js';
 import { publishResult, runDoneKey, type TaskResult } from './results.js';
@@ -102,6 +102,8 @@ function enqueuedTasks(redis: Redis | Cluster, runId: string): AcceptResults {
 
 export interface AttachOptions extends FollowHandlers {
   settings: RedisSettings;
+  /** A ready producer connection to use (left open); else one of its own from `settings`. */
+  redis?: Redis | Cluster;
   connect?: AgentConnector;
   timeoutMs?: number;
   /**
@@ -119,7 +121,7 @@ export interface Attached {
 
 /** Follows a recorded run from its start until every enqueued task has a result. */
 export async function attachRun(runId: string, opts: AttachOptions): Promise<Attached> {
-  const queue = await TaskQueue.open(opts.settings);
+  const queue = await TaskQueue.openOn(opts.settings, opts.redis);
   let worker: SchedulerWorker | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -158,11 +160,13 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
       redisGoneMs: REDIS_GONE_MS,
       writes,
     });
+    // The follow may have ridden out an outage that this connection is still coming back from.
+    const after = <T>(op: () => Promise<T>): Promise<T> => afterWait(queue.redis, op, { what: `run ${runId}` });
     // A cancelled run stays cancelled, whoever follows it to its end.
-    const final = (await isCancelled(queue.redis, runId)) ? 'cancelled' : (state ?? 'done');
+    const final = (await after(() => isCancelled(queue.redis, runId))) ? 'cancelled' : (state ?? 'done');
     // Followed to its end: this follower has every result's counts (a record `runs cancel` marked
     // cancelled before had none).
-    await updateRunRecord(queue.redis, runId, { state: final, counts, finishedAt: rec.finishedAt ?? Date.now() });
+    await after(() => updateRunRecord(queue.redis, runId, { state: final, counts, finishedAt: rec.finishedAt ?? Date.now() }));
     return { record: rec, counts, state: final };
   } finally {
     clearInterval(timer);

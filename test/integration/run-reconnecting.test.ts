@@ -9,6 +9,7 @@
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attachRun } from '../../scheduler/queue/run-control.js';
 import { createRunRecord, getRunRecord } from '../../scheduler/queue/run-index.js';
 import { resumeRun, runAndWait } from '../../scheduler/queue/run.js';
 import { streamRun, type StreamRunOptions } from '../../scheduler/queue/stream-run.js';
@@ -79,6 +80,32 @@ function streamOn(runId: string, tasks: TaskInput[], redis: ReturnType<typeof cr
   });
 }
 
+/** A run whose gaxx run is gone: its record (its input read to its end) and its queued tasks. */
+async function recordedRun(runId: string, tasks: TaskInput[]): Promise<void> {
+  await createRunRecord(w.queue.redis, {
+    runId,
+    argv: ['sh'],
+    fleet: '',
+    agents: 2,
+    mode: 'each-host',
+    startedAt: Date.now(),
+    total: tasks.length,
+    enqueued: tasks.length,
+  });
+  await w.queue.enqueueRun({ runId, tasks }, w.signer);
+}
+
+/**
+ * An onResult that makes `redis` reconnect as the last of `n` results is read (on the run's
+ * reader): the run's end (is it cancelled? its record) then meets it reconnecting.
+ */
+function reconnectAtLast(redis: ReturnType<typeof createRedis>, n: number): () => void {
+  let seen = 0;
+  return () => {
+    if (++seen === n) redis.disconnect(true);
+  };
+}
+
 describe('a run whose own connection is reconnecting', () => {
   it('a cancel made then lands once it is back: the daemon Cancels the running tasks and they report cancelled', async () => {
     expect(daemon.pid).toBeGreaterThan(0);
@@ -126,15 +153,8 @@ describe('a run whose own connection is reconnecting', () => {
     const { marks, gate, started } = setUp();
     const redis = await producer();
     const tasks = gatedTasks(marks, gate);
-    let results = 0;
     try {
-      const running = streamOn('rc3', tasks, redis, {
-        // The last result is read on the run's reader: the producer goes away just then, so the
-        // run's end (is it cancelled? its record) meets it reconnecting.
-        onResult: () => {
-          if (++results === tasks.length) redis.disconnect(true);
-        },
-      });
+      const running = streamOn('rc3', tasks, redis, { onResult: reconnectAtLast(redis, tasks.length) });
       expect(await eventually(() => started() === 2, 60_000)).toBe(true);
       gate.open();
       const out = await running;
@@ -148,20 +168,15 @@ describe('a run whose own connection is reconnecting', () => {
   it("a resumed run's end read and written then: the run index says done", async () => {
     const { marks, gate, started } = setUp();
     const tasks = gatedTasks(marks, gate);
-    // A run whose gaxx run is gone: its record (input read to its end) and queued tasks.
-    await createRunRecord(w.queue.redis, { runId: 'rc4', argv: ['sh'], fleet: '', agents: 2, mode: 'each-host', startedAt: Date.now(), total: 2, enqueued: 2 });
-    await w.queue.enqueueRun({ runId: 'rc4', tasks }, w.signer);
+    await recordedRun('rc4', tasks);
     const redis = await producer();
-    let results = 0;
     try {
       const resumed = resumeRun('rc4', {
         settings: w.settings,
         redis,
         signer: w.signer,
         worker: 'never',
-        onResult: () => {
-          if (++results === tasks.length) redis.disconnect(true);
-        },
+        onResult: reconnectAtLast(redis, tasks.length),
       });
       expect(await eventually(() => started() === 2, 60_000)).toBe(true);
       gate.open();
@@ -169,6 +184,26 @@ describe('a run whose own connection is reconnecting', () => {
       expect(out.ended).toBeUndefined();
       expect([...out.results.values()].map((r) => r.outcome)).toEqual(['succeeded', 'succeeded']);
       expect(await getRunRecord(w.queue.redis, 'rc4')).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
+    } finally {
+      redis.disconnect();
+    }
+  }, 120_000);
+
+  it("a followed run's end (`gaxx runs wait`) read and written then: it ends done, and the run index says so", async () => {
+    const { marks, gate, started } = setUp();
+    const tasks = gatedTasks(marks, gate);
+    await recordedRun('rc5', tasks);
+    const redis = await producer();
+    try {
+      const followed = attachRun('rc5', {
+        settings: w.settings,
+        redis,
+        onResult: reconnectAtLast(redis, tasks.length),
+      });
+      expect(await eventually(() => started() === 2, 60_000)).toBe(true);
+      gate.open();
+      expect(await followed).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
+      expect(await getRunRecord(w.queue.redis, 'rc5')).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
     } finally {
       redis.disconnect();
     }
