@@ -14,6 +14,7 @@ import type { CertBundle } from '../../certs/index.js';
 import { compareText, formatHostPort, raceAbort } from '../../proto/index.js';
 import type { BreakerState } from '../dispatch/breaker.js';
 import { requestCancel } from '../queue/cancel.js';
+import { RECONNECT_MS, whileAway } from '../redis/redis.js';
 import type { WorkerLog } from '../dispatch/worker.js';
 import { loadAssets, type Asset } from './assets.js';
 import { Collector, type AgentState } from './collector.js';
@@ -304,7 +305,9 @@ export class Dashboard {
     const runId = m[1] as string;
     if (!this.runs.has(runId)) return void res.writeHead(404, headers).end();
     try {
-      await requestCancel(this.opts.redis, runId);
+      // A click just after a Redis outage may find the connection still waiting out its backoff.
+      const redis = this.opts.redis;
+      await whileAway(redis, () => requestCancel(redis, runId), { forMs: RECONNECT_MS, what: `cancelling run ${runId}` });
       this.opts.log.info({ component: 'ui', run: runId }, 'run cancel requested from the dashboard');
       res.writeHead(202, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify({ runId, cancel: 'requested' }));
     } catch (e) {

@@ -7,6 +7,7 @@
  * then connected again after its first backoff step) at the moment under test.
  */
 import { readdirSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attachRun } from '../../scheduler/queue/run-control.js';
@@ -15,6 +16,8 @@ import { resumeRun, runAndWait } from '../../scheduler/queue/run.js';
 import { streamRun, type StreamRunOptions } from '../../scheduler/queue/stream-run.js';
 import type { TaskInput } from '../../scheduler/queue/task.js';
 import { createRedis, waitReady } from '../../scheduler/redis/redis.js';
+import { Dashboard } from '../../scheduler/ui/dashboard.js';
+import { loadCertDir } from '../../certs/index.js';
 import { markerDir } from '../helpers/agent.js';
 import { taskGate, type TaskGate } from '../helpers/gate.js';
 import { eventually } from '../helpers/poll.js';
@@ -205,6 +208,50 @@ describe('a run whose own connection is reconnecting', () => {
       expect(await followed).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
       expect(await getRunRecord(w.queue.redis, 'rc5')).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
     } finally {
+      redis.disconnect();
+    }
+  }, 120_000);
+
+  it("the dashboard's cancel made then lands once it is back (202), and the daemon stops the run's tasks", async () => {
+    const { marks, gate, started } = setUp();
+    const redis = await producer();
+    const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    const dash = await Dashboard.start({
+      listen: '127.0.0.1:0',
+      creds: loadCertDir(w.pki.clients.monitor.dir),
+      targets: async () => [],
+      redis,
+      scrapeIntervalMs: 500,
+      tickMs: 100,
+      log: quiet,
+    });
+    const call = (path: string, method: string): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: dash.port, path, method, headers: { 'x-gaxx-token': dash.token } }, (res) => {
+          let body = '';
+          res.on('data', (b: Buffer) => (body += b.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      const running = runAndWait({ runId: 'rc6', tasks: gatedTasks(marks, gate) }, { settings: w.settings, signer: w.signer, worker: 'never' });
+      expect(await eventually(() => started() === 2, 60_000)).toBe(true);
+      const listed = async (): Promise<boolean> =>
+        ((JSON.parse((await call(`/api/state?token=${dash.token}`, 'GET')).body) as { runs: Array<{ runId: string }> }).runs ?? []).some(
+          (r) => r.runId === 'rc6',
+        );
+      expect(await eventually(listed, 30_000)).toBe(true);
+      const answered = new Promise<{ status: number; body: string }>((resolve, reject) =>
+        redis.once('reconnecting', () => call('/api/runs/rc6/cancel', 'POST').then(resolve, reject)),
+      );
+      redis.disconnect(true);
+      expect(await answered).toMatchObject({ status: 202 });
+      const out = await running;
+      for (const t of ['t0', 't1']) expect(out.results.get(t)).toMatchObject({ outcome: 'cancelled', reason: 'cancelled' });
+    } finally {
+      await dash.stop();
       redis.disconnect();
     }
   }, 120_000);
