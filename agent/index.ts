@@ -22,6 +22,7 @@ import { StagedCertArea } from './files/cert-area.js';
 import { startTransport, type AgentTransport } from './transport/server.js';
 import { createAgentService, toServiceError } from './service.js';
 import { TaskRegistry } from './exec/tasks.js';
+import { startingTemplate } from './exec/exec.js';
 import { taskLaunch, taskSandbox, tasksRefusal } from './exec/task-launch.js';
 import { collectGarbage } from './observe/collect-garbage.js';
 
@@ -293,7 +294,7 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
     log.warn({ unsafeNoIsolation: config.unsafeNoIsolation }, "tasks run WITHOUT isolation, with the agent's privileges");
   // An agent that runs tasks has its launcher up before the first one comes (once listening:
   // the start itself does not wait for it).
-  if (!refuseTasks) launch.runner.prepare();
+  if (!refuseTasks) launch.runner.prepare(startingTemplate(launch, confine));
   return {
     grpcPort: transport.port,
     metricsPort: http.metricsPort,

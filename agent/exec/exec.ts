@@ -98,6 +98,20 @@ function warmTemplate(launch: LaunchContext | undefined, confine: Confinement | 
 }
 
 /**
+ * The template of this agent's scratch tasks (launchPlan's, for a task with no work dir of its
+ * own), for its launcher to start sandboxes ahead of the first task; undefined when none are.
+ */
+export function startingTemplate(launch: LaunchContext | undefined, confine: Confinement | undefined): WarmTemplate | undefined {
+  return warmTemplate(launch, confine, launchMounts(launch));
+}
+
+/** The sandbox's mounts for tasks launched with `launch` (none without a bwrap sandbox). */
+function launchMounts(launch: LaunchContext | undefined): SandboxMounts | undefined {
+  const iso = launch?.sandbox;
+  return iso?.kind === 'bwrap' && launch ? sandboxMounts(iso, launch.paths) : undefined;
+}
+
+/**
  * The work dir as the task sees it: in a sandbox, a scratch dir has one name for every task
  * (sandbox.ts scratchSeenAt), a named work dir its own path; without one, its path.
  */
@@ -113,7 +127,7 @@ function launchPlan(spec: ExecSpec, env: Record<string, string>, seen: string): 
   const { argv, rlimits } = confined(inner, spec.confine, `gaxx-task-${spec.taskId}`);
   const wrapped = argv !== spec.argv || rlimits !== undefined;
   // The sandbox's mounts, once: for this task's options and for the sandboxes started ahead.
-  const mounts = sandboxed && spec.launch ? sandboxMounts(iso, spec.launch.paths) : undefined;
+  const mounts = launchMounts(spec.launch);
   // Bound by descriptor where bwrap can (else only scratch dirs get here: execSpec in service.ts).
   const byFd = sandboxed && iso.bindFd && spec.launch !== undefined;
   const fd3 = mounts ? encodeArgs(sandboxOptions(mounts, spec.cwd, env, byFd ? WORK_DIR_FD : undefined, seen)) : Buffer.alloc(0);

@@ -8,7 +8,7 @@
  */
 import { Socket } from 'node:net';
 import { commandExists } from './command-exists.js';
-import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead } from './launcher-protocol.js';
+import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead, type WarmTemplate } from './launcher-protocol.js';
 import { spawnOne, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
 import { startsAhead, WarmPools } from './warm-pool.js';
 import { BurstCollector } from '../observe/collect-garbage.js';
@@ -139,6 +139,7 @@ process.stdin.on('data', (chunk: Buffer) => {
   for (const f of decoder.push(chunk)) {
     if (f.type === FRAME.SPAWN) onSpawn(f);
     else if (f.type === FRAME.SIGNAL) onSignal(f);
+    else if (f.type === FRAME.WARM && startsAhead(f.head as WarmTemplate)) pools.prefill(f.head as WarmTemplate);
   }
 });
 /** The agent is gone: every task and warm sandbox is ended (warm dirs removed) before exiting. */

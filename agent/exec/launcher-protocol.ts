@@ -18,6 +18,8 @@ export const FRAME = {
   STDERR: 5,
   /** launcher -> agent: head { code, signal } */
   EXIT: 6,
+  /** agent -> launcher (id 0): head WarmTemplate, the sandboxes to keep started from the agent's start on */
+  WARM: 7,
 } as const;
 
 /**

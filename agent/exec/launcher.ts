@@ -8,14 +8,17 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { counted, GaxxError } from '../../proto/index.js';
-import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead } from './launcher-protocol.js';
+import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead, type WarmTemplate } from './launcher-protocol.js';
 import { spawnOne, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
 
 /** Starts task processes; a Launcher or the in-process fallback. */
 export interface TaskRunner {
   spawn(head: SpawnHead, body: Buffer, ev: SpawnEvents): SpawnedProcess;
-  /** Gets ready for the first task ahead of it (a launcher starts its process). */
-  prepare(): void;
+  /**
+   * Gets ready for the first task ahead of it: a launcher starts its process, and with `warm`
+   * (exec.ts startingTemplate) the sandboxes its tasks will take (warm-pool.ts prefill).
+   */
+  prepare(warm?: WarmTemplate): void;
   close(): void;
 }
 
@@ -89,8 +92,9 @@ export class Launcher implements TaskRunner {
    * (about 60 ms, and on a new fleet every agent's first task pays it at once). A launcher
    * that dies is started again by the next task, as before.
    */
-  prepare(): void {
-    this.ensure();
+  prepare(warm?: WarmTemplate): void {
+    const child = this.ensure();
+    if (warm) this.send(child, encodeFrame(FRAME.WARM, 0, warm));
   }
 
   spawn(head: SpawnHead, body: Buffer, ev: SpawnEvents): SpawnedProcess {

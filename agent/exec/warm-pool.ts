@@ -10,11 +10,12 @@
  * task's work dir on the host (inside, every sandboxed scratch dir is `<tasks>/+task`, the task's
  * own and nothing else of the data dir: sandbox.ts scratchSeenAt), writes the task's env and argv as a script on
  * fd 4 and its stdin on fd 0, and dash execs the task. The pid, process group, signals and exit
- * code are those of a cold start. A task that finds none ready starts cold; the pool is filled
- * from an agent's first task on (so an agent's start costs no more: on a shared machine a fleet's
- * start-up would pay for every agent's pool at once) and topped up as each task ends, or once it
- * has run a little while (launcher-main.ts): at once while tasks come back to back or none is
- * left, else once no task has come for REFILL_IDLE_MS (refillTiming). Only the newest template is
+ * code are those of a cold start. A task that finds none ready starts cold; the pool is filled a
+ * quiet moment after the agent's start (prefill: REFILL_IDLE_MS after the agent sends its
+ * template, unless a task came first; the start itself does not wait for it, so a fleet's first
+ * task finds one ready) and topped up as each task ends, or once it has run a little while
+ * (launcher-main.ts): at once while tasks come back to back or none is left, else once no task
+ * has come for REFILL_IDLE_MS (refillTiming). Only the newest template is
  * kept warm (an older one is ended). Without a sandbox (--unsafe-no-isolation) nothing is started
  * ahead where tasks start through the native spawn (task-spawn.ts): a cold start is then one exec,
  * with the rlimits set in the child, and a warm dash would only add its own start (at each refill)
@@ -168,6 +169,21 @@ export class WarmPools {
     fd4.on('error', () => undefined);
     fd4.end(script);
     return watchChild(w.child, w.pid, task.template.mounts !== undefined, stdin, ev);
+  }
+
+  /**
+   * The agent's start: `t` (its scratch tasks' template) is kept warm from now on, filled once
+   * no task has come for REFILL_IDLE_MS; a task that comes first finds none, starts cold and
+   * fills the pool as ever. The start does not wait for it, and on a machine that starts many
+   * agents each fills its pool a moment after its own start, not during the others'.
+   */
+  prefill(t: WarmTemplate): void {
+    this.use(t);
+    if (this.idle.length > 0 || this.idleRefill) return;
+    this.idleRefill = setTimeout(() => {
+      this.idleRefill = undefined;
+      this.topUp();
+    }, REFILL_IDLE_MS);
   }
 
   /** After a task that may use the pool: topUp now or at a quiet moment (refillTiming). */

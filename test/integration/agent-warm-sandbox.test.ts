@@ -53,7 +53,7 @@ function readyWarmDirs(a: AgentProcess): string[] {
 /** The agent's warm dirs, set up or not. */
 const warmDirs = (a: AgentProcess) => (existsSync(tasksDir(a)) ? readdirSync(tasksDir(a)).filter((d) => d.startsWith('+warm-')) : []);
 
-/** A ready warm dir; an agent fills its pool from its first task on, so one is run first when none is there (or `prime`). */
+/** A ready warm dir; an agent fills its pool a moment after its start and again after tasks: one is run first when none is there (or `prime`). */
 async function oneReady(a: AgentProcess, c: RawClients, prime = warmDirs(a).length === 0): Promise<string> {
   if (prime) expect(exitOf(await execCollect(c.agent, { taskId: `prime-${++n}`, argv: ['/bin/true'] }))?.code).toBe(0);
   return vi.waitFor(
@@ -235,13 +235,30 @@ describe('a task with a work dir of its own', () => {
 });
 
 describe('warm sandboxes and the agent', () => {
+  it("are started a moment after the agent's start, with no task run; a task then takes one", async () => {
+    const a = await startAgent({ certsDir: w.pki.agent.dir });
+    const c = rawAgentClient(a.address, w.pki.clients.operator.dir);
+    try {
+      // The start does not wait for them, and no task has run: the pool is the agent's own doing.
+      await fullPool(a);
+      expect(await warmStarts(a)).toBe(0);
+      const { work } = await untilWarm(a, c, async (i) => {
+        const r = await execCollect(c.agent, { taskId: `after-start-${i}`, argv: ['/bin/sh', '-c', 'pwd'] });
+        expect(exitOf(r)?.code).toBe(0);
+        return r.stdout.trim();
+      });
+      expect(work).toBe(join(tasksDir(a), '+task'));
+    } finally {
+      c.close();
+      await a.stop();
+    }
+  });
+
   it('are removed with their dirs when the agent is killed, and stale dirs are swept at the next start', async () => {
     const certsDir = w.pki.agent.dir;
     const victim = await startAgent({ certsDir, metrics: false });
-    // None before the first task: an agent's start stays as cheap as without them.
-    expect(warmDirs(victim)).toEqual([]);
     const vc = rawAgentClient(victim.address, w.pki.clients.operator.dir);
-    const warm = await oneReady(victim, vc);
+    const warm = await oneReady(victim, vc, false);
     vc.close();
     victim.kill('SIGKILL');
     await victim.exited;
