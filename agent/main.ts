@@ -31,9 +31,9 @@ const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX
   --state-dir DIR               the agent's own state (the task journal kept across restarts), outside the data dir and
                                 hidden from tasks (default beside the data dir: <data-dir>-state)
   --bwrap PATH                  bubblewrap, the task sandbox (default /usr/bin/bwrap)
-  --warm-sandboxes N            sandboxes kept started ahead of tasks (from the first task on), so a
-                                task need not wait for its own (default 2; 0: none). Used by tasks
-                                with a scratch work dir.
+  --warm-sandboxes N            sandboxes kept started ahead of tasks (from a second after the
+                                start on), so a task need not wait for its own (default 2; 0: none).
+                                Used by tasks with a scratch work dir.
   --task-writable DIR[:DIR]     dirs tasks may write besides their work dir (default none; / is read-only);
                                 none may hold or lie in the agent's data, cert, state or audit log dir
   --task-hidden DIR[:DIR]       more dirs tasks see empty, besides the agent's own dirs and its user's home

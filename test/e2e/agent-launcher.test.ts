@@ -132,8 +132,8 @@ describe('the task launcher of the bundled agent', () => {
     closeSync(fd);
     const leakyClient = AgentClient.connect({ address: leaky.address }, loadCertDir(join(dir, 'operator')));
     try {
-      // `; :` keeps sh from exec'ing ls: $$ is the task's own shell. The agent's first task starts
-      // cold; the next one may find a sandbox started ahead.
+      // `; :` keeps sh from exec'ing ls: $$ is the task's own shell. Two tasks: one may start cold,
+      // one in a sandbox started ahead (the pool fills a moment after the start, and after a task).
       const argv = ['sh', '-c', 'ls /proc/$$/fd; :'];
       const [first, next] = [await leakyClient.run({ taskId: 'own-fds-1', argv }), await leakyClient.run({ taskId: 'own-fds-2', argv })];
       for (const r of [first, next]) expect(r.stdout.toString().split(/\s+/).filter(Boolean).map(Number)).toEqual([0, 1, 2]);

@@ -135,8 +135,8 @@ describe('a task that passes its stdout and stderr to another task and exits', (
   });
 
   it('ends at once with its own output and exit code, in a sandbox started ahead', async () => {
-    // The pool is filled from the agent's first task on; a task may still find none ready on a
-    // loaded machine (it then starts cold): tried until one started warm.
+    // The pool is filled a moment after the agent's start and after tasks; a task may still find
+    // none ready on a loaded machine (it then starts cold): tried until one started warm.
     let warm = false;
     for (let i = 0; i < 5 && !warm; i++) {
       const before = await warmStarts(w.agent);
