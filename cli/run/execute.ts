@@ -11,7 +11,7 @@ import {
   agentConnector,
   warmingConnector,
   WORKER_CONCURRENCY,
-  afterWait,
+  mustLand,
   createRedis,
   createRunRecord,
   fleetAgents,
@@ -238,7 +238,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
     throw e;
   });
   // The connection may still be coming back from an outage the wait rode out.
-  const after = <T>(op: () => Promise<T>): Promise<T> => afterWait(redis, op, { redisDown: res.redisDown, what: `run ${s.runId}` });
+  const after = <T>(op: () => Promise<T>): Promise<T> => mustLand(redis, op, { redisDown: res.redisDown, what: `run ${s.runId}` });
   // `gaxx runs cancel` from another shell sets the flag without aborting this process's signal.
   const cancelled = res.cancelled || (await after(() => isCancelled(redis, s.runId)).catch(() => false));
   // A wait that ended early (--wait-timeout, Redis gone) leaves the tasks without a result

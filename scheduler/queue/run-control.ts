@@ -16,7 +16,7 @@ import { schedulerAlive } from '../daemon/daemon.js';
 import { jobIdFor } from './task.js';
 import { isCancelled, requestCancel } from './cancel.js';
 import { followRun, type AcceptResults, type FollowHandlers } from './follow.js';
-import { afterWait, REDIS_GONE_MS } from './run.js';
+import { mustLand, REDIS_GONE_MS } from './run.js';
 import { loadRunMeta, runTasksKey } from './runs.js';
 import { TaskQueue } from './queue.js';
 import { publishResult, runDoneKey, type TaskResult } from './results.js';
@@ -161,7 +161,7 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
       writes,
     });
     // The follow may have ridden out an outage that this connection is still coming back from.
-    const after = <T>(op: () => Promise<T>): Promise<T> => afterWait(queue.redis, op, { what: `run ${runId}` });
+    const after = <T>(op: () => Promise<T>): Promise<T> => mustLand(queue.redis, op, { what: `run ${runId}` });
     // A cancelled run stays cancelled, whoever follows it to its end.
     const final = (await after(() => isCancelled(queue.redis, runId))) ? 'cancelled' : (state ?? 'done');
     // Followed to its end: this follower has every result's counts (a record `runs cancel` marked

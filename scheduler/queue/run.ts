@@ -80,18 +80,18 @@ export interface RunOutcome extends RunResults {
   interrupted?: boolean;
   /** With `interrupted`: how many of its input records were enqueued (the rest never were). */
   enqueued?: number;
-  /** Redis was unreachable when the wait ended: a write after it is tried once, not waited for (`afterWait`). */
+  /** Redis was unreachable when the wait ended: a write after it is tried once, not waited for (`mustLand`). */
   redisDown?: boolean;
 }
 
 /**
- * A read or write of a run's end (its record, its cancel flag) on the connection the wait shared:
- * tried again while that connection comes back from an outage the wait rode out (Redis answered
- * the wait, this connection may still wait out its backoff), once when the wait ended with Redis
- * unreachable.
+ * A read or write a run must not lose to its connection coming back from an outage the run's
+ * wait rode out (Redis answered the wait, this connection may still wait out its backoff): a
+ * cancel's writes, and the run's end (its record, its cancel flag). Tried again for RECONNECT_MS,
+ * or until `stop` (the wait's end); once when Redis was last heard unreachable (`redisDown`).
  */
-export function afterWait<T>(redis: Redis | Cluster, op: () => Promise<T>, o: { redisDown?: boolean; what: string }): Promise<T> {
-  return whileAway(redis, op, { forMs: o.redisDown ? 0 : RECONNECT_MS, what: o.what });
+export function mustLand<T>(redis: Redis | Cluster, op: () => Promise<T>, o: { redisDown?: boolean; what: string; stop?: AbortSignal }): Promise<T> {
+  return whileAway(redis, op, { forMs: o.redisDown ? 0 : RECONNECT_MS, what: o.what, ...(o.stop ? { stop: o.stop } : {}) });
 }
 
 /** How often a waiting run checks that a daemon is still there (else it works on the queue itself). */
@@ -202,7 +202,7 @@ class RunWait {
     const { runId } = this.meta;
     const { redis } = this.queue;
     const land = <T>(op: () => Promise<T>): Promise<T> =>
-      whileAway(redis, op, { forMs: RECONNECT_MS, what: `cancelling run ${runId}`, stop: this.stop.signal });
+      mustLand(redis, op, { redisDown: this.redisDown, what: `cancelling run ${runId}`, stop: this.stop.signal });
     await land(() => requestCancel(redis, runId));
     // Withdraw before stopping this process's running tasks, so the slots they free do not take
     // queued ones (a worker that does take one sees the flag and never dispatches it).
@@ -317,7 +317,7 @@ export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise
     if (record && !out.ended) {
       const counts: OutcomeCounts = {};
       for (const r of out.results.values()) countOutcome(counts, r.outcome);
-      const after = <T>(op: () => Promise<T>): Promise<T> => afterWait(queue.redis, op, { redisDown: out.redisDown, what: `run ${runId}` });
+      const after = <T>(op: () => Promise<T>): Promise<T> => mustLand(queue.redis, op, { redisDown: out.redisDown, what: `run ${runId}` });
       const now = (await after(() => getRunRecord(queue.redis, runId)).catch(() => undefined)) ?? record;
       // Cancelled from anywhere (a Ctrl-C of its gaxx run, `gaxx runs cancel`): it stays cancelled.
       const cancelled = out.cancelled || now.state === 'cancelled' || (await after(() => isCancelled(queue.redis, runId)).catch(() => false));

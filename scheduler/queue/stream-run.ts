@@ -33,7 +33,7 @@ import { TaskQueue } from './queue.js';
 import { isRefused, publishRefused, type RefusedTask } from './refused.js';
 import { publishResult, taskResult, type OutputChunk, type TaskResult } from './results.js';
 import { countOutcome, createRunRecord, noteEnqueued, updateRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
-import { afterWait, bounded, CLEANUP_MS, REDIS_GONE_MS } from './run.js';
+import { mustLand, bounded, CLEANUP_MS, REDIS_GONE_MS } from './run.js';
 import { newRunId, type TaskInput } from './task.js';
 import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
 
@@ -197,7 +197,7 @@ class StreamedRun {
       if (followed && !endsEarly(followed)) throw followed;
       if (inputError && !endsEarly(inputError)) throw inputError;
       // A cancel from elsewhere can end every task before the heartbeat notices the flag.
-      const cancelled = this.cancelling !== undefined || (!ended && (await this.afterWait(() => isCancelled(redis, this.runId))));
+      const cancelled = this.cancelling !== undefined || (!ended && (await this.mustLand(() => isCancelled(redis, this.runId))));
       // An early end is no end of the run: its record stays running (unknowns reported here are no results).
       state = cancelled ? 'cancelled' : ended ? 'running' : 'done';
       const outcome = {
@@ -218,7 +218,7 @@ class StreamedRun {
       const patch = state === 'running' ? total : { state, counts: this.counts, ...total, finishedAt: Date.now() };
       if (Object.keys(patch).length > 0)
         await bounded(
-          this.afterWait(() => updateRunRecord(redis, this.runId, patch)).catch(() => undefined),
+          this.mustLand(() => updateRunRecord(redis, this.runId, patch)).catch(() => undefined),
           this.redisDown ? CLEANUP_MS : RECONNECT_MS + CLEANUP_MS,
         );
     }
@@ -259,7 +259,7 @@ class StreamedRun {
     } finally {
       this.inputDone = true;
       await puller.close();
-      if (this.inputExhausted) await this.afterWait(() => updateRunRecord(this.queue.redis, this.runId, { total: this.enqueued })).catch(() => undefined);
+      if (this.inputExhausted) await this.mustLand(() => updateRunRecord(this.queue.redis, this.runId, { total: this.enqueued })).catch(() => undefined);
       this.wake();
     }
   }
@@ -358,9 +358,9 @@ class StreamedRun {
     });
   }
 
-  /** A read or write of the run's end on the producer connection (run.ts afterWait). */
-  private afterWait<T>(op: () => Promise<T>): Promise<T> {
-    return afterWait(this.queue.redis, op, { redisDown: this.redisDown, what: `run ${this.runId}` });
+  /** A read or write of the run's end on the producer connection (run.ts mustLand). */
+  private mustLand<T>(op: () => Promise<T>): Promise<T> {
+    return mustLand(this.queue.redis, op, { redisDown: this.redisDown, what: `run ${this.runId}` });
   }
 
   /** Refreshes the submitter heartbeat, notices a cancel from elsewhere and a daemon that died. */
@@ -383,7 +383,7 @@ class StreamedRun {
       // Each write is tried again while the connection comes back (a Ctrl-C just after Redis
       // returned finds it still reconnecting), until the follow ends.
       const land = <T>(op: () => Promise<T>): Promise<T> =>
-        whileAway(redis, op, { forMs: this.redisDown ? 0 : RECONNECT_MS, what: `cancelling run ${this.runId}`, stop: this.stopFollow.signal });
+        mustLand(redis, op, { redisDown: this.redisDown, what: `cancelling run ${this.runId}`, stop: this.stopFollow.signal });
       await land(() => requestCancel(redis, this.runId));
       const withdrawn = new Set(await land(() => this.queue.withdrawIds([...this.outstanding.values()])));
       this.worker?.cancelRun(this.runId);
