@@ -99,14 +99,31 @@ async function recordedRun(runId: string, tasks: TaskInput[]): Promise<void> {
 }
 
 /**
- * An onResult that makes `redis` reconnect as the last of `n` results is read (on the run's
- * reader): the run's end (is it cancelled? its record) then meets it reconnecting.
+ * Starts a run over gated tasks (`start`, given the tasks, its own producer connection and an
+ * onResult that makes that connection reconnect as the last result is read on the run's
+ * reader), opens the gate once both tasks run, and returns what `start` resolved with: the
+ * run's end (is it cancelled? its record) then meets its connection reconnecting. With
+ * `recorded`, the run is first recorded and queued as a run whose gaxx run is gone.
  */
-function reconnectAtLast(redis: ReturnType<typeof createRedis>, n: number): () => void {
+async function endWhileReconnecting<T>(
+  start: (tasks: TaskInput[], redis: ReturnType<typeof createRedis>, onResult: () => void) => Promise<T>,
+  recorded?: string,
+): Promise<T> {
+  const { marks, gate, started } = setUp();
+  const tasks = gatedTasks(marks, gate);
+  if (recorded) await recordedRun(recorded, tasks);
+  const redis = await producer();
   let seen = 0;
-  return () => {
-    if (++seen === n) redis.disconnect(true);
-  };
+  try {
+    const running = start(tasks, redis, () => {
+      if (++seen === tasks.length) redis.disconnect(true);
+    });
+    expect(await eventually(() => started() === 2, 60_000)).toBe(true);
+    gate.open();
+    return await running;
+  } finally {
+    redis.disconnect();
+  }
 }
 
 describe('a run whose own connection is reconnecting', () => {
@@ -153,63 +170,25 @@ describe('a run whose own connection is reconnecting', () => {
   }, 120_000);
 
   it("a task-list run's end read and written then: it ends done, and the run index says so", async () => {
-    const { marks, gate, started } = setUp();
-    const redis = await producer();
-    const tasks = gatedTasks(marks, gate);
-    try {
-      const running = streamOn('rc3', tasks, redis, { onResult: reconnectAtLast(redis, tasks.length) });
-      expect(await eventually(() => started() === 2, 60_000)).toBe(true);
-      gate.open();
-      const out = await running;
-      expect(out).toMatchObject({ cancelled: false, total: 2, counts: { succeeded: 2 } });
-      expect(await getRunRecord(w.queue.redis, 'rc3')).toMatchObject({ state: 'done', total: 2, counts: { succeeded: 2 } });
-    } finally {
-      redis.disconnect();
-    }
+    const out = await endWhileReconnecting((tasks, redis, onResult) => streamOn('rc3', tasks, redis, { onResult }));
+    expect(out).toMatchObject({ cancelled: false, total: 2, counts: { succeeded: 2 } });
+    expect(await getRunRecord(w.queue.redis, 'rc3')).toMatchObject({ state: 'done', total: 2, counts: { succeeded: 2 } });
   }, 120_000);
 
   it("a resumed run's end read and written then: the run index says done", async () => {
-    const { marks, gate, started } = setUp();
-    const tasks = gatedTasks(marks, gate);
-    await recordedRun('rc4', tasks);
-    const redis = await producer();
-    try {
-      const resumed = resumeRun('rc4', {
-        settings: w.settings,
-        redis,
-        signer: w.signer,
-        worker: 'never',
-        onResult: reconnectAtLast(redis, tasks.length),
-      });
-      expect(await eventually(() => started() === 2, 60_000)).toBe(true);
-      gate.open();
-      const out = await resumed;
-      expect(out.ended).toBeUndefined();
-      expect([...out.results.values()].map((r) => r.outcome)).toEqual(['succeeded', 'succeeded']);
-      expect(await getRunRecord(w.queue.redis, 'rc4')).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
-    } finally {
-      redis.disconnect();
-    }
+    const out = await endWhileReconnecting(
+      (_tasks, redis, onResult) => resumeRun('rc4', { settings: w.settings, redis, signer: w.signer, worker: 'never', onResult }),
+      'rc4',
+    );
+    expect(out.ended).toBeUndefined();
+    expect([...out.results.values()].map((r) => r.outcome)).toEqual(['succeeded', 'succeeded']);
+    expect(await getRunRecord(w.queue.redis, 'rc4')).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
   }, 120_000);
 
   it("a followed run's end (`gaxx runs wait`) read and written then: it ends done, and the run index says so", async () => {
-    const { marks, gate, started } = setUp();
-    const tasks = gatedTasks(marks, gate);
-    await recordedRun('rc5', tasks);
-    const redis = await producer();
-    try {
-      const followed = attachRun('rc5', {
-        settings: w.settings,
-        redis,
-        onResult: reconnectAtLast(redis, tasks.length),
-      });
-      expect(await eventually(() => started() === 2, 60_000)).toBe(true);
-      gate.open();
-      expect(await followed).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
-      expect(await getRunRecord(w.queue.redis, 'rc5')).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
-    } finally {
-      redis.disconnect();
-    }
+    const out = await endWhileReconnecting((_tasks, redis, onResult) => attachRun('rc5', { settings: w.settings, redis, onResult }), 'rc5');
+    expect(out).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
+    expect(await getRunRecord(w.queue.redis, 'rc5')).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
   }, 120_000);
 
   it("the dashboard's cancel made then lands once it is back (202), and the daemon stops the run's tasks", async () => {
