@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { loadCertDir, secureContextOptions, type CertBundle } from '../certs/index.js';
-import { GaxxError, isGaxxError, loadProtos } from '../proto/index.js';
+import { GaxxError, isGaxxError, loadProtos, warmExecMethod } from '../proto/index.js';
 import { AuditLog } from './audit/audit.js';
 import { createAuthorizer, METRICS_POLICY, METRICS_SCRAPE } from './auth/auth.js';
 import type { AgentConfig } from './config.js';
@@ -62,6 +62,8 @@ function refuseUnsafeStart(config: AgentConfig, uid: number): void {
 
 /** Finished entries one expiry sweep must drop before the agent runs a full collection. */
 const SWEEP_GC_ENTRIES = 500;
+/** When Exec's message code is built: the quiet moment its launcher starts its sandboxes at (warm-pool.ts REFILL_IDLE_MS). */
+const WARM_CODECS_MS = 1000;
 
 /** A task registry whose life cycle feeds the metrics. */
 function meteredRegistry(config: AgentConfig, metrics: AgentMetrics, log: Logger): TaskRegistry {
@@ -295,12 +297,17 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   // An agent that runs tasks has its launcher up before the first one comes (once listening:
   // the start itself does not wait for it).
   if (!refuseTasks) launch.runner.prepare(startingTemplate(launch, confine));
+  // Exec's message code is built a quiet moment after the start, as the launcher's sandboxes are
+  // (proto/warm-codecs.ts), not by the first task: a task that comes first builds it, as before.
+  const warmCodecs = setTimeout(() => warmExecMethod(agent.gaxx.agent.v1.Agent.service.Exec), WARM_CODECS_MS);
+  warmCodecs.unref();
   return {
     grpcPort: transport.port,
     metricsPort: http.metricsPort,
     profilingPort: http.profilingPort,
     async stop() {
       serving = false;
+      clearTimeout(warmCodecs);
       watcher.stop();
       await transport.close();
       await registry.shutdown(config.shutdownGraceMs);

@@ -29,6 +29,7 @@ export {
   workDirProblems,
 } from './limits.js';
 export { loadProtos, LOADER_OPTIONS, methodSubset, type AgentMethod } from './load.js';
+export { warmExecMethod } from './warm-codecs.js';
 export { colonFirstIpChecks, grpcModules } from './grpc-modules.cjs';
 export { packageVersion } from './version.js';
 export {
