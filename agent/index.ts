@@ -299,7 +299,14 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   if (!refuseTasks) launch.runner.prepare(startingTemplate(launch, confine));
   // Exec's message code is built a quiet moment after the start, as the launcher's sandboxes are
   // (proto/warm-codecs.ts), not by the first task: a task that comes first builds it, as before.
-  const warmCodecs = setTimeout(() => warmExecMethod(agent.gaxx.agent.v1.Agent.service.Exec), WARM_CODECS_MS);
+  // Only ever a head start: a sample the codecs refuse costs a warning, never the agent.
+  const warmCodecs = setTimeout(() => {
+    try {
+      warmExecMethod(agent.gaxx.agent.v1.Agent.service.Exec);
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, "Exec's message code was not built ahead: the first task builds it");
+    }
+  }, WARM_CODECS_MS);
   warmCodecs.unref();
   return {
     grpcPort: transport.port,
