@@ -51,6 +51,9 @@ const OP_DEADLINE_MS = 30_000;
  * when the machine is shared.
  */
 const DEFAULT_ITERATIONS = 1000;
+/** One section's bound: this, and SECTION_MS_PER_OP per operation of the plan (~4x a sandboxed Exec's time on a busy 2-core machine). */
+const SECTION_BASE_MS = 120_000;
+const SECTION_MS_PER_OP = 60;
 /** In flight at most, plus room: the agent refuses tasks beyond its capacity. */
 const AGENT_CAPACITY = 64;
 
@@ -223,16 +226,20 @@ async function main(): Promise<void> {
   const progress = (s: string) => process.stderr.write(`${s}\n`);
   progress(`starting agent (capacity ${AGENT_CAPACITY}) ...`);
   const fixture = await startFixture({ capacity: AGENT_CAPACITY, noAgentEnv: flags.noAgentEnv, ...(flags.forkSpawn ? { env: { GAXX_SPAWN: 'node' } } : {}) });
-  // Bounded even if something stalls below the per-call deadlines.
-  const watchdogMs = 300_000 + plan.perLevel * plan.levels.length * 30;
-  const watchdog = setTimeout(() => {
-    progress(`bench exceeded ${watchdogMs} ms; stopping`);
-    void fixture.close().finally(() => process.exit(1));
-  }, watchdogMs);
-  watchdog.unref();
+  // Bounded even if something stalls below the per-call deadlines: each section gets its own
+  // bound, so a run on a busy machine (sandboxed Execs at tens per second) is not cut short
+  // by the sections before the one that stalls.
+  const sectionMs = SECTION_BASE_MS + (plan.warmupMax + plan.sequential + plan.perLevel * plan.levels.length) * SECTION_MS_PER_OP;
+  let watchdog: NodeJS.Timeout | undefined;
   const measurements: Measurement[] = [];
   try {
     for (const section of flags.flood ? SECTIONS : SECTIONS.filter((s) => s !== agentExecUnderFlood)) {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => {
+        progress(`a section of the bench exceeded ${sectionMs} ms; stopping`);
+        void fixture.close().finally(() => process.exit(1));
+      }, sectionMs);
+      watchdog.unref();
       const m = await section({ fixture, plan });
       progress(`done: ${m.name}`);
       measurements.push(m);
