@@ -99,6 +99,13 @@ const WATCH_MS = 2000;
 const CANCEL_GRACE_MS = 15_000;
 /** Redis clean-up after the wait (withdraw, forget) gets this long, then is left. */
 export const CLEANUP_MS = 1000;
+/**
+ * How long a run's end record may take to land (mustLand, then given up): the clean-up's bound,
+ * and a reconnect's too unless Redis was last heard unreachable.
+ */
+export function endRecordBound(redisDown: boolean | undefined): number {
+  return redisDown ? CLEANUP_MS : RECONNECT_MS + CLEANUP_MS;
+}
 /** Default bound on a Redis outage during a wait. */
 export const REDIS_GONE_MS = 60_000;
 
@@ -324,7 +331,7 @@ export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise
       const state = cancelled ? 'cancelled' : now.total === null ? 'interrupted' : 'done';
       await bounded(
         after(() => updateRunRecord(queue.redis, runId, { state, counts, finishedAt: Date.now() })).catch(() => undefined),
-        out.redisDown ? CLEANUP_MS : RECONNECT_MS + CLEANUP_MS,
+        endRecordBound(out.redisDown),
       );
       return { ...out, cancelled, ...(state === 'interrupted' ? { interrupted: true, enqueued: now.enqueued } : {}) };
     }

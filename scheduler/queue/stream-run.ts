@@ -24,7 +24,7 @@ import { GaxxError, isGaxxError, type TaskSigner } from '../../proto/index.js';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 import { schedulerAlive } from '../daemon/daemon.js';
-import { connectionLost, RECONNECT_MS, whileAway, type RedisSettings } from '../redis/redis.js';
+import { connectionLost, whileAway, type RedisSettings } from '../redis/redis.js';
 import { BatchPuller } from './batches.js';
 import { isCancelled, requestCancel } from './cancel.js';
 import { followRun, type FollowHandlers } from './follow.js';
@@ -33,7 +33,7 @@ import { TaskQueue } from './queue.js';
 import { isRefused, publishRefused, type RefusedTask } from './refused.js';
 import { publishResult, taskResult, type OutputChunk, type TaskResult } from './results.js';
 import { countOutcome, createRunRecord, noteEnqueued, updateRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
-import { mustLand, bounded, CLEANUP_MS, REDIS_GONE_MS } from './run.js';
+import { mustLand, bounded, CLEANUP_MS, endRecordBound, REDIS_GONE_MS } from './run.js';
 import { newRunId, type TaskInput } from './task.js';
 import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
 
@@ -219,7 +219,7 @@ class StreamedRun {
       if (Object.keys(patch).length > 0)
         await bounded(
           this.mustLand(() => updateRunRecord(redis, this.runId, patch)).catch(() => undefined),
-          this.redisDown ? CLEANUP_MS : RECONNECT_MS + CLEANUP_MS,
+          endRecordBound(this.redisDown),
         );
     }
   }
