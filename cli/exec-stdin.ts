@@ -23,13 +23,16 @@ export interface StdinChoice {
 
 /**
  * The stdin to send, or undefined for none. Standard input is read only when it is not a terminal
- * (a pipe or a file) or when `--stdin -` asks for it: a terminal would otherwise block the run.
+ * (a pipe or a file) or when `--stdin -` asks for it: a terminal would otherwise block the run;
+ * the null device is not read at all (it holds nothing).
  * Throws INVALID_ARGUMENT when the input exceeds `limit`, CANCELLED when `signal` aborts first.
  */
 export async function readExecStdin(choice: StdinChoice, io: Io, signal: AbortSignal, limit = MAX_EXEC_STDIN_BYTES): Promise<Buffer | undefined> {
   if (choice.none) return undefined;
   if (choice.file !== undefined && choice.file !== '-') return readFileInput(choice.file, signal, limit);
-  if (!io.stdin || (choice.file === undefined && io.stdinIsTty === true)) return undefined;
+  if (choice.file === undefined && io.stdinIsTty === true) return undefined;
+  // Nothing to read, and no stream made to read it.
+  if (io.stdinIsNull === true || !io.stdin) return undefined;
   const data = await readBounded(io.stdin, 'standard input', signal, limit);
   return data.length > 0 ? data : undefined;
 }

@@ -4,6 +4,7 @@
  * the standard streams to runCli, turns the first Ctrl-C into a cancellation for commands that
  * can cancel remote work, and exits with the code runCli returns.
  */
+import { fstatSync, statSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { nodeTty } from '../proto/index.js';
 import { readFileIfExists } from './settings.js';
@@ -24,6 +25,19 @@ function userName(): string {
  */
 function isatty(fd: number): boolean {
   return nodeTty().isatty(fd);
+}
+
+/**
+ * Whether fd is the null device (`< /dev/null`, a service's or a benchmark's stdin): making
+ * process.stdin for it sets up a file stream only to read nothing (~5 ms of a `gaxx exec`).
+ */
+function isNullDevice(fd: number): boolean {
+  try {
+    const st = fstatSync(fd);
+    return st.isCharacterDevice() && st.rdev === statSync('/dev/null').rdev;
+  } catch {
+    return false;
+  }
 }
 
 const opened = new Set<NodeJS.WriteStream>();
@@ -61,6 +75,9 @@ const io: Io = {
   },
   get stdinIsTty() {
     return isatty(0);
+  },
+  get stdinIsNull() {
+    return isNullDevice(0);
   },
   get colour() {
     return isatty(1) && !process.env.NO_COLOR;

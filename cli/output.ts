@@ -15,6 +15,8 @@ export interface Io {
   stdin?: Readable;
   /** A terminal on stdin is never read implicitly (it would wait for typing). */
   stdinIsTty?: boolean;
+  /** Standard input is the null device: it holds nothing, so no stream need be made to read it. */
+  stdinIsNull?: boolean;
   /** Colour output: stdout is a terminal and NO_COLOR is unset (decided in main.ts). */
   colour?: boolean;
 }

@@ -2,7 +2,8 @@
 // ioredis), no grpc-js, in the bundle (the package's bin) and in the tsc build; `gaxx exec` to a
 // real agent loads grpc-js but no queue code, no node-forge (reading certificates needs no CA
 // code) and no proto-loader or protobufjs (Exec's messages are plain code), and sets up
-// node:fs/promises only to read --stdin FILE (and, in the bundle, never node:zlib or node:dns);
+// node:fs/promises only to read --stdin FILE (and, in the bundle, never node:zlib or node:dns),
+// nor a stream for a stdin that is /dev/null;
 // neither does `gaxx run` without a daemon load proto-loader. A preload records every module file
 // the process loads (ES modules through a loader hook, CommonJS through Module._load); a file
 // counts as queue code when it is a package's own file or a bundle file that carries it (the
@@ -18,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, writeCertDir } from '../../certs/index.js';
 import { repoRoot, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { CLI_MAIN, runGaxx } from '../helpers/cli.js';
+import { CLI_MAIN, entryNodeFlags, gaxxEnv, runGaxx } from '../helpers/cli.js';
 
 let dir: string;
 let preload: string;
@@ -60,6 +61,16 @@ Module._load = function (request, parent, isMain) {
   if (request === 'node:child_process' || request === 'child_process') atSpawn(loaded);
   return loaded;
 };
+// Whether the command made process.stdin (a stream for whatever fd 0 is): "stdin:made".
+const stdinGetter = Object.getOwnPropertyDescriptor(process, 'stdin').get;
+Object.defineProperty(process, 'stdin', {
+  configurable: true,
+  enumerable: true,
+  get() {
+    appendFileSync(process.env.GAXX_TEST_LOAD_LOG, 'stdin:made\\n');
+    return stdinGetter.call(process);
+  },
+});
 // Modules compiled outside Module._load (the bundle's vendor files, loaded with their code
 // cache) are in require.cache all the same.
 process.on('exit', () => {
@@ -95,17 +106,31 @@ function loadedFiles(
   main: string,
   args: string[],
   env: Record<string, string> = {},
-): Promise<{ code: number; files: string[]; builtins: string[]; atRedisSpawn: string[] | undefined }> {
+  o: { nullStdin?: boolean } = {},
+): Promise<{ code: number; stdout: string; files: string[]; builtins: string[]; stdinMade: boolean; atRedisSpawn: string[] | undefined }> {
   const log = join(dir, `log-${Math.random().toString(36).slice(2)}`);
   writeFileSync(log, '');
-  return runGaxx(args, { main, nodeArgs: ['--import', preload], home: dir, env: { ...env, GAXX_TEST_LOAD_LOG: log } }).then(({ code }) => {
+  const run = { main, nodeArgs: ['--import', preload], home: dir, env: { ...env, GAXX_TEST_LOAD_LOG: log } };
+  return (o.nullStdin ? withNullStdin(args, run) : runGaxx(args, run)).then(({ code, stdout }) => {
     const lines = readFileSync(log, 'utf8').split('\n');
     const files = [...new Set(lines.filter((l) => l.startsWith('file:')).map((u) => fileURLToPath(u)))];
     const spawned = lines.includes('spawned:redis-server');
     const atRedisSpawn = lines.filter((l) => l.startsWith('atspawn:')).map((l) => fileURLToPath(l.slice('atspawn:'.length)));
     const builtins = lines.filter((l) => l.startsWith('node:')).map((l) => l.slice('node:'.length));
-    return { code, files, builtins, atRedisSpawn: spawned ? atRedisSpawn : undefined };
+    return { code, stdout, files, builtins, stdinMade: lines.includes('stdin:made'), atRedisSpawn: spawned ? atRedisSpawn : undefined };
   });
+}
+
+/** runGaxx, with /dev/null for stdin (as a service or a benchmark runs a command) instead of a closed pipe. */
+function withNullStdin(
+  args: string[],
+  o: { main: string; nodeArgs: string[]; home: string; env: Record<string, string> },
+): Promise<{ code: number; stdout: string }> {
+  const child = spawn(process.execPath, [...entryNodeFlags(o.main), ...o.nodeArgs, o.main, ...args], { env: gaxxEnv(o), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.resume();
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code: code ?? -1, stdout })));
 }
 
 /** The loaded files that are, or carry, package `pkg`'s code. */
@@ -181,6 +206,16 @@ describe.each(builds)('modules loaded by %s', (_name, main) => {
     // (scripts/grpc-lazy-builtins.mjs; agents are dialled by address), and vendor-load.cjs takes
     // the files the build left as they were without a digest.
     if (main === CLI_MAIN) for (const m of ['zlib', 'dns']) expect(r.builtins).not.toContain(m);
+    // Standard input that is the null device is not read: no stream is made for it, as with
+    // --no-stdin; a pipe (closed at once here) is made and read to its end as ever.
+    const devNull = await loadedFiles(main, ['exec', '--agent', agent.address, '--', 'cat'], {}, { nullStdin: true });
+    expect(devNull.code).toBe(0);
+    expect(devNull.stdout).toBe('');
+    expect(devNull.stdinMade).toBe(false);
+    expect(r.stdinMade).toBe(false);
+    const piped = await loadedFiles(main, ['exec', '--agent', agent.address, '--', 'cat']);
+    expect(piped.code).toBe(0);
+    expect(piped.stdinMade).toBe(true);
     const input = join(dir, 'stdin.txt');
     writeFileSync(input, 'x');
     const withFile = await loadedFiles(main, ['exec', '--agent', agent.address, '--stdin', input, '--', 'cat']);

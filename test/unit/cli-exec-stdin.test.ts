@@ -36,6 +36,20 @@ describe('readExecStdin', () => {
     expect((await readExecStdin({ file: '-', none: false }, io(asked, true), live()))?.toString()).toBe('typed\n');
   });
 
+  it('the null device is not read, nor its stream made (with --stdin - too); a terminal or a pipe is not taken for it', async () => {
+    const untouched = (): Io => {
+      const base = io(undefined);
+      return Object.defineProperty({ ...base, stdinIsNull: true }, 'stdin', {
+        get: () => {
+          throw new Error('stdin was made');
+        },
+      });
+    };
+    expect(await readExecStdin({ none: false }, untouched(), live())).toBeUndefined();
+    expect(await readExecStdin({ file: '-', none: false }, untouched(), live())).toBeUndefined();
+    expect((await readExecStdin({ none: false }, { ...io(Readable.from([Buffer.from('p')])), stdinIsNull: false }, live()))?.toString()).toBe('p');
+  });
+
   it('--no-stdin reads nothing, even a pipe', async () => {
     const never = new PassThrough();
     expect(await readExecStdin({ none: true }, io(never), live())).toBeUndefined();
