@@ -225,7 +225,7 @@ async function main(): Promise<number> {
       [
         { name: 'node -e 0', argv: [node, '-e', '0'], env },
         ...gaxx('gaxx --version', ['--version']),
-        ...gaxx('gaxx exec -- true (1 agent)', ['exec', '--agent', agents[0] as string, '--no-stdin', '--', 'true']),
+        ...gaxx('gaxx exec -- true (1 agent)', ['exec', '--agent', agents[0] as string, '--', 'true']),
         ...sizes.flatMap((n) => run(n, 'no daemon')),
         ...sizes.map((n) => sshFanout(sshd, n, w.sshDir)),
       ],

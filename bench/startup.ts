@@ -30,7 +30,8 @@ function commandsFor(cli: string, home: string, label: string, agent: string | u
     const init = spawnSync(process.execPath, [cli, 'init', '--name', 'bench'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     if (init.status !== 0) throw new Error(`${cli} init failed: ${init.stderr.toString()}`);
   }
-  const exec = agent ? [['exec', '--agent', agent, '--no-stdin', '--', 'true']] : [];
+  // As the issue times it (hyperfine gives commands /dev/null for stdin, as this bench does).
+  const exec = agent ? [['exec', '--agent', agent, '--', 'true']] : [];
   return [['--version'], ['--help'], ['exec', '--help'], ['certs', 'list'], ...exec].map((args) => ({
     name: `${label}gaxx ${args.join(' ')}`,
     argv: [...entryArgv(cli), ...args],
