@@ -36,7 +36,7 @@ describe('readExecStdin', () => {
     expect((await readExecStdin({ file: '-', none: false }, io(asked, true), live()))?.toString()).toBe('typed\n');
   });
 
-  it('the null device is not read, nor its stream made (with --stdin - too); a terminal or a pipe is not taken for it', async () => {
+  it('the null device is not read, nor its stream made (with --stdin - too); a pipe is read as ever', async () => {
     const untouched = (): Io => {
       const base = io(undefined);
       return Object.defineProperty({ ...base, stdinIsNull: true }, 'stdin', {
