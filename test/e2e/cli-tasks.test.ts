@@ -47,7 +47,16 @@ describe('gaxx run --tasks', () => {
     writeFileSync(file, `${lines.join('\n')}\n`);
     const results = join(tmp, 'results');
     const r = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', file, '--json', '--results', results, '--', 'echo', 'got', '{}']);
-    expect(r.code, r.stderr).toBe(0);
+    // On a failure, the tasks that did not succeed (first 5) and the summary say which and why.
+    const seen = r.stdout.split('\n').flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Line];
+      } catch {
+        return [];
+      }
+    });
+    const notOk = seen.filter((l) => l.type === 'task' && l.outcome !== 'succeeded').slice(0, 5);
+    expect(r.code, `${r.stderr}\n${JSON.stringify([...notOk, seen.at(-1)])}`).toBe(0);
     const all = jsonLines(r.stdout);
     expect(all[0]).toMatchObject({ type: 'run', mode: 'tasks', fleet: w.fleet });
     expect(all.at(-1)).toMatchObject({ type: 'summary', runId: all[0]?.runId, total: 2000, succeeded: 2000, failed: 0, unknown: 0 });
