@@ -23,6 +23,7 @@ import { startTransport, type AgentTransport } from './transport/server.js';
 import { createAgentService, toServiceError } from './service.js';
 import { TaskRegistry } from './exec/tasks.js';
 import { startingTemplate } from './exec/exec.js';
+import { REFILL_IDLE_MS } from './exec/launcher-protocol.js';
 import { taskLaunch, taskSandbox, tasksRefusal } from './exec/task-launch.js';
 import { collectGarbage } from './observe/collect-garbage.js';
 
@@ -62,8 +63,6 @@ function refuseUnsafeStart(config: AgentConfig, uid: number): void {
 
 /** Finished entries one expiry sweep must drop before the agent runs a full collection. */
 const SWEEP_GC_ENTRIES = 500;
-/** When Exec's message code is built: the quiet moment its launcher starts its sandboxes at (warm-pool.ts REFILL_IDLE_MS). */
-const WARM_CODECS_MS = 1000;
 
 /** A task registry whose life cycle feeds the metrics. */
 function meteredRegistry(config: AgentConfig, metrics: AgentMetrics, log: Logger): TaskRegistry {
@@ -306,7 +305,7 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
     } catch (e) {
       log.warn({ err: (e as Error).message }, "Exec's message code was not built ahead: the first task builds it");
     }
-  }, WARM_CODECS_MS);
+  }, REFILL_IDLE_MS);
   warmCodecs.unref();
   return {
     grpcPort: transport.port,

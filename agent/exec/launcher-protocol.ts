@@ -23,6 +23,16 @@ export const FRAME = {
 } as const;
 
 /**
+ * Tasks that come further apart than this leave the refill to a quiet moment. A sandbox costs
+ * several ms of CPU to set up, and a task's end is when its run is busiest: other tasks of the
+ * run still go (on a machine that hosts several agents, those of other agents too), and their
+ * results are on their way back. A pool with a sandbox left serves the next task meanwhile. It
+ * is also the quiet moment after the agent's start at which the launcher first fills its pool
+ * (warm-pool.ts prefill) and the agent builds Exec's message code (agent/index.ts).
+ */
+export const REFILL_IDLE_MS = 1000;
+
+/**
  * How to start a task's process ahead of it (warm-pool.ts): the argv prefix that reads bwrap's
  * options on fd 3 (`bwrap --args 3 --`) and the mounts around the work dir, or none without a
  * sandbox; and the rlimits it starts with.

@@ -30,7 +30,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { removeTree } from '../../proto/light.js';
-import type { WarmTask, WarmTemplate } from './launcher-protocol.js';
+import { REFILL_IDLE_MS, type WarmTask, type WarmTemplate } from './launcher-protocol.js';
 import { processStartTicks } from '../../proto/light.js';
 import { encodeArgs, mountOptions, scratchSeenAt } from './sandbox.js';
 import { watchChild, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
@@ -52,14 +52,6 @@ const MAX_SCRIPT_BYTES = 16 * 1024;
 /** Sandboxes that die before they are ready, in a row, before the pool stops trying. */
 const MAX_FAILURES = 3;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/**
- * Tasks that come further apart than this leave the refill to a quiet moment. A sandbox costs
- * several ms of CPU to set up, and a task's end is when its run is busiest: other tasks of the
- * run still go (on a machine that hosts several agents, those of other agents too), and their
- * results are on their way back. A pool with a sandbox left serves the next task meanwhile.
- */
-export const REFILL_IDLE_MS = 1000;
 
 /**
  * When the pool is topped up after a task: 'now' when no sandbox is left or the last two tasks

@@ -1,7 +1,8 @@
 // When the launcher refills its warm sandboxes after a task: at once when none is left or tasks
 // come back to back, else at a quiet moment (a sandbox's set-up would compete with the run).
 import { describe, expect, it } from 'vitest';
-import { REFILL_IDLE_MS, refillTiming } from '../../agent/exec/warm-pool.js';
+import { REFILL_IDLE_MS } from '../../agent/exec/launcher-protocol.js';
+import { refillTiming } from '../../agent/exec/warm-pool.js';
 
 describe('refillTiming', () => {
   it('refills at once when the pool is empty, however far apart tasks come', () => {
