@@ -100,11 +100,19 @@ const CANCEL_GRACE_MS = 15_000;
 /** Redis clean-up after the wait (withdraw, forget) gets this long, then is left. */
 export const CLEANUP_MS = 1000;
 /**
- * How long a run's end record may take to land (mustLand, then given up): the clean-up's bound,
- * and a reconnect's too unless Redis was last heard unreachable.
+ * Writes `patch` to a run's record at its end (mustLand), given up after the clean-up's bound, and
+ * a reconnect's too unless Redis was last heard unreachable; never throws.
  */
-export function endRecordBound(redisDown: boolean | undefined): number {
-  return redisDown ? CLEANUP_MS : RECONNECT_MS + CLEANUP_MS;
+export async function landEndRecord(
+  redis: Redis | Cluster,
+  runId: string,
+  patch: Parameters<typeof updateRunRecord>[2],
+  o: { redisDown?: boolean; what: string },
+): Promise<void> {
+  await bounded(
+    mustLand(redis, () => updateRunRecord(redis, runId, patch), o).catch(() => undefined),
+    o.redisDown ? CLEANUP_MS : RECONNECT_MS + CLEANUP_MS,
+  );
 }
 /** Default bound on a Redis outage during a wait. */
 export const REDIS_GONE_MS = 60_000;
@@ -329,10 +337,7 @@ export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise
       // Cancelled from anywhere (a Ctrl-C of its gaxx run, `gaxx runs cancel`): it stays cancelled.
       const cancelled = out.cancelled || now.state === 'cancelled' || (await after(() => isCancelled(queue.redis, runId)).catch(() => false));
       const state = cancelled ? 'cancelled' : now.total === null ? 'interrupted' : 'done';
-      await bounded(
-        after(() => updateRunRecord(queue.redis, runId, { state, counts, finishedAt: Date.now() })).catch(() => undefined),
-        endRecordBound(out.redisDown),
-      );
+      await landEndRecord(queue.redis, runId, { state, counts, finishedAt: Date.now() }, { redisDown: out.redisDown, what: `run ${runId}` });
       return { ...out, cancelled, ...(state === 'interrupted' ? { interrupted: true, enqueued: now.enqueued } : {}) };
     }
     return out;

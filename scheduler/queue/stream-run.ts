@@ -33,7 +33,7 @@ import { TaskQueue } from './queue.js';
 import { isRefused, publishRefused, type RefusedTask } from './refused.js';
 import { publishResult, taskResult, type OutputChunk, type TaskResult } from './results.js';
 import { countOutcome, createRunRecord, noteEnqueued, updateRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
-import { mustLand, bounded, CLEANUP_MS, endRecordBound, REDIS_GONE_MS } from './run.js';
+import { mustLand, bounded, CLEANUP_MS, landEndRecord, REDIS_GONE_MS } from './run.js';
 import { newRunId, type TaskInput } from './task.js';
 import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
 
@@ -216,11 +216,7 @@ class StreamedRun {
       this.opts.cancel?.removeEventListener('abort', onCancel);
       const total = this.inputExhausted ? { total: this.enqueued } : {};
       const patch = state === 'running' ? total : { state, counts: this.counts, ...total, finishedAt: Date.now() };
-      if (Object.keys(patch).length > 0)
-        await bounded(
-          this.mustLand(() => updateRunRecord(redis, this.runId, patch)).catch(() => undefined),
-          endRecordBound(this.redisDown),
-        );
+      if (Object.keys(patch).length > 0) await landEndRecord(redis, this.runId, patch, { redisDown: this.redisDown, what: `run ${this.runId}` });
     }
   }
 
