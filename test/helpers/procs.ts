@@ -4,6 +4,7 @@
  * marker argument (e.g. `sleep 300.1234`) and look it up here.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { eventually } from './poll.js';
 
 /** Whether process `pid` exists (signal 0; a process of another user is there too: EPERM). */
 export function alive(pid: number): boolean {
@@ -34,13 +35,18 @@ export function allPids(): string[] {
   return readdirSync('/proc').filter((e) => /^\d+$/.test(e));
 }
 
-/** Host pids of live (non-zombie) processes whose NUL-joined argv contains `marker`. */
-export function pidsWith(marker: string): number[] {
+/**
+ * Host pids of live (non-zombie) processes with `marker` as one whole argument (`sleep <marker>`),
+ * or with `anywhere`, anywhere in their command line. A whole argument is the process a test
+ * counts: the shell whose script starts that sleep holds the marker inside its `-c` script, and so
+ * does a child it forked until that child execs. Anywhere is what must be gone after a task.
+ */
+export function pidsWith(marker: string, anywhere = false): number[] {
   const out: number[] = [];
   for (const e of allPids()) {
     try {
-      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').join(' ');
-      if (!cmd.includes(marker)) continue;
+      const argv = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
+      if (anywhere ? !argv.some((a) => a.includes(marker)) : !argv.includes(marker)) continue;
     } catch {
       continue; // gone meanwhile
     }
@@ -48,6 +54,17 @@ export function pidsWith(marker: string): number[] {
     if (state !== undefined && state !== 'Z') out.push(Number(e));
   }
   return out;
+}
+
+/**
+ * Waits until at least `count` processes carry `marker` (they start a moment after whatever
+ * announced them: a fork, then an exec) or `ms` passed; how many it last saw. The count is taken
+ * once per look, so what is returned is a number that was true at one moment.
+ */
+export async function awaitPidsWith(marker: string, count: number, ms = 45_000): Promise<number> {
+  let seen = 0;
+  await eventually(() => (seen = pidsWith(marker).length) >= count, ms, 20);
+  return seen;
 }
 
 /** Whether `pid` is gone, or a zombie nobody reaped yet. */
@@ -63,10 +80,12 @@ export function childPids(parent: number): number[] {
     .map(Number);
 }
 
-/** True once no process carries `marker`, polling up to `ms` (a killed process takes a moment to go). */
+/**
+ * True once no process has `marker` anywhere in its command line (a shell that was to start the
+ * marked sleep too), looking for up to `ms` (a killed process takes a moment to go).
+ */
 export async function noneLeft(marker: string, ms = 5000): Promise<boolean> {
-  for (let t = 0; t < ms && pidsWith(marker).length > 0; t += 25) await new Promise((r) => setTimeout(r, 25));
-  return pidsWith(marker).length === 0;
+  return eventually(() => pidsWith(marker, true).length === 0, ms, 25);
 }
 
 /** A unique `sleep` duration to mark a process (seconds, long enough to outlive any test). */

@@ -8,7 +8,7 @@ import { auditEvents, startAgent, stopAllAgents, type AgentProcess } from '../he
 import { execCollect, exitOf, rawAgentClient, unary, type ExecResult, type RawClients } from '../helpers/grpc.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import { taskGate } from '../helpers/gate.js';
-import { noneLeft, pidsWith, sleepMarker } from '../helpers/procs.js';
+import { awaitPidsWith, noneLeft, sleepMarker } from '../helpers/procs.js';
 import type { InfoRequest, InfoResponse__Output } from '../../proto/index.js';
 
 let dir: string;
@@ -109,25 +109,28 @@ describe('agent Exec', () => {
 
   it('timeout kills the whole process group, grandchildren included', async () => {
     const m = sleepMarker();
-    let seen = 0;
-    const r = await execCollect(op.agent, { taskId: 'timeout-1', argv: ['sh', '-c', `sleep ${m} & echo $!; wait`], timeoutMs: 1500 }, (ev) => {
-      if (ev.stdout) seen = pidsWith(m).length;
+    let seen: Promise<number> | undefined;
+    // The sleep is forked before the echo but may exec after it: wait for it, within the deadline.
+    const r = await execCollect(op.agent, { taskId: 'timeout-1', argv: ['sh', '-c', `sleep ${m} & echo $!; wait`], timeoutMs: 3000 }, (ev) => {
+      if (ev.stdout) seen ??= awaitPidsWith(m, 1, 2500);
     });
-    expect(seen).toBeGreaterThan(0);
+    expect(await seen).toBe(1);
     expect(exitOf(r)).toMatchObject({ reason: 'timeout', signal: 'SIGTERM' });
     expect(await noneLeft(m)).toBe(true);
   });
 
   it('Cancel kills a running task', async () => {
     const m = sleepMarker();
-    let seen = 0;
+    let seen: Promise<number> | undefined;
     const running = execCollect(op.agent, { taskId: 'cancel-1', argv: ['sh', '-c', `sleep ${m} & echo $!; wait`] }, (ev) => {
-      if (!ev.stdout) return;
-      seen = pidsWith(m).length;
-      void unary(op.agent.Cancel.bind(op.agent), { taskId: 'cancel-1' });
+      if (!ev.stdout || seen) return;
+      seen = awaitPidsWith(m, 1).then((count) => {
+        void unary(op.agent.Cancel.bind(op.agent), { taskId: 'cancel-1' });
+        return count;
+      });
     });
     const r = await running;
-    expect(seen).toBeGreaterThan(0);
+    expect(await seen).toBe(1);
     expect(exitOf(r)).toMatchObject({ reason: 'cancelled', signal: 'SIGTERM' });
     expect(await noneLeft(m)).toBe(true);
     const again = await unary(op.agent.Cancel.bind(op.agent), { taskId: 'cancel-1' });

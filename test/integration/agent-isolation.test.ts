@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AGENT_GID, AGENT_UID, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { clientCredentials, execCollect, exitOf, rawAgentClient, unary, type ExecResult, type RawClients } from '../helpers/grpc.js';
 import { makePki, type Pki } from '../helpers/pki.js';
-import { noneLeft, pidsWith, sleepMarker } from '../helpers/procs.js';
+import { awaitPidsWith, noneLeft, sleepMarker } from '../helpers/procs.js';
 import type { ExecRequest, InfoResponse__Output } from '../../proto/index.js';
 
 const TOKEN = randomBytes(32).toString('base64url');
@@ -139,8 +139,8 @@ function escapes(m: string, then: string): string {
 }
 
 /**
- * Runs an escaping task; once it is ready, waits until its four escapees run (the double fork's
- * sleep may start after the task says ready), counts them, then lets it go on.
+ * Runs an escaping task; once it is ready, waits until its four escapees run (each is a `sleep`
+ * that starts a moment after the task says ready: a fork, then an exec), then lets it go on.
  */
 async function escapeRun(
   then: string,
@@ -151,13 +151,11 @@ async function escapeRun(
   const taskId = `esc-${++n}`;
   let seen = 0;
   let counted: Promise<void> | undefined;
-  // Bounds for a loaded machine, where a count after 10 s found three of the four: the task's
-  // deadline leaves room for the count (its wait for `go` is bounded in the script too).
+  // The task's deadline leaves room for the wait (its wait for `go` is bounded in the script too).
   const r = await execCollect(op.agent, { taskId, argv: ['/bin/sh', '-c', escapes(m, then)], timeoutMs: 60_000, ...extra }, (ev) => {
     if (!ev.stdout?.toString().includes('ready') || counted) return;
     counted = (async () => {
-      await vi.waitFor(() => expect(pidsWith(m).length).toBeGreaterThanOrEqual(4), { timeout: 45_000, interval: 20 }).catch(() => undefined);
-      seen = pidsWith(m).length;
+      seen = await awaitPidsWith(m, 4);
       writeFileSync(join(agent.dataDir, 'tasks', taskId, 'go'), '');
       onReady?.(taskId);
     })();
@@ -169,28 +167,28 @@ async function escapeRun(
 describe('nothing a task started outlives it', () => {
   it('after its exit', async () => {
     const { r, m, seen } = await escapeRun('exit 0');
-    expect(seen).toBeGreaterThanOrEqual(4);
+    expect(seen).toBe(4);
     expect(exitOf(r)?.code).toBe(0);
     expect(await noneLeft(m)).toBe(true);
   });
 
   it('after its timeout', async () => {
     const { r, m, seen } = await escapeRun('sleep 600', { timeoutMs: 3000 });
-    expect(seen).toBeGreaterThanOrEqual(4);
+    expect(seen).toBe(4);
     expect(exitOf(r)?.reason).toBe('timeout');
     expect(await noneLeft(m)).toBe(true);
   });
 
   it('after Cancel', async () => {
     const { r, m, seen } = await escapeRun('sleep 600', {}, (taskId) => void unary(op.agent.Cancel.bind(op.agent), { taskId }));
-    expect(seen).toBeGreaterThanOrEqual(4);
+    expect(seen).toBe(4);
     expect(exitOf(r)?.reason).toBe('cancelled');
     expect(await noneLeft(m)).toBe(true);
   });
 
   it('after its output cap', async () => {
     const { r, m, seen } = await escapeRun('exec yes', { outputCapBytes: 64 * 1024 });
-    expect(seen).toBeGreaterThanOrEqual(4);
+    expect(seen).toBe(4);
     expect(exitOf(r)?.reason).toBe('output_cap');
     expect(await noneLeft(m)).toBe(true);
     expect(await serving()).toBe(true);
@@ -348,14 +346,13 @@ describe('the agent killed with -9', () => {
       if (!ev.stdout?.toString().includes('ready') || killed) return;
       // As in escapeRun: the escapees may start a moment after the task says ready.
       killed = (async () => {
-        await vi.waitFor(() => expect(pidsWith(m).length).toBeGreaterThanOrEqual(4), { timeout: 45_000, interval: 20 }).catch(() => undefined);
-        seen = pidsWith(m).length;
+        seen = await awaitPidsWith(m, 4);
         victim.kill('SIGKILL');
       })();
     });
     await killed;
     c.close();
-    expect(seen).toBeGreaterThanOrEqual(4);
+    expect(seen).toBe(4);
     expect(r.error).toBeDefined();
     expect(await noneLeft(m, 10_000)).toBe(true);
     expect(await serving()).toBe(true);

@@ -15,7 +15,7 @@ import { execCollect, exitOf, rawAgentClient, type ExecResult, type RawClients }
 import { taskGate } from '../helpers/gate.js';
 import { metricValue, scrapeMetrics } from '../helpers/metrics.js';
 import { eventually } from '../helpers/poll.js';
-import { noneLeft, pidsWith, sleepMarker } from '../helpers/procs.js';
+import { awaitPidsWith, noneLeft, pidsWith, sleepMarker } from '../helpers/procs.js';
 import type { ExecRequest } from '../../proto/index.js';
 
 const w = useAgentWorld('gaxx-task-end', () => ({ args: ['--capacity', '4'] }));
@@ -200,11 +200,11 @@ describe('a task that leaves a process running with its stdout open', () => {
       expect(r.stdout).toBe('hi\n');
       expect(await noneLeft(m)).toBe(true);
       // Unsandboxed, a process in a session of its own outlives the task (no namespace ends it);
-      // it holds a pipe nobody reads any more.
-      expect(pidsWith(m2)).toHaveLength(1);
+      // it holds a pipe nobody reads any more (it touched its file before it exec'd sleep: waited for).
+      expect(await awaitPidsWith(m2, 1, 10_000)).toBe(1);
       expect(await serving(c)).toBe(true);
     } finally {
-      for (const pid of pidsWith(m2)) process.kill(pid, 'SIGKILL');
+      for (const pid of pidsWith(m2, true)) process.kill(pid, 'SIGKILL');
       c.close();
       await a.stop();
     }
