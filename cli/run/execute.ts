@@ -6,11 +6,12 @@
  */
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { GaxxError, type TaskSigner } from '../../proto/index.js';
+import { GaxxError, isGaxxError, type TaskSigner } from '../../proto/index.js';
 import {
   agentConnector,
   warmingConnector,
   WORKER_CONCURRENCY,
+  landEndRecord,
   mustLand,
   createRedis,
   createRunRecord,
@@ -20,7 +21,6 @@ import {
   resumeRun,
   runAndWait,
   streamRun,
-  updateRunRecord,
   waitReady,
   countOutcome,
   isCancelled,
@@ -206,6 +206,8 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
   const counts: OutcomeCounts = {};
   const down = new Set<string>();
   let outputCut = 0;
+  // Whether Redis was last heard unreachable (a failed run's end record is then tried once).
+  let redisDown = false;
   view.start({ runId: s.runId, argv: plan.argv, fleet: plan.fleet ?? '', mode: 'each-host' });
   const record = { argv: plan.argv, fleet: plan.fleet ?? '', agents: s.hosts.length, mode: 'each-host' as const };
   const redis = s.redis;
@@ -222,7 +224,10 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
       cancel: ctx.signal,
       ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
       onStart: () => s.clock.mark('enqueuedMs'),
-      onRedis: (isDown, ms, refused) => ctx.out.note(redisNote(isDown, ms, refused)),
+      onRedis: (isDown, ms, refused) => {
+        redisDown = isDown;
+        ctx.out.note(redisNote(isDown, ms, refused));
+      },
       onIgnored: s.ignored.note,
       onLive: (id, c) => view.live(id, c),
       onResult: (r, o, shown) => {
@@ -234,18 +239,23 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
       },
     },
   ).catch(async (e: unknown) => {
-    await updateRunRecord(redis, s.runId, { state: 'failed', counts, finishedAt: Date.now() }).catch(() => undefined);
+    // Written as every run's end record is (retried while the connection comes back, bounded).
+    await landEndRecord(
+      redis,
+      s.runId,
+      { state: 'failed', counts, finishedAt: Date.now() },
+      { redisDown: redisDown || isGaxxError(e, 'REDIS_UNAVAILABLE'), what: `run ${s.runId}` },
+    );
     throw e;
   });
   // The connection may still be coming back from an outage the wait rode out.
-  const after = <T>(op: () => Promise<T>): Promise<T> => mustLand(redis, op, { redisDown: res.redisDown, what: `run ${s.runId}` });
+  const landing = { redisDown: res.redisDown, what: `run ${s.runId}` };
   // `gaxx runs cancel` from another shell sets the flag without aborting this process's signal.
-  const cancelled = res.cancelled || (await after(() => isCancelled(redis, s.runId)).catch(() => false));
+  const cancelled = res.cancelled || (await mustLand(redis, () => isCancelled(redis, s.runId), landing).catch(() => false));
   // A wait that ended early (--wait-timeout, Redis gone) leaves the tasks without a result
   // queued: the run is still running (resumable), and what this process reported for those
   // tasks (unknown) is not a result the run index may count.
-  if (cancelled || !res.ended)
-    await after(() => updateRunRecord(redis, s.runId, { state: cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() })).catch(() => undefined);
+  if (cancelled || !res.ended) await landEndRecord(redis, s.runId, { state: cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }, landing);
   const summary = summarize(s.runId, counts, Date.now() - started, down, { state: cancelled ? 'cancelled' : res.ended ? 'running' : 'done', outputCut });
   endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
   if (cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);

@@ -16,7 +16,7 @@ import { schedulerAlive } from '../daemon/daemon.js';
 import { jobIdFor } from './task.js';
 import { isCancelled, requestCancel } from './cancel.js';
 import { followRun, type AcceptResults, type FollowHandlers } from './follow.js';
-import { mustLand, REDIS_GONE_MS } from './run.js';
+import { landEndRecord, mustLand, REDIS_GONE_MS } from './run.js';
 import { loadRunMeta, runTasksKey } from './runs.js';
 import { TaskQueue } from './queue.js';
 import { publishResult, runDoneKey, type TaskResult } from './results.js';
@@ -165,8 +165,8 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
     // A cancelled run stays cancelled, whoever follows it to its end.
     const final = (await after(() => isCancelled(queue.redis, runId))) ? 'cancelled' : (state ?? 'done');
     // Followed to its end: this follower has every result's counts (a record `runs cancel` marked
-    // cancelled before had none).
-    await after(() => updateRunRecord(queue.redis, runId, { state: final, counts, finishedAt: rec.finishedAt ?? Date.now() }));
+    // cancelled before had none). Bounded like every run's end record: the results are what counts.
+    await landEndRecord(queue.redis, runId, { state: final, counts, finishedAt: rec.finishedAt ?? Date.now() }, { what: `run ${runId}` });
     return { record: rec, counts, state: final };
   } finally {
     clearInterval(timer);
