@@ -3,16 +3,11 @@
  * cert bundle, pins the agent's identity (see agent-identity.ts), puts deadlines on calls, and
  * turns every failure into a GaxxError (the agent's own code is rebuilt from the trailer).
  */
-import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
 import { revokedPeerSerials, sharedSecureContext, type CertBundle } from '../../certs/index.js';
 import {
-  ERROR_CODE_METADATA_KEY,
-  RETRY_AFTER_METADATA_KEY,
   GaxxError,
-  GrpcStatus,
-  errorFromGrpc,
   grpcModules,
   loadProtos,
   type AgentGrpcClient,
@@ -25,42 +20,13 @@ import {
   type PutFileResponse__Output,
   type Started__Output,
 } from '../../proto/index.js';
+import { agentError } from './agent-errors.js';
 import { checkAgentCertificate, grpcTarget, splitAddress, type AgentExpectation } from './agent-identity.js';
+import { execStream } from './exec-stream.js';
+import { getFile, putFile, type TransferContext } from './file-transfer.js';
 
 /** Largest gRPC message either side accepts; the agent uses the same limit. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
-/** File transfers are sent in chunks of this size. */
-export const FILE_CHUNK_BYTES = 64 * 1024;
-/** After a Cancel, how long to wait for the agent's exit event before dropping the stream. */
-/** How long the call's end may lag its exit event before the exit is passed on anyway. */
-const TRAILERS_LATE_MS = 2000;
-const TRAILERS_LATE = Symbol('trailers late');
-/** Resolves (unref'd) once TRAILERS_LATE_MS passed. */
-function trailersLate(): Promise<typeof TRAILERS_LATE> {
-  return new Promise((resolve) => setTimeout(resolve, TRAILERS_LATE_MS, TRAILERS_LATE).unref());
-}
-
-/** Stops reading an Exec call and cancels it. */
-function abandon(events: AsyncIterator<ExecEvent__Output>, call: { cancel(): void }): void {
-  void events.return?.()?.catch(() => undefined);
-  call.cancel();
-}
-
-/**
- * Reads an Exec call whose exit event its caller has (and stopped at) to its end, in the
- * background: the call is cancelled only when its end does not come within TRAILERS_LATE_MS.
- */
-function readToEnd(events: AsyncIterator<ExecEvent__Output>, call: { cancel(): void }): void {
-  void (async () => {
-    for (;;) {
-      const next = await Promise.race([events.next(), trailersLate()]);
-      if (next === TRAILERS_LATE) break;
-      if (next.done) return;
-    }
-    abandon(events, call);
-  })().catch(() => undefined);
-}
-const CANCEL_GRACE_MS = 5_000;
 /** Placeholder TLS server name when dialling an IP (Node refuses an IP as SNI: DEP0123). */
 const IP_SERVER_NAME = 'gaxx-agent';
 
@@ -286,44 +252,13 @@ export class AgentClient {
     opts: { mode?: number; area?: 'FILE_AREA_DATA' | 'FILE_AREA_CERTS'; deadlineMs?: number } = {},
   ): Promise<PutFileResponse__Output> {
     await this.ready();
-    const sha256 = createHash('sha256').update(data).digest('hex');
-    const res = await new Promise<PutFileResponse__Output>((resolve, reject) => {
-      const call = this.rpc('PutFile').putFile(this.callOptions(opts.deadlineMs ?? this.transferDeadline(data.length)), (e, r) =>
-        e || !r ? reject(this.mapError(e)) : resolve(r),
-      );
-      call.write({ header: { path, mode: opts.mode ?? 0, size: data.length, sha256, area: opts.area ?? 'FILE_AREA_DATA' } });
-      // The data is already in memory, so queueing every chunk costs no extra copies.
-      for (let i = 0; i < data.length; i += FILE_CHUNK_BYTES) call.write({ data: data.subarray(i, i + FILE_CHUNK_BYTES) });
-      call.end();
-    });
-    if (res.sha256 !== sha256) throw new GaxxError('CHECKSUM_MISMATCH', `agent ${this.address} stored ${path} with sha256 ${res.sha256}, sent ${sha256}`);
-    return res;
+    return putFile(this.rpc('PutFile'), path, data, opts, this.transfer(opts.deadlineMs ?? this.transferDeadline(data.length)));
   }
 
   /** Downloads a file from the agent's data area; CHECKSUM_MISMATCH when it does not match its header. */
   async getFile(path: string, opts: { deadlineMs?: number } = {}): Promise<{ data: Buffer; sha256: string; mode: number }> {
     await this.ready();
-    const call = this.rpc('GetFile').getFile({ path }, this.callOptions(opts.deadlineMs ?? this.transferDeadline(0)));
-    let header: { size: number; mode: number; sha256: string } | undefined;
-    const parts: Buffer[] = [];
-    try {
-      for await (const chunk of call as AsyncIterable<{ header?: { size: number; mode: number; sha256: string } | null; data?: Buffer }>) {
-        if (chunk.header) header = chunk.header;
-        else if (chunk.data) parts.push(chunk.data);
-      }
-    } catch (e) {
-      throw this.mapError(e);
-    }
-    if (!header) throw new GaxxError('UNAVAILABLE', `agent ${this.address} sent ${path} without a header`);
-    const data = Buffer.concat(parts);
-    const sha256 = createHash('sha256').update(data).digest('hex');
-    if (sha256 !== header.sha256 || data.length !== header.size) {
-      throw new GaxxError(
-        'CHECKSUM_MISMATCH',
-        `${path} from agent ${this.address}: got ${data.length} bytes sha256 ${sha256}, header says ${header.size} bytes ${header.sha256}`,
-      );
-    }
-    return { data, sha256, mode: header.mode };
+    return getFile(this.rpc('GetFile'), path, this.transfer(opts.deadlineMs ?? this.transferDeadline(0)));
   }
 
   /**
@@ -347,63 +282,7 @@ export class AgentClient {
     // started the task; on any other state grpc-js fails the call before sending anything.
     const sent = this.channel.getConnectivityState(false) === grpcJs().connectivityState.READY;
     const call = this.rpc('Exec').exec(req, deadlineMs === undefined ? {} : this.callOptions(deadlineMs));
-    let grace: NodeJS.Timeout | undefined;
-    let started = false;
-    let cancelWanted = false;
-    const sendCancel = () => {
-      // Ask the agent to stop the task's process group, then give it time to send the exit event.
-      this.cancel(req.taskId ?? '').catch(() => undefined);
-      clearTimeout(grace);
-      grace = setTimeout(() => call.cancel(), CANCEL_GRACE_MS);
-    };
-    const onAbort = () => {
-      cancelWanted = true;
-      // Before 'started' the agent may not know the task yet: cancel once it does (or drop the
-      // stream if it never says so).
-      if (started) sendCancel();
-      else grace = setTimeout(() => call.cancel(), CANCEL_GRACE_MS);
-    };
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const events = (call as AsyncIterable<ExecEvent__Output>)[Symbol.asyncIterator]();
-    // The exit event goes to the caller as it comes. The agent ends the call right after it (its
-    // trailers come a loop turn later): a caller that stops at the exit leaves the call to be
-    // read to that end here, not cancelled (a cancel costs both sides an error, a stack trace and
-    // a reset stream per task), and one that reads on gets the end as before.
-    let exit: ExecEvent__Output | undefined;
-    let ended = false;
-    /** The end was waited for after the exit, in vain. */
-    let late = false;
-    try {
-      for (;;) {
-        const next = exit ? await Promise.race([events.next(), trailersLate()]) : await events.next();
-        if (next === TRAILERS_LATE || next.done) {
-          ended = next !== TRAILERS_LATE;
-          late = !ended;
-          break;
-        }
-        const ev = next.value;
-        if (ev.started && !started) {
-          started = true;
-          if (cancelWanted) sendCancel();
-        }
-        if (ev.exit) exit = ev;
-        yield ev;
-      }
-    } catch (e) {
-      // The task's end is known: what went wrong after it does not change it.
-      if (!exit) {
-        const err = this.mapError(e);
-        // `requestSent`: the agent may have started the task (the retry policy must not move it).
-        throw new GaxxError(err.code, err.message, { cause: err.cause, details: { ...err.details, requestSent: sent } });
-      }
-    } finally {
-      opts.signal?.removeEventListener('abort', onAbort);
-      clearTimeout(grace);
-      if (!ended) {
-        if (exit && !late) readToEnd(events, call);
-        else abandon(events, call);
-      }
-    }
+    yield* execStream(call, { taskId: req.taskId ?? '', sent, signal: opts.signal, cancel: (id) => this.cancel(id), mapError: (e) => this.mapError(e) });
   }
 
   /**
@@ -430,43 +309,17 @@ export class AgentClient {
     return { deadline: Date.now() + deadlineMs };
   }
 
+  private transfer(deadlineMs: number): TransferContext {
+    return { address: this.address, callOptions: this.callOptions(deadlineMs), mapError: (e) => this.mapError(e) };
+  }
+
   private transferDeadline(bytes: number): number {
     // Allow at least a minute, plus a second per MiB, for transfers.
     return Math.max(this.deadlineMs, 60_000) + Math.ceil(bytes / (1024 * 1024)) * 1000;
   }
 
-  /**
-   * A connection that never reached an agent, said plainly: refused, unreachable, or a TLS
-   * handshake that failed (the grpc/OpenSSL text stays in the cause).
-   */
-  private transportError(se: Partial<grpc.ServiceError>): GaxxError {
-    const d = `${se.details ?? ''} ${se.message ?? ''}`;
-    let why = 'it did not answer';
-    if (/ECONNREFUSED/.test(d)) why = 'connection refused: is gaxx-agent running and listening on that port?';
-    else if (/EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ENOTFOUND|EAI_AGAIN/.test(d)) why = 'the host cannot be reached from here (address, DNS or firewall)';
-    else if (/SSL|TLS|handshake|certificate|alert/i.test(d))
-      why =
-        "the TLS handshake failed: it is not an agent of this fleet's CA, it refused our certificate (revoked or expired?), or it closed the connection at once (too many connections from this address, or the address is blocked: see its audit log)";
-    else if (/ECONNRESET|socket hang up|closed/i.test(d)) why = 'the connection was closed (an agent blocking this address, or not a gaxx-agent)';
-    return new GaxxError('UNAVAILABLE', `no gaxx-agent answering at ${this.address}: ${why}`, { cause: se });
-  }
-
   /** Any failure as a GaxxError: the agent's trailer code, a pinned-identity refusal, or the transport's. */
   private mapError(e: unknown): GaxxError {
-    if (e instanceof GaxxError) return e;
-    const se = e as Partial<grpc.ServiceError> | null;
-    if (!se || typeof se.code !== 'number') return new GaxxError('UNAVAILABLE', `agent ${this.address}: ${String(e)}`, { cause: e });
-    // The refusal's text reaches us inside the transport error; match it so a later, unrelated
-    // outage is not reported as a mismatch.
-    const idErr = this.identityError;
-    if (se.code === GrpcStatus.UNAVAILABLE && idErr && (se.details ?? '').includes(idErr.message)) return idErr;
-    const trailer = se.metadata?.get(ERROR_CODE_METADATA_KEY)[0];
-    if (se.code === GrpcStatus.UNAVAILABLE && trailer === undefined) return this.transportError(se);
-    // grpc-js appends an empty "Resolution note:" to transport errors; it only adds noise.
-    const details = (se.details ?? se.message ?? '').replace(/\.? ?Resolution note: *$/, '');
-    const mapped = errorFromGrpc(se.code, `agent ${this.address}: ${details}`, typeof trailer === 'string' ? trailer : undefined);
-    // The agent's retry hint (RESOURCE_EXHAUSTED) travels on as a detail the retry policy reads.
-    const hint = Number(se.metadata?.get(RETRY_AFTER_METADATA_KEY)[0] ?? NaN);
-    return new GaxxError(mapped.code, mapped.message, { cause: e, ...(Number.isFinite(hint) ? { details: { retryAfterMs: hint } } : {}) });
+    return agentError(e, this.address, this.identityError);
   }
 }
