@@ -11,39 +11,20 @@
  * fleets of the same name never share an agent's certificates, data or state.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import {
-  chmodSync,
-  chownSync,
-  closeSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { createServer } from 'node:net';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { FleetCa, REVOCATION_FILE, writeCertDir, writeFileAtomic } from '../../certs/index.js';
 import { GaxxError, inside, removeTree } from '../../proto/index.js';
-import { checkOwnDir } from '../local-dirs.js';
-import { AGENT_ENV, agentBundlePath, agentNodeFlags, fleetSinceArgs, installAgentBundle } from './agent-bundle.js';
+import { AGENT_ENV, agentNodeFlags, fleetSinceArgs } from './agent-bundle.js';
 import { waitForListening, waitForExit, isAgentProcess } from './local-process.js';
+import { chownTree, installationDir, LOCAL_AGENT_GID, LOCAL_AGENT_UID, prepareRunDir, removeEmptyInstallationDir } from './local-files.js';
+import { claimSlot, localAddress, MAX_INSTANCES, releaseSlot } from './local-slots.js';
+
+export { LOCAL_AGENT_UID } from './local-files.js';
 import { fleetTag, hasFleetTag, type CreateRequest, type DestroyOutcome, type Instance, type Provider, type ProviderSettings } from './types.js';
 
-/** The user agents run as when we are root (nobody). */
-export const LOCAL_AGENT_UID = 65534;
-export const LOCAL_AGENT_GID = 65534;
-/** Loopback addresses handed out: 127.0.0.<FIRST_HOST + index>. */
-const FIRST_HOST = 2;
-const MAX_INSTANCES = 250;
 /** A local task's process limit: room for MAX_INSTANCES agents of one user (~24 each at rest) and their tasks. */
 const LOCAL_TASK_PROCESSES = 16_384;
 
@@ -164,10 +145,10 @@ export function createLocalProvider(settings: ProviderSettings): Provider {
       await stopLocalAgent(r, o.stopTimeoutMs);
       // Its tasks and PutFile shaped the tree: any depth goes (removeTree), not only what fits Node's stack.
       await removeTree(r.dir);
-      removeEmptyInstallationDir(o, r.dir);
+      removeEmptyInstallationDir(o.runDir, r.dir);
       rmSync(join(o.stateDir, `${id}.pid`), { force: true });
       rmSync(recordPath(id), { force: true });
-      rmSync(join(o.stateDir, 'slots', String(r.index)), { force: true });
+      releaseSlot(o.stateDir, r.index);
       return 'deleted';
     },
     async pricePerHour() {
@@ -194,84 +175,16 @@ export function taskHiddenArgs(o: Pick<Resolved, 'hideFromTasks' | 'runDir'>): s
   return dirs.length > 0 ? ['--task-hidden', dirs.join(':')] : [];
 }
 
-/** The loopback address of instance `index`: 127.0.0.2, 127.0.0.3, ... */
-export function localAddress(index: number): string {
-  if (!Number.isInteger(index) || index < 0 || index >= MAX_INSTANCES) {
-    throw new GaxxError('USAGE', `a local fleet has at most ${MAX_INSTANCES} agents (index ${index})`);
-  }
-  return `127.0.0.${FIRST_HOST + index}`;
-}
-
-/** How long a claimed slot without a record counts as a start in progress (then it is stale). */
-const CLAIM_STALE_MS = 5 * 60_000;
-
-/**
- * Claims the first address slot that no local agent of ours holds or is starting on, and on
- * which nothing else listens on `port` or `metricsPort` (another installation's local fleet, or
- * any other program). The slot is the provider's own: a fleet's host index says nothing about
- * which addresses other fleets use. A claim is a file `<stateDir>/slots/<slot>` created
- * exclusively, so creates running at once (in this process or in another gaxx) never pick the
- * same address; destroy releases it.
- */
-async function claimSlot(o: Resolved, id: string, existing: LocalRecord[]): Promise<number> {
-  const slots = join(o.stateDir, 'slots');
-  mkdirSync(slots, { recursive: true, mode: 0o700 });
-  const held = new Set(existing.map((r) => r.index));
-  const ids = new Set(existing.map((r) => r.id));
-  for (let i = 0; i < MAX_INSTANCES; i++) {
-    if (held.has(i) || !takeClaim(join(slots, String(i)), id, ids)) continue;
-    if (await portsFree(localAddress(i), [o.port, o.metricsPort])) return i;
-    rmSync(join(slots, String(i)), { force: true });
-  }
-  throw new GaxxError(
-    'RESOURCE_EXHAUSTED',
-    `no free loopback address for a local agent on port ${o.port} (127.0.0.${FIRST_HOST}-127.0.0.${FIRST_HOST + MAX_INSTANCES - 1} are taken)`,
-  );
-}
-
-/** Creates the claim file; an existing one is taken over only when it is stale (no record, old). */
-function takeClaim(path: string, id: string, ids: Set<string>): boolean {
-  try {
-    writeFileSync(path, id, { flag: 'wx', mode: 0o600 });
-    return true;
-  } catch {
-    try {
-      const owner = readFileSync(path, 'utf8');
-      if (ids.has(owner) || Date.now() - statSync(path).mtimeMs < CLAIM_STALE_MS) return false;
-      rmSync(path, { force: true });
-      writeFileSync(path, id, { flag: 'wx', mode: 0o600 });
-      return true;
-    } catch {
-      return false;
-    }
-  }
-}
-
-/** Whether every non-zero port of `ports` can be bound on `address` right now. */
-async function portsFree(address: string, ports: number[]): Promise<boolean> {
-  for (const port of ports) if (port !== 0 && !(await canListen(address, port))) return false;
-  return true;
-}
-
-/** Whether `address:port` can be bound right now (closed again at once). */
-function canListen(address: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen({ host: address, port, exclusive: true }, () => srv.close(() => resolve(true)));
-  });
-}
-
 /** Issues the agent's certificate, lays out its files and starts it; resolves once it listens. */
 async function startLocalAgent(o: Resolved, req: CreateRequest, existing: LocalRecord[]): Promise<LocalRecord> {
   const id = `${req.fleet}-${req.label}`;
   if (existing.some((r) => r.id === id)) throw new GaxxError('ALREADY_EXISTS', `local instance ${id} exists`);
-  const index = await claimSlot(o, id, existing);
+  const index = await claimSlot(o.stateDir, [o.port, o.metricsPort], id, existing);
   try {
     return await launchAgent(o, req, id, index);
   } catch (e) {
     // Nothing recorded yet holds the slot when the start failed before the record was written.
-    if (!existsSync(join(o.stateDir, `${id}.json`))) rmSync(join(o.stateDir, 'slots', String(index)), { force: true });
+    if (!existsSync(join(o.stateDir, `${id}.json`))) releaseSlot(o.stateDir, index);
     throw e;
   }
 }
@@ -287,52 +200,31 @@ async function startLocalAgent(o: Resolved, req: CreateRequest, existing: LocalR
  */
 const AGENT_FILES = { durable: false } as const;
 
-/**
- * This installation's folder in the run dir: named after its state dir (one per GAXX_HOME), 0711
- * like the run dir (the agent user passes through it to its own files).
- */
-function installationDir(o: Resolved): string {
-  const dir = join(o.runDir, `home-${createHash('sha256').update(resolve(o.stateDir)).digest('hex').slice(0, 16)}`);
-  mkdirSync(dir, { recursive: true, mode: 0o711 });
-  chmodSync(dir, 0o711);
-  return dir;
+/** The files of one local agent: its dir and what is in it, and the installed bundle it runs. */
+interface AgentLayout {
+  bundle: string;
+  dir: string;
+  certs: string;
+  data: string;
+  audit: string;
+  /** The agent's own state (task journal, newest revocation list), outside the data dir. */
+  state: string;
 }
 
-/**
- * Removes the installation dir that held the host dir `hostDir` once it holds nothing else (its
- * last host was destroyed): rmdir fails on a dir that is not empty, so a host another create
- * has just made there keeps it, and launchAgent sets the dir's mode again once its host dir is
- * in it (a create that lost the dir in between made it again with the mode of its umask).
- */
-function removeEmptyInstallationDir(o: Resolved, hostDir: string): void {
-  const home = dirname(hostDir);
-  if (resolve(dirname(home)) !== resolve(o.runDir) || !basename(home).startsWith('home-')) return;
-  try {
-    rmdirSync(home);
-  } catch {
-    // Not empty (another host of this installation), or already gone.
-  }
-}
-
-/** Lays out the agent's files in slot `index` and starts it; resolves once it listens. */
-async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: number): Promise<LocalRecord> {
-  const address = localAddress(index);
-  const bundle = prepareRunDir(o);
-  const home = installationDir(o);
+/** Makes instance `id`'s dirs, issues its certificate for `address` and writes it, owned by the agent user. */
+async function layOutAgent(o: Resolved, req: CreateRequest, id: string, address: string): Promise<AgentLayout> {
+  const bundle = prepareRunDir(o.runDir, o.agentBundle);
+  const home = installationDir(o.runDir, o.stateDir);
   const dir = join(home, id);
-  const certs = join(dir, 'certs');
-  const data = join(dir, 'data');
-  const audit = join(dir, 'audit');
-  // The agent's own state (task journal, newest revocation list), outside the data dir.
-  const state = join(dir, 'state');
-  for (const d of [dir, certs, data, audit, state]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  const l = { bundle, dir, certs: join(dir, 'certs'), data: join(dir, 'data'), audit: join(dir, 'audit'), state: join(dir, 'state') };
+  for (const d of [dir, l.certs, l.data, l.audit, l.state]) mkdirSync(d, { recursive: true, mode: 0o700 });
   // Its host dir in it now, the installation dir cannot go (removeEmptyInstallationDir).
   chmodSync(home, 0o711);
   const ca = FleetCa.open(o.caDir);
   const made = await ca.issue({ identity: { role: 'agent', fleet: req.fleet, host: req.label }, hosts: [address] });
   const revoked = join(o.caDir, REVOCATION_FILE);
   writeCertDir(
-    certs,
+    l.certs,
     {
       certPem: made.certPem,
       keyPem: made.keyPem,
@@ -341,26 +233,29 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
     },
     AGENT_FILES,
   );
-  if (isRoot()) for (const d of [certs, data, audit, state]) chownTree(d);
+  if (isRoot()) for (const d of [l.certs, l.data, l.audit, l.state]) chownTree(d);
   chmodSync(dir, 0o711);
-  const log = join(dir, 'agent.log');
-  const fd = openSync(log, 'w', 0o600);
-  const args = [
-    ...agentNodeFlags(bundle),
-    bundle,
+  return l;
+}
+
+/** The Node flags and gaxx-agent flags of the agent laid out in `l`, serving on `address`. */
+function agentCommandLine(o: Resolved, req: CreateRequest, l: AgentLayout, address: string): string[] {
+  return [
+    ...agentNodeFlags(l.bundle),
+    l.bundle,
     '--listen',
     `${address}:${o.port}`,
     // As every fleet's agents do: the dashboard (the daemon's or `gaxx ui`'s) collects them.
     '--metrics-listen',
     `${address}:${o.metricsPort}`,
     '--certs',
-    certs,
+    l.certs,
     '--data-dir',
-    data,
+    l.data,
     '--state-dir',
-    state,
+    l.state,
     '--audit-log',
-    join(audit, 'audit.log'),
+    join(l.audit, 'audit.log'),
     // Every local agent runs as the same user, and a task's process limit (RLIMIT_NPROC) counts
     // that user's processes and threads across all of them: a 50-agent fleet holds ~1,200 at
     // rest (agent, launcher, warm sandboxes), over the default 1,024 a lone host's tasks get.
@@ -370,6 +265,16 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
     ...fleetSinceArgs(req.fleetSince),
     ...o.agentArgs,
   ];
+}
+
+/** Lays out the agent's files in slot `index` and starts it; resolves once it listens. */
+async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: number): Promise<LocalRecord> {
+  const address = localAddress(index);
+  const l = await layOutAgent(o, req, id, address);
+  const { bundle, dir } = l;
+  const log = join(dir, 'agent.log');
+  const fd = openSync(log, 'w', 0o600);
+  const args = agentCommandLine(o, req, l, address);
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ['ignore', fd, fd],
@@ -405,19 +310,6 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
     writeFileAtomic(join(o.stateDir, `${id}.json`), JSON.stringify(rec, null, 2), 0o600, AGENT_FILES);
   }
   return rec;
-}
-
-/** Root-owned 0711 run dir (others may traverse, not list) holding the installed bundle. */
-function prepareRunDir(o: Resolved): string {
-  mkdirSync(o.runDir, { recursive: true, mode: 0o711 });
-  checkOwnDir(o.runDir, 'the local fleet run dir');
-  chmodSync(o.runDir, 0o711);
-  return installAgentBundle({ source: o.agentBundle ?? agentBundlePath(), dir: join(o.runDir, 'bin') });
-}
-
-function chownTree(p: string): void {
-  chownSync(p, LOCAL_AGENT_UID, LOCAL_AGENT_GID);
-  if (lstatSync(p).isDirectory()) for (const e of readdirSync(p)) chownTree(join(p, e));
 }
 
 /** SIGTERM (the agent drains its tasks), SIGKILL after `timeoutMs`; only if the pid is still the agent. */
