@@ -4,9 +4,8 @@
  * list, then either one task per host through runAndWait (each-host) or a streamed task list
  * through streamRun, and presents results through the views. Every run is in the run index.
  */
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { GaxxError, isGaxxError, type TaskSigner } from '../../proto/index.js';
+import { GaxxError, isGaxxError } from '../../proto/index.js';
 import {
   agentConnector,
   warmingConnector,
@@ -20,42 +19,27 @@ import {
   newRunId,
   resumeRun,
   runAndWait,
-  streamRun,
   waitReady,
   countOutcome,
   isCancelled,
-  type EndedEarly,
   type OutcomeCounts,
-  type RedisSettings,
   type RedisTarget,
-  type RefusedTask,
   type TaskInput,
 } from '../../scheduler/index.js';
-import { agentClientOptions, type GaxxConfig } from '../config.js';
+import { agentClientOptions } from '../config.js';
 import { operatorSigner } from '../operator-credentials.js';
-import type { Io, Output } from '../output.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
 import type { RunPlan } from './plan.js';
-import { ProgressLine } from './progress.js';
 import { IgnoredReport } from './ignored.js';
-import { prepareResultsDir, ResultsDirView } from './results-dir.js';
-import { INTERRUPTED, summarize, summaryExitCode, type RunSummary } from './summary.js';
-import { recordTask } from './records.js';
-import { openTaskList, readRecords } from './task-source.js';
-import { RunClock, timingsText } from './timings.js';
-import { HumanView, JsonView, Views, type RunView } from './views.js';
+import { prepareResultsDir } from './results-dir.js';
+import { INTERRUPTED, summarize, summaryExitCode } from './summary.js';
+import { openTaskList } from './task-source.js';
+import { RunClock } from './timings.js';
+import { endedNote, endRun, redisNote, viewsFor, type ExecuteContext, type RedisClient, type Started } from './run-shared.js';
+import { HumanView, JsonView, type RunView } from './views.js';
+import { runTaskList } from './task-list-run.js';
 
-export interface ExecuteContext {
-  config: GaxxConfig;
-  out: Output;
-  io: Io;
-  signal: AbortSignal;
-  /**
-   * The Redis the run uses, being got by the caller (the run command starts getting it before it
-   * loads this module: an embedded redis-server it starts then boots meanwhile); released here.
-   */
-  redis: Promise<RedisTarget>;
-}
+export type { ExecuteContext } from './run-shared.js';
 
 /**
  * At most this many agents are connected to ahead of the run: as many as the in-process worker
@@ -146,58 +130,6 @@ async function released(target: Promise<RedisTarget>): Promise<void> {
   );
 }
 
-/** What a run says while Redis is away (or refuses writes: `refused`, its reason), and when it is back. */
-function redisNote(isDown: boolean, ms: number, refused?: string): string {
-  const s = Math.round(ms / 1000);
-  if (refused !== undefined) return isDown ? `gaxx: Redis refuses writes for ${s}s: ${refused}` : `gaxx: Redis takes writes again after ${s}s`;
-  return isDown ? `gaxx: Redis unreachable for ${s}s` : `gaxx: Redis is back after ${s}s`;
-}
-
-/**
- * What a run says when its wait ended early: why, then (Redis refusing writes) where the embedded
- * Redis keeps its data, and how the tasks without a result are collected once Redis is fixed.
- */
-function endedNote(ended: EndedEarly, runId: string, config: GaxxConfig, rest = ''): string {
-  if (ended.refused === undefined) return `gaxx: ${ended.message}${rest}; tasks without a result stay queued: gaxx run --resume ${runId}`;
-  const where = config.redis.url === undefined ? `; the embedded Redis keeps its data in ${join(config.paths.stateDir, 'redis')}` : '';
-  return `gaxx: ${ended.message}${where}${rest}; tasks without a result stay queued: once Redis takes writes again, collect them with gaxx runs wait ${runId} (or gaxx run --resume ${runId})`;
-}
-
-type RedisClient = ReturnType<typeof createRedis>;
-
-interface Started {
-  runId: string;
-  settings: RedisSettings;
-  /** The run's ready producer connection (the caller closes it). */
-  redis: RedisClient;
-  connect: ReturnType<typeof agentConnector>;
-  /** Starts connecting to the run's agents (called when this process works on the run itself). */
-  prewarm: () => void;
-  signer: TaskSigner;
-  clock: RunClock;
-  /** Results read from Redis that were skipped (warned about once the run ends). */
-  ignored: IgnoredReport;
-}
-
-/**
- * Shows the summary (with where the time went, under --timings: in the JSON summary, or as a
- * line on stderr).
- */
-function endRun(view: RunView, ctx: ExecuteContext, summary: RunSummary, timings: { clock: RunClock; inProcess: boolean } | undefined): void {
-  const s = timings ? { ...summary, timings: timings.clock.finish(timings.inProcess) } : summary;
-  view.end(s);
-  if (s.timings && !ctx.out.json) ctx.out.note(timingsText(s.timings));
-}
-
-/** `labels`: each task's host, for a run of one task per host (its output is labelled, its results folder named, by them). */
-function viewsFor(plan: RunPlan, ctx: ExecuteContext, progress: ProgressLine | undefined, labels?: ReadonlyMap<string, string>): RunView {
-  const views: RunView[] = [
-    ctx.out.json ? new JsonView(ctx.out) : new HumanView(ctx.out, { colour: ctx.io.colour === true, progress, ...(labels ? { eachHostLabels: labels } : {}) }),
-  ];
-  if (plan.resultsDir) views.push(new ResultsDirView(plan.resultsDir, labels));
-  return new Views(views);
-}
-
 /** One task per host, pinned to it (the default without --tasks). */
 async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { hosts: string[] }): Promise<number> {
   const tasks = eachHostTasks(plan, s.hosts);
@@ -261,72 +193,6 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
   if (cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
   else if (res.ended) ctx.out.note(endedNote(res.ended, s.runId, ctx.config));
   return summaryExitCode(summary, cancelled, res.ended);
-}
-
-/** One task per input record, placed on any free host, streamed through the queue window. */
-async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { input: Readable; agentCount: number }): Promise<number> {
-  const records = new Map<string, string>();
-  const tally = { done: 0, failed: 0, refused: 0, cancelled: 0 };
-  let outputCut = 0;
-  let enqueued = 0;
-  let total: number | undefined;
-  const down = new Set<string>();
-  const progress = ctx.out.json ? undefined : new ProgressLine(ctx.io, ctx.io.stderrIsTty, () => ({ ...tally, enqueued, total }));
-  const view = viewsFor(plan, ctx, progress);
-  const started = Date.now();
-  view.start({ runId: s.runId, argv: plan.argv, fleet: plan.fleet ?? '', mode: 'tasks' });
-  // Every record goes through recordTask, whatever the source: a task, or its refusal.
-  async function* tasks(): AsyncGenerator<TaskInput | RefusedTask> {
-    let seq = 0;
-    for await (const raw of readRecords(s.input, plan.separator)) {
-      seq++;
-      const { task, record } = recordTask(plan, raw, seq);
-      if (record !== undefined) records.set(String(seq), record);
-      yield task;
-    }
-    total = seq;
-  }
-  try {
-    const res = await streamRun(tasks(), {
-      runId: s.runId,
-      settings: s.settings,
-      redis: s.redis,
-      signer: s.signer,
-      connect: s.connect,
-      prewarm: s.prewarm,
-      window: plan.window,
-      cancel: ctx.signal,
-      ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
-      record: { argv: plan.argv, fleet: plan.fleet ?? '', agents: s.agentCount, mode: 'tasks' },
-      onIgnored: s.ignored.note,
-      onEnqueued: (n) => {
-        enqueued = n;
-        s.clock.mark('enqueuedMs');
-      },
-      onRedis: (isDown, ms, refused) => ctx.out.note(redisNote(isDown, ms, refused)),
-      paced: () => ctx.out.drained(),
-      onResult: (r, o, shown) => {
-        s.clock.result();
-        tally.done++;
-        if (r.truncated) outputCut++;
-        if (r.outcome === 'refused' || r.outcome === 'cancelled') tally[r.outcome]++;
-        else if (r.outcome !== 'succeeded') tally.failed++;
-        if (r.outcome === 'unreachable' && r.host) down.add(r.host);
-        view.result(r, o, shown, records.get(r.taskId));
-        records.delete(r.taskId);
-      },
-    });
-    const state = res.cancelled ? 'cancelled' : res.ended ? 'running' : 'done';
-    const unread = res.inputRead ? {} : { notEnqueuedFrom: res.total + 1 };
-    const summary = summarize(s.runId, res.counts, Date.now() - started, down, { state, ...unread, outputCut });
-    endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
-    const rest = res.inputRead ? '' : `; records from ${res.total + 1} on were never enqueued`;
-    if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled${rest}`);
-    else if (res.ended) ctx.out.note(endedNote(res.ended, s.runId, ctx.config, rest));
-    return summaryExitCode(summary, res.cancelled, res.ended);
-  } finally {
-    progress?.stop();
-  }
 }
 
 /** `gaxx run --resume ID`: serves an earlier run's remaining tasks here and prints every result. */

@@ -1,0 +1,79 @@
+/** What the modes of `gaxx run` (execute.ts, task-list-run.ts) share: the command's context, a started run, its notes and views. */
+import { join } from 'node:path';
+import type { TaskSigner } from '../../proto/index.js';
+import type { agentConnector, createRedis, EndedEarly, RedisSettings, RedisTarget } from '../../scheduler/index.js';
+import type { GaxxConfig } from '../config.js';
+import type { Io, Output } from '../output.js';
+import type { IgnoredReport } from './ignored.js';
+import type { RunPlan } from './plan.js';
+import type { ProgressLine } from './progress.js';
+import { ResultsDirView } from './results-dir.js';
+import type { RunSummary } from './summary.js';
+import { timingsText, type RunClock } from './timings.js';
+import { HumanView, JsonView, Views, type RunView } from './views.js';
+
+/** What `gaxx run` is carried out with. */
+export interface ExecuteContext {
+  config: GaxxConfig;
+  out: Output;
+  io: Io;
+  signal: AbortSignal;
+  /**
+   * The Redis the run uses, being got by the caller (the run command starts getting it before it
+   * loads this module: an embedded redis-server it starts then boots meanwhile); released here.
+   */
+  redis: Promise<RedisTarget>;
+}
+
+/** What a run says while Redis is away (or refuses writes: `refused`, its reason), and when it is back. */
+export function redisNote(isDown: boolean, ms: number, refused?: string): string {
+  const s = Math.round(ms / 1000);
+  if (refused !== undefined) return isDown ? `gaxx: Redis refuses writes for ${s}s: ${refused}` : `gaxx: Redis takes writes again after ${s}s`;
+  return isDown ? `gaxx: Redis unreachable for ${s}s` : `gaxx: Redis is back after ${s}s`;
+}
+
+/**
+ * What a run says when its wait ended early: why, then (Redis refusing writes) where the embedded
+ * Redis keeps its data, and how the tasks without a result are collected once Redis is fixed.
+ */
+export function endedNote(ended: EndedEarly, runId: string, config: GaxxConfig, rest = ''): string {
+  if (ended.refused === undefined) return `gaxx: ${ended.message}${rest}; tasks without a result stay queued: gaxx run --resume ${runId}`;
+  const where = config.redis.url === undefined ? `; the embedded Redis keeps its data in ${join(config.paths.stateDir, 'redis')}` : '';
+  return `gaxx: ${ended.message}${where}${rest}; tasks without a result stay queued: once Redis takes writes again, collect them with gaxx runs wait ${runId} (or gaxx run --resume ${runId})`;
+}
+
+export type RedisClient = ReturnType<typeof createRedis>;
+
+/** A run under way: its id, its Redis, its signer and its agents' connector (executeRun starts it). */
+export interface Started {
+  runId: string;
+  settings: RedisSettings;
+  /** The run's ready producer connection (the caller closes it). */
+  redis: RedisClient;
+  connect: ReturnType<typeof agentConnector>;
+  /** Starts connecting to the run's agents (called when this process works on the run itself). */
+  prewarm: () => void;
+  signer: TaskSigner;
+  clock: RunClock;
+  /** Results read from Redis that were skipped (warned about once the run ends). */
+  ignored: IgnoredReport;
+}
+
+/**
+ * Shows the summary (with where the time went, under --timings: in the JSON summary, or as a
+ * line on stderr).
+ */
+export function endRun(view: RunView, ctx: ExecuteContext, summary: RunSummary, timings: { clock: RunClock; inProcess: boolean } | undefined): void {
+  const s = timings ? { ...summary, timings: timings.clock.finish(timings.inProcess) } : summary;
+  view.end(s);
+  if (s.timings && !ctx.out.json) ctx.out.note(timingsText(s.timings));
+}
+
+/** `labels`: each task's host, for a run of one task per host (its output is labelled, its results folder named, by them). */
+export function viewsFor(plan: RunPlan, ctx: ExecuteContext, progress: ProgressLine | undefined, labels?: ReadonlyMap<string, string>): RunView {
+  const views: RunView[] = [
+    ctx.out.json ? new JsonView(ctx.out) : new HumanView(ctx.out, { colour: ctx.io.colour === true, progress, ...(labels ? { eachHostLabels: labels } : {}) }),
+  ];
+  if (plan.resultsDir) views.push(new ResultsDirView(plan.resultsDir, labels));
+  return new Views(views);
+}

@@ -1,0 +1,75 @@
+/** `gaxx run --tasks`: one task per input record, streamed through the queue window. */
+import type { Readable } from 'node:stream';
+import { streamRun, type RefusedTask, type TaskInput } from '../../scheduler/index.js';
+import type { RunPlan } from './plan.js';
+import { ProgressLine } from './progress.js';
+import { recordTask } from './records.js';
+import { endedNote, endRun, redisNote, viewsFor, type ExecuteContext, type Started } from './run-shared.js';
+import { summarize, summaryExitCode } from './summary.js';
+import { readRecords } from './task-source.js';
+
+/** One task per input record, placed on any free host, streamed through the queue window. */
+export async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { input: Readable; agentCount: number }): Promise<number> {
+  const records = new Map<string, string>();
+  const tally = { done: 0, failed: 0, refused: 0, cancelled: 0 };
+  let outputCut = 0;
+  let enqueued = 0;
+  let total: number | undefined;
+  const down = new Set<string>();
+  const progress = ctx.out.json ? undefined : new ProgressLine(ctx.io, ctx.io.stderrIsTty, () => ({ ...tally, enqueued, total }));
+  const view = viewsFor(plan, ctx, progress);
+  const started = Date.now();
+  view.start({ runId: s.runId, argv: plan.argv, fleet: plan.fleet ?? '', mode: 'tasks' });
+  // Every record goes through recordTask, whatever the source: a task, or its refusal.
+  async function* tasks(): AsyncGenerator<TaskInput | RefusedTask> {
+    let seq = 0;
+    for await (const raw of readRecords(s.input, plan.separator)) {
+      seq++;
+      const { task, record } = recordTask(plan, raw, seq);
+      if (record !== undefined) records.set(String(seq), record);
+      yield task;
+    }
+    total = seq;
+  }
+  try {
+    const res = await streamRun(tasks(), {
+      runId: s.runId,
+      settings: s.settings,
+      redis: s.redis,
+      signer: s.signer,
+      connect: s.connect,
+      prewarm: s.prewarm,
+      window: plan.window,
+      cancel: ctx.signal,
+      ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
+      record: { argv: plan.argv, fleet: plan.fleet ?? '', agents: s.agentCount, mode: 'tasks' },
+      onIgnored: s.ignored.note,
+      onEnqueued: (n) => {
+        enqueued = n;
+        s.clock.mark('enqueuedMs');
+      },
+      onRedis: (isDown, ms, refused) => ctx.out.note(redisNote(isDown, ms, refused)),
+      paced: () => ctx.out.drained(),
+      onResult: (r, o, shown) => {
+        s.clock.result();
+        tally.done++;
+        if (r.truncated) outputCut++;
+        if (r.outcome === 'refused' || r.outcome === 'cancelled') tally[r.outcome]++;
+        else if (r.outcome !== 'succeeded') tally.failed++;
+        if (r.outcome === 'unreachable' && r.host) down.add(r.host);
+        view.result(r, o, shown, records.get(r.taskId));
+        records.delete(r.taskId);
+      },
+    });
+    const state = res.cancelled ? 'cancelled' : res.ended ? 'running' : 'done';
+    const unread = res.inputRead ? {} : { notEnqueuedFrom: res.total + 1 };
+    const summary = summarize(s.runId, res.counts, Date.now() - started, down, { state, ...unread, outputCut });
+    endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
+    const rest = res.inputRead ? '' : `; records from ${res.total + 1} on were never enqueued`;
+    if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled${rest}`);
+    else if (res.ended) ctx.out.note(endedNote(res.ended, s.runId, ctx.config, rest));
+    return summaryExitCode(summary, res.cancelled, res.ended);
+  } finally {
+    progress?.stop();
+  }
+}
