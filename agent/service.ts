@@ -4,30 +4,10 @@
  * gRPC statuses with the gaxx code in trailing metadata; anything else is INTERNAL without details (never a stack on the wire).
  */
 import * as grpc from '@grpc/grpc-js';
-import { mkdirSync } from 'node:fs';
 import { hostname, loadavg } from 'node:os';
 import type { Logger } from 'pino';
-import { z } from 'zod';
 import { describeIdentity, type CertBundle, type Identity } from '../certs/index.js';
-import {
-  argvBytes,
-  envBytes,
-  ENV_NAME_PATTERN,
-  EXEC_TASK_ID_PATTERN,
-  isExecTaskId,
-  refuseLoaderEnv,
-  REQUEST_LIMITS,
-  ERROR_CODE_METADATA_KEY,
-  RETRY_AFTER_METADATA_KEY,
-  GaxxError,
-  grpcStatusFor,
-  isGaxxError,
-  type AgentHandlers,
-  type ExecEvent,
-  type ExecRequest__Output,
-  type BlockedPeer,
-  type InfoResponse,
-} from '../proto/index.js';
+import { GaxxError, type AgentHandlers, type ExecEvent, type ExecRequest__Output, type BlockedPeer, type InfoResponse } from '../proto/index.js';
 import { argv0Of, argvSha256 } from './audit/audit-events.js';
 import type { AuditLog } from './audit/audit.js';
 import type { Authorizer } from './auth/auth.js';
@@ -35,12 +15,15 @@ import { admitExec, auditExecRefusal } from './auth/signed-work.js';
 import { peerAddress } from './transport/conn-limits.js';
 import type { AgentConfig } from './config.js';
 import type { ExecSpec, LaunchContext } from './exec/exec.js';
-import { receivePut, sendFile, workDirIn } from './files/files.js';
+import { receivePut, sendFile } from './files/files.js';
 import type { StagedCertArea } from './files/cert-area.js';
 import type { Confinement } from './exec/limits.js';
 import { renewalDueWithJitter } from './auth/reload.js';
-import { scratchDir, TASKS_DIR, type Task, type TaskRegistry } from './exec/tasks.js';
-import { inProcessRunner } from './exec/launcher.js';
+import type { Task, TaskRegistry } from './exec/tasks.js';
+import { execSpec, parse, taskIdSchema } from './exec/exec-request.js';
+import { toServiceError } from './service-errors.js';
+
+export { toServiceError } from './service-errors.js';
 
 export interface ServiceDeps {
   config: AgentConfig;
@@ -112,110 +95,8 @@ function auditExec(audit: AuditLog | undefined, who: { peer: string; identity: s
   });
 }
 
-/** A gRPC error for `e`: its gaxx code and message, or an opaque INTERNAL. */
-export function toServiceError(e: unknown, log: Logger): Partial<grpc.StatusObject> {
-  const metadata = new grpc.Metadata();
-  if (isGaxxError(e)) {
-    metadata.set(ERROR_CODE_METADATA_KEY, e.code);
-    const retry = e.details?.retryAfterMs;
-    if (typeof retry === 'number') metadata.set(RETRY_AFTER_METADATA_KEY, String(retry));
-    return { code: grpcStatusFor(e.code), details: boundedDetails(e.message), metadata };
-  }
-  // The caller went away mid-call (a message over the size limit, a reset stream): not the agent's fault.
-  if ((e as NodeJS.ErrnoException | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE')
-    log.warn({ code: 'ERR_STREAM_PREMATURE_CLOSE' }, 'a call ended before its stream did');
-  else log.error({ err: e }, 'unexpected error in a call');
-  metadata.set(ERROR_CODE_METADATA_KEY, 'INTERNAL');
-  return { code: grpc.status.INTERNAL, details: 'internal error', metadata };
-}
-
-/** The longest error message sent to a caller (a message quoting a caller's input can be long). */
-export const MAX_ERROR_DETAILS = 2048;
-
-/**
- * `message` cut to MAX_ERROR_DETAILS characters: a status travels in the call's trailers, and
- * trailers over HTTP/2's header size limit never reach the caller, who then waits for its
- * deadline (a GetFile of a 100,000-character path echoed it whole, and went unanswered).
- */
-export function boundedDetails(message: string): string {
-  return message.length <= MAX_ERROR_DETAILS ? message : `${message.slice(0, MAX_ERROR_DETAILS)}... (${message.length - MAX_ERROR_DETAILS} more characters)`;
-}
-
 /** Retry hint sent with a capacity refusal (the scheduler's busy wait reads it). */
 const BUSY_RETRY_AFTER_MS = 50;
-
-const taskIdSchema = z
-  .string()
-  .regex(EXEC_TASK_ID_PATTERN, '[A-Za-z0-9._-], 1..128 characters')
-  // The CLI's rule too (proto): past the pattern, only `.` and `..` fail it.
-  .refine(isExecTaskId, 'not . or ..');
-const L = REQUEST_LIMITS;
-const noNul = (s: string) => !s.includes('\0');
-/** What an Exec request must be; the argv and env rules are proto/limits.ts requestProblems' too. */
-export const execSchema = z.object({
-  taskId: taskIdSchema,
-  argv: z
-    .array(
-      z
-        .string()
-        .refine((s) => Buffer.byteLength(s) <= L.argBytes, `an argv entry is at most ${L.argBytes} bytes`)
-        .refine(noNul, 'no NUL bytes'),
-    )
-    .min(1)
-    .max(L.argvItems)
-    .refine((a) => (a[0] ?? '') !== '', 'argv[0] must not be empty')
-    .refine((a) => argvBytes(a) <= L.argvBytes, `argv totals at most ${L.argvBytes} bytes`),
-  env: z
-    .record(
-      z.string().regex(ENV_NAME_PATTERN, 'env names are [A-Za-z_][A-Za-z0-9_]*, at most 128'),
-      z
-        .string()
-        .refine((s) => Buffer.byteLength(s) <= L.envValueBytes, `an env value is at most ${L.envValueBytes} bytes`)
-        .refine(noNul, 'no NUL bytes'),
-    )
-    .refine((e) => Object.keys(e).length <= L.envEntries, `at most ${L.envEntries} env vars`)
-    .refine((e) => envBytes(e) <= L.envBytes, `env totals at most ${L.envBytes} bytes`),
-  workDir: z.string().max(L.workDirChars),
-  // Bounded by the agent's message size (--max-message-bytes), which the queue's inputs respect.
-  stdin: z.instanceof(Buffer),
-  timeoutMs: z.number().int().min(0).max(L.timeoutMs),
-  outputCapBytes: z.number().int().min(0).max(L.outputCapBytes),
-});
-
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  const problems = r.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`);
-  throw new GaxxError('INVALID_ARGUMENT', problems.join('; '), { details: { problems } });
-}
-
-/** Builds the spec for a validated request: defaults, and the (confined) work dir created. */
-function execSpec(req: ExecRequest__Output, config: AgentConfig, confine: Confinement | undefined, launch: LaunchContext | undefined): ExecSpec {
-  const r = parse(execSchema, req);
-  refuseLoaderEnv(r.env);
-  if (r.workDir && launch?.sandbox.kind === 'bwrap' && !launch.sandbox.bindFd)
-    throw new GaxxError(
-      'FAILED_PRECONDITION',
-      `this agent's bubblewrap cannot bind a work dir by descriptor (0.8 or later can): tasks here get a scratch work dir only`,
-    );
-  const work = r.workDir ? workDirIn(config.dataDir, r.workDir) : { path: scratchDir(config.dataDir, r.taskId), rel: `${TASKS_DIR}/${r.taskId}` };
-  // The launcher makes the dir off this event loop (a sandboxed start makes it in its walk from
-  // the data dir, launcher-protocol.ts); in-process without a sandbox, make it here.
-  if ((!launch || launch.runner === inProcessRunner) && launch?.sandbox.kind !== 'bwrap') mkdirSync(work.path, { recursive: true, mode: 0o700 });
-  return {
-    launch,
-    taskId: r.taskId,
-    argv: r.argv,
-    env: r.env,
-    cwd: work.path,
-    workRel: work.rel,
-    scratch: !r.workDir,
-    stdin: r.stdin,
-    timeoutMs: r.timeoutMs || config.defaultTimeoutMs,
-    outputCapBytes: r.outputCapBytes || config.defaultOutputCapBytes,
-    confine,
-  };
-}
 
 /** Serves one Exec call: attach, replay, or a new run. */
 function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEvent>, d: ServiceDeps): void {

@@ -2,7 +2,7 @@
 // length that fits the call's trailers (a longer status never reaches the caller, who then waits
 // for its deadline); a caller that went away mid-call is a warning, not an error with a stack.
 import { describe, expect, it } from 'vitest';
-import { boundedDetails, MAX_ERROR_DETAILS, toServiceError } from '../../agent/service.js';
+import { boundedDetails, MAX_ERROR_DETAILS, toServiceError } from '../../agent/service-errors.js';
 import { GaxxError } from '../../proto/index.js';
 
 function recordingLog(): { log: Parameters<typeof toServiceError>[1]; lines: Array<[string, string]> } {

@@ -1,7 +1,7 @@
 // The shared request checks (proto/limits.ts requestProblems) against the agent's Exec schema and
 // the queue's task schema: an argv or env the CLI accepts is one neither of them refuses.
 import { describe, expect, it } from 'vitest';
-import { execSchema } from '../../agent/service.js';
+import { execSchema } from '../../agent/exec/exec-request.js';
 import { REQUEST_LIMITS, requestProblems } from '../../proto/index.js';
 import { TaskInputSchema } from '../../scheduler/queue/task.js';
 
