@@ -19,7 +19,8 @@ import { receivePut, sendFile } from './files/files.js';
 import type { StagedCertArea } from './files/cert-area.js';
 import type { Confinement } from './exec/limits.js';
 import { renewalDueWithJitter } from './auth/reload.js';
-import type { Task, TaskRegistry } from './exec/tasks.js';
+import type { Task } from './exec/task.js';
+import type { TaskRegistry } from './exec/tasks.js';
 import { execSpec, parse, taskIdSchema } from './exec/exec-request.js';
 import { toServiceError } from './service-errors.js';
 

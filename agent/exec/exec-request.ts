@@ -17,7 +17,7 @@ import { workDirIn } from '../files/files.js';
 import type { ExecSpec, LaunchContext } from './exec.js';
 import { inProcessRunner } from './launcher.js';
 import type { Confinement } from './limits.js';
-import { scratchDir, TASKS_DIR } from './tasks.js';
+import { scratchDir, TASKS_DIR } from './task-dirs.js';
 
 /** A task id: the pattern, and never `.` or `..` (the CLI's rule too, proto). */
 export const taskIdSchema = z

@@ -17,7 +17,7 @@ import { processStartTicks } from '../../proto/index.js';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../certs/index.js';
-import type { TaskExit } from './tasks.js';
+import type { TaskExit } from './task.js';
 
 /** Output kept per finished task in the journal. */
 export const OUTPUT_TAIL_BYTES = 16 * 1024;

@@ -11,7 +11,7 @@ import type { AgentConfig } from '../config.js';
 import type { LaunchContext } from './exec.js';
 import { inProcessRunner, Launcher } from './launcher.js';
 import { detectSandbox, type Sandbox } from './sandbox.js';
-import { tasksRoot } from './tasks.js';
+import { tasksRoot } from './task-dirs.js';
 
 /** Whether `dir` lies under /tmp, which a sandbox replaces with a private tmpfs. */
 function underTmp(dir: string): boolean {

@@ -9,37 +9,11 @@
  * A second run can still happen when: the finished entry aged out (TTL) or was evicted (count
  * bound), the state dir was lost, or the retry goes to another agent.
  */
-import { join } from 'node:path';
-import { removeTree, type ExecEvent, type Exit } from '../../proto/index.js';
-import { startExec, type ExecHandle, type ExecSink, type ExecSpec, type KillReason } from './exec.js';
-import { AGENT_TASKS_DIR, LOST_IN_RESTART } from '../../proto/index.js';
+import { LOST_IN_RESTART, processStartTicks, removeTree, type ExecEvent } from '../../proto/index.js';
+import { startExec, type ExecSpec, type KillReason } from './exec.js';
 import { sweepLostGroup, TaskJournal, type JournalEntry } from './journal.js';
-import { processStartTicks } from '../../proto/index.js';
-
-export type TaskExit = Parameters<ExecSink['exit']>[0];
-
-/**
- * The scratch work dir of a task that asked for none: `<data-dir>/tasks/<taskId>`. It lives as
- * long as the task's registry entry and is removed with it, so a long-lived agent does not keep
- * one directory per task forever. A task that must leave files behind names its own work dir.
- */
-export function scratchDir(dataDir: string, taskId: string): string {
-  return join(tasksRoot(dataDir), taskId);
-}
-
-/**
- * The data area's folder of the scratch dirs (also of the warm sandboxes' dirs, see
- * warm-pool.ts): the agent's own, never written by PutFile (files.ts).
- */
-export const TASKS_DIR = AGENT_TASKS_DIR;
-
-/** The dir of the scratch dirs (also of the warm sandboxes' dirs, see warm-pool.ts). */
-export function tasksRoot(dataDir: string): string {
-  return join(dataDir, TASKS_DIR);
-}
-
-/** Receives a task's events from the moment of subscription on. */
-export type TaskListener = (ev: ExecEvent) => void;
+import { entryBytes, Task, type TaskExit, type TaskListener } from './task.js';
+import { scratchDir } from './task-dirs.js';
 
 export interface TaskRegistryOptions {
   capacity: number;
@@ -68,69 +42,6 @@ export interface TaskRegistryOptions {
    * sweep): called once their scratch dirs are removed, since the removals allocate too.
    */
   onSweep?(count: number): void;
-}
-
-/** The stdin of every finished task (one shared empty buffer, not one allocation per entry). */
-const NO_BYTES = Buffer.alloc(0);
-
-/** One task: its spec key, process, replay buffer and listeners. */
-export class Task {
-  /**
-   * What the task was started for: the digest of its (signed) spec. Only a request with the same
-   * key may attach to it or have its result replayed; kept after the spec's stdin and env go.
-   */
-  readonly specKey: string;
-  pid = 0;
-  startTicks = 0;
-  readonly startedAt = Date.now();
-  exit: TaskExit | undefined;
-  finishedAt = 0;
-  /** Buffered output (the tail, when more than the per-task budget was produced). */
-  buffer: Array<{ stream: 'stdout' | 'stderr'; data: Buffer }> = [];
-  bufferedBytes = 0;
-  /** True when the buffer no longer holds all of the output. */
-  dropped = false;
-  readonly listeners = new Set<TaskListener>();
-  handle: ExecHandle | undefined;
-  private exited: Array<() => void> = [];
-
-  constructor(
-    readonly spec: ExecSpec,
-    specKey?: string,
-    /** Signed work: its signature's expiry (ms), until which its id may not run again here. */
-    readonly onceUntil?: number,
-  ) {
-    this.specKey = specKey ?? JSON.stringify(spec.argv);
-  }
-
-  get running(): boolean {
-    return this.exit === undefined;
-  }
-
-  /** Resolves when the task has exited. */
-  done(): Promise<void> {
-    return this.running ? new Promise((r) => this.exited.push(r)) : Promise.resolve();
-  }
-
-  /** Marks the task finished and wakes done() waiters; its stdin and env are dropped (they may hold secrets). */
-  finish(exit: TaskExit): void {
-    this.exit = exit;
-    Object.assign(this.spec, { stdin: NO_BYTES, env: {} });
-    this.finishedAt = Date.now();
-    for (const r of this.exited.splice(0)) r();
-  }
-
-  /** The stored result as events: output from the buffer, then Exit (truncated when output was dropped). */
-  replayEvents(): ExecEvent[] {
-    const evs: ExecEvent[] = this.buffer.map((c) => (c.stream === 'stdout' ? { stdout: c.data } : { stderr: c.data }));
-    if (this.exit) evs.push({ exit: { ...this.exit, truncated: this.exit.truncated || this.dropped } as Exit });
-    return evs;
-  }
-}
-
-/** What a finished entry holds besides its output: its argv, key, ids and paths (approximate bytes). */
-function entryBytes(t: Task): number {
-  return t.spec.argv.reduce((n, a) => n + a.length + 8, 0) + t.specKey.length + t.spec.taskId.length + t.spec.cwd.length + 512;
 }
 
 /** Running and recently finished tasks by id. */

@@ -11,7 +11,7 @@ import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { z } from 'zod';
 import { GaxxError, inside, type GetFileChunk, type PutFileChunk__Output, type PutFileResponse } from '../../proto/index.js';
-import { TASKS_DIR } from '../exec/tasks.js';
+import { TASKS_DIR } from '../exec/task-dirs.js';
 import { fileRefusal } from './fs-refusal.js';
 import { components, fdPath, openFileIn, openParent } from './safe-open.js';
 
