@@ -20,7 +20,7 @@ export interface ExecuteContext {
   signal: AbortSignal;
   /**
    * The Redis the run uses, being got by the caller (the run command starts getting it before it
-   * loads this module: an embedded redis-server it starts then boots meanwhile); released here.
+   * loads execute.ts: an embedded redis-server it starts then boots meanwhile); released by the run.
    */
   redis: Promise<RedisTarget>;
 }
