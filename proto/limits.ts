@@ -49,8 +49,8 @@ function textProblem(s: string): string | undefined {
 /**
  * What is wrong with an argv or env for the request limits (empty: nothing), as the agent and
  * the queue would say it: the CLI checks these before anything is sent or queued. Everything
- * the agent's Exec schema (agent/service.ts) and the queue's task schema refuse in an argv or
- * env is here too (a unit test holds them together).
+ * the agent's Exec schema (agent/exec/exec-request.ts) and the queue's task schema refuse in an
+ * argv or env is here too (a unit test holds them together).
  */
 export function requestProblems(req: { argv?: readonly string[]; env?: Readonly<Record<string, string>> }): string[] {
   const L = REQUEST_LIMITS;

@@ -128,7 +128,7 @@ function launchPlan(spec: ExecSpec, env: Record<string, string>, seen: string): 
   const wrapped = argv !== spec.argv || rlimits !== undefined;
   // The sandbox's mounts, once: for this task's options and for the sandboxes started ahead.
   const mounts = launchMounts(spec.launch);
-  // Bound by descriptor where bwrap can (else only scratch dirs get here: execSpec in service.ts).
+  // Bound by descriptor where bwrap can (else only scratch dirs get here: execSpec in exec-request.ts).
   const byFd = sandboxed && iso.bindFd && spec.launch !== undefined;
   const fd3 = mounts ? encodeArgs(sandboxOptions(mounts, spec.cwd, env, byFd ? WORK_DIR_FD : undefined, seen)) : Buffer.alloc(0);
   const template = spec.scratch ? warmTemplate(spec.launch, spec.confine, mounts) : undefined;

@@ -26,7 +26,7 @@ export type Sandbox =
       /**
        * bwrap binds a directory by descriptor (--bind-fd, 0.8): work dirs are bound as the
        * launcher opened them. Without it, only scratch dirs (whose parents no task can write)
-       * are work dirs: a named one is refused (service.ts).
+       * are work dirs: a named one is refused (exec-request.ts).
        */
       bindFd: boolean;
       /** bwrap sizes a tmpfs (--size, 0.7): a task's /tmp is held to its memory limit. */

@@ -5,7 +5,8 @@
  * Layout of `<stateDir>/redis/` (0700, so only this user reaches the socket):
  *   redis.conf, redis.sock (unixsocketperm 700), redis.pid, redis.log,
  *   data/      the server's own `dir` (appendonly AOF, fsync every second),
- *              compacted so that a start does not replay every run there ever was (see compactAof),
+ *              compacted so that a start does not replay every run there ever was
+ *              (see redis-server-process.ts compactAof),
  *   users/     one file per live user, named `<pid>.<token>`: the reference count,
  *   lock/      a mkdir lock held while deciding to start, reuse or stop the server.
  *
