@@ -11,7 +11,8 @@ export { registerFleet, forgetFleet, fleetAgents, registeredFleets, type FleetAg
 export { publishResult, taskResult, OVER_BUDGET_ERROR, RESULT_TTL_MS, type OutputChunk, type TaskOutcome, type TaskResult } from './queue/results.js';
 export { issuedAgentCerts, renewalReason, rotateAgent, type RotationResult } from './renewal/renewal.js';
 export { HEARTBEAT_KEY, schedulerAlive } from './daemon/daemon.js';
-export { landEndRecord, mustLand, resumeRun, runAndWait } from './queue/run.js';
+export { resumeRun, runAndWait } from './queue/run.js';
+export { landEndRecord, mustLand } from './queue/run-landing.js';
 export { agentConnector, warmingConnector, type WarmingConnector } from './dispatch/connector.js';
 export { fleetEndpoint } from './dispatch/agent-pool.js';
 export { WORKER_CONCURRENCY } from './dispatch/worker.js';

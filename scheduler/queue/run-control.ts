@@ -16,7 +16,7 @@ import { schedulerAlive } from '../daemon/daemon.js';
 import { jobIdFor } from './task.js';
 import { isCancelled, requestCancel } from './cancel.js';
 import { followRun, type AcceptResults, type FollowHandlers } from './follow.js';
-import { landEndRecord, mustLand, REDIS_GONE_MS } from './run.js';
+import { landEndRecord, mustLand, REDIS_GONE_MS } from './run-landing.js';
 import { loadRunMeta, runTasksKey } from './runs.js';
 import { TaskQueue } from './queue.js';
 import { publishResult, runDoneKey, type TaskResult } from './results.js';

@@ -25,14 +25,15 @@ import { expireAbandonedRuns } from './abandoned.js';
 import { isCancelled, requestCancel } from './cancel.js';
 import { HEARTBEAT_KEY } from '../daemon/daemon.js';
 import { TaskQueue, type EnqueuedRun } from './queue.js';
-import { RECONNECT_MS, redisError, whileAway, type RedisSettings } from '../redis/redis.js';
+import { RECONNECT_MS, redisError, type RedisSettings } from '../redis/redis.js';
 import { publishResult, taskResult } from './results.js';
-import { countOutcome, getRunRecord, updateRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
+import { countOutcome, getRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
 import { loadRunMeta, RUN_TOUCH_MS, touchRun, type RunMeta } from './runs.js';
 import { jobIdFor, type RunSpecInput } from './task.js';
 import { waitForRun, type RunResults, type WaitOptions } from './wait.js';
 import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
+import { bounded, CLEANUP_MS, landEndRecord, mustLand, REDIS_GONE_MS } from './run-landing.js';
 
 export interface RunAndWaitOptions extends WaitOptions {
   settings: RedisSettings;
@@ -84,50 +85,9 @@ export interface RunOutcome extends RunResults {
   redisDown?: boolean;
 }
 
-/**
- * A read or write a run must not lose to its connection coming back from an outage the run's
- * wait rode out (Redis answered the wait, this connection may still wait out its backoff): a
- * cancel's writes, and the run's end (its record, its cancel flag). Tried again for RECONNECT_MS,
- * or until `stop` (the wait's end); once when Redis was last heard unreachable (`redisDown`).
- */
-export function mustLand<T>(redis: Redis | Cluster, op: () => Promise<T>, o: { redisDown?: boolean; what: string; stop?: AbortSignal }): Promise<T> {
-  return whileAway(redis, op, { forMs: o.redisDown ? 0 : RECONNECT_MS, what: o.what, ...(o.stop ? { stop: o.stop } : {}) });
-}
-
 /** How often a waiting run checks that a daemon is still there (else it works on the queue itself). */
 const WATCH_MS = 2000;
 const CANCEL_GRACE_MS = 15_000;
-/** Redis clean-up after the wait (withdraw, forget) gets this long, then is left. */
-export const CLEANUP_MS = 1000;
-/**
- * Writes `patch` to a run's record at its end (mustLand), given up after the clean-up's bound, and
- * a reconnect's too unless Redis was last heard unreachable; never throws.
- */
-export async function landEndRecord(
-  redis: Redis | Cluster,
-  runId: string,
-  patch: Parameters<typeof updateRunRecord>[2],
-  o: { redisDown?: boolean; what: string },
-): Promise<void> {
-  await bounded(
-    mustLand(redis, () => updateRunRecord(redis, runId, patch), o).catch(() => undefined),
-    o.redisDown ? CLEANUP_MS : RECONNECT_MS + CLEANUP_MS,
-  );
-}
-/** Default bound on a Redis outage during a wait. */
-export const REDIS_GONE_MS = 60_000;
-
-/** Resolves with `p`'s value, or undefined after `ms` (the work goes on, unobserved). */
-export async function bounded<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)));
-  try {
-    return await Promise.race([p.catch(() => undefined), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Whether a daemon heartbeat is live (read only: it must not need a writable Redis). */
 async function daemonAlive(queue: TaskQueue): Promise<boolean> {
   return (await queue.redis.zcount(HEARTBEAT_KEY, Date.now(), '+inf')) > 0;

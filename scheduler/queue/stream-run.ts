@@ -33,7 +33,7 @@ import { TaskQueue } from './queue.js';
 import { isRefused, publishRefused, type RefusedTask } from './refused.js';
 import { publishResult, taskResult, type OutputChunk, type TaskResult } from './results.js';
 import { countOutcome, createRunRecord, noteEnqueued, updateRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
-import { mustLand, bounded, CLEANUP_MS, landEndRecord, REDIS_GONE_MS } from './run.js';
+import { mustLand, bounded, CLEANUP_MS, landEndRecord, REDIS_GONE_MS } from './run-landing.js';
 import { newRunId, type TaskInput } from './task.js';
 import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
 
