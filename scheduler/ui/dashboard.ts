@@ -11,17 +11,18 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { SecureContextOptions } from 'node:tls';
 import type { Cluster, Redis } from 'ioredis';
 import type { CertBundle } from '../../certs/index.js';
-import { compareText, formatHostPort, raceAbort } from '../../proto/index.js';
+import { formatHostPort, raceAbort } from '../../proto/index.js';
 import type { BreakerState } from '../dispatch/breaker.js';
 import { requestCancel } from '../queue/cancel.js';
 import { RECONNECT_MS, whileAway } from '../redis/redis.js';
 import type { WorkerLog } from '../dispatch/worker.js';
 import { loadAssets, type Asset } from './assets.js';
-import { Collector, type AgentState } from './collector.js';
+import { Collector } from './collector.js';
 import { buildExposition } from './exposition.js';
 import { gate, listen, loopbackHosts, newToken, SECURITY_HEADERS, tokenCookie } from './http.js';
 import { RunTracker, type RunView } from './runs.js';
 import { fleetLimitViews, fleetsView, requestedFleets, type FleetLimitsView } from './fleet-view.js';
+import { agentView, byFleetHost, type AgentView } from './agent-view.js';
 import { EventHub } from './sse.js';
 import type { MonitorTarget } from './targets.js';
 
@@ -67,28 +68,11 @@ export interface DashboardOptions {
  * each interval (~4-9 ms of its CPU each here), and the daemon and Redis a read of the runs
  * every second, for nothing: on a local fleet, that CPU was taken from the fleet's tasks.
  */
+export type { AgentView } from './agent-view.js';
+
 export const WATCH_MS = 120_000;
 /** The longest a request that resumes collection waits for the fresh round (each look at an agent has a deadline of 4 s at most). */
 const FRESH_WAIT_MS = 5000;
-
-/** What the page shows of an agent. */
-export interface AgentView {
-  fleet: string;
-  host: string;
-  address: string;
-  reachable: boolean;
-  metricsUp: boolean;
-  error?: string;
-  version?: string;
-  uid?: number;
-  load?: number[];
-  running?: number;
-  capacity?: number;
-  certNotAfterMs?: number;
-  certRenewalDue?: boolean;
-  breaker: BreakerState | 'unknown';
-  blockedPeers: Array<{ address: string; untilMs: number; reason: string }>;
-}
 
 /** A running dashboard. */
 export class Dashboard {
@@ -323,31 +307,4 @@ export class Dashboard {
     this.server.closeAllConnections?.();
     await new Promise<void>((r) => this.server.close(() => r()));
   }
-}
-
-const byFleetHost = (a: AgentState, b: AgentState): number => compareText(a.fleet, b.fleet) || compareText(a.host, b.host);
-
-function agentView(s: AgentState, breaker: BreakerState | undefined): AgentView {
-  const i = s.info;
-  return {
-    fleet: s.fleet,
-    host: s.host,
-    address: s.address,
-    reachable: s.reachable,
-    metricsUp: s.metricsUp,
-    ...(s.error ? { error: s.error } : {}),
-    ...(i
-      ? {
-          version: i.version,
-          uid: i.uid,
-          load: i.load,
-          running: i.running,
-          capacity: i.capacity,
-          certNotAfterMs: i.certNotAfterMs,
-          certRenewalDue: i.certRenewalDue,
-        }
-      : {}),
-    breaker: breaker ?? 'unknown',
-    blockedPeers: i?.blockedPeers ?? [],
-  };
 }
