@@ -2,10 +2,12 @@
  * The one JSON shape of a task's result, for `gaxx exec --json` and `gaxx run --json` alike:
  * the scheduler's TaskResult fields plus the output. Output that is valid UTF-8 is a string
  * (`stdout`, `stderr`); anything else is kept exact as base64 (`stdoutBase64`, `stderrBase64`).
+ * And a run's record as `gaxx runs` prints it. Times are ISO 8601 strings in every command's JSON
+ * (`finishedAt`, `createdAt`, `notAfter`...); durations are numbers named for their unit (`durationMs`).
  */
 import type { Exit__Output } from '../proto/index.js';
 import { outcomeOf } from '../scheduler/client/index.js';
-import type { OutputChunk, TaskResult } from '../scheduler/index.js';
+import type { OutputChunk, RunRecord, TaskResult } from '../scheduler/index.js';
 
 /** `bytes` as `{NAME: text}` when it is UTF-8, else `{NAMEBase64: ...}`. */
 function outputField(name: 'stdout' | 'stderr', bytes: Buffer): Record<string, string> {
@@ -41,4 +43,15 @@ export function execTaskResult(taskId: string, host: string, exit: Exit__Output,
     replayed: started.replayed,
     finishedAt: new Date().toISOString(),
   };
+}
+
+/**
+ * A run's record as `gaxx runs --json` and `gaxx runs show --json` print it, in `state` (as shown:
+ * settleRunRecord's): its times (`startedAt`, `seen`, the submitter's last sign of life, and
+ * `finishedAt`) as ISO strings, as every command gives times, not the Unix ms the run index keeps;
+ * null for a time it does not have.
+ */
+export function runRecordJson(r: RunRecord, state: string): Record<string, unknown> {
+  const iso = (ms: number | null): string | null => (ms ? new Date(ms).toISOString() : null);
+  return { ...r, state, startedAt: iso(r.startedAt), seen: iso(r.seen), finishedAt: iso(r.finishedAt) };
 }

@@ -4,6 +4,7 @@ import { OVER_BUDGET_ERROR, storedResults, type TaskResult } from '../../schedul
 import { JSON_FLAG, type Command } from '../command.js';
 import { renderTable } from '../output.js';
 import { IgnoredReport } from '../run/ignored.js';
+import { runRecordJson } from '../result-json.js';
 import { withRedis } from '../run/redis-session.js';
 import { countsText, shownState } from './runs.js';
 
@@ -22,7 +23,7 @@ export const command: Command = {
     const ignored = new IgnoredReport(out, 'result');
     const { record, results } = await withRedis(config, (settings) => storedResults(settings, runId, ignored.note)).finally(() => ignored.flush());
     const cut = results.filter((r) => r.truncated).length;
-    out.result({ ...record, state: shownState(record), results }, () =>
+    out.result({ ...runRecordJson(record, shownState(record)), results }, () =>
       [
         `run ${printable(record.runId)}: ${shownState(record)}, ${results.length}/${record.total ?? `${record.enqueued}+`} tasks (${countsText(record)})`,
         `command: ${printable(record.argv.join(' '))}`,

@@ -13,6 +13,7 @@ import {
 import { intFlag, JSON_FLAG, type Command } from '../command.js';
 import { renderTable } from '../output.js';
 import { IgnoredReport } from '../run/ignored.js';
+import { runRecordJson } from '../result-json.js';
 import { withRedis } from '../run/redis-session.js';
 
 /** The most runs one listing shows. */
@@ -62,7 +63,7 @@ export const command: Command = {
       }
     }).finally(() => ignored.flush());
     out.result(
-      runs.map((r) => ({ ...r, state: shownState(r) })),
+      runs.map((r) => runRecordJson(r, shownState(r))),
       () =>
         runs.length === 0
           ? 'no runs yet'

@@ -85,13 +85,19 @@ describe('gaxx runs', () => {
     expect(tasks.map((t) => t.stdout).sort()).toEqual(['five', 'four', 'one', 'six', 'three', 'two'].map((x) => `got ${x}\n`));
     const list = await w.gaxx(['runs', '--json']);
     expect(list.code, list.stderr).toBe(0);
-    expect((JSON.parse(list.stdout) as RunRecord[]).find((x) => x.runId === rec.runId)).toMatchObject({
+    // Times as every command's JSON gives them: ISO strings, the run index's own ms behind them.
+    const stored = (await record(rec.runId)) as RunRecord;
+    const times = { startedAt: new Date(stored.startedAt).toISOString(), finishedAt: new Date(stored.finishedAt as number).toISOString() };
+    expect((JSON.parse(list.stdout) as Array<Record<string, unknown>>).find((x) => x.runId === rec.runId)).toMatchObject({
       state: 'done',
       counts: { succeeded: 6 },
       fleet: w.fleet,
+      ...times,
     });
     const show = await w.gaxx(['runs', 'show', rec.runId, '--json']);
-    expect((JSON.parse(show.stdout) as { results: unknown[] }).results).toHaveLength(6);
+    const shown = JSON.parse(show.stdout) as { results: unknown[] } & Record<string, unknown>;
+    expect(shown.results).toHaveLength(6);
+    expect(shown).toMatchObject({ runId: rec.runId, state: 'done', ...times });
     expect((await w.gaxx(['runs', 'show', 'rnope'])).code).toBe(exitCodeFor('NOT_FOUND'));
     // The daemon that ran the tasks publishes its breakers with its heartbeat: `status` shows them.
     let rows: Array<{ breaker: string }> = [];
