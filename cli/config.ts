@@ -75,7 +75,6 @@ export interface ProviderConfig {
 /** Env vars holding provider tokens (secrets.env uses the same names). */
 export const PROVIDER_TOKEN_ENV: Readonly<Record<string, string>> = { linode: 'LINODE_TOKEN', vultr: 'VULTR_API_KEY' };
 
-/** Every default of the installation, in one place. */
 /**
  * What the config gives every agent client a command makes (AgentClient, agentConnector): the
  * unary call deadline, the connect timeout, the agents' bearer token.
@@ -84,6 +83,7 @@ export function agentClientOptions(config: Pick<GaxxConfig, 'agent'>): { deadlin
   return { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs, token: config.agent.token };
 }
 
+/** Every default of the installation, in one place. */
 export const DEFAULTS = {
   logLevel: 'info' as LogLevel,
   agent: { port: 8088, deadlineMs: 10_000, connectTimeoutMs: 5_000 },
