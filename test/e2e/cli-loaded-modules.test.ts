@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, writeCertDir } from '../../certs/index.js';
 import { repoRoot, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { CLI_MAIN, entryNodeFlags, gaxxEnv, runGaxx } from '../helpers/cli.js';
+import { CLI_MAIN, runGaxx, spawnGaxx } from '../helpers/cli.js';
 
 let dir: string;
 let preload: string;
@@ -111,7 +111,9 @@ function loadedFiles(
   const log = join(dir, `log-${Math.random().toString(36).slice(2)}`);
   writeFileSync(log, '');
   const run = { main, nodeArgs: ['--import', preload], home: dir, env: { ...env, GAXX_TEST_LOAD_LOG: log } };
-  return (o.nullStdin ? withNullStdin(args, run) : runGaxx(args, run)).then(({ code, stdout }) => {
+  // With nullStdin, spawnGaxx's stdin (/dev/null) instead of runGaxx's pipe, closed at once.
+  const ran = o.nullStdin ? spawnGaxx(args, run).done.then(({ code, stdout }) => ({ code: code ?? -1, stdout })) : runGaxx(args, run);
+  return ran.then(({ code, stdout }) => {
     const lines = readFileSync(log, 'utf8').split('\n');
     const files = [...new Set(lines.filter((l) => l.startsWith('file:')).map((u) => fileURLToPath(u)))];
     const spawned = lines.includes('spawned:redis-server');
@@ -119,18 +121,6 @@ function loadedFiles(
     const builtins = lines.filter((l) => l.startsWith('node:')).map((l) => l.slice('node:'.length));
     return { code, stdout, files, builtins, stdinMade: lines.includes('stdin:made'), atRedisSpawn: spawned ? atRedisSpawn : undefined };
   });
-}
-
-/** runGaxx, with /dev/null for stdin (as a service or a benchmark runs a command) instead of a closed pipe. */
-function withNullStdin(
-  args: string[],
-  o: { main: string; nodeArgs: string[]; home: string; env: Record<string, string> },
-): Promise<{ code: number; stdout: string }> {
-  const child = spawn(process.execPath, [...entryNodeFlags(o.main), ...o.nodeArgs, o.main, ...args], { env: gaxxEnv(o), stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.resume();
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code: code ?? -1, stdout })));
 }
 
 /** The loaded files that are, or carry, package `pkg`'s code. */

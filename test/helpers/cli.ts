@@ -100,8 +100,8 @@ export function runGaxx(args: readonly string[], o: RunGaxxOptions = {}): Promis
   });
 }
 
-export interface SpawnGaxxOptions extends Pick<RunGaxxOptions, 'home' | 'env' | 'cwd' | 'user'> {
-  /** stdin: 'ignore' (default) or 'pipe' (the test writes `child.stdin`; the default with `terminal`). */
+export interface SpawnGaxxOptions extends Pick<RunGaxxOptions, 'home' | 'env' | 'cwd' | 'user' | 'main' | 'nodeArgs'> {
+  /** stdin: 'ignore' (default: /dev/null, as a service or a benchmark runs a command) or 'pipe' (the test writes `child.stdin`; the default with `terminal`). */
   stdin?: 'ignore' | 'pipe';
   /** Run under script(1): the CLI gets a pseudo-terminal as stdin and stdout, as in a shell. */
   terminal?: boolean;
@@ -136,7 +136,8 @@ const live = new Set<ChildProcess>();
 
 /** Starts `gaxx ARGS` as a child process; stop it, or call stopAllGaxx() in afterAll. */
 export function spawnGaxx(args: readonly string[], o: SpawnGaxxOptions = {}): GaxxProcess {
-  const argv = [process.execPath, ...entryNodeFlags(CLI_MAIN), CLI_MAIN, ...args];
+  const entry = o.main ?? CLI_MAIN;
+  const argv = [process.execPath, ...entryNodeFlags(entry), ...(o.nodeArgs ?? []), entry, ...args];
   // script(1) runs one shell command line: quote each word.
   const [file, fileArgs] = o.terminal
     ? ['script', ['-qec', argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' '), '/dev/null']]
