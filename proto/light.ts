@@ -7,7 +7,7 @@ export { closeInheritedFds } from './inherited-fds.js';
 export { AfterQuiet } from './quiet.js';
 export { GaxxError, type ErrorCode } from './errors.js';
 export { inside } from './inside.js';
-export { processStartTicks } from './proc-stat.js';
+export { pidAlive, processStartTicks } from './proc-stat.js';
 
 /**
  * Removes a tree at any depth (remove-tree.ts), loaded on first use: it needs node:crypto and

@@ -1,4 +1,8 @@
-/** Reading a process's start time from /proc: the agent (its journal, launcher and warm pool) and the CLI's fleet lock tell a live process from a later one with the same pid by it. */
+/**
+ * Whether a process lives, and its start time from /proc: the agent (its journal, launcher and
+ * warm pool) and the CLI's fleet lock tell a live process from a later one with the same pid by
+ * it; the embedded redis-server's users and lock are counted by the first.
+ */
 import { readFileSync } from 'node:fs';
 
 /** The start time of `pid` in clock ticks since boot, or 0 when it is gone (Linux /proc). */
@@ -10,5 +14,15 @@ export function processStartTicks(pid: number): number {
     return Number(rest[19]) || 0;
   } catch {
     return 0;
+  }
+}
+
+/** Whether `pid` lives (signal 0); a process of another user does too (EPERM). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -8,7 +8,7 @@
  */
 import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileAccessError, GaxxError, processStartTicks } from '../../proto/index.js';
+import { fileAccessError, GaxxError, pidAlive, processStartTicks } from '../../proto/index.js';
 import { assertFleetName } from '../state.js';
 
 /** A lock held; release() is idempotent. */
@@ -51,11 +51,7 @@ function startOf(pid: number): string | undefined {
 const bootId = (): string | undefined => readOr('/proc/sys/kernel/random/boot_id')?.trim();
 
 function alive(h: Holder): boolean {
-  try {
-    process.kill(h.pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
+  if (!pidAlive(h.pid)) return false;
   // The same pid after a reboot, or a later process's: not the holder.
   if (h.boot !== undefined && h.boot !== bootId()) return false;
   return h.start === undefined || h.start === startOf(h.pid);

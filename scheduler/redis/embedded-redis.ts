@@ -23,8 +23,8 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GaxxError } from '../../proto/index.js';
-import { isAlive, readFileSafe, runningServerPid, startServer, stopOrphan, stopServer } from './redis-server-process.js';
+import { GaxxError, pidAlive } from '../../proto/index.js';
+import { readFileSafe, runningServerPid, startServer, stopOrphan, stopServer } from './redis-server-process.js';
 import { answersBy, socketCommand } from './redis-socket.js';
 import { redisSettingsFromUrl, type RedisSettings, type RedisUrlOptions } from './url.js';
 
@@ -69,7 +69,7 @@ async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
       const owner = Number(readFileSafe(join(lock, 'owner')));
       const age = Date.now() - statSafe(lock);
       // A lock whose owner died (or that never got an owner file) is broken after a grace period.
-      if ((owner > 0 && !isAlive(owner)) || (!owner && age > 5000)) rmSync(lock, { recursive: true, force: true });
+      if ((owner > 0 && !pidAlive(owner)) || (!owner && age > 5000)) rmSync(lock, { recursive: true, force: true });
       else if (i > 1000) throw new GaxxError('UNAVAILABLE', `embedded redis: lock ${lock} held by pid ${owner} for too long`);
       else await sleep(10);
     }
@@ -108,7 +108,7 @@ function pruneUsers(usersDir: string): string[] {
   const live: string[] = [];
   for (const name of readdirSync(usersDir)) {
     const pid = Number(name.split('.')[0]);
-    if (pid > 0 && isAlive(pid)) live.push(name);
+    if (pid > 0 && pidAlive(pid)) live.push(name);
     else rmSync(join(usersDir, name), { force: true });
   }
   return live;

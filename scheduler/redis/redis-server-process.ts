@@ -6,18 +6,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { closeInheritedFds, GaxxError } from '../../proto/index.js';
+import { closeInheritedFds, GaxxError, pidAlive } from '../../proto/index.js';
 import { answersBy, socketCommand, socketInfo } from './redis-socket.js';
-
-/** Whether `pid` lives (a process of another user does too: EPERM). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** The trimmed text of `p`, or '' when it cannot be read. */
 export function readFileSafe(p: string): string {
@@ -67,7 +57,7 @@ export function runningServerPid(dir: string): number | undefined {
 
 /** Whether `pid` is a live redis-server (not gone, not a zombie, not another program since). */
 function isRedisServer(pid: number): boolean {
-  return isAlive(pid) && readFileSafe(`/proc/${pid}/cmdline`).includes('redis-server');
+  return pidAlive(pid) && readFileSafe(`/proc/${pid}/cmdline`).includes('redis-server');
 }
 
 function quote(p: string): string {
