@@ -4,17 +4,11 @@
  * marker argument (e.g. `sleep 300.1234`) and look it up here.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { pidAlive } from '../../proto/index.js';
 import { eventually } from './poll.js';
 
 /** Whether process `pid` exists (signal 0; a process of another user is there too: EPERM). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export const alive = pidAlive;
 
 /**
  * The fields of `/proc/PID/stat` after the command name: `[0]` the state (`Z` a zombie), `[1]` the
