@@ -6,11 +6,14 @@
  * 'tlsClientError'), and a connection that closes before 'secureConnection' (how Node ends a
  * client certificate from another CA: it destroys the socket after the handshake, silently).
  *
- * At the total cap, a new connection takes the slot of the oldest one still in its handshake
- * (which counts as that one's failure) rather than being refused: connections that never finish
- * a handshake (a flood from many addresses, such as a task on the host opening thousands from
- * 127.0.0.0/8) cannot hold every slot and lock out a caller with a certificate, whose handshake
- * takes milliseconds; to push that one out, a flood would have to open all the slots anew first.
+ * At either cap, the total one or its own address's, a new connection takes the slot of the
+ * oldest one still in its handshake (of any address at the total cap, of its own at the
+ * address's; that one's failure is counted) rather than being refused: connections that never
+ * finish a handshake (a flood from many addresses, such as a task on the host opening thousands
+ * from 127.0.0.0/8, or from the one address a controller on the same host calls from) cannot
+ * hold every slot and lock out a caller with a certificate, whose handshake takes milliseconds;
+ * to push that one out, a flood would have to open all the slots anew first. Only an address
+ * whose every connection finished its handshake is refused at its cap.
  */
 import type { Socket } from 'node:net';
 import { normalizeAddress, type PeerBlocker } from './blocklist.js';
@@ -52,11 +55,25 @@ export function transportGuards(deps: { blocker: PeerBlocker; connections: Conne
     deps.events?.handshakeFailed?.(address, code);
     deps.blocker.recordFailure(address, 'handshake');
   };
-  /** Closes the oldest connection still in its handshake, its slot freed now; false when there is none. */
-  const evictOldestPending = (): boolean => {
-    const oldest = pending.entries().next();
-    if (oldest.done) return false;
-    const [key, p] = oldest.value;
+  /**
+   * Closes the oldest connection still in its handshake (from `address` when given), its slot
+   * freed now; false when there is none.
+   */
+  const evictOldestPending = (address?: string): boolean => {
+    let oldest: [string, { socket: Socket; release: Release }] | undefined;
+    if (address === undefined) oldest = pending.entries().next().value;
+    else {
+      // An address's own connections, oldest first (at most its cap of them).
+      for (const s of open.get(address) ?? []) {
+        const p = pending.get(keyOf(s));
+        if (p) {
+          oldest = [keyOf(s), p];
+          break;
+        }
+      }
+    }
+    if (oldest === undefined) return false;
+    const [key, p] = oldest;
     pending.delete(key);
     p.release();
     p.socket.destroy();
@@ -71,6 +88,8 @@ export function transportGuards(deps: { blocker: PeerBlocker; connections: Conne
         return false;
       }
       let slot = deps.connections.tryAcquire(address);
+      // The address's cap first (its own flood makes room for it), then the total one.
+      if ('refused' in slot && slot.refused === 'too_many_connections' && evictOldestPending(address)) slot = deps.connections.tryAcquire(address);
       if ('refused' in slot && slot.refused === 'agent_at_capacity' && evictOldestPending()) slot = deps.connections.tryAcquire(address);
       if ('refused' in slot) {
         deps.events?.refused?.(address, slot.refused);

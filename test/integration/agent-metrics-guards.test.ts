@@ -1,7 +1,8 @@
 // The metrics listener (:9091) behind the gRPC port's guards, on the built agent (run `npm run
 // build` first): scrapes by role only (agents, revoked and unknown certificates refused with a
 // gaxx code, audited, counted toward blocking the address until it is blocked), a handshake
-// deadline and the per-address connection cap, each from its own loopback address; the agent
+// deadline and the per-address connection cap (its oldest unfinished connection makes room), each
+// from its own loopback address; the agent
 // keeps serving everyone else.
 import { Agent } from 'node:https';
 import { connect } from 'node:net';
@@ -118,14 +119,17 @@ describe('the metrics listener', () => {
     expect((await scrape(pki.clients.monitor.dir, '127.0.0.14')).status).toBe(200);
   });
 
-  it('refuses connections beyond the per-address cap before TLS, and audits them', async () => {
+  it('beyond the per-address cap before TLS, cuts the oldest connection still in its handshake, and audits it', async () => {
     const c = '127.0.0.15';
-    const socks = Array.from({ length: 6 }, () => {
+    const socks = Array.from({ length: GUARDS.maxConnectionsPerAddress + 1 }, () => {
       const s = connect({ host: '127.0.0.1', port: agent.metricsPort as number, localAddress: c });
       s.on('error', () => undefined);
       return s;
     });
-    expect(await until(() => auditEvents().some((e) => e.event === 'connection_refused' && e.peer === c && e.reason === 'too_many_connections'))).toBe(true);
+    const evicted = (e: Record<string, unknown>) => e.event === 'connection_refused' && e.peer === c && e.detail === 'EVICTED_BEFORE_SECURE';
+    expect(await until(() => auditEvents().some(evicted))).toBe(true);
+    // None refused at the cap: an unfinished connection made room for the next one of its address.
+    expect(auditEvents().some((e) => e.event === 'connection_refused' && e.peer === c && e.reason === 'too_many_connections')).toBe(false);
     for (const s of socks) s.destroy();
     expect((await scrape(pki.clients.monitor.dir, '127.0.0.16')).status).toBe(200);
     const op = rawAgentClient(agent.address, pki.clients.operator.dir);

@@ -332,6 +332,35 @@ describe('a flood of connections that never finish a handshake', () => {
     expect(h.events.filter((e) => e.includes('agent_at_capacity'))).toEqual([]);
     for (const s of flood) s.destroy();
   });
+
+  it("cannot take an address's slots from a client with a certificate calling from it: its own oldest unfinished one makes room", async () => {
+    // As a task on the host can, from the one address a controller there calls from.
+    const from = '127.0.21.1';
+    const flood: Socket[] = [];
+    const closed = new Set<number>();
+    // The last test's connections are gone first, so that the count below is of this flood.
+    await vi.waitFor(() => expect(h.rawOpen()).toBe(0), { timeout: 10_000, interval: 10 });
+    for (let i = 0; i < guards.maxConnectionsPerAddress; i++) {
+      const s = netConnect({ host: '127.0.0.1', port: h.port, localAddress: from });
+      s.on('error', () => undefined);
+      s.on('close', () => closed.add(i));
+      flood.push(s);
+      await vi.waitFor(() => expect(h.rawOpen()).toBe(i + 1), { timeout: 10_000, interval: 5 });
+    }
+    const c = await connectTls(h.port, from, alice);
+    expect(c.outcome).toBe('secure');
+    await vi.waitFor(() => expect(closed.has(0)).toBe(true), { timeout: 10_000, interval: 10 });
+    expect(closed.has(1)).toBe(false);
+    expect(h.events).toContain(`handshake ${from} EVICTED_BEFORE_SECURE`);
+    expect(h.events).not.toContain(`refused ${from} too_many_connections`);
+    // Once every connection of the address holds a verified session, the next one is refused.
+    const second = await connectTls(h.port, from, alice);
+    expect(second.outcome).toBe('secure');
+    const third = await connectTls(h.port, from, alice);
+    expect(third.outcome).not.toBe('secure');
+    expect(h.events).toContain(`refused ${from} too_many_connections`);
+    for (const s of [...flood, c.socket, second.socket]) s.destroy();
+  });
 });
 
 describe('call guards', () => {
