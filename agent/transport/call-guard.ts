@@ -4,10 +4,14 @@
  * stripped from the metadata handlers see), the RPC policy table decides whether the caller's
  * role may call the method, the caller's identity spends a rate-limit token, the
  * peer takes a concurrent-call slot (given back when the call ends however it ends); many calls
- * refused by these two limits get the address blocked. Calls that
- * end UNAUTHENTICATED or PERMISSION_DENIED, wherever the refusal came from, count as
- * authorization failures of the peer address for the block list, except PATH_ESCAPE (a bad path
- * from an admitted caller).
+ * refused by these two limits get the address blocked. A call refused at admission
+ * (UNAUTHENTICATED or PERMISSION_DENIED: no or a wrong token, a certificate without a valid
+ * identity, a CA or revoked one, a role the policy does not admit to the method) counts as an
+ * authorization failure of the peer address for the block list. A call the policy admitted and
+ * its handler refused (signed work that does not hold, PATH_ESCAPE, a path in the agent's own
+ * area) is reported (`denied`) but counts not: it refuses the request, not the caller, and work
+ * read from the queue is not the caller's to vouch for (a few bad jobs written into Redis must not
+ * get the honest scheduler blocked on every agent).
  */
 import * as grpc from '@grpc/grpc-js';
 import { identityFromSan, normalizeSerial, describeIdentity } from '../../certs/index.js';
@@ -108,14 +112,12 @@ function admit(call: grpc.ServerInterceptingCallInterface, md: grpc.Metadata, ca
   return release;
 }
 
-function onDenied(status: PartialStatus, caller: Caller, d: CallGuardDeps): void {
+/** Reports a denial; `atAdmission`: the caller's credentials were refused, which counts toward blocking its address. */
+function onDenied(status: PartialStatus, caller: Caller, d: CallGuardDeps, atAdmission: boolean): void {
   if (!DENIALS.has(status.code)) return;
   const code = status.metadata?.get(ERROR_CODE_METADATA_KEY)[0];
   d.events?.denied?.(caller, typeof code === 'string' ? code : String(grpc.status[status.code]));
-  // A bad path from a caller the policy admitted is a request error, not an attack on the
-  // transport: it never gets the address blocked (an operator's typo must not lock it out).
-  if (code === 'PATH_ESCAPE') return;
-  d.blocker.recordFailure(caller.peer, 'auth');
+  if (atAdmission) d.blocker.recordFailure(caller.peer, 'auth');
 }
 
 /** The interceptor to pass in `new grpc.Server({ interceptors: [...] })`. */
@@ -133,7 +135,7 @@ export function callGuardInterceptor(d: CallGuardDeps): grpc.ServerInterceptor {
               mdNext(md);
               return;
             }
-            onDenied(verdict, caller, d);
+            onDenied(verdict, caller, d, true);
             call.sendStatus(verdict);
           },
           onCancel() {
@@ -143,7 +145,8 @@ export function callGuardInterceptor(d: CallGuardDeps): grpc.ServerInterceptor {
       },
       sendStatus(status, next) {
         release?.();
-        onDenied(status, caller, d);
+        // Admitted: the handler refused the request (an admission refusal is sent above, not here).
+        if (release !== undefined) onDenied(status, caller, d, false);
         next(status);
       },
     });

@@ -1,5 +1,6 @@
-// Smaller holes on the built agent (run `npm run build` first): an authorized caller's bad paths
-// (PATH_ESCAPE) never get its address blocked while real denials do; SIGTERM ends the agent on
+// Smaller holes on the built agent (run `npm run build` first): an admitted caller's refused
+// requests (bad paths, signed work that does not hold) never get its address blocked while
+// admission denials do; SIGTERM ends the agent on
 // its own while clients hold connections and a task open.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, stopAllAgents } from '../helpers/agent.js';
 import { execCollect, exitOf, getFile, rawAgentClient, unary } from '../helpers/grpc.js';
 import { makePki, type Pki } from '../helpers/pki.js';
+import { rawSigner, signedExec } from '../helpers/signed.js';
 import type { InfoResponse__Output } from '../../proto/index.js';
 
 let dir: string;
@@ -23,7 +25,7 @@ afterAll(async () => {
 });
 
 describe('address blocking', () => {
-  it("does not count an authorized caller's PATH_ESCAPE, but does count role denials", async () => {
+  it("does not count an admitted caller's refused requests (PATH_ESCAPE, signed work that does not hold), but does count role denials", async () => {
     const guards = { block: { threshold: 3, windowMs: 60_000, cooldownMs: 60_000, exempt: [] } };
     const agent = await startAgent({ certsDir: pki.agent.dir, args: ['--guards', JSON.stringify(guards)] });
     const op = rawAgentClient(agent.address, pki.clients.operator.dir);
@@ -35,6 +37,28 @@ describe('address blocking', () => {
     expect(codes).toEqual(Array(6).fill('PATH_ESCAPE'));
     const good = await execCollect(op.agent, { taskId: 'after-escapes', argv: ['/bin/echo', 'fine'] });
     expect(good.stdout).toBe('fine\n');
+    // Jobs written into Redis by other means reach the agent through the honest scheduler: their
+    // refusals (twice the threshold of each kind) are the job's, not the scheduler's.
+    const sched = rawAgentClient(agent.address, pki.clients.scheduler.dir);
+    const alice = rawSigner(pki.clients.operator.dir);
+    const target = { fleet: '', host: agent.address, agents: [agent.address] };
+    const job = (i: number, argv: string[]) => ({ runId: `bad${i}`, taskId: 't', argv, target });
+    const refused: Array<string | undefined> = [];
+    for (let i = 0; i < 6; i++) {
+      const bad = [
+        { taskId: `unsigned-${i}`, argv: ['true'] },
+        { ...signedExec(alice, job(i, ['true'])), argv: ['/bin/echo', 'altered'] },
+        signedExec(rawSigner(pki.clients.foreign.dir), job(i, ['true'])),
+      ];
+      for (const req of bad) refused.push((await execCollect(sched.agent, req)).error?.gaxxCode);
+    }
+    expect(new Set(refused)).toEqual(new Set(['UNSIGNED_TASK', 'SIGNATURE_INVALID', 'SIGNER_UNTRUSTED']));
+    expect(refused).toHaveLength(18);
+    const signed = await execCollect(sched.agent, signedExec(alice, job(99, ['/bin/echo', 'signed'])));
+    expect(signed.stdout).toBe('signed\n');
+    const info = await unary<object, InfoResponse__Output>(op.agent.Info.bind(op.agent), {});
+    expect(info.ok && info.value.blockedPeers).toEqual([]);
+    sched.close();
     // The control: the same number of role denials does block the address.
     const monitor = rawAgentClient(agent.address, pki.clients.monitor.dir);
     const denied: Array<string | undefined> = [];
