@@ -1,9 +1,9 @@
 /**
  * Task isolation: every task runs inside bubblewrap (bwrap) with unprivileged user, PID, mount,
- * IPC and cgroup namespaces. Inside, / is read-only, the agent's cert dir, audit log dir and
- * state dir are empty read-only tmpfs mounts, /proc is the namespace's own (the agent's pid,
- * environ and memory are not there to name), /tmp is private, and only the task's work dir is
- * writable. The namespace's init (bwrap's pid 1) takes every descendant with it when the task's
+ * IPC and cgroup namespaces. Inside, / and /dev are read-only, the agent's cert dir, audit log
+ * dir and state dir are empty read-only tmpfs mounts, /proc is the namespace's own (the agent's
+ * pid, environ and memory are not there to name), /tmp and /dev/shm are private tmpfs mounts
+ * of a bounded size (memory no rlimit counts), and only the task's work dir is writable besides. The namespace's init (bwrap's pid 1) takes every descendant with it when the task's
  * main process ends, and `--die-with-parent` ends the namespace when the launcher (and so the
  * agent) goes. The network is shared on purpose: tasks probe networks.
  *
@@ -61,7 +61,8 @@ export interface SandboxPaths {
 const BASE_OPTIONS = ['--unshare-user', '--unshare-pid', '--unshare-ipc', '--unshare-cgroup-try', '--die-with-parent', '--new-session'];
 
 function probe(bwrap: string, extra: string[]): Promise<string | undefined> {
-  const args = [...BASE_OPTIONS, ...extra, '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--', '/bin/true'];
+  const dev = ['--dev', '/dev', '--tmpfs', '/dev/shm', '--remount-ro', '/dev'];
+  const args = [...BASE_OPTIONS, ...extra, '--ro-bind', '/', '/', ...dev, '--proc', '/proc', '--tmpfs', '/tmp', '--', '/bin/true'];
   return new Promise((resolve) => {
     execFile(bwrap, args, { timeout: 5000, env: { PATH: '/usr/bin:/bin' } }, (err, _o, stderr) =>
       resolve(err ? stderr.trim().split('\n')[0] || err.message : undefined),
@@ -81,7 +82,10 @@ function features(bwrap: string): Promise<{ bindFd: boolean; tmpSize: boolean }>
 
 /** What an older bwrap's sandbox lacks, for its detail. */
 function lacking(f: { bindFd: boolean; tmpSize: boolean }): string {
-  const gaps = [...(f.bindFd ? [] : ['no --bind-fd: named work dirs refused']), ...(f.tmpSize ? [] : ['no --size: /tmp not held to the memory limit'])];
+  const gaps = [
+    ...(f.bindFd ? [] : ['no --bind-fd: named work dirs refused']),
+    ...(f.tmpSize ? [] : ['no --size: /tmp and /dev/shm not held to the memory limit']),
+  ];
   return gaps.length ? ` (bubblewrap older than 0.8, ${gaps.join('; ')})` : '';
 }
 
@@ -126,11 +130,23 @@ export interface SandboxMounts {
   after: string[];
 }
 
+/**
+ * The most a task's /dev/shm holds (POSIX shared memory, semaphores), as container runtimes
+ * give it by default; less when the task's memory limit is less.
+ */
+export const SHM_BYTES = 64 * 1024 * 1024;
+
 /** A sandbox's mounts, for any work dir: the hidden dirs come last, so they stay hidden inside writable dirs. */
 export function sandboxMounts(s: Extract<Sandbox, { kind: 'bwrap' }>, paths: SandboxPaths): SandboxMounts {
   const before = [...BASE_OPTIONS];
   if (s.disableUserns) before.push('--disable-userns');
-  before.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc');
+  before.push('--ro-bind', '/', '/', '--dev', '/dev');
+  // bwrap's /dev is a tmpfs the task could fill, /dev/shm with it: memory no rlimit counts. /dev
+  // is made read-only (its device nodes still open for writing), /dev/shm a tmpfs of its own,
+  // held like /tmp (SHM_BYTES at most).
+  const shmBytes = paths.tmpBytes ? Math.min(paths.tmpBytes, SHM_BYTES) : SHM_BYTES;
+  if (s.tmpSize) before.push('--size', String(shmBytes));
+  before.push('--tmpfs', '/dev/shm', '--remount-ro', '/dev', '--proc', '/proc');
   if (paths.tmpBytes && s.tmpSize) before.push('--size', String(paths.tmpBytes));
   before.push('--tmpfs', '/tmp');
   // Read-only once the work dir is bound in it (`after`): no task writes there, so it holds

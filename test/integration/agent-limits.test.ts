@@ -11,6 +11,7 @@ import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.j
 import { execCollect, exitOf, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import type { ExecRequest, InfoResponse__Output } from '../../proto/index.js';
+import { SHM_BYTES } from '../../agent/exec/sandbox.js';
 
 // RLIMIT_NPROC counts every process and thread of the agent user on the machine (other agents
 // started as nobody by parallel test files, their task launchers): leave room for them.
@@ -62,7 +63,7 @@ describe('per-task limits', () => {
     expect(await stillServing()).toBe(true);
   });
 
-  it('holds its private /tmp (memory no rlimit counts) to its memory limit', async () => {
+  it('holds its private /tmp and /dev/shm (memory no rlimit counts) to bounds, and cannot write /dev', async () => {
     // An agent of its own: the test's tasks fill /tmp (the other agent's tasks run meanwhile).
     const own = await startAgent({ certsDir: pki.agent.dir, env: { GAXX_AGENT_TASK_LIMITS: JSON.stringify(LIMITS) } });
     const c = rawAgentClient(own.address, pki.clients.operator.dir);
@@ -73,6 +74,19 @@ describe('per-task limits', () => {
       expect(r.stdout).toMatch(/No space left on device/);
       const sizeKb = Number(r.stdout.trim().split('\n').at(-1)?.split(/\s+/)[1]);
       expect(sizeKb).toBe((256 * 1024 ** 2) / 1024);
+      // /dev/shm: 100 MiB into its 64 MiB (SHM_BYTES, under the memory limit); /dev itself holds nothing new.
+      const dev = [
+        'dd if=/dev/zero of=/dev/shm/fill bs=1M count=100 2>&1; df -k /dev/shm | tail -1; rm -f /dev/shm/fill',
+        'echo x > /dev/fill && echo WROTE-DEV || echo DEV-REFUSED',
+        'echo x > /dev/null && echo NULL-OK',
+      ].join('; ');
+      const d = await execCollect(c.agent, { taskId: 'shm-fill', argv: ['/bin/sh', '-c', dev], timeoutMs: 20_000 });
+      expect(d.stdout).toMatch(/No space left on device/);
+      const shmKb = Number(/^\S+\s+(\d+)\s.*\/dev\/shm$/m.exec(d.stdout)?.[1]);
+      expect(shmKb).toBe(SHM_BYTES / 1024);
+      expect(d.stdout).toMatch(/^DEV-REFUSED$/m);
+      expect(d.stderr).toMatch(/Read-only file system/);
+      expect(d.stdout).toMatch(/^NULL-OK$/m);
     } finally {
       c.close();
       await own.stop();

@@ -26,7 +26,7 @@ describe('detectSandbox', () => {
   it('finds what an older bwrap lacks and says so', async () => {
     const old = await detectSandbox(fakeBwrap('bwrap-0.6', ['--bind', '--tmpfs', '--args']));
     expect(old).toMatchObject({ kind: 'bwrap', bindFd: false, tmpSize: false });
-    expect(old.detail).toMatch(/older than 0\.8, no --bind-fd: named work dirs refused; no --size: \/tmp not held to the memory limit\)$/);
+    expect(old.detail).toMatch(/older than 0\.8, no --bind-fd: named work dirs refused; no --size: \/tmp and \/dev\/shm not held to the memory limit\)$/);
     if (old.kind === 'bwrap') expect(sandboxMounts(old, paths).before.join(' ')).toMatch(/--proc \/proc --tmpfs \/tmp$/);
     const half = await detectSandbox(fakeBwrap('bwrap-0.7', ['--bind', '--size', '--tmpfs']));
     expect(half).toMatchObject({ kind: 'bwrap', bindFd: false, tmpSize: true });
