@@ -30,3 +30,4 @@ export { readPrivateFile, readRequiredFile, writeFileAtomic, type WriteOptions }
 export { TLS_CIPHERS, TLS_MIN_VERSION, secureContextOptions, sharedSecureContext } from './tls.js';
 export { parseCertificate, parseCertificateCached, renewalDue, splitPemBundle, summarizeCertificate, verifyLeaf, type CertSummary } from './verify.js';
 export { createCsr, publicKeyOfCsr } from './csr.js';
+export { claimsCa } from './ca-flag.js';

@@ -1,6 +1,7 @@
 /** Certificate checks with Node's crypto.X509Certificate (never forge). */
 import { X509Certificate } from 'node:crypto';
 import { GaxxError } from '../proto/index.js';
+import { claimsCa } from './ca-flag.js';
 import { identityFromSan, normalizeSerial, type Identity } from './identity.js';
 
 export interface CertSummary {
@@ -64,7 +65,8 @@ export function summarizeCertificate(cert: X509Certificate): CertSummary {
  * validity window, CERT_INVALID when no CA signed it or it is itself a CA.
  */
 export function verifyLeaf(leaf: X509Certificate, cas: X509Certificate[], now = new Date()): void {
-  if (leaf.ca) throw new GaxxError('CERT_INVALID', 'a CA certificate cannot be used as a leaf');
+  // OpenSSL's `ca` is true only with keyCertSign in keyUsage: CA:TRUE alone is read from the DER.
+  if (leaf.ca || claimsCa(leaf.raw)) throw new GaxxError('CERT_INVALID', 'a CA certificate cannot be used as a leaf');
   if (now < new Date(leaf.validFrom)) throw new GaxxError('CERT_EXPIRED', `certificate is not valid before ${leaf.validFrom}`);
   if (now > new Date(leaf.validTo)) throw new GaxxError('CERT_EXPIRED', `certificate expired at ${leaf.validTo}`);
   const signer = cas.find((ca) => leaf.checkIssued(ca) && leaf.verify(ca.publicKey));

@@ -6,8 +6,7 @@
  * every call, so a revoked client is refused on its next call even on an open connection.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { describeIdentity, identityFromSan, normalizeSerial, type Identity, type Role } from '../../certs/index.js';
-import { claimsCa } from './ca-flag.js';
+import { claimsCa, describeIdentity, identityFromSan, normalizeSerial, type Identity, type Role } from '../../certs/index.js';
 import { GaxxError, isGaxxError } from '../../proto/index.js';
 
 const ALL: readonly Role[] = ['operator', 'scheduler'];

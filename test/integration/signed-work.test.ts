@@ -15,6 +15,7 @@ import { signTask } from '../../scheduler/queue/sign.js';
 import { auditEvents, markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, execStarted, exitOf, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
+import { issueCertDir, type PkiCertDir } from '../helpers/pki.js';
 import { addJobByHand, Markers, rawSigner, signedExec, type SignedExecOptions } from '../helpers/signed.js';
 
 describe('signed work', () => {
@@ -29,6 +30,7 @@ describe('signed work', () => {
   let fenced: AgentProcess;
   let fencedSched: RawClients;
   let since: number;
+  let caTrue: PkiCertDir;
   let n = 0;
   const uniq = (p: string): string => `${p}${++n}`;
 
@@ -43,6 +45,7 @@ describe('signed work', () => {
     since = Date.now();
     fenced = await startAgent({ certsDir: world.pki.agent.dir, args: ['--fleet-since', String(since)] });
     fencedSched = rawAgentClient(fenced.address, world.pki.clients.scheduler.dir);
+    caTrue = await issueCertDir(world.pki.ca, join(world.dir, 'ca-true'), { identity: { role: 'operator', name: 'mallory' }, testOnlyCaTrue: true });
   });
 
   afterAll(async () => {
@@ -87,6 +90,8 @@ describe('signed work', () => {
       ['signed by a monitor certificate', 'SIGNER_NOT_OPERATOR', (argv) => signedExec(rawSigner(world.pki.clients.monitor.dir), base(argv))],
       ['signed by a certificate with two URI SANs', 'SIGNER_NOT_OPERATOR', (argv) => signedExec(rawSigner(world.pki.clients.twoUri.dir), base(argv))],
       ["signed by a foreign CA's operator", 'SIGNER_UNTRUSTED', (argv) => signedExec(rawSigner(world.pki.clients.foreign.dir), base(argv))],
+      // The fleet CA's own issue, but CA:TRUE (keyUsage without keyCertSign: OpenSSL's flag says no CA).
+      ['signed by a CA:TRUE operator certificate', 'SIGNER_UNTRUSTED', (argv) => signedExec(rawSigner(caTrue.dir), base(argv))],
       ['signed by a revoked operator', 'SIGNER_UNTRUSTED', (argv) => signedExec(rawSigner(world.pki.clients.revoked.dir), base(argv))],
       ['signed by an expired operator certificate', 'SIGNER_UNTRUSTED', (argv) => signedExec(rawSigner(world.pki.clients.expired.dir), base(argv))],
       [

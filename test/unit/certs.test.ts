@@ -81,6 +81,14 @@ describe('fleet CA', () => {
     expect(codeOf(() => identityFromSan('DNS:x'))).toBe('CERT_INVALID');
   });
 
+  it('refuses a leaf that says CA:TRUE, even when its keyUsage lacks keyCertSign (where OpenSSL does not call it a CA)', async () => {
+    const caTrue = await ca.issue({ identity: { role: 'operator', name: 'mallory' }, testOnlyCaTrue: true });
+    const cert = parseCertificate(caTrue.certPem);
+    expect(cert.keyUsage ?? []).not.toContain('keyCertSign');
+    expect(cert.ca).toBe(false);
+    expect(codeOf(() => verifyLeaf(cert, [parseCertificate(ca.certPem)]))).toBe('CERT_INVALID');
+  });
+
   it('signs a revocation list that only its own CA verifies', async () => {
     const made = await ca.issue({ identity: { role: 'operator', name: 'bob' } });
     const text = ca.revoke(made.serial);

@@ -1,7 +1,8 @@
 /**
- * Whether a DER certificate says basicConstraints CA:TRUE. OpenSSL's own flag (the peer
- * certificate's `ca`) is true only when keyUsage also allows certificate signing; a client
- * certificate claiming CA:TRUE at all is refused, so the extension is read directly.
+ * Whether a DER certificate says basicConstraints CA:TRUE. OpenSSL's own flag (a peer
+ * certificate's or X509Certificate's `ca`) is true only when keyUsage also allows certificate
+ * signing; a leaf claiming CA:TRUE at all (a client, the signer of signed work) is refused, so
+ * the extension is read directly.
  */
 const BASIC_CONSTRAINTS_OID = Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x13]);
 
