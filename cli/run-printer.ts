@@ -33,6 +33,8 @@ export class HumanRunPrinter {
   /** Held partial lines by task and stream. */
   private readonly partial = new Map<string, Buffer>();
   private readonly shownLive = new Set<string>();
+  /** With one host, the task streams whose output so far ends inside a line. */
+  private readonly unterminated = new Set<string>();
 
   constructor(
     private readonly out: Output,
@@ -63,11 +65,13 @@ export class HumanRunPrinter {
 
   private write(taskId: string, c: OutputChunk): void {
     const sink = (data: Buffer | string): void => (c.stream === 1 ? this.out.writeOut(data) : this.out.writeErr(data));
+    const key = `${taskId}\u0000${c.stream}`;
     if (!this.prefixed) {
       sink(c.data);
+      if (c.data.length > 0 && c.data[c.data.length - 1] !== 10) this.unterminated.add(key);
+      else if (c.data.length > 0) this.unterminated.delete(key);
       return;
     }
-    const key = `${taskId}\u0000${c.stream}`;
     let buf = Buffer.concat([this.partial.get(key) ?? Buffer.alloc(0), c.data]);
     const host = this.hosts.get(taskId) ?? taskId;
     for (let nl = buf.indexOf(10); nl !== -1; nl = buf.indexOf(10)) {
@@ -77,11 +81,18 @@ export class HumanRunPrinter {
     this.partial.set(key, buf);
   }
 
-  /** Ends a task's held partial lines (a last line without a newline gets one). */
+  /**
+   * Ends a task's held partial lines (a last line without a newline gets one); with one host, its
+   * output passed through, ends its last line, so that no summary line is glued to it.
+   */
   private endLines(taskId: string): void {
     const host = this.hosts.get(taskId) ?? taskId;
     for (const stream of [1, 2] as const) {
       const key = `${taskId}\u0000${stream}`;
+      if (this.unterminated.delete(key)) {
+        if (stream === 1) this.out.writeOut('\n');
+        else this.out.writeErr('\n');
+      }
       const rest = this.partial.get(key);
       this.partial.delete(key);
       if (!rest || rest.length === 0) continue;
