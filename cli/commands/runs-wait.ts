@@ -6,6 +6,7 @@ import { agentClientOptions } from '../config.js';
 import { withRedis } from '../run/redis-session.js';
 import { INTERRUPTED, summarize, summaryExitCode } from '../run/summary.js';
 import { IgnoredReport } from '../run/ignored.js';
+import { endedNote } from '../run/run-shared.js';
 import { HumanView, JsonView, type RunView } from '../run/views.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
 
@@ -20,6 +21,8 @@ export const command: Command = {
     'lock expired, within seconds after). A run whose `gaxx run` died before enqueueing all its',
     'input ends as interrupted, with the results of what was enqueued, and exits 12 (those records',
     'never ran). A cancelled run stays cancelled (exit 130). Unknown or expired run: exit 4.',
+    'Past --wait-timeout, each task without a result is reported unknown, the summary says the',
+    'run is still running, and it exits 13: the run goes on, and another `runs wait` collects it.',
   ].join('\n'),
   flags: {
     'wait-timeout': { type: 'string', valueName: 'D', help: 'give up after D, e.g. 10m (exit 13)' },
@@ -36,7 +39,6 @@ export const command: Command = {
     let view: RunView | undefined;
     const viewOf = (hosts: ReadonlyMap<string, string> | undefined): RunView =>
       out.json ? new JsonView(out) : new HumanView(out, { colour: io.colour === true, ...(hosts?.size ? { eachHostLabels: hosts } : {}) });
-    const started = Date.now();
     const down = new Set<string>();
     const ignored = new IgnoredReport(out, 'result');
     let outputCut = 0;
@@ -60,12 +62,15 @@ export const command: Command = {
       }),
     ).finally(() => ignored.flush());
     const unread = res.state === 'interrupted' ? { notEnqueuedFrom: res.record.enqueued + 1 } : {};
-    const summary = summarize(runId, res.counts, Date.now() - started, down, { state: res.state, ...unread, outputCut });
+    // The run's own duration (from its start to its end, or to now while it runs), not this wait's.
+    const durationMs = (res.record.finishedAt ?? Date.now()) - res.record.startedAt;
+    const summary = summarize(runId, res.counts, durationMs, down, { state: res.state, ...unread, outputCut });
     (view ?? viewOf(undefined)).end(summary);
-    if (res.state === 'interrupted')
+    if (res.ended) out.note(endedNote(res.ended, runId, config));
+    else if (res.state === 'interrupted')
       out.note(
         `gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${counted(summary.total, 'task')} ran, records from ${res.record.enqueued + 1} on never did`,
       );
-    return summaryExitCode(summary, res.state === 'cancelled', res.state === 'interrupted' ? INTERRUPTED : undefined);
+    return summaryExitCode(summary, res.state === 'cancelled', res.ended ?? (res.state === 'interrupted' ? INTERRUPTED : undefined));
   },
 };

@@ -9,7 +9,7 @@
  * did enqueue have results.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { compareText, GaxxError } from '../../proto/index.js';
+import { compareText, GaxxError, isGaxxError } from '../../proto/index.js';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import { SchedulerWorker } from '../dispatch/worker.js';
 import { schedulerAlive } from '../daemon/daemon.js';
@@ -23,7 +23,7 @@ import { publishResult, runDoneKey, type TaskResult } from './results.js';
 import { countOutcome, getRunRecord, readRunRecord, submitterAlive, updateRunRecord, type OutcomeCounts, type RunRecord, type RunState } from './run-index.js';
 import { syntheticResult } from './stream-run.js';
 import { readResult, type IgnoredHandler } from './stored-result.js';
-import { WriteHealth } from './write-health.js';
+import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
 import type { RedisSettings } from '../redis/redis.js';
 
 /** A run's record; NOT_FOUND, or FAILED_PRECONDITION when what Redis holds is not a valid record. */
@@ -88,8 +88,7 @@ async function doneResults(redis: Redis | Cluster, runId: string, onIgnored?: Ig
  * a result entry for any other task id does not count toward the run's end. Holds the ids of
  * the tasks that have their result (ids only, never output).
  */
-function enqueuedTasks(redis: Redis | Cluster, runId: string): AcceptResults {
-  const finished = new Set<string>();
+function enqueuedTasks(redis: Redis | Cluster, runId: string, finished = new Set<string>()): AcceptResults {
   return async (ids) => {
     const enqueued = await redis.hmget(runTasksKey(runId), ...ids);
     return ids.map((id, i) => {
@@ -114,12 +113,23 @@ export interface AttachOptions extends FollowHandlers {
 }
 
 export interface Attached {
+  /** The run's record as it ended (its finishedAt set), or as it was when the wait ended early. */
   record: RunRecord;
   counts: OutcomeCounts;
   state: RunState;
+  /**
+   * Why the wait ended before every enqueued task had its result (DEADLINE_EXCEEDED,
+   * REDIS_UNAVAILABLE): each such task was reported `unknown`, and the run goes on.
+   */
+  ended?: EndedEarly;
 }
 
-/** Follows a recorded run from its start until every enqueued task has a result. */
+/**
+ * Follows a recorded run from its start until every enqueued task has a result. A wait that
+ * ends early (`timeoutMs`, Redis gone) is returned, not thrown, as `gaxx run`'s is: every
+ * enqueued task without a result is reported `unknown` through onResult, and the run's record
+ * stays as it is (the run still runs).
+ */
 export async function attachRun(runId: string, opts: AttachOptions): Promise<Attached> {
   const queue = await TaskQueue.openOn(opts.settings, opts.redis);
   let worker: SchedulerWorker | undefined;
@@ -145,8 +155,9 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
     };
     await refresh();
     timer = setInterval(() => void refresh(), 500);
-    await followRun(queue.redis, runId, {
-      accept: enqueuedTasks(queue.redis, runId),
+    const finished = new Set<string>();
+    const followed = followRun(queue.redis, runId, {
+      accept: enqueuedTasks(queue.redis, runId, finished),
       onLive: opts.onLive,
       onIgnored: opts.onIgnored,
       ...(opts.paced ? { paced: opts.paced } : {}),
@@ -159,19 +170,54 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
       // Bounded like every run wait: REDIS_UNAVAILABLE when Redis stays away or refuses writes.
       redisGoneMs: REDIS_GONE_MS,
       writes,
-    });
+    }).then(
+      () => undefined,
+      (e: unknown) => {
+        if (!isGaxxError(e, 'DEADLINE_EXCEEDED') && !isGaxxError(e, 'REDIS_UNAVAILABLE')) throw e;
+        return endedBy(e);
+      },
+    );
+    const ended = await followed;
+    if (ended) {
+      await reportMissing(queue.redis, runId, finished, ended, (r, o, shown) => {
+        countOutcome(counts, r.outcome);
+        opts.onResult?.(r, o, shown);
+      });
+      return { record: rec, counts, state: 'running', ended };
+    }
     // The follow may have ridden out an outage that this connection is still coming back from.
     const after = <T>(op: () => Promise<T>): Promise<T> => mustLand(queue.redis, op, { what: `run ${runId}` });
     // A cancelled run stays cancelled, whoever follows it to its end.
     const final = (await after(() => isCancelled(queue.redis, runId))) ? 'cancelled' : (state ?? 'done');
     // Followed to its end: this follower has every result's counts (a record `runs cancel` marked
     // cancelled before had none). Bounded like every run's end record: the results are what counts.
-    await landEndRecord(queue.redis, runId, { state: final, counts, finishedAt: rec.finishedAt ?? Date.now() }, { what: `run ${runId}` });
-    return { record: rec, counts, state: final };
+    const finishedAt = rec.finishedAt ?? Date.now();
+    await landEndRecord(queue.redis, runId, { state: final, counts, finishedAt }, { what: `run ${runId}` });
+    return { record: { ...rec, state: final, counts, finishedAt }, counts, state: final };
   } finally {
     clearInterval(timer);
     await worker?.drain(5000);
     await queue.close();
+  }
+}
+
+/**
+ * Reports each enqueued task of `runId` without a result among `finished` as `unknown` (the wait
+ * ended early: it may be queued, running, or done), labelled with its host where the run has one.
+ */
+async function reportMissing(
+  redis: Redis | Cluster,
+  runId: string,
+  finished: ReadonlySet<string>,
+  ended: EndedEarly,
+  onResult: AttachOptions['onResult'],
+): Promise<void> {
+  // The wait ended early because Redis may be away: what cannot be read is left unreported.
+  const meta = await loadRunMeta(redis, runId).catch(() => null);
+  for (const taskId of meta?.taskIds ?? []) {
+    if (finished.has(taskId)) continue;
+    const error = `no result when the wait ended (${ended.code}); the task may be queued, running, or done: gaxx runs wait ${runId}`;
+    onResult?.({ ...syntheticResult(runId, taskId, 'unknown', ended.code, error), host: meta?.hosts[taskId] ?? '' }, [], false);
   }
 }
 

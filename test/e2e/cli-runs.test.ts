@@ -87,6 +87,8 @@ describe('gaxx runs', () => {
     expect(list.code, list.stderr).toBe(0);
     // Times as every command's JSON gives them: ISO strings, the run index's own ms behind them.
     const stored = (await record(rec.runId)) as RunRecord;
+    // The run's own duration, from its start to its end: not how long this wait took.
+    expect(lines.at(-1)?.durationMs).toBe((stored.finishedAt as number) - stored.startedAt);
     const times = { startedAt: new Date(stored.startedAt).toISOString(), finishedAt: new Date(stored.finishedAt as number).toISOString() };
     expect((JSON.parse(list.stdout) as Array<Record<string, unknown>>).find((x) => x.runId === rec.runId)).toMatchObject({
       state: 'done',
@@ -152,6 +154,22 @@ describe('gaxx runs', () => {
     expect(await record(runId)).toMatchObject({ state: 'running', counts: {} });
     const listed = JSON.parse((await w.gaxx(['runs', '--json'])).stdout) as RunRecord[];
     expect(listed.find((x) => x.runId === runId)).toMatchObject({ state: 'running', counts: {} });
+    // `runs wait` that times out too ends as `gaxx run` does: JSON Lines to the summary, every
+    // task without a result unknown, exit 13, and the run left running.
+    const waited = await w.gaxx(['runs', 'wait', runId, '--wait-timeout', '1s', '--json']);
+    expect(waited.code, waited.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
+    const lines = waited.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines[0]).toMatchObject({ type: 'run', runId });
+    expect(lines.filter((l) => l.type === 'task').map((l) => [l.outcome, l.reason])).toEqual([
+      ['unknown', 'DEADLINE_EXCEEDED'],
+      ['unknown', 'DEADLINE_EXCEEDED'],
+    ]);
+    expect(lines.at(-1)).toMatchObject({ type: 'summary', state: 'running', total: 2, unknown: 2 });
+    expect(waited.stderr).toMatch(/tasks without a result stay queued/);
+    expect(await record(runId)).toMatchObject({ state: 'running', counts: {} });
     gate.open();
     const resumed = await w.gaxx(['run', '--resume', runId, '--json']);
     gate.remove();
