@@ -26,9 +26,12 @@ export function countsText(r: RunRecord): string {
   return parts.length ? parts.join(', ') : '-';
 }
 
-/** The state to show: a running run whose submitter stopped heartbeating before the end of its input is shown as such. */
+/**
+ * The state to show: a running run whose submitter stopped heartbeating (its `gaxx run` died,
+ * whether before the end of its input or after) is shown as such, not as running for good.
+ */
 export function shownState(r: RunRecord, now = Date.now()): string {
-  if (r.state === 'running' && r.total === null && !submitterAlive(r, now)) return 'submitter-gone';
+  if (r.state === 'running' && !submitterAlive(r, now)) return 'submitter-gone';
   return r.state;
 }
 
@@ -39,9 +42,10 @@ export const command: Command = {
     'input is still being read: M enqueued so far), counts by outcome (once the run ended) and',
     'start time; --json gives a running run its results so far as done. States: running, done,',
     'cancelled, interrupted (its `gaxx run` died before enqueueing all its input), submitter-gone',
-    '(same, some of its tasks still without a result), failed. A run whose `gaxx run` is gone and',
-    'whose tasks all have results is shown as it ended (done, cancelled or interrupted) even when',
-    'nobody waited for it.',
+    '(its `gaxx run` died, or stopped waiting, and some of its tasks are still without a result:',
+    '`gaxx runs wait ID` serves and collects them), failed. A run whose `gaxx run` is gone and whose',
+    'tasks all have results is shown as it ended (done, cancelled or interrupted) even when nobody',
+    'waited for it.',
     `Runs are listed for ${RUN_INDEX_TTL_MS / 86_400_000} days; their per-task results and output are kept`,
     `for ${RESULT_TTL_MS / 3_600_000} hours (gaxx runs show / wait). See also gaxx runs show|wait|cancel ID.`,
   ].join('\n'),
