@@ -8,8 +8,10 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 
 /** Matches a duration such as `500ms`, `30s`, `10m`, `1h`, or `0`. */
 export const DURATION_PATTERN = /^(?:0|(\d+)(ms|s|m|h))$/;
 
-/** What to say when a value is not a duration. */
-export const DURATION_HINT = 'a duration with a unit, like 500ms, 30s, 10m, 1h (or 0)';
+/** What to say when a value is not a duration (`or 0` only where 0 is taken). */
+export function durationHint(zeroTaken = true): string {
+  return `a duration with a unit, like 500ms, 30s, 10m, 1h${zeroTaken ? ' (or 0)' : ''}`;
+}
 
 /** Node's longest timer: setTimeout with more than 2^31-1 ms fires after 1 ms instead. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -55,7 +57,7 @@ export interface DurationBounds {
 export function checkDuration(text: string, bounds: DurationBounds = {}): { ms: number } | { problem: string } {
   const { minMs = 0, maxMs = MAX_DURATION_MS } = bounds;
   const ms = parseDuration(text);
-  if (ms === undefined) return { problem: `must be ${DURATION_HINT}` };
+  if (ms === undefined) return { problem: `must be ${durationHint(minMs === 0)}` };
   if (ms > maxMs) return { problem: `must be at most ${formatDuration(maxMs)}` };
   if (ms < minMs) return { problem: `must be at least ${formatDuration(minMs)}` };
   return { ms };

@@ -2,16 +2,7 @@
 export * from './errors.js';
 export { GrpcStatus } from './grpc-status.js';
 export { formatHostPort, isHostName, isLoopbackHost, parseHostPort, type HostPort, type ParseHostPortOptions } from './address.js';
-export {
-  checkDuration,
-  DURATION_HINT,
-  DURATION_PATTERN,
-  formatDuration,
-  MAX_DURATION_MS,
-  MAX_TIMER_MS,
-  parseDuration,
-  type DurationBounds,
-} from './durations.js';
+export { checkDuration, DURATION_PATTERN, formatDuration, MAX_DURATION_MS, MAX_TIMER_MS, parseDuration, type DurationBounds } from './durations.js';
 export { formatSize, parseSize, SIZE_HINT, SIZE_PATTERN } from './sizes.js';
 export { compareText } from './order.js';
 export { counted } from './words.js';

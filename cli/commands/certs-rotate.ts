@@ -18,7 +18,7 @@ function overrides(raw: string[], port: number): Map<string, string> {
   for (const kv of raw) {
     const i = kv.indexOf('=');
     if (i <= 0) throw new GaxxError('USAGE', `--agent '${kv}' must be HOST=ADDR[:PORT]`);
-    m.set(kv.slice(0, i), agentAddress(kv.slice(i + 1), port));
+    m.set(kv.slice(0, i), agentAddress(kv.slice(i + 1), port, 'certs rotate'));
   }
   return m;
 }
@@ -104,7 +104,7 @@ export const command: Command = {
     const rotated = await Promise.all(
       agents.map((rec) => {
         const host = (rec.identity as { host: string }).host;
-        const address = where.get(host) ?? (rec.hosts[0] ? agentAddress(rec.hosts[0], config.agent.port) : '');
+        const address = where.get(host) ?? (rec.hosts[0] ? agentAddress(rec.hosts[0], config.agent.port, 'certs rotate') : '');
         if (!address)
           return Promise.resolve<RotationResult>({
             host,

@@ -61,7 +61,7 @@ interface Row {
 }
 
 async function targetsFor(remote: { fleet: string }, flags: Parameters<Command['run']>[0]['flags'], config: GaxxConfig): Promise<Target[]> {
-  const agents = agentTargets(flags, config.agent.port);
+  const agents = agentTargets(flags, config.agent.port, 'cp');
   if (remote.fleet && agents.length) throw usage('name a fleet (F:PATH) or give --agent with :PATH, not both');
   if (!remote.fleet && agents.length === 0) throw usage(':PATH needs --agent ADDR[,ADDR...]; or write F:PATH for a fleet');
   return remote.fleet

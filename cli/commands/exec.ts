@@ -25,13 +25,13 @@ import type { Output } from '../output.js';
 
 const usage = (message: string): GaxxError => usageError('exec', message);
 
-/** `host:port` as given, or `host` with the configured agent port. */
-export function agentAddress(raw: string, defaultPort: number): string {
+/** `host:port` as given, or `host` with the configured agent port; a USAGE error of `command` when it is neither. */
+export function agentAddress(raw: string, defaultPort: number, command: string): string {
   try {
     const { host, port } = parseHostPort(raw, { defaultPort, what: '--agent' });
     return formatHostPort(host, port);
   } catch (e) {
-    throw usage(`${(e as Error).message}; use HOST[:PORT]`);
+    throw usageError(command, `${(e as Error).message}; use HOST[:PORT]`);
   }
 }
 
@@ -129,7 +129,7 @@ export const command: Command = {
     const givenId = stringFlag(flags, 'task-id');
     if (givenId !== undefined && !isExecTaskId(givenId)) throw usage(`--task-id '${givenId}' must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
     const taskId = givenId ?? `exec-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
-    const address = agentAddress(rawAgent, config.agent.port);
+    const address = agentAddress(rawAgent, config.agent.port, 'exec');
     const creds = operatorCredentials(config.paths.operatorCertDir, config.paths.caDir);
     // Read before connecting: input over the limit is refused with nothing sent to the agent.
     const input = await readExecStdin({ ...(stdinFile !== undefined ? { file: stdinFile } : {}), none: noStdin }, io, signal);

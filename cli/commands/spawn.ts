@@ -104,7 +104,7 @@ function register(config: GaxxConfig, state: FleetState): Promise<void> {
   // The address the agent answered Health on; older state without one: its IPv4 and the agent port.
   const agents = state.hosts
     .filter((h) => h.status === 'ready' && (h.agent || h.ipv4))
-    .map((h) => ({ host: h.name, address: h.agent ?? agentAddress(h.ipv4 as string, config.agent.port), metrics: h.metrics }));
+    .map((h) => ({ host: h.name, address: h.agent ?? agentAddress(h.ipv4 as string, config.agent.port, 'spawn'), metrics: h.metrics }));
   return publishFleet(config, state.fleet, agents);
 }
 

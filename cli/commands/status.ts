@@ -100,7 +100,7 @@ export const command: Command = {
   positionals: { names: ['F'], min: 0, complete: 'fleet' },
   examples: ['gaxx status web', "gaxx status --json | jq '.[] | select(.reachable | not) | .host'"],
   async run({ flags, positionals, config, out }) {
-    const agents = agentTargets(flags, config.agent.port);
+    const agents = agentTargets(flags, config.agent.port, 'status');
     const fleet = positionals[0];
     if (fleet && agents.length) throw new GaxxError('USAGE', "give a fleet or --agent, not both (see 'gaxx status --help')");
     const deadlineMs = durationFlag(flags, 'timeout', 'status') ?? 5000;

@@ -40,11 +40,11 @@ export async function fleetTargets(config: GaxxConfig, fleet: string, hosts: str
 }
 
 /** The `--agent ADDR[,ADDR...]` targets (empty when not given). */
-export function agentTargets(flags: FlagValues, defaultPort: number): Target[] {
+export function agentTargets(flags: FlagValues, defaultPort: number, command: string): Target[] {
   const raw = stringsFlag(flags, 'agent')
     .flatMap((a) => a.split(','))
     .filter((a) => a !== '');
-  return [...new Set(raw.map((a) => agentAddress(a, defaultPort)))].map((address) => ({ name: address, address }));
+  return [...new Set(raw.map((a) => agentAddress(a, defaultPort, command)))].map((address) => ({ name: address, address }));
 }
 
 /**

@@ -64,7 +64,7 @@ function hostsOf(flags: FlagValues, defaultPort: number): Pick<RunPlan, 'agents'
     return { fleet };
   }
   if (raw.length === 0) throw usage('give --fleet F or --agent ADDR[,ADDR...]');
-  return { agents: [...new Set(raw.map((a) => agentAddress(a, defaultPort)))] };
+  return { agents: [...new Set(raw.map((a) => agentAddress(a, defaultPort, 'run')))] };
 }
 
 /** Checks `gaxx run`'s flags and argv; throws USAGE for any mistake. */

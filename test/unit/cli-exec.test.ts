@@ -15,12 +15,14 @@ const exit = (o: Partial<{ code: number; signal: string; reason: string }>) => (
 
 describe('gaxx exec helpers', () => {
   it('adds the default port when the address has none', () => {
-    expect(agentAddress('10.0.0.5', 8088)).toBe('10.0.0.5:8088');
-    expect(agentAddress('h1.test:9000', 8088)).toBe('h1.test:9000');
-    expect(agentAddress('[::1]', 8088)).toBe('[::1]:8088');
-    expect(agentAddress('::1', 8088)).toBe('[::1]:8088');
-    expect(agentAddress('[::1]:7', 8088)).toBe('[::1]:7');
-    expect(() => agentAddress('a b:[x', 8088)).toThrow(expect.objectContaining({ code: 'USAGE' }));
+    expect(agentAddress('10.0.0.5', 8088, 'exec')).toBe('10.0.0.5:8088');
+    expect(agentAddress('h1.test:9000', 8088, 'exec')).toBe('h1.test:9000');
+    expect(agentAddress('[::1]', 8088, 'exec')).toBe('[::1]:8088');
+    expect(agentAddress('::1', 8088, 'exec')).toBe('[::1]:8088');
+    expect(agentAddress('[::1]:7', 8088, 'exec')).toBe('[::1]:7');
+    expect(() => agentAddress('a b:[x', 8088, 'exec')).toThrow(expect.objectContaining({ code: 'USAGE' }));
+    // The help named is the command's own.
+    expect(() => agentAddress(':x', 8088, 'run')).toThrow(expect.objectContaining({ message: expect.stringMatching(/\(see 'gaxx run --help'\)$/) }));
   });
 
   it('maps the remote exit: code as is, 128+N for signal N, 130 when cancelled', () => {

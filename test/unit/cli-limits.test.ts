@@ -24,7 +24,9 @@ describe('the one duration rule (proto/durations.ts)', () => {
     expect(checkDuration(`${'9'.repeat(400)}h`)).toEqual({ problem: 'must be at most 596h' });
     expect(checkDuration('169h', { maxMs: REQUEST_LIMITS.timeoutMs })).toEqual({ problem: 'must be at most 168h' });
     expect(checkDuration('10ms', { minMs: 1000 })).toEqual({ problem: 'must be at least 1s' });
-    expect(checkDuration('30')).toMatchObject({ problem: expect.stringContaining('a duration with a unit') });
+    expect(checkDuration('30')).toEqual({ problem: 'must be a duration with a unit, like 500ms, 30s, 10m, 1h (or 0)' });
+    // 0 is offered only where it is taken (--timeout, --wait-timeout take at least 1ms).
+    expect(checkDuration('30', { minMs: 1 })).toEqual({ problem: 'must be a duration with a unit, like 500ms, 30s, 10m, 1h' });
     expect(formatDuration(90 * 60_000)).toBe('90m');
     expect(formatDuration(1500)).toBe('1500ms');
   });
