@@ -37,6 +37,7 @@
 //                                 without it forks every task through child_process and prlimit)
 //   dist/bundle/gaxx-openssl.cnf  the OpenSSL configuration agents start with (no TLS 1.3 session
 //                                 tickets; AGENT_OPENSSL_CONFIG in cli/providers/agent-bundle.ts)
+//   dist/bundle/package.json      gaxx's name and version, for a copy of the bundle dir alone
 // Usage: node scripts/bundle.mjs [--analyze]   (--analyze prints each output's largest inputs)
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
@@ -282,6 +283,10 @@ for (const r of results) {
     writeFileSync(path, wrapped(packageLines(o) + readFileSync(path, 'utf8')));
   }
 }
+// gaxx's version beside its entries (proto/version.ts looks for the package.json above a module):
+// a copy of the bundle dir alone, with no checkout or installation around it, still knows it.
+const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+writeFileSync(join(out, 'package.json'), `${JSON.stringify({ name: 'gaxx', version, private: true })}\n`);
 // The files vendor-load.cjs compiles through vm.Script must not call import() (scripts/bundle-checks.mjs).
 for (const file of ['gaxx-cli.cjs', 'gaxx-agent.cjs', ...Object.values(VENDORED)]) assertNoDynamicImport(file, readFileSync(join(out, file), 'utf8'));
 // The vendor files' loader and the V8 code caches (made by loading and using each file once).

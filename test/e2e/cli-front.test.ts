@@ -1,9 +1,10 @@
 // The bundle's front (cli/front.ts, gaxx-front.cjs) answers a command line that asks only for
 // gaxx's help or version without loading the CLI's commands (gaxx-cli.cjs), with exactly the
 // answer the CLI itself gives (the tsc build has no front); every other command line, and a
-// malformed one, goes to the full CLI. A reader that went away ends the front quietly (141).
+// malformed one, goes to the full CLI. A reader that went away ends the front quietly (141). A
+// copy of the bundle dir alone knows gaxx's version.
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -45,6 +46,17 @@ describe('the CLI front', () => {
       const r = await runGaxx(argv, { home: tmp, main });
       expect({ argv, loaded: r.stderr.includes('the full CLI was loaded') }).toEqual({ argv, loaded: true });
     }
+  });
+
+  it("a copy of the bundle dir alone (no checkout or installation around it) tells gaxx's version", async () => {
+    const dir = join(tmp, 'copied');
+    cpSync(dirname(CLI_MAIN), dir, { recursive: true });
+    const { version } = JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
+    const r = await runGaxx(['--version'], { home: tmp, main: join(dir, 'gaxx.cjs') });
+    expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 0, stdout: `${version}\n` });
+    expect((await runGaxx(['--help'], { home: tmp, main: join(dir, 'gaxx.cjs') })).stdout.split('\n')[0]).toMatch(
+      new RegExp(`^gaxx ${version.replace(/\./g, '\\.')}:`),
+    );
   });
 
   it('ends with 141 and says nothing when its reader is gone', async () => {
