@@ -117,7 +117,8 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
       throw new GaxxError('TASK_SPEC_MISMATCH', `task ${taskId} exists with a different spec`);
     }
     const replayed = !existing.running;
-    call.write({ started: { pid: existing.pid, attached: !replayed, replayed } });
+    // From its start when the replay buffer dropped none of its output: the caller can skip what it showed.
+    call.write({ started: { pid: existing.pid, attached: !replayed, replayed, fromStart: !existing.dropped } });
     for (const ev of existing.replayEvents()) call.write(ev);
     if (replayed) call.end();
     else {

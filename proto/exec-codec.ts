@@ -277,11 +277,12 @@ class In {
 }
 
 function decodeStarted(r: In): Started__Output {
-  const s: Started__Output = { pid: 0, attached: false, replayed: false };
+  const s: Started__Output = { pid: 0, attached: false, replayed: false, fromStart: false };
   for (const [f, wire] of r.fields()) {
     if (f === 1 && wire === 0) s.pid = r.int32();
     else if (f === 2 && wire === 0) s.attached = r.bool();
     else if (f === 3 && wire === 0) s.replayed = r.bool();
+    else if (f === 4 && wire === 0) s.fromStart = r.bool();
     else r.skip(wire);
   }
   return s;

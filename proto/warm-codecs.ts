@@ -35,7 +35,7 @@ export const EXEC_REQUEST_SAMPLE: ExecRequest = {
 
 /** One event of each kind of the oneof, every field of each set. */
 export const EXEC_EVENT_SAMPLES: ExecEvent[] = [
-  { started: { pid: 1, attached: true, replayed: true } },
+  { started: { pid: 1, attached: true, replayed: true, fromStart: true } },
   { stdout: Buffer.from('warm') },
   { stderr: Buffer.from('warm') },
   {

@@ -189,6 +189,10 @@ export const AGENT_PROTO: object = {
           "replayed": {
            "type": "bool",
            "id": 3
+          },
+          "fromStart": {
+           "type": "bool",
+           "id": 4
           }
          }
         },

@@ -6,10 +6,13 @@ import { raceAbort, type ExecRequest, type Exit__Output, type Started__Output } 
 import type { AgentLink } from './agent-pool.js';
 import type { OutputChunk } from '../queue/results.js';
 
-/** Live output of one task (live.ts): chunks as they arrive; spoiled when not the final output's start. */
+/** Live output of one task (live.ts): chunks as they arrive, and how each execution began. */
 export interface LiveSink {
   push(c: OutputChunk): void;
-  spoil(): void;
+  /** Attached to the task's execution (or its end replayed): `fromStart` when its output events begin with its first byte. */
+  resume(fromStart: boolean): void;
+  /** A new execution of the task began. */
+  restart(): void;
 }
 
 /** The stream ended without an exit event (agent gone mid-task). */
@@ -58,8 +61,9 @@ export async function execOnce(
         started = ev.started;
         seen.started = ev.started;
         startedAt = Date.now();
-        // An attach or replay sends the agent's buffered tail, not necessarily from the start.
-        if (started.attached || started.replayed) live?.spoil();
+        // An attach or replay sends the agent's buffered output: from the start unless it dropped some.
+        if (started.attached || started.replayed) live?.resume(started.fromStart);
+        else live?.restart();
       } else if (ev.stdout || ev.stderr) {
         const chunk: OutputChunk = ev.stdout ? { stream: 1, data: ev.stdout } : { stream: 2, data: ev.stderr as Buffer };
         output.push(chunk);

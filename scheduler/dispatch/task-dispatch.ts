@@ -263,8 +263,6 @@ export class TaskDispatch {
         if (this.pinned === undefined) await this.job.saveDispatch({ placedOn: addr, round: this.round });
       }
       this.attempts += 1;
-      // Output of an earlier execution was streamed already: this one's is not its continuation.
-      if (this.attempts > 1) this.job.live?.spoil();
       try {
         const link = this.ctx.pool.link(addr, this.endpointAt(addr)?.expect);
         const deadline = this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined;

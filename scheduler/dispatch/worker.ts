@@ -21,7 +21,7 @@ import type { RetryPolicy } from './retry-policy.js';
 import { CancelWatch } from '../queue/cancel.js';
 import { dispatchTask, type DispatchContext, type JobHandle } from './dispatch.js';
 import { fleetAgents } from '../queue/fleets.js';
-import { LiveOutput } from '../queue/live.js';
+import { LiveOutput, liveShownBefore } from '../queue/live.js';
 import type { SchedulerMetrics } from '../daemon/metrics.js';
 import { runInputKey } from '../queue/queue.js';
 import { delayedDueWithin, runExists, runQueueName } from '../queue/runs.js';
@@ -250,8 +250,11 @@ export class SchedulerWorker {
       await this.reportInvalid(job, e as Error);
       throw new UnrecoverableError((e as Error).message);
     }
+    const takenBefore = (job.attemptsStarted ?? 0) > 1 || (job.stalledCounter ?? 0) > 0 || spec.dispatch !== undefined;
+    // Taken over: the live view goes on from what earlier dispatches showed (unknown: it stays closed).
+    const shownBefore = takenBefore ? await liveShownBefore(this.redis, spec.runId, spec.taskId).catch(() => -1) : 0;
     const watch = this.cancels.track(spec.runId);
-    const live = new LiveOutput(this.redis, spec.runId, spec.taskId, spec.outputCapBytes, { budgetBytes: this.opts.runOutputBudgetBytes });
+    const live = new LiveOutput(this.redis, spec.runId, spec.taskId, spec.outputCapBytes, { budgetBytes: this.opts.runOutputBudgetBytes, shownBefore });
     let done;
     try {
       if (await this.cancels.check(spec.runId)) watch.controller.abort();
@@ -261,7 +264,7 @@ export class SchedulerWorker {
         signal: this.abort.signal,
         cancel: watch.controller.signal,
         live,
-        takenBefore: (job.attemptsStarted ?? 0) > 1 || (job.stalledCounter ?? 0) > 0 || spec.dispatch !== undefined,
+        takenBefore,
         saveDispatch: (d) => job.updateData({ ...spec, dispatch: d }),
         loadInput: (name) => this.redis.getBuffer(runInputKey(spec.runId, name)),
       };

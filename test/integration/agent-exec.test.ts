@@ -165,14 +165,25 @@ describe('agent Exec', () => {
     const attached = await (second as Promise<ExecResult>);
     gate.remove();
     const replayed = await execCollect(op.agent, { taskId: 'once-1', argv });
-    expect(attached.events[0]?.started).toMatchObject({ attached: true, replayed: false });
+    // All of its output was held: both begin with its first byte.
+    expect(attached.events[0]?.started).toMatchObject({ attached: true, replayed: false, fromStart: true });
     expect(attached.stdout).toBe('begin\nend\n');
-    expect(replayed.events[0]?.started).toMatchObject({ attached: false, replayed: true });
+    expect(replayed.events[0]?.started).toMatchObject({ attached: false, replayed: true, fromStart: true });
     expect(replayed.stdout).toBe('begin\nend\n');
     expect(exitOf(replayed)).toEqual(exitOf(firstResult));
     expect((await info()).tasksStartedTotal).toBe(before + 1);
     const other = await execCollect(op.agent, { taskId: 'once-1', argv: ['true'] });
     expect(other.error?.gaxxCode).toBe('TASK_SPEC_MISMATCH');
+  });
+
+  it('replays the tail of an output larger than its replay buffer, saying it is not from the start', async () => {
+    const argv = ['sh', '-c', 'head -c 100000 /dev/zero | tr "\\0" x; echo; echo last'];
+    const first = await execCollect(op.agent, { taskId: 'tail-1', argv });
+    expect(first.stdout.length).toBe(100006);
+    const again = await execCollect(op.agent, { taskId: 'tail-1', argv });
+    expect(again.events[0]?.started).toMatchObject({ replayed: true, fromStart: false });
+    expect(again.stdout.length).toBeLessThan(first.stdout.length);
+    expect(first.stdout.endsWith(again.stdout)).toBe(true);
   });
 
   it('refuses tasks beyond capacity with RESOURCE_EXHAUSTED and keeps serving', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { waitReady } from '../../scheduler/redis/redis.js';
-import { LiveOutput } from '../../scheduler/queue/live.js';
+import { LiveOutput, liveShownBefore } from '../../scheduler/queue/live.js';
 import { publishResult, runEventsKey, taskResult, type OutputChunk, type TaskResult } from '../../scheduler/queue/results.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import { redisAndConnection, type TestRedis } from '../helpers/redis.js';
@@ -74,14 +74,18 @@ describe('run results stream', () => {
     expect(await capped.close()).toEqual({ bytes: 4, exact: false });
     await publishResult(r, result('capped', { runId: 'live1' }), lines);
 
-    // A scheduler that died mid-task streamed a part; the next one's exact stream follows it.
+    // A scheduler that died mid-task streamed a part; the next one ran the task anew (another
+    // execution): its output is not the shown part's continuation, so none of it goes live.
     const dead = new LiveOutput(r, 'live1', 'again', 1024, { flushMs: 20 });
     dead.push(chunk(2, 'partial'));
     await dead.close();
-    const next = new LiveOutput(r, 'live1', 'again', 1024, { flushMs: 20 });
+    expect(await liveShownBefore(r, 'live1', 'again')).toBe(7);
+    const next = new LiveOutput(r, 'live1', 'again', 1024, { flushMs: 20, shownBefore: 7 });
+    next.restart();
     next.push(chunk(1, 'whole\n'));
-    await next.close();
-    await publishResult(r, result('again', { runId: 'live1' }), [chunk(1, 'whole\n')], 6);
+    expect(await next.close()).toEqual({ bytes: 7, exact: false });
+    expect(await liveShownBefore(r, 'live1', 'again')).toBe(-1);
+    await publishResult(r, result('again', { runId: 'live1' }), [chunk(1, 'whole\n')]);
 
     // After its result, no live entry is added for a task.
     const late = new LiveOutput(r, 'live1', 'ok', 1024, { flushMs: 20 });
@@ -95,8 +99,57 @@ describe('run results stream', () => {
       onLive: (task, c) => seenLive.push(`${task}:${c.data.toString()}`),
       onResult: (x, _o, liveShown) => shown.set(x.taskId, liveShown),
     });
-    expect(seenLive).toEqual(['ok:a\nb\nc\n', 'capped:a\nb\n', 'again:partial', 'again:whole\n']);
+    expect(seenLive).toEqual(['ok:a\nb\nc\n', 'capped:a\nb\n', 'again:partial']);
     expect(Object.fromEntries(shown)).toEqual({ ok: true, capped: false, again: false });
+  });
+
+  it('a dispatch that takes a task over goes on with its live view exactly: each byte once, in order', async () => {
+    const chunk = (stream: 1 | 2, text: string): OutputChunk => ({ stream, data: Buffer.from(text) });
+    // The first dispatch showed a part (its worker then died, its last bytes not yet published).
+    const first = new LiveOutput(r, 'take1', 'cont', 1024, { flushMs: 20 });
+    first.push(chunk(1, 'one\n'));
+    first.push(chunk(2, 'warn\n'));
+    await first.close();
+    // The next is attached to the same execution, which the agent replays from its first byte.
+    const shownBefore = await liveShownBefore(r, 'take1', 'cont');
+    expect(shownBefore).toBe(9);
+    const next = new LiveOutput(r, 'take1', 'cont', 1024, { flushMs: 20, shownBefore });
+    next.resume(true);
+    for (const c of [chunk(1, 'one\n'), chunk(2, 'warn\n'), chunk(1, 'two\n')]) next.push(c);
+    // A stalled first worker that comes back publishes nothing more: the entries moved on without it.
+    const stale = new LiveOutput(r, 'take1', 'cont', 1024, { flushMs: 20, shownBefore: 9 });
+    await vi.waitFor(async () => expect(await liveShownBefore(r, 'take1', 'cont')).toBe(13), { timeout: 5000, interval: 10 });
+    stale.push(chunk(1, 'late\n'));
+    expect(await stale.close()).toEqual({ bytes: 9, exact: false });
+    expect(await next.close()).toEqual({ bytes: 13, exact: true });
+    const whole = [chunk(1, 'one\n'), chunk(2, 'warn\n'), chunk(1, 'two\n')];
+    await publishResult(r, result('cont', { runId: 'take1' }), whole, 13, { outputIsLive: true });
+
+    // Attached, but the agent's buffer dropped the start: the live view closes for good.
+    const part = new LiveOutput(r, 'take1', 'tail', 1024, { flushMs: 20 });
+    part.push(chunk(1, 'head\n'));
+    await part.close();
+    const cut = new LiveOutput(r, 'take1', 'tail', 1024, { flushMs: 20, shownBefore: await liveShownBefore(r, 'take1', 'tail') });
+    cut.resume(false);
+    cut.push(chunk(1, 'end\n'));
+    expect(await cut.close()).toEqual({ bytes: 5, exact: false });
+    const later = new LiveOutput(r, 'take1', 'tail', 1024, { flushMs: 20, shownBefore: await liveShownBefore(r, 'take1', 'tail') });
+    later.resume(true);
+    later.push(chunk(1, 'end\n'));
+    expect(await later.close()).toEqual({ bytes: 0, exact: false });
+    await publishResult(r, result('tail', { runId: 'take1' }), [chunk(1, 'head\nmiddle\nend\n')]);
+
+    const live: string[] = [];
+    const shown = new Map<string, boolean>();
+    const res = await waitForRun(r, 'take1', ['cont', 'tail'], {
+      timeoutMs: 10_000,
+      onLive: (task, c) => live.push(`${task}:${c.data.toString()}`),
+      onResult: (x, _o, liveShown) => shown.set(x.taskId, liveShown),
+    });
+    expect(live).toEqual(['cont:one\n', 'cont:warn\n', 'cont:two\n', 'tail:head\n']);
+    // Shown once and whole: not printed again; the other is printed in full after its part.
+    expect(Object.fromEntries(shown)).toEqual({ cont: true, tail: false });
+    expect(Buffer.concat((res.output.get('cont') ?? []).map((c) => c.data)).toString()).toBe('one\nwarn\ntwo\n');
   });
 
   it('stores output streamed live exactly only once, and keeps a run within its output budget', async () => {

@@ -161,17 +161,28 @@ describe('scheduler with real agents', () => {
     await noDaemon(10_000);
   }, 300_000);
 
-  it('drains on SIGTERM by handing in-flight tasks back; two schedulers then share the work', async () => {
+  it('drains on SIGTERM by handing in-flight tasks back; two schedulers then share the work; the live output is each byte once', async () => {
     const ranFile = sharedFile('drain.log');
     const common = { redisUrl: redis.url, stateDir: join(dir, 'sched-state'), certsDir: pki.clients.scheduler.dir, lockMs: 2000 };
     const first = await startSchedulerProcess({ ...common, concurrency: 8, drainMs: 200 });
     // The tasks run until the test releases them (an event, not a time: a loaded machine may be slow).
     const release = join(dirname(ranFile), 'drain.release');
+    const script = 'echo "$0" >> "$1"; echo "start $0"; while [ ! -e "$2" ]; do sleep 0.05; done; echo "end $0"';
     const slow = await q.enqueueRun(
-      anyHost('kdrain', 8, (id) => ['sh', '-c', 'echo "$0" >> "$1"; while [ ! -e "$2" ]; do sleep 0.05; done', id, ranFile, release]),
+      anyHost('kdrain', 8, (id) => ['sh', '-c', script, id, ranFile, release]),
       signer,
     );
-    await eventually(() => readFileSync(ranFile, 'utf8').split('\n').length >= 9, 60_000, 25);
+    // A reader of the run from its start, as `gaxx run` is: what it shows live, and whether it
+    // would print a task's output again at its result.
+    const live = new Map<string, string>();
+    const shownLive = new Map<string, boolean>();
+    const reading = waitForRun(q.redis, 'kdrain', slow.taskIds, {
+      timeoutMs: 120_000,
+      onLive: (task, c) => live.set(task, (live.get(task) ?? '') + c.data.toString()),
+      onResult: (r, _o, shown) => shownLive.set(r.taskId, shown),
+    });
+    // Each task's first line shown live by the first scheduler before it is stopped.
+    await eventually(() => [...live.values()].filter((t) => t.startsWith('start ')).length === 8, 60_000, 25);
     first.kill('SIGTERM');
     expect(await first.exited).toBe(0);
     expect(await resultCount('kdrain')).toBe(0);
@@ -182,9 +193,16 @@ describe('scheduler with real agents', () => {
       anyHost('kshare', 60, () => ['sleep', '0.05']),
       signer,
     );
-    const res = await waitForRun(q.redis, 'kdrain', slow.taskIds, { timeoutMs: 60_000 });
+    const res = await reading;
     await waitForRun(q.redis, 'kshare', quick.taskIds, { timeoutMs: 60_000 });
     expect([...res.results.values()].every((r) => r.outcome === 'succeeded' && (r.attached || r.replayed))).toBe(true);
+    // The scheduler that took a task over went on with its live output where the first one
+    // stopped: each line once, and nothing left to print again at the result.
+    for (const taskId of slow.taskIds) {
+      const id = `kdrain-${taskId}`;
+      expect({ taskId, live: live.get(taskId), shown: shownLive.get(taskId) }).toEqual({ taskId, live: `start ${id}\nend ${id}\n`, shown: true });
+      expect(Buffer.concat((res.output.get(taskId) ?? []).map((c) => c.data)).toString()).toBe(`start ${id}\nend ${id}\n`);
+    }
     expect(readFileSync(ranFile, 'utf8').trim().split('\n')).toHaveLength(8);
     for (const p of [b, c]) {
       const m = await fetch(`http://${p.started.metrics as string}/metrics`).then((r) => r.text());

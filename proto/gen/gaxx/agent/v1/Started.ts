@@ -5,10 +5,12 @@ export interface Started {
   'pid'?: (number);
   'attached'?: (boolean);
   'replayed'?: (boolean);
+  'fromStart'?: (boolean);
 }
 
 export interface Started__Output {
   'pid': (number);
   'attached': (boolean);
   'replayed': (boolean);
+  'fromStart': (boolean);
 }
