@@ -21,6 +21,33 @@ export function taskResultJson(r: TaskResult, output: readonly OutputChunk[], ex
   return { ...r, ...extra, ...outputField('stdout', bytes(1)), ...outputField('stderr', bytes(2)) };
 }
 
+/**
+ * A direct Exec whose stream broke after the agent said Started: it ran there, its end is
+ * unknown (`error` says why), as `gaxx run` reports a task whose agent went away.
+ */
+export function lostExecResult(taskId: string, host: string, started: { attached: boolean; replayed: boolean }, error: string): TaskResult {
+  return {
+    runId: '',
+    taskId,
+    host,
+    outcome: 'unknown',
+    exitCode: null,
+    signal: null,
+    reason: 'UNAVAILABLE',
+    error,
+    durationMs: 0,
+    stdoutBytes: 0,
+    stderrBytes: 0,
+    truncated: false,
+    attempts: 1,
+    startedOn: [host],
+    mayHaveRepeated: false,
+    attached: started.attached,
+    replayed: started.replayed,
+    finishedAt: new Date().toISOString(),
+  };
+}
+
 /** A direct Exec's end as a TaskResult (no run: `runId` is empty, one attempt). */
 export function execTaskResult(taskId: string, host: string, exit: Exit__Output, started: { attached: boolean; replayed: boolean }): TaskResult {
   return {

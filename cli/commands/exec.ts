@@ -8,6 +8,7 @@ import {
   formatSize,
   GaxxError,
   isExecTaskId,
+  isGaxxError,
   lostReason,
   parseHostPort,
   REQUEST_LIMITS,
@@ -16,7 +17,7 @@ import {
 } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import type { OutputChunk } from '../../scheduler/index.js';
-import { execTaskResult, taskResultJson } from '../result-json.js';
+import { execTaskResult, lostExecResult, taskResultJson } from '../result-json.js';
 import { boolFlag, durationFlag, envFlag, JSON_FLAG, sizeFlag, stringFlag, usageError, workDirFlag, WORKDIR_FLAG, type Command } from '../command.js';
 import { MAX_EXEC_STDIN_BYTES, readExecStdin } from '../exec-stdin.js';
 import { agentClientOptions } from '../config.js';
@@ -137,6 +138,7 @@ export const command: Command = {
     const output: OutputChunk[] = [];
     let started = { pid: 0, attached: false, replayed: false };
     let exit: Exit__Output | undefined;
+    let lost: string | undefined;
     let midLine = false;
     try {
       const req = {
@@ -160,8 +162,23 @@ export const command: Command = {
           midLine = ev.stderr.length > 0 && ev.stderr[ev.stderr.length - 1] !== 10;
         } else if (ev.exit) exit = ev.exit;
       }
+    } catch (e) {
+      // The agent said Started, then the call broke: the task ran there and its end is unknown
+      // (the agent, or the connection to it, went away), not "no agent answering".
+      if (started.pid === 0 || !isGaxxError(e, 'UNAVAILABLE')) throw e;
+      lost = `agent ${address} went away while task ${taskId} ran (pid ${started.pid}): its end is unknown; if the agent still runs, the same command with --task-id ${taskId} attaches to it (${e.message})`;
     } finally {
       client.close();
+    }
+    if (lost !== undefined) {
+      // As `gaxx run` reports it: the output that came, an unknown outcome, exit 12.
+      if (!out.json) {
+        // On a terminal the error would continue the output's last line.
+        if (midLine) out.writeErr('\n');
+        throw new GaxxError('UNAVAILABLE', lost);
+      }
+      out.result(taskResultJson(lostExecResult(taskId, address, started, lost), output, { pid: started.pid }), () => '');
+      return exitCodeFor('UNAVAILABLE');
     }
     if (!exit) throw new GaxxError('UNAVAILABLE', `agent ${address} ended task ${taskId} without an exit event`);
     const code = exitCodeOf(exit);

@@ -9,6 +9,7 @@ import { loadCertDir } from '../../certs/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { runGaxx, spawnGaxx, stopAllGaxx, type CliRun } from '../helpers/cli.js';
+import { eventually } from '../helpers/poll.js';
 
 let home: string;
 let agent: AgentProcess;
@@ -168,6 +169,42 @@ describe('gaxx exec stdin', () => {
 });
 
 describe('gaxx exec and Ctrl-C', () => {
+  it('an agent that goes away while its task runs: the end is unknown (exit 12), the output that came is kept', async () => {
+    const certs = join(home, 'agent-certs');
+    for (const json of [false, true]) {
+      // An agent of its own, killed with -9 once its task has started (its tasks go with it).
+      const own = await startAgent({ certsDir: certs });
+      const taskId = `gone-${json ? 'json' : 'human'}`;
+      const run = spawnGaxx(
+        ['exec', '--agent', own.address, '--task-id', taskId, ...(json ? ['--json'] : []), '--', 'sh', '-c', 'printf start; exec sleep 60'],
+        { home },
+      );
+      try {
+        if (json) {
+          const client = AgentClient.connect({ address: own.address }, loadCertDir(join(home, 'config', 'operator')));
+          expect(await eventually(async () => (await client.info()).runningTasks === 1, 15_000)).toBe(true);
+          client.close();
+        } else expect(await eventually(() => run.stdout().includes('start'), 15_000)).toBe(true);
+        own.kill('SIGKILL');
+        await own.exited;
+        const r = await run.done;
+        expect(r.code, r.stderr).toBe(exitCodeFor('UNAVAILABLE'));
+        const why = new RegExp(`agent ${own.address} went away while task ${taskId} ran \\(pid \\d+\\): its end is unknown`);
+        if (json) {
+          const result = JSON.parse(r.stdout) as Record<string, unknown>;
+          expect(result).toMatchObject({ taskId, host: own.address, outcome: 'unknown', reason: 'UNAVAILABLE', stdout: 'start' });
+          expect(result.error).toMatch(why);
+        } else {
+          // The partial line is ended before the error, which is not 'no gaxx-agent answering'.
+          expect(r.stdout).toBe('start');
+          expect(r.stderr).toMatch(new RegExp(`^\\ngaxx: ${why.source}`));
+        }
+      } finally {
+        run.kill('SIGKILL');
+      }
+    }
+  });
+
   it('the first SIGINT cancels the remote task and exits 130', async () => {
     const run = spawnGaxx(['exec', '--agent', agent.address, '--task-id', 'ctrl-c-1', '--', 'sh', '-c', 'echo ready; exec sleep 30'], { home });
     try {
