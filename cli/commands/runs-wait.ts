@@ -4,7 +4,7 @@ import { agentConnector, attachRun } from '../../scheduler/index.js';
 import { durationFlag, JSON_FLAG, type Command } from '../command.js';
 import { agentClientOptions } from '../config.js';
 import { withRedis } from '../run/redis-session.js';
-import { INTERRUPTED, summarize, summaryExitCode } from '../run/summary.js';
+import { INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from '../run/summary.js';
 import { IgnoredReport } from '../run/ignored.js';
 import { endedNote } from '../run/run-shared.js';
 import { HumanView, JsonView, type RunView } from '../run/views.js';
@@ -56,7 +56,7 @@ export const command: Command = {
         onLive: (taskId, chunk) => view?.live(taskId, chunk),
         onResult: (r, o, shown) => {
           if (r.truncated) outputCut++;
-          if (r.outcome === 'unreachable' && r.host) down.add(r.host);
+          noteUnreachable(down, r);
           view?.result(r, o, shown, undefined);
         },
       }),

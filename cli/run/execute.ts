@@ -32,7 +32,7 @@ import { schedulerCredentials } from '../scheduler-credentials.js';
 import type { RunPlan } from './plan.js';
 import { IgnoredReport } from './ignored.js';
 import { prepareResultsDir } from './results-dir.js';
-import { INTERRUPTED, summarize, summaryExitCode } from './summary.js';
+import { INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from './summary.js';
 import { openTaskList } from './task-source.js';
 import { RunClock } from './timings.js';
 import { endedNote, endRun, redisNote, viewsFor, type ExecuteContext, type RedisClient, type Started } from './run-shared.js';
@@ -166,7 +166,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
         s.clock.result();
         countOutcome(counts, r.outcome);
         if (r.truncated) outputCut++;
-        if (r.outcome === 'unreachable' && r.host) down.add(r.host);
+        noteUnreachable(down, r);
         view.result(r, o, shown, undefined);
       },
     },
@@ -224,7 +224,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
         clock.result();
         countOutcome(counts, r.outcome);
         if (r.truncated) outputCut++;
-        if (r.outcome === 'unreachable' && r.host) down.add(r.host);
+        noteUnreachable(down, r);
         view.result(r, o, shown, undefined);
       },
     }).finally(() => ignored.flush());

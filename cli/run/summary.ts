@@ -87,6 +87,16 @@ export function needsResultLine(r: { outcome: string; truncated: boolean; error?
 }
 
 /**
+ * Adds a result's host to the run's unreachable hosts when its agent could not be reached: its
+ * outcome is `unreachable` (never started there), or `unknown` for UNAVAILABLE (it started there,
+ * then the agent went away and its end was lost).
+ */
+export function noteUnreachable(down: Set<string>, r: { host: string; outcome: string; reason: string }): void {
+  if (!r.host) return;
+  if (r.outcome === 'unreachable' || (r.outcome === 'unknown' && r.reason === 'UNAVAILABLE')) down.add(r.host);
+}
+
+/**
  * The process exit code for a finished (or cancelled) run. Output cut by the run's output budget
  * does not change it: the tasks' outcomes do (a task stopped at its output cap is `killed`: 1).
  * Such a run is counted in the summary ("N with output cut") and each such task has its line.

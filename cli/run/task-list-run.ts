@@ -5,7 +5,7 @@ import type { RunPlan } from './plan.js';
 import { ProgressLine } from './progress.js';
 import { recordTask } from './records.js';
 import { endedNote, endRun, redisNote, viewsFor, type ExecuteContext, type Started } from './run-shared.js';
-import { summarize, summaryExitCode } from './summary.js';
+import { noteUnreachable, summarize, summaryExitCode } from './summary.js';
 import { readRecords } from './task-source.js';
 
 /** One task per input record, placed on any free host, streamed through the queue window. */
@@ -56,7 +56,7 @@ export async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started
         if (r.truncated) outputCut++;
         if (r.outcome === 'refused' || r.outcome === 'cancelled') tally[r.outcome]++;
         else if (r.outcome !== 'succeeded') tally.failed++;
-        if (r.outcome === 'unreachable' && r.host) down.add(r.host);
+        noteUnreachable(down, r);
         view.result(r, o, shown, records.get(r.taskId));
         records.delete(r.taskId);
       },

@@ -5,7 +5,7 @@ import { exitCodeFor } from '../../proto/index.js';
 import { planRun, DEFAULT_WINDOW } from '../../cli/run/plan.js';
 import { progressText } from '../../cli/run/progress.js';
 import { resultName } from '../../cli/run/results-dir.js';
-import { summarize, summaryExitCode, summaryText } from '../../cli/run/summary.js';
+import { noteUnreachable, summarize, summaryExitCode, summaryText } from '../../cli/run/summary.js';
 import { recordTask } from '../../cli/run/records.js';
 import { MAX_RECORD_BYTES, readRecords, type RawRecord } from '../../cli/run/task-source.js';
 import { shellCode } from '../../cli/run/shell-code.js';
@@ -631,6 +631,20 @@ describe('results and summary', () => {
     expect(summaryText(summarize('r1', { failed: 1 }, 1234))).toBe('gaxx: run r1: 1 task: 0 succeeded, 1 failed, 0 timed out, 0 unknown in 1.2 s');
     expect(summaryText(summarize('r2', { succeeded: 2 }, 50))).toMatch(/^gaxx: run r2: 2 tasks: 2 succeeded, /);
     expect(summaryText(summarize('r0', {}, 0))).toMatch(/^gaxx: run r0: 0 tasks: /);
+  });
+
+  it("a run's unreachable hosts: never reached, or gone while the task ran (its end lost); not a wait that ended", () => {
+    const down = new Set<string>();
+    const r = (host: string, outcome: string, reason: string) => ({ host, outcome, reason });
+    for (const x of [
+      r('a:1', 'unreachable', 'UNAVAILABLE'),
+      r('b:1', 'unknown', 'UNAVAILABLE'),
+      r('c:1', 'unknown', 'DEADLINE_EXCEEDED'),
+      r('d:1', 'failed', ''),
+      r('', 'unreachable', 'UNAVAILABLE'),
+    ])
+      noteUnreachable(down, x);
+    expect([...down]).toEqual(['a:1', 'b:1']);
   });
 
   it('exit codes: 0 all succeeded, 1 some failed, 12 unknown outcomes, 130 cancelled', () => {
