@@ -26,9 +26,10 @@ export interface ExecOutcome {
   output: OutputChunk[];
 }
 
-/** What a failed Exec got before it failed (the caller's record: did the agent say Started?). */
+/** What a failed Exec got before it failed (the caller's record: did the agent say Started, and what output came?). */
 export interface ExecSeen {
   started?: Started__Output;
+  output?: OutputChunk[];
 }
 
 /**
@@ -47,6 +48,7 @@ export async function execOnce(
   seen: ExecSeen = {},
 ): Promise<ExecOutcome> {
   const output: OutputChunk[] = [];
+  seen.output = output;
   let started: Started__Output | undefined;
   let startedAt = 0;
   const it = link.exec(req, { signal: cancel, ...(deadlineMs ? { deadlineMs } : {}) })[Symbol.asyncIterator]();

@@ -16,7 +16,7 @@ import { execOnce, StreamEnded, type ExecOutcome, type ExecSeen } from './exec-o
 import type { DispatchContext, Dispatched, JobHandle } from './dispatch.js';
 import { place } from './placement.js';
 import { backoffDelay, busyDelay, isTransportFailure, retryAfterHint, retryPolicy, type RetryPolicy } from './retry-policy.js';
-import { outcomeOf, taskResult, type TaskResult } from '../queue/results.js';
+import { outcomeOf, taskResult, type OutputChunk, type TaskResult } from '../queue/results.js';
 import { signedTaskOf } from '../queue/sign.js';
 import type { TaskSpec } from '../queue/task.js';
 
@@ -66,6 +66,8 @@ export class TaskDispatch {
   private lastError = '';
   private readonly failedOn = new Set<string>();
   private readonly startedOn: string[] = [];
+  /** The output of the last execution that started, as far as it came (kept when its end is lost). */
+  private partial: OutputChunk[] = [];
   private repeated = false;
   /** The agent the task may be running on and must go back to; since when it is unreachable. */
   private sticky: { address: string; since: number; confirmed: boolean } | undefined;
@@ -186,7 +188,8 @@ export class TaskDispatch {
       { runId: this.spec.runId, taskId: this.spec.taskId, host: this.lastHost, outcome, reason },
       { error, attempts: this.attempts, startedOn: [...this.startedOn], mayHaveRepeated: this.repeated || (mayHaveRun && this.startedOn.length > 0) },
     );
-    return { result, output: [] };
+    // A task whose end is lost (its agent went away, a stop not confirmed) keeps the output that came.
+    return { result, output: outcome === 'unknown' || outcome === 'cancelled' ? this.partial : [] };
   }
 
   private exitResult(host: string, got: ExecOutcome, outcome: TaskResult['outcome']): TaskResult {
@@ -273,6 +276,7 @@ export class TaskDispatch {
     } finally {
       this.ctx.pool.release(addr);
     }
+    if (seen.started) this.partial = seen.output ?? [];
     if (seen.started && !seen.started.attached && !seen.started.replayed) this.startedOn.push(addr);
     // An agent that reports the task lost (in its restart: its journal says so; or with its
     // launcher) had started it, even when that task's Started never reached us: the result names it either way.

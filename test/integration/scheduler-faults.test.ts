@@ -2,7 +2,8 @@
  * The scheduler under faults, with real processes: an agent stopped (SIGSTOP) longer than the
  * Exec streams' keepalive while 300 any-host tasks run (no task runs twice, none is lost); an
  * agent killed (-9) and restarted during a task (no second run, an honest `unknown` result
- * naming where it started, its process swept); Redis answering MISCONF at enqueue (a clean
+ * naming where it started, its process swept); one killed for good (`unknown`, the output that
+ * came kept); Redis answering MISCONF at enqueue (a clean
  * REDIS_UNAVAILABLE, nothing left queued).
  */
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
@@ -116,6 +117,35 @@ describe('scheduler under faults', () => {
     } finally {
       await w.drain(5000);
       await second?.stop();
+    }
+  });
+
+  it('an agent killed (-9) for good during a task: unknown, its host named, the output that came kept and shown once', async () => {
+    const gone = await startAgent({ certsDir: world.pki.agent.dir });
+    const address = gone.address;
+    const run = { runId: 'gone1', tasks: [{ taskId: 't', agents: [address], target: { host: address }, argv: ['sh', '-c', 'echo start; exec sleep 60'] }] };
+    const enq = await world.queue.enqueueRun(run, world.signer);
+    // Waited for this long once the agent is gone (the policy's default is minutes).
+    const w = SchedulerWorker.start({ settings: world.settings, connect: connect(), policy: { agentGoneMs: 1500 } });
+    let live = '';
+    let shown: boolean | undefined;
+    try {
+      const reading = waitForRun(world.queue.redis, 'gone1', enq.taskIds, {
+        timeoutMs: 120_000,
+        onLive: (_t, c) => (live += c.data.toString()),
+        onResult: (_r, _o, s) => (shown = s),
+      });
+      await vi.waitFor(() => expect(live).toBe('start\n'), { timeout: 30_000, interval: 20 });
+      gone.kill('SIGKILL');
+      await gone.exited;
+      const res = await reading;
+      expect(res.results.get('t')).toMatchObject({ outcome: 'unknown', reason: 'UNAVAILABLE', host: address, startedOn: [address] });
+      expect(res.results.get('t')?.error).toMatch(/outcome lost/);
+      expect(Buffer.concat((res.output.get('t') ?? []).map((c) => c.data)).toString()).toBe('start\n');
+      // Shown live already, whole: not printed again.
+      expect(shown).toBe(true);
+    } finally {
+      await w.drain(5000);
     }
   });
 
