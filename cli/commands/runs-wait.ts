@@ -52,6 +52,7 @@ export const command: Command = {
           view.start({ runId, argv: rec.argv, fleet: rec.fleet, mode: rec.mode });
         },
         onIgnored: ignored.note,
+        onNote: (_id, text) => out.note(`gaxx: ${text}`),
         paced: () => out.drained(),
         onLive: (taskId, chunk) => view?.live(taskId, chunk),
         onResult: (r, o, shown) => {

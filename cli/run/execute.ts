@@ -161,6 +161,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
         ctx.out.note(redisNote(isDown, ms, refused));
       },
       onIgnored: s.ignored.note,
+      onNote: (_id, text) => ctx.out.note(`gaxx: ${text}`),
       onLive: (id, c) => view.live(id, c),
       onResult: (r, o, shown) => {
         s.clock.result();
@@ -219,6 +220,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
       // Once the run is known to exist: its header, with what the run index kept of it.
       onStart: (_id, rec) => view.start({ runId, argv: rec?.argv ?? [], fleet: rec?.fleet ?? '', mode: rec?.mode ?? 'each-host' }),
       onRedis: (isDown, ms, refused) => ctx.out.note(redisNote(isDown, ms, refused)),
+      onNote: (_id, text) => ctx.out.note(`gaxx: ${text}`),
       onIgnored: ignored.note,
       onResult: (r, o, shown) => {
         clock.result();

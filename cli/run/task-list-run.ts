@@ -49,6 +49,7 @@ export async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started
         s.clock.mark('enqueuedMs');
       },
       onRedis: (isDown, ms, refused) => ctx.out.note(redisNote(isDown, ms, refused)),
+      onNote: (_id, text) => ctx.out.note(`gaxx: ${text}`),
       paced: () => ctx.out.drained(),
       onResult: (r, o, shown) => {
         s.clock.result();

@@ -48,6 +48,8 @@ export interface JobHandle {
   saveDispatch(d: { placedOn?: string; round: number }): Promise<void>;
   /** Where output goes as it arrives (live display); absent: only with the result. */
   live?: LiveSink;
+  /** A word about the running task for whoever follows its run (display only). */
+  note?(text: string): void;
   /** Loads a run input blob (for `input`); null when it is gone (expired or deleted). */
   loadInput(name: string): Promise<Buffer | null>;
 }

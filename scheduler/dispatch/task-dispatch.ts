@@ -10,7 +10,7 @@
  *   says `mayHaveRepeated`; a pinned task (or one with nowhere else to go) ends `unknown`.
  * - Attempts count dispatches that reached an agent, not breaker waits or busy refusals.
  */
-import { isGaxxError, lostReason, type ErrorCode, type ExecRequest } from '../../proto/index.js';
+import { formatDuration, isGaxxError, lostReason, type ErrorCode, type ExecRequest } from '../../proto/index.js';
 import type { AgentEndpoint } from './agent-pool.js';
 import { execOnce, StreamEnded, type ExecOutcome, type ExecSeen } from './exec-once.js';
 import type { DispatchContext, Dispatched, JobHandle } from './dispatch.js';
@@ -325,7 +325,13 @@ export class TaskDispatch {
     const sent = e instanceof StreamEnded || seen.started !== undefined || (isGaxxError(e) && e.details?.requestSent === true);
     if (sent || this.sticky?.address === addr) {
       // It may be running there: go back to the same agent (attach or replay), never elsewhere.
-      this.sticky ??= { address: addr, since: Date.now(), confirmed: seen.started !== undefined };
+      if (this.sticky === undefined) {
+        this.sticky = { address: addr, since: Date.now(), confirmed: seen.started !== undefined };
+        // Said now, not only when the wait ends (minutes later): whoever follows the run knows why it waits.
+        this.job.note?.(
+          `task ${this.spec.taskId}: ${addr} went away while the task ${seen.started ? 'ran there' : 'may have started there'} (${this.lastError}); waiting up to ${formatDuration(this.policy.agentGoneMs)} for it to come back, else its outcome is lost`,
+        );
+      }
       if (seen.started) this.sticky.confirmed = true;
       // A short pause only: the agent's breaker paces the retries (its probe wakes the wait the
       // moment the agent answers again), bounded by agentGoneMs.

@@ -21,7 +21,7 @@ import type { RetryPolicy } from './retry-policy.js';
 import { CancelWatch } from '../queue/cancel.js';
 import { dispatchTask, type DispatchContext, type JobHandle } from './dispatch.js';
 import { fleetAgents } from '../queue/fleets.js';
-import { LiveOutput, liveShownBefore } from '../queue/live.js';
+import { LiveOutput, liveShownBefore, publishNote } from '../queue/live.js';
 import type { SchedulerMetrics } from '../daemon/metrics.js';
 import { runInputKey } from '../queue/queue.js';
 import { delayedDueWithin, runExists, runQueueName } from '../queue/runs.js';
@@ -264,6 +264,7 @@ export class SchedulerWorker {
         signal: this.abort.signal,
         cancel: watch.controller.signal,
         live,
+        note: (text) => void publishNote(this.redis, spec.runId, spec.taskId, text),
         takenBefore,
         saveDispatch: (d) => job.updateData({ ...spec, dispatch: d }),
         loadInput: (name) => this.redis.getBuffer(runInputKey(spec.runId, name)),

@@ -23,6 +23,8 @@ export interface FollowHandlers {
   onResult?: (result: TaskResult, output: OutputChunk[], liveShown: boolean) => void;
   /** A running task's output as it arrives. */
   onLive?: (taskId: string, chunk: OutputChunk) => void;
+  /** A word about a running task from its worker (an agent it waits for went away...): a diagnostic, not output. */
+  onNote?: (taskId: string, text: string) => void;
   /** A result entry that was skipped (not a valid result of this run's task), with why. */
   onIgnored?: IgnoredHandler;
   /**
@@ -153,6 +155,8 @@ class FollowState {
       this.h.onLive?.(task, c);
     } else if (type === 'out') {
       this.output.set(task, [...(this.output.get(task) ?? []), chunk()]);
+    } else if (type === 'note') {
+      this.h.onNote?.(task, f.get('m')?.toString() ?? '');
     } else if (result?.ok === true) {
       this.result(task, f, result.result);
     } else if (result) {

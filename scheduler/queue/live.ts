@@ -47,6 +47,28 @@ redis.call('PEXPIRE', KEYS[4], ARGV[3])
 return 1
 `;
 
+// KEYS: events, done. ARGV: task, maxlen, ttl, text.
+const NOTE = `
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 't', 'note', 'task', ARGV[1], 'm', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`;
+
+/** The most of a note's text that is kept. */
+const NOTE_CHARS = 500;
+
+/**
+ * A word about a running task for whoever follows its run (`t=note`: an agent it waits for went
+ * away...), shown as a diagnostic, never as output; only while the task has no result. Display
+ * only: a note that cannot be written is dropped.
+ */
+export async function publishNote(redis: Redis | Cluster, runId: string, taskId: string, text: string): Promise<void> {
+  await redis
+    .eval(NOTE, 2, runEventsKey(runId), runDoneKey(runId), taskId, String(STREAM_MAXLEN), String(RESULT_TTL_MS), text.slice(0, NOTE_CHARS))
+    .catch(() => undefined);
+}
+
 /** Bytes of `taskId`'s output its live entries hold (earlier dispatches'), or -1 when its live view is closed. */
 export async function liveShownBefore(redis: Redis | Cluster, runId: string, taskId: string): Promise<number> {
   const n = Number((await redis.hget(runLiveKey(runId), taskId)) ?? '0');

@@ -159,6 +159,7 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
     const followed = followRun(queue.redis, runId, {
       accept: enqueuedTasks(queue.redis, runId, finished),
       onLive: opts.onLive,
+      onNote: opts.onNote,
       onIgnored: opts.onIgnored,
       ...(opts.paced ? { paced: opts.paced } : {}),
       onResult: (r, o, shown) => {

@@ -165,6 +165,7 @@ class StreamedRun {
       const following = followRun(redis, this.runId, {
         accept: (ids) => this.waitsFor(ids),
         onLive: this.opts.onLive,
+        onNote: this.opts.onNote,
         onIgnored: this.opts.onIgnored,
         ...(this.opts.paced ? { paced: this.opts.paced } : {}),
         onResult: (r, o, shown) => this.result(r, o, shown),

@@ -36,6 +36,8 @@ export interface WaitOptions {
   onResult?: (result: TaskResult, output: OutputChunk[], liveShown: boolean) => void;
   /** Called with a running task's output as it arrives (before its result). */
   onLive?: (taskId: string, chunk: OutputChunk) => void;
+  /** A word about a running task from its worker (an agent it waits for went away...): a diagnostic, not output. */
+  onNote?: (taskId: string, text: string) => void;
   /**
    * Redis went away (`down`, repeated about every 5 s with how long) or came back; with
    * `refused`, Redis is reachable but refuses writes (its reason), or takes them again.
@@ -226,6 +228,8 @@ function collect(runId: string, f: Map<string, Buffer>, want: Set<string>, out: 
     opts.onLive?.(task, chunk);
   } else if (type === 'out') {
     out.output.set(task, [...(out.output.get(task) ?? []), chunkOf()]);
+  } else if (type === 'note') {
+    opts.onNote?.(task, f.get('m')?.toString() ?? '');
   } else if (type === 'res') {
     const read = readResult(f.get('r'), { runId, taskId: task });
     if (!read.ok) return opts.onIgnored?.(runId, read.why);

@@ -120,7 +120,7 @@ describe('scheduler under faults', () => {
     }
   });
 
-  it('an agent killed (-9) for good during a task: unknown, its host named, the output that came kept and shown once', async () => {
+  it('an agent killed (-9) for good during a task: a note at once, then unknown, its host named, the output that came kept and shown once', async () => {
     const gone = await startAgent({ certsDir: world.pki.agent.dir });
     const address = gone.address;
     const run = { runId: 'gone1', tasks: [{ taskId: 't', agents: [address], target: { host: address }, argv: ['sh', '-c', 'echo start; exec sleep 60'] }] };
@@ -128,11 +128,13 @@ describe('scheduler under faults', () => {
     // Waited for this long once the agent is gone (the policy's default is minutes).
     const w = SchedulerWorker.start({ settings: world.settings, connect: connect(), policy: { agentGoneMs: 1500 } });
     let live = '';
+    const notes: string[] = [];
     let shown: boolean | undefined;
     try {
       const reading = waitForRun(world.queue.redis, 'gone1', enq.taskIds, {
         timeoutMs: 120_000,
         onLive: (_t, c) => (live += c.data.toString()),
+        onNote: (t, text) => notes.push(`${t}: ${text}`),
         onResult: (_r, _o, s) => (shown = s),
       });
       await vi.waitFor(() => expect(live).toBe('start\n'), { timeout: 30_000, interval: 20 });
@@ -144,6 +146,11 @@ describe('scheduler under faults', () => {
       expect(Buffer.concat((res.output.get('t') ?? []).map((c) => c.data)).toString()).toBe('start\n');
       // Shown live already, whole: not printed again.
       expect(shown).toBe(true);
+      // Whoever follows the run was told at once why it waits, not only when the wait ended.
+      expect(notes).toHaveLength(1);
+      expect(notes[0]).toMatch(
+        new RegExp(`^t: task t: ${address} went away while the task ran there \\(.+\\); waiting up to 1500ms for it to come back, else its outcome is lost$`),
+      );
     } finally {
       await w.drain(5000);
     }
