@@ -7,7 +7,7 @@ import { withRedis } from '../run/redis-session.js';
 import { INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from '../run/summary.js';
 import { IgnoredReport } from '../run/ignored.js';
 import { endedNote } from '../run/run-shared.js';
-import { HumanView, JsonView, type RunView } from '../run/views.js';
+import { recordedRunView, type RunView } from '../run/views.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
 
 export const command: Command = {
@@ -37,8 +37,7 @@ export const command: Command = {
     // Made once the run is known: a run of one task per host is printed as its `gaxx run` prints
     // it (output lines and a result line per host), a task list as task lists are.
     let view: RunView | undefined;
-    const viewOf = (hosts: ReadonlyMap<string, string> | undefined): RunView =>
-      out.json ? new JsonView(out) : new HumanView(out, { colour: io.colour === true, ...(hosts?.size ? { eachHostLabels: hosts } : {}) });
+    const viewOf = (hosts: ReadonlyMap<string, string> | undefined): RunView => recordedRunView(out, io.colour === true, hosts);
     const down = new Set<string>();
     const ignored = new IgnoredReport(out, 'result');
     let outputCut = 0;

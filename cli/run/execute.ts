@@ -36,7 +36,7 @@ import { INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from './summ
 import { openTaskList } from './task-source.js';
 import { RunClock } from './timings.js';
 import { endedNote, endRun, redisNote, viewsFor, type ExecuteContext, type RedisClient, type Started } from './run-shared.js';
-import { HumanView, JsonView, type RunView } from './views.js';
+import { recordedRunView, type RunView } from './views.js';
 import { runTaskList } from './task-list-run.js';
 
 export type { ExecuteContext } from './run-shared.js';
@@ -205,7 +205,9 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     const target = await targetP;
     clock.mark('redisMs');
     const creds = await schedulerCredentials(ctx.config.paths);
-    const view: RunView = ctx.out.json ? new JsonView(ctx.out) : new HumanView(ctx.out, { colour: ctx.io.colour === true, progress: undefined });
+    // Made once the run is known: a run of one task per host printed as its `gaxx run` prints it.
+    let view: RunView | undefined;
+    let startedAt: number | undefined;
     const counts: OutcomeCounts = {};
     const down = new Set<string>();
     const started = Date.now();
@@ -218,7 +220,12 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
       cancel: ctx.signal,
       ...(waitTimeoutMs ? { timeoutMs: waitTimeoutMs } : {}),
       // Once the run is known to exist: its header, with what the run index kept of it.
-      onStart: (_id, rec) => view.start({ runId, argv: rec?.argv ?? [], fleet: rec?.fleet ?? '', mode: rec?.mode ?? 'each-host' }),
+      onStart: (_id, rec, hosts) => {
+        startedAt = rec?.startedAt;
+        const v = recordedRunView(ctx.out, ctx.io.colour === true, hosts);
+        view = v;
+        v.start({ runId, argv: rec?.argv ?? [], fleet: rec?.fleet ?? '', mode: rec?.mode ?? 'each-host' });
+      },
       onRedis: (isDown, ms, refused) => ctx.out.note(redisNote(isDown, ms, refused)),
       onNote: (_id, text) => ctx.out.note(`gaxx: ${text}`),
       onIgnored: ignored.note,
@@ -227,13 +234,14 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
         countOutcome(counts, r.outcome);
         if (r.truncated) outputCut++;
         noteUnreachable(down, r);
-        view.result(r, o, shown, undefined);
+        view?.result(r, o, shown, undefined);
       },
     }).finally(() => ignored.flush());
     const state = res.cancelled ? 'cancelled' : res.ended ? 'running' : res.interrupted ? 'interrupted' : 'done';
     const unread = res.interrupted && res.enqueued !== undefined ? { notEnqueuedFrom: res.enqueued + 1 } : {};
-    const summary = summarize(runId, counts, Date.now() - started, down, { state, ...unread, outputCut });
-    endRun(view, ctx, summary, opts.timings ? { clock, inProcess: res.inProcess } : undefined);
+    // The run's own duration when its record says when it started, as `gaxx runs wait` gives it.
+    const summary = summarize(runId, counts, Date.now() - (startedAt || started), down, { state, ...unread, outputCut });
+    endRun(view ?? recordedRunView(ctx.out, ctx.io.colour === true), ctx, summary, opts.timings ? { clock, inProcess: res.inProcess } : undefined);
     if (res.cancelled) ctx.out.note(`gaxx: run ${runId} cancelled`);
     else if (res.ended) ctx.out.note(endedNote(res.ended, runId, ctx.config));
     else if (res.interrupted)

@@ -120,6 +120,15 @@ export class JsonView implements RunView {
   }
 }
 
+/**
+ * The view of a run recorded before (`gaxx runs wait`, `gaxx run --resume`): JSON Lines, or
+ * human output as the run's own `gaxx run` printed it, a run of one task per host with its
+ * hosts' labels (`hosts`, when the run still has them).
+ */
+export function recordedRunView(out: Output, colour: boolean, hosts?: ReadonlyMap<string, string>): RunView {
+  return out.json ? new JsonView(out) : new HumanView(out, { colour, ...(hosts?.size ? { eachHostLabels: hosts } : {}) });
+}
+
 /** Several views as one. */
 export class Views implements RunView {
   constructor(private readonly views: RunView[]) {}

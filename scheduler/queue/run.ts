@@ -62,9 +62,10 @@ export interface RunAndWaitOptions extends WaitOptions {
   cancelGraceMs?: number;
   /**
    * Called with the run id once its jobs are queued (before any result); resuming, also with the
-   * run's record (its command, fleet and mode) when the run index still has it.
+   * run's record (its command, fleet and mode) when the run index still has it, and for a run of
+   * one task per host, each task's host (as the run's own `gaxx run` labels its output).
    */
-  onStart?: (runId: string, record?: RunRecord) => void;
+  onStart?: (runId: string, record?: RunRecord, hosts?: ReadonlyMap<string, string>) => void;
   /** Retry policy overrides for the in-process worker. */
   policy?: Partial<RetryPolicy>;
 }
@@ -310,7 +311,7 @@ async function waitOn(w: RunWait, opts: RunAndWaitOptions, record?: RunRecord): 
   let complete = false;
   let forget = false;
   try {
-    opts.onStart?.(w.meta.runId, record);
+    opts.onStart?.(w.meta.runId, record, record?.mode === 'each-host' ? new Map(Object.entries(w.meta.hosts)) : undefined);
     await w.ensureWorker();
     if (opts.cancel?.aborted) w.onCancel();
     else opts.cancel?.addEventListener('abort', w.onCancel, { once: true });

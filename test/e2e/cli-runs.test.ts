@@ -171,9 +171,11 @@ describe('gaxx runs', () => {
     expect(waited.stderr).toMatch(/tasks without a result stay queued/);
     expect(await record(runId)).toMatchObject({ state: 'running', counts: {} });
     gate.open();
-    const resumed = await w.gaxx(['run', '--resume', runId, '--json']);
+    const resumed = await w.gaxx(['run', '--resume', runId]);
     gate.remove();
     expect(resumed.code, resumed.stderr).toBe(0);
+    // Printed as its own `gaxx run` prints a run of one task per host: a result line per host.
+    expect(resumed.stdout.split('\n').filter((l) => /^== \S+: succeeded \(exit 0, \d+ ms\)$/.test(l))).toHaveLength(2);
     expect(await record(runId)).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
   });
 
