@@ -229,6 +229,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
       onRedis: (isDown, ms, refused) => ctx.out.note(redisNote(isDown, ms, refused)),
       onNote: (_id, text) => ctx.out.note(`gaxx: ${text}`),
       onIgnored: ignored.note,
+      onLive: (id, c) => view?.live(id, c),
       onResult: (r, o, shown) => {
         clock.result();
         countOutcome(counts, r.outcome);

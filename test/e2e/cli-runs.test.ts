@@ -145,9 +145,9 @@ describe('gaxx runs', () => {
     expect(ended.code, ended.stderr).toBe(0);
   });
 
-  it('a run whose wait timed out stays running in the index (its tasks are still queued or running); --resume sees it through to done', async () => {
+  it('a run whose wait timed out stays running in the index (its tasks are still queued or running); --resume sees it through to done, each line once', async () => {
     const gate = taskGate();
-    const r = await w.gaxx(['run', '--fleet', w.fleet, '--wait-timeout', '1s', '--', 'sh', '-c', gate.wait]);
+    const r = await w.gaxx(['run', '--fleet', w.fleet, '--wait-timeout', '1s', '--', 'sh', '-c', `echo start; ${gate.wait}; echo end`]);
     expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
     const runId = /gaxx: run (\S+)/.exec(r.stderr)?.[1] as string;
     // Not done, and the unknowns this gaxx run reported for the tasks it stopped waiting for are no results.
@@ -174,9 +174,23 @@ describe('gaxx runs', () => {
     const resumed = await w.gaxx(['run', '--resume', runId]);
     gate.remove();
     expect(resumed.code, resumed.stderr).toBe(0);
-    // Printed as its own `gaxx run` prints a run of one task per host: a result line per host.
-    expect(resumed.stdout.split('\n').filter((l) => /^== \S+: succeeded \(exit 0, \d+ ms\)$/.test(l))).toHaveLength(2);
+    // Printed as its own `gaxx run` prints a run of one task per host: a result line per host,
+    // and each task's output once, though its first line was shown before and its end replayed.
+    const out = resumed.stdout.split('\n');
+    expect(out.filter((l) => /^== \S+: succeeded \(exit 0, \d+ ms\)$/.test(l))).toHaveLength(2);
+    expect(out.filter((l) => /: start$/.test(l))).toHaveLength(2);
+    expect(out.filter((l) => /: end$/.test(l))).toHaveLength(2);
+    expect(resumed.stdout).not.toMatch(/output in full/);
     expect(await record(runId)).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
+    // A later reader of the whole run sees the same: each task's output exactly.
+    const again = await w.gaxx(['runs', 'wait', runId, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    const tasks = again.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.type === 'task');
+    expect(tasks.map((t) => t.stdout)).toEqual(['start\nend\n', 'start\nend\n']);
   });
 
   it('a run the queue refuses at enqueue, after its record was made, is failed in the index, not running for good', async () => {
