@@ -3,9 +3,10 @@
  * IPC and cgroup namespaces. Inside, / and /dev are read-only, the agent's cert dir, audit log
  * dir and state dir are empty read-only tmpfs mounts, /proc is the namespace's own (the agent's
  * pid, environ and memory are not there to name), /tmp and /dev/shm are private tmpfs mounts
- * of a bounded size (memory no rlimit counts), and only the task's work dir is writable besides. The namespace's init (bwrap's pid 1) takes every descendant with it when the task's
- * main process ends, and `--die-with-parent` ends the namespace when the launcher (and so the
- * agent) goes. The network is shared on purpose: tasks probe networks.
+ * of a bounded size (memory no rlimit counts), and only the task's work dir is writable besides.
+ * The namespace's init (bwrap's pid 1) takes every descendant with it when the task's main
+ * process ends, and `--die-with-parent` ends the namespace when the launcher (and so the agent)
+ * goes. The network is shared on purpose: tasks probe networks.
  *
  * Why bwrap and not util-linux `unshare`: unshare leaves the task root in its user namespace,
  * with the capabilities to unmount the tmpfs that hides the agent's files; bwrap drops every
