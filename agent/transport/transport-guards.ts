@@ -7,13 +7,14 @@
  * client certificate from another CA: it destroys the socket after the handshake, silently).
  *
  * At either cap, the total one or its own address's, a new connection takes the slot of the
- * oldest one still in its handshake (of any address at the total cap, of its own at the
- * address's; that one's failure is counted) rather than being refused: connections that never
- * finish a handshake (a flood from many addresses, such as a task on the host opening thousands
- * from 127.0.0.0/8, or from the one address a controller on the same host calls from) cannot
- * hold every slot and lock out a caller with a certificate, whose handshake takes milliseconds;
- * to push that one out, a flood would have to open all the slots anew first. Only an address
- * whose every connection finished its handshake is refused at its cap.
+ * oldest one still in its handshake rather than being refused: of any address at the total cap
+ * (that one's failure is counted), of its own at the address's, if one has sent nothing yet
+ * (not counted: it may be the address's own burst). So connections that never finish a
+ * handshake (a flood from many addresses, such as a task on the host opening thousands from
+ * 127.0.0.0/8, or from the one address a controller on the same host calls from) cannot hold
+ * every slot and lock out a caller with a certificate, whose handshake takes milliseconds; to
+ * push that one out, a flood would have to open all the slots anew first. A flood that sends a
+ * partial hello holds an address's slots until the handshake deadline.
  */
 import type { Socket } from 'node:net';
 import { normalizeAddress, type PeerBlocker } from './blocklist.js';
@@ -56,8 +57,11 @@ export function transportGuards(deps: { blocker: PeerBlocker; connections: Conne
     deps.blocker.recordFailure(address, 'handshake');
   };
   /**
-   * Closes the oldest connection still in its handshake (from `address` when given), its slot
-   * freed now; false when there is none.
+   * Closes the oldest connection still in its handshake, its slot freed now; false when there
+   * is none. With `address`: the oldest of that address's own that has sent nothing at all (a
+   * client with a certificate sends its hello as it connects; a stalled flood sends nothing),
+   * and its eviction does not count toward blocking the address, whose own burst of
+   * connections it may be.
    */
   const evictOldestPending = (address?: string): boolean => {
     let oldest: [string, { socket: Socket; release: Release }] | undefined;
@@ -66,7 +70,7 @@ export function transportGuards(deps: { blocker: PeerBlocker; connections: Conne
       // An address's own connections, oldest first (at most its cap of them).
       for (const s of open.get(address) ?? []) {
         const p = pending.get(keyOf(s));
-        if (p) {
+        if (p && s.bytesRead === 0) {
           oldest = [keyOf(s), p];
           break;
         }
@@ -77,7 +81,8 @@ export function transportGuards(deps: { blocker: PeerBlocker; connections: Conne
     pending.delete(key);
     p.release();
     p.socket.destroy();
-    fail(normalizeAddress(p.socket.remoteAddress), 'EVICTED_BEFORE_SECURE');
+    if (address === undefined) fail(normalizeAddress(p.socket.remoteAddress), 'EVICTED_BEFORE_SECURE');
+    else deps.events?.handshakeFailed?.(address, 'EVICTED_BEFORE_SECURE');
     return true;
   };
   return {
