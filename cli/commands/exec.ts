@@ -163,10 +163,13 @@ export const command: Command = {
         } else if (ev.exit) exit = ev.exit;
       }
     } catch (e) {
-      // The agent said Started, then the call broke: the task ran there and its end is unknown
-      // (the agent, or the connection to it, went away), not "no agent answering".
-      if (started.pid === 0 || !isGaxxError(e, 'UNAVAILABLE')) throw e;
-      lost = `agent ${address} went away while task ${taskId} ran (pid ${started.pid}): its end is unknown; if the agent still runs, the same command with --task-id ${taskId} attaches to it (${e.message})`;
+      // The agent had the request (it said Started, or the request went out), then the call
+      // broke: the task ran there, or may have, and its end is unknown (the agent, or the
+      // connection to it, went away), not "no agent answering".
+      const sent = started.pid > 0 || (isGaxxError(e) && e.details?.requestSent === true);
+      if (!sent || !isGaxxError(e, 'UNAVAILABLE')) throw e;
+      const how = started.pid > 0 ? `while task ${taskId} ran (pid ${started.pid})` : `after task ${taskId} was sent to it (it may have started)`;
+      lost = `agent ${address} went away ${how}: its end is unknown; if the agent still runs, the same command with --task-id ${taskId} attaches to it (${e.message})`;
     } finally {
       client.close();
     }
