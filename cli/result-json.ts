@@ -21,24 +21,16 @@ export function taskResultJson(r: TaskResult, output: readonly OutputChunk[], ex
   return { ...r, ...extra, ...outputField('stdout', bytes(1)), ...outputField('stderr', bytes(2)) };
 }
 
-/**
- * A direct Exec whose stream broke after the agent said Started: it ran there, its end is
- * unknown (`error` says why), as `gaxx run` reports a task whose agent went away.
- */
-export function lostExecResult(taskId: string, host: string, started: { attached: boolean; replayed: boolean }, error: string): TaskResult {
+/** The outcome fields of a TaskResult, which a direct Exec's end gives. */
+type ExecEnd = Pick<TaskResult, 'outcome' | 'exitCode' | 'signal' | 'reason' | 'error' | 'durationMs' | 'stdoutBytes' | 'stderrBytes' | 'truncated'>;
+
+/** A direct Exec's result: `end`, with what every one says alike (no run, `runId` empty; one attempt, on `host`). */
+function directExec(taskId: string, host: string, started: { attached: boolean; replayed: boolean }, end: ExecEnd): TaskResult {
   return {
     runId: '',
     taskId,
     host,
-    outcome: 'unknown',
-    exitCode: null,
-    signal: null,
-    reason: 'UNAVAILABLE',
-    error,
-    durationMs: 0,
-    stdoutBytes: 0,
-    stderrBytes: 0,
-    truncated: false,
+    ...end,
     attempts: 1,
     startedOn: [host],
     mayHaveRepeated: false,
@@ -48,12 +40,27 @@ export function lostExecResult(taskId: string, host: string, started: { attached
   };
 }
 
-/** A direct Exec's end as a TaskResult (no run: `runId` is empty, one attempt). */
+/**
+ * A direct Exec whose stream broke after the agent said Started: it ran there, its end is
+ * unknown (`error` says why), as `gaxx run` reports a task whose agent went away.
+ */
+export function lostExecResult(taskId: string, host: string, started: { attached: boolean; replayed: boolean }, error: string): TaskResult {
+  return directExec(taskId, host, started, {
+    outcome: 'unknown',
+    exitCode: null,
+    signal: null,
+    reason: 'UNAVAILABLE',
+    error,
+    durationMs: 0,
+    stdoutBytes: 0,
+    stderrBytes: 0,
+    truncated: false,
+  });
+}
+
+/** A direct Exec's end as a TaskResult. */
 export function execTaskResult(taskId: string, host: string, exit: Exit__Output, started: { attached: boolean; replayed: boolean }): TaskResult {
-  return {
-    runId: '',
-    taskId,
-    host,
+  return directExec(taskId, host, started, {
     outcome: outcomeOf(exit),
     exitCode: exit.signal ? null : exit.code,
     signal: exit.signal || null,
@@ -63,13 +70,7 @@ export function execTaskResult(taskId: string, host: string, exit: Exit__Output,
     stdoutBytes: Number(exit.stdoutBytes),
     stderrBytes: Number(exit.stderrBytes),
     truncated: exit.truncated,
-    attempts: 1,
-    startedOn: [host],
-    mayHaveRepeated: false,
-    attached: started.attached,
-    replayed: started.replayed,
-    finishedAt: new Date().toISOString(),
-  };
+  });
 }
 
 /**
