@@ -10,7 +10,7 @@ import { exitCodeFor } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { acquireEmbeddedRedis } from '../../scheduler/index.js';
 import { markerDir, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { runGaxx, spawnGaxx, stopAllGaxx, type CliRun, type GaxxExit } from '../helpers/cli.js';
+import { jsonLines, runGaxx, spawnGaxx, stopAllGaxx, type CliRun, type GaxxExit } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 import { taskGate } from '../helpers/gate.js';
 import { startRedis } from '../helpers/redis.js';
@@ -99,11 +99,7 @@ describe('gaxx run', () => {
     const a = agents[0] as AgentProcess;
     const task = async (args: string[], bytes: number): Promise<{ code: number; task: Record<string, unknown> }> => {
       const r = await gaxx(['run', '--json', '--agent', a.address, ...args, '--', 'sh', '-c', `yes | head -c ${bytes}`]);
-      const task = r.stdout
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
-        .find((l) => l.type === 'task');
+      const task = jsonLines(r.stdout).find((l) => l.type === 'task');
       return { code: r.code, task: task ?? {} };
     };
     const capped = await task(['--output-cap', '1k'], 5000);
@@ -126,10 +122,7 @@ describe('gaxx run', () => {
   it('--json prints one object per task; exit 1 when a command fails', async () => {
     const r = await gaxx(['run', '--json', '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
     expect(r.code, r.stderr).toBe(1);
-    const all = r.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const all = jsonLines(r.stdout);
     // The run id first, one object per task, the summary last.
     expect(all[0]).toMatchObject({ type: 'run', mode: 'each-host' });
     expect(all.at(-1)).toMatchObject({ type: 'summary', runId: all[0]?.runId, total: 2, failed: 2 });
@@ -255,11 +248,7 @@ describe('gaxx run', () => {
     run.sigint();
     const r = await run.done;
     expect(r.code, r.stderr).toBe(130);
-    const lines = r.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => l.type === 'task');
+    const lines = jsonLines(r.stdout).filter((l) => l.type === 'task');
     expect(lines).toHaveLength(2);
     for (const l of lines) expect(l).toMatchObject({ outcome: 'cancelled', reason: 'cancelled', attempts: 1 });
     expect(await runningTasks()).toEqual([0, 0]);

@@ -12,7 +12,7 @@ import { exitCodeFor, REQUEST_LIMITS } from '../../proto/index.js';
 import { redisTarget } from '../../scheduler/light/index.js';
 import { getRunRecord } from '../../scheduler/queue/run-index.js';
 import { createRedis, listRunRecords, redisSettingsFromUrl, waitReady, type RunRecord } from '../../scheduler/index.js';
-import type { GaxxProcess } from '../helpers/cli.js';
+import { jsonLines, type GaxxProcess } from '../helpers/cli.js';
 import { cliWorld, type CliWorld } from '../helpers/cli-world.js';
 import { taskGate } from '../helpers/gate.js';
 import { eventually } from '../helpers/poll.js';
@@ -74,10 +74,7 @@ describe('gaxx runs', () => {
     gate.open();
     const r = await w.gaxx(['runs', 'wait', rec.runId, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const lines = r.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = jsonLines(r.stdout);
     expect(lines[0]).toMatchObject({ type: 'run', runId: rec.runId, argv: ['sh', '-c', script, '_', '{}'] });
     gate.remove();
     expect(lines.at(-1)).toMatchObject({ type: 'summary', total: 6, succeeded: 6 });
@@ -158,10 +155,7 @@ describe('gaxx runs', () => {
     // task without a result unknown, exit 13, and the run left running.
     const waited = await w.gaxx(['runs', 'wait', runId, '--wait-timeout', '1s', '--json']);
     expect(waited.code, waited.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
-    const lines = waited.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = jsonLines(waited.stdout);
     expect(lines[0]).toMatchObject({ type: 'run', runId });
     expect(lines.filter((l) => l.type === 'task').map((l) => [l.outcome, l.reason])).toEqual([
       ['unknown', 'DEADLINE_EXCEEDED'],
@@ -185,11 +179,7 @@ describe('gaxx runs', () => {
     // A later reader of the whole run sees the same: each task's output exactly.
     const again = await w.gaxx(['runs', 'wait', runId, '--json']);
     expect(again.code, again.stderr).toBe(0);
-    const tasks = again.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => l.type === 'task');
+    const tasks = jsonLines(again.stdout).filter((l) => l.type === 'task');
     expect(tasks.map((t) => t.stdout)).toEqual(['start\nend\n', 'start\nend\n']);
   });
 
