@@ -86,6 +86,18 @@ export function taskResult(base: ResultBase, fields: Partial<Omit<TaskResult, ke
   };
 }
 
+/**
+ * A task without a result when a wait for its run ended early (`code`: DEADLINE_EXCEEDED,
+ * REDIS_UNAVAILABLE...): `unknown`, as it may be queued, running or done, and `collect` says how
+ * to collect it later.
+ */
+export function resultAtWaitEnd(runId: string, taskId: string, host: string, code: string, collect: string): TaskResult {
+  return taskResult(
+    { runId, taskId, host, outcome: 'unknown', reason: code },
+    { error: `no result when the wait ended (${code}); the task may be queued, running, or done: ${collect}` },
+  );
+}
+
 export const STREAM_MAXLEN = 500_000;
 export const RESULT_TTL_MS = 24 * 3600 * 1000;
 const ENTRY_BYTES = 64 * 1024;

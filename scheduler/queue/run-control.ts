@@ -19,7 +19,7 @@ import { followRun, type AcceptResults, type FollowHandlers } from './follow.js'
 import { landEndRecord, mustLand, REDIS_GONE_MS } from './run-landing.js';
 import { loadRunMeta, runTasksKey } from './runs.js';
 import { TaskQueue } from './queue.js';
-import { publishResult, runDoneKey, type TaskResult } from './results.js';
+import { publishResult, resultAtWaitEnd, runDoneKey, type TaskResult } from './results.js';
 import { countOutcome, getRunRecord, readRunRecord, submitterAlive, updateRunRecord, type OutcomeCounts, type RunRecord, type RunState } from './run-index.js';
 import { syntheticResult } from './stream-run.js';
 import { readResult, type IgnoredHandler } from './stored-result.js';
@@ -217,8 +217,7 @@ async function reportMissing(
   const meta = await loadRunMeta(redis, runId).catch(() => null);
   for (const taskId of meta?.taskIds ?? []) {
     if (finished.has(taskId)) continue;
-    const error = `no result when the wait ended (${ended.code}); the task may be queued, running, or done: gaxx runs wait ${runId}`;
-    onResult?.({ ...syntheticResult(runId, taskId, 'unknown', ended.code, error), host: meta?.hosts[taskId] ?? '' }, [], false);
+    onResult?.(resultAtWaitEnd(runId, taskId, meta?.hosts[taskId] ?? '', ended.code, `gaxx runs wait ${runId}`), [], false);
   }
 }
 

@@ -26,7 +26,7 @@ import { isCancelled, requestCancel } from './cancel.js';
 import { HEARTBEAT_KEY } from '../daemon/daemon.js';
 import { TaskQueue, type EnqueuedRun } from './queue.js';
 import { RECONNECT_MS, redisError, type RedisSettings } from '../redis/redis.js';
-import { publishResult, taskResult } from './results.js';
+import { publishResult, resultAtWaitEnd, taskResult } from './results.js';
 import { countOutcome, getRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
 import { loadRunMeta, RUN_TOUCH_MS, touchRun, type RunMeta } from './runs.js';
 import { jobIdFor, type RunSpecInput } from './task.js';
@@ -234,10 +234,7 @@ class RunWait {
   private fillMissing(results: RunResults, why: ErrorCode): void {
     for (const taskId of this.meta.taskIds) {
       if (results.results.has(taskId)) continue;
-      const r = taskResult(
-        { runId: this.meta.runId, taskId, host: this.meta.hosts[taskId] ?? '', outcome: 'unknown', reason: why },
-        { error: `no result when the wait ended (${why}); the task may be queued, running, or done: gaxx run --resume ${this.meta.runId}` },
-      );
+      const r = resultAtWaitEnd(this.meta.runId, taskId, this.meta.hosts[taskId] ?? '', why, `gaxx run --resume ${this.meta.runId}`);
       results.results.set(taskId, r);
       this.opts.onResult?.(r, [], false);
     }
