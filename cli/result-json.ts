@@ -75,7 +75,7 @@ export function execTaskResult(taskId: string, host: string, exit: Exit__Output,
 
 /**
  * A run's record as `gaxx runs --json` and `gaxx runs show --json` print it, in `state` (as shown:
- * settleRunRecord's): its times (`startedAt`, `seen`, the submitter's last sign of life, and
+ * settleRunRecord's): its times (`startedAt`, `seen`, the last sign of life of whoever follows it, and
  * `finishedAt`) as ISO strings, as every command gives times, not the Unix ms the run index keeps;
  * null for a time it does not have.
  */

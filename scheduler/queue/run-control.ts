@@ -16,7 +16,7 @@ import { schedulerAlive } from '../daemon/daemon.js';
 import { jobIdFor } from './task.js';
 import { isCancelled, requestCancel } from './cancel.js';
 import { followRun, type AcceptResults, type FollowHandlers } from './follow.js';
-import { landEndRecord, mustLand, REDIS_GONE_MS } from './run-landing.js';
+import { keepFollowing, landEndRecord, mustLand, REDIS_GONE_MS } from './run-landing.js';
 import { loadRunMeta, runTasksKey } from './runs.js';
 import { TaskQueue } from './queue.js';
 import { publishResult, resultAtWaitEnd, runDoneKey, type TaskResult } from './results.js';
@@ -134,6 +134,7 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
   const queue = await TaskQueue.openOn(opts.settings, opts.redis);
   let worker: SchedulerWorker | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let beat: NodeJS.Timeout | undefined;
   try {
     let rec = await requireRun(queue.redis, runId);
     const meta = rec.mode === 'each-host' ? await loadRunMeta(queue.redis, runId).catch(() => null) : null;
@@ -155,6 +156,8 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
     };
     await refresh();
     timer = setInterval(() => void refresh(), 500);
+    // This wait follows the run to its end: `gaxx runs` shows it running (once its input is all enqueued).
+    beat = keepFollowing(queue.redis, runId);
     const finished = new Set<string>();
     const followed = followRun(queue.redis, runId, {
       accept: enqueuedTasks(queue.redis, runId, finished),
@@ -197,6 +200,7 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
     return { record: { ...rec, state: final, counts, finishedAt }, counts, state: final };
   } finally {
     clearInterval(timer);
+    clearInterval(beat);
     await worker?.drain(5000);
     await queue.close();
   }

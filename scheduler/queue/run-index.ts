@@ -21,8 +21,10 @@ import { LIMITS, RUN_ID } from './task.js';
 // Not `{gaxx}:runs`: that is the registry of runs workers serve (queue/runs.ts).
 export const RUN_INDEX_KEY = gaxxKey('runs', 'index');
 export const RUN_INDEX_TTL_MS = 7 * 24 * 3600 * 1000;
-/** A submitting process that has not refreshed `seen` for this long is taken as gone. */
+/** A run whose `seen` has not been refreshed for this long has nobody serving it (submitter-gone). */
 export const PRODUCER_STALE_MS = 15_000;
+/** How often whoever follows a run refreshes its `seen`: three beats within PRODUCER_STALE_MS. */
+export const FOLLOW_BEAT_MS = PRODUCER_STALE_MS / 3;
 
 /** running: input still being enqueued or tasks pending; interrupted: its submitter died before all input was enqueued. */
 export type RunState = 'running' | 'done' | 'cancelled' | 'interrupted' | 'failed';
@@ -39,7 +41,10 @@ export interface RunRecord {
   agents: number;
   mode: 'each-host' | 'tasks';
   startedAt: number;
-  /** Last heartbeat of the submitting process. */
+  /**
+   * Last heartbeat of whoever follows the run to its end: its submitter (`gaxx run`), or, once
+   * its input is all enqueued, a `gaxx runs wait` or `gaxx run --resume` of it.
+   */
   seen: number;
   state: RunState;
   enqueued: number;
@@ -168,7 +173,22 @@ export async function listRunRecords(redis: Redis | Cluster, limit = 20, onIgnor
   });
 }
 
-/** Whether a run's submitter still heartbeats (or finished enqueueing, so it is not needed). */
+/**
+ * Refreshes a running run's `seen` for a process following it to its end, only once the run's
+ * input is all enqueued (its `total` set): until then `seen` is its submitter's alone, whose
+ * silence is what makes a run interrupted. A record that is gone or over is left as it is.
+ */
+export async function noteFollowed(redis: Redis | Cluster, runId: string): Promise<void> {
+  await redis.eval(FOLLOWED, 1, runInfoKey(runId), String(Date.now()));
+}
+
+const FOLLOWED = `
+local total = redis.call('HGET', KEYS[1], 'total')
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' or not total or total == 'null' then return 0 end
+redis.call('HSET', KEYS[1], 'seen', ARGV[1])
+return 1`;
+
+/** Whether a run's submitter, or a process following it to its end, still heartbeats. */
 export function submitterAlive(r: RunRecord, now = Date.now()): boolean {
   return now - r.seen < PRODUCER_STALE_MS;
 }

@@ -4,7 +4,8 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { RECONNECT_MS, whileAway } from '../redis/redis.js';
-import { updateRunRecord } from './run-index.js';
+import { FOLLOW_BEAT_MS, noteFollowed, updateRunRecord } from './run-index.js';
+import { RUN_TOUCH_MS, touchRun } from './runs.js';
 
 /**
  * A read or write a run must not lose to its connection coming back from an outage the run's
@@ -14,6 +15,20 @@ import { updateRunRecord } from './run-index.js';
  */
 export function mustLand<T>(redis: Redis | Cluster, op: () => Promise<T>, o: { redisDown?: boolean; what: string; stop?: AbortSignal }): Promise<T> {
   return whileAway(redis, op, { forMs: o.redisDown ? 0 : RECONNECT_MS, what: o.what, ...(o.stop ? { stop: o.stop } : {}) });
+}
+
+/**
+ * While a process follows a run to its end (its `gaxx run`, `run --resume`, `runs wait`): the
+ * run's registry entry is refreshed (a daemon does not forget the run, it does not expire), and so
+ * is its record's `seen` (noteFollowed: `gaxx runs` shows it running, not submitter-gone, however
+ * long its tasks take). Returns the timer, cleared at the wait's end.
+ */
+export function keepFollowing(redis: Redis | Cluster, runId: string): NodeJS.Timeout {
+  const beat = (): void => {
+    void touchRun(redis, runId).catch(() => undefined);
+    void noteFollowed(redis, runId).catch(() => undefined);
+  };
+  return setInterval(beat, Math.min(RUN_TOUCH_MS, FOLLOW_BEAT_MS));
 }
 
 /** Redis clean-up after the wait (withdraw, forget) gets this long, then is left. */

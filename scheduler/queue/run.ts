@@ -28,12 +28,12 @@ import { TaskQueue, type EnqueuedRun } from './queue.js';
 import { RECONNECT_MS, redisError, type RedisSettings } from '../redis/redis.js';
 import { publishResult, resultAtWaitEnd, taskResult } from './results.js';
 import { countOutcome, getRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
-import { loadRunMeta, RUN_TOUCH_MS, touchRun, type RunMeta } from './runs.js';
+import { loadRunMeta, type RunMeta } from './runs.js';
 import { jobIdFor, type RunSpecInput } from './task.js';
 import { waitForRun, type RunResults, type WaitOptions } from './wait.js';
 import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
-import { bounded, CLEANUP_MS, landEndRecord, mustLand, REDIS_GONE_MS } from './run-landing.js';
+import { bounded, CLEANUP_MS, keepFollowing, landEndRecord, mustLand, REDIS_GONE_MS } from './run-landing.js';
 
 export interface RunAndWaitOptions extends WaitOptions {
   settings: RedisSettings;
@@ -150,8 +150,8 @@ class RunWait {
         ),
       );
     }
-    // The owner is alive: a daemon does not forget the run, and it does not expire.
-    this.timers.push(setInterval(() => void touchRun(this.queue.redis, this.meta.runId).catch(() => undefined), RUN_TOUCH_MS));
+    // The owner is alive: a daemon does not forget the run, it does not expire, it is not submitter-gone.
+    this.timers.push(keepFollowing(this.queue.redis, this.meta.runId));
   }
 
   onCancel = (): void => {

@@ -33,7 +33,7 @@ import { TaskQueue } from './queue.js';
 import { isRefused, publishRefused, type RefusedTask } from './refused.js';
 import { publishResult, taskResult, type OutputChunk, type TaskResult } from './results.js';
 import { countOutcome, createRunRecord, noteEnqueued, updateRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
-import { mustLand, bounded, CLEANUP_MS, landEndRecord, REDIS_GONE_MS } from './run-landing.js';
+import { mustLand, bounded, CLEANUP_MS, keepFollowing, landEndRecord, REDIS_GONE_MS } from './run-landing.js';
 import { newRunId, type TaskInput } from './task.js';
 import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
 
@@ -159,7 +159,10 @@ class StreamedRun {
     const onCancel = (): void => this.cancel();
     if (this.opts.cancel?.aborted) onCancel();
     else this.opts.cancel?.addEventListener('abort', onCancel, { once: true });
-    this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS));
+    this.timers.push(
+      setInterval(() => void this.heartbeat(), HEARTBEAT_MS),
+      keepFollowing(redis, this.runId),
+    );
     let state: RunRecord['state'] = 'failed';
     try {
       const following = followRun(redis, this.runId, {
@@ -364,6 +367,7 @@ class StreamedRun {
   private async heartbeat(): Promise<void> {
     const { redis } = this.queue;
     try {
+      // While its input is read; once it is all enqueued, keepFollowing's beat refreshes `seen`.
       if (!this.inputDone) await updateRunRecord(redis, this.runId, { seen: Date.now() });
       if (!this.cancelling && (await isCancelled(redis, this.runId))) this.cancel();
       if ((this.opts.worker ?? 'auto') === 'auto' && !this.worker && !(await schedulerAlive(redis))) this.startWorker();

@@ -60,6 +60,30 @@ async function record(runId: string): Promise<RunRecord | undefined> {
   }
 }
 
+/** Makes a run's `seen` a minute old, as though its tasks had run that long unfollowed; returns it. */
+async function ageSeen(runId: string): Promise<number> {
+  const redis = createRedis(redisSettingsFromUrl(w.redis.url), 'producer');
+  try {
+    await waitReady(redis);
+    const old = Date.now() - 60_000;
+    await redis.hset(`{gaxx}:run:${runId}:info`, 'seen', String(old));
+    return old;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** The state `gaxx runs --json` shows for a run. */
+async function shown(runId: string): Promise<unknown> {
+  const listed = JSON.parse((await w.gaxx(['runs', '--json'])).stdout) as Array<{ runId: string; state: string }>;
+  return listed.find((x) => x.runId === runId)?.state;
+}
+
+/** Whether something following the run refreshed its `seen` past `old` (within a few of its beats). */
+async function followed(runId: string, old: number): Promise<boolean> {
+  return eventually(async () => ((await record(runId))?.seen ?? 0) > old, 30_000);
+}
+
 describe('gaxx runs', () => {
   it('`runs wait` on a run whose CLI was killed prints every result; `runs` and `runs show` list it', async () => {
     const file = join(tmp, 'six.txt');
@@ -140,6 +164,41 @@ describe('gaxx runs', () => {
     const ended = await run.done;
     gate.remove();
     expect(ended.code, ended.stderr).toBe(0);
+  });
+
+  it.each([
+    ['one task per host', false],
+    ['a task list, its input all enqueued', true],
+  ])('a run someone waits for is running, not submitter-gone, however long its tasks take: %s, its gaxx run, then a runs wait of it', async (_what, list) => {
+    const gate = taskGate();
+    const run = list
+      ? w.spawnGaxx(['run', '--fleet', w.fleet, '--tasks', '-', '--', 'sh', '-c', gate.wait, '_', '{}'])
+      : w.spawnGaxx(['run', '--fleet', w.fleet, '--', 'sh', '-c', gate.wait]);
+    run.child.stdin?.end(list ? 'a\nb\n' : '');
+    try {
+      const rec = await newestRun((r) => r.argv[2] === gate.wait && r.total === 2);
+      // Its gaxx run's beat refreshes it, though its tasks have not ended.
+      expect(await followed(rec.runId, await ageSeen(rec.runId))).toBe(true);
+      expect(await shown(rec.runId)).toBe('running');
+      run.kill('SIGKILL');
+      await run.done;
+      await ageSeen(rec.runId);
+      expect(await shown(rec.runId)).toBe('submitter-gone');
+      // A `runs wait` of it follows it to its end: running again while it waits.
+      const waiting = w.spawnGaxx(['runs', 'wait', rec.runId, '--json']);
+      expect(await followed(rec.runId, await ageSeen(rec.runId))).toBe(true);
+      expect(await shown(rec.runId)).toBe('running');
+      gate.open();
+      const ended = await waiting.done;
+      expect(ended.code, ended.stderr).toBe(0);
+      expect(jsonLines(ended.stdout).at(-1)).toMatchObject({ type: 'summary', total: 2, succeeded: 2 });
+      expect(await shown(rec.runId)).toBe('done');
+    } finally {
+      gate.open();
+      run.kill('SIGKILL');
+      await run.done;
+      gate.remove();
+    }
   });
 
   it('a run whose wait timed out stays running in the index (its tasks are still queued or running); --resume sees it through to done, each line once', async () => {
