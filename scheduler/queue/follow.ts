@@ -4,8 +4,8 @@
  * result entry in a run's stream is a distinct task (results are published once per task, see
  * results.ts), so the follower counts results instead of holding a set of ids, and keeps a
  * task's output only until its result arrives: memory stays bounded by the tasks in flight.
- * Result entries are read as waitForRun reads them (queue/wait.ts), and checked as every
- * reader checks them (stored-result.ts): one that is not a valid result of this run and of its
+ * It is the one reader of a run's stream: waitForRun (queue/wait.ts) follows a fixed set of
+ * tasks through it. Result entries are checked as every reader checks them (stored-result.ts): one that is not a valid result of this run and of its
  * entry's task, or (with `accept`) not of a task the reader waits for, is skipped and reported
  * (`onIgnored`), never counted.
  */
@@ -14,7 +14,7 @@ import { GaxxError, raceAbort } from '../../proto/index.js';
 import { duplicateFor, redisError, waitReady } from '../redis/redis.js';
 import { overBudget, runEventsKey, type OutputChunk, type TaskResult } from './results.js';
 import { readResult, type IgnoredHandler } from './stored-result.js';
-import { Reachability, TICK_MS, type OnRedis } from './wait.js';
+import { Reachability, TICK_MS, type OnRedis } from './reachability.js';
 import type { WriteHealth } from './write-health.js';
 
 /** What a follower reports as entries arrive. */
@@ -92,7 +92,7 @@ async function checked(runId: string, reply: StreamReply, accept: AcceptResults 
 
 /**
  * Reads a run's stream from its start until `done` says so; resolves to the number of results
- * seen. Bounded as waitForRun is (queue/wait.ts): each read races the deadline, `until` and a
+ * seen. Every wait is bounded: each read races the deadline, `until` and a
  * tick, because a read on a connection that is reconnecting never returns by itself.
  */
 export async function followRun(redis: Redis | Cluster, runId: string, opts: FollowOptions): Promise<number> {
@@ -151,10 +151,10 @@ class FollowState {
     const chunk = (): OutputChunk => ({ stream: f.get('s')?.toString() === '2' ? 2 : 1, data: f.get('d') ?? Buffer.alloc(0) });
     if (type === 'live') {
       const c = chunk();
-      this.live.set(task, [...(this.live.get(task) ?? []), c]);
+      append(this.live, task, c);
       this.h.onLive?.(task, c);
     } else if (type === 'out') {
-      this.output.set(task, [...(this.output.get(task) ?? []), chunk()]);
+      append(this.output, task, chunk());
     } else if (type === 'note') {
       this.h.onNote?.(task, f.get('m')?.toString() ?? '');
     } else if (result?.ok === true) {
@@ -164,7 +164,10 @@ class FollowState {
     }
   }
 
-  /** The same reading of a result entry as waitForRun's (queue/wait.ts): `lo`, `lb`, `ob`. */
+  /**
+   * A result entry's reading: `lo` (its output was stored once, as the live entries), `lb` (the
+   * live bytes its worker published), `ob` (the run's output budget was spent).
+   */
   private result(task: string, f: Map<string, Buffer>, r: TaskResult): void {
     const live = this.live.get(task) ?? [];
     const shown = live.reduce((n, c) => n + c.data.length, 0);
@@ -181,4 +184,11 @@ class FollowState {
     const total = output.reduce((n, c) => n + c.data.length, 0);
     this.h.onResult?.(r, output, lb === shown && shown === total);
   }
+}
+
+/** Adds `chunk` to `task`'s list (in place: a task's output can come in thousands of chunks). */
+function append(m: Map<string, OutputChunk[]>, task: string, chunk: OutputChunk): void {
+  const list = m.get(task);
+  if (list) list.push(chunk);
+  else m.set(task, [chunk]);
 }

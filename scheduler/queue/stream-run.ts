@@ -28,7 +28,7 @@ import { connectionLost, whileAway, type RedisSettings } from '../redis/redis.js
 import { BatchPuller } from './batches.js';
 import { isCancelled, requestCancel } from './cancel.js';
 import { followRun, type FollowHandlers } from './follow.js';
-import type { OnRedis } from './wait.js';
+import type { OnRedis } from './reachability.js';
 import { TaskQueue } from './queue.js';
 import { isRefused, publishRefused, type RefusedTask } from './refused.js';
 import { publishResult, taskResult, type OutputChunk, type TaskResult } from './results.js';
