@@ -19,7 +19,7 @@ import type { WorkerLog } from '../dispatch/worker.js';
 import { loadAssets, type Asset } from './assets.js';
 import { Collector } from './collector.js';
 import { buildExposition } from './exposition.js';
-import { gate, listen, loopbackHosts, newToken, SECURITY_HEADERS, tokenCookie } from './http.js';
+import { gate, listen, loopbackHosts, newToken, SECURITY_HEADERS } from './http.js';
 import { RunTracker, type RunView } from './runs.js';
 import { fleetLimitViews, fleetsView, requestedFleets, type FleetLimitsView } from './fleet-view.js';
 import { agentView, byFleetHost, type AgentView } from './agent-view.js';
@@ -160,6 +160,16 @@ export class Dashboard {
   }
 
   private hosts: Set<string> | undefined;
+  /**
+   * Served without the token: /metrics (on loopback; elsewhere TLS with a client certificate
+   * guards it) and the page's static files, the code shipped with gaxx, holding no data. The page
+   * itself, its event stream and the API need the token, given in the URL (a POST: the header).
+   */
+  private get open(): ReadonlySet<string> {
+    this.openPaths ??= new Set(['/metrics', ...[...this.assets.keys()].filter((p) => p.startsWith('/assets/'))]);
+    return this.openPaths;
+  }
+  private openPaths: ReadonlySet<string> | undefined;
 
   private hostOf(address: string): string {
     return this.hostByAddress.get(address) ?? address;
@@ -242,11 +252,10 @@ export class Dashboard {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    const authed = gate(req, res, { token: this.token, open: new Set(['/metrics']), hosts: this.hosts });
+    const authed = gate(req, res, { token: this.token, open: this.open, hosts: this.hosts });
     if (!authed) return;
     const path = authed.url.pathname;
     const headers: Record<string, string> = { ...SECURITY_HEADERS };
-    if (authed.viaQuery) headers['set-cookie'] = tokenCookie(this.token, Boolean(this.opts.tls));
     if (req.method === 'POST') return void this.post(path, req, res, headers);
     if (req.method !== 'GET' && req.method !== 'HEAD') return void res.writeHead(405, headers).end();
     // Collection resumes with any request; those that answer with what it collected wait for it

@@ -11,8 +11,6 @@ import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import { formatHostPort, GaxxError, isLoopbackHost, nodeHttp, nodeHttps, parseHostPort } from '../../proto/index.js';
 
-/** The cookie a page load with a valid token sets, so the page's assets need no token in their URLs. */
-export const TOKEN_COOKIE = 'gaxx_ui_token';
 /** The header a state-changing request must carry the token in (a cross-site form cannot set it). */
 export const TOKEN_HEADER = 'x-gaxx-token';
 
@@ -52,32 +50,24 @@ function sameToken(given: string | undefined, token: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-function cookieToken(req: IncomingMessage): string | undefined {
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const [k, v] = part.trim().split('=');
-    if (k === TOKEN_COOKIE) return v;
-  }
-  return undefined;
-}
-
 /** What a handler learns about a request that passed the checks. */
 export interface Authed {
   url: URL;
-  /** The token came in the query string (a page load): set the cookie. */
-  viaQuery: boolean;
 }
 
 export interface GateOptions {
   token: string;
-  /** Paths served without a token (e.g. /metrics on loopback). */
+  /** Paths served without a token (e.g. /metrics on loopback, the page's static files). */
   open?: ReadonlySet<string>;
   /** Host header values accepted (loopback listeners); undefined: any. */
   hosts?: ReadonlySet<string>;
 }
 
 /**
- * Checks a request: Host, then token (query, cookie, or the header for POST). Answers the
- * refusal itself (421 wrong host, 401 no or bad token) and returns undefined then.
+ * Checks a request: Host, then token (for GET, in the query; for POST, in the header only).
+ * Answers the refusal itself (421 wrong host, 401 no or bad token) and returns undefined then.
+ * No cookie carries the token: a browser sends a cookie of 127.0.0.1 to every port of it, so a
+ * page any program serves on another loopback port (a task's, on a local fleet) would get it.
  */
 export function gate(req: IncomingMessage, res: ServerResponse, o: GateOptions): Authed | undefined {
   const host = req.headers.host ?? '';
@@ -86,22 +76,16 @@ export function gate(req: IncomingMessage, res: ServerResponse, o: GateOptions):
     return undefined;
   }
   const url = new URL(req.url ?? '/', 'http://x');
-  if (o.open?.has(url.pathname) && req.method === 'GET') return { url, viaQuery: false };
+  if (o.open?.has(url.pathname) && req.method === 'GET') return { url };
   const query = url.searchParams.get('token') ?? undefined;
   const header = req.headers[TOKEN_HEADER];
-  const ok =
-    req.method === 'GET' || req.method === 'HEAD'
-      ? sameToken(query, o.token) || sameToken(cookieToken(req), o.token)
-      : sameToken(typeof header === 'string' ? header : undefined, o.token);
+  const ok = req.method === 'GET' || req.method === 'HEAD' ? sameToken(query, o.token) : sameToken(typeof header === 'string' ? header : undefined, o.token);
   if (!ok) {
     res.writeHead(401, { ...SECURITY_HEADERS, 'content-type': 'text/plain' }).end('unauthorized: open the URL with the token that gaxx printed\n');
     return undefined;
   }
-  return { url, viaQuery: sameToken(query, o.token) };
+  return { url };
 }
-
-/** The cookie header for a page loaded with the token. */
-export const tokenCookie = (token: string, secure: boolean): string => `${TOKEN_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
 
 export interface ListenOptions {
   listen: string;
