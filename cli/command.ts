@@ -47,7 +47,7 @@ export interface CommandContext {
   config: GaxxConfig;
   out: Output;
   io: Io;
-  /** Aborted on the first Ctrl-C (SIGINT); commands that can cancel remote work listen to it. */
+  /** Aborted on the first Ctrl-C, SIGTERM, SIGHUP or closed stdout (main.ts); commands that can cancel remote work listen to it. */
   signal: AbortSignal;
   /** The command table (for commands that describe the others, e.g. completion). */
   commands?: readonly CommandEntry[];

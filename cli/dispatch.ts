@@ -27,7 +27,7 @@ export interface CliInput {
   /** The OS user's name, for the default operator name; read only when that is needed. */
   readonly userName: string;
   cwd: string;
-  /** Aborted by main.ts on the first Ctrl-C, for commands that declare `handlesInterrupt`. */
+  /** Aborted by main.ts on the first Ctrl-C, SIGTERM, SIGHUP or closed stdout, for commands that declare `handlesInterrupt`. */
   signal: AbortSignal;
   /** Called when the command being run can cancel its work on Ctrl-C, with what Ctrl-C then does. */
   onInterruptible?: (note: string) => void;

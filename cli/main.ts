@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `gaxx` executable. The only CLI module that touches the process: it hands argv, env and
- * the standard streams to runCli, turns the first Ctrl-C into a cancellation for commands that
- * can cancel remote work, and exits with the code runCli returns.
+ * the standard streams to runCli, turns the first Ctrl-C, SIGTERM, SIGHUP or closed stdout into a
+ * cancellation for commands that can cancel remote work, and exits with the code runCli returns.
  */
 import { fstatSync, statSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
@@ -45,13 +45,19 @@ const opened = new Set<NodeJS.WriteStream>();
 /**
  * process.stdout or process.stderr, set up on first use (Node makes a socket of a pipe, which
  * loads the net machinery: a command that never writes to stderr need not pay for it). A reader
- * that went away (`gaxx run ... | head`) ends us quietly, as SIGPIPE ends other tools.
+ * that went away (`gaxx run ... | head`) ends us as SIGPIPE ends other tools (141), after the
+ * remote work the command started is cancelled (stopAsked): a run whose reader went away does
+ * not go on without anyone.
  */
 function output(name: 'stdout' | 'stderr'): NodeJS.WriteStream {
   const stream = process[name];
   if (!opened.has(stream)) {
     opened.add(stream);
-    stream.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' ? process.exit(141) : undefined));
+    // Once: a stream that failed is done (Node destroys it), later writes to it are dropped.
+    stream.once('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') stopAsked(`${name} was closed (its reader went away)`, 141);
+    });
+    stream.on('error', () => undefined);
   }
   return stream;
 }
@@ -85,16 +91,33 @@ const io: Io = {
 };
 
 const interrupt = new AbortController();
-/** What the first Ctrl-C does, when the command can wind down on it (e.g. cancelling, draining). */
+/** What the first request to stop does, when the command can wind down on it (e.g. cancelling, draining). */
 let interruptNote: string | undefined;
-process.on('SIGINT', () => {
+/** 141 once stdout was closed: the pipeline's reader ended us, whatever the command made of it. */
+let stopCode: number | undefined;
+
+/**
+ * Someone wants us gone: Ctrl-C, SIGTERM (`timeout`, a service manager, `kill`), SIGHUP (the
+ * terminal or ssh session closed) or a closed stdout. A command that can wind down on it (a run
+ * cancels its tasks, exec its task, the daemon drains) does so the first time and exits with its
+ * own code (130 for a cancelled run, 0 for a drained daemon; 141 after a closed stdout, as
+ * SIGPIPE would); a second request, or any to another command, ends it at once with the code of
+ * what stopped it.
+ */
+function stopAsked(why: string, code: number): void {
   if (interruptNote !== undefined && !interrupt.signal.aborted) {
-    output('stderr').write(`gaxx: ${interruptNote} (press Ctrl-C again to quit)\n`);
+    if (code === 141) stopCode = code;
+    const note = code === 130 ? `${interruptNote} (press Ctrl-C again to quit)` : `${why}: ${interruptNote} (once more, or Ctrl-C, quits at once)`;
+    // stderr may be gone too (a closed terminal): the note is best effort.
+    output('stderr').write(`gaxx: ${note}\n`, () => undefined);
     interrupt.abort();
     return;
   }
-  process.exit(130);
-});
+  process.exit(code);
+}
+process.on('SIGINT', () => stopAsked('interrupted', 130));
+process.on('SIGTERM', () => stopAsked('SIGTERM', 143));
+process.on('SIGHUP', () => stopAsked('SIGHUP', 129));
 
 /**
  * An exception no command caught (thrown in a library's callback, say) goes through the error
@@ -132,7 +155,7 @@ async function main(): Promise<never> {
   });
   // Flush what is buffered before exiting; open handles (e.g. a gRPC channel) must not keep us alive.
   for (const stream of opened) await new Promise<void>((resolve) => stream.write('', () => resolve()));
-  return process.exit(code);
+  return process.exit(stopCode ?? code);
 }
 
 // No top-level await: the bundle is a CommonJS file (loaded with its V8 code cache, see scripts/bundle.mjs).

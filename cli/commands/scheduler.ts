@@ -99,10 +99,8 @@ export const command: Command = {
       ...(monitor ? { ui: { listen: s.uiListen, creds: monitor } } : {}),
       log,
     });
-    // SIGTERM (service managers) drains like Ctrl-C does.
-    const term = new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
-    const interrupted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-    await Promise.race([term, interrupted]);
+    // Ctrl-C, and SIGTERM from a service manager, drain (main.ts aborts `signal` on either).
+    if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     await served.stop(s.drainMs);
     log.flush();
     return 0;

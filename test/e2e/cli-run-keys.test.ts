@@ -85,16 +85,22 @@ async function timedOutList(file: string, concurrency: number, gate: TaskGate): 
   return { runId: runIdOf(r.stderr), stderr: r.stderr };
 }
 
-/** Cancels a run with Ctrl-C once its tasks run (they wait at a gate never opened). */
-async function cancelled(args: string[]): Promise<string> {
+/**
+ * Cancels a run with `signal` (Ctrl-C; SIGTERM from `timeout` or a service manager; SIGHUP from
+ * a closed terminal) once its tasks run (they wait at a gate never opened).
+ */
+async function cancelled(args: string[], signal: NodeJS.Signals = 'SIGINT'): Promise<string> {
   const run = w.spawnGaxx(['run', '--fleet', w.fleet, ...args]);
   const runId = runIdOf(await run.line('stderr', (l) => l.startsWith('gaxx: run ')));
   // Running on both agents: the run's queue has active jobs.
   for (let i = 0; i < 200 && (await redis.llen(`{gaxx}:run.${runId}:active`)) < 2; i++) await sleep(50);
   expect(await redis.llen(`{gaxx}:run.${runId}:active`)).toBeGreaterThanOrEqual(2);
-  run.kill('SIGINT');
+  run.kill(signal);
   const end = await run.done;
   expect(end.code, end.stderr).toBe(exitCodeFor('CANCELLED'));
+  if (signal !== 'SIGINT') expect(end.stderr).toContain(`gaxx: ${signal}: cancelling`);
+  expect(end.stderr).toMatch(/cancelled/);
+  expect(await redis.hget(`{gaxx}:run:${runId}:info`, 'state')).toBe('cancelled');
   return runId;
 }
 
@@ -123,6 +129,32 @@ function suite(withDaemon: boolean): void {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('60 tasks: 60 succeeded');
     await expectCleanedUp(runIdOf(r.stderr));
+  });
+
+  it.each(['SIGTERM', 'SIGHUP'] as const)('%s cancels a run as Ctrl-C does: its tasks stopped, nothing left for a later scheduler', async (signal) => {
+    const gate = taskGate(60);
+    try {
+      await expectCleanedUp(await cancelled(['--tasks', taskList('term.txt', 12), '--concurrency', '6', '--', 'sh', '-c', gate.wait], signal));
+    } finally {
+      gate.open();
+      gate.remove();
+    }
+  });
+
+  it('a closed stdout (`gaxx run ... | head -1`) cancels the run: exit 141, its queued tasks withdrawn, nothing left', async () => {
+    const run = w.spawnGaxx(['run', '--fleet', w.fleet, '--tasks', taskList('many.txt', 2000), '--', 'echo', '{}']);
+    const runId = runIdOf(await run.line('stderr', (l) => l.startsWith('gaxx: run ')));
+    await run.line('stdout', (l) => /r\d+$/.test(l));
+    // The reader goes away, as `head -1` does after its line: the next write fails (EPIPE).
+    run.child.stdout?.destroy();
+    const end = await run.done;
+    expect(end.code, end.stderr).toBe(141);
+    expect(end.stderr).toContain('gaxx: stdout was closed (its reader went away): cancelling');
+    const info = await redis.hgetall(`{gaxx}:run:${runId}:info`);
+    expect(info.state).toBe('cancelled');
+    // Not all 2000 ran: the rest were withdrawn, not left for a scheduler started later.
+    expect(Number((JSON.parse(info.counts ?? '{}') as { cancelled?: number }).cancelled ?? 0)).toBeGreaterThan(0);
+    await expectCleanedUp(runId);
   });
 
   it('a cancelled task list and a cancelled run of one task per host', async () => {
