@@ -250,6 +250,7 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
         (name, e) => {
           audit.write({ event: 'cert_reload', ok: false, code: isGaxxError(e) ? e.code : 'INTERNAL', detail: `push of ${name} refused` });
         },
+        () => void watcher.check(),
       ),
       // No call is served before the transport listens, so the port is known by then.
       listenPort: () => live.transport?.port ?? 0,

@@ -30,6 +30,12 @@ export class StagedCertArea implements CertArea {
     private readonly newestList: () => string | undefined = () => undefined,
     /** Told about every refused push (the agent audits it). */
     private readonly onRefused: (name: string, err: unknown) => void = () => undefined,
+    /**
+     * Called once a push's files are in place, before the push is answered: the agent loads them
+     * then (its cert watcher's check), so a pushed revocation list is enforced by the time the
+     * pusher hears it landed, not a debounce later.
+     */
+    private readonly onApplied: () => void = () => undefined,
   ) {}
 
   get pendingKeyPath(): string {
@@ -96,5 +102,6 @@ export class StagedCertArea implements CertArea {
       if (b) writeFileAtomic(join(this.certsDir, f), b, modeOf(f));
     }
     if (overrides[KEY_FILE]) unlinkSync(this.pendingKeyPath);
+    this.onApplied();
   }
 }
