@@ -93,7 +93,8 @@ export class TaskDispatch {
     this.pinnedEndpoint = pinned;
     this.placedOn = spec.dispatch?.placedOn;
     this.round = spec.dispatch?.round ?? 0;
-    this.lastHost = this.placedOn ?? this.pinned ?? endpoints[0]?.address ?? '';
+    // A task never placed anywhere (cancelled or refused before dispatch) names no host.
+    this.lastHost = this.placedOn ?? this.pinned ?? '';
     this.policy = retryPolicy({ ...ctx.policy, backoffMs: spec.retry.backoffMs, attempts: spec.retry.attempts });
     // An earlier worker saved this placement before its Exec: the command may be running there.
     if (job.takenBefore && this.placedOn !== undefined) this.sticky = { address: this.placedOn, since: Date.now(), confirmed: false };

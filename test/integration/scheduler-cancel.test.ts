@@ -113,15 +113,27 @@ describe('cancelling runs and missing inputs', () => {
     }
   });
 
-  it('a worker taking a task of a cancelled run never dispatches it', async () => {
+  it('a worker taking a task of a cancelled run never dispatches it, and credits it to no host unless it was pinned to one', async () => {
     const a = agents[0] as AgentProcess;
     const before = await infos();
-    const enq = await q.enqueueRun({ runId: 'cx3', tasks: [{ taskId: 't', agents: [a.address], target: { host: a.address }, argv: ['true'] }] }, signer);
+    const all = agents.map((x) => x.address);
+    const enq = await q.enqueueRun(
+      {
+        runId: 'cx3',
+        tasks: [
+          { taskId: 't', agents: [a.address], target: { host: a.address }, argv: ['true'] },
+          { taskId: 'any', agents: all, target: { any: true }, argv: ['true'] },
+        ],
+      },
+      signer,
+    );
     await requestCancel(q.redis, 'cx3');
     const w = SchedulerWorker.start({ settings, connect: connect(), concurrency: 2 });
     try {
       const res = await waitForRun(q.redis, 'cx3', enq.taskIds, { timeoutMs: 20_000 });
-      expect(res.results.get('t')).toMatchObject({ outcome: 'cancelled', attempts: 0 });
+      expect(res.results.get('t')).toMatchObject({ outcome: 'cancelled', attempts: 0, host: a.address });
+      // A task that could have gone to any agent went to none: no host is named for it.
+      expect(res.results.get('any')).toMatchObject({ outcome: 'cancelled', attempts: 0, host: '' });
       expect((await infos()).map((x) => x.started)).toEqual(before.map((x) => x.started));
     } finally {
       await w.drain(5000);
