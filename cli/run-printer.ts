@@ -38,8 +38,10 @@ export class HumanRunPrinter {
 
   constructor(
     private readonly out: Output,
-    /** Host of each task id (printable: it prefixes output lines). */
+    /** Host of each task id (printable, maybe coloured: it prefixes output lines). */
     private readonly hosts: ReadonlyMap<string, string>,
+    /** The same hosts, printable and plain: they name each task's result line as its output lines. */
+    private readonly names: ReadonlyMap<string, string> = hosts,
   ) {}
 
   private get prefixed(): boolean {
@@ -55,12 +57,14 @@ export class HumanRunPrinter {
   /** A task's result, with its full output (printed unless the live view already showed it). */
   result(r: TaskResult, output: OutputChunk[], liveShown: boolean): void {
     this.endLines(r.taskId);
+    // Named as its output lines are (a fleet's host name), not by the agent address it ran at.
+    const name = this.names.get(r.taskId) ?? printable(r.host);
     if (!liveShown && output.length > 0) {
-      if (this.shownLive.has(r.taskId)) this.out.writeOut(`== ${printable(r.host)}: output in full (the live view was incomplete)\n`);
+      if (this.shownLive.has(r.taskId)) this.out.writeOut(`== ${name}: output in full (the live view was incomplete)\n`);
       for (const c of output) this.write(r.taskId, c);
       this.endLines(r.taskId);
     }
-    this.out.writeOut(summaryLine(r));
+    this.out.writeOut(summaryLine(r, name));
   }
 
   private write(taskId: string, c: OutputChunk): void {

@@ -104,6 +104,7 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
         signer,
         clock,
         ignored: new IgnoredReport(ctx.out, 'result'),
+        hostNames: new Map(fleetHosts?.map((a) => [a.address, a.host]) ?? []),
       };
       const hosts = fleetHosts?.map((a) => a.host) ?? plan.agents ?? [];
       try {
@@ -133,7 +134,7 @@ async function released(target: Promise<RedisTarget>): Promise<void> {
 /** One task per host, pinned to it (the default without --tasks). */
 async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { hosts: string[] }): Promise<number> {
   const tasks = eachHostTasks(plan, s.hosts);
-  const view = viewsFor(plan, ctx, undefined, new Map(tasks.map((t, i) => [t.taskId, s.hosts[i] as string])));
+  const view = viewsFor(plan, ctx, undefined, new Map(tasks.map((t, i) => [t.taskId, s.hosts[i] as string])), s.hostNames);
   const started = Date.now();
   const counts: OutcomeCounts = {};
   const down = new Set<string>();

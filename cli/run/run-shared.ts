@@ -57,6 +57,8 @@ export interface Started {
   clock: RunClock;
   /** Results read from Redis that were skipped (warned about once the run ends). */
   ignored: IgnoredReport;
+  /** A fleet run's host names by agent address (empty for --agent): output is labelled by them. */
+  hostNames: ReadonlyMap<string, string>;
 }
 
 /**
@@ -69,11 +71,20 @@ export function endRun(view: RunView, ctx: ExecuteContext, summary: RunSummary, 
   if (s.timings && !ctx.out.json) ctx.out.note(timingsText(s.timings));
 }
 
-/** `labels`: each task's host, for a run of one task per host (its output is labelled, its results folder named, by them). */
-export function viewsFor(plan: RunPlan, ctx: ExecuteContext, progress: ProgressLine | undefined, labels?: ReadonlyMap<string, string>): RunView {
-  const views: RunView[] = [
-    ctx.out.json ? new JsonView(ctx.out) : new HumanView(ctx.out, { colour: ctx.io.colour === true, progress, ...(labels ? { eachHostLabels: labels } : {}) }),
-  ];
+/**
+ * `labels`: each task's host, for a run of one task per host (its output is labelled, its results
+ * folder named, by them); `hostNames`: a fleet's host names by agent address, which label a task
+ * list's output.
+ */
+export function viewsFor(
+  plan: RunPlan,
+  ctx: ExecuteContext,
+  progress: ProgressLine | undefined,
+  labels: ReadonlyMap<string, string> | undefined,
+  hostNames: ReadonlyMap<string, string>,
+): RunView {
+  const human = { colour: ctx.io.colour === true, progress, hostNames, ...(labels ? { eachHostLabels: labels } : {}) };
+  const views: RunView[] = [ctx.out.json ? new JsonView(ctx.out) : new HumanView(ctx.out, human)];
   if (plan.resultsDir) views.push(new ResultsDirView(plan.resultsDir, labels));
   return new Views(views);
 }

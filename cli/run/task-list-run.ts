@@ -17,7 +17,7 @@ export async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started
   let total: number | undefined;
   const down = new Set<string>();
   const progress = ctx.out.json ? undefined : new ProgressLine(ctx.io, ctx.io.stderrIsTty, () => ({ ...tally, enqueued, total }));
-  const view = viewsFor(plan, ctx, progress);
+  const view = viewsFor(plan, ctx, progress, undefined, s.hostNames);
   const started = Date.now();
   view.start({ runId: s.runId, argv: plan.argv, fleet: plan.fleet ?? '', mode: 'tasks' });
   // Every record goes through recordTask, whatever the source: a task, or its refusal.

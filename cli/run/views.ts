@@ -48,11 +48,18 @@ export class HumanView implements RunView {
 
   constructor(
     private readonly out: Output,
-    private readonly opts: { colour: boolean; progress?: ProgressLine; eachHostLabels?: ReadonlyMap<string, string> },
+    private readonly opts: {
+      colour: boolean;
+      progress?: ProgressLine;
+      eachHostLabels?: ReadonlyMap<string, string>;
+      /** A fleet's host names by agent address: a task list's output is labelled by them. */
+      hostNames?: ReadonlyMap<string, string>;
+    },
   ) {
     if (opts.eachHostLabels) {
+      const plain = new Map([...opts.eachHostLabels].map(([id, host]) => [id, printable(host)]));
       const painted = new Map([...opts.eachHostLabels].map(([id, host]) => [id, paint(printable(host), host, opts.colour)]));
-      this.each = new HumanRunPrinter(out, painted);
+      this.each = new HumanRunPrinter(out, painted, plain);
     }
   }
 
@@ -70,7 +77,8 @@ export class HumanView implements RunView {
     this.opts.progress?.hide();
     if (this.each) return this.each.result(r, output, liveShown);
     // The host and task id are metadata read from Redis: printable; the output after them is the task's bytes.
-    const label = `${paint(printable(r.host) || '-', r.host, this.opts.colour)} [${printable(r.taskId)}]`;
+    const host = this.opts.hostNames?.get(r.host) ?? r.host;
+    const label = `${paint(printable(host) || '-', host, this.opts.colour)} [${printable(r.taskId)}]`;
     for (const stream of [1, 2] as const) {
       const data = Buffer.concat(output.filter((c) => c.stream === stream).map((c) => c.data));
       if (data.length === 0) continue;
@@ -87,7 +95,7 @@ export class HumanView implements RunView {
     // A task that succeeded is quiet, unless its output was cut (over the run's output budget, or
     // at its output cap) or it carries an error: what is missing is said where it would be.
     if (needsResultLine(r)) {
-      const line = summaryLine(r, `${printable(r.host) || '-'} [${printable(r.taskId)}]`);
+      const line = summaryLine(r, `${printable(host) || '-'} [${printable(r.taskId)}]`);
       const colour = r.outcome === 'succeeded' ? 33 : 31;
       this.out.writeOut(this.opts.colour ? `\x1b[${colour}m${line.trimEnd()}\x1b[0m\n` : line);
     }

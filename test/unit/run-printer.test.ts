@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { Output } from '../../cli/output.js';
 import { HumanRunPrinter } from '../../cli/run-printer.js';
+import { HumanView } from '../../cli/run/views.js';
 import { taskResult } from '../../scheduler/index.js';
 
 function printer(hosts: string[]): { p: HumanRunPrinter; out: () => string; err: () => string } {
@@ -44,5 +45,37 @@ describe('HumanRunPrinter', () => {
     p.live('0', { stream: 1, data: Buffer.from('o') });
     p.result(done('0', 'h1'), [], true);
     expect(out()).toBe('h1: one\nh2: x\nh1: two\n== h1: succeeded (exit 0, 12 ms)\n');
+  });
+});
+
+describe('the host a line names', () => {
+  const capture = (): { out: Output; text: () => string } => {
+    let text = '';
+    const write = (s: string | Buffer): void => void (text += s.toString());
+    const io = { stdout: { write }, stderr: { write } } as unknown as ConstructorParameters<typeof Output>[0];
+    return { out: new Output(io, false), text: () => text };
+  };
+
+  it("a fleet run's result lines name a host as its output lines do, by its name, not by the agent address it ran at", () => {
+    const { out, text } = capture();
+    const view = new HumanView(out, {
+      colour: false,
+      eachHostLabels: new Map([
+        ['0-a', 'gaxx-web-0'],
+        ['1-b', 'gaxx-web-1'],
+      ]),
+    });
+    view.live('0-a', { stream: 1, data: Buffer.from('up\n') });
+    view.result(done('0-a', '127.0.0.2:8088'), [], true);
+    view.result(done('1-b', '127.0.0.3:8088'), [{ stream: 1, data: Buffer.from('late\n') }], false);
+    expect(text()).toBe('gaxx-web-0: up\n== gaxx-web-0: succeeded (exit 0, 12 ms)\ngaxx-web-1: late\n== gaxx-web-1: succeeded (exit 0, 12 ms)\n');
+  });
+
+  it("a fleet's task list labels each task's output by its host's name; an address the fleet does not name stays as it is", () => {
+    const { out, text } = capture();
+    const view = new HumanView(out, { colour: false, hostNames: new Map([['127.0.0.2:8088', 'gaxx-web-0']]) });
+    view.result(done('1', '127.0.0.2:8088'), [{ stream: 1, data: Buffer.from('a\n') }], false);
+    view.result(done('2', '127.0.0.9:8088'), [{ stream: 1, data: Buffer.from('b\n') }], false);
+    expect(text()).toBe('gaxx-web-0 [1]: a\n127.0.0.9:8088 [2]: b\n');
   });
 });
