@@ -116,7 +116,12 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   // A data dir, audit log or cert dir it cannot create or read: name the path and the fix.
-  const e = fileAccessError(err, 'create it for the agent user (install -d -o gx -m 0700 DIR) or point --data-dir / --audit-log elsewhere') ?? err;
+  // A full, over-quota or read-only file system gets its own fix (fileAccessError), not this one.
+  const e =
+    fileAccessError(err, {
+      access: 'create it for the agent user (install -d -o gx -m 0700 DIR) or point --data-dir / --audit-log / --state-dir elsewhere',
+      elsewhere: 'point --data-dir / --audit-log / --state-dir elsewhere',
+    }) ?? err;
   if (isGaxxError(e)) {
     process.stderr.write(`gaxx-agent: ${e.code}: ${e.message}\n`);
     process.exit(exitCodeFor(e.code));

@@ -43,9 +43,19 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o60
   } catch (e) {
     if (open) closeSync(fd);
     unlinkSync(tmp);
-    throw e;
+    throw namingPath(e, path);
   }
   if (durable) fsyncDir(dir);
+}
+
+/**
+ * `e` naming `path` when it names no file: a write to a descriptor (ENOSPC, EDQUOT) carries no
+ * path, and "cannot write: no space left" does not say which file system is full.
+ */
+function namingPath(e: unknown, path: string): unknown {
+  const err = e as NodeJS.ErrnoException | null;
+  if (err && typeof err.code === 'string' && err.path === undefined) err.path = path;
+  return e;
 }
 
 /** fsync of a directory: makes a rename or create in it durable. */

@@ -3,6 +3,7 @@
  * GaxxError; boundaries map its code to a gRPC status (agent), a task result (scheduler) or an
  * exit code (CLI). Tests assert codes, never message text.
  */
+import { dirname } from 'node:path';
 import { GrpcStatus } from './grpc-status.js';
 
 /** Every expected failure, with the gRPC status and CLI exit code it maps to. */
@@ -81,22 +82,54 @@ const FS_PROBLEMS: Record<string, string> = {
   EACCES: 'permission denied',
   EPERM: 'operation not permitted',
   EROFS: 'read-only file system',
-  ENOSPC: 'no space left on the device',
+  ENOSPC: 'no space left on the device (the disk is full)',
   EDQUOT: 'disk quota exceeded',
   ENOTDIR: 'a part of the path is not a directory',
 };
 
+/** A file-system errno's own text (ENOSPC: the disk is full...); undefined for one not listed. */
+export function fsProblem(errno: string | undefined): string | undefined {
+  return errno === undefined ? undefined : FS_PROBLEMS[errno];
+}
+
+/**
+ * The fix for a failure that is the file system's (full, over quota, read-only), whatever the
+ * path's owner and mode: undefined for the others (a permission problem's fix is the caller's).
+ * `path`: the file met, named in the fix with the command that shows its file system.
+ */
+export function fsFix(errno: string | undefined, path?: string): string | undefined {
+  const dir = path ? dirname(path) : undefined;
+  const fs = dir ? `the file system that holds ${dir} (df -h ${dir})` : 'the file system';
+  if (errno === 'ENOSPC') return `free space on ${fs}`;
+  if (errno === 'EDQUOT') return `free some of the user's files on ${fs}, or raise the user's quota there (quota -s)`;
+  if (errno === 'EROFS') return `remount ${fs} read-write`;
+  return undefined;
+}
+
+/** What to suggest for a file-system failure (fileAccessError): by its cause. */
+export interface FsHints {
+  /** The fix for a permission problem (EACCES, EPERM, ENOTDIR). */
+  access?: string;
+  /** How to use another place instead, offered after any cause's fix (e.g. "point --data-dir elsewhere"). */
+  elsewhere?: string;
+}
+
 /**
  * A file-system failure of Node (EACCES on mkdir, EROFS, ENOSPC...) as FILE_ACCESS naming the
- * path and what to do about it; undefined for anything else. `hint` is the fix to suggest.
+ * path and what to do about it; undefined for anything else. The fix follows the cause: a full
+ * disk is not fixed by the owner and mode of a directory. `hint` (a string: the fix for a
+ * permission problem) is what to suggest.
  */
-export function fileAccessError(e: unknown, hint?: string): GaxxError | undefined {
+export function fileAccessError(e: unknown, hint?: string | FsHints): GaxxError | undefined {
   const err = e as NodeJS.ErrnoException | null;
   const problem = err && typeof err.code === 'string' ? FS_PROBLEMS[err.code] : undefined;
   if (!problem || !err) return undefined;
+  const hints: FsHints = typeof hint === 'string' ? { access: hint } : (hint ?? {});
   const path = err.path;
   const where = path ? `${err.syscall ?? 'access'} ${path}` : (err.syscall ?? 'file access');
-  const fix = hint ?? (path ? `check the owner and mode of ${path} and its parent directories (ls -ld)` : 'check file permissions');
+  const access = hints.access ?? (path ? `check the owner and mode of ${path} and its parent directories (ls -ld)` : 'check file permissions');
+  const own = fsFix(err.code, path);
+  const fix = own ? (hints.elsewhere ? `${own}, or ${hints.elsewhere}` : own) : access;
   return new GaxxError('FILE_ACCESS', `cannot ${where}: ${problem}; ${fix}`, { cause: e, details: { path, errno: err.code } });
 }
 
