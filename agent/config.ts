@@ -63,6 +63,11 @@ export interface AgentConfig {
    * work signed before it is refused. Unset (a fleet-less agent): no such check.
    */
   fleetSinceUnixMs: number | undefined;
+  /**
+   * Free bytes the file systems of the data dir, state dir and audit log must keep for a task or
+   * a PutFile to start (--disk-reserve; 0: no such check): room for the audit log and journal.
+   */
+  diskReserveBytes: number;
 }
 
 const FLAGS = {
@@ -87,6 +92,7 @@ const FLAGS = {
   'task-writable': 'TASK_WRITABLE',
   'task-hidden': 'TASK_HIDDEN',
   'fleet-since': 'FLEET_SINCE',
+  'disk-reserve': 'DISK_RESERVE',
 } as const;
 /** Boolean flags: present means on; their env form takes 1/true. */
 const SWITCHES = { 'unsafe-no-isolation': 'UNSAFE_NO_ISOLATION' } as const;
@@ -245,6 +251,7 @@ const schema = z.object({
   'task-writable': z.string().optional(),
   'task-hidden': z.string().optional(),
   'fleet-since': unixMsSchema.optional(),
+  'disk-reserve': sizeSchema.default('32MiB'),
   env: z.enum(['production', 'development']).default('production'),
 });
 
@@ -308,5 +315,6 @@ export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<str
     taskHidden,
     unsafeNoIsolation: values['unsafe-no-isolation'] === true || unsafeEnv === '1' || unsafeEnv === 'true',
     fleetSinceUnixMs: c['fleet-since'],
+    diskReserveBytes: c['disk-reserve'],
   };
 }

@@ -26,6 +26,7 @@ import { startingTemplate } from './exec/exec.js';
 import { REFILL_IDLE_MS } from './exec/launcher-protocol.js';
 import { taskLaunch, taskSandbox, tasksRefusal } from './exec/task-launch.js';
 import { collectGarbage } from './observe/collect-garbage.js';
+import { agentDirs, DiskGuard, type VitalFile } from './observe/disk-guard.js';
 
 export { defaultAuditLog, loadAgentConfig, type AgentConfig } from './config.js';
 export { runAuditCli } from './audit/audit-cli.js';
@@ -64,8 +65,8 @@ function refuseUnsafeStart(config: AgentConfig, uid: number): void {
 /** Finished entries one expiry sweep must drop before the agent runs a full collection. */
 const SWEEP_GC_ENTRIES = 500;
 
-/** A task registry whose life cycle feeds the metrics. */
-function meteredRegistry(config: AgentConfig, metrics: AgentMetrics, log: Logger): TaskRegistry {
+/** A task registry whose life cycle feeds the metrics; `onJournalError`: its journal cannot be written. */
+function meteredRegistry(config: AgentConfig, metrics: AgentMetrics, log: Logger, onJournalError: (e: NodeJS.ErrnoException) => void): TaskRegistry {
   return new TaskRegistry({
     capacity: config.capacity,
     retentionMs: config.taskRetentionMs,
@@ -92,7 +93,28 @@ function meteredRegistry(config: AgentConfig, metrics: AgentMetrics, log: Logger
       ),
     // Thousands of entries gone at once: collect now, or an idle agent keeps them resident.
     onSweep: (count) => (count >= SWEEP_GC_ENTRIES ? collectGarbage() : undefined),
+    onJournalError,
+    onJournalSkipped: (lines, path) => log.warn({ lines, path }, 'unreadable lines of the task journal were skipped (torn by a crash or a full disk)'),
   });
+}
+
+/**
+ * The guard over the agent's disk (observe/disk-guard.ts), with its audit log and task journal;
+ * `late` is filled here, once both exist, for their writers' failure callbacks.
+ */
+function guardDisk(config: AgentConfig, log: Logger, audit: AuditLog, registry: TaskRegistry, late: { guard?: DiskGuard; files: VitalFile[] }): DiskGuard {
+  const files: VitalFile[] = [{ what: 'audit log', path: audit.path, failure: () => audit.failure, retry: () => audit.retry() }];
+  const journal = registry.journalPath;
+  if (journal !== undefined) files.push({ what: 'task journal', path: journal, failure: () => registry.journalFailure, retry: () => registry.retryJournal() });
+  const guard = new DiskGuard({ files, reserveDirs: agentDirs(config), reserveBytes: config.diskReserveBytes, log });
+  late.guard = guard;
+  late.files = files;
+  // Failed before the guard existed (at start): told now.
+  for (const f of files) {
+    const e = f.failure();
+    if (e) guard.failed(f, e);
+  }
+  return guard;
 }
 
 /** Metrics (when configured) and profiling (development only) listeners. */
@@ -178,7 +200,13 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   const start = floor.atStart(preflight(config, opts.uid));
   const initial = start.bundle;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const audit = AuditLog.open(config.auditLog, {}, Date.now, (e) => log.error({ code: (e as NodeJS.ErrnoException).code }, 'audit log write failed'));
+  // The disk guard hears of a failed write through `late` (it needs the log and the journal first).
+  const late: { guard?: DiskGuard; files: VitalFile[] } = { files: [] };
+  const told = (what: string) => (e: NodeJS.ErrnoException) => {
+    const f = late.files.find((x) => x.what === what);
+    if (late.guard && f) late.guard.failed(f, e);
+  };
+  const audit = AuditLog.open(config.auditLog, {}, Date.now, told('audit log'));
   if (start.rolledBack) {
     log.warn({ code: 'REVOCATION_ROLLBACK' }, 'the cert dir holds an older revocation list than this agent has seen; enforcing the newest');
     audit.write({ event: 'cert_reload', ok: false, code: 'REVOCATION_ROLLBACK', detail: 'at start: enforcing the newest revocation list seen' });
@@ -202,7 +230,8 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   );
   const bundle = () => watcher.current();
   const revoked = () => bundle().revoked;
-  const registry = meteredRegistry(config, metrics, log);
+  const registry = meteredRegistry(config, metrics, log, told('task journal'));
+  const disk = guardDisk(config, log, audit, registry, late);
   const auth = createAuthorizer(revoked, (reason, rpc) => {
     metrics.authFailures.inc({ reason });
     log.warn({ reason, rpc }, 'call refused');
@@ -242,6 +271,7 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
       blockedPeers: guards.blockedPeers,
       launch,
       refuseTasks,
+      disk,
       certArea: new StagedCertArea(
         config.certsDir,
         config.stateDir,
@@ -277,6 +307,16 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
     sandboxDetail: launch.sandbox.detail,
     unsafeNoIsolation: config.unsafeNoIsolation || undefined,
   });
+  // Its first line cannot be written: a start on a full disk is refused, saying so (main.ts:
+  // fileAccessError), as when the journal cannot be written anew at start (TaskRegistry).
+  const unwritten = audit.failure ?? registry.journalFailure;
+  if (unwritten) {
+    disk.stop();
+    watcher.stop();
+    await transport.close();
+    transport.destroyAll();
+    throw unwritten;
+  }
   const metricsAuth = createAuthorizer(revoked, (reason) => metrics.authFailures.inc({ reason }), METRICS_POLICY);
   const metricsGuards: MetricsGuards = {
     hooks: guards.transportHooks,
@@ -316,6 +356,7 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
       serving = false;
       clearTimeout(warmCodecs);
       watcher.stop();
+      disk.stop();
       await transport.close();
       await registry.shutdown(config.shutdownGraceMs);
       launch.runner.close();

@@ -41,6 +41,9 @@ const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX
   --fleet-since MS              when this agent's fleet was created, in Unix ms (gaxx spawn passes it): work
                                 signed before then is refused (SIGNED_BEFORE_FLEET), as a replay of an earlier
                                 fleet's of the same name (default: no such check)
+  --disk-reserve SIZE           free space the file systems of the data dir, state dir and audit log must keep
+                                for a task or a PutFile to start (default 32MiB; 0: no check): room for the
+                                audit log and task journal, which the agent will not work without
   --unsafe-no-isolation         run tasks WITHOUT a sandbox, with the agent's privileges (audited at start);
                                 without it, a production agent on a host that cannot sandbox refuses tasks
 GAXX_AGENT_TOKEN=<64 hex or 43 base64url chars>  optional bearer token every call must present

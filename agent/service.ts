@@ -19,6 +19,7 @@ import { receivePut, sendFile } from './files/files.js';
 import type { StagedCertArea } from './files/cert-area.js';
 import type { Confinement } from './exec/limits.js';
 import { renewalDueWithJitter } from './auth/reload.js';
+import type { DiskGuard } from './observe/disk-guard.js';
 import type { Task } from './exec/task.js';
 import type { TaskRegistry } from './exec/tasks.js';
 import { execSpec, parse, taskIdSchema } from './exec/exec-request.js';
@@ -42,6 +43,11 @@ export interface ServiceDeps {
   audit?: AuditLog | undefined;
   /** How tasks are started (launcher, sandbox). */
   launch?: LaunchContext | undefined;
+  /**
+   * The agent's disk: new work is refused while its audit log or journal cannot be written, and a
+   * task or put while the disk is under its reserve (observe/disk-guard.ts).
+   */
+  disk?: DiskGuard | undefined;
   /** Set when this agent may not run tasks (no isolation in production): every new Exec gets it. */
   refuseTasks?: GaxxError | undefined;
   /** The cert area: staged pushes and renewal requests. */
@@ -140,6 +146,9 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
   if (call.request.existingOnly) throw new GaxxError('NOT_FOUND', `no task ${taskId} here (not started, or its result is no longer held)`);
   if (!d.serving()) throw new GaxxError('UNAVAILABLE', 'agent is shutting down');
   if (d.refuseTasks) throw d.refuseTasks;
+  // A task the audit log or journal cannot record does not run (fail closed).
+  const diskRefusal = d.disk?.workRefusal();
+  if (diskRefusal) throw diskRefusal;
   const spec = execSpec(call.request, d.config, d.confine, d.launch);
   // The hint: a slot of a full agent frees when some task ends; ask again soon, not at once.
   if (!d.registry.hasRoom())
@@ -231,6 +240,11 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
         cb(fail(e));
         return;
       }
+      const full = d.disk?.workRefusal();
+      if (full) {
+        cb(fail(full));
+        return;
+      }
       const areas = { dataDir: d.config.dataDir, certsDir: d.config.certsDir, certs: d.certArea };
       receivePut(call, areas, id.role === 'operator').then(
         (r) => {
@@ -248,6 +262,9 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
       Promise.resolve()
         .then(() => d.auth.identity(call))
         .then(async (id) => {
+          // A read the audit log cannot record is not served either.
+          const unwritten = d.disk?.writesRefusal();
+          if (unwritten) throw unwritten;
           await sendFile(
             d.config.dataDir,
             call.request.path,
@@ -269,6 +286,8 @@ export function createAgentService(d: ServiceDeps): AgentHandlers {
         .then(async () => {
           const id = d.auth.identity(call);
           if (!d.certArea) throw new GaxxError('FAILED_PRECONDITION', 'this agent takes no renewals');
+          const unwritten = d.disk?.writesRefusal();
+          if (unwritten) throw unwritten;
           const csrPem = await d.certArea.createCsr(`gaxx-agent ${hostname()}`);
           d.audit?.write({ event: 'csr_created', ...whoCalled(call, id) });
           return { csrPem };

@@ -70,6 +70,11 @@ export const AuditEventSchema = z.discriminatedUnion('event', [
   }),
   z.object({ event: z.literal('peer_blocked'), peer, untilMs: z.number().int(), failures: z.number().int(), reason: z.string().max(40) }),
   z.object({ event: z.literal('peer_unblocked'), peer }),
+  /**
+   * Events the agent could not write while its audit log failed (a full disk) and could not hold
+   * until it could: `count` of them are missing before this line. The agent ran no new work meanwhile.
+   */
+  z.object({ event: z.literal('audit_lost'), count: z.number().int().positive(), errno: z.string().max(40) }),
   z.object({
     event: z.literal('agent_started'),
     version: z.string().max(40),

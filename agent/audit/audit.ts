@@ -5,11 +5,18 @@
  * blocks, cert reloads) are fsynced at once; the rest at most `fsyncIntervalMs` later, so a
  * flood of Exec events does not turn into a flood of fsyncs. Repeated connection refusals from
  * one peer are folded into one line per window with a `suppressed` count.
+ *
+ * A write that fails (a full disk, a quota, a read-only remount) is not the end of the event:
+ * it waits in memory (bounded; beyond that only counted, and an `audit_lost` line says how many
+ * are missing), the file is cut back to its last whole line, and `failure` says why. The agent
+ * refuses new work meanwhile (observe/disk-guard.ts), so nothing runs unaudited for long; every
+ * later write, and retry(), tries the waiting lines again, oldest first.
  */
-import { closeSync, constants as fsc, existsSync, fchmodSync, fstatSync, fsync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, fchmodSync, fstatSync, fsync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';
-import { GaxxError } from '../../proto/index.js';
+import { fileAccessError, GaxxError } from '../../proto/index.js';
+import { appendWhole } from '../files/append-whole.js';
 import { AuditEventSchema, type AuditEvent } from './audit-events.js';
 
 export const AuditConfigSchema = z
@@ -30,7 +37,9 @@ export const AuditConfigSchema = z
 
 export type AuditConfig = z.infer<typeof AuditConfigSchema>;
 
-const CRITICAL = new Set<AuditEvent['event']>(['auth_denied', 'exec_refused', 'peer_blocked', 'peer_unblocked', 'cert_reload', 'agent_started']);
+const CRITICAL = new Set<AuditEvent['event']>(['auth_denied', 'exec_refused', 'peer_blocked', 'peer_unblocked', 'cert_reload', 'agent_started', 'audit_lost']);
+/** Bytes of events held in memory while the log cannot be written; later ones are only counted. */
+const MAX_WAITING_BYTES = 1024 * 1024;
 const OPEN_FLAGS = fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW;
 
 /** The path of rotated file `n` (0 is the current file). */
@@ -40,6 +49,7 @@ export function rotatedPath(path: string, n: number): string {
 
 /** An open audit log. Writes are synchronous so an event is on disk before the call goes on. */
 export class AuditLog {
+  /** -1 while closed: a rotation that could not open the new file (retried with the next write). */
   private fd: number;
   private size: number;
   private dirty = false;
@@ -47,37 +57,73 @@ export class AuditLog {
   private flushing = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly refusals = new Map<string, { sinceMs: number; suppressed: number; event: AuditEvent }>();
+  /** Lines not yet written (the log failed), oldest first, and the bytes they hold. */
+  private readonly waiting: Array<{ line: Buffer; critical: boolean }> = [];
+  private waitingBytes = 0;
+  /** Events dropped while waiting was full. */
+  private lost = 0;
+  private failed: NodeJS.ErrnoException | undefined;
 
   private constructor(
     readonly path: string,
     private readonly cfg: AuditConfig,
     private readonly now: () => number,
-    private readonly onError: (e: unknown) => void,
+    private readonly onError: (e: NodeJS.ErrnoException) => void,
   ) {
     this.fd = AuditLog.openFile(path);
     this.size = fstatSync(this.fd).size;
   }
 
   /**
-   * Opens (creating 0600) the audit log at `path`. A failed write later (disk full) goes to
-   * `onError` rather than failing the call being audited.
+   * Opens (creating 0600) the audit log at `path`. A write that fails later (disk full) does not
+   * fail the call being audited: `failure` says so, and `onError` is told once per failing spell.
    */
-  static open(path: string, cfg: Partial<AuditConfig> = {}, now: () => number = Date.now, onError: (e: unknown) => void = () => undefined): AuditLog {
+  static open(
+    path: string,
+    cfg: Partial<AuditConfig> = {},
+    now: () => number = Date.now,
+    onError: (e: NodeJS.ErrnoException) => void = () => undefined,
+  ): AuditLog {
     return new AuditLog(path, AuditConfigSchema.parse(cfg), now, onError);
   }
 
   private static openFile(path: string): number {
     let fd: number;
     try {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      fd = openSync(path, OPEN_FLAGS, 0o600);
+      fd = AuditLog.openRaw(path);
     } catch (e) {
+      // A permission, full or read-only file system: the caller names the fix for its cause (fileAccessError).
+      if (fileAccessError(e)) throw e;
       const code = (e as NodeJS.ErrnoException).code ?? 'error';
       throw new GaxxError('FAILED_PRECONDITION', `cannot open the audit log ${path} (${code}); choose another with --audit-log`, { cause: e });
     }
+    return fd;
+  }
+
+  private static openRaw(path: string): number {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const fd = openSync(path, OPEN_FLAGS, 0o600);
     // An existing file keeps its mode on open; the log must not be readable by others.
     fchmodSync(fd, 0o600);
     return fd;
+  }
+
+  /** Why the last write failed, while events wait to be written; undefined when all are written. */
+  get failure(): NodeJS.ErrnoException | undefined {
+    return this.failed;
+  }
+
+  /** Writes the waiting events now; true when none is left waiting (and the log writes again). */
+  retry(): boolean {
+    this.drain();
+    if (this.failed === undefined && this.dirty && !this.flushing) {
+      try {
+        this.sync();
+      } catch (e) {
+        this.fail(e);
+      }
+    }
+    return this.failed === undefined;
   }
 
   /** Appends one event; fields outside the event's schema are dropped, never written. */
@@ -92,8 +138,14 @@ export class AuditLog {
     for (const r of this.refusals.values()) if (r.suppressed > 0) this.append({ ...r.event, suppressed: r.suppressed } as AuditEvent);
     this.refusals.clear();
     if (this.timer) clearTimeout(this.timer);
-    if (this.dirty || this.flushing) fsyncSync(this.fd);
+    if (this.fd < 0) return;
+    try {
+      if (this.dirty || this.flushing) fsyncSync(this.fd);
+    } catch (e) {
+      this.fail(e);
+    }
     closeSync(this.fd);
+    this.fd = -1;
   }
 
   /** True when the refusal was folded into an earlier line of the same window. */
@@ -113,37 +165,76 @@ export class AuditLog {
     return false;
   }
 
+  /** The event's line, stamped now (a line written later keeps the time of its event). */
+  private line(event: AuditEvent): Buffer {
+    return Buffer.from(`${JSON.stringify({ ts: new Date(this.now()).toISOString(), ...event })}\n`);
+  }
+
   private append(event: AuditEvent): void {
+    const line = this.line(event);
+    if (this.waitingBytes + line.length > MAX_WAITING_BYTES) this.lost += 1;
+    else {
+      this.waiting.push({ line, critical: CRITICAL.has(event.event) });
+      this.waitingBytes += line.length;
+    }
+    this.drain();
+  }
+
+  /** Writes the waiting lines, oldest first, stopping at the first that fails. */
+  private drain(): void {
     try {
-      this.appendLine(event);
+      while (this.waiting.length > 0) {
+        const w = this.waiting[0] as { line: Buffer; critical: boolean };
+        this.appendLine(w.line);
+        this.waiting.shift();
+        this.waitingBytes -= w.line.length;
+        // The count of the dropped goes right after the last line that was kept.
+        if (this.waiting.length === 0 && this.lost > 0) {
+          this.appendLine(this.line({ event: 'audit_lost', count: this.lost, errno: this.failed?.code ?? 'unknown' }));
+          this.lost = 0;
+        }
+        // Written, so not written again: a failed fsync leaves it dirty for the next one.
+        if (w.critical || this.cfg.fsyncIntervalMs === 0) this.sync();
+      }
+      this.failed = undefined;
     } catch (e) {
-      this.onError(e);
+      this.fail(e);
     }
   }
 
-  private appendLine(event: AuditEvent): void {
-    const line = Buffer.from(`${JSON.stringify({ ts: new Date(this.now()).toISOString(), ...event })}\n`);
+  /** A failed write or fsync: `failure` until a retry succeeds, told once per failing spell. */
+  private fail(e: unknown): void {
+    const first = this.failed === undefined;
+    const err = e as NodeJS.ErrnoException;
+    // A write names no path; the log's is the one to tell.
+    if (err.path === undefined) err.path = this.path;
+    this.failed = err;
+    if (first) this.onError(this.failed);
+  }
+
+  /** Writes one line whole (or nothing: appendWhole); its fsync is the caller's, or the timer's. */
+  private appendLine(line: Buffer): void {
+    if (this.fd < 0) {
+      this.fd = AuditLog.openRaw(this.path);
+      this.size = fstatSync(this.fd).size;
+    }
     if (this.size > 0 && this.size + line.length > this.cfg.maxBytes) this.rotate();
-    writeSync(this.fd, line);
+    appendWhole(this.fd, line, this.size);
     this.size += line.length;
     this.dirty = true;
-    if (CRITICAL.has(event.event) || this.cfg.fsyncIntervalMs === 0) this.sync();
-    else if (!this.timer) {
+    if (this.cfg.fsyncIntervalMs > 0 && !this.timer) {
       this.timer = setTimeout(() => this.flush(), this.cfg.fsyncIntervalMs);
       this.timer.unref();
     }
   }
 
+  /** fsync now; a failure throws (the caller's write failed with it). */
   private sync(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (!this.dirty) return;
-    try {
-      fsyncSync(this.fd);
-      this.dirty = false;
-    } catch (e) {
-      this.onError(e);
-    }
+    fsyncSync(this.fd);
+    this.dirty = false;
   }
 
   /**
@@ -152,7 +243,7 @@ export class AuditLog {
    */
   private flush(): void {
     this.timer = undefined;
-    if (!this.dirty) return;
+    if (!this.dirty || this.fd < 0) return;
     if (this.flushing) {
       // One fsync at a time; the lines written meanwhile get the next one.
       this.timer = setTimeout(() => this.flush(), this.cfg.fsyncIntervalMs);
@@ -166,7 +257,7 @@ export class AuditLog {
       this.flushing = false;
       if (e && fd === this.fd) {
         this.dirty = true;
-        this.onError(e);
+        this.fail(e);
       }
     });
   }
@@ -175,12 +266,13 @@ export class AuditLog {
   private rotate(): void {
     this.sync();
     closeSync(this.fd);
+    this.fd = -1;
     rmSync(rotatedPath(this.path, this.cfg.keep), { force: true });
     for (let n = this.cfg.keep - 1; n >= 0; n--) {
       const from = rotatedPath(this.path, n);
       if (existsSync(from)) renameSync(from, rotatedPath(this.path, n + 1));
     }
-    this.fd = AuditLog.openFile(this.path);
+    this.fd = AuditLog.openRaw(this.path);
     this.size = 0;
   }
 }

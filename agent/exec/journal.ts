@@ -14,9 +14,10 @@
  * `OUTPUT_TAIL_BYTES` of its output here (the in-memory buffer may hold more).
  */
 import { processStartTicks } from '../../proto/index.js';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../certs/index.js';
+import { appendWhole } from '../files/append-whole.js';
 import type { TaskExit } from './task.js';
 
 /** Output kept per finished task in the journal. */
@@ -85,22 +86,50 @@ export function sweepLostGroup(e: Pick<JournalEntry, 'pid' | 'startTicks'>): boo
   }
 }
 
-/** The append-only journal of one agent's tasks. */
+/** What the journal held at open, and what of it could not be read. */
+export interface JournalContents {
+  entries: JournalEntry[];
+  spent: Array<[string, number]>;
+  /** Lines skipped as unreadable (a line torn by a crash or a full disk), and a torn end cut off. */
+  skipped: number;
+}
+
+/**
+ * The append-only journal of one agent's tasks. A line is appended whole or not at all
+ * (appendWhole). A failed append (a full disk) is not dropped silently: `failure` says why, and
+ * the journal is behind the registry until a rewrite (retry by the registry, with what it holds
+ * now) succeeds; the agent refuses new work meanwhile (observe/disk-guard.ts).
+ */
 export class TaskJournal {
   private fd: number;
+  private size: number;
   private lines = 0;
-  private readonly path: string;
+  readonly path: string;
+  private failed: NodeJS.ErrnoException | undefined;
 
-  private constructor(dir: string) {
+  private constructor(
+    dir: string,
+    private readonly onError: (e: NodeJS.ErrnoException) => void,
+  ) {
     this.path = join(dir, 'tasks.jsonl');
     this.fd = openSync(this.path, 'a', 0o600);
+    this.size = fstatSync(this.fd).size;
   }
 
-  /** Opens `<dir>/tasks.jsonl` (creating dir 0700), returning the journal and what it remembers. */
-  static open(dir: string): { journal: TaskJournal; entries: JournalEntry[]; spent: Array<[string, number]> } {
+  /**
+   * Opens `<dir>/tasks.jsonl` (creating dir 0700), returning the journal and what it remembers.
+   * `onError`: an append or rewrite failed, told once per failing spell.
+   */
+  static open(dir: string, onError: (e: NodeJS.ErrnoException) => void = () => undefined): { journal: TaskJournal } & JournalContents {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const { entries, spent } = readEntries(join(dir, 'tasks.jsonl'));
-    return { journal: new TaskJournal(dir), entries, spent };
+    // What is read back is written anew at once (TaskRegistry.recover): a torn end does not stay.
+    const contents = readEntries(join(dir, 'tasks.jsonl'));
+    return { journal: new TaskJournal(dir, onError), ...contents };
+  }
+
+  /** Why the last append or rewrite failed; undefined while the journal is whole. */
+  get failure(): NodeJS.ErrnoException | undefined {
+    return this.failed;
   }
 
   started(e: Pick<JournalEntry, 'id' | 'specKey' | 'pid' | 'startTicks' | 'startedAt' | 'onceUntil'>): void {
@@ -126,7 +155,7 @@ export class TaskJournal {
 
   /**
    * Rewrites the file with exactly `entries` and the `spent` ids not yet expired (atomic and
-   * durable: a crash leaves the old or the new journal).
+   * durable: a crash leaves the old or the new journal). Throws when it cannot (the old file stays).
    */
   rewrite(entries: JournalEntry[], spent: SpentIds = [], now = Date.now()): void {
     const lines: Line[] = [];
@@ -136,19 +165,42 @@ export class TaskJournal {
     writeFileAtomic(this.path, text, 0o600);
     closeSync(this.fd);
     this.fd = openSync(this.path, 'a', 0o600);
+    this.size = Buffer.byteLength(text);
     this.lines = lines.length;
+    this.failed = undefined;
+  }
+
+  /** rewrite(), a failure kept in `failure` instead of thrown; true when it was written. */
+  tryRewrite(entries: JournalEntry[], spent: SpentIds = []): boolean {
+    try {
+      this.rewrite(entries, spent);
+      return true;
+    } catch (e) {
+      this.fail(e);
+      return false;
+    }
   }
 
   close(): void {
     closeSync(this.fd);
   }
 
+  private fail(e: unknown): void {
+    const first = this.failed === undefined;
+    this.failed = e as NodeJS.ErrnoException;
+    if (first) this.onError(this.failed);
+  }
+
   private append(line: Line): void {
+    // Behind already: only a rewrite (of all the registry holds) makes it whole again.
+    if (this.failed) return;
+    const buf = Buffer.from(`${JSON.stringify(line)}\n`);
     try {
-      writeSync(this.fd, `${JSON.stringify(line)}\n`);
+      appendWhole(this.fd, buf, this.size);
+      this.size += buf.length;
       this.lines++;
-    } catch {
-      // A full disk must not stop tasks; the entry is only missing after a restart.
+    } catch (e) {
+      this.fail(Object.assign(e as NodeJS.ErrnoException, { path: (e as NodeJS.ErrnoException).path ?? this.path }));
     }
   }
 }
@@ -176,21 +228,29 @@ function encode(e: JournalEntry): Line[] {
   return [s, { t: 'x', id: e.id, exit: e.exit, at: e.finishedAt ?? Date.now(), out, dropped: e.dropped ?? false }];
 }
 
-/** Reads the journal; a torn last line (the agent died mid-write) is skipped. */
-function readEntries(path: string): { entries: JournalEntry[]; spent: Array<[string, number]> } {
-  let text: string;
+/**
+ * Reads the journal. A line that does not parse (torn by a crash, or by a full disk before lines
+ * were appended whole), or an end without its newline, is skipped and counted.
+ */
+function readEntries(path: string): JournalContents {
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch {
-    return { entries: [], spent: [] };
+    return { entries: [], spent: [], skipped: 0 };
   }
+  const end = bytes.lastIndexOf(0x0a) + 1;
+  const text = bytes.subarray(0, end).toString('utf8');
   const byId = new Map<string, JournalEntry>();
   const spent: Array<[string, number]> = [];
+  let skipped = end < bytes.length ? 1 : 0;
   for (const raw of text.split('\n')) {
+    if (raw === '') continue;
     let l: Line;
     try {
       l = JSON.parse(raw) as Line;
     } catch {
+      skipped += 1;
       continue;
     }
     if (l.t === 'p') spent.push([l.id, l.u]);
@@ -207,5 +267,5 @@ function readEntries(path: string): { entries: JournalEntry[]; spent: Array<[str
       });
     }
   }
-  return { entries: [...byId.values()], spent };
+  return { entries: [...byId.values()], spent, skipped };
 }

@@ -42,6 +42,10 @@ export interface TaskRegistryOptions {
    * sweep): called once their scratch dirs are removed, since the removals allocate too.
    */
   onSweep?(count: number): void;
+  /** The journal could not be written (a full disk): told once per failing spell (see journalFailure). */
+  onJournalError?(e: NodeJS.ErrnoException): void;
+  /** Lines of the journal read at start were unreadable (torn) and skipped. */
+  onJournalSkipped?(lines: number, path: string): void;
 }
 
 /** Running and recently finished tasks by id. */
@@ -53,7 +57,10 @@ export class TaskRegistry {
   private finishedBytes = 0;
   startedTotal = 0;
   private readonly o: Required<
-    Omit<TaskRegistryOptions, 'onStart' | 'onStarted' | 'onExit' | 'onOutput' | 'onSweep' | 'onCleanupFailed' | 'dataDir' | 'stateDir'>
+    Omit<
+      TaskRegistryOptions,
+      'onStart' | 'onStarted' | 'onExit' | 'onOutput' | 'onSweep' | 'onCleanupFailed' | 'onJournalError' | 'onJournalSkipped' | 'dataDir' | 'stateDir'
+    >
   > &
     TaskRegistryOptions;
   private readonly sweeper: NodeJS.Timeout;
@@ -79,8 +86,9 @@ export class TaskRegistry {
       ...opts,
     };
     if (opts.stateDir !== undefined) {
-      const { journal, entries, spent } = TaskJournal.open(opts.stateDir);
+      const { journal, entries, spent, skipped } = TaskJournal.open(opts.stateDir, (e) => this.o.onJournalError?.(e));
       this.journal = journal;
+      if (skipped > 0) this.o.onJournalSkipped?.(skipped, journal.path);
       const now = Date.now();
       for (const [id, until] of spent) if (until > now) this.spent.set(id, until);
       this.recover(entries);
@@ -130,7 +138,23 @@ export class TaskRegistry {
       this.tasks.set(e.id, task);
     }
     this.prune(true);
+    // At start a journal that cannot be written refuses the start (the caller says why).
     this.journal?.rewrite(this.journalEntries(), this.spent);
+  }
+
+  /** Why the journal could not be written, while it is behind the registry; undefined when whole. */
+  get journalFailure(): NodeJS.ErrnoException | undefined {
+    return this.journal?.failure;
+  }
+
+  /** The journal's path (none without a state dir). */
+  get journalPath(): string | undefined {
+    return this.journal?.path;
+  }
+
+  /** Writes the journal anew from what the registry holds now; true when it is whole again. */
+  retryJournal(): boolean {
+    return this.journal?.tryRewrite(this.journalEntries(), this.spent) ?? true;
   }
 
   private journalEntries(): JournalEntry[] {
@@ -310,7 +334,7 @@ export class TaskRegistry {
       dropped++;
     }
     // The spent ids go into the rewrite too: a compaction must not free them.
-    if (this.journal?.wantsCompaction(this.tasks.size + this.spent.size)) this.journal.rewrite(this.journalEntries(), this.spent);
+    if (this.journal?.wantsCompaction(this.tasks.size + this.spent.size)) this.journal.tryRewrite(this.journalEntries(), this.spent);
     return dropped;
   }
 }
