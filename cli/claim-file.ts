@@ -1,0 +1,132 @@
+/**
+ * Claim files: a file whose existence claims something for the processes it names (a fleet's
+ * lock, a local agent's loopback address). A claim is written whole and linked into place, so
+ * that nobody reads one half written and two claimers never both make one. A claim whose
+ * processes are gone (killed, the machine rebooted, the pid now another process's) is taken over
+ * by one taker only: the stale file is moved aside first (one taker's rename finds it), and a
+ * live claim moved aside by a taker that came second is put back.
+ */
+import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { fileAccessError, pidAlive, processStartTicks } from '../proto/index.js';
+
+/** A process, told from a later one with the same pid by its start time and the boot's id. */
+export interface ProcessMark {
+  pid: number;
+  /** Clock ticks since boot (/proc/<pid>/stat). */
+  start?: string | undefined;
+  boot?: string | undefined;
+}
+
+const readOr = (path: string): string | undefined => {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+};
+
+const bootId = (): string | undefined => readOr('/proc/sys/kernel/random/boot_id')?.trim();
+
+/** The mark of process `pid` (this one by default), as it runs now. */
+export function processMark(pid: number = process.pid): ProcessMark {
+  const ticks = processStartTicks(pid);
+  return { pid, start: ticks === 0 ? undefined : String(ticks), boot: bootId() };
+}
+
+/** `m` read back from JSON, or undefined when it is not one. */
+export function asProcessMark(m: unknown): ProcessMark | undefined {
+  if (typeof m !== 'object' || m === null) return undefined;
+  const { pid, start, boot } = m as Record<string, unknown>;
+  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return undefined;
+  return { pid, start: typeof start === 'string' ? start : undefined, boot: typeof boot === 'string' ? boot : undefined };
+}
+
+/** Whether the process `m` marks still runs (the same pid after a reboot, or a later process's, does not). */
+export function processLives(m: ProcessMark): boolean {
+  if (!pidAlive(m.pid)) return false;
+  if (m.boot !== undefined && m.boot !== bootId()) return false;
+  if (m.start === undefined) return true;
+  const now = processStartTicks(m.pid);
+  return now !== 0 && String(now) === m.start;
+}
+
+let made = 0;
+/** A name beside `path` that no other claim of this process or of another one uses. */
+const besidePath = (path: string, what: string): string => `${path}.${what}.${process.pid}.${++made}`;
+
+/** What takeClaim found: the claim is ours now, or `held` (the live claim's text; undefined when others kept taking it). */
+export type ClaimOutcome = { taken: true } | { taken: false; held: string | undefined };
+
+/**
+ * Makes the claim `path` holding `text`, unless a claim is there that `live` says is still held;
+ * a stale one is taken over (moved aside by one taker only). Gives up after `tries` rounds of
+ * others taking it meanwhile. FILE_ACCESS when the claim's dir cannot be written.
+ */
+export function takeClaim(path: string, text: string, live: (held: string) => boolean, tries = 3): ClaimOutcome {
+  const mine = besidePath(path, 'new');
+  try {
+    writeFileSync(mine, text, { mode: 0o600 });
+  } catch (e) {
+    throw fileAccessError(e) ?? e;
+  }
+  try {
+    for (let round = 0; round < tries; round++) {
+      try {
+        linkSync(mine, path);
+        return { taken: true };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fileAccessError(e) ?? e;
+      }
+      const held = readOr(path);
+      if (held === undefined) continue;
+      if (live(held)) return { taken: false, held };
+      moveAsideIf(path, (moved) => moved === held);
+    }
+    return { taken: false, held: undefined };
+  } finally {
+    rmSync(mine, { force: true });
+  }
+}
+
+/** Replaces the text of a claim this process holds (written whole, then renamed over it). */
+export function rewriteClaim(path: string, text: string): void {
+  const next = besidePath(path, 'next');
+  try {
+    writeFileSync(next, text, { mode: 0o600 });
+    renameSync(next, path);
+  } catch (e) {
+    rmSync(next, { force: true });
+    throw fileAccessError(e) ?? e;
+  }
+}
+
+/**
+ * Removes the claim `path` when `mine` says its text is this holder's: one taken over meanwhile
+ * by someone else (it had gone stale) is put back, not removed.
+ */
+export function releaseClaim(path: string, mine: (held: string) => boolean): void {
+  moveAsideIf(path, mine);
+}
+
+/**
+ * Moves the claim `path` aside and removes it when `remove` says so of what was moved; else puts
+ * it back (unless a new claim was made there meanwhile: that one goes on).
+ */
+function moveAsideIf(path: string, remove: (moved: string) => boolean): void {
+  const aside = besidePath(path, 'stale');
+  try {
+    renameSync(path, aside);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw fileAccessError(e) ?? e;
+  }
+  const moved = readOr(aside);
+  if (moved !== undefined && !remove(moved)) {
+    try {
+      linkSync(aside, path);
+    } catch {
+      // Claimed again meanwhile: that claim goes on.
+    }
+  }
+  rmSync(aside, { force: true });
+}
