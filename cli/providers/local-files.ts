@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { checkOwnDir } from '../local-dirs.js';
 import { agentBundlePath, installAgentBundle } from './agent-bundle.js';
@@ -14,11 +15,24 @@ export const LOCAL_AGENT_UID = 65534;
 export const LOCAL_AGENT_GID = 65534;
 
 /**
+ * The run dir this user's installations share (the default runDir, and the home of the address
+ * claims of all of them whatever their runDir): `<tmpdir>/gaxx-local-<uid>`.
+ */
+export function userRunDir(): string {
+  return join(tmpdir(), `gaxx-local-${process.getuid?.() ?? 'u'}`);
+}
+
+/** What tells this installation (its state dir) from the others sharing the run dir. */
+export function installationKey(stateDir: string): string {
+  return createHash('sha256').update(resolve(stateDir)).digest('hex').slice(0, 16);
+}
+
+/**
  * This installation's folder in the run dir: named after its state dir (one per GAXX_HOME), 0711
  * like the run dir (the agent user passes through it to its own files).
  */
 export function installationDir(runDir: string, stateDir: string): string {
-  const dir = join(runDir, `home-${createHash('sha256').update(resolve(stateDir)).digest('hex').slice(0, 16)}`);
+  const dir = join(runDir, `home-${installationKey(stateDir)}`);
   mkdirSync(dir, { recursive: true, mode: 0o711 });
   chmodSync(dir, 0o711);
   return dir;

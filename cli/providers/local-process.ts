@@ -28,7 +28,9 @@ export async function waitForExit(pid: number, bundle: string, timeoutMs: number
 
 /**
  * Waits for the agent's "agent listening" log line (its gRPC and metrics ports), or fails with
- * UNAVAILABLE carrying the log's last lines when it exits or does not listen within `timeoutMs`.
+ * UNAVAILABLE carrying the log's last lines when it exits or does not listen within `timeoutMs`;
+ * details.addressInUse when it exited because its address was bound by something else
+ * (the agent's refused start names EADDRINUSE).
  */
 export async function waitForListening(child: ChildProcess, log: string, timeoutMs: number): Promise<{ grpc: number; metrics: number | undefined }> {
   let exited: number | string | null | undefined;
@@ -47,6 +49,7 @@ export async function waitForListening(child: ChildProcess, log: string, timeout
       throw new GaxxError(
         'UNAVAILABLE',
         `gaxx-agent (pid ${child.pid}) ${exited === undefined ? `did not listen within ${timeoutMs} ms` : `exited (${exited})`}: ${tail}`,
+        { details: { addressInUse: exited !== undefined && /: UNAVAILABLE: cannot listen on \S+: EADDRINUSE$/m.test(text) } },
       );
     }
     await sleep(25);

@@ -1,19 +1,23 @@
 /**
- * The local provider's address slots: instance slot N is loopback address 127.0.0.<2+N>. A slot
- * is claimed by a file `<stateDir>/slots/<N>` created exclusively, so creates running at once (in
- * this process or in another gaxx) never pick the same address; destroy releases it.
+ * The local provider's address slots: instance slot N is loopback address 127.0.0.<2+N>. Every
+ * local agent this user starts listens on the same loopback, whichever installation (GAXX_HOME)
+ * started it, so a slot is claimed in one dir for all of them (slotsDir: in the user's shared run
+ * dir, not in an installation's state dir): creates running at once, in this process or in any
+ * other gaxx of this user, never pick the same address. A claim names the gaxx making the agent
+ * and, once started, the agent: it is held while either runs, and taken over once both are gone
+ * (an agent killed, or stopped without its fleet being deleted). Destroy releases it.
  */
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { GaxxError } from '../../proto/index.js';
+import { fileAccessError, GaxxError } from '../../proto/index.js';
+import { asProcessMark, processLives, processMark, releaseClaim, rewriteClaim, takeClaim, type ProcessMark } from '../claim-file.js';
+import { checkOwnDir } from '../local-dirs.js';
 
 /** Loopback addresses handed out: 127.0.0.<FIRST_HOST + index>. */
 const FIRST_HOST = 2;
 /** How many agents a local fleet (all of this user's local fleets) may have at once. */
 export const MAX_INSTANCES = 250;
-/** How long a claimed slot without a record counts as a start in progress (then it is stale). */
-const CLAIM_STALE_MS = 5 * 60_000;
 
 /** The loopback address of instance `index`: 127.0.0.2, 127.0.0.3, ... */
 export function localAddress(index: number): string {
@@ -23,22 +27,63 @@ export function localAddress(index: number): string {
   return `127.0.0.${FIRST_HOST + index}`;
 }
 
-const slotPath = (stateDir: string, index: number): string => join(stateDir, 'slots', String(index));
+/** A slot's claim: who holds it (`<installation>/<instance id>`), the gaxx making it, its agent once started. */
+interface SlotClaim {
+  by: string;
+  maker: ProcessMark;
+  agent?: ProcessMark;
+}
+
+function parseClaim(text: string): SlotClaim | undefined {
+  try {
+    const c = JSON.parse(text) as Record<string, unknown>;
+    const maker = asProcessMark(c.maker);
+    const agent = asProcessMark(c.agent);
+    return typeof c.by === 'string' && maker ? { by: c.by, maker, ...(agent ? { agent } : {}) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Held while the gaxx making the agent, or the agent, runs; a claim that does not parse is stale. */
+function claimHeld(text: string): boolean {
+  const c = parseClaim(text);
+  return c !== undefined && (processLives(c.maker) || (c.agent !== undefined && processLives(c.agent)));
+}
+
+const slotPath = (dir: string, index: number): string => join(dir, String(index));
 
 /**
- * Claims, for instance `id`, the first slot that no local agent of ours holds (`existing`, the
- * recorded ones) or is starting on, and on whose address nothing else listens on any of `ports`
- * (another installation's local fleet, or any other program). The slot is the provider's own: a
- * fleet's host index says nothing about which addresses other fleets use.
+ * The slots dir in `userRunDir` (the user's run dir, shared by all installations), made 0700 and
+ * refused (INSECURE_FILE_MODE) unless it and the run dir are this user's and only it may write
+ * them: whoever could write there could take every address, or release another's.
  */
-export async function claimSlot(stateDir: string, ports: number[], id: string, existing: Array<{ id: string; index: number }>): Promise<number> {
-  mkdirSync(join(stateDir, 'slots'), { recursive: true, mode: 0o700 });
-  const held = new Set(existing.map((r) => r.index));
-  const ids = new Set(existing.map((r) => r.id));
+export function prepareSlotsDir(userRunDir: string): string {
+  const dir = join(userRunDir, 'slots');
+  try {
+    mkdirSync(userRunDir, { recursive: true, mode: 0o711 });
+    checkOwnDir(userRunDir, 'the local fleet run dir');
+    chmodSync(userRunDir, 0o711);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw fileAccessError(e) ?? e;
+  }
+  checkOwnDir(dir, 'the local fleet address claims dir', 0o077);
+  return dir;
+}
+
+/**
+ * Claims for `by` the first slot, not in `skip`, that no local agent of this user holds or is
+ * starting on, and on whose address nothing else listens on any of `ports` (another user's local
+ * fleet, or any other program). The slot is the provider's own: a fleet's host index says
+ * nothing about which addresses other fleets use. RESOURCE_EXHAUSTED when none is left.
+ */
+export async function claimSlot(dir: string, ports: number[], by: string, skip: ReadonlySet<number>): Promise<number> {
+  const text = JSON.stringify({ by, maker: processMark() } satisfies SlotClaim);
   for (let i = 0; i < MAX_INSTANCES; i++) {
-    if (held.has(i) || !takeClaim(slotPath(stateDir, i), id, ids)) continue;
+    if (skip.has(i) || !takeClaim(slotPath(dir, i), text, claimHeld).taken) continue;
     if (await portsFree(localAddress(i), ports)) return i;
-    releaseSlot(stateDir, i);
+    releaseSlot(dir, i, by);
   }
   throw new GaxxError(
     'RESOURCE_EXHAUSTED',
@@ -46,26 +91,26 @@ export async function claimSlot(stateDir: string, ports: number[], id: string, e
   );
 }
 
-/** Gives slot `index` back (its instance is destroyed, or never started). */
-export function releaseSlot(stateDir: string, index: number): void {
-  rmSync(slotPath(stateDir, index), { force: true });
+/** Records in `by`'s claim of slot `index` the agent started there (pid `agentPid`): it holds the slot from now on. */
+export function recordSlotAgent(dir: string, index: number, by: string, agentPid: number): void {
+  const path = slotPath(dir, index);
+  const c = parseClaim(readClaim(path));
+  const agent = processMark(agentPid);
+  // An agent already gone holds nothing (and a mark without its start would hold the pid's next process).
+  if (c?.by !== by || agent.start === undefined) return;
+  rewriteClaim(path, JSON.stringify({ ...c, agent } satisfies SlotClaim));
 }
 
-/** Creates the claim file; an existing one is taken over only when it is stale (no record, old). */
-function takeClaim(path: string, id: string, ids: Set<string>): boolean {
+/** Gives slot `index` back if `by` holds it (its instance is destroyed, or never started); another's claim stays. */
+export function releaseSlot(dir: string, index: number, by: string): void {
+  releaseClaim(slotPath(dir, index), (held) => parseClaim(held)?.by === by);
+}
+
+function readClaim(path: string): string {
   try {
-    writeFileSync(path, id, { flag: 'wx', mode: 0o600 });
-    return true;
+    return readFileSync(path, 'utf8');
   } catch {
-    try {
-      const owner = readFileSync(path, 'utf8');
-      if (ids.has(owner) || Date.now() - statSync(path).mtimeMs < CLAIM_STALE_MS) return false;
-      rmSync(path, { force: true });
-      writeFileSync(path, id, { flag: 'wx', mode: 0o600 });
-      return true;
-    } catch {
-      return false;
-    }
+    return '';
   }
 }
 

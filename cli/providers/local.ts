@@ -8,22 +8,38 @@
  * a pid file in the state dir, and destroy() stops it by pid, after checking that the pid is
  * still that agent. The run dir is shared by every installation of this user (GAXX_HOME); each
  * keeps its agents' files in a folder of its own there (installationDir), so that two homes'
- * fleets of the same name never share an agent's certificates, data or state.
+ * fleets of the same name never share an agent's certificates, data or state. Their agents share
+ * the loopback too: addresses are claimed in the user's run dir for all installations
+ * (local-slots.ts).
  */
 import { spawn } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { FleetCa, REVOCATION_FILE, writeCertDir, writeFileAtomic } from '../../certs/index.js';
-import { GaxxError, inside, removeTree } from '../../proto/index.js';
+import { GaxxError, inside, isGaxxError, removeTree } from '../../proto/index.js';
 import { AGENT_ENV, agentNodeFlags, fleetSinceArgs } from './agent-bundle.js';
 import { waitForListening, waitForExit, isAgentProcess } from './local-process.js';
-import { chownTree, installationDir, LOCAL_AGENT_GID, LOCAL_AGENT_UID, prepareRunDir, removeEmptyInstallationDir } from './local-files.js';
-import { claimSlot, localAddress, MAX_INSTANCES, releaseSlot } from './local-slots.js';
+import {
+  chownTree,
+  installationDir,
+  installationKey,
+  LOCAL_AGENT_GID,
+  LOCAL_AGENT_UID,
+  prepareRunDir,
+  removeEmptyInstallationDir,
+  userRunDir,
+} from './local-files.js';
+import { claimSlot, localAddress, MAX_INSTANCES, prepareSlotsDir, recordSlotAgent, releaseSlot } from './local-slots.js';
 
 export { LOCAL_AGENT_UID } from './local-files.js';
 import { fleetTag, hasFleetTag, type CreateRequest, type DestroyOutcome, type Instance, type Provider, type ProviderSettings } from './types.js';
+
+/**
+ * How many addresses one create tries: an agent that cannot listen on its address (something
+ * bound it after the address was found free) is started again on the next free one.
+ */
+const START_ATTEMPTS = 5;
 
 /** A local task's process limit: room for MAX_INSTANCES agents of one user (~24 each at rest) and their tasks. */
 const LOCAL_TASK_PROCESSES = 16_384;
@@ -94,7 +110,7 @@ function parseOptions(settings: ProviderSettings): Resolved {
     const text = r.error.issues.map((i) => `options.${i.path.join('.')}: ${i.message}`).join('; ');
     throw new GaxxError('CONFIG_INVALID', `local provider: ${text}`);
   }
-  return { ...r.data, runDir: r.data.runDir ?? join(tmpdir(), `gaxx-local-${process.getuid?.() ?? 'u'}`) };
+  return { ...r.data, runDir: r.data.runDir ?? userRunDir() };
 }
 
 const isRoot = () => process.getuid?.() === 0;
@@ -102,7 +118,6 @@ const isRoot = () => process.getuid?.() === 0;
 /** Builds the local provider. */
 export function createLocalProvider(settings: ProviderSettings): Provider {
   const o = parseOptions(settings);
-  const recordPath = (id: string) => join(o.stateDir, `${id}.json`);
   const records = (): LocalRecord[] =>
     existsSync(o.stateDir)
       ? readdirSync(o.stateDir)
@@ -139,16 +154,11 @@ export function createLocalProvider(settings: ProviderSettings): Provider {
       return r && toInstance(r);
     },
     async destroy(fleet, id): Promise<DestroyOutcome> {
-      const r = existsSync(recordPath(id)) ? (JSON.parse(readFileSync(recordPath(id), 'utf8')) as LocalRecord) : undefined;
+      const r = readRecord(o, id);
       if (!r) return 'gone';
       if (!hasFleetTag(r, fleet)) return 'refused';
       await stopLocalAgent(r, o.stopTimeoutMs);
-      // Its tasks and PutFile shaped the tree: any depth goes (removeTree), not only what fits Node's stack.
-      await removeTree(r.dir);
-      removeEmptyInstallationDir(o.runDir, r.dir);
-      rmSync(join(o.stateDir, `${id}.pid`), { force: true });
-      rmSync(recordPath(id), { force: true });
-      releaseSlot(o.stateDir, r.index);
+      await forgetAgent(o, r);
       return 'deleted';
     },
     async pricePerHour() {
@@ -175,18 +185,56 @@ export function taskHiddenArgs(o: Pick<Resolved, 'hideFromTasks' | 'runDir'>): s
   return dirs.length > 0 ? ['--task-hidden', dirs.join(':')] : [];
 }
 
-/** Issues the agent's certificate, lays out its files and starts it; resolves once it listens. */
+/** Who holds an instance's address claim: the instance, of this installation (the claims are shared by all). */
+const claimant = (o: Resolved, id: string): string => `${installationKey(o.stateDir)}/${id}`;
+
+/**
+ * Removes what is left of a stopped agent: its files, pid file and record, and its address claim
+ * (a claim is another's once this one went stale and was taken over: that one stays).
+ */
+async function forgetAgent(o: Resolved, r: LocalRecord): Promise<void> {
+  // Its tasks and PutFile shaped the tree: any depth goes (removeTree), not only what fits Node's stack.
+  await removeTree(r.dir);
+  removeEmptyInstallationDir(o.runDir, r.dir);
+  rmSync(join(o.stateDir, `${r.id}.pid`), { force: true });
+  rmSync(join(o.stateDir, `${r.id}.json`), { force: true });
+  releaseSlot(prepareSlotsDir(userRunDir()), r.index, claimant(o, r.id));
+  // Where claims were kept before they were shared by all installations.
+  rmSync(join(o.stateDir, 'slots', String(r.index)), { force: true });
+}
+
+/**
+ * Issues the agent's certificate, lays out its files and starts it; resolves once it listens. An
+ * agent that exits because its address was bound meanwhile (by anything: the address was free
+ * when claimed) is started again on the next free address, up to START_ATTEMPTS addresses.
+ */
 async function startLocalAgent(o: Resolved, req: CreateRequest, existing: LocalRecord[]): Promise<LocalRecord> {
   const id = `${req.fleet}-${req.label}`;
   if (existing.some((r) => r.id === id)) throw new GaxxError('ALREADY_EXISTS', `local instance ${id} exists`);
-  const index = await claimSlot(o.stateDir, [o.port, o.metricsPort], id, existing);
-  try {
-    return await launchAgent(o, req, id, index);
-  } catch (e) {
-    // Nothing recorded yet holds the slot when the start failed before the record was written.
-    if (!existsSync(join(o.stateDir, `${id}.json`))) releaseSlot(o.stateDir, index);
-    throw e;
+  const slots = prepareSlotsDir(userRunDir());
+  const by = claimant(o, id);
+  // This installation's recorded hosts keep their addresses, also one whose agent stopped.
+  const skip = new Set(existing.map((r) => r.index));
+  for (let attempt = 1; ; attempt++) {
+    const index = await claimSlot(slots, [o.port, o.metricsPort], by, skip);
+    try {
+      return await launchAgent(o, req, id, index, (pid) => recordSlotAgent(slots, index, by, pid));
+    } catch (e) {
+      const recorded = readRecord(o, id);
+      const retry = attempt < START_ATTEMPTS && isGaxxError(e, 'UNAVAILABLE') && e.details?.addressInUse === true;
+      if (retry && recorded) await forgetAgent(o, recorded);
+      // Nothing recorded holds the slot when the start failed before the record was written.
+      else if (!recorded) releaseSlot(slots, index, by);
+      if (!retry) throw e;
+      skip.add(index);
+    }
   }
+}
+
+/** Instance `id`'s record, or undefined. */
+function readRecord(o: Resolved, id: string): LocalRecord | undefined {
+  const path = join(o.stateDir, `${id}.json`);
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as LocalRecord) : undefined;
 }
 
 /**
@@ -267,8 +315,8 @@ function agentCommandLine(o: Resolved, req: CreateRequest, l: AgentLayout, addre
   ];
 }
 
-/** Lays out the agent's files in slot `index` and starts it; resolves once it listens. */
-async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: number): Promise<LocalRecord> {
+/** Lays out the agent's files in slot `index` and starts it (told to `started`); resolves once it listens. */
+async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: number, started: (pid: number) => void): Promise<LocalRecord> {
   const address = localAddress(index);
   const l = await layOutAgent(o, req, id, address);
   const { bundle, dir } = l;
@@ -303,6 +351,7 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
   mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
   writeFileAtomic(join(o.stateDir, `${id}.json`), JSON.stringify(rec, null, 2), 0o600, AGENT_FILES);
   writeFileAtomic(join(o.stateDir, `${id}.pid`), `${pid}\n`, 0o600, AGENT_FILES);
+  started(pid);
   const ports = await waitForListening(child, log, o.startTimeoutMs);
   if (ports.grpc !== rec.port || ports.metrics !== rec.metricsPort) {
     rec.port = ports.grpc;

@@ -1,9 +1,9 @@
 // The local provider: real gaxx-agent processes on distinct loopback addresses, started from the
 // installed agent bundle (as nobody when we are root), reachable over mTLS with certificates
 // naming their address; destroy stops them by pid and refuses another fleet's instance.
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, loadCertDir } from '../../certs/index.js';
@@ -15,6 +15,7 @@ import { AgentClient } from '../../scheduler/client/index.js';
 import { httpsGet } from '../helpers/metrics.js';
 import { deepTree } from '../helpers/deep-tree.js';
 import { issueCertDir } from '../helpers/pki.js';
+import { freePort } from '../helpers/ports.js';
 
 let dir: string;
 let runDir: string;
@@ -49,7 +50,9 @@ function record(id: string): AgentRecord {
 
 describe('local provider', () => {
   it('starts each agent on its own loopback address, tagged with its fleet, running', async () => {
-    expect(made.map((i) => i.ipv4)).toEqual(['127.0.0.2', '127.0.0.3']);
+    // Loopback addresses of their own (which ones depends on the local agents others run on this machine).
+    expect(made.every((i) => /^127\.0\.0\.\d+$/.test(i.ipv4 ?? '') && i.ipv4 !== '127.0.0.1')).toBe(true);
+    expect(new Set(made.map((i) => i.ipv4)).size).toBe(2);
     const listed = await provider.list('lf');
     expect(listed.map((i) => i.status)).toEqual(['running', 'running']);
     expect(listed.every((i) => i.tags.includes('gaxx-fleet:lf'))).toBe(true);
@@ -109,32 +112,46 @@ describe('local provider', () => {
     expect((same as Error).message).toMatch(/metricsPort: the agents cannot serve gRPC and metrics on one port/);
   });
 
-  it("a second fleet's host 0 gets its own address, skipping one where something else listens on the port; concurrent creates get distinct ones", async () => {
-    // Something that is not ours holds the next free address on a fixed port.
-    const squatter = createServer();
-    await new Promise<void>((resolve) => squatter.listen({ host: '127.0.0.4', port: 0 }, resolve));
-    const port = (squatter.address() as AddressInfo).port;
+  it('a host whose address something else binds after it was found free starts again on another; concurrent creates get distinct ones', async () => {
+    const port = await freePort();
     const fixed = createLocalProvider({ options: { caDir: join(dir, 'ca'), stateDir: join(dir, 'state'), runDir, port } });
+    // Something that is not ours binds the address the host was given, between the check that
+    // found it free and the agent's own bind: as soon as the host is recorded, before its agent
+    // (a Node process still loading) listens.
+    const squatter = createServer();
+    let squatted: string | undefined;
+    const watcher = watch(join(dir, 'state'));
+    const bound = new Promise<void>((resolve, reject) => {
+      watcher.on('change', (_, name) => {
+        if (squatted !== undefined || name !== 'lf2-b0.json' || !existsSync(join(dir, 'state', 'lf2-b0.json'))) return;
+        squatted = (record('lf2-b0') as AgentRecord & { address: string }).address;
+        watcher.close();
+        squatter.once('error', reject).listen({ host: squatted, port }, resolve);
+      });
+    });
     try {
       const other = await fixed.create({ fleet: 'lf2', label: 'b0', index: 0 });
-      expect(other.ipv4).toBe('127.0.0.5');
+      await bound;
+      expect(other.ipv4).not.toBe(squatted);
+      expect(record('lf2-b0')).toMatchObject({ address: other.ipv4, port });
       const client = AgentClient.connect({ address: `${other.ipv4}:${port}`, expect: { fleet: 'lf2', host: 'b0' } }, loadCertDir(operatorDir));
       try {
         expect((await client.run({ taskId: 't-lf2', argv: ['true'] })).exit.code).toBe(0);
       } finally {
         client.close();
       }
-      // Creates running at once each claim an address of their own.
+      // Creates running at once each claim an address of their own, none where something else listens.
       const many = await Promise.all(['c0', 'c1', 'c2'].map((label, index) => fixed.create({ fleet: 'lf3', label, index })));
       const addresses = many.map((i) => i.ipv4);
       expect(new Set(addresses).size).toBe(3);
-      expect(addresses).not.toContain('127.0.0.4');
+      expect(addresses).not.toContain(squatted);
       expect(addresses).not.toContain(other.ipv4);
       expect((await fixed.list('lf3')).map((i) => i.status)).toEqual(['running', 'running', 'running']);
       for (const i of many) expect(await fixed.destroy('lf3', i.id)).toBe('deleted');
       expect(await fixed.destroy('lf2', other.id)).toBe('deleted');
     } finally {
-      await new Promise((resolve) => squatter.close(resolve));
+      watcher.close();
+      if (squatter.listening) await new Promise((resolve) => squatter.close(resolve));
     }
   });
 
