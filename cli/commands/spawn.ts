@@ -136,6 +136,11 @@ export const command: Command = {
     'with --provider local or ssh it is refused. On local the TTL stops the local agents; on ssh the',
     'hosts are yours: the TTL removes the fleet from gaxx (certificates revoked) but leaves them running.',
     "`gaxx ls` shows the TTL left and the cost so far. A --fill keeps the fleet's TTL and budget.",
+    '',
+    '--provider local starts each agent on a loopback address of its own (127.0.0.2, 127.0.0.3, ...),',
+    'claimed for every installation (GAXX_HOME) of this user in <tmpdir>/gaxx-local-<uid>/slots, so',
+    'local fleets spawned at once from several homes never share one; an address where something',
+    'else listens on the agent port is skipped, also when it is bound while the agent starts.',
   ].join('\n'),
   flags: {
     provider: { type: 'string', valueName: 'P', values: providerNames(), help: `where the hosts come from (${providerNames().join(', ')})` },
