@@ -7,19 +7,24 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GaxxError } from '../../proto/index.js';
 
-/** Whether `pid` is a live process running `bundle` (a zombie or a reused pid is not). */
-export function isAgentProcess(pid: number, bundle: string): boolean {
+/**
+ * Whether `pid` is a live process running `bundle` (a zombie or a reused pid is not), and, given
+ * `certs`, serving with that cert dir: every installation's agents run the one installed bundle,
+ * so a pid reused by another installation's agent (or another of this one's) is told apart by it.
+ */
+export function isAgentProcess(pid: number, bundle: string, certs?: string): boolean {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(bundle);
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return args.includes(bundle) && (certs === undefined || args.some((a, i) => a === certs && args[i - 1] === '--certs'));
   } catch {
     return false;
   }
 }
 
-/** Polls (every 25 ms, bounded) until `pid` no longer runs `bundle`; false on timeout. */
-export async function waitForExit(pid: number, bundle: string, timeoutMs: number): Promise<boolean> {
+/** Polls (every 25 ms, bounded) until `pid` no longer runs `bundle` (with `certs`); false on timeout. */
+export async function waitForExit(pid: number, bundle: string, timeoutMs: number, certs?: string): Promise<boolean> {
   const end = Date.now() + timeoutMs;
-  while (isAgentProcess(pid, bundle)) {
+  while (isAgentProcess(pid, bundle, certs)) {
     if (Date.now() > end) return false;
     await sleep(25);
   }

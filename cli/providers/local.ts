@@ -129,7 +129,7 @@ export function createLocalProvider(settings: ProviderSettings): Provider {
     provider: 'local',
     label: r.label,
     tags: r.tags,
-    status: isAgentProcess(r.pid, r.bundle) ? 'running' : 'stopped',
+    status: isAgentRunning(r) ? 'running' : 'stopped',
     ipv4: r.address,
     region: 'local',
     type: 'process',
@@ -361,11 +361,15 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
   return rec;
 }
 
+/** Whether the record's pid is still its agent: the bundle, with this instance's own cert dir. */
+const isAgentRunning = (r: LocalRecord): boolean => isAgentProcess(r.pid, r.bundle, join(r.dir, 'certs'));
+
 /** SIGTERM (the agent drains its tasks), SIGKILL after `timeoutMs`; only if the pid is still the agent. */
 async function stopLocalAgent(r: LocalRecord, timeoutMs: number): Promise<void> {
-  if (!isAgentProcess(r.pid, r.bundle)) return;
+  if (!isAgentRunning(r)) return;
+  const certs = join(r.dir, 'certs');
   process.kill(r.pid, 'SIGTERM');
-  if (await waitForExit(r.pid, r.bundle, timeoutMs)) return;
-  if (isAgentProcess(r.pid, r.bundle)) process.kill(r.pid, 'SIGKILL');
-  await waitForExit(r.pid, r.bundle, timeoutMs);
+  if (await waitForExit(r.pid, r.bundle, timeoutMs, certs)) return;
+  if (isAgentRunning(r)) process.kill(r.pid, 'SIGKILL');
+  await waitForExit(r.pid, r.bundle, timeoutMs, certs);
 }

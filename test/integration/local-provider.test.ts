@@ -1,7 +1,7 @@
 // The local provider: real gaxx-agent processes on distinct loopback addresses, started from the
 // installed agent bundle (as nobody when we are root), reachable over mTLS with certificates
 // naming their address; destroy stops them by pid and refuses another fleet's instance.
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, watch } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -183,6 +183,30 @@ describe('local provider', () => {
       }
     } finally {
       // Also when a check failed: no agent of the second home is left running.
+      for (const i of await other.list('lf')) await other.destroy('lf', i.id);
+      rmSync(home2, { recursive: true, force: true });
+    }
+  });
+
+  it("a record whose pid is now another installation's agent (a pid reused) is not taken for its own: listed stopped, and destroy leaves that agent running", async () => {
+    const home2 = mkdtempSync(join(tmpdir(), 'gaxx-local-test-'));
+    await FleetCa.init(join(home2, 'ca'));
+    const other = createLocalProvider({ options: { caDir: join(home2, 'ca'), stateDir: join(home2, 'state'), runDir, port: 0 } });
+    try {
+      const mine = record((made[0] as Instance).id);
+      const theirs = await other.create({ fleet: 'lf', label: 'a9' });
+      const path = join(home2, 'state', `${theirs.id}.json`);
+      const theirRecord = JSON.parse(readFileSync(path, 'utf8')) as AgentRecord;
+      // Its agent gone, and its pid now this installation's agent's (which runs the same installed bundle).
+      process.kill(theirRecord.pid, 'SIGKILL');
+      await expect.poll(() => isAgentProcess(theirRecord.pid, theirRecord.bundle), { timeout: 30_000 }).toBe(false);
+      writeFileSync(path, JSON.stringify({ ...theirRecord, pid: mine.pid }));
+      expect(mine.bundle).toBe(theirRecord.bundle);
+      expect((await other.get(theirs.id))?.status).toBe('stopped');
+      expect(await other.destroy('lf', theirs.id)).toBe('deleted');
+      expect(isAgentProcess(mine.pid, mine.bundle)).toBe(true);
+      expect((await provider.get((made[0] as Instance).id))?.status).toBe('running');
+    } finally {
       for (const i of await other.list('lf')) await other.destroy('lf', i.id);
       rmSync(home2, { recursive: true, force: true });
     }
