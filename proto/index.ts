@@ -14,6 +14,7 @@ export {
   ENV_NAME_PATTERN,
   EXEC_TASK_ID_PATTERN,
   isExecTaskId,
+  MAX_FILE_BYTES,
   refuseLoaderEnv,
   REQUEST_LIMITS,
   requestProblems,

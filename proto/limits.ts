@@ -23,6 +23,12 @@ export const REQUEST_LIMITS = {
   outputCapBytes: 64 * 1024 * 1024,
 } as const;
 
+/**
+ * The largest file PutFile takes and GetFile sends: the agent refuses a bigger one, and a client
+ * refuses to send one (before reading it) or to take more than this from an agent.
+ */
+export const MAX_FILE_BYTES = 1024 ** 3;
+
 /** Environment variable names a task may set. */
 export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 

@@ -10,15 +10,15 @@ import { existsSync, realpathSync } from 'node:fs';
 import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { z } from 'zod';
-import { GaxxError, inside, type GetFileChunk, type PutFileChunk__Output, type PutFileResponse } from '../../proto/index.js';
+import { GaxxError, inside, MAX_FILE_BYTES, type GetFileChunk, type PutFileChunk__Output, type PutFileResponse } from '../../proto/index.js';
 import { TASKS_DIR } from '../exec/task-dirs.js';
 import { fileRefusal } from './fs-refusal.js';
 import { components, fdPath, openFileIn, openParent } from './safe-open.js';
 
 /** Files the cert area accepts (issue 3 rotation pushes these). */
 export const CERT_AREA_FILES = new Set(['cert.pem', 'key.pem', 'ca.pem', 'revoked.json']);
-/** The largest file PutFile takes and GetFile sends. */
-export const MAX_FILE_BYTES = 1024 ** 3;
+/** The largest file PutFile takes and GetFile sends (shared with the client, which checks it too). */
+export { MAX_FILE_BYTES };
 /** The longest path PutFile and GetFile take. */
 const MAX_PATH_CHARS = 4096;
 /**
