@@ -26,7 +26,7 @@ export {
 export { generateEcKeyPair, generateRsaKeyPair, type PemKeyPair } from './keys.js';
 export { revokedPeerSerials, withCaRevocations } from './peer-revocation.js';
 export { REVOCATION_FILE, signRevocationList, verifyRevocationList } from './revocation.js';
-export { readPrivateFile, readRequiredFile, writeFileAtomic, type WriteOptions } from './store.js';
+export { readPrivateFile, readRequiredFile, writeFileAtomic, writeStreamAtomic, type WriteOptions } from './store.js';
 export { TLS_CIPHERS, TLS_MIN_VERSION, secureContextOptions, sharedSecureContext } from './tls.js';
 export { parseCertificate, parseCertificateCached, renewalDue, splitPemBundle, summarizeCertificate, verifyLeaf, type CertSummary } from './verify.js';
 export { createCsr, publicKeyOfCsr } from './csr.js';

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { GaxxError } from '../proto/index.js';
 
@@ -30,7 +31,7 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o60
   const durable = opts.durable ?? true;
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = tempBeside(path);
   const fd = openSync(tmp, 'wx', mode);
   let open = true;
   try {
@@ -54,8 +55,42 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o60
  */
 function namingPath(e: unknown, path: string): unknown {
   const err = e as NodeJS.ErrnoException | null;
-  if (err && typeof err.code === 'string' && err.path === undefined) err.path = path;
+  if (err && typeof err.errno === 'number' && typeof err.code === 'string' && err.path === undefined) err.path = path;
   return e;
+}
+
+/** A fresh temp file beside `path` (O_EXCL, 0600: never through a planted symlink). */
+const tempBeside = (path: string): string => join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
+
+/**
+ * Writes a file whose content arrives piece by piece, as writeFileAtomic does a whole one: `fill`
+ * gets a `write` for each piece, going to a temp file beside `path` (in an existing directory);
+ * only when `fill` resolves is the file given `mode(result)` and renamed over `path`. When `fill`
+ * or a write fails, the temp file is removed and the failure passed on: `path` is never a part.
+ * Not forced to disk (writeFileAtomic's `durable: false`).
+ */
+export async function writeStreamAtomic<T>(
+  path: string,
+  mode: (result: T) => number,
+  fill: (write: (piece: Buffer) => Promise<void>) => Promise<T>,
+): Promise<T> {
+  const tmp = tempBeside(path);
+  const fh = await open(tmp, 'wx', 0o600);
+  let closed = false;
+  try {
+    const result = await fill(async (piece) => {
+      for (let off = 0; off < piece.length;) off += (await fh.write(piece, off)).bytesWritten;
+    });
+    await fh.chmod(mode(result));
+    closed = true;
+    await fh.close();
+    await rename(tmp, path);
+    return result;
+  } catch (e) {
+    if (!closed) await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw namingPath(e, path);
+  }
 }
 
 /** fsync of a directory: makes a rename or create in it durable. */

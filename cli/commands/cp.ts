@@ -3,15 +3,15 @@
  * fleet (or `--agent` addresses, written `:REMOTE`), over the agents' PutFile/GetFile with the
  * sha256 checked on both ends, several hosts at once.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { exitCodeFor, fileAccessError, GaxxError, isGaxxError, type ErrorCode } from '../../proto/index.js';
-import { AgentClient } from '../../scheduler/client/index.js';
+import { AgentClient, localFile, type Downloaded } from '../../scheduler/client/index.js';
 import { intFlag, JSON_FLAG, stringsFlag, usageError, type Command } from '../command.js';
 import type { GaxxConfig } from '../config.js';
 import { makeOwnSubdir, prepareUserDir } from '../local-dirs.js';
 import { renderTable } from '../output.js';
-import { writeFileAtomic } from '../../certs/index.js';
+import { writeStreamAtomic } from '../../certs/index.js';
 import { agentTargets, fleetTargets, operatorCreds, parallelMap, type Target } from '../fleet/targets.js';
 
 const usage = (m: string): GaxxError => usageError('cp', m);
@@ -33,13 +33,18 @@ export function hostDirName(name: string): string {
   return safe === '.' || safe === '..' || safe === '' ? `_${safe}` : safe;
 }
 
-/** Writes one host's download as `file` (in LOCALDIR/<host>), atomically; a local file-system failure is FILE_ACCESS naming it. */
-function writeDownload(file: string, data: Buffer, mode: number): void {
+/**
+ * Downloads into `file` (in LOCALDIR/<host>) as it arrives: a temp file beside it, renamed into
+ * place only once size and sha256 matched, removed on any failure. A local file-system failure is
+ * FILE_ACCESS naming it; the transfer's own failures pass through.
+ */
+async function writeDownload(file: string, fetch: (write: (chunk: Buffer) => Promise<void>) => Promise<Downloaded>): Promise<Downloaded> {
   makeOwnSubdir(dirname(file), 'the download folder');
   try {
     // Never group- or world-writable, whatever the agent's copy was.
-    writeFileAtomic(file, data, mode & 0o755 || 0o600, { durable: false });
+    return await writeStreamAtomic(file, (got) => got.mode & 0o755 || 0o600, fetch);
   } catch (e) {
+    if (isGaxxError(e)) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw fileAccessError(e) ?? new GaxxError('FILE_ACCESS', `cannot write ${file}: ${code ?? String(e)}`, { cause: e });
   }
@@ -98,9 +103,11 @@ export const command: Command = {
     "into LOCALDIR/<host>/<name>, so one host's file never overwrites another's. With --agent,",
     "write the remote side as :REMOTE. REMOTE is relative to the agent's data dir (a task sees only",
     'its own work dir of it: upload into DIR, then `gaxx run --workdir DIR`); ending in /, it',
-    "names a directory, and the upload goes into it under LOCAL's name. The sha256 is",
-    'checked by the agent on upload and by gaxx on download. A local path with a colon is',
-    'written ./a:b. LOCALDIR must be yours (or sticky, as /tmp), and each <host> folder yours and',
+    "names a directory, and the upload goes into it under LOCAL's name. Files of up to 1 GiB",
+    '(a bigger LOCAL is refused before it is read). The sha256 is checked by the agent on upload',
+    'and by gaxx on download, which streams into a temp file beside <name>, renamed into place',
+    'only when complete and verified; an agent sending more than it announced is cut off at',
+    'once. A local path with a colon is written ./a:b. LOCALDIR must be yours (or sticky, as /tmp), and each <host> folder yours and',
     'no symlink: where another user could rename things, a download is refused (exit 7). Exit 0',
     'when every host succeeded, else the code of the first failure (12 when an agent could not be',
     'reached, 10 on a checksum mismatch).',
@@ -121,21 +128,18 @@ export const command: Command = {
     const targets = await targetsFor(remote, flags, config);
     let rows: Row[];
     if (!src.remote) {
-      let data: Buffer;
-      let mode: number;
       try {
-        const st = statSync(src.path);
-        if (!st.isFile()) throw usage(`'${src.path}' is not a regular file`);
-        mode = st.mode & 0o777;
-        data = readFileSync(src.path);
+        if (!statSync(src.path).isFile()) throw usage(`'${src.path}' is not a regular file`);
       } catch (e) {
         if (isGaxxError(e)) throw e;
         throw new GaxxError('NOT_FOUND', `cannot read '${src.path}': ${(e as Error).message}`);
       }
+      // Sized (over the agents' limit: refused before reading) and hashed once, read again per host as it is sent.
+      const local = await localFile(src.path);
       const path = remoteTarget(remote.path, src.path);
       rows = await parallelMap(out, 'gaxx cp: uploading', targets, parallel, (t) =>
         onAgent(t, config, async (c) => {
-          const res = await c.putFile(path, data, { mode });
+          const res = await c.putFile(path, local, { mode: local.mode });
           return { bytes: Number(res.size), sha256: res.sha256, path: res.path };
         }),
       );
@@ -146,10 +150,9 @@ export const command: Command = {
       if (dirs.size !== targets.length) throw usage('two hosts map to the same folder name; copy them separately');
       rows = await parallelMap(out, 'gaxx cp: downloading', targets, parallel, (t) =>
         onAgent(t, config, async (c) => {
-          const got = await c.getFile(remote.path);
           const file = join(localDir, hostDirName(t.name), basename(remote.path));
-          writeDownload(file, got.data, got.mode);
-          return { bytes: got.data.length, sha256: got.sha256, path: file };
+          const got = await writeDownload(file, (write) => c.getFile(remote.path, write));
+          return { bytes: got.size, sha256: got.sha256, path: file };
         }),
       );
     }

@@ -23,7 +23,7 @@ import {
 import { agentError } from './agent-errors.js';
 import { checkAgentCertificate, grpcTarget, splitAddress, type AgentExpectation } from './agent-identity.js';
 import { execStream } from './exec-stream.js';
-import { getFile, putFile, type TransferContext } from './file-transfer.js';
+import { getFile, putFile, type Downloaded, type LocalFile, type TransferContext } from './file-transfer.js';
 
 /** Largest gRPC message either side accepts; the agent uses the same limit. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -245,20 +245,27 @@ export class AgentClient {
     });
   }
 
-  /** Uploads `data` to `path` in the agent's data (or certs) area; the agent verifies the sha256. */
+  /**
+   * Uploads `source` to `path` in the agent's data (or certs) area: bytes, or a local file
+   * (localFile) read as it is sent; the agent verifies the sha256. The deadline grows with the size.
+   */
   async putFile(
     path: string,
-    data: Buffer,
+    source: Buffer | LocalFile,
     opts: { mode?: number; area?: 'FILE_AREA_DATA' | 'FILE_AREA_CERTS'; deadlineMs?: number } = {},
   ): Promise<PutFileResponse__Output> {
     await this.ready();
-    return putFile(this.rpc('PutFile'), path, data, opts, this.transfer(opts.deadlineMs ?? this.transferDeadline(data.length)));
+    return putFile(this.rpc('PutFile'), path, source, opts, this.transfer(opts.deadlineMs));
   }
 
-  /** Downloads a file from the agent's data area; CHECKSUM_MISMATCH when it does not match its header. */
-  async getFile(path: string, opts: { deadlineMs?: number } = {}): Promise<{ data: Buffer; sha256: string; mode: number }> {
+  /**
+   * Downloads a file from the agent's data area, chunk by chunk into `write` (see file-transfer.ts:
+   * never more than the header announced, nor over MAX_FILE_BYTES); CHECKSUM_MISMATCH when it does
+   * not match its header. The deadline grows with the size the header announces.
+   */
+  async getFile(path: string, write: (chunk: Buffer) => Promise<void>, opts: { deadlineMs?: number } = {}): Promise<Downloaded> {
     await this.ready();
-    return getFile(this.rpc('GetFile'), path, this.transfer(opts.deadlineMs ?? this.transferDeadline(0)));
+    return getFile(this.rpc('GetFile'), path, write, this.transfer(opts.deadlineMs));
   }
 
   /**
@@ -309,13 +316,14 @@ export class AgentClient {
     return { deadline: Date.now() + deadlineMs };
   }
 
-  private transfer(deadlineMs: number): TransferContext {
-    return { address: this.address, callOptions: this.callOptions(deadlineMs), mapError: (e) => this.mapError(e) };
-  }
-
-  private transferDeadline(bytes: number): number {
-    // Allow at least a minute, plus a second per MiB, for transfers.
-    return Math.max(this.deadlineMs, 60_000) + Math.ceil(bytes / (1024 * 1024)) * 1000;
+  /** A transfer's context: a fixed deadline when the caller gave one, else at least a minute plus a second per MiB. */
+  private transfer(fixedDeadlineMs: number | undefined): TransferContext {
+    const base = Math.max(this.deadlineMs, 60_000);
+    return {
+      address: this.address,
+      deadlineMs: (bytes) => fixedDeadlineMs ?? base + Math.ceil(bytes / (1024 * 1024)) * 1000,
+      mapError: (e) => this.mapError(e),
+    };
   }
 
   /** Any failure as a GaxxError: the agent's trailer code, a pinned-identity refusal, or the transport's. */

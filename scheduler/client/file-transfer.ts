@@ -1,61 +1,218 @@
-/** File transfers with one agent: PutFile's upload in chunks and GetFile's download, each checked against its SHA-256. */
+/**
+ * File transfers with one agent: PutFile's upload and GetFile's download in chunks, each checked
+ * against its size and SHA-256. Neither side holds a whole file: an upload reads a local file as
+ * it sends it (with the stream's backpressure), a download hands each chunk to the caller's
+ * `write` before taking the next one, and both stop at MAX_FILE_BYTES (an upload before reading).
+ */
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import type * as grpc from '@grpc/grpc-js';
-import { GaxxError, type AgentGrpcClient, type PutFileResponse__Output } from '../../proto/index.js';
+import {
+  GaxxError,
+  isGaxxError,
+  MAX_FILE_BYTES,
+  type AgentGrpcClient,
+  type GetFileChunk__Output,
+  type PutFileChunk,
+  type PutFileResponse__Output,
+} from '../../proto/index.js';
 
 /** File transfers are sent in chunks of this size. */
 const FILE_CHUNK_BYTES = 64 * 1024;
 
-/** The agent client's part in a transfer: the agent's address, the call's options (its deadline), its error mapping. */
+/** The agent client's part in a transfer: the agent's address, the deadline for a transfer of so many bytes, its error mapping. */
 export interface TransferContext {
   address: string;
-  callOptions: grpc.CallOptions;
+  /** How long (ms) a transfer of `bytes` may take. */
+  deadlineMs(bytes: number): number;
   mapError(e: unknown): GaxxError;
+}
+
+/** A local file to upload, as it was hashed (through one descriptor, before any agent is called). */
+export interface LocalFile {
+  path: string;
+  size: number;
+  sha256: string;
+  /** Its permission bits. */
+  mode: number;
+}
+
+/** What a download delivered: its size, sha256 (both checked against the agent's header) and the agent's mode bits. */
+export interface Downloaded {
+  size: number;
+  sha256: string;
+  mode: number;
 }
 
 const sha256Of = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
-/** Uploads `data` to `path` through `client`'s PutFile; CHECKSUM_MISMATCH when the agent stored other bytes. */
+const overLimit = (what: string, size: number): GaxxError =>
+  new GaxxError('INVALID_ARGUMENT', `${what} is ${size} bytes; files of at most ${MAX_FILE_BYTES} bytes are copied`);
+
+/** Reads `size` bytes of `fh` in chunks (each a fresh buffer: a sent chunk may still be queued); fewer is CHECKSUM_MISMATCH. */
+async function* chunksOf(fh: FileHandle, size: number, path: string): AsyncGenerator<Buffer> {
+  for (let pos = 0; pos < size;) {
+    const buf = Buffer.allocUnsafe(Math.min(FILE_CHUNK_BYTES, size - pos));
+    const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+    if (bytesRead === 0) throw new GaxxError('CHECKSUM_MISMATCH', `${path} shrank to ${pos} bytes while it was read`);
+    pos += bytesRead;
+    yield buf.subarray(0, bytesRead);
+  }
+}
+
+async function openLocal(path: string): Promise<FileHandle> {
+  try {
+    // O_NONBLOCK: a FIFO put in the file's place is not waited on (it is refused as no regular file).
+    return await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    throw new GaxxError('NOT_FOUND', `cannot read '${path}': ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * Stats and hashes a local file for upload through one descriptor: INVALID_ARGUMENT for what is
+ * no regular file or is over MAX_FILE_BYTES (told before a byte is read), NOT_FOUND when it
+ * cannot be opened or read.
+ */
+export async function localFile(path: string): Promise<LocalFile> {
+  const fh = await openLocal(path);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new GaxxError('INVALID_ARGUMENT', `'${path}' is not a regular file`);
+    if (st.size > MAX_FILE_BYTES) throw overLimit(`'${path}'`, st.size);
+    const hash = createHash('sha256');
+    for await (const chunk of chunksOf(fh, st.size, path)) hash.update(chunk);
+    return { path, size: st.size, sha256: hash.digest('hex'), mode: st.mode & 0o777 };
+  } catch (e) {
+    if (isGaxxError(e)) throw e;
+    throw new GaxxError('NOT_FOUND', `cannot read '${path}': ${(e as Error).message}`, { cause: e });
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The chunks of an upload: slices of a buffer, or a local file read again and checked against its first read. */
+async function* uploadChunks(source: Buffer | LocalFile): AsyncGenerator<Buffer> {
+  if (Buffer.isBuffer(source)) {
+    for (let i = 0; i < source.length; i += FILE_CHUNK_BYTES) yield source.subarray(i, i + FILE_CHUNK_BYTES);
+    return;
+  }
+  const fh = await openLocal(source.path);
+  try {
+    const hash = createHash('sha256');
+    for await (const chunk of chunksOf(fh, source.size, source.path)) {
+      hash.update(chunk);
+      yield chunk;
+    }
+    if (hash.digest('hex') !== source.sha256) throw new GaxxError('CHECKSUM_MISMATCH', `${source.path} changed while it was sent`);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Uploads `source` (bytes, or a local file from localFile) to `path` through `client`'s PutFile,
+ * one chunk in flight beyond what the stream buffers; CHECKSUM_MISMATCH when the agent stored
+ * other bytes, or when the local file changed while it was sent.
+ */
 export async function putFile(
   client: AgentGrpcClient,
   path: string,
-  data: Buffer,
+  source: Buffer | LocalFile,
   opts: { mode?: number; area?: 'FILE_AREA_DATA' | 'FILE_AREA_CERTS' },
   ctx: TransferContext,
 ): Promise<PutFileResponse__Output> {
-  const sha256 = sha256Of(data);
-  const res = await new Promise<PutFileResponse__Output>((resolve, reject) => {
-    const call = client.putFile(ctx.callOptions, (e, r) => (e || !r ? reject(ctx.mapError(e)) : resolve(r)));
-    call.write({ header: { path, mode: opts.mode ?? 0, size: data.length, sha256, area: opts.area ?? 'FILE_AREA_DATA' } });
-    // The data is already in memory, so queueing every chunk costs no extra copies.
-    for (let i = 0; i < data.length; i += FILE_CHUNK_BYTES) call.write({ data: data.subarray(i, i + FILE_CHUNK_BYTES) });
-    call.end();
+  const size = Buffer.isBuffer(source) ? source.length : source.size;
+  const sha256 = Buffer.isBuffer(source) ? sha256Of(source) : source.sha256;
+  if (size > MAX_FILE_BYTES) throw overLimit(`the upload to ${path}`, size);
+  let call!: grpc.ClientWritableStream<PutFileChunk>;
+  const done = new Promise<PutFileResponse__Output>((resolve, reject) => {
+    call = client.putFile({ deadline: Date.now() + ctx.deadlineMs(size) }, (e, r) => (e || !r ? reject(ctx.mapError(e)) : resolve(r)));
   });
+  done.catch(() => undefined); // awaited below; an early refusal also ends the sending loop
+  const send = async (msg: PutFileChunk): Promise<void> => {
+    if (!call.write(msg)) await Promise.race([once(call, 'drain'), done]);
+  };
+  try {
+    await send({ header: { path, mode: opts.mode ?? 0, size, sha256, area: opts.area ?? 'FILE_AREA_DATA' } });
+    for await (const chunk of uploadChunks(source)) await send({ data: chunk });
+    call.end();
+  } catch (e) {
+    call.cancel();
+    throw e;
+  }
+  const res = await done;
   if (res.sha256 !== sha256) throw new GaxxError('CHECKSUM_MISMATCH', `agent ${ctx.address} stored ${path} with sha256 ${res.sha256}, sent ${sha256}`);
   return res;
 }
 
-/** Downloads `path` through `client`'s GetFile; CHECKSUM_MISMATCH when it does not match its header. */
-export async function getFile(client: AgentGrpcClient, path: string, ctx: TransferContext): Promise<{ data: Buffer; sha256: string; mode: number }> {
-  const call = client.getFile({ path }, ctx.callOptions);
-  let header: { size: number; mode: number; sha256: string } | undefined;
-  const parts: Buffer[] = [];
+type Header = { size: number; mode: number; sha256: string };
+
+/** The agent's header, refused when it announces more than MAX_FILE_BYTES. */
+function checkedHeader(h: NonNullable<GetFileChunk__Output['header']>, path: string, address: string): Header {
+  const size = Number(h.size);
+  if (size > MAX_FILE_BYTES) {
+    throw new GaxxError('FAILED_PRECONDITION', `agent ${address} announced ${path} as ${size} bytes; files of at most ${MAX_FILE_BYTES} bytes are copied`);
+  }
+  return { size, mode: h.mode, sha256: h.sha256 };
+}
+
+/**
+ * Downloads `path` through `client`'s GetFile, handing each chunk to `write` (the next is read
+ * only once it resolved, so at most the stream's buffer is held). Refused as soon as the agent
+ * sends more than its header announced (CHECKSUM_MISMATCH) or announces more than MAX_FILE_BYTES;
+ * at the end, CHECKSUM_MISMATCH unless size and sha256 match the header. The call may take
+ * `deadlineMs(MAX_FILE_BYTES)` until the header comes, then `deadlineMs(size)` from there.
+ */
+export async function getFile(client: AgentGrpcClient, path: string, write: (chunk: Buffer) => Promise<void>, ctx: TransferContext): Promise<Downloaded> {
+  const call = client.getFile({ path }, { deadline: Date.now() + ctx.deadlineMs(MAX_FILE_BYTES) });
+  let header: Header | undefined;
+  let received = 0;
+  const hash = createHash('sha256');
+  let timer: NodeJS.Timeout | undefined;
+  let expired = false;
+  let ended = false;
+  let writing = false;
   try {
-    for await (const chunk of call as AsyncIterable<{ header?: { size: number; mode: number; sha256: string } | null; data?: Buffer }>) {
-      if (chunk.header) header = chunk.header;
-      else if (chunk.data) parts.push(chunk.data);
+    for await (const chunk of call as AsyncIterable<GetFileChunk__Output>) {
+      if (chunk.header) {
+        if (header) throw new GaxxError('UNAVAILABLE', `agent ${ctx.address} sent a second header for ${path}`);
+        header = checkedHeader(chunk.header, path, ctx.address);
+        const ms = ctx.deadlineMs(header.size);
+        timer = setTimeout(() => {
+          expired = true;
+          call.cancel();
+        }, ms);
+      } else if (chunk.data) {
+        if (!header) throw new GaxxError('UNAVAILABLE', `agent ${ctx.address} sent ${path}'s data before its header`);
+        received += chunk.data.length;
+        if (received > header.size) {
+          throw new GaxxError('CHECKSUM_MISMATCH', `agent ${ctx.address} sent more of ${path} than the ${header.size} bytes its header announced`);
+        }
+        hash.update(chunk.data);
+        writing = true;
+        await write(chunk.data);
+        writing = false;
+      }
     }
+    ended = true;
   } catch (e) {
-    throw ctx.mapError(e);
+    if (expired) throw new GaxxError('DEADLINE_EXCEEDED', `${path} from agent ${ctx.address}: not complete within the deadline for its ${header?.size} bytes`);
+    // The caller's own failure (its write) is its to name; anything else came from the call.
+    throw writing || isGaxxError(e) ? e : ctx.mapError(e);
+  } finally {
+    clearTimeout(timer);
+    if (!ended) call.cancel();
   }
   if (!header) throw new GaxxError('UNAVAILABLE', `agent ${ctx.address} sent ${path} without a header`);
-  const data = Buffer.concat(parts);
-  const sha256 = sha256Of(data);
-  if (sha256 !== header.sha256 || data.length !== header.size) {
+  const sha256 = hash.digest('hex');
+  if (sha256 !== header.sha256 || received !== header.size) {
     throw new GaxxError(
       'CHECKSUM_MISMATCH',
-      `${path} from agent ${ctx.address}: got ${data.length} bytes sha256 ${sha256}, header says ${header.size} bytes ${header.sha256}`,
+      `${path} from agent ${ctx.address}: got ${received} bytes sha256 ${sha256}, header says ${header.size} bytes ${header.sha256}`,
     );
   }
-  return { data, sha256, mode: header.mode };
+  return { size: received, sha256, mode: header.mode };
 }

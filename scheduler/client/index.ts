@@ -5,5 +5,6 @@
  * only what its callers use.
  */
 export { AgentClient, MAX_MESSAGE_BYTES } from './agent-client.js';
+export { localFile, type Downloaded, type LocalFile } from './file-transfer.js';
 export { outcomeOf } from './outcome.js';
 export { checkAgentCertificate, splitAddress, type AgentExpectation } from './agent-identity.js';

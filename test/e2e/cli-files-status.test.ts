@@ -1,10 +1,14 @@
 // `gaxx cp` both ways and `gaxx status`: the built CLI against real agents of a registered fleet.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, createReadStream, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exitCodeFor } from '../../proto/index.js';
-import { cliWorld, type CliWorld } from '../helpers/cli-world.js';
+import { exitCodeFor, MAX_FILE_BYTES } from '../../proto/index.js';
+import { repoRoot } from '../helpers/agent.js';
+import { runGaxx } from '../helpers/cli.js';
+import { cliWorld, homeAgentCerts, type CliWorld } from '../helpers/cli-world.js';
+import { startStandInAgent } from '../helpers/stand-in-agent.js';
 
 let w: CliWorld;
 let tmp: string;
@@ -85,6 +89,65 @@ describe('gaxx cp: ordinary mistakes are refused clearly, never INTERNAL', () =>
     const dir = join(tmp, 'twice');
     for (let i = 0; i < 2; i++) expect((await w.gaxx(['cp', `${w.fleet}:back.txt`, dir])).code).toBe(0);
     for (const h of w.hosts) expect(readFileSync(join(dir, h, 'back.txt'), 'utf8')).toBe('hello\n');
+  });
+});
+
+const fileSha = async (file: string): Promise<string> => {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(file)) h.update(c as Buffer);
+  return h.digest('hex');
+};
+
+describe('gaxx cp: a big file streams through a temp file; a lie or an oversize file is refused', () => {
+  it('a 384 MiB download never sits in memory: the CLI peaks far below its size, and leaves only the finished file', async () => {
+    const size = 384 * 1024 * 1024;
+    const h1 = (w.agents[0] as { address: string }).address;
+    const made = await w.gaxx(['exec', '--agent', h1, '--no-stdin', '--workdir', 'big', '--', 'sh', '-c', `truncate -s ${size} big.bin`]);
+    expect(made.code, made.stderr).toBe(0);
+    const dir = join(tmp, 'big');
+    const rssFile = join(tmp, 'max-rss');
+    const down = await runGaxx(['cp', '--json', '--host', 'h1', `${w.fleet}:big/big.bin`, dir], {
+      home: w.home,
+      env: { ...w.env, REPORT_MAX_RSS_FILE: rssFile },
+      nodeArgs: ['--import', pathToFileURL(join(repoRoot(), 'test', 'fixtures', 'report-max-rss.mjs')).href],
+    });
+    expect(down.code, down.stderr).toBe(0);
+    const [row] = JSON.parse(down.stdout) as Row[];
+    expect(statSync(join(dir, 'h1', 'big.bin')).size).toBe(size);
+    expect(row?.sha256).toBe(await fileSha(join(dir, 'h1', 'big.bin')));
+    expect(readdirSync(join(dir, 'h1'))).toEqual(['big.bin']);
+    // Held whole, the file alone would be 384 MiB (twice that with the copy joining its chunks).
+    expect(Number(readFileSync(rssFile, 'utf8')) * 1024).toBeLessThan(size / 2);
+  });
+
+  it('an agent sending more than its header announced: CHECKSUM_MISMATCH, stopped early, nothing left in the host folder', async () => {
+    const liar = await startStandInAgent(await homeAgentCerts(w.home, 'adhoc', 'liar'), '127.0.0.1', {
+      getFile: { announce: 1024 * 1024, send: 256 * 1024 * 1024 },
+    });
+    try {
+      const dir = join(tmp, 'lied');
+      const r = await w.gaxx(['cp', '--json', '--agent', liar.address, ':lie.bin', dir]);
+      expect(r.code, r.stderr).toBe(exitCodeFor('CHECKSUM_MISMATCH'));
+      expect((JSON.parse(r.stdout) as Row[])[0]?.error?.code).toBe('CHECKSUM_MISMATCH');
+      expect(await liar.getFileEnded).toBeLessThan(64 * 1024 * 1024);
+      for (const host of readdirSync(dir)) expect(readdirSync(join(dir, host)), host).toEqual([]);
+    } finally {
+      await liar.close();
+    }
+  });
+
+  it("a local file over the agents' limit is refused before any agent is called (INVALID_ARGUMENT)", async () => {
+    const standIn = await startStandInAgent(await homeAgentCerts(w.home, 'adhoc', 'big-in'));
+    try {
+      const file = join(tmp, 'over.bin');
+      writeFileSync(file, '');
+      truncateSync(file, MAX_FILE_BYTES + 1);
+      const r = await w.gaxx(['cp', '--agent', standIn.address, file, ':over.bin']);
+      expect(r.code, r.stderr).toBe(exitCodeFor('INVALID_ARGUMENT'));
+      expect(standIn.calls.filter((c) => c.method === 'PutFile')).toEqual([]);
+    } finally {
+      await standIn.close();
+    }
   });
 });
 

@@ -2,17 +2,19 @@
  * A stand-in gaxx-agent: a grpc-js server over real mTLS presenting the certificate of a cert
  * dir (the fleet CA's, so TLS accepts it; revoked, say), that records every call it gets and
  * answers Exec, PutFile, Info and Health as an agent would. What a client refuses shows as
- * calls that never arrive.
+ * calls that never arrive. GetFile lies when told to: its header announces fewer bytes than it
+ * then sends, so a client's refusal shows as how much it took before it cancelled.
  */
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { once } from 'node:events';
 import { loadProtos } from '../../proto/index.js';
 
 /** One call the stand-in received. */
 export interface StandInCall {
-  method: 'Exec' | 'PutFile' | 'Info' | 'Health';
-  /** Exec: the env names and the stdin size; PutFile: the path. */
+  method: 'Exec' | 'PutFile' | 'GetFile' | 'Info' | 'Health';
+  /** Exec: the env names and the stdin size; PutFile: the path; GetFile: the path and how many bytes went out before the call ended. */
   detail: string;
 }
 
@@ -20,13 +22,39 @@ export interface StandInAgent {
   /** 'host:port' */
   address: string;
   calls: StandInCall[];
+  /** Resolves with the bytes GetFile sent once its call ended, by its end or the client's cancel. */
+  getFileEnded: Promise<number>;
   close(): Promise<void>;
 }
 
+/** GetFile's lie: the size its header announces, and the zero bytes it sends (at most, while the client takes them). */
+export interface GetFileLie {
+  announce: number;
+  send: number;
+}
+
+/** Streams `lie.send` zero bytes under a header announcing `lie.announce`, waiting whenever the client stops taking them. */
+async function lyingGetFile(call: grpc.ServerWritableStream<{ path: string }, object>, lie: GetFileLie): Promise<number> {
+  let cancelled = false;
+  call.on('cancelled', () => (cancelled = true));
+  // Never compared: what is sent is no file the header could describe.
+  call.write({ header: { size: lie.announce, mode: 0o644, sha256: '0'.repeat(64) } });
+  const chunk = Buffer.alloc(64 * 1024);
+  let sent = 0;
+  while (sent < lie.send && !cancelled) {
+    sent += chunk.length;
+    if (!call.write({ data: chunk })) await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
+  }
+  if (!cancelled) call.end();
+  return sent;
+}
+
 /** Starts a stand-in on `host` (a loopback address its certificate names) and a free port. */
-export async function startStandInAgent(certDir: string, host = '127.0.0.1'): Promise<StandInAgent> {
+export async function startStandInAgent(certDir: string, host = '127.0.0.1', opts: { getFile?: GetFileLie } = {}): Promise<StandInAgent> {
   const { agent, health } = loadProtos();
   const calls: StandInCall[] = [];
+  let getFileEnded = (_sent: number): void => undefined;
+  const ended = new Promise<number>((r) => (getFileEnded = r));
   const server = new grpc.Server();
   server.addService(agent.gaxx.agent.v1.Agent.service, {
     Exec(call: grpc.ServerWritableStream<{ env: Record<string, string>; stdin?: Buffer }, object>) {
@@ -42,6 +70,13 @@ export async function startStandInAgent(certDir: string, host = '127.0.0.1'): Pr
       call.on('end', () => {
         calls.push({ method: 'PutFile', detail: header?.path ?? '' });
         cb(null, { path: header?.path ?? '', size: header?.size ?? 0, sha256: header?.sha256 ?? '' });
+      });
+    },
+    GetFile(call: grpc.ServerWritableStream<{ path: string }, object>) {
+      const lie = opts.getFile ?? { announce: 0, send: 0 };
+      void lyingGetFile(call, lie).then((sent) => {
+        calls.push({ method: 'GetFile', detail: `${call.request.path} sent ${sent}` });
+        getFileEnded(sent);
       });
     },
     Info(_call: unknown, cb: grpc.sendUnaryData<object>) {
@@ -61,6 +96,7 @@ export async function startStandInAgent(certDir: string, host = '127.0.0.1'): Pr
   return {
     address: `${host}:${port}`,
     calls,
+    getFileEnded: ended,
     close: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
   };
 }

@@ -1,21 +1,31 @@
 // AgentClient against the real built agent over real mTLS: round trips, refusals mapped to
-// GaxxError codes, and identity pinning (the agent keeps serving after every refusal).
+// GaxxError codes, and identity pinning (the agent keeps serving after every refusal); against a
+// stand-in agent that lies about a file's size, a download stopped as soon as the lie shows.
 import * as nodeDns from 'node:dns';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa, loadCertDir, type CertBundle } from '../../certs/index.js';
-import { isGaxxError, type ErrorCode } from '../../proto/index.js';
-import { AgentClient } from '../../scheduler/client/index.js';
+import { isGaxxError, MAX_FILE_BYTES, type ErrorCode } from '../../proto/index.js';
+import { AgentClient, localFile } from '../../scheduler/client/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { issueCertDir, makePki, type Pki } from '../helpers/pki.js';
+import { startStandInAgent } from '../helpers/stand-in-agent.js';
 
 let dir: string;
 let pki: Pki;
 let agent: AgentProcess;
 let creds: CertBundle;
 let client: AgentClient;
+
+/** A download's sink that keeps the chunks (small files only). */
+function collect(): { chunks: Buffer[]; write: (c: Buffer) => Promise<void> } {
+  const chunks: Buffer[] = [];
+  return { chunks, write: async (c) => void chunks.push(c) };
+}
+
+const ignore = async (): Promise<void> => undefined;
 
 async function codeOf(p: Promise<unknown>): Promise<ErrorCode | 'ok'> {
   try {
@@ -89,10 +99,43 @@ describe('AgentClient round trips', () => {
     data.write('gaxx');
     const put = await client.putFile('sub/file.bin', data, { mode: 0o640 });
     expect(put.size).toBe(data.length);
-    const got = await client.getFile('sub/file.bin');
-    expect(got.data.equals(data)).toBe(true);
+    const sink = collect();
+    const got = await client.getFile('sub/file.bin', sink.write);
+    expect(Buffer.concat(sink.chunks).equals(data)).toBe(true);
+    expect(got.size).toBe(data.length);
     expect(got.sha256).toBe(put.sha256);
     expect(got.mode & 0o777).toBe(0o640);
+  });
+
+  it('a local file is uploaded as it is read, and downloaded chunk by chunk: each write resolves before the next chunk comes', async () => {
+    const local = join(dir, 'sparse.bin');
+    writeFileSync(local, 'head');
+    truncateSync(local, 48 * 1024 * 1024);
+    const src = await localFile(local);
+    const put = await client.putFile('big/sparse.bin', src, { mode: 0o600 });
+    expect([Number(put.size), put.sha256]).toEqual([src.size, src.sha256]);
+    let inWrite = 0;
+    let most = 0;
+    let bytes = 0;
+    const got = await client.getFile('big/sparse.bin', async (c) => {
+      most = Math.max(most, ++inWrite);
+      bytes += c.length;
+      await new Promise((r) => setImmediate(r));
+      inWrite--;
+    });
+    expect([got.size, got.sha256, bytes, most]).toEqual([src.size, src.sha256, src.size, 1]);
+  });
+
+  it('a local file over MAX_FILE_BYTES is refused before any of it is read (a 64 GiB sparse one, at once)', async () => {
+    const huge = join(dir, 'huge.bin');
+    writeFileSync(huge, '');
+    truncateSync(huge, 64 * 1024 ** 3);
+    expect(await codeOf(localFile(huge))).toBe('INVALID_ARGUMENT');
+    truncateSync(huge, MAX_FILE_BYTES + 1);
+    expect(await codeOf(localFile(huge))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(localFile(dir))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(localFile(join(dir, 'absent')))).toBe('NOT_FOUND');
+    rmSync(huge);
   });
 
   it('a stream past its deadline is DEADLINE_EXCEEDED, and the agent serves on', async () => {
@@ -102,10 +145,10 @@ describe('AgentClient round trips', () => {
   });
 
   it("agent refusals come back as GaxxErrors with the agent's code", async () => {
-    expect(await codeOf(client.getFile('../outside'))).toBe('PATH_ESCAPE');
+    expect(await codeOf(client.getFile('../outside', ignore))).toBe('PATH_ESCAPE');
     expect(await codeOf(client.putFile('/etc/x', Buffer.from('x')))).toBe('PATH_ESCAPE');
     expect(await codeOf(client.run({ taskId: 'bad id!', argv: ['true'] }))).toBe('INVALID_ARGUMENT');
-    expect(await codeOf(client.getFile('no-such-file'))).toBe('NOT_FOUND');
+    expect(await codeOf(client.getFile('no-such-file', ignore))).toBe('NOT_FOUND');
     expect((await client.run({ taskId: 'after-refusals', argv: ['true'] })).exit.code).toBe(0);
   });
 });
@@ -200,6 +243,39 @@ describe('identity pinning', () => {
       expect(await codeOf(c.health())).toBe('UNAVAILABLE');
     } finally {
       c.close();
+    }
+  });
+});
+
+describe('a lying agent', () => {
+  it('sending more than its header announced is refused as soon as it does (CHECKSUM_MISMATCH), not after taking it all', async () => {
+    const announce = 1024 * 1024;
+    const send = 256 * 1024 * 1024;
+    const liar = await startStandInAgent(pki.agent.dir, '127.0.0.1', { getFile: { announce, send } });
+    const c = AgentClient.connect({ address: liar.address, expect: { fleet: 'test', host: 'h1' } }, creds);
+    try {
+      let took = 0;
+      expect(await codeOf(c.getFile('lie.bin', async (b) => void (took += b.length)))).toBe('CHECKSUM_MISMATCH');
+      expect(took).toBeLessThanOrEqual(announce);
+      // What it managed to send before the cancel: the announced size and what the stream buffers, far from all of it.
+      expect(await liar.getFileEnded).toBeLessThan(announce + 32 * 1024 * 1024);
+    } finally {
+      c.close();
+      await liar.close();
+    }
+  });
+
+  it('announcing more than MAX_FILE_BYTES is refused before any data is taken', async () => {
+    const liar = await startStandInAgent(pki.agent.dir, '127.0.0.1', { getFile: { announce: MAX_FILE_BYTES + 1, send: 64 * 1024 * 1024 } });
+    const c = AgentClient.connect({ address: liar.address, expect: { fleet: 'test', host: 'h1' } }, creds);
+    try {
+      let took = 0;
+      expect(await codeOf(c.getFile('big.bin', async (b) => void (took += b.length)))).toBe('FAILED_PRECONDITION');
+      expect(took).toBe(0);
+      expect(await liar.getFileEnded).toBeLessThan(32 * 1024 * 1024);
+    } finally {
+      c.close();
+      await liar.close();
     }
   });
 });
