@@ -4,7 +4,7 @@
  * (partial lines are held until their newline or the task's end, so hosts never interleave
  * inside a line); with one host, output passes through unchanged.
  */
-import { printable } from '../proto/index.js';
+import { printable, printableOutputLine } from '../proto/index.js';
 import type { OutputChunk, TaskResult } from '../scheduler/index.js';
 import type { Output } from './output.js';
 
@@ -79,7 +79,7 @@ export class HumanRunPrinter {
     let buf = Buffer.concat([this.partial.get(key) ?? Buffer.alloc(0), c.data]);
     const host = this.hosts.get(taskId) ?? taskId;
     for (let nl = buf.indexOf(10); nl !== -1; nl = buf.indexOf(10)) {
-      sink(Buffer.concat([Buffer.from(`${host}: `), buf.subarray(0, nl + 1)]));
+      sink(Buffer.concat([Buffer.from(`${host}: `), printableOutputLine(buf.subarray(0, nl + 1))]));
       buf = buf.subarray(nl + 1);
     }
     this.partial.set(key, buf);
@@ -100,7 +100,7 @@ export class HumanRunPrinter {
       const rest = this.partial.get(key);
       this.partial.delete(key);
       if (!rest || rest.length === 0) continue;
-      const line = Buffer.concat([Buffer.from(`${host}: `), rest, Buffer.from('\n')]);
+      const line = Buffer.concat([Buffer.from(`${host}: `), printableOutputLine(rest), Buffer.from('\n')]);
       if (stream === 1) this.out.writeOut(line);
       else this.out.writeErr(line);
     }

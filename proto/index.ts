@@ -66,4 +66,4 @@ export type { HealthCheckResponse, HealthCheckResponse__Output } from './gen/grp
 export { BusyLoopDelay, type LoopHistogram } from './loop-delay.js';
 export { raceAbort } from './race.js';
 export { AfterQuiet, closeInheritedFds, inside, pidAlive, processStartTicks, removeTree } from './light.js';
-export { printable, printableLines } from './printable.js';
+export { printable, printableLines, printableOutputLine } from './printable.js';

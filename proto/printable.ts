@@ -10,8 +10,9 @@
  * C1 controls (U+0080-U+009F, which terminals take as ESC [ and the like), the bidirectional
  * overrides, isolates and marks (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), which
  * reorder what is shown, and the invisible ones (zero-width U+200B-U+200D, U+FEFF; the line and
- * paragraph separators U+2028, U+2029). Task output is never passed through this: it is the
- * task's bytes, shown as they are.
+ * paragraph separators U+2028, U+2029). Task output is its bytes, shown as they are, except
+ * where gaxx labels its lines with their host (printableOutputLine): there a carriage return or
+ * an escape sequence would write over the label, another host's line or gaxx's own.
  */
 
 // eslint-disable-next-line no-control-regex
@@ -38,4 +39,21 @@ export function printable(text: string): string {
  */
 export function printableLines(text: string): string {
   return text.replace(UNPRINTABLE_IN_LINES, escapeChar);
+}
+
+/** The lead bytes of every character UNPRINTABLE_IN_LINES names, as UTF-8 (and the C0/DEL bytes). */
+// eslint-disable-next-line no-control-regex
+const MAYBE_UNPRINTABLE_BYTES = /[\x00-\x08\x0b-\x1f\x7f\xc2\xd8\xe2\xef]/;
+
+/**
+ * One line of a task's output as a labelled view shows it (`host: line`): its control characters
+ * (all but the newline and tabs) written as visible escapes, as printableLines does, so that no
+ * output moves the cursor over its label or another line. A line without them is returned as it
+ * is, bytes and all; one with them is read as UTF-8 (a byte that is not is shown as U+FFFD).
+ */
+export function printableOutputLine(line: Buffer): Buffer {
+  if (!MAYBE_UNPRINTABLE_BYTES.test(line.toString('latin1'))) return line;
+  const text = line.toString('utf8');
+  const shown = printableLines(text);
+  return shown === text ? line : Buffer.from(shown);
 }

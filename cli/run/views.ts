@@ -1,10 +1,11 @@
 /**
  * How `gaxx run` (and `gaxx runs wait/show`) present results: people get output prefixed by
  * host and task (coloured on a terminal unless NO_COLOR), scripts get JSON Lines with the run
- * id first and a summary last, and `--results DIR` gets files. Binary output is written as is
- * to files and terminals, and base64 in JSON (`stdoutBase64` instead of `stdout`).
+ * id first and a summary last, and `--results DIR` gets files. Output is written as is to
+ * files and to a one-host run's terminal, base64 in JSON (`stdoutBase64` instead of `stdout`);
+ * lines labelled with their host show their control characters escaped (printableOutputLine).
  */
-import { printable } from '../../proto/index.js';
+import { printable, printableOutputLine } from '../../proto/index.js';
 import type { OutputChunk, TaskResult } from '../../scheduler/index.js';
 import type { Output } from '../output.js';
 import { taskResultJson } from '../result-json.js';
@@ -85,10 +86,10 @@ export class HumanView implements RunView {
       const lines: Buffer[] = [];
       let start = 0;
       for (let nl = data.indexOf(10); nl !== -1; nl = data.indexOf(10, start)) {
-        lines.push(Buffer.from(`${label}: `), data.subarray(start, nl + 1));
+        lines.push(Buffer.from(`${label}: `), printableOutputLine(data.subarray(start, nl + 1)));
         start = nl + 1;
       }
-      if (start < data.length) lines.push(Buffer.from(`${label}: `), data.subarray(start), Buffer.from('\n'));
+      if (start < data.length) lines.push(Buffer.from(`${label}: `), printableOutputLine(data.subarray(start)), Buffer.from('\n'));
       if (stream === 1) this.out.writeOut(Buffer.concat(lines));
       else this.out.writeErr(Buffer.concat(lines));
     }

@@ -79,3 +79,34 @@ describe('the host a line names', () => {
     expect(text()).toBe('gaxx-web-0 [1]: a\n127.0.0.9:8088 [2]: b\n');
   });
 });
+
+describe('a labelled line', () => {
+  it("shows a task's control characters escaped, so no output writes over its label or another host's line", () => {
+    const { p, out } = printer(['h1', 'h2']);
+    // A carriage return and "erase line" to pose as gaxx's own line, a title set, a bidi override.
+    p.live('0', { stream: 1, data: Buffer.from('real\n\x1b[1A\x1b[2K\rgaxx: run X: all good\x1b]0;pwned\x07\n\u202eevil\n') });
+    p.result(done('0', '127.0.0.2:8088'), [], true);
+    expect(out()).toBe('h1: real\nh1: \\x1b[1A\\x1b[2K\\rgaxx: run X: all good\\x1b]0;pwned\\x07\nh1: \\u202eevil\n== h1: succeeded (exit 0, 12 ms)\n');
+  });
+
+  it('keeps text, UTF-8 and tabs as they are; a task list labels lines the same way', () => {
+    const { p, out } = printer(['h1', 'h2']);
+    p.live('0', { stream: 1, data: Buffer.from('a\tb é 漢\n') });
+    p.result(done('0', 'x'), [], true);
+    expect(out()).toBe('h1: a\tb é 漢\n== h1: succeeded (exit 0, 12 ms)\n');
+    let text = '';
+    const write = (s: string | Buffer): void => void (text += s.toString());
+    const view = new HumanView(new Output({ stdout: { write }, stderr: { write } } as unknown as ConstructorParameters<typeof Output>[0], false), {
+      colour: false,
+    });
+    view.result(done('7', '127.0.0.2:8088'), [{ stream: 1, data: Buffer.from('x\ry') }], false);
+    expect(text).toBe('127.0.0.2:8088 [7]: x\\ry\n');
+  });
+
+  it('with one host, passes the bytes through unchanged (as ssh does)', () => {
+    const { p, out } = printer(['h1']);
+    p.live('0', { stream: 1, data: Buffer.from('\x1b[31mred\x1b[0m\n') });
+    p.result(done('0', 'h1'), [], true);
+    expect(out()).toBe('\x1b[31mred\x1b[0m\n== h1: succeeded (exit 0, 12 ms)\n');
+  });
+});
