@@ -12,7 +12,21 @@ import { noOperatorCertificate } from '../paths.js';
 import { planRun } from '../run/plan.js';
 
 /** Flags that describe a new run: an earlier run resumed keeps what it was submitted with. */
-const NEW_RUN_FLAGS = ['fleet', 'agent', 'tasks', 'null', 'each-host', 'concurrency', 'timeout', 'retries', 'retry-on-failure', 'output-cap', 'env', 'results'];
+const NEW_RUN_FLAGS = [
+  'fleet',
+  'agent',
+  'tasks',
+  'null',
+  'replace',
+  'each-host',
+  'concurrency',
+  'timeout',
+  'retries',
+  'retry-on-failure',
+  'output-cap',
+  'env',
+  'results',
+];
 
 /** --resume takes no command and none of a new run's flags: they would be ignored. */
 function refuseWithResume(flags: FlagValues, hasRest: boolean): void {
@@ -23,7 +37,7 @@ function refuseWithResume(flags: FlagValues, hasRest: boolean): void {
 
 export const command: Command = {
   usage:
-    'gaxx run (--fleet F | --agent ADDR[,ADDR...]) [--tasks FILE|- [-0]] [--each-host] [--concurrency N] [--timeout D] [--retries N] [--retry-on-failure] [--output-cap BYTES] [--env K=V ...] [--workdir DIR] [--results DIR] [--wait-timeout D] [--json] [--timings] -- CMD ARGS...\n' +
+    'gaxx run (--fleet F | --agent ADDR[,ADDR...]) [--tasks FILE|- [-0] [--replace STR]] [--each-host] [--concurrency N] [--timeout D] [--retries N] [--retry-on-failure] [--output-cap BYTES] [--env K=V ...] [--workdir DIR] [--results DIR] [--wait-timeout D] [--json] [--timings] -- CMD ARGS...\n' +
     'gaxx run --resume ID [--wait-timeout D] [--json] [--timings]',
   description: [
     'Runs CMD through the Redis queue. Without --tasks: one task per host, pinned to it (--each-host',
@@ -37,7 +51,8 @@ export const command: Command = {
     "as an argument instead: `sh -c 'echo \"$1\"' _ {}`, `python3 -c 'import sys; print(sys.argv[1])' {}`.",
     'A record starting with - where it would begin a word (ssh {} uptime, or appended) is refused:',
     'the program would read it as an option; put -- before {} (ssh -- {} uptime) to keep it data.',
-    'With no {} the record is appended as the last argument. Every line is',
+    'With no {} the record is appended as the last argument; --replace STR makes STR stand for it',
+    "instead, so that {} can be the command's own. Without --tasks nothing is replaced. Every line is",
     'a record, an empty one too; when the first line ends in CRLF, the \\r ending each line is',
     'removed (else \\r is data; -0 records are taken as they are). The list is read as a stream: at',
     'most --concurrency tasks of the run (default 1000) are queued or running at once, so inputs of',
@@ -80,6 +95,12 @@ export const command: Command = {
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses HOST[:PORT] (port default 8088); repeat or comma-separate' },
     tasks: { type: 'string', valueName: 'FILE|-', help: 'one task per line of FILE (- reads stdin); a record is at most 128 KiB' },
     null: { type: 'boolean', short: '0', help: 'records of --tasks are NUL-separated (find -print0)' },
+    replace: {
+      type: 'string',
+      short: 'I',
+      valueName: 'STR',
+      help: 'STR stands for the record instead of {} (as xargs -I and parallel -I), so the command can hold a literal {}: --replace @@ -- find @@ -exec ls {} +',
+    },
     'each-host': { type: 'boolean', help: 'one task per host (the default without --tasks)' },
     concurrency: { type: 'string', valueName: 'N', help: 'at most N tasks of this run queued or running at once (with --tasks only; default 1000)' },
     timeout: {

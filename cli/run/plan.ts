@@ -7,7 +7,7 @@ import { GaxxError, REQUEST_LIMITS, requestProblems } from '../../proto/index.js
 import { LIMITS, type TaskInput } from '../../scheduler/light/index.js';
 import { boolFlag, durationFlag, envFlag, intFlag, sizeFlag, stringFlag, stringsFlag, usageError, workDirFlag, type FlagValues } from '../command.js';
 import { agentAddress } from '../commands/exec.js';
-import { CommandTemplate, hasPlaceholder } from './template.js';
+import { CommandTemplate, RECORD } from './template.js';
 
 /** Default bound on a run's tasks queued or running at once (without --concurrency). */
 export const DEFAULT_WINDOW = 1000;
@@ -76,7 +76,11 @@ export function planRun(flags: FlagValues, rest: string[], defaultPort: number):
   if (tasks === undefined && boolFlag(flags, 'null')) throw usage('-0 separates --tasks records by NUL; give --tasks');
   if (tasks === undefined && flags.concurrency !== undefined)
     throw usage('--concurrency bounds the tasks of a --tasks list; a run without one has one task per host');
-  if (tasks === undefined && hasPlaceholder(rest)) throw usage('{} stands for a task list record: give --tasks FILE (or - for stdin)');
+  // Without a task list nothing is replaced: `{}` is the command's own (find -exec ls {} +).
+  const replace = stringFlag(flags, 'replace');
+  if (replace !== undefined && tasks === undefined) throw usage('--replace names what stands for a --tasks record; give --tasks');
+  if (replace !== undefined && !/^[^\s]{1,16}$/.test(replace)) throw usage('--replace takes 1 to 16 characters, none of them a space');
+  if (replace !== undefined && replace.includes('{#}')) throw usage("--replace cannot hold {#}: that stands for the record's number");
   if (tasks === '') throw usage('--tasks needs a file name, or - for stdin');
   // The command as given (a task list's records only add to it: each task is checked again at enqueue).
   const argvProblems = requestProblems({ argv: rest });
@@ -89,7 +93,7 @@ export function planRun(flags: FlagValues, rest: string[], defaultPort: number):
   return {
     mode: tasks === undefined ? 'each-host' : 'tasks',
     argv: rest,
-    ...(tasks !== undefined ? { tasks, template: CommandTemplate.compile(rest) } : {}),
+    ...(tasks !== undefined ? { tasks, template: CommandTemplate.compile(rest, replace ?? RECORD) } : {}),
     separator: boolFlag(flags, 'null') ? '\0' : '\n',
     ...hosts,
     common: commonOf(flags),

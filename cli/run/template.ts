@@ -17,11 +17,14 @@ import { GaxxError } from '../../proto/index.js';
 import { optionRecordProblem, optionSlots } from './option-records.js';
 import { shellCode } from './shell-code.js';
 
-const PLACEHOLDER = /\{\}|\{#\}/g;
+/** What stands for the record unless `gaxx run --replace STR` names another string. */
+export const RECORD = '{}';
+/** What stands for the record's number. */
+const SEQ = '{#}';
 
-/** Whether any element mentions `{}` or `{#}`. */
-export function hasPlaceholder(argv: readonly string[]): boolean {
-  return argv.some((a) => a.includes('{}') || a.includes('{#}'));
+/** Whether any element mentions the record's string (`{}`, or `--replace`'s) or `{#}`. */
+function hasPlaceholder(argv: readonly string[], record: string): boolean {
+  return argv.some((a) => a.includes(record) || a.includes(SEQ));
 }
 
 /** A compiled template: renders one task's argv from its record. */
@@ -30,23 +33,33 @@ export class CommandTemplate {
   /** Where a record starting with `-` would be read as an option (option-records.ts). */
   private readonly optionSlots: number[];
 
-  private constructor(private readonly argv: readonly string[]) {
-    this.append = !hasPlaceholder(argv);
-    const starts = this.append ? [argv.length] : argv.flatMap((a, i) => (a.startsWith('{}') ? [i] : []));
+  private readonly placeholder: RegExp;
+
+  private constructor(
+    private readonly argv: readonly string[],
+    private readonly record: string,
+  ) {
+    this.append = !hasPlaceholder(argv, record);
+    const starts = this.append ? [argv.length] : argv.flatMap((a, i) => (a.startsWith(record) ? [i] : []));
     this.optionSlots = optionSlots(argv, starts);
+    this.placeholder = new RegExp(`${record.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}|\\{#\\}`, 'g');
   }
 
-  /** Checks and compiles; USAGE when `{}` would land inside code (shell-code.ts). */
-  static compile(argv: readonly string[]): CommandTemplate {
-    if (argv.length === 0 || argv[0] === '') throw new GaxxError('USAGE', 'give the command after --, e.g. gaxx run --tasks FILE -- echo {}');
-    const code = shellCode(argv).find((w) => w.includes('{}'));
+  /**
+   * Checks and compiles; USAGE when the record's string would land inside code (shell-code.ts).
+   * `record`: the string that stands for the record (`{}`, or `--replace`'s, so that a command
+   * can hold a literal `{}`: `find . -exec ls {} +`, a JSON object).
+   */
+  static compile(argv: readonly string[], record = RECORD): CommandTemplate {
+    if (argv.length === 0 || argv[0] === '') throw new GaxxError('USAGE', `give the command after --, e.g. gaxx run --tasks FILE -- echo ${record}`);
+    const code = shellCode(argv).find((w) => w.includes(record));
     if (code !== undefined) {
       throw new GaxxError(
         'USAGE',
-        `{} inside '${code}' would run input as code (a program in the command runs that word as a script or command line); pass the record as an argument instead, as in sh -c '... "$1" ...' _ {} or python3 -c '... sys.argv[1] ...' {}`,
+        `${record} inside '${code}' would run input as code (a program in the command runs that word as a script or command line); pass the record as an argument instead, as in sh -c '... "$1" ...' _ ${record} or python3 -c '... sys.argv[1] ...' ${record}`,
       );
     }
-    return new CommandTemplate(argv);
+    return new CommandTemplate(argv, record);
   }
 
   /** Why `record` cannot be this template's record (it would become an option), or undefined. */
@@ -57,6 +70,6 @@ export class CommandTemplate {
   /** The argv of the task with `record` and sequence number `seq`. */
   render(record: string, seq: number): string[] {
     if (this.append) return [...this.argv, record];
-    return this.argv.map((a) => (a.includes('{') ? a.replace(PLACEHOLDER, (m) => (m === '{}' ? record : String(seq))) : a));
+    return this.argv.map((a) => (a.includes(this.record) || a.includes(SEQ) ? a.replace(this.placeholder, (m) => (m === SEQ ? String(seq) : record)) : a));
   }
 }

@@ -697,11 +697,42 @@ describe('run plan', () => {
     });
   });
 
+  it("without --tasks, replaces nothing: {} and {#} are the command's own (find -exec ls {} +, a dict literal)", () => {
+    expect(plan({ fleet: 'web' }, ['find', '/etc', '-exec', 'ls', '{}', '+'])).toMatchObject({
+      mode: 'each-host',
+      argv: ['find', '/etc', '-exec', 'ls', '{}', '+'],
+    });
+    expect(plan({ fleet: 'web' }, ['python3', '-c', 'd = {}; print(d, "{#}")']).template).toBeUndefined();
+  });
+
+  it('--replace STR stands for the record instead of {}, which then stays literal, in code too', () => {
+    const t = plan({ fleet: 'web', tasks: '-', replace: '@@' }, ['find', '@@', '-name', '*.{#}', '-exec', 'ls', '{}', '+']).template;
+    expect(t?.render('/srv', 3)).toEqual(['find', '/srv', '-name', '*.3', '-exec', 'ls', '{}', '+']);
+    // A literal {} inside code is no record there: only --replace's string is looked for.
+    expect(plan({ fleet: 'web', tasks: '-', replace: '@@' }, ['python3', '-c', 'import sys; print({}, sys.argv[1])', '@@']).template?.render('x', 1)).toEqual([
+      'python3',
+      '-c',
+      'import sys; print({}, sys.argv[1])',
+      'x',
+    ]);
+    // Without the string in the command, the record is appended, as without --replace.
+    expect(plan({ fleet: 'web', tasks: '-', replace: '@@' }, ['echo', '{}']).template?.render('r', 1)).toEqual(['echo', '{}', 'r']);
+    // A record starting with - where @@ begins a word is still refused.
+    expect(plan({ fleet: 'web', tasks: '-', replace: '@@' }, ['ssh', '@@', 'uptime']).template?.recordProblem('-oProxyCommand=x')).toMatch(/starts with '-'/);
+    // A string with regex characters is taken literally.
+    expect(plan({ fleet: 'web', tasks: '-', replace: '(.*)' }, ['echo', 'a(.*)b']).template?.render('X', 1)).toEqual(['echo', 'aXb']);
+  });
+
   it('refuses contradictions and bad values (USAGE)', () => {
     const bad: Array<[Record<string, string | boolean | string[]>, string[]]> = [
       [{ fleet: 'web' }, []],
-      [{ fleet: 'web' }, ['echo', '{}']],
       [{ fleet: 'web', agent: ['a'] }, ['true']],
+      // --replace names a task list's record: nothing to stand for without one; a space or {#} in it.
+      [{ fleet: 'web', replace: '@@' }, ['echo', '@@']],
+      [{ fleet: 'web', tasks: '-', replace: 'a b' }, ['echo']],
+      [{ fleet: 'web', tasks: '-', replace: '' }, ['echo']],
+      [{ fleet: 'web', tasks: '-', replace: 'x{#}' }, ['echo']],
+      [{ fleet: 'web', tasks: '-', replace: '@@' }, ['sh', '-c', 'echo @@']],
       [{}, ['true']],
       [{ fleet: 'web', tasks: '-', 'each-host': true }, ['true']],
       [{ fleet: 'web', null: true }, ['true']],
