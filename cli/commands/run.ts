@@ -43,6 +43,8 @@ export const command: Command = {
     'Runs CMD through the Redis queue. Without --tasks: one task per host, pinned to it (--each-host',
     'says so; it takes no --tasks). With --tasks FILE (- for stdin): one task per input line (NUL-separated record',
     'with -0), each placed on whichever host has a free slot; hosts pull work as they free up.',
+    "gaxx run reads no stdin but --tasks -'s: its tasks get none (pipe data to one host's command",
+    'with gaxx exec, or copy a file to the hosts with gaxx cp first).',
     '{} in CMD is replaced by the record and {#} by its number, inside words too, and always as',
     'part of one argument: gaxx never passes a command through a shell. {} in code is refused',
     "wherever its program stands (behind nice, timeout, xargs...): a shell's -c script, flock, script,",
