@@ -4,9 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { GaxxError } from '../proto/index.js';
+import { GaxxError, nodeFsPromises } from '../proto/index.js';
 
 /** How a file is written (writeFileAtomic). */
 export interface WriteOptions {
@@ -75,6 +74,8 @@ export async function writeStreamAtomic<T>(
   fill: (write: (piece: Buffer) => Promise<void>) => Promise<T>,
 ): Promise<T> {
   const tmp = tempBeside(path);
+  // node:fs/promises on first use: gaxx exec, which loads this module, never writes a stream.
+  const { open, rename, unlink } = nodeFsPromises();
   const fh = await open(tmp, 'wx', 0o600);
   let closed = false;
   try {

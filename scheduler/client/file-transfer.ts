@@ -7,12 +7,13 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type * as grpc from '@grpc/grpc-js';
 import {
   GaxxError,
   isGaxxError,
   MAX_FILE_BYTES,
+  nodeFsPromises,
   type AgentGrpcClient,
   type GetFileChunk__Output,
   type PutFileChunk,
@@ -65,7 +66,8 @@ async function* chunksOf(fh: FileHandle, size: number, path: string): AsyncGener
 async function openLocal(path: string): Promise<FileHandle> {
   try {
     // O_NONBLOCK: a FIFO put in the file's place is not waited on (it is refused as no regular file).
-    return await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    // node:fs/promises on first use: gaxx exec, which loads this module, reads no local file.
+    return await nodeFsPromises().open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     throw new GaxxError('NOT_FOUND', `cannot read '${path}': ${(e as Error).message}`, { cause: e });
   }
