@@ -3,22 +3,30 @@
  *
  * Exit codes: 0 every task succeeded; 1 some command failed, timed out or was killed, or some
  * task-list record was refused (it could not become a task: an input problem); 12
- * (UNAVAILABLE) some task's outcome is unknown because its agent could not be reached or the
- * scheduler failed it (infrastructure), or a task list was interrupted (its gaxx run died before
- * enqueueing all its input: those records never ran); 13 a wait timed out; 130 the run was
- * cancelled; 2 usage.
+ * (UNAVAILABLE) some task was unreachable (it never ran), ended in an error (the scheduler or
+ * an agent refused it) or has an unknown outcome (it may have run, its end was lost):
+ * infrastructure; or a task list was interrupted (its gaxx run died before enqueueing all its
+ * input: those records never ran); 13 a wait timed out; 130 the run was cancelled; 2 usage.
  */
 import { counted, exitCodeFor, printable, type ErrorCode } from '../../proto/index.js';
 import type { OutcomeCounts, RunState, TaskOutcome } from '../../scheduler/index.js';
 import type { RunTimings } from './timings.js';
 
-/** The outcome groups people read: failed covers killed; unknown covers unreachable and error. */
+/**
+ * The outcome groups people read: failed covers killed; unreachable (never ran), errors and
+ * unknown (may have run, its end lost) are counted apart, as each says something else.
+ */
 export interface RunSummary {
   runId: string;
   total: number;
   succeeded: number;
   failed: number;
   timedOut: number;
+  /** Tasks that never ran: no agent could be reached. */
+  unreachable: number;
+  /** Tasks the scheduler or an agent ended with an error (a refusal, no agent for them, ...). */
+  errors: number;
+  /** Tasks that may have run but whose end was lost (outcome `unknown`). */
   unknown: number;
   cancelled: number;
   /** Task-list records that could not become a task (never queued nor run). */
@@ -66,7 +74,9 @@ export function summarize(
     succeeded: c('succeeded'),
     failed: c('failed') + c('killed'),
     timedOut: c('timeout'),
-    unknown: c('unreachable') + c('error') + c('unknown'),
+    unreachable: c('unreachable'),
+    errors: c('error'),
+    unknown: c('unknown'),
     cancelled: c('cancelled'),
     refused: c('refused'),
     outputCut: end.outputCut ?? 0,
@@ -105,14 +115,17 @@ export function noteUnreachable(down: Set<string>, r: { host: string; outcome: s
 export function summaryExitCode(s: RunSummary, cancelled: boolean, ended?: { code: ErrorCode }): number {
   if (cancelled) return exitCodeFor('CANCELLED');
   if (ended) return exitCodeFor(ended.code);
-  if (s.unknown > 0) return exitCodeFor('UNAVAILABLE');
+  if (s.unreachable + s.errors + s.unknown > 0) return exitCodeFor('UNAVAILABLE');
   return s.succeeded === s.total ? 0 : 1;
 }
 
 /** The one human summary line (run id and host names printable: they may come from Redis). */
 export function summaryText(s: RunSummary): string {
   const secs = (s.durationMs / 1000).toFixed(1);
-  const parts = [`${s.succeeded} succeeded`, `${s.failed} failed`, `${s.timedOut} timed out`, `${s.unknown} unknown`];
+  const parts = [`${s.succeeded} succeeded`, `${s.failed} failed`, `${s.timedOut} timed out`];
+  if (s.unreachable) parts.push(`${s.unreachable} unreachable`);
+  if (s.errors) parts.push(counted(s.errors, 'error'));
+  parts.push(`${s.unknown} unknown`);
   if (s.cancelled) parts.push(`${s.cancelled} cancelled`);
   if (s.refused) parts.push(`${s.refused} refused`);
   if (s.outputCut) parts.push(`${s.outputCut} with output cut`);

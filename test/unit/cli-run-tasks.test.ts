@@ -647,8 +647,10 @@ describe('results and summary', () => {
     expect([...down]).toEqual(['a:1', 'b:1']);
   });
 
-  it('exit codes: 0 all succeeded, 1 some failed, 12 unknown outcomes, 130 cancelled', () => {
+  it('exit codes: 0 all succeeded, 1 some failed, 12 unreachable, error or unknown outcomes, 130 cancelled', () => {
     expect(summaryExitCode(summarize('r', { succeeded: 3 }, 1), false)).toBe(0);
+    for (const o of ['unreachable', 'error', 'unknown'] as const)
+      expect(summaryExitCode(summarize('r', { succeeded: 1, [o]: 1 }, 1), false)).toBe(exitCodeFor('UNAVAILABLE'));
     expect(summaryExitCode(summarize('r', { succeeded: 2, timeout: 1 }, 1), false)).toBe(1);
     expect(summaryExitCode(summarize('r', { succeeded: 2, killed: 1 }, 1), false)).toBe(1);
     expect(summaryExitCode(summarize('r', { failed: 1, unreachable: 1 }, 1), false)).toBe(exitCodeFor('UNAVAILABLE'));
@@ -656,10 +658,21 @@ describe('results and summary', () => {
     expect(summarize('r', { failed: 1, killed: 2, error: 1, unreachable: 1, timeout: 1 }, 5, ['h2', 'h1', 'h2'])).toMatchObject({
       total: 6,
       failed: 3,
-      unknown: 2,
+      unreachable: 1,
+      errors: 1,
+      unknown: 0,
       timedOut: 1,
       unreachableHosts: ['h1', 'h2'],
     });
+  });
+
+  it('summary: unreachable tasks (never ran) and errors are counted as what they are, not as unknown', () => {
+    const s = summarize('r', { succeeded: 1, unreachable: 2, error: 1, unknown: 3 }, 1000);
+    expect(s).toMatchObject({ total: 7, unreachable: 2, errors: 1, unknown: 3 });
+    expect(summaryText(s)).toBe('gaxx: run r: 7 tasks: 1 succeeded, 0 failed, 0 timed out, 2 unreachable, 1 error, 3 unknown in 1.0 s');
+    expect(summaryText(summarize('r', { unreachable: 1 }, 0))).toBe(
+      'gaxx: run r: 1 task: 0 succeeded, 0 failed, 0 timed out, 1 unreachable, 0 unknown in 0.0 s',
+    );
   });
 
   it('progress text: done/total, failed, refused and cancelled apart, rate, ETA; total unknown while input is read', () => {
