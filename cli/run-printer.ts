@@ -20,7 +20,8 @@ export function summaryLine(r: TaskResult, label = printable(r.host)): string {
     // The agent stops a task at its output cap: said, so that `killed` is not a mystery.
     r.reason === 'output_cap' ? 'stopped at the output cap (--output-cap), output truncated' : r.truncated ? 'output truncated' : '',
     r.attempts > 1 ? `${r.attempts} attempts` : '',
-    r.mayHaveRepeated ? `may have run more than once (started on ${(r.startedOn ?? []).join(', ') || r.host})` : '',
+    // Where it was seen starting; agents it may only have reached are named by its error.
+    r.mayHaveRepeated ? `may have run more than once${r.startedOn?.length ? ` (started on ${r.startedOn.join(', ')})` : ''}` : '',
     r.error ?? '',
   ]
     .filter(Boolean)

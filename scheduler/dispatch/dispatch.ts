@@ -7,8 +7,9 @@
  *   jittered exponential backoff, up to `retry.attempts`; then the task ends `unreachable`.
  * - Transport failure after it may have started (Started seen, or the request went out): the
  *   task stays with that agent and goes back to it under the same exec id (attach or replay),
- *   for up to `agentGoneMs`; then an any-host task may run elsewhere (`mayHaveRepeated`), a
- *   pinned one ends `unknown` ("started on X, outcome lost").
+ *   for up to `agentGoneMs`; then an any-host task may run elsewhere, once, on an agent that
+ *   answers at once (`mayHaveRepeated`); otherwise it ends `unknown` ("(may have) started on X,
+ *   outcome lost"). `unreachable` only for a task that never started anywhere.
  * - RESOURCE_EXHAUSTED (the agent is full, e.g. other schedulers' tasks): wait (the agent's
  *   retry hint, else a short backoff) and retry; neither an attempt nor a breaker failure.
  * - Waiting on an open breaker is not an attempt: it is bounded by `agentGoneMs` (an agent never

@@ -6,8 +6,13 @@
  *   the request went out on a live connection, or an earlier worker saved that placement), a
  *   broken stream does not move the task. It goes back to that agent under the same exec id,
  *   whose registry attaches to the execution or replays its result. Only when that agent stays
- *   unreachable longer than `agentGoneMs` may an any-host task run elsewhere, and its result then
- *   says `mayHaveRepeated`; a pinned task (or one with nowhere else to go) ends `unknown`.
+ *   unreachable longer than `agentGoneMs` may an any-host task run elsewhere, once, and only on
+ *   an agent it reaches at once (that bound is spent: no further wait); a pinned task, one with
+ *   nowhere else to go or already moved, or one whose other agents are unreachable too, ends
+ *   `unknown`.
+ * - `unreachable` ("never ran") only for a task that certainly never started anywhere: every end
+ *   without a result of its own goes through `lost()`, which says `unknown` (naming the agents it
+ *   may have started on) as soon as it may have started on one.
  * - Attempts count dispatches that reached an agent, not breaker waits or busy refusals.
  */
 import { formatDuration, isGaxxError, lostReason, type ErrorCode, type ExecRequest } from '../../proto/index.js';
@@ -25,6 +30,8 @@ const CANCEL_ATTACH_MS = 30_000;
 
 /** What one pass of the dispatch loop decided. */
 type Step = { done: Dispatched } | { again: true } | { giveUp: true };
+/** Every outcome but `unreachable`, which only `lost()` decides. */
+type Ended = Exclude<TaskResult['outcome'], 'unreachable'>;
 const AGAIN: Step = { again: true };
 const GIVE_UP: Step = { giveUp: true };
 
@@ -66,11 +73,20 @@ export class TaskDispatch {
   private lastError = '';
   private readonly failedOn = new Set<string>();
   private readonly startedOn: string[] = [];
+  /**
+   * Where an execution of the task may have started, per round: the agent said Started or sent
+   * its exit, the request went out, or an earlier worker saved that placement before its Exec.
+   */
+  private readonly mayHaveRun: { address: string; round: number }[] = [];
   /** The output of the last execution that started, as far as it came (kept when its end is lost). */
   private partial: OutputChunk[] = [];
-  private repeated = false;
+  /**
+   * Why the task left an agent that stayed unreachable for `agentGoneMs`, once it did: that wait is
+   * spent, and is not begun again for the other agents.
+   */
+  private moved: string | undefined;
   /** The agent the task may be running on and must go back to; since when it is unreachable. */
-  private sticky: { address: string; since: number; confirmed: boolean } | undefined;
+  private sticky: { address: string; since: number } | undefined;
   /** Since when every usable agent's breaker has been open (breaker waits are bounded by time). */
   private waitingSince = 0;
   private readonly seed = Math.floor(Math.random() * 1e6);
@@ -96,12 +112,17 @@ export class TaskDispatch {
     // A task never placed anywhere (cancelled or refused before dispatch) names no host.
     this.lastHost = this.placedOn ?? this.pinned ?? '';
     this.policy = retryPolicy({ ...ctx.policy, backoffMs: spec.retry.backoffMs, attempts: spec.retry.attempts });
-    // An earlier worker saved this placement before its Exec: the command may be running there.
-    if (job.takenBefore && this.placedOn !== undefined) this.sticky = { address: this.placedOn, since: Date.now(), confirmed: false };
+    // An earlier worker took the job (and saved an any-host task's placement) before its Exec:
+    // the command may be running on that agent, or the pinned one.
+    const before = job.takenBefore ? (this.placedOn ?? this.pinned) : undefined;
+    if (before !== undefined) {
+      this.sticky = { address: before, since: Date.now() };
+      this.mayHaveRunOn(before);
+    }
   }
 
   async run(): Promise<Dispatched> {
-    if (this.job.cancel.aborted) return this.cancelledBeforeDispatch();
+    if (this.job.cancel.aborted) return this.cancelledBetweenDispatches();
     const wakeUp = (): void => this.wakeCtl.abort();
     this.job.signal.addEventListener('abort', wakeUp, { once: true });
     this.job.cancel.addEventListener('abort', wakeUp, { once: true });
@@ -121,61 +142,103 @@ export class TaskDispatch {
     this.ctx.pool.ensure(this.endpoints);
     for (;;) {
       if (this.job.signal.aborted) throw new Error('dispatch aborted');
-      if (this.job.cancel.aborted) return this.ended('cancelled', 'cancelled', 'run cancelled before the task ran');
+      if (this.job.cancel.aborted) return this.cancelledBetweenDispatches();
       const lost = this.stickyExpired();
       if (lost) return lost;
       const step = await this.step();
       if ('done' in step) return step.done;
       if ('giveUp' in step) break;
     }
-    if (this.startedOn.length > 0)
-      return this.ended('unknown', 'UNAVAILABLE', `started on ${this.startedOn.at(-1)}, outcome lost (${this.lastError || 'agent unreachable'})`);
-    return this.ended('unreachable', 'UNAVAILABLE', this.lastError || 'no agent reachable');
+    const why = this.lastError || 'no agent reachable';
+    return this.lost(this.moved === undefined ? why : `${this.moved}, and no other agent answered: ${why}`);
+  }
+
+  /** Records that the current round may have started on `addr`. */
+  private mayHaveRunOn(addr: string): void {
+    if (!this.mayHaveRun.some((m) => m.address === addr && m.round === this.round)) this.mayHaveRun.push({ address: addr, round: this.round });
+  }
+
+  /** The agents the current round may have started on, oldest first. */
+  private roundMayHaveRunOn(): string[] {
+    return this.mayHaveRun.filter((m) => m.round === this.round).map((m) => m.address);
+  }
+
+  /** More than one fresh start seen, or one execution that may have started on two agents (it moved). */
+  private mayHaveRepeated(): boolean {
+    return this.startedOn.length > 1 || this.roundMayHaveRunOn().length > 1;
   }
 
   /**
-   * The sticky agent has been unreachable longer than the policy allows: an any-host task with
-   * another agent moves there (flagged as possibly repeated); otherwise its outcome is lost.
+   * The task ends without a result of its own. `unreachable` ("never ran") only when it certainly
+   * never started anywhere; once it may have started on an agent, `unknown`, naming that agent.
+   */
+  private lost(why: string): Dispatched {
+    const maybe = [...new Set(this.mayHaveRun.map((m) => m.address))];
+    if (maybe.length === 0) return this.finish('unreachable', 'UNAVAILABLE', why);
+    const at = this.startedOn.at(-1) ?? (maybe.at(-1) as string);
+    const others = maybe.filter((a) => a !== at);
+    this.lastHost = at;
+    const also = others.length ? `; it may also have started on ${others.join(', ')}` : '';
+    return this.ended('unknown', 'UNAVAILABLE', `${this.startedOn.includes(at) ? 'started' : 'may have started'} on ${at}, outcome lost (${why})${also}`);
+  }
+
+  /**
+   * Whether, after its agent stayed away for `agentGoneMs`, the task may run elsewhere: an
+   * any-host task with another agent, that has not moved before (each move risks one more run).
+   */
+  private mayMove(from: string): boolean {
+    return this.pinned === undefined && this.moved === undefined && this.endpoints.some((e) => e.address !== from);
+  }
+
+  /**
+   * The sticky agent has been unreachable longer than the policy allows: an any-host task that may
+   * move goes to another agent it reaches at once (the wait is spent: an unreachable one ends it
+   * `unknown`, see `moved`); otherwise its outcome is lost.
    */
   private stickyExpired(): Dispatched | undefined {
     const s = this.sticky;
     if (!s || Date.now() - s.since < this.policy.agentGoneMs) return undefined;
-    const gone = `${s.address} unreachable for ${Math.round((Date.now() - s.since) / 1000)} s`;
-    const elsewhere = this.pinned === undefined && this.endpoints.some((e) => e.address !== s.address);
-    if (!elsewhere) {
-      if (!s.confirmed && this.startedOn.length === 0) return this.ended('unreachable', 'UNAVAILABLE', `${gone}; the task may have reached it`, true);
-      return this.ended('unknown', 'UNAVAILABLE', `started on ${s.address}, outcome lost (${gone})`);
-    }
+    this.lastError = `${s.address} unreachable for ${Math.round((Date.now() - s.since) / 1000)} s`;
+    if (!this.mayMove(s.address)) return this.lost(this.lastError);
     this.sticky = undefined;
     this.failedOn.add(s.address);
     this.placedOn = undefined;
-    this.repeated = true;
-    this.lastError = gone;
+    this.moved = this.lastError;
     return undefined;
   }
 
   /**
-   * The run was cancelled before this worker dispatched the task. A job taken before (its worker
-   * died or handed it back) may have run on its agent under its exec id: Cancel it there when it
-   * runs, and have the agent replay its result when it ended (it ran: its real end, not
-   * `cancelled`). Only a task the agent never started is reported cancelled.
+   * The run was cancelled while this worker had no Exec of the task open: before its first
+   * dispatch, or between two (a backoff, a wait for its agent to come back). Where the current
+   * round may have started (an earlier worker's dispatch, a stream that broke), Cancel it on that
+   * agent when it runs, and have the agent replay its result when it ended (it ran: its real end,
+   * not `cancelled`). Only a task that never started anywhere is reported cancelled; one whose
+   * agent cannot be asked ends `unknown`.
    */
-  private async cancelledBeforeDispatch(): Promise<Dispatched> {
-    const addr = this.pinned ?? this.placedOn;
-    if (!this.job.takenBefore || addr === undefined) return this.ended('cancelled', 'cancelled', 'run cancelled before the task ran');
+  private async cancelledBetweenDispatches(): Promise<Dispatched> {
+    const maybe = this.roundMayHaveRunOn();
+    const addr = maybe.at(-1);
+    const notRun = this.round === 0 ? 'run cancelled before the task ran' : 'run cancelled before the task ran again';
+    if (addr === undefined) return this.ended('cancelled', 'cancelled', notRun);
     this.ctx.pool.ensure(this.endpoints);
     const link = this.ctx.pool.link(addr, this.endpointAt(addr)?.expect);
     this.lastHost = addr;
     const execId = this.execId();
     const asked = await (link.cancelTask ? link.cancelTask(execId) : link.cancel(execId).then((found) => ({ found, finished: false }))).catch(() => undefined);
     if (!asked) return this.ended('unknown', 'UNAVAILABLE', `run cancelled; ${addr} could not be asked whether the task ran there`);
-    if (!asked.found && !asked.finished) return this.ended('cancelled', 'cancelled', 'run cancelled before the task ran');
+    if (!asked.found && !asked.finished) {
+      // It moved here from an agent that stayed away: it may still have run there.
+      const earlier = maybe.slice(0, -1);
+      if (earlier.length)
+        return this.ended('unknown', 'UNAVAILABLE', `run cancelled; the task may have started on ${earlier.join(', ')}, which could not be asked`);
+      return this.ended('cancelled', 'cancelled', notRun);
+    }
     // It ran there: attach (running: read on to the exit the Cancel causes) or have its result
     // replayed (ended). Existing only: the agent never starts it now.
     try {
       const req = { ...buildRequest(this.spec, this.stdin, execId), existingOnly: true };
       const got = await execOnce(link, req, this.job.signal, new AbortController().signal, CANCEL_ATTACH_MS);
-      this.attempts = 1;
+      this.attempts += 1;
       return { result: this.exitResult(addr, got, outcomeOf(got.exit)), output: got.output };
     } catch {
       return asked.found
@@ -184,10 +247,18 @@ export class TaskDispatch {
     }
   }
 
-  private ended(outcome: TaskResult['outcome'], reason: string, error: string, mayHaveRun = false): Dispatched {
+  /** A result of the dispatcher's own (no exit from an agent); `unreachable` only through `lost()`. */
+  private ended(outcome: Ended, reason: string, error: string): Dispatched {
+    const maybe = this.roundMayHaveRunOn();
+    // An agent's refusal (or a busy wait given up) after the task may have started: say where.
+    const where = outcome === 'error' && maybe.length ? `; the task may have started on ${maybe.join(', ')}` : '';
+    return this.finish(outcome, reason, error + where);
+  }
+
+  private finish(outcome: TaskResult['outcome'], reason: string, error: string): Dispatched {
     const result = taskResult(
       { runId: this.spec.runId, taskId: this.spec.taskId, host: this.lastHost, outcome, reason },
-      { error, attempts: this.attempts, startedOn: [...this.startedOn], mayHaveRepeated: this.repeated || (mayHaveRun && this.startedOn.length > 0) },
+      { error, attempts: this.attempts, startedOn: [...this.startedOn], mayHaveRepeated: this.mayHaveRepeated() },
     );
     // A task whose end is lost (its agent went away, a stop not confirmed) keeps the output that came.
     return { result, output: outcome === 'unknown' || outcome === 'cancelled' ? this.partial : [] };
@@ -195,20 +266,24 @@ export class TaskDispatch {
 
   private exitResult(host: string, got: ExecOutcome, outcome: TaskResult['outcome']): TaskResult {
     const x = got.exit;
+    this.mayHaveRunOn(host);
     const lost = outcome === 'unknown' ? `started on ${host}, outcome lost: ${x.error || 'the agent restarted while it ran'}` : x.error;
+    // It moved here from an agent that stayed away, where it may have run too: say which.
+    const elsewhere = this.roundMayHaveRunOn().filter((a) => a !== host);
+    const error = [lost, elsewhere.length ? `it may also have started on ${elsewhere.join(', ')}` : ''].filter(Boolean).join('; ');
     return taskResult(
       { runId: this.spec.runId, taskId: this.spec.taskId, host, outcome, reason: x.reason },
       {
         exitCode: x.signal || outcome === 'unknown' ? null : x.code,
         signal: x.signal || null,
-        ...(lost ? { error: lost } : {}),
+        ...(error ? { error } : {}),
         durationMs: Number(x.durationMs),
         stdoutBytes: Number(x.stdoutBytes),
         stderrBytes: Number(x.stderrBytes),
         truncated: x.truncated,
         attempts: this.attempts,
         startedOn: [...this.startedOn],
-        mayHaveRepeated: this.repeated || this.startedOn.length > 1,
+        mayHaveRepeated: this.mayHaveRepeated(),
         attached: got.started?.attached ?? false,
         replayed: got.started?.replayed ?? false,
       },
@@ -222,10 +297,11 @@ export class TaskDispatch {
     const p = place({ pinned, candidates, placedOn: this.placedOn, failedOn: this.failedOn, seed: this.seed }, this.ctx.pool.snapshot(candidates));
     if (p.kind === 'none') return { done: this.ended('error', 'NOT_FOUND', `no agent for this task (${p.reason})`) };
     if (p.kind === 'wait') {
-      if (p.reason === 'breaker-open' && this.sticky === undefined && this.breakerWaitExhausted(pinned)) return GIVE_UP;
+      // Moved after its agent stayed away: that wait is spent, it does not begin again for the others.
+      if (p.reason === 'breaker-open' && this.sticky === undefined && (this.moved !== undefined || this.breakerWaitExhausted(pinned))) return GIVE_UP;
       // Full at the assumed capacity: ask the agents this task may use theirs (the answers wake this wait).
       if (p.reason === 'busy') this.ctx.pool.learnCapacity(pinned === undefined ? this.endpoints : [this.endpointAt(pinned) ?? { address: pinned }]);
-      await this.ctx.pool.waitForChange(p.until ? p.until - Date.now() + 5 : 1000, this.wake);
+      await this.ctx.pool.waitForChange(this.waitMs(p.until), this.wake);
       return AGAIN;
     }
     this.waitingSince = 0;
@@ -240,6 +316,14 @@ export class TaskDispatch {
   private endpointAt(addr: string): AgentEndpoint | undefined {
     if (addr === this.pinned && this.pinnedEndpoint) return this.pinnedEndpoint;
     return this.endpoints.find((e) => e.address === addr);
+  }
+
+  /** How long to wait for a change: until the breaker probes again, but not past the end of the wait for a gone agent. */
+  private waitMs(until: number | undefined): number {
+    const now = Date.now();
+    const since = this.sticky?.since ?? (this.waitingSince || undefined);
+    const bound = since === undefined ? Infinity : since + this.policy.agentGoneMs - now + 5;
+    return Math.max(1, Math.min(until ? until - now + 5 : 1000, bound));
   }
 
   /** An agent never reached counts its breaker waits as attempts (fail fast); a known one gets `agentGoneMs`. */
@@ -278,6 +362,7 @@ export class TaskDispatch {
       this.ctx.pool.release(addr);
     }
     if (seen.started) this.partial = seen.output ?? [];
+    if (got !== undefined || seen.started) this.mayHaveRunOn(addr);
     if (seen.started && !seen.started.attached && !seen.started.replayed) this.startedOn.push(addr);
     // An agent that reports the task lost (in its restart: its journal says so; or with its
     // launcher) had started it, even when that task's Started never reached us: the result names it either way.
@@ -326,14 +411,18 @@ export class TaskDispatch {
     const sent = e instanceof StreamEnded || seen.started !== undefined || (isGaxxError(e) && e.details?.requestSent === true);
     if (sent || this.sticky?.address === addr) {
       // It may be running there: go back to the same agent (attach or replay), never elsewhere.
+      if (sent) this.mayHaveRunOn(addr);
       if (this.sticky === undefined) {
-        this.sticky = { address: addr, since: Date.now(), confirmed: seen.started !== undefined };
-        // Said now, not only when the wait ends (minutes later): whoever follows the run knows why it waits.
+        this.sticky = { address: addr, since: Date.now() };
+        // Said now, not only when the wait ends (minutes later): whoever follows the run knows why
+        // it waits, and what happens then.
+        const otherwise = this.mayMove(addr)
+          ? 'else it runs on another agent that answers at once (it may then run twice), or its outcome is lost when none does'
+          : 'else its outcome is lost';
         this.job.note?.(
-          `task ${this.spec.taskId}: ${addr} went away while the task ${seen.started ? 'ran there' : 'may have started there'} (${this.lastError}); waiting up to ${formatDuration(this.policy.agentGoneMs)} for it to come back, else its outcome is lost`,
+          `task ${this.spec.taskId}: ${addr} went away while the task ${seen.started ? 'ran there' : 'may have started there'} (${this.lastError}); waiting up to ${formatDuration(this.policy.agentGoneMs)} for it to come back, ${otherwise}`,
         );
       }
-      if (seen.started) this.sticky.confirmed = true;
       // A short pause only: the agent's breaker paces the retries (its probe wakes the wait the
       // moment the agent answers again), bounded by agentGoneMs.
       await sleep(backoffDelay(Math.min(++this.infra, 2), { baseMs: this.policy.backoffMs, maxMs: this.policy.backoffMaxMs }), this.wake);
@@ -341,7 +430,8 @@ export class TaskDispatch {
     }
     this.failedOn.add(addr);
     if (this.pinned === undefined) this.placedOn = undefined;
-    if (++this.infra >= this.policy.attempts) return GIVE_UP;
+    // Moved after its agent stayed away: the wait is spent, an agent it cannot reach ends it.
+    if (this.moved !== undefined || ++this.infra >= this.policy.attempts) return GIVE_UP;
     await sleep(backoffDelay(this.infra, { baseMs: this.policy.backoffMs, maxMs: this.policy.backoffMaxMs }), this.wake);
     return AGAIN;
   }

@@ -14,8 +14,9 @@ import type { Cluster, Redis } from 'ioredis';
 import { gaxxKey } from '../redis/redis.js';
 
 /**
- * How a task ended. Only `succeeded` counts as success. `unreachable`: it never ran (no agent
- * took it). `unknown`: it started (see `startedOn`) but its outcome was lost: the stream broke
+ * How a task ended. Only `succeeded` counts as success. `unreachable`: it certainly never ran (no
+ * agent took it). `unknown`: it started (see `startedOn`), or may have (its request went out; its
+ * `error` names the agent), but its outcome was lost: the stream broke
  * and the agent never gave its result back (gone too long, restarted mid-task, or the waiting
  * run ended first). `refused`: its input could not become a valid task (a task-list record that
  * is not UTF-8, too long, ...): it was never queued nor run, and `reason` is the code.
