@@ -7,13 +7,19 @@
  * second task with the same input gets `<input>\#<seq>`, so every task has exactly one folder.
  * DIR must not exist yet or be empty: two runs never mix their results.
  *
+ * A folder is whole or absent: its files are written into a hidden temp folder beside it
+ * (`.gaxx-<seq>-<random>.tmp`), which is renamed to its name only once all four are written. A
+ * folder that cannot be written (a full disk) is removed and reported as FILE_ACCESS naming the
+ * file and the fix; the views (views.ts) tell it and go on: the result itself is in Redis.
+ *
  * Every name is made from what this process knows (the task id it enqueued, the record it read,
  * the host it pinned the task to), never from the result itself, which is read from Redis;
  * and every path written is checked to lie under DIR.
  */
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { GaxxError, inside } from '../../proto/index.js';
+import { fileAccessError, GaxxError, inside } from '../../proto/index.js';
 import type { OutputChunk, TaskResult } from '../../scheduler/index.js';
 import { makeOwnSubdir, prepareUserDir } from '../local-dirs.js';
 import type { RunView } from './views.js';
@@ -59,6 +65,8 @@ export class ResultsDirView implements RunView {
     this.root = resolve(dir, '1');
   }
 
+  readonly label = '--results';
+
   start(): void {}
   live(): void {}
   end(): void {}
@@ -68,26 +76,46 @@ export class ResultsDirView implements RunView {
    * it is known to be one this process enqueued: a run of one task per host finds its host by it
    * (a task it does not know gets no folder); a task list's results are those its stream counted
    * as its own (stream-run), and one without a text record (refused: not UTF-8, too long) is
-   * written `\#<seq>`.
+   * written `\#<seq>`. FILE_ACCESS when the folder could not be written (none is left).
    */
   result(r: TaskResult, output: OutputChunk[], _liveShown: boolean, input: string | undefined): void {
     const seq = r.taskId;
     const name = input ?? (this.hosts ? this.hosts.get(seq) : '');
     if (name === undefined || !SEQ.test(seq)) return;
     const base = resultName(name, seq);
-    let folder = this.folder(base);
-    try {
-      mkdirSync(folder);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      folder = this.folder(`${base}\\#${seq}`);
-      mkdirSync(folder);
-    }
     const bytes = (s: 1 | 2): Buffer => Buffer.concat(output.filter((c) => c.stream === s).map((c) => c.data));
-    writeFileSync(join(folder, 'seq'), `${seq}\n`);
-    writeFileSync(join(folder, 'stdout'), bytes(1));
-    writeFileSync(join(folder, 'stderr'), bytes(2));
-    writeFileSync(join(folder, 'result.json'), `${JSON.stringify({ ...r, ...(input !== undefined ? { input } : {}) }, null, 2)}\n`);
+    const files: Array<[string, string | Buffer]> = [
+      ['seq', `${seq}\n`],
+      ['stdout', bytes(1)],
+      ['stderr', bytes(2)],
+      ['result.json', `${JSON.stringify({ ...r, ...(input !== undefined ? { input } : {}) }, null, 2)}\n`],
+    ];
+    const folder = this.folder(base);
+    const tmp = this.folder(`.gaxx-${seq}-${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      mkdirSync(tmp);
+      // O_EXCL: the temp folder is new, nothing in it may be a planted symlink.
+      for (const [f, data] of files) writeFileSync(join(tmp, f), data, { flag: 'wx' });
+      this.place(tmp, base, seq);
+    } catch (e) {
+      try {
+        rmSync(tmp, { recursive: true, force: true });
+      } catch {
+        // What could not be written may not be removable either: the failure reported is the write's.
+      }
+      throw writeError(e, folder);
+    }
+  }
+
+  /** Renames the written temp folder to `base`, or to `base\#<seq>` when another task has that name. */
+  private place(tmp: string, base: string, seq: string): void {
+    try {
+      renameSync(tmp, this.folder(base));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw e;
+      renameSync(tmp, this.folder(`${base}\\#${seq}`));
+    }
   }
 
   /** DIR/1/`name`; INTERNAL if that is not a folder right under DIR/1 (the names above make none other). */
@@ -97,4 +125,17 @@ export class ResultsDirView implements RunView {
       throw new GaxxError('INTERNAL', `--results: the folder for task ${JSON.stringify(name)} would not lie in ${this.root}`);
     return folder;
   }
+}
+
+/**
+ * A failed write of a results folder as FILE_ACCESS naming the folder (not its temp one, nor a
+ * file in it: neither is left, while DIR/1 is there for `df`) and, for a full disk, the fix.
+ */
+function writeError(e: unknown, path: string): unknown {
+  if (e instanceof GaxxError) return e;
+  const err = e as NodeJS.ErrnoException | null;
+  // A write to a descriptor (ENOSPC) names no file; a failure in the temp folder names that one.
+  if (err && typeof err.errno === 'number' && typeof err.code === 'string') err.path = path;
+  const elsewhere = 'give --results a directory on another file system';
+  return fileAccessError(e, { elsewhere }) ?? new GaxxError('FILE_ACCESS', `cannot write ${path}: ${(e as Error).message}`, { cause: e, details: { path } });
 }
