@@ -7,7 +7,7 @@ import { withRedis } from '../run/redis-session.js';
 import { INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from '../run/summary.js';
 import { IgnoredReport } from '../run/ignored.js';
 import { endedNote } from '../run/run-shared.js';
-import { recordedRunView, type RunView } from '../run/views.js';
+import { recordedRunView, type Views } from '../run/views.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
 
 export const command: Command = {
@@ -36,8 +36,8 @@ export const command: Command = {
     const creds = await schedulerCredentials(config.paths);
     // Made once the run is known: a run of one task per host is printed as its `gaxx run` prints
     // it (output lines and a result line per host), a task list as task lists are.
-    let view: RunView | undefined;
-    const viewOf = (hosts: ReadonlyMap<string, string> | undefined): RunView => recordedRunView(out, io.colour === true, hosts);
+    let view: Views | undefined;
+    const viewOf = (hosts: ReadonlyMap<string, string> | undefined): Views => recordedRunView(out, io.colour === true, hosts);
     const down = new Set<string>();
     const ignored = new IgnoredReport(out, 'result');
     let outputCut = 0;
@@ -64,7 +64,7 @@ export const command: Command = {
     const unread = res.state === 'interrupted' ? { notEnqueuedFrom: res.record.enqueued + 1 } : {};
     // The run's own duration (from its start to its end, or to now while it runs), not this wait's.
     const durationMs = (res.record.finishedAt ?? Date.now()) - res.record.startedAt;
-    const summary = summarize(runId, res.counts, durationMs, down, { state: res.state, ...unread, outputCut });
+    const summary = summarize(runId, res.counts, durationMs, down, { state: res.state, ...unread, outputCut, ...view?.missed() });
     (view ?? viewOf(undefined)).end(summary);
     if (res.ended) out.note(endedNote(res.ended, runId, config));
     else if (res.state === 'interrupted')

@@ -36,7 +36,7 @@ import { INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from './summ
 import { openTaskList } from './task-source.js';
 import { RunClock } from './timings.js';
 import { endedNote, endRun, redisNote, viewsFor, type ExecuteContext, type RedisClient, type Started } from './run-shared.js';
-import { recordedRunView, type RunView } from './views.js';
+import { recordedRunView, type Views } from './views.js';
 import { runTaskList } from './task-list-run.js';
 
 export type { ExecuteContext } from './run-shared.js';
@@ -190,7 +190,11 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
   // queued: the run is still running (resumable), and what this process reported for those
   // tasks (unknown) is not a result the run index may count.
   if (cancelled || !res.ended) await landEndRecord(redis, s.runId, { state: cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }, landing);
-  const summary = summarize(s.runId, counts, Date.now() - started, down, { state: cancelled ? 'cancelled' : res.ended ? 'running' : 'done', outputCut });
+  const summary = summarize(s.runId, counts, Date.now() - started, down, {
+    state: cancelled ? 'cancelled' : res.ended ? 'running' : 'done',
+    outputCut,
+    ...view.missed(),
+  });
   endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
   if (cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled`);
   else if (res.ended) ctx.out.note(endedNote(res.ended, s.runId, ctx.config));
@@ -207,7 +211,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     clock.mark('redisMs');
     const creds = await schedulerCredentials(ctx.config.paths);
     // Made once the run is known: a run of one task per host printed as its `gaxx run` prints it.
-    let view: RunView | undefined;
+    let view: Views | undefined;
     let startedAt: number | undefined;
     const counts: OutcomeCounts = {};
     const down = new Set<string>();
@@ -242,7 +246,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     const state = res.cancelled ? 'cancelled' : res.ended ? 'running' : res.interrupted ? 'interrupted' : 'done';
     const unread = res.interrupted && res.enqueued !== undefined ? { notEnqueuedFrom: res.enqueued + 1 } : {};
     // The run's own duration when its record says when it started, as `gaxx runs wait` gives it.
-    const summary = summarize(runId, counts, Date.now() - (startedAt || started), down, { state, ...unread, outputCut });
+    const summary = summarize(runId, counts, Date.now() - (startedAt || started), down, { state, ...unread, outputCut, ...view?.missed() });
     endRun(view ?? recordedRunView(ctx.out, ctx.io.colour === true), ctx, summary, opts.timings ? { clock, inProcess: res.inProcess } : undefined);
     if (res.cancelled) ctx.out.note(`gaxx: run ${runId} cancelled`);
     else if (res.ended) ctx.out.note(endedNote(res.ended, runId, ctx.config));

@@ -82,9 +82,9 @@ export function viewsFor(
   progress: ProgressLine | undefined,
   labels: ReadonlyMap<string, string> | undefined,
   hostNames: ReadonlyMap<string, string>,
-): RunView {
+): Views {
   const human = { colour: ctx.io.colour === true, progress, hostNames, ...(labels ? { eachHostLabels: labels } : {}) };
   const views: RunView[] = [ctx.out.json ? new JsonView(ctx.out) : new HumanView(ctx.out, human)];
   if (plan.resultsDir) views.push(new ResultsDirView(plan.resultsDir, labels));
-  return new Views(views);
+  return new Views(views, ctx.out);
 }

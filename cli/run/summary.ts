@@ -6,7 +6,10 @@
  * (UNAVAILABLE) some task was unreachable (it never ran), ended in an error (the scheduler or
  * an agent refused it) or has an unknown outcome (it may have run, its end was lost):
  * infrastructure; or a task list was interrupted (its gaxx run died before enqueueing all its
- * input: those records never ran); 13 a wait timed out; 130 the run was cancelled; 2 usage.
+ * input: those records never ran); 13 a wait timed out; 130 the run was cancelled; 2 usage. A run that ran to its end but whose
+ * results were not all written to `--results` exits 3 (FILE_ACCESS) whatever its tasks' outcomes
+ * (70, INTERNAL, when a result could not be shown): what the tasks did is then not all where it
+ * was asked for.
  */
 import { counted, exitCodeFor, printable, type ErrorCode } from '../../proto/index.js';
 import type { OutcomeCounts, RunState, TaskOutcome } from '../../scheduler/index.js';
@@ -43,6 +46,10 @@ export interface RunSummary {
   state: RunState;
   /** When the input was not all enqueued: the first record never enqueued (it and every later one never ran). */
   notEnqueuedFrom?: number;
+  /** Tasks whose `--results` folder could not be written (a full disk...): their results are in Redis only. */
+  resultsNotWritten?: number;
+  /** Tasks whose result could not be shown on stdout (a view that failed). */
+  resultsNotShown?: number;
   durationMs: number;
   counts: OutcomeCounts;
   /** Hosts some task could not reach (its outcome `unreachable`). */
@@ -57,6 +64,9 @@ export interface RunEnd {
   notEnqueuedFrom?: number;
   /** Tasks whose output was cut (RunSummary.outputCut). */
   outputCut?: number;
+  /** What the run's views missed (Views.missed). */
+  resultsNotWritten?: number;
+  resultsNotShown?: number;
 }
 
 /** The summary of `counts`. */
@@ -82,6 +92,8 @@ export function summarize(
     outputCut: end.outputCut ?? 0,
     state: end.state,
     ...(end.notEnqueuedFrom !== undefined ? { notEnqueuedFrom: end.notEnqueuedFrom } : {}),
+    ...(end.resultsNotWritten ? { resultsNotWritten: end.resultsNotWritten } : {}),
+    ...(end.resultsNotShown ? { resultsNotShown: end.resultsNotShown } : {}),
     durationMs,
     counts,
     unreachableHosts: [...new Set(unreachable)].sort(),
@@ -115,6 +127,8 @@ export function noteUnreachable(down: Set<string>, r: { host: string; outcome: s
 export function summaryExitCode(s: RunSummary, cancelled: boolean, ended?: { code: ErrorCode }): number {
   if (cancelled) return exitCodeFor('CANCELLED');
   if (ended) return exitCodeFor(ended.code);
+  if (s.resultsNotWritten) return exitCodeFor('FILE_ACCESS');
+  if (s.resultsNotShown) return exitCodeFor('INTERNAL');
   if (s.unreachable + s.errors + s.unknown > 0) return exitCodeFor('UNAVAILABLE');
   return s.succeeded === s.total ? 0 : 1;
 }
@@ -129,6 +143,8 @@ export function summaryText(s: RunSummary): string {
   if (s.cancelled) parts.push(`${s.cancelled} cancelled`);
   if (s.refused) parts.push(`${s.refused} refused`);
   if (s.outputCut) parts.push(`${s.outputCut} with output cut`);
+  if (s.resultsNotWritten) parts.push(`${s.resultsNotWritten} not written to --results`);
+  if (s.resultsNotShown) parts.push(`${s.resultsNotShown} not shown`);
   const down = s.unreachableHosts.length ? `\ngaxx: unreachable: ${printable(s.unreachableHosts.join(', '))}` : '';
   return `gaxx: run ${printable(s.runId)}: ${counted(s.total, 'task')}: ${parts.join(', ')} in ${secs} s${down}`;
 }

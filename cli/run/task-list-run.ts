@@ -64,7 +64,7 @@ export async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started
     });
     const state = res.cancelled ? 'cancelled' : res.ended ? 'running' : 'done';
     const unread = res.inputRead ? {} : { notEnqueuedFrom: res.total + 1 };
-    const summary = summarize(s.runId, res.counts, Date.now() - started, down, { state, ...unread, outputCut });
+    const summary = summarize(s.runId, res.counts, Date.now() - started, down, { state, ...unread, outputCut, ...view.missed() });
     endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
     const rest = res.inputRead ? '' : `; records from ${res.total + 1} on were never enqueued`;
     if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled${rest}`);

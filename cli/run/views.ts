@@ -12,6 +12,7 @@ import { taskResultJson } from '../result-json.js';
 import { HumanRunPrinter, summaryLine } from '../run-printer.js';
 import type { ProgressLine } from './progress.js';
 import { needsResultLine, summaryText, type RunSummary } from './summary.js';
+import { ViewFailures, type ViewLabel } from './view-failures.js';
 
 /** What the run is, for the first JSON line. */
 export interface RunHeader {
@@ -23,6 +24,8 @@ export interface RunHeader {
 
 /** One presentation of a run. */
 export interface RunView {
+  /** Which it is, in what is said about its failures (view-failures.ts). */
+  readonly label: ViewLabel;
   start(h: RunHeader): void;
   live(taskId: string, c: OutputChunk): void;
   /** `input`: the task's record, when known. */
@@ -45,6 +48,7 @@ export function paint(text: string, host: string, colour: boolean): string {
 
 /** Human output. Each-host runs stream live (HumanRunPrinter); task runs print each task's output as one group when it ends, so concurrent tasks never interleave. */
 export class HumanView implements RunView {
+  readonly label = 'output';
   private each: HumanRunPrinter | undefined;
 
   constructor(
@@ -110,6 +114,8 @@ export class HumanView implements RunView {
 
 /** JSON Lines: `{"type":"run",...}` first, `{"type":"task",...}` per task, `{"type":"summary",...}` last. */
 export class JsonView implements RunView {
+  readonly label = 'output';
+
   constructor(private readonly out: Output) {}
 
   start(h: RunHeader): void {
@@ -134,23 +140,56 @@ export class JsonView implements RunView {
  * human output as the run's own `gaxx run` printed it, a run of one task per host with its
  * hosts' labels (`hosts`, when the run still has them).
  */
-export function recordedRunView(out: Output, colour: boolean, hosts?: ReadonlyMap<string, string>): RunView {
-  return out.json ? new JsonView(out) : new HumanView(out, { colour, ...(hosts?.size ? { eachHostLabels: hosts } : {}) });
+export function recordedRunView(out: Output, colour: boolean, hosts?: ReadonlyMap<string, string>): Views {
+  const view = out.json ? new JsonView(out) : new HumanView(out, { colour, ...(hosts?.size ? { eachHostLabels: hosts } : {}) });
+  return new Views([view], out);
 }
 
-/** Several views as one. */
+/**
+ * Several views as one, and the only way a run reaches them: a view that throws (a full
+ * `--results` disk) is told and counted (ViewFailures), never passed on, so it can neither unwind
+ * the run nor change what the run records; the others still get every result. Its end shows
+ * the summary, then for each view that missed results how many and how to get them.
+ */
 export class Views implements RunView {
-  constructor(private readonly views: RunView[]) {}
+  readonly label = 'output';
+  private readonly failures: ViewFailures;
+  private runId = '';
+
+  constructor(
+    private readonly views: RunView[],
+    out: Pick<Output, 'note'>,
+  ) {
+    this.failures = new ViewFailures((text) => out.note(text));
+  }
+
   start(h: RunHeader): void {
-    for (const v of this.views) v.start(h);
+    this.runId = h.runId;
+    this.each(undefined, (v) => v.start(h));
   }
   live(taskId: string, c: OutputChunk): void {
-    for (const v of this.views) v.live(taskId, c);
+    this.each(undefined, (v) => v.live(taskId, c));
   }
   result(r: TaskResult, output: OutputChunk[], liveShown: boolean, input: string | undefined): void {
-    for (const v of this.views) v.result(r, output, liveShown, input);
+    this.each(r.taskId, (v) => v.result(r, output, liveShown, input));
   }
   end(s: RunSummary): void {
-    for (const v of this.views) v.end(s);
+    this.each(undefined, (v) => v.end(s));
+    for (const line of this.failures.closing(this.runId || s.runId)) this.failures.note(line);
+  }
+
+  /** What the views missed, for the run's summary (RunEnd). */
+  missed(): { resultsNotWritten: number; resultsNotShown: number } {
+    return { resultsNotWritten: this.failures.count('--results'), resultsNotShown: this.failures.count('output') };
+  }
+
+  private each(taskId: string | undefined, call: (v: RunView) => void): void {
+    for (const v of this.views) {
+      try {
+        call(v);
+      } catch (e) {
+        this.failures.failed(v.label, taskId, e);
+      }
+    }
   }
 }
