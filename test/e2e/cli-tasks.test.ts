@@ -85,7 +85,8 @@ describe('gaxx run --tasks', () => {
     const input = 'a\nb\nfail\n';
     const r = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', '-', '--', 'sh', '-c', 'echo "out $1"; [ "$1" != fail ]', '_', '{}'], { input });
     expect(r.code, r.stderr).toBe(1);
-    const hosts = w.agents.map((a) => a.address.replace(/\./g, '\\.')).join('|');
+    // Labelled by the fleet's host names, as a per-host run's output is, not by agent addresses.
+    const hosts = w.hosts.join('|');
     for (const [n, x] of [
       ['1', 'a'],
       ['2', 'b'],
@@ -138,7 +139,8 @@ describe('gaxx run --tasks', () => {
       [['run', '--fleet', 'nope', '--tasks', '-', '--', 'echo', '{}'], exitCodeFor('NOT_FOUND')],
       [['run', '--fleet', w.fleet, '--tasks', '-', '--'], exitCodeFor('USAGE')],
       [['run', '--fleet', w.fleet, '--tasks', join(tmp, 'missing.txt'), '--', 'echo', '{}'], exitCodeFor('NOT_FOUND')],
-      [['run', '--fleet', w.fleet, '--', 'echo', '{}'], exitCodeFor('USAGE')],
+      // --replace names a task list's record: without --tasks there is none (a plain {} is the command's own).
+      [['run', '--fleet', w.fleet, '--replace', '@@', '--', 'echo', '@@'], exitCodeFor('USAGE')],
       [['run', '--fleet', w.fleet, '--tasks', '-', '--', 'sh', '-c', 'echo {}'], exitCodeFor('USAGE')],
       [['run', '--fleet', w.fleet, '--tasks', '-', '--concurrency', '0', '--', 'echo'], exitCodeFor('USAGE')],
     ];
