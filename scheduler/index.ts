@@ -14,7 +14,7 @@ export { HEARTBEAT_KEY, schedulerAlive } from './daemon/daemon.js';
 export { resumeRun, runAndWait } from './queue/run.js';
 export { landEndRecord, mustLand } from './queue/run-landing.js';
 export { agentConnector, warmingConnector, type WarmingConnector } from './dispatch/connector.js';
-export { fleetEndpoint } from './dispatch/agent-pool.js';
+export { agentKey, fleetEndpoint } from './dispatch/agent-pool.js';
 export { WORKER_CONCURRENCY } from './dispatch/worker.js';
 export { serveScheduler } from './daemon/serve.js';
 export { isCancelled } from './queue/cancel.js';

@@ -1,7 +1,7 @@
 /** `gaxx status [F] [--agent A,B] [--json]`: per agent health, load, capacity, certificate and breaker. */
 import { exitCodeFor, isGaxxError, printable, type ErrorCode } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
-import { createRedis, fleetAgents, HEARTBEAT_KEY, readBreakers, registeredFleets, waitReady, type RedisSettings } from '../../scheduler/index.js';
+import { agentKey, createRedis, fleetAgents, HEARTBEAT_KEY, readBreakers, registeredFleets, waitReady, type RedisSettings } from '../../scheduler/index.js';
 import { durationFlag, JSON_FLAG, type Command } from '../command.js';
 import type { GaxxConfig } from '../config.js';
 import { renderTable } from '../output.js';
@@ -89,7 +89,9 @@ export const command: Command = {
     'Asks every agent of fleet F (all registered fleets without F, or the --agent addresses) for',
     'its Info over mTLS: reachable, version, uid, running tasks, capacity, load, certificate',
     'expiry (and whether renewal is due), blocked peers; plus the breaker state the running',
-    'scheduler daemons hold for it (unknown when none dispatched to it). Unreachable hosts are',
+    'scheduler daemons hold for it (unknown when none dispatched to it): for the fleet host at',
+    "that address, never another fleet's agent that held the address before; with --agent, for",
+    'tasks sent to the bare address (`agents` runs). Unreachable hosts are',
     'named with the reason on stderr. Exit 0 when every agent answered, 12 when some did not.',
   ].join('\n'),
   flags: {
@@ -105,7 +107,7 @@ export const command: Command = {
     if (fleet && agents.length) throw new GaxxError('USAGE', "give a fleet or --agent, not both (see 'gaxx status --help')");
     const deadlineMs = durationFlag(flags, 'timeout', 'status') ?? 5000;
     const { targets, breakers } = await withRedis(config, (s) => lookup(s, fleet, agents));
-    const rows = await parallelMap(out, 'gaxx status', targets, 32, (t) => probe(t, config, breakers.get(t.address) ?? 'unknown', deadlineMs));
+    const rows = await parallelMap(out, 'gaxx status', targets, 32, (t) => probe(t, config, breakers.get(agentKey(t)) ?? 'unknown', deadlineMs));
     const down = rows.filter((r) => !r.reachable);
     out.result(rows, () =>
       rows.length === 0

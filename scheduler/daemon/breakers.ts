@@ -1,7 +1,9 @@
 /**
  * Breaker states as the running scheduler daemons see them, for `gaxx status`: each daemon
  * writes its agents' states with every heartbeat to `{gaxx}:breakers:<daemonId>` (expiring with
- * the heartbeat), and readers merge the live daemons' views, the worst state winning.
+ * the heartbeat), and readers merge the live daemons' views, the worst state winning. Fields are
+ * agent keys (agentKey: `<fleet>/<host>@<address>`), not bare addresses: the breaker of an agent
+ * that held an address before is never shown for the one that holds it now.
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { BreakerState } from '../dispatch/breaker.js';
@@ -18,14 +20,14 @@ export async function publishBreakers(redis: Redis | Cluster, daemonId: string, 
   await tx.exec();
 }
 
-/** The merged breaker state per agent address across the daemons `daemonIds`. */
+/** The merged breaker state per agent key (agentKey) across the daemons `daemonIds`. */
 export async function readBreakers(redis: Redis | Cluster, daemonIds: readonly string[]): Promise<Map<string, BreakerState>> {
   const out = new Map<string, BreakerState>();
   for (const id of daemonIds) {
-    for (const [address, state] of Object.entries(await redis.hgetall(breakersKey(id)))) {
+    for (const [key, state] of Object.entries(await redis.hgetall(breakersKey(id)))) {
       if (!(state in RANK)) continue;
-      const prev = out.get(address);
-      if (!prev || RANK[state as BreakerState] > RANK[prev]) out.set(address, state as BreakerState);
+      const prev = out.get(key);
+      if (!prev || RANK[state as BreakerState] > RANK[prev]) out.set(key, state as BreakerState);
     }
   }
   return out;

@@ -5,6 +5,7 @@
  */
 import type { Counter, Histogram, Registry } from 'prom-client';
 import { BusyLoopDelay } from '../../proto/index.js';
+import type { AgentBreaker } from '../dispatch/agent-pool.js';
 import type { BreakerState } from '../dispatch/breaker.js';
 import { promClient } from './prom-client.cjs';
 
@@ -12,7 +13,7 @@ const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1,
 
 export interface MetricsSources {
   depth?: () => Promise<Record<string, number>>;
-  breakers?: () => Map<string, BreakerState>;
+  breakers?: () => AgentBreaker[];
   inflight?: () => number;
   /** Runs served (a BullMQ worker each). */
   runs?: () => number;
@@ -65,12 +66,13 @@ export class SchedulerMetrics {
     });
     new Gauge({
       name: 'gaxx_scheduler_breaker_state',
-      help: 'Circuit breaker per agent: 0 closed, 1 half-open, 2 open',
-      labelNames: ['agent'],
+      help: 'Circuit breaker per agent (address, and the fleet and host it must prove to be): 0 closed, 1 half-open, 2 open',
+      labelNames: ['agent', 'fleet', 'host'],
       registers,
       collect() {
         this.reset();
-        for (const [agent, st] of src().breakers?.() ?? []) this.set({ agent }, BREAKER_VALUE[st]);
+        for (const { agent, state } of src().breakers?.() ?? [])
+          this.set({ agent: agent.address, fleet: agent.expect?.fleet ?? '', host: agent.expect?.host ?? '' }, BREAKER_VALUE[state]);
       },
     });
     new Gauge({

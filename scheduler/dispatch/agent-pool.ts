@@ -1,7 +1,11 @@
 /**
- * The worker's view of the agents it dispatches to: one client per identity expectation, and a
- * breaker, capacity (from Info, asked only once an agent is full at the assumed capacity) and
- * in-flight count per agent address. Open breakers are probed through the Health service
+ * The worker's view of the agents it dispatches to: per agent, that is per address AND the
+ * identity expected there (agentKey), one client, a breaker, a capacity (from Info, asked only
+ * once an agent is full at the assumed capacity) and an in-flight count. Keyed so, an address
+ * that another fleet's agent took over (providers reuse addresses) is a new agent with a closed
+ * breaker, never the old one's verdict probed with the old identity for ever. An agent no task
+ * names any more (`use`) is forgotten after `forgetUnusedMs`: its client closed, no more probes.
+ * Open breakers are probed through the Health service
  * with a fresh connection (an old grpc-js channel may sit in its reconnect backoff long after
  * the agent came back). Waiters are woken whenever a slot frees or a breaker changes. The probe
  * timer runs only while some breaker is open or half-open: a closed breaker changes only with a
@@ -33,6 +37,15 @@ export function identityKey(expect: AgentEndpoint['expect']): string {
   return expect ? `${expect.fleet ?? ''}/${expect.host ?? ''}` : '';
 }
 
+/**
+ * The key of an agent's state (breaker, client, slots) wherever it is kept or published:
+ * `<fleet>/<host>@<address>`, or the bare address for an agent pinned to no fleet identity.
+ */
+export function agentKey(ep: AgentEndpoint): string {
+  const id = identityKey(ep.expect);
+  return id ? `${id}@${ep.address}` : ep.address;
+}
+
 /** The part of AgentClient the worker uses. */
 export interface AgentLink {
   exec(req: ExecRequest, opts?: { signal?: AbortSignal; deadlineMs?: number }): AsyncIterable<ExecEvent__Output>;
@@ -50,36 +63,51 @@ export interface AgentLink {
 /** Opens a client for an agent (AgentClient.connect with the scheduler's certificate). */
 export type AgentConnector = (endpoint: AgentEndpoint) => AgentLink;
 
+/**
+ * How long an agent no task names stays known (its breaker, client and capacity kept for the
+ * next run; an open breaker still probed): an agent closes a connection idle this long anyway.
+ */
+export const FORGET_UNUSED_MS = 5 * 60_000;
+
 export interface AgentPoolOptions {
   breaker?: BreakerOptions;
   /** Slots assumed until Info answers, and when it reports none. */
   defaultCapacity?: number;
   /** How often open breakers are checked for a probe. */
   probeIntervalMs?: number;
+  /** An agent no task names for this long is forgotten (default FORGET_UNUSED_MS). */
+  forgetUnusedMs?: number;
   /** Called whenever a breaker changes state (metrics, logs). */
-  onBreaker?: (address: string, state: BreakerState) => void;
+  onBreaker?: (agent: AgentEndpoint, state: BreakerState) => void;
+}
+
+/** One agent's breaker state, as metrics and `gaxx status` show it. */
+export interface AgentBreaker {
+  agent: AgentEndpoint;
+  state: BreakerState;
 }
 
 interface AgentState {
-  address: string;
-  /** One client per identity expectation: a task only ever talks to the agent it expects. */
-  links: Map<string, AgentLink>;
+  /** Where the agent is and the identity it must prove: every call of this state pins it. */
+  endpoint: AgentEndpoint;
+  /** The client its tasks, Info and probes share (reconnected after the breaker opened). */
+  link: AgentLink | undefined;
   breaker: Breaker;
   capacity: number;
   inflight: number;
   /** Info asked (in flight or answered); reset when the breaker opens, so it is asked again. */
   info: Promise<void> | undefined;
-  /**
-   * The identity health probes and their Info ask for: that of the last Info that answered, so
-   * they share the connection its tasks use instead of opening one of their own.
-   */
-  expect: AgentEndpoint['expect'];
   lastState: BreakerState;
   /** Some call reached this agent since the pool knows it (a restart is then worth waiting for). */
   reached: boolean;
+  /** Tasks that name it now (`use`); none since `unusedSince`. */
+  users: number;
+  unusedSince: number;
+  /** Forgotten: calls still out on it change nothing. */
+  gone: boolean;
 }
 
-/** Agents by address, shared by every job a worker runs. */
+/** Agents by agentKey (address and expected identity), shared by every job a worker runs. */
 export class AgentPool {
   private readonly agents = new Map<string, AgentState>();
   private waiters: Array<() => void> = [];
@@ -94,25 +122,65 @@ export class AgentPool {
   ) {}
 
   /**
-   * Makes the agents known (idempotent; no call is made). Each starts with the assumed capacity:
-   * a task placed on an idle agent never waits for Info, and Info is asked only when placement
-   * finds an agent full at what is assumed (`learnCapacity`), so a run of one task per host
-   * costs each agent one call, its Exec.
+   * Makes the agents known (no call is made) and holds them until the returned release is
+   * called (once; later calls do nothing): a task holds the agents it may use while it runs. An
+   * agent nobody holds is forgotten `forgetUnusedMs` later. Each starts with the assumed
+   * capacity: a task placed on an idle agent never waits for Info, and Info is asked only when
+   * placement finds an agent full at what is assumed (`learnCapacity`), so a run of one task per
+   * host costs each agent one call, its Exec.
    */
-  ensure(endpoints: AgentEndpoint[]): void {
-    for (const ep of endpoints) {
-      if (this.agents.has(ep.address)) continue;
-      this.agents.set(ep.address, {
-        address: ep.address,
-        links: new Map(),
+  use(endpoints: readonly AgentEndpoint[]): () => void {
+    this.forgetUnused(Date.now());
+    const held = [...new Map(endpoints.map((ep) => [agentKey(ep), ep])).values()].map((ep) => this.stateOf(ep));
+    for (const s of held) s.users += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const now = Date.now();
+      for (const s of held) if (--s.users === 0) s.unusedSince = now;
+    };
+  }
+
+  private stateOf(ep: AgentEndpoint): AgentState {
+    const key = agentKey(ep);
+    let s = this.agents.get(key);
+    if (!s) {
+      s = {
+        endpoint: { address: ep.address, ...(ep.expect ? { expect: ep.expect } : {}) },
+        link: undefined,
         breaker: new Breaker(this.opts.breaker ?? DEFAULT_BREAKER),
         capacity: this.opts.defaultCapacity ?? 1,
         inflight: 0,
         info: undefined,
-        expect: ep.expect,
         lastState: 'closed',
         reached: false,
-      });
+        users: 0,
+        unusedSince: Date.now(),
+        gone: false,
+      };
+      this.agents.set(key, s);
+    }
+    return s;
+  }
+
+  private find(ep: AgentEndpoint): AgentState | undefined {
+    return this.agents.get(agentKey(ep));
+  }
+
+  /**
+   * Drops the agents nobody held for `forgetUnusedMs`: their clients closed, their breakers no
+   * longer probed (an agent deleted with its fleet is not asked after for ever).
+   */
+  private forgetUnused(now: number): void {
+    const after = this.opts.forgetUnusedMs ?? FORGET_UNUSED_MS;
+    for (const [key, s] of this.agents) {
+      if (s.users > 0 || now - s.unusedSince < after) continue;
+      this.agents.delete(key);
+      s.gone = true;
+      s.link?.close();
+      s.link = undefined;
+      if (s.lastState !== 'closed') this.settle(-1);
     }
   }
 
@@ -120,98 +188,101 @@ export class AgentPool {
    * Asks Info of those of `endpoints` whose capacity is not known yet (placement found them full
    * at the assumed one). Does not wait: the answer wakes the waiters (`waitForChange`).
    */
-  learnCapacity(endpoints: AgentEndpoint[]): void {
-    this.ensure(endpoints);
+  learnCapacity(endpoints: readonly AgentEndpoint[]): void {
     for (const ep of endpoints) {
-      const s = this.agents.get(ep.address) as AgentState;
-      if (!s.info && s.breaker.allows(Date.now())) s.info = this.fetchInfo(s, ep.expect);
+      const s = this.stateOf(ep);
+      if (!s.info && s.breaker.allows(Date.now())) s.info = this.fetchInfo(s);
     }
   }
 
   /**
-   * Asks the agent's capacity on the client its tasks use (the one pinning `expect`), so Info
-   * and Exec share a connection. Only a transport failure counts against the breaker: an agent
-   * that is not the one expected (IDENTITY_MISMATCH) is the task's error to report, and must not
-   * hold up the tasks of another expectation that it does satisfy.
+   * Asks the agent's capacity on the client its tasks use, so Info and Exec share a connection.
+   * Only a transport failure counts against the breaker: any other refusal (the agent there is
+   * not the one expected: IDENTITY_MISMATCH) is the task's error to report.
    */
-  private async fetchInfo(s: AgentState, expect: AgentEndpoint['expect']): Promise<void> {
+  private async fetchInfo(s: AgentState): Promise<void> {
     try {
-      const info = await this.link(s.address, expect).info();
+      const info = await this.linkOf(s).info();
       s.capacity = info.capacity > 0 ? info.capacity : (this.opts.defaultCapacity ?? 1);
-      s.expect = expect;
-      this.success(s.address);
+      this.succeeded(s);
       this.wake();
     } catch (e) {
       // Unreachable: asked again once the breaker lets calls through. Any other refusal is the
       // agent's answer: the assumed capacity stays, and Info is not asked again for it.
       if (isGaxxError(e) && !isTransportFailure(e.code)) return;
       s.info = undefined;
-      this.failure(s.address);
+      this.failed(s);
     }
   }
 
   /**
-   * The client for `address` that pins `expect` (fleet/host), reconnected after the agent's
-   * breaker opened. Tasks of different fleets never share a client, so a certificate checked for
-   * one expectation is never trusted for another.
+   * The client of agent `ep` (its address, pinning its expected fleet/host), reconnected after
+   * its breaker opened. Tasks of different fleets never share a client, so a certificate checked
+   * for one expectation is never trusted for another.
    */
-  link(address: string, expect?: AgentEndpoint['expect']): AgentLink {
-    const st = this.agents.get(address);
-    if (!st) throw new Error(`agent ${address} not in the pool`);
-    const key = identityKey(expect);
-    let l = st.links.get(key);
-    if (!l) {
-      l = this.connect({ address, ...(expect ? { expect } : {}) });
-      st.links.set(key, l);
-    }
-    return l;
+  link(ep: AgentEndpoint): AgentLink {
+    const s = this.find(ep);
+    if (!s) throw new Error(`agent ${agentKey(ep)} not in the pool`);
+    return this.linkOf(s);
   }
 
-  /** What placement needs to know about `addresses`. */
-  snapshot(addresses: readonly string[]): Map<string, AgentView> {
+  private linkOf(s: AgentState): AgentLink {
+    s.link ??= this.connect(s.endpoint);
+    return s.link;
+  }
+
+  /** What placement needs to know about `endpoints`, by address (a task's one endpoint per address). */
+  snapshot(endpoints: readonly AgentEndpoint[]): Map<string, AgentView> {
     const now = Date.now();
     const out = new Map<string, AgentView>();
-    for (const a of addresses) {
-      const s = this.agents.get(a);
-      if (!s) continue;
-      out.set(a, { address: a, breaker: s.breaker.state(now), reopensAt: s.breaker.reopensAt(), capacity: s.capacity, inflight: s.inflight });
+    for (const ep of endpoints) {
+      const s = this.find(ep);
+      if (!s || out.has(ep.address)) continue;
+      out.set(ep.address, { address: ep.address, breaker: s.breaker.state(now), reopensAt: s.breaker.reopensAt(), capacity: s.capacity, inflight: s.inflight });
     }
     return out;
   }
 
-  /** Whether any call ever reached `address` (else a wait on its breaker is counted as an attempt). */
-  everReached(address: string): boolean {
-    return this.agents.get(address)?.reached ?? false;
+  /** Whether any call ever reached agent `ep` (else a wait on its breaker is counted as an attempt). */
+  everReached(ep: AgentEndpoint): boolean {
+    return this.find(ep)?.reached ?? false;
   }
 
-  acquire(address: string): void {
-    const s = this.agents.get(address);
+  acquire(ep: AgentEndpoint): void {
+    const s = this.find(ep);
     if (s) s.inflight += 1;
   }
 
-  release(address: string): void {
-    const s = this.agents.get(address);
+  release(ep: AgentEndpoint): void {
+    const s = this.find(ep);
     if (s) s.inflight = Math.max(0, s.inflight - 1);
     this.wake();
   }
 
   /** A call reached the agent. */
-  success(address: string): void {
-    const s = this.agents.get(address);
-    if (!s) return;
+  success(ep: AgentEndpoint): void {
+    const s = this.find(ep);
+    if (s) this.succeeded(s);
+  }
+
+  /** A transport failure; an opening breaker drops the client so the probe reconnects. */
+  failure(ep: AgentEndpoint): void {
+    const s = this.find(ep);
+    if (s) this.failed(s);
+  }
+
+  private succeeded(s: AgentState): void {
     s.reached = true;
     s.breaker.recordSuccess();
     this.noteState(s);
   }
 
-  /** A transport failure; an opening breaker drops the client so the probe reconnects. */
-  failure(address: string): void {
-    const s = this.agents.get(address);
-    if (!s) return;
+  private failed(s: AgentState): void {
+    if (s.gone) return;
     s.breaker.recordFailure(Date.now());
     if (s.breaker.state(Date.now()) !== 'closed') {
-      for (const l of s.links.values()) l.close();
-      s.links.clear();
+      s.link?.close();
+      s.link = undefined;
       s.info = undefined;
     }
     this.noteState(s);
@@ -231,10 +302,19 @@ export class AgentPool {
     });
   }
 
-  /** Breaker states by address, for metrics. */
-  states(): Map<string, BreakerState> {
+  /**
+   * The known agents' breakers (metrics, the daemon's heartbeat, the dashboard); agents unused
+   * past `forgetUnusedMs` are forgotten first, so what is published is what the pool still holds.
+   */
+  breakers(): AgentBreaker[] {
     const now = Date.now();
-    return new Map([...this.agents].map(([a, s]) => [a, s.breaker.state(now)]));
+    this.forgetUnused(now);
+    return [...this.agents.values()].map((s) => ({ agent: s.endpoint, state: s.breaker.state(now) }));
+  }
+
+  /** Breaker states by agentKey. */
+  states(): Map<string, BreakerState> {
+    return new Map(this.breakers().map((b) => [agentKey(b.agent), b.state]));
   }
 
   inflightTotal(): number {
@@ -247,7 +327,7 @@ export class AgentPool {
     clearInterval(this.timer);
     this.timer = undefined;
     this.unsettled = 0;
-    for (const s of this.agents.values()) for (const l of s.links.values()) l.close();
+    for (const s of this.agents.values()) s.link?.close();
     this.agents.clear();
     this.wake();
   }
@@ -259,11 +339,12 @@ export class AgentPool {
   }
 
   private noteState(s: AgentState): void {
+    if (s.gone) return;
     const st = s.breaker.state(Date.now());
     if (st !== s.lastState) {
       if ((s.lastState === 'closed') !== (st === 'closed')) this.settle(st === 'closed' ? -1 : 1);
       s.lastState = st;
-      this.opts.onBreaker?.(s.address, st);
+      this.opts.onBreaker?.(s.endpoint, st);
       this.wake();
     }
   }
@@ -282,6 +363,7 @@ export class AgentPool {
 
   private probeOpen(): void {
     const now = Date.now();
+    this.forgetUnused(now);
     for (const s of this.agents.values()) {
       this.noteState(s);
       if (!s.breaker.takeProbe(now)) continue;
@@ -289,18 +371,21 @@ export class AgentPool {
     }
   }
 
+  /** A Health probe of the agent expected (its own identity pinned), then its Info. */
   private async probe(s: AgentState): Promise<void> {
     let ok = false;
     try {
-      ok = (await this.link(s.address, s.expect).health()) === 'SERVING';
+      ok = (await this.linkOf(s).health()) === 'SERVING';
     } catch {
       ok = false;
     }
+    // Forgotten meanwhile: its verdict concerns nobody.
+    if (s.gone) return;
     if (!ok) {
-      this.failure(s.address);
+      this.failed(s);
       return;
     }
-    this.success(s.address);
-    s.info = this.fetchInfo(s, s.expect);
+    this.succeeded(s);
+    s.info = this.fetchInfo(s);
   }
 }

@@ -126,9 +126,12 @@ export class TaskDispatch {
     const wakeUp = (): void => this.wakeCtl.abort();
     this.job.signal.addEventListener('abort', wakeUp, { once: true });
     this.job.cancel.addEventListener('abort', wakeUp, { once: true });
+    // The agents this task may use stay known (and probed) while it runs.
+    const release = this.ctx.pool.use(this.endpoints);
     try {
       return await this.loop();
     } finally {
+      release();
       this.job.signal.removeEventListener('abort', wakeUp);
       this.job.cancel.removeEventListener('abort', wakeUp);
     }
@@ -139,7 +142,6 @@ export class TaskDispatch {
   }
 
   private async loop(): Promise<Dispatched> {
-    this.ctx.pool.ensure(this.endpoints);
     for (;;) {
       if (this.job.signal.aborted) throw new Error('dispatch aborted');
       if (this.job.cancel.aborted) return this.cancelledBetweenDispatches();
@@ -220,8 +222,17 @@ export class TaskDispatch {
     const addr = maybe.at(-1);
     const notRun = this.round === 0 ? 'run cancelled before the task ran' : 'run cancelled before the task ran again';
     if (addr === undefined) return this.ended('cancelled', 'cancelled', notRun);
-    this.ctx.pool.ensure(this.endpoints);
-    const link = this.ctx.pool.link(addr, this.endpointAt(addr)?.expect);
+    const release = this.ctx.pool.use([this.agentAt(addr)]);
+    try {
+      return await this.cancelOn(addr, maybe, notRun);
+    } finally {
+      release();
+    }
+  }
+
+  /** cancelledBetweenDispatches, once it knows the agent to ask (`addr`, held; the last of `maybe`). */
+  private async cancelOn(addr: string, maybe: string[], notRun: string): Promise<Dispatched> {
+    const link = this.ctx.pool.link(this.agentAt(addr));
     this.lastHost = addr;
     const execId = this.execId();
     const asked = await (link.cancelTask ? link.cancelTask(execId) : link.cancel(execId).then((found) => ({ found, finished: false }))).catch(() => undefined);
@@ -294,13 +305,14 @@ export class TaskDispatch {
   private async step(): Promise<Step> {
     const candidates = this.endpoints.map((e) => e.address);
     const pinned = this.pinned ?? this.sticky?.address;
-    const p = place({ pinned, candidates, placedOn: this.placedOn, failedOn: this.failedOn, seed: this.seed }, this.ctx.pool.snapshot(candidates));
+    const snapshot = this.ctx.pool.snapshot(candidates.map((a) => this.agentAt(a)));
+    const p = place({ pinned, candidates, placedOn: this.placedOn, failedOn: this.failedOn, seed: this.seed }, snapshot);
     if (p.kind === 'none') return { done: this.ended('error', 'NOT_FOUND', `no agent for this task (${p.reason})`) };
     if (p.kind === 'wait') {
       // Moved after its agent stayed away: that wait is spent, it does not begin again for the others.
       if (p.reason === 'breaker-open' && this.sticky === undefined && (this.moved !== undefined || this.breakerWaitExhausted(pinned))) return GIVE_UP;
       // Full at the assumed capacity: ask the agents this task may use theirs (the answers wake this wait).
-      if (p.reason === 'busy') this.ctx.pool.learnCapacity(pinned === undefined ? this.endpoints : [this.endpointAt(pinned) ?? { address: pinned }]);
+      if (p.reason === 'busy') this.ctx.pool.learnCapacity(pinned === undefined ? candidates.map((a) => this.agentAt(a)) : [this.agentAt(pinned)]);
       await this.ctx.pool.waitForChange(this.waitMs(p.until), this.wake);
       return AGAIN;
     }
@@ -326,9 +338,15 @@ export class TaskDispatch {
     return Math.max(1, Math.min(until ? until - now + 5 : 1000, bound));
   }
 
+  /** The agent at `addr` this task talks to: its address and the identity it must prove (endpointAt). */
+  private agentAt(addr: string): AgentEndpoint {
+    return this.endpointAt(addr) ?? { address: addr };
+  }
+
   /** An agent never reached counts its breaker waits as attempts (fail fast); a known one gets `agentGoneMs`. */
   private breakerWaitExhausted(pinned: string | undefined): boolean {
-    const known = pinned === undefined ? this.endpoints.some((e) => this.ctx.pool.everReached(e.address)) : this.ctx.pool.everReached(pinned);
+    const known =
+      pinned === undefined ? this.endpoints.some((e) => this.ctx.pool.everReached(this.agentAt(e.address))) : this.ctx.pool.everReached(this.agentAt(pinned));
     if (!known) return ++this.infra >= this.policy.attempts;
     if (this.waitingSince === 0) this.waitingSince = Date.now();
     if (Date.now() - this.waitingSince < this.policy.agentGoneMs) return false;
@@ -340,7 +358,8 @@ export class TaskDispatch {
     this.lastHost = addr;
     // The slot is taken before anything awaits: placement chose it from a snapshot, and a task
     // placed meanwhile must see it taken, or an agent is sent more tasks than its capacity.
-    this.ctx.pool.acquire(addr);
+    const agent = this.agentAt(addr);
+    this.ctx.pool.acquire(agent);
     let got: ExecOutcome | undefined;
     let failure: unknown;
     const seen: ExecSeen = {};
@@ -352,14 +371,14 @@ export class TaskDispatch {
       }
       this.attempts += 1;
       try {
-        const link = this.ctx.pool.link(addr, this.endpointAt(addr)?.expect);
+        const link = this.ctx.pool.link(agent);
         const deadline = this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined;
         got = await execOnce(link, buildRequest(this.spec, this.stdin, this.execId()), this.job.signal, this.job.cancel, deadline, this.job.live, seen);
       } catch (e) {
         failure = e;
       }
     } finally {
-      this.ctx.pool.release(addr);
+      this.ctx.pool.release(agent);
     }
     if (seen.started) this.partial = seen.output ?? [];
     if (got !== undefined || seen.started) this.mayHaveRunOn(addr);
@@ -377,7 +396,7 @@ export class TaskDispatch {
       return this.onError(addr, failure, seen);
     }
     this.sticky = undefined;
-    this.ctx.pool.success(addr);
+    this.ctx.pool.success(agent);
     return this.onExit(addr, got);
   }
 
@@ -406,7 +425,7 @@ export class TaskDispatch {
     if (code === 'RESOURCE_EXHAUSTED') return this.onBusy(e);
     this.busySince = 0;
     if (!isTransportFailure(code)) return { done: this.ended('error', code, this.lastError) };
-    this.ctx.pool.failure(addr);
+    this.ctx.pool.failure(this.agentAt(addr));
     this.ctx.metrics?.retries.inc({ kind: 'transport' });
     const sent = e instanceof StreamEnded || seen.started !== undefined || (isGaxxError(e) && e.details?.requestSent === true);
     if (sent || this.sticky?.address === addr) {

@@ -61,6 +61,8 @@ export interface SchedulerWorkerOptions {
   lockDurationMs?: number;
   stalledIntervalMs?: number;
   breaker?: BreakerOptions;
+  /** An agent no task names is forgotten (no more probes) after this long (default FORGET_UNUSED_MS, agent-pool.ts). */
+  forgetAgentsMs?: number;
   /** Output a run may store, live and final together (default RUN_OUTPUT_BUDGET_BYTES). */
   runOutputBudgetBytes?: number;
   /** Serving every run: the most runs served at once (default MAX_RUNS, run-discovery.ts). */
@@ -119,7 +121,8 @@ export class SchedulerWorker {
     this.quiet = new QuietLog(opts.log);
     this.pool = new AgentPool(opts.connect, {
       breaker: opts.breaker,
-      onBreaker: (address, state) => opts.log?.info({ agent: address, breaker: state }, 'agent breaker changed'),
+      ...(opts.forgetAgentsMs !== undefined ? { forgetUnusedMs: opts.forgetAgentsMs } : {}),
+      onBreaker: (agent, state) => opts.log?.info({ agent: agent.address, ...agent.expect, breaker: state }, 'agent breaker changed'),
     });
   }
 
@@ -152,7 +155,7 @@ export class SchedulerWorker {
       w.discovering = w.discovery.start();
       w.discovering.catch((e: Error) => w.quiet.warn('run discovery error', e.message));
     }
-    opts.metrics?.attach({ breakers: () => w.pool.states(), inflight: () => w.pool.inflightTotal(), runs: () => w.workers.size });
+    opts.metrics?.attach({ breakers: () => w.pool.breakers(), inflight: () => w.pool.inflightTotal(), runs: () => w.workers.size });
     return w;
   }
 

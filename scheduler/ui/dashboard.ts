@@ -12,6 +12,7 @@ import type { SecureContextOptions } from 'node:tls';
 import type { Cluster, Redis } from 'ioredis';
 import type { CertBundle } from '../../certs/index.js';
 import { formatHostPort, raceAbort } from '../../proto/index.js';
+import { agentKey } from '../dispatch/agent-pool.js';
 import type { BreakerState } from '../dispatch/breaker.js';
 import { requestCancel } from '../queue/cancel.js';
 import { RECONNECT_MS, whileAway } from '../redis/redis.js';
@@ -25,6 +26,9 @@ import { fleetLimitViews, fleetsView, requestedFleets, type FleetLimitsView } fr
 import { agentView, byFleetHost, type AgentView } from './agent-view.js';
 import { EventHub } from './sse.js';
 import type { MonitorTarget } from './targets.js';
+
+/** The key of a watched agent's breaker (agentKey): its address and the identity its fleet expects there. */
+const breakerKey = (t: MonitorTarget): string => agentKey({ address: t.address, ...(t.fleet ? { expect: { fleet: t.fleet, host: t.host } } : {}) });
 
 /** The default address, as gaxx's security guide lists it. */
 export const DEFAULT_UI_LISTEN = '127.0.0.1:9090';
@@ -45,7 +49,7 @@ export interface DashboardOptions {
   /** This process's own metrics text (the scheduler's registry). */
   ownMetrics?: () => Promise<string>;
   /**
-   * Breaker state by agent address: the daemon's own worker's, or (`gaxx ui` on its own) what
+   * Breaker state by agent key (agentKey: address and expected identity): the daemon's own worker's, or (`gaxx ui` on its own) what
    * the running daemons publish; read once per tick.
    */
   breakers?: () => Map<string, BreakerState> | Promise<Map<string, BreakerState>>;
@@ -183,7 +187,7 @@ export class Dashboard {
 
   /** The agents as the page shows them. */
   agentViews(): AgentView[] {
-    return [...this.collector.states.values()].sort(byFleetHost).map((s) => agentView(s, this.breakerStates.get(s.address)));
+    return [...this.collector.states.values()].sort(byFleetHost).map((s) => agentView(s, this.breakerStates.get(breakerKey(s))));
   }
 
   /** The whole picture (of `fleets` only, when given), as `/api/state` and the first events of a stream send it. */

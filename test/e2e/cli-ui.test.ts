@@ -105,9 +105,10 @@ describe('gaxx ui with fleets in Redis', () => {
   });
 
   it("on its own: --fleet filters agents and limits, cost is shown against the budget, and the daemons' breaker states show", async () => {
-    // A live daemon's published breaker view (as its heartbeat writes it).
+    // A live daemon's published breaker view (as its heartbeat writes it): per address and
+    // identity; the open breaker of another agent that held the address before is not this one's.
     await conn.zadd(HEARTBEAT_KEY, Date.now() + 120_000, 'd-test');
-    await conn.hset('{gaxx}:breakers:d-test', agent.address, 'open');
+    await conn.hset('{gaxx}:breakers:d-test', `adhoc/h1@${agent.address}`, 'half-open', `gone/h1@${agent.address}`, 'open');
     const ui = await firstLine(['ui', '--fleet', 'adhoc', '--listen', '127.0.0.1:0', '--interval', '300ms', '--json'], { GAXX_REDIS_URL: redis.url });
     try {
       const { url, served } = JSON.parse(ui.line) as { url: string; served: string };
@@ -115,7 +116,7 @@ describe('gaxx ui with fleets in Redis', () => {
       expect(new URL(url).searchParams.get('fleet')).toBe('adhoc');
       await expect
         .poll(async () => (await stateOf(url)).agents.map((a) => `${a.fleet}/${a.host}:${a.breaker}`), { timeout: 30_000 })
-        .toEqual(['adhoc/h1:open']);
+        .toEqual(['adhoc/h1:half-open']);
       const s = await stateOf(url);
       expect(s.watching).toEqual(['adhoc']);
       expect(s.fleets).toHaveLength(1);

@@ -27,12 +27,13 @@ describe('AgentPool links', () => {
     const pool = new AgentPool(l.connect);
     const h0 = { address: '127.0.0.3:8088', expect: { fleet: 'a3', host: 'h0' } };
     const h1 = { address: '127.0.0.3:8088', expect: { fleet: 'a3', host: 'h1' } };
-    pool.ensure([h0, h1]);
-    const a = pool.link(h0.address, h0.expect);
-    const b = pool.link(h1.address, h1.expect);
+    const bare = { address: h0.address };
+    pool.use([h0, h1, bare]);
+    const a = pool.link(h0);
+    const b = pool.link(h1);
     expect(a).not.toBe(b);
-    expect(pool.link(h1.address, { fleet: 'a3', host: 'h1' })).toBe(b);
-    expect(pool.link(h0.address)).not.toBe(a);
+    expect(pool.link({ address: '127.0.0.3:8088', expect: { fleet: 'a3', host: 'h1' } })).toBe(b);
+    expect(pool.link(bare)).not.toBe(a);
     expect(l.made).toEqual([h0, h1, { address: h0.address }]);
     pool.close();
   });
