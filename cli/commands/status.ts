@@ -91,8 +91,8 @@ export const command: Command = {
     'expiry (and whether renewal is due), blocked peers; plus the breaker state the running',
     'scheduler daemons hold for it (unknown when none dispatched to it): for the fleet host at',
     "that address, never another fleet's agent that held the address before; with --agent, for",
-    'tasks sent to the bare address (`agents` runs). Unreachable hosts are',
-    'named with the reason on stderr. Exit 0 when every agent answered, 12 when some did not.',
+    'tasks sent to the bare address (`agents` runs). Unreachable hosts are named with the',
+    'reason on stderr. Exit 0 when every agent answered, 12 when some did not.',
   ].join('\n'),
   flags: {
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses instead of a fleet' },
