@@ -121,10 +121,12 @@ export async function followRun(redis: Redis | Cluster, runId: string, opts: Fol
       const got = await raceAbort(pending, stops, Math.min(block + TICK_MS, Math.max(1, left)));
       if (got === 'stop' || got === 'tick') continue;
       pending = undefined;
+      const before = state.finished;
       for (const e of got) {
         last = e.id;
         state.entry(e);
       }
+      if (state.finished > before) reach.landed();
       if (opts.paced && got.length > 0 && (await raceAbort(opts.paced(), stops)) === 'stop') continue;
     }
     return state.finished;

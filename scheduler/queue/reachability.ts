@@ -98,12 +98,22 @@ export class Reachability {
     return r;
   }
 
-  /** The wait's end when Redis is unreachable, or refuses writes, longer than `goneMs`. */
+  /**
+   * The wait's end when Redis is unreachable longer than `goneMs`, or refuses writes while no
+   * result of the run lands for that long.
+   */
   check(goneMs: number | undefined, what: string, now = Date.now()): void {
     const downFor = this.tick(now);
-    const refused = this.refusal(now);
+    this.refusal(now);
     if (goneMs === undefined) return;
     if (downFor > goneMs) throw new GaxxError('REDIS_UNAVAILABLE', `redis unreachable for ${Math.round(downFor / 1000)} s ${what}`);
-    if (refused && refused.forMs > goneMs) throw refusedError(refused, what);
+    // Stuck: refusals under way (a probe that gets through now and then does not end them) and no result landed.
+    const stuck = this.health.stuck(now);
+    if (stuck && stuck.forMs > goneMs) throw refusedError(stuck, what);
+  }
+
+  /** A result of the run landed: refused writes no longer hold it up (write-health.ts `stuck`). */
+  landed(now = Date.now()): void {
+    this.health.landed(now);
   }
 }

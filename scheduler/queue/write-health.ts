@@ -51,6 +51,8 @@ export interface EndedEarly {
   code: ErrorCode;
   message: string;
   refused?: string;
+  /** Tasks without a result whose job failed for good (they will not run again; each is reported so). */
+  failed?: number;
 }
 
 /** An error that ended a wait early, as its outcome says it. */
@@ -59,26 +61,67 @@ export function endedBy(e: GaxxError): EndedEarly {
   return { code: e.code, message: e.message, ...(typeof refused === 'string' ? { refused } : {}) };
 }
 
-/** Refusals per source (e.g. 'probe', 'worker'); the longest-lasting one is the run's. */
+/**
+ * How long writes must be taken without a refusal before a refusal episode is over. A Redis at
+ * its memory limit takes a tiny probe now and then while every result write (whose own size
+ * pushes it over) is refused: a single write that went through must not restart the bound.
+ */
+export const SETTLE_MS = 10_000;
+
+/**
+ * Refusals per source (e.g. 'probe', 'worker'); the longest-lasting one is the run's. A source's
+ * refusal ends only once its writes went through for SETTLE_MS with no refusal between (a
+ * refusal meanwhile keeps the episode, and its start, going).
+ */
 export class WriteHealth {
-  private readonly refusals = new Map<string, { since: number; reason: string }>();
+  private readonly refusals = new Map<string, { since: number; reason: string; okSince?: number }>();
+  private landedAt = Date.now();
 
   /** `source`'s write was refused with `reason`. */
   refused(source: string, reason: string, now = Date.now()): void {
-    const r = this.refusals.get(source);
+    const r = this.live(source, now);
     this.refusals.set(source, { since: r?.since ?? now, reason });
   }
 
-  /** `source`'s write went through: its refusal (if any) is over. */
-  accepted(source: string): void {
-    this.refusals.delete(source);
+  /** `source`'s write went through: its refusal (if any) ends once writes went through for SETTLE_MS. */
+  accepted(source: string, now = Date.now()): void {
+    const r = this.live(source, now);
+    if (r && r.okSince === undefined) r.okSince = now;
   }
 
-  /** The longest-lasting refusal, undefined when every source's last write went through. */
+  /** A result of the run landed (the run makes progress): the bound counts from here. */
+  landed(now = Date.now()): void {
+    this.landedAt = now;
+  }
+
+  /** `source`'s refusal unless it has settled (then it is forgotten). */
+  private live(source: string, now: number): { since: number; reason: string; okSince?: number } | undefined {
+    const r = this.refusals.get(source);
+    if (r?.okSince !== undefined && now - r.okSince >= SETTLE_MS) {
+      this.refusals.delete(source);
+      return undefined;
+    }
+    return r;
+  }
+
+  /** The longest-lasting refusal, undefined when no source's refusal is under way. */
   current(now = Date.now()): Refusal | undefined {
     let worst: Refusal | undefined;
-    for (const r of this.refusals.values()) if (!worst || now - r.since > worst.forMs) worst = { forMs: now - r.since, reason: r.reason };
+    for (const source of [...this.refusals.keys()]) {
+      const r = this.live(source, now);
+      if (r && (!worst || now - r.since > worst.forMs)) worst = { forMs: now - r.since, reason: r.reason };
+    }
     return worst;
+  }
+
+  /**
+   * How long the run has been stuck on refused writes: the refusal episode under way, counted
+   * from when it began or from the last result that landed since, whichever is later (a run
+   * whose results still land is not stuck). Undefined when no refusal is under way.
+   */
+  stuck(now = Date.now()): Refusal | undefined {
+    const r = this.current(now);
+    return r && { forMs: Math.min(r.forMs, now - this.landedAt), reason: r.reason };
   }
 }
 
