@@ -33,6 +33,7 @@ function directExec(taskId: string, host: string, started: { attached: boolean; 
     ...end,
     attempts: 1,
     startedOn: [host],
+    outputLost: false,
     mayHaveRepeated: false,
     attached: started.attached,
     replayed: started.replayed,

@@ -250,6 +250,8 @@ export class TaskDispatch {
       const req = { ...buildRequest(this.spec, this.stdin, execId), existingOnly: true };
       const got = await execOnce(link, req, this.job.signal, new AbortController().signal, CANCEL_ATTACH_MS);
       this.attempts += 1;
+      // It ran there (an earlier dispatch saw it start): the result names the agent.
+      if (this.startedOn.at(-1) !== addr) this.startedOn.push(addr);
       return { result: this.exitResult(addr, got, outcomeOf(got.exit)), output: got.output };
     } catch {
       return asked.found
@@ -278,10 +280,11 @@ export class TaskDispatch {
   private exitResult(host: string, got: ExecOutcome, outcome: TaskResult['outcome']): TaskResult {
     const x = got.exit;
     this.mayHaveRunOn(host);
-    const lost = outcome === 'unknown' ? `started on ${host}, outcome lost: ${x.error || 'the agent restarted while it ran'}` : x.error;
+    const outcomeLost = outcome === 'unknown' ? `started on ${host}, outcome lost: ${x.error || 'the agent restarted while it ran'}` : x.error;
+    const startLost = this.startLost(got);
     // It moved here from an agent that stayed away, where it may have run too: say which.
     const elsewhere = this.roundMayHaveRunOn().filter((a) => a !== host);
-    const error = [lost, elsewhere.length ? `it may also have started on ${elsewhere.join(', ')}` : ''].filter(Boolean).join('; ');
+    const error = [outcomeLost, startLost, elsewhere.length ? `it may also have started on ${elsewhere.join(', ')}` : ''].filter(Boolean).join('; ');
     return taskResult(
       { runId: this.spec.runId, taskId: this.spec.taskId, host, outcome, reason: x.reason },
       {
@@ -291,7 +294,8 @@ export class TaskDispatch {
         durationMs: Number(x.durationMs),
         stdoutBytes: Number(x.stdoutBytes),
         stderrBytes: Number(x.stderrBytes),
-        truncated: x.truncated,
+        truncated: x.truncated || startLost !== undefined,
+        outputLost: startLost !== undefined,
         attempts: this.attempts,
         startedOn: [...this.startedOn],
         mayHaveRepeated: this.mayHaveRepeated(),
@@ -299,6 +303,19 @@ export class TaskDispatch {
         replayed: got.started?.replayed ?? false,
       },
     );
+  }
+
+  /**
+   * Why the output of an execution this dispatch attached to (or whose end it replayed) lacks its
+   * start, when it does: the agent kept only its last bytes (its replay buffer), as after an
+   * earlier dispatch whose result Redis would not take. Undefined when the output is whole.
+   */
+  private startLost(got: ExecOutcome): string | undefined {
+    const s = got.started;
+    if (!s || !(s.attached || s.replayed) || s.fromStart) return undefined;
+    const kept = got.output.reduce((n, c) => n + c.data.length, 0);
+    const total = Number(got.exit.stdoutBytes) + Number(got.exit.stderrBytes);
+    return `the start of its output was lost (it was read back from ${this.lastHost} after an earlier dispatch's result was not published): only the agent's last ${kept} of ${total} bytes were kept`;
   }
 
   /** Placement, honouring the sticky agent; breaker waits are not attempts (bounded by time). */
@@ -383,9 +400,11 @@ export class TaskDispatch {
     if (seen.started) this.partial = seen.output ?? [];
     if (got !== undefined || seen.started) this.mayHaveRunOn(addr);
     if (seen.started && !seen.started.attached && !seen.started.replayed) this.startedOn.push(addr);
-    // An agent that reports the task lost (in its restart: its journal says so; or with its
-    // launcher) had started it, even when that task's Started never reached us: the result names it either way.
-    else if (lostReason(got?.exit.reason) && this.startedOn.at(-1) !== addr) this.startedOn.push(addr);
+    // An agent that attached this dispatch to the execution (or replayed its end) had started it,
+    // though an earlier dispatch (another worker's, or this job's earlier attempt) saw the start;
+    // so had one that reports the task lost (in its restart: its journal says so; or with its
+    // launcher), even when that task's Started never reached us: the result names it either way.
+    else if ((seen.started || lostReason(got?.exit.reason)) && this.startedOn.at(-1) !== addr) this.startedOn.push(addr);
     if (got === undefined) {
       if (this.job.signal.aborted) throw failure;
       if (this.job.cancel.aborted) {

@@ -42,7 +42,14 @@ export interface TaskResult {
   durationMs: number;
   stdoutBytes: number;
   stderrBytes: number;
+  /** The output is incomplete: cut at its cap (its start kept), over the run's budget, or lost (see outputLost). */
   truncated: boolean;
+  /**
+   * What output there is, if any, is only its end: its start was lost before it reached Redis
+   * (the agent's replay buffer keeps a task's last 64 KiB; Redis refused the result write that
+   * held the rest). `error` says how much was kept.
+   */
+  outputLost: boolean;
   /**
    * Dispatches that reached an agent (1 when nothing went wrong). Waits on an open breaker and
    * busy refusals (RESOURCE_EXHAUSTED) are not attempts.
@@ -77,6 +84,7 @@ export function taskResult(base: ResultBase, fields: Partial<Omit<TaskResult, ke
     stdoutBytes: 0,
     stderrBytes: 0,
     truncated: false,
+    outputLost: false,
     attempts: 0,
     startedOn: [],
     mayHaveRepeated: false,

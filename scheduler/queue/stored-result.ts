@@ -33,6 +33,8 @@ export const TaskResultSchema = z.object({
   stdoutBytes: count,
   stderrBytes: count,
   truncated: z.boolean(),
+  // Absent in results published before the field existed.
+  outputLost: z.boolean().default(false),
   attempts: count,
   startedOn: z.array(text(260)).max(1000),
   mayHaveRepeated: z.boolean(),
