@@ -1,6 +1,6 @@
 /** What the modes of `gaxx run` (execute.ts, task-list-run.ts) share: the command's context, a started run, its notes and views. */
 import { join } from 'node:path';
-import type { TaskSigner } from '../../proto/index.js';
+import { counted, type TaskSigner } from '../../proto/index.js';
 import type { agentConnector, createRedis, EndedEarly, RedisSettings, RedisTarget } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
 import type { Io, Output } from '../output.js';
@@ -37,9 +37,12 @@ export function redisNote(isDown: boolean, ms: number, refused?: string): string
  * Redis keeps its data, and how the tasks without a result are collected once Redis is fixed.
  */
 export function endedNote(ended: EndedEarly, runId: string, config: GaxxConfig, rest = ''): string {
-  if (ended.refused === undefined) return `gaxx: ${ended.message}${rest}; tasks without a result stay queued: gaxx run --resume ${runId}`;
+  // Tasks whose job failed for good will not run again: saying they stay queued would be false.
+  const failed = ended.failed ? `; ${counted(ended.failed, 'task')} failed for good (attempts ran out: reported above, never to run again)` : '';
+  const others = ended.failed ? 'the other tasks without a result' : 'tasks without a result';
+  if (ended.refused === undefined) return `gaxx: ${ended.message}${rest}${failed}; ${others} stay queued: gaxx run --resume ${runId}`;
   const where = config.redis.url === undefined ? `; the embedded Redis keeps its data in ${join(config.paths.stateDir, 'redis')}` : '';
-  return `gaxx: ${ended.message}${where}${rest}; tasks without a result stay queued: once Redis takes writes again, collect them with gaxx runs wait ${runId} (or gaxx run --resume ${runId})`;
+  return `gaxx: ${ended.message}${where}${rest}${failed}; ${others} stay queued: once Redis takes writes again, collect them with gaxx runs wait ${runId} (or gaxx run --resume ${runId})`;
 }
 
 export type RedisClient = ReturnType<typeof createRedis>;

@@ -33,6 +33,8 @@ import { createRedis, gaxxKey, KEY_PREFIX, type RedisSettings } from '../redis/r
 import { publishResult, taskResult, type TaskResult } from '../queue/results.js';
 import { checkJobSignature } from '../queue/sign.js';
 import { ResultWrites } from './result-writes.js';
+import { failedJobResult } from '../queue/failed-jobs.js';
+import { refusalReason } from '../queue/write-health.js';
 import { jobIdFor, parseTaskSpec, RUN_ID, TASK_ID, type TaskSpec } from '../queue/task.js';
 import { GaxxError, isGaxxError } from '../../proto/index.js';
 
@@ -180,7 +182,11 @@ export class SchedulerWorker {
     // (CancelWatch.check keeps an answer for a poll interval, as it does for a run's later tasks).
     void this.cancels.check(runId);
     backOffOnErrors(bw, (e) => this.quiet.warn('worker error', e.message));
-    bw.on('failed', (job, e) => this.opts.log?.error({ job: job?.id, err: e.message }, 'job failed'));
+    bw.on('failed', (job, e) => {
+      this.opts.log?.error({ job: job?.id, err: e.message }, 'job failed');
+      // Failed for good (not to be tried again): its task must still end with a result.
+      if (job && (job.finishedOn !== undefined || job.attemptsMade >= (job.opts.attempts ?? 1))) void this.settleFailed(job, e);
+    });
     this.workers.set(runId, bw);
     return bw;
   }
@@ -290,15 +296,50 @@ export class SchedulerWorker {
     const total = done.output.reduce((n, c) => n + c.data.length, 0);
     const outputIsLive = streamed.exact && total > 0 && streamed.bytes === total;
     const { result, output } = done;
-    const fresh = await this.writes.publish(spec.runId, () =>
-      publishResult(this.redis, result, output, streamed.exact ? streamed.bytes : undefined, {
-        outputIsLive,
-        budgetBytes: this.opts.runOutputBudgetBytes,
-      }),
-    );
+    const fresh = await this.writes
+      .publish(spec.runId, () =>
+        publishResult(this.redis, result, output, streamed.exact ? streamed.bytes : undefined, {
+          outputIsLive,
+          budgetBytes: this.opts.runOutputBudgetBytes,
+        }),
+      )
+      .catch((e: unknown) => this.lastChance(job, result, e));
     if (fresh) this.opts.metrics?.tasks.inc({ outcome: done.result.outcome });
     else this.opts.metrics?.published.inc();
     return done.result;
+  }
+
+  /**
+   * The result write of a job's last attempt was refused (`e`) for as long as it was tried: its
+   * real end is published without its output (a write Redis may take where the whole was
+   * refused), so the run learns how the command ended. Any other failure, or a refusal of this
+   * write too, is thrown: the job fails (see the 'failed' handler).
+   */
+  private async lastChance(job: Job<TaskSpec, TaskResult>, result: TaskResult, e: unknown): Promise<boolean> {
+    const refused = refusalReason(e);
+    if (refused === undefined || job.attemptsMade + 1 < (job.opts.attempts ?? 1) || this.abort.signal.aborted) throw e;
+    const kept: TaskResult = {
+      ...result,
+      truncated: true,
+      outputLost: result.stdoutBytes + result.stderrBytes > 0,
+      error: [result.error, `output not stored: Redis refused the result write (${refused})`].filter(Boolean).join('; '),
+    };
+    return publishResult(this.redis, kept, []).catch(() => Promise.reject(e));
+  }
+
+  /**
+   * A job failed for good (its attempts ran out, or it was refused): its task gets a result saying
+   * so when it has none, else its run would wait for it for ever (failed-jobs.ts; a reader of the
+   * run publishes it too, when this write is refused).
+   */
+  private async settleFailed(job: Job<TaskSpec, TaskResult>, e: Error): Promise<void> {
+    const runId = typeof job.data?.runId === 'string' ? job.data.runId : '';
+    const taskId = job.id?.slice(runId.length + 1) ?? '';
+    if (!RUN_ID.test(runId) || job.id !== jobIdFor(runId, taskId)) return;
+    const d = job.data as Partial<TaskSpec>;
+    const host = d.dispatch?.placedOn ?? (d.target && 'host' in d.target ? d.target.host : '');
+    const r = failedJobResult(runId, { taskId, failedReason: job.failedReason ?? e.message, attemptsMade: job.attemptsMade, taken: true, host });
+    if (await this.writes.publish(runId, () => publishResult(this.redis, r, [])).catch(() => false)) this.opts.metrics?.tasks.inc({ outcome: r.outcome });
   }
 
   /** Cancels this worker's in-flight tasks of `runId` at once (the flag in Redis reaches the others). */

@@ -7,12 +7,14 @@
  * It is the one reader of a run's stream: waitForRun (queue/wait.ts) follows a fixed set of
  * tasks through it. Result entries are checked as every reader checks them (stored-result.ts): one that is not a valid result of this run and of its
  * entry's task, or (with `accept`) not of a task the reader waits for, is skipped and reported
- * (`onIgnored`), never counted.
+ * (`onIgnored`), never counted. A run's job that failed for good (its attempts ran out) has its
+ * result published by the follower when it has none (failed-jobs.ts), so every run can end.
  */
 import type { Cluster, Redis } from 'ioredis';
 import { GaxxError, raceAbort } from '../../proto/index.js';
 import { duplicateFor, redisError, waitReady } from '../redis/redis.js';
 import { overBudget, runEventsKey, type OutputChunk, type TaskResult } from './results.js';
+import { FailedSweep } from './failed-jobs.js';
 import { readResult, type IgnoredHandler } from './stored-result.js';
 import { Reachability, TICK_MS, type OnRedis } from './reachability.js';
 import type { WriteHealth } from './write-health.js';
@@ -101,6 +103,8 @@ export async function followRun(redis: Redis | Cluster, runId: string, opts: Fol
   const reader = duplicateFor(redis, 'worker');
   reader.on('error', () => undefined);
   const reach = new Reachability(reader, opts.onRedis, { redis, runId, ...(opts.writes ? { health: opts.writes } : {}) });
+  // A task whose job failed for good gets its result here, else the run would never end.
+  const sweep = new FailedSweep(redis, runId);
   const stops = [opts.until];
   let last = '0';
   let pending: Promise<Entry[]> | undefined;
@@ -111,6 +115,7 @@ export async function followRun(redis: Redis | Cluster, runId: string, opts: Fol
       const left = deadline - Date.now();
       if (left <= 0) throw new GaxxError('DEADLINE_EXCEEDED', `run ${runId}: no more results in time (${state.finished} arrived)`);
       reach.check(opts.redisGoneMs, `while following run ${runId}`);
+      sweep.tick();
       // One read at a time (see waitForRun): a read issued while Redis is away is raced again, never stacked.
       const block = Math.max(1, Math.min(opts.pollMs ?? 250, left));
       // The read and the check of its results are one step, raced as one. Only its failures are

@@ -24,6 +24,7 @@ import { countOutcome, getRunRecord, readRunRecord, submitterAlive, updateRunRec
 import { syntheticResult } from './stream-run.js';
 import { readResult, type IgnoredHandler } from './stored-result.js';
 import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
+import { failedAtWaitEnd } from './failed-jobs.js';
 import type { RedisSettings } from '../redis/redis.js';
 
 /** A run's record; NOT_FOUND, or FAILED_PRECONDITION when what Redis holds is not a valid record. */
@@ -207,8 +208,9 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
 }
 
 /**
- * Reports each enqueued task of `runId` without a result among `finished` as `unknown` (the wait
- * ended early: it may be queued, running, or done), labelled with its host where the run has one.
+ * Reports each enqueued task of `runId` without a result among `finished`: its job's result when
+ * it failed for good, else `unknown` (the wait ended early: it may be queued, running, or done),
+ * labelled with its host where the run has one.
  */
 async function reportMissing(
   redis: Redis | Cluster,
@@ -219,9 +221,12 @@ async function reportMissing(
 ): Promise<void> {
   // The wait ended early because Redis may be away: what cannot be read is left unreported.
   const meta = await loadRunMeta(redis, runId).catch(() => null);
+  const failed = await failedAtWaitEnd(redis, runId, ended);
   for (const taskId of meta?.taskIds ?? []) {
     if (finished.has(taskId)) continue;
-    onResult?.(resultAtWaitEnd(runId, taskId, meta?.hosts[taskId] ?? '', ended.code, `gaxx runs wait ${runId}`), [], false);
+    const r = failed.get(taskId);
+    if (r) onResult?.(r, [], false);
+    else onResult?.(resultAtWaitEnd(runId, taskId, meta?.hosts[taskId] ?? '', ended.code, `gaxx runs wait ${runId}`), [], false);
   }
 }
 

@@ -26,7 +26,8 @@ import { isCancelled, requestCancel } from './cancel.js';
 import { HEARTBEAT_KEY } from '../daemon/daemon.js';
 import { TaskQueue, type EnqueuedRun } from './queue.js';
 import { RECONNECT_MS, redisError, type RedisSettings } from '../redis/redis.js';
-import { publishResult, resultAtWaitEnd, taskResult } from './results.js';
+import { failedAtWaitEnd } from './failed-jobs.js';
+import { publishResult, resultAtWaitEnd, taskResult, type TaskResult } from './results.js';
 import { countOutcome, getRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
 import { loadRunMeta, type RunMeta } from './runs.js';
 import { jobIdFor, type RunSpecInput } from './task.js';
@@ -218,7 +219,8 @@ class RunWait {
     }
     await this.cancelling;
     const cancelled = this.cancelling !== undefined;
-    this.fillMissing(results, cancelled ? 'CANCELLED' : (ended?.code ?? 'DEADLINE_EXCEEDED'));
+    const failed = await failedAtWaitEnd(this.queue.redis, this.meta.runId, ended);
+    this.fillMissing(results, cancelled ? 'CANCELLED' : (ended?.code ?? 'DEADLINE_EXCEEDED'), failed);
     const down = this.redisDown || ended?.code === 'REDIS_UNAVAILABLE';
     return {
       ...results,
@@ -230,11 +232,14 @@ class RunWait {
     };
   }
 
-  /** Every task without a result gets an `unknown` one (it may be queued, running, or done). */
-  private fillMissing(results: RunResults, why: ErrorCode): void {
+  /**
+   * Every task without a result gets one: its job's, when it failed for good (`failed`), else
+   * `unknown` (it may be queued, running, or done).
+   */
+  private fillMissing(results: RunResults, why: ErrorCode, failed: ReadonlyMap<string, TaskResult>): void {
     for (const taskId of this.meta.taskIds) {
       if (results.results.has(taskId)) continue;
-      const r = resultAtWaitEnd(this.meta.runId, taskId, this.meta.hosts[taskId] ?? '', why, `gaxx run --resume ${this.meta.runId}`);
+      const r = failed.get(taskId) ?? resultAtWaitEnd(this.meta.runId, taskId, this.meta.hosts[taskId] ?? '', why, `gaxx run --resume ${this.meta.runId}`);
       results.results.set(taskId, r);
       this.opts.onResult?.(r, [], false);
     }

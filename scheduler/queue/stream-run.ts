@@ -36,6 +36,7 @@ import { countOutcome, createRunRecord, noteEnqueued, updateRunRecord, type Outc
 import { mustLand, bounded, CLEANUP_MS, keepFollowing, landEndRecord, REDIS_GONE_MS } from './run-landing.js';
 import { newRunId, type TaskInput } from './task.js';
 import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
+import { failedAtWaitEnd } from './failed-jobs.js';
 
 export interface StreamRunOptions extends FollowHandlers {
   settings: RedisSettings;
@@ -197,7 +198,7 @@ class StreamedRun {
       // leaves them: a daemon or `gaxx run --resume` sees them through (and the run to its end).
       // Never wait on a cancel's Redis calls once Redis is gone.
       if (!ended) await this.cancelling;
-      this.fillMissing(ended);
+      this.fillMissing(ended, ended ? await failedAtWaitEnd(redis, this.runId, ended) : new Map());
       if (followed && !endsEarly(followed)) throw followed;
       if (inputError && !endsEarly(inputError)) throw inputError;
       // A cancel from elsewhere can end every task before the heartbeat notices the flag.
@@ -398,17 +399,18 @@ class StreamedRun {
   }
 
   /**
-   * Tasks still without a result: after a cancel's grace, `error`; after an early end
+   * Tasks still without a result: its job's result when it failed for good (`failed`); else after a cancel's grace, `error`; after an early end
    * (`why`), `unknown` with that reason (queued, running or done: this process cannot tell).
    */
-  private fillMissing(why?: EndedEarly): void {
+  private fillMissing(why: EndedEarly | undefined, failed: ReadonlyMap<string, TaskResult>): void {
     const cause =
       why?.refused !== undefined ? `Redis refuses writes (${why.refused})` : why?.code === 'REDIS_UNAVAILABLE' ? 'Redis unreachable' : 'wait timed out';
     for (const taskId of [...this.outstanding.keys()]) {
       const r =
-        why === undefined
+        failed.get(taskId) ??
+        (why === undefined
           ? syntheticResult(this.runId, taskId, 'error', 'DEADLINE_EXCEEDED', 'no result in time after the run was cancelled; the task may still be running')
-          : syntheticResult(this.runId, taskId, 'unknown', why.code, `no result: ${cause}; the task may still run`);
+          : syntheticResult(this.runId, taskId, 'unknown', why.code, `no result: ${cause}; the task may still run`));
       this.result(r, [], false);
     }
   }
