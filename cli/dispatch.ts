@@ -177,7 +177,8 @@ function leadingGlobals(args: readonly string[]): { globals: string[]; after: st
     const a = args[i] as string;
     const m = /^--([a-z-]+)(=.*)?$/.exec(a);
     if (!m || !((m[1] as string) in CONFIG_FLAGS)) break;
-    if (m[2] !== undefined) i += 1;
+    // A boolean flag (--redis-insecure) takes no value: the word after it is the command.
+    if (m[2] !== undefined || CONFIG_FLAGS[m[1] as string]?.type === 'boolean') i += 1;
     else {
       if (i + 1 >= args.length) throw usage(`${a} needs a value`);
       i += 2;

@@ -17,9 +17,11 @@ async function commands(): Promise<ReturnType<typeof completionCommand>[]> {
 /** What `_gaxx` offers for the words typed so far (the last one being completed). */
 function complete(script: string, words: string[]): string[] {
   const arr = words.map((w) => `'${w}'`).join(' ');
-  // `gaxx completion fleets` stands in as a function: the script calls it for fleet names.
-  const body = `${script}\ngaxx() { printf 'web\\ndb\\n'; }\nCOMP_WORDS=(${arr}); COMP_CWORD=${words.length - 1}; _gaxx; printf '%s\\n' "\${COMPREPLY[@]}"`;
-  const r = spawnSync('bash', ['--norc', '-c', body], { encoding: 'utf8' });
+  // `gaxx completion fleets` stands in as a function: the script calls it for fleet names. Given
+  // flags before `completion fleets`, it names them instead (at:--home:/x), to show what it was given.
+  const fake = `gaxx() { if [[ "$1" == --* ]]; then printf 'at%s\\n' "$(printf ':%s' "\${@:1:$#-2}")"; else printf 'web\\ndb\\n'; fi; }`;
+  const body = `${script}\n${fake}\nCOMP_WORDS=(${arr}); COMP_CWORD=${words.length - 1}; _gaxx; printf '%s\\n' "\${COMPREPLY[@]}"`;
+  const r = spawnSync('bash', ['--norc', '-c', body], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: '/home/u' } });
   expect(r.status, r.stderr).toBe(0);
   return r.stdout.split('\n').filter(Boolean).sort();
 }
@@ -34,6 +36,26 @@ describe('gaxx completion', () => {
     expect(complete(script, ['gaxx', 'run', '--fleet', ''])).toEqual(['db', 'web']);
     expect(complete(script, ['gaxx', 'status', 'w'])).toEqual(['web']);
     expect(complete(script, ['gaxx', 'certs', 'rotate', '--fl'])).toEqual(['--fleet']);
+  });
+
+  it('bash finds the command after global flags typed before it, and passes --home and --state-dir on to the fleet names', async () => {
+    const script = bashScript(await Promise.all(COMMANDS.map(async (e) => completionCommand(e.name, e.summary, (await e.load()).command, CONFIG_FLAGS))));
+    expect(complete(script, ['gaxx', '--home', '/x', 'run', '--fl'])).toEqual(['--fleet']);
+    expect(complete(script, ['gaxx', '--home', '/x', 'r'])).toEqual(['run', 'runs']);
+    // --home=/x: one word, or three where COMP_WORDBREAKS holds '=' (bash's default).
+    expect(complete(script, ['gaxx', '--home=/x', 'runs', 'w'])).toEqual(['wait']);
+    expect(complete(script, ['gaxx', '--home', '=', '/x', '--log-level', 'warn', 'certs', 'issue', '--role', 'a'])).toEqual(['agent']);
+    // A boolean global takes no value: the word after it is the command.
+    expect(complete(script, ['gaxx', '--redis-insecure', 'st'])).toEqual(['status']);
+    expect(complete(script, ['gaxx', '--h'])).toEqual(['--help', '--home']);
+    expect(complete(script, ['gaxx', '--log-level', 'd'])).toEqual(['debug']);
+    expect(complete(script, ['gaxx', '--home', '/x', 'run', '--fleet', ''])).toEqual(['at:--home:/x']);
+    expect(complete(script, ['gaxx', '--home=/x', 'status', ''])).toEqual(['at:--home:/x']);
+    expect(complete(script, ['gaxx', 'delete', '--state-dir', '~/s', ''])).toEqual(['at:--state-dir:/home/u/s']);
+    expect(complete(script, ['gaxx', '--home', '/x', 'cp', 'a'])).toContain('at:--home:/x:');
+    // A positional is counted among the words that are not flags or their values, wherever flags are.
+    expect(complete(script, ['gaxx', 'delete', '--provider', 'local', 'w'])).toEqual(['web']);
+    expect(complete(script, ['gaxx', 'status', 'web', 'd'])).not.toContain('db');
   });
 
   it('bash offers the values of a flag with a fixed set, fleet names for F: and F positionals, and files elsewhere', async () => {
@@ -59,8 +81,13 @@ describe('gaxx completion', () => {
     expect(fish).toContain(`-l provider -x -a '${[...providerNames()].join(' ')}'`);
     expect(fish).toContain(`-l log-level -x -a '${LOG_LEVELS.join(' ')}'`);
     expect(fish).toContain("-l role -x -a 'agent operator scheduler monitor'");
-    expect(fish).toMatch(/__fish_seen_subcommand_from cp' -F -a '\(gaxx completion fleets 2>\/dev\/null\)":"'/);
-    expect(fish).toMatch(/__fish_seen_subcommand_from completion' -a 'bash zsh fish'/);
+    expect(fish).toContain(`-n '__gaxx_is cp' -F -a '(__gaxx_fleets)":"'`);
+    expect(fish).toContain(`-n '__gaxx_is completion' -a 'bash zsh fish'`);
+    // The command is found after global flags, and the fleet names are asked of the installation the line names.
+    expect(fish).toMatch(/function __gaxx_cmd\n[^]*contains -- \$toks\[1\] --home [^\n]*--state-dir/);
+    expect(fish).toMatch(/function __gaxx_fleets\n[^]*contains -- \$toks\[\$i\] --home --state-dir[^]*gaxx \$loc completion fleets/);
+    expect(fish).toContain("complete -c gaxx -n '__gaxx_is' -l log-level -x -a");
+    if (spawnSync('fish', ['--version']).status === 0) expect(spawnSync('fish', ['--no-execute', '-c', fish]).status).toBe(0);
   });
 
   it('zsh and fish scripts name every command and the fleet helper', async () => {
@@ -70,7 +97,7 @@ describe('gaxx completion', () => {
     expect(zsh).toContain('complete -F _gaxx gaxx');
     const fish = fishScript(cmds);
     for (const c of ['run', 'runs', 'cp', 'status', 'completion']) expect(fish).toContain(`-a '${c}'`);
-    expect(fish).toContain("-l fleet -x -a '(gaxx completion fleets 2>/dev/null)'");
+    expect(fish).toContain("-l fleet -x -a '(__gaxx_fleets)'");
     if (spawnSync('zsh', ['--version']).status === 0) expect(spawnSync('zsh', ['-n', '-c', zsh]).status).toBe(0);
   });
 

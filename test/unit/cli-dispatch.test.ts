@@ -63,6 +63,18 @@ describe('cli dispatch', () => {
     expect(asked.n).toBe(0);
   });
 
+  it('global flags before the command: a boolean one takes no value, so the word after it is the command', async () => {
+    // certs list loads the configuration, then finds no installation there.
+    for (const argv of [
+      ['--redis-insecure', 'certs', 'list'],
+      ['--home', '/nonexistent-gaxx-home', '--redis-insecure', 'certs', 'list'],
+      ['--redis-url=redis://127.0.0.1:1', 'certs', 'list'],
+    ]) {
+      const r = await cli(argv);
+      expect(r.err, argv.join(' ')).toMatch(/gaxx init.*\[NOT_FOUND\]/);
+    }
+  });
+
   it('no command is USAGE', async () => {
     expect((await cli([])).code).toBe(2);
   });
