@@ -65,6 +65,13 @@ export interface Command {
   flags: Record<string, FlagSpec>;
   /** Positional arguments accepted before `--` (names for help; count is enforced). */
   positionals?: { names: string[]; min: number; complete?: PositionalKind };
+  /**
+   * When the configuration is loaded (default 'before': before run(), so that a broken
+   * config.json fails the command at once). 'on-use': when run() first reads ctx.config, for a
+   * command that needs none for some of what it does (a completion script works whatever the
+   * config file holds); reading ctx.config then throws what loading it found wrong.
+   */
+  config?: 'before' | 'on-use';
   /** Whether the command takes an argv after `--`. */
   takesRest?: boolean;
   /** Whether run() cancels its work when ctx.signal aborts (main.ts then defers Ctrl-C to it). */

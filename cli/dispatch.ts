@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { GaxxError, exitCodeFor, fileAccessError, packageVersion, printable } from '../proto/index.js';
 import { COMMANDS, type CommandEntry } from './commands.js';
 import { CONFIG_FLAGS, type ReadFile } from './settings.js';
+import type { GaxxConfig } from './config.js';
 import { commandHelp, groupHelp, programHelp } from './help.js';
 import { parseCommandLine, unknownSubcommand, usage } from './command-line.js';
 import { didYouMean } from './suggest.js';
@@ -140,22 +141,26 @@ async function dispatch(input: CliInput): Promise<number> {
   if (wantsHelp) return print(io, commandHelp(command));
   const parsed = parseCommandLine(entry, command, args, globals);
   if (dash !== -1 && !command.takesRest) throw usage(`'gaxx ${entry.name}' takes no arguments after --`, entry.name);
-  // Loaded here, not at the top: its validation (zod) is not needed for --help or --version.
+  // Imported here, not at the top: its validation (zod) is not needed for --help or --version.
   const { loadConfig } = await import('./config.js');
-  const config = loadConfig({
-    argv: [...globals, ...args],
-    env: input.env,
-    readFile: input.readFile,
-    get homeDir() {
-      return input.homeDir;
-    },
-    get userName() {
-      return input.userName;
-    },
-    cwd: input.cwd,
-    command: entry.name,
-  });
-  refuseSharedDirs(config.paths, input.modeOf ?? modeOfPath);
+  const load = (): GaxxConfig => {
+    const config = loadConfig({
+      argv: [...globals, ...args],
+      env: input.env,
+      readFile: input.readFile,
+      get homeDir() {
+        return input.homeDir;
+      },
+      get userName() {
+        return input.userName;
+      },
+      cwd: input.cwd,
+      command: entry.name,
+    });
+    refuseSharedDirs(config.paths, input.modeOf ?? modeOfPath);
+    return config;
+  };
+  const config = command.config === 'on-use' ? loadedOnUse(load) : load();
   if (command.handlesInterrupt) input.onInterruptible?.(command.interruptNote ?? 'cancelling');
   return command.run({
     flags: parsed.values,
@@ -167,6 +172,25 @@ async function dispatch(input: CliInput): Promise<number> {
     io,
     signal: input.signal,
     commands: COMMANDS,
+  });
+}
+
+/**
+ * The configuration of a command that declares `config: 'on-use'`: loaded (and its dirs checked)
+ * when run() first reads a setting of it, so a command that reads none never fails on a broken
+ * config file; a read throws what loading found wrong, every time.
+ */
+function loadedOnUse(load: () => GaxxConfig): GaxxConfig {
+  let loaded: GaxxConfig | undefined;
+  const target = (): GaxxConfig => (loaded ??= load());
+  return new Proxy({} as GaxxConfig, {
+    get: (_, key) => Reflect.get(target(), key),
+    has: (_, key) => Reflect.has(target(), key),
+    ownKeys: () => Reflect.ownKeys(target()),
+    getOwnPropertyDescriptor: (_, key) => {
+      const d = Reflect.getOwnPropertyDescriptor(target(), key);
+      return d && { ...d, configurable: true };
+    },
   });
 }
 

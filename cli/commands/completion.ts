@@ -34,11 +34,21 @@ export const command: Command = {
   ].join('\n'),
   flags: {},
   positionals: { names: ['SHELL'], min: 1, complete: ['bash', 'zsh', 'fish'] },
+  // A script needs no configuration: `source <(gaxx completion bash)` in a shell's rc file must not fail on a broken config.json.
+  config: 'on-use',
   examples: ['source <(gaxx completion bash)', 'gaxx completion fish > ~/.config/fish/completions/gaxx.fish'],
   async run({ positionals, config, out, commands = [] }) {
     const shell = positionals[0];
     if (shell === 'fleets') {
-      for (const n of localFleetNames(config.paths.fleetsDir)) out.writeOut(`${n}\n`);
+      // Asked by the scripts while the user types: an installation whose configuration is broken offers no names, and no error in the middle of the line.
+      let fleetsDir: string;
+      try {
+        fleetsDir = config.paths.fleetsDir;
+      } catch (e) {
+        if (e instanceof GaxxError) return 0;
+        throw e;
+      }
+      for (const n of localFleetNames(fleetsDir)) out.writeOut(`${n}\n`);
       return 0;
     }
     const make = shell === 'bash' ? bashScript : shell === 'zsh' ? zshScript : shell === 'fish' ? fishScript : undefined;
