@@ -96,26 +96,105 @@ export function duplicateFor(client: Redis | Cluster, role: RedisRole): Redis | 
   return readyOnce(client.duplicate(extra), extra);
 }
 
-/** Waits until `client` is ready; REDIS_UNAVAILABLE (and the client closed) after `timeoutMs`. */
+/**
+ * Waits until `client` is ready; REDIS_UNAVAILABLE (and the client closed) when it gives up or
+ * after `timeoutMs`, saying why from what the connection went through (notReadyReason).
+ */
 export async function waitReady(client: Redis | Cluster, timeoutMs = 5000, display = 'redis'): Promise<void> {
   if (client.status === 'ready') return;
+  // ioredis reports each failed attempt as an 'error' (refused, no socket, a refused AUTH...): the last one says why.
+  let last: Error | undefined;
+  let connected = false;
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => done(new GaxxError('REDIS_UNAVAILABLE', `redis at ${display} is not reachable`)), timeoutMs);
+    const fail = (gaveUp: boolean): void => {
+      const why = notReadyReason({ last, connected, gaveUp, timeoutMs });
+      done(new GaxxError('REDIS_UNAVAILABLE', `redis at ${display}: ${why.text}`, { ...(last ? { cause: last } : {}), details: { reason: why.kind } }));
+    };
+    const timer = setTimeout(() => fail(false), timeoutMs);
     const onReady = (): void => done();
-    const onEnd = (): void => done(new GaxxError('REDIS_UNAVAILABLE', `redis at ${display} closed the connection`));
+    const onEnd = (): void => fail(true);
+    const onError = (e: Error): void => void (last = e);
+    const onConnect = (): void => void (connected = true);
     function done(err?: Error): void {
       clearTimeout(timer);
       client.off('ready', onReady);
       client.off('end', onEnd);
+      client.off('error', onError);
+      client.off('connect', onConnect);
       if (err) reject(err);
       else resolve();
     }
     client.once('ready', onReady);
     client.once('end', onEnd);
+    client.on('error', onError);
+    client.on('connect', onConnect);
   }).catch((e: unknown) => {
     client.disconnect();
     throw e;
   });
+}
+
+/** What a connection that never became ready went through. */
+export interface NotReady {
+  /** The last error it reported (one per failed attempt). */
+  last: Error | undefined;
+  /** Whether a transport connection was made (the server then did not answer, or refused us). */
+  connected: boolean;
+  /** Whether it stopped trying (a producer gives up after a few attempts) rather than ran out of time. */
+  gaveUp: boolean;
+  timeoutMs: number;
+}
+
+/** Why a connection never became ready, as REDIS_UNAVAILABLE's `details.reason` says it. */
+export type NotReadyKind = 'refused' | 'no-socket' | 'denied' | 'reset' | 'timeout' | 'unreachable' | 'unknown-host' | 'auth' | 'tls' | 'no-answer' | 'other';
+
+/** Node's connect failures, said plainly, with what to check. */
+const CONNECT_ERRORS: Record<string, { kind: NotReadyKind; text: string }> = {
+  ECONNREFUSED: { kind: 'refused', text: 'connection refused: is redis-server running there (and on that port)?' },
+  ENOENT: { kind: 'no-socket', text: 'no such socket: is redis-server running, with that unixsocket?' },
+  EACCES: { kind: 'denied', text: 'permission denied on its socket: check the mode and owner of the socket and its directory' },
+  ECONNRESET: {
+    kind: 'reset',
+    text: 'the connection was reset: is it a Redis server, plaintext or TLS as the URL says, and does it accept clients from here?',
+  },
+  ETIMEDOUT: { kind: 'timeout', text: 'the connection timed out: is the host up, and does a firewall let the port through?' },
+  EHOSTUNREACH: { kind: 'unreachable', text: 'host unreachable: check the address and the network' },
+  ENETUNREACH: { kind: 'unreachable', text: 'network unreachable: check the address and the network' },
+  ENOTFOUND: { kind: 'unknown-host', text: 'host not found: check the host name in the URL' },
+  EAI_AGAIN: { kind: 'unknown-host', text: 'the host name could not be resolved now (DNS): try again, or give an address' },
+};
+
+/**
+ * Why a connection never became ready, for REDIS_UNAVAILABLE: refused, no socket, timed out, an
+ * authentication Redis refused, a TLS handshake that failed, or a server that accepted the
+ * connection and never answered. Never quotes the URL (the caller names it by its display form).
+ */
+export function notReadyReason(n: NotReady): { kind: NotReadyKind; text: string } {
+  const e = n.last as (Error & { code?: string }) | undefined;
+  const msg = e?.message ?? '';
+  const secs = `${Math.round(n.timeoutMs / 100) / 10} s`;
+  if (e?.name === 'ReplyError') {
+    if (/^NOAUTH/.test(msg))
+      return { kind: 'auth', text: 'it requires a password: give one in the URL (redis://USER:PASSWORD@HOST:PORT, or ?password= with unix://)' };
+    if (/^WRONGPASS/.test(msg)) return { kind: 'auth', text: 'authentication failed: wrong user name or password, or the user is disabled (WRONGPASS)' };
+    if (/AUTH.*without any password configured|no password is set/i.test(msg))
+      return { kind: 'auth', text: 'a password was given, but this Redis has none set: remove it from the URL' };
+    return { kind: 'other', text: `it refused the connection: ${msg}` };
+  }
+  const known = e?.code ? CONNECT_ERRORS[e.code] : undefined;
+  if (known) return known;
+  // A TLS failure (a certificate not signed by the CA given, one expired, a plaintext server): Node's own words.
+  if (e && (/SSL|TLS|CERT/.test(e.code ?? '') || /certificate|ssl|tls/i.test(msg)))
+    return { kind: 'tls', text: `TLS handshake failed: ${msg} (check rediss:// against the server's TLS setup and the CA given)` };
+  if (n.connected && !e)
+    return {
+      kind: 'no-answer',
+      text: n.gaveUp
+        ? 'it closed the connection before answering: is it a Redis server, plaintext or TLS as the URL says?'
+        : `it accepted the connection but did not answer within ${secs}: is it a Redis server, plaintext or TLS as the URL says?`,
+    };
+  if (e) return { kind: 'other', text: `${n.gaveUp ? 'cannot connect' : 'not reachable'}: ${msg}` };
+  return { kind: n.gaveUp ? 'other' : 'timeout', text: n.gaveUp ? 'the connection closed before it was ready' : `not reachable within ${secs}` };
 }
 
 /**
@@ -202,7 +281,8 @@ export function redisError(e: unknown, what: string): GaxxError {
   const reason = inner?.message ?? (e as Error)?.message ?? String(e);
   // An error reply: Redis is there but refuses (details.refused says why, for the caller's advice).
   const replied = (inner ?? (e as Error | undefined))?.name === 'ReplyError';
-  return new GaxxError('REDIS_UNAVAILABLE', `${what}: ${reason}`, { cause: e, ...(replied ? { details: { refused: reason } } : {}) });
+  const connect = CONNECT_ERRORS[(e as { code?: string } | undefined)?.code ?? ''];
+  return new GaxxError('REDIS_UNAVAILABLE', `${what}: ${connect?.text ?? reason}`, { cause: e, ...(replied ? { details: { refused: reason } } : {}) });
 }
 
 /** Parses `INFO` text into a field map. */

@@ -11,6 +11,7 @@ import { FleetCa, writeCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
 import { runAgentCli, runAgentExpectFailure } from '../helpers/agent.js';
 import { runGaxx, spawnGaxx } from '../helpers/cli.js';
+import { freePort } from '../helpers/ports.js';
 
 let root: string;
 let home: string;
@@ -53,6 +54,19 @@ describe('errors name the problem and the fix', () => {
     const j = await runGaxx(['exec', '--agent', '127.0.0.1:1', '--no-stdin', '--json', '--', 'true'], { home });
     expect(j.code).toBe(exitCodeFor('UNAVAILABLE'));
     expect(JSON.parse(j.stdout)).toMatchObject({ error: { code: 'UNAVAILABLE', exitCode: exitCodeFor('UNAVAILABLE') } });
+  });
+
+  it('a Redis URL with nothing listening is REDIS_UNAVAILABLE (exit 12) saying the connection was refused, and a missing socket that it is missing', async () => {
+    const port = await freePort();
+    const r = await runGaxx(['runs'], { home, env: { GAXX_REDIS_URL: `redis://127.0.0.1:${port}` } });
+    expect(r.code).toBe(exitCodeFor('REDIS_UNAVAILABLE'));
+    expect(r.stderr).toMatch(
+      new RegExp(`^gaxx: redis at redis://127\\.0\\.0\\.1:${port}: connection refused: is redis-server running there.*\\[REDIS_UNAVAILABLE\\]\\n$`),
+    );
+    const sock = await runGaxx(['runs', '--json'], { home, env: { GAXX_REDIS_URL: `unix://${join(root, 'no-such.sock')}` } });
+    expect(sock.code).toBe(exitCodeFor('REDIS_UNAVAILABLE'));
+    expect(JSON.parse(sock.stdout)).toMatchObject({ error: { code: 'REDIS_UNAVAILABLE', exitCode: exitCodeFor('REDIS_UNAVAILABLE') } });
+    expect(sock.stderr).toMatch(/no such socket: is redis-server running/);
   });
 
   it('what every agent would refuse is refused before anything is sent or queued: a loader env (ENV_REFUSED), a bad --task-id (USAGE)', async () => {

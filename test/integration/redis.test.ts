@@ -1,5 +1,6 @@
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -9,6 +10,8 @@ import { acquireEmbeddedRedis, socketCommand, socketInfo, type EmbeddedRedis, ty
 import type { Redis } from 'ioredis';
 import { createRedis, duplicateFor, durabilityWarnings, redisSettingsFromUrl, waitReady } from '../../scheduler/redis/redis.js';
 import { eventually } from '../helpers/poll.js';
+import { freePort } from '../helpers/ports.js';
+import type { GaxxError } from '../../proto/index.js';
 import { fdsOn, withInherited } from '../helpers/procs.js';
 
 /** A file's text, or '' when it cannot be read (a process gone from /proc). */
@@ -94,6 +97,35 @@ describe('redis connections', () => {
     await expect(waitReady(bad, 1500)).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE' });
   });
 
+  it('says why a connection never became ready: refused, no socket, no answer, a password missing or wrong', async () => {
+    const reasonOf = async (url: string, timeoutMs = 3000): Promise<unknown> => {
+      const r = createRedis(redisSettingsFromUrl(url), 'producer');
+      r.on('error', () => undefined);
+      const e = await waitReady(r, timeoutMs, url).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      r.disconnect();
+      expect(e).toMatchObject({ code: 'REDIS_UNAVAILABLE' });
+      return (e as GaxxError).details?.reason;
+    };
+    // Nothing listens on a free port: refused (not "closed the connection").
+    expect(await reasonOf(`redis://127.0.0.1:${await freePort()}`)).toBe('refused');
+    const dir = mkdtempSync(join(tmpdir(), 'gxr-why-'));
+    // A server that accepts and never answers.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((done) => silent.listen(0, '127.0.0.1', done));
+    try {
+      expect(await reasonOf(`unix://${join(dir, 'no-such.sock')}`)).toBe('no-socket');
+      expect(await reasonOf(`redis://127.0.0.1:${(silent.address() as AddressInfo).port}`, 1500)).toBe('no-answer');
+      expect(await reasonOf(`redis://127.0.0.1:${acl.port}`)).toBe('auth');
+      expect(await reasonOf(`redis://gaxx:wrong@127.0.0.1:${acl.port}`)).toBe('auth');
+    } finally {
+      silent.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a producer fails fast with REDIS_UNAVAILABLE when redis is down', async () => {
     const dead = await startRedis();
     await dead.stop();
@@ -130,7 +162,7 @@ describe('redis over TLS (rediss://)', () => {
     r.disconnect();
     const wrong = createRedis(redisSettingsFromUrl(`rediss://127.0.0.1:${tlsRedis.port}?ca=${encodeURIComponent(join(dir, 'other.pem'))}`), 'producer');
     wrong.on('error', () => undefined);
-    await expect(waitReady(wrong, 1500)).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE' });
+    await expect(waitReady(wrong, 1500)).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE', details: { reason: 'tls' } });
     // The server keeps serving after the refused handshake.
     const again = createRedis(redisSettingsFromUrl(tlsRedis.url), 'producer');
     await waitReady(again);
