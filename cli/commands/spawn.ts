@@ -68,6 +68,31 @@ export function limitsFromFlags(flags: CommandContext['flags'], provider: string
   return { since: now, currency: 'USD', ...(ttlMs !== undefined ? { expiresAt: now + ttlMs } : {}), ...(budget !== undefined ? { budget } : {}) };
 }
 
+/**
+ * The host count and the min count a spawn records. A new fleet: --count N, and --min-count K or
+ * all N. A --fill: the fleet's own, unless --count grows the fleet; then a fleet that needed all
+ * its hosts needs all of the new count, and one with a lower minimum keeps it (--min-count sets
+ * another). A --count below the fleet's is refused: spawn adds hosts, it never removes any, and
+ * nothing removes part of a fleet (`gaxx delete F` removes all of it).
+ */
+export function fleetCounts(
+  fleet: string,
+  existing: Pick<FleetState, 'count' | 'minCount'> | undefined,
+  countFlag: number | undefined,
+  minCountFlag: number | undefined,
+): { count: number; minCount: number } {
+  if (existing && countFlag !== undefined && countFlag < existing.count)
+    throw usage(
+      `fleet ${fleet} has ${counted(existing.count, 'host')}: --count ${countFlag} would shrink it, which gaxx does not do (spawn only adds hosts; 'gaxx delete ${fleet}' removes the whole fleet). Leave out --count to fill it to ${existing.count}, or give more to grow it`,
+    );
+  const count = countFlag ?? existing?.count;
+  if (count === undefined) throw usage(`--count N (a whole number from 1 to ${MAX_FLEET_HOSTS}) is required`);
+  const kept = existing && (existing.minCount >= existing.count ? count : existing.minCount);
+  const minCount = minCountFlag ?? kept ?? count;
+  if (minCount > count) throw usage(`--min-count ${minCount} is more than the fleet's ${counted(count, 'host')}: give at most --count`);
+  return { count, minCount };
+}
+
 function plan(flags: CommandContext['flags'], config: GaxxConfig): Plan {
   const fleet = stringFlag(flags, 'fleet');
   if (!fleet) throw usage('--fleet F is required');
@@ -83,10 +108,12 @@ function plan(flags: CommandContext['flags'], config: GaxxConfig): Plan {
   const provider = stringFlag(flags, 'provider') ?? existing?.provider;
   if (!provider) throw usage(`--provider P is required (${providerNames().join(', ')})`);
   if (existing && provider !== existing.provider) throw usage(`fleet ${fleet} runs on ${existing.provider}, not ${provider}`);
-  const count = intFlag(flags, 'count', 'spawn', 1, MAX_FLEET_HOSTS) ?? existing?.count;
-  if (count === undefined) throw usage(`--count N (a whole number from 1 to ${MAX_FLEET_HOSTS}) is required`);
-  const minCount = intFlag(flags, 'min-count', 'spawn', 1, MAX_FLEET_HOSTS) ?? existing?.minCount ?? count;
-  if (minCount > count) throw usage('--min-count K must be a whole number between 1 and --count');
+  const { count, minCount } = fleetCounts(
+    fleet,
+    existing,
+    intFlag(flags, 'count', 'spawn', 1, MAX_FLEET_HOSTS),
+    intFlag(flags, 'min-count', 'spawn', 1, MAX_FLEET_HOSTS),
+  );
   const pick = (k: 'region' | 'type' | 'image') => stringFlag(flags, k) ?? existing?.settings[k];
   const settings: FleetState['settings'] = Object.fromEntries(
     (['region', 'type', 'image'] as const).map((k) => [k, pick(k)]).filter(([, v]) => v !== undefined),
@@ -144,7 +171,11 @@ export const command: Command = {
   ].join('\n'),
   flags: {
     provider: { type: 'string', valueName: 'P', values: providerNames(), help: `where the hosts come from (${providerNames().join(', ')})` },
-    count: { type: 'string', valueName: 'N', help: `how many hosts the fleet has (1 to ${MAX_FLEET_HOSTS})` },
+    count: {
+      type: 'string',
+      valueName: 'N',
+      help: `how many hosts the fleet has (1 to ${MAX_FLEET_HOSTS}); with --fill, a larger N grows the fleet, a smaller one is refused (a fleet is never shrunk)`,
+    },
     fleet: { type: 'string', valueName: 'F', help: 'fleet name (1-39 characters of [a-z0-9-])' },
     ttl: {
       type: 'string',
@@ -155,7 +186,11 @@ export const command: Command = {
     region: { type: 'string', valueName: 'R', help: "provider region (default: the provider's default or the config file's)" },
     type: { type: 'string', valueName: 'T', help: 'instance type / plan' },
     image: { type: 'string', valueName: 'I', help: 'OS image' },
-    'min-count': { type: 'string', valueName: 'K', help: 'ready hosts that make the fleet usable (default N)' },
+    'min-count': {
+      type: 'string',
+      valueName: 'K',
+      help: "ready hosts that make the fleet usable, 1 to N (default N; a --fill keeps the fleet's, all of a larger N when it was all)",
+    },
     inventory: { type: 'string', valueName: 'FILE', help: 'with --provider ssh: YAML file of hosts you have (hosts: [{host, port, user, key}])' },
     'accept-new': { type: 'boolean', help: 'ssh inventory: trust a host missing from known_hosts on first use (and record its key)' },
     fill: { type: 'boolean', help: "create the fleet's missing or failed hosts (resumes an interrupted spawn)" },

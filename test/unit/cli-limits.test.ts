@@ -2,10 +2,15 @@
 // refused up front with one USAGE (flags) or CONFIG_INVALID (env, file) line naming the setting
 // and its limit, never a value that becomes a 1 ms timer, an out-of-memory spawn or a refusal
 // from an agent after a run was recorded.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../cli/commands.js';
 import { loadConfig, type ReadFile } from '../../cli/config.js';
 import { planRun } from '../../cli/run/plan.js';
+import { fleetCounts } from '../../cli/commands/spawn.js';
+import { FleetStore } from '../../cli/state.js';
 import { checkDuration, formatDuration, MAX_DURATION_MS, MAX_TIMER_MS, parseSize, REQUEST_LIMITS } from '../../proto/index.js';
 import { failure } from '../helpers/thrown.js';
 import { cliInProcess } from '../helpers/run-cli.js';
@@ -189,6 +194,45 @@ describe('gaxx spawn --count', () => {
       ]);
       expect(r.code, r.err).toBe(2);
       expect(r.err).toContain(`${flag} '99999999' must be a whole number from 1 to 1000`);
+    }
+  });
+});
+
+describe('gaxx spawn --fill --count', () => {
+  it('grows a fleet, with a min count that stays consistent with the new count, and never shrinks one', () => {
+    const three = { count: 3, minCount: 3 };
+    // A new fleet: --count, and all of it unless --min-count says less.
+    expect(fleetCounts('web', undefined, 3, undefined)).toEqual({ count: 3, minCount: 3 });
+    expect(fleetCounts('web', undefined, 3, 2)).toEqual({ count: 3, minCount: 2 });
+    // --fill without --count: the fleet's own.
+    expect(fleetCounts('web', { count: 3, minCount: 2 }, undefined, undefined)).toEqual({ count: 3, minCount: 2 });
+    // Growing: a fleet that needed all its hosts needs all of the new count; a lower minimum is kept; --min-count sets another.
+    expect(fleetCounts('web', { count: 1, minCount: 1 }, 3, undefined)).toEqual({ count: 3, minCount: 3 });
+    expect(fleetCounts('web', { count: 3, minCount: 2 }, 5, undefined)).toEqual({ count: 5, minCount: 2 });
+    expect(fleetCounts('web', { count: 1, minCount: 1 }, 3, 2)).toEqual({ count: 3, minCount: 2 });
+    expect(fleetCounts('web', three, 3, undefined)).toEqual(three);
+    // Shrinking is refused, and a min count above the count.
+    expect(failure(() => fleetCounts('web', three, 1, undefined)).code).toBe('USAGE');
+    expect(failure(() => fleetCounts('web', three, 2, 1)).code).toBe('USAGE');
+    expect(failure(() => fleetCounts('web', three, undefined, 4)).code).toBe('USAGE');
+    expect(failure(() => fleetCounts('web', undefined, undefined, 1)).code).toBe('USAGE');
+  });
+
+  it("a --count below the fleet's is USAGE (exit 2) and leaves the fleet as it was", async () => {
+    const home = mkdtempSync(join(tmpdir(), 'gx-fill-'));
+    try {
+      const fleets = join(home, 'state', 'fleets');
+      mkdirSync(fleets, { recursive: true, mode: 0o700 });
+      // 3 hosts, usable with 1 (what a --fill --count 3 of a 1-host fleet used to leave).
+      const store = FleetStore.create(fleets, { fleet: 'ls', provider: 'local', count: 3, minCount: 1, settings: {} });
+      await store.update(() => undefined);
+      const before = readFileSync(join(fleets, 'ls.json'), 'utf8');
+      const r = await cliInProcess(['spawn', '--fleet', 'ls', '--fill', '--count', '1'], { env: { GAXX_HOME: home } });
+      expect(r.code, r.err).toBe(2);
+      expect(r.err).toMatch(/\[USAGE\]\n$/);
+      expect(readFileSync(join(fleets, 'ls.json'), 'utf8')).toBe(before);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
     }
   });
 });
