@@ -139,7 +139,7 @@ export const SETTINGS: readonly Setting[] = [
     scope: 'scheduler',
     kind: 'duration',
     minMs: 1000,
-    help: "job lock: a dead scheduler's tasks are taken again after about this long (default 30s)",
+    help: "job lock: a dead scheduler's tasks are taken again after about this long; at least 1s (default 30s)",
   },
   {
     path: 'scheduler.reapInterval',

@@ -3,7 +3,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { FleetCa, ROLES, identityUri, writeCertDir, type Identity, type Role } from '../../certs/index.js';
 import { fileAccessError, GaxxError, isHostName } from '../../proto/index.js';
-import { boolFlag, JSON_FLAG, stringFlag, stringsFlag, type Command, type FlagValues } from '../command.js';
+import { boolFlag, intFlag, JSON_FLAG, stringFlag, stringsFlag, type Command, type FlagValues } from '../command.js';
 
 const MAX_DAYS = 3650;
 
@@ -37,9 +37,7 @@ function requestFrom(flags: FlagValues): { identity: Identity; hosts: string[]; 
   if (!out) throw usage('--out DIR is required');
   const badHost = hosts.find((h) => !isHostName(h));
   if (badHost !== undefined) throw usage(`--host '${badHost}' is not an IP address or a DNS name`);
-  const daysText = stringFlag(flags, 'days');
-  const days = daysText === undefined ? undefined : Number(daysText);
-  if (days !== undefined && !(Number.isInteger(days) && days >= 1 && days <= MAX_DAYS)) throw usage(`--days must be a whole number from 1 to ${MAX_DAYS}`);
+  const days = intFlag(flags, 'days', 'certs issue', 1, MAX_DAYS);
   let identity: Identity;
   if ((role as Role) === 'agent') {
     if (!fleet) throw usage('role agent needs --fleet FLEET (and --name HOST)');
@@ -66,7 +64,7 @@ export const command: Command = {
     name: { type: 'string', valueName: 'N', help: 'host name (role agent) or client name' },
     fleet: { type: 'string', valueName: 'F', help: 'fleet name (role agent only, required there)' },
     host: { type: 'string', valueName: 'H', multiple: true, help: 'IP address or DNS name the agent answers on (role agent)' },
-    days: { type: 'string', valueName: 'N', help: `lifetime in days (default 30, at most ${MAX_DAYS})` },
+    days: { type: 'string', valueName: 'N', help: `lifetime in days, 1 to ${MAX_DAYS} (default 30)` },
     out: { type: 'string', valueName: 'DIR', help: 'directory to write cert.pem, key.pem, ca.pem, revoked.json (must be empty or new)' },
     force: { type: 'boolean', help: 'write into a non-empty --out DIR, replacing its cert files' },
     json: JSON_FLAG,

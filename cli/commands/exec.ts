@@ -91,7 +91,7 @@ export const command: Command = {
     'output-cap': {
       type: 'string',
       valueName: 'BYTES',
-      help: `stop the task once its output (stdout and stderr together) passes BYTES: the agent kills it (SIGTERM: exit 143, or its own non-zero code if it ended first), its first BYTES shown; 65536, 64k, 16M; at most ${formatSize(REQUEST_LIMITS.outputCapBytes)} (default: the agent's --default-output-cap, 16M unless set)`,
+      help: `stop the task once its output (stdout and stderr together) passes BYTES: the agent kills it (SIGTERM: exit 143, or its own non-zero code if it ended first), its first BYTES shown; 65536, 64k, 16M; 1 to ${formatSize(REQUEST_LIMITS.outputCapBytes)} (default: the agent's --default-output-cap, 16M unless set)`,
     },
     'task-id': { type: 'string', valueName: 'ID', help: 'task id ([A-Za-z0-9._-]); re-using a running id attaches to it' },
     workdir: WORKDIR_FLAG,

@@ -9,7 +9,7 @@ import { formatDuration, formatSize, REQUEST_LIMITS } from '../../proto/index.js
 import { DEFAULT_OUTPUT_CAP_BYTES, LIMITS, redisTarget } from '../../scheduler/light/index.js';
 import { boolFlag, durationFlag, JSON_FLAG, usageError, WORKDIR_FLAG, type Command, type FlagValues } from '../command.js';
 import { noOperatorCertificate } from '../paths.js';
-import { planRun } from '../run/plan.js';
+import { DEFAULT_WINDOW, MAX_RUN_CONCURRENCY, planRun } from '../run/plan.js';
 
 /** Flags that describe a new run: an earlier run resumed keeps what it was submitted with. */
 const NEW_RUN_FLAGS = [
@@ -110,7 +110,11 @@ export const command: Command = {
       help: 'STR stands for the record instead of {} (as xargs -I and parallel -I), so the command can hold a literal {}: --replace @@ -- find @@ -exec ls {} +',
     },
     'each-host': { type: 'boolean', help: 'one task per host (the default without --tasks)' },
-    concurrency: { type: 'string', valueName: 'N', help: 'at most N tasks of this run queued or running at once (with --tasks only; default 1000)' },
+    concurrency: {
+      type: 'string',
+      valueName: 'N',
+      help: `at most N tasks of this run queued or running at once, 1 to ${MAX_RUN_CONCURRENCY} (with --tasks only; default ${DEFAULT_WINDOW})`,
+    },
     timeout: {
       type: 'string',
       valueName: 'D',
@@ -121,7 +125,7 @@ export const command: Command = {
     'output-cap': {
       type: 'string',
       valueName: 'BYTES',
-      help: `stop a task whose output (stdout and stderr together) passes BYTES: the agent kills it (SIGTERM) and it counts as killed (exit 1), its first BYTES kept; 65536, 64k, 16M; at most ${formatSize(REQUEST_LIMITS.outputCapBytes)} (default ${formatSize(DEFAULT_OUTPUT_CAP_BYTES)}: the queue keeps each task's output in Redis for a day)`,
+      help: `stop a task whose output (stdout and stderr together) passes BYTES: the agent kills it (SIGTERM) and it counts as killed (exit 1), its first BYTES kept; 65536, 64k, 16M; 1 to ${formatSize(REQUEST_LIMITS.outputCapBytes)} (default ${formatSize(DEFAULT_OUTPUT_CAP_BYTES)}: the queue keeps each task's output in Redis for a day)`,
     },
     env: { type: 'string', valueName: 'K=V', multiple: true, help: 'environment variable for the command' },
     workdir: { ...WORKDIR_FLAG, help: `${WORKDIR_FLAG.help}; tasks of a --tasks list on one host share it` },

@@ -12,6 +12,11 @@ import { ownFleetLimits } from '../fleet/fleet-directory.js';
 import { monitorCredentials, schedulerCredentials } from '../scheduler-credentials.js';
 import { readFleet } from '../state.js';
 
+/** What to do about a listen address of the daemon's that something already listens on. */
+function inUse(who: string, flag: string, env: string, what: string): string {
+  return `is ${who} serving it? Pick another address with ${flag} (or ${env}; 127.0.0.1:0 picks any free port), or serve no ${what} with ${flag} ''`;
+}
+
 export const command: Command = {
   usage:
     'gaxx scheduler [--concurrency N] [--max-runs N] [--metrics-listen ADDR] [--ui-listen ADDR] [--drain D] [--lock D] [--reap-interval D] [--renew-interval D] [--certs DIR] [--ca-dir DIR] [--operator-certs DIR]',
@@ -75,6 +80,7 @@ export const command: Command = {
       concurrency: s.concurrency,
       maxRuns: s.maxRuns,
       metricsListen: s.metricsListen,
+      metricsInUse: inUse('another gaxx scheduler', '--metrics-listen', 'GAXX_SCHEDULER_METRICS_LISTEN', 'metrics'),
       lockDurationMs: s.lockMs,
       agentDeadlineMs: config.agent.deadlineMs,
       agentConnectTimeoutMs: config.agent.connectTimeoutMs,
@@ -96,7 +102,15 @@ export const command: Command = {
             },
           }
         : {}),
-      ...(monitor ? { ui: { listen: s.uiListen, creds: monitor } } : {}),
+      ...(monitor
+        ? {
+            ui: {
+              listen: s.uiListen,
+              inUse: inUse("another scheduler's or a gaxx ui's dashboard", '--ui-listen', 'GAXX_SCHEDULER_UI_LISTEN', 'dashboard'),
+              creds: monitor,
+            },
+          }
+        : {}),
       log,
     });
     // Ctrl-C, and SIGTERM from a service manager, drain (main.ts aborts `signal` on either).

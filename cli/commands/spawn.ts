@@ -189,7 +189,7 @@ export const command: Command = {
     'min-count': {
       type: 'string',
       valueName: 'K',
-      help: "ready hosts that make the fleet usable, 1 to N (default N; a --fill keeps the fleet's, all of a larger N when it was all)",
+      help: `ready hosts that make the fleet usable, 1 to N (so at most ${MAX_FLEET_HOSTS}; default N; a --fill keeps the fleet's, all of a larger N when it was all)`,
     },
     inventory: { type: 'string', valueName: 'FILE', help: 'with --provider ssh: YAML file of hosts you have (hosts: [{host, port, user, key}])' },
     'accept-new': { type: 'boolean', help: 'ssh inventory: trust a host missing from known_hosts on first use (and record its key)' },

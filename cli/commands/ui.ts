@@ -29,6 +29,9 @@ import { assertFleetName, readFleet } from '../state.js';
 
 const usage = (message: string): GaxxError => usageError('ui', message);
 
+/** The shortest --interval: agents are not asked more often. */
+const MIN_INTERVAL_MS = 100;
+
 /** Whether a recorded dashboard URL answers (with its token). */
 async function answers(url: string): Promise<boolean> {
   try {
@@ -91,7 +94,7 @@ export const command: Command = {
     fleet: { type: 'string', valueName: 'F[,F...]', multiple: true, help: 'watch only these registered fleets (default: all)' },
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'watch these agents instead of the registered fleets' },
     listen: { type: 'string', valueName: 'ADDR', help: `where to serve (default ${DEFAULT_UI_LISTEN}; port 0 picks a free one)` },
-    interval: { type: 'string', valueName: 'D', help: 'time between looks at the agents: 500ms, 5s, 1m (default 5s)' },
+    interval: { type: 'string', valueName: 'D', help: `time between looks at the agents: 500ms, 5s, 1m; at least ${MIN_INTERVAL_MS}ms (default 5s)` },
     json: { ...JSON_FLAG, help: 'print {"url": ..., "served": "here"|"daemon"} as JSON instead of text' },
   },
   handlesInterrupt: true,
@@ -107,7 +110,7 @@ export const command: Command = {
     if (fleets.length && agents.length) throw usage('give --fleet or --agent, not both');
     for (const f of fleets) assertFleetName(f);
     const list: MonitorTarget[] = agents.map((a) => parseAgentItem(a.includes(':') ? a : `${a}:${config.agent.port}`));
-    const intervalMs = durationFlag(flags, 'interval', 'ui', 100) ?? 5000;
+    const intervalMs = durationFlag(flags, 'interval', 'ui', MIN_INTERVAL_MS) ?? 5000;
     // The page, its event stream and /api/state filter by ?fleet= (served here or by the daemon).
     const withFleets = (url: string): string => {
       if (!fleets.length) return url;
@@ -142,6 +145,10 @@ export const command: Command = {
       const redis = queue?.redis;
       const dash = await Dashboard.start({
         listen: stringFlag(flags, 'listen') ?? DEFAULT_UI_LISTEN,
+        // A daemon's dashboard that answers is used without listening (unless --agent is given): here none did.
+        inUse:
+          'is a gaxx ui, or a scheduler daemon whose dashboard did not answer, serving it? Serve on any free port with --listen 127.0.0.1:0' +
+          (agents.length ? " (without --agent, 'gaxx ui' prints a running daemon's dashboard URL instead of serving one)" : ''),
         creds,
         targets: agents.length || !redis ? async () => list : () => fleetTargets(redis, fleets.length ? fleets : undefined),
         ...(queue ? { redis: queue.redis, depth: () => (queue as TaskQueue).depth() } : {}),

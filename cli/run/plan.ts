@@ -11,6 +11,8 @@ import { CommandTemplate, RECORD } from './template.js';
 
 /** Default bound on a run's tasks queued or running at once (without --concurrency). */
 export const DEFAULT_WINDOW = 1000;
+/** The most tasks of one run queued or running at once (--concurrency). */
+export const MAX_RUN_CONCURRENCY = 100_000;
 
 /** The per-task fields every task of the run shares. */
 export type TaskCommon = Pick<TaskInput, 'env' | 'timeoutMs' | 'workDir' | 'outputCapBytes' | 'retry'>;
@@ -86,7 +88,7 @@ export function planRun(flags: FlagValues, rest: string[], defaultPort: number):
   const argvProblems = requestProblems({ argv: rest });
   if (argvProblems.length > 0) throw usage(`the command is too large for an agent: ${argvProblems.join('; ')}`);
   const hosts = hostsOf(flags, defaultPort);
-  const concurrency = intFlag(flags, 'concurrency', 'run', 1, 100_000);
+  const concurrency = intFlag(flags, 'concurrency', 'run', 1, MAX_RUN_CONCURRENCY);
   const waitMs = durationFlag(flags, 'wait-timeout', 'run');
   const resultsDir = stringFlag(flags, 'results');
   if (resultsDir === '') throw usage('--results needs a directory');

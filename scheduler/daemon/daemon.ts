@@ -27,6 +27,7 @@ import { MAX_RUNS } from '../dispatch/run-discovery.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 import { Dashboard, type DashboardOptions } from '../ui/dashboard.js';
 import { fleetTargets } from '../ui/targets.js';
+import { listenFailure } from '../ui/http.js';
 
 export const HEARTBEAT_KEY = gaxxKey('schedulers');
 
@@ -45,13 +46,15 @@ export interface DaemonOptions {
   maxRuns?: number;
   /** `host:port` for /metrics; empty or undefined: no metrics endpoint. */
   metricsListen?: string;
+  /** What to do when something already listens on `metricsListen` (the setting that picks another). */
+  metricsInUse?: string;
   /** Required for a non-loopback metrics address: server cert/key/CA (client certs are required). */
   metricsTls?: SecureContextOptions;
   id?: string;
   heartbeatMs?: number;
   lockDurationMs?: number;
   /** The local metrics collection and dashboard (scheduler/ui), watching the registered fleets. */
-  ui?: Pick<DashboardOptions, 'listen' | 'tls' | 'token' | 'creds' | 'scrapeIntervalMs'>;
+  ui?: Pick<DashboardOptions, 'listen' | 'inUse' | 'tls' | 'token' | 'creds' | 'scrapeIntervalMs'>;
   log: WorkerLog;
 }
 
@@ -201,7 +204,7 @@ export class SchedulerDaemon {
       ? nodeHttps().createServer({ ...this.opts.metricsTls, requestCert: true, rejectUnauthorized: true }, handler)
       : nodeHttp().createServer(handler);
     await new Promise<void>((resolve, reject) => {
-      this.server?.once('error', (e) => reject(new GaxxError('FAILED_PRECONDITION', `metrics cannot listen on ${listen}: ${e.message}`, { cause: e })));
+      this.server?.once('error', (e: NodeJS.ErrnoException) => reject(listenFailure('metrics cannot listen', listen, e, this.opts.metricsInUse)));
       this.server?.listen(port, host, () => resolve());
     });
   }

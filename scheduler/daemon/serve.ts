@@ -37,6 +37,8 @@ export interface ServeOptions {
   /** Runs served at once (default MAX_RUNS, dispatch/run-discovery.ts). */
   maxRuns?: number;
   metricsListen?: string;
+  /** What to do when something already listens on `metricsListen`. */
+  metricsInUse?: string;
   lockDurationMs?: number;
   /** Deadline of unary agent calls, and how long a call waits for a connection. */
   agentDeadlineMs?: number;
@@ -75,6 +77,7 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
       concurrency: opts.concurrency,
       maxRuns: opts.maxRuns,
       metricsListen: opts.metricsListen,
+      metricsInUse: opts.metricsInUse,
       metricsTls:
         opts.metricsListen && !isLoopbackHost(parseHostPort(opts.metricsListen, { allowPortZero: true, what: 'metrics address' }).host)
           ? metricsTls

@@ -36,6 +36,8 @@ export const DEFAULT_UI_LISTEN = '127.0.0.1:9090';
 export interface DashboardOptions {
   /** host:port (default 127.0.0.1:9090; port 0 picks one). */
   listen?: string;
+  /** What to do when something already listens on `listen` (the flag that picks another address). */
+  inUse?: string;
   /** Off loopback: server certificate, key and CA (client certificates required). */
   tls?: SecureContextOptions;
   /** Default: a fresh random one. */
@@ -152,7 +154,7 @@ export class Dashboard {
       if (ref.d) ref.d.handle(req, res);
       else res.writeHead(503).end();
     };
-    const l = await listen({ listen: opts.listen ?? DEFAULT_UI_LISTEN, tls: opts.tls }, handler);
+    const l = await listen({ listen: opts.listen ?? DEFAULT_UI_LISTEN, tls: opts.tls, inUse: opts.inUse }, handler);
     const url = `${opts.tls ? 'https' : 'http'}://${formatHostPort(l.host, l.port)}/?token=${token}`;
     const self = new Dashboard(opts, l.server, token, url, assets);
     self.hosts = l.loopback ? loopbackHosts(l.host, l.port) : undefined;

@@ -89,6 +89,8 @@ export function gate(req: IncomingMessage, res: ServerResponse, o: GateOptions):
 
 export interface ListenOptions {
   listen: string;
+  /** What to do when something already listens on `listen` (the flag that picks another address). */
+  inUse?: string;
   /** Required off loopback: server certificate, key and the CA whose client certificates are let in. */
   tls?: SecureContextOptions;
 }
@@ -110,12 +112,27 @@ export async function listen(
     ? nodeHttps().createServer({ ...o.tls, requestCert: true, rejectUnauthorized: true }, handler)
     : nodeHttp().createServer(handler);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(new GaxxError('FAILED_PRECONDITION', `cannot listen on ${o.listen}: ${e.code ?? e.message}`, { cause: e })),
-    );
+    server.once('error', (e: NodeJS.ErrnoException) => reject(listenFailure('cannot listen', o.listen, e, o.inUse)));
     server.listen(port, host, () => resolve());
   });
   return { server, host, port: (server.address() as AddressInfo).port, loopback };
+}
+
+/**
+ * FAILED_PRECONDITION for a server that could not listen on `listen`, saying why in words and
+ * what to do: `inUse` when the address is taken (which flag picks another), the fix for a
+ * privileged port or an address this machine does not have. `details.errno` is Node's code.
+ */
+export function listenFailure(what: string, listen: string, e: NodeJS.ErrnoException, inUse?: string): GaxxError {
+  const why =
+    e.code === 'EADDRINUSE'
+      ? `something already listens there (EADDRINUSE)${inUse ? `: ${inUse}` : ''}`
+      : e.code === 'EACCES'
+        ? 'permission denied (EACCES): a port below 1024 needs privileges, pick a higher one'
+        : e.code === 'EADDRNOTAVAIL'
+          ? 'no interface of this machine has that address (EADDRNOTAVAIL)'
+          : (e.code ?? e.message);
+  return new GaxxError('FAILED_PRECONDITION', `${what} on ${listen}: ${why}`, { cause: e, details: { errno: e.code, listen } });
 }
 
 /** Host header values that name a loopback listener on `port`. */

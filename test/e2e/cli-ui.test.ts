@@ -3,6 +3,7 @@
 // filters the page's data whether this process or the scheduler daemon serves it, a fleet's cost
 // so far is shown against its budget, and on its own it shows the daemons' breaker states.
 import { rmSync, statSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
@@ -35,6 +36,21 @@ describe('gaxx ui', () => {
     expect((await gaxx(['ui', '--fleet', 'a', '--agent', agent.address])).code).toBe(exitCodeFor('USAGE'));
     expect((await gaxx(['ui', '--agent', agent.address, '--listen', '0.0.0.0:0'])).code).toBe(exitCodeFor('CONFIG_INVALID'));
     expect((await gaxx(['ui', '--agent', agent.address, '--interval', '5'])).code).toBe(exitCodeFor('USAGE'));
+  });
+
+  it('a --listen address something already listens on is FAILED_PRECONDITION (exit 6) saying how to pick another', async () => {
+    const taken = createServer(() => undefined);
+    await new Promise<void>((done) => taken.listen(0, '127.0.0.1', done));
+    try {
+      const listen = `127.0.0.1:${(taken.address() as AddressInfo).port}`;
+      const r = await gaxx(['ui', '--agent', agent.address, '--listen', listen, '--json']);
+      expect(r.code, r.stderr).toBe(exitCodeFor('FAILED_PRECONDITION'));
+      expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'FAILED_PRECONDITION', exitCode: exitCodeFor('FAILED_PRECONDITION') } });
+      expect(r.stderr).toContain(`cannot listen on ${listen}: something already listens there (EADDRINUSE)`);
+      expect(r.stderr).toContain('--listen 127.0.0.1:0');
+    } finally {
+      taken.close();
+    }
   });
 
   it('serves an --agent list, prints the URL with its token, collects the agent, and stops on Ctrl-C', async () => {

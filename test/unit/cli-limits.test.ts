@@ -236,3 +236,52 @@ describe('gaxx spawn --fill --count', () => {
     }
   });
 });
+
+describe('every numeric flag of every command says its range in its help', () => {
+  // Enough of each command line that the flag's own check is what refuses it.
+  const lines: Record<string, string[]> = {
+    exec: ['--agent', '127.0.0.1:1', '--no-stdin'],
+    run: ['--agent', '127.0.0.1:1', '--tasks', '-'],
+    spawn: ['--provider', 'local', '--fleet', 'x'],
+    cp: ['./a', 'web:/tmp/a'],
+    'certs rotate': ['--fleet', 'x'],
+    'certs issue': ['--role', 'operator', '--name', 'x', '--out', '/nonexistent-out'],
+    'runs wait': ['r1'],
+  };
+  // Below and above any range: whole numbers, durations, sizes.
+  const probes: Record<string, string[]> = { N: ['0', '99999999999'], K: ['0', '99999999999'], D: ['1ms', '99999h'], BYTES: ['0', '99999G'] };
+  // Every duration is at most this one maximum unless its help says a smaller one (README).
+  const everywhere = formatDuration(MAX_DURATION_MS);
+
+  it('the bounds a refusal names are in the help of the flag refused (run --concurrency: 1 to 100000)', async () => {
+    const checked: string[] = [];
+    for (const entry of COMMANDS) {
+      const { command } = await entry.load();
+      for (const [flag, spec] of Object.entries(command.flags)) {
+        for (const probe of probes[spec.valueName ?? ''] ?? []) {
+          const rest = entry.name === 'exec' || entry.name === 'run' ? ['--', 'true'] : [];
+          const r = await cli([...entry.name.split(' '), ...(lines[entry.name] ?? []), `--${flag}`, probe, ...rest]);
+          if (r.code !== 2 || !r.err.includes(`--${flag}`)) continue;
+          const range = /must be (?:a whole number )?from (\S+) to (\S+?)(?: bytes)?(?: \(see| \[)/.exec(r.err);
+          const one = /must be at (?:most|least) (\S+?)(?: \(see| \[)/.exec(r.err);
+          const bounds = (range ? [range[1], range[2]] : one ? [one[1]] : []).filter((b) => b !== everywhere) as string[];
+          for (const b of bounds) {
+            expect(spec.help, `gaxx ${entry.name} --${flag}: ${r.err}`).toMatch(new RegExp(`(^|[^\\d.])${b.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^\\d])`));
+            checked.push(`${entry.name} --${flag} ${b}`);
+          }
+        }
+      }
+    }
+    expect(checked).toEqual(
+      expect.arrayContaining([
+        'run --concurrency 100000',
+        'run --retries 19',
+        'runs --limit 100000',
+        'ui --interval 100ms',
+        'scheduler --lock 1s',
+        'certs issue --days 3650',
+        'cp --parallel 1000',
+      ]),
+    );
+  });
+});
