@@ -253,12 +253,17 @@ export async function storedResults(settings: RedisSettings, runId: string, onIg
  * submitter stops reading input) and withdraws its queued tasks, reporting them `cancelled`.
  * Resolves to the number withdrawn here.
  */
-export async function cancelRecordedRun(settings: RedisSettings, runId: string): Promise<{ record: RunRecord; withdrawn: number; finished: boolean }> {
+export async function cancelRecordedRun(
+  settings: RedisSettings,
+  runId: string,
+): Promise<{ record: RunRecord; withdrawn: number; finished: boolean; alreadyCancelled: boolean }> {
   const queue = await TaskQueue.open(settings);
   try {
     const record = await requireRun(queue.redis, runId);
     // Every task of a done run has its result: there is nothing left to stop or withdraw.
-    if (record.state === 'done') return { record, withdrawn: 0, finished: true };
+    if (record.state === 'done') return { record, withdrawn: 0, finished: true, alreadyCancelled: false };
+    // Cancelled before (a Ctrl-C, another `runs cancel`): this one only withdraws what is queued still.
+    const alreadyCancelled = await isCancelled(queue.redis, runId);
     await requestCancel(queue.redis, runId);
     const jobs = await queue.queueFor(runId).getJobs(['waiting', 'delayed', 'prioritized'], 0, -1);
     const ids = jobs.filter((j) => j?.id?.startsWith(`${runId}-`)).map((j) => j.id as string);
@@ -269,7 +274,7 @@ export async function cancelRecordedRun(settings: RedisSettings, runId: string):
       await publishResult(queue.redis, syntheticResult(runId, taskId, 'cancelled', 'cancelled', 'run cancelled before the task ran'), []);
     }
     if (!submitterAlive(record) && record.state === 'running') await updateRunRecord(queue.redis, runId, { state: 'cancelled' });
-    return { record, withdrawn: withdrawn.length, finished: false };
+    return { record, withdrawn: withdrawn.length, finished: false, alreadyCancelled };
   } finally {
     await queue.close();
   }

@@ -136,10 +136,16 @@ describe('gaxx runs', () => {
     const rec = await newestRun((r) => r.argv[0] === 'sleep' && r.enqueued >= 2);
     const c = await w.gaxx(['runs', 'cancel', rec.runId]);
     expect(c.code, c.stderr).toBe(0);
+    expect(c.stdout).toContain('cancel requested');
     const ended = await run.done;
     expect(ended.code, ended.stderr).toBe(exitCodeFor('CANCELLED'));
     expect(ended.stderr).toMatch(/cancelled/);
     expect((await record(rec.runId))?.state).toBe('cancelled');
+    // A second cancel says the run was cancelled before, not that it was asked now.
+    const again = await w.gaxx(['runs', 'cancel', rec.runId, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ runId: rec.runId, alreadyCancelled: true, withdrawn: 0 });
+    expect((await w.gaxx(['runs', 'cancel', rec.runId])).stdout).toContain('was already cancelled; 0 queued tasks withdrawn now');
   });
 
   it('a running run shows its results so far as done (table and --json), not 0 until it ends', async () => {
