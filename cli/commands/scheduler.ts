@@ -30,7 +30,7 @@ export const command: Command = {
     'close idle ones after 5 min: they are opened again at once). A cancelled run (Ctrl-C in',
     '`gaxx run`) has its running tasks stopped on the agents.',
     'Redis: the global --redis-url / GAXX_REDIS_URL, else the embedded redis-server of the state',
-    'dir. SIGTERM or Ctrl-C drains: no new tasks; in-flight ones get --drain to finish, the',
+    'dir. SIGTERM, SIGHUP or Ctrl-C drains: no new tasks; in-flight ones get --drain to finish, the',
     'rest are handed back to the queue (the agents keep running them for the next scheduler).',
     "It also renews the certificates of registered fleets' agents that report renewal as due,",
     'with the local CA and the operator certificate (only the operator role may write an',
