@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { socketCommand } from '../../scheduler/redis/embedded-redis.js';
 import { createRedis, redisSettingsFromUrl, waitReady, type RedisRole } from '../../scheduler/redis/redis.js';
 import { freePort } from './ports.js';
@@ -195,4 +195,13 @@ export async function redisAndConnection(role: RedisRole = 'producer'): Promise<
       await redis.destroy();
     },
   };
+}
+
+/**
+ * Makes the Redis behind `redis` refuse every write that may use memory (OOM: `maxmemory` of one
+ * byte, `noeviction`), or take them again (`on` false: no limit).
+ */
+export async function refuseWrites(redis: Redis | Cluster, on: boolean): Promise<void> {
+  await redis.config('SET', 'maxmemory-policy', 'noeviction');
+  await redis.config('SET', 'maxmemory', on ? '1' : '0');
 }

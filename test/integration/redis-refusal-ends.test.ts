@@ -16,6 +16,7 @@ import { runQueueName } from '../../scheduler/queue/runs.js';
 import { parseTaskSpec } from '../../scheduler/queue/task.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import { eventually } from '../helpers/poll.js';
+import { refuseWrites as refuseRedisWrites } from '../helpers/redis.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 
 let w: SchedulerWorld;
@@ -32,10 +33,7 @@ afterAll(async () => {
 });
 
 /** Makes Redis refuse every write that may use memory (OOM), or take them again. */
-async function refuseWrites(on: boolean): Promise<void> {
-  await w.queue.redis.config('SET', 'maxmemory-policy', 'noeviction');
-  await w.queue.redis.config('SET', 'maxmemory', on ? '1' : '0');
-}
+const refuseWrites = (on: boolean): Promise<void> => refuseRedisWrites(w.queue.redis, on);
 
 /**
  * Fails every attempt of the run's jobs as a worker whose result writes Redis refused does, and

@@ -12,6 +12,7 @@ import { waitForRun } from '../../scheduler/queue/wait.js';
 import { markerDir } from '../helpers/agent.js';
 import { taskGate } from '../helpers/gate.js';
 import { eventually } from '../helpers/poll.js';
+import { refuseWrites as refuseRedisWrites } from '../helpers/redis.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 
 let w: SchedulerWorld;
@@ -36,10 +37,7 @@ async function scriptCalls(): Promise<number> {
 }
 
 /** Makes Redis refuse every write that may use memory (OOM), or take them again. */
-async function refuseWrites(on: boolean): Promise<void> {
-  await w.queue.redis.config('SET', 'maxmemory-policy', 'noeviction');
-  await w.queue.redis.config('SET', 'maxmemory', on ? '1' : '0');
-}
+const refuseWrites = (on: boolean): Promise<void> => refuseRedisWrites(w.queue.redis, on);
 
 describe('Redis refusing writes mid-run', () => {
   it('in-process worker: the run ends within its bound with the reason, unknown for the rest; --resume then collects every result', async () => {
