@@ -236,3 +236,8 @@ export function auditEvents(auditLog: string): Array<Record<string, unknown>> {
 }
 
 export { markerDir, taskWritableRoot } from './task-writable.js';
+
+/** Pings every 1 s, 1 s to answer: a stalled agent's streams break after about 2 s. */
+export const FAST_KEEPALIVE = { timeMs: 1000, timeoutMs: 1000 };
+/** Agent flags that accept those pings (an agent's default refuses pings closer than 10 s). */
+export const FAST_PING_GUARDS = ['--guards', JSON.stringify({ minPingIntervalMs: 500 })];

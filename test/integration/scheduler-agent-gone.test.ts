@@ -12,13 +12,8 @@ import { agentConnector } from '../../scheduler/dispatch/connector.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { requestCancel } from '../../scheduler/queue/cancel.js';
 import { waitForRun, type RunResults } from '../../scheduler/queue/wait.js';
-import { startAgent, type AgentProcess } from '../helpers/agent.js';
+import { startAgent, type AgentProcess, FAST_KEEPALIVE, FAST_PING_GUARDS } from '../helpers/agent.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
-
-/** Pings every 1 s, 1 s to answer: a stalled agent's streams break after about 2 s. */
-const KEEPALIVE = { timeMs: 1000, timeoutMs: 1000 };
-/** Agents that accept those pings (their default refuses pings closer than 10 s). */
-const GUARDS = ['--guards', JSON.stringify({ minPingIntervalMs: 500 })];
 
 describe('a task whose agent went away after its request went out', () => {
   let world: SchedulerWorld;
@@ -30,7 +25,7 @@ describe('a task whose agent went away after its request went out', () => {
     await world?.close();
   });
 
-  const connect = () => agentConnector(loadCertDir(world.pki.clients.scheduler.dir), { keepalive: KEEPALIVE });
+  const connect = () => agentConnector(loadCertDir(world.pki.clients.scheduler.dir), { keepalive: FAST_KEEPALIVE });
 
   /**
    * Two agents a worker (agentGoneMs `goneMs`) has reached, both stopped; then one any-host task
@@ -38,7 +33,7 @@ describe('a task whose agent went away after its request went out', () => {
    * stream breaks. Resolves once the note names that agent (`went`), the other being `other`.
    */
   async function stalledTask(runId: string, goneMs: number) {
-    const agents = await Promise.all([0, 1].map(() => startAgent({ certsDir: world.pki.agent.dir, args: GUARDS })));
+    const agents = await Promise.all([0, 1].map(() => startAgent({ certsDir: world.pki.agent.dir, args: FAST_PING_GUARDS })));
     const addrs = agents.map((a) => a.address);
     const w = SchedulerWorker.start({ settings: world.settings, connect: connect(), policy: { agentGoneMs: goneMs, backoffMaxMs: 200 } });
     // Reached once each, over connections that stay open.

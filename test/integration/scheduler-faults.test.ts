@@ -18,15 +18,10 @@ import { listRuns } from '../../scheduler/queue/runs.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import { TaskQueue } from '../../scheduler/queue/queue.js';
 import { createRedis, redisSettingsFromUrl } from '../../scheduler/redis/redis.js';
-import { markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
+import { markerDir, startAgent, type AgentProcess, FAST_KEEPALIVE, FAST_PING_GUARDS } from '../helpers/agent.js';
 import { deadOrZombie } from '../helpers/procs.js';
 import { startRedis } from '../helpers/redis.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
-
-/** Pings every 1 s, 1 s to answer: a stalled agent's streams break after about 2 s. */
-const KEEPALIVE = { timeMs: 1000, timeoutMs: 1000 };
-/** Agents that accept those pings (their default refuses pings closer than 10 s). */
-const GUARDS = ['--guards', JSON.stringify({ minPingIntervalMs: 500 })];
 
 describe('scheduler under faults', () => {
   let world: SchedulerWorld;
@@ -38,7 +33,7 @@ describe('scheduler under faults', () => {
     await world?.close();
   });
 
-  const connect = () => agentConnector(loadCertDir(world.pki.clients.scheduler.dir), { keepalive: KEEPALIVE });
+  const connect = () => agentConnector(loadCertDir(world.pki.clients.scheduler.dir), { keepalive: FAST_KEEPALIVE });
 
   /** An empty file every agent (user nobody) can append to: tasks log their ids there. */
   function sharedFile(name: string): string {
@@ -51,7 +46,7 @@ describe('scheduler under faults', () => {
   const lines = (f: string): string[] => readFileSync(f, 'utf8').split('\n').filter(Boolean);
 
   it('an agent stopped longer than the keepalive during 300 any-host tasks: none doubled, none lost', async () => {
-    const agents = await Promise.all([0, 1].map(() => startAgent({ certsDir: world.pki.agent.dir, args: [...GUARDS, '--capacity', '8'] })));
+    const agents = await Promise.all([0, 1].map(() => startAgent({ certsDir: world.pki.agent.dir, args: [...FAST_PING_GUARDS, '--capacity', '8'] })));
     const f = sharedFile('stall');
     const tasks = Array.from({ length: 300 }, (_, i) => ({
       taskId: `t${i}`,
