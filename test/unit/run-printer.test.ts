@@ -4,17 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { Output } from '../../cli/output.js';
 import { HumanRunPrinter } from '../../cli/run-printer.js';
 import { HumanView } from '../../cli/run/views.js';
+import { capturedOutput } from '../helpers/output.js';
 import { taskResult } from '../../scheduler/index.js';
 
 function printer(hosts: string[]): { p: HumanRunPrinter; out: () => string; err: () => string } {
-  let outText = '';
-  let errText = '';
-  const io = {
-    stdout: { write: (s: string | Buffer) => void (outText += s.toString()) },
-    stderr: { write: (s: string | Buffer) => void (errText += s.toString()) },
-  } as unknown as ConstructorParameters<typeof Output>[0];
-  const p = new HumanRunPrinter(new Output(io, false), new Map(hosts.map((h, i) => [String(i), h])));
-  return { p, out: () => outText, err: () => errText };
+  const c = capturedOutput();
+  const p = new HumanRunPrinter(c.out, new Map(hosts.map((h, i) => [String(i), h])));
+  return { p, out: c.stdout, err: c.stderr };
 }
 
 const done = (taskId: string, host: string) => taskResult({ runId: 'r1', taskId, host, outcome: 'succeeded', reason: '' }, { exitCode: 0, durationMs: 12 });
@@ -50,10 +46,8 @@ describe('HumanRunPrinter', () => {
 
 describe('the host a line names', () => {
   const capture = (): { out: Output; text: () => string } => {
-    let text = '';
-    const write = (s: string | Buffer): void => void (text += s.toString());
-    const io = { stdout: { write }, stderr: { write } } as unknown as ConstructorParameters<typeof Output>[0];
-    return { out: new Output(io, false), text: () => text };
+    const c = capturedOutput();
+    return { out: c.out, text: () => c.stdout() + c.stderr() };
   };
 
   it("a fleet run's result lines name a host as its output lines do, by its name, not by the agent address it ran at", () => {
@@ -94,13 +88,11 @@ describe('a labelled line', () => {
     p.live('0', { stream: 1, data: Buffer.from('a\tb é 漢\n') });
     p.result(done('0', 'x'), [], true);
     expect(out()).toBe('h1: a\tb é 漢\n== h1: succeeded (exit 0, 12 ms)\n');
-    let text = '';
-    const write = (s: string | Buffer): void => void (text += s.toString());
-    const view = new HumanView(new Output({ stdout: { write }, stderr: { write } } as unknown as ConstructorParameters<typeof Output>[0], false), {
-      colour: false,
-    });
+    const c = capturedOutput();
+    const text = (): string => c.stdout() + c.stderr();
+    const view = new HumanView(c.out, { colour: false });
     view.result(done('7', '127.0.0.2:8088'), [{ stream: 1, data: Buffer.from('x\ry') }], false);
-    expect(text).toBe('127.0.0.2:8088 [7]: x\\ry\n');
+    expect(text()).toBe('127.0.0.2:8088 [7]: x\\ry\n');
   });
 
   it('with one host, passes the bytes through unchanged (as ssh does)', () => {

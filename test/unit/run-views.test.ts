@@ -2,20 +2,12 @@
 // the others still get every result; the summary and exit code say what was missed.
 import { describe, expect, it } from 'vitest';
 import { exitCodeFor, GaxxError } from '../../proto/index.js';
-import { Output } from '../../cli/output.js';
 import { summarize, summaryExitCode, summaryText } from '../../cli/run/summary.js';
 import { JsonView, Views, type RunView } from '../../cli/run/views.js';
 import { taskResult } from '../../scheduler/index.js';
+import { capturedOutput, type CapturedOutput } from '../helpers/output.js';
 
-function capture(): { out: Output; stdout: () => string; stderr: () => string } {
-  let o = '';
-  let e = '';
-  const io = {
-    stdout: { write: (s: string | Buffer) => void (o += s.toString()) },
-    stderr: { write: (s: string | Buffer) => void (e += s.toString()) },
-  } as unknown as ConstructorParameters<typeof Output>[0];
-  return { out: new Output(io, true), stdout: () => o, stderr: () => e };
-}
+const capture = (): CapturedOutput => capturedOutput(true);
 
 const done = (taskId: string) => taskResult({ runId: 'r1', taskId, host: 'h1', outcome: 'succeeded', reason: '' }, { exitCode: 0, durationMs: 1 });
 
