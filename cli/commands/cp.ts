@@ -10,7 +10,7 @@ import { AgentClient, localFile, type Downloaded } from '../../scheduler/client/
 import { intFlag, JSON_FLAG, stringsFlag, usageError, type Command } from '../command.js';
 import type { GaxxConfig } from '../config.js';
 import { makeOwnSubdir, prepareUserDir } from '../local-dirs.js';
-import { renderTable } from '../output.js';
+import { renderTable, type Output } from '../output.js';
 import { writeStreamAtomic } from '../../certs/index.js';
 import { agentTargets, fleetTargets, operatorCreds, parallelMap, type Target } from '../fleet/targets.js';
 
@@ -65,7 +65,7 @@ interface Row {
   error?: { code: ErrorCode; message: string };
 }
 
-async function targetsFor(remote: { fleet: string }, flags: Parameters<Command['run']>[0]['flags'], config: GaxxConfig): Promise<Target[]> {
+async function targetsFor(remote: { fleet: string }, flags: Parameters<Command['run']>[0]['flags'], config: GaxxConfig, out: Output): Promise<Target[]> {
   const agents = agentTargets(flags, config.agent.port, 'cp');
   if (remote.fleet && agents.length) throw usage('name a fleet (F:PATH) or give --agent with :PATH, not both');
   if (!remote.fleet && agents.length === 0) throw usage(':PATH needs --agent ADDR[,ADDR...]; or write F:PATH for a fleet');
@@ -76,6 +76,7 @@ async function targetsFor(remote: { fleet: string }, flags: Parameters<Command['
         stringsFlag(flags, 'host')
           .flatMap((h) => h.split(','))
           .filter(Boolean),
+        out,
       )
     : agents;
 }
@@ -125,7 +126,7 @@ export const command: Command = {
     if (src.remote === dst.remote) throw usage('exactly one of SRC and DST must be remote (F:PATH or :PATH)');
     const parallel = intFlag(flags, 'parallel', 'cp', 1, 1000) ?? 16;
     const remote = (src.remote ? src : dst) as Extract<Side, { remote: true }>;
-    const targets = await targetsFor(remote, flags, config);
+    const targets = await targetsFor(remote, flags, config, out);
     let rows: Row[];
     if (!src.remote) {
       try {

@@ -4,7 +4,7 @@ import { checkDuration, counted, GaxxError } from '../../proto/index.js';
 import { boolFlag, durationFlag, intFlag, JSON_FLAG, stringFlag, usageError, type Command, type CommandContext } from '../command.js';
 import type { GaxxConfig } from '../config.js';
 import { loadBootstrapStep } from '../fleet/bootstrap-step.js';
-import { holdFleetWhileSpawning, publishFleet, publishFleetLimits, unpublishFleet } from '../fleet/fleet-directory.js';
+import { holdFleetWhileSpawning, publishFleet, publishFleetLimits, stateAgents, unpublishFleet } from '../fleet/fleet-directory.js';
 import { lockFleet } from '../fleet/fleet-lock.js';
 import { assertInitialized } from '../fleet/preflight.js';
 import { providerFor } from '../fleet/provider-for.js';
@@ -21,7 +21,6 @@ import {
 import { finish, reportInterrupted } from '../fleet/spawn-report.js';
 import { providerNames, systemClock } from '../providers/index.js';
 import { assertFleetName, fleetSinceOf, FleetStore, readFleet, removeFleet, type FleetState } from '../state.js';
-import { agentAddress } from './exec.js';
 
 const usage = (m: string): GaxxError => usageError('spawn', m);
 
@@ -128,11 +127,7 @@ function plan(flags: CommandContext['flags'], config: GaxxConfig): Plan {
 }
 
 function register(config: GaxxConfig, state: FleetState): Promise<void> {
-  // The address the agent answered Health on; older state without one: its IPv4 and the agent port.
-  const agents = state.hosts
-    .filter((h) => h.status === 'ready' && (h.agent || h.ipv4))
-    .map((h) => ({ host: h.name, address: h.agent ?? agentAddress(h.ipv4 as string, config.agent.port, 'spawn'), metrics: h.metrics }));
-  return publishFleet(config, state.fleet, agents);
+  return publishFleet(config, state.fleet, stateAgents(config, state));
 }
 
 export const command: Command = {

@@ -1,10 +1,12 @@
 /** `gaxx status [F] [--agent A,B] [--json]`: per agent health, load, capacity, certificate and breaker. */
-import { exitCodeFor, isGaxxError, printable, type ErrorCode } from '../../proto/index.js';
+import { compareText, exitCodeFor, isGaxxError, printable, type ErrorCode } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
-import { agentKey, createRedis, fleetAgents, HEARTBEAT_KEY, readBreakers, registeredFleets, waitReady, type RedisSettings } from '../../scheduler/index.js';
+import { agentKey, createRedis, HEARTBEAT_KEY, readBreakers, registeredFleets, waitReady, type RedisSettings } from '../../scheduler/index.js';
 import { durationFlag, JSON_FLAG, type Command } from '../command.js';
 import type { GaxxConfig } from '../config.js';
-import { renderTable } from '../output.js';
+import { renderTable, type Output } from '../output.js';
+import { resolveFleetAgents } from '../fleet/fleet-directory.js';
+import { listFleets } from '../state.js';
 import { agentTargets, operatorCreds, parallelMap, type Target } from '../fleet/targets.js';
 import { withRedis } from '../run/redis-session.js';
 import { GaxxError } from '../../proto/index.js';
@@ -28,17 +30,28 @@ export interface AgentStatus {
 }
 
 /** The targets and the daemons' breaker view, in one Redis session. */
-async function lookup(settings: RedisSettings, fleet: string | undefined, agents: Target[]): Promise<{ targets: Target[]; breakers: Map<string, string> }> {
+async function lookup(
+  config: GaxxConfig,
+  out: Output,
+  settings: RedisSettings,
+  fleet: string | undefined,
+  agents: Target[],
+): Promise<{ targets: Target[]; breakers: Map<string, string> }> {
   const redis = createRedis(settings, 'producer');
   redis.on('error', () => undefined);
   try {
     await waitReady(redis, 5000, settings.display);
     let targets = agents;
     if (agents.length === 0) {
-      const fleets = fleet ? [fleet] : await registeredFleets(redis);
+      // Every registered fleet and every fleet of this home's state (registered again when Redis lost it).
+      const fleets = fleet
+        ? [fleet]
+        : [...new Set([...(await registeredFleets(redis)), ...listFleets(config.paths.fleetsDir).map((f) => f.fleet)])].sort(compareText);
       targets = [];
       for (const f of fleets)
-        targets.push(...(await fleetAgents(redis, f)).map((a) => ({ name: a.host, address: a.address, expect: { fleet: f, host: a.host } })));
+        targets.push(
+          ...(await resolveFleetAgents(config, redis, f, out)).map((a) => ({ name: a.host, address: a.address, expect: { fleet: f, host: a.host } })),
+        );
       if (fleet && targets.length === 0) throw new GaxxError('NOT_FOUND', `unknown fleet '${fleet}' (no agents registered for it)`);
     }
     const daemons = await redis.zrangebyscore(HEARTBEAT_KEY, Date.now(), '+inf');
@@ -106,7 +119,7 @@ export const command: Command = {
     const fleet = positionals[0];
     if (fleet && agents.length) throw new GaxxError('USAGE', "give a fleet or --agent, not both (see 'gaxx status --help')");
     const deadlineMs = durationFlag(flags, 'timeout', 'status') ?? 5000;
-    const { targets, breakers } = await withRedis(config, (s) => lookup(s, fleet, agents));
+    const { targets, breakers } = await withRedis(config, (s) => lookup(config, out, s, fleet, agents));
     const rows = await parallelMap(out, 'gaxx status', targets, 32, (t) => probe(t, config, breakers.get(agentKey(t)) ?? 'unknown', deadlineMs));
     const down = rows.filter((r) => !r.reachable);
     out.result(rows, () =>

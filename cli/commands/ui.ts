@@ -25,6 +25,7 @@ import type { Output } from '../output.js';
 import { monitorCredentials } from '../scheduler-credentials.js';
 import type { GaxxConfig } from '../config.js';
 import { withRedis } from '../run/redis-session.js';
+import { resolveFleetAgents } from '../fleet/fleet-directory.js';
 import { assertFleetName, readFleet } from '../state.js';
 
 const usage = (message: string): GaxxError => usageError('ui', message);
@@ -47,23 +48,23 @@ async function answers(url: string): Promise<boolean> {
 
 /**
  * NOT_FOUND for a fleet gaxx does not know, as every other command says: known means recorded in
- * the state (gaxx ls) or registered in the queue's Redis. Redis is asked only about fleets the
- * state lacks.
+ * the state (gaxx ls) or registered in the queue's Redis. A fleet of the state that Redis lost is
+ * registered again (resolveFleetAgents), so that the dashboard finds its agents.
  */
-async function assertFleetsKnown(config: GaxxConfig, fleets: string[]): Promise<void> {
-  const unrecorded = fleets.filter((f) => !readFleet(config.paths.fleetsDir, f));
-  if (!unrecorded.length) return;
-  const registered = await withRedis(config, async (settings) => {
+async function assertFleetsKnown(config: GaxxConfig, fleets: string[], out: Output): Promise<void> {
+  if (!fleets.length) return;
+  const unknown = await withRedis(config, async (settings) => {
     const redis = createRedis(settings, 'producer');
     redis.on('error', () => undefined);
     try {
       await waitReady(redis, 5000, settings.display);
-      return new Set(await registeredFleets(redis));
+      const registered = new Set(await registeredFleets(redis));
+      for (const f of fleets) if (readFleet(config.paths.fleetsDir, f)) await resolveFleetAgents(config, redis, f, out);
+      return fleets.find((f) => !registered.has(f) && !readFleet(config.paths.fleetsDir, f));
     } finally {
       redis.disconnect();
     }
   });
-  const unknown = unrecorded.find((f) => !registered.has(f));
   if (unknown !== undefined) throw new GaxxError('NOT_FOUND', `unknown fleet '${unknown}' (see 'gaxx ls')`);
 }
 
@@ -124,7 +125,7 @@ export const command: Command = {
         ? out.writeOut(`${JSON.stringify({ url, served })}\n`)
         : out.writeOut(`${served === 'daemon' ? 'The scheduler daemon serves the dashboard' : 'Dashboard (Ctrl-C to stop)'}: ${url}\n`);
     };
-    await assertFleetsKnown(config, fleets);
+    await assertFleetsKnown(config, fleets, out);
     const recorded = readDashboardUrl(config.paths.stateDir);
     if (!agents.length && recorded && (await answers(recorded.url))) {
       print(recorded.url, 'daemon');

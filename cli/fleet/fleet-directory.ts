@@ -2,6 +2,7 @@
 import {
   clearFleetLimits,
   createRedis,
+  fleetAgents,
   forgetFleet,
   holdFleet,
   redisTarget,
@@ -12,8 +13,11 @@ import {
   type FleetAgent,
   type FleetLimits,
 } from '../../scheduler/index.js';
+import { compareText } from '../../proto/index.js';
+import { agentAddress } from '../commands/exec.js';
 import type { GaxxConfig } from '../config.js';
-import { fleetPricePerHour, type FleetState } from '../state.js';
+import type { Output } from '../output.js';
+import { fleetPricePerHour, readFleet, type FleetState } from '../state.js';
 
 async function withRedis<T>(config: GaxxConfig, fn: (redis: ReturnType<typeof createRedis>) => Promise<T>): Promise<T> {
   const target = await redisTarget(config.redis.url, config.paths.stateDir);
@@ -32,6 +36,41 @@ async function withRedis<T>(config: GaxxConfig, fn: (redis: ReturnType<typeof cr
 /** Makes `fleet` with `agents` known to every scheduler sharing the queue. */
 export function publishFleet(config: GaxxConfig, fleet: string, agents: FleetAgent[]): Promise<void> {
   return withRedis(config, (r) => registerFleet(r, fleet, agents));
+}
+
+/** The agents a fleet's state registers: its ready hosts, at the address each answered Health on. */
+export function stateAgents(config: GaxxConfig, state: FleetState): FleetAgent[] {
+  // Older state without that address: the host's IPv4 and the agent port.
+  return state.hosts
+    .filter((h) => h.status === 'ready' && (h.agent || h.ipv4))
+    .map((h) => ({ host: h.name, address: h.agent ?? agentAddress(h.ipv4 as string, config.agent.port, 'spawn'), metrics: h.metrics }));
+}
+
+/**
+ * A fleet's agents as the scheduler's directory lists them (empty when neither it nor this home
+ * knows the fleet). The directory lives in Redis: a Redis restarted without its data (one that
+ * does not persist), or another Redis configured since, no longer knows fleets this home spawned,
+ * and every command naming one would say it is unknown. Such a fleet is registered again from its
+ * state here (agents, TTL and budget, as `gaxx spawn` registered them), with a note on `out`.
+ * `gaxx delete` removes the state before it unregisters the fleet, so a fleet being deleted is
+ * never registered again.
+ */
+export async function resolveFleetAgents(
+  config: GaxxConfig,
+  redis: Parameters<typeof fleetAgents>[0],
+  fleet: string,
+  out?: Output,
+): Promise<{ host: string; address: string }[]> {
+  const listed = await fleetAgents(redis, fleet);
+  if (listed.length > 0) return listed;
+  const state = readFleet(config.paths.fleetsDir, fleet);
+  const own = state ? stateAgents(config, state) : [];
+  if (!state || own.length === 0) return listed;
+  await registerFleet(redis, fleet, own);
+  const limits = ownFleetLimits(state);
+  if (limits) await setFleetLimits(redis, fleet, limits);
+  out?.note(`fleet ${fleet} was not registered in Redis (restarted without its data?): registered again from this home's state (${own.length} hosts)`);
+  return own.map(({ host, address }) => ({ host, address })).sort((a, b) => compareText(a.host, b.host));
 }
 
 /** Removes `fleet` (and any TTL or budget it had) from the scheduler's directory. */

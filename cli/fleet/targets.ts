@@ -5,7 +5,7 @@
  */
 import type { CertBundle } from '../../certs/index.js';
 import { GaxxError } from '../../proto/index.js';
-import { createRedis, fleetAgents, waitReady } from '../../scheduler/index.js';
+import { createRedis, waitReady } from '../../scheduler/index.js';
 import type { AgentExpectation } from '../../scheduler/client/index.js';
 import { stringsFlag, type FlagValues } from '../command.js';
 import { agentAddress } from '../commands/exec.js';
@@ -13,6 +13,7 @@ import type { GaxxConfig } from '../config.js';
 import { operatorCredentials } from '../operator-credentials.js';
 import type { Output } from '../output.js';
 import { withRedis } from '../run/redis-session.js';
+import { resolveFleetAgents } from './fleet-directory.js';
 
 /** One agent to talk to: `name` is its host name in the fleet, or its address. */
 export interface Target {
@@ -21,14 +22,17 @@ export interface Target {
   expect?: AgentExpectation;
 }
 
-/** A fleet's agents (NOT_FOUND when unknown), optionally only the `hosts` named. */
-export async function fleetTargets(config: GaxxConfig, fleet: string, hosts: string[] = []): Promise<Target[]> {
+/**
+ * A fleet's agents (NOT_FOUND when unknown), optionally only the `hosts` named; a fleet only this
+ * home's state still knows is registered again (resolveFleetAgents), noted on `out`.
+ */
+export async function fleetTargets(config: GaxxConfig, fleet: string, hosts: string[] = [], out?: Output): Promise<Target[]> {
   const agents = await withRedis(config, async (settings) => {
     const redis = createRedis(settings, 'producer');
     redis.on('error', () => undefined);
     try {
       await waitReady(redis, 5000, settings.display);
-      return await fleetAgents(redis, fleet);
+      return await resolveFleetAgents(config, redis, fleet, out);
     } finally {
       redis.disconnect();
     }

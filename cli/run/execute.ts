@@ -14,7 +14,6 @@ import {
   mustLand,
   createRedis,
   createRunRecord,
-  fleetAgents,
   fleetEndpoint,
   newRunId,
   resumeRun,
@@ -28,6 +27,7 @@ import {
 } from '../../scheduler/index.js';
 import { agentClientOptions } from '../config.js';
 import { operatorSigner } from '../operator-credentials.js';
+import { resolveFleetAgents } from '../fleet/fleet-directory.js';
 import { schedulerCredentials } from '../scheduler-credentials.js';
 import type { RunPlan } from './plan.js';
 import { IgnoredReport } from './ignored.js';
@@ -64,9 +64,9 @@ export function eachHostTasks(plan: RunPlan, hosts: readonly string[]): TaskInpu
   }));
 }
 
-/** The fleet's agents; NOT_FOUND when the registry does not know the fleet. */
-async function resolveFleet(redis: RedisClient, fleet: string): Promise<{ host: string; address: string }[]> {
-  const agents = await fleetAgents(redis, fleet);
+/** The fleet's agents; NOT_FOUND when neither the registry nor this home knows the fleet. */
+async function resolveFleet(ctx: ExecuteContext, redis: RedisClient, fleet: string): Promise<{ host: string; address: string }[]> {
+  const agents = await resolveFleetAgents(ctx.config, redis, fleet, ctx.out);
   if (agents.length === 0) throw new GaxxError('NOT_FOUND', `unknown fleet '${fleet}' (no agents registered for it)`);
   return agents;
 }
@@ -89,7 +89,7 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
     redis.on('error', () => undefined);
     try {
       await waitReady(redis, 5000, target.settings.display);
-      const fleetHosts = plan.fleet ? await resolveFleet(redis, plan.fleet) : undefined;
+      const fleetHosts = plan.fleet ? await resolveFleet(ctx, redis, plan.fleet) : undefined;
       const signer = operatorSigner(ctx.config.paths.operatorCertDir);
       // Without a daemon, this process connects to the run's agents while it enqueues (prewarm).
       const warming = warmingConnector(agentConnector(creds, agentClientOptions(ctx.config)));
