@@ -116,12 +116,16 @@ export function readRequiredFile(path: string, what: string): Buffer {
 
 /**
  * Reads a private file (key, secrets). Refused with INSECURE_FILE_MODE when group or others have
- * any access, since a key others can read is no longer a secret.
+ * any access, since a key others can read is no longer a secret, or when it belongs to a user
+ * other than this one or root.
  */
 export function readPrivateFile(path: string, what = 'private key'): Buffer {
   let mode: number;
+  let owner: number;
   try {
-    mode = statSync(path).mode & 0o777;
+    const st = statSync(path);
+    mode = st.mode & 0o777;
+    owner = st.uid;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new GaxxError('NOT_FOUND', `${what} not found: ${path}`, { cause: e });
     throw e;
@@ -130,6 +134,14 @@ export function readPrivateFile(path: string, what = 'private key'): Buffer {
     throw new GaxxError(
       'INSECURE_FILE_MODE',
       `${what} ${path} has mode ${mode.toString(8).padStart(4, '0')}; it must not be readable by group or others (chmod 600 ${path})`,
+    );
+  }
+  // Its owner may read and rewrite it whatever its mode: a secret of another user is not ours.
+  const me = process.getuid?.();
+  if (me !== undefined && owner !== me && owner !== 0) {
+    throw new GaxxError(
+      'INSECURE_FILE_MODE',
+      `${what} ${path} belongs to uid ${owner}, not to this user (uid ${me}) or root: its owner can read or replace it; make it yours (chown) or use your own`,
     );
   }
   return readRequiredFile(path, what);

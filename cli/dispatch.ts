@@ -3,7 +3,6 @@
  * flags strictly, loads the config, runs it, and turns every failure into one stderr line and
  * a documented exit code. main.ts feeds it the process's argv, env and streams.
  */
-import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { GaxxError, exitCodeFor, fileAccessError, packageVersion, printable } from '../proto/index.js';
 import { COMMANDS, type CommandEntry } from './commands.js';
@@ -12,7 +11,7 @@ import type { GaxxConfig } from './config.js';
 import { commandHelp, groupHelp, programHelp } from './help.js';
 import { parseCommandLine, unknownSubcommand, usage } from './command-line.js';
 import { didYouMean } from './suggest.js';
-import { refuseSharedDirs, type ModeOf } from './paths.js';
+import { refuseSharedDirs } from './paths.js';
 import { Output, type Io } from './output.js';
 
 /** Exit code of a bare Error reaching the funnel (EX_SOFTWARE): always a bug. */
@@ -32,17 +31,7 @@ export interface CliInput {
   signal: AbortSignal;
   /** Called when the command being run can cancel its work on Ctrl-C, with what Ctrl-C then does. */
   onInterruptible?: (note: string) => void;
-  /** Mode bits of a path (default: stat); the installation's dirs must not be group/world-writable. */
-  modeOf?: ModeOf;
 }
-
-const modeOfPath: ModeOf = (p) => {
-  try {
-    return statSync(p).mode;
-  } catch {
-    return undefined;
-  }
-};
 
 /** Runs one command line; resolves to the exit code. Never throws. */
 export async function runCli(input: CliInput): Promise<number> {
@@ -157,7 +146,7 @@ async function dispatch(input: CliInput): Promise<number> {
       cwd: input.cwd,
       command: entry.name,
     });
-    refuseSharedDirs(config.paths, input.modeOf ?? modeOfPath);
+    refuseSharedDirs(config.paths);
     return config;
   };
   const config = command.config === 'on-use' ? loadedOnUse(load) : load();

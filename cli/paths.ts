@@ -2,7 +2,8 @@
  * The one on-disk layout of a gaxx installation. `GAXX_HOME=<dir>` relocates everything
  * (`<dir>/config`, `<dir>/state`); otherwise the XDG base directories are used.
  */
-import { join } from 'node:path';
+import { lstatSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { GaxxError } from '../proto/index.js';
 
 /** Where every file of an installation lives. */
@@ -59,29 +60,70 @@ export function resolvePaths(opts: {
   };
 }
 
-/** The mode bits of a path, or undefined when it does not exist. */
-export type ModeOf = (path: string) => number | undefined;
-
 /** NOT_FOUND for an installation without its operator certificate in `dir` (`gaxx init` makes it). */
 export function noOperatorCertificate(dir: string, cause?: unknown): GaxxError {
   return new GaxxError('NOT_FOUND', `no operator certificate in ${dir}: run 'gaxx init' first`, cause === undefined ? undefined : { cause });
 }
 
 /**
- * INSECURE_FILE_MODE when the installation's home, config or state dir is writable by every
- * user: anyone could then replace the CA, the operator key or the embedded Redis socket.
- * (Group-writable is left alone: user-private groups make it common and harmless.)
+ * INSECURE_FILE_MODE when another user could replace what the installation's home, config or
+ * state dir holds (the CA, the operator key, the embedded Redis socket) and so take over every
+ * fleet it runs: a dir writable by every user; a dir owned by another user (neither this one nor
+ * root: its owner may change its mode and contents at will); or a dir below one of those, or
+ * reached through a symlink of one (the owner, or anyone when every user may write a dir that
+ * has no sticky bit, can put another dir in its place), as OpenSSH's StrictModes judges the dirs
+ * of a user's keys. Both the path as given and its real path are walked up to /. Group-writable
+ * is left alone: user-private groups make it common and harmless. `me` is this process's uid
+ * (undefined where there are no uids: owners are then not compared).
  */
-export function refuseSharedDirs(paths: GaxxPaths, modeOf: ModeOf): void {
+export function refuseSharedDirs(paths: GaxxPaths, me: number | undefined = process.getuid?.()): void {
+  const checked = new Set<string>();
   for (const dir of [paths.home, paths.configDir, paths.stateDir]) {
     if (dir === undefined) continue;
-    const mode = modeOf(dir);
-    if (mode === undefined) continue;
-    if (mode & 0o002) {
+    const st = statOf(dir, statSync);
+    if (st === undefined) continue;
+    if (st.mode & 0o002) {
       throw new GaxxError(
         'INSECURE_FILE_MODE',
-        `${dir} is writable by every user (mode ${(mode & 0o7777).toString(8)}); run 'chmod o-w ${dir}' or use another GAXX_HOME`,
+        `${dir} is writable by every user (mode ${(st.mode & 0o7777).toString(8)}); run 'chmod o-w ${dir}' or use another GAXX_HOME`,
       );
     }
+    let real = dir;
+    try {
+      real = realpathSync.native(dir);
+    } catch {
+      // checked as given
+    }
+    for (const start of new Set([dir, real])) {
+      for (let path = start; !checked.has(path); path = dirname(path)) {
+        checked.add(path);
+        for (const s of [statOf(path, lstatSync), statOf(path, statSync)]) {
+          if (s === undefined) continue;
+          if (me !== undefined && s.uid !== me && s.uid !== 0) throw notOwn(dir, path, s.uid, me);
+          if (path !== dir && s.mode & 0o002 && !(s.mode & 0o1000) && !s.isSymbolicLink())
+            throw new GaxxError(
+              'INSECURE_FILE_MODE',
+              `${path} (on the way to ${dir}) is writable by every user without its sticky bit (mode ${(s.mode & 0o7777).toString(8)}): anyone could put another dir in the place of ${dir}; use a GAXX_HOME elsewhere`,
+            );
+        }
+        if (dirname(path) === path) break;
+      }
+    }
   }
+}
+
+function statOf(path: string, how: typeof statSync | typeof lstatSync): Stats | undefined {
+  try {
+    return how(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function notOwn(dir: string, path: string, owner: number, me: number): GaxxError {
+  return new GaxxError(
+    'INSECURE_FILE_MODE',
+    `${path === dir ? dir : `${path} (on the way to ${dir})`} belongs to uid ${owner}, not to this user (uid ${me}) or root: its owner could put another CA, operator key or Redis socket there and take over this installation's fleets; use a GAXX_HOME of your own`,
+    { details: { dir, path, owner, uid: me } },
+  );
 }

@@ -3,7 +3,7 @@
  * codes), cert commands that do not destroy or mislabel anything, and flags that work where a
  * user puts them. The built CLI and agent, real processes.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lchownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,6 +45,67 @@ describe('errors name the problem and the fix', () => {
     chmodSync(shared, 0o700);
     expect((await runGaxx(['init'], { home: shared })).code).toBe(0);
   });
+
+  // Another local user who owns the home, a dir above it, or a symlink on the way could swap in a
+  // CA and operator key of their own, and with them run commands on every fleet of this home.
+  it.runIf(process.getuid?.() === 0)(
+    'a GAXX_HOME another user owns, or reaches through a dir or symlink of theirs, is refused (INSECURE_FILE_MODE) before anything is made there; so is a key of theirs',
+    async () => {
+      const NOBODY = 65534;
+      const pub = join(root, 'pub');
+      mkdirSync(pub);
+      chmodSync(pub, 0o1777);
+      const theirs = (path: string, mode = 0o755): string => {
+        mkdirSync(path, { recursive: true });
+        chmodSync(path, mode);
+        chownSync(path, NOBODY, NOBODY);
+        return path;
+      };
+      const ownedHome = theirs(join(pub, 'squatted'));
+      const configOnly = join(pub, 'mixed');
+      theirs(join(configOnly, 'config'));
+      const below = join(theirs(join(pub, 'their-dir')), 'home');
+      mkdirSync(below, { mode: 0o700 });
+      const openDir = join(root, 'open');
+      mkdirSync(openDir);
+      chmodSync(openDir, 0o777);
+      const underOpen = join(openDir, 'home');
+      mkdirSync(underOpen, { mode: 0o700 });
+      const target = join(root, 'mine');
+      mkdirSync(target, { mode: 0o700 });
+      const link = join(pub, 'link');
+      symlinkSync(target, link);
+      lchownSync(link, NOBODY, NOBODY);
+      for (const [home, where] of [
+        [ownedHome, ownedHome],
+        [configOnly, join(configOnly, 'config')],
+        [below, join(pub, 'their-dir')],
+        [link, link],
+      ] as const) {
+        const r = await runGaxx(['init', '--name', 'root'], { home });
+        expect(r.code, `${home}: ${r.stderr}`).toBe(exitCodeFor('INSECURE_FILE_MODE'));
+        expect(r.stderr).toContain(`${where}`);
+        expect(r.stderr).toMatch(/belongs to uid 65534, not to this user \(uid 0\) or root: .*use a GAXX_HOME of your own/);
+      }
+      const r = await runGaxx(['init', '--name', 'root'], { home: underOpen });
+      expect(r.code, r.stderr).toBe(exitCodeFor('INSECURE_FILE_MODE'));
+      expect(r.stderr).toContain(`${openDir} (on the way to ${underOpen}) is writable by every user without its sticky bit`);
+      // Nothing was made in any of them.
+      for (const home of [ownedHome, below, underOpen, target]) expect(existsSync(join(home, 'config', 'ca'))).toBe(false);
+
+      // A home of one's own under the sticky dir is fine; a key file another user owns in it is not.
+      const good = join(pub, 'good');
+      mkdirSync(good, { mode: 0o700 });
+      expect((await runGaxx(['init', '--name', 'root'], { home: good })).code).toBe(0);
+      const caKey = join(good, 'config', 'ca', 'ca-key.pem');
+      chownSync(caKey, NOBODY, NOBODY);
+      const issue = await runGaxx(['certs', 'issue', '--role', 'monitor', '--name', 'm', '--out', join(good, 'm')], { home: good });
+      expect(issue.code, issue.stderr).toBe(exitCodeFor('INSECURE_FILE_MODE'));
+      expect(issue.stderr).toContain(`CA key ${caKey} belongs to uid 65534`);
+      chownSync(caKey, 0, 0);
+      expect((await runGaxx(['certs', 'issue', '--role', 'monitor', '--name', 'm', '--out', join(good, 'm')], { home: good })).code).toBe(0);
+    },
+  );
 
   it('an agent address with nothing listening is UNAVAILABLE (exit 12), said without gRPC internals', async () => {
     const r = await runGaxx(['exec', '--agent', '127.0.0.1:1', '--no-stdin', '--', 'true'], { home });
