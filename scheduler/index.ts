@@ -24,6 +24,7 @@ export {
   countOutcome,
   createRunRecord,
   listRunRecords,
+  unfinishedFleetRuns,
   submitterAlive,
   updateRunRecord,
   RUN_INDEX_TTL_MS,

@@ -4,6 +4,7 @@ import { counted, exitCodeFor, GaxxError, isGaxxError } from '../../proto/index.
 import { boolFlag, JSON_FLAG, stringFlag, usageError, type Command } from '../command.js';
 import { ownFleetLimits } from '../fleet/fleet-directory.js';
 import { lockFleet } from '../fleet/fleet-lock.js';
+import { cancelFleetRuns, fleetRunsInProgress } from '../fleet/fleet-runs.js';
 import { forgetFleet, unregisterHint } from '../fleet/forget-fleet.js';
 import { providerFor } from '../fleet/provider-for.js';
 import { retireAgents } from '../fleet/retire-agents.js';
@@ -46,6 +47,10 @@ export interface DestroyReport {
     knownHostsRemoved: number;
     /** Why unregistering the fleet from Redis failed (the rest of the delete was done). */
     unregisterFailed?: { code: string; error: string };
+    /** Runs on the fleet that still had tasks to run, cancelled before its machines went. */
+    runsCancelled: string[];
+    /** Why cancelling them failed (Redis); the delete went on. */
+    runsCancelFailed?: { code: string; error: string };
     /** Hosts gaxx did not rent (inventory): agents stopped on them, and those it could not reach. */
     agentsStopped: number;
     agentsNotStopped: { host: string; code: string; error: string }[];
@@ -67,6 +72,8 @@ export async function destroyFleet(
   o: { state: FleetState | undefined; provider: Provider; name: string; ids: string[]; signal?: AbortSignal; listError?: GaxxError },
 ): Promise<DestroyReport> {
   const { state, provider, name, ids, signal } = o;
+  // Its runs end now, cancelled, rather than wait minutes for agents that will not come back.
+  const runs = await cancelFleetRuns(config, fleet, `fleet ${fleet} deleted`);
   // Machines that outlive the fleet (an inventory) keep running: their agents are stopped first,
   // while known_hosts still vouches for them. An unreachable host does not block the delete.
   const keepsMachines = !provider.capabilities.destroys && !provider.capabilities.startsAgent;
@@ -104,6 +111,8 @@ export async function destroyFleet(
     revokedCerts: forgot?.revokedCerts ?? [],
     knownHostsRemoved: forgot?.knownHostsRemoved ?? 0,
     ...(forgot?.unregisterError ? { unregisterFailed: { code: forgot.unregisterError.code, error: forgot.unregisterError.message } } : {}),
+    runsCancelled: runs.cancelled,
+    ...('error' in runs ? { runsCancelFailed: { code: runs.error.code, error: runs.error.message } } : {}),
     agentsStopped: retired.filter((r) => 'stopped' in r && r.stopped !== 'none').length,
     agentsNotStopped: retired.flatMap((r) => ('error' in r ? [{ host: r.name, code: r.error.code, error: r.error.message }] : [])),
   };
@@ -152,6 +161,11 @@ export const command: Command = {
     'is needed only when the state is gone. Hosts of an SSH inventory are not destroyed: gaxx logs in',
     'as gx, stops the agent and deletes its key and certificates, and forgets the hosts.',
     '',
+    'Runs on F that still have tasks to run are cancelled first (named in the question and by',
+    '--dry-run; runsCancelled in --json): their queued tasks are withdrawn, their running ones',
+    'stopped, and their gaxx run ends at once instead of waiting minutes for agents that will not',
+    'come back. The TTL/budget reaper of `gaxx scheduler` does the same.',
+    '',
     "An instance in the state that no longer carries the fleet's tag (removed by hand) is not",
     'destroyed: it is listed with its id, label and address (refusedInstances in --json), the rest',
     'of the fleet is deleted and the command exits 6 (FAILED_PRECONDITION): destroy it by hand, or',
@@ -197,10 +211,20 @@ export const command: Command = {
       const ids = [...new Set([...tagged.map((i) => i.id), ...(state?.hosts.flatMap((h) => (h.id ? [h.id] : [])) ?? [])])];
       // Hosts gaxx did not rent (an inventory) are never destroyed: their agents are stopped and gaxx forgets them.
       const keeps = !provider.capabilities.destroys;
+      // Said before anything is done: a delete cancels them (destroyFleet).
+      const inProgress = boolFlag(flags, 'dry-run') || !boolFlag(flags, 'yes') ? await fleetRunsInProgress(config, fleet).catch(() => []) : [];
+      const runsNote = inProgress.length ? `${counted(inProgress.length, 'run')} in progress on it (${inProgress.join(', ')})` : '';
       if (boolFlag(flags, 'dry-run')) {
         const listed = tagged.map((i) => ({ id: i.id, label: i.label, address: i.ipv4 }));
         out.result(
-          { fleet, provider: name, wouldDestroy: keeps ? [] : listed, ...(keeps ? { wouldRelease: listed } : {}), stateHosts: state?.hosts.length ?? 0 },
+          {
+            fleet,
+            provider: name,
+            wouldDestroy: keeps ? [] : listed,
+            ...(keeps ? { wouldRelease: listed } : {}),
+            stateHosts: state?.hosts.length ?? 0,
+            wouldCancelRuns: inProgress,
+          },
           () =>
             [
               keeps
@@ -208,6 +232,7 @@ export const command: Command = {
                 : `fleet ${fleet} (${name}): would destroy ${counted(tagged.length, 'tagged instance')}`,
               // An inventory host's label is its id: named once.
               ...tagged.map((i) => `  ${[...new Set([i.label, i.id])].join(' ')} ${i.ipv4 ?? '-'}`),
+              ...(runsNote ? [`would cancel the ${runsNote}`] : []),
             ].join('\n'),
         );
         return 0;
@@ -217,7 +242,8 @@ export const command: Command = {
         const question = keeps
           ? `stop the agents on ${counted(ids.length, 'inventory host')} of fleet ${fleet} and forget them (the machines stay)?`
           : `destroy ${counted(ids.length, 'instance')} of fleet ${fleet} on ${name}?`;
-        if (!(await confirm(io, question))) throw new GaxxError('CANCELLED', 'nothing deleted');
+        const ask = runsNote ? `${question.slice(0, -1)}, and cancel the ${runsNote}?` : question;
+        if (!(await confirm(io, ask))) throw new GaxxError('CANCELLED', 'nothing deleted');
       }
       const { result, errors, unregisterError } = await destroyFleet(config, fleet, {
         state,
@@ -240,6 +266,10 @@ export const command: Command = {
                 `could not list the fleet's tagged instances (${listError.message} [${listError.code}]): only the ${ids.length} the state records were destroyed`,
               ]
             : []),
+          ...(result.runsCancelled.length
+            ? [`cancelled ${counted(result.runsCancelled.length, 'run')} in progress on it: ${result.runsCancelled.join(', ')}`]
+            : []),
+          ...(result.runsCancelFailed ? [`runs in progress on it not cancelled: ${result.runsCancelFailed.error} [${result.runsCancelFailed.code}]`] : []),
           ...(result.agentsStopped ? [`stopped the agent on ${result.agentsStopped} host(s) that stay`] : []),
           ...result.agentsNotStopped.map((f) => `  ${f.host}: agent not stopped: ${f.error} [${f.code}]`),
           errors.length || listError

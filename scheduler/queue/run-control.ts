@@ -250,12 +250,13 @@ export async function storedResults(settings: RedisSettings, runId: string, onIg
 
 /**
  * Cancels a recorded run: sets its cancel flag (workers stop its running tasks; a live
- * submitter stops reading input) and withdraws its queued tasks, reporting them `cancelled`.
- * Resolves to the number withdrawn here.
+ * submitter stops reading input) and withdraws its queued tasks, reporting them `cancelled`
+ * (`why` before the task ran). Resolves to the number withdrawn here.
  */
 export async function cancelRecordedRun(
   settings: RedisSettings,
   runId: string,
+  why = 'run cancelled',
 ): Promise<{ record: RunRecord; withdrawn: number; finished: boolean; alreadyCancelled: boolean }> {
   const queue = await TaskQueue.open(settings);
   try {
@@ -271,7 +272,7 @@ export async function cancelRecordedRun(
     for (const jobId of withdrawn) {
       const taskId = jobId.slice(runId.length + 1);
       if (jobIdFor(runId, taskId) !== jobId) continue;
-      await publishResult(queue.redis, syntheticResult(runId, taskId, 'cancelled', 'cancelled', 'run cancelled before the task ran'), []);
+      await publishResult(queue.redis, syntheticResult(runId, taskId, 'cancelled', 'cancelled', `${why} before the task ran`), []);
     }
     if (!submitterAlive(record) && record.state === 'running') await updateRunRecord(queue.redis, runId, { state: 'cancelled' });
     return { record, withdrawn: withdrawn.length, finished: false, alreadyCancelled };

@@ -174,6 +174,21 @@ export async function listRunRecords(redis: Redis | Cluster, limit = 20, onIgnor
 }
 
 /**
+ * The runs on `fleet` that may still have tasks to run (`running`, or `interrupted`: its
+ * submitter died with tasks queued), newest first: every run the index holds is looked at
+ * (the index keeps RUN_INDEX_TTL_MS of runs), 100 records a round trip.
+ */
+export async function unfinishedFleetRuns(redis: Redis | Cluster, fleet: string): Promise<RunRecord[]> {
+  const ids = await redis.zrevrange(RUN_INDEX_KEY, 0, -1);
+  const out: RunRecord[] = [];
+  for (let i = 0; i < ids.length; i += 100) {
+    const recs = await Promise.all(ids.slice(i, i + 100).map((id) => getRunRecord(redis, id)));
+    for (const r of recs) if (r && r.fleet === fleet && (r.state === 'running' || r.state === 'interrupted')) out.push(r);
+  }
+  return out;
+}
+
+/**
  * Refreshes a running run's `seen` for a process following it to its end, only once the run's
  * input is all enqueued (its `total` set): until then `seen` is its submitter's alone, whose
  * silence is what makes a run interrupted. A record that is gone or over is left as it is.

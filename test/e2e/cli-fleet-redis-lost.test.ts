@@ -3,39 +3,35 @@
 // again. The fleet is registered again from the home's state instead (agents, TTL and budget), by
 // whichever command meets it first, with a note; a fleet deleted since is not. The built CLI, a
 // local fleet of one agent, a real redis-server restarted empty between the commands.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { createRedis, fleetAgents, redisSettingsFromUrl, registeredFleets, waitReady } from '../../scheduler/index.js';
 import { getFleetLimits } from '../../scheduler/queue/fleet-limits.js';
-import { initHome } from '../helpers/cli-world.js';
-import { jsonLines, runGaxx, spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
-import { freePort } from '../helpers/ports.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { localFleetHome, type LocalFleetHome } from '../helpers/cli-world.js';
+import { jsonLines, spawnGaxx } from '../helpers/cli.js';
 
 const LONG = 300_000;
 const FLEET = 'rl';
 const HOST = 'gaxx-rl-0';
 const AGAIN = /fleet rl was not registered in Redis \(restarted without its data\?\): registered again from this home's state \(1 hosts\)/;
-let home: string;
+let world: LocalFleetHome;
 let scratch: string;
-let redis: TestRedis;
-let env: Record<string, string>;
 
-const gaxx = (args: string[]) => runGaxx(args, { home, env, timeoutMs: LONG });
+const gaxx = (args: string[]) => world.gaxx(args);
 
 /** Stops Redis and starts it again on the same address: it persists nothing, so it comes back empty. */
 async function restartEmpty(): Promise<void> {
-  await redis.stop();
-  await redis.restart();
+  await world.redis.stop();
+  await world.redis.restart();
   expect(await directory()).toEqual({ fleets: [], agents: [], limits: undefined });
 }
 
 /** What Redis holds of the fleet: the registered fleets, its agents' host names, its limits. */
 async function directory(): Promise<{ fleets: string[]; agents: string[]; limits: unknown }> {
-  const conn = createRedis(redisSettingsFromUrl(redis.url), 'producer');
+  const conn = createRedis(redisSettingsFromUrl(world.redis.url), 'producer');
   try {
     await waitReady(conn);
     const limits = await getFleetLimits(conn, FLEET);
@@ -50,17 +46,13 @@ async function directory(): Promise<{ fleets: string[]; agents: string[]; limits
 }
 
 beforeAll(async () => {
-  home = await initHome('gxlost-');
+  world = await localFleetHome('gxlost-', { config: ['appendonly no', 'save ""'] });
   scratch = mkdtempSync(join(tmpdir(), 'gxlost-files-'));
-  redis = await startRedis({ config: ['appendonly no', 'save ""'] });
-  env = { GAXX_REDIS_URL: redis.url, GAXX_AGENT_PORT: String(await freePort()) };
 }, LONG);
 
 afterAll(async () => {
-  await stopAllGaxx();
-  if (home && existsSync(join(home, 'state', 'fleets', `${FLEET}.json`))) await gaxx(['delete', FLEET, '--yes']);
-  await redis?.destroy();
-  for (const d of [home, scratch]) if (d) rmSync(d, { recursive: true, force: true });
+  await world?.close();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
 }, LONG);
 
 describe('a fleet Redis forgot', () => {
@@ -101,7 +93,7 @@ describe('a fleet Redis forgot', () => {
 
       // The dashboard of the fleet finds its agents: the fleet is registered before it starts.
       await restartEmpty();
-      const ui = spawnGaxx(['ui', '--fleet', FLEET, '--listen', '127.0.0.1:0', '--json'], { home, env });
+      const ui = spawnGaxx(['ui', '--fleet', FLEET, '--listen', '127.0.0.1:0', '--json'], { home: world.home, env: world.env });
       try {
         expect(JSON.parse(await ui.line('stdout', () => true))).toMatchObject({ served: 'here' });
         expect(await directory()).toEqual(registered);

@@ -4,7 +4,7 @@
 // --fleet rp` make a new agent (a new certificate naming rp/gaxx-rp-0, an empty journal); the kept
 // job, sent to it over mTLS with the scheduler certificate as a daemon would dispatch it, is
 // refused (SIGNED_BEFORE_FLEET) and audited, and a fresh `gaxx run --fleet rp` runs.
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fleetSinceOf, readFleet, type FleetState } from '../../cli/state.js';
@@ -15,20 +15,18 @@ import { redisSettingsFromUrl, TaskQueue } from '../../scheduler/index.js';
 import { buildRequest } from '../../scheduler/dispatch/task-dispatch.js';
 import { parseTaskSpec, type TaskSpec } from '../../scheduler/queue/task.js';
 import { auditEvents } from '../helpers/agent.js';
-import { initHome } from '../helpers/cli-world.js';
-import { jsonLines, runGaxx, spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
+import { localFleetHome, type LocalFleetHome } from '../helpers/cli-world.js';
+import { jsonLines, spawnGaxx } from '../helpers/cli.js';
 import { eventually } from '../helpers/poll.js';
-import { freePort } from '../helpers/ports.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 const LONG = 300_000;
 const FLEET = 'rp';
 const HOST = 'gaxx-rp-0';
+let world: LocalFleetHome;
 let home: string;
-let redis: TestRedis;
 let env: Record<string, string>;
 
-const gaxx = (args: string[]) => runGaxx(args, { home, env, timeoutMs: LONG });
+const gaxx = (args: string[]) => world.gaxx(args);
 const fleetState = (): FleetState => readFleet(join(home, 'state', 'fleets'), FLEET) as FleetState;
 /** The local provider's record of the fleet's agent: its process and its files. */
 const agentRecord = (): { pid: number; dir: string; address: string; port: number } =>
@@ -45,17 +43,11 @@ async function spawnFleet(): Promise<void> {
 }
 
 beforeAll(async () => {
-  home = await initHome('gxrespawn-');
-  redis = await startRedis();
-  env = { GAXX_REDIS_URL: redis.url, GAXX_AGENT_PORT: String(await freePort()) };
+  world = await localFleetHome('gxrespawn-', {}, LONG);
+  ({ home, env } = world);
 }, LONG);
 
-afterAll(async () => {
-  await stopAllGaxx();
-  if (home && existsSync(join(home, 'state', 'fleets', `${FLEET}.json`))) await gaxx(['delete', FLEET, '--yes']);
-  await redis?.destroy();
-  if (home) rmSync(home, { recursive: true, force: true });
-}, LONG);
+afterAll(() => world?.close(), LONG);
 
 /**
  * Runs `gaxx run --fleet rp` with a task that waits in its work dir for a file the test writes,
@@ -68,7 +60,7 @@ async function runAndKeepJob(): Promise<TaskSpec> {
     env,
   });
   const runId = (/^gaxx: run (\S+)$/.exec(await run.line('stderr', (l) => /^gaxx: run \S+$/.test(l))) as RegExpExecArray)[1] as string;
-  const queue = await TaskQueue.open(redisSettingsFromUrl(redis.url));
+  const queue = await TaskQueue.open(redisSettingsFromUrl(world.redis.url));
   try {
     let spec: TaskSpec | undefined;
     let workDir = '';

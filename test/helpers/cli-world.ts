@@ -3,7 +3,7 @@
  * (GAXX_REDIS_URL), and N agents, each with its own certificate naming fleet/host, registered
  * as one fleet in the scheduler's registry. Call `close()` in afterAll.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FleetCa } from '../../certs/index.js';
@@ -11,7 +11,8 @@ import { createRedis, redisSettingsFromUrl, registerFleet, waitReady } from '../
 import { startAgent, stopAllAgents, type AgentProcess } from './agent.js';
 import { CLI_MAIN, gaxxEnv, runGaxx, spawnGaxx, stopAllGaxx, type CliRun, type GaxxProcess } from './cli.js';
 import { issueCertDir } from './pki.js';
-import { startRedis, type TestRedis } from './redis.js';
+import { freePort } from './ports.js';
+import { startRedis, type TestRedis, type TestRedisOptions } from './redis.js';
 
 export { CLI_MAIN };
 
@@ -84,6 +85,40 @@ export async function cliWorld(count: number, fleet = 'tf'): Promise<CliWorld> {
       await stopAllAgents();
       await redis.destroy();
       for (const dir of [home, ...scratchDirs.splice(0)]) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A GAXX_HOME after `gaxx init` with a real redis-server (GAXX_REDIS_URL) and a free agent port
+ * (GAXX_AGENT_PORT), for tests that spawn local fleets with the built CLI. `close()` (afterAll)
+ * stops the CLIs it started, deletes the local fleets a failed test left, stops Redis and
+ * removes the home.
+ */
+export interface LocalFleetHome {
+  home: string;
+  redis: TestRedis;
+  env: Record<string, string>;
+  gaxx(args: string[]): Promise<CliRun>;
+  close(): Promise<void>;
+}
+
+export async function localFleetHome(prefix: string, redisOptions: TestRedisOptions = {}, timeoutMs = 300_000): Promise<LocalFleetHome> {
+  const home = await initHome(prefix);
+  const redis = await startRedis(redisOptions);
+  const env = { GAXX_REDIS_URL: redis.url, GAXX_AGENT_PORT: String(await freePort()) };
+  const gaxx = (args: string[]): Promise<CliRun> => runGaxx(args, { home, env, timeoutMs });
+  return {
+    home,
+    redis,
+    env,
+    gaxx,
+    close: async () => {
+      await stopAllGaxx();
+      const ls = existsSync(join(home, 'state', 'fleets')) ? await gaxx(['ls', '--json']) : undefined;
+      if (ls?.code === 0) for (const f of JSON.parse(ls.stdout) as { fleet: string }[]) await gaxx(['delete', f.fleet, '--yes']);
+      await redis.destroy();
+      rmSync(home, { recursive: true, force: true });
     },
   };
 }
