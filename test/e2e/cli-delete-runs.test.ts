@@ -48,4 +48,32 @@ describe('gaxx delete of a fleet in use', () => {
     },
     LONG,
   );
+
+  it(
+    "the daemon's TTL reaper cancels the runs on the fleet it deletes: their gaxx run ends cancelled (130)",
+    async () => {
+      const { home, env, gaxx } = world;
+      const daemon = spawnGaxx(['scheduler', '--reap-interval', '1s', '--metrics-listen', '127.0.0.1:0', '--ui-listen', '127.0.0.1:0'], { home, env });
+      try {
+        const made = await gaxx(['spawn', '--provider', 'local', '--count', '1', '--fleet', 'dt', '--ttl', '15s']);
+        expect(made.code, made.stderr).toBe(0);
+        const run = spawnGaxx(['run', '--fleet', 'dt', '--', 'sh', '-c', 'echo up; exec sleep 300'], { home, env });
+        const runId = (/^gaxx: run (\S+)$/.exec(await run.line('stderr', (l) => /^gaxx: run \S+$/.test(l))) as RegExpExecArray)[1] as string;
+        await run.line('stdout', (l) => l === 'up');
+        // The TTL passes while the task runs; the reaper deletes the fleet, cancelling the run first.
+        const ended = await Promise.race([run.done, new Promise<undefined>((r) => setTimeout(r, 90_000, undefined))]);
+        expect(ended, `gaxx run still running 90 s after its fleet's TTL: ${daemon.stderr()}`).toBeDefined();
+        expect(ended?.code, ended?.stderr).toBe(exitCodeFor('CANCELLED'));
+        expect(ended?.stdout).toMatch(/^== gaxx-dt-0: cancelled/m);
+        // The run ends before the machines are destroyed: the deletion is logged when it is done.
+        await daemon.line('stderr', (l) => /"fleet":"dt","reason":"ttl".*"fleet deleted"/.test(l));
+        const shown = await gaxx(['runs', 'show', runId, '--json']);
+        expect(JSON.parse(shown.stdout)).toMatchObject({ state: 'cancelled', counts: { cancelled: 1 } });
+      } finally {
+        daemon.kill('SIGTERM');
+        await daemon.done;
+      }
+    },
+    LONG,
+  );
 });
