@@ -65,5 +65,6 @@ export type { HealthCheckRequest, HealthCheckRequest__Output } from './gen/grpc/
 export type { HealthCheckResponse, HealthCheckResponse__Output } from './gen/grpc/health/v1/HealthCheckResponse.js';
 export { BusyLoopDelay, type LoopHistogram } from './loop-delay.js';
 export { raceAbort } from './race.js';
+export { spawnDetached, type DetachedSpawnOptions, type DetachedStdio } from './spawn-detached.js';
 export { AfterQuiet, closeInheritedFds, inside, pidAlive, processStartTicks, removeTree } from './light.js';
 export { printable, printableLines, printableOutputLine } from './printable.js';

@@ -5,10 +5,11 @@
  * starts (libuv's uv_disable_stdio_inheritance: fds 0 to 15, and on while they are open), so
  * those reach no child; one further up (a shell's fd 40, say) stays inheritable and would reach
  * every task: the launcher is the agent's child and tasks are the launcher's, and neither bwrap
- * nor prlimit closes it. The agent and the launcher close those first thing; the CLI closes them
- * before it starts the embedded redis-server, which outlives it (a pipe's write end held there
- * keeps the pipe's reader waiting for its end). Node opens its own descriptors close-on-exec, so
- * one without that flag is an inherited one.
+ * nor prlimit closes it. The agent and the launcher close those first thing (nothing of theirs is
+ * read later). The CLI must keep them: they may be the user's (`--tasks <(cmd)` is /dev/fd/63);
+ * it starts the children that outlive it (the embedded redis-server, local agents) without them
+ * instead (spawn-detached.ts). Node opens its own descriptors close-on-exec, so one without that
+ * flag is an inherited one.
  */
 import { closeSync, readdirSync, readFileSync } from 'node:fs';
 
@@ -27,19 +28,26 @@ function inheritable(fd: number): boolean {
 }
 
 /**
- * Closes every descriptor from `from` (3: all but stdio) up that is open without close-on-exec;
- * returns their numbers. Nothing where /proc is not mounted.
+ * The descriptors from `from` (3: all but stdio) up that are open without close-on-exec, in
+ * order. None where /proc is not mounted.
  */
-export function closeInheritedFds(from = 3): number[] {
+export function inheritedFds(from = 3): number[] {
   let names: string[];
   try {
     names = readdirSync(FDINFO);
   } catch {
     return [];
   }
+  return names
+    .map(Number)
+    .filter((n) => Number.isInteger(n) && n >= from && inheritable(n))
+    .sort((a, b) => a - b);
+}
+
+/** Closes every descriptor inheritedFds(from) names; returns their numbers. */
+export function closeInheritedFds(from = 3): number[] {
   const closed: number[] = [];
-  for (const fd of names.map(Number).filter((n) => Number.isInteger(n) && n >= from)) {
-    if (!inheritable(fd)) continue;
+  for (const fd of inheritedFds(from)) {
     try {
       closeSync(fd);
       closed.push(fd);
@@ -47,5 +55,5 @@ export function closeInheritedFds(from = 3): number[] {
       // gone already
     }
   }
-  return closed.sort((a, b) => a - b);
+  return closed;
 }

@@ -12,12 +12,11 @@
  * the loopback too: addresses are claimed in the user's run dir for all installations
  * (local-slots.ts).
  */
-import { spawn } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { FleetCa, REVOCATION_FILE, writeCertDir, writeFileAtomic } from '../../certs/index.js';
-import { GaxxError, inside, isGaxxError, removeTree } from '../../proto/index.js';
+import { GaxxError, inside, isGaxxError, removeTree, spawnDetached } from '../../proto/index.js';
 import { AGENT_ENV, agentNodeFlags, fleetSinceArgs } from './agent-bundle.js';
 import { waitForListening, waitForExit, isAgentProcess } from './local-process.js';
 import {
@@ -323,8 +322,9 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
   const log = join(dir, 'agent.log');
   const fd = openSync(log, 'w', 0o600);
   const args = agentCommandLine(o, req, l, address);
-  const child = spawn(process.execPath, args, {
-    detached: true,
+  // Without the descriptors this process was started with (the agent would close them as it
+  // starts; until then a pipe's write end there would be held by a process of another user).
+  const child = spawnDetached(process.execPath, args, {
     stdio: ['ignore', fd, fd],
     env: { PATH: o.path, ...AGENT_ENV },
     ...(isRoot() ? { uid: LOCAL_AGENT_UID, gid: LOCAL_AGENT_GID } : {}),

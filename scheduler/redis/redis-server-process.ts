@@ -2,11 +2,10 @@
  * The embedded redis-server's process: its config, its start (answering on its socket), its stop
  * (SHUTDOWN, or SIGTERM for one that lost its socket) and the AOF compaction around them.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { closeInheritedFds, GaxxError, pidAlive } from '../../proto/index.js';
+import { GaxxError, pidAlive, spawnDetached } from '../../proto/index.js';
 import { answersBy, socketCommand, socketInfo } from './redis-socket.js';
 
 /** The trimmed text of `p`, or '' when it cannot be read. */
@@ -93,9 +92,9 @@ export async function startServer(dir: string, socketPath: string, opts: { redis
   if (existsSync(socketPath)) unlinkSync(socketPath);
   const conf = writeConfig(dir, socketPath);
   // It outlives this process: it must not hold what this process was started with (a pipe's
-  // write end there would keep the pipe's reader waiting), and this process needs none of it.
-  closeInheritedFds();
-  const child = spawn(opts.redisServer ?? 'redis-server', [conf], { detached: true, stdio: 'ignore', cwd: dir });
+  // write end there would keep the pipe's reader waiting), which this process keeps (a --tasks
+  // /dev/fd/N is read after this).
+  const child = spawnDetached(opts.redisServer ?? 'redis-server', [conf], { cwd: dir });
   let spawnError: Error | undefined;
   child.on('error', (e) => (spawnError = e));
   child.unref();

@@ -9,6 +9,7 @@ import { execFile, spawn, type ChildProcess, type ExecFileOptions } from 'node:c
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { repoRoot } from './agent.js';
+import { withInherited } from './procs.js';
 
 /** Absolute path of a bin named in package.json. */
 export function packageBin(name: 'gaxx' | 'gaxx-agent'): string {
@@ -105,6 +106,8 @@ export interface SpawnGaxxOptions extends Pick<RunGaxxOptions, 'home' | 'env' | 
   stdin?: 'ignore' | 'pipe';
   /** Run under script(1): the CLI gets a pseudo-terminal as stdin and stdout, as in a shell. */
   terminal?: boolean;
+  /** Descriptors of ours the CLI is started with, as [its fd, ours] (`exec 40<file` in a shell; `--tasks <(cmd)`). */
+  fds?: Array<[number, number]>;
 }
 
 /** How a spawned CLI ended, with all it printed. */
@@ -144,7 +147,7 @@ export function spawnGaxx(args: readonly string[], o: SpawnGaxxOptions = {}): Ga
     : [argv[0] as string, argv.slice(1)];
   const child = spawn(file, fileArgs, {
     env: gaxxEnv(o),
-    stdio: [o.stdin ?? (o.terminal ? 'pipe' : 'ignore'), 'pipe', 'pipe'],
+    stdio: withInherited([o.stdin ?? (o.terminal ? 'pipe' : 'ignore'), 'pipe', 'pipe'], o.fds),
     ...(o.cwd ? { cwd: o.cwd } : {}),
     ...o.user,
   });
