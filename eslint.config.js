@@ -102,6 +102,15 @@ const noJwk = {
   message: "export keys as DER ('spki' or 'pkcs8'): Node 20 can deadlock exporting a generated key pair as JWK",
 };
 
+// Node 20's recursive mkdir retries for ever where mkdir keeps failing with ENOENT (under /proc),
+// synchronously: a path a user names there hung the process, deaf to signals. makeDirs walks up
+// once instead.
+const noRecursiveMkdir = {
+  selector:
+    "CallExpression[callee.name=/^mkdir(Sync)?$/] Property[key.name='recursive'], CallExpression[callee.property.name=/^mkdir(Sync)?$/] Property[key.name='recursive']",
+  message: 'make directories with makeDirs / makeDirsAsync (proto): Node 20 recursive mkdir loops for ever on ENOENT (e.g. under /proc)',
+};
+
 // Commands live for a fraction of a second: ICU's collator, built on the first localeCompare or
 // Intl.Collator (~13 ms here), would be paid by every one that sorts a list. proto's compareText
 // orders by code units instead.
@@ -111,6 +120,7 @@ const textOrder = {
     'no-restricted-syntax': [
       'error',
       noJwk,
+      noRecursiveMkdir,
       {
         selector: "CallExpression[callee.property.name='localeCompare']",
         message: "order text with compareText (proto): localeCompare builds ICU's collator (~13 ms) on first use",

@@ -3,11 +3,10 @@
  * profiling) after the start-up checks. main.ts is the only caller in production.
  */
 import * as grpc from '@grpc/grpc-js';
-import { mkdirSync } from 'node:fs';
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { loadCertDir, secureContextOptions, type CertBundle } from '../certs/index.js';
-import { GaxxError, isGaxxError, loadProtos, warmExecMethod } from '../proto/index.js';
+import { GaxxError, isGaxxError, loadProtos, makeDirs, warmExecMethod, type FsHints } from '../proto/index.js';
 import { AuditLog } from './audit/audit.js';
 import { createAuthorizer, METRICS_POLICY, METRICS_SCRAPE } from './auth/auth.js';
 import type { AgentConfig } from './config.js';
@@ -187,6 +186,12 @@ function watchCerts(
   return watcher;
 }
 
+/** The fix for a dir or file of the agent's that it cannot make or open (main.ts, and its dirs here). */
+export const AGENT_FILE_HINTS: FsHints = {
+  access: 'create it for the agent user (install -d -o gx -m 0700 DIR) or point --data-dir / --audit-log / --state-dir elsewhere',
+  elsewhere: 'point --data-dir / --audit-log / --state-dir elsewhere',
+};
+
 /** Starts every listener of the agent. */
 export async function startAgent(config: AgentConfig, opts: { version: string; log: Logger; uid: number }): Promise<RunningAgent> {
   const { log } = opts;
@@ -195,11 +200,11 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   // beside the certificate checks below, and beside each other, instead of one after another
   // (neither ever rejects).
   const probes = Promise.all([detectIsolation({ prefer: config.taskLimits.isolation }), taskSandbox(config)]);
-  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  makeDirs(config.stateDir, { mode: 0o700, hint: AGENT_FILE_HINTS });
   const floor = new RevocationFloor(config.stateDir);
   const start = floor.atStart(preflight(config, opts.uid));
   const initial = start.bundle;
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  makeDirs(config.dataDir, { mode: 0o700, hint: AGENT_FILE_HINTS });
   // The disk guard hears of a failed write through `late` (it needs the log and the journal first).
   const late: { guard?: DiskGuard; files: VitalFile[] } = { files: [] };
   const told = (what: string) => (e: NodeJS.ErrnoException) => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { destination, pino } from 'pino';
 import { closeInheritedFds, colonFirstIpChecks, exitCodeFor, fileAccessError, isGaxxError, packageVersion } from '../proto/index.js';
-import { defaultAuditLog, loadAgentConfig, runAuditCli, startAgent } from './index.js';
+import { AGENT_FILE_HINTS, defaultAuditLog, loadAgentConfig, runAuditCli, startAgent } from './index.js';
 
 const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX_AGENT_<FLAG>, e.g. GAXX_AGENT_DATA_DIR)
   --listen ADDR:PORT            gRPC over mTLS (default 0.0.0.0:8088)
@@ -120,11 +120,7 @@ async function main(): Promise<void> {
 main().catch((err: unknown) => {
   // A data dir, audit log or cert dir it cannot create or read: name the path and the fix.
   // A full, over-quota or read-only file system gets its own fix (fileAccessError), not this one.
-  const e =
-    fileAccessError(err, {
-      access: 'create it for the agent user (install -d -o gx -m 0700 DIR) or point --data-dir / --audit-log / --state-dir elsewhere',
-      elsewhere: 'point --data-dir / --audit-log / --state-dir elsewhere',
-    }) ?? err;
+  const e = fileAccessError(err, AGENT_FILE_HINTS) ?? err;
   if (isGaxxError(e)) {
     process.stderr.write(`gaxx-agent: ${e.code}: ${e.message}\n`);
     process.exit(exitCodeFor(e.code));

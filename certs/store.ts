@@ -3,9 +3,9 @@
  * files refused when group or others can read them.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fchmodSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { GaxxError, nodeFsPromises } from '../proto/index.js';
+import { GaxxError, makeDirs, nodeFsPromises } from '../proto/index.js';
 
 /** How a file is written (writeFileAtomic). */
 export interface WriteOptions {
@@ -29,7 +29,7 @@ export interface WriteOptions {
 export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600, opts: WriteOptions = {}): void {
   const durable = opts.durable ?? true;
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeDirs(dir, { mode: 0o700 });
   const tmp = tempBeside(path);
   const fd = openSync(tmp, 'wx', mode);
   let open = true;

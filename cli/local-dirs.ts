@@ -9,7 +9,7 @@
  */
 import { lstatSync, mkdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
-import { fileAccessError, GaxxError } from '../proto/index.js';
+import { fileAccessError, GaxxError, makeDirs } from '../proto/index.js';
 
 function statOf(dir: string, follow: boolean): Stats {
   try {
@@ -46,11 +46,7 @@ export function prepareUserDir(dir: string, what: string): string {
     if (!statSync(dir).isDirectory()) throw new GaxxError('USAGE', `${what} '${dir}' is a file: name a directory (new or existing)`);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fileAccessError(e) ?? e;
-    try {
-      mkdirSync(dir, { recursive: true });
-    } catch (e2) {
-      throw fileAccessError(e2) ?? e2;
-    }
+    makeDirs(dir, { hint: { elsewhere: `name another ${what}` } });
   }
   // Checked after the mkdir: a directory someone made first in between is seen here.
   let real: string;

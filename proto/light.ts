@@ -7,6 +7,7 @@ export { closeInheritedFds } from './inherited-fds.js';
 export { AfterQuiet } from './quiet.js';
 export { GaxxError, type ErrorCode } from './errors.js';
 export { inside } from './inside.js';
+export { makeDirs, makeDirsAsync, type MakeDirsOptions } from './make-dirs.js';
 export { pidAlive, processStartTicks } from './proc-stat.js';
 
 /**

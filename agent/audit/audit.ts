@@ -12,10 +12,10 @@
  * refuses new work meanwhile (observe/disk-guard.ts), so nothing runs unaudited for long; every
  * later write, and retry(), tries the waiting lines again, oldest first.
  */
-import { closeSync, constants as fsc, existsSync, fchmodSync, fstatSync, fsync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, fchmodSync, fstatSync, fsync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';
-import { fileAccessError, GaxxError } from '../../proto/index.js';
+import { fileAccessError, GaxxError, makeDirs } from '../../proto/index.js';
 import { appendWhole } from '../files/append-whole.js';
 import { AuditEventSchema, type AuditEvent } from './audit-events.js';
 
@@ -101,7 +101,12 @@ export class AuditLog {
   }
 
   private static openRaw(path: string): number {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    try {
+      makeDirs(dirname(path), { mode: 0o700 });
+    } catch (e) {
+      // The errno is what the callers tell (openFile, the disk guard, audit_lost), as for the open below.
+      throw (e as Error).cause ?? e;
+    }
     const fd = openSync(path, OPEN_FLAGS, 0o600);
     // An existing file keeps its mode on open; the log must not be readable by others.
     fchmodSync(fd, 0o600);

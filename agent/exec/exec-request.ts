@@ -1,16 +1,16 @@
 /** An Exec request checked once (zod) and made into the spec a task runs by: defaults applied, its work dir placed. */
-import { mkdirSync } from 'node:fs';
 import { z } from 'zod';
 import {
   argvBytes,
-  envBytes,
   ENV_NAME_PATTERN,
+  envBytes,
   EXEC_TASK_ID_PATTERN,
+  type ExecRequest__Output,
+  GaxxError,
   isExecTaskId,
+  makeDirs,
   refuseLoaderEnv,
   REQUEST_LIMITS,
-  GaxxError,
-  type ExecRequest__Output,
 } from '../../proto/index.js';
 import type { AgentConfig } from '../config.js';
 import { workDirIn } from '../files/files.js';
@@ -78,7 +78,7 @@ export function execSpec(req: ExecRequest__Output, config: AgentConfig, confine:
   const work = r.workDir ? workDirIn(config.dataDir, r.workDir) : { path: scratchDir(config.dataDir, r.taskId), rel: `${TASKS_DIR}/${r.taskId}` };
   // The launcher makes the dir off this event loop (a sandboxed start makes it in its walk from
   // the data dir, launcher-protocol.ts); in-process without a sandbox, make it here.
-  if ((!launch || launch.runner === inProcessRunner) && launch?.sandbox.kind !== 'bwrap') mkdirSync(work.path, { recursive: true, mode: 0o700 });
+  if ((!launch || launch.runner === inProcessRunner) && launch?.sandbox.kind !== 'bwrap') makeDirs(work.path, { mode: 0o700 });
   return {
     launch,
     taskId: r.taskId,

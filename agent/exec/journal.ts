@@ -13,8 +13,8 @@
  * and whenever it has grown to three times that; a finished task keeps at most
  * `OUTPUT_TAIL_BYTES` of its output here (the in-memory buffer may hold more).
  */
-import { processStartTicks } from '../../proto/index.js';
-import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { makeDirs, processStartTicks } from '../../proto/index.js';
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../certs/index.js';
 import { appendWhole } from '../files/append-whole.js';
@@ -121,7 +121,7 @@ export class TaskJournal {
    * `onError`: an append or rewrite failed, told once per failing spell.
    */
   static open(dir: string, onError: (e: NodeJS.ErrnoException) => void = () => undefined): { journal: TaskJournal } & JournalContents {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirs(dir, { mode: 0o700 });
     // What is read back is written anew at once (TaskRegistry.recover): a torn end does not stay.
     const contents = readEntries(join(dir, 'tasks.jsonl'));
     return { journal: new TaskJournal(dir, onError), ...contents };

@@ -4,11 +4,11 @@
  * stays small and its event loop does nothing else; processes start through task-spawn.ts.
  */
 import { readFileSync } from 'node:fs';
-import { mkdir, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { fileRefusal } from '../files/fs-refusal.js';
 import { openDirIn } from '../files/safe-open.js';
 import { commandExists } from './command-exists.js';
-import { processStartTicks } from '../../proto/light.js';
+import { makeDirsAsync, processStartTicks } from '../../proto/light.js';
 import { WORK_DIR_FD, type SpawnHead } from './launcher-protocol.js';
 import { SIGNAL_NAMES, spawnTask, type TaskChild } from './task-spawn.js';
 
@@ -113,7 +113,7 @@ export async function spawnOne(h: SpawnHead, body: Buffer, ev: SpawnEvents): Pro
 }
 
 async function spawnIn(h: SpawnHead, body: Buffer, ev: SpawnEvents, dir: FileHandle | undefined): Promise<SpawnedProcess> {
-  if (h.mkdir && !dir) await mkdir(h.cwd, { recursive: true, mode: 0o700 }).catch(() => undefined);
+  if (h.mkdir && !dir) await makeDirsAsync(h.cwd, { mode: 0o700 }).catch(() => undefined);
   // A relative command is looked for in the work dir that was opened, not wherever its path leads now.
   const cwd = dir ? `/proc/self/fd/${dir.fd}` : h.cwd;
   if (h.probe && !commandExists(h.probe.argv0, h.probe.path, cwd)) return failed(ev, 'ENOENT', `cannot start ${h.probe.argv0}: ENOENT`);

@@ -29,7 +29,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { removeTree } from '../../proto/light.js';
+import { makeDirs, removeTree } from '../../proto/light.js';
 import { REFILL_IDLE_MS, type WarmTask, type WarmTemplate } from './launcher-protocol.js';
 import { processStartTicks } from '../../proto/light.js';
 import { encodeArgs, mountOptions, scratchSeenAt } from './sandbox.js';
@@ -219,7 +219,7 @@ export class WarmPools {
   private sweep(tasksDir: string): void {
     if (this.swept.has(tasksDir)) return;
     this.swept.add(tasksDir);
-    mkdirSync(tasksDir, { recursive: true, mode: 0o700 });
+    makeDirs(tasksDir, { mode: 0o700 });
     for (const name of readdirSync(tasksDir)) if (name.startsWith(WARM_PREFIX)) removeDir(join(tasksDir, name));
   }
 
@@ -230,7 +230,9 @@ export class WarmPools {
       dir = join(t.tasksDir, `${WARM_PREFIX}${randomBytes(8).toString('hex')}`);
       mkdirSync(dir, { mode: 0o700 });
     } catch (e) {
-      this.fail(`cannot make a warm work dir in ${t.tasksDir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      // The errno (makeDirs' FILE_ACCESS carries it in details).
+      const errno = (e as { details?: { errno?: string } }).details?.errno ?? (e as NodeJS.ErrnoException).code;
+      this.fail(`cannot make a warm work dir in ${t.tasksDir}: ${errno ?? String(e)}`);
       return false;
     }
     const [file, ...args] = [...t.prefix, shell, '-c', INNER];

@@ -1,5 +1,5 @@
 /** `gaxx init`: the CA, the SSH key pair and the operator certificate, created when absent. */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CERT_FILE,
@@ -12,7 +12,7 @@ import {
   writeCertDir,
   type CertBundle,
 } from '../../certs/index.js';
-import { isGaxxError } from '../../proto/index.js';
+import { isGaxxError, makeDirs } from '../../proto/index.js';
 import { JSON_FLAG, stringFlag, type Command } from '../command.js';
 import type { GaxxConfig } from '../config.js';
 import { ensureSshKeyPair } from '../ssh/keys.js';
@@ -80,8 +80,10 @@ export const command: Command = {
     const name = stringFlag(flags, 'name') ?? config.operatorName;
     assertName(name, 'operator name');
     const { paths } = config;
-    mkdirSync(paths.configDir, { recursive: true, mode: 0o700 });
-    mkdirSync(paths.stateDir, { recursive: true, mode: 0o700 });
+    // GAXX_HOME (or --home, or the XDG dirs) names them.
+    const hint = { elsewhere: 'point GAXX_HOME (--home) elsewhere' };
+    makeDirs(paths.configDir, { mode: 0o700, hint });
+    makeDirs(paths.stateDir, { mode: 0o700, hint });
     const progress = out.progress('gaxx init');
     progress.update('fleet CA');
     const { ca, created: caCreated } = await FleetCa.init(paths.caDir);

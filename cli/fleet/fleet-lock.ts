@@ -5,9 +5,9 @@
  * process's start time and the boot's id; a lock whose process is gone is taken over (a claim
  * file, claim-file.ts).
  */
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileAccessError, GaxxError } from '../../proto/index.js';
+import { fileAccessError, GaxxError, makeDirs } from '../../proto/index.js';
 import { asProcessMark, processLives, processMark, takeClaim } from '../claim-file.js';
 import { assertFleetName } from '../state.js';
 
@@ -56,7 +56,7 @@ export function lockFleet(fleetsDir: string, fleet: string, command: 'spawn' | '
   assertFleetName(fleet);
   const path = join(fleetsDir, `${fleet}.lock`);
   try {
-    mkdirSync(fleetsDir, { recursive: true, mode: 0o700 });
+    makeDirs(fleetsDir, { mode: 0o700 });
   } catch (e) {
     throw fileAccessError(e) ?? e;
   }

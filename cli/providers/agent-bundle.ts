@@ -5,12 +5,12 @@
  * run from a copy, as bootstrap runs them from an uploaded copy on a VM.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../../certs/index.js';
-import { GaxxError, packageVersion } from '../../proto/index.js';
+import { GaxxError, makeDirs, packageVersion } from '../../proto/index.js';
 import { checkOwnDir } from '../local-dirs.js';
 
 /** File name of the agent bundle, in dist/bundle and in an installation. */
@@ -153,7 +153,7 @@ export function installAgentBundle(opts: InstallAgentOptions = {}): string {
   const all = createHash('sha256');
   for (const f of files) all.update(f.name).update(f.hash);
   const dir = opts.dir ?? join(tmpdir(), `${SHARED_INSTALL_PREFIX}${all.digest('hex').slice(0, SHARED_INSTALL_HASH_CHARS)}`);
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  makeDirs(dir, { mode: 0o755 });
   // Not ours, or others may write to it: they could swap the agent.
   checkOwnDir(dir, 'the agent bundle dir');
   chmodSync(dir, 0o755);

@@ -4,9 +4,10 @@
  * its own files and nothing else.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, readdirSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import { makeDirs } from '../../proto/index.js';
 import { checkOwnDir } from '../local-dirs.js';
 import { agentBundlePath, installAgentBundle } from './agent-bundle.js';
 
@@ -33,7 +34,7 @@ export function installationKey(stateDir: string): string {
  */
 export function installationDir(runDir: string, stateDir: string): string {
   const dir = join(runDir, `home-${installationKey(stateDir)}`);
-  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  makeDirs(dir, { mode: 0o711 });
   chmodSync(dir, 0o711);
   return dir;
 }
@@ -57,7 +58,7 @@ export function removeEmptyInstallationDir(runDir: string, hostDir: string): voi
 
 /** Root-owned 0711 run dir (others may traverse, not list) holding the installed bundle. */
 export function prepareRunDir(runDir: string, agentBundle: string | undefined): string {
-  mkdirSync(runDir, { recursive: true, mode: 0o711 });
+  makeDirs(runDir, { mode: 0o711 });
   checkOwnDir(runDir, 'the local fleet run dir');
   chmodSync(runDir, 0o711);
   return installAgentBundle({ source: agentBundle ?? agentBundlePath(), dir: join(runDir, 'bin') });

@@ -7,10 +7,10 @@
  * and, once started, the agent: it is held while either runs, and taken over once both are gone
  * (an agent killed, or stopped without its fleet being deleted). Destroy releases it.
  */
-import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { fileAccessError, GaxxError } from '../../proto/index.js';
+import { fileAccessError, GaxxError, makeDirs } from '../../proto/index.js';
 import { asProcessMark, processLives, processMark, releaseClaim, rewriteClaim, takeClaim, type ProcessMark } from '../claim-file.js';
 import { checkOwnDir } from '../local-dirs.js';
 
@@ -61,10 +61,10 @@ const slotPath = (dir: string, index: number): string => join(dir, String(index)
 export function prepareSlotsDir(userRunDir: string): string {
   const dir = join(userRunDir, 'slots');
   try {
-    mkdirSync(userRunDir, { recursive: true, mode: 0o711 });
+    makeDirs(userRunDir, { mode: 0o711 });
     checkOwnDir(userRunDir, 'the local fleet run dir');
     chmodSync(userRunDir, 0o711);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirs(dir, { mode: 0o700 });
   } catch (e) {
     throw fileAccessError(e) ?? e;
   }

@@ -12,11 +12,11 @@
  * the loopback too: addresses are claimed in the user's run dir for all installations
  * (local-slots.ts).
  */
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { FleetCa, REVOCATION_FILE, writeCertDir, writeFileAtomic } from '../../certs/index.js';
-import { GaxxError, inside, isGaxxError, removeTree, spawnDetached } from '../../proto/index.js';
+import { GaxxError, inside, isGaxxError, makeDirs, removeTree, spawnDetached } from '../../proto/index.js';
 import { AGENT_ENV, agentNodeFlags, fleetSinceArgs } from './agent-bundle.js';
 import { waitForListening, waitForExit, isAgentProcess } from './local-process.js';
 import {
@@ -264,7 +264,7 @@ async function layOutAgent(o: Resolved, req: CreateRequest, id: string, address:
   const home = installationDir(o.runDir, o.stateDir);
   const dir = join(home, id);
   const l = { bundle, dir, certs: join(dir, 'certs'), data: join(dir, 'data'), audit: join(dir, 'audit'), state: join(dir, 'state') };
-  for (const d of [dir, l.certs, l.data, l.audit, l.state]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  for (const d of [dir, l.certs, l.data, l.audit, l.state]) makeDirs(d, { mode: 0o700 });
   // Its host dir in it now, the installation dir cannot go (removeEmptyInstallationDir).
   chmodSync(home, 0o711);
   const ca = FleetCa.open(o.caDir);
@@ -348,7 +348,7 @@ async function launchAgent(o: Resolved, req: CreateRequest, id: string, index: n
     createdAt: new Date().toISOString(),
   };
   // Recorded before waiting, so that a start that hangs can still be deleted by pid.
-  mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
+  makeDirs(o.stateDir, { mode: 0o700 });
   writeFileAtomic(join(o.stateDir, `${id}.json`), JSON.stringify(rec, null, 2), 0o600, AGENT_FILES);
   writeFileAtomic(join(o.stateDir, `${id}.pid`), `${pid}\n`, 0o600, AGENT_FILES);
   started(pid);

@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GaxxError, pidAlive } from '../../proto/index.js';
+import { GaxxError, makeDirs, pidAlive } from '../../proto/index.js';
 import { readFileSafe, runningServerPid, startServer, stopOrphan, stopServer } from './redis-server-process.js';
 import { answersBy, socketCommand } from './redis-socket.js';
 import { redisSettingsFromUrl, type RedisSettings, type RedisUrlOptions } from './url.js';
@@ -116,7 +116,7 @@ function pruneUsers(usersDir: string): string[] {
 
 /** Makes `dir` exist with mode 0700 (tightening it when it was looser). */
 function privateDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeDirs(dir, { mode: 0o700 });
   if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
 }
 

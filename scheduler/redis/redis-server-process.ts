@@ -2,10 +2,10 @@
  * The embedded redis-server's process: its config, its start (answering on its socket), its stop
  * (SHUTDOWN, or SIGTERM for one that lost its socket) and the AOF compaction around them.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GaxxError, pidAlive, spawnDetached } from '../../proto/index.js';
+import { GaxxError, makeDirs, pidAlive, spawnDetached } from '../../proto/index.js';
 import { answersBy, socketCommand, socketInfo } from './redis-socket.js';
 
 /** The trimmed text of `p`, or '' when it cannot be read. */
@@ -88,7 +88,7 @@ function writeConfig(dir: string, socketPath: string): string {
 
 /** Starts the server of `dir` on `socketPath` (detached) and waits until it answers; compacts its AOF then. */
 export async function startServer(dir: string, socketPath: string, opts: { redisServer?: string; startTimeoutMs?: number }): Promise<void> {
-  mkdirSync(join(dir, 'data'), { recursive: true, mode: 0o700 });
+  makeDirs(join(dir, 'data'), { mode: 0o700 });
   if (existsSync(socketPath)) unlinkSync(socketPath);
   const conf = writeConfig(dir, socketPath);
   // It outlives this process: it must not hold what this process was started with (a pipe's

@@ -62,6 +62,8 @@ export interface RunGaxxOptions {
   input?: string | Buffer;
   cwd?: string;
   timeoutMs?: number;
+  /** The signal that ends it after timeoutMs (default SIGTERM; SIGKILL for one that may hear none, as a busy loop). */
+  killSignal?: NodeJS.Signals;
   /** Run as this user (root ignores file modes; a test of a permission problem runs as nobody). */
   user?: { uid: number; gid: number };
   /** The CLI entry to run (default CLI_MAIN), e.g. the other build. */
@@ -85,6 +87,7 @@ export function runGaxx(args: readonly string[], o: RunGaxxOptions = {}): Promis
     maxBuffer: 256 * 1024 * 1024,
     ...(o.cwd ? { cwd: o.cwd } : {}),
     ...(o.timeoutMs ? { timeout: o.timeoutMs } : {}),
+    ...(o.killSignal ? { killSignal: o.killSignal } : {}),
     ...o.user,
   };
   return new Promise((done) => {
