@@ -28,6 +28,9 @@ export const nodeTty = lazy<typeof import('node:tty')>('node:tty');
 /** node:fs/promises, loaded on first use (~2 ms to set up). */
 export const nodeFsPromises = lazy<typeof import('node:fs/promises')>('node:fs/promises');
 
+/** node:child_process, loaded on first use (it brings node:net with it). */
+export const nodeChildProcess = lazy<typeof import('node:child_process')>('node:child_process');
+
 /** node:http, loaded on first use (~2.5 ms to set up; only servers and the collector need it). */
 export const nodeHttp = lazy<typeof import('node:http')>('node:http');
 

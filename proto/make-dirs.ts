@@ -8,8 +8,8 @@
  * a config or the environment names goes through here.
  */
 import { mkdirSync, statSync } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { nodeFsPromises } from './builtins.js';
 import { fileAccessError, GaxxError, type FsHints } from './errors.js';
 
 export interface MakeDirsOptions {
@@ -55,10 +55,12 @@ function existingDirSync(path: string): void {
 }
 
 async function existingDir(path: string): Promise<void> {
-  const dir = await stat(path).then(
-    (st) => st.isDirectory(),
-    () => false,
-  );
+  const dir = await nodeFsPromises()
+    .stat(path)
+    .then(
+      (st) => st.isDirectory(),
+      () => false,
+    );
   if (!dir) throw notADirectory(path);
 }
 
@@ -82,7 +84,7 @@ function makeOneSync(path: string, mode: number): void {
 
 async function makeOne(path: string, mode: number): Promise<void> {
   try {
-    await mkdir(path, { mode });
+    await nodeFsPromises().mkdir(path, { mode });
     return;
   } catch (e) {
     if (errnoOf(e) === 'EEXIST') return await existingDir(path);
@@ -90,7 +92,7 @@ async function makeOne(path: string, mode: number): Promise<void> {
   }
   await makeOne(dirname(path), mode);
   try {
-    await mkdir(path, { mode });
+    await nodeFsPromises().mkdir(path, { mode });
   } catch (e) {
     if (errnoOf(e) !== 'EEXIST') throw e;
     await existingDir(path);

@@ -12,8 +12,9 @@
  * dup2s a stdio entry onto its number in the child before exec): it holds none of them, and this
  * process keeps all of its own.
  */
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { nodeChildProcess } from './builtins.js';
 import { inheritedFds } from './inherited-fds.js';
 
 /** What a child's fds 0 to 2 are: ignored (/dev/null) or one of this process's descriptors. */
@@ -45,11 +46,11 @@ export function stdioWithout(stdio: DetachedStdio, inherited: number[], devNull:
 export function spawnDetached(file: string, args: readonly string[], opts: DetachedSpawnOptions = {}): ChildProcess {
   const stdio: DetachedStdio = opts.stdio ?? ['ignore', 'ignore', 'ignore'];
   const inherited = inheritedFds();
-  if (inherited.length === 0) return spawn(file, args, { ...opts, stdio, detached: true });
+  if (inherited.length === 0) return nodeChildProcess().spawn(file, args, { ...opts, stdio, detached: true });
   // Opened close-on-exec (as Node opens every file): it reaches the child only where dup2'd.
   const devNull = openSync('/dev/null', 'r');
   try {
-    return spawn(file, args, { ...opts, stdio: stdioWithout(stdio, inherited, devNull), detached: true });
+    return nodeChildProcess().spawn(file, args, { ...opts, stdio: stdioWithout(stdio, inherited, devNull), detached: true });
   } finally {
     closeSync(devNull);
   }
