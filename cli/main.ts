@@ -4,12 +4,12 @@
  * the standard streams to runCli, turns the first Ctrl-C, SIGTERM, SIGHUP or closed stdout into a
  * cancellation for commands that can cancel remote work, and exits with the code runCli returns.
  */
-import { fstatSync, statSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
-import { nodeTty } from '../proto/index.js';
+import { exitCodeFor, nodeTty, printable } from '../proto/index.js';
 import { readFileIfExists } from './settings.js';
 import { reportError, runCli, wantsJson } from './dispatch.js';
 import type { Io } from './output.js';
+import { isNullDevice, streamTarget, streamWriteError, type StdStream } from './std-streams.js';
 
 function userName(): string {
   try {
@@ -27,39 +27,42 @@ function isatty(fd: number): boolean {
   return nodeTty().isatty(fd);
 }
 
-/**
- * Whether fd is the null device (`< /dev/null`, a service's or a benchmark's stdin): making
- * process.stdin for it sets up a file stream only to read nothing (~5 ms of a `gaxx exec`).
- */
-function isNullDevice(fd: number): boolean {
-  try {
-    const st = fstatSync(fd);
-    return st.isCharacterDevice() && st.rdev === statSync('/dev/null').rdev;
-  } catch {
-    return false;
-  }
-}
-
 const opened = new Set<NodeJS.WriteStream>();
+const FD: Record<StdStream, number> = { stdout: 1, stderr: 2 };
 
 /**
  * process.stdout or process.stderr, set up on first use (Node makes a socket of a pipe, which
- * loads the net machinery: a command that never writes to stderr need not pay for it). A reader
- * that went away (`gaxx run ... | head`) ends us as SIGPIPE ends other tools (141), after the
- * remote work the command started is cancelled (stopAsked): a run whose reader went away does
- * not go on without anyone.
+ * loads the net machinery: a command that never writes to stderr need not pay for it). A failed
+ * write ends the command (streamFailed).
  */
-function output(name: 'stdout' | 'stderr'): NodeJS.WriteStream {
+function output(name: StdStream): NodeJS.WriteStream {
   const stream = process[name];
   if (!opened.has(stream)) {
     opened.add(stream);
     // Once: a stream that failed is done (Node destroys it), later writes to it are dropped.
-    stream.once('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE') stopAsked(`${name} was closed (its reader went away)`, 141);
-    });
+    stream.once('error', (e: NodeJS.ErrnoException) => streamFailed(name, e));
     stream.on('error', () => undefined);
   }
   return stream;
+}
+
+/**
+ * A write to stdout or stderr failed. A reader that went away (`gaxx run ... | head`) ends us
+ * as SIGPIPE ends other tools (141), after the remote work the command started is cancelled
+ * (stopAsked): a run whose reader went away does not go on without anyone. Any other failure
+ * (a full disk, /dev/full, EIO, a stdout open only for reading) means output is lost: a failed stdout is said
+ * on stderr as FILE_ACCESS and ends the command as its reader going away does, with exit 3; a
+ * failed stderr cannot be said anywhere, so only the exit code (3) says it, and the command
+ * goes on (its results still reach stdout).
+ */
+function streamFailed(name: StdStream, e: NodeJS.ErrnoException): void {
+  if (e.code === 'EPIPE') return stopAsked(`${name} was closed (its reader went away)`, 141);
+  const code = exitCodeFor('FILE_ACCESS');
+  stopCode ??= code;
+  if (name === 'stderr') return;
+  const err = streamWriteError(name, e, streamTarget(FD[name]));
+  output('stderr').write(`gaxx: ${printable(err.message)} [${err.code}]\n`, () => undefined);
+  stopAsked(`stdout failed (${e.code ?? 'error'})`, code);
 }
 
 /**
@@ -93,20 +96,23 @@ const io: Io = {
 const interrupt = new AbortController();
 /** What the first request to stop does, when the command can wind down on it (e.g. cancelling, draining). */
 let interruptNote: string | undefined;
-/** 141 once stdout was closed: the pipeline's reader ended us, whatever the command made of it. */
+/**
+ * The exit code whatever the command made of it: 141 once stdout's reader went away (the
+ * pipeline's reader ended us), 3 (FILE_ACCESS) once stdout or stderr could not be written.
+ */
 let stopCode: number | undefined;
 
 /**
  * Someone wants us gone: Ctrl-C, SIGTERM (`timeout`, a service manager, `kill`), SIGHUP (the
- * terminal or ssh session closed) or a closed stdout. A command that can wind down on it (a run
- * cancels its tasks, exec its task, the daemon drains) does so the first time and exits with its
- * own code (130 for a cancelled run, 0 for a drained daemon; 141 after a closed stdout, as
- * SIGPIPE would); a second request, or any to another command, ends it at once with the code of
- * what stopped it.
+ * terminal or ssh session closed), a closed stdout or one that cannot be written. A command that
+ * can wind down on it (a run cancels its tasks, exec its task, the daemon drains) does so the
+ * first time and exits with its own code (130 for a cancelled run, 0 for a drained daemon; 141
+ * after a closed stdout, as SIGPIPE would; 3 after a failed one); a second request, or any to
+ * another command or after the command ended, ends it at once with the code of what stopped it.
  */
 function stopAsked(why: string, code: number): void {
   if (interruptNote !== undefined && !interrupt.signal.aborted) {
-    if (code === 141) stopCode = code;
+    if (code === 141 || code === exitCodeFor('FILE_ACCESS')) stopCode ??= code;
     const note = code === 130 ? `${interruptNote} (press Ctrl-C again to quit)` : `${why}: ${interruptNote} (once more, or Ctrl-C, quits at once)`;
     // stderr may be gone too (a closed terminal): the note is best effort.
     output('stderr').write(`gaxx: ${note}\n`, () => undefined);
@@ -125,7 +131,8 @@ process.on('SIGHUP', () => stopAsked('SIGHUP', 129));
  * it came from, which in the bundle is a whole minified vendor file.
  */
 function unexpected(e: unknown): void {
-  process.exit(reportError(e, io, process.env.GAXX_DEBUG === '1', wantsJson(process.argv.slice(2))));
+  const code = reportError(e, io, process.env.GAXX_DEBUG === '1', wantsJson(process.argv.slice(2)));
+  process.exit(stopCode ?? code);
 }
 process.on('uncaughtException', unexpected);
 process.on('unhandledRejection', unexpected);
@@ -153,6 +160,8 @@ async function main(): Promise<never> {
       interruptNote = note;
     },
   });
+  // Nothing is left to wind down: a stream failing while what is buffered is flushed ends us at once.
+  interruptNote = undefined;
   // Flush what is buffered before exiting; open handles (e.g. a gRPC channel) must not keep us alive.
   for (const stream of opened) await new Promise<void>((resolve) => stream.write('', () => resolve()));
   return process.exit(stopCode ?? code);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { FleetCa } from '../../certs/index.js';
 import { createRedis, redisSettingsFromUrl, registerFleet, waitReady } from '../../scheduler/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from './agent.js';
-import { CLI_MAIN, gaxxEnv, runGaxx, spawnGaxx, stopAllGaxx, type CliRun, type GaxxProcess } from './cli.js';
+import { CLI_MAIN, gaxxEnv, runGaxx, spawnGaxx, stopAllGaxx, type CliRun, type GaxxProcess, type RunGaxxOptions } from './cli.js';
 import { issueCertDir } from './pki.js';
 import { freePort } from './ports.js';
 import { startRedis, type TestRedis, type TestRedisOptions } from './redis.js';
@@ -25,7 +25,7 @@ export interface CliWorld {
   fleet: string;
   /** The CLI's environment: PATH, GAXX_HOME, GAXX_REDIS_URL. */
   env: Record<string, string>;
-  gaxx(args: string[], opts?: { input?: string | Buffer; cwd?: string }): Promise<CliRun>;
+  gaxx(args: string[], opts?: Pick<RunGaxxOptions, 'input' | 'cwd' | 'redirect'>): Promise<CliRun>;
   /** Starts the CLI as a child process (stdin piped); close() stops it if it still runs. */
   spawnGaxx(args: string[]): GaxxProcess;
   /** A new temp dir (`<tmpdir>/<prefix>XXXXXX`) for the test's own files; close() removes it. */
@@ -53,7 +53,7 @@ export async function cliWorld(count: number, fleet = 'tf'): Promise<CliWorld> {
   const redis = await startRedis();
   const world = { home, env: { GAXX_REDIS_URL: redis.url } };
   const env = gaxxEnv(world);
-  const gaxx = (args: string[], opts: { input?: string | Buffer; cwd?: string } = {}): Promise<CliRun> => runGaxx(args, { ...world, ...opts });
+  const gaxx = (args: string[], opts: Pick<RunGaxxOptions, 'input' | 'cwd' | 'redirect'> = {}): Promise<CliRun> => runGaxx(args, { ...world, ...opts });
   const hosts = Array.from({ length: count }, (_, i) => `h${i + 1}`);
   const agents: AgentProcess[] = [];
   for (const host of hosts) agents.push(await startAgent({ certsDir: await homeAgentCerts(home, fleet, host) }));

@@ -72,6 +72,11 @@ export interface RunGaxxOptions {
   nodeArgs?: string[];
   /** Execute the entry itself, as a shell runs the installed `gaxx` (its #! line picks Node and its flags). */
   asBin?: boolean;
+  /**
+   * Shell redirections the CLI runs with (`>/dev/full`, `2>/dev/full`, `1</dev/null`): a stream
+   * redirected is not captured (its text here is empty).
+   */
+  redirect?: string;
 }
 
 /** The environment the CLI gets: PATH, GAXX_HOME when given, and `env`. */
@@ -93,7 +98,8 @@ export function runGaxx(args: readonly string[], o: RunGaxxOptions = {}): Promis
   return new Promise((done) => {
     if (o.asBin && o.nodeArgs) throw new Error('runGaxx: asBin runs the entry as it is: pass Node flags in NODE_OPTIONS');
     const entry = o.main ?? CLI_MAIN;
-    const [file, argv] = o.asBin ? [entry, args] : [process.execPath, [...entryNodeFlags(entry), ...(o.nodeArgs ?? []), entry, ...args]];
+    const [cmd, words] = o.asBin ? [entry, args] : [process.execPath, [...entryNodeFlags(entry), ...(o.nodeArgs ?? []), entry, ...args]];
+    const [file, argv] = o.redirect === undefined ? [cmd, words] : ['sh', ['-c', `exec "$@" ${o.redirect}`, 'sh', cmd, ...words]];
     const child = execFile(file, argv, opts, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
       done({ code, stdout: stdout.toString(), stderr: stderr.toString(), stdoutBytes: stdout });
