@@ -9,6 +9,7 @@ import { exitCodeFor, nodeTty, printable } from '../proto/index.js';
 import { readFileIfExists } from './settings.js';
 import { reportError, runCli, wantsJson } from './dispatch.js';
 import type { Io } from './output.js';
+import { colourOn, redrawOn } from './terminal.js';
 import { isNullDevice, streamTarget, streamWriteError, type StdStream } from './std-streams.js';
 
 function userName(): string {
@@ -76,8 +77,8 @@ const io: Io = {
   get stderr() {
     return output('stderr');
   },
-  get stderrIsTty() {
-    return isatty(2);
+  get stderrLive() {
+    return redrawOn(process.env, () => isatty(2));
   },
   get stdin() {
     return process.stdin;
@@ -89,7 +90,7 @@ const io: Io = {
     return isNullDevice(0);
   },
   get colour() {
-    return isatty(1) && !process.env.NO_COLOR;
+    return colourOn(process.env, () => isatty(1));
   },
 };
 

@@ -9,15 +9,18 @@ import { printable, printableLines } from '../proto/index.js';
 export interface Io {
   stdout: Writable;
   stderr: Writable;
-  /** Progress lines are drawn only on a terminal. */
-  stderrIsTty: boolean;
+  /**
+   * stderr is a terminal that can redraw a line in place (not a dumb one: cli/terminal.ts):
+   * progress lines are drawn only then.
+   */
+  stderrLive: boolean;
   /** Standard input, for commands that forward it (absent: there is none to read). */
   stdin?: Readable;
   /** A terminal on stdin is never read implicitly (it would wait for typing). */
   stdinIsTty?: boolean;
   /** Standard input is the null device: it holds nothing, so no stream need be made to read it. */
   stdinIsNull?: boolean;
-  /** Colour output: stdout is a terminal and NO_COLOR is unset (decided in main.ts). */
+  /** Colour output: stdout is a terminal that is not dumb and NO_COLOR is unset or empty (cli/terminal.ts). */
   colour?: boolean;
 }
 
@@ -82,13 +85,13 @@ export class Output {
     return waits.length === 0 ? Promise.resolve() : Promise.all(waits).then(() => undefined);
   }
 
-  /** Starts a progress display for long work; a no-op unless stderr is a terminal. */
+  /** Starts a progress display for long work; a no-op unless stderr is a live terminal (Io.stderrLive). */
   progress(label: string): Progress {
     return new Progress(this.io, label);
   }
 }
 
-/** One updatable status line on a terminal's stderr. */
+/** One updatable status line on a terminal's stderr (none on a dumb terminal or a file). */
 export class Progress {
   private readonly started = Date.now();
   private active: boolean;
@@ -97,7 +100,7 @@ export class Progress {
     private readonly io: Io,
     private readonly label: string,
   ) {
-    this.active = io.stderrIsTty;
+    this.active = io.stderrLive;
     this.update('');
   }
 

@@ -2,7 +2,7 @@
  * The progress line of a run on a terminal's stderr: done/total, failed (and refused and
  * cancelled, each counted apart), rate and ETA, redrawn
  * at most every 200 ms. Output written meanwhile clears it first (`hide`), so lines never mix.
- * Off (every method a no-op) when stderr is not a terminal.
+ * Off (every method a no-op) when stderr is not a terminal that can redraw a line (Io.stderrLive).
  */
 import type { Io } from '../output.js';
 

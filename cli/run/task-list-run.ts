@@ -16,7 +16,7 @@ export async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started
   let enqueued = 0;
   let total: number | undefined;
   const down = new Set<string>();
-  const progress = ctx.out.json ? undefined : new ProgressLine(ctx.io, ctx.io.stderrIsTty, () => ({ ...tally, enqueued, total }));
+  const progress = ctx.out.json ? undefined : new ProgressLine(ctx.io, ctx.io.stderrLive, () => ({ ...tally, enqueued, total }));
   const view = viewsFor(plan, ctx, progress, undefined, s.hostNames);
   const started = Date.now();
   view.start({ runId: s.runId, argv: plan.argv, fleet: plan.fleet ?? '', mode: 'tasks' });

@@ -1,6 +1,6 @@
 /**
  * How `gaxx run` (and `gaxx runs wait/show`) present results: people get output prefixed by
- * host and task (coloured on a terminal unless NO_COLOR), scripts get JSON Lines with the run
+ * host and task (coloured as cli/terminal.ts decides), scripts get JSON Lines with the run
  * id first and a summary last, and `--results DIR` gets files. Output is written as is to
  * files and to a one-host run's terminal, base64 in JSON (`stdoutBase64` instead of `stdout`);
  * lines labelled with their host show their control characters escaped (printableOutputLine).

@@ -257,7 +257,7 @@ describe('gaxx runs', () => {
     const stdout = new PassThrough();
     let printed = '';
     stdout.on('data', (d: Buffer) => (printed += d.toString()));
-    const io = { stdout, stderr: new PassThrough().resume(), stderrIsTty: false };
+    const io = { stdout, stderr: new PassThrough().resume(), stderrLive: false };
     const ctx = { config, out: new Output(io, true), io, signal: new AbortController().signal, redis: redisTarget(config.redis.url, config.paths.stateDir) };
     await expect(executeRun(plan, ctx)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     const runId = (JSON.parse(printed.split('\n')[0] as string) as { runId: string }).runId;

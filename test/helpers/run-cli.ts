@@ -23,7 +23,7 @@ export async function cliInProcess(argv: string[], opts: CliOptions = {}): Promi
   const code = await runCli({
     argv,
     env: opts.env ?? { GAXX_HOME: '/nonexistent-gaxx-home' },
-    io: { stdout, stderr, stderrIsTty: false },
+    io: { stdout, stderr, stderrLive: false },
     readFile: () => undefined,
     get homeDir() {
       if (reads) reads.homeDir += 1;

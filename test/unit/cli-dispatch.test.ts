@@ -11,7 +11,7 @@ function capture() {
   const text = { out: '', err: '' };
   stdout.on('data', (d: Buffer) => (text.out += d.toString()));
   stderr.on('data', (d: Buffer) => (text.err += d.toString()));
-  return { io: { stdout, stderr, stderrIsTty: false }, text };
+  return { io: { stdout, stderr, stderrLive: false }, text };
 }
 
 const cli = (argv: string[], reads = { userName: 0, homeDir: 0 }, env: Record<string, string> = { GAXX_HOME: '/nonexistent-gaxx-home' }) =>

@@ -12,7 +12,7 @@ const dir = mkdtempSync(join(tmpdir(), 'gaxx-exec-stdin-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function io(stdin: Readable | undefined, tty = false): Io {
-  return { stdout: new PassThrough(), stderr: new PassThrough(), stderrIsTty: false, ...(stdin ? { stdin } : {}), stdinIsTty: tty };
+  return { stdout: new PassThrough(), stderr: new PassThrough(), stderrLive: false, ...(stdin ? { stdin } : {}), stdinIsTty: tty };
 }
 const live = (): AbortSignal => new AbortController().signal;
 

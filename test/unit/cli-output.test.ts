@@ -8,7 +8,7 @@ function io(tty: boolean) {
   const text = { out: '', err: '' };
   stdout.on('data', (d: Buffer) => (text.out += d.toString()));
   stderr.on('data', (d: Buffer) => (text.err += d.toString()));
-  return { io: { stdout, stderr, stderrIsTty: tty }, text };
+  return { io: { stdout, stderr, stderrLive: tty }, text };
 }
 
 describe('Output', () => {

@@ -15,7 +15,7 @@ describe('Output.drained', () => {
   it('resolves at once when nothing is backed up, and only once a backed-up stdout drained', async () => {
     const out = heldStream();
     const err = heldStream();
-    const o = new Output({ stdout: out.stream, stderr: err.stream, stderrIsTty: false }, false);
+    const o = new Output({ stdout: out.stream, stderr: err.stream, stderrLive: false }, false);
     await o.drained();
     o.writeOut(Buffer.alloc(64, 'x'));
     expect(out.stream.writableNeedDrain).toBe(true);
@@ -32,7 +32,7 @@ describe('Output.drained', () => {
   it('waits for both streams, and a stream that closes ends the wait', async () => {
     const out = heldStream();
     const err = heldStream();
-    const o = new Output({ stdout: out.stream, stderr: err.stream, stderrIsTty: false }, false);
+    const o = new Output({ stdout: out.stream, stderr: err.stream, stderrLive: false }, false);
     o.writeOut('0123456789');
     o.writeErr('0123456789');
     let done = false;
