@@ -4,6 +4,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { printable, printableLines } from '../proto/index.js';
+import { fitParts, lineRoom } from './terminal.js';
 
 /** The streams a command writes to (process streams in main.ts, captured ones in tests). */
 export interface Io {
@@ -104,11 +105,16 @@ export class Progress {
     this.update('');
   }
 
-  /** Redraws the line with `detail`. */
+  /**
+   * Redraws the line with `detail`, cut to the terminal's width as it is now (a line that
+   * wrapped would leave a row behind at every redraw): the time is left off first, then the
+   * detail cut.
+   */
   update(detail: string): void {
     if (!this.active) return;
     const secs = ((Date.now() - this.started) / 1000).toFixed(1);
-    this.io.stderr.write(`\r\x1b[2K${this.label}${detail ? `: ${detail}` : ''} (${secs}s)`);
+    const room = lineRoom((this.io.stderr as { columns?: number }).columns);
+    this.io.stderr.write(`\r\x1b[2K${fitParts([`${this.label}${detail ? `: ${printable(detail)}` : ''}`, ` (${secs}s)`], room)}`);
   }
 
   /** Clears the line; later output starts on a clean line. */
