@@ -3,7 +3,7 @@
  * Accepts `name:port`, `1.2.3.4:port` and `[v6]:port`; with a default port also a bare host or
  * `[v6]` (and a bare IPv6 address when a default port is given).
  */
-import { nodeNet } from './builtins.js';
+import { nodeNet } from './net-builtin.js';
 import { GaxxError } from './errors.js';
 
 export interface HostPort {

@@ -3,10 +3,10 @@
  * loads the proto barrel, so a built-in imported at the top of one of its modules is set up on
  * every start, `gaxx --version` included: node:crypto (with some fifteen internal modules of its
  * own, ~3.5 ms here) and node:net (the stream machinery) were. A module that needs one at once
- * imports it as usual; these are for code that runs later, if at all.
+ * imports it as usual; these are for code that runs later, if at all. Nothing here loads a
+ * package (the task launcher's bundle takes these too); node:net is net-builtin.ts's.
  */
 import { createRequire } from 'node:module';
-import { colonFirstIpChecks } from './grpc-modules.cjs';
 
 const load = createRequire(import.meta.url);
 
@@ -18,9 +18,6 @@ function lazy<T>(id: string): () => T {
 
 /** node:crypto, loaded on first use. */
 export const nodeCrypto = lazy<typeof import('node:crypto')>('node:crypto');
-
-/** node:net, loaded on first use, with its IP checks colon-first (grpc-modules.cjs). */
-export const nodeNet: () => typeof import('node:net') = colonFirstIpChecks;
 
 /** node:tty, loaded on first use (it brings the stream and socket machinery with it). */
 export const nodeTty = lazy<typeof import('node:tty')>('node:tty');

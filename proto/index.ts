@@ -6,7 +6,8 @@ export { checkDuration, DURATION_PATTERN, formatDuration, MAX_DURATION_MS, MAX_T
 export { formatSize, parseSize, SIZE_HINT, SIZE_PATTERN } from './sizes.js';
 export { compareText } from './order.js';
 export { counted } from './words.js';
-export { nodeFsPromises, nodeHttp, nodeHttps, nodeNet, nodeTty } from './builtins.js';
+export { nodeFsPromises, nodeHttp, nodeHttps, nodeTty } from './builtins.js';
+export { nodeNet } from './net-builtin.js';
 export {
   AGENT_TASKS_DIR,
   argvBytes,

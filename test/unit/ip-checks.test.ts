@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { colonFirstIpChecks } from '../../proto/grpc-modules.cjs';
-import { nodeNet } from '../../proto/builtins.js';
+import { nodeNet } from '../../proto/net-builtin.js';
 import { formatHostPort, parseHostPort } from '../../proto/index.js';
 import { grpcTarget } from '../../scheduler/client/agent-identity.js';
 import { repoRoot } from '../helpers/agent.js';
