@@ -72,6 +72,71 @@ function refuseRepeats(tokens: readonly { kind: string; name?: string }[], optio
   }
 }
 
+/**
+ * The replacement character, which is what Node makes of each byte of a command-line word that is
+ * not UTF-8: process.argv is decoded lossily, so `rm $'name\xff'` would reach a task as another name.
+ */
+const REPLACEMENT = '\uFFFD';
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** `bytes` as text, each byte that is not part of a UTF-8 character written `\xNN`. */
+function shownBytes(bytes: Buffer): string {
+  let shown = '';
+  for (let i = 0; i < bytes.length;) {
+    const b = bytes[i] as number;
+    const len = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    let char: string | undefined;
+    try {
+      if (len > 0) char = strictUtf8.decode(bytes.subarray(i, i + len));
+    } catch {
+      char = undefined;
+    }
+    if (char === undefined) {
+      shown += `\\x${b.toString(16).padStart(2, '0')}`;
+      i += 1;
+    } else {
+      shown += char;
+      i += len;
+    }
+  }
+  return shown;
+}
+
+/**
+ * USAGE when a word of the command line was not UTF-8 (as `--env K=$'\xff'`, `-- rm $'a\xff'`):
+ * gaxx could only pass it on changed, and every argument that reaches an agent, a task or a file
+ * name travels as UTF-8 text. `bytesOf` gives the words' bytes as the program got them (main.ts
+ * reads /proc/self/cmdline); it is asked only when a word holds U+FFFD, which a word that was not
+ * UTF-8 does, and a U+FFFD typed as such (its own three bytes) passes. Without the bytes, a word
+ * holding U+FFFD is refused: what it was cannot be told.
+ */
+export function refuseNonUtf8Words(argv: readonly string[], bytesOf: (() => readonly Buffer[] | undefined) | undefined): void {
+  if (!argv.some((w) => w.includes(REPLACEMENT))) return;
+  const raw = bytesOf?.();
+  const dash = argv.indexOf('--');
+  argv.forEach((word, i) => {
+    if (!word.includes(REPLACEMENT)) return;
+    const bytes = raw?.[i];
+    if (bytes !== undefined && Buffer.from(word).equals(bytes)) return;
+    const shown = `'${bytes ? shownBytes(bytes) : word}'`;
+    const prev = argv[i - 1];
+    const which =
+      dash !== -1 && i > dash
+        ? `argument ${i - dash} of the command after -- (${shown})`
+        : `the argument ${shown}${prev?.startsWith('-') && prev !== '--' ? ` (after ${prev})` : ''}`;
+    const why =
+      dash !== -1 && i > dash
+        ? 'arguments travel as UTF-8 text: its exact bytes could not reach the task'
+        : 'gaxx takes its arguments as UTF-8 text: its exact bytes could not reach an agent or name a file';
+    if (bytes === undefined)
+      throw new GaxxError(
+        'USAGE',
+        `${which} holds U+FFFD, which a word that is not UTF-8 becomes, and its bytes cannot be read to tell (${why}); write it in UTF-8`,
+      );
+    throw new GaxxError('USAGE', `${which} is not valid UTF-8 (${why})`);
+  });
+}
+
 /** USAGE for a positional the command does not take, with what was probably meant. */
 function unexpected(word: string, first: boolean, entry: CommandEntry, command: Command): GaxxError {
   // `gaxx runs sho X`: `runs` is a command and a group; its first word was meant as a subcommand.

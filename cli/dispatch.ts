@@ -9,7 +9,7 @@ import { COMMANDS, type CommandEntry } from './commands.js';
 import { CONFIG_FLAGS, type ReadFile } from './settings.js';
 import type { GaxxConfig } from './config.js';
 import { commandHelp, groupHelp, programHelp } from './help.js';
-import { parseCommandLine, unknownSubcommand, usage } from './command-line.js';
+import { parseCommandLine, refuseNonUtf8Words, unknownSubcommand, usage } from './command-line.js';
 import { didYouMean } from './suggest.js';
 import { refuseSharedDirs } from './paths.js';
 import { Output, type Io } from './output.js';
@@ -31,6 +31,11 @@ export interface CliInput {
   signal: AbortSignal;
   /** Called when the command being run can cancel its work on Ctrl-C, with what Ctrl-C then does. */
   onInterruptible?: (note: string) => void;
+  /**
+   * The bytes of argv's words as the process got them, or undefined when they cannot be read;
+   * asked only when a word holds U+FFFD, to refuse one that was not UTF-8 (refuseNonUtf8Words).
+   */
+  argvBytes?: () => readonly Buffer[] | undefined;
 }
 
 /** Runs one command line; resolves to the exit code. Never throws. */
@@ -104,6 +109,8 @@ export function programAnswer(argv: readonly string[]): string | undefined {
 
 async function dispatch(input: CliInput): Promise<number> {
   const { io } = input;
+  // Before anything else: no command sends, runs or opens a word whose bytes Node changed.
+  refuseNonUtf8Words(input.argv, input.argvBytes);
   const dash = input.argv.indexOf('--');
   const all = dash === -1 ? [...input.argv] : input.argv.slice(0, dash);
   // Global flags may come before the command (`gaxx --home D certs list`).

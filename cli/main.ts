@@ -4,6 +4,7 @@
  * the standard streams to runCli, turns the first Ctrl-C, SIGTERM, SIGHUP or closed stdout into a
  * cancellation for commands that can cancel remote work, and exits with the code runCli returns.
  */
+import { readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { exitCodeFor, nodeTty, printable } from '../proto/index.js';
 import { readFileIfExists } from './settings.js';
@@ -26,6 +27,28 @@ function userName(): string {
  */
 function isatty(fd: number): boolean {
   return nodeTty().isatty(fd);
+}
+
+/**
+ * The bytes of the words after the script (process.argv.slice(2)) as the kernel holds them
+ * (/proc/self/cmdline: NUL-terminated words, the last ones ours), which process.argv decoded
+ * lossily; undefined where there is no such file.
+ */
+function argvBytes(): Buffer[] | undefined {
+  const count = process.argv.length - 2;
+  let raw: Buffer;
+  try {
+    raw = readFileSync('/proc/self/cmdline');
+  } catch {
+    return undefined;
+  }
+  const words: Buffer[] = [];
+  for (let at = 0; at < raw.length;) {
+    const end = raw.indexOf(0, at);
+    words.push(raw.subarray(at, end === -1 ? raw.length : end));
+    at = end === -1 ? raw.length : end + 1;
+  }
+  return words.length >= count + 2 ? words.slice(words.length - count) : undefined;
 }
 
 const opened = new Set<NodeJS.WriteStream>();
@@ -156,6 +179,7 @@ async function main(): Promise<never> {
       return userName();
     },
     cwd: process.cwd(),
+    argvBytes,
     signal: interrupt.signal,
     onInterruptible: (note) => {
       interruptNote = note;

@@ -84,8 +84,22 @@ export function gaxxEnv(o: Pick<RunGaxxOptions, 'home' | 'env'> = {}): Record<st
   return { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(o.home ? { GAXX_HOME: o.home } : {}), ...o.env };
 }
 
-/** Runs `gaxx ARGS`; resolves with its exit code and output (never rejects on a non-zero exit). */
-export function runGaxx(args: readonly string[], o: RunGaxxOptions = {}): Promise<CliRun> {
+/** A POSIX sh script that execs `words` with their exact bytes (each made by printf from octal escapes). */
+function execScript(words: readonly (string | Buffer)[]): string {
+  const set = words.map((w, i) => {
+    const octal = [...Buffer.from(w)].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
+    // The x keeps a last newline from being dropped by $(...).
+    return `w${i}="$(printf '${octal}x')"; w${i}="\${w${i}%x}"`;
+  });
+  return `${set.join('\n')}\nexec ${words.map((_, i) => `"$w${i}"`).join(' ')}`;
+}
+
+/**
+ * Runs `gaxx ARGS`; resolves with its exit code and output (never rejects on a non-zero exit).
+ * An argument given as a Buffer reaches the CLI as those bytes (UTF-8 or not), through sh's exec:
+ * Node itself passes only strings, as UTF-8.
+ */
+export function runGaxx(args: readonly (string | Buffer)[], o: RunGaxxOptions = {}): Promise<CliRun> {
   const opts: ExecFileOptions & { encoding: 'buffer' } = {
     env: gaxxEnv(o),
     encoding: 'buffer',
@@ -98,8 +112,14 @@ export function runGaxx(args: readonly string[], o: RunGaxxOptions = {}): Promis
   return new Promise((done) => {
     if (o.asBin && o.nodeArgs) throw new Error('runGaxx: asBin runs the entry as it is: pass Node flags in NODE_OPTIONS');
     const entry = o.main ?? CLI_MAIN;
-    const [cmd, words] = o.asBin ? [entry, args] : [process.execPath, [...entryNodeFlags(entry), ...(o.nodeArgs ?? []), entry, ...args]];
-    const [file, argv] = o.redirect === undefined ? [cmd, words] : ['sh', ['-c', `exec "$@" ${o.redirect}`, 'sh', cmd, ...words]];
+    const [program, words] = o.asBin ? [entry, args] : [process.execPath, [...entryNodeFlags(entry), ...(o.nodeArgs ?? []), entry, ...args]];
+    const bytes = words.some((a) => typeof a !== 'string');
+    // Buffers reach the CLI as their bytes through sh's exec; a redirect is sh's too.
+    const [file, argv] = bytes
+      ? ['/bin/sh', ['-c', `${execScript([program, ...words])} ${o.redirect ?? ''}`]]
+      : o.redirect === undefined
+        ? [program, words as string[]]
+        : ['sh', ['-c', `exec "$@" ${o.redirect}`, 'sh', program, ...(words as string[])]];
     const child = execFile(file, argv, opts, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
       done({ code, stdout: stdout.toString(), stderr: stderr.toString(), stdoutBytes: stdout });

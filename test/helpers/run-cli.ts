@@ -10,6 +10,8 @@ export interface CliOptions {
   env?: Record<string, string>;
   /** Counts how often the CLI asked for the user's name and home directory. */
   reads?: { userName: number; homeDir: number };
+  /** The bytes of argv's words as a process would have got them (main.ts reads /proc/self/cmdline). */
+  argvBytes?: () => readonly Buffer[] | undefined;
 }
 
 /** Runs `argv`; resolves to the exit code and what was written to stdout and stderr. */
@@ -34,6 +36,7 @@ export async function cliInProcess(argv: string[], opts: CliOptions = {}): Promi
       return 'u';
     },
     cwd: '/',
+    ...(opts.argvBytes ? { argvBytes: opts.argvBytes } : {}),
     signal: new AbortController().signal,
   });
   return { code, ...text };

@@ -18,6 +18,35 @@ const cli = (argv: string[], reads = { userName: 0, homeDir: 0 }, env: Record<st
   cliInProcess(argv, { reads, env });
 
 describe('cli dispatch', () => {
+  it('a word that was not UTF-8 (U+FFFD where its bytes differ) is USAGE naming it; the bytes are read only when a word holds U+FFFD', async () => {
+    const asked = { n: 0 };
+    const bytesOf = (words: (string | Buffer)[]) => () => {
+      asked.n += 1;
+      return words.map((w) => Buffer.from(w));
+    };
+    const argv = ['exec', '--agent', '127.0.0.1:1', '--env', 'K=\uFFFD', '--', 'rm', 'a\uFFFD'];
+    const lossy = await cliInProcess(argv, {
+      argvBytes: bytesOf(['exec', '--agent', '127.0.0.1:1', '--env', 'K=\uFFFD', '--', 'rm', Buffer.from([0x61, 0xff])]),
+    });
+    expect(lossy.code).toBe(exitCodeFor('USAGE'));
+    expect(lossy.err).toMatch(/^gaxx: argument 2 of the command after -- \('a\\xff'\) is not valid UTF-8/);
+    expect(asked.n).toBe(1);
+    const env = await cliInProcess(argv, {
+      argvBytes: bytesOf(['exec', '--agent', '127.0.0.1:1', '--env', Buffer.from([0x4b, 0x3d, 0xc3]), '--', 'rm', 'a\uFFFD']),
+    });
+    expect(env.err).toMatch(/^gaxx: the argument 'K=\\xc3' \(after --env\) is not valid UTF-8/);
+    // U+FFFD typed as such: the check passes (the command then fails on the missing installation).
+    const typed = await cliInProcess(argv, { argvBytes: bytesOf(argv) });
+    expect(typed.err).not.toMatch(/UTF-8|U\+FFFD/);
+    // Bytes that cannot be read: a U+FFFD cannot be told from a byte that was not UTF-8.
+    const unknown = await cliInProcess(argv, { argvBytes: () => undefined });
+    expect(unknown.code).toBe(exitCodeFor('USAGE'));
+    expect(unknown.err).toMatch(/holds U\+FFFD/);
+    asked.n = 0;
+    await cliInProcess(['exec', '--agent', '127.0.0.1:1', '--', 'true'], { argvBytes: bytesOf([]) });
+    expect(asked.n).toBe(0);
+  });
+
   it('unknown command is USAGE (exit 2) with a hint', async () => {
     const r = await cli(['frobnicate']);
     expect(r.code).toBe(2);
