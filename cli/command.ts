@@ -155,6 +155,19 @@ export function envFlag(flags: FlagValues, command: string): Record<string, stri
   return env;
 }
 
+/**
+ * The command after `--` of `run` and `exec`, checked as an agent checks it, before anything is
+ * sent or queued: USAGE when none was given, when its program is the empty word (`-- ''`), or
+ * when it is over the request limits. `example` shows where the command goes.
+ */
+export function restCommand(rest: readonly string[], command: string, example: string): string[] {
+  if (rest.length === 0) throw usageError(command, `give the command after --, e.g. ${example}`);
+  if (rest[0] === '') throw usageError(command, "the command is empty ('' as the program): name the program to run first after --");
+  const problems = requestProblems({ argv: rest });
+  if (problems.length > 0) throw usageError(command, `the command is too large for an agent: ${problems.join('; ')}`);
+  return [...rest];
+}
+
 /** `--workdir DIR` of `run` and `exec`: checked as the agent would, USAGE naming the flag. */
 export function workDirFlag(flags: FlagValues, command: string): string | undefined {
   const dir = stringFlag(flags, 'workdir');

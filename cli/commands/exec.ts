@@ -12,13 +12,24 @@ import {
   lostReason,
   parseHostPort,
   REQUEST_LIMITS,
-  requestProblems,
   type Exit__Output,
 } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import type { OutputChunk } from '../../scheduler/index.js';
 import { execTaskResult, lostExecResult, taskResultJson } from '../result-json.js';
-import { boolFlag, durationFlag, envFlag, JSON_FLAG, sizeFlag, stringFlag, usageError, workDirFlag, WORKDIR_FLAG, type Command } from '../command.js';
+import {
+  boolFlag,
+  durationFlag,
+  envFlag,
+  JSON_FLAG,
+  restCommand,
+  sizeFlag,
+  stringFlag,
+  usageError,
+  workDirFlag,
+  WORKDIR_FLAG,
+  type Command,
+} from '../command.js';
 import { MAX_EXEC_STDIN_BYTES, readExecStdin } from '../exec-stdin.js';
 import { agentClientOptions } from '../config.js';
 import { operatorCredentials } from '../operator-credentials.js';
@@ -116,14 +127,12 @@ export const command: Command = {
   async run({ flags, rest, config, out, io, signal }) {
     const rawAgent = stringFlag(flags, 'agent');
     if (!rawAgent) throw usage('--agent ADDR is required');
-    if (rest.length === 0) throw usage('give the command after --, e.g. gaxx exec --agent ADDR -- uptime');
+    const argv = restCommand(rest, 'exec', 'gaxx exec --agent ADDR -- uptime');
     // The agent's limits (proto/limits.ts), as `gaxx run` checks them: refused before anything is sent.
     const timeoutMs = durationFlag(flags, 'timeout', 'exec', 1, REQUEST_LIMITS.timeoutMs);
     const cap = sizeFlag(flags, 'output-cap', 'exec', 1, REQUEST_LIMITS.outputCapBytes);
     const env = envFlag(flags, 'exec');
     const workDir = workDirFlag(flags, 'exec');
-    const argvProblems = requestProblems({ argv: rest });
-    if (argvProblems.length > 0) throw usage(`the command is too large for an agent: ${argvProblems.join('; ')}`);
     const stdinFile = stringFlag(flags, 'stdin');
     const noStdin = boolFlag(flags, 'no-stdin');
     if (noStdin && stdinFile !== undefined) throw usage('give --stdin FILE or --no-stdin, not both');
@@ -144,7 +153,7 @@ export const command: Command = {
     try {
       const req = {
         taskId,
-        argv: rest,
+        argv,
         env,
         timeoutMs: timeoutMs ?? 0,
         ...(workDir !== undefined ? { workDir } : {}),

@@ -3,9 +3,21 @@
  * hosts (addresses or a fleet), which mode (one task per host, or one per input record), the
  * command template and the per-task limits. Every mistake is a USAGE error naming the flag.
  */
-import { GaxxError, REQUEST_LIMITS, requestProblems } from '../../proto/index.js';
+import { GaxxError, REQUEST_LIMITS } from '../../proto/index.js';
 import { LIMITS, type TaskInput } from '../../scheduler/light/index.js';
-import { boolFlag, durationFlag, envFlag, intFlag, sizeFlag, stringFlag, stringsFlag, usageError, workDirFlag, type FlagValues } from '../command.js';
+import {
+  boolFlag,
+  durationFlag,
+  envFlag,
+  intFlag,
+  restCommand,
+  sizeFlag,
+  stringFlag,
+  stringsFlag,
+  usageError,
+  workDirFlag,
+  type FlagValues,
+} from '../command.js';
 import { agentAddress } from '../commands/exec.js';
 import { CommandTemplate, RECORD } from './template.js';
 
@@ -71,7 +83,8 @@ function hostsOf(flags: FlagValues, defaultPort: number): Pick<RunPlan, 'agents'
 
 /** Checks `gaxx run`'s flags and argv; throws USAGE for any mistake. */
 export function planRun(flags: FlagValues, rest: string[], defaultPort: number): RunPlan {
-  if (rest.length === 0 || rest[0] === '') throw usage('give the command after --, e.g. gaxx run --agent ADDR -- uptime');
+  // The command as given (a task list's records only add to it: each task is checked again at enqueue).
+  const argv = restCommand(rest, 'run', 'gaxx run --agent ADDR -- uptime');
   const tasks = stringFlag(flags, 'tasks');
   const eachHost = boolFlag(flags, 'each-host');
   if (tasks !== undefined && eachHost) throw usage('--each-host runs one task per host; it does not take --tasks');
@@ -84,9 +97,6 @@ export function planRun(flags: FlagValues, rest: string[], defaultPort: number):
   if (replace !== undefined && !/^[^\s]{1,16}$/.test(replace)) throw usage('--replace takes 1 to 16 characters, none of them a space');
   if (replace !== undefined && replace.includes('{#}')) throw usage("--replace cannot hold {#}: that stands for the record's number");
   if (tasks === '') throw usage('--tasks needs a file name, or - for stdin');
-  // The command as given (a task list's records only add to it: each task is checked again at enqueue).
-  const argvProblems = requestProblems({ argv: rest });
-  if (argvProblems.length > 0) throw usage(`the command is too large for an agent: ${argvProblems.join('; ')}`);
   const hosts = hostsOf(flags, defaultPort);
   const concurrency = intFlag(flags, 'concurrency', 'run', 1, MAX_RUN_CONCURRENCY);
   const waitMs = durationFlag(flags, 'wait-timeout', 'run');
@@ -94,8 +104,8 @@ export function planRun(flags: FlagValues, rest: string[], defaultPort: number):
   if (resultsDir === '') throw usage('--results needs a directory');
   return {
     mode: tasks === undefined ? 'each-host' : 'tasks',
-    argv: rest,
-    ...(tasks !== undefined ? { tasks, template: CommandTemplate.compile(rest, replace ?? RECORD) } : {}),
+    argv,
+    ...(tasks !== undefined ? { tasks, template: CommandTemplate.compile(argv, replace ?? RECORD) } : {}),
     separator: boolFlag(flags, 'null') ? '\0' : '\n',
     ...hosts,
     common: commonOf(flags),

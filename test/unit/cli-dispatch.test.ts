@@ -18,6 +18,20 @@ const cli = (argv: string[], reads = { userName: 0, homeDir: 0 }, env: Record<st
   cliInProcess(argv, { reads, env });
 
 describe('cli dispatch', () => {
+  it("an empty program (-- '') is USAGE saying so, the same for exec and run (not 'too large', not 'give the command')", async () => {
+    for (const argv of [
+      ['exec', '--agent', '127.0.0.1:1', '--', '', 'x'],
+      ['run', '--agent', '127.0.0.1:1', '--', ''],
+      ['run', '--agent', '127.0.0.1:1', '--tasks', '-', '--', '', '{}'],
+    ]) {
+      const r = await cliInProcess(argv);
+      expect({ argv, code: r.code }).toEqual({ argv, code: exitCodeFor('USAGE') });
+      expect(r.err).toMatch(/^gaxx: the command is empty \('' as the program\)/);
+    }
+    // No command at all is another mistake, said as such.
+    expect((await cliInProcess(['exec', '--agent', '127.0.0.1:1', '--'])).err).toMatch(/^gaxx: give the command after --/);
+  });
+
   it('a word that was not UTF-8 (U+FFFD where its bytes differ) is USAGE naming it; the bytes are read only when a word holds U+FFFD', async () => {
     const asked = { n: 0 };
     const bytesOf = (words: (string | Buffer)[]) => () => {
