@@ -8,15 +8,19 @@
  * `--long=VALUE`, abbreviations, `--`):
  * - a shell (SHELL): the script after `-c` (clustered as `-ec`, after options as `bash --norc -c`);
  * - `flock LOCK -c CMD`, `script -c CMD`, `su -c CMD`, `runuser -c CMD` (or `--command`): CMD, run by a shell;
+ * - `sg GROUP CMD` (or `sg GROUP -c CMD`): CMD, which sg runs with `/bin/sh -c`;
  * - `watch CMD...`: its command words, which it joins with spaces and runs with `sh -c` (not with -x);
  * - `env -S STRING`: STRING, which env splits into words itself (quotes, escapes, `${VAR}`), so a
  *   record in it would not stay one argument; its words and the rest of argv are looked into again;
  * - interpreters (interpreter-code.ts): `python3 -c`, `perl -e`/`-E` (and `-M`, `-F`, `-d:`),
  *   `ruby -e`, `node -e`/`-p`, `php -r`/`-B`/`-R`/`-E`; awk's program, sed's script (its `e`
  *   command runs shell), ssh's remote command and its `-o ProxyCommand=...` (and the like).
- * watch, awk, sed and ssh need no option to run a word as code, so they count only where a program
- * stands (commandPosition): `grep sed {}` is no sed.
- * Not looked into: other interpreters (`lua -e`, `Rscript -e`, `tclsh`, `deno eval`...), a file
+ * watch, sg, awk, sed and ssh need no option to run a word as code, so they count only where a
+ * program stands (commandPosition: first, or after a wrapper that runs the words after it, as
+ * `nice`, `timeout 5`, `unshare -r`, `chroot DIR`, `flock LOCK` do): `grep sed {}` is no sed.
+ * Not looked into: other interpreters (`lua -e`, `Rscript -e`, `tclsh`, `deno eval`...), programs
+ * that run a command line in a terminal or session of their own (`xterm -e`, `tmux new`,
+ * `screen`), GNU parallel's command (run by a shell, like watch's), a file
  * named by the record (`python3 {}` runs it), environment variables that carry code (`PERL5OPT`,
  * `NODE_OPTIONS`), and remote paths that a remote shell parses (`scp host:{}`, `rsync host:{}`).
  * A record that would be read as an option (`ssh {} CMD` with `-oProxyCommand=CMD`) is no code
@@ -79,6 +83,19 @@ function watchCommand(argv: readonly string[], at: number): string[] {
   return read.seen.has('-x') || read.seen.has('--exec') ? [] : argv.slice(read.operand);
 }
 
+/**
+ * `sg [-] GROUP [-c] COMMAND`: COMMAND, which sg (shadow's) hands to `/bin/sh -c`, with `-c` or
+ * without it; the words after it are not used.
+ */
+function sgCommand(argv: readonly string[], at: number): string[] {
+  let i = at + 1;
+  if (argv[i] === '-') i++;
+  // The group, then an optional -c before the command.
+  i++;
+  if (argv[i] === '-c' && i + 1 < argv.length) i++;
+  return i < argv.length ? [argv[i] as string] : [];
+}
+
 const ENV: Getopt = { short: 'CSu', long: ['chdir', 'split-string', 'unset'], code: ['-S', '--split-string'], inOrder: true };
 /** `env -S STRING`: STRING itself, and the code of the argv env makes of it: `env WORDS... REST...`. */
 function envSplit(argv: readonly string[], at: number): string[] {
@@ -137,15 +154,16 @@ const RUNNERS = new Map<string, Reader>([
   ['su', optionCode(SU)],
   ['runuser', optionCode(SU)],
   ['watch', watchCommand],
+  ['sg', sgCommand],
   ['env', envSplit],
   ...INTERPRETERS,
   ...OPERAND_INTERPRETERS,
 ]);
 /**
- * Programs that need no option to run a word as code (`watch CMD`, `awk PROGRAM`, `ssh HOST CMD`):
+ * Programs that need no option to run a word as code (`watch CMD`, `sg GROUP CMD`, `awk PROGRAM`, `ssh HOST CMD`):
  * only where a program stands (first, or run by a wrapper), else `grep watch {}` would be refused.
  */
-const BY_POSITION = new Set(['watch', ...OPERAND_INTERPRETERS.keys()]);
+const BY_POSITION = new Set(['watch', 'sg', ...OPERAND_INTERPRETERS.keys()]);
 /** A version suffix of a program's name, as in `python3.11`, `perl5.36`, `ruby3.1`, `gawk-5.1.0`. */
 const VERSION = /-?[\d.]+$/;
 
@@ -160,8 +178,8 @@ export function programOf(word: string): { program: string; shell: boolean } {
 
 /**
  * Every word of argv that some program in it runs as code (or, for `env -S`, splits into words):
- * a shell's -c script, the command of `flock -c`, `script -c`, `su -c`, `runuser -c`, the command
- * words of `watch`, the string of `env -S`, an interpreter's code (`python3 -c`, `perl -e`, awk's
+ * a shell's -c script, the command of `flock -c`, `script -c`, `su -c`, `runuser -c`, `sg`, the
+ * command words of `watch`, the string of `env -S`, an interpreter's code (`python3 -c`, `perl -e`, awk's
  * program, sed's script, ssh's remote command...), wherever the program stands in argv.
  */
 export function shellCode(argv: readonly string[]): string[] {
@@ -183,27 +201,39 @@ const WRAPPERS = new Set([
   'env',
   'sudo',
   'doas',
+  'runuser',
   'xargs',
   'chrt',
   'ionice',
   'taskset',
+  'numactl',
+  'prlimit',
+  'setpriv',
+  'unshare',
+  'nsenter',
+  'chroot',
+  'flock',
   'time',
   'exec',
   'command',
   'busybox',
 ]);
+/** Wrappers that take one operand before the command: `chroot DIR CMD`, `flock LOCK CMD`. */
+const OPERAND_WRAPPERS = new Set(['chroot', 'flock']);
+const baseName = (word: string | undefined): string => (word ?? '').split('/').pop() ?? '';
 
 /**
  * Whether argv[i] is where a program is named: first, after `find -exec`, or after a wrapper and
  * what it takes before the program: options, their values (`sudo -u nobody`), numbers
- * (`timeout 5`), assignments (`env LC_ALL=C`).
+ * (`timeout 5`), assignments (`env LC_ALL=C`), the directory of `chroot` and the lock of `flock`.
  */
 function commandPosition(argv: readonly string[], i: number): boolean {
   if (/^-(?:exec|execdir|ok|okdir)$/.test(argv[i - 1] ?? '')) return true;
   for (let j = i - 1; j >= 0; j--) {
     const a = argv[j] as string;
-    if (WRAPPERS.has(a.split('/').pop() ?? '')) return true;
-    if (!/^-|^\d|^\w+=/.test(a) && !(argv[j - 1] ?? '').startsWith('-')) return false;
+    if (WRAPPERS.has(baseName(a))) return true;
+    const before = argv[j - 1] ?? '';
+    if (!/^-|^\d|^\w+=/.test(a) && !before.startsWith('-') && !OPERAND_WRAPPERS.has(baseName(before))) return false;
   }
   return true;
 }

@@ -5,7 +5,7 @@
  *
  * `{}` inside a larger word is replaced there too (as GNU parallel does: `out/{}.txt`), still as
  * part of that one argument. Where a program would parse that argument as code (the script of
- * `sh -c`, `flock -c`, `su -c`, `watch`, `env -S`, the code of `python3 -c`, `perl -e`, `node -e`,
+ * `sh -c`, `flock -c`, `su -c`, `sg`, `watch`, `env -S`, the code of `python3 -c`, `perl -e`, `node -e`,
  * an awk program, a sed script, ssh's remote command...: shell-code.ts), `{}` is refused wherever
  * that program stands in argv, since a wrapper (`nice`, `timeout 5`, `xargs`...) runs the words
  * after it: pass the record as an argument instead, `sh -c 'echo "$1"' _ {}`,

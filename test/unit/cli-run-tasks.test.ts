@@ -118,7 +118,7 @@ describe('command template', () => {
     expect(shellCode(['sh', 'script.sh', '-c', 'x'])).toEqual([]);
   });
 
-  it('finds the code of other programs that run a word as shell code: more shells, flock/script/su/runuser -c, watch, env -S', () => {
+  it('finds the code of other programs that run a word as shell code: more shells, flock/script/su/runuser -c, sg, watch, env -S', () => {
     const refused = [
       ['rbash', '-c', 'echo {}'],
       ['csh', '-fc', 'echo {}'],
@@ -154,6 +154,22 @@ describe('command template', () => {
       ['env', '--split-string=FOO=1 bash -ec', 'echo {}'],
       ['env', '-S', "env -S 'sh -c' 'echo {}'"],
       ['env', '-S', "env -S 'sh -c'", 'echo {}'],
+      // sg hands its command to /bin/sh -c, with -c or without it.
+      ['sg', 'nogroup', '-c', '{}'],
+      ['sg', 'nogroup', 'echo {}'],
+      ['sg', '-', 'nogroup', '-c', 'echo {}'],
+      ['/usr/bin/sg', 'nogroup', '{}'],
+      ['timeout', '5', 'sg', 'nogroup', '-c', '{}'],
+      // Behind wrappers that run the words after them: a program that needs no option to run code.
+      ['unshare', '-r', 'sg', 'nogroup', '{}'],
+      ['nsenter', '-t', '1', '-n', 'watch', 'echo {}'],
+      ['prlimit', '--nofile=64', 'watch', 'echo {}'],
+      ['setpriv', '--reuid=1', 'watch', 'echo {}'],
+      ['numactl', '--cpunodebind=0', 'watch', 'echo {}'],
+      ['runuser', '-u', 'nobody', '--', 'watch', 'echo {}'],
+      ['chroot', '/srv/root', 'watch', 'echo {}'],
+      ['flock', '/tmp/l', 'watch', 'echo {}'],
+      ['flock', '-n', '/tmp/l', 'sg', 'nogroup', '{}'],
     ];
     for (const argv of refused) {
       expect(() => CommandTemplate.compile(argv), argv.join(' ')).toThrow(expect.objectContaining({ code: 'USAGE' }));
@@ -181,6 +197,10 @@ describe('command template', () => {
       // The word watch where no program stands: data, not a program.
       ['grep', 'watch', '{}'],
       ['grep', '-i', 'watch', '{}'],
+      ['grep', 'sg', 'x', '{}'],
+      ['sg', 'nogroup', '-c', 'cat', '{}'],
+      ['sg', '{}', '-c', 'id'],
+      ['chroot', '/srv/root', 'cat', '{}'],
     ];
     for (const argv of accepted) expect(() => CommandTemplate.compile(argv), argv.join(' ')).not.toThrow();
     expect(shellCode(['env', '-S', 'sh -c', 'echo {}'])).toEqual(['sh -c', 'echo {}']);
