@@ -5,7 +5,9 @@
  * (async iteration is pull-based). A final newline does not make an empty last record; an
  * empty line is a record (as GNU parallel takes it). Line endings: when the first line ends in
  * CRLF (a file saved on Windows), one `\r` at the end of every record is part of the line
- * ending and removed; otherwise a `\r` is data. NUL-separated records (-0) are taken as they are.
+ * ending and removed; otherwise a `\r` is data. A UTF-8 byte order mark (EF BB BF) at the very
+ * start of the input, as such editors also write, is removed (with -0 too): it is no part of the
+ * first record. NUL-separated records (-0) are otherwise taken as they are.
  * Records are bytes here: whether one can become a task is decided in records.ts.
  */
 import { createReadStream, statSync } from 'node:fs';
@@ -35,6 +37,9 @@ export function openTaskList(spec: string, stdin: Readable | undefined, stdinIsT
   return createReadStream(spec, { highWaterMark: 64 * 1024 });
 }
 
+/** The UTF-8 byte order mark, which editors on Windows put before a file's text: no part of its first record. */
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
 /** The records of a stream, in order: each a copy of its bytes, or `{tooLong}` (never thrown). */
 export async function* readRecords(input: AsyncIterable<Buffer | string>, separator: '\n' | '\0'): AsyncGenerator<RawRecord> {
   const sep = separator === '\n' ? 10 : 0;
@@ -48,9 +53,20 @@ export async function* readRecords(input: AsyncIterable<Buffer | string>, separa
     const body = crlf && bytes.at(-1) === 13 ? bytes.subarray(0, -1) : bytes;
     return body.length > MAX_RECORD_BYTES ? { tooLong: true } : Buffer.from(body);
   };
+  /** Until the stream's first bytes are known not to be a BOM (or it is removed). */
+  let atStart = true;
   for await (const raw of input) {
     const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
-    const buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    let buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    if (atStart) {
+      // A stream that begins with fewer bytes than a BOM has: wait for more.
+      if (buf.length < BOM.length && BOM.subarray(0, buf.length).equals(buf)) {
+        carry = Buffer.from(buf);
+        continue;
+      }
+      atStart = false;
+      if (buf.subarray(0, BOM.length).equals(BOM)) buf = buf.subarray(BOM.length);
+    }
     let start = 0;
     for (let at = buf.indexOf(sep); at !== -1; at = buf.indexOf(sep, start)) {
       if (skipped) {

@@ -488,6 +488,23 @@ describe('record reader', () => {
     // A CR split from its LF by a chunk border.
     expect(await records(['a\r', '\nb\r', '\n'])).toEqual(['a', 'b']);
   });
+
+  it('a UTF-8 byte order mark at the start of the input is removed, in every format and however the input is chunked; elsewhere it is data', async () => {
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    const text = async (chunks: Array<string | Buffer>, sep: '\n' | '\0' = '\n'): Promise<string[]> =>
+      (await rawRecords(chunks, sep)).map((r) => (Buffer.isBuffer(r) ? r.toString('utf8') : '<too long>'));
+    expect(await text([Buffer.concat([bom, Buffer.from('a\nb\n')])])).toEqual(['a', 'b']);
+    expect(await text([Buffer.concat([bom, Buffer.from('a\r\nb\r\n')])])).toEqual(['a', 'b']);
+    expect(await text([Buffer.concat([bom, Buffer.from('a\0b\0')])], '\0')).toEqual(['a', 'b']);
+    // Split across chunks, one byte at a time.
+    expect(await text([bom.subarray(0, 1), bom.subarray(1, 2), bom.subarray(2), 'a\n'])).toEqual(['a']);
+    // Only a BOM: no record; only its first bytes: those bytes are the record.
+    expect(await text([bom])).toEqual([]);
+    expect(await rawRecords([bom.subarray(0, 2)])).toEqual([bom.subarray(0, 2)]);
+    // Not at the start: data; a second one at the start: the first only is removed.
+    expect(await text(['a\n', Buffer.concat([bom, Buffer.from('b\n')])])).toEqual(['a', '\ufeffb']);
+    expect(await text([Buffer.concat([bom, bom, Buffer.from('a')])])).toEqual(['\ufeffa']);
+  });
 });
 
 describe('record checks (one for every source)', () => {
