@@ -110,7 +110,7 @@ export function bashScript(cmds: readonly CompletionCommand[], globals: Record<s
     .join('\n');
   const globalValueArms = [
     ...Object.entries(g.values).map(([f, v]) => `${q(f)}) COMPREPLY=( $(compgen -W ${q(v.join(' '))} -- "$cur") ) ;;`),
-    `${LOCATION_FLAGS.join('|')}) COMPREPLY=( $(compgen -d -- "$cur") ) ;;`,
+    `${LOCATION_FLAGS.join('|')}) _gaxx_paths -d ;;`,
   ].join(' ');
   const withEq = (names: readonly string[]) => names.map((n) => `${n}=*`).join('|');
   return `# gaxx completion for bash: source <(gaxx completion bash)
@@ -118,12 +118,31 @@ export function bashScript(cmds: readonly CompletionCommand[], globals: Record<s
 _gaxx_fleets() {
   gaxx "\${_gaxx_loc[@]}" completion fleets 2>/dev/null
 }
+# Local paths (compgen -f, or -d: directories) for the word being completed, added to COMPREPLY one
+# a candidate, spaces and all (never split into words or globbed). The word is taken as typed
+# (\\-escapes and an opening quote removed); readline quotes what it inserts (-o filenames) when
+# paths are all that is offered, else (a fleet's F: too) they are quoted here.
+_gaxx_paths() {
+  local word="$cur" plain="" p others=\${#COMPREPLY[@]}
+  if [[ "$word" == \\'* ]]; then plain="\${word:1}"
+  else
+    [[ "$word" == \\"* ]] && word="\${word:1}"
+    while [[ -n "$word" ]]; do
+      if [[ "\${word:0:1}" == \\\\ ]]; then plain+="\${word:1:1}"; word="\${word:2}"; else plain+="\${word:0:1}"; word="\${word:1}"; fi
+    done
+  fi
+  while IFS= read -r p; do
+    if ((others == 0)); then COMPREPLY+=("$p"); else COMPREPLY+=("$(printf '%q' "$p")"); fi
+  done < <(compgen "$1" -- "$plain")
+  ((others == 0)) && compopt -o filenames 2>/dev/null
+  return 0
+}
 _gaxx() {
   local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}" i w v ci cmd="" pos n=0 subs="" flags="" vflags="" poskind="" f fl=""
   local -a _gaxx_loc=()
   for ((i = 1; i < COMP_CWORD; i++)); do
     w="\${COMP_WORDS[i]}"
-    if [[ "$w" == "--" ]]; then COMPREPLY=( $(compgen -f -- "$cur") ); return; fi
+    if [[ "$w" == "--" ]]; then _gaxx_paths -f; return; fi
     # --home D, --home=D (bash splits it at '=' unless COMP_WORDBREAKS lacks it): D once typed, ~ expanded.
     case "$w" in
       ${LOCATION_FLAGS.join('|')})
@@ -181,12 +200,13 @@ ${cases}
   if [[ "$poskind" == path ]]; then
     # SRC and DST: a fleet's F: (no space after it, the remote path follows) or a local path.
     for f in $(_gaxx_fleets); do fl+="$f: "; done
-    COMPREPLY=( $(compgen -W "$fl" -- "$cur") $(compgen -f -- "$cur") )
+    COMPREPLY=( $(compgen -W "$fl" -- "$cur") )
+    _gaxx_paths -f
     if ((\${#COMPREPLY[@]} == 1)) && [[ "\${COMPREPLY[0]}" == *: ]]; then compopt -o nospace 2>/dev/null; fi
     return
   fi
   if [[ -n "$poskind" ]] && ((n == 0)); then COMPREPLY=( $(compgen -W "$poskind" -- "$cur") ); return; fi
-  COMPREPLY=( $(compgen -f -- "$cur") )
+  _gaxx_paths -f
 }
 complete -F _gaxx gaxx
 `;

@@ -29,7 +29,7 @@ const other = home('other', 'beta');
 const broken = home('broken', 'gamma', '{bad');
 
 /** `source <(gaxx completion bash)` in a real bash, then what `_gaxx` offers for `words` (the last one being completed). */
-function completeWith(env: Record<string, string>, words: string[]): { offered: string[]; stderr: string } {
+function completeWith(env: Record<string, string>, words: string[], cwd?: string): { offered: string[]; stderr: string } {
   const gaxx = [process.execPath, ...entryNodeFlags(CLI_MAIN), CLI_MAIN].map((w) => `'${w}'`).join(' ');
   const body = [
     `gaxx() { ${gaxx} "$@"; }`,
@@ -37,7 +37,7 @@ function completeWith(env: Record<string, string>, words: string[]): { offered: 
     `COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}`,
     `_gaxx; printf '%s\\n' "\${COMPREPLY[@]}"`,
   ].join('\n');
-  const r = spawnSync('bash', ['--norc', '-c', body], { encoding: 'utf8', env: gaxxEnv({ env }) });
+  const r = spawnSync('bash', ['--norc', '-c', body], { encoding: 'utf8', env: gaxxEnv({ env }), ...(cwd ? { cwd } : {}) });
   expect(r.status, r.stderr).toBe(0);
   return { offered: r.stdout.split('\n').filter(Boolean).sort(), stderr: r.stderr };
 }
@@ -48,6 +48,21 @@ describe('gaxx completion', () => {
     expect(completeWith({ GAXX_HOME: good }, ['gaxx', '--home', other, 'status', '']).offered).toEqual(['beta']);
     expect(completeWith({ GAXX_HOME: good }, ['gaxx', 'run', '--home', other, '--fleet', '']).offered).toEqual(['beta']);
     expect(completeWith({ GAXX_HOME: good }, ['gaxx', '--home', other, 'run', '--fl']).offered).toEqual(['--fleet']);
+  });
+
+  it('a local path with spaces is one candidate wherever paths are offered, typed escaped or quoted; next to a fleet F: it is offered quoted', () => {
+    const cwd = join(root, 'paths');
+    mkdirSync(join(cwd, 'sp ace home'), { recursive: true });
+    mkdirSync(join(cwd, 'alpha dir'));
+    writeFileSync(join(cwd, 'sp ace file'), '');
+    const env = { GAXX_HOME: good };
+    expect(completeWith(env, ['gaxx', '--home', 'sp'], cwd).offered).toEqual(['sp ace home']);
+    expect(completeWith(env, ['gaxx', '--state-dir', 'sp\\ a'], cwd).offered).toEqual(['sp ace home']);
+    expect(completeWith(env, ['gaxx', '--home', '"sp a'], cwd).offered).toEqual(['sp ace home']);
+    expect(completeWith(env, ['gaxx', 'exec', '--agent', 'h', '--', 'cat', 'sp'], cwd).offered).toEqual(['sp ace file', 'sp ace home']);
+    expect(completeWith(env, ['gaxx', 'cp', 'sp'], cwd).offered).toEqual(['sp ace file', 'sp ace home']);
+    // A fleet's F: offered too: readline would not quote the paths, so they come quoted.
+    expect(completeWith(env, ['gaxx', 'cp', 'al'], cwd).offered).toEqual(['alpha:', 'alpha\\ dir']);
   });
 
   it('a broken config.json breaks neither the script nor the shell that sources it: fleet names are quietly none', async () => {
