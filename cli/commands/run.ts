@@ -82,7 +82,7 @@ export const command: Command = {
     'failed, timed out or was killed, or some record was refused; 12 some task was unreachable (never ran), an error',
     'or unknown (may have run, its end lost): infrastructure (the summary counts the three apart); or, resuming, a',
     'task list whose input was never all enqueued; 130',
-    'cancelled; 2 usage; 4 unknown fleet or missing --tasks file;',
+    'cancelled; 2 usage; 3 some --results folder not written; 4 unknown fleet or missing --tasks file;',
     "5 --results DIR not empty; 13 --wait-timeout passed. Output a task printed beyond the run's",
     'output budget (256 MiB stored per run, live and final output together) is not kept: the task',
     'keeps its outcome (a succeeded task still exits 0), its line says "output not stored: over the',
