@@ -32,7 +32,7 @@ export function programHelp(commands: readonly CommandEntry[], version: string):
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    'Global flags (every command):',
+    'Global flags (every command takes them, before or after its name; each acts where the command does what it sets):',
     ...flagLines({
       ...CONFIG_FLAGS,
       help: { type: 'boolean', short: 'h', help: 'show help (also after a command)' },

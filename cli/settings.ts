@@ -41,7 +41,7 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'string',
     valueName: 'LEVEL',
     values: LOG_LEVELS,
-    help: `log level (${LOG_LEVELS.join('|')})`,
+    help: `log level of gaxx scheduler's JSON logs, the only command that logs (${LOG_LEVELS.join('|')})`,
   },
   { path: 'agent.port', env: 'GAXX_AGENT_PORT', kind: 'int', range: [1, 65535], help: 'agent port when an address has none (8088)' },
   {
@@ -50,7 +50,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'deadline-ms',
     kind: 'int',
     range: [1, MAX_DURATION_MS],
-    help: `deadline of agent calls in ms, at most ${MAX_DURATION_MS} (10000)`,
+    help: `deadline of agent calls in ms (run, exec, status, runs wait, certs rotate and revoke, the scheduler; not cp's transfers), at most ${MAX_DURATION_MS} (10000)`,
   },
   {
     path: 'agent.connectTimeoutMs',
@@ -58,7 +58,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'connect-timeout-ms',
     kind: 'int',
     range: [1, MAX_DURATION_MS],
-    help: `agent connect timeout in ms, at most ${MAX_DURATION_MS} (5000)`,
+    help: `agent connect timeout in ms (run, exec, status, cp, runs wait, certs rotate and revoke, the scheduler), at most ${MAX_DURATION_MS} (5000)`,
   },
   { path: 'agent.token', env: 'GAXX_AGENT_TOKEN', kind: 'string', help: "the agents' bearer token, when they require one (env or config file only)" },
   { path: 'providers.linode.url', env: 'GAXX_LINODE_URL', kind: 'string', help: 'Linode API base URL' },
@@ -69,7 +69,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'redis-url',
     kind: 'string',
     valueName: 'URL',
-    help: 'Redis URL (default: an embedded redis-server in the state dir)',
+    help: 'Redis URL, for the commands that use the queue or the fleet registry (default: an embedded redis-server in the state dir)',
   },
   {
     path: 'redis.insecure',

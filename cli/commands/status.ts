@@ -61,10 +61,15 @@ async function lookup(
   }
 }
 
-async function probe(t: Target, config: GaxxConfig, breaker: string, deadlineMs: number): Promise<AgentStatus> {
+/** How long to wait for each agent: to connect, and for its answer. */
+interface Waits {
+  deadlineMs: number;
+  connectTimeoutMs: number;
+}
+
+async function probe(t: Target, config: GaxxConfig, breaker: string, waits: Waits): Promise<AgentStatus> {
   const c = AgentClient.connect({ address: t.address, ...(t.expect ? { expect: t.expect } : {}) }, operatorCreds(config), {
-    deadlineMs,
-    connectTimeoutMs: deadlineMs,
+    ...waits,
     token: config.agent.token,
   });
   try {
@@ -109,7 +114,11 @@ export const command: Command = {
   ].join('\n'),
   flags: {
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses instead of a fleet' },
-    timeout: { type: 'string', valueName: 'D', help: 'how long to wait for each agent, e.g. 3s (default 5s)' },
+    timeout: {
+      type: 'string',
+      valueName: 'D',
+      help: 'how long to wait for each agent, to connect and to answer, e.g. 3s (default: the global --connect-timeout-ms to connect, 5000, and --deadline-ms for the answer, 10000)',
+    },
     json: { ...JSON_FLAG, help: 'print one JSON array, one object per agent' },
   },
   positionals: { names: ['F'], min: 0, complete: 'fleet' },
@@ -118,9 +127,13 @@ export const command: Command = {
     const agents = agentTargets(flags, config.agent.port, 'status');
     const fleet = positionals[0];
     if (fleet && agents.length) throw new GaxxError('USAGE', "give a fleet or --agent, not both (see 'gaxx status --help')");
-    const deadlineMs = durationFlag(flags, 'timeout', 'status') ?? 5000;
+    // --timeout bounds both; else the installation's agent-call settings (--deadline-ms, --connect-timeout-ms, as every command that calls agents).
+    const timeout = durationFlag(flags, 'timeout', 'status');
+    const waits: Waits = timeout
+      ? { deadlineMs: timeout, connectTimeoutMs: timeout }
+      : { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs };
     const { targets, breakers } = await withRedis(config, (s) => lookup(config, out, s, fleet, agents));
-    const rows = await parallelMap(out, 'gaxx status', targets, 32, (t) => probe(t, config, breakers.get(agentKey(t)) ?? 'unknown', deadlineMs));
+    const rows = await parallelMap(out, 'gaxx status', targets, 32, (t) => probe(t, config, breakers.get(agentKey(t)) ?? 'unknown', waits));
     const down = rows.filter((r) => !r.reachable);
     out.result(rows, () =>
       rows.length === 0

@@ -229,4 +229,21 @@ describe('gaxx status', () => {
     expect(down.stderr).toMatch(/^gaxx: unreachable: 127\.0\.0\.1:1 \(UNAVAILABLE/m);
     expect((await w.gaxx(['status', 'nofleet'])).code).toBe(exitCodeFor('NOT_FOUND'));
   });
+
+  it('honours the global --deadline-ms (and GAXX_DEADLINE_MS) as every command that calls agents does; its own --timeout wins', async () => {
+    const rows = (r: { stdout: string }) => JSON.parse(r.stdout) as Array<{ reachable: boolean; error?: { code: string } }>;
+    for (const args of [
+      ['status', w.fleet, '--deadline-ms=1', '--json'],
+      ['--deadline-ms', '1', 'status', w.fleet, '--json'],
+    ]) {
+      const r = await w.gaxx(args);
+      expect({ args, code: r.code }).toEqual({ args, code: exitCodeFor('UNAVAILABLE') });
+      expect(rows(r).every((x) => !x.reachable && x.error?.code === 'DEADLINE_EXCEEDED')).toBe(true);
+    }
+    const env = await runGaxx(['status', w.fleet, '--json'], { home: w.home, env: { ...w.env, GAXX_DEADLINE_MS: '1' } });
+    expect(env.code).toBe(exitCodeFor('UNAVAILABLE'));
+    const own = await w.gaxx(['status', w.fleet, '--deadline-ms=1', '--timeout', '10s', '--json']);
+    expect(own.code, own.stderr).toBe(0);
+    expect(rows(own).every((x) => x.reachable)).toBe(true);
+  });
 });
