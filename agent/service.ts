@@ -97,6 +97,7 @@ function auditExec(audit: AuditLog | undefined, who: { peer: string; identity: s
       code: e.code,
       signal: e.signal || undefined,
       reason: e.reason || undefined,
+      outputCapped: e.outputCapped || undefined,
       durationMs: Number(e.durationMs),
     });
   });

@@ -22,7 +22,10 @@ export function taskResultJson(r: TaskResult, output: readonly OutputChunk[], ex
 }
 
 /** The outcome fields of a TaskResult, which a direct Exec's end gives. */
-type ExecEnd = Pick<TaskResult, 'outcome' | 'exitCode' | 'signal' | 'reason' | 'error' | 'durationMs' | 'stdoutBytes' | 'stderrBytes' | 'truncated'>;
+type ExecEnd = Pick<
+  TaskResult,
+  'outcome' | 'exitCode' | 'signal' | 'reason' | 'error' | 'durationMs' | 'stdoutBytes' | 'stderrBytes' | 'truncated' | 'outputCapped'
+>;
 
 /** A direct Exec's result: `end`, with what every one says alike (no run, `runId` empty; one attempt, on `host`). */
 function directExec(taskId: string, host: string, started: { attached: boolean; replayed: boolean }, end: ExecEnd): TaskResult {
@@ -56,6 +59,7 @@ export function lostExecResult(taskId: string, host: string, started: { attached
     stdoutBytes: 0,
     stderrBytes: 0,
     truncated: false,
+    outputCapped: false,
   });
 }
 
@@ -71,6 +75,7 @@ export function execTaskResult(taskId: string, host: string, exit: Exit__Output,
     stdoutBytes: Number(exit.stdoutBytes),
     stderrBytes: Number(exit.stderrBytes),
     truncated: exit.truncated,
+    outputCapped: exit.outputCapped,
   });
 }
 

@@ -9,6 +9,16 @@ import type { OutputChunk, TaskResult } from '../scheduler/index.js';
 import type { Output } from './output.js';
 
 /**
+ * What a result says of its output cap: a task the agent stopped there (reason `output_cap`,
+ * outcome killed), or one that ended on its own with its output past the cap (its outcome its
+ * own, its output cut all the same); '' when the cap played no part.
+ */
+export function capNote(r: Pick<TaskResult, 'reason' | 'outputCapped'>): string {
+  if (r.reason === 'output_cap') return 'stopped at the output cap (--output-cap), output truncated';
+  return r.outputCapped ? 'output truncated at the cap (--output-cap)' : '';
+}
+
+/**
  * The summary line of a finished task. Its fields are made printable (proto/printable.ts): a
  * result is read from Redis, and its host, reason or error must not reach a terminal as control
  * characters. `label`: what names the task (default its host), already printable.
@@ -17,8 +27,9 @@ export function summaryLine(r: TaskResult, label = printable(r.host)): string {
   const how = r.signal ? `signal ${r.signal}` : r.exitCode !== null ? `exit ${r.exitCode}` : r.reason;
   const extra = [
     r.reason && r.exitCode !== null && r.reason !== 'output_cap' ? r.reason : '',
-    // The agent stops a task at its output cap: said, so that `killed` is not a mystery.
-    r.reason === 'output_cap' ? 'stopped at the output cap (--output-cap), output truncated' : r.truncated ? 'output truncated' : '',
+    // The agent stops a task at its output cap: said, so that `killed` is not a mystery; and so is
+    // output cut at the cap of a task that ended on its own first.
+    capNote(r) || (r.truncated ? 'output truncated' : ''),
     r.attempts > 1 ? `${r.attempts} attempts` : '',
     // Where it was seen starting; agents it may only have reached are named by its error.
     r.mayHaveRepeated ? `may have run more than once${r.startedOn?.length ? ` (started on ${r.startedOn.join(', ')})` : ''}` : '',

@@ -289,7 +289,7 @@ function decodeStarted(r: In): Started__Output {
 }
 
 function decodeExit(r: In): Exit__Output {
-  const e: Exit__Output = { code: 0, signal: '', durationMs: 0, truncated: false, stdoutBytes: 0, stderrBytes: 0, reason: '', error: '' };
+  const e: Exit__Output = { code: 0, signal: '', durationMs: 0, truncated: false, stdoutBytes: 0, stderrBytes: 0, reason: '', error: '', outputCapped: false };
   for (const [f, wire] of r.fields()) {
     if (f === 1 && wire === 0) e.code = r.int32();
     else if (f === 2 && wire === 2) e.signal = r.string();
@@ -299,6 +299,7 @@ function decodeExit(r: In): Exit__Output {
     else if (f === 6 && wire === 0) e.stderrBytes = r.uint64();
     else if (f === 7 && wire === 2) e.reason = r.string();
     else if (f === 8 && wire === 2) e.error = r.string();
+    else if (f === 9 && wire === 0) e.outputCapped = r.bool();
     else r.skip(wire);
   }
   return e;

@@ -8,7 +8,7 @@ export { AfterQuiet } from './quiet.js';
 export { GaxxError, type ErrorCode } from './errors.js';
 export { inside } from './inside.js';
 export { makeDirs, makeDirsAsync, type MakeDirsOptions } from './make-dirs.js';
-export { pidAlive, processStartTicks } from './proc-stat.js';
+export { pidAlive, processRunning, processStartTicks } from './proc-stat.js';
 
 /**
  * Removes a tree at any depth (remove-tree.ts), loaded on first use: it needs node:crypto and

@@ -17,6 +17,21 @@ export function processStartTicks(pid: number): number {
   }
 }
 
+/**
+ * Whether `pid` is still running: not gone and not a zombie (exited, waiting to be reaped), by
+ * its state in /proc/<pid>/stat. A signal sent to a zombie reaches nothing; kill() succeeds all
+ * the same, so only this tells the two apart.
+ */
+export function processRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.charAt(stat.lastIndexOf(')') + 2);
+    return state !== 'Z' && state !== 'X' && state !== 'x' && state !== '';
+  } catch {
+    return false;
+  }
+}
+
 /** Whether `pid` lives (signal 0); a process of another user does too (EPERM). */
 export function pidAlive(pid: number): boolean {
   try {

@@ -39,7 +39,7 @@ export const EXEC_EVENT_SAMPLES: ExecEvent[] = [
   { stdout: Buffer.from('warm') },
   { stderr: Buffer.from('warm') },
   {
-    exit: { code: 1, signal: 'SIGTERM', durationMs: 1, truncated: true, stdoutBytes: 1, stderrBytes: 1, reason: 'warm', error: 'warm' },
+    exit: { code: 1, signal: 'SIGTERM', durationMs: 1, truncated: true, stdoutBytes: 1, stderrBytes: 1, reason: 'warm', error: 'warm', outputCapped: true },
   },
 ];
 

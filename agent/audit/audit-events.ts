@@ -51,6 +51,8 @@ export const AuditEventSchema = z.discriminatedUnion('event', [
     code: z.number().int(),
     signal: z.string().max(20).optional(),
     reason: z.string().max(40).optional(),
+    /** Its output passed its cap and was cut there (with reason output_cap: the agent stopped it for that). */
+    outputCapped: z.boolean().optional(),
     durationMs: z.number().int().nonnegative(),
   }),
   /** Who asked to cancel a task, whether one by that id was running, and why the ask was refused (a scheduler and an unsigned task). */

@@ -2,9 +2,12 @@
  * Runs one command: argv directly (no shell), a clean environment, its own process group
  * (detached) so a timeout, Cancel or the output cap kill every process the task started.
  *
- * Output cap: stdout+stderr together; the chunk crossing the cap is cut, Exit says
- * truncated with reason "output_cap", and the task's group is killed (a command that floods
- * output is stopped rather than left running unseen). When the leader exits, whatever it left
+ * Output cap: stdout+stderr together; the chunk crossing the cap is cut, Exit says truncated and
+ * outputCapped, and the task's group is killed (a command that floods output is stopped rather
+ * than left running unseen), reason "output_cap". A stop (the cap, a timeout, Cancel, shutdown)
+ * is the task's reason only when it reached the task's process while that still ran
+ * (spawn-one.ts: TaskEnd.signalled): a task that ended on its own first (its output read by the
+ * agent after it exited, say) is reported with its own end. When the leader exits, whatever it left
  * behind in its group is killed too: a task owns nothing after it ends. Its end is its process's
  * (reaped), not its pipes' close (spawn-one.ts: watchChild): descriptors it passed out are cut.
  */
@@ -54,7 +57,7 @@ export interface ExecSink {
   /** `startTicks`: the start time the spawner read (0 or absent: unknown); `warm`: in a sandbox started ahead. */
   started(pid: number, startTicks?: number, warm?: boolean): void;
   output(stream: 'stdout' | 'stderr', data: Buffer): void;
-  exit(exit: Required<Pick<Exit, 'code' | 'signal' | 'durationMs' | 'truncated' | 'stdoutBytes' | 'stderrBytes' | 'reason' | 'error'>>): void;
+  exit(exit: Required<Pick<Exit, 'code' | 'signal' | 'durationMs' | 'truncated' | 'stdoutBytes' | 'stderrBytes' | 'reason' | 'error' | 'outputCapped'>>): void;
 }
 
 export type KillReason = 'timeout' | 'cancelled' | 'output_cap' | 'shutdown';
@@ -158,8 +161,6 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
   const { head, body } = launchPlan(spec, env, seen);
   const runner = spec.launch?.runner ?? inProcessRunner;
   let reason: KillReason | undefined;
-  /** When `reason` was set (performance.now()). */
-  let stoppedAt = 0;
   let killTimer: NodeJS.Timeout | undefined;
   let exited = false;
   let truncated = false;
@@ -173,7 +174,6 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
     kill(why, graceMs = DEFAULT_KILL_GRACE_MS) {
       if (reason !== undefined || exited) return;
       reason = why;
-      stoppedAt = performance.now();
       proc.signal('term');
       killTimer = setTimeout(() => proc.signal('kill'), graceMs);
       killTimer.unref();
@@ -204,17 +204,18 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
       clearTimeout(timer);
       clearTimeout(killTimer);
       const lost = end?.lost;
-      // A timeout, cancel or shutdown asked for once the process was reaped (while its pipes
-      // drained) reached nothing: the task ended on its own, and is reported so. Output past the
-      // cap is the task's however early it ended: that reason stays, as it does for a task that
-      // wrote it all before the agent read any (the order of the two is a race).
-      const late = end?.drainedMs !== undefined && stoppedAt >= performance.now() - end.drainedMs;
-      if (late && reason !== 'output_cap') reason = undefined;
+      // A stop the agent decided on (timeout, cancel, output cap, shutdown) ended the task only if
+      // its signal reached the task's process while it ran. One that came after the process had
+      // exited (the agent reads the task's output behind the launcher: a fast writer can end
+      // before the agent sees it pass the cap) reached nothing: the task ended on its own and is
+      // reported with its own exit, output past the cap still cut and said so (outputCapped).
+      if (end?.signalled !== true) reason = undefined;
       sink.exit({
         code: code ?? -1,
         signal: signal ?? '',
         durationMs: Date.now() - t0,
         truncated,
+        outputCapped: truncated,
         stdoutBytes: bytes.stdout,
         stderrBytes: bytes.stderr,
         // Lost with the launcher: not a signal the task got, nor a limit it hit.

@@ -260,7 +260,8 @@ function readEntries(path: string): JournalContents {
       const e = byId.get(l.id);
       if (!e) continue;
       Object.assign(e, {
-        exit: l.exit,
+        // A line written before outputCapped existed has none: false.
+        exit: { ...l.exit, outputCapped: l.exit.outputCapped === true },
         finishedAt: l.at,
         dropped: l.dropped,
         output: l.out.map(([s, d]) => ({ stream: s === 0 ? 'stdout' : 'stderr', data: Buffer.from(d, 'base64') })),

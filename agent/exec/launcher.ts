@@ -81,9 +81,9 @@ export class Launcher implements TaskRunner {
       const h = f.head as { pid: number; error?: { code: string; message: string }; startTicks?: number; warm?: boolean };
       ev.started(h.pid, h.error, h.startTicks, h.warm === true);
     } else if (f.type === FRAME.EXIT) {
-      const h = f.head as { code: number | null; signal: string | null; drainedMs?: number };
+      const h = f.head as { code: number | null; signal: string | null; signalled?: boolean };
       this.tasks.delete(f.id);
-      ev.exit(h.code, h.signal, typeof h.drainedMs === 'number' ? { drainedMs: h.drainedMs } : undefined);
+      ev.exit(h.code, h.signal, { signalled: h.signalled === true });
     }
   }
 

@@ -8,7 +8,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { fileRefusal } from '../files/fs-refusal.js';
 import { openDirIn } from '../files/safe-open.js';
 import { commandExists } from './command-exists.js';
-import { makeDirsAsync, processStartTicks } from '../../proto/light.js';
+import { makeDirsAsync, processRunning, processStartTicks } from '../../proto/light.js';
 import { WORK_DIR_FD, type SpawnHead } from './launcher-protocol.js';
 import { SIGNAL_NAMES, spawnTask, type TaskChild } from './task-spawn.js';
 
@@ -28,10 +28,11 @@ export interface TaskEnd {
   /** Why the task's end is unknown (the launcher died with it), when it is. */
   lost?: string;
   /**
-   * How long before this report its process was reaped (the pipes were drained meanwhile): a
-   * stop asked for since then reached nothing, the task had ended.
+   * A stop (signal()) reached the task's process while it still ran: sent before the process had
+   * exited (not to a zombie waiting to be reaped, nor after its reap). Without it, whatever stop
+   * was asked for came after the task had ended on its own, and its end is its own.
    */
-  drainedMs?: number;
+  signalled?: boolean;
 }
 
 /** A running process: 'term' asks the task to end, 'kill' ends it and everything it started. */
@@ -65,11 +66,17 @@ function childrenOf(pid: number): number[] {
  * SIGTERM from outside, and bwrap does not forward it. Synchronous, and only while bwrap is not
  * reaped (the caller checks): the pids read are signalled at once, while the processes listed as
  * children still hold them, never after a wait in which they could end and their pids be reused.
+ * True when the task's process still ran (it had not exited on its own).
  */
-function termSandboxed(outer: number): void {
+function termSandboxed(outer: number): boolean {
+  let reached = false;
   for (const init of childrenOf(outer)) {
-    for (const task of childrenOf(init)) if (!trySignal(-task, 'SIGTERM')) trySignal(task, 'SIGTERM');
+    for (const task of childrenOf(init)) {
+      reached ||= processRunning(task);
+      if (!trySignal(-task, 'SIGTERM')) trySignal(task, 'SIGTERM');
+    }
   }
+  return reached;
 }
 
 /** Maps the sandbox's exit code 128+N back to signal N, as a shell reports it. */
@@ -165,21 +172,29 @@ export function watchChild(child: TaskChild, pid: number, sandboxed: boolean, st
   child.stdout?.on('data', (d: Buffer) => ev.output('stdout', d));
   child.stderr?.on('data', (d: Buffer) => ev.output('stderr', d));
   let reaped = false;
+  let signalled = false;
   // Its process group was killed as it was reaped (task-spawn.ts); the sandbox's init does the
   // same for the whole namespace.
   child.once('exit', (code: number | null, signal: string | null) => {
     reaped = true;
     const r = sandboxed ? sandboxExit(code, signal) : { code, signal };
-    drainThenEnd(child, (drainedMs) => ev.exit(r.code, r.signal, { drainedMs }));
+    drainThenEnd(child, () => ev.exit(r.code, r.signal, { signalled }));
   });
   return {
     signal(phase) {
+      // Reaped, or exited and not yet reaped (its exit is on its way): the task ended on its own
+      // and the signal reaches nothing of it. Its state is read before the signal is sent, so a
+      // process seen running got it (unless it exited in between, a few instructions' window).
       if (reaped) return;
       if (phase === 'kill') {
+        signalled ||= processRunning(pid);
         trySignal(-pid, 'SIGKILL');
         trySignal(pid, 'SIGKILL');
-      } else if (sandboxed) termSandboxed(pid);
-      else trySignal(-pid, 'SIGTERM');
+      } else if (sandboxed) signalled = termSandboxed(pid) || signalled;
+      else {
+        signalled ||= processRunning(pid);
+        trySignal(-pid, 'SIGTERM');
+      }
     },
   };
 }
@@ -191,7 +206,7 @@ export function watchChild(child: TaskChild, pid: number, sandboxed: boolean, st
  * or a look finds nothing read since the last one, or DRAIN_MS have passed (something still
  * writing into descriptors it was passed).
  */
-function drainThenEnd(child: TaskChild, done: (drainedMs: number) => void): void {
+function drainThenEnd(child: TaskChild, done: () => void): void {
   const readers = [child.stdout, child.stderr].filter((s) => s !== null);
   const t0 = performance.now();
   let bytes = 0;
@@ -207,7 +222,7 @@ function drainThenEnd(child: TaskChild, done: (drainedMs: number) => void): void
     }
     for (const s of readers) s.off('data', count);
     for (const s of child.stdio) s?.destroy();
-    done(performance.now() - t0);
+    done();
   };
   setImmediate(look);
 }

@@ -123,6 +123,7 @@ export class TaskRegistry {
           signal: '',
           durationMs: Date.now() - e.startedAt,
           truncated: false,
+          outputCapped: false,
           stdoutBytes: 0,
           stderrBytes: 0,
           reason: LOST_IN_RESTART,

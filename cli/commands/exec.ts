@@ -72,7 +72,10 @@ function reportExit(out: Output, exit: Exit__Output, midLine: boolean): void {
   const lost = lostReason(exit.reason);
   if (lost) notes.push(`gaxx: the task's end is unknown: ${exit.error || exit.reason}`);
   else if (exit.error) notes.push(`gaxx: remote command failed to start: ${exit.error}`);
-  if (exit.truncated) notes.push('gaxx: output cut at the output cap: the agent stopped the task there (--output-cap)');
+  // Stopped at the cap (reason output_cap), or ended on its own with its output past it.
+  if (exit.reason === 'output_cap') notes.push('gaxx: output cut at the output cap: the agent stopped the task there (--output-cap)');
+  else if (exit.outputCapped) notes.push('gaxx: output truncated at the cap (--output-cap); the task ended on its own');
+  else if (exit.truncated) notes.push('gaxx: output truncated');
   if (exit.reason && exit.reason !== 'output_cap' && !lost) notes.push(`gaxx: task ended by the agent (${exit.reason})`);
   // On a terminal the notes would continue the output's last line.
   if (notes.length > 0) out.note(`${midLine ? '\n' : ''}${notes.join('\n')}`);
@@ -103,7 +106,7 @@ export const command: Command = {
     'output-cap': {
       type: 'string',
       valueName: 'BYTES',
-      help: `stop the task once its output (stdout and stderr together) passes BYTES: the agent kills it (SIGTERM: exit 143, or its own non-zero code if it ended first), its first BYTES shown; 65536, 64k, 16M; 1 to ${formatSize(REQUEST_LIMITS.outputCapBytes)} (default: the agent's --default-output-cap, 16M unless set)`,
+      help: `stop the task once its output (stdout and stderr together) passes BYTES: the agent kills it (SIGTERM: exit 143; a task that ended on its own before the kill reached it exits with its own code, its output truncated at the cap), its first BYTES shown; 65536, 64k, 16M; 1 to ${formatSize(REQUEST_LIMITS.outputCapBytes)} (default: the agent's --default-output-cap, 16M unless set)`,
     },
     'task-id': { type: 'string', valueName: 'ID', help: 'task id ([A-Za-z0-9._-]); re-using a running id attaches to it' },
     workdir: WORKDIR_FLAG,

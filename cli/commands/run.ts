@@ -86,7 +86,7 @@ export const command: Command = {
     "5 --results DIR not empty; 13 --wait-timeout passed. Output a task printed beyond the run's",
     'output budget (256 MiB stored per run, live and final output together) is not kept: the task',
     'keeps its outcome (a succeeded task still exits 0), its line says "output not stored: over the',
-    'run\'s output budget", the summary counts "N with output cut" (also tasks stopped at',
+    'run\'s output budget", the summary counts "N with output cut" (also tasks whose output passed',
     '--output-cap), and --json / result.json say truncated. Redis unreachable during a run (per-host or',
     '--tasks): a note on stderr about every 5 s; after 60 s without it the run ends with exit 12',
     '(REDIS_UNAVAILABLE), every task without a result reported unknown. The same when Redis answers but refuses',
@@ -129,7 +129,7 @@ export const command: Command = {
     'output-cap': {
       type: 'string',
       valueName: 'BYTES',
-      help: `stop a task whose output (stdout and stderr together) passes BYTES: the agent kills it (SIGTERM) and it counts as killed (exit 1), its first BYTES kept; 65536, 64k, 16M; 1 to ${formatSize(REQUEST_LIMITS.outputCapBytes)} (default ${formatSize(DEFAULT_OUTPUT_CAP_BYTES)}: the queue keeps each task's output in Redis for a day)`,
+      help: `stop a task whose output (stdout and stderr together) passes BYTES: the agent kills it (SIGTERM) and it counts as killed (exit 1), its first BYTES kept (one that ended on its own before the kill reached it keeps its own outcome, its output truncated at the cap: outputCapped); 65536, 64k, 16M; 1 to ${formatSize(REQUEST_LIMITS.outputCapBytes)} (default ${formatSize(DEFAULT_OUTPUT_CAP_BYTES)}: the queue keeps each task's output in Redis for a day)`,
     },
     env: { type: 'string', valueName: 'K=V', multiple: true, help: 'environment variable for the command' },
     workdir: { ...WORKDIR_FLAG, help: `${WORKDIR_FLAG.help}; tasks of a --tasks list on one host share it` },

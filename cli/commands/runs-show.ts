@@ -3,6 +3,7 @@ import { counted, printable } from '../../proto/index.js';
 import { OVER_BUDGET_ERROR, storedResults, type TaskResult } from '../../scheduler/index.js';
 import { JSON_FLAG, type Command } from '../command.js';
 import { renderTable } from '../output.js';
+import { capNote } from '../run-printer.js';
 import { IgnoredReport } from '../run/ignored.js';
 import { runRecordJson } from '../result-json.js';
 import { withRedis } from '../run/redis-session.js';
@@ -50,6 +51,6 @@ export const command: Command = {
 
 /** What a task's row says beyond its outcome: why its output was cut, or its error (printable: read from Redis). */
 function noteOf(r: TaskResult): string {
-  const cut = r.reason === 'output_cap' ? 'output cut at its output cap' : r.truncated && !r.error?.includes(OVER_BUDGET_ERROR) ? 'output truncated' : '';
+  const cut = capNote(r) || (r.truncated && !r.error?.includes(OVER_BUDGET_ERROR) ? 'output truncated' : '');
   return printable([cut, r.error ?? ''].filter(Boolean).join('; ')) || '-';
 }

@@ -229,6 +229,10 @@ export const AGENT_PROTO: object = {
           "error": {
            "type": "string",
            "id": 8
+          },
+          "outputCapped": {
+           "type": "bool",
+           "id": 9
           }
          }
         },

@@ -12,8 +12,9 @@ export function outcomeOf(exit: Exit__Output): ExitOutcome {
   if (exit.reason === 'timeout') return 'timeout';
   if (lostReason(exit.reason)) return 'unknown';
   if (exit.reason === 'cancelled') return 'cancelled';
-  // The agent stops a task at its output cap: killed, whether its SIGTERM or the task's own end
-  // came first (the same command was 'killed' one time and 'succeeded' the next).
+  // The agent stopped it at its output cap (its signal reached the running task: killed, even if
+  // the task caught it and exited 0). A task that ended on its own first has no reason and its
+  // own outcome; its output is cut all the same (exit.outputCapped).
   if (exit.reason === 'output_cap') return 'killed';
   if (exit.signal) return 'killed';
   return exit.code === 0 && !exit.error ? 'succeeded' : 'failed';

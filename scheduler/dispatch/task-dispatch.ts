@@ -295,6 +295,7 @@ export class TaskDispatch {
         stdoutBytes: Number(x.stdoutBytes),
         stderrBytes: Number(x.stderrBytes),
         truncated: x.truncated || startLost !== undefined,
+        outputCapped: x.outputCapped,
         outputLost: startLost !== undefined,
         attempts: this.attempts,
         startedOn: [...this.startedOn],

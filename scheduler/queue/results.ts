@@ -45,6 +45,12 @@ export interface TaskResult {
   /** The output is incomplete: cut at its cap (its start kept), over the run's budget, or lost (see outputLost). */
   truncated: boolean;
   /**
+   * The output passed the task's output cap and was cut there (its first bytes kept). With reason
+   * `output_cap` the agent stopped the task for it (outcome `killed`); without, the task ended on
+   * its own before the agent's stop reached it, and its outcome is its own (`succeeded`, `failed`).
+   */
+  outputCapped: boolean;
+  /**
    * What output there is, if any, is only its end: its start was lost before it reached Redis
    * (the agent's replay buffer keeps a task's last 64 KiB; Redis refused the result write that
    * held the rest). `error` says how much was kept.
@@ -84,6 +90,7 @@ export function taskResult(base: ResultBase, fields: Partial<Omit<TaskResult, ke
     stdoutBytes: 0,
     stderrBytes: 0,
     truncated: false,
+    outputCapped: false,
     outputLost: false,
     attempts: 0,
     startedOn: [],

@@ -34,6 +34,8 @@ export const TaskResultSchema = z.object({
   stderrBytes: count,
   truncated: z.boolean(),
   // Absent in results published before the field existed.
+  outputCapped: z.boolean().default(false),
+  // Absent in results published before the field existed.
   outputLost: z.boolean().default(false),
   attempts: count,
   startedOn: z.array(text(260)).max(1000),

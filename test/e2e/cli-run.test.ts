@@ -76,14 +76,27 @@ describe('gaxx run', () => {
   it('gaxx exec cut at --output-cap: the note starts a line of its own after output cut mid-line', async () => {
     const a = agents[0] as AgentProcess;
     const note = 'gaxx: output cut at the output cap: the agent stopped the task there (--output-cap)\n';
-    const cut = await gaxx(['exec', '--agent', a.address, '--no-stdin', '--output-cap', '3', '--', 'echo', 'hello', 'world']);
+    // Each task is still running when the agent stops it (it waits after its output).
+    const cut = await gaxx(['exec', '--agent', a.address, '--no-stdin', '--output-cap', '3', '--', 'sh', '-c', 'echo hello world; exec sleep 60']);
     expect(cut.stdout).toBe('hel');
     expect(cut.stderr).toBe(`\n${note}`);
-    // Output cut right after a newline gets no blank line before the note.
-    const line = await gaxx(['exec', '--agent', a.address, '--no-stdin', '--output-cap', '3', '--', 'sh', '-c', 'printf "ab\\ncdef"']);
+    // Output cut right after a newline gets no blank line before the note. The task catches the
+    // SIGTERM and exits 0.
+    const line = await gaxx([
+      'exec',
+      '--agent',
+      a.address,
+      '--no-stdin',
+      '--output-cap',
+      '3',
+      '--',
+      'sh',
+      '-c',
+      'trap "exit 0" TERM; printf "ab\\ncdef"; sleep 60 & wait',
+    ]);
     expect(line.stdout).toBe('ab\n');
     expect(line.stderr).toBe(note);
-    // Stopped by the agent, the task never exits 0, even when it ended by itself with 0.
+    // Stopped by the agent, the task never exits 0, even when it caught the signal and exited 0.
     expect([cut.code, line.code]).toEqual([143, 143]);
   });
 
@@ -97,24 +110,26 @@ describe('gaxx run', () => {
 
   it("--output-cap stops a task whose output passes it (killed, exit 1, its first BYTES kept); run defaults to 1M, exec to the agent's 16M", async () => {
     const a = agents[0] as AgentProcess;
-    const task = async (args: string[], bytes: number): Promise<{ code: number; task: Record<string, unknown> }> => {
-      const r = await gaxx(['run', '--json', '--agent', a.address, ...args, '--', 'sh', '-c', `yes | head -c ${bytes}`]);
+    // `then`: what the task does after its output; a task past its cap waits there, so that the
+    // agent's stop finds it running (one that ended on its own first keeps its own outcome).
+    const task = async (args: string[], bytes: number, then = '; exec sleep 60'): Promise<{ code: number; task: Record<string, unknown> }> => {
+      const r = await gaxx(['run', '--json', '--agent', a.address, ...args, '--', 'sh', '-c', `yes | head -c ${bytes}${then}`]);
       const task = jsonLines(r.stdout).find((l) => l.type === 'task');
       return { code: r.code, task: task ?? {} };
     };
     const capped = await task(['--output-cap', '1k'], 5000);
     expect(capped.code).toBe(1);
-    expect(capped.task).toMatchObject({ outcome: 'killed', reason: 'output_cap', truncated: true, stdoutBytes: 1024 });
+    expect(capped.task).toMatchObject({ outcome: 'killed', reason: 'output_cap', truncated: true, outputCapped: true, stdoutBytes: 1024 });
     expect(capped.task.stdout).toHaveLength(1024);
     // The default: 1 MiB passes, one byte more is stopped.
-    expect((await task([], 1024 * 1024)).task).toMatchObject({ outcome: 'succeeded', truncated: false });
+    expect((await task([], 1024 * 1024, '')).task).toMatchObject({ outcome: 'succeeded', truncated: false, outputCapped: false });
     expect((await task([], 1024 * 1024 + 1)).task).toMatchObject({ outcome: 'killed', reason: 'output_cap', stdoutBytes: 1024 * 1024 });
     // The same command through exec gets the agent's default, 16 MiB.
     const exec = await gaxx(['exec', '--json', '--agent', a.address, '--no-stdin', '--', 'sh', '-c', `yes | head -c ${1024 * 1024 + 1}`]);
     expect(exec.code, exec.stderr).toBe(0);
     expect(JSON.parse(exec.stdout)).toMatchObject({ outcome: 'succeeded', truncated: false, stdoutBytes: 1024 * 1024 + 1 });
     // The human summary line says why the task was killed.
-    const human = await gaxx(['run', '--agent', a.address, '--output-cap', '1k', '--', 'sh', '-c', 'yes | head -c 5000']);
+    const human = await gaxx(['run', '--agent', a.address, '--output-cap', '1k', '--', 'yes']);
     expect(human.code).toBe(1);
     expect(human.stdout).toContain('stopped at the output cap (--output-cap)');
   });

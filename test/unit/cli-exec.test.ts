@@ -6,6 +6,7 @@ const exit = (o: Partial<{ code: number; signal: string; reason: string }>) => (
   signal: '',
   durationMs: 1,
   truncated: false,
+  outputCapped: false,
   stdoutBytes: 0,
   stderrBytes: 0,
   reason: '',
@@ -43,5 +44,7 @@ describe('gaxx exec helpers', () => {
       expect(exitCodeOf(exit({ code: -1, signal: 'SIGKILL', reason })), reason).toBe(137);
     }
     expect(exitCodeOf(exit({ code: 0 }))).toBe(0);
+    // Ended on its own with its output past the cap (no reason: the stop reached nothing): its own code.
+    expect(exitCodeOf({ ...exit({ code: 0 }), truncated: true, outputCapped: true })).toBe(0);
   });
 });

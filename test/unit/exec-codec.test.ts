@@ -82,7 +82,17 @@ describe('encodeExecRequest', () => {
 });
 
 describe('decodeExecEvent', () => {
-  const exit = { code: -9, signal: 'SIGKILL', durationMs: 2 ** 45 + 3, truncated: true, stdoutBytes: 2 ** 33, stderrBytes: 1, reason: 'timeout', error: 'é ✓' };
+  const exit = {
+    code: -9,
+    signal: 'SIGKILL',
+    durationMs: 2 ** 45 + 3,
+    truncated: true,
+    stdoutBytes: 2 ** 33,
+    stderrBytes: 1,
+    reason: 'timeout',
+    error: 'é ✓',
+    outputCapped: true,
+  };
   const started = { pid: 2_147_483_647, attached: true, replayed: true, fromStart: true };
 
   it('covers every field of ExecEvent, Started and Exit', () => {

@@ -2,7 +2,7 @@
 // before its summary line, with one host (output passed through) as with several (prefixed).
 import { describe, expect, it } from 'vitest';
 import { Output } from '../../cli/output.js';
-import { HumanRunPrinter } from '../../cli/run-printer.js';
+import { HumanRunPrinter, summaryLine } from '../../cli/run-printer.js';
 import { HumanView } from '../../cli/run/views.js';
 import { capturedOutput } from '../helpers/output.js';
 import { taskResult } from '../../scheduler/index.js';
@@ -14,6 +14,18 @@ function printer(hosts: string[]): { p: HumanRunPrinter; out: () => string; err:
 }
 
 const done = (taskId: string, host: string) => taskResult({ runId: 'r1', taskId, host, outcome: 'succeeded', reason: '' }, { exitCode: 0, durationMs: 12 });
+
+describe('summaryLine and the output cap', () => {
+  it('says stopped only of a task the agent stopped at its cap; one that ended on its own first has its output truncated', () => {
+    const base = { runId: 'r1', taskId: '0', host: 'h1' };
+    const stopped = taskResult({ ...base, outcome: 'killed', reason: 'output_cap' }, { signal: 'SIGTERM', durationMs: 5, truncated: true, outputCapped: true });
+    expect(summaryLine(stopped)).toBe('== h1: killed (signal SIGTERM, 5 ms; stopped at the output cap (--output-cap), output truncated)\n');
+    const own = taskResult({ ...base, outcome: 'succeeded', reason: '' }, { exitCode: 0, durationMs: 5, truncated: true, outputCapped: true });
+    expect(summaryLine(own)).toBe('== h1: succeeded (exit 0, 5 ms; output truncated at the cap (--output-cap))\n');
+    const failed = taskResult({ ...base, outcome: 'failed', reason: '' }, { exitCode: 3, durationMs: 5, truncated: true, outputCapped: true });
+    expect(summaryLine(failed)).toBe('== h1: failed (exit 3, 5 ms; output truncated at the cap (--output-cap))\n');
+  });
+});
 
 describe('HumanRunPrinter', () => {
   it('with one host, passes output through and ends a last line without a newline before the summary', () => {

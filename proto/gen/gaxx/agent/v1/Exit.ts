@@ -11,6 +11,7 @@ export interface Exit {
   'stderrBytes'?: (number | string | Long);
   'reason'?: (string);
   'error'?: (string);
+  'outputCapped'?: (boolean);
 }
 
 export interface Exit__Output {
@@ -22,4 +23,5 @@ export interface Exit__Output {
   'stderrBytes': (number);
   'reason': (string);
   'error': (string);
+  'outputCapped': (boolean);
 }
