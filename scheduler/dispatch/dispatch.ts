@@ -25,7 +25,9 @@
  * run again). A command can still run a second time when: the registry entry expired (its TTL)
  * or was evicted before the re-dispatch, or the agent lost its state dir; an any-host task's
  * agent stayed unreachable longer than `agentGoneMs` after it may have started the command
- * (the result says `mayHaveRepeated`); or `retryOnFailure` asked for re-runs.
+ * (the result says `mayHaveRepeated`); or `retryOnFailure` asked for re-runs. Every step for a
+ * job (placement, Exec, Cancel, result) is taken only while its worker holds the job's lock, so a
+ * worker that stalled past it never dispatches a job another worker took over (job-lock.ts).
  */
 import type { AgentEndpoint, AgentPool } from './agent-pool.js';
 import type { LiveSink } from './exec-once.js';
@@ -39,14 +41,25 @@ import type { TaskSpec } from '../queue/task.js';
 export interface JobHandle {
   id: string;
   enqueuedAt: number;
-  /** Draining: stop reading and hand the job back; the agent keeps running the task. */
+  /**
+   * Stop: the worker drains (hand the job back), or its lock on the job is lost (another worker
+   * has it). The agent keeps running the task either way, for the worker that takes it next.
+   */
   signal: AbortSignal;
   /** The run was cancelled: Cancel the task on its agent and end it `cancelled`. */
   cancel: AbortSignal;
   /** Whether a worker may have dispatched this job before (it was taken, then stalled or handed back). */
   takenBefore: boolean;
-  /** Persists the dispatch state in the job (before each Exec). */
+  /**
+   * Persists the dispatch state in the job (before an Exec that changes it), in one step with
+   * checking that this worker still holds the job; throws LockLost (queue/job-lock.ts) when not.
+   */
   saveDispatch(d: { placedOn?: string; round: number }): Promise<void>;
+  /**
+   * Resolves while this worker still holds the job (its BullMQ lock); throws LockLost when another
+   * worker may have it. Asked before every call to an agent for the job that saves nothing.
+   */
+  hold(): Promise<void>;
   /** Where output goes as it arrives (live display); absent: only with the result. */
   live?: LiveSink;
   /** A word about the running task for whoever follows its run (display only). */
@@ -73,7 +86,10 @@ export interface Dispatched {
   output: OutputChunk[];
 }
 
-/** Runs one task to a result. Throws only when the job's signal aborts (hand the job back). */
+/**
+ * Runs one task to a result. Throws when the job's signal aborts (hand the job back) or the job is
+ * found to be another worker's (LockLost): nothing more is done for it then.
+ */
 export async function dispatchTask(ctx: DispatchContext, spec: TaskSpec, job: JobHandle): Promise<Dispatched> {
   const { endpoints, pinned } = await ctx.resolve(spec);
   if ('host' in spec.target && (pinned === undefined || !endpoints.includes(pinned))) {

@@ -232,6 +232,8 @@ export class TaskDispatch {
 
   /** cancelledBetweenDispatches, once it knows the agent to ask (`addr`, held; the last of `maybe`). */
   private async cancelOn(addr: string, maybe: string[], notRun: string): Promise<Dispatched> {
+    // The job's worker asks, not one whose lock on it is gone.
+    await this.job.hold();
     const link = this.ctx.pool.link(this.agentAt(addr));
     this.lastHost = addr;
     const execId = this.execId();
@@ -382,11 +384,13 @@ export class TaskDispatch {
     let failure: unknown;
     const seen: ExecSeen = {};
     try {
-      if (this.placedOn !== addr) {
-        this.placedOn = addr;
-        // A pinned task can only go back to its agent, so only any-host placements are saved.
-        if (this.pinned === undefined) await this.job.saveDispatch({ placedOn: addr, round: this.round });
-      }
+      // Only while this worker still holds the job, checked right before the Exec (in one step
+      // with saving a new placement): a worker that took the job over dispatches it from the
+      // placement it read, and this one's copy may be stale (it waited for a slot meanwhile).
+      // A pinned task can only go back to its agent, so only any-host placements are saved.
+      const save = this.placedOn !== addr && this.pinned === undefined;
+      this.placedOn = addr;
+      await (save ? this.job.saveDispatch({ placedOn: addr, round: this.round }) : this.job.hold());
       this.attempts += 1;
       try {
         const link = this.ctx.pool.link(agent);

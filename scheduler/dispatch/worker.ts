@@ -34,6 +34,7 @@ import { publishResult, taskResult, type TaskResult } from '../queue/results.js'
 import { checkJobSignature } from '../queue/sign.js';
 import { ResultWrites } from './result-writes.js';
 import { failedJobResult } from '../queue/failed-jobs.js';
+import { JobLocks, LockLost, type JobLock } from '../queue/job-lock.js';
 import { refusalReason } from '../queue/write-health.js';
 import { jobIdFor, parseTaskSpec, RUN_ID, TASK_ID, type TaskSpec } from '../queue/task.js';
 import { GaxxError, isGaxxError } from '../../proto/index.js';
@@ -114,6 +115,7 @@ export class SchedulerWorker {
   private ctx!: DispatchContext;
   private closed: Promise<void> | undefined;
   private writes!: ResultWrites;
+  private locks!: JobLocks;
 
   private constructor(
     private readonly opts: SchedulerWorkerOptions,
@@ -137,6 +139,9 @@ export class SchedulerWorker {
     setMaxListeners(0, w.abort.signal);
     w.writes = new ResultWrites({ log: opts.log, onWrites: opts.onWrites, retryForMs: opts.lockDurationMs ?? 30_000, signal: w.abort.signal });
     w.ctx = { pool: w.pool, metrics: opts.metrics, resolve: (s) => w.resolve(s), policy: opts.policy };
+    w.locks = new JobLocks(redis, (lock) =>
+      opts.log?.warn({ job: lock.jobId }, 'lost the lock on a job: the worker that has it now goes on with it, this one stops'),
+    );
     if (opts.runId !== undefined) w.serve(opts.runId);
     else {
       w.spare = keepSpareConnection(redis);
@@ -167,9 +172,12 @@ export class SchedulerWorker {
     if (bw) return bw;
     // Locks: a worker that stalls (SIGSTOP, a long GC) or dies loses its jobs to another worker
     // once their locks expire; the re-dispatch attaches on the agent (task-dispatch.ts), and the
-    // stalled worker, once it runs again, reattaches too instead of moving the task elsewhere.
+    // stalled worker, once it runs again, finds its locks lost and leaves those jobs (job-lock.ts).
     // Expired locks are looked for every STALLED_CHECK_MS (see there), by the daemon too.
-    bw = new Worker<TaskSpec, TaskResult>(runQueueName(runId), (job, token) => this.tracked(() => this.process(this.ctx, job, token)), {
+    // Every step for a job is taken only while this worker holds its lock (queue/job-lock.ts).
+    const processor = (job: Job<TaskSpec, TaskResult>, token?: string): Promise<TaskResult> =>
+      this.tracked(() => this.process(this.ctx, job, token, this.locks.take(job.id as string, (bw as Worker).toKey(job.id as string), token ?? '')));
+    bw = new Worker<TaskSpec, TaskResult>(runQueueName(runId), processor, {
       connection: this.redis,
       prefix: KEY_PREFIX,
       concurrency: this.opts.concurrency ?? WORKER_CONCURRENCY,
@@ -182,6 +190,8 @@ export class SchedulerWorker {
     // (CancelWatch.check keeps an answer for a poll interval, as it does for a run's later tasks).
     void this.cancels.check(runId);
     backOffOnErrors(bw, (e) => this.quiet.warn('worker error', e.message));
+    // A lock BullMQ could not renew may be another worker's now: that job's work stops at once.
+    bw.on('lockRenewalFailed', (ids) => this.locks.renewalFailed(ids));
     bw.on('failed', (job, e) => {
       this.opts.log?.error({ job: job?.id, err: e.message }, 'job failed');
       // Failed for good (not to be tried again): its task must still end with a result.
@@ -245,7 +255,26 @@ export class SchedulerWorker {
     }
   }
 
-  private async process(ctx: DispatchContext, job: Job<TaskSpec, TaskResult>, token: string | undefined): Promise<TaskResult> {
+  /**
+   * Runs one job while holding it (`lock`). A job found to be another worker's (its lock expired
+   * while this worker stalled, or was taken over) is left to that worker: nothing more is done or
+   * written for it here, and BullMQ is told it was moved (DelayedError), not that it failed.
+   */
+  private async process(ctx: DispatchContext, job: Job<TaskSpec, TaskResult>, token: string | undefined, lock: JobLock): Promise<TaskResult> {
+    try {
+      return await this.processHeld(ctx, job, token, lock);
+    } catch (e) {
+      if (e instanceof LockLost || lock.lost) {
+        lock.lose();
+        throw new DelayedError();
+      }
+      throw e;
+    } finally {
+      this.locks.release(lock);
+    }
+  }
+
+  private async processHeld(ctx: DispatchContext, job: Job<TaskSpec, TaskResult>, token: string | undefined, lock: JobLock): Promise<TaskResult> {
     let spec: TaskSpec;
     try {
       spec = parseTaskSpec(job.data);
@@ -265,26 +294,43 @@ export class SchedulerWorker {
     const watch = this.cancels.track(spec.runId);
     const live = new LiveOutput(this.redis, spec.runId, spec.taskId, spec.outputCapBytes, { budgetBytes: this.opts.runOutputBudgetBytes, shownBefore });
     let done;
+    // The job's work stops when the worker drains or its lock on the job is lost.
+    const stop = new AbortController();
+    const onStop = (): void => stop.abort();
+    this.abort.signal.addEventListener('abort', onStop, { once: true });
+    lock.signal.addEventListener('abort', onStop, { once: true });
     try {
       if (await this.cancels.check(spec.runId)) watch.controller.abort();
       const handle: JobHandle = {
         id: job.id as string,
         enqueuedAt: job.timestamp,
-        signal: this.abort.signal,
+        signal: stop.signal,
         cancel: watch.controller.signal,
         live,
         note: (text) => void publishNote(this.redis, spec.runId, spec.taskId, text),
         takenBefore,
-        saveDispatch: (d) => job.updateData({ ...spec, dispatch: d }),
+        // The spec as this worker read it is the job's data while it holds the lock (job-lock.ts);
+        // the job in hand follows (a job that fails for good names its placement from it).
+        saveDispatch: async (d) => {
+          const data = { ...spec, dispatch: d };
+          await lock.save(data);
+          job.data = data;
+        },
+        hold: () => lock.hold(),
         loadInput: (name) => this.redis.getBuffer(runInputKey(spec.runId, name)),
       };
       done = await dispatchTask(ctx, spec, handle);
     } catch (e) {
-      if (!this.abort.signal.aborted) throw e;
+      if (e instanceof LockLost || lock.lost || !this.abort.signal.aborted) throw e;
       // Draining: hand the job back so another worker takes it now (and attaches on the agent).
-      await job.moveToDelayed(Date.now(), token);
+      // BullMQ moves it only with this worker's token: a job whose lock is gone is left as it is.
+      await job.moveToDelayed(Date.now(), token).catch(async (err: unknown) => {
+        if (await lock.verify()) throw err;
+      });
       throw new DelayedError();
     } finally {
+      this.abort.signal.removeEventListener('abort', onStop);
+      lock.signal.removeEventListener('abort', onStop);
       watch.done();
       // A task handed back or failed still publishes what it streamed (display only).
       if (done === undefined) void live.close();
@@ -301,9 +347,10 @@ export class SchedulerWorker {
         publishResult(this.redis, result, output, streamed.exact ? streamed.bytes : undefined, {
           outputIsLive,
           budgetBytes: this.opts.runOutputBudgetBytes,
+          lock: lock.ref,
         }),
       )
-      .catch((e: unknown) => this.lastChance(job, result, e));
+      .catch((e: unknown) => this.lastChance(job, result, e, lock));
     if (fresh) this.opts.metrics?.tasks.inc({ outcome: done.result.outcome });
     else this.opts.metrics?.published.inc();
     return done.result;
@@ -315,7 +362,7 @@ export class SchedulerWorker {
    * refused), so the run learns how the command ended. Any other failure, or a refusal of this
    * write too, is thrown: the job fails (see the 'failed' handler).
    */
-  private async lastChance(job: Job<TaskSpec, TaskResult>, result: TaskResult, e: unknown): Promise<boolean> {
+  private async lastChance(job: Job<TaskSpec, TaskResult>, result: TaskResult, e: unknown, lock: JobLock): Promise<boolean> {
     const refused = refusalReason(e);
     if (refused === undefined || job.attemptsMade + 1 < (job.opts.attempts ?? 1) || this.abort.signal.aborted) throw e;
     const kept: TaskResult = {
@@ -324,7 +371,7 @@ export class SchedulerWorker {
       outputLost: result.stdoutBytes + result.stderrBytes > 0,
       error: [result.error, `output not stored: Redis refused the result write (${refused})`].filter(Boolean).join('; '),
     };
-    return publishResult(this.redis, kept, []).catch(() => Promise.reject(e));
+    return publishResult(this.redis, kept, [], undefined, { lock: lock.ref }).catch((again: unknown) => Promise.reject(again instanceof LockLost ? again : e));
   }
 
   /**

@@ -12,6 +12,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { gaxxKey } from '../redis/redis.js';
+import { lockHeld, LockLost, type LockRef } from './job-lock.js';
 
 /**
  * How a task ended. Only `succeeded` counts as success. `unreachable`: it certainly never ran (no
@@ -123,16 +124,18 @@ export const runDoneKey = (runId: string): string => gaxxKey('run', runId, 'done
 
 export { outcomeOf } from '../client/outcome.js';
 
-// KEYS: events, done, the run's stored-output byte count. ARGV: task, maxlen, ttl, result json,
-// live bytes, output-is-live flag, output size, run budget, the result json as stored when its
-// output is over the budget, then (stream, data) pairs.
+// KEYS: events, done, the run's stored-output byte count, then the job's lock when the publisher
+// must hold it. ARGV: task, maxlen, ttl, result json, live bytes, output-is-live flag, output size,
+// run budget, the result json as stored when its output is over the budget, the lock's token
+// (or ''), then (stream, data) pairs.
 const PUBLISH = `
+if #KEYS == 4 and not (${lockHeld('KEYS[4]', 'ARGV[10]')}) then return -1 end
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
 local size = tonumber(ARGV[7])
 local keep = tonumber(redis.call('GET', KEYS[3]) or '0') + size <= tonumber(ARGV[8])
 redis.call('HSET', KEYS[2], ARGV[1], keep and ARGV[4] or ARGV[9])
 if keep then
-  for i = 10, #ARGV, 2 do
+  for i = 11, #ARGV, 2 do
     redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 't', 'out', 'task', ARGV[1], 's', ARGV[i], 'd', ARGV[i + 1])
   end
   redis.call('INCRBY', KEYS[3], size)
@@ -154,6 +157,11 @@ export interface PublishOptions {
   outputIsLive?: boolean;
   /** The run's output budget in bytes (default RUN_OUTPUT_BUDGET_BYTES). */
   budgetBytes?: number;
+  /**
+   * The job's lock, which the publisher must hold (a worker publishing the result of the job it
+   * runs): nothing is written once another worker has the job (LockLost is thrown).
+   */
+  lock?: LockRef;
 }
 
 /** Why a result's output is missing when the run's output budget was used up. */
@@ -171,7 +179,8 @@ export function overBudget(r: TaskResult): TaskResult {
  * start (omit when it was not, or none was streamed). With `outputIsLive` the output is not
  * stored again: readers take it from the live entries. Output beyond the run's byte budget is
  * not stored (the result entry says `ob=1`; readers mark the result truncated; the done hash
- * holds it so marked, for readers of stored results: `gaxx runs show`).
+ * holds it so marked, for readers of stored results: `gaxx runs show`). With `opts.lock`, nothing
+ * is written once that lock is another worker's (LockLost is thrown).
  */
 export async function publishResult(
   redis: Redis | Cluster,
@@ -194,10 +203,13 @@ export async function publishResult(
     String(opts.budgetBytes ?? RUN_OUTPUT_BUDGET_BYTES),
     // The stored result says its output was cut (the stream's entry says so with `ob=1`).
     JSON.stringify(overBudget(result)),
+    opts.lock?.token ?? '',
   ];
   for (const c of stored) {
     for (let off = 0; off < c.data.length; off += ENTRY_BYTES) args.push(String(c.stream), c.data.subarray(off, off + ENTRY_BYTES));
   }
-  const added = await redis.eval(PUBLISH, 3, runEventsKey(result.runId), runDoneKey(result.runId), runBytesKey(result.runId), ...args);
+  const keys = [runEventsKey(result.runId), runDoneKey(result.runId), runBytesKey(result.runId), ...(opts.lock ? [opts.lock.key] : [])];
+  const added = await redis.eval(PUBLISH, keys.length, ...keys, ...args);
+  if (added === -1) throw new LockLost(`${result.runId}-${result.taskId}`);
   return added === 1;
 }
