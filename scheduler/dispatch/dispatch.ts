@@ -37,6 +37,9 @@ import { taskResult, type OutputChunk, type TaskResult } from '../queue/results.
 import { TaskDispatch } from './task-dispatch.js';
 import type { TaskSpec } from '../queue/task.js';
 
+/** What a job records of its dispatch (TaskSpec.dispatch). */
+export type DispatchState = NonNullable<TaskSpec['dispatch']>;
+
 /** What a dispatch needs from the job it serves. */
 export interface JobHandle {
   id: string;
@@ -54,7 +57,7 @@ export interface JobHandle {
    * Persists the dispatch state in the job (before an Exec that changes it), in one step with
    * checking that this worker still holds the job; throws LockLost (queue/job-lock.ts) when not.
    */
-  saveDispatch(d: { placedOn?: string; round: number }): Promise<void>;
+  saveDispatch(d: DispatchState): Promise<void>;
   /**
    * Resolves while this worker still holds the job (its BullMQ lock); throws LockLost when another
    * worker may have it. Asked before every call to an agent for the job that saves nothing.

@@ -18,12 +18,12 @@
 import { formatDuration, isGaxxError, lostReason, type ErrorCode, type ExecRequest } from '../../proto/index.js';
 import type { AgentEndpoint } from './agent-pool.js';
 import { execOnce, StreamEnded, type ExecOutcome, type ExecSeen } from './exec-once.js';
-import type { DispatchContext, Dispatched, JobHandle } from './dispatch.js';
+import type { DispatchContext, Dispatched, DispatchState, JobHandle } from './dispatch.js';
 import { place } from './placement.js';
 import { backoffDelay, busyDelay, isTransportFailure, retryAfterHint, retryPolicy, type RetryPolicy } from './retry-policy.js';
 import { outcomeOf, taskResult, type OutputChunk, type TaskResult } from '../queue/results.js';
 import { signedTaskOf } from '../queue/sign.js';
-import type { TaskSpec } from '../queue/task.js';
+import { DISPATCH_HISTORY, type TaskSpec } from '../queue/task.js';
 
 /** How long to wait for a Cancelled task's exit when attaching to it after a cancel. */
 const CANCEL_ATTACH_MS = 30_000;
@@ -112,6 +112,9 @@ export class TaskDispatch {
     // A task never placed anywhere (cancelled or refused before dispatch) names no host.
     this.lastHost = this.placedOn ?? this.pinned ?? '';
     this.policy = retryPolicy({ ...ctx.policy, backoffMs: spec.retry.backoffMs, attempts: spec.retry.attempts });
+    // What the workers that had the job before saw: where it started, where it may have run before it moved.
+    this.startedOn.push(...(spec.dispatch?.startedOn ?? []));
+    for (const a of spec.dispatch?.mayHaveRunOn ?? []) this.mayHaveRunOn(a);
     // An earlier worker took the job (and saved an any-host task's placement) before its Exec:
     // the command may be running on that agent, or the pinned one.
     const before = job.takenBefore ? (this.placedOn ?? this.pinned) : undefined;
@@ -135,6 +138,20 @@ export class TaskDispatch {
       this.job.signal.removeEventListener('abort', wakeUp);
       this.job.cancel.removeEventListener('abort', wakeUp);
     }
+  }
+
+  /** The dispatch state a job records: where it goes, and what a worker taking it over must know of where it ran. */
+  private state(): DispatchState {
+    const startedOn = this.startedOn.slice(-DISPATCH_HISTORY);
+    const mayHaveRunOn = this.roundMayHaveRunOn()
+      .filter((a) => a !== this.placedOn)
+      .slice(-DISPATCH_HISTORY);
+    return {
+      ...(this.placedOn !== undefined ? { placedOn: this.placedOn } : {}),
+      round: this.round,
+      ...(startedOn.length ? { startedOn } : {}),
+      ...(mayHaveRunOn.length ? { mayHaveRunOn } : {}),
+    };
   }
 
   private execId(): string {
@@ -390,7 +407,7 @@ export class TaskDispatch {
       // A pinned task can only go back to its agent, so only any-host placements are saved.
       const save = this.placedOn !== addr && this.pinned === undefined;
       this.placedOn = addr;
-      await (save ? this.job.saveDispatch({ placedOn: addr, round: this.round }) : this.job.hold());
+      await (save ? this.job.saveDispatch(this.state()) : this.job.hold());
       this.attempts += 1;
       try {
         const link = this.ctx.pool.link(agent);
@@ -436,7 +453,7 @@ export class TaskDispatch {
     ) {
       this.round += 1;
       this.ctx.metrics?.retries.inc({ kind: 'failure' });
-      await this.job.saveDispatch({ placedOn: this.placedOn, round: this.round });
+      await this.job.saveDispatch(this.state());
       await sleep(backoffDelay(this.round, { baseMs: this.policy.backoffMs, maxMs: this.policy.backoffMaxMs }), this.wake);
       return AGAIN;
     }

@@ -129,12 +129,25 @@ export const RunSpecSchema = z
 export type RunSpecInput = z.input<typeof RunSpecSchema>;
 export type RunSpec = z.output<typeof RunSpecSchema>;
 
+/** The most agents a job's dispatch state names in each of its lists (the newest are kept). */
+export const DISPATCH_HISTORY = 32;
+
 /** What a queued job carries: the task plus its run id, and the worker's dispatch state. */
 export const TaskSpecSchema = TaskFields.extend({
   runId: z.string().regex(RUN_ID),
-  /** Set by the worker before each dispatch, so a re-dispatch after a crash goes to the same agent. */
+  /**
+   * Set by the worker before each dispatch, so a re-dispatch after a crash goes to the same agent,
+   * and a worker that takes the job over knows where it ran before (its result names them).
+   */
   dispatch: z
-    .object({ placedOn: z.string().optional(), round: z.number().int().min(0).default(0) })
+    .object({
+      placedOn: z.string().optional(),
+      round: z.number().int().min(0).default(0),
+      /** Agents an execution of the task was seen starting on (TaskResult.startedOn), the last DISPATCH_HISTORY. */
+      startedOn: z.array(z.string().max(1024)).max(DISPATCH_HISTORY).optional(),
+      /** Agents the current round may have started on before `placedOn` (it moved from an agent that stayed away). */
+      mayHaveRunOn: z.array(z.string().max(1024)).max(DISPATCH_HISTORY).optional(),
+    })
     .strict()
     .optional(),
   /** The submitting operator's signature (sign.ts); optional here so a missing one is UNSIGNED_TASK, not a parse error. */

@@ -90,7 +90,7 @@ describe('a worker whose job locks are lost', () => {
           .filter((l) => l.includes('"lost the lock on a job')).length;
       await eventually(() => lost() >= 16 || lines(ran).length > 16, 60_000, 50);
       expect(lines(ran).sort()).toEqual([...jobIds].sort());
-      expect(lost()).toBe(16);
+      expect(lost()).toBeGreaterThanOrEqual(16);
 
       // The agents agree: one execution of each task, and the result names its agent.
       const startedOn = new Map<string, string[]>();
