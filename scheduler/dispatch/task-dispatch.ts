@@ -408,6 +408,8 @@ export class TaskDispatch {
       const save = this.placedOn !== addr && this.pinned === undefined;
       this.placedOn = addr;
       await (save ? this.job.saveDispatch(this.state()) : this.job.hold());
+      // Cancelled during that check: ended as between dispatches (nothing was sent this time).
+      if (this.job.cancel.aborted) return AGAIN;
       this.attempts += 1;
       try {
         const link = this.ctx.pool.link(agent);
