@@ -59,8 +59,9 @@ async function assertFleetsKnown(config: GaxxConfig, fleets: string[], out: Outp
     try {
       await waitReady(redis, 5000, settings.display);
       const registered = new Set(await registeredFleets(redis));
-      for (const f of fleets) if (readFleet(config.paths.fleetsDir, f)) await resolveFleetAgents(config, redis, f, out);
-      return fleets.find((f) => !registered.has(f) && !readFleet(config.paths.fleetsDir, f));
+      const recorded = new Set(fleets.filter((f) => readFleet(config.paths.fleetsDir, f)));
+      for (const f of recorded) await resolveFleetAgents(config, redis, f, out);
+      return fleets.find((f) => !registered.has(f) && !recorded.has(f));
     } finally {
       redis.disconnect();
     }
