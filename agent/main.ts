@@ -6,8 +6,8 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { destination, pino } from 'pino';
-import { closeInheritedFds, colonFirstIpChecks, exitCodeFor, fileAccessError, isGaxxError, packageVersion } from '../proto/index.js';
+import { pino } from 'pino';
+import { closeInheritedFds, fdLogDestination, colonFirstIpChecks, exitCodeFor, fileAccessError, isGaxxError, packageVersion } from '../proto/index.js';
 import { AGENT_FILE_HINTS, defaultAuditLog, loadAgentConfig, runAuditCli, startAgent } from './index.js';
 
 const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX_AGENT_<FLAG>, e.g. GAXX_AGENT_DATA_DIR)
@@ -85,7 +85,10 @@ async function main(): Promise<void> {
   // grpc-js (the server's) and tls ask node:net of addresses: skip Node's IPv6 pattern for IPv4 ones.
   colonFirstIpChecks();
   const config = loadAgentConfig({ argv: process.argv.slice(2), env: process.env });
-  const log = pino({ base: { component: 'agent' } }, destination(2));
+  // A stderr that cannot take the logs (a full disk, /dev/full) drops them: the agent goes on
+  // serving, hears its signals, and its exit code says it (log-destination.ts).
+  const logTo = fdLogDestination(2);
+  const log = pino({ base: { component: 'agent' } }, logTo);
   const agent = await startAgent(config, { version: packageVersion(fileURLToPath(import.meta.url)) ?? '0.0.0', log, uid: process.getuid?.() ?? -1 });
   log.info(
     {
@@ -109,7 +112,7 @@ async function main(): Promise<void> {
     // connections open cannot keep it alive).
     setTimeout(() => process.exit(1), config.shutdownGraceMs + 5000).unref();
     agent.stop().then(
-      () => process.exit(0),
+      () => process.exit(logTo.failed ? exitCodeFor('FILE_ACCESS') : 0),
       () => process.exit(1),
     );
   };

@@ -67,5 +67,17 @@ export type { HealthCheckResponse, HealthCheckResponse__Output } from './gen/grp
 export { BusyLoopDelay, type LoopHistogram } from './loop-delay.js';
 export { raceAbort } from './race.js';
 export { spawnDetached, type DetachedSpawnOptions, type DetachedStdio } from './spawn-detached.js';
-export { AfterQuiet, closeInheritedFds, inside, makeDirs, makeDirsAsync, pidAlive, processStartTicks, removeTree, type MakeDirsOptions } from './light.js';
+export {
+  AfterQuiet,
+  closeInheritedFds,
+  fdLogDestination,
+  inside,
+  makeDirs,
+  makeDirsAsync,
+  pidAlive,
+  processStartTicks,
+  removeTree,
+  type LogDestination,
+  type MakeDirsOptions,
+} from './light.js';
 export { printable, printableLines, printableOutputLine } from './printable.js';

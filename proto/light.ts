@@ -8,6 +8,7 @@ export { AfterQuiet } from './quiet.js';
 export { GaxxError, type ErrorCode } from './errors.js';
 export { inside } from './inside.js';
 export { makeDirs, makeDirsAsync, type MakeDirsOptions } from './make-dirs.js';
+export { fdLogDestination, type LogDestination } from './log-destination.js';
 export { pidAlive, processRunning, processStartTicks } from './proc-stat.js';
 
 /**

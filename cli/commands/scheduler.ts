@@ -3,8 +3,8 @@
  * metrics address, drain, lock, renewal interval) come from the installation's one config
  * (cli/config.ts): defaults < config file < GAXX_SCHEDULER_* < flags.
  */
-import { destination, pino } from 'pino';
-import { isGaxxError } from '../../proto/index.js';
+import { pino } from 'pino';
+import { exitCodeFor, fdLogDestination, isGaxxError } from '../../proto/index.js';
 import { serveScheduler } from '../../scheduler/index.js';
 import { stringFlag, type Command } from '../command.js';
 import { scopedFlags } from '../config.js';
@@ -58,7 +58,10 @@ export const command: Command = {
     'GAXX_SCHEDULER_DRAIN=30s gaxx scheduler --renew-interval 0',
   ],
   async run({ flags, config, signal }) {
-    const log = pino({ level: config.logLevel, base: { component: 'scheduler' } }, destination(2));
+    // A stderr that cannot take the logs (a full disk, /dev/full) drops them: the daemon goes on,
+    // hears its signals, and its exit code says it (log-destination.ts).
+    const logTo = fdLogDestination(2);
+    const log = pino({ level: config.logLevel, base: { component: 'scheduler' } }, logTo);
     const s = config.scheduler;
     const renewal = {
       intervalMs: s.renewIntervalMs,
@@ -116,7 +119,6 @@ export const command: Command = {
     // Ctrl-C, and SIGTERM from a service manager, drain (main.ts aborts `signal` on either).
     if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     await served.stop(s.drainMs);
-    log.flush();
-    return 0;
+    return logTo.failed ? exitCodeFor('FILE_ACCESS') : 0;
   },
 };

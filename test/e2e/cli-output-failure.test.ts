@@ -1,14 +1,16 @@
 // The built CLI whose stdout or stderr cannot be written (/dev/full: every write fails with
 // ENOSPC, as on a full disk; a stdout open only for reading: EBADF), against real agents and a
 // real redis-server: the failure is said on stderr as FILE_ACCESS and the command exits 3, never
-// 0; a run or an exec whose stdout fails winds its remote work down as when its reader goes away.
-import { writeFileSync } from 'node:fs';
+// 0; a run or an exec whose stdout fails winds its remote work down as when its reader goes away;
+// the daemon whose stderr fails drops its logs and goes on.
+import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
-import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
-import { jsonLines, type CliRun } from '../helpers/cli.js';
+import { createRedis, redisSettingsFromUrl, schedulerAlive, waitReady } from '../../scheduler/index.js';
+import { jsonLines, spawnGaxx, type CliRun } from '../helpers/cli.js';
+import { eventually } from '../helpers/poll.js';
 import { cliWorld, type CliWorld } from '../helpers/cli-world.js';
 
 let w: CliWorld;
@@ -100,6 +102,23 @@ describe('a stderr that cannot be written', () => {
     expect(r.code).toBe(FILE_ACCESS);
     for (let i = 1; i <= 4; i++) expect(r.stdout).toContain(`out-r${i}`);
   });
+
+  it('gaxx scheduler 2>/dev/full: the daemon serves runs, hears SIGTERM and exits 3, not wedged retrying its log lines', async () => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      const daemon = spawnGaxx(['scheduler', '--metrics-listen', '', '--ui-listen', ''], { home: w.home, env: w.env, fds: [[2, full]] });
+      // Up once its heartbeat is in Redis: a run then leaves its tasks to it.
+      expect(await eventually(() => schedulerAlive(redis), 60_000)).toBe(true);
+      const r = await w.gaxx(['run', '--fleet', w.fleet, '--', 'echo', 'hi']);
+      expect(r.code, r.stderr).toBe(0);
+      // Before: pino's destination retried a failed log line every 100 ms, blocking the event
+      // loop, so SIGTERM (and Ctrl-C) were never acted on and the daemon had to be killed.
+      daemon.kill('SIGTERM');
+      expect((await daemon.done).code).toBe(FILE_ACCESS);
+    } finally {
+      closeSync(full);
+    }
+  }, 120_000);
 
   it('gaxx --help 2>/dev/full writes its answer to stdout and exits 0 (it wrote nothing to stderr)', async () => {
     const r = await w.gaxx(['--help'], { redirect: '2>/dev/full' });

@@ -10,10 +10,12 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { taskWritableRoot } from './task-writable.js';
 import { fileURLToPath } from 'node:url';
 import { AGENT_ENV, agentBundlePath, agentNodeFlags, installAgentBundle } from '../../cli/providers/agent-bundle.js';
+import { eventually } from './poll.js';
 import { withInherited } from './procs.js';
 
 export const AGENT_UID = 65534;
@@ -79,6 +81,8 @@ export interface StartAgentOptions {
   ownDirs?: boolean;
   /** Descriptors of this process the agent gets, as [its fd, ours]: without close-on-exec, as a shell or a CI runner leaves them. */
   inheritFds?: Array<[number, number]>;
+  /** A descriptor of ours for the agent's stderr (default: a pipe the helper reads). */
+  stderrFd?: number;
 }
 
 export interface AgentProcess {
@@ -149,7 +153,7 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; a
   args.push(...(o.args ?? []));
   const child = spawn(process.execPath, args, {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(o.agentEnv ?? AGENT_ENV), ...o.env },
-    stdio: withInherited(['ignore', 'ignore', 'pipe'], o.inheritFds),
+    stdio: withInherited(['ignore', 'ignore', o.stderrFd ?? 'pipe'], o.inheritFds),
     ...(drop ? { uid: AGENT_UID, gid: AGENT_GID } : {}),
   });
   live.add(child);
@@ -213,6 +217,40 @@ export async function runAgentExpectFailure(o: StartAgentOptions): Promise<{ cod
   const code = await exitPromise(child);
   clearTimeout(t);
   return { code, stderr: out.text };
+}
+
+/**
+ * Starts an agent whose stderr goes to `stderrFd` (so no "agent listening" line to wait for) on
+ * gRPC port `port`: ready once the port takes a connection (45 s at most). Its exit code, or
+ * null when it had to be killed: SIGTERM `stop()` waits `graceMs` (20 s) for it, then SIGKILL.
+ */
+export async function startAgentUnheard(
+  o: StartAgentOptions & { stderrFd: number },
+  port: number,
+): Promise<{ pid: number; exited: Promise<number | null>; stop(graceMs?: number): Promise<number | null> }> {
+  const { child } = launch({ ...o, args: ['--listen', `127.0.0.1:${port}`, ...(o.args ?? [])] });
+  const exited = exitPromise(child);
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const accepts = () =>
+    new Promise<boolean>((done) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), done(true)));
+      s.once('error', () => done(false));
+    });
+  if (!(await eventually(async () => gone || (await accepts()), 45_000))) throw new Error(`agent on port ${port} did not start in 45 s`);
+  if (gone) throw new Error(`agent on port ${port} exited with ${String(await exited)} before it listened`);
+  return {
+    pid: child.pid as number,
+    exited,
+    async stop(graceMs = 20_000) {
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+  };
 }
 
 /**

@@ -88,7 +88,10 @@ export function sleepMarker(): string {
 }
 
 /** `stdio` with descriptor `ours` as the child's fd `theirs` for each pair (the fds between are not open). */
-export function withInherited(stdio: Array<'ignore' | 'pipe' | 'inherit'>, fds: Array<[number, number]> = []): Array<'ignore' | 'pipe' | 'inherit' | number> {
+export function withInherited(
+  stdio: Array<'ignore' | 'pipe' | 'inherit' | number>,
+  fds: Array<[number, number]> = [],
+): Array<'ignore' | 'pipe' | 'inherit' | number> {
   const all: Array<'ignore' | 'pipe' | 'inherit' | number> = [...stdio];
   for (const [theirs, ours] of fds) {
     while (all.length < theirs) all.push('ignore');

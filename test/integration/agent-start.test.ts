@@ -1,13 +1,13 @@
 // Start-up refusals (one line, documented exit code), development-only profiling, and
 // graceful shutdown, all with the built agent as a real process.
-import { chmodSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, cpSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../../certs/index.js';
 import { exitCodeFor, type ErrorCode, type HealthCheckRequest, type HealthCheckResponse__Output } from '../../proto/index.js';
-import { runAgentExpectFailure, startAgent, stopAllAgents } from '../helpers/agent.js';
+import { runAgentExpectFailure, startAgent, startAgentUnheard, stopAllAgents } from '../helpers/agent.js';
 import { execCollect, exitOf, rawAgentClient, unary } from '../helpers/grpc.js';
 import { taskGate } from '../helpers/gate.js';
 import { httpsGet } from '../helpers/metrics.js';
@@ -141,5 +141,26 @@ describe('graceful shutdown', () => {
     expect(r.stdout).toBe('done\n');
     expect(exitOf(r)?.code).toBe(0);
     expect(await a.exited).toBe(0);
+  });
+});
+
+describe('a stderr that cannot take its logs', () => {
+  it('(/dev/full) the agent serves, hears SIGTERM and exits 3 (FILE_ACCESS), not wedged retrying its log lines', async () => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      const port = await freePort();
+      const a = await startAgentUnheard({ certsDir: copyCerts('log-full'), stderrFd: full, metrics: false }, port);
+      // Every request logs nothing it must write: the agent answers as ever.
+      const c = rawAgentClient(`127.0.0.1:${port}`, pki.clients.operator.dir);
+      const r = await execCollect(c.agent, { taskId: 'log-full-1', argv: ['echo', 'served'] });
+      c.close();
+      expect(r.stdout).toBe('served\n');
+      expect(exitOf(r)?.code).toBe(0);
+      // Before: pino's destination retried its failed line every 100 ms, blocking the event
+      // loop, so SIGTERM was never acted on (null: it had to be killed).
+      expect(await a.stop()).toBe(exitCodeFor('FILE_ACCESS'));
+    } finally {
+      closeSync(full);
+    }
   });
 });
