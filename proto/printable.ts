@@ -9,23 +9,35 @@
  * Escaped: C0 controls (U+0000-U+001F, tab and newline too: a metadata field is one line), DEL,
  * C1 controls (U+0080-U+009F, which terminals take as ESC [ and the like), the bidirectional
  * overrides, isolates and marks (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), which
- * reorder what is shown, and the invisible ones (zero-width U+200B-U+200D, U+FEFF; the line and
- * paragraph separators U+2028, U+2029). Task output is its bytes, shown as they are, except
+ * reorder what is shown, and the characters that show nothing where they stand (INVISIBLE): the
+ * zero-width ones, the soft hyphen, word joiner and invisible operators, the deprecated format
+ * controls, the Hangul and Mongolian fillers, interlinear annotation marks, the line and paragraph
+ * separators and the tag characters (U+E0000-U+E007F), with which a name can look like another
+ * or hide text. Task output is its bytes, shown as they are, except
  * where gaxx labels its lines with their host (printableOutputLine): there a carriage return or
  * an escape sequence would write over the label, another host's line or gaxx's own.
  */
 
-// eslint-disable-next-line no-control-regex
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
+import { isUtf8 } from 'node:buffer';
+
+/** Characters that show nothing where they stand (joiners, fillers, format controls, tags). */
+const INVISIBLE = String.raw`\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200d\u2028\u2029\u2060-\u2064\u206a-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb\u{e0000}-\u{e007f}`;
+/** Bidirectional marks, overrides and isolates: they reorder what is shown. */
+const BIDI = String.raw`\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069`;
+// The class holds U+034F (combining grapheme joiner) on purpose: matched alone, it is invisible.
+// eslint-disable-next-line no-misleading-character-class
+const UNPRINTABLE = new RegExp(`[\\u0000-\\u001f\\u007f-\\u009f${BIDI}${INVISIBLE}]`, 'gu');
 /** The same, newlines and tabs aside: text of several lines, as gaxx writes it. */
-// eslint-disable-next-line no-control-regex
-const UNPRINTABLE_IN_LINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
+// eslint-disable-next-line no-misleading-character-class
+const UNPRINTABLE_IN_LINES = new RegExp(`[\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f${BIDI}${INVISIBLE}]`, 'gu');
 
 const NAMED: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
 function escapeChar(c: string): string {
-  const code = c.charCodeAt(0);
-  return NAMED[c] ?? (code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`);
+  const code = c.codePointAt(0) as number;
+  if (NAMED[c] !== undefined) return NAMED[c];
+  if (code <= 0xff) return `\\x${code.toString(16).padStart(2, '0')}`;
+  return code <= 0xffff ? `\\u${code.toString(16).padStart(4, '0')}` : `\\u{${code.toString(16)}}`;
 }
 
 /** `text` with every control character written as a visible escape (`\x1b`, `\n`, `\u202e`). */
@@ -41,19 +53,20 @@ export function printableLines(text: string): string {
   return text.replace(UNPRINTABLE_IN_LINES, escapeChar);
 }
 
-/** The lead bytes of every character UNPRINTABLE_IN_LINES names, as UTF-8 (and the C0/DEL bytes). */
+/** C0 controls and DEL, and any byte of a character beyond ASCII (which may be unprintable, or not UTF-8). */
 // eslint-disable-next-line no-control-regex
-const MAYBE_UNPRINTABLE_BYTES = /[\x00-\x08\x0b-\x1f\x7f\xc2\xd8\xe2\xef]/;
+const MAYBE_UNPRINTABLE_BYTES = /[\x00-\x08\x0b-\x1f\x7f-\xff]/;
 
 /**
  * One line of a task's output as a labelled view shows it (`host: line`): its control characters
  * (all but the newline and tabs) written as visible escapes, as printableLines does, so that no
- * output moves the cursor over its label or another line. A line without them is returned as it
- * is, bytes and all; one with them is read as UTF-8 (a byte that is not is shown as U+FFFD).
+ * output moves the cursor over its label or another line. A line of printable UTF-8 is returned
+ * as it is, bytes and all; any other is read as UTF-8, a byte that is not shown as U+FFFD (a
+ * lone 0x9b is CSI to a terminal in an 8-bit mode).
  */
 export function printableOutputLine(line: Buffer): Buffer {
   if (!MAYBE_UNPRINTABLE_BYTES.test(line.toString('latin1'))) return line;
   const text = line.toString('utf8');
   const shown = printableLines(text);
-  return shown === text ? line : Buffer.from(shown);
+  return shown === text && isUtf8(line) ? line : Buffer.from(shown);
 }

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Output, renderTable } from '../../cli/output.js';
 import { summaryLine } from '../../cli/run-printer.js';
 import { summarize, summaryText } from '../../cli/run/summary.js';
-import { printable } from '../../proto/index.js';
+import { printable, printableOutputLine } from '../../proto/index.js';
 import { taskResult } from '../../scheduler/index.js';
 
 /** Any C0 control, DEL, C1 control or bidi override/isolate. */
@@ -40,10 +40,38 @@ describe('printable', () => {
     expect(outText).toBe('HOST\tRESULT\nh\\x1b]0;t\\x07\tok\n');
   });
 
+  it('writes the characters that show nothing as visible escapes: joiners, fillers, format controls, tags', () => {
+    expect(printable('a\u00adb\u2060c\u2064d\u180ee\ufff9f\u3164g\u034fh')).toBe('a\\xadb\\u2060c\\u2064d\\u180ee\\ufff9f\\u3164g\\u034fh');
+    // Tag characters (astral) spell hidden text; each is one escape, not two halves of a pair.
+    expect(printable('ok\u{e0001}\u{e0068}\u{e007f}')).toBe('ok\\u{e0001}\\u{e0068}\\u{e007f}');
+    // Emoji and other astral text stay.
+    expect(printable('😀 𝔸')).toBe('😀 𝔸');
+  });
+
   it('leaves no control character in any string', () => {
     let all = '';
     for (let c = 0; c < 0x2100; c++) all += String.fromCharCode(c);
     expect(printable(all)).not.toMatch(CONTROL);
+  });
+});
+
+describe('printableOutputLine', () => {
+  it('returns a line of printable UTF-8 as its very bytes, ASCII or not', () => {
+    for (const t of ['plain ascii\tline', 'héllo 日本 😀']) {
+      const b = Buffer.from(t);
+      expect(printableOutputLine(b)).toBe(b);
+    }
+  });
+
+  it('escapes control characters and invisible ones, and shows a byte that is not UTF-8 (a lone 0x9b: CSI in an 8-bit terminal) as U+FFFD', () => {
+    expect(printableOutputLine(Buffer.from('a\x1b]52;c;UFdO\x07b')).toString()).toBe('a\\x1b]52;c;UFdO\\x07b');
+    expect(printableOutputLine(Buffer.from('x\u2060y')).toString()).toBe('x\\u2060y');
+    const raw = Buffer.from([0x61, 0x9b, 0x32, 0x4a]);
+    const shown = printableOutputLine(raw);
+    expect([...shown]).not.toContain(0x9b);
+    expect(shown.toString()).toBe('a\ufffd2J');
+    // Latin-1 text with no control byte at all is not UTF-8 either: shown the same way.
+    expect(printableOutputLine(Buffer.from([0x63, 0x61, 0x66, 0xe9])).toString()).toBe('caf\ufffd');
   });
 });
 
