@@ -115,6 +115,12 @@ const io: Io = {
   get colour() {
     return colourOn(process.env, () => isatty(1));
   },
+  get stdoutIsTty() {
+    return isatty(1);
+  },
+  get stderrIsTty() {
+    return isatty(2);
+  },
 };
 
 const interrupt = new AbortController();

@@ -23,6 +23,9 @@ export interface Io {
   stdinIsNull?: boolean;
   /** Colour output: stdout is a terminal that is not dumb and NO_COLOR is unset or empty (cli/terminal.ts). */
   colour?: boolean;
+  /** stdout, stderr are terminals (of any kind): a task's output shown there has its control characters escaped. */
+  stdoutIsTty?: boolean;
+  stderrIsTty?: boolean;
 }
 
 /** A column of a human table. */

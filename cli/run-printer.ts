@@ -2,7 +2,11 @@
  * Human output of `gaxx run`: each task's output as it arrives (live), then a summary line per
  * task when its result comes. With several hosts, every output line is prefixed with its host
  * (partial lines are held until their newline or the task's end, so hosts never interleave
- * inside a line); with one host, output passes through unchanged.
+ * inside a line) and its control characters shown escaped (printableOutputLine). With one host,
+ * output passes through unchanged, as its bytes, to a pipe or a file; to a terminal its lines get
+ * the same escaping (without the label): a task's output is the host's to choose, and a
+ * compromised host must not reach the operator's terminal with escape sequences (a clipboard
+ * write, a title, the cursor moved over gaxx's own lines). `gaxx exec` streams raw (cli/commands/exec.ts).
  */
 import { printable, printableOutputLine } from '../proto/index.js';
 import type { OutputChunk, TaskResult } from '../scheduler/index.js';
@@ -60,6 +64,20 @@ export class HumanRunPrinter {
     return this.hosts.size > 1;
   }
 
+  /** Which of stdout (1) and stderr (2) are terminals, asked once. */
+  private terminals: { 1: boolean; 2: boolean } | undefined;
+
+  /** Output of `stream` is held to whole lines and escaped: with several hosts, or to a terminal. */
+  private linewise(stream: 1 | 2): boolean {
+    this.terminals ??= { 1: this.out.io.stdoutIsTty === true, 2: this.out.io.stderrIsTty === true };
+    return this.prefixed || this.terminals[stream];
+  }
+
+  /** What starts each output line of a task: its host with several, nothing with one. */
+  private label(taskId: string): string {
+    return this.prefixed ? `${this.hosts.get(taskId) ?? taskId}: ` : '';
+  }
+
   /** A chunk of a running task's output. */
   live(taskId: string, c: OutputChunk): void {
     this.shownLive.add(taskId);
@@ -82,16 +100,16 @@ export class HumanRunPrinter {
   private write(taskId: string, c: OutputChunk): void {
     const sink = (data: Buffer | string): void => (c.stream === 1 ? this.out.writeOut(data) : this.out.writeErr(data));
     const key = `${taskId}\u0000${c.stream}`;
-    if (!this.prefixed) {
+    if (!this.linewise(c.stream)) {
       sink(c.data);
       if (c.data.length > 0 && c.data[c.data.length - 1] !== 10) this.unterminated.add(key);
       else if (c.data.length > 0) this.unterminated.delete(key);
       return;
     }
     let buf = Buffer.concat([this.partial.get(key) ?? Buffer.alloc(0), c.data]);
-    const host = this.hosts.get(taskId) ?? taskId;
+    const label = this.label(taskId);
     for (let nl = buf.indexOf(10); nl !== -1; nl = buf.indexOf(10)) {
-      sink(Buffer.concat([Buffer.from(`${host}: `), printableOutputLine(buf.subarray(0, nl + 1))]));
+      sink(Buffer.concat([Buffer.from(label), printableOutputLine(buf.subarray(0, nl + 1))]));
       buf = buf.subarray(nl + 1);
     }
     this.partial.set(key, buf);
@@ -102,7 +120,7 @@ export class HumanRunPrinter {
    * output passed through, ends its last line, so that no summary line is glued to it.
    */
   private endLines(taskId: string): void {
-    const host = this.hosts.get(taskId) ?? taskId;
+    const label = this.label(taskId);
     for (const stream of [1, 2] as const) {
       const key = `${taskId}\u0000${stream}`;
       if (this.unterminated.delete(key)) {
@@ -112,7 +130,7 @@ export class HumanRunPrinter {
       const rest = this.partial.get(key);
       this.partial.delete(key);
       if (!rest || rest.length === 0) continue;
-      const line = Buffer.concat([Buffer.from(`${host}: `), printableOutputLine(rest), Buffer.from('\n')]);
+      const line = Buffer.concat([Buffer.from(label), printableOutputLine(rest), Buffer.from('\n')]);
       if (stream === 1) this.out.writeOut(line);
       else this.out.writeErr(line);
     }

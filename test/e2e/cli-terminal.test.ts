@@ -59,3 +59,20 @@ describe('gaxx run on a terminal', () => {
     expect(await onTerminal({ TERM: 'xterm', NO_COLOR: '' })).toMatch(COLOUR);
   });
 });
+
+describe("one host's output on a terminal", () => {
+  it('reaches it with its control characters escaped (an OSC 52 clipboard write, a cursor move), not as commands to the terminal', async () => {
+    const agent = w.agents[0]?.address as string;
+    const run = spawnGaxx(['run', '--agent', agent, '--', 'printf', 'X\\033]52;c;UFdO\\007Y\\n\\033[1A\\r== forged\\n'], {
+      env: { ...w.env, TERM: 'xterm' },
+      terminal: true,
+    });
+    run.child.stdin?.end();
+    const end = await run.done;
+    expect(end.code, end.stdout + end.stderr).toBe(0);
+    expect(end.stdout).toContain('X\\x1b]52;c;UFdO\\x07Y');
+    expect(end.stdout).toContain('\\x1b[1A\\r== forged');
+    expect(end.stdout).not.toContain('\x1b]52');
+    expect(end.stdout).not.toContain('\x1b[1A');
+  });
+});

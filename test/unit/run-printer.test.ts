@@ -7,8 +7,9 @@ import { HumanView } from '../../cli/run/views.js';
 import { capturedOutput } from '../helpers/output.js';
 import { taskResult } from '../../scheduler/index.js';
 
-function printer(hosts: string[]): { p: HumanRunPrinter; out: () => string; err: () => string } {
+function printer(hosts: string[], terminal = false): { p: HumanRunPrinter; out: () => string; err: () => string } {
   const c = capturedOutput();
+  Object.assign(c.out.io, { stdoutIsTty: terminal, stderrIsTty: terminal });
   const p = new HumanRunPrinter(c.out, new Map(hosts.map((h, i) => [String(i), h])));
   return { p, out: c.stdout, err: c.stderr };
 }
@@ -53,6 +54,28 @@ describe('HumanRunPrinter', () => {
     p.live('0', { stream: 1, data: Buffer.from('o') });
     p.result(done('0', 'h1'), [], true);
     expect(out()).toBe('h1: one\nh2: x\nh1: two\n== h1: succeeded (exit 0, 12 ms)\n');
+  });
+});
+
+describe('one host on a terminal', () => {
+  it("shows the task's lines unprefixed with their control characters escaped (an OSC 52 clipboard write, a forged result line moved into place)", () => {
+    const { p, out, err } = printer(['h1'], true);
+    p.live('0', { stream: 1, data: Buffer.from('X\x1b]52;c;UFdO\x07Y\n\x1b[1A\r== h1: ok') });
+    p.live('0', { stream: 2, data: Buffer.from('e\x9b2J\n') });
+    p.result(done('0', 'h1'), [], true);
+    expect(out()).toBe('X\\x1b]52;c;UFdO\\x07Y\n\\x1b[1A\\r== h1: ok\n== h1: succeeded (exit 0, 12 ms)\n');
+    expect(err()).toBe('e\\x9b2J\n');
+  });
+
+  it('leaves plain lines as they are, and a pipe gets the bytes unchanged', () => {
+    const t = printer(['h1'], true);
+    t.p.live('0', { stream: 1, data: Buffer.from('a\tb é\nc') });
+    t.p.result(done('0', 'h1'), [], true);
+    expect(t.out()).toBe('a\tb é\nc\n== h1: succeeded (exit 0, 12 ms)\n');
+    const piped = printer(['h1'], false);
+    piped.p.live('0', { stream: 1, data: Buffer.from('\x1b[31mred\x1b[0m\n') });
+    piped.p.result(done('0', 'h1'), [], true);
+    expect(piped.out()).toBe('\x1b[31mred\x1b[0m\n== h1: succeeded (exit 0, 12 ms)\n');
   });
 });
 
