@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { GaxxError } from '../proto/index.js';
 import type { Command, FlagValues } from './command.js';
+import { commandFlags } from './command-flags.js';
 import { COMMANDS, type CommandEntry } from './commands.js';
 import { CONFIG_FLAGS } from './settings.js';
 import { didYouMean } from './suggest.js';
@@ -158,9 +159,12 @@ export function parseCommandLine(
 ): { values: FlagValues; positionals: string[] } {
   const options: Options = {};
   for (const [name, f] of Object.entries(CONFIG_FLAGS)) options[name] = { type: f.type };
-  for (const [name, f] of Object.entries(command.flags)) {
+  const flags = commandFlags(command);
+  for (const [name, f] of Object.entries(flags)) {
     options[name] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
   }
+  // `--fleet F` for the positional F (commandFlags).
+  const fleetFlag = command.flags.fleet === undefined && flags.fleet !== undefined;
   let parsed;
   try {
     parsed = parseArgs({ args: [...globals, ...args], options, strict: true, allowPositionals: true, tokens: true });
@@ -168,6 +172,13 @@ export function parseCommandLine(
     throw parseFailure(e as Error, entry, command, options);
   }
   refuseRepeats(parsed.tokens, options, entry);
+  if (fleetFlag && parsed.values.fleet !== undefined) {
+    const fleet = parsed.values.fleet as string;
+    delete parsed.values.fleet;
+    if (parsed.positionals.length > 0)
+      throw usage(`the fleet given twice ('${parsed.positionals[0] as string}' and --fleet '${fleet}'): give it once`, entry.name);
+    parsed.positionals.push(fleet);
+  }
   const max = command.positionals?.names.length ?? 0;
   const min = command.positionals?.min ?? 0;
   if (parsed.positionals.length > max) {

@@ -5,6 +5,7 @@
  * as the `F:` of `gaxx cp`; a flag or positional with a fixed set of values offers that set.
  */
 import type { Command, PositionalKind } from './command.js';
+import { commandFlags } from './command-flags.js';
 import { CONFIG_FLAGS } from './settings.js';
 
 /** One command as completion needs it. */
@@ -34,13 +35,14 @@ const LOCATION_FLAGS = ['--home', '--state-dir'] as const;
 /** The completion view of a loaded command; `globals`: the global flags (their names, or their specs with any fixed values). */
 export function completionCommand(name: string, summary: string, c: Command, globals: readonly string[] | Record<string, GlobalSpec>): CompletionCommand {
   const globalSpecs = globalSpecsOf(globals);
+  const own = commandFlags(c);
   const flags = [
-    ...Object.entries(c.flags).flatMap(([n, f]) => [`--${n}`, ...(f.short ? [`-${f.short}`] : [])]),
+    ...Object.entries(own).flatMap(([n, f]) => [`--${n}`, ...(f.short ? [`-${f.short}`] : [])]),
     ...Object.keys(globalSpecs).map((g) => `--${g}`),
     '--help',
   ];
   const valueFlags = [
-    ...Object.entries(c.flags)
+    ...Object.entries(own)
       .filter(([, f]) => f.type === 'string')
       .flatMap(([n, f]) => [`--${n}`, ...(f.short ? [`-${f.short}`] : [])]),
     ...Object.entries(globalSpecs)
@@ -48,7 +50,7 @@ export function completionCommand(name: string, summary: string, c: Command, glo
       .map(([g]) => `--${g}`),
   ];
   const flagValues: Record<string, readonly string[]> = {};
-  for (const [n, f] of [...Object.entries(globalSpecs), ...Object.entries(c.flags)]) if (f.values?.length) flagValues[`--${n}`] = f.values;
+  for (const [n, f] of [...Object.entries(globalSpecs), ...Object.entries(own)]) if (f.values?.length) flagValues[`--${n}`] = f.values;
   return { name, summary, flags, valueFlags, fleetFlags: 'fleet' in c.flags ? ['--fleet'] : [], flagValues, positional: c.positionals?.complete };
 }
 

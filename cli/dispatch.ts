@@ -101,7 +101,9 @@ export const VERSION_WORDS: readonly string[] = ['--version', '-V'];
  */
 export function programAnswer(argv: readonly string[]): string | undefined {
   const dash = argv.indexOf('--');
-  const first = leadingGlobals(dash === -1 ? argv : argv.slice(0, dash)).after[0] ?? '';
+  const [first = '', second] = leadingGlobals(dash === -1 ? argv : argv.slice(0, dash)).after;
+  // `gaxx help run` is run's help (dispatch's), `gaxx help` and `gaxx --help run` the program's.
+  if (first === 'help' && second !== undefined && !second.startsWith('-')) return undefined;
   if (HELP_WORDS.includes(first)) return programHelp(COMMANDS, version());
   if (VERSION_WORDS.includes(first)) return version();
   return undefined;
@@ -123,8 +125,11 @@ async function dispatch(input: CliInput): Promise<number> {
   }
   const answer = programAnswer(input.argv);
   if (answer !== undefined) return print(io, answer);
+  if (first === 'help') return print(io, await helpFor(pre.slice(1)));
   const { entry, words } = resolveCommand(pre);
   const args = pre.slice(words);
+  // --version and -V are global flags: after a command too (`gaxx ls --version`).
+  if (args.some((a) => VERSION_WORDS.includes(a))) return print(io, version());
   const wantsHelp = args.includes('--help') || args.includes('-h');
   if (!entry) {
     if (wantsHelp || args.length === 0) {
@@ -213,6 +218,13 @@ function print(io: Io, text: string): number {
 }
 
 /** The table entry named by the leading words of the command line (longest match wins). */
+/** `gaxx help CMD [SUB]`: the command's help, or its group's; an unknown one as `gaxx CMD` would say. */
+async function helpFor(words: readonly string[]): Promise<string> {
+  const { entry } = resolveCommand(words);
+  if (!entry) return groupHelp(words[0] as string, COMMANDS);
+  return commandHelp((await entry.load()).command);
+}
+
 function resolveCommand(pre: readonly string[]): { entry: CommandEntry | undefined; words: number } {
   const words: string[] = [];
   for (const w of pre) {

@@ -1,6 +1,7 @@
 /** `--help` texts for the program, a command group and a command. */
 import { ERROR_CODES, formatDuration, MAX_DURATION_MS } from '../proto/index.js';
 import type { Command, FlagSpec } from './command.js';
+import { commandFlags } from './command-flags.js';
 import type { CommandEntry } from './commands.js';
 import { CONFIG_FLAGS, SETTINGS } from './settings.js';
 
@@ -76,7 +77,7 @@ export function commandHelp(cmd: Command): string {
     cmd.description,
     '',
     'Flags:',
-    ...flagLines({ ...cmd.flags, help: { type: 'boolean', short: 'h', help: 'show this help' } }),
+    ...flagLines({ ...commandFlags(cmd), help: { type: 'boolean', short: 'h', help: 'show this help' } }),
     ...(Object.values(cmd.flags).some((f) => f.valueName === 'D') ? [DURATIONS] : []),
     '',
     "Global flags (--home, ...): see 'gaxx --help'.",

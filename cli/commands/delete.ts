@@ -148,7 +148,7 @@ async function reapLocked(config: GaxxConfig, fleet: string, signal?: AbortSigna
 }
 
 export const command: Command = {
-  usage: 'gaxx delete F [--provider P] [--dry-run] [--yes] [--json]',
+  usage: 'gaxx delete (F | --fleet F) [--provider P] [--dry-run] [--yes] [--json]',
   description: [
     'Destroys every instance of fleet F: those in its state and those the provider lists with the',
     "fleet's tag (gaxx-fleet:F), so instances an interrupted spawn lost are found too. Each instance",

@@ -81,7 +81,7 @@ export function dollars(n: number): string {
 }
 
 export const command: Command = {
-  usage: 'gaxx ls [F] [--json]',
+  usage: 'gaxx ls [F | --fleet F] [--json]',
   description: [
     'Lists fleets and their hosts as gaxx recorded them: provider, region, address, state (intent:',
     'creation asked, maybe interrupted; created; ready; failed), age and hourly price where the',

@@ -102,7 +102,7 @@ async function probe(t: Target, config: GaxxConfig, breaker: string, waits: Wait
 }
 
 export const command: Command = {
-  usage: 'gaxx status [F] [--agent ADDR[,ADDR...]] [--timeout D] [--json]',
+  usage: 'gaxx status [F | --fleet F] [--agent ADDR[,ADDR...]] [--timeout D] [--json]',
   description: [
     'Asks every agent of fleet F (all registered fleets without F, or the --agent addresses) for',
     'its Info over mTLS: reachable, version, uid, running tasks, capacity, load, certificate',

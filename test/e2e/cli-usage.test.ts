@@ -39,6 +39,46 @@ describe('command-line mistakes', () => {
   });
 });
 
+describe('naming the fleet, asking for help and the version', () => {
+  it('status, ls and delete take the fleet as --fleet F too (as run names it), once', async () => {
+    const asFlag = await runGaxx(['ls', '--fleet', 'nosuch'], { home });
+    const asWord = await runGaxx(['ls', 'nosuch'], { home });
+    expect({ code: asFlag.code, stderr: asFlag.stderr }).toEqual({ code: asWord.code, stderr: asWord.stderr });
+    expect(asFlag.code).toBe(exitCodeFor('NOT_FOUND'));
+    const del = await runGaxx(['delete', '--fleet', 'nosuch', '--dry-run'], { home });
+    expect(del.code, del.stderr).toBe(exitCodeFor('NOT_FOUND'));
+    expect(del.stderr).toContain('nosuch');
+    const twice = await runGaxx(['status', 'a', '--fleet', 'b'], { home });
+    expect(twice.code).toBe(exitCodeFor('USAGE'));
+    expect(twice.stderr).toContain('the fleet given twice');
+    expect((await runGaxx(['status', '--help'], { home })).stdout).toMatch(/--fleet F\s+the fleet, as F/);
+  });
+
+  it("gaxx help CMD [SUB] prints that command's help; an unknown one is USAGE with the command meant", async () => {
+    const run = await runGaxx(['help', 'run'], { home });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe((await runGaxx(['run', '--help'], { home })).stdout);
+    expect((await runGaxx(['help', 'certs', 'issue'], { home })).stdout).toMatch(/^Usage: gaxx certs issue /);
+    expect((await runGaxx(['help', 'certs'], { home })).stdout).toMatch(/^Usage: gaxx certs <subcommand>/);
+    const typo = await runGaxx(['help', 'rnu'], { home });
+    expect(typo.code).toBe(exitCodeFor('USAGE'));
+    expect(typo.stderr).toContain("did you mean 'run'?");
+    expect((await runGaxx(['help'], { home })).stdout).toMatch(/^gaxx \S+: run commands/);
+  });
+
+  it('--version and -V after a command print the version, as before it', async () => {
+    const before = await runGaxx(['--version'], { home });
+    for (const argv of [
+      ['ls', '--version'],
+      ['status', '-V'],
+      ['run', '--fleet', 'x', '--version', '--', 'true'],
+    ]) {
+      const r = await runGaxx(argv, { home });
+      expect({ argv, code: r.code, stdout: r.stdout }).toEqual({ argv, code: 0, stdout: before.stdout });
+    }
+  });
+});
+
 describe('--help of every command', () => {
   it('its usage line agrees with its flag list', async () => {
     const helps = await Promise.all(COMMANDS.map(async (c) => ({ name: c.name, r: await runGaxx([...c.name.split(' '), '--help'], { home }) })));
