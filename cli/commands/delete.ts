@@ -4,7 +4,7 @@ import { counted, exitCodeFor, GaxxError, isGaxxError } from '../../proto/index.
 import { boolFlag, JSON_FLAG, stringFlag, usageError, type Command } from '../command.js';
 import { ownFleetLimits } from '../fleet/fleet-directory.js';
 import { lockFleet } from '../fleet/fleet-lock.js';
-import { cancelFleetRuns, fleetRunsInProgress } from '../fleet/fleet-runs.js';
+import { cancelFleetRuns, fleetRunsInProgress, fleetRunsSince } from '../fleet/fleet-runs.js';
 import { forgetFleet, unregisterHint } from '../fleet/forget-fleet.js';
 import { providerFor } from '../fleet/provider-for.js';
 import { retireAgents } from '../fleet/retire-agents.js';
@@ -73,7 +73,7 @@ export async function destroyFleet(
 ): Promise<DestroyReport> {
   const { state, provider, name, ids, signal } = o;
   // Its runs end now, cancelled, rather than wait minutes for agents that will not come back.
-  const runs = await cancelFleetRuns(config, fleet, `fleet ${fleet} deleted`);
+  const runs = await cancelFleetRuns(config, fleet, `fleet ${fleet} deleted`, fleetRunsSince(state));
   // Machines that outlive the fleet (an inventory) keep running: their agents are stopped first,
   // while known_hosts still vouches for them. An unreachable host does not block the delete.
   const keepsMachines = !provider.capabilities.destroys && !provider.capabilities.startsAgent;
@@ -212,7 +212,8 @@ export const command: Command = {
       // Hosts gaxx did not rent (an inventory) are never destroyed: their agents are stopped and gaxx forgets them.
       const keeps = !provider.capabilities.destroys;
       // Said before anything is done: a delete cancels them (destroyFleet).
-      const inProgress = boolFlag(flags, 'dry-run') || !boolFlag(flags, 'yes') ? await fleetRunsInProgress(config, fleet).catch(() => []) : [];
+      const inProgress =
+        boolFlag(flags, 'dry-run') || !boolFlag(flags, 'yes') ? await fleetRunsInProgress(config, fleet, fleetRunsSince(state)).catch(() => []) : [];
       const runsNote = inProgress.length ? `${counted(inProgress.length, 'run')} in progress on it (${inProgress.join(', ')})` : '';
       if (boolFlag(flags, 'dry-run')) {
         const listed = tagged.map((i) => ({ id: i.id, label: i.label, address: i.ipv4 }));

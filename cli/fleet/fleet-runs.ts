@@ -7,36 +7,50 @@
 import { GaxxError, isGaxxError } from '../../proto/index.js';
 import { cancelRecordedRun, createRedis, unfinishedFleetRuns, waitReady, type RedisSettings } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
+import { fleetSinceOf, type FleetState } from '../state.js';
 import { withRedis } from '../run/redis-session.js';
 
-async function unfinished(settings: RedisSettings, fleet: string): Promise<string[]> {
+async function unfinished(settings: RedisSettings, fleet: string, since: number): Promise<string[]> {
   const redis = createRedis(settings, 'producer');
   redis.on('error', () => undefined);
   try {
     await waitReady(redis, 5000, settings.display);
-    return (await unfinishedFleetRuns(redis, fleet)).map((r) => r.runId);
+    return (await unfinishedFleetRuns(redis, fleet, since)).map((r) => r.runId);
   } finally {
     redis.disconnect();
   }
 }
 
-/** The ids of the runs on `fleet` that may still have tasks to run, newest first. */
-export function fleetRunsInProgress(config: GaxxConfig, fleet: string): Promise<string[]> {
-  return withRedis(config, (settings) => unfinished(settings, fleet));
+/**
+ * The ids of the runs on `fleet` that may still have tasks to run, newest first. `since`: the
+ * fleet's creation (fleetSinceOf) when its state is known: runs from before were on an earlier
+ * fleet of the name.
+ */
+export function fleetRunsInProgress(config: GaxxConfig, fleet: string, since = 0): Promise<string[]> {
+  return withRedis(config, (settings) => unfinished(settings, fleet, since));
+}
+
+/** Since when runs are on the fleet `state` records (its creation); 0 (every run) without a state or with a broken one. */
+export function fleetRunsSince(state: FleetState | undefined): number {
+  try {
+    return state ? fleetSinceOf(state) : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** What cancelling a fleet's runs did: the runs cancelled, or why they could not be. */
 export type FleetRunsCancel = { cancelled: string[] } | { cancelled: string[]; error: GaxxError };
 
 /**
- * Cancels every run on `fleet` that may still have tasks to run (`why` is what their withdrawn
- * tasks' results say). Never throws: a Redis that cannot be reached must not stop the delete.
+ * Cancels every run on `fleet` (started since `since`) that may still have tasks to run (`why`
+ * is what their withdrawn tasks' results say). Never throws: a Redis that cannot be reached must not stop the delete.
  */
-export async function cancelFleetRuns(config: GaxxConfig, fleet: string, why: string): Promise<FleetRunsCancel> {
+export async function cancelFleetRuns(config: GaxxConfig, fleet: string, why: string, since = 0): Promise<FleetRunsCancel> {
   const cancelled: string[] = [];
   try {
     await withRedis(config, async (settings) => {
-      for (const runId of await unfinished(settings, fleet)) {
+      for (const runId of await unfinished(settings, fleet, since)) {
         await cancelRecordedRun(settings, runId, why);
         cancelled.push(runId);
       }

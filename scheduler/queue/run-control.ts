@@ -274,7 +274,11 @@ export async function cancelRecordedRun(
       if (jobIdFor(runId, taskId) !== jobId) continue;
       await publishResult(queue.redis, syntheticResult(runId, taskId, 'cancelled', 'cancelled', `${why} before the task ran`), []);
     }
-    if (!submitterAlive(record) && record.state === 'running') await updateRunRecord(queue.redis, runId, { state: 'cancelled' });
+    // No process follows the run to its end to say so (its submitter died: running with no one
+    // behind it, or interrupted, waiting for a --resume it will not get now): said here, so that it
+    // is not found running (or resumable) again.
+    if (!submitterAlive(record) && (record.state === 'running' || record.state === 'interrupted'))
+      await updateRunRecord(queue.redis, runId, { state: 'cancelled' });
     return { record, withdrawn: withdrawn.length, finished: false, alreadyCancelled };
   } finally {
     await queue.close();

@@ -176,14 +176,15 @@ export async function listRunRecords(redis: Redis | Cluster, limit = 20, onIgnor
 /**
  * The runs on `fleet` that may still have tasks to run (`running`, or `interrupted`: its
  * submitter died with tasks queued), newest first: every run the index holds is looked at
- * (the index keeps RUN_INDEX_TTL_MS of runs), 100 records a round trip.
+ * (the index keeps RUN_INDEX_TTL_MS of runs), 100 records a round trip. `since` (Unix ms): the
+ * fleet's creation, when known: a run started before it was on an earlier fleet of the name.
  */
-export async function unfinishedFleetRuns(redis: Redis | Cluster, fleet: string): Promise<RunRecord[]> {
+export async function unfinishedFleetRuns(redis: Redis | Cluster, fleet: string, since = 0): Promise<RunRecord[]> {
   const ids = await redis.zrevrange(RUN_INDEX_KEY, 0, -1);
   const out: RunRecord[] = [];
   for (let i = 0; i < ids.length; i += 100) {
     const recs = await Promise.all(ids.slice(i, i + 100).map((id) => getRunRecord(redis, id)));
-    for (const r of recs) if (r && r.fleet === fleet && (r.state === 'running' || r.state === 'interrupted')) out.push(r);
+    for (const r of recs) if (r && r.fleet === fleet && r.startedAt >= since && (r.state === 'running' || r.state === 'interrupted')) out.push(r);
   }
   return out;
 }

@@ -50,6 +50,32 @@ describe('gaxx delete of a fleet in use', () => {
   );
 
   it(
+    'a run whose gaxx run was killed is cancelled once: a fleet spawned again under the name is not said to have it',
+    async () => {
+      const { home, env, gaxx } = world;
+      expect((await gaxx(['spawn', '--provider', 'local', '--count', '1', '--fleet', 'dk'])).code).toBe(0);
+      const run = spawnGaxx(['run', '--fleet', 'dk', '--', 'sh', '-c', 'echo up; exec sleep 300'], { home, env });
+      const runId = (/^gaxx: run (\S+)$/.exec(await run.line('stderr', (l) => /^gaxx: run \S+$/.test(l))) as RegExpExecArray)[1] as string;
+      await run.line('stdout', (l) => l === 'up');
+      // Its submitter gone at once: no process follows the run to its end.
+      run.kill('SIGKILL');
+      await run.done;
+      const del = await gaxx(['delete', 'dk', '--yes', '--json']);
+      expect(del.code, del.stderr).toBe(0);
+      expect(JSON.parse(del.stdout)).toMatchObject({ runsCancelled: [runId] });
+      expect((await gaxx(['spawn', '--provider', 'local', '--count', '1', '--fleet', 'dk'])).code).toBe(0);
+      // Before: the new fleet's delete named (and cancelled again) the old fleet's run.
+      const dry = await gaxx(['delete', 'dk', '--dry-run', '--json']);
+      expect(dry.code, dry.stderr).toBe(0);
+      expect((JSON.parse(dry.stdout) as { wouldCancelRuns: string[] }).wouldCancelRuns).toEqual([]);
+      const again = await gaxx(['delete', 'dk', '--yes', '--json']);
+      expect(again.code, again.stderr).toBe(0);
+      expect(JSON.parse(again.stdout)).toMatchObject({ runsCancelled: [] });
+    },
+    LONG,
+  );
+
+  it(
     "the daemon's TTL reaper cancels the runs on the fleet it deletes: their gaxx run ends cancelled (130)",
     async () => {
       const { home, env, gaxx } = world;
