@@ -138,7 +138,7 @@ export function sizeFlag(flags: FlagValues, name: string, command: string, min: 
 }
 
 /**
- * The repeatable `--env NAME=VALUE` flag as a map. A name that changes how programs load
+ * The repeatable `--env NAME=VALUE` flag as a map, each name once. A name that changes how programs load
  * (LD_PRELOAD, NODE_OPTIONS...) is ENV_REFUSED here, as every agent would refuse it: before
  * anything is sent or queued, not as one refusal per task.
  */
@@ -147,7 +147,11 @@ export function envFlag(flags: FlagValues, command: string): Record<string, stri
   for (const kv of stringsFlag(flags, 'env')) {
     const i = kv.indexOf('=');
     if (i <= 0) throw usageError(command, `--env '${kv}' must be NAME=VALUE`);
-    env[kv.slice(0, i)] = kv.slice(i + 1);
+    const name = kv.slice(0, i);
+    // As a flag given twice is refused: the last value would win unseen.
+    if (Object.hasOwn(env, name))
+      throw usageError(command, `--env ${name} is given more than once ('${env[name] as string}' and '${kv.slice(i + 1)}'): give it once`);
+    env[name] = kv.slice(i + 1);
   }
   refuseLoaderEnv(env);
   const problems = requestProblems({ env });

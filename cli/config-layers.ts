@@ -152,6 +152,19 @@ function settingValue(s: Setting, raw: string): unknown {
   return raw;
 }
 
+/**
+ * What a schema issue says, in the words of the config's other messages: a value of the wrong
+ * JSON type (`"drain": 10`) is named with what it should be, not zod's "Expected string, received number".
+ */
+function issueMessage(i: { code: string; message: string; expected?: unknown; received?: unknown; path: (string | number)[] }): string {
+  // A schema's own message (an int setting's range) stays.
+  if (i.code !== 'invalid_type' || i.received === 'undefined' || !i.message.startsWith('Expected ')) return i.message;
+  const path = i.path.join('.');
+  const setting = SETTINGS.find((s) => s.path === path);
+  const example = setting?.kind === 'duration' ? ', e.g. "10s"' : '';
+  return `must be a JSON ${String(i.expected)}${example}, not a ${String(i.received)}`;
+}
+
 /** `value` checked against the config schema, as a layer; `code` with every issue named by `name` when it fails. */
 function validateLayer(value: unknown, code: 'CONFIG_INVALID' | 'USAGE', source: string, name: (dotPath: string) => string): ConfigLayer {
   // Nothing to check (no file, no setting in the environment or the flags): zod stays unloaded.
@@ -162,7 +175,7 @@ function validateLayer(value: unknown, code: 'CONFIG_INVALID' | 'USAGE', source:
   const issues = r.error.issues
     .map((i) => {
       const keys = i.code === 'unrecognized_keys' ? i.keys.map((k) => [...i.path, k].join('.')) : [i.path.join('.')];
-      return keys.map((p) => ({ path: p, message: i.code === 'unrecognized_keys' ? 'unknown key' : i.message }));
+      return keys.map((p) => ({ path: p, message: i.code === 'unrecognized_keys' ? 'unknown key' : issueMessage(i) }));
     })
     .flat();
   const text = issues.map((i) => `${name(i.path) || '(root)'}: ${i.message}`).join('; ');

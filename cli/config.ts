@@ -128,7 +128,7 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
   // An empty value given on the command line is a mistake (`--home "$UNSET"`), not "use the default".
   for (const [name, v] of Object.entries(flags)) {
     if (v === '' && !flagSettings.some((s) => s.flag === name && s.allowEmpty)) {
-      throw new GaxxError('USAGE', `--${name} needs a value; it was given as '' (see 'gaxx --help')`);
+      throw new GaxxError('USAGE', `--${name} needs a value; it was given as '' (see 'gaxx ${input.command ? `${input.command} ` : ''}--help')`);
     }
   }
   const flag = (name: string, allowEmpty = false): string | undefined => {

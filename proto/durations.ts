@@ -57,7 +57,11 @@ export interface DurationBounds {
 export function checkDuration(text: string, bounds: DurationBounds = {}): { ms: number } | { problem: string } {
   const { minMs = 0, maxMs = MAX_DURATION_MS } = bounds;
   const ms = parseDuration(text);
-  if (ms === undefined) return { problem: `must be ${durationHint(minMs === 0)}` };
+  if (ms === undefined) {
+    // `-1s` has its unit: what is wrong is the sign.
+    if (text.startsWith('-') && parseDuration(text.slice(1)) !== undefined) return { problem: `must not be negative (${durationHint(minMs === 0)})` };
+    return { problem: `must be ${durationHint(minMs === 0)}` };
+  }
   if (ms > maxMs) return { problem: `must be at most ${formatDuration(maxMs)}` };
   if (ms < minMs) return { problem: `must be at least ${formatDuration(minMs)}` };
   return { ms };

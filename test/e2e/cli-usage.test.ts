@@ -30,6 +30,10 @@ describe('command-line mistakes', () => {
     const r = await runGaxx(['run', '--fleet', 'web', '--fleet', 'other', '--', 'true'], { home });
     expect(r.code).toBe(exitCodeFor('USAGE'));
     expect(r.stderr).toMatch(/^gaxx: --fleet is given more than once/);
+    // --env of one name twice, too (the last value would win unseen).
+    const env = await runGaxx(['exec', '--agent', '127.0.0.1:1', '--env', 'K=1', '--env', 'K=2', '--', 'true'], { home });
+    expect(env.code).toBe(exitCodeFor('USAGE'));
+    expect(env.stderr).toMatch(/^gaxx: --env K is given more than once \('1' and '2'\)/);
     // A global flag too, before and after the command.
     const g = await runGaxx(['--home', home, 'status', '--home', join(home, 'other')], { home });
     expect(g.code).toBe(exitCodeFor('USAGE'));

@@ -94,6 +94,24 @@ describe('loadConfig errors', () => {
     expect(e.details?.issues).toEqual([expect.objectContaining({ path: 'agent.prot' })]);
   });
 
+  it("a value of the wrong JSON type says what the setting takes, not the validator's words", () => {
+    const e = failure(() => loadConfig({ ...base, argv: [], env, readFile: at('{"scheduler":{"drain":10},"providers":{"linode":{"url":5}}}') }));
+    expect(e.code).toBe('CONFIG_INVALID');
+    expect(e.message).toContain('scheduler.drain: must be a JSON string, e.g. "10s", not a number');
+    expect(e.message).toContain('providers.linode.url: must be a JSON string, not a number');
+    expect(e.message).not.toContain('Expected');
+    // A setting's own message stays (an int's range).
+    expect(failure(() => loadConfig({ ...base, argv: [], env, readFile: at('{"agent":{"port":"80"}}') })).message).toContain(
+      'must be a whole number from 1 to 65535',
+    );
+  });
+
+  it('an empty flag value points at the help of the command it was given to', () => {
+    const e = failure(() => loadConfig({ ...base, argv: ['--fleet='], env: {}, readFile: noFiles, command: 'run' }));
+    expect(e.code).toBe('USAGE');
+    expect(e.message).toContain("(see 'gaxx run --help')");
+  });
+
   it('malformed JSON is CONFIG_INVALID', () => {
     expect(failure(() => loadConfig({ ...base, argv: [], env, readFile: at('{nope') })).code).toBe('CONFIG_INVALID');
   });
@@ -161,6 +179,8 @@ describe('the scheduler daemon settings (one table with the CLI)', () => {
     const sched = { ...base, readFile: noFiles, command: 'scheduler' };
     expect(failure(() => loadConfig({ ...sched, argv: ['--renew-interval', 'soon'], env: {} })).code).toBe('USAGE');
     expect(failure(() => loadConfig({ ...sched, argv: ['--drain', '30'], env: {} })).code).toBe('USAGE');
+    // A negative duration has its unit: its sign is what is said.
+    expect(failure(() => loadConfig({ ...sched, argv: ['--drain=-1s'], env: {} })).message).toContain('must not be negative');
     expect(failure(() => loadConfig({ ...sched, argv: ['--metrics-listen', 'nonsense'], env: {} })).code).toBe('USAGE');
     expect(failure(() => loadConfig({ ...sched, argv: ['--concurrency', '0'], env: {} })).code).toBe('USAGE');
     expect(failure(() => loadConfig({ ...sched, argv: [], env: { GAXX_SCHEDULER_RENEW_INTERVAL: 'soon' } })).code).toBe('CONFIG_INVALID');
