@@ -8,7 +8,11 @@ import { GaxxError } from './errors.js';
 export const REQUEST_LIMITS = {
   /** argv entries, bytes of one entry (UTF-8), bytes of all entries. */
   argvItems: 4096,
-  argBytes: 128 * 1024,
+  /**
+   * Linux's MAX_ARG_STRLEN (32 pages: 131072 bytes) counts an argument's terminating NUL, so
+   * the longest argument execve takes is one byte less; a longer one fails there with E2BIG.
+   */
+  argBytes: 128 * 1024 - 1,
   argvBytes: 1024 * 1024,
   /** env entries, bytes of one value, bytes of all names and values (each pair counted + 2). */
   envEntries: 256,

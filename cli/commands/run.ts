@@ -60,10 +60,10 @@ export const command: Command = {
     'removed (else \\r is data); a UTF-8 byte order mark starting the list is removed (with -0 too;',
     '-0 records are otherwise taken as they are). The list is read as a stream: at',
     'most --concurrency tasks of the run (default 1000) are queued or running at once, so inputs of',
-    'millions of lines are fine. A record that cannot become a task (over 128 KiB, not valid UTF-8,',
-    'or making a command an agent refuses once {} is replaced, e.g. with a NUL byte) is not run nor',
-    'changed: it is reported as its own result, outcome refused (INVALID_ARGUMENT, with its number',
-    'and why), and the other records run on.',
+    'millions of lines are fine. A record that cannot become a task (over 131071 bytes, the longest',
+    'argument Linux runs, not valid UTF-8, or making a command an agent refuses once {} is replaced,',
+    'e.g. with a NUL byte) is not run nor changed: it is reported as its own result, outcome refused',
+    '(INVALID_ARGUMENT, with its number and why), and the other records run on.',
     'Output: per-host runs stream output live, each line prefixed with its host; task-list runs',
     "print each task's output when it ends, each line prefixed with host and task number",
     '(coloured on a terminal unless NO_COLOR is set, or TERM is dumb or unset), a progress line on',
@@ -107,7 +107,7 @@ export const command: Command = {
   flags: {
     fleet: { type: 'string', valueName: 'F', help: "a fleet registered with the scheduler (see 'gaxx status F')" },
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses HOST[:PORT] (port default 8088); repeat or comma-separate' },
-    tasks: { type: 'string', valueName: 'FILE|-', help: 'one task per line of FILE (- reads stdin); a record is at most 128 KiB' },
+    tasks: { type: 'string', valueName: 'FILE|-', help: 'one task per line of FILE (- reads stdin); a record is at most 131071 bytes (128 KiB less one)' },
     null: { type: 'boolean', short: '0', help: 'records of --tasks are NUL-separated (find -print0)' },
     replace: {
       type: 'string',

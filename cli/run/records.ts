@@ -37,8 +37,7 @@ function refused(seq: number, why: string): RefusedTask {
 
 /** The task of input record number `seq` (task id = seq), for any free host, or its refusal. */
 export function recordTask(plan: RunPlan, raw: RawRecord, seq: number): RecordTask {
-  if (!Buffer.isBuffer(raw))
-    return { task: refused(seq, `is longer than ${MAX_RECORD_BYTES} bytes (128 KiB, the most one argument may be)`), record: undefined };
+  if (!Buffer.isBuffer(raw)) return { task: refused(seq, `is longer than ${MAX_RECORD_BYTES} bytes (the most one argument may be)`), record: undefined };
   const record = decoded(raw);
   if (record === undefined)
     return { task: refused(seq, 'is not valid UTF-8 (a task gets its arguments as UTF-8 text, so these bytes cannot reach it unchanged)'), record };

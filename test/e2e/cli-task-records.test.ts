@@ -1,5 +1,5 @@
 // The built CLI's `gaxx run --tasks` with records that cannot become tasks (not UTF-8, a NUL
-// byte, over 128 KiB, an empty command) among good ones, and CRLF input, against real agents.
+// byte, over 131071 bytes, an empty command) among good ones, and CRLF input, against real agents.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,6 +64,24 @@ describe('gaxx run --tasks: records that cannot become tasks', () => {
     const again = await w.gaxx(['runs', 'wait', runId, '--json']);
     expect(again.code, again.stderr).toBe(1);
     expect(jsonLines(again.stdout).at(-1)).toMatchObject({ type: 'summary', total: 603, refused: 3, succeeded: 600, state: 'done' });
+  });
+
+  it('a record, or an argument {} makes, of 131071 bytes runs; one of 131072 (Linux counts the NUL in its 128 KiB) is refused, never run', async () => {
+    const rec = (n: number, c: string): string => c.repeat(n);
+    const input = Buffer.from([rec(131_071, 'a'), rec(131_072, 'b'), rec(131_070, 'c'), rec(131_071, 'd')].join('\n') + '\n');
+    // Record 1 and 2 as the argument itself; 3 and 4 inside a word (x{}): arguments of 131071 and 131072 bytes.
+    const count = ['sh', '-c', 'printf %s "$1" | wc -c', '_'];
+    const whole = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', '-', '--json', '--', ...count, '{}'], { input: input.subarray(0, 262_145) });
+    const inWord = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', '-', '--json', '--', ...count, 'x{}'], { input: input.subarray(262_145) });
+    for (const r of [whole, inWord]) {
+      expect(r.code, r.stderr).toBe(1);
+      const tasks = byId(tasksOf(r.stdout));
+      expect(tasks.get(1)).toMatchObject({ outcome: 'succeeded', stdout: expect.stringMatching(/^\s*131071\n$/) });
+      // Refused before queueing (as its own outcome), not failed on the agent with E2BIG (exit 126).
+      expect(tasks.get(2)).toMatchObject({ outcome: 'refused', reason: 'INVALID_ARGUMENT', attempts: 0, startedOn: [] });
+      expect(tasks.get(2)?.error).toContain('131071 bytes');
+      expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', total: 2, succeeded: 1, failed: 0, refused: 1 });
+    }
   });
 
   it("a record starting with '-' that would begin an option is refused; as a shell script's argument it runs as data", async () => {

@@ -107,6 +107,17 @@ describe('agent Exec', () => {
     expect((await info()).version).not.toBe('');
   });
 
+  it('runs the longest argument Linux takes (131071 bytes: its 128 KiB count the NUL) and refuses a longer one at the edge', async () => {
+    const script = 'printf %s "$1" | wc -c';
+    const longest = await execCollect(op.agent, { taskId: 'arg-longest', argv: ['sh', '-c', script, '_', 'x'.repeat(131_071)] });
+    expect(exitOf(longest)).toMatchObject({ code: 0 });
+    expect(longest.stdout.trim()).toBe('131071');
+    // Not started (it would fail with E2BIG, exit 126, as a failure of the command): refused.
+    const over = await execCollect(op.agent, { taskId: 'arg-over', argv: ['sh', '-c', script, '_', 'x'.repeat(131_072)] });
+    expect(over.error?.gaxxCode).toBe('INVALID_ARGUMENT');
+    expect(exitOf(over)).toBeUndefined();
+  });
+
   it('timeout kills the whole process group, grandchildren included', async () => {
     const m = sleepMarker();
     let seen: Promise<number> | undefined;
