@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { GaxxError, nodeFsPromises } from '../proto/index.js';
 import { MAX_MESSAGE_BYTES } from '../scheduler/client/index.js';
 import type { Io } from './output.js';
+import { stdinReadError } from './std-streams.js';
 
 /** Room left in the request for argv, env, task id and framing. */
 export const STDIN_MARGIN_BYTES = 64 * 1024;
@@ -25,15 +26,19 @@ export interface StdinChoice {
  * The stdin to send, or undefined for none. Standard input is read only when it is not a terminal
  * (a pipe or a file) or when `--stdin -` asks for it: a terminal would otherwise block the run;
  * the null device is not read at all (it holds nothing).
- * Throws INVALID_ARGUMENT when the input exceeds `limit`, CANCELLED when `signal` aborts first.
+ * Throws INVALID_ARGUMENT when the input exceeds `limit`, CANCELLED when `signal` aborts first,
+ * FILE_ACCESS when it cannot be read (standard input a directory, or open only for writing; a
+ * failed read): never sent as empty.
  */
 export async function readExecStdin(choice: StdinChoice, io: Io, signal: AbortSignal, limit = MAX_EXEC_STDIN_BYTES): Promise<Buffer | undefined> {
   if (choice.none) return undefined;
   if (choice.file !== undefined && choice.file !== '-') return readFileInput(choice.file, signal, limit);
   if (choice.file === undefined && io.stdinIsTty === true) return undefined;
+  const unreadable = io.stdinUnreadable;
+  if (unreadable) throw unreadable;
   // Nothing to read, and no stream made to read it.
   if (io.stdinIsNull === true || !io.stdin) return undefined;
-  const data = await readBounded(io.stdin, 'standard input', signal, limit);
+  const data = await readBounded(io.stdin, 'standard input', signal, limit, (e) => stdinReadError(e, io.stdinFile));
   return data.length > 0 ? data : undefined;
 }
 
@@ -50,7 +55,7 @@ async function readFileInput(path: string, signal: AbortSignal, limit: number): 
     if (st.isDirectory()) throw new GaxxError('INVALID_ARGUMENT', `--stdin ${path} is a directory`);
     // A regular file's size is known: refuse it without reading. Pipes and devices are read bounded.
     if (st.isFile() && st.size > limit) throw tooLarge(`--stdin ${path}`, limit);
-    const data = await readBounded(fh.createReadStream({ autoClose: false }), `--stdin ${path}`, signal, limit);
+    const data = await readBounded(fh.createReadStream({ autoClose: false }), `--stdin ${path}`, signal, limit, (e) => fileReadError(path, e));
     return data.length > 0 ? data : undefined;
   } finally {
     await fh.close();
@@ -71,8 +76,22 @@ function tooLarge(what: string, limit: number): GaxxError {
   );
 }
 
-/** Reads `stream` to its end, refusing more than `limit` bytes; stops reading as soon as it is over. */
-async function readBounded(stream: Readable, what: string, signal: AbortSignal, limit: number): Promise<Buffer> {
+/** A failed read of `--stdin FILE` as FILE_ACCESS, naming the file and the errno. */
+function fileReadError(path: string, e: NodeJS.ErrnoException): GaxxError {
+  return new GaxxError('FILE_ACCESS', `cannot read --stdin ${path}: ${e.message}`, { cause: e, details: { path, errno: e.code } });
+}
+
+/**
+ * Reads `stream` to its end, refusing more than `limit` bytes; stops reading as soon as it is
+ * over. A failed read is what `readError` makes of it.
+ */
+async function readBounded(
+  stream: Readable,
+  what: string,
+  signal: AbortSignal,
+  limit: number,
+  readError: (e: NodeJS.ErrnoException) => GaxxError,
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
   const onAbort = (): void => {
@@ -90,7 +109,7 @@ async function readBounded(stream: Readable, what: string, signal: AbortSignal, 
   } catch (e) {
     if (signal.aborted) throw new GaxxError('CANCELLED', `cancelled while reading ${what}`, { cause: e });
     if (e instanceof GaxxError) throw e;
-    throw new GaxxError('INVALID_ARGUMENT', `cannot read ${what} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { cause: e });
+    throw readError(e as NodeJS.ErrnoException);
   } finally {
     signal.removeEventListener('abort', onAbort);
     // Stop reading past the limit; for a pipe the writer then sees EPIPE instead of blocking.

@@ -4,14 +4,15 @@
  * the standard streams to runCli, turns the first Ctrl-C, SIGTERM, SIGHUP or closed stdout into a
  * cancellation for commands that can cancel remote work, and exits with the code runCli returns.
  */
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { exitCodeFor, nodeTty, printable } from '../proto/index.js';
 import { readFileIfExists } from './settings.js';
 import { reportError, runCli, wantsJson } from './dispatch.js';
 import type { Io } from './output.js';
 import { colourOn, redrawOn } from './terminal.js';
-import { isNullDevice, streamTarget, streamWriteError, type StdStream } from './std-streams.js';
+import type { Readable } from 'node:stream';
+import { isNullDevice, nodeReadsNothing, stdinUnreadable, streamTarget, streamWriteError, type StdStream } from './std-streams.js';
 
 function userName(): string {
   try {
@@ -89,6 +90,18 @@ function streamFailed(name: StdStream, e: NodeJS.ErrnoException): void {
   stopAsked(`stdout failed (${e.code ?? 'error'})`, code);
 }
 
+let stdinStream: Readable | undefined;
+
+/**
+ * process.stdin, made on first use; for a descriptor Node has no stream for (a directory, a
+ * block device: it would hand over one that ends at once, nothing read), a stream reading it as
+ * a file, so that a command gets its bytes or its error (EISDIR), never an empty input.
+ */
+function stdin(): Readable {
+  stdinStream ??= nodeReadsNothing(0) ? createReadStream('', { fd: 0, autoClose: false }) : process.stdin;
+  return stdinStream;
+}
+
 /**
  * The standard streams, lazy, all of them: each stream is created, and each terminal question
  * asked, only by a command that uses it.
@@ -104,13 +117,19 @@ const io: Io = {
     return redrawOn(process.env, () => isatty(2));
   },
   get stdin() {
-    return process.stdin;
+    return stdin();
   },
   get stdinIsTty() {
     return isatty(0);
   },
   get stdinIsNull() {
     return isNullDevice(0);
+  },
+  get stdinUnreadable() {
+    return stdinUnreadable(0);
+  },
+  get stdinFile() {
+    return streamTarget(0);
   },
   get colour() {
     return colourOn(process.env, () => isatty(1));

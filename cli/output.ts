@@ -3,7 +3,7 @@
  * and progress to stderr, so `gaxx ... --json | jq` always sees clean JSON.
  */
 import type { Readable, Writable } from 'node:stream';
-import { printable, printableLines } from '../proto/index.js';
+import { printable, printableLines, type GaxxError } from '../proto/index.js';
 import { fitParts, lineRoom } from './terminal.js';
 
 /** The streams a command writes to (process streams in main.ts, captured ones in tests). */
@@ -21,6 +21,13 @@ export interface Io {
   stdinIsTty?: boolean;
   /** Standard input is the null device: it holds nothing, so no stream need be made to read it. */
   stdinIsNull?: boolean;
+  /**
+   * Why standard input cannot be read, when that shows without reading it (FILE_ACCESS: a
+   * directory, a descriptor open only for writing); undefined when it may be read.
+   */
+  stdinUnreadable?: GaxxError | undefined;
+  /** The file standard input reads, when it has a name (not a pipe): named when a read of it fails (stdinReadError). */
+  stdinFile?: string | undefined;
   /** Colour output: stdout is a terminal that is not dumb and NO_COLOR is unset or empty (cli/terminal.ts). */
   colour?: boolean;
   /** stdout, stderr are terminals (of any kind): a task's output shown there has its control characters escaped. */

@@ -9,19 +9,24 @@ import { forgetFleet, unregisterHint } from '../fleet/forget-fleet.js';
 import { providerFor } from '../fleet/provider-for.js';
 import { retireAgents } from '../fleet/retire-agents.js';
 import type { Io } from '../output.js';
+import { stdinReadError } from '../std-streams.js';
 import { providerNames, type DestroyOutcome, type Instance, type Provider } from '../providers/index.js';
 import { limitReached } from '../../scheduler/index.js';
 import { assertFleetName, readFleet, type FleetState } from '../state.js';
 import type { GaxxConfig } from '../config.js';
 
-/** Asks on the terminal; true only for y/yes. */
+/** Asks on the terminal; true only for y/yes. A terminal that cannot be read is FILE_ACCESS (nothing deleted). */
 async function confirm(io: Io, question: string): Promise<boolean> {
+  const unreadable = io.stdinUnreadable;
+  if (unreadable) throw unreadable;
   if (!io.stdin) return false;
   const rl = createInterface({ input: io.stdin, output: io.stderr, terminal: false });
   io.stderr.write(`${question} [y/N] `);
   try {
     for await (const line of rl) return /^y(es)?$/i.test(line.trim());
     return false;
+  } catch (e) {
+    throw typeof (e as NodeJS.ErrnoException | null)?.code === 'string' ? stdinReadError(e as NodeJS.ErrnoException, io.stdinFile) : e;
   } finally {
     rl.close();
   }

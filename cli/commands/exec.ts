@@ -93,7 +93,9 @@ export const command: Command = {
     'bytes could not reach the task unchanged. Ctrl-C cancels the remote task; a second Ctrl-C quits.',
     "When stdin is a pipe or a file it is read to its end first and sent as the command's stdin",
     `(at most ${MAX_EXEC_STDIN_BYTES} bytes; more is refused with exit 2 before anything is sent);`,
-    'a terminal is never read. Use --no-stdin when stdin stays open (like ssh -n).',
+    'a terminal is never read. Use --no-stdin when stdin stays open (like ssh -n). A stdin that',
+    'cannot be read (a directory, one open only for writing, a read that fails) is never sent as',
+    'empty: nothing runs, exit 3 (FILE_ACCESS, naming stdin and the errno).',
     'Agent refusals exit with their error code (see gaxx --help). This path bypasses the queue.',
   ].join('\n'),
   flags: {

@@ -79,7 +79,7 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
   try {
     // Written under its real path from here on: a symlink to it is followed once, when it is checked.
     if (plan.resultsDir) plan = { ...plan, resultsDir: prepareResultsDir(plan.resultsDir) };
-    input = plan.tasks !== undefined ? openTaskList(plan.tasks, ctx.io.stdin, ctx.io.stdinIsTty) : undefined;
+    input = plan.tasks !== undefined ? openTaskList(plan.tasks, ctx.io) : undefined;
     const target = await targetP;
     clock.mark('redisMs');
     const creds = await schedulerCredentials(ctx.config.paths);

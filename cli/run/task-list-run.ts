@@ -6,7 +6,7 @@ import { ProgressLine } from './progress.js';
 import { recordTask } from './records.js';
 import { endedNote, endRun, redisNote, viewsFor, type ExecuteContext, type Started } from './run-shared.js';
 import { noteUnreachable, summarize, summaryExitCode } from './summary.js';
-import { readRecords } from './task-source.js';
+import { readRecords, taskListReadError } from './task-source.js';
 
 /** One task per input record, placed on any free host, streamed through the queue window. */
 export async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started & { input: Readable; agentCount: number }): Promise<number> {
@@ -23,11 +23,16 @@ export async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started
   // Every record goes through recordTask, whatever the source: a task, or its refusal.
   async function* tasks(): AsyncGenerator<TaskInput | RefusedTask> {
     let seq = 0;
-    for await (const raw of readRecords(s.input, plan.separator)) {
-      seq++;
-      const { task, record } = recordTask(plan, raw, seq);
-      if (record !== undefined) records.set(String(seq), record);
-      yield task;
+    try {
+      for await (const raw of readRecords(s.input, plan.separator)) {
+        seq++;
+        const { task, record } = recordTask(plan, raw, seq);
+        if (record !== undefined) records.set(String(seq), record);
+        yield task;
+      }
+    } catch (e) {
+      // A read that failed (EIO, a connection reset) is FILE_ACCESS naming the input, never taken as its end.
+      throw taskListReadError(plan.tasks ?? '-', e, ctx.io);
     }
     total = seq;
   }

@@ -13,6 +13,8 @@
 import { createReadStream, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { GaxxError, REQUEST_LIMITS } from '../../proto/index.js';
+import type { Io } from '../output.js';
+import { stdinReadError } from '../std-streams.js';
 
 /** The longest record read (one argv element of a task); a longer one is skipped, not held. */
 export const MAX_RECORD_BYTES = REQUEST_LIMITS.argBytes;
@@ -20,11 +22,20 @@ export const MAX_RECORD_BYTES = REQUEST_LIMITS.argBytes;
 /** A record's bytes, or a mark for one longer than MAX_RECORD_BYTES (its bytes are not kept). */
 export type RawRecord = Buffer | { tooLong: true };
 
-/** Opens the task list: a file, or stdin for '-'. NOT_FOUND / USAGE before anything is enqueued. */
-export function openTaskList(spec: string, stdin: Readable | undefined, stdinIsTty: boolean | undefined): Readable {
+/** What openTaskList needs of the standard streams. */
+export type TaskListIo = Pick<Io, 'stdin' | 'stdinIsTty' | 'stdinUnreadable' | 'stdinFile'>;
+
+/**
+ * Opens the task list: a file, or stdin for '-'. NOT_FOUND / USAGE, and FILE_ACCESS for a stdin
+ * that cannot be read (a directory, open only for writing), before anything is enqueued.
+ */
+export function openTaskList(spec: string, io: TaskListIo): Readable {
   if (spec === '-') {
+    if (io.stdinIsTty) throw new GaxxError('USAGE', '--tasks - reads standard input, which is a terminal: pipe the list in or give a file');
+    const unreadable = io.stdinUnreadable;
+    if (unreadable) throw unreadable;
+    const stdin = io.stdin;
     if (!stdin) throw new GaxxError('USAGE', '--tasks - needs a standard input');
-    if (stdinIsTty) throw new GaxxError('USAGE', '--tasks - reads standard input, which is a terminal: pipe the list in or give a file');
     return stdin;
   }
   let st;
@@ -35,6 +46,17 @@ export function openTaskList(spec: string, stdin: Readable | undefined, stdinIsT
   }
   if (st.isDirectory()) throw new GaxxError('USAGE', `--tasks: '${spec}' is a directory`);
   return createReadStream(spec, { highWaterMark: 64 * 1024 });
+}
+
+/**
+ * A failed read of the task list (`spec`, as --tasks names it) as FILE_ACCESS naming it and the
+ * errno: the input stopped there, so the run cannot be what it asked for.
+ */
+export function taskListReadError(spec: string, e: unknown, io: Pick<Io, 'stdinFile'>): unknown {
+  if (e instanceof GaxxError || typeof (e as NodeJS.ErrnoException | null)?.code !== 'string') return e;
+  const err = e as NodeJS.ErrnoException;
+  if (spec === '-') return stdinReadError(err, io.stdinFile);
+  return new GaxxError('FILE_ACCESS', `cannot read --tasks ${spec}: ${err.message}`, { cause: e, details: { path: spec, errno: err.code } });
 }
 
 /** The UTF-8 byte order mark, which editors on Windows put before a file's text: no part of its first record. */

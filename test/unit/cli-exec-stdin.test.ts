@@ -1,11 +1,14 @@
-// readExecStdin against real streams and files: which input is read, the bound, cancellation.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// readExecStdin against real streams and files: which input is read, the bound, cancellation, and
+// a stdin that cannot be read (FILE_ACCESS, never sent as empty); stdinUnreadable on real descriptors.
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MAX_EXEC_STDIN_BYTES, readExecStdin } from '../../cli/exec-stdin.js';
 import type { Io } from '../../cli/output.js';
+import { stdinUnreadable } from '../../cli/std-streams.js';
+import { GaxxError } from '../../proto/index.js';
 import { MAX_MESSAGE_BYTES } from '../../scheduler/client/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gaxx-exec-stdin-'));
@@ -79,5 +82,59 @@ describe('readExecStdin', () => {
     const pre = new AbortController();
     pre.abort();
     await expect(readExecStdin({ none: false }, io(new PassThrough()), pre.signal)).rejects.toMatchObject({ code: 'CANCELLED' });
+  });
+
+  it('a stdin that cannot be read is FILE_ACCESS naming stdin and the errno, with --stdin - too; never sent as empty', async () => {
+    const reset = (): Readable => {
+      const s = new PassThrough();
+      s.write('partial');
+      setImmediate(() => s.destroy(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })));
+      return s;
+    };
+    for (const file of [undefined, '-']) {
+      const choice = { ...(file ? { file } : {}), none: false };
+      await expect(readExecStdin(choice, io(reset()), live())).rejects.toMatchObject({
+        code: 'FILE_ACCESS',
+        message: 'cannot read stdin: the connection stdin reads from was reset (ECONNRESET)',
+        details: { stream: 'stdin', errno: 'ECONNRESET' },
+      });
+      // Known before reading (a directory, open only for writing): said, and no stream made.
+      const unreadable = new GaxxError('FILE_ACCESS', 'cannot read stdin (/tmp): stdin is a directory (EISDIR)');
+      const untouched = Object.defineProperty({ ...io(undefined), stdinUnreadable: unreadable }, 'stdin', {
+        get: () => {
+          throw new Error('stdin was made');
+        },
+      });
+      await expect(readExecStdin(choice, untouched, live())).rejects.toBe(unreadable);
+    }
+    // --stdin FILE whose read fails (/proc/self/mem at address 0: EIO): FILE_ACCESS naming the file.
+    await expect(readExecStdin({ file: '/proc/self/mem', none: false }, io(undefined), live())).rejects.toMatchObject({
+      code: 'FILE_ACCESS',
+      details: { path: '/proc/self/mem', errno: 'EIO' },
+    });
+  });
+});
+
+describe('stdinUnreadable', () => {
+  it('says what shows without reading: a directory (EISDIR), a descriptor open only for writing (EBADF); nothing for a readable one', () => {
+    const file = join(dir, 'plain');
+    writeFileSync(file, 'x');
+    const fds = { dir: openSync(dir, 'r'), writeOnly: openSync(file, 'a'), readable: openSync(file, 'r'), both: openSync(file, 'r+') };
+    try {
+      expect(stdinUnreadable(fds.dir)).toMatchObject({
+        code: 'FILE_ACCESS',
+        message: `cannot read stdin (${dir}): stdin is a directory (EISDIR)`,
+        details: { stream: 'stdin', errno: 'EISDIR', path: dir },
+      });
+      expect(stdinUnreadable(fds.writeOnly)).toMatchObject({
+        code: 'FILE_ACCESS',
+        message: `cannot read stdin (${file}): stdin is not open for reading (EBADF)`,
+        details: { errno: 'EBADF' },
+      });
+      expect(stdinUnreadable(fds.readable)).toBeUndefined();
+      expect(stdinUnreadable(fds.both)).toBeUndefined();
+    } finally {
+      for (const fd of Object.values(fds)) closeSync(fd);
+    }
   });
 });
