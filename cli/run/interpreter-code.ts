@@ -12,10 +12,13 @@ import { getopt, optionCode, type Getopt, type Read, type Reader } from './getop
 /**
  * python, pypy: `-c CODE`, which ends the options, as `-m MOD` does (`-Bc CODE`, `-cCODE`).
  * -W, -X (and python2's -Q, pypy's --jit) take a value; long options only whole, the value next.
+ * Every option is listed (python 2 and 3, pypy), for programs.ts to know where the script starts.
  */
 export const PYTHON: Getopt = {
   short: 'cmQWX',
   long: ['check-hash-based-pycs', 'jit'],
+  flags: 'bBdEhiIOPqsSuvVxR3tU?',
+  longFlags: ['help', 'help-env', 'help-xoptions', 'help-all', 'version', 'info'],
   code: ['-c'],
   last: ['-c', '-m'],
   inOrder: true,
@@ -28,7 +31,15 @@ export const PYTHON: Getopt = {
  * take the rest of their word only; the digits after -l and -0 read as options without a value,
  * so the rest of the word is read on, as perl does (`-0777ne CODE`).
  */
-const PERL: Getopt = { short: 'eEI', attached: 'CDFiMmVx:=', long: [], code: ['-e', '-E', '-M', '-F', '-:', '-='], inOrder: true };
+export const PERL: Getopt = {
+  short: 'eEI',
+  attached: 'CDFiMmVx:=',
+  long: [],
+  flags: 'acdfghlnpsStTuUvwWX0123456789',
+  longFlags: ['help', 'version'],
+  code: ['-e', '-E', '-M', '-F', '-:', '-='],
+  inOrder: true,
+};
 
 /** ruby: every `-e` line. -i, -x, -F take the rest of their word only, as does -W's `:category`. */
 const RUBY: Getopt = {
@@ -204,8 +215,8 @@ function sedScript(argv: readonly string[], at: number): string[] {
   return given ? read.code : read.operands.slice(0, 1);
 }
 
-/** ssh's options that take a value (`man ssh`; -P is newer OpenSSH's tag). */
-const SSH: Getopt = { short: 'BbcDEeFIiJLlmOoPpQRSWw', long: [], code: ['-o'], inOrder: true };
+/** ssh's options that take a value (`man ssh`; -P is newer OpenSSH's tag), and those that take none. */
+export const SSH: Getopt = { short: 'BbcDEeFIiJLlmOoPpQRSWw', long: [], flags: '1246AaCfGgKkMNnqsTtVvXxYy', longFlags: [], code: ['-o'], inOrder: true };
 /** `-o` options that make ssh run a command: the key (before `=` or a space), case-insensitive. */
 const COMMAND_OPTION = /^\s*(?:ProxyCommand|LocalCommand|RemoteCommand|KnownHostsCommand)(?:[\s=]|$)/i;
 /**

@@ -6,7 +6,7 @@
  * program (by basename, a version suffix dropped: `python3.11`), which of its words are code,
  * reading its options as it reads them (getopt.ts, as getopt_long: clusters, `-cVALUE`,
  * `--long=VALUE`, abbreviations, `--`):
- * - a shell (SHELL): the script after `-c` (clustered as `-ec`, after options as `bash --norc -c`);
+ * - a shell (programs.ts): the script after `-c` (clustered as `-ec`, after options as `bash --norc -c`);
  * - `flock LOCK -c CMD`, `script -c CMD`, `su -c CMD`, `runuser -c CMD` (or `--command`): CMD, run by a shell;
  * - `sg GROUP CMD` (or `sg GROUP -c CMD`): CMD, which sg runs with `/bin/sh -c`;
  * - `watch CMD...`: its command words, which it joins with spaces and runs with `sh -c` (not with -x);
@@ -28,45 +28,10 @@
  */
 import { getopt, optionCode, type Getopt, type Reader } from './getopt.js';
 import { INTERPRETERS, OPERAND_INTERPRETERS } from './interpreter-code.js';
+import { programOf, shellRun } from './programs.js';
 
-/** Shells by basename, a version suffix too (`bash5`, `ksh93`). */
-const SHELL = /^(?:sh|bash|rbash|dash|ash|zsh|ksh|mksh|lksh|pdksh|oksh|rksh|yash|posh|fish|csh|tcsh)(?:-?[\d.]+)?$/;
-/** Shell options that take the next word as their argument (`-o pipefail`, `--rcfile FILE`). */
-const SHELL_OPTIONS_WITH_ARGUMENT = /^[-+][A-Za-z]*[oO]$|^--(rcfile|init-file)$/;
-
-/**
- * The script of the shell at argv[at] (`sh [options] -c SCRIPT`, fish's `--command=SCRIPT`), and
- * `args`: where the words after it start, the script's positional parameters (no option of the
- * shell's); undefined when the shell runs no -c script.
- */
-export function shellScriptAt(argv: readonly string[], at: number): { script: string; args: number } | undefined {
-  let script = false;
-  for (let i = at + 1; i < argv.length; i++) {
-    const a = argv[i] as string;
-    // `--` ends the options: the script follows it when -c came before.
-    if (a === '--') return script && i + 1 < argv.length ? { script: argv[i + 1] as string, args: i + 2 } : undefined;
-    const command = /^--command(?:=(.*))?$/s.exec(a);
-    if (command) return command[1] !== undefined ? { script: command[1], args: i + 1 } : { script: argv[i + 1] ?? '', args: i + 2 };
-    if (a.startsWith('--')) {
-      if (SHELL_OPTIONS_WITH_ARGUMENT.test(a)) i++;
-      continue;
-    }
-    if (/^[-+][A-Za-z]+$/.test(a)) {
-      // -c, -ec, -xc, -lc ...: the script is the first word that is no option.
-      if (a.startsWith('-') && a.includes('c')) script = true;
-      if (SHELL_OPTIONS_WITH_ARGUMENT.test(a)) i++;
-      continue;
-    }
-    // The first word that is no option: the script after -c, else a script file (`sh run.sh`).
-    return script ? { script: a, args: i + 1 } : undefined;
-  }
-  return undefined;
-}
-
-function shellScript(argv: readonly string[], at: number): string[] {
-  const s = shellScriptAt(argv, at);
-  return s ? [s.script] : [];
-}
+/** A shell's code: its -c script (programs.ts reads the shell's words). */
+const shellScript: Reader = (argv, at) => shellRun(argv, at).code;
 
 const FLOCK: Getopt = { short: 'wE', long: ['wait', 'timeout', 'conflict-exit-code'], code: [], inOrder: true };
 /** `flock [options] LOCK -c CMD`: flock takes -c only as the word right after the lock. */
@@ -164,17 +129,6 @@ const RUNNERS = new Map<string, Reader>([
  * only where a program stands (first, or run by a wrapper), else `grep watch {}` would be refused.
  */
 const BY_POSITION = new Set(['watch', 'sg', ...OPERAND_INTERPRETERS.keys()]);
-/** A version suffix of a program's name, as in `python3.11`, `perl5.36`, `ruby3.1`, `gawk-5.1.0`. */
-const VERSION = /-?[\d.]+$/;
-
-/**
- * The program the word `word` names: `program`, its basename without a version suffix (the key
- * of the readers: `python3.11` is python), and whether it is a shell (SHELL, by its basename).
- */
-export function programOf(word: string): { program: string; shell: boolean } {
-  const name = word.split('/').pop() ?? '';
-  return { program: name.replace(VERSION, ''), shell: SHELL.test(name) };
-}
 
 /**
  * Every word of argv that some program in it runs as code (or, for `env -S`, splits into words):

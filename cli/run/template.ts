@@ -14,7 +14,7 @@
  * A template with no `{}` gets the record appended as its last argument (like xargs/parallel).
  */
 import { GaxxError } from '../../proto/index.js';
-import { optionRecordProblem, optionSlots } from './option-records.js';
+import { optionRecordProblem, optionSlots, type Slots } from './option-records.js';
 import { shellCode } from './shell-code.js';
 
 /** What stands for the record unless `gaxx run --replace STR` names another string. */
@@ -30,8 +30,8 @@ function hasPlaceholder(argv: readonly string[], record: string): boolean {
 /** A compiled template: renders one task's argv from its record. */
 export class CommandTemplate {
   private readonly append: boolean;
-  /** Where a record starting with `-` would be read as an option (option-records.ts). */
-  private readonly optionSlots: number[];
+  /** Where a record starting with `-` would be read as an option, or one with `=` as make's assignment (option-records.ts). */
+  private readonly optionSlots: Slots;
 
   private readonly placeholder: RegExp;
 

@@ -97,6 +97,34 @@ describe('gaxx run --tasks: records that cannot become tasks', () => {
     expect(byId(tasksOf(ok.stdout)).get(2)).toMatchObject({ outcome: 'succeeded', stdout: '-oProxyCommand=touch /tmp/gaxx-pwned\n' });
   });
 
+  it("a wrapper's -- does not keep a record from being the option of the program after it: refused before anything runs", async () => {
+    // Before, `env -- perl {}` ran perl -e with this record's code, and `env -- ssh {} true` its ProxyCommand.
+    const records = ['-eprint "ran ", 6*7, "\\n"', '-oProxyCommand=sh -c "echo ran-$((6*7)) >&2"'];
+    for (const cmd of [
+      ['env', '--', 'perl', '{}'],
+      ['nice', '--', 'perl', '{}'],
+      ['timeout', '--', '30', 'perl', '{}'],
+      ['env', '--', 'ssh', '{}', 'true'],
+      ['timeout', '--', '30', 'ssh', '{}', 'true'],
+    ]) {
+      const r = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', '-', '--json', '--', ...cmd], { input: Buffer.from(records.join('\n')) });
+      expect(r.code, `${cmd.join(' ')}: ${r.stderr}`).toBe(1);
+      const tasks = byId(tasksOf(r.stdout));
+      for (const n of [1, 2]) {
+        expect(tasks.get(n), `${cmd.join(' ')} [${n}]`).toMatchObject({ outcome: 'refused', reason: 'INVALID_ARGUMENT', attempts: 0, startedOn: [] });
+        expect(tasks.get(n)?.error).toMatch(new RegExp(`^record ${n} starts with '-'`));
+      }
+      expect(r.stdout).not.toMatch(/ran[ -]42/);
+      expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', total: 2, refused: 2, succeeded: 0, failed: 0 });
+    }
+    // Behind the same wrapper, the program's own -- (or a shell script's argument) keeps the record data.
+    const ok = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', '-', '--json', '--', 'env', '--', 'sh', '-c', 'printf "[%s]" "$1"', '_', '{}'], {
+      input: Buffer.from(records[0] as string),
+    });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(byId(tasksOf(ok.stdout)).get(1)).toMatchObject({ outcome: 'succeeded', stdout: `[${records[0] as string}]` });
+  });
+
   it('human output names each refused record; the summary counts them; stdin and -0 go through the same checks', async () => {
     const input = Buffer.concat([Buffer.from('a\n'), Buffer.from([0xff, 0xfe]), Buffer.from('\nb\n')]);
     const r = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', '-', '--', 'echo', '{}'], { input });

@@ -8,6 +8,8 @@ import { resultName } from '../../cli/run/results-dir.js';
 import { noteUnreachable, summarize, summaryExitCode, summaryText } from '../../cli/run/summary.js';
 import { recordTask } from '../../cli/run/records.js';
 import { MAX_RECORD_BYTES, readRecords, type RawRecord } from '../../cli/run/task-source.js';
+import { optionSlots } from '../../cli/run/option-records.js';
+import { walk } from '../../cli/run/programs.js';
 import { shellCode } from '../../cli/run/shell-code.js';
 import { CommandTemplate } from '../../cli/run/template.js';
 import { BatchPuller } from '../../scheduler/queue/batches.js';
@@ -549,6 +551,8 @@ describe('record checks (one for every source)', () => {
       ['nmap', '-sV'],
       ['timeout', '5', 'ssh', '{}', 'true'],
       ['python3', '{}'],
+      // python -m: the module reads the words after it (pip's -r FILE, ...).
+      ['python3', '-m', 'json.tool', '{}'],
     ]) {
       expect(refusal(rest, dash), JSON.stringify(rest)).toMatchObject({
         code: 'INVALID_ARGUMENT',
@@ -560,12 +564,12 @@ describe('record checks (one for every source)', () => {
     for (const rest of [
       ['ssh', '--', '{}', 'uptime'],
       ['curl', '--', '{}'],
-      ['nmap', '-sV', '--'],
+      ['nmap', '-sV', '-p', '80', '--'],
       ['sh', '-c', 'curl -- "$1"', '_', '{}'],
       ['bash', '-ec', 'echo "$1"', 'bash', '{}'],
       ['timeout', '5', 'sh', '-c', 'echo "$1"', '_', '{}'],
       ['python3', '-c', 'import sys; print(sys.argv[1])', '{}'],
-      ['python3', '-m', 'json.tool', '{}'],
+      ['python3', '-m', 'json.tool', '--', '{}'],
       ['curl', '--url={}'],
       ['echo', 'x{}'],
     ]) {
@@ -573,6 +577,139 @@ describe('record checks (one for every source)', () => {
     }
     expect(refusal(['ssh', '{}', 'uptime'], Buffer.from('host-1'))).toBeUndefined();
     expect(recordTask(plan(['ssh', '--', '{}', 'uptime']), dash, 1).task).toMatchObject({ argv: ['ssh', '--', '-oProxyCommand=touch /tmp/pwned', 'uptime'] });
+  });
+
+  it("a -- keeps a record data only for the program that reads it as the end of its own options: a wrapper's -- is the wrapper's", () => {
+    const dash = Buffer.from('-oProxyCommand=sh -c "id > /tmp/pwned"');
+    for (const rest of [
+      // A wrapper's --: the program after it parses its own options.
+      ['env', '--', 'ssh', '{}', 'true'],
+      ['env', '-i', '--', 'ssh', '{}', 'true'],
+      ['env', 'A=1', 'ssh', '--help', '{}'],
+      ['nice', '--', 'ssh', '{}', 'true'],
+      ['nice', '-n', '5', '--', 'ssh', '{}', 'true'],
+      ['timeout', '--', '5', 'ssh', '{}', 'true'],
+      ['timeout', '-s', 'KILL', '--', '5', 'ssh', '{}'],
+      ['sudo', '-u', 'deploy', '--', 'ssh', '{}', 'true'],
+      ['xargs', '--', 'ssh', '{}', 'true'],
+      ['stdbuf', '-oL', '--', 'ssh', '{}'],
+      ['setsid', '--', 'ssh', '{}'],
+      ['chroot', '--', '/srv', 'ssh', '{}'],
+      ['flock', '--', '/tmp/l', 'ssh', '{}'],
+      ['runuser', '-u', 'nobody', '--', 'ssh', '{}'],
+      ['bwrap', '--ro-bind', '/', '/', '--', 'ssh', '{}'],
+      ['nice', '--', 'timeout', '--', '5', 'env', '--', 'ssh', '{}'],
+      ['busybox', 'nice', '--', 'ssh', '{}'],
+      // capsh's -- hands the words after it to bash, which reads them as options.
+      ['capsh', '--', '{}'],
+      // A -- that is an option's value (grep's -e pattern, ssh's -l login), or may be one.
+      ['grep', '-e', '--', '{}'],
+      ['grep', '--regexp', '--', '{}'],
+      ['grep', '-ve', '--', '{}'],
+      ['ssh', '-l', '--', '{}'],
+      ['my-tool', '-x', '--', '{}'],
+      ['my-tool', '--name', '--', '{}'],
+      // An interpreter's --: its script or module reads the words after it.
+      ['python3', '-m', 'pip', 'download', '--no-deps', '-d', 'dl', '{}'],
+      ['/usr/bin/python3.11', '-Bm', 'pip', 'install', '{}'],
+      ['python3', '-mpip', 'install', '{}'],
+      ['python3', '--', 'script.py', '{}'],
+      ['python3', '-u', 'script.py', '{}'],
+      ['pypy3', '-m', 'pytest', '{}'],
+      ['perl', '--', 'script.pl', '{}'],
+      ['perl', '-e', 'print @ARGV', '{}'],
+      ['sh', '--', 'script.sh', '{}'],
+      ['bash', 'script.sh', '{}'],
+      ['bash', '-s', '{}'],
+      // find reads a word starting with - as a test or action even after -- (-delete...).
+      ['find', '--', '{}'],
+      ['find', '.', '-name', '--', '{}'],
+      ['find', '.', '-exec', 'ssh', '{}', 'true', ';'],
+      // A wrapper whose options are not read here: what follows it is not known.
+      ['strace', '-f', '--', 'ssh', '--', '{}'],
+      // The record as a wrapper's option or value.
+      ['nice', '{}', 'ssh', 'host'],
+      ['timeout', '-s', '{}', '5', 'cat'],
+    ]) {
+      expect(refusal(rest, dash), JSON.stringify(rest)).toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringMatching(/^record 3 starts with '-'/),
+      });
+    }
+    for (const rest of [
+      ['env', '--', 'ssh', '--', '{}', 'true'],
+      ['env', 'A=1', 'ssh', '--', '{}'],
+      ['nice', '-n', '5', '--', 'ssh', '-v', '--', '{}'],
+      ['timeout', '5', 'ssh', '--', '{}', 'true'],
+      ['timeout', '--', '5', 'ssh', '--', '{}', 'true'],
+      ['sudo', '-u', 'deploy', 'A=1', 'ssh', '--', '{}'],
+      ['xargs', '-0', 'ssh', '--', '{}'],
+      ['chroot', '/srv', 'ssh', '--', '{}'],
+      ['bwrap', '--ro-bind', '/', '/', 'ssh', '--', '{}'],
+      ['busybox', 'nice', 'ssh', '--', '{}'],
+      ['capsh', '--', '-c', 'echo "$1"', '_', '{}'],
+      ['grep', '-e', 'x', '--', '{}'],
+      ['grep', '-e', '--', '--', '{}'],
+      ['grep', '-c', '--', '{}'],
+      ['ssh', '-v', '--', '{}', 'uptime'],
+      ['my-tool', '--', '{}'],
+      ['my-tool', '-o', 'out', '--', '{}'],
+      ['my-tool', '--name=x', '--', '{}'],
+      ['python3', '-m', 'pip', 'download', '--no-deps', '-d', 'dl', '--', '{}'],
+      ['python3', 'script.py', '--', '{}'],
+      ['nice', 'python3', '-c', 'import sys; print(sys.argv[1])', '{}'],
+      ['perl', '-e', 'print @ARGV', '--', '{}'],
+      ['bash', '-s', '--', '{}'],
+      ['find', '.', '-exec', 'ssh', '--', '{}', 'true', ';'],
+      // The record as the name of the program a wrapper runs, or as its operand after its --.
+      ['env', '--', '{}'],
+      ['timeout', '--', '{}', 'cat'],
+    ]) {
+      expect(refusal(rest, dash), JSON.stringify(rest)).toBeUndefined();
+    }
+  });
+
+  it("optionSlots: a word is an option slot unless its own program's options ended before it", () => {
+    const slots = (argv: string[]): number[] =>
+      optionSlots(
+        argv,
+        argv.flatMap((a, i) => (a === '{}' ? [i] : [])),
+      ).options;
+    expect(slots(['env', '--', 'curl', '{}', '--', '{}'])).toEqual([3]);
+    expect(slots(['grep', '-e', '--', '{}', '--', '{}'])).toEqual([3]);
+    expect(slots(['python3', '-m', 'pip', '{}', '--', '{}'])).toEqual([3]);
+    expect(slots(['sh', '-c', 'S', '{}', '{}'])).toEqual([]);
+    expect(optionSlots(['nice', 'ssh'], [2]).options).toEqual([2]);
+    expect(optionSlots(['nice', 'ssh', '--'], [3]).options).toEqual([]);
+    // The programs of the chain, where each is named and from where it reads no option.
+    expect(walk(['timeout', '-k', '1', '--', '5', 'env', 'A=1', 'ssh', '-v', '--', 'host']).programs).toEqual([
+      { at: 0, name: 'timeout', data: 4 },
+      { at: 5, name: 'env', data: 7 },
+      { at: 7, name: 'ssh', data: 10 },
+    ]);
+    expect(walk(['python3', '-m', 'pip', 'install', 'x']).programs.map((p) => p.name)).toEqual(['python3', 'pip']);
+    expect(walk(['capsh', '--user=u', '--', '-c', 'S']).programs.map((p) => [p.at, p.name])).toEqual([
+      [0, 'capsh'],
+      [2, 'bash'],
+    ]);
+    expect(walk(['strace', '-f', 'ssh', 'host'])).toMatchObject({ unsure: 0 });
+  });
+
+  it("refuses a record with '=' where make reads it: make takes it as a variable assignment (X!=CMD runs CMD), even after --", () => {
+    const assignment = Buffer.from('X!=id > /tmp/pwned');
+    for (const rest of [
+      ['make', '{}'],
+      ['make', '-C', 'dir', '--', '{}'],
+      ['nice', 'make', '-k', '{}'],
+    ]) {
+      expect(refusal(rest, assignment), JSON.stringify(rest)).toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringMatching(/^record 3 holds '='/),
+      });
+    }
+    expect(refusal(['make', '{}'], Buffer.from('all'))).toBeUndefined();
+    expect(refusal(['echo', '{}'], assignment)).toBeUndefined();
+    expect(refusal(['make', '-C', '{}', 'all'], Buffer.from('dir'))).toBeUndefined();
   });
 });
 
