@@ -217,7 +217,6 @@ function print(io: Io, text: string): number {
   return 0;
 }
 
-/** The table entry named by the leading words of the command line (longest match wins). */
 /** `gaxx help CMD [SUB]`: the command's help, or its group's; an unknown one as `gaxx CMD` would say. */
 async function helpFor(words: readonly string[]): Promise<string> {
   const { entry } = resolveCommand(words);
@@ -225,6 +224,7 @@ async function helpFor(words: readonly string[]): Promise<string> {
   return commandHelp((await entry.load()).command);
 }
 
+/** The table entry named by the leading words of the command line (longest match wins). */
 function resolveCommand(pre: readonly string[]): { entry: CommandEntry | undefined; words: number } {
   const words: string[] = [];
   for (const w of pre) {
