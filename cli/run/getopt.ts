@@ -4,8 +4,8 @@
  * `--long=VALUE`, abbreviations, `--`, as getopt_long reads them.
  */
 
-/** The code words of argv whose program stands at argv[at]. */
-export type Reader = (argv: readonly string[], at: number) => string[];
+/** The code words of argv whose program stands at argv[at]; `record` is what stands for the task's record (`{}`). */
+export type Reader = (argv: readonly string[], at: number, record: string) => string[];
 
 /** How a program reads its options (as getopt_long does), and which of them carry code. */
 export interface Getopt {

@@ -217,18 +217,22 @@ function sedScript(argv: readonly string[], at: number): string[] {
 
 /** ssh's options that take a value (`man ssh`; -P is newer OpenSSH's tag), and those that take none. */
 export const SSH: Getopt = { short: 'BbcDEeFIiJLlmOoPpQRSWw', long: [], flags: '1246AaCfGgKkMNnqsTtVvXxYy', longFlags: [], code: ['-o'], inOrder: true };
-/** `-o` options that make ssh run a command: the key (before `=` or a space), case-insensitive. */
+/** `-o` options that make ssh (scp, sftp) run a command: the key (before `=` or a space), case-insensitive. */
 const COMMAND_OPTION = /^\s*(?:ProxyCommand|LocalCommand|RemoteCommand|KnownHostsCommand)(?:[\s=]|$)/i;
+/** The `-o` values of ssh, scp or sftp that run a command: ProxyCommand... or one whose key holds the record (which could name any option). */
+export function commandOptions(values: readonly string[], record: string): string[] {
+  return values.filter((o) => COMMAND_OPTION.test(o) || (/^\s*[^\s=]*/.exec(o)?.[0] ?? '').includes(record));
+}
 /**
  * `ssh [options] DESTINATION [options] [COMMAND...]`: the command words, which ssh joins with
  * spaces for the remote user's shell, and -o options that run a command (ProxyCommand... or one
  * whose key is {}, which the record would name). ssh reads options after the destination too,
  * unless `--` came before it. The destination is no code.
  */
-function sshCommand(argv: readonly string[], at: number): string[] {
+function sshCommand(argv: readonly string[], at: number, record: string): string[] {
   const before = getopt(argv, at, SSH);
   const destination = before.operand;
-  const options = (read: Read): string[] => read.code.filter((o) => COMMAND_OPTION.test(o) || /^\s*[^\s=]*\{\}/.test(o));
+  const options = (read: Read): string[] => commandOptions(read.code, record);
   if (destination >= argv.length) return options(before);
   if (argv[destination - 1] === '--') return [...options(before), ...argv.slice(destination + 1)];
   const after = getopt(argv, destination, SSH);

@@ -13,6 +13,8 @@
  * the walk stops, and what follows is unknown: any word may be read as an option, any may be a
  * program. A program that is no wrapper known here is taken to read every word after it (so a
  * wrapper not known here is taken for the program, and its `--` for that program's).
+ * commandPositions() tells shell-code.ts where a program may stand, by this walk from every
+ * wrapper in argv and by a looser look back from the word.
  */
 import { getopt, type Getopt, type Read } from './getopt.js';
 import { PERL, PYTHON, SSH } from './interpreter-code.js';
@@ -32,36 +34,49 @@ export function programOf(word: string): { program: string; shell: boolean } {
   return { program: name.replace(VERSION, ''), shell: SHELL.test(name) };
 }
 
-/** What a shell runs: the code it runs (`-c`'s script), where its words read as no option start, the script file it runs. */
+/** What a shell runs: the code it runs (`-c`'s script, fish's `-C` too), where its words read as no option start, the script file it runs. */
 export interface ShellRun {
   code: string[];
   /** Its words from here on are no option of the shell's (a -c script's positional parameters, after `--`). */
   data: number | undefined;
   /** The script file it runs, which reads the words after it. */
   file: number | undefined;
+  /** Its options could not be read for sure. */
+  unsure: boolean;
 }
 
 /** Shell options that take the next word as their argument (`-o pipefail`, `--rcfile FILE`). */
 const SHELL_OPTIONS_WITH_ARGUMENT = /^[-+][A-Za-z]*[oO]$|^--(rcfile|init-file)$/;
+/** fish: `-c CMD` takes its value as getopt does (`fish -d 3 -c CMD`), and `-C CMD` (--init-command) is code too. */
+const FISH: Getopt = {
+  short: 'cCdfDop',
+  long: ['command', 'init-command', 'debug', 'features', 'debug-stack-frames', 'debug-output', 'profile', 'profile-startup'],
+  flags: 'hPilNnv',
+  longFlags: ['help', 'interactive', 'login', 'no-config', 'no-execute', 'print-rusage-self', 'print-debug-categories', 'private', 'version'],
+  code: ['-c', '--command', '-C', '--init-command'],
+  inOrder: true,
+};
+
 /**
  * How the shell at argv[at] reads its words: `sh [options] -c SCRIPT [ARG0 ARGS...]` (clustered
  * as `-ec`, after options as `bash --norc -c`, after `--`), `sh [options] [--] FILE ARGS...`,
- * `sh -s ARGS...` (the script from stdin), fish's `--command=SCRIPT`.
+ * `sh -s ARGS...` (the script from stdin), fish's `-c`/`--command` and `-C`/`--init-command`.
  */
 export function shellRun(argv: readonly string[], at: number): ShellRun {
+  if (baseName(argv[at]).startsWith('fish')) return fishRun(argv, at);
   let script = false;
   let stdin = false;
   // After the options, the first word is -c's script, else (no -s) the script file.
   const operand = (i: number): ShellRun =>
     script
-      ? { code: i < argv.length ? [argv[i] as string] : [], data: i < argv.length ? i + 1 : undefined, file: undefined }
-      : { code: [], data: i, file: stdin || i >= argv.length ? undefined : i };
+      ? { code: i < argv.length ? [argv[i] as string] : [], data: i < argv.length ? i + 1 : undefined, file: undefined, unsure: false }
+      : { code: [], data: i, file: stdin || i >= argv.length ? undefined : i, unsure: false };
   for (let i = at + 1; i < argv.length; i++) {
     const a = argv[i] as string;
     // `--` ends the options: the script (after -c) or the file follows it.
     if (a === '--') return operand(i + 1);
     const command = /^--command(?:=(.*))?$/s.exec(a);
-    if (command) return command[1] !== undefined ? { code: [command[1]], data: i + 1, file: undefined } : scriptAt(argv, i + 1);
+    if (command) return { ...(command[1] !== undefined ? { code: [command[1]], data: i + 1, file: undefined } : scriptAt(argv, i + 1)), unsure: false };
     if (a.startsWith('--')) {
       if (SHELL_OPTIONS_WITH_ARGUMENT.test(a)) i++;
       continue;
@@ -77,12 +92,19 @@ export function shellRun(argv: readonly string[], at: number): ShellRun {
     const run = operand(i);
     return script ? run : { ...run, data: i + 1 };
   }
-  return { code: [], data: undefined, file: undefined };
+  return { code: [], data: undefined, file: undefined, unsure: false };
 }
 
 /** `--command SCRIPT`: the script is the next word, its arguments follow it. */
-function scriptAt(argv: readonly string[], i: number): ShellRun {
+function scriptAt(argv: readonly string[], i: number): Omit<ShellRun, 'unsure'> {
   return i < argv.length ? { code: [argv[i] as string], data: i + 1, file: undefined } : { code: [], data: undefined, file: undefined };
+}
+
+function fishRun(argv: readonly string[], at: number): ShellRun {
+  const read = getopt(argv, at, FISH);
+  const data = afterOptions(read);
+  const command = read.seen.has('-c') || read.seen.has('--command');
+  return { code: read.code, data, file: command || read.operand >= argv.length ? undefined : read.operand, unsure: read.unknown };
 }
 
 /** Where a program that stops reading options at `--` or at its first operand reads no more: after the `--`, after the first operand. */
@@ -295,6 +317,14 @@ function capsh(argv: readonly string[], at: number): Step {
     if (!a.startsWith('--')) return { unsure: true };
   }
   return {};
+}
+
+/** Where the bash that the capsh at argv[at] runs takes its words: its `--` (or `-+`), after any `==` (capsh again). */
+export function capshShell(argv: readonly string[], at: number): number | undefined {
+  let step = capsh(argv, at);
+  // Each round moves on to a later word.
+  while (step.command !== undefined && step.commandName === 'capsh') step = capsh(argv, step.command);
+  return step.command;
 }
 
 /** busybox APPLET ARGS. */
@@ -579,8 +609,9 @@ const WRAPPER_STEPS = new Map<string, Stepper | 'unsure'>([
   ].map((name): [string, 'unsure'] => [name, 'unsure']),
 ]);
 /**
- * Programs that run a command from their words (their command is code to shell-code.ts already:
- * `watch CMD`, `sg GROUP CMD`, `su -c CMD`...): the walk stops at them.
+ * Programs that run a command from their words but are no wrapper for the look back of
+ * commandPositions (their command is code to shell-code.ts already: `watch CMD`, `sg GROUP CMD`,
+ * `su -c CMD`...): the walk stops at them.
  */
 const NOT_WALKED = new Set(['watch', 'parallel', 'sem', 'sg', 'su', 'script']);
 
@@ -590,7 +621,7 @@ function flock(argv: readonly string[], at: number): Step {
   const c = step.command === undefined ? undefined : argv[step.command];
   return c === '-c' || c === '--command' ? { data: step.data } : step;
 }
-const FLOCK: Getopt = {
+export const FLOCK: Getopt = {
   short: 'wE',
   long: ['wait', 'timeout', 'conflict-exit-code'],
   flags: 'sexnuoFhV',
@@ -725,6 +756,7 @@ function perl(argv: readonly string[], at: number): Step {
 
 function shell(argv: readonly string[], at: number): Step {
   const run = shellRun(argv, at);
+  if (run.unsure) return { unsure: true };
   return { ...(run.data !== undefined ? { data: run.data } : {}), ...(run.file !== undefined ? { command: run.file } : {}) };
 }
 
@@ -796,4 +828,34 @@ function walkInto(argv: readonly string[], from: number, name: string | undefine
 /** The program whose word argv[i] is (the last one named before it), in a walk. */
 export function ownerOf(w: Walk, i: number): Program | undefined {
   return w.programs.findLast((p) => p.at < i);
+}
+
+/** Names of the wrappers (WRAPPER_STEPS), for the look back of commandPositions. */
+const WRAPPERS = new Set(WRAPPER_STEPS.keys());
+/** Wrappers that take an operand before the command: `chroot DIR CMD`, `flock LOCK CMD`, `setarch ARCH CMD`, `perf stat CMD`. */
+const OPERAND_WRAPPERS = new Set(['chroot', 'flock', 'setarch', 'faketime', 'perf', 'setuidgid', 'envuidgid', 'setlock', 'envdir', 'cgexec']);
+
+/**
+ * Where a program may stand in argv: first; after `find -exec`; where a walk from a wrapper in
+ * argv (walk()) names one; or, looking back from the word, after a wrapper and what it may take
+ * before the program: options, their values (`sudo -u nobody`), numbers (`timeout 5`),
+ * assignments (`env LC_ALL=C`), the operand of a wrapper that takes one (`chroot DIR`, `flock LOCK`).
+ */
+export function commandPositions(argv: readonly string[]): (i: number) => boolean {
+  const walked = new Set<number>([0]);
+  argv.forEach((a, i) => {
+    if (i === 0 || WRAPPERS.has(baseName(a))) for (const p of walk(argv, i).programs) walked.add(p.at);
+  });
+  return (i) => walked.has(i) || lookBack(argv, i);
+}
+
+function lookBack(argv: readonly string[], i: number): boolean {
+  if (/^-(?:exec|execdir|ok|okdir)$/.test(argv[i - 1] ?? '')) return true;
+  for (let j = i - 1; j >= 0; j--) {
+    const a = argv[j] as string;
+    if (WRAPPERS.has(baseName(a))) return true;
+    const before = argv[j - 1] ?? '';
+    if (!/^-|^\d|^\w+=/.test(a) && !before.startsWith('-') && !OPERAND_WRAPPERS.has(baseName(before))) return false;
+  }
+  return true;
 }

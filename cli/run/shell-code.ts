@@ -2,11 +2,12 @@
  * Where an argv holds code: the words that a program in it parses as a command line or as a
  * program instead of taking them as one argument. `gaxx run --tasks` refuses the record `{}` there
  * (template.ts). Every word of argv is looked at as a program, since wrappers (`nice`, `timeout 5`,
- * `env VAR=1`, `xargs`, `sudo -u U`, `busybox`...) run the words after them. RUNNERS says, per
- * program (by basename, a version suffix dropped: `python3.11`), which of its words are code,
- * reading its options as it reads them (getopt.ts, as getopt_long: clusters, `-cVALUE`,
- * `--long=VALUE`, abbreviations, `--`):
- * - a shell (programs.ts): the script after `-c` (clustered as `-ec`, after options as `bash --norc -c`);
+ * `env VAR=1`, `xargs`, `sudo -u U`, `busybox`, `strace -f`, `bwrap --ro-bind / /`...) run the
+ * words after them. RUNNERS says, per program (by basename, a version suffix dropped: `python3.11`),
+ * which of its words are code, reading its options as it reads them (getopt.ts, as getopt_long:
+ * clusters, `-cVALUE`, `--long=VALUE`, abbreviations, `--`):
+ * - a shell (SHELL): the script after `-c` (clustered as `-ec`, after options as `bash --norc -c`),
+ *   fish's `-c` and `-C` (--init-command); capsh's `--` (and `-+`), which hands the words after it to bash;
  * - `flock LOCK -c CMD`, `script -c CMD`, `su -c CMD`, `runuser -c CMD` (or `--command`): CMD, run by a shell;
  * - `sg GROUP CMD` (or `sg GROUP -c CMD`): CMD, which sg runs with `/bin/sh -c`;
  * - `watch CMD...`: its command words, which it joins with spaces and runs with `sh -c` (not with -x);
@@ -14,26 +15,38 @@
  *   record in it would not stay one argument; its words and the rest of argv are looked into again;
  * - interpreters (interpreter-code.ts): `python3 -c`, `perl -e`/`-E` (and `-M`, `-F`, `-d:`),
  *   `ruby -e`, `node -e`/`-p`, `php -r`/`-B`/`-R`/`-E`; awk's program, sed's script (its `e`
- *   command runs shell), ssh's remote command and its `-o ProxyCommand=...` (and the like).
- * watch, sg, awk, sed and ssh need no option to run a word as code, so they count only where a
- * program stands (commandPosition: first, or after a wrapper that runs the words after it, as
- * `nice`, `timeout 5`, `unshare -r`, `chroot DIR`, `flock LOCK` do): `grep sed {}` is no sed.
+ *   command runs shell), ssh's remote command and its `-o ProxyCommand=...` (and the like);
+ * - options whose value is a command line or a program (command-options.ts): `git -c
+ *   core.sshCommand=...` (and git's other command keys, `git config`, `clone -u`, `rebase --exec`...),
+ *   `tar -I`/`--to-command`, `rsync -e`, `scp -S`, `make VAR=...`, `gdb -ex`, `strace -o '|CMD'`,
+ *   GNU parallel's command.
+ * watch, sg, awk, sed, ssh, make and parallel need no option to run a word as code, so they count
+ * only where a program stands (programs.ts: first, or after a wrapper that runs the words after
+ * it, as `nice`, `timeout 5`, `unshare -r`, `chroot DIR`, `flock LOCK`, `bwrap --bind A B` do): `grep sed {}` is no sed.
  * Not looked into: other interpreters (`lua -e`, `Rscript -e`, `tclsh`, `deno eval`...), programs
  * that run a command line in a terminal or session of their own (`xterm -e`, `tmux new`,
- * `screen`), GNU parallel's command (run by a shell, like watch's), a file
- * named by the record (`python3 {}` runs it), environment variables that carry code (`PERL5OPT`,
- * `NODE_OPTIONS`), and remote paths that a remote shell parses (`scp host:{}`, `rsync host:{}`).
+ * `screen`), containers and remote runners (`docker run`, `kubectl exec`), other wrappers than
+ * those of programs.ts, a file named by the record (`python3 {}` runs it, `make -f {}`,
+ * `git -C {}` reads that repository's configuration), environment variables that carry code
+ * (`PERL5OPT`, `NODE_OPTIONS`, `env LD_PRELOAD={}`), and remote paths that a remote shell parses
+ * (`scp host:{}`, `rsync host:{}`).
  * A record that would be read as an option (`ssh {} CMD` with `-oProxyCommand=CMD`) is no code
  * word: each such record is refused on its own (option-records.ts).
  */
+import { COMMAND_OPTIONS, OPERAND_COMMANDS } from './command-options.js';
 import { getopt, optionCode, type Getopt, type Reader } from './getopt.js';
 import { INTERPRETERS, OPERAND_INTERPRETERS } from './interpreter-code.js';
-import { programOf, shellRun } from './programs.js';
+import { capshShell, commandPositions, FLOCK, programOf, shellRun } from './programs.js';
 
-/** A shell's code: its -c script (programs.ts reads the shell's words). */
+/** A shell's code: its -c script (fish's -C too). */
 const shellScript: Reader = (argv, at) => shellRun(argv, at).code;
 
-const FLOCK: Getopt = { short: 'wE', long: ['wait', 'timeout', 'conflict-exit-code'], code: [], inOrder: true };
+/** capsh: the code of the bash that its `--` (or `-+`) runs with the words after it. */
+const capshCode: Reader = (argv, at) => {
+  const dashes = capshShell(argv, at);
+  return dashes === undefined ? [] : shellRun(argv, dashes).code;
+};
+
 /** `flock [options] LOCK -c CMD`: flock takes -c only as the word right after the lock. */
 function flockCommand(argv: readonly string[], at: number): string[] {
   const lock = getopt(argv, at, FLOCK).operand;
@@ -63,11 +76,11 @@ function sgCommand(argv: readonly string[], at: number): string[] {
 
 const ENV: Getopt = { short: 'CSu', long: ['chdir', 'split-string', 'unset'], code: ['-S', '--split-string'], inOrder: true };
 /** `env -S STRING`: STRING itself, and the code of the argv env makes of it: `env WORDS... REST...`. */
-function envSplit(argv: readonly string[], at: number): string[] {
+function envSplit(argv: readonly string[], at: number, record: string): string[] {
   const read = getopt(argv, at, ENV);
   const rest = argv.slice(read.operand);
   // Each round drops the -S word, so the argv looked into again is shorter: this ends.
-  return read.code.flatMap((s) => [s, ...shellCode(['env', ...splitWords(s), ...rest])]);
+  return read.code.flatMap((s) => [s, ...shellCode(['env', ...splitWords(s), ...rest], record)]);
 }
 
 /** The words of env's -S string, closely enough to find a program and its options in them. */
@@ -121,73 +134,32 @@ const RUNNERS = new Map<string, Reader>([
   ['watch', watchCommand],
   ['sg', sgCommand],
   ['env', envSplit],
+  ['capsh', capshCode],
   ...INTERPRETERS,
   ...OPERAND_INTERPRETERS,
+  ...COMMAND_OPTIONS,
+  ...OPERAND_COMMANDS,
 ]);
 /**
- * Programs that need no option to run a word as code (`watch CMD`, `sg GROUP CMD`, `awk PROGRAM`, `ssh HOST CMD`):
- * only where a program stands (first, or run by a wrapper), else `grep watch {}` would be refused.
+ * Programs that need no option to run a word as code (`watch CMD`, `sg GROUP CMD`, `awk PROGRAM`, `ssh HOST CMD`,
+ * `make VAR=...`, `parallel CMD`): only where a program stands (first, or run by a wrapper), else `grep watch {}` would be refused.
  */
-const BY_POSITION = new Set(['watch', 'sg', ...OPERAND_INTERPRETERS.keys()]);
+const BY_POSITION = new Set(['watch', 'sg', ...OPERAND_INTERPRETERS.keys(), ...OPERAND_COMMANDS.keys()]);
 
 /**
  * Every word of argv that some program in it runs as code (or, for `env -S`, splits into words):
  * a shell's -c script, the command of `flock -c`, `script -c`, `su -c`, `runuser -c`, `sg`, the
  * command words of `watch`, the string of `env -S`, an interpreter's code (`python3 -c`, `perl -e`, awk's
- * program, sed's script, ssh's remote command...), wherever the program stands in argv.
+ * program, sed's script, ssh's remote command...), an option's command (`git -c core.sshCommand=`,
+ * `tar -I`, `rsync -e`...), wherever the program stands in argv. `record`: what stands for the
+ * record, which could name an option's key (`ssh -o {}`, `git -c {}`).
  */
-export function shellCode(argv: readonly string[]): string[] {
+export function shellCode(argv: readonly string[], record = '{}'): string[] {
+  const commandPosition = commandPositions(argv);
   return argv.flatMap((a, i) => {
     const { program, shell } = programOf(a);
     const reader = shell ? shellScript : RUNNERS.get(program);
-    if (BY_POSITION.has(program) && !commandPosition(argv, i)) return [];
-    return reader ? reader(argv, i) : [];
+    if (BY_POSITION.has(program) && !commandPosition(i)) return [];
+    return reader ? reader(argv, i, record) : [];
   });
-}
-
-/** Programs that run the command after their own options (nice -n 5 CMD, timeout 5 CMD...). */
-const WRAPPERS = new Set([
-  'nice',
-  'nohup',
-  'setsid',
-  'stdbuf',
-  'timeout',
-  'env',
-  'sudo',
-  'doas',
-  'runuser',
-  'xargs',
-  'chrt',
-  'ionice',
-  'taskset',
-  'numactl',
-  'prlimit',
-  'setpriv',
-  'unshare',
-  'nsenter',
-  'chroot',
-  'flock',
-  'time',
-  'exec',
-  'command',
-  'busybox',
-]);
-/** Wrappers that take one operand before the command: `chroot DIR CMD`, `flock LOCK CMD`. */
-const OPERAND_WRAPPERS = new Set(['chroot', 'flock']);
-const baseName = (word: string | undefined): string => (word ?? '').split('/').pop() ?? '';
-
-/**
- * Whether argv[i] is where a program is named: first, after `find -exec`, or after a wrapper and
- * what it takes before the program: options, their values (`sudo -u nobody`), numbers
- * (`timeout 5`), assignments (`env LC_ALL=C`), the directory of `chroot` and the lock of `flock`.
- */
-function commandPosition(argv: readonly string[], i: number): boolean {
-  if (/^-(?:exec|execdir|ok|okdir)$/.test(argv[i - 1] ?? '')) return true;
-  for (let j = i - 1; j >= 0; j--) {
-    const a = argv[j] as string;
-    if (WRAPPERS.has(baseName(a))) return true;
-    const before = argv[j - 1] ?? '';
-    if (!/^-|^\d|^\w+=/.test(a) && !before.startsWith('-') && !OPERAND_WRAPPERS.has(baseName(before))) return false;
-  }
-  return true;
 }

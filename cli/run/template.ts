@@ -53,7 +53,7 @@ export class CommandTemplate {
   static compile(argv: readonly string[], record = RECORD): CommandTemplate {
     if (argv.length === 0) throw new GaxxError('USAGE', `give the command after --, e.g. gaxx run --tasks FILE -- echo ${record}`);
     if (argv[0] === '') throw new GaxxError('USAGE', "the command is empty ('' as the program): name the program to run first after --");
-    const code = shellCode(argv).find((w) => w.includes(record));
+    const code = shellCode(argv, record).find((w) => w.includes(record));
     if (code !== undefined) {
       throw new GaxxError(
         'USAGE',

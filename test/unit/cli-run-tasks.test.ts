@@ -454,6 +454,181 @@ describe('command template', () => {
       ['php', 'script.php', '-r', '{}'],
     ]);
   });
+
+  it('finds a program behind more wrappers: strace, capsh, bwrap (options with two words), systemd-run, ssh-agent, dbus-run-session...', () => {
+    expectCode([
+      ['strace', '-f', 'awk', '{}'],
+      ['strace', '-f', '-e', 'trace=file', '-o', 'trace.txt', 'sed', 's/{}//'],
+      ['ltrace', 'awk', '{}'],
+      // capsh hands the words after -- (or -+) to bash, after == to capsh again.
+      ['capsh', '--', '-c', '{}'],
+      ['capsh', '--user=nobody', '--', '-c', 'echo {}'],
+      ['capsh', '--drop=cap_net_raw', '==', '--', '-ec', 'echo {}'],
+      ['capsh', '-+', '-c', '{}'],
+      ['bwrap', '--ro-bind', '/', '/', 'awk', '{}'],
+      ['bwrap', '--bind', '/tmp', '/tmp', '--dev', '/dev', '--setenv', 'A', 'B', '--unshare-all', 'sed', 's/{}//'],
+      ['bwrap', '--overlay', 'rw', 'work', '/', '--', 'watch', 'echo {}'],
+      ['nice', 'bwrap', '--ro-bind', '/', '/', 'awk', '{}'],
+      ['cat', 'x', 'bwrap', '--ro-bind', '/', '/', 'awk', '{}'],
+      ['systemd-run', 'awk', '{}'],
+      ['systemd-run', '--user', '-p', 'MemoryMax=1G', '--unit', 'u', 'awk', '{}'],
+      ['ssh-agent', 'awk', '{}'],
+      ['ssh-agent', '-a', '/tmp/agent.sock', 'sed', 's/{}//'],
+      ['dbus-run-session', 'awk', '{}'],
+      ['dbus-run-session', '--config-file', 'session.conf', '--', 'awk', '{}'],
+      ['valgrind', '--tool=memcheck', '-q', 'awk', '{}'],
+      ['setarch', 'x86_64', '-R', 'awk', '{}'],
+      ['linux32', 'awk', '{}'],
+      ['perf', 'stat', '-e', 'cycles', 'awk', '{}'],
+      ['gdb', '--args', 'awk', '{}'],
+      ['fakeroot', 'sed', 's/{}//'],
+      ['ip', 'netns', 'exec', 'ns1', 'awk', '{}'],
+      ['unbuffer', 'awk', '{}'],
+      ['firejail', '--quiet', 'awk', '{}'],
+      ['sshpass', '-p', 'secret', 'ssh', 'host', 'cat', '{}'],
+      ['srun', '-n', '4', 'awk', '{}'],
+      // fish: -c takes the next word as getopt does, and -C (--init-command) is code too.
+      ['fish', '-d', '3', '-c', 'echo {}'],
+      ['fish', '-C', 'echo {}'],
+      ['fish', '--init-command=echo {}', '-c', 'true'],
+    ]);
+    expectNoCode([
+      ['bwrap', '--ro-bind', '/', '/', 'cat', '{}'],
+      ['capsh', '--', '-c', 'echo "$1"', '_', '{}'],
+      ['strace', '-f', 'cat', '{}'],
+      ['fish', '-c', 'echo $argv', '{}'],
+      ['ip', 'addr', 'show', '{}'],
+      ['grep', 'capsh', '{}'],
+    ]);
+  });
+
+  it('refuses {} in option values that are a command line or a program: git, tar, rsync, scp, sftp, make, gdb, strace -o, parallel', () => {
+    expectCode([
+      // git's configuration keys whose value git runs, from -c, --config-env, git config, clone -c.
+      ['git', '-c', 'core.sshCommand={}', 'fetch'],
+      ['git', '-c', 'core.sshCommand=ssh -i {}', 'fetch'],
+      ['git', '-c', 'Core.SSHCommand={}', 'fetch'],
+      ['git', '-ccore.pager=less {}', 'log'],
+      ['git', '-C', 'repo', '-c', 'core.fsmonitor={}', 'status'],
+      ['git', '-c', 'core.editor={}', 'commit'],
+      ['git', '-c', 'alias.x=!echo {}', 'x'],
+      ['git', '-c', 'credential.helper=!f() { echo {}; }; f', 'fetch'],
+      ['git', '-c', 'filter.lfs.smudge={}', 'checkout', '.'],
+      ['git', '-c', 'diff.x.textconv={}', 'diff'],
+      ['git', '-c', '{}', 'log'],
+      ['git', '-c', '{}=x', 'log'],
+      ['git', '--config-env={}=VAR', 'log'],
+      ['git', 'config', 'core.sshCommand', '{}'],
+      ['git', 'config', '--global', 'alias.up', '!echo {}'],
+      ['git', 'config', 'set', 'core.pager', '{}'],
+      ['git', 'config', '{}', 'x'],
+      ['git', 'clone', '-u', '{}', 'repo', 'dir'],
+      ['git', 'clone', '--upload-pack={}', 'repo'],
+      ['git', 'clone', '--upload', '{}', 'repo'],
+      ['git', 'clone', '-c', 'core.sshCommand={}', 'host:repo'],
+      ['git', 'fetch', '--upload-pack', '{}', 'origin'],
+      ['git', 'ls-remote', '--upload-pack={}', 'origin'],
+      ['git', 'push', '--receive-pack={}', 'origin'],
+      ['git', 'archive', '--remote=r', '--exec={}', 'HEAD'],
+      ['git', 'rebase', '-x', '{}', 'main'],
+      ['git', 'rebase', '--exec=make {}', 'main'],
+      ['git', 'submodule', 'foreach', 'echo {}'],
+      ['git', 'submodule', '--quiet', 'foreach', '--recursive', 'echo', '{}'],
+      ['git', 'filter-branch', '--tree-filter', 'rm -f {}', 'HEAD'],
+      ['git', 'difftool', '-x', '{}'],
+      ['timeout', '60', 'git', '-c', 'core.sshCommand={}', 'fetch'],
+      // tar: programs and commands it runs, old-style clusters too.
+      ['tar', '-I', '{}', '-xf', 'a.tar'],
+      ['tar', '-xf', 'a.tar', '-I{}'],
+      ['tar', '--use-compress-program={}', '-xf', 'a.tar'],
+      ['tar', '--use-compress', '{}', '-xf', 'a.tar'],
+      ['tar', '--to-command={}', '-xf', 'a.tar'],
+      ['tar', '-xf', 'a.tar', '--to-command', 'cat > {}'],
+      ['tar', 'xIf', '{}', 'a.tar'],
+      ['tar', 'xfI', 'a.tar', '{}'],
+      ['tar', '-cf', 'a.tar', '--checkpoint-action=exec={}', 'dir'],
+      ['tar', '-cf', 'a.tar', '--checkpoint-action={}', 'dir'],
+      ['tar', '-F', '{}', '-cf', 'a.tar', 'dir'],
+      ['tar', '--info-script={}', '-cf', 'a.tar', 'dir'],
+      ['tar', '--new-volume-script', '{}', '-cf', 'a.tar', 'dir'],
+      ['tar', '--rsh-command={}', '-xf', 'h:a.tar'],
+      // rsync: the remote shell and the remote rsync command.
+      ['rsync', '-e', '{}', 'a', 'h:b'],
+      ['rsync', '-avze', 'ssh -i {}', 'a', 'h:b'],
+      ['rsync', '--rsh={}', 'a', 'h:b'],
+      ['rsync', 'a', 'h:b', '--rsh', '{}'],
+      ['rsync', '--rsync-path=sudo {}', 'a', 'h:b'],
+      // scp, sftp: the program run as ssh, sftp's server command, -o options that run a command.
+      ['scp', '-S', '{}', 'a', 'h:b'],
+      ['scp', '-o', 'ProxyCommand={}', 'a', 'h:b'],
+      ['scp', '-oProxyCommand=nc {} 22', 'a', 'h:b'],
+      ['scp', '-o', '{}', 'a', 'h:b'],
+      ['sftp', '-D', '{}', 'h'],
+      ['sftp', '-S', '{}', 'h'],
+      ['sftp', '-o', 'LocalCommand={}', 'h'],
+      // make: its variables end up in the recipes its shell runs; --eval is makefile text.
+      ['make', 'SHELL={}'],
+      ['make', 'CC={}'],
+      ['make', '-C', 'dir', 'URL={}', 'all'],
+      ['make', 'all', 'X:={}'],
+      ['make', '--eval={}'],
+      ['make', '-E', '$(shell {})'],
+      ['nice', 'make', 'X={}'],
+      // gdb commands (shell ...), strace piping its output to a command.
+      ['gdb', '-batch', '-ex', '{}', 'prog'],
+      ['gdb', '--eval-command={}', 'prog'],
+      ['gdb', '-iex', 'shell {}', 'prog'],
+      ['strace', '-o', '{}', 'ls'],
+      ['strace', '-o', '|cat > {}', 'ls'],
+      ['strace', '-o!tee {}', 'ls'],
+      // GNU parallel (and sem) run their command with a shell, as entr -s does.
+      ['parallel', 'echo', '{}', ':::', 'a'],
+      ['parallel', '-j', '4', 'echo {}', ':::', 'a'],
+      ['sem', '-j', '2', 'echo {}'],
+      ['entr', '-s', 'echo {}'],
+    ]);
+    expectNoCode([
+      ['git', '-c', 'user.name={}', 'commit'],
+      ['git', '-c', 'http.proxy=http://{}', 'fetch'],
+      ['git', 'log', '--', '{}'],
+      ['git', 'config', 'user.email', '{}'],
+      ['git', 'clone', 'https://example.com/{}.git'],
+      ['git', 'rebase', '--onto', '{}', 'main'],
+      ['tar', '-xf', '{}'],
+      ['tar', '-cf', 'out-{}.tar', 'dir'],
+      ['tar', 'xf', '{}'],
+      ['tar', '-cf', 'a.tar', '--checkpoint-action=echo={}', 'dir'],
+      ['rsync', '-av', '{}', 'dst/'],
+      ['rsync', '-e', 'ssh', 'src', 'h:{}'],
+      ['scp', '-i', 'key', '{}', 'h:dst'],
+      ['scp', '-o', 'User={}', 'a', 'h:b'],
+      ['sftp', '-b', 'batch', '{}'],
+      ['make', '-C', '{}', 'all'],
+      ['make', 'all', '{}'],
+      ['grep', 'make', 'X={}'],
+      ['strace', '-o', 'trace-{}.txt', 'ls'],
+      ['gdb', '-batch', '-x', 'cmds.gdb', '{}'],
+      ['parallel', 'echo', ':::', '{}'],
+      ['entr', 'cat', '{}'],
+    ]);
+  });
+
+  it("with --replace STR, looks for STR where a record could name an option's key (ssh -o STR, git -c STR)", () => {
+    for (const argv of [
+      ['ssh', '-o', '@@', 'host'],
+      ['ssh', '-o@@', 'host'],
+      ['scp', '-o', '@@', 'a', 'h:b'],
+      ['git', '-c', '@@', 'log'],
+      ['git', 'config', '@@', 'x'],
+    ]) {
+      expect(() => CommandTemplate.compile(argv, '@@'), argv.join(' ')).toThrow(expect.objectContaining({ code: 'USAGE' }));
+      expect(
+        shellCode(argv, '@@').some((w) => w.includes('@@')),
+        argv.join(' '),
+      ).toBe(true);
+    }
+    expect(() => CommandTemplate.compile(['ssh', '-o', 'Port=@@', 'host'], '@@')).not.toThrow();
+  });
 });
 
 describe('record reader', () => {
