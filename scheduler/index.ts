@@ -29,6 +29,7 @@ export {
   updateRunRecord,
   RUN_INDEX_TTL_MS,
   type OutcomeCounts,
+  type RunFailure,
   type RunRecord,
   type RunState,
 } from './queue/run-index.js';

@@ -29,6 +29,7 @@ export const command: Command = {
         `run ${printable(record.runId)}: ${shownState(record)}, ${results.length}/${record.total ?? `${record.enqueued}+`} tasks (${countsText(record)})`,
         `command: ${printable(record.argv.join(' '))}`,
         `fleet: ${printable(record.fleet) || counted(record.agents, 'agent')}; started ${new Date(record.startedAt).toISOString()}`,
+        ...(record.state === 'failed' && record.failure ? [`failed: ${printable(record.failure.message)} [${record.failure.code}]`] : []),
         ...(cut > 0 ? [`${counted(cut, 'task')} with output cut`] : []),
         '',
         results.length === 0

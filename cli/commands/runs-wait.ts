@@ -4,7 +4,7 @@ import { agentConnector, attachRun } from '../../scheduler/index.js';
 import { durationFlag, JSON_FLAG, type Command } from '../command.js';
 import { agentClientOptions } from '../config.js';
 import { withRedis } from '../run/redis-session.js';
-import { INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from '../run/summary.js';
+import { failedNote, INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from '../run/summary.js';
 import { IgnoredReport } from '../run/ignored.js';
 import { endedNote } from '../run/run-shared.js';
 import { recordedRunView, type Views } from '../run/views.js';
@@ -15,12 +15,14 @@ export const command: Command = {
   description: [
     "Attaches to a run started elsewhere, or whose `gaxx run` died, and prints every task's",
     'result from the start, as `gaxx run` does (--json: the run first, one object per task, a',
-    "summary last), then exits with the run's exit code (0, 1, 12 or 130, see gaxx run --help).",
+    "summary last), then exits with the run's exit code (0, 1, 3, 12 or 130, see gaxx run --help).",
     'Tasks already queued keep running: a `gaxx scheduler` takes them, or, when none runs, this',
     'process does, as `gaxx run --resume` would (tasks of a dead worker come back once their 30 s',
     'lock expired, within seconds after). A run whose `gaxx run` died before enqueueing all its',
     'input ends as interrupted, with the results of what was enqueued, and exits 12 (those records',
-    'never ran). A cancelled run stays cancelled (exit 130). Unknown or expired run: exit 4.',
+    'never ran). A cancelled run stays cancelled (exit 130); a failed one (its task list could not',
+    'be read to its end) stays failed, with its reason, and exits as its gaxx run did (3).',
+    'Unknown or expired run: exit 4.',
     'Past --wait-timeout, each task without a result is reported unknown, the summary says the',
     'run is still running, and it exits 13: the run goes on, and another `runs wait` collects it.',
   ].join('\n'),
@@ -61,12 +63,15 @@ export const command: Command = {
         },
       }),
     ).finally(() => ignored.flush());
-    const unread = res.state === 'interrupted' ? { notEnqueuedFrom: res.record.enqueued + 1 } : {};
+    // A failed run (its task list could not be read to its end): why, as its record keeps it.
+    const failure = res.state === 'failed' && !res.ended ? res.record.failure : undefined;
+    const unread = res.state === 'interrupted' || (failure && res.record.total === null) ? { notEnqueuedFrom: res.record.enqueued + 1 } : {};
     // The run's own duration (from its start to its end, or to now while it runs), not this wait's.
     const durationMs = (res.record.finishedAt ?? Date.now()) - res.record.startedAt;
-    const summary = summarize(runId, res.counts, durationMs, down, { state: res.state, ...unread, outputCut, ...view?.missed() });
+    const summary = summarize(runId, res.counts, durationMs, down, { state: res.state, ...unread, failure, outputCut, ...view?.missed() });
     (view ?? viewOf(undefined)).end(summary);
     if (res.ended) out.note(endedNote(res.ended, runId, config));
+    else if (failure) out.note(failedNote(runId, failure, unread.notEnqueuedFrom));
     else if (res.state === 'interrupted')
       out.note(
         `gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${counted(summary.total, 'task')} ran, records from ${res.record.enqueued + 1} on never did`,

@@ -32,7 +32,7 @@ import { schedulerCredentials } from '../scheduler-credentials.js';
 import type { RunPlan } from './plan.js';
 import { IgnoredReport } from './ignored.js';
 import { prepareResultsDir } from './results-dir.js';
-import { INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from './summary.js';
+import { failedNote, INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from './summary.js';
 import { openTaskList } from './task-source.js';
 import { RunClock } from './timings.js';
 import { endedNote, endRun, redisNote, viewsFor, type ExecuteContext, type RedisClient, type Started } from './run-shared.js';
@@ -243,12 +243,20 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
         view?.result(r, o, shown, undefined);
       },
     }).finally(() => ignored.flush());
-    const state = res.cancelled ? 'cancelled' : res.ended ? 'running' : res.interrupted ? 'interrupted' : 'done';
-    const unread = res.interrupted && res.enqueued !== undefined ? { notEnqueuedFrom: res.enqueued + 1 } : {};
+    // A failed run stays failed (its record says why), whatever this wait saw.
+    const state = res.failed ? 'failed' : res.cancelled ? 'cancelled' : res.ended ? 'running' : res.interrupted ? 'interrupted' : 'done';
+    const unread = (res.interrupted || res.failure) && res.enqueued !== undefined ? { notEnqueuedFrom: res.enqueued + 1 } : {};
     // The run's own duration when its record says when it started, as `gaxx runs wait` gives it.
-    const summary = summarize(runId, counts, Date.now() - (startedAt || started), down, { state, ...unread, outputCut, ...view?.missed() });
+    const summary = summarize(runId, counts, Date.now() - (startedAt || started), down, {
+      state,
+      ...unread,
+      failure: res.failure,
+      outputCut,
+      ...view?.missed(),
+    });
     endRun(view ?? recordedRunView(ctx.out, ctx.io.colour === true), ctx, summary, opts.timings ? { clock, inProcess: res.inProcess } : undefined);
-    if (res.cancelled) ctx.out.note(`gaxx: run ${runId} cancelled`);
+    if (res.failure) ctx.out.note(failedNote(runId, res.failure, unread.notEnqueuedFrom));
+    else if (res.cancelled) ctx.out.note(`gaxx: run ${runId} cancelled`);
     else if (res.ended) ctx.out.note(endedNote(res.ended, runId, ctx.config));
     else if (res.interrupted)
       ctx.out.note(

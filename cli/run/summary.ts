@@ -6,13 +6,14 @@
  * (UNAVAILABLE) some task was unreachable (it never ran), ended in an error (the scheduler or
  * an agent refused it) or has an unknown outcome (it may have run, its end was lost):
  * infrastructure; or a task list was interrupted (its gaxx run died before enqueueing all its
- * input: those records never ran); 13 a wait timed out; 130 the run was cancelled; 2 usage. A run that ran to its end but whose
+ * input: those records never ran); 13 a wait timed out; 130 the run was cancelled; 2 usage; a run
+ * that failed, the code of its failure (3, FILE_ACCESS: its task list could not be read). A run that ran to its end but whose
  * results were not all written to `--results` exits 3 (FILE_ACCESS) whatever its tasks' outcomes
  * (70, INTERNAL, when a result could not be shown): what the tasks did is then not all where it
  * was asked for.
  */
 import { counted, exitCodeFor, printable, type ErrorCode } from '../../proto/index.js';
-import type { OutcomeCounts, RunState, TaskOutcome } from '../../scheduler/index.js';
+import type { OutcomeCounts, RunFailure, RunState, TaskOutcome } from '../../scheduler/index.js';
 import type { RunTimings } from './timings.js';
 
 /**
@@ -46,6 +47,8 @@ export interface RunSummary {
   state: RunState;
   /** When the input was not all enqueued: the first record never enqueued (it and every later one never ran). */
   notEnqueuedFrom?: number;
+  /** Why the run failed (state failed): e.g. its task list could not be read to its end (FILE_ACCESS). */
+  failure?: RunFailure;
   /** Tasks whose `--results` folder could not be written (a full disk...): their results are in Redis only. */
   resultsNotWritten?: number;
   /** Tasks whose result could not be shown on stdout (a view that failed). */
@@ -62,6 +65,7 @@ export interface RunSummary {
 export interface RunEnd {
   state: RunState;
   notEnqueuedFrom?: number;
+  failure?: RunFailure | undefined;
   /** Tasks whose output was cut (RunSummary.outputCut). */
   outputCut?: number;
   /** What the run's views missed (Views.missed). */
@@ -92,6 +96,7 @@ export function summarize(
     outputCut: end.outputCut ?? 0,
     state: end.state,
     ...(end.notEnqueuedFrom !== undefined ? { notEnqueuedFrom: end.notEnqueuedFrom } : {}),
+    ...(end.failure ? { failure: end.failure } : {}),
     ...(end.resultsNotWritten ? { resultsNotWritten: end.resultsNotWritten } : {}),
     ...(end.resultsNotShown ? { resultsNotShown: end.resultsNotShown } : {}),
     durationMs,
@@ -102,6 +107,15 @@ export function summarize(
 
 /** Why a run's tally is not the whole run: its task list was interrupted (see the exit codes above). */
 export const INTERRUPTED = { code: 'UNAVAILABLE' } as const;
+
+/**
+ * What a failed run says after its summary: why (as its record keeps it), and which records never
+ * ran (`notEnqueuedFrom`).
+ */
+export function failedNote(runId: string, failure: RunFailure, notEnqueuedFrom?: number): string {
+  const rest = notEnqueuedFrom !== undefined ? `; records from ${notEnqueuedFrom} on were never enqueued` : '';
+  return `gaxx: run ${runId} failed: ${failure.message} [${failure.code}]${rest}`;
+}
 
 /** Whether a result's output was cut (its output cap, the run's output budget) or it carries an error: it gets a line of its own in human output. */
 export function needsResultLine(r: { outcome: string; truncated: boolean; error?: string | undefined }): boolean {
@@ -127,6 +141,7 @@ export function noteUnreachable(down: Set<string>, r: { host: string; outcome: s
 export function summaryExitCode(s: RunSummary, cancelled: boolean, ended?: { code: ErrorCode }): number {
   if (cancelled) return exitCodeFor('CANCELLED');
   if (ended) return exitCodeFor(ended.code);
+  if (s.failure) return exitCodeFor(s.failure.code);
   if (s.resultsNotWritten) return exitCodeFor('FILE_ACCESS');
   if (s.resultsNotShown) return exitCodeFor('INTERNAL');
   if (s.unreachable + s.errors + s.unknown > 0) return exitCodeFor('UNAVAILABLE');

@@ -5,7 +5,7 @@ import type { RunPlan } from './plan.js';
 import { ProgressLine } from './progress.js';
 import { recordTask } from './records.js';
 import { endedNote, endRun, redisNote, viewsFor, type ExecuteContext, type Started } from './run-shared.js';
-import { noteUnreachable, summarize, summaryExitCode } from './summary.js';
+import { failedNote, noteUnreachable, summarize, summaryExitCode } from './summary.js';
 import { readRecords, taskListReadError } from './task-source.js';
 
 /** One task per input record, placed on any free host, streamed through the queue window. */
@@ -67,12 +67,20 @@ export async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started
         records.delete(r.taskId);
       },
     });
-    const state = res.cancelled ? 'cancelled' : res.ended ? 'running' : 'done';
+    // A task list that could not be read to its end failed (its record says why): so does this run.
+    const state = res.failure ? 'failed' : res.cancelled ? 'cancelled' : res.ended ? 'running' : 'done';
     const unread = res.inputRead ? {} : { notEnqueuedFrom: res.total + 1 };
-    const summary = summarize(s.runId, res.counts, Date.now() - started, down, { state, ...unread, outputCut, ...view.missed() });
+    const summary = summarize(s.runId, res.counts, Date.now() - started, down, {
+      state,
+      ...unread,
+      failure: res.failure,
+      outputCut,
+      ...view.missed(),
+    });
     endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
     const rest = res.inputRead ? '' : `; records from ${res.total + 1} on were never enqueued`;
-    if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled${rest}`);
+    if (res.failure) ctx.out.note(failedNote(s.runId, res.failure, unread.notEnqueuedFrom));
+    else if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled${rest}`);
     else if (res.ended) ctx.out.note(endedNote(res.ended, s.runId, ctx.config, rest));
     return summaryExitCode(summary, res.cancelled, res.ended);
   } finally {

@@ -35,9 +35,13 @@ export async function requireRun(redis: Redis | Cluster, runId: string): Promise
   return read.record;
 }
 
-/** Whether a follower has seen the whole run, given its record. */
+/**
+ * Whether a follower has seen the whole run, given its record. A run that failed (its input could
+ * not be read) is whole once what it enqueued has results: the rest never will be.
+ */
 export function runComplete(rec: RunRecord, finished: number, now = Date.now()): RunState | undefined {
   if (rec.total !== null && finished >= rec.total) return rec.state === 'running' ? 'done' : rec.state;
+  if (rec.state === 'failed' && finished >= rec.enqueued) return 'failed';
   if (rec.total === null && !submitterAlive(rec, now) && finished >= rec.enqueued) return 'interrupted';
   return undefined;
 }
@@ -192,8 +196,9 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
     }
     // The follow may have ridden out an outage that this connection is still coming back from.
     const after = <T>(op: () => Promise<T>): Promise<T> => mustLand(queue.redis, op, { what: `run ${runId}` });
-    // A cancelled run stays cancelled, whoever follows it to its end.
-    const final = (await after(() => isCancelled(queue.redis, runId))) ? 'cancelled' : (state ?? 'done');
+    // A cancelled run stays cancelled, whoever follows it to its end; a failed one (cancelled for
+    // its failure) stays failed.
+    const final = state === 'failed' ? 'failed' : (await after(() => isCancelled(queue.redis, runId))) ? 'cancelled' : (state ?? 'done');
     // Followed to its end: this follower has every result's counts (a record `runs cancel` marked
     // cancelled before had none). Bounded like every run's end record: the results are what counts.
     const finishedAt = rec.finishedAt ?? Date.now();

@@ -13,6 +13,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
+import { ERROR_CODES, isGaxxError, type ErrorCode } from '../../proto/index.js';
 import { gaxxKey } from '../redis/redis.js';
 import type { TaskOutcome } from './results.js';
 import { problems, TaskResultSchema, type IgnoredHandler } from './stored-result.js';
@@ -28,6 +29,21 @@ export const FOLLOW_BEAT_MS = PRODUCER_STALE_MS / 3;
 
 /** running: input still being enqueued or tasks pending; interrupted: its submitter died before all input was enqueued. */
 export type RunState = 'running' | 'done' | 'cancelled' | 'interrupted' | 'failed';
+
+/** Why a run failed, as its submitter said it (e.g. FILE_ACCESS: its task list could not be read to its end). */
+export interface RunFailure {
+  code: ErrorCode;
+  message: string;
+}
+
+/** The longest failure message a record keeps. */
+const FAILURE_MESSAGE_CHARS = 2000;
+
+/** `e` as the failure a run's record keeps. */
+export function runFailure(e: unknown): RunFailure {
+  const message = isGaxxError(e) ? e.message : e instanceof Error ? e.message : String(e);
+  return { code: isGaxxError(e) ? e.code : 'INTERNAL', message: message.slice(0, FAILURE_MESSAGE_CHARS) };
+}
 
 /** Counts of finished tasks by outcome. */
 export type OutcomeCounts = Partial<Record<TaskOutcome, number>>;
@@ -52,6 +68,8 @@ export interface RunRecord {
   total: number | null;
   counts: OutcomeCounts;
   finishedAt: number | null;
+  /** Why it failed (state `failed`), when its submitter could say: it stopped there, and stays failed whoever follows it. */
+  failure?: RunFailure | undefined;
 }
 
 export const runInfoKey = (runId: string): string => gaxxKey('run', runId, 'info');
@@ -87,6 +105,12 @@ const RunRecordSchema = z.object({
   total: count.nullable().default(null),
   counts: z.record(TaskResultSchema.shape.outcome, count).default({}),
   finishedAt: time.nullable().default(null),
+  failure: z
+    .object({
+      code: z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]),
+      message: z.string().max(FAILURE_MESSAGE_CHARS),
+    })
+    .optional(),
 }) satisfies z.ZodType<RunRecord, z.ZodTypeDef, unknown>;
 
 /** The fields held as text, not JSON (encode writes strings as they are). */

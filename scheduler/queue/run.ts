@@ -28,7 +28,7 @@ import { TaskQueue, type EnqueuedRun } from './queue.js';
 import { RECONNECT_MS, redisError, type RedisSettings } from '../redis/redis.js';
 import { failedAtWaitEnd } from './failed-jobs.js';
 import { publishResult, resultAtWaitEnd, taskResult, type TaskResult } from './results.js';
-import { countOutcome, getRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
+import { countOutcome, getRunRecord, type OutcomeCounts, type RunFailure, type RunRecord } from './run-index.js';
 import { loadRunMeta, type RunMeta } from './runs.js';
 import { jobIdFor, type RunSpecInput } from './task.js';
 import { waitForRun, type RunResults, type WaitOptions } from './wait.js';
@@ -81,8 +81,12 @@ export interface RunOutcome extends RunResults {
   ended?: EndedEarly;
   /** Resuming: the run's input was never read to its end (its gaxx run died first), so some of it never ran. */
   interrupted?: boolean;
-  /** With `interrupted`: how many of its input records were enqueued (the rest never were). */
+  /** With `interrupted` or `failure`: how many of its input records were enqueued (the rest never were). */
   enqueued?: number;
+  /** Resuming: the run failed (e.g. its input could not be read), as its record says: it stays failed. */
+  failed?: boolean;
+  /** With `failed`: why, when its record says it. */
+  failure?: RunFailure;
   /** Redis was unreachable when the wait ended: a write after it is tried once, not waited for (`mustLand`). */
   redisDown?: boolean;
 }
@@ -286,8 +290,13 @@ export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise
   const queue = await TaskQueue.openOn(opts.settings, opts.redis);
   try {
     const meta = await loadRunMeta(queue.redis, runId).catch((e: unknown) => Promise.reject(redisError(e, `run ${runId}`)));
-    if (!meta) throw new GaxxError('NOT_FOUND', `run ${runId} is unknown (never enqueued, or its records expired)`);
     const record = await getRunRecord(queue.redis, runId).catch(() => undefined);
+    if (!meta) {
+      // A run that failed before it enqueued anything (its input could not be read) has nothing
+      // to serve: it is over, as its record says.
+      if (record?.state === 'failed') return failedBeforeEnqueue(record, opts);
+      throw new GaxxError('NOT_FOUND', `run ${runId} is unknown (never enqueued, or its records expired)`);
+    }
     const out = await waitOn(new RunWait(queue, meta, opts), opts, record);
     // Every task has its result now (or the run was cancelled): the run index says so, as it
     // does when the run's own gaxx run sees it through. A task list whose input was never read to
@@ -297,16 +306,39 @@ export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise
       for (const r of out.results.values()) countOutcome(counts, r.outcome);
       const after = <T>(op: () => Promise<T>): Promise<T> => mustLand(queue.redis, op, { redisDown: out.redisDown, what: `run ${runId}` });
       const now = (await after(() => getRunRecord(queue.redis, runId)).catch(() => undefined)) ?? record;
-      // Cancelled from anywhere (a Ctrl-C of its gaxx run, `gaxx runs cancel`): it stays cancelled.
-      const cancelled = out.cancelled || now.state === 'cancelled' || (await after(() => isCancelled(queue.redis, runId)).catch(() => false));
-      const state = cancelled ? 'cancelled' : now.total === null ? 'interrupted' : 'done';
-      await landEndRecord(queue.redis, runId, { state, counts, finishedAt: Date.now() }, { redisDown: out.redisDown, what: `run ${runId}` });
+      // A run that failed (cancelled for its failure) stays failed. Cancelled from anywhere (a
+      // Ctrl-C of its gaxx run, `gaxx runs cancel`): it stays cancelled.
+      const failed = now.state === 'failed';
+      const cancelled = out.cancelled || (!failed && (now.state === 'cancelled' || (await after(() => isCancelled(queue.redis, runId)).catch(() => false))));
+      const state = failed ? 'failed' : cancelled ? 'cancelled' : now.total === null ? 'interrupted' : 'done';
+      await landEndRecord(
+        queue.redis,
+        runId,
+        { state, counts, finishedAt: (failed ? now.finishedAt : null) ?? Date.now() },
+        { redisDown: out.redisDown, what: `run ${runId}` },
+      );
+      if (failed) return { ...out, cancelled, failed, ...(now.failure ? { failure: now.failure } : {}), enqueued: now.enqueued };
       return { ...out, cancelled, ...(state === 'interrupted' ? { interrupted: true, enqueued: now.enqueued } : {}) };
     }
     return out;
   } finally {
     await bounded(queue.close(), CLEANUP_MS);
   }
+}
+
+/** `--resume` of a run that failed before any of it was enqueued: no task to wait for, its failure as its record keeps it. */
+function failedBeforeEnqueue(record: RunRecord, opts: RunAndWaitOptions): RunOutcome {
+  opts.onStart?.(record.runId, record);
+  return {
+    runId: record.runId,
+    results: new Map(),
+    output: new Map(),
+    inProcess: false,
+    cancelled: false,
+    failed: true,
+    ...(record.failure ? { failure: record.failure } : {}),
+    enqueued: record.enqueued,
+  };
 }
 
 async function waitOn(w: RunWait, opts: RunAndWaitOptions, record?: RunRecord): Promise<RunOutcome> {

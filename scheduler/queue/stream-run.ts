@@ -18,6 +18,11 @@
  *
  * An item of the stream may be a refusal instead of a task (refused.ts): it is a task of the
  * run with its result already known, published in its batch's turn, never queued.
+ *
+ * An input that fails to be read (the stream throws: a read error) cannot be the run asked for:
+ * reading stops, the run is cancelled as it stands (queued tasks withdrawn, running ones
+ * stopped), and it ends `failed` with that error as its record's `failure` (returned, not
+ * thrown), which `gaxx runs`, `runs wait` and `--resume` all keep.
  */
 import type { Cluster, Redis } from 'ioredis';
 import { GaxxError, isGaxxError, type TaskSigner } from '../../proto/index.js';
@@ -32,7 +37,7 @@ import type { OnRedis } from './reachability.js';
 import { TaskQueue } from './queue.js';
 import { isRefused, publishRefused, type RefusedTask } from './refused.js';
 import { publishResult, taskResult, type OutputChunk, type TaskResult } from './results.js';
-import { countOutcome, createRunRecord, noteEnqueued, updateRunRecord, type OutcomeCounts, type RunRecord } from './run-index.js';
+import { countOutcome, createRunRecord, noteEnqueued, runFailure, updateRunRecord, type OutcomeCounts, type RunFailure, type RunRecord } from './run-index.js';
 import { mustLand, bounded, CLEANUP_MS, keepFollowing, landEndRecord, REDIS_GONE_MS } from './run-landing.js';
 import { newRunId, type TaskInput } from './task.js';
 import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
@@ -83,6 +88,8 @@ export interface StreamRunOutcome {
   ended?: EndedEarly;
   /** The input was read to its end: `total` items are the whole run (else items past `total` were never read or enqueued). */
   inputRead: boolean;
+  /** Reading the input failed (the run stopped there, its tasks cancelled): the run's state is `failed`, and this is why. */
+  failure?: RunFailure;
 }
 
 /** The errors that end a run early with a result for every task, rather than fail it. */
@@ -128,6 +135,8 @@ class StreamedRun {
   private readonly stopFollow = new AbortController();
   private enqueued = 0;
   private inputDone = false;
+  /** Why reading the input failed (the stream threw), when it did. */
+  private inputFailure: RunFailure | undefined;
   /** The input was read to its end (not stopped early): `total` is known. */
   private inputExhausted = false;
   private cancelling: Promise<void> | undefined;
@@ -200,11 +209,13 @@ class StreamedRun {
       if (!ended) await this.cancelling;
       this.fillMissing(ended, ended ? await failedAtWaitEnd(redis, this.runId, ended) : new Map());
       if (followed && !endsEarly(followed)) throw followed;
-      if (inputError && !endsEarly(inputError)) throw inputError;
+      const failure = this.inputFailure;
+      if (inputError && !endsEarly(inputError) && !failure) throw inputError;
+      // A run whose input failed was cancelled for it: it failed, which is what it stays.
       // A cancel from elsewhere can end every task before the heartbeat notices the flag.
-      const cancelled = this.cancelling !== undefined || (!ended && (await this.mustLand(() => isCancelled(redis, this.runId))));
+      const cancelled = !failure && (this.cancelling !== undefined || (!ended && (await this.mustLand(() => isCancelled(redis, this.runId)))));
       // An early end is no end of the run: its record stays running (unknowns reported here are no results).
-      state = cancelled ? 'cancelled' : ended ? 'running' : 'done';
+      state = failure ? 'failed' : cancelled ? 'cancelled' : ended ? 'running' : 'done';
       const outcome = {
         runId: this.runId,
         total: this.enqueued,
@@ -213,6 +224,7 @@ class StreamedRun {
         inProcess: this.worker !== undefined,
         inputRead: this.inputExhausted,
       };
+      if (failure) return { ...outcome, failure };
       return ended && !cancelled ? { ...outcome, ended } : outcome;
     } catch (e) {
       if (isGaxxError(e, 'DEADLINE_EXCEEDED') || isGaxxError(e, 'CANCELLED')) await this.queue.withdraw([...this.outstanding.values()]).catch(() => 0);
@@ -220,7 +232,8 @@ class StreamedRun {
     } finally {
       this.opts.cancel?.removeEventListener('abort', onCancel);
       const total = this.inputExhausted ? { total: this.enqueued } : {};
-      const patch = state === 'running' ? total : { state, counts: this.counts, ...total, finishedAt: Date.now() };
+      const failure = state === 'failed' && this.inputFailure ? { failure: this.inputFailure } : {};
+      const patch = state === 'running' ? total : { state, counts: this.counts, ...total, finishedAt: Date.now(), ...failure };
       if (Object.keys(patch).length > 0) await landEndRecord(redis, this.runId, patch, { redisDown: this.redisDown, what: `run ${this.runId}` });
     }
   }
@@ -228,7 +241,8 @@ class StreamedRun {
   /**
    * Reads input into the queue while the window has room. A Redis that is away while a batch is
    * due is waited for (redisGoneMs at most, then REDIS_UNAVAILABLE: the run ends early with a
-   * result for every enqueued task); any other failure (bad input) withdraws the rest as a cancel.
+   * result for every enqueued task); any other failure withdraws the rest as a cancel: a failed
+   * read of the input (`inputFailure`: the run fails for it), or a write Redis refuses.
    */
   private async produce(puller: BatchPuller<TaskInput | RefusedTask>): Promise<void> {
     const batchMax = this.opts.batchMax ?? 500;
@@ -242,7 +256,10 @@ class StreamedRun {
           await new Promise<void>((r) => (this.slot = r));
           continue;
         }
-        const batch = await puller.take(Math.min(batchMax, free), 20, this.stopInput.signal);
+        const batch = await puller.take(Math.min(batchMax, free), 20, this.stopInput.signal).catch((e: unknown) => {
+          this.inputFailure = runFailure(e);
+          throw e;
+        });
         if (batch.length === 0) {
           if (puller.ended || this.stopInput.signal.aborted) break;
           continue;
@@ -255,7 +272,7 @@ class StreamedRun {
       // Only an input read to its end tells the run's size.
       this.inputExhausted = puller.ended && whole;
     } catch (e) {
-      if (!endsEarly(e)) this.cancel();
+      if (!endsEarly(e)) this.cancel(this.inputFailure ? `run stopped: its input failed (${this.inputFailure.message}),` : undefined);
       throw e;
     } finally {
       this.inputDone = true;
@@ -377,8 +394,8 @@ class StreamedRun {
     }
   }
 
-  /** Stops input, withdraws queued tasks (published as cancelled), cancels running ones. */
-  cancel(): void {
+  /** Stops input, withdraws queued tasks (published as cancelled, `why` before the task ran), cancels running ones. */
+  cancel(why = 'run cancelled'): void {
     this.cancelling ??= (async () => {
       this.stopInput.abort();
       const { redis } = this.queue;
@@ -391,7 +408,7 @@ class StreamedRun {
       this.worker?.cancelRun(this.runId);
       for (const [taskId, jobId] of [...this.outstanding]) {
         if (withdrawn.has(jobId))
-          await land(() => publishResult(redis, syntheticResult(this.runId, taskId, 'cancelled', 'cancelled', 'run cancelled before the task ran'), []));
+          await land(() => publishResult(redis, syntheticResult(this.runId, taskId, 'cancelled', 'cancelled', `${why} before the task ran`), []));
       }
     })()
       .catch((e: Error) => this.opts.log?.warn({ run: this.runId, err: e.message }, 'cancel incomplete'))

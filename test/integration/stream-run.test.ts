@@ -1,6 +1,9 @@
 // streamRun: a task stream far larger than the window is enqueued in bounded batches; the
-// queue never holds more than the window of the run, every task gets exactly one result.
+// queue never holds more than the window of the run, every task gets exactly one result; an input
+// that fails to be read ends the run failed, as everyone who follows it says.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GaxxError } from '../../proto/index.js';
+import { attachRun } from '../../scheduler/queue/run-control.js';
 import { createRunRecord, getRunRecord } from '../../scheduler/queue/run-index.js';
 import { loadRunMeta } from '../../scheduler/queue/runs.js';
 import { resumeRun, streamRun, type TaskInput, type TaskResult } from '../../scheduler/index.js';
@@ -67,6 +70,60 @@ describe('streamRun', () => {
       clearInterval(sample);
       await sampling;
     }
+  });
+
+  it('an input that fails to be read: the run stops there and fails with that reason; attach and --resume keep it failed', async () => {
+    const agents = w.agents.map((a) => a.address);
+    const failure = { code: 'FILE_ACCESS', message: 'cannot read stdin: input/output error on the device stdin reads from (EIO)' } as const;
+    let bothDone = (): void => undefined;
+    const done = new Promise<void>((r) => (bothDone = r));
+    let results = 0;
+    async function* tasks(): AsyncGenerator<TaskInput> {
+      for (const n of [1, 2]) yield { taskId: String(n), agents, target: { any: true }, argv: ['echo', `t${n}`] };
+      // The read after them fails, once both have run.
+      await done;
+      throw new GaxxError(failure.code, failure.message);
+    }
+    const res = await streamRun(tasks(), {
+      settings: w.settings,
+      signer: w.signer,
+      connect: w.connect(),
+      window: 10,
+      record: { argv: ['echo'], fleet: '', agents: 2, mode: 'tasks' },
+      onResult: () => void (++results === 2 && bothDone()),
+    });
+    // Returned, not thrown: the caller reports every task and the failure.
+    expect(res).toMatchObject({ total: 2, counts: { succeeded: 2 }, cancelled: false, inputRead: false, failure });
+    expect(res).not.toHaveProperty('ended');
+    const rec = await getRunRecord(w.queue.redis, res.runId);
+    expect(rec).toMatchObject({ state: 'failed', enqueued: 2, total: null, counts: { succeeded: 2 }, failure });
+    expect(rec?.finishedAt).not.toBeNull();
+    // Cancelled for its failure (its cancel flag is set), it stays failed whoever follows it.
+    const attached = await attachRun(res.runId, { settings: w.settings, connect: w.connect() });
+    expect(attached).toMatchObject({ state: 'failed', counts: { succeeded: 2 }, record: { state: 'failed', failure } });
+    const resumed = await resumeRun(res.runId, { settings: w.settings, signer: w.signer, connect: w.connect() });
+    expect(resumed).toMatchObject({ failed: true, failure, enqueued: 2, cancelled: false });
+    expect(await getRunRecord(w.queue.redis, res.runId)).toMatchObject({ state: 'failed', failure, finishedAt: rec?.finishedAt });
+
+    // One whose first read fails: nothing enqueued, and --resume still knows it (failed, not unknown).
+    // eslint-disable-next-line require-yield
+    async function* none(): AsyncGenerator<TaskInput> {
+      throw new GaxxError(failure.code, failure.message);
+    }
+    const empty = await streamRun(none(), {
+      settings: w.settings,
+      signer: w.signer,
+      connect: w.connect(),
+      window: 10,
+      record: { argv: ['echo'], fleet: '', agents: 2, mode: 'tasks' },
+    });
+    expect(empty).toMatchObject({ total: 0, inputRead: false, failure });
+    expect(await resumeRun(empty.runId, { settings: w.settings, signer: w.signer, connect: w.connect() })).toMatchObject({
+      failed: true,
+      failure,
+      enqueued: 0,
+    });
+    expect(await attachRun(empty.runId, { settings: w.settings, connect: w.connect() })).toMatchObject({ state: 'failed', record: { failure } });
   });
 
   it('a run enqueued in batches is resumed whole: its meta holds every batch, --resume waits for every task and records the end', async () => {
