@@ -33,6 +33,11 @@ export interface CertBundle {
    * controller CA's fresher list: withCaRevocations). Read it through revokedPeerSerials.
    */
   peerRevoked?: (() => ReadonlySet<string>) | undefined;
+  /**
+   * What to do when an agent refuses this certificate as revoked, said with the refusal: who
+   * made the bundle knows (gaxx re-issues its local ones itself; `gaxx init` the operator's).
+   */
+  revokedHint?: string | undefined;
 }
 
 /** Writes a cert dir: cert.pem and ca.pem 0644, key.pem 0600, revoked.json when given (`opts`: see writeFileAtomic). */

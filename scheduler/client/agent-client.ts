@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
-import { revokedPeerSerials, sharedSecureContext, type CertBundle } from '../../certs/index.js';
+import { describeIdentity, revokedPeerSerials, sharedSecureContext, type CertBundle } from '../../certs/index.js';
 import {
   GaxxError,
   grpcModules,
@@ -103,12 +103,15 @@ export class AgentClient {
   private identityError: GaxxError | undefined;
   /** When this client last started a call (ms): keepWarmMs counts from it. */
   private lastCallAt = 0;
+  /** The certificate this client presents, named when an agent refuses it as revoked. */
+  private readonly own: Pick<CertBundle, 'summary' | 'dir' | 'revokedHint'>;
 
   private constructor(target: AgentTarget, creds: CertBundle, opts: AgentClientOptions) {
     const { host, port } = splitAddress(target.address);
     this.address = target.address;
     this.deadlineMs = opts.deadlineMs ?? 10_000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
+    this.own = { summary: creds.summary, dir: creds.dir, revokedHint: creds.revokedHint };
     const channelCreds = grpcJs().credentials.createFromSecureContext(sharedSecureContext(creds), {
       checkServerIdentity: (_servername, cert) => {
         this.identityError = checkAgentCertificate(host, cert, target.expect, revokedPeerSerials(creds));
@@ -328,6 +331,16 @@ export class AgentClient {
 
   /** Any failure as a GaxxError: the agent's trailer code, a pinned-identity refusal, or the transport's. */
   private mapError(e: unknown): GaxxError {
-    return agentError(e, this.address, this.identityError);
+    const err = agentError(e, this.address, this.identityError);
+    // A revoked agent is refused here, at the handshake (identityError); the agent's own
+    // CERT_REVOKED is about the certificate this client presented: said so, lest it read as
+    // the agent's fault, with what to do about it when the bundle's maker knows.
+    if (err.code !== 'CERT_REVOKED' || err === this.identityError) return err;
+    const { summary, dir, revokedHint } = this.own;
+    const mine = `this client's certificate (${describeIdentity(summary.identity)}, serial ${summary.serial}, from ${dir})`;
+    return new GaxxError('CERT_REVOKED', `${err.message}: the agent refuses ${mine} as revoked${revokedHint ? `; ${revokedHint}` : ''}`, {
+      cause: err,
+      ...(err.details ? { details: err.details } : {}),
+    });
   }
 }
