@@ -56,13 +56,32 @@ export function loadCertDir(dir: string, now = new Date()): CertBundle {
   const certPem = readRequiredFile(join(dir, CERT_FILE), 'certificate');
   const keyPem = readPrivateFile(join(dir, KEY_FILE), 'private key');
   const caPem = readRequiredFile(join(dir, CA_FILE), 'CA bundle');
+  const revPath = join(dir, REVOCATION_FILE);
+  const revokedText = existsSync(revPath) ? readFileSync(revPath, 'utf8') : undefined;
+  return certBundle(dir, { certPem, keyPem, caPem, revokedText }, now);
+}
+
+/**
+ * The bundle of a cert dir's files as held in memory, checked as loadCertDir checks them: what
+ * a process has just written into `dir` is used as written, never read back from a dir another
+ * process may be rewriting at the same moment.
+ */
+export function certBundle(
+  dir: string,
+  files: { certPem: string | Buffer; keyPem: string | Buffer; caPem: string | Buffer; revokedText?: string | undefined },
+  now = new Date(),
+): CertBundle {
+  const [certPem, keyPem, caPem] = [files.certPem, files.keyPem, files.caPem].map((f) => (typeof f === 'string' ? Buffer.from(f) : f)) as [
+    Buffer,
+    Buffer,
+    Buffer,
+  ];
   const cert = parseCertificate(certPem);
   const cas = splitPemBundle(caPem).map(parseCertificate);
   if (cas.length === 0) throw new GaxxError('CERT_INVALID', `${join(dir, CA_FILE)} holds no certificate`);
   verifyLeaf(cert, cas, now);
   if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw new GaxxError('CERT_INVALID', `${join(dir, KEY_FILE)} does not match ${join(dir, CERT_FILE)}`);
-  const revPath = join(dir, REVOCATION_FILE);
-  const revokedText = existsSync(revPath) ? readFileSync(revPath, 'utf8') : undefined;
+  const revokedText = files.revokedText;
   const list = revokedText === undefined ? undefined : verifyRevocationList(revokedText, cas);
   const revoked = list?.serials ?? new Set<string>();
   const summary = summarizeCertificate(cert);

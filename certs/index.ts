@@ -1,6 +1,6 @@
 /** certs: the fleet CA (issue with node-forge), identities, cert dirs, revocation, TLS policy. */
 export { FleetCa, CA_CERT_FILE, CA_KEY_FILE, type IssuedRecord } from './ca.js';
-export { loadCertDir, writeCertDir, CERT_FILE, KEY_FILE, CA_FILE, type CertBundle } from './certdir.js';
+export { certBundle, loadCertDir, writeCertDir, CERT_FILE, KEY_FILE, CA_FILE, type CertBundle } from './certdir.js';
 export {
   ROLES,
   SPIFFE_PREFIX,
@@ -24,7 +24,8 @@ export {
   type SignerKey,
 } from './issue.js';
 export { generateEcKeyPair, generateRsaKeyPair, type PemKeyPair } from './keys.js';
-export { revokedPeerSerials, withCaRevocations } from './peer-revocation.js';
+export { ownCertificateRevoked, revokedPeerSerials, withCaRevocations } from './peer-revocation.js';
+export { currentCredentials, type CredentialSource, type Credentials } from './credential-source.js';
 export { REVOCATION_FILE, signRevocationList, verifyRevocationList } from './revocation.js';
 export { readPrivateFile, readRequiredFile, writeFileAtomic, writeStreamAtomic, type WriteOptions } from './store.js';
 export { TLS_CIPHERS, TLS_MIN_VERSION, secureContextOptions, sharedSecureContext } from './tls.js';

@@ -1,5 +1,6 @@
 /**
- * The serials a client refuses in an agent's certificate. A cert dir's own revoked.json is a
+ * The serials a client refuses in an agent's certificate, and whether its own is one of them
+ * (ownCertificateRevoked). A cert dir's own revoked.json is a
  * copy made when the dir was written; on the controller the CA's signed list
  * (<config>/ca/revoked.json, re-signed by `gaxx certs revoke` and by rotation) is the freshest,
  * so clients there refuse the union of both. Only node:crypto: `gaxx exec` pays one read and one
@@ -57,4 +58,13 @@ export function withCaRevocations(bundle: CertBundle, caDir: string | undefined)
 /** The serials to refuse in a peer's certificate: the bundle's list, plus its CA dir's when it has one. */
 export function revokedPeerSerials(bundle: CertBundle): ReadonlySet<string> {
   return bundle.peerRevoked?.() ?? bundle.revoked;
+}
+
+/**
+ * Whether `bundle`'s own certificate is revoked: by its dir's list, or by its CA dir's when it
+ * has one (withCaRevocations). A cert dir's list is a copy made when the dir was written: a
+ * `gaxx certs revoke` since then is in the CA's list only.
+ */
+export function ownCertificateRevoked(bundle: CertBundle): boolean {
+  return revokedPeerSerials(bundle).has(bundle.summary.serial);
 }

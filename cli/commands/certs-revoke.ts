@@ -3,15 +3,32 @@
  * list to the agents of every fleet this installation knows, so that they refuse the serial at
  * once (agents reload their cert dir's revoked.json as it changes).
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FleetCa, REVOCATION_FILE, normalizeSerial } from '../../certs/index.js';
+import { CERT_FILE, FleetCa, REVOCATION_FILE, normalizeSerial, parseCertificate, type CertBundle } from '../../certs/index.js';
 import { compareText, exitCodeFor, isGaxxError, printable } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { boolFlag, JSON_FLAG, type Command } from '../command.js';
 import { agentClientOptions, type GaxxConfig } from '../config.js';
 import { operatorCreds, parallelMap } from '../fleet/targets.js';
 import type { Output } from '../output.js';
+import { monitorCertDir, schedulerCertDir } from '../scheduler-credentials.js';
 import { listFleets } from '../state.js';
+
+/** Which of gaxx's local certificates (its own, re-issued at their next use) `serial` is, if one. */
+function localCertificate(config: GaxxConfig, serial: string): { role: string; dir: string } | undefined {
+  for (const [role, dir] of [
+    ['scheduler', schedulerCertDir(config.paths)],
+    ['monitor', monitorCertDir(config.paths)],
+  ] as const) {
+    try {
+      if (normalizeSerial(parseCertificate(readFileSync(join(dir, CERT_FILE))).serialNumber) === serial) return { role, dir };
+    } catch {
+      // None there, or not a certificate: not this one.
+    }
+  }
+  return undefined;
+}
 
 /** Agents the new list is pushed to at once. */
 const PUSH_PARALLEL = 8;
@@ -28,15 +45,19 @@ export interface ListPush {
   error?: string;
 }
 
-/** Pushes `list` into the cert area of every ready host of every fleet with a state here. */
-async function pushList(config: GaxxConfig, out: Output, list: string): Promise<ListPush[]> {
+/**
+ * Pushes `list` into the cert area of every ready host of every fleet with a state here, with
+ * `pusher`: the operator's bundle as it was before this revocation (or why there is none).
+ */
+async function pushList(config: GaxxConfig, out: Output, list: string, pusher: () => CertBundle): Promise<ListPush[]> {
   const targets = listFleets(config.paths.fleetsDir).flatMap((f) =>
     f.hosts.flatMap((h) => (h.agent ? [{ fleet: f.fleet, host: h.name, address: h.agent }] : [])),
   );
   if (targets.length === 0) return [];
   const pushes = await parallelMap(out, 'gaxx certs revoke: pushing the list', targets, PUSH_PARALLEL, async (t): Promise<ListPush> => {
-    const client = AgentClient.connect({ address: t.address, expect: { fleet: t.fleet, host: t.host } }, operatorCreds(config), agentClientOptions(config));
+    let client: AgentClient | undefined;
     try {
+      client = AgentClient.connect({ address: t.address, expect: { fleet: t.fleet, host: t.host } }, pusher(), agentClientOptions(config));
       await client.putFile(REVOCATION_FILE, Buffer.from(list), { area: 'FILE_AREA_CERTS', mode: 0o644 });
       return { ...t, ok: true };
     } catch (e) {
@@ -48,7 +69,7 @@ async function pushList(config: GaxxConfig, out: Output, list: string): Promise<
         error: printable((e as Error).message ?? String(e)),
       };
     } finally {
-      client.close();
+      client?.close();
     }
   });
   return pushes.sort((a, b) => compareText(a.fleet, b.fleet) || compareText(a.host, b.host));
@@ -69,6 +90,10 @@ export const command: Command = {
     'With --no-push nothing is sent. Agents outside every',
     'recorded fleet (a cert dir made with `gaxx certs issue --role agent`) need the list copied, and',
     'so does a client elsewhere (a scheduler given --certs DIR); certificates issued from now on carry it.',
+    "Revoking one of gaxx's own client certificates: the local scheduler or monitor certificate",
+    '(<state>/scheduler/certs, <state>/monitor/certs) is issued anew at its next use (the next run,',
+    "a running daemon's or dashboard's next call), with a note; a revoked operator certificate is",
+    'refused by every command until `gaxx init` issues a new one under the same name.',
   ].join('\n'),
   flags: {
     'no-push': { type: 'boolean', help: 'only re-sign the list; send it to no agent' },
@@ -80,9 +105,23 @@ export const command: Command = {
     const serial = normalizeSerial(positionals[0] as string);
     const ca = FleetCa.open(config.paths.caDir);
     const already = ca.revoked().has(serial);
+    // Read before the revocation: an operator revoking their own certificate still pushes the
+    // list with it (agents without the list yet accept it), and is told to run `gaxx init`.
+    let operator: CertBundle | Error;
+    try {
+      operator = operatorCreds(config);
+    } catch (e) {
+      operator = e as Error;
+    }
+    const pusher = (): CertBundle => {
+      if (operator instanceof Error) throw operator;
+      return operator;
+    };
     ca.revoke(serial);
     const list = join(config.paths.caDir, REVOCATION_FILE);
-    const pushed = boolFlag(flags, 'no-push') ? undefined : await pushList(config, out, ca.revocationListText());
+    const pushed = boolFlag(flags, 'no-push') ? undefined : await pushList(config, out, ca.revocationListText(), pusher);
+    const ownRevoked = !(operator instanceof Error) && operator.summary.serial === serial;
+    const local = localCertificate(config, serial);
     // An agent whose own certificate is revoked can never take the list: not a failure to retry.
     const skipped = (pushed ?? []).filter((p) => p.skipped);
     const failed = (pushed ?? []).filter((p) => !p.ok && !p.skipped);
@@ -100,6 +139,8 @@ export const command: Command = {
         ),
         ...failed.map((p) => `  NOT pushed to ${p.fleet}/${p.host} (${p.address}): ${p.error ?? p.code ?? 'failed'}`),
         ...(failed.length > 0 ? [`run \`gaxx certs revoke ${serial}\` again once they answer, or copy ${list} there`] : []),
+        ...(ownRevoked ? [`this is your operator certificate (${config.paths.operatorCertDir}): run 'gaxx init' to issue a new one`] : []),
+        ...(local ? [`this is gaxx's local ${local.role} certificate (${local.dir}): a new one is issued at its next use`] : []),
       ].join('\n'),
     );
     return failed.length > 0 ? exitCodeFor('UNAVAILABLE') : 0;

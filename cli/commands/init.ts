@@ -8,7 +8,9 @@ import {
   identityFromSan,
   identityUri,
   loadCertDir,
+  ownCertificateRevoked,
   parseCertificate,
+  withCaRevocations,
   writeCertDir,
   type CertBundle,
 } from '../../certs/index.js';
@@ -26,7 +28,7 @@ interface OperatorState {
   notAfter: string;
 }
 
-/** The operator name in an (expired) operator certificate, if it names one. */
+/** The operator name in an (expired or revoked) operator certificate, if it names one. */
 function expiredOperatorName(certFile: string): string | undefined {
   try {
     const id = identityFromSan(parseCertificate(readFileSync(certFile)).subjectAltName);
@@ -36,7 +38,7 @@ function expiredOperatorName(certFile: string): string | undefined {
   }
 }
 
-/** Loads the operator cert dir, issuing a certificate when there is none (or it expired). */
+/** Loads the operator cert dir, issuing a certificate when there is none (or it expired, or the CA revoked it). */
 async function ensureOperator(ca: FleetCa, config: GaxxConfig, name: string): Promise<OperatorState> {
   const dir = config.paths.operatorCertDir;
   let existing: CertBundle | undefined;
@@ -44,10 +46,17 @@ async function ensureOperator(ca: FleetCa, config: GaxxConfig, name: string): Pr
   if (existsSync(join(dir, CERT_FILE))) {
     try {
       existing = loadCertDir(dir);
+      // Revoked by the CA's own list (`gaxx certs revoke`: the dir's revoked.json is a copy from
+      // when it was issued, which never learns of it): renewed as an expired one is.
+      if (ownCertificateRevoked(withCaRevocations(existing, ca.dir))) {
+        existing = undefined;
+        renewed = true;
+        name = expiredOperatorName(join(dir, CERT_FILE)) ?? name;
+      }
     } catch (e) {
-      // An expired operator certificate is renewed under the same name (the identity agents and
-      // audit logs know); anything else (bad mode, wrong key) is reported.
-      if (!isGaxxError(e, 'CERT_EXPIRED')) throw e;
+      // An expired or revoked operator certificate is renewed under the same name (the identity
+      // agents and audit logs know); anything else (bad mode, wrong key) is reported.
+      if (!isGaxxError(e, 'CERT_EXPIRED') && !isGaxxError(e, 'CERT_REVOKED')) throw e;
       renewed = true;
       name = expiredOperatorName(join(dir, CERT_FILE)) ?? name;
     }
@@ -68,7 +77,9 @@ export const command: Command = {
     'Creates, when absent, everything this installation needs under its config dir: the fleet CA',
     '(<config>/ca, key 0600), an Ed25519 SSH key pair (<config>/ssh/id_ed25519, 0600) and the',
     "operator's client certificate (<config>/operator, identity spiffe://gaxx/operator/<name>).",
-    'Re-running it is harmless: nothing that exists is regenerated, and it says what it found.',
+    'Re-running it is harmless: nothing that exists is regenerated, and it says what it found;',
+    'an operator certificate that expired or that the CA revoked (gaxx certs revoke) is renewed',
+    'under the same name.',
     'A CA key or SSH key readable by group or others is refused (INSECURE_FILE_MODE).',
   ].join('\n'),
   flags: {

@@ -8,7 +8,7 @@ import { failedNote, INTERRUPTED, noteUnreachable, summarize, summaryExitCode } 
 import { IgnoredReport } from '../run/ignored.js';
 import { endedNote } from '../run/run-shared.js';
 import { recordedRunView, type Views } from '../run/views.js';
-import { schedulerCredentials } from '../scheduler-credentials.js';
+import { schedulerCredentialSource } from '../scheduler-credentials.js';
 
 export const command: Command = {
   usage: 'gaxx runs wait ID [--wait-timeout D] [--json]',
@@ -35,7 +35,8 @@ export const command: Command = {
   async run({ flags, positionals, config, out, io }) {
     const runId = positionals[0] as string;
     const waitMs = durationFlag(flags, 'wait-timeout', 'runs wait');
-    const creds = await schedulerCredentials(config.paths);
+    const note = (text: string): void => out.note(`gaxx: ${text}`);
+    const creds = await schedulerCredentialSource(config.paths, { note, error: note });
     // Made once the run is known: a run of one task per host is printed as its `gaxx run` prints
     // it (output lines and a result line per host), a task list as task lists are.
     let view: Views | undefined;

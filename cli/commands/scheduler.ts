@@ -9,7 +9,7 @@ import { serveScheduler } from '../../scheduler/index.js';
 import { stringFlag, type Command } from '../command.js';
 import { scopedFlags } from '../config.js';
 import { ownFleetLimits } from '../fleet/fleet-directory.js';
-import { monitorCredentials, schedulerCredentials } from '../scheduler-credentials.js';
+import { monitorCredentialSource, schedulerCredentialSource } from '../scheduler-credentials.js';
 import { readFleet } from '../state.js';
 
 /** What to do about a listen address of the daemon's that something already listens on. */
@@ -43,10 +43,18 @@ export const command: Command = {
     'the config file. Logs are JSON lines on stderr (--log-level). It also collects the registered',
     "fleets' agent metrics while someone watches and serves the dashboard and their /metrics on",
     '--ui-listen (default 127.0.0.1:9090; `gaxx ui` prints its URL with the token).',
+    "Its own certificates are judged by the CA's current revocation list before each call to an",
+    'agent: a local one revoked (gaxx certs revoke) or due is issued anew and used from then on,',
+    'with a warning in the log; a revoked --certs DIR is logged as an error saying what to do, and',
+    'new files put in DIR are used from the next call.',
   ].join('\n'),
   flags: {
     ...scopedFlags('scheduler'),
-    certs: { type: 'string', valueName: 'DIR', help: 'scheduler certificate dir (default: issued from the local CA into the state dir)' },
+    certs: {
+      type: 'string',
+      valueName: 'DIR',
+      help: 'scheduler certificate dir, loaded again when its cert.pem is replaced (default: issued from the local CA into the state dir, anew when revoked or due)',
+    },
     'ca-dir': { type: 'string', valueName: 'DIR', help: 'the CA that renews agent certificates (default <config>/ca)' },
     'operator-certs': { type: 'string', valueName: 'DIR', help: 'the operator certificate that pushes renewed certificates (default <config>/operator)' },
   },
@@ -68,11 +76,14 @@ export const command: Command = {
       caDir: stringFlag(flags, 'ca-dir') ?? config.paths.caDir,
       operatorCertDir: stringFlag(flags, 'operator-certs') ?? config.paths.operatorCertDir,
     };
-    const creds = await schedulerCredentials(config.paths, stringFlag(flags, 'certs'), renewal.caDir);
+    // Asked again before every call to an agent: a certificate revoked (or renewed) while the
+    // daemon runs is replaced without a restart (a local one re-issued, a --certs DIR reloaded).
+    const notes = { note: (text: string) => log.warn({}, text), error: (text: string) => log.error({}, text), caDir: renewal.caDir };
+    const creds = await schedulerCredentialSource(config.paths, { ...notes, dir: stringFlag(flags, 'certs') });
     // The dashboard asks agents with a monitor certificate; without a local CA to issue one,
     // with the scheduler's (which may read the same).
     const monitor = s.uiListen
-      ? await monitorCredentials(config.paths, undefined, renewal.caDir).catch((e: unknown) => (isGaxxError(e, 'NOT_FOUND') ? creds : Promise.reject(e)))
+      ? await monitorCredentialSource(config.paths, notes).catch((e: unknown) => (isGaxxError(e, 'NOT_FOUND') ? creds : Promise.reject(e)))
       : undefined;
     const served = await serveScheduler({
       redisUrl: config.redis.url,

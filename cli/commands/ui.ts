@@ -22,7 +22,7 @@ import {
 } from '../../scheduler/index.js';
 import { durationFlag, JSON_FLAG, stringFlag, stringsFlag, usageError, type Command } from '../command.js';
 import type { Output } from '../output.js';
-import { monitorCredentials } from '../scheduler-credentials.js';
+import { monitorCredentialSource } from '../scheduler-credentials.js';
 import type { GaxxConfig } from '../config.js';
 import { withRedis } from '../run/redis-session.js';
 import { resolveFleetAgents } from '../fleet/fleet-directory.js';
@@ -83,7 +83,8 @@ export const command: Command = {
     "with live updates. Also serves /metrics: this collection's view of every agent (up = 0 when a",
     "scrape fails) and every agent's own series labelled with fleet and host, for a local",
     'Prometheus. Agents are asked over mTLS with a monitor certificate kept in',
-    '<state>/monitor/certs (issued from the local CA on first use), every --interval while someone',
+    '<state>/monitor/certs (issued from the local CA on first use, and anew, with a note, when the',
+    "CA's list revokes it or it is due, also while this runs), every --interval while someone",
     'watches (the page open, or a request within 2 minutes; the next request resumes it).',
     'When `gaxx scheduler` runs, it serves the dashboard itself and this command prints its URL.',
     'Otherwise this process serves it until Ctrl-C. The URL carries a random token: requests',
@@ -132,7 +133,9 @@ export const command: Command = {
       print(recorded.url, 'daemon');
       return 0;
     }
-    const creds = await monitorCredentials(config.paths);
+    // Asked again before every round: a monitor certificate revoked while this runs is re-issued.
+    const note = (text: string): void => out.note(`gaxx: ${text}`);
+    const creds = await monitorCredentialSource(config.paths, { note, error: note });
     // Fleets and runs live in Redis; an --agent list alone needs none, but shows runs when there is one.
     let target: RedisTarget | undefined;
     let queue: TaskQueue | undefined;

@@ -18,7 +18,7 @@ import { operatorCredentials } from '../operator-credentials.js';
  */
 export function assertInitialized(config: GaxxConfig, now = new Date()): void {
   const ca = FleetCa.open(config.paths.caDir);
-  const operator = operatorCredentials(config.paths.operatorCertDir, undefined);
+  const operator = operatorCredentials(config.paths.operatorCertDir, config.paths.caDir);
   try {
     verifyLeaf(new X509Certificate(operator.certPem), [new X509Certificate(ca.certPem)], now);
   } catch (e) {

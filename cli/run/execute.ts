@@ -28,7 +28,7 @@ import {
 import { agentClientOptions } from '../config.js';
 import { operatorSigner } from '../operator-credentials.js';
 import { resolveFleetAgents } from '../fleet/fleet-directory.js';
-import { schedulerCredentials } from '../scheduler-credentials.js';
+import { schedulerCredentialSource, type SourceOptions } from '../scheduler-credentials.js';
 import type { RunPlan } from './plan.js';
 import { IgnoredReport } from './ignored.js';
 import { prepareResultsDir } from './results-dir.js';
@@ -64,6 +64,16 @@ export function eachHostTasks(plan: RunPlan, hosts: readonly string[]): TaskInpu
   }));
 }
 
+/**
+ * Where a run says that its scheduler certificate was re-issued (revoked, expired) or could not
+ * be: the in-process worker asks for it before every call, so a revocation during a long run is
+ * met with a new certificate too.
+ */
+function credentialNotes(ctx: ExecuteContext): SourceOptions {
+  const note = (text: string): void => ctx.out.note(`gaxx: ${text}`);
+  return { note, error: note };
+}
+
 /** The fleet's agents; NOT_FOUND when neither the registry nor this home knows the fleet. */
 async function resolveFleet(ctx: ExecuteContext, redis: RedisClient, fleet: string): Promise<{ host: string; address: string }[]> {
   const agents = await resolveFleetAgents(ctx.config, redis, fleet, ctx.out);
@@ -82,7 +92,7 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
     input = plan.tasks !== undefined ? openTaskList(plan.tasks, ctx.io) : undefined;
     const target = await targetP;
     clock.mark('redisMs');
-    const creds = await schedulerCredentials(ctx.config.paths);
+    const creds = await schedulerCredentialSource(ctx.config.paths, credentialNotes(ctx));
     // One connection for the fleet, the run's record and the queue (the wait's blocking reads
     // and an in-process worker still get their own).
     const redis = createRedis(target.settings, 'producer');
@@ -90,7 +100,7 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
     try {
       await waitReady(redis, 5000, target.settings.display);
       const fleetHosts = plan.fleet ? await resolveFleet(ctx, redis, plan.fleet) : undefined;
-      const signer = operatorSigner(ctx.config.paths.operatorCertDir);
+      const signer = operatorSigner(ctx.config.paths.operatorCertDir, ctx.config.paths.caDir);
       // Without a daemon, this process connects to the run's agents while it enqueues (prewarm).
       const warming = warmingConnector(agentConnector(creds, agentClientOptions(ctx.config)));
       const fleet = plan.fleet;
@@ -209,7 +219,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
   try {
     const target = await targetP;
     clock.mark('redisMs');
-    const creds = await schedulerCredentials(ctx.config.paths);
+    const creds = await schedulerCredentialSource(ctx.config.paths, credentialNotes(ctx));
     // Made once the run is known: a run of one task per host printed as its `gaxx run` prints it.
     let view: Views | undefined;
     let startedAt: number | undefined;
@@ -220,7 +230,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     let outputCut = 0;
     const res = await resumeRun(runId, {
       settings: target.settings,
-      signer: operatorSigner(ctx.config.paths.operatorCertDir),
+      signer: operatorSigner(ctx.config.paths.operatorCertDir, ctx.config.paths.caDir),
       connect: agentConnector(creds, agentClientOptions(ctx.config)),
       cancel: ctx.signal,
       ...(waitTimeoutMs ? { timeoutMs: waitTimeoutMs } : {}),

@@ -3,7 +3,7 @@
  * connector built from the scheduler's certificate. What `gaxx scheduler` runs.
  */
 import type { SecureContextOptions } from 'node:tls';
-import { secureContextOptions, type CertBundle } from '../../certs/index.js';
+import { currentCredentials, secureContextOptions, type Credentials } from '../../certs/index.js';
 import { isLoopbackHost, parseHostPort } from '../../proto/index.js';
 import { agentConnector } from '../dispatch/connector.js';
 import { SchedulerDaemon } from './daemon.js';
@@ -29,8 +29,12 @@ export interface ServeOptions {
   /** Accept plaintext, password-less Redis beyond loopback (REDIS_INSECURE otherwise). */
   redisInsecure?: boolean;
   stateDir: string;
-  /** Scheduler-role client certificate (also serves non-loopback metrics over mTLS). */
-  certs: CertBundle;
+  /**
+   * Scheduler-role client certificate (also serves non-loopback metrics over mTLS, with the one
+   * in force at the start); a source is asked before every call to an agent, so a certificate
+   * re-issued while the daemon runs is used from its next call on.
+   */
+  certs: Credentials;
   /** The agents' bearer token (GAXX_AGENT_TOKEN), when they require one. */
   agentToken?: string | undefined;
   concurrency?: number;
@@ -65,7 +69,7 @@ export interface Served {
 export async function serveScheduler(opts: ServeOptions): Promise<Served> {
   const target = await redisTarget(opts.redisUrl, opts.stateDir, { allowInsecure: opts.redisInsecure ?? false });
   try {
-    const metricsTls: SecureContextOptions = secureContextOptions(opts.certs);
+    const metricsTls: SecureContextOptions = secureContextOptions(await currentCredentials(opts.certs));
     const daemon = await SchedulerDaemon.start({
       settings: target.settings,
       connect: agentConnector(opts.certs, {

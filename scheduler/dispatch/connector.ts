@@ -1,11 +1,14 @@
 /**
  * The worker's agent connector: AgentClient over mTLS with the scheduler's certificate, the
  * agent's identity pinned (fleet agents must present `agent/<fleet>/<host>`; fleet-less agents a
- * certificate naming the dialled address).
+ * certificate naming the dialled address). Given a CredentialSource, every call asks it for the
+ * certificate in force (renewing-link.ts): a daemon whose certificate is revoked and re-issued
+ * goes on with the new one.
  */
-import type { CertBundle } from '../../certs/index.js';
+import type { CertBundle, Credentials } from '../../certs/index.js';
 import { AgentClient } from '../client/agent-client.js';
 import { identityKey, type AgentConnector, type AgentEndpoint, type AgentLink } from './agent-pool.js';
+import { RenewingLink } from './renewing-link.js';
 
 export interface ConnectorOptions {
   /** Deadline of unary calls (Info, Health, Cancel). */
@@ -21,15 +24,17 @@ export interface ConnectorOptions {
 }
 
 /** Connector for SchedulerWorker / runAndWait. */
-export function agentConnector(creds: CertBundle, opts: ConnectorOptions = {}): AgentConnector {
-  return (ep) =>
-    AgentClient.connect({ address: ep.address, ...(ep.expect ? { expect: ep.expect } : {}) }, creds, {
+export function agentConnector(creds: Credentials, opts: ConnectorOptions = {}): AgentConnector {
+  const connect = (ep: AgentEndpoint, bundle: CertBundle): AgentLink =>
+    AgentClient.connect({ address: ep.address, ...(ep.expect ? { expect: ep.expect } : {}) }, bundle, {
       deadlineMs: opts.deadlineMs ?? 5000,
       connectTimeoutMs: opts.connectTimeoutMs ?? 3000,
       token: opts.token,
       ...(opts.keepalive ? { keepalive: opts.keepalive } : {}),
       ...(opts.keepWarmMs ? { keepWarmMs: opts.keepWarmMs } : {}),
     });
+  if ('current' in creds) return (ep) => new RenewingLink(creds, (bundle) => connect(ep, bundle));
+  return (ep) => connect(ep, creds);
 }
 
 /** A connector that can start connecting to agents before anything asks for them. */

@@ -13,8 +13,8 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Counter, Registry } from 'prom-client';
 import { promClient } from '../daemon/prom-client.cjs';
-import { FleetCa, loadCertDir, withCaRevocations, type CertBundle } from '../../certs/index.js';
-import { isGaxxError } from '../../proto/index.js';
+import { currentCredentials, FleetCa, loadCertDir, ownCertificateRevoked, withCaRevocations, type Credentials } from '../../certs/index.js';
+import { GaxxError, isGaxxError } from '../../proto/index.js';
 import { fleetAgents, registeredFleets } from '../queue/fleets.js';
 import { issuedAgentCerts, renewalReason, rotateAgent, type RenewalReason, type RotationResult, type RotationTarget } from './renewal.js';
 import type { WorkerLog } from '../dispatch/worker.js';
@@ -29,8 +29,8 @@ export interface RenewerOptions {
   caDir: string;
   /** The operator's cert dir: pushes into the agents' cert area. */
   operatorCertDir: string;
-  /** The scheduler's certificate, for the Info calls. */
-  schedulerCreds: CertBundle;
+  /** The scheduler's certificate, for the Info calls (a source: the one in force each round). */
+  schedulerCreds: Credentials;
   /** Renew when the certificate ends within this; default max(3 intervals, 1 h). */
   marginMs?: number;
   /** How long an agent may take to present its new certificate (default 60 s). */
@@ -138,6 +138,13 @@ export class CertRenewer {
     // Read every round: a renewed operator certificate is picked up without a restart. Agents
     // the CA revoked are refused on the push connection too.
     const operator = withCaRevocations(loadCertDir(this.opts.operatorCertDir), this.opts.caDir);
+    // Its dir's revoked.json is a copy from when it was issued: the CA's list is the one agents get.
+    if (ownCertificateRevoked(operator))
+      throw new GaxxError(
+        'CERT_REVOKED',
+        `the operator certificate ${operator.summary.serial} in ${this.opts.operatorCertDir} is revoked (${this.opts.caDir}/revoked.json): agents refuse its pushes; 'gaxx init' issues a new one, used from the next round`,
+      );
+    const infoCreds = await currentCredentials(this.opts.schedulerCreds);
     const targets: RotationTarget[] = [];
     for (const fleet of await registeredFleets(this.opts.redis)) {
       const records = new Map(issuedAgentCerts(ca, fleet).map((r) => [(r.identity as { host: string }).host, r]));
@@ -148,7 +155,7 @@ export class CertRenewer {
       if (this.stopped) return;
       let reason: RenewalReason | undefined;
       const res = await rotateAgent(ca, t, operator, {
-        infoCreds: this.opts.schedulerCreds,
+        infoCreds,
         token: this.opts.token,
         verifyMs: this.opts.verifyMs ?? 60_000,
         signal: this.abort.signal,

@@ -7,7 +7,7 @@
  */
 import type { Agent as HttpsAgent } from 'node:https';
 import type { PeerCertificate } from 'node:tls';
-import { revokedPeerSerials, sharedSecureContext, type CertBundle } from '../../certs/index.js';
+import { currentCredentials, revokedPeerSerials, sharedSecureContext, type CertBundle, type Credentials } from '../../certs/index.js';
 import { isGaxxError, nodeHttps } from '../../proto/index.js';
 import { AgentClient, checkAgentCertificate, splitAddress, type AgentExpectation } from '../client/index.js';
 import { parsePrometheusText, type Family } from './prom-text.js';
@@ -50,7 +50,8 @@ export interface AgentState extends MonitorTarget {
 }
 
 export interface CollectorOptions {
-  creds: CertBundle;
+  /** The monitor certificate; a source is asked before every round (a re-issued one closes the links made with the old). */
+  creds: Credentials;
   /** The agents to watch, asked again before every round (fleets change). */
   targets: () => Promise<MonitorTarget[]>;
   intervalMs?: number;
@@ -95,9 +96,17 @@ export class Collector {
   private woken: Promise<void> | undefined;
   private rounds = 0;
   readonly intervalMs: number;
+  /** The certificate this round's links were made with. */
+  private creds: CertBundle | undefined;
 
   constructor(private readonly opts: CollectorOptions) {
     this.intervalMs = opts.intervalMs ?? 5000;
+  }
+
+  /** The bundle of this round's calls (set by round() before any is made). */
+  private get bundle(): CertBundle {
+    if (!this.creds) throw new Error('collector: no credentials before the first round');
+    return this.creds;
   }
 
   /**
@@ -113,7 +122,7 @@ export class Collector {
     let l = this.links.get(k);
     if (!l) {
       // One TLS context for every connection made with these credentials (built once).
-      l = { client: undefined, https: new (nodeHttps().Agent)({ secureContext: sharedSecureContext(this.opts.creds), keepAlive: true, maxSockets: 1 }) };
+      l = { client: undefined, https: new (nodeHttps().Agent)({ secureContext: sharedSecureContext(this.bundle), keepAlive: true, maxSockets: 1 }) };
       this.links.set(k, l);
     }
     return l;
@@ -163,6 +172,14 @@ export class Collector {
 
   /** One round over every target; resolves when all answered or timed out. */
   async round(): Promise<AgentState[]> {
+    // A certificate replaced since the last round (revoked and re-issued, renewed): agents refuse
+    // a revoked one on open connections too, so every link made with the old one goes.
+    const creds = await currentCredentials(this.opts.creds);
+    if (creds !== this.creds) {
+      for (const l of this.links.values()) Collector.close(l);
+      this.links.clear();
+      this.creds = creds;
+    }
     const targets = await this.opts.targets();
     const keys = new Set(targets.map(keyOf));
     const links = new Set(targets.map(linkKey));
@@ -220,7 +237,7 @@ export class Collector {
     const l = this.link(t);
     if (!l.client) {
       const expect = expectOf(t);
-      l.client = AgentClient.connect({ address: t.address, ...(expect ? { expect } : {}) }, this.opts.creds, { deadlineMs, connectTimeoutMs: deadlineMs });
+      l.client = AgentClient.connect({ address: t.address, ...(expect ? { expect } : {}) }, this.bundle, { deadlineMs, connectTimeoutMs: deadlineMs });
     }
     const r = await l.client.info();
     return {
@@ -248,7 +265,7 @@ export class Collector {
           path: '/metrics',
           agent: this.link(t).https,
           timeout: deadlineMs,
-          checkServerIdentity: (_name: string, cert: PeerCertificate) => checkAgentCertificate(host, cert, expectOf(t), revokedPeerSerials(this.opts.creds)),
+          checkServerIdentity: (_name: string, cert: PeerCertificate) => checkAgentCertificate(host, cert, expectOf(t), revokedPeerSerials(this.bundle)),
         },
         (res) => {
           const parts: Buffer[] = [];

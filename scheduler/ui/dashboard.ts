@@ -10,7 +10,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { SecureContextOptions } from 'node:tls';
 import type { Cluster, Redis } from 'ioredis';
-import type { CertBundle } from '../../certs/index.js';
+import type { Credentials } from '../../certs/index.js';
 import { formatHostPort, raceAbort } from '../../proto/index.js';
 import { agentKey } from '../dispatch/agent-pool.js';
 import type { BreakerState } from '../dispatch/breaker.js';
@@ -42,8 +42,8 @@ export interface DashboardOptions {
   tls?: SecureContextOptions;
   /** Default: a fresh random one. */
   token?: string;
-  /** The monitor certificate the agents are asked with. */
-  creds: CertBundle;
+  /** The monitor certificate the agents are asked with (a source: the one in force each round). */
+  creds: Credentials;
   targets: () => Promise<MonitorTarget[]>;
   /** Runs, cancel and queue depth need Redis; without it the page shows agents only. */
   redis?: Redis | Cluster;
