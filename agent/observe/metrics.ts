@@ -134,8 +134,7 @@ export async function startMetricsServer(
   http.keepAliveTimeout = METRICS_KEEP_ALIVE_MS;
   const tls = createTlsServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true, handshakeTimeout: guards.handshakeTimeoutMs });
   tls.on('secureConnection', (s: TLSSocket) => {
-    if (!s.authorized) return void s.destroy();
-    guards.hooks.onSecure(s);
+    if (!s.authorized || !guards.hooks.onSecure(s)) return void s.destroy();
     http.emit('connection', s);
   });
   tls.on('tlsClientError', (err: Error & { code?: string }, s: TLSSocket) => {

@@ -61,29 +61,93 @@ export class KeyedCounter {
   }
 }
 
-/** Open connections per peer address (handshakes in progress included) and in total. */
-export class ConnectionTracker {
-  private readonly counter: KeyedCounter;
+/** A connection's slot: in its address's room for handshakes until `secure()`, then in the one for sessions. */
+export interface ConnectionSlot {
+  /**
+   * The connection's handshake finished: its slot moves to its address's room for verified
+   * sessions. False when that room is full: close the connection (its release frees its slot).
+   */
+  secure(): boolean;
+  release: Release;
+}
 
-  constructor(limits: { maxConnections: number; maxConnectionsPerAddress: number }) {
-    this.counter = new KeyedCounter(limits.maxConnectionsPerAddress, limits.maxConnections);
+/**
+ * Open connections per peer address and in total. An address's verified sessions have a room of
+ * their own, of the per-address cap: connections that never finish a handshake never take a
+ * verified client's place, nor do its sessions leave a flood of handshakes fewer slots to cycle
+ * through. Its connections in their handshake may be twice the cap at most when asked
+ * (`beyondAddressCap`): transport-guards.ts keeps those that have sent nothing yet, and those
+ * that have, to the cap each.
+ */
+export class ConnectionTracker {
+  private readonly handshakes = new KeyedCounter(Number.POSITIVE_INFINITY);
+  private readonly sessions: KeyedCounter;
+  private total = 0;
+  /** The per-address cap. */
+  readonly perAddress: number;
+
+  constructor(private readonly limits: { maxConnections: number; maxConnectionsPerAddress: number }) {
+    this.perAddress = limits.maxConnectionsPerAddress;
+    this.sessions = new KeyedCounter(limits.maxConnectionsPerAddress);
   }
 
-  /** A slot for a new connection from `address`, or why it is refused. */
-  tryAcquire(address: string | undefined): { release: Release } | { refused: 'too_many_connections' | 'agent_at_capacity' } {
-    const got = this.counter.tryAcquire(normalizeAddress(address));
-    if ('release' in got) return got;
-    return { refused: got.refused === 'total' ? 'agent_at_capacity' : 'too_many_connections' };
+  /**
+   * A slot for a new connection from `address`, or why it is refused: 'too_many_connections'
+   * when its address has no room for another handshake (the cap, or twice it with
+   * `beyondAddressCap`), or none for another session (its handshake could not be kept);
+   * 'agent_at_capacity' at the total cap.
+   */
+  tryAcquire(
+    address: string | undefined,
+    opts: { beyondAddressCap?: boolean } = {},
+  ): ConnectionSlot | { refused: 'too_many_connections' | 'agent_at_capacity' } {
+    const key = normalizeAddress(address);
+    // The address's caps first: 'agent_at_capacity' then means this address had room (transport-guards.ts makes room for it).
+    if (!this.hasSessionRoom(key)) return { refused: 'too_many_connections' };
+    if (this.handshakes.count(key) >= this.perAddress * (opts.beyondAddressCap ? 2 : 1)) return { refused: 'too_many_connections' };
+    if (this.total >= this.limits.maxConnections) return { refused: 'agent_at_capacity' };
+    const handshake = this.handshakes.tryAcquire(key);
+    if ('refused' in handshake) return { refused: 'too_many_connections' };
+    this.total += 1;
+    let state: 'handshake' | 'session' | 'released' = 'handshake';
+    let held: Release = handshake.release;
+    return {
+      secure: () => {
+        if (state !== 'handshake') return state === 'session';
+        const session = this.sessions.tryAcquire(key);
+        if ('refused' in session) return false;
+        held();
+        held = session.release;
+        state = 'session';
+        return true;
+      },
+      release: once(() => {
+        state = 'released';
+        held();
+        this.total -= 1;
+      }),
+    };
+  }
+
+  /** Connections of `address` in their handshake. */
+  handshaking(address: string): number {
+    return this.handshakes.count(normalizeAddress(address));
+  }
+
+  /** Whether `address` may have another verified session. */
+  hasSessionRoom(address: string): boolean {
+    return this.sessions.count(normalizeAddress(address)) < this.limits.maxConnectionsPerAddress;
   }
 
   /** Open connections from `address`. */
   count(address: string): number {
-    return this.counter.count(normalizeAddress(address));
+    const key = normalizeAddress(address);
+    return this.handshakes.count(key) + this.sessions.count(key);
   }
 
   /** Open connections in total. */
   open(): number {
-    return this.counter.size();
+    return this.total;
   }
 }
 

@@ -45,7 +45,11 @@ export const GuardsSchema = z
   .object({
     /** Open connections at most, all peers together. */
     maxConnections: int(1).default(1024),
-    /** Open connections at most from one address (TLS handshakes in progress included). */
+    /**
+     * Connections from one address: verified sessions at most, and in their TLS handshake, as
+     * many that have sent nothing yet and as many that have (transport-guards.ts closes the
+     * oldest beyond, a flood's rather than a prompt client's; twice this at once at most).
+     */
     maxConnectionsPerAddress: int(1).default(32),
     /** Concurrent streams on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
     maxStreamsPerConnection: int(1).default(100),

@@ -70,7 +70,12 @@ export class GuardMetrics {
       help: 'Connections accepted (TLS handshake completed), to gRPC and to metrics',
       registers,
     });
-    this.refused = new Counter({ name: 'gaxx_agent_connections_refused_total', help: 'Connections refused before TLS', labelNames: ['reason'], registers });
+    this.refused = new Counter({
+      name: 'gaxx_agent_connections_refused_total',
+      help: 'Connections refused before TLS (or, at the per-address cap, once verified)',
+      labelNames: ['reason'],
+      registers,
+    });
     this.blocks = new Counter({ name: 'gaxx_agent_peer_blocks_total', help: 'Peer addresses blocked after repeated failures', registers });
     this.rateLimited = new Counter({ name: 'gaxx_agent_rate_limited_total', help: 'Calls refused by the per-identity rate limit', registers });
     this.streamsRefused = new Counter({ name: 'gaxx_agent_streams_refused_total', help: 'Calls refused by the per-peer concurrent call cap', registers });

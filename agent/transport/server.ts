@@ -29,8 +29,8 @@ export interface TransportHooks {
   onConnection?(socket: Socket): boolean;
   /** A TLS handshake failed (no/foreign client cert, plaintext, timeout); the socket is destroyed after. */
   onHandshakeError?(error: Error & { code?: string }, socket: TLSSocket): void;
-  /** A verified mTLS connection is handed to grpc-js. */
-  onSecure?(socket: TLSSocket): void;
+  /** A verified mTLS connection is about to be handed to grpc-js; false: close it instead. */
+  onSecure?(socket: TLSSocket): boolean;
   /** The grpc-js connection injector, once (ping policing watches its sessions). */
   onInjector?(injector: Pick<grpc.ConnectionInjector, 'injectConnection'>): void | Promise<void>;
 }
@@ -98,7 +98,11 @@ export async function startTransport(
       return;
     }
     pinPeerCertificate(tlsSocket);
-    hooks.onSecure?.(tlsSocket);
+    // No room for another session of its address (they filled up during its handshake).
+    if (hooks.onSecure?.(tlsSocket) === false) {
+      tlsSocket.destroy();
+      return;
+    }
     injector.injectConnection(tlsSocket);
   });
   tlsServer.on('tlsClientError', (err: Error & { code?: string }, tlsSocket: TLSSocket) => {

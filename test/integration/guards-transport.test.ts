@@ -122,7 +122,7 @@ async function startHarness(guards: GuardsConfig, bearer?: BearerToken): Promise
     handshakeTimeout: guards.handshakeTimeoutMs,
   });
   tlsServer.on('secureConnection', (s: TLSSocket) => {
-    hooks.onSecure(s);
+    if (!hooks.onSecure(s)) return void s.destroy();
     injector.injectConnection(s);
   });
   tlsServer.on('tlsClientError', (err: Error & { code?: string }, s: TLSSocket) => hooks.onHandshakeError(err, s));

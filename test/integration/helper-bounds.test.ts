@@ -1,16 +1,18 @@
 // The test helpers that wait on a server must end on their own, whatever the server does: one
 // that never answers must not keep them (and the test awaiting them) waiting. The flood helper
-// (guard tests, bench:agent) ends when told to; httpsGet (metrics and profiling GETs) gives up.
+// (guard tests, bench:agent) ends when told to; httpsGet (metrics and profiling GETs) gives up;
+// the stalled-connection flood ends when told to, or by itself after its bound.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createSecureServer, constants as h2, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { flood, type FloodOptions } from '../helpers/flood.js';
 import { httpsGet, NoAnswerError } from '../helpers/metrics.js';
 import { makePki, type Pki } from '../helpers/pki.js';
+import { stalledFlood } from '../helpers/stalled-flood.js';
 
 let dir: string;
 let pki: Pki;
@@ -80,6 +82,30 @@ describe('flood helper', () => {
     stop.abort();
     const r = await running;
     expect(r.outcomes.timeout ?? 0).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('stalled-connection flood helper', () => {
+  it('holds its connections against a server that never closes them, and ends by itself at its bound or when stopped', async () => {
+    const held = new Set<Socket>();
+    let heard = 0;
+    const server = createNetServer((s) => {
+      held.add(s);
+      s.on('data', () => (heard += 1));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const bounded = await stalledFlood({ port, kind: 'trickle', connections: 3, maxOpens: 10, maxDurationMs: 500, trickleEveryMs: 1 });
+      expect(await bounded.ended).toEqual({ opened: 3, cut: 0 });
+      expect(heard).toBeGreaterThan(0);
+      const stopped = await stalledFlood({ port, kind: 'header', connections: 2, maxOpens: 10, maxDurationMs: 600_000 });
+      expect(stopped.stop()).toEqual({ opened: 2, cut: 0 });
+      expect(await stopped.ended).toEqual({ opened: 2, cut: 0 });
+    } finally {
+      for (const s of held) s.destroy();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
 

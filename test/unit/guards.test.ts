@@ -126,6 +126,37 @@ describe('connection and stream caps', () => {
     expect('release' in t.tryAcquire('10.0.0.1')).toBe(true);
   });
 
+  it("keeps an address's verified sessions in a room of their own", () => {
+    const t = new ConnectionTracker({ maxConnections: 10, maxConnectionsPerAddress: 2 });
+    const slot = () => {
+      const s = t.tryAcquire('10.0.0.1', { beyondAddressCap: true });
+      if (!('secure' in s)) throw new Error(`expected a slot: ${s.refused}`);
+      return s;
+    };
+    // Twice the cap in their handshake when asked, no more.
+    const [h1, h2, h3, h4] = [slot(), slot(), slot(), slot()];
+    expect(t.tryAcquire('10.0.0.1', { beyondAddressCap: true })).toEqual({ refused: 'too_many_connections' });
+    expect(t.handshaking('10.0.0.1')).toBe(4);
+    // Secured, a slot leaves the handshakes' room for the sessions'.
+    expect(h1.secure()).toBe(true);
+    expect(h1.secure()).toBe(true);
+    expect(h2.secure()).toBe(true);
+    expect(t.handshaking('10.0.0.1')).toBe(2);
+    expect(t.count('10.0.0.1')).toBe(4);
+    // The sessions' room is full: no third, and no new connection (it could not be kept).
+    expect(h3.secure()).toBe(false);
+    expect(t.hasSessionRoom('10.0.0.1')).toBe(false);
+    expect(t.tryAcquire('10.0.0.1', { beyondAddressCap: true })).toEqual({ refused: 'too_many_connections' });
+    h1.release();
+    expect(h3.secure()).toBe(true);
+    h3.release();
+    h4.release();
+    h2.release();
+    expect([t.count('10.0.0.1'), t.open()]).toEqual([0, 0]);
+    // Released, a slot is not secured any more.
+    expect(h4.secure()).toBe(false);
+  });
+
   it('caps concurrent calls per peer', () => {
     const s = new StreamLimiter(2);
     const r1 = s.tryOpen('10.0.0.1');
