@@ -94,6 +94,8 @@ interface AgentState {
   link: AgentLink | undefined;
   breaker: Breaker;
   capacity: number;
+  /** `capacity` is the assumed one: Info has not answered (nor failed). */
+  assumed: boolean;
   inflight: number;
   /** Info asked (in flight or answered); reset when the breaker opens, so it is asked again. */
   info: Promise<void> | undefined;
@@ -151,6 +153,7 @@ export class AgentPool {
         link: undefined,
         breaker: new Breaker(this.opts.breaker ?? DEFAULT_BREAKER),
         capacity: this.opts.defaultCapacity ?? 1,
+        assumed: true,
         inflight: 0,
         info: undefined,
         lastState: 'closed',
@@ -204,9 +207,14 @@ export class AgentPool {
     try {
       const info = await this.linkOf(s).info();
       s.capacity = info.capacity > 0 ? info.capacity : (this.opts.defaultCapacity ?? 1);
+      s.assumed = false;
       this.succeeded(s);
       this.wake();
     } catch (e) {
+      // Placement waits no longer for this answer (a task waiting to see whether the agent has
+      // room goes elsewhere): the assumed capacity is taken as it is.
+      s.assumed = false;
+      this.wake();
       // Unreachable: asked again once the breaker lets calls through. Any other refusal is the
       // agent's answer: the assumed capacity stays, and Info is not asked again for it.
       if (isGaxxError(e) && !isTransportFailure(e.code)) return;
@@ -238,7 +246,14 @@ export class AgentPool {
     for (const ep of endpoints) {
       const s = this.find(ep);
       if (!s || out.has(ep.address)) continue;
-      out.set(ep.address, { address: ep.address, breaker: s.breaker.state(now), reopensAt: s.breaker.reopensAt(), capacity: s.capacity, inflight: s.inflight });
+      out.set(ep.address, {
+        address: ep.address,
+        breaker: s.breaker.state(now),
+        reopensAt: s.breaker.reopensAt(),
+        capacity: s.capacity,
+        assumed: s.assumed,
+        inflight: s.inflight,
+      });
     }
     return out;
   }

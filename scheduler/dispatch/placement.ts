@@ -7,6 +7,10 @@
  *   (a re-dispatch must reach the same agent to attach to or replay the earlier execution);
  *   otherwise the least-loaded allowed agent with a free slot (lowest inflight/capacity, then
  *   lowest inflight, then the seed), preferring agents this task has not failed on.
+ * - An agent whose capacity is only assumed (its Info has not answered) is weighed at the largest
+ *   capacity known among the task's agents: the first agent whose Info answers does not take
+ *   every task while the others are still counted full at the assumed one. When the least-loaded
+ *   agent is full at its assumed capacity, the task waits for its Info rather than overfill others.
  */
 import type { BreakerState } from './breaker.js';
 
@@ -18,6 +22,8 @@ export interface AgentView {
   reopensAt: number;
   capacity: number;
   inflight: number;
+  /** The capacity is assumed: the agent's Info has not answered yet. */
+  assumed?: boolean;
 }
 
 export interface PlacementRequest {
@@ -49,11 +55,12 @@ function waitFor(agents: AgentView[]): Placement {
   return { kind: 'wait', reason: 'busy' };
 }
 
-function leastLoaded(agents: AgentView[], seed: number): AgentView | undefined {
+function leastLoaded(agents: AgentView[], seed: number, scale: number): AgentView | undefined {
   let best: AgentView[] = [];
   let bestKey: [number, number] = [Infinity, Infinity];
   for (const a of agents) {
-    const key: [number, number] = [a.inflight / Math.max(1, a.capacity), a.inflight];
+    const capacity = a.assumed ? Math.max(a.capacity, scale) : a.capacity;
+    const key: [number, number] = [a.inflight / Math.max(1, capacity), a.inflight];
     if (key[0] < bestKey[0] || (key[0] === bestKey[0] && key[1] < bestKey[1])) {
       best = [a];
       bestKey = key;
@@ -76,8 +83,11 @@ export function place(req: PlacementRequest, snapshot: ReadonlyMap<string, Agent
   if (prev && prev.breaker !== 'open' && !req.failedOn?.has(prev.address)) {
     return prev.breaker === 'closed' && free(prev) ? { kind: 'agent', address: prev.address } : { kind: 'wait', reason: 'busy' };
   }
-  const usable = agents.filter((a) => a.breaker === 'closed' && free(a));
+  // An agent full at an assumed capacity may have room: it is weighed, and waited for when chosen.
+  const usable = agents.filter((a) => a.breaker === 'closed' && (free(a) || a.assumed));
   const fresh = usable.filter((a) => !req.failedOn?.has(a.address));
-  const pick = leastLoaded(fresh.length ? fresh : usable, req.seed ?? 0);
-  return pick ? { kind: 'agent', address: pick.address } : waitFor(agents);
+  const scale = Math.max(0, ...agents.filter((a) => !a.assumed).map((a) => a.capacity));
+  const pick = leastLoaded(fresh.length ? fresh : usable, req.seed ?? 0, scale);
+  if (!pick) return waitFor(agents);
+  return free(pick) ? { kind: 'agent', address: pick.address } : { kind: 'wait', reason: 'busy' };
 }

@@ -61,6 +61,16 @@ describe('placement', () => {
     });
     expect(place({ candidates: ['z'] }, snap(agent('a')))).toEqual({ kind: 'none', reason: 'no-agents' });
   });
+
+  it('weighs an agent whose capacity is only assumed as the known ones, and waits for it rather than overfill them', () => {
+    // b answered Info (16 slots), a not yet (assumed 1, full): a is as loaded as b, not full.
+    const s = (bInflight: number) => snap(agent('a', { capacity: 1, assumed: true, inflight: 1 }), agent('b', { capacity: 16, inflight: bInflight }));
+    expect(place({ candidates: ['a', 'b'] }, s(2))).toEqual({ kind: 'wait', reason: 'busy' });
+    expect(place({ candidates: ['a', 'b'] }, s(0))).toEqual({ kind: 'agent', address: 'b' });
+    // Nothing known: the assumed capacity is what there is.
+    const none = snap(agent('a', { capacity: 1, assumed: true, inflight: 1 }), agent('b', { capacity: 1, assumed: true }));
+    expect(place({ candidates: ['a', 'b'] }, none)).toEqual({ kind: 'agent', address: 'b' });
+  });
 });
 
 describe('breaker', () => {
