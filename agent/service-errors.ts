@@ -1,7 +1,7 @@
 /** The Agent service's failures as gRPC statuses: a GaxxError's code in trailing metadata, anything else an opaque INTERNAL. */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { ERROR_CODE_METADATA_KEY, RETRY_AFTER_METADATA_KEY, grpcStatusFor, isGaxxError } from '../proto/index.js';
+import { ERROR_CODE_METADATA_KEY, REFUSAL_METADATA_KEY, RETRY_AFTER_METADATA_KEY, grpcStatusFor, isGaxxError } from '../proto/index.js';
 
 /** A gRPC error for `e`: its gaxx code and message, or an opaque INTERNAL. */
 export function toServiceError(e: unknown, log: Logger): Partial<grpc.StatusObject> {
@@ -10,6 +10,9 @@ export function toServiceError(e: unknown, log: Logger): Partial<grpc.StatusObje
     metadata.set(ERROR_CODE_METADATA_KEY, e.code);
     const retry = e.details?.retryAfterMs;
     if (typeof retry === 'number') metadata.set(RETRY_AFTER_METADATA_KEY, String(retry));
+    // What is exhausted: a scheduler waits for a slot, but sends its tasks elsewhere meanwhile.
+    const refusal = e.details?.refusal;
+    if (typeof refusal === 'string') metadata.set(REFUSAL_METADATA_KEY, refusal);
     return { code: grpcStatusFor(e.code), details: boundedDetails(e.message), metadata };
   }
   // The caller went away mid-call (a message over the size limit, a reset stream): not the agent's fault.

@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { hostname, loadavg } from 'node:os';
 import type { Logger } from 'pino';
 import { describeIdentity, type CertBundle, type Identity } from '../certs/index.js';
-import { GaxxError, type AgentHandlers, type ExecEvent, type ExecRequest__Output, type BlockedPeer, type InfoResponse } from '../proto/index.js';
+import { GaxxError, SLOTS_FULL, type AgentHandlers, type ExecEvent, type ExecRequest__Output, type BlockedPeer, type InfoResponse } from '../proto/index.js';
 import { argv0Of, argvSha256 } from './audit/audit-events.js';
 import type { AuditLog } from './audit/audit.js';
 import type { Authorizer } from './auth/auth.js';
@@ -154,7 +154,7 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
   // The hint: a slot of a full agent frees when some task ends; ask again soon, not at once.
   if (!d.registry.hasRoom())
     throw new GaxxError('RESOURCE_EXHAUSTED', `agent is running ${d.registry.capacity} tasks, its capacity`, {
-      details: { retryAfterMs: BUSY_RETRY_AFTER_MS },
+      details: { retryAfterMs: BUSY_RETRY_AFTER_MS, refusal: SLOTS_FULL },
     });
   const task = d.registry.start(spec, listener, checked.digest, checked.expiresAtUnixMs);
   auditExec(d.audit, who, spec, task);

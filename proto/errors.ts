@@ -149,6 +149,17 @@ export const ERROR_CODE_METADATA_KEY = 'gaxx-error-code';
 /** Trailing metadata of a RESOURCE_EXHAUSTED refusal: milliseconds after which a retry may succeed. */
 export const RETRY_AFTER_METADATA_KEY = 'gaxx-retry-after-ms';
 
+/**
+ * Trailing metadata of a RESOURCE_EXHAUSTED refusal: what is exhausted (a GaxxError's
+ * `details.refusal`). `slots`: every slot runs a task, one frees when a task ends; the others say
+ * the agent cannot take work now: `disk-reserve` (its disk under --disk-reserve), `disk` (its
+ * audit log or journal cannot be written), `rate-limit`, `calls` (too many calls from one address).
+ */
+export const REFUSAL_METADATA_KEY = 'gaxx-refusal';
+
+/** The refusal kind of an agent whose every slot runs a task (see REFUSAL_METADATA_KEY). */
+export const SLOTS_FULL = 'slots';
+
 /** Reverse map for statuses from peers that sent no gaxx code. */
 const FROM_GRPC: Record<number, ErrorCode> = {
   [GrpcStatus.INVALID_ARGUMENT]: 'INVALID_ARGUMENT',

@@ -61,7 +61,7 @@ export function writeRefusal(f: Pick<VitalFile, 'what' | 'path'>, e: NodeJS.Errn
   };
   const message = `${why[errno] ?? 'the agent cannot write to its disk'}: its ${f.what} ${f.path} cannot be written (${errno}); ${fix}. New work is refused until it can be written.`;
   const code = errno === 'ENOSPC' || errno === 'EDQUOT' || errno === 'EFBIG' ? 'RESOURCE_EXHAUSTED' : errno === 'EIO' ? 'UNAVAILABLE' : 'FILE_ACCESS';
-  return new GaxxError(code, message, { cause: e, details: { errno, path: f.path, retryAfterMs: DISK_RETRY_AFTER_MS } });
+  return new GaxxError(code, message, { cause: e, details: { errno, path: f.path, retryAfterMs: DISK_RETRY_AFTER_MS, refusal: 'disk' } });
 }
 
 /** Whether the agent may take work now, by the state of its disk. */
@@ -118,7 +118,7 @@ export class DiskGuard {
         return new GaxxError(
           'RESOURCE_EXHAUSTED',
           `the agent's disk is nearly full: ${formatSize(free)} free on the file system that holds ${dir}, under the ${formatSize(this.o.reserveBytes)} kept for its audit log and task journal (--disk-reserve); free space there (df -h ${dir}). New tasks and files are refused until then.`,
-          { details: { path: dir, freeBytes: free, retryAfterMs: DISK_RETRY_AFTER_MS } },
+          { details: { path: dir, freeBytes: free, retryAfterMs: DISK_RETRY_AFTER_MS, refusal: 'disk-reserve' } },
         );
       }
     }

@@ -15,7 +15,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { identityFromSan, normalizeSerial, describeIdentity } from '../../certs/index.js';
-import { ERROR_CODE_METADATA_KEY, RETRY_AFTER_METADATA_KEY, grpcStatusFor, isGaxxError, type ErrorCode } from '../../proto/index.js';
+import { ERROR_CODE_METADATA_KEY, REFUSAL_METADATA_KEY, RETRY_AFTER_METADATA_KEY, grpcStatusFor, isGaxxError, type ErrorCode } from '../../proto/index.js';
 import type { PeerBlocker } from './blocklist.js';
 import { peerAddress, type Release, type StreamLimiter } from './conn-limits.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -101,13 +101,16 @@ function admit(call: grpc.ServerInterceptingCallInterface, md: grpc.Metadata, ca
   if (!taken.ok) {
     d.events?.rateLimited?.(caller, taken.retryAfterMs);
     d.blocker.recordFailure(caller.peer, 'over_limit');
-    return refusal('RESOURCE_EXHAUSTED', `rate limit exceeded; retry in ${taken.retryAfterMs} ms`, { [RETRY_AFTER_METADATA_KEY]: String(taken.retryAfterMs) });
+    return refusal('RESOURCE_EXHAUSTED', `rate limit exceeded; retry in ${taken.retryAfterMs} ms`, {
+      [RETRY_AFTER_METADATA_KEY]: String(taken.retryAfterMs),
+      [REFUSAL_METADATA_KEY]: 'rate-limit',
+    });
   }
   const release = d.streams.tryOpen(caller.peer);
   if (!release) {
     d.events?.streamRefused?.(caller);
     d.blocker.recordFailure(caller.peer, 'over_limit');
-    return refusal('RESOURCE_EXHAUSTED', 'too many concurrent calls from this address');
+    return refusal('RESOURCE_EXHAUSTED', 'too many concurrent calls from this address', { [REFUSAL_METADATA_KEY]: 'calls' });
   }
   return release;
 }

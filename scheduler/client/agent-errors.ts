@@ -1,6 +1,6 @@
 /** The agent client's failures as GaxxErrors: the agent's own code from its trailer, a refused identity, or the transport's reason said plainly. */
 import type * as grpc from '@grpc/grpc-js';
-import { ERROR_CODE_METADATA_KEY, RETRY_AFTER_METADATA_KEY, GaxxError, GrpcStatus, errorFromGrpc } from '../../proto/index.js';
+import { ERROR_CODE_METADATA_KEY, REFUSAL_METADATA_KEY, RETRY_AFTER_METADATA_KEY, GaxxError, GrpcStatus, errorFromGrpc } from '../../proto/index.js';
 
 /**
  * A connection that never reached an agent, said plainly: refused, unreachable, or a TLS
@@ -34,7 +34,13 @@ export function agentError(e: unknown, address: string, identityError: GaxxError
   // grpc-js appends an empty "Resolution note:" to transport errors; it only adds noise.
   const details = (se.details ?? se.message ?? '').replace(/\.? ?Resolution note: *$/, '');
   const mapped = errorFromGrpc(se.code, `agent ${address}: ${details}`, typeof trailer === 'string' ? trailer : undefined);
-  // The agent's retry hint (RESOURCE_EXHAUSTED) travels on as a detail the retry policy reads.
+  // The agent's retry hint and what is exhausted (RESOURCE_EXHAUSTED) travel on as details the
+  // retry policy reads.
   const hint = Number(se.metadata?.get(RETRY_AFTER_METADATA_KEY)[0] ?? NaN);
-  return new GaxxError(mapped.code, mapped.message, { cause: e, ...(Number.isFinite(hint) ? { details: { retryAfterMs: hint } } : {}) });
+  const refusal = se.metadata?.get(REFUSAL_METADATA_KEY)[0];
+  const said = {
+    ...(Number.isFinite(hint) ? { retryAfterMs: hint } : {}),
+    ...(typeof refusal === 'string' && refusal ? { refusal: refusal.slice(0, 64) } : {}),
+  };
+  return new GaxxError(mapped.code, mapped.message, { cause: e, ...(Object.keys(said).length ? { details: said } : {}) });
 }

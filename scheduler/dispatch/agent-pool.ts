@@ -1,7 +1,8 @@
 /**
  * The worker's view of the agents it dispatches to: per agent, that is per address AND the
  * identity expected there (agentKey), one client, a breaker, a capacity (from Info, asked only
- * once an agent is full at the assumed capacity) and an in-flight count. Keyed so, an address
+ * once an agent is full at the assumed capacity), an in-flight count, and why it refuses new
+ * tasks when it said it cannot take work (see `refused`). Keyed so, an address
  * that another fleet's agent took over (providers reuse addresses) is a new agent with a closed
  * breaker, never the old one's verdict probed with the old identity for ever. An agent no task
  * names any more (`use`) is forgotten after `forgetUnusedMs`: its client closed, no more probes.
@@ -79,6 +80,16 @@ export interface AgentPoolOptions {
   forgetUnusedMs?: number;
   /** Called whenever a breaker changes state (metrics, logs). */
   onBreaker?: (agent: AgentEndpoint, state: BreakerState) => void;
+  /** Called whenever an agent refuses a task because it cannot take work (logs: see `refused`). */
+  onRefused?: (agent: AgentEndpoint, refusal: AgentRefusal) => void;
+}
+
+/** Why an agent refuses new tasks (a RESOURCE_EXHAUSTED that is not its slots being taken). */
+export interface AgentRefusal {
+  /** The agent's refusal kind (`gaxx-refusal`: disk-reserve, disk, rate-limit, calls...). */
+  kind: string;
+  /** The agent's message. */
+  message: string;
 }
 
 /** One agent's breaker state, as metrics and `gaxx status` show it. */
@@ -97,6 +108,8 @@ interface AgentState {
   /** `capacity` is the assumed one: Info has not answered (nor failed). */
   assumed: boolean;
   inflight: number;
+  /** It said it cannot take work: why, and until when no task is sent to it. */
+  refusal: (AgentRefusal & { until: number }) | undefined;
   /** Info asked (in flight or answered); reset when the breaker opens, so it is asked again. */
   info: Promise<void> | undefined;
   lastState: BreakerState;
@@ -155,6 +168,7 @@ export class AgentPool {
         capacity: this.opts.defaultCapacity ?? 1,
         assumed: true,
         inflight: 0,
+        refusal: undefined,
         info: undefined,
         lastState: 'closed',
         reached: false,
@@ -253,6 +267,7 @@ export class AgentPool {
         capacity: s.capacity,
         assumed: s.assumed,
         inflight: s.inflight,
+        refusingUntil: s.refusal && s.refusal.until > now ? s.refusal.until : 0,
       });
     }
     return out;
@@ -274,10 +289,31 @@ export class AgentPool {
     this.wake();
   }
 
-  /** A call reached the agent. */
+  /** A call reached the agent (a task's Exec: it takes work again, if it refused before). */
   success(ep: AgentEndpoint): void {
     const s = this.find(ep);
-    if (s) this.succeeded(s);
+    if (!s) return;
+    s.refusal = undefined;
+    this.succeeded(s);
+  }
+
+  /**
+   * Agent `ep` refused a task because it cannot take work (its disk under its reserve, a rate
+   * limit: not its slots being taken, which frees soon): no task of this worker is sent to it
+   * before `until` (its retry hint), so that tasks that may run elsewhere do, and those pinned to
+   * it wait without each asking it again. Said to `onRefused` every time (the log rate-limits it).
+   */
+  refused(ep: AgentEndpoint, refusal: AgentRefusal, until: number): void {
+    const s = this.find(ep);
+    if (!s || s.gone) return;
+    s.refusal = { ...refusal, until: Math.max(until, s.refusal?.until ?? 0) };
+    this.opts.onRefused?.(s.endpoint, refusal);
+  }
+
+  /** Why agent `ep` refuses new tasks, while it does (see `refused`). */
+  refusal(ep: AgentEndpoint): AgentRefusal | undefined {
+    const s = this.find(ep);
+    return s?.refusal && s.refusal.until > Date.now() ? { kind: s.refusal.kind, message: s.refusal.message } : undefined;
   }
 
   /** A transport failure; an opening breaker drops the client so the probe reconnects. */

@@ -10,8 +10,12 @@
  *   for up to `agentGoneMs`; then an any-host task may run elsewhere, once, on an agent that
  *   answers at once (`mayHaveRepeated`); otherwise it ends `unknown` ("(may have) started on X,
  *   outcome lost"). `unreachable` only for a task that never started anywhere.
- * - RESOURCE_EXHAUSTED (the agent is full, e.g. other schedulers' tasks): wait (the agent's
- *   retry hint, else a short backoff) and retry; neither an attempt nor a breaker failure.
+ * - RESOURCE_EXHAUSTED (the agent is full, e.g. other schedulers' tasks, or cannot take work: its
+ *   disk under its reserve, a rate limit): neither an attempt nor a breaker failure. The task is
+ *   not sent there again before the agent's retry hint (else a short backoff): an any-host task
+ *   goes to another agent with room meanwhile, and waits only when every agent refuses it or is
+ *   full; a pinned one waits for its agent and says why when the agent cannot take work. Such
+ *   waits are bounded by `busyWaitMs`.
  * - Waiting on an open breaker is not an attempt: it is bounded by `agentGoneMs` (an agent never
  *   reached at all still fails after `retry.attempts` waits).
  * - Any other agent refusal (bad request, permission, identity): an `error` result, no retry.
@@ -65,8 +69,12 @@ export interface JobHandle {
   hold(): Promise<void>;
   /** Where output goes as it arrives (live display); absent: only with the result. */
   live?: LiveSink;
-  /** A word about the running task for whoever follows its run (display only). */
-  note?(text: string): void;
+  /**
+   * A word about the running task for whoever follows its run (display only). With `once`, a
+   * note many tasks of the run would give alike: said only the first time the worker is given
+   * one under that key for the run.
+   */
+  note?(text: string, once?: string): void;
   /** Loads a run input blob (for `input`); null when it is gone (expired or deleted). */
   loadInput(name: string): Promise<Buffer | null>;
 }

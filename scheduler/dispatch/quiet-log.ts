@@ -15,9 +15,13 @@ export class QuietLog {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Warns `msg` about `err` (with `extra`, which does not make it another warning); a repeat within the interval is only counted. */
-  warn(msg: string, err: string, extra: object = {}): void {
-    const key = `${msg}\u0000${err}`;
+  /**
+   * Warns `msg` about `err` (with `extra`, which does not make it another warning); a repeat
+   * within the interval is only counted. A repeat is the same `msg` about the same `about`
+   * (default: `err`; a message whose words change, as a count of free bytes, gives its subject).
+   */
+  warn(msg: string, err: string, extra: object = {}, about = err): void {
+    const key = `${msg}\u0000${about}`;
     const t = this.now();
     const s = this.seen.get(key);
     if (s && t - s.at < this.intervalMs) {

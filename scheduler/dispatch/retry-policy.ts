@@ -5,10 +5,11 @@
  * before its outcome is declared lost.
  *
  * Counting: an attempt is a dispatch that reached an agent and was not refused as busy. Waiting
- * on an open breaker, and RESOURCE_EXHAUSTED (the scheduler freed a slot before the agent did),
- * are not attempts; they are bounded by time instead (`agentGoneMs`, `busyWaitMs`).
+ * on an open breaker, and RESOURCE_EXHAUSTED (the agent's slots are taken, by others' tasks or
+ * because the scheduler freed a slot before the agent did; or it cannot take work: see
+ * `refusalKind`), are not attempts; they are bounded by time instead (`agentGoneMs`, `busyWaitMs`).
  */
-import { isGaxxError, type ErrorCode } from '../../proto/index.js';
+import { isGaxxError, SLOTS_FULL, type ErrorCode } from '../../proto/index.js';
 
 export interface BackoffOptions {
   baseMs: number;
@@ -25,7 +26,7 @@ export const RETRY_DEFAULTS = {
   backoffMaxMs: 30_000,
   /** How long an agent that is down (breaker open, or unreachable) may be waited for. */
   agentGoneMs: 120_000,
-  /** How long a busy agent (RESOURCE_EXHAUSTED) may be waited for before the task ends `error`. */
+  /** How long a task every agent it may use refuses (RESOURCE_EXHAUSTED) may wait before it ends `error`. */
   busyWaitMs: 600_000,
   /** Busy retries back off up to this delay unless the agent's hint says otherwise. */
   busyMaxDelayMs: 2_000,
@@ -61,6 +62,20 @@ export function retryAfterHint(e: unknown): number | undefined {
   if (!isGaxxError(e)) return undefined;
   const v = e.details?.retryAfterMs;
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
+}
+
+/**
+ * What a RESOURCE_EXHAUSTED refusal says is exhausted (the agent's `gaxx-refusal`, read by the
+ * agent client into `details.refusal`): SLOTS_FULL when every slot of the agent runs a task (one
+ * frees when a task ends), else why the agent cannot take work now (`disk-reserve`, `rate-limit`...;
+ * `refused` when it does not say). An agent from before that metadata says its slots are full
+ * only in words.
+ */
+export function refusalKind(e: unknown): string {
+  if (!isGaxxError(e)) return 'refused';
+  const kind = e.details?.refusal;
+  if (typeof kind === 'string' && kind) return kind;
+  return /agent is running \d+ tasks, its capacity/.test(e.message) ? SLOTS_FULL : 'refused';
 }
 
 /**

@@ -14,13 +14,18 @@
  *   without a result of its own goes through `lost()`, which says `unknown` (naming the agents it
  *   may have started on) as soon as it may have started on one.
  * - Attempts count dispatches that reached an agent, not breaker waits or busy refusals.
+ * - A refusal (RESOURCE_EXHAUSTED) came before anything ran on that agent: an any-host task is
+ *   sent to another agent with room, and waits (the agent's hint, else a backoff, within
+ *   `busyWaitMs`) only when every agent it may use refuses it or is full; a pinned one waits for
+ *   its agent. An agent that cannot take work (not only its slots taken) is kept off by every
+ *   task of the worker (AgentPool.refused); a task that must wait for it says why, once.
  */
-import { formatDuration, isGaxxError, lostReason, type ErrorCode, type ExecRequest } from '../../proto/index.js';
+import { formatDuration, isGaxxError, lostReason, SLOTS_FULL, type ErrorCode, type ExecRequest } from '../../proto/index.js';
 import type { AgentEndpoint } from './agent-pool.js';
 import { execOnce, StreamEnded, type ExecOutcome, type ExecSeen } from './exec-once.js';
 import type { DispatchContext, Dispatched, DispatchState, JobHandle } from './dispatch.js';
 import { place } from './placement.js';
-import { backoffDelay, busyDelay, isTransportFailure, retryAfterHint, retryPolicy, type RetryPolicy } from './retry-policy.js';
+import { backoffDelay, busyDelay, isTransportFailure, refusalKind, retryAfterHint, retryPolicy, type RetryPolicy } from './retry-policy.js';
 import { outcomeOf, taskResult, type OutputChunk, type TaskResult } from '../queue/results.js';
 import { signedTaskOf } from '../queue/sign.js';
 import { DISPATCH_HISTORY, type TaskSpec } from '../queue/task.js';
@@ -72,6 +77,10 @@ export class TaskDispatch {
   private lastHost: string;
   private lastError = '';
   private readonly failedOn = new Set<string>();
+  /** Agents that refused the task (RESOURCE_EXHAUSTED), each until when it is not sent there again. */
+  private readonly refusedBy = new Map<string, number>();
+  /** The refusals whoever follows the run was told of (agent and kind): each is said once. */
+  private readonly told = new Set<string>();
   private readonly startedOn: string[] = [];
   /**
    * Where an execution of the task may have started, per round: the agent said Started or sent
@@ -343,8 +352,12 @@ export class TaskDispatch {
     const candidates = this.endpoints.map((e) => e.address);
     const pinned = this.pinned ?? this.sticky?.address;
     const snapshot = this.ctx.pool.snapshot(candidates.map((a) => this.agentAt(a)));
-    const p = place({ pinned, candidates, placedOn: this.placedOn, failedOn: this.failedOn, seed: this.seed }, snapshot);
+    const now = Date.now();
+    const p = place({ pinned, candidates, placedOn: this.placedOn, failedOn: this.failedOn, refusedBy: this.refusedBy, now, seed: this.seed }, snapshot);
     if (p.kind === 'none') return { done: this.ended('error', 'NOT_FOUND', `no agent for this task (${p.reason})`) };
+    if (p.kind === 'wait' && p.reason === 'refused') return this.waitRefused(p.until ?? now, pinned === undefined ? candidates : [pinned]);
+    // Waiting for a slot of this worker's own tasks: not a refusal, whose wait is bounded.
+    if (p.kind === 'wait' && p.reason === 'busy') this.busySince = 0;
     if (p.kind === 'wait') {
       // Moved after its agent stayed away: that wait is spent, it does not begin again for the others.
       if (p.reason === 'breaker-open' && this.sticky === undefined && (this.moved !== undefined || this.breakerWaitExhausted(pinned))) return GIVE_UP;
@@ -465,7 +478,7 @@ export class TaskDispatch {
   private async onError(addr: string, e: unknown, seen: ExecSeen): Promise<Step> {
     const code: ErrorCode = e instanceof StreamEnded ? 'UNAVAILABLE' : isGaxxError(e) ? e.code : 'INTERNAL';
     this.lastError = `${code}: ${(e as Error).message}`;
-    if (code === 'RESOURCE_EXHAUSTED') return this.onBusy(e);
+    if (code === 'RESOURCE_EXHAUSTED') return this.onBusy(addr, e);
     this.busySince = 0;
     if (!isTransportFailure(code)) return { done: this.ended('error', code, this.lastError) };
     this.ctx.pool.failure(this.agentAt(addr));
@@ -498,13 +511,72 @@ export class TaskDispatch {
     return AGAIN;
   }
 
-  /** The agent is full (other schedulers' tasks, or it has not freed our slot yet): not an attempt. */
-  private async onBusy(e: unknown): Promise<Step> {
+  /**
+   * The agent refused the task (RESOURCE_EXHAUSTED: its slots are taken by others' tasks, or it
+   * has not freed ours yet; or it cannot take work: its disk, a rate limit): not an attempt. The
+   * task is not sent there again before the agent's hint (else a backoff); placement sends an
+   * any-host task to another agent with room meanwhile, the refusal having come before anything
+   * ran there. An agent that cannot take work is kept off by every task (and logged: the pool).
+   */
+  private onBusy(addr: string, e: unknown): Step {
     this.attempts -= 1;
-    if (this.busySince === 0) this.busySince = Date.now();
-    if (Date.now() - this.busySince > this.policy.busyWaitMs) return { done: this.ended('error', 'RESOURCE_EXHAUSTED', this.lastError) };
+    const now = Date.now();
+    if (this.busySince === 0) this.busySince = now;
+    if (now - this.busySince > this.policy.busyWaitMs) return { done: this.ended('error', 'RESOURCE_EXHAUSTED', this.lastError) };
     this.ctx.metrics?.retries.inc({ kind: 'busy' });
-    await sleep(busyDelay(++this.busy, retryAfterHint(e), this.policy), this.wake);
+    const until = now + busyDelay(++this.busy, retryAfterHint(e), this.policy);
+    this.refusedBy.set(addr, until);
+    const kind = refusalKind(e);
+    if (kind !== SLOTS_FULL) this.ctx.pool.refused(this.agentAt(addr), { kind, message: (e as Error).message }, until);
+    // Nothing of this task runs there (one that may, is sticky and goes back to it): free to go elsewhere.
+    if (this.pinned === undefined && this.sticky === undefined && this.placedOn === addr) this.placedOn = undefined;
     return AGAIN;
+  }
+
+  /**
+   * Every agent this task may use (`agents`: its pinned one, or all) refuses it until `until`:
+   * wait for that, within `busyWaitMs` of the first refusal. An agent that cannot take work (not
+   * only its slots taken) is named, once, to whoever follows the run: why the task waits, and
+   * for how long.
+   */
+  private async waitRefused(until: number, agents: string[]): Promise<Step> {
+    const now = Date.now();
+    if (this.busySince === 0) this.busySince = now;
+    const refusals = agents.flatMap((address) => {
+      const r = this.ctx.pool.refusal(this.agentAt(address));
+      return r ? [{ address, ...r }] : [];
+    });
+    // Kept off by the refusals other tasks met: theirs is the reason this task ends with, and
+    // its result names the agent (it was sent to none).
+    if (refusals.length) {
+      this.lastError = `RESOURCE_EXHAUSTED: ${refusals.map((r) => r.message).join('; ')}`;
+      this.lastHost ||= (refusals[0] as { address: string }).address;
+    }
+    if (now - this.busySince > this.policy.busyWaitMs) return { done: this.ended('error', 'RESOURCE_EXHAUSTED', this.lastError) };
+    this.tellRefusals(refusals);
+    const left = this.busySince + this.policy.busyWaitMs - now + 5;
+    await this.ctx.pool.waitForChange(Math.max(1, Math.min(until - now + 5, left)), this.wake);
+    return AGAIN;
+  }
+
+  /** Says why the task waits, once per agent and reason: one that must stay on its agent, or one every agent refuses. */
+  private tellRefusals(refusals: { address: string; kind: string; message: string }[]): void {
+    const keys = refusals.map((r) => `${r.address}\u0000${r.kind}`);
+    if (keys.every((k) => this.told.has(k))) return;
+    for (const k of keys) this.told.add(k);
+    const wait = formatDuration(this.policy.busyWaitMs);
+    const stays = this.pinned ?? this.sticky?.address;
+    const why = refusals.map((r) => r.message).join('; ');
+    if (stays !== undefined) {
+      this.job.note?.(
+        `task ${this.spec.taskId}: ${stays} refuses new tasks; waiting up to ${wait} for it to take them again, else the task ends error: ${why}`,
+      );
+      return;
+    }
+    // Every waiting task of the run would say the same: said once for them.
+    this.job.note?.(
+      `task ${this.spec.taskId}: no agent it may use takes it now; waiting up to ${wait} for one to, else it ends error (said once for the run's tasks that wait so): ${why}`,
+      keys.sort().join('\u0000'),
+    );
   }
 }

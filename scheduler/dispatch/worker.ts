@@ -15,7 +15,7 @@
 import { setMaxListeners } from 'node:events';
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
-import { AgentPool, fleetEndpoint, type AgentConnector, type AgentEndpoint } from './agent-pool.js';
+import { AgentPool, agentKey, fleetEndpoint, type AgentConnector, type AgentEndpoint } from './agent-pool.js';
 import type { BreakerOptions } from './breaker.js';
 import type { RetryPolicy } from './retry-policy.js';
 import { CancelWatch } from '../queue/cancel.js';
@@ -86,6 +86,12 @@ const FLEET_CACHE_MS = 2000;
 /** A delayed job due this soon is work (retries wait seconds); one due later holds no run slot. */
 const DELAYED_SOON_MS = 5 * 60_000;
 
+/** An agent that refuses tasks because it cannot take work is logged at most this often, per reason. */
+const REFUSAL_LOG_MS = 60_000;
+
+/** The most notes said once (JobHandle.note's `once`) a run keeps track of: past it, such notes are dropped. */
+const ONCE_NOTES_PER_RUN = 1000;
+
 /** Jobs a worker runs at once unless told otherwise. */
 export const WORKER_CONCURRENCY = 64;
 
@@ -108,6 +114,10 @@ export class SchedulerWorker {
   private readonly cancels: CancelWatch;
   private readonly workers = new Map<string, Worker<TaskSpec, TaskResult>>();
   private readonly quiet: QuietLog;
+  /** Agents that refuse tasks because they cannot take work: once per agent and reason a minute. */
+  private readonly refusals: QuietLog;
+  /** Per run, the keys of the notes said once (JobHandle.note). */
+  private readonly saidOnce = new Map<string, Set<string>>();
   private discovery: RunDiscovery | undefined;
   /** A daemon's next run's blocking connection, made ready ahead (spare-connection.ts). */
   private spare: SpareConnection | undefined;
@@ -123,10 +133,19 @@ export class SchedulerWorker {
   ) {
     this.cancels = new CancelWatch(redis);
     this.quiet = new QuietLog(opts.log);
+    this.refusals = new QuietLog(opts.log, REFUSAL_LOG_MS);
     this.pool = new AgentPool(opts.connect, {
       breaker: opts.breaker,
       ...(opts.forgetAgentsMs !== undefined ? { forgetUnusedMs: opts.forgetAgentsMs } : {}),
       onBreaker: (agent, state) => opts.log?.info({ agent: agent.address, ...agent.expect, breaker: state }, 'agent breaker changed'),
+      // Every refused dispatch says so; the log says it once a minute per agent and reason.
+      onRefused: (agent, r) =>
+        this.refusals.warn(
+          'agent refuses new tasks: tasks that may run elsewhere go there, the others wait for it',
+          r.message,
+          { agent: agent.address, ...agent.expect, refusal: r.kind },
+          `${agentKey(agent)}\u0000${r.kind}`,
+        ),
     });
   }
 
@@ -201,9 +220,19 @@ export class SchedulerWorker {
     return bw;
   }
 
+  /** Whether the note said once under `key` for `runId` is said now (the first time, while there is room to remember it). */
+  private firstSaid(runId: string, key: string): boolean {
+    let said = this.saidOnce.get(runId);
+    if (!said) this.saidOnce.set(runId, (said = new Set()));
+    if (said.has(key) || said.size >= ONCE_NOTES_PER_RUN) return false;
+    said.add(key);
+    return true;
+  }
+
   private async unserve(runId: string): Promise<void> {
     const bw = this.workers.get(runId);
     this.workers.delete(runId);
+    this.saidOnce.delete(runId);
     if (bw) await closeWorker(bw);
   }
 
@@ -307,7 +336,9 @@ export class SchedulerWorker {
         signal: stop.signal,
         cancel: watch.controller.signal,
         live,
-        note: (text) => void publishNote(this.redis, spec.runId, spec.taskId, text),
+        note: (text, once) => {
+          if (once === undefined || this.firstSaid(spec.runId, once)) void publishNote(this.redis, spec.runId, spec.taskId, text);
+        },
         takenBefore,
         // The spec as this worker read it is the job's data while it holds the lock (job-lock.ts);
         // the job in hand follows (a job that fails for good names its placement from it).

@@ -1,6 +1,6 @@
 // Where the built CLI's `gaxx run` (no daemon: it works on the queue itself) places tasks, with
-// real agents of a registered fleet on a real redis-server: two idle agents share a run's tasks
-// from its first task.
+// real agents of a registered fleet on a real redis-server: an agent that refuses work is gone
+// round, and two idle agents share a run's tasks from its first task.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +27,45 @@ function byHost(lines: Line[]): Record<string, number> {
   for (const l of lines) n[String(l.host)] = (n[String(l.host)] ?? 0) + 1;
   return n;
 }
+
+describe('an agent that refuses work beside a healthy one', () => {
+  let w: CliWorld;
+
+  beforeAll(async () => {
+    // h1 keeps more free than its disk has (--disk-reserve): it refuses every task, for as long as it runs.
+    w = await cliWorld(2, 'pf', { h1: ['--disk-reserve', '1000000G'] });
+  }, 120_000);
+
+  afterAll(async () => {
+    await w?.close();
+  });
+
+  it('any-host tasks run on the agent that takes them, none is held by the one that refuses', async () => {
+    const tasks = taskList(w.scratch('gxp-'), 10);
+    // The bound only ends a run that hangs (it took 10 minutes per refused task).
+    const r = await w.gaxx(['run', '--fleet', 'pf', '--tasks', tasks, '--wait-timeout', '120s', '--json', '--', 'sh', '-c', 'echo "$1"', '_', '{}']);
+    const lines = taskLines(r.stdout);
+    expect(
+      lines.map((l) => [l.outcome, l.host]),
+      r.stderr,
+    ).toEqual(Array.from({ length: 10 }, () => ['succeeded', w.agents[1]?.address]));
+    expect(r.code, r.stderr).toBe(0);
+  }, 180_000);
+
+  it('a task pinned to the refusing agent waits for it and says why', async () => {
+    const run = w.spawnGaxx(['run', '--fleet', 'pf', '--json', '--', 'true']);
+    const [h1, h2] = w.agents.map((a) => a.address);
+    const note = await run.line('stderr', (l) => l.includes('refuses new tasks'), 120_000);
+    expect(note).toContain(`${h1} refuses new tasks; waiting up to 10m for it to take them again, else the task ends error: agent ${h1}: `);
+    // The agent's own reason: its disk under the reserve it keeps.
+    expect(note).toMatch(/the agent's disk is nearly full: .* \(--disk-reserve\)/);
+    run.kill('SIGINT');
+    const done = await run.done;
+    const lines = taskLines(run.stdout());
+    expect(Object.fromEntries(lines.map((l) => [l.host, l.outcome])), run.stderr()).toEqual({ [h1 as string]: 'cancelled', [h2 as string]: 'succeeded' });
+    expect(done.code).toBe(130);
+  }, 180_000);
+});
 
 describe('two idle agents', () => {
   let w: CliWorld;

@@ -47,8 +47,8 @@ export async function homeAgentCerts(home: string, fleet = 'adhoc', host = 'h1')
   return (await issueCertDir(ca, join(home, `agent-${host}`), { identity: { role: 'agent', fleet, host }, hosts: ['127.0.0.1'] })).dir;
 }
 
-/** Sets up the world: init, redis, `count` agents in fleet `fleet`. */
-export async function cliWorld(count: number, fleet = 'tf'): Promise<CliWorld> {
+/** Sets up the world: init, redis, `count` agents in fleet `fleet`; `agentArgs` by host name (h1...) adds to an agent's flags. */
+export async function cliWorld(count: number, fleet = 'tf', agentArgs: Record<string, string[]> = {}): Promise<CliWorld> {
   const home = await initHome('gxc-');
   const redis = await startRedis();
   const world = { home, env: { GAXX_REDIS_URL: redis.url } };
@@ -56,7 +56,7 @@ export async function cliWorld(count: number, fleet = 'tf'): Promise<CliWorld> {
   const gaxx = (args: string[], opts: Pick<RunGaxxOptions, 'input' | 'cwd' | 'redirect'> = {}): Promise<CliRun> => runGaxx(args, { ...world, ...opts });
   const hosts = Array.from({ length: count }, (_, i) => `h${i + 1}`);
   const agents: AgentProcess[] = [];
-  for (const host of hosts) agents.push(await startAgent({ certsDir: await homeAgentCerts(home, fleet, host) }));
+  for (const host of hosts) agents.push(await startAgent({ certsDir: await homeAgentCerts(home, fleet, host), args: agentArgs[host] ?? [] }));
   const conn = createRedis(redisSettingsFromUrl(redis.url), 'producer');
   await waitReady(conn);
   await registerFleet(

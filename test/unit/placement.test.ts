@@ -62,6 +62,38 @@ describe('placement', () => {
     expect(place({ candidates: ['z'] }, snap(agent('a')))).toEqual({ kind: 'none', reason: 'no-agents' });
   });
 
+  it('sends an any-host task an agent refused to another with room, its earlier placement too', () => {
+    const s = snap(agent('a'), agent('b', { inflight: 3 }));
+    const refusedBy = new Map([['a', 100]]);
+    expect(place({ candidates: ['a', 'b'], refusedBy, now: 50 }, s)).toEqual({ kind: 'agent', address: 'b' });
+    expect(place({ candidates: ['a', 'b'], placedOn: 'a', refusedBy, now: 50 }, s)).toEqual({ kind: 'agent', address: 'b' });
+    // The agent's own refusal (the pool's view: it cannot take work) counts the same for every task.
+    expect(place({ candidates: ['a', 'b'], now: 50 }, snap(agent('a', { refusingUntil: 100 }), agent('b', { inflight: 3 })))).toEqual({
+      kind: 'agent',
+      address: 'b',
+    });
+    // Once the hint passed, it is asked again.
+    expect(place({ candidates: ['a', 'b'], refusedBy, now: 100 }, s)).toEqual({ kind: 'agent', address: 'a' });
+  });
+
+  it('waits for a refusing agent only when every agent refuses the task or is full', () => {
+    const refusedBy = new Map([
+      ['a', 100],
+      ['b', 70],
+    ]);
+    expect(place({ candidates: ['a', 'b'], refusedBy, now: 50 }, snap(agent('a'), agent('b')))).toEqual({ kind: 'wait', reason: 'refused', until: 70 });
+    // One full with this worker's own tasks: a slot frees there.
+    expect(place({ candidates: ['a', 'b'], refusedBy: new Map([['a', 100]]), now: 50 }, snap(agent('a'), agent('b', { inflight: 4 })))).toEqual({
+      kind: 'wait',
+      reason: 'busy',
+    });
+    expect(place({ pinned: 'a', candidates: ['a', 'b'], now: 50 }, snap(agent('a', { refusingUntil: 90 }), agent('b')))).toEqual({
+      kind: 'wait',
+      reason: 'refused',
+      until: 90,
+    });
+  });
+
   it('weighs an agent whose capacity is only assumed as the known ones, and waits for it rather than overfill them', () => {
     // b answered Info (16 slots), a not yet (assumed 1, full): a is as loaded as b, not full.
     const s = (bInflight: number) => snap(agent('a', { capacity: 1, assumed: true, inflight: 1 }), agent('b', { capacity: 16, inflight: bInflight }));

@@ -3,7 +3,15 @@
 import { describe, expect, it } from 'vitest';
 import { GaxxError } from '../../proto/index.js';
 import { QuietLog } from '../../scheduler/dispatch/quiet-log.js';
-import { backoffDelay, busyDelay, isTransportFailure, retryAfterHint, retryPolicy, RETRY_DEFAULTS } from '../../scheduler/dispatch/retry-policy.js';
+import {
+  backoffDelay,
+  busyDelay,
+  isTransportFailure,
+  refusalKind,
+  retryAfterHint,
+  retryPolicy,
+  RETRY_DEFAULTS,
+} from '../../scheduler/dispatch/retry-policy.js';
 
 describe('retry policy', () => {
   it('backs off with equal jitter: never below half the exponential delay, capped', () => {
@@ -47,5 +55,27 @@ describe('QuietLog', () => {
     expect(lines[1]).toMatchObject({ err: 'Connection is closed.', repeated: 999 });
     q.warn('worker error', 'another');
     expect(lines).toHaveLength(3);
+  });
+
+  it('takes a warning whose words change for a repeat when its subject is the same', () => {
+    let t = 0;
+    const lines: object[] = [];
+    const q = new QuietLog({ info: () => undefined, warn: (o) => void lines.push(o), error: () => undefined }, 60_000, () => t);
+    q.warn('agent refuses new tasks', '100k free', { agent: 'a' }, 'a/disk-reserve');
+    q.warn('agent refuses new tasks', '90k free', { agent: 'a' }, 'a/disk-reserve');
+    q.warn('agent refuses new tasks', '90k free', { agent: 'b' }, 'b/disk-reserve');
+    expect(lines).toHaveLength(2);
+    t = 60_000;
+    q.warn('agent refuses new tasks', '80k free', { agent: 'a' }, 'a/disk-reserve');
+    expect(lines[2]).toMatchObject({ err: '80k free', agent: 'a', repeated: 1 });
+  });
+});
+
+describe('refusal kinds', () => {
+  it('says what the agent says is exhausted; an agent that does not say it has its slots full only in words', () => {
+    expect(refusalKind(new GaxxError('RESOURCE_EXHAUSTED', 'x', { details: { refusal: 'disk-reserve' } }))).toBe('disk-reserve');
+    expect(refusalKind(new GaxxError('RESOURCE_EXHAUSTED', 'x', { details: { refusal: 'slots' } }))).toBe('slots');
+    expect(refusalKind(new GaxxError('RESOURCE_EXHAUSTED', 'agent 10.0.0.1:8088: agent is running 16 tasks, its capacity'))).toBe('slots');
+    expect(refusalKind(new GaxxError('RESOURCE_EXHAUSTED', 'agent 10.0.0.1:8088: rate limit exceeded; retry in 40 ms'))).toBe('refused');
   });
 });
