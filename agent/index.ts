@@ -3,6 +3,7 @@
  * profiling) after the start-up checks. main.ts is the only caller in production.
  */
 import * as grpc from '@grpc/grpc-js';
+import { dirname } from 'node:path';
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { loadCertDir, secureContextOptions, type CertBundle } from '../certs/index.js';
@@ -64,8 +65,17 @@ function refuseUnsafeStart(config: AgentConfig, uid: number): void {
 /** Finished entries one expiry sweep must drop before the agent runs a full collection. */
 const SWEEP_GC_ENTRIES = 500;
 
-/** A task registry whose life cycle feeds the metrics; `onJournalError`: its journal cannot be written. */
-function meteredRegistry(config: AgentConfig, metrics: AgentMetrics, log: Logger, onJournalError: (e: NodeJS.ErrnoException) => void): TaskRegistry {
+/**
+ * A task registry whose life cycle feeds the metrics; `onJournalError`: its journal cannot be
+ * written; `disk`: the disk guard, once there, told of a scratch work dir that could not be made.
+ */
+function meteredRegistry(
+  config: AgentConfig,
+  metrics: AgentMetrics,
+  log: Logger,
+  onJournalError: (e: NodeJS.ErrnoException) => void,
+  disk: () => DiskGuard | undefined,
+): TaskRegistry {
   return new TaskRegistry({
     capacity: config.capacity,
     retentionMs: config.taskRetentionMs,
@@ -83,6 +93,14 @@ function meteredRegistry(config: AgentConfig, metrics: AgentMetrics, log: Logger
       const outcome = exit.reason || (exit.error ? 'spawn_error' : exit.signal ? 'signal' : exit.code === 0 ? 'success' : 'failure');
       metrics.execs.inc({ outcome });
       metrics.duration.observe(Number(exit.durationMs) / 1000);
+    },
+    // Not set up (its command never ran): the agent's failure, counted apart from the commands'.
+    onRefused: (spec, failure) => {
+      metrics.running.dec();
+      metrics.loop.ended();
+      metrics.execs.inc({ outcome: 'setup_failed' });
+      log.warn({ taskId: spec.taskId, stage: failure.stage, errno: failure.errno }, `a task could not be set up: ${failure.message}`);
+      if (spec.scratch === true && failure.stage === 'work dir') disk()?.tasksDirFailed(dirname(spec.cwd), failure.errno);
     },
     onOutput: (stream, n) => metrics.bytes.inc({ stream }, n),
     onCleanupFailed: (dir, e) =>
@@ -235,7 +253,7 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   );
   const bundle = () => watcher.current();
   const revoked = () => bundle().revoked;
-  const registry = meteredRegistry(config, metrics, log, told('task journal'));
+  const registry = meteredRegistry(config, metrics, log, told('task journal'), () => late.guard);
   const disk = guardDisk(config, log, audit, registry, late);
   const auth = createAuthorizer(revoked, (reason, rpc) => {
     metrics.authFailures.inc({ reason });
@@ -293,8 +311,9 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   );
   server.addService(
     health.grpc.health.v1.Health.service,
+    // Not serving either while tasks cannot get a work dir (a scheduler's breaker stays open).
     createHealthService(
-      () => serving,
+      () => serving && disk.tasksWritable(),
       (e) => toServiceError(e, log),
     ),
   );

@@ -1,7 +1,15 @@
 /** The Agent service's failures as gRPC statuses: a GaxxError's code in trailing metadata, anything else an opaque INTERNAL. */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { ERROR_CODE_METADATA_KEY, REFUSAL_METADATA_KEY, RETRY_AFTER_METADATA_KEY, grpcStatusFor, isGaxxError } from '../proto/index.js';
+import {
+  ERROR_CODE_METADATA_KEY,
+  NOT_STARTED_METADATA_KEY,
+  REFUSAL_METADATA_KEY,
+  RETRY_AFTER_METADATA_KEY,
+  grpcStatusFor,
+  isGaxxError,
+  refusedUnstarted,
+} from '../proto/index.js';
 
 /** A gRPC error for `e`: its gaxx code and message, or an opaque INTERNAL. */
 export function toServiceError(e: unknown, log: Logger): Partial<grpc.StatusObject> {
@@ -13,6 +21,7 @@ export function toServiceError(e: unknown, log: Logger): Partial<grpc.StatusObje
     // What is exhausted: a scheduler waits for a slot, but sends its tasks elsewhere meanwhile.
     const refusal = e.details?.refusal;
     if (typeof refusal === 'string') metadata.set(REFUSAL_METADATA_KEY, refusal);
+    if (refusedUnstarted(e)) metadata.set(NOT_STARTED_METADATA_KEY, '1');
     return { code: grpcStatusFor(e.code), details: boundedDetails(e.message), metadata };
   }
   // The caller went away mid-call (a message over the size limit, a reset stream): not the agent's fault.

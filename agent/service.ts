@@ -20,7 +20,7 @@ import type { StagedCertArea } from './files/cert-area.js';
 import type { Confinement } from './exec/limits.js';
 import { renewalDueWithJitter } from './auth/reload.js';
 import type { DiskGuard } from './observe/disk-guard.js';
-import type { Task } from './exec/task.js';
+import type { Task, TaskEvent } from './exec/task.js';
 import type { TaskRegistry } from './exec/tasks.js';
 import { execSpec, parse, taskIdSchema } from './exec/exec-request.js';
 import { toServiceError } from './service-errors.js';
@@ -67,9 +67,11 @@ function whoCalled(call: { getPeer(): string }, id: Identity): { peer: string; i
  * Audits a task's start once its process has a pid, and its end when it comes (never its env,
  * stdin or output). A task the launcher starts has no pid until the launcher says so (its
  * Started event): the start is written then, with the pid, not when the request was admitted
- * (0 before). A start that failed is written with pid 0, and always before the end.
+ * (0 before). A start that failed is written with pid 0, and always before the end. A task the
+ * agent could not set up is `exec_refused` with the code its Exec ended with (after the start of
+ * its process, when one had started: a sandbox that then failed).
  */
-function auditExec(audit: AuditLog | undefined, who: { peer: string; identity: string }, spec: ExecSpec, task: Task): void {
+function auditExec(audit: AuditLog | undefined, who: { peer: string; identity: string }, req: ExecRequest__Output, spec: ExecSpec, task: Task): void {
   if (!audit) return;
   const base = { ...who, taskId: spec.taskId, argv0: argv0Of(spec.argv), argvSha256: argvSha256(spec.argv) };
   let written = false;
@@ -80,14 +82,20 @@ function auditExec(audit: AuditLog | undefined, who: { peer: string; identity: s
   };
   if (task.pid > 0) started(task.pid);
   else {
-    const onEvent = (ev: ExecEvent): void => {
-      if (!ev.started && !ev.exit) return;
+    const onEvent = (ev: TaskEvent): void => {
+      if (!ev.started && !ev.exit && !ev.refused) return;
       task.listeners.delete(onEvent);
-      started(ev.started?.pid ?? task.pid);
+      // Refused: written once it is done (below).
+      if (!ev.refused) started(ev.started?.pid ?? task.pid);
     };
     task.listeners.add(onEvent);
   }
   void task.done().then(() => {
+    if (task.refusal) {
+      if (task.pid > 0) started(task.pid);
+      auditExecRefusal(audit, who, req, task.refusal.code);
+      return;
+    }
     const e = task.exit;
     started(task.pid);
     if (!e) return;
@@ -113,9 +121,13 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
   const who = whoCalled(call, id);
   const checked = admitExec(call.request, id, { bundle: d.bundle, port: d.listenPort, fleetSince: d.config.fleetSinceUnixMs }, d.audit, who);
   const existing = d.registry.get(taskId);
-  const listener = (ev: ExecEvent) => {
-    call.write(ev);
-    if (ev.exit) call.end();
+  const listener = (ev: TaskEvent) => {
+    // Not set up: its command never ran; the call ends with why (marked not started), not an exit.
+    if (ev.refused) call.emit('error', toServiceError(ev.refused, d.log));
+    else {
+      call.write(ev);
+      if (ev.exit) call.end();
+    }
   };
   if (existing) {
     // Attach and replay only for the very spec the task was started for.
@@ -145,7 +157,8 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
   }
   // Asked for the end of a task that may never have started here: it did not, so it never will.
   if (call.request.existingOnly) throw new GaxxError('NOT_FOUND', `no task ${taskId} here (not started, or its result is no longer held)`);
-  if (!d.serving()) throw new GaxxError('UNAVAILABLE', 'agent is shutting down');
+  // Not started here: the scheduler may run it on another agent at once.
+  if (!d.serving()) throw new GaxxError('UNAVAILABLE', 'agent is shutting down', { details: { notStarted: true } });
   if (d.refuseTasks) throw d.refuseTasks;
   // A task the audit log or journal cannot record does not run (fail closed).
   const diskRefusal = d.disk?.workRefusal();
@@ -157,7 +170,7 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
       details: { retryAfterMs: BUSY_RETRY_AFTER_MS, refusal: SLOTS_FULL },
     });
   const task = d.registry.start(spec, listener, checked.digest, checked.expiresAtUnixMs);
-  auditExec(d.audit, who, spec, task);
+  auditExec(d.audit, who, call.request, spec, task);
   // A caller that goes away leaves the task running, so a retry can attach to it.
   call.on('cancelled', () => task.listeners.delete(listener));
 }

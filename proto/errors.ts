@@ -160,6 +160,19 @@ export const REFUSAL_METADATA_KEY = 'gaxx-refusal';
 /** The refusal kind of an agent whose every slot runs a task (see REFUSAL_METADATA_KEY). */
 export const SLOTS_FULL = 'slots';
 
+/**
+ * Trailing metadata of an Exec the agent ended without running its command (it could not set the
+ * task up: its work dir, its sandbox, a fork): the task did not start there and holds no result
+ * there, whatever went out or came back before, so it may run elsewhere. A GaxxError carries it
+ * as `details.notStarted`, on either side.
+ */
+export const NOT_STARTED_METADATA_KEY = 'gaxx-not-started';
+
+/** Whether `e` is a refusal that says its task never started (NOT_STARTED_METADATA_KEY). */
+export function refusedUnstarted(e: unknown): boolean {
+  return isGaxxError(e) && e.details?.notStarted === true;
+}
+
 /** Reverse map for statuses from peers that sent no gaxx code. */
 const FROM_GRPC: Record<number, ErrorCode> = {
   [GrpcStatus.INVALID_ARGUMENT]: 'INVALID_ARGUMENT',

@@ -30,18 +30,33 @@ export function resolveCommand(file: string, path: string | undefined, cwd: stri
 }
 
 /**
- * Whether `argv0` names an executable file (searched in `path`, as resolveCommand does, when it
- * has no slash), as the kernel would find it. Wrapped in prlimit, a missing command would surface
- * as prlimit's exit 127 instead of a spawn error; checking first keeps "command not found" a
- * spawn error.
+ * Why `argv0` cannot be run, as the kernel would find it (searched in `path`, as resolveCommand
+ * does, when it has no slash): ENOENT when there is no such file, EACCES when there is one but it
+ * is not an executable regular file (a directory, a file without x, a path through a file);
+ * undefined when it can. A shell says 127 for the first and 126 for the second (spawn-one.ts
+ * does too).
  */
-export function commandExists(argv0: string, path: string, cwd: string): boolean {
-  if (!argv0.includes('/')) return typeof resolveCommand(argv0, path, cwd) === 'string';
+export function commandProblem(argv0: string, path: string, cwd: string): 'ENOENT' | 'EACCES' | undefined {
+  if (!argv0.includes('/')) {
+    const found = resolveCommand(argv0, path, cwd);
+    return typeof found === 'string' ? undefined : found.code === 'EACCES' ? 'EACCES' : 'ENOENT';
+  }
   const p = isAbsolute(argv0) ? argv0 : resolvePath(cwd, argv0);
   try {
+    if (!statSync(p).isFile()) return 'EACCES';
     accessSync(p, fsc.X_OK);
-    return statSync(p).isFile();
-  } catch {
-    return false;
+    return undefined;
+  } catch (e) {
+    // A part of the path that is not a directory (ENOTDIR), a loop: it is there and cannot run.
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'ENOENT' : 'EACCES';
   }
+}
+
+/**
+ * Whether `argv0` names an executable file (commandProblem finds none). Wrapped in prlimit or a
+ * sandbox, a command that cannot run would surface as the wrapper's exit instead of a spawn error;
+ * checking first keeps "command not found" a spawn error.
+ */
+export function commandExists(argv0: string, path: string, cwd: string): boolean {
+  return commandProblem(argv0, path, cwd) === undefined;
 }

@@ -8,13 +8,14 @@ import {
   type ExecRequest__Output,
   GaxxError,
   isExecTaskId,
+  isGaxxError,
   makeDirs,
   refuseLoaderEnv,
   REQUEST_LIMITS,
 } from '../../proto/index.js';
 import type { AgentConfig } from '../config.js';
 import { workDirIn } from '../files/files.js';
-import type { ExecSpec, LaunchContext } from './exec.js';
+import { setupError, type ExecSpec, type LaunchContext } from './exec.js';
 import { inProcessRunner } from './launcher.js';
 import type { Confinement } from './limits.js';
 import { scratchDir, TASKS_DIR } from './task-dirs.js';
@@ -77,8 +78,19 @@ export function execSpec(req: ExecRequest__Output, config: AgentConfig, confine:
     );
   const work = r.workDir ? workDirIn(config.dataDir, r.workDir) : { path: scratchDir(config.dataDir, r.taskId), rel: `${TASKS_DIR}/${r.taskId}` };
   // The launcher makes the dir off this event loop (a sandboxed start makes it in its walk from
-  // the data dir, launcher-protocol.ts); in-process without a sandbox, make it here.
-  if ((!launch || launch.runner === inProcessRunner) && launch?.sandbox.kind !== 'bwrap') makeDirs(work.path, { mode: 0o700 });
+  // the data dir, launcher-protocol.ts); in-process without a sandbox, make it here: one that
+  // cannot be made is the agent's failure, as the launcher's is (setupError).
+  if ((!launch || launch.runner === inProcessRunner) && launch?.sandbox.kind !== 'bwrap') {
+    try {
+      makeDirs(work.path, { mode: 0o700 });
+    } catch (e) {
+      const errno = (isGaxxError(e) ? e.details?.errno : undefined) ?? (e as NodeJS.ErrnoException).code ?? 'EIO';
+      throw setupError(
+        { taskId: r.taskId, scratch: !r.workDir },
+        { stage: 'work dir', errno: String(errno), message: `work dir ${work.path}: ${(e as Error).message}`, path: work.path },
+      );
+    }
+  }
   return {
     launch,
     taskId: r.taskId,

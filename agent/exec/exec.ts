@@ -12,9 +12,10 @@
  * (reaped), not its pipes' close (spawn-one.ts: watchChild): descriptors it passed out are cut.
  */
 import { dirname } from 'node:path';
-import { LAUNCHER_LOST, type Exit } from '../../proto/index.js';
+import { fsFix, GaxxError, LAUNCHER_LOST, type Exit } from '../../proto/index.js';
 import { inProcessRunner, type TaskRunner } from './launcher.js';
 import { WORK_DIR_FD, type SpawnHead, type WarmTemplate } from './launcher-protocol.js';
+import type { SetupFailure } from './spawn-one.js';
 import type { TaskRlimits } from './task-spawn.js';
 import { classifyExit, scopeArgv, TailBuffer, taskRlimits, type Confinement } from './limits.js';
 import { encodeArgs, sandboxArgv, sandboxMounts, sandboxOptions, scratchSeenAt, type Sandbox, type SandboxMounts, type SandboxPaths } from './sandbox.js';
@@ -52,12 +53,34 @@ export interface LaunchContext {
   warm?: { count: number; tasksDir: string };
 }
 
-/** Receives a process's life: started (pid 0 when spawn failed), output chunks, exit. */
+/**
+ * Receives a process's life: started (pid 0 when the command could not be run), output chunks,
+ * and its exit, or instead of the exit the refusal of a task the agent could not set up (its
+ * command never ran: setupError).
+ */
 export interface ExecSink {
   /** `startTicks`: the start time the spawner read (0 or absent: unknown); `warm`: in a sandbox started ahead. */
   started(pid: number, startTicks?: number, warm?: boolean): void;
   output(stream: 'stdout' | 'stderr', data: Buffer): void;
   exit(exit: Required<Pick<Exit, 'code' | 'signal' | 'durationMs' | 'truncated' | 'stdoutBytes' | 'stderrBytes' | 'reason' | 'error' | 'outputCapped'>>): void;
+  /** The task was not set up (`failure`: why, as the launcher said it): `error` ends its Exec. */
+  refused(error: GaxxError, failure: SetupFailure): void;
+}
+
+/**
+ * The error that ends the Exec of a task the agent could not set up (spawn-one.ts SetupFailure):
+ * UNAVAILABLE, this agent's failure and not the command's, naming the errno and the path, and the
+ * fix where it is the file system's (read-only, full, over quota); the scheduler runs an any-host
+ * task on another agent instead. A named work dir that the walk refused as a path (a symlink or a
+ * file on it) keeps its code, as the agent's check of the request does. Either way marked as not
+ * started (`details.notStarted`: NOT_STARTED_METADATA_KEY on the wire): nothing of it ran, and no
+ * result of it is held.
+ */
+export function setupError(spec: Pick<ExecSpec, 'taskId' | 'scratch'>, f: SetupFailure): GaxxError {
+  const details = { notStarted: true, errno: f.errno, ...(f.path !== undefined ? { path: f.path } : {}) };
+  if (spec.scratch !== true && (f.refused === 'PATH_ESCAPE' || f.refused === 'INVALID_ARGUMENT')) return new GaxxError(f.refused, f.message, { details });
+  const fix = fsFix(f.errno, f.path);
+  return new GaxxError('UNAVAILABLE', `task ${spec.taskId} not started: this agent could not set it up: ${f.message}${fix ? `; ${fix}` : ''}`, { details });
 }
 
 export type KillReason = 'timeout' | 'cancelled' | 'output_cap' | 'shutdown';
@@ -133,7 +156,10 @@ function launchPlan(spec: ExecSpec, env: Record<string, string>, seen: string): 
   const mounts = launchMounts(spec.launch);
   // Bound by descriptor where bwrap can (else only scratch dirs get here: execSpec in exec-request.ts).
   const byFd = sandboxed && iso.bindFd && spec.launch !== undefined;
-  const fd3 = mounts ? encodeArgs(sandboxOptions(mounts, spec.cwd, env, byFd ? WORK_DIR_FD : undefined, seen)) : Buffer.alloc(0);
+  // bwrap's status on the fd after its options (and the work dir's), when it writes one: whether it ran the command.
+  const statusFd = sandboxed && iso.jsonStatus === true ? (byFd ? WORK_DIR_FD : 3) + 1 : undefined;
+  const status = statusFd !== undefined ? ['--json-status-fd', String(statusFd)] : [];
+  const fd3 = mounts ? encodeArgs([...sandboxOptions(mounts, spec.cwd, env, byFd ? WORK_DIR_FD : undefined, seen), ...status]) : Buffer.alloc(0);
   const template = spec.scratch ? warmTemplate(spec.launch, spec.confine, mounts) : undefined;
   const head: SpawnHead = {
     file: argv[0] as string,
@@ -148,6 +174,7 @@ function launchPlan(spec: ExecSpec, env: Record<string, string>, seen: string): 
     mkdir: true,
     // The sandbox binds the work dir by descriptor (WORK_DIR_FD), opened under this root.
     ...(byFd && spec.launch ? { workDir: { root: spec.launch.workRoot, rel: spec.workRel } } : {}),
+    ...(statusFd !== undefined ? { statusFd } : {}),
     ...(template ? { warm: { template, argv: spec.argv, env } } : {}),
   };
   return { head, body: fd3.length > 0 ? Buffer.concat([fd3, spec.stdin]) : spec.stdin };
@@ -203,6 +230,10 @@ export function startExec(spec: ExecSpec, sink: ExecSink): ExecHandle {
       exited = true;
       clearTimeout(timer);
       clearTimeout(killTimer);
+      if (end?.setupFailed) {
+        sink.refused(setupError(spec, end.setupFailed), end.setupFailed);
+        return;
+      }
       const lost = end?.lost;
       // A stop the agent decided on (timeout, cancel, output cap, shutdown) ended the task only if
       // its signal reached the task's process while it ran. One that came after the process had

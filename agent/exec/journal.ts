@@ -45,7 +45,9 @@ type Line =
   | { t: 's'; id: string; k: string; pid: number; st: number; at: number; u?: number }
   | { t: 'x'; id: string; exit: TaskExit; at: number; out: Array<[0 | 1, string]>; dropped: boolean }
   /** A forgotten signed task's id, spent until `u` (TaskRegistry.spentUntil). */
-  | { t: 'p'; id: string; u: number };
+  | { t: 'p'; id: string; u: number }
+  /** A task whose process started but never ran its command (the agent could not set it up): no entry. */
+  | { t: 'u'; id: string };
 
 /** Forgotten signed tasks' ids and until when each is spent. */
 export type SpentIds = Iterable<[string, number]>;
@@ -134,6 +136,11 @@ export class TaskJournal {
 
   started(e: Pick<JournalEntry, 'id' | 'specKey' | 'pid' | 'startTicks' | 'startedAt' | 'onceUntil'>): void {
     this.append(startLine(e));
+  }
+
+  /** The task whose start was written never ran its command (TaskRegistry: refused): it is read back as never there. */
+  unstarted(id: string): void {
+    this.append({ t: 'u', id });
   }
 
   finished(id: string, exit: TaskExit, output: JournalEntry['output'] = [], dropped = false): void {
@@ -254,6 +261,7 @@ function readEntries(path: string): JournalContents {
       continue;
     }
     if (l.t === 'p') spent.push([l.id, l.u]);
+    else if (l.t === 'u') byId.delete(l.id);
     else if (l.t === 's')
       byId.set(l.id, { id: l.id, specKey: l.k, pid: l.pid, startTicks: l.st, startedAt: l.at, ...(l.u !== undefined ? { onceUntil: l.u } : {}) });
     else if (l.t === 'x') {

@@ -107,7 +107,7 @@ function onSpawn(f: Frame): void {
       exited = true;
       procs.delete(f.id);
       early.delete(f.id);
-      send(FRAME.EXIT, f.id, { code, signal, signalled: end?.signalled === true });
+      send(FRAME.EXIT, f.id, { code, signal, signalled: end?.signalled === true, ...(end?.setupFailed ? { setupFailed: end.setupFailed } : {}) });
       if (refill) topUpNow();
       collector.ended();
     },

@@ -16,7 +16,7 @@ export const FRAME = {
   STARTED: 3,
   STDOUT: 4,
   STDERR: 5,
-  /** launcher -> agent: head { code, signal } */
+  /** launcher -> agent: head { code, signal, signalled, setupFailed? } (spawn-one.ts TaskEnd) */
   EXIT: 6,
   /** agent -> launcher (id 0): head WarmTemplate, the sandboxes to keep started from the agent's start on */
   WARM: 7,
@@ -84,6 +84,12 @@ export interface SpawnHead {
    * planted in a directory it may write.
    */
   workDir?: { root: string; rel: string } | undefined;
+  /**
+   * Set for a sandboxed start whose bwrap writes its JSON status (`--json-status-fd`): the
+   * child's fd for it, after all the others, which the launcher reads to tell a sandbox that
+   * never ran the command from a command that failed (spawn-one.ts sandboxEnd).
+   */
+  statusFd?: number | undefined;
   /** Set when a sandbox started ahead may run the task instead (its work dir is a fresh scratch dir). */
   warm?: WarmTask | undefined;
 }

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { counted, GaxxError } from '../../proto/index.js';
 import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead, type WarmTemplate } from './launcher-protocol.js';
-import { spawnOne, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
+import { spawnOne, type SetupFailure, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
 
 /** Starts task processes; a Launcher or the in-process fallback. */
 export interface TaskRunner {
@@ -59,6 +59,13 @@ export class Launcher implements TaskRunner {
       for (const f of decoder.push(chunk)) this.dispatch(f);
     });
     child.stdin?.on('error', () => undefined);
+    // It could not be started (EAGAIN, ENOMEM...): the tasks sent to it never reached a launcher,
+    // so none ran; the next task tries again.
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      if (this.child !== child || child.pid !== undefined) return;
+      this.child = undefined;
+      this.unstarted(this.launcherFailure(e));
+    });
     child.on('exit', (code, signal) => {
       if (this.child !== child) return;
       this.child = undefined;
@@ -81,9 +88,9 @@ export class Launcher implements TaskRunner {
       const h = f.head as { pid: number; error?: { code: string; message: string }; startTicks?: number; warm?: boolean };
       ev.started(h.pid, h.error, h.startTicks, h.warm === true);
     } else if (f.type === FRAME.EXIT) {
-      const h = f.head as { code: number | null; signal: string | null; signalled?: boolean };
+      const h = f.head as { code: number | null; signal: string | null; signalled?: boolean; setupFailed?: SetupFailure };
       this.tasks.delete(f.id);
-      ev.exit(h.code, h.signal, { signalled: h.signalled === true });
+      ev.exit(h.code, h.signal, { signalled: h.signalled === true, ...(h.setupFailed ? { setupFailed: h.setupFailed } : {}) });
     }
   }
 
@@ -97,8 +104,30 @@ export class Launcher implements TaskRunner {
     if (warm) this.send(child, encodeFrame(FRAME.WARM, 0, warm));
   }
 
+  /** Why tasks cannot start while the launcher cannot: its errno, said as the agent's failure. */
+  private launcherFailure(e: unknown): SetupFailure {
+    const errno = (e as NodeJS.ErrnoException | null)?.code ?? 'EIO';
+    return { stage: 'launcher', errno, message: `the agent's task launcher cannot be started: ${(e as Error | null)?.message ?? String(e)}` };
+  }
+
+  /** Ends every task sent to a launcher that never started: none of them ran. */
+  private unstarted(why: SetupFailure): void {
+    const never = [...this.tasks.values()];
+    this.tasks.clear();
+    for (const ev of never) ev.exit(null, null, { setupFailed: why });
+  }
+
   spawn(head: SpawnHead, body: Buffer, ev: SpawnEvents): SpawnedProcess {
-    const child = this.ensure();
+    let child: ChildProcess;
+    try {
+      child = this.ensure();
+    } catch (e) {
+      // Its script is missing, or no process could be made for it: told as the task's Exec ends,
+      // after this call returns (the caller's handle is not there yet).
+      const why = this.launcherFailure(e);
+      process.nextTick(() => ev.exit(null, null, { setupFailed: why }));
+      return { signal: () => undefined };
+    }
     const id = this.nextId++;
     if (this.nextId > 0xfffffff0) this.nextId = 1;
     this.tasks.set(id, ev);

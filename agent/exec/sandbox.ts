@@ -32,6 +32,12 @@ export type Sandbox =
       bindFd: boolean;
       /** bwrap sizes a tmpfs (--size, 0.7): a task's /tmp is held to its memory limit. */
       tmpSize: boolean;
+      /**
+       * bwrap writes its status as JSON (--json-status-fd, 0.3.2), with the command's exit code
+       * only once it ran the command: a sandbox that could not be set up is told from a command
+       * that failed (spawn-one.ts sandboxEnd). Absent: not known, as before.
+       */
+      jsonStatus?: boolean;
     }
   | { kind: 'none'; detail: string; /** Why isolation is missing: what to install or enable. */ remedy: string };
 
@@ -72,11 +78,11 @@ function probe(bwrap: string, extra: string[]): Promise<string | undefined> {
 }
 
 /** Which of the options tasks use where there are that this bwrap has, from its --help. */
-function features(bwrap: string): Promise<{ bindFd: boolean; tmpSize: boolean }> {
+function features(bwrap: string): Promise<{ bindFd: boolean; tmpSize: boolean; jsonStatus: boolean }> {
   return new Promise((resolve) => {
     execFile(bwrap, ['--help'], { timeout: 5000, env: { PATH: '/usr/bin:/bin' } }, (_err, out, errOut) => {
       const has = (o: string) => new RegExp(`^\\s*${o}\\s`, 'm').test(`${out}\n${errOut}`);
-      resolve({ bindFd: has('--bind-fd'), tmpSize: has('--size') });
+      resolve({ bindFd: has('--bind-fd'), tmpSize: has('--size'), jsonStatus: has('--json-status-fd') });
     });
   });
 }

@@ -75,6 +75,11 @@ export interface TaskSpawnOptions {
    * the work dir the sandbox binds by descriptor (spawn-one.ts).
    */
   given?: number | undefined;
+  /**
+   * One more pipe after them (fd `fds`), which the launcher reads: the sandbox's JSON status
+   * (`bwrap --json-status-fd`, spawn-one.ts), which says whether it got as far as the command.
+   */
+  status?: boolean | undefined;
   /** Set before the process execs (see TaskRlimits). */
   rlimits?: TaskRlimits | undefined;
   /** Fork through child_process even where the native spawn is there (tests compare the two). */
@@ -136,6 +141,22 @@ export function releaseFreeHeap(): boolean {
 export const SIGNAL_NAMES = new Map(Object.entries(osc.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
 const MODES = 'wrrww';
 
+/** Or'ed by gaxx-spawn.node into an errno met before the command's exec (gaxx-spawn.c: SETUP_FAILED). */
+const SETUP_FAILED = 0x10000;
+
+/**
+ * A spawn's failure ('error', with the errno's code): `setup` when it came before the command's
+ * exec (pipes, the fork, the work dir, the limits), so the task could not be set up, rather than
+ * the command could not be run (spawn-one.ts tells the two apart).
+ */
+export type SpawnError = NodeJS.ErrnoException & { setup?: boolean };
+
+/** The child's fd modes for `o` (see MODES; 'g' the given descriptor). */
+function modesOf(o: TaskSpawnOptions): string {
+  const base = o.given === undefined ? MODES.slice(0, o.fds) : `${MODES.slice(0, o.fds - 1)}g`;
+  return o.status === true ? `${base}r` : base;
+}
+
 /** A process started by gaxx-spawn.node, with ChildProcess's events: 'exit', then 'close' once its output pipes are drained. */
 class NativeChild extends EventEmitter implements TaskChild {
   pid: number | undefined;
@@ -155,7 +176,7 @@ class NativeChild extends EventEmitter implements TaskChild {
 
   start(file: string, args: string[], o: TaskSpawnOptions, native: SpawnModule): void {
     const env = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
-    const modes = o.given === undefined ? MODES.slice(0, o.fds) : `${MODES.slice(0, o.fds - 1)}g`;
+    const modes = modesOf(o);
     const given = o.given ?? -1;
     // C strings end at a NUL: a command, argument, env entry or work dir holding one would be cut
     // short, so it is refused (child_process refuses them too; the agent already does at its edge).
@@ -168,8 +189,9 @@ class NativeChild extends EventEmitter implements TaskChild {
       r = native.spawn('/bin/sh', ['/bin/sh', found, ...args], env, o.cwd, modes, limits, (c, s) => this.exited(c, s), given);
     }
     if (typeof r === 'number') {
-      const code = typeof found === 'string' ? getSystemErrorName(r) : found.code;
-      const e = Object.assign(new Error(`spawn ${file} ${code}`), { code, syscall: `spawn ${file}`, path: file, spawnargs: args });
+      const setup = typeof found === 'string' && (-r & SETUP_FAILED) !== 0;
+      const code = typeof found === 'string' ? getSystemErrorName(-(-r & ~SETUP_FAILED)) : found.code;
+      const e = Object.assign(new Error(`spawn ${file} ${code}`), { code, setup, syscall: `spawn ${file}`, path: file, spawnargs: args });
       process.nextTick(() => this.emit('error', e));
       return;
     }
@@ -211,12 +233,9 @@ export function spawnTask(file: string, args: string[], opts: TaskSpawnOptions):
     return child;
   }
   const argv = opts.rlimits ? [...prlimitArgv(opts.rlimits), file, ...args] : [file, ...args];
-  const child = forkSpawn(argv[0] as string, argv.slice(1), {
-    cwd: opts.cwd,
-    env: opts.env,
-    detached: true,
-    stdio: Array.from({ length: opts.fds }, (_, i) => (opts.given !== undefined && i === opts.fds - 1 ? opts.given : ('pipe' as const))),
-  });
+  const stdio: Array<number | 'pipe'> = Array.from({ length: opts.fds }, (_, i) => (opts.given !== undefined && i === opts.fds - 1 ? opts.given : 'pipe'));
+  if (opts.status === true) stdio.push('pipe');
+  const child = forkSpawn(argv[0] as string, argv.slice(1), { cwd: opts.cwd, env: opts.env, detached: true, stdio });
   // Its group goes with it (the native spawn does this before it reaps; see above).
   child.once('exit', () => {
     try {

@@ -1,12 +1,19 @@
 /** One task of the registry (tasks.ts): its process, its replay buffer and its listeners. */
-import type { ExecEvent, Exit } from '../../proto/index.js';
+import type { ExecEvent, Exit, GaxxError } from '../../proto/index.js';
 import type { ExecHandle, ExecSink, ExecSpec } from './exec.js';
 
 /** How a task ended, as its process's end is reported. */
 export type TaskExit = Parameters<ExecSink['exit']>[0];
 
+/**
+ * What a task's listeners hear: its Exec events, or, instead of an exit, `refused`: the agent
+ * could not set it up (exec.ts setupError), its command never ran, and the Exec ends with that
+ * error.
+ */
+export type TaskEvent = ExecEvent & { refused?: GaxxError };
+
 /** Receives a task's events from the moment of subscription on. */
-export type TaskListener = (ev: ExecEvent) => void;
+export type TaskListener = (ev: TaskEvent) => void;
 
 /** The stdin of every finished task (one shared empty buffer, not one allocation per entry). */
 const NO_BYTES = Buffer.alloc(0);
@@ -22,6 +29,8 @@ export class Task {
   startTicks = 0;
   readonly startedAt = Date.now();
   exit: TaskExit | undefined;
+  /** Why it was not set up (its command never ran), when it was not: it has no exit then. */
+  refusal: GaxxError | undefined;
   finishedAt = 0;
   /** Buffered output (the tail, when more than the per-task budget was produced). */
   buffer: Array<{ stream: 'stdout' | 'stderr'; data: Buffer }> = [];
@@ -42,7 +51,7 @@ export class Task {
   }
 
   get running(): boolean {
-    return this.exit === undefined;
+    return this.exit === undefined && this.refusal === undefined;
   }
 
   /** Resolves when the task has exited. */
@@ -53,6 +62,16 @@ export class Task {
   /** Marks the task finished and wakes done() waiters; its stdin and env are dropped (they may hold secrets). */
   finish(exit: TaskExit): void {
     this.exit = exit;
+    this.ended();
+  }
+
+  /** Marks the task refused (not set up: see TaskEvent), as finish() does its end. */
+  refuse(error: GaxxError): void {
+    this.refusal = error;
+    this.ended();
+  }
+
+  private ended(): void {
     Object.assign(this.spec, { stdin: NO_BYTES, env: {} });
     this.finishedAt = Date.now();
     for (const r of this.exited.splice(0)) r();

@@ -9,10 +9,12 @@
  * A second run can still happen when: the finished entry aged out (TTL) or was evicted (count
  * bound), the state dir was lost, or the retry goes to another agent.
  */
-import { LOST_IN_RESTART, processStartTicks, removeTree, type ExecEvent } from '../../proto/index.js';
+import { rmdirSync } from 'node:fs';
+import { LOST_IN_RESTART, processStartTicks, removeTree } from '../../proto/index.js';
 import { startExec, type ExecSpec, type KillReason } from './exec.js';
 import { sweepLostGroup, TaskJournal, type JournalEntry } from './journal.js';
-import { entryBytes, Task, type TaskExit, type TaskListener } from './task.js';
+import type { SetupFailure } from './spawn-one.js';
+import { entryBytes, Task, type TaskEvent, type TaskExit, type TaskListener } from './task.js';
 import { scratchDir } from './task-dirs.js';
 
 export interface TaskRegistryOptions {
@@ -34,6 +36,8 @@ export interface TaskRegistryOptions {
   /** A task's process started (`warm`: in a sandbox started ahead, see warm-pool.ts). */
   onStarted?(warm: boolean): void;
   onExit?(exit: TaskExit): void;
+  /** A task was not set up (its command never ran): instead of onExit. */
+  onRefused?(spec: ExecSpec, failure: SetupFailure): void;
   onOutput?(stream: 'stdout' | 'stderr', bytes: number): void;
   /** A forgotten task's scratch dir could not be removed (what is left of it stays). */
   onCleanupFailed?(dir: string, e: unknown): void;
@@ -59,7 +63,17 @@ export class TaskRegistry {
   private readonly o: Required<
     Omit<
       TaskRegistryOptions,
-      'onStart' | 'onStarted' | 'onExit' | 'onOutput' | 'onSweep' | 'onCleanupFailed' | 'onJournalError' | 'onJournalSkipped' | 'dataDir' | 'stateDir'
+      | 'onStart'
+      | 'onStarted'
+      | 'onExit'
+      | 'onRefused'
+      | 'onOutput'
+      | 'onSweep'
+      | 'onCleanupFailed'
+      | 'onJournalError'
+      | 'onJournalSkipped'
+      | 'dataDir'
+      | 'stateDir'
     >
   > &
     TaskRegistryOptions;
@@ -214,14 +228,16 @@ export class TaskRegistry {
     this.runningCount++;
     this.startedTotal++;
     this.o.onStart?.();
-    const emit = (ev: ExecEvent) => {
+    const emit = (ev: TaskEvent) => {
       for (const l of task.listeners) l(ev);
     };
+    let journalled = false;
     task.handle = startExec(spec, {
       started: (pid, startTicks, warm) => {
         task.pid = pid;
         if (pid > 0) this.o.onStarted?.(warm === true);
         task.startTicks = pid > 0 ? (startTicks ?? processStartTicks(pid)) : 0;
+        journalled = true;
         this.journal?.started({
           id: spec.taskId,
           specKey: task.specKey,
@@ -250,8 +266,37 @@ export class TaskRegistry {
         task.handle = undefined;
         this.prune();
       },
+      // Its command never ran (the agent could not set it up): no result is held, so the same
+      // id runs when asked again (here, once the agent can run it, or on another agent), and
+      // a signed task's id is not spent.
+      refused: (error, failure) => {
+        this.runningCount--;
+        if (this.tasks.get(spec.taskId) === task) this.tasks.delete(spec.taskId);
+        // Its process had started (a sandbox that then could not set it up): the journal forgets it.
+        if (journalled) this.journal?.unstarted(spec.taskId);
+        task.refuse(error);
+        this.o.onRefused?.(spec, failure);
+        emit({ refused: error });
+        task.listeners.clear();
+        task.handle = undefined;
+        this.removeUnstarted(spec);
+      },
     });
     return task;
+  }
+
+  /**
+   * The scratch dir a task that never ran may have got (a sandbox that failed after it was made):
+   * removed when empty, at once, so that a retry under the same id (which makes it anew) never
+   * races a removal still on its way; one that holds anything stays.
+   */
+  private removeUnstarted(spec: ExecSpec): void {
+    if (this.o.dataDir === undefined || spec.cwd !== scratchDir(this.o.dataDir, spec.taskId)) return;
+    try {
+      rmdirSync(spec.cwd);
+    } catch {
+      // never made (the usual case), or not empty
+    }
   }
 
   /** Kills a running task's group; false when no such task is running. */

@@ -11,9 +11,15 @@
  * less than the reserve free (--disk-reserve): what is left is the audit log's and the
  * journal's. A task that fills the disk once it runs is not stopped by that; the refusals are
  * what keep it from going unaudited.
+ *
+ * And a task whose scratch work dir cannot be made in the data dir's tasks dir (read-only,
+ * full, its mode changed under the agent) is refused as the agent's failure (exec.ts
+ * setupError); from then on Health says NOT_SERVING, so that a scheduler's breaker keeps tasks
+ * away, until a directory can be made there again (tasksWritable).
  */
-import { statfsSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmdirSync, statfsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { formatSize, fsFix, GaxxError } from '../../proto/index.js';
 
@@ -69,6 +75,8 @@ export class DiskGuard {
   private timer: NodeJS.Timeout | undefined;
   private readonly failing = new Set<VitalFile>();
   private readonly freeBytes: (dir: string) => number;
+  /** The tasks dir a scratch work dir could not be made in, and why, until one can be. */
+  private tasksDir: { dir: string; errno: string } | undefined;
 
   constructor(private readonly o: DiskGuardOptions) {
     this.freeBytes = o.freeBytes ?? statfsFree;
@@ -123,6 +131,39 @@ export class DiskGuard {
       }
     }
     return undefined;
+  }
+
+  /** A task's scratch work dir could not be made in `dir` (the tasks dir) for `errno`: Health says so until it can. */
+  tasksDirFailed(dir: string, errno: string): void {
+    if (this.tasksDir) return;
+    this.tasksDir = { dir, errno };
+    const fix = fsFix(errno, join(dir, 'x')) ?? `check the owner and mode of ${dir} and its parents (ls -ld)`;
+    this.o.log.error({ errno, dir }, `tasks cannot get a work dir: ${dir} cannot be written (${errno}); ${fix}. Health says NOT_SERVING until it can.`);
+  }
+
+  /**
+   * Whether tasks can get a scratch work dir: yes, unless one could not be made; then whether a
+   * directory can be made in (and removed from) the tasks dir now. Health asks; the probe costs a
+   * few system calls, and only while tasks could not get one.
+   */
+  tasksWritable(): boolean {
+    const t = this.tasksDir;
+    if (!t) return true;
+    // `+` is in no task id: never a task's scratch dir.
+    const probe = join(t.dir, `+probe-${randomBytes(6).toString('hex')}`);
+    try {
+      mkdirSync(probe, { mode: 0o700 });
+    } catch {
+      return false;
+    }
+    try {
+      rmdirSync(probe);
+    } catch {
+      // made, so tasks can have theirs; an empty dir left behind harms nothing
+    }
+    this.tasksDir = undefined;
+    this.o.log.info({ dir: t.dir }, 'the tasks dir can be written again; Health says SERVING');
+    return true;
   }
 
   stop(): void {

@@ -1,7 +1,7 @@
 /**
  * grpc.health.v1.Health: SERVING for the whole server ('') and for gaxx.agent.v1.Agent while the
- * agent runs, NOT_SERVING once it drains. The call guard authorizes it like Info (monitor may
- * call it).
+ * agent runs, NOT_SERVING once it drains, and while its tasks cannot get a work dir (disk-guard.ts
+ * tasksWritable). The call guard authorizes it like Info (monitor may call it).
  */
 import type * as grpc from '@grpc/grpc-js';
 import { GaxxError, type HealthHandlers } from '../../proto/index.js';

@@ -11,6 +11,7 @@ import {
   isGaxxError,
   lostReason,
   parseHostPort,
+  refusedUnstarted,
   REQUEST_LIMITS,
   type Exit__Output,
 } from '../../proto/index.js';
@@ -96,7 +97,10 @@ export const command: Command = {
     'a terminal is never read. Use --no-stdin when stdin stays open (like ssh -n). A stdin that',
     'cannot be read (a directory, one open only for writing, a read that fails) is never sent as',
     'empty: nothing runs, exit 3 (FILE_ACCESS, naming stdin and the errno).',
-    'Agent refusals exit with their error code (see gaxx --help). This path bypasses the queue.',
+    'A command that is not there exits 127, one that cannot be run 126, as a shell says. Agent',
+    'refusals exit with their error code (see gaxx --help): an agent that could not set the task',
+    'up (its work dir cannot be made: a read-only or full disk; its sandbox or a process could not',
+    'start) exits 12 (UNAVAILABLE), naming why; the command never ran. This path bypasses the queue.',
   ].join('\n'),
   flags: {
     agent: { type: 'string', valueName: 'ADDR', help: 'agent address HOST[:PORT] (port default 8088)' },
@@ -181,8 +185,9 @@ export const command: Command = {
       // The agent had the request (it said Started, or the request went out), then the call
       // broke: the task ran there, or may have, and its end is unknown (the agent, or the
       // connection to it, went away), not "no agent answering".
+      // Unless the agent itself said the task never started (it could not set it up): said as it is.
       const sent = started.pid > 0 || (isGaxxError(e) && e.details?.requestSent === true);
-      if (!sent || !isGaxxError(e, 'UNAVAILABLE')) throw e;
+      if (!sent || !isGaxxError(e, 'UNAVAILABLE') || refusedUnstarted(e)) throw e;
       const how = started.pid > 0 ? `while task ${taskId} ran (pid ${started.pid})` : `after task ${taskId} was sent to it (it may have started)`;
       lost = `agent ${address} went away ${how}: its end is unknown; if the agent still runs, the same command with --task-id ${taskId} attaches to it (${e.message})`;
     } finally {

@@ -1,6 +1,14 @@
 /** The agent client's failures as GaxxErrors: the agent's own code from its trailer, a refused identity, or the transport's reason said plainly. */
 import type * as grpc from '@grpc/grpc-js';
-import { ERROR_CODE_METADATA_KEY, REFUSAL_METADATA_KEY, RETRY_AFTER_METADATA_KEY, GaxxError, GrpcStatus, errorFromGrpc } from '../../proto/index.js';
+import {
+  ERROR_CODE_METADATA_KEY,
+  NOT_STARTED_METADATA_KEY,
+  REFUSAL_METADATA_KEY,
+  RETRY_AFTER_METADATA_KEY,
+  GaxxError,
+  GrpcStatus,
+  errorFromGrpc,
+} from '../../proto/index.js';
 
 /**
  * A connection that never reached an agent, said plainly: refused, unreachable, or a TLS
@@ -35,12 +43,15 @@ export function agentError(e: unknown, address: string, identityError: GaxxError
   const details = (se.details ?? se.message ?? '').replace(/\.? ?Resolution note: *$/, '');
   const mapped = errorFromGrpc(se.code, `agent ${address}: ${details}`, typeof trailer === 'string' ? trailer : undefined);
   // The agent's retry hint and what is exhausted (RESOURCE_EXHAUSTED) travel on as details the
-  // retry policy reads.
+  // retry policy reads, and so does its word that the task never started there (it could not set
+  // it up).
   const hint = Number(se.metadata?.get(RETRY_AFTER_METADATA_KEY)[0] ?? NaN);
   const refusal = se.metadata?.get(REFUSAL_METADATA_KEY)[0];
+  const notStarted = trailer !== undefined && se.metadata?.get(NOT_STARTED_METADATA_KEY)[0] !== undefined;
   const said = {
     ...(Number.isFinite(hint) ? { retryAfterMs: hint } : {}),
     ...(typeof refusal === 'string' && refusal ? { refusal: refusal.slice(0, 64) } : {}),
+    ...(notStarted ? { notStarted: true } : {}),
   };
   return new GaxxError(mapped.code, mapped.message, { cause: e, ...(Object.keys(said).length ? { details: said } : {}) });
 }

@@ -4,7 +4,7 @@
  * after the exit event in the background rather than cancelled.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { GaxxError, type ExecEvent__Output } from '../../proto/index.js';
+import { GaxxError, refusedUnstarted, type ExecEvent__Output } from '../../proto/index.js';
 
 /** After a Cancel, how long to wait for the agent's exit event before dropping the stream. */
 const CANCEL_GRACE_MS = 5_000;
@@ -97,8 +97,9 @@ export async function* execStream(call: grpc.ClientReadableStream<ExecEvent__Out
     // The task's end is known: what went wrong after it does not change it.
     if (!exit) {
       const err = ctx.mapError(e);
-      // `requestSent`: the agent may have started the task (the retry policy must not move it).
-      throw new GaxxError(err.code, err.message, { cause: err.cause, details: { ...err.details, requestSent: ctx.sent } });
+      // `requestSent`: the agent may have started the task (the retry policy must not move it);
+      // not when the agent itself said it never did.
+      throw new GaxxError(err.code, err.message, { cause: err.cause, details: { ...err.details, requestSent: ctx.sent && !refusedUnstarted(err) } });
     }
   } finally {
     ctx.signal?.removeEventListener('abort', onAbort);

@@ -11,6 +11,7 @@ import { secureContextOptions } from '../../certs/index.js';
 import {
   ERROR_CODE_METADATA_KEY,
   loadProtos,
+  NOT_STARTED_METADATA_KEY,
   type AgentGrpcClient,
   type ExecEvent__Output,
   type ExecRequest,
@@ -90,6 +91,10 @@ export interface ExecResult {
   stdout: string;
   stderr: string;
   error?: { status: number; gaxxCode: string | undefined };
+  /** The failure's message, when the call failed. */
+  errorDetails?: string;
+  /** The agent said the task never started (its refusal's `gaxx-not-started` metadata). */
+  notStarted?: boolean;
 }
 
 /** Runs Exec to the end; `onEvent` sees events as they arrive. */
@@ -111,6 +116,8 @@ export function execCollect(
     call.on('error', (e: grpc.ServiceError) => {
       const f = failure(e);
       out.error = { status: f.status, gaxxCode: f.gaxxCode };
+      out.errorDetails = f.details;
+      out.notStarted = e.metadata?.get(NOT_STARTED_METADATA_KEY)[0] !== undefined;
       resolve(out);
     });
     call.on('end', () => resolve(out));

@@ -1,15 +1,18 @@
 // The task registry's journal, with real child processes: a registry reopened on the same state
 // dir (as after an agent restart) replays a finished task and reports a running one as lost in
-// the restart, after killing what was left of its process group; the file stays bounded.
+// the restart, after killing what was left of its process group, and forgets one the agent
+// could not set up; the file stays bounded.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { LOST_IN_RESTART } from '../../proto/index.js';
+import { LOST_IN_RESTART, type GaxxError } from '../../proto/index.js';
 import { sweepLostGroup } from '../../agent/exec/journal.js';
 import { processStartTicks } from '../../proto/index.js';
 import { TaskRegistry } from '../../agent/exec/tasks.js';
-import type { ExecSpec } from '../../agent/exec/exec.js';
+import type { ExecSpec, LaunchContext } from '../../agent/exec/exec.js';
+import type { TaskRunner } from '../../agent/exec/launcher.js';
 import { alive } from '../helpers/procs.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gaxx-journal-'));
@@ -74,6 +77,39 @@ describe('TaskJournal', () => {
     await third.shutdown(0);
     const lines = readFileSync(join(state, 'tasks.jsonl'), 'utf8').trim().split('\n');
     expect(lines.map((l) => JSON.parse(l) as { t: string; id: string })).toContainEqual({ t: 'p', id: 'signed', u: until });
+  });
+
+  it('forgets a task whose process started but which the agent could not set up: not lost after a restart, its id (signed) free to run', async () => {
+    const state = join(dir, 'state-unstarted');
+    // A stand-in for the launcher: the sandbox's process starts (a real one), then it ends
+    // before it ran the command (spawn-one.ts sandboxEnd).
+    const sandbox = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const pid = sandbox.pid as number;
+    const runner: TaskRunner = {
+      spawn(_head, _body, ev) {
+        ev.started(pid, undefined, processStartTicks(pid));
+        setImmediate(() => ev.exit(null, null, { setupFailed: { stage: 'sandbox', errno: 'SANDBOX_FAILED', message: 'bwrap: no namespace' } }));
+        return { signal: () => undefined };
+      },
+      prepare: () => undefined,
+      close: () => undefined,
+    };
+    const launch = { runner, sandbox: { kind: 'none', detail: 'test', remedy: 'none' }, workRoot: dir, paths: {} } as unknown as LaunchContext;
+    const before = new TaskRegistry({ capacity: 1, stateDir: state });
+    const refused = await new Promise<GaxxError | undefined>((resolve) =>
+      before.start({ ...spec('unset', ['true']), launch }, (ev) => (ev.refused || ev.exit) && resolve(ev.refused), 'key-unset', Date.now() + 3_600_000),
+    );
+    expect([refused?.code, refused?.details?.notStarted]).toEqual(['UNAVAILABLE', true]);
+    expect([before.get('unset'), before.running, before.spentUntil('unset')]).toEqual([undefined, 0, undefined]);
+    // The agent "dies" and starts again: nothing of it is there, and its process was not swept.
+    const after = new TaskRegistry({ capacity: 1, stateDir: state });
+    expect([after.lostInRestart, after.get('unset'), after.spentUntil('unset')]).toEqual([[], undefined, undefined]);
+    expect(alive(pid)).toBe(true);
+    sandbox.kill('SIGKILL');
+    await new Promise<void>((resolve) => after.start(spec('unset', ['true']), (ev) => ev.exit && resolve(), 'key-unset'));
+    expect(after.get('unset')?.exit?.code).toBe(0);
+    await after.shutdown(0);
+    await before.shutdown(0);
   });
 
   it('never kills a process whose pid matches but whose start time does not (pid reuse)', () => {

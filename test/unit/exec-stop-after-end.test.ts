@@ -37,7 +37,7 @@ function spec(runner: TaskRunner, timeoutMs: number): ExecSpec {
 function run(s: ExecSpec): { ended: Promise<Ended>; kill: ReturnType<typeof startExec>['kill'] } {
   let done: (e: Ended) => void = () => undefined;
   const ended = new Promise<Ended>((r) => (done = r));
-  const h = startExec(s, { started: () => undefined, output: () => undefined, exit: done });
+  const h = startExec(s, { started: () => undefined, output: () => undefined, exit: done, refused: () => undefined });
   return { ended, kill: (why, grace) => h.kill(why, grace) };
 }
 

@@ -17,6 +17,9 @@
  *
  * JavaScript API (exports):
  *   spawn(file, argv[], env[] ("K=V"), cwd, modes, limits, onExit(code, signal)[, given]) -> [pid, fd0, fd1, ...] | -errno
+ *     | -(errno | SETUP_FAILED): the errno of the command's exec (it cannot be run: the caller
+ *     reports it as the command's, 127 or 126), or, flagged, of a step before it (the pipes,
+ *     vfork, setsid, the work dir, the limits: the task could not be set up, not the command's).
  *     modes: one letter per child fd from 0: 'w' the launcher writes (the child reads), 'r' the
  *     launcher reads, 'g' the descriptor `given` (a copy of it; -1 in the result, the caller
  *     keeps and closes its own). file is a path (no PATH search). limits: [[kind, soft, hard], ...], kind
@@ -50,6 +53,8 @@
 #define MAX_FDS 8
 /* Child-side pipe ends are moved up here before the dup2s, so no end sits on a target fd. */
 #define HIGH_FD 64
+/* Or'ed into an errno that came before the command's exec (see spawn above); errnos are < 4096. */
+#define SETUP_FAILED 0x10000
 
 typedef struct {
   uv_poll_t poll;
@@ -191,56 +196,66 @@ static void child_side(const char *file, char **argv, char **envp, const char *c
   unsigned long none = 0;
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
   execve(file, argv, envp);
+  *err = errno; /* the command's own: it cannot be run */
+  _exit(127);
 failed:
-  *err = errno;
+  *err = errno | SETUP_FAILED;
   _exit(127);
 }
 
-/* Makes the pipes, starts the child (vfork: nothing of this process is copied), closes the child's ends; 0 or an errno. */
+/*
+ * Starts the child with vfork (nothing of this process is copied); 0 or an errno. A frame of its
+ * own: no local of the caller's lives across the vfork.
+ */
+static __attribute__((noinline)) int vfork_child(const char *file, char **argv, char **envp, const char *cwd, int nfds, const int child[],
+                                                 const limit_t limits[], int nlimits, pid_t *pid) {
+  /* No signal handler of this process may run in the child: all are blocked across vfork. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  volatile int child_err = 0;
+  pid_t p = vfork();
+  if (p == 0) child_side(file, argv, envp, cwd, nfds, child, limits, nlimits, &child_err);
+  int err = p < 0 ? errno | SETUP_FAILED : child_err;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (p > 0 && err) /* it failed before exec and exited: reap it here */
+    while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {
+    }
+  *pid = p;
+  return err;
+}
+
+/* Makes the pipes, starts the child (vfork_child), closes the child's ends; 0 or an errno. */
 static int start(const char *file, char **argv, char **envp, const char *cwd, const char *modes, int nfds, int given, const limit_t limits[], int nlimits,
                  int parent[], pid_t *pid) {
-  int child[MAX_FDS];
+  int child[MAX_FDS] = {0}; /* every one up to nfds is set before it is used */
   int err = 0, made = 0;
   for (; made < nfds; made++) {
     if (modes[made] == 'g') {
       parent[made] = -1;
       child[made] = given < 0 ? -1 : fcntl(given, F_DUPFD_CLOEXEC, HIGH_FD);
       if (child[made] < 0) {
-        err = given < 0 ? EBADF : errno;
+        err = (given < 0 ? EBADF : errno) | SETUP_FAILED;
         break;
       }
       continue;
     }
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) {
-      err = errno;
+      err = errno | SETUP_FAILED;
       break;
     }
     int theirs = modes[made] == 'w' ? p[0] : p[1];
     parent[made] = modes[made] == 'w' ? p[1] : p[0];
     child[made] = fcntl(theirs, F_DUPFD_CLOEXEC, HIGH_FD);
-    if (child[made] < 0) err = errno;
+    if (child[made] < 0) err = errno | SETUP_FAILED;
     close(theirs);
     if (err) {
       close(parent[made]);
       break;
     }
   }
-  if (!err) {
-    /* No signal handler of this process may run in the child: all are blocked across vfork. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    volatile int child_err = 0;
-    pid_t p = vfork();
-    if (p == 0) child_side(file, argv, envp, cwd, nfds, child, limits, nlimits, &child_err);
-    err = p < 0 ? errno : child_err;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (p > 0 && err) /* it failed before exec and exited: reap it here */
-      while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {
-      }
-    *pid = p;
-  }
+  if (!err) err = vfork_child(file, argv, envp, cwd, nfds, child, limits, nlimits, pid);
   for (int i = 0; i < made; i++) close(child[i]);
   if (err)
     for (int i = 0; i < made; i++)
@@ -284,7 +299,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   int nfds = modes ? (int)strlen(modes) : 0;
   int parent[MAX_FDS];
   pid_t pid = 0;
-  int err = (!file || !cwd || !modes || !argv || !envp || fn_type != napi_function || nfds > MAX_FDS || nlimits < 0) ? EINVAL : 0;
+  int err = (!file || !cwd || !modes || !argv || !envp || fn_type != napi_function || nfds > MAX_FDS || nlimits < 0) ? EINVAL | SETUP_FAILED : 0;
   if (!err) err = start(file, argv, envp, cwd, modes, nfds, given, limits, nlimits, parent, &pid);
   free(file);
   free(cwd);
@@ -301,7 +316,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   c->pidfd = pidfd_open_(pid);
   if (c->pidfd < 0 || uv_poll_init(loop, &c->poll, c->pidfd) != 0) {
     /* Cannot watch it (usable() said yes, so this is rare): end and reap it, report the error. */
-    err = c->pidfd < 0 ? errno : EIO;
+    err = (c->pidfd < 0 ? errno : EIO) | SETUP_FAILED;
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     if (c->pidfd >= 0) close(c->pidfd);
