@@ -20,7 +20,7 @@
  *   its agent. An agent that cannot take work (not only its slots taken) is kept off by every
  *   task of the worker (AgentPool.refused); a task that must wait for it says why, once.
  */
-import { formatDuration, isGaxxError, lostReason, SLOTS_FULL, type ErrorCode, type ExecRequest } from '../../proto/index.js';
+import { formatDuration, isGaxxError, lostReason, refusedUnstarted, SLOTS_FULL, type ErrorCode, type ExecRequest } from '../../proto/index.js';
 import type { AgentEndpoint } from './agent-pool.js';
 import { execOnce, StreamEnded, type ExecOutcome, type ExecSeen } from './exec-once.js';
 import type { DispatchContext, Dispatched, DispatchState, JobHandle } from './dispatch.js';
@@ -81,6 +81,8 @@ export class TaskDispatch {
   private readonly refusedBy = new Map<string, number>();
   /** The refusals whoever follows the run was told of (agent and kind): each is said once. */
   private readonly told = new Set<string>();
+  /** Agents that answered that they could not set this task up (it never started there). */
+  private readonly notStartedOn = new Set<string>();
   private readonly startedOn: string[] = [];
   /**
    * Where an execution of the task may have started, per round: the agent said Started or sent
@@ -393,11 +395,16 @@ export class TaskDispatch {
     return this.endpointAt(addr) ?? { address: addr };
   }
 
-  /** An agent never reached counts its breaker waits as attempts (fail fast); a known one gets `agentGoneMs`. */
+  /**
+   * An agent never reached counts its breaker waits as attempts (fail fast); a known one gets
+   * `agentGoneMs`, unless it answered that it could not set this task up (it is there, and
+   * broken: its own word stays the task's error, not "unreachable").
+   */
   private breakerWaitExhausted(pinned: string | undefined): boolean {
     const known =
       pinned === undefined ? this.endpoints.some((e) => this.ctx.pool.everReached(this.agentAt(e.address))) : this.ctx.pool.everReached(this.agentAt(pinned));
-    if (!known) return ++this.infra >= this.policy.attempts;
+    const refused = pinned === undefined ? this.endpoints.every((e) => this.notStartedOn.has(e.address)) : this.notStartedOn.has(pinned);
+    if (!known || refused) return ++this.infra >= this.policy.attempts;
     if (this.waitingSince === 0) this.waitingSince = Date.now();
     if (Date.now() - this.waitingSince < this.policy.agentGoneMs) return false;
     this.lastError = `agent unreachable for ${Math.round((Date.now() - this.waitingSince) / 1000)} s`;
@@ -434,14 +441,19 @@ export class TaskDispatch {
     } finally {
       this.ctx.pool.release(agent);
     }
-    if (seen.started) this.partial = seen.output ?? [];
-    if (got !== undefined || seen.started) this.mayHaveRunOn(addr);
-    if (seen.started && !seen.started.attached && !seen.started.replayed) this.startedOn.push(addr);
+    // The agent said the task never started there (it could not set it up, e.g. its data dir is
+    // read-only): a Started that came first (its sandbox's process) was no start of the task, no
+    // result of it is held there, and it may run elsewhere (onError: a transport failure that
+    // went nowhere).
+    const saw: ExecSeen = got === undefined && refusedUnstarted(failure) ? {} : seen;
+    if (saw.started) this.partial = saw.output ?? [];
+    if (got !== undefined || saw.started) this.mayHaveRunOn(addr);
+    if (saw.started && !saw.started.attached && !saw.started.replayed) this.startedOn.push(addr);
     // An agent that attached this dispatch to the execution (or replayed its end) had started it,
     // though an earlier dispatch (another worker's, or this job's earlier attempt) saw the start;
     // so had one that reports the task lost (in its restart: its journal says so; or with its
     // launcher), even when that task's Started never reached us: the result names it either way.
-    else if ((seen.started || lostReason(got?.exit.reason)) && this.startedOn.at(-1) !== addr) this.startedOn.push(addr);
+    else if ((saw.started || lostReason(got?.exit.reason)) && this.startedOn.at(-1) !== addr) this.startedOn.push(addr);
     if (got === undefined) {
       if (this.job.signal.aborted) throw failure;
       if (this.job.cancel.aborted) {
@@ -449,7 +461,7 @@ export class TaskDispatch {
         const code = isGaxxError(failure) ? failure.code : 'UNAVAILABLE';
         return { done: this.ended('cancelled', code, `run cancelled; the agent did not confirm the stop (${(failure as Error).message})`) };
       }
-      return this.onError(addr, failure, seen);
+      return this.onError(addr, failure, saw);
     }
     this.sticky = undefined;
     this.ctx.pool.success(agent);
@@ -504,6 +516,7 @@ export class TaskDispatch {
       return AGAIN;
     }
     this.failedOn.add(addr);
+    if (refusedUnstarted(e)) this.notStartedOn.add(addr);
     if (this.pinned === undefined) this.placedOn = undefined;
     // Moved after its agent stayed away: the wait is spent, an agent it cannot reach ends it.
     if (this.moved !== undefined || ++this.infra >= this.policy.attempts) return GIVE_UP;
