@@ -85,6 +85,12 @@ export class TaskDispatch {
   private readonly notStartedOn = new Set<string>();
   private readonly startedOn: string[] = [];
   /**
+   * The agent the current round was seen started on (it said Started, attached, replayed or
+   * reported it lost): going back there, the task is only attached to or its end read, never
+   * started anew (an agent that no longer knows it was replaced, or let its result expire).
+   */
+  private startedThisRound: string | undefined;
+  /**
    * Where an execution of the task may have started, per round: the agent said Started or sent
    * its exit, the request went out, or an earlier worker saved that placement before its Exec.
    */
@@ -416,6 +422,7 @@ export class TaskDispatch {
     // The slot is taken before anything awaits: placement chose it from a snapshot, and a task
     // placed meanwhile must see it taken, or an agent is sent more tasks than its capacity.
     const agent = this.agentAt(addr);
+    const existingOnly = this.startedThisRound === addr;
     this.ctx.pool.acquire(agent);
     let got: ExecOutcome | undefined;
     let failure: unknown;
@@ -434,7 +441,8 @@ export class TaskDispatch {
       try {
         const link = this.ctx.pool.link(agent);
         const deadline = this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined;
-        got = await execOnce(link, buildRequest(this.spec, this.stdin, this.execId()), this.job.signal, this.job.cancel, deadline, this.job.live, seen);
+        const req = buildRequest(this.spec, this.stdin, this.execId());
+        got = await execOnce(link, existingOnly ? { ...req, existingOnly } : req, this.job.signal, this.job.cancel, deadline, this.job.live, seen);
       } catch (e) {
         failure = e;
       }
@@ -448,6 +456,7 @@ export class TaskDispatch {
     const saw: ExecSeen = got === undefined && refusedUnstarted(failure) ? {} : seen;
     if (saw.started) this.partial = saw.output ?? [];
     if (got !== undefined || saw.started) this.mayHaveRunOn(addr);
+    if (saw.started || lostReason(got?.exit.reason)) this.startedThisRound = addr;
     if (saw.started && !saw.started.attached && !saw.started.replayed) this.startedOn.push(addr);
     // An agent that attached this dispatch to the execution (or replayed its end) had started it,
     // though an earlier dispatch (another worker's, or this job's earlier attempt) saw the start;
@@ -461,6 +470,11 @@ export class TaskDispatch {
         const code = isGaxxError(failure) ? failure.code : 'UNAVAILABLE';
         return { done: this.ended('cancelled', code, `run cancelled; the agent did not confirm the stop (${(failure as Error).message})`) };
       }
+      // It started there, and the agent there no longer knows it: its outcome is lost, and it is
+      // not run again (a new agent at that address, e.g. one a spawn --fill put there with a
+      // journal of its own, would start it from the beginning).
+      if (existingOnly && isGaxxError(failure) && failure.code === 'NOT_FOUND')
+        return { done: this.lost(`${addr} no longer knows the task (a new agent there, or its result expired), so it is not run again`) };
       return this.onError(addr, failure, saw);
     }
     this.sticky = undefined;
@@ -479,6 +493,7 @@ export class TaskDispatch {
       this.round + 1 < this.spec.retry.attempts
     ) {
       this.round += 1;
+      this.startedThisRound = undefined;
       this.ctx.metrics?.retries.inc({ kind: 'failure' });
       await this.job.saveDispatch(this.state());
       await sleep(backoffDelay(this.round, { baseMs: this.policy.backoffMs, maxMs: this.policy.backoffMaxMs }), this.wake);
