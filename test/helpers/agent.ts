@@ -16,7 +16,7 @@ import { taskWritableRoot } from './task-writable.js';
 import { fileURLToPath } from 'node:url';
 import { AGENT_ENV, agentBundlePath, agentNodeFlags, installAgentBundle } from '../../cli/providers/agent-bundle.js';
 import { eventually } from './poll.js';
-import { withInherited } from './procs.js';
+import { dyingWithTest, withInherited } from './procs.js';
 
 export const AGENT_UID = 65534;
 export const AGENT_GID = 65534;
@@ -151,7 +151,7 @@ function launch(o: StartAgentOptions): { child: ChildProcess; dataDir: string; a
   args.push('--task-writable', taskWritableRoot());
   if (o.metrics ?? true) args.push('--metrics-listen', '127.0.0.1:0');
   args.push(...(o.args ?? []));
-  const child = spawn(process.execPath, args, {
+  const child = spawn(...dyingWithTest(process.execPath, args), {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(o.agentEnv ?? AGENT_ENV), ...o.env },
     stdio: withInherited(['ignore', 'ignore', o.stderrFd ?? 'pipe'], o.inheritFds),
     ...(drop ? { uid: AGENT_UID, gid: AGENT_GID } : {}),

@@ -9,7 +9,7 @@ import { execFile, spawn, type ChildProcess, type ExecFileOptions } from 'node:c
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { repoRoot } from './agent.js';
-import { withInherited } from './procs.js';
+import { dyingWithTest, withInherited } from './procs.js';
 
 /** Absolute path of a bin named in package.json. */
 export function packageBin(name: 'gaxx' | 'gaxx-agent'): string {
@@ -174,7 +174,7 @@ export function spawnGaxx(args: readonly string[], o: SpawnGaxxOptions = {}): Ga
   const [file, fileArgs] = o.terminal
     ? ['script', ['-qec', argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' '), '/dev/null']]
     : [argv[0] as string, argv.slice(1)];
-  const child = spawn(file, fileArgs, {
+  const child = spawn(...dyingWithTest(file, fileArgs), {
     env: gaxxEnv(o),
     stdio: withInherited([o.stdin ?? (o.terminal ? 'pipe' : 'ignore'), 'pipe', 'pipe'], o.fds),
     ...(o.cwd ? { cwd: o.cwd } : {}),

@@ -3,7 +3,7 @@
  * PID namespace, so the pids they print are not host pids: tests give each process a unique
  * marker argument (e.g. `sleep 300.1234`) and look it up here.
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { pidAlive } from '../../proto/index.js';
 import { eventually } from './poll.js';
 
@@ -118,3 +118,16 @@ export function fdsOn(pid: number, path: string): number[] {
   }
   return fds;
 }
+
+/**
+ * `file args` as a command that gets SIGTERM (or `signal`) when the test process that starts it dies, however
+ * it dies (a SIGKILLed test runner left its agents, redis-servers and test hosts running for
+ * good, as orphans): setpriv(1) sets the parent-death signal, then execs the command (same pid).
+ * As it was where setpriv is missing.
+ */
+export function dyingWithTest(file: string, args: readonly string[], signal: 'TERM' | 'KILL' = 'TERM'): [string, string[]] {
+  setpriv ??= ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p)) ?? '';
+  return setpriv ? [setpriv, ['--pdeathsig', signal, '--', file, ...args]] : [file, [...args]];
+}
+
+let setpriv: string | undefined;

@@ -11,6 +11,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { socketCommand } from '../../scheduler/redis/embedded-redis.js';
 import { createRedis, redisSettingsFromUrl, waitReady, type RedisRole } from '../../scheduler/redis/redis.js';
 import { freePort } from './ports.js';
+import { dyingWithTest } from './procs.js';
 
 export interface TestRedis {
   url: string;
@@ -90,7 +91,7 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
   let child: ChildProcess | undefined;
   const ping = (): Promise<string | null> => (socketPath ? socketCommand(socketPath, 'PING', 300) : tcpPing(port as number, opts.tls));
   const start = async (): Promise<void> => {
-    child = spawn('redis-server', [conf], { stdio: 'ignore' });
+    child = spawn(...dyingWithTest('redis-server', [conf]), { stdio: 'ignore' });
     for (let i = 0; i < 500; i++) {
       const r = await ping();
       if (r === '+PONG' || r?.startsWith('-NOAUTH')) return;

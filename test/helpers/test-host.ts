@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateEd25519 } from '../../cli/ssh/index.js';
 import { cloudConfigScript, shq, type AppliedCloudConfig } from './cloud-config-apply.js';
+import { dyingWithTest } from './procs.js';
 import { addHostNetns, ip, netSlot, releaseNetSlot } from './test-net.js';
 
 export interface TestHostOptions {
@@ -189,7 +190,8 @@ async function start(opts: TestHostOptions): Promise<TestHost> {
   const keys = keyScript(opts, applied);
   const script = [mountScript(tmp, name), setup, keys.script, authorizedScript(opts.authorizedKeys), applied?.script ?? '', INIT_TAIL].join('\n');
   const unshare = ['unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--mount-proc', '--uts'];
-  const child = spawn('ip', ['netns', 'exec', netns, ...unshare, '/bin/bash', '-c', script], {
+  // KILL: unshare ignores TERM while it waits; its death kills the host's init (--kill-child).
+  const child = spawn(...dyingWithTest('ip', ['netns', 'exec', netns, ...unshare, '/bin/bash', '-c', script], 'KILL'), {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8' },
   });
