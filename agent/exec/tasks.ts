@@ -31,6 +31,11 @@ export interface TaskRegistryOptions {
   dataDir?: string;
   /** Where the journal lives (outside the data dir); none: the registry is in memory only. */
   stateDir?: string;
+  /**
+   * The clock retention and signature expiry are judged by (Date.now): tests move it past a
+   * retention rather than wait for it, so a loaded machine cannot make an entry expire early.
+   */
+  clock?: () => number;
   /** Observes every task start and finish (metrics). */
   onStart?(): void;
   /** A task's process started (`warm`: in a sandbox started ahead, see warm-pool.ts). */
@@ -74,6 +79,7 @@ export class TaskRegistry {
       | 'onJournalSkipped'
       | 'dataDir'
       | 'stateDir'
+      | 'clock'
     >
   > &
     TaskRegistryOptions;
@@ -88,8 +94,10 @@ export class TaskRegistry {
    * (kept there for a day) would otherwise run again under its id once its entry is forgotten.
    */
   private readonly spent = new Map<string, number>();
+  private readonly now: () => number;
 
   constructor(opts: TaskRegistryOptions) {
+    this.now = opts.clock ?? Date.now;
     this.o = {
       retentionMs: 10 * 60_000,
       maxFinished: 10_000,
@@ -103,13 +111,13 @@ export class TaskRegistry {
       const { journal, entries, spent, skipped } = TaskJournal.open(opts.stateDir, (e) => this.o.onJournalError?.(e));
       this.journal = journal;
       if (skipped > 0) this.o.onJournalSkipped?.(skipped, journal.path);
-      const now = Date.now();
+      const now = this.now();
       for (const [id, until] of spent) if (until > now) this.spent.set(id, until);
       this.recover(entries);
     }
     this.sweeper = setInterval(() => {
       const dropped = this.prune(true);
-      const now = Date.now();
+      const now = this.now();
       for (const [id, until] of this.spent) if (until <= now) this.spent.delete(id);
       // The sweep's dirs are removed off the event loop, and each removal's completion allocates
       // in this process: told before they end, the agent collected while thousands were still on
@@ -154,7 +162,7 @@ export class TaskRegistry {
     }
     this.prune(true);
     // At start a journal that cannot be written refuses the start (the caller says why).
-    this.journal?.rewrite(this.journalEntries(), this.spent);
+    this.journal?.rewrite(this.journalEntries(), this.spent, this.now());
   }
 
   /** Why the journal could not be written, while it is behind the registry; undefined when whole. */
@@ -196,7 +204,7 @@ export class TaskRegistry {
    * Until when (ms) the id of a signed task that ran here and was forgotten may not run again:
    * its signature's expiry; undefined when it may (never ran, unsigned, or expired since).
    */
-  spentUntil(taskId: string, now = Date.now()): number | undefined {
+  spentUntil(taskId: string, now = this.now()): number | undefined {
     const until = this.spent.get(taskId);
     if (until === undefined || until > now) return until;
     this.spent.delete(taskId);
@@ -205,7 +213,7 @@ export class TaskRegistry {
 
   get(taskId: string): Task | undefined {
     const t = this.tasks.get(taskId);
-    if (t && !t.running && t.finishedAt < Date.now() - this.o.retentionMs) {
+    if (t && !t.running && t.finishedAt < this.now() - this.o.retentionMs) {
       this.forget(taskId, t);
       return undefined;
     }
@@ -344,7 +352,7 @@ export class TaskRegistry {
     this.totalBuffered -= t.bufferedBytes;
     if (!t.running) this.finishedBytes -= entryBytes(t);
     this.tasks.delete(id);
-    if (t.onceUntil !== undefined && t.onceUntil > Date.now()) {
+    if (t.onceUntil !== undefined && t.onceUntil > this.now()) {
       this.spent.delete(id);
       this.spent.set(id, t.onceUntil);
       // Beyond the bound the oldest go (a Map iterates in insertion order).
@@ -366,7 +374,7 @@ export class TaskRegistry {
    * sweeper's full pass catches what that skips.
    */
   private prune(full = false): number {
-    const cutoff = Date.now() - this.o.retentionMs;
+    const cutoff = this.now() - this.o.retentionMs;
     let finished = this.tasks.size - this.runningCount;
     let dropped = 0;
     for (const [id, t] of this.tasks) {

@@ -39,3 +39,18 @@ export class ManualClock implements Clock {
     await new Promise<void>((r) => setImmediate(r));
   }
 }
+
+/**
+ * Real time that jumps forward when a test says so: expiry judged against times the code under
+ * test takes from Date.now (a task's end), moved past a retention rather than waited for, so a
+ * loaded machine can neither expire an entry before the test looks nor make the test wait.
+ */
+export function skewedClock(): { now: () => number; advance(ms: number): void } {
+  let skew = 0;
+  return {
+    now: () => Date.now() + skew,
+    advance: (ms) => {
+      skew += ms;
+    },
+  };
+}

@@ -9,6 +9,7 @@ import { TaskRegistry } from '../../agent/exec/tasks.js';
 import type { ExecSpec } from '../../agent/exec/exec.js';
 import type { ExecEvent } from '../../proto/index.js';
 import { deepTreeScript } from '../helpers/deep-tree.js';
+import { skewedClock } from '../helpers/manual-clock.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gaxx-tasks-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -30,43 +31,53 @@ function run(reg: TaskRegistry, taskId: string, argv: string[]): Promise<void> {
 
 describe('TaskRegistry', () => {
   it('forgets finished tasks after the TTL and beyond the count bound, oldest first', async () => {
-    const reg = new TaskRegistry({ capacity: 4, retentionMs: 200, maxFinished: 2 });
+    const clock = skewedClock();
+    const reg = new TaskRegistry({ capacity: 4, retentionMs: 60_000, maxFinished: 2, clock: clock.now });
     await run(reg, 'a', ['true']);
     await run(reg, 'b', ['true']);
     await run(reg, 'c', ['true']);
     expect([reg.get('a'), reg.get('b') !== undefined, reg.get('c') !== undefined]).toEqual([undefined, true, true]);
-    // Forgotten once the clock passes its end plus the TTL (checked as it is looked up).
-    await vi.waitFor(() => expect(reg.get('c')).toBeUndefined(), { timeout: 10_000, interval: 20 });
+    // Held to the TTL's last ms, forgotten once the clock passes its end plus the TTL (checked as it is looked up).
+    clock.advance(55_000);
+    expect(reg.get('c')).toBeDefined();
+    clock.advance(5_001);
+    expect(reg.get('c')).toBeUndefined();
     expect(reg.startedTotal).toBe(3);
     await reg.shutdown(0);
   });
 
   it('keeps the id of a forgotten signed task spent until its signature expires; unsigned ids are free again; the oldest go beyond the bound', async () => {
-    const reg = new TaskRegistry({ capacity: 4, retentionMs: 50, maxSpent: 2 });
-    const until = Date.now() + 3_600_000;
+    const clock = skewedClock();
+    const reg = new TaskRegistry({ capacity: 4, retentionMs: 60_000, maxSpent: 2, clock: clock.now });
+    const until = clock.now() + 3_600_000;
+    const forgotten = (ids: string[]): void => {
+      clock.advance(60_001);
+      expect(ids.map((id) => reg.get(id))).toEqual(ids.map(() => undefined));
+    };
     const runSigned = (id: string, expires: number) =>
       new Promise<void>((resolve) => reg.start(spec(id, ['true']), (ev) => ev.exit && resolve(), `key-${id}`, expires));
     await runSigned('s1', until);
-    // Still held (checked before any timer can run, so before its retention ends): attach and replay answer for it.
+    // Still held (within its retention): attach and replay answer for it.
     expect([reg.get('s1') !== undefined, reg.spentUntil('s1')]).toEqual([true, undefined]);
     await run(reg, 'u1', ['true']);
-    await vi.waitFor(() => expect([reg.get('s1'), reg.get('u1')]).toEqual([undefined, undefined]), { timeout: 10_000, interval: 20 });
+    forgotten(['s1', 'u1']);
     expect([reg.spentUntil('s1'), reg.spentUntil('u1')]).toEqual([until, undefined]);
     // One whose signature has expired by then is free again.
-    await runSigned('s2', Date.now() + 100);
-    await vi.waitFor(() => expect(reg.get('s2')).toBeUndefined(), { timeout: 10_000, interval: 20 });
-    await vi.waitFor(() => expect(reg.spentUntil('s2')).toBeUndefined(), { timeout: 10_000, interval: 20 });
+    await runSigned('s2', clock.now() + 1000);
+    forgotten(['s2']);
+    expect(reg.spentUntil('s2')).toBeUndefined();
     // At most maxSpent ids: s1 (the oldest) goes when s4 comes.
     await runSigned('s3', until);
     await runSigned('s4', until);
-    await vi.waitFor(() => expect([reg.get('s3'), reg.get('s4')]).toEqual([undefined, undefined]), { timeout: 10_000, interval: 20 });
+    forgotten(['s3', 's4']);
     expect([reg.spentUntil('s1'), reg.spentUntil('s3'), reg.spentUntil('s4')]).toEqual([undefined, until, until]);
     await reg.shutdown(0);
   });
 
   it("removes a forgotten task's scratch dir, and never a work dir the task named", async () => {
     const data = join(dir, 'data');
-    const reg = new TaskRegistry({ capacity: 2, retentionMs: 100, dataDir: data });
+    const clock = skewedClock();
+    const reg = new TaskRegistry({ capacity: 2, retentionMs: 60_000, dataDir: data, clock: clock.now });
     const start = (taskId: string, cwd: string) => {
       mkdirSync(cwd, { recursive: true });
       return new Promise<void>((resolve) => reg.start({ ...spec(taskId, ['sh', '-c', 'echo out > result.txt']), cwd }, (ev) => ev.exit && resolve()));
@@ -75,13 +86,8 @@ describe('TaskRegistry', () => {
     await start('s1', scratchDir(data, 's1'));
     await start('n1', named);
     expect(existsSync(join(scratchDir(data, 's1'), 'result.txt'))).toBe(true);
-    await vi.waitFor(
-      () => {
-        expect(reg.get('s1')).toBeUndefined();
-        expect(reg.get('n1')).toBeUndefined();
-      },
-      { timeout: 10_000, interval: 20 },
-    );
+    clock.advance(60_001);
+    expect([reg.get('s1'), reg.get('n1')]).toEqual([undefined, undefined]);
     await vi.waitFor(() => expect(existsSync(scratchDir(data, 's1'))).toBe(false));
     expect(existsSync(join(named, 'result.txt'))).toBe(true);
     await reg.shutdown(0);
@@ -109,15 +115,17 @@ describe('TaskRegistry', () => {
   }, 180_000);
 
   it("tells of an expiry sweep (the agent collects garbage then) once the sweep's scratch dirs are removed", async () => {
-    // Only the sweeper's interval is faked: the tasks, their removals and the TTL run on real time.
+    // Only the sweeper's interval is faked and the TTL's clock moved: the tasks and their removals run on real time.
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const clock = skewedClock();
     try {
       const data = join(dir, 'sweep');
       const ids = ['w1', 'w2', 'w3'];
       const seen: Array<{ count: number; left: string[] }> = [];
       const reg = new TaskRegistry({
         capacity: 4,
-        retentionMs: 300,
+        retentionMs: 60_000,
+        clock: clock.now,
         dataDir: data,
         onSweep: (count) => seen.push({ count, left: ids.filter((id) => existsSync(scratchDir(data, id))) }),
       });
@@ -127,8 +135,7 @@ describe('TaskRegistry', () => {
           reg.start({ ...spec(id, ['sh', '-c', 'echo out > result.txt']), cwd: scratchDir(data, id) }, (ev) => ev.exit && resolve()),
         );
       }
-      const finished = Date.now();
-      await vi.waitFor(() => expect(Date.now() - finished).toBeGreaterThan(300), { timeout: 10_000, interval: 20 });
+      clock.advance(60_001);
       vi.advanceTimersByTime(30_000);
       await vi.waitFor(() => expect(seen).toHaveLength(1), { timeout: 10_000, interval: 10 });
       expect(seen[0]).toEqual({ count: 3, left: [] });
