@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import type { Cluster, Redis } from 'ioredis';
-import { GaxxError, isGaxxError, isLoopbackHost, nodeHttp, nodeHttps, parseHostPort } from '../../proto/index.js';
+import { GaxxError, isGaxxError, isLoopbackHost, parseHostPort } from '../../proto/index.js';
 import type { SecureContextOptions } from 'node:tls';
 import { fleetEndpoint, type AgentConnector, type AgentEndpoint } from '../dispatch/agent-pool.js';
 import { warmingConnector, type WarmingConnector } from '../dispatch/connector.js';
@@ -27,7 +27,7 @@ import { MAX_RUNS } from '../dispatch/run-discovery.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 import { Dashboard, type DashboardOptions } from '../ui/dashboard.js';
 import { fleetTargets } from '../ui/targets.js';
-import { listenFailure } from '../ui/http.js';
+import { guardedServer, listenFailure } from '../ui/http.js';
 
 export const HEARTBEAT_KEY = gaxxKey('schedulers');
 
@@ -200,9 +200,8 @@ export class SchedulerDaemon {
     if (!isLoopbackHost(host) && !this.opts.metricsTls) {
       throw new GaxxError('CONFIG_INVALID', `metrics on non-loopback address ${listen} need TLS (a scheduler certificate)`);
     }
-    this.server = this.opts.metricsTls
-      ? nodeHttps().createServer({ ...this.opts.metricsTls, requestCert: true, rejectUnauthorized: true }, handler)
-      : nodeHttp().createServer(handler);
+    // Bounded connections and short request timeouts, as the dashboard's: on loopback anyone may connect.
+    this.server = guardedServer(this.opts.metricsTls, handler).server;
     await new Promise<void>((resolve, reject) => {
       this.server?.once('error', (e: NodeJS.ErrnoException) => reject(listenFailure('metrics cannot listen', listen, e, this.opts.metricsInUse)));
       this.server?.listen(port, host, () => resolve());

@@ -20,7 +20,7 @@ import type { WorkerLog } from '../dispatch/worker.js';
 import { loadAssets, type Asset } from './assets.js';
 import { Collector } from './collector.js';
 import { buildExposition } from './exposition.js';
-import { gate, listen, loopbackHosts, newToken, SECURITY_HEADERS } from './http.js';
+import { gate, listen, loopbackHosts, newToken, SECURITY_HEADERS, type Trust } from './http.js';
 import { RunTracker, type RunView } from './runs.js';
 import { fleetLimitViews, fleetsView, requestedFleets, type FleetLimitsView } from './fleet-view.js';
 import { agentView, byFleetHost, type AgentView } from './agent-view.js';
@@ -158,6 +158,7 @@ export class Dashboard {
     const url = `${opts.tls ? 'https' : 'http'}://${formatHostPort(l.host, l.port)}/?token=${token}`;
     const self = new Dashboard(opts, l.server, token, url, assets);
     self.hosts = l.loopback ? loopbackHosts(l.host, l.port) : undefined;
+    self.trust = l.trust;
     ref.d = self;
     self.collector.start();
     self.timer = setInterval(() => void self.tick(), opts.tickMs ?? 1000);
@@ -166,6 +167,8 @@ export class Dashboard {
   }
 
   private hosts: Set<string> | undefined;
+  /** Marks a connection that showed the token: it keeps its place when connections run out. */
+  private trust: Trust | undefined;
   /**
    * Served without the token: /metrics (on loopback; elsewhere TLS with a client certificate
    * guards it) and the page's static files, the code shipped with gaxx, holding no data. The page
@@ -258,7 +261,7 @@ export class Dashboard {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    const authed = gate(req, res, { token: this.token, open: this.open, hosts: this.hosts });
+    const authed = gate(req, res, { token: this.token, open: this.open, hosts: this.hosts, trust: this.trust });
     if (!authed) return;
     const path = authed.url.pathname;
     const headers: Record<string, string> = { ...SECURITY_HEADERS };

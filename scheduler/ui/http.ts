@@ -3,11 +3,13 @@
  * header naming the loopback address, against DNS rebinding), the headers every answer carries
  * (a Content-Security-Policy allowing only this origin, no caching, no referrer so the token
  * never leaks) and the listening rules: loopback by default; any other address only over TLS
- * with a client certificate from the fleet CA, and the token still required.
+ * with a client certificate from the fleet CA, and the token still required. Anyone who may
+ * connect gets little of the process without the token: a bounded number of connections, each
+ * closed unless its request comes within seconds (guardConnections).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import { formatHostPort, GaxxError, isLoopbackHost, nodeHttp, nodeHttps, parseHostPort } from '../../proto/index.js';
 
@@ -35,6 +37,59 @@ export const SECURITY_HEADERS: Record<string, string> = {
   'cross-origin-resource-policy': 'same-origin',
 };
 
+/**
+ * The most connections a dashboard keeps open at once. A browser tab holds about 6 and an event
+ * stream (at most 32 of them, sse.ts), a Prometheus one: a few dozen are plenty. Unbounded, any
+ * local process (a task of a local fleet too, sharing the host's loopback) could open
+ * connections without the token until this process had no file descriptor left, and the
+ * scheduler daemon that serves the dashboard none for its agents, Redis or files.
+ */
+export const MAX_CONNECTIONS = 128;
+
+/**
+ * How long a connection may take to send its request (headers and body: the dashboard's are
+ * small). Node's defaults (60 s for the headers, checked every 30 s; 5 min for the body) let a
+ * connection that sends nothing, or a byte now and then, hold its slot a minute or more.
+ */
+export const REQUEST_TIMEOUT_MS = 10_000;
+
+/** The server options that apply REQUEST_TIMEOUT_MS (a TLS handshake gets as long). */
+const SERVER_TIMEOUTS = {
+  headersTimeout: REQUEST_TIMEOUT_MS,
+  requestTimeout: REQUEST_TIMEOUT_MS,
+  connectionsCheckingInterval: 1000,
+};
+
+/** Marks a connection as one that showed the token: it is never closed to make room. */
+export type Trust = (socket: Socket) => void;
+
+/**
+ * Keeps at most `max` connections open on `server`: one past them closes the oldest that never
+ * showed the token (an operator's page and event stream stay; a flood only displaces itself), or
+ * itself when every other one did. A TLS server counts the connections that passed the handshake
+ * (a client certificate from the fleet CA), those still in it are bounded by the handshake
+ * timeout and `maxConnections`. Returns how to mark a connection trusted.
+ */
+export function guardConnections(server: Server, tls: boolean, max = MAX_CONNECTIONS): Trust {
+  const open = new Set<Socket>(); // in the order they came
+  const trusted = new WeakSet<Socket>();
+  server.maxConnections = 2 * max;
+  server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+    if (open.size <= max) return;
+    let victim = socket;
+    for (const s of open) {
+      if (trusted.has(s)) continue;
+      victim = s;
+      break;
+    }
+    open.delete(victim);
+    victim.destroy();
+  });
+  return (socket) => void trusted.add(socket);
+}
+
 /** A fresh token: 32 random bytes, URL-safe. */
 export const newToken = (): string => randomBytes(32).toString('base64url');
 
@@ -61,6 +116,8 @@ export interface GateOptions {
   open?: ReadonlySet<string>;
   /** Host header values accepted (loopback listeners); undefined: any. */
   hosts?: ReadonlySet<string>;
+  /** Told of each connection whose request showed the token (guardConnections). */
+  trust?: Trust;
 }
 
 /**
@@ -84,6 +141,7 @@ export function gate(req: IncomingMessage, res: ServerResponse, o: GateOptions):
     res.writeHead(401, { ...SECURITY_HEADERS, 'content-type': 'text/plain' }).end('unauthorized: open the URL with the token that gaxx printed\n');
     return undefined;
   }
+  o.trust?.(req.socket);
   return { url };
 }
 
@@ -95,11 +153,25 @@ export interface ListenOptions {
   tls?: SecureContextOptions;
 }
 
-/** Starts an HTTP(S) server per the listening rules; resolves with it and its bound address. */
+/**
+ * An HTTP server, or HTTPS requiring a client certificate from `tls`'s CA, with the request
+ * timeouts and connection bound of guardConnections; returns it and how to trust a connection.
+ */
+export function guardedServer(
+  tls: SecureContextOptions | undefined,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): { server: Server; trust: Trust } {
+  const server: Server = tls
+    ? nodeHttps().createServer({ ...tls, requestCert: true, rejectUnauthorized: true, handshakeTimeout: REQUEST_TIMEOUT_MS, ...SERVER_TIMEOUTS }, handler)
+    : nodeHttp().createServer(SERVER_TIMEOUTS, handler);
+  return { server, trust: guardConnections(server, tls !== undefined) };
+}
+
+/** Starts an HTTP(S) server per the listening rules; resolves with it, its bound address and how to trust a connection. */
 export async function listen(
   o: ListenOptions,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
-): Promise<{ server: Server; host: string; port: number; loopback: boolean }> {
+): Promise<{ server: Server; host: string; port: number; loopback: boolean; trust: Trust }> {
   const { host, port } = splitListen(o.listen);
   const loopback = isLoopbackHost(host);
   if (!loopback && !o.tls) {
@@ -108,14 +180,12 @@ export async function listen(
       `the dashboard on ${o.listen} (not loopback) needs TLS with client certificates; listen on 127.0.0.1 or give a server certificate`,
     );
   }
-  const server: Server = o.tls
-    ? nodeHttps().createServer({ ...o.tls, requestCert: true, rejectUnauthorized: true }, handler)
-    : nodeHttp().createServer(handler);
+  const { server, trust } = guardedServer(o.tls, handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => reject(listenFailure('cannot listen', o.listen, e, o.inUse)));
     server.listen(port, host, () => resolve());
   });
-  return { server, host, port: (server.address() as AddressInfo).port, loopback };
+  return { server, host, port: (server.address() as AddressInfo).port, loopback, trust };
 }
 
 /**
