@@ -75,6 +75,7 @@ export {
   makeDirs,
   makeDirsAsync,
   pidAlive,
+  processRunning,
   processStartTicks,
   removeTree,
   type LogDestination,

@@ -7,27 +7,41 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../../certs/index.js';
+import { processRunning, processStartTicks } from '../../proto/index.js';
 
-const UrlFile = z.object({ url: z.string().url(), pid: z.number().int() }).strict();
+const UrlFile = z.object({ url: z.string().url(), pid: z.number().int(), start: z.string().optional() }).strict();
 
 /** The file's path under a state dir. */
 export const dashboardUrlFile = (stateDir: string): string => join(stateDir, 'ui', 'dashboard.json');
 
 /**
- * Records the URL of the dashboard this process serves: whole, not forced to disk (it describes
- * a running process, which a power loss ends together with any write it undoes).
+ * Records the URL of the dashboard this process serves, and which process that is (its pid and
+ * start time): whole, not forced to disk (it describes a running process, which a power loss
+ * ends together with any write it undoes).
  */
 export function writeDashboardUrl(stateDir: string, url: string): void {
-  writeFileAtomic(dashboardUrlFile(stateDir), JSON.stringify({ url, pid: process.pid }), 0o600, { durable: false });
+  const ticks = processStartTicks(process.pid);
+  writeFileAtomic(dashboardUrlFile(stateDir), JSON.stringify({ url, pid: process.pid, ...(ticks ? { start: String(ticks) } : {}) }), 0o600, {
+    durable: false,
+  });
 }
 
-/** The recorded URL, if any (a file that does not parse counts as none). */
+/**
+ * The recorded URL, if the process that wrote it still runs (a file that does not parse counts
+ * as none). A daemon killed without removing it leaves its port to anyone: whatever listens
+ * there later must neither be sent the token nor be printed as the dashboard.
+ */
 export function readDashboardUrl(stateDir: string): { url: string; pid: number } | undefined {
+  let recorded: z.infer<typeof UrlFile>;
   try {
-    return UrlFile.parse(JSON.parse(readFileSync(dashboardUrlFile(stateDir), 'utf8')));
+    recorded = UrlFile.parse(JSON.parse(readFileSync(dashboardUrlFile(stateDir), 'utf8')));
   } catch {
     return undefined;
   }
+  if (!processRunning(recorded.pid)) return undefined;
+  // The same pid, started at another time, is a later process.
+  if (recorded.start !== undefined && String(processStartTicks(recorded.pid)) !== recorded.start) return undefined;
+  return { url: recorded.url, pid: recorded.pid };
 }
 
 /** Removes the record if it is this process's. */

@@ -2,9 +2,11 @@
 // token, refuses bad flags and a non-loopback address, and stops on Ctrl-C. With Redis: --fleet
 // filters the page's data whether this process or the scheduler daemon serves it, a fleet's cost
 // so far is shown against its budget, and on its own it shows the daemons' breaker states.
-import { rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
@@ -151,6 +153,35 @@ describe('gaxx ui with fleets in Redis', () => {
       expect(await ui.stop()).toBe(0);
       await conn.del('{gaxx}:breakers:d-test');
       await conn.zrem(HEARTBEAT_KEY, 'd-test');
+    }
+  });
+
+  it('a recorded dashboard URL whose process is gone (or was a later one with its pid) is neither asked nor printed: what listens on its port now gets no token', async () => {
+    // Something else took the port a killed daemon's dashboard left, and answers as it did.
+    const asked: string[] = [];
+    const squatter = createHttpServer((req, res) => {
+      asked.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((done) => squatter.listen(0, '127.0.0.1', done));
+    const gone = spawn('true');
+    await new Promise((done) => gone.once('exit', done));
+    const file = join(home, 'state', 'ui', 'dashboard.json');
+    mkdirSync(dirname(file), { recursive: true });
+    const url = `http://127.0.0.1:${(squatter.address() as AddressInfo).port}/?token=of-a-dead-daemon`;
+    try {
+      for (const writer of [{ pid: gone.pid }, { pid: process.pid, start: '1' }]) {
+        writeFileSync(file, JSON.stringify({ url, ...writer }), { mode: 0o600 });
+        const ui = await firstLine(['ui', '--listen', '127.0.0.1:0', '--json'], { GAXX_REDIS_URL: redis.url });
+        const printed = JSON.parse(ui.line) as { url: string; served: string };
+        expect(await ui.stop()).toBe(0);
+        expect(printed.served, JSON.stringify(writer)).toBe('here');
+        expect(printed.url).not.toContain('of-a-dead-daemon');
+      }
+      expect(asked).toEqual([]);
+    } finally {
+      rmSync(file, { force: true });
+      squatter.close();
     }
   });
 
