@@ -81,7 +81,19 @@ async function targetsFor(remote: { fleet: string }, flags: Parameters<Command['
     : agents;
 }
 
-async function onAgent(t: Target, config: GaxxConfig, fn: (c: AgentClient) => Promise<Omit<Row, 'host' | 'address' | 'ok'>>): Promise<Row> {
+/** The row of a host whose copy an interrupt stopped, or kept from starting. */
+function cancelledRow(t: Target, message: string): Row {
+  return { host: t.name, address: t.address, ok: false, bytes: 0, sha256: '', path: '', error: { code: 'CANCELLED', message } };
+}
+
+async function onAgent(
+  t: Target,
+  config: GaxxConfig,
+  signal: AbortSignal,
+  fn: (c: AgentClient) => Promise<Omit<Row, 'host' | 'address' | 'ok'>>,
+): Promise<Row> {
+  // Hosts not begun when Ctrl-C came are not begun at all: each still gets its row.
+  if (signal.aborted) return cancelledRow(t, 'not copied: interrupted before this host was started');
   const c = AgentClient.connect({ address: t.address, ...(t.expect ? { expect: t.expect } : {}) }, operatorCreds(config), {
     connectTimeoutMs: config.agent.connectTimeoutMs,
     token: config.agent.token,
@@ -111,7 +123,9 @@ export const command: Command = {
     'once. A local path with a colon is written ./a:b. LOCALDIR must be yours (or sticky, as /tmp), and each <host> folder yours and',
     'no symlink: where another user could rename things, a download is refused (exit 7). Exit 0',
     'when every host succeeded, else the code of the first failure (12 when an agent could not be',
-    'reached, 10 on a checksum mismatch).',
+    'reached, 10 on a checksum mismatch). Ctrl-C (or SIGTERM, SIGHUP) stops the copies: an upload',
+    "cut short leaves the agent's file as it was, a download's temp file is removed, every host",
+    'not done is reported CANCELLED (--json too), exit 130; a second Ctrl-C quits at once.',
   ].join('\n'),
   flags: {
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'agent addresses instead of a fleet (remote side :PATH)' },
@@ -121,7 +135,9 @@ export const command: Command = {
   },
   positionals: { names: ['SRC', 'DST'], min: 2, complete: 'fleet-path' },
   examples: ['gaxx cp ./tool.tar.gz web:job/tool.tar.gz', 'gaxx cp web:job/out/report.csv ./reports', 'gaxx cp --agent 10.0.0.5,10.0.0.6 ./x :job/x'],
-  async run({ flags, positionals, config, out }) {
+  handlesInterrupt: true,
+  interruptNote: 'stopping the copies',
+  async run({ flags, positionals, config, out, signal }) {
     const [src, dst] = (positionals as [string, string]).map(parseSide) as [Side, Side];
     if (src.remote === dst.remote) throw usage('exactly one of SRC and DST must be remote (F:PATH or :PATH)');
     const parallel = intFlag(flags, 'parallel', 'cp', 1, 1000) ?? 16;
@@ -136,11 +152,11 @@ export const command: Command = {
         throw new GaxxError('NOT_FOUND', `cannot read '${src.path}': ${(e as Error).message}`);
       }
       // Sized (over the agents' limit: refused before reading) and hashed once, read again per host as it is sent.
-      const local = await localFile(src.path);
+      const local = await localFile(src.path, signal);
       const path = remoteTarget(remote.path, src.path);
       rows = await parallelMap(out, 'gaxx cp: uploading', targets, parallel, (t) =>
-        onAgent(t, config, async (c) => {
-          const res = await c.putFile(path, local, { mode: local.mode });
+        onAgent(t, config, signal, async (c) => {
+          const res = await c.putFile(path, local, { mode: local.mode, signal });
           return { bytes: Number(res.size), sha256: res.sha256, path: res.path };
         }),
       );
@@ -150,9 +166,9 @@ export const command: Command = {
       const dirs = new Map(targets.map((t) => [hostDirName(t.name), t]));
       if (dirs.size !== targets.length) throw usage('two hosts map to the same folder name; copy them separately');
       rows = await parallelMap(out, 'gaxx cp: downloading', targets, parallel, (t) =>
-        onAgent(t, config, async (c) => {
+        onAgent(t, config, signal, async (c) => {
           const file = join(localDir, hostDirName(t.name), basename(remote.path));
-          const got = await writeDownload(file, (write) => c.getFile(remote.path, write));
+          const got = await writeDownload(file, (write) => c.getFile(remote.path, write, { signal }));
           return { bytes: got.size, sha256: got.sha256, path: file };
         }),
       );
@@ -165,7 +181,8 @@ export const command: Command = {
         { header: 'SHA256', get: (r) => (r.ok ? r.sha256 : '-') },
       ]),
     );
-    const failed = rows.find((r) => !r.ok);
+    // Stopped by Ctrl-C (or SIGTERM, SIGHUP): 130 as for a cancelled run, whatever else failed.
+    const failed = rows.find((r) => r.error?.code === 'CANCELLED') ?? rows.find((r) => !r.ok);
     return failed?.error ? exitCodeFor(failed.error.code) : 0;
   },
 };

@@ -23,7 +23,7 @@ import {
 import { agentError } from './agent-errors.js';
 import { checkAgentCertificate, grpcTarget, splitAddress, type AgentExpectation } from './agent-identity.js';
 import { execStream } from './exec-stream.js';
-import { getFile, putFile, type Downloaded, type LocalFile, type TransferContext } from './file-transfer.js';
+import { getFile, putFile, transferCancelled, type Downloaded, type LocalFile, type TransferContext } from './file-transfer.js';
 
 /** Largest gRPC message either side accepts; the agent uses the same limit. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -255,9 +255,9 @@ export class AgentClient {
   async putFile(
     path: string,
     source: Buffer | LocalFile,
-    opts: { mode?: number; area?: 'FILE_AREA_DATA' | 'FILE_AREA_CERTS'; deadlineMs?: number } = {},
+    opts: { mode?: number; area?: 'FILE_AREA_DATA' | 'FILE_AREA_CERTS'; deadlineMs?: number; signal?: AbortSignal } = {},
   ): Promise<PutFileResponse__Output> {
-    await this.ready();
+    await this.readyUnless(opts.signal, path);
     return putFile(this.rpc('PutFile'), path, source, opts, this.transfer(opts.deadlineMs));
   }
 
@@ -266,9 +266,9 @@ export class AgentClient {
    * never more than the header announced, nor over MAX_FILE_BYTES); CHECKSUM_MISMATCH when it does
    * not match its header. The deadline grows with the size the header announces.
    */
-  async getFile(path: string, write: (chunk: Buffer) => Promise<void>, opts: { deadlineMs?: number } = {}): Promise<Downloaded> {
-    await this.ready();
-    return getFile(this.rpc('GetFile'), path, write, this.transfer(opts.deadlineMs));
+  async getFile(path: string, write: (chunk: Buffer) => Promise<void>, opts: { deadlineMs?: number; signal?: AbortSignal } = {}): Promise<Downloaded> {
+    await this.readyUnless(opts.signal, path);
+    return getFile(this.rpc('GetFile'), path, write, this.transfer(opts.deadlineMs), opts.signal);
   }
 
   /**
@@ -313,6 +313,26 @@ export class AgentClient {
       state = channel.getConnectivityState(true);
     }
     if (state === grpcJs().connectivityState.SHUTDOWN) throw new GaxxError('UNAVAILABLE', `client for agent ${this.address} is closed`);
+  }
+
+  /**
+   * ready(), given up with CANCELLED once `signal` is aborted: a transfer stopped by Ctrl-C does
+   * not first wait out the connect timeout of an agent that does not answer.
+   */
+  private async readyUnless(signal: AbortSignal | undefined, path: string): Promise<void> {
+    if (!signal) return this.ready();
+    const stopped = (): GaxxError => transferCancelled(path, this.address);
+    if (signal.aborted) throw stopped();
+    let onAbort!: () => void;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(stopped());
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      await Promise.race([this.ready(), aborted]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   private callOptions(deadlineMs = this.deadlineMs): grpc.CallOptions {

@@ -40,6 +40,13 @@ export interface LocalFile {
   mode: number;
 }
 
+/**
+ * CANCELLED for a transfer stopped by its caller's `signal` (Ctrl-C): said as such, not as the
+ * transport's closed stream, so that the caller can tell its own stop from an agent's failure.
+ */
+export const transferCancelled = (path: string, address: string): GaxxError =>
+  new GaxxError('CANCELLED', `${path} with agent ${address}: stopped before it was complete (interrupted)`);
+
 /** What a download delivered: its size, sha256 (both checked against the agent's header) and the agent's mode bits. */
 export interface Downloaded {
   size: number;
@@ -76,16 +83,19 @@ async function openLocal(path: string): Promise<FileHandle> {
 /**
  * Stats and hashes a local file for upload through one descriptor: INVALID_ARGUMENT for what is
  * no regular file or is over MAX_FILE_BYTES (told before a byte is read), NOT_FOUND when it
- * cannot be opened or read.
+ * cannot be opened or read, CANCELLED once `signal` is aborted (hashing 1 GiB takes seconds).
  */
-export async function localFile(path: string): Promise<LocalFile> {
+export async function localFile(path: string, signal?: AbortSignal): Promise<LocalFile> {
   const fh = await openLocal(path);
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw new GaxxError('INVALID_ARGUMENT', `'${path}' is not a regular file`);
     if (st.size > MAX_FILE_BYTES) throw overLimit(`'${path}'`, st.size);
     const hash = createHash('sha256');
-    for await (const chunk of chunksOf(fh, st.size, path)) hash.update(chunk);
+    for await (const chunk of chunksOf(fh, st.size, path)) {
+      if (signal?.aborted) throw new GaxxError('CANCELLED', `'${path}' was not sent: interrupted while it was read`);
+      hash.update(chunk);
+    }
     return { path, size: st.size, sha256: hash.digest('hex'), mode: st.mode & 0o777 };
   } catch (e) {
     if (isGaxxError(e)) throw e;
@@ -117,33 +127,48 @@ async function* uploadChunks(source: Buffer | LocalFile): AsyncGenerator<Buffer>
 /**
  * Uploads `source` (bytes, or a local file from localFile) to `path` through `client`'s PutFile,
  * one chunk in flight beyond what the stream buffers; CHECKSUM_MISMATCH when the agent stored
- * other bytes, or when the local file changed while it was sent.
+ * other bytes, or when the local file changed while it was sent. Once `signal` is aborted while
+ * data is still being sent, the call is cancelled (the agent removes its temp file, and the file
+ * at `path` stays as it was) and this rejects with CANCELLED; once everything is sent, the
+ * agent's answer is awaited whatever `signal` says, so that what it did is known.
  */
 export async function putFile(
   client: AgentGrpcClient,
   path: string,
   source: Buffer | LocalFile,
-  opts: { mode?: number; area?: 'FILE_AREA_DATA' | 'FILE_AREA_CERTS' },
+  opts: { mode?: number; area?: 'FILE_AREA_DATA' | 'FILE_AREA_CERTS'; signal?: AbortSignal | undefined },
   ctx: TransferContext,
 ): Promise<PutFileResponse__Output> {
   const size = Buffer.isBuffer(source) ? source.length : source.size;
   const sha256 = Buffer.isBuffer(source) ? sha256Of(source) : source.sha256;
   if (size > MAX_FILE_BYTES) throw overLimit(`the upload to ${path}`, size);
+  const { signal } = opts;
+  if (signal?.aborted) throw transferCancelled(path, ctx.address);
   let call!: grpc.ClientWritableStream<PutFileChunk>;
   const done = new Promise<PutFileResponse__Output>((resolve, reject) => {
     call = client.putFile({ deadline: Date.now() + ctx.deadlineMs(size) }, (e, r) => (e || !r ? reject(ctx.mapError(e)) : resolve(r)));
   });
   done.catch(() => undefined); // awaited below; an early refusal also ends the sending loop
+  let stopped = false;
+  const onAbort = (): void => {
+    stopped = true;
+    call.cancel();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
   const send = async (msg: PutFileChunk): Promise<void> => {
+    if (stopped) throw transferCancelled(path, ctx.address);
     if (!call.write(msg)) await Promise.race([once(call, 'drain'), done]);
   };
   try {
     await send({ header: { path, mode: opts.mode ?? 0, size, sha256, area: opts.area ?? 'FILE_AREA_DATA' } });
     for await (const chunk of uploadChunks(source)) await send({ data: chunk });
+    if (stopped) throw transferCancelled(path, ctx.address);
+    signal?.removeEventListener('abort', onAbort);
     call.end();
   } catch (e) {
+    signal?.removeEventListener('abort', onAbort);
     call.cancel();
-    throw e;
+    throw stopped ? transferCancelled(path, ctx.address) : e;
   }
   const res = await done;
   if (res.sha256 !== sha256) throw new GaxxError('CHECKSUM_MISMATCH', `agent ${ctx.address} stored ${path} with sha256 ${res.sha256}, sent ${sha256}`);
@@ -167,16 +192,31 @@ function checkedHeader(h: NonNullable<GetFileChunk__Output['header']>, path: str
  * sends more than its header announced (CHECKSUM_MISMATCH) or announces more than MAX_FILE_BYTES;
  * at the end, CHECKSUM_MISMATCH unless size and sha256 match the header. The call may take
  * `deadlineMs(MAX_FILE_BYTES)` until the header comes, then `deadlineMs(size)` from there.
+ * Once `signal` is aborted before the last chunk came, the call is cancelled and this rejects
+ * with CANCELLED (the caller removes what it wrote).
  */
-export async function getFile(client: AgentGrpcClient, path: string, write: (chunk: Buffer) => Promise<void>, ctx: TransferContext): Promise<Downloaded> {
+export async function getFile(
+  client: AgentGrpcClient,
+  path: string,
+  write: (chunk: Buffer) => Promise<void>,
+  ctx: TransferContext,
+  signal?: AbortSignal,
+): Promise<Downloaded> {
+  if (signal?.aborted) throw transferCancelled(path, ctx.address);
   const call = client.getFile({ path }, { deadline: Date.now() + ctx.deadlineMs(MAX_FILE_BYTES) });
   let header: Header | undefined;
   let received = 0;
   const hash = createHash('sha256');
   let timer: NodeJS.Timeout | undefined;
   let expired = false;
+  let stopped = false;
   let ended = false;
   let writing = false;
+  const onAbort = (): void => {
+    stopped = true;
+    call.cancel();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     for await (const chunk of call as AsyncIterable<GetFileChunk__Output>) {
       if (chunk.header) {
@@ -202,10 +242,12 @@ export async function getFile(client: AgentGrpcClient, path: string, write: (chu
     ended = true;
   } catch (e) {
     if (expired) throw new GaxxError('DEADLINE_EXCEEDED', `${path} from agent ${ctx.address}: not complete within the deadline for its ${header?.size} bytes`);
+    if (stopped && !writing) throw transferCancelled(path, ctx.address);
     // The caller's own failure (its write) is its to name; anything else came from the call.
     throw writing || isGaxxError(e) ? e : ctx.mapError(e);
   } finally {
     clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
     if (!ended) call.cancel();
   }
   if (!header) throw new GaxxError('UNAVAILABLE', `agent ${ctx.address} sent ${path} without a header`);
