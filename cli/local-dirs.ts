@@ -74,14 +74,16 @@ export function prepareUserDir(dir: string, what: string): string {
 
 /**
  * Makes `dir` inside a directory prepared as above, or accepts it when it is already there as
- * one of ours (a previous download's); a symlink or someone else's directory is refused.
+ * one of ours (a previous download's); a symlink or someone else's directory is refused. True
+ * when it was made now (the caller may remove it again when what it was made for failed).
  */
-export function makeOwnSubdir(dir: string, what: string): void {
+export function makeOwnSubdir(dir: string, what: string): boolean {
   try {
     mkdirSync(dir, { mode: 0o755 });
-    return;
+    return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fileAccessError(e) ?? e;
   }
   checkOwnDir(dir, what, 0o002);
+  return false;
 }

@@ -3,7 +3,7 @@
  * fleet (or `--agent` addresses, written `:REMOTE`), over the agents' PutFile/GetFile with the
  * sha256 checked on both ends, several hosts at once.
  */
-import { statSync } from 'node:fs';
+import { rmdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { exitCodeFor, fileAccessError, GaxxError, isGaxxError, type ErrorCode } from '../../proto/index.js';
 import { AgentClient, localFile, type Downloaded } from '../../scheduler/client/index.js';
@@ -35,18 +35,30 @@ export function hostDirName(name: string): string {
 
 /**
  * Downloads into `file` (in LOCALDIR/<host>) as it arrives: a temp file beside it, renamed into
- * place only once size and sha256 matched, removed on any failure. A local file-system failure is
- * FILE_ACCESS naming it; the transfer's own failures pass through.
+ * place only once size and sha256 matched, removed on any failure, and so is the host folder when
+ * this download made it (a failed copy leaves nothing in LOCALDIR). A local file-system failure
+ * is FILE_ACCESS naming it; the transfer's own failures pass through.
  */
 async function writeDownload(file: string, fetch: (write: (chunk: Buffer) => Promise<void>) => Promise<Downloaded>): Promise<Downloaded> {
-  makeOwnSubdir(dirname(file), 'the download folder');
+  const hostDir = dirname(file);
+  const made = makeOwnSubdir(hostDir, 'the download folder');
   try {
     // Never group- or world-writable, whatever the agent's copy was.
     return await writeStreamAtomic(file, (got) => got.mode & 0o755 || 0o600, fetch);
   } catch (e) {
+    // Only while empty: anything another download put there meanwhile stays.
+    if (made) rmdirQuietly(hostDir);
     if (isGaxxError(e)) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw fileAccessError(e) ?? new GaxxError('FILE_ACCESS', `cannot write ${file}: ${code ?? String(e)}`, { cause: e });
+  }
+}
+
+function rmdirQuietly(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Not empty, or gone: either way nothing of this download is in it.
   }
 }
 
@@ -119,8 +131,9 @@ export const command: Command = {
     "names a directory, and the upload goes into it under LOCAL's name. Files of up to 1 GiB",
     '(a bigger LOCAL is refused before it is read). The sha256 is checked by the agent on upload',
     'and by gaxx on download, which streams into a temp file beside <name>, renamed into place',
-    'only when complete and verified; an agent sending more than it announced is cut off at',
-    'once. A local path with a colon is written ./a:b. LOCALDIR must be yours (or sticky, as /tmp), and each <host> folder yours and',
+    'only when complete and verified (a failed one leaves nothing, nor a <host> folder it made);',
+    'an agent sending more than it announced is cut off at once. A local path with a colon is',
+    'written ./a:b. LOCALDIR must be yours (or sticky, as /tmp), and each <host> folder yours and',
     'no symlink: where another user could rename things, a download is refused (exit 7). Exit 0',
     'when every host succeeded, else the code of the first failure (12 when an agent could not be',
     'reached, 10 on a checksum mismatch). Ctrl-C (or SIGTERM, SIGHUP) stops the copies: an upload',

@@ -92,6 +92,26 @@ describe('gaxx cp: ordinary mistakes are refused clearly, never INTERNAL', () =>
   });
 });
 
+describe('gaxx cp: a failed download leaves nothing in LOCALDIR', () => {
+  it('a missing remote file, or an agent that does not answer: no host folder made for it stays; one that was there stays, with its files', async () => {
+    const dir = join(tmp, 'failed');
+    const r = await w.gaxx(['cp', '--json', `${w.fleet}:no/such/file`, dir]);
+    expect(r.code, r.stderr).toBe(exitCodeFor('NOT_FOUND'));
+    expect((JSON.parse(r.stdout) as Row[]).map((x) => x.error?.code)).toEqual(w.hosts.map(() => 'NOT_FOUND'));
+    expect(readdirSync(dir)).toEqual([]);
+    const gone = await w.gaxx(['cp', '--json', '--agent', '127.0.0.1:1', ':x', dir]);
+    expect(gone.code, gone.stderr).toBe(exitCodeFor('UNAVAILABLE'));
+    expect(readdirSync(dir)).toEqual([]);
+    // A host folder from an earlier download is the user's: kept, with what it holds.
+    const file = join(tmp, 'kept.txt');
+    writeFileSync(file, 'kept\n');
+    expect((await w.gaxx(['cp', file, `${w.fleet}:kept.txt`])).code).toBe(0);
+    expect((await w.gaxx(['cp', `${w.fleet}:kept.txt`, dir])).code).toBe(0);
+    expect((await w.gaxx(['cp', `${w.fleet}:no/such/file`, dir])).code).toBe(exitCodeFor('NOT_FOUND'));
+    for (const h of w.hosts) expect(readdirSync(join(dir, h))).toEqual(['kept.txt']);
+  });
+});
+
 const fileSha = async (file: string): Promise<string> => {
   const h = createHash('sha256');
   for await (const c of createReadStream(file)) h.update(c as Buffer);
