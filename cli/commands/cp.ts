@@ -19,9 +19,12 @@ const usage = (m: string): GaxxError => usageError('cp', m);
 /** One side of a copy: `F:PATH` / `:PATH` (remote) or a local path. */
 export type Side = { remote: true; fleet: string; path: string } | { remote: false; path: string };
 
-/** Parses a side; a local path containing ':' is written `./a:b`. */
+/**
+ * Parses a side; a local path containing ':' is written `./a:b`. The remote path is everything
+ * after the colon, line breaks too (a task may name a file so): never read as a local path.
+ */
 export function parseSide(s: string): Side {
-  const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,62})?:(.*)$/.exec(s);
+  const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,62})?:(.*)$/s.exec(s);
   if (!m || s.startsWith('./') || s.startsWith('/')) return { remote: false, path: s };
   if (m[2] === '') throw usage(`'${s}' names no remote path`);
   return { remote: true, fleet: m[1] ?? '', path: m[2] as string };
