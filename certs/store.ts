@@ -62,10 +62,28 @@ function namingPath(e: unknown, path: string): unknown {
 const tempBeside = (path: string): string => join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
 
 /**
+ * The temp files of writeStreamAtomic still being written. A process that exits meanwhile (a
+ * second Ctrl-C, an error no one caught: process.exit, not the failure path below) removes them
+ * as it exits, so that a download cut short leaves no hidden part behind; only a SIGKILL can.
+ */
+const streaming = new Set<string>();
+let removeAtExit = false;
+function removeStreaming(): void {
+  for (const tmp of streaming) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // Gone already (renamed into place or removed): nothing is left of it.
+    }
+  }
+}
+
+/**
  * Writes a file whose content arrives piece by piece, as writeFileAtomic does a whole one: `fill`
  * gets a `write` for each piece, going to a temp file beside `path` (in an existing directory);
  * only when `fill` resolves is the file given `mode(result)` and renamed over `path`. When `fill`
- * or a write fails, the temp file is removed and the failure passed on: `path` is never a part.
+ * or a write fails, the temp file is removed and the failure passed on: `path` is never a part,
+ * and neither is the temp file left when the process exits before `fill` ends (streaming above).
  * Not forced to disk (writeFileAtomic's `durable: false`).
  */
 export async function writeStreamAtomic<T>(
@@ -76,7 +94,15 @@ export async function writeStreamAtomic<T>(
   const tmp = tempBeside(path);
   // node:fs/promises on first use: gaxx exec, which loads this module, never writes a stream.
   const { open, rename, unlink } = nodeFsPromises();
-  const fh = await open(tmp, 'wx', 0o600);
+  if (!removeAtExit) {
+    removeAtExit = true;
+    process.once('exit', removeStreaming);
+  }
+  streaming.add(tmp);
+  const fh = await open(tmp, 'wx', 0o600).catch((e: unknown) => {
+    streaming.delete(tmp);
+    throw e;
+  });
   let closed = false;
   try {
     const result = await fill(async (piece) => {
@@ -86,10 +112,12 @@ export async function writeStreamAtomic<T>(
     closed = true;
     await fh.close();
     await rename(tmp, path);
+    streaming.delete(tmp);
     return result;
   } catch (e) {
     if (!closed) await fh.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);
+    streaming.delete(tmp);
     throw namingPath(e, path);
   }
 }

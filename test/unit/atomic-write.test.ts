@@ -5,7 +5,7 @@ import { fsyncSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, s
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { writeFileAtomic } from '../../certs/index.js';
+import { writeFileAtomic, writeStreamAtomic } from '../../certs/index.js';
 import { packageVersion } from '../../proto/index.js';
 
 // fsync passes through to the real one, counted: whether a write is forced to disk is not
@@ -64,6 +64,46 @@ describe('writeFileAtomic', () => {
     expect(() => writeFileAtomic(path, 'new')).toThrow();
     expect(readdirSync(sub)).toEqual(['target']);
     expect(readFileSync(join(path, 'inside'), 'utf8')).toBe('x');
+  });
+});
+
+describe('writeStreamAtomic', () => {
+  it('a process that exits while a streamed write is under way (a second Ctrl-C: process.exit) leaves no temp file', async () => {
+    const sub = join(dir, 'stream');
+    mkdirSync(sub);
+    let wrote!: () => void;
+    const written = new Promise<void>((r) => (wrote = r));
+    let stop!: (e: Error) => void;
+    const stopped = new Promise<never>((_, reject) => (stop = reject));
+    const writing = writeStreamAtomic(
+      join(sub, 'f'),
+      () => 0o600,
+      async (write) => {
+        await write(Buffer.from('a part'));
+        wrote();
+        return stopped;
+      },
+    );
+    await written;
+    expect(readdirSync(sub)).toEqual([expect.stringMatching(/^\.[0-9a-f]+\.tmp$/)]);
+    // What process.exit does before the process ends: its 'exit' listeners run, synchronously,
+    // and nothing awaited runs after them. Called here, not by an exit, which would end the test.
+    const atExit = process.listeners('exit').find((l) => l.name === 'removeStreaming');
+    expect(atExit, "writeStreamAtomic's exit listener").toBeDefined();
+    atExit?.(0);
+    expect(readdirSync(sub)).toEqual([]);
+    stop(new Error('stopped'));
+    await expect(writing).rejects.toThrow('stopped');
+    expect(readdirSync(sub)).toEqual([]);
+    // A write that ended is no longer one to remove: the finished file stays.
+    await writeStreamAtomic(
+      join(sub, 'g'),
+      () => 0o644,
+      async (write) => write(Buffer.from('whole')),
+    );
+    atExit?.(0);
+    expect(readdirSync(sub)).toEqual(['g']);
+    expect(readFileSync(join(sub, 'g'), 'utf8')).toBe('whole');
   });
 });
 
