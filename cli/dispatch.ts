@@ -140,8 +140,10 @@ async function dispatch(input: CliInput): Promise<number> {
   }
   const { command } = await entry.load();
   if (wantsHelp) return print(io, commandHelp(command));
-  const parsed = parseCommandLine(entry, command, args, globals);
-  if (dash !== -1 && !command.takesRest) throw usage(`'gaxx ${entry.name}' takes no arguments after --`, entry.name);
+  // `--` ends the options: what follows is a takesRest command's own argv, and any other
+  // command's positionals (`gaxx cp -- -file F:dir/`: a name that starts with a dash).
+  const own = command.takesRest || dash === -1;
+  const parsed = parseCommandLine(entry, command, own ? args : [...args, '--', ...rest], globals);
   // Imported here, not at the top: its validation (zod) is not needed for --help or --version.
   const { loadConfig } = await import('./config.js');
   const load = (): GaxxConfig => {
@@ -166,7 +168,7 @@ async function dispatch(input: CliInput): Promise<number> {
   return command.run({
     flags: parsed.values,
     positionals: parsed.positionals,
-    rest,
+    rest: own ? rest : [],
     hasRest: dash !== -1,
     config,
     out: new Output(io, parsed.values.json === true),

@@ -43,6 +43,28 @@ describe('command-line mistakes', () => {
   });
 });
 
+describe('-- ends the options', () => {
+  it('of every command: what follows it is positionals (a name with a leading dash), not flags', async () => {
+    // Before: "'gaxx ls' takes no arguments after --", and cp's "missing SRC".
+    const ls = await runGaxx(['ls', '--', 'nosuch'], { home });
+    const plain = await runGaxx(['ls', 'nosuch'], { home });
+    expect({ code: ls.code, stderr: ls.stderr }).toEqual({ code: plain.code, stderr: plain.stderr });
+    expect(ls.code).toBe(exitCodeFor('NOT_FOUND'));
+    // A word that looks like a flag is a positional after it: a fleet named '--json' (refused as a name).
+    const json = await runGaxx(['status', '--', '--json'], { home });
+    expect(json.code).toBe(exitCodeFor('INVALID_ARGUMENT'));
+    expect(json.stderr).toContain("fleet '--json' must be");
+    expect(json.stdout).toBe('');
+    // cp's SRC may start with a dash: taken as a local file (no such fleet to send it to here).
+    const cp = await runGaxx(['cp', '--', '-file.txt', 'nosuch:dir/'], { home });
+    const dotted = await runGaxx(['cp', './-file.txt', 'nosuch:dir/'], { home });
+    expect(cp.code).toBe(dotted.code);
+    expect(cp.code).not.toBe(exitCodeFor('USAGE'));
+    // Before it, a leading dash is still an option.
+    expect((await runGaxx(['cp', '-file.txt', 'nosuch:dir/'], { home })).stderr).toContain("unknown option '-f'");
+  });
+});
+
 describe('naming the fleet, asking for help and the version', () => {
   it('status, ls and delete take the fleet as --fleet F too (as run names it), once', async () => {
     const asFlag = await runGaxx(['ls', '--fleet', 'nosuch'], { home });
