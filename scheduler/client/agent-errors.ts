@@ -22,7 +22,8 @@ function transportError(se: Partial<grpc.ServiceError>, address: string): GaxxEr
   else if (/SSL|TLS|handshake|certificate|alert/i.test(d))
     why =
       "the TLS handshake failed: it is not an agent of this fleet's CA, it refused our certificate (revoked or expired?), or it closed the connection at once (too many connections from this address, or the address is blocked: see its audit log)";
-  else if (/ECONNRESET|socket hang up|closed/i.test(d)) why = 'the connection was closed (an agent blocking this address, or not a gaxx-agent)';
+  else if (/ECONNRESET|socket hang up|closed/i.test(d))
+    why = 'the connection was closed: the agent stopped or restarted, it blocks this address, or it is not a gaxx-agent';
   return new GaxxError('UNAVAILABLE', `no gaxx-agent answering at ${address}: ${why}`, { cause: se });
 }
 
@@ -39,6 +40,11 @@ export function agentError(e: unknown, address: string, identityError: GaxxError
   if (se.code === GrpcStatus.UNAVAILABLE && identityError && (se.details ?? '').includes(identityError.message)) return identityError;
   const trailer = se.metadata?.get(ERROR_CODE_METADATA_KEY)[0];
   if (se.code === GrpcStatus.UNAVAILABLE && trailer === undefined) return transportError(se, address);
+  // The agent's side reset the call (grpc-js says 'Call cancelled'; one this client cancelled is
+  // 'Cancelled on client'): an agent shutting down ends its calls so. Not the user's interrupt
+  // (CANCELLED, exit 130): the agent went away mid-call.
+  if (se.code === GrpcStatus.CANCELLED && trailer === undefined && se.details === 'Call cancelled')
+    return new GaxxError('UNAVAILABLE', `agent ${address} ended the call: the agent stopped or restarted`, { cause: se });
   // grpc-js appends an empty "Resolution note:" to transport errors; it only adds noise.
   const details = (se.details ?? se.message ?? '').replace(/\.? ?Resolution note: *$/, '');
   const mapped = errorFromGrpc(se.code, `agent ${address}: ${details}`, typeof trailer === 'string' ? trailer : undefined);

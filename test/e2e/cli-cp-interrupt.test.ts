@@ -63,6 +63,22 @@ describe('gaxx cp interrupted', () => {
     });
   }
 
+  it('an agent that goes away mid-download is UNAVAILABLE (exit 12), said to have stopped: not an interrupt (130)', async () => {
+    const standIn = await startStandInAgent(await homeAgentCerts(w.home, 'adhoc', 'get-gone'), '127.0.0.1', {
+      getFile: { announce: 1024 * 1024, send: 256 * 1024, hold: true },
+    });
+    const dir = join(tmp, 'down-gone');
+    const cp = w.spawnGaxx(['cp', '--json', '--agent', standIn.address, ':held.bin', dir]);
+    await standIn.getFileHeld;
+    standIn.kill();
+    const end = await cp.done;
+    expect(end.code, end.stderr + end.stdout).toBe(exitCodeFor('UNAVAILABLE'));
+    const rows = JSON.parse(end.stdout) as Row[];
+    expect(rows.map((r) => [r.host, r.ok, r.error?.code])).toEqual([[standIn.address, false, 'UNAVAILABLE']]);
+    expect(rows[0]?.error?.message).toMatch(/the agent stopped or restarted/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it('SIGINT mid-upload: the call is cancelled (the agent keeps its file as it was), CANCELLED in --json, exit 130', async () => {
     const standIn = await startStandInAgent(await homeAgentCerts(w.home, 'adhoc', 'put-held'), '127.0.0.1', { putFile: { hold: true } });
     try {

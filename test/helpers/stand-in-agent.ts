@@ -33,6 +33,8 @@ export interface StandInAgent {
   /** Resolves with how a held PutFile ended: 'cancelled' by the client, or 'ended' (all sent). */
   putFileEnded: Promise<'cancelled' | 'ended'>;
   close(): Promise<void>;
+  /** Ends every connection at once, calls in the middle too: an agent that died. */
+  kill(): void;
 }
 
 /**
@@ -139,5 +141,6 @@ export async function startStandInAgent(
     putFileHeld: putHeld,
     putFileEnded: putEnded,
     close: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
+    kill: () => server.forceShutdown(),
   };
 }
