@@ -85,8 +85,8 @@ export class TaskDispatch {
   private readonly notStartedOn = new Set<string>();
   private readonly startedOn: string[] = [];
   /**
-   * The agent the current round was seen started on (it said Started, attached, replayed or
-   * reported it lost): going back there, the task is only attached to or its end read, never
+   * The agent the current round was seen started on (it said Started, attached or replayed; an
+   * exit ends the round): going back there, the task is only attached to or its end read, never
    * started anew (an agent that no longer knows it was replaced, or let its result expire).
    */
   private startedThisRound: string | undefined;
@@ -456,7 +456,7 @@ export class TaskDispatch {
     const saw: ExecSeen = got === undefined && refusedUnstarted(failure) ? {} : seen;
     if (saw.started) this.partial = saw.output ?? [];
     if (got !== undefined || saw.started) this.mayHaveRunOn(addr);
-    if (saw.started || lostReason(got?.exit.reason)) this.startedThisRound = addr;
+    if (saw.started) this.startedThisRound = addr;
     if (saw.started && !saw.started.attached && !saw.started.replayed) this.startedOn.push(addr);
     // An agent that attached this dispatch to the execution (or replayed its end) had started it,
     // though an earlier dispatch (another worker's, or this job's earlier attempt) saw the start;
