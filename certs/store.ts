@@ -99,26 +99,25 @@ export async function writeStreamAtomic<T>(
     process.once('exit', removeStreaming);
   }
   streaming.add(tmp);
-  const fh = await open(tmp, 'wx', 0o600).catch((e: unknown) => {
-    streaming.delete(tmp);
-    throw e;
-  });
-  let closed = false;
   try {
-    const result = await fill(async (piece) => {
-      for (let off = 0; off < piece.length;) off += (await fh.write(piece, off)).bytesWritten;
-    });
-    await fh.chmod(mode(result));
-    closed = true;
-    await fh.close();
-    await rename(tmp, path);
+    const fh = await open(tmp, 'wx', 0o600);
+    let closed = false;
+    try {
+      const result = await fill(async (piece) => {
+        for (let off = 0; off < piece.length;) off += (await fh.write(piece, off)).bytesWritten;
+      });
+      await fh.chmod(mode(result));
+      closed = true;
+      await fh.close();
+      await rename(tmp, path);
+      return result;
+    } catch (e) {
+      if (!closed) await fh.close().catch(() => undefined);
+      await unlink(tmp).catch(() => undefined);
+      throw namingPath(e, path);
+    }
+  } finally {
     streaming.delete(tmp);
-    return result;
-  } catch (e) {
-    if (!closed) await fh.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    streaming.delete(tmp);
-    throw namingPath(e, path);
   }
 }
 
