@@ -7,15 +7,7 @@
  * live claim moved aside by a taker that came second is put back.
  */
 import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { fileAccessError, pidAlive, processStartTicks } from '../proto/index.js';
-
-/** A process, told from a later one with the same pid by its start time and the boot's id. */
-export interface ProcessMark {
-  pid: number;
-  /** Clock ticks since boot (/proc/<pid>/stat). */
-  start?: string | undefined;
-  boot?: string | undefined;
-}
+import { fileAccessError } from '../proto/index.js';
 
 const readOr = (path: string): string | undefined => {
   try {
@@ -24,31 +16,6 @@ const readOr = (path: string): string | undefined => {
     return undefined;
   }
 };
-
-const bootId = (): string | undefined => readOr('/proc/sys/kernel/random/boot_id')?.trim();
-
-/** The mark of process `pid` (this one by default), as it runs now. */
-export function processMark(pid: number = process.pid): ProcessMark {
-  const ticks = processStartTicks(pid);
-  return { pid, start: ticks === 0 ? undefined : String(ticks), boot: bootId() };
-}
-
-/** `m` read back from JSON, or undefined when it is not one. */
-export function asProcessMark(m: unknown): ProcessMark | undefined {
-  if (typeof m !== 'object' || m === null) return undefined;
-  const { pid, start, boot } = m as Record<string, unknown>;
-  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return undefined;
-  return { pid, start: typeof start === 'string' ? start : undefined, boot: typeof boot === 'string' ? boot : undefined };
-}
-
-/** Whether the process `m` marks still runs (the same pid after a reboot, or a later process's, does not). */
-export function processLives(m: ProcessMark): boolean {
-  if (!pidAlive(m.pid)) return false;
-  if (m.boot !== undefined && m.boot !== bootId()) return false;
-  if (m.start === undefined) return true;
-  const now = processStartTicks(m.pid);
-  return now !== 0 && String(now) === m.start;
-}
 
 let made = 0;
 /** A name beside `path` that no other claim of this process or of another one uses. */

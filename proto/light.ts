@@ -9,7 +9,7 @@ export { GaxxError, type ErrorCode } from './errors.js';
 export { inside } from './inside.js';
 export { makeDirs, makeDirsAsync, type MakeDirsOptions } from './make-dirs.js';
 export { fdLogDestination, type LogDestination } from './log-destination.js';
-export { pidAlive, processRunning, processStartTicks } from './proc-stat.js';
+export { asProcessMark, pidAlive, processLives, processMark, processRunning, processStartTicks, type ProcessMark } from './proc-stat.js';
 
 /**
  * Removes a tree at any depth (remove-tree.ts), loaded on first use: it needs node:crypto and

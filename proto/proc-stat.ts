@@ -1,7 +1,9 @@
 /**
  * Whether a process lives, and its start time from /proc: the agent (its journal, launcher and
  * warm pool) and the CLI's fleet lock tell a live process from a later one with the same pid by
- * it; the embedded redis-server's users and lock are counted by the first.
+ * it; the embedded redis-server's users and lock are counted by the first. A ProcessMark (pid,
+ * start time, boot id) names a process in a file: claims (cli/claim-file.ts) and the dashboard's
+ * URL file.
  */
 import { readFileSync } from 'node:fs';
 
@@ -40,4 +42,44 @@ export function pidAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** A process, told from a later one with the same pid by its start time and the boot's id. */
+export interface ProcessMark {
+  pid: number;
+  /** Clock ticks since boot (/proc/<pid>/stat). */
+  start?: string | undefined;
+  boot?: string | undefined;
+}
+
+/** This boot's id (a pid and start time recorded before a reboot name no process of this one). */
+function bootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The mark of process `pid` (this one by default), as it runs now. */
+export function processMark(pid: number = process.pid): ProcessMark {
+  const ticks = processStartTicks(pid);
+  return { pid, start: ticks === 0 ? undefined : String(ticks), boot: bootId() };
+}
+
+/** `m` read back from JSON, or undefined when it is not one. */
+export function asProcessMark(m: unknown): ProcessMark | undefined {
+  if (typeof m !== 'object' || m === null) return undefined;
+  const { pid, start, boot } = m as Record<string, unknown>;
+  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return undefined;
+  return { pid, start: typeof start === 'string' ? start : undefined, boot: typeof boot === 'string' ? boot : undefined };
+}
+
+/** Whether the process `m` marks still runs (the same pid after a reboot, or a later process's, does not). */
+export function processLives(m: ProcessMark): boolean {
+  if (!pidAlive(m.pid)) return false;
+  if (m.boot !== undefined && m.boot !== bootId()) return false;
+  if (m.start === undefined) return true;
+  const now = processStartTicks(m.pid);
+  return now !== 0 && String(now) === m.start;
 }

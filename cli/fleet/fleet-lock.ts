@@ -7,8 +7,8 @@
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileAccessError, GaxxError, makeDirs } from '../../proto/index.js';
-import { asProcessMark, processLives, processMark, takeClaim } from '../claim-file.js';
+import { asProcessMark, fileAccessError, GaxxError, makeDirs, processLives, processMark } from '../../proto/index.js';
+import { takeClaim } from '../claim-file.js';
 import { assertFleetName } from '../state.js';
 
 /** A lock held; release() is idempotent. */

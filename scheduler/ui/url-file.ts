@@ -7,9 +7,9 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../../certs/index.js';
-import { processRunning, processStartTicks } from '../../proto/index.js';
+import { asProcessMark, processLives, processMark, processRunning } from '../../proto/index.js';
 
-const UrlFile = z.object({ url: z.string().url(), pid: z.number().int(), start: z.string().optional() }).strict();
+const UrlFile = z.object({ url: z.string().url(), pid: z.number().int(), start: z.string().optional(), boot: z.string().optional() }).strict();
 
 /** The file's path under a state dir. */
 export const dashboardUrlFile = (stateDir: string): string => join(stateDir, 'ui', 'dashboard.json');
@@ -20,10 +20,7 @@ export const dashboardUrlFile = (stateDir: string): string => join(stateDir, 'ui
  * ends together with any write it undoes).
  */
 export function writeDashboardUrl(stateDir: string, url: string): void {
-  const ticks = processStartTicks(process.pid);
-  writeFileAtomic(dashboardUrlFile(stateDir), JSON.stringify({ url, pid: process.pid, ...(ticks ? { start: String(ticks) } : {}) }), 0o600, {
-    durable: false,
-  });
+  writeFileAtomic(dashboardUrlFile(stateDir), JSON.stringify({ url, ...processMark() }), 0o600, { durable: false });
 }
 
 /**
@@ -38,9 +35,9 @@ export function readDashboardUrl(stateDir: string): { url: string; pid: number }
   } catch {
     return undefined;
   }
-  if (!processRunning(recorded.pid)) return undefined;
-  // The same pid, started at another time, is a later process.
-  if (recorded.start !== undefined && String(processStartTicks(recorded.pid)) !== recorded.start) return undefined;
+  // The same pid, started at another time (or before a reboot), is a later process; a zombie none.
+  const mark = asProcessMark(recorded);
+  if (!mark || !processRunning(recorded.pid) || !processLives(mark)) return undefined;
   return { url: recorded.url, pid: recorded.pid };
 }
 

@@ -7,7 +7,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { processMark } from '../../cli/claim-file.js';
+import { processMark } from '../../proto/index.js';
 import { claimSlot, localAddress, prepareSlotsDir, recordSlotAgent, releaseSlot } from '../../cli/providers/local-slots.js';
 
 let base: string;
