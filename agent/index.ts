@@ -19,6 +19,7 @@ import type { Injector } from './transport/ping-policer.js';
 import { CertWatcher } from './auth/reload.js';
 import { RevocationFloor } from './auth/revocation-floor.js';
 import { StagedCertArea } from './files/cert-area.js';
+import { sweepLeftovers } from './files/leftovers.js';
 import { startTransport, type AgentTransport } from './transport/server.js';
 import { createAgentService, toServiceError } from './service.js';
 import { TaskRegistry } from './exec/tasks.js';
@@ -223,6 +224,8 @@ export async function startAgent(config: AgentConfig, opts: { version: string; l
   const start = floor.atStart(preflight(config, opts.uid));
   const initial = start.bundle;
   makeDirs(config.dataDir, { mode: 0o700, hint: AGENT_FILE_HINTS });
+  const leftovers = sweepLeftovers(config);
+  if (leftovers.length > 0) log.info({ removed: leftovers }, 'removed what an earlier run of this agent left mid-write (upload parts, stage dirs, temp files)');
   // The disk guard hears of a failed write through `late` (it needs the log and the journal first).
   const late: { guard?: DiskGuard; files: VitalFile[] } = { files: [] };
   const told = (what: string) => (e: NodeJS.ErrnoException) => {

@@ -27,7 +27,7 @@ export { generateEcKeyPair, generateRsaKeyPair, type PemKeyPair } from './keys.j
 export { ownCertificateRevoked, revokedPeerSerials, withCaRevocations } from './peer-revocation.js';
 export { currentCredentials, type CredentialSource, type Credentials } from './credential-source.js';
 export { REVOCATION_FILE, signRevocationList, verifyRevocationList } from './revocation.js';
-export { readPrivateFile, readRequiredFile, writeFileAtomic, writeStreamAtomic, type WriteOptions } from './store.js';
+export { isAtomicTemp, readPrivateFile, readRequiredFile, writeFileAtomic, writeStreamAtomic, type WriteOptions } from './store.js';
 export { TLS_CIPHERS, TLS_MIN_VERSION, secureContextOptions, sharedSecureContext } from './tls.js';
 export { parseCertificate, parseCertificateCached, renewalDue, splitPemBundle, summarizeCertificate, verifyLeaf, type CertSummary } from './verify.js';
 export { createCsr, publicKeyOfCsr } from './csr.js';

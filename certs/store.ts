@@ -62,6 +62,12 @@ function namingPath(e: unknown, path: string): unknown {
 const tempBeside = (path: string): string => join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
 
 /**
+ * Whether `name` is one of the temp files writeFileAtomic and writeStreamAtomic make: what a
+ * process killed mid-write leaves beside the file, for the owner of a dir to sweep.
+ */
+export const isAtomicTemp = (name: string): boolean => /^\.[0-9a-f]{12}\.tmp$/.test(name);
+
+/**
  * The temp files of writeStreamAtomic still being written. A process that exits meanwhile (a
  * second Ctrl-C, an error no one caught: process.exit, not the failure path below) removes them
  * as it exits, so that a download cut short leaves no hidden part behind; only a SIGKILL can.

@@ -17,6 +17,8 @@ import type { CertArea } from './files.js';
 
 /** Where the agent keeps the key of a pending renewal (CreateCsr). */
 export const PENDING_KEY = 'pending-key.pem';
+/** The stage dirs in the state dir (each a copy of the cert dir, key included) start so: swept at start (leftovers.ts). */
+export const STAGE_PREFIX = 'stage-';
 
 const modeOf = (name: string) => (name === KEY_FILE ? 0o600 : 0o644);
 
@@ -44,7 +46,7 @@ export class StagedCertArea implements CertArea {
 
   /** A stage dir holding the current files with `overrides` written over them. */
   private stage(overrides: Record<string, Buffer>): string {
-    const dir = join(this.stateDir, `stage-${randomBytes(6).toString('hex')}`);
+    const dir = join(this.stateDir, `${STAGE_PREFIX}${randomBytes(6).toString('hex')}`);
     mkdirSync(dir, { mode: 0o700 });
     for (const f of [CERT_FILE, KEY_FILE, CA_FILE, REVOCATION_FILE]) {
       if (overrides[f]) writeFileAtomic(join(dir, f), overrides[f], modeOf(f));

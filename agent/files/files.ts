@@ -1,8 +1,9 @@
 /**
  * PutFile/GetFile, confined to one root (the data dir, or the cert dir for rotation). Absolute
  * paths, `..` segments, symlinks and hard-linked files are PATH_ESCAPE, checked on what is opened
- * (safe-open.ts), never by name before opening. Uploads go to a temp file beside the target and
- * are renamed only after size and sha256 match; cert-area pushes are staged and validated as a
+ * (safe-open.ts), never by name before opening. Uploads go to a temp file in the agent's own
+ * `tasks/` (beside the target when that is another file system) and are renamed into place only
+ * after size and sha256 match; cert-area pushes are staged and validated as a
  * whole cert dir first (cert-area.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -13,7 +14,7 @@ import { z } from 'zod';
 import { GaxxError, inside, MAX_FILE_BYTES, type GetFileChunk, type PutFileChunk__Output, type PutFileResponse } from '../../proto/index.js';
 import { TASKS_DIR } from '../exec/task-dirs.js';
 import { fileRefusal } from './fs-refusal.js';
-import { components, fdPath, openFileIn, openParent } from './safe-open.js';
+import { components, fdPath, openDirIn, openFileIn, openParent } from './safe-open.js';
 
 /** Files the cert area accepts (issue 3 rotation pushes these). */
 export const CERT_AREA_FILES = new Set(['cert.pem', 'key.pem', 'ca.pem', 'revoked.json']);
@@ -153,14 +154,15 @@ export async function receivePut(chunks: AsyncIterable<PutFileChunk__Output>, ar
   }
 }
 
-/** A data-area upload: into a temp file beside the target, renamed over it once size and sha256 match. */
+/** A data-area upload: into a temp file (stagingDir), renamed over the target once size and sha256 match. */
 async function receiveDataFile(it: AsyncIterator<PutFileChunk__Output>, h: Header, areas: FileAreas): Promise<PutFileResponse> {
   // The tasks' scratch dirs are the agent's: a file put there would be in a task's "fresh" work
   // dir before it starts, and a file named `tasks` would keep every task from getting one.
   refuseTasksArea(components(h.path), 'put files');
   // The parent is walked and pinned (safe-open.ts); temp file and rename go through its descriptor.
   const { dir, name } = await openParent(areas.dataDir, h.path, true);
-  const tmp = `${fdPath(dir)}/.${randomBytes(6).toString('hex')}.part`;
+  const stage = await stagingDir(areas.dataDir, dir);
+  const tmp = stage ? `${fdPath(stage)}/${UPLOAD_PREFIX}${randomBytes(6).toString('hex')}` : `${fdPath(dir)}/.${randomBytes(6).toString('hex')}.part`;
   let fh: FileHandle | undefined;
   let committed = false;
   try {
@@ -182,8 +184,35 @@ async function receiveDataFile(it: AsyncIterator<PutFileChunk__Output>, h: Heade
       await fh?.close().catch(() => undefined);
       await unlink(tmp).catch(() => undefined);
     }
+    await stage?.close();
     await dir.close();
   }
+}
+
+/**
+ * Uploads being received are written in the agent's own `tasks/` under this prefix (`+` is in no
+ * task id, so no scratch dir is one) and renamed into place once whole: an agent killed mid-upload
+ * leaves its part there, where the agent removes it when it starts again (leftovers.ts), not
+ * hidden beside the target, where nothing would ever find it.
+ */
+export const UPLOAD_PREFIX = '+put-';
+
+/**
+ * The agent's `tasks/` dir, opened by the safe walk, when it is on the file system of the upload's
+ * target dir `target` (a rename cannot cross one); undefined otherwise, or when it cannot be made:
+ * the part is then written beside the target, as a hidden `.<hex>.part`.
+ */
+async function stagingDir(dataDir: string, target: FileHandle): Promise<FileHandle | undefined> {
+  let stage: FileHandle | undefined;
+  try {
+    stage = await openDirIn(dataDir, TASKS_DIR, true);
+    const [a, b] = await Promise.all([stage.stat(), target.stat()]);
+    if (a.dev === b.dev) return stage;
+  } catch {
+    // Beside the target instead: the upload itself says what is wrong with that dir, if anything.
+  }
+  await stage?.close();
+  return undefined;
 }
 
 /** CANCELLED once `signal` is aborted (the caller went away, or its deadline passed). */
