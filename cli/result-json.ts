@@ -6,7 +6,7 @@
  * (`finishedAt`, `createdAt`, `notAfter`...); durations are numbers named for their unit (`durationMs`).
  */
 import type { Exit__Output } from '../proto/index.js';
-import { outcomeOf } from '../scheduler/client/index.js';
+import { outcomeOf, outputBytes } from '../scheduler/client/index.js';
 import type { OutputChunk, RunRecord, TaskResult } from '../scheduler/index.js';
 
 /** `bytes` as `{NAME: text}` when it is UTF-8, else `{NAMEBase64: ...}`. */
@@ -46,18 +46,26 @@ function directExec(taskId: string, host: string, started: { attached: boolean; 
 
 /**
  * A direct Exec whose stream broke after the agent said Started: it ran there, its end is
- * unknown (`error` says why), as `gaxx run` reports a task whose agent went away.
+ * unknown (`error` says why), as `gaxx run` reports a task whose agent went away. Its duration is
+ * the time it was seen running (from Started, `seenMs`; 0 when no Started came), and its byte
+ * counts those of the output that came.
  */
-export function lostExecResult(taskId: string, host: string, started: { attached: boolean; replayed: boolean }, error: string): TaskResult {
+export function lostExecResult(
+  taskId: string,
+  host: string,
+  started: { attached: boolean; replayed: boolean },
+  error: string,
+  seen: { ms: number; output: readonly OutputChunk[] },
+): TaskResult {
   return directExec(taskId, host, started, {
     outcome: 'unknown',
     exitCode: null,
     signal: null,
     reason: 'UNAVAILABLE',
     error,
-    durationMs: 0,
-    stdoutBytes: 0,
-    stderrBytes: 0,
+    durationMs: seen.ms,
+    stdoutBytes: outputBytes(seen.output, 1),
+    stderrBytes: outputBytes(seen.output, 2),
     truncated: false,
     outputCapped: false,
   });

@@ -156,6 +156,7 @@ export const command: Command = {
     const client = AgentClient.connect({ address }, creds, agentClientOptions(config));
     const output: OutputChunk[] = [];
     let started = { pid: 0, attached: false, replayed: false };
+    let startedAt: number | undefined;
     let exit: Exit__Output | undefined;
     let lost: string | undefined;
     let midLine = false;
@@ -170,8 +171,10 @@ export const command: Command = {
         ...(input ? { stdin: input } : {}),
       };
       for await (const ev of client.exec(req, { signal })) {
-        if (ev.started) started = ev.started;
-        else if (ev.stdout) {
+        if (ev.started) {
+          started = ev.started;
+          startedAt ??= Date.now();
+        } else if (ev.stdout) {
           if (out.json) output.push({ stream: 1, data: ev.stdout });
           else out.writeOut(ev.stdout);
           midLine = ev.stdout.length > 0 && ev.stdout[ev.stdout.length - 1] !== 10;
@@ -200,7 +203,8 @@ export const command: Command = {
         if (midLine) out.writeErr('\n');
         throw new GaxxError('UNAVAILABLE', lost);
       }
-      out.result(taskResultJson(lostExecResult(taskId, address, started, lost), output, { pid: started.pid }), () => '');
+      const seen = { ms: startedAt === undefined ? 0 : Date.now() - startedAt, output };
+      out.result(taskResultJson(lostExecResult(taskId, address, started, lost, seen), output, { pid: started.pid }), () => '');
       return exitCodeFor('UNAVAILABLE');
     }
     if (!exit) throw new GaxxError('UNAVAILABLE', `agent ${address} ended task ${taskId} without an exit event`);

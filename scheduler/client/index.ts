@@ -6,5 +6,5 @@
  */
 export { AgentClient, MAX_MESSAGE_BYTES } from './agent-client.js';
 export { localFile, type Downloaded, type LocalFile } from './file-transfer.js';
-export { outcomeOf } from './outcome.js';
+export { outcomeOf, outputBytes } from './outcome.js';
 export { checkAgentCertificate, splitAddress, type AgentExpectation } from './agent-identity.js';

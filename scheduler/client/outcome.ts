@@ -19,3 +19,10 @@ export function outcomeOf(exit: Exit__Output): ExitOutcome {
   if (exit.signal) return 'killed';
   return exit.code === 0 && !exit.error ? 'succeeded' : 'failed';
 }
+
+/**
+ * The bytes of `stream` (1 stdout, 2 stderr) in a task's output chunks: what a result whose exit
+ * never came counts as its output (the agent's own counts came with the exit).
+ */
+export const outputBytes = (output: readonly { stream: 1 | 2; data: Buffer }[], stream: 1 | 2): number =>
+  output.reduce((n, c) => (c.stream === stream ? n + c.data.length : n), 0);

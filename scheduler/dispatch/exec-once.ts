@@ -29,6 +29,8 @@ export interface ExecOutcome {
 /** What a failed Exec got before it failed (the caller's record: did the agent say Started, and what output came?). */
 export interface ExecSeen {
   started?: Started__Output;
+  /** When the (first) Started came. */
+  startedAt?: number;
   output?: OutputChunk[];
 }
 
@@ -63,6 +65,7 @@ export async function execOnce(
         started = ev.started;
         seen.started = ev.started;
         startedAt = Date.now();
+        seen.startedAt ??= startedAt;
         // An attach or replay sends the agent's buffered output: from the start unless it dropped some.
         if (started.attached || started.replayed) live?.resume(started.fromStart);
         else live?.restart();

@@ -26,7 +26,7 @@ import { execOnce, StreamEnded, type ExecOutcome, type ExecSeen } from './exec-o
 import type { DispatchContext, Dispatched, DispatchState, JobHandle } from './dispatch.js';
 import { place } from './placement.js';
 import { backoffDelay, busyDelay, isTransportFailure, refusalKind, retryAfterHint, retryPolicy, type RetryPolicy } from './retry-policy.js';
-import { outcomeOf, taskResult, type OutputChunk, type TaskResult } from '../queue/results.js';
+import { outcomeOf, outputBytes, taskResult, type OutputChunk, type TaskResult } from '../queue/results.js';
 import { signedTaskOf } from '../queue/sign.js';
 import { DISPATCH_HISTORY, type TaskSpec } from '../queue/task.js';
 
@@ -95,8 +95,12 @@ export class TaskDispatch {
    * its exit, the request went out, or an earlier worker saved that placement before its Exec.
    */
   private readonly mayHaveRun: { address: string; round: number }[] = [];
-  /** The output of the last execution that started, as far as it came (kept when its end is lost). */
-  private partial: OutputChunk[] = [];
+  /**
+   * The output of this round's execution, as far as it came, and the time it was seen running
+   * (from its Started to its stream's end): kept when its end is lost, for the result's output,
+   * byte counts and duration.
+   */
+  private partial: { output: OutputChunk[]; ranMs: number } = { output: [], ranMs: 0 };
   /**
    * Why the task left an agent that stayed unreachable for `agentGoneMs`, once it did: that wait is
    * spent, and is not begun again for the other agents.
@@ -305,12 +309,19 @@ export class TaskDispatch {
   }
 
   private finish(outcome: TaskResult['outcome'], reason: string, error: string): Dispatched {
+    // What was seen of an execution whose end is lost: its output's bytes, the time it ran.
+    const { output, ranMs } = outcome === 'unknown' || outcome === 'cancelled' ? this.partial : { output: [], ranMs: 0 };
+    const seen = {
+      durationMs: ranMs,
+      stdoutBytes: outputBytes(output, 1),
+      stderrBytes: outputBytes(output, 2),
+    };
     const result = taskResult(
       { runId: this.spec.runId, taskId: this.spec.taskId, host: this.lastHost, outcome, reason },
-      { error, attempts: this.attempts, startedOn: [...this.startedOn], mayHaveRepeated: this.mayHaveRepeated() },
+      { error, ...seen, attempts: this.attempts, startedOn: [...this.startedOn], mayHaveRepeated: this.mayHaveRepeated() },
     );
     // A task whose end is lost (its agent went away, a stop not confirmed) keeps the output that came.
-    return { result, output: outcome === 'unknown' || outcome === 'cancelled' ? this.partial : [] };
+    return { result, output: outcome === 'unknown' || outcome === 'cancelled' ? this.partial.output : [] };
   }
 
   private exitResult(host: string, got: ExecOutcome, outcome: TaskResult['outcome']): TaskResult {
@@ -454,7 +465,7 @@ export class TaskDispatch {
     // result of it is held there, and it may run elsewhere (onError: a transport failure that
     // went nowhere).
     const saw: ExecSeen = got === undefined && refusedUnstarted(failure) ? {} : seen;
-    if (saw.started) this.partial = saw.output ?? [];
+    if (saw.started) this.partial = { output: saw.output ?? [], ranMs: saw.startedAt === undefined ? 0 : Math.max(0, Date.now() - saw.startedAt) };
     if (got !== undefined || saw.started) this.mayHaveRunOn(addr);
     if (saw.started) this.startedThisRound = addr;
     if (saw.started && !saw.started.attached && !saw.started.replayed) this.startedOn.push(addr);
@@ -494,6 +505,8 @@ export class TaskDispatch {
     ) {
       this.round += 1;
       this.startedThisRound = undefined;
+      // That execution ended: its output is not the next one's, whatever becomes of that.
+      this.partial = { output: [], ranMs: 0 };
       this.ctx.metrics?.retries.inc({ kind: 'failure' });
       await this.job.saveDispatch(this.state());
       await sleep(backoffDelay(this.round, { baseMs: this.policy.backoffMs, maxMs: this.policy.backoffMaxMs }), this.wake);

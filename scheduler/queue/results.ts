@@ -122,7 +122,7 @@ const ENTRY_BYTES = 64 * 1024;
 export const runEventsKey = (runId: string): string => gaxxKey('run', runId, 'events');
 export const runDoneKey = (runId: string): string => gaxxKey('run', runId, 'done');
 
-export { outcomeOf } from '../client/outcome.js';
+export { outcomeOf, outputBytes } from '../client/outcome.js';
 
 // KEYS: events, done, the run's stored-output byte count, then the job's lock when the publisher
 // must hold it. ARGV: task, maxlen, ttl, result json, live bytes, output-is-live flag, output size,

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadCertDir } from '../../certs/index.js';
 import { exitCodeFor } from '../../proto/index.js';
@@ -177,6 +177,24 @@ describe('gaxx run', () => {
     const r = await gaxx(['run', '--retries', '1', '--agent', `${(agents[0] as AgentProcess).address},127.0.0.1:1`, '--', 'true']);
     expect(r.code, r.stderr).toBe(exitCodeFor('UNAVAILABLE'));
     expect(r.stdout).toContain('== 127.0.0.1:1: unreachable');
+  });
+
+  it('gaxx exec --json whose agent is killed mid-task: unknown, with the time it was seen running and the bytes that came', async () => {
+    const gone = await startAgent({ certsDir: await homeAgentCerts(home) });
+    const marks = markerDir('exec-lost');
+    const exec = spawnGaxx(['exec', '--agent', gone.address, '--json', '--', 'sh', '-c', `echo start; touch ${marks}/on; exec sleep 60`], { home });
+    await vi.waitFor(() => expect(existsSync(join(marks, 'on'))).toBe(true), { timeout: 30_000, interval: 20 });
+    gone.kill('SIGKILL');
+    await gone.exited;
+    const r = await exec.done;
+    rmSync(marks, { recursive: true, force: true });
+    expect(r.code, r.stderr).toBe(exitCodeFor('UNAVAILABLE'));
+    const res = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(res).toMatchObject({ outcome: 'unknown', reason: 'UNAVAILABLE', host: gone.address, startedOn: [gone.address], stderrBytes: 0 });
+    expect(res.pid).toBeGreaterThan(0);
+    // It ran from its Started to the kill: not 0 ms; and its byte count is that of the output shown.
+    expect(res.durationMs).toBeGreaterThan(0);
+    expect(res.stdoutBytes).toBe(Buffer.byteLength((res.stdout as string | undefined) ?? ''));
   });
 
   it('leaves the work to a running `gaxx scheduler`, which drains and stops its redis on SIGTERM', async () => {

@@ -137,6 +137,10 @@ describe('scheduler under faults', () => {
       await gone.exited;
       const res = await reading;
       expect(res.results.get('t')).toMatchObject({ outcome: 'unknown', reason: 'UNAVAILABLE', host: address, startedOn: [address] });
+      // What was seen of it: the bytes that came, and the time it was seen running (from its
+      // Started, before "start" came, to its stream's end, after the kill), not 0.
+      expect(res.results.get('t')).toMatchObject({ stdoutBytes: 6, stderrBytes: 0 });
+      expect(res.results.get('t')?.durationMs).toBeGreaterThan(0);
       expect(res.results.get('t')?.error).toMatch(/outcome lost/);
       expect(Buffer.concat((res.output.get('t') ?? []).map((c) => c.data)).toString()).toBe('start\n');
       // Shown live already, whole: not printed again.
