@@ -74,6 +74,8 @@ export class TaskDispatch {
   private busySince = 0;
   private busy = 0;
   private attempts = 0;
+  /** Waits on an open breaker that counted as tries (an agent never reached, or broken): said in the result. */
+  private breakerTries = 0;
   private lastHost: string;
   private lastError = '';
   private readonly failedOn = new Set<string>();
@@ -189,7 +191,9 @@ export class TaskDispatch {
       if ('done' in step) return step.done;
       if ('giveUp' in step) break;
     }
-    const why = this.lastError || 'no agent reachable';
+    // The tries the retries allowed, as they were spent: `attempts` counts only the requests sent.
+    const tries = this.breakerTries ? `; ${this.infra} tries: ${this.attempts} sent, ${this.breakerTries} while its circuit breaker was open (not sent)` : '';
+    const why = (this.lastError || 'no agent reachable') + tries;
     return this.lost(this.moved === undefined ? why : `${this.moved}, and no other agent answered: ${why}`);
   }
 
@@ -421,7 +425,10 @@ export class TaskDispatch {
     const known =
       pinned === undefined ? this.endpoints.some((e) => this.ctx.pool.everReached(this.agentAt(e.address))) : this.ctx.pool.everReached(this.agentAt(pinned));
     const refused = pinned === undefined ? this.endpoints.every((e) => this.notStartedOn.has(e.address)) : this.notStartedOn.has(pinned);
-    if (!known || refused) return ++this.infra >= this.policy.attempts;
+    if (!known || refused) {
+      this.breakerTries += 1;
+      return ++this.infra >= this.policy.attempts;
+    }
     if (this.waitingSince === 0) this.waitingSince = Date.now();
     if (Date.now() - this.waitingSince < this.policy.agentGoneMs) return false;
     this.lastError = `agent unreachable for ${Math.round((Date.now() - this.waitingSince) / 1000)} s`;

@@ -512,12 +512,19 @@ describe('scheduler with real agents', () => {
     expect(out.results.get('x')?.outcome).toBe('succeeded');
   });
 
-  it('ends a pinned task on an unreachable agent as unreachable after its attempts', async () => {
+  it('ends a pinned task on an unreachable agent as unreachable after its attempts, saying how they were spent', async () => {
     const dead = '127.0.0.1:1';
     const out = await runAndWait(
-      { runId: 'dead1', tasks: [{ taskId: 'x', agents: [dead], target: { host: dead }, argv: ['true'], retry: { attempts: 3, backoffMs: 20 } }] },
-      { settings, signer, connect: connect(), timeoutMs: 30_000 },
+      { runId: 'dead1', tasks: [{ taskId: 'x', agents: [dead], target: { host: dead }, argv: ['true'], retry: { attempts: 6, backoffMs: 20 } }] },
+      { settings, signer, connect: connect(), timeoutMs: 60_000 },
     );
-    expect(out.results.get('x')).toMatchObject({ outcome: 'unreachable', reason: 'UNAVAILABLE' });
+    const r = out.results.get('x');
+    expect(r).toMatchObject({ outcome: 'unreachable', reason: 'UNAVAILABLE' });
+    // The breaker opens after 3 failed requests; the other tries were waits on it: all 6 are
+    // said, not only the `attempts` (requests sent).
+    const tries = /; (\d+) tries: (\d+) sent, (\d+) while its circuit breaker was open \(not sent\)$/.exec(r?.error ?? '');
+    expect(tries, r?.error).not.toBeNull();
+    expect(tries?.slice(1).map(Number)).toEqual([6, r?.attempts, 6 - (r?.attempts ?? 0)]);
+    expect(r?.attempts).toBeLessThan(6);
   });
 });
