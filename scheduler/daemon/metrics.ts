@@ -4,10 +4,17 @@
  * started), breaker states, in-flight tasks, and queue depth read from Redis at scrape time.
  */
 import type { Counter, Histogram, Registry } from 'prom-client';
-import { BusyLoopDelay } from '../../proto/index.js';
+import { BusyLoopDelay, raceAbort } from '../../proto/index.js';
 import type { AgentBreaker } from '../dispatch/agent-pool.js';
 import type { BreakerState } from '../dispatch/breaker.js';
 import { promClient } from './prom-client.cjs';
+
+/**
+ * The longest a scrape waits for the queue depth: a Redis that hangs (its connection up, no
+ * answer) would hold every scrape of this registry (the daemon's metrics port, the dashboard's
+ * /metrics) with no answer at all. Past it the depth is left out of that scrape.
+ */
+export const DEPTH_WAIT_MS = 2000;
 
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
@@ -61,7 +68,9 @@ export class SchedulerMetrics {
         const depth = src().depth;
         if (!depth) return;
         this.reset();
-        for (const [state, n] of Object.entries(await depth().catch(() => ({})))) this.set({ state }, n);
+        const read = depth().catch((): Record<string, number> => ({}));
+        const counts = await raceAbort(read, [], DEPTH_WAIT_MS);
+        for (const [state, n] of Object.entries(typeof counts === 'string' ? {} : counts)) this.set({ state }, n);
       },
     });
     new Gauge({

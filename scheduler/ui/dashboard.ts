@@ -5,17 +5,19 @@
  * page; `/events` server-sent events with what changed (agents, runs, queue depth) at most once
  * per tick; `/api/state` the whole picture; `POST /api/runs/<id>/cancel` cancels a run. The
  * page, its events and `/api/state` take `?fleet=a,b` to watch only those fleets (fleet-view.ts).
+ * Nothing waits on Redis unbounded: a Redis that gives no answer (REDIS_ANSWER_MS) is said to the
+ * page and a cancel answered 503, the rest served as ever.
  * Started by the scheduler daemon, or by `gaxx ui` when no daemon serves it.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { SecureContextOptions } from 'node:tls';
 import type { Cluster, Redis } from 'ioredis';
 import type { Credentials } from '../../certs/index.js';
-import { formatHostPort, raceAbort } from '../../proto/index.js';
+import { formatHostPort, GaxxError, raceAbort } from '../../proto/index.js';
 import { agentKey } from '../dispatch/agent-pool.js';
 import type { BreakerState } from '../dispatch/breaker.js';
 import { requestCancel } from '../queue/cancel.js';
-import { RECONNECT_MS, whileAway } from '../redis/redis.js';
+import { connectionLost, RECONNECT_MS, redisError, whileAway } from '../redis/redis.js';
 import type { WorkerLog } from '../dispatch/worker.js';
 import { loadAssets, type Asset } from './assets.js';
 import { Collector } from './collector.js';
@@ -79,6 +81,27 @@ export type { AgentView } from './agent-view.js';
 export const WATCH_MS = 120_000;
 /** The longest a request that resumes collection waits for the fresh round (each look at an agent has a deadline of 4 s at most). */
 const FRESH_WAIT_MS = 5000;
+/**
+ * The longest the dashboard waits for Redis's answer before it says Redis is not answering: a
+ * cancel is answered 503 then, and the page told. A Redis that is down fails its commands at
+ * once; one that hangs (stopped, swapping, a network that drops packets: the connection stays
+ * up) answers none, and a request that waited for it had no answer at all. Longer than a
+ * reconnect (RECONNECT_MS): a cancel just after an outage still lands.
+ */
+export const REDIS_ANSWER_MS = RECONNECT_MS + 2000;
+
+/** REDIS_UNAVAILABLE for a Redis that gave no answer within REDIS_ANSWER_MS. */
+const notAnswering = (what: string): GaxxError =>
+  new GaxxError('REDIS_UNAVAILABLE', `redis is not answering (no reply within ${REDIS_ANSWER_MS / 1000} s) ${what}`, { details: { reason: 'no-answer' } });
+
+/** `op`'s outcome, or notAnswering(what) after REDIS_ANSWER_MS (`op` goes on; its late outcome is dropped). */
+async function answered<T>(op: Promise<T>, what: string): Promise<T> {
+  const late = op.then((v) => ({ v }));
+  late.catch(() => undefined);
+  const r = await raceAbort(late, [], REDIS_ANSWER_MS);
+  if (r === 'tick' || r === 'stop') throw notAnswering(what);
+  return r.v;
+}
 
 /** A running dashboard. */
 export class Dashboard {
@@ -101,6 +124,8 @@ export class Dashboard {
   private tickIdle = false;
   /** The tick the last resume started (settled once it ended). */
   private resumed: Promise<void> | undefined;
+  /** Why Redis is of no use now (down, or not answering), as the page shows it; undefined when it answers. */
+  private redisTrouble: string | undefined;
 
   private constructor(
     private readonly opts: DashboardOptions,
@@ -203,6 +228,7 @@ export class Dashboard {
     fleets: FleetLimitsView[];
     scrapeIntervalMs: number;
     watching?: string[];
+    redis?: { error: string | null };
   } {
     const all = { agents: this.agentViews(), runs: this.runs?.all() ?? [], fleets: this.fleetLimits };
     const view = fleets ? fleetsView(fleets) : undefined;
@@ -214,6 +240,8 @@ export class Dashboard {
       fleets: pick('fleets', all.fleets),
       scrapeIntervalMs: this.collector.intervalMs,
       ...(fleets ? { watching: [...fleets].sort() } : {}),
+      // Runs, queue and limits are as Redis last gave them: this says whether it still does.
+      ...(this.opts.redis ? { redis: { error: this.redisTrouble ?? null } } : {}),
     };
   }
 
@@ -239,25 +267,43 @@ export class Dashboard {
     }
     this.ticking = true;
     try {
-      const changed = (await this.runs?.tick()) ?? [];
-      if (changed.length) this.hub.send('runs', changed);
-      if (this.opts.depth) {
-        this.queueDepth = await this.opts.depth();
-        const q = JSON.stringify(this.queueDepth);
-        if (q !== this.lastQueue) this.hub.send('queue', this.queueDepth, (this.lastQueue = q));
-      }
-      if (this.opts.redis) {
-        this.fleetLimits = await fleetLimitViews(this.opts.redis);
-        const f = JSON.stringify(this.fleetLimits);
-        if (f !== this.lastFleets) this.hub.send('fleets', this.fleetLimits, (this.lastFleets = f));
-      }
-      if (this.opts.breakers) this.breakerStates = await this.opts.breakers();
-      this.pushAgents(); // breaker states change between rounds
+      const reads = this.readRedis();
+      // A Redis that hangs holds the tick (ticks never overlap) until it answers; meanwhile the page is told.
+      const first = await raceAbort(reads, [], REDIS_ANSWER_MS);
+      if (first === 'tick') this.setRedisTrouble(notAnswering('').message.trimEnd());
+      await reads;
+      this.setRedisTrouble(undefined);
     } catch (e) {
+      if (this.opts.redis && connectionLost(e)) this.setRedisTrouble(redisError(e, 'redis').message);
       this.opts.log.warn({ component: 'ui', err: (e as Error).message }, 'dashboard tick failed');
     } finally {
       this.ticking = false;
     }
+  }
+
+  /** Tells the page (its `redis` event, /api/state's `redis`) whether Redis answers. */
+  private setRedisTrouble(why: string | undefined): void {
+    if (why === this.redisTrouble) return;
+    this.redisTrouble = why;
+    this.hub.send('redis', { error: why ?? null });
+  }
+
+  /** A tick's reads of Redis (runs, queue depth, fleet limits, the breakers daemons publish) and what they change. */
+  private async readRedis(): Promise<void> {
+    const changed = (await this.runs?.tick()) ?? [];
+    if (changed.length) this.hub.send('runs', changed);
+    if (this.opts.depth) {
+      this.queueDepth = await this.opts.depth();
+      const q = JSON.stringify(this.queueDepth);
+      if (q !== this.lastQueue) this.hub.send('queue', this.queueDepth, (this.lastQueue = q));
+    }
+    if (this.opts.redis) {
+      this.fleetLimits = await fleetLimitViews(this.opts.redis);
+      const f = JSON.stringify(this.fleetLimits);
+      if (f !== this.lastFleets) this.hub.send('fleets', this.fleetLimits, (this.lastFleets = f));
+    }
+    if (this.opts.breakers) this.breakerStates = await this.opts.breakers();
+    this.pushAgents(); // breaker states change between rounds
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -296,6 +342,7 @@ export class Dashboard {
       ['runs', s.runs],
       ['queue', s.queue],
       ['fleets', s.fleets],
+      ...(s.redis ? [['redis', s.redis] as [string, unknown]] : []),
       ['config', { scrapeIntervalMs: s.scrapeIntervalMs }],
     ];
   }
@@ -309,7 +356,11 @@ export class Dashboard {
     try {
       // A click just after a Redis outage may find the connection still waiting out its backoff.
       const redis = this.opts.redis;
-      await whileAway(redis, () => requestCancel(redis, runId), { forMs: RECONNECT_MS, what: `cancelling run ${runId}` });
+      // A Redis that hangs gets REDIS_ANSWER_MS: the SET may still land once it answers.
+      await answered(
+        whileAway(redis, () => requestCancel(redis, runId), { forMs: RECONNECT_MS, what: `cancelling run ${runId}` }),
+        `cancelling run ${runId} (the cancel may still take effect once it answers)`,
+      );
       this.opts.log.info({ component: 'ui', run: runId }, 'run cancel requested from the dashboard');
       res.writeHead(202, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify({ runId, cancel: 'requested' }));
     } catch (e) {

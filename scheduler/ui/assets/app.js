@@ -265,13 +265,25 @@
     schedule();
   }
 
+  // A message in the header (a failed cancel), until the next one.
+  function notice(text) {
+    $('notice').hidden = !text;
+    set($('notice'), text);
+  }
+
   function askCancel(runId) {
     const dlg = $('confirm');
     set($('confirm-text'), 'Cancel run ' + runId + '? Tasks not started are withdrawn, running ones are stopped on their agents.');
     const done = (yes) => {
       dlg.close();
       $('confirm-yes').onclick = $('confirm-no').onclick = null;
-      if (yes) fetch('/api/runs/' + encodeURIComponent(runId) + '/cancel', { method: 'POST', headers: { 'x-gaxx-token': token } });
+      if (yes)
+        fetch('/api/runs/' + encodeURIComponent(runId) + '/cancel', { method: 'POST', headers: { 'x-gaxx-token': token } })
+          .then(async (res) => {
+            const body = res.ok ? null : await res.json().catch(() => null);
+            notice(res.ok ? '' : 'cancel of run ' + runId + ' failed: ' + ((body && body.error) || 'HTTP ' + res.status));
+          })
+          .catch((e) => notice('cancel of run ' + runId + ' failed: ' + e.message));
     };
     $('confirm-yes').onclick = () => done(true);
     $('confirm-no').onclick = () => done(false);
@@ -308,6 +320,12 @@
       schedule();
     });
     es.addEventListener('queue', (e) => ((state.queue = JSON.parse(e.data)), state.dirty.add('queue'), schedule()));
+    // Runs, queue and limits are as Redis last gave them: shown with why when it does not answer.
+    es.addEventListener('redis', (e) => {
+      const r = JSON.parse(e.data);
+      $('redis').hidden = !r.error;
+      set($('redis'), r.error ? r.error + ' (runs and queue as last read)' : '');
+    });
     es.addEventListener('fleets', (e) => ((state.fleets = JSON.parse(e.data)), state.dirty.add('fleets'), schedule()));
   }
 
