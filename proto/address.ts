@@ -64,7 +64,22 @@ export function formatHostPort(host: string, port: number): string {
   return nodeNet().isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-/** Whether `host` is a loopback name or address. */
+/**
+ * Whether `host` is `localhost` or a literal loopback address (127.0.0.0/8, ::1 in any spelling,
+ * ::ffff:127.x.y.z). Any other name is not, whatever it looks like (`127.0.0.1.example`): a
+ * name is resolved by DNS, which may give any address; `localhost` is resolved by this host
+ * alone (and a listener checks the address it bound: isLoopbackAddress).
+ */
 export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  return host.toLowerCase() === 'localhost' || isLoopbackAddress(host);
+}
+
+/** Whether `ip` is a literal loopback address (127.0.0.0/8, ::1 in any spelling, ::ffff:127.x.y.z); a name never is. */
+export function isLoopbackAddress(ip: string): boolean {
+  const kind = nodeNet().isIP(ip);
+  if (kind === 4) return ip.startsWith('127.');
+  if (kind !== 6) return false;
+  const h = new URL(`http://[${ip}]`).hostname;
+  // The URL parser writes a mapped IPv4 address in hex: ::ffff:7f00:1 for ::ffff:127.0.0.1.
+  return h === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(h);
 }

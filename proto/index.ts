@@ -1,7 +1,7 @@
 /** proto: the wire contract (loaded services and generated types) and the shared error model. */
 export * from './errors.js';
 export { GrpcStatus } from './grpc-status.js';
-export { formatHostPort, isHostName, isLoopbackHost, parseHostPort, type HostPort, type ParseHostPortOptions } from './address.js';
+export { formatHostPort, isHostName, isLoopbackAddress, isLoopbackHost, parseHostPort, type HostPort, type ParseHostPortOptions } from './address.js';
 export { checkDuration, DURATION_PATTERN, formatDuration, MAX_DURATION_MS, MAX_TIMER_MS, parseDuration, type DurationBounds } from './durations.js';
 export { formatSize, parseSize, SIZE_HINT, SIZE_PATTERN } from './sizes.js';
 export { compareText } from './order.js';

@@ -88,7 +88,9 @@ export const command: Command = {
     'watches (the page open, or a request within 2 minutes; the next request resumes it).',
     'When `gaxx scheduler` runs, it serves the dashboard itself and this command prints its URL.',
     'Otherwise this process serves it until Ctrl-C. The URL carries a random token: requests',
-    'without it are refused (401). Loopback only. --fleet F: the URL printed (of this process or of',
+    'without it are refused (401). Loopback only: --listen takes localhost or a loopback address',
+    '(127.0.0.0/8, ::1); any other host name is refused, whatever it looks like, since DNS resolves',
+    'it. --fleet F: the URL printed (of this process or of',
     "the daemon's dashboard) shows only those fleets' agents, runs and cost (its ?fleet=F). Breaker",
     'states are those the running scheduler daemons hold (unknown when none dispatched to the agent).',
     '--agent takes HOST:PORT (metrics on HOST:9091) or HOST:PORT/METRICS_PORT.',
@@ -96,7 +98,11 @@ export const command: Command = {
   flags: {
     fleet: { type: 'string', valueName: 'F[,F...]', multiple: true, help: 'watch only these registered fleets (default: all)' },
     agent: { type: 'string', valueName: 'ADDR[,ADDR...]', multiple: true, help: 'watch these agents instead of the registered fleets' },
-    listen: { type: 'string', valueName: 'ADDR', help: `where to serve (default ${DEFAULT_UI_LISTEN}; port 0 picks a free one)` },
+    listen: {
+      type: 'string',
+      valueName: 'ADDR',
+      help: `where to serve: localhost or a loopback address (default ${DEFAULT_UI_LISTEN}; port 0 picks a free one)`,
+    },
     interval: { type: 'string', valueName: 'D', help: `time between looks at the agents: 500ms, 5s, 1m; at least ${MIN_INTERVAL_MS}ms (default 5s)` },
     json: { ...JSON_FLAG, help: 'print {"url": ..., "served": "here"|"daemon"} as JSON instead of text' },
   },

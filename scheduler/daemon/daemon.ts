@@ -27,7 +27,7 @@ import { MAX_RUNS } from '../dispatch/run-discovery.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 import { Dashboard, type DashboardOptions } from '../ui/dashboard.js';
 import { fleetTargets } from '../ui/targets.js';
-import { guardedServer, listenFailure } from '../ui/http.js';
+import { bindServer, guardedServer, listenFailure, notLoopback } from '../ui/http.js';
 
 export const HEARTBEAT_KEY = gaxxKey('schedulers');
 
@@ -197,14 +197,17 @@ export class SchedulerDaemon {
         () => res.writeHead(500).end(),
       );
     };
-    if (!isLoopbackHost(host) && !this.opts.metricsTls) {
-      throw new GaxxError('CONFIG_INVALID', `metrics on non-loopback address ${listen} need TLS (a scheduler certificate)`);
-    }
+    const loopback = isLoopbackHost(host);
+    if (!loopback && !this.opts.metricsTls) throw notLoopback(`metrics on ${listen}`, host, 'need TLS (a scheduler certificate)');
     // Bounded connections and short request timeouts, as the dashboard's: on loopback anyone may connect.
     this.server = guardedServer(this.opts.metricsTls, handler).server;
-    await new Promise<void>((resolve, reject) => {
-      this.server?.once('error', (e: NodeJS.ErrnoException) => reject(listenFailure('metrics cannot listen', listen, e, this.opts.metricsInUse)));
-      this.server?.listen(port, host, () => resolve());
+    await bindServer(this.server, {
+      listen,
+      host,
+      port,
+      loopback: loopback && !this.opts.metricsTls,
+      what: 'metrics',
+      fail: (e) => listenFailure('metrics cannot listen', listen, e, this.opts.metricsInUse),
     });
   }
 

@@ -11,7 +11,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
-import { formatHostPort, GaxxError, isLoopbackHost, nodeHttp, nodeHttps, parseHostPort } from '../../proto/index.js';
+import { formatHostPort, GaxxError, isLoopbackAddress, isLoopbackHost, nodeHttp, nodeHttps, nodeNet, parseHostPort } from '../../proto/index.js';
 
 /** The header a state-changing request must carry the token in (a cross-site form cannot set it). */
 export const TOKEN_HEADER = 'x-gaxx-token';
@@ -174,18 +174,49 @@ export async function listen(
 ): Promise<{ server: Server; host: string; port: number; loopback: boolean; trust: Trust }> {
   const { host, port } = splitListen(o.listen);
   const loopback = isLoopbackHost(host);
-  if (!loopback && !o.tls) {
-    throw new GaxxError(
-      'CONFIG_INVALID',
-      `the dashboard on ${o.listen} (not loopback) needs TLS with client certificates; listen on 127.0.0.1 or give a server certificate`,
-    );
-  }
+  if (!loopback && !o.tls)
+    throw notLoopback(`the dashboard on ${o.listen}`, host, 'needs TLS with client certificates; listen on 127.0.0.1 or give a server certificate');
   const { server, trust } = guardedServer(o.tls, handler);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(listenFailure('cannot listen', o.listen, e, o.inUse)));
-    server.listen(port, host, () => resolve());
+  await bindServer(server, {
+    listen: o.listen,
+    host,
+    port,
+    loopback: loopback && !o.tls,
+    what: 'the dashboard',
+    fail: (e) => listenFailure('cannot listen', o.listen, e, o.inUse),
   });
   return { server, host, port: (server.address() as AddressInfo).port, loopback, trust };
+}
+
+/**
+ * CONFIG_INVALID: `what` on `host` is not on loopback and `needs` more. A host name other than
+ * localhost is said to be one, whatever it looks like (`127.0.0.1.example`): DNS resolves it.
+ */
+export function notLoopback(what: string, host: string, needs: string): GaxxError {
+  const name = nodeNet().isIP(host) === 0;
+  return new GaxxError(
+    'CONFIG_INVALID',
+    `${what} (${name ? `'${host}' is a host name, resolved by DNS to any address: only localhost and loopback addresses count as loopback` : 'not loopback'}) ${needs}`,
+  );
+}
+
+/**
+ * Listens `server` on `host:port` (`fail` turns a listen error into ours). A listener judged
+ * loopback by its name must be bound to a loopback address: `localhost` is resolved by this
+ * host, whose hosts file could name another; a server bound elsewhere is closed, CONFIG_INVALID.
+ */
+export async function bindServer(
+  server: Server,
+  o: { listen: string; host: string; port: number; loopback: boolean; what: string; fail: (e: NodeJS.ErrnoException) => GaxxError },
+): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => reject(o.fail(e)));
+    server.listen(o.port, o.host, () => resolve());
+  });
+  const bound = (server.address() as AddressInfo).address;
+  if (!o.loopback || isLoopbackAddress(bound)) return;
+  await new Promise((r) => server.close(r));
+  throw new GaxxError('CONFIG_INVALID', `${o.what} on ${o.listen} was bound to ${bound}, not a loopback address; listen on 127.0.0.1`);
 }
 
 /**
