@@ -3,12 +3,18 @@
  * connections (one past them closes the oldest that never showed the token, never one that did)
  * and a few seconds to send a request. Real sockets on loopback.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { CertBundle } from '../../certs/index.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { loadCertDir, secureContextOptions, type CertBundle } from '../../certs/index.js';
 import { Dashboard } from '../../scheduler/ui/dashboard.js';
 import { MAX_CONNECTIONS, REQUEST_TIMEOUT_MS } from '../../scheduler/ui/http.js';
+import { makePki, type Pki } from '../helpers/pki.js';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 // No target is ever connected to: the credentials are never read.
@@ -89,5 +95,57 @@ describe('dashboard connections', () => {
     // An event stream's request was whole: it stays open as long as the page does.
     expect(stream.data()).toContain('event: agents');
     expect(stream.closed()).toBe(false);
+  }, 60_000);
+});
+
+describe('dashboard connections over TLS (client certificates from the fleet CA)', () => {
+  let dir: string;
+  let pki: Pki;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gxui-tls-'));
+    pki = await makePki(dir);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('keeps at most MAX_CONNECTIONS past the handshake, the oldest idle one making room; a request with the token still gets its answer', async () => {
+    const server = loadCertDir(pki.agent.dir);
+    const d = (dash = await Dashboard.start({
+      listen: '127.0.0.1:0',
+      tls: secureContextOptions(server),
+      creds,
+      targets: async () => [],
+      scrapeIntervalMs: 1000,
+      log: quiet,
+    }));
+    const client = loadCertDir(pki.clients.operator.dir);
+    const tlsOpts = { host: '127.0.0.1', port: d.port, cert: client.certPem, key: client.keyPem, ca: client.caPem, servername: 'localhost' };
+    // Idle connections that passed the handshake (a fleet client certificate) and send nothing, beyond the bound...
+    const idle: Raw[] = [];
+    for (let i = 0; i < MAX_CONNECTIONS + 8; i++) {
+      const socket = tlsConnect(tlsOpts);
+      sockets.push(socket);
+      let closed = false;
+      socket.on('close', () => (closed = true));
+      socket.on('error', () => undefined);
+      await new Promise<void>((resolve, reject) => {
+        socket.once('secureConnect', resolve);
+        socket.once('error', reject);
+      });
+      idle.push({ socket, closed: () => closed, data: () => '' });
+    }
+    // ...and as many that never begin one.
+    for (let i = 0; i < MAX_CONNECTIONS / 2; i++) await raw(d.port);
+    // The oldest idle ones were closed for the newest: MAX_CONNECTIONS stay.
+    await vi.waitFor(() => expect(idle.filter((c) => c.closed()).length).toBe(8), { timeout: 20_000 });
+    expect(idle.slice(0, 8).every((c) => c.closed())).toBe(true);
+    const answer = await new Promise<number>((resolve, reject) => {
+      const req = httpsRequest({ ...tlsOpts, path: `/api/state?token=${d.token}`, agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(answer).toBe(200);
   }, 60_000);
 });
