@@ -30,6 +30,9 @@ import { assertFleetName, readFleet } from '../state.js';
 
 const usage = (message: string): GaxxError => usageError('ui', message);
 
+/** Where this process serves when the daemon could not (its address taken, likely still): any free loopback port. */
+const FREE_UI_LISTEN = '127.0.0.1:0';
+
 /** The shortest --interval: agents are not asked more often. */
 const MIN_INTERVAL_MS = 100;
 
@@ -87,7 +90,9 @@ export const command: Command = {
     "CA's list revokes it or it is due, also while this runs), every --interval while someone",
     'watches (the page open, or a request within 2 minutes; the next request resumes it).',
     'When `gaxx scheduler` runs, it serves the dashboard itself and this command prints its URL.',
-    'Otherwise this process serves it until Ctrl-C. The URL carries a random token: requests',
+    'Otherwise this process serves it until Ctrl-C (when the daemon runs without one, its address',
+    'taken, this says why and serves it on a free port unless --listen says where). The URL',
+    'carries a random token: requests',
     'without it are refused (401). Loopback only: --listen takes localhost or a loopback address',
     '(127.0.0.0/8, ::1); any other host name is refused, whatever it looks like, since DNS resolves',
     'it. --fleet F: the URL printed (of this process or of',
@@ -135,10 +140,14 @@ export const command: Command = {
     };
     await assertFleetsKnown(config, fleets, out);
     const recorded = readDashboardUrl(config.paths.stateDir);
-    if (!agents.length && recorded && (await answers(recorded.url))) {
+    if (!agents.length && recorded?.url !== undefined && (await answers(recorded.url))) {
       print(recorded.url, 'daemon');
       return 0;
     }
+    // A daemon that runs without its dashboard (its address was taken when it started) is said
+    // here, not only in its log; this process serves it, on a free port unless --listen says.
+    const daemonWithout = !agents.length && recorded?.error !== undefined ? recorded : undefined;
+    if (daemonWithout) out.note(`gaxx: the scheduler daemon (pid ${daemonWithout.pid}) serves no dashboard: ${daemonWithout.error}; serving it here`);
     // Asked again before every round: a monitor certificate revoked while this runs is re-issued.
     const note = (text: string): void => out.note(`gaxx: ${text}`);
     const creds = await monitorCredentialSource(config.paths, { note, error: note });
@@ -155,7 +164,7 @@ export const command: Command = {
     try {
       const redis = queue?.redis;
       const dash = await Dashboard.start({
-        listen: stringFlag(flags, 'listen') ?? DEFAULT_UI_LISTEN,
+        listen: stringFlag(flags, 'listen') ?? (daemonWithout ? FREE_UI_LISTEN : DEFAULT_UI_LISTEN),
         // A daemon's dashboard that answers is used without listening (unless --agent is given): here none did.
         inUse:
           'is a gaxx ui, or a scheduler daemon whose dashboard did not answer, serving it? Serve on any free port with --listen 127.0.0.1:0' +

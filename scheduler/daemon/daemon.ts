@@ -78,6 +78,8 @@ export class SchedulerDaemon {
   private server: Server | undefined;
   /** The dashboard, when `ui` was given. */
   dashboard: Dashboard | undefined;
+  /** Why the dashboard asked for was not started (its address taken): the daemon serves on without it. */
+  dashboardError: string | undefined;
   readonly id: string;
 
   /** Closes the connections connectFleets opened that no run took. */
@@ -148,7 +150,10 @@ export class SchedulerDaemon {
       log: this.opts.log,
     }).catch(async (e: unknown) => {
       // A taken port costs the dashboard, not the queue: the daemon's work goes on.
-      if (isGaxxError(e, 'FAILED_PRECONDITION')) return void this.opts.log.warn({ err: (e as Error).message }, 'dashboard not started');
+      if (isGaxxError(e, 'FAILED_PRECONDITION')) {
+        this.dashboardError = (e as Error).message;
+        return void this.opts.log.warn({ err: this.dashboardError }, 'dashboard not started');
+      }
       await this.stop(0);
       throw e;
     });

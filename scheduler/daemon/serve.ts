@@ -12,7 +12,7 @@ import { redisTarget } from '../redis/embedded-redis.js';
 import { CertRenewer } from '../renewal/renewer.js';
 import type { WorkerLog } from '../dispatch/worker.js';
 import type { DaemonOptions } from './daemon.js';
-import { clearDashboardUrl, writeDashboardUrl } from '../ui/url-file.js';
+import { clearDashboardUrl, writeDashboardMissing, writeDashboardUrl } from '../ui/url-file.js';
 
 /**
  * How long after its last call to an agent the daemon keeps that connection up when the agent
@@ -91,6 +91,7 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
       log: opts.log,
     });
     if (daemon.dashboard) writeDashboardUrl(opts.stateDir, daemon.dashboard.url);
+    else if (daemon.dashboardError) writeDashboardMissing(opts.stateDir, daemon.dashboardError);
     const renewer = opts.renewal
       ? CertRenewer.start({
           ...opts.renewal,
@@ -109,7 +110,7 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
       stop: async (graceMs) => {
         await reaper?.stop();
         await renewer?.stop();
-        if (daemon.dashboard) clearDashboardUrl(opts.stateDir);
+        if (daemon.dashboard || daemon.dashboardError) clearDashboardUrl(opts.stateDir);
         await daemon.stop(graceMs);
         await target.release();
       },

@@ -9,7 +9,11 @@ import { z } from 'zod';
 import { writeFileAtomic } from '../../certs/index.js';
 import { asProcessMark, processLives, processMark, processRunning } from '../../proto/index.js';
 
-const UrlFile = z.object({ url: z.string().url(), pid: z.number().int(), start: z.string().optional(), boot: z.string().optional() }).strict();
+/** The daemon's dashboard URL, or why it has none (`error`: its address taken...). */
+const UrlFile = z
+  .object({ url: z.string().url().optional(), error: z.string().optional(), pid: z.number().int(), start: z.string().optional(), boot: z.string().optional() })
+  .strict()
+  .refine((f) => (f.url === undefined) !== (f.error === undefined));
 
 /** The file's path under a state dir. */
 export const dashboardUrlFile = (stateDir: string): string => join(stateDir, 'ui', 'dashboard.json');
@@ -24,11 +28,23 @@ export function writeDashboardUrl(stateDir: string, url: string): void {
 }
 
 /**
- * The recorded URL, if the process that wrote it still runs (a file that does not parse counts
- * as none). A daemon killed without removing it leaves its port to anyone: whatever listens
- * there later must neither be sent the token nor be printed as the dashboard.
+ * Records that the daemon this process is serves no dashboard, and why (its address was taken):
+ * `gaxx ui` says so and serves it itself, where the daemon's log alone said it before.
  */
-export function readDashboardUrl(stateDir: string): { url: string; pid: number } | undefined {
+export function writeDashboardMissing(stateDir: string, why: string): void {
+  writeFileAtomic(dashboardUrlFile(stateDir), JSON.stringify({ error: why, ...processMark() }), 0o600, { durable: false });
+}
+
+/** A running daemon's record: its dashboard's URL, or why it has none. */
+export type DashboardRecord = { url: string; pid: number; error?: undefined } | { url?: undefined; pid: number; error: string };
+
+/**
+ * The record (writeDashboardUrl, writeDashboardMissing), if the process that wrote it still runs
+ * (a file that does not parse counts as none). A daemon killed without removing it leaves its
+ * port to anyone: whatever listens there later must neither be sent the token nor be printed as
+ * the dashboard.
+ */
+export function readDashboardUrl(stateDir: string): DashboardRecord | undefined {
   let recorded: z.infer<typeof UrlFile>;
   try {
     recorded = UrlFile.parse(JSON.parse(readFileSync(dashboardUrlFile(stateDir), 'utf8')));
@@ -38,7 +54,7 @@ export function readDashboardUrl(stateDir: string): { url: string; pid: number }
   // The same pid, started at another time (or before a reboot), is a later process; a zombie none.
   const mark = asProcessMark(recorded);
   if (!mark || !processRunning(recorded.pid) || !processLives(mark)) return undefined;
-  return { url: recorded.url, pid: recorded.pid };
+  return recorded.url !== undefined ? { url: recorded.url, pid: recorded.pid } : { pid: recorded.pid, error: recorded.error ?? '' };
 }
 
 /** Removes the record if it is this process's. */

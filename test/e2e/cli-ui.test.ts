@@ -185,6 +185,37 @@ describe('gaxx ui with fleets in Redis', () => {
     }
   });
 
+  it('a daemon whose dashboard address was taken records why: gaxx ui says so and serves the dashboard itself on a free port', async () => {
+    const extra = { GAXX_REDIS_URL: redis.url };
+    const taken = createServer(() => undefined);
+    await new Promise<void>((done) => taken.listen(0, '127.0.0.1', done));
+    const port = (taken.address() as AddressInfo).port;
+    const daemon = spawnGaxx(['scheduler', '--metrics-listen', '127.0.0.1:0', '--ui-listen', `127.0.0.1:${port}`, '--reap-interval', '0'], {
+      home,
+      env: extra,
+    });
+    try {
+      await expect.poll(() => readDashboardUrl(join(home, 'state'))?.error, { timeout: 30_000, interval: 200 }).toContain('EADDRINUSE');
+      const ui = spawnGaxx(['ui', '--json'], { home, env: extra });
+      const printed = JSON.parse(await ui.line('stdout', () => true)) as { url: string; served: string };
+      ui.kill('SIGINT');
+      expect((await ui.done).code).toBe(0);
+      expect(printed.served).toBe('here');
+      expect(Number(new URL(printed.url).port)).not.toBe(port);
+      expect(ui.stderr()).toMatch(
+        new RegExp(
+          `the scheduler daemon \\(pid \\d+\\) serves no dashboard: cannot listen on 127\\.0\\.0\\.1:${port}: something already listens there \\(EADDRINUSE\\)`,
+        ),
+      );
+    } finally {
+      daemon.kill('SIGTERM');
+      await daemon.done;
+      taken.close();
+    }
+    // The daemon removed its record when it stopped.
+    expect(readDashboardUrl(join(home, 'state'))).toBeUndefined();
+  });
+
   it("when the scheduler daemon serves the dashboard: gaxx ui --fleet prints the daemon's URL filtered to that fleet", async () => {
     const extra = { GAXX_REDIS_URL: redis.url };
     const daemon = spawnGaxx(['scheduler', '--metrics-listen', '127.0.0.1:0', '--ui-listen', '127.0.0.1:0', '--reap-interval', '0'], { home, env: extra });
