@@ -49,8 +49,14 @@ const READY = 0x52; // 'R'
 export const INNER = `printf R; if [ -p /proc/self/fd/4 ]; then . /proc/self/fd/4; else s=; while IFS= read -r l <&4; do s="$s$l\n"; done; s="$s$l"; eval "$s"; fi`;
 /** Longer scripts (huge env values) start cold: where dash reads its script with `read`, one byte per call. */
 const MAX_SCRIPT_BYTES = 16 * 1024;
-/** Sandboxes that die before they are ready, in a row, before the pool stops trying. */
+/** Sandboxes that die before they are ready, in a row, before the pool stops trying for a while. */
 const MAX_FAILURES = 3;
+/**
+ * How long a pool that stopped trying waits before it tries one sandbox again, doubling while
+ * that one fails too: what failed may pass (a full disk freed, a process limit no longer met), and
+ * without a new try the agent's tasks would start cold for the rest of its life.
+ */
+export const WARM_RETRY_MS = { first: 30_000, max: 15 * 60_000 };
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
@@ -112,13 +118,27 @@ export class WarmPools {
   private template: WarmTemplate | undefined;
   private idle: Warm[] = [];
   private failures = 0;
+  /** The wait before the next try once the pool stopped trying, and its timer while it runs. */
+  private retryMs: number;
+  private retry: NodeJS.Timeout | undefined;
+  /** Stopped trying (said once): told again only when a sandbox is ready after that. */
+  private stopped = false;
   private readonly swept = new Set<string>();
   /** When the last two tasks that may use the pool came (performance.now()). */
   private lastArrival = -Infinity;
   private arrivalGap = Infinity;
   private idleRefill: NodeJS.Timeout | undefined;
 
-  constructor(private readonly onDisabled: (why: string) => void = () => undefined) {}
+  /**
+   * `say`: told when the pool stops trying (why) and when a sandbox is ready again after that.
+   * `retryMs`: the first wait before a new try (WARM_RETRY_MS.first; tests shorten it).
+   */
+  constructor(
+    private readonly say: (what: string) => void = () => undefined,
+    private readonly retryFirstMs = WARM_RETRY_MS.first,
+  ) {
+    this.retryMs = retryFirstMs;
+  }
 
   /** Makes `t` the template kept warm; the sandboxes of another template are ended. */
   private use(t: WarmTemplate): void {
@@ -128,6 +148,8 @@ export class WarmPools {
     this.key = key;
     this.template = t;
     this.failures = 0;
+    this.retryMs = this.retryFirstMs;
+    this.stopped = false;
   }
 
   /**
@@ -202,6 +224,8 @@ export class WarmPools {
   drain(): void {
     clearTimeout(this.idleRefill);
     this.idleRefill = undefined;
+    clearTimeout(this.retry);
+    this.retry = undefined;
     for (const w of this.idle.splice(0)) this.end(w);
   }
 
@@ -249,6 +273,12 @@ export class WarmPools {
       if (!w.ready && d[0] === READY) {
         w.ready = true;
         this.failures = 0;
+        this.retryMs = this.retryFirstMs;
+        if (this.stopped) {
+          this.stopped = false;
+          this.say('a warm sandbox started again: tasks go warm from now on');
+          setImmediate(() => this.topUp());
+        }
       }
     };
     const onExit = () => {
@@ -273,6 +303,20 @@ export class WarmPools {
 
   private fail(why: string): void {
     this.failures += 1;
-    if (this.failures === MAX_FAILURES) this.onDisabled(`${why}; tasks start cold from now on`);
+    if (this.failures < MAX_FAILURES) return;
+    // Stopped trying: one sandbox again after a wait (doubling while it fails), not never again.
+    const wait = this.retryMs;
+    this.retryMs = Math.min(wait * 2, WARM_RETRY_MS.max);
+    if (!this.stopped) this.say(`${why}; tasks start cold, a warm sandbox is tried again in ${Math.round(wait / 1000)} s`);
+    this.stopped = true;
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      // One try: the rest are started once it is ready (above), another wait when it fails.
+      this.failures = MAX_FAILURES - 1;
+      const t = this.template;
+      if (t && DASH && this.idle.length < t.count) this.startOne(t, DASH);
+    }, wait);
+    this.retry.unref();
   }
 }
