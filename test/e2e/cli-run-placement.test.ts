@@ -59,6 +59,8 @@ describe('an agent that refuses work beside a healthy one', () => {
     expect(note).toContain(`${h1} refuses new tasks; waiting up to 10m for it to take them again, else the task ends error: agent ${h1}: `);
     // The agent's own reason: its disk under the reserve it keeps.
     expect(note).toMatch(/the agent's disk is nearly full: .* \(--disk-reserve\)/);
+    // The healthy agent's task ended (on a loaded machine it may still run when the note comes).
+    await run.line('stdout', (l) => l.includes(`"host":"${h2}"`) && l.includes('"type":"task"'), 120_000);
     run.kill('SIGINT');
     const done = await run.done;
     const lines = taskLines(run.stdout());
