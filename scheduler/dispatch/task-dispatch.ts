@@ -192,7 +192,9 @@ export class TaskDispatch {
       if ('giveUp' in step) break;
     }
     // The tries the retries allowed, as they were spent: `attempts` counts only the requests sent.
-    const tries = this.breakerTries ? `; ${this.infra} tries: ${this.attempts} sent, ${this.breakerTries} while its circuit breaker was open (not sent)` : '';
+    const tries = this.breakerTries
+      ? `; ${this.attempts + this.breakerTries} tries: ${this.attempts} sent, ${this.breakerTries} while its circuit breaker was open (not sent)`
+      : '';
     const why = (this.lastError || 'no agent reachable') + tries;
     return this.lost(this.moved === undefined ? why : `${this.moved}, and no other agent answered: ${why}`);
   }
