@@ -120,6 +120,19 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
   const taskId = parse(taskIdSchema, call.request.taskId);
   const who = whoCalled(call, id);
   const checked = admitExec(call.request, id, { bundle: d.bundle, port: d.listenPort, fleetSince: d.config.fleetSinceUnixMs }, d.audit, who);
+  // Meant for another agent's journal (the caller sent this task to an agent this one replaced):
+  // nothing is started, attached to or replayed here, so the caller can tell what it may not know.
+  const meantFor = call.request.journalId;
+  if (meantFor && meantFor !== d.registry.journalId) {
+    auditExecRefusal(d.audit, who, call.request, 'AGENT_REPLACED');
+    throw new GaxxError(
+      'AGENT_REPLACED',
+      `this request is meant for the agent with journal ${meantFor.slice(0, 64)}; this agent's journal is ${d.registry.journalId}`,
+      {
+        details: { notStarted: true },
+      },
+    );
+  }
   const existing = d.registry.get(taskId);
   const listener = (ev: TaskEvent) => {
     // Not set up: its command never ran; the call ends with why (marked not started), not an exit.
@@ -137,7 +150,7 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
     }
     const replayed = !existing.running;
     // From its start when the replay buffer dropped none of its output: the caller can skip what it showed.
-    call.write({ started: { pid: existing.pid, attached: !replayed, replayed, fromStart: !existing.dropped } });
+    call.write({ started: { pid: existing.pid, attached: !replayed, replayed, fromStart: !existing.dropped, journalId: d.registry.journalId } });
     for (const ev of existing.replayEvents()) call.write(ev);
     if (replayed) call.end();
     else {
@@ -194,6 +207,7 @@ function info(d: ServiceDeps): InfoResponse {
     uptimeMs: Date.now() - d.startedAt,
     blockedPeers: d.blockedPeers?.() ?? [],
     tasksStartedTotal: d.registry.startedTotal,
+    journalId: d.registry.journalId,
   };
 }
 

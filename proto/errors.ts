@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   /** Work signed before the agent's fleet was created (--fleet-since): an earlier fleet's, of the same name. */
   SIGNED_BEFORE_FLEET: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
   TASK_SPEC_MISMATCH: { grpc: GrpcStatus.ALREADY_EXISTS, exit: 5 },
+  /** An Exec meant for another agent's task journal (ExecRequest.journal_id): a new agent at that address, nothing started. */
+  AGENT_REPLACED: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 6 },
   REDIS_INSECURE: { grpc: GrpcStatus.FAILED_PRECONDITION, exit: 7 },
   PATH_ESCAPE: { grpc: GrpcStatus.PERMISSION_DENIED, exit: 9 },
   CHECKSUM_MISMATCH: { grpc: GrpcStatus.DATA_LOSS, exit: 10 },

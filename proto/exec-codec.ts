@@ -195,6 +195,7 @@ export function encodeExecRequest(req: ExecRequest): Buffer {
     w.message(8, sw);
   }
   if (has(req, 'existingOnly')) w.uint32(9, req.existingOnly ? 1 : 0);
+  if (has(req, 'journalId')) w.string(10, req.journalId);
   return w.finish();
 }
 
@@ -277,12 +278,13 @@ class In {
 }
 
 function decodeStarted(r: In): Started__Output {
-  const s: Started__Output = { pid: 0, attached: false, replayed: false, fromStart: false };
+  const s: Started__Output = { pid: 0, attached: false, replayed: false, fromStart: false, journalId: '' };
   for (const [f, wire] of r.fields()) {
     if (f === 1 && wire === 0) s.pid = r.int32();
     else if (f === 2 && wire === 0) s.attached = r.bool();
     else if (f === 3 && wire === 0) s.replayed = r.bool();
     else if (f === 4 && wire === 0) s.fromStart = r.bool();
+    else if (f === 5 && wire === 2) s.journalId = r.string();
     else r.skip(wire);
   }
   return s;

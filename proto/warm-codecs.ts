@@ -31,11 +31,12 @@ export const EXEC_REQUEST_SAMPLE: ExecRequest = {
     signedAtUnixMs: 1,
   },
   existingOnly: true,
+  journalId: 'warm',
 };
 
 /** One event of each kind of the oneof, every field of each set. */
 export const EXEC_EVENT_SAMPLES: ExecEvent[] = [
-  { started: { pid: 1, attached: true, replayed: true, fromStart: true } },
+  { started: { pid: 1, attached: true, replayed: true, fromStart: true, journalId: 'warm' } },
   { stdout: Buffer.from('warm') },
   { stderr: Buffer.from('warm') },
   {

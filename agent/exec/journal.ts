@@ -14,6 +14,7 @@
  * `OUTPUT_TAIL_BYTES` of its output here (the in-memory buffer may hold more).
  */
 import { makeDirs, processStartTicks } from '../../proto/index.js';
+import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../certs/index.js';
@@ -88,6 +89,35 @@ export function sweepLostGroup(e: Pick<JournalEntry, 'pid' | 'startTicks'>): boo
   }
 }
 
+/** The file, beside the journal, holding its identity (journalIdentity). */
+const IDENTITY_FILE = 'journal-id';
+const IDENTITY = /^[0-9a-f]{32}$/;
+
+/** A fresh random journal identity (also that of an agent with no journal: each process is a new agent). */
+export function newJournalId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/**
+ * The journal's identity (InfoResponse.journal_id), made at its first open and kept in `<dir>`:
+ * an agent restarted with this state dir keeps it (it can still say what became of the tasks it
+ * was sent), a new agent (another state dir, e.g. a spawn --fill at the same address) has
+ * another. One unreadable is made anew: a journal that cannot be named is taken for a new one,
+ * so a scheduler never takes it for the agent it sent work to.
+ */
+function journalIdentity(dir: string): string {
+  const path = join(dir, IDENTITY_FILE);
+  try {
+    const id = readFileSync(path, 'utf8').trim();
+    if (IDENTITY.test(id)) return id;
+  } catch {
+    // None yet (a new state dir): made below.
+  }
+  const id = newJournalId();
+  writeFileAtomic(path, `${id}\n`, 0o600);
+  return id;
+}
+
 /** What the journal held at open, and what of it could not be read. */
 export interface JournalContents {
   entries: JournalEntry[];
@@ -122,11 +152,11 @@ export class TaskJournal {
    * Opens `<dir>/tasks.jsonl` (creating dir 0700), returning the journal and what it remembers.
    * `onError`: an append or rewrite failed, told once per failing spell.
    */
-  static open(dir: string, onError: (e: NodeJS.ErrnoException) => void = () => undefined): { journal: TaskJournal } & JournalContents {
+  static open(dir: string, onError: (e: NodeJS.ErrnoException) => void = () => undefined): { journal: TaskJournal; id: string } & JournalContents {
     makeDirs(dir, { mode: 0o700 });
     // What is read back is written anew at once (TaskRegistry.recover): a torn end does not stay.
     const contents = readEntries(join(dir, 'tasks.jsonl'));
-    return { journal: new TaskJournal(dir, onError), ...contents };
+    return { journal: new TaskJournal(dir, onError), id: journalIdentity(dir), ...contents };
   }
 
   /** Why the last append or rewrite failed; undefined while the journal is whole. */

@@ -12,7 +12,7 @@
 import { rmdirSync } from 'node:fs';
 import { LOST_IN_RESTART, processStartTicks, removeTree } from '../../proto/index.js';
 import { startExec, type ExecSpec, type KillReason } from './exec.js';
-import { sweepLostGroup, TaskJournal, type JournalEntry } from './journal.js';
+import { newJournalId, sweepLostGroup, TaskJournal, type JournalEntry } from './journal.js';
 import type { SetupFailure } from './spawn-one.js';
 import { entryBytes, Task, type TaskEvent, type TaskExit, type TaskListener } from './task.js';
 import { scratchDir } from './task-dirs.js';
@@ -85,6 +85,12 @@ export class TaskRegistry {
     TaskRegistryOptions;
   private readonly sweeper: NodeJS.Timeout;
   private readonly journal: TaskJournal | undefined;
+  /**
+   * Which agent this is to a caller that sent it work (InfoResponse.journal_id): its journal's
+   * identity, kept across restarts; without a journal, one of this process alone (a restart
+   * forgets every task, so it is a new agent to its callers).
+   */
+  readonly journalId: string;
   /** Tasks found running in the journal at start (their remains were killed). */
   readonly lostInRestart: string[] = [];
   /** Scratch dirs of forgotten tasks being removed. */
@@ -108,13 +114,14 @@ export class TaskRegistry {
       ...opts,
     };
     if (opts.stateDir !== undefined) {
-      const { journal, entries, spent, skipped } = TaskJournal.open(opts.stateDir, (e) => this.o.onJournalError?.(e));
+      const { journal, id, entries, spent, skipped } = TaskJournal.open(opts.stateDir, (e) => this.o.onJournalError?.(e));
       this.journal = journal;
+      this.journalId = id;
       if (skipped > 0) this.o.onJournalSkipped?.(skipped, journal.path);
       const now = this.now();
       for (const [id, until] of spent) if (until > now) this.spent.set(id, until);
       this.recover(entries);
-    }
+    } else this.journalId = newJournalId();
     this.sweeper = setInterval(() => {
       const dropped = this.prune(true);
       const now = this.now();
@@ -254,7 +261,7 @@ export class TaskRegistry {
           startedAt: task.startedAt,
           onceUntil: task.onceUntil,
         });
-        emit({ started: { pid } });
+        emit({ started: { pid, journalId: this.journalId } });
       },
       output: (stream, data) => {
         this.o.onOutput?.(stream, data.length);

@@ -90,6 +90,10 @@ export const AGENT_PROTO: object = {
           "existingOnly": {
            "type": "bool",
            "id": 9
+          },
+          "journalId": {
+           "type": "string",
+           "id": 10
           }
          }
         },
@@ -193,6 +197,10 @@ export const AGENT_PROTO: object = {
           "fromStart": {
            "type": "bool",
            "id": 4
+          },
+          "journalId": {
+           "type": "string",
+           "id": 5
           }
          }
         },
@@ -448,6 +456,10 @@ export const AGENT_PROTO: object = {
           "tasksStartedTotal": {
            "type": "uint64",
            "id": 15
+          },
+          "journalId": {
+           "type": "string",
+           "id": 16
           }
          }
         }

@@ -195,7 +195,7 @@ export class AgentClient {
   async run(req: ExecRequest, opts: ExecCallOptions = {}): Promise<ExecResult> {
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    let started: Started__Output = { pid: 0, attached: false, replayed: false, fromStart: false };
+    let started: Started__Output = { pid: 0, attached: false, replayed: false, fromStart: false, journalId: '' };
     let exit: Exit__Output | undefined;
     for await (const ev of this.exec(req, opts)) {
       if (ev.started) started = ev.started;

@@ -1,7 +1,8 @@
 /**
  * The worker's view of the agents it dispatches to: per agent, that is per address AND the
  * identity expected there (agentKey), one client, a breaker, a capacity (from Info, asked only
- * once an agent is full at the assumed capacity), an in-flight count, and why it refuses new
+ * once an agent is full at the assumed capacity), its journal identity (`knownJournal`), an
+ * in-flight count, and why it refuses new
  * tasks when it said it cannot take work (see `refused`). Keyed so, an address
  * that another fleet's agent took over (providers reuse addresses) is a new agent with a closed
  * breaker, never the old one's verdict probed with the old identity for ever. An agent no task
@@ -112,6 +113,12 @@ interface AgentState {
   refusal: (AgentRefusal & { until: number }) | undefined;
   /** Info asked (in flight or answered); reset when the breaker opens, so it is asked again. */
   info: Promise<void> | undefined;
+  /**
+   * The journal identity of the agent there (Started's or Info's journal_id; '' for an agent that
+   * has none), see `knownJournal`; forgotten when the agent refuses an Exec meant for it
+   * (AGENT_REPLACED).
+   */
+  journal: string | undefined;
   lastState: BreakerState;
   /** Some call reached this agent since the pool knows it (a restart is then worth waiting for). */
   reached: boolean;
@@ -170,6 +177,7 @@ export class AgentPool {
         inflight: 0,
         refusal: undefined,
         info: undefined,
+        journal: undefined,
         lastState: 'closed',
         reached: false,
         users: 0,
@@ -222,6 +230,7 @@ export class AgentPool {
       const info = await this.linkOf(s).info();
       s.capacity = info.capacity > 0 ? info.capacity : (this.opts.defaultCapacity ?? 1);
       s.assumed = false;
+      s.journal = info.journalId ?? '';
       this.succeeded(s);
       this.wake();
     } catch (e) {
@@ -235,6 +244,44 @@ export class AgentPool {
       s.info = undefined;
       this.failed(s);
     }
+  }
+
+  /**
+   * The journal identity of the agent at `ep` as this worker last learned it (a Started, an
+   * Info; '' for an agent that names none), undefined before. A task's dispatcher sends it in
+   * its Exec, which only that agent then takes (AGENT_REPLACED otherwise), and so knows which
+   * agent each Exec can have started on: going back to the address, it tells an agent that
+   * restarted (same journal: it can say what became of the task) from one that replaced it.
+   */
+  knownJournal(ep: AgentEndpoint): string | undefined {
+    return this.find(ep)?.journal;
+  }
+
+  /** What an Exec's Started said of the agent's journal (Started.journal_id). */
+  learnJournal(ep: AgentEndpoint, journal: string): void {
+    const s = this.find(ep);
+    if (s && journal) s.journal = journal;
+  }
+
+  /** Agent `ep` refused an Exec meant for the journal known here (AGENT_REPLACED): learned anew from its next Started. */
+  forgetJournal(ep: AgentEndpoint): void {
+    const s = this.find(ep);
+    if (s) s.journal = undefined;
+  }
+
+  /**
+   * Asks agent `ep` its Info now, for its journal identity and since when (this process's clock,
+   * at the latest) it runs: for a task whose Exec went there before its journal was known and
+   * whose answer never came (rare: asked only then), which tells whether the agent there now is
+   * the one that took the request. Rejects as Info does.
+   */
+  async askJournal(ep: AgentEndpoint): Promise<{ journal: string; upSince: number }> {
+    const s = this.find(ep);
+    if (!s) throw new Error(`agent ${agentKey(ep)} not in the pool`);
+    const info = await this.linkOf(s).info();
+    const upSince = Date.now() - Number(info.uptimeMs);
+    s.journal = info.journalId ?? '';
+    return { journal: s.journal, upSince };
   }
 
   /**

@@ -40,8 +40,11 @@ type Ended = Exclude<TaskResult['outcome'], 'unreachable'>;
 const AGAIN: Step = { again: true };
 const GIVE_UP: Step = { giveUp: true };
 
-/** The exec request of one execution of `spec`. */
-export function buildRequest(spec: TaskSpec, stdin: Buffer | undefined, execId: string): ExecRequest {
+/**
+ * The exec request of one execution of `spec`; `journal`: the journal identity of the agent it is
+ * meant for (only that agent takes it; none: any).
+ */
+export function buildRequest(spec: TaskSpec, stdin: Buffer | undefined, execId: string, journal?: string): ExecRequest {
   return {
     // The operator's signature travels with every Exec; the agent checks it before running.
     ...(spec.signed ? { signed: signedTaskOf(spec, spec.signed) } : {}),
@@ -52,6 +55,7 @@ export function buildRequest(spec: TaskSpec, stdin: Buffer | undefined, execId: 
     timeoutMs: spec.timeoutMs ?? 0,
     ...(spec.workDir ? { workDir: spec.workDir } : {}),
     outputCapBytes: spec.outputCapBytes,
+    ...(journal ? { journalId: journal } : {}),
   };
 }
 
@@ -98,6 +102,19 @@ export class TaskDispatch {
    */
   private readonly mayHaveRun: { address: string; round: number }[] = [];
   /**
+   * The agent the current round's last Exec went to, and the identity of its journal then (Info's
+   * journal_id; '' for an agent without one). An agent that restarted keeps its journal and can
+   * say what became of the task; a new agent at that address (another journal) cannot, so the
+   * task is not sent there while it may have started on the one it replaced (`replacedSince`).
+   */
+  private sentTo: { address: string; journal: string; at?: number | undefined } | undefined;
+  /**
+   * The agent the current round goes back to existing-only though no Started was seen there: its
+   * Exec went out before the agent's journal was known, and the agent there now restarted or was
+   * replaced since (`whoIsThere`): only what its journal holds, never a new start.
+   */
+  private onlyExistingOn: string | undefined;
+  /**
    * The output of this round's execution, as far as it came, and the time it was seen running
    * (from its Started to its stream's end): kept when its end is lost, for the result's output,
    * byte counts and duration.
@@ -138,6 +155,7 @@ export class TaskDispatch {
     // What the workers that had the job before saw: where it started, where it may have run before it moved.
     this.startedOn.push(...(spec.dispatch?.startedOn ?? []));
     for (const a of spec.dispatch?.mayHaveRunOn ?? []) this.mayHaveRunOn(a);
+    this.sentTo = spec.dispatch?.sentTo;
     // An earlier worker took the job (and saved an any-host task's placement) before its Exec:
     // the command may be running on that agent, or the pinned one.
     const before = job.takenBefore ? (this.placedOn ?? this.pinned) : undefined;
@@ -174,6 +192,7 @@ export class TaskDispatch {
       round: this.round,
       ...(startedOn.length ? { startedOn } : {}),
       ...(mayHaveRunOn.length ? { mayHaveRunOn } : {}),
+      ...(this.sentTo ? { sentTo: this.sentTo } : {}),
     };
   }
 
@@ -281,9 +300,16 @@ export class TaskDispatch {
     const link = this.ctx.pool.link(this.agentAt(addr));
     this.lastHost = addr;
     const execId = this.execId();
+    // A new agent at that address cannot say whether the one it replaced ran the task.
+    const there = await this.whoIsThere(addr);
+    if (there === undefined) return this.ended('unknown', 'UNAVAILABLE', `run cancelled; ${addr} could not be asked whether the task ran there`);
+    const replaced = there.journal ? this.replacedSince(addr, there.journal) : undefined;
+    if (replaced) return this.ended('unknown', 'UNAVAILABLE', `run cancelled; ${replaced}`);
+    const journal = there.journal;
     const asked = await (link.cancelTask ? link.cancelTask(execId) : link.cancel(execId).then((found) => ({ found, finished: false }))).catch(() => undefined);
     if (!asked) return this.ended('unknown', 'UNAVAILABLE', `run cancelled; ${addr} could not be asked whether the task ran there`);
     if (!asked.found && !asked.finished) {
+      if (there.restartedSince) return this.ended('unknown', 'UNAVAILABLE', `run cancelled; ${this.unknownAgentGone(addr)}`);
       // It moved here from an agent that stayed away: it may still have run there.
       const earlier = maybe.slice(0, -1);
       if (earlier.length)
@@ -293,7 +319,7 @@ export class TaskDispatch {
     // It ran there: attach (running: read on to the exit the Cancel causes) or have its result
     // replayed (ended). Existing only: the agent never starts it now.
     try {
-      const req = { ...buildRequest(this.spec, this.stdin, execId), existingOnly: true };
+      const req = { ...buildRequest(this.spec, this.stdin, execId, journal), existingOnly: true };
       const got = await execOnce(link, req, this.job.signal, new AbortController().signal, CANCEL_ATTACH_MS);
       this.attempts += 1;
       // It ran there (an earlier dispatch saw it start): the result names the agent.
@@ -303,6 +329,60 @@ export class TaskDispatch {
       return asked.found
         ? this.ended('cancelled', 'cancelled', 'run cancelled; stop sent to the agent')
         : this.ended('unknown', 'UNAVAILABLE', `run cancelled; the task ran on ${addr} but its result could not be read`);
+    }
+  }
+
+  /**
+   * Why the task must not go to `addr` now that the agent there has journal `journal`: the current
+   * round's Exec went there to an agent with another journal, and may have started there (its
+   * request went out, it said Started, or an earlier worker sent it). That agent was replaced (a
+   * new agent with a journal of its own, as a spawn --fill puts there): the new one would start
+   * the task from the beginning, and cannot say whether the one it replaced ran it. Undefined
+   * when it may go (the same agent, restarted or not: its journal says what became of the task;
+   * or an agent that names no journal, as before).
+   */
+  private replacedSince(addr: string, journal: string | undefined): string | undefined {
+    const sent = this.sentTo;
+    if (!sent || sent.address !== addr || !sent.journal || journal === '' || sent.journal === journal) return undefined;
+    if (!this.roundMayHaveRunOn().includes(addr)) return undefined;
+    // undefined: the agent there refused an Exec meant for that journal (AGENT_REPLACED).
+    const ids = journal === undefined ? `agent journal ${sent.journal}` : `agent journal ${sent.journal}, now ${journal}`;
+    return this.startedThisRound === addr
+      ? `the agent there was replaced before the task's end was read (${ids}), so it is not run again`
+      : `sent to ${addr}, which was replaced before it answered (${ids}): it may have run, so it is not run again`;
+  }
+
+  /** Why a task whose agent was not known when its Exec went out is not run again (see `whoIsThere`). */
+  private unknownAgentGone(addr: string): string {
+    return `sent to ${addr} before the agent there was known, which restarted or was replaced before it answered and does not hold the task: it may have run, so it is not run again`;
+  }
+
+  /**
+   * Which agent to send the task to at `addr`: the journal this worker knows there, else the one
+   * the round's Exec went to (saved by an earlier worker: the agent then refuses the Exec if it
+   * was replaced). When the round may have started there from an Exec that went out before the
+   * agent's journal was known (the first to that agent, whose answer never came), the agent is
+   * asked (Info, only then): one that runs since before that Exec is the one that took it (one
+   * process listens on an address); one started since (`restartedSince`) restarted or replaced
+   * it, which cannot be told apart: the task goes there existing-only. Undefined when the agent
+   * could not be asked (`failure` says why).
+   */
+  private async whoIsThere(addr: string, into?: { failure?: unknown }): Promise<{ journal: string | undefined; restartedSince: boolean } | undefined> {
+    const agent = this.agentAt(addr);
+    const sent = this.sentTo?.address === addr ? this.sentTo : undefined;
+    const journal = this.ctx.pool.knownJournal(agent) ?? (sent?.journal || undefined);
+    if (!sent || sent.journal !== '' || journal !== undefined || !this.roundMayHaveRunOn().includes(addr)) return { journal, restartedSince: false };
+    try {
+      const now = await this.ctx.pool.askJournal(agent);
+      if (!now.journal) return { journal: undefined, restartedSince: false };
+      if (sent.at !== undefined && now.upSince < sent.at) {
+        this.sentTo = { ...sent, journal: now.journal };
+        return { journal: now.journal, restartedSince: false };
+      }
+      return { journal: now.journal, restartedSince: true };
+    } catch (e) {
+      if (into) into.failure = e;
+      return undefined;
     }
   }
 
@@ -442,29 +522,47 @@ export class TaskDispatch {
     // The slot is taken before anything awaits: placement chose it from a snapshot, and a task
     // placed meanwhile must see it taken, or an agent is sent more tasks than its capacity.
     const agent = this.agentAt(addr);
-    const existingOnly = this.startedThisRound === addr;
+    let existingOnly = this.startedThisRound === addr || this.onlyExistingOn === addr;
     this.ctx.pool.acquire(agent);
     let got: ExecOutcome | undefined;
     let failure: unknown;
     const seen: ExecSeen = {};
     try {
-      // Only while this worker still holds the job, checked right before the Exec (in one step
-      // with saving a new placement): a worker that took the job over dispatches it from the
-      // placement it read, and this one's copy may be stale (it waited for a slot meanwhile).
-      // A pinned task can only go back to its agent, so only any-host placements are saved.
-      const save = this.placedOn !== addr && this.pinned === undefined;
-      this.placedOn = addr;
-      await (save ? this.job.saveDispatch(this.state()) : this.job.hold());
-      // Cancelled during that check: ended as between dispatches (nothing was sent this time).
-      if (this.job.cancel.aborted) return AGAIN;
-      this.attempts += 1;
-      try {
-        const link = this.ctx.pool.link(agent);
-        const deadline = this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined;
-        const req = buildRequest(this.spec, this.stdin, this.execId());
-        got = await execOnce(link, existingOnly ? { ...req, existingOnly } : req, this.job.signal, this.job.cancel, deadline, this.job.live, seen);
-      } catch (e) {
-        failure = e;
+      // Which agent is there (its journal identity); a failure to ask is one of an Exec that never went out.
+      const asked: { failure?: unknown } = {};
+      const there = await this.whoIsThere(addr, asked);
+      failure = asked.failure;
+      if (there !== undefined) {
+        const journal = there.journal;
+        const replaced = this.replacedSince(addr, journal);
+        if (replaced) return { done: this.lost(replaced) };
+        if (there.restartedSince) {
+          this.onlyExistingOn = addr;
+          existingOnly = true;
+        }
+        // Only while this worker still holds the job, checked right before the Exec (in one step
+        // with saving a new placement): a worker that took the job over dispatches it from the
+        // placement it read, and this one's copy may be stale (it waited for a slot meanwhile).
+        // A pinned task can only go back to its agent, so only any-host placements are saved;
+        // and the agent's journal the Exec goes to, when it is another than the one saved.
+        const sameAgent = this.sentTo?.address === addr && this.sentTo.journal === (journal ?? '');
+        const save = (this.placedOn !== addr && this.pinned === undefined) || (journal !== undefined && journal !== '' && !sameAgent);
+        this.placedOn = addr;
+        // When it went (a worker that takes the job over compares it with the agent's uptime).
+        this.sentTo = sameAgent && this.sentTo ? this.sentTo : { address: addr, journal: journal ?? '', at: Date.now() };
+        await (save ? this.job.saveDispatch(this.state()) : this.job.hold());
+        // Cancelled during that check: ended as between dispatches (nothing was sent this time).
+        if (this.job.cancel.aborted) return AGAIN;
+        this.attempts += 1;
+        try {
+          const link = this.ctx.pool.link(agent);
+          const deadline = this.spec.timeoutMs ? this.spec.timeoutMs + 30_000 : undefined;
+          // Meant for that journal's agent only: one that replaced it meanwhile refuses it (AGENT_REPLACED).
+          const req = buildRequest(this.spec, this.stdin, this.execId(), journal);
+          got = await execOnce(link, existingOnly ? { ...req, existingOnly } : req, this.job.signal, this.job.cancel, deadline, this.job.live, seen);
+        } catch (e) {
+          failure = e;
+        }
       }
     } finally {
       this.ctx.pool.release(agent);
@@ -477,6 +575,12 @@ export class TaskDispatch {
     if (saw.started) this.partial = { output: saw.output ?? [], ranMs: saw.startedAt === undefined ? 0 : Math.max(0, Date.now() - saw.startedAt) };
     if (got !== undefined || saw.started) this.mayHaveRunOn(addr);
     if (saw.started) this.startedThisRound = addr;
+    // The agent the Exec went to names its journal in its Started: later Execs are meant for it alone.
+    const named = saw.started?.journalId;
+    if (named) {
+      this.ctx.pool.learnJournal(agent, named);
+      if (this.sentTo?.address === addr) this.sentTo = { ...this.sentTo, journal: named };
+    }
     if (saw.started && !saw.started.attached && !saw.started.replayed) this.startedOn.push(addr);
     // An agent that attached this dispatch to the execution (or replayed its end) had started it,
     // though an earlier dispatch (another worker's, or this job's earlier attempt) saw the start;
@@ -490,6 +594,19 @@ export class TaskDispatch {
         const code = isGaxxError(failure) ? failure.code : 'UNAVAILABLE';
         return { done: this.ended('cancelled', code, `run cancelled; the agent did not confirm the stop (${(failure as Error).message})`) };
       }
+      // A new agent took the address since its journal was learned: nothing started now. Where
+      // the round may have started on the agent it replaced, not run again; else it runs there
+      // (its journal learned from its Started).
+      if (isGaxxError(failure, 'AGENT_REPLACED')) {
+        this.ctx.pool.forgetJournal(agent);
+        const replaced = this.replacedSince(addr, undefined);
+        if (replaced) return { done: this.lost(replaced) };
+        if (this.sentTo?.address === addr) this.sentTo = { address: addr, journal: '' };
+        this.lastError = `AGENT_REPLACED: ${(failure as Error).message}`;
+        return ++this.infra >= this.policy.attempts ? GIVE_UP : AGAIN;
+      }
+      if (existingOnly && this.onlyExistingOn === addr && this.startedThisRound !== addr && isGaxxError(failure) && failure.code === 'NOT_FOUND')
+        return { done: this.lost(this.unknownAgentGone(addr)) };
       // It started there, and the agent there no longer knows it: its outcome is lost, and it is
       // not run again (a new agent at that address, e.g. one a spawn --fill put there with a
       // journal of its own, would start it from the beginning).
@@ -516,6 +633,8 @@ export class TaskDispatch {
       this.startedThisRound = undefined;
       // That execution ended: its output is not the next one's, whatever becomes of that.
       this.partial = { output: [], ranMs: 0 };
+      this.onlyExistingOn = undefined;
+      this.sentTo = undefined;
       this.ctx.metrics?.retries.inc({ kind: 'failure' });
       await this.job.saveDispatch(this.state());
       await sleep(backoffDelay(this.round, { baseMs: this.policy.backoffMs, maxMs: this.policy.backoffMaxMs }), this.wake);

@@ -147,6 +147,15 @@ export const TaskSpecSchema = TaskFields.extend({
       startedOn: z.array(z.string().max(1024)).max(DISPATCH_HISTORY).optional(),
       /** Agents the current round may have started on before `placedOn` (it moved from an agent that stayed away). */
       mayHaveRunOn: z.array(z.string().max(1024)).max(DISPATCH_HISTORY).optional(),
+      /**
+       * The agent the current round's last Exec went to, its journal identity ('' not known yet:
+       * learned from its Started) and when it went (ms epoch): a worker that takes the job over
+       * tells a restart of that agent from a new agent at its address.
+       */
+      sentTo: z
+        .object({ address: z.string().max(1024), journal: z.string().max(64), at: z.number().int().min(0).optional() })
+        .strict()
+        .optional(),
     })
     .strict()
     .optional(),

@@ -41,6 +41,7 @@ const fullRequest = {
     signedAtUnixMs: 1_796_342_972_840,
   },
   existingOnly: true,
+  journalId: '0123456789abcdef0123456789abcdef',
 };
 
 describe('encodeExecRequest', () => {
@@ -93,7 +94,7 @@ describe('decodeExecEvent', () => {
     error: 'é ✓',
     outputCapped: true,
   };
-  const started = { pid: 2_147_483_647, attached: true, replayed: true, fromStart: true };
+  const started = { pid: 2_147_483_647, attached: true, replayed: true, fromStart: true, journalId: '0123456789abcdef0123456789abcdef' };
 
   it('covers every field of ExecEvent, Started and Exit', () => {
     expect(fieldsOf('ExecEvent').sort()).toEqual(['exit', 'started', 'stderr', 'stdout']);

@@ -13,6 +13,7 @@ export interface ExecRequest {
   'outputCapBytes'?: (number | string | Long);
   'signed'?: (_gaxx_agent_v1_SignedTask | null);
   'existingOnly'?: (boolean);
+  'journalId'?: (string);
 }
 
 export interface ExecRequest__Output {
@@ -25,4 +26,5 @@ export interface ExecRequest__Output {
   'outputCapBytes': (number);
   'signed': (_gaxx_agent_v1_SignedTask__Output | null);
   'existingOnly': (boolean);
+  'journalId': (string);
 }

@@ -19,6 +19,7 @@ export interface InfoResponse {
   'uptimeMs'?: (number | string | Long);
   'blockedPeers'?: (_gaxx_agent_v1_BlockedPeer)[];
   'tasksStartedTotal'?: (number | string | Long);
+  'journalId'?: (string);
 }
 
 export interface InfoResponse__Output {
@@ -37,4 +38,5 @@ export interface InfoResponse__Output {
   'uptimeMs': (number);
   'blockedPeers': (_gaxx_agent_v1_BlockedPeer__Output)[];
   'tasksStartedTotal': (number);
+  'journalId': (string);
 }

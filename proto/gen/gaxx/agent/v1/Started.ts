@@ -6,6 +6,7 @@ export interface Started {
   'attached'?: (boolean);
   'replayed'?: (boolean);
   'fromStart'?: (boolean);
+  'journalId'?: (string);
 }
 
 export interface Started__Output {
@@ -13,4 +14,5 @@ export interface Started__Output {
   'attached': (boolean);
   'replayed': (boolean);
   'fromStart': (boolean);
+  'journalId': (string);
 }
