@@ -21,7 +21,7 @@
  *   task of the worker (AgentPool.refused); a task that must wait for it says why, once.
  */
 import { formatDuration, isGaxxError, lostReason, refusedUnstarted, SLOTS_FULL, type ErrorCode, type ExecRequest } from '../../proto/index.js';
-import type { AgentEndpoint } from './agent-pool.js';
+import type { AgentEndpoint, AgentLink } from './agent-pool.js';
 import { execOnce, StreamEnded, type ExecOutcome, type ExecSeen } from './exec-once.js';
 import type { DispatchContext, Dispatched, DispatchState, JobHandle } from './dispatch.js';
 import { place } from './placement.js';
@@ -309,6 +309,10 @@ export class TaskDispatch {
     const asked = await (link.cancelTask ? link.cancelTask(execId) : link.cancel(execId).then((found) => ({ found, finished: false }))).catch(() => undefined);
     if (!asked) return this.ended('unknown', 'UNAVAILABLE', `run cancelled; ${addr} could not be asked whether the task ran there`);
     if (!asked.found && !asked.finished) {
+      // Ran there and forgotten (its id spent): not "never ran". The agent says so to an
+      // existing-only Exec (ALREADY_EXISTS), which starts nothing.
+      const spent = await this.spentOn(link, execId, journal);
+      if (spent) return this.ended('unknown', 'ALREADY_EXISTS', `run cancelled; the task ran on ${addr}, which no longer holds its result: ${spent.message}`);
       if (there.restartedSince) return this.ended('unknown', 'UNAVAILABLE', `run cancelled; ${this.unknownAgentGone(addr)}`);
       // It moved here from an agent that stayed away: it may still have run there.
       const earlier = maybe.slice(0, -1);
@@ -352,6 +356,17 @@ export class TaskDispatch {
       : `sent to ${addr}, which was replaced before it answered (${ids}): it may have run, so it is not run again`;
   }
 
+  /** The agent's ALREADY_EXISTS for an existing-only Exec of `execId` (it ran and forgot it), else undefined. */
+  private async spentOn(link: AgentLink, execId: string, journal: string | undefined): Promise<Error | undefined> {
+    const req = { ...buildRequest(this.spec, this.stdin, execId, journal), existingOnly: true };
+    try {
+      await execOnce(link, req, this.job.signal, new AbortController().signal, CANCEL_ATTACH_MS);
+    } catch (e) {
+      if (isGaxxError(e, 'ALREADY_EXISTS')) return e;
+    }
+    return undefined;
+  }
+
   /** Why a task whose agent was not known when its Exec went out is not run again (see `whoIsThere`). */
   private unknownAgentGone(addr: string): string {
     return `sent to ${addr} before the agent there was known, which restarted or was replaced before it answered and does not hold the task: it may have run, so it is not run again`;
@@ -384,6 +399,18 @@ export class TaskDispatch {
       if (into) into.failure = e;
       return undefined;
     }
+  }
+
+  /**
+   * The agent answered ALREADY_EXISTS: it ran this exec id (signed work, whose id stays spent
+   * until its signature expires) and no longer holds its result (`--task-retention`). It ran
+   * there; its outcome is lost: `unknown`, never `error` (nothing failed) nor run again.
+   */
+  private spent(addr: string, e: Error): Dispatched {
+    this.mayHaveRunOn(addr);
+    if (this.startedOn.at(-1) !== addr) this.startedOn.push(addr);
+    this.lastHost = addr;
+    return this.ended('unknown', 'ALREADY_EXISTS', `started on ${addr}, outcome lost (${addr} ran it and no longer holds its result: ${e.message})`);
   }
 
   /** A result of the dispatcher's own (no exit from an agent); `unreachable` only through `lost()`. */
@@ -648,6 +675,7 @@ export class TaskDispatch {
     this.lastError = `${code}: ${(e as Error).message}`;
     if (code === 'RESOURCE_EXHAUSTED') return this.onBusy(addr, e);
     this.busySince = 0;
+    if (code === 'ALREADY_EXISTS') return { done: this.spent(addr, e as Error) };
     if (!isTransportFailure(code)) return { done: this.ended('error', code, this.lastError) };
     this.ctx.pool.failure(this.agentAt(addr));
     this.ctx.metrics?.retries.inc({ kind: 'transport' });
