@@ -57,16 +57,35 @@ export function printableLines(text: string): string {
 // eslint-disable-next-line no-control-regex
 const MAYBE_UNPRINTABLE_BYTES = /[\x00-\x08\x0b-\x1f\x7f-\xff]/;
 
+/** The length of the UTF-8 sequence lead byte `c` begins (0: it begins none). */
+const sequenceLength = (c: number): number => (c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0);
+
+/** `b` read as UTF-8, every byte that is not part of a valid sequence written as `\xNN`, not U+FFFD. */
+function utf8Escaped(b: Buffer): string {
+  let out = '';
+  let from = 0;
+  for (let i = 0; i < b.length;) {
+    const n = sequenceLength(b[i] as number);
+    if (n === 1 || (n > 0 && i + n <= b.length && isUtf8(b.subarray(i, i + n)))) {
+      i += n;
+      continue;
+    }
+    out += `${b.toString('utf8', from, i)}\\x${(b[i] as number).toString(16).padStart(2, '0')}`;
+    from = ++i;
+  }
+  return out + b.toString('utf8', from);
+}
+
 /**
  * One line of a task's output as a labelled view shows it (`host: line`): its control characters
  * (all but the newline and tabs) written as visible escapes, as printableLines does, so that no
  * output moves the cursor over its label or another line. A line of printable UTF-8 is returned
- * as it is, bytes and all; any other is read as UTF-8, a byte that is not shown as U+FFFD (a
- * lone 0x9b is CSI to a terminal in an 8-bit mode).
+ * as it is, bytes and all; in any other a byte that is not UTF-8 is written as `\xNN` as well (a
+ * lone 0x9b is CSI to a terminal in an 8-bit mode), so no byte is shown as another.
  */
 export function printableOutputLine(line: Buffer): Buffer {
   if (!MAYBE_UNPRINTABLE_BYTES.test(line.toString('latin1'))) return line;
-  const text = line.toString('utf8');
+  const text = isUtf8(line) ? line.toString('utf8') : utf8Escaped(line);
   const shown = printableLines(text);
   return shown === text && isUtf8(line) ? line : Buffer.from(shown);
 }

@@ -63,15 +63,20 @@ describe('printableOutputLine', () => {
     }
   });
 
-  it('escapes control characters and invisible ones, and shows a byte that is not UTF-8 (a lone 0x9b: CSI in an 8-bit terminal) as U+FFFD', () => {
+  it('escapes control characters and invisible ones, and a byte that is not UTF-8 (a lone 0x9b: CSI in an 8-bit terminal) as \\xNN', () => {
     expect(printableOutputLine(Buffer.from('a\x1b]52;c;UFdO\x07b')).toString()).toBe('a\\x1b]52;c;UFdO\\x07b');
     expect(printableOutputLine(Buffer.from('x\u2060y')).toString()).toBe('x\\u2060y');
     const raw = Buffer.from([0x61, 0x9b, 0x32, 0x4a]);
     const shown = printableOutputLine(raw);
     expect([...shown]).not.toContain(0x9b);
-    expect(shown.toString()).toBe('a\ufffd2J');
-    // Latin-1 text with no control byte at all is not UTF-8 either: shown the same way.
-    expect(printableOutputLine(Buffer.from([0x63, 0x61, 0x66, 0xe9])).toString()).toBe('caf\ufffd');
+    expect(shown.toString()).toBe('a\\x9b2J');
+    // Latin-1 text with no control byte at all is not UTF-8 either: each such byte shown, not lost.
+    expect(printableOutputLine(Buffer.from([0x63, 0x61, 0x66, 0xe9])).toString()).toBe('caf\\xe9');
+    // NUL, then two bytes that begin no character, beside valid UTF-8 kept as it is; a sequence
+    // cut short, an overlong form and a surrogate are bytes that are not UTF-8 too.
+    expect(printableOutputLine(Buffer.from([0x61, 0x00, 0x62, 0xff, 0xfe, 0xc3, 0xa9])).toString()).toBe('a\\x00b\\xff\\xfe\u00e9');
+    expect(printableOutputLine(Buffer.from([0xe6, 0x97, 0x41])).toString()).toBe('\\xe6\\x97A');
+    expect(printableOutputLine(Buffer.from([0xc0, 0xaf, 0xed, 0xa0, 0x80])).toString()).toBe('\\xc0\\xaf\\xed\\xa0\\x80');
   });
 });
 
