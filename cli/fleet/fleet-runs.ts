@@ -51,8 +51,8 @@ export async function cancelFleetRuns(config: GaxxConfig, fleet: string, why: st
   try {
     await withRedis(config, async (settings) => {
       for (const runId of await unfinished(settings, fleet, since)) {
-        await cancelRecordedRun(settings, runId, why);
-        cancelled.push(runId);
+        // One whose tasks all had their results by now ended on its own: not cancelled, not said to be.
+        if (!(await cancelRecordedRun(settings, runId, why)).finished) cancelled.push(runId);
       }
     });
     return { cancelled };

@@ -256,8 +256,9 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     // A failed run stays failed (its record says why), whatever this wait saw.
     const state = res.failed ? 'failed' : res.cancelled ? 'cancelled' : res.ended ? 'running' : res.interrupted ? 'interrupted' : 'done';
     const unread = (res.interrupted || res.failure) && res.enqueued !== undefined ? { notEnqueuedFrom: res.enqueued + 1 } : {};
-    // The run's own duration when its record says when it started, as `gaxx runs wait` gives it.
-    const summary = summarize(runId, counts, Date.now() - (startedAt || started), down, {
+    // The run's own duration (from its start to its end, or to now) when its record says when it
+    // started, as `gaxx runs wait` gives it.
+    const summary = summarize(runId, counts, (res.finishedAt ?? Date.now()) - (startedAt || started), down, {
       state,
       ...unread,
       failure: res.failure,

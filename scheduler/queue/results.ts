@@ -122,6 +122,17 @@ const ENTRY_BYTES = 64 * 1024;
 export const runEventsKey = (runId: string): string => gaxxKey('run', runId, 'events');
 export const runDoneKey = (runId: string): string => gaxxKey('run', runId, 'done');
 
+/** Whether every one of `taskIds` of the run has its result published (its done hash holds them all). */
+export async function allPublished(redis: Redis | Cluster, runId: string, taskIds: readonly string[]): Promise<boolean> {
+  const key = runDoneKey(runId);
+  if ((await redis.hlen(key)) < taskIds.length) return false;
+  for (let i = 0; i < taskIds.length; i += 1000) {
+    const have = await redis.hmget(key, ...taskIds.slice(i, i + 1000));
+    if (have.some((v) => v === null)) return false;
+  }
+  return true;
+}
+
 export { outcomeOf, outputBytes } from '../client/outcome.js';
 
 // KEYS: events, done, the run's stored-output byte count, then the job's lock when the publisher

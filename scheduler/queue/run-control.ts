@@ -270,6 +270,16 @@ export async function cancelRecordedRun(
     if (record.state === 'done') return { record, withdrawn: 0, finished: true, alreadyCancelled: false };
     // Cancelled before (a Ctrl-C, another `runs cancel`): this one only withdraws what is queued still.
     const alreadyCancelled = await isCancelled(queue.redis, runId);
+    // Nor is there for a run whose tasks all have their results, though nobody recorded its end yet
+    // (its gaxx run was killed as a daemon finished it) or it ended interrupted: it ended as it
+    // ended, and is recorded so (when its submitter is gone), never made cancelled afterwards.
+    if (!alreadyCancelled && (record.state === 'running' || record.state === 'interrupted')) {
+      const ended = runComplete(record, await queue.redis.hlen(runDoneKey(runId)));
+      if (ended === 'done' || ended === 'interrupted') {
+        const settled = await settleRunRecord(queue.redis, record);
+        return { record: { ...settled, state: ended }, withdrawn: 0, finished: true, alreadyCancelled: false };
+      }
+    }
     await requestCancel(queue.redis, runId);
     const jobs = await queue.queueFor(runId).getJobs(['waiting', 'delayed', 'prioritized'], 0, -1);
     const ids = jobs.filter((j) => j?.id?.startsWith(`${runId}-`)).map((j) => j.id as string);

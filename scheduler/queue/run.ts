@@ -27,7 +27,7 @@ import { HEARTBEAT_KEY } from '../daemon/daemon.js';
 import { TaskQueue, type EnqueuedRun } from './queue.js';
 import { RECONNECT_MS, redisError, type RedisSettings } from '../redis/redis.js';
 import { failedAtWaitEnd } from './failed-jobs.js';
-import { publishResult, resultAtWaitEnd, taskResult, type TaskResult } from './results.js';
+import { allPublished, publishResult, resultAtWaitEnd, taskResult, type TaskResult } from './results.js';
 import { countOutcome, getRunRecord, type OutcomeCounts, type RunFailure, type RunRecord } from './run-index.js';
 import { loadRunMeta, type RunMeta } from './runs.js';
 import { jobIdFor, type RunSpecInput } from './task.js';
@@ -89,6 +89,8 @@ export interface RunOutcome extends RunResults {
   failure?: RunFailure;
   /** Redis was unreachable when the wait ended: a write after it is tried once, not waited for (`mustLand`). */
   redisDown?: boolean;
+  /** Resuming a run followed to its end: when it ended, as its record keeps it. */
+  finishedAt?: number;
 }
 
 /** How often a waiting run checks that a daemon is still there (else it works on the queue itself). */
@@ -108,6 +110,8 @@ async function worksHere(queue: TaskQueue, mode: RunAndWaitOptions['worker'] = '
 class RunWait {
   worker: SchedulerWorker | undefined;
   private cancelling: Promise<void> | undefined;
+  /** The cancel came once every task already had its result: nothing was cancelled. */
+  private cancelTooLate = false;
   private redisDown = false;
   private readonly stop = new AbortController();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -184,6 +188,13 @@ class RunWait {
     const { redis } = this.queue;
     const land = <T>(op: () => Promise<T>): Promise<T> =>
       mustLand(redis, op, { redisDown: this.redisDown, what: `cancelling run ${runId}`, stop: this.stop.signal });
+    // A run whose every task has its result has ended: a stop asked then (a `--resume` of a done
+    // run whose stdout closed while it printed, a Ctrl-C as it finished) has nothing left to stop,
+    // and must not make the run cancelled for everyone who looks at it later.
+    if (await land(() => allPublished(redis, runId, this.meta.taskIds))) {
+      this.cancelTooLate = true;
+      return;
+    }
     await land(() => requestCancel(redis, runId));
     // Withdraw before stopping this process's running tasks, so the slots they free do not take
     // queued ones (a worker that does take one sees the flag and never dispatches it).
@@ -222,7 +233,7 @@ class RunWait {
       ended = endedBy(e);
     }
     await this.cancelling;
-    const cancelled = this.cancelling !== undefined;
+    const cancelled = this.cancelling !== undefined && !this.cancelTooLate;
     const failed = await failedAtWaitEnd(this.queue.redis, this.meta.runId, ended);
     this.fillMissing(results, cancelled ? 'CANCELLED' : (ended?.code ?? 'DEADLINE_EXCEEDED'), failed);
     const down = this.redisDown || ended?.code === 'REDIS_UNAVAILABLE';
@@ -311,14 +322,11 @@ export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise
       const failed = now.state === 'failed';
       const cancelled = out.cancelled || (!failed && (now.state === 'cancelled' || (await after(() => isCancelled(queue.redis, runId)).catch(() => false))));
       const state = failed ? 'failed' : cancelled ? 'cancelled' : now.total === null ? 'interrupted' : 'done';
-      await landEndRecord(
-        queue.redis,
-        runId,
-        { state, counts, finishedAt: (failed ? now.finishedAt : null) ?? Date.now() },
-        { redisDown: out.redisDown, what: `run ${runId}` },
-      );
-      if (failed) return { ...out, cancelled, failed, ...(now.failure ? { failure: now.failure } : {}), enqueued: now.enqueued };
-      return { ...out, cancelled, ...(state === 'interrupted' ? { interrupted: true, enqueued: now.enqueued } : {}) };
+      // A run that had ended before this resume ended then, not when it was looked at again.
+      const finishedAt = (now.state !== 'running' ? now.finishedAt : null) ?? Date.now();
+      await landEndRecord(queue.redis, runId, { state, counts, finishedAt }, { redisDown: out.redisDown, what: `run ${runId}` });
+      if (failed) return { ...out, cancelled, failed, finishedAt, ...(now.failure ? { failure: now.failure } : {}), enqueued: now.enqueued };
+      return { ...out, cancelled, finishedAt, ...(state === 'interrupted' ? { interrupted: true, enqueued: now.enqueued } : {}) };
     }
     return out;
   } finally {

@@ -56,6 +56,17 @@ async function cancelFlag(runId: string): Promise<boolean> {
   }
 }
 
+/** How many of a run's tasks have their result stored (its done hash). */
+async function doneCount(runId: string): Promise<number> {
+  const r = createRedis(redisSettingsFromUrl(redis.url), 'producer');
+  try {
+    await waitReady(r);
+    return await r.hlen(`{gaxx}:run:${runId}:done`);
+  } finally {
+    r.disconnect();
+  }
+}
+
 /** A dir the tasks mark their start in (one file each), and a count of the marks. */
 function marks(): { dir: string; started(): number } {
   const dir = markerDir('gxro-marks');
@@ -189,6 +200,83 @@ describe('a run whose gaxx run was killed, no daemon', () => {
     expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', succeeded: 2, state: 'interrupted', notEnqueuedFrom: 3 });
     expect(await record(runId)).toMatchObject({ state: 'interrupted', total: null, counts: { succeeded: 2 } });
     expect(m.started()).toBe(2);
+  }, 240_000);
+});
+
+describe('a run that has ended is never made cancelled afterwards', () => {
+  it('`run --resume` of a done run whose stdout closes while it prints (`| head`) leaves it done, ended when it ended', async () => {
+    // Output enough that the results are still being written when the reader has gone.
+    const run = await gaxx(['run', '--json', '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', 'head -c 200000 /dev/zero | tr "\\0" x']);
+    expect(run.code, run.stderr).toBe(0);
+    const runId = jsonLines(run.stdout)[0]?.runId as string;
+    const before = await record(runId);
+    expect(before).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
+    // A plain resume of it prints it whole, and keeps when it ended.
+    const again = await gaxx(['run', '--resume', runId, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect((await record(runId))?.finishedAt).toBe(before?.finishedAt);
+    const ran = (before?.finishedAt as number) - (before?.startedAt as number);
+    expect(jsonLines(again.stdout).at(-1)).toMatchObject({ type: 'summary', state: 'done', durationMs: ran });
+    // Its reader goes away after the first byte, as `| head -c 1` does: a stop asked of an ended run.
+    for (const json of [['--json'], []]) {
+      const cut = await runGaxx(['run', '--resume', runId, ...json], { home, env: env(), redirect: '| head -c 1 >/dev/null' });
+      expect(cut.code, cut.stderr).toBe(0);
+      expect(cut.stderr).not.toMatch(/cancelled/);
+      expect(await cancelFlag(runId)).toBe(false);
+      expect(await record(runId)).toMatchObject({ state: 'done', counts: { succeeded: 2 }, finishedAt: before?.finishedAt });
+    }
+    const r = await gaxx(['runs', 'wait', runId, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', state: 'done', succeeded: 2, durationMs: ran });
+  }, 240_000);
+
+  it('`runs cancel` of a run whose tasks all have results, its gaxx run killed before recording its end, says it ended and changes nothing', async () => {
+    const daemon = spawn(['scheduler', '--metrics-listen', '127.0.0.1:0']);
+    try {
+      await daemon.line('stderr', (l) => l.includes('"scheduler started"'));
+      const m = marks();
+      const gate = taskGate();
+      const runId = await killedRun([], gate.wait, m, 2);
+      gate.open();
+      // The daemon publishes both results; nobody has looked at the run since (its record says running).
+      await vi.waitFor(async () => expect(await doneCount(runId)).toBe(2), { timeout: 60_000, interval: 200 });
+      gate.remove();
+      expect(await record(runId)).toMatchObject({ state: 'running' });
+      const c = await gaxx(['runs', 'cancel', runId, '--json']);
+      expect(c.code, c.stderr).toBe(0);
+      expect(JSON.parse(c.stdout)).toMatchObject({ runId, cancelled: false, state: 'done' });
+      expect(await cancelFlag(runId)).toBe(false);
+      const r = await gaxx(['runs', 'wait', runId, '--json', '--wait-timeout', '55s']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', state: 'done', succeeded: 2, cancelled: 0 });
+      expect(await record(runId)).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
+    } finally {
+      daemon.kill('SIGTERM');
+      await daemon.done;
+    }
+  }, 240_000);
+
+  it('`runs cancel` of an interrupted run whose enqueued tasks all ended leaves it interrupted (exit 12, not 130)', async () => {
+    const run = spawnGaxx(['run', '--json', '--tasks', '-', '--agent', agents.map((a) => a.address).join(','), '--', 'echo'], {
+      home,
+      env: env(),
+      stdin: 'pipe',
+    });
+    // Two records, and the input left open: the rest of it is never read.
+    run.child.stdin?.write('one\ntwo\n');
+    await vi.waitFor(() => expect(jsonLines(run.stdout()).filter((x) => x.type === 'task')).toHaveLength(2), { timeout: 60_000, interval: 100 });
+    const runId = jsonLines(run.stdout())[0]?.runId as string;
+    run.kill('SIGKILL');
+    await run.done;
+    const first = await gaxx(['runs', 'wait', runId, '--json', '--wait-timeout', '55s']);
+    expect(first.code, first.stderr).toBe(exitCodeFor('UNAVAILABLE'));
+    expect(await record(runId)).toMatchObject({ state: 'interrupted' });
+    const c = await gaxx(['runs', 'cancel', runId, '--json']);
+    expect(c.code, c.stderr).toBe(0);
+    expect(JSON.parse(c.stdout)).toMatchObject({ runId, cancelled: false, state: 'interrupted' });
+    const r = await gaxx(['runs', 'wait', runId, '--json', '--wait-timeout', '55s']);
+    expect(r.code, r.stderr).toBe(exitCodeFor('UNAVAILABLE'));
+    expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', state: 'interrupted', succeeded: 2 });
   }, 240_000);
 });
 
