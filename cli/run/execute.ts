@@ -174,12 +174,12 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
       onIgnored: s.ignored.note,
       onNote: (_id, text) => ctx.out.note(`gaxx: ${text}`),
       onLive: (id, c) => view.live(id, c),
-      onResult: (r, o, shown) => {
+      onResult: (r, o, shown, pending) => {
         s.clock.result();
         countOutcome(counts, r.outcome);
         if (r.truncated) outputCut++;
         noteUnreachable(down, r);
-        view.result(r, o, shown, undefined);
+        view.result(r, o, shown, undefined, pending);
       },
     },
   ).catch(async (e: unknown) => {

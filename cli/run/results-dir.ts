@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileAccessError, GaxxError, inside } from '../../proto/index.js';
+import { ERROR_CODES, fileAccessError, GaxxError, inside, type ErrorCode } from '../../proto/index.js';
 import type { OutputChunk, TaskResult } from '../../scheduler/index.js';
 import { makeOwnSubdir, prepareUserDir } from '../local-dirs.js';
 import type { RunView } from './views.js';
@@ -76,12 +76,19 @@ export class ResultsDirView implements RunView {
    * it is known to be one this process enqueued: a run of one task per host finds its host by it
    * (a task it does not know gets no folder); a task list's results are those its stream counted
    * as its own (stream-run), and one without a text record (refused: not UTF-8, too long) is
-   * written `\#<seq>`. FILE_ACCESS when the folder could not be written (none is left).
+   * written `\#<seq>`. FILE_ACCESS when the folder could not be written (none is left). A task
+   * whose result did not come (`pending`: the wait ended early, or a cancel's grace passed) gets
+   * no folder: its outcome is not known, and a folder is only ever a task's result; it is counted
+   * among those not written (its reason as the code), which say how to get every result later.
    */
-  result(r: TaskResult, output: OutputChunk[], _liveShown: boolean, input: string | undefined): void {
+  result(r: TaskResult, output: OutputChunk[], _liveShown: boolean, input: string | undefined, pending = false): void {
     const seq = r.taskId;
     const name = input ?? (this.hosts ? this.hosts.get(seq) : '');
     if (name === undefined || !SEQ.test(seq)) return;
+    if (pending) {
+      const code: ErrorCode = r.reason in ERROR_CODES ? (r.reason as ErrorCode) : 'UNAVAILABLE';
+      throw new GaxxError(code, `no result came before the wait ended (${r.reason || r.outcome}), so no folder is written for it`);
+    }
     const base = resultName(name, seq);
     const bytes = (s: 1 | 2): Buffer => Buffer.concat(output.filter((c) => c.stream === s).map((c) => c.data));
     const files: Array<[string, string | Buffer]> = [

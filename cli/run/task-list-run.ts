@@ -56,14 +56,14 @@ export async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started
       onRedis: (isDown, ms, refused) => ctx.out.note(redisNote(isDown, ms, refused)),
       onNote: (_id, text) => ctx.out.note(`gaxx: ${text}`),
       paced: () => ctx.out.drained(),
-      onResult: (r, o, shown) => {
+      onResult: (r, o, shown, pending) => {
         s.clock.result();
         tally.done++;
         if (r.truncated) outputCut++;
         if (r.outcome === 'refused' || r.outcome === 'cancelled') tally[r.outcome]++;
         else if (r.outcome !== 'succeeded') tally.failed++;
         noteUnreachable(down, r);
-        view.result(r, o, shown, records.get(r.taskId));
+        view.result(r, o, shown, records.get(r.taskId), pending);
         records.delete(r.taskId);
       },
     });

@@ -28,8 +28,11 @@ export interface RunView {
   readonly label: ViewLabel;
   start(h: RunHeader): void;
   live(taskId: string, c: OutputChunk): void;
-  /** `input`: the task's record, when known. */
-  result(r: TaskResult, output: OutputChunk[], liveShown: boolean, input: string | undefined): void;
+  /**
+   * `input`: the task's record, when known. `pending`: no result of the task came (the wait
+   * ended early, or a cancel's grace passed): `r` only says so.
+   */
+  result(r: TaskResult, output: OutputChunk[], liveShown: boolean, input: string | undefined, pending?: boolean): void;
   end(s: RunSummary): void;
 }
 
@@ -170,8 +173,8 @@ export class Views implements RunView {
   live(taskId: string, c: OutputChunk): void {
     this.each(undefined, (v) => v.live(taskId, c));
   }
-  result(r: TaskResult, output: OutputChunk[], liveShown: boolean, input: string | undefined): void {
-    this.each(r.taskId, (v) => v.result(r, output, liveShown, input));
+  result(r: TaskResult, output: OutputChunk[], liveShown: boolean, input: string | undefined, pending = false): void {
+    this.each(r.taskId, (v) => v.result(r, output, liveShown, input, pending));
   }
   end(s: RunSummary): void {
     this.each(undefined, (v) => v.end(s));

@@ -21,8 +21,12 @@ import type { WriteHealth } from './write-health.js';
 
 /** What a follower reports as entries arrive. */
 export interface FollowHandlers {
-  /** Once per task, with its whole output; `liveShown`: the chunks passed to onLive were exactly that output. */
-  onResult?: (result: TaskResult, output: OutputChunk[], liveShown: boolean) => void;
+  /**
+   * Once per task, with its whole output; `liveShown`: the chunks passed to onLive were exactly that
+   * output; `pending`: no result of the task came (the wait ended early, or a cancel's grace
+   * passed), and `result` is the follower's report of that, not a result the run stores.
+   */
+  onResult?: (result: TaskResult, output: OutputChunk[], liveShown: boolean, pending?: boolean) => void;
   /** A running task's output as it arrives. */
   onLive?: (taskId: string, chunk: OutputChunk) => void;
   /** A word about a running task from its worker (an agent it waits for went away...): a diagnostic, not output. */

@@ -188,9 +188,9 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
     );
     const ended = await followed;
     if (ended) {
-      await reportMissing(queue.redis, runId, finished, ended, (r, o, shown) => {
+      await reportMissing(queue.redis, runId, finished, ended, (r, o, shown, pending) => {
         countOutcome(counts, r.outcome);
-        opts.onResult?.(r, o, shown);
+        opts.onResult?.(r, o, shown, pending);
       });
       return { record: rec, counts, state: 'running', ended };
     }
@@ -231,7 +231,7 @@ async function reportMissing(
     if (finished.has(taskId)) continue;
     const r = failed.get(taskId);
     if (r) onResult?.(r, [], false);
-    else onResult?.(resultAtWaitEnd(runId, taskId, meta?.hosts[taskId] ?? '', ended.code, `gaxx runs wait ${runId}`), [], false);
+    else onResult?.(resultAtWaitEnd(runId, taskId, meta?.hosts[taskId] ?? '', ended.code, `gaxx runs wait ${runId}`), [], false, true);
   }
 }
 

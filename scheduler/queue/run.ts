@@ -256,7 +256,8 @@ class RunWait {
       if (results.results.has(taskId)) continue;
       const r = failed.get(taskId) ?? resultAtWaitEnd(this.meta.runId, taskId, this.meta.hosts[taskId] ?? '', why, `gaxx run --resume ${this.meta.runId}`);
       results.results.set(taskId, r);
-      this.opts.onResult?.(r, [], false);
+      // A failed job's result is the task's own; the others say only that none came.
+      this.opts.onResult?.(r, [], false, !failed.has(taskId));
     }
   }
 

@@ -339,11 +339,11 @@ class StreamedRun {
   }
 
   /** A result of one of the run's tasks (waitsFor), or one made here for a task that has none. */
-  private result(r: TaskResult, o: OutputChunk[], shown: boolean): void {
+  private result(r: TaskResult, o: OutputChunk[], shown: boolean, pending = false): void {
     // A refusal was never outstanding, nor will it be.
     if (!this.refusing.delete(r.taskId) && !this.outstanding.delete(r.taskId) && this.enqueuing.has(r.taskId)) this.early.add(r.taskId);
     countOutcome(this.counts, r.outcome);
-    this.opts.onResult?.(r, o, shown);
+    this.opts.onResult?.(r, o, shown, pending);
     this.wake();
   }
 
@@ -428,7 +428,8 @@ class StreamedRun {
         (why === undefined
           ? syntheticResult(this.runId, taskId, 'error', 'DEADLINE_EXCEEDED', 'no result in time after the run was cancelled; the task may still be running')
           : syntheticResult(this.runId, taskId, 'unknown', why.code, `no result: ${cause}; the task may still run`));
-      this.result(r, [], false);
+      // A failed job's result is the task's own; the others say only that none came.
+      this.result(r, [], false, !failed.has(taskId));
     }
   }
 

@@ -32,9 +32,11 @@ export interface WaitOptions {
   until?: AbortSignal;
   /**
    * Called once per task as its result arrives, with its output; `liveShown` is true when the
-   * live chunks passed to `onLive` were exactly that output (no need to show it again).
+   * live chunks passed to `onLive` were exactly that output (no need to show it again). `pending`:
+   * no result of the task came (the wait ended early, or a cancel's grace passed): `result` is
+   * this process's report of that (`unknown`, ...), not a result the run stores.
    */
-  onResult?: (result: TaskResult, output: OutputChunk[], liveShown: boolean) => void;
+  onResult?: (result: TaskResult, output: OutputChunk[], liveShown: boolean, pending?: boolean) => void;
   /** Called with a running task's output as it arrives (before its result). */
   onLive?: (taskId: string, chunk: OutputChunk) => void;
   /** A word about a running task from its worker (an agent it waits for went away...): a diagnostic, not output. */

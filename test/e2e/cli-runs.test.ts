@@ -1,5 +1,5 @@
 // `gaxx runs`, `runs wait` on a run whose CLI was killed, `runs cancel`: the built CLI, a daemon, real agents.
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -203,6 +203,36 @@ describe('gaxx runs', () => {
       gate.open();
       run.kill('SIGKILL');
       await run.done;
+      gate.remove();
+    }
+  });
+
+  it('a wait that times out writes no --results folder for a task without a result (only results are folders), counts and names them, and says how to get them', async () => {
+    const gate = taskGate();
+    try {
+      const list = join(tmp, 'waited.txt');
+      writeFileSync(list, 'one\ntwo\n');
+      const dir = join(tmp, 'waited-results');
+      const r = await w.gaxx(['run', '--json', '--fleet', w.fleet, '--tasks', list, '--wait-timeout', '1s', '--results', dir, '--', 'sh', '-c', gate.wait]);
+      expect(r.code, r.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
+      const runId = jsonLines(r.stdout)[0]?.runId as string;
+      // Before: DIR/1/one and DIR/1/two, each a whole folder saying `unknown`, though both tasks ran on to succeed.
+      expect(readdirSync(join(dir, '1'))).toEqual([]);
+      expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', state: 'running', unknown: 2, resultsNotWritten: 2 });
+      expect(r.stderr).toMatch(/--results: 2 tasks' result folders were not written \(tasks [12], [12]\).*gaxx runs wait/);
+      // One task per host, the same.
+      const each = join(tmp, 'waited-each');
+      const e = await w.gaxx(['run', '--fleet', w.fleet, '--wait-timeout', '1s', '--results', each, '--', 'sh', '-c', gate.wait]);
+      expect(e.code, e.stderr).toBe(exitCodeFor('DEADLINE_EXCEEDED'));
+      expect(readdirSync(join(each, '1'))).toEqual([]);
+      expect(e.stderr).toMatch(/--results: 2 tasks' result folders were not written/);
+      gate.open();
+      const waited = await w.gaxx(['runs', 'wait', runId, '--json']);
+      expect(waited.code, waited.stderr).toBe(0);
+      const eachId = /gaxx: run (\S+)/.exec(e.stderr)?.[1] as string;
+      expect((await w.gaxx(['runs', 'wait', eachId])).code).toBe(0);
+    } finally {
+      gate.open();
       gate.remove();
     }
   });
