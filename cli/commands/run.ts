@@ -85,7 +85,7 @@ export const command: Command = {
     'input was left unread). --results DIR: per task DIR/1/<record>/{seq,stdout,stderr,result.json}',
     "(GNU parallel's layout), written as results arrive; in the folder name \\ is written \\\\, / \\_",
     'and NUL \\0; an empty, ., .., over-200-byte or non-text record gets \\#<number>, a repeated',
-    'one <record>\\#<number>. A folder appears whole or not at all, and only for a result: a task',
+    'one <record>\\#<number> (the first keeps <record>, whichever ends first). A folder appears whole or not at all, and only for a result: a task',
     'without one when the wait ends early (--wait-timeout, Redis gone) gets none and is counted as not',
     'written. One that cannot be written (a',
     'full disk) changes no outcome: the run goes on, the first failure of each kind is said on',

@@ -3,8 +3,9 @@
  * `DIR/1/<input>/{seq,stdout,stderr}`, plus `result.json` (the task's result), written as each
  * result arrives. stdout and stderr hold the exact bytes. The folder name is the task's input
  * record (each-host runs: the host) with `\` written `\\` and `/` written `\_` (as parallel
- * does); an empty name, `.`, `..` or a name longer than 200 bytes is written `\#<seq>`, and a
- * second task with the same input gets `<input>\#<seq>`, so every task has exactly one folder.
+ * does); an empty name, `.`, `..` or a name longer than 200 bytes is written `\#<seq>`, and every
+ * task with the same input as an earlier record gets `<input>\#<seq>` (whichever ends first), so
+ * every task has exactly one folder, the same on every run of the list.
  * DIR must not exist yet or be empty: two runs never mix their results.
  *
  * A folder is whole or absent: its files are written into a hidden temp folder beside it
@@ -17,7 +18,7 @@
  * and every path written is checked to lie under DIR.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ERROR_CODES, fileAccessError, GaxxError, inside, type ErrorCode } from '../../proto/index.js';
 import type { OutputChunk, TaskResult } from '../../scheduler/index.js';
@@ -114,14 +115,34 @@ export class ResultsDirView implements RunView {
     }
   }
 
-  /** Renames the written temp folder to `base`, or to `base\#<seq>` when another task has that name. */
+  /**
+   * Renames the written temp folder to `base`, or to `base\#<seq>` when another task has that
+   * name. Of the tasks with one name, the first record keeps it, whichever ends first: a task of
+   * a lower number that ends later moves the one there to `base\#<its seq>` and takes `base`, so
+   * that the layout is the same on every run of one list (`DIR/1/a` is always record a's first).
+   */
   private place(tmp: string, base: string, seq: string): void {
     try {
       renameSync(tmp, this.folder(base));
+      return;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw e;
-      renameSync(tmp, this.folder(`${base}\\#${seq}`));
+    }
+    const there = this.seqIn(base);
+    if (there !== undefined && Number(seq) < Number(there)) {
+      renameSync(this.folder(base), this.folder(`${base}\\#${there}`));
+      renameSync(tmp, this.folder(base));
+    } else renameSync(tmp, this.folder(`${base}\\#${seq}`));
+  }
+
+  /** The record number of the task in folder `name` when both it and this are record numbers (task lists), else undefined. */
+  private seqIn(name: string): string | undefined {
+    try {
+      const seq = readFileSync(join(this.folder(name), 'seq'), 'utf8').trim();
+      return /^[1-9][0-9]{0,15}$/.test(seq) ? seq : undefined;
+    } catch {
+      return undefined;
     }
   }
 

@@ -2,11 +2,12 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
 import type { AgentProcess } from '../helpers/agent.js';
 import { cliWorld, type CliWorld } from '../helpers/cli-world.js';
+import { taskGate } from '../helpers/gate.js';
 
 let w: CliWorld;
 let tmp: string;
@@ -131,6 +132,49 @@ describe('gaxx run --tasks', () => {
     for (const t of down) expect(t.host).toBe('127.0.0.1:1');
     for (const t of tasks.filter((x) => x.outcome !== 'unreachable')) expect(t).toMatchObject({ outcome: 'succeeded', stdout: `${t.input as string}\n` });
     expect(all.at(-1)).toMatchObject({ type: 'summary', total: 30, unreachableHosts: ['127.0.0.1:1'] });
+  });
+
+  it('--results: of records with the same text, the first keeps the plain folder though it ends last; the others get \\#<number>', async () => {
+    const gate = taskGate();
+    try {
+      const file = join(tmp, 'same.txt');
+      writeFileSync(file, 'a\na\na\n');
+      const results = join(tmp, 'same-results');
+      // Record 1 waits until records 2 and 3 have their folders: it ends last.
+      const run = w.spawnGaxx([
+        'run',
+        '--fleet',
+        w.fleet,
+        '--tasks',
+        file,
+        '--results',
+        results,
+        '--',
+        'sh',
+        '-c',
+        `if [ "$1" = 1 ]; then ${gate.wait}; fi; echo "$1"`,
+        '_',
+        '{#}',
+      ]);
+      await vi.waitFor(() => expect(readdirSync(join(results, '1')).filter((n) => !n.startsWith('.'))).toHaveLength(2), { timeout: 60_000, interval: 100 });
+      gate.open();
+      const end = await run.done;
+      expect(end.code, end.stderr).toBe(0);
+      const folders = readdirSync(join(results, '1')).sort();
+      expect(folders).toEqual(['a', 'a\\#2', 'a\\#3']);
+      for (const [name, seq] of [
+        ['a', '1'],
+        ['a\\#2', '2'],
+        ['a\\#3', '3'],
+      ] as const) {
+        expect(readFileSync(join(results, '1', name, 'seq'), 'utf8')).toBe(`${seq}\n`);
+        expect(readFileSync(join(results, '1', name, 'stdout'), 'utf8')).toBe(`${seq}\n`);
+        expect(JSON.parse(readFileSync(join(results, '1', name, 'result.json'), 'utf8'))).toMatchObject({ taskId: seq, input: 'a', outcome: 'succeeded' });
+      }
+    } finally {
+      gate.open();
+      gate.remove();
+    }
   });
 
   it('bad input: one line, a documented exit code, nothing enqueued', async () => {
