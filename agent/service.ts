@@ -183,6 +183,12 @@ function serveExec(call: grpc.ServerWritableStream<ExecRequest__Output, ExecEven
       details: { retryAfterMs: BUSY_RETRY_AFTER_MS, refusal: SLOTS_FULL },
     });
   const task = d.registry.start(spec, listener, checked.digest, checked.expiresAtUnixMs);
+  // The journal could not record it (a disk that filled since the check): not started, with why.
+  if (!task)
+    throw (
+      d.disk?.workRefusal() ??
+      new GaxxError('UNAVAILABLE', `task ${taskId} not started: the agent's task journal could not be written`, { details: { notStarted: true } })
+    );
   auditExec(d.audit, who, call.request, spec, task);
   // A caller that goes away leaves the task running, so a retry can attach to it.
   call.on('cancelled', () => task.listeners.delete(listener));

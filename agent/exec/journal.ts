@@ -1,13 +1,17 @@
 /**
  * The task registry's journal: what lets exactly-once survive an agent restart. One JSON line
- * per task start (`s`: id, spec key, pid and the process's start time) and per finish (`x`:
- * the exit and the tail of the output), appended to `<state-dir>/tasks.jsonl` (0600; the state
- * dir is outside the data dir, so PutFile/GetFile cannot reach it).
+ * per task taken (`s` with pid 0: id and spec key, written before its spawn is asked for), per
+ * start (`s` again: its pid and the process's start time) and per finish (`x`: the exit and the
+ * tail of the output), appended to `<state-dir>/tasks.jsonl` (0600; the state dir is outside the
+ * data dir, so PutFile/GetFile cannot reach it). The first line is written ahead: once the spawn
+ * is asked for, the launcher may start the task (and it may do its work) before the agent hears
+ * of its pid, so an agent that died in between must still know it took the task.
  *
  * On start the agent reads it back: a finished task is replayed as before the restart; a task
- * that was still running when the agent died is "lost in a restart": whatever is left of its
- * process group is killed (matched by pid AND start time, so a reused pid is never touched),
- * and an Exec for it replays an Exit with reason `lost_in_restart` instead of running it again.
+ * that was still running (or being started) when the agent died is "lost in a restart":
+ * whatever is left of its process group is killed (matched by pid AND start time, so a reused
+ * pid is never touched), and an Exec for it replays an Exit with reason `lost_in_restart`
+ * instead of running it again.
  *
  * Bounded: the file is rewritten with only the entries the registry keeps (TTL, count) at start
  * and whenever it has grown to three times that; a finished task keeps at most
@@ -30,6 +34,7 @@ export interface JournalEntry {
   id: string;
   /** What the task was started for (Task.specKey: the digest of its signed spec). */
   specKey: string;
+  /** 0: none known (written ahead of its spawn, or its command could not be run). */
   pid: number;
   /** The process's start time in clock ticks since boot (/proc/<pid>/stat field 22); 0 unknown. */
   startTicks: number;
@@ -47,7 +52,7 @@ type Line =
   | { t: 'x'; id: string; exit: TaskExit; at: number; out: Array<[0 | 1, string]>; dropped: boolean }
   /** A forgotten signed task's id, spent until `u` (TaskRegistry.spentUntil). */
   | { t: 'p'; id: string; u: number }
-  /** A task whose process started but never ran its command (the agent could not set it up): no entry. */
+  /** A task taken that never ran its command (the agent could not set it up): no entry. */
   | { t: 'u'; id: string };
 
 /** Forgotten signed tasks' ids and until when each is spent. */
@@ -164,11 +169,23 @@ export class TaskJournal {
     return this.failed;
   }
 
+  /**
+   * The task is taken and its spawn about to be asked for: written ahead of it, with no process
+   * yet (pid 0), so that a restart finds it lost rather than never sent. One append, not synced,
+   * as every line here. False when it could not be written (`failure` says why): then the task
+   * must not start.
+   */
+  starting(e: Pick<JournalEntry, 'id' | 'specKey' | 'startedAt' | 'onceUntil'>): boolean {
+    this.append(startLine({ ...e, pid: 0, startTicks: 0 }));
+    return this.failed === undefined;
+  }
+
+  /** Its process started: the same task's line again, with the pid and start time a restart sweeps by. */
   started(e: Pick<JournalEntry, 'id' | 'specKey' | 'pid' | 'startTicks' | 'startedAt' | 'onceUntil'>): void {
     this.append(startLine(e));
   }
 
-  /** The task whose start was written never ran its command (TaskRegistry: refused): it is read back as never there. */
+  /** The task written ahead never ran its command (TaskRegistry: refused): it is read back as never there. */
   unstarted(id: string): void {
     this.append({ t: 'u', id });
   }

@@ -4,14 +4,15 @@
  * their output (per task and globally). An Exec for a running id attaches; one for a finished id
  * replays the stored result; neither runs the command again.
  *
- * With a state dir the registry is journalled (journal.ts): after a restart a finished task is
- * replayed and one that was running is reported lost (`lost_in_restart`), never run again.
+ * With a state dir the registry is journalled (journal.ts), each task from the moment it is taken
+ * (before its spawn is asked for): after a restart a finished task is replayed and one that was
+ * running, or being started, is reported lost (`lost_in_restart`), never run again.
  * A second run can still happen when: the finished entry aged out (TTL) or was evicted (count
  * bound), the state dir was lost, or the retry goes to another agent.
  */
 import { rmdirSync } from 'node:fs';
 import { LOST_IN_RESTART, processStartTicks, removeTree } from '../../proto/index.js';
-import { startExec, type ExecSpec, type KillReason } from './exec.js';
+import { startExec, type ExecSink, type ExecSpec, type KillReason } from './exec.js';
 import { newJournalId, sweepLostGroup, TaskJournal, type JournalEntry } from './journal.js';
 import type { SetupFailure } from './spawn-one.js';
 import { entryBytes, Task, type TaskEvent, type TaskExit, type TaskListener } from './task.js';
@@ -156,7 +157,12 @@ export class TaskRegistry {
           stdoutBytes: 0,
           stderrBytes: 0,
           reason: LOST_IN_RESTART,
-          error: 'the agent stopped while the task ran; what was left of it was killed at restart',
+          // No pid: the agent died after it asked for the spawn and before it heard of the
+          // process; the launcher may have started it (and ended it as the agent went).
+          error:
+            e.pid > 0
+              ? 'the agent stopped while the task ran; what was left of it was killed at restart'
+              : 'the agent stopped while it was starting the task; it may have started, so it is not started again',
         };
         this.journal?.finished(e.id, exit);
         this.lostInRestart.push(e.id);
@@ -235,9 +241,15 @@ export class TaskRegistry {
   /**
    * Starts a new task (the caller checked get() and hasRoom()); `first` subscribes before any
    * event. `specKey` identifies the spec for later attach and replay (see Task.specKey).
+   * Undefined, and nothing started, when the journal could not record it (journalFailure says why).
    */
-  start(spec: ExecSpec, first: TaskListener, specKey?: string, onceUntil?: number): Task {
+  start(spec: ExecSpec, first: TaskListener, specKey?: string, onceUntil?: number): Task | undefined {
     const task = new Task(spec, specKey, onceUntil);
+    // Journalled before the spawn is asked for: from then on the task may run (the launcher may
+    // start it before the agent hears so), and a restart must find it lost, not never sent. A
+    // task the journal cannot record is not started (fail closed).
+    if (this.journal && !this.journal.starting({ id: spec.taskId, specKey: task.specKey, startedAt: task.startedAt, onceUntil: task.onceUntil }))
+      return undefined;
     task.listeners.add(first);
     this.tasks.set(spec.taskId, task);
     this.runningCount++;
@@ -246,21 +258,21 @@ export class TaskRegistry {
     const emit = (ev: TaskEvent) => {
       for (const l of task.listeners) l(ev);
     };
-    let journalled = false;
-    task.handle = startExec(spec, {
+    const sink: ExecSink = {
       started: (pid, startTicks, warm) => {
         task.pid = pid;
         if (pid > 0) this.o.onStarted?.(warm === true);
         task.startTicks = pid > 0 ? (startTicks ?? processStartTicks(pid)) : 0;
-        journalled = true;
-        this.journal?.started({
-          id: spec.taskId,
-          specKey: task.specKey,
-          pid,
-          startTicks: task.startTicks,
-          startedAt: task.startedAt,
-          onceUntil: task.onceUntil,
-        });
+        // No process (its command could not be run): the line written ahead says as much.
+        if (pid > 0)
+          this.journal?.started({
+            id: spec.taskId,
+            specKey: task.specKey,
+            pid,
+            startTicks: task.startTicks,
+            startedAt: task.startedAt,
+            onceUntil: task.onceUntil,
+          });
         emit({ started: { pid, journalId: this.journalId } });
       },
       output: (stream, data) => {
@@ -287,8 +299,9 @@ export class TaskRegistry {
       refused: (error, failure) => {
         this.runningCount--;
         if (this.tasks.get(spec.taskId) === task) this.tasks.delete(spec.taskId);
-        // Its process had started (a sandbox that then could not set it up): the journal forgets it.
-        if (journalled) this.journal?.unstarted(spec.taskId);
+        // Written ahead, it never ran (before its process started, or in a sandbox that then
+        // could not set it up): the journal forgets it, as a restart must.
+        this.journal?.unstarted(spec.taskId);
         task.refuse(error);
         this.o.onRefused?.(spec, failure);
         emit({ refused: error });
@@ -296,7 +309,17 @@ export class TaskRegistry {
         task.handle = undefined;
         this.removeUnstarted(spec);
       },
-    });
+    };
+    try {
+      task.handle = startExec(spec, sink);
+    } catch (e) {
+      // Nothing was asked of the launcher: the task is not there, here or in the journal.
+      this.runningCount--;
+      this.startedTotal--;
+      this.tasks.delete(spec.taskId);
+      this.journal?.unstarted(spec.taskId);
+      throw e;
+    }
     return task;
   }
 

@@ -1,13 +1,14 @@
 // The task registry's journal, with real child processes: a registry reopened on the same state
 // dir (as after an agent restart) replays a finished task and reports a running one as lost in
-// the restart, after killing what was left of its process group, and forgets one the agent
-// could not set up; the file stays bounded.
+// the restart, after killing what was left of its process group, as it does one it had asked its
+// launcher to start and not heard of since (written ahead), and forgets one the agent could not
+// set up; the file stays bounded.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { LOST_IN_RESTART, type GaxxError } from '../../proto/index.js';
+import { LAUNCHER_LOST, LOST_IN_RESTART, type GaxxError } from '../../proto/index.js';
 import { sweepLostGroup } from '../../agent/exec/journal.js';
 import { processStartTicks } from '../../proto/index.js';
 import { TaskRegistry } from '../../agent/exec/tasks.js';
@@ -36,8 +37,8 @@ describe('TaskJournal', () => {
     const before = new TaskRegistry({ capacity: 4, stateDir: state });
     await new Promise<void>((resolve) => before.start(spec('done', ['sh', '-c', 'echo hello']), (ev) => ev.exit && resolve()));
     const running = before.start(spec('busy', ['sleep', '60']), () => undefined);
-    await vi.waitFor(() => expect(running.pid).toBeGreaterThan(0));
-    const pid = running.pid;
+    await vi.waitFor(() => expect(running?.pid).toBeGreaterThan(0));
+    const pid = running?.pid as number;
     // The agent "dies": a new registry on the same state dir, the old one never shut down.
     const after = new TaskRegistry({ capacity: 4, stateDir: state });
     expect(after.lostInRestart).toEqual(['busy']);
@@ -111,6 +112,79 @@ describe('TaskJournal', () => {
     sandbox.kill('SIGKILL');
     await new Promise<void>((resolve) => after.start(spec('unset', ['true']), (ev) => ev.exit && resolve(), 'key-unset'));
     expect(after.get('unset')?.exit?.code).toBe(0);
+    await after.shutdown(0);
+    await before.shutdown(0);
+  });
+
+  /** A launch whose runner is `runner` (a stand-in for the launcher). */
+  const launchWith = (runner: TaskRunner) =>
+    ({ runner, sandbox: { kind: 'none', detail: 'test', remedy: 'none' }, workRoot: dir, paths: {} }) as unknown as LaunchContext;
+  const silent: Pick<TaskRunner, 'prepare' | 'close'> = { prepare: () => undefined, close: () => undefined };
+
+  it('reports a task lost after a restart when the agent died after asking for its spawn and before it heard of its process', async () => {
+    const state = join(dir, 'state-ahead');
+    // The launcher got the request and has not answered yet (it may have started the task); it
+    // ends it when told to (the old registry's shutdown).
+    let asked = 0;
+    const launch = launchWith({
+      ...silent,
+      spawn(_head, _body, ev) {
+        asked++;
+        return { signal: () => ev.exit(null, 'SIGKILL', { signalled: true }) };
+      },
+    });
+    const before = new TaskRegistry({ capacity: 1, stateDir: state });
+    before.start({ ...spec('ahead', ['true']), launch }, () => undefined, 'key-ahead');
+    expect(asked).toBe(1);
+    const after = new TaskRegistry({ capacity: 1, stateDir: state });
+    expect(after.lostInRestart).toEqual(['ahead']);
+    const lost = after.get('ahead');
+    expect([lost?.running, lost?.specKey]).toEqual([false, 'key-ahead']);
+    expect(lost?.replayEvents().at(-1)?.exit).toMatchObject({
+      reason: LOST_IN_RESTART,
+      error: expect.stringMatching(/while it was starting the task; it may have started/),
+    });
+    await after.shutdown(0);
+    await before.shutdown(0);
+  });
+
+  it('keeps the end of a task whose launcher died before it said the task started, across a restart', async () => {
+    const state = join(dir, 'state-launcher-lost');
+    const launch = launchWith({
+      ...silent,
+      spawn(_head, _body, ev) {
+        setImmediate(() => ev.exit(null, 'SIGKILL', { lost: 'the launcher exited' }));
+        return { signal: () => undefined };
+      },
+    });
+    const before = new TaskRegistry({ capacity: 1, stateDir: state });
+    await new Promise<void>((resolve) => before.start({ ...spec('gone', ['true']), launch }, (ev) => ev.exit && resolve(), 'key-gone'));
+    const after = new TaskRegistry({ capacity: 1, stateDir: state });
+    expect(after.lostInRestart).toEqual([]);
+    expect(after.get('gone')?.replayEvents().at(-1)?.exit).toMatchObject({ reason: LAUNCHER_LOST });
+    await after.shutdown(0);
+    await before.shutdown(0);
+  });
+
+  it('forgets a task refused before its process started: not lost after a restart, its id free to run', async () => {
+    const state = join(dir, 'state-refused-early');
+    // The launcher could not be started: the task never reached one (launcher.ts).
+    const launch = launchWith({
+      ...silent,
+      spawn(_head, _body, ev) {
+        setImmediate(() => ev.exit(null, null, { setupFailed: { stage: 'launcher', errno: 'EAGAIN', message: 'no launcher' } }));
+        return { signal: () => undefined };
+      },
+    });
+    const before = new TaskRegistry({ capacity: 1, stateDir: state });
+    const refused = await new Promise<GaxxError | undefined>((resolve) =>
+      before.start({ ...spec('early', ['true']), launch }, (ev) => (ev.refused || ev.exit) && resolve(ev.refused), 'key-early'),
+    );
+    expect(refused?.details?.notStarted).toBe(true);
+    const after = new TaskRegistry({ capacity: 1, stateDir: state });
+    expect([after.lostInRestart, after.get('early')]).toEqual([[], undefined]);
+    await new Promise<void>((resolve) => after.start(spec('early', ['true']), (ev) => ev.exit && resolve(), 'key-early'));
+    expect(after.get('early')?.exit?.code).toBe(0);
     await after.shutdown(0);
     await before.shutdown(0);
   });
