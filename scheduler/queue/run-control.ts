@@ -19,7 +19,7 @@ import { followRun, type AcceptResults, type FollowHandlers } from './follow.js'
 import { keepFollowing, landEndRecord, mustLand, REDIS_GONE_MS } from './run-landing.js';
 import { loadRunMeta, runTasksKey } from './runs.js';
 import { TaskQueue } from './queue.js';
-import { publishResult, resultAtWaitEnd, runDoneKey, type TaskResult } from './results.js';
+import { allPublished, publishResult, resultAtWaitEnd, runDoneKey, type TaskResult } from './results.js';
 import { countOutcome, getRunRecord, readRunRecord, submitterAlive, updateRunRecord, type OutcomeCounts, type RunRecord, type RunState } from './run-index.js';
 import { syntheticResult } from './stream-run.js';
 import { readResult, type IgnoredHandler } from './stored-result.js';
@@ -44,6 +44,17 @@ export function runComplete(rec: RunRecord, finished: number, now = Date.now()):
   if (rec.state === 'failed' && finished >= rec.enqueued) return 'failed';
   if (rec.total === null && !submitterAlive(rec, now) && finished >= rec.enqueued) return 'interrupted';
   return undefined;
+}
+
+/**
+ * Whether run `runId` has ended: every task it will have has its result (runComplete on its
+ * record: its input all read, or its submitter gone). A run without a record (one enqueued
+ * without the CLI) by the results of `taskIds`, all it has.
+ */
+export async function runHasEnded(redis: Redis | Cluster, runId: string, taskIds: readonly string[]): Promise<boolean> {
+  const rec = await getRunRecord(redis, runId);
+  if (!rec) return allPublished(redis, runId, taskIds);
+  return runComplete(rec, await redis.hlen(runDoneKey(runId))) !== undefined;
 }
 
 /**

@@ -27,7 +27,8 @@ import { HEARTBEAT_KEY } from '../daemon/daemon.js';
 import { TaskQueue, type EnqueuedRun } from './queue.js';
 import { RECONNECT_MS, redisError, type RedisSettings } from '../redis/redis.js';
 import { failedAtWaitEnd } from './failed-jobs.js';
-import { allPublished, publishResult, resultAtWaitEnd, taskResult, type TaskResult } from './results.js';
+import { runHasEnded } from './run-control.js';
+import { publishResult, resultAtWaitEnd, taskResult, type TaskResult } from './results.js';
 import { countOutcome, getRunRecord, type OutcomeCounts, type RunFailure, type RunRecord } from './run-index.js';
 import { loadRunMeta, type RunMeta } from './runs.js';
 import { jobIdFor, type RunSpecInput } from './task.js';
@@ -190,8 +191,9 @@ class RunWait {
       mustLand(redis, op, { redisDown: this.redisDown, what: `cancelling run ${runId}`, stop: this.stop.signal });
     // A run whose every task has its result has ended: a stop asked then (a `--resume` of a done
     // run whose stdout closed while it printed, a Ctrl-C as it finished) has nothing left to stop,
-    // and must not make the run cancelled for everyone who looks at it later.
-    if (await land(() => allPublished(redis, runId, this.meta.taskIds))) {
+    // and must not make the run cancelled for everyone who looks at it later. Every task it will
+    // have: a task list still being read by its gaxx run may have more to come (its record says).
+    if (await land(() => runHasEnded(redis, runId, this.meta.taskIds))) {
       this.cancelTooLate = true;
       return;
     }
