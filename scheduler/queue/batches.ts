@@ -60,9 +60,14 @@ export class BatchPuller<T> {
     return out;
   }
 
-  /** Ends the source early (closes a file being read). */
+  /**
+   * Ends the source early (closes a file being read). Not waited for while a read is in flight:
+   * an async generator's return waits for the read it is suspended in, and a pipe that stays
+   * open with nothing to read (an idle producer) would hold the run that stopped reading it.
+   */
   async close(): Promise<void> {
     this.ended = true;
-    await this.it.return?.().catch(() => undefined);
+    const closing = this.it.return?.().catch(() => undefined);
+    if (!this.pending) await closing;
   }
 }

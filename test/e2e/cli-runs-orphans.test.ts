@@ -230,6 +230,30 @@ describe('a run that has ended is never made cancelled afterwards', () => {
     expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', state: 'done', succeeded: 2, durationMs: ran });
   }, 240_000);
 
+  it('`runs cancel` of a task list its gaxx run still reads from an idle pipe: that gaxx run stops and exits 130 without its input ending', async () => {
+    const reading = spawnGaxx(['run', '--json', '--agent', agents.map((a) => a.address).join(','), '--tasks', '-', '--', 'echo', '{}'], {
+      home,
+      env: env(),
+      stdin: 'pipe',
+    });
+    try {
+      reading.child.stdin?.write('first\n');
+      await reading.line('stdout', (l) => l.includes('"type":"task"'));
+      const runId = jsonLines(reading.stdout())[0]?.runId as string;
+      // Every task so far has its result, but more of the list may come: the run is cancelled.
+      const c = await gaxx(['runs', 'cancel', runId, '--json']);
+      expect(c.code, c.stderr).toBe(0);
+      expect(JSON.parse(c.stdout)).toMatchObject({ runId, cancelled: true });
+      // The pipe stays open and idle (no more input, no end): the run ends all the same.
+      const ended = await reading.done;
+      expect(ended.code, ended.stderr).toBe(130);
+      expect(jsonLines(ended.stdout).at(-1)).toMatchObject({ type: 'summary', state: 'cancelled', succeeded: 1 });
+      expect(await record(runId)).toMatchObject({ state: 'cancelled' });
+    } finally {
+      reading.child.stdin?.end();
+    }
+  }, 120_000);
+
   it('`runs cancel` of a run whose tasks all have results, its gaxx run killed before recording its end, says it ended and changes nothing', async () => {
     const daemon = spawn(['scheduler', '--metrics-listen', '127.0.0.1:0']);
     try {
