@@ -18,7 +18,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ClusterOptions, RedisOptions } from 'ioredis';
-import { GaxxError, parseHostPort } from '../../proto/index.js';
+import { GaxxError, isLoopbackHost as isLoopback, parseHostPort } from '../../proto/index.js';
 
 /** Where Redis is and how to reach it, parsed from a URL. */
 export type RedisSettings =
@@ -64,11 +64,9 @@ function tlsOptions(params: URLSearchParams, servername?: string): RedisOptions[
   return { ...(servername && !isIP(servername) ? { servername } : {}), ...(ca ? { ca: readFileSync(ca) } : {}), ...client, minVersion: 'TLSv1.2' };
 }
 
-/** 127.0.0.0/8, ::1 (any spelling) or localhost. */
+/** A URL's host (an IPv6 address in brackets or not) as the one loopback rule has it (proto/address.ts): localhost, or a literal loopback address. */
 export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)) return true;
-  return isIP(h) === 6 && new URL(`http://[${h}]`).hostname === '[::1]';
+  return isLoopback(host.replace(/^\[|\]$/g, ''));
 }
 
 /** Options of redisSettingsFromUrl. */

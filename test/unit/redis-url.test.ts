@@ -76,6 +76,8 @@ describe('redisSettingsFromUrl', () => {
     expect(isLoopbackHost('127.0.0.1.evil.example')).toBe(false);
     expect(isLoopbackHost('localhost.example')).toBe(false);
     expect(isLoopbackHost('::ffff:10.0.0.1')).toBe(false);
+    // The same rule as the dashboard's listen address (proto/address.ts): a mapped loopback address is one.
+    for (const h of ['[::1]', '[::ffff:127.0.0.1]', 'LOCALHOST', '127.9.9.9']) expect(isLoopbackHost(h), h).toBe(true);
   });
 
   it('puts every key under one cluster hash tag', () => {
