@@ -8,6 +8,7 @@
  */
 import { Socket } from 'node:net';
 import { commandExists } from './command-exists.js';
+import { EarlySignals } from './early-signals.js';
 import { encodeFrame, FRAME, FrameDecoder, type Frame, type SpawnHead, type WarmTemplate } from './launcher-protocol.js';
 import { spawnOne, type SpawnEvents, type SpawnedProcess } from './spawn-one.js';
 import { startsAhead, WarmPools } from './warm-pool.js';
@@ -68,7 +69,7 @@ function output(id: number, stream: 'stdout' | 'stderr', data: Buffer): void {
 const collector = new BurstCollector(500, 5000);
 
 /** Signals that arrived while their task was still starting. */
-const early = new Map<number, 'term' | 'kill'>();
+const early = new EarlySignals();
 
 const pools = new WarmPools((why) => process.stderr.write(`gaxx-launcher: ${why}\n`));
 
@@ -98,7 +99,6 @@ function onSpawn(f: Frame): void {
     refill = undefined;
     pools.refill();
   };
-  early.delete(f.id);
   collector.started();
   const ev: SpawnEvents = {
     started: (pid, error, startTicks, warm) => send(FRAME.STARTED, f.id, { pid, error, startTicks, ...(warm ? { warm } : {}) }),
@@ -106,7 +106,7 @@ function onSpawn(f: Frame): void {
     exit: (code, signal, end) => {
       exited = true;
       procs.delete(f.id);
-      early.delete(f.id);
+      early.ended(f.id);
       send(FRAME.EXIT, f.id, { code, signal, signalled: end?.signalled === true, ...(end?.setupFailed ? { setupFailed: end.setupFailed } : {}) });
       if (refill) topUpNow();
       collector.ended();
@@ -118,11 +118,11 @@ function onSpawn(f: Frame): void {
     if (!exited) procs.set(f.id, warm);
     return;
   }
+  if (!exited) early.begin(f.id);
   void spawnOne(h, f.body, ev).then((p) => {
     if (exited) return;
     procs.set(f.id, p);
-    const phase = early.get(f.id);
-    early.delete(f.id);
+    const phase = early.started(f.id);
     if (phase) p.signal(phase);
   });
 }
@@ -131,7 +131,7 @@ function onSignal(f: Frame): void {
   const phase = (f.head as { phase: 'term' | 'kill' }).phase;
   const p = procs.get(f.id);
   if (p) p.signal(phase);
-  else if (early.get(f.id) !== 'kill') early.set(f.id, phase);
+  else early.arrived(f.id, phase);
 }
 
 const decoder = new FrameDecoder();
