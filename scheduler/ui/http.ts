@@ -66,15 +66,24 @@ export type Trust = (socket: Socket) => void;
 /**
  * Keeps at most `max` connections open on `server`: one past them closes the oldest that never
  * showed the token (an operator's page and event stream stay; a flood only displaces itself), or
- * itself when every other one did. A TLS server counts the connections that passed the handshake
- * (a client certificate from the fleet CA), those still in it are bounded by the handshake
- * timeout and `maxConnections`. Returns how to mark a connection trusted.
+ * itself when every other one did. Every TCP connection counts from its start, a TLS one before
+ * and during its handshake too: connections that never begin one would otherwise fill the
+ * server's `maxConnections` for as long as the handshake timeout, every new one refused
+ * meanwhile, the operator's too. Returns how to mark a connection trusted (for TLS, the TLS
+ * socket a request came on: its TCP connection is the one kept).
  */
 export function guardConnections(server: Server, tls: boolean, max = MAX_CONNECTIONS): Trust {
   const open = new Set<Socket>(); // in the order they came
   const trusted = new WeakSet<Socket>();
+  /** A TLS connection's TCP socket (the one counted), by its TLS socket (the one requests come on). */
+  const tcpOf = new WeakMap<Socket, Socket>();
   server.maxConnections = 2 * max;
-  server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+  if (tls)
+    server.on('secureConnection', (t: Socket) => {
+      // One TCP connection per peer address and port at a time: the one this handshake was on.
+      for (const s of open) if (s.remotePort === t.remotePort && s.remoteAddress === t.remoteAddress) tcpOf.set(t, s);
+    });
+  server.on('connection', (socket: Socket) => {
     open.add(socket);
     socket.once('close', () => open.delete(socket));
     if (open.size <= max) return;
@@ -87,7 +96,7 @@ export function guardConnections(server: Server, tls: boolean, max = MAX_CONNECT
     open.delete(victim);
     victim.destroy();
   });
-  return (socket) => void trusted.add(socket);
+  return (socket) => void trusted.add(tcpOf.get(socket) ?? socket);
 }
 
 /** A fresh token: 32 random bytes, URL-safe. */

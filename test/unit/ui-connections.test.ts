@@ -107,7 +107,7 @@ describe('dashboard connections over TLS (client certificates from the fleet CA)
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('keeps at most MAX_CONNECTIONS past the handshake, the oldest idle one making room; a request with the token still gets its answer', async () => {
+  it('keeps at most MAX_CONNECTIONS, counted from before the handshake: idle ones past it and ones that never begin one make room from the oldest; a request with the token still gets its answer', async () => {
     const server = loadCertDir(pki.agent.dir);
     const d = (dash = await Dashboard.start({
       listen: '127.0.0.1:0',
@@ -133,11 +133,18 @@ describe('dashboard connections over TLS (client certificates from the fleet CA)
       });
       idle.push({ socket, closed: () => closed, data: () => '' });
     }
-    // ...and as many that never begin one.
-    for (let i = 0; i < MAX_CONNECTIONS / 2; i++) await raw(d.port);
     // The oldest idle ones were closed for the newest: MAX_CONNECTIONS stay.
     await vi.waitFor(() => expect(idle.filter((c) => c.closed()).length).toBe(8), { timeout: 20_000 });
     expect(idle.slice(0, 8).every((c) => c.closed())).toBe(true);
+    // Then more connections that never begin a handshake than the server takes at all
+    // (maxConnections, 2 * MAX_CONNECTIONS): uncounted, they filled it until their handshake
+    // timeout and every new connection was refused.
+    const silent: Raw[] = [];
+    for (let i = 0; i < 2 * MAX_CONNECTIONS + 8; i++) silent.push(await raw(d.port));
+    // Each made room from the oldest: every idle one, then the oldest silent ones; MAX_CONNECTIONS stay.
+    await vi.waitFor(() => expect(idle.every((c) => c.closed())).toBe(true), { timeout: 20_000 });
+    await vi.waitFor(() => expect(silent.filter((c) => !c.closed()).length).toBe(MAX_CONNECTIONS), { timeout: 20_000 });
+    expect(silent.slice(-MAX_CONNECTIONS).every((c) => !c.closed())).toBe(true);
     const answer = await new Promise<number>((resolve, reject) => {
       const req = httpsRequest({ ...tlsOpts, path: `/api/state?token=${d.token}`, agent: false }, (res) => {
         res.resume();
