@@ -27,10 +27,10 @@ import { HEARTBEAT_KEY } from '../daemon/daemon.js';
 import { TaskQueue, type EnqueuedRun } from './queue.js';
 import { RECONNECT_MS, redisError, type RedisSettings } from '../redis/redis.js';
 import { failedAtWaitEnd } from './failed-jobs.js';
-import { runHasEnded } from './run-control.js';
-import { publishResult, resultAtWaitEnd, taskResult, type TaskResult } from './results.js';
+import { runComplete, runHasEnded } from './run-control.js';
+import { publishResult, resultAtWaitEnd, runDoneKey, taskResult, type TaskResult } from './results.js';
 import { countOutcome, getRunRecord, type OutcomeCounts, type RunFailure, type RunRecord } from './run-index.js';
-import { loadRunMeta, type RunMeta } from './runs.js';
+import { loadRunMeta, runTasksKey, type RunMeta } from './runs.js';
 import { jobIdFor, type RunSpecInput } from './task.js';
 import { waitForRun, type RunResults, type WaitOptions } from './wait.js';
 import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
@@ -96,6 +96,8 @@ export interface RunOutcome extends RunResults {
 
 /** How often a waiting run checks that a daemon is still there (else it works on the queue itself). */
 const WATCH_MS = 2000;
+/** How often a resumed task list still being read looks for the tasks enqueued meanwhile, and for its end. */
+const GROW_MS = 500;
 const CANCEL_GRACE_MS = 15_000;
 /** Whether a daemon heartbeat is live (read only: it must not need a writable Redis). */
 async function daemonAlive(queue: TaskQueue): Promise<boolean> {
@@ -118,12 +120,19 @@ class RunWait {
   private readonly timers: NodeJS.Timeout[] = [];
   /** Refused writes of the run, as its in-process worker meets them (the wait probes too). */
   private readonly writes = new WriteHealth();
+  /** The tasks waited for: the run's, and those its gaxx run enqueues meanwhile (followGrowth). */
+  private readonly want: Set<string>;
+  /** The run may still gain tasks: its record does not say it has ended (followGrowth). */
+  private growing = false;
+  private growBusy = false;
 
   constructor(
     readonly queue: TaskQueue,
-    readonly meta: RunMeta,
+    public meta: RunMeta,
     private readonly opts: RunAndWaitOptions,
-  ) {}
+  ) {
+    this.want = new Set(meta.taskIds);
+  }
 
   get jobIds(): string[] {
     return this.meta.taskIds.map((t) => jobIdFor(this.meta.runId, t));
@@ -162,6 +171,52 @@ class RunWait {
     }
     // The owner is alive: a daemon does not forget the run, it does not expire, it is not submitter-gone.
     this.timers.push(keepFollowing(this.queue.redis, this.meta.runId));
+  }
+
+  /**
+   * Resuming a task list whose gaxx run may still be reading its input: every task so far having
+   * its result does not end the run. The wait follows the tasks enqueued meanwhile too, until the
+   * run has ended by its record (runHasEnded: its input all read, or its submitter gone), as
+   * `gaxx runs wait` follows it; a run is never taken for interrupted while its gaxx run reads on.
+   */
+  async followGrowth(): Promise<void> {
+    this.growing = true;
+    await this.grow();
+    if (this.growing) this.timers.push(setInterval(() => void this.grow(), GROW_MS));
+  }
+
+  private async grow(): Promise<void> {
+    if (!this.growing || this.growBusy) return;
+    this.growBusy = true;
+    try {
+      const { redis } = this.queue;
+      // Judged before the tasks are read: once the run has ended, every task it will have is among them.
+      const ended = await runHasEnded(redis, this.meta.runId, [...this.want]);
+      const meta = await loadRunMeta(redis, this.meta.runId);
+      if (meta) {
+        for (const t of meta.taskIds) this.want.add(t);
+        this.meta = meta;
+      }
+      if (ended) this.growing = false;
+    } catch {
+      // Redis away: the next look tries again (the wait itself bounds how long Redis may stay away).
+    } finally {
+      this.growBusy = false;
+    }
+  }
+
+  /** While the run grows: those of `ids` that are tasks it enqueued are waited for too (their results may be read before grow() sees them). */
+  private async join(ids: string[]): Promise<void> {
+    if (!this.growing) return;
+    const hosts = await this.queue.redis.hmget(runTasksKey(this.meta.runId), ...ids);
+    const added = ids.filter((id, i) => hosts[i] !== null && !this.want.has(id));
+    if (added.length === 0) return;
+    for (const id of added) this.want.add(id);
+    this.meta = {
+      ...this.meta,
+      taskIds: [...this.meta.taskIds, ...added],
+      hosts: { ...this.meta.hosts, ...Object.fromEntries(added.map((id) => [id, hosts[ids.indexOf(id)] ?? ''])) },
+    };
   }
 
   onCancel = (): void => {
@@ -222,8 +277,11 @@ class RunWait {
       this.opts.onRedis?.(down, forMs, refused);
     };
     try {
-      await waitForRun(this.queue.redis, this.meta.runId, this.meta.taskIds, {
+      await waitForRun(this.queue.redis, this.meta.runId, this.want, {
         ...this.opts,
+        // A cancel ends the growth: what the run's gaxx run enqueues after it, it cancels itself.
+        more: () => this.growing && this.cancelling === undefined,
+        join: (ids) => this.join(ids),
         redisGoneMs: this.opts.redisGoneMs ?? REDIS_GONE_MS,
         onRedis,
         writes: this.writes,
@@ -324,7 +382,10 @@ export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise
       // Ctrl-C of its gaxx run, `gaxx runs cancel`): it stays cancelled.
       const failed = now.state === 'failed';
       const cancelled = out.cancelled || (!failed && (now.state === 'cancelled' || (await after(() => isCancelled(queue.redis, runId)).catch(() => false))));
-      const state = failed ? 'failed' : cancelled ? 'cancelled' : now.total === null ? 'interrupted' : 'done';
+      // Interrupted only as the run index judges it (runComplete): its input never all read AND
+      // its submitter gone; a task list its gaxx run still reads is not over (the wait followed it).
+      const judged = runComplete(now, await after(() => queue.redis.hlen(runDoneKey(runId))).catch(() => out.results.size));
+      const state = failed ? 'failed' : cancelled ? 'cancelled' : judged === 'interrupted' ? 'interrupted' : 'done';
       // A run that had ended before this resume ended then, not when it was looked at again.
       const finishedAt = (now.state !== 'running' ? now.finishedAt : null) ?? Date.now();
       await landEndRecord(queue.redis, runId, { state, counts, finishedAt }, { redisDown: out.redisDown, what: `run ${runId}` });
@@ -358,6 +419,7 @@ async function waitOn(w: RunWait, opts: RunAndWaitOptions, record?: RunRecord): 
   try {
     opts.onStart?.(w.meta.runId, record, record?.mode === 'each-host' ? new Map(Object.entries(w.meta.hosts)) : undefined);
     await w.ensureWorker();
+    if (record?.state === 'running' && record.total === null) await w.followGrowth();
     if (opts.cancel?.aborted) w.onCancel();
     else opts.cancel?.addEventListener('abort', w.onCancel, { once: true });
     const out = await w.wait();

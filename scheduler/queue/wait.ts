@@ -54,11 +54,28 @@ export interface WaitOptions {
   writes?: WriteHealth;
   /** Collect into this object (the caller keeps what arrived when the wait throws). */
   into?: RunResults;
+  /**
+   * Whether more tasks may still join the wait (a task list its gaxx run still reads): while it
+   * says so, the wait goes on though every task so far has its result; its caller adds the new
+   * ones to `taskIds` (then a Set it holds) before it says no.
+   */
+  more?: () => boolean;
+  /**
+   * With `more`: given the ids of results read that are not (yet) among `taskIds`, adds to it
+   * those of tasks the run enqueued meanwhile, before the read's results are judged.
+   */
+  join?: (taskIds: string[]) => Promise<void>;
 }
 
 /** Reads the run's stream until every one of `taskIds` has a result. */
-export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds: readonly string[], opts: WaitOptions = {}): Promise<RunResults> {
-  const want = new Set(taskIds);
+export async function waitForRun(
+  redis: Redis | Cluster,
+  runId: string,
+  taskIds: readonly string[] | ReadonlySet<string>,
+  opts: WaitOptions = {},
+): Promise<RunResults> {
+  // A Set is the caller's, and may grow while the wait goes on (`more`).
+  const want: ReadonlySet<string> = taskIds instanceof Set ? taskIds : new Set(taskIds);
   const out: RunResults = opts.into ?? { results: new Map(), output: new Map() };
   // A task's first valid result is its result; one read may hold a task's id more than once.
   const taken = new Set(out.results.keys());
@@ -73,13 +90,16 @@ export async function waitForRun(redis: Redis | Cluster, runId: string, taskIds:
   }
   try {
     await followRun(redis, runId, {
-      accept: (ids) =>
-        ids.map((id) => {
+      accept: async (ids) => {
+        const unknown = ids.filter((id) => !want.has(id));
+        if (unknown.length > 0 && opts.join) await opts.join(unknown);
+        return ids.map((id) => {
           const ok = want.has(id) && !taken.has(id);
           if (ok) taken.add(id);
           return ok;
-        }),
-      done: () => out.results.size >= want.size,
+        });
+      },
+      done: () => out.results.size >= want.size && opts.more?.() !== true,
       until: stop.signal,
       pollMs: TICK_MS,
       ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),

@@ -304,6 +304,64 @@ describe('a run that has ended is never made cancelled afterwards', () => {
   }, 240_000);
 });
 
+/** A `gaxx run --json --tasks -` whose input stays open (more may come), once its first record has its result. */
+async function readingRun(): Promise<{ run: GaxxProcess; runId: string }> {
+  const run = spawnGaxx(['run', '--json', '--tasks', '-', '--agent', agents.map((a) => a.address).join(','), '--', 'echo', '{}'], {
+    home,
+    env: env(),
+    stdin: 'pipe',
+  });
+  run.child.stdin?.write('first\n');
+  await run.line('stdout', (l) => l.includes('"type":"task"'), 60_000);
+  return { run, runId: jsonLines(run.stdout())[0]?.runId as string };
+}
+
+describe('`run --resume` of a task list its gaxx run still reads', () => {
+  it('stopped by Ctrl-C once every task so far has its result: cancelled (130), never interrupted (12)', async () => {
+    // Before, the resume ended on its own as soon as the tasks enqueued so far had results, and
+    // called the run interrupted though its gaxx run was alive: a Ctrl-C raced that end.
+    for (let i = 0; i < 3; i++) {
+      const { run, runId } = await readingRun();
+      try {
+        const resume = spawn(['run', '--resume', runId, '--json']);
+        await resume.line('stdout', (l) => l.includes('"type":"task"'), 60_000);
+        resume.kill('SIGINT');
+        const r = await resume.done;
+        expect(r.stderr).not.toMatch(/interrupted:/);
+        expect(r.code, r.stderr).toBe(exitCodeFor('CANCELLED'));
+        expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', state: 'cancelled' });
+        // Its gaxx run, still alive, sees the cancel and stops reading.
+        const ended = await run.done;
+        expect(ended.code, ended.stderr).toBe(exitCodeFor('CANCELLED'));
+        expect(await record(runId)).toMatchObject({ state: 'cancelled' });
+      } finally {
+        run.child.stdin?.end();
+      }
+    }
+  }, 240_000);
+
+  it('follows the tasks enqueued meanwhile and ends done with its gaxx run, not interrupted', async () => {
+    const { run, runId } = await readingRun();
+    try {
+      const resume = spawn(['run', '--resume', runId, '--json']);
+      await resume.line('stdout', (l) => l.includes('"type":"task"'), 60_000);
+      run.child.stdin?.write('second\n');
+      await resume.line('stdout', (l) => l.includes('second'), 60_000);
+      run.child.stdin?.end();
+      const r = await resume.done;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toMatch(/interrupted/);
+      const tasks = jsonLines(r.stdout).filter((x) => x.type === 'task');
+      expect(tasks.map((t) => t.stdout)).toEqual(['first\n', 'second\n']);
+      expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', state: 'done', succeeded: 2 });
+      expect((await run.done).code).toBe(0);
+      expect(await record(runId)).toMatchObject({ state: 'done', total: 2, counts: { succeeded: 2 } });
+    } finally {
+      run.child.stdin?.end();
+    }
+  }, 240_000);
+});
+
 describe('a run whose gaxx run was killed while a daemon worked on it', () => {
   it('`gaxx runs` shows it done once every task has its result, though nobody waited for it', async () => {
     const daemon = spawn(['scheduler', '--metrics-listen', '127.0.0.1:0']);
