@@ -78,12 +78,30 @@ export interface Command {
   handlesInterrupt?: boolean;
   /** What the first Ctrl-C does, as main.ts says it on stderr (default 'cancelling'). */
   interruptNote?: string;
+  /**
+   * The command says itself what the first stop did, once it knows (a run: whether any task was
+   * left to cancel), with stopNote; main.ts then only passes the stop as ctx.signal's reason.
+   */
+  saysStop?: boolean;
   examples: string[];
   /** Runs the command; resolves to the process exit code. Throws GaxxError for expected failures. */
   run(ctx: CommandContext): Promise<number>;
 }
 
 /** The value of a string flag. */
+/** Why a command was asked to stop (ctx.signal's reason, main.ts): its words, and the exit code it ends with. */
+export interface StopReason {
+  why: string;
+  code: number;
+}
+
+/** The note on a first stop: what it did (`did`, e.g. 'cancelling'), and how to quit at once. */
+export function stopNote(reason: unknown, did: string): string {
+  const r = reason as Partial<StopReason> | undefined;
+  if (typeof r?.why !== 'string' || typeof r.code !== 'number') return `gaxx: ${did}`;
+  return r.code === 130 ? `gaxx: ${did} (press Ctrl-C again to quit)` : `gaxx: ${r.why}: ${did} (once more, or Ctrl-C, quits at once)`;
+}
+
 export function stringFlag(flags: FlagValues, name: string): string | undefined {
   const v = flags[name];
   return typeof v === 'string' ? v : undefined;

@@ -29,8 +29,11 @@ export interface CliInput {
   cwd: string;
   /** Aborted by main.ts on the first Ctrl-C, SIGTERM, SIGHUP or closed stdout, for commands that declare `handlesInterrupt`. */
   signal: AbortSignal;
-  /** Called when the command being run can cancel its work on Ctrl-C, with what Ctrl-C then does. */
-  onInterruptible?: (note: string) => void;
+  /**
+   * Called when the command being run can cancel its work on Ctrl-C, with what Ctrl-C then does
+   * (null: the command says it itself, once it knows: Command.saysStop).
+   */
+  onInterruptible?: (note: string | null) => void;
   /**
    * The bytes of argv's words as the process got them, or undefined when they cannot be read;
    * asked only when a word holds U+FFFD, to refuse one that was not UTF-8 (refuseNonUtf8Words).
@@ -164,7 +167,7 @@ async function dispatch(input: CliInput): Promise<number> {
     return config;
   };
   const config = command.config === 'on-use' ? loadedOnUse(load) : load();
-  if (command.handlesInterrupt) input.onInterruptible?.(command.interruptNote ?? 'cancelling');
+  if (command.handlesInterrupt) input.onInterruptible?.(command.saysStop ? null : (command.interruptNote ?? 'cancelling'));
   return command.run({
     flags: parsed.values,
     positionals: parsed.positionals,

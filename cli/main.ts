@@ -9,6 +9,7 @@ import { homedir, userInfo } from 'node:os';
 import { exitCodeFor, nodeTty, printable } from '../proto/index.js';
 import { readFileIfExists } from './settings.js';
 import { reportError, runCli, wantsJson } from './dispatch.js';
+import { stopNote, type StopReason } from './command.js';
 import type { Io } from './output.js';
 import { colourOn, redrawOn } from './terminal.js';
 import type { Readable } from 'node:stream';
@@ -144,7 +145,7 @@ const io: Io = {
 
 const interrupt = new AbortController();
 /** What the first request to stop does, when the command can wind down on it (e.g. cancelling, draining). */
-let interruptNote: string | undefined;
+let interruptNote: string | null | undefined;
 /**
  * The exit code whatever the command made of it: 141 once stdout's reader went away (the
  * pipeline's reader ended us), 3 (FILE_ACCESS) once stdout or stderr could not be written.
@@ -162,10 +163,11 @@ let stopCode: number | undefined;
 function stopAsked(why: string, code: number): void {
   if (interruptNote !== undefined && !interrupt.signal.aborted) {
     if (code === 141 || code === exitCodeFor('FILE_ACCESS')) stopCode ??= code;
-    const note = code === 130 ? `${interruptNote} (press Ctrl-C again to quit)` : `${why}: ${interruptNote} (once more, or Ctrl-C, quits at once)`;
-    // stderr may be gone too (a closed terminal): the note is best effort.
-    output('stderr').write(`gaxx: ${note}\n`, () => undefined);
-    interrupt.abort();
+    const reason: StopReason = { why, code };
+    // stderr may be gone too (a closed terminal): the note is best effort. Null: the command says
+    // what the stop did once it knows (a run with no task left to cancel cancels nothing).
+    if (interruptNote !== null) output('stderr').write(`${stopNote(reason, interruptNote)}\n`, () => undefined);
+    interrupt.abort(reason);
     return;
   }
   process.exit(code);

@@ -112,7 +112,8 @@ export const command: Command = {
     '--retry-on-failure. Ctrl-C cancels: queued tasks are withdrawn, running ones stopped, every',
     'task reported; a second Ctrl-C quits at once. A closed stdout (its reader went away) cancels',
     'the same way, exit 141; so does a stdout that cannot be written (a full disk, /dev/full),',
-    'said on stderr as FILE_ACCESS, exit 3. Runs are listed by `gaxx runs`. Without a',
+    'said on stderr as FILE_ACCESS, exit 3. A stop once every task has its result cancels nothing,',
+    'and says so. Runs are listed by `gaxx runs`. Without a',
     'running `gaxx scheduler`, this process works on the queue itself. Redis: --redis-url /',
     'GAXX_REDIS_URL, else an embedded redis-server in the state dir. Every task is signed with',
     'the operator certificate (as for gaxx exec) and agents run only what it signed: a job',
@@ -164,6 +165,8 @@ export const command: Command = {
   },
   takesRest: true,
   handlesInterrupt: true,
+  // Whether a stop cancels anything is known only once the run has looked (run-shared.ts stopNotes).
+  saysStop: true,
   examples: [
     'gaxx run --agent 10.0.0.5,10.0.0.6 -- uptime',
     'gaxx run --fleet web --tasks urls.txt --concurrency 50 --results out -- curl -fsS {}',

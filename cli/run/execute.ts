@@ -35,7 +35,7 @@ import { prepareResultsDir } from './results-dir.js';
 import { failedNote, INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from './summary.js';
 import { openTaskList } from './task-source.js';
 import { RunClock } from './timings.js';
-import { endedNote, endRun, redisNote, viewsFor, type ExecuteContext, type RedisClient, type Started } from './run-shared.js';
+import { endedNote, endRun, redisNote, stopNotes, viewsFor, type ExecuteContext, type RedisClient, type Started } from './run-shared.js';
 import { recordedRunView, type Views } from './views.js';
 import { runTaskList } from './task-list-run.js';
 
@@ -86,6 +86,7 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
   const clock = new RunClock();
   const targetP = ctx.redis;
   let input: Readable | undefined;
+  const stop = stopNotes(ctx);
   try {
     // Written under its real path from here on: a symlink to it is followed once, when it is checked.
     if (plan.resultsDir) plan = { ...plan, resultsDir: prepareResultsDir(plan.resultsDir) };
@@ -115,6 +116,7 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
         clock,
         ignored: new IgnoredReport(ctx.out, 'result'),
         hostNames: new Map(fleetHosts?.map((a) => [a.address, a.host]) ?? []),
+        stop,
       };
       const hosts = fleetHosts?.map((a) => a.host) ?? plan.agents ?? [];
       try {
@@ -127,6 +129,7 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
       redis.disconnect();
     }
   } finally {
+    stop.settle();
     if (input && input !== ctx.io.stdin) input.destroy();
     // Also when the run was refused before it used Redis (a results dir in use, no task list).
     await released(targetP);
@@ -165,6 +168,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
       connect: s.connect,
       prewarm: s.prewarm,
       cancel: ctx.signal,
+      onStop: s.stop.onStop,
       ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
       onStart: () => s.clock.mark('enqueuedMs'),
       onRedis: (isDown, ms, refused) => {
@@ -199,6 +203,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
   // A wait that ended early (--wait-timeout, Redis gone) leaves the tasks without a result
   // queued: the run is still running (resumable), and what this process reported for those
   // tasks (unknown) is not a result the run index may count.
+  if (!cancelled && !res.ended) s.stop.ended();
   if (cancelled || !res.ended) await landEndRecord(redis, s.runId, { state: cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }, landing);
   const summary = summarize(s.runId, counts, Date.now() - started, down, {
     state: cancelled ? 'cancelled' : res.ended ? 'running' : 'done',
@@ -216,6 +221,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
   const clock = new RunClock();
   const { waitTimeoutMs } = opts;
   const targetP = ctx.redis;
+  const stop = stopNotes(ctx);
   try {
     const target = await targetP;
     clock.mark('redisMs');
@@ -233,6 +239,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
       signer: operatorSigner(ctx.config.paths.operatorCertDir, ctx.config.paths.caDir),
       connect: agentConnector(creds, agentClientOptions(ctx.config)),
       cancel: ctx.signal,
+      onStop: stop.onStop,
       ...(waitTimeoutMs ? { timeoutMs: waitTimeoutMs } : {}),
       // Once the run is known to exist: its header, with what the run index kept of it.
       onStart: (_id, rec, hosts) => {
@@ -253,6 +260,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
         view?.result(r, o, shown, undefined);
       },
     }).finally(() => ignored.flush());
+    if (!res.cancelled && !res.ended) stop.ended();
     // A failed run stays failed (its record says why), whatever this wait saw.
     const state = res.failed ? 'failed' : res.cancelled ? 'cancelled' : res.ended ? 'running' : res.interrupted ? 'interrupted' : 'done';
     const unread = (res.interrupted || res.failure) && res.enqueued !== undefined ? { notEnqueuedFrom: res.enqueued + 1 } : {};
@@ -275,6 +283,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
       );
     return summaryExitCode(summary, res.cancelled, res.ended ?? (res.interrupted ? INTERRUPTED : undefined));
   } finally {
+    stop.settle();
     await released(targetP);
   }
 }

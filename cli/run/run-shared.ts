@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { counted, type TaskSigner } from '../../proto/index.js';
 import type { agentConnector, createRedis, EndedEarly, RedisSettings, RedisTarget } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
+import { stopNote } from '../command.js';
 import type { Io, Output } from '../output.js';
 import type { IgnoredReport } from './ignored.js';
 import type { RunPlan } from './plan.js';
@@ -47,6 +48,38 @@ export function endedNote(ended: EndedEarly, runId: string, config: GaxxConfig, 
 
 export type RedisClient = ReturnType<typeof createRedis>;
 
+/** What a run says of its first stop, once it knows (stopNotes). */
+export interface StopNotes {
+  /** From the run, when the stop reached it: whether it cancels anything. */
+  onStop: (cancelling: boolean) => void;
+  /** The run's wait saw every task's result: a stop after it has nothing to cancel. */
+  ended: () => void;
+  /** At the run's end: says a stop the run was not asked (before it was under way, or after its wait), if any. */
+  settle: () => void;
+}
+
+const NOTHING_TO_CANCEL = 'every task already has its result: nothing to cancel';
+
+/**
+ * The note on the first stop of a run (Ctrl-C, a closed stdout: `gaxx run` says it itself,
+ * Command.saysStop), once what it does is known: cancelling, or nothing when every task
+ * already had its result.
+ */
+export function stopNotes(ctx: Pick<ExecuteContext, 'out' | 'signal'>): StopNotes {
+  let said = false;
+  let ended = false;
+  const say = (did: string): void => {
+    if (said || !ctx.signal.aborted) return;
+    said = true;
+    ctx.out.note(stopNote(ctx.signal.reason, did));
+  };
+  return {
+    onStop: (cancelling) => say(cancelling ? 'cancelling' : NOTHING_TO_CANCEL),
+    ended: () => (ended = true),
+    settle: () => say(ended ? NOTHING_TO_CANCEL : 'stopping'),
+  };
+}
+
 /** A run under way: its id, its Redis, its signer and its agents' connector (executeRun starts it). */
 export interface Started {
   runId: string;
@@ -62,6 +95,8 @@ export interface Started {
   ignored: IgnoredReport;
   /** A fleet run's host names by agent address (empty for --agent): output is labelled by them. */
   hostNames: ReadonlyMap<string, string>;
+  /** Says what a stop of the run does, once the run knows (stopNotes). */
+  stop: StopNotes;
 }
 
 /**

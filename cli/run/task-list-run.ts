@@ -46,6 +46,7 @@ export async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started
       prewarm: s.prewarm,
       window: plan.window,
       cancel: ctx.signal,
+      onStop: s.stop.onStop,
       ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
       record: { argv: plan.argv, fleet: plan.fleet ?? '', agents: s.agentCount, mode: 'tasks' },
       onIgnored: s.ignored.note,
@@ -69,6 +70,7 @@ export async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started
     });
     // A task list that could not be read to its end failed (its record says why): so does this run.
     const state = res.failure ? 'failed' : res.cancelled ? 'cancelled' : res.ended ? 'running' : 'done';
+    if (state === 'done') s.stop.ended();
     const unread = res.inputRead ? {} : { notEnqueuedFrom: res.total + 1 };
     const summary = summarize(s.runId, res.counts, Date.now() - started, down, {
       state,

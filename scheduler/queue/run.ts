@@ -60,6 +60,11 @@ export interface RunAndWaitOptions extends WaitOptions {
   log?: WorkerLog;
   /** Aborting cancels the run (see the module comment); the call then resolves with `cancelled`. */
   cancel?: AbortSignal;
+  /**
+   * Called once when `cancel` aborts, with whether anything is cancelled: false when every task
+   * the run will have already had its result (the run had ended: nothing is stopped or withdrawn).
+   */
+  onStop?: (cancelling: boolean) => void;
   /** After a cancel, how long to wait for the running tasks' results (default 15 s). */
   cancelGraceMs?: number;
   /**
@@ -115,6 +120,7 @@ class RunWait {
   private cancelling: Promise<void> | undefined;
   /** The cancel came once every task already had its result: nothing was cancelled. */
   private cancelTooLate = false;
+  private stopNoted = false;
   private redisDown = false;
   private readonly stop = new AbortController();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -173,6 +179,13 @@ class RunWait {
     this.timers.push(keepFollowing(this.queue.redis, this.meta.runId));
   }
 
+  /** Says once what the caller's stop does (onStop). */
+  private noteStop(cancelling: boolean): void {
+    if (this.stopNoted) return;
+    this.stopNoted = true;
+    this.opts.onStop?.(cancelling);
+  }
+
   /**
    * Resuming a task list whose gaxx run may still be reading its input: every task so far having
    * its result does not end the run. The wait follows the tasks enqueued meanwhile too, until the
@@ -226,7 +239,10 @@ class RunWait {
     this.cancelling ??= bounded(this.cancelRun(), RECONNECT_MS + CLEANUP_MS)
       .then(
         () => undefined,
-        (e: Error) => this.opts.log?.warn({ run: this.meta.runId, err: e.message }, 'cancel incomplete'),
+        (e: Error) => {
+          this.noteStop(true);
+          this.opts.log?.warn({ run: this.meta.runId, err: e.message }, 'cancel incomplete');
+        },
       )
       .finally(() => {
         if (this.redisDown) this.stop.abort();
@@ -250,8 +266,9 @@ class RunWait {
     // have: a task list still being read by its gaxx run may have more to come (its record says).
     if (await land(() => runHasEnded(redis, runId, this.meta.taskIds))) {
       this.cancelTooLate = true;
-      return;
+      return this.noteStop(false);
     }
+    this.noteStop(true);
     await land(() => requestCancel(redis, runId));
     // Withdraw before stopping this process's running tasks, so the slots they free do not take
     // queued ones (a worker that does take one sees the flag and never dispatches it).

@@ -36,7 +36,7 @@ import { followRun, type FollowHandlers } from './follow.js';
 import type { OnRedis } from './reachability.js';
 import { TaskQueue } from './queue.js';
 import { isRefused, publishRefused, type RefusedTask } from './refused.js';
-import { publishResult, taskResult, type OutputChunk, type TaskResult } from './results.js';
+import { publishResult, runDoneKey, taskResult, type OutputChunk, type TaskResult } from './results.js';
 import { countOutcome, createRunRecord, noteEnqueued, runFailure, updateRunRecord, type OutcomeCounts, type RunFailure, type RunRecord } from './run-index.js';
 import { mustLand, bounded, CLEANUP_MS, keepFollowing, landEndRecord, REDIS_GONE_MS } from './run-landing.js';
 import { newRunId, type TaskInput } from './task.js';
@@ -64,6 +64,11 @@ export interface StreamRunOptions extends FollowHandlers {
   /** Tasks per addBulk (default 500). */
   batchMax?: number;
   cancel?: AbortSignal;
+  /**
+   * Called once when `cancel` aborts, with whether anything is cancelled: false when every task
+   * the run will have already had its result (the run had ended: nothing is stopped or withdrawn).
+   */
+  onStop?: (cancelling: boolean) => void;
   cancelGraceMs?: number;
   /** Give up waiting (DEADLINE_EXCEEDED) after this long. */
   timeoutMs?: number;
@@ -140,6 +145,9 @@ class StreamedRun {
   /** The input was read to its end (not stopped early): `total` is known. */
   private inputExhausted = false;
   private cancelling: Promise<void> | undefined;
+  /** The stop came once every task had its result (its input all read): nothing was cancelled. */
+  private cancelTooLate = false;
+  private stopNoted = false;
   /** The follower last heard Redis unreachable, or refusing writes (writes at the end are then tried once). */
   private redisDown = false;
   private worker: SchedulerWorker | undefined;
@@ -166,7 +174,7 @@ class StreamedRun {
     const { redis } = this.queue;
     await createRunRecord(redis, { runId: this.runId, startedAt: Date.now(), total: null, ...this.opts.record });
     await this.ensureWorker();
-    const onCancel = (): void => this.cancel();
+    const onCancel = (): void => this.cancel(undefined, true);
     if (this.opts.cancel?.aborted) onCancel();
     else this.opts.cancel?.addEventListener('abort', onCancel, { once: true });
     this.timers.push(
@@ -213,7 +221,8 @@ class StreamedRun {
       if (inputError && !endsEarly(inputError) && !failure) throw inputError;
       // A run whose input failed was cancelled for it: it failed, which is what it stays.
       // A cancel from elsewhere can end every task before the heartbeat notices the flag.
-      const cancelled = !failure && (this.cancelling !== undefined || (!ended && (await this.mustLand(() => isCancelled(redis, this.runId)))));
+      const cancelled =
+        !failure && ((this.cancelling !== undefined && !this.cancelTooLate) || (!ended && (await this.mustLand(() => isCancelled(redis, this.runId)))));
       // An early end is no end of the run: its record stays running (unknowns reported here are no results).
       state = failure ? 'failed' : cancelled ? 'cancelled' : ended ? 'running' : 'done';
       const outcome = {
@@ -394,15 +403,26 @@ class StreamedRun {
     }
   }
 
-  /** Stops input, withdraws queued tasks (published as cancelled, `why` before the task ran), cancels running ones. */
-  cancel(why = 'run cancelled'): void {
+  /**
+   * Stops input, withdraws queued tasks (published as cancelled, `why` before the task ran), cancels running ones.
+   * `asked`: a stop of this run's caller (`cancel`), which cancels nothing once every task the run
+   * will have has its result (its input all read): the run has ended, and is not made cancelled.
+   */
+  cancel(why = 'run cancelled', asked = false): void {
+    if (asked && this.cancelling) this.noteStop(true);
     this.cancelling ??= (async () => {
+      const exhausted = this.inputExhausted;
       this.stopInput.abort();
       const { redis } = this.queue;
       // Each write is tried again while the connection comes back (a Ctrl-C just after Redis
       // returned finds it still reconnecting), until the follow ends.
       const land = <T>(op: () => Promise<T>): Promise<T> =>
         mustLand(redis, op, { redisDown: this.redisDown, what: `cancelling run ${this.runId}`, stop: this.stopFollow.signal });
+      if (asked && exhausted && (await land(() => redis.hlen(runDoneKey(this.runId)))) >= this.enqueued) {
+        this.cancelTooLate = true;
+        return this.noteStop(false);
+      }
+      if (asked) this.noteStop(true);
       await land(() => requestCancel(redis, this.runId));
       const withdrawn = new Set(await land(() => this.queue.withdrawIds([...this.outstanding.values()])));
       this.worker?.cancelRun(this.runId);
@@ -411,8 +431,18 @@ class StreamedRun {
           await land(() => publishResult(redis, syntheticResult(this.runId, taskId, 'cancelled', 'cancelled', `${why} before the task ran`), []));
       }
     })()
-      .catch((e: Error) => this.opts.log?.warn({ run: this.runId, err: e.message }, 'cancel incomplete'))
+      .catch((e: Error) => {
+        if (asked) this.noteStop(true);
+        this.opts.log?.warn({ run: this.runId, err: e.message }, 'cancel incomplete');
+      })
       .finally(() => this.timers.push(setTimeout(() => this.stopFollow.abort(), this.opts.cancelGraceMs ?? CANCEL_GRACE_MS).unref()));
+  }
+
+  /** Says once what the caller's stop does (onStop). */
+  private noteStop(cancelling: boolean): void {
+    if (this.stopNoted) return;
+    this.stopNoted = true;
+    this.opts.onStop?.(cancelling);
   }
 
   /**

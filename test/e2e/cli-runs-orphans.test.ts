@@ -1,7 +1,8 @@
 // Runs whose `gaxx run` is gone, with no scheduler daemon: `gaxx runs wait` serves and collects
 // them, the run index shows how they ended, and exit codes follow the documented table. The
 // built CLI, a real redis-server and real agents.
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { isCancelled } from '../../scheduler/queue/cancel.js';
@@ -221,7 +222,8 @@ describe('a run that has ended is never made cancelled afterwards', () => {
     for (const json of [['--json'], []]) {
       const cut = await runGaxx(['run', '--resume', runId, ...json], { home, env: env(), redirect: '| head -c 1 >/dev/null' });
       expect(cut.code, cut.stderr).toBe(0);
-      expect(cut.stderr).not.toMatch(/cancelled/);
+      expect(cut.stderr).not.toMatch(/cancelled|cancelling/);
+      expect(cut.stderr).toContain('gaxx: stdout was closed (its reader went away): every task already has its result: nothing to cancel');
       expect(await cancelFlag(runId)).toBe(false);
       expect(await record(runId)).toMatchObject({ state: 'done', counts: { succeeded: 2 }, finishedAt: before?.finishedAt });
     }
@@ -229,6 +231,32 @@ describe('a run that has ended is never made cancelled afterwards', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', state: 'done', succeeded: 2, durationMs: ran });
   }, 240_000);
+
+  it.each([
+    ['one task per host', false],
+    ['a task list', true],
+  ])(
+    '`gaxx run --json | head -c 1` once every task has its result (%s): says nothing is cancelled, not "cancelling", and the run stays done',
+    async (_what, list) => {
+      const big = ['sh', '-c', 'head -c 200000 /dev/zero | tr "\\0" x'];
+      let args = ['run', '--json', '--agent', agents[0]?.address as string, '--', ...big];
+      if (list) {
+        const dir = markerDir('gxro-list');
+        dirs.push(dir);
+        writeFileSync(join(dir, 'one.txt'), 'one\n');
+        args = ['run', '--json', '--agent', agents[0]?.address as string, '--tasks', join(dir, 'one.txt'), '--', ...big];
+      }
+      // The run line goes first; the reader is gone before the one result (over a pipe's buffer) is all written.
+      const r = await runGaxx(args, { home, env: env(), redirect: '| head -c 1 >/dev/null' });
+      expect(r.stderr).not.toMatch(/cancelling|cancelled/);
+      expect(r.stderr).toContain('gaxx: stdout was closed (its reader went away): every task already has its result: nothing to cancel');
+      // Newest first: the run just made.
+      const runId = (JSON.parse((await gaxx(['runs', '--json'])).stdout) as RunRecord[])[0]?.runId as string;
+      expect(await cancelFlag(runId)).toBe(false);
+      expect(await record(runId)).toMatchObject({ state: 'done', counts: { succeeded: 1 } });
+    },
+    120_000,
+  );
 
   it('`runs cancel` of a task list its gaxx run still reads from an idle pipe: that gaxx run stops and exits 130 without its input ending', async () => {
     const reading = spawnGaxx(['run', '--json', '--agent', agents.map((a) => a.address).join(','), '--tasks', '-', '--', 'echo', '{}'], {
