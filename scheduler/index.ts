@@ -19,10 +19,12 @@ export { WORKER_CONCURRENCY } from './dispatch/worker.js';
 export { serveScheduler } from './daemon/serve.js';
 export { isCancelled } from './queue/cancel.js';
 export { streamRun } from './queue/stream-run.js';
+export { storeTaskRecords, taskRecords } from './queue/runs.js';
 export { type RefusedTask } from './queue/refused.js';
 export {
   countOutcome,
   createRunRecord,
+  getRunRecord,
   listRunRecords,
   unfinishedFleetRuns,
   submitterAlive,

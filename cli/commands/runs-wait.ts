@@ -8,6 +8,7 @@ import { failedNote, INTERRUPTED, noteUnreachable, summarize, summaryExitCode } 
 import { IgnoredReport } from '../run/ignored.js';
 import { endedNote } from '../run/run-shared.js';
 import { recordedRunView, type Views } from '../run/views.js';
+import { RecordedRun } from '../run/recorded-run.js';
 import { schedulerCredentialSource } from '../scheduler-credentials.js';
 
 export const command: Command = {
@@ -38,39 +39,44 @@ export const command: Command = {
     const note = (text: string): void => out.note(`gaxx: ${text}`);
     const creds = await schedulerCredentialSource(config.paths, { note, error: note });
     // Made once the run is known: a run of one task per host is printed as its `gaxx run` prints
-    // it (output lines and a result line per host), a task list as task lists are.
+    // it (output lines and a result line per host), a task list as task lists are (each result
+    // with its record, a fleet's output labelled with its host names).
     let view: Views | undefined;
-    const viewOf = (hosts: ReadonlyMap<string, string> | undefined): Views => recordedRunView(out, io.colour === true, hosts);
     const down = new Set<string>();
     const ignored = new IgnoredReport(out, 'result');
     let outputCut = 0;
-    const res = await withRedis(config, (settings) =>
-      attachRun(runId, {
-        settings,
-        connect: agentConnector(creds, agentClientOptions(config)),
-        ...(waitMs ? { timeoutMs: waitMs } : {}),
-        onStart: (rec, hosts) => {
-          view = viewOf(rec.mode === 'each-host' ? hosts : undefined);
-          view.start({ runId, argv: rec.argv, fleet: rec.fleet, mode: rec.mode });
-        },
-        onIgnored: ignored.note,
-        onNote: (_id, text) => out.note(`gaxx: ${text}`),
-        paced: () => out.drained(),
-        onLive: (taskId, chunk) => view?.live(taskId, chunk),
-        onResult: (r, o, shown) => {
-          if (r.truncated) outputCut++;
-          noteUnreachable(down, r);
-          view?.result(r, o, shown, undefined);
-        },
-      }),
-    ).finally(() => ignored.flush());
+    const res = await withRedis(config, async (settings) => {
+      const recorded = await RecordedRun.open(settings, runId, out, io.colour === true);
+      try {
+        const attached = await attachRun(runId, {
+          settings,
+          redis: recorded.redis,
+          connect: agentConnector(creds, agentClientOptions(config)),
+          ...(waitMs ? { timeoutMs: waitMs } : {}),
+          onStart: (rec, hosts) => (view = recorded.start(rec, hosts)),
+          onIgnored: ignored.note,
+          onNote: (_id, text) => out.note(`gaxx: ${text}`),
+          paced: () => out.drained(),
+          onLive: (taskId, chunk) => view?.live(taskId, chunk),
+          onResult: (r, o, shown, pending) => {
+            if (r.truncated) outputCut++;
+            noteUnreachable(down, r);
+            recorded.result(r, o, shown, pending);
+          },
+        });
+        await recorded.shown();
+        return attached;
+      } finally {
+        recorded.close();
+      }
+    }).finally(() => ignored.flush());
     // A failed run (its task list could not be read to its end): why, as its record keeps it.
     const failure = res.state === 'failed' && !res.ended ? res.record.failure : undefined;
     const unread = res.state === 'interrupted' || (failure && res.record.total === null) ? { notEnqueuedFrom: res.record.enqueued + 1 } : {};
     // The run's own duration (from its start to its end, or to now while it runs), not this wait's.
     const durationMs = (res.record.finishedAt ?? Date.now()) - res.record.startedAt;
     const summary = summarize(runId, res.counts, durationMs, down, { state: res.state, ...unread, failure, outputCut, ...view?.missed() });
-    (view ?? viewOf(undefined)).end(summary);
+    (view ?? recordedRunView(out, io.colour === true)).end(summary);
     if (res.ended) out.note(endedNote(res.ended, runId, config));
     else if (failure) out.note(failedNote(runId, failure, unread.notEnqueuedFrom));
     else if (res.state === 'interrupted')

@@ -37,6 +37,7 @@ import { openTaskList } from './task-source.js';
 import { RunClock } from './timings.js';
 import { endedNote, endRun, redisNote, stopNotes, viewsFor, type ExecuteContext, type RedisClient, type Started } from './run-shared.js';
 import { recordedRunView, type Views } from './views.js';
+import { RecordedRun } from './recorded-run.js';
 import { runTaskList } from './task-list-run.js';
 
 export type { ExecuteContext } from './run-shared.js';
@@ -234,8 +235,11 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     const started = Date.now();
     const ignored = new IgnoredReport(ctx.out, 'result');
     let outputCut = 0;
+    // Shown as its own gaxx run showed it: a task list's results with their records, a fleet's hosts by name.
+    const recorded = await RecordedRun.open(target.settings, runId, ctx.out, ctx.io.colour === true);
     const res = await resumeRun(runId, {
       settings: target.settings,
+      redis: recorded.redis,
       signer: operatorSigner(ctx.config.paths.operatorCertDir, ctx.config.paths.caDir),
       connect: agentConnector(creds, agentClientOptions(ctx.config)),
       cancel: ctx.signal,
@@ -244,22 +248,28 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
       // Once the run is known to exist: its header, with what the run index kept of it.
       onStart: (_id, rec, hosts) => {
         startedAt = rec?.startedAt;
-        const v = recordedRunView(ctx.out, ctx.io.colour === true, hosts);
-        view = v;
-        v.start({ runId, argv: rec?.argv ?? [], fleet: rec?.fleet ?? '', mode: rec?.mode ?? 'each-host' });
+        view = recorded.start({ argv: rec?.argv ?? [], fleet: rec?.fleet ?? '', mode: rec?.mode ?? 'each-host' }, hosts);
       },
       onRedis: (isDown, ms, refused) => ctx.out.note(redisNote(isDown, ms, refused)),
       onNote: (_id, text) => ctx.out.note(`gaxx: ${text}`),
       onIgnored: ignored.note,
       onLive: (id, c) => view?.live(id, c),
-      onResult: (r, o, shown) => {
+      onResult: (r, o, shown, pending) => {
         clock.result();
         countOutcome(counts, r.outcome);
         if (r.truncated) outputCut++;
         noteUnreachable(down, r);
-        view?.result(r, o, shown, undefined);
+        recorded.result(r, o, shown, pending);
       },
-    }).finally(() => ignored.flush());
+    })
+      .then(async (out) => {
+        await recorded.shown();
+        return out;
+      })
+      .finally(() => {
+        recorded.close();
+        ignored.flush();
+      });
     if (!res.cancelled && !res.ended) stop.ended();
     // A failed run stays failed (its record says why), whatever this wait saw.
     const state = res.failed ? 'failed' : res.cancelled ? 'cancelled' : res.ended ? 'running' : res.interrupted ? 'interrupted' : 'done';

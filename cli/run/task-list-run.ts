@@ -1,6 +1,6 @@
 /** `gaxx run --tasks`: one task per input record, streamed through the queue window. */
 import type { Readable } from 'node:stream';
-import { streamRun, type RefusedTask, type TaskInput } from '../../scheduler/index.js';
+import { storeTaskRecords, streamRun, type RefusedTask, type TaskInput } from '../../scheduler/index.js';
 import type { RunPlan } from './plan.js';
 import { ProgressLine } from './progress.js';
 import { recordTask } from './records.js';
@@ -47,6 +47,9 @@ export async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started
       window: plan.window,
       cancel: ctx.signal,
       onStop: s.stop.onStop,
+      // Kept with the run: `gaxx runs wait` and `--resume` give each result its record as this run does.
+      beforeEnqueue: (ids) =>
+        storeTaskRecords(s.redis, s.runId, Object.fromEntries(ids.flatMap((id) => (records.has(id) ? [[id, records.get(id) as string]] : [])))),
       ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
       record: { argv: plan.argv, fleet: plan.fleet ?? '', agents: s.agentCount, mode: 'tasks' },
       onIgnored: s.ignored.note,

@@ -141,10 +141,12 @@ export class JsonView implements RunView {
 /**
  * The view of a run recorded before (`gaxx runs wait`, `gaxx run --resume`): JSON Lines, or
  * human output as the run's own `gaxx run` printed it, a run of one task per host with its
- * hosts' labels (`hosts`, when the run still has them).
+ * hosts' labels (`hosts`, when the run still has them), a fleet's task list labelled with its
+ * host names (`hostNames`, by agent address).
  */
-export function recordedRunView(out: Output, colour: boolean, hosts?: ReadonlyMap<string, string>): Views {
-  const view = out.json ? new JsonView(out) : new HumanView(out, { colour, ...(hosts?.size ? { eachHostLabels: hosts } : {}) });
+export function recordedRunView(out: Output, colour: boolean, hosts?: ReadonlyMap<string, string>, hostNames?: ReadonlyMap<string, string>): Views {
+  const human = { colour, ...(hosts?.size ? { eachHostLabels: hosts } : {}), ...(hostNames?.size ? { hostNames } : {}) };
+  const view = out.json ? new JsonView(out) : new HumanView(out, human);
   return new Views([view], out);
 }
 

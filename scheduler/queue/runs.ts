@@ -24,6 +24,23 @@ export const RUNS_KEY = gaxxKey('runs');
 export const RUNS_CHANNEL = gaxxKey('runs', 'new');
 export const runMetaKey = (runId: string): string => gaxxKey('run', runId, 'meta');
 export const runTasksKey = (runId: string): string => gaxxKey('run', runId, 'tasks');
+/** A task list's records by task id (kept as long as the run's results): what each task was made from. */
+export const runRecordsKey = (runId: string): string => gaxxKey('run', runId, 'records');
+
+/**
+ * Keeps the task-list records of a batch of a run's tasks (text, by task id), for whoever shows
+ * the run's results later (`gaxx runs wait`, `gaxx run --resume`) as its own `gaxx run` does.
+ */
+export async function storeTaskRecords(redis: Redis | Cluster, runId: string, records: Readonly<Record<string, string>>): Promise<void> {
+  if (Object.keys(records).length === 0) return;
+  await redis.multi().hset(runRecordsKey(runId), records).pexpire(runRecordsKey(runId), RESULT_TTL_MS).exec().then(throwFirst);
+}
+
+/** The task-list records of `taskIds` (undefined where a task has none kept). */
+export async function taskRecords(redis: Redis | Cluster, runId: string, taskIds: readonly string[]): Promise<(string | undefined)[]> {
+  if (taskIds.length === 0) return [];
+  return (await redis.hmget(runRecordsKey(runId), ...taskIds)).map((r) => r ?? undefined);
+}
 
 /** The BullMQ queue name of a run's jobs (run ids have no ':' and no '-'). */
 export const runQueueName = (runId: string): string => `run.${runId}`;

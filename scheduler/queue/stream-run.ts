@@ -65,6 +65,11 @@ export interface StreamRunOptions extends FollowHandlers {
   batchMax?: number;
   cancel?: AbortSignal;
   /**
+   * Awaited before each batch is enqueued, with its task ids (refused ones too): the caller keeps
+   * what goes with them (a task list's records, storeTaskRecords) before any of their results can be read.
+   */
+  beforeEnqueue?: (taskIds: string[]) => Promise<void>;
+  /**
    * Called once when `cancel` aborts, with whether anything is cancelled: false when every task
    * the run will have already had its result (the run had ended: nothing is stopped or withdrawn).
    */
@@ -294,6 +299,8 @@ class StreamedRun {
   /** Enqueues one batch (publishes its refusals) and counts it; false when the run stopped meanwhile (cancel, follow ended). */
   private async enqueueBatch(batch: Array<TaskInput | RefusedTask>): Promise<boolean> {
     const times = { expiresAtUnixMs: this.opts.expiresAtUnixMs, signedAtUnixMs: this.opts.signedAtUnixMs };
+    const before = this.opts.beforeEnqueue;
+    if (before && (await this.whileRedisAway(() => before(batch.map((t) => t.taskId)).then(() => true))) !== true) return false;
     const tasks = batch.filter((t): t is TaskInput => !isRefused(t));
     const refused = batch.filter(isRefused);
     // Enqueueing a batch again adds nothing (job ids), nor does publishing a refusal again, so a

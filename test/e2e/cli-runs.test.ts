@@ -294,6 +294,43 @@ describe('gaxx runs', () => {
     expect(await record(runId)).toMatchObject({ state: 'failed' });
   });
 
+  it('`runs wait` and `run --resume` of a fleet task list give each result as its gaxx run did: its record (input), its host by name', async () => {
+    const file = join(tmp, 'named.txt');
+    writeFileSync(file, 'one\ntwo\nthree\n');
+    const tasksOf = (stdout: string): Array<Record<string, unknown>> =>
+      jsonLines(stdout)
+        .filter((l) => l.type === 'task')
+        .sort((a, b) => Number(a.taskId) - Number(b.taskId));
+    const run = await w.gaxx(['run', '--json', '--fleet', w.fleet, '--tasks', file, '--', 'echo', '{}']);
+    expect(run.code, run.stderr).toBe(0);
+    const runId = jsonLines(run.stdout)[0]?.runId as string;
+    const own = tasksOf(run.stdout);
+    expect(own.map((t) => t.input)).toEqual(['one', 'two', 'three']);
+    for (const again of [
+      ['runs', 'wait', runId, '--json'],
+      ['run', '--resume', runId, '--json'],
+    ]) {
+      const r = await w.gaxx(again);
+      expect(r.code, r.stderr).toBe(0);
+      expect(tasksOf(r.stdout)).toEqual(own);
+    }
+    // People's output: each line labelled with the host's name in the fleet, not its agent's address.
+    const human = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', file, '--', 'echo', '{}']);
+    expect(human.code, human.stderr).toBe(0);
+    const humanId = /gaxx: run (\S+)/.exec(human.stderr)?.[1] as string;
+    const lines = (stdout: string): string[] => stdout.split('\n').filter(Boolean).sort();
+    expect(lines(human.stdout)).toHaveLength(3);
+    expect(human.stdout).not.toMatch(/127\.0\.0\.1/);
+    for (const again of [
+      ['runs', 'wait', humanId],
+      ['run', '--resume', humanId],
+    ]) {
+      const r = await w.gaxx(again);
+      expect(r.code, r.stderr).toBe(0);
+      expect(lines(r.stdout)).toEqual(lines(human.stdout));
+    }
+  });
+
   it('`runs cancel` of a run that is already done says so and changes nothing', async () => {
     const r = await w.gaxx(['run', '--fleet', w.fleet, '--', 'true']);
     expect(r.code, r.stderr).toBe(0);
