@@ -13,8 +13,9 @@ export const command: Command = {
   usage: 'gaxx runs show ID [--json]',
   description: [
     'Shows one run: its record (command, fleet, state, counts) and every task result stored so',
-    'far: task, host, outcome, exit code, duration, attempts. Output bytes are not shown here',
-    '(gaxx runs wait ID prints them). Unknown or expired run: exit 4.',
+    "far: task, its record (a task list's input; `input` in --json), host, outcome, exit code,",
+    'duration, attempts. Output bytes are not shown here (gaxx runs wait ID prints them). Unknown',
+    'or expired run: exit 4.',
   ].join('\n'),
   flags: { json: JSON_FLAG },
   positionals: { names: ['ID'], min: 1 },
@@ -22,9 +23,12 @@ export const command: Command = {
   async run({ positionals, config, out }) {
     const runId = positionals[0] as string;
     const ignored = new IgnoredReport(out, 'result');
-    const { record, results } = await withRedis(config, (settings) => storedResults(settings, runId, ignored.note)).finally(() => ignored.flush());
+    const { record, results, inputs } = await withRedis(config, (settings) => storedResults(settings, runId, ignored.note)).finally(() => ignored.flush());
     const cut = results.filter((r) => r.truncated).length;
-    out.result({ ...runRecordJson(record, shownState(record)), results }, () =>
+    // A task list's results each with its record, as its gaxx run --json gave them.
+    const withInput: (TaskResult & { input?: string })[] = results.map((r, i) => (inputs[i] === undefined ? r : { ...r, input: inputs[i] }));
+    const tasks = record.mode === 'tasks';
+    out.result({ ...runRecordJson(record, shownState(record)), results: withInput }, () =>
       [
         `run ${printable(record.runId)}: ${shownState(record)}, ${results.length}/${record.total ?? `${record.enqueued}+`} tasks (${countsText(record)})`,
         `command: ${printable(record.argv.join(' '))}`,
@@ -34,8 +38,9 @@ export const command: Command = {
         '',
         results.length === 0
           ? 'no results yet'
-          : renderTable(results, [
+          : renderTable(withInput, [
               { header: 'TASK', get: (r) => r.taskId },
+              ...(tasks ? [{ header: 'INPUT', get: (r: TaskResult & { input?: string }) => inputCell(r.input) }] : []),
               { header: 'HOST', get: (r) => r.host || '-' },
               { header: 'OUTCOME', get: (r) => r.outcome },
               { header: 'EXIT', get: (r) => (r.signal ? r.signal : r.exitCode === null ? '-' : String(r.exitCode)) },
@@ -49,6 +54,14 @@ export const command: Command = {
     return 0;
   },
 };
+
+/** A task-list record in a table cell: printable (one line), at most INPUT_CELL characters. */
+const INPUT_CELL = 40;
+function inputCell(input: string | undefined): string {
+  if (input === undefined) return '-';
+  const p = printable(input);
+  return p.length > INPUT_CELL ? `${p.slice(0, INPUT_CELL - 1)}…` : p;
+}
 
 /** What a task's row says beyond its outcome: why its output was cut, or its error (printable: read from Redis). */
 function noteOf(r: TaskResult): string {

@@ -17,7 +17,7 @@ import { jobIdFor } from './task.js';
 import { isCancelled, requestCancel } from './cancel.js';
 import { followRun, type AcceptResults, type FollowHandlers } from './follow.js';
 import { keepFollowing, landEndRecord, mustLand, REDIS_GONE_MS } from './run-landing.js';
-import { loadRunMeta, runTasksKey } from './runs.js';
+import { loadRunMeta, runTasksKey, taskRecords } from './runs.js';
 import { TaskQueue } from './queue.js';
 import { allPublished, publishResult, resultAtWaitEnd, runDoneKey, type TaskResult } from './results.js';
 import { countOutcome, getRunRecord, readRunRecord, submitterAlive, updateRunRecord, type OutcomeCounts, type RunRecord, type RunState } from './run-index.js';
@@ -246,8 +246,15 @@ async function reportMissing(
   }
 }
 
-/** The stored results of a run (from its done hash), in task order. */
-export async function storedResults(settings: RedisSettings, runId: string, onIgnored?: IgnoredHandler): Promise<{ record: RunRecord; results: TaskResult[] }> {
+/** Task-list records read in one round trip (a list may have millions). */
+const RECORDS_PER_READ = 10_000;
+
+/** The stored results of a run (from its done hash), in task order, with a task list's records (`inputs`, by index). */
+export async function storedResults(
+  settings: RedisSettings,
+  runId: string,
+  onIgnored?: IgnoredHandler,
+): Promise<{ record: RunRecord; results: TaskResult[]; inputs: (string | undefined)[] }> {
   const queue = await TaskQueue.open(settings);
   try {
     const record = await settleRunRecord(queue.redis, await requireRun(queue.redis, runId));
@@ -258,7 +265,18 @@ export async function storedResults(settings: RedisSettings, runId: string, onIg
       const [nb, sb] = key(b.taskId);
       return na - nb || compareText(sa, sb);
     });
-    return { record, results };
+    // A task list's records, as its gaxx run --json gave them (none for a run older than them).
+    const inputs: (string | undefined)[] = [];
+    if (record.mode === 'tasks')
+      for (let i = 0; i < results.length; i += RECORDS_PER_READ)
+        inputs.push(
+          ...(await taskRecords(
+            queue.redis,
+            runId,
+            results.slice(i, i + RECORDS_PER_READ).map((r) => r.taskId),
+          )),
+        );
+    return { record, results, inputs };
   } finally {
     await queue.close();
   }

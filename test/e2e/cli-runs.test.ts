@@ -314,6 +314,15 @@ describe('gaxx runs', () => {
       expect(r.code, r.stderr).toBe(0);
       expect(tasksOf(r.stdout)).toEqual(own);
     }
+    // `runs show` gives each stored result its record too (--json `input`, an INPUT column).
+    const show = await w.gaxx(['runs', 'show', runId, '--json']);
+    expect(show.code, show.stderr).toBe(0);
+    const shown = (JSON.parse(show.stdout) as { results: Array<Record<string, unknown>> }).results;
+    expect(shown.map((t) => [t.taskId, t.input])).toEqual(own.map((t) => [t.taskId, t.input]));
+    const table = await w.gaxx(['runs', 'show', runId]);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/^TASK\s+INPUT\s+HOST/m);
+    expect(table.stdout).toMatch(/^2\s+two\s/m);
     // People's output: each line labelled with the host's name in the fleet, not its agent's address.
     const human = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', file, '--', 'echo', '{}']);
     expect(human.code, human.stderr).toBe(0);
