@@ -309,11 +309,29 @@ export class TaskDispatch {
     const asked = await (link.cancelTask ? link.cancelTask(execId) : link.cancel(execId).then((found) => ({ found, finished: false }))).catch(() => undefined);
     if (!asked) return this.ended('unknown', 'UNAVAILABLE', `run cancelled; ${addr} could not be asked whether the task ran there`);
     if (!asked.found && !asked.finished) {
-      // Ran there and forgotten (its id spent): not "never ran". The agent says so to an
-      // existing-only Exec (ALREADY_EXISTS), which starts nothing.
-      const spent = await this.spentOn(link, execId, journal);
-      if (spent) return this.ended('unknown', 'ALREADY_EXISTS', `run cancelled; the task ran on ${addr}, which no longer holds its result: ${spent.message}`);
+      // A Cancel names no journal: a new agent at that address knows nothing of the task, and
+      // says so. An existing-only Exec meant for the agent the task went to (it starts nothing)
+      // tells what that answer is worth: AGENT_REPLACED from a new agent, which cannot say
+      // whether the one it replaced ran it; ALREADY_EXISTS from one that ran it and forgot it.
+      const refused = await this.existingOnlyRefusal(link, execId, journal);
+      if (isGaxxError(refused, 'ALREADY_EXISTS'))
+        return this.ended('unknown', 'ALREADY_EXISTS', `run cancelled; the task ran on ${addr}, which no longer holds its result: ${refused.message}`);
+      if (isGaxxError(refused, 'AGENT_REPLACED')) {
+        this.ctx.pool.forgetJournal(this.agentAt(addr));
+        const replaced = this.replacedSince(addr, undefined) ?? `the agent at ${addr} was replaced, and the new one cannot say whether the task ran there`;
+        return this.ended('unknown', 'UNAVAILABLE', `run cancelled; ${replaced}`);
+      }
+      if (refused !== undefined && (refused instanceof StreamEnded || (isGaxxError(refused) && isTransportFailure(refused.code))))
+        return this.ended('unknown', 'UNAVAILABLE', `run cancelled; ${addr} could not be asked whether the task ran there`);
       if (there.restartedSince) return this.ended('unknown', 'UNAVAILABLE', `run cancelled; ${this.unknownAgentGone(addr)}`);
+      // Seen started there, and the agent there knows it no more (one that names no journal
+      // replaced it, or its result expired): it ran, its outcome is lost.
+      if (this.startedThisRound === addr)
+        return this.ended(
+          'unknown',
+          'UNAVAILABLE',
+          `run cancelled; started on ${addr}, which no longer knows the task (a new agent there, or its result expired)`,
+        );
       // It moved here from an agent that stayed away: it may still have run there.
       const earlier = maybe.slice(0, -1);
       if (earlier.length)
@@ -329,7 +347,16 @@ export class TaskDispatch {
       // It ran there (an earlier dispatch saw it start): the result names the agent.
       if (this.startedOn.at(-1) !== addr) this.startedOn.push(addr);
       return { result: this.exitResult(addr, got, outcomeOf(got.exit)), output: got.output };
-    } catch {
+    } catch (e) {
+      // The stop went to a new agent at that address (which holds nothing of the task): not the one it went to.
+      if (isGaxxError(e, 'AGENT_REPLACED')) {
+        this.ctx.pool.forgetJournal(this.agentAt(addr));
+        return this.ended(
+          'unknown',
+          'UNAVAILABLE',
+          `run cancelled; ${this.replacedSince(addr, undefined) ?? `the agent at ${addr} was replaced before the task's end was read`}`,
+        );
+      }
       return asked.found
         ? this.ended('cancelled', 'cancelled', 'run cancelled; stop sent to the agent')
         : this.ended('unknown', 'UNAVAILABLE', `run cancelled; the task ran on ${addr} but its result could not be read`);
@@ -356,15 +383,19 @@ export class TaskDispatch {
       : `sent to ${addr}, which was replaced before it answered (${ids}): it may have run, so it is not run again`;
   }
 
-  /** The agent's ALREADY_EXISTS for an existing-only Exec of `execId` (it ran and forgot it), else undefined. */
-  private async spentOn(link: AgentLink, execId: string, journal: string | undefined): Promise<Error | undefined> {
+  /**
+   * Why the agent refuses an existing-only Exec of `execId` meant for journal `journal` (it starts
+   * nothing): NOT_FOUND (it never had it), ALREADY_EXISTS (it ran it and forgot it),
+   * AGENT_REPLACED (a new agent), or a transport failure; undefined when it had the task.
+   */
+  private async existingOnlyRefusal(link: AgentLink, execId: string, journal: string | undefined): Promise<Error | undefined> {
     const req = { ...buildRequest(this.spec, this.stdin, execId, journal), existingOnly: true };
     try {
       await execOnce(link, req, this.job.signal, new AbortController().signal, CANCEL_ATTACH_MS);
+      return undefined;
     } catch (e) {
-      if (isGaxxError(e, 'ALREADY_EXISTS')) return e;
+      return e instanceof Error ? e : new Error(String(e));
     }
-    return undefined;
   }
 
   /** Why a task whose agent was not known when its Exec went out is not run again (see `whoIsThere`). */
