@@ -602,9 +602,11 @@ export class TaskDispatch {
         // with saving a new placement): a worker that took the job over dispatches it from the
         // placement it read, and this one's copy may be stale (it waited for a slot meanwhile).
         // A pinned task can only go back to its agent, so only any-host placements are saved;
-        // and the agent's journal the Exec goes to, when it is another than the one saved.
+        // and the agent the Exec goes to (its journal, or when it went while its journal is not
+        // known), whenever it is another than the one saved, pinned task or not: a worker that
+        // takes the job over needs it to tell a new agent there from the one that may run it.
         const sameAgent = this.sentTo?.address === addr && this.sentTo.journal === (journal ?? '');
-        const save = (this.placedOn !== addr && this.pinned === undefined) || (journal !== undefined && journal !== '' && !sameAgent);
+        const save = (this.placedOn !== addr && this.pinned === undefined) || !sameAgent;
         this.placedOn = addr;
         // When it went (a worker that takes the job over compares it with the agent's uptime).
         this.sentTo = sameAgent && this.sentTo ? this.sentTo : { address: addr, journal: journal ?? '', at: Date.now() };
@@ -659,7 +661,8 @@ export class TaskDispatch {
         this.ctx.pool.forgetJournal(agent);
         const replaced = this.replacedSince(addr, undefined);
         if (replaced) return { done: this.lost(replaced) };
-        if (this.sentTo?.address === addr) this.sentTo = { address: addr, journal: '' };
+        // Nothing of this round can have started there: the next Exec is recorded (and saved) anew.
+        if (this.sentTo?.address === addr) this.sentTo = undefined;
         this.lastError = `AGENT_REPLACED: ${(failure as Error).message}`;
         return ++this.infra >= this.policy.attempts ? GIVE_UP : AGAIN;
       }

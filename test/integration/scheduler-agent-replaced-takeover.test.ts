@@ -1,0 +1,115 @@
+/**
+ * A scheduler daemon killed (-9) after its Exec of a task went out and the task started, then the
+ * agent replaced at its address (a new agent with a journal of its own, as `gaxx spawn --fill`
+ * puts there): the worker that takes the job over goes back to that address with what the first
+ * one saved (`dispatch.sentTo`), and never starts the task on the new agent. It ends `unknown`,
+ * pinned or any-host, whether the first worker knew the agent's journal before its Exec or not.
+ */
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCertDir } from '../../certs/index.js';
+import { AgentClient } from '../../scheduler/client/index.js';
+import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
+import { waitForRun } from '../../scheduler/queue/wait.js';
+import { markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
+import { eventually } from '../helpers/poll.js';
+import { startSchedulerProcess } from '../helpers/scheduler.js';
+import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
+
+describe('a job taken over after its agent was replaced', () => {
+  let world: SchedulerWorld;
+
+  beforeAll(async () => {
+    world = await startSchedulerWorld({ agents: 1, prefix: 'gxrtake-' });
+  });
+
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  /** Executions the agent at `a` counted since it started. */
+  async function startedTotal(a: AgentProcess): Promise<number> {
+    const c = AgentClient.connect({ address: a.address }, loadCertDir(world.pki.clients.scheduler.dir));
+    try {
+      return Number((await c.info()).tasksStartedTotal);
+    } finally {
+      c.close();
+    }
+  }
+
+  /** An empty file the agents (user nobody) append a line to per start of a task. */
+  function marker(id: string): string {
+    const f = join(markerDir('replaced-takeover'), `${id}.log`);
+    writeFileSync(f, '');
+    chmodSync(f, 0o666);
+    return f;
+  }
+
+  /** A task that appends a line per start; a second start exits at once, the first waits to be killed. */
+  const argv = (f: string): string[] => ['sh', '-c', `echo start >> ${f}; [ "$(wc -l < ${f})" -ge 2 ] || exec sleep 600`];
+
+  it.each([
+    ['pinned', 'first'],
+    ['any', 'first'],
+    ['pinned', 'known'],
+    ['any', 'known'],
+  ] as const)(
+    'a %s task (the Exec the daemon’s %s to the agent) ends unknown, never started on the new agent',
+    async (target, warm) => {
+      const runId = `rtake${target}${warm}`;
+      const victim = world.agents[0] as AgentProcess;
+      const log = marker(`${target}-${warm}`);
+      const daemon = await startSchedulerProcess({
+        redisUrl: world.redis.url,
+        stateDir: join(world.dir, `sched-${runId}`),
+        certsDir: world.pki.clients.scheduler.dir,
+        lockMs: 2000,
+      });
+      let taker: SchedulerWorker | undefined;
+      try {
+        if (warm === 'known') {
+          // A first task through the daemon: its Started names the agent's journal to the daemon.
+          const w = await world.queue.enqueueRun(
+            { runId: `${runId}w`, tasks: [{ taskId: 'w', agents: [victim.address], target: { host: victim.address }, argv: ['true'] }] },
+            world.signer,
+          );
+          const warmed = await waitForRun(world.queue.redis, `${runId}w`, w.taskIds, { timeoutMs: 60_000 });
+          expect(warmed.results.get('w')?.outcome).toBe('succeeded');
+        }
+        const enq = await world.queue.enqueueRun(
+          {
+            runId,
+            tasks: [{ taskId: 't', agents: [victim.address], target: target === 'pinned' ? { host: victim.address } : { any: true }, argv: argv(log) }],
+          },
+          world.signer,
+        );
+        await eventually(() => readFileSync(log, 'utf8') !== '', 60_000, 20);
+        daemon.kill('SIGKILL');
+        await daemon.exited;
+        victim.kill('SIGKILL');
+        await victim.exited;
+        const fresh = await startAgent({ certsDir: world.pki.agent.dir, args: ['--listen', victim.address] });
+        world.agents[0] = fresh;
+        // Takes the job once the daemon's lock on it expired.
+        taker = SchedulerWorker.start({
+          settings: world.settings,
+          runId,
+          connect: world.connect(),
+          lockDurationMs: 2000,
+          breaker: { failureThreshold: 1, openMs: 200, maxOpenMs: 1000 },
+          policy: { backoffMaxMs: 300, agentGoneMs: 120_000 },
+        });
+        const r = (await waitForRun(world.queue.redis, runId, enq.taskIds, { timeoutMs: 120_000 })).results.get('t');
+        expect(readFileSync(log, 'utf8')).toBe('start\n');
+        expect(await startedTotal(fresh)).toBe(0);
+        expect({ outcome: r?.outcome, host: r?.host }).toEqual({ outcome: 'unknown', host: victim.address });
+        expect(r?.error).toMatch(/replaced.*(it may have run, so it is not run again|so it is not run again)/);
+      } finally {
+        daemon.kill('SIGKILL');
+        await taker?.drain(5000);
+      }
+    },
+    240_000,
+  );
+});
