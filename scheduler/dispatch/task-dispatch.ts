@@ -410,14 +410,16 @@ export class TaskDispatch {
    * agent's journal was known (the first to that agent, whose answer never came), the agent is
    * asked (Info, only then): one that runs since before that Exec is the one that took it (one
    * process listens on an address); one started since (`restartedSince`) restarted or replaced
-   * it, which cannot be told apart: the task goes there existing-only. Undefined when the agent
-   * could not be asked (`failure` says why).
+   * it, which cannot be told apart: the task goes there existing-only. It is asked even when
+   * this worker learned a journal there since (another task's Started, Info): that may be a new
+   * agent's, learned after it replaced the one the Exec went to. Undefined when the agent could
+   * not be asked (`failure` says why).
    */
   private async whoIsThere(addr: string, into?: { failure?: unknown }): Promise<{ journal: string | undefined; restartedSince: boolean } | undefined> {
     const agent = this.agentAt(addr);
     const sent = this.sentTo?.address === addr ? this.sentTo : undefined;
     const journal = this.ctx.pool.knownJournal(agent) ?? (sent?.journal || undefined);
-    if (!sent || sent.journal !== '' || journal !== undefined || !this.roundMayHaveRunOn().includes(addr)) return { journal, restartedSince: false };
+    if (!sent || sent.journal !== '' || !this.roundMayHaveRunOn().includes(addr)) return { journal, restartedSince: false };
     try {
       const now = await this.ctx.pool.askJournal(agent);
       if (!now.journal) return { journal: undefined, restartedSince: false };

@@ -3,15 +3,20 @@
  * agent replaced at its address (a new agent with a journal of its own, as `gaxx spawn --fill`
  * puts there): the worker that takes the job over goes back to that address with what the first
  * one saved (`dispatch.sentTo`), and never starts the task on the new agent. It ends `unknown`,
- * pinned or any-host, whether the first worker knew the agent's journal before its Exec or not.
+ * pinned or any-host, whether the first worker knew the agent's journal before its Exec or not,
+ * and when the worker that takes it over learned the new agent's journal first (from a task of
+ * its own there).
  */
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
+import { runQueueName } from '../../scheduler/queue/runs.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
+import { KEY_PREFIX } from '../../scheduler/redis/redis.js';
 import { markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
 import { startSchedulerProcess } from '../helpers/scheduler.js';
@@ -112,4 +117,59 @@ describe('a job taken over after its agent was replaced', () => {
     },
     240_000,
   );
+
+  it('an any-host task the daemon sent first to the agent ends unknown though its taker knows the new agent there', async () => {
+    const runId = 'rtakelearned';
+    const victim = world.agents[0] as AgentProcess;
+    const log = marker('learned');
+    const other = marker('learned-other');
+    const daemon = await startSchedulerProcess({
+      redisUrl: world.redis.url,
+      stateDir: join(world.dir, `sched-${runId}`),
+      certsDir: world.pki.clients.scheduler.dir,
+      lockMs: 2000,
+    });
+    const q = new Queue(runQueueName(runId), { connection: world.queue.redis, prefix: KEY_PREFIX });
+    let taker: SchedulerWorker | undefined;
+    try {
+      const enq = await world.queue.enqueueRun(
+        { runId, tasks: [{ taskId: 't', agents: [victim.address], target: { any: true }, argv: argv(log) }] },
+        world.signer,
+      );
+      await eventually(() => readFileSync(log, 'utf8') !== '', 60_000, 20);
+      daemon.kill('SIGKILL');
+      await daemon.exited;
+      // The job's lock is held here (no worker takes it) until the taker has run a task of its own there.
+      const lock = `${q.toKey(`${runId}-t`)}:lock`;
+      await world.queue.redis.set(lock, 'held-by-the-test', 'PX', 120_000);
+      victim.kill('SIGKILL');
+      await victim.exited;
+      const fresh = await startAgent({ certsDir: world.pki.agent.dir, args: ['--listen', victim.address] });
+      world.agents[0] = fresh;
+      taker = SchedulerWorker.start({
+        settings: world.settings,
+        connect: world.connect(),
+        lockDurationMs: 2000,
+        breaker: { failureThreshold: 1, openMs: 200, maxOpenMs: 1000 },
+        policy: { backoffMaxMs: 300, agentGoneMs: 120_000 },
+      });
+      // The taker's task on the new agent: its Started names the new agent's journal to the taker.
+      const u = await world.queue.enqueueRun(
+        { runId: `${runId}u`, tasks: [{ taskId: 'u', agents: [fresh.address], target: { any: true }, argv: ['sh', '-c', `echo start >> ${other}`] }] },
+        world.signer,
+      );
+      expect((await waitForRun(world.queue.redis, `${runId}u`, u.taskIds, { timeoutMs: 60_000 })).results.get('u')?.outcome).toBe('succeeded');
+      expect(await q.getActiveCount()).toBe(1);
+      await world.queue.redis.del(lock);
+      const r = (await waitForRun(world.queue.redis, runId, enq.taskIds, { timeoutMs: 120_000 })).results.get('t');
+      expect(readFileSync(log, 'utf8')).toBe('start\n');
+      expect(await startedTotal(fresh)).toBe(1);
+      expect({ outcome: r?.outcome, host: r?.host }).toEqual({ outcome: 'unknown', host: victim.address });
+      expect(r?.error).toMatch(/sent to .* before the agent there was known, which restarted or was replaced before it answered .*not run again/);
+    } finally {
+      daemon.kill('SIGKILL');
+      await taker?.drain(5000);
+      await q.close();
+    }
+  }, 240_000);
 });
