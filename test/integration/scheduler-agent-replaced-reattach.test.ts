@@ -1,0 +1,149 @@
+/**
+ * A task's stream breaks after its Started while the task runs on, and a new agent (a journal of
+ * its own) then answers at the task's address, as when the address is moved to a new machine
+ * while the old one still runs the task (here a TCP relay at that address, switched to another
+ * agent of the same fleet and host). The scheduler goes back to the address to attach: the new agent refuses the Exec
+ * meant for the old one (AGENT_REPLACED), and the task ends `unknown` with why, never started
+ * again there, pinned or any-host.
+ */
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { loadCertDir } from '../../certs/index.js';
+import { AgentClient } from '../../scheduler/client/index.js';
+import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
+import { registerFleet } from '../../scheduler/queue/fleets.js';
+import { waitForRun, type RunResults } from '../../scheduler/queue/wait.js';
+import { markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
+import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
+
+/** A TCP relay on loopback to the agent `to` names; `cut()` breaks every connection it carries. */
+class Relay {
+  address = '';
+  to: AgentProcess;
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(to: AgentProcess) {
+    this.to = to;
+    this.server = createServer((down) => {
+      const up = tcpConnect(this.to.port, '127.0.0.1');
+      for (const s of [down, up]) {
+        this.sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => {
+          this.sockets.delete(s);
+          down.destroy();
+          up.destroy();
+        });
+      }
+      down.pipe(up);
+      up.pipe(down);
+    });
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    const a = this.server.address();
+    if (a === null || typeof a === 'string') throw new Error('relay has no port');
+    this.address = `127.0.0.1:${a.port}`;
+    return this;
+  }
+
+  cut(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+describe('a task whose agent was replaced at its address after its Started, its stream broken', () => {
+  let world: SchedulerWorld;
+
+  beforeAll(async () => {
+    world = await startSchedulerWorld({ agents: 0, prefix: 'gxrreat-' });
+  });
+
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  /** Executions the agent `a` counted since it started. */
+  async function startedTotal(a: AgentProcess): Promise<number> {
+    const c = AgentClient.connect({ address: a.address }, loadCertDir(world.pki.clients.scheduler.dir));
+    try {
+      return Number((await c.info()).tasksStartedTotal);
+    } finally {
+      c.close();
+    }
+  }
+
+  it.each(['pinned', 'any'] as const)(
+    'a %s task ends unknown (the agent there was replaced), and runs on only where it started',
+    async (target) => {
+      const runId = `rreattach${target}`;
+      const log = join(markerDir('replaced-reattach'), `${target}.log`);
+      writeFileSync(log, '');
+      chmodSync(log, 0o666);
+      const old = await startAgent({ certsDir: world.pki.agent.dir });
+      const relay = await new Relay(old).start();
+      // A fleet task: the agent checks the signed target by its identity, not by the address it listens on.
+      const { fleet, host } = world.pki.agent;
+      await registerFleet(world.queue.redis, fleet, [{ host, address: relay.address }]);
+      const w = SchedulerWorker.start({
+        settings: world.settings,
+        connect: world.connect(),
+        concurrency: 4,
+        breaker: { failureThreshold: 1, openMs: 200, maxOpenMs: 1000 },
+        policy: { backoffMaxMs: 300, agentGoneMs: 120_000 },
+      });
+      try {
+        const enq = await world.queue.enqueueRun(
+          {
+            runId,
+            tasks: [
+              {
+                taskId: 't',
+                fleet,
+                target: target === 'pinned' ? { host } : { any: true },
+                // One line per start; the first start runs on (its agent is not stopped), a second exits at once.
+                argv: ['sh', '-c', `echo start >> ${log}; echo running; [ "$(wc -l < ${log})" -ge 2 ] || exec sleep 600`],
+              },
+            ],
+          },
+          world.signer,
+        );
+        let live = '';
+        const result: Promise<RunResults> = waitForRun(world.queue.redis, runId, enq.taskIds, {
+          timeoutMs: 120_000,
+          onLive: (_t, chunk) => {
+            live += chunk.data.toString();
+          },
+        });
+        // Its output reached the worker, so did its Started (they come in order on one stream).
+        await vi.waitFor(() => expect(live).toContain('running'), { timeout: 60_000, interval: 20 });
+        const fresh = await startAgent({ certsDir: world.pki.agent.dir });
+        relay.to = fresh;
+        relay.cut();
+        const r = (await result).results.get('t');
+        expect({ outcome: r?.outcome, host: r?.host, startedOn: r?.startedOn }).toEqual({
+          outcome: 'unknown',
+          host: relay.address,
+          startedOn: [relay.address],
+        });
+        expect(r?.error).toMatch(/the agent there was replaced before the task's end was read \(agent journal [0-9a-f]{32}\), so it is not run again/);
+        expect(readFileSync(log, 'utf8')).toBe('start\n');
+        expect(await startedTotal(fresh)).toBe(0);
+        expect(await startedTotal(old)).toBe(1);
+      } finally {
+        await w.drain(5000);
+        await relay.close();
+      }
+    },
+    240_000,
+  );
+});
