@@ -14,7 +14,7 @@
  * call's outcome, and a worker with every agent well (a daemon waiting for work) is not woken
  * five times a second for nothing.
  */
-import { isGaxxError, type ExecEvent__Output, type ExecRequest, type InfoResponse__Output } from '../../proto/index.js';
+import { isGaxxError, type ErrorCode, type ExecEvent__Output, type ExecRequest, type InfoResponse__Output } from '../../proto/index.js';
 import { Breaker, DEFAULT_BREAKER, type BreakerOptions, type BreakerState } from './breaker.js';
 import type { AgentView } from './placement.js';
 import { isTransportFailure } from './retry-policy.js';
@@ -91,6 +91,8 @@ export interface AgentRefusal {
   kind: string;
   /** The agent's message. */
   message: string;
+  /** The refusal's code (RESOURCE_EXHAUSTED unless said: FILE_ACCESS for a read-only disk...). */
+  code?: ErrorCode;
 }
 
 /** One agent's breaker state, as metrics and `gaxx status` show it. */
@@ -360,7 +362,9 @@ export class AgentPool {
   /** Why agent `ep` refuses new tasks, while it does (see `refused`). */
   refusal(ep: AgentEndpoint): AgentRefusal | undefined {
     const s = this.find(ep);
-    return s?.refusal && s.refusal.until > Date.now() ? { kind: s.refusal.kind, message: s.refusal.message } : undefined;
+    return s?.refusal && s.refusal.until > Date.now()
+      ? { kind: s.refusal.kind, message: s.refusal.message, ...(s.refusal.code ? { code: s.refusal.code } : {}) }
+      : undefined;
   }
 
   /** A transport failure; an opening breaker drops the client so the probe reconnects. */

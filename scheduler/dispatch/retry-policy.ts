@@ -65,6 +65,20 @@ export function retryAfterHint(e: unknown): number | undefined {
 }
 
 /**
+ * Whether `e` is an agent's refusal of new work before anything started: RESOURCE_EXHAUSTED, or
+ * any code that comes with the agent's word of why it cannot take work now (`gaxx-refusal`, read
+ * into `details.refusal`), as its disk refusal does for a read-only file system (FILE_ACCESS) or
+ * an I/O error (UNAVAILABLE): the task is not sent there again before the agent's hint, and goes
+ * elsewhere or waits, as for a full disk; neither an error of the task nor a transport failure.
+ */
+export function refusesWork(e: unknown): boolean {
+  if (!isGaxxError(e)) return false;
+  if (e.code === 'RESOURCE_EXHAUSTED') return true;
+  const kind = e.details?.refusal;
+  return typeof kind === 'string' && kind !== '';
+}
+
+/**
  * What a RESOURCE_EXHAUSTED refusal says is exhausted (the agent's `gaxx-refusal`, read by the
  * agent client into `details.refusal`): SLOTS_FULL when every slot of the agent runs a task (one
  * frees when a task ends), else why the agent cannot take work now (`disk-reserve`, `rate-limit`...;

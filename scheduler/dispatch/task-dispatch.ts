@@ -25,7 +25,7 @@ import type { AgentEndpoint, AgentLink } from './agent-pool.js';
 import { execOnce, StreamEnded, type ExecOutcome, type ExecSeen } from './exec-once.js';
 import type { DispatchContext, Dispatched, DispatchState, JobHandle } from './dispatch.js';
 import { place } from './placement.js';
-import { backoffDelay, busyDelay, isTransportFailure, refusalKind, retryAfterHint, retryPolicy, type RetryPolicy } from './retry-policy.js';
+import { backoffDelay, busyDelay, isTransportFailure, refusalKind, refusesWork, retryAfterHint, retryPolicy, type RetryPolicy } from './retry-policy.js';
 import { outcomeOf, outputBytes, taskResult, type OutputChunk, type TaskResult } from '../queue/results.js';
 import { signedTaskOf } from '../queue/sign.js';
 import { DISPATCH_HISTORY, type TaskSpec } from '../queue/task.js';
@@ -709,7 +709,9 @@ export class TaskDispatch {
   private async onError(addr: string, e: unknown, seen: ExecSeen): Promise<Step> {
     const code: ErrorCode = e instanceof StreamEnded ? 'UNAVAILABLE' : isGaxxError(e) ? e.code : 'INTERNAL';
     this.lastError = `${code}: ${(e as Error).message}`;
-    if (code === 'RESOURCE_EXHAUSTED') return this.onBusy(addr, e);
+    // Refused before anything ran (RESOURCE_EXHAUSTED, or another code with the agent's reason:
+    // a read-only disk is FILE_ACCESS): neither the task's error nor a transport failure.
+    if (refusesWork(e)) return this.onBusy(addr, e, code);
     this.busySince = 0;
     if (code === 'ALREADY_EXISTS') return { done: this.spent(addr, e as Error) };
     if (!isTransportFailure(code)) return { done: this.ended('error', code, this.lastError) };
@@ -750,17 +752,19 @@ export class TaskDispatch {
    * task is not sent there again before the agent's hint (else a backoff); placement sends an
    * any-host task to another agent with room meanwhile, the refusal having come before anything
    * ran there. An agent that cannot take work is kept off by every task (and logged: the pool).
+   * `code`: the refusal's (RESOURCE_EXHAUSTED, FILE_ACCESS for a read-only disk...), the task's
+   * reason when the wait ends.
    */
-  private onBusy(addr: string, e: unknown): Step {
+  private onBusy(addr: string, e: unknown, code: ErrorCode): Step {
     this.attempts -= 1;
     const now = Date.now();
     if (this.busySince === 0) this.busySince = now;
-    if (now - this.busySince > this.policy.busyWaitMs) return { done: this.ended('error', 'RESOURCE_EXHAUSTED', this.lastError) };
+    if (now - this.busySince > this.policy.busyWaitMs) return { done: this.ended('error', code, this.lastError) };
     this.ctx.metrics?.retries.inc({ kind: 'busy' });
     const until = now + busyDelay(++this.busy, retryAfterHint(e), this.policy);
     this.refusedBy.set(addr, until);
     const kind = refusalKind(e);
-    if (kind !== SLOTS_FULL) this.ctx.pool.refused(this.agentAt(addr), { kind, message: (e as Error).message }, until);
+    if (kind !== SLOTS_FULL) this.ctx.pool.refused(this.agentAt(addr), { kind, message: (e as Error).message, code }, until);
     // Nothing of this task runs there (one that may, is sticky and goes back to it): free to go elsewhere.
     if (this.pinned === undefined && this.sticky === undefined && this.placedOn === addr) this.placedOn = undefined;
     return AGAIN;
@@ -781,11 +785,12 @@ export class TaskDispatch {
     });
     // Kept off by the refusals other tasks met: theirs is the reason this task ends with, and
     // its result names the agent (it was sent to none).
+    const code = refusals[0]?.code ?? 'RESOURCE_EXHAUSTED';
     if (refusals.length) {
-      this.lastError = `RESOURCE_EXHAUSTED: ${refusals.map((r) => r.message).join('; ')}`;
+      this.lastError = `${code}: ${refusals.map((r) => r.message).join('; ')}`;
       this.lastHost ||= (refusals[0] as { address: string }).address;
     }
-    if (now - this.busySince > this.policy.busyWaitMs) return { done: this.ended('error', 'RESOURCE_EXHAUSTED', this.lastError) };
+    if (now - this.busySince > this.policy.busyWaitMs) return { done: this.ended('error', code, this.lastError) };
     this.tellRefusals(refusals);
     const left = this.busySince + this.policy.busyWaitMs - now + 5;
     await this.ctx.pool.waitForChange(Math.max(1, Math.min(until - now + 5, left)), this.wake);

@@ -8,6 +8,7 @@ import {
   busyDelay,
   isTransportFailure,
   refusalKind,
+  refusesWork,
   retryAfterHint,
   retryPolicy,
   RETRY_DEFAULTS,
@@ -77,5 +78,14 @@ describe('refusal kinds', () => {
     expect(refusalKind(new GaxxError('RESOURCE_EXHAUSTED', 'x', { details: { refusal: 'slots' } }))).toBe('slots');
     expect(refusalKind(new GaxxError('RESOURCE_EXHAUSTED', 'agent 10.0.0.1:8088: agent is running 16 tasks, its capacity'))).toBe('slots');
     expect(refusalKind(new GaxxError('RESOURCE_EXHAUSTED', 'agent 10.0.0.1:8088: rate limit exceeded; retry in 40 ms'))).toBe('refused');
+  });
+
+  it('takes any code with the agent’s reason as a refusal of new work (a read-only disk is FILE_ACCESS), and no other', () => {
+    expect(refusesWork(new GaxxError('RESOURCE_EXHAUSTED', 'x'))).toBe(true);
+    expect(refusesWork(new GaxxError('FILE_ACCESS', 'x', { details: { refusal: 'disk', retryAfterMs: 5000 } }))).toBe(true);
+    expect(refusesWork(new GaxxError('UNAVAILABLE', 'x', { details: { refusal: 'disk' } }))).toBe(true);
+    expect(refusesWork(new GaxxError('FILE_ACCESS', 'x'))).toBe(false);
+    expect(refusesWork(new GaxxError('UNAVAILABLE', 'x', { details: { requestSent: true } }))).toBe(false);
+    expect(refusesWork(new Error('x'))).toBe(false);
   });
 });
