@@ -35,7 +35,7 @@ export {
   type RunRecord,
   type RunState,
 } from './queue/run-index.js';
-export { attachRun, cancelRecordedRun, settleRunRecord, storedResults } from './queue/run-control.js';
+export { attachRun, cancelRecordedRun, settleRunRecord, storedResults, type Attached } from './queue/run-control.js';
 export { readBreakers } from './daemon/breakers.js';
 export { clearFleetLimits, holdFleet, limitReached, setFleetLimits, type FleetLimits } from './queue/fleet-limits.js';
 export { Dashboard, DEFAULT_UI_LISTEN } from './ui/dashboard.js';

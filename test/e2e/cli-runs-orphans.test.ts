@@ -131,6 +131,26 @@ describe('a run whose gaxx run was killed, no daemon', () => {
     expect(listed.find((x) => x.runId === runId)).toMatchObject({ state: 'cancelled' });
   }, 240_000);
 
+  it('`runs cancel --wait` stops the running tasks itself when nothing serves the run, and says how they ended', async () => {
+    const m = marks();
+    const gate = taskGate();
+    const runId = await killedRun([], `${gate.wait}; echo ran-on`, m, 2);
+    // Nothing serves the run: its gaxx run is dead and no daemon runs. Without --wait the tasks
+    // would wait at their gate on their agents until someone ran `runs wait`.
+    const c = await gaxx(['runs', 'cancel', runId, '--wait', '--wait-timeout', '55s', '--json']);
+    expect(c.code, c.stderr).toBe(0);
+    expect(JSON.parse(c.stdout)).toMatchObject({ runId, cancelled: true, ended: { state: 'cancelled', counts: { cancelled: 2 } } });
+    // Stopped on their agents while they waited: opening the gate now runs nothing further.
+    gate.open();
+    gate.remove();
+    expect(await doneCount(runId)).toBe(2);
+    expect(await record(runId)).toMatchObject({ state: 'cancelled', counts: { cancelled: 2 } });
+    const stored = JSON.parse((await gaxx(['runs', 'show', runId, '--json'])).stdout) as { results: Array<{ outcome: string; signal: string | null }> };
+    expect(stored.results.map((r) => r.outcome)).toEqual(['cancelled', 'cancelled']);
+    expect(stored.results.every((r) => r.signal !== null)).toBe(true);
+    expect(m.started()).toBe(2);
+  }, 240_000);
+
   it('a run left at a second Ctrl-C is shown cancelled by `gaxx runs`, not running for ever', async () => {
     const m = marks();
     const gate = taskGate();
