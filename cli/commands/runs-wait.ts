@@ -4,7 +4,7 @@ import { agentConnector, attachRun } from '../../scheduler/index.js';
 import { durationFlag, JSON_FLAG, type Command } from '../command.js';
 import { agentClientOptions } from '../config.js';
 import { withRedis } from '../run/redis-session.js';
-import { failedNote, INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from '../run/summary.js';
+import { cancelledNote, failedNote, INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from '../run/summary.js';
 import { IgnoredReport } from '../run/ignored.js';
 import { endedNote } from '../run/run-shared.js';
 import { recordedRunView, type Views } from '../run/views.js';
@@ -72,13 +72,16 @@ export const command: Command = {
     }).finally(() => ignored.flush());
     // A failed run (its task list could not be read to its end): why, as its record keeps it.
     const failure = res.state === 'failed' && !res.ended ? res.record.failure : undefined;
-    const unread = res.state === 'interrupted' || (failure && res.record.total === null) ? { notEnqueuedFrom: res.record.enqueued + 1 } : {};
+    // A task list that ended before its input was all read (interrupted, cancelled, failed): where its unread records begin.
+    const unread =
+      (res.state === 'interrupted' || res.state === 'cancelled' || failure) && res.record.total === null ? { notEnqueuedFrom: res.record.enqueued + 1 } : {};
     // The run's own duration (from its start to its end, or to now while it runs), not this wait's.
     const durationMs = (res.record.finishedAt ?? Date.now()) - res.record.startedAt;
     const summary = summarize(runId, res.counts, durationMs, down, { state: res.state, ...unread, failure, outputCut, ...view?.missed() });
     (view ?? recordedRunView(out, io.colour === true)).end(summary);
     if (res.ended) out.note(endedNote(res.ended, runId, config));
     else if (failure) out.note(failedNote(runId, failure, unread.notEnqueuedFrom));
+    else if (res.state === 'cancelled') out.note(cancelledNote(runId, unread.notEnqueuedFrom));
     else if (res.state === 'interrupted')
       out.note(
         `gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${counted(summary.total, 'task')} ran, records from ${res.record.enqueued + 1} on never did`,

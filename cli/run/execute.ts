@@ -32,7 +32,7 @@ import { schedulerCredentialSource, type SourceOptions } from '../scheduler-cred
 import type { RunPlan } from './plan.js';
 import { IgnoredReport } from './ignored.js';
 import { prepareResultsDir } from './results-dir.js';
-import { failedNote, INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from './summary.js';
+import { cancelledNote, failedNote, INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from './summary.js';
 import { openTaskList } from './task-source.js';
 import { RunClock } from './timings.js';
 import { endedNote, endRun, redisNote, stopNotes, viewsFor, type ExecuteContext, type RedisClient, type Started } from './run-shared.js';
@@ -273,7 +273,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     if (!res.cancelled && !res.ended) stop.ended();
     // A failed run stays failed (its record says why), whatever this wait saw.
     const state = res.failed ? 'failed' : res.cancelled ? 'cancelled' : res.ended ? 'running' : res.interrupted ? 'interrupted' : 'done';
-    const unread = (res.interrupted || res.failure) && res.enqueued !== undefined ? { notEnqueuedFrom: res.enqueued + 1 } : {};
+    const unread = res.enqueued !== undefined ? { notEnqueuedFrom: res.enqueued + 1 } : {};
     // The run's own duration (from its start to its end, or to now) when its record says when it
     // started, as `gaxx runs wait` gives it.
     const summary = summarize(runId, counts, (res.finishedAt ?? Date.now()) - (startedAt || started), down, {
@@ -285,7 +285,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     });
     endRun(view ?? recordedRunView(ctx.out, ctx.io.colour === true), ctx, summary, opts.timings ? { clock, inProcess: res.inProcess } : undefined);
     if (res.failure) ctx.out.note(failedNote(runId, res.failure, unread.notEnqueuedFrom));
-    else if (res.cancelled) ctx.out.note(`gaxx: run ${runId} cancelled`);
+    else if (res.cancelled) ctx.out.note(cancelledNote(runId, unread.notEnqueuedFrom));
     else if (res.ended) ctx.out.note(endedNote(res.ended, runId, ctx.config));
     else if (res.interrupted)
       ctx.out.note(

@@ -112,6 +112,11 @@ export const INTERRUPTED = { code: 'UNAVAILABLE' } as const;
  * What a failed run says after its summary: why (as its record keeps it), and which records never
  * ran (`notEnqueuedFrom`).
  */
+/** A cancelled run's last note: what of a task list's input was never enqueued, when it was not all read. */
+export function cancelledNote(runId: string, notEnqueuedFrom?: number): string {
+  return `gaxx: run ${runId} cancelled${notEnqueuedFrom !== undefined ? `; records from ${notEnqueuedFrom} on were never enqueued` : ''}`;
+}
+
 export function failedNote(runId: string, failure: RunFailure, notEnqueuedFrom?: number): string {
   const rest = notEnqueuedFrom !== undefined ? `; records from ${notEnqueuedFrom} on were never enqueued` : '';
   return `gaxx: run ${runId} failed: ${failure.message} [${failure.code}]${rest}`;

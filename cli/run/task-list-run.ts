@@ -5,7 +5,7 @@ import type { RunPlan } from './plan.js';
 import { ProgressLine } from './progress.js';
 import { recordTask } from './records.js';
 import { endedNote, endRun, redisNote, viewsFor, type ExecuteContext, type Started } from './run-shared.js';
-import { failedNote, noteUnreachable, summarize, summaryExitCode } from './summary.js';
+import { cancelledNote, failedNote, noteUnreachable, summarize, summaryExitCode } from './summary.js';
 import { readRecords, taskListReadError } from './task-source.js';
 
 /** One task per input record, placed on any free host, streamed through the queue window. */
@@ -85,7 +85,7 @@ export async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started
     endRun(view, ctx, summary, plan.timings ? { clock: s.clock, inProcess: res.inProcess } : undefined);
     const rest = res.inputRead ? '' : `; records from ${res.total + 1} on were never enqueued`;
     if (res.failure) ctx.out.note(failedNote(s.runId, res.failure, unread.notEnqueuedFrom));
-    else if (res.cancelled) ctx.out.note(`gaxx: run ${s.runId} cancelled${rest}`);
+    else if (res.cancelled) ctx.out.note(cancelledNote(s.runId, unread.notEnqueuedFrom));
     else if (res.ended) ctx.out.note(endedNote(res.ended, s.runId, ctx.config, rest));
     return summaryExitCode(summary, res.cancelled, res.ended);
   } finally {

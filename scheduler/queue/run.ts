@@ -87,7 +87,7 @@ export interface RunOutcome extends RunResults {
   ended?: EndedEarly;
   /** Resuming: the run's input was never read to its end (its gaxx run died first), so some of it never ran. */
   interrupted?: boolean;
-  /** With `interrupted` or `failure`: how many of its input records were enqueued (the rest never were). */
+  /** A task list ended before its input was all read (interrupted, failed or cancelled): how many of its records were enqueued (the rest never were). */
   enqueued?: number;
   /** Resuming: the run failed (e.g. its input could not be read), as its record says: it stays failed. */
   failed?: boolean;
@@ -407,7 +407,9 @@ export async function resumeRun(runId: string, opts: RunAndWaitOptions): Promise
       const finishedAt = (now.state !== 'running' ? now.finishedAt : null) ?? Date.now();
       await landEndRecord(queue.redis, runId, { state, counts, finishedAt }, { redisDown: out.redisDown, what: `run ${runId}` });
       if (failed) return { ...out, cancelled, failed, finishedAt, ...(now.failure ? { failure: now.failure } : {}), enqueued: now.enqueued };
-      return { ...out, cancelled, finishedAt, ...(state === 'interrupted' ? { interrupted: true, enqueued: now.enqueued } : {}) };
+      // A task list ended before its input was all read (interrupted, or cancelled meanwhile): how much of it was enqueued.
+      const unread = now.total === null && (state === 'interrupted' || state === 'cancelled') ? { enqueued: now.enqueued } : {};
+      return { ...out, cancelled, finishedAt, ...(state === 'interrupted' ? { interrupted: true } : {}), ...unread };
     }
     return out;
   } finally {

@@ -75,24 +75,25 @@ function marks(): { dir: string; started(): number } {
   return { dir, started: () => readdirSync(dir).filter((f) => f.startsWith('started.')).length };
 }
 
+/** The words of `gaxx run EXTRA` over the agents whose tasks mark their start in `m`, then run `script`. */
+function markedRun(extra: string[], m: ReturnType<typeof marks>, script: string): string[] {
+  return ['run', ...extra, '--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', `mktemp ${m.dir}/started.XXXXXX >/dev/null; ${script}`];
+}
+
 /** `gaxx run` (one task per agent, or --tasks) whose tasks wait at `gate`, killed (-9) once `n` started. */
 async function killedRun(extra: string[], script: string, m: ReturnType<typeof marks>, n: number): Promise<string> {
-  const run = spawn([
-    'run',
-    ...extra,
-    '--agent',
-    agents.map((a) => a.address).join(','),
-    '--',
-    'sh',
-    '-c',
-    `mktemp ${m.dir}/started.XXXXXX >/dev/null; ${script}`,
-  ]);
+  const run = spawn(markedRun(extra, m, script));
   await vi.waitFor(() => expect(m.started()).toBeGreaterThanOrEqual(n), { timeout: 60_000, interval: 100 });
   const runId = /gaxx: run (\S+)/.exec(run.stderr())?.[1] as string;
   expect(runId).toBeDefined();
   run.kill('SIGKILL');
   await run.done;
   return runId;
+}
+
+/** `gaxx run --json --tasks -` over the agents, its input a pipe the test writes to; each task marks its start in `m`, then runs `script` (its record is $0). */
+function taskListOnPipe(m: ReturnType<typeof marks>, script: string): ReturnType<typeof spawnGaxx> {
+  return spawnGaxx(markedRun(['--json', '--tasks', '-'], m, script), { home, env: env(), stdin: 'pipe' });
 }
 
 describe('a run whose gaxx run was killed, no daemon', () => {
@@ -188,21 +189,7 @@ describe('a run whose gaxx run was killed, no daemon', () => {
 
   it('a task list killed before its input ended: `runs wait` says interrupted and exits 12, not 0', async () => {
     const m = marks();
-    const run = spawnGaxx(
-      [
-        'run',
-        '--json',
-        '--tasks',
-        '-',
-        '--agent',
-        agents.map((a) => a.address).join(','),
-        '--',
-        'sh',
-        '-c',
-        `mktemp ${m.dir}/started.XXXXXX >/dev/null; echo "$0"`,
-      ],
-      { home, env: env(), stdin: 'pipe' },
-    );
+    const run = taskListOnPipe(m, 'echo "$0"');
     // Two records, and the input left open: the rest of it is never read.
     run.child.stdin?.write('one\ntwo\n');
     await vi.waitFor(() => expect(jsonLines(run.stdout()).filter((x) => x.type === 'task')).toHaveLength(2), { timeout: 60_000, interval: 100 });
@@ -221,6 +208,35 @@ describe('a run whose gaxx run was killed, no daemon', () => {
     expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', succeeded: 2, state: 'interrupted', notEnqueuedFrom: 3 });
     expect(await record(runId)).toMatchObject({ state: 'interrupted', total: null, counts: { succeeded: 2 } });
     expect(m.started()).toBe(2);
+  }, 240_000);
+
+  it('a task list killed before its input ended, then cancelled: `runs wait` and `--resume` say which records were never enqueued, as its gaxx run would', async () => {
+    const m = marks();
+    const gate = taskGate();
+    const run = taskListOnPipe(m, `if [ "$0" = three ]; then ${gate.wait}; fi; echo "$0"`);
+    // Three records, the third held at the gate, and the input left open: the rest of it is never read.
+    run.child.stdin?.write('one\ntwo\nthree\n');
+    await vi.waitFor(() => expect(m.started()).toBe(3), { timeout: 60_000, interval: 100 });
+    const runId = jsonLines(run.stdout())[0]?.runId as string;
+    expect(runId).toBeDefined();
+    run.kill('SIGKILL');
+    await run.done;
+    const c = await gaxx(['runs', 'cancel', runId]);
+    expect(c.code, c.stderr).toBe(0);
+    try {
+      for (const again of [
+        ['runs', 'wait', runId, '--json', '--wait-timeout', '55s'],
+        ['run', '--resume', runId, '--json', '--wait-timeout', '55s'],
+      ]) {
+        const r = await gaxx(again);
+        expect(r.code, r.stderr).toBe(exitCodeFor('CANCELLED'));
+        expect(r.stderr).toContain(`run ${runId} cancelled; records from 4 on were never enqueued`);
+        expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', state: 'cancelled', notEnqueuedFrom: 4, succeeded: 2, cancelled: 1 });
+      }
+    } finally {
+      gate.open();
+      gate.remove();
+    }
   }, 240_000);
 });
 
