@@ -1,6 +1,6 @@
 /**
- * Whether a run's reader can count on Redis: the connection's reachability from its events, and
- * whether Redis takes the run's writes (write-health.ts). Shared by every reader of a run's
+ * Whether a run's reader can count on Redis: the connection's reachability from its events and
+ * from its write probe's answers, and whether Redis takes the run's writes (write-health.ts). Shared by every reader of a run's
  * stream (follow.ts, and waitForRun through it): while Redis is unreachable the reader hears
  * about it (`onRedis`, about every 5 s), and after its bound the wait ends with REDIS_UNAVAILABLE.
  */
@@ -11,6 +11,12 @@ import { PROBE_MS, probeWrites, refusedError, WriteHealth, type Refusal } from '
 /** The longest a blocking read is awaited before the loop looks at its deadline and Redis again. */
 export const TICK_MS = 1000;
 const REPORT_EVERY_MS = 5000;
+/**
+ * A probe unanswered this long means a Redis that does not answer though its connection stays up
+ * (the server stopped or paused, a partition that sends no reset): it counts as unreachable from
+ * the probe's send. Its connection's events never say so, and every read and write on it waits.
+ */
+export const STALL_MS = 3000;
 
 /** What a waiter hears about Redis: unreachable (`down`) or back; with `refused`, refusing writes or taking them again. */
 export type OnRedis = (down: boolean, forMs: number, refused?: string) => void;
@@ -32,6 +38,8 @@ export class Reachability {
   private reported = 0;
   private readonly health: WriteHealth;
   private probing = false;
+  /** When the probe still unanswered was sent (0: none is). */
+  private probeSentAt = 0;
   private probedAt = 0;
   private refusedReported = 0;
   private lastRefusal: Refusal | undefined;
@@ -49,16 +57,31 @@ export class Reachability {
     conn.on('reconnecting', down);
     conn.on('end', down);
     conn.on('ready', () => {
-      if (this.downSince !== 0 && this.reported !== 0) this.onRedis?.(false, Date.now() - this.downSince);
+      const since = this.since(Date.now());
       this.downSince = 0;
-      this.reported = 0;
+      this.back(since);
     });
+  }
+
+  /** Since when Redis is unreachable: its connection down, or a probe unanswered for STALL_MS (0: reachable). */
+  private since(now: number): number {
+    const stalled = this.probeSentAt !== 0 && now - this.probeSentAt >= STALL_MS ? this.probeSentAt : 0;
+    if (this.downSince === 0 || stalled === 0) return this.downSince || stalled;
+    return Math.min(this.downSince, stalled);
+  }
+
+  /** Redis reachable again (`since`: when the outage that ends began): says so if the outage was reported. */
+  private back(since: number, now = Date.now()): void {
+    if (this.since(now) !== 0) return;
+    if (since !== 0 && this.reported !== 0) this.onRedis?.(false, now - since);
+    this.reported = 0;
   }
 
   /** Reports an outage about every 5 s (the first after a second); returns how long it lasts. */
   tick(now = Date.now()): number {
-    if (this.downSince === 0) return 0;
-    const forMs = now - this.downSince;
+    const since = this.since(now);
+    if (since === 0) return 0;
+    const forMs = now - since;
     if (forMs >= TICK_MS && now - this.reported >= REPORT_EVERY_MS) {
       this.reported = now;
       this.onRedis?.(true, forMs);
@@ -68,7 +91,8 @@ export class Reachability {
 
   /**
    * The run's writes refused, and for how long (undefined: they go through). Probes at most every
-   * PROBE_MS, one probe at a time, only while connected; reports a refusal about every 5 s (the
+   * PROBE_MS, one probe at a time, only while connected (a probe unanswered for STALL_MS is an
+   * outage, see `since`); reports a refusal about every 5 s (the
    * first after a second) and its end.
    */
   refusal(now = Date.now()): Refusal | undefined {
@@ -76,10 +100,21 @@ export class Reachability {
     if (w && this.downSince === 0 && !this.probing && now - this.probedAt >= PROBE_MS) {
       this.probedAt = now;
       this.probing = true;
+      this.probeSentAt = now;
+      // An answer, a refusal too, ends a stall; a failed connection is its events' to report.
+      const answered = (): void => {
+        const since = this.since(Date.now());
+        this.probeSentAt = 0;
+        this.back(since);
+      };
       probeWrites(w.redis, w.runId)
         .then(
-          (reason) => (reason === undefined ? this.health.accepted('probe') : this.health.refused('probe', reason)),
-          () => undefined,
+          (reason) => {
+            answered();
+            if (reason === undefined) this.health.accepted('probe');
+            else this.health.refused('probe', reason);
+          },
+          () => (this.probeSentAt = 0),
         )
         .finally(() => (this.probing = false));
     }
