@@ -218,8 +218,9 @@ class StreamedRun {
       const ended = endsEarly(followed) ?? endsEarly(inputError);
       // After an early end the tasks without a result stay queued, as a run of one task per host
       // leaves them: a daemon or `gaxx run --resume` sees them through (and the run to its end).
-      // Never wait on a cancel's Redis calls once Redis is gone.
-      if (!ended) await this.cancelling;
+      // Never wait on a cancel's Redis calls once Redis is gone, or does not answer (a call to a
+      // stopped server waits for ever): a cancel's follow ends at once then (onRedis), as here.
+      if (!ended && !this.redisDown) await this.cancelling;
       this.fillMissing(ended, ended ? await failedAtWaitEnd(redis, this.runId, ended) : new Map());
       if (followed && !endsEarly(followed)) throw followed;
       const failure = this.inputFailure;

@@ -1,11 +1,14 @@
 // A Redis that stops answering while its connections stay up (redis-server stopped by SIGSTOP,
 // as a paused machine or a partition that sends no reset leaves it): a run's wait hears it is
 // unreachable and ends at its bound, REDIS_UNAVAILABLE, as for a Redis that went away; its
-// connection's events never say so. Real redis-server.
+// connection's events never say so; a task list cancelled meanwhile ends cancelled rather than
+// wait for its cancel's writes. Real redis-server and agent.
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followRun } from '../../scheduler/queue/follow.js';
 import { publishResult, taskResult } from '../../scheduler/queue/results.js';
+import { streamRun, type TaskInput } from '../../scheduler/index.js';
+import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 import { redisAndConnection, type TestRedis } from '../helpers/redis.js';
 
 let r: Redis;
@@ -95,5 +98,50 @@ describe('a Redis that does not answer', () => {
     stop.abort();
     await expect(following).resolves.toBe(1);
     expect(notes.at(-1)).toBe(false);
+  });
+});
+
+describe('a task list cancelled while Redis does not answer', () => {
+  let w: SchedulerWorld;
+  beforeAll(async () => (w = await startSchedulerWorld({ agents: 1, prefix: 'gxst-' })));
+  afterAll(async () => {
+    if (stopped !== undefined) process.kill(stopped, 'SIGCONT');
+    stopped = undefined;
+    await w?.close();
+  });
+
+  it('ends cancelled, without waiting for its cancel writes that cannot land', { timeout: 90_000 }, async () => {
+    const agents = w.agents.map((a) => a.address);
+    async function* tasks(): AsyncGenerator<TaskInput> {
+      for (let i = 1; i <= 4; i++) yield { taskId: String(i), agents, target: { any: true }, argv: ['sh', '-c', 'echo up; sleep 60'] };
+    }
+    const cancel = new AbortController();
+    let started = (): void => undefined;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    let heard = (): void => undefined;
+    const down = new Promise<void>((resolve) => (heard = resolve));
+    const run = streamRun(tasks(), {
+      settings: w.settings,
+      signer: w.signer,
+      connect: w.connect(),
+      window: 2,
+      worker: 'always',
+      record: { argv: ['sh'], fleet: '', agents: 1, mode: 'tasks' },
+      cancel: cancel.signal,
+      onLive: () => started(),
+      onRedis: (d, _forMs, refused) => void (d && refused === undefined && heard()),
+    });
+    run.catch(() => undefined);
+    await running;
+    const pid = w.redis.pid() as number;
+    process.kill((stopped = pid), 'SIGSTOP');
+    try {
+      await down;
+      cancel.abort();
+      await expect(run).resolves.toMatchObject({ cancelled: true });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      stopped = undefined;
+    }
   });
 });
