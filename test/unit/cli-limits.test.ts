@@ -127,6 +127,7 @@ describe('every duration flag of every command is bounded (no 1 ms timers)', () 
     spawn: ['--provider', 'local', '--count', '1', '--fleet', 'x'],
     'certs rotate': ['--fleet', 'x'],
     'runs wait': ['r1'],
+    'runs cancel': ['r1', '--wait'],
   };
 
   it('lists the duration flags it checks', () => {
@@ -247,6 +248,7 @@ describe('every numeric flag of every command says its range in its help', () =>
     'certs rotate': ['--fleet', 'x'],
     'certs issue': ['--role', 'operator', '--name', 'x', '--out', '/nonexistent-out'],
     'runs wait': ['r1'],
+    'runs cancel': ['r1', '--wait'],
   };
   // Below and above any range: whole numbers, durations, sizes.
   const probes: Record<string, string[]> = { N: ['0', '99999999999'], K: ['0', '99999999999'], D: ['1ms', '99999h'], BYTES: ['0', '99999G'] };
