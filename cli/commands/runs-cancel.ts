@@ -69,9 +69,17 @@ async function waitForEnd(
   config: Parameters<Command['run']>[0]['config'],
   note: (text: string) => void,
 ): Promise<Attached> {
-  note(`waiting for run ${runId}'s running tasks to stop${waitMs ? '' : ' (--wait-timeout bounds the wait)'}`);
-  const creds = await schedulerCredentialSource(config.paths, { note, error: note });
-  return withRedis(config, (settings) =>
-    attachRun(runId, { settings, connect: agentConnector(creds, agentClientOptions(config)), ...(waitMs ? { timeoutMs: waitMs } : {}) }),
-  );
+  // Said once the wait lasts: a run whose tasks all have their results already ends it at once.
+  const lasting = setTimeout(() => note(`waiting for run ${runId}'s running tasks to stop${waitMs ? '' : ' (--wait-timeout bounds the wait)'}`), WAIT_NOTE_MS);
+  try {
+    const creds = await schedulerCredentialSource(config.paths, { note, error: note });
+    return await withRedis(config, (settings) =>
+      attachRun(runId, { settings, connect: agentConnector(creds, agentClientOptions(config)), ...(waitMs ? { timeoutMs: waitMs } : {}) }),
+    );
+  } finally {
+    clearTimeout(lasting);
+  }
 }
+
+/** How long `--wait` goes before it says it waits. */
+const WAIT_NOTE_MS = 1000;

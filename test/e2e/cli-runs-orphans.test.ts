@@ -150,6 +150,11 @@ describe('a run whose gaxx run was killed, no daemon', () => {
     expect(stored.results.map((r) => r.outcome)).toEqual(['cancelled', 'cancelled']);
     expect(stored.results.every((r) => r.signal !== null)).toBe(true);
     expect(m.started()).toBe(2);
+    // Again, now that every task has its result: at once, without saying it waits.
+    const again = await gaxx(['runs', 'cancel', runId, '--wait']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).not.toContain('waiting for run');
+    expect(again.stdout).toContain('every task has its result now (cancelled 2)');
   }, 240_000);
 
   it('a run left at a second Ctrl-C is shown cancelled by `gaxx runs`, not running for ever', async () => {
