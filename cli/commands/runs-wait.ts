@@ -84,7 +84,7 @@ export const command: Command = {
     else if (res.state === 'cancelled') out.note(cancelledNote(runId, unread.notEnqueuedFrom));
     else if (res.state === 'interrupted')
       out.note(
-        `gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${counted(summary.total, 'task')} ran, records from ${res.record.enqueued + 1} on never did`,
+        `gaxx: run ${runId} was interrupted: its gaxx run ended before enqueueing all its input (it died, or gave up waiting: --wait-timeout); ${counted(summary.total, 'task')} ran, records from ${res.record.enqueued + 1} on never did`,
       );
     return summaryExitCode(summary, res.state === 'cancelled', res.ended ?? (res.state === 'interrupted' ? INTERRUPTED : undefined));
   },

@@ -289,7 +289,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     else if (res.ended) ctx.out.note(endedNote(res.ended, runId, ctx.config));
     else if (res.interrupted)
       ctx.out.note(
-        `gaxx: run ${runId} was interrupted: its gaxx run died before enqueueing all its input; ${summary.total} enqueued ran${unread.notEnqueuedFrom ? `, records from ${unread.notEnqueuedFrom} on never did` : ''}`,
+        `gaxx: run ${runId} was interrupted: its gaxx run ended before enqueueing all its input (it died, or gave up waiting: --wait-timeout); ${summary.total} enqueued ran${unread.notEnqueuedFrom ? `, records from ${unread.notEnqueuedFrom} on never did` : ''}`,
       );
     return summaryExitCode(summary, res.cancelled, res.ended ?? (res.interrupted ? INTERRUPTED : undefined));
   } finally {
