@@ -88,7 +88,6 @@ export interface Command {
   run(ctx: CommandContext): Promise<number>;
 }
 
-/** The value of a string flag. */
 /** Why a command was asked to stop (ctx.signal's reason, main.ts): its words, and the exit code it ends with. */
 export interface StopReason {
   why: string;
@@ -102,6 +101,7 @@ export function stopNote(reason: unknown, did: string): string {
   return r.code === 130 ? `gaxx: ${did} (press Ctrl-C again to quit)` : `gaxx: ${r.why}: ${did} (once more, or Ctrl-C, quits at once)`;
 }
 
+/** The value of a string flag. */
 export function stringFlag(flags: FlagValues, name: string): string | undefined {
   const v = flags[name];
   return typeof v === 'string' ? v : undefined;
