@@ -9,7 +9,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TTL_TIMER_PATH } from '../../cli/bootstrap/cloud-init.js';
 import { readFleet } from '../../cli/state.js';
 import { FleetCa } from '../../certs/index.js';
@@ -136,7 +136,7 @@ describe('gaxx spawn --ttl/--budget', () => {
         const webCerts = ca.list().filter((r) => r.identity.role === 'agent' && r.identity.fleet === 'web');
         expect(webCerts.length).toBeGreaterThan(0);
         expect(webCerts.every((r) => revoked.has(r.serial))).toBe(true);
-        expect(daemon.stderr()).toMatch(/"reason":"ttl"/);
+        await vi.waitFor(() => expect(daemon.stderr()).toMatch(/"reason":"ttl"/), { timeout: 30_000, interval: 50 });
         // The fleet within its limits is untouched.
         expect(fake.instances.has(keepId)).toBe(true);
         expect((await lsJson()).map((f) => f.fleet)).toEqual(['keep']);

@@ -7,7 +7,7 @@
 // is refused before anything is sent, naming `gaxx init`, which renews it.
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
 import { exitCodeFor, isGaxxError } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
@@ -188,8 +188,12 @@ describe('a revoked local scheduler certificate with `gaxx scheduler` running', 
         // The daemon issued it (the run asked for none after its start) and logged it.
         const fresh = await validSerial('scheduler local');
         expect(fresh).not.toBe(old);
-        expect(daemon.stderr()).toContain(
-          `the scheduler certificate ${old} in ${schedulerDir()} is revoked: issued a new one from the local CA, serial ${fresh}`,
+        await vi.waitFor(
+          () =>
+            expect(daemon.stderr()).toContain(
+              `the scheduler certificate ${old} in ${schedulerDir()} is revoked: issued a new one from the local CA, serial ${fresh}`,
+            ),
+          { timeout: 30_000, interval: 50 },
         );
       } finally {
         run.kill('SIGKILL');
@@ -208,7 +212,10 @@ describe('a revoked local scheduler certificate with `gaxx scheduler` running', 
       daemon = await startDaemon();
       const fresh = await validSerial('scheduler local');
       expect(fresh).not.toBe(old);
-      expect(daemon.stderr()).toContain(`the scheduler certificate ${old} in ${schedulerDir()} is revoked: issued a new one`);
+      await vi.waitFor(() => expect(daemon.stderr()).toContain(`the scheduler certificate ${old} in ${schedulerDir()} is revoked: issued a new one`), {
+        timeout: 30_000,
+        interval: 50,
+      });
       const r = await runByDaemon();
       expect(r.code, r.stdout + r.stderr).toBe(0);
       expect(r.stderr).not.toContain('issued a new one');
@@ -305,7 +312,10 @@ describe('a revoked local monitor certificate', () => {
       try {
         await expect.poll(async () => upOf(await again.metrics()), { timeout: 60_000 }).toBe('1');
         expect(await validSerial('monitor local')).not.toBe(old);
-        expect(again.ui.stderr()).toContain(`gaxx: the monitor certificate ${old} in ${monitorDir()} is revoked: issued a new one`);
+        await vi.waitFor(() => expect(again.ui.stderr()).toContain(`gaxx: the monitor certificate ${old} in ${monitorDir()} is revoked: issued a new one`), {
+          timeout: 30_000,
+          interval: 50,
+        });
       } finally {
         again.ui.kill('SIGINT');
         await again.ui.done;

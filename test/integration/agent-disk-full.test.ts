@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exitCodeFor, type HealthCheckRequest, type HealthCheckResponse__Output, type InfoRequest, type InfoResponse__Output } from '../../proto/index.js';
 import { AGENT_GID, AGENT_UID, auditEvents, runAgentExpectFailure, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { execCollect, exitOf, putFile, rawAgentClient, unary, type RawClients } from '../helpers/grpc.js';
@@ -88,7 +88,8 @@ describe.runIf(root)('a full disk', () => {
     expect(put.ok ? 'ok' : put.gaxxCode).toBe('RESOURCE_EXHAUSTED');
     expect(await health(c)).toBe('SERVING');
     expect(await info(c)).toBe(true);
-    expect(a.stderr()).toMatch(/"errno":"ENOSPC"/);
+    // Logged beside the refusals: the log may reach us after the answers.
+    await vi.waitFor(() => expect(a.stderr()).toMatch(/"errno":"ENOSPC"/), { timeout: 30_000, interval: 20 });
 
     // The space comes back (an operator over SSH): work is taken again, no restart.
     rmSync(join(a.dataDir, 'fill', 'f'));

@@ -74,7 +74,8 @@ describe.runIf(root)('a task the task journal cannot record ahead of its start',
       const refused = await execCollect(c.agent, req);
       expect(refused.error?.gaxxCode).toBe('RESOURCE_EXHAUSTED');
       expect(refused.events).toEqual([]);
-      expect(a.stderr()).toMatch(/"errno":"ENOSPC"/);
+      // The agent logs the refusal beside its answer: the log may reach us after the answer.
+      await vi.waitFor(() => expect(a.stderr()).toMatch(/"errno":"ENOSPC"/), { timeout: 30_000, interval: 20 });
       expect(a.stderr()).toContain(`its task journal ${journal} cannot be written`);
       expect(readFileSync(ran, 'utf8')).toBe('');
       const info = await unary<InfoRequest, InfoResponse__Output>(c.agent.Info.bind(c.agent), {});
@@ -134,7 +135,7 @@ describe.runIf(root)('a task the task journal cannot record ahead of its start',
       const refused = await execCollect(c.agent, { taskId: 'ahead-ro', argv: ['sh', '-c', 'echo ran >> "$0"', ran] });
       expect(refused.error?.gaxxCode).toBe('FILE_ACCESS');
       expect(refused.events).toEqual([]);
-      expect(ro.stderr()).toMatch(/"errno":"EROFS"/);
+      await vi.waitFor(() => expect(ro.stderr()).toMatch(/"errno":"EROFS"/), { timeout: 30_000, interval: 20 });
 
       const pinned = marker('ro-pinned');
       const anyLog = marker('ro-any');
