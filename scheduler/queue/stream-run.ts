@@ -454,18 +454,22 @@ class StreamedRun {
   }
 
   /**
-   * Tasks still without a result: its job's result when it failed for good (`failed`); else after a cancel's grace, `error`; after an early end
-   * (`why`), `unknown` with that reason (queued, running or done: this process cannot tell).
+   * Tasks still without a result: its job's result when it failed for good (`failed`); else
+   * `unknown` (queued, running or done: this process cannot tell), with the early end's reason
+   * (`why`), or CANCELLED once a cancel's grace passed (or Redis went away while cancelling), as
+   * a run of one task per host reports them.
    */
   private fillMissing(why: EndedEarly | undefined, failed: ReadonlyMap<string, TaskResult>): void {
     const cause =
-      why?.refused !== undefined ? `Redis refuses writes (${why.refused})` : why?.code === 'REDIS_UNAVAILABLE' ? 'Redis unreachable' : 'wait timed out';
+      why === undefined
+        ? `the run was cancelled and ${this.redisDown ? 'Redis does not answer' : 'none came in time'}`
+        : why.refused !== undefined
+          ? `Redis refuses writes (${why.refused})`
+          : why.code === 'REDIS_UNAVAILABLE'
+            ? 'Redis unreachable'
+            : 'wait timed out';
     for (const taskId of [...this.outstanding.keys()]) {
-      const r =
-        failed.get(taskId) ??
-        (why === undefined
-          ? syntheticResult(this.runId, taskId, 'error', 'DEADLINE_EXCEEDED', 'no result in time after the run was cancelled; the task may still be running')
-          : syntheticResult(this.runId, taskId, 'unknown', why.code, `no result: ${cause}; the task may still run`));
+      const r = failed.get(taskId) ?? syntheticResult(this.runId, taskId, 'unknown', why?.code ?? 'CANCELLED', `no result: ${cause}; the task may still run`);
       // A failed job's result is the task's own; the others say only that none came.
       this.result(r, [], false, !failed.has(taskId));
     }

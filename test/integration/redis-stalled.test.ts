@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followRun } from '../../scheduler/queue/follow.js';
 import { publishResult, taskResult } from '../../scheduler/queue/results.js';
-import { streamRun, type TaskInput } from '../../scheduler/index.js';
+import { streamRun, type TaskInput, type TaskResult } from '../../scheduler/index.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 import { redisAndConnection, type TestRedis } from '../helpers/redis.js';
 
@@ -116,6 +116,7 @@ describe('a task list cancelled while Redis does not answer', () => {
       for (let i = 1; i <= 4; i++) yield { taskId: String(i), agents, target: { any: true }, argv: ['sh', '-c', 'echo up; sleep 60'] };
     }
     const cancel = new AbortController();
+    const results: TaskResult[] = [];
     let started = (): void => undefined;
     const running = new Promise<void>((resolve) => (started = resolve));
     let heard = (): void => undefined;
@@ -130,6 +131,7 @@ describe('a task list cancelled while Redis does not answer', () => {
       cancel: cancel.signal,
       onLive: () => started(),
       onRedis: (d, _forMs, refused) => void (d && refused === undefined && heard()),
+      onResult: (r) => void results.push(r),
     });
     run.catch(() => undefined);
     await running;
@@ -138,7 +140,15 @@ describe('a task list cancelled while Redis does not answer', () => {
     try {
       await down;
       cancel.abort();
-      await expect(run).resolves.toMatchObject({ cancelled: true });
+      const out = await run;
+      expect(out).toMatchObject({ cancelled: true });
+      // Each enqueued task has a result: none came, so it may still run (unknown), not an error.
+      expect(out.total).toBeGreaterThan(0);
+      expect(results.map((r) => ({ id: r.taskId, outcome: r.outcome, reason: r.reason })).sort((a, b) => a.id.localeCompare(b.id))).toEqual(
+        Array.from({ length: out.total }, (_, i) => ({ id: String(i + 1), outcome: 'unknown', reason: 'CANCELLED' })),
+      );
+      expect(results.every((r) => /^no result: the run was cancelled and Redis does not answer; the task may still run$/.test(r.error ?? ''))).toBe(true);
+      expect({ unknown: out.counts.unknown, error: out.counts.error ?? 0 }).toEqual({ unknown: out.total, error: 0 });
     } finally {
       process.kill(pid, 'SIGCONT');
       stopped = undefined;
