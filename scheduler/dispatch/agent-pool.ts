@@ -390,8 +390,9 @@ export class AgentPool {
     this.noteState(s);
   }
 
-  /** Resolves when a slot frees or a breaker changes, after `ms` at most, or on abort. */
+  /** Resolves when a slot frees or a breaker changes, after `ms` at most, or on abort (at once when it came first). */
   waitForChange(ms: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(t);

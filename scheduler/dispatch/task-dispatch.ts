@@ -59,9 +59,10 @@ export function buildRequest(spec: TaskSpec, stdin: Buffer | undefined, execId: 
   };
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
+/** Resolves after `ms`, or at once when `signal` aborts (or had). */
 export const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
+    if (signal.aborted) return resolve();
     const t = setTimeout(done, ms);
     function done(): void {
       clearTimeout(t);
@@ -129,6 +130,8 @@ export class TaskDispatch {
   private sticky: { address: string; since: number } | undefined;
   /** Since when every usable agent's breaker has been open (breaker waits are bounded by time). */
   private waitingSince = 0;
+  /** The waits as the job last recorded them (waitsKey). */
+  private savedWaits: string;
   private readonly seed = Math.floor(Math.random() * 1e6);
   private readonly policy: RetryPolicy;
   private readonly wakeCtl = new AbortController();
@@ -156,13 +159,21 @@ export class TaskDispatch {
     this.startedOn.push(...(spec.dispatch?.startedOn ?? []));
     for (const a of spec.dispatch?.mayHaveRunOn ?? []) this.mayHaveRunOn(a);
     this.sentTo = spec.dispatch?.sentTo;
+    // The waits an earlier worker began go on from their start (a clock ahead of ours counts from now).
+    const waits = spec.dispatch?.waits;
+    const now = Date.now();
+    const from = (t: number | undefined): number => (t === undefined ? 0 : Math.min(t, now));
+    this.busySince = from(waits?.busy);
+    this.waitingSince = from(waits?.breaker);
+    this.moved = waits?.moved;
     // An earlier worker took the job (and saved an any-host task's placement) before its Exec:
     // the command may be running on that agent, or the pinned one.
     const before = job.takenBefore ? (this.placedOn ?? this.pinned) : undefined;
     if (before !== undefined) {
-      this.sticky = { address: before, since: Date.now() };
+      this.sticky = { address: before, since: waits?.gone?.address === before ? from(waits.gone.since) : now };
       this.mayHaveRunOn(before);
     }
+    this.savedWaits = this.waitsKey();
   }
 
   async run(): Promise<Dispatched> {
@@ -193,7 +204,29 @@ export class TaskDispatch {
       ...(startedOn.length ? { startedOn } : {}),
       ...(mayHaveRunOn.length ? { mayHaveRunOn } : {}),
       ...(this.sentTo ? { sentTo: this.sentTo } : {}),
+      ...(this.waits() ? { waits: this.waits() } : {}),
     };
+  }
+
+  /** The bounded waits under way, as a job records them (undefined: none). */
+  private waits(): NonNullable<DispatchState['waits']> | undefined {
+    const w = {
+      ...(this.sticky ? { gone: { address: this.sticky.address, since: this.sticky.since } } : {}),
+      ...(this.busySince ? { busy: this.busySince } : {}),
+      ...(this.waitingSince ? { breaker: this.waitingSince } : {}),
+      ...(this.moved !== undefined ? { moved: this.moved } : {}),
+    };
+    return Object.keys(w).length > 0 ? w : undefined;
+  }
+
+  private waitsKey(): string {
+    return JSON.stringify(this.waits() ?? null);
+  }
+
+  /** Records the dispatch state with the job (its lock must still be this worker's). */
+  private async save(): Promise<void> {
+    await this.job.saveDispatch(this.state());
+    this.savedWaits = this.waitsKey();
   }
 
   private execId(): string {
@@ -206,6 +239,8 @@ export class TaskDispatch {
       if (this.job.cancel.aborted) return this.cancelledBetweenDispatches();
       const lost = this.stickyExpired();
       if (lost) return lost;
+      // A wait that began (or ended) is recorded with the job before the next step waits on.
+      if (this.waitsKey() !== this.savedWaits) await this.save();
       const step = await this.step();
       if ('done' in step) return step.done;
       if ('giveUp' in step) break;
@@ -606,13 +641,14 @@ export class TaskDispatch {
         // A pinned task can only go back to its agent, so only any-host placements are saved;
         // and the agent the Exec goes to (its journal, or when it went while its journal is not
         // known), whenever it is another than the one saved, pinned task or not: a worker that
-        // takes the job over needs it to tell a new agent there from the one that may run it.
+        // takes the job over needs it to tell a new agent there from the one that may run it; and
+        // the waits under way when they changed since last saved (a taker goes on with them).
         const sameAgent = this.sentTo?.address === addr && this.sentTo.journal === (journal ?? '');
-        const save = (this.placedOn !== addr && this.pinned === undefined) || !sameAgent;
+        const save = (this.placedOn !== addr && this.pinned === undefined) || !sameAgent || this.waitsKey() !== this.savedWaits;
         this.placedOn = addr;
         // When it went (a worker that takes the job over compares it with the agent's uptime).
         this.sentTo = sameAgent && this.sentTo ? this.sentTo : { address: addr, journal: journal ?? '', at: Date.now() };
-        await (save ? this.job.saveDispatch(this.state()) : this.job.hold());
+        await (save ? this.save() : this.job.hold());
         // Cancelled during that check: ended as between dispatches (nothing was sent this time).
         if (this.job.cancel.aborted) return AGAIN;
         this.attempts += 1;
@@ -699,7 +735,7 @@ export class TaskDispatch {
       this.onlyExistingOn = undefined;
       this.sentTo = undefined;
       this.ctx.metrics?.retries.inc({ kind: 'failure' });
-      await this.job.saveDispatch(this.state());
+      await this.save();
       await sleep(backoffDelay(this.round, { baseMs: this.policy.backoffMs, maxMs: this.policy.backoffMaxMs }), this.wake);
       return AGAIN;
     }

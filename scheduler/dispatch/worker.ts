@@ -328,6 +328,10 @@ export class SchedulerWorker {
     const onStop = (): void => stop.abort();
     this.abort.signal.addEventListener('abort', onStop, { once: true });
     lock.signal.addEventListener('abort', onStop, { once: true });
+    // A stop that came first is no event: a draining worker's BullMQ fetch still under way can
+    // hand it a job (the one it just handed back, too), which it must hand back at once rather
+    // than run on with nothing to stop it (its drain would wait for that job's end).
+    if (this.abort.signal.aborted || lock.signal.aborted) onStop();
     try {
       if (await this.cancels.check(spec.runId)) watch.controller.abort();
       const handle: JobHandle = {
@@ -350,6 +354,7 @@ export class SchedulerWorker {
         hold: () => lock.hold(),
         loadInput: (name) => this.redis.getBuffer(runInputKey(spec.runId, name)),
       };
+      if (stop.signal.aborted) throw new Error('stopped before its dispatch');
       done = await dispatchTask(ctx, spec, handle);
     } catch (e) {
       if (e instanceof LockLost || lock.lost || !this.abort.signal.aborted) throw e;

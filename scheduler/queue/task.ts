@@ -156,6 +156,25 @@ export const TaskSpecSchema = TaskFields.extend({
         .object({ address: z.string().max(1024), journal: z.string().max(64), at: z.number().int().min(0).optional() })
         .strict()
         .optional(),
+      /**
+       * The bounded waits under way (ms epoch of their start), so that a worker that takes the job
+       * over (the first died, or drained) ends them when they were due, rather than begin them
+       * again: `gone`, the agent the task may run on and went away (agentGoneMs); `busy`, the
+       * first refusal of work (busyWaitMs); `breaker`, every usable agent's breaker open
+       * (agentGoneMs); `moved`, why the task left an agent that stayed away (that wait is spent).
+       */
+      waits: z
+        .object({
+          gone: z
+            .object({ address: z.string().max(1024), since: z.number().int().min(0) })
+            .strict()
+            .optional(),
+          busy: z.number().int().min(0).optional(),
+          breaker: z.number().int().min(0).optional(),
+          moved: z.string().max(8192).optional(),
+        })
+        .strict()
+        .optional(),
     })
     .strict()
     .optional(),
