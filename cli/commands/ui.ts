@@ -178,7 +178,8 @@ export const command: Command = {
         log: logTo(out),
       });
       print(dash.url, 'here');
-      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      // A Ctrl-C while it started is no event any more: it stops the dashboard now.
+      if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
       await dash.stop();
       return 0;
     } finally {

@@ -67,7 +67,9 @@ export async function* execStream(call: grpc.ClientReadableStream<ExecEvent__Out
     if (started) sendCancel();
     else grace = setTimeout(() => call.cancel(), CANCEL_GRACE_MS);
   };
-  ctx.signal?.addEventListener('abort', onAbort, { once: true });
+  // A stop that came first is no event: asked for at once.
+  if (ctx.signal?.aborted) onAbort();
+  else ctx.signal?.addEventListener('abort', onAbort, { once: true });
   const events = (call as AsyncIterable<ExecEvent__Output>)[Symbol.asyncIterator]();
   // The exit event goes to the caller as it comes. The agent ends the call right after it (its
   // trailers come a loop turn later): a caller that stops at the exit leaves the call to be

@@ -86,6 +86,27 @@ describe('AgentClient round trips', () => {
     expect(await client.cancel('cancel-1')).toBe(false);
   });
 
+  it('a signal aborted while the connection comes up sends nothing: the task never starts', async () => {
+    // A new client: its channel is idle, so the Exec first waits for the connection.
+    const fresh = AgentClient.connect({ address: agent.address, expect: { fleet: 'test', host: 'h1' } }, creds);
+    try {
+      const before = Number((await client.info()).tasksStartedTotal);
+      const ac = new AbortController();
+      const it = fresh.exec({ taskId: 'early-abort', argv: ['true'] }, { signal: ac.signal })[Symbol.asyncIterator]();
+      // next() runs the call up to its wait for the connection; the abort comes during that wait.
+      const first = it.next();
+      ac.abort();
+      expect(await codeOf(first)).toBe('CANCELLED');
+      // Nothing went out: the agent started no task (an Exec sent with a stop it never heard would have run).
+      expect(await fresh.health()).toBe('SERVING');
+      const info = await client.info();
+      expect(Number(info.tasksStartedTotal)).toBe(before);
+      expect(await client.cancel('early-abort')).toBe(false);
+    } finally {
+      fresh.close();
+    }
+  });
+
   it('info and health', async () => {
     const info = await client.info();
     expect(info.fleet).toBe('test');
