@@ -19,7 +19,7 @@ export { WORKER_CONCURRENCY } from './dispatch/worker.js';
 export { serveScheduler } from './daemon/serve.js';
 export { isCancelled } from './queue/cancel.js';
 export { streamRun } from './queue/stream-run.js';
-export { storeTaskRecords, taskRecords } from './queue/runs.js';
+export { keptTaskRecords, resultNamesKept, storeTaskRecords, taskRecords } from './queue/runs.js';
 export { type RefusedTask } from './queue/refused.js';
 export {
   countOutcome,
@@ -35,7 +35,7 @@ export {
   type RunRecord,
   type RunState,
 } from './queue/run-index.js';
-export { attachRun, cancelRecordedRun, settleRunRecord, storedResults, type Attached } from './queue/run-control.js';
+export { attachRun, cancelRecordedRun, requireRun, settleRunRecord, storedResults, type Attached } from './queue/run-control.js';
 export { readBreakers } from './daemon/breakers.js';
 export { clearFleetLimits, holdFleet, limitReached, setFleetLimits, type FleetLimits } from './queue/fleet-limits.js';
 export { Dashboard, DEFAULT_UI_LISTEN } from './ui/dashboard.js';

@@ -7,26 +7,12 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatDuration, formatSize, REQUEST_LIMITS } from '../../proto/index.js';
 import { DEFAULT_OUTPUT_CAP_BYTES, LIMITS, redisTarget } from '../../scheduler/light/index.js';
-import { boolFlag, durationFlag, JSON_FLAG, usageError, WORKDIR_FLAG, type Command, type FlagValues } from '../command.js';
+import { boolFlag, durationFlag, JSON_FLAG, stringFlag, usageError, WORKDIR_FLAG, type Command, type FlagValues } from '../command.js';
 import { noOperatorCertificate } from '../paths.js';
 import { DEFAULT_WINDOW, MAX_RUN_CONCURRENCY, planRun } from '../run/plan.js';
 
 /** Flags that describe a new run: an earlier run resumed keeps what it was submitted with. */
-const NEW_RUN_FLAGS = [
-  'fleet',
-  'agent',
-  'tasks',
-  'null',
-  'replace',
-  'each-host',
-  'concurrency',
-  'timeout',
-  'retries',
-  'retry-on-failure',
-  'output-cap',
-  'env',
-  'results',
-];
+const NEW_RUN_FLAGS = ['fleet', 'agent', 'tasks', 'null', 'replace', 'each-host', 'concurrency', 'timeout', 'retries', 'retry-on-failure', 'output-cap', 'env'];
 
 /** --resume takes no command and none of a new run's flags: they would be ignored. */
 function refuseWithResume(flags: FlagValues, hasRest: boolean): void {
@@ -38,7 +24,7 @@ function refuseWithResume(flags: FlagValues, hasRest: boolean): void {
 export const command: Command = {
   usage:
     'gaxx run (--fleet F | --agent ADDR[,ADDR...]) [--tasks FILE|- [-0] [--replace STR]] [--each-host] [--concurrency N] [--timeout D] [--retries N] [--retry-on-failure] [--output-cap BYTES] [--env K=V ...] [--workdir DIR] [--results DIR] [--wait-timeout D] [--json] [--timings] -- CMD ARGS...\n' +
-    'gaxx run --resume ID [--wait-timeout D] [--json] [--timings]',
+    'gaxx run --resume ID [--results DIR] [--wait-timeout D] [--json] [--timings]',
   description: [
     'Runs CMD through the Redis queue. Without --tasks: one task per host, pinned to it (--each-host',
     'says so; it takes no --tasks). With --tasks FILE (- for stdin): one task per input line (NUL-separated record',
@@ -91,7 +77,13 @@ export const command: Command = {
     'full disk) changes no outcome: the run goes on, the first failure of each kind is said on',
     'stderr with the path and the fix, the summary counts the folders not written and names how',
     'to get their results (gaxx runs wait ID --json), and the run exits 3 (FILE_ACCESS) unless',
-    'cancelled or ended early. Exit codes: 0 every task succeeded; 1 some command',
+    'cancelled or ended early.',
+    "--resume ID --results DIR (as gaxx runs wait ID --results DIR) writes that run's folders as its",
+    'own --results would have, into a new or empty DIR or the DIR its --results left incomplete (its',
+    'gaxx run killed, its wait ended early, a full disk): the folders there are kept, the missing ones',
+    "written; a DIR holding anything else (another run's folders: each result.json names its run)",
+    'is refused (5), and so is a run whose records expired (4, 24 hours after it): nothing is written.',
+    'Exit codes: 0 every task succeeded; 1 some command',
     'failed (not there: 127; cannot be run: 126), timed out or was killed, or some record was refused; 12 some task',
     'was unreachable (never ran: no agent reached, or none could set it up; an any-host task an agent cannot set up,',
     'its data dir read-only or full, its sandbox failing, runs on another agent, not counted as failed), an error',
@@ -151,7 +143,11 @@ export const command: Command = {
     },
     env: { type: 'string', valueName: 'K=V', multiple: true, help: 'environment variable for the command' },
     workdir: { ...WORKDIR_FLAG, help: `${WORKDIR_FLAG.help}; tasks of a --tasks list on one host share it` },
-    results: { type: 'string', valueName: 'DIR', help: "write each task's stdout, stderr and result.json under DIR (must be new or empty)" },
+    results: {
+      type: 'string',
+      valueName: 'DIR',
+      help: "write each task's stdout, stderr and result.json under DIR (must be new or empty; with --resume, also that run's own --results DIR: its missing folders)",
+    },
     'wait-timeout': { type: 'string', valueName: 'D', help: 'give up waiting for results after D (e.g. 10m; default: no limit)' },
     resume: {
       type: 'string',
@@ -179,6 +175,8 @@ export const command: Command = {
     if (resume !== undefined) refuseWithResume(flags, hasRest);
     // The flags are checked before anything starts.
     const waitTimeoutMs = resume === undefined ? undefined : durationFlag(flags, 'wait-timeout', 'run');
+    const resultsDir = resume === undefined ? undefined : stringFlag(flags, 'results');
+    if (resultsDir === '') throw usageError('run', '--results needs a directory');
     const plan = resume === undefined ? planRun(flags, rest, config.agent.port) : undefined;
     // A home without `gaxx init` has no operator to sign the tasks: said before an embedded
     // redis-server is started (and its state dir made) in it.
@@ -196,7 +194,12 @@ export const command: Command = {
     );
     const { executeRun, resumeRunCommand } = await loaded;
     const ctx = { config, out, io, signal, redis };
-    if (resume !== undefined) return resumeRunCommand(resume, ctx, { ...(waitTimeoutMs ? { waitTimeoutMs } : {}), timings: boolFlag(flags, 'timings') });
+    if (resume !== undefined)
+      return resumeRunCommand(resume, ctx, {
+        ...(waitTimeoutMs ? { waitTimeoutMs } : {}),
+        ...(resultsDir ? { resultsDir } : {}),
+        timings: boolFlag(flags, 'timings'),
+      });
     return executeRun(plan as NonNullable<typeof plan>, ctx);
   },
 };

@@ -1,7 +1,7 @@
-/** `gaxx runs wait ID [--json]`: attach to a run and print its results as `gaxx run` would. */
+/** `gaxx runs wait ID [--results DIR] [--json]`: attach to a run and print its results as `gaxx run` would (and write its `--results` folders). */
 import { counted } from '../../proto/index.js';
 import { agentConnector, attachRun } from '../../scheduler/index.js';
-import { durationFlag, JSON_FLAG, type Command } from '../command.js';
+import { durationFlag, JSON_FLAG, stringFlag, usageError, type Command } from '../command.js';
 import { agentClientOptions } from '../config.js';
 import { withRedis } from '../run/redis-session.js';
 import { cancelledNote, failedNote, INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from '../run/summary.js';
@@ -12,7 +12,7 @@ import { RecordedRun } from '../run/recorded-run.js';
 import { schedulerCredentialSource } from '../scheduler-credentials.js';
 
 export const command: Command = {
-  usage: 'gaxx runs wait ID [--wait-timeout D] [--json]',
+  usage: 'gaxx runs wait ID [--results DIR] [--wait-timeout D] [--json]',
   description: [
     "Attaches to a run started elsewhere, or whose `gaxx run` died, and prints every task's",
     'result from the start, as `gaxx run` does (--json: the run first, one object per task, a',
@@ -26,16 +26,31 @@ export const command: Command = {
     'Unknown or expired run: exit 4.',
     'Past --wait-timeout, each task without a result is reported unknown, the summary says the',
     'run is still running, and it exits 13: the run goes on, and another `runs wait` collects it.',
+    "--results DIR writes the run's results folders as its own `gaxx run --results` does (see gaxx",
+    'run --help: the same names, files and bytes, each folder whole or not at all) into a new or empty',
+    "DIR, or completes the DIR that run's --results left incomplete (its gaxx run killed, its wait",
+    'ended early, a full disk): the folders there are kept as they are, only the missing ones are',
+    'written, and a leftover .gaxx-*.tmp of a killed writer is removed. A DIR holding anything else',
+    "(another run's folders: each result.json names its run; other files) is refused, exit 5, and a",
+    'run whose task records (or hosts) expired, 24 hours after it, too, exit 4: nothing is written.',
+    'Folders that cannot be written are counted and said as gaxx run says them, exit 3.',
   ].join('\n'),
   flags: {
+    results: {
+      type: 'string',
+      valueName: 'DIR',
+      help: "write the run's --results folders into DIR (new or empty, or that run's own --results DIR: the missing ones)",
+    },
     'wait-timeout': { type: 'string', valueName: 'D', help: 'give up after D, e.g. 10m (exit 13)' },
     json: { ...JSON_FLAG, help: 'print JSON Lines: the run first, one object per task, a summary last' },
   },
   positionals: { names: ['ID'], min: 1 },
-  examples: ['gaxx runs wait rmx5i3k2abc123', 'gaxx runs wait rmx5i3k2abc123 --json > results.jsonl'],
+  examples: ['gaxx runs wait rmx5i3k2abc123', 'gaxx runs wait rmx5i3k2abc123 --json > results.jsonl', 'gaxx runs wait rmx5i3k2abc123 --results out'],
   async run({ flags, positionals, config, out, io }) {
     const runId = positionals[0] as string;
     const waitMs = durationFlag(flags, 'wait-timeout', 'runs wait');
+    const resultsDir = stringFlag(flags, 'results');
+    if (resultsDir === '') throw usageError('runs wait', '--results needs a directory');
     const note = (text: string): void => out.note(`gaxx: ${text}`);
     const creds = await schedulerCredentialSource(config.paths, { note, error: note });
     // Made once the run is known: a run of one task per host is printed as its `gaxx run` prints
@@ -46,7 +61,7 @@ export const command: Command = {
     const ignored = new IgnoredReport(out, 'result');
     let outputCut = 0;
     const res = await withRedis(config, async (settings) => {
-      const recorded = await RecordedRun.open(settings, runId, out, io.colour === true);
+      const recorded = await RecordedRun.open(settings, runId, out, io.colour === true, resultsDir);
       try {
         const attached = await attachRun(runId, {
           settings,

@@ -217,8 +217,15 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
   return summaryExitCode(summary, cancelled, res.ended);
 }
 
-/** `gaxx run --resume ID`: serves an earlier run's remaining tasks here and prints every result. */
-export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts: { waitTimeoutMs?: number; timings?: boolean } = {}): Promise<number> {
+/**
+ * `gaxx run --resume ID`: serves an earlier run's remaining tasks here and prints every result;
+ * `resultsDir`: writes the run's `--results` folders there too (those already there kept).
+ */
+export async function resumeRunCommand(
+  runId: string,
+  ctx: ExecuteContext,
+  opts: { waitTimeoutMs?: number; timings?: boolean; resultsDir?: string } = {},
+): Promise<number> {
   const clock = new RunClock();
   const { waitTimeoutMs } = opts;
   const targetP = ctx.redis;
@@ -236,7 +243,7 @@ export async function resumeRunCommand(runId: string, ctx: ExecuteContext, opts:
     const ignored = new IgnoredReport(ctx.out, 'result');
     let outputCut = 0;
     // Shown as its own gaxx run showed it: a task list's results with their records, a fleet's hosts by name.
-    const recorded = await RecordedRun.open(target.settings, runId, ctx.out, ctx.io.colour === true);
+    const recorded = await RecordedRun.open(target.settings, runId, ctx.out, ctx.io.colour === true, opts.resultsDir);
     const res = await resumeRun(runId, {
       settings: target.settings,
       redis: recorded.redis,

@@ -6,7 +6,10 @@
  * does); an empty name, `.`, `..` or a name longer than 200 bytes is written `\#<seq>`, and every
  * task with the same input as an earlier record gets `<input>\#<seq>` (whichever ends first), so
  * every task has exactly one folder, the same on every run of the list.
- * DIR must not exist yet or be empty: two runs never mix their results.
+ * DIR must not exist yet or be empty: two runs never mix their results. `gaxx runs wait ID` and
+ * `gaxx run --resume ID` complete a DIR that run's own `--results` left incomplete (its gaxx run
+ * killed, its wait ended early, a full disk): a folder there is whole by construction and kept as
+ * it is, the missing ones are written as that run would have written them (prepareRunResultsDir).
  *
  * A folder is whole or absent: its files are written into a hidden temp folder beside it
  * (`.gaxx-<seq>-<random>.tmp`), which is renamed to its name only once all four are written. A
@@ -14,15 +17,16 @@
  * file and the fix; the views (views.ts) tell it and go on: the result itself is in Redis.
  *
  * Every name is made from what this process knows (the task id it enqueued, the record it read,
- * the host it pinned the task to), never from the result itself, which is read from Redis;
- * and every path written is checked to lie under DIR.
+ * the host it pinned the task to; completing a run's DIR, what the run kept of those beside its
+ * results), never from the result itself, which is read from Redis; and every path written is
+ * checked to lie under DIR.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ERROR_CODES, fileAccessError, GaxxError, inside, type ErrorCode } from '../../proto/index.js';
 import type { OutputChunk, TaskResult } from '../../scheduler/index.js';
-import { makeOwnSubdir, prepareUserDir } from '../local-dirs.js';
+import { checkOwnDir, makeOwnSubdir, prepareUserDir } from '../local-dirs.js';
 import type { RunView } from './views.js';
 
 /** The folder name for an input record. */
@@ -37,22 +41,113 @@ export function resultName(input: string, seq: string): string {
  * its real path, which the results are written under (prepareUserDir).
  */
 export function prepareResultsDir(dir: string): string {
-  let entries: string[] = [];
-  try {
-    entries = readdirSync(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw new GaxxError('USAGE', `--results: '${dir}' is not a directory`);
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new GaxxError('FAILED_PRECONDITION', `--results: cannot read '${dir}': ${(e as Error).message}`);
-  }
-  if (entries.length > 0) throw new GaxxError('ALREADY_EXISTS', `--results: '${dir}' is not empty; give a new directory`);
+  if (entriesOf(dir).length > 0) throw new GaxxError('ALREADY_EXISTS', `--results: '${dir}' is not empty; give a new directory`);
   // Another user's directory could have what gaxx makes in it swapped for symlinks.
   const real = prepareUserDir(dir, '--results');
   makeOwnSubdir(join(real, '1'), '--results');
   return real;
 }
 
+/** DIR's entries; none when it does not exist yet. */
+function entriesOf(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw new GaxxError('USAGE', `--results: '${dir}' is not a directory`);
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new GaxxError('FAILED_PRECONDITION', `--results: cannot read '${dir}': ${(e as Error).message}`);
+    return [];
+  }
+}
+
 /** A task id as gaxx makes them (a record number, or `<i>-<host>`): safe as a path component. */
 const SEQ = /^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/;
+/** A task list's task id: its record's number. */
+const RECORD_NO = /^[1-9][0-9]{0,15}$/;
+/** The temp folder a writer killed mid-write left (`.gaxx-<seq>-<random>.tmp`): no task's folder. */
+const TEMP = /^\.gaxx-[A-Za-z0-9][A-Za-z0-9._-]{0,79}-[0-9a-f]{12}\.tmp$/;
+
+/** A `--results` DIR to complete: its real path, and the tasks whose folders are already there. */
+export interface RunResultsDir {
+  root: string;
+  written: ReadonlySet<string>;
+}
+
+/**
+ * `--results DIR` of `gaxx runs wait ID` and `gaxx run --resume ID`: DIR new or empty, or the
+ * folder run ID's own `--results` wrote into. A folder is that run's when its `result.json` names
+ * the run (`runId`) and its `seq` the same task; such folders are kept as they are (each was
+ * written whole) and their tasks returned, so that only the missing ones are written. Anything
+ * else in DIR (another run's folders, a file of someone's) is ALREADY_EXISTS, and nothing is
+ * written, made or removed: the two runs' results must not mix. A temp folder a killed writer
+ * left is no folder: it is removed, once DIR is known to be the run's.
+ */
+export function prepareRunResultsDir(dir: string, runId: string): RunResultsDir {
+  const entries = entriesOf(dir);
+  const foreign = entries.find((e) => e !== '1');
+  if (foreign !== undefined) throw notTheRuns(dir, runId, `it holds ${JSON.stringify(foreign)}`);
+  const real = prepareUserDir(dir, '--results');
+  const one = join(real, '1');
+  const found = entries.length > 0 ? runFolders(dir, one, runId) : { written: new Set<string>(), temps: [] };
+  makeOwnSubdir(one, '--results');
+  for (const t of found.temps) {
+    try {
+      rmSync(join(one, t), { recursive: true, force: true });
+    } catch {
+      // Left as it was: a temp folder is never taken for a task's folder.
+    }
+  }
+  return { root: real, written: found.written };
+}
+
+/** The tasks of run `runId` whose folders DIR/1 (`one`) holds, and its leftover temp folders; ALREADY_EXISTS on anything else. */
+function runFolders(dir: string, one: string, runId: string): { written: Set<string>; temps: string[] } {
+  const st = lstatSync(one);
+  if (!st.isDirectory()) throw notTheRuns(dir, runId, "its '1' is not a directory");
+  // A folder of another user's could be swapped while it is read: as gaxx run refuses it.
+  checkOwnDir(one, '--results', 0o002);
+  const written = new Set<string>();
+  const temps: string[] = [];
+  for (const name of readdirSync(one)) {
+    const path = join(one, name);
+    const isDir = lstatSync(path).isDirectory();
+    if (isDir && TEMP.test(name)) temps.push(name);
+    else if (!isDir) throw notTheRuns(dir, runId, `1/${JSON.stringify(name)} is not a folder`);
+    else written.add(folderTask(dir, path, name, runId));
+  }
+  return { written, temps };
+}
+
+/** The task whose folder `path` is, when it is run `runId`'s (its result.json and seq agree); else ALREADY_EXISTS. */
+function folderTask(dir: string, path: string, name: string, runId: string): string {
+  const read = (file: string): string | undefined => {
+    try {
+      return readFileSync(join(path, file), 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'EISDIR') return undefined;
+      throw fileAccessError(e) ?? e;
+    }
+  };
+  let result: { runId?: unknown; taskId?: unknown } | undefined;
+  try {
+    result = JSON.parse(read('result.json') ?? 'null') as typeof result;
+  } catch {
+    result = undefined;
+  }
+  const folder = `1/${JSON.stringify(name)}`;
+  if (typeof result?.runId === 'string' && result.runId !== runId) throw notTheRuns(dir, runId, `${folder} is run ${result.runId}'s`);
+  const taskId = result?.taskId;
+  if (result?.runId !== runId || typeof taskId !== 'string' || !SEQ.test(taskId) || read('seq') !== `${taskId}\n`)
+    throw notTheRuns(dir, runId, `${folder} is no results folder of it (its result.json and seq do not name one of its tasks)`);
+  return taskId;
+}
+
+function notTheRuns(dir: string, runId: string, why: string): GaxxError {
+  return new GaxxError(
+    'ALREADY_EXISTS',
+    `--results: '${dir}' holds what run ${runId}'s --results did not write (${why}); nothing was written: give a new or empty directory, or the one run ${runId}'s gaxx run --results wrote into`,
+  );
+}
 
 /** Writes each task's folder as its result arrives. */
 export class ResultsDirView implements RunView {
@@ -62,6 +157,8 @@ export class ResultsDirView implements RunView {
     dir: string,
     /** Each task's host, for a run of one task per host (task lists name folders by record). */
     private readonly hosts?: ReadonlyMap<string, string>,
+    /** Tasks whose folders are there already (a DIR being completed, prepareRunResultsDir): kept as they are. */
+    private readonly written: ReadonlySet<string> = new Set(),
   ) {
     this.root = resolve(dir, '1');
   }
@@ -73,19 +170,29 @@ export class ResultsDirView implements RunView {
   end(): void {}
 
   /**
-   * `input`: the task's record, as this process read it. The task id names the folder only once
-   * it is known to be one this process enqueued: a run of one task per host finds its host by it
-   * (a task it does not know gets no folder); a task list's results are those its stream counted
-   * as its own (stream-run), and one without a text record (refused: not UTF-8, too long) is
-   * written `\#<seq>`. FILE_ACCESS when the folder could not be written (none is left). A task
+   * `input`: the task's record, as this process read it (a shown run's: as Redis keeps it). The
+   * task id names the folder only once it is known to be one of the run's: a run of one task per
+   * host finds its host by it (a shown run's task whose host could not be read gets no folder,
+   * counted as not written); a task list's results are those its stream counted as its own
+   * (stream-run), and one without a text record (refused: not UTF-8, too long) is written
+   * `\#<seq>`. FILE_ACCESS when the folder could not be written (none is left). A task
    * whose result did not come (`pending`: the wait ended early, or a cancel's grace passed) gets
    * no folder: its outcome is not known, and a folder is only ever a task's result; it is counted
    * among those not written (its reason as the code), which say how to get every result later.
+   * A task whose folder is there already (`written`) keeps it as it is. `unnamed`: why a shown
+   * run's record of the task, its folder's name, is not known (thrown: the folder is not written).
    */
-  result(r: TaskResult, output: OutputChunk[], _liveShown: boolean, input: string | undefined, pending = false): void {
+  result(r: TaskResult, output: OutputChunk[], _liveShown: boolean, input: string | undefined, pending = false, unnamed?: GaxxError): void {
     const seq = r.taskId;
+    if (!SEQ.test(seq) || this.written.has(seq)) return;
+    if (unnamed) throw unnamed;
     const name = input ?? (this.hosts ? this.hosts.get(seq) : '');
-    if (name === undefined || !SEQ.test(seq)) return;
+    // Every task of a run of one task per host has its host (a shown run's, while the run keeps them).
+    if (name === undefined)
+      throw new GaxxError(
+        'NOT_FOUND',
+        "its host, which names its folder, is not known (the run's hosts could not be read, or expired), so no folder is written for it",
+      );
     if (pending) {
       const code: ErrorCode = r.reason in ERROR_CODES ? (r.reason as ErrorCode) : 'UNAVAILABLE';
       throw new GaxxError(code, `no result came before the wait ended (${r.reason || r.outcome}), so no folder is written for it`);
@@ -122,25 +229,37 @@ export class ResultsDirView implements RunView {
    * that the layout is the same on every run of one list (`DIR/1/a` is always record a's first).
    */
   private place(tmp: string, base: string, seq: string): void {
-    try {
+    if (this.renamed(tmp, base, seq)) return;
+    const there = this.seqIn(base);
+    if (there !== undefined && RECORD_NO.test(there) && Number(seq) < Number(there)) {
+      renameSync(this.folder(base), this.folder(`${base}\\#${there}`));
       renameSync(tmp, this.folder(base));
-      return;
+    } else if (!this.renamed(tmp, `${base}\\#${seq}`, seq))
+      throw new GaxxError('ALREADY_EXISTS', `${this.folder(`${base}\\#${seq}`)} holds another task's folder`);
+  }
+
+  /**
+   * Renames `tmp` to `name`: false when another folder is there. One of this same task (a second
+   * writer completing the run's DIR beside the first) is whole too: `tmp` is dropped for it.
+   */
+  private renamed(tmp: string, name: string, seq: string): boolean {
+    try {
+      renameSync(tmp, this.folder(name));
+      return true;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw e;
     }
-    const there = this.seqIn(base);
-    if (there !== undefined && Number(seq) < Number(there)) {
-      renameSync(this.folder(base), this.folder(`${base}\\#${there}`));
-      renameSync(tmp, this.folder(base));
-    } else renameSync(tmp, this.folder(`${base}\\#${seq}`));
+    if (this.seqIn(name) !== seq) return false;
+    rmSync(tmp, { recursive: true, force: true });
+    return true;
   }
 
-  /** The record number of the task in folder `name` when both it and this are record numbers (task lists), else undefined. */
+  /** The task id in folder `name`'s seq file, when it has one. */
   private seqIn(name: string): string | undefined {
     try {
       const seq = readFileSync(join(this.folder(name), 'seq'), 'utf8').trim();
-      return /^[1-9][0-9]{0,15}$/.test(seq) ? seq : undefined;
+      return SEQ.test(seq) ? seq : undefined;
     } catch {
       return undefined;
     }

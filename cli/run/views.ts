@@ -5,7 +5,7 @@
  * files and to a one-host run's terminal, base64 in JSON (`stdoutBase64` instead of `stdout`);
  * lines labelled with their host show their control characters escaped (printableOutputLine).
  */
-import { printable, printableOutputLine } from '../../proto/index.js';
+import { printable, printableOutputLine, type GaxxError } from '../../proto/index.js';
 import type { OutputChunk, TaskResult } from '../../scheduler/index.js';
 import type { Output } from '../output.js';
 import { taskResultJson } from '../result-json.js';
@@ -30,9 +30,10 @@ export interface RunView {
   live(taskId: string, c: OutputChunk): void;
   /**
    * `input`: the task's record, when known. `pending`: no result of the task came (the wait
-   * ended early, or a cancel's grace passed): `r` only says so.
+   * ended early, or a cancel's grace passed): `r` only says so. `unnamed`: a shown run's task
+   * whose record could not be read (Redis gone, or it expired): why.
    */
-  result(r: TaskResult, output: OutputChunk[], liveShown: boolean, input: string | undefined, pending?: boolean): void;
+  result(r: TaskResult, output: OutputChunk[], liveShown: boolean, input: string | undefined, pending?: boolean, unnamed?: GaxxError): void;
   end(s: RunSummary): void;
 }
 
@@ -142,12 +143,18 @@ export class JsonView implements RunView {
  * The view of a run recorded before (`gaxx runs wait`, `gaxx run --resume`): JSON Lines, or
  * human output as the run's own `gaxx run` printed it, a run of one task per host with its
  * hosts' labels (`hosts`, when the run still has them), a fleet's task list labelled with its
- * host names (`hostNames`, by agent address).
+ * host names (`hostNames`, by agent address); and its `--results` folders (`results`).
  */
-export function recordedRunView(out: Output, colour: boolean, hosts?: ReadonlyMap<string, string>, hostNames?: ReadonlyMap<string, string>): Views {
+export function recordedRunView(
+  out: Output,
+  colour: boolean,
+  hosts?: ReadonlyMap<string, string>,
+  hostNames?: ReadonlyMap<string, string>,
+  results?: RunView,
+): Views {
   const human = { colour, ...(hosts?.size ? { eachHostLabels: hosts } : {}), ...(hostNames?.size ? { hostNames } : {}) };
   const view = out.json ? new JsonView(out) : new HumanView(out, human);
-  return new Views([view], out);
+  return new Views(results ? [view, results] : [view], out);
 }
 
 /**
@@ -175,8 +182,8 @@ export class Views implements RunView {
   live(taskId: string, c: OutputChunk): void {
     this.each(undefined, (v) => v.live(taskId, c));
   }
-  result(r: TaskResult, output: OutputChunk[], liveShown: boolean, input: string | undefined, pending = false): void {
-    this.each(r.taskId, (v) => v.result(r, output, liveShown, input, pending));
+  result(r: TaskResult, output: OutputChunk[], liveShown: boolean, input: string | undefined, pending = false, unnamed?: GaxxError): void {
+    this.each(r.taskId, (v) => v.result(r, output, liveShown, input, pending, unnamed));
   }
   end(s: RunSummary): void {
     this.each(undefined, (v) => v.end(s));

@@ -10,6 +10,9 @@
  *   of every task id enqueued for it -> its pinned host ('' for any-host tasks), added to by each
  *   enqueue (a task-list run is enqueued in many batches), for `--resume` and `runs wait`; both
  *   with the results' TTL.
+ * - `{gaxx}:run:<runId>:records`: a task list's records by task id, written before each batch is
+ *   enqueued, with the results' TTL (what `runs wait` and `--resume` give each result, and name
+ *   its `--results` folder by).
  * - `{gaxx}:runs:new`: pub/sub channel, a run id per enqueue, so daemons start serving at once.
  */
 import { QueueKeys } from 'bullmq';
@@ -26,20 +29,53 @@ export const runMetaKey = (runId: string): string => gaxxKey('run', runId, 'meta
 export const runTasksKey = (runId: string): string => gaxxKey('run', runId, 'tasks');
 /** A task list's records by task id (kept as long as the run's results): what each task was made from. */
 export const runRecordsKey = (runId: string): string => gaxxKey('run', runId, 'records');
+/**
+ * A field of every task list's records hash that is no task id (TASK_ID starts with a letter or
+ * digit): written with each batch, so that the hash is there for a list whose records are none of
+ * them text (not UTF-8, too long) too, and its absence means the records expired.
+ */
+const RECORDS_KEPT = ':kept';
 
 /**
  * Keeps the task-list records of a batch of a run's tasks (text, by task id), for whoever shows
  * the run's results later (`gaxx runs wait`, `gaxx run --resume`) as its own `gaxx run` does.
  */
 export async function storeTaskRecords(redis: Redis | Cluster, runId: string, records: Readonly<Record<string, string>>): Promise<void> {
-  if (Object.keys(records).length === 0) return;
-  await redis.multi().hset(runRecordsKey(runId), records).pexpire(runRecordsKey(runId), RESULT_TTL_MS).exec().then(throwFirst);
+  await redis
+    .multi()
+    .hset(runRecordsKey(runId), { ...records, [RECORDS_KEPT]: '1' })
+    .pexpire(runRecordsKey(runId), RESULT_TTL_MS)
+    .exec()
+    .then(throwFirst);
 }
 
 /** The task-list records of `taskIds` (undefined where a task has none kept). */
 export async function taskRecords(redis: Redis | Cluster, runId: string, taskIds: readonly string[]): Promise<(string | undefined)[]> {
   if (taskIds.length === 0) return [];
   return (await redis.hmget(runRecordsKey(runId), ...taskIds)).map((r) => r ?? undefined);
+}
+
+/**
+ * The task-list records of `taskIds`, or undefined when the run's records are no longer kept
+ * (expired with its results, 24 hours after its last batch): then a task without one may have
+ * had one. One MULTI, so the answer holds for the records read.
+ */
+export async function keptTaskRecords(redis: Redis | Cluster, runId: string, taskIds: readonly string[]): Promise<(string | undefined)[] | undefined> {
+  const tx = redis.multi().exists(runRecordsKey(runId));
+  if (taskIds.length > 0) tx.hmget(runRecordsKey(runId), ...taskIds);
+  const res = await tx.exec();
+  throwFirst(res);
+  const [[, kept], read] = (res ?? [[null, 0]]) as [[null, number], [null, (string | null)[]] | undefined];
+  if (kept === 0) return undefined;
+  return (read?.[1] ?? []).map((r) => r ?? undefined);
+}
+
+/**
+ * Whether what names a run's `--results` folders is still kept: a task list's records (`tasks`),
+ * or the hosts its tasks of one task per host were pinned to (its tasks hash).
+ */
+export async function resultNamesKept(redis: Redis | Cluster, runId: string, mode: 'tasks' | 'each-host'): Promise<boolean> {
+  return (await redis.exists(mode === 'tasks' ? runRecordsKey(runId) : runTasksKey(runId))) > 0;
 }
 
 /** The BullMQ queue name of a run's jobs (run ids have no ':' and no '-'). */

@@ -1,8 +1,9 @@
 // The built CLI's `gaxx run --results DIR` on a file system that fills up (a 1 MiB tmpfs), against
 // real agents: a folder that cannot be written changes no task's outcome nor the run's record; the
-// run goes on, says which folders were not written and how to get their results, and exits 3.
+// run goes on, says which folders were not written and how to get their results, and exits 3;
+// `gaxx runs wait ID --results DIR` writes them once there is room.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
@@ -113,6 +114,44 @@ describe('gaxx run --results on a disk that fills up', () => {
       expect(lines.filter((l) => l.type === 'task').every((t) => t.outcome === 'succeeded')).toBe(true);
       expect(lines.at(-1)).toMatchObject({ type: 'summary', total: 2, succeeded: 2, resultsNotWritten: 2, state: 'done' });
       expect(readdirSync(join(each, '1'))).toEqual([]);
+    },
+  );
+
+  it(
+    '`runs wait ID --results DIR` writes the folders the full disk kept out (exit 3 again while it is full), once there is room; those written stay as they were',
+    { timeout: 300_000 },
+    async () => {
+      // Room for a few folders: what the runs above wrote is removed, a filler takes the rest.
+      for (const d of readdirSync(disk)) rmSync(join(disk, d), { recursive: true, force: true });
+      const filler = join(disk, 'filler');
+      writeFileSync(filler, Buffer.alloc(640 * 1024));
+      // Seven folders fit on the empty disk.
+      const file = join(tmp, 't7.txt');
+      writeFileSync(file, Array.from({ length: 7 }, (_, i) => `${i + 1}\n`).join(''));
+      const results = join(disk, 'res-later');
+      const r = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', file, '--json', '--results', results, '--', ...BIG_TASK]);
+      expect(r.code, r.stderr).toBe(exitCodeFor('FILE_ACCESS'));
+      const runId = jsonLines(r.stdout)[0]?.runId as string;
+      const written = wholeFolders(results);
+      const missing = 7 - written.length;
+      expect(missing).toBeGreaterThan(0);
+      expect(jsonLines(r.stdout).at(-1)).toMatchObject({ resultsNotWritten: missing });
+      const before = new Map(written.map((n) => [n, statSync(join(results, '1', n, 'stdout'))]));
+      // Still full: the same accounting as gaxx run's, exit 3; nothing half there.
+      const full = await w.gaxx(['runs', 'wait', runId, '--json', '--results', results]);
+      expect(full.code, full.stderr).toBe(exitCodeFor('FILE_ACCESS'));
+      expect(jsonLines(full.stdout).at(-1)).toMatchObject({ type: 'summary', total: 7, succeeded: 7, resultsNotWritten: missing });
+      expect(full.stderr).toContain(`gaxx runs wait ${runId} --json`);
+      expect(wholeFolders(results)).toEqual(written);
+      rmSync(filler);
+      const done = await w.gaxx(['runs', 'wait', runId, '--json', '--results', results]);
+      expect(done.code, done.stderr).toBe(0);
+      expect(jsonLines(done.stdout).at(-1)).not.toHaveProperty('resultsNotWritten');
+      expect(wholeFolders(results).sort()).toEqual(['1', '2', '3', '4', '5', '6', '7']);
+      for (const [n, st] of before) {
+        const now = statSync(join(results, '1', n, 'stdout'));
+        expect([now.ino, now.mtimeMs], n).toEqual([st.ino, st.mtimeMs]);
+      }
     },
   );
 });

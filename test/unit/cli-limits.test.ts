@@ -105,6 +105,17 @@ describe('gaxx run and exec: what an agent would refuse is refused before anythi
       expect(r.err).toContain('--resume');
     }
   });
+
+  it('--results of run --resume and runs wait (the run’s folders) names a directory', async () => {
+    for (const args of [
+      ['run', '--resume', 'r1', '--results', ''],
+      ['runs', 'wait', 'r1', '--results', ''],
+    ]) {
+      const r = await cli(args);
+      expect(r.code, r.err).toBe(2);
+      expect(r.err).toContain('--results needs a directory');
+    }
+  });
 });
 
 /** Every command's duration flags (valueName D), the scheduler's scoped settings among them. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkOwnDir, makeOwnSubdir, prepareUserDir } from '../../cli/local-dirs.js';
-import { prepareResultsDir } from '../../cli/run/results-dir.js';
+import { prepareResultsDir, prepareRunResultsDir } from '../../cli/run/results-dir.js';
 import { failure } from '../helpers/thrown.js';
 
 const root = mkdtempSync(join(tmpdir(), 'gxld-'));
@@ -93,5 +93,57 @@ describe('prepareResultsDir', () => {
     expect(readdirSync(open)).toEqual([]);
     prepareResultsDir(join(root, 'res-new'));
     expect(readdirSync(join(root, 'res-new'))).toEqual(['1']);
+  });
+});
+
+describe('prepareRunResultsDir (runs wait / run --resume --results)', () => {
+  /** A folder of run `runId`'s task `taskId` as gaxx run --results writes it. */
+  const folder = (dir: string, name: string, runId: string, taskId: string, seq = `${taskId}\n`): void => {
+    mkdirSync(join(dir, '1', name), { recursive: true });
+    writeFileSync(join(dir, '1', name, 'seq'), seq);
+    writeFileSync(join(dir, '1', name, 'stdout'), '');
+    writeFileSync(join(dir, '1', name, 'stderr'), '');
+    writeFileSync(join(dir, '1', name, 'result.json'), `${JSON.stringify({ runId, taskId }, null, 2)}\n`);
+  };
+
+  it('a new or empty DIR, or one of the run’s own folders: those are kept, a killed writer’s temp folder removed', () => {
+    expect(prepareRunResultsDir(join(root, 'run-new'), 'r1').written).toEqual(new Set());
+    expect(readdirSync(join(root, 'run-new'))).toEqual(['1']);
+    const own = join(root, 'run-own');
+    folder(own, 'a', 'r1', '1');
+    folder(own, 'a\\#3', 'r1', '3');
+    mkdirSync(join(own, '1', '.gaxx-2-0123456789ab.tmp'));
+    const { root: real, written } = prepareRunResultsDir(own, 'r1');
+    expect(real).toBe(realpathSync(own));
+    expect(written).toEqual(new Set(['1', '3']));
+    expect(readdirSync(join(own, '1')).sort()).toEqual(['a', 'a\\#3']);
+  });
+
+  it('another run’s folder, a folder that is none, a file: ALREADY_EXISTS, nothing removed or made', () => {
+    const cases: Array<[string, (dir: string) => void, string]> = [
+      ['theirs', (d) => folder(d, 'b', 'r2', '1'), "is run r2's"],
+      ['no-seq', (d) => folder(d, 'b', 'r1', '1', '2\n'), 'is no results folder'],
+      ['file-in-1', (d) => (mkdirSync(join(d, '1'), { recursive: true }), writeFileSync(join(d, '1', 'b'), 'x')), 'is not a folder'],
+      ['file-beside', (d) => (mkdirSync(d), writeFileSync(join(d, 'notes'), 'x')), 'it holds "notes"'],
+      ['one-a-file', (d) => (mkdirSync(d), writeFileSync(join(d, '1'), 'x')), "its '1' is not a directory"],
+    ];
+    for (const [name, make, says] of cases) {
+      const dir = join(root, `run-${name}`);
+      make(dir);
+      if (name !== 'one-a-file') mkdirSync(join(dir, '1', '.gaxx-2-0123456789ab.tmp'), { recursive: true });
+      const before = readdirSync(dir, { recursive: true }).sort();
+      const e = failure(() => prepareRunResultsDir(dir, 'r1'));
+      expect(e.code, name).toBe('ALREADY_EXISTS');
+      expect(e.message, name).toContain(says);
+      expect(readdirSync(dir, { recursive: true }).sort(), name).toEqual(before);
+    }
+  });
+
+  it('a symlink for DIR/1 is refused, not followed', () => {
+    const dir = join(root, 'run-link');
+    mkdirSync(join(dir));
+    mkdirSync(join(root, 'run-link-target'));
+    symlinkSync(join(root, 'run-link-target'), join(dir, '1'));
+    expect(failure(() => prepareRunResultsDir(dir, 'r1')).code).toBe('ALREADY_EXISTS');
   });
 });
