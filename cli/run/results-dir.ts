@@ -165,6 +165,13 @@ export class ResultsDirView implements RunView {
 
   readonly label = '--results';
 
+  /** The command that writes the folders this view could not: once the disk has room, or the run's other results came. */
+  completeWith(runId: string): string {
+    const dir = resolve(this.root, '..');
+    const word = /^[\w./:@%+,=-]+$/.test(dir) ? dir : `'${dir.replace(/'/g, `'\\''`)}'`;
+    return `gaxx runs wait ${runId} --results ${word} writes the missing folders`;
+  }
+
   start(): void {}
   live(): void {}
   end(): void {}

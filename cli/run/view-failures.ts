@@ -52,13 +52,15 @@ export class ViewFailures {
     return this.missed.get(label)?.n ?? 0;
   }
 
-  /** Per view that missed results: how many, the first few tasks, and how to get them all. */
-  closing(runId: string): string[] {
+  /** Per view that missed results: how many, the first few tasks, and how to get them all (`fixes`: a view's own way, e.g. the command that writes the missing folders). */
+  closing(runId: string, fixes: ReadonlyMap<ViewLabel, string> = new Map()): string[] {
     return [...this.missed].map(([label, { n, ids }]) => {
       const more = n > ids.length ? `, and ${n - ids.length} more` : '';
+      const fix = fixes.get(label);
       return (
         `gaxx: ${label}: ${n === 1 ? "1 task's" : `${n} tasks'`} ${MISSED[label]} (tasks ${ids.join(', ')}${more}); ` +
-        `their results are kept in Redis for a day: gaxx runs wait ${runId} --json prints every one, gaxx runs show ${runId} lists them`
+        `their results are kept in Redis for a day: gaxx runs wait ${runId} --json prints every one, gaxx runs show ${runId} lists them` +
+        (fix ? `, ${fix}` : '')
       );
     });
   }

@@ -35,6 +35,8 @@ export interface RunView {
    */
   result(r: TaskResult, output: OutputChunk[], liveShown: boolean, input: string | undefined, pending?: boolean, unnamed?: GaxxError): void;
   end(s: RunSummary): void;
+  /** The command that gives what this view missed of run `runId` (said after the summary when it missed some). */
+  completeWith?(runId: string): string;
 }
 
 const COLOURS = [36, 33, 35, 32, 34, 96, 93, 95];
@@ -187,7 +189,9 @@ export class Views implements RunView {
   }
   end(s: RunSummary): void {
     this.each(undefined, (v) => v.end(s));
-    for (const line of this.failures.closing(this.runId || s.runId)) this.failures.note(line);
+    const runId = this.runId || s.runId;
+    const fixes = new Map(this.views.flatMap((v) => (v.completeWith ? [[v.label, v.completeWith(runId)] as const] : [])));
+    for (const line of this.failures.closing(runId, fixes)) this.failures.note(line);
   }
 
   /** What the views missed, for the run's summary (RunEnd). */

@@ -136,6 +136,8 @@ describe('gaxx run --results on a disk that fills up', () => {
       const missing = 7 - written.length;
       expect(missing).toBeGreaterThan(0);
       expect(jsonLines(r.stdout).at(-1)).toMatchObject({ resultsNotWritten: missing });
+      // The note says how to write them.
+      expect(r.stderr).toContain(`gaxx runs wait ${runId} --results ${results} writes the missing folders`);
       const before = new Map(written.map((n) => [n, statSync(join(results, '1', n, 'stdout'))]));
       // Still full: the same accounting as gaxx run's, exit 3; nothing half there.
       const full = await w.gaxx(['runs', 'wait', runId, '--json', '--results', results]);

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { exitCodeFor, GaxxError } from '../../proto/index.js';
 import { summarize, summaryExitCode, summaryText } from '../../cli/run/summary.js';
+import { ResultsDirView } from '../../cli/run/results-dir.js';
 import { JsonView, Views, type RunView } from '../../cli/run/views.js';
 import { taskResult } from '../../scheduler/index.js';
 import { capturedOutput, type CapturedOutput } from '../helpers/output.js';
@@ -44,6 +45,20 @@ describe('Views', () => {
     expect(stderr()).toContain('gaxx runs wait r1 --json');
     expect(summaryExitCode(s, false)).toBe(exitCodeFor('FILE_ACCESS'));
     expect(summaryText(s)).toContain('4 not written to --results');
+  });
+
+  it('a --results view that missed results names the command that writes them, its DIR quoted for a shell', () => {
+    for (const [dir, word] of [
+      ['/tmp/res', '/tmp/res'],
+      ["/tmp/it's here", "'/tmp/it'\\''s here'"],
+    ] as const) {
+      const { out, stderr } = capture();
+      const v = new Views([new ResultsDirView(dir)], out);
+      v.start({ runId: 'r1', argv: ['true'], fleet: 'f', mode: 'tasks' });
+      v.result(done('1'), [], false, 'a', true);
+      v.end(summarize('r1', { unknown: 1 }, 10, [], { state: 'running', ...v.missed() }));
+      expect(stderr()).toContain(`gaxx runs wait r1 --results ${word} writes the missing folders`);
+    }
   });
 
   it("the tasks' own exit code when every result was presented; a cancel or an early end keeps its code over folders not written", () => {
