@@ -3,13 +3,13 @@
 // result for every task; a `--tasks` run whose Redis is killed ends on its own with
 // REDIS_UNAVAILABLE (exit 12) and every enqueued task reported unknown; a `gaxx run` killed (-9) mid-run leaves its jobs to itself: an
 // unrelated run does not execute them, `gaxx run --resume ID` finishes them, each once.
-import { chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { createRedis, redisSettingsFromUrl } from '../../scheduler/index.js';
-import { markerDir, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
+import { markerDir, markerFile, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { type GaxxProcess, jsonLines, spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 import { taskGate } from '../helpers/gate.js';
@@ -137,10 +137,7 @@ describe('gaxx run killed (-9) mid-run', () => {
   });
 
   it('leaves its jobs to itself: an unrelated run does not take them, --resume finishes them once', async () => {
-    const shared = markerDir('gxrf-shared');
-    const f = join(shared, 'log');
-    writeFileSync(f, '');
-    chmodSync(f, 0o666);
+    const f = markerFile('gxrf-shared', 'log');
     const lines = (): string[] => readFileSync(f, 'utf8').split('\n').filter(Boolean);
     // The tasks end only once their CLI is gone.
     const gate = taskGate();

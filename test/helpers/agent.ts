@@ -273,7 +273,7 @@ export function auditEvents(auditLog: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-export { markerDir, taskWritableRoot } from './task-writable.js';
+export { markerDir, markerFile, taskWritableRoot } from './task-writable.js';
 
 /** Pings every 1 s, 1 s to answer: a stalled agent's streams break after about 2 s. */
 export const FAST_KEEPALIVE = { timeMs: 1000, timeoutMs: 1000 };

@@ -1,13 +1,15 @@
 /**
  * The set-up the scheduler integration tests share: a temp dir, the test PKI, a real
  * redis-server, N real agents (built, run as nobody) and a TaskQueue. One world per file
- * (beforeAll); close() in afterAll tears it down in a fixed order.
+ * (beforeAll, or useSchedulerWorld); close() in afterAll tears it down in a fixed order.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
-import { createTaskSigner, type TaskSigner } from '../../proto/index.js';
+import { createTaskSigner, type InfoResponse__Output, type TaskSigner } from '../../proto/index.js';
+import { AgentClient } from '../../scheduler/client/index.js';
 import { agentConnector } from '../../scheduler/dispatch/connector.js';
 import { TaskQueue } from '../../scheduler/queue/queue.js';
 import { redisSettingsFromUrl, type RedisSettings } from '../../scheduler/redis/redis.js';
@@ -87,4 +89,37 @@ export async function startSchedulerWorld(o: SchedulerWorldOptions): Promise<Sch
     await teardown(dir, queue, redis);
     throw err;
   }
+}
+
+/**
+ * Registers the file's (or describe block's) beforeAll/afterAll: the world is started before its
+ * tests and closed after them. Filled in by beforeAll: read its fields inside tests and hooks,
+ * not at import time.
+ */
+export function useSchedulerWorld(o: SchedulerWorldOptions): SchedulerWorld {
+  const w = {} as SchedulerWorld;
+  beforeAll(async () => {
+    Object.assign(w, await startSchedulerWorld(o));
+    // What this object holds is torn down (a test that reopens the queue stores it here).
+    w.close = () => teardown(w.dir, w.queue, w.redis);
+  });
+  afterAll(async () => {
+    await w.close?.();
+  });
+  return w;
+}
+
+/** Agent `a`'s Info, asked as the world's scheduler (its client certificate) on a connection of its own. */
+export async function agentInfo(world: Pick<SchedulerWorld, 'pki'>, a: Pick<AgentProcess, 'address'>): Promise<InfoResponse__Output> {
+  const c = AgentClient.connect({ address: a.address }, loadCertDir(world.pki.clients.scheduler.dir));
+  try {
+    return await c.info();
+  } finally {
+    c.close();
+  }
+}
+
+/** Executions agent `a` counted since it started (its Info, asked as the world's scheduler). */
+export async function agentStartedTotal(world: Pick<SchedulerWorld, 'pki'>, a: Pick<AgentProcess, 'address'>): Promise<number> {
+  return Number((await agentInfo(world, a)).tasksStartedTotal);
 }

@@ -3,7 +3,7 @@
  * (`--task-writable`): the sandbox's /tmp is the task's own, and an agent refuses a writable dir
  * that holds its own dirs, so marker files, gates and scripts tasks must reach live here.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -22,4 +22,15 @@ export function markerDir(prefix: string): string {
   const dir = mkdtempSync(join(taskWritableRoot(), `${prefix}-`));
   chmodSync(dir, 0o777);
   return dir;
+}
+
+/**
+ * An empty file `name` in a fresh markerDir(prefix), which the agents' tasks (user nobody) can
+ * append to: a test counts its lines to tell how often a task started.
+ */
+export function markerFile(prefix: string, name: string): string {
+  const f = join(markerDir(prefix), name);
+  writeFileSync(f, '');
+  chmodSync(f, 0o666);
+  return f;
 }

@@ -8,13 +8,13 @@
 // recorded as started, so not taken for lost). Real agents as nobody, a real tmpfs and a real
 // ext4 on a loop device (root only).
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { InfoRequest, InfoResponse__Output } from '../../proto/index.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
-import { AGENT_GID, AGENT_UID, auditEvents, markerDir, startAgent } from '../helpers/agent.js';
+import { AGENT_GID, AGENT_UID, auditEvents, markerFile, startAgent } from '../helpers/agent.js';
 import { execCollect, exitOf, rawAgentClient, unary } from '../helpers/grpc.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 
@@ -38,20 +38,12 @@ describe.runIf(root)('a task the task journal cannot record ahead of its start',
     await world?.close();
   });
 
-  /** An empty file the agents (user nobody) append a line to per start of a task. */
-  function marker(id: string): string {
-    const f = join(markerDir('journal-ahead-full'), `${id}.log`);
-    writeFileSync(f, '');
-    chmodSync(f, 0o666);
-    return f;
-  }
-
   it('is not started and refused as the disk’s; once space is back it runs, once', async () => {
     const stateDir = join(disk, 'state');
     const a = await startAgent({ certsDir: world.pki.agent.dir, args: ['--disk-reserve', '0', '--state-dir', stateDir] });
     const c = rawAgentClient(a.address, world.pki.clients.operator.dir);
-    const ran = marker('raw');
-    const queued = marker('queued');
+    const ran = markerFile('journal-ahead-full', 'raw.log');
+    const queued = markerFile('journal-ahead-full', 'queued.log');
     const filler = join(disk, 'filler');
     const w = SchedulerWorker.start({ settings: world.settings, connect: world.connect(), policy: { backoffMaxMs: 300 } });
     try {
@@ -131,14 +123,14 @@ describe.runIf(root)('a task the task journal cannot record ahead of its start',
     try {
       expect(exitOf(await execCollect(c.agent, { taskId: 'before', argv: ['true'] }))?.code).toBe(0);
       execFileSync('mount', ['-o', 'remount,abort', fs]);
-      const ran = marker('ro-raw');
+      const ran = markerFile('journal-ahead-full', 'ro-raw.log');
       const refused = await execCollect(c.agent, { taskId: 'ahead-ro', argv: ['sh', '-c', 'echo ran >> "$0"', ran] });
       expect(refused.error?.gaxxCode).toBe('FILE_ACCESS');
       expect(refused.events).toEqual([]);
       await vi.waitFor(() => expect(ro.stderr()).toMatch(/"errno":"EROFS"/), { timeout: 30_000, interval: 20 });
 
-      const pinned = marker('ro-pinned');
-      const anyLog = marker('ro-any');
+      const pinned = markerFile('journal-ahead-full', 'ro-pinned.log');
+      const anyLog = markerFile('journal-ahead-full', 'ro-any.log');
       const both = [ro.address, other.address];
       const enq = await world.queue.enqueueRun(
         {

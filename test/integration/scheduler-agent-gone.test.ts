@@ -7,7 +7,7 @@
  * could not be asked), not "cancelled before the task ran"; a worker that takes the moved task
  * over (the first one lost its lock on the job) says so too.
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
@@ -17,7 +17,7 @@ import { requestCancel } from '../../scheduler/queue/cancel.js';
 import { runQueueName } from '../../scheduler/queue/runs.js';
 import { waitForRun, type RunResults } from '../../scheduler/queue/wait.js';
 import { KEY_PREFIX } from '../../scheduler/redis/redis.js';
-import { markerDir, startAgent, type AgentProcess, FAST_KEEPALIVE, FAST_PING_GUARDS } from '../helpers/agent.js';
+import { markerFile, startAgent, type AgentProcess, FAST_KEEPALIVE, FAST_PING_GUARDS } from '../helpers/agent.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 
 describe('a task whose agent went away after its request went out', () => {
@@ -104,9 +104,7 @@ describe('a task whose agent went away after its request went out', () => {
   });
 
   it('moved, then taken over (its worker lost the lock on the job): the result still says where else it may have started', async () => {
-    const ran = join(markerDir('sched-agent-gone'), 'moved3.log');
-    writeFileSync(ran, '');
-    chmodSync(ran, 0o666);
+    const ran = markerFile('sched-agent-gone', 'moved3.log');
     const release = join(dirname(ran), 'moved3.release');
     const argv = ['sh', '-c', 'echo "$0" >> "$1"; while [ ! -e "$2" ]; do sleep 0.05; done; echo ok', 'moved3', ran, release];
     const s = await stalledTask('moved3', 1500, { argv, lockDurationMs: 4000 });

@@ -5,46 +5,17 @@
  * say whether the one it replaced ran it. The task ends `unknown`, naming the replacement, never
  * `cancelled` ("before the task ran"), and the cancel never starts it on the new agent.
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { loadCertDir } from '../../certs/index.js';
-import { AgentClient } from '../../scheduler/client/index.js';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it, vi } from 'vitest';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { requestCancel } from '../../scheduler/queue/cancel.js';
 import { waitForRun, type RunResults } from '../../scheduler/queue/wait.js';
-import { markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
+import { markerFile, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
-import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
+import { agentStartedTotal, useSchedulerWorld } from '../helpers/scheduler-world.js';
 
 describe('a run cancelled while its task’s agent was replaced', () => {
-  let world: SchedulerWorld;
-
-  beforeAll(async () => {
-    world = await startSchedulerWorld({ agents: 1, prefix: 'gxrcan-' });
-  });
-
-  afterAll(async () => {
-    await world?.close();
-  });
-
-  /** Executions the agent at `a` counted since it started. */
-  async function startedTotal(a: AgentProcess): Promise<number> {
-    const c = AgentClient.connect({ address: a.address }, loadCertDir(world.pki.clients.scheduler.dir));
-    try {
-      return Number((await c.info()).tasksStartedTotal);
-    } finally {
-      c.close();
-    }
-  }
-
-  /** An empty file the agents (user nobody) append a line to per start of a task. */
-  function marker(id: string): string {
-    const f = join(markerDir('replaced-cancel'), `${id}.log`);
-    writeFileSync(f, '');
-    chmodSync(f, 0o666);
-    return f;
-  }
+  const world = useSchedulerWorld({ agents: 1, prefix: 'gxrcan-' });
 
   /** A task that appends a line per start; a second start exits at once, the first waits to be killed. */
   const argv = (f: string): string[] => ['sh', '-c', `echo start >> ${f}; [ "$(wc -l < ${f})" -ge 2 ] || exec sleep 600`];
@@ -54,7 +25,7 @@ describe('a run cancelled while its task’s agent was replaced', () => {
     async (target) => {
       const runId = `rcancel${target}`;
       const victim = world.agents[0] as AgentProcess;
-      const log = marker(target);
+      const log = markerFile('replaced-cancel', `${target}.log`);
       const w = SchedulerWorker.start({
         settings: world.settings,
         connect: world.connect(),
@@ -103,7 +74,7 @@ describe('a run cancelled while its task’s agent was replaced', () => {
         });
         expect(r?.error).toMatch(/^run cancelled; .*replaced.*not run again/);
         expect(readFileSync(log, 'utf8')).toBe('start\n');
-        expect(await startedTotal(fresh)).toBe(0);
+        expect(await agentStartedTotal(world, fresh)).toBe(0);
       } finally {
         await w.drain(5000);
       }

@@ -6,17 +6,14 @@
  * meant for the old one (AGENT_REPLACED), and the task ends `unknown` with why, never started
  * again there, pinned or any-host.
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { loadCertDir } from '../../certs/index.js';
-import { AgentClient } from '../../scheduler/client/index.js';
+import { describe, expect, it, vi } from 'vitest';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { registerFleet } from '../../scheduler/queue/fleets.js';
 import { waitForRun, type RunResults } from '../../scheduler/queue/wait.js';
-import { markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
-import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
+import { markerFile, startAgent, type AgentProcess } from '../helpers/agent.js';
+import { agentStartedTotal, useSchedulerWorld } from '../helpers/scheduler-world.js';
 
 /** A TCP relay on loopback to the agent `to` names; `cut()` breaks every connection it carries. */
 class Relay {
@@ -62,33 +59,13 @@ class Relay {
 }
 
 describe('a task whose agent was replaced at its address after its Started, its stream broken', () => {
-  let world: SchedulerWorld;
-
-  beforeAll(async () => {
-    world = await startSchedulerWorld({ agents: 0, prefix: 'gxrreat-' });
-  });
-
-  afterAll(async () => {
-    await world?.close();
-  });
-
-  /** Executions the agent `a` counted since it started. */
-  async function startedTotal(a: AgentProcess): Promise<number> {
-    const c = AgentClient.connect({ address: a.address }, loadCertDir(world.pki.clients.scheduler.dir));
-    try {
-      return Number((await c.info()).tasksStartedTotal);
-    } finally {
-      c.close();
-    }
-  }
+  const world = useSchedulerWorld({ agents: 0, prefix: 'gxrreat-' });
 
   it.each(['pinned', 'any'] as const)(
     'a %s task ends unknown (the agent there was replaced), and runs on only where it started',
     async (target) => {
       const runId = `rreattach${target}`;
-      const log = join(markerDir('replaced-reattach'), `${target}.log`);
-      writeFileSync(log, '');
-      chmodSync(log, 0o666);
+      const log = markerFile('replaced-reattach', `${target}.log`);
       const old = await startAgent({ certsDir: world.pki.agent.dir });
       const relay = await new Relay(old).start();
       // A fleet task: the agent checks the signed target by its identity, not by the address it listens on.
@@ -140,8 +117,8 @@ describe('a task whose agent was replaced at its address after its Started, its 
           /the agent there was replaced before the task's end was read \(agent journal [0-9a-f]{32}(, now [0-9a-f]{32})?\), so it is not run again/,
         );
         expect(readFileSync(log, 'utf8')).toBe('start\n');
-        expect(await startedTotal(fresh)).toBe(0);
-        expect(await startedTotal(old)).toBe(1);
+        expect(await agentStartedTotal(world, fresh)).toBe(0);
+        expect(await agentStartedTotal(world, old)).toBe(1);
       } finally {
         await w.drain(5000);
         await relay.close();

@@ -7,49 +7,21 @@
  * and when the worker that takes it over learned the new agent's journal first (from a task of
  * its own there).
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadCertDir } from '../../certs/index.js';
-import { AgentClient } from '../../scheduler/client/index.js';
+import { describe, expect, it } from 'vitest';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { runQueueName } from '../../scheduler/queue/runs.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import { KEY_PREFIX } from '../../scheduler/redis/redis.js';
-import { markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
+import { markerFile, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
 import { startSchedulerProcess } from '../helpers/scheduler.js';
-import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
+import { agentStartedTotal, useSchedulerWorld } from '../helpers/scheduler-world.js';
 
 describe('a job taken over after its agent was replaced', () => {
-  let world: SchedulerWorld;
-
-  beforeAll(async () => {
-    world = await startSchedulerWorld({ agents: 1, prefix: 'gxrtake-' });
-  });
-
-  afterAll(async () => {
-    await world?.close();
-  });
-
-  /** Executions the agent at `a` counted since it started. */
-  async function startedTotal(a: AgentProcess): Promise<number> {
-    const c = AgentClient.connect({ address: a.address }, loadCertDir(world.pki.clients.scheduler.dir));
-    try {
-      return Number((await c.info()).tasksStartedTotal);
-    } finally {
-      c.close();
-    }
-  }
-
-  /** An empty file the agents (user nobody) append a line to per start of a task. */
-  function marker(id: string): string {
-    const f = join(markerDir('replaced-takeover'), `${id}.log`);
-    writeFileSync(f, '');
-    chmodSync(f, 0o666);
-    return f;
-  }
+  const world = useSchedulerWorld({ agents: 1, prefix: 'gxrtake-' });
 
   /** A task that appends a line per start; a second start exits at once, the first waits to be killed. */
   const argv = (f: string): string[] => ['sh', '-c', `echo start >> ${f}; [ "$(wc -l < ${f})" -ge 2 ] || exec sleep 600`];
@@ -64,7 +36,7 @@ describe('a job taken over after its agent was replaced', () => {
     async (target, warm) => {
       const runId = `rtake${target}${warm}`;
       const victim = world.agents[0] as AgentProcess;
-      const log = marker(`${target}-${warm}`);
+      const log = markerFile('replaced-takeover', `${target}-${warm}.log`);
       const daemon = await startSchedulerProcess({
         redisUrl: world.redis.url,
         stateDir: join(world.dir, `sched-${runId}`),
@@ -107,7 +79,7 @@ describe('a job taken over after its agent was replaced', () => {
         });
         const r = (await waitForRun(world.queue.redis, runId, enq.taskIds, { timeoutMs: 120_000 })).results.get('t');
         expect(readFileSync(log, 'utf8')).toBe('start\n');
-        expect(await startedTotal(fresh)).toBe(0);
+        expect(await agentStartedTotal(world, fresh)).toBe(0);
         expect({ outcome: r?.outcome, host: r?.host }).toEqual({ outcome: 'unknown', host: victim.address });
         expect(r?.error).toMatch(/replaced.*(it may have run, so it is not run again|so it is not run again)/);
       } finally {
@@ -121,8 +93,8 @@ describe('a job taken over after its agent was replaced', () => {
   it('an any-host task the daemon sent first to the agent ends unknown though its taker knows the new agent there', async () => {
     const runId = 'rtakelearned';
     const victim = world.agents[0] as AgentProcess;
-    const log = marker('learned');
-    const other = marker('learned-other');
+    const log = markerFile('replaced-takeover', 'learned.log');
+    const other = markerFile('replaced-takeover', 'learned-other.log');
     const daemon = await startSchedulerProcess({
       redisUrl: world.redis.url,
       stateDir: join(world.dir, `sched-${runId}`),
@@ -163,7 +135,7 @@ describe('a job taken over after its agent was replaced', () => {
       await world.queue.redis.del(lock);
       const r = (await waitForRun(world.queue.redis, runId, enq.taskIds, { timeoutMs: 120_000 })).results.get('t');
       expect(readFileSync(log, 'utf8')).toBe('start\n');
-      expect(await startedTotal(fresh)).toBe(1);
+      expect(await agentStartedTotal(world, fresh)).toBe(1);
       expect({ outcome: r?.outcome, host: r?.host }).toEqual({ outcome: 'unknown', host: victim.address });
       expect(r?.error).toMatch(/sent to .* before the agent there was known, which restarted or was replaced before it answered .*not run again/);
     } finally {

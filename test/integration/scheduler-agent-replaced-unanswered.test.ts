@@ -5,17 +5,13 @@
  * was replaced before it answered: it may have run) and is never started on the new agent; when
  * the same agent restarted (its journal kept), it still runs there, once, as before.
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadCertDir } from '../../certs/index.js';
-import type { InfoResponse__Output } from '../../proto/index.js';
-import { AgentClient } from '../../scheduler/client/index.js';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
-import { markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
+import { markerFile, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
-import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
+import { agentInfo, agentStartedTotal, useSchedulerWorld } from '../helpers/scheduler-world.js';
 
 /** Whether a connection to the agent listening on `port` holds bytes the agent has not read (its socket's receive queue). */
 function unreadRequestOn(port: number): boolean {
@@ -38,31 +34,7 @@ function unreadRequestOn(port: number): boolean {
 }
 
 describe('an agent replaced at its address after it received an Exec it never answered', () => {
-  let world: SchedulerWorld;
-
-  beforeAll(async () => {
-    world = await startSchedulerWorld({ agents: 1, prefix: 'gxunans-' });
-  });
-
-  afterAll(async () => {
-    await world?.close();
-  });
-
-  async function info(a: AgentProcess): Promise<InfoResponse__Output> {
-    const c = AgentClient.connect({ address: a.address }, loadCertDir(world.pki.clients.scheduler.dir));
-    try {
-      return await c.info();
-    } finally {
-      c.close();
-    }
-  }
-
-  function marker(id: string): string {
-    const f = join(markerDir('unanswered'), `${id}.log`);
-    writeFileSync(f, '');
-    chmodSync(f, 0o666);
-    return f;
-  }
+  const world = useSchedulerWorld({ agents: 1, prefix: 'gxunans-' });
 
   /**
    * Runs a task (one start appends a line to `log`) while the agent it goes to is stopped: once
@@ -135,8 +107,8 @@ describe('an agent replaced at its address after it received an Exec it never an
   }
 
   it('ends the task unknown and never starts it on a new agent (another journal) at that address', async () => {
-    const before = (await info(world.agents[0] as AgentProcess)).journalId;
-    const log = marker('replaced');
+    const before = (await agentInfo(world, world.agents[0] as AgentProcess)).journalId;
+    const log = markerFile('unanswered', 'replaced.log');
     const r = await unanswered('unansrepl', log, 'pinned', 'task', async (victim) => {
       // A new agent at the same address, with a data dir (and journal) of its own.
       const fresh = await startAgent({ certsDir: world.pki.agent.dir, args: ['--listen', victim.address] });
@@ -147,26 +119,26 @@ describe('an agent replaced at its address after it received an Exec it never an
     expect({ outcome: r?.outcome, host: r?.host, startedOn: r?.startedOn }).toEqual({ outcome: 'unknown', host: fresh.address, startedOn: [] });
     expect(r?.error).toMatch(/sent to .*, which was replaced before it answered .*it may have run, so it is not run again/);
     expect(readFileSync(log, 'utf8')).toBe('');
-    const now = await info(fresh);
+    const now = await agentInfo(world, fresh);
     expect(Number(now.tasksStartedTotal)).toBe(0);
     expect(now.journalId).toMatch(/^[0-9a-f]{32}$/);
     expect(now.journalId).not.toBe(before);
   }, 240_000);
 
   it('runs the task, once, on the same agent restarted with its journal', async () => {
-    const before = (await info(world.agents[0] as AgentProcess)).journalId;
-    const log = marker('restarted');
+    const before = (await agentInfo(world, world.agents[0] as AgentProcess)).journalId;
+    const log = markerFile('unanswered', 'restarted.log');
     const r = await unanswered('unansrest', log, 'any', 'task', (victim) =>
       startAgent({ certsDir: world.pki.agent.dir, dataDir: victim.dataDir, args: ['--listen', victim.address] }),
     );
     const restarted = world.agents[0] as AgentProcess;
     expect({ outcome: r?.outcome, host: r?.host }).toEqual({ outcome: 'succeeded', host: restarted.address });
     expect(readFileSync(log, 'utf8')).toBe('start\n');
-    expect((await info(restarted)).journalId).toBe(before);
+    expect((await agentInfo(world, restarted)).journalId).toBe(before);
   }, 240_000);
 
   it('ends unknown a task whose Exec was the first to that agent (its journal not known yet) and whose agent was replaced', async () => {
-    const log = marker('first');
+    const log = markerFile('unanswered', 'first.log');
     const r = await unanswered('unansfirst', log, 'any', 'connection', (victim) =>
       startAgent({ certsDir: world.pki.agent.dir, args: ['--listen', victim.address] }),
     );
@@ -174,6 +146,6 @@ describe('an agent replaced at its address after it received an Exec it never an
     expect({ outcome: r?.outcome, host: r?.host, startedOn: r?.startedOn }).toEqual({ outcome: 'unknown', host: fresh.address, startedOn: [] });
     expect(r?.error).toMatch(/sent to .* before the agent there was known, which restarted or was replaced before it answered .*not run again/);
     expect(readFileSync(log, 'utf8')).toBe('');
-    expect(Number((await info(fresh)).tasksStartedTotal)).toBe(0);
+    expect(await agentStartedTotal(world, fresh)).toBe(0);
   }, 240_000);
 });

@@ -5,53 +5,25 @@
  * (started there, outcome lost) and is never started again, pinned or any-host; a task that
  * never started there runs on the new agent as usual.
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadCertDir } from '../../certs/index.js';
-import { AgentClient } from '../../scheduler/client/index.js';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
-import { markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
+import { markerFile, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
-import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
+import { agentStartedTotal, useSchedulerWorld } from '../helpers/scheduler-world.js';
 
 describe('an agent replaced at its address while a task runs there', () => {
-  let world: SchedulerWorld;
-
-  beforeAll(async () => {
-    world = await startSchedulerWorld({ agents: 1, prefix: 'gxrepl-' });
-  });
-
-  afterAll(async () => {
-    await world?.close();
-  });
-
-  /** Executions the agent at `a` counted since it started. */
-  async function startedTotal(a: AgentProcess): Promise<number> {
-    const c = AgentClient.connect({ address: a.address }, loadCertDir(world.pki.clients.scheduler.dir));
-    try {
-      return Number((await c.info()).tasksStartedTotal);
-    } finally {
-      c.close();
-    }
-  }
+  const world = useSchedulerWorld({ agents: 1, prefix: 'gxrepl-' });
 
   it('ends the tasks that started there unknown and never runs them again; a task that had not started runs', async () => {
     const victim = world.agents[0] as AgentProcess;
     // Each task appends a line per start; a second start of it exits at once (so a repeat ends
     // the run quickly rather than hanging), the first waits to be killed with its agent.
-    const marks = markerDir('replaced');
-    const file = (id: string): string => {
-      const f = join(marks, `${id}.log`);
-      writeFileSync(f, '');
-      chmodSync(f, 0o666);
-      return f;
-    };
     const argv = (f: string): string[] => ['sh', '-c', `echo start >> ${f}; [ "$(wc -l < ${f})" -ge 2 ] || exec sleep 600`];
-    const pinnedLog = file('pinned');
-    const anyLog = file('any');
-    const later = file('later');
+    const pinnedLog = markerFile('replaced', 'pinned.log');
+    const anyLog = markerFile('replaced', 'any.log');
+    const later = markerFile('replaced', 'later.log');
     const w = SchedulerWorker.start({
       settings: world.settings,
       connect: world.connect(),
@@ -92,7 +64,7 @@ describe('an agent replaced at its address while a task runs there', () => {
       }
       expect(readFileSync(pinnedLog, 'utf8')).toBe('start\n');
       expect(readFileSync(anyLog, 'utf8')).toBe('start\n');
-      expect(await startedTotal(fresh)).toBe(0);
+      expect(await agentStartedTotal(world, fresh)).toBe(0);
       // The new agent takes new work as any agent does.
       const next = await world.queue.enqueueRun(
         {

@@ -6,9 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadCertDir } from '../../certs/index.js';
 import type { TaskSigner } from '../../proto/index.js';
-import { AgentClient } from '../../scheduler/client/index.js';
 import { isCancelled, requestCancel } from '../../scheduler/queue/cancel.js';
 import { runInputKey, type TaskQueue } from '../../scheduler/queue/queue.js';
 import type { RedisSettings } from '../../scheduler/redis/redis.js';
@@ -20,7 +18,7 @@ import type { AgentProcess } from '../helpers/agent.js';
 import type { Pki } from '../helpers/pki.js';
 import type { TestRedis } from '../helpers/redis.js';
 import { startSchedulerProcess } from '../helpers/scheduler.js';
-import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
+import { agentInfo, startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 import { taskGate } from '../helpers/gate.js';
 
 describe('cancelling runs and missing inputs', () => {
@@ -44,16 +42,10 @@ describe('cancelling runs and missing inputs', () => {
   });
 
   async function infos(): Promise<Array<{ running: number; started: number }>> {
-    const creds = loadCertDir(pki.clients.scheduler.dir);
     return Promise.all(
       agents.map(async (a) => {
-        const c = AgentClient.connect({ address: a.address }, creds);
-        try {
-          const i = await c.info();
-          return { running: i.runningTasks, started: Number(i.tasksStartedTotal) };
-        } finally {
-          c.close();
-        }
+        const i = await agentInfo(world, a);
+        return { running: i.runningTasks, started: Number(i.tasksStartedTotal) };
       }),
     );
   }

@@ -6,8 +6,7 @@
  * came kept); Redis answering MISCONF at enqueue (a clean
  * REDIS_UNAVAILABLE, nothing left queued).
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadCertDir } from '../../certs/index.js';
 import { LOST_IN_RESTART } from '../../proto/index.js';
@@ -18,7 +17,7 @@ import { listRuns } from '../../scheduler/queue/runs.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import { TaskQueue } from '../../scheduler/queue/queue.js';
 import { createRedis, redisSettingsFromUrl } from '../../scheduler/redis/redis.js';
-import { markerDir, startAgent, type AgentProcess, FAST_KEEPALIVE, FAST_PING_GUARDS } from '../helpers/agent.js';
+import { markerFile, startAgent, type AgentProcess, FAST_KEEPALIVE, FAST_PING_GUARDS } from '../helpers/agent.js';
 import { deadOrZombie } from '../helpers/procs.js';
 import { startRedis } from '../helpers/redis.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
@@ -35,19 +34,11 @@ describe('scheduler under faults', () => {
 
   const connect = () => agentConnector(loadCertDir(world.pki.clients.scheduler.dir), { keepalive: FAST_KEEPALIVE });
 
-  /** An empty file every agent (user nobody) can append to: tasks log their ids there. */
-  function sharedFile(name: string): string {
-    const f = join(markerDir('sched-faults'), name);
-    writeFileSync(f, '');
-    chmodSync(f, 0o666);
-    return f;
-  }
-
   const lines = (f: string): string[] => readFileSync(f, 'utf8').split('\n').filter(Boolean);
 
   it('an agent stopped longer than the keepalive during 300 any-host tasks: none doubled, none lost', async () => {
     const agents = await Promise.all([0, 1].map(() => startAgent({ certsDir: world.pki.agent.dir, args: [...FAST_PING_GUARDS, '--capacity', '8'] })));
-    const f = sharedFile('stall');
+    const f = markerFile('sched-faults', 'stall');
     const tasks = Array.from({ length: 300 }, (_, i) => ({
       taskId: `t${i}`,
       agents: agents.map((a) => a.address),
@@ -81,7 +72,7 @@ describe('scheduler under faults', () => {
 
   it('an agent killed (-9) and restarted during a task: no second run, the result says started there and lost', async () => {
     const first = await startAgent({ certsDir: world.pki.agent.dir });
-    const f = sharedFile('restart');
+    const f = markerFile('sched-faults', 'restart');
     const address = first.address;
     const run = {
       runId: 'restart1',

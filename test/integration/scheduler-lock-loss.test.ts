@@ -5,7 +5,7 @@
  * dispatch none of them again (it used to place the waiting ones from its stale copy of the job,
  * on whichever agent was free: they ran on both agents, and each result said it ran once).
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { runQueueName } from '../../scheduler/queue/runs.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import { KEY_PREFIX } from '../../scheduler/redis/redis.js';
-import { auditEvents, markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
+import { auditEvents, markerFile, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
 import { startSchedulerProcess } from '../helpers/scheduler.js';
 import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
@@ -30,18 +30,11 @@ describe('a worker whose job locks are lost', () => {
     await world?.close();
   });
 
-  /** An empty file every agent (user nobody) can append to: tasks log their ids there. */
-  function sharedFile(name: string): string {
-    const f = join(markerDir('sched-lock-loss'), name);
-    writeFileSync(f, '');
-    chmodSync(f, 0o666);
-    return f;
-  }
   const lines = (f: string): string[] => readFileSync(f, 'utf8').split('\n').filter(Boolean);
 
   it('dispatches none of the jobs another worker took over: each task runs once, and its result says so', async () => {
     const runId = 'lockloss1';
-    const ran = sharedFile('ran.log');
+    const ran = markerFile('sched-lock-loss', 'ran.log');
     const release = join(dirname(ran), 'lockloss.release');
     // 16 tasks, 8 slots (4 per agent): 8 run until released, 8 wait in the daemon for a slot.
     const enq = await world.queue.enqueueRun(

@@ -2,13 +2,11 @@
  * The scheduler end to end: real redis-server, four real agents over mTLS, the worker in this
  * process or as its own process (to kill -9 it). Nothing lost, nothing run twice.
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadCertDir } from '../../certs/index.js';
 import type { TaskSigner } from '../../proto/index.js';
-import { AgentClient } from '../../scheduler/client/index.js';
 import { HEARTBEAT_KEY, schedulerAlive } from '../../scheduler/daemon/daemon.js';
 import { registerFleet } from '../../scheduler/queue/fleets.js';
 import { TaskQueue } from '../../scheduler/queue/queue.js';
@@ -20,12 +18,12 @@ import type { TaskInput } from '../../scheduler/queue/task.js';
 import type { AgentConnector } from '../../scheduler/dispatch/agent-pool.js';
 import { warmingConnector } from '../../scheduler/dispatch/connector.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
-import { markerDir, startAgent, type AgentProcess } from '../helpers/agent.js';
+import { markerFile, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
 import type { Pki } from '../helpers/pki.js';
 import type { TestRedis } from '../helpers/redis.js';
 import { startSchedulerProcess, stopAllSchedulers } from '../helpers/scheduler.js';
-import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
+import { agentStartedTotal, startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
 
 const FAST_BREAKER = { failureThreshold: 2, openMs: 300, maxOpenMs: 1500 };
 
@@ -57,13 +55,8 @@ describe('scheduler with real agents', () => {
 
   /** Sum of the agents' own execution counters. */
   async function startedTotal(list = agents): Promise<number> {
-    const creds = loadCertDir(pki.clients.scheduler.dir);
     let n = 0;
-    for (const a of list) {
-      const c = AgentClient.connect({ address: a.address }, creds);
-      n += Number((await c.info()).tasksStartedTotal);
-      c.close();
-    }
+    for (const a of list) n += await agentStartedTotal(world, a);
     return n;
   }
 
@@ -76,14 +69,6 @@ describe('scheduler with real agents', () => {
       argv: argv(`${runId}-t${i}`),
     })),
   });
-
-  /** An empty file every agent (user nobody) can append to: tasks log their ids there. */
-  function sharedFile(name: string): string {
-    const f = join(markerDir('scheduler'), name);
-    writeFileSync(f, '');
-    chmodSync(f, 0o666);
-    return f;
-  }
 
   async function resultCount(runId: string): Promise<number> {
     return (q.redis as Redis).hlen(runDoneKey(runId));
@@ -111,7 +96,7 @@ describe('scheduler with real agents', () => {
   }, 300_000);
 
   it('survives kill -9 of the scheduler halfway through 500 tasks: all complete, none ran twice', async () => {
-    const ranFile = sharedFile('ran.log');
+    const ranFile = markerFile('scheduler', 'ran.log');
     const before = await startedTotal();
     const common = { redisUrl: redis.url, stateDir: join(dir, 'sched-state'), certsDir: pki.clients.scheduler.dir, concurrency: 32, lockMs: 2000 };
     const first = await startSchedulerProcess(common);
@@ -162,7 +147,7 @@ describe('scheduler with real agents', () => {
   }, 300_000);
 
   it('drains on SIGTERM by handing in-flight tasks back; two schedulers then share the work; the live output is each byte once', async () => {
-    const ranFile = sharedFile('drain.log');
+    const ranFile = markerFile('scheduler', 'drain.log');
     const common = { redisUrl: redis.url, stateDir: join(dir, 'sched-state'), certsDir: pki.clients.scheduler.dir, lockMs: 2000 };
     const first = await startSchedulerProcess({ ...common, concurrency: 8, drainMs: 200 });
     // The tasks run until the test releases them (an event, not a time: a loaded machine may be slow).
