@@ -7,56 +7,13 @@
  * again there, pinned or any-host.
  */
 import { readFileSync } from 'node:fs';
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { describe, expect, it, vi } from 'vitest';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { registerFleet } from '../../scheduler/queue/fleets.js';
 import { waitForRun, type RunResults } from '../../scheduler/queue/wait.js';
-import { markerFile, startAgent, type AgentProcess } from '../helpers/agent.js';
+import { markerFile, startAgent } from '../helpers/agent.js';
 import { agentStartedTotal, useSchedulerWorld } from '../helpers/scheduler-world.js';
-
-/** A TCP relay on loopback to the agent `to` names; `cut()` breaks every connection it carries. */
-class Relay {
-  address = '';
-  to: AgentProcess;
-  private readonly server: Server;
-  private readonly sockets = new Set<Socket>();
-
-  constructor(to: AgentProcess) {
-    this.to = to;
-    this.server = createServer((down) => {
-      const up = tcpConnect(this.to.port, '127.0.0.1');
-      for (const s of [down, up]) {
-        this.sockets.add(s);
-        s.on('error', () => undefined);
-        s.on('close', () => {
-          this.sockets.delete(s);
-          down.destroy();
-          up.destroy();
-        });
-      }
-      down.pipe(up);
-      up.pipe(down);
-    });
-  }
-
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    const a = this.server.address();
-    if (a === null || typeof a === 'string') throw new Error('relay has no port');
-    this.address = `127.0.0.1:${a.port}`;
-    return this;
-  }
-
-  cut(): void {
-    for (const s of this.sockets) s.destroy();
-  }
-
-  async close(): Promise<void> {
-    this.cut();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
+import { TcpRelay } from '../helpers/tcp-relay.js';
 
 describe('a task whose agent was replaced at its address after its Started, its stream broken', () => {
   const world = useSchedulerWorld({ agents: 0, prefix: 'gxrreat-' });
@@ -67,7 +24,7 @@ describe('a task whose agent was replaced at its address after its Started, its 
       const runId = `rreattach${target}`;
       const log = markerFile('replaced-reattach', `${target}.log`);
       const old = await startAgent({ certsDir: world.pki.agent.dir });
-      const relay = await new Relay(old).start();
+      const relay = await new TcpRelay(old).start();
       // A fleet task: the agent checks the signed target by its identity, not by the address it listens on.
       const { fleet, host } = world.pki.agent;
       await registerFleet(world.queue.redis, fleet, [{ host, address: relay.address }]);

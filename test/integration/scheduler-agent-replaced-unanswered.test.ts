@@ -7,30 +7,28 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import type { AgentLink } from '../../scheduler/dispatch/agent-pool.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import { markerFile, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
 import { agentInfo, agentStartedTotal, useSchedulerWorld } from '../helpers/scheduler-world.js';
+import { sentSince, TcpRelay, type RelayedConnection } from '../helpers/tcp-relay.js';
 
-/** Whether a connection to the agent listening on `port` holds bytes the agent has not read (its socket's receive queue). */
-function unreadRequestOn(port: number): boolean {
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = readFileSync(table, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      // sl local_address rem_address st tx_queue:rx_queue ...
-      const [, local, , state, queues] = line.trim().split(/\s+/);
-      if (!local || !queues) continue;
-      const rx = parseInt(queues.split(':')[1] ?? '0', 16);
-      if (parseInt(local.split(':')[1] ?? '', 16) === port && state === '01' && rx > 0) return true;
-    }
-  }
-  return false;
+/** `link`, saying to `onExec` when an Exec starts on it (before its request is written). */
+function watchingExec(link: AgentLink, onExec: () => void): AgentLink {
+  return {
+    exec: (req, opts) => {
+      onExec();
+      return link.exec(req, opts);
+    },
+    info: () => link.info(),
+    health: () => link.health(),
+    cancel: (taskId) => link.cancel(taskId),
+    cancelTask: (taskId) => (link.cancelTask ? link.cancelTask(taskId) : link.cancel(taskId).then((found) => ({ found, finished: false }))),
+    warm: () => link.warm(),
+    close: () => link.close(),
+  };
 }
 
 describe('an agent replaced at its address after it received an Exec it never answered', () => {
@@ -53,16 +51,24 @@ describe('an agent replaced at its address after it received an Exec it never an
     const victim = world.agents[0] as AgentProcess;
     const inner = world.connect();
     // The link the worker's pool takes for the victim: its connection made beforehand (as a
-    // warming connector hands one out), without an Exec.
-    const first = inner({ address: victim.address });
+    // warming connector hands one out), without an Exec. It goes through a relay, which tells
+    // the bytes sent on it from those on any other connection to the agent's port.
+    const relay = await new TcpRelay(victim).start();
+    const first = inner({ address: relay.address });
     if (warm === 'connection') expect(await first.health()).toBe('SERVING');
+    /** That link's connections open when the agent was stopped (one opened after never gets past its TLS handshake). */
+    let held: RelayedConnection[] | undefined;
+    /** Whether the task's Exec went out on one of them: bytes came on it after the Exec began. */
+    let execSent: (() => boolean) | undefined;
     let handed = false;
     const w = SchedulerWorker.start({
       settings: world.settings,
       connect: (ep) => {
         if (handed || ep.address !== victim.address) return inner(ep);
         handed = true;
-        return first;
+        return watchingExec(first, () => {
+          if (held) execSent ??= sentSince(held);
+        });
       },
       concurrency: 4,
       breaker: { failureThreshold: 1, openMs: 200, maxOpenMs: 1000 },
@@ -80,6 +86,8 @@ describe('an agent replaced at its address after it received an Exec it never an
         expect(warmed.results.get('warm')?.outcome).toBe('succeeded');
       }
       victim.kill('SIGSTOP');
+      held = relay.connections();
+      expect(held).not.toEqual([]);
       const enq = await world.queue.enqueueRun(
         {
           runId,
@@ -94,8 +102,11 @@ describe('an agent replaced at its address after it received an Exec it never an
         },
         world.signer,
       );
-      // The Exec is in the stopped agent's socket, unread: it went out, and nothing came back.
-      expect(await eventually(() => unreadRequestOn(victim.port), 60_000, 20)).toBe(true);
+      // The Exec went out on the connection made beforehand, to the stopped agent, which reads
+      // nothing: nothing came back. (Bytes on another connection to its port say nothing of the
+      // Exec: a client the worker closed while it could not connect, such as a probe of the
+      // previous case's agent while it was down, may connect there once more a second later.)
+      expect(await eventually(() => execSent?.() === true, 60_000, 20)).toBe(true);
       victim.kill('SIGKILL');
       await victim.exited;
       world.agents[0] = await next(victim);
@@ -103,6 +114,7 @@ describe('an agent replaced at its address after it received an Exec it never an
       return res.results.get('t');
     } finally {
       await w.drain(5000);
+      await relay.close();
     }
   }
 

@@ -1,0 +1,76 @@
+/**
+ * A TCP relay on loopback in front of an agent: a client dialled to `address` talks to the agent
+ * `to` names (set `to` to send the next connections to another agent), `cut()` breaks every
+ * connection it carries. Each connection counts the bytes its client sent toward the agent, so a
+ * test can tell that a request went out on a given connection, though the agent behind it is
+ * stopped and reads nothing (bytes on any other connection to the agent's port, such as a closed
+ * client's late reconnect, say nothing of that request).
+ */
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import type { AgentProcess } from './agent.js';
+
+/** One connection the relay carries. */
+export interface RelayedConnection {
+  /** Bytes its client sent toward the agent so far. */
+  sent: number;
+}
+
+export class TcpRelay {
+  address = '';
+  to: AgentProcess;
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly open = new Set<RelayedConnection>();
+
+  constructor(to: AgentProcess) {
+    this.to = to;
+    this.server = createServer((down) => {
+      const up = tcpConnect(this.to.port, '127.0.0.1');
+      const conn: RelayedConnection = { sent: 0 };
+      this.open.add(conn);
+      down.on('data', (b: Buffer) => {
+        conn.sent += b.length;
+      });
+      for (const s of [down, up]) {
+        this.sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => {
+          this.sockets.delete(s);
+          this.open.delete(conn);
+          down.destroy();
+          up.destroy();
+        });
+      }
+      down.pipe(up);
+      up.pipe(down);
+    });
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    const a = this.server.address();
+    if (a === null || typeof a === 'string') throw new Error('relay has no port');
+    this.address = `127.0.0.1:${a.port}`;
+    return this;
+  }
+
+  /** The connections it carries now. */
+  connections(): RelayedConnection[] {
+    return [...this.open];
+  }
+
+  cut(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** Whether any of `conns` has sent bytes toward the agent since this was called. */
+export function sentSince(conns: readonly RelayedConnection[]): () => boolean {
+  const at = conns.map((c) => c.sent);
+  return () => conns.some((c, i) => c.sent > (at[i] ?? Infinity));
+}
