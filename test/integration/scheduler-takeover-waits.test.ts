@@ -5,41 +5,30 @@
  * since the takeover. The job records each wait's start (`dispatch.waits`). Real agents, a real
  * redis-server, two in-process workers.
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { Queue } from 'bullmq';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { runDoneKey } from '../../scheduler/queue/results.js';
 import { runQueueName } from '../../scheduler/queue/runs.js';
 import { jobIdFor, type TaskSpec } from '../../scheduler/queue/task.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import { KEY_PREFIX } from '../../scheduler/redis/redis.js';
-import { markerDir, type AgentProcess } from '../helpers/agent.js';
+import { markerFile, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
-import { startSchedulerWorld, type SchedulerWorld } from '../helpers/scheduler-world.js';
+import { useSchedulerWorld } from '../helpers/scheduler-world.js';
 
 /** How long the wait had lasted when the first worker handed the job back: more than the taker's whole agentGoneMs. */
 const WAITED_MS = 6000;
 const TAKER_GONE_MS = 5000;
 
 describe('a job taken over while its task waits for its agent to come back', () => {
-  let world: SchedulerWorld;
-
-  beforeAll(async () => {
-    world = await startSchedulerWorld({ agents: 1, prefix: 'gxtwait-' });
-  });
-
-  afterAll(async () => {
-    await world?.close();
-  });
+  const world = useSchedulerWorld({ agents: 1, prefix: 'gxtwait-' });
 
   it('ends when the wait the first worker began is over, not one begun again by the taker', async () => {
     const runId = 'twaitgone';
     const victim = world.agents[0] as AgentProcess;
-    const log = join(markerDir('takeover-waits'), 'gone.log');
-    writeFileSync(log, '');
-    chmodSync(log, 0o666);
+    const log = markerFile('takeover-waits', 'gone.log');
     const q = new Queue(runQueueName(runId), { connection: world.queue.redis, prefix: KEY_PREFIX });
     const worker = (agentGoneMs: number) =>
       SchedulerWorker.start({
