@@ -22,7 +22,7 @@
  * checked to lie under DIR.
  */
 import { randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ERROR_CODES, fileAccessError, GaxxError, inside, type ErrorCode } from '../../proto/index.js';
 import type { OutputChunk, TaskResult } from '../../scheduler/index.js';
@@ -74,8 +74,11 @@ export interface RunResultsDir {
 
 /**
  * `--results DIR` of `gaxx runs wait ID` and `gaxx run --resume ID`: DIR new or empty, or the
- * folder run ID's own `--results` wrote into. A folder is that run's when its `result.json` names
- * the run (`runId`) and its `seq` the same task; such folders are kept as they are (each was
+ * folder run ID's own `--results` wrote into. A folder is that run's when it holds the four
+ * regular files gaxx writes and nothing else, its `result.json` names the run (`runId`) and its
+ * `seq` the same task, its name is the one that task's record gets, and no other folder names
+ * that task (a DIR copied from elsewhere may hold anything: folderTask reads only small regular
+ * files, never through a symlink, never blocking); such folders are kept as they are (each was
  * written whole) and their tasks returned, so that only the missing ones are written. Anything
  * else in DIR (another run's folders, a file of someone's) is ALREADY_EXISTS, and nothing is
  * written, made or removed: the two runs' results must not mix. A temp folder a killed writer
@@ -112,34 +115,89 @@ function runFolders(dir: string, one: string, runId: string): { written: Set<str
     const isDir = lstatSync(path).isDirectory();
     if (isDir && TEMP.test(name)) temps.push(name);
     else if (!isDir) throw notTheRuns(dir, runId, `1/${JSON.stringify(name)} is not a folder`);
-    else written.add(folderTask(dir, path, name, runId));
+    else {
+      const task = folderTask(dir, path, name, runId);
+      // gaxx writes one folder per task: a second one naming it is a copy, not the run's.
+      if (written.has(task)) throw notTheRuns(dir, runId, `1/${JSON.stringify(name)} names task ${task}, whose folder is there already`);
+      written.add(task);
+    }
   }
   return { written, temps };
 }
 
 /** The task whose folder `path` is, when it is run `runId`'s (its result.json and seq agree); else ALREADY_EXISTS. */
 function folderTask(dir: string, path: string, name: string, runId: string): string {
-  const read = (file: string): string | undefined => {
+  const folder = `1/${JSON.stringify(name)}`;
+  // A folder gaxx wrote holds its four files and nothing else, each a regular file.
+  const files = readdirSync(path).sort();
+  if (files.join('/') !== FILES.join('/'))
+    throw notTheRuns(dir, runId, `${folder} is no results folder of it (it holds ${JSON.stringify(files)}, not ${FILES.join(', ')})`);
+  for (const f of ['stdout', 'stderr'])
+    if (!lstatSync(join(path, f)).isFile()) throw notTheRuns(dir, runId, `${folder} is no results folder of it (its ${f} is no regular file)`);
+  let unread = '';
+  const read = (file: string, max: number): string | undefined => {
     try {
-      return readFileSync(join(path, file), 'utf8');
+      return readSmallFile(join(path, file), max);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'EISDIR') return undefined;
-      throw fileAccessError(e) ?? e;
+      // ELOOP: a symlink (O_NOFOLLOW); EISDIR, ENXIO: no regular file; EFBIG: larger than gaxx writes it.
+      const why = { ENOENT: 'missing', ELOOP: 'a symlink', EISDIR: 'a directory', ENXIO: 'no regular file', EFBIG: `larger than ${max} bytes` }[code ?? ''];
+      if (why === undefined) throw fileAccessError(e) ?? e;
+      unread = `: its ${file} is ${why}`;
+      return undefined;
     }
   };
   let result: { runId?: unknown; taskId?: unknown } | undefined;
   try {
-    result = JSON.parse(read('result.json') ?? 'null') as typeof result;
+    result = JSON.parse(read('result.json', MAX_RESULT_JSON) ?? 'null') as typeof result;
   } catch {
     result = undefined;
   }
-  const folder = `1/${JSON.stringify(name)}`;
   if (typeof result?.runId === 'string' && result.runId !== runId) throw notTheRuns(dir, runId, `${folder} is run ${result.runId}'s`);
   const taskId = result?.taskId;
-  if (result?.runId !== runId || typeof taskId !== 'string' || !SEQ.test(taskId) || read('seq') !== `${taskId}\n`)
-    throw notTheRuns(dir, runId, `${folder} is no results folder of it (its result.json and seq do not name one of its tasks)`);
+  if (result?.runId !== runId || typeof taskId !== 'string' || !SEQ.test(taskId) || read('seq', MAX_SEQ) !== `${taskId}\n`)
+    throw notTheRuns(dir, runId, `${folder} is no results folder of it (its result.json and seq do not name one of its tasks${unread})`);
+  // Its record names its folder (the record itself, or `<record>\#<seq>` when an earlier one took that).
+  const input = (result as { input?: unknown }).input;
+  const base = typeof input === 'string' ? resultName(input, taskId) : undefined;
+  if (base !== undefined && name !== base && name !== `${base}\\#${taskId}`)
+    throw notTheRuns(dir, runId, `${folder} is no results folder of it (task ${taskId}'s folder is named ${JSON.stringify(base)})`);
   return taskId;
+}
+
+/** The files of a task's folder, sorted. */
+const FILES = ['result.json', 'seq', 'stderr', 'stdout'];
+/** The most a result.json gaxx writes holds (a record is at most 128 KiB, escaped up to 6 times that) and a seq file. */
+const MAX_RESULT_JSON = 4 * 1024 * 1024;
+const MAX_SEQ = 128;
+
+/**
+ * A file of a folder in DIR/1 as text, read only when it is a regular file of at most `max`
+ * bytes: never through a symlink (O_NOFOLLOW: ELOOP), never blocking on a FIFO or device
+ * (O_NONBLOCK, and refused by its fstat before any read: EISDIR, ENXIO), never more than `max`
+ * bytes (EFBIG). A DIR copied from elsewhere may hold anything under a folder's name.
+ */
+function readSmallFile(path: string, max: number): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
+  try {
+    const st = fstatSync(fd);
+    const fail = (code: string, what: string): NodeJS.ErrnoException => Object.assign(new Error(`${path}: ${what}`), { code, path });
+    if (st.isDirectory()) throw fail('EISDIR', 'is a directory');
+    if (!st.isFile()) throw fail('ENXIO', 'is no regular file');
+    if (st.size > max) throw fail('EFBIG', `is larger than ${max} bytes`);
+    // One byte more than it holds: a file that grows meanwhile is no file gaxx wrote either.
+    const buf = Buffer.alloc(st.size + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+    }
+    if (n > st.size) throw fail('EFBIG', 'grew while it was read');
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function notTheRuns(dir: string, runId: string, why: string): GaxxError {
@@ -265,7 +323,7 @@ export class ResultsDirView implements RunView {
   /** The task id in folder `name`'s seq file, when it has one. */
   private seqIn(name: string): string | undefined {
     try {
-      const seq = readFileSync(join(this.folder(name), 'seq'), 'utf8').trim();
+      const seq = readSmallFile(join(this.folder(name), 'seq'), MAX_SEQ).trim();
       return SEQ.test(seq) ? seq : undefined;
     } catch {
       return undefined;

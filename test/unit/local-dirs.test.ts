@@ -1,5 +1,6 @@
 // Directories the CLI writes into: its own, or sticky; never through a symlink or someone else's folder.
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -117,6 +118,15 @@ describe('prepareRunResultsDir (runs wait / run --resume --results)', () => {
     expect(real).toBe(realpathSync(own));
     expect(written).toEqual(new Set(['1', '3']));
     expect(readdirSync(join(own, '1')).sort()).toEqual(['a', 'a\\#3']);
+    // Named by their records, as the run names them.
+    const named = join(root, 'run-named');
+    folder(named, 'a', 'r1', '1');
+    folder(named, 'a\\#3', 'r1', '3');
+    folder(named, '\\#4', 'r1', '4');
+    writeFileSync(join(named, '1', 'a', 'result.json'), JSON.stringify({ runId: 'r1', taskId: '1', input: 'a' }));
+    writeFileSync(join(named, '1', 'a\\#3', 'result.json'), JSON.stringify({ runId: 'r1', taskId: '3', input: 'a' }));
+    writeFileSync(join(named, '1', '\\#4', 'result.json'), JSON.stringify({ runId: 'r1', taskId: '4', input: '' }));
+    expect(prepareRunResultsDir(named, 'r1').written).toEqual(new Set(['1', '3', '4']));
   });
 
   it('another run’s folder, a folder that is none, a file: ALREADY_EXISTS, nothing removed or made', () => {
@@ -135,6 +145,64 @@ describe('prepareRunResultsDir (runs wait / run --resume --results)', () => {
       const e = failure(() => prepareRunResultsDir(dir, 'r1'));
       expect(e.code, name).toBe('ALREADY_EXISTS');
       expect(e.message, name).toContain(says);
+      expect(readdirSync(dir, { recursive: true }).sort(), name).toEqual(before);
+    }
+  });
+
+  it('a folder copied from elsewhere is refused, never read through a symlink, a FIFO or unbounded', () => {
+    const outside = join(root, 'run-outside');
+    folder(outside, 'a', 'r1', '1');
+    const cases: Array<[string, (d: string) => void, string]> = [
+      // A forged result.json as a symlink to a real one of the run: not a file gaxx wrote.
+      [
+        'json-link',
+        (d) => (
+          folder(d, 'a', 'r1', '1'),
+          rmSync(join(d, '1', 'a', 'result.json')),
+          symlinkSync(join(outside, '1', 'a', 'result.json'), join(d, '1', 'a', 'result.json'))
+        ),
+        'its result.json is a symlink',
+      ],
+      [
+        'seq-link',
+        (d) => (folder(d, 'a', 'r1', '1'), rmSync(join(d, '1', 'a', 'seq')), symlinkSync(join(outside, '1', 'a', 'seq'), join(d, '1', 'a', 'seq'))),
+        'its seq is a symlink',
+      ],
+      [
+        'stdout-link',
+        (d) => (folder(d, 'a', 'r1', '1'), rmSync(join(d, '1', 'a', 'stdout')), symlinkSync('/etc/passwd', join(d, '1', 'a', 'stdout'))),
+        'its stdout is no regular file',
+      ],
+      // Read with a plain open, a FIFO blocks until someone writes to it: forever.
+      [
+        'json-fifo',
+        (d) => (folder(d, 'a', 'r1', '1'), rmSync(join(d, '1', 'a', 'result.json')), execFileSync('mkfifo', [join(d, '1', 'a', 'result.json')])),
+        'its result.json is no regular file',
+      ],
+      [
+        'seq-fifo',
+        (d) => (folder(d, 'a', 'r1', '1'), rmSync(join(d, '1', 'a', 'seq')), execFileSync('mkfifo', [join(d, '1', 'a', 'seq')])),
+        'its seq is no regular file',
+      ],
+      // Sparse: 64 MiB of nothing, far more than any result.json gaxx writes.
+      ['json-huge', (d) => (folder(d, 'a', 'r1', '1'), truncateSync(join(d, '1', 'a', 'result.json'), 64 * 1024 * 1024)), 'its result.json is larger than'],
+      ['extra-file', (d) => (folder(d, 'a', 'r1', '1'), writeFileSync(join(d, '1', 'a', 'notes'), 'x')), 'it holds ["notes","result.json"'],
+      // A folder of the run under another name (renamed, or forged): not where the run puts that task.
+      [
+        'renamed',
+        (d) => (folder(d, 'b', 'r1', '1'), writeFileSync(join(d, '1', 'b', 'result.json'), JSON.stringify({ runId: 'r1', taskId: '1', input: 'a' }))),
+        `task 1's folder is named "a"`,
+      ],
+      ['two-of-a-task', (d) => (folder(d, 'a', 'r1', '1'), folder(d, 'b', 'r1', '1')), 'names task 1, whose folder is there already'],
+    ];
+    for (const [name, make, says] of cases) {
+      const dir = join(root, `run-copied-${name}`);
+      make(dir);
+      const before = readdirSync(dir, { recursive: true }).sort();
+      const e = failure(() => prepareRunResultsDir(dir, 'r1'));
+      expect(e.code, name).toBe('ALREADY_EXISTS');
+      expect(e.message, name).toContain(says);
+      expect(e.message, name).toContain(dir);
       expect(readdirSync(dir, { recursive: true }).sort(), name).toEqual(before);
     }
   });
