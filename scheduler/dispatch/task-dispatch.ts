@@ -309,7 +309,8 @@ export class TaskDispatch {
 
   /**
    * The run was cancelled while this worker had no Exec of the task open: before its first
-   * dispatch, or between two (a backoff, a wait for its agent to come back). Where the current
+   * dispatch, or between two (a backoff, a wait for its agent to come back); or while one was open
+   * that then ended without the task's exit (the Cancel it sent unconfirmed). Where the current
    * round may have started (an earlier worker's dispatch, a stream that broke), Cancel it on that
    * agent when it runs, and have the agent replay its result when it ended (it ran: its real end,
    * not `cancelled`). Only a task that never started anywhere is reported cancelled; one whose
@@ -688,9 +689,14 @@ export class TaskDispatch {
     if (got === undefined) {
       if (this.job.signal.aborted) throw failure;
       if (this.job.cancel.aborted) {
-        // No exit event after the Cancel: say so rather than claim the agent stopped it.
-        const code = isGaxxError(failure) ? failure.code : 'UNAVAILABLE';
-        return { done: this.ended('cancelled', code, `run cancelled; the agent did not confirm the stop (${(failure as Error).message})`) };
+        // Cancelled while the Exec was open, and it ended without the task's exit: the Cancel the
+        // stream sent may never have reached the agent that runs the task (it failed on the way,
+        // or a new agent at that address answered it), so nobody confirmed a stop. Asked as
+        // between dispatches: attach to read its real end, or `unknown` when the agent there was
+        // replaced or cannot be asked; `cancelled` only for an Exec that never went out, or a stop
+        // that agent acknowledged.
+        if (failure instanceof StreamEnded || (isGaxxError(failure) && failure.details?.requestSent === true)) this.mayHaveRunOn(addr);
+        return { done: await this.cancelledBetweenDispatches() };
       }
       // A new agent took the address since its journal was learned: nothing started now. Where
       // the round may have started on the agent it replaced, not run again; else it runs there
