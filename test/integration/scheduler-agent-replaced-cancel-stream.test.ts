@@ -10,31 +10,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { AgentLink } from '../../scheduler/dispatch/agent-pool.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { requestCancel } from '../../scheduler/queue/cancel.js';
-import { registerFleet } from '../../scheduler/queue/fleets.js';
-import { waitForRun, type RunResults } from '../../scheduler/queue/wait.js';
 import { markerFile, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
 import { agentStartedTotal, useSchedulerWorld } from '../helpers/scheduler-world.js';
-import { sentSince, TcpRelay, type RelayedConnection } from '../helpers/tcp-relay.js';
-
-/** `link`, calling `onCancel` when the stop signal of one of its Execs fires (before the stream sends its Cancel). */
-function watchingCancel(link: AgentLink, onCancel: () => void): AgentLink {
-  return {
-    exec: (req, opts) => {
-      opts?.signal?.addEventListener('abort', onCancel, { once: true });
-      return link.exec(req, opts);
-    },
-    info: () => link.info(),
-    health: () => link.health(),
-    cancel: (taskId) => link.cancel(taskId),
-    cancelTask: (taskId) => (link.cancelTask ? link.cancelTask(taskId) : link.cancel(taskId).then((found) => ({ found, finished: false }))),
-    warm: () => link.warm(),
-    close: () => link.close(),
-  };
-}
+import { relayedFleetAgent, startOnceTask, watchingExec } from '../helpers/replaced-agent.js';
+import { sentSince, type RelayedConnection, type TcpRelay } from '../helpers/tcp-relay.js';
 
 describe('a run cancelled while its task’s stream is open and its agent goes away, replaced', () => {
   const world = useSchedulerWorld({ agents: 0, prefix: 'gxrcstr-' });
@@ -47,11 +29,8 @@ describe('a run cancelled while its task’s stream is open and its agent goes a
    */
   async function cancelledAsItBreaks(runId: string, target: 'pinned' | 'any', after: (old: AgentProcess, relay: TcpRelay) => Promise<void>) {
     const log = markerFile('replaced-cancel-stream', `${runId}.log`);
-    const old = await startAgent({ certsDir: world.pki.agent.dir });
-    const relay = await new TcpRelay(old).start();
-    // A fleet task: the agent checks the signed target by its identity, not by the address it listens on.
-    const { fleet, host } = world.pki.agent;
-    await registerFleet(world.queue.redis, fleet, [{ host, address: relay.address }]);
+    const a = await relayedFleetAgent(world);
+    const { old, relay } = a;
     /** The connections to the old agent when it was stopped. */
     let held: RelayedConnection[] | undefined;
     /** Whether the stream's Cancel went out on one of them: bytes came on it after the stop signal. */
@@ -59,39 +38,25 @@ describe('a run cancelled while its task’s stream is open and its agent goes a
     const inner = world.connect();
     const w = SchedulerWorker.start({
       settings: world.settings,
+      // Told when the stop signal of one of its Execs fires (before the stream sends its Cancel).
       connect: (ep) =>
-        watchingCancel(inner(ep), () => {
-          if (held) cancelSent ??= sentSince(held);
-        }),
+        watchingExec(inner(ep), (opts) =>
+          opts?.signal?.addEventListener(
+            'abort',
+            () => {
+              if (held) cancelSent ??= sentSince(held);
+            },
+            { once: true },
+          ),
+        ),
       concurrency: 4,
       breaker: { failureThreshold: 1, openMs: 200, maxOpenMs: 1000 },
       policy: { backoffMaxMs: 300, agentGoneMs: 120_000 },
     });
     try {
-      const enq = await world.queue.enqueueRun(
-        {
-          runId,
-          tasks: [
-            {
-              taskId: 't',
-              fleet,
-              target: target === 'pinned' ? { host } : { any: true },
-              // One line per start; the first start runs on, a second exits at once.
-              argv: ['sh', '-c', `echo start >> ${log}; echo running; [ "$(wc -l < ${log})" -ge 2 ] || exec sleep 600`],
-            },
-          ],
-        },
-        world.signer,
-      );
-      let live = '';
-      const result: Promise<RunResults> = waitForRun(world.queue.redis, runId, enq.taskIds, {
-        timeoutMs: 120_000,
-        onLive: (_t, chunk) => {
-          live += chunk.data.toString();
-        },
-      });
+      const { result, live } = await startOnceTask(world, a, runId, target, log);
       // Its output reached the worker, so did its Started (they come in order on one stream).
-      expect(await eventually(() => live.includes('running'), 60_000, 20)).toBe(true);
+      expect(await eventually(() => live().includes('running'), 60_000, 20)).toBe(true);
       old.kill('SIGSTOP');
       held = relay.connections();
       expect(held).not.toEqual([]);

@@ -9,11 +9,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
-import { registerFleet } from '../../scheduler/queue/fleets.js';
-import { waitForRun, type RunResults } from '../../scheduler/queue/wait.js';
 import { markerFile, startAgent } from '../helpers/agent.js';
 import { agentStartedTotal, useSchedulerWorld } from '../helpers/scheduler-world.js';
-import { TcpRelay } from '../helpers/tcp-relay.js';
+import { relayedFleetAgent, startOnceTask } from '../helpers/replaced-agent.js';
 
 describe('a task whose agent was replaced at its address after its Started, its stream broken', () => {
   const world = useSchedulerWorld({ agents: 0, prefix: 'gxrreat-' });
@@ -23,11 +21,8 @@ describe('a task whose agent was replaced at its address after its Started, its 
     async (target) => {
       const runId = `rreattach${target}`;
       const log = markerFile('replaced-reattach', `${target}.log`);
-      const old = await startAgent({ certsDir: world.pki.agent.dir });
-      const relay = await new TcpRelay(old).start();
-      // A fleet task: the agent checks the signed target by its identity, not by the address it listens on.
-      const { fleet, host } = world.pki.agent;
-      await registerFleet(world.queue.redis, fleet, [{ host, address: relay.address }]);
+      const a = await relayedFleetAgent(world);
+      const { old, relay } = a;
       const w = SchedulerWorker.start({
         settings: world.settings,
         connect: world.connect(),
@@ -36,30 +31,10 @@ describe('a task whose agent was replaced at its address after its Started, its 
         policy: { backoffMaxMs: 300, agentGoneMs: 120_000 },
       });
       try {
-        const enq = await world.queue.enqueueRun(
-          {
-            runId,
-            tasks: [
-              {
-                taskId: 't',
-                fleet,
-                target: target === 'pinned' ? { host } : { any: true },
-                // One line per start; the first start runs on (its agent is not stopped), a second exits at once.
-                argv: ['sh', '-c', `echo start >> ${log}; echo running; [ "$(wc -l < ${log})" -ge 2 ] || exec sleep 600`],
-              },
-            ],
-          },
-          world.signer,
-        );
-        let live = '';
-        const result: Promise<RunResults> = waitForRun(world.queue.redis, runId, enq.taskIds, {
-          timeoutMs: 120_000,
-          onLive: (_t, chunk) => {
-            live += chunk.data.toString();
-          },
-        });
+        // The first start runs on (its agent is not stopped).
+        const { result, live } = await startOnceTask(world, a, runId, target, log);
         // Its output reached the worker, so did its Started (they come in order on one stream).
-        await vi.waitFor(() => expect(live).toContain('running'), { timeout: 60_000, interval: 20 });
+        await vi.waitFor(() => expect(live()).toContain('running'), { timeout: 60_000, interval: 20 });
         const fresh = await startAgent({ certsDir: world.pki.agent.dir });
         relay.to = fresh;
         relay.cut();

@@ -7,29 +7,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { AgentLink } from '../../scheduler/dispatch/agent-pool.js';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
 import { waitForRun } from '../../scheduler/queue/wait.js';
 import { markerFile, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { eventually } from '../helpers/poll.js';
 import { agentInfo, agentStartedTotal, useSchedulerWorld } from '../helpers/scheduler-world.js';
+import { watchingExec } from '../helpers/replaced-agent.js';
 import { sentSince, TcpRelay, type RelayedConnection } from '../helpers/tcp-relay.js';
-
-/** `link`, saying to `onExec` when an Exec starts on it (before its request is written). */
-function watchingExec(link: AgentLink, onExec: () => void): AgentLink {
-  return {
-    exec: (req, opts) => {
-      onExec();
-      return link.exec(req, opts);
-    },
-    info: () => link.info(),
-    health: () => link.health(),
-    cancel: (taskId) => link.cancel(taskId),
-    cancelTask: (taskId) => (link.cancelTask ? link.cancelTask(taskId) : link.cancel(taskId).then((found) => ({ found, finished: false }))),
-    warm: () => link.warm(),
-    close: () => link.close(),
-  };
-}
 
 describe('an agent replaced at its address after it received an Exec it never answered', () => {
   const world = useSchedulerWorld({ agents: 1, prefix: 'gxunans-' });
