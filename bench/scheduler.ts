@@ -12,6 +12,9 @@
  *  - run start: a daemon's new BullMQ worker -> its first job, on a plain connection and on one
  *    whose blocking connection was readied ahead (dispatch/spare-connection.ts)
  * Prints ratios. Run with `npm run bench:scheduler` (builds first). Needs redis-server.
+ * `--latency-only` measures the idle latency alone (after the warm-up), e.g. under --cpu-prof;
+ * `--unsafe-no-isolation` starts the agents without their sandbox, so that what the sandbox adds
+ * to the idle latency is read by difference.
  */
 import { mkdtempSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -29,6 +32,7 @@ import { waitForRun } from '../scheduler/queue/wait.js';
 import { SchedulerWorker } from '../scheduler/dispatch/worker.js';
 import { startAgent, type AgentProcess } from '../test/helpers/agent.js';
 import { makePki } from '../test/helpers/pki.js';
+import { metricValue, scrapeMetrics } from '../test/helpers/metrics.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { refuseCrowdedAgentUser } from './lib/agent-room.js';
 import { benchArgs } from './lib/args.js';
@@ -195,7 +199,7 @@ async function latency(
   };
 }
 
-async function main(): Promise<void> {
+async function main(latencyOnly: boolean, unsandboxed: boolean): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'gxb-'));
   // Stopped by a signal (Ctrl-C, `timeout`): nothing it started is left running.
   cleanUpOnSignal(() => stopStarted(dir));
@@ -204,17 +208,20 @@ async function main(): Promise<void> {
     const pki = await makePki(dir);
     const settings = redisSettingsFromUrl(redis.url);
     const agents = await Promise.all(
-      [0, 1, 2, 3].map(() => startAgent({ certsDir: pki.agent.dir, metrics: false, args: ['--capacity', String(CONCURRENCY)] })),
+      // The first serves the latency runs: its metrics say how many of them started warm.
+      [0, 1, 2, 3].map((i) =>
+        startAgent({ certsDir: pki.agent.dir, metrics: i === 0, args: ['--capacity', String(CONCURRENCY), ...(unsandboxed ? ['--unsafe-no-isolation'] : [])] }),
+      ),
     );
-    const raw = await rawBullmq(settings);
+    const raw = latencyOnly ? undefined : await rawBullmq(settings);
     // Alternated, so both see the same machine.
     const starts = { plain: [] as StartTime[], spare: [] as StartTime[] };
-    for (let r = 0; r < 2; r++) {
+    for (let r = 0; r < (latencyOnly ? 0 : 2); r++) {
       starts.plain.push(await workerStart(settings, false));
       starts.spare.push(await workerStart(settings, true));
     }
     // Direct Exec is an operator's path (a scheduler's Exec must carry a signature).
-    const direct = await agentDirect(agents, pki.clients.operator.dir);
+    const direct = latencyOnly ? undefined : await agentDirect(agents, pki.clients.operator.dir);
     const op = loadCertDir(pki.clients.operator.dir);
     const signer = createTaskSigner(op.certPem, op.keyPem);
     const q = await TaskQueue.open(settings);
@@ -225,18 +232,29 @@ async function main(): Promise<void> {
     const worker = SchedulerWorker.start({ settings, connect, concurrency: CONCURRENCY });
     await worker.ready();
     await endToEnd(q, signer, agents, 'warm', 200);
-    const e2e = await endToEnd(q, signer, agents, 'bench', N);
-    const lat = await latency(q, signer, agents[0] as AgentProcess, redis.pid());
+    const e2e = latencyOnly ? undefined : await endToEnd(q, signer, agents, 'bench', N);
+    const first = agents[0] as AgentProcess;
+    const warmStarts = async (): Promise<number> =>
+      metricValue(await scrapeMetrics(first.metricsPort as number, pki.clients.operator.dir), 'gaxx_agent_warm_starts_total');
+    const warm0 = await warmStarts();
+    const lat = await latency(q, signer, first, redis.pid());
+    const warm = (await warmStarts()) - warm0;
     await worker.drain(5000);
     await q.close();
-    console.log(`scheduler bench: ${N} tasks, concurrency ${CONCURRENCY}, 4 agents`);
-    console.log(`  raw BullMQ no-op          ${raw.toFixed(0).padStart(7)} jobs/s`);
-    console.log(`  agent-direct Exec         ${direct.toFixed(0).padStart(7)} tasks/s`);
-    console.log(`  end-to-end through queue  ${e2e.toFixed(0).padStart(7)} tasks/s`);
-    console.log(`  agent-direct / end-to-end ${(direct / e2e).toFixed(2).padStart(7)}x  (target <= 2x)`);
-    console.log(`  raw BullMQ / end-to-end   ${(raw / e2e).toFixed(2).padStart(7)}x`);
+    if (raw !== undefined && direct !== undefined && e2e !== undefined) {
+      console.log(`scheduler bench: ${N} tasks, concurrency ${CONCURRENCY}, 4 agents`);
+      console.log(`  raw BullMQ no-op          ${raw.toFixed(0).padStart(7)} jobs/s`);
+      console.log(`  agent-direct Exec         ${direct.toFixed(0).padStart(7)} tasks/s`);
+      console.log(`  end-to-end through queue  ${e2e.toFixed(0).padStart(7)} tasks/s`);
+      console.log(`  agent-direct / end-to-end ${(direct / e2e).toFixed(2).padStart(7)}x  (target <= 2x)`);
+      console.log(`  raw BullMQ / end-to-end   ${(raw / e2e).toFixed(2).padStart(7)}x`);
+    } else console.log(`scheduler bench, latency only: one local agent, after 200 warm-up tasks over 4`);
+    if (unsandboxed) console.log('  the agents run tasks WITHOUT their sandbox (--unsafe-no-isolation)');
     console.log(`  idle enqueue->result      p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms (${LATENCY_RUNS} single-task runs)`);
     console.log(`    phases (median ms)      ${formatPhases(lat.phases)}`);
+    console.log(
+      `    started warm            ${warm} of ${LATENCY_RUNS} ${unsandboxed ? '(nothing is started ahead without a sandbox)' : '(in a sandbox started ahead; the others cold)'}`,
+    );
     console.log(`    CPU of this process     ${lat.cpuMsPerRun.toFixed(2)} ms per run (enqueue, dispatch and wait)`);
     const per = (k: 'cpuMs' | 'waitMs'): string =>
       `${Object.values(lat.sched)
@@ -250,6 +268,7 @@ async function main(): Promise<void> {
     console.log(
       `    the whole machine       ${m.busyMs.toFixed(1)} ms busy per run (the sandboxes and tasks too; /proc/stat, 10 ms ticks): at least ${m.floorMs.toFixed(1)} ms of wall on ${cpus().length} cores, of ${m.wallMs.toFixed(1)} ms per run (mean; forgetting the run included)`,
     );
+    if (latencyOnly) return;
     const fmt = (xs: StartTime[]): string => xs.map((x) => `${x.ms.toFixed(1)} ms / ${x.cpuMs.toFixed(1)} ms CPU`).join(', ');
     console.log(`  run start, new worker -> first job (median of 35, two rounds):`);
     console.log(`    plain connection        ${fmt(starts.plain)}`);
@@ -263,7 +282,10 @@ async function main(): Promise<void> {
   }
 }
 
-benchArgs('usage: node dist/bench/scheduler.js\n  environment: BENCH_TASKS (default 5000), BENCH_CONCURRENCY (default 64)', {});
+const flags = benchArgs(
+  'usage: node dist/bench/scheduler.js [--latency-only] [--unsafe-no-isolation]\n  --latency-only         only the idle enqueue->result latency (after a short warm-up), e.g. to profile its path\n  --unsafe-no-isolation  the agents run tasks without their sandbox (what the sandbox costs, by difference)\n  environment: BENCH_TASKS (default 5000), BENCH_CONCURRENCY (default 64)',
+  { 'latency-only': { type: 'boolean' }, 'unsafe-no-isolation': { type: 'boolean' } },
+);
 await refuseCrowdedAgentUser();
-await main();
+await main(flags['latency-only'] === true, flags['unsafe-no-isolation'] === true);
 process.exit(0);
