@@ -33,7 +33,9 @@ export const command: Command = {
     'written, and a leftover .gaxx-*.tmp of a killed writer is removed. A DIR holding anything else',
     "(another run's folders: each result.json names its run; other files) is refused, exit 5, and a",
     'run whose task records (or hosts) expired, 24 hours after it, too, exit 4: nothing is written.',
-    'Folders that cannot be written are counted and said as gaxx run says them, exit 3.',
+    'Folders that cannot be written are counted and said as gaxx run says them, exit 3. A DIR',
+    'another live gaxx writes into (its gaxx run still running, another completion) is refused, exit',
+    '6, naming its pid: nothing is read or written.',
   ].join('\n'),
   flags: {
     results: {

@@ -16,6 +16,13 @@
  * folder that cannot be written (a full disk) is removed and reported as FILE_ACCESS naming the
  * file and the fix; the views (views.ts) tell it and go on: the result itself is in Redis.
  *
+ * One writer of a DIR at a time: each holds the claim `DIR/.gaxx-writer` (its pid, start time and
+ * boot id; claim-file.ts) from its check of DIR until it exits, so that a second `gaxx run
+ * --results`, `gaxx runs wait --results` or `gaxx run --resume --results` of the same DIR is
+ * refused (FAILED_PRECONDITION naming the writer's pid) instead of removing the first one's temp
+ * folders as a killed writer's, or moving folders the first one is placing. A claim whose process
+ * is gone (killed) is taken over.
+ *
  * Every name is made from what this process knows (the task id it enqueued, the record it read,
  * the host it pinned the task to; completing a run's DIR, what the run kept of those beside its
  * results), never from the result itself, which is read from Redis; and every path written is
@@ -24,8 +31,9 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ERROR_CODES, fileAccessError, GaxxError, inside, type ErrorCode } from '../../proto/index.js';
+import { asProcessMark, ERROR_CODES, fileAccessError, GaxxError, inside, processLives, processMark, type ErrorCode } from '../../proto/index.js';
 import type { OutputChunk, TaskResult } from '../../scheduler/index.js';
+import { releaseClaim, takeClaim } from '../claim-file.js';
 import { checkOwnDir, makeOwnSubdir, prepareUserDir } from '../local-dirs.js';
 import type { RunView } from './views.js';
 
@@ -37,21 +45,85 @@ export function resultName(input: string, seq: string): string {
 }
 
 /**
- * Checks DIR (missing or empty) and creates it; ALREADY_EXISTS when it holds anything. Returns
- * its real path, which the results are written under (prepareUserDir).
+ * Checks DIR (missing or empty) and creates it; ALREADY_EXISTS when it holds anything,
+ * FAILED_PRECONDITION when another gaxx is writing into it. Returns its real path, which the
+ * results are written under (prepareUserDir), claimed by this process until it exits.
  */
 export function prepareResultsDir(dir: string): string {
-  if (entriesOf(dir).length > 0) throw new GaxxError('ALREADY_EXISTS', `--results: '${dir}' is not empty; give a new directory`);
+  const notEmpty = (): GaxxError => new GaxxError('ALREADY_EXISTS', `--results: '${dir}' is not empty; give a new directory`);
+  if (entriesOf(dir).length > 0) throw notEmpty();
   // Another user's directory could have what gaxx makes in it swapped for symlinks.
   const real = prepareUserDir(dir, '--results');
-  makeOwnSubdir(join(real, '1'), '--results');
+  claimWriter(real, dir);
+  try {
+    // Another writer may have begun between the look above and the claim.
+    if (entriesOf(real).length > 0) throw notEmpty();
+    makeOwnSubdir(join(real, '1'), '--results');
+  } catch (e) {
+    releaseResultsDir(real);
+    throw e;
+  }
   return real;
 }
 
-/** DIR's entries; none when it does not exist yet. */
+/** The claim a writer of a DIR holds in it (see the module comment). */
+export const WRITER_CLAIM = '.gaxx-writer';
+/** The claim and the files beside it a claimer makes and removes at once (claim-file.ts): none is content of DIR. */
+const CLAIM_FILE = /^\.gaxx-writer(\.(new|next|stale)\.[0-9]+\.[0-9]+)?$/;
+/** The claims this process holds, released as it exits. */
+const claimed = new Set<string>();
+let releasedAtExit = false;
+
+const holderOf = (text: string | undefined): { pid: number; start?: string | undefined; boot?: string | undefined } | undefined => {
+  try {
+    return asProcessMark(JSON.parse(text ?? ''));
+  } catch {
+    return undefined;
+  }
+};
+const mine = (text: string): boolean => holderOf(text)?.pid === process.pid;
+
+/** Claims DIR (real path `real`) for this process; FAILED_PRECONDITION when another live gaxx holds it. */
+function claimWriter(real: string, dir: string): void {
+  const path = join(real, WRITER_CLAIM);
+  if (claimed.has(path)) return;
+  // A claim of this process's own left behind is no other writer's.
+  const got = takeClaim(path, `${JSON.stringify(processMark())}\n`, (text) => {
+    const h = holderOf(text);
+    return h !== undefined && h.pid !== process.pid && processLives(h);
+  });
+  if (got.taken) {
+    claimed.add(path);
+    if (!releasedAtExit) process.once('exit', () => [...claimed].forEach(releaseResultsClaim));
+    releasedAtExit = true;
+    return;
+  }
+  const pid = holderOf(got.held)?.pid;
+  throw new GaxxError(
+    'FAILED_PRECONDITION',
+    `--results: another gaxx${pid ? ` (pid ${pid})` : ''} is writing results into '${dir}' (${path}): wait for it to end, or stop it, then run this again`,
+    { details: { ...(pid ? { pid } : {}), path } },
+  );
+}
+
+/** Ends this process's claim on DIR `real` (its real path, as prepare*ResultsDir returned it); it ends at exit anyway. */
+export function releaseResultsDir(real: string): void {
+  const path = join(real, WRITER_CLAIM);
+  if (claimed.delete(path)) releaseResultsClaim(path);
+}
+
+function releaseResultsClaim(path: string): void {
+  try {
+    releaseClaim(path, mine);
+  } catch {
+    // Left: a claim whose process is gone is taken over.
+  }
+}
+
+/** DIR's entries, but for a writer's claim; none when it does not exist yet. */
 function entriesOf(dir: string): string[] {
   try {
-    return readdirSync(dir);
+    return readdirSync(dir).filter((e) => !CLAIM_FILE.test(e));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw new GaxxError('USAGE', `--results: '${dir}' is not a directory`);
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new GaxxError('FAILED_PRECONDITION', `--results: cannot read '${dir}': ${(e as Error).message}`);
@@ -82,16 +154,29 @@ export interface RunResultsDir {
  * written whole) and their tasks returned, so that only the missing ones are written. Anything
  * else in DIR (another run's folders, a file of someone's) is ALREADY_EXISTS, and nothing is
  * written, made or removed: the two runs' results must not mix. A temp folder a killed writer
- * left is no folder: it is removed, once DIR is known to be the run's.
+ * left is no folder: it is removed, once DIR is known to be the run's. FAILED_PRECONDITION while
+ * another gaxx writes into DIR (its claim, above): nothing is read, written or removed then.
  */
 export function prepareRunResultsDir(dir: string, runId: string): RunResultsDir {
-  const entries = entriesOf(dir);
-  const foreign = entries.find((e) => e !== '1');
-  if (foreign !== undefined) throw notTheRuns(dir, runId, `it holds ${JSON.stringify(foreign)}`);
+  const foreignIn = (entries: string[]): void => {
+    const foreign = entries.find((e) => e !== '1');
+    if (foreign !== undefined) throw notTheRuns(dir, runId, `it holds ${JSON.stringify(foreign)}`);
+  };
+  foreignIn(entriesOf(dir));
   const real = prepareUserDir(dir, '--results');
+  // DIR/1 is read once no other gaxx writes into it (its temp folders are a live writer's then).
+  claimWriter(real, dir);
   const one = join(real, '1');
-  const found = entries.length > 0 ? runFolders(dir, one, runId) : { written: new Set<string>(), temps: [] };
-  makeOwnSubdir(one, '--results');
+  let found: { written: Set<string>; temps: string[] };
+  try {
+    const entries = entriesOf(real);
+    foreignIn(entries);
+    found = entries.length > 0 ? runFolders(dir, one, runId) : { written: new Set<string>(), temps: [] };
+    makeOwnSubdir(one, '--results');
+  } catch (e) {
+    releaseResultsDir(real);
+    throw e;
+  }
   for (const t of found.temps) {
     try {
       rmSync(join(one, t), { recursive: true, force: true });

@@ -213,6 +213,45 @@ describe('--results of runs wait and run --resume: a run whose gaxx run was kill
   });
 });
 
+describe('--results DIR: one writer at a time', () => {
+  it(
+    'a completion of a DIR whose gaxx run still writes it is refused (FAILED_PRECONDITION, its pid), nothing touched; the run then ends whole',
+    { timeout: 180_000 },
+    async () => {
+      const gate = taskGate();
+      const dir = join(tmp, 'live-results');
+      const run = w.spawnGaxx(['run', '--fleet', w.fleet, '--tasks', listFile(), '--results', dir, '--', ...listCommand(gate)]);
+      const runId = await runIdOf(run);
+      const fast = RECORDS.length - HELD.length;
+      expect(await eventually(() => readdirSync(join(dir, '1')).filter((n) => !n.startsWith('.')).length === fast, 60_000)).toBe(true);
+      // The writer's claim is there while it runs.
+      expect(readdirSync(dir).sort()).toEqual(['.gaxx-writer', '1']);
+      const before = snapshot(dir);
+      // Bounded waits: a completion that went on would wait for the held records, not refuse.
+      for (const args of [
+        ['runs', 'wait', runId, '--results', dir, '--wait-timeout', '5s'],
+        ['run', '--resume', runId, '--results', dir, '--wait-timeout', '5s'],
+      ]) {
+        const r = await w.gaxx(args);
+        expect(r.code, r.stderr).toBe(exitCodeFor('FAILED_PRECONDITION'));
+        expect(r.stderr).toContain(`another gaxx (pid ${run.pid}) is writing results into '${dir}'`);
+        expectUntouched(dir, before);
+        expect(readdirSync(join(dir, '1')).filter((n) => !n.startsWith('.')).length).toBe(fast);
+      }
+      // A new run into it: not empty.
+      const again = await w.gaxx(['run', '--fleet', w.fleet, '--tasks', listFile(), '--results', dir, '--', 'true']);
+      expect(again.code, again.stderr).toBe(exitCodeFor('ALREADY_EXISTS'));
+      gate.open();
+      const { code } = await run.done;
+      gate.remove();
+      expect(code).toBe(0);
+      // It wrote every folder, as an uninterrupted run does, and its claim went with it.
+      expect(readdirSync(dir)).toEqual(['1']);
+      expectSameFolders(dir, await reference());
+    },
+  );
+});
+
 describe('--results of runs wait and run --resume: refused, nothing written', () => {
   it("a DIR of another run's folders, or with other files, is ALREADY_EXISTS (exit 5)", async () => {
     const file = join(tmp, 'two.txt');

@@ -1,11 +1,24 @@
 // Directories the CLI writes into: its own, or sticky; never through a symlink or someone else's folder.
-import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkOwnDir, makeOwnSubdir, prepareUserDir } from '../../cli/local-dirs.js';
-import { prepareResultsDir, prepareRunResultsDir } from '../../cli/run/results-dir.js';
+import { prepareResultsDir, prepareRunResultsDir, releaseResultsDir, WRITER_CLAIM } from '../../cli/run/results-dir.js';
+import { processMark } from '../../proto/index.js';
 import { failure } from '../helpers/thrown.js';
 
 const root = mkdtempSync(join(tmpdir(), 'gxld-'));
@@ -92,8 +105,59 @@ describe('prepareResultsDir', () => {
     chmodSync(open, 0o777);
     expect(failure(() => prepareResultsDir(open)).code).toBe('INSECURE_FILE_MODE');
     expect(readdirSync(open)).toEqual([]);
-    prepareResultsDir(join(root, 'res-new'));
+    const real = prepareResultsDir(join(root, 'res-new'));
+    // Claimed by this process while it writes there.
+    expect(readdirSync(join(root, 'res-new')).sort()).toEqual([WRITER_CLAIM, '1']);
+    releaseResultsDir(real);
     expect(readdirSync(join(root, 'res-new'))).toEqual(['1']);
+  });
+});
+
+describe('one writer of a --results DIR at a time (its claim)', () => {
+  /** A process that lives until killed, and its claim text. */
+  const liveClaim = async (): Promise<{ pid: number; text: string; kill: () => Promise<void> }> => {
+    const child = spawn('sleep', ['600'], { stdio: 'ignore' });
+    await new Promise((r) => child.once('spawn', r));
+    const pid = child.pid as number;
+    const exited = new Promise((r) => child.once('exit', r));
+    return { pid, text: `${JSON.stringify(processMark(pid))}\n`, kill: async () => (child.kill('SIGKILL'), void (await exited)) };
+  };
+
+  it('another live writer’s claim: FAILED_PRECONDITION naming its pid, nothing read, removed or made; once it is gone, taken over', async () => {
+    const dir = join(root, 'claimed');
+    mkdirSync(join(dir, '1', '.gaxx-2-0123456789ab.tmp'), { recursive: true });
+    const other = await liveClaim();
+    writeFileSync(join(dir, WRITER_CLAIM), other.text);
+    const before = readdirSync(dir, { recursive: true }).sort();
+    const e = failure(() => prepareRunResultsDir(dir, 'r1'));
+    expect(e.code).toBe('FAILED_PRECONDITION');
+    expect(e.message).toContain(`another gaxx (pid ${other.pid}) is writing results into '${dir}'`);
+    // Its temp folder is a live writer's: kept.
+    expect(readdirSync(dir, { recursive: true }).sort()).toEqual(before);
+    // A new, empty DIR another writer claimed first (it made nothing else yet): refused the same way.
+    const fresh = join(root, 'claimed-fresh');
+    mkdirSync(fresh);
+    writeFileSync(join(fresh, WRITER_CLAIM), other.text);
+    expect(failure(() => prepareResultsDir(fresh)).code).toBe('FAILED_PRECONDITION');
+    expect(readdirSync(fresh)).toEqual([WRITER_CLAIM]);
+    // Killed: its claim is taken over, its temp folder removed as a killed writer's.
+    await other.kill();
+    const real = prepareRunResultsDir(dir, 'r1').root;
+    expect(readdirSync(join(dir, '1'))).toEqual([]);
+    expect(JSON.parse(readFileSync(join(dir, WRITER_CLAIM), 'utf8'))).toMatchObject({ pid: process.pid });
+    releaseResultsDir(real);
+    expect(readdirSync(dir)).toEqual(['1']);
+    const freshReal = prepareResultsDir(fresh);
+    releaseResultsDir(freshReal);
+    expect(readdirSync(fresh)).toEqual(['1']);
+  });
+
+  it('a DIR that is refused for what it holds keeps no claim', () => {
+    const dir = join(root, 'claim-refused');
+    mkdirSync(join(dir, '1', 'b'), { recursive: true });
+    writeFileSync(join(dir, '1', 'b', 'seq'), '1\n');
+    expect(failure(() => prepareRunResultsDir(dir, 'r1')).code).toBe('ALREADY_EXISTS');
+    expect(readdirSync(dir)).toEqual(['1']);
   });
 });
 
@@ -108,7 +172,9 @@ describe('prepareRunResultsDir (runs wait / run --resume --results)', () => {
   };
 
   it('a new or empty DIR, or one of the run’s own folders: those are kept, a killed writer’s temp folder removed', () => {
-    expect(prepareRunResultsDir(join(root, 'run-new'), 'r1').written).toEqual(new Set());
+    const made = prepareRunResultsDir(join(root, 'run-new'), 'r1');
+    expect(made.written).toEqual(new Set());
+    releaseResultsDir(made.root);
     expect(readdirSync(join(root, 'run-new'))).toEqual(['1']);
     const own = join(root, 'run-own');
     folder(own, 'a', 'r1', '1');
