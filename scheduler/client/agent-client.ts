@@ -285,10 +285,13 @@ export class AgentClient {
   }
 
   private async *execEvents(req: ExecRequest, opts: ExecCallOptions): AsyncGenerator<ExecEvent__Output> {
-    if (opts.signal?.aborted) throw new GaxxError('CANCELLED', `task ${req.taskId ?? ''} cancelled before it started`);
+    // Cancelled before, or while the connection came up: nothing was sent (after the send, the stream's Cancel stops it).
+    const unsent = (): void => {
+      if (opts.signal?.aborted) throw new GaxxError('CANCELLED', `task ${req.taskId ?? ''} cancelled before it started`);
+    };
+    unsent();
     await this.ready();
-    // Cancelled while the connection came up: nothing was sent (after the send, the stream's Cancel stops it).
-    if (opts.signal?.aborted) throw new GaxxError('CANCELLED', `task ${req.taskId ?? ''} cancelled before it started`);
+    unsent();
     const deadlineMs = opts.deadlineMs ?? (req.timeoutMs ? Number(req.timeoutMs) + 30_000 : undefined);
     // On a READY channel the request goes out at once, so a failure may come after the agent
     // started the task; on any other state grpc-js fails the call before sending anything.
