@@ -51,6 +51,8 @@ export const ERROR_CODES = {
   RESOURCE_EXHAUSTED: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, exit: 11 },
   UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, exit: 12 },
   REDIS_UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, exit: 12 },
+  /** A run's records vanished from Redis while it was waited for (flushed, or restarted without its data): its results cannot come back. */
+  REDIS_DATA_LOST: { grpc: GrpcStatus.DATA_LOSS, exit: 12 },
   DEADLINE_EXCEEDED: { grpc: GrpcStatus.DEADLINE_EXCEEDED, exit: 13 },
   /** An SSH host presented a key other than the pinned / known one: nothing was sent to it. */
   HOST_KEY_MISMATCH: { grpc: GrpcStatus.UNAUTHENTICATED, exit: 14 },

@@ -41,6 +41,8 @@ export function endedNote(ended: EndedEarly, runId: string, config: GaxxConfig, 
   // Tasks whose job failed for good will not run again: saying they stay queued would be false.
   const failed = ended.failed ? `; ${counted(ended.failed, 'task')} failed for good (attempts ran out: reported above, never to run again)` : '';
   const others = ended.failed ? 'the other tasks without a result' : 'tasks without a result';
+  // Nothing of the run is left in Redis: no task stays queued, none can be resumed.
+  if (ended.code === 'REDIS_DATA_LOST') return `gaxx: ${ended.message}${rest}; nothing of it is left to resume or collect: run it again if its tasks must run`;
   if (ended.refused === undefined) return `gaxx: ${ended.message}${rest}${failed}; ${others} stay queued: gaxx run --resume ${runId}`;
   const where = config.redis.url === undefined ? `; the embedded Redis keeps its data in ${join(config.paths.stateDir, 'redis')}` : '';
   return `gaxx: ${ended.message}${where}${rest}${failed}; ${others} stay queued: once Redis takes writes again, collect them with gaxx runs wait ${runId} (or gaxx run --resume ${runId})`;

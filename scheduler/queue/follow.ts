@@ -8,13 +8,16 @@
  * tasks through it. Result entries are checked as every reader checks them (stored-result.ts): one that is not a valid result of this run and of its
  * entry's task, or (with `accept`) not of a task the reader waits for, is skipped and reported
  * (`onIgnored`), never counted. A run's job that failed for good (its attempts ran out) has its
- * result published by the follower when it has none (failed-jobs.ts), so every run can end.
+ * result published by the follower when it has none (failed-jobs.ts), so every run can end; and
+ * a run whose records Redis lost (flushed, restarted without its data) ends the follow with
+ * REDIS_DATA_LOST (run-presence.ts), as nothing of it can come back.
  */
 import type { Cluster, Redis } from 'ioredis';
 import { GaxxError, raceAbort } from '../../proto/index.js';
 import { duplicateFor, redisError, waitReady } from '../redis/redis.js';
 import { overBudget, runEventsKey, type OutputChunk, type TaskResult } from './results.js';
 import { FailedSweep } from './failed-jobs.js';
+import { RunPresence } from './run-presence.js';
 import { readResult, type IgnoredHandler } from './stored-result.js';
 import { Reachability, TICK_MS, type OnRedis } from './reachability.js';
 import type { WriteHealth } from './write-health.js';
@@ -63,6 +66,13 @@ export interface FollowOptions extends FollowHandlers {
   redisGoneMs?: number;
   /** Refusals of the run's writes reported by others (its in-process worker); the follower adds its own probe's. */
   writes?: WriteHealth;
+  /**
+   * How to tell that Redis lost the run (run-presence.ts; neither: not looked for): the tasks
+   * still waited for (`outstanding`), asked about once Redis lost data, or (`registered`) the
+   * run's registry entry and task list, asked at the start too.
+   */
+  outstanding?: () => Iterable<string>;
+  registered?: boolean;
 }
 
 type StreamReply = Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
@@ -109,6 +119,8 @@ export async function followRun(redis: Redis | Cluster, runId: string, opts: Fol
   const reach = new Reachability(reader, opts.onRedis, { redis, runId, ...(opts.writes ? { health: opts.writes } : {}) });
   // A task whose job failed for good gets its result here, else the run would never end.
   const sweep = new FailedSweep(redis, runId);
+  // Nor would it once Redis lost the run's records: REDIS_DATA_LOST then (run-presence.ts).
+  const presence = opts.outstanding || opts.registered ? new RunPresence(redis, runId, opts.outstanding) : undefined;
   const stops = [opts.until];
   let last = '0';
   let pending: Promise<Entry[]> | undefined;
@@ -119,6 +131,9 @@ export async function followRun(redis: Redis | Cluster, runId: string, opts: Fol
       const left = deadline - Date.now();
       if (left <= 0) throw new GaxxError('DEADLINE_EXCEEDED', `run ${runId}: no more results in time (${state.finished} arrived)`);
       reach.check(opts.redisGoneMs, `while following run ${runId}`);
+      const lost = presence?.lost();
+      if (lost) throw lost;
+      presence?.tick();
       sweep.tick();
       // One read at a time (see waitForRun): a read issued while Redis is away is raced again, never stacked.
       const block = Math.max(1, Math.min(opts.pollMs ?? 250, left));
@@ -141,6 +156,7 @@ export async function followRun(redis: Redis | Cluster, runId: string, opts: Fol
     return state.finished;
   } finally {
     pending?.catch(() => undefined);
+    await presence?.close();
     reader.disconnect();
   }
 }

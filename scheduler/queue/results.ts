@@ -106,13 +106,15 @@ export function taskResult(base: ResultBase, fields: Partial<Omit<TaskResult, ke
 /**
  * A task without a result when a wait for its run ended early (`code`: DEADLINE_EXCEEDED,
  * REDIS_UNAVAILABLE...): `unknown`, as it may be queued, running or done, and `collect` says how
- * to collect it later.
+ * to collect it later (REDIS_DATA_LOST: it cannot be).
  */
 export function resultAtWaitEnd(runId: string, taskId: string, host: string, code: string, collect: string): TaskResult {
-  return taskResult(
-    { runId, taskId, host, outcome: 'unknown', reason: code },
-    { error: `no result when the wait ended (${code}); the task may be queued, running, or done: ${collect}` },
-  );
+  // Nothing of a run whose records Redis lost can be collected later.
+  const error =
+    code === 'REDIS_DATA_LOST'
+      ? "no result: the run's records are gone from Redis (flushed, or restarted without its data); the task may have run, and its result cannot be collected"
+      : `no result when the wait ended (${code}); the task may be queued, running, or done: ${collect}`;
+  return taskResult({ runId, taskId, host, outcome: 'unknown', reason: code }, { error });
 }
 
 export const STREAM_MAXLEN = 500_000;

@@ -9,7 +9,7 @@
  * did enqueue have results.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { compareText, GaxxError, isGaxxError } from '../../proto/index.js';
+import { compareText, GaxxError } from '../../proto/index.js';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import { SchedulerWorker } from '../dispatch/worker.js';
 import { schedulerAlive } from '../daemon/daemon.js';
@@ -17,13 +17,13 @@ import { jobIdFor } from './task.js';
 import { isCancelled, requestCancel } from './cancel.js';
 import { followRun, type AcceptResults, type FollowHandlers } from './follow.js';
 import { keepFollowing, landEndRecord, mustLand, REDIS_GONE_MS } from './run-landing.js';
-import { loadRunMeta, runTasksKey, taskRecords } from './runs.js';
+import { loadRunMeta, runTasksKey, taskRecords, type RunMeta } from './runs.js';
 import { TaskQueue } from './queue.js';
 import { allPublished, publishResult, resultAtWaitEnd, runDoneKey, type TaskResult } from './results.js';
 import { countOutcome, getRunRecord, readRunRecord, submitterAlive, updateRunRecord, type OutcomeCounts, type RunRecord, type RunState } from './run-index.js';
 import { syntheticResult } from './stream-run.js';
 import { readResult, type IgnoredHandler } from './stored-result.js';
-import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
+import { endedBy, endsWaitEarly, WriteHealth, type EndedEarly } from './write-health.js';
 import { failedAtWaitEnd } from './failed-jobs.js';
 import type { RedisSettings } from '../redis/redis.js';
 
@@ -177,6 +177,8 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
     const finished = new Set<string>();
     const followed = followRun(queue.redis, runId, {
       accept: enqueuedTasks(queue.redis, runId, finished),
+      // Its tasks are not known up front: Redis lost the run when its registry entry and task list went.
+      registered: true,
       onLive: opts.onLive,
       onNote: opts.onNote,
       onIgnored: opts.onIgnored,
@@ -193,13 +195,13 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
     }).then(
       () => undefined,
       (e: unknown) => {
-        if (!isGaxxError(e, 'DEADLINE_EXCEEDED') && !isGaxxError(e, 'REDIS_UNAVAILABLE')) throw e;
+        if (!endsWaitEarly(e)) throw e;
         return endedBy(e);
       },
     );
     const ended = await followed;
     if (ended) {
-      await reportMissing(queue.redis, runId, finished, ended, (r, o, shown, pending) => {
+      await reportMissing(queue.redis, runId, finished, ended, { rec, meta }, (r, o, shown, pending) => {
         countOutcome(counts, r.outcome);
         opts.onResult?.(r, o, shown, pending);
       });
@@ -226,19 +228,26 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
 /**
  * Reports each enqueued task of `runId` without a result among `finished`: its job's result when
  * it failed for good, else `unknown` (the wait ended early: it may be queued, running, or done),
- * labelled with its host where the run has one.
+ * labelled with its host where the run has one. The run's task list is read now, else (Redis lost
+ * it: REDIS_DATA_LOST) taken from what was read at the start (`before`): a run of one task per
+ * host's hosts, a task list's record count once its input was all enqueued (its tasks are its
+ * record numbers).
  */
 async function reportMissing(
   redis: Redis | Cluster,
   runId: string,
   finished: ReadonlySet<string>,
   ended: EndedEarly,
+  before: { rec: RunRecord; meta: RunMeta | null },
   onResult: AttachOptions['onResult'],
 ): Promise<void> {
   // The wait ended early because Redis may be away: what cannot be read is left unreported.
-  const meta = await loadRunMeta(redis, runId).catch(() => null);
+  const meta = (await loadRunMeta(redis, runId).catch(() => null)) ?? (ended.code === 'REDIS_DATA_LOST' ? before.meta : null);
+  const { rec } = before;
+  const records =
+    ended.code === 'REDIS_DATA_LOST' && rec.mode === 'tasks' && rec.total !== null ? Array.from({ length: rec.total }, (_, i) => String(i + 1)) : [];
   const failed = await failedAtWaitEnd(redis, runId, ended);
-  for (const taskId of meta?.taskIds ?? []) {
+  for (const taskId of meta?.taskIds ?? records) {
     if (finished.has(taskId)) continue;
     const r = failed.get(taskId);
     if (r) onResult?.(r, [], false);

@@ -18,7 +18,7 @@
  * A failure after enqueue withdraws the run's jobs before it is reported.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { GaxxError, isGaxxError, type ErrorCode, type TaskSigner } from '../../proto/index.js';
+import { GaxxError, type ErrorCode, type TaskSigner } from '../../proto/index.js';
 import type { AgentConnector } from '../dispatch/agent-pool.js';
 import type { RetryPolicy } from '../dispatch/retry-policy.js';
 import { expireAbandonedRuns } from './abandoned.js';
@@ -33,7 +33,7 @@ import { countOutcome, getRunRecord, type OutcomeCounts, type RunFailure, type R
 import { loadRunMeta, runTasksKey, type RunMeta } from './runs.js';
 import { jobIdFor, type RunSpecInput } from './task.js';
 import { waitForRun, type RunResults, type WaitOptions } from './wait.js';
-import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
+import { endedBy, endsWaitEarly, WriteHealth, type EndedEarly } from './write-health.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
 import { bounded, CLEANUP_MS, keepFollowing, landEndRecord, mustLand, REDIS_GONE_MS } from './run-landing.js';
 
@@ -306,7 +306,7 @@ class RunWait {
         into: results,
       });
     } catch (e) {
-      if (!isGaxxError(e, 'DEADLINE_EXCEEDED') && !isGaxxError(e, 'REDIS_UNAVAILABLE')) throw e;
+      if (!endsWaitEarly(e)) throw e;
       ended = endedBy(e);
     }
     await this.cancelling;

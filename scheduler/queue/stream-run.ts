@@ -40,7 +40,7 @@ import { publishResult, runDoneKey, taskResult, type OutputChunk, type TaskResul
 import { countOutcome, createRunRecord, noteEnqueued, runFailure, updateRunRecord, type OutcomeCounts, type RunFailure, type RunRecord } from './run-index.js';
 import { mustLand, bounded, CLEANUP_MS, keepFollowing, landEndRecord, REDIS_GONE_MS } from './run-landing.js';
 import { newRunId, type TaskInput } from './task.js';
-import { endedBy, WriteHealth, type EndedEarly } from './write-health.js';
+import { endedBy, endsWaitEarly, WriteHealth, type EndedEarly } from './write-health.js';
 import { failedAtWaitEnd } from './failed-jobs.js';
 
 export interface StreamRunOptions extends FollowHandlers {
@@ -104,7 +104,7 @@ export interface StreamRunOutcome {
 
 /** The errors that end a run early with a result for every task, rather than fail it. */
 function endsEarly(e: unknown): EndedEarly | undefined {
-  return isGaxxError(e, 'DEADLINE_EXCEEDED') || isGaxxError(e, 'REDIS_UNAVAILABLE') ? endedBy(e) : undefined;
+  return endsWaitEarly(e) ? endedBy(e) : undefined;
 }
 
 const CANCEL_GRACE_MS = 15_000;
@@ -196,6 +196,7 @@ class StreamedRun {
         ...(this.opts.paced ? { paced: this.opts.paced } : {}),
         onResult: (r, o, shown) => this.result(r, o, shown),
         done: (n) => this.inputDone && n >= this.enqueued,
+        outstanding: () => this.outstanding.keys(),
         until: this.stopFollow.signal,
         ...(this.opts.timeoutMs ? { timeoutMs: this.opts.timeoutMs } : {}),
         redisGoneMs: this.opts.redisGoneMs ?? REDIS_GONE_MS,
@@ -467,7 +468,9 @@ class StreamedRun {
           ? `Redis refuses writes (${why.refused})`
           : why.code === 'REDIS_UNAVAILABLE'
             ? 'Redis unreachable'
-            : 'wait timed out';
+            : why.code === 'REDIS_DATA_LOST'
+              ? "the run's records are gone from Redis (flushed, or restarted without its data)"
+              : 'wait timed out';
     for (const taskId of [...this.outstanding.keys()]) {
       const r = failed.get(taskId) ?? syntheticResult(this.runId, taskId, 'unknown', why?.code ?? 'CANCELLED', `no result: ${cause}; the task may still run`);
       // A failed job's result is the task's own; the others say only that none came.

@@ -100,6 +100,9 @@ export async function waitForRun(
         });
       },
       done: () => out.results.size >= want.size && opts.more?.() !== true,
+      outstanding: function* () {
+        for (const t of want) if (!out.results.has(t)) yield t;
+      },
       until: stop.signal,
       pollMs: TICK_MS,
       ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),

@@ -8,7 +8,7 @@
  * own key (`probe`), and its in-process worker's refused result writes.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { GaxxError, type ErrorCode } from '../../proto/index.js';
+import { GaxxError, isGaxxError, type ErrorCode } from '../../proto/index.js';
 import { gaxxKey } from '../redis/redis.js';
 
 /** Redis's own reason when `e` is an error reply of the server (also inside a refused MULTI), else undefined. */
@@ -53,6 +53,15 @@ export interface EndedEarly {
   refused?: string;
   /** Tasks without a result whose job failed for good (they will not run again; each is reported so). */
   failed?: number;
+}
+
+/**
+ * Whether `e` ends a run's wait early, each task without a result then reported `unknown`
+ * (rather than failing the wait): its deadline passed, Redis stayed away or refused writes, or
+ * Redis lost the run's records.
+ */
+export function endsWaitEarly(e: unknown): e is GaxxError {
+  return isGaxxError(e, 'DEADLINE_EXCEEDED') || isGaxxError(e, 'REDIS_UNAVAILABLE') || isGaxxError(e, 'REDIS_DATA_LOST');
 }
 
 /** An error that ended a wait early, as its outcome says it. */

@@ -1,0 +1,109 @@
+/**
+ * Whether a run's records are still in Redis while its results are waited for. A Redis that
+ * loses its data (FLUSHALL, or a restart without persistence: no AOF, no snapshot, or a replica
+ * promoted empty) drops the run's jobs, its registry entry and its results at once: the workers
+ * that held its jobs find their locks gone and leave them (job-lock.ts), nobody publishes those
+ * results again, and a wait for them would wait for ever. Keys of the run are no sign: its
+ * workers' live output, BullMQ's own bookkeeping and a task list's later batches write them again.
+ *
+ * So every reader of a run's stream (followRun) keeps a key of its own there, `{gaxx}:follow:<id>`
+ * (24 h, renewed every PRESENCE_MS, one look at a time, never while Redis is away, removed when
+ * the follow ends), which nobody else writes. When it is gone, Redis lost data since the last
+ * look; the reader then asks about the tasks it still waits for (`outstanding`, at most
+ * MAX_ASKED of them): one with neither its result (the run's done hash) nor its job is lost, and
+ * then the run is (`lost`: REDIS_DATA_LOST). When none is (the key alone went), the key is made
+ * again. A reader that knows no tasks (`gaxx runs wait`) asks the same at its first look, before
+ * it makes the key: the loss may have come between its read of the run and its follow.
+ */
+import { randomBytes } from 'node:crypto';
+import { QueueKeys } from 'bullmq';
+import type { Cluster, Redis } from 'ioredis';
+import { GaxxError } from '../../proto/index.js';
+import { gaxxKey, KEY_PREFIX } from '../redis/redis.js';
+import { RESULT_TTL_MS, runDoneKey } from './results.js';
+import { runMetaKey, runQueueName, runTasksKey } from './runs.js';
+import { jobIdFor } from './task.js';
+
+/** How often a reader looks whether Redis kept its data. */
+export const PRESENCE_MS = 2000;
+/** How long the end of a follow waits for its key's removal. */
+const CLOSE_MS = 1000;
+/** The most tasks asked about once the reader's key is gone. */
+const MAX_ASKED = 1000;
+
+const queueKeys = new QueueKeys(KEY_PREFIX);
+
+export class RunPresence {
+  private readonly key = gaxxKey('follow', randomBytes(8).toString('hex'));
+  private at = 0;
+  private looking = false;
+  private made = false;
+  private gone: string[] = [];
+
+  /** `outstanding`: the tasks the reader still waits for (none known: the run's registry entry and task list are asked instead). */
+  constructor(
+    private readonly redis: Redis | Cluster,
+    private readonly runId: string,
+    private readonly outstanding?: () => Iterable<string>,
+  ) {}
+
+  /** Looks again when PRESENCE_MS passed since the last look (in the background). */
+  tick(now = Date.now()): void {
+    if (this.looking || this.gone.length > 0 || now - this.at < PRESENCE_MS || this.redis.status !== 'ready') return;
+    this.at = now;
+    this.looking = true;
+    this.look()
+      .catch(() => undefined)
+      .finally(() => (this.looking = false));
+  }
+
+  private async look(): Promise<void> {
+    if (this.made && (await this.redis.pexpire(this.key, RESULT_TTL_MS)) === 1) return;
+    // A first look without the tasks asks too: Redis may have lost the run before the reader's key
+    // was made (`gaxx runs wait` reads the run, then follows it). One with them does not: a
+    // cancel may be withdrawing its jobs then, before it reports them.
+    if (this.made || !this.outstanding) this.gone = await this.lostTasks();
+    if (this.gone.length === 0) {
+      await this.redis.set(this.key, this.runId, 'PX', RESULT_TTL_MS);
+      this.made = true;
+    }
+  }
+
+  /** The outstanding tasks with neither a result nor a job; without `outstanding`, ['*'] when the run's registry entry and task list are gone. */
+  private async lostTasks(): Promise<string[]> {
+    if (!this.outstanding) return (await this.redis.exists(runMetaKey(this.runId), runTasksKey(this.runId))) === 0 ? ['*'] : [];
+    const ids: string[] = [];
+    for (const id of this.outstanding()) if (ids.push(id) >= MAX_ASKED) break;
+    if (ids.length === 0) return [];
+    const queue = runQueueName(this.runId);
+    const results = await this.redis.hmget(runDoneKey(this.runId), ...ids);
+    const p = this.redis.pipeline();
+    for (const id of ids) p.exists(queueKeys.toKey(queue, jobIdFor(this.runId, id)));
+    const jobs = (await p.exec()) ?? [];
+    return ids.filter((_, i) => results[i] === null && jobs[i]?.[0] === null && jobs[i]?.[1] === 0);
+  }
+
+  /** REDIS_DATA_LOST once some task the reader waits for is known to be gone with its job, else undefined. */
+  lost(): GaxxError | undefined {
+    if (this.gone.length === 0) return undefined;
+    const which = this.gone[0] === '*' ? '' : ` (${this.gone.length} of the tasks it waits for, e.g. task ${this.gone[0]})`;
+    return new GaxxError(
+      'REDIS_DATA_LOST',
+      `run ${this.runId}'s records are gone from Redis${which}: it was flushed, or restarted without its data; the results of those tasks cannot come back, and they may have run`,
+    );
+  }
+
+  /** Removes the reader's key: best effort, within CLOSE_MS (else it expires in a day). */
+  async close(): Promise<void> {
+    if (!this.made || this.redis.status !== 'ready') return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.redis.del(this.key).catch(() => undefined),
+      new Promise((r) => {
+        timer = setTimeout(r, CLOSE_MS);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,102 @@
+// A Redis that loses its data while a run is waited for (FLUSHALL here; a restart without
+// persistence is the same to gaxx): the run's jobs, registry entry and results are gone, its
+// workers leave the jobs whose locks went with them, and no result can come back. `gaxx run`
+// (one task per host, and a task list) and `gaxx runs wait` end on their own with every task
+// without a result `unknown` (REDIS_DATA_LOST), exit 12, saying nothing is left to resume,
+// instead of waiting for ever. The built CLI, real agents, a real redis-server.
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { exitCodeFor } from '../../proto/index.js';
+import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
+import { jsonLines, type GaxxProcess } from '../helpers/cli.js';
+import { cliWorld, type CliWorld } from '../helpers/cli-world.js';
+import { taskGate } from '../helpers/gate.js';
+import { eventually } from '../helpers/poll.js';
+import { markerDir } from '../helpers/task-writable.js';
+
+let w: CliWorld;
+
+// A world per test: a flush takes everything gaxx keeps in Redis (the fleet's registration too).
+beforeEach(async () => {
+  w = await cliWorld(2);
+});
+
+afterEach(async () => {
+  await w?.close();
+});
+
+async function flushRedis(): Promise<void> {
+  const redis = createRedis(redisSettingsFromUrl(w.redis.url), 'producer');
+  try {
+    await waitReady(redis);
+    await redis.flushall();
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Runs `args` (a gaxx run whose tasks mark their start, then wait at a gate) and flushes Redis once `started` of them began; returns its exit. */
+async function lostRun(args: (marks: string, wait: string) => string[], started: number, alsoWait = false) {
+  const gate = taskGate();
+  const marks = markerDir('gxdl');
+  const run = w.spawnGaxx(args(marks, gate.wait));
+  let waiter: GaxxProcess | undefined;
+  try {
+    expect(await eventually(() => readdirSync(marks).length >= started, 60_000), run.stderr()).toBe(true);
+    if (alsoWait) {
+      const runId = (JSON.parse(await run.line('stdout', (l) => l.includes('"type":"run"'))) as { runId: string }).runId;
+      waiter = w.spawnGaxx(['runs', 'wait', runId, '--json']);
+      // It found the run (its records are there), and follows it from now on.
+      await waiter.line('stdout', (l) => l.includes('"type":"run"'));
+    }
+    await flushRedis();
+    const [ran, waited] = await Promise.all([run.done, waiter?.done]);
+    return { ran, stdout: run.stdout(), stderr: run.stderr(), waited, waiterOut: waiter?.stdout() ?? '', waiterErr: waiter?.stderr() ?? '' };
+  } finally {
+    gate.open();
+    run.kill('SIGKILL');
+    waiter?.kill('SIGKILL');
+  }
+}
+
+const SAYS = 'records are gone from Redis';
+
+describe('Redis loses its data while a run is waited for', () => {
+  it('gaxx run (one task per host): every task unknown REDIS_DATA_LOST, exit 12, nothing said to resume', { timeout: 120_000 }, async () => {
+    const r = await lostRun(
+      (marks, wait) => ['run', '--fleet', w.fleet, '--json', '--', 'sh', '-c', `mktemp "${marks}/s.XXXXXX" >/dev/null; ${wait}; echo late`],
+      2,
+    );
+    expect(r.ran.code, r.stderr).toBe(exitCodeFor('REDIS_DATA_LOST'));
+    expect(exitCodeFor('REDIS_DATA_LOST')).toBe(12);
+    const results = jsonLines(r.stdout).filter((l) => l.type === 'task');
+    expect(results).toHaveLength(2);
+    for (const res of results) expect(res).toMatchObject({ outcome: 'unknown', reason: 'REDIS_DATA_LOST' });
+    expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', total: 2, unknown: 2 });
+    expect(r.stderr).toContain(SAYS);
+    expect(r.stderr).toContain('nothing of it is left to resume or collect');
+    expect(r.stderr).not.toContain('--resume');
+  });
+
+  it('gaxx run --tasks, followed by gaxx runs wait: both end, every task unknown REDIS_DATA_LOST, exit 12', { timeout: 120_000 }, async () => {
+    const file = join(w.scratch('gxdl-'), 'list.txt');
+    writeFileSync(file, 'a\nb\nc\n');
+    const r = await lostRun(
+      (marks, wait) => ['run', '--fleet', w.fleet, '--tasks', file, '--json', '--', 'sh', '-c', `touch "${marks}/$1"; ${wait}; echo "$1"`, '_', '{}'],
+      // Two agents: the third record may wait for a slot (then it never starts: its job is lost too).
+      2,
+      true,
+    );
+    expect(r.ran.code, r.stderr).toBe(12);
+    const results = jsonLines(r.stdout).filter((l) => l.type === 'task');
+    expect(results.map((l) => l.outcome)).toEqual(['unknown', 'unknown', 'unknown']);
+    for (const res of results) expect(res.reason).toBe('REDIS_DATA_LOST');
+    expect(r.stderr).toContain(SAYS);
+    expect(r.waited?.code, r.waiterErr).toBe(12);
+    expect(r.waiterErr).toContain(SAYS);
+    const waited = jsonLines(r.waiterOut).filter((l) => l.type === 'task');
+    expect(waited).toHaveLength(3);
+    for (const res of waited) expect(res).toMatchObject({ outcome: 'unknown', reason: 'REDIS_DATA_LOST' });
+  });
+});
