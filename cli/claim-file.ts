@@ -7,7 +7,21 @@
  * live claim moved aside by a taker that came second is put back.
  */
 import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { fileAccessError } from '../proto/index.js';
+import { asProcessMark, fileAccessError, processLives, type ProcessMark } from '../proto/index.js';
+
+/** The process a claim's text names (the pid, start and boot at the top of its JSON), if it names one. */
+export function claimMark(text: string | undefined): ProcessMark | undefined {
+  try {
+    return asProcessMark(JSON.parse(text ?? ''));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `m` is another process than this one that still runs: a claim of this process's own left behind holds nothing. */
+export function heldByAnother(m: ProcessMark | undefined): boolean {
+  return m !== undefined && m.pid !== process.pid && processLives(m);
+}
 
 const readOr = (path: string): string | undefined => {
   try {

@@ -7,8 +7,8 @@
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { asProcessMark, fileAccessError, GaxxError, makeDirs, processLives, processMark } from '../../proto/index.js';
-import { takeClaim } from '../claim-file.js';
+import { asProcessMark, fileAccessError, GaxxError, makeDirs, processMark } from '../../proto/index.js';
+import { heldByAnother, takeClaim } from '../claim-file.js';
 import { assertFleetName } from '../state.js';
 
 /** A lock held; release() is idempotent. */
@@ -44,8 +44,7 @@ function holderOf(path: string): Holder | undefined {
 
 /** A lock of another process that still runs (a lock of this process's own left behind is not). */
 function held(text: string): boolean {
-  const h = parseHolder(text);
-  return h !== undefined && h.pid !== process.pid && processLives(h);
+  return heldByAnother(parseHolder(text));
 }
 
 /**

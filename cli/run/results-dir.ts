@@ -31,9 +31,9 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { asProcessMark, ERROR_CODES, fileAccessError, GaxxError, inside, processLives, processMark, type ErrorCode } from '../../proto/index.js';
+import { ERROR_CODES, fileAccessError, GaxxError, inside, processMark, type ErrorCode } from '../../proto/index.js';
 import type { OutputChunk, TaskResult } from '../../scheduler/index.js';
-import { releaseClaim, takeClaim } from '../claim-file.js';
+import { claimMark, heldByAnother, releaseClaim, takeClaim } from '../claim-file.js';
 import { checkOwnDir, makeOwnSubdir, prepareUserDir } from '../local-dirs.js';
 import type { RunView } from './views.js';
 
@@ -52,18 +52,27 @@ export function resultName(input: string, seq: string): string {
 export function prepareResultsDir(dir: string): string {
   const notEmpty = (): GaxxError => new GaxxError('ALREADY_EXISTS', `--results: '${dir}' is not empty; give a new directory`);
   if (entriesOf(dir).length > 0) throw notEmpty();
+  return claimDir(dir, (real) => {
+    // Another writer may have begun between the look above and the claim.
+    if (entriesOf(real).length > 0) throw notEmpty();
+    makeOwnSubdir(join(real, '1'), '--results');
+  }).real;
+}
+
+/**
+ * DIR made (prepareUserDir) and claimed for this process (claimWriter), then `check` run on its
+ * real path while the claim is held; a check that throws releases the claim.
+ */
+function claimDir<T>(dir: string, check: (real: string) => T): { real: string; checked: T } {
   // Another user's directory could have what gaxx makes in it swapped for symlinks.
   const real = prepareUserDir(dir, '--results');
   claimWriter(real, dir);
   try {
-    // Another writer may have begun between the look above and the claim.
-    if (entriesOf(real).length > 0) throw notEmpty();
-    makeOwnSubdir(join(real, '1'), '--results');
+    return { real, checked: check(real) };
   } catch (e) {
     releaseResultsDir(real);
     throw e;
   }
-  return real;
 }
 
 /** The claim a writer of a DIR holds in it (see the module comment). */
@@ -74,31 +83,20 @@ const CLAIM_FILE = /^\.gaxx-writer(\.(new|next|stale)\.[0-9]+\.[0-9]+)?$/;
 const claimed = new Set<string>();
 let releasedAtExit = false;
 
-const holderOf = (text: string | undefined): { pid: number; start?: string | undefined; boot?: string | undefined } | undefined => {
-  try {
-    return asProcessMark(JSON.parse(text ?? ''));
-  } catch {
-    return undefined;
-  }
-};
-const mine = (text: string): boolean => holderOf(text)?.pid === process.pid;
+const mine = (text: string): boolean => claimMark(text)?.pid === process.pid;
 
 /** Claims DIR (real path `real`) for this process; FAILED_PRECONDITION when another live gaxx holds it. */
 function claimWriter(real: string, dir: string): void {
   const path = join(real, WRITER_CLAIM);
   if (claimed.has(path)) return;
-  // A claim of this process's own left behind is no other writer's.
-  const got = takeClaim(path, `${JSON.stringify(processMark())}\n`, (text) => {
-    const h = holderOf(text);
-    return h !== undefined && h.pid !== process.pid && processLives(h);
-  });
+  const got = takeClaim(path, `${JSON.stringify(processMark())}\n`, (text) => heldByAnother(claimMark(text)));
   if (got.taken) {
     claimed.add(path);
     if (!releasedAtExit) process.once('exit', () => [...claimed].forEach(releaseResultsClaim));
     releasedAtExit = true;
     return;
   }
-  const pid = holderOf(got.held)?.pid;
+  const pid = claimMark(got.held)?.pid;
   throw new GaxxError(
     'FAILED_PRECONDITION',
     `--results: another gaxx${pid ? ` (pid ${pid})` : ''} is writing results into '${dir}' (${path}): wait for it to end, or stop it, then run this again`,
@@ -163,20 +161,16 @@ export function prepareRunResultsDir(dir: string, runId: string): RunResultsDir 
     if (foreign !== undefined) throw notTheRuns(dir, runId, `it holds ${JSON.stringify(foreign)}`);
   };
   foreignIn(entriesOf(dir));
-  const real = prepareUserDir(dir, '--results');
   // DIR/1 is read once no other gaxx writes into it (its temp folders are a live writer's then).
-  claimWriter(real, dir);
-  const one = join(real, '1');
-  let found: { written: Set<string>; temps: string[] };
-  try {
+  const { real, checked: found } = claimDir(dir, (real) => {
     const entries = entriesOf(real);
     foreignIn(entries);
-    found = entries.length > 0 ? runFolders(dir, one, runId) : { written: new Set<string>(), temps: [] };
+    const one = join(real, '1');
+    const folders = entries.length > 0 ? runFolders(dir, one, runId) : { written: new Set<string>(), temps: [] };
     makeOwnSubdir(one, '--results');
-  } catch (e) {
-    releaseResultsDir(real);
-    throw e;
-  }
+    return folders;
+  });
+  const one = join(real, '1');
   for (const t of found.temps) {
     try {
       rmSync(join(one, t), { recursive: true, force: true });
