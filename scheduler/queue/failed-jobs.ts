@@ -11,7 +11,7 @@ import { QueueKeys } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { KEY_PREFIX } from '../redis/redis.js';
 import { publishResult, runDoneKey, taskResult, type TaskResult } from './results.js';
-import { runQueueName } from './runs.js';
+import { runJobKey, runQueueName } from './runs.js';
 import { jobIdFor, TASK_ID } from './task.js';
 import { bounded } from './run-landing.js';
 import { refusalHint, type EndedEarly } from './write-health.js';
@@ -57,7 +57,7 @@ async function readFailed(redis: Redis | Cluster, runId: string, jobId: string):
   const taskId = jobId.slice(runId.length + 1);
   if (jobId !== jobIdFor(runId, taskId) || !TASK_ID.test(taskId)) return undefined;
   const [data = null, failedReason = null, atm, ats, processedOn = null] = await redis.hmget(
-    queueKeys.toKey(runQueueName(runId), jobId),
+    runJobKey(runId, jobId),
     'data',
     'failedReason',
     'atm',

@@ -16,12 +16,12 @@
  * it makes the key: the loss may have come between its read of the run and its follow.
  */
 import { randomBytes } from 'node:crypto';
-import { QueueKeys } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { GaxxError } from '../../proto/index.js';
-import { gaxxKey, KEY_PREFIX } from '../redis/redis.js';
+import { gaxxKey } from '../redis/redis.js';
 import { RESULT_TTL_MS, runDoneKey } from './results.js';
-import { runMetaKey, runQueueName, runTasksKey } from './runs.js';
+import { bounded } from './run-landing.js';
+import { runJobKey, runMetaKey, runTasksKey } from './runs.js';
 import { jobIdFor } from './task.js';
 
 /** How often a reader looks whether Redis kept its data. */
@@ -30,8 +30,6 @@ export const PRESENCE_MS = 2000;
 const CLOSE_MS = 1000;
 /** The most tasks asked about once the reader's key is gone. */
 const MAX_ASKED = 1000;
-
-const queueKeys = new QueueKeys(KEY_PREFIX);
 
 export class RunPresence {
   private readonly key = gaxxKey('follow', randomBytes(8).toString('hex'));
@@ -75,10 +73,9 @@ export class RunPresence {
     const ids: string[] = [];
     for (const id of this.outstanding()) if (ids.push(id) >= MAX_ASKED) break;
     if (ids.length === 0) return [];
-    const queue = runQueueName(this.runId);
     const results = await this.redis.hmget(runDoneKey(this.runId), ...ids);
     const p = this.redis.pipeline();
-    for (const id of ids) p.exists(queueKeys.toKey(queue, jobIdFor(this.runId, id)));
+    for (const id of ids) p.exists(runJobKey(this.runId, jobIdFor(this.runId, id)));
     const jobs = (await p.exec()) ?? [];
     return ids.filter((_, i) => results[i] === null && jobs[i]?.[0] === null && jobs[i]?.[1] === 0);
   }
@@ -95,15 +92,6 @@ export class RunPresence {
 
   /** Removes the reader's key: best effort, within CLOSE_MS (else it expires in a day). */
   async close(): Promise<void> {
-    if (!this.made || this.redis.status !== 'ready') return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.redis.del(this.key).catch(() => undefined),
-      new Promise((r) => {
-        timer = setTimeout(r, CLOSE_MS);
-        timer.unref();
-      }),
-    ]);
-    clearTimeout(timer);
+    if (this.made && this.redis.status === 'ready') await bounded(this.redis.del(this.key), CLOSE_MS);
   }
 }

@@ -130,6 +130,9 @@ export async function listRuns(redis: Redis | Cluster): Promise<string[]> {
 
 const queueKeys = new QueueKeys(KEY_PREFIX);
 
+/** The hash of run `runId`'s job `jobId` (BullMQ's key for it). */
+export const runJobKey = (runId: string, jobId: string): string => queueKeys.toKey(runQueueName(runId), jobId);
+
 /**
  * Whether `runId` names a run with something to serve: its meta (written with its registry
  * entry and announcement, before its jobs) or jobs waiting or running in its queue. One EXISTS
