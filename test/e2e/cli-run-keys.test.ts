@@ -109,8 +109,7 @@ function suite(withDaemon: boolean): void {
 
   beforeAll(async () => {
     if (!withDaemon) return;
-    daemon = w.spawnGaxx(['scheduler', '--metrics-listen', '127.0.0.1:0', '--ui-listen', '127.0.0.1:0', '--reap-interval', '0']);
-    await daemon.line('stderr', (l) => l.includes('"scheduler started"'));
+    daemon = await w.startDaemon(['--ui-listen', '127.0.0.1:0', '--reap-interval', '0']);
   });
 
   afterAll(async () => {

@@ -23,8 +23,7 @@ beforeAll(async () => {
   w = await cliWorld(2);
   tmp = w.scratch('gxrr-');
   // The daemon runs the tasks: a killed gaxx run takes none of them with it.
-  daemon = w.spawnGaxx(['scheduler', '--metrics-listen', '127.0.0.1:0']);
-  await daemon.line('stderr', (l) => l.includes('"scheduler started"'));
+  daemon = await w.startDaemon();
 });
 
 afterAll(async () => {

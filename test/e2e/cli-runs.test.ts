@@ -24,8 +24,7 @@ let daemon: GaxxProcess;
 beforeAll(async () => {
   w = await cliWorld(2);
   tmp = w.scratch('gxt-');
-  daemon = w.spawnGaxx(['scheduler', '--metrics-listen', '127.0.0.1:0']);
-  await daemon.line('stderr', (l) => l.includes('"scheduler started"'));
+  daemon = await w.startDaemon();
 });
 
 afterAll(async () => {

@@ -28,6 +28,8 @@ export interface CliWorld {
   gaxx(args: string[], opts?: Pick<RunGaxxOptions, 'input' | 'cwd' | 'redirect'>): Promise<CliRun>;
   /** Starts the CLI as a child process (stdin piped); close() stops it if it still runs. */
   spawnGaxx(args: string[]): GaxxProcess;
+  /** Starts `gaxx scheduler --metrics-listen 127.0.0.1:0 ...args` (spawnGaxx) and waits until it says it started. */
+  startDaemon(args?: string[]): Promise<GaxxProcess>;
   /** A new temp dir (`<tmpdir>/<prefix>XXXXXX`) for the test's own files; close() removes it. */
   scratch(prefix: string): string;
   close(): Promise<void>;
@@ -75,6 +77,11 @@ export async function cliWorld(count: number, fleet = 'tf', agentArgs: Record<st
     env,
     gaxx,
     spawnGaxx: (args) => spawnGaxx(args, { ...world, stdin: 'pipe' }),
+    startDaemon: async (args = []) => {
+      const daemon = spawnGaxx(['scheduler', '--metrics-listen', '127.0.0.1:0', ...args], { ...world, stdin: 'pipe' });
+      await daemon.line('stderr', (l) => l.includes('"scheduler started"'));
+      return daemon;
+    },
     scratch: (prefix) => {
       const dir = mkdtempSync(join(tmpdir(), prefix));
       scratchDirs.push(dir);
