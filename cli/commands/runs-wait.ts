@@ -4,7 +4,7 @@ import { agentConnector, attachRun } from '../../scheduler/index.js';
 import { durationFlag, JSON_FLAG, stringFlag, usageError, type Command } from '../command.js';
 import { agentClientOptions } from '../config.js';
 import { withRedis } from '../run/redis-session.js';
-import { cancelledNote, failedNote, INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from '../run/summary.js';
+import { cancelledNote, endedState, failedNote, INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from '../run/summary.js';
 import { IgnoredReport } from '../run/ignored.js';
 import { endedNote } from '../run/run-shared.js';
 import { recordedRunView, type Views } from '../run/views.js';
@@ -94,7 +94,13 @@ export const command: Command = {
       (res.state === 'interrupted' || res.state === 'cancelled' || failure) && res.record.total === null ? { notEnqueuedFrom: res.record.enqueued + 1 } : {};
     // The run's own duration (from its start to its end, or to now while it runs), not this wait's.
     const durationMs = (res.record.finishedAt ?? Date.now()) - res.record.startedAt;
-    const summary = summarize(runId, res.counts, durationMs, down, { state: res.state, ...unread, failure, outputCut, ...view?.missed() });
+    const summary = summarize(runId, res.counts, durationMs, down, {
+      state: res.ended ? endedState(res.ended) : res.state,
+      ...unread,
+      failure,
+      outputCut,
+      ...view?.missed(),
+    });
     (view ?? recordedRunView(out, io.colour === true)).end(summary);
     if (res.ended) out.note(endedNote(res.ended, runId, config));
     else if (failure) out.note(failedNote(runId, failure, unread.notEnqueuedFrom));

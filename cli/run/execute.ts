@@ -32,7 +32,7 @@ import { schedulerCredentialSource, type SourceOptions } from '../scheduler-cred
 import type { RunPlan } from './plan.js';
 import { IgnoredReport } from './ignored.js';
 import { prepareResultsDir } from './results-dir.js';
-import { cancelledNote, failedNote, INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from './summary.js';
+import { cancelledNote, endedState, failedNote, INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from './summary.js';
 import { openTaskList } from './task-source.js';
 import { RunClock } from './timings.js';
 import { endedNote, endRun, redisNote, stopNotes, viewsFor, type ExecuteContext, type RedisClient, type Started } from './run-shared.js';
@@ -207,7 +207,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
   if (!cancelled && !res.ended) s.stop.ended();
   if (cancelled || !res.ended) await landEndRecord(redis, s.runId, { state: cancelled ? 'cancelled' : 'done', counts, finishedAt: Date.now() }, landing);
   const summary = summarize(s.runId, counts, Date.now() - started, down, {
-    state: cancelled ? 'cancelled' : res.ended ? 'running' : 'done',
+    state: cancelled ? 'cancelled' : res.ended ? endedState(res.ended) : 'done',
     outputCut,
     ...view.missed(),
   });
@@ -279,7 +279,7 @@ export async function resumeRunCommand(
       });
     if (!res.cancelled && !res.ended) stop.ended();
     // A failed run stays failed (its record says why), whatever this wait saw.
-    const state = res.failed ? 'failed' : res.cancelled ? 'cancelled' : res.ended ? 'running' : res.interrupted ? 'interrupted' : 'done';
+    const state = res.failed ? 'failed' : res.cancelled ? 'cancelled' : res.ended ? endedState(res.ended) : res.interrupted ? 'interrupted' : 'done';
     const unread = res.enqueued !== undefined ? { notEnqueuedFrom: res.enqueued + 1 } : {};
     // The run's own duration (from its start to its end, or to now) when its record says when it
     // started, as `gaxx runs wait` gives it.

@@ -42,9 +42,10 @@ export interface RunSummary {
   outputCut: number;
   /**
    * How the run stands: done, cancelled, interrupted (its gaxx run died before enqueueing all its
-   * input), running (the wait ended early: tasks without a result stay queued), failed.
+   * input), running (the wait ended early: tasks without a result stay queued), failed, lost
+   * (Redis lost the run's records: nothing of it is left to wait for or resume).
    */
-  state: RunState;
+  state: SummaryState;
   /** When the input was not all enqueued: the first record never enqueued (it and every later one never ran). */
   notEnqueuedFrom?: number;
   /** Why the run failed (state failed): e.g. its task list could not be read to its end (FILE_ACCESS). */
@@ -61,9 +62,21 @@ export interface RunSummary {
   timings?: RunTimings;
 }
 
+/** How a run stands in its summary: its record's state, or `lost` (see RunSummary.state). */
+export type SummaryState = RunState | 'lost';
+
+/**
+ * The state of a run whose wait ended early (`ended`): `lost` when Redis lost the run's records
+ * (REDIS_DATA_LOST: none of its tasks is queued any more), else `running` (its tasks without a
+ * result stay queued, and the run can be waited for again).
+ */
+export function endedState(ended: { code: ErrorCode }): SummaryState {
+  return ended.code === 'REDIS_DATA_LOST' ? 'lost' : 'running';
+}
+
 /** How a run ended, for its summary. */
 export interface RunEnd {
-  state: RunState;
+  state: SummaryState;
   notEnqueuedFrom?: number;
   failure?: RunFailure | undefined;
   /** Tasks whose output was cut (RunSummary.outputCut). */

@@ -5,7 +5,7 @@ import type { RunPlan } from './plan.js';
 import { ProgressLine } from './progress.js';
 import { recordTask } from './records.js';
 import { endedNote, endRun, redisNote, viewsFor, type ExecuteContext, type Started } from './run-shared.js';
-import { cancelledNote, failedNote, noteUnreachable, summarize, summaryExitCode } from './summary.js';
+import { cancelledNote, endedState, failedNote, noteUnreachable, summarize, summaryExitCode } from './summary.js';
 import { readRecords, taskListReadError } from './task-source.js';
 
 /** One task per input record, placed on any free host, streamed through the queue window. */
@@ -72,7 +72,7 @@ export async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started
       },
     });
     // A task list that could not be read to its end failed (its record says why): so does this run.
-    const state = res.failure ? 'failed' : res.cancelled ? 'cancelled' : res.ended ? 'running' : 'done';
+    const state = res.failure ? 'failed' : res.cancelled ? 'cancelled' : res.ended ? endedState(res.ended) : 'done';
     if (state === 'done') s.stop.ended();
     const unread = res.inputRead ? {} : { notEnqueuedFrom: res.total + 1 };
     const summary = summarize(s.runId, res.counts, Date.now() - started, down, {

@@ -68,7 +68,7 @@ export interface FollowOptions extends FollowHandlers {
   writes?: WriteHealth;
   /**
    * How to tell that Redis lost the run (run-presence.ts; neither: not looked for): the tasks
-   * still waited for (`outstanding`), asked about once Redis lost data, or (`registered`) the
+   * still waited for (`outstanding`), asked about once Redis lost data, and (`registered`) the
    * run's registry entry and task list, asked at the start too.
    */
   outstanding?: () => Iterable<string>;
@@ -120,7 +120,7 @@ export async function followRun(redis: Redis | Cluster, runId: string, opts: Fol
   // A task whose job failed for good gets its result here, else the run would never end.
   const sweep = new FailedSweep(redis, runId);
   // Nor would it once Redis lost the run's records: REDIS_DATA_LOST then (run-presence.ts).
-  const presence = opts.outstanding || opts.registered ? new RunPresence(redis, runId, opts.outstanding) : undefined;
+  const presence = opts.outstanding || opts.registered ? new RunPresence(redis, runId, opts) : undefined;
   const stops = [opts.until];
   let last = '0';
   let pending: Promise<Entry[]> | undefined;

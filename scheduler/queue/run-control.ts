@@ -177,8 +177,10 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
     const finished = new Set<string>();
     const followed = followRun(queue.redis, runId, {
       accept: enqueuedTasks(queue.redis, runId, finished),
-      // Its tasks are not known up front: Redis lost the run when its registry entry and task list went.
+      // Redis lost the run when its registry entry and task list went, or a task it knows of went
+      // with its result (a task list's gaxx run that still enqueues registers the run again).
       registered: true,
+      outstanding: () => knownTasks({ rec, meta }, finished, true),
       onLive: opts.onLive,
       onNote: opts.onNote,
       onIgnored: opts.onIgnored,
@@ -228,10 +230,10 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
 /**
  * Reports each enqueued task of `runId` without a result among `finished`: its job's result when
  * it failed for good, else `unknown` (the wait ended early: it may be queued, running, or done),
- * labelled with its host where the run has one. The run's task list is read now, else (Redis lost
- * it: REDIS_DATA_LOST) taken from what was read at the start (`before`): a run of one task per
- * host's hosts, a task list's record count once its input was all enqueued (its tasks are its
- * record numbers).
+ * labelled with its host where the run has one. The run's task list is read now; when Redis lost
+ * the run (REDIS_DATA_LOST), what the wait knew of it (`before`) counts too: a run of one task
+ * per host's hosts as read at the start, a task list's record numbers up to the count it last
+ * saw enqueued (its tasks' ids).
  */
 async function reportMissing(
   redis: Redis | Cluster,
@@ -242,17 +244,28 @@ async function reportMissing(
   onResult: AttachOptions['onResult'],
 ): Promise<void> {
   // The wait ended early because Redis may be away: what cannot be read is left unreported.
-  const meta = (await loadRunMeta(redis, runId).catch(() => null)) ?? (ended.code === 'REDIS_DATA_LOST' ? before.meta : null);
-  const { rec } = before;
-  const records =
-    ended.code === 'REDIS_DATA_LOST' && rec.mode === 'tasks' && rec.total !== null ? Array.from({ length: rec.total }, (_, i) => String(i + 1)) : [];
+  const lost = ended.code === 'REDIS_DATA_LOST';
+  // Redis lost the run: its task list now is what was enqueued since, if anything.
+  const meta = (await loadRunMeta(redis, runId).catch(() => null)) ?? (lost ? before.meta : null);
   const failed = await failedAtWaitEnd(redis, runId, ended);
-  for (const taskId of meta?.taskIds ?? records) {
-    if (finished.has(taskId)) continue;
+  for (const taskId of knownTasks({ rec: before.rec, meta }, finished, lost)) {
     const r = failed.get(taskId);
     if (r) onResult?.(r, [], false);
     else onResult?.(resultAtWaitEnd(runId, taskId, meta?.hosts[taskId] ?? '', ended.code, `gaxx runs wait ${runId}`), [], false, true);
   }
+}
+
+/**
+ * The tasks of a run known to its follower without a result among `finished`: its task list's
+ * (`meta`), and with `records`, a task list's record numbers up to its total (or its count
+ * enqueued so far while its input is read), which are its tasks' ids.
+ */
+function* knownTasks(known: { rec: RunRecord; meta: RunMeta | null }, finished: ReadonlySet<string>, records: boolean): Generator<string> {
+  const { rec, meta } = known;
+  const listed = new Set(meta?.taskIds);
+  for (const id of listed) if (!finished.has(id)) yield id;
+  if (records && rec.mode === 'tasks')
+    for (let i = 1; i <= (rec.total ?? rec.enqueued); i++) if (!finished.has(String(i)) && !listed.has(String(i))) yield String(i);
 }
 
 /** Task-list records read in one round trip (a list may have millions). */

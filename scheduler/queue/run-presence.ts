@@ -12,8 +12,11 @@
  * look; the reader then asks about the tasks it still waits for (`outstanding`, at most
  * MAX_ASKED of them): one with neither its result (the run's done hash) nor its job is lost, and
  * then the run is (`lost`: REDIS_DATA_LOST). When none is (the key alone went), the key is made
- * again. A reader that knows no tasks (`gaxx runs wait`) asks the same at its first look, before
- * it makes the key: the loss may have come between its read of the run and its follow.
+ * again. A reader that did not start the run (`gaxx runs wait`: `registered`) asks besides
+ * whether the run's registry entry and task list are gone, at its first look too, before it
+ * makes the key: the loss may have come between its read of the run and its follow. It asks
+ * about its tasks as well, once its key went: a task list's gaxx run that still enqueues writes
+ * the run's registry entry and task list again with its next batch, lost tasks or not.
  */
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
@@ -38,11 +41,14 @@ export class RunPresence {
   private made = false;
   private gone: string[] = [];
 
-  /** `outstanding`: the tasks the reader still waits for (none known: the run's registry entry and task list are asked instead). */
+  /**
+   * `outstanding`: the tasks the reader still waits for; `registered`: the run's registry entry
+   * and task list are asked about too, at the first look as well.
+   */
   constructor(
     private readonly redis: Redis | Cluster,
     private readonly runId: string,
-    private readonly outstanding?: () => Iterable<string>,
+    private readonly ask: { outstanding?: () => Iterable<string>; registered?: boolean },
   ) {}
 
   /** Looks again when PRESENCE_MS passed since the last look (in the background). */
@@ -57,21 +63,22 @@ export class RunPresence {
 
   private async look(): Promise<void> {
     if (this.made && (await this.redis.pexpire(this.key, RESULT_TTL_MS)) === 1) return;
-    // A first look without the tasks asks too: Redis may have lost the run before the reader's key
-    // was made (`gaxx runs wait` reads the run, then follows it). One with them does not: a
-    // cancel may be withdrawing its jobs then, before it reports them.
-    if (this.made || !this.outstanding) this.gone = await this.lostTasks();
+    // A first look asks about the run's registration only: Redis may have lost the run before the
+    // reader's key was made (`gaxx runs wait` reads the run, then follows it). Not about its
+    // tasks: a cancel may be withdrawing their jobs then, before it reports them.
+    if (this.made || this.ask.registered) this.gone = await this.lostTasks();
     if (this.gone.length === 0) {
       await this.redis.set(this.key, this.runId, 'PX', RESULT_TTL_MS);
       this.made = true;
     }
   }
 
-  /** The outstanding tasks with neither a result nor a job; without `outstanding`, ['*'] when the run's registry entry and task list are gone. */
+  /** ['*'] when `registered` and the run's registry entry and task list are gone; else, once the key was made, the outstanding tasks with neither a result nor a job. */
   private async lostTasks(): Promise<string[]> {
-    if (!this.outstanding) return (await this.redis.exists(runMetaKey(this.runId), runTasksKey(this.runId))) === 0 ? ['*'] : [];
+    if (this.ask.registered && (await this.redis.exists(runMetaKey(this.runId), runTasksKey(this.runId))) === 0) return ['*'];
+    if (!this.made || !this.ask.outstanding) return [];
     const ids: string[] = [];
-    for (const id of this.outstanding()) if (ids.push(id) >= MAX_ASKED) break;
+    for (const id of this.ask.outstanding()) if (ids.push(id) >= MAX_ASKED) break;
     if (ids.length === 0) return [];
     const results = await this.redis.hmget(runDoneKey(this.runId), ...ids);
     const p = this.redis.pipeline();

@@ -26,15 +26,25 @@ afterEach(async () => {
   await w?.close();
 });
 
-async function flushRedis(): Promise<void> {
+async function withRedis<T>(op: (redis: ReturnType<typeof createRedis>) => Promise<T>): Promise<T> {
   const redis = createRedis(redisSettingsFromUrl(w.redis.url), 'producer');
   try {
     await waitReady(redis);
-    await redis.flushall();
+    return await op(redis);
   } finally {
     redis.disconnect();
   }
 }
+
+const flushRedis = (): Promise<unknown> => withRedis((redis) => redis.flushall());
+
+/** How many readers follow `runId` now (each keeps a key of its own while it does: run-presence.ts). */
+const followers = (runId: string): Promise<number> =>
+  withRedis(async (redis) => {
+    const keys = await redis.keys('{gaxx}:follow:*');
+    const runs = keys.length > 0 ? await redis.mget(...keys) : [];
+    return runs.filter((r) => r === runId).length;
+  });
 
 /** Runs `args` (a gaxx run whose tasks mark their start, then wait at a gate) and flushes Redis once `started` of them began; returns its exit. */
 async function lostRun(args: (marks: string, wait: string) => string[], started: number, alsoWait = false) {
@@ -73,7 +83,8 @@ describe('Redis loses its data while a run is waited for', () => {
     const results = jsonLines(r.stdout).filter((l) => l.type === 'task');
     expect(results).toHaveLength(2);
     for (const res of results) expect(res).toMatchObject({ outcome: 'unknown', reason: 'REDIS_DATA_LOST' });
-    expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', total: 2, unknown: 2 });
+    // Nothing of the run is left queued: its state says so (not `running`, which could be waited for again).
+    expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', total: 2, unknown: 2, state: 'lost' });
     expect(r.stderr).toContain(SAYS);
     expect(r.stderr).toContain('nothing of it is left to resume or collect');
     expect(r.stderr).not.toContain('--resume');
@@ -98,5 +109,48 @@ describe('Redis loses its data while a run is waited for', () => {
     const waited = jsonLines(r.waiterOut).filter((l) => l.type === 'task');
     expect(waited).toHaveLength(3);
     for (const res of waited) expect(res).toMatchObject({ outcome: 'unknown', reason: 'REDIS_DATA_LOST' });
+    expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', state: 'lost' });
+    expect(jsonLines(r.waiterOut).at(-1)).toMatchObject({ type: 'summary', total: 3, unknown: 3, state: 'lost' });
+  });
+
+  it('gaxx runs wait of a task list whose gaxx run enqueues more after the loss (registering the run again) ends too', { timeout: 120_000 }, async () => {
+    const gate = taskGate();
+    const marks = markerDir('gxdl');
+    // Named by --agent: the flush takes the fleet's registration too, which a later batch would need.
+    const agents = w.agents.map((a) => a.address).join(',');
+    const run = w.spawnGaxx(['run', '--agent', agents, '--tasks', '-', '--json', '--', 'sh', '-c', `touch "${marks}/$1"; ${gate.wait}; echo "$1"`, '_', '{}']);
+    let waiter: GaxxProcess | undefined;
+    try {
+      run.child.stdin?.write('a\nb\n');
+      expect(await eventually(() => readdirSync(marks).length >= 2, 60_000), run.stderr()).toBe(true);
+      const runId = (JSON.parse(await run.line('stdout', (l) => l.includes('"type":"run"'))) as { runId: string }).runId;
+      expect(await eventually(async () => (await followers(runId)) === 1, 60_000)).toBe(true);
+      waiter = w.spawnGaxx(['runs', 'wait', runId, '--json']);
+      // It follows the run (a loss before its first look would not be told from a new run).
+      expect(await eventually(async () => (await followers(runId)) === 2, 60_000), waiter.stderr()).toBe(true);
+      // The waiter looks again only once the run is registered anew: its registry entry and task
+      // list are back, with c and d only; a and b are gone with their jobs.
+      waiter.kill('SIGSTOP');
+      await flushRedis();
+      run.child.stdin?.end('c\nd\n');
+      expect(await eventually(() => readdirSync(marks).length >= 3, 60_000), run.stderr()).toBe(true);
+      waiter.kill('SIGCONT');
+      const [ran, waited] = await Promise.all([run.done, waiter.done]);
+      expect(ran.code, run.stderr()).toBe(12);
+      expect(waited.code, waiter.stderr()).toBe(12);
+      expect(waiter.stderr()).toContain(SAYS);
+      const tasks = jsonLines(waiter.stdout()).filter((l) => l.type === 'task');
+      // a and b (records 1 and 2) are lost: their results cannot come back.
+      expect(tasks.filter((l) => l.taskId === '1' || l.taskId === '2')).toEqual([
+        expect.objectContaining({ outcome: 'unknown', reason: 'REDIS_DATA_LOST' }),
+        expect.objectContaining({ outcome: 'unknown', reason: 'REDIS_DATA_LOST' }),
+      ]);
+      expect(jsonLines(waiter.stdout()).at(-1)).toMatchObject({ type: 'summary', state: 'lost' });
+    } finally {
+      gate.open();
+      run.kill('SIGKILL');
+      waiter?.kill('SIGCONT');
+      waiter?.kill('SIGKILL');
+    }
   });
 });
