@@ -158,7 +158,13 @@ export class TaskQueue {
     const issues = run.tasks.flatMap((t, i) =>
       t.fleet && unknown.includes(t.fleet) ? [{ path: `tasks.${i}.fleet`, message: `unknown fleet '${t.fleet}'` }] : [],
     );
-    throw new GaxxError('INVALID_ARGUMENT', `invalid task data: ${issues[0]?.path}: ${issues[0]?.message}`, { details: { issues } });
+    // NOT_FOUND, as the CLI's own check of a fleet is: a fleet registered when a run began may be
+    // gone by its next batch (deleted, or Redis lost its data), which is no fault of the task.
+    throw new GaxxError(
+      'NOT_FOUND',
+      `unknown fleet '${unknown[0]}' (${issues[0]?.path}): not registered in Redis (never spawned, deleted since, or Redis lost its data)`,
+      { details: { issues } },
+    );
   }
 
   private async storeInputs(run: RunSpec): Promise<void> {

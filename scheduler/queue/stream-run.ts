@@ -224,12 +224,14 @@ class StreamedRun {
       if (!ended && !this.redisDown) await this.cancelling;
       this.fillMissing(ended, ended ? await failedAtWaitEnd(redis, this.runId, ended) : new Map());
       if (followed && !endsEarly(followed)) throw followed;
-      const failure = this.inputFailure;
-      if (inputError && !endsEarly(inputError) && !failure) throw inputError;
-      // A run whose input failed was cancelled for it: it failed, which is what it stays.
+      // Redis lost the run: that is what stopped it, whatever its input's failure says (an unknown fleet...).
+      const failure = ended?.code === 'REDIS_DATA_LOST' ? undefined : this.inputFailure;
+      if (inputError && !endsEarly(inputError) && !this.inputFailure) throw inputError;
+      // A run whose input failed was cancelled for it: it failed (or Redis lost it), which is what it stays.
       // A cancel from elsewhere can end every task before the heartbeat notices the flag.
       const cancelled =
-        !failure && ((this.cancelling !== undefined && !this.cancelTooLate) || (!ended && (await this.mustLand(() => isCancelled(redis, this.runId)))));
+        !this.inputFailure &&
+        ((this.cancelling !== undefined && !this.cancelTooLate) || (!ended && (await this.mustLand(() => isCancelled(redis, this.runId)))));
       // An early end is no end of the run: its record stays running (unknowns reported here are no results).
       state = failure ? 'failed' : cancelled ? 'cancelled' : ended ? 'running' : 'done';
       const outcome = {
@@ -257,8 +259,8 @@ class StreamedRun {
   /**
    * Reads input into the queue while the window has room. A Redis that is away while a batch is
    * due is waited for (redisGoneMs at most, then REDIS_UNAVAILABLE: the run ends early with a
-   * result for every enqueued task); any other failure withdraws the rest as a cancel: a failed
-   * read of the input (`inputFailure`: the run fails for it), or a write Redis refuses.
+   * result for every enqueued task); any other failure withdraws the rest as a cancel, and the
+   * run fails for it (`inputFailure`): a failed read of the input, or a batch the queue refused.
    */
   private async produce(puller: BatchPuller<TaskInput | RefusedTask>): Promise<void> {
     const batchMax = this.opts.batchMax ?? 500;
@@ -288,7 +290,13 @@ class StreamedRun {
       // Only an input read to its end tells the run's size.
       this.inputExhausted = puller.ended && whole;
     } catch (e) {
-      if (!endsEarly(e)) this.cancel(this.inputFailure ? `run stopped: its input failed (${this.inputFailure.message}),` : undefined);
+      if (!endsEarly(e)) {
+        // The run fails for what stopped its input: a read of it that failed, or a batch the queue
+        // refused (e.g. its fleet is no longer registered: deleted, or Redis lost its data).
+        const what = this.inputFailure ? 'its input failed' : 'a batch of its tasks was refused';
+        this.inputFailure ??= runFailure(e);
+        this.cancel(`run stopped: ${what} (${this.inputFailure.message}),`);
+      }
       throw e;
     } finally {
       this.inputDone = true;

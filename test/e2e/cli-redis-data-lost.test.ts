@@ -72,6 +72,30 @@ async function lostRun(args: (marks: string, wait: string) => string[], started:
 
 const SAYS = 'records are gone from Redis';
 
+/** Starts `gaxx run TARGET --tasks - --json` whose tasks mark their start and wait at a gate, writes records a and b, and waits until both started. */
+async function streamedList(target: string[]): Promise<{ run: GaxxProcess; gate: ReturnType<typeof taskGate>; marks: string }> {
+  const gate = taskGate();
+  const marks = markerDir('gxdl');
+  const run = w.spawnGaxx(['run', ...target, '--tasks', '-', '--json', '--', 'sh', '-c', `touch "${marks}/$1"; ${gate.wait}; echo "$1"`, '_', '{}']);
+  run.child.stdin?.write('a\nb\n');
+  if (!(await eventually(() => readdirSync(marks).length >= 2, 60_000))) {
+    gate.open();
+    run.kill('SIGKILL');
+    throw new Error(`records a and b did not start: ${run.stderr()}`);
+  }
+  return { run, gate, marks };
+}
+
+/** Both of records a and b (1 and 2) of `lines` are unknown REDIS_DATA_LOST: their results cannot come back. */
+function expectLost(lines: Record<string, unknown>[]): void {
+  const tasks = lines.filter((l) => l.type === 'task' && (l.taskId === '1' || l.taskId === '2'));
+  expect(tasks).toEqual([
+    expect.objectContaining({ outcome: 'unknown', reason: 'REDIS_DATA_LOST' }),
+    expect.objectContaining({ outcome: 'unknown', reason: 'REDIS_DATA_LOST' }),
+  ]);
+  expect(lines.at(-1)).toMatchObject({ type: 'summary', state: 'lost' });
+}
+
 describe('Redis loses its data while a run is waited for', () => {
   it('gaxx run (one task per host): every task unknown REDIS_DATA_LOST, exit 12, nothing said to resume', { timeout: 120_000 }, async () => {
     const r = await lostRun(
@@ -113,16 +137,30 @@ describe('Redis loses its data while a run is waited for', () => {
     expect(jsonLines(r.waiterOut).at(-1)).toMatchObject({ type: 'summary', total: 3, unknown: 3, state: 'lost' });
   });
 
+  it(
+    "a task list's next batch after the loss, its fleet's registration gone with the rest: REDIS_DATA_LOST, not an unknown fleet",
+    { timeout: 120_000 },
+    async () => {
+      const { run, gate } = await streamedList(['--fleet', w.fleet]);
+      try {
+        await flushRedis();
+        run.child.stdin?.end('c\n');
+        const ran = await run.done;
+        expect(ran.code, run.stderr()).toBe(12);
+        expect(run.stderr()).toContain(SAYS);
+        expectLost(jsonLines(run.stdout()));
+      } finally {
+        gate.open();
+        run.kill('SIGKILL');
+      }
+    },
+  );
+
   it('gaxx runs wait of a task list whose gaxx run enqueues more after the loss (registering the run again) ends too', { timeout: 120_000 }, async () => {
-    const gate = taskGate();
-    const marks = markerDir('gxdl');
     // Named by --agent: the flush takes the fleet's registration too, which a later batch would need.
-    const agents = w.agents.map((a) => a.address).join(',');
-    const run = w.spawnGaxx(['run', '--agent', agents, '--tasks', '-', '--json', '--', 'sh', '-c', `touch "${marks}/$1"; ${gate.wait}; echo "$1"`, '_', '{}']);
+    const { run, gate, marks } = await streamedList(['--agent', w.agents.map((a) => a.address).join(',')]);
     let waiter: GaxxProcess | undefined;
     try {
-      run.child.stdin?.write('a\nb\n');
-      expect(await eventually(() => readdirSync(marks).length >= 2, 60_000), run.stderr()).toBe(true);
       const runId = (JSON.parse(await run.line('stdout', (l) => l.includes('"type":"run"'))) as { runId: string }).runId;
       expect(await eventually(async () => (await followers(runId)) === 1, 60_000)).toBe(true);
       waiter = w.spawnGaxx(['runs', 'wait', runId, '--json']);
@@ -139,13 +177,7 @@ describe('Redis loses its data while a run is waited for', () => {
       expect(ran.code, run.stderr()).toBe(12);
       expect(waited.code, waiter.stderr()).toBe(12);
       expect(waiter.stderr()).toContain(SAYS);
-      const tasks = jsonLines(waiter.stdout()).filter((l) => l.type === 'task');
-      // a and b (records 1 and 2) are lost: their results cannot come back.
-      expect(tasks.filter((l) => l.taskId === '1' || l.taskId === '2')).toEqual([
-        expect.objectContaining({ outcome: 'unknown', reason: 'REDIS_DATA_LOST' }),
-        expect.objectContaining({ outcome: 'unknown', reason: 'REDIS_DATA_LOST' }),
-      ]);
-      expect(jsonLines(waiter.stdout()).at(-1)).toMatchObject({ type: 'summary', state: 'lost' });
+      expectLost(jsonLines(waiter.stdout()));
     } finally {
       gate.open();
       run.kill('SIGKILL');

@@ -55,10 +55,10 @@ describe('TaskQueue', () => {
     ['wrong types', { argv: 'uptime' }, 'tasks.0.argv'],
     ['argv empty', { argv: [] }, 'tasks.0.argv'],
     ['huge env', { env: { X: 'y'.repeat(100_000) } }, 'tasks.0.env'],
-    ['unknown fleet', { agents: undefined, fleet: 'nosuchfleet' }, 'tasks.0.fleet'],
-  ])('refuses %s at enqueue and writes nothing', async (_n, over, path) => {
+    ['unknown fleet', { agents: undefined, fleet: 'nosuchfleet' }, 'tasks.0.fleet', 'NOT_FOUND'],
+  ])('refuses %s at enqueue and writes nothing', async (_n, over, path, code = 'INVALID_ARGUMENT') => {
     const err = await q.enqueueRun({ runId: 'bad1', tasks: tasks(3, over) }, signer).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(err).toMatchObject({ code });
     expect((err as { details: { issues: Array<{ path: string }> } }).details.issues.map((i) => i.path)).toContain(path);
     expect(await q.queueFor('bad1').getJob('bad1-t0')).toBeUndefined();
     expect((await q.depth()).waiting).toBe(0);
