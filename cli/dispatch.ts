@@ -6,7 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { GaxxError, exitCodeFor, fileAccessError, packageVersion, printable } from '../proto/index.js';
 import { COMMANDS, type CommandEntry } from './commands.js';
-import { CONFIG_FLAGS, type ReadFile } from './settings.js';
+import { CONFIG_FLAGS, misspeltEnv, type ReadFile } from './settings.js';
 import type { GaxxConfig } from './config.js';
 import { commandHelp, groupHelp, programHelp } from './help.js';
 import { parseCommandLine, refuseNonUtf8Words, unknownSubcommand, usage } from './command-line.js';
@@ -168,13 +168,16 @@ async function dispatch(input: CliInput): Promise<number> {
   };
   const config = command.config === 'on-use' ? loadedOnUse(load) : load();
   if (command.handlesInterrupt) input.onInterruptible?.(command.saysStop ? null : (command.interruptNote ?? 'cancelling'));
+  const out = new Output(io, parsed.values.json === true);
+  // A misspelt setting is read by nothing: said, or it would be lost without a word.
+  for (const { name, meant } of misspeltEnv(input.env)) out.note(`gaxx: ${name} is not a setting gaxx reads (ignored); did you mean ${meant}?`);
   return command.run({
     flags: parsed.values,
     positionals: parsed.positionals,
     rest: own ? rest : [],
     hasRest: dash !== -1,
     config,
-    out: new Output(io, parsed.values.json === true),
+    out,
     io,
     signal: input.signal,
     commands: COMMANDS,

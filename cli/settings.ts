@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileAccessError, GaxxError, MAX_DURATION_MS } from '../proto/index.js';
+import { editDistance } from './suggest.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -158,6 +159,43 @@ export const SETTINGS: readonly Setting[] = [
     help: "renew the due certificates of registered fleets' agents every D (jittered): 30s, 10m, 1h; 0 off (default 10m)",
   },
 ];
+
+/**
+ * The GAXX_ variables gaxx reads besides the settings' (GAXX_HOME; GAXX_DEBUG, stack traces of
+ * errors; GAXX_ENV and GAXX_SPAWN, the agent's mode and how it starts tasks, which a local fleet's
+ * agents inherit) and the prefix of the agent's own flags (GAXX_AGENT_...): none of them is a
+ * misspelt setting.
+ */
+const OTHER_ENV = new Set(['GAXX_HOME', 'GAXX_ENV', 'GAXX_DEBUG', 'GAXX_SPAWN']);
+const AGENT_ENV = 'GAXX_AGENT_';
+
+/**
+ * The variables of `env` that look like a misspelt setting (GAXX_REDIS_ULR), each with the one
+ * meant: gaxx reads no such variable, so a typo would be ignored without a word (and a Redis URL
+ * so lost would put the run on the embedded Redis). Only near misses (at most two edits after
+ * GAXX_, one for a name of 6 letters or less, or a setting's name without its last part) are
+ * named: other tools' and the
+ * agent's GAXX_ variables are not gaxx's CLI settings, and no warning is said about them.
+ */
+export function misspeltEnv(env: Readonly<Record<string, string | undefined>>): Array<{ name: string; meant: string }> {
+  const known = SETTINGS.map((s) => s.env);
+  const out: Array<{ name: string; meant: string }> = [];
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('GAXX_') || OTHER_ENV.has(name) || known.includes(name)) continue;
+    if (name.startsWith(AGENT_ENV) && !known.some((k) => k.startsWith(AGENT_ENV) && editDistance(name, k) <= 1)) continue;
+    const word = name.slice('GAXX_'.length);
+    const limit = word.length <= 6 ? 1 : 2;
+    // A name without its unit (GAXX_DEADLINE for GAXX_DEADLINE_MS) is as near.
+    let meant = known.find((k) => k.startsWith(`${name}_`));
+    let best = meant ? 0 : limit + 1;
+    for (const k of known) {
+      const d = editDistance(word, k.slice('GAXX_'.length));
+      if (d < best) [meant, best] = [k, d];
+    }
+    if (meant) out.push({ name, meant });
+  }
+  return out;
+}
 
 /** The placeholder of a setting's flag in help. */
 function valueNameOf(s: Setting): string {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../cli/commands.js';
 import { reportError, wantsJson } from '../../cli/dispatch.js';
 import { exitCodeFor, GaxxError } from '../../proto/index.js';
+import { misspeltEnv } from '../../cli/settings.js';
 import { cliInProcess } from '../helpers/run-cli.js';
 
 function capture() {
@@ -216,5 +217,40 @@ describe('cli dispatch', () => {
     expect(reportError(new Error('boom'), c.io, false, true)).toBe(70);
     c.io.stdout.end();
     expect(JSON.parse(c.text.out)).toMatchObject({ error: { code: 'INTERNAL', exitCode: 70 } });
+  });
+});
+
+describe('a misspelt setting in the environment', () => {
+  it('is named with the setting meant (nothing reads it); correct names, the agent flags and far names are not', async () => {
+    expect(misspeltEnv({ GAXX_REDIS_ULR: 'redis://x', GAXX_DEADLINE: '5', GAXX_SCHEDULER_CONCURENCY: '4', GAXX_AGENT_TOKN: 't' })).toEqual([
+      { name: 'GAXX_REDIS_ULR', meant: 'GAXX_REDIS_URL' },
+      { name: 'GAXX_DEADLINE', meant: 'GAXX_DEADLINE_MS' },
+      { name: 'GAXX_SCHEDULER_CONCURENCY', meant: 'GAXX_SCHEDULER_CONCURRENCY' },
+      { name: 'GAXX_AGENT_TOKN', meant: 'GAXX_AGENT_TOKEN' },
+    ]);
+    // Read by gaxx (settings, its home, the agent's flags and mode), or no setting's near miss.
+    const quiet = {
+      GAXX_REDIS_URL: 'redis://x',
+      GAXX_HOME: '/h',
+      GAXX_ENV: 'production',
+      GAXX_DEBUG: '1',
+      GAXX_SPAWN: 'node',
+      GAXX_AGENT_CERTS: '/c',
+      GAXX_AGENT_CAPACITY: '4',
+      GAXX_PACKAGES: 'x',
+      GAXX_TEST_CLI: 'x',
+      REDIS_ULR: 'x',
+    };
+    expect(misspeltEnv(quiet)).toEqual([]);
+  });
+
+  it('is said on stderr by every command, which goes on (also with --json)', async () => {
+    const r = await cliInProcess(['certs', 'list', '--json'], { env: { GAXX_HOME: '/nonexistent-gaxx-home', GAXX_REDIS_ULR: 'redis://127.0.0.1:1' } });
+    expect(r.err).toContain('gaxx: GAXX_REDIS_ULR is not a setting gaxx reads (ignored); did you mean GAXX_REDIS_URL?');
+    const clean = await cliInProcess(['certs', 'list', '--json'], { env: { GAXX_HOME: '/nonexistent-gaxx-home' } });
+    expect(clean.err).not.toContain('not a setting');
+    // The command itself ran as without the variable (here: no CA in that home).
+    expect(r.code).toBe(clean.code);
+    expect(r.out).toBe(clean.out);
   });
 });
