@@ -255,6 +255,19 @@ const schema = z.object({
   env: z.enum(['production', 'development']).default('production'),
 });
 
+/**
+ * The `GAXX_AGENT_*` variables of `env` that no setting of the agent reads (a misspelt
+ * GAXX_AGENT_TASK_LIMIT would leave the defaults in force without a word): the agent logs them at
+ * its start. GAXX_AGENT_PORT is the CLI's (the port of an address without one), which a local
+ * fleet's agents inherit.
+ */
+export function ignoredAgentEnv(env: Record<string, string | undefined>): string[] {
+  const read = new Set([...Object.values(FLAGS), ...Object.values(SWITCHES), 'TOKEN', 'PORT'].map((suffix) => `GAXX_AGENT_${suffix}`));
+  return Object.keys(env)
+    .filter((name) => name.startsWith('GAXX_AGENT_') && !read.has(name))
+    .sort();
+}
+
 /** Parses flags and env into a validated config; USAGE for bad flags, CONFIG_INVALID for bad values. */
 export function loadAgentConfig({ argv, env }: { argv: string[]; env: Record<string, string | undefined> }): AgentConfig {
   const options = {

@@ -29,7 +29,7 @@ import { taskLaunch, taskSandbox, tasksRefusal } from './exec/task-launch.js';
 import { collectGarbage } from './observe/collect-garbage.js';
 import { agentDirs, DiskGuard, type VitalFile } from './observe/disk-guard.js';
 
-export { defaultAuditLog, loadAgentConfig, type AgentConfig } from './config.js';
+export { defaultAuditLog, ignoredAgentEnv, loadAgentConfig, type AgentConfig } from './config.js';
 export { runAuditCli } from './audit/audit-cli.js';
 
 export interface RunningAgent {

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { closeInheritedFds, fdLogDestination, colonFirstIpChecks, exitCodeFor, fileAccessError, isGaxxError, packageVersion } from '../proto/index.js';
-import { AGENT_FILE_HINTS, defaultAuditLog, loadAgentConfig, runAuditCli, startAgent } from './index.js';
+import { AGENT_FILE_HINTS, defaultAuditLog, ignoredAgentEnv, loadAgentConfig, runAuditCli, startAgent } from './index.js';
 
-const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX_AGENT_<FLAG>, e.g. GAXX_AGENT_DATA_DIR)
+const USAGE = `usage: gaxx-agent --certs DIR [options]   (each flag also as GAXX_AGENT_<FLAG>, e.g. GAXX_AGENT_DATA_DIR; one no flag reads is named in a warning at start)
   --listen ADDR:PORT            gRPC over mTLS (default 0.0.0.0:8088)
   --certs DIR                   cert.pem, key.pem (0600), ca.pem, optional revoked.json
   --data-dir DIR                task work dirs and files (default ~/.local/state/gaxx-agent)
@@ -103,6 +103,8 @@ async function main(): Promise<void> {
     },
     'agent listening',
   );
+  const ignored = ignoredAgentEnv(process.env);
+  if (ignored.length > 0) log.warn({ ignoredEnv: ignored }, 'environment variables that no agent setting reads (misspelt?): ignored; see gaxx-agent --help');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

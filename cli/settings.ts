@@ -167,7 +167,7 @@ export const SETTINGS: readonly Setting[] = [
  * misspelt setting.
  */
 const OTHER_ENV = new Set(['GAXX_HOME', 'GAXX_ENV', 'GAXX_DEBUG', 'GAXX_SPAWN']);
-const AGENT_ENV = 'GAXX_AGENT_';
+const AGENT_PREFIX = 'GAXX_AGENT_';
 
 /**
  * The variables of `env` that look like a misspelt setting (GAXX_REDIS_ULR), each with the one
@@ -182,7 +182,7 @@ export function misspeltEnv(env: Readonly<Record<string, string | undefined>>): 
   const out: Array<{ name: string; meant: string }> = [];
   for (const name of Object.keys(env)) {
     if (!name.startsWith('GAXX_') || OTHER_ENV.has(name) || known.includes(name)) continue;
-    if (name.startsWith(AGENT_ENV) && !known.some((k) => k.startsWith(AGENT_ENV) && editDistance(name, k) <= 1)) continue;
+    if (name.startsWith(AGENT_PREFIX) && !known.some((k) => k.startsWith(AGENT_PREFIX) && editDistance(name, k) <= 1)) continue;
     const word = name.slice('GAXX_'.length);
     const limit = word.length <= 6 ? 1 : 2;
     // A name without its unit (GAXX_DEADLINE for GAXX_DEADLINE_MS) is as near.

@@ -10,6 +10,7 @@ import { exitCodeFor, type ErrorCode, type HealthCheckRequest, type HealthCheckR
 import { runAgentExpectFailure, startAgent, startAgentUnheard, stopAllAgents } from '../helpers/agent.js';
 import { execCollect, exitOf, rawAgentClient, unary } from '../helpers/grpc.js';
 import { taskGate } from '../helpers/gate.js';
+import { eventually } from '../helpers/poll.js';
 import { httpsGet } from '../helpers/metrics.js';
 import { freePort } from '../helpers/ports.js';
 import { issueCertDir, makePki, type Pki } from '../helpers/pki.js';
@@ -111,6 +112,22 @@ describe('development mode', () => {
     expect(heap.status).toBe(200);
     expect(JSON.parse(heap.body)).toHaveProperty('snapshot');
     expect((await profGet(port, '/debug/heap', pki.clients.monitor.dir)).status).toBe(403);
+    expect(await a.stop()).toBe(0);
+  });
+});
+
+describe('the environment', () => {
+  it('a GAXX_AGENT_* variable no setting reads (misspelt) is named in a warning at the start; the ones read are not', async () => {
+    const a = await startAgent({
+      certsDir: copyCerts('env'),
+      env: { GAXX_AGENT_TASK_LIMIT: '{"cpuSeconds":1}', GAXX_AGENT_CAPACITY: '3', GAXX_AGENT_PORT: '9' },
+    });
+    expect(await eventually(() => a.stderr().includes('"ignoredEnv"'), 30_000), a.stderr()).toBe(true);
+    const warning = a
+      .stderr()
+      .split('\n')
+      .find((l) => l.includes('"ignoredEnv"'));
+    expect(JSON.parse(warning as string)).toMatchObject({ level: 40, ignoredEnv: ['GAXX_AGENT_TASK_LIMIT'] });
     expect(await a.stop()).toBe(0);
   });
 });
