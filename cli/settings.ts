@@ -174,8 +174,8 @@ const AGENT_PREFIX = 'GAXX_AGENT_';
  * meant: gaxx reads no such variable, so a typo would be ignored without a word (and a Redis URL
  * so lost would put the run on the embedded Redis). Only near misses (at most two edits after
  * GAXX_, one for a name of 6 letters or less, or a setting's name without its last part) are
- * named: other tools' and the
- * agent's GAXX_ variables are not gaxx's CLI settings, and no warning is said about them.
+ * named: other tools' and the agent's GAXX_ variables are not the CLI's settings, and nothing is
+ * said about them.
  */
 export function misspeltEnv(env: Readonly<Record<string, string | undefined>>): Array<{ name: string; meant: string }> {
   const known = SETTINGS.map((s) => s.env);
