@@ -20,7 +20,17 @@ import { keepFollowing, landEndRecord, mustLand, REDIS_GONE_MS } from './run-lan
 import { loadRunMeta, runTasksKey, taskRecords, type RunMeta } from './runs.js';
 import { TaskQueue } from './queue.js';
 import { allPublished, publishResult, resultAtWaitEnd, runDoneKey, type TaskResult } from './results.js';
-import { countOutcome, getRunRecord, readRunRecord, submitterAlive, updateRunRecord, type OutcomeCounts, type RunRecord, type RunState } from './run-index.js';
+import {
+  countOutcome,
+  getRunRecord,
+  readRunRecord,
+  RUN_INDEX_TTL_MS,
+  submitterAlive,
+  updateRunRecord,
+  type OutcomeCounts,
+  type RunRecord,
+  type RunState,
+} from './run-index.js';
 import { syntheticResult } from './stream-run.js';
 import { readResult, type IgnoredHandler } from './stored-result.js';
 import { endedBy, endsWaitEarly, WriteHealth, type EndedEarly } from './write-health.js';
@@ -30,7 +40,11 @@ import type { RedisSettings } from '../redis/redis.js';
 /** A run's record; NOT_FOUND, or FAILED_PRECONDITION when what Redis holds is not a valid record. */
 export async function requireRun(redis: Redis | Cluster, runId: string): Promise<RunRecord> {
   const read = await readRunRecord(redis, runId);
-  if (!read) throw new GaxxError('NOT_FOUND', `no run '${runId}' (unknown, or older than the index keeps runs)`);
+  if (!read)
+    throw new GaxxError(
+      'NOT_FOUND',
+      `no run '${runId}' (unknown, kept no more: ${RUN_INDEX_TTL_MS / 86_400_000} days after its last change, or lost with Redis's data)`,
+    );
   if (!read.ok) throw new GaxxError('FAILED_PRECONDITION', `run '${runId}': its record in Redis is not valid (${read.why})`);
   return read.record;
 }
