@@ -4,6 +4,7 @@ import { agentConnector, attachRun, cancelRecordedRun, type Attached } from '../
 import { durationFlag, JSON_FLAG, type Command } from '../command.js';
 import { agentClientOptions } from '../config.js';
 import { withRedis } from '../run/redis-session.js';
+import { endedState } from '../run/summary.js';
 import { schedulerCredentialSource } from '../scheduler-credentials.js';
 import { countsText } from './runs.js';
 
@@ -46,7 +47,16 @@ export const command: Command = {
         withdrawn,
         ...(alreadyCancelled ? { alreadyCancelled } : {}),
         ...(finished ? { state: record.state } : {}),
-        ...(ended ? { ended: { state: ended.state, counts: ended.counts, ...(ended.ended ? { waitEnded: ended.ended.code } : {}) } } : {}),
+        // A wait that ended early leaves the run running, or lost with Redis's data (as a run's summary says it).
+        ...(ended
+          ? {
+              ended: {
+                state: ended.ended ? endedState(ended.ended) : ended.state,
+                counts: ended.counts,
+                ...(ended.ended ? { waitEnded: ended.ended.code } : {}),
+              },
+            }
+          : {}),
       },
       () =>
         finished

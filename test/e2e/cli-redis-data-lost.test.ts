@@ -185,4 +185,27 @@ describe('Redis loses its data while a run is waited for', () => {
       waiter?.kill('SIGKILL');
     }
   });
+
+  it('gaxx runs cancel --wait whose run Redis loses meanwhile ends exit 12, the run lost', { timeout: 120_000 }, async () => {
+    const { run, gate } = await streamedList(['--fleet', w.fleet]);
+    let canceller: GaxxProcess | undefined;
+    try {
+      const runId = (JSON.parse(await run.line('stdout', (l) => l.includes('"type":"run"'))) as { runId: string }).runId;
+      expect(await eventually(async () => (await followers(runId)) === 1, 60_000)).toBe(true);
+      // Its gaxx run holds the running tasks' jobs and stops them no more: the cancel's wait waits.
+      run.kill('SIGSTOP');
+      canceller = w.spawnGaxx(['runs', 'cancel', runId, '--wait', '--json']);
+      expect(await eventually(async () => (await followers(runId)) === 2, 60_000), canceller.stderr()).toBe(true);
+      await flushRedis();
+      const ended = await canceller.done;
+      expect(ended.code, canceller.stderr()).toBe(12);
+      const out = JSON.parse(canceller.stdout()) as { ended?: { state: string; waitEnded?: string } };
+      expect(out.ended).toMatchObject({ state: 'lost', waitEnded: 'REDIS_DATA_LOST' });
+    } finally {
+      gate.open();
+      run.kill('SIGCONT');
+      run.kill('SIGKILL');
+      canceller?.kill('SIGKILL');
+    }
+  });
 });
