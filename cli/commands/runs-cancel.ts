@@ -22,7 +22,8 @@ export const command: Command = {
     'With --wait it returns once every task of the run has its result (its running ones stopped),',
     'serving the run itself when nothing else does (its gaxx run died and no gaxx scheduler runs:',
     "the tasks that were running come back once their worker's 30 s lock has expired) and saying",
-    'how its tasks ended (--json: ended). Past --wait-timeout it exits 13, the cancel standing.',
+    'how its tasks ended (--json: ended). Past --wait-timeout it exits 13, the cancel standing;',
+    'a run Redis lost meanwhile ends the wait with exit 12 (--json: ended.state lost).',
   ].join('\n'),
   flags: {
     wait: { type: 'boolean', help: "return once the run's running tasks are stopped (serving the run when nothing else does)" },
