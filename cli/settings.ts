@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileAccessError, GaxxError, MAX_DURATION_MS } from '../proto/index.js';
-import { editDistance } from './suggest.js';
+import { editDistance, suggest } from './suggest.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -179,20 +179,16 @@ const AGENT_PREFIX = 'GAXX_AGENT_';
  */
 export function misspeltEnv(env: Readonly<Record<string, string | undefined>>): Array<{ name: string; meant: string }> {
   const known = SETTINGS.map((s) => s.env);
+  // The settings' names after GAXX_, where the edits are counted.
+  const words = known.map((k) => k.slice('GAXX_'.length));
   const out: Array<{ name: string; meant: string }> = [];
   for (const name of Object.keys(env)) {
     if (!name.startsWith('GAXX_') || OTHER_ENV.has(name) || known.includes(name)) continue;
     if (name.startsWith(AGENT_PREFIX) && !known.some((k) => k.startsWith(AGENT_PREFIX) && editDistance(name, k) <= 1)) continue;
     const word = name.slice('GAXX_'.length);
-    const limit = word.length <= 6 ? 1 : 2;
     // A name without its unit (GAXX_DEADLINE for GAXX_DEADLINE_MS) is as near.
-    let meant = known.find((k) => k.startsWith(`${name}_`));
-    let best = meant ? 0 : limit + 1;
-    for (const k of known) {
-      const d = editDistance(word, k.slice('GAXX_'.length));
-      if (d < best) [meant, best] = [k, d];
-    }
-    if (meant) out.push({ name, meant });
+    const meant = words.find((k) => k.startsWith(`${word}_`)) ?? suggest(word, words, word.length <= 6 ? 1 : 2);
+    if (meant) out.push({ name, meant: `GAXX_${meant}` });
   }
   return out;
 }

@@ -28,12 +28,11 @@ export function editDistance(a: string, b: string): number {
 }
 
 /**
- * The candidate closest to `word`, when it is close enough to be what was meant: at most one
- * edit per three characters of `word` (at least one), so `flet` finds `fleet` but `scan` does
- * not find `spawn`. Ties go to the first candidate.
+ * The candidate closest to `word`, when it is close enough to be what was meant: at most `limit`
+ * edits, by default one per three characters of `word` (at least one), so `flet` finds `fleet`
+ * but `scan` does not find `spawn`. Ties go to the first candidate.
  */
-export function suggest(word: string, candidates: Iterable<string>): string | undefined {
-  const limit = Math.max(1, Math.floor(word.length / 3));
+export function suggest(word: string, candidates: Iterable<string>, limit = Math.max(1, Math.floor(word.length / 3))): string | undefined {
   let best: string | undefined;
   let bestDistance = limit + 1;
   for (const c of candidates) {
