@@ -12,14 +12,15 @@ import { FleetCa } from '../../certs/index.js';
 import { KnownHosts } from '../../cli/ssh/known-hosts.js';
 import { FleetStore, readFleet } from '../../cli/state.js';
 import { exitCodeFor } from '../../proto/index.js';
-import { createRedis, fleetAgents, registerFleet, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
+import type { Cluster, Redis } from 'ioredis';
+import { fleetAgents, registerFleet } from '../../scheduler/index.js';
 import { runGaxx, spawnGaxx, stopAllGaxx, type CliRun } from '../helpers/cli.js';
 import type { FakeCloud } from '../helpers/fake-cloud.js';
 import { FakeLinode } from '../helpers/fake-linode.js';
 import { FakeVultr } from '../helpers/fake-vultr.js';
 import { FaultProxy, type ProxiedRequest } from '../helpers/fault-proxy.js';
 import { eventually } from '../helpers/poll.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startRedis, type TestRedis, withRedisAt } from '../helpers/redis.js';
 
 const TOKEN = 'e2e-0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978';
 let home: string;
@@ -45,15 +46,7 @@ async function world(cloud: (typeof clouds)[number]): Promise<{ fake: FakeCloud;
 const fleetsDir = (): string => join(home, 'state', 'fleets');
 
 /** Runs `fn` on a connection to the test Redis. */
-async function withRedis<T>(fn: (r: ReturnType<typeof createRedis>) => Promise<T>): Promise<T> {
-  const r = createRedis(redisSettingsFromUrl(redis.url), 'producer');
-  try {
-    await waitReady(r);
-    return await fn(r);
-  } finally {
-    r.disconnect();
-  }
-}
+const withRedis = <T>(fn: (redis: Redis | Cluster) => Promise<T>): Promise<T> => withRedisAt(redis.url, fn);
 
 beforeAll(async () => {
   redis = await startRedis();

@@ -8,12 +8,13 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
-import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
+import type { Cluster, Redis } from 'ioredis';
 import { jsonLines, type GaxxProcess } from '../helpers/cli.js';
 import { cliWorld, type CliWorld } from '../helpers/cli-world.js';
 import { taskGate } from '../helpers/gate.js';
 import { eventually } from '../helpers/poll.js';
 import { markerDir } from '../helpers/task-writable.js';
+import { withRedisAt } from '../helpers/redis.js';
 
 let w: CliWorld;
 
@@ -26,15 +27,7 @@ afterEach(async () => {
   await w?.close();
 });
 
-async function withRedis<T>(op: (redis: ReturnType<typeof createRedis>) => Promise<T>): Promise<T> {
-  const redis = createRedis(redisSettingsFromUrl(w.redis.url), 'producer');
-  try {
-    await waitReady(redis);
-    return await op(redis);
-  } finally {
-    redis.disconnect();
-  }
-}
+const withRedis = <T>(op: (redis: Redis | Cluster) => Promise<T>): Promise<T> => withRedisAt(w.redis.url, op);
 
 const flushRedis = (): Promise<unknown> => withRedis((redis) => redis.flushall());
 

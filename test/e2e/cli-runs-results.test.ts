@@ -8,12 +8,13 @@ import { lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSyn
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
-import { createRedis, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
+import type { Cluster, Redis } from 'ioredis';
 import { jsonLines, type GaxxProcess } from '../helpers/cli.js';
 import { cliWorld, type CliWorld } from '../helpers/cli-world.js';
 import { taskGate, type TaskGate } from '../helpers/gate.js';
 import { eventually } from '../helpers/poll.js';
 import { markerDir } from '../helpers/task-writable.js';
+import { withRedisAt } from '../helpers/redis.js';
 
 let w: CliWorld;
 let tmp: string;
@@ -148,15 +149,7 @@ async function reference(): Promise<string> {
   return dir;
 }
 
-async function withRedis<T>(fn: (redis: ReturnType<typeof createRedis>) => Promise<T>): Promise<T> {
-  const redis = createRedis(redisSettingsFromUrl(w.redis.url), 'producer');
-  try {
-    await waitReady(redis);
-    return await fn(redis);
-  } finally {
-    redis.disconnect();
-  }
-}
+const withRedis = <T>(fn: (redis: Redis | Cluster) => Promise<T>): Promise<T> => withRedisAt(w.redis.url, fn);
 
 describe('--results of runs wait and run --resume: a run whose gaxx run was killed', () => {
   it(

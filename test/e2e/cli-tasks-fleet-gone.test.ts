@@ -7,12 +7,13 @@
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
-import { createRedis, forgetFleet, redisSettingsFromUrl, waitReady } from '../../scheduler/index.js';
+import { forgetFleet } from '../../scheduler/index.js';
 import { jsonLines } from '../helpers/cli.js';
 import { cliWorld, type CliWorld } from '../helpers/cli-world.js';
 import { taskGate } from '../helpers/gate.js';
 import { eventually } from '../helpers/poll.js';
 import { markerDir } from '../helpers/task-writable.js';
+import { withRedisAt } from '../helpers/redis.js';
 
 let w: CliWorld;
 
@@ -32,13 +33,7 @@ describe('a task list whose fleet goes while its input is read', () => {
     try {
       run.child.stdin?.write('a\nb\n');
       expect(await eventually(() => readdirSync(marks).length >= 2, 60_000), run.stderr()).toBe(true);
-      const redis = createRedis(redisSettingsFromUrl(w.redis.url), 'producer');
-      try {
-        await waitReady(redis);
-        await forgetFleet(redis, w.fleet);
-      } finally {
-        redis.disconnect();
-      }
+      await withRedisAt(w.redis.url, (redis) => forgetFleet(redis, w.fleet));
       run.child.stdin?.end('c\n');
       const ran = await run.done;
       expect(ran.code, run.stderr()).toBe(exitCodeFor('NOT_FOUND'));

@@ -176,6 +176,17 @@ async function tcpPing(port: number, tls: TestRedisOptions['tls']): Promise<stri
   });
 }
 
+/** Runs `op` on a ready connection of its own to the Redis at `url`, closed when `op` is done. */
+export async function withRedisAt<T>(url: string, op: (redis: Redis | Cluster) => Promise<T>): Promise<T> {
+  const redis = createRedis(redisSettingsFromUrl(url), 'producer');
+  try {
+    await waitReady(redis);
+    return await op(redis);
+  } finally {
+    redis.disconnect();
+  }
+}
+
 /** A test redis-server and one ready connection to it, for a file's tests; close() ends both. */
 export interface RedisAndConnection {
   redis: TestRedis;
