@@ -259,6 +259,11 @@ describe('a run that has ended is never made cancelled afterwards', () => {
     expect((await record(runId))?.finishedAt).toBe(before?.finishedAt);
     const ran = (before?.finishedAt as number) - (before?.startedAt as number);
     expect(jsonLines(again.stdout).at(-1)).toMatchObject({ type: 'summary', state: 'done', durationMs: ran });
+    // Printed plainly, its two outputs are far more than a pipe holds: a reader that leaves after
+    // the first byte (below) is gone while they are still being written.
+    const plain = await gaxx(['run', '--resume', runId]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout.length).toBeGreaterThanOrEqual(2 * 200_000);
     // Its reader goes away after the first byte, as `| head -c 1` does: a stop asked of an ended run.
     for (const json of [['--json'], []]) {
       const cut = await runGaxx(['run', '--resume', runId, ...json], { home, env: env(), redirect: '| head -c 1 >/dev/null' });
