@@ -54,6 +54,8 @@ function argvBytes(): Buffer[] | undefined {
 }
 
 const opened = new Set<NodeJS.WriteStream>();
+/** The streams made so far, by name (process.stdout would make one on first use). */
+const made: Partial<Record<StdStream, NodeJS.WriteStream>> = {};
 const FD: Record<StdStream, number> = { stdout: 1, stderr: 2 };
 
 /**
@@ -65,6 +67,7 @@ function output(name: StdStream): NodeJS.WriteStream {
   const stream = process[name];
   if (!opened.has(stream)) {
     opened.add(stream);
+    made[name] = stream;
     // Once: a stream that failed is done (Node destroys it), later writes to it are dropped.
     stream.once('error', (e: NodeJS.ErrnoException) => streamFailed(name, e));
     stream.on('error', () => undefined);
@@ -137,6 +140,14 @@ const io: Io = {
   },
   get stdoutIsTty() {
     return isatty(1);
+  },
+  async stdoutFlushed() {
+    const s = made.stdout;
+    // Never written to: never made (output()), nothing buffered.
+    if (s === undefined || s.writableLength === 0) return;
+    await new Promise<void>((resolve) => s.write('', () => resolve()));
+    // A failed write's 'error' (streamFailed: the stop) comes on a later tick than its callback.
+    await new Promise<void>((resolve) => setImmediate(resolve));
   },
   get stderrIsTty() {
     return isatty(2);

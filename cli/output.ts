@@ -33,6 +33,12 @@ export interface Io {
   /** stdout, stderr are terminals (of any kind): a task's output shown there has its control characters escaped. */
   stdoutIsTty?: boolean;
   stderrIsTty?: boolean;
+  /**
+   * Resolves once stdout has written out all it buffers, or failed (its reader gone), and that
+   * failure has been handled as a stop (main.ts streamFailed); absent where nothing is buffered
+   * beyond what a write hands over (captured streams).
+   */
+  stdoutFlushed?: () => Promise<void>;
 }
 
 /** A column of a human table. */
@@ -94,6 +100,16 @@ export class Output {
           }),
       );
     return waits.length === 0 ? Promise.resolve() : Promise.all(waits).then(() => undefined);
+  }
+
+  /**
+   * Resolves once stdout holds nothing unwritten (Io.stdoutFlushed). A command that says what a
+   * stop did (a run: Command.saysStop) awaits it before it says so: a reader that leaves while
+   * the last results wait in this process's buffer is then a stop the command sees and names, as
+   * it is while results are printed, not an end in the exit's flush that says nothing.
+   */
+  async flushed(): Promise<void> {
+    await this.io.stdoutFlushed?.();
   }
 
   /** Starts a progress display for long work; a no-op unless stderr is a live terminal (Io.stderrLive). */

@@ -130,7 +130,7 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
       redis.disconnect();
     }
   } finally {
-    stop.settle();
+    await stop.settle();
     if (input && input !== ctx.io.stdin) input.destroy();
     // Also when the run was refused before it used Redis (a results dir in use, no task list).
     await released(targetP);
@@ -300,7 +300,7 @@ export async function resumeRunCommand(
       );
     return summaryExitCode(summary, res.cancelled, res.ended ?? (res.interrupted ? INTERRUPTED : undefined));
   } finally {
-    stop.settle();
+    await stop.settle();
     await released(targetP);
   }
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { counted, type TaskSigner } from '../../proto/index.js';
 import type { agentConnector, createRedis, EndedEarly, RedisSettings, RedisTarget } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
+import { onAbort } from '../abort-fanout.js';
 import { stopNote } from '../command.js';
 import type { Io, Output } from '../output.js';
 import type { IgnoredReport } from './ignored.js';
@@ -56,8 +57,12 @@ export interface StopNotes {
   onStop: (cancelling: boolean) => void;
   /** The run's wait saw every task's result: a stop after it has nothing to cancel. */
   ended: () => void;
-  /** At the run's end: says a stop the run was not asked (before it was under way, or after its wait), if any. */
-  settle: () => void;
+  /**
+   * At the run's end: says a stop the run was not asked (before it was under way, or after its
+   * wait), if any; first waits for the results still buffered for stdout to be written out (or
+   * for a stop), so that a reader that leaves before they are is such a stop (Output.flushed).
+   */
+  settle: () => Promise<void>;
 }
 
 const NOTHING_TO_CANCEL = 'every task already has its result: nothing to cancel';
@@ -78,7 +83,13 @@ export function stopNotes(ctx: Pick<ExecuteContext, 'out' | 'signal'>): StopNote
   return {
     onStop: (cancelling) => say(cancelling ? 'cancelling' : NOTHING_TO_CANCEL),
     ended: () => (ended = true),
-    settle: () => say(ended ? NOTHING_TO_CANCEL : 'stopping'),
+    settle: async () => {
+      let stopped: () => void = () => undefined;
+      const stop = new Promise<void>((resolve) => (stopped = resolve));
+      const off = onAbort(ctx.signal, () => stopped());
+      await Promise.race([ctx.out.flushed(), stop]).finally(off);
+      say(ended ? NOTHING_TO_CANCEL : 'stopping');
+    },
   };
 }
 

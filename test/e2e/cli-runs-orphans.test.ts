@@ -1,7 +1,7 @@
 // Runs whose `gaxx run` is gone, with no scheduler daemon: `gaxx runs wait` serves and collects
 // them, the run index shows how they ended, and exit codes follow the documented table. The
 // built CLI, a real redis-server and real agents.
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
@@ -277,6 +277,37 @@ describe('a run that has ended is never made cancelled afterwards', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(jsonLines(r.stdout).at(-1)).toMatchObject({ type: 'summary', state: 'done', succeeded: 2, durationMs: ran });
   }, 240_000);
+
+  it.each([
+    ['gaxx run', false],
+    ['gaxx run --resume', true],
+  ])(
+    '%s whose reader leaves only after the summary, its results still unwritten in its buffer: names the stop (nothing to cancel), the run stays done',
+    async (_what, resume) => {
+      const dir = markerDir('gxro-late');
+      dirs.push(dir);
+      const errFile = join(dir, 'stderr');
+      const each = ['--agent', agents.map((a) => a.address).join(','), '--', 'sh', '-c', 'head -c 200000 /dev/zero | tr "\\0" x'];
+      let args = ['run', ...each];
+      if (resume) {
+        const first = await gaxx(['run', '--json', ...each]);
+        expect(first.code, first.stderr).toBe(0);
+        args = ['run', '--resume', jsonLines(first.stdout)[0]?.runId as string];
+      }
+      // The reader reads nothing (a pipe holds 64 KiB of the 400 KB) and leaves once the summary
+      // is on stderr (at most 30 s): what the run printed after that waits in its own buffer.
+      const reader = `(i=0; while [ $i -lt 600 ] && ! grep -q ' succeeded, ' '${errFile}'; do sleep 0.05; i=$((i+1)); done)`;
+      await runGaxx(args, { home, env: env(), redirect: `2>'${errFile}' | ${reader}` });
+      const stderr = readFileSync(errFile, 'utf8');
+      expect(stderr).toMatch(/2 tasks: 2 succeeded, /);
+      expect(stderr).toContain('gaxx: stdout was closed (its reader went away): every task already has its result: nothing to cancel');
+      expect(stderr).not.toMatch(/cancelling|cancelled/);
+      const runId = /gaxx: run (\S+)\n/.exec(stderr)?.[1] as string;
+      expect(await cancelFlag(runId)).toBe(false);
+      expect(await record(runId)).toMatchObject({ state: 'done', counts: { succeeded: 2 } });
+    },
+    240_000,
+  );
 
   it.each([
     ['one task per host', false],
