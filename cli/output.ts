@@ -4,6 +4,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { printable, printableLines, type GaxxError } from '../proto/index.js';
+import { onAbort } from './abort-fanout.js';
 import { fitParts, lineRoom } from './terminal.js';
 
 /** The streams a command writes to (process streams in main.ts, captured ones in tests). */
@@ -106,10 +107,18 @@ export class Output {
    * Resolves once stdout holds nothing unwritten (Io.stdoutFlushed). A command that says what a
    * stop did (a run: Command.saysStop) awaits it before it says so: a reader that leaves while
    * the last results wait in this process's buffer is then a stop the command sees and names, as
-   * it is while results are printed, not an end in the exit's flush that says nothing.
+   * it is while results are printed, not an end in the exit's flush that says nothing. `until`:
+   * resolves at once on a stop too (a reader that stays but reads nothing holds no stop back).
    */
-  async flushed(): Promise<void> {
-    await this.io.stdoutFlushed?.();
+  async flushed(until?: AbortSignal): Promise<void> {
+    let stopped: () => void = () => undefined;
+    const stop = new Promise<void>((resolve) => (stopped = resolve));
+    const off = onAbort(until, stopped);
+    try {
+      await Promise.race([this.io.stdoutFlushed?.(), stop]);
+    } finally {
+      off();
+    }
   }
 
   /** Starts a progress display for long work; a no-op unless stderr is a live terminal (Io.stderrLive). */

@@ -25,12 +25,15 @@ import {
   JSON_FLAG,
   restCommand,
   sizeFlag,
+  stopNote,
   stringFlag,
   usageError,
   workDirFlag,
   WORKDIR_FLAG,
   type Command,
+  type CommandContext,
 } from '../command.js';
+import { onAbort } from '../abort-fanout.js';
 import { MAX_EXEC_STDIN_BYTES, readExecStdin } from '../exec-stdin.js';
 import { agentClientOptions } from '../config.js';
 import { operatorCredentials } from '../operator-credentials.js';
@@ -92,6 +95,8 @@ export const command: Command = {
     'exited 0). Everything after -- is the argv, never a shell string: use',
     "`-- sh -c '...'` for shell syntax; a word that is not valid UTF-8 is refused (exit 2): its",
     'bytes could not reach the task unchanged. Ctrl-C cancels the remote task; a second Ctrl-C quits.',
+    'A closed stdout (its reader went away) cancels it too, exit 141; once its exit is here, a stop',
+    'has nothing left to cancel and says so.',
     "When stdin is a pipe or a file it is read to its end first and sent as the command's stdin",
     `(at most ${MAX_EXEC_STDIN_BYTES} bytes; more is refused with exit 2 before anything is sent);`,
     'a terminal is never read. Use --no-stdin when stdin stays open (like ssh -n). A stdin that',
@@ -126,6 +131,7 @@ export const command: Command = {
   },
   takesRest: true,
   handlesInterrupt: true,
+  saysStop: true,
   examples: [
     'gaxx exec --agent 10.0.0.5 -- uptime',
     "gaxx exec --agent h1.internal:8088 --timeout 30s -- sh -c 'echo hi; exit 3'",
@@ -133,85 +139,108 @@ export const command: Command = {
     "printf 'a\\nb\\n' | gaxx exec --agent 10.0.0.5 -- wc -l",
     'gaxx exec --agent 10.0.0.5 --stdin job.json -- jq .name',
   ],
-  async run({ flags, rest, config, out, io, signal }) {
-    const rawAgent = stringFlag(flags, 'agent');
-    if (!rawAgent) throw usage('--agent ADDR is required');
-    const argv = restCommand(rest, 'exec', 'gaxx exec --agent ADDR -- uptime');
-    // The agent's limits (proto/limits.ts), as `gaxx run` checks them: refused before anything is sent.
-    const timeoutMs = durationFlag(flags, 'timeout', 'exec', 1, REQUEST_LIMITS.timeoutMs);
-    const cap = sizeFlag(flags, 'output-cap', 'exec', 1, REQUEST_LIMITS.outputCapBytes);
-    const env = envFlag(flags, 'exec');
-    const workDir = workDirFlag(flags, 'exec');
-    const stdinFile = stringFlag(flags, 'stdin');
-    const noStdin = boolFlag(flags, 'no-stdin');
-    if (noStdin && stdinFile !== undefined) throw usage('give --stdin FILE or --no-stdin, not both');
-    if (stdinFile === '') throw usage('--stdin needs a FILE (or - for standard input)');
-    const givenId = stringFlag(flags, 'task-id');
-    if (givenId !== undefined && !isExecTaskId(givenId)) throw usage(`--task-id '${givenId}' must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
-    const taskId = givenId ?? `exec-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
-    const address = agentAddress(rawAgent, config.agent.port, 'exec');
-    const creds = operatorCredentials(config.paths.operatorCertDir, config.paths.caDir);
-    // Read before connecting: input over the limit is refused with nothing sent to the agent.
-    const input = await readExecStdin({ ...(stdinFile !== undefined ? { file: stdinFile } : {}), none: noStdin }, io, signal);
-    const client = AgentClient.connect({ address }, creds, agentClientOptions(config));
-    const output: OutputChunk[] = [];
-    let started = { pid: 0, attached: false, replayed: false };
-    let startedAt: number | undefined;
+  async run(ctx) {
     let exit: Exit__Output | undefined;
-    let lost: string | undefined;
-    let midLine = false;
+    // What a stop (Ctrl-C, a closed stdout) does, said when it comes (Command.saysStop): the
+    // remote task is cancelled, or, once its exit is here, there is nothing left to cancel.
+    let said = false;
+    const sayStop = (): void => {
+      if (said || !ctx.signal.aborted) return;
+      said = true;
+      ctx.out.note(stopNote(ctx.signal.reason, exit ? 'the task already ended: nothing to cancel' : 'cancelling'));
+    };
+    const off = onAbort(ctx.signal, sayStop);
     try {
-      const req = {
-        taskId,
-        argv,
-        env,
-        timeoutMs: timeoutMs ?? 0,
-        ...(workDir !== undefined ? { workDir } : {}),
-        outputCapBytes: cap ?? 0,
-        ...(input ? { stdin: input } : {}),
-      };
-      for await (const ev of client.exec(req, { signal })) {
-        if (ev.started) {
-          started = ev.started;
-          startedAt ??= Date.now();
-        } else if (ev.stdout) {
-          if (out.json) output.push({ stream: 1, data: ev.stdout });
-          else out.writeOut(ev.stdout);
-          midLine = ev.stdout.length > 0 && ev.stdout[ev.stdout.length - 1] !== 10;
-        } else if (ev.stderr) {
-          if (out.json) output.push({ stream: 2, data: ev.stderr });
-          else out.writeErr(ev.stderr);
-          midLine = ev.stderr.length > 0 && ev.stderr[ev.stderr.length - 1] !== 10;
-        } else if (ev.exit) exit = ev.exit;
-      }
-    } catch (e) {
-      // The agent had the request (it said Started, or the request went out), then the call
-      // broke: the task ran there, or may have, and its end is unknown (the agent, or the
-      // connection to it, went away), not "no agent answering".
-      // Unless the agent itself said the task never started (it could not set it up): said as it is.
-      const sent = started.pid > 0 || (isGaxxError(e) && e.details?.requestSent === true);
-      if (!sent || !isGaxxError(e, 'UNAVAILABLE') || refusedUnstarted(e)) throw e;
-      const how = started.pid > 0 ? `while task ${taskId} ran (pid ${started.pid})` : `after task ${taskId} was sent to it (it may have started)`;
-      lost = `agent ${address} went away ${how}: its end is unknown; if the agent still runs, the same command with --task-id ${taskId} attaches to it (${e.message})`;
+      const code = await runExec(ctx, (e) => (exit = e));
+      // Output still buffered for a reader that leaves now: a stop named as above, not an end in the exit's flush.
+      await ctx.out.flushed(ctx.signal);
+      sayStop();
+      return code;
     } finally {
-      client.close();
+      off();
     }
-    if (lost !== undefined) {
-      // As `gaxx run` reports it: the output that came, an unknown outcome, exit 12.
-      if (!out.json) {
-        // On a terminal the error would continue the output's last line.
-        if (midLine) out.writeErr('\n');
-        throw new GaxxError('UNAVAILABLE', lost);
-      }
-      const seen = { ms: startedAt === undefined ? 0 : Date.now() - startedAt, output };
-      out.result(taskResultJson(lostExecResult(taskId, address, started, lost, seen), output, { pid: started.pid }), () => '');
-      return exitCodeFor('UNAVAILABLE');
-    }
-    if (!exit) throw new GaxxError('UNAVAILABLE', `agent ${address} ended task ${taskId} without an exit event`);
-    const code = exitCodeOf(exit);
-    // The same shape as `gaxx run --json` (cli/result-json.ts), plus the remote pid.
-    if (out.json) out.result(taskResultJson(execTaskResult(taskId, address, exit, started), output, { pid: started.pid }), () => '');
-    else reportExit(out, exit, midLine);
-    return code;
   },
 };
+
+/** The command's work; `exited` is told the task's exit as soon as it comes. */
+async function runExec({ flags, rest, config, out, io, signal }: CommandContext, exited: (e: Exit__Output) => void): Promise<number> {
+  const rawAgent = stringFlag(flags, 'agent');
+  if (!rawAgent) throw usage('--agent ADDR is required');
+  const argv = restCommand(rest, 'exec', 'gaxx exec --agent ADDR -- uptime');
+  // The agent's limits (proto/limits.ts), as `gaxx run` checks them: refused before anything is sent.
+  const timeoutMs = durationFlag(flags, 'timeout', 'exec', 1, REQUEST_LIMITS.timeoutMs);
+  const cap = sizeFlag(flags, 'output-cap', 'exec', 1, REQUEST_LIMITS.outputCapBytes);
+  const env = envFlag(flags, 'exec');
+  const workDir = workDirFlag(flags, 'exec');
+  const stdinFile = stringFlag(flags, 'stdin');
+  const noStdin = boolFlag(flags, 'no-stdin');
+  if (noStdin && stdinFile !== undefined) throw usage('give --stdin FILE or --no-stdin, not both');
+  if (stdinFile === '') throw usage('--stdin needs a FILE (or - for standard input)');
+  const givenId = stringFlag(flags, 'task-id');
+  if (givenId !== undefined && !isExecTaskId(givenId)) throw usage(`--task-id '${givenId}' must be 1-128 characters of [A-Za-z0-9._-], not . or ..`);
+  const taskId = givenId ?? `exec-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+  const address = agentAddress(rawAgent, config.agent.port, 'exec');
+  const creds = operatorCredentials(config.paths.operatorCertDir, config.paths.caDir);
+  // Read before connecting: input over the limit is refused with nothing sent to the agent.
+  const input = await readExecStdin({ ...(stdinFile !== undefined ? { file: stdinFile } : {}), none: noStdin }, io, signal);
+  const client = AgentClient.connect({ address }, creds, agentClientOptions(config));
+  const output: OutputChunk[] = [];
+  let started = { pid: 0, attached: false, replayed: false };
+  let startedAt: number | undefined;
+  let exit: Exit__Output | undefined;
+  let lost: string | undefined;
+  let midLine = false;
+  try {
+    const req = {
+      taskId,
+      argv,
+      env,
+      timeoutMs: timeoutMs ?? 0,
+      ...(workDir !== undefined ? { workDir } : {}),
+      outputCapBytes: cap ?? 0,
+      ...(input ? { stdin: input } : {}),
+    };
+    for await (const ev of client.exec(req, { signal })) {
+      if (ev.started) {
+        started = ev.started;
+        startedAt ??= Date.now();
+      } else if (ev.stdout) {
+        if (out.json) output.push({ stream: 1, data: ev.stdout });
+        else out.writeOut(ev.stdout);
+        midLine = ev.stdout.length > 0 && ev.stdout[ev.stdout.length - 1] !== 10;
+      } else if (ev.stderr) {
+        if (out.json) output.push({ stream: 2, data: ev.stderr });
+        else out.writeErr(ev.stderr);
+        midLine = ev.stderr.length > 0 && ev.stderr[ev.stderr.length - 1] !== 10;
+      } else if (ev.exit) exited((exit = ev.exit));
+    }
+  } catch (e) {
+    // The agent had the request (it said Started, or the request went out), then the call
+    // broke: the task ran there, or may have, and its end is unknown (the agent, or the
+    // connection to it, went away), not "no agent answering".
+    // Unless the agent itself said the task never started (it could not set it up): said as it is.
+    const sent = started.pid > 0 || (isGaxxError(e) && e.details?.requestSent === true);
+    if (!sent || !isGaxxError(e, 'UNAVAILABLE') || refusedUnstarted(e)) throw e;
+    const how = started.pid > 0 ? `while task ${taskId} ran (pid ${started.pid})` : `after task ${taskId} was sent to it (it may have started)`;
+    lost = `agent ${address} went away ${how}: its end is unknown; if the agent still runs, the same command with --task-id ${taskId} attaches to it (${e.message})`;
+  } finally {
+    client.close();
+  }
+  if (lost !== undefined) {
+    // As `gaxx run` reports it: the output that came, an unknown outcome, exit 12.
+    if (!out.json) {
+      // On a terminal the error would continue the output's last line.
+      if (midLine) out.writeErr('\n');
+      throw new GaxxError('UNAVAILABLE', lost);
+    }
+    const seen = { ms: startedAt === undefined ? 0 : Date.now() - startedAt, output };
+    out.result(taskResultJson(lostExecResult(taskId, address, started, lost, seen), output, { pid: started.pid }), () => '');
+    return exitCodeFor('UNAVAILABLE');
+  }
+  if (!exit) throw new GaxxError('UNAVAILABLE', `agent ${address} ended task ${taskId} without an exit event`);
+  const code = exitCodeOf(exit);
+  // The same shape as `gaxx run --json` (cli/result-json.ts), plus the remote pid.
+  if (out.json) out.result(taskResultJson(execTaskResult(taskId, address, exit, started), output, { pid: started.pid }), () => '');
+  else reportExit(out, exit, midLine);
+  return code;
+}

@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { counted, type TaskSigner } from '../../proto/index.js';
 import type { agentConnector, createRedis, EndedEarly, RedisSettings, RedisTarget } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
-import { onAbort } from '../abort-fanout.js';
 import { stopNote } from '../command.js';
 import type { Io, Output } from '../output.js';
 import type { IgnoredReport } from './ignored.js';
@@ -84,10 +83,7 @@ export function stopNotes(ctx: Pick<ExecuteContext, 'out' | 'signal'>): StopNote
     onStop: (cancelling) => say(cancelling ? 'cancelling' : NOTHING_TO_CANCEL),
     ended: () => (ended = true),
     settle: async () => {
-      let stopped: () => void = () => undefined;
-      const stop = new Promise<void>((resolve) => (stopped = resolve));
-      const off = onAbort(ctx.signal, () => stopped());
-      await Promise.race([ctx.out.flushed(), stop]).finally(off);
+      await ctx.out.flushed(ctx.signal);
       say(ended ? NOTHING_TO_CANCEL : 'stopping');
     },
   };

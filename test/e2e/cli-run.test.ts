@@ -100,6 +100,23 @@ describe('gaxx run', () => {
     expect([cut.code, line.code]).toEqual([143, 143]);
   });
 
+  it('gaxx exec whose reader leaves while its task runs cancels the task and says so', async () => {
+    const a = agents[0] as AgentProcess;
+    const r = await runGaxx(['exec', '--agent', a.address, '--no-stdin', '--', 'yes'], { home, redirect: '| head -c 1 >/dev/null' });
+    expect(r.stderr).toContain('gaxx: stdout was closed (its reader went away): cancelling');
+    for (let i = 0; i < 300 && (await runningTasks())[0] !== 0; i++) await sleep(50);
+    expect((await runningTasks())[0]).toBe(0);
+  });
+
+  it('gaxx exec --json whose reader leaves after the first byte of its result: the task had ended, and the stop says there is nothing to cancel', async () => {
+    const a = agents[0] as AgentProcess;
+    // The result (its 200 KB of output: more than a pipe holds) is printed once the task's exit is here.
+    const big = ['sh', '-c', 'head -c 200000 /dev/zero | tr "\\0" x'];
+    const r = await runGaxx(['exec', '--agent', a.address, '--no-stdin', '--json', '--', ...big], { home, redirect: '| head -c 1 >/dev/null' });
+    expect(r.stderr).toContain('gaxx: stdout was closed (its reader went away): the task already ended: nothing to cancel');
+    expect(r.stderr).not.toContain('cancelling');
+  });
+
   it('gaxx exec of a task that catches the SIGTERM of its --timeout and exits 0 exits 143, not 0', async () => {
     const a = agents[0] as AgentProcess;
     const r = await gaxx(['exec', '--agent', a.address, '--no-stdin', '--timeout', '1s', '--', 'sh', '-c', 'trap "echo caught; exit 0" TERM; sleep 60 & wait']);
