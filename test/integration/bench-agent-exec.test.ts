@@ -48,6 +48,7 @@ describe('bench/agent-exec', () => {
       'agent-exec/spawn-alone',
       'agent-exec-unsafe/spawn-alone',
       'agent-exec/sandbox-alone',
+      'sandbox-alone/spawn',
       'agent-exec/agent-exec-unsafe',
       'agent-exec/unary',
       'flood/agent-exec',
