@@ -94,6 +94,19 @@ export interface StopReason {
   code: number;
 }
 
+/**
+ * For a command that says what its first stop did (Command.saysStop): says it once (stopNote on
+ * stderr), and only once `signal` has aborted; later calls say nothing.
+ */
+export function stopSayer(out: Pick<Output, 'note'>, signal: AbortSignal): (did: string) => void {
+  let said = false;
+  return (did) => {
+    if (said || !signal.aborted) return;
+    said = true;
+    out.note(stopNote(signal.reason, did));
+  };
+}
+
 /** The note on a first stop: what it did (`did`, e.g. 'cancelling'), and how to quit at once. */
 export function stopNote(reason: unknown, did: string): string {
   const r = reason as Partial<StopReason> | undefined;

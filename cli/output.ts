@@ -3,8 +3,7 @@
  * and progress to stderr, so `gaxx ... --json | jq` always sees clean JSON.
  */
 import type { Readable, Writable } from 'node:stream';
-import { printable, printableLines, type GaxxError } from '../proto/index.js';
-import { onAbort } from './abort-fanout.js';
+import { printable, printableLines, raceAbort, type GaxxError } from '../proto/index.js';
 import { fitParts, lineRoom } from './terminal.js';
 
 /** The streams a command writes to (process streams in main.ts, captured ones in tests). */
@@ -111,14 +110,7 @@ export class Output {
    * resolves at once on a stop too (a reader that stays but reads nothing holds no stop back).
    */
   async flushed(until?: AbortSignal): Promise<void> {
-    let stopped: () => void = () => undefined;
-    const stop = new Promise<void>((resolve) => (stopped = resolve));
-    const off = onAbort(until, stopped);
-    try {
-      await Promise.race([this.io.stdoutFlushed?.(), stop]);
-    } finally {
-      off();
-    }
+    await raceAbort(this.io.stdoutFlushed?.() ?? Promise.resolve(), [until]);
   }
 
   /** Starts a progress display for long work; a no-op unless stderr is a live terminal (Io.stderrLive). */

@@ -25,7 +25,7 @@ import {
   JSON_FLAG,
   restCommand,
   sizeFlag,
-  stopNote,
+  stopSayer,
   stringFlag,
   usageError,
   workDirFlag,
@@ -143,12 +143,8 @@ export const command: Command = {
     let exit: Exit__Output | undefined;
     // What a stop (Ctrl-C, a closed stdout) does, said when it comes (Command.saysStop): the
     // remote task is cancelled, or, once its exit is here, there is nothing left to cancel.
-    let said = false;
-    const sayStop = (): void => {
-      if (said || !ctx.signal.aborted) return;
-      said = true;
-      ctx.out.note(stopNote(ctx.signal.reason, exit ? 'the task already ended: nothing to cancel' : 'cancelling'));
-    };
+    const say = stopSayer(ctx.out, ctx.signal);
+    const sayStop = (): void => say(exit ? 'the task already ended: nothing to cancel' : 'cancelling');
     const off = onAbort(ctx.signal, sayStop);
     try {
       const code = await runExec(ctx, (e) => (exit = e));

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { counted, type TaskSigner } from '../../proto/index.js';
 import type { agentConnector, createRedis, EndedEarly, RedisSettings, RedisTarget } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
-import { stopNote } from '../command.js';
+import { stopSayer } from '../command.js';
 import type { Io, Output } from '../output.js';
 import type { IgnoredReport } from './ignored.js';
 import type { RunPlan } from './plan.js';
@@ -72,13 +72,8 @@ const NOTHING_TO_CANCEL = 'every task already has its result: nothing to cancel'
  * already had its result.
  */
 export function stopNotes(ctx: Pick<ExecuteContext, 'out' | 'signal'>): StopNotes {
-  let said = false;
   let ended = false;
-  const say = (did: string): void => {
-    if (said || !ctx.signal.aborted) return;
-    said = true;
-    ctx.out.note(stopNote(ctx.signal.reason, did));
-  };
+  const say = stopSayer(ctx.out, ctx.signal);
   return {
     onStop: (cancelling) => say(cancelling ? 'cancelling' : NOTHING_TO_CANCEL),
     ended: () => (ended = true),
