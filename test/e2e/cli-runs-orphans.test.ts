@@ -7,12 +7,12 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { isCancelled } from '../../scheduler/queue/cancel.js';
 import { getRunRecord } from '../../scheduler/queue/run-index.js';
-import { createRedis, redisSettingsFromUrl, waitReady, type RunRecord } from '../../scheduler/index.js';
+import type { RunRecord } from '../../scheduler/index.js';
 import { markerDir, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
 import { type GaxxProcess, jsonLines, runGaxx, spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 import { taskGate } from '../helpers/gate.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startRedis, withRedisAt, type TestRedis } from '../helpers/redis.js';
 
 let home: string;
 let agents: AgentProcess[];
@@ -37,35 +37,12 @@ afterAll(async () => {
   for (const dir of [home, ...dirs]) rmSync(dir, { recursive: true, force: true });
 });
 
-async function record(runId: string): Promise<RunRecord | undefined> {
-  const r = createRedis(redisSettingsFromUrl(redis.url), 'producer');
-  try {
-    await waitReady(r);
-    return await getRunRecord(r, runId);
-  } finally {
-    r.disconnect();
-  }
-}
-
-async function cancelFlag(runId: string): Promise<boolean> {
-  const r = createRedis(redisSettingsFromUrl(redis.url), 'producer');
-  try {
-    await waitReady(r);
-    return await isCancelled(r, runId);
-  } finally {
-    r.disconnect();
-  }
-}
+const record = (runId: string): Promise<RunRecord | undefined> => withRedisAt(redis.url, (r) => getRunRecord(r, runId));
+const cancelFlag = (runId: string): Promise<boolean> => withRedisAt(redis.url, (r) => isCancelled(r, runId));
 
 /** How many of a run's tasks have their result stored (its done hash). */
-async function doneCount(runId: string): Promise<number> {
-  const r = createRedis(redisSettingsFromUrl(redis.url), 'producer');
-  try {
-    await waitReady(r);
-    return await r.hlen(`{gaxx}:run:${runId}:done`);
-  } finally {
-    r.disconnect();
-  }
+function doneCount(runId: string): Promise<number> {
+  return withRedisAt(redis.url, (r) => r.hlen(`{gaxx}:run:${runId}:done`));
 }
 
 /** A dir the tasks mark their start in (one file each), and a count of the marks. */
