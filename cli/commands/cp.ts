@@ -80,7 +80,13 @@ interface Row {
   error?: { code: ErrorCode; message: string };
 }
 
-async function targetsFor(remote: { fleet: string }, flags: Parameters<Command['run']>[0]['flags'], config: GaxxConfig, out: Output): Promise<Target[]> {
+async function targetsFor(
+  remote: { fleet: string },
+  flags: Parameters<Command['run']>[0]['flags'],
+  config: GaxxConfig,
+  out: Output,
+  signal: AbortSignal,
+): Promise<Target[]> {
   const agents = agentTargets(flags, config.agent.port, 'cp');
   if (remote.fleet && agents.length) throw usage('name a fleet (F:PATH) or give --agent with :PATH, not both');
   if (!remote.fleet && agents.length === 0) throw usage(':PATH needs --agent ADDR[,ADDR...]; or write F:PATH for a fleet');
@@ -92,6 +98,7 @@ async function targetsFor(remote: { fleet: string }, flags: Parameters<Command['
           .flatMap((h) => h.split(','))
           .filter(Boolean),
         out,
+        signal,
       )
     : agents;
 }
@@ -159,7 +166,7 @@ export const command: Command = {
     if (src.remote === dst.remote) throw usage('exactly one of SRC and DST must be remote (F:PATH or :PATH)');
     const parallel = intFlag(flags, 'parallel', 'cp', 1, 1000) ?? 16;
     const remote = (src.remote ? src : dst) as Extract<Side, { remote: true }>;
-    const targets = await targetsFor(remote, flags, config, out);
+    const targets = await targetsFor(remote, flags, config, out, signal);
     let rows: Row[];
     if (!src.remote) {
       try {

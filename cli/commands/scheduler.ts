@@ -89,6 +89,7 @@ export const command: Command = {
       : undefined;
     const served = await serveScheduler({
       redisUrl: config.redis.url,
+      stop: signal,
       redisInsecure: config.redis.insecure,
       stateDir: config.paths.stateDir,
       certs: creds,

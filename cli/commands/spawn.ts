@@ -126,8 +126,8 @@ function plan(flags: CommandContext['flags'], config: GaxxConfig): Plan {
   return { fleet, provider, count, minCount, settings, existing, limits };
 }
 
-function register(config: GaxxConfig, state: FleetState): Promise<void> {
-  return publishFleet(config, state.fleet, stateAgents(config, state));
+function register(config: GaxxConfig, state: FleetState, stop: AbortSignal): Promise<void> {
+  return publishFleet(config, state.fleet, stateAgents(config, state), stop);
 }
 
 export const command: Command = {
@@ -261,7 +261,7 @@ async function spawn({ flags, config, out, signal }: CommandContext): Promise<nu
   };
   const before = new Set(store.state.hosts.filter((h) => h.status === 'ready').map((h) => h.index));
   // A TTL shorter than this spawn must not have the reaper delete hosts under it.
-  const release = p.limits ? await holdFleetWhileSpawning(config, p.fleet) : undefined;
+  const release = p.limits ? await holdFleetWhileSpawning(config, p.fleet, signal) : undefined;
   const stopIfCancelled = (): void => {
     if (signal.aborted) throw new GaxxError('CANCELLED', 'cancelled');
   };
@@ -269,7 +269,7 @@ async function spawn({ flags, config, out, signal }: CommandContext): Promise<nu
     // The limits reach the daemon before anything is rented, so a spawn that dies midway is still ended in time.
     if (p.limits && !p.existing) {
       await store.update(() => undefined);
-      if (!(await publishFleetLimits(config, store.state))) out.note(noScheduler(p.fleet, p.limits, provider.capabilities.userData));
+      if (!(await publishFleetLimits(config, store.state, signal))) out.note(noScheduler(p.fleet, p.limits, provider.capabilities.userData));
     }
     const { tagged, surplus } = await adoptTagged(ctx);
     const duplicates = await destroySurplus(ctx, surplus);
@@ -278,12 +278,12 @@ async function spawn({ flags, config, out, signal }: CommandContext): Promise<nu
     const failed = await createHosts(ctx, missingIndices(store.state.hosts, p.count), { region, type, image });
     stopIfCancelled();
     // Now priced by the hosts the provider created.
-    await publishFleetLimits(config, store.state);
+    await publishFleetLimits(config, store.state, signal);
     for (const [i, e] of await awaitAddresses(ctx)) failed.set(i, e);
     stopIfCancelled();
     await bootstrapCreated(ctx, failed);
     stopIfCancelled();
-    return await finish(ctx, config, out, { p, before, failed, duplicates, register: (state) => register(config, state) });
+    return await finish(ctx, config, out, { p, before, failed, duplicates, register: (state) => register(config, state, signal) });
   } catch (e) {
     // Ctrl-C: what is left is named, with the ways to go on.
     const code = signal.aborted ? reportInterrupted(out, p, store.state) : undefined;

@@ -54,13 +54,13 @@ async function answers(url: string): Promise<boolean> {
  * the state (gaxx ls) or registered in the queue's Redis. A fleet of the state that Redis lost is
  * registered again (resolveFleetAgents), so that the dashboard finds its agents.
  */
-async function assertFleetsKnown(config: GaxxConfig, fleets: string[], out: Output): Promise<void> {
+async function assertFleetsKnown(config: GaxxConfig, fleets: string[], out: Output, stop: AbortSignal): Promise<void> {
   if (!fleets.length) return;
   const unknown = await withRedis(config, async (settings) => {
     const redis = createRedis(settings, 'producer');
     redis.on('error', () => undefined);
     try {
-      await waitReady(redis, 5000, settings.display);
+      await waitReady(redis, 5000, settings.display, stop);
       const registered = new Set(await registeredFleets(redis));
       const recorded = new Set(fleets.filter((f) => readFleet(config.paths.fleetsDir, f)));
       for (const f of recorded) await resolveFleetAgents(config, redis, f, out);
@@ -138,7 +138,7 @@ export const command: Command = {
         ? out.writeOut(`${JSON.stringify({ url, served })}\n`)
         : out.writeOut(`${served === 'daemon' ? 'The scheduler daemon serves the dashboard' : 'Dashboard (Ctrl-C to stop)'}: ${url}\n`);
     };
-    await assertFleetsKnown(config, fleets, out);
+    await assertFleetsKnown(config, fleets, out, signal);
     const recorded = readDashboardUrl(config.paths.stateDir);
     if (!agents.length && recorded?.url !== undefined && (await answers(recorded.url))) {
       print(recorded.url, 'daemon');
@@ -156,7 +156,7 @@ export const command: Command = {
     let queue: TaskQueue | undefined;
     if (!agents.length || config.redis.url) {
       target = await redisTarget(config.redis.url, config.paths.stateDir);
-      queue = await TaskQueue.open(target.settings).catch(async (e: unknown) => {
+      queue = await TaskQueue.open(target.settings, 5000, 'producer', signal).catch(async (e: unknown) => {
         await target?.release();
         throw e;
       });

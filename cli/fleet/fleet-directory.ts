@@ -19,13 +19,14 @@ import type { GaxxConfig } from '../config.js';
 import type { Output } from '../output.js';
 import { fleetPricePerHour, readFleet, type FleetState } from '../state.js';
 
-async function withRedis<T>(config: GaxxConfig, fn: (redis: ReturnType<typeof createRedis>) => Promise<T>): Promise<T> {
+/** `fn` on a ready connection to the queue's Redis; `stop` (the command's Ctrl-C) ends the wait for it (waitReady). */
+async function withRedis<T>(config: GaxxConfig, fn: (redis: ReturnType<typeof createRedis>) => Promise<T>, stop?: AbortSignal): Promise<T> {
   const target = await redisTarget(config.redis.url, config.paths.stateDir);
   const redis = createRedis(target.settings, 'producer');
   // Failures reach the caller through waitReady and the commands; unheard, ioredis prints each.
   redis.on('error', () => undefined);
   try {
-    await waitReady(redis, 5000, target.settings.display);
+    await waitReady(redis, 5000, target.settings.display, stop);
     return await fn(redis);
   } finally {
     redis.disconnect();
@@ -34,8 +35,8 @@ async function withRedis<T>(config: GaxxConfig, fn: (redis: ReturnType<typeof cr
 }
 
 /** Makes `fleet` with `agents` known to every scheduler sharing the queue. */
-export function publishFleet(config: GaxxConfig, fleet: string, agents: FleetAgent[]): Promise<void> {
-  return withRedis(config, (r) => registerFleet(r, fleet, agents));
+export function publishFleet(config: GaxxConfig, fleet: string, agents: FleetAgent[], stop?: AbortSignal): Promise<void> {
+  return withRedis(config, (r) => registerFleet(r, fleet, agents), stop);
 }
 
 /** The agents a fleet's state registers: its ready hosts, at the address each answered Health on. */
@@ -103,20 +104,24 @@ export function ownFleetLimits(state: FleetState): FleetLimits | undefined {
  * that enforces them; resolves to whether a daemon's heartbeat is there to enforce them (as
  * `gaxx run` asks before it leaves its tasks to one). True when the fleet has no limits.
  */
-export function publishFleetLimits(config: GaxxConfig, state: FleetState): Promise<boolean> {
+export function publishFleetLimits(config: GaxxConfig, state: FleetState, stop?: AbortSignal): Promise<boolean> {
   const l = ownFleetLimits(state);
   if (!l) return Promise.resolve(true);
-  return withRedis(config, async (r) => {
-    await setFleetLimits(r, state.fleet, l);
-    return schedulerAlive(r);
-  });
+  return withRedis(
+    config,
+    async (r) => {
+      await setFleetLimits(r, state.fleet, l);
+      return schedulerAlive(r);
+    },
+    stop,
+  );
 }
 
 /**
  * Keeps the scheduler's reaper off `fleet` while a spawn of it runs (its TTL may pass before the
  * spawn ends); resolves to the release, which also closes the connection.
  */
-export async function holdFleetWhileSpawning(config: GaxxConfig, fleet: string): Promise<() => Promise<void>> {
+export async function holdFleetWhileSpawning(config: GaxxConfig, fleet: string, stop?: AbortSignal): Promise<() => Promise<void>> {
   const target = await redisTarget(config.redis.url, config.paths.stateDir);
   const redis = createRedis(target.settings, 'producer');
   redis.on('error', () => undefined);
@@ -125,7 +130,7 @@ export async function holdFleetWhileSpawning(config: GaxxConfig, fleet: string):
     await target.release();
   };
   try {
-    await waitReady(redis, 5000, target.settings.display);
+    await waitReady(redis, 5000, target.settings.display, stop);
     const release = await holdFleet(redis, fleet);
     return async () => {
       await release().catch(() => undefined);

@@ -24,14 +24,15 @@ export interface Target {
 
 /**
  * A fleet's agents (NOT_FOUND when unknown), optionally only the `hosts` named; a fleet only this
- * home's state still knows is registered again (resolveFleetAgents), noted on `out`.
+ * home's state still knows is registered again (resolveFleetAgents), noted on `out`. `stop` (the
+ * command's Ctrl-C) ends the wait for Redis to be ready (waitReady).
  */
-export async function fleetTargets(config: GaxxConfig, fleet: string, hosts: string[] = [], out?: Output): Promise<Target[]> {
+export async function fleetTargets(config: GaxxConfig, fleet: string, hosts: string[] = [], out?: Output, stop?: AbortSignal): Promise<Target[]> {
   const agents = await withRedis(config, async (settings) => {
     const redis = createRedis(settings, 'producer');
     redis.on('error', () => undefined);
     try {
-      await waitReady(redis, 5000, settings.display);
+      await waitReady(redis, 5000, settings.display, stop);
       return await resolveFleetAgents(config, redis, fleet, out);
     } finally {
       redis.disconnect();

@@ -100,7 +100,7 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
     const redis = createRedis(target.settings, 'producer');
     redis.on('error', () => undefined);
     try {
-      await waitReady(redis, 5000, target.settings.display);
+      await waitReady(redis, 5000, target.settings.display, ctx.signal);
       const fleetHosts = plan.fleet ? await resolveFleet(ctx, redis, plan.fleet) : undefined;
       const signer = operatorSigner(ctx.config.paths.operatorCertDir, ctx.config.paths.caDir);
       // Without a daemon, this process connects to the run's agents while it enqueues (prewarm).
@@ -243,7 +243,7 @@ export async function resumeRunCommand(
     const ignored = new IgnoredReport(ctx.out, 'result');
     let outputCut = 0;
     // Shown as its own gaxx run showed it: a task list's results with their records, a fleet's hosts by name.
-    const recorded = await RecordedRun.open(target.settings, runId, ctx.out, ctx.io.colour === true, opts.resultsDir);
+    const recorded = await RecordedRun.open(target.settings, runId, ctx.out, ctx.io.colour === true, opts.resultsDir, ctx.signal);
     const res = await resumeRun(runId, {
       settings: target.settings,
       redis: recorded.redis,

@@ -48,13 +48,13 @@ export class RecordedRun {
   /**
    * For run `runId`, on its own connection: a fleet task list's host names are read first (best
    * effort: addresses when the fleet is gone). `resultsDir`: checked and prepared before anything
-   * of the run is followed (resultsDirOf).
+   * of the run is followed (resultsDirOf). `stop` ends the wait for Redis to be ready (waitReady).
    */
-  static async open(settings: RedisSettings, runId: string, out: Output, colour: boolean, resultsDir?: string): Promise<RecordedRun> {
+  static async open(settings: RedisSettings, runId: string, out: Output, colour: boolean, resultsDir?: string, stop?: AbortSignal): Promise<RecordedRun> {
     const redis = createRedis(settings, 'producer');
     redis.on('error', () => undefined);
     try {
-      await waitReady(redis, 5000, settings.display);
+      await waitReady(redis, 5000, settings.display, stop);
       const rec = await getRunRecord(redis, runId).catch(() => undefined);
       const agents = rec?.mode === 'tasks' && rec.fleet ? await fleetAgents(redis, rec.fleet).catch(() => []) : [];
       const results = resultsDir === undefined ? undefined : await resultsDirOf(redis, runId, resultsDir);

@@ -41,6 +41,8 @@ export const FLEET_CONNECT_WAIT_MS = 5 * 60 * 1000;
 export interface DaemonOptions {
   settings: RedisSettings;
   connect: AgentConnector;
+  /** Ends the wait for Redis to be ready at start (CANCELLED): a Ctrl-C of a daemon that never started. */
+  stop?: AbortSignal;
   concurrency?: number;
   /** Runs served at once (default MAX_RUNS, dispatch/run-discovery.ts); more wait for a slot. */
   maxRuns?: number;
@@ -98,7 +100,7 @@ export class SchedulerDaemon {
 
   /** Starts the worker, heartbeat and metrics endpoint; warns about a Redis that can lose jobs. */
   static async start(opts: DaemonOptions): Promise<SchedulerDaemon> {
-    const queue = await TaskQueue.open(opts.settings, 5000, 'worker');
+    const queue = await TaskQueue.open(opts.settings, 5000, 'worker', opts.stop);
     for (const w of await durabilityWarnings(queue.redis)) opts.log.warn({ redis: opts.settings.display }, w);
     const metrics = new SchedulerMetrics({ processMetrics: true });
     metrics.attach({ depth: () => queue.depth() });

@@ -26,6 +26,8 @@ export const KEEP_WARM_MS = 60 * 60 * 1000;
 export interface ServeOptions {
   /** A Redis URL; none: the embedded redis-server of `stateDir`. */
   redisUrl?: string;
+  /** Ends the wait for Redis to be ready at start (DaemonOptions.stop). */
+  stop?: AbortSignal;
   /** Accept plaintext, password-less Redis beyond loopback (REDIS_INSECURE otherwise). */
   redisInsecure?: boolean;
   stateDir: string;
@@ -72,6 +74,7 @@ export async function serveScheduler(opts: ServeOptions): Promise<Served> {
     const metricsTls: SecureContextOptions = secureContextOptions(await currentCredentials(opts.certs));
     const daemon = await SchedulerDaemon.start({
       settings: target.settings,
+      stop: opts.stop,
       connect: agentConnector(opts.certs, {
         deadlineMs: opts.agentDeadlineMs,
         connectTimeoutMs: opts.agentConnectTimeoutMs,

@@ -65,13 +65,14 @@ export class TaskQueue {
   }
 
   /**
-   * Connects (REDIS_UNAVAILABLE within `timeoutMs` when Redis is down). `role` 'worker' makes a
-   * long-lived process (the daemon) ride out a Redis restart instead of failing fast.
+   * Connects (REDIS_UNAVAILABLE within `timeoutMs` when Redis is down; CANCELLED at once when
+   * `stop` aborts first). `role` 'worker' makes a long-lived process (the daemon) ride out a
+   * Redis restart instead of failing fast.
    */
-  static async open(settings: RedisSettings, timeoutMs = 5000, role: RedisRole = 'producer'): Promise<TaskQueue> {
+  static async open(settings: RedisSettings, timeoutMs = 5000, role: RedisRole = 'producer', stop?: AbortSignal): Promise<TaskQueue> {
     const redis = createRedis(settings, role);
     redis.on('error', () => undefined); // surfaced through waitReady and command errors
-    await waitReady(redis, timeoutMs, settings.display);
+    await waitReady(redis, timeoutMs, settings.display, stop);
     return new TaskQueue(redis);
   }
 

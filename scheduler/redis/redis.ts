@@ -99,8 +99,9 @@ export function duplicateFor(client: Redis | Cluster, role: RedisRole): Redis | 
 /**
  * Waits until `client` is ready; REDIS_UNAVAILABLE (and the client closed) when it gives up or
  * after `timeoutMs`, saying why from what the connection went through (notReadyReason).
+ * `stop` (a command's Ctrl-C) ends the wait at once: CANCELLED, the client closed.
  */
-export async function waitReady(client: Redis | Cluster, timeoutMs = 5000, display = 'redis'): Promise<void> {
+export async function waitReady(client: Redis | Cluster, timeoutMs = 5000, display = 'redis', stop?: AbortSignal): Promise<void> {
   if (client.status === 'ready') return;
   // ioredis reports each failed attempt as an 'error' (refused, no socket, a refused AUTH...): the last one says why.
   let last: Error | undefined;
@@ -115,12 +116,14 @@ export async function waitReady(client: Redis | Cluster, timeoutMs = 5000, displ
     const onEnd = (): void => fail(true);
     const onError = (e: Error): void => void (last = e);
     const onConnect = (): void => void (connected = true);
+    const onStop = (): void => done(new GaxxError('CANCELLED', `stopped while waiting for redis at ${display} to be ready`));
     function done(err?: Error): void {
       clearTimeout(timer);
       client.off('ready', onReady);
       client.off('end', onEnd);
       client.off('error', onError);
       client.off('connect', onConnect);
+      stop?.removeEventListener('abort', onStop);
       if (err) reject(err);
       else resolve();
     }
@@ -128,6 +131,8 @@ export async function waitReady(client: Redis | Cluster, timeoutMs = 5000, displ
     client.once('end', onEnd);
     client.on('error', onError);
     client.on('connect', onConnect);
+    if (stop?.aborted) onStop();
+    else stop?.addEventListener('abort', onStop, { once: true });
   }).catch((e: unknown) => {
     client.disconnect();
     throw e;
