@@ -170,6 +170,7 @@ async function runEachHost(plan: RunPlan, ctx: ExecuteContext, s: Started & { ho
       prewarm: s.prewarm,
       cancel: ctx.signal,
       onStop: s.stop.onStop,
+      onListening: s.stop.listening,
       ...(plan.waitTimeoutMs ? { timeoutMs: plan.waitTimeoutMs } : {}),
       onStart: () => s.clock.mark('enqueuedMs'),
       onRedis: (isDown, ms, refused) => {
@@ -251,6 +252,7 @@ export async function resumeRunCommand(
       connect: agentConnector(creds, agentClientOptions(ctx.config)),
       cancel: ctx.signal,
       onStop: stop.onStop,
+      onListening: stop.listening,
       ...(waitTimeoutMs ? { timeoutMs: waitTimeoutMs } : {}),
       // Once the run is known to exist: its header, with what the run index kept of it.
       onStart: (_id, rec, hosts) => {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { counted, type TaskSigner } from '../../proto/index.js';
 import type { agentConnector, createRedis, EndedEarly, RedisSettings, RedisTarget } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
+import { onAbort } from '../abort-fanout.js';
 import { stopSayer } from '../command.js';
 import type { Io, Output } from '../output.js';
 import type { IgnoredReport } from './ignored.js';
@@ -57,6 +58,12 @@ export interface StopNotes {
   /** The run's wait saw every task's result: a stop after it has nothing to cancel. */
   ended: () => void;
   /**
+   * The run listens to the stop now (RunAndWaitOptions.onListening): it says what a stop does
+   * (onStop). A stop before, while the run connects and enqueues, is said at once: `stopping` (a
+   * Redis that does not answer would otherwise keep the note back as long as it does not).
+   */
+  listening: () => void;
+  /**
    * At the run's end: says a stop the run was not asked (before it was under way, or after its
    * wait), if any; first waits for the results still buffered for stdout to be written out (or
    * for a stop), so that a reader that leaves before they are is such a stop (Output.flushed).
@@ -74,10 +81,17 @@ const NOTHING_TO_CANCEL = 'every task already has its result: nothing to cancel'
 export function stopNotes(ctx: Pick<ExecuteContext, 'out' | 'signal'>): StopNotes {
   let ended = false;
   const say = stopSayer(ctx.out, ctx.signal);
+  let untie = onAbort(ctx.signal, () => say('stopping'));
+  const listening = (): void => {
+    untie();
+    untie = () => undefined;
+  };
   return {
     onStop: (cancelling) => say(cancelling ? 'cancelling' : NOTHING_TO_CANCEL),
     ended: () => (ended = true),
+    listening,
     settle: async () => {
+      listening();
       await ctx.out.flushed(ctx.signal);
       say(ended ? NOTHING_TO_CANCEL : 'stopping');
     },

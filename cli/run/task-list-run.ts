@@ -47,6 +47,7 @@ export async function runTaskList(plan: RunPlan, ctx: ExecuteContext, s: Started
       window: plan.window,
       cancel: ctx.signal,
       onStop: s.stop.onStop,
+      onListening: s.stop.listening,
       // Kept with the run: `gaxx runs wait` and `--resume` give each result its record as this run does.
       beforeEnqueue: (ids) =>
         storeTaskRecords(s.redis, s.runId, Object.fromEntries(ids.flatMap((id) => (records.has(id) ? [[id, records.get(id) as string]] : [])))),

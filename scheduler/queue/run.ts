@@ -65,6 +65,11 @@ export interface RunAndWaitOptions extends WaitOptions {
    * the run will have already had its result (the run had ended: nothing is stopped or withdrawn).
    */
   onStop?: (cancelling: boolean) => void;
+  /**
+   * Called once the run listens to `cancel`: from then on onStop says what a stop does (a stop
+   * before it, while the run still connects and enqueues, is the caller's to say).
+   */
+  onListening?: () => void;
   /** After a cancel, how long to wait for the running tasks' results (default 15 s). */
   cancelGraceMs?: number;
   /**
@@ -441,6 +446,7 @@ async function waitOn(w: RunWait, opts: RunAndWaitOptions, record?: RunRecord): 
     if (record?.state === 'running' && record.total === null) await w.followGrowth();
     if (opts.cancel?.aborted) w.onCancel();
     else opts.cancel?.addEventListener('abort', w.onCancel, { once: true });
+    opts.onListening?.();
     const out = await w.wait();
     complete = out.ended === undefined && !out.cancelled;
     forget = out.ended === undefined;

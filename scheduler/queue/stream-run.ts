@@ -74,6 +74,8 @@ export interface StreamRunOptions extends FollowHandlers {
    * the run will have already had its result (the run had ended: nothing is stopped or withdrawn).
    */
   onStop?: (cancelling: boolean) => void;
+  /** Called once the run listens to `cancel` (RunAndWaitOptions.onListening). */
+  onListening?: () => void;
   cancelGraceMs?: number;
   /** Give up waiting (DEADLINE_EXCEEDED) after this long. */
   timeoutMs?: number;
@@ -182,6 +184,7 @@ class StreamedRun {
     const onCancel = (): void => this.cancel(undefined, true);
     if (this.opts.cancel?.aborted) onCancel();
     else this.opts.cancel?.addEventListener('abort', onCancel, { once: true });
+    this.opts.onListening?.();
     this.timers.push(
       setInterval(() => void this.heartbeat(), HEARTBEAT_MS),
       keepFollowing(redis, this.runId),

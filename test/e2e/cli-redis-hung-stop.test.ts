@@ -2,19 +2,25 @@
 // (redis-server stopped by SIGSTOP: a paused machine, a hung server). Every command that winds
 // down on a stop (run, a task list, --resume, cp to a fleet, ui, the scheduler daemon, spawn)
 // ends at once with CANCELLED (130), saying what it was waiting for, instead of waiting out
-// the 5 s readiness bound and then failing with REDIS_UNAVAILABLE (12). Real redis-server and
-// the built CLI.
-import { readFileSync, rmSync } from 'node:fs';
+// the 5 s readiness bound and then failing with REDIS_UNAVAILABLE (12). And a Ctrl-C while a
+// run's first writes wait on a Redis that holds them (CLIENT PAUSE WRITE) is said at once
+// (`stopping`), not once Redis answers; the run is then cancelled when it does. Real
+// redis-server and the built CLI.
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
 import { initHome } from '../helpers/cli-world.js';
 import { eventually } from '../helpers/poll.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { connectedTo } from '../helpers/ports.js';
+import { startRedis, withRedisAt, type TestRedis } from '../helpers/redis.js';
 
 let home: string;
 let redis: TestRedis;
 let stopped: number | undefined;
+/** A Redis that answers, for the runs whose writes it holds back. */
+let holding: TestRedis | undefined;
 
 beforeAll(async () => {
   home = await initHome('gxhs-');
@@ -27,20 +33,9 @@ afterAll(async () => {
   await stopAllGaxx();
   if (stopped !== undefined) process.kill(stopped, 'SIGCONT');
   await redis?.destroy();
+  await holding?.destroy();
   if (home) rmSync(home, { recursive: true, force: true });
 });
-
-/** Whether a connection to loopback `port` is established (the kernel accepts it for a stopped server too). */
-function connectedTo(port: number): boolean {
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  return readFileSync('/proc/net/tcp', 'utf8')
-    .split('\n')
-    .slice(1)
-    .some((l) => {
-      const f = l.trim().split(/\s+/);
-      return f[2] === `0100007F:${hex}` && f[3] === '01';
-    });
-}
 
 const cases: Array<[string, string[]]> = [
   ['gaxx run', ['run', '--agent', '127.0.0.1:1', '--', 'true']],
@@ -65,5 +60,38 @@ describe('a stop while a command waits for a Redis that does not answer', () => 
     expect(exit.stderr).toContain(`stopped while waiting for redis at ${redis.url} to be ready [CANCELLED]`);
     expect(exit.stderr).not.toContain('REDIS_UNAVAILABLE');
     expect(exit.code).toBe(exitCodeFor('CANCELLED'));
+  });
+});
+
+describe("a stop while a run's first writes wait on a Redis that holds them", () => {
+  it.each([
+    ['gaxx run', ['run', '--agent', '127.0.0.1:1', '--', 'true']],
+    ['gaxx run --tasks', ['run', '--agent', '127.0.0.1:1', '--tasks', 'TASKS', '--', 'echo']],
+  ])('%s says `stopping` at once, and is cancelled once Redis takes writes again', { timeout: 120_000 }, async (_name, args) => {
+    holding ??= await startRedis();
+    const url = holding.url;
+    const list = join(home, 'tasks.txt');
+    writeFileSync(list, 'a\nb\n');
+    // Longer than the note may take below: the run's writes wait until the pause is lifted.
+    await withRedisAt(url, (r) => r.call('CLIENT', 'PAUSE', '90000', 'WRITE'));
+    try {
+      const cli = spawnGaxx(
+        args.map((a) => (a === 'TASKS' ? list : a)),
+        { home, env: { GAXX_REDIS_URL: url } },
+      );
+      // Its id is printed before its record is written: the record's write waits now.
+      await cli.line('stderr', (l) => /^gaxx: run \S+$/.test(l));
+      cli.kill('SIGINT');
+      // Said while Redis still holds the writes (before, nothing was said until it took them).
+      await cli.line('stderr', (l) => l === 'gaxx: stopping (press Ctrl-C again to quit)', 30_000);
+      await withRedisAt(url, (r) => r.call('CLIENT', 'UNPAUSE'));
+      const exit = await cli.done;
+      expect(exit.stderr).toMatch(/^gaxx: run \S+ cancelled($|;)/m);
+      // One note for the one stop.
+      expect(exit.stderr).not.toContain('cancelling');
+      expect(exit.code).toBe(exitCodeFor('CANCELLED'));
+    } finally {
+      await withRedisAt(url, (r) => r.call('CLIENT', 'UNPAUSE'));
+    }
   });
 });
