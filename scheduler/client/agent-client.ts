@@ -19,6 +19,7 @@ import {
   type InfoResponse__Output,
   type PutFileResponse__Output,
   type Started__Output,
+  raceAbort,
 } from '../../proto/index.js';
 import { agentError } from './agent-errors.js';
 import { checkAgentCertificate, grpcTarget, splitAddress, type AgentExpectation } from './agent-identity.js';
@@ -257,7 +258,7 @@ export class AgentClient {
     source: Buffer | LocalFile,
     opts: { mode?: number; area?: 'FILE_AREA_DATA' | 'FILE_AREA_CERTS'; deadlineMs?: number; signal?: AbortSignal } = {},
   ): Promise<PutFileResponse__Output> {
-    await this.readyUnless(opts.signal, path);
+    await this.readyUnless(opts.signal, () => transferCancelled(path, this.address));
     return putFile(this.rpc('PutFile'), path, source, opts, this.transfer(opts.deadlineMs));
   }
 
@@ -267,7 +268,7 @@ export class AgentClient {
    * not match its header. The deadline grows with the size the header announces.
    */
   async getFile(path: string, write: (chunk: Buffer) => Promise<void>, opts: { deadlineMs?: number; signal?: AbortSignal } = {}): Promise<Downloaded> {
-    await this.readyUnless(opts.signal, path);
+    await this.readyUnless(opts.signal, () => transferCancelled(path, this.address));
     return getFile(this.rpc('GetFile'), path, write, this.transfer(opts.deadlineMs), opts.signal);
   }
 
@@ -290,7 +291,8 @@ export class AgentClient {
       if (opts.signal?.aborted) throw new GaxxError('CANCELLED', `task ${req.taskId ?? ''} cancelled before it started`);
     };
     unsent();
-    await this.ready();
+    // A stop while an agent that does not answer keeps the connection from coming up ends the wait at once.
+    await this.readyUnless(opts.signal, () => new GaxxError('CANCELLED', `task ${req.taskId ?? ''} cancelled before it started`));
     unsent();
     const deadlineMs = opts.deadlineMs ?? (req.timeoutMs ? Number(req.timeoutMs) + 30_000 : undefined);
     // On a READY channel the request goes out at once, so a failure may come after the agent
@@ -321,23 +323,11 @@ export class AgentClient {
   }
 
   /**
-   * ready(), given up with CANCELLED once `signal` is aborted: a transfer stopped by Ctrl-C does
-   * not first wait out the connect timeout of an agent that does not answer.
+   * ready(), given up with `stopped()` (CANCELLED) once `signal` is aborted: a task or transfer
+   * stopped by Ctrl-C does not first wait out the connect timeout of an agent that does not answer.
    */
-  private async readyUnless(signal: AbortSignal | undefined, path: string): Promise<void> {
-    if (!signal) return this.ready();
-    const stopped = (): GaxxError => transferCancelled(path, this.address);
-    if (signal.aborted) throw stopped();
-    let onAbort!: () => void;
-    const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(stopped());
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-    try {
-      await Promise.race([this.ready(), aborted]);
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-    }
+  private async readyUnless(signal: AbortSignal | undefined, stopped: () => GaxxError): Promise<void> {
+    if ((await raceAbort(this.ready(), [signal])) === 'stop') throw stopped();
   }
 
   private callOptions(deadlineMs = this.deadlineMs): grpc.CallOptions {
