@@ -189,7 +189,7 @@ export const command: Command = {
     if (!existsSync(join(config.paths.operatorCertDir, 'cert.pem'))) throw noOperatorCertificate(config.paths.operatorCertDir);
     // Redis first, then the queue's modules (ioredis, BullMQ, the scheduler: ~100 ms to load): an
     // embedded redis-server this starts boots meanwhile. The executor awaits it and releases it.
-    const redis = redisTarget(config.redis.url, config.paths.stateDir, { allowInsecure: config.redis.insecure });
+    const redis = redisTarget(config.redis.url, config.paths.stateDir, { allowInsecure: config.redis.insecure, stop: signal });
     redis.catch(() => undefined);
     const loaded = import('../run/execute.js');
     loaded.catch(() =>

@@ -1,20 +1,11 @@
 /** `gaxx runs [--json]`: the recent runs from the run index. */
 import { counted } from '../../proto/index.js';
-import {
-  createRedis,
-  listRunRecords,
-  RESULT_TTL_MS,
-  RUN_INDEX_TTL_MS,
-  settleRunRecord,
-  submitterAlive,
-  waitReady,
-  type RunRecord,
-} from '../../scheduler/index.js';
+import { listRunRecords, RESULT_TTL_MS, RUN_INDEX_TTL_MS, settleRunRecord, submitterAlive, type RunRecord } from '../../scheduler/index.js';
 import { intFlag, JSON_FLAG, type Command } from '../command.js';
 import { renderTable } from '../output.js';
 import { IgnoredReport } from '../run/ignored.js';
 import { runRecordJson } from '../result-json.js';
-import { withRedis } from '../run/redis-session.js';
+import { withReadyRedis } from '../run/redis-session.js';
 
 /** The most runs one listing shows. */
 const MAX_LIMIT = 100_000;
@@ -56,17 +47,10 @@ export const command: Command = {
     const limit = intFlag(flags, 'limit', 'runs', 1, MAX_LIMIT) ?? 20;
     // A record in Redis that is not valid is left out (and warned about), never fails the listing.
     const ignored = new IgnoredReport(out, 'record');
-    const runs = await withRedis(config, async (settings) => {
-      const redis = createRedis(settings, 'producer');
-      redis.on('error', () => undefined);
-      try {
-        await waitReady(redis, 5000, settings.display);
-        // A run nobody followed to its end (its gaxx run killed) is shown as it ended.
-        return await Promise.all((await listRunRecords(redis, limit, ignored.note)).map((r) => settleRunRecord(redis, r)));
-      } finally {
-        redis.disconnect();
-      }
-    }).finally(() => ignored.flush());
+    // A run nobody followed to its end (its gaxx run killed) is shown as it ended.
+    const runs = await withReadyRedis(config, async (redis) =>
+      Promise.all((await listRunRecords(redis, limit, ignored.note)).map((r) => settleRunRecord(redis, r))),
+    ).finally(() => ignored.flush());
     out.result(
       runs.map((r) => runRecordJson(r, shownState(r))),
       () =>

@@ -14,9 +14,7 @@ import {
   readDashboardUrl,
   redisTarget,
   TaskQueue,
-  createRedis,
   registeredFleets,
-  waitReady,
   type MonitorTarget,
   type RedisTarget,
 } from '../../scheduler/index.js';
@@ -24,7 +22,7 @@ import { durationFlag, JSON_FLAG, stringFlag, stringsFlag, usageError, type Comm
 import type { Output } from '../output.js';
 import { monitorCredentialSource } from '../scheduler-credentials.js';
 import type { GaxxConfig } from '../config.js';
-import { withRedis } from '../run/redis-session.js';
+import { withReadyRedis } from '../run/redis-session.js';
 import { resolveFleetAgents } from '../fleet/fleet-directory.js';
 import { assertFleetName, readFleet } from '../state.js';
 
@@ -56,19 +54,16 @@ async function answers(url: string): Promise<boolean> {
  */
 async function assertFleetsKnown(config: GaxxConfig, fleets: string[], out: Output, stop: AbortSignal): Promise<void> {
   if (!fleets.length) return;
-  const unknown = await withRedis(config, async (settings) => {
-    const redis = createRedis(settings, 'producer');
-    redis.on('error', () => undefined);
-    try {
-      await waitReady(redis, 5000, settings.display, stop);
+  const unknown = await withReadyRedis(
+    config,
+    async (redis) => {
       const registered = new Set(await registeredFleets(redis));
       const recorded = new Set(fleets.filter((f) => readFleet(config.paths.fleetsDir, f)));
       for (const f of recorded) await resolveFleetAgents(config, redis, f, out);
       return fleets.find((f) => !registered.has(f) && !recorded.has(f));
-    } finally {
-      redis.disconnect();
-    }
-  });
+    },
+    stop,
+  );
   if (unknown !== undefined) throw new GaxxError('NOT_FOUND', `unknown fleet '${unknown}' (see 'gaxx ls')`);
 }
 
@@ -155,7 +150,7 @@ export const command: Command = {
     let target: RedisTarget | undefined;
     let queue: TaskQueue | undefined;
     if (!agents.length || config.redis.url) {
-      target = await redisTarget(config.redis.url, config.paths.stateDir);
+      target = await redisTarget(config.redis.url, config.paths.stateDir, { stop: signal });
       queue = await TaskQueue.open(target.settings, 5000, 'producer', signal).catch(async (e: unknown) => {
         await target?.release();
         throw e;

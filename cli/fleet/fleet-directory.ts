@@ -17,26 +17,12 @@ import { compareText } from '../../proto/index.js';
 import { agentAddress } from '../commands/exec.js';
 import type { GaxxConfig } from '../config.js';
 import type { Output } from '../output.js';
+import { withReadyRedis } from '../run/redis-session.js';
 import { fleetPricePerHour, readFleet, type FleetState } from '../state.js';
-
-/** `fn` on a ready connection to the queue's Redis; `stop` (the command's Ctrl-C) ends the wait for it (waitReady). */
-async function withRedis<T>(config: GaxxConfig, fn: (redis: ReturnType<typeof createRedis>) => Promise<T>, stop?: AbortSignal): Promise<T> {
-  const target = await redisTarget(config.redis.url, config.paths.stateDir);
-  const redis = createRedis(target.settings, 'producer');
-  // Failures reach the caller through waitReady and the commands; unheard, ioredis prints each.
-  redis.on('error', () => undefined);
-  try {
-    await waitReady(redis, 5000, target.settings.display, stop);
-    return await fn(redis);
-  } finally {
-    redis.disconnect();
-    await target.release();
-  }
-}
 
 /** Makes `fleet` with `agents` known to every scheduler sharing the queue. */
 export function publishFleet(config: GaxxConfig, fleet: string, agents: FleetAgent[], stop?: AbortSignal): Promise<void> {
-  return withRedis(config, (r) => registerFleet(r, fleet, agents), stop);
+  return withReadyRedis(config, (r) => registerFleet(r, fleet, agents), stop);
 }
 
 /** The agents a fleet's state registers: its ready hosts, at the address each answered Health on. */
@@ -76,7 +62,7 @@ export async function resolveFleetAgents(
 
 /** Removes `fleet` (and any TTL or budget it had) from the scheduler's directory. */
 export function unpublishFleet(config: GaxxConfig, fleet: string): Promise<void> {
-  return withRedis(config, async (r) => {
+  return withReadyRedis(config, async (r) => {
     await forgetFleet(r, fleet);
     await clearFleetLimits(r, fleet);
   });
@@ -107,7 +93,7 @@ export function ownFleetLimits(state: FleetState): FleetLimits | undefined {
 export function publishFleetLimits(config: GaxxConfig, state: FleetState, stop?: AbortSignal): Promise<boolean> {
   const l = ownFleetLimits(state);
   if (!l) return Promise.resolve(true);
-  return withRedis(
+  return withReadyRedis(
     config,
     async (r) => {
       await setFleetLimits(r, state.fleet, l);
@@ -122,7 +108,7 @@ export function publishFleetLimits(config: GaxxConfig, state: FleetState, stop?:
  * spawn ends); resolves to the release, which also closes the connection.
  */
 export async function holdFleetWhileSpawning(config: GaxxConfig, fleet: string, stop?: AbortSignal): Promise<() => Promise<void>> {
-  const target = await redisTarget(config.redis.url, config.paths.stateDir);
+  const target = await redisTarget(config.redis.url, config.paths.stateDir, { stop });
   const redis = createRedis(target.settings, 'producer');
   redis.on('error', () => undefined);
   const close = async (): Promise<void> => {

@@ -5,14 +5,13 @@
  */
 import type { CertBundle } from '../../certs/index.js';
 import { GaxxError } from '../../proto/index.js';
-import { createRedis, waitReady } from '../../scheduler/index.js';
 import type { AgentExpectation } from '../../scheduler/client/index.js';
 import { stringsFlag, type FlagValues } from '../command.js';
 import { agentAddress } from '../commands/exec.js';
 import type { GaxxConfig } from '../config.js';
 import { operatorCredentials } from '../operator-credentials.js';
 import type { Output } from '../output.js';
-import { withRedis } from '../run/redis-session.js';
+import { withReadyRedis } from '../run/redis-session.js';
 import { resolveFleetAgents } from './fleet-directory.js';
 
 /** One agent to talk to: `name` is its host name in the fleet, or its address. */
@@ -25,19 +24,10 @@ export interface Target {
 /**
  * A fleet's agents (NOT_FOUND when unknown), optionally only the `hosts` named; a fleet only this
  * home's state still knows is registered again (resolveFleetAgents), noted on `out`. `stop` (the
- * command's Ctrl-C) ends the wait for Redis to be ready (waitReady).
+ * command's Ctrl-C) ends the waits for Redis (withReadyRedis).
  */
 export async function fleetTargets(config: GaxxConfig, fleet: string, hosts: string[] = [], out?: Output, stop?: AbortSignal): Promise<Target[]> {
-  const agents = await withRedis(config, async (settings) => {
-    const redis = createRedis(settings, 'producer');
-    redis.on('error', () => undefined);
-    try {
-      await waitReady(redis, 5000, settings.display, stop);
-      return await resolveFleetAgents(config, redis, fleet, out);
-    } finally {
-      redis.disconnect();
-    }
-  });
+  const agents = await withReadyRedis(config, (redis) => resolveFleetAgents(config, redis, fleet, out), stop);
   if (agents.length === 0) throw new GaxxError('NOT_FOUND', `unknown fleet '${fleet}' (no agents registered for it)`);
   const wanted = new Set(hosts);
   for (const h of wanted) if (!agents.some((a) => a.host === h)) throw new GaxxError('NOT_FOUND', `fleet '${fleet}' has no host '${h}'`);

@@ -69,7 +69,7 @@ export interface Served {
 }
 
 export async function serveScheduler(opts: ServeOptions): Promise<Served> {
-  const target = await redisTarget(opts.redisUrl, opts.stateDir, { allowInsecure: opts.redisInsecure ?? false });
+  const target = await redisTarget(opts.redisUrl, opts.stateDir, { allowInsecure: opts.redisInsecure ?? false, stop: opts.stop });
   try {
     const metricsTls: SecureContextOptions = secureContextOptions(await currentCredentials(opts.certs));
     const daemon = await SchedulerDaemon.start({

@@ -51,15 +51,27 @@ export interface EmbeddedRedisOptions {
   busyWaitMs?: number;
   /** Called once (with its pid) when a running server did not answer at once and the call waits for it. */
   onBusy?: (pid: number) => void;
+  /**
+   * A command's Ctrl-C: ends a wait for the server (one that runs and does not answer, one
+   * starting, the lock another process holds) at once with CANCELLED; a server this call started
+   * and stopped waiting for is killed, as one that did not start in time is.
+   */
+  stop?: AbortSignal;
+}
+
+/** What a stop of a wait for the embedded server ends it with. */
+function stoppedWaiting(what: string): GaxxError {
+  return new GaxxError('CANCELLED', `stopped while waiting for ${what}`);
 }
 
 export { socketCommand, socketInfo } from './redis-socket.js';
 
 const SOCKET_PATH_MAX = 100; // sun_path is 108 bytes on Linux; keep a margin
 
-async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+async function withLock<T>(dir: string, fn: () => Promise<T>, stop?: AbortSignal): Promise<T> {
   const lock = join(dir, 'lock');
   for (let i = 0; ; i++) {
+    if (stop?.aborted) throw stoppedWaiting(`the embedded redis-server's lock ${lock}`);
     try {
       mkdirSync(lock, { mode: 0o700 });
       writeFileSync(join(lock, 'owner'), String(process.pid));
@@ -131,37 +143,45 @@ export async function acquireEmbeddedRedis(stateDir: string, opts: EmbeddedRedis
   privateDir(dir);
   privateDir(join(dir, 'users'));
   const userFile = join(dir, 'users', `${process.pid}.${randomBytes(6).toString('hex')}`);
-  const started = await withLock(dir, async () => {
-    pruneUsers(join(dir, 'users'));
-    writeFileSync(userFile, String(process.pid), { mode: 0o600 });
-    try {
-      // No socket, no server: it is started at once, before this call first yields (a caller that
-      // then loads the queue's modules has the server boot meanwhile; see scheduler/light).
-      if (existsSync(socketPath)) {
-        if ((await socketCommand(socketPath, 'PING', 500)) === '+PONG') return false;
-        // A server that runs but did not answer in time (a loaded machine, an AOF loading) is
-        // waited for, never replaced: a second server on the same socket would split the users
-        // between two databases (a daemon on the old one, every later run on the new one) and
-        // leave the old one running with nobody to stop it.
-        const pid = runningServerPid(dir);
-        if (pid !== undefined) {
-          opts.onBusy?.(pid);
-          if (await answersBy(socketPath, Date.now() + (opts.busyWaitMs ?? 30_000), 1000, () => 20)) return false;
-          throw new GaxxError('UNAVAILABLE', `the embedded redis-server (pid ${pid}) runs but does not answer on ${socketPath}; see ${join(dir, 'redis.log')}`);
+  const started = await withLock(
+    dir,
+    async () => {
+      pruneUsers(join(dir, 'users'));
+      writeFileSync(userFile, String(process.pid), { mode: 0o600 });
+      try {
+        // No socket, no server: it is started at once, before this call first yields (a caller that
+        // then loads the queue's modules has the server boot meanwhile; see scheduler/light).
+        if (existsSync(socketPath)) {
+          if ((await socketCommand(socketPath, 'PING', 500)) === '+PONG') return false;
+          // A server that runs but did not answer in time (a loaded machine, an AOF loading) is
+          // waited for, never replaced: a second server on the same socket would split the users
+          // between two databases (a daemon on the old one, every later run on the new one) and
+          // leave the old one running with nobody to stop it.
+          const pid = runningServerPid(dir);
+          if (pid !== undefined) {
+            opts.onBusy?.(pid);
+            if (await answersBy(socketPath, Date.now() + (opts.busyWaitMs ?? 30_000), 1000, () => 20, undefined, opts.stop)) return false;
+            if (opts.stop?.aborted) throw stoppedWaiting(`the embedded redis-server (pid ${pid}) to answer on ${socketPath}`);
+            throw new GaxxError(
+              'UNAVAILABLE',
+              `the embedded redis-server (pid ${pid}) runs but does not answer on ${socketPath}; see ${join(dir, 'redis.log')}`,
+            );
+          }
+        } else {
+          // A server whose socket file is gone (removed by hand, or by a cleaner of old files)
+          // can no longer be reached, and a second one would write the same AOF beside it.
+          const orphan = runningServerPid(dir);
+          if (orphan !== undefined) await stopOrphan(dir, orphan, socketPath);
         }
-      } else {
-        // A server whose socket file is gone (removed by hand, or by a cleaner of old files)
-        // can no longer be reached, and a second one would write the same AOF beside it.
-        const orphan = runningServerPid(dir);
-        if (orphan !== undefined) await stopOrphan(dir, orphan, socketPath);
+        await startServer(dir, socketPath, opts);
+      } catch (e) {
+        rmSync(userFile, { force: true });
+        throw e;
       }
-      await startServer(dir, socketPath, opts);
-    } catch (e) {
-      rmSync(userFile, { force: true });
-      throw e;
-    }
-    return true;
-  });
+      return true;
+    },
+    opts.stop,
+  );
   let released = false;
   return {
     url: `unix://${socketPath}`,

@@ -87,7 +87,7 @@ function writeConfig(dir: string, socketPath: string): string {
 }
 
 /** Starts the server of `dir` on `socketPath` (detached) and waits until it answers; compacts its AOF then. */
-export async function startServer(dir: string, socketPath: string, opts: { redisServer?: string; startTimeoutMs?: number }): Promise<void> {
+export async function startServer(dir: string, socketPath: string, opts: { redisServer?: string; startTimeoutMs?: number; stop?: AbortSignal }): Promise<void> {
   makeDirs(join(dir, 'data'), { mode: 0o700 });
   if (existsSync(socketPath)) unlinkSync(socketPath);
   const conf = writeConfig(dir, socketPath);
@@ -111,9 +111,11 @@ export async function startServer(dir: string, socketPath: string, opts: { redis
       if (spawnError) throw new GaxxError('FAILED_PRECONDITION', `cannot start redis-server: ${spawnError.message}`, { cause: spawnError });
       return child.exitCode !== null;
     },
+    opts.stop,
   );
   if (ready) return await compactAof(socketPath);
   if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
+  if (opts.stop?.aborted) throw new GaxxError('CANCELLED', `stopped while waiting for the embedded redis-server to start; see ${join(dir, 'redis.log')}`);
   throw new GaxxError('UNAVAILABLE', `embedded redis-server did not start; see ${join(dir, 'redis.log')}`);
 }
 

@@ -1,6 +1,7 @@
 /** One-line exchanges with a redis-server on its unix socket, without a Redis client (none is loaded for them). */
 import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { raceAbort } from '../../proto/index.js';
 
 /** Sends one inline command to the socket; resolves with the first reply line, or null. */
 export function socketCommand(path: string, command: string, timeoutMs = 1000): Promise<string | null> {
@@ -57,13 +58,22 @@ export function socketInfo(path: string, section: string, timeoutMs = 1000): Pro
 
 /**
  * Whether the server on `socketPath` answers PING before `until`: asked again and again, each
- * ask given up to `askMs`, `pause()` ms apart, until `gone()` says no server will answer.
+ * ask given up to `askMs`, `pause()` ms apart, until `gone()` says no server will answer, or
+ * `stop` aborts (false at once: the caller says why).
  */
-export async function answersBy(socketPath: string, until: number, askMs: number, pause: () => number, gone: () => boolean = () => false): Promise<boolean> {
-  while (Date.now() < until) {
-    if ((await socketCommand(socketPath, 'PING', Math.min(askMs, Math.max(1, until - Date.now())))) === '+PONG') return true;
-    if (gone()) return false;
-    await sleep(pause());
+export async function answersBy(
+  socketPath: string,
+  until: number,
+  askMs: number,
+  pause: () => number,
+  gone: () => boolean = () => false,
+  stop?: AbortSignal,
+): Promise<boolean> {
+  while (Date.now() < until && !stop?.aborted) {
+    const answer = await raceAbort(socketCommand(socketPath, 'PING', Math.min(askMs, Math.max(1, until - Date.now()))), [stop]);
+    if (answer === '+PONG') return true;
+    if (answer === 'stop' || gone()) return false;
+    await raceAbort(sleep(pause()), [stop]);
   }
   return false;
 }

@@ -4,12 +4,15 @@
 // ends at once with CANCELLED (130), saying what it was waiting for, instead of waiting out
 // the 5 s readiness bound and then failing with REDIS_UNAVAILABLE (12). And a Ctrl-C while a
 // run's first writes wait on a Redis that holds them (CLIENT PAUSE WRITE) is said at once
-// (`stopping`), not once Redis answers; the run is then cancelled when it does. Real
+// (`stopping`), not once Redis answers; the run is then cancelled when it does. The same for
+// the embedded redis-server of a home, running and not answering: the commands wait for it (up
+// to 30 s, never starting a second one) until a stop, which ends the wait at once. Real
 // redis-server and the built CLI.
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
+import { acquireEmbeddedRedis, type EmbeddedRedis } from '../../scheduler/redis/embedded-redis.js';
 import { spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
 import { initHome } from '../helpers/cli-world.js';
 import { eventually } from '../helpers/poll.js';
@@ -21,6 +24,10 @@ let redis: TestRedis;
 let stopped: number | undefined;
 /** A Redis that answers, for the runs whose writes it holds back. */
 let holding: TestRedis | undefined;
+/** Another home, whose embedded redis-server this test holds and stops. */
+let embeddedHome: string | undefined;
+let embedded: EmbeddedRedis | undefined;
+let embeddedPid: number | undefined;
 
 beforeAll(async () => {
   home = await initHome('gxhs-');
@@ -31,10 +38,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stopAllGaxx();
-  if (stopped !== undefined) process.kill(stopped, 'SIGCONT');
+  for (const pid of [stopped, embeddedPid]) if (pid !== undefined) process.kill(pid, 'SIGCONT');
   await redis?.destroy();
   await holding?.destroy();
-  if (home) rmSync(home, { recursive: true, force: true });
+  await embedded?.release();
+  for (const dir of [home, embeddedHome]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 const cases: Array<[string, string[]]> = [
@@ -94,4 +102,37 @@ describe("a stop while a run's first writes wait on a Redis that holds them", ()
       await withRedisAt(url, (r) => r.call('CLIENT', 'UNPAUSE'));
     }
   });
+});
+
+describe('a stop while a command waits for the embedded redis-server that runs and does not answer', () => {
+  it.each(cases.filter(([name]) => !name.includes('--tasks')))(
+    '%s ends at once: CANCELLED (130), not after the 30 s it waits for a busy server',
+    { timeout: 60_000 },
+    async (_name, args) => {
+      if (!embedded) {
+        embeddedHome = await initHome('gxhe-');
+        // Held by this test as by a command using it; then stopped: it runs, and answers nothing.
+        embedded = await acquireEmbeddedRedis(join(embeddedHome, 'state'));
+        process.kill((embeddedPid = Number(readFileSync(join(embedded.dir, 'redis.pid'), 'utf8'))), 'SIGSTOP');
+      }
+      const lockOwner = join(embedded.dir, 'lock', 'owner');
+      const owner = (): string => {
+        try {
+          return readFileSync(lockOwner, 'utf8');
+        } catch {
+          return '';
+        }
+      };
+      // The previous case let go of the server's lock (its process exited).
+      expect(await eventually(() => owner() === '', 10_000, 20)).toBe(true);
+      const cli = spawnGaxx(args, { home: embeddedHome, env: { GAXX_SCHEDULER_METRICS_LISTEN: '' } });
+      // It holds the server's lock while it waits for the server to answer.
+      expect(await eventually(() => owner() === String(cli.pid), 30_000, 20)).toBe(true);
+      cli.kill('SIGINT');
+      const exit = await cli.done;
+      expect(exit.stderr).toContain(`stopped while waiting for the embedded redis-server (pid ${embeddedPid}) to answer on ${embedded.socketPath} [CANCELLED]`);
+      expect(exit.stderr).not.toContain('UNAVAILABLE');
+      expect(exit.code).toBe(exitCodeFor('CANCELLED'));
+    },
+  );
 });
