@@ -22,6 +22,7 @@ import { publishBreakers } from './breakers.js';
 import { SchedulerMetrics } from './metrics.js';
 import { fleetAgents, registeredFleets } from '../queue/fleets.js';
 import { TaskQueue } from '../queue/queue.js';
+import { bounded, CLEANUP_MS } from '../queue/run-landing.js';
 import { durabilityWarnings, gaxxKey, type RedisSettings } from '../redis/redis.js';
 import { MAX_RUNS } from '../dispatch/run-discovery.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
@@ -233,9 +234,16 @@ export class SchedulerDaemon {
     this.opts.log.info({ id: this.id, graceMs }, 'scheduler draining');
     await this.dashboard?.stop();
     await this.worker.drain(graceMs);
-    await this.queue.redis.zrem(HEARTBEAT_KEY, this.id).catch(() => undefined);
+    // A Redis that does not answer keeps neither: the heartbeat ages out by itself.
+    await bounded(this.queue.redis.zrem(HEARTBEAT_KEY, this.id), CLEANUP_MS);
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-    await this.queue.close();
+    if (
+      (await bounded(
+        this.queue.close().then(() => true),
+        CLEANUP_MS,
+      )) !== true
+    )
+      this.queue.redis.disconnect();
     this.opts.log.info({ id: this.id }, 'scheduler stopped');
   }
 }

@@ -14,6 +14,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { WorkerLog } from '../dispatch/worker.js';
+import { bounded, CLEANUP_MS } from '../queue/run-landing.js';
 import { isGaxxError } from '../../proto/index.js';
 import {
   clearFleetLimits,
@@ -158,10 +159,13 @@ export class FleetReaper {
     }
   }
 
-  /** Stops; waits for a round in progress. */
+  /**
+   * Stops; waits for the deletes in progress. A round still reading which fleets are due gets
+   * CLEANUP_MS: one waiting on a Redis that does not answer would keep a drained daemon for ever.
+   */
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await this.round;
+    await bounded(this.round, CLEANUP_MS);
     await Promise.allSettled(this.reaping.values());
   }
 }

@@ -37,6 +37,7 @@ import { failedJobResult } from '../queue/failed-jobs.js';
 import { JobLocks, LockLost, type JobLock } from '../queue/job-lock.js';
 import { refusalReason } from '../queue/write-health.js';
 import { jobIdFor, parseTaskSpec, RUN_ID, TASK_ID, type TaskSpec } from '../queue/task.js';
+import { bounded } from '../queue/run-landing.js';
 import { GaxxError, isGaxxError } from '../../proto/index.js';
 
 /**
@@ -82,6 +83,9 @@ export interface SchedulerWorkerOptions {
 }
 
 const FLEET_CACHE_MS = 2000;
+
+/** After a drain's grace, how long the jobs still in flight get to be handed back to the queue. */
+const HAND_BACK_MS = 5000;
 
 /** A delayed job due this soon is work (retries wait seconds); one due later holds no run slot. */
 const DELAYED_SOON_MS = 5 * 60_000;
@@ -460,19 +464,25 @@ export class SchedulerWorker {
   }
 
   /**
-   * Stops taking jobs; waits up to `graceMs` for in-flight ones, then hands the rest back.
+   * Stops taking jobs; waits up to `graceMs` for in-flight ones, then hands the rest back, for
+   * at most HAND_BACK_MS: a Redis that does not answer (a hung server) cannot take them back, and
+   * the drain ends anyway (warned; their locks expire and a scheduler takes them again).
    * Idempotent.
    */
   drain(graceMs = 10_000): Promise<void> {
     this.closed ??= (async () => {
       this.discovery?.stop();
-      const closing = Promise.all([...this.workers.values()].map(closeWorker)).then(() => undefined);
+      const closing = Promise.all([...this.workers.values()].map(closeWorker)).then(() => true);
       let timer: NodeJS.Timeout | undefined;
       const late = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
       clearTimeout(timer);
       if (late) {
         this.abort.abort();
-        await closing;
+        if (!(await bounded(closing, HAND_BACK_MS)))
+          this.opts.log?.warn(
+            { handBackMs: HAND_BACK_MS },
+            'the jobs in flight were not handed back (Redis did not answer): their locks expire, and a scheduler takes them again',
+          );
       }
       this.cancels.stop();
       this.pool.close();

@@ -6,15 +6,18 @@
 // run's first writes wait on a Redis that holds them (CLIENT PAUSE WRITE) is said at once
 // (`stopping`), not once Redis answers; the run is then cancelled when it does. The same for
 // the embedded redis-server of a home, running and not answering: the commands wait for it (up
-// to 30 s, never starting a second one) until a stop, which ends the wait at once. Real
-// redis-server and the built CLI.
+// to 30 s, never starting a second one) until a stop, which ends the wait at once. A scheduler
+// daemon drained while its Redis does not answer ends too (its jobs in flight not handed back:
+// their locks expire), rather than wait for Redis for ever. Real redis-server, agent and the
+// built CLI.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { acquireEmbeddedRedis, type EmbeddedRedis } from '../../scheduler/redis/embedded-redis.js';
+import { auditEvents, startAgent, stopAllAgents } from '../helpers/agent.js';
 import { spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
-import { initHome } from '../helpers/cli-world.js';
+import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 import { eventually } from '../helpers/poll.js';
 import { connectedTo } from '../helpers/ports.js';
 import { startRedis, withRedisAt, type TestRedis } from '../helpers/redis.js';
@@ -28,6 +31,9 @@ let holding: TestRedis | undefined;
 let embeddedHome: string | undefined;
 let embedded: EmbeddedRedis | undefined;
 let embeddedPid: number | undefined;
+/** The Redis of the drained daemons, stopped under them. */
+let drained: TestRedis | undefined;
+let drainedPid: number | undefined;
 
 beforeAll(async () => {
   home = await initHome('gxhs-');
@@ -38,9 +44,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stopAllGaxx();
-  for (const pid of [stopped, embeddedPid]) if (pid !== undefined) process.kill(pid, 'SIGCONT');
+  await stopAllAgents();
+  for (const pid of [stopped, embeddedPid, drainedPid]) if (pid !== undefined) process.kill(pid, 'SIGCONT');
   await redis?.destroy();
   await holding?.destroy();
+  await drained?.destroy();
   await embedded?.release();
   for (const dir of [home, embeddedHome]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -135,4 +143,36 @@ describe('a stop while a command waits for the embedded redis-server that runs a
       expect(exit.code).toBe(exitCodeFor('CANCELLED'));
     },
   );
+});
+
+describe('a scheduler daemon drained while its Redis does not answer', () => {
+  it.each([
+    ['with no task in flight', false],
+    ['with a task in flight, past its --drain', true],
+  ])('%s: ends, and says so', { timeout: 120_000 }, async (_name, inFlight) => {
+    drained ??= await startRedis();
+    const env = { GAXX_REDIS_URL: drained.url, GAXX_SCHEDULER_METRICS_LISTEN: '', GAXX_SCHEDULER_UI_LISTEN: '' };
+    const daemon = spawnGaxx(['scheduler', '--drain', '1s'], { home, env });
+    await daemon.line('stderr', (l) => l.includes('"scheduler started"'));
+    if (inFlight) {
+      const agent = await startAgent({ certsDir: await homeAgentCerts(home) });
+      // Dispatched by the daemon (its heartbeat is there): the task runs on the agent until the end of the test.
+      spawnGaxx(['run', '--agent', agent.address, '--', 'sleep', '300'], { home, env });
+      expect(await eventually(() => auditEvents(agent.auditLog).some((e) => e.event === 'exec_started'), 60_000, 50)).toBe(true);
+    }
+    process.kill((drainedPid = drained.pid() as number), 'SIGSTOP');
+    try {
+      daemon.kill('SIGINT');
+      // Before, the drain waited for Redis for ever (its heartbeat's removal, the hand-back).
+      const exit = await Promise.race([daemon.done, new Promise<undefined>((r) => setTimeout(r, 60_000, undefined))]);
+      expect(exit, 'the drained daemon did not end within 60 s').toBeDefined();
+      expect(exit?.stderr).toContain('"scheduler stopped"');
+      if (inFlight) expect(exit?.stderr).toContain('the jobs in flight were not handed back (Redis did not answer)');
+      expect(exit?.code).toBe(0);
+    } finally {
+      process.kill(drainedPid, 'SIGCONT');
+      drainedPid = undefined;
+      await stopAllGaxx();
+    }
+  });
 });
