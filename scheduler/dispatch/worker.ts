@@ -466,7 +466,9 @@ export class SchedulerWorker {
   /**
    * Stops taking jobs; waits up to `graceMs` for in-flight ones, then hands the rest back, for
    * at most HAND_BACK_MS: a Redis that does not answer (a hung server) cannot take them back, and
-   * the drain ends anyway (warned; their locks expire and a scheduler takes them again).
+   * the drain ends anyway (warned; their locks expire and a scheduler takes them again), leaving
+   * its connections to them (closed under the jobs' pending result writes, those writes kept an
+   * in-process worker's process busy without end).
    * Idempotent.
    */
   drain(graceMs = 10_000): Promise<void> {
@@ -478,11 +480,13 @@ export class SchedulerWorker {
       clearTimeout(timer);
       if (late) {
         this.abort.abort();
-        if (!(await bounded(closing, HAND_BACK_MS)))
+        if (!(await bounded(closing, HAND_BACK_MS))) {
           this.opts.log?.warn(
             { handBackMs: HAND_BACK_MS },
             'the jobs in flight were not handed back (Redis did not answer): their locks expire, and a scheduler takes them again',
           );
+          return;
+        }
       }
       this.cancels.stop();
       this.pool.close();
