@@ -9,6 +9,7 @@ import { repoRoot } from '../helpers/agent.js';
 import { runGaxx } from '../helpers/cli.js';
 import { cliWorld, homeAgentCerts, type CliWorld } from '../helpers/cli-world.js';
 import { startStandInAgent } from '../helpers/stand-in-agent.js';
+import { TcpRelay } from '../helpers/tcp-relay.js';
 
 let w: CliWorld;
 let tmp: string;
@@ -252,17 +253,27 @@ describe('gaxx status', () => {
 
   it('honours the global --deadline-ms (and GAXX_DEADLINE_MS) as every command that calls agents does; its own --timeout wins', async () => {
     const rows = (r: { stdout: string }) => JSON.parse(r.stdout) as Array<{ reachable: boolean; error?: { code: string } }>;
-    for (const args of [
-      ['status', w.fleet, '--deadline-ms=1', '--json'],
-      ['--deadline-ms', '1', 'status', w.fleet, '--json'],
-    ]) {
-      const r = await w.gaxx(args);
-      expect({ args, code: r.code }).toEqual({ args, code: exitCodeFor('UNAVAILABLE') });
-      // Every row unreachable by the deadline; any other is shown whole when the case fails.
-      expect(rows(r).filter((x) => x.reachable || x.error?.code !== 'DEADLINE_EXCEEDED')).toEqual([]);
+    // Each agent behind a relay that holds its answers 50 ms: a call's 1 ms deadline always passes
+    // first (straight to a local agent, a call on a fast machine can be answered within 1 ms).
+    const relays = await Promise.all(w.agents.map((a) => new TcpRelay(a, { delayMs: 50 }).start()));
+    try {
+      const agents = relays.map((r) => r.address).join(',');
+      for (const args of [
+        ['status', '--agent', agents, '--deadline-ms=1', '--json'],
+        ['--deadline-ms', '1', 'status', '--agent', agents, '--json'],
+      ]) {
+        const r = await w.gaxx(args);
+        expect({ args, code: r.code }).toEqual({ args, code: exitCodeFor('UNAVAILABLE') });
+        // Every row unreachable by the deadline; any other is shown whole when the case fails.
+        expect(rows(r)).toHaveLength(w.agents.length);
+        expect(rows(r).filter((x) => x.reachable || x.error?.code !== 'DEADLINE_EXCEEDED')).toEqual([]);
+      }
+      const env = await runGaxx(['status', '--agent', agents, '--json'], { home: w.home, env: { ...w.env, GAXX_DEADLINE_MS: '1' } });
+      expect(env.code).toBe(exitCodeFor('UNAVAILABLE'));
+      expect(rows(env).filter((x) => x.reachable || x.error?.code !== 'DEADLINE_EXCEEDED')).toEqual([]);
+    } finally {
+      await Promise.all(relays.map((r) => r.close()));
     }
-    const env = await runGaxx(['status', w.fleet, '--json'], { home: w.home, env: { ...w.env, GAXX_DEADLINE_MS: '1' } });
-    expect(env.code).toBe(exitCodeFor('UNAVAILABLE'));
     const own = await w.gaxx(['status', w.fleet, '--deadline-ms=1', '--timeout', '10s', '--json']);
     expect(own.code, own.stderr).toBe(0);
     expect(rows(own).every((x) => x.reachable)).toBe(true);

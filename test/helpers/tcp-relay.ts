@@ -4,7 +4,8 @@
  * connection it carries. Each connection counts the bytes its client sent toward the agent, so a
  * test can tell that a request went out on a given connection, though the agent behind it is
  * stopped and reads nothing (bytes on any other connection to the agent's port, such as a closed
- * client's late reconnect, say nothing of that request).
+ * client's late reconnect, say nothing of that request). `delayMs` holds every chunk from the
+ * agent that long before the client gets it (in order): each answer then takes at least that long.
  */
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import type { AgentProcess } from './agent.js';
@@ -22,7 +23,7 @@ export class TcpRelay {
   private readonly sockets = new Set<Socket>();
   private readonly open = new Set<RelayedConnection>();
 
-  constructor(to: AgentProcess) {
+  constructor(to: AgentProcess, opts: { delayMs?: number } = {}) {
     this.to = to;
     this.server = createServer((down) => {
       const up = tcpConnect(this.to.port, '127.0.0.1');
@@ -42,7 +43,9 @@ export class TcpRelay {
         });
       }
       down.pipe(up);
-      up.pipe(down);
+      const delayMs = opts.delayMs;
+      if (delayMs === undefined) up.pipe(down);
+      else up.on('data', (b: Buffer) => void setTimeout(() => down.destroyed || down.write(b), delayMs));
     });
   }
 
