@@ -58,6 +58,8 @@ export class FleetReaper {
   private readonly refused = new Map<string, string>();
   /** Reaps under way, by fleet: each fleet has one at most, the daemon `parallel` at most. */
   private readonly reaping = new Map<string, Promise<void>>();
+  /** stop() was called: no delete starts after it. */
+  private stopped = false;
 
   private constructor(private readonly opts: ReaperOptions) {}
 
@@ -82,13 +84,15 @@ export class FleetReaper {
     for (const f of this.refused.keys()) if (!listed.has(f)) this.refused.delete(f);
     const started: Array<Promise<void>> = [];
     for (const fleet of fleets) {
+      // A round that outlived stop() (it waited on Redis) starts no delete after it.
+      if (this.stopped) break;
       // Its reap still runs (a provider that does not answer): that fleet only waits.
       if (this.reaping.has(fleet)) continue;
       // One fleet's trouble (an unreadable state file, a name that is no fleet's) never stops the others.
       try {
         const due = await this.due(fleet, now);
         // Past the bound, the next round starts it.
-        if (!due || this.reaping.size >= (this.opts.parallel ?? 4)) continue;
+        if (!due || this.stopped || this.reaping.size >= (this.opts.parallel ?? 4)) continue;
         const reap = this.end(fleet, due.reason, due.limits, now).finally(() => this.reaping.delete(fleet));
         this.reaping.set(fleet, reap);
         started.push(reap);
@@ -164,6 +168,7 @@ export class FleetReaper {
    * CLEANUP_MS: one waiting on a Redis that does not answer would keep a drained daemon for ever.
    */
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
     await bounded(this.round, CLEANUP_MS);
     await Promise.allSettled(this.reaping.values());
