@@ -113,36 +113,32 @@ describe("a stop while a run's first writes wait on a Redis that holds them", ()
 });
 
 describe('a stop while a command waits for the embedded redis-server that runs and does not answer', () => {
-  it.each(cases.filter(([name]) => !name.includes('--tasks')))(
-    '%s ends at once: CANCELLED (130), not after the 30 s it waits for a busy server',
-    { timeout: 60_000 },
-    async (_name, args) => {
-      if (!embedded) {
-        embeddedHome = await initHome('gxhe-');
-        // Held by this test as by a command using it; then stopped: it runs, and answers nothing.
-        embedded = await acquireEmbeddedRedis(join(embeddedHome, 'state'));
-        process.kill((embeddedPid = Number(readFileSync(join(embedded.dir, 'redis.pid'), 'utf8'))), 'SIGSTOP');
+  it.each(cases)('%s ends at once: CANCELLED (130), not after the 30 s it waits for a busy server', { timeout: 60_000 }, async (_name, args) => {
+    if (!embedded) {
+      embeddedHome = await initHome('gxhe-');
+      // Held by this test as by a command using it; then stopped: it runs, and answers nothing.
+      embedded = await acquireEmbeddedRedis(join(embeddedHome, 'state'));
+      process.kill((embeddedPid = Number(readFileSync(join(embedded.dir, 'redis.pid'), 'utf8'))), 'SIGSTOP');
+    }
+    const lockOwner = join(embedded.dir, 'lock', 'owner');
+    const owner = (): string => {
+      try {
+        return readFileSync(lockOwner, 'utf8');
+      } catch {
+        return '';
       }
-      const lockOwner = join(embedded.dir, 'lock', 'owner');
-      const owner = (): string => {
-        try {
-          return readFileSync(lockOwner, 'utf8');
-        } catch {
-          return '';
-        }
-      };
-      // The previous case let go of the server's lock (its process exited).
-      expect(await eventually(() => owner() === '', 10_000, 20)).toBe(true);
-      const cli = spawnGaxx(args, { home: embeddedHome, env: { GAXX_SCHEDULER_METRICS_LISTEN: '' } });
-      // It holds the server's lock while it waits for the server to answer.
-      expect(await eventually(() => owner() === String(cli.pid), 30_000, 20)).toBe(true);
-      cli.kill('SIGINT');
-      const exit = await cli.done;
-      expect(exit.stderr).toContain(`stopped while waiting for the embedded redis-server (pid ${embeddedPid}) to answer on ${embedded.socketPath} [CANCELLED]`);
-      expect(exit.stderr).not.toContain('UNAVAILABLE');
-      expect(exit.code).toBe(exitCodeFor('CANCELLED'));
-    },
-  );
+    };
+    // The previous case let go of the server's lock (its process exited).
+    expect(await eventually(() => owner() === '', 10_000, 20)).toBe(true);
+    const cli = spawnGaxx(args, { home: embeddedHome, env: { GAXX_SCHEDULER_METRICS_LISTEN: '' } });
+    // It holds the server's lock while it waits for the server to answer.
+    expect(await eventually(() => owner() === String(cli.pid), 30_000, 20)).toBe(true);
+    cli.kill('SIGINT');
+    const exit = await cli.done;
+    expect(exit.stderr).toContain(`stopped while waiting for the embedded redis-server (pid ${embeddedPid}) to answer on ${embedded.socketPath} [CANCELLED]`);
+    expect(exit.stderr).not.toContain('UNAVAILABLE');
+    expect(exit.code).toBe(exitCodeFor('CANCELLED'));
+  });
 });
 
 describe('a scheduler daemon drained while its Redis does not answer', () => {
