@@ -4,7 +4,7 @@
  * agent client has an entry point of its own (./client/index.ts), which loads no queue code.
  */
 export { acquireEmbeddedRedis, redisTarget, type RedisTarget } from './redis/embedded-redis.js';
-export { createRedis, redisSettingsFromUrl, waitReady, type RedisSettings } from './redis/redis.js';
+export { createRedis, redisSettingsFromUrl, waitReady, withReadyClient, type RedisSettings } from './redis/redis.js';
 export { newRunId, LIMITS, type RunSpec, type TaskInput } from './queue/task.js';
 export { TaskQueue } from './queue/queue.js';
 export { registerFleet, forgetFleet, fleetAgents, registeredFleets, type FleetAgent } from './queue/fleets.js';

@@ -1,14 +1,15 @@
 /** `gaxx status [F] [--agent A,B] [--json]`: per agent health, load, capacity, certificate and breaker. */
 import { compareText, exitCodeFor, isGaxxError, printable, type ErrorCode } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
-import { agentKey, createRedis, HEARTBEAT_KEY, readBreakers, registeredFleets, waitReady, type RedisSettings } from '../../scheduler/index.js';
+import { agentKey, HEARTBEAT_KEY, readBreakers, registeredFleets } from '../../scheduler/index.js';
 import { durationFlag, JSON_FLAG, type Command } from '../command.js';
 import type { GaxxConfig } from '../config.js';
 import { renderTable, type Output } from '../output.js';
 import { resolveFleetAgents } from '../fleet/fleet-directory.js';
 import { listFleets } from '../state.js';
 import { agentTargets, operatorCreds, parallelMap, type Target } from '../fleet/targets.js';
-import { withRedis } from '../run/redis-session.js';
+import type { RedisClient } from '../run/run-shared.js';
+import { withReadyRedis } from '../run/redis-session.js';
 import { GaxxError } from '../../proto/index.js';
 
 /** One agent's status row. */
@@ -33,32 +34,23 @@ export interface AgentStatus {
 async function lookup(
   config: GaxxConfig,
   out: Output,
-  settings: RedisSettings,
+  redis: RedisClient,
   fleet: string | undefined,
   agents: Target[],
 ): Promise<{ targets: Target[]; breakers: Map<string, string> }> {
-  const redis = createRedis(settings, 'producer');
-  redis.on('error', () => undefined);
-  try {
-    await waitReady(redis, 5000, settings.display);
-    let targets = agents;
-    if (agents.length === 0) {
-      // Every registered fleet and every fleet of this home's state (registered again when Redis lost it).
-      const fleets = fleet
-        ? [fleet]
-        : [...new Set([...(await registeredFleets(redis)), ...listFleets(config.paths.fleetsDir).map((f) => f.fleet)])].sort(compareText);
-      targets = [];
-      for (const f of fleets)
-        targets.push(
-          ...(await resolveFleetAgents(config, redis, f, out)).map((a) => ({ name: a.host, address: a.address, expect: { fleet: f, host: a.host } })),
-        );
-      if (fleet && targets.length === 0) throw new GaxxError('NOT_FOUND', `unknown fleet '${fleet}' (no agents registered for it)`);
-    }
-    const daemons = await redis.zrangebyscore(HEARTBEAT_KEY, Date.now(), '+inf');
-    return { targets, breakers: await readBreakers(redis, daemons) };
-  } finally {
-    redis.disconnect();
+  let targets = agents;
+  if (agents.length === 0) {
+    // Every registered fleet and every fleet of this home's state (registered again when Redis lost it).
+    const fleets = fleet
+      ? [fleet]
+      : [...new Set([...(await registeredFleets(redis)), ...listFleets(config.paths.fleetsDir).map((f) => f.fleet)])].sort(compareText);
+    targets = [];
+    for (const f of fleets)
+      targets.push(...(await resolveFleetAgents(config, redis, f, out)).map((a) => ({ name: a.host, address: a.address, expect: { fleet: f, host: a.host } })));
+    if (fleet && targets.length === 0) throw new GaxxError('NOT_FOUND', `unknown fleet '${fleet}' (no agents registered for it)`);
   }
+  const daemons = await redis.zrangebyscore(HEARTBEAT_KEY, Date.now(), '+inf');
+  return { targets, breakers: await readBreakers(redis, daemons) };
 }
 
 /** How long to wait for each agent: to connect, and for its answer. */
@@ -132,7 +124,7 @@ export const command: Command = {
     const waits: Waits = timeout
       ? { deadlineMs: timeout, connectTimeoutMs: timeout }
       : { deadlineMs: config.agent.deadlineMs, connectTimeoutMs: config.agent.connectTimeoutMs };
-    const { targets, breakers } = await withRedis(config, (s) => lookup(config, out, s, fleet, agents));
+    const { targets, breakers } = await withReadyRedis(config, (redis) => lookup(config, out, redis, fleet, agents));
     const rows = await parallelMap(out, 'gaxx status', targets, 32, (t) => probe(t, config, breakers.get(agentKey(t)) ?? 'unknown', waits));
     const down = rows.filter((r) => !r.reachable);
     out.result(rows, () =>

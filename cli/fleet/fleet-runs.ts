@@ -5,20 +5,13 @@
  * outcomes lost minutes later.
  */
 import { GaxxError, isGaxxError } from '../../proto/index.js';
-import { cancelRecordedRun, createRedis, unfinishedFleetRuns, waitReady, type RedisSettings } from '../../scheduler/index.js';
+import { cancelRecordedRun, unfinishedFleetRuns, withReadyClient, type RedisSettings } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
 import { fleetSinceOf, type FleetState } from '../state.js';
 import { withRedis } from '../run/redis-session.js';
 
-async function unfinished(settings: RedisSettings, fleet: string, since: number): Promise<string[]> {
-  const redis = createRedis(settings, 'producer');
-  redis.on('error', () => undefined);
-  try {
-    await waitReady(redis, 5000, settings.display);
-    return (await unfinishedFleetRuns(redis, fleet, since)).map((r) => r.runId);
-  } finally {
-    redis.disconnect();
-  }
+function unfinished(settings: RedisSettings, fleet: string, since: number): Promise<string[]> {
+  return withReadyClient(settings, async (redis) => (await unfinishedFleetRuns(redis, fleet, since)).map((r) => r.runId));
 }
 
 /**

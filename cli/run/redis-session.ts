@@ -2,7 +2,7 @@
  * The queue's Redis for one command (the configured URL, or the embedded server of the state
  * dir), held for the duration of `fn` and released after.
  */
-import { createRedis, redisTarget, waitReady, type RedisSettings } from '../../scheduler/index.js';
+import { redisTarget, withReadyClient, type createRedis, type RedisSettings } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
 
 /** Runs `fn` with the settings of the queue's Redis; `stop` ends a wait for the embedded one (CANCELLED). */
@@ -16,24 +16,9 @@ export async function withRedis<T>(config: GaxxConfig, fn: (settings: RedisSetti
 }
 
 /**
- * Runs `fn` on a ready producer connection to the queue's Redis (REDIS_UNAVAILABLE when it is not
- * within 5 s), closed after. `stop` (the command's Ctrl-C) ends the waits for the server and the
- * connection at once (CANCELLED).
+ * Runs `fn` on a ready producer connection to the queue's Redis (withReadyClient), closed after.
+ * `stop` (the command's Ctrl-C) ends the waits for the server and the connection at once (CANCELLED).
  */
 export function withReadyRedis<T>(config: GaxxConfig, fn: (redis: ReturnType<typeof createRedis>) => Promise<T>, stop?: AbortSignal): Promise<T> {
-  return withRedis(
-    config,
-    async (settings) => {
-      const redis = createRedis(settings, 'producer');
-      // Failures reach the caller through waitReady and the commands; unheard, ioredis prints each.
-      redis.on('error', () => undefined);
-      try {
-        await waitReady(redis, 5000, settings.display, stop);
-        return await fn(redis);
-      } finally {
-        redis.disconnect();
-      }
-    },
-    stop,
-  );
+  return withRedis(config, (settings) => withReadyClient(settings, fn, stop), stop);
 }

@@ -139,6 +139,22 @@ export async function waitReady(client: Redis | Cluster, timeoutMs = 5000, displ
   });
 }
 
+/**
+ * `fn` on a producer connection of its own to `settings`' Redis once it is ready (waitReady:
+ * REDIS_UNAVAILABLE within 5 s; CANCELLED at once when `stop` aborts), closed after.
+ */
+export async function withReadyClient<T>(settings: RedisSettings, fn: (redis: Redis | Cluster) => Promise<T>, stop?: AbortSignal): Promise<T> {
+  const redis = createRedis(settings, 'producer');
+  // Failures reach the caller through waitReady and the commands; unheard, ioredis prints each.
+  redis.on('error', () => undefined);
+  try {
+    await waitReady(redis, 5000, settings.display, stop);
+    return await fn(redis);
+  } finally {
+    redis.disconnect();
+  }
+}
+
 /** What a connection that never became ready went through. */
 export interface NotReady {
   /** The last error it reported (one per failed attempt). */

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { acquireEmbeddedRedis, type EmbeddedRedis } from '../../scheduler/redis/embedded-redis.js';
+import { readFileSafe } from '../../scheduler/redis/redis-server-process.js';
 import { auditEvents, startAgent, stopAllAgents } from '../helpers/agent.js';
 import { spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
@@ -121,13 +122,7 @@ describe('a stop while a command waits for the embedded redis-server that runs a
       process.kill((embeddedPid = Number(readFileSync(join(embedded.dir, 'redis.pid'), 'utf8'))), 'SIGSTOP');
     }
     const lockOwner = join(embedded.dir, 'lock', 'owner');
-    const owner = (): string => {
-      try {
-        return readFileSync(lockOwner, 'utf8');
-      } catch {
-        return '';
-      }
-    };
+    const owner = (): string => readFileSafe(lockOwner);
     // The previous case let go of the server's lock (its process exited).
     expect(await eventually(() => owner() === '', 10_000, 20)).toBe(true);
     const cli = spawnGaxx(args, { home: embeddedHome, env: { GAXX_SCHEDULER_METRICS_LISTEN: '' } });

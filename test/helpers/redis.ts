@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster, Redis } from 'ioredis';
 import { socketCommand } from '../../scheduler/redis/embedded-redis.js';
-import { createRedis, redisSettingsFromUrl, waitReady, type RedisRole } from '../../scheduler/redis/redis.js';
+import { createRedis, redisSettingsFromUrl, waitReady, withReadyClient, type RedisRole } from '../../scheduler/redis/redis.js';
 import { freePort } from './ports.js';
 import { dyingWithTest } from './procs.js';
 
@@ -177,14 +177,8 @@ async function tcpPing(port: number, tls: TestRedisOptions['tls']): Promise<stri
 }
 
 /** Runs `op` on a ready connection of its own to the Redis at `url`, closed when `op` is done. */
-export async function withRedisAt<T>(url: string, op: (redis: Redis | Cluster) => Promise<T>): Promise<T> {
-  const redis = createRedis(redisSettingsFromUrl(url), 'producer');
-  try {
-    await waitReady(redis);
-    return await op(redis);
-  } finally {
-    redis.disconnect();
-  }
+export function withRedisAt<T>(url: string, op: (redis: Redis | Cluster) => Promise<T>): Promise<T> {
+  return withReadyClient(redisSettingsFromUrl(url), op);
 }
 
 /** A test redis-server and one ready connection to it, for a file's tests; close() ends both. */
