@@ -71,7 +71,7 @@ function buildConfigFileSchema({ z }: ReturnType<typeof zod>) {
         .strict()
         .partial(),
       redis: z
-        .object({ url: z.string().min(1), insecure: z.boolean() })
+        .object({ url: z.string().min(1), insecure: z.boolean(), timeoutMs: int('redis.timeoutMs'), goneMs: int('redis.goneMs') })
         .strict()
         .partial(),
       /** Relocates the state dir alone (queue, embedded Redis, scheduler certificate, fleets). */

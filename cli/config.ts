@@ -37,6 +37,10 @@ export interface GaxxConfig {
     url: string | undefined;
     /** Accept a plaintext, password-less redis:// URL to a non-loopback host (refused by default). */
     insecure: boolean;
+    /** How long a request may go unanswered before REDIS_UNAVAILABLE (every producer connection's command timeout). */
+    timeoutMs: number;
+    /** How long a run's wait rides out an unreachable Redis before it ends REDIS_UNAVAILABLE. */
+    goneMs: number;
   };
   /** The scheduler daemon (`gaxx scheduler`). */
   scheduler: {
@@ -87,6 +91,7 @@ export function agentClientOptions(config: Pick<GaxxConfig, 'agent'>): { deadlin
 export const DEFAULTS = {
   logLevel: 'info' as LogLevel,
   agent: { port: 8088, deadlineMs: 10_000, connectTimeoutMs: 5_000 },
+  redis: { timeoutMs: 10_000, goneMs: 60_000 },
   scheduler: {
     concurrency: 64,
     maxRuns: 100,
@@ -176,7 +181,12 @@ export function loadConfig(input: LoadConfigInput): GaxxConfig {
     },
     logLevel: merged.logLevel ?? DEFAULTS.logLevel,
     agent: { ...DEFAULTS.agent, ...merged.agent },
-    redis: { url: merged.redis?.url, insecure: merged.redis?.insecure ?? false },
+    redis: {
+      url: merged.redis?.url,
+      insecure: merged.redis?.insecure ?? false,
+      timeoutMs: merged.redis?.timeoutMs ?? DEFAULTS.redis.timeoutMs,
+      goneMs: merged.redis?.goneMs ?? DEFAULTS.redis.goneMs,
+    },
     scheduler: {
       concurrency: s.concurrency ?? DEFAULTS.scheduler.concurrency,
       maxRuns: s.maxRuns ?? DEFAULTS.scheduler.maxRuns,

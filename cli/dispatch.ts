@@ -48,7 +48,23 @@ export async function runCli(input: CliInput): Promise<number> {
   try {
     return await dispatch(input);
   } catch (e) {
-    return reportError(e, input.io, input.env.GAXX_DEBUG === '1', json);
+    return reportError(await knownFailure(e), input.io, input.env.GAXX_DEBUG === '1', json);
+  }
+}
+
+/**
+ * A failure that is not a bug though no command put it in its own words: one of the queue's Redis
+ * client (a request Redis left unanswered, a connection closed under it, a refusal) is
+ * REDIS_UNAVAILABLE. What tells them apart is loaded only for an error that is not gaxx's already
+ * (`gaxx --version` loads none of it).
+ */
+export async function knownFailure(e: unknown): Promise<unknown> {
+  if (!(e instanceof Error) || e instanceof GaxxError) return e;
+  try {
+    const { isRedisClientError, redisError } = await import('../scheduler/light/index.js');
+    return isRedisClientError(e) ? redisError(e, "the queue's Redis") : e;
+  } catch {
+    return e;
   }
 }
 

@@ -8,7 +8,7 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { exitCodeFor, nodeTty, printable } from '../proto/index.js';
 import { readFileIfExists } from './settings.js';
-import { reportError, runCli, wantsJson } from './dispatch.js';
+import { knownFailure, reportError, runCli, wantsJson } from './dispatch.js';
 import { stopNote, type StopReason } from './command.js';
 import type { Io } from './output.js';
 import { colourOn, redrawOn } from './terminal.js';
@@ -187,14 +187,21 @@ process.on('SIGINT', () => stopAsked('interrupted', 130));
 process.on('SIGTERM', () => stopAsked('SIGTERM', 143));
 process.on('SIGHUP', () => stopAsked('SIGHUP', 129));
 
+/** Whether an exception no command caught is being reported. */
+let failing = false;
 /**
  * An exception no command caught (thrown in a library's callback, say) goes through the error
  * funnel as one line, as any other failure does: left to Node, it would print the source line
  * it came from, which in the bundle is a whole minified vendor file.
  */
 function unexpected(e: unknown): void {
-  const code = reportError(e, io, process.env.GAXX_DEBUG === '1', wantsJson(process.argv.slice(2)));
-  process.exit(stopCode ?? code);
+  // The first one is reported (what tells a Redis failure apart loads first); others meanwhile are its consequences.
+  if (failing) return;
+  failing = true;
+  void knownFailure(e).then((known) => {
+    const code = reportError(known, io, process.env.GAXX_DEBUG === '1', wantsJson(process.argv.slice(2)));
+    process.exit(stopCode ?? code);
+  });
 }
 process.on('uncaughtException', unexpected);
 process.on('unhandledRejection', unexpected);

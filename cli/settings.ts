@@ -80,6 +80,22 @@ export const SETTINGS: readonly Setting[] = [
     help: 'allow a redis:// URL to a non-loopback host with no password and no TLS (refused otherwise: anyone on the path could read and write the queue)',
   },
   {
+    path: 'redis.timeoutMs',
+    env: 'GAXX_REDIS_TIMEOUT_MS',
+    flag: 'redis-timeout-ms',
+    kind: 'int',
+    range: [1, MAX_DURATION_MS],
+    help: `how long a request to Redis may go unanswered, in ms, at most ${MAX_DURATION_MS}: a Redis that keeps the connection but does not answer (stopped, paused, cut off without a reset) is then REDIS_UNAVAILABLE (10000)`,
+  },
+  {
+    path: 'redis.goneMs',
+    env: 'GAXX_REDIS_GONE_MS',
+    flag: 'redis-gone-ms',
+    kind: 'int',
+    range: [1, MAX_DURATION_MS],
+    help: `how long a run waiting for its results (run, --resume, runs wait) rides out a Redis that is down or does not answer, in ms, at most ${MAX_DURATION_MS}; then it ends REDIS_UNAVAILABLE, its tasks left to --resume (60000)`,
+  },
+  {
     path: 'stateDir',
     env: 'GAXX_STATE_DIR',
     flag: 'state-dir',

@@ -6,7 +6,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatDuration, formatSize, REQUEST_LIMITS } from '../../proto/index.js';
-import { DEFAULT_OUTPUT_CAP_BYTES, LIMITS, redisTarget } from '../../scheduler/light/index.js';
+import { DEFAULT_OUTPUT_CAP_BYTES, LIMITS } from '../../scheduler/light/index.js';
+import { queueRedis } from '../run/queue-redis.js';
 import { boolFlag, durationFlag, JSON_FLAG, stringFlag, usageError, WORKDIR_FLAG, type Command, type FlagValues } from '../command.js';
 import { noOperatorCertificate } from '../paths.js';
 import { DEFAULT_WINDOW, MAX_RUN_CONCURRENCY, planRun } from '../run/plan.js';
@@ -189,7 +190,7 @@ export const command: Command = {
     if (!existsSync(join(config.paths.operatorCertDir, 'cert.pem'))) throw noOperatorCertificate(config.paths.operatorCertDir);
     // Redis first, then the queue's modules (ioredis, BullMQ, the scheduler: ~100 ms to load): an
     // embedded redis-server this starts boots meanwhile. The executor awaits it and releases it.
-    const redis = redisTarget(config.redis.url, config.paths.stateDir, { allowInsecure: config.redis.insecure, stop: signal });
+    const redis = queueRedis(config, signal);
     redis.catch(() => undefined);
     const loaded = import('../run/execute.js');
     loaded.catch(() =>

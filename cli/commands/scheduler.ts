@@ -91,6 +91,7 @@ export const command: Command = {
       redisUrl: config.redis.url,
       stop: signal,
       redisInsecure: config.redis.insecure,
+      redisAnswerMs: config.redis.timeoutMs,
       stateDir: config.paths.stateDir,
       certs: creds,
       agentToken: config.agent.token,

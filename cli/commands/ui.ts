@@ -12,7 +12,6 @@ import {
   parseAgentItem,
   readBreakers,
   readDashboardUrl,
-  redisTarget,
   TaskQueue,
   registeredFleets,
   type MonitorTarget,
@@ -22,6 +21,7 @@ import { durationFlag, JSON_FLAG, stringFlag, stringsFlag, usageError, type Comm
 import type { Output } from '../output.js';
 import { monitorCredentialSource } from '../scheduler-credentials.js';
 import type { GaxxConfig } from '../config.js';
+import { queueRedis } from '../run/queue-redis.js';
 import { withReadyRedis } from '../run/redis-session.js';
 import { resolveFleetAgents } from '../fleet/fleet-directory.js';
 import { assertFleetName, readFleet } from '../state.js';
@@ -150,7 +150,7 @@ export const command: Command = {
     let target: RedisTarget | undefined;
     let queue: TaskQueue | undefined;
     if (!agents.length || config.redis.url) {
-      target = await redisTarget(config.redis.url, config.paths.stateDir, { stop: signal });
+      target = await queueRedis(config, signal);
       queue = await TaskQueue.open(target.settings, 5000, 'producer', signal).catch(async (e: unknown) => {
         await target?.release();
         throw e;

@@ -5,7 +5,6 @@ import {
   fleetAgents,
   forgetFleet,
   holdFleet,
-  redisTarget,
   registerFleet,
   schedulerAlive,
   setFleetLimits,
@@ -17,6 +16,7 @@ import { compareText } from '../../proto/index.js';
 import { agentAddress } from '../commands/exec.js';
 import type { GaxxConfig } from '../config.js';
 import type { Output } from '../output.js';
+import { queueRedis } from '../run/queue-redis.js';
 import { withReadyRedis } from '../run/redis-session.js';
 import { fleetPricePerHour, readFleet, type FleetState } from '../state.js';
 
@@ -108,7 +108,7 @@ export function publishFleetLimits(config: GaxxConfig, state: FleetState, stop?:
  * spawn ends); resolves to the release, which also closes the connection.
  */
 export async function holdFleetWhileSpawning(config: GaxxConfig, fleet: string, stop?: AbortSignal): Promise<() => Promise<void>> {
-  const target = await redisTarget(config.redis.url, config.paths.stateDir, { stop });
+  const target = await queueRedis(config, stop);
   const redis = createRedis(target.settings, 'producer');
   redis.on('error', () => undefined);
   const close = async (): Promise<void> => {

@@ -2,12 +2,13 @@
  * The queue's Redis for one command (the configured URL, or the embedded server of the state
  * dir), held for the duration of `fn` and released after.
  */
-import { redisTarget, withReadyClient, type createRedis, type RedisSettings } from '../../scheduler/index.js';
+import { withReadyClient, type createRedis, type RedisSettings } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
+import { queueRedis } from './queue-redis.js';
 
 /** Runs `fn` with the settings of the queue's Redis; `stop` ends a wait for the embedded one (CANCELLED). */
 export async function withRedis<T>(config: GaxxConfig, fn: (settings: RedisSettings) => Promise<T>, stop?: AbortSignal): Promise<T> {
-  const target = await redisTarget(config.redis.url, config.paths.stateDir, { stop });
+  const target = await queueRedis(config, stop);
   try {
     return await fn(target.settings);
   } finally {

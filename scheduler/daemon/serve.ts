@@ -30,6 +30,8 @@ export interface ServeOptions {
   stop?: AbortSignal;
   /** Accept plaintext, password-less Redis beyond loopback (REDIS_INSECURE otherwise). */
   redisInsecure?: boolean;
+  /** How long a request on its producer connections may go unanswered (RedisSettings.answerMs). */
+  redisAnswerMs?: number;
   stateDir: string;
   /**
    * Scheduler-role client certificate (also serves non-loopback metrics over mTLS, with the one
@@ -69,7 +71,11 @@ export interface Served {
 }
 
 export async function serveScheduler(opts: ServeOptions): Promise<Served> {
-  const target = await redisTarget(opts.redisUrl, opts.stateDir, { allowInsecure: opts.redisInsecure ?? false, stop: opts.stop });
+  const target = await redisTarget(opts.redisUrl, opts.stateDir, {
+    allowInsecure: opts.redisInsecure ?? false,
+    stop: opts.stop,
+    ...(opts.redisAnswerMs === undefined ? {} : { answerMs: opts.redisAnswerMs }),
+  });
   try {
     const metricsTls: SecureContextOptions = secureContextOptions(await currentCredentials(opts.certs));
     const daemon = await SchedulerDaemon.start({

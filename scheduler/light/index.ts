@@ -6,4 +6,5 @@
  * meanwhile (tens of ms that a run without a daemon used to wait).
  */
 export { redisTarget, type RedisTarget } from '../redis/embedded-redis.js';
+export { isRedisClientError, redisError } from '../redis/errors.js';
 export { DEFAULT_OUTPUT_CAP_BYTES, LIMITS, type TaskInput } from '../queue/task.js';

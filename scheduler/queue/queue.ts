@@ -96,6 +96,7 @@ export class TaskQueue {
     const signedAt = opts.signedAtUnixMs ?? Date.now();
     const expiresAt = opts.expiresAtUnixMs ?? signedAt + DEFAULT_SIGNED_TTL_MS;
     const inputs = new Map(Object.entries(run.inputs ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
+    let unregistered = false;
     try {
       // First: it throws at once when a producer's Redis is away (nothing is sent then).
       const queue = this.queueFor(run.runId);
@@ -133,15 +134,19 @@ export class TaskQueue {
       ]);
       const failed = written.find((w): w is PromiseRejectedResult => w.status === 'rejected');
       if (failed) {
-        // Jobs that did land would run without their run's entry: taken back first (best effort).
-        await this.withdraw(jobIds).catch(() => undefined);
+        // Jobs that did land (or land later: a request its bound cut may still be done) would run
+        // without their run's entry: taken back. Both go out at once, after the writes on the same
+        // connection (Redis runs them in that order), so a Redis that answers nothing holds this
+        // one request bound, not two.
+        unregistered = true;
+        await Promise.all([this.withdraw(jobIds).catch(() => undefined), unregisterRun(this.redis, run.runId).catch(() => undefined)]);
         throw failed.reason;
       }
       this.versionChecked = true;
       return { runId: run.runId, taskIds, jobIds };
     } catch (e) {
       // Best effort (a Redis refusing writes refuses this too): no registry entry without jobs.
-      await unregisterRun(this.redis, run.runId).catch(() => undefined);
+      if (!unregistered) await unregisterRun(this.redis, run.runId).catch(() => undefined);
       throw redisError(e, 'enqueue failed');
     }
   }

@@ -6,6 +6,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { GaxxError } from '../../proto/index.js';
+import { unanswered } from '../redis/redis.js';
 import { PROBE_MS, probeWrites, refusedError, WriteHealth, type Refusal } from './write-health.js';
 
 /** The longest a blocking read is awaited before the loop looks at its deadline and Redis again. */
@@ -100,8 +101,10 @@ export class Reachability {
     if (w && this.downSince === 0 && !this.probing && now - this.probedAt >= PROBE_MS) {
       this.probedAt = now;
       this.probing = true;
-      this.probeSentAt = now;
-      // An answer, a refusal too, ends a stall; a failed connection is its events' to report.
+      // A stall lasts from the first probe left unanswered: the next ones do not restart it.
+      if (this.probeSentAt === 0) this.probeSentAt = now;
+      // An answer, a refusal too, ends a stall; a failed connection is its events' to report, and a
+      // probe its connection's request bound cut (unanswered) is the stall going on.
       const answered = (): void => {
         const since = this.since(Date.now());
         this.probeSentAt = 0;
@@ -114,7 +117,9 @@ export class Reachability {
             if (reason === undefined) this.health.accepted('probe');
             else this.health.refused('probe', reason);
           },
-          () => (this.probeSentAt = 0),
+          (e: unknown) => {
+            if (!unanswered(e)) this.probeSentAt = 0;
+          },
         )
         .finally(() => (this.probing = false));
     }

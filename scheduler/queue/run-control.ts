@@ -16,7 +16,7 @@ import { schedulerAlive } from '../daemon/daemon.js';
 import { jobIdFor } from './task.js';
 import { isCancelled, requestCancel } from './cancel.js';
 import { followRun, type AcceptResults, type FollowHandlers } from './follow.js';
-import { keepFollowing, landEndRecord, mustLand, REDIS_GONE_MS } from './run-landing.js';
+import { goneMsOf, keepFollowing, landEndRecord, mustLand } from './run-landing.js';
 import { loadRunMeta, runTasksKey, taskRecords, type RunMeta } from './runs.js';
 import { TaskQueue } from './queue.js';
 import { allPublished, publishResult, resultAtWaitEnd, runDoneKey, type TaskResult } from './results.js';
@@ -206,7 +206,7 @@ export async function attachRun(runId: string, opts: AttachOptions): Promise<Att
       done: (n) => (state = runComplete(rec, n)) !== undefined,
       ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
       // Bounded like every run wait: REDIS_UNAVAILABLE when Redis stays away or refuses writes.
-      redisGoneMs: REDIS_GONE_MS,
+      redisGoneMs: goneMsOf(opts),
       writes,
     }).then(
       () => undefined,

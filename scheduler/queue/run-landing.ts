@@ -3,7 +3,7 @@
  * a run ends (run.ts's runAndWait and resumeRun, a task list's stream, a followed run).
  */
 import type { Cluster, Redis } from 'ioredis';
-import { RECONNECT_MS, whileAway } from '../redis/redis.js';
+import { RECONNECT_MS, whileAway, type RedisSettings } from '../redis/redis.js';
 import { FOLLOW_BEAT_MS, noteFollowed, updateRunRecord } from './run-index.js';
 import { RUN_TOUCH_MS, touchRun } from './runs.js';
 
@@ -11,10 +11,17 @@ import { RUN_TOUCH_MS, touchRun } from './runs.js';
  * A read or write a run must not lose to its connection coming back from an outage the run's
  * wait rode out (Redis answered the wait, this connection may still wait out its backoff): a
  * cancel's writes, and the run's end (its record, its cancel flag). Tried again for RECONNECT_MS,
- * or until `stop` (the wait's end); once when Redis was last heard unreachable (`redisDown`).
+ * or until `stop` (the wait's end); once, and answered within CLEANUP_MS, when Redis was last
+ * heard unreachable (`redisDown`: a Redis that does not answer would hold it its connection's
+ * whole request bound).
  */
 export function mustLand<T>(redis: Redis | Cluster, op: () => Promise<T>, o: { redisDown?: boolean; what: string; stop?: AbortSignal }): Promise<T> {
-  return whileAway(redis, op, { forMs: o.redisDown ? 0 : RECONNECT_MS, what: o.what, ...(o.stop ? { stop: o.stop } : {}) });
+  return whileAway(redis, op, {
+    forMs: o.redisDown ? 0 : RECONNECT_MS,
+    what: o.what,
+    ...(o.stop ? { stop: o.stop } : {}),
+    ...(o.redisDown ? { attemptMs: CLEANUP_MS } : {}),
+  });
 }
 
 /**
@@ -50,6 +57,11 @@ export async function landEndRecord(
 }
 /** Default bound on a Redis outage during a wait. */
 export const REDIS_GONE_MS = 60_000;
+
+/** How long a wait rides out an unreachable Redis: its own option, else its settings' (`--redis-gone-ms`), else REDIS_GONE_MS. */
+export function goneMsOf(o: { redisGoneMs?: number; settings: RedisSettings }): number {
+  return o.redisGoneMs ?? o.settings.goneMs ?? REDIS_GONE_MS;
+}
 
 /** Resolves with `p`'s value, or undefined after `ms` (the work goes on, unobserved). */
 export async function bounded<T>(p: Promise<T>, ms: number): Promise<T | undefined> {

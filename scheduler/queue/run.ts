@@ -35,7 +35,7 @@ import { jobIdFor, type RunSpecInput } from './task.js';
 import { waitForRun, type RunResults, type WaitOptions } from './wait.js';
 import { endedBy, endsWaitEarly, WriteHealth, type EndedEarly } from './write-health.js';
 import { SchedulerWorker, type WorkerLog } from '../dispatch/worker.js';
-import { bounded, CLEANUP_MS, keepFollowing, landEndRecord, mustLand, REDIS_GONE_MS } from './run-landing.js';
+import { bounded, CLEANUP_MS, goneMsOf, keepFollowing, landEndRecord, mustLand } from './run-landing.js';
 
 export interface RunAndWaitOptions extends WaitOptions {
   settings: RedisSettings;
@@ -304,7 +304,7 @@ class RunWait {
         // A cancel ends the growth: what the run's gaxx run enqueues after it, it cancels itself.
         more: () => this.growing && this.cancelling === undefined,
         join: (ids) => this.join(ids),
-        redisGoneMs: this.opts.redisGoneMs ?? REDIS_GONE_MS,
+        redisGoneMs: goneMsOf(this.opts),
         onRedis,
         writes: this.writes,
         until: this.stop.signal,

@@ -38,7 +38,7 @@ import { TaskQueue } from './queue.js';
 import { isRefused, publishRefused, type RefusedTask } from './refused.js';
 import { publishResult, runDoneKey, taskResult, type OutputChunk, type TaskResult } from './results.js';
 import { countOutcome, createRunRecord, noteEnqueued, runFailure, updateRunRecord, type OutcomeCounts, type RunFailure, type RunRecord } from './run-index.js';
-import { mustLand, bounded, CLEANUP_MS, keepFollowing, landEndRecord, REDIS_GONE_MS } from './run-landing.js';
+import { mustLand, bounded, CLEANUP_MS, goneMsOf, keepFollowing, landEndRecord } from './run-landing.js';
 import { newRunId, type TaskInput } from './task.js';
 import { endedBy, endsWaitEarly, WriteHealth, type EndedEarly } from './write-health.js';
 import { failedAtWaitEnd } from './failed-jobs.js';
@@ -202,7 +202,7 @@ class StreamedRun {
         outstanding: () => this.outstanding.keys(),
         until: this.stopFollow.signal,
         ...(this.opts.timeoutMs ? { timeoutMs: this.opts.timeoutMs } : {}),
-        redisGoneMs: this.opts.redisGoneMs ?? REDIS_GONE_MS,
+        redisGoneMs: goneMsOf(this.opts),
         writes: this.writes,
         onRedis: (down, forMs, refused) => {
           this.redisDown = down;
@@ -346,7 +346,7 @@ class StreamedRun {
   private async whileRedisAway<T>(op: () => Promise<T>): Promise<T | undefined> {
     const stop = this.stopInput.signal;
     try {
-      return await whileAway(this.queue.redis, op, { forMs: this.opts.redisGoneMs ?? REDIS_GONE_MS, what: `while enqueueing run ${this.runId}`, stop });
+      return await whileAway(this.queue.redis, op, { forMs: goneMsOf(this.opts), what: `while enqueueing run ${this.runId}`, stop });
     } catch (e) {
       if (stop.aborted && connectionLost(e)) return undefined;
       throw e;

@@ -212,8 +212,19 @@ export interface RedisTarget {
  * Resolves the Redis to use; starts or joins the embedded one when no URL is configured.
  * `allowInsecure`: see redisSettingsFromUrl (REDIS_INSECURE).
  */
-export async function redisTarget(url: string | undefined, stateDir: string, opts: EmbeddedRedisOptions & RedisUrlOptions = {}): Promise<RedisTarget> {
-  if (url) return { settings: redisSettingsFromUrl(url, { allowInsecure: opts.allowInsecure ?? false }), embedded: undefined, release: async () => undefined };
+export async function redisTarget(
+  url: string | undefined,
+  stateDir: string,
+  opts: EmbeddedRedisOptions & RedisUrlOptions & Pick<RedisSettings, 'answerMs' | 'goneMs'> = {},
+): Promise<RedisTarget> {
+  // How long a request, and a run's wait, bear a Redis that does not answer.
+  const answer = { ...(opts.answerMs === undefined ? {} : { answerMs: opts.answerMs }), ...(opts.goneMs === undefined ? {} : { goneMs: opts.goneMs }) };
+  if (url)
+    return {
+      settings: { ...redisSettingsFromUrl(url, { allowInsecure: opts.allowInsecure ?? false }), ...answer },
+      embedded: undefined,
+      release: async () => undefined,
+    };
   const embedded = await acquireEmbeddedRedis(stateDir, opts);
-  return { settings: redisSettingsFromUrl(embedded.url), embedded, release: () => embedded.release() };
+  return { settings: { ...redisSettingsFromUrl(embedded.url), ...answer }, embedded, release: () => embedded.release() };
 }

@@ -6,9 +6,11 @@
  */
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import { GaxxError } from '../../proto/index.js';
+import { CONNECT_ERRORS, redisError, TIMED_OUT, type NotReadyKind } from './errors.js';
 import type { RedisSettings } from './url.js';
 
 export { isLoopbackHost, redisSettingsFromUrl, type RedisSettings, type RedisUrlOptions } from './url.js';
+export { isRedisClientError, redisError, unanswered, type NotReadyKind } from './errors.js';
 
 /**
  * Prefix of every gaxx key, BullMQ's included. The braces make it a Redis Cluster hash tag, so
@@ -33,6 +35,14 @@ export type RedisRole = 'producer' | 'worker';
  */
 const COMMON: RedisOptions = { disableClientInfo: true };
 
+/**
+ * How long a producer's request may go unanswered by default (RedisSettings.answerMs): a Redis
+ * that keeps the connection and answers nothing (stopped, paused, cut off without a reset) is
+ * REDIS_UNAVAILABLE after it, as one that is gone. A worker's connections (blocking reads, the
+ * daemon's) have none: their own loops watch for a Redis that does not answer.
+ */
+export const ANSWER_MS = 10_000;
+
 /** Reconnect backoff of a connection that waits for Redis: 100 ms more per attempt, at most 2 s. */
 const backoff = (n: number): number => Math.min(100 * n, 2000);
 
@@ -44,13 +54,17 @@ const backoff = (n: number): number => Math.min(100 * n, 2000);
  * it reconnects for as long as it is open, as a worker's does: a Redis that restarts under a
  * running `gaxx run` is used again when it is back, and the caller's own bound (the wait's
  * `redisGoneMs`) decides when to give up. Its commands still fail at once while it is down (no
- * offline queue), so nothing waits unbounded on it.
+ * offline queue), and a request it sent goes unanswered `answerMs` at most (ANSWER_MS): nothing
+ * waits unbounded on it.
  */
-export function roleOptions(role: RedisRole): RedisOptions {
-  if (role === 'worker') return { ...COMMON, maxRetriesPerRequest: null, enableReadyCheck: true, enableOfflineQueue: true, retryStrategy: backoff };
+export function roleOptions(role: RedisRole, answerMs = ANSWER_MS): RedisOptions {
+  // A worker's duplicate of a producer's connection does not keep its request bound (its blocking reads wait on purpose).
+  if (role === 'worker')
+    return { ...COMMON, commandTimeout: undefined, maxRetriesPerRequest: null, enableReadyCheck: true, enableOfflineQueue: true, retryStrategy: backoff };
   let wasReady = false;
   return {
     ...COMMON,
+    commandTimeout: answerMs,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 3000,
@@ -73,7 +87,7 @@ function readyOnce<C extends Redis | Cluster>(client: C, options: RedisOptions):
 
 /** A Redis (or Cluster) client for `role`. Never sets ioredis' keyPrefix (BullMQ forbids it). */
 export function createRedis(settings: RedisSettings, role: RedisRole): Redis | Cluster {
-  const extra = roleOptions(role);
+  const extra = roleOptions(role, settings.answerMs);
   if (settings.kind === 'cluster') {
     return readyOnce(
       new Cluster(settings.nodes, {
@@ -89,7 +103,9 @@ export function createRedis(settings: RedisSettings, role: RedisRole): Redis | C
 
 /** A new connection to the same Redis with `role`'s behaviour (e.g. a blocking reader). */
 export function duplicateFor(client: Redis | Cluster, role: RedisRole): Redis | Cluster {
-  const extra = roleOptions(role);
+  // A producer's duplicate keeps its request bound.
+  const bound = (client instanceof Cluster ? client.options.redisOptions : client.options)?.commandTimeout;
+  const extra = roleOptions(role, bound);
   if (client instanceof Cluster) {
     return readyOnce(client.duplicate(undefined, { enableOfflineQueue: role === 'worker', redisOptions: { ...client.options.redisOptions, ...extra } }), extra);
   }
@@ -165,25 +181,6 @@ export interface NotReady {
   gaveUp: boolean;
   timeoutMs: number;
 }
-
-/** Why a connection never became ready, as REDIS_UNAVAILABLE's `details.reason` says it. */
-export type NotReadyKind = 'refused' | 'no-socket' | 'denied' | 'reset' | 'timeout' | 'unreachable' | 'unknown-host' | 'auth' | 'tls' | 'no-answer' | 'other';
-
-/** Node's connect failures, said plainly, with what to check. */
-const CONNECT_ERRORS: Record<string, { kind: NotReadyKind; text: string }> = {
-  ECONNREFUSED: { kind: 'refused', text: 'connection refused: is redis-server running there (and on that port)?' },
-  ENOENT: { kind: 'no-socket', text: 'no such socket: is redis-server running, with that unixsocket?' },
-  EACCES: { kind: 'denied', text: 'permission denied on its socket: check the mode and owner of the socket and its directory' },
-  ECONNRESET: {
-    kind: 'reset',
-    text: 'the connection was reset: is it a Redis server, plaintext or TLS as the URL says, and does it accept clients from here?',
-  },
-  ETIMEDOUT: { kind: 'timeout', text: 'the connection timed out: is the host up, and does a firewall let the port through?' },
-  EHOSTUNREACH: { kind: 'unreachable', text: 'host unreachable: check the address and the network' },
-  ENETUNREACH: { kind: 'unreachable', text: 'network unreachable: check the address and the network' },
-  ENOTFOUND: { kind: 'unknown-host', text: 'host not found: check the host name in the URL' },
-  EAI_AGAIN: { kind: 'unknown-host', text: 'the host name could not be resolved now (DNS): try again, or give an address' },
-};
 
 /**
  * Why a connection never became ready, for REDIS_UNAVAILABLE: refused, no socket, timed out, an
@@ -265,6 +262,20 @@ export interface WhileAwayOptions {
   what: string;
   /** Stops the trying: the last failure is thrown. */
   stop?: AbortSignal;
+  /** Each attempt unanswered this long fails as its connection's request bound would (below it, when shorter). */
+  attemptMs?: number;
+}
+
+/** `p`, or a failure as ioredis' own command timeout's after `ms` (the request goes on, unobserved). */
+async function answeredWithin<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(TIMED_OUT)), ms)));
+  p.catch(() => undefined);
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -278,7 +289,7 @@ export async function whileAway<T>(client: Redis | Cluster, op: () => Promise<T>
   let since = 0;
   for (;;) {
     try {
-      return await op();
+      return await (o.attemptMs === undefined ? op() : answeredWithin(op(), o.attemptMs));
     } catch (raw) {
       const e = redisError(raw, o.what);
       if (!connectionLost(e)) throw e;
@@ -291,19 +302,6 @@ export async function whileAway<T>(client: Redis | Cluster, op: () => Promise<T>
       if (o.stop?.aborted) throw e;
     }
   }
-}
-
-/** Turns an ioredis failure into REDIS_UNAVAILABLE; GaxxErrors pass through. */
-export function redisError(e: unknown, what: string): GaxxError {
-  if (e instanceof GaxxError) return e;
-  // A refused MULTI says only EXECABORT; the server's reason (MISCONF, OOM, READONLY...) is in
-  // the errors of the commands it queued.
-  const inner = (e as { previousErrors?: Error[] } | undefined)?.previousErrors?.[0];
-  const reason = inner?.message ?? (e as Error)?.message ?? String(e);
-  // An error reply: Redis is there but refuses (details.refused says why, for the caller's advice).
-  const replied = (inner ?? (e as Error | undefined))?.name === 'ReplyError';
-  const connect = CONNECT_ERRORS[(e as { code?: string } | undefined)?.code ?? ''];
-  return new GaxxError('REDIS_UNAVAILABLE', `${what}: ${connect?.text ?? reason}`, { cause: e, ...(replied ? { details: { refused: reason } } : {}) });
 }
 
 /** Parses `INFO` text into a field map. */

@@ -21,9 +21,23 @@ import type { ClusterOptions, RedisOptions } from 'ioredis';
 import { GaxxError, isLoopbackHost as isLoopback, parseHostPort } from '../../proto/index.js';
 
 /** Where Redis is and how to reach it, parsed from a URL. */
-export type RedisSettings =
+export type RedisSettings = (
   | { kind: 'single'; options: RedisOptions; display: string }
-  | { kind: 'cluster'; nodes: Array<{ host: string; port: number }>; options: ClusterOptions; display: string };
+  | { kind: 'cluster'; nodes: Array<{ host: string; port: number }>; options: ClusterOptions; display: string }
+) & {
+  /**
+   * How long a producer connection's request may go unanswered (its command timeout; default
+   * ANSWER_MS in redis.ts): a Redis that keeps the connection and answers nothing is then
+   * REDIS_UNAVAILABLE, not a wait without end.
+   */
+  answerMs?: number;
+  /**
+   * How long a run's wait rides out a Redis that is down or does not answer before it ends
+   * REDIS_UNAVAILABLE (its tasks left for a resume; default REDIS_GONE_MS in run-landing.ts),
+   * unless the wait's own options say.
+   */
+  goneMs?: number;
+};
 
 const HOSTLIST_URL = /^(rediss?)\+(sentinel|cluster):\/\/(?:([^@/]*)@)?([^/?]+)(\/[^?]*)?(?:\?(.*))?$/;
 

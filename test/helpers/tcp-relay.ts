@@ -6,6 +6,9 @@
  * stopped and reads nothing (bytes on any other connection to the agent's port, such as a closed
  * client's late reconnect, say nothing of that request). `delayMs` holds every chunk from the
  * agent that long before the client gets it (in order): each answer then takes at least that long.
+ * `holdWhen` makes a server that stops answering mid-connection (stopped, paused, cut off without
+ * a reset): once a chunk from the client matches it, that connection carries nothing more either
+ * way (the chunk included) and stays open. The server may be any TCP service on loopback (Redis).
  */
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import type { AgentProcess } from './agent.js';
@@ -14,20 +17,25 @@ import type { AgentProcess } from './agent.js';
 export interface RelayedConnection {
   /** Bytes its client sent toward the agent so far. */
   sent: number;
+  /** Whether it carries nothing more (`holdWhen` matched). */
+  held: boolean;
 }
+
+/** What a relay forwards to: a server on loopback at `port` (an agent, a redis-server). */
+export type RelayTarget = Pick<AgentProcess, 'port'>;
 
 export class TcpRelay {
   address = '';
-  to: AgentProcess;
+  to: RelayTarget;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly open = new Set<RelayedConnection>();
 
-  constructor(to: AgentProcess, opts: { delayMs?: number } = {}) {
+  constructor(to: RelayTarget, opts: { delayMs?: number; holdWhen?: (chunk: Buffer) => boolean } = {}) {
     this.to = to;
     this.server = createServer((down) => {
       const up = tcpConnect(this.to.port, '127.0.0.1');
-      const conn: RelayedConnection = { sent: 0 };
+      const conn: RelayedConnection = { sent: 0, held: false };
       this.open.add(conn);
       down.on('data', (b: Buffer) => {
         conn.sent += b.length;
@@ -42,11 +50,25 @@ export class TcpRelay {
           up.destroy();
         });
       }
-      down.pipe(up);
+      const holdWhen = opts.holdWhen;
+      if (holdWhen === undefined) down.pipe(up);
+      else
+        down.on('data', (b: Buffer) => {
+          if (!conn.held && holdWhen(b)) conn.held = true;
+          if (!conn.held) up.write(b);
+        });
       const delayMs = opts.delayMs;
-      if (delayMs === undefined) up.pipe(down);
-      else up.on('data', (b: Buffer) => void setTimeout(() => down.destroyed || down.write(b), delayMs));
+      if (delayMs === undefined && holdWhen === undefined) up.pipe(down);
+      else {
+        const pass = (b: Buffer): boolean => down.destroyed || conn.held || down.write(b);
+        up.on('data', (b: Buffer) => void (delayMs === undefined ? pass(b) : setTimeout(() => pass(b), delayMs)));
+      }
     });
+  }
+
+  /** Whether any connection it carries (now) is held. */
+  holding(): boolean {
+    return [...this.open].some((c) => c.held);
   }
 
   async start(): Promise<this> {

@@ -200,12 +200,41 @@ describe('redis.insecure (--redis-insecure, GAXX_REDIS_INSECURE)', () => {
     const file = files({ '/home/u/.config/gaxx/config.json': JSON.stringify({ redis: { insecure: true } }) });
     expect(loadConfig({ ...base, argv: [], env: {}, readFile: file }).redis.insecure).toBe(true);
     const c = loadConfig({ ...base, argv: ['run', '--redis-insecure', '--redis-url', 'redis://10.0.0.5'], env: {}, readFile: noFiles });
-    expect(c.redis).toEqual({ url: 'redis://10.0.0.5', insecure: true });
+    expect(c.redis).toEqual({ url: 'redis://10.0.0.5', insecure: true, timeoutMs: 10_000, goneMs: 60_000 });
   });
 
   it('refuses a value that is not a boolean, naming the variable', () => {
     const e = failure(() => loadConfig({ ...base, argv: [], env: { GAXX_REDIS_INSECURE: 'maybe' }, readFile: noFiles }));
     expect(e.code).toBe('CONFIG_INVALID');
     expect(JSON.stringify(e.details)).toContain('redis.insecure');
+  });
+});
+
+describe('redis.timeoutMs and redis.goneMs (--redis-timeout-ms, --redis-gone-ms)', () => {
+  it('default to 10 s and 60 s; set from the env, the file or the flag, the flag winning', () => {
+    expect(loadConfig({ ...base, argv: [], env: {}, readFile: noFiles }).redis).toMatchObject({ timeoutMs: 10_000, goneMs: 60_000 });
+    expect(loadConfig({ ...base, argv: [], env: { GAXX_REDIS_TIMEOUT_MS: '1500', GAXX_REDIS_GONE_MS: '5000' }, readFile: noFiles }).redis).toMatchObject({
+      timeoutMs: 1500,
+      goneMs: 5000,
+    });
+    const file = files({ '/home/u/.config/gaxx/config.json': JSON.stringify({ redis: { timeoutMs: 2000, goneMs: 3000 } }) });
+    expect(loadConfig({ ...base, argv: [], env: {}, readFile: file }).redis).toMatchObject({ timeoutMs: 2000, goneMs: 3000 });
+    const c = loadConfig({
+      ...base,
+      argv: ['runs', '--redis-timeout-ms', '250', '--redis-gone-ms=750'],
+      env: { GAXX_REDIS_TIMEOUT_MS: '1500' },
+      readFile: file,
+    });
+    expect(c.redis).toMatchObject({ timeoutMs: 250, goneMs: 750 });
+  });
+
+  it.each([
+    ['GAXX_REDIS_TIMEOUT_MS', '0', 'redis.timeoutMs'],
+    ['GAXX_REDIS_TIMEOUT_MS', 'soon', 'redis.timeoutMs'],
+    ['GAXX_REDIS_GONE_MS', '-1', 'redis.goneMs'],
+  ])('refuses %s=%s, naming the setting', (name, value, path) => {
+    const e = failure(() => loadConfig({ ...base, argv: [], env: { [name]: value }, readFile: noFiles }));
+    expect(e.code).toBe('CONFIG_INVALID');
+    expect(JSON.stringify(e.details)).toContain(path);
   });
 });

@@ -1,7 +1,8 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../cli/commands.js';
-import { reportError, wantsJson } from '../../cli/dispatch.js';
+import { knownFailure, reportError, wantsJson } from '../../cli/dispatch.js';
+import { ReplyError } from 'ioredis';
 import { exitCodeFor, GaxxError } from '../../proto/index.js';
 import { misspeltEnv } from '../../cli/settings.js';
 import { cliInProcess } from '../helpers/run-cli.js';
@@ -252,5 +253,31 @@ describe('a misspelt setting in the environment', () => {
     // The command itself ran as without the variable (here: no CA in that home).
     expect(r.code).toBe(clean.code);
     expect(r.out).toBe(clean.out);
+  });
+});
+
+describe('knownFailure: a failure of the Redis client that no command put in its own words', () => {
+  it.each([
+    ['a request left unanswered', new Error('Command timed out'), /^the queue's Redis: no answer in time \(it keeps the connection but answers nothing/],
+    ['a connection closed under a request', new Error('Connection is closed.'), /^the queue's Redis: Connection is closed\.$/],
+    ['a refusal', new ReplyError('OOM command not allowed when used memory > maxmemory'), /^the queue's Redis: OOM command not allowed/],
+  ])('%s is REDIS_UNAVAILABLE (12), not an internal error', async (_name, raw, message) => {
+    const known = await knownFailure(raw);
+    expect(known).toBeInstanceOf(GaxxError);
+    expect(known).toMatchObject({ code: 'REDIS_UNAVAILABLE', message: expect.stringMatching(message) });
+    const stderr = new PassThrough();
+    let text = '';
+    stderr.on('data', (b: Buffer) => (text += b.toString()));
+    const code = reportError(known, { stdout: new PassThrough(), stderr } as never);
+    expect(code).toBe(exitCodeFor('REDIS_UNAVAILABLE'));
+    expect(text).toMatch(/\[REDIS_UNAVAILABLE\]\n$/);
+  });
+
+  it('leaves a bug a bug, and a gaxx error as it is', async () => {
+    const bug = new TypeError("Cannot read properties of undefined (reading 'x')");
+    expect(await knownFailure(bug)).toBe(bug);
+    const own = new GaxxError('NOT_FOUND', 'no such run');
+    expect(await knownFailure(own)).toBe(own);
+    expect(await knownFailure('a string')).toBe('a string');
   });
 });
