@@ -34,15 +34,19 @@ const FREE_UI_LISTEN = '127.0.0.1:0';
 /** The shortest --interval: agents are not asked more often. */
 const MIN_INTERVAL_MS = 100;
 
-/** Whether a recorded dashboard URL answers (with its token). */
-async function answers(url: string): Promise<boolean> {
+/**
+ * Whether a recorded dashboard URL answers (with its token), within 2 s. `stop` (the command's
+ * Ctrl-C) ends the asking at once: CANCELLED, as every wait on a peer that does not answer.
+ */
+async function answers(url: string, stop: AbortSignal): Promise<boolean> {
   try {
     const u = new URL(url);
     u.pathname = '/api/state';
-    const res = await fetch(u, { signal: AbortSignal.timeout(2000) });
+    const res = await fetch(u, { signal: AbortSignal.any([AbortSignal.timeout(2000), stop]) });
     await res.body?.cancel();
     return res.status === 200;
   } catch {
+    if (stop.aborted) throw new GaxxError('CANCELLED', `stopped while asking the scheduler daemon's dashboard at ${new URL(url).host} whether it serves`);
     return false;
   }
 }
@@ -135,7 +139,7 @@ export const command: Command = {
     };
     await assertFleetsKnown(config, fleets, out, signal);
     const recorded = readDashboardUrl(config.paths.stateDir);
-    if (!agents.length && recorded?.url !== undefined && (await answers(recorded.url))) {
+    if (!agents.length && recorded?.url !== undefined && (await answers(recorded.url, signal))) {
       print(recorded.url, 'daemon');
       return 0;
     }

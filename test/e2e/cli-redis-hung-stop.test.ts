@@ -8,14 +8,17 @@
 // the embedded redis-server of a home, running and not answering: the commands wait for it (up
 // to 30 s, never starting a second one) until a stop, which ends the wait at once. A scheduler
 // daemon drained while its Redis does not answer ends too (its jobs in flight not handed back:
-// their locks expire), rather than wait for Redis for ever. Real redis-server, agent and the
-// built CLI.
+// their locks expire), rather than wait for Redis for ever. And `gaxx ui`, asking a running
+// daemon's dashboard that accepted the connection and does not answer whether it serves, ends at
+// once on a stop too. Real redis-server, agent and the built CLI.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { acquireEmbeddedRedis, type EmbeddedRedis } from '../../scheduler/redis/embedded-redis.js';
 import { readFileSafe } from '../../scheduler/redis/redis-server-process.js';
+import { clearDashboardUrl, writeDashboardUrl } from '../../scheduler/ui/url-file.js';
 import { auditEvents, startAgent, stopAllAgents } from '../helpers/agent.js';
 import { spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
@@ -164,6 +167,36 @@ describe('a scheduler daemon drained while its Redis does not answer', () => {
       process.kill(drainedPid, 'SIGCONT');
       drainedPid = undefined;
       await stopAllGaxx();
+    }
+  });
+});
+
+describe("a stop while gaxx ui asks a daemon's dashboard that does not answer", () => {
+  it('ends at once: CANCELLED (130), saying what it asked', { timeout: 60_000 }, async () => {
+    // A dashboard recorded by a live process (this one), whose server accepts and answers nothing.
+    const held = new Set<Socket>();
+    let accepted = (): void => undefined;
+    const connected = new Promise<void>((resolve) => (accepted = resolve));
+    const server = createServer((s) => {
+      held.add(s);
+      s.on('error', () => undefined);
+      accepted();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    const stateDir = join(home, 'state');
+    writeDashboardUrl(stateDir, `http://127.0.0.1:${port}/?token=t`);
+    try {
+      const cli = spawnGaxx(['ui'], { home, env: { GAXX_REDIS_URL: redis.url } });
+      await connected;
+      cli.kill('SIGINT');
+      const exit = await cli.done;
+      expect(exit.stderr).toContain(`stopped while asking the scheduler daemon's dashboard at 127.0.0.1:${port} whether it serves [CANCELLED]`);
+      expect(exit.code).toBe(exitCodeFor('CANCELLED'));
+    } finally {
+      clearDashboardUrl(stateDir);
+      for (const s of held) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 });
