@@ -4,8 +4,9 @@
 // answers the connection's readiness check through a relay that then carries nothing more, so
 // the hang comes after the command found Redis ready. A run whose Redis stops under its wait
 // ends at --redis-gone-ms, its end included (before, it waited for ever once its wait had
-// ended). And `--redis-insecure` is honoured by every command that uses Redis, not by `gaxx
-// run` alone. Real redis-server, agent and the built CLI.
+// ended). A Redis that refuses a command (a user without the permission) is REDIS_UNAVAILABLE
+// with Redis's reason too, not an internal error. And `--redis-insecure` is honoured by every
+// command that uses Redis, not by `gaxx run` alone. Real redis-server, agent and the built CLI.
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
@@ -13,7 +14,7 @@ import { auditEvents, startAgent, stopAllAgents, type AgentProcess } from '../he
 import { runGaxx, spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 import { eventually } from '../helpers/poll.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startRedis, withRedisAt, type TestRedis } from '../helpers/redis.js';
 import { TcpRelay } from '../helpers/tcp-relay.js';
 
 let home: string;
@@ -91,6 +92,21 @@ describe('a Redis that stops answering under a run wait', () => {
       process.kill(stopped, 'SIGCONT');
       stopped = undefined;
     }
+  });
+});
+
+describe('a Redis that refuses the commands a command sends', () => {
+  it.each([
+    ['gaxx runs', ['runs']],
+    ['gaxx run', ['run', '--agent', '127.0.0.1:1', '--', 'true']],
+  ])('%s ends REDIS_UNAVAILABLE (12) with the reason Redis gave, not an internal error', { timeout: 60_000 }, async (_name, args) => {
+    // A user that may read and nothing else.
+    await withRedisAt(redis.url, (r) => r.call('ACL', 'SETUSER', 'reader', 'on', '>reader-secret-1', '~*', '&*', '+@read', '+@connection', '+info'));
+    const url = `redis://reader:reader-secret-1@127.0.0.1:${redis.port as number}`;
+    const r = await runGaxx(args, { home, env: { GAXX_REDIS_URL: url } });
+    expect(r.stderr).toMatch(/NOPERM .*\[REDIS_UNAVAILABLE\]/);
+    expect(r.stderr).not.toContain('internal error');
+    expect(r.code).toBe(exitCodeFor('REDIS_UNAVAILABLE'));
   });
 });
 
