@@ -17,7 +17,7 @@ export { agentConnector, warmingConnector, type WarmingConnector } from './dispa
 export { agentKey, fleetEndpoint } from './dispatch/agent-pool.js';
 export { WORKER_CONCURRENCY } from './dispatch/worker.js';
 export { serveScheduler } from './daemon/serve.js';
-export { isCancelled } from './queue/cancel.js';
+export { isCancelled, requestCancel } from './queue/cancel.js';
 export { streamRun } from './queue/stream-run.js';
 export { keptTaskRecords, resultNamesKept, storeTaskRecords, taskRecords } from './queue/runs.js';
 export { type RefusedTask } from './queue/refused.js';

@@ -21,6 +21,7 @@ import {
   waitReady,
   countOutcome,
   isCancelled,
+  requestCancel,
   type OutcomeCounts,
   type RedisTarget,
   type TaskInput,
@@ -35,7 +36,7 @@ import { prepareResultsDir } from './results-dir.js';
 import { cancelledNote, endedState, failedNote, INTERRUPTED, noteUnreachable, summarize, summaryExitCode } from './summary.js';
 import { openTaskList } from './task-source.js';
 import { RunClock } from './timings.js';
-import { endedNote, endRun, redisNote, stopNotes, viewsFor, type ExecuteContext, type RedisClient, type Started } from './run-shared.js';
+import { endedNote, endRun, redisNote, stopNotes, viewsFor, type ExecuteContext, type RedisClient, type Started, type StopNotes } from './run-shared.js';
 import { recordedRunView, type Views } from './views.js';
 import { RecordedRun } from './recorded-run.js';
 import { runTaskList } from './task-list-run.js';
@@ -99,33 +100,15 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
     // and an in-process worker still get their own).
     const redis = createRedis(target.settings, 'producer');
     redis.on('error', () => undefined);
+    const runId = newRunId();
     try {
       await waitReady(redis, 5000, target.settings.display, ctx.signal);
-      const fleetHosts = plan.fleet ? await resolveFleet(ctx, redis, plan.fleet) : undefined;
-      const signer = operatorSigner(ctx.config.paths.operatorCertDir, ctx.config.paths.caDir);
-      // Without a daemon, this process connects to the run's agents while it enqueues (prewarm).
-      const warming = warmingConnector(agentConnector(creds, agentClientOptions(ctx.config)));
-      const fleet = plan.fleet;
-      const endpoints = fleetHosts && fleet ? fleetHosts.map((a) => fleetEndpoint(fleet, a)) : (plan.agents ?? []).map((address) => ({ address }));
-      const started: Started = {
-        runId: newRunId(),
-        settings: target.settings,
-        redis,
-        connect: warming.connect,
-        prewarm: () => warming.warm(endpoints.slice(0, PREWARM_MAX)),
-        signer,
-        clock,
-        ignored: new IgnoredReport(ctx.out, 'result'),
-        hostNames: new Map(fleetHosts?.map((a) => [a.address, a.host]) ?? []),
-        stop,
-      };
-      const hosts = fleetHosts?.map((a) => a.host) ?? plan.agents ?? [];
-      try {
-        return input ? await runTaskList(plan, ctx, { ...started, input, agentCount: hosts.length }) : await runEachHost(plan, ctx, { ...started, hosts });
-      } finally {
-        warming.close();
-        started.ignored.flush();
-      }
+      const work = runOn(plan, ctx, { runId, settings: target.settings, redis, creds, clock, stop, input });
+      return await unlessUnheard(stop, work, (why) => {
+        // Behind the run's own requests on this connection: Redis runs it after whatever of them it takes.
+        void requestCancel(redis, runId).catch(() => undefined);
+        return `run ${runId}: ${why}: stopped without waiting longer; a cancel goes to Redis behind its requests, so none of its tasks runs once Redis answers`;
+      });
     } finally {
       redis.disconnect();
     }
@@ -135,6 +118,58 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
     // Also when the run was refused before it used Redis (a results dir in use, no task list).
     await released(targetP);
   }
+}
+
+/** What a run needs once its connection is ready (executeRun). */
+interface RunSetup {
+  runId: string;
+  settings: RedisTarget['settings'];
+  redis: RedisClient;
+  creds: Awaited<ReturnType<typeof schedulerCredentialSource>>;
+  clock: RunClock;
+  stop: StopNotes;
+  input: Readable | undefined;
+}
+
+/** The run, from its fleet's lookup to its summary. */
+async function runOn(plan: RunPlan, ctx: ExecuteContext, { runId, settings, redis, creds, clock, stop, input }: RunSetup): Promise<number> {
+  const fleetHosts = plan.fleet ? await resolveFleet(ctx, redis, plan.fleet) : undefined;
+  const signer = operatorSigner(ctx.config.paths.operatorCertDir, ctx.config.paths.caDir);
+  // Without a daemon, this process connects to the run's agents while it enqueues (prewarm).
+  const warming = warmingConnector(agentConnector(creds, agentClientOptions(ctx.config)));
+  const fleet = plan.fleet;
+  const endpoints = fleetHosts && fleet ? fleetHosts.map((a) => fleetEndpoint(fleet, a)) : (plan.agents ?? []).map((address) => ({ address }));
+  const started: Started = {
+    runId,
+    settings,
+    redis,
+    connect: warming.connect,
+    prewarm: () => warming.warm(endpoints.slice(0, PREWARM_MAX)),
+    signer,
+    clock,
+    ignored: new IgnoredReport(ctx.out, 'result'),
+    hostNames: new Map(fleetHosts?.map((a) => [a.address, a.host]) ?? []),
+    stop,
+  };
+  const hosts = fleetHosts?.map((a) => a.host) ?? plan.agents ?? [];
+  try {
+    return input ? await runTaskList(plan, ctx, { ...started, input, agentCount: hosts.length }) : await runEachHost(plan, ctx, { ...started, hosts });
+  } finally {
+    warming.close();
+    started.ignored.flush();
+  }
+}
+
+/**
+ * `work`, unless the run was stopped before it listened to the stop and Redis has not answered
+ * since (StopNotes.unheard): then CANCELLED, saying `left(why)` (what the run leaves behind). The
+ * work left behind fails once the caller closes its connection.
+ */
+async function unlessUnheard<T>(stop: StopNotes, work: Promise<T>, left: (why: string) => string): Promise<T> {
+  const unheard = stop.unheard.catch((e: unknown) => {
+    throw new GaxxError('CANCELLED', left(e instanceof Error ? e.message : String(e)));
+  });
+  return Promise.race([work, unheard]);
 }
 
 /** Lets go of the Redis `target` resolves to; nothing when getting it failed (that error is the caller's). */
@@ -244,41 +279,47 @@ export async function resumeRunCommand(
     const ignored = new IgnoredReport(ctx.out, 'result');
     let outputCut = 0;
     // Shown as its own gaxx run showed it: a task list's results with their records, a fleet's hosts by name.
-    const recorded = await RecordedRun.open(target.settings, runId, ctx.out, ctx.io.colour === true, opts.resultsDir, ctx.signal);
-    const res = await resumeRun(runId, {
-      settings: target.settings,
-      redis: recorded.redis,
-      signer: operatorSigner(ctx.config.paths.operatorCertDir, ctx.config.paths.caDir),
-      connect: agentConnector(creds, agentClientOptions(ctx.config)),
-      cancel: ctx.signal,
-      onStop: stop.onStop,
-      onListening: stop.listening,
-      ...(waitTimeoutMs ? { timeoutMs: waitTimeoutMs } : {}),
-      // Once the run is known to exist: its header, with what the run index kept of it.
-      onStart: (_id, rec, hosts) => {
-        startedAt = rec?.startedAt;
-        view = recorded.start({ argv: rec?.argv ?? [], fleet: rec?.fleet ?? '', mode: rec?.mode ?? 'each-host' }, hosts);
-      },
-      onRedis: (isDown, ms, refused) => ctx.out.note(redisNote(isDown, ms, refused)),
-      onNote: (_id, text) => ctx.out.note(`gaxx: ${text}`),
-      onIgnored: ignored.note,
-      onLive: (id, c) => view?.live(id, c),
-      onResult: (r, o, shown, pending) => {
-        clock.result();
-        countOutcome(counts, r.outcome);
-        if (r.truncated) outputCut++;
-        noteUnreachable(down, r);
-        recorded.result(r, o, shown, pending);
-      },
-    })
-      .then(async (out) => {
-        await recorded.shown();
-        return out;
-      })
-      .finally(() => {
-        recorded.close();
-        ignored.flush();
-      });
+    const res = await unlessUnheard(
+      stop,
+      (async () => {
+        const recorded = await RecordedRun.open(target.settings, runId, ctx.out, ctx.io.colour === true, opts.resultsDir, ctx.signal);
+        return resumeRun(runId, {
+          settings: target.settings,
+          redis: recorded.redis,
+          signer: operatorSigner(ctx.config.paths.operatorCertDir, ctx.config.paths.caDir),
+          connect: agentConnector(creds, agentClientOptions(ctx.config)),
+          cancel: ctx.signal,
+          onStop: stop.onStop,
+          onListening: stop.listening,
+          ...(waitTimeoutMs ? { timeoutMs: waitTimeoutMs } : {}),
+          // Once the run is known to exist: its header, with what the run index kept of it.
+          onStart: (_id, rec, hosts) => {
+            startedAt = rec?.startedAt;
+            view = recorded.start({ argv: rec?.argv ?? [], fleet: rec?.fleet ?? '', mode: rec?.mode ?? 'each-host' }, hosts);
+          },
+          onRedis: (isDown, ms, refused) => ctx.out.note(redisNote(isDown, ms, refused)),
+          onNote: (_id, text) => ctx.out.note(`gaxx: ${text}`),
+          onIgnored: ignored.note,
+          onLive: (id, c) => view?.live(id, c),
+          onResult: (r, o, shown, pending) => {
+            clock.result();
+            countOutcome(counts, r.outcome);
+            if (r.truncated) outputCut++;
+            noteUnreachable(down, r);
+            recorded.result(r, o, shown, pending);
+          },
+        })
+          .then(async (out) => {
+            await recorded.shown();
+            return out;
+          })
+          .finally(() => {
+            recorded.close();
+            ignored.flush();
+          });
+      })(),
+      (why) => `run ${runId}: ${why}: stopped without waiting longer; its tasks are as they were: gaxx run --resume ${runId} once Redis answers`,
+    );
     if (!res.cancelled && !res.ended) stop.ended();
     // A failed run stays failed (its record says why), whatever this wait saw.
     const state = res.failed ? 'failed' : res.cancelled ? 'cancelled' : res.ended ? endedState(res.ended) : res.interrupted ? 'interrupted' : 'done';

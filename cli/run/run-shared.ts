@@ -1,6 +1,6 @@
 /** What the modes of `gaxx run` (execute.ts, task-list-run.ts) share: the command's context, a started run, its notes and views. */
 import { join } from 'node:path';
-import { counted, type TaskSigner } from '../../proto/index.js';
+import { counted, GaxxError, type TaskSigner } from '../../proto/index.js';
 import type { agentConnector, createRedis, EndedEarly, RedisSettings, RedisTarget } from '../../scheduler/index.js';
 import type { GaxxConfig } from '../config.js';
 import { onAbort } from '../abort-fanout.js';
@@ -69,7 +69,17 @@ export interface StopNotes {
    * for a stop), so that a reader that leaves before they are is such a stop (Output.flushed).
    */
   settle: () => Promise<void>;
+  /**
+   * Rejects (CANCELLED) when a stop came before the run listened to it and the run still does not
+   * STOP_GRACE_MS later: Redis has not answered the run's first requests (a stopped or paused
+   * server), and the run ends rather than wait for it (the caller says what it leaves behind).
+   * Never settles otherwise.
+   */
+  unheard: Promise<never>;
 }
+
+/** How long a run stopped before it listens waits for Redis to answer its first requests, then ends (StopNotes.unheard). */
+export const STOP_GRACE_MS = 5000;
 
 const NOTHING_TO_CANCEL = 'every task already has its result: nothing to cancel';
 
@@ -81,15 +91,27 @@ const NOTHING_TO_CANCEL = 'every task already has its result: nothing to cancel'
 export function stopNotes(ctx: Pick<ExecuteContext, 'out' | 'signal'>): StopNotes {
   let ended = false;
   const say = stopSayer(ctx.out, ctx.signal);
-  let untie = onAbort(ctx.signal, () => say('stopping'));
+  let giveUp: (e: GaxxError) => void = () => undefined;
+  const unheard = new Promise<never>((_, reject) => (giveUp = reject));
+  unheard.catch(() => undefined);
+  let grace: NodeJS.Timeout | undefined;
+  let untie = onAbort(ctx.signal, () => {
+    say('stopping');
+    grace = setTimeout(
+      () => giveUp(new GaxxError('CANCELLED', `Redis has not answered the run's requests for ${STOP_GRACE_MS / 1000} s since the stop`)),
+      STOP_GRACE_MS,
+    );
+  });
   const listening = (): void => {
     untie();
     untie = () => undefined;
+    clearTimeout(grace);
   };
   return {
     onStop: (cancelling) => say(cancelling ? 'cancelling' : NOTHING_TO_CANCEL),
     ended: () => (ended = true),
     listening,
+    unheard,
     settle: async () => {
       listening();
       await ctx.out.flushed(ctx.signal);

@@ -20,7 +20,7 @@ import { acquireEmbeddedRedis, type EmbeddedRedis } from '../../scheduler/redis/
 import { readFileSafe } from '../../scheduler/redis/redis-server-process.js';
 import { clearDashboardUrl, writeDashboardUrl } from '../../scheduler/ui/url-file.js';
 import { auditEvents, startAgent, stopAllAgents } from '../helpers/agent.js';
-import { spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
+import { spawnGaxx, stopAllGaxx, type GaxxProcess } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 import { eventually } from '../helpers/poll.js';
 import { connectedTo } from '../helpers/ports.js';
@@ -83,25 +83,40 @@ describe('a stop while a command waits for a Redis that does not answer', () => 
   });
 });
 
+/** The runs whose first writes a Redis holds back (CLIENT PAUSE WRITE) are stopped in. */
+const heldRuns: Array<[string, string[]]> = [
+  ['gaxx run', ['run', '--agent', '127.0.0.1:1', '--', 'true']],
+  ['gaxx run --tasks', ['run', '--agent', '127.0.0.1:1', '--tasks', 'TASKS', '--', 'echo']],
+];
+
+/**
+ * `args` started on a Redis that holds every write (90 s, or until `url` is unpaused), stopped
+ * (SIGINT) once its id is printed (before its record is written: the record's write waits now).
+ */
+async function stoppedWhileHeld(args: string[], env: Record<string, string> = {}): Promise<{ cli: GaxxProcess; url: string; runId: string }> {
+  holding ??= await startRedis();
+  const url = holding.url;
+  const list = join(home, 'tasks.txt');
+  writeFileSync(list, 'a\nb\n');
+  await withRedisAt(url, (r) => r.call('CLIENT', 'PAUSE', '90000', 'WRITE'));
+  const cli = spawnGaxx(
+    args.map((a) => (a === 'TASKS' ? list : a)),
+    { home, env: { GAXX_REDIS_URL: url, ...env } },
+  );
+  try {
+    const runId = (await cli.line('stderr', (l) => /^gaxx: run \S+$/.test(l))).slice('gaxx: run '.length);
+    cli.kill('SIGINT');
+    return { cli, url, runId };
+  } catch (e) {
+    await withRedisAt(url, (r) => r.call('CLIENT', 'UNPAUSE'));
+    throw e;
+  }
+}
+
 describe("a stop while a run's first writes wait on a Redis that holds them", () => {
-  it.each([
-    ['gaxx run', ['run', '--agent', '127.0.0.1:1', '--', 'true']],
-    ['gaxx run --tasks', ['run', '--agent', '127.0.0.1:1', '--tasks', 'TASKS', '--', 'echo']],
-  ])('%s says `stopping` at once, and is cancelled once Redis takes writes again', { timeout: 120_000 }, async (_name, args) => {
-    holding ??= await startRedis();
-    const url = holding.url;
-    const list = join(home, 'tasks.txt');
-    writeFileSync(list, 'a\nb\n');
-    // Longer than the note may take below: the run's writes wait until the pause is lifted.
-    await withRedisAt(url, (r) => r.call('CLIENT', 'PAUSE', '90000', 'WRITE'));
+  it.each(heldRuns)('%s says `stopping` at once, and is cancelled once Redis takes writes again', { timeout: 120_000 }, async (_name, args) => {
+    const { cli, url } = await stoppedWhileHeld(args);
     try {
-      const cli = spawnGaxx(
-        args.map((a) => (a === 'TASKS' ? list : a)),
-        { home, env: { GAXX_REDIS_URL: url } },
-      );
-      // Its id is printed before its record is written: the record's write waits now.
-      await cli.line('stderr', (l) => /^gaxx: run \S+$/.test(l));
-      cli.kill('SIGINT');
       // Said while Redis still holds the writes (before, nothing was said until it took them).
       await cli.line('stderr', (l) => l === 'gaxx: stopping (press Ctrl-C again to quit)', 30_000);
       await withRedisAt(url, (r) => r.call('CLIENT', 'UNPAUSE'));
@@ -113,6 +128,26 @@ describe("a stop while a run's first writes wait on a Redis that holds them", ()
     } finally {
       await withRedisAt(url, (r) => r.call('CLIENT', 'UNPAUSE'));
     }
+  });
+});
+
+describe("a stop while a run's first writes wait on a Redis that holds them past the stop's grace", () => {
+  it.each(heldRuns)('%s ends CANCELLED (130) without waiting for Redis, and none of its tasks is left to run', { timeout: 120_000 }, async (_name, args) => {
+    // Held until the run has ended (its request bound longer than that): its writes, and the cancel it sends behind them, wait in Redis.
+    const { cli, url, runId } = await stoppedWhileHeld(args, { GAXX_REDIS_TIMEOUT_MS: '80000' });
+    try {
+      const exit = await cli.done;
+      expect(exit.stderr).toContain('gaxx: stopping (press Ctrl-C again to quit)');
+      expect(exit.stderr).toContain(
+        `gaxx: run ${runId}: Redis has not answered the run's requests for 5 s since the stop: stopped without waiting longer; a cancel goes to Redis behind its requests, so none of its tasks runs once Redis answers [CANCELLED]`,
+      );
+      expect(exit.code).toBe(exitCodeFor('CANCELLED'));
+    } finally {
+      await withRedisAt(url, (r) => r.call('CLIENT', 'UNPAUSE'));
+    }
+    // Whatever of the run Redis took: no task of it waits to run, or the run is cancelled (every worker checks before it dispatches).
+    const [waiting, cancelled] = await withRedisAt(url, async (r) => [await r.llen(`{gaxx}:run.${runId}:wait`), await r.exists(`{gaxx}:run:${runId}:cancel`)]);
+    expect(waiting === 0 || cancelled === 1, `waiting ${waiting}, cancel flag ${cancelled}`).toBe(true);
   });
 });
 
