@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { Queue } from 'bullmq';
 import { describe, expect, it } from 'vitest';
 import { SchedulerWorker } from '../../scheduler/dispatch/worker.js';
+import { runLiveKey } from '../../scheduler/queue/live.js';
 import { runDoneKey } from '../../scheduler/queue/results.js';
 import { runQueueName } from '../../scheduler/queue/runs.js';
 import { jobIdFor, type TaskSpec } from '../../scheduler/queue/task.js';
@@ -45,11 +46,21 @@ describe('a job taken over while its task waits for its agent to come back', () 
       const enq = await world.queue.enqueueRun(
         {
           runId,
-          tasks: [{ taskId: 't', agents: [victim.address], target: { host: victim.address }, argv: ['sh', '-c', `echo start >> ${log}; exec sleep 600`] }],
+          tasks: [
+            {
+              taskId: 't',
+              agents: [victim.address],
+              target: { host: victim.address },
+              argv: ['sh', '-c', `echo started; echo start >> ${log}; exec sleep 600`],
+            },
+          ],
         },
         world.signer,
       );
       await eventually(() => readFileSync(log, 'utf8') !== '', 60_000, 20);
+      // The first worker has the task's start (its output, which the agent sends after it, is
+      // published live): killed any earlier, the agent may leave it no word that the task started.
+      expect(await eventually(async () => Number(await world.queue.redis.hget(runLiveKey(runId), 't')) > 0, 60_000, 20)).toBe(true);
       victim.kill('SIGKILL');
       await victim.exited;
       // The first worker records since when it waits for the agent.
