@@ -95,6 +95,29 @@ describe('a Redis that stops answering under a run wait', () => {
   });
 });
 
+describe('a Redis that stops answering under a run wait, for less than --redis-gone-ms', () => {
+  it('is said while it lasts, and the run goes on to its result, though each probe of it is cut at the request bound', { timeout: 90_000 }, async () => {
+    const before = auditEvents(agent.auditLog).filter((e) => e.event === 'exec_started').length;
+    // A request bound shorter than a stall takes to be noticed: the stall must outlast the probes it cuts.
+    const cli = spawnGaxx(['run', '--agent', agent.address, '--', 'sh', '-c', 'sleep 1; echo ok'], {
+      home,
+      env: { GAXX_REDIS_URL: redis.url, GAXX_REDIS_TIMEOUT_MS: '1000', GAXX_REDIS_GONE_MS: '60000' },
+    });
+    expect(await eventually(() => auditEvents(agent.auditLog).filter((e) => e.event === 'exec_started').length > before, 30_000, 20)).toBe(true);
+    process.kill((stopped = redis.pid() as number), 'SIGSTOP');
+    try {
+      await cli.line('stderr', (l) => /^gaxx: Redis unreachable for \d+s$/.test(l), 40_000);
+    } finally {
+      process.kill(stopped, 'SIGCONT');
+      stopped = undefined;
+    }
+    const exit = await cli.done;
+    expect(exit.stderr).toMatch(/^gaxx: Redis is back after \d+s$/m);
+    expect(exit.stdout).toContain('ok');
+    expect(exit.code).toBe(0);
+  });
+});
+
 describe('a Redis that refuses the commands a command sends', () => {
   it.each([
     ['gaxx runs', ['runs']],
