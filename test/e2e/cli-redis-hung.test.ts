@@ -98,8 +98,9 @@ describe('a Redis that stops answering under a run wait', () => {
 describe('a Redis that stops answering under a run wait, for less than --redis-gone-ms', () => {
   it('is said while it lasts, and the run goes on to its result, though each probe of it is cut at the request bound', { timeout: 90_000 }, async () => {
     const before = auditEvents(agent.auditLog).filter((e) => e.event === 'exec_started').length;
-    // A request bound shorter than a stall takes to be noticed: the stall must outlast the probes it cuts.
-    const cli = spawnGaxx(['run', '--agent', agent.address, '--', 'sh', '-c', 'sleep 1; echo ok'], {
+    // A request bound shorter than a stall takes to be noticed: the stall must outlast the probes it
+    // cuts. The task outlasts the moment Redis is stopped (its result cannot come first).
+    const cli = spawnGaxx(['run', '--agent', agent.address, '--', 'sh', '-c', 'sleep 3; echo ok'], {
       home,
       env: { GAXX_REDIS_URL: redis.url, GAXX_REDIS_TIMEOUT_MS: '1000', GAXX_REDIS_GONE_MS: '60000' },
     });
