@@ -21,7 +21,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   redis?.disconnect();
-  await server?.stop();
+  await server?.destroy();
 });
 
 const RECORD = { argv: ['true'], fleet: '', agents: 1, mode: 'tasks' as const };
