@@ -120,16 +120,11 @@ export async function executeRun(plan: RunPlan, ctx: ExecuteContext): Promise<nu
   }
 }
 
-/** What a run needs once its connection is ready (executeRun). */
-interface RunSetup {
-  runId: string;
-  settings: RedisTarget['settings'];
-  redis: RedisClient;
+/** What a run needs once its connection is ready (executeRun): what it starts with, and what it makes the rest of Started from. */
+type RunSetup = Pick<Started, 'runId' | 'settings' | 'redis' | 'clock' | 'stop'> & {
   creds: Awaited<ReturnType<typeof schedulerCredentialSource>>;
-  clock: RunClock;
-  stop: StopNotes;
   input: Readable | undefined;
-}
+};
 
 /** The run, from its fleet's lookup to its summary. */
 async function runOn(plan: RunPlan, ctx: ExecuteContext, { runId, settings, redis, creds, clock, stop, input }: RunSetup): Promise<number> {

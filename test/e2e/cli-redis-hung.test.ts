@@ -11,7 +11,7 @@ import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../proto/index.js';
 import { auditEvents, startAgent, stopAllAgents, type AgentProcess } from '../helpers/agent.js';
-import { runGaxx, spawnGaxx, stopAllGaxx } from '../helpers/cli.js';
+import { runGaxx, spawnGaxx, stopAllGaxx, type GaxxProcess } from '../helpers/cli.js';
 import { homeAgentCerts, initHome } from '../helpers/cli-world.js';
 import { eventually } from '../helpers/poll.js';
 import { startRedis, withRedisAt, type TestRedis } from '../helpers/redis.js';
@@ -35,7 +35,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stopAllGaxx();
-  if (stopped !== undefined) process.kill(stopped, 'SIGCONT');
+  resumeRedis();
   await relay?.close();
   await stopAllAgents();
   await redis?.destroy();
@@ -74,43 +74,51 @@ describe('a Redis that stops answering once a command found it ready', () => {
   });
 });
 
+/**
+ * `gaxx run --agent <the agent> -- COMMAND` (a 1 s request bound, `goneMs` for its wait), with
+ * Redis stopped (SIGSTOP) once the task runs: the run is in its wait for the result then. The
+ * caller sends SIGCONT (`resumeRedis`).
+ */
+async function stoppedUnderWait(command: string[], goneMs: number): Promise<GaxxProcess> {
+  const started = (): number => auditEvents(agent.auditLog).filter((e) => e.event === 'exec_started').length;
+  const before = started();
+  const cli = spawnGaxx(['run', '--agent', agent.address, '--', ...command], {
+    home,
+    env: { GAXX_REDIS_URL: redis.url, GAXX_REDIS_TIMEOUT_MS: '1000', GAXX_REDIS_GONE_MS: String(goneMs) },
+  });
+  expect(await eventually(() => started() > before, 30_000, 20)).toBe(true);
+  process.kill((stopped = redis.pid() as number), 'SIGSTOP');
+  return cli;
+}
+
+/** Lets the Redis stoppedUnderWait stopped answer again. */
+function resumeRedis(): void {
+  if (stopped !== undefined) process.kill(stopped, 'SIGCONT');
+  stopped = undefined;
+}
+
 describe('a Redis that stops answering under a run wait', () => {
   it('ends the run at --redis-gone-ms, REDIS_UNAVAILABLE (12), its end not waiting on Redis', { timeout: 60_000 }, async () => {
-    const before = auditEvents(agent.auditLog).filter((e) => e.event === 'exec_started').length;
-    const cli = spawnGaxx(['run', '--agent', agent.address, '--', 'sleep', '30'], {
-      home,
-      env: { GAXX_REDIS_URL: redis.url, GAXX_REDIS_TIMEOUT_MS: '1000', GAXX_REDIS_GONE_MS: '2000' },
-    });
-    // The task runs: the run is in its wait for the result.
-    expect(await eventually(() => auditEvents(agent.auditLog).filter((e) => e.event === 'exec_started').length > before, 30_000, 20)).toBe(true);
-    process.kill((stopped = redis.pid() as number), 'SIGSTOP');
+    const cli = await stoppedUnderWait(['sleep', '30'], 2000);
     try {
       const exit = await cli.done;
       expect(exit.stderr).toMatch(/redis unreachable for \d+ s while following run \S+; tasks without a result stay queued: gaxx run --resume \S+/);
       expect(exit.code).toBe(exitCodeFor('REDIS_UNAVAILABLE'));
     } finally {
-      process.kill(stopped, 'SIGCONT');
-      stopped = undefined;
+      resumeRedis();
     }
   });
 });
 
 describe('a Redis that stops answering under a run wait, for less than --redis-gone-ms', () => {
   it('is said while it lasts, and the run goes on to its result, though each probe of it is cut at the request bound', { timeout: 90_000 }, async () => {
-    const before = auditEvents(agent.auditLog).filter((e) => e.event === 'exec_started').length;
-    // A request bound shorter than a stall takes to be noticed: the stall must outlast the probes it
-    // cuts. The task outlasts the moment Redis is stopped (its result cannot come first).
-    const cli = spawnGaxx(['run', '--agent', agent.address, '--', 'sh', '-c', 'sleep 3; echo ok'], {
-      home,
-      env: { GAXX_REDIS_URL: redis.url, GAXX_REDIS_TIMEOUT_MS: '1000', GAXX_REDIS_GONE_MS: '60000' },
-    });
-    expect(await eventually(() => auditEvents(agent.auditLog).filter((e) => e.event === 'exec_started').length > before, 30_000, 20)).toBe(true);
-    process.kill((stopped = redis.pid() as number), 'SIGSTOP');
+    // The request bound (1 s) is shorter than a stall takes to be noticed: the stall must outlast
+    // the probes it cuts. The task outlasts the moment Redis is stopped (its result cannot come first).
+    const cli = await stoppedUnderWait(['sh', '-c', 'sleep 3; echo ok'], 60_000);
     try {
       await cli.line('stderr', (l) => /^gaxx: Redis unreachable for \d+s$/.test(l), 40_000);
     } finally {
-      process.kill(stopped, 'SIGCONT');
-      stopped = undefined;
+      resumeRedis();
     }
     const exit = await cli.done;
     expect(exit.stderr).toMatch(/^gaxx: Redis is back after \d+s$/m);
