@@ -66,11 +66,6 @@ export class TcpRelay {
     });
   }
 
-  /** Whether any connection it carries (now) is held. */
-  holding(): boolean {
-    return [...this.open].some((c) => c.held);
-  }
-
   async start(): Promise<this> {
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
     const a = this.server.address();
