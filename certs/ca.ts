@@ -1,11 +1,14 @@
 /**
  * The fleet CA on the controller: its key never leaves this directory. Keeps a register of
- * issued certificates (for `gaxx certs list`) and the signed revocation list.
+ * issued certificates (for `gaxx certs list`) and the signed revocation list. Every change of
+ * the dir (the CA made, a certificate recorded, a serial revoked) is made holding its lock
+ * (`<dir>/.lock`, proto's file-lock.ts), so that gaxx commands run at once neither make two
+ * CAs nor lose each other's records or revocations.
  */
 import { publicKeyOfCsr } from './csr.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GaxxError } from '../proto/index.js';
+import { GaxxError, makeDirs, withFileLockSync } from '../proto/index.js';
 import { describeIdentity, normalizeSerial, type Identity } from './identity.js';
 import { createCaCertificate, issueLeafCertificate, type IssuedCertificate, type LeafOptions } from './issue.js';
 import { REVOCATION_FILE, signRevocationList, verifyRevocationList } from './revocation.js';
@@ -15,6 +18,12 @@ import { parseCertificate } from './verify.js';
 export const CA_CERT_FILE = 'ca.pem';
 export const CA_KEY_FILE = 'ca-key.pem';
 const REGISTER_FILE = 'issued.json';
+const LOCK_FILE = '.lock';
+
+/** Runs `change` of the CA dir `dir` holding its lock. */
+function changingCa<T>(dir: string, change: () => T): T {
+  return withFileLockSync(join(dir, LOCK_FILE), `the fleet CA in ${dir}`, change);
+}
 
 /** One issued certificate as the register keeps it. */
 export interface IssuedRecord {
@@ -38,9 +47,15 @@ export class FleetCa {
   static async init(dir: string, commonName = 'gaxx fleet CA'): Promise<{ ca: FleetCa; created: boolean }> {
     if (existsSync(join(dir, CA_CERT_FILE))) return { ca: FleetCa.open(dir), created: false };
     const made = await createCaCertificate(commonName);
-    writeFileAtomic(join(dir, CA_KEY_FILE), made.keyPem, 0o600);
-    writeFileAtomic(join(dir, CA_CERT_FILE), made.certPem, 0o644);
-    return { ca: FleetCa.open(dir), created: true };
+    makeDirs(dir, { mode: 0o700 });
+    // Another gaxx may have made the CA while this one made its key: that one is the CA.
+    const created = changingCa(dir, () => {
+      if (existsSync(join(dir, CA_CERT_FILE))) return false;
+      writeFileAtomic(join(dir, CA_KEY_FILE), made.keyPem, 0o600);
+      writeFileAtomic(join(dir, CA_CERT_FILE), made.certPem, 0o644);
+      return true;
+    });
+    return { ca: FleetCa.open(dir), created };
   }
 
   /** Opens an existing CA; NOT_FOUND when `gaxx init` has not been run. */
@@ -65,7 +80,7 @@ export class FleetCa {
       notAfter: made.notAfter.toISOString(),
       issuedAt: new Date().toISOString(),
     };
-    writeFileAtomic(join(this.dir, REGISTER_FILE), JSON.stringify([...this.list(), rec], null, 2), 0o600);
+    changingCa(this.dir, () => writeFileAtomic(join(this.dir, REGISTER_FILE), JSON.stringify([...this.list(), rec], null, 2), 0o600));
     return made;
   }
 
@@ -100,17 +115,21 @@ export class FleetCa {
 
   /** Revokes every serial of `serials` with one re-signed list (NOT_FOUND, revoking none, when this CA never issued one). */
   revokeAll(serials: Iterable<string>): string {
-    const issued = new Set(this.list().map((r) => r.serial));
     const add = [...serials].map(normalizeSerial);
-    const unknown = add.find((s) => !issued.has(s));
-    if (unknown !== undefined) throw new GaxxError('NOT_FOUND', `no certificate with serial ${unknown} was issued by this CA`);
-    return this.writeRevocationList([...this.revoked(), ...add]);
+    return changingCa(this.dir, () => {
+      const issued = new Set(this.list().map((r) => r.serial));
+      const unknown = add.find((s) => !issued.has(s));
+      if (unknown !== undefined) throw new GaxxError('NOT_FOUND', `no certificate with serial ${unknown} was issued by this CA`);
+      return this.writeRevocationList([...this.revoked(), ...add]);
+    });
   }
 
   /** The current signed revocation list text (an empty one when nothing is revoked). */
   revocationListText(): string {
     const p = join(this.dir, REVOCATION_FILE);
-    return existsSync(p) ? readFileSync(p, 'utf8') : this.writeRevocationList([]);
+    if (existsSync(p)) return readFileSync(p, 'utf8');
+    // Written once, by one gaxx: a second writer would replace a list a revoke wrote meanwhile.
+    return changingCa(this.dir, () => (existsSync(p) ? readFileSync(p, 'utf8') : this.writeRevocationList([])));
   }
 
   private writeRevocationList(serials: string[]): string {

@@ -5,7 +5,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GaxxError } from '../proto/index.js';
+import { GaxxError, makeDirs, withFileLockSync } from '../proto/index.js';
 import { REVOCATION_FILE, verifyRevocationList } from './revocation.js';
 import { readPrivateFile, readRequiredFile, writeFileAtomic, type WriteOptions } from './store.js';
 import { parseCertificate, splitPemBundle, summarizeCertificate, verifyLeaf, type CertSummary } from './verify.js';
@@ -40,12 +40,23 @@ export interface CertBundle {
   revokedHint?: string | undefined;
 }
 
-/** Writes a cert dir: cert.pem and ca.pem 0644, key.pem 0600, revoked.json when given (`opts`: see writeFileAtomic). */
+/** The lock a cert dir is written holding (in the dir; the claim's own files start with it too: claim-file.ts). */
+const CERT_DIR_LOCK = '.lock';
+
+/**
+ * Writes a cert dir: cert.pem and ca.pem 0644, key.pem 0600, revoked.json when given (`opts`: see
+ * writeFileAtomic). Written holding the dir's lock (CERT_DIR_LOCK): two gaxx writing one dir at
+ * once (two runs issuing the local scheduler certificate) leave one's files, not one's key beside
+ * the other's certificate.
+ */
 export function writeCertDir(dir: string, files: { certPem: string; keyPem: string; caPem: string; revokedText?: string }, opts: WriteOptions = {}): void {
-  writeFileAtomic(join(dir, KEY_FILE), files.keyPem, 0o600, opts);
-  writeFileAtomic(join(dir, CERT_FILE), files.certPem, 0o644, opts);
-  writeFileAtomic(join(dir, CA_FILE), files.caPem, 0o644, opts);
-  if (files.revokedText !== undefined) writeFileAtomic(join(dir, REVOCATION_FILE), files.revokedText, 0o644, opts);
+  makeDirs(dir, { mode: 0o700 });
+  withFileLockSync(join(dir, CERT_DIR_LOCK), `the cert dir ${dir}`, () => {
+    writeFileAtomic(join(dir, KEY_FILE), files.keyPem, 0o600, opts);
+    writeFileAtomic(join(dir, CERT_FILE), files.certPem, 0o644, opts);
+    writeFileAtomic(join(dir, CA_FILE), files.caPem, 0o644, opts);
+    if (files.revokedText !== undefined) writeFileAtomic(join(dir, REVOCATION_FILE), files.revokedText, 0o644, opts);
+  });
 }
 
 /**

@@ -2,7 +2,7 @@
  * Whether a process lives, and its start time from /proc: the agent (its journal, launcher and
  * warm pool) and the CLI's fleet lock tell a live process from a later one with the same pid by
  * it; the embedded redis-server's users and lock are counted by the first. A ProcessMark (pid,
- * start time, boot id) names a process in a file: claims (cli/claim-file.ts) and the dashboard's
+ * start time, boot id) names a process in a file: claims (claim-file.ts) and the dashboard's
  * URL file.
  */
 import { readFileSync } from 'node:fs';

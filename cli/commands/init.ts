@@ -14,10 +14,15 @@ import {
   writeCertDir,
   type CertBundle,
 } from '../../certs/index.js';
-import { isGaxxError, makeDirs } from '../../proto/index.js';
+import { isGaxxError, makeDirs, withFileLock } from '../../proto/index.js';
 import { JSON_FLAG, stringFlag, type Command } from '../command.js';
 import type { GaxxConfig } from '../config.js';
 import { ensureSshKeyPair } from '../ssh/keys.js';
+
+/** The lock one `gaxx init` holds while it runs (in the config dir). */
+const INIT_LOCK = '.init.lock';
+/** How long a second init waits for the first: making a CA key takes a second or two on a loaded machine. */
+const INIT_WAIT_MS = 60_000;
 
 interface OperatorState {
   dir: string;
@@ -87,7 +92,7 @@ export const command: Command = {
     json: JSON_FLAG,
   },
   examples: ['gaxx init', 'gaxx init --name alice', 'GAXX_HOME=/tmp/lab gaxx init --json'],
-  async run({ flags, config, out }) {
+  async run({ flags, config, out, signal }) {
     const name = stringFlag(flags, 'name') ?? config.operatorName;
     assertName(name, 'operator name');
     const { paths } = config;
@@ -96,12 +101,21 @@ export const command: Command = {
     makeDirs(paths.configDir, { mode: 0o700, hint });
     makeDirs(paths.stateDir, { mode: 0o700, hint });
     const progress = out.progress('gaxx init');
-    progress.update('fleet CA');
-    const { ca, created: caCreated } = await FleetCa.init(paths.caDir);
-    progress.update('SSH key');
-    const ssh = ensureSshKeyPair(paths.sshPrivateKey, paths.sshPublicKey, `gaxx-${name}`);
-    progress.update('operator certificate');
-    const operator = await ensureOperator(ca, config, name).finally(() => progress.done());
+    // One init at a time: a second one waits, then finds what the first made (each step below
+    // also holds its own file's lock, for the other commands that make or change them).
+    const { ca, caCreated, ssh, operator } = await withFileLock(
+      join(paths.configDir, INIT_LOCK),
+      `gaxx init in ${paths.configDir}`,
+      async () => {
+        progress.update('fleet CA');
+        const { ca, created } = await FleetCa.init(paths.caDir);
+        progress.update('SSH key');
+        const ssh = ensureSshKeyPair(paths.sshPrivateKey, paths.sshPublicKey, `gaxx-${name}`);
+        progress.update('operator certificate');
+        return { ca, caCreated: created, ssh, operator: await ensureOperator(ca, config, name) };
+      },
+      { waitMs: INIT_WAIT_MS, stop: signal },
+    ).finally(() => progress.done());
     const fingerprint256 = parseCertificate(ca.certPem).fingerprint256;
     const result = {
       configDir: paths.configDir,

@@ -7,8 +7,7 @@
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { asProcessMark, fileAccessError, GaxxError, makeDirs, processMark } from '../../proto/index.js';
-import { heldByAnother, takeClaim } from '../claim-file.js';
+import { asProcessMark, fileAccessError, GaxxError, heldByAnother, makeDirs, processMark, takeClaim } from '../../proto/index.js';
 import { assertFleetName } from '../state.js';
 
 /** A lock held; release() is idempotent. */

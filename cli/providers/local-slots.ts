@@ -10,8 +10,18 @@
 import { chmodSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { asProcessMark, fileAccessError, GaxxError, makeDirs, processLives, processMark, type ProcessMark } from '../../proto/index.js';
-import { releaseClaim, rewriteClaim, takeClaim } from '../claim-file.js';
+import {
+  asProcessMark,
+  fileAccessError,
+  GaxxError,
+  makeDirs,
+  processLives,
+  processMark,
+  releaseClaim,
+  rewriteClaim,
+  takeClaim,
+  type ProcessMark,
+} from '../../proto/index.js';
 import { checkOwnDir } from '../local-dirs.js';
 
 /** Loopback addresses handed out: 127.0.0.<FIRST_HOST + index>. */

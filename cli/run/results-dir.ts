@@ -31,9 +31,19 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ERROR_CODES, fileAccessError, GaxxError, inside, processMark, type ErrorCode } from '../../proto/index.js';
+import {
+  claimMark,
+  ERROR_CODES,
+  fileAccessError,
+  GaxxError,
+  heldByAnother,
+  inside,
+  processMark,
+  releaseClaim,
+  takeClaim,
+  type ErrorCode,
+} from '../../proto/index.js';
 import type { OutputChunk, TaskResult } from '../../scheduler/index.js';
-import { claimMark, heldByAnother, releaseClaim, takeClaim } from '../claim-file.js';
 import { checkOwnDir, makeOwnSubdir, prepareUserDir } from '../local-dirs.js';
 import type { RunView } from './views.js';
 

@@ -7,8 +7,9 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { writeFileAtomic } from '../../certs/index.js';
-import { GaxxError } from '../../proto/index.js';
+import { GaxxError, makeDirs, withFileLockSync } from '../../proto/index.js';
 import { fingerprintOf } from './keys.js';
 
 /** One usable line of a known_hosts file. */
@@ -128,6 +129,19 @@ export class KnownHosts {
    */
   verify(host: string, port: number, blob: Buffer, opts: { acceptNew?: boolean; fleet?: string } = {}): 'match' | 'added' {
     const { keyType, key } = describeKeyBlob(blob);
+    const judged = this.judge(host, port, blob, keyType, key, opts.acceptNew === true);
+    if (judged === 'match') return 'match';
+    // Trusted on first use, holding the file's lock: a key another gaxx recorded for the host
+    // meanwhile (a bootstrap of another fleet at the same address) is judged, not replaced.
+    return this.changing(() => {
+      if (this.judge(host, port, blob, keyType, key, true) === 'match') return 'match';
+      this.record(host, port, keyType, key, opts.fleet);
+      return 'added';
+    });
+  }
+
+  /** 'match', or 'unknown' when `acceptNew`; else throws as verify says. */
+  private judge(host: string, port: number, blob: Buffer, keyType: string, key: string, acceptNew: boolean): 'match' | 'unknown' {
     const verdict = checkHostKey(this.entries(), host, port, keyType, key);
     const where = hostLookupName(host, port);
     if (verdict === 'match') return 'match';
@@ -135,36 +149,50 @@ export class KnownHosts {
     if (verdict === 'mismatch') {
       throw new GaxxError('HOST_KEY_MISMATCH', `${where} presented host key ${fingerprintOf(blob)}, which does not match known_hosts: refusing to connect`);
     }
-    if (!opts.acceptNew) {
+    if (!acceptNew) {
       throw new GaxxError('HOST_KEY_UNKNOWN', `${where} is not in known_hosts (${fingerprintOf(blob)}); pass --accept-new to trust it on first use`);
     }
-    this.add(host, port, `${keyType} ${key}`, opts.fleet);
-    return 'added';
+    return 'unknown';
   }
 
   /** Records `keyLine` (`type base64`) for host:port in gaxx's file, tagged with the fleet. */
   add(host: string, port: number, keyLine: string, fleet?: string): void {
     const [keyType, key] = keyLine.trim().split(/\s+/);
     if (!keyType || !key) throw new GaxxError('INVALID_ARGUMENT', `not an OpenSSH public key: ${keyLine.slice(0, 40)}`);
+    this.changing(() => this.record(host, port, keyType, key, fleet));
+  }
+
+  /** add's change of gaxx's file, made holding its lock. */
+  private record(host: string, port: number, keyType: string, key: string, fleet: string | undefined): void {
     const existing = existsSync(this.ownFile) ? readFileSync(this.ownFile, 'utf8') : '';
-    const name = hostLookupName(host, port);
     // A re-used address (a new VM on an old IP) replaces the old entry of gaxx's own file.
     const kept = existing.split('\n').filter((l) => {
       const e = parseKnownHosts(l)[0];
       return l.trim() !== '' && !(e && entryMatches(e, host, port));
     });
-    kept.push(`${name} ${keyType} ${key}${fleet ? ` ${FLEET_TAG}${fleet}` : ''}`);
+    kept.push(`${hostLookupName(host, port)} ${keyType} ${key}${fleet ? ` ${FLEET_TAG}${fleet}` : ''}`);
     writeFileAtomic(this.ownFile, kept.join('\n') + '\n', 0o600);
   }
 
   /** Removes every entry of gaxx's own file recorded for `fleet`; returns how many. */
   removeFleet(fleet: string): number {
     if (!existsSync(this.ownFile)) return 0;
-    const lines = readFileSync(this.ownFile, 'utf8')
-      .split('\n')
-      .filter((l) => l.trim() !== '');
-    const kept = lines.filter((l) => !l.split(/\s+/).slice(3).includes(`${FLEET_TAG}${fleet}`));
-    if (kept.length !== lines.length) writeFileAtomic(this.ownFile, kept.length ? kept.join('\n') + '\n' : '', 0o600);
-    return lines.length - kept.length;
+    return this.changing(() => {
+      const lines = readFileSync(this.ownFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== '');
+      const kept = lines.filter((l) => !l.split(/\s+/).slice(3).includes(`${FLEET_TAG}${fleet}`));
+      if (kept.length !== lines.length) writeFileAtomic(this.ownFile, kept.length ? kept.join('\n') + '\n' : '', 0o600);
+      return lines.length - kept.length;
+    });
+  }
+
+  /**
+   * Runs a change of gaxx's own file holding its lock (`<file>.lock`): bootstraps of several
+   * fleets at once, and a delete beside them, each read, change and write it back.
+   */
+  private changing<T>(change: () => T): T {
+    makeDirs(dirname(this.ownFile), { mode: 0o700 });
+    return withFileLockSync(`${this.ownFile}.lock`, `gaxx's known_hosts ${this.ownFile}`, change);
   }
 }

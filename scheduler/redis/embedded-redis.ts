@@ -8,7 +8,7 @@
  *              compacted so that a start does not replay every run there ever was
  *              (see redis-server-process.ts compactAof),
  *   users/     one file per live user, named `<pid>.<token>`: the reference count,
- *   lock/      a mkdir lock held while deciding to start, reuse or stop the server.
+ *   server.lock  a lock (proto's file-lock.ts) held while deciding to start, reuse or stop the server.
  *
  * Sharing and stopping: `acquireEmbeddedRedis` registers a user file and reuses a server that
  * answers PING on the socket, or starts one (detached, so it outlives the process that started
@@ -20,11 +20,10 @@
  * running until the next gaxx process uses and releases it.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { GaxxError, makeDirs, pidAlive } from '../../proto/index.js';
-import { readFileSafe, runningServerPid, startServer, stopOrphan, stopServer } from './redis-server-process.js';
+import { GaxxError, makeDirs, pidAlive, withFileLock } from '../../proto/index.js';
+import { runningServerPid, startServer, stopOrphan, stopServer } from './redis-server-process.js';
 import { answersBy, socketCommand } from './redis-socket.js';
 import { redisSettingsFromUrl, type RedisSettings, type RedisUrlOptions } from './url.js';
 
@@ -68,51 +67,13 @@ export { socketCommand, socketInfo } from './redis-socket.js';
 
 const SOCKET_PATH_MAX = 100; // sun_path is 108 bytes on Linux; keep a margin
 
-async function withLock<T>(dir: string, fn: () => Promise<T>, stop?: AbortSignal): Promise<T> {
-  const lock = join(dir, 'lock');
-  for (let i = 0; ; i++) {
-    if (stop?.aborted) throw stoppedWaiting(`the embedded redis-server's lock ${lock}`);
-    try {
-      mkdirSync(lock, { mode: 0o700 });
-      writeFileSync(join(lock, 'owner'), String(process.pid));
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const owner = Number(readFileSafe(join(lock, 'owner')));
-      const age = Date.now() - statSafe(lock);
-      // A lock whose owner died (or that never got an owner file) is broken after a grace period.
-      if ((owner > 0 && !pidAlive(owner)) || (!owner && age > 5000)) rmSync(lock, { recursive: true, force: true });
-      else if (i > 1000) throw new GaxxError('UNAVAILABLE', `embedded redis: lock ${lock} held by pid ${owner} for too long`);
-      else await sleep(10);
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    dropLock(lock);
-  }
-}
+/** The lock held while deciding to start, reuse or stop the server (module comment). */
+const LOCK_FILE = 'server.lock';
+/** How long a caller waits for that lock: its holder may wait out a busy server (busyWaitMs, 30 s) and then start one. */
+const LOCK_WAIT_MS = 60_000;
 
-/**
- * Removes the lock this process holds: its owner file, then the dir. (A recursive rmSync loads
- * and runs Node's rimraf, ~2 ms on the first call: twice in every `gaxx run`.) Anything else
- * found in it is removed as well.
- */
-function dropLock(lock: string): void {
-  try {
-    unlinkSync(join(lock, 'owner'));
-    rmdirSync(lock);
-  } catch {
-    rmSync(lock, { recursive: true, force: true });
-  }
-}
-
-function statSafe(p: string): number {
-  try {
-    return statSync(p).mtimeMs;
-  } catch {
-    return Date.now();
-  }
+function withLock<T>(dir: string, fn: () => Promise<T>, stop?: AbortSignal): Promise<T> {
+  return withFileLock(join(dir, LOCK_FILE), "the embedded redis-server's lock", fn, { waitMs: LOCK_WAIT_MS, ...(stop ? { stop } : {}) });
 }
 
 /** Live users after removing the files of dead pids. */

@@ -15,7 +15,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exitCodeFor } from '../../proto/index.js';
+import { claimMark, exitCodeFor } from '../../proto/index.js';
 import { acquireEmbeddedRedis, type EmbeddedRedis } from '../../scheduler/redis/embedded-redis.js';
 import { readFileSafe } from '../../scheduler/redis/redis-server-process.js';
 import { clearDashboardUrl, writeDashboardUrl } from '../../scheduler/ui/url-file.js';
@@ -159,8 +159,8 @@ describe('a stop while a command waits for the embedded redis-server that runs a
       embedded = await acquireEmbeddedRedis(join(embeddedHome, 'state'));
       process.kill((embeddedPid = Number(readFileSync(join(embedded.dir, 'redis.pid'), 'utf8'))), 'SIGSTOP');
     }
-    const lockOwner = join(embedded.dir, 'lock', 'owner');
-    const owner = (): string => readFileSafe(lockOwner);
+    const lock = join(embedded.dir, 'server.lock');
+    const owner = (): string => String(claimMark(readFileSafe(lock))?.pid ?? '');
     // The previous case let go of the server's lock (its process exited).
     expect(await eventually(() => owner() === '', 10_000, 20)).toBe(true);
     const cli = spawnGaxx(args, { home: embeddedHome, env: { GAXX_SCHEDULER_METRICS_LISTEN: '' } });

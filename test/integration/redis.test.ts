@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -282,12 +282,10 @@ describe('embedded redis-server', () => {
 
   it('holds its lock only while it starts or stops the server, and breaks one left by a process that is gone', async () => {
     const a = await acquire();
-    const lock = join(a.dir, 'lock');
+    const lock = join(a.dir, 'server.lock');
     expect(existsSync(lock)).toBe(false);
-    // A lock left behind by a dead process, with more than its owner file in it.
-    mkdirSync(lock);
-    writeFileSync(join(lock, 'owner'), '999999999');
-    writeFileSync(join(lock, 'stray'), 'x');
+    // A lock left behind by a process that is gone.
+    writeFileSync(lock, JSON.stringify({ pid: 999999999 }));
     await a.release();
     expect(existsSync(lock)).toBe(false);
     expect(existsSync(a.socketPath)).toBe(false);

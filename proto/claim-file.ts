@@ -7,7 +7,8 @@
  * live claim moved aside by a taker that came second is put back.
  */
 import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { asProcessMark, fileAccessError, processLives, type ProcessMark } from '../proto/index.js';
+import { fileAccessError } from './errors.js';
+import { asProcessMark, processLives, type ProcessMark } from './proc-stat.js';
 
 /** The process a claim's text names (the pid, start and boot at the top of its JSON), if it names one. */
 export function claimMark(text: string | undefined): ProcessMark | undefined {
