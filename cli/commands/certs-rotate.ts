@@ -9,6 +9,7 @@ import { issuedAgentCerts, renewalReason, rotateAgent, type RotationResult } fro
 import { boolFlag, durationFlag, JSON_FLAG, stringFlag, stringsFlag, type Command } from '../command.js';
 import { agentClientOptions } from '../config.js';
 import { operatorCredentials } from '../operator-credentials.js';
+import { lockFleet } from '../fleet/fleet-lock.js';
 import { readFleet } from '../state.js';
 import { agentAddress } from './exec.js';
 
@@ -52,6 +53,9 @@ export const command: Command = {
     'is listed as failed (FAILED_PRECONDITION, exit 6); replace it.',
     'With --due-only, only agents whose Info reports their renewal as due (about two thirds of the',
     "certificate's lifetime) are rotated: run it periodically (e.g. from cron) to renew a fleet.",
+    'It holds the fleet while it runs, as gaxx spawn and delete do: while another of them, another',
+    "rotation or a scheduler daemon's renewal of fleet F runs, it is refused at once naming it",
+    '(FAILED_PRECONDITION, exit 6), and the daemon renews a fleet that a rotation holds in a later round.',
   ].join('\n'),
   flags: {
     fleet: { type: 'string', valueName: 'F', help: 'the fleet whose agents get new certificates' },
@@ -101,6 +105,8 @@ export const command: Command = {
         error: 'no valid agent certificate of this host in this CA (revoked or expired): clients refuse it; replace the host (gaxx delete, then gaxx spawn)',
         code: 'FAILED_PRECONDITION',
       }));
+    // One rotation of a fleet at a time, and none beside its spawn, delete or a daemon's renewal (fleet-lock.ts).
+    const lock = lockFleet(config.paths.fleetsDir, fleet, 'certs rotate');
     const rotated = await Promise.all(
       agents.map((rec) => {
         const host = (rec.identity as { host: string }).host;
@@ -117,7 +123,7 @@ export const command: Command = {
           });
         return rotateAgent(ca, { fleet, host, address, record: rec }, creds, opts);
       }),
-    );
+    ).finally(() => lock.release());
     const results = [...rotated, ...stale];
     const revokedNote = (r: RotationResult) =>
       r.revoked?.length

@@ -9,6 +9,7 @@ import { serveScheduler } from '../../scheduler/index.js';
 import { stringFlag, type Command } from '../command.js';
 import { scopedFlags } from '../config.js';
 import { ownFleetLimits } from '../fleet/fleet-directory.js';
+import { lockFleet } from '../fleet/fleet-lock.js';
 import { monitorCredentialSource, schedulerCredentialSource } from '../scheduler-credentials.js';
 import { readFleet } from '../state.js';
 
@@ -77,6 +78,16 @@ export const command: Command = {
       intervalMs: s.renewIntervalMs,
       caDir: stringFlag(flags, 'ca-dir') ?? config.paths.caDir,
       operatorCertDir: stringFlag(flags, 'operator-certs') ?? config.paths.operatorCertDir,
+      // A fleet another command holds (its spawn, delete, a gaxx certs rotate) is renewed in a later round.
+      holdFleet: (fleet: string) => {
+        try {
+          return lockFleet(config.paths.fleetsDir, fleet, 'scheduler (certificate renewal)');
+        } catch (e) {
+          if (isGaxxError(e, 'FAILED_PRECONDITION')) return { held: e.message };
+          // A fleet this machine keeps no state of, or a fleets dir it cannot write: renewed as before.
+          return { release: () => undefined };
+        }
+      },
     };
     // Asked again before every call to an agent: a certificate revoked (or renewed) while the
     // daemon runs is replaced without a restart (a local one re-issued, a --certs DIR reloaded).

@@ -9,7 +9,7 @@ import { agentConnector } from '../dispatch/connector.js';
 import { SchedulerDaemon } from './daemon.js';
 import { FleetReaper, type ReaperOptions } from './reaper.js';
 import { redisTarget } from '../redis/embedded-redis.js';
-import { CertRenewer } from '../renewal/renewer.js';
+import { CertRenewer, type RenewerOptions } from '../renewal/renewer.js';
 import type { WorkerLog } from '../dispatch/worker.js';
 import type { DaemonOptions } from './daemon.js';
 import { clearDashboardUrl, writeDashboardMissing, writeDashboardUrl } from '../ui/url-file.js';
@@ -52,7 +52,7 @@ export interface ServeOptions {
   agentDeadlineMs?: number;
   agentConnectTimeoutMs?: number;
   /** Agent certificate renewal (scheduler/renewer.ts); absent or interval 0: off. */
-  renewal?: { intervalMs: number; caDir: string; operatorCertDir: string };
+  renewal?: { intervalMs: number; caDir: string; operatorCertDir: string; holdFleet?: RenewerOptions['holdFleet'] };
   /** Ends fleets past their TTL or budget (daemon/reaper.ts); absent: off. */
   reaper?: Pick<ReaperOptions, 'reap' | 'ownLimits' | 'intervalMs'>;
   /** The dashboard (scheduler/ui); its URL with the token is left in `<stateDir>/ui` for `gaxx ui`. */

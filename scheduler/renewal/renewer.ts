@@ -13,7 +13,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Counter, Registry } from 'prom-client';
 import { promClient } from '../daemon/prom-client.cjs';
-import { currentCredentials, FleetCa, loadCertDir, ownCertificateRevoked, withCaRevocations, type Credentials } from '../../certs/index.js';
+import { currentCredentials, FleetCa, loadCertDir, ownCertificateRevoked, withCaRevocations, type CertBundle, type Credentials } from '../../certs/index.js';
 import { GaxxError, isGaxxError } from '../../proto/index.js';
 import { fleetAgents, registeredFleets } from '../queue/fleets.js';
 import { issuedAgentCerts, renewalReason, rotateAgent, type RenewalReason, type RotationResult, type RotationTarget } from './renewal.js';
@@ -40,6 +40,12 @@ export interface RenewerOptions {
   /** Where `gaxx_scheduler_cert_renewals_total{outcome}` is registered. */
   registry?: Registry;
   log: WorkerLog;
+  /**
+   * Holds fleet `fleet` for the round's renewals of its agents (the CLI's fleet lock: no spawn,
+   * delete or `gaxx certs rotate` of it meanwhile): its release, or why it cannot be held now
+   * (another command holds it; the fleet is renewed in a later round).
+   */
+  holdFleet?: (fleet: string) => { release(): void } | { held: string };
 }
 
 /** What one round did, by agent outcome. */
@@ -146,10 +152,27 @@ export class CertRenewer {
       );
     const infoCreds = await currentCredentials(this.opts.schedulerCreds);
     const targets: RotationTarget[] = [];
-    for (const fleet of await registeredFleets(this.opts.redis)) {
-      const records = new Map(issuedAgentCerts(ca, fleet).map((r) => [(r.identity as { host: string }).host, r]));
-      for (const a of await fleetAgents(this.opts.redis, fleet)) targets.push({ fleet, host: a.host, address: a.address, record: records.get(a.host) });
+    const holds: { release(): void }[] = [];
+    try {
+      for (const fleet of await registeredFleets(this.opts.redis)) {
+        const hold = this.opts.holdFleet?.(fleet);
+        if (hold && 'held' in hold) {
+          log.info({ fleet, reason: hold.held }, 'certificate renewal: fleet skipped this round (another command holds it)');
+          continue;
+        }
+        if (hold) holds.push(hold);
+        const records = new Map(issuedAgentCerts(ca, fleet).map((r) => [(r.identity as { host: string }).host, r]));
+        for (const a of await fleetAgents(this.opts.redis, fleet)) targets.push({ fleet, host: a.host, address: a.address, record: records.get(a.host) });
+      }
+      return await this.renew(ca, operator, infoCreds, targets);
+    } finally {
+      for (const h of holds) h.release();
     }
+  }
+
+  /** Renews each of `targets` that is due, at most `parallel` at a time. */
+  private async renew(ca: FleetCa, operator: CertBundle, infoCreds: CertBundle, targets: RotationTarget[]): Promise<RoundSummary> {
+    const log = this.opts.log;
     const summary: RoundSummary = { renewed: 0, failed: 0, notDue: 0 };
     await mapLimit(targets, this.opts.parallel ?? 4, async (t) => {
       if (this.stopped) return;

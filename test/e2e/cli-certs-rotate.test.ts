@@ -2,7 +2,7 @@
 // nobody): fresh certificates pushed over mTLS, each agent then presents its new serial, a
 // task running during the rotation finishes undisturbed, and the superseded certificates are
 // revoked: the old key is refused by `gaxx exec` (a stand-in agent presenting it).
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -163,6 +163,47 @@ describe('gaxx certs rotate', () => {
     expect(x).toMatchObject({ ok: true });
     expect(x?.skipped).toBeUndefined();
     expect(await serialOf(old)).toBe(x?.newSerial);
+  });
+
+  it('is refused at once while another command holds the fleet (its spawn or delete), naming it, and rotates nothing', async () => {
+    const h1 = agents.h1 as AgentProcess;
+    const h2 = agents.h2 as AgentProcess;
+    const before = [await serialOf(h1), await serialOf(h2)];
+    const lock = join(home, 'state', 'fleets', 'web.lock');
+    mkdirSync(join(home, 'state', 'fleets'), { recursive: true });
+    // Held by a process that lives: this one, as a gaxx spawn of the fleet would.
+    writeFileSync(lock, JSON.stringify({ pid: process.pid, command: 'spawn' }));
+    try {
+      const r = await gaxx(['certs', 'rotate', '--fleet', 'web', '--agent', `h1=${h1.address}`, '--agent', `h2=${h2.address}`]);
+      expect(r.code, r.stderr).toBe(exitCodeFor('FAILED_PRECONDITION'));
+      expect(r.stderr).toContain(`a gaxx spawn of fleet web is running (pid ${process.pid}`);
+    } finally {
+      rmSync(lock, { force: true });
+    }
+    expect([await serialOf(h1), await serialOf(h2)]).toEqual(before);
+  });
+
+  it('three rotations at once: each rotates every agent or is refused naming the one that runs, and each agent then presents the certificate the CA lists as its valid one', async () => {
+    const h1 = agents.h1 as AgentProcess;
+    const h2 = agents.h2 as AgentProcess;
+    const args = ['certs', 'rotate', '--fleet', 'web', '--agent', `h1=${h1.address}`, '--agent', `h2=${h2.address}`, '--verify-timeout', '20s'];
+    const runs = await Promise.all([1, 2, 3].map(() => gaxx(args)));
+    // Before, the ones that crossed failed with the agent's "key.pem does not match cert.pem"
+    // and revoked the certificates the others had just issued.
+    for (const r of runs) {
+      if (r.code === 0) continue;
+      expect(r.code, r.stderr).toBe(exitCodeFor('FAILED_PRECONDITION'));
+      expect(r.stderr).toMatch(/a gaxx certs rotate of fleet web is running \(pid \d+/);
+    }
+    expect(runs.filter((r) => r.code === 0).length).toBeGreaterThan(0);
+    const listed = JSON.parse((await gaxx(['certs', 'list', '--json'])).stdout) as Array<{ serial: string; identity: string; status: string }>;
+    for (const [host, agent] of [
+      ['h1', h1],
+      ['h2', h2],
+    ] as const) {
+      const valid = listed.filter((l) => l.identity === `spiffe://gaxx/agent/web/${host}` && l.status === 'valid').map((l) => l.serial);
+      expect(valid).toEqual([await serialOf(agent)]);
+    }
   });
 
   it('refuses an unknown fleet with NOT_FOUND', async () => {

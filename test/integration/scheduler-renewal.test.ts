@@ -182,6 +182,39 @@ describe('scheduler certificate renewal', () => {
     expect(lines).toHaveLength(2);
   });
 
+  it('a round leaves out a fleet another command holds (no agent of it is asked), and lets go of the fleets it held when it ends', async () => {
+    const lines: string[] = [];
+    const log = {
+      info: (_o: object, msg?: string) => lines.push(`info ${msg}`),
+      warn: (_o: object, msg?: string) => lines.push(`warn ${msg}`),
+      error: (_o: object, msg?: string) => lines.push(`error ${msg}`),
+    };
+    const asked: string[] = [];
+    let released = 0;
+    const renewer = CertRenewer.start({
+      redis: q.redis,
+      intervalMs: HOUR,
+      schedulerCreds: loadCertDir(pki.clients.scheduler.dir),
+      caDir: pki.caDir,
+      operatorCertDir: pki.clients.operator.dir,
+      log,
+      holdFleet: (fleet) => {
+        asked.push(fleet);
+        return fleet === 'web' ? { held: 'a gaxx certs rotate of fleet web is running (pid 1)' } : { release: () => void released++ };
+      },
+    });
+    expect(renewer).toBeDefined();
+    try {
+      // Only fleet lost's one agent (nothing listens there) is checked: fleet web's three are not.
+      expect(await renewer?.round()).toEqual({ renewed: 0, failed: 1, notDue: 0 });
+    } finally {
+      await renewer?.stop();
+    }
+    expect(asked.sort()).toEqual(['lost', 'web']);
+    expect(released).toBe(1);
+    expect(lines).toContain('info certificate renewal: fleet skipped this round (another command holds it)');
+  });
+
   it('gaxx scheduler refuses a bad --renew-interval with USAGE', async () => {
     const r = await runGaxx(['scheduler', '--renew-interval', '5x'], { home: join(dir, 'home') });
     expect(r.code).toBe(2);

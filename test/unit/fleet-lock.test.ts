@@ -36,6 +36,19 @@ describe('lockFleet', () => {
     expect(existsSync(join(dir, 'api.lock'))).toBe(false);
   });
 
+  it('refuses a second hold in the same process (a daemon renewing the fleet its reaper deletes) until the first is released', () => {
+    const first = lockFleet(dir, 'web', 'delete');
+    expect(() => lockFleet(dir, 'web', 'scheduler (certificate renewal)')).toThrow(
+      expect.objectContaining({ code: 'FAILED_PRECONDITION', details: { pid: process.pid, command: 'delete' } }),
+    );
+    first.release();
+    first.release();
+    const second = lockFleet(dir, 'web', 'certs rotate');
+    expect(JSON.parse(readFileSync(join(dir, 'web.lock'), 'utf8'))).toMatchObject({ pid: process.pid, command: 'certs rotate' });
+    second.release();
+    expect(existsSync(join(dir, 'web.lock'))).toBe(false);
+  });
+
   it("takes over the lock of a process that is gone, and a release never removes another holder's lock", () => {
     writeFileSync(join(dir, 'web.lock'), JSON.stringify({ pid: deadPid(), command: 'spawn' }));
     const lock = lockFleet(dir, 'web', 'spawn');
