@@ -55,13 +55,13 @@ function pauseSync(ms: number): void {
 export function withFileLockSync<T>(path: string, what: string, change: () => T, opts: FileLockOptions = {}): T {
   const waitMs = opts.waitMs ?? LOCK_WAIT_MS;
   const text = claimText(what);
-  const until = Date.now() + waitMs;
+  const until = performance.now() + waitMs;
   let held: string | undefined;
   for (;;) {
     const got = takeClaim(path, text, heldByOther);
     if (got.taken) break;
     held = got.held ?? held;
-    if (Date.now() >= until) throw heldTooLong(path, what, held, waitMs);
+    if (performance.now() >= until) throw heldTooLong(path, what, held, waitMs);
     pauseSync(LOCK_POLL_MS);
   }
   try {
@@ -104,10 +104,10 @@ export async function withFileLock<T>(path: string, what: string, change: () => 
 /** Takes the lock `path` as `text` once another process's hold ends (withFileLock's wait). */
 async function takeWaiting(path: string, text: string, what: string, held: string | undefined, opts: FileLockOptions & { stop?: AbortSignal }): Promise<void> {
   const waitMs = opts.waitMs ?? LOCK_WAIT_MS;
-  const until = Date.now() + waitMs;
+  const until = performance.now() + waitMs;
   for (;;) {
     if (opts.stop?.aborted) throw new GaxxError('CANCELLED', `stopped while waiting for the lock ${path} (${what})`);
-    if (Date.now() >= until) throw heldTooLong(path, what, held, waitMs);
+    if (performance.now() >= until) throw heldTooLong(path, what, held, waitMs);
     await sleep(LOCK_POLL_MS, undefined, { signal: opts.stop }).catch(() => undefined);
     if (opts.stop?.aborted) continue;
     const got = takeClaim(path, text, heldByOther);

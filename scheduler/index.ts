@@ -9,7 +9,7 @@ export { newRunId, LIMITS, type RunSpec, type TaskInput } from './queue/task.js'
 export { TaskQueue } from './queue/queue.js';
 export { registerFleet, forgetFleet, fleetAgents, registeredFleets, type FleetAgent } from './queue/fleets.js';
 export { publishResult, taskResult, OVER_BUDGET_ERROR, RESULT_TTL_MS, type OutputChunk, type TaskOutcome, type TaskResult } from './queue/results.js';
-export { issuedAgentCerts, renewalReason, rotateAgent, type RotationResult } from './renewal/renewal.js';
+export { issuedAgentCerts, pushRevocationList, renewalReason, rotateAgent, type RotationResult } from './renewal/renewal.js';
 export { HEARTBEAT_KEY, schedulerAlive } from './daemon/daemon.js';
 export { resumeRun, runAndWait } from './queue/run.js';
 export { landEndRecord, mustLand } from './queue/run-landing.js';

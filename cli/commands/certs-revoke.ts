@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { CERT_FILE, FleetCa, REVOCATION_FILE, normalizeSerial, parseCertificate, type CertBundle } from '../../certs/index.js';
 import { compareText, exitCodeFor, isGaxxError, printable } from '../../proto/index.js';
 import { AgentClient } from '../../scheduler/client/index.js';
+import { pushRevocationList } from '../../scheduler/index.js';
 import { boolFlag, JSON_FLAG, type Command } from '../command.js';
 import { agentClientOptions, type GaxxConfig } from '../config.js';
 import { operatorCreds, parallelMap } from '../fleet/targets.js';
@@ -49,7 +50,7 @@ export interface ListPush {
  * Pushes `list` into the cert area of every ready host of every fleet with a state here, with
  * `pusher`: the operator's bundle as it was before this revocation (or why there is none).
  */
-async function pushList(config: GaxxConfig, out: Output, list: string, pusher: () => CertBundle): Promise<ListPush[]> {
+async function pushList(config: GaxxConfig, out: Output, ca: FleetCa, pusher: () => CertBundle): Promise<ListPush[]> {
   const targets = listFleets(config.paths.fleetsDir).flatMap((f) =>
     f.hosts.flatMap((h) => (h.agent ? [{ fleet: f.fleet, host: h.name, address: h.agent }] : [])),
   );
@@ -58,7 +59,7 @@ async function pushList(config: GaxxConfig, out: Output, list: string, pusher: (
     let client: AgentClient | undefined;
     try {
       client = AgentClient.connect({ address: t.address, expect: { fleet: t.fleet, host: t.host } }, pusher(), agentClientOptions(config));
-      await client.putFile(REVOCATION_FILE, Buffer.from(list), { area: 'FILE_AREA_CERTS', mode: 0o644 });
+      await pushRevocationList(client, ca);
       return { ...t, ok: true };
     } catch (e) {
       return {
@@ -119,7 +120,7 @@ export const command: Command = {
     };
     ca.revoke(serial);
     const list = join(config.paths.caDir, REVOCATION_FILE);
-    const pushed = boolFlag(flags, 'no-push') ? undefined : await pushList(config, out, ca.revocationListText(), pusher);
+    const pushed = boolFlag(flags, 'no-push') ? undefined : await pushList(config, out, ca, pusher);
     const ownRevoked = !(operator instanceof Error) && operator.summary.serial === serial;
     const local = localCertificate(config, serial);
     // An agent whose own certificate is revoked can never take the list: not a failure to retry.

@@ -8,7 +8,7 @@
  * restarting; running tasks are not interrupted.
  */
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { normalizeSerial, type CertBundle, type FleetCa, type IssuedRecord } from '../../certs/index.js';
+import { normalizeSerial, REVOCATION_FILE, type CertBundle, type FleetCa, type IssuedRecord } from '../../certs/index.js';
 import { GaxxError, isGaxxError, type InfoResponse__Output } from '../../proto/index.js';
 import { AgentClient } from '../client/agent-client.js';
 import { splitAddress } from '../client/agent-identity.js';
@@ -110,14 +110,37 @@ export function supersededAgentSerials(ca: FleetCa, fleet: string, host: string,
     .map((r) => r.serial);
 }
 
+/**
+ * Pushes the CA's revocation list into an agent's cert dir; resolves to the text pushed. An agent
+ * refuses a list older than the newest it has seen (REVOCATION_ROLLBACK), and commands that revoke
+ * at once (each revoke, rotation and daemon renewal signs a list and pushes it) may have a newer
+ * one reach it first: the CA's list, which holds every serial of the lists before it, is then
+ * read again and pushed in its place, for as long as the CA has a newer one than the one refused.
+ */
+export async function pushRevocationList(client: AgentClient, ca: FleetCa): Promise<string> {
+  let text = ca.revocationListText();
+  for (let tries = 1; ; tries++) {
+    try {
+      await client.putFile(REVOCATION_FILE, Buffer.from(text), { area: 'FILE_AREA_CERTS', mode: 0o644 });
+      return text;
+    } catch (e) {
+      const newest = isGaxxError(e, 'REVOCATION_ROLLBACK') && tries < MAX_LIST_PUSHES ? ca.revocationListText() : text;
+      if (newest === text) throw e;
+      text = newest;
+    }
+  }
+}
+
+/** How often pushRevocationList pushes a newer list after a refusal of an older one. */
+const MAX_LIST_PUSHES = 5;
+
 /** Revokes what `fresh` superseded and pushes the new list; the outcome goes into `result`. */
 async function revokeSuperseded(ca: FleetCa, target: RotationTarget, fresh: string, pusher: AgentClient, result: RotationResult): Promise<void> {
   const old = supersededAgentSerials(ca, target.fleet, target.host, fresh);
   result.revoked = old;
   if (old.length === 0) return;
-  let list: string;
   try {
-    list = ca.revokeAll(old);
+    ca.revokeAll(old);
   } catch (e) {
     // The agent serves its new certificate, but the old ones still pass: not a success.
     result.ok = false;
@@ -126,7 +149,7 @@ async function revokeSuperseded(ca: FleetCa, target: RotationTarget, fresh: stri
     return;
   }
   try {
-    await pusher.putFile('revoked.json', Buffer.from(list), { area: 'FILE_AREA_CERTS', mode: 0o644 });
+    await pushRevocationList(pusher, ca);
     result.revocationPushed = true;
   } catch {
     // The rotation itself succeeded; the agent gets the list with its next push.
@@ -192,7 +215,7 @@ export async function rotateAgent(ca: FleetCa, target: RotationTarget, creds: Ce
     const fresh = await ca.issueForCsr(await pusher.createCsr(), { identity: { role: 'agent', fleet, host }, hosts: record.hosts });
     result.newSerial = fresh.serial;
     await pusher.putFile('cert.pem', Buffer.from(fresh.certPem), { area: 'FILE_AREA_CERTS', mode: 0o644 });
-    await pusher.putFile('revoked.json', Buffer.from(ca.revocationListText()), { area: 'FILE_AREA_CERTS', mode: 0o644 });
+    await pushRevocationList(pusher, ca);
     result.ok = await waitForSerial(address, creds, fresh.serial, opts.verifyMs, opts.signal);
     if (!result.ok) result.error = `still presents another certificate after ${opts.verifyMs} ms`;
     else await revokeSuperseded(ca, target, fresh.serial, pusher, result);

@@ -94,6 +94,29 @@ describe('gaxx certs revoke', () => {
   );
 
   it(
+    "six revokes at once: each reaches every agent (one that took a newer list first gets the CA's newest instead) and exits 0; each agent refuses all six",
+    async () => {
+      const ms = await Promise.all(['c1', 'c2', 'c3', 'c4', 'c5', 'c6'].map((n) => monitor(n)));
+      const runs = await Promise.all(ms.map((m) => gaxx(['certs', 'revoke', m.serial, '--json'])));
+      // Before, those whose older list reached an agent after a newer one were refused there as a
+      // rollback: NOT pushed, exit 12.
+      for (const r of runs) {
+        expect(r.code, r.stdout + r.stderr).toBe(0);
+        expect((JSON.parse(r.stdout) as { pushed: Array<{ ok: boolean }> }).pushed.map((p) => p.ok)).toEqual([true, true]);
+      }
+      for (const m of ms) {
+        const clients = clientsOf(m.dir);
+        try {
+          expect(await infoCodes(clients)).toEqual(['CERT_REVOKED', 'CERT_REVOKED']);
+        } finally {
+          for (const c of clients) c.close();
+        }
+      }
+    },
+    LONG,
+  );
+
+  it(
     'with --no-push sends nothing (agents still accept the serial); a run without it pushes then',
     async () => {
       const m = await monitor('m2');
