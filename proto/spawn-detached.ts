@@ -13,7 +13,7 @@
  * process keeps all of its own.
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { nodeChildProcess } from './builtins.js';
 import { inheritedFds } from './inherited-fds.js';
 
@@ -45,7 +45,11 @@ export function stdioWithout(stdio: DetachedStdio, inherited: number[], devNull:
  */
 export function spawnDetached(file: string, args: readonly string[], opts: DetachedSpawnOptions = {}): ChildProcess {
   const stdio: DetachedStdio = opts.stdio ?? ['ignore', 'ignore', 'ignore'];
-  const inherited = inheritedFds();
+  // A descriptor at or above the open-file limit (held from before a lower `ulimit -n`) cannot be
+  // given a number in the child (spawn fails with EINVAL: "internal error"): it is left to the
+  // child as it is, rather than the command refused.
+  const limit = openFileLimit();
+  const inherited = inheritedFds().filter((fd) => limit === undefined || fd < limit);
   if (inherited.length === 0) return nodeChildProcess().spawn(file, args, { ...opts, stdio, detached: true });
   // Opened close-on-exec (as Node opens every file): it reaches the child only where dup2'd.
   const devNull = openSync('/dev/null', 'r');
@@ -53,5 +57,15 @@ export function spawnDetached(file: string, args: readonly string[], opts: Detac
     return nodeChildProcess().spawn(file, args, { ...opts, stdio: stdioWithout(stdio, inherited, devNull), detached: true });
   } finally {
     closeSync(devNull);
+  }
+}
+
+/** This process's soft limit of open files (/proc/self/limits), if it has one. */
+function openFileLimit(): number | undefined {
+  try {
+    const soft = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+    return soft === undefined ? undefined : Number(soft);
+  } catch {
+    return undefined;
   }
 }

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GaxxError, makeDirs, pidAlive, spawnDetached } from '../../proto/index.js';
+import { GaxxError, makeDirs, pidAlive, printable, spawnDetached } from '../../proto/index.js';
 import { answersBy, socketCommand, socketInfo } from './redis-socket.js';
 
 /** The trimmed text of `p`, or '' when it cannot be read. */
@@ -116,7 +116,20 @@ export async function startServer(dir: string, socketPath: string, opts: { redis
   if (ready) return await compactAof(socketPath);
   if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
   if (opts.stop?.aborted) throw new GaxxError('CANCELLED', `stopped while waiting for the embedded redis-server to start; see ${join(dir, 'redis.log')}`);
-  throw new GaxxError('UNAVAILABLE', `embedded redis-server did not start; see ${join(dir, 'redis.log')}`);
+  const why = child.exitCode !== null && child.pid ? lastWarning(join(dir, 'redis.log'), child.pid) : undefined;
+  throw new GaxxError('UNAVAILABLE', `embedded redis-server did not start${why ? `: ${why}` : ''}; see ${join(dir, 'redis.log')}`);
+}
+
+/**
+ * The last warning (`#`) the server `pid` wrote to its log: why one that exited at its start did
+ * (an open-file limit too low for it, a data dir it cannot write), said with the refusal.
+ */
+function lastWarning(log: string, pid: number): string | undefined {
+  const mine = readFileSafe(log)
+    .split('\n')
+    .filter((l) => l.startsWith(`${pid}:`) && l.includes(' # '));
+  const last = mine[mine.length - 1];
+  return last === undefined ? undefined : printable(last.slice(last.indexOf(' # ') + 3).trim()).slice(0, 300);
 }
 
 /** Stops the server of `dir` (SHUTDOWN after any rewrite in progress; SIGKILL if it stays). */
