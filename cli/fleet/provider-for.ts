@@ -5,7 +5,7 @@ import { isProviderName, loadProvider, providerNames, type Provider } from '../p
 import { providerToken } from '../secrets.js';
 import { GaxxError } from '../../proto/index.js';
 import { join } from 'node:path';
-import type { FleetState } from '../state.js';
+import { listFleets, type FleetState } from '../state.js';
 
 /** Options only some providers take: the ssh inventory file and the fleet state it was claimed in. */
 function providerOptions(
@@ -23,7 +23,10 @@ function providerOptions(
     };
   if (name !== 'ssh') return undefined;
   const inventory = o.inventory ?? o.state?.settings.inventory;
-  const claimed = Object.fromEntries((o.state?.hosts ?? []).flatMap((h) => (h.id ? [[h.id, o.state?.fleet as string]] : [])));
+  // Every host an ssh fleet of this home took, this fleet's last: a host is one fleet's (a second
+  // fleet's bootstrap of it would replace the first one's agent, whose fleet then finds it gone).
+  const others = listFleets(config.paths.fleetsDir).filter((f) => f.provider === 'ssh' && f.fleet !== o.state?.fleet);
+  const claimed = Object.fromEntries([...others, ...(o.state ? [o.state] : [])].flatMap((f) => f.hosts.flatMap((h) => (h.id ? [[h.id, f.fleet]] : []))));
   return { ...(inventory ? { inventory } : {}), claimed, ...(o.checkKeys ? { checkKeys: true } : {}) };
 }
 

@@ -200,7 +200,11 @@ export function createSshProvider(settings: ProviderSettings): Provider {
         throw new GaxxError('RESOURCE_EXHAUSTED', `the inventory lists ${counted(hosts.length, 'host')}; there is no host number ${(req.index ?? 0) + 1}`);
       const id = `${h.host}:${h.port}`;
       const owner = claims.get(id);
-      if (owner !== undefined && owner !== req.fleet) throw new GaxxError('ALREADY_EXISTS', `${id} already belongs to fleet ${owner}`);
+      if (owner !== undefined && owner !== req.fleet)
+        throw new GaxxError(
+          'ALREADY_EXISTS',
+          `inventory host ${id} already belongs to fleet ${owner}: its agent is that fleet's (gaxx delete ${owner} frees the host; or list other hosts)`,
+        );
       claims.set(id, req.fleet);
       return toInstance(id, h, req.label, [fleetTag(req.fleet), ...(req.tags ?? [])]);
     },

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../cli/config.js';
+import { providerFor } from '../../cli/fleet/provider-for.js';
 import { missingIndices } from '../../cli/fleet/spawn-flow.js';
 import { parseSecretsEnv, providerToken, readSecretsEnv, Secret } from '../../cli/secrets.js';
 import { assertFleetName, fleetSinceOf, FleetStore, listFleets, readFleet, removeFleet } from '../../cli/state.js';
@@ -34,6 +35,23 @@ describe('fleet state', () => {
     expect(listFleets(dir).map((f) => f.fleet)).toEqual(['web']);
     removeFleet(dir, 'web');
     expect(readFleet(dir, 'web')).toBeUndefined();
+  });
+
+  it("an ssh inventory host another fleet of this home took is refused to a second fleet (its bootstrap would replace the first one's agent)", async () => {
+    const config = loadConfig({ argv: [], env: { GAXX_HOME: dir }, readFile: () => undefined });
+    const inventory = join(dir, 'inventory.yml');
+    writeFileSync(inventory, 'hosts:\n  - host: 10.9.8.7\n  - host: 10.9.8.6\n');
+    const a = FleetStore.create(config.paths.fleetsDir, { fleet: 'a', provider: 'ssh', count: 1, minCount: 1, settings: { inventory } });
+    await a.setHost(0, { status: 'ready', id: '10.9.8.7:22', ipv4: '10.9.8.7' });
+    const b = await providerFor(config, 'ssh', { inventory });
+    await expect(b.create({ fleet: 'b', index: 0, label: 'gaxx-b-0' })).rejects.toMatchObject({
+      code: 'ALREADY_EXISTS',
+      message: expect.stringContaining('inventory host 10.9.8.7:22 already belongs to fleet a'),
+    });
+    await expect(b.create({ fleet: 'b', index: 1, label: 'gaxx-b-1' })).resolves.toMatchObject({ id: '10.9.8.6:22' });
+    // Fleet a itself (a --fill of it) still has its host.
+    const again = await providerFor(config, 'ssh', { state: readFleet(config.paths.fleetsDir, 'a') });
+    await expect(again.create({ fleet: 'a', index: 0, label: 'gaxx-a-0' })).resolves.toMatchObject({ id: '10.9.8.7:22' });
   });
 
   it('a damaged state file is CONFIG_INVALID naming the dot-path', () => {
