@@ -186,7 +186,11 @@ export const command: Command = {
       valueName: 'K',
       help: `ready hosts that make the fleet usable, 1 to N (so at most ${MAX_FLEET_HOSTS}; default N; a --fill keeps the fleet's, all of a larger N when it was all)`,
     },
-    inventory: { type: 'string', valueName: 'FILE', help: 'with --provider ssh: YAML file of hosts you have (hosts: [{host, port, user, key}])' },
+    inventory: {
+      type: 'string',
+      valueName: 'FILE',
+      help: 'with --provider ssh: YAML file of hosts you have (hosts: [{host, port, user, key}]); a host another ssh fleet has is refused (ALREADY_EXISTS)',
+    },
     'accept-new': { type: 'boolean', help: 'ssh inventory: trust a host missing from known_hosts on first use (and record its key)' },
     fill: { type: 'boolean', help: "create the fleet's missing or failed hosts (resumes an interrupted spawn)" },
     'ssh-timeout': { type: 'string', valueName: 'D', help: 'how long to keep retrying SSH to a new host, e.g. 90s, 5m (default 3m)' },
