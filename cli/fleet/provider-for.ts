@@ -1,11 +1,11 @@
 /** The provider of a command: its settings from the CLI config, its token from env or secrets.env. */
 import type { GaxxConfig } from '../config.js';
 import { PROVIDER_TOKEN_ENV } from '../config.js';
-import { isProviderName, loadProvider, providerNames, type Provider } from '../providers/index.js';
+import { isProviderName, loadProvider, providerNames, type InventoryClaims, type Provider } from '../providers/index.js';
 import { providerToken } from '../secrets.js';
-import { GaxxError } from '../../proto/index.js';
+import { GaxxError, makeDirs, releaseClaim, takeClaim } from '../../proto/index.js';
 import { join } from 'node:path';
-import { listFleets, type FleetState } from '../state.js';
+import { listFleets, readFleet, type FleetState } from '../state.js';
 
 /** Options only some providers take: the ssh inventory file and the fleet state it was claimed in. */
 function providerOptions(
@@ -27,7 +27,35 @@ function providerOptions(
   // fleet's bootstrap of it would replace the first one's agent, whose fleet then finds it gone).
   const others = listFleets(config.paths.fleetsDir).filter((f) => f.provider === 'ssh' && f.fleet !== o.state?.fleet);
   const claimed = Object.fromEntries([...others, ...(o.state ? [o.state] : [])].flatMap((f) => f.hosts.flatMap((h) => (h.id ? [[h.id, f.fleet]] : []))));
-  return { ...(inventory ? { inventory } : {}), claimed, ...(o.checkKeys ? { checkKeys: true } : {}) };
+  return { ...(inventory ? { inventory } : {}), claimed, hostClaims: inventoryClaims(config), ...(o.checkKeys ? { checkKeys: true } : {}) };
+}
+
+/**
+ * Inventory hosts claimed by fleet, in `<state>/inventory-hosts/` (a claim file per host naming
+ * its fleet, claim-file.ts): a claim holds while its fleet's state exists (a spawn records the
+ * fleet before it takes a host); `gaxx delete` releases it.
+ */
+function inventoryClaims(config: GaxxConfig): InventoryClaims {
+  const dir = join(config.paths.stateDir, 'inventory-hosts');
+  const pathOf = (id: string): string => join(dir, `${id.replace(/[^A-Za-z0-9.:_-]/g, '_')}.claim`);
+  const fleetOf = (text: string): string => text.trim();
+  const exists = (fleet: string): boolean => {
+    try {
+      return readFleet(config.paths.fleetsDir, fleet) !== undefined;
+    } catch {
+      return true; // a damaged state is still a fleet's
+    }
+  };
+  return {
+    take(id, fleet) {
+      makeDirs(dir, { mode: 0o700 });
+      const got = takeClaim(pathOf(id), `${fleet}\n`, (held) => fleetOf(held) !== fleet && exists(fleetOf(held)));
+      return got.taken ? undefined : got.held === undefined ? 'another fleet' : fleetOf(got.held);
+    },
+    release(id, fleet) {
+      releaseClaim(pathOf(id), (held) => fleetOf(held) === fleet);
+    },
+  };
 }
 
 /**

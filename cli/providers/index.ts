@@ -7,6 +7,7 @@ export type {
   DestroyOutcome,
   Instance,
   InstanceStatus,
+  InventoryClaims,
   Provider,
   ProviderCapabilities,
   ProviderFactory,

@@ -13,7 +13,16 @@ import ssh2 from 'ssh2';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { counted, fileAccessError, GaxxError, type ErrorCode } from '../../proto/index.js';
-import { fleetTag, hasFleetTag, type CreateRequest, type DestroyOutcome, type Instance, type Provider, type ProviderSettings } from './types.js';
+import {
+  fleetTag,
+  hasFleetTag,
+  type CreateRequest,
+  type DestroyOutcome,
+  type Instance,
+  type InventoryClaims,
+  type Provider,
+  type ProviderSettings,
+} from './types.js';
 
 const hostName = z
   .string()
@@ -161,9 +170,10 @@ async function addressesOf(host: string): Promise<{ ipv4: string | undefined; ip
 
 /**
  * Builds the ssh provider. settings.options: `inventory` (file path) or `hosts`
- * (InventoryHost[] already loaded), `claimed` (instance ids gaxx's fleet state holds, so list()
- * finds them again in a new process), `homeDir`, `checkKeys` (check every entry's key file when
- * the inventory is read: spawn asks it; delete does not, so a fleet whose key is gone can still go).
+ * (InventoryHost[] already loaded), `claimed` (instance ids gaxx's fleet states hold, so list()
+ * finds them again in a new process, and no other fleet takes them), `hostClaims`
+ * (InventoryClaims), `homeDir`, `checkKeys` (check every entry's key file when the inventory is
+ * read: spawn asks it; delete does not, so a fleet whose key is gone can still go).
  */
 export function createSshProvider(settings: ProviderSettings): Provider {
   const o = settings.options ?? {};
@@ -177,6 +187,7 @@ export function createSshProvider(settings: ProviderSettings): Provider {
   const byId = new Map<string, InventoryHost>(hosts.map((h) => [`${h.host}:${h.port}`, h]));
   // id -> fleet of every host handed out (or known from state).
   const claims = new Map<string, string>(Object.entries((o.claimed as Record<string, string> | undefined) ?? {}));
+  const hostClaims = o.hostClaims as InventoryClaims | undefined;
 
   const toInstance = async (id: string, h: InventoryHost, label: string, tags: string[]): Promise<Instance> => ({
     id,
@@ -200,10 +211,12 @@ export function createSshProvider(settings: ProviderSettings): Provider {
         throw new GaxxError('RESOURCE_EXHAUSTED', `the inventory lists ${counted(hosts.length, 'host')}; there is no host number ${(req.index ?? 0) + 1}`);
       const id = `${h.host}:${h.port}`;
       const owner = claims.get(id);
-      if (owner !== undefined && owner !== req.fleet)
+      // A fleet's state names its hosts once created; a spawn of another fleet under way holds its claim.
+      const other = owner !== undefined && owner !== req.fleet ? owner : hostClaims?.take(id, req.fleet);
+      if (other !== undefined)
         throw new GaxxError(
           'ALREADY_EXISTS',
-          `inventory host ${id} already belongs to fleet ${owner}: its agent is that fleet's (gaxx delete ${owner} frees the host; or list other hosts)`,
+          `inventory host ${id} already belongs to fleet ${other}: its agent is that fleet's (gaxx delete ${other} frees the host; or list other hosts)`,
         );
       claims.set(id, req.fleet);
       return toInstance(id, h, req.label, [fleetTag(req.fleet), ...(req.tags ?? [])]);
@@ -222,6 +235,7 @@ export function createSshProvider(settings: ProviderSettings): Provider {
       if (!byId.has(id)) return 'gone';
       if (claims.get(id) !== fleet) return 'refused';
       claims.delete(id);
+      hostClaims?.release(id, fleet);
       return 'deleted';
     },
     async pricePerHour(): Promise<number | undefined> {

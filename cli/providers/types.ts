@@ -148,3 +148,12 @@ export interface ProviderSettings {
 
 /** Builds a provider from its settings. */
 export type ProviderFactory = (settings: ProviderSettings) => Provider;
+
+/**
+ * Which fleet holds an inventory host across processes (two spawns of different fleets from one
+ * inventory at once): `take` makes the host `fleet`'s, or names the fleet that has it.
+ */
+export interface InventoryClaims {
+  take(id: string, fleet: string): string | undefined;
+  release(id: string, fleet: string): void;
+}

@@ -54,6 +54,33 @@ describe('fleet state', () => {
     await expect(again.create({ fleet: 'a', index: 0, label: 'gaxx-a-0' })).resolves.toMatchObject({ id: '10.9.8.7:22' });
   });
 
+  it('two spawns of different fleets from one inventory at once: a host goes to the first that takes it; a deleted fleet frees its hosts', async () => {
+    const config = loadConfig({ argv: [], env: { GAXX_HOME: dir }, readFile: () => undefined });
+    const inventory = join(dir, 'inventory.yml');
+    writeFileSync(inventory, 'hosts:\n  - host: 10.9.8.7\n');
+    // Each spawn records its fleet (the host's intent) before it takes a host; neither state names it yet.
+    for (const fleet of ['c', 'd'])
+      await FleetStore.create(config.paths.fleetsDir, { fleet, provider: 'ssh', count: 1, minCount: 1, settings: { inventory } }).setHost(0, {
+        status: 'intent',
+      });
+    const [c, d] = await Promise.all([providerFor(config, 'ssh', { inventory }), providerFor(config, 'ssh', { inventory })]);
+    await expect(c.create({ fleet: 'c', index: 0, label: 'gaxx-c-0' })).resolves.toMatchObject({ id: '10.9.8.7:22' });
+    await expect(d.create({ fleet: 'd', index: 0, label: 'gaxx-d-0' })).rejects.toMatchObject({
+      code: 'ALREADY_EXISTS',
+      message: expect.stringContaining('inventory host 10.9.8.7:22 already belongs to fleet c'),
+    });
+    // Fleet c deleted (its host forgotten, its state removed): the host is free.
+    expect(await c.destroy('c', '10.9.8.7:22')).toBe('deleted');
+    await expect(d.create({ fleet: 'd', index: 0, label: 'gaxx-d-0' })).resolves.toMatchObject({ id: '10.9.8.7:22' });
+    removeFleet(config.paths.fleetsDir, 'd');
+    const e = await providerFor(config, 'ssh', { inventory });
+    await FleetStore.create(config.paths.fleetsDir, { fleet: 'e', provider: 'ssh', count: 1, minCount: 1, settings: { inventory } }).setHost(0, {
+      status: 'intent',
+    });
+    // A claim whose fleet is gone (deleted without releasing it, by a gaxx before this one) holds nothing.
+    await expect(e.create({ fleet: 'e', index: 0, label: 'gaxx-e-0' })).resolves.toMatchObject({ id: '10.9.8.7:22' });
+  });
+
   it('a damaged state file is CONFIG_INVALID naming the dot-path', () => {
     writeFileSync(join(dir, 'web.json'), JSON.stringify({ version: 1, fleet: 'web', provider: 'linode', count: 'two' }));
     expect(() => readFleet(dir, 'web')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
