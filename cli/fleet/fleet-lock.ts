@@ -4,9 +4,9 @@
  * renews the fleet's certificates, so a delete cannot report a fleet gone while a spawn of it goes
  * on creating and recording hosts, and two rotations of one agent never cross (the second asked
  * the agent for a new key while the first pushed the certificate of the key before: "key.pem
- * does not match cert.pem", and each revoked the certificate the other had just issued). The file holds the holder's pid, command, the
- * process's start time and the boot's id; a lock whose process is gone is taken over (a claim
- * file, claim-file.ts).
+ * does not match cert.pem", and each revoked the certificate the other had just issued). The
+ * file holds the holder's pid, command, the process's start time and the boot's id; a lock whose
+ * process is gone is taken over (a claim file, claim-file.ts).
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';

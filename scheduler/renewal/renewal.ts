@@ -115,7 +115,8 @@ export function supersededAgentSerials(ca: FleetCa, fleet: string, host: string,
  * refuses a list older than the newest it has seen (REVOCATION_ROLLBACK), and commands that revoke
  * at once (each revoke, rotation and daemon renewal signs a list and pushes it) may have a newer
  * one reach it first: the CA's list, which holds every serial of the lists before it, is then
- * read again and pushed in its place, for as long as the CA has a newer one than the one refused.
+ * read again and pushed in its place, while the CA has a newer one than the one refused (at most
+ * MAX_LIST_PUSHES pushes in all).
  */
 export async function pushRevocationList(client: AgentClient, ca: FleetCa): Promise<string> {
   let text = ca.revocationListText();
@@ -131,7 +132,7 @@ export async function pushRevocationList(client: AgentClient, ca: FleetCa): Prom
   }
 }
 
-/** How often pushRevocationList pushes a newer list after a refusal of an older one. */
+/** The most pushes pushRevocationList makes, the first included. */
 const MAX_LIST_PUSHES = 5;
 
 /** Revokes what `fresh` superseded and pushes the new list; the outcome goes into `result`. */
