@@ -15,8 +15,8 @@
  * serialises the callers of one process (a claim of this process's own holds nothing against it).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { claimMark, heldByAnother, releaseClaim, takeClaim } from './claim-file.js';
-import { GaxxError } from './errors.js';
+import { claimMark, heldByAnother, releaseClaim, takeClaim, type ClaimOutcome } from './claim-file.js';
+import { GaxxError, isGaxxError } from './errors.js';
 import { processMark } from './proc-stat.js';
 
 /** How long a waiter waits for a lock by default: its holders change a few files. */
@@ -41,6 +41,24 @@ function heldTooLong(path: string, what: string, held: string | undefined, waitM
   );
 }
 
+/** Where a lock's dir cannot be written, no process of this user can change the files it guards either. */
+const UNWRITABLE = new Set(['EROFS', 'EACCES', 'EPERM']);
+
+/**
+ * takeClaim's result, or `unlocked` when the lock's dir cannot be written (a read-only config dir
+ * holding a whole installation): the change then runs without the lock, and a write it makes
+ * fails as it would have (a `gaxx init` that finds everything made writes nothing).
+ */
+function tryTake(path: string, text: string): ClaimOutcome | 'unlocked' {
+  try {
+    return takeClaim(path, text, heldByOther);
+  } catch (e) {
+    const errno = (isGaxxError(e) ? (e.details as { errno?: unknown } | undefined)?.errno : (e as NodeJS.ErrnoException).code) as string | undefined;
+    if (errno !== undefined && UNWRITABLE.has(errno)) return 'unlocked';
+    throw e;
+  }
+}
+
 let sleeper: Int32Array | undefined;
 /** Blocks this thread for `ms` (nothing else of the process runs meanwhile). */
 function pauseSync(ms: number): void {
@@ -58,7 +76,8 @@ export function withFileLockSync<T>(path: string, what: string, change: () => T,
   const until = performance.now() + waitMs;
   let held: string | undefined;
   for (;;) {
-    const got = takeClaim(path, text, heldByOther);
+    const got = tryTake(path, text);
+    if (got === 'unlocked') return change();
     if (got.taken) break;
     held = got.held ?? held;
     if (performance.now() >= until) throw heldTooLong(path, what, held, waitMs);
@@ -88,7 +107,8 @@ export async function withFileLock<T>(path: string, what: string, change: () => 
   try {
     if (before) await before;
     const text = claimText(what);
-    const first = takeClaim(path, text, heldByOther);
+    const first = tryTake(path, text);
+    if (first === 'unlocked') return await change();
     if (!first.taken) await takeWaiting(path, text, what, first.held, opts);
     try {
       return await change();

@@ -6,12 +6,14 @@
  * revoked: "no certificate with serial ... was issued by this CA"), and revokes at once reported
  * success for serials the list then did not hold.
  */
+import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runGaxx, type CliRun } from '../helpers/cli.js';
+import { exitCodeFor } from '../../proto/index.js';
+import { CLI_MAIN, entryNodeFlags, gaxxEnv, runGaxx, type CliRun } from '../helpers/cli.js';
 
 let home: string;
 const gaxx = (args: string[]): Promise<CliRun> => runGaxx(args, { home });
@@ -66,6 +68,30 @@ describe('commands at once on one home', () => {
     // No lock or claim file is left behind.
     expect(readdirSync(cfg()).filter((n) => n.startsWith('.'))).toEqual([]);
     expect(readdirSync(cfg('ca')).filter((n) => n.startsWith('.'))).toEqual([]);
+  });
+
+  it('gaxx init on a read-only config dir that holds a whole installation says what exists (no lock can be made there, and none is needed); a revoke there fails on its own write', () => {
+    freshHome();
+    const made = spawnSync(process.execPath, [...entryNodeFlags(CLI_MAIN), CLI_MAIN, 'init'], { env: gaxxEnv({ home }), encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    const serial = (JSON.parse(readFileSync(cfg('ca', 'issued.json'), 'utf8')) as Array<{ serial: string }>)[0]?.serial as string;
+    // The config dir bound read-only over itself, in a mount namespace of the commands' own.
+    const script = [
+      'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" || exit 99',
+      's="$1"; shift',
+      '"$@" init --json; echo "init $?"',
+      '"$@" certs revoke "$s" --no-push --json; echo "revoke $?"',
+    ].join('\n');
+    const gaxxArgv = [process.execPath, ...entryNodeFlags(CLI_MAIN), CLI_MAIN];
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, cfg(), serial, ...gaxxArgv], {
+      env: gaxxEnv({ home }),
+      encoding: 'utf8',
+    });
+    expect(r.stdout, r.stderr).toContain('init 0');
+    expect(r.stdout).toContain(`revoke ${exitCodeFor('FILE_ACCESS')}`);
+    expect(r.stdout).toMatch(/"errno":\s*"EROFS"|read-only file system/);
+    const init = JSON.parse(r.stdout.slice(0, r.stdout.indexOf('init 0'))) as { ca: { created: boolean }; operator: { created: boolean } };
+    expect([init.ca.created, init.operator.created]).toEqual([false, false]);
   });
 
   it('eight certs issue at once are all recorded, and eight revokes at once all land in the signed list', async () => {
