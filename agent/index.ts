@@ -20,6 +20,7 @@ import { CertWatcher } from './auth/reload.js';
 import { RevocationFloor } from './auth/revocation-floor.js';
 import { StagedCertArea } from './files/cert-area.js';
 import { sweepLeftovers } from './files/leftovers.js';
+import { claimStateDir } from './files/state-lock.js';
 import { startTransport, type AgentTransport } from './transport/server.js';
 import { createAgentService, toServiceError } from './service.js';
 import { TaskRegistry } from './exec/tasks.js';
@@ -211,15 +212,29 @@ export const AGENT_FILE_HINTS: FsHints = {
   elsewhere: 'point --data-dir / --audit-log / --state-dir elsewhere',
 };
 
-/** Starts every listener of the agent. */
+/** Starts every listener of the agent, holding its state dir (files/state-lock.ts) until it stops. */
 export async function startAgent(config: AgentConfig, opts: { version: string; log: Logger; uid: number }): Promise<RunningAgent> {
-  const { log } = opts;
   refuseUnsafeStart(config, opts.uid);
+  makeDirs(config.stateDir, { mode: 0o700, hint: AGENT_FILE_HINTS });
+  const claim = claimStateDir(config.stateDir);
+  try {
+    const agent = await startClaimed(config, opts);
+    return {
+      ...agent,
+      stop: () => agent.stop().finally(() => claim.release()),
+    };
+  } catch (e) {
+    claim.release();
+    throw e;
+  }
+}
+
+async function startClaimed(config: AgentConfig, opts: { version: string; log: Logger; uid: number }): Promise<RunningAgent> {
+  const { log } = opts;
   // The host probes (prlimit, systemd-run, bwrap) are child processes: started first, they run
   // beside the certificate checks below, and beside each other, instead of one after another
   // (neither ever rejects).
   const probes = Promise.all([detectIsolation({ prefer: config.taskLimits.isolation }), taskSandbox(config)]);
-  makeDirs(config.stateDir, { mode: 0o700, hint: AGENT_FILE_HINTS });
   const floor = new RevocationFloor(config.stateDir);
   const start = floor.atStart(preflight(config, opts.uid));
   const initial = start.bundle;

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fchmodSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { GaxxError, makeDirs, nodeFsPromises } from '../proto/index.js';
+import { GaxxError, makeDirs, namingPath, nodeFsPromises } from '../proto/index.js';
 
 /** How a file is written (writeFileAtomic). */
 export interface WriteOptions {
@@ -46,16 +46,6 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o60
     throw namingPath(e, path);
   }
   if (durable) fsyncDir(dir);
-}
-
-/**
- * `e` naming `path` when it names no file: a write to a descriptor (ENOSPC, EDQUOT) carries no
- * path, and "cannot write: no space left" does not say which file system is full.
- */
-function namingPath(e: unknown, path: string): unknown {
-  const err = e as NodeJS.ErrnoException | null;
-  if (err && typeof err.errno === 'number' && typeof err.code === 'string' && err.path === undefined) err.path = path;
-  return e;
 }
 
 /** A fresh temp file beside `path` (O_EXCL, 0600: never through a planted symlink). */

@@ -7,7 +7,7 @@
  * live claim moved aside by a taker that came second is put back.
  */
 import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { fileAccessError } from './errors.js';
+import { fileAccessError, namingPath } from './errors.js';
 import { asProcessMark, processLives, type ProcessMark } from './proc-stat.js';
 
 /** The process a claim's text names (the pid, start and boot at the top of its JSON), if it names one. */
@@ -49,7 +49,8 @@ export function takeClaim(path: string, text: string, live: (held: string) => bo
   try {
     writeFileSync(mine, text, { mode: 0o600 });
   } catch (e) {
-    throw fileAccessError(e) ?? e;
+    // A write that fails (a full disk) names no file: this one is named, so the fix says where.
+    throw fileAccessError(namingPath(e, mine)) ?? e;
   }
   try {
     for (let round = 0; round < tries; round++) {
@@ -78,7 +79,7 @@ export function rewriteClaim(path: string, text: string): void {
     renameSync(next, path);
   } catch (e) {
     rmSync(next, { force: true });
-    throw fileAccessError(e) ?? e;
+    throw fileAccessError(namingPath(e, next)) ?? e;
   }
 }
 

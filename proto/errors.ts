@@ -110,6 +110,16 @@ export function fsFix(errno: string | undefined, path?: string): string | undefi
   return undefined;
 }
 
+/**
+ * `e` naming `path` when it names no file: a write to a descriptor (ENOSPC, EDQUOT) carries no
+ * path, and "cannot write: no space left" does not say which file system is full.
+ */
+export function namingPath(e: unknown, path: string): unknown {
+  const err = e as NodeJS.ErrnoException | null;
+  if (err && typeof err.errno === 'number' && typeof err.code === 'string' && err.path === undefined) err.path = path;
+  return e;
+}
+
 /** What to suggest for a file-system failure (fileAccessError): by its cause. */
 export interface FsHints {
   /** The fix for a permission problem (EACCES, EPERM, ENOTDIR). */

@@ -25,12 +25,20 @@ export function processStartTicks(pid: number): number {
  * the same, so only this tells the two apart.
  */
 export function processRunning(pid: number): boolean {
+  const state = procState(pid);
+  return state !== undefined && !ENDED.has(state);
+}
+
+/** The states of a process that has exited (a zombie waiting to be reaped, or dead). */
+const ENDED = new Set(['Z', 'X', 'x', '']);
+
+/** The state letter of `pid` in /proc/<pid>/stat, or undefined when it cannot be read. */
+function procState(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.charAt(stat.lastIndexOf(')') + 2);
-    return state !== 'Z' && state !== 'X' && state !== 'x' && state !== '';
+    return stat.charAt(stat.lastIndexOf(')') + 2);
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -78,6 +86,9 @@ export function asProcessMark(m: unknown): ProcessMark | undefined {
 /** Whether the process `m` marks still runs (the same pid after a reboot, or a later process's, does not). */
 export function processLives(m: ProcessMark): boolean {
   if (!pidAlive(m.pid)) return false;
+  // An exited process its parent has not reaped yet holds nothing (kill(pid, 0) still succeeds).
+  const state = procState(m.pid);
+  if (state !== undefined && ENDED.has(state)) return false;
   if (m.boot !== undefined && m.boot !== bootId()) return false;
   if (m.start === undefined) return true;
   const now = processStartTicks(m.pid);

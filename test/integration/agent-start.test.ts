@@ -89,6 +89,26 @@ describe('start-up refusals', () => {
     }
   });
 
+  it('a state dir another agent runs on: refused naming its pid, and that agent keeps serving', async () => {
+    const dataDir = join(dir, 'shared-data');
+    const first = await startAgent({ certsDir: copyCerts('first'), dataDir });
+    const r = await runAgentExpectFailure({ certsDir: copyCerts('second'), dataDir });
+    expect({ code: r.code, lines: r.stderr.trim().split('\n').length }).toEqual({ code: exitCodeFor('FAILED_PRECONDITION'), lines: 1 });
+    expect(r.stderr).toContain(`another gaxx-agent (pid ${first.pid}) runs on the state dir ${dataDir}-state`);
+    const c = rawAgentClient(first.address, pki.clients.operator.dir);
+    try {
+      const done = await execCollect(c.agent, { taskId: 'after-second', argv: ['/bin/echo', 'still'] });
+      expect(exitOf(done)?.code).toBe(0);
+      expect(done.stdout).toBe('still\n');
+    } finally {
+      c.close();
+    }
+    // Once it is gone, its claim holds nothing: the next agent on the dir starts.
+    await first.stop();
+    const next = await startAgent({ certsDir: copyCerts('next'), dataDir });
+    await next.stop();
+  });
+
   it('bad flags and values', async () => {
     await expectRefused({ certsDir: copyCerts('flags'), args: ['--bogus'] }, 'USAGE');
     await expectRefused({ certsDir: copyCerts('values'), args: ['--capacity', 'lots'] }, 'CONFIG_INVALID');
