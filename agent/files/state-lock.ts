@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import { claimMark, GaxxError, heldByAnother, processMark, releaseClaim, takeClaim } from '../../proto/index.js';
 
-export const STATE_LOCK = 'agent.lock';
+const STATE_LOCK = 'agent.lock';
 
 /** Claims `stateDir` for this agent; FAILED_PRECONDITION naming the pid of the live agent that has it. */
 export function claimStateDir(stateDir: string): { release(): void } {
