@@ -8,7 +8,7 @@
  */
 import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { fileAccessError, namingPath } from './errors.js';
-import { asProcessMark, processLives, type ProcessMark } from './proc-stat.js';
+import { asProcessMark, processLives, processMark, type ProcessMark } from './proc-stat.js';
 
 /** The process a claim's text names (the pid, start and boot at the top of its JSON), if it names one. */
 export function claimMark(text: string | undefined): ProcessMark | undefined {
@@ -81,6 +81,16 @@ export function rewriteClaim(path: string, text: string): void {
     rmSync(next, { force: true });
     throw fileAccessError(namingPath(e, next)) ?? e;
   }
+}
+
+/** The text of a claim that names this process (processMark), with `extra` fields beside its mark. */
+export function processClaimText(extra: Record<string, unknown> = {}): string {
+  return `${JSON.stringify({ ...processMark(), ...extra })}\n`;
+}
+
+/** takeClaim for a claim that names its process (processClaimText): held while another process it names lives. */
+export function takeProcessClaim(path: string, text: string): ClaimOutcome {
+  return takeClaim(path, text, (held) => heldByAnother(claimMark(held)));
 }
 
 /**

@@ -15,9 +15,8 @@
  * serialises the callers of one process (a claim of this process's own holds nothing against it).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { claimMark, heldByAnother, releaseClaim, takeClaim, type ClaimOutcome } from './claim-file.js';
+import { claimMark, processClaimText, releaseClaim, takeProcessClaim, type ClaimOutcome } from './claim-file.js';
 import { GaxxError, isGaxxError } from './errors.js';
-import { processMark } from './proc-stat.js';
 
 /** How long a waiter waits for a lock by default: its holders change a few files. */
 export const LOCK_WAIT_MS = 10_000;
@@ -28,8 +27,7 @@ export interface FileLockOptions {
   waitMs?: number;
 }
 
-const claimText = (what: string): string => `${JSON.stringify({ ...processMark(), lock: what })}\n`;
-const heldByOther = (held: string): boolean => heldByAnother(claimMark(held));
+const claimText = (what: string): string => processClaimText({ lock: what });
 
 function heldTooLong(path: string, what: string, held: string | undefined, waitMs: number): GaxxError {
   const pid = claimMark(held)?.pid;
@@ -51,7 +49,7 @@ const UNWRITABLE = new Set(['EROFS', 'EACCES', 'EPERM']);
  */
 function tryTake(path: string, text: string): ClaimOutcome | 'unlocked' {
   try {
-    return takeClaim(path, text, heldByOther);
+    return takeProcessClaim(path, text);
   } catch (e) {
     const errno = (isGaxxError(e) ? (e.details as { errno?: unknown } | undefined)?.errno : (e as NodeJS.ErrnoException).code) as string | undefined;
     if (errno !== undefined && UNWRITABLE.has(errno)) return 'unlocked';
@@ -130,7 +128,7 @@ async function takeWaiting(path: string, text: string, what: string, held: strin
     if (performance.now() >= until) throw heldTooLong(path, what, held, waitMs);
     await sleep(LOCK_POLL_MS, undefined, { signal: opts.stop }).catch(() => undefined);
     if (opts.stop?.aborted) continue;
-    const got = takeClaim(path, text, heldByOther);
+    const got = takeProcessClaim(path, text);
     if (got.taken) return;
     held = got.held ?? held;
   }

@@ -86,5 +86,5 @@ export {
   type MakeDirsOptions,
 } from './light.js';
 export { printable, printableLines, printableOutputLine } from './printable.js';
-export { claimMark, heldByAnother, releaseClaim, rewriteClaim, takeClaim, type ClaimOutcome } from './claim-file.js';
+export { claimMark, heldByAnother, processClaimText, releaseClaim, rewriteClaim, takeClaim, takeProcessClaim, type ClaimOutcome } from './claim-file.js';
 export { LOCK_WAIT_MS, withFileLock, withFileLockSync, type FileLockOptions } from './file-lock.js';

@@ -8,15 +8,15 @@
  * an agent that is gone (killed, the machine rebooted) is taken over.
  */
 import { join } from 'node:path';
-import { claimMark, GaxxError, heldByAnother, processMark, releaseClaim, takeClaim } from '../../proto/index.js';
+import { claimMark, GaxxError, processClaimText, releaseClaim, takeProcessClaim } from '../../proto/index.js';
 
 const STATE_LOCK = 'agent.lock';
 
 /** Claims `stateDir` for this agent; FAILED_PRECONDITION naming the pid of the live agent that has it. */
 export function claimStateDir(stateDir: string): { release(): void } {
   const path = join(stateDir, STATE_LOCK);
-  const text = `${JSON.stringify(processMark())}\n`;
-  const got = takeClaim(path, text, (held) => heldByAnother(claimMark(held)));
+  const text = processClaimText();
+  const got = takeProcessClaim(path, text);
   if (!got.taken) {
     const pid = claimMark(got.held)?.pid;
     throw new GaxxError(

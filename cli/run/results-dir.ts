@@ -36,11 +36,10 @@ import {
   ERROR_CODES,
   fileAccessError,
   GaxxError,
-  heldByAnother,
   inside,
-  processMark,
+  processClaimText,
   releaseClaim,
-  takeClaim,
+  takeProcessClaim,
   type ErrorCode,
 } from '../../proto/index.js';
 import type { OutputChunk, TaskResult } from '../../scheduler/index.js';
@@ -99,7 +98,7 @@ const mine = (text: string): boolean => claimMark(text)?.pid === process.pid;
 function claimWriter(real: string, dir: string): void {
   const path = join(real, WRITER_CLAIM);
   if (claimed.has(path)) return;
-  const got = takeClaim(path, `${JSON.stringify(processMark())}\n`, (text) => heldByAnother(claimMark(text)));
+  const got = takeProcessClaim(path, processClaimText());
   if (got.taken) {
     claimed.add(path);
     if (!releasedAtExit) process.once('exit', () => [...claimed].forEach(releaseResultsClaim));
