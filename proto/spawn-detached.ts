@@ -45,11 +45,7 @@ export function stdioWithout(stdio: DetachedStdio, inherited: number[], devNull:
  */
 export function spawnDetached(file: string, args: readonly string[], opts: DetachedSpawnOptions = {}): ChildProcess {
   const stdio: DetachedStdio = opts.stdio ?? ['ignore', 'ignore', 'ignore'];
-  // A descriptor at or above the open-file limit (held from before a lower `ulimit -n`) cannot be
-  // given a number in the child (spawn fails with EINVAL: "internal error"): it is left to the
-  // child as it is, rather than the command refused.
-  const limit = openFileLimit();
-  const inherited = inheritedFds().filter((fd) => limit === undefined || fd < limit);
+  const inherited = belowLimit(inheritedFds());
   if (inherited.length === 0) return nodeChildProcess().spawn(file, args, { ...opts, stdio, detached: true });
   // Opened close-on-exec (as Node opens every file): it reaches the child only where dup2'd.
   const devNull = openSync('/dev/null', 'r');
@@ -60,12 +56,19 @@ export function spawnDetached(file: string, args: readonly string[], opts: Detac
   }
 }
 
-/** This process's soft limit of open files (/proc/self/limits), if it has one. */
-function openFileLimit(): number | undefined {
+/**
+ * `fds` without those at or above this process's soft limit of open files (/proc/self/limits;
+ * read only when there are any): one held from before a lower `ulimit -n` cannot be given a
+ * number in the child (spawn fails with EINVAL: "internal error"), and is left to the child as it
+ * is rather than the command refused.
+ */
+function belowLimit(fds: number[]): number[] {
+  if (fds.length === 0) return fds;
+  let soft: string | undefined;
   try {
-    const soft = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
-    return soft === undefined ? undefined : Number(soft);
+    soft = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
   } catch {
-    return undefined;
+    return fds;
   }
+  return soft === undefined ? fds : fds.filter((fd) => fd < Number(soft));
 }
