@@ -23,19 +23,29 @@ function providerOptions(
     };
   if (name !== 'ssh') return undefined;
   const inventory = o.inventory ?? o.state?.settings.inventory;
-  // Every host an ssh fleet of this home took, this fleet's last: a host is one fleet's (a second
-  // fleet's bootstrap of it would replace the first one's agent, whose fleet then finds it gone).
-  const others = listFleets(config.paths.fleetsDir).filter((f) => f.provider === 'ssh' && f.fleet !== o.state?.fleet);
-  const claimed = Object.fromEntries([...others, ...(o.state ? [o.state] : [])].flatMap((f) => f.hosts.flatMap((h) => (h.id ? [[h.id, f.fleet]] : []))));
+  const claimed = Object.fromEntries((o.state?.hosts ?? []).flatMap((h) => (h.id ? [[h.id, o.state?.fleet as string]] : [])));
   return { ...(inventory ? { inventory } : {}), claimed, hostClaims: inventoryClaims(config), ...(o.checkKeys ? { checkKeys: true } : {}) };
 }
 
 /**
- * Inventory hosts claimed by fleet, in `<state>/inventory-hosts/` (a claim file per host naming
- * its fleet, claim-file.ts): a claim holds while its fleet's state exists (a spawn records the
- * fleet before it takes a host); `gaxx delete` releases it.
+ * Which fleet of this home has an inventory host: a host is one fleet's (a second fleet's
+ * bootstrap of it would replace the first one's agent, whose fleet then finds it gone). An ssh
+ * fleet whose state names the host has it (one spawned before claims were kept too; the states
+ * are read at the first take, a spawn's); else the claim in `<state>/inventory-hosts/` (a claim
+ * file per host naming its fleet, claim-file.ts), which holds while its fleet's state exists (a
+ * spawn records the fleet before it takes a host), for two spawns at once; `gaxx delete`
+ * releases it.
  */
 function inventoryClaims(config: GaxxConfig): InventoryClaims {
+  let named: Map<string, string> | undefined;
+  const namedBy = (id: string): string | undefined => {
+    named ??= new Map(
+      listFleets(config.paths.fleetsDir)
+        .filter((f) => f.provider === 'ssh')
+        .flatMap((f) => f.hosts.flatMap((h) => (h.id ? [[h.id, f.fleet] as const] : []))),
+    );
+    return named.get(id);
+  };
   const dir = join(config.paths.stateDir, 'inventory-hosts');
   const pathOf = (id: string): string => join(dir, `${id.replace(/[^A-Za-z0-9.:_-]/g, '_')}.claim`);
   const fleetOf = (text: string): string => text.trim();
@@ -48,6 +58,8 @@ function inventoryClaims(config: GaxxConfig): InventoryClaims {
   };
   return {
     take(id, fleet) {
+      const other = namedBy(id);
+      if (other !== undefined && other !== fleet) return other;
       makeDirs(dir, { mode: 0o700 });
       const got = takeClaim(pathOf(id), `${fleet}\n`, (held) => fleetOf(held) !== fleet && exists(fleetOf(held)));
       return got.taken ? undefined : got.held === undefined ? 'another fleet' : fleetOf(got.held);

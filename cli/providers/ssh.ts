@@ -170,9 +170,9 @@ async function addressesOf(host: string): Promise<{ ipv4: string | undefined; ip
 
 /**
  * Builds the ssh provider. settings.options: `inventory` (file path) or `hosts`
- * (InventoryHost[] already loaded), `claimed` (instance ids gaxx's fleet states hold, so list()
- * finds them again in a new process, and no other fleet takes them), `hostClaims`
- * (InventoryClaims), `homeDir`, `checkKeys` (check every entry's key file when the inventory is
+ * (InventoryHost[] already loaded), `claimed` (instance ids gaxx's fleet state holds, so list()
+ * finds them again in a new process), `hostClaims` (InventoryClaims: which other fleet of this
+ * home has a host), `homeDir`, `checkKeys` (check every entry's key file when the inventory is
  * read: spawn asks it; delete does not, so a fleet whose key is gone can still go).
  */
 export function createSshProvider(settings: ProviderSettings): Provider {
@@ -211,7 +211,7 @@ export function createSshProvider(settings: ProviderSettings): Provider {
         throw new GaxxError('RESOURCE_EXHAUSTED', `the inventory lists ${counted(hosts.length, 'host')}; there is no host number ${(req.index ?? 0) + 1}`);
       const id = `${h.host}:${h.port}`;
       const owner = claims.get(id);
-      // A fleet's state names its hosts once created; a spawn of another fleet under way holds its claim.
+      // Another fleet of this home may have it (hostClaims: its state, or its spawn under way).
       const other = owner !== undefined && owner !== req.fleet ? owner : hostClaims?.take(id, req.fleet);
       if (other !== undefined)
         throw new GaxxError(
